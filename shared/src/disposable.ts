@@ -1,0 +1,73 @@
+/** Anything that holds a process, socket, timer, file handle or subscription. */
+export interface Disposable {
+  dispose(): void | Promise<void>;
+}
+
+export function toDisposable(fn: () => void | Promise<void>): Disposable {
+  let done = false;
+  return {
+    dispose: () => {
+      if (done) return;
+      done = true;
+      return fn();
+    },
+  };
+}
+
+/** Owns what a component starts; disposes in reverse order of adding (shutdown mirrors start). */
+export class DisposableStore implements Disposable {
+  private readonly items: Disposable[] = [];
+  private disposed = false;
+
+  add<T extends Disposable>(item: T): T {
+    if (this.disposed) {
+      void item.dispose();
+      return item;
+    }
+    this.items.push(item);
+    return item;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const errors: unknown[] = [];
+    while (this.items.length > 0) {
+      const item = this.items.pop()!;
+      try {
+        await item.dispose();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw new AggregateError(errors, 'errors while disposing');
+  }
+}
+
+/** A tiny typed event, the only listener mechanism shared code needs. */
+export class Emitter<T> implements Disposable {
+  private listeners = new Set<(value: T) => void>();
+
+  readonly event = (listener: (value: T) => void): Disposable => {
+    this.listeners.add(listener);
+    return toDisposable(() => {
+      this.listeners.delete(listener);
+    });
+  };
+
+  fire(value: T): void {
+    for (const listener of [...this.listeners]) listener(value);
+  }
+
+  get hasListeners(): boolean {
+    return this.listeners.size > 0;
+  }
+
+  dispose(): void {
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * One error type for every component. Codes are stable (the CLI maps them to exit
+ * statuses, the UI shows the message); messages say what happened and what to do.
+ */
+export const ERROR_CODES = [
+  'E_BAD_REQUEST',
+  'E_PROTOCOL',
+  'E_NOT_FOUND',
+  'E_EXISTS',
+  'E_INTERNAL',
+  'E_UNAVAILABLE',
+  'E_TIMEOUT',
+  // identity and pairing
+  'E_AUTH_UNKNOWN_DEVICE',
+  'E_AUTH_HOST_KEY_CHANGED',
+  'E_AUTH_BAD_SIGNATURE',
+  'E_AUTH_BAD_CODE',
+  'E_AUTH_CODE_USED',
+  'E_AUTH_CODE_EXPIRED',
+  'E_AUTH_NO_CODE',
+  'E_AUTH_RATE_LIMITED',
+  // sessions
+  'E_SESSION_LIMIT',
+  'E_SESSION_NOT_FOUND',
+  'E_SESSION_EXISTS',
+  'E_SESSION_ENDED',
+  'E_TMUX_MISSING',
+  // hosts (client side)
+  'E_HOST_NOT_FOUND',
+  'E_HOST_EXISTS',
+  'E_HOST_UNREACHABLE',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorShape {
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export class HangarError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'HangarError';
+    this.code = code;
+    this.details = details;
+  }
+
+  toJSON(): ErrorShape {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+
+  static from(shape: ErrorShape): HangarError {
+    return new HangarError(shape.code, shape.message, shape.details);
+  }
+}
+
+export function isHangarError(value: unknown): value is HangarError {
+  return value instanceof HangarError;
+}
+
+/** Wraps anything thrown into a HangarError without losing the original message. */
+export function toHangarError(value: unknown): HangarError {
+  if (value instanceof HangarError) return value;
+  const message = value instanceof Error ? value.message : String(value);
+  return new HangarError('E_INTERNAL', message);
+}

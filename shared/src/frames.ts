@@ -1,0 +1,150 @@
+import { HangarError } from './errors.js';
+
+/**
+ * Binary frames of the link. One transport message carries exactly one frame.
+ *
+ *   control  0x01  [type][utf-8 JSON]                      stream 0: requests, responses, events, handshake
+ *   data     0x02  [type][u32 stream][u64 offset][bytes]   offset = position of the first byte in the stream
+ *   ack      0x03  [type][u32 stream][u64 offset]          receiver consumed everything before offset (credit + ack)
+ *   close    0x04  [type][u32 stream][utf-8 JSON reason]
+ *   ping     0x05  [type][u64 nonce]
+ *   pong     0x06  [type][u64 nonce]
+ *
+ * Offsets are absolute byte positions (terminal output keeps counting across reconnects), so
+ * they are u64 on the wire and limited to 2^53-1 in JS.
+ */
+export type Frame =
+  | { type: 'control'; json: string }
+  | { type: 'data'; stream: number; offset: number; payload: Uint8Array }
+  | { type: 'ack'; stream: number; offset: number }
+  | { type: 'close'; stream: number; reason: string }
+  | { type: 'ping'; nonce: number }
+  | { type: 'pong'; nonce: number };
+
+export const FRAME_TYPE = { control: 1, data: 2, ack: 3, close: 4, ping: 5, pong: 6 } as const;
+
+/** Largest frame a peer may send; anything bigger is a protocol error. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+export const MAX_STREAM_ID = 0xffffffff;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function header(type: number, size: number): { bytes: Uint8Array; view: DataView } {
+  const bytes = new Uint8Array(size);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, type);
+  return { bytes, view };
+}
+
+function checkStream(stream: number): void {
+  if (!Number.isInteger(stream) || stream < 0 || stream > MAX_STREAM_ID) {
+    throw new HangarError('E_PROTOCOL', `stream id ${stream} is not a u32`);
+  }
+}
+
+function checkOffset(offset: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new HangarError('E_PROTOCOL', `offset ${offset} is not a non-negative safe integer`);
+  }
+}
+
+export function encodeFrame(frame: Frame): Uint8Array {
+  switch (frame.type) {
+    case 'control': {
+      const json = encoder.encode(frame.json);
+      const { bytes } = header(FRAME_TYPE.control, 1 + json.length);
+      bytes.set(json, 1);
+      return bytes;
+    }
+    case 'data': {
+      checkStream(frame.stream);
+      checkOffset(frame.offset);
+      const { bytes, view } = header(FRAME_TYPE.data, 13 + frame.payload.length);
+      view.setUint32(1, frame.stream);
+      view.setBigUint64(5, BigInt(frame.offset));
+      bytes.set(frame.payload, 13);
+      return bytes;
+    }
+    case 'ack': {
+      checkStream(frame.stream);
+      checkOffset(frame.offset);
+      const { bytes, view } = header(FRAME_TYPE.ack, 13);
+      view.setUint32(1, frame.stream);
+      view.setBigUint64(5, BigInt(frame.offset));
+      return bytes;
+    }
+    case 'close': {
+      checkStream(frame.stream);
+      const reason = encoder.encode(frame.reason);
+      const { bytes, view } = header(FRAME_TYPE.close, 5 + reason.length);
+      view.setUint32(1, frame.stream);
+      bytes.set(reason, 5);
+      return bytes;
+    }
+    case 'ping':
+    case 'pong': {
+      checkOffset(frame.nonce);
+      const { bytes, view } = header(FRAME_TYPE[frame.type], 9);
+      view.setBigUint64(1, BigInt(frame.nonce));
+      return bytes;
+    }
+  }
+}
+
+function readOffset(view: DataView, at: number): number {
+  const value = view.getBigUint64(at);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new HangarError('E_PROTOCOL', `offset ${value} exceeds 2^53-1`);
+  }
+  return Number(value);
+}
+
+function need(bytes: Uint8Array, size: number, what: string): void {
+  if (bytes.length < size) {
+    throw new HangarError('E_PROTOCOL', `${what} frame is ${bytes.length} bytes, needs at least ${size}`);
+  }
+}
+
+function utf8(bytes: Uint8Array, what: string): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new HangarError('E_PROTOCOL', `${what} frame is not valid UTF-8`);
+  }
+}
+
+/** Decodes one frame; throws HangarError E_PROTOCOL (never anything else) on malformed input. */
+export function decodeFrame(bytes: Uint8Array): Frame {
+  if (bytes.length === 0) throw new HangarError('E_PROTOCOL', 'empty frame');
+  if (bytes.length > MAX_FRAME_BYTES) {
+    throw new HangarError('E_PROTOCOL', `frame of ${bytes.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = view.getUint8(0);
+  switch (type) {
+    case FRAME_TYPE.control:
+      return { type: 'control', json: utf8(bytes.subarray(1), 'control') };
+    case FRAME_TYPE.data:
+      need(bytes, 13, 'data');
+      return {
+        type: 'data',
+        stream: view.getUint32(1),
+        offset: readOffset(view, 5),
+        payload: bytes.subarray(13),
+      };
+    case FRAME_TYPE.ack:
+      need(bytes, 13, 'ack');
+      if (bytes.length !== 13) throw new HangarError('E_PROTOCOL', `ack frame must be 13 bytes, got ${bytes.length}`);
+      return { type: 'ack', stream: view.getUint32(1), offset: readOffset(view, 5) };
+    case FRAME_TYPE.close:
+      need(bytes, 5, 'close');
+      return { type: 'close', stream: view.getUint32(1), reason: utf8(bytes.subarray(5), 'close') };
+    case FRAME_TYPE.ping:
+    case FRAME_TYPE.pong:
+      if (bytes.length !== 9) throw new HangarError('E_PROTOCOL', `ping/pong frame must be 9 bytes, got ${bytes.length}`);
+      return { type: type === FRAME_TYPE.ping ? 'ping' : 'pong', nonce: readOffset(view, 1) };
+    default:
+      throw new HangarError('E_PROTOCOL', `unknown frame type 0x${type.toString(16)}`);
+  }
+}

@@ -1,0 +1,20 @@
+import type { Disposable } from '../disposable.js';
+import type { CloseReason } from '../protocol/control.js';
+
+/**
+ * A message-oriented, ordered, reliable, encrypted pipe between two peers: one message is one
+ * frame. WebSocket over TLS implements it today; a WebRTC data channel (ordered, reliable)
+ * implements it next without the link or its callers changing.
+ */
+export interface FrameTransport {
+  send(frame: Uint8Array): void;
+  /** Bytes handed to send() that the transport has not yet passed to the network. */
+  readonly bufferedAmount: number;
+  onFrame(listener: (frame: Uint8Array) => void): Disposable;
+  /** Fires when bufferedAmount has fallen after being high; lets senders refill. */
+  onDrain(listener: () => void): Disposable;
+  /** Fires once, when the transport is gone for whatever reason. */
+  onClose(listener: (reason: CloseReason) => void): Disposable;
+  close(reason?: CloseReason): void;
+  readonly closed: boolean;
+}

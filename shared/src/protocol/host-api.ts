@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { HostInfo } from './host.js';
+import {
+  SessionAttachParams,
+  SessionAttachResult,
+  SessionCreateParams,
+  SessionDetachParams,
+  SessionInfo,
+  SessionKillParams,
+  SessionListResult,
+  TerminalResizeParams,
+} from './sessions.js';
+
+const Empty = z.object({}).strict();
+
+/**
+ * Every call a client may make to a host agent over the link's control stream.
+ * How to add a call: add one entry here (params + result schema), then one handler in the
+ * agent's procedure table (host-agent/src/link/procedures.ts). The client gets types for free.
+ */
+export const HOST_PROCEDURES = {
+  'host.info': { params: Empty, result: HostInfo },
+  'session.create': { params: SessionCreateParams, result: SessionInfo },
+  'session.list': { params: Empty, result: SessionListResult },
+  'session.kill': { params: SessionKillParams, result: Empty },
+  'session.attach': { params: SessionAttachParams, result: SessionAttachResult },
+  'session.detach': { params: SessionDetachParams, result: Empty },
+  'terminal.resize': { params: TerminalResizeParams, result: Empty },
+} as const;
+
+export type HostMethod = keyof typeof HOST_PROCEDURES;
+export type HostParams<M extends HostMethod> = z.input<(typeof HOST_PROCEDURES)[M]['params']>;
+export type HostResult<M extends HostMethod> = z.output<(typeof HOST_PROCEDURES)[M]['result']>;
+
+export function isHostMethod(method: string): method is HostMethod {
+  return Object.prototype.hasOwnProperty.call(HOST_PROCEDURES, method);
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+/** tmux session names are `hangar-<name>`; keep names safe for tmux targets and file names. */
+export const SessionName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, {
+    error: 'expected 1-63 letters, digits, "-" or "_", starting with a letter or digit',
+  });
+
+export const TerminalSize = {
+  cols: z.number().int().min(2).max(1000),
+  rows: z.number().int().min(2).max(500),
+};
+
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
+
+export const SessionCreateParams = z.object({
+  name: SessionName,
+  command: z.array(z.string().min(1).max(4096)).min(1).max(256),
+  /** Absolute, or starting with `~/` (the host user's home). Defaults to the home directory. */
+  cwd: z.string().min(1).max(4096).optional(),
+  env: z.record(EnvName, z.string().max(32768)).optional(),
+  /** Written as CLAUDE.md and AGENTS.md into cwd before the command starts. */
+  instructions: z.string().max(1024 * 1024).optional(),
+  cols: TerminalSize.cols.default(80),
+  rows: TerminalSize.rows.default(24),
+});
+export type SessionCreateParams = z.input<typeof SessionCreateParams>;
+
+export const SessionInfo = z.object({
+  name: SessionName,
+  command: z.array(z.string()),
+  cwd: z.string(),
+  created_at: z.number().int(),
+  attached_clients: z.number().int().nonnegative(),
+  alive: z.boolean(),
+});
+export type SessionInfo = z.infer<typeof SessionInfo>;
+
+export const SessionListResult = z.object({ sessions: z.array(SessionInfo) });
+
+export const SessionKillParams = z.object({ name: SessionName });
+
+export const SessionAttachParams = z.object({
+  name: SessionName,
+  ...TerminalSize,
+  /** Present when a client comes back after a dropped link. */
+  resume: z
+    .object({
+      attachment_id: z.string().min(1).max(64),
+      /** Offset of the next byte the client needs (everything before it was received). */
+      offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    })
+    .optional(),
+});
+export type SessionAttachParams = z.infer<typeof SessionAttachParams>;
+
+export const SessionAttachResult = z.object({
+  attachment_id: z.string(),
+  /** Agent-opened stream carrying output (agent → client) and input (client → agent). */
+  stream_id: z.number().int().nonnegative(),
+  /** Offset of the first output byte that will arrive on the stream. */
+  offset: z.number().int().nonnegative(),
+  /**
+   * true: the stream continues exactly where the client left off.
+   * false on a resume: the replay window passed; the client must reset its screen, show a
+   * "output skipped" marker, and treat what follows as a fresh tmux redraw.
+   */
+  resumed: z.boolean(),
+});
+export type SessionAttachResult = z.infer<typeof SessionAttachResult>;
+
+export const TerminalResizeParams = z.object({
+  attachment_id: z.string().min(1).max(64),
+  ...TerminalSize,
+});
+
+export const SessionDetachParams = z.object({ attachment_id: z.string().min(1).max(64) });
