@@ -6,3 +6,7 @@ export * from './protocol/control.js';
 export * from './protocol/sessions.js';
 export * from './protocol/host.js';
 export * from './protocol/host-api.js';
+export * from './protocol/hosts.js';
+export * from './protocol/link.js';
+export * from './link/handshake.js';
+export * from './link/websocket-transport.js';

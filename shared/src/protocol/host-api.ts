@@ -26,6 +26,8 @@ export const HOST_PROCEDURES = {
   'session.attach': { params: SessionAttachParams, result: SessionAttachResult },
   'session.detach': { params: SessionDetachParams, result: Empty },
   'terminal.resize': { params: TerminalResizeParams, result: Empty },
+  /** Asks tmux to repaint this client's screen (after the client drew something of its own over it). */
+  'terminal.redraw': { params: SessionDetachParams, result: Empty },
 } as const;
 
 export type HostMethod = keyof typeof HOST_PROCEDURES;

@@ -41,9 +41,16 @@ export const SessionListResult = z.object({ sessions: z.array(SessionInfo) });
 
 export const SessionKillParams = z.object({ name: SessionName });
 
+export const StreamId = z.number().int().positive().max(0xffffffff);
+
 export const SessionAttachParams = z.object({
   name: SessionName,
   ...TerminalSize,
+  /**
+   * Opened by the client before it sends the request (so no output can arrive for a stream it
+   * does not know yet); carries output (agent → client) and input (client → agent).
+   */
+  stream_id: StreamId,
   /** Present when a client comes back after a dropped link. */
   resume: z
     .object({
@@ -57,14 +64,12 @@ export type SessionAttachParams = z.infer<typeof SessionAttachParams>;
 
 export const SessionAttachResult = z.object({
   attachment_id: z.string(),
-  /** Agent-opened stream carrying output (agent → client) and input (client → agent). */
-  stream_id: z.number().int().nonnegative(),
   /** Offset of the first output byte that will arrive on the stream. */
   offset: z.number().int().nonnegative(),
   /**
    * true: the stream continues exactly where the client left off.
-   * false on a resume: the replay window passed; the client must reset its screen, show a
-   * "output skipped" marker, and treat what follows as a fresh tmux redraw.
+   * false on a resume: the replay window passed and nothing was sent on the stream; the
+   * client shows an "output skipped" marker and attaches afresh (a clean tmux redraw).
    */
   resumed: z.boolean(),
 });
