@@ -1,0 +1,72 @@
+/**
+ * The import rules of DESIGN.md, enforced by `npm run lint`. Every rule is an error, each says
+ * why, and there are no per-file exceptions.
+ */
+module.exports = {
+  forbidden: [
+    {
+      name: 'shared-is-platform-neutral',
+      comment: 'shared/ runs everywhere, browser included: no node: modules (its tsconfig has no @types/node either)',
+      severity: 'error',
+      from: { path: '^shared/src' },
+      to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'shared-imports-nothing-of-ours',
+      comment: 'shared/ is the protocol; it depends on no other package of ours',
+      severity: 'error',
+      from: { path: '^shared/src' },
+      to: { path: '^(host-agent|electron|renderer|relay)/' },
+    },
+    {
+      name: 'shared-allow-listed-packages',
+      comment: 'shared/ may use only these npm packages; adding one is a visible change here',
+      severity: 'error',
+      from: { path: '^shared/src' },
+      to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'], pathNot: '(^|/)node_modules/(zod|@noble/curves|@noble/hashes)/' },
+    },
+    {
+      name: 'agent-imports-shared-only',
+      comment: 'the host agent runs on hosts; it must not depend on the desktop app',
+      severity: 'error',
+      from: { path: '^host-agent/src' },
+      to: { path: '^(electron|renderer|relay)/' },
+    },
+    {
+      name: 'core-imports-shared-only',
+      comment: 'electron/core is the app core; it reaches hosts over the link, never by importing the agent',
+      severity: 'error',
+      from: { path: '^electron/core/src' },
+      to: { path: '^(host-agent|renderer|relay|electron/(cli|main|preload))/' },
+    },
+    {
+      name: 'cli-uses-core-entry',
+      comment: 'the CLI is a door onto the core API; it goes through the core entry point only',
+      severity: 'error',
+      from: { path: '^electron/cli/src' },
+      to: { path: '^(host-agent|renderer|relay)/|^electron/core/(src|dist)/(?!index\\.(js|ts)$)' },
+    },
+    {
+      name: 'only-entry-points-across-packages',
+      comment: 'a package is used through its entry point, never its internals',
+      severity: 'error',
+      from: { path: '^(host-agent|electron)/' },
+      to: { path: '^shared/(src|dist)/(?!index\\.(js|d\\.ts|ts)$)' },
+    },
+    {
+      name: 'nothing-imports-tests',
+      comment: 'tests depend on the product, never the other way round',
+      severity: 'error',
+      from: { path: '^(shared|host-agent|electron)/[^/]+/src|^(shared|host-agent)/src' },
+      to: { path: '(^|/)test/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    // Packages resolve to their sources through tsconfig.lint.json's paths, so built output is skipped.
+    exclude: { path: '(^|/)dist/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.lint.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'types', 'default'], extensions: ['.ts', '.js', '.d.ts'] },
+  },
+};
