@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import nodePty from 'node-pty';
+import type { IPty } from 'node-pty';
+import { Emitter, toDisposable, type Disposable } from '@hangar/shared';
+import type { Logger } from 'pino';
+import { ReplayBuffer } from './replay-buffer.js';
+import { tmuxEnv, type Tmux } from './tmux.js';
+
+export interface AttachmentEnd {
+  exitCode: number | null;
+  reason: 'exited' | 'killed' | 'detached';
+}
+
+/** One tmux client in a pty, seen by one app client; output is addressed by absolute byte offset. */
+export interface Attachment {
+  readonly id: string;
+  readonly sessionName: string;
+  readonly producedOffset: number;
+  readonly ackedOffset: number;
+  onOutput(listener: (chunk: Uint8Array, offset: number) => void): Disposable;
+  readFrom(offset: number): Uint8Array | undefined;
+  ack(offset: number): void;
+  input(data: Uint8Array): void;
+  resize(cols: number, rows: number): void;
+  setConnected(connected: boolean): void;
+  readonly onEnd: (listener: (e: AttachmentEnd) => void) => Disposable;
+  detach(): void;
+}
+
+export interface AttachmentLimits {
+  replayLimitBytes: number;
+  replayWindowMs: number;
+  liveWindowBytes: number;
+}
+
+/** After SIGHUP a tmux client exits in milliseconds; this bounds shutdown if it does not. */
+const KILL_GRACE_MS = 2_000;
+
+export class PtyAttachment implements Attachment {
+  /** 128 random bits: the id alone lets a client resume a stream, so it must not be guessable. */
+  readonly id = randomBytes(16).toString('base64url');
+  private readonly buffer = new ReplayBuffer();
+  private readonly outputEmitter = new Emitter<{ chunk: Uint8Array; offset: number }>();
+  private readonly endEmitter = new Emitter<AttachmentEnd>();
+  private readonly pty: IPty;
+  private connected = true;
+  private paused = false;
+  private detachRequested = false;
+  private windowTimer: NodeJS.Timeout | undefined;
+  private endResult: AttachmentEnd | undefined;
+  /** Resolves once the pty has exited and onEnd has fired. */
+  readonly closed: Promise<void>;
+
+  constructor(
+    tmux: Tmux,
+    readonly sessionName: string,
+    readonly tmuxSessionName: string,
+    size: { cols: number; rows: number },
+    private readonly limits: AttachmentLimits,
+    /** Decides why the client went away (exit code, kill, detach) once its pty has exited. */
+    private readonly resolveEnd: (detachRequested: boolean) => Promise<AttachmentEnd>,
+    private readonly logger: Logger | undefined,
+  ) {
+    // Each attachment is its own tmux client, so tmux redraws each one for its own size and
+    // pace; `=` makes the target an exact name (plain -t would also match by prefix).
+    this.pty = nodePty.spawn(tmux.binary, [...tmux.baseArgs(), 'attach-session', '-t', `=${tmuxSessionName}`], {
+      name: 'xterm-256color',
+      cols: size.cols,
+      rows: size.rows,
+      cwd: homedir(),
+      env: tmuxEnv({ TERM: 'xterm-256color' }),
+      // Raw bytes: offsets count bytes, and a chunk may end inside a UTF-8 sequence.
+      encoding: null,
+    });
+    this.pty.onData((data) => this.handleOutput(data as unknown as Buffer));
+    this.closed = new Promise((resolve) => {
+      this.pty.onExit(() => {
+        this.clearWindowTimer();
+        void this.resolveEnd(this.detachRequested)
+          .catch((error: unknown): AttachmentEnd => {
+            this.logger?.warn({ err: error, session: sessionName }, 'could not tell why the attachment ended');
+            return { exitCode: null, reason: 'detached' };
+          })
+          .then((result) => {
+            this.endResult = result;
+            this.logger?.info({ session: sessionName, attachment: this.id, ...result }, 'attachment ended');
+            this.endEmitter.fire(result);
+            this.outputEmitter.dispose();
+            this.endEmitter.dispose();
+            resolve();
+          });
+      });
+    });
+  }
+
+  get producedOffset(): number {
+    return this.buffer.producedOffset;
+  }
+
+  get ackedOffset(): number {
+    return this.buffer.heldFrom;
+  }
+
+  get ended(): boolean {
+    return this.endResult !== undefined;
+  }
+
+  onOutput(listener: (chunk: Uint8Array, offset: number) => void): Disposable {
+    return this.outputEmitter.event(({ chunk, offset }) => listener(chunk, offset));
+  }
+
+  readonly onEnd = (listener: (e: AttachmentEnd) => void): Disposable => {
+    const result = this.endResult;
+    if (result) {
+      // Late subscribers still learn how it ended, asynchronously like everyone else.
+      let cancelled = false;
+      queueMicrotask(() => {
+        if (!cancelled) listener(result);
+      });
+      return toDisposable(() => {
+        cancelled = true;
+      });
+    }
+    return this.endEmitter.event(listener);
+  };
+
+  readFrom(offset: number): Uint8Array | undefined {
+    return this.buffer.readFrom(offset);
+  }
+
+  ack(offset: number): void {
+    this.buffer.release(offset);
+    this.updateFlow();
+  }
+
+  input(data: Uint8Array): void {
+    if (this.ended) return;
+    // Writes go to the pty master directly; a paused read side never delays them.
+    this.pty.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  resize(cols: number, rows: number): void {
+    if (this.ended) return;
+    this.pty.resize(cols, rows);
+  }
+
+  setConnected(connected: boolean): void {
+    if (this.ended || this.connected === connected) return;
+    this.connected = connected;
+    this.clearWindowTimer();
+    if (!connected) {
+      this.windowTimer = setTimeout(() => {
+        this.logger?.info({ session: this.sessionName, attachment: this.id }, 'replay window passed; detaching');
+        this.detach();
+      }, this.limits.replayWindowMs);
+    }
+    this.updateFlow();
+  }
+
+  detach(): void {
+    if (this.detachRequested || this.ended) return;
+    this.detachRequested = true;
+    this.clearWindowTimer();
+    // SIGHUP makes the tmux client detach cleanly; the session itself is untouched.
+    this.pty.kill('SIGHUP');
+    const escalate = setTimeout(() => {
+      if (!this.ended) this.pty.kill('SIGKILL');
+    }, KILL_GRACE_MS);
+    escalate.unref();
+    void this.closed.then(() => clearTimeout(escalate));
+  }
+
+  private handleOutput(chunk: Buffer): void {
+    const offset = this.buffer.append(chunk);
+    this.outputEmitter.fire({ chunk, offset });
+    this.updateFlow();
+  }
+
+  /**
+   * Stop reading the tmux client's pty while too much is un-acked. tmux then stops writing to
+   * this client and later redraws it (its own slow-client handling), so a flood costs neither
+   * memory here nor minutes of replay later, and other clients are not held back.
+   */
+  private updateFlow(): void {
+    if (this.ended) return;
+    const limit = this.connected ? this.limits.liveWindowBytes : this.limits.replayLimitBytes;
+    const unacked = this.buffer.heldBytes;
+    if (!this.paused && unacked > limit) {
+      this.paused = true;
+      this.pty.pause();
+    } else if (this.paused && unacked <= limit / 2) {
+      this.paused = false;
+      this.pty.resume();
+    }
+  }
+
+  private clearWindowTimer(): void {
+    if (this.windowTimer) clearTimeout(this.windowTimer);
+    this.windowTimer = undefined;
+  }
+}

@@ -1,0 +1,277 @@
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HangarError, SessionCreateParams, SessionName, type Disposable, type SessionInfo } from '@hangar/shared';
+import type { Logger } from 'pino';
+import { PtyAttachment, type Attachment, type AttachmentEnd } from './attachment.js';
+import {
+  SESSION_PREFIX,
+  Tmux,
+  detectDefaultTerminal,
+  detectTmuxVersion,
+  escapeCommandArg,
+  escapeFormat,
+  isNoServer,
+  serverConfig,
+  shellQuote,
+  tmuxSocketName,
+} from './tmux.js';
+import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
+
+export type { Attachment, AttachmentEnd } from './attachment.js';
+export { tmuxSocketName } from './tmux.js';
+
+export interface SessionManagerOptions {
+  /** The agent's data dir; per-session files live in <dataDir>/sessions/<name>/. */
+  dataDir: string;
+  maxSessions?: number;
+  replayLimitBytes?: number;
+  replayWindowMs?: number;
+  liveWindowBytes?: number;
+  logger?: Logger;
+  /** The tmux executable; default "tmux" from PATH. */
+  tmuxPath?: string;
+}
+
+/** Parsed params (defaults applied): z.output<typeof SessionCreateParams>. */
+type CreateParams = ReturnType<typeof SessionCreateParams.parse>;
+
+/**
+ * The command runs under this wrapper so its exit status outlives the pane: tmux forgets a
+ * pane's status as soon as the session closes. The exit file path is $1, not spliced into the
+ * script, so no quoting of the data dir is needed.
+ */
+const EXIT_WRAPPER = 'exit_file=$1; shift; "$@"; code=$?; printf %s "$code" > "$exit_file"; exit $code';
+
+/** Fields of list-sessions, tab-separated: every field is a name, a number or base64url. */
+const LIST_FORMAT = [
+  '#{session_name}',
+  '#{session_created}',
+  '#{session_attached}',
+  '#{pane_dead}',
+  '#{@hangar_command}',
+  '#{@hangar_cwd}',
+].join('\t');
+
+/** Metadata is stored base64url-encoded so no separator, newline or odd byte can break parsing. */
+function encodeOption(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function decodeOption<T>(value: string | undefined, fallback: T): T {
+  if (!value) return fallback;
+  try {
+    return JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as T;
+  } catch {
+    // A session on our socket with foreign or damaged metadata is still listed, with defaults.
+    return fallback;
+  }
+}
+
+export class SessionManager implements Disposable {
+  private readonly attachments = new Map<string, PtyAttachment>();
+  /** Sessions being killed through kill(): their attachments end with reason "killed". */
+  private readonly killing = new Set<string>();
+  /** create() is check-then-act against the limit; one at a time keeps the limit exact. */
+  private createQueue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  private constructor(
+    private readonly tmux: Tmux,
+    private readonly version: string,
+    private readonly sessionsDir: string,
+    private readonly options: Required<Omit<SessionManagerOptions, 'logger' | 'tmuxPath'>> & {
+      logger: Logger | undefined;
+    },
+  ) {}
+
+  static async start(options: SessionManagerOptions): Promise<SessionManager> {
+    const binary = options.tmuxPath ?? 'tmux';
+    const version = await detectTmuxVersion(binary);
+    const sessionsDir = join(options.dataDir, 'sessions');
+    await mkdir(sessionsDir, { recursive: true, mode: 0o700 });
+    await chmod(sessionsDir, 0o700);
+    const configFile = join(sessionsDir, 'tmux.conf');
+    await writeFile(configFile, serverConfig(await detectDefaultTerminal()), { mode: 0o600 });
+    const tmux = new Tmux(binary, tmuxSocketName(options.dataDir), configFile);
+    const manager = new SessionManager(tmux, version, sessionsDir, {
+      dataDir: options.dataDir,
+      maxSessions: options.maxSessions ?? 5,
+      replayLimitBytes: options.replayLimitBytes ?? 4 * 1024 * 1024,
+      replayWindowMs: options.replayWindowMs ?? 60_000,
+      liveWindowBytes: options.liveWindowBytes ?? 256 * 1024,
+      logger: options.logger?.child({ component: 'sessions' }),
+    });
+    // Sessions outlive the agent: whatever a previous agent started on our socket is ours again.
+    const existing = await manager.list();
+    manager.options.logger?.info(
+      { tmux: version, socket: tmux.socketName, sessions: existing.map((s) => s.name) },
+      'sessions started',
+    );
+    return manager;
+  }
+
+  tmuxVersion(): string {
+    return this.version;
+  }
+
+  create(params: CreateParams): Promise<SessionInfo> {
+    const run = this.createQueue.then(() => this.createNow(params));
+    // The caller gets the error through `run`; the queue only needs to know it settled.
+    this.createQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async createNow(params: CreateParams): Promise<SessionInfo> {
+    this.assertOpen();
+    const sessions = await this.list();
+    if (sessions.some((s) => s.name === params.name)) {
+      throw new HangarError(
+        'E_SESSION_EXISTS',
+        `a session named "${params.name}" already exists; pick another name or kill it first`,
+        { name: params.name },
+      );
+    }
+    const max = this.options.maxSessions;
+    if (sessions.length >= max) {
+      throw new HangarError(
+        'E_SESSION_LIMIT',
+        `this host already runs ${sessions.length} sessions, the limit is ${max}. Kill one, or restart the agent with a higher limit: hangar-agent serve --max-sessions ${max + 5}`,
+        { limit: max },
+      );
+    }
+    const cwd = await resolveWorkdir(params.cwd);
+    if (params.instructions !== undefined) await writeInstructions(cwd, params.instructions);
+
+    const sessionDir = join(this.sessionsDir, params.name);
+    await mkdir(sessionDir, { recursive: true, mode: 0o700 });
+    const exitFile = join(sessionDir, 'exit');
+    // A previous session of the same name must not lend its exit status to this one.
+    await rm(exitFile, { force: true });
+
+    const target = `${SESSION_PREFIX}${params.name}`;
+    const env = Object.entries(params.env ?? {}).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
+    const command = ['sh', '-c', EXIT_WRAPPER, 'hangar', exitFile, ...params.command].map(escapeCommandArg);
+    // One tmux invocation: the commands run back to back inside the server before it reads the
+    // pane, so pipe-pane sees the very first byte and list() never sees a session without metadata.
+    // The later commands have no -t: they apply to the session just made (an exact `=name`
+    // target does not resolve yet within the same command list).
+    const logCommand = `cat >> ${shellQuote(join(sessionDir, 'output.log'))}`;
+    const size = ['-x', String(params.cols), '-y', String(params.rows)];
+    await this.tmux.run([
+      ...['new-session', '-d', '-s', target, ...size, '-c', escapeFormat(cwd), ...env, ...command, ';'],
+      ...['set-option', '@hangar_command', encodeOption(params.command), ';'],
+      ...['set-option', '@hangar_cwd', encodeOption(cwd), ';'],
+      ...['pipe-pane', '-o', escapeFormat(logCommand)],
+    ]);
+    this.options.logger?.info({ session: params.name, command: params.command, cwd }, 'session created');
+    const info = (await this.list()).find((s) => s.name === params.name);
+    // A command that exits at once takes its session with it; report what was created anyway.
+    return (
+      info ?? {
+        name: params.name,
+        command: params.command,
+        cwd,
+        created_at: Math.floor(Date.now() / 1000),
+        attached_clients: 0,
+        alive: false,
+      }
+    );
+  }
+
+  async list(): Promise<SessionInfo[]> {
+    let stdout: string;
+    try {
+      ({ stdout } = await this.tmux.run(['list-sessions', '-F', LIST_FORMAT]));
+    } catch (error) {
+      // The server exits with its last session; no server means no sessions.
+      if (isNoServer(error)) return [];
+      throw error;
+    }
+    const sessions: SessionInfo[] = [];
+    for (const line of stdout.split('\n')) {
+      const [name, created, attached, dead, command, cwd] = line.split('\t');
+      // Someone else's session on our socket (made by hand, odd name) is not ours to report.
+      if (!name?.startsWith(SESSION_PREFIX) || !SessionName.safeParse(name.slice(SESSION_PREFIX.length)).success)
+        continue;
+      sessions.push({
+        name: name.slice(SESSION_PREFIX.length),
+        command: decodeOption<string[]>(command, []),
+        cwd: decodeOption<string>(cwd, ''),
+        created_at: Number(created) || 0,
+        attached_clients: Number(attached) || 0,
+        alive: dead !== '1',
+      });
+    }
+    return sessions;
+  }
+
+  async kill(name: string): Promise<void> {
+    this.assertOpen();
+    const target = `${SESSION_PREFIX}${name}`;
+    if (!(await this.tmux.hasSession(target))) throw notFound(name);
+    this.killing.add(name);
+    try {
+      await this.tmux.run(['kill-session', '-t', `=${target}`]);
+      const ending = [...this.attachments.values()].filter((a) => a.sessionName === name).map((a) => a.closed);
+      await Promise.all(ending);
+    } finally {
+      this.killing.delete(name);
+    }
+    this.options.logger?.info({ session: name }, 'session killed');
+  }
+
+  async attach(name: string, size: { cols: number; rows: number }): Promise<Attachment> {
+    this.assertOpen();
+    const target = `${SESSION_PREFIX}${name}`;
+    if (!(await this.tmux.hasSession(target))) throw notFound(name);
+    const attachment = new PtyAttachment(
+      this.tmux,
+      name,
+      target,
+      size,
+      this.options,
+      (detachRequested) => this.endOf(name, detachRequested),
+      this.options.logger,
+    );
+    this.attachments.set(attachment.id, attachment);
+    // Subscribed first, so by the time anyone else hears of the end the id no longer resolves.
+    attachment.onEnd(() => this.attachments.delete(attachment.id));
+    this.options.logger?.info({ session: name, attachment: attachment.id }, 'attached');
+    return attachment;
+  }
+
+  getAttachment(id: string): Attachment | undefined {
+    return this.attachments.get(id);
+  }
+
+  /** Detaches every client but leaves tmux and its sessions running: they outlive the agent. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const all = [...this.attachments.values()];
+    for (const attachment of all) attachment.detach();
+    await Promise.all(all.map((a) => a.closed));
+  }
+
+  private async endOf(name: string, detachRequested: boolean): Promise<AttachmentEnd> {
+    if (this.killing.has(name)) return { exitCode: null, reason: 'killed' };
+    if (detachRequested || (await this.tmux.hasSession(`${SESSION_PREFIX}${name}`)))
+      return { exitCode: null, reason: 'detached' };
+    const text = await readFile(join(this.sessionsDir, name, 'exit'), 'utf8').catch(ifMissing(''));
+    // No exit file: the session was killed outside Hangar (tmux kill-session, a signal).
+    if (text === '') return { exitCode: null, reason: 'killed' };
+    return { exitCode: Number(text), reason: 'exited' };
+  }
+
+  private assertOpen(): void {
+    if (this.disposed) throw new HangarError('E_UNAVAILABLE', 'the session manager has shut down');
+  }
+}
+
+function notFound(name: string): HangarError {
+  return new HangarError(
+    'E_SESSION_NOT_FOUND',
+    `no session named "${name}" on this host; list sessions to see what is running`,
+    { name },
+  );
+}

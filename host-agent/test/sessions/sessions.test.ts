@@ -1,0 +1,166 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HangarError, SessionCreateParams } from '@hangar/shared';
+import { SessionManager } from '../../src/sessions/index.js';
+import { bash, screenText, startTestHost, typeInto, waitFor, type TestHost } from './fixture.js';
+
+let host: TestHost;
+beforeEach(async () => {
+  host = await startTestHost();
+});
+afterEach(async () => {
+  await host[Symbol.asyncDispose]();
+});
+
+const params = (input: SessionCreateParams) => SessionCreateParams.parse(input);
+
+async function rejection(promise: Promise<unknown>): Promise<HangarError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(HangarError);
+  return error as HangarError;
+}
+
+describe('sessions', () => {
+  it('lists a created session with its command, directory and liveness', async () => {
+    const sessions = await host.start();
+    const info = await sessions.create(params({ name: 'build', command: ['sleep', '60'], cwd: host.dataDir }));
+    expect(info).toMatchObject({ name: 'build', command: ['sleep', '60'], alive: true, attached_clients: 0 });
+    const listed = await sessions.list();
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ name: 'build', command: ['sleep', '60'], alive: true });
+    expect(listed[0]!.cwd).toMatch(/hangar-sessions-/);
+    expect(listed[0]!.created_at).toBeGreaterThan(1_600_000_000);
+    expect(sessions.tmuxVersion()).toMatch(/^\d+\.\d+/);
+  });
+
+  it('refuses a sixth session and says how to raise the limit', async () => {
+    const sessions = await host.start();
+    for (let i = 0; i < 5; i++)
+      await sessions.create(params({ name: `s${i}`, command: ['sleep', `${60 + i}`], cwd: host.dataDir }));
+    // Metadata is per session, not a global option that the last create overwrote.
+    expect((await sessions.list()).map((s) => s.command[1])).toEqual(['60', '61', '62', '63', '64']);
+    const error = await rejection(sessions.create(params({ name: 's5', command: ['sleep', '60'], cwd: host.dataDir })));
+    expect(error.code).toBe('E_SESSION_LIMIT');
+    expect(error.message).toContain('limit is 5');
+    expect(error.message).toContain('hangar-agent serve --max-sessions');
+    expect(await sessions.list()).toHaveLength(5);
+  });
+
+  it('refuses a duplicate name, and kill makes the name free again', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'dup', command: ['sleep', '60'], cwd: host.dataDir }));
+    expect((await rejection(sessions.create(params({ name: 'dup', command: ['sleep', '60'] })))).code).toBe(
+      'E_SESSION_EXISTS',
+    );
+    await sessions.kill('dup');
+    expect(await sessions.list()).toEqual([]);
+    expect((await rejection(sessions.kill('dup'))).code).toBe('E_SESSION_NOT_FOUND');
+    expect((await rejection(sessions.attach('dup', { cols: 80, rows: 24 }))).code).toBe('E_SESSION_NOT_FOUND');
+  });
+
+  it('a missing working directory is a clear error and creates nothing', async () => {
+    const sessions = await host.start();
+    const missing = join(host.dataDir, 'nope');
+    const error = await rejection(sessions.create(params({ name: 'x', command: ['sleep', '60'], cwd: missing })));
+    expect(error.code).toBe('E_BAD_REQUEST');
+    expect(error.message).toContain(missing);
+    expect(error.message).toContain('does not exist');
+    expect(await sessions.list()).toEqual([]);
+  });
+
+  it('does not confuse a session with another whose name it prefixes', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'ab', command: ['sleep', '60'], cwd: host.dataDir }));
+    expect((await rejection(sessions.kill('a'))).code).toBe('E_SESSION_NOT_FOUND');
+    expect(await sessions.list()).toHaveLength(1);
+  });
+
+  it('passes awkward arguments, environment and directories through untouched', async () => {
+    const sessions = await host.start();
+    const cwd = join(host.dataDir, "dir #{x} 'q'");
+    await mkdir(cwd);
+    const out = join(host.dataDir, 'args.txt');
+    const script = 'printf "%s|" "$PWD" "$FOO" "$@" > "$OUT"; sleep 60';
+    await sessions.create(
+      params({
+        name: 'args',
+        command: ['sh', '-c', script, 'sh', 'a;', '#{session_name}', '$HOME'],
+        cwd,
+        env: { FOO: '#{host} x', OUT: out },
+      }),
+    );
+    await waitFor(async () => (await readFile(out, 'utf8').catch(() => '')).length > 0, 'the command to run');
+    expect(await readFile(out, 'utf8')).toBe(`${cwd}|#{host} x|a;|#{session_name}|$HOME|`);
+  });
+
+  it('writes the instructions as CLAUDE.md and AGENTS.md, and keeps a different existing file', async () => {
+    const sessions = await host.start();
+    const cwd = await mkdtemp(join(tmpdir(), 'hangar-work-'));
+    try {
+      await sessions.create(params({ name: 'agent', command: ['sleep', '60'], cwd, instructions: '# Be careful\n' }));
+      expect(await readFile(join(cwd, 'CLAUDE.md'), 'utf8')).toBe('# Be careful\n');
+      expect(await readFile(join(cwd, 'AGENTS.md'), 'utf8')).toBe('# Be careful\n');
+      await writeFile(join(cwd, 'AGENTS.md'), 'mine\n');
+      const error = await rejection(
+        sessions.create(params({ name: 'agent2', command: ['sleep', '60'], cwd, instructions: 'other' })),
+      );
+      expect(error.code).toBe('E_EXISTS');
+      expect(error.message).toContain('CLAUDE.md');
+      expect(await readFile(join(cwd, 'AGENTS.md'), 'utf8')).toBe('mine\n');
+      expect((await sessions.list()).map((s) => s.name)).toEqual(['agent']);
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('says which package to install when tmux is missing', async () => {
+    const error = await rejection(
+      SessionManager.start({ dataDir: host.dataDir, tmuxPath: join(host.dataDir, 'no-tmux') }),
+    );
+    expect(error.code).toBe('E_TMUX_MISSING');
+    expect(error.message).toMatch(/(apt-get|brew) install tmux/);
+  });
+
+  it('reports the exit code of the command when it ends', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'fails', command: ['sh', '-c', 'sleep 1; exit 3'], cwd: host.dataDir }));
+    const attachment = await sessions.attach('fails', { cols: 80, rows: 24 });
+    const end = await new Promise((resolve) => attachment.onEnd(resolve));
+    expect(end).toEqual({ exitCode: 3, reason: 'exited' });
+    expect(await sessions.list()).toEqual([]);
+  });
+
+  it('an attachment to a killed session ends as killed', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'victim', command: bash, cwd: host.dataDir }));
+    const attachment = await sessions.attach('victim', { cols: 80, rows: 24 });
+    const ended = new Promise((resolve) => attachment.onEnd(resolve));
+    await sessions.kill('victim');
+    expect(await ended).toEqual({ exitCode: null, reason: 'killed' });
+    expect(sessions.getAttachment(attachment.id)).toBeUndefined();
+  });
+
+  it('sessions survive an agent restart with their scrollback', async () => {
+    const first = await host.start();
+    await first.create(params({ name: 'keep', command: bash, cwd: host.dataDir }));
+    const attachment = await first.attach('keep', { cols: 80, rows: 24 });
+    const screen = screenText(attachment);
+    typeInto(attachment, 'echo before-$((40+2))\r');
+    await waitFor(() => screen.text().includes('before-42'), 'the echo');
+    await first.dispose(); // what kill -9 leaves behind too: the tmux server and its sessions
+
+    const second = await host.start();
+    expect(await second.list()).toMatchObject([{ name: 'keep', command: bash, alive: true }]);
+    const again = await second.attach('keep', { cols: 80, rows: 24 });
+    const screen2 = screenText(again);
+    typeInto(again, 'echo after-$((40+3))\r');
+    await waitFor(() => screen2.text().includes('after-43'), 'the echo after restart');
+    expect(await host.tmux('capture-pane', '-p', '-S', '-', '-t', '=hangar-keep:')).toContain('before-42');
+    expect(await readFile(join(host.dataDir, 'sessions', 'keep', 'output.log'), 'utf8')).toContain('before-42');
+  });
+});
