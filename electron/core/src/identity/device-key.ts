@@ -1,0 +1,50 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+/**
+ * This app install's identity (DESIGN "Identity and trust"): an Ed25519 key made here, private
+ * half never sent anywhere; hosts pin the public half when paired.
+ */
+export interface DeviceKey {
+  readonly privateKey: KeyObject;
+  /** Raw 32-byte public key, hex: what hosts record as a paired device. */
+  readonly publicKeyHex: string;
+  readonly path: string;
+}
+
+export function deviceKeyPath(hangarHome: string): string {
+  return join(hangarHome, 'device_ed25519.pem');
+}
+
+export async function loadOrCreateDeviceKey(hangarHome: string): Promise<DeviceKey> {
+  const path = deviceKeyPath(hangarHome);
+  const privateKey = await loadOrCreate(path);
+  return { privateKey, publicKeyHex: Buffer.from(rawPublicKey(privateKey)).toString('hex'), path };
+}
+
+/** An Ed25519 SPKI is a fixed 12-byte header followed by the 32-byte key (RFC 8410 §4). */
+export function rawPublicKey(privateKey: KeyObject): Uint8Array {
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(spki.subarray(spki.length - 32));
+}
+
+async function loadOrCreate(path: string): Promise<KeyObject> {
+  try {
+    const key = createPrivateKey(await readFile(path));
+    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${path} is not an Ed25519 private key`);
+    return key;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const { privateKey } = generateKeyPairSync('ed25519');
+  try {
+    // 'wx' + mode: the file is 0600 from the moment it exists; a concurrent creator wins.
+    await writeFile(path, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return createPrivateKey(await readFile(path));
+    throw error;
+  }
+  return privateKey;
+}

@@ -1,0 +1,137 @@
+import {
+  HangarError,
+  HostInfo,
+  SCHEMA_VERSION,
+  bytesEqual,
+  confirmationMac,
+  cpaceIsk,
+  cpaceStart,
+  encodeLinkMessage,
+  expectMessage,
+  fingerprintToBytes,
+  fromHex,
+  handshakeReader,
+  parseOrThrow,
+  randomNonce,
+  signaturePayload,
+  toHex,
+  transcriptHash,
+  verifySignature,
+  type Ed25519Signer,
+  type FrameTransport,
+  type TranscriptFields,
+} from '@hangar/shared';
+
+export interface ClientHandshakeInput {
+  transport: FrameTransport;
+  /** TLS exporter of this connection (RFC 5705 / RFC 8446 §7.5). */
+  exporter: Uint8Array;
+  /** fingerprint256 of the certificate this TLS session presented. */
+  certFingerprint: string;
+  device: Ed25519Signer;
+  deviceName: string;
+  /** Auth mode: the pinned agent key; pair mode: the pairing code. */
+  mode: { kind: 'auth'; agentKey: string; keyChanged: (seen: string) => HangarError } | { kind: 'pair'; code: string };
+}
+
+/**
+ * The device's side of the handshake (sequence in shared/src/protocol/link.ts). Resolves with
+ * the agent key and host info once the agent has proved itself; throws a HangarError otherwise.
+ */
+export async function clientHandshake(input: ClientHandshakeInput): Promise<{ agentKey: string; host: HostInfo }> {
+  const { transport } = input;
+  const reader = handshakeReader(
+    transport,
+    (reason) =>
+      new HangarError('E_PROTOCOL', `the host closed the connection during the handshake (${reason.message})`),
+  );
+  try {
+    const clientNonce = randomNonce();
+    transport.send(
+      encodeLinkMessage({
+        schema_version: SCHEMA_VERSION,
+        kind: 'link.hello',
+        mode: input.mode.kind,
+        device_key: toHex(input.device.publicKey),
+        device_name: input.deviceName,
+        nonce: toHex(clientNonce),
+      }),
+    );
+    const challenge = expectMessage(await reader.next(), 'link.challenge');
+    if (input.mode.kind === 'auth' && challenge.agent_key !== input.mode.agentKey.toLowerCase()) {
+      throw input.mode.keyChanged(challenge.agent_key);
+    }
+    const fields: TranscriptFields = {
+      mode: input.mode.kind,
+      exporter: input.exporter,
+      clientNonce,
+      serverNonce: fromHex(challenge.nonce),
+      deviceKey: input.device.publicKey,
+      deviceName: input.deviceName,
+      agentKey: fromHex(challenge.agent_key),
+      certFingerprint: fingerprintToBytes(input.certFingerprint),
+    };
+
+    let transcript: Uint8Array;
+    let isk: Uint8Array | undefined;
+    if (input.mode.kind === 'pair') {
+      if (challenge.share === undefined)
+        throw new HangarError('E_PROTOCOL', 'the host did not start the pairing exchange');
+      const secret = cpaceStart(input.mode.code, fields);
+      const agentShare = fromHex(challenge.share);
+      transcript = transcriptHash({ ...fields, deviceShare: secret.share, agentShare });
+      isk = cpaceIsk(secret, agentShare, transcript);
+      if (isk === undefined) throw new HangarError('E_PROTOCOL', 'the host sent an invalid pairing share');
+      transport.send(
+        encodeLinkMessage({
+          schema_version: SCHEMA_VERSION,
+          kind: 'link.proof',
+          signature: toHex(input.device.sign(signaturePayload('device', transcript))),
+          share: toHex(secret.share),
+          mac: toHex(confirmationMac(isk, 'device', transcript)),
+        }),
+      );
+    } else {
+      transcript = transcriptHash(fields);
+      transport.send(
+        encodeLinkMessage({
+          schema_version: SCHEMA_VERSION,
+          kind: 'link.proof',
+          signature: toHex(input.device.sign(signaturePayload('device', transcript))),
+        }),
+      );
+    }
+
+    const welcome = expectMessage(await reader.next(), 'link.welcome');
+    if (
+      isk !== undefined &&
+      (welcome.mac === undefined || !bytesEqual(fromHex(welcome.mac), confirmationMac(isk, 'agent', transcript)))
+    ) {
+      throw new HangarError(
+        'E_AUTH_BAD_SIGNATURE',
+        'the host failed pairing key confirmation; the connection may have been tampered with',
+      );
+    }
+    if (
+      !verifySignature(
+        fields.agentKey,
+        signaturePayload('agent', transcript, welcome.host_info),
+        fromHex(welcome.signature),
+      )
+    ) {
+      throw new HangarError(
+        'E_AUTH_BAD_SIGNATURE',
+        "the host's signature over the handshake is not valid; the connection may have been tampered with",
+      );
+    }
+    let hostJson: unknown;
+    try {
+      hostJson = JSON.parse(welcome.host_info);
+    } catch {
+      throw new HangarError('E_PROTOCOL', 'the host sent host_info that is not JSON');
+    }
+    return { agentKey: challenge.agent_key, host: parseOrThrow(HostInfo, hostJson, 'host info') };
+  } finally {
+    reader.dispose();
+  }
+}

@@ -1,0 +1,218 @@
+import { sign, type KeyObject } from 'node:crypto';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import WebSocket from 'ws';
+import {
+  HangarError,
+  MAX_FRAME_BYTES,
+  TLS_EXPORTER_BYTES,
+  TLS_EXPORTER_LABEL,
+  normalizePairingCode,
+  parseHostAddress,
+  refusedMessage,
+  toHangarError,
+  wrapWebSocket,
+  type FrameTransport,
+  type HostInfo,
+} from '@hangar/shared';
+import { rawPublicKey } from '../identity/device-key.js';
+import { clientHandshake } from './client-handshake.js';
+
+export interface ConnectOptions {
+  /** `host:port` */
+  address: string;
+  /** The device's Ed25519 private key; it only ever signs locally. */
+  deviceKey: KeyObject;
+  deviceName: string;
+  /** What was pinned at pairing; absent means pair mode, which needs pairingCode. */
+  pinned?: { agent_key: string; cert_fingerprint: string };
+  pairingCode?: string;
+  /** The user's name for the host, used in messages ("mini"). */
+  hostName?: string;
+  timeoutMs?: number;
+}
+
+export interface ConnectedHost {
+  transport: FrameTransport;
+  agent_key: string;
+  cert_fingerprint: string;
+  host: HostInfo;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+
+/** Opens `wss://address/link`, checks pins, and runs the signed handshake bound to the TLS session. */
+export async function connectToHost(options: ConnectOptions): Promise<ConnectedHost> {
+  const target = parseHostAddress(options.address);
+  if (target === undefined)
+    throw new HangarError('E_BAD_REQUEST', `"${options.address}" is not a host address; expected host:port`);
+  const code = options.pinned ? undefined : normalizePairingCode(options.pairingCode ?? '');
+  if (!options.pinned && code === undefined) {
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      options.pairingCode === undefined
+        ? 'pairing needs the code that `hangar-agent pair` prints on the host (--code 123-456)'
+        : `"${options.pairingCode}" is not a pairing code; it is six digits like 123-456, printed by \`hangar-agent pair\``,
+    );
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const name = options.hostName ?? '<name>';
+  const deadline = Date.now() + timeoutMs;
+
+  const socket = await openTls(target, options.address, timeoutMs);
+  let transport: FrameTransport | undefined;
+  try {
+    const seen = socket.getPeerCertificate().fingerprint256;
+    // Checked before a single byte of ours is sent over this TLS session.
+    if (options.pinned && seen.toUpperCase() !== options.pinned.cert_fingerprint.toUpperCase()) {
+      throw keyChanged(name, options.address, 'TLS certificate', seen, options.pinned.cert_fingerprint);
+    }
+    const exporter = new Uint8Array(
+      socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)),
+    );
+    const ws = await openWebSocket(socket, target, options.address, deadline - Date.now());
+    transport = wrapWebSocket(ws);
+    const pinned = options.pinned;
+    const handshake = clientHandshake({
+      transport,
+      exporter,
+      certFingerprint: seen,
+      device: {
+        publicKey: rawPublicKey(options.deviceKey),
+        sign: (message) => new Uint8Array(sign(null, message, options.deviceKey)),
+      },
+      deviceName: options.deviceName,
+      mode: pinned
+        ? {
+            kind: 'auth',
+            agentKey: pinned.agent_key,
+            keyChanged: (key) => keyChanged(name, options.address, 'key', key, pinned.agent_key),
+          }
+        : { kind: 'pair', code: code! },
+    });
+    const { agentKey, host } = await withDeadline(handshake, deadline, options.address);
+    return { transport, agent_key: agentKey, cert_fingerprint: seen, host };
+  } catch (error) {
+    const failure = toHangarError(error);
+    if (transport && !transport.closed) {
+      // Tell the agent why (it logs it); refusals it sent us need no echo.
+      if (
+        ![
+          'E_AUTH_BAD_CODE',
+          'E_AUTH_CODE_USED',
+          'E_AUTH_CODE_EXPIRED',
+          'E_AUTH_NO_CODE',
+          'E_AUTH_RATE_LIMITED',
+          'E_AUTH_UNKNOWN_DEVICE',
+        ].includes(failure.code)
+      ) {
+        transport.send(refusedMessage(failure));
+      }
+      transport.close({ code: failure.code, message: 'handshake failed' });
+    }
+    socket.destroy();
+    throw failure;
+  }
+}
+
+function keyChanged(name: string, address: string, what: string, seen: string, expected: string): HangarError {
+  return new HangarError(
+    'E_AUTH_HOST_KEY_CHANGED',
+    `host "${name}" at ${address} presented a different ${what} than when it was paired ` +
+      `(seen ${seen}, expected ${expected}). Someone may be intercepting the connection, or the host was reinstalled. ` +
+      `If it was reinstalled, run \`hangar-agent pair\` on it, then: hangar hosts rm ${name} && hangar hosts add ${name} ${address} --code <code>`,
+    { seen, expected },
+  );
+}
+
+function unreachable(address: string, why: string): HangarError {
+  return new HangarError(
+    'E_HOST_UNREACHABLE',
+    `could not reach host at ${address} (${why}); check that hangar-agent is running there, that the address and port are right, ` +
+      'and that this machine can reach it (Tailscale up, same LAN, no firewall in the way)',
+    { address, reason: why },
+  );
+}
+
+function openTls(target: { host: string; port: number }, address: string, timeoutMs: number): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host: target.host,
+      port: target.port,
+      // SNI must not carry an IP address (RFC 6066 §3).
+      ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
+      minVersion: 'TLSv1.3',
+      // The certificate is self-signed: trust comes from the pin (auth) or the PAKE (pair).
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(unreachable(address, `no TLS connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      // Later errors surface through the WebSocket; keep one listener so none is unhandled.
+      socket.on('error', () => undefined);
+      resolve(socket);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(unreachable(address, error.code ?? error.message));
+    });
+  });
+}
+
+function openWebSocket(
+  socket: TLSSocket,
+  target: { host: string; port: number },
+  address: string,
+  timeoutMs: number,
+): Promise<WebSocket> {
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`wss://${host}:${target.port}/link`, {
+      createConnection: () => socket,
+      maxPayload: MAX_FRAME_BYTES,
+      perMessageDeflate: false,
+      handshakeTimeout: Math.max(1, timeoutMs),
+    });
+    ws.once('open', () => {
+      ws.removeAllListeners('unexpected-response');
+      resolve(ws);
+    });
+    // Stays attached after open: later errors end in 'close', which the transport reports.
+    ws.on('error', (error) => reject(unreachable(address, `WebSocket: ${error.message}`)));
+    ws.once('unexpected-response', (_req, res) => {
+      ws.terminate();
+      reject(unreachable(address, `HTTP ${res.statusCode} on /link; is that port a hangar-agent?`));
+    });
+  });
+}
+
+function withDeadline<T>(promise: Promise<T>, deadline: number, address: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new HangarError(
+            'E_TIMEOUT',
+            `host at ${address} accepted the connection but did not finish the handshake in time`,
+          ),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

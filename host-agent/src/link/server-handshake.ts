@@ -1,0 +1,210 @@
+import {
+  HangarError,
+  SCHEMA_VERSION,
+  bytesEqual,
+  confirmationMac,
+  cpaceIsk,
+  cpaceStart,
+  encodeLinkMessage,
+  expectMessage,
+  fingerprintToBytes,
+  fromHex,
+  handshakeReader,
+  randomNonce,
+  signaturePayload,
+  toHex,
+  transcriptHash,
+  verifySignature,
+  type FrameTransport,
+  type HostInfo,
+  type LinkHello,
+  type TranscriptFields,
+} from '@hangar/shared';
+import type { AgentStore } from '../store/db.js';
+import { consumeCodeAndPair, findPairedDevice, recordFailedAttempt, touchPairedDevice } from '../store/pairing.js';
+import { MAX_FAILED_ATTEMPTS, selectPairingCode, type SelectedPairingCode } from './pairing.js';
+import type { TokenBucket } from './rate-limit.js';
+
+export interface ServerHandshakeContext {
+  transport: FrameTransport;
+  /** TLS exporter of this connection (RFC 5705 / RFC 8446 §7.5). */
+  exporter: Uint8Array;
+  certFingerprint: string;
+  agentKey: { publicKey: Uint8Array; sign(message: Uint8Array): Uint8Array };
+  store: AgentStore;
+  hostInfo: () => HostInfo;
+  now: () => number;
+  pairBucket: TokenBucket;
+}
+
+const PAIR_HINT = 'run `hangar-agent pair` on the host for a new code';
+
+/**
+ * Runs the agent's side of the handshake (message sequence in shared/src/protocol/link.ts).
+ * Resolves with the authenticated device, or throws the HangarError to send as `link.refused`.
+ * Nothing is written to the store unless every check passed (wrong-guess counters aside).
+ */
+export async function serverHandshake(ctx: ServerHandshakeContext): Promise<{ public_key: string; name: string }> {
+  const reader = handshakeReader(
+    ctx.transport,
+    (reason) => new HangarError('E_PROTOCOL', `device left during the handshake: ${reason.message}`),
+  );
+  try {
+    const hello = expectMessage(await reader.next(), 'link.hello');
+    return hello.mode === 'pair' ? await pair(ctx, hello, reader.next) : await authenticate(ctx, hello, reader.next);
+  } finally {
+    reader.dispose();
+  }
+}
+
+type Next = () => ReturnType<ReturnType<typeof handshakeReader>['next']>;
+
+function baseTranscript(ctx: ServerHandshakeContext, hello: LinkHello, serverNonce: Uint8Array): TranscriptFields {
+  return {
+    mode: hello.mode,
+    exporter: ctx.exporter,
+    clientNonce: fromHex(hello.nonce),
+    serverNonce,
+    deviceKey: fromHex(hello.device_key),
+    deviceName: hello.device_name,
+    agentKey: ctx.agentKey.publicKey,
+    certFingerprint: fingerprintToBytes(ctx.certFingerprint),
+  };
+}
+
+function sendWelcome(ctx: ServerHandshakeContext, transcript: Uint8Array, mac?: Uint8Array): void {
+  const hostInfo = JSON.stringify(ctx.hostInfo());
+  const signature = ctx.agentKey.sign(signaturePayload('agent', transcript, hostInfo));
+  ctx.transport.send(
+    encodeLinkMessage({
+      schema_version: SCHEMA_VERSION,
+      kind: 'link.welcome',
+      signature: toHex(signature),
+      ...(mac ? { mac: toHex(mac) } : {}),
+      host_info: hostInfo,
+    }),
+  );
+}
+
+function checkSignature(hello: LinkHello, transcript: Uint8Array, signatureHex: string): void {
+  if (!verifySignature(fromHex(hello.device_key), signaturePayload('device', transcript), fromHex(signatureHex))) {
+    throw new HangarError(
+      'E_AUTH_BAD_SIGNATURE',
+      'the device signature over the handshake is not valid; the connection may have been tampered with',
+    );
+  }
+}
+
+async function authenticate(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
+  const serverNonce = randomNonce();
+  ctx.transport.send(
+    encodeLinkMessage({
+      schema_version: SCHEMA_VERSION,
+      kind: 'link.challenge',
+      agent_key: toHex(ctx.agentKey.publicKey),
+      nonce: toHex(serverNonce),
+    }),
+  );
+  const proof = expectMessage(await next(), 'link.proof');
+  const transcript = transcriptHash(baseTranscript(ctx, hello, serverNonce));
+  const device = findPairedDevice(ctx.store, hello.device_key);
+  if (device === undefined) {
+    const host = ctx.hostInfo().hostname;
+    throw new HangarError(
+      'E_AUTH_UNKNOWN_DEVICE',
+      `this device is not paired with host "${host}"; run \`hangar-agent pair\` on the host and \`hangar hosts add <name> <address> --code <code>\` here`,
+      { host },
+    );
+  }
+  checkSignature(hello, transcript, proof.signature);
+  touchPairedDevice(ctx.store, device.public_key, ctx.now());
+  sendWelcome(ctx, transcript);
+  return { public_key: device.public_key, name: device.name };
+}
+
+async function pair(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
+  const allowed = ctx.pairBucket.take();
+  if (!allowed.ok) {
+    const seconds = Math.ceil(allowed.retryAfterMs / 1000);
+    throw new HangarError(
+      'E_AUTH_RATE_LIMITED',
+      `too many pairing attempts on this host; wait ${seconds}s and try again`,
+      {
+        retry_after_ms: allowed.retryAfterMs,
+      },
+    );
+  }
+  const selected = selectPairingCode(ctx.store, ctx.now());
+  if (selected === undefined) {
+    throw new HangarError(
+      'E_AUTH_NO_CODE',
+      `no pairing code is active on this host; ${PAIR_HINT}, then try again with it`,
+    );
+  }
+  const serverNonce = randomNonce();
+  const fields = baseTranscript(ctx, hello, serverNonce);
+  const secret = cpaceStart(selected.row.code, {
+    clientNonce: fields.clientNonce,
+    serverNonce,
+    deviceKey: fields.deviceKey,
+    agentKey: fields.agentKey,
+  });
+  ctx.transport.send(
+    encodeLinkMessage({
+      schema_version: SCHEMA_VERSION,
+      kind: 'link.challenge',
+      agent_key: toHex(ctx.agentKey.publicKey),
+      nonce: toHex(serverNonce),
+      share: toHex(secret.share),
+    }),
+  );
+  const proof = expectMessage(await next(), 'link.proof');
+  if (proof.share === undefined || proof.mac === undefined) {
+    throw new HangarError('E_PROTOCOL', 'a pairing proof needs the PAKE share and MAC');
+  }
+  const transcript = transcriptHash({ ...fields, deviceShare: fromHex(proof.share), agentShare: secret.share });
+  const isk = cpaceIsk(secret, fromHex(proof.share), transcript);
+  if (isk === undefined || !bytesEqual(fromHex(proof.mac), confirmationMac(isk, 'device', transcript))) {
+    throw wrongCode(ctx, selected);
+  }
+  checkSignature(hello, transcript, proof.signature);
+  if (selected.state !== 'active') throw staleCode(selected);
+  const device = { public_key: hello.device_key, name: hello.device_name };
+  if (!consumeCodeAndPair(ctx.store, selected.row.id, device, ctx.now())) {
+    // Another device used the code (or it expired) while this handshake ran.
+    throw staleCode(selectPairingCode(ctx.store, ctx.now()) ?? { ...selected, state: 'used' });
+  }
+  sendWelcome(ctx, transcript, confirmationMac(isk, 'agent', transcript));
+  return device;
+}
+
+function wrongCode(ctx: ServerHandshakeContext, selected: SelectedPairingCode): HangarError {
+  if (selected.state === 'burned') return staleCode(selected);
+  if (selected.state === 'active') {
+    const row = recordFailedAttempt(ctx.store, selected.row.id, ctx.now(), MAX_FAILED_ATTEMPTS);
+    if (row.burned_at !== null) return staleCode({ row, state: 'burned' });
+    const left = MAX_FAILED_ATTEMPTS - row.failed_attempts;
+    return new HangarError(
+      'E_AUTH_BAD_CODE',
+      `the pairing code did not match (${left} attempt${left === 1 ? '' : 's'} left); check the code \`hangar-agent pair\` printed. If it is right, something between this device and the host is intercepting the connection`,
+      { attempts_left: left },
+    );
+  }
+  return new HangarError('E_AUTH_BAD_CODE', `the pairing code did not match; ${PAIR_HINT}`);
+}
+
+function staleCode(selected: SelectedPairingCode): HangarError {
+  switch (selected.state) {
+    case 'used':
+      return new HangarError('E_AUTH_CODE_USED', `this pairing code was already used; ${PAIR_HINT}`);
+    case 'expired':
+      return new HangarError('E_AUTH_CODE_EXPIRED', `this pairing code expired (codes last 10 minutes); ${PAIR_HINT}`);
+    case 'burned':
+      return new HangarError(
+        'E_AUTH_RATE_LIMITED',
+        `too many wrong guesses for this pairing code, so it no longer works; ${PAIR_HINT}`,
+      );
+    case 'active':
+      return new HangarError('E_INTERNAL', 'pairing code unexpectedly still active');
+  }
+}

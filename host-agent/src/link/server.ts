@@ -1,0 +1,154 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  MAX_FRAME_BYTES,
+  TLS_EXPORTER_BYTES,
+  TLS_EXPORTER_LABEL,
+  refusedMessage,
+  toHangarError,
+  wrapWebSocket,
+  type Disposable,
+  type FrameTransport,
+  type HostInfo,
+} from '@hangar/shared';
+import { loadOrCreateAgentKey } from '../identity/keys.js';
+import { loadOrCreateTlsCert } from '../identity/tls.js';
+import type { AgentStore } from '../store/db.js';
+import { TokenBucket } from './rate-limit.js';
+import { serverHandshake } from './server-handshake.js';
+
+export interface AuthenticatedLink {
+  transport: FrameTransport;
+  device: { public_key: string; name: string };
+  remoteAddress: string;
+}
+
+export interface LinkServerOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  store: AgentStore;
+  hostInfo: () => HostInfo;
+  logger: Logger;
+  onLink: (link: AuthenticatedLink) => void;
+  /** Injected clock for pairing-code expiry and rate limits (tests). */
+  now?: () => number;
+  handshakeTimeoutMs?: number;
+  /** Pairing attempts per agent: burst and refill per second. */
+  pairRateLimit?: { burst: number; perSecond: number };
+}
+
+/** A handshake that has not finished in this long is dropped (slowloris, stuck peers). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const LINK_PATH = '/link';
+
+/**
+ * Accepts links: HTTPS (TLS 1.3 only, the agent's pinned self-signed certificate) carrying a
+ * WebSocket on /link. Each socket runs the signed handshake bound to its TLS session; only
+ * then is it handed to onLink.
+ */
+export class LinkServer implements Disposable {
+  private readonly sockets = new Set<WebSocket>();
+
+  private constructor(
+    private readonly server: Server,
+    private readonly wss: WebSocketServer,
+  ) {}
+
+  static async listen(options: LinkServerOptions): Promise<LinkServer> {
+    const [agentKey, tls] = await Promise.all([
+      loadOrCreateAgentKey(options.dataDir),
+      loadOrCreateTlsCert(options.dataDir),
+    ]);
+    const now = options.now ?? Date.now;
+    const rate = options.pairRateLimit ?? { burst: 3, perSecond: 1 };
+    const pairBucket = new TokenBucket(rate.burst, rate.perSecond, now);
+    const log = options.logger.child({ component: 'link' });
+
+    // RFC 8446 only: the exporter binding relies on TLS 1.3's exporter (RFC 8446 §7.5).
+    const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3' }, (_req, res) => {
+      res.writeHead(404).end();
+    });
+    server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
+    server.on('clientError', (error, socket) => {
+      log.debug({ err: error.message }, 'bad HTTP request');
+      socket.destroy();
+    });
+    const wss = new WebSocketServer({ server, path: LINK_PATH, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+    wss.on('error', (error) => log.warn({ err: error.message }, 'link server error'));
+    const linkServer = new LinkServer(server, wss);
+
+    wss.on('connection', (ws, req) => {
+      linkServer.sockets.add(ws);
+      ws.on('close', () => linkServer.sockets.delete(ws));
+      // Without a listener an 'error' (oversized frame, reset) would crash the agent.
+      ws.on('error', (error) => log.debug({ err: error.message }, 'link socket error'));
+      const socket = req.socket as TLSSocket;
+      const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+      const transport = wrapWebSocket(ws);
+      const timer = setTimeout(() => {
+        log.info({ remoteAddress }, 'handshake timed out');
+        ws.terminate();
+      }, options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+      const exporter = new Uint8Array(
+        socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)),
+      );
+      serverHandshake({
+        transport,
+        exporter,
+        certFingerprint: tls.fingerprint,
+        agentKey: agentKey.signer,
+        store: options.store,
+        hostInfo: options.hostInfo,
+        now,
+        pairBucket,
+      }).then(
+        (device) => {
+          clearTimeout(timer);
+          log.info({ remoteAddress, device: device.name }, 'link authenticated');
+          options.onLink({ transport, device, remoteAddress });
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          const refusal = toHangarError(error);
+          if (refusal.code === 'E_INTERNAL') log.error({ err: error, remoteAddress }, 'handshake failed');
+          else log.info({ remoteAddress, code: refusal.code }, 'handshake refused');
+          if (!transport.closed) {
+            transport.send(refusedMessage(refusal));
+            transport.close({ code: refusal.code, message: 'handshake refused' });
+          }
+        },
+      );
+    });
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => log.error({ err: error.message }, 'link server error'));
+    log.info(
+      { address: server.address(), agent_key: agentKey.publicKeyHex, cert: tls.fingerprint },
+      'link server listening',
+    );
+    return linkServer;
+  }
+
+  address(): { host: string; port: number } {
+    const info = this.server.address() as AddressInfo;
+    return { host: info.address, port: info.port };
+  }
+
+  async dispose(): Promise<void> {
+    for (const ws of this.sockets) ws.terminate();
+    this.sockets.clear();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,92 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { encodeFrame } from '@hangar/shared';
+import { LinkServer } from '../../src/link/index.js';
+import { AgentStore } from '../../src/store/db.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function start(handshakeTimeoutMs?: number): Promise<string> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'hangar-server-'));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  const store = AgentStore.open(dataDir);
+  cleanups.push(() => store.dispose());
+  const server = await LinkServer.listen({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    store,
+    hostInfo: () => ({
+      hostname: 'h',
+      os: 'linux',
+      arch: 'x64',
+      agent_version: '0',
+      tmux_version: null,
+      session_limit: 5,
+    }),
+    logger: pino({ level: 'silent' }),
+    onLink: () => {
+      throw new Error('no link expected');
+    },
+    ...(handshakeTimeoutMs ? { handshakeTimeoutMs } : {}),
+  });
+  cleanups.push(() => server.dispose());
+  return `127.0.0.1:${server.address().port}`;
+}
+
+function openRaw(address: string): Promise<WebSocket> {
+  const ws = new WebSocket(`wss://${address}/link`, { rejectUnauthorized: false });
+  cleanups.push(() => ws.terminate());
+  ws.on('error', () => undefined);
+  return new Promise((resolve) => ws.on('open', () => resolve(ws)));
+}
+
+const closed = (ws: WebSocket) => new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+
+describe('link server', () => {
+  it('refuses garbage with E_PROTOCOL and closes the socket', async () => {
+    const ws = await openRaw(await start());
+    const answer = new Promise<Buffer>((resolve) => ws.once('message', resolve));
+    const done = closed(ws);
+    ws.send(encodeFrame({ type: 'control', json: '{"kind":"link.hello"}' }));
+    const refused = JSON.parse((await answer).subarray(1).toString('utf8'));
+    expect(refused).toMatchObject({ kind: 'link.refused', error: { code: 'E_PROTOCOL' } });
+    await done;
+  });
+
+  it('drops a peer that does not finish the handshake in time', async () => {
+    const ws = await openRaw(await start(200));
+    const started = Date.now();
+    await closed(ws);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('drops an oversized frame without crashing', async () => {
+    const address = await start();
+    const ws = await openRaw(address);
+    const done = closed(ws);
+    ws.send(new Uint8Array(1024 * 1024 + 10));
+    expect(await done).toBe(1009);
+    const next = await openRaw(address);
+    expect(next.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('speaks TLS 1.3 only', async () => {
+    const address = await start();
+    const [host, port] = address.split(':');
+    const error = await new Promise<Error>((resolve) => {
+      const socket = connect({ host: host!, port: Number(port), maxVersion: 'TLSv1.2', rejectUnauthorized: false });
+      socket.on('error', resolve);
+      socket.on('secureConnect', () => resolve(new Error('connected over TLS 1.2')));
+    });
+    expect(error.message).not.toBe('connected over TLS 1.2');
+  });
+});

@@ -1,0 +1,174 @@
+import { Emitter, toDisposable, type Disposable } from '../disposable.js';
+import { CloseReason } from '../protocol/control.js';
+import type { FrameTransport } from './transport.js';
+
+/**
+ * The subset of a WHATWG WebSocket the adapter needs. Browsers' WebSocket and the `ws`
+ * package's WebSocket both satisfy it; `ws` additionally accepts a completion callback in
+ * send(data, options, cb), which gives exact drain notifications instead of polling.
+ */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly bufferedAmount: number;
+  readonly readyState: number;
+  send(data: Uint8Array, ...rest: never[]): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
+  addEventListener(type: 'close', listener: (event: { code: number; reason: string }) => void): void;
+}
+
+/** At or above this many queued bytes the transport is high; below it, onDrain fires. */
+export const DRAIN_LOW_WATER = 64 * 1024;
+const POLL_MS = 10;
+/** Frames kept while nobody listens (between handshake and the link owner subscribing). */
+const MAX_UNCLAIMED_FRAMES = 4096;
+const OPEN = 1;
+/** RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+type SendWithCallback = (data: Uint8Array, options: object, cb: (error?: Error) => void) => void;
+
+function toBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof Uint8Array) return data; // Node Buffer is a Uint8Array
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (Array.isArray(data) && data.every((part) => part instanceof Uint8Array)) {
+    // `ws` with binaryType 'fragments' hands over the pieces of one message.
+    const parts = data as Uint8Array[];
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+  return undefined;
+}
+
+function encodeCloseReason(reason: CloseReason): string {
+  const encoder = new TextEncoder();
+  let json = JSON.stringify(reason);
+  if (encoder.encode(json).length > MAX_CLOSE_REASON_BYTES) {
+    let message = reason.message;
+    while (
+      message.length > 0 &&
+      encoder.encode(JSON.stringify({ ...reason, message })).length > MAX_CLOSE_REASON_BYTES
+    ) {
+      message = message.slice(0, -8);
+    }
+    json = JSON.stringify({ ...reason, message });
+  }
+  return json;
+}
+
+function decodeCloseReason(code: number, reason: string): CloseReason {
+  try {
+    const parsed = CloseReason.safeParse(JSON.parse(reason));
+    if (parsed.success) return parsed.data;
+  } catch {
+    // Not our JSON (a peer or proxy closed with plain text): fall through to a generic reason.
+  }
+  return { code: code === 1000 ? 'closed' : `websocket_${code}`, message: reason || `WebSocket closed (${code})` };
+}
+
+export function wrapWebSocket(ws: WebSocketLike): FrameTransport {
+  ws.binaryType = 'arraybuffer';
+  const frames = new Emitter<Uint8Array>();
+  const drains = new Emitter<void>();
+  const closes = new Emitter<CloseReason>();
+  const unclaimed: Uint8Array[] = [];
+  const sendWithCallback = ws.send.length >= 2 ? (ws.send as unknown as SendWithCallback).bind(ws) : undefined;
+  let pendingBytes = 0;
+  let wasHigh = false;
+  let poll: unknown;
+  let closed = false;
+  let closeReason: CloseReason | undefined;
+
+  const bufferedAmount = () => (sendWithCallback ? pendingBytes : ws.bufferedAmount);
+
+  const maybeDrain = () => {
+    if (wasHigh && bufferedAmount() < DRAIN_LOW_WATER) {
+      wasHigh = false;
+      if (poll !== undefined) clearInterval(poll);
+      poll = undefined;
+      drains.fire();
+    }
+  };
+
+  const finish = (reason: CloseReason) => {
+    if (closed) return;
+    closed = true;
+    if (poll !== undefined) clearInterval(poll);
+    closes.fire(reason);
+    frames.dispose();
+    drains.dispose();
+    closes.dispose();
+  };
+
+  ws.addEventListener('message', (event) => {
+    if (closed) return;
+    const bytes = toBytes(event.data);
+    if (bytes === undefined) {
+      transport.close({ code: 'E_PROTOCOL', message: 'text WebSocket messages are not part of the link protocol' });
+      return;
+    }
+    if (frames.hasListeners) {
+      frames.fire(bytes);
+    } else if (unclaimed.length < MAX_UNCLAIMED_FRAMES) {
+      unclaimed.push(bytes);
+    } else {
+      transport.close({ code: 'E_PROTOCOL', message: 'peer sent too many frames before the link was ready' });
+    }
+  });
+  ws.addEventListener('close', (event) => {
+    finish(closeReason ?? decodeCloseReason(event.code, event.reason));
+  });
+
+  const transport: FrameTransport = {
+    send(frame) {
+      if (closed || ws.readyState !== OPEN) return;
+      if (sendWithCallback) {
+        pendingBytes += frame.length;
+        sendWithCallback(frame, { binary: true }, () => {
+          pendingBytes -= frame.length;
+          maybeDrain();
+        });
+      } else {
+        ws.send(frame);
+      }
+      if (bufferedAmount() >= DRAIN_LOW_WATER) {
+        wasHigh = true;
+        if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);
+      }
+    },
+    get bufferedAmount() {
+      return bufferedAmount();
+    },
+    onFrame(listener): Disposable {
+      const subscription = frames.event(listener);
+      // Deliver what arrived while nobody listened, in order, before anything newer.
+      while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
+      return subscription;
+    },
+    onDrain: (listener) => drains.event(listener),
+    onClose(listener) {
+      if (closed) {
+        const reason = closeReason ?? { code: 'closed', message: 'link closed' };
+        queueMicrotask(() => listener(reason));
+        return toDisposable(() => undefined);
+      }
+      return closes.event(listener);
+    },
+    close(reason = { code: 'closed', message: 'closed by this side' }) {
+      if (closed) return;
+      closeReason = reason;
+      ws.close(1000, encodeCloseReason(reason));
+      // The close event arrives after the closing handshake; report it now so owners stop at once.
+      finish(reason);
+    },
+    get closed() {
+      return closed;
+    },
+  };
+  return transport;
+}

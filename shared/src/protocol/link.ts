@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import { ErrorShapeSchema, SchemaVersion } from './control.js';
+
+/**
+ * Messages of the link handshake. They travel as `control` frames (JSON) before the link is
+ * authenticated; nothing else may be sent until `link.welcome`. Binary values are lowercase hex
+ * so that a message is readable in a log and has exactly one encoding.
+ *
+ *   auth mode:  hello → challenge → proof(signature) → welcome(signature, host_info)
+ *   pair mode:  hello → challenge(share Yb) → proof(share Ya, mac, signature)
+ *               → welcome(mac, signature, host_info)
+ *   either side may answer any message with `link.refused` and close.
+ */
+const hex = (bytes: number, what: string) =>
+  z
+    .string()
+    .length(bytes * 2, `${what} must be ${bytes} bytes of lowercase hex`)
+    .regex(/^[0-9a-f]+$/, `${what} must be lowercase hex`);
+
+export const Ed25519PublicKeyHex = hex(32, 'public key');
+export const Ed25519SignatureHex = hex(64, 'signature');
+export const LinkNonceHex = hex(32, 'nonce');
+/** A CPace share: a canonical ristretto255 encoding. */
+export const PakeShareHex = hex(32, 'PAKE share');
+export const MacHex = hex(32, 'MAC');
+
+export const LinkMode = z.enum(['auth', 'pair']);
+export type LinkMode = z.infer<typeof LinkMode>;
+
+export const LinkHello = z.object({
+  schema_version: SchemaVersion,
+  kind: z.literal('link.hello'),
+  mode: LinkMode,
+  device_key: Ed25519PublicKeyHex,
+  device_name: z.string().min(1).max(128),
+  nonce: LinkNonceHex,
+});
+export type LinkHello = z.infer<typeof LinkHello>;
+
+export const LinkChallenge = z.object({
+  schema_version: SchemaVersion,
+  kind: z.literal('link.challenge'),
+  agent_key: Ed25519PublicKeyHex,
+  nonce: LinkNonceHex,
+  /** Pair mode only: the agent's CPace share Yb. */
+  share: PakeShareHex.optional(),
+});
+export type LinkChallenge = z.infer<typeof LinkChallenge>;
+
+export const LinkProof = z.object({
+  schema_version: SchemaVersion,
+  kind: z.literal('link.proof'),
+  /** Device signature over the transcript. */
+  signature: Ed25519SignatureHex,
+  /** Pair mode only: the device's CPace share Ya and its key-confirmation MAC. */
+  share: PakeShareHex.optional(),
+  mac: MacHex.optional(),
+});
+export type LinkProof = z.infer<typeof LinkProof>;
+
+export const LinkWelcome = z.object({
+  schema_version: SchemaVersion,
+  kind: z.literal('link.welcome'),
+  /** Agent signature over the transcript and host_info (the exact string below). */
+  signature: Ed25519SignatureHex,
+  /** Pair mode only: the agent's key-confirmation MAC. */
+  mac: MacHex.optional(),
+  /** HostInfo as a JSON string, so the signed bytes are exactly the bytes received. */
+  host_info: z.string().max(16 * 1024),
+});
+export type LinkWelcome = z.infer<typeof LinkWelcome>;
+
+export const LinkRefused = z.object({
+  schema_version: SchemaVersion,
+  kind: z.literal('link.refused'),
+  error: ErrorShapeSchema,
+});
+export type LinkRefused = z.infer<typeof LinkRefused>;
+
+export const LinkMessage = z.discriminatedUnion('kind', [
+  LinkHello,
+  LinkChallenge,
+  LinkProof,
+  LinkWelcome,
+  LinkRefused,
+]);
+export type LinkMessage = z.infer<typeof LinkMessage>;
