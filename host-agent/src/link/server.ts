@@ -93,9 +93,16 @@ export class LinkServer implements Disposable {
         log.info({ remoteAddress }, 'handshake timed out');
         ws.terminate();
       }, options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
-      const exporter = new Uint8Array(
-        socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)),
-      );
+      let exporter: Uint8Array;
+      try {
+        exporter = new Uint8Array(socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)));
+      } catch (error) {
+        // The peer vanished between upgrade and here; throwing in this handler would kill the agent.
+        clearTimeout(timer);
+        log.debug({ err: (error as Error).message, remoteAddress }, 'no TLS exporter; dropping');
+        ws.terminate();
+        return;
+      }
       serverHandshake({
         transport,
         exporter,
