@@ -10,3 +10,4 @@ export * from './protocol/hosts.js';
 export * from './protocol/link.js';
 export * from './link/handshake.js';
 export * from './link/websocket-transport.js';
+export * from './link/index.js';

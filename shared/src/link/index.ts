@@ -1,0 +1,9 @@
+export type { FrameTransport } from './transport.js';
+export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
+export { LinkStream, DEFAULT_STREAM_WINDOW } from './stream.js';
+export {
+  createMemoryTransportPair,
+  type MemoryTransport,
+  type MemoryTransportOptions,
+  type MemoryTransportPair,
+} from './memory-transport.js';

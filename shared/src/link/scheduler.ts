@@ -1,0 +1,143 @@
+/** When things go out on the link: data turns between streams, and pings when it is quiet. */
+import type { Disposable } from '../disposable.js';
+import type { LinkStream } from './stream.js';
+import type { FrameTransport } from './transport.js';
+
+/**
+ * While data waits for the transport to drain, look again this often: a transport's own idea of
+ * "high" may be above ours (the WebSocket adapter fires onDrain only after exceeding 64 KiB),
+ * and a missed drain must cost milliseconds, not a stuck stream.
+ */
+const DRAIN_POLL_MS = 20;
+
+export interface SchedulerOptions {
+  maxDataFrameBytes: number;
+  transportHighWater: number;
+  /** Hands one data frame to the transport. */
+  sendData(stream: LinkStream, offset: number, payload: Uint8Array): void;
+}
+
+/**
+ * Decides which stream's bytes go next. Round-robin, one chunk per stream per turn, and only
+ * while the transport holds less than transportHighWater: a `yes` flood can have at most about
+ * that much (plus one chunk) queued ahead of a keystroke on another stream.
+ */
+export class DataScheduler implements Disposable {
+  /** Streams with data and credit, in turn order (a Set keeps insertion order). */
+  private readonly ready = new Set<LinkStream>();
+  private pumpScheduled = false;
+  private drainPoll: unknown;
+  private disposed = false;
+
+  constructor(
+    private readonly transport: FrameTransport,
+    private readonly options: SchedulerOptions,
+  ) {}
+
+  /** The stream has bytes and credit: give it a turn. */
+  add(stream: LinkStream): void {
+    if (this.disposed) return;
+    this.ready.add(stream);
+    this.schedule();
+  }
+
+  remove(stream: LinkStream): void {
+    this.ready.delete(stream);
+  }
+
+  /** Runs a pump soon, e.g. after the transport drained. */
+  schedule(): void {
+    if (this.pumpScheduled || this.disposed || this.ready.size === 0) return;
+    // A microtask, so the writes of one turn of the event loop share frames and control frames
+    // sent in the same turn still go first.
+    this.pumpScheduled = true;
+    queueMicrotask(() => this.pump());
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.ready.clear();
+    if (this.drainPoll !== undefined) clearTimeout(this.drainPoll);
+    this.drainPoll = undefined;
+  }
+
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (this.drainPoll !== undefined) clearTimeout(this.drainPoll);
+    this.drainPoll = undefined;
+    while (!this.disposed && this.ready.size > 0) {
+      if (this.transport.bufferedAmount >= this.options.transportHighWater) {
+        this.drainPoll = setTimeout(() => {
+          this.drainPoll = undefined;
+          this.schedule();
+        }, DRAIN_POLL_MS);
+        return;
+      }
+      const stream: LinkStream = this.ready.values().next().value!;
+      this.ready.delete(stream);
+      const chunk = stream.takeChunk(this.options.maxDataFrameBytes);
+      if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
+      stream.afterSend();
+      // Back of the line: the next stream with data gets the next chunk.
+      if (stream.readyToSend) this.ready.add(stream);
+    }
+  }
+}
+
+export interface HeartbeatOptions {
+  intervalMs: number;
+  deadAfterMs: number;
+  sendPing(nonce: number): void;
+  /** Nothing arrived for deadAfterMs. */
+  onSilence(): void;
+}
+
+/**
+ * Pings when this side has been quiet, and notices when the peer has been. Counts elapsed checks
+ * instead of reading a clock: nothing to go wrong when the wall clock jumps, and fake timers in
+ * tests need nothing else. A check runs every quarter of the shorter period, so a ping or a
+ * death is noticed at most that late (1.5 s + 0.5 s with the defaults, within the 10 s budget).
+ */
+export class Heartbeat implements Disposable {
+  private readonly tickMs: number;
+  private readonly timer: unknown;
+  private sentSinceTick = false;
+  private receivedSinceTick = false;
+  private idleMs = 0;
+  private silentMs = 0;
+  private nonce = 0;
+
+  constructor(private readonly options: HeartbeatOptions) {
+    this.tickMs = Math.max(1, Math.min(options.intervalMs, options.deadAfterMs) / 4);
+    this.timer = setInterval(() => this.tick(), this.tickMs);
+  }
+
+  sent(): void {
+    this.sentSinceTick = true;
+  }
+
+  received(): void {
+    this.receivedSinceTick = true;
+  }
+
+  dispose(): void {
+    clearInterval(this.timer);
+  }
+
+  private tick(): void {
+    this.silentMs = this.receivedSinceTick ? 0 : this.silentMs + this.tickMs;
+    this.receivedSinceTick = false;
+    if (this.silentMs >= this.options.deadAfterMs) {
+      this.dispose();
+      this.options.onSilence();
+      return;
+    }
+    this.idleMs = this.sentSinceTick ? 0 : this.idleMs + this.tickMs;
+    this.sentSinceTick = false;
+    if (this.idleMs >= this.options.intervalMs) {
+      this.idleMs = 0;
+      this.nonce = this.nonce >= Number.MAX_SAFE_INTEGER ? 0 : this.nonce + 1;
+      this.options.sendPing(this.nonce);
+    }
+  }
+}

@@ -1,0 +1,312 @@
+import { Emitter, type Disposable } from '../disposable.js';
+import { HangarError, toHangarError } from '../errors.js';
+import type { CloseReason } from '../protocol/control.js';
+
+export const DEFAULT_STREAM_WINDOW = 256 * 1024;
+
+/**
+ * A listener failed where there is nobody to return the error to (the stream or link is already
+ * closed, and we are inside a transport callback). Rethrown on its own so it surfaces as an
+ * uncaught error instead of vanishing or unwinding the transport.
+ */
+export function reportLater(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
+/** What a stream needs from the mux that owns it. Internal: callers only see LinkStream. */
+export interface StreamHost {
+  /** Sends a priority frame (ack or close) at once, ahead of queued data. */
+  sendAck(stream: number, offset: number): void;
+  sendClose(stream: number, reason: CloseReason): void;
+  /** The stream has bytes it may send now: give it a turn in the round-robin. */
+  wantsToSend(stream: LinkStream): void;
+  /** The stream is finished on this side: forget it. */
+  release(stream: LinkStream): void;
+}
+
+export interface StreamOptions {
+  id: number;
+  sendOffset: number;
+  recvOffset: number;
+  window: number;
+}
+
+/**
+ * One direction-pair of bytes inside the link, with its own credit window. Offsets are absolute
+ * positions in the stream, so a resumed stream (terminal output after a reconnect) keeps counting.
+ */
+export class LinkStream {
+  readonly id: number;
+  readonly window: number;
+  /** Default true: ack as soon as onData listeners return. False: the consumer calls ack(). */
+  autoAck = true;
+
+  private readonly dataEmitter = new Emitter<{ data: Uint8Array; offset: number }>();
+  private readonly drainEmitter = new Emitter<void>();
+  private readonly ackEmitter = new Emitter<number>();
+  private readonly closeEmitter = new Emitter<CloseReason>();
+  readonly onData = (listener: (data: Uint8Array, offset: number) => void): Disposable =>
+    this.dataEmitter.event(({ data, offset }) => listener(data, offset));
+  readonly onDrain = this.drainEmitter.event;
+  readonly onAck = this.ackEmitter.event;
+  /** Fires once. A listener that throws is reported asynchronously so the others still run. */
+  readonly onClose = (listener: (reason: CloseReason) => void): Disposable =>
+    this.closeEmitter.event((reason) => {
+      try {
+        listener(reason);
+      } catch (error) {
+        reportLater(error);
+      }
+    });
+
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private sent: number;
+  private peerAcked: number;
+  private received: number;
+  private ackedByUs: number;
+  private ackFramePending = false;
+  private writerWaiting = false;
+  private closeReason: CloseReason | undefined;
+  /** Set while a locally closed stream still flushes its queue before the close frame. */
+  private flushThenClose: CloseReason | undefined;
+  private released = false;
+
+  constructor(
+    private readonly host: StreamHost,
+    options: StreamOptions,
+  ) {
+    this.id = options.id;
+    this.window = options.window;
+    this.sent = this.peerAcked = options.sendOffset;
+    this.received = this.ackedByUs = options.recvOffset;
+  }
+
+  get sentOffset(): number {
+    return this.sent;
+  }
+  get peerAckedOffset(): number {
+    return this.peerAcked;
+  }
+  get recvOffset(): number {
+    return this.received;
+  }
+  /** Bytes accepted by write() that have not been handed to the transport yet. */
+  get queuedBytes(): number {
+    return this.queued;
+  }
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  /**
+   * Queues the bytes (copied: callers such as Node streams reuse their buffers). Returns false
+   * once queued plus unacknowledged bytes reach the window: wait for onDrain before writing more,
+   * or memory grows with the producer. After close the bytes are dropped and false is returned;
+   * onClose has already said why.
+   */
+  write(data: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (data.length > 0) {
+      this.queue.push(data.slice());
+      this.queued += data.length;
+      if (this.hasCredit) this.host.wantsToSend(this);
+    }
+    const below = this.queued + this.sent - this.peerAcked < this.window;
+    if (!below) this.writerWaiting = true;
+    return below;
+  }
+
+  /** The consumer has used every byte before `offset`; the peer may send `window` bytes beyond it. */
+  ack(offset: number): void {
+    if (!Number.isSafeInteger(offset) || offset > this.received) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `stream ${this.id}: cannot ack offset ${offset}, only ${this.received} received`,
+      );
+    }
+    if (this.closed || offset <= this.ackedByUs) return;
+    this.ackedByUs = offset;
+    if (this.ackFramePending) return;
+    // Coalesce: every onData of one delivered batch acks, one frame carries the latest offset.
+    this.ackFramePending = true;
+    queueMicrotask(() => {
+      this.ackFramePending = false;
+      if (!this.closed) this.host.sendAck(this.id, this.ackedByUs);
+    });
+  }
+
+  /**
+   * Stops the stream on this side; onClose fires now. Bytes already written still go out ahead
+   * of the close frame (the last lines of a finished command must arrive), unless
+   * `{ flush: false }` asks to drop them.
+   */
+  close(
+    reason: CloseReason = { code: 'closed', message: 'stream closed by this side' },
+    options?: { flush?: boolean },
+  ): void {
+    if (this.closed) return;
+    if (options?.flush === false || this.queued === 0) {
+      this.dropQueue();
+      this.host.sendClose(this.id, reason);
+      this.finish(reason);
+    } else {
+      this.flushThenClose = reason;
+      this.finish(reason, { keepRegistered: true });
+    }
+  }
+
+  private get hasCredit(): boolean {
+    return this.sent - this.peerAcked < this.window;
+  }
+
+  /** @internal True when the scheduler can send a chunk of this stream now. */
+  get readyToSend(): boolean {
+    return this.queued > 0 && this.hasCredit && !this.released;
+  }
+
+  /** @internal Takes the next chunk (at most maxBytes, within credit) for a data frame. */
+  takeChunk(maxBytes: number): { offset: number; payload: Uint8Array } | undefined {
+    const size = Math.min(maxBytes, this.queued, this.window - (this.sent - this.peerAcked));
+    if (size <= 0) return undefined;
+    let payload: Uint8Array;
+    const head = this.queue[0]!;
+    if (head.length >= size) {
+      payload = head.subarray(0, size);
+      if (head.length === size) this.queue.shift();
+      else this.queue[0] = head.subarray(size);
+    } else {
+      // Several small writes (keystrokes) travel in one frame.
+      payload = new Uint8Array(size);
+      let at = 0;
+      while (at < size) {
+        const part = this.queue[0]!;
+        const take = Math.min(part.length, size - at);
+        payload.set(part.subarray(0, take), at);
+        at += take;
+        if (take === part.length) this.queue.shift();
+        else this.queue[0] = part.subarray(take);
+      }
+    }
+    const offset = this.sent;
+    this.sent += size;
+    this.queued -= size;
+    return { offset, payload };
+  }
+
+  /** @internal Called by the scheduler after a chunk went out: a flushing close may finish now. */
+  afterSend(): void {
+    if (this.flushThenClose !== undefined && this.queued === 0) {
+      const reason = this.flushThenClose;
+      this.flushThenClose = undefined;
+      this.host.sendClose(this.id, reason);
+      this.release();
+    }
+  }
+
+  /** @internal A data frame from the peer. Violations close this stream only. */
+  receiveData(offset: number, payload: Uint8Array): void {
+    if (this.closed) return; // we closed it; the peer's in-flight bytes are expected, not an error
+    if (offset !== this.received) {
+      this.protocolError(`data at offset ${offset}, expected ${this.received}`);
+      return;
+    }
+    if (this.received + payload.length - this.ackedByUs > this.window) {
+      this.protocolError(
+        `peer sent ${this.received + payload.length - this.ackedByUs} unacknowledged bytes, window is ${this.window}`,
+      );
+      return;
+    }
+    if (payload.length === 0) return;
+    this.received += payload.length;
+    try {
+      this.dataEmitter.fire({ data: payload, offset });
+    } catch (error) {
+      this.abort({
+        code: 'E_INTERNAL',
+        message: `stream ${this.id} data handler failed: ${toHangarError(error).message}`,
+      });
+      return;
+    }
+    if (this.autoAck && !this.closed) this.ack(this.received);
+  }
+
+  /** @internal An ack frame from the peer: cumulative, so repeating one is harmless. */
+  receiveAck(offset: number): void {
+    if (this.released) return;
+    if (offset > this.sent || offset < this.peerAcked) {
+      this.protocolError(`ack of offset ${offset}, but sent up to ${this.sent} and acked up to ${this.peerAcked}`);
+      return;
+    }
+    if (offset === this.peerAcked) return;
+    this.peerAcked = offset;
+    if (this.readyToSend) this.host.wantsToSend(this);
+    if (this.closed) return;
+    this.guard('ack', () => this.ackEmitter.fire(offset));
+    if (this.writerWaiting && !this.closed && this.queued + this.sent - this.peerAcked < this.window) {
+      this.writerWaiting = false;
+      this.guard('drain', () => this.drainEmitter.fire());
+    }
+  }
+
+  /** @internal The peer closed the stream: nothing more goes either way. */
+  receiveClose(reason: CloseReason): void {
+    this.dropQueue();
+    this.flushThenClose = undefined;
+    this.finish(reason);
+  }
+
+  /** @internal The link is gone; streams end with the link's reason. */
+  linkClosed(reason: CloseReason): void {
+    this.dropQueue();
+    this.flushThenClose = undefined;
+    this.finish(reason);
+  }
+
+  private protocolError(message: string): void {
+    this.abort({ code: 'E_PROTOCOL', message: `stream ${this.id}: ${message}` });
+  }
+
+  /** Closes at once (no flush) and tells the peer why, even if we had closed gracefully before. */
+  private abort(reason: CloseReason): void {
+    this.dropQueue();
+    this.flushThenClose = undefined;
+    if (!this.released) this.host.sendClose(this.id, reason);
+    this.finish(reason);
+  }
+
+  private guard(what: string, fire: () => void): void {
+    try {
+      fire();
+    } catch (error) {
+      this.abort({
+        code: 'E_INTERNAL',
+        message: `stream ${this.id} ${what} handler failed: ${toHangarError(error).message}`,
+      });
+    }
+  }
+
+  private dropQueue(): void {
+    this.queue = [];
+    this.queued = 0;
+  }
+
+  private finish(reason: CloseReason, options?: { keepRegistered?: boolean }): void {
+    if (!options?.keepRegistered) this.release();
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.closeEmitter.fire(reason);
+    this.dataEmitter.dispose();
+    this.drainEmitter.dispose();
+    this.ackEmitter.dispose();
+    this.closeEmitter.dispose();
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.host.release(this);
+  }
+}

@@ -1,0 +1,445 @@
+import fc from 'fast-check';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  createMemoryTransportPair,
+  decodeFrame,
+  encodeFrame,
+  Mux,
+  type CloseReason,
+  type Frame,
+  type FrameTransport,
+  type LinkStream,
+  type MemoryTransportOptions,
+  type MuxOptions,
+} from '@hangar/shared';
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+  vi.useRealTimers();
+});
+
+function connect(options: { mux?: Omit<MuxOptions, 'role'>; transport?: MemoryTransportOptions } = {}) {
+  const pair = createMemoryTransportPair(options.transport);
+  const client = new Mux(pair[0], { role: 'client', ...options.mux });
+  const agent = new Mux(pair[1], { role: 'agent', ...options.mux });
+  cleanups.push(() => {
+    client.dispose();
+    agent.dispose();
+    pair.cut();
+  });
+  /** Sends raw frames to the agent as if the client's mux had (bypassing its checks). */
+  const inject = (frame: Frame | Uint8Array) => pair[0].send(frame instanceof Uint8Array ? frame : encodeFrame(frame));
+  /** Frames the agent sends, decoded, as the client receives them. */
+  const fromAgent: Frame[] = [];
+  pair[0].onFrame((bytes) => fromAgent.push(decodeFrame(bytes)));
+  return { pair, client, agent, inject, fromAgent };
+}
+
+/** Opens one stream on both ends, as a session attach does after its control exchange. */
+function openBoth(client: Mux, agent: Mux, options: { window?: number } = {}) {
+  const local = client.openStream(options);
+  const remote = agent.openStream({ ...options, id: local.id });
+  return { local, remote };
+}
+
+function collect(stream: LinkStream) {
+  const chunks: Array<{ data: Uint8Array; offset: number }> = [];
+  const closes: CloseReason[] = [];
+  stream.onData((data, offset) => chunks.push({ data: data.slice(), offset }));
+  stream.onClose((reason) => closes.push(reason));
+  return {
+    chunks,
+    closes,
+    get bytes() {
+      return chunks.reduce((n, c) => n + c.data.length, 0);
+    },
+    text: () => new TextDecoder().decode(concat(chunks.map((c) => c.data))),
+  };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+const text = (s: string) => new TextEncoder().encode(s);
+
+describe('stream data', () => {
+  it('bytes arrive in order, with the offset of each chunk, however they were chunked', async () => {
+    const { client, agent } = connect({ mux: { maxDataFrameBytes: 1000 } });
+    const { local, remote } = openBoth(client, agent);
+    const received = collect(remote);
+    const sent = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 3000 }), { numRuns: 20, seed: 7 });
+    for (const part of sent) local.write(part);
+    const expected = concat(sent);
+    await until(() => received.bytes === expected.length, 'all bytes');
+    expect(concat(received.chunks.map((c) => c.data))).toEqual(expected);
+    let next = 0;
+    for (const chunk of received.chunks) {
+      expect(chunk.offset).toBe(next);
+      expect(chunk.data.length).toBeLessThanOrEqual(1000);
+      next += chunk.data.length;
+    }
+    await until(() => local.peerAckedOffset === expected.length, 'the sender sees everything acked');
+    expect(remote.recvOffset).toBe(expected.length);
+  });
+
+  it('a stream opened at offset N starts counting at N (a resumed terminal)', async () => {
+    const { client, agent } = connect();
+    const local = client.openStream({ sendOffset: 5000 });
+    const remote = agent.openStream({ id: local.id, recvOffset: 5000 });
+    const received = collect(remote);
+    local.write(text('hi'));
+    await until(() => received.bytes === 2, 'data');
+    expect(received.chunks[0]!.offset).toBe(5000);
+    expect(local.sentOffset).toBe(5002);
+    await until(() => local.peerAckedOffset === 5002, 'ack');
+  });
+
+  it('stream ids follow the role: odd for the client, even for the agent', () => {
+    const { client, agent } = connect();
+    expect([client.openStream().id, client.openStream().id]).toEqual([1, 3]);
+    expect([agent.openStream().id, agent.openStream().id]).toEqual([2, 4]);
+    expect(() => agent.openStream({ id: 2 })).toThrow(/already open/);
+  });
+
+  it('closing a stream delivers what was written first, then the reason with its exit code', async () => {
+    const { client, agent } = connect();
+    const { local, remote } = openBoth(client, agent, { window: 64 * 1024 });
+    const received = collect(remote);
+    local.write(new Uint8Array(200_000).fill(7));
+    local.close({ code: 'session_ended', message: 'exited', exit_code: 3 });
+    expect(local.closed).toBe(true);
+    expect(local.write(text('late'))).toBe(false);
+    await until(() => received.closes.length === 1, 'close');
+    expect(received.bytes).toBe(200_000);
+    expect(received.closes[0]).toEqual({ code: 'session_ended', message: 'exited', exit_code: 3 });
+  });
+});
+
+describe('flow control', () => {
+  it('a producer that waits for drain never holds more than the window in memory', async () => {
+    const window = 64 * 1024;
+    const { client, agent } = connect();
+    const { local, remote } = openBoth(client, agent, { window });
+    const received = collect(remote);
+    const chunk = new Uint8Array(16 * 1024);
+    let maxHeld = 0;
+    for (let written = 0; written < 2 * 1024 * 1024; written += chunk.length) {
+      const more = local.write(chunk);
+      maxHeld = Math.max(maxHeld, local.queuedBytes + local.sentOffset - local.peerAckedOffset);
+      if (!more) await new Promise<void>((resolve) => local.onDrain(resolve));
+    }
+    await until(() => received.bytes === 2 * 1024 * 1024, 'all bytes');
+    expect(maxHeld).toBeLessThanOrEqual(window + chunk.length);
+  });
+
+  it('with autoAck off, nothing beyond the window is sent until the consumer acks', async () => {
+    const window = 64 * 1024;
+    const { client, agent } = connect();
+    const { local, remote } = openBoth(client, agent, { window });
+    remote.autoAck = false;
+    const received = collect(remote);
+    expect(local.write(new Uint8Array(1024 * 1024))).toBe(false);
+    await until(() => received.bytes === window, 'a window of data');
+    await settle();
+    expect(received.bytes).toBe(window);
+    expect(local.sentOffset).toBe(window);
+    expect(local.queuedBytes).toBe(1024 * 1024 - window);
+    remote.ack(32 * 1024);
+    await until(() => received.bytes === window + 32 * 1024, 'the acked amount more');
+    await settle();
+    expect(received.bytes).toBe(window + 32 * 1024);
+  });
+
+  it('a flood on one stream leaves a keystroke on another at most a few frames behind', async () => {
+    // A slow link (one 32 KiB frame per delivery): whatever the mux hands over queues in the transport.
+    const { client, agent, pair } = connect({ transport: { bytesPerBatch: 32 * 1024 } });
+    // A large window so that only the scheduler, not credit, limits how much of the flood is ahead.
+    const flood = openBoth(client, agent, { window: 4 * 1024 * 1024 });
+    const keys = openBoth(client, agent);
+    let floodFrames = 0;
+    let keystrokeAfter: number | undefined;
+    let floodFramesAtWrite = 0;
+    pair[1].onFrame((bytes) => {
+      const frame = decodeFrame(bytes);
+      if (frame.type !== 'data') return;
+      if (frame.stream === flood.local.id) floodFrames += 1;
+      else keystrokeAfter = floodFrames - floodFramesAtWrite;
+    });
+    flood.local.write(new Uint8Array(16 * 1024 * 1024));
+    await until(() => floodFrames >= 16, 'the flood to be flowing');
+    floodFramesAtWrite = floodFrames;
+    keys.local.write(text('x'));
+    await until(() => keystrokeAfter !== undefined, 'the keystroke');
+    // At most highWater (64 KiB) + one overshooting chunk in the transport, plus one round-robin turn.
+    expect(keystrokeAfter).toBeLessThanOrEqual(4);
+    expect(flood.local.sentOffset).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('control messages overtake data already queued', async () => {
+    const { client, agent } = connect({ transport: { bytesPerBatch: 32 * 1024 } });
+    const { local, remote } = openBoth(client, agent, { window: 4 * 1024 * 1024 });
+    const received = collect(remote);
+    let bytesWhenControlArrived: number | undefined;
+    agent.onControl((json) => {
+      expect(JSON.parse(json)).toEqual({ hello: 1 });
+      bytesWhenControlArrived = received.bytes;
+    });
+    local.write(new Uint8Array(2 * 1024 * 1024));
+    await until(() => received.bytes >= 128 * 1024, 'data flowing');
+    const bytesAtSend = received.bytes;
+    client.sendControl('{"hello":1}');
+    await until(() => bytesWhenControlArrived !== undefined, 'the control message');
+    expect(bytesWhenControlArrived! - bytesAtSend).toBeLessThanOrEqual(96 * 1024);
+  });
+});
+
+describe('handlers', () => {
+  it('control messages sent before anyone listened are handed to the first listener, in order', async () => {
+    const { client, agent } = connect();
+    client.sendControl('{"n":1}');
+    client.sendControl('{"n":2}');
+    await settle();
+    const seen: string[] = [];
+    agent.onControl((json) => seen.push(json));
+    expect(seen).toEqual(['{"n":1}', '{"n":2}']);
+  });
+
+  it('frames a transport replays while the mux subscribes are not lost', () => {
+    // The WebSocket adapter hands over frames that arrived before anyone listened, synchronously.
+    const replayed = [encodeFrame({ type: 'control', json: '{"hello":"early"}' })];
+    const transport: FrameTransport = {
+      send: () => undefined,
+      bufferedAmount: 0,
+      onFrame: (listener) => {
+        for (const frame of replayed.splice(0)) listener(frame);
+        return { dispose: () => undefined };
+      },
+      onDrain: () => ({ dispose: () => undefined }),
+      onClose: () => ({ dispose: () => undefined }),
+      close: () => undefined,
+      closed: false,
+    };
+    const mux = new Mux(transport, { role: 'client' });
+    cleanups.push(() => mux.dispose());
+    const seen: string[] = [];
+    mux.onControl((json) => seen.push(json));
+    expect(seen).toEqual(['{"hello":"early"}']);
+  });
+
+  it('a data handler that throws ends only its own stream, with the error as the reason', async () => {
+    const { client, agent } = connect();
+    const broken = openBoth(client, agent);
+    const fine = openBoth(client, agent);
+    broken.remote.onData(() => {
+      throw new Error('renderer exploded');
+    });
+    const brokenLocal = collect(broken.local);
+    const fineRemote = collect(fine.remote);
+    broken.local.write(text('a'));
+    fine.local.write(text('b'));
+    await until(() => brokenLocal.closes.length === 1 && fineRemote.text() === 'b', 'close and data');
+    expect(brokenLocal.closes[0]).toMatchObject({
+      code: 'E_INTERNAL',
+      message: expect.stringContaining('renderer exploded'),
+    });
+    expect(fine.remote.closed).toBe(false);
+  });
+});
+
+describe('protocol violations', () => {
+  it('data at the wrong offset closes only that stream, and the other stream keeps working', async () => {
+    const { client, agent, inject } = connect();
+    const bad = openBoth(client, agent);
+    const good = openBoth(client, agent);
+    const badLocal = collect(bad.local);
+    const badRemote = collect(bad.remote);
+    const goodRemote = collect(good.remote);
+    inject({ type: 'data', stream: bad.local.id, offset: 100, payload: text('oops') });
+    await until(() => badLocal.closes.length === 1, 'the peer told about the bad stream');
+    expect(badRemote.closes[0]).toMatchObject({ code: 'E_PROTOCOL', message: expect.stringContaining('offset 100') });
+    expect(badLocal.closes[0]).toMatchObject({ code: 'E_PROTOCOL' });
+    good.local.write(text('still here'));
+    await until(() => goodRemote.text() === 'still here', 'the good stream');
+    expect(agent.closed).toBe(false);
+  });
+
+  it('data for a stream nobody opened is refused with a close frame for that id', async () => {
+    const { agent, inject, fromAgent } = connect();
+    inject({ type: 'data', stream: 99, offset: 0, payload: text('who?') });
+    inject({ type: 'data', stream: 99, offset: 4, payload: text('hello?') });
+    await until(() => fromAgent.some((f) => f.type === 'close' && f.stream === 99), 'close 99');
+    await settle();
+    // One refusal per stream, not one per frame of a flood.
+    expect(fromAgent.filter((f) => f.type === 'close')).toHaveLength(1);
+    const close = fromAgent.find((f) => f.type === 'close')!;
+    expect(JSON.parse((close as { reason: string }).reason)).toMatchObject({ code: 'E_PROTOCOL' });
+    expect(agent.closed).toBe(false);
+  });
+
+  it('a peer that ignores the window gets its stream closed', async () => {
+    const { client, agent, inject } = connect();
+    const local = client.openStream();
+    const remote = agent.openStream({ id: local.id, window: 1000 });
+    remote.autoAck = false;
+    const received = collect(remote);
+    inject({ type: 'data', stream: local.id, offset: 0, payload: new Uint8Array(600) });
+    inject({ type: 'data', stream: local.id, offset: 600, payload: new Uint8Array(600) });
+    await until(() => received.closes.length === 1, 'close');
+    expect(received.bytes).toBe(600);
+    expect(received.closes[0]).toMatchObject({ code: 'E_PROTOCOL', message: expect.stringContaining('window') });
+  });
+
+  it('an ack for bytes never sent closes the stream', async () => {
+    const { client, agent, inject } = connect();
+    const { remote } = openBoth(client, agent);
+    const received = collect(remote);
+    inject({ type: 'ack', stream: remote.id, offset: 10 });
+    await until(() => received.closes.length === 1, 'close');
+    expect(received.closes[0]).toMatchObject({ code: 'E_PROTOCOL', message: expect.stringContaining('ack') });
+  });
+
+  it('a malformed frame closes the whole link, and both sides learn why', async () => {
+    const { client, agent, inject } = connect();
+    const { local, remote } = openBoth(client, agent);
+    const reasons: Record<string, CloseReason> = {};
+    agent.onClose((r) => (reasons.agent = r));
+    client.onClose((r) => (reasons.client = r));
+    remote.onClose((r) => (reasons.stream = r));
+    local.onClose((r) => (reasons.clientStream = r));
+    inject(Uint8Array.of(0x42, 1, 2, 3));
+    await until(() => reasons.client !== undefined, 'the client to learn');
+    expect(reasons.agent).toMatchObject({ code: 'E_PROTOCOL', message: expect.stringContaining('malformed') });
+    expect(reasons.stream).toEqual(reasons.agent);
+    expect(reasons.client).toEqual(reasons.agent);
+    expect(reasons.clientStream).toEqual(reasons.agent);
+  });
+
+  it('a close for an unknown stream is ignored and a ping is answered with the same nonce', async () => {
+    const { agent, inject, fromAgent } = connect();
+    inject({ type: 'close', stream: 77, reason: '{"code":"x","message":"y"}' });
+    inject({ type: 'ping', nonce: 123456789 });
+    await until(() => fromAgent.some((f) => f.type === 'pong'), 'pong');
+    expect(fromAgent).toContainEqual({ type: 'pong', nonce: 123456789 });
+    expect(agent.closed).toBe(false);
+  });
+
+  it('random frames never throw out of the mux and never break a healthy stream unless the link closes', async () => {
+    const healthy = 1;
+    const targetsHealthy = (bytes: Uint8Array) => {
+      try {
+        const frame = decodeFrame(bytes);
+        return 'stream' in frame && frame.stream === healthy;
+      } catch {
+        return false; // undecodable garbage cannot target a stream
+      }
+    };
+    // Stream 0 and undecodable bytes end the link; keep them rare so most runs test the healthy stream.
+    const stream = fc.oneof(
+      { arbitrary: fc.constant(0), weight: 1 },
+      { arbitrary: fc.integer({ min: 2, max: 8 }), weight: 20 },
+    );
+    const offset = fc.integer({ min: 0, max: 1 << 20 });
+    const frame: fc.Arbitrary<Uint8Array> = fc.oneof(
+      fc
+        .record({ stream, offset, payload: fc.uint8Array({ maxLength: 64 }) })
+        .map((f) => encodeFrame({ type: 'data', ...f })),
+      fc.record({ stream, offset }).map((f) => encodeFrame({ type: 'ack', ...f })),
+      fc.record({ stream, reason: fc.string() }).map((f) => encodeFrame({ type: 'close', ...f })),
+      fc.string().map((json) => encodeFrame({ type: 'control', json })),
+      offset.map((nonce) => encodeFrame({ type: 'ping', nonce })),
+      offset.map((nonce) => encodeFrame({ type: 'pong', nonce })),
+      { arbitrary: fc.uint8Array({ maxLength: 40 }).filter((b) => !targetsHealthy(b)), weight: 1 },
+    );
+    let linkSurvived = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(frame, { maxLength: 12 }), async (frames) => {
+        const { client, agent, inject } = connect();
+        const local = client.openStream();
+        const remote = agent.openStream({ id: local.id });
+        const there = collect(remote);
+        const back = collect(local);
+        for (const bytes of frames) inject(bytes);
+        local.write(text('ping'));
+        remote.write(text('pong'));
+        await until(() => agent.closed || (there.text() === 'ping' && back.text() === 'pong'), 'round trip');
+        if (!agent.closed) {
+          expect(remote.closed || local.closed).toBe(false);
+          linkSurvived += 1;
+        }
+        for (const cleanup of cleanups.splice(0)) cleanup();
+      }),
+      { numRuns: 100 },
+    );
+    // The property is only worth something if many runs kept the link up with garbage on it.
+    expect(linkSurvived).toBeGreaterThan(20);
+  });
+});
+
+describe('liveness', () => {
+  it('a silent peer is noticed within deadAfterMs plus one check, and the link closes with E_TIMEOUT', async () => {
+    vi.useFakeTimers();
+    const { client, agent, pair } = connect();
+    const { local } = openBoth(client, agent);
+    const reasons: CloseReason[] = [];
+    client.onClose((r) => reasons.push(r));
+    const streamClosed = collect(local).closes;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(client.closed).toBe(false);
+    pair.silence();
+    // The last ping arrived at most 2.5 s before the silence began: no alarm before 3.5 s.
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(client.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(3000 + 500);
+    expect(reasons).toEqual([{ code: 'E_TIMEOUT', message: 'link silent for 6 s' }]);
+    expect(streamClosed).toEqual(reasons);
+  });
+
+  it('pings keep an idle but alive link open', async () => {
+    vi.useFakeTimers();
+    const { client, agent, pair } = connect();
+    const pingsBefore = pair[0].framesSent;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(client.closed).toBe(false);
+    expect(agent.closed).toBe(false);
+    // One ping about every heartbeat interval (2 s), plus the pongs answering the agent's.
+    expect(pair[0].framesSent - pingsBefore).toBeGreaterThanOrEqual(20);
+  });
+
+  it('the transport dropping ends the link and its streams with the transport reason', async () => {
+    const { client, agent, pair } = connect();
+    const { local } = openBoth(client, agent);
+    const closes = collect(local).closes;
+    pair.cut();
+    expect(client.closed && agent.closed).toBe(true);
+    expect(closes).toEqual([{ code: 'E_UNAVAILABLE', message: 'connection lost' }]);
+    expect(() => client.openStream()).toThrow(/link is closed/);
+  });
+
+  it('closing the link ends every stream with the link reason on both sides', async () => {
+    const { client, agent } = connect();
+    const { local, remote } = openBoth(client, agent);
+    const here = collect(local).closes;
+    const there = collect(remote).closes;
+    client.close({ code: 'bye', message: 'user quit' });
+    await until(() => there.length === 1, 'the peer to learn');
+    expect(here).toEqual([{ code: 'bye', message: 'user quit' }]);
+    expect(there).toEqual(here);
+  });
+});
