@@ -5,6 +5,7 @@ import type { IPty } from 'node-pty';
 import { Emitter, toDisposable, type Disposable } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { ReplayBuffer } from './replay-buffer.js';
+import type { SizeDriver } from './size-driver.js';
 import { tmuxEnv, type Tmux } from './tmux.js';
 
 export interface AttachmentEnd {
@@ -23,6 +24,8 @@ export interface Attachment {
   ack(offset: number): void;
   input(data: Uint8Array): void;
   resize(cols: number, rows: number): void;
+  /** Makes tmux repaint this client's whole screen (after the app drew a notice over it). */
+  redraw(): Promise<void>;
   setConnected(connected: boolean): void;
   readonly onEnd: (listener: (e: AttachmentEnd) => void) => Disposable;
   detach(): void;
@@ -44,6 +47,9 @@ export class PtyAttachment implements Attachment {
   private readonly outputEmitter = new Emitter<{ chunk: Uint8Array; offset: number }>();
   private readonly endEmitter = new Emitter<AttachmentEnd>();
   private readonly pty: IPty;
+  private tty: string | undefined;
+  /** Input waiting for a size hand-over to finish (see SizeDriver). */
+  private inputChain: Promise<void> | undefined;
   private connected = true;
   private paused = false;
   private detachRequested = false;
@@ -53,7 +59,7 @@ export class PtyAttachment implements Attachment {
   readonly closed: Promise<void>;
 
   constructor(
-    tmux: Tmux,
+    private readonly tmux: Tmux,
     readonly sessionName: string,
     readonly tmuxSessionName: string,
     size: { cols: number; rows: number },
@@ -61,10 +67,18 @@ export class PtyAttachment implements Attachment {
     /** Decides why the client went away (exit code, kill, detach) once its pty has exited. */
     private readonly resolveEnd: (detachRequested: boolean) => Promise<AttachmentEnd>,
     private readonly logger: Logger | undefined,
+    private readonly sizing: SizeDriver,
   ) {
+    const drives = sizing.claimOnAttach(tmuxSessionName, this);
     // Each attachment is its own tmux client, so tmux redraws each one for its own size and
     // pace; `=` makes the target an exact name (plain -t would also match by prefix).
-    this.pty = nodePty.spawn(tmux.binary, [...tmux.baseArgs(), 'attach-session', '-t', `=${tmuxSessionName}`], {
+    this.pty = nodePty.spawn(tmux.binary, [
+      ...tmux.baseArgs(),
+      'attach-session',
+      ...(drives ? [] : ['-f', 'ignore-size']),
+      '-t',
+      `=${tmuxSessionName}`,
+    ], {
       name: 'xterm-256color',
       cols: size.cols,
       rows: size.rows,
@@ -77,6 +91,7 @@ export class PtyAttachment implements Attachment {
     this.closed = new Promise((resolve) => {
       this.pty.onExit(() => {
         this.clearWindowTimer();
+        this.sizing.release(tmuxSessionName, this);
         void this.resolveEnd(this.detachRequested)
           .catch((error: unknown): AttachmentEnd => {
             this.logger?.warn({ err: error, session: sessionName }, 'could not tell why the attachment ended');
@@ -136,8 +151,40 @@ export class PtyAttachment implements Attachment {
 
   input(data: Uint8Array): void {
     if (this.ended) return;
-    // Writes go to the pty master directly; a paused read side never delays them.
-    this.pty.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (!this.inputChain && this.sizing.isDriver(this.tmuxSessionName, this)) {
+      // Writes go to the pty master directly; a paused read side never delays them.
+      this.pty.write(bytes);
+      return;
+    }
+    // This client starts typing: it becomes the size driver first, keeping keystrokes in order.
+    const chain = (this.inputChain ?? this.sizing.takeOver(this.tmuxSessionName, this)).then(
+      () => {
+        if (!this.ended) this.pty.write(bytes);
+      },
+      (error: unknown) => {
+        this.logger?.warn({ err: error, session: this.sessionName }, 'could not hand over the window size');
+        if (!this.ended) this.pty.write(bytes);
+      },
+    );
+    this.inputChain = chain;
+    void chain.then(() => {
+      if (this.inputChain === chain) this.inputChain = undefined;
+    });
+  }
+
+  /** This client's tty as tmux names it; the pty's child is the tmux client, so its pid finds it. */
+  async clientTty(): Promise<string | undefined> {
+    if (this.tty) return this.tty;
+    const { stdout } = await this.tmux.run(['list-clients', '-F', '#{client_pid} #{client_tty}']);
+    const line = stdout.split('\n').find((l) => l.startsWith(`${this.pty.pid} `));
+    this.tty = line?.slice(line.indexOf(' ') + 1);
+    return this.tty;
+  }
+
+  async redraw(): Promise<void> {
+    const tty = await this.clientTty();
+    if (tty) await this.tmux.run(['refresh-client', '-t', tty]);
   }
 
   resize(cols: number, rows: number): void {

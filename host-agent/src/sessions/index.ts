@@ -2,6 +2,7 @@ import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HangarError, SessionCreateParams, SessionName, type Disposable, type SessionInfo } from '@hangar/shared';
 import type { Logger } from 'pino';
+import { SizeDriver } from './size-driver.js';
 import { PtyAttachment, type Attachment, type AttachmentEnd } from './attachment.js';
 import {
   SESSION_PREFIX,
@@ -74,6 +75,7 @@ export class SessionManager implements Disposable {
   /** create() is check-then-act against the limit; one at a time keeps the limit exact. */
   private createQueue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  private readonly sizing: SizeDriver;
 
   private constructor(
     private readonly tmux: Tmux,
@@ -82,7 +84,9 @@ export class SessionManager implements Disposable {
     private readonly options: Required<Omit<SessionManagerOptions, 'logger' | 'tmuxPath'>> & {
       logger: Logger | undefined;
     },
-  ) {}
+  ) {
+    this.sizing = new SizeDriver(tmux);
+  }
 
   static async start(options: SessionManagerOptions): Promise<SessionManager> {
     const binary = options.tmuxPath ?? 'tmux';
@@ -171,7 +175,7 @@ export class SessionManager implements Disposable {
         name: params.name,
         command: params.command,
         cwd,
-        created_at: Math.floor(Date.now() / 1000),
+        created_at: Date.now(),
         attached_clients: 0,
         alive: false,
       }
@@ -197,7 +201,7 @@ export class SessionManager implements Disposable {
         name: name.slice(SESSION_PREFIX.length),
         command: decodeOption<string[]>(command, []),
         cwd: decodeOption<string>(cwd, ''),
-        created_at: Number(created) || 0,
+        created_at: (Number(created) || 0) * 1000, // tmux counts seconds; the protocol, milliseconds
         attached_clients: Number(attached) || 0,
         alive: dead !== '1',
       });
@@ -232,6 +236,7 @@ export class SessionManager implements Disposable {
       this.options,
       (detachRequested) => this.endOf(name, detachRequested),
       this.options.logger,
+      this.sizing,
     );
     this.attachments.set(attachment.id, attachment);
     // Subscribed first, so by the time anyone else hears of the end the id no longer resolves.

@@ -34,7 +34,7 @@ describe('sessions', () => {
     expect(listed).toHaveLength(1);
     expect(listed[0]).toMatchObject({ name: 'build', command: ['sleep', '60'], alive: true });
     expect(listed[0]!.cwd).toMatch(/hangar-sessions-/);
-    expect(listed[0]!.created_at).toBeGreaterThan(1_600_000_000);
+    expect(listed[0]!.created_at).toBeGreaterThan(1_600_000_000_000);
     expect(sessions.tmuxVersion()).toMatch(/^\d+\.\d+/);
   });
 

@@ -20,13 +20,14 @@ export const HostAddress = z
 
 export const DEFAULT_AGENT_PORT = 7070;
 
-export function parseHostAddress(value: string): { host: string; port: number } | undefined {
+/** `allowAnyPort` accepts port 0 ("pick a free port"), which only makes sense for listening. */
+export function parseHostAddress(value: string, options: { allowAnyPort?: boolean } = {}): { host: string; port: number } | undefined {
   const v6 = /^\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/i.exec(value);
   const plain = /^([a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(value);
   const match = v6 ?? plain;
   if (!match) return undefined;
   const port = match[2] === undefined ? DEFAULT_AGENT_PORT : Number(match[2]);
-  if (port < 1 || port > 65535) return undefined;
+  if (port < (options.allowAnyPort ? 0 : 1) || port > 65535) return undefined;
   return { host: match[1]!, port };
 }
 

@@ -31,6 +31,7 @@ export const SessionInfo = z.object({
   name: SessionName,
   command: z.array(z.string()),
   cwd: z.string(),
+  /** Milliseconds since the epoch. */
   created_at: z.number().int(),
   attached_clients: z.number().int().nonnegative(),
   alive: z.boolean(),

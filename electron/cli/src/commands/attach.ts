@@ -1,0 +1,102 @@
+import type { TerminalClient, TerminalEnd } from '@hangar/desktop/core';
+import type { Command } from 'commander';
+import { withCore } from '../run.js';
+
+const DEFAULT_DETACH_KEY = 'ctrl-]';
+
+export function registerAttach(program: Command): void {
+  program
+    .command('attach')
+    .description('attach this terminal to a session (full-screen programs work; resize follows the window)')
+    .argument('<host>')
+    .argument('<session>')
+    .option('--detach-key <key>', 'key that detaches and leaves the session running: ctrl-<letter or ]\\^_>', DEFAULT_DETACH_KEY)
+    .action((host: string, session: string, options: { detachKey: string }) =>
+      withCore(async (core) => {
+        const detachByte = parseDetachKey(options.detachKey);
+        const size = terminalSize();
+        const terminal = await core.attach(host, session, size);
+        const end = await runAttached(terminal, detachByte, `${host}/${session}`);
+        if (end.reason === 'exited') {
+          process.stderr.write(`[session ${session} ended${end.exitCode !== null ? ` with status ${end.exitCode}` : ''}]\n`);
+          return end.exitCode ?? 0;
+        }
+        if (end.reason === 'detached') {
+          process.stderr.write(`[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`);
+          return 0;
+        }
+        process.stderr.write(`hangar: ${end.message}\n`);
+        return end.reason === 'killed' ? 0 : 1;
+      }),
+    );
+}
+
+function terminalSize(): { cols: number; rows: number } {
+  return { cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 };
+}
+
+function parseDetachKey(key: string): number {
+  const match = /^ctrl-([a-z\]\\^_])$/i.exec(key);
+  if (!match) throw new Error(`--detach-key ${key}: expected ctrl-<letter> or ctrl-] / ctrl-\\ / ctrl-^ / ctrl-_`);
+  return match[1]!.toUpperCase().charCodeAt(0) & 0x1f;
+}
+
+/** Wires stdin/stdout to the terminal until it ends or the user presses the detach key. */
+function runAttached(terminal: TerminalClient, detachByte: number, label: string): Promise<TerminalEnd> {
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  const raw = stdin.isTTY === true;
+  return new Promise<TerminalEnd>((resolve) => {
+    let overlay = false;
+    const onInput = (chunk: Buffer) => {
+      const at = chunk.indexOf(detachByte);
+      if (at >= 0) {
+        if (at > 0) terminal.write(chunk.subarray(0, at));
+        void terminal.detach();
+        return;
+      }
+      terminal.write(chunk);
+    };
+    const onResize = () => {
+      const { cols, rows } = terminalSize();
+      terminal.resize(cols, rows);
+    };
+    const outputSub = terminal.onOutput(({ data, offset }) => {
+      // Ack only once the bytes reached our terminal: a slow terminal slows the host, not our memory.
+      stdout.write(data, () => terminal.ack(offset + data.length));
+    });
+    const statusSub = terminal.onStatus((status) => {
+      if (status === 'reconnecting') {
+        overlay = true;
+        showOverlay(`hangar: link to ${label} lost — reconnecting…`);
+      } else if (status === 'skipped') {
+        overlay = true;
+        showOverlay(`hangar: output while disconnected was skipped (replay window passed); screen redrawn`);
+      } else if (status === 'resumed' && overlay) {
+        overlay = false;
+        terminal.redraw();
+      }
+    });
+    const endSub = terminal.onEnd((end) => {
+      outputSub.dispose();
+      statusSub.dispose();
+      endSub.dispose();
+      stdin.off('data', onInput);
+      process.off('SIGWINCH', onResize);
+      if (raw) stdin.setRawMode(false);
+      stdin.pause();
+      stdout.write('\x1b[?1049l\x1b[?25h\r');
+      resolve(end);
+    });
+    if (raw) stdin.setRawMode(true);
+    stdin.on('data', onInput);
+    stdin.resume();
+    process.on('SIGWINCH', onResize);
+  });
+}
+
+/** A one-line notice on the bottom row that leaves the cursor where it was; tmux repaints over it. */
+function showOverlay(text: string): void {
+  const rows = process.stdout.rows || 24;
+  process.stdout.write(`\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${text}\x1b[0m\x1b8`);
+}

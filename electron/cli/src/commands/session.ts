@@ -1,0 +1,122 @@
+import { HangarError } from '@hangar/shared';
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { ago, printJson, table } from '../output.js';
+import { withCore } from '../run.js';
+
+/** With no command, the host user's login shell. */
+const DEFAULT_COMMAND = ['sh', '-c', 'exec "${SHELL:-/bin/sh}" -l'];
+
+interface NewOptions {
+  name: string;
+  cwd?: string;
+  env: string[];
+  instructions?: string;
+}
+
+export function registerSession(program: Command): void {
+  const session = program.command('session').description('create, list and kill terminal sessions on a host');
+
+  session
+    .command('new')
+    .description('start a persistent terminal session (tmux) on a host')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
+    .argument('[command...]', 'command and arguments after --, e.g. -- claude (default: your login shell)')
+    .requiredOption('--name <name>', 'session name, unique on the host')
+    .option('--cwd <dir>', 'working directory on the host (absolute, or ~/…)')
+    .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
+    .option('--instructions <file>', 'write this file as CLAUDE.md and AGENTS.md into the working directory')
+    .action((host: string, command: string[], options: NewOptions) =>
+      withCore(async (core) => {
+        const record = core.registry.get(host);
+        const created = await core.createSession(host, {
+          name: options.name,
+          command: command.length > 0 ? command : DEFAULT_COMMAND,
+          ...(options.cwd !== undefined ? { cwd: remoteCwd(options.cwd, record.embedded) } : {}),
+          ...(options.env.length > 0 ? { env: parseEnv(options.env) } : {}),
+          ...(options.instructions !== undefined ? { instructions: readInstructions(options.instructions) } : {}),
+        });
+        process.stdout.write(`created session "${created.name}" on ${host} in ${created.cwd}; attach with: hangar attach ${host} ${created.name}\n`);
+      }),
+    );
+
+  session
+    .command('ls')
+    .description('list sessions on one host, or on every paired host')
+    .argument('[host]', 'host name (default: all hosts)')
+    .option('--json', 'print JSON')
+    .action((host: string | undefined, options: { json?: boolean }) =>
+      withCore(async (core) => {
+        const groups = host
+          ? [{ host, sessions: await core.listSessions(host) }]
+          : await core.listAllSessions();
+        if (options.json) return printJson(groups);
+        const rows = groups.flatMap((g) =>
+          g.sessions.map((s) => [g.host, s.name, s.command.join(' '), ago(s.created_at), String(s.attached_clients), s.alive ? 'yes' : 'no']),
+        );
+        if (rows.length > 0) process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE'], rows));
+        else process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
+        let status = 0;
+        for (const g of groups) {
+          if ('error' in g && g.error) {
+            process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
+            status = 5;
+          }
+        }
+        return status;
+      }),
+    );
+
+  session
+    .command('kill')
+    .description('end a session and the programs in it')
+    .argument('<host>')
+    .argument('<name>')
+    .action((host: string, name: string) =>
+      withCore(async (core) => {
+        await core.killSession(host, name);
+        process.stdout.write(`killed session "${name}" on ${host}\n`);
+      }),
+    );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseEnv(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new HangarError('E_BAD_REQUEST', `--env ${pair}: expected KEY=VALUE`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+function readInstructions(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new HangarError('E_BAD_REQUEST', `--instructions ${file}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The shell expands `--cwd ~/src/app` with *this* computer's home before we see it; for a remote
+ * host the user meant the home over there, so a path under the local home becomes `~/…` again.
+ */
+function remoteCwd(cwd: string, embedded: boolean): string {
+  if (cwd === '~' || cwd.startsWith('~/')) return cwd;
+  if (embedded) return resolve(cwd);
+  if (!isAbsolute(cwd)) {
+    throw new HangarError('E_BAD_REQUEST', `--cwd ${cwd}: give an absolute path or ~/… (relative paths mean nothing on another host)`);
+  }
+  const home = homedir();
+  const rel = relative(home, cwd);
+  if (rel === '') return '~';
+  if (!rel.startsWith('..') && !isAbsolute(rel)) return `~/${rel}`;
+  return cwd;
+}

@@ -1,0 +1,123 @@
+import { HangarCore } from '@hangar/desktop/core';
+import { HangarError, toHangarError } from '@hangar/shared';
+import type { Command } from 'commander';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { reportError } from '../exit-codes.js';
+
+const run = promisify(execFile);
+
+/** VS Code's pty host uses the same bound: a crash loop ends with an error, not a spin. */
+const MAX_RESTARTS = 5;
+const LOCAL = 'local';
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('run the local stack: an embedded agent for this machine, paired automatically as host "local"')
+    .option('--listen <host:port>', 'where the embedded agent listens (loopback only)', '127.0.0.1:0')
+    .action(async (options: { listen: string }) => {
+      process.exitCode = await up(options.listen);
+    });
+}
+
+function agentBin(): string {
+  const fromEnv = process.env['HANGAR_AGENT_BIN'];
+  if (fromEnv) return fromEnv;
+  const pkg = fileURLToPath(import.meta.resolve('@hangar/host-agent/package.json'));
+  return join(pkg, '..', 'bin', 'hangar-agent.js');
+}
+
+async function up(listen: string): Promise<number> {
+  if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(listen)) {
+    return reportError(new HangarError('E_BAD_REQUEST', `--listen ${listen}: the embedded agent listens on loopback only (e.g. 127.0.0.1:0)`));
+  }
+  const core = await HangarCore.open();
+  const dataDir = join(core.home, 'agent');
+  let agent: ChildProcess | undefined;
+  let stopping = false;
+  let restarts = 0;
+
+  const start = async (): Promise<void> => {
+    const child = spawn(process.execPath, [agentBin(), 'serve', '--listen', listen, '--data', dataDir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    agent = child;
+    const address = await new Promise<string>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! });
+      lines.on('line', (line) => {
+        const event = safeJson(line);
+        if (event && event['event'] === 'listening' && typeof event['address'] === 'string') resolve(event['address']);
+      });
+      child.once('exit', (code) => reject(new HangarError('E_UNAVAILABLE', `the embedded agent exited with status ${code} before listening`)));
+    });
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      restarts++;
+      if (restarts > MAX_RESTARTS) {
+        process.stderr.write(`hangar: the embedded agent crashed ${MAX_RESTARTS} times; see the log above, then run: npm start\n`);
+        void stop(1);
+        return;
+      }
+      process.stderr.write(`hangar: the embedded agent stopped (${signal ?? code}); restarting (${restarts}/${MAX_RESTARTS})\n`);
+      start().catch((error: unknown) => void stop(reportError(error)));
+    });
+    await ensurePaired(core, dataDir, address);
+    process.stdout.write(`hangar: local stack up — host "${LOCAL}" at ${address} (data in ${core.home})\n`);
+  };
+
+  const stop = async (status: number): Promise<never> => {
+    stopping = true;
+    agent?.kill('SIGTERM');
+    await core.dispose();
+    process.exit(status);
+  };
+
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  try {
+    await start();
+    process.stdout.write(
+      `hangar: try  npx hangar session new ${LOCAL} --name work -- bash  then  npx hangar attach ${LOCAL} work\n` +
+        'hangar: the desktop window comes with the UI; Ctrl-C stops the local stack (sessions keep running in tmux)\n',
+    );
+  } catch (error) {
+    return stop(reportError(error));
+  }
+  return new Promise<number>(() => undefined);
+}
+
+/** Pairs the embedded agent on first start, and again if its data dir was reset. */
+async function ensurePaired(core: HangarCore, dataDir: string, address: string): Promise<void> {
+  const existing = core.registry.find(LOCAL);
+  if (existing && !existing.embedded) {
+    throw new HangarError('E_HOST_EXISTS', `a host named "${LOCAL}" exists and is not this machine's embedded agent; rename it with: hangar hosts rm ${LOCAL}`);
+  }
+  if (existing) {
+    core.updateHostAddress(LOCAL, address);
+    try {
+      await core.hostInfo(LOCAL);
+      return;
+    } catch (error) {
+      const code = toHangarError(error).code;
+      if (code !== 'E_AUTH_HOST_KEY_CHANGED' && code !== 'E_AUTH_UNKNOWN_DEVICE') throw error;
+    }
+  }
+  const { stdout } = await run(process.execPath, [agentBin(), 'pair', '--data', dataDir, '--json']);
+  const code = safeJson(stdout)?.['code'];
+  if (typeof code !== 'string') throw new HangarError('E_INTERNAL', `hangar-agent pair printed no code: ${stdout}`);
+  await core.addHost({ name: LOCAL, address, code, embedded: true, replace: true });
+}
+
+function safeJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

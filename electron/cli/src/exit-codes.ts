@@ -1,0 +1,32 @@
+import { toHangarError, type ErrorCode } from '@hangar/shared';
+
+/**
+ * Exit statuses of `hangar`, stable for scripts. `attach` exits with the session's own status
+ * when its command ends.
+ */
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  notFound: 3,
+  auth: 4,
+  unreachable: 5,
+  limit: 6,
+} as const;
+
+export function exitCodeFor(code: ErrorCode): number {
+  if (code === 'E_BAD_REQUEST') return EXIT.usage;
+  if (code.endsWith('_NOT_FOUND')) return EXIT.notFound;
+  if (code.startsWith('E_AUTH_')) return EXIT.auth;
+  if (code === 'E_HOST_UNREACHABLE' || code === 'E_UNAVAILABLE' || code === 'E_TIMEOUT') return EXIT.unreachable;
+  if (code === 'E_SESSION_LIMIT') return EXIT.limit;
+  return EXIT.error;
+}
+
+/** Prints `hangar: <message>` and returns the status to exit with. */
+export function reportError(error: unknown): number {
+  const failure = toHangarError(error);
+  process.stderr.write(`hangar: ${failure.message}\n`);
+  if (process.env['HANGAR_DEBUG'] && failure.stack) process.stderr.write(`${failure.stack}\n`);
+  return exitCodeFor(failure.code);
+}

@@ -1,0 +1,169 @@
+import {
+  HangarError,
+  HostAddress,
+  HostName,
+  SessionCreateParams,
+  parseOrThrow,
+  toHangarError,
+  type HostInfo,
+  type HostRecord,
+  type SessionInfo,
+} from '@hangar/shared';
+import type Database from 'better-sqlite3';
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { HostConnection, type HostStatus } from './connection/host-connection.js';
+import { HostRegistry } from './hosts/registry.js';
+import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
+import { connectToHost } from './link/connect.js';
+import { openCoreDb } from './state/db.js';
+import { hangarHome } from './state/paths.js';
+import { TerminalClient } from './terminal/terminal-client.js';
+
+export interface CoreOptions {
+  home?: string;
+  logger?: Logger;
+}
+
+export interface HostView extends HostRecord {
+  status: HostStatus;
+}
+
+export interface HostSessions {
+  host: string;
+  sessions: SessionInfo[];
+  error?: { code: string; message: string };
+}
+
+/**
+ * The one API the CLI, Electron IPC and web mode use. Keys and host links stay in here; callers
+ * get plain data and TerminalClient handles.
+ */
+export class HangarCore {
+  private readonly connections = new Map<string, HostConnection>();
+
+  private constructor(
+    readonly home: string,
+    private readonly db: Database.Database,
+    readonly registry: HostRegistry,
+    private readonly deviceKey: DeviceKey,
+    readonly logger: Logger,
+  ) {}
+
+  static async open(options: CoreOptions = {}): Promise<HangarCore> {
+    const home = options.home ?? hangarHome();
+    const logger =
+      options.logger ??
+      pino({ name: 'hangar', level: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', redact: ['*.code', '*.token', '*.key'] }, pino.destination(2));
+    const db = openCoreDb(home);
+    const deviceKey = await loadOrCreateDeviceKey(home);
+    return new HangarCore(home, db, new HostRegistry(db), deviceKey, logger.child({ component: 'core' }));
+  }
+
+  get deviceName(): string {
+    return `${hostname()} (hangar)`;
+  }
+
+  listHosts(): HostView[] {
+    return this.registry.list().map((host) => ({ ...host, status: this.connections.get(host.name)?.status ?? 'offline' }));
+  }
+
+  /** Pairs with a host using the one-time code it printed, and pins its keys. */
+  async addHost(input: { name: string; address: string; code: string; embedded?: boolean; replace?: boolean }): Promise<{ host: HostRecord; info: HostInfo }> {
+    const name = parseOrThrow(HostName, input.name, 'host name');
+    const address = parseOrThrow(HostAddress, input.address, 'host address');
+    if (!input.replace && this.registry.find(name)) {
+      throw new HangarError('E_HOST_EXISTS', `a host named "${name}" already exists; remove it first with: hangar hosts rm ${name}`);
+    }
+    const paired = await connectToHost({
+      address,
+      deviceKey: this.deviceKey.privateKey,
+      deviceName: this.deviceName,
+      pairingCode: input.code,
+      hostName: name,
+    });
+    paired.transport.close({ code: 'closed', message: 'pairing done' });
+    const host: HostRecord = {
+      name,
+      address,
+      agent_key: paired.agent_key,
+      cert_fingerprint: paired.cert_fingerprint,
+      embedded: input.embedded ?? false,
+      added_at: Date.now(),
+    };
+    this.registry.save(host, { replace: input.replace ?? false });
+    this.dropConnection(name);
+    return { host, info: paired.host };
+  }
+
+  async removeHost(name: string): Promise<void> {
+    this.registry.remove(name);
+    this.dropConnection(name);
+  }
+
+  /** Points an already-paired host at a new address (the embedded agent picks a free port). */
+  updateHostAddress(name: string, address: string): void {
+    parseOrThrow(HostAddress, address, 'host address');
+    this.registry.updateAddress(name, address);
+    this.dropConnection(name);
+  }
+
+  connection(name: string): HostConnection {
+    const existing = this.connections.get(name);
+    if (existing) return existing;
+    const host = this.registry.get(name);
+    const connection = new HostConnection(host, {
+      deviceKey: this.deviceKey.privateKey,
+      deviceName: this.deviceName,
+      logger: this.logger,
+    });
+    this.connections.set(name, connection);
+    return connection;
+  }
+
+  async hostInfo(name: string): Promise<HostInfo> {
+    return this.connection(name).call('host.info', {});
+  }
+
+  async createSession(host: string, params: SessionCreateParams): Promise<SessionInfo> {
+    const checked = parseOrThrow(SessionCreateParams, params, 'session');
+    return this.connection(host).call('session.create', checked);
+  }
+
+  async listSessions(host: string): Promise<SessionInfo[]> {
+    return (await this.connection(host).call('session.list', {})).sessions;
+  }
+
+  /** Sessions of every host; a host that cannot be reached is reported, not fatal. */
+  async listAllSessions(): Promise<HostSessions[]> {
+    return Promise.all(
+      this.registry.list().map(async (host): Promise<HostSessions> => {
+        try {
+          return { host: host.name, sessions: await this.listSessions(host.name) };
+        } catch (error) {
+          const failure = toHangarError(error);
+          return { host: host.name, sessions: [], error: { code: failure.code, message: failure.message } };
+        }
+      }),
+    );
+  }
+
+  async killSession(host: string, name: string): Promise<void> {
+    await this.connection(host).call('session.kill', { name });
+  }
+
+  async attach(host: string, session: string, size: { cols: number; rows: number }): Promise<TerminalClient> {
+    return TerminalClient.open(this.connection(host), session, size);
+  }
+
+  private dropConnection(name: string): void {
+    this.connections.get(name)?.dispose();
+    this.connections.delete(name);
+  }
+
+  async dispose(): Promise<void> {
+    for (const connection of this.connections.values()) connection.dispose();
+    this.connections.clear();
+    this.db.close();
+  }
+}

@@ -1,0 +1,72 @@
+import type Database from 'better-sqlite3';
+import { HangarError, HostName, HostRecord, parseOrThrow } from '@hangar/shared';
+import { z } from 'zod';
+
+const Row = z.object({
+  name: z.string(),
+  address: z.string(),
+  agent_key: z.string(),
+  cert_fingerprint: z.string(),
+  embedded: z.number().int(),
+  added_at: z.number().int(),
+});
+
+/** The hosts this device is paired with, and the keys pinned for each (like SSH known_hosts). */
+export class HostRegistry {
+  constructor(private readonly db: Database.Database) {}
+
+  list(): HostRecord[] {
+    const rows = this.db.prepare('SELECT * FROM hosts ORDER BY embedded DESC, name').all();
+    return rows.map((row) => this.fromRow(row));
+  }
+
+  find(name: string): HostRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name);
+    return row === undefined ? undefined : this.fromRow(row);
+  }
+
+  get(name: string): HostRecord {
+    const host = this.find(name);
+    if (host) return host;
+    const known = this.list().map((h) => h.name);
+    throw new HangarError(
+      'E_HOST_NOT_FOUND',
+      `no host named "${name}"` +
+        (known.length > 0 ? ` (known: ${known.join(', ')})` : '') +
+        `; add one with: hangar hosts add ${name} <address> --code <pairing code>`,
+    );
+  }
+
+  /** Inserts or, with `replace`, overwrites a host record. */
+  save(record: HostRecord, options: { replace?: boolean } = {}): void {
+    const host = parseOrThrow(HostRecord, record, 'host record');
+    if (!options.replace && this.find(host.name)) {
+      throw new HangarError(
+        'E_HOST_EXISTS',
+        `a host named "${host.name}" already exists; remove it first with: hangar hosts rm ${host.name}`,
+      );
+    }
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO hosts (name, address, agent_key, cert_fingerprint, embedded, added_at)
+         VALUES (@name, @address, @agent_key, @cert_fingerprint, @embedded, @added_at)`,
+      )
+      .run({ ...host, embedded: host.embedded ? 1 : 0 });
+  }
+
+  updateAddress(name: string, address: string): void {
+    this.db.prepare('UPDATE hosts SET address = ? WHERE name = ?').run(address, name);
+  }
+
+  remove(name: string): void {
+    parseOrThrow(HostName, name, 'host name');
+    const result = this.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);
+    if (result.changes === 0) this.get(name);
+  }
+
+  /** What is read back from disk is parsed with the same schema as what came in. */
+  private fromRow(row: unknown): HostRecord {
+    const parsed = parseOrThrow(Row, row, 'hosts table row');
+    return parseOrThrow(HostRecord, { ...parsed, embedded: parsed.embedded === 1 }, `host "${parsed.name}" on disk`);
+  }
+}

@@ -1,0 +1,221 @@
+import {
+  CloseReason,
+  DisposableStore,
+  Emitter,
+  HangarError,
+  toHangarError,
+  type Disposable,
+  type LinkStream,
+  type Mux,
+} from '@hangar/shared';
+import type { HostConnection } from '../connection/host-connection.js';
+
+export type TerminalStatus = 'attached' | 'reconnecting' | 'resumed' | 'skipped';
+
+export interface TerminalEnd {
+  /** The session's command exit status when it ended by itself; null when killed or unknown. */
+  exitCode: number | null;
+  reason: 'exited' | 'killed' | 'detached' | 'error';
+  message: string;
+}
+
+/** Keystrokes typed while reconnecting are held up to this much, then dropped (never replayed twice). */
+const MAX_PENDING_INPUT = 64 * 1024;
+
+/**
+ * A client's view of one terminal session: output with byte offsets, input, resize, and
+ * transparent resume after a dropped link (exact bytes within the agent's replay window; a
+ * clean redraw and a `skipped` status after it).
+ */
+export class TerminalClient implements Disposable {
+  private stream: LinkStream | undefined;
+  private attachmentId = '';
+  private nextOffset = 0;
+  private size: { cols: number; rows: number };
+  private pendingInput: Uint8Array[] = [];
+  private pendingInputBytes = 0;
+  private ended = false;
+  private readonly store = new DisposableStore();
+  /** Subscriptions to the current link's stream; replaced on every (re)attach. */
+  private streamStore = new DisposableStore();
+
+  private readonly outputEmitter = new Emitter<{ data: Uint8Array; offset: number }>();
+  /** Output bytes; call ack(offset + data.length) once they are really consumed (written/rendered). */
+  readonly onOutput = this.outputEmitter.event;
+  private readonly statusEmitter = new Emitter<TerminalStatus>();
+  readonly onStatus = this.statusEmitter.event;
+  private readonly endEmitter = new Emitter<TerminalEnd>();
+  readonly onEnd = this.endEmitter.event;
+
+  private constructor(
+    private readonly connection: HostConnection,
+    readonly sessionName: string,
+    size: { cols: number; rows: number },
+  ) {
+    this.size = { ...size };
+  }
+
+  static async open(
+    connection: HostConnection,
+    sessionName: string,
+    size: { cols: number; rows: number },
+  ): Promise<TerminalClient> {
+    const client = new TerminalClient(connection, sessionName, size);
+    client.store.add(connection.retain());
+    try {
+      await client.attach(await connection.link(), false);
+    } catch (error) {
+      await client.store.dispose();
+      throw toHangarError(error);
+    }
+    client.store.add(connection.onLinkLost(() => client.onLinkLost()));
+    client.store.add(
+      connection.onLink((mux) => {
+        client.attach(mux, true).catch((error: unknown) => client.end(endFromError(error)));
+      }),
+    );
+    return client;
+  }
+
+  get attachment(): string {
+    return this.attachmentId;
+  }
+
+  /** Offset of the next output byte this client expects. */
+  get offset(): number {
+    return this.nextOffset;
+  }
+
+  write(data: Uint8Array): void {
+    if (this.ended) return;
+    if (this.stream && !this.stream.closed) {
+      this.stream.write(data);
+      return;
+    }
+    if (this.pendingInputBytes + data.length > MAX_PENDING_INPUT) return;
+    this.pendingInput.push(data);
+    this.pendingInputBytes += data.length;
+  }
+
+  resize(cols: number, rows: number): void {
+    this.size = { cols, rows };
+    if (!this.stream || this.ended) return;
+    this.connection.call('terminal.resize', { attachment_id: this.attachmentId, cols, rows }).catch(() => {
+      // A resize lost with the link is re-sent by the next attach, which carries the size.
+    });
+  }
+
+  /** Asks tmux to repaint this client's screen, e.g. after a notice was drawn over it. */
+  redraw(): void {
+    if (!this.stream || this.ended) return;
+    this.connection.call('terminal.redraw', { attachment_id: this.attachmentId }).catch(() => {
+      // Cosmetic: a repaint lost with the link is not worth an error.
+    });
+  }
+
+  ack(offset: number): void {
+    if (this.stream && !this.stream.closed && offset <= this.stream.recvOffset) this.stream.ack(offset);
+  }
+
+  /** Leaves the session running and frees this client's attachment on the host. */
+  async detach(): Promise<void> {
+    if (this.ended) return;
+    const id = this.attachmentId;
+    this.end({ exitCode: null, reason: 'detached', message: 'detached' });
+    await this.connection.call('session.detach', { attachment_id: id }).catch(() => undefined);
+  }
+
+  private async attach(mux: Mux, resume: boolean): Promise<void> {
+    if (this.ended) return;
+    const resumeFrom = resume ? this.nextOffset : 0;
+    // Open our end first: the host may send output right behind its answer.
+    const stream = mux.openStream({ recvOffset: resumeFrom });
+    stream.autoAck = false;
+    await this.streamStore.dispose();
+    this.streamStore = new DisposableStore();
+    this.streamStore.add(stream.onData((data, offset) => this.onData(data, offset)));
+    this.streamStore.add(stream.onClose((reason) => this.onStreamClosed(stream, mux, reason)));
+    // Input waits until the host has opened its end (after the answer).
+    this.stream = undefined;
+    let result;
+    try {
+      result = await this.connection.call('session.attach', {
+        name: this.sessionName,
+        cols: this.size.cols,
+        rows: this.size.rows,
+        stream_id: stream.id,
+        ...(resume ? { resume: { attachment_id: this.attachmentId, offset: resumeFrom } } : {}),
+      });
+    } catch (error) {
+      stream.close({ code: 'attach_failed', message: toHangarError(error).message });
+      throw error;
+    }
+    if (resume && !result.resumed) {
+      // The replay window passed: say so, then start over with a clean redraw from tmux.
+      stream.close({ code: 'superseded', message: 'replay window passed' });
+      this.statusEmitter.fire('skipped');
+      await this.attach(mux, false);
+      return;
+    }
+    this.stream = stream;
+    this.attachmentId = result.attachment_id;
+    this.nextOffset = result.offset;
+    this.statusEmitter.fire(resume ? 'resumed' : 'attached');
+    for (const data of this.pendingInput) stream.write(data);
+    this.pendingInput = [];
+    this.pendingInputBytes = 0;
+  }
+
+  private onData(data: Uint8Array, offset: number): void {
+    this.nextOffset = offset + data.length;
+    this.outputEmitter.fire({ data, offset });
+  }
+
+  private onLinkLost(): void {
+    if (this.ended) return;
+    this.stream = undefined;
+    this.statusEmitter.fire('reconnecting');
+  }
+
+  private onStreamClosed(stream: LinkStream, mux: Mux, reason: CloseReason): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    if (mux.closed) return; // the link is gone, not the session: resume follows on the next link
+    if (reason.code === 'session_ended') {
+      this.end({ exitCode: reason.exit_code ?? null, reason: 'exited', message: reason.message });
+    } else if (reason.code === 'session_killed') {
+      this.end({ exitCode: null, reason: 'killed', message: reason.message });
+    } else if (reason.code === 'superseded') {
+      return;
+    } else {
+      this.end({ exitCode: null, reason: 'error', message: reason.message });
+    }
+  }
+
+  private end(end: TerminalEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.stream = undefined;
+    this.endEmitter.fire(end);
+    void this.dispose();
+  }
+
+  async dispose(): Promise<void> {
+    this.ended = true;
+    await this.streamStore.dispose();
+    await this.store.dispose();
+    this.outputEmitter.dispose();
+    this.statusEmitter.dispose();
+    this.endEmitter.dispose();
+  }
+}
+
+function endFromError(error: unknown): TerminalEnd {
+  const failure = toHangarError(error);
+  if (failure.code === 'E_SESSION_NOT_FOUND') {
+    return { exitCode: null, reason: 'killed', message: failure.message };
+  }
+  return { exitCode: null, reason: 'error', message: failure.message };
+}
+
+export { HangarError };

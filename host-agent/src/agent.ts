@@ -1,0 +1,67 @@
+import { DisposableStore, type HostInfo } from '@hangar/shared';
+import { arch, hostname, platform, release } from 'node:os';
+import type { Logger } from 'pino';
+import { LinkServer } from './link/index.js';
+import { ClientPeer } from './peer/client-peer.js';
+import { createProcedures } from './peer/procedures.js';
+import { TerminalBindings } from './peer/terminal-bindings.js';
+import { SessionManager } from './sessions/index.js';
+import { AgentStore } from './store/db.js';
+import { AGENT_VERSION } from './version.js';
+
+export interface AgentOptions {
+  dataDir: string;
+  listen: { host: string; port: number };
+  maxSessions: number;
+  logger: Logger;
+}
+
+export interface RunningAgent {
+  address: { host: string; port: number };
+  dispose(): Promise<void>;
+}
+
+/**
+ * Composition root: builds the services in order and returns something that shuts them down in
+ * the reverse order. tmux sessions are not ours to stop: they outlive the agent by design.
+ */
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const owned = new DisposableStore();
+  const { logger } = options;
+  try {
+    const store = owned.add(AgentStore.open(options.dataDir));
+    const sessions = owned.add(await SessionManager.start({ dataDir: options.dataDir, maxSessions: options.maxSessions, logger: logger.child({ component: 'sessions' }) }));
+    const bindings = owned.add(new TerminalBindings());
+    const info: HostInfo = {
+      hostname: hostname(),
+      os: `${platform()} ${release()}`,
+      arch: arch(),
+      agent_version: AGENT_VERSION,
+      tmux_version: sessions.tmuxVersion(),
+      session_limit: options.maxSessions,
+    };
+    const procedures = createProcedures({ sessions, bindings, hostInfo: () => info });
+    const peers = new Set<ClientPeer>();
+    owned.add({ dispose: () => peers.forEach((peer) => peer.dispose()) });
+    const server = owned.add(
+      await LinkServer.listen({
+        host: options.listen.host,
+        port: options.listen.port,
+        dataDir: options.dataDir,
+        store,
+        hostInfo: () => info,
+        logger: logger.child({ component: 'link' }),
+        onLink: (link) => {
+          const peer = new ClientPeer(link, procedures, logger.child({ component: 'peer', device: link.device.name }));
+          peers.add(peer);
+          peer.mux.onClose(() => peers.delete(peer));
+        },
+      }),
+    );
+    logger.info({ address: server.address(), dataDir: options.dataDir }, 'agent started');
+    return { address: server.address(), dispose: () => owned.dispose() };
+  } catch (error) {
+    await owned.dispose();
+    throw error;
+  }
+}

@@ -1,0 +1,90 @@
+import { HangarError, parseHostAddress, toHangarError } from '@hangar/shared';
+import { Command, InvalidArgumentError } from 'commander';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { startAgent } from './agent.js';
+import { issuePairingCode } from './link/pairing.js';
+import { AgentStore } from './store/db.js';
+
+const DEFAULT_DATA = join(homedir(), '.hangar-agent');
+
+const program = new Command('hangar-agent')
+  .description('the Hangar host agent: terminals (tmux) for the Hangar app on this machine')
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('serve')
+  .description('accept links from paired devices')
+  .option('--listen <host:port>', 'address to listen on (use 0.0.0.0:7070 for LAN/tailnet)', '127.0.0.1:7070')
+  .option('--data <dir>', 'data directory (keys, database, session logs)', DEFAULT_DATA)
+  .option('--max-sessions <n>', 'concurrent terminal sessions allowed', positiveInt, 5)
+  .action(async (options: { listen: string; data: string; maxSessions: number }) => {
+    const listen = parseHostAddress(options.listen, { allowAnyPort: true });
+    if (!listen) fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
+    const logger = pino(
+      { name: 'hangar-agent', level: process.env['HANGAR_LOG_LEVEL'] ?? 'info', redact: ['*.code', '*.token', '*.private_key'] },
+      pino.destination(2),
+    );
+    try {
+      const agent = await startAgent({ dataDir: resolve(options.data), listen: listen!, maxSessions: options.maxSessions, logger });
+      const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
+      // One JSON line on stdout: `hangar up` reads the port the embedded agent got.
+      process.stdout.write(JSON.stringify({ event: 'listening', address: `${host}:${agent.address.port}` }) + '\n');
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping; tmux sessions keep running');
+        agent.dispose().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error({ err: error }, 'error while stopping');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program
+  .command('pair')
+  .description('print a one-time pairing code (valid 10 minutes, single use) for `hangar hosts add`')
+  .option('--data <dir>', 'data directory of the agent', DEFAULT_DATA)
+  .option('--json', 'print JSON')
+  .action((options: { data: string; json?: boolean }) => {
+    try {
+      const store = AgentStore.open(resolve(options.data));
+      const issued = issuePairingCode(store);
+      store.dispose();
+      if (options.json) {
+        process.stdout.write(JSON.stringify({ code: issued.code, expires_at: issued.expiresAt }) + '\n');
+      } else {
+        process.stdout.write(
+          `pairing code: ${issued.code}\n` +
+            `valid until ${new Date(issued.expiresAt).toLocaleTimeString()} (10 minutes), once. On your computer run:\n` +
+            `  npx hangar hosts add <name> <this host's address>:<port> --code ${issued.code}\n`,
+        );
+      }
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
+}
+
+function fail(error: unknown): never {
+  const failure = toHangarError(error);
+  process.stderr.write(`hangar-agent: ${failure.message}\n`);
+  process.exit(failure.code === 'E_BAD_REQUEST' ? 2 : 1);
+}
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,114 @@
+import {
+  HangarError,
+  type HostInfo,
+  type HostMethod,
+  type HostResult,
+  type Mux,
+  type HOST_PROCEDURES,
+} from '@hangar/shared';
+import type { z } from 'zod';
+import type { SessionManager } from '../sessions/index.js';
+import type { TerminalBindings } from './terminal-bindings.js';
+
+export interface AgentServices {
+  sessions: SessionManager;
+  bindings: TerminalBindings;
+  hostInfo(): HostInfo;
+}
+
+/** Who is asking: resolved by the handshake, passed to every handler. */
+export interface CallContext {
+  mux: Mux;
+  device: string;
+}
+
+export interface Outcome<M extends HostMethod> {
+  result: HostResult<M>;
+  /** Runs after the response is sent (so a stream's first bytes never overtake the answer). */
+  after?: () => void;
+}
+
+type Params<M extends HostMethod> = z.output<(typeof HOST_PROCEDURES)[M]['params']>;
+type Handler<M extends HostMethod> = (params: Params<M>, call: CallContext) => Promise<Outcome<M>>;
+export type ProcedureTable = { [M in HostMethod]: Handler<M> };
+
+/**
+ * One handler per call in shared's HOST_PROCEDURES. Params arrive already validated by that
+ * table's schema; each handler checks what the caller may touch before acting.
+ */
+export function createProcedures(services: AgentServices): ProcedureTable {
+  const { sessions, bindings } = services;
+
+  const ownAttachment = (id: string, call: CallContext) => {
+    const attachment = sessions.getAttachment(id);
+    if (!attachment || bindings.owner(id) !== call.device) {
+      throw new HangarError('E_NOT_FOUND', `no attachment ${id} for this device; attach again`);
+    }
+    return attachment;
+  };
+
+  return {
+    'host.info': async () => ({ result: services.hostInfo() }),
+
+    'session.create': async (params) => ({ result: await sessions.create(params) }),
+
+    'session.list': async () => ({ result: { sessions: await sessions.list() } }),
+
+    'session.kill': async (params) => {
+      await sessions.kill(params.name);
+      return { result: {} };
+    },
+
+    'session.attach': async (params, call) => {
+      if (call.mux.getStream(params.stream_id)) {
+        throw new HangarError('E_BAD_REQUEST', `stream ${params.stream_id} is already in use on this link`);
+      }
+      const size = { cols: params.cols, rows: params.rows };
+      if (params.resume) {
+        const previous = sessions.getAttachment(params.resume.attachment_id);
+        const mine = previous && previous.sessionName === params.name && bindings.owner(previous.id) === call.device;
+        const held = mine ? previous.readFrom(params.resume.offset) : undefined;
+        if (mine && held !== undefined) {
+          const from = params.resume.offset;
+          return {
+            result: { attachment_id: previous.id, offset: from, resumed: true },
+            after: () => {
+              const stream = call.mux.openStream({ id: params.stream_id, sendOffset: from });
+              bindings.bind(previous, stream, call.mux, call.device, from);
+              previous.resize(size.cols, size.rows);
+            },
+          };
+        }
+        // Past the replay window (or the agent restarted): the client attaches afresh.
+        if (mine) previous.detach();
+        return { result: { attachment_id: params.resume.attachment_id, offset: params.resume.offset, resumed: false } };
+      }
+      const attachment = await sessions.attach(params.name, size);
+      const from = attachment.ackedOffset;
+      return {
+        result: { attachment_id: attachment.id, offset: from, resumed: false },
+        after: () => {
+          const stream = call.mux.openStream({ id: params.stream_id, sendOffset: from });
+          bindings.bind(attachment, stream, call.mux, call.device, from);
+        },
+      };
+    },
+
+    'session.detach': async (params, call) => {
+      const attachment = ownAttachment(params.attachment_id, call);
+      bindings.unbind(attachment.id, { code: 'detached', message: 'detached' });
+      attachment.detach();
+      return { result: {} };
+    },
+
+    'terminal.resize': async (params, call) => {
+      ownAttachment(params.attachment_id, call).resize(params.cols, params.rows);
+      return { result: {} };
+    },
+
+    'terminal.redraw': async (params, call) => {
+      await ownAttachment(params.attachment_id, call).redraw();
+      return { result: {} };
+    },
+  };
+}

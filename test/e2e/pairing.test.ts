@@ -1,0 +1,108 @@
+import { copyFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  hangar,
+  hangarAgent,
+  killTmuxServer,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../support/processes.js';
+
+async function issueCode(dataDir: string): Promise<string> {
+  const issued = await hangarAgent(['pair', '--data', dataDir, '--json']);
+  expect(issued.code).toBe(0);
+  return (JSON.parse(issued.stdout) as { code: string }).code;
+}
+
+describe('pairing and host keys through the CLI', () => {
+  let home: string;
+  let dataDir: string;
+  let agent: AgentProcess;
+
+  beforeEach(async () => {
+    home = tempDir('home');
+    dataDir = tempDir('agent');
+    agent = await startAgentProcess(dataDir);
+  });
+
+  afterEach(async () => {
+    await agent?.stop();
+    await killTmuxServer(dataDir);
+    removeDir(home);
+    removeDir(dataDir);
+  });
+
+  const hostCount = async (h = home) => JSON.parse((await hangar(h, ['hosts', 'ls', '--json'])).stdout).length as number;
+
+  it('pairs with a one-time code, and the code cannot be used twice', async () => {
+    const code = await issueCode(dataDir);
+    const added = await hangar(home, ['hosts', 'add', 'box', agent.address, '--code', code]);
+    expect(added.stderr).toBe('');
+    expect(added.stdout).toMatch(/paired with "box"/);
+    expect((await hangar(home, ['session', 'ls', 'box'])).code).toBe(0);
+
+    const other = tempDir('home2');
+    try {
+      const reused = await hangar(other, ['hosts', 'add', 'box', agent.address, '--code', code]);
+      expect(reused.code).toBe(4);
+      expect(reused.stderr).toMatch(/already used/);
+      expect(await hostCount(other)).toBe(0);
+    } finally {
+      removeDir(other);
+    }
+  });
+
+  it('a wrong code is refused and pairs nothing', async () => {
+    const code = await issueCode(dataDir);
+    const wrong = code === '000-000' ? '111-111' : '000-000';
+    const refused = await hangar(home, ['hosts', 'add', 'box', agent.address, '--code', wrong]);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/code/i);
+    expect(refused.stderr).not.toMatch(/already used/);
+    expect(await hostCount()).toBe(0);
+  });
+
+  it('a device the host never paired is refused with its own message', async () => {
+    await pairWith(home, 'box', agent);
+    // Same host records, different device key: a copied database does not carry the identity.
+    const stranger = tempDir('stranger');
+    try {
+      for (const file of readdirSync(home)) {
+        if (file.startsWith('hangar.db')) copyFileSync(join(home, file), join(stranger, file));
+      }
+      const refused = await hangar(stranger, ['session', 'ls', 'box']);
+      expect(refused.code).toBe(4);
+      expect(refused.stderr).toMatch(/not paired/);
+    } finally {
+      removeDir(stranger);
+    }
+  });
+
+  it('a host whose key changed is refused like SSH does, with what to run', async () => {
+    await pairWith(home, 'box', agent);
+    await agent.stop();
+    rmSync(join(dataDir, 'identity'), { recursive: true, force: true });
+    agent = await startAgentProcess(dataDir, { port: agent.port });
+    const refused = await hangar(home, ['session', 'ls', 'box']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/hangar hosts rm box/);
+    expect(refused.stderr).toMatch(/fingerprint|key/i);
+  });
+
+  it('keeps private keys private (0600) on both ends', async () => {
+    await pairWith(home, 'box', agent);
+    const keyFiles = [join(home, 'device_ed25519.pem'), join(dataDir, 'identity', 'agent_ed25519.pem'), join(dataDir, 'identity', 'tls.key')];
+    for (const file of keyFiles) expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+  });
+
+  it('an address with a scheme or without a port is handled, not guessed', async () => {
+    const code = await issueCode(dataDir);
+    const withScheme = await hangar(home, ['hosts', 'add', 'box', `https://${agent.address}`, '--code', code]);
+    expect(withScheme.code).toBe(2);
+    expect(withScheme.stderr).toMatch(/without a scheme/);
+  });
+});

@@ -1,0 +1,125 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AttachedCli } from '../support/pty-client.js';
+import {
+  hangar,
+  killTmuxServer,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  tmux,
+  type AgentProcess,
+  BASH,
+} from '../support/processes.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+/**
+ * Screen truth: what a client shows (its received bytes rendered by a headless xterm) must equal
+ * what tmux holds (`capture-pane -p`), after full-screen programs and after a dropped link.
+ */
+describe('resume and screen truth', () => {
+  let home: string;
+  let dataDir: string;
+  let agent: AgentProcess;
+  let proxy: TcpProxy;
+  const clients: AttachedCli[] = [];
+
+  beforeEach(async () => {
+    home = tempDir('home');
+    dataDir = tempDir('agent');
+    agent = await startAgentProcess(dataDir);
+    proxy = await TcpProxy.start(agent.port);
+    await pairWith(home, 'box', agent, proxy.address);
+  });
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) await client[Symbol.asyncDispose]();
+    await proxy?.[Symbol.asyncDispose]();
+    await agent?.stop();
+    await killTmuxServer(dataDir);
+    removeDir(home);
+    removeDir(dataDir);
+  });
+
+  const start = async (name: string, command: string[], size = { cols: 100, rows: 30 }) => {
+    const created = await hangar(home, ['session', 'new', 'box', '--name', name, ...command]);
+    expect(created.stderr).toBe('');
+    const client = new AttachedCli(home, ['box', name], size);
+    clients.push(client);
+    return client;
+  };
+
+  const paneText = async (name: string) =>
+    (await tmux(dataDir, ['capture-pane', '-p', '-t', `hangar-${name}`])).split('\n').map((l) => l.trimEnd());
+
+  /** Waits until the client's screen equals tmux's pane, line for line. */
+  const expectSameScreen = async (client: AttachedCli, name: string, timeoutMs = 5000) => {
+    const deadline = Date.now() + timeoutMs;
+    let seen: string[] = [];
+    let truth: string[] = [];
+    while (Date.now() < deadline) {
+      seen = (await client.text()).map((l) => l.trimEnd());
+      truth = await paneText(name);
+      while (truth.length > seen.length) truth.pop();
+      while (truth.length < seen.length) truth.push('');
+      if (seen.join('\n') === truth.join('\n')) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(seen).toEqual(truth);
+  };
+
+  it('full-screen programs (vim, top) render exactly as tmux holds them', async () => {
+    const client = await start('fullscreen', BASH);
+    await client.waitForText('$');
+    client.type('vim -u NONE -N\r');
+    await client.waitForText('~');
+    client.type('iHangar screen truth\x1b:set number\r');
+    await client.waitForText('1 Hangar screen truth');
+    await expectSameScreen(client, 'fullscreen');
+    client.type(':q!\r');
+    await client.waitForText('$');
+    client.type('top -d 60\r');
+    await client.waitForText(/load average/);
+    await expectSameScreen(client, 'fullscreen');
+    client.type('q');
+    await expectSameScreen(client, 'fullscreen');
+  });
+
+  it('a link dropped mid-flood resumes with exactly the missing bytes and the same screen', async () => {
+    const client = await start('flood', BASH);
+    await client.waitForText('$');
+    client.type('seq 1 300000; echo flood-finished\r');
+    await client.waitForText(/^\d{3,}$/m);
+    proxy.cutAll();
+    await client.waitForText(/^flood-finished$/m, 20_000);
+    await expectSameScreen(client, 'flood');
+    client.type('echo after-resume\r');
+    await client.waitForText(/^after-resume$/m);
+    await expectSameScreen(client, 'flood');
+  });
+
+  it('a link that carries nothing is noticed within 10 s, shown as reconnecting, and repaired', async () => {
+    const client = await start('stall', BASH);
+    await client.waitForText('$');
+    proxy.setBlackhole(true);
+    const began = Date.now();
+    await client.waitForText('reconnecting…', 12_000);
+    expect(Date.now() - began).toBeLessThan(10_500);
+    proxy.setBlackhole(false);
+    client.type('echo repaired\r');
+    await client.waitForText(/^repaired$/m, 15_000);
+    await expectSameScreen(client, 'stall');
+  });
+
+  it('nothing typed crosses the wire in clear text', async () => {
+    const client = await start('secret', BASH);
+    await client.waitForText('$');
+    const marker = 'SUPERSECRETMARKER';
+    client.type(`echo ${marker}\r`);
+    await client.waitForText(new RegExp(`^${marker}$`, 'm'));
+    const wire = proxy.capturedBytes;
+    expect(wire.length).toBeGreaterThan(1000);
+    expect(wire.includes(Buffer.from(marker))).toBe(false);
+    expect(wire.includes(Buffer.from('echo'))).toBe(false);
+  });
+});

@@ -1,0 +1,132 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const HANGAR_BIN = join(ROOT, 'electron', 'bin', 'hangar.js');
+export const AGENT_BIN = join(ROOT, 'host-agent', 'bin', 'hangar-agent.js');
+
+/** `hangar session new` arguments for a plain bash with a `$ ` prompt (root's default prompt is `#`). */
+export const BASH = ['--env', 'PS1=$ ', '--', 'bash', '--norc', '--noprofile'];
+
+export function tempDir(prefix: string): string {
+  return realpathSync(mkdtempSync(join(tmpdir(), `hangar-${prefix}-`)));
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `hangar …` as a user would, with its own $HANGAR_HOME. */
+export async function hangar(home: string, args: string[], timeoutMs = 20_000): Promise<CliResult> {
+  return runNode(HANGAR_BIN, args, { HANGAR_HOME: home }, timeoutMs);
+}
+
+export async function hangarAgent(args: string[], timeoutMs = 20_000): Promise<CliResult> {
+  return runNode(AGENT_BIN, args, {}, timeoutMs);
+}
+
+async function runNode(bin: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+      timeout: timeoutMs,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code?: number | string; stdout?: string; stderr?: string };
+    return {
+      code: typeof failure.code === 'number' ? failure.code : -1,
+      stdout: failure.stdout ?? '',
+      stderr: failure.stderr ?? String(error),
+    };
+  }
+}
+
+/** The dedicated tmux socket name the agent uses for a data dir (see host-agent sessions). */
+export function tmuxSocket(dataDir: string): string {
+  return `hangar-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 12)}`;
+}
+
+export async function tmux(dataDir: string, args: string[]): Promise<string> {
+  const { stdout } = await run('tmux', ['-L', tmuxSocket(dataDir), ...args], { env: withoutTmux() });
+  return stdout;
+}
+
+export async function killTmuxServer(dataDir: string): Promise<void> {
+  await run('tmux', ['-L', tmuxSocket(dataDir), 'kill-server'], { env: withoutTmux() }).catch(() => undefined);
+}
+
+function withoutTmux(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env['TMUX'];
+  delete env['TMUX_PANE'];
+  return env;
+}
+
+export interface AgentProcess {
+  dataDir: string;
+  address: string;
+  port: number;
+  child: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `hangar-agent serve` and waits for the line saying where it listens. */
+export async function startAgentProcess(dataDir: string, options: { port?: number; maxSessions?: number } = {}): Promise<AgentProcess> {
+  const child = spawn(
+    process.execPath,
+    [AGENT_BIN, 'serve', '--listen', `127.0.0.1:${options.port ?? 0}`, '--data', dataDir, '--max-sessions', String(options.maxSessions ?? 5)],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' } },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
+  });
+  const address = await new Promise<string>((resolveAddress, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent did not start within 15 s: ${stderr}`)), 15_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const event = JSON.parse(line) as { event?: string; address?: string };
+        if (event.event === 'listening' && event.address) {
+          clearTimeout(timer);
+          resolveAddress(event.address);
+        }
+      } catch (error) {
+        reject(new Error(`unexpected agent output ${line}: ${String(error)}`));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited with ${code}: ${stderr}`));
+    });
+  });
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(signal);
+    await exited;
+  };
+  return { dataDir, address, port: Number(address.split(':').pop()), child, stop };
+}
+
+/** A paired pair: an agent process on loopback and a $HANGAR_HOME that knows it as `name`. */
+export async function pairWith(home: string, name: string, agent: AgentProcess, address = agent.address): Promise<void> {
+  const issued = await hangarAgent(['pair', '--data', agent.dataDir, '--json']);
+  if (issued.code !== 0) throw new Error(`pair failed: ${issued.stderr}`);
+  const { code } = JSON.parse(issued.stdout) as { code: string };
+  const added = await hangar(home, ['hosts', 'add', name, address, '--code', code]);
+  if (added.code !== 0) throw new Error(`hosts add failed: ${added.stderr}`);
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

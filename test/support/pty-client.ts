@@ -1,0 +1,80 @@
+import { Terminal } from '@xterm/headless';
+import * as pty from 'node-pty';
+import { HANGAR_BIN } from './processes.js';
+
+/**
+ * `hangar attach` running in a real pseudo-terminal, its output rendered by a headless xterm:
+ * what a user would see in their terminal window.
+ */
+export class AttachedCli implements AsyncDisposable {
+  readonly screen: Terminal;
+  readonly process: pty.IPty;
+  private output = '';
+  private exit: Promise<number>;
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(home: string, args: string[], size: { cols: number; rows: number } = { cols: 100, rows: 30 }) {
+    this.screen = new Terminal({ cols: size.cols, rows: size.rows, allowProposedApi: true, scrollback: 1000 });
+    this.process = pty.spawn(process.execPath, [HANGAR_BIN, 'attach', ...args], {
+      name: 'xterm-256color',
+      cols: size.cols,
+      rows: size.rows,
+      env: { ...process.env, HANGAR_HOME: home } as Record<string, string>,
+    });
+    this.process.onData((data) => {
+      this.output += data;
+      this.writes = this.writes.then(() => new Promise<void>((resolve) => this.screen.write(data, resolve)));
+    });
+    this.exit = new Promise((resolve) => this.process.onExit(({ exitCode }) => resolve(exitCode)));
+  }
+
+  get raw(): string {
+    return this.output;
+  }
+
+  type(text: string): void {
+    this.process.write(text);
+  }
+
+  resize(cols: number, rows: number): void {
+    this.process.resize(cols, rows);
+    this.screen.resize(cols, rows);
+  }
+
+  /** The visible screen as lines of text, trailing blanks trimmed. */
+  async text(): Promise<string[]> {
+    await this.writes;
+    const buffer = this.screen.buffer.active;
+    const lines: string[] = [];
+    for (let y = 0; y < this.screen.rows; y++) {
+      lines.push(buffer.getLine(buffer.viewportY + y)?.translateToString(true) ?? '');
+    }
+    return lines;
+  }
+
+  async waitForText(needle: string | RegExp, timeoutMs = 10_000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lines = await this.text();
+      const joined = lines.join('\n');
+      if (typeof needle === 'string' ? joined.includes(needle) : needle.test(joined)) return lines;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${String(needle)}; screen:\n${joined}\nraw tail: ${JSON.stringify(this.output.slice(-400))}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  waitForExit(timeoutMs = 10_000): Promise<number> {
+    return Promise.race([
+      this.exit,
+      new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`attach did not exit within ${timeoutMs} ms`)), timeoutMs)),
+    ]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.process.kill();
+    await Promise.race([this.exit, new Promise((r) => setTimeout(r, 2000))]);
+    this.screen.dispose();
+  }
+}

@@ -1,0 +1,72 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+/**
+ * A loopback TCP relay between a client and an agent. It records every byte that crosses it
+ * (a capture of the wire) and can cut all connections at once (a network blip), or hold them
+ * open while dropping traffic (a link that looks up but carries nothing).
+ */
+export class TcpProxy implements AsyncDisposable {
+  readonly captured: Buffer[] = [];
+  private readonly sockets = new Set<Socket>();
+  private blackhole = false;
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<TcpProxy> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const proxy = new TcpProxy(server, port);
+    server.on('connection', (client) => proxy.relay(client, targetPort));
+    return proxy;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get capturedBytes(): Buffer {
+    return Buffer.concat(this.captured);
+  }
+
+  private relay(client: Socket, targetPort: number): void {
+    const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+    }
+    const pipe = (from: Socket, to: Socket) =>
+      from.on('data', (chunk: Buffer) => {
+        if (this.blackhole) return;
+        this.captured.push(Buffer.from(chunk));
+        to.write(chunk);
+      });
+    pipe(client, upstream);
+    pipe(upstream, client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+
+  /** Every connection dies at once, as when Wi-Fi drops. New connections still work. */
+  cutAll(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** Keep sockets open but deliver nothing (until cleared). */
+  setBlackhole(on: boolean): void {
+    this.blackhole = on;
+  }
+
+  get openConnections(): number {
+    return this.sockets.size / 2;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.cutAll();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
