@@ -30,7 +30,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { logger } = options;
   try {
     const store = owned.add(AgentStore.open(options.dataDir));
-    const sessions = owned.add(await SessionManager.start({ dataDir: options.dataDir, maxSessions: options.maxSessions, logger: logger.child({ component: 'sessions' }) }));
+    const sessions = owned.add(
+      await SessionManager.start({
+        dataDir: options.dataDir,
+        maxSessions: options.maxSessions,
+        logger: logger.child({ component: 'sessions' }),
+      }),
+    );
     const bindings = owned.add(new TerminalBindings());
     const info: HostInfo = {
       hostname: hostname(),

@@ -21,13 +21,23 @@ program
   .option('--max-sessions <n>', 'concurrent terminal sessions allowed', positiveInt, 5)
   .action(async (options: { listen: string; data: string; maxSessions: number }) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
-    if (!listen) fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
+    if (!listen)
+      fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
     const logger = pino(
-      { name: 'hangar-agent', level: process.env['HANGAR_LOG_LEVEL'] ?? 'info', redact: ['*.code', '*.token', '*.private_key'] },
+      {
+        name: 'hangar-agent',
+        level: process.env['HANGAR_LOG_LEVEL'] ?? 'info',
+        redact: ['*.code', '*.token', '*.private_key'],
+      },
       pino.destination(2),
     );
     try {
-      const agent = await startAgent({ dataDir: resolve(options.data), listen: listen!, maxSessions: options.maxSessions, logger });
+      const agent = await startAgent({
+        dataDir: resolve(options.data),
+        listen: listen!,
+        maxSessions: options.maxSessions,
+        logger,
+      });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
       // One JSON line on stdout: `hangar up` reads the port the embedded agent got.
       process.stdout.write(JSON.stringify({ event: 'listening', address: `${host}:${agent.address.port}` }) + '\n');

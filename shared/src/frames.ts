@@ -142,7 +142,8 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       return { type: 'close', stream: view.getUint32(1), reason: utf8(bytes.subarray(5), 'close') };
     case FRAME_TYPE.ping:
     case FRAME_TYPE.pong:
-      if (bytes.length !== 9) throw new HangarError('E_PROTOCOL', `ping/pong frame must be 9 bytes, got ${bytes.length}`);
+      if (bytes.length !== 9)
+        throw new HangarError('E_PROTOCOL', `ping/pong frame must be 9 bytes, got ${bytes.length}`);
       return { type: type === FRAME_TYPE.ping ? 'ping' : 'pong', nonce: readOffset(view, 1) };
     default:
       throw new HangarError('E_PROTOCOL', `unknown frame type 0x${type.toString(16)}`);

@@ -47,7 +47,9 @@ describe('terminal sessions through the CLI', () => {
 
     const listed = await hangar(home, ['session', 'ls', 'box', '--json']);
     const [group] = JSON.parse(listed.stdout) as { sessions: { name: string; command: string[]; alive: boolean }[] }[];
-    expect(group!.sessions).toEqual([expect.objectContaining({ name: 'work', command: ['bash', '--norc', '--noprofile'], alive: true })]);
+    expect(group!.sessions).toEqual([
+      expect.objectContaining({ name: 'work', command: ['bash', '--norc', '--noprofile'], alive: true }),
+    ]);
 
     const first = attach('work', { cols: 100, rows: 30 });
     const second = attach('work', { cols: 100, rows: 30 });
@@ -60,12 +62,22 @@ describe('terminal sessions through the CLI', () => {
     // The client that typed last drives the size; the other one does not shrink it.
     first.resize(90, 25);
     first.type('\r');
-    await waitFor(async () => (await tmux(dataDir, ['display', '-p', '-t', 'hangar-work', '#{window_width}x#{window_height}'])).trim() === '90x25');
+    await waitFor(
+      async () =>
+        (await tmux(dataDir, ['display', '-p', '-t', 'hangar-work', '#{window_width}x#{window_height}'])).trim() ===
+        '90x25',
+    );
     second.resize(70, 20);
     await new Promise((r) => setTimeout(r, 300));
-    expect((await tmux(dataDir, ['display', '-p', '-t', 'hangar-work', '#{window_width}x#{window_height}'])).trim()).toBe('90x25');
+    expect(
+      (await tmux(dataDir, ['display', '-p', '-t', 'hangar-work', '#{window_width}x#{window_height}'])).trim(),
+    ).toBe('90x25');
     second.type('\r');
-    await waitFor(async () => (await tmux(dataDir, ['display', '-p', '-t', 'hangar-work', '#{window_width}x#{window_height}'])).trim() === '70x20');
+    await waitFor(
+      async () =>
+        (await tmux(dataDir, ['display', '-p', '-t', 'hangar-work', '#{window_width}x#{window_height}'])).trim() ===
+        '70x20',
+    );
 
     const killed = await hangar(home, ['session', 'kill', 'box', 'work']);
     expect(killed.code).toBe(0);
@@ -111,7 +123,17 @@ describe('terminal sessions through the CLI', () => {
     const bad = await hangar(home, ['session', 'new', 'box', '--name', '../evil', '--', 'bash']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/name/);
-    const noDir = await hangar(home, ['session', 'new', 'box', '--name', 'nodir', '--cwd', '/definitely/not/here', '--', 'bash']);
+    const noDir = await hangar(home, [
+      'session',
+      'new',
+      'box',
+      '--name',
+      'nodir',
+      '--cwd',
+      '/definitely/not/here',
+      '--',
+      'bash',
+    ]);
     expect(noDir.code).not.toBe(0);
     expect(noDir.stderr).toMatch(/not\/here/);
     const listed = await hangar(home, ['session', 'ls', 'box', '--json']);

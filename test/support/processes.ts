@@ -33,7 +33,12 @@ export async function hangarAgent(args: string[], timeoutMs = 20_000): Promise<C
   return runNode(AGENT_BIN, args, {}, timeoutMs);
 }
 
-async function runNode(bin: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<CliResult> {
+async function runNode(
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<CliResult> {
   try {
     const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
       env: { ...process.env, ...env },
@@ -80,11 +85,26 @@ export interface AgentProcess {
 }
 
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
-export async function startAgentProcess(dataDir: string, options: { port?: number; maxSessions?: number } = {}): Promise<AgentProcess> {
+export async function startAgentProcess(
+  dataDir: string,
+  options: { port?: number; maxSessions?: number } = {},
+): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
-    [AGENT_BIN, 'serve', '--listen', `127.0.0.1:${options.port ?? 0}`, '--data', dataDir, '--max-sessions', String(options.maxSessions ?? 5)],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' } },
+    [
+      AGENT_BIN,
+      'serve',
+      '--listen',
+      `127.0.0.1:${options.port ?? 0}`,
+      '--data',
+      dataDir,
+      '--max-sessions',
+      String(options.maxSessions ?? 5),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
+    },
   );
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
@@ -119,7 +139,12 @@ export async function startAgentProcess(dataDir: string, options: { port?: numbe
 }
 
 /** A paired pair: an agent process on loopback and a $HANGAR_HOME that knows it as `name`. */
-export async function pairWith(home: string, name: string, agent: AgentProcess, address = agent.address): Promise<void> {
+export async function pairWith(
+  home: string,
+  name: string,
+  agent: AgentProcess,
+  address = agent.address,
+): Promise<void> {
   const issued = await hangarAgent(['pair', '--data', agent.dataDir, '--json']);
   if (issued.code !== 0) throw new Error(`pair failed: ${issued.stderr}`);
   const { code } = JSON.parse(issued.stdout) as { code: string };

@@ -59,7 +59,9 @@ export class AttachedCli implements AsyncDisposable {
       const joined = lines.join('\n');
       if (typeof needle === 'string' ? joined.includes(needle) : needle.test(joined)) return lines;
       if (Date.now() > deadline) {
-        throw new Error(`timed out after ${timeoutMs} ms waiting for ${String(needle)}; screen:\n${joined}\nraw tail: ${JSON.stringify(this.output.slice(-400))}`);
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for ${String(needle)}; screen:\n${joined}\nraw tail: ${JSON.stringify(this.output.slice(-400))}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -68,7 +70,9 @@ export class AttachedCli implements AsyncDisposable {
   waitForExit(timeoutMs = 10_000): Promise<number> {
     return Promise.race([
       this.exit,
-      new Promise<number>((_, reject) => setTimeout(() => reject(new Error(`attach did not exit within ${timeoutMs} ms`)), timeoutMs)),
+      new Promise<number>((_, reject) =>
+        setTimeout(() => reject(new Error(`attach did not exit within ${timeoutMs} ms`)), timeoutMs),
+      ),
     ]);
   }
 

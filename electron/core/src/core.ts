@@ -54,7 +54,10 @@ export class HangarCore {
     const home = options.home ?? hangarHome();
     const logger =
       options.logger ??
-      pino({ name: 'hangar', level: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', redact: ['*.code', '*.token', '*.key'] }, pino.destination(2));
+      pino(
+        { name: 'hangar', level: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', redact: ['*.code', '*.token', '*.key'] },
+        pino.destination(2),
+      );
     const db = openCoreDb(home);
     const deviceKey = await loadOrCreateDeviceKey(home);
     return new HangarCore(home, db, new HostRegistry(db), deviceKey, logger.child({ component: 'core' }));
@@ -65,15 +68,26 @@ export class HangarCore {
   }
 
   listHosts(): HostView[] {
-    return this.registry.list().map((host) => ({ ...host, status: this.connections.get(host.name)?.status ?? 'offline' }));
+    return this.registry
+      .list()
+      .map((host) => ({ ...host, status: this.connections.get(host.name)?.status ?? 'offline' }));
   }
 
   /** Pairs with a host using the one-time code it printed, and pins its keys. */
-  async addHost(input: { name: string; address: string; code: string; embedded?: boolean; replace?: boolean }): Promise<{ host: HostRecord; info: HostInfo }> {
+  async addHost(input: {
+    name: string;
+    address: string;
+    code: string;
+    embedded?: boolean;
+    replace?: boolean;
+  }): Promise<{ host: HostRecord; info: HostInfo }> {
     const name = parseOrThrow(HostName, input.name, 'host name');
     const address = parseOrThrow(HostAddress, input.address, 'host address');
     if (!input.replace && this.registry.find(name)) {
-      throw new HangarError('E_HOST_EXISTS', `a host named "${name}" already exists; remove it first with: hangar hosts rm ${name}`);
+      throw new HangarError(
+        'E_HOST_EXISTS',
+        `a host named "${name}" already exists; remove it first with: hangar hosts rm ${name}`,
+      );
     }
     const paired = await connectToHost({
       address,

@@ -50,17 +50,29 @@ export class ClientPeer implements Disposable {
         this.mux.close({ code: 'E_PROTOCOL', message: `bad control message: ${failure.message}`.slice(0, 1000) });
         return;
       }
-      this.respondError(id, failure.code === 'E_INTERNAL' ? new HangarError('E_BAD_REQUEST', failure.message) : failure);
+      this.respondError(
+        id,
+        failure.code === 'E_INTERNAL' ? new HangarError('E_BAD_REQUEST', failure.message) : failure,
+      );
       return;
     }
     if (this.inFlight >= MAX_IN_FLIGHT) {
-      this.respondError(request.id, new HangarError('E_UNAVAILABLE', `more than ${MAX_IN_FLIGHT} requests in flight; wait for answers`));
+      this.respondError(
+        request.id,
+        new HangarError('E_UNAVAILABLE', `more than ${MAX_IN_FLIGHT} requests in flight; wait for answers`),
+      );
       return;
     }
     this.inFlight++;
     this.dispatch(request)
       .then((outcome) => {
-        this.send({ schema_version: SCHEMA_VERSION, kind: 'response', id: request.id, ok: true, result: outcome.result });
+        this.send({
+          schema_version: SCHEMA_VERSION,
+          kind: 'response',
+          id: request.id,
+          ok: true,
+          result: outcome.result,
+        });
         outcome.after?.();
       })
       .catch((error: unknown) => this.respondError(request.id, toHangarError(error)))

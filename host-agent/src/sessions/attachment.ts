@@ -72,21 +72,19 @@ export class PtyAttachment implements Attachment {
     const drives = sizing.claimOnAttach(tmuxSessionName, this);
     // Each attachment is its own tmux client, so tmux redraws each one for its own size and
     // pace; `=` makes the target an exact name (plain -t would also match by prefix).
-    this.pty = nodePty.spawn(tmux.binary, [
-      ...tmux.baseArgs(),
-      'attach-session',
-      ...(drives ? [] : ['-f', 'ignore-size']),
-      '-t',
-      `=${tmuxSessionName}`,
-    ], {
-      name: 'xterm-256color',
-      cols: size.cols,
-      rows: size.rows,
-      cwd: homedir(),
-      env: tmuxEnv({ TERM: 'xterm-256color' }),
-      // Raw bytes: offsets count bytes, and a chunk may end inside a UTF-8 sequence.
-      encoding: null,
-    });
+    this.pty = nodePty.spawn(
+      tmux.binary,
+      [...tmux.baseArgs(), 'attach-session', ...(drives ? [] : ['-f', 'ignore-size']), '-t', `=${tmuxSessionName}`],
+      {
+        name: 'xterm-256color',
+        cols: size.cols,
+        rows: size.rows,
+        cwd: homedir(),
+        env: tmuxEnv({ TERM: 'xterm-256color' }),
+        // Raw bytes: offsets count bytes, and a chunk may end inside a UTF-8 sequence.
+        encoding: null,
+      },
+    );
     this.pty.onData((data) => this.handleOutput(data as unknown as Buffer));
     this.closed = new Promise((resolve) => {
       this.pty.onExit(() => {

@@ -1,11 +1,9 @@
 import { z } from 'zod';
 
 /** A host as the user names it on their computer ("mini", "vps-1", "local"). */
-export const HostName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/i, {
-    error: 'expected 1-32 letters, digits, "-" or "_", starting with a letter or digit',
-  });
+export const HostName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/i, {
+  error: 'expected 1-32 letters, digits, "-" or "_", starting with a letter or digit',
+});
 
 /**
  * `host:port`, `[v6]:port`, or a bare host (port 7070). TLS is implied, so a scheme is refused
@@ -21,7 +19,10 @@ export const HostAddress = z
 export const DEFAULT_AGENT_PORT = 7070;
 
 /** `allowAnyPort` accepts port 0 ("pick a free port"), which only makes sense for listening. */
-export function parseHostAddress(value: string, options: { allowAnyPort?: boolean } = {}): { host: string; port: number } | undefined {
+export function parseHostAddress(
+  value: string,
+  options: { allowAnyPort?: boolean } = {},
+): { host: string; port: number } | undefined {
   const v6 = /^\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/i.exec(value);
   const plain = /^([a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(value);
   const match = v6 ?? plain;

@@ -1,11 +1,9 @@
 import { z } from 'zod';
 
 /** tmux session names are `hangar-<name>`; keep names safe for tmux targets and file names. */
-export const SessionName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, {
-    error: 'expected 1-63 letters, digits, "-" or "_", starting with a letter or digit',
-  });
+export const SessionName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, {
+  error: 'expected 1-63 letters, digits, "-" or "_", starting with a letter or digit',
+});
 
 export const TerminalSize = {
   cols: z.number().int().min(2).max(1000),
@@ -21,7 +19,10 @@ export const SessionCreateParams = z.object({
   cwd: z.string().min(1).max(4096).optional(),
   env: z.record(EnvName, z.string().max(32768)).optional(),
   /** Written as CLAUDE.md and AGENTS.md into cwd before the command starts. */
-  instructions: z.string().max(1024 * 1024).optional(),
+  instructions: z
+    .string()
+    .max(1024 * 1024)
+    .optional(),
   cols: TerminalSize.cols.default(80),
   rows: TerminalSize.rows.default(24),
 });

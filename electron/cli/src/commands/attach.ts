@@ -10,7 +10,11 @@ export function registerAttach(program: Command): void {
     .description('attach this terminal to a session (full-screen programs work; resize follows the window)')
     .argument('<host>')
     .argument('<session>')
-    .option('--detach-key <key>', 'key that detaches and leaves the session running: ctrl-<letter or ]\\^_>', DEFAULT_DETACH_KEY)
+    .option(
+      '--detach-key <key>',
+      'key that detaches and leaves the session running: ctrl-<letter or ]\\^_>',
+      DEFAULT_DETACH_KEY,
+    )
     .action((host: string, session: string, options: { detachKey: string }) =>
       withCore(async (core) => {
         const detachByte = parseDetachKey(options.detachKey);
@@ -18,11 +22,15 @@ export function registerAttach(program: Command): void {
         const terminal = await core.attach(host, session, size);
         const end = await runAttached(terminal, detachByte, `${host}/${session}`);
         if (end.reason === 'exited') {
-          process.stderr.write(`[session ${session} ended${end.exitCode !== null ? ` with status ${end.exitCode}` : ''}]\n`);
+          process.stderr.write(
+            `[session ${session} ended${end.exitCode !== null ? ` with status ${end.exitCode}` : ''}]\n`,
+          );
           return end.exitCode ?? 0;
         }
         if (end.reason === 'detached') {
-          process.stderr.write(`[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`);
+          process.stderr.write(
+            `[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
+          );
           return 0;
         }
         process.stderr.write(`hangar: ${end.message}\n`);

@@ -30,13 +30,20 @@ export function registerHosts(program: Command): void {
         const list = core.listHosts().map(({ status: _status, ...host }) => host);
         if (options.json) return printJson(list);
         if (list.length === 0) {
-          process.stdout.write('no hosts yet: run `npm start` for this machine, or `hangar hosts add <name> <address> --code <code>`\n');
+          process.stdout.write(
+            'no hosts yet: run `npm start` for this machine, or `hangar hosts add <name> <address> --code <code>`\n',
+          );
           return;
         }
         process.stdout.write(
           table(
             ['NAME', 'ADDRESS', 'KEY', 'ADDED'],
-            list.map((h) => [h.name + (h.embedded ? ' (this machine)' : ''), h.address, h.agent_key.slice(0, 12) + '…', new Date(h.added_at).toISOString()]),
+            list.map((h) => [
+              h.name + (h.embedded ? ' (this machine)' : ''),
+              h.address,
+              h.agent_key.slice(0, 12) + '…',
+              new Date(h.added_at).toISOString(),
+            ]),
           ),
         );
       }),

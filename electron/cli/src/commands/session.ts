@@ -38,7 +38,9 @@ export function registerSession(program: Command): void {
           ...(options.env.length > 0 ? { env: parseEnv(options.env) } : {}),
           ...(options.instructions !== undefined ? { instructions: readInstructions(options.instructions) } : {}),
         });
-        process.stdout.write(`created session "${created.name}" on ${host} in ${created.cwd}; attach with: hangar attach ${host} ${created.name}\n`);
+        process.stdout.write(
+          `created session "${created.name}" on ${host} in ${created.cwd}; attach with: hangar attach ${host} ${created.name}\n`,
+        );
       }),
     );
 
@@ -49,15 +51,22 @@ export function registerSession(program: Command): void {
     .option('--json', 'print JSON')
     .action((host: string | undefined, options: { json?: boolean }) =>
       withCore(async (core) => {
-        const groups = host
-          ? [{ host, sessions: await core.listSessions(host) }]
-          : await core.listAllSessions();
+        const groups = host ? [{ host, sessions: await core.listSessions(host) }] : await core.listAllSessions();
         if (options.json) return printJson(groups);
         const rows = groups.flatMap((g) =>
-          g.sessions.map((s) => [g.host, s.name, s.command.join(' '), ago(s.created_at), String(s.attached_clients), s.alive ? 'yes' : 'no']),
+          g.sessions.map((s) => [
+            g.host,
+            s.name,
+            s.command.join(' '),
+            ago(s.created_at),
+            String(s.attached_clients),
+            s.alive ? 'yes' : 'no',
+          ]),
         );
-        if (rows.length > 0) process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE'], rows));
-        else process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
+        if (rows.length > 0)
+          process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE'], rows));
+        else
+          process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
         let status = 0;
         for (const g of groups) {
           if ('error' in g && g.error) {
@@ -112,7 +121,10 @@ function remoteCwd(cwd: string, embedded: boolean): string {
   if (cwd === '~' || cwd.startsWith('~/')) return cwd;
   if (embedded) return resolve(cwd);
   if (!isAbsolute(cwd)) {
-    throw new HangarError('E_BAD_REQUEST', `--cwd ${cwd}: give an absolute path or ~/… (relative paths mean nothing on another host)`);
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      `--cwd ${cwd}: give an absolute path or ~/… (relative paths mean nothing on another host)`,
+    );
   }
   const home = homedir();
   const rel = relative(home, cwd);

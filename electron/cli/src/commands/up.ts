@@ -34,7 +34,12 @@ function agentBin(): string {
 
 async function up(listen: string): Promise<number> {
   if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(listen)) {
-    return reportError(new HangarError('E_BAD_REQUEST', `--listen ${listen}: the embedded agent listens on loopback only (e.g. 127.0.0.1:0)`));
+    return reportError(
+      new HangarError(
+        'E_BAD_REQUEST',
+        `--listen ${listen}: the embedded agent listens on loopback only (e.g. 127.0.0.1:0)`,
+      ),
+    );
   }
   const core = await HangarCore.open();
   const dataDir = join(core.home, 'agent');
@@ -53,17 +58,23 @@ async function up(listen: string): Promise<number> {
         const event = safeJson(line);
         if (event && event['event'] === 'listening' && typeof event['address'] === 'string') resolve(event['address']);
       });
-      child.once('exit', (code) => reject(new HangarError('E_UNAVAILABLE', `the embedded agent exited with status ${code} before listening`)));
+      child.once('exit', (code) =>
+        reject(new HangarError('E_UNAVAILABLE', `the embedded agent exited with status ${code} before listening`)),
+      );
     });
     child.once('exit', (code, signal) => {
       if (stopping) return;
       restarts++;
       if (restarts > MAX_RESTARTS) {
-        process.stderr.write(`hangar: the embedded agent crashed ${MAX_RESTARTS} times; see the log above, then run: npm start\n`);
+        process.stderr.write(
+          `hangar: the embedded agent crashed ${MAX_RESTARTS} times; see the log above, then run: npm start\n`,
+        );
         void stop(1);
         return;
       }
-      process.stderr.write(`hangar: the embedded agent stopped (${signal ?? code}); restarting (${restarts}/${MAX_RESTARTS})\n`);
+      process.stderr.write(
+        `hangar: the embedded agent stopped (${signal ?? code}); restarting (${restarts}/${MAX_RESTARTS})\n`,
+      );
       start().catch((error: unknown) => void stop(reportError(error)));
     });
     await ensurePaired(core, dataDir, address);
@@ -95,7 +106,10 @@ async function up(listen: string): Promise<number> {
 async function ensurePaired(core: HangarCore, dataDir: string, address: string): Promise<void> {
   const existing = core.registry.find(LOCAL);
   if (existing && !existing.embedded) {
-    throw new HangarError('E_HOST_EXISTS', `a host named "${LOCAL}" exists and is not this machine's embedded agent; rename it with: hangar hosts rm ${LOCAL}`);
+    throw new HangarError(
+      'E_HOST_EXISTS',
+      `a host named "${LOCAL}" exists and is not this machine's embedded agent; rename it with: hangar hosts rm ${LOCAL}`,
+    );
   }
   if (existing) {
     core.updateHostAddress(LOCAL, address);

@@ -110,12 +110,15 @@ export class HostConnection implements Disposable {
     const raw = await new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new HangarError('E_TIMEOUT', `host "${this.host.name}" did not answer ${method} within ${timeoutMs / 1000} s`));
+        reject(
+          new HangarError(
+            'E_TIMEOUT',
+            `host "${this.host.name}" did not answer ${method} within ${timeoutMs / 1000} s`,
+          ),
+        );
       }, timeoutMs);
       this.pending.set(id, { method, resolve, reject, timer });
-      mux.sendControl(
-        JSON.stringify({ schema_version: SCHEMA_VERSION, kind: 'request', id, method, params: checked }),
-      );
+      mux.sendControl(JSON.stringify({ schema_version: SCHEMA_VERSION, kind: 'request', id, method, params: checked }));
     });
     return parseOrThrow(spec.result, raw, `${method} result from "${this.host.name}"`) as HostResult<M>;
   }
@@ -181,7 +184,10 @@ export class HostConnection implements Disposable {
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(
-        new HangarError('E_UNAVAILABLE', `link to "${this.host.name}" dropped during ${pending.method}: ${reason.message}`),
+        new HangarError(
+          'E_UNAVAILABLE',
+          `link to "${this.host.name}" dropped during ${pending.method}: ${reason.message}`,
+        ),
       );
       this.pending.delete(id);
     }
