@@ -11,3 +11,4 @@ export * from './protocol/link.js';
 export * from './link/handshake.js';
 export * from './link/websocket-transport.js';
 export * from './link/index.js';
+export * from './agent-runtime.js';

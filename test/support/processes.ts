@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { AGENT_NODE_FLAGS } from '@hangar/shared';
 
 const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -92,6 +93,7 @@ export async function startAgentProcess(
   const child = spawn(
     process.execPath,
     [
+      ...AGENT_NODE_FLAGS,
       AGENT_BIN,
       'serve',
       '--listen',

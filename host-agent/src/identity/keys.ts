@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { toHex, type Ed25519Signer } from '@hangar/shared';
@@ -22,6 +22,16 @@ export async function loadOrCreateAgentKey(dataDir: string): Promise<AgentKey> {
   const signer = ed25519Signer(privateKey);
   return { privateKey, publicKeyHex: toHex(signer.publicKey), signer, path };
 }
+
+/** Strict RFC 8032 verification with the platform's crypto; malformed keys or signatures are simply invalid. */
+export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+  return verify(null, message, key, signature);
+}
+
+/** The fixed DER header of an Ed25519 SubjectPublicKeyInfo (RFC 8410 §4); the raw key follows. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 export function ed25519Signer(privateKey: KeyObject): Ed25519Signer {
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });

@@ -1,7 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import selfsigned from 'selfsigned';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { generateTlsCert } from './tls-generate.js';
 import { ensurePrivateDir, readIfExists } from './keys.js';
 
 /**
@@ -16,8 +19,6 @@ export interface AgentTlsCert {
   readonly fingerprint: string;
 }
 
-const VALIDITY_DAYS = 3650;
-
 export async function loadOrCreateTlsCert(dataDir: string): Promise<AgentTlsCert> {
   const dir = join(dataDir, 'identity');
   const certPath = join(dir, 'tls.crt');
@@ -26,17 +27,36 @@ export async function loadOrCreateTlsCert(dataDir: string): Promise<AgentTlsCert
   if (cert !== undefined && key !== undefined) return describe(cert.toString('utf8'), key.toString('utf8'));
 
   await ensurePrivateDir(dir);
-  const made = await selfsigned.generate([{ name: 'commonName', value: 'hangar-agent' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    notAfterDate: new Date(Date.now() + VALIDITY_DAYS * 24 * 60 * 60 * 1000),
-    algorithm: 'sha256',
-  });
-  await writeFile(keyPath, made.private, { mode: 0o600 });
+  const made = await generateOffThread();
+  await writeFile(keyPath, made.key, { mode: 0o600 });
   await writeFile(certPath, made.cert, { mode: 0o644 });
-  return describe(made.cert, made.private);
+  return describe(made.cert, made.key);
 }
 
 function describe(cert: string, key: string): AgentTlsCert {
   return { cert, key, fingerprint: new X509Certificate(cert).fingerprint256 };
+}
+
+/**
+ * The X.509 libraries cost ~15 MB of resident memory that a long-running agent would keep for
+ * its whole life after needing them once, so the certificate is made in a worker thread that
+ * exits afterwards. From sources (tests run TypeScript directly) there is no worker file to
+ * start, and it is made in-process.
+ */
+async function generateOffThread(): Promise<{ cert: string; key: string }> {
+  const script = new URL('./make-tls-cert.js', import.meta.url);
+  if (!existsSync(fileURLToPath(script))) return generateTlsCert();
+  const worker = new Worker(script);
+  try {
+    const reply = await new Promise<{ ok: boolean; cert?: string; key?: string; message?: string }>(
+      (resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      },
+    );
+    if (!reply.ok || !reply.cert || !reply.key) throw new Error(`could not make the TLS certificate: ${reply.message}`);
+    return { cert: reply.cert, key: reply.key };
+  } finally {
+    await worker.terminate();
+  }
 }

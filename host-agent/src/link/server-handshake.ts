@@ -3,8 +3,6 @@ import {
   SCHEMA_VERSION,
   bytesEqual,
   confirmationMac,
-  cpaceIsk,
-  cpaceStart,
   encodeLinkMessage,
   expectMessage,
   fingerprintToBytes,
@@ -14,12 +12,13 @@ import {
   signaturePayload,
   toHex,
   transcriptHash,
-  verifySignature,
+  loadCpace,
   type FrameTransport,
   type HostInfo,
   type LinkHello,
   type TranscriptFields,
 } from '@hangar/shared';
+import { verifyEd25519 } from '../identity/keys.js';
 import type { AgentStore } from '../store/db.js';
 import { consumeCodeAndPair, findPairedDevice, recordFailedAttempt, touchPairedDevice } from '../store/pairing.js';
 import { MAX_FAILED_ATTEMPTS, selectPairingCode, type SelectedPairingCode } from './pairing.js';
@@ -87,7 +86,7 @@ function sendWelcome(ctx: ServerHandshakeContext, transcript: Uint8Array, mac?: 
 }
 
 function checkSignature(hello: LinkHello, transcript: Uint8Array, signatureHex: string): void {
-  if (!verifySignature(fromHex(hello.device_key), signaturePayload('device', transcript), fromHex(signatureHex))) {
+  if (!verifyEd25519(fromHex(hello.device_key), signaturePayload('device', transcript), fromHex(signatureHex))) {
     throw new HangarError(
       'E_AUTH_BAD_SIGNATURE',
       'the device signature over the handshake is not valid; the connection may have been tampered with',
@@ -143,6 +142,7 @@ async function pair(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
   }
   const serverNonce = randomNonce();
   const fields = baseTranscript(ctx, hello, serverNonce);
+  const { cpaceStart, cpaceIsk } = await loadCpace();
   const secret = cpaceStart(selected.row.code, {
     clientNonce: fields.clientNonce,
     serverNonce,

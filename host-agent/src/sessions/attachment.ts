@@ -37,6 +37,11 @@ export interface AttachmentLimits {
   liveWindowBytes: number;
 }
 
+/** Output this soon after a keystroke is its echo or answer: reads are never batched then. */
+const INTERACTIVE_MS = 20;
+/** Longest a flood's output waits so that one read takes several of tmux's small updates. */
+const READ_BATCH_MS = 2;
+
 /** After SIGHUP a tmux client exits in milliseconds; this bounds shutdown if it does not. */
 const KILL_GRACE_MS = 2_000;
 
@@ -52,6 +57,10 @@ export class PtyAttachment implements Attachment {
   private inputChain: Promise<void> | undefined;
   private connected = true;
   private paused = false;
+  /** Reading paused briefly to batch a flood's small updates (see throttleReads). */
+  private readThrottled = false;
+  private readTimer: NodeJS.Timeout | undefined;
+  private lastInputAt = 0;
   private detachRequested = false;
   private windowTimer: NodeJS.Timeout | undefined;
   private endResult: AttachmentEnd | undefined;
@@ -89,6 +98,7 @@ export class PtyAttachment implements Attachment {
     this.closed = new Promise((resolve) => {
       this.pty.onExit(() => {
         this.clearWindowTimer();
+        clearTimeout(this.readTimer);
         this.sizing.release(tmuxSessionName, this);
         void this.resolveEnd(this.detachRequested)
           .catch((error: unknown): AttachmentEnd => {
@@ -150,6 +160,13 @@ export class PtyAttachment implements Attachment {
   input(data: Uint8Array): void {
     if (this.ended) return;
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    this.lastInputAt = performance.now();
+    if (this.readThrottled) {
+      // The answer to this keystroke must not wait for the batch.
+      clearTimeout(this.readTimer);
+      this.readThrottled = false;
+      if (!this.paused) this.pty.resume();
+    }
     if (!this.inputChain && this.sizing.isDriver(this.tmuxSessionName, this)) {
       // Writes go to the pty master directly; a paused read side never delays them.
       this.pty.write(bytes);
@@ -220,6 +237,25 @@ export class PtyAttachment implements Attachment {
     const offset = this.buffer.append(chunk);
     this.outputEmitter.fire({ chunk, offset });
     this.updateFlow();
+    this.throttleReads();
+  }
+
+  /**
+   * Under a flood tmux sends its client thousands of small screen updates a second (~20 bytes
+   * each for a `cat` of a big file). Reading, framing, encrypting and acking each one costs the
+   * agent and the app CPU that tmux itself needs (test/bench/terminal measured 0.7x of a direct
+   * attach that way). So output that does not follow a keystroke pauses reading for READ_BATCH_MS:
+   * the pty gathers the next updates and one read takes them all. Echoes are never delayed.
+   */
+  private throttleReads(): void {
+    if (this.readThrottled || this.ended || performance.now() - this.lastInputAt < INTERACTIVE_MS) return;
+    this.readThrottled = true;
+    this.pty.pause();
+    this.readTimer = setTimeout(() => {
+      this.readThrottled = false;
+      this.readTimer = undefined;
+      if (!this.paused && !this.ended) this.pty.resume();
+    }, READ_BATCH_MS);
   }
 
   /**
@@ -236,7 +272,7 @@ export class PtyAttachment implements Attachment {
       this.pty.pause();
     } else if (this.paused && unacked <= limit / 2) {
       this.paused = false;
-      this.pty.resume();
+      if (!this.readThrottled) this.pty.resume();
     }
   }
 

@@ -2,8 +2,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifySignature } from '@hangar/shared';
-import { loadOrCreateAgentKey } from '../../src/identity/keys.js';
+import { loadOrCreateAgentKey, verifyEd25519 } from '../../src/identity/keys.js';
 import { loadOrCreateTlsCert } from '../../src/identity/tls.js';
 
 let dir: string | undefined;
@@ -26,6 +25,6 @@ describe('agent identity', () => {
     expect(again.publicKeyHex).toBe(key.publicKeyHex);
     expect((await loadOrCreateTlsCert(dir)).fingerprint).toBe(tls.fingerprint);
     const message = new TextEncoder().encode('transcript');
-    expect(verifySignature(again.signer.publicKey, message, key.signer.sign(message))).toBe(true);
+    expect(verifyEd25519(again.signer.publicKey, message, key.signer.sign(message))).toBe(true);
   });
 });

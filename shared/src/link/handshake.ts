@@ -1,5 +1,3 @@
-import { ed25519, ristretto255, ristretto255_hasher } from '@noble/curves/ed25519.js';
-import { bytesToNumberLE, equalBytes } from '@noble/curves/utils.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes, randomBytes } from '@noble/hashes/utils.js';
@@ -89,20 +87,16 @@ export function signaturePayload(role: 'device' | 'agent', transcript: Uint8Arra
   return lvConcat(`${LINK_PROTOCOL_LABEL} signature ${role}`, transcript, hostInfo);
 }
 
-export function verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    // zip215:false = strict RFC 8032 verification, the same acceptance rule as node:crypto.
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
-  } catch {
-    // noble throws on malformed keys/signatures; for us that is simply "not valid".
-    return false;
-  }
+// ---- pairing ------------------------------------------------------------------------------
+
+/**
+ * The CPace maths (ristretto255) is loaded only when a device pairs: the curve library costs a
+ * long-running agent ~15 MB of resident memory, and authenticating a paired device needs none
+ * of it (Ed25519 signatures are verified by the platform's own crypto).
+ */
+export function loadCpace(): Promise<typeof import('./cpace.js')> {
+  return import('./cpace.js');
 }
-
-// ---- CPace (draft-irtf-cfrg-cpace) on ristretto255 ----------------------------------------
-
-const CPACE_DSI = 'CPaceRistretto255';
-const CPACE_DST = `${LINK_PROTOCOL_LABEL}-CPace-ristretto255_XMD:SHA-512_R255MAP_RO_`;
 
 /** `123-456`, `123 456` and `123456` are the same code; anything else is not a code. */
 export function normalizePairingCode(code: string): string | undefined {
@@ -110,66 +104,17 @@ export function normalizePairingCode(code: string): string | undefined {
   return /^\d{6}$/.test(digits) ? digits : undefined;
 }
 
-export interface CpaceSession {
-  clientNonce: Uint8Array;
-  serverNonce: Uint8Array;
-  deviceKey: Uint8Array;
-  agentKey: Uint8Array;
-}
-
-/**
- * g = hash-to-ristretto255(DSI, PRS, sid, CI) as in the CPace draft §7 (generator_string), with
- * our length-prefixed encoding: PRS is the pairing code, sid the two nonces (fresh per
- * attempt, so one guess per run), CI the two public keys.
- */
-function cpaceGenerator(code: string, s: CpaceSession) {
-  const prs = normalizePairingCode(code);
-  if (prs === undefined)
-    throw new HangarError('E_AUTH_BAD_CODE', `"${code}" is not a pairing code (six digits, like 123-456)`);
-  const sid = lvConcat(s.clientNonce, s.serverNonce);
-  const ci = lvConcat(s.deviceKey, s.agentKey);
-  return ristretto255_hasher.hashToCurve(lvConcat(CPACE_DSI, prs, sid, ci), { DST: CPACE_DST });
-}
-
-export interface CpaceSecret {
-  readonly share: Uint8Array;
-  readonly scalar: bigint;
-}
-
-/** Picks a random scalar y and returns Y = y·g. Each side runs this once per attempt. */
-export function cpaceStart(code: string, session: CpaceSession): CpaceSecret {
-  const generator = cpaceGenerator(code, session);
-  const Fn = ristretto255.Point.Fn;
-  let scalar = 0n;
-  // 64 random bytes reduced mod the group order: bias below 2^-250.
-  while (scalar === 0n) scalar = Fn.create(bytesToNumberLE(randomBytes(64)));
-  return { scalar, share: generator.multiply(scalar).toBytes() };
-}
-
-/**
- * ISK = SHA-256(DSI_ISK, transcript, K) with K = y·Y_peer. The transcript already contains
- * sid and both shares (draft §6.2 ISK input). Returns undefined when the peer share is not a
- * valid encoding or K is the identity (draft: abort), which the caller treats as a wrong code.
- */
-export function cpaceIsk(secret: CpaceSecret, peerShare: Uint8Array, transcript: Uint8Array): Uint8Array | undefined {
-  let shared;
-  try {
-    shared = ristretto255.Point.fromBytes(peerShare).multiply(secret.scalar);
-  } catch {
-    // Invalid ristretto255 encoding: not an exception worth surfacing, just a failed run.
-    return undefined;
-  }
-  if (shared.is0()) return undefined;
-  return sha256(lvConcat(`${CPACE_DSI}_ISK ${LINK_PROTOCOL_LABEL}`, transcript, shared.toBytes()));
-}
-
 /** Explicit key confirmation (draft §6.3 style): each side proves it derived the same ISK. */
 export function confirmationMac(isk: Uint8Array, role: 'device' | 'agent', transcript: Uint8Array): Uint8Array {
   return hmac(sha256, isk, lvConcat(`${LINK_PROTOCOL_LABEL} confirm ${role}`, transcript));
 }
 
+/** Constant-time for equal lengths: MACs and keys must not leak where they differ. */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && equalBytes(a, b);
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
+  return difference === 0;
 }
 
 // ---- encodings --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { HangarCore } from '@hangar/desktop/core';
-import { HangarError, toHangarError } from '@hangar/shared';
+import { AGENT_NODE_FLAGS, HangarError, toHangarError } from '@hangar/shared';
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
@@ -48,9 +48,13 @@ async function up(listen: string): Promise<number> {
   let restarts = 0;
 
   const start = async (): Promise<void> => {
-    const child = spawn(process.execPath, [agentBin(), 'serve', '--listen', listen, '--data', dataDir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...AGENT_NODE_FLAGS, agentBin(), 'serve', '--listen', listen, '--data', dataDir],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     agent = child;
     const address = await new Promise<string>((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! });

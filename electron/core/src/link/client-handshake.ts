@@ -4,8 +4,6 @@ import {
   SCHEMA_VERSION,
   bytesEqual,
   confirmationMac,
-  cpaceIsk,
-  cpaceStart,
   encodeLinkMessage,
   expectMessage,
   fingerprintToBytes,
@@ -16,11 +14,12 @@ import {
   signaturePayload,
   toHex,
   transcriptHash,
-  verifySignature,
+  loadCpace,
   type Ed25519Signer,
   type FrameTransport,
   type TranscriptFields,
 } from '@hangar/shared';
+import { verifyEd25519 } from '../identity/device-key.js';
 
 export interface ClientHandshakeInput {
   transport: FrameTransport;
@@ -77,6 +76,7 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
     if (input.mode.kind === 'pair') {
       if (challenge.share === undefined)
         throw new HangarError('E_PROTOCOL', 'the host did not start the pairing exchange');
+      const { cpaceStart, cpaceIsk } = await loadCpace();
       const secret = cpaceStart(input.mode.code, fields);
       const agentShare = fromHex(challenge.share);
       transcript = transcriptHash({ ...fields, deviceShare: secret.share, agentShare });
@@ -113,7 +113,7 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
       );
     }
     if (
-      !verifySignature(
+      !verifyEd25519(
         fields.agentKey,
         signaturePayload('agent', transcript, welcome.host_info),
         fromHex(welcome.signature),

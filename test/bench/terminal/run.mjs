@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// Terminal benchmark: keystroke round trip, bulk throughput and agent memory, each printed next
+// to a reference measured in the same run (a direct `tmux attach` of the same session in a local
+// pty). Not a test: it prints numbers and the targets from the issue; it fails only if it breaks.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import pty from 'node-pty';
+import { HangarCore } from '@hangar/desktop/core';
+import { AGENT_NODE_FLAGS } from '@hangar/shared';
+
+const ROOT = resolve(import.meta.dirname, '..', '..', '..');
+const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
+const AGENT = join(ROOT, 'host-agent', 'bin', 'hangar-agent.js');
+const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 500);
+const BULK_MB = Number(process.env.BENCH_MB ?? 100);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-')));
+const home = join(dir, 'home');
+const data = join(dir, 'agent');
+const socket = `hangar-${createHash('sha256').update(resolve(data)).digest('hex').slice(0, 12)}`;
+const env = { ...process.env, HANGAR_HOME: home };
+delete env.TMUX;
+const node = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
+const tmux = (...args) => execFileSync('tmux', ['-L', socket, ...args], { env, encoding: 'utf8' });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function startAgent() {
+  execFileSync('mkdir', ['-p', data]);
+  const child = spawn(
+    process.execPath,
+    [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', '127.0.0.1:0', '--data', data],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...env, HANGAR_LOG_LEVEL: 'warn' },
+    },
+  );
+  const address = await new Promise((resolveAddress) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const event = JSON.parse(line);
+      if (event.event === 'listening') resolveAddress(event.address);
+    });
+  });
+  return { child, address };
+}
+
+/** A program in a pty whose output we watch for a marker. */
+function ptyClient(file, args, cols = 120, rows = 40) {
+  const proc = pty.spawn(file, args, { name: 'xterm-256color', cols, rows, env });
+  let waiters = [];
+  let seen = '';
+  proc.onData((chunk) => {
+    seen = (seen + chunk).slice(-4096);
+    waiters = waiters.filter((w) => {
+      if (!seen.includes(w.needle)) return true;
+      seen = '';
+      w.resolve(performance.now());
+      return false;
+    });
+  });
+  return {
+    proc,
+    waitFor: (needle) => new Promise((r) => waiters.push({ needle, resolve: r })),
+    clear: () => {
+      seen = '';
+    },
+  };
+}
+
+/** Types one byte at a time into `cat` and times each echo. */
+async function keystrokes(client) {
+  const samples = [];
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  for (let i = 0; i < KEYSTROKES; i++) {
+    if (i % 50 === 49) {
+      client.clear();
+      const done = client.waitFor('\n');
+      client.proc.write('\r');
+      await done;
+    }
+    const key = letters[i % letters.length];
+    client.clear();
+    const echoed = client.waitFor(key);
+    const t0 = performance.now();
+    client.proc.write(key);
+    samples.push((await echoed) - t0);
+  }
+  return samples;
+}
+
+async function bulk(client, file) {
+  const marker = `BULK-DONE-${Math.random().toString(36).slice(2, 8)}`;
+  client.clear();
+  const done = client.waitFor(marker);
+  const t0 = performance.now();
+  client.proc.write(`cat ${file}; echo ${marker.slice(0, 5)}''${marker.slice(5)}\r`);
+  return ((await done) - t0) / 1000;
+}
+
+async function rssKb(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+}
+
+const rows = [];
+const agent = await startAgent();
+await sleep(500);
+const rssAtStart = await rssKb(agent.child.pid);
+try {
+  const code = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
+  node(HANGAR, ['hosts', 'add', 'bench', agent.address, '--code', code]);
+  node(HANGAR, ['session', 'new', 'bench', '--name', 'echo', '--', 'cat']);
+  node(HANGAR, ['session', 'new', 'bench', '--name', 'bulk', '--env', 'PS1=$ ', '--', 'bash', '--norc', '--noprofile']);
+  const bigFile = join(dir, 'bulk.txt');
+  const line = 'hangar bulk throughput line 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOP\n';
+  writeFileSync(bigFile, line.repeat(Math.ceil((BULK_MB * 1024 * 1024) / line.length)));
+
+  // 1. keystroke round trip
+  const direct = ptyClient('tmux', ['-L', socket, 'attach', '-t', '=hangar-echo']);
+  await sleep(500);
+  await keystrokes(direct); // warm-up
+  const directSamples = await keystrokes(direct);
+  direct.proc.kill();
+  await sleep(300);
+  const viaCli = ptyClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo']);
+  await sleep(1500);
+  await keystrokes(viaCli);
+  const cliSamples = await keystrokes(viaCli);
+  viaCli.proc.kill();
+  await sleep(300);
+  for (const [name, samples] of [
+    ['direct tmux attach (reference)', directSamples],
+    ['hangar attach (CLI over the link)', cliSamples],
+  ]) {
+    rows.push([
+      `keystroke echo p50/p99, ${name}`,
+      `${percentile(samples, 50).toFixed(2)} / ${percentile(samples, 99).toFixed(2)} ms`,
+    ]);
+  }
+  const addedP50 = percentile(cliSamples, 50) - percentile(directSamples, 50);
+  const addedP99 = percentile(cliSamples, 99) - percentile(directSamples, 99);
+  rows.push(['added by hangar p50 / p99', `${addedP50.toFixed(2)} / ${addedP99.toFixed(2)} ms  (target p50 ≤ 1 ms)`]);
+
+  // 2. bulk throughput: alternate reference and hangar, report medians (2 cores are noisy)
+  const directRuns = [];
+  const cliRuns = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const directBulk = ptyClient('tmux', ['-L', socket, 'attach', '-t', '=hangar-bulk']);
+    await sleep(500);
+    directRuns.push(BULK_MB / (await bulk(directBulk, bigFile)));
+    directBulk.proc.kill();
+    await sleep(300);
+    const cliBulk = ptyClient(process.execPath, [HANGAR, 'attach', 'bench', 'bulk']);
+    await sleep(1500);
+    cliRuns.push(BULK_MB / (await bulk(cliBulk, bigFile)));
+    cliBulk.proc.kill();
+    await sleep(300);
+  }
+  const directRate = percentile(directRuns, 50);
+  const cliRate = percentile(cliRuns, 50);
+  const runs = (list) => list.map((r) => r.toFixed(1)).join(', ');
+  rows.push([
+    `${BULK_MB} MB cat, direct tmux attach (reference)`,
+    `${directRate.toFixed(1)} MB/s median of ${runs(directRuns)}`,
+  ]);
+  rows.push([`${BULK_MB} MB cat, hangar attach`, `${cliRate.toFixed(1)} MB/s median of ${runs(cliRuns)}`]);
+  rows.push(['throughput ratio hangar / direct', `${(cliRate / directRate).toFixed(2)}×  (target ≥ 0.8×)`]);
+
+  // 3. agent memory: 5 idle sessions, 20 attached clients
+  node(HANGAR, ['session', 'kill', 'bench', 'bulk']);
+  for (let i = 1; i <= 4; i++) node(HANGAR, ['session', 'new', 'bench', '--name', `idle${i}`, '--', 'sleep', '3600']);
+  const rssAfterFlood = await rssKb(agent.child.pid);
+  const core = await HangarCore.open({ home });
+  const names = ['echo', 'idle1', 'idle2', 'idle3', 'idle4'];
+  const terminals = [];
+  for (let i = 0; i < 20; i++) {
+    const terminal = await core.attach('bench', names[i % names.length], { cols: 120, rows: 40 });
+    terminal.onOutput(({ data: bytes, offset }) => terminal.ack(offset + bytes.length));
+    terminals.push(terminal);
+  }
+  await sleep(2000);
+  const rss = await rssKb(agent.child.pid);
+  rows.push(['agent RSS at start, no sessions', `${(rssAtStart / 1024).toFixed(1)} MB`]);
+  rows.push(['agent RSS after the floods above, 5 idle sessions', `${(rssAfterFlood / 1024).toFixed(1)} MB`]);
+  rows.push(['agent RSS, 5 sessions + 20 attached clients', `${(rss / 1024).toFixed(1)} MB  (target ≤ 80 MB)`]);
+  for (const terminal of terminals) await terminal.detach();
+  await core.dispose();
+  rows.push(['ssh localhost + tmux', 'not measured: no sshd on this machine']);
+} finally {
+  agent.child.kill('SIGTERM');
+  try {
+    tmux('kill-server');
+  } catch {
+    // already gone
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const width = Math.max(...rows.map((r) => r[0].length));
+console.log(`\nHangar terminal benchmark (loopback, ${KEYSTROKES} keystrokes, ${ROUNDS} × ${BULK_MB} MB)\n`);
+for (const [name, value] of rows) console.log(`${name.padEnd(width)}  ${value}`);
+process.exit(0);
