@@ -3,6 +3,7 @@ import { arch, hostname, platform, release } from 'node:os';
 import type { Logger } from 'pino';
 import { LinkServer } from './link/index.js';
 import { ClientPeer } from './peer/client-peer.js';
+import { unavailableJobProcedures } from './peer/job-procedures.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
@@ -46,8 +47,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       tmux_version: sessions.tmuxVersion(),
       session_limit: options.maxSessions,
     };
-    const procedures = createProcedures({ sessions, bindings, hostInfo: () => info });
     const peers = new Set<ClientPeer>();
+    const publish = (event: string, data: unknown) => peers.forEach((peer) => peer.publish(event, data));
+    const procedures = createProcedures(
+      { sessions, bindings, hostInfo: () => info, publish },
+      unavailableJobProcedures(),
+    );
     owned.add({ dispose: () => peers.forEach((peer) => peer.dispose()) });
     const server = owned.add(
       await LinkServer.listen({

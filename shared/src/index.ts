@@ -12,3 +12,4 @@ export * from './link/handshake.js';
 export * from './link/websocket-transport.js';
 export * from './link/index.js';
 export * from './agent-runtime.js';
+export * from './protocol/jobs.js';

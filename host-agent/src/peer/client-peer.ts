@@ -92,6 +92,11 @@ export class ClientPeer implements Disposable {
     return handler(params, this.call);
   }
 
+  /** An event for this client; dropped if the link is gone (clients re-read state on reconnect). */
+  publish(event: string, data: unknown): void {
+    this.send({ schema_version: SCHEMA_VERSION, kind: 'event', event, data });
+  }
+
   private respondError(id: number, error: HangarError): void {
     if (error.code === 'E_INTERNAL') this.logger.error({ err: error }, 'request failed');
     this.send({ schema_version: SCHEMA_VERSION, kind: 'response', id, ok: false, error: error.toJSON() });

@@ -14,6 +14,8 @@ export interface AgentServices {
   sessions: SessionManager;
   bindings: TerminalBindings;
   hostInfo(): HostInfo;
+  /** Sends an event to every connected client (e.g. `job.updated`). */
+  publish(event: string, data: unknown): void;
 }
 
 /** Who is asking: resolved by the handshake, passed to every handler. */
@@ -31,12 +33,19 @@ export interface Outcome<M extends HostMethod> {
 type Params<M extends HostMethod> = z.output<(typeof HOST_PROCEDURES)[M]['params']>;
 type Handler<M extends HostMethod> = (params: Params<M>, call: CallContext) => Promise<Outcome<M>>;
 export type ProcedureTable = { [M in HostMethod]: Handler<M> };
+export type JobMethod = Extract<HostMethod, `job.${string}` | `workspace.${string}` | `artifact.${string}`>;
+export type JobProcedureTable = { [M in JobMethod]: Handler<M> };
+export type SessionProcedureTable = { [M in Exclude<HostMethod, JobMethod>]: Handler<M> };
 
 /**
  * One handler per call in shared's HOST_PROCEDURES. Params arrive already validated by that
  * table's schema; each handler checks what the caller may touch before acting.
  */
-export function createProcedures(services: AgentServices): ProcedureTable {
+export function createProcedures(services: AgentServices, jobs: JobProcedureTable): ProcedureTable {
+  return { ...sessionProcedures(services), ...jobs };
+}
+
+function sessionProcedures(services: AgentServices): SessionProcedureTable {
   const { sessions, bindings } = services;
 
   const ownAttachment = (id: string, call: CallContext) => {

@@ -10,6 +10,23 @@ import {
   SessionListResult,
   TerminalResizeParams,
 } from './sessions.js';
+import {
+  ArtifactFetchParams,
+  ArtifactFetchResult,
+  ArtifactListResult,
+  JobDetail,
+  JobIdParams,
+  JobInfo,
+  JobListParams,
+  JobLogsParams,
+  JobLogsResult,
+  JobSpec,
+  WorkspaceCommitParams,
+  WorkspaceCommitResult,
+  WorkspaceHasParams,
+  WorkspaceHasResult,
+  WorkspaceUploadParams,
+} from './jobs.js';
 
 const Empty = z.object({}).strict();
 
@@ -28,6 +45,17 @@ export const HOST_PROCEDURES = {
   'terminal.resize': { params: TerminalResizeParams, result: Empty },
   /** Asks tmux to repaint this client's screen (after the client drew something of its own over it). */
   'terminal.redraw': { params: SessionDetachParams, result: Empty },
+  'workspace.has': { params: WorkspaceHasParams, result: WorkspaceHasResult },
+  'workspace.upload': { params: WorkspaceUploadParams, result: Empty },
+  'workspace.commit': { params: WorkspaceCommitParams, result: WorkspaceCommitResult },
+  'job.submit': { params: JobSpec, result: JobInfo },
+  'job.list': { params: JobListParams, result: z.object({ jobs: z.array(JobInfo) }) },
+  'job.get': { params: JobIdParams, result: JobDetail },
+  'job.logs': { params: JobLogsParams, result: JobLogsResult },
+  'job.cancel': { params: JobIdParams, result: JobInfo },
+  'job.retry': { params: JobIdParams, result: JobInfo },
+  'artifact.list': { params: JobIdParams, result: ArtifactListResult },
+  'artifact.fetch': { params: ArtifactFetchParams, result: ArtifactFetchResult },
 } as const;
 
 export type HostMethod = keyof typeof HOST_PROCEDURES;

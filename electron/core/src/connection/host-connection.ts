@@ -63,6 +63,9 @@ export class HostConnection implements Disposable {
   readonly onLink = this.linkEmitter.event;
   private readonly linkLostEmitter = new Emitter<CloseReason>();
   readonly onLinkLost = this.linkLostEmitter.event;
+  private readonly eventEmitter = new Emitter<{ event: string; data: unknown }>();
+  /** Events the host publishes (e.g. `job.updated`); validate `data` with its schema in shared. */
+  readonly onEvent = this.eventEmitter.event;
 
   constructor(
     readonly host: HostRecord,
@@ -168,6 +171,10 @@ export class HostConnection implements Disposable {
       this.options.logger.warn({ err: toHangarError(error), host: this.host.name }, 'dropping bad control message');
       return;
     }
+    if (message.kind === 'event') {
+      this.eventEmitter.fire({ event: message.event, data: message.data });
+      return;
+    }
     if (message.kind !== 'response') return;
     const pending = this.pending.get(message.id);
     if (!pending) return;
@@ -219,6 +226,7 @@ export class HostConnection implements Disposable {
     this.statusEmitter.dispose();
     this.linkEmitter.dispose();
     this.linkLostEmitter.dispose();
+    this.eventEmitter.dispose();
   }
 }
 
