@@ -2,12 +2,14 @@
 // Terminal benchmark: keystroke round trip, bulk throughput and agent memory, each printed next
 // to a reference measured in the same run (a direct `tmux attach` of the same session in a local
 // pty). Not a test: it prints numbers and the targets from the issue; it fails only if it breaks.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import net from 'node:net';
 import pty from 'node-pty';
 import { HangarCore } from '@hangar/desktop/core';
 import { AGENT_NODE_FLAGS } from '@hangar/shared';
@@ -26,6 +28,7 @@ const socket = `hangar-${createHash('sha256').update(resolve(data)).digest('hex'
 const env = { ...process.env, HANGAR_HOME: home };
 delete env.TMUX;
 const node = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
+const nodeAsync = (bin, args) => promisify(execFile)(process.execPath, [bin, ...args], { env });
 const tmux = (...args) => execFileSync('tmux', ['-L', socket, ...args], { env, encoding: 'utf8' });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -106,6 +109,37 @@ async function bulk(client, file) {
   return ((await done) - t0) / 1000;
 }
 
+/** A loopback relay that can drop every connection and refuse new ones (a laptop asleep). */
+async function startProxy(targetPort) {
+  const sockets = new Set();
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) return client.destroy();
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => s.destroy());
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: server.address().port,
+    cut(on) {
+      down = on;
+      if (on) for (const s of sockets) s.destroy();
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
 async function rssKb(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
@@ -175,7 +209,61 @@ try {
   rows.push([`${BULK_MB} MB cat, hangar attach`, `${cliRate.toFixed(1)} MB/s median of ${runs(cliRuns)}`]);
   rows.push(['throughput ratio hangar / direct', `${(cliRate / directRate).toFixed(2)}×  (target ≥ 0.8×)`]);
 
-  // 3. agent memory: 5 idle sessions, 20 attached clients
+  // 3. coming back after 5 s away from a flooding session: time from the link's return to a
+  //    typed command's answer (the issue: a correct screen and typing within 500 ms)
+  {
+    const proxy = await startProxy(Number(agent.address.split(':').pop()));
+    const proxyCode = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
+    // Async: the relay runs in this process, so a blocking call could not be relayed.
+    await nodeAsync(HANGAR, ['hosts', 'add', 'viaproxy', `127.0.0.1:${proxy.port}`, '--code', proxyCode]);
+    node(HANGAR, [
+      'session',
+      'new',
+      'bench',
+      '--name',
+      'away',
+      '--env',
+      'PS1=$ ',
+      '--',
+      'bash',
+      '--norc',
+      '--noprofile',
+    ]);
+    const awayCore = await HangarCore.open({ home });
+    const terminal = await awayCore.attach('viaproxy', 'away', { cols: 120, rows: 40 });
+    let tail = '';
+    let received = 0;
+    const decoder = new TextDecoder();
+    terminal.onOutput(({ data: bytes, offset }) => {
+      received += bytes.length;
+      tail = (tail + decoder.decode(bytes)).slice(-2000);
+      terminal.ack(offset + bytes.length);
+    });
+    const resumed = new Promise((r) => terminal.onStatus((s) => s === 'resumed' && r(performance.now())));
+    const enc = new TextEncoder();
+    terminal.write(enc.encode('yes hangar-flood\r'));
+    await sleep(1000);
+    proxy.cut(true);
+    await sleep(5000);
+    const before = received;
+    proxy.cut(false);
+    const back = await resumed;
+    tail = '';
+    terminal.write(enc.encode('\x03'));
+    terminal.write(enc.encode("echo BACK''-AGAIN\r"));
+    while (!tail.includes('BACK-AGAIN')) await sleep(2);
+    const answered = performance.now();
+    rows.push([
+      'back after 5 s away from a flood: link up → typed answer',
+      `${(answered - back).toFixed(0)} ms, ${((received - before) / 1024).toFixed(0)} KiB replayed  (target ≤ 500 ms)`,
+    ]);
+    await terminal.detach();
+    await awayCore.dispose();
+    proxy.close();
+    node(HANGAR, ['session', 'kill', 'bench', 'away']);
+  }
+
+  // 4. agent memory: 5 idle sessions, 20 attached clients
   node(HANGAR, ['session', 'kill', 'bench', 'bulk']);
   for (let i = 1; i <= 4; i++) node(HANGAR, ['session', 'new', 'bench', '--name', `idle${i}`, '--', 'sleep', '3600']);
   const rssAfterFlood = await rssKb(agent.child.pid);

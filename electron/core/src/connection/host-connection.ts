@@ -157,7 +157,13 @@ export class HostConnection implements Disposable {
       return mux;
     } catch (error) {
       this.setStatus('offline');
-      const failure = toHangarError(error);
+      let failure = toHangarError(error);
+      if (this.host.embedded && failure.code === 'E_HOST_UNREACHABLE') {
+        failure = new HangarError(
+          'E_HOST_UNREACHABLE',
+          `host "${this.host.name}" is this machine's embedded agent, and it is not running; start it with: npm start (or: npx hangar up)`,
+        );
+      }
       if (this.retainers > 0 && isTransient(failure)) this.scheduleReconnect();
       throw failure;
     }

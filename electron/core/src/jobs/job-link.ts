@@ -1,0 +1,57 @@
+import { ERROR_CODES, HangarError, toHangarError, type ErrorCode, type Mux } from '@hangar/shared';
+import type { HostConnection } from '../connection/host-connection.js';
+
+/**
+ * What the jobs capability needs from a host connection. HostConnection provides it; tests pass
+ * an in-memory one, so packing, upload, log follow and downloads run without a real agent.
+ */
+export type JobLink = Pick<HostConnection, 'call' | 'link' | 'retain' | 'onEvent'> & { host: { name: string } };
+
+/** Network trouble that a new link can fix; anything else is the answer. */
+export function isTransient(error: unknown): boolean {
+  const code = toHangarError(error).code;
+  return code === 'E_UNAVAILABLE' || code === 'E_HOST_UNREACHABLE' || code === 'E_TIMEOUT';
+}
+
+/** How long a follower or a download keeps trying to get the link back before giving up. */
+export const RECONNECT_PATIENCE_MS = 120_000;
+
+/** The current link, waiting through reconnects (the caller holds `retain()`) up to a deadline. */
+export async function linkWithin(connection: JobLink, deadline: number): Promise<Mux> {
+  let delay = 100;
+  for (;;) {
+    try {
+      return await connection.link();
+    } catch (error) {
+      if (!isTransient(error) || Date.now() + delay > deadline) throw toHangarError(error);
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 2000);
+  }
+}
+
+/** Calls once more on a new link when the link dropped under the call; other errors are final. */
+export async function callRetrying<T>(connection: JobLink, deadline: number, call: () => Promise<T>): Promise<T> {
+  let delay = 100;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isTransient(error) || Date.now() + delay > deadline) throw toHangarError(error);
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 2000);
+    await linkWithin(connection, deadline);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A stream closed with an error reason from the agent, as a HangarError with its code when known. */
+export function streamError(what: string, reason: { code: string; message: string }): HangarError {
+  const known = (ERROR_CODES as readonly string[]).includes(reason.code);
+  const code: ErrorCode = known ? (reason.code as ErrorCode) : 'E_PROTOCOL';
+  return new HangarError(code, `${what}: ${reason.message}`);
+}
