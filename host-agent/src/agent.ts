@@ -14,6 +14,8 @@ export interface AgentOptions {
   dataDir: string;
   listen: { host: string; port: number };
   maxSessions: number;
+  /** How long a client whose link dropped may come back for the exact bytes it missed. */
+  replayWindowMs?: number;
   logger: Logger;
 }
 
@@ -35,6 +37,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await SessionManager.start({
         dataDir: options.dataDir,
         maxSessions: options.maxSessions,
+        ...(options.replayWindowMs !== undefined ? { replayWindowMs: options.replayWindowMs } : {}),
         logger: logger.child({ component: 'sessions' }),
       }),
     );

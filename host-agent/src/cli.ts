@@ -19,7 +19,8 @@ program
   .option('--listen <host:port>', 'address to listen on (use 0.0.0.0:7070 for LAN/tailnet)', '127.0.0.1:7070')
   .option('--data <dir>', 'data directory (keys, database, session logs)', DEFAULT_DATA)
   .option('--max-sessions <n>', 'concurrent terminal sessions allowed', positiveInt, 5)
-  .action(async (options: { listen: string; data: string; maxSessions: number }) => {
+  .option('--replay-window <seconds>', 'how long a dropped client may resume with the exact bytes it missed', positiveInt, 60)
+  .action(async (options: { listen: string; data: string; maxSessions: number; replayWindow: number }) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
@@ -36,6 +37,7 @@ program
         dataDir: resolve(options.data),
         listen: listen!,
         maxSessions: options.maxSessions,
+        replayWindowMs: options.replayWindow * 1000,
         logger,
       });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
