@@ -98,6 +98,26 @@ describe('resume and screen truth', () => {
     await expectSameScreen(client, 'flood');
   });
 
+  it('after the replay window the client says output was skipped and shows the current screen', async () => {
+    await agent.stop();
+    agent = await startAgentProcess(dataDir, { port: agent.port, replayWindowSeconds: 1 });
+    const client = await start('late', BASH);
+    await client.waitForText('$');
+    client.type('echo before-gap\r');
+    await client.waitForText(/^before-gap$/m);
+    proxy.setRefusing(true);
+    proxy.cutAll();
+    await client.waitForText('reconnecting…');
+    await tmux(dataDir, ['send-keys', '-t', 'hangar-late', 'echo written-while-away', 'Enter']);
+    await new Promise((r) => setTimeout(r, 2500));
+    proxy.setRefusing(false);
+    await client.waitForText('output while you were away was skipped', 15_000);
+    await client.waitForText(/^written-while-away$/m);
+    client.type('echo after-gap\r');
+    await client.waitForText(/^after-gap$/m);
+    await expectSameScreen(client, 'late', 8000);
+  });
+
   it('a link that carries nothing is noticed within 10 s, shown as reconnecting, and repaired', async () => {
     const client = await start('stall', BASH);
     await client.waitForText('$');

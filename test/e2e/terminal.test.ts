@@ -95,6 +95,41 @@ describe('terminal sessions through the CLI', () => {
     expect(await client.waitForExit()).toBe(7);
   });
 
+  it('the detach key leaves the session running, and reattaching shows it as it was', async () => {
+    await hangar(home, ['session', 'new', 'box', '--name', 'bg', ...BASH]);
+    const client = attach('bg');
+    await client.waitForText('$');
+    client.type('echo still-here\r');
+    await client.waitForText(/^still-here$/m);
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    const listed = await hangar(home, ['session', 'ls', 'box', '--json']);
+    expect(JSON.parse(listed.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'bg', alive: true })]);
+    const again = attach('bg');
+    await again.waitForText(/^still-here$/m);
+  });
+
+  it('every command explains itself with --help', async () => {
+    const commands = [
+      [],
+      ['up'],
+      ['hosts'],
+      ['hosts', 'add'],
+      ['hosts', 'ls'],
+      ['hosts', 'rm'],
+      ['session'],
+      ['session', 'new'],
+      ['session', 'ls'],
+      ['session', 'kill'],
+      ['attach'],
+    ];
+    for (const command of commands) {
+      const help = await hangar(home, [...command, '--help']);
+      expect(help.code, command.join(' ')).toBe(0);
+      expect(help.stdout).toMatch(/Usage: hangar/);
+    }
+  });
+
   it('Ctrl-C under a `yes` flood returns the prompt, 20 of 20 times', async () => {
     await hangar(home, ['session', 'new', 'box', '--name', 'flood', ...BASH]);
     const client = attach('flood');

@@ -88,7 +88,7 @@ export interface AgentProcess {
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
 export async function startAgentProcess(
   dataDir: string,
-  options: { port?: number; maxSessions?: number } = {},
+  options: { port?: number; maxSessions?: number; replayWindowSeconds?: number } = {},
 ): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
@@ -102,6 +102,8 @@ export async function startAgentProcess(
       dataDir,
       '--max-sessions',
       String(options.maxSessions ?? 5),
+      '--replay-window',
+      String(options.replayWindowSeconds ?? 60),
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],

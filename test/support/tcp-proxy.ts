@@ -9,6 +9,7 @@ export class TcpProxy implements AsyncDisposable {
   readonly captured: Buffer[] = [];
   private readonly sockets = new Set<Socket>();
   private blackhole = false;
+  private refusing = false;
 
   private constructor(
     private readonly server: Server,
@@ -33,6 +34,10 @@ export class TcpProxy implements AsyncDisposable {
   }
 
   private relay(client: Socket, targetPort: number): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
@@ -54,6 +59,11 @@ export class TcpProxy implements AsyncDisposable {
   /** Every connection dies at once, as when Wi-Fi drops. New connections still work. */
   cutAll(): void {
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** New connections are dropped at once, as when the host is unreachable (until cleared). */
+  setRefusing(on: boolean): void {
+    this.refusing = on;
   }
 
   /** Keep sockets open but deliver nothing (until cleared). */

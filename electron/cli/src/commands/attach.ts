@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { withCore } from '../run.js';
 
 const DEFAULT_DETACH_KEY = 'ctrl-]';
+/** How long the "output skipped" notice stays on screen. */
+const NOTICE_MS = 4000;
 
 export function registerAttach(program: Command): void {
   program
@@ -56,6 +58,9 @@ function runAttached(terminal: TerminalClient, detachByte: number, label: string
   const raw = stdin.isTTY === true;
   return new Promise<TerminalEnd>((resolve) => {
     let overlay = false;
+    /** A notice kept on the bottom row over fresh output until this time, then repainted away. */
+    let noticeUntil = 0;
+    let notice = '';
     const onInput = (chunk: Buffer) => {
       const at = chunk.indexOf(detachByte);
       if (at >= 0) {
@@ -72,14 +77,19 @@ function runAttached(terminal: TerminalClient, detachByte: number, label: string
     const outputSub = terminal.onOutput(({ data, offset }) => {
       // Ack only once the bytes reached our terminal: a slow terminal slows the host, not our memory.
       stdout.write(data, () => terminal.ack(offset + data.length));
+      if (noticeUntil > Date.now()) showOverlay(notice);
     });
     const statusSub = terminal.onStatus((status) => {
       if (status === 'reconnecting') {
         overlay = true;
         showOverlay(`hangar: link to ${label} lost — reconnecting…`);
       } else if (status === 'skipped') {
-        overlay = true;
-        showOverlay(`hangar: output while disconnected was skipped (replay window passed); screen redrawn`);
+        // The fresh screen from tmux would paint over a one-off notice at once: keep it up a while.
+        overlay = false;
+        notice = 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
+        noticeUntil = Date.now() + NOTICE_MS;
+        showOverlay(notice);
+        setTimeout(() => terminal.redraw(), NOTICE_MS).unref();
       } else if (status === 'resumed' && overlay) {
         overlay = false;
         terminal.redraw();
