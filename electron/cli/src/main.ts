@@ -1,6 +1,10 @@
 import { Command } from 'commander';
+import { registerArtifacts } from './commands/artifacts.js';
 import { registerAttach } from './commands/attach.js';
 import { registerHosts } from './commands/hosts.js';
+import { registerJobs } from './commands/jobs.js';
+import { registerLogs } from './commands/logs.js';
+import { registerRun } from './commands/run.js';
 import { registerSession } from './commands/session.js';
 import { registerUp } from './commands/up.js';
 import { reportError } from './exit-codes.js';
@@ -14,6 +18,10 @@ registerUp(program);
 registerHosts(program);
 registerSession(program);
 registerAttach(program);
+registerRun(program);
+registerJobs(program);
+registerLogs(program);
+registerArtifacts(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { HostConnection, type HostStatus } from './connection/host-connection.js';
 import { HostRegistry } from './hosts/registry.js';
+import { JobsApi } from './jobs/index.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
 import { connectToHost } from './link/connect.js';
 import { openCoreDb } from './state/db.js';
@@ -41,6 +42,11 @@ export interface HostSessions {
  */
 export class HangarCore {
   private readonly connections = new Map<string, HostConnection>();
+  /** Build jobs on paired hosts (see jobs/). */
+  readonly jobs = new JobsApi(
+    (host) => this.connection(host),
+    () => this.registry.list().map((h) => h.name),
+  );
 
   private constructor(
     readonly home: string,

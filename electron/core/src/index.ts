@@ -2,3 +2,21 @@ export { HangarCore, type CoreOptions, type HostView, type HostSessions } from '
 export { HostConnection, type HostStatus } from './connection/host-connection.js';
 export { TerminalClient, type TerminalStatus, type TerminalEnd } from './terminal/terminal-client.js';
 export { hangarHome } from './state/paths.js';
+export {
+  JobsApi,
+  isFinal,
+  formatBytes,
+  DEFAULT_MAX_WORKSPACE_BYTES,
+  type HostJobs,
+  type FoundJob,
+  type PackedWorkspace,
+  type DownloadProgress,
+  type DownloadedArtifact,
+  type FollowOptions,
+  type LogChunk,
+  type LogEnd,
+  type LogSink,
+  type UploadProgress,
+  type UploadResult,
+  type JobLink,
+} from './jobs/index.js';

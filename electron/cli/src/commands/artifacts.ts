@@ -1,0 +1,57 @@
+import type { DownloadedArtifact, HangarCore } from '@hangar/desktop/core';
+import type { JobDetail } from '@hangar/shared';
+import type { Command } from 'commander';
+import { relative, resolve } from 'node:path';
+import { printJson, table } from '../output.js';
+import { withCore } from '../run.js';
+import { TransferProgress } from './job-output.js';
+
+export function registerArtifacts(program: Command): void {
+  program
+    .command('artifacts')
+    .description('download a job’s artifacts (sha256 checked) into ./hangar-artifacts/<job>/ or --out')
+    .argument('<job>', 'job id (see `hangar jobs`)')
+    .option('--host <host>', 'host the job ran on (default: ask every paired host)')
+    .option('--out <dir>', 'folder to write into (default ./hangar-artifacts/<job>)')
+    .option('--json', 'print JSON')
+    .action((id: string, options: { host?: string; out?: string; json?: boolean }) =>
+      withCore(async (core) => {
+        const { host, job } = await core.jobs.find(id, options.host);
+        const files = await downloadInto(core, host, job, options.out ?? `hangar-artifacts/${job.id}`, {
+          quiet: options.json === true,
+        });
+        if (options.json) return printJson(files);
+        if (files.length === 0) process.stdout.write(`job ${job.id} has no artifacts\n`);
+        else
+          process.stdout.write(
+            table(
+              ['FILE', 'SIZE', 'SHA256'],
+              files.map((f) => [relative(process.cwd(), f.file) || f.file, String(f.size), f.sha256]),
+            ),
+          );
+      }),
+    );
+}
+
+/** Downloads a finished job's artifacts with a progress bar; says where they went. */
+export async function downloadInto(
+  core: HangarCore,
+  host: string,
+  job: JobDetail,
+  outDir: string,
+  options: { quiet: boolean },
+): Promise<DownloadedArtifact[]> {
+  if (job.artifacts.length === 0) return [];
+  const out = resolve(outDir);
+  let bar: TransferProgress | undefined;
+  const files = await core.jobs.downloadArtifacts(host, job.id, out, (p) => {
+    if (options.quiet) return;
+    bar ??= new TransferProgress(`downloading ${job.artifacts.length} artifact(s)`, p.total);
+    bar.update(p.done);
+  });
+  bar?.stop();
+  if (!options.quiet && files.length > 0) {
+    process.stderr.write(`artifacts (sha256 verified) in ${relative(process.cwd(), out) || out}/\n`);
+  }
+  return files;
+}

@@ -1,0 +1,172 @@
+import { formatBytes, type LogSink } from '@hangar/desktop/core';
+import { HangarError, type JobDetail, type JobInfo } from '@hangar/shared';
+import cliProgress from 'cli-progress';
+
+/**
+ * Statuses of `hangar run` (and `hangar logs --follow`) once the job has ended: the job's own
+ * exit status when it ran to completion, else one of these. They sit above what commands usually
+ * return and match shell conventions where one exists (`timeout` exits 124, Ctrl-C 130).
+ */
+export const JOB_EXIT = {
+  timedOut: 124,
+  lost: 125,
+  /** Failed without an exit status: the executor or workspace could not start the command. */
+  couldNotRun: 126,
+  cancelled: 130,
+} as const;
+
+export function jobExitStatus(job: Pick<JobInfo, 'state' | 'exit_code'>): number {
+  switch (job.state) {
+    case 'succeeded':
+      return 0;
+    case 'failed':
+      return job.exit_code !== null && job.exit_code !== 0 ? job.exit_code & 0xff || 1 : JOB_EXIT.couldNotRun;
+    case 'timed_out':
+      return JOB_EXIT.timedOut;
+    case 'cancelled':
+      return JOB_EXIT.cancelled;
+    case 'lost':
+      return JOB_EXIT.lost;
+    default:
+      return 1;
+  }
+}
+
+/** The last line about a finished job, for stderr. */
+export function describeEnd(job: JobDetail): string {
+  const attempts = job.attempt > 1 ? ` after ${job.attempt} attempts` : '';
+  switch (job.state) {
+    case 'succeeded':
+      return `job ${job.id} succeeded${attempts}`;
+    case 'failed':
+      return job.exit_code !== null
+        ? `job ${job.id} failed with exit status ${job.exit_code}${attempts}`
+        : `job ${job.id} failed${attempts}: ${job.error ?? 'no exit status'}`;
+    case 'timed_out':
+      return `job ${job.id} timed out after ${formatDuration(job.spec.timeout_ms)}`;
+    case 'cancelled':
+      return `job ${job.id} was cancelled`;
+    case 'lost':
+      return `job ${job.id} was lost (its host restarted mid-run${job.error ? `: ${job.error}` : ''})`;
+    default:
+      return `job ${job.id} is ${job.state}`;
+  }
+}
+
+/**
+ * Writes log bytes raw (colours and all) and acks them once the terminal or pipe took them, so a
+ * slow reader slows the host rather than growing our memory. Retries get a visible separator.
+ */
+export function logPrinter(
+  out: NodeJS.WriteStream,
+  notes: NodeJS.WriteStream,
+): LogSink & { endsWithNewline(): boolean } {
+  let lastByte = 0x0a;
+  let firstAttempt: number | undefined;
+  return {
+    data(chunk, consumed) {
+      if (chunk.data.length > 0) lastByte = chunk.data[chunk.data.length - 1]!;
+      out.write(chunk.data, () => consumed());
+    },
+    attempt(attempt) {
+      firstAttempt ??= attempt;
+      if (attempt === firstAttempt) return;
+      const gap = lastByte === 0x0a ? '' : '\n';
+      lastByte = 0x0a;
+      out.write(gap, () => notes.write(`── attempt ${attempt} ──\n`));
+    },
+    status(status) {
+      notes.write(
+        status === 'reconnecting' ? `\nhangar: link lost — reconnecting…\n` : `hangar: reconnected; log resumed\n`,
+      );
+    },
+    endsWithNewline: () => lastByte === 0x0a,
+  };
+}
+
+/** A progress bar on a terminal; on a pipe, one line when it starts and one when it is done. */
+export class TransferProgress {
+  private bar: cliProgress.SingleBar | undefined;
+  private readonly started = Date.now();
+  private last = 0;
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {
+    if (stream.isTTY) {
+      this.bar = new cliProgress.SingleBar(
+        {
+          stream,
+          format: `${label} [{bar}] {percentage}% {done} / {size}`,
+          hideCursor: true,
+          clearOnComplete: false,
+          barsize: 30,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(total, 0, { done: formatBytes(0), size: formatBytes(total) });
+    } else {
+      stream.write(`${label} ${formatBytes(total)}…\n`);
+    }
+  }
+
+  update(done: number): void {
+    this.last = done;
+    this.bar?.update(done, { done: formatBytes(done), size: formatBytes(this.total) });
+  }
+
+  stop(): void {
+    if (this.bar) {
+      this.bar.update(this.last, { done: formatBytes(this.last), size: formatBytes(this.total) });
+      this.bar.stop();
+      return;
+    }
+    const seconds = (Date.now() - this.started) / 1000;
+    this.stream.write(`${this.label} done: ${formatBytes(this.last)} in ${seconds.toFixed(1)} s\n`);
+  }
+}
+
+/** `90s`, `60m`, `1h30m`, `2d`; a bare number is seconds. */
+export function parseDuration(text: string, option: string): number {
+  const trimmed = text.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  let total = 0;
+  let rest = trimmed;
+  while (rest.length > 0) {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/.exec(rest);
+    if (!match) throw new HangarError('E_BAD_REQUEST', `${option} ${text}: expected a duration like 90s, 60m or 1h30m`);
+    total += Number(match[1]) * units[match[2]!]!;
+    rest = rest.slice(match[0].length);
+  }
+  if (total <= 0) throw new HangarError('E_BAD_REQUEST', `${option} ${text}: must be longer than zero`);
+  return Math.round(total);
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+  return `${Math.floor(ms / 3_600_000)}h${String(Math.round((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
+}
+
+export function parseEnv(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new HangarError('E_BAD_REQUEST', `--env ${pair}: expected KEY=VALUE`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function parseCount(text: string, option: string): number {
+  if (!/^\d+$/.test(text)) throw new HangarError('E_BAD_REQUEST', `${option} ${text}: expected a whole number`);
+  return Number(text);
+}

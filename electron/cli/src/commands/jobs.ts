@@ -1,0 +1,141 @@
+import type { HangarCore } from '@hangar/desktop/core';
+import type { AttemptInfo, JobDetail } from '@hangar/shared';
+import type { Command } from 'commander';
+import { ago, printJson, table } from '../output.js';
+import { withCore } from '../run.js';
+import { formatDuration, parseCount } from './job-output.js';
+
+const PHASES = ['queued', 'clone', 'boot', 'ready', 'run', 'collect', 'delete'] as const;
+
+export function registerJobs(program: Command): void {
+  const jobs = program
+    .command('jobs')
+    .description('list build jobs on one host or every paired host; `hangar jobs show <job>` for one')
+    .option('--host <host>', 'only this host (default: every paired host)')
+    .option('--limit <n>', 'at most this many per host', '50')
+    .option('--json', 'print JSON')
+    .action((options: { host?: string; limit: string; json?: boolean }) =>
+      withCore(async (core) => {
+        const groups = await core.jobs.list(options.host, parseCount(options.limit, '--limit'));
+        if (options.json) return printJson(groups);
+        const rows = groups
+          .flatMap((g) => g.jobs.map((j) => ({ host: g.host, job: j })))
+          .sort((a, b) => b.job.created_at - a.job.created_at)
+          .map(({ host, job }) => [
+            job.id,
+            host,
+            job.state,
+            job.executor,
+            String(job.attempt),
+            job.exit_code === null ? '-' : String(job.exit_code),
+            ago(job.created_at),
+            oneLine(job.command),
+          ]);
+        if (rows.length > 0)
+          process.stdout.write(
+            table(['ID', 'HOST', 'STATE', 'EXECUTOR', 'ATTEMPT', 'EXIT', 'CREATED', 'COMMAND'], rows),
+          );
+        else process.stdout.write('no jobs; start one with: hangar run -c "<command>"\n');
+        let status = 0;
+        for (const g of groups) {
+          if (g.error) {
+            process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
+            status = 5;
+          }
+        }
+        return status;
+      }),
+    );
+
+  jobs
+    .command('show')
+    .description('one job: its spec, each attempt with its time breakdown, and its artifacts')
+    .argument('<job>', 'job id')
+    .option('--host <host>', 'host the job ran on (default: ask every paired host)')
+    .option('--json', 'print JSON')
+    .action((id: string, options: { host?: string; json?: boolean }) =>
+      withCore(async (core) => {
+        const { host, job } = await core.jobs.find(id, options.host);
+        if (options.json) return printJson({ host, ...job });
+        process.stdout.write(describeJob(host, job));
+      }),
+    );
+
+  program
+    .command('cancel')
+    .description('cancel a job: SIGTERM to its processes, SIGKILL after the grace period; waits for the end')
+    .argument('<job>', 'job id')
+    .option('--host <host>', 'host the job runs on (default: ask every paired host)')
+    .option('--no-wait', 'return once the host accepted the cancel')
+    .action((id: string, options: { host?: string; wait: boolean }) =>
+      withCore(async (core) => {
+        const { host, job } = await core.jobs.cancel(id, options.host);
+        if (!options.wait) {
+          process.stdout.write(`cancelling ${job.id} on ${host} (${job.state})\n`);
+          return;
+        }
+        const final = await core.jobs.waitForFinal(host, job.id);
+        process.stdout.write(`job ${final.id} on ${host} is ${final.state}\n`);
+      }),
+    );
+
+  program
+    .command('retry')
+    .description('run a finished job again as a new attempt; follow it with: hangar logs <job> --follow')
+    .argument('<job>', 'job id')
+    .option('--host <host>', 'host the job ran on (default: ask every paired host)')
+    .action((id: string, options: { host?: string }) =>
+      withCore(async (core: HangarCore) => {
+        const { host, job } = await core.jobs.retry(id, options.host);
+        process.stdout.write(`job ${job.id} on ${host} is ${job.state} (attempt ${job.attempt})\n`);
+      }),
+    );
+}
+
+function describeJob(host: string, job: JobDetail): string {
+  const lines = [
+    `job       ${job.id} on ${host}`,
+    `state     ${job.state}${job.exit_code !== null ? ` (exit ${job.exit_code})` : ''}${job.error ? ` — ${job.error}` : ''}`,
+    `command   ${job.command}`,
+    `executor  ${job.executor}${job.spec.network === 'none' ? ', no network' : ''}`,
+    `created   ${new Date(job.created_at).toISOString()} (${ago(job.created_at)})`,
+    `timeout   ${formatDuration(job.spec.timeout_ms)}, retries ${job.retries}`,
+  ];
+  if (job.spec.workspace) lines.push(`workspace ${job.spec.workspace.slice(0, 12)}`);
+  let text = lines.join('\n') + '\n';
+  if (job.attempts.length > 0) {
+    text += '\nattempts\n';
+    text += table(
+      ['#', 'STATE', 'EXIT', 'LOG', ...PHASES.map((p) => p.toUpperCase()), 'ERROR'],
+      job.attempts.map((a) => attemptRow(a)),
+    );
+  }
+  if (job.artifacts.length > 0) {
+    text += '\nartifacts\n';
+    text += table(
+      ['PATH', 'SIZE', 'SHA256'],
+      job.artifacts.map((a) => [a.path, String(a.size), a.sha256]),
+    );
+  }
+  return text;
+}
+
+function attemptRow(attempt: AttemptInfo): string[] {
+  return [
+    String(attempt.number),
+    attempt.state,
+    attempt.exit_code === null ? '-' : String(attempt.exit_code),
+    String(attempt.log_size),
+    ...PHASES.map((phase) => {
+      const ms = attempt.timings[phase];
+      return ms === undefined ? '-' : formatDuration(ms);
+    }),
+    attempt.error ?? '',
+  ];
+}
+
+function oneLine(command: string): string {
+  const first = command.split('\n')[0]!;
+  const short = first.length > 60 ? `${first.slice(0, 57)}…` : first;
+  return short === command ? short : `${short}${short.endsWith('…') ? '' : ' …'}`;
+}

@@ -1,0 +1,153 @@
+import type { HangarCore } from '@hangar/desktop/core';
+import { Executor, HangarError, JobSpec, parseOrThrow, type JobSpecInput } from '@hangar/shared';
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { printJson } from '../output.js';
+import { withCore } from '../run.js';
+import {
+  JOB_EXIT,
+  TransferProgress,
+  collect,
+  describeEnd,
+  jobExitStatus,
+  logPrinter,
+  parseCount,
+  parseDuration,
+  parseEnv,
+} from './job-output.js';
+import { downloadInto } from './artifacts.js';
+
+/** With no --host: the embedded agent `hangar up` pairs as "local". */
+export const DEFAULT_HOST = 'local';
+
+interface RunOptions {
+  host: string;
+  command: string;
+  executor?: string;
+  artifacts: string[];
+  timeout?: string;
+  retries?: string;
+  network?: string;
+  env: string[];
+  dir: string;
+  detach?: boolean;
+  json?: boolean;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description(
+      'run a command on a host as a build job: packs this folder (git-tracked and untracked-not-ignored files; ' +
+        'the whole folder outside git), uploads it unless the host has it, streams the log, downloads artifacts ' +
+        'to ./hangar-artifacts/<job>/, and exits with the job’s exit status (Ctrl-C cancels the job)',
+    )
+    .requiredOption('-c, --command <command>', 'command to run with sh -c in the workspace')
+    .option('--host <host>', 'host to run on', DEFAULT_HOST)
+    .option('--executor <executor>', 'shell | sandbox | tart (default: the host’s choice)')
+    .option('--artifacts <glob>', 'files to bring back, relative to the workspace (repeatable)', collect, [])
+    .option('--timeout <duration>', 'kill the job after this long, e.g. 90s, 60m, 2h (default 60m)')
+    .option('--retries <n>', 'run a failed or lost job again up to n times (default 0)')
+    .option('--network <mode>', 'none: no network inside the job (sandbox and tart)')
+    .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
+    .option('--dir <folder>', 'workspace folder to pack', '.')
+    .option('--detach', 'print the job id and return; follow later with: hangar logs <job> --follow')
+    .option('--json', 'print the job as JSON on stdout when it ends (its log goes to stderr)')
+    .addHelpText(
+      'after',
+      `\nExit status: the job's own, or ${JOB_EXIT.timedOut} timed out, ${JOB_EXIT.cancelled} cancelled, ` +
+        `${JOB_EXIT.lost} lost, ${JOB_EXIT.couldNotRun} could not run; 1-6 are hangar's own errors (see README).`,
+    )
+    .action((options: RunOptions) => withCore((core) => runJob(core, options)));
+}
+
+async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
+  const notes = process.stderr;
+  const spec = buildSpec(options);
+  const host = core.registry.get(options.host).name;
+
+  const dir = resolve(options.dir);
+  const packed = await core.jobs.pack(dir);
+  try {
+    const uploadBar = { current: undefined as TransferProgress | undefined };
+    const uploaded = await core.jobs.upload(host, packed, (p) => {
+      uploadBar.current ??= new TransferProgress('uploading workspace', p.total);
+      uploadBar.current.update(p.done);
+    });
+    uploadBar.current?.stop();
+    if (uploaded.skipped) notes.write(`workspace already on host ${host} (${packed.hash.slice(0, 12)})\n`);
+  } finally {
+    await packed.dispose();
+  }
+
+  const job = await core.jobs.submit(host, { ...spec, workspace: packed.hash });
+  if (options.detach) {
+    if (options.json) printJson({ host, id: job.id, state: job.state });
+    else process.stdout.write(`${job.id}\n`);
+    return 0;
+  }
+  notes.write(`job ${job.id} on ${host} (${job.executor}): ${job.command}\n`);
+
+  const out = options.json ? process.stderr : process.stdout;
+  const printer = logPrinter(out, notes);
+  const interrupts = handleInterrupts(core, host, job.id);
+  try {
+    await core.jobs.followLogs(host, job.id, { attempt: 1, follow: true, throughRetries: true }, printer);
+    const final = await core.jobs.waitForFinal(host, job.id);
+    if (!printer.endsWithNewline()) out.write('\n');
+    const artifacts = await downloadInto(core, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
+    notes.write(`${describeEnd(final)}\n`);
+    if (options.json) printJson({ host, job: final, artifacts });
+    return jobExitStatus(final);
+  } finally {
+    interrupts.dispose();
+  }
+}
+
+function buildSpec(options: RunOptions): JobSpecInput {
+  const input: JobSpecInput = {
+    command: options.command,
+    artifacts: options.artifacts,
+    env: withColour(parseEnv(options.env)),
+  };
+  if (options.executor !== undefined) input.executor = parseOrThrow(Executor, options.executor, '--executor');
+  if (options.timeout !== undefined) input.timeout_ms = parseDuration(options.timeout, '--timeout');
+  if (options.retries !== undefined) input.retries = parseCount(options.retries, '--retries');
+  if (options.network !== undefined) {
+    if (options.network !== 'none' && options.network !== 'default') {
+      throw new HangarError('E_BAD_REQUEST', `--network ${options.network}: expected none or default`);
+    }
+    input.network = options.network;
+  }
+  // Checked before packing and uploading, so a typo costs nothing.
+  parseOrThrow(JobSpec, input, 'job');
+  return input;
+}
+
+/**
+ * The job's output is not a terminal, so most tools drop their colours; when ours is one, ask
+ * them to keep colour (the common switches), unless the user set these or NO_COLOR.
+ */
+function withColour(env: Record<string, string>): Record<string, string> {
+  if (!process.stdout.isTTY || process.env['NO_COLOR'] !== undefined || 'NO_COLOR' in env) return env;
+  return { FORCE_COLOR: '1', CLICOLOR_FORCE: '1', ...env };
+}
+
+/** First Ctrl-C cancels the job and keeps following to its final state; a second one leaves. */
+function handleInterrupts(core: HangarCore, host: string, id: string): { dispose(): void } {
+  let count = 0;
+  const onSignal = () => {
+    count++;
+    if (count === 1) {
+      process.stderr.write(`\nhangar: cancelling job ${id}… (Ctrl-C again to leave it to finish on its own)\n`);
+      core.jobs.cancel(id, host).catch((error: unknown) => {
+        process.stderr.write(`hangar: could not cancel ${id}: ${(error as Error).message}\n`);
+      });
+      return;
+    }
+    process.stderr.write(`hangar: left job ${id}; see it with: hangar jobs show ${id}\n`);
+    process.exit(JOB_EXIT.cancelled);
+  };
+  process.on('SIGINT', onSignal);
+  return { dispose: () => void process.off('SIGINT', onSignal) };
+}

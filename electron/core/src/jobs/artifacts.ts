@@ -1,0 +1,126 @@
+import { HangarError, toHangarError, type ArtifactInfo, type CloseReason } from '@hangar/shared';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
+
+export interface DownloadProgress {
+  /** The artifact being fetched now. */
+  path: string;
+  done: number;
+  total: number;
+}
+
+export interface DownloadedArtifact extends ArtifactInfo {
+  /** Where it was written on this computer. */
+  file: string;
+}
+
+/** Tries per artifact: a dropped link restarts that file from byte 0. */
+const FETCH_TRIES = 3;
+
+/**
+ * Downloads every artifact of a job into `outDir`, keeping their relative paths, each written to a
+ * temporary name and renamed only once its size and sha256 match what the agent recorded.
+ */
+export async function downloadArtifacts(
+  connection: JobLink,
+  jobId: string,
+  outDir: string,
+  onProgress?: (progress: DownloadProgress) => void,
+): Promise<DownloadedArtifact[]> {
+  const retained = connection.retain();
+  try {
+    const { artifacts } = await connection.call('artifact.list', { id: jobId });
+    const total = artifacts.reduce((sum, a) => sum + a.size, 0);
+    let before = 0;
+    const downloaded: DownloadedArtifact[] = [];
+    for (const artifact of artifacts) {
+      const file = safeTarget(outDir, artifact.path);
+      const base = before;
+      const progress = (done: number) => onProgress?.({ path: artifact.path, done: base + done, total });
+      for (let tries = 1; ; tries++) {
+        try {
+          await fetchOne(connection, jobId, artifact, file, progress);
+          break;
+        } catch (error) {
+          if (!isTransient(error) || tries >= FETCH_TRIES) throw toHangarError(error);
+          await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
+        }
+      }
+      before += artifact.size;
+      progress(artifact.size);
+      downloaded.push({ ...artifact, file });
+    }
+    return downloaded;
+  } finally {
+    retained.dispose();
+  }
+}
+
+/** The agent names the paths; a path that would land outside `outDir` is refused, not written. */
+export function safeTarget(outDir: string, path: string): string {
+  const root = resolve(outDir);
+  const target = resolve(root, path);
+  const rel = relative(root, target);
+  if (path.includes('\0') || isAbsolute(path) || rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw new HangarError('E_ARTIFACT_UNSAFE', `the host named an artifact "${path}" outside the download folder`);
+  }
+  return target;
+}
+
+async function fetchOne(
+  connection: JobLink,
+  jobId: string,
+  artifact: ArtifactInfo,
+  file: string,
+  onProgress: (done: number) => void,
+): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const partial = join(dirname(file), `.${file.slice(dirname(file).length + 1)}.hangar-partial`);
+  const out = createWriteStream(partial);
+  const hasher = createHash('sha256');
+  let received = 0;
+  const mux = await connection.link();
+  const stream = mux.openStream();
+  stream.autoAck = false;
+  const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+  stream.onData((data, at) => {
+    received = at + data.length;
+    hasher.update(data);
+    // Ack once the file has the bytes: a slow disk slows the host's sending, not our memory.
+    out.write(data, () => {
+      if (!stream.closed) stream.ack(at + data.length);
+      onProgress(at + data.length);
+    });
+  });
+  try {
+    try {
+      await connection.call('artifact.fetch', { id: jobId, path: artifact.path, stream_id: stream.id });
+    } catch (error) {
+      stream.close({ code: 'cancelled', message: 'fetch refused' });
+      throw error;
+    }
+    const reason = await closed;
+    await new Promise<void>((resolve, reject) =>
+      out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+    );
+    if (reason.code !== 'artifact_end') {
+      if (mux.closed) throw new HangarError('E_UNAVAILABLE', `link dropped while fetching ${artifact.path}`);
+      throw streamError(`artifact ${artifact.path}`, reason);
+    }
+    const sha256 = hasher.digest('hex');
+    if (received !== artifact.size || sha256 !== artifact.sha256) {
+      throw new HangarError(
+        'E_PROTOCOL',
+        `artifact ${artifact.path} arrived damaged: ${received} bytes with sha256 ${sha256}, ` +
+          `expected ${artifact.size} bytes with sha256 ${artifact.sha256}; download it again with: hangar artifacts ${jobId}`,
+      );
+    }
+    await rename(partial, file);
+  } finally {
+    out.destroy();
+    await rm(partial, { force: true });
+  }
+}

@@ -1,0 +1,146 @@
+import {
+  HangarError,
+  JobId,
+  JobSpec,
+  JobUpdatedEvent,
+  parseOrThrow,
+  toHangarError,
+  type Disposable,
+  type JobDetail,
+  type JobInfo,
+  type JobSpecInput,
+} from '@hangar/shared';
+import { downloadArtifacts, type DownloadProgress, type DownloadedArtifact } from './artifacts.js';
+import { RECONNECT_PATIENCE_MS, type JobLink } from './job-link.js';
+import { followJobLog, isFinal, waitForJob, type FollowOptions, type LogEnd, type LogSink } from './log-follower.js';
+import { packWorkspace, type PackOptions, type PackedWorkspace } from './pack.js';
+import { uploadWorkspace, type UploadProgress, type UploadResult } from './upload.js';
+
+export interface HostJobs {
+  host: string;
+  jobs: JobInfo[];
+  error?: { code: string; message: string };
+}
+
+export interface FoundJob {
+  host: string;
+  job: JobDetail;
+}
+
+/**
+ * Build jobs on paired hosts: pack and upload a workspace, submit, follow logs, cancel, retry,
+ * download artifacts. Job ids are unique across hosts, so a job can be found without its host.
+ */
+export class JobsApi {
+  constructor(
+    private readonly connectionFor: (host: string) => JobLink,
+    private readonly hostNames: () => string[],
+  ) {}
+
+  pack(dir: string, options?: PackOptions): Promise<PackedWorkspace> {
+    return packWorkspace(dir, options);
+  }
+
+  upload(host: string, packed: PackedWorkspace, onProgress?: (p: UploadProgress) => void): Promise<UploadResult> {
+    return uploadWorkspace(this.connectionFor(host), packed, onProgress);
+  }
+
+  async submit(host: string, spec: JobSpecInput): Promise<JobInfo> {
+    const checked = parseOrThrow(JobSpec, spec, 'job');
+    return this.connectionFor(host).call('job.submit', checked);
+  }
+
+  async get(host: string, id: string): Promise<JobDetail> {
+    return this.connectionFor(host).call('job.get', { id: checkId(id) });
+  }
+
+  /** Jobs of one host, or of every paired host; a host that cannot be reached is reported, not fatal. */
+  async list(host?: string, limit = 50): Promise<HostJobs[]> {
+    const hosts = host ? [host] : this.hostNames();
+    return Promise.all(
+      hosts.map(async (name): Promise<HostJobs> => {
+        try {
+          return { host: name, jobs: (await this.connectionFor(name).call('job.list', { limit })).jobs };
+        } catch (error) {
+          if (host) throw error;
+          const failure = toHangarError(error);
+          return { host: name, jobs: [], error: { code: failure.code, message: failure.message } };
+        }
+      }),
+    );
+  }
+
+  /** The job on `host`, or on whichever paired host has it. */
+  async find(id: string, host?: string): Promise<FoundJob> {
+    checkId(id);
+    if (host) return { host, job: await this.get(host, id) };
+    const hosts = this.hostNames();
+    const misses = await Promise.all(
+      hosts.map(async (name) => {
+        try {
+          return { host: name, job: await this.get(name, id) };
+        } catch (error) {
+          return { host: name, error: toHangarError(error) };
+        }
+      }),
+    );
+    const hit = misses.find((m): m is FoundJob => 'job' in m);
+    if (hit) return hit;
+    const unreachable = misses
+      .filter((m) => m.error !== undefined && !m.error.code.endsWith('NOT_FOUND'))
+      .map((m) => m.host);
+    throw new HangarError(
+      'E_JOB_NOT_FOUND',
+      `no paired host has job ${id}` +
+        (unreachable.length > 0 ? ` (could not ask: ${unreachable.join(', ')}; try again or pass --host)` : ''),
+    );
+  }
+
+  async cancel(id: string, host?: string): Promise<{ host: string; job: JobInfo }> {
+    const at = host ?? (await this.find(id)).host;
+    return { host: at, job: await this.connectionFor(at).call('job.cancel', { id: checkId(id) }) };
+  }
+
+  async retry(id: string, host?: string): Promise<{ host: string; job: JobInfo }> {
+    const at = host ?? (await this.find(id)).host;
+    return { host: at, job: await this.connectionFor(at).call('job.retry', { id: checkId(id) }) };
+  }
+
+  followLogs(host: string, id: string, options: FollowOptions, sink: LogSink): Promise<LogEnd> {
+    return followJobLog(this.connectionFor(host), checkId(id), options, sink);
+  }
+
+  /** Resolves with the job once it reaches a final state. */
+  waitForFinal(host: string, id: string, patienceMs = RECONNECT_PATIENCE_MS): Promise<JobDetail> {
+    return waitForJob(this.connectionFor(host), checkId(id), patienceMs, (job) => isFinal(job.state));
+  }
+
+  downloadArtifacts(
+    host: string,
+    id: string,
+    outDir: string,
+    onProgress?: (p: DownloadProgress) => void,
+  ): Promise<DownloadedArtifact[]> {
+    return downloadArtifacts(this.connectionFor(host), checkId(id), outDir, onProgress);
+  }
+
+  /** Every state change of jobs on `host`, as the agent announces them. */
+  onJobUpdated(host: string, listener: (job: JobInfo) => void): Disposable {
+    return this.connectionFor(host).onEvent(({ event, data }) => {
+      if (event !== 'job.updated') return;
+      const parsed = JobUpdatedEvent.safeParse(data);
+      if (parsed.success) listener(parsed.data.job);
+    });
+  }
+}
+
+function checkId(id: string): string {
+  return parseOrThrow(JobId, id, 'job id');
+}
+
+export { isFinal } from './log-follower.js';
+export { formatBytes, DEFAULT_MAX_WORKSPACE_BYTES, type PackedWorkspace } from './pack.js';
+export type { DownloadProgress, DownloadedArtifact } from './artifacts.js';
+export type { FollowOptions, LogChunk, LogEnd, LogSink } from './log-follower.js';
+export type { UploadProgress, UploadResult } from './upload.js';
+export type { JobLink } from './job-link.js';

@@ -1,0 +1,190 @@
+import {
+  FINAL_JOB_STATES,
+  JobUpdatedEvent,
+  toHangarError,
+  type CloseReason,
+  type Disposable,
+  type JobDetail,
+  type Mux,
+} from '@hangar/shared';
+import { RECONNECT_PATIENCE_MS, callRetrying, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
+
+export interface LogChunk {
+  attempt: number;
+  /** Byte offset of `data[0]` in the attempt's log. */
+  offset: number;
+  data: Uint8Array;
+}
+
+export interface LogSink {
+  /** Bytes in order; call `consumed()` once they are written out, which lets the agent send more. */
+  data(chunk: LogChunk, consumed: () => void): void;
+  /** A new attempt's log starts (the first one, and each retry while following). */
+  attempt?(attempt: number, from: number): void;
+  /** The link dropped ('reconnecting') or came back and the log resumes at the same byte ('resumed'). */
+  status?(status: 'reconnecting' | 'resumed'): void;
+}
+
+export interface FollowOptions {
+  /** Default: the latest attempt. */
+  attempt?: number;
+  /** Byte offset already held. */
+  from?: number;
+  /** Keep streaming until the attempt ends (else stop at the current end of the log). */
+  follow: boolean;
+  /** While following, go on to the next attempt when the job is retried, until its final state. */
+  throughRetries?: boolean;
+  /** Give up when the link stays down this long. */
+  reconnectPatienceMs?: number;
+}
+
+export interface LogEnd {
+  attempt: number;
+  /** Offset after the last byte delivered. */
+  offset: number;
+  /** The attempt's exit status when its log is complete; null when still running or unknown. */
+  exitCode: number | null;
+}
+
+type Segment = { kind: 'end'; exitCode: number | null } | { kind: 'dropped' };
+
+/**
+ * Streams one job's log to a sink: byte offsets carried across dropped links (the next request
+ * asks from the last byte received, so nothing is lost or doubled), acks only for consumed bytes
+ * (a slow terminal slows the host, not our memory), and retries followed as new attempts.
+ */
+export async function followJobLog(
+  connection: JobLink,
+  jobId: string,
+  options: FollowOptions,
+  sink: LogSink,
+): Promise<LogEnd> {
+  const patience = options.reconnectPatienceMs ?? RECONNECT_PATIENCE_MS;
+  const retained = connection.retain();
+  let attempt = options.attempt;
+  let offset = options.from ?? 0;
+  let announced: number | undefined;
+  let dropped = false;
+  try {
+    for (;;) {
+      const mux = await linkWithin(connection, Date.now() + patience);
+      const segment = await readSegment(mux);
+      if (segment.kind === 'dropped') {
+        if (!dropped) sink.status?.('reconnecting');
+        dropped = true;
+        continue;
+      }
+      const end: LogEnd = { attempt: attempt ?? 0, offset, exitCode: segment.exitCode };
+      if (!options.follow || !options.throughRetries) return end;
+      const next = await nextAttempt(connection, jobId, end.attempt, patience);
+      if (next === undefined) return end;
+      attempt = next;
+      offset = 0;
+    }
+  } finally {
+    retained.dispose();
+  }
+
+  async function readSegment(mux: Mux): Promise<Segment> {
+    // Open our end before asking: the agent may write right behind its answer.
+    const stream = mux.openStream({ recvOffset: offset });
+    stream.autoAck = false;
+    let known = attempt;
+    // Bytes that arrive before the answer (it names the attempt) wait for it.
+    const early: { data: Uint8Array; at: number }[] = [];
+    const deliver = (data: Uint8Array, at: number) => {
+      if (known !== announced) {
+        announced = known;
+        sink.attempt?.(known!, at);
+      }
+      sink.data({ attempt: known!, offset: at, data }, () => {
+        if (!stream.closed) stream.ack(at + data.length);
+      });
+    };
+    const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+    const subscription: Disposable = stream.onData((data, at) => {
+      offset = at + data.length;
+      if (known === undefined) early.push({ data, at });
+      else deliver(data, at);
+    });
+    try {
+      const result = await connection.call('job.logs', {
+        id: jobId,
+        ...(attempt !== undefined ? { attempt } : {}),
+        from: offset,
+        follow: options.follow,
+        stream_id: stream.id,
+      });
+      known = attempt = result.attempt;
+      if (announced !== known) {
+        announced = known;
+        sink.attempt?.(known, result.from);
+      }
+      if (dropped) {
+        dropped = false;
+        sink.status?.('resumed');
+      }
+      for (const { data, at } of early.splice(0)) deliver(data, at);
+    } catch (error) {
+      void subscription.dispose();
+      stream.close({ code: 'cancelled', message: 'log request failed' });
+      if (mux.closed && isTransient(error)) return { kind: 'dropped' };
+      throw toHangarError(error);
+    }
+    const reason = await closed;
+    if (reason.code === 'log_end') return { kind: 'end', exitCode: reason.exit_code ?? null };
+    if (mux.closed) return { kind: 'dropped' };
+    throw streamError(`log of ${jobId}`, reason);
+  }
+}
+
+/**
+ * After attempt `after` ended: the number of the attempt to follow next, or undefined once the
+ * job is final with no newer attempt. Waits on `job.updated` events, with a slow poll in case one
+ * was missed while the link was down.
+ */
+export async function nextAttempt(
+  connection: JobLink,
+  jobId: string,
+  after: number,
+  patienceMs = RECONNECT_PATIENCE_MS,
+): Promise<number | undefined> {
+  const detail = await waitForJob(connection, jobId, patienceMs, (job) => job.attempt > after || isFinal(job.state));
+  return detail.attempt > after ? after + 1 : undefined;
+}
+
+/** Resolves with the job once `done` holds for it (checked now, on each event, and every second). */
+export async function waitForJob(
+  connection: JobLink,
+  jobId: string,
+  patienceMs: number,
+  done: (job: { state: string; attempt: number }) => boolean,
+): Promise<JobDetail> {
+  let wake: () => void = () => undefined;
+  const events = connection.onEvent(({ event, data }) => {
+    if (event !== 'job.updated') return;
+    const parsed = JobUpdatedEvent.safeParse(data);
+    if (parsed.success && parsed.data.job.id === jobId) wake();
+  });
+  try {
+    for (;;) {
+      const detail = await callRetrying(connection, Date.now() + patienceMs, () =>
+        connection.call('job.get', { id: jobId }),
+      );
+      if (done(detail)) return detail;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    void events.dispose();
+  }
+}
+
+export function isFinal(state: string): boolean {
+  return (FINAL_JOB_STATES as readonly string[]).includes(state);
+}

@@ -1,0 +1,120 @@
+import { HangarError, toHangarError, type CloseReason, type LinkStream } from '@hangar/shared';
+import { createReadStream } from 'node:fs';
+import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
+import type { PackedWorkspace } from './pack.js';
+
+export interface UploadProgress {
+  /** Bytes the agent has acknowledged. */
+  done: number;
+  total: number;
+}
+
+export interface UploadResult {
+  /** The host already had this content: nothing was sent. */
+  skipped: boolean;
+  size: number;
+}
+
+/** A link that drops mid-upload costs a restart from byte 0 (the agent keeps no partial uploads). */
+const UPLOAD_TRIES = 3;
+const READ_CHUNK = 256 * 1024;
+
+/**
+ * Sends a packed workspace unless the host already has its hash: `workspace.has`, then
+ * `workspace.upload` and the bytes on a stream (written only after the answer, paced by the
+ * stream's credit window), then `workspace.commit`.
+ */
+export async function uploadWorkspace(
+  connection: JobLink,
+  packed: PackedWorkspace,
+  onProgress?: (progress: UploadProgress) => void,
+): Promise<UploadResult> {
+  const retained = connection.retain();
+  try {
+    for (let tries = 1; ; tries++) {
+      try {
+        const { present } = await connection.call('workspace.has', { hash: packed.hash });
+        if (present) return { skipped: true, size: packed.size };
+        await sendOnce(connection, packed, onProgress);
+        const committed = await connection.call('workspace.commit', { hash: packed.hash });
+        return { skipped: false, size: committed.size };
+      } catch (error) {
+        if (!isTransient(error) || tries >= UPLOAD_TRIES) throw toHangarError(error);
+        await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
+      }
+    }
+  } finally {
+    retained.dispose();
+  }
+}
+
+async function sendOnce(
+  connection: JobLink,
+  packed: PackedWorkspace,
+  onProgress?: (progress: UploadProgress) => void,
+): Promise<void> {
+  const mux = await connection.link();
+  const stream = mux.openStream();
+  const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+  try {
+    await connection.call('workspace.upload', { hash: packed.hash, size: packed.size, stream_id: stream.id });
+  } catch (error) {
+    stream.close({ code: 'cancelled', message: 'upload refused' }, { flush: false });
+    throw error;
+  }
+  const total = packed.size;
+  onProgress?.({ done: 0, total });
+  const acks = stream.onAck((done) => onProgress?.({ done, total }));
+  try {
+    await writeFile(stream, packed.path, closed);
+    // Close only once every byte is acknowledged: progress is then true, and a close means "complete".
+    await fullyAcked(stream, total, closed);
+  } finally {
+    void acks.dispose();
+  }
+  if (stream.closed) {
+    const reason = await closed;
+    if (mux.closed) throw new HangarError('E_UNAVAILABLE', `link dropped during upload: ${reason.message}`);
+    // The agent may end the stream itself once it has `size` bytes; anything else is its refusal.
+    if (stream.peerAckedOffset < total) throw streamError('workspace upload', reason);
+    return;
+  }
+  onProgress?.({ done: total, total });
+  stream.close({ code: 'upload_end', message: 'workspace sent' });
+}
+
+async function writeFile(stream: LinkStream, path: string, closed: Promise<CloseReason>): Promise<void> {
+  const file = createReadStream(path, { highWaterMark: READ_CHUNK });
+  let streamClosed = false;
+  void closed.then(() => {
+    streamClosed = true;
+  });
+  try {
+    for await (const chunk of file) {
+      if (streamClosed) return;
+      if (!stream.write(chunk as Buffer)) {
+        await new Promise<void>((resolve) => {
+          const drain = stream.onDrain(() => {
+            void drain.dispose();
+            resolve();
+          });
+          void closed.then(() => resolve());
+        });
+      }
+    }
+  } finally {
+    file.destroy();
+  }
+}
+
+function fullyAcked(stream: LinkStream, total: number, closed: Promise<CloseReason>): Promise<void> {
+  if (stream.closed || stream.peerAckedOffset >= total) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const acks = stream.onAck((offset) => {
+      if (offset < total) return;
+      void acks.dispose();
+      resolve();
+    });
+    void closed.then(() => resolve());
+  });
+}

@@ -1,0 +1,291 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JobInfo, LinkStream, Mux } from '@hangar/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { downloadArtifacts } from '../../src/jobs/artifacts.js';
+import { followJobLog, type LogChunk } from '../../src/jobs/log-follower.js';
+import { packWorkspace, type PackedWorkspace } from '../../src/jobs/pack.js';
+import { uploadWorkspace } from '../../src/jobs/upload.js';
+import { FakeHost } from './fake-host.js';
+
+const JOB = 'j-0123456789';
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-transfer-')));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function fakeHost(): FakeHost {
+  const host = new FakeHost();
+  cleanups.push(() => host.dispose());
+  return host;
+}
+
+function jobInfo(state: JobInfo['state'], attempt: number, exit: number | null = null): any {
+  return {
+    id: JOB,
+    state,
+    command: 'build',
+    executor: 'shell',
+    created_at: 1,
+    finished_at: null,
+    exit_code: exit,
+    attempt,
+    retries: 1,
+    error: null,
+    spec: { command: 'build' },
+    attempts: [],
+    artifacts: [],
+  };
+}
+
+/** A log the fake agent serves from any offset, growing over time; `finish` ends the attempt. */
+class FakeLog {
+  bytes = Buffer.alloc(0);
+  exit: number | null | undefined;
+  private readonly followers = new Set<() => void>();
+
+  append(data: Buffer): void {
+    this.bytes = Buffer.concat([this.bytes, data]);
+    for (const wake of this.followers) wake();
+  }
+
+  finish(exit: number): void {
+    this.exit = exit;
+    for (const wake of this.followers) wake();
+  }
+
+  /** What the agent does for job.logs: write from `from`, then close with log_end once complete. */
+  serve(agent: Mux, streamId: number, from: number): void {
+    const stream: LinkStream = agent.openStream({ id: streamId, sendOffset: from });
+    let sent = from;
+    const pump = () => {
+      while (!stream.closed && sent < this.bytes.length) {
+        const chunk = this.bytes.subarray(sent, Math.min(this.bytes.length, sent + 16 * 1024));
+        sent += chunk.length;
+        if (!stream.write(chunk)) {
+          const drain = stream.onDrain(() => {
+            void drain.dispose();
+            pump();
+          });
+          return;
+        }
+      }
+      if (!stream.closed && sent === this.bytes.length && this.exit !== undefined) {
+        this.followers.delete(pump);
+        stream.close({ code: 'log_end', message: 'attempt ended', exit_code: this.exit });
+      }
+    };
+    this.followers.add(pump);
+    stream.onClose(() => this.followers.delete(pump));
+    pump();
+  }
+}
+
+describe('following a job log', () => {
+  it('a link dropped mid-log resumes at the byte it had: nothing lost, nothing doubled', async () => {
+    const host = fakeHost();
+    const log = new FakeLog();
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: 1, from: p.from },
+      after: () => log.serve(agent, p.stream_id, p.from),
+    });
+    host.handlers['job.get'] = () => ({ answer: jobInfo('failed', 1, 3) });
+    const received: LogChunk[] = [];
+    const statuses: string[] = [];
+    const following = followJobLog(
+      host,
+      JOB,
+      { follow: true, throughRetries: true },
+      {
+        data: (chunk, consumed) => {
+          received.push(chunk);
+          setTimeout(consumed, 0);
+        },
+        status: (s) => statuses.push(s),
+      },
+    );
+    let line = 0;
+    const writeLines = (n: number) => {
+      const text = Array.from({ length: n }, () => `line ${line++}\n`).join('');
+      log.append(Buffer.from(text));
+    };
+    for (let i = 0; i < 20; i++) writeLines(2000);
+    await until(() => received.length > 3);
+    host.cut();
+    for (let i = 0; i < 20; i++) writeLines(2000);
+    log.finish(3);
+    const end = await following;
+
+    const got = Buffer.concat(received.map((c) => c.data));
+    expect(got.equals(log.bytes)).toBe(true);
+    expect(end).toEqual({ attempt: 1, offset: log.bytes.length, exitCode: 3 });
+    expect(statuses).toEqual(['reconnecting', 'resumed']);
+    expect(host.links).toBe(2);
+    // Each chunk starts where the one before ended.
+    let at = 0;
+    for (const chunk of received) {
+      expect(chunk.offset).toBe(at);
+      at += chunk.data.length;
+    }
+  });
+
+  it('a retried job is followed into its next attempt', async () => {
+    const host = fakeHost();
+    const logs = [new FakeLog(), new FakeLog()];
+    let attempt = 1;
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: p.attempt ?? attempt, from: p.from },
+      after: () => logs[(p.attempt ?? attempt) - 1]!.serve(agent, p.stream_id, p.from),
+    });
+    host.handlers['job.get'] = () => ({
+      answer:
+        attempt === 1 ? jobInfo('running', 1) : jobInfo(logs[1]!.exit === undefined ? 'running' : 'succeeded', 2, 0),
+    });
+    const attempts: number[] = [];
+    const text: string[] = [];
+    const following = followJobLog(
+      host,
+      JOB,
+      { follow: true, throughRetries: true },
+      {
+        data: (chunk, consumed) => {
+          text.push(`${chunk.attempt}:${Buffer.from(chunk.data).toString()}`);
+          consumed();
+        },
+        attempt: (n) => attempts.push(n),
+      },
+    );
+    logs[0]!.append(Buffer.from('first try\n'));
+    logs[0]!.finish(1);
+    await until(() => text.length === 1);
+    // The agent retries after a backoff and announces it.
+    await new Promise((r) => setTimeout(r, 50));
+    attempt = 2;
+    host.emit('job.updated', { job: jobInfo('running', 2) });
+    logs[1]!.append(Buffer.from('second try\n'));
+    logs[1]!.finish(0);
+    const end = await following;
+    expect(attempts).toEqual([1, 2]);
+    expect(text).toEqual(['1:first try\n', '2:second try\n']);
+    expect(end.exitCode).toBe(0);
+  });
+});
+
+describe('uploading a workspace', () => {
+  async function packed(): Promise<PackedWorkspace> {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
+    writeFileSync(join(dir, 'small.txt'), 'hello');
+    const result = await packWorkspace(dir);
+    cleanups.push(() => result.dispose());
+    return result;
+  }
+
+  function storingHost(): { host: FakeHost; stored: Map<string, Buffer> } {
+    const host = fakeHost();
+    const stored = new Map<string, Buffer>();
+    const incoming = new Map<string, Buffer[]>();
+    host.handlers['workspace.has'] = (p) => ({ answer: { present: stored.has(p.hash) } });
+    host.handlers['workspace.upload'] = (p, agent) => {
+      const parts: Buffer[] = [];
+      incoming.set(p.hash, parts);
+      const stream = agent.openStream({ id: p.stream_id });
+      stream.onData((data) => parts.push(Buffer.from(data)));
+      return { answer: {} };
+    };
+    host.handlers['workspace.commit'] = (p) => {
+      const bytes = Buffer.concat(incoming.get(p.hash) ?? []);
+      if (createHash('sha256').update(bytes).digest('hex') !== p.hash) throw new Error('hash mismatch');
+      stored.set(p.hash, bytes);
+      return { answer: { present: true, size: bytes.length } };
+    };
+    return { host, stored };
+  }
+
+  it('sends the tarball with progress, and the host gets exactly its bytes', async () => {
+    const { host, stored } = storingHost();
+    const workspace = await packed();
+    const progress: number[] = [];
+    const result = await uploadWorkspace(host, workspace, (p) => progress.push(p.done));
+    expect(result).toEqual({ skipped: false, size: workspace.size });
+    expect(stored.get(workspace.hash)!.equals(readFileSync(workspace.path))).toBe(true);
+    expect(progress.at(-1)).toBe(workspace.size);
+    expect(progress.length).toBeGreaterThan(5);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1]!);
+  });
+
+  it('a host that already has the content is not sent it again', async () => {
+    const { host } = storingHost();
+    const workspace = await packed();
+    await uploadWorkspace(host, workspace);
+    const second = await uploadWorkspace(host, workspace);
+    expect(second.skipped).toBe(true);
+    expect(host.calls.filter((c) => c.method === 'workspace.upload')).toHaveLength(1);
+  });
+});
+
+describe('downloading artifacts', () => {
+  function artifactHost(files: Record<string, Buffer>, lie?: string): FakeHost {
+    const host = fakeHost();
+    const info = Object.entries(files).map(([path, bytes]) => ({
+      path,
+      size: bytes.length,
+      sha256: createHash('sha256')
+        .update(path === lie ? Buffer.from('something else') : bytes)
+        .digest('hex'),
+    }));
+    host.handlers['artifact.list'] = () => ({ answer: { artifacts: info } });
+    host.handlers['artifact.fetch'] = (p, agent) => {
+      const stream = agent.openStream({ id: p.stream_id });
+      return {
+        answer: info.find((a) => a.path === p.path),
+        after: () => {
+          stream.write(files[p.path]!);
+          stream.close({ code: 'artifact_end', message: 'done' });
+        },
+      };
+    };
+    return host;
+  }
+
+  it('artifacts land under the folder with their paths, sha256 checked', async () => {
+    const files = { 'build/app.ipa': Buffer.alloc(700_000, 1), 'report.txt': Buffer.from('ok\n') };
+    const out = tempDir();
+    const done = await downloadArtifacts(artifactHost(files), JOB, out);
+    expect(done.map((d) => d.path)).toEqual(['build/app.ipa', 'report.txt']);
+    expect(readFileSync(join(out, 'build/app.ipa')).equals(files['build/app.ipa'])).toBe(true);
+    expect(readFileSync(join(out, 'report.txt'), 'utf8')).toBe('ok\n');
+  });
+
+  it('an artifact whose bytes do not match its sha256 is refused and not left behind', async () => {
+    const out = tempDir();
+    await expect(
+      downloadArtifacts(artifactHost({ 'app.bin': Buffer.from('real') }, 'app.bin'), JOB, out),
+    ).rejects.toMatchObject({ message: expect.stringContaining('arrived damaged') });
+    expect(existsSync(join(out, 'app.bin'))).toBe(false);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it('an artifact path that escapes the folder is refused', async () => {
+    const out = tempDir();
+    await expect(downloadArtifacts(artifactHost({ '../evil.sh': Buffer.from('x') }), JOB, out)).rejects.toMatchObject({
+      code: 'E_ARTIFACT_UNSAFE',
+    });
+  });
+});
+
+async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
