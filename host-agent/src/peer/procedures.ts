@@ -1,6 +1,7 @@
 import {
   HangarError,
   type HostInfo,
+  type HostStats,
   type HostMethod,
   type HostResult,
   type Mux,
@@ -16,6 +17,7 @@ export interface AgentServices {
   hostInfo(): HostInfo;
   /** Sends an event to every connected client (e.g. `job.updated`). */
   publish(event: string, data: unknown): void;
+  hostStats(): Promise<HostStats>;
 }
 
 /** Who is asking: resolved by the handshake, passed to every handler. */
@@ -58,6 +60,8 @@ function sessionProcedures(services: AgentServices): SessionProcedureTable {
 
   return {
     'host.info': async () => ({ result: services.hostInfo() }),
+
+    'host.stats': async () => ({ result: await services.hostStats() }),
 
     'session.create': async (params) => ({ result: await sessions.create(params) }),
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HostInfo } from './host.js';
+import { HostStats } from './core-api.js';
 import {
   SessionAttachParams,
   SessionAttachResult,
@@ -37,6 +38,7 @@ const Empty = z.object({}).strict();
  */
 export const HOST_PROCEDURES = {
   'host.info': { params: Empty, result: HostInfo },
+  'host.stats': { params: Empty, result: HostStats },
   'session.create': { params: SessionCreateParams, result: SessionInfo },
   'session.list': { params: Empty, result: SessionListResult },
   'session.kill': { params: SessionKillParams, result: Empty },

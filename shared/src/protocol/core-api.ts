@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { HostInfo } from './host.js';
+import { HostAddress, HostName } from './hosts.js';
+import { ArtifactInfo, JobDetail, JobId, JobInfo, JobSpec } from './jobs.js';
+import { SessionCreateParams, SessionInfo, SessionName, StreamId, TerminalSize } from './sessions.js';
+
+/**
+ * The app core's API: the one the renderer (over Electron IPC or, in web mode, a WebSocket)
+ * and the CLI (in-process) use. Like the host protocol, every call is one entry here; the
+ * transports carry the same frames and control messages as the link (shared/src/link).
+ * How to add a call: one entry here, one handler in electron/core/src/api/.
+ */
+
+const Empty = z.object({}).strict();
+
+/** Live load of a host (host.stats on the agent). */
+export const HostStats = z.object({
+  load: z.array(z.number()).length(3),
+  cpus: z.number().int().positive(),
+  mem_total: z.number().nonnegative(),
+  mem_free: z.number().nonnegative(),
+  disk_total: z.number().nonnegative(),
+  disk_free: z.number().nonnegative(),
+  sessions: z.number().int().nonnegative(),
+  running_jobs: z.number().int().nonnegative(),
+  capabilities: z.object({ tmux: z.boolean(), tart: z.boolean(), bubblewrap: z.boolean() }),
+});
+export type HostStats = z.infer<typeof HostStats>;
+
+export const HostStatus = z.enum(['online', 'connecting', 'offline']);
+
+/** What the UI sees of a host: never its keys. */
+export const HostView = z.object({
+  name: HostName,
+  address: z.string(),
+  embedded: z.boolean(),
+  status: HostStatus,
+  info: HostInfo.nullable(),
+  stats: HostStats.nullable(),
+  /** Why it is offline, in words, when it is. */
+  error: z.string().nullable(),
+});
+export type HostView = z.infer<typeof HostView>;
+
+export const HostRef = z.object({ host: HostName });
+
+export const TerminalId = z.string().min(1).max(64);
+
+export const TerminalStatusEvent = z.object({
+  terminal_id: TerminalId,
+  status: z.enum(['attached', 'reconnecting', 'resumed', 'skipped']),
+});
+
+export const CORE_PROCEDURES = {
+  'hosts.list': { params: Empty, result: z.object({ hosts: z.array(HostView) }) },
+  'hosts.add': {
+    params: z.object({ name: HostName, address: HostAddress, code: z.string().min(1).max(32) }),
+    result: z.object({ host: HostView }),
+  },
+  'hosts.rename': { params: z.object({ name: HostName, new_name: HostName }), result: Empty },
+  'hosts.remove': { params: z.object({ name: HostName }), result: Empty },
+
+  'sessions.list': {
+    params: z.object({ host: HostName.optional() }),
+    result: z.object({
+      hosts: z.array(z.object({ host: HostName, sessions: z.array(SessionInfo), error: z.string().nullable() })),
+    }),
+  },
+  'sessions.create': { params: z.object({ host: HostName, session: SessionCreateParams }), result: SessionInfo },
+  'sessions.kill': { params: z.object({ host: HostName, name: SessionName }), result: Empty },
+
+  /**
+   * Opens a terminal on the stream the caller opened (`stream_id`): output flows core → UI,
+   * input UI → core. The stream closes with {code: 'session_ended', exit_code} or
+   * 'session_killed' or 'error'; `terminal.status` events tell reconnecting/resumed/skipped.
+   */
+  'terminal.open': {
+    params: z.object({ host: HostName, session: SessionName, ...TerminalSize, stream_id: StreamId }),
+    result: z.object({ terminal_id: TerminalId }),
+  },
+  'terminal.resize': { params: z.object({ terminal_id: TerminalId, ...TerminalSize }), result: Empty },
+  'terminal.close': { params: z.object({ terminal_id: TerminalId }), result: Empty },
+
+  'jobs.list': {
+    params: z.object({ host: HostName.optional() }),
+    result: z.object({ jobs: z.array(z.object({ host: HostName, job: JobInfo })) }),
+  },
+  'jobs.get': { params: z.object({ host: HostName, id: JobId }), result: JobDetail },
+  'jobs.submit': {
+    params: z.object({
+      host: HostName,
+      spec: JobSpec,
+      /** A folder on this computer to pack and upload as the workspace (optional). */
+      folder: z.string().min(1).max(4096).optional(),
+    }),
+    result: z.object({ host: HostName, job: JobInfo }),
+  },
+  /** Log bytes on the caller's stream, closed with {code: 'log_end', exit_code} when final. */
+  'jobs.logs': {
+    params: z.object({
+      host: HostName,
+      id: JobId,
+      from: z.number().int().nonnegative().default(0),
+      follow: z.boolean().default(true),
+      stream_id: StreamId,
+    }),
+    result: z.object({ attempt: z.number().int().positive() }),
+  },
+  'jobs.cancel': { params: z.object({ host: HostName, id: JobId }), result: JobInfo },
+  'jobs.retry': { params: z.object({ host: HostName, id: JobId }), result: JobInfo },
+  /** Downloads (sha256-checked) into the user's download folder; returns where. */
+  'artifacts.download': {
+    params: z.object({ host: HostName, id: JobId, path: z.string().min(1).max(4096) }),
+    result: z.object({ saved_to: z.string(), artifact: ArtifactInfo }),
+  },
+} as const;
+
+export type CoreMethod = keyof typeof CORE_PROCEDURES;
+export type CoreParams<M extends CoreMethod> = z.input<(typeof CORE_PROCEDURES)[M]['params']>;
+export type CoreResult<M extends CoreMethod> = z.output<(typeof CORE_PROCEDURES)[M]['result']>;
+
+export function isCoreMethod(method: string): method is CoreMethod {
+  return Object.prototype.hasOwnProperty.call(CORE_PROCEDURES, method);
+}
+
+/** Events the core publishes to every UI: name → data schema. */
+export const CORE_EVENTS = {
+  'hosts.changed': z.object({ hosts: z.array(HostView) }),
+  'job.updated': z.object({ host: HostName, job: JobInfo }),
+  'terminal.status': TerminalStatusEvent,
+} as const;
+export type CoreEvent = keyof typeof CORE_EVENTS;
