@@ -28,6 +28,10 @@ export class TerminalBindings implements Disposable {
    */
   bind(attachment: Attachment, stream: LinkStream, mux: Mux, device: string, from: number): void {
     this.unbind(attachment.id, { code: 'superseded', message: 'attached again from a newer link' });
+    if (!this.owners.has(attachment.id)) {
+      // Forget the owner when the attachment ends, bound or not (e.g. after its replay window).
+      attachment.onEnd(() => this.owners.delete(attachment.id));
+    }
     this.owners.set(attachment.id, device);
     const subscriptions = new DisposableStore();
     const binding: Binding = { attachment, stream, mux, device, subscriptions };
