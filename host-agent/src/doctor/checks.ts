@@ -1,0 +1,176 @@
+import { execFile } from 'node:child_process';
+import { statfs } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { SandboxExecutor } from '../jobs/executors/sandbox.js';
+import { TART_INSTALL_HINT } from '../jobs/executors/tart-cli.js';
+
+export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skip';
+
+export interface CheckResult {
+  name: string;
+  status: CheckStatus;
+  /** What was found (a version, a count). */
+  detail: string;
+  /** What to run or change when the status is not ok. */
+  fix?: string;
+}
+
+/** Runs a program and gives its output; injectable so tests can stand in for a missing tool. */
+export type CommandRunner = (file: string, args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+export interface DoctorOptions {
+  platform?: NodeJS.Platform;
+  dataDir?: string;
+  tartBinary?: string;
+  /** The base image the tart executor clones. */
+  tartImage?: string;
+  run?: CommandRunner;
+  /** Free bytes on the volume holding the VMs; injectable for tests. */
+  freeBytes?: (path: string) => Promise<number>;
+}
+
+export const MIN_TMUX = [3, 2] as const;
+/** macOS 14 for `tart exec` (Exec.swift refuses older hosts); 13 would do for `--dir` alone. */
+export const MIN_MACOS = 14;
+/** Tart's FAQ: the default lease is 86,400 s, so >~253 VMs a day exhaust the 192.168.64.0/24 pool. */
+export const MAX_LEASE_SECONDS = 3600;
+export const MIN_FREE_GB = 20;
+const LEASE_FIX =
+  'sudo defaults write /Library/Preferences/SystemConfiguration/com.apple.InternetSharing.default.plist bootpd -dict DHCPLeaseTimeSecs -int 600';
+
+export const runCommand: CommandRunner = (file, args) =>
+  new Promise((resolve) => {
+    execFile(file, args, { timeout: 20_000, encoding: 'utf8' }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr: stderr || (error && code === -1 ? error.message : '') });
+    });
+  });
+
+export async function checkTmux(run: CommandRunner): Promise<CheckResult> {
+  const name = 'tmux ≥ 3.2';
+  const result = await run('tmux', ['-V']);
+  const install = 'install tmux 3.2 or newer (apt-get install tmux, or brew install tmux)';
+  if (result.code !== 0) return { name, status: 'fail', detail: 'tmux is not installed', fix: install };
+  const match = /tmux (?:next-)?(\d+)\.(\d+)/.exec(result.stdout);
+  if (!match) return { name, status: 'warn', detail: `unrecognised version: ${result.stdout.trim()}`, fix: install };
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  const ok = major > MIN_TMUX[0] || (major === MIN_TMUX[0] && minor >= MIN_TMUX[1]);
+  return ok
+    ? { name, status: 'ok', detail: result.stdout.trim() }
+    : { name, status: 'fail', detail: `${result.stdout.trim()} is too old`, fix: install };
+}
+
+export async function checkBubblewrap(dataDir: string, bwrapPath?: string): Promise<CheckResult> {
+  const executor = new SandboxExecutor({ dataDir, cgroupParent: null, ...(bwrapPath ? { bwrapPath } : {}) });
+  const reason = await executor.unavailableReason();
+  const limits = new SandboxExecutor({ dataDir }).limitNote;
+  return reason
+    ? { name: 'bubblewrap sandbox', status: 'fail', detail: reason, fix: 'apt-get install bubblewrap' }
+    : { name: 'bubblewrap sandbox', status: 'ok', detail: `bwrap runs; ${limits}` };
+}
+
+export async function macosChecks(options: Required<Pick<DoctorOptions, 'run' | 'freeBytes'>> & DoctorOptions) {
+  const { run } = options;
+  const tart = options.tartBinary ?? 'tart';
+  const results: CheckResult[] = [];
+  const sw = await run('sw_vers', ['-productVersion']);
+  const major = Number(sw.stdout.trim().split('.')[0]);
+  results.push(
+    major >= MIN_MACOS
+      ? { name: 'macOS version', status: 'ok', detail: sw.stdout.trim() }
+      : {
+          name: 'macOS version',
+          status: 'fail',
+          detail: `macOS ${sw.stdout.trim() || 'unknown'}: \`tart exec\` needs macOS ${MIN_MACOS} (Sonoma) or newer`,
+          fix: 'upgrade macOS in System Settings → General → Software Update',
+        },
+  );
+  const version = await run(tart, ['--version']);
+  if (version.code !== 0) {
+    results.push({ name: 'Tart', status: 'fail', detail: 'tart is not installed', fix: TART_INSTALL_HINT });
+    return results;
+  }
+  results.push({ name: 'Tart', status: 'ok', detail: `tart ${version.stdout.trim()}` });
+  const list = await run(tart, ['list', '--format', 'json']);
+  const vms = list.code === 0 ? (JSON.parse(list.stdout) as { Name: string; Running: boolean }[]) : [];
+  if (options.tartImage) {
+    const present = vms.some((vm) => vm.Name === options.tartImage);
+    results.push(
+      present
+        ? { name: 'base image', status: 'ok', detail: options.tartImage }
+        : {
+            name: 'base image',
+            status: 'fail',
+            detail: `${options.tartImage} is not on this Mac`,
+            fix: `tart pull ${options.tartImage}`,
+          },
+    );
+  }
+  const running = vms.filter((vm) => vm.Running);
+  const probe = running.find((vm) => vm.Name.startsWith('hangar-'));
+  if (probe) {
+    const exec = await run(tart, ['exec', probe.Name, '/usr/bin/true']);
+    results.push(
+      exec.code === 0
+        ? { name: 'guest agent', status: 'ok', detail: `tart exec works in ${probe.Name}` }
+        : {
+            name: 'guest agent',
+            status: 'fail',
+            detail: `tart exec failed in ${probe.Name}: ${exec.stderr.trim()}`,
+            fix: 'use a Cirrus Labs image (they ship the Tart guest agent) or install tart-guest-agent in yours',
+          },
+    );
+  } else {
+    results.push({
+      name: 'guest agent',
+      status: 'warn',
+      detail: 'not verified: no hangar VM is running to try `tart exec` in',
+      fix: 'run a job with --executor tart, then run doctor again',
+    });
+  }
+  const lease = await run('defaults', [
+    'read',
+    '/Library/Preferences/SystemConfiguration/com.apple.InternetSharing.default.plist',
+    'bootpd',
+  ]);
+  const seconds = Number(/DHCPLeaseTimeSecs\s*=\s*(\d+)/.exec(lease.stdout)?.[1] ?? 86_400);
+  results.push(
+    seconds <= MAX_LEASE_SECONDS
+      ? { name: 'DHCP lease time', status: 'ok', detail: `${seconds} s` }
+      : {
+          name: 'DHCP lease time',
+          status: 'fail',
+          detail: `${seconds} s: after ~253 VMs in that time new VMs get no IP address`,
+          fix: LEASE_FIX,
+        },
+  );
+  const free = await options.freeBytes(process.env['TART_HOME'] ?? homedir());
+  const gb = Math.floor(free / 1024 ** 3);
+  results.push(
+    gb >= MIN_FREE_GB
+      ? { name: 'free disk space', status: 'ok', detail: `${gb} GB free` }
+      : {
+          name: 'free disk space',
+          status: 'warn',
+          detail: `${gb} GB free; a clone grows as the job writes`,
+          fix: 'free space, or run: tart prune --older-than=7',
+        },
+  );
+  const others = running.filter((vm) => !vm.Name.startsWith('hangar-')).map((vm) => vm.Name);
+  results.push(
+    others.length === 0
+      ? { name: '2-VM limit', status: 'ok', detail: `${running.length} running, all Hangar's` }
+      : {
+          name: '2-VM limit',
+          status: 'warn',
+          detail: `other VMs take Apple's 2-VM allowance: ${others.join(', ')}`,
+          fix: `tart stop ${others[0]}`,
+        },
+  );
+  return results;
+}
+
+export async function freeBytesAt(path: string): Promise<number> {
+  const stats = await statfs(path);
+  return stats.bavail * stats.bsize;
+}

@@ -1,0 +1,166 @@
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { HangarError } from '@hangar/shared';
+import { z } from 'zod';
+
+export const TART_INSTALL_HINT = 'install Tart: brew install cirruslabs/cli/tart';
+
+/** Inside a macOS guest, `--dir=NAME:path` shares (default tag) are automounted here, one folder per NAME. */
+export const GUEST_SHARE_ROOT = '/Volumes/My Shared Files';
+
+/** `tart list --format json` rows (Sources/tart/Commands/List.swift `VMInfo`). */
+const vmInfoSchema = z.object({
+  Source: z.string(),
+  Name: z.string(),
+  Running: z.boolean(),
+  State: z.string(),
+});
+export type TartVm = z.infer<typeof vmInfoSchema>;
+
+export interface TartCliOptions {
+  /** Defaults to `tart` from PATH. */
+  binary?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface TartExecResult {
+  exitCode: number;
+}
+
+export interface TartRunProcess {
+  pid: number;
+  /** Resolves when this `tart run` process has exited (the VM is then off). */
+  exited: Promise<void>;
+}
+
+/** Upper bound for commands that answer at once (list, set, stop's own timeout comes on top). */
+const QUICK_TIMEOUT_MS = 60_000;
+/** Clone may pull an image from a registry first: minutes, not hours. */
+const CLONE_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * The Tart CLI, one method per command we use, argv arrays only (never a shell). Flags follow
+ * Tart's own ArgumentParser definitions (Sources/tart/Commands/*.swift).
+ */
+export class TartCli {
+  readonly binary: string;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(options: TartCliOptions = {}) {
+    this.binary = options.binary ?? 'tart';
+    this.env = options.env ?? process.env;
+  }
+
+  async version(): Promise<string> {
+    return (await this.invoke(['--version'])).trim();
+  }
+
+  async list(): Promise<TartVm[]> {
+    const out = await this.invoke(['list', '--source', 'local', '--format', 'json']);
+    return z.array(vmInfoSchema).parse(JSON.parse(out));
+  }
+
+  /** Replaces `name` silently if it exists (VMStorageLocal `move` uses replaceItemAt): callers pick unique names. */
+  async clone(source: string, name: string): Promise<void> {
+    await this.invoke(['clone', source, name], CLONE_TIMEOUT_MS);
+  }
+
+  async set(name: string, settings: { cpu?: number; memoryMb?: number }): Promise<void> {
+    const args = ['set', name];
+    if (settings.cpu !== undefined) args.push('--cpu', String(settings.cpu));
+    if (settings.memoryMb !== undefined) args.push('--memory', String(settings.memoryMb));
+    if (args.length > 2) await this.invoke(args);
+  }
+
+  /**
+   * `tart run` blocks until the VM exits, so it runs detached in its own session (launchd kills a
+   * service's process group on exit, and the VM must outlive an agent restart to be adopted), with
+   * its output in a file rather than a pipe to us that would die with the agent.
+   */
+  run(name: string, options: { shares: Record<string, string>; logFile: string }): TartRunProcess {
+    const args = ['run', '--no-graphics', '--no-audio', '--no-clipboard'];
+    for (const [share, path] of Object.entries(options.shares)) args.push(`--dir=${share}:${path}`);
+    args.push(name);
+    const log = openSync(options.logFile, 'a');
+    try {
+      const child = spawn(this.binary, args, { detached: true, stdio: ['ignore', log, log], env: this.env });
+      const exited = new Promise<void>((resolve, reject) => {
+        child.once('error', (error) => reject(notInstalled(error) ?? error));
+        child.once('exit', () => resolve());
+      });
+      child.unref();
+      return { pid: child.pid ?? -1, exited };
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  async ip(name: string, waitSeconds: number): Promise<string> {
+    const out = await this.invoke(['ip', name, '--wait', String(waitSeconds)], (waitSeconds + 10) * 1000);
+    return out.trim();
+  }
+
+  /**
+   * `tart exec` through the guest agent: no env, cwd or signals, and stdout/stderr are separate
+   * streams whose relative order is lost, so callers run a wrapper that merges them in the guest.
+   */
+  exec(
+    name: string,
+    command: string[],
+    onOutput?: (chunk: Buffer) => void,
+  ): { done: Promise<TartExecResult>; kill(): void } {
+    const child = spawn(this.binary, ['exec', name, ...command], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
+    child.stdout!.on('data', (chunk: Buffer) => onOutput?.(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => onOutput?.(chunk));
+    const done = new Promise<TartExecResult>((resolve, reject) => {
+      child.once('error', (error) => reject(notInstalled(error) ?? error));
+      child.once('close', (code, signal) => resolve({ exitCode: code ?? (signal ? 128 : 1) }));
+    });
+    return { done, kill: () => child.kill('SIGKILL') };
+  }
+
+  /** Exit code of a short guest command, output discarded. */
+  async execQuiet(name: string, command: string[]): Promise<number> {
+    return (await this.exec(name, command).done).exitCode;
+  }
+
+  /** SIGINT to `tart run`, SIGKILL after `timeoutSeconds` (Stop.swift). A stopped or missing VM is not an error here. */
+  async stop(name: string, timeoutSeconds: number): Promise<void> {
+    try {
+      await this.invoke(['stop', name, '--timeout', String(timeoutSeconds)], (timeoutSeconds + 30) * 1000);
+    } catch (error) {
+      if (!/is not running|does not exist/.test((error as Error).message)) throw error;
+    }
+  }
+
+  /** A missing VM is not an error here: deleting is how we make sure it is gone. */
+  async delete(name: string): Promise<void> {
+    try {
+      await this.invoke(['delete', name]);
+    } catch (error) {
+      if (!/does not exist/.test((error as Error).message)) throw error;
+    }
+  }
+
+  private invoke(args: string[], timeoutMs = QUICK_TIMEOUT_MS): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        this.binary,
+        args,
+        { env: this.env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          if (!error) return resolve(stdout);
+          const missing = notInstalled(error);
+          if (missing) return reject(missing);
+          const detail = stderr.trim() || error.message;
+          reject(new HangarError('E_INTERNAL', `tart ${args[0]} failed: ${detail}`, { args }));
+        },
+      );
+    });
+  }
+}
+
+function notInstalled(error: unknown): HangarError | undefined {
+  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+  return new HangarError('E_EXECUTOR_UNAVAILABLE', `tart is not installed: ${TART_INSTALL_HINT}`);
+}

@@ -1,0 +1,335 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HangarError, toHangarError } from '@hangar/shared';
+import type { Logger } from 'pino';
+import type { TartCli, TartRunProcess } from './tart-cli.js';
+import type { TimingPhase } from './types.js';
+
+/** VM names we own: `hangar-<slot>-<uuid>`, unique per VM because `tart clone` replaces silently. */
+export const VM_PREFIX = 'hangar-';
+/** Apple's macOS licence and Virtualization.framework allow two macOS guests per Mac. */
+export const MAX_MACOS_VMS = 2;
+/** Every slot mounts its one directory under this share name (`--dir=hangar:<slot dir>`). */
+export const SHARE_NAME = 'hangar';
+
+export interface TartPoolOptions {
+  cli: TartCli;
+  image: string;
+  /** `<data>/tart/slots`: one shared directory per slot, and a record of what each slot holds. */
+  slotsDir: string;
+  /** Pre-booted VMs kept ready (0–2). */
+  warmSize: number;
+  /** Seconds for `tart ip --wait` on boot. */
+  bootTimeoutS?: number;
+  /** Seconds of `tart exec` probes before a booted VM counts as broken. */
+  readyTimeoutS?: number;
+  /** Seconds `tart stop` waits before it SIGKILLs a VM we are done with. */
+  stopTimeoutS?: number;
+  vmSettings?: { cpu?: number; memoryMb?: number };
+  logger?: Logger;
+}
+
+type SlotState = 'empty' | 'warming' | 'warm' | 'busy' | 'draining';
+
+interface Slot {
+  index: number;
+  state: SlotState;
+  vm?: string;
+  /** Our own `tart run` child; absent for a VM adopted after a restart. */
+  run?: TartRunProcess;
+  warming?: Promise<void>;
+}
+
+export interface Lease {
+  slot: number;
+  vm: string;
+  /** Host directory the VM sees as `/Volumes/My Shared Files/hangar`. */
+  slotDir: string;
+}
+
+/**
+ * At most two Tart VMs, one per slot. A slot goes empty → warming → warm → busy → draining →
+ * empty; a VM is used for one attempt only, and the slot counts as busy until its `tart run` has
+ * exited, or a third VM would hit Apple's limit. Refills run in the background after each job.
+ */
+export class TartPool {
+  private readonly slots: Slot[];
+  private readonly cli: TartCli;
+  private readonly background = new Set<Promise<void>>();
+  private waiters: (() => void)[] = [];
+  private disposed = false;
+
+  constructor(private readonly options: TartPoolOptions) {
+    if (options.warmSize < 0 || options.warmSize > MAX_MACOS_VMS) {
+      throw new HangarError('E_BAD_REQUEST', `tart warm pool size must be 0–${MAX_MACOS_VMS}, got ${options.warmSize}`);
+    }
+    this.cli = options.cli;
+    this.slots = Array.from({ length: MAX_MACOS_VMS }, (_, index) => ({ index, state: 'empty' as SlotState }));
+  }
+
+  slotDir(index: number): string {
+    return join(this.options.slotsDir, String(index));
+  }
+
+  /**
+   * After a start or a crash: every `hangar-*` VM is either adopted (it was warm, still runs and
+   * answers `tart exec`) or stopped and deleted. Job folders left in the shares go too.
+   */
+  async reconcile(): Promise<{ adopted: string[]; deleted: string[] }> {
+    mkdirSync(this.options.slotsDir, { recursive: true });
+    const adopted: string[] = [];
+    const deleted: string[] = [];
+    for (const vm of await this.cli.list()) {
+      if (!vm.Name.startsWith(VM_PREFIX)) continue;
+      const slot = this.slots[parseSlot(vm.Name) ?? -1];
+      const record = slot ? this.readRecord(slot.index) : undefined;
+      const adoptable =
+        slot !== undefined &&
+        slot.state === 'empty' &&
+        record?.vm === vm.Name &&
+        record.state === 'warm' &&
+        vm.Running &&
+        adopted.length < this.options.warmSize &&
+        (await this.cli.execQuiet(vm.Name, ['/usr/bin/true'])) === 0;
+      if (adoptable) {
+        slot.state = 'warm';
+        slot.vm = vm.Name;
+        adopted.push(vm.Name);
+        this.clearJobDirs(slot.index);
+        continue;
+      }
+      if (vm.Running) await this.cli.stop(vm.Name, this.options.stopTimeoutS ?? 5);
+      await this.waitStopped(vm.Name, undefined);
+      await this.cli.delete(vm.Name);
+      deleted.push(vm.Name);
+    }
+    for (const slot of this.slots) {
+      if (slot.state === 'empty') {
+        this.writeRecord(slot.index, undefined);
+        this.clearJobDirs(slot.index);
+      }
+    }
+    this.options.logger?.info({ adopted, deleted }, 'tart VMs reconciled');
+    return { adopted, deleted };
+  }
+
+  /** Starts warming empty slots up to the configured warm size. */
+  fill(): void {
+    if (this.disposed) return;
+    const ready = this.slots.filter((slot) => slot.state === 'warm' || slot.state === 'warming').length;
+    let missing = this.options.warmSize - ready;
+    for (const slot of this.slots) {
+      if (missing <= 0) break;
+      if (slot.state !== 'empty') continue;
+      missing--;
+      slot.state = 'warming';
+      slot.warming = this.track(
+        this.boot(slot, () => {}).then(
+          () => {
+            slot.state = 'warm';
+            this.writeRecord(slot.index, { vm: slot.vm!, state: 'warm' });
+          },
+          (error: unknown) => {
+            this.options.logger?.error({ err: error, slot: slot.index }, 'warming a tart VM failed');
+            return this.teardown(slot);
+          },
+        ),
+      );
+      slot.warming.finally(() => this.notify());
+    }
+  }
+
+  /** A VM for one attempt: a warm one when there is one (no clone/boot timings), else a cold boot. */
+  async acquire(timing: (phase: TimingPhase, ms: number) => void): Promise<Lease> {
+    for (;;) {
+      if (this.disposed) throw new HangarError('E_UNAVAILABLE', 'the tart executor is shutting down');
+      const warm = this.slots.find((slot) => slot.state === 'warm');
+      if (warm) {
+        warm.state = 'busy';
+        const started = Date.now();
+        // A warm VM may have died since (host sleep, someone ran `tart stop`): probe, else boot cold.
+        if ((await this.cli.execQuiet(warm.vm!, ['/usr/bin/true'])) === 0) {
+          timing('ready', Date.now() - started);
+          this.writeRecord(warm.index, { vm: warm.vm!, state: 'busy' });
+          return this.lease(warm);
+        }
+        await this.teardown(warm);
+        continue;
+      }
+      // A VM already booting will be ready sooner than one we would start now.
+      const warming = this.slots.find((slot) => slot.state === 'warming');
+      const empty = this.slots.find((slot) => slot.state === 'empty');
+      if (empty && !warming) {
+        empty.state = 'busy';
+        try {
+          await this.boot(empty, timing);
+        } catch (error) {
+          await this.teardown(empty);
+          throw toHangarError(error);
+        }
+        this.writeRecord(empty.index, { vm: empty.vm!, state: 'busy' });
+        return this.lease(empty);
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Stops and deletes the attempt's VM (reported as `delete`), then refills the pool in the background. */
+  async release(lease: Lease, timing: (phase: TimingPhase, ms: number) => void): Promise<void> {
+    const slot = this.slots[lease.slot]!;
+    const started = Date.now();
+    await this.teardown(slot);
+    timing('delete', Date.now() - started);
+    this.fill();
+  }
+
+  /** Resolves when no VM is booting or being torn down (tests; shutdown). */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  runningVms(): string[] {
+    return this.slots.filter((slot) => slot.vm !== undefined).map((slot) => slot.vm!);
+  }
+
+  /** Stops and deletes every VM we hold, warm ones too unless `keepWarm` (then the next start adopts them). */
+  async dispose(keepWarm = false): Promise<void> {
+    this.disposed = true;
+    this.notify();
+    await this.settled();
+    await Promise.all(
+      this.slots.map((slot) => {
+        if (slot.state === 'empty') return;
+        if (keepWarm && slot.state === 'warm') return;
+        return this.teardown(slot);
+      }),
+    );
+  }
+
+  private lease(slot: Slot): Lease {
+    return { slot: slot.index, vm: slot.vm!, slotDir: this.slotDir(slot.index) };
+  }
+
+  private async boot(slot: Slot, timing: (phase: TimingPhase, ms: number) => void): Promise<void> {
+    const name = `${VM_PREFIX}${slot.index}-${randomUUID()}`;
+    const slotDir = this.slotDir(slot.index);
+    mkdirSync(slotDir, { recursive: true });
+    let phase = Date.now();
+    slot.vm = name;
+    // Recorded before the clone exists, so a crash mid-boot leaves a name reconcile will delete.
+    this.writeRecord(slot.index, { vm: name, state: 'busy' });
+    await this.cli.clone(this.options.image, name);
+    await this.cli.set(name, this.options.vmSettings ?? {});
+    timing('clone', Date.now() - phase);
+    phase = Date.now();
+    slot.run = this.cli.run(name, {
+      shares: { [SHARE_NAME]: slotDir },
+      logFile: join(this.options.slotsDir, `${slot.index}.run.log`),
+    });
+    const exitedEarly = slot.run.exited.then(() => {
+      throw new HangarError('E_UNAVAILABLE', `tart run ${name} exited during boot; see ${slotDir}.run.log`);
+    });
+    // `tart run` may fail at once (the 2-VM limit, a bad share): wait until `tart list` shows it running.
+    await Promise.race([this.waitRunning(name), exitedEarly]);
+    await Promise.race([this.cli.ip(name, this.options.bootTimeoutS ?? 90), exitedEarly]);
+    timing('boot', Date.now() - phase);
+    phase = Date.now();
+    const deadline = Date.now() + (this.options.readyTimeoutS ?? 90) * 1000;
+    // The guest agent starts after the network is up: poll it, as `tart exec` is what jobs use.
+    while ((await this.cli.execQuiet(name, ['/usr/bin/true'])) !== 0) {
+      if (Date.now() > deadline) {
+        throw new HangarError(
+          'E_UNAVAILABLE',
+          `VM ${name} booted but \`tart exec\` never answered: does image ${this.options.image} run the Tart guest agent? (hangar-agent doctor)`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    timing('ready', Date.now() - phase);
+  }
+
+  /** Stop, wait for `tart run` to exit (only then is the slot free), delete, clear the share. */
+  private async teardown(slot: Slot): Promise<void> {
+    const name = slot.vm;
+    slot.state = 'draining';
+    if (name) {
+      await this.cli.stop(name, this.options.stopTimeoutS ?? 5);
+      await this.waitStopped(name, slot.run);
+      await this.cli.delete(name);
+    }
+    slot.vm = undefined;
+    slot.run = undefined;
+    this.writeRecord(slot.index, undefined);
+    this.clearJobDirs(slot.index);
+    slot.state = 'empty';
+    this.notify();
+  }
+
+  private async waitRunning(name: string): Promise<void> {
+    for (let i = 0; i < 300; i++) {
+      if ((await this.cli.list()).find((entry) => entry.Name === name)?.Running) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new HangarError('E_TIMEOUT', `tart run ${name} did not start within 30 s`);
+  }
+
+  private async waitStopped(name: string, run: TartRunProcess | undefined): Promise<void> {
+    if (run) {
+      await run.exited.catch(() => undefined);
+      return;
+    }
+    // An adopted VM's `tart run` is not our child: watch `tart list` instead.
+    for (let i = 0; i < 120; i++) {
+      const vm = (await this.cli.list()).find((entry) => entry.Name === name);
+      if (!vm?.Running) return;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    throw new HangarError(
+      'E_TIMEOUT',
+      `tart VM ${name} still runs 30 s after \`tart stop\`; stop it with: tart stop ${name}`,
+    );
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    const tracked = work.finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+    return tracked;
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private recordPath(index: number): string {
+    // Beside the share, not inside it: the guest can write to its share.
+    return join(this.options.slotsDir, `${index}.json`);
+  }
+
+  private readRecord(index: number): { vm: string; state: 'warm' | 'busy' } | undefined {
+    try {
+      return JSON.parse(readFileSync(this.recordPath(index), 'utf8')) as { vm: string; state: 'warm' | 'busy' };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError) return undefined;
+      throw error;
+    }
+  }
+
+  private writeRecord(index: number, record: { vm: string; state: 'warm' | 'busy' } | undefined): void {
+    if (record) writeFileSync(this.recordPath(index), JSON.stringify(record));
+    else rmSync(this.recordPath(index), { force: true });
+  }
+
+  private clearJobDirs(index: number): void {
+    const dir = this.slotDir(index);
+    mkdirSync(dir, { recursive: true });
+    for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+export function parseSlot(name: string): number | undefined {
+  const match = /^hangar-(\d+)-[0-9a-f-]{36}$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}

@@ -1,0 +1,266 @@
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { HangarError } from '@hangar/shared';
+import type { Logger } from 'pino';
+import { GUEST_SHARE_ROOT, TART_INSTALL_HINT, TartCli } from './tart-cli.js';
+import { MAX_MACOS_VMS, SHARE_NAME, TartPool, type Lease } from './tart-pool.js';
+import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
+
+export interface TartExecutorOptions {
+  /** The agent's data dir; slots live in `<data>/tart/slots/<n>/`. */
+  dataDir: string;
+  /** Image cloned when a request names none, e.g. `ghcr.io/cirruslabs/macos-sequoia-xcode:latest`. */
+  defaultImage: string;
+  /** Path of the tart binary; `tart` from PATH by default. */
+  tartBinary?: string;
+  /** Pre-booted VMs kept ready (0–2, default 1). */
+  warmSize?: number;
+  /**
+   * On dispose, leave warm (unused) VMs running so the next agent start adopts them and the first
+   * job after a restart starts warm. Default false: a stopped agent holds no VM, no RAM, no licence slot.
+   */
+  keepWarmOnDispose?: boolean;
+  /** CPU and memory given to every VM (`tart set`); the image's own settings otherwise. */
+  vmSettings?: { cpu?: number; memoryMb?: number };
+  bootTimeoutS?: number;
+  readyTimeoutS?: number;
+  stopTimeoutS?: number;
+  logger?: Logger;
+}
+
+/**
+ * macOS jobs in Tart VMs, one fresh VM per attempt, from a warm pool of at most two. A slot's
+ * share is fixed at boot (`--dir` cannot change on a running VM), so the attempt's workspace is
+ * moved into `<slot dir>/<attempt>/work` and the VM runs a wrapper from there with `tart exec`.
+ * Verified against the stand-in in test/fixtures/tart only; see the tests for the contract.
+ */
+export class TartExecutor implements Executor {
+  readonly name = 'tart' as const;
+  readonly maxConcurrency = MAX_MACOS_VMS;
+  readonly cli: TartCli;
+  readonly pool: TartPool;
+  private initialized: Promise<void> | undefined;
+  private readonly running = new Set<TartExecution>();
+
+  constructor(private readonly options: TartExecutorOptions) {
+    this.cli = new TartCli(options.tartBinary === undefined ? {} : { binary: options.tartBinary });
+    this.pool = new TartPool({
+      cli: this.cli,
+      image: options.defaultImage,
+      slotsDir: join(options.dataDir, 'tart', 'slots'),
+      warmSize: options.warmSize ?? 1,
+      ...(options.bootTimeoutS === undefined ? {} : { bootTimeoutS: options.bootTimeoutS }),
+      ...(options.readyTimeoutS === undefined ? {} : { readyTimeoutS: options.readyTimeoutS }),
+      ...(options.stopTimeoutS === undefined ? {} : { stopTimeoutS: options.stopTimeoutS }),
+      ...(options.vmSettings === undefined ? {} : { vmSettings: options.vmSettings }),
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
+  }
+
+  async unavailableReason(): Promise<string | undefined> {
+    try {
+      await this.cli.version();
+    } catch (error) {
+      if (error instanceof HangarError && error.code === 'E_EXECUTOR_UNAVAILABLE') return error.message;
+      return `tart does not run (${(error as Error).message}); ${TART_INSTALL_HINT}`;
+    }
+    return undefined;
+  }
+
+  /** Reconciles leftover `hangar-*` VMs and starts warming the pool; start() calls it once. */
+  initialize(): Promise<void> {
+    this.initialized ??= (async () => {
+      const reason = await this.unavailableReason();
+      if (reason) throw new HangarError('E_EXECUTOR_UNAVAILABLE', reason);
+      await this.pool.reconcile();
+      this.pool.fill();
+    })();
+    return this.initialized;
+  }
+
+  async start(request: ExecutionRequest): Promise<Execution> {
+    await this.initialize();
+    if (request.image !== undefined && request.image !== this.options.defaultImage) {
+      // The pool is warm for one image; another would need its own pool (and the 2-VM limit is shared).
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `this host's tart pool runs ${this.options.defaultImage}; image ${request.image} is not configured`,
+      );
+    }
+    const lease = await this.pool.acquire(request.timing);
+    const jobDir = join(lease.slotDir, `${request.jobId}-${request.attempt}`);
+    request.checkpoint({ vm: lease.vm, slot: lease.slot, jobDir });
+    try {
+      mkdirSync(jobDir, { recursive: true });
+      moveDir(request.workdir, join(jobDir, 'work'));
+      writeFileSync(join(jobDir, 'command'), request.command);
+      writeFileSync(join(jobDir, 'run.sh'), wrapperScript(request.env));
+    } catch (error) {
+      await this.pool.release(lease, request.timing);
+      throw error;
+    }
+    const guestScript = `${GUEST_SHARE_ROOT}/${SHARE_NAME}/${request.jobId}-${request.attempt}/run.sh`;
+    const execution = new TartExecution(this.cli, this.pool, lease, jobDir, request, guestScript);
+    this.running.add(execution);
+    void execution.done.finally(() => this.running.delete(execution));
+    return execution;
+  }
+
+  async recover(state: Record<string, unknown>): Promise<void> {
+    const vm = typeof state['vm'] === 'string' ? state['vm'] : undefined;
+    if (!vm || !vm.startsWith('hangar-')) return;
+    if (await this.unavailableReason()) return;
+    // Reconcile deletes it too (it was busy, so never adopted); doing it here makes recover() stand alone.
+    await this.cli.stop(vm, 5);
+    for (let i = 0; i < 120; i++) {
+      const entry = (await this.cli.list()).find((row) => row.Name === vm);
+      if (!entry) return;
+      if (!entry.Running) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await this.cli.delete(vm);
+    if (typeof state['jobDir'] === 'string') rmSync(state['jobDir'], { recursive: true, force: true });
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.running].map((execution) => execution.cancel(0)));
+    if (this.initialized) await this.initialized.catch(() => undefined);
+    await this.pool.dispose(this.options.keepWarmOnDispose ?? false);
+  }
+}
+
+class TartExecution implements Execution {
+  readonly done: Promise<ExecutionResult>;
+  private readonly exec: { done: Promise<{ exitCode: number }>; kill(): void };
+  private cancelled = false;
+  private finished = false;
+
+  constructor(
+    private readonly cli: TartCli,
+    pool: TartPool,
+    private readonly lease: Lease,
+    private readonly jobDir: string,
+    request: ExecutionRequest,
+    guestScript: string,
+  ) {
+    const started = Date.now();
+    // bash, not sh: its `set -m` gives the job its own process group without a terminal (dash refuses).
+    const exec = cli.exec(lease.vm, ['/bin/bash', guestScript], request.output);
+    this.exec = exec;
+    this.done = (async () => {
+      let execCode: number | undefined;
+      let failure: unknown;
+      try {
+        execCode = (await exec.done).exitCode;
+      } catch (error) {
+        failure = error;
+      }
+      this.finished = true;
+      request.timing('run', Date.now() - started);
+      const collectStarted = Date.now();
+      const exitFile = join(jobDir, 'exit');
+      // The wrapper's own record is the job's status; `tart exec`'s code also covers agent errors.
+      const code = existsSync(exitFile) ? Number(readFileSync(exitFile, 'utf8').trim()) : execCode;
+      if (existsSync(join(jobDir, 'work'))) moveDir(join(jobDir, 'work'), request.workdir);
+      rmSync(jobDir, { recursive: true, force: true });
+      request.timing('collect', Date.now() - collectStarted);
+      await pool.release(lease, request.timing);
+      if (failure !== undefined) throw failure;
+      if (this.cancelled && code !== undefined && code > 128) {
+        const signal = Object.entries(constants.signals).find(([, number]) => number === code - 128)?.[0];
+        return { exitCode: null, signal: signal ?? null };
+      }
+      return { exitCode: code ?? null, signal: null };
+    })();
+  }
+
+  async cancel(graceMs: number): Promise<void> {
+    if (this.finished) return this.done.then(() => undefined);
+    this.cancelled = true;
+    const pgidFile = join(this.jobDir, 'pgid');
+    const pgid = existsSync(pgidFile) ? Number(readFileSync(pgidFile, 'utf8').trim()) : undefined;
+    let signalled = false;
+    if (pgid !== undefined && Number.isInteger(pgid) && pgid > 1) {
+      signalled = (await this.signalGroup(pgid, 'TERM')) === 0;
+      if (signalled && !(await settlesWithin(this.done, graceMs))) {
+        signalled = (await this.signalGroup(pgid, 'KILL')) === 0;
+      }
+    }
+    // No process group to signal (not started yet, or the guest agent is gone): stop the VM itself.
+    if (!signalled || !(await settlesWithin(this.done, 5_000))) {
+      await this.cli.stop(this.lease.vm, 0);
+      this.exec.kill();
+    }
+    await this.done.catch(() => undefined);
+  }
+
+  /** `tart exec` has no signal message, so a kill inside the guest does it. */
+  private signalGroup(pgid: number, signal: 'TERM' | 'KILL'): Promise<number> {
+    return this.cli.execQuiet(this.lease.vm, [
+      '/bin/sh',
+      '-c',
+      `kill -s ${signal} -- -$1`,
+      'hangar-cancel',
+      String(pgid),
+    ]);
+  }
+}
+
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+    );
+  });
+}
+
+/** A rename when both sides share a filesystem (the usual case: both under the data dir), else a copy. */
+function moveDir(from: string, to: string): void {
+  try {
+    rmSync(to, { recursive: true, force: true });
+    renameSync(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    cpSync(from, to, { recursive: true, verbatimSymlinks: true });
+    rmSync(from, { recursive: true, force: true });
+  }
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Runs in the guest via `tart exec`, which gives no cwd, env or signals and splits stdout from
+ * stderr. So: one stream (`exec 2>&1` before anything runs), the job in its own process group
+ * (`set -m`) whose id goes to a file the host reads for cancel, and the exit code in a file.
+ * Paths are relative to the script: the share is at a different path on the host than in the guest.
+ */
+export function wrapperScript(env: Record<string, string>): string {
+  const exports = Object.entries(env)
+    .filter(([key]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+    .map(([key, value]) => `export ${key}=${shellQuote(value)}`)
+    .join('\n');
+  return `exec 2>&1
+dir=$(cd "$(dirname "$0")" && pwd) || exit 126
+cd "$dir/work" || exit 126
+${exports}
+set -m
+/bin/sh -c "$(cat "$dir/command")" &
+job=$!
+echo "$job" > "$dir/pgid"
+wait "$job"
+code=$?
+echo "$code" > "$dir/exit.tmp" && mv "$dir/exit.tmp" "$dir/exit"
+exit "$code"
+`;
+}

@@ -1,0 +1,84 @@
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { registerDoctor } from '../src/doctor/command.js';
+import { formatDoctor, runDoctor } from '../src/doctor/index.js';
+import type { CommandRunner } from '../src/doctor/checks.js';
+
+/** A fake macOS host: each tool answers as given, anything else is "not installed". */
+function fakeHost(answers: Record<string, { code?: number; stdout?: string; stderr?: string }>): CommandRunner {
+  return async (file, args) => {
+    const answer = answers[`${file} ${args.join(' ')}`] ?? answers[file];
+    if (!answer) return { code: -1, stdout: '', stderr: `spawn ${file} ENOENT` };
+    return { code: answer.code ?? 0, stdout: answer.stdout ?? '', stderr: answer.stderr ?? '' };
+  };
+}
+
+describe('hangar-agent doctor', () => {
+  it('on this Linux host, tmux and bubblewrap pass and the macOS checks are skipped with a note', async () => {
+    const results = await runDoctor({ platform: 'linux' });
+    const byName = Object.fromEntries(results.map((result) => [result.name, result]));
+    expect(byName['tmux ≥ 3.2']!.status).toBe('ok');
+    expect(byName['bubblewrap sandbox']!.status).toBe('ok');
+    expect(byName['Tart (macOS VMs)']!.status).toBe('skip');
+    const output = formatDoctor(results);
+    expect(output.split('\n')[0]).toMatch(/^✓ tmux ≥ 3\.2: tmux 3\.\d/);
+    expect(output).toMatch(/^- Tart \(macOS VMs\): macOS only/m);
+  });
+
+  it('a missing or old tmux fails with the command that fixes it', async () => {
+    const missing = await runDoctor({ platform: 'linux', run: fakeHost({}) });
+    expect(formatDoctor(missing)).toContain('✗ tmux ≥ 3.2: tmux is not installed\n    fix: install tmux 3.2 or newer');
+    const old = await runDoctor({ platform: 'linux', run: fakeHost({ tmux: { stdout: 'tmux 3.1c\n' } }) });
+    expect(old[0]).toMatchObject({ status: 'fail', detail: 'tmux 3.1c is too old' });
+  });
+
+  it('on a Mac with the known traps, each check says how to fix it', async () => {
+    const results = await runDoctor({
+      platform: 'darwin',
+      tartImage: 'ghcr.io/cirruslabs/macos-sequoia-xcode:latest',
+      freeBytes: async () => 12 * 1024 ** 3,
+      run: fakeHost({
+        tmux: { stdout: 'tmux 3.4\n' },
+        'sw_vers -productVersion': { stdout: '13.6.1\n' },
+        'tart --version': { stdout: '2.28.6\n' },
+        'tart list --format json': { stdout: JSON.stringify([{ Name: 'dev-vm', Running: true }]) },
+        defaults: { stdout: '{\n}\n' },
+      }),
+    });
+    const output = formatDoctor(results);
+    expect(output).toContain('✗ macOS version: macOS 13.6.1');
+    expect(output).toContain('✓ Tart: tart 2.28.6');
+    expect(output).toContain('fix: tart pull ghcr.io/cirruslabs/macos-sequoia-xcode:latest');
+    expect(output).toContain('✗ DHCP lease time: 86400 s');
+    expect(output).toContain('DHCPLeaseTimeSecs -int 600');
+    expect(output).toContain('! free disk space: 12 GB free');
+    expect(output).toContain("! 2-VM limit: other VMs take Apple's 2-VM allowance: dev-vm");
+    expect(output).toContain('! guest agent: not verified');
+  });
+
+  it('without Tart, the fix is the brew command', async () => {
+    const results = await runDoctor({
+      platform: 'darwin',
+      run: fakeHost({ tmux: { stdout: 'tmux 3.4\n' }, 'sw_vers -productVersion': { stdout: '15.1\n' } }),
+    });
+    expect(formatDoctor(results)).toContain(
+      '✗ Tart: tart is not installed\n    fix: install Tart: brew install cirruslabs/cli/tart',
+    );
+  });
+
+  it('registers a doctor command that prints one line per check', async () => {
+    const program = new Command('hangar-agent').exitOverride();
+    registerDoctor(program);
+    const chunks: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => (chunks.push(chunk), true)) as typeof process.stdout.write;
+    try {
+      await program.parseAsync(['node', 'hangar-agent', 'doctor', '--json']);
+    } finally {
+      process.stdout.write = write;
+      process.exitCode = undefined;
+    }
+    const parsed = JSON.parse(chunks.join('')) as { name: string }[];
+    expect(parsed.map((result) => result.name)).toContain('tmux ≥ 3.2');
+  });
+});

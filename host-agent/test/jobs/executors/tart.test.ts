@@ -1,0 +1,246 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TartExecutor } from '../../../src/jobs/executors/tart.js';
+import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
+
+const STANDIN_DIR = resolve(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tart');
+const IMAGE = 'ghcr.io/cirruslabs/macos-sequoia-base:latest';
+const cleanups: (() => void | Promise<void>)[] = [];
+const savedEnv = { PATH: process.env['PATH'], STATE: process.env['TART_STANDIN_STATE'] };
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+  process.env['PATH'] = savedEnv.PATH;
+  if (savedEnv.STATE === undefined) delete process.env['TART_STANDIN_STATE'];
+  else process.env['TART_STANDIN_STATE'] = savedEnv.STATE;
+});
+
+interface StandinState {
+  vms: Record<string, { state: string; runPid?: number }>;
+  calls: { argv: string[]; at: number }[];
+  maxRunning: number;
+}
+
+/** The stand-in on PATH with a base image and, optionally, leftover VMs from an earlier agent. */
+function standin(extraVms: Record<string, unknown> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-tart-'));
+  const statePath = join(dir, 'tart-state.json');
+  writeFileSync(statePath, JSON.stringify({ vms: { [IMAGE]: { state: 'stopped' }, ...extraVms }, calls: [] }));
+  process.env['TART_STANDIN_STATE'] = statePath;
+  process.env['PATH'] = `${STANDIN_DIR}${delimiter}${process.env['PATH']}`;
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir);
+  cleanups.push(() => {
+    // Any `tart run` still blocking belongs to a test that failed: end it so nothing leaks.
+    for (const vm of Object.values(read().vms)) if (vm.runPid) killQuietly(vm.runPid);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const read = (): StandinState => JSON.parse(readFileSync(statePath, 'utf8')) as StandinState;
+  return {
+    dir,
+    dataDir,
+    statePath,
+    read,
+    /** The lifecycle verbs called so far, in order. */
+    verbs: () => read().calls.map((call) => call.argv[0]!),
+    callsFor: (vm: string) =>
+      read()
+        .calls.filter((call) => call.argv.includes(vm))
+        .map((call) => call.argv),
+  };
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+function executor(dataDir: string, warmSize: number): TartExecutor {
+  const created = new TartExecutor({ dataDir, defaultImage: IMAGE, warmSize, stopTimeoutS: 2 });
+  cleanups.push(() => created.dispose());
+  return created;
+}
+
+function request(dir: string, command: string, extra: Partial<ExecutionRequest> = {}) {
+  const workdir = mkdtempSync(join(dir, 'work-'));
+  const chunks: Buffer[] = [];
+  const timings = new Map<TimingPhase, number>();
+  let checkpoint: Record<string, unknown> = {};
+  const req: ExecutionRequest = {
+    jobId: `job${Math.random().toString(36).slice(2, 8)}`,
+    attempt: 1,
+    command,
+    env: {},
+    workdir,
+    network: 'default',
+    limits: {},
+    output: (chunk) => chunks.push(chunk),
+    timing: (phase, ms) => timings.set(phase, ms),
+    checkpoint: (state) => (checkpoint = state),
+    ...extra,
+  };
+  return { req, output: () => Buffer.concat(chunks).toString('utf8'), timings, checkpoint: () => checkpoint };
+}
+
+const LIFECYCLE = ['clone', 'run', 'ip', 'exec', 'stop', 'delete'];
+
+describe('tart executor (against the tart stand-in)', () => {
+  it('a cold start drives clone → run → ip → exec → stop → delete, in that order', async () => {
+    const tart = standin();
+    const tartExecutor = executor(tart.dataDir, 0);
+    const job = request(tart.dir, 'echo out; echo err >&2; echo "$GREETING from $(basename "$PWD")"; exit 7', {
+      env: { GREETING: 'hello' },
+    });
+    writeFileSync(join(job.req.workdir, 'input.txt'), 'x');
+    const result = await (await tartExecutor.start(job.req)).done;
+    expect(result).toEqual({ exitCode: 7, signal: null });
+    expect(job.output()).toBe('out\nerr\nhello from work\n');
+    // The workspace comes back to the attempt's workdir, ready for artifact collection.
+    expect(readFileSync(join(job.req.workdir, 'input.txt'), 'utf8')).toBe('x');
+    const vm = job.checkpoint()['vm'] as string;
+    expect(vm).toMatch(/^hangar-[01]-[0-9a-f-]{36}$/);
+    const verbs = tart.callsFor(vm).map((argv) => argv[0]);
+    const firstOfEach = LIFECYCLE.map((verb) => verbs.indexOf(verb));
+    expect(firstOfEach.every((index) => index >= 0)).toBe(true);
+    expect([...firstOfEach].sort((a, b) => a - b)).toEqual(firstOfEach);
+    const run = tart.callsFor(vm).find((argv) => argv[0] === 'run')!;
+    expect(run).toEqual([
+      'run',
+      '--no-graphics',
+      '--no-audio',
+      '--no-clipboard',
+      `--dir=hangar:${join(tart.dataDir, 'tart', 'slots', '0')}`,
+      vm,
+    ]);
+    expect(tart.read().vms[vm]).toBeUndefined();
+    expect([...job.timings.keys()].sort()).toEqual(['boot', 'clone', 'collect', 'delete', 'ready', 'run']);
+  });
+
+  it('a second job takes a warm VM: no clone or boot in its timings', async () => {
+    const tart = standin();
+    const tartExecutor = executor(tart.dataDir, 1);
+    await tartExecutor.initialize();
+    await tartExecutor.pool.settled();
+    const first = request(tart.dir, 'echo one');
+    expect((await (await tartExecutor.start(first.req)).done).exitCode).toBe(0);
+    await tartExecutor.pool.settled();
+    const second = request(tart.dir, 'echo two');
+    const began = Date.now();
+    const result = await (await tartExecutor.start(second.req)).done;
+    expect(result.exitCode).toBe(0);
+    expect(second.output()).toBe('two\n');
+    expect(second.timings.has('clone')).toBe(false);
+    expect(second.timings.has('boot')).toBe(false);
+    expect(second.timings.has('run')).toBe(true);
+    expect(Date.now() - began).toBeLessThan(5_000);
+    // Each VM ran one attempt only.
+    expect(second.checkpoint()['vm']).not.toBe(first.checkpoint()['vm']);
+  });
+
+  it('on start, leftover hangar-* VMs are deleted and an idle warm one is adopted', async () => {
+    const tart = standin();
+    // An earlier agent left: a warm VM in slot 0 (still running), a busy one and a stray stopped one.
+    const first = executor(join(tart.dataDir), 2);
+    await first.initialize();
+    await first.pool.settled();
+    const [warm, busy] = first.pool.runningVms() as [string, string];
+    // Pretend slot 1 was running a job when the agent died: its record says busy.
+    writeFileSync(join(tart.dataDir, 'tart', 'slots', '1.json'), JSON.stringify({ vm: busy, state: 'busy' }));
+    const stray = 'hangar-1-00000000-0000-0000-0000-000000000000';
+    execFileSync('tart', ['clone', IMAGE, stray]);
+    // Simulate a crash: forget the pool without disposing it (its VMs keep running).
+    cleanups.splice(cleanups.length - 1, 1);
+    const second = executor(tart.dataDir, 1);
+    const outcome = await second.pool.reconcile();
+    expect(outcome.adopted).toEqual([warm]);
+    expect(outcome.deleted.sort()).toEqual([busy, stray].sort());
+    const names = Object.keys(tart.read().vms);
+    expect(names.filter((name) => name.startsWith('hangar-'))).toEqual([warm]);
+    await second.dispose();
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+  });
+
+  it('cancel kills the job’s processes in the guest and deletes the VM', async () => {
+    const tart = standin();
+    const tartExecutor = executor(tart.dataDir, 0);
+    const marker = `hangar-tart-cancel-${process.pid}-${Date.now()}`;
+    const job = request(tart.dir, `sleep 300 & echo started; exec sleep 301 # ${marker}`);
+    const execution = await tartExecutor.start(job.req);
+    for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
+    const pids = () =>
+      execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((line) => /sleep 30[01]/.test(line));
+    expect(pids().length).toBeGreaterThan(0);
+    await execution.cancel(1_000);
+    const result = await execution.done;
+    expect(result.exitCode).toBeNull();
+    expect(result.signal).toBe('SIGTERM');
+    expect(pids()).toEqual([]);
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+    const vm = job.checkpoint()['vm'] as string;
+    expect(tart.callsFor(vm).some((argv) => argv[0] === 'exec' && argv.some((arg) => arg.includes('TERM')))).toBe(true);
+  });
+
+  it('never more than two VMs run, even with three jobs at once and a warm pool of two', async () => {
+    const tart = standin();
+    const tartExecutor = executor(tart.dataDir, 2);
+    const jobs = [1, 2, 3].map((n) => request(tart.dir, `sleep 0.3; echo job${n}`));
+    const executions = await Promise.all(jobs.map(async (job) => (await tartExecutor.start(job.req)).done));
+    expect(executions.map((result) => result.exitCode)).toEqual([0, 0, 0]);
+    jobs.forEach((job, index) => expect(job.output()).toBe(`job${index + 1}\n`));
+    await tartExecutor.pool.settled();
+    expect(tart.read().maxRunning).toBeLessThanOrEqual(2);
+    await tartExecutor.dispose();
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+  });
+
+  it('recover stops and deletes the VM of an attempt that was running at a crash', async () => {
+    const tart = standin();
+    const tartExecutor = executor(tart.dataDir, 0);
+    const job = request(tart.dir, 'sleep 300');
+    const execution = await tartExecutor.start(job.req);
+    await tartExecutor.recover(job.checkpoint());
+    await execution.done;
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+    const t0 = tart.read().calls[0]!.at;
+    console.log(
+      tart
+        .read()
+        .calls.map((c) => `${c.at - t0} ${c.argv.join(' ').slice(0, 60)}`)
+        .join('\n'),
+    );
+    await tartExecutor.recover(job.checkpoint());
+  });
+
+  it('tart missing says how to install it', async () => {
+    const tartExecutor = new TartExecutor({
+      dataDir: tmpdir(),
+      defaultImage: IMAGE,
+      tartBinary: '/nonexistent/tart',
+    });
+    expect(await tartExecutor.unavailableReason()).toContain('brew install cirruslabs/cli/tart');
+    await expect(tartExecutor.start(request(tmpdir(), 'true').req)).rejects.toMatchObject({
+      code: 'E_EXECUTOR_UNAVAILABLE',
+    });
+    await tartExecutor.dispose();
+  });
+});
+
+describe('tart stand-in', () => {
+  it('rejects flags Tart does not have, like the real CLI', () => {
+    const tart = standin();
+    expect(() => execFileSync('tart', ['run', '--detach', IMAGE], { stdio: 'pipe' })).toThrow(
+      /Unknown option '--detach'/,
+    );
+    expect(() => execFileSync('tart', ['clone', IMAGE], { stdio: 'pipe' })).toThrow(/Missing expected argument/);
+    expect(() => execFileSync('tart', ['exec', IMAGE, 'true'], { stdio: 'pipe' })).toThrow(/is not running/);
+    expect(existsSync(tart.statePath)).toBe(true);
+  });
+});
