@@ -3,7 +3,10 @@ import { arch, hostname, platform, release } from 'node:os';
 import type { Logger } from 'pino';
 import { LinkServer } from './link/index.js';
 import { ClientPeer } from './peer/client-peer.js';
-import { unavailableJobProcedures } from './peer/job-procedures.js';
+import { JobService, ShellExecutor, type JobServiceOptions } from './jobs/index.js';
+import { SandboxExecutor } from './jobs/executors/sandbox.js';
+import { createJobProcedures } from './peer/job-procedures.js';
+import { hostStatsProvider } from './peer/host-stats.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
@@ -17,10 +20,14 @@ export interface AgentOptions {
   /** How long a client whose link dropped may come back for the exact bytes it missed. */
   replayWindowMs?: number;
   logger: Logger;
+  /** Job queue settings (concurrency, grace periods, limits); defaults in jobs/job-service.ts. */
+  jobs?: Partial<Pick<JobServiceOptions, 'maxJobs' | 'killGraceMs' | 'retryBackoff' | 'workspaceLimit' | 'retention'>>;
 }
 
 export interface RunningAgent {
   address: { host: string; port: number };
+  /** SIGTERM: start no new job, let running ones finish within graceMs, then requeue them. */
+  drainJobs(graceMs: number): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -52,9 +59,34 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     };
     const peers = new Set<ClientPeer>();
     const publish = (event: string, data: unknown) => peers.forEach((peer) => peer.publish(event, data));
+    // Disposed after the link server and peers (added before them): a drain can still be followed.
+    const jobs = owned.add(
+      await JobService.start({
+        ...options.jobs,
+        dataDir: options.dataDir,
+        db: store.db,
+        // Tart is not wired here yet: it needs a base image from the agent's config, and its warm pool boots VMs.
+        executors: [
+          new SandboxExecutor({ dataDir: options.dataDir, logger: logger.child({ component: 'sandbox' }) }),
+          new ShellExecutor(),
+        ],
+        publish,
+        logger: logger.child({ component: 'jobs' }),
+      }),
+    );
     const procedures = createProcedures(
-      { sessions, bindings, hostInfo: () => info, publish },
-      unavailableJobProcedures(),
+      {
+        sessions,
+        bindings,
+        hostInfo: () => info,
+        publish,
+        hostStats: hostStatsProvider({
+          dataDir: options.dataDir,
+          sessionCount: async () => (await sessions.list()).length,
+          runningJobs: () => jobs.list(1000, ['preparing', 'running']).length,
+        }),
+      },
+      createJobProcedures(jobs),
     );
     owned.add({ dispose: () => peers.forEach((peer) => peer.dispose()) });
     const server = owned.add(
@@ -73,7 +105,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }),
     );
     logger.info({ address: server.address(), dataDir: options.dataDir }, 'agent started');
-    return { address: server.address(), dispose: () => owned.dispose() };
+    return {
+      address: server.address(),
+      drainJobs: (graceMs) => jobs.drain(graceMs),
+      dispose: () => owned.dispose(),
+    };
   } catch (error) {
     await owned.dispose();
     throw error;

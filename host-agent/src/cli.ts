@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
+import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
 import { issuePairingCode } from './link/pairing.js';
 import { AgentStore } from './store/db.js';
 
@@ -13,14 +14,35 @@ const program = new Command('hangar-agent')
   .description('the Hangar host agent: terminals (tmux) for the Hangar app on this machine')
   .showHelpAfterError('(run with --help for usage)');
 
+interface ServeOptions {
+  listen: string;
+  data: string;
+  maxSessions: number;
+  replayWindow: number;
+  maxJobs: number;
+  drainGrace: number;
+}
+
 program
   .command('serve')
   .description('accept links from paired devices')
   .option('--listen <host:port>', 'address to listen on (use 0.0.0.0:7070 for LAN/tailnet)', '127.0.0.1:7070')
   .option('--data <dir>', 'data directory (keys, database, session logs)', DEFAULT_DATA)
   .option('--max-sessions <n>', 'concurrent terminal sessions allowed', positiveInt, 5)
-  .option('--replay-window <seconds>', 'how long a dropped client may resume with the exact bytes it missed', positiveInt, 60)
-  .action(async (options: { listen: string; data: string; maxSessions: number; replayWindow: number }) => {
+  .option(
+    '--replay-window <seconds>',
+    'how long a dropped client may resume with the exact bytes it missed',
+    positiveInt,
+    60,
+  )
+  .option('--max-jobs <n>', 'build jobs running at once', positiveInt, DEFAULT_MAX_JOBS)
+  .option(
+    '--drain-grace <seconds>',
+    'on SIGTERM, how long running jobs may finish before they are stopped and requeued',
+    positiveInt,
+    DEFAULT_DRAIN_GRACE_MS / 1000,
+  )
+  .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
@@ -39,6 +61,7 @@ program
         maxSessions: options.maxSessions,
         replayWindowMs: options.replayWindow * 1000,
         logger,
+        jobs: { maxJobs: options.maxJobs },
       });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
       // One JSON line on stdout: `hangar up` reads the port the embedded agent got.
@@ -48,13 +71,18 @@ program
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'stopping; tmux sessions keep running');
-        agent.dispose().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, 'error while stopping');
-            process.exit(1);
-          },
-        );
+        // SIGTERM lets running jobs finish (within the grace) before they are requeued; Ctrl-C does not wait.
+        const drainMs = signal === 'SIGTERM' ? options.drainGrace * 1000 : 0;
+        agent
+          .drainJobs(drainMs)
+          .then(() => agent.dispose())
+          .then(
+            () => process.exit(0),
+            (error: unknown) => {
+              logger.error({ err: error }, 'error while stopping');
+              process.exit(1);
+            },
+          );
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));

@@ -1,22 +1,84 @@
-import { HangarError } from '@hangar/shared';
-import type { JobProcedureTable } from './procedures.js';
+import { HangarError, toHangarError, type LinkStream } from '@hangar/shared';
+import { streamFile, streamLog, type JobService } from '../jobs/index.js';
+import type { CallContext, JobProcedureTable } from './procedures.js';
 
-/** Placeholder until the jobs capability is wired in: every call says jobs are not available yet. */
-export function unavailableJobProcedures(): JobProcedureTable {
-  const refuse = async (): Promise<never> => {
-    throw new HangarError('E_UNAVAILABLE', 'this agent does not run jobs yet; update hangar-agent');
+function checkStreamFree(call: CallContext, id: number): void {
+  if (call.mux.getStream(id)) {
+    throw new HangarError('E_BAD_REQUEST', `stream ${id} is already in use on this link`);
+  }
+}
+
+/** A sender that fails after the answer went out can only say so on its stream. */
+function closeOnFailure(stream: LinkStream): (error: unknown) => void {
+  return (error) => {
+    const failure = toHangarError(error);
+    stream.close({ code: failure.code, message: failure.message.slice(0, 1000) }, { flush: false });
   };
+}
+
+/**
+ * The job calls. Jobs belong to the host: every paired device may list, follow and cancel any
+ * of them (the link has already established which device is asking; submit records it).
+ * Streams: uploads are opened here before answering, since the client writes only after the
+ * answer; logs and artifacts are opened in `after`, so no byte overtakes the answer.
+ */
+export function createJobProcedures(jobs: JobService): JobProcedureTable {
   return {
-    'workspace.has': refuse,
-    'workspace.upload': refuse,
-    'workspace.commit': refuse,
-    'job.submit': refuse,
-    'job.list': refuse,
-    'job.get': refuse,
-    'job.logs': refuse,
-    'job.cancel': refuse,
-    'job.retry': refuse,
-    'artifact.list': refuse,
-    'artifact.fetch': refuse,
+    'workspace.has': async (params) => ({ result: { present: jobs.workspaces.has(params.hash) } }),
+
+    'workspace.upload': async (params, call) => {
+      checkStreamFree(call, params.stream_id);
+      jobs.workspaces.checkSize(params.size);
+      const stream = call.mux.openStream({ id: params.stream_id });
+      jobs.workspaces.receive(params.hash, params.size, stream);
+      return { result: {} };
+    },
+
+    'workspace.commit': async (params) => {
+      const { size } = await jobs.workspaces.commit(params.hash);
+      return { result: { present: true, size } };
+    },
+
+    'job.submit': async (spec, call) => ({ result: await jobs.submit(spec, call.device) }),
+
+    'job.list': async (params) => ({ result: { jobs: jobs.list(params.limit, params.states) } }),
+
+    'job.get': async (params) => ({ result: jobs.get(params.id) }),
+
+    'job.logs': async (params, call) => {
+      checkStreamFree(call, params.stream_id);
+      const { attempt, size, source } = jobs.logs(params.id, params.attempt);
+      if (params.from > size && source.state().final !== undefined) {
+        throw new HangarError(
+          'E_BAD_REQUEST',
+          `log of attempt ${attempt} has ${size} bytes; cannot start at ${params.from}`,
+        );
+      }
+      return {
+        result: { attempt, from: params.from },
+        after: () => {
+          const stream = call.mux.openStream({ id: params.stream_id, sendOffset: params.from });
+          streamLog(source, stream, params.from, params.follow).catch(closeOnFailure(stream));
+        },
+      };
+    },
+
+    'job.cancel': async (params) => ({ result: await jobs.cancel(params.id) }),
+
+    'job.retry': async (params) => ({ result: await jobs.retry(params.id) }),
+
+    'artifact.list': async (params) => ({ result: { artifacts: jobs.artifacts(params.id) } }),
+
+    'artifact.fetch': async (params, call) => {
+      checkStreamFree(call, params.stream_id);
+      const { info, file } = jobs.artifactFile(params.id, params.path);
+      return {
+        result: info,
+        after: () => {
+          const stream = call.mux.openStream({ id: params.stream_id });
+          streamFile(file, stream).catch(closeOnFailure(stream));
+        },
+      };
+    },
   };
 }

@@ -31,4 +31,56 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'jobs: queue, attempts, artifacts, content-addressed workspaces',
+    sql: `
+      CREATE TABLE jobs (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- FIFO order; kept when a job is requeued
+        id           TEXT NOT NULL UNIQUE,
+        spec         TEXT NOT NULL,          -- JobSpec as JSON, parsed with the same schema on read
+        executor     TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        device       TEXT NOT NULL,          -- public key of the submitting device
+        created_at   INTEGER NOT NULL,
+        queued_at    INTEGER NOT NULL,       -- when it (re)entered the queue, for the "queued" timing
+        not_before   INTEGER NOT NULL DEFAULT 0, -- retry backoff: not dispatched earlier
+        finished_at  INTEGER,
+        exit_code    INTEGER,
+        attempt      INTEGER NOT NULL DEFAULT 0,
+        failures     INTEGER NOT NULL DEFAULT 0, -- attempts counted against spec.retries
+        error        TEXT
+      );
+      CREATE INDEX jobs_by_state ON jobs(state, seq);
+      CREATE TABLE job_attempts (
+        job_id       TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        number       INTEGER NOT NULL,
+        state        TEXT NOT NULL,
+        executor     TEXT NOT NULL,
+        exit_code    INTEGER,
+        started_at   INTEGER,
+        finished_at  INTEGER,
+        log_size     INTEGER NOT NULL DEFAULT 0,
+        timings      TEXT NOT NULL DEFAULT '{}',
+        checkpoint   TEXT,                   -- executor state for recovery after a crash
+        error        TEXT,
+        PRIMARY KEY (job_id, number)
+      );
+      CREATE TABLE job_artifacts (
+        job_id   TEXT NOT NULL,
+        attempt  INTEGER NOT NULL,
+        path     TEXT NOT NULL,
+        size     INTEGER NOT NULL,
+        sha256   TEXT NOT NULL,
+        PRIMARY KEY (job_id, attempt, path),
+        FOREIGN KEY (job_id, attempt) REFERENCES job_attempts(job_id, number) ON DELETE CASCADE
+      );
+      CREATE TABLE workspaces (
+        hash         TEXT PRIMARY KEY,
+        size         INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

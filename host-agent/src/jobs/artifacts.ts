@@ -1,0 +1,106 @@
+import { HangarError, type ArtifactInfo, type LinkStream } from '@hangar/shared';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, lstat, mkdir, open, realpath, stat } from 'node:fs/promises';
+import { dirname, join, posix, relative, sep } from 'node:path';
+import { glob } from 'tinyglobby';
+import { isInside } from './unpack.js';
+
+const READ_CHUNK = 64 * 1024;
+
+/**
+ * Expands the spec's globs in the workdir and copies each match into `dest`, recording size and
+ * sha256. The walk does not follow symlinks (a link to `/` would make `**` crawl the disk), and
+ * every match is resolved on disk: one that lands outside the workdir is refused.
+ */
+export async function collectArtifacts(
+  workdir: string,
+  globs: readonly string[],
+  dest: string,
+): Promise<ArtifactInfo[]> {
+  if (globs.length === 0) return [];
+  const root = await realpath(workdir);
+  const matches = await glob([...globs], {
+    cwd: root,
+    onlyFiles: true,
+    dot: true,
+    followSymbolicLinks: false,
+    expandDirectories: false,
+  });
+  // A pattern without wildcards names one path: look at it directly, so a symlink there is
+  // refused out loud rather than silently skipped by the glob walk, which never follows links.
+  for (const literal of globs.filter((g) => !/[*?[\]{}()!]/.test(g))) {
+    if ((await lstatOrUndefined(join(root, literal)))?.isSymbolicLink()) matches.push(posix.normalize(literal));
+  }
+  const artifacts: ArtifactInfo[] = [];
+  for (const match of [...new Set(matches)].sort()) {
+    const real = await realpath(join(root, match));
+    const path = relative(root, join(root, match)).split(sep).join('/');
+    if (!isInside(root, real) || !isInside(root, join(root, match))) {
+      throw new HangarError(
+        'E_ARTIFACT_UNSAFE',
+        `artifact "${match}" resolves to ${real}, outside the job's workdir; it was not collected`,
+        { path: match },
+      );
+    }
+    if (!(await stat(real)).isFile()) continue;
+    const target = join(dest, path);
+    await mkdir(dirname(target), { recursive: true });
+    await copyFile(real, target);
+    artifacts.push({ path, ...(await hashFile(target)) });
+  }
+  return artifacts;
+}
+
+async function lstatOrUndefined(path: string) {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+/**
+ * Sends a file's bytes on a stream, reading only while the stream has room, then closes it with
+ * `artifact_end`. A stream closed by the peer stops the reading.
+ */
+export async function streamFile(path: string, stream: LinkStream): Promise<void> {
+  let wake: (() => void) | undefined;
+  let closed = stream.closed;
+  const drain = stream.onDrain(() => wake?.());
+  const close = stream.onClose(() => {
+    closed = true;
+    wake?.();
+  });
+  const file = await open(path, 'r');
+  try {
+    let offset = 0;
+    while (!closed) {
+      const buffer = Buffer.allocUnsafe(READ_CHUNK);
+      const { bytesRead } = await file.read(buffer, 0, READ_CHUNK, offset);
+      if (bytesRead === 0) break;
+      offset += bytesRead;
+      if (closed) return;
+      if (!stream.write(buffer.subarray(0, bytesRead))) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    }
+    stream.close({ code: 'artifact_end', message: `sent ${offset} bytes` });
+  } finally {
+    drain.dispose();
+    close.dispose();
+    await file.close();
+  }
+}

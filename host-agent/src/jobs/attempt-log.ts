@@ -1,0 +1,133 @@
+import { type Disposable, type LinkStream } from '@hangar/shared';
+import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+/** Bytes read from a log file per stream write: a few data frames, small next to the window. */
+const READ_CHUNK = 64 * 1024;
+
+/**
+ * The merged output of one attempt, appended to its log file as it arrives. Each chunk is
+ * written with a synchronous write before anyone hears of it: a crash of the agent loses
+ * nothing that a follower has seen, and followers can always read what they were told exists.
+ */
+export class AttemptLog implements Disposable {
+  private fd: number | undefined;
+  private bytes: number;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    private readonly grew: () => void,
+  ) {
+    this.fd = fd;
+    this.bytes = fstatSync(fd).size;
+  }
+
+  static open(path: string, grew: () => void): AttemptLog {
+    return new AttemptLog(path, openSync(path, 'a', 0o600), grew);
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  append(chunk: Uint8Array): void {
+    if (this.fd === undefined || chunk.length === 0) return;
+    let written = 0;
+    while (written < chunk.length) written += writeSync(this.fd, chunk, written, chunk.length - written);
+    this.bytes += chunk.length;
+    this.grew();
+  }
+
+  dispose(): void {
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/** What a follower needs to know about the log it reads, asked again after each change. */
+export interface LogState {
+  /** undefined while the attempt has not started (a follower of a queued job waits for it). */
+  path: string | undefined;
+  size: number;
+  /** Set once the log cannot grow any more. */
+  final: { exitCode: number | null; message: string } | undefined;
+}
+
+export interface LogSource {
+  state(): LogState;
+  /** Fires when the log grows or the attempt changes state. */
+  onChange(listener: () => void): Disposable;
+}
+
+/**
+ * Sends a log on a stream from `from`: the file up to its current end, then what is appended,
+ * always read back from the file, so there is no seam between "old" and "live" bytes where
+ * something could be lost or sent twice. Reading pauses while the stream is over its window.
+ * Closes the stream with `log_end` (and the exit code) when the log is final, or without
+ * follow at the current end.
+ */
+export function streamLog(source: LogSource, stream: LinkStream, from: number, follow: boolean): Promise<void> {
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  let blocked = false;
+  let closed = false;
+  const subscriptions = [
+    source.onChange(poke),
+    stream.onDrain(() => {
+      blocked = false;
+      poke();
+    }),
+    stream.onClose(() => {
+      closed = true;
+      poke();
+    }),
+  ];
+  const sleep = () => new Promise<void>((resolve) => (wake = resolve));
+
+  const run = async () => {
+    let offset = from;
+    let file: FileHandle | undefined;
+    try {
+      while (!closed) {
+        if (blocked) {
+          await sleep();
+          continue;
+        }
+        const state = source.state();
+        if (state.path !== undefined && offset < state.size) {
+          file ??= await open(state.path, 'r');
+          const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, state.size - offset));
+          const { bytesRead } = await file.read(buffer, 0, buffer.length, offset);
+          if (bytesRead === 0) {
+            // The file is shorter than recorded (pruned, or a crash before the write): end here.
+            stream.close({ code: 'log_end', message: 'log ends here', exit_code: null });
+            return;
+          }
+          offset += bytesRead;
+          if (closed) return;
+          if (!stream.write(buffer.subarray(0, bytesRead))) blocked = true;
+          continue;
+        }
+        if (state.final !== undefined || !follow) {
+          stream.close({
+            code: 'log_end',
+            message: state.final?.message ?? 'end of the log so far',
+            exit_code: state.final?.exitCode ?? null,
+          });
+          return;
+        }
+        await sleep();
+      }
+    } finally {
+      subscriptions.forEach((subscription) => void subscription.dispose());
+      await file?.close();
+    }
+  };
+  return run();
+}

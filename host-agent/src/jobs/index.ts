@@ -1,0 +1,13 @@
+export {
+  DEFAULT_DRAIN_GRACE_MS,
+  DEFAULT_KILL_GRACE_MS,
+  DEFAULT_MAX_JOBS,
+  JobService,
+  type JobServiceOptions,
+} from './job-service.js';
+export { streamLog } from './attempt-log.js';
+export { streamFile } from './artifacts.js';
+export { ShellExecutor } from './executors/shell.js';
+export type { Executor } from './executors/types.js';
+export { DEFAULT_RETENTION, type RetentionPolicy } from './retention.js';
+export { DEFAULT_WORKSPACE_LIMIT } from './workspaces.js';

@@ -1,0 +1,459 @@
+import {
+  Emitter,
+  FINAL_JOB_STATES,
+  HangarError,
+  toHangarError,
+  type ArtifactInfo,
+  type Disposable,
+  type JobDetail,
+  type JobInfo,
+  type JobSpec,
+  type JobState,
+} from '@hangar/shared';
+import type Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { AttemptLog, type LogSource } from './attempt-log.js';
+import { RunningAttempt, type AttemptOutcome } from './attempt-runner.js';
+import type { Executor } from './executors/types.js';
+import { JobStore, jobInfo, type JobRecord } from './job-store.js';
+import { attemptDir, logSourceFor } from './log-source.js';
+import { recoverUnfinished } from './recovery.js';
+import { DEFAULT_RETENTION, prune, type RetentionPolicy } from './retention.js';
+import { DEFAULT_WORKSPACE_LIMIT, WorkspaceStore } from './workspaces.js';
+
+export interface JobServiceOptions {
+  dataDir: string;
+  db: Database.Database;
+  /** Owned by the service from here on (disposed with it). */
+  executors: readonly Executor[];
+  publish(event: string, data: unknown): void;
+  logger: Logger;
+  /** Attempts running at once on this host. */
+  maxJobs?: number;
+  /** SIGTERM → SIGKILL grace for cancel and timeout. */
+  killGraceMs?: number;
+  /** Delay before retry n (0-based) is base·2ⁿ, at most max. */
+  retryBackoff?: { baseMs: number; maxMs: number };
+  workspaceLimit?: number;
+  retention?: RetentionPolicy;
+}
+
+export const DEFAULT_MAX_JOBS = 2;
+export const DEFAULT_KILL_GRACE_MS = 10_000;
+export const DEFAULT_DRAIN_GRACE_MS = 30_000;
+/** Executors tried in this order when a job names none: the most isolated one that works here. */
+const DEFAULT_EXECUTOR_ORDER = ['tart', 'sandbox', 'shell'] as const;
+/** How long an executor's availability check is trusted (it may spawn a process). */
+const AVAILABILITY_TTL_MS = 10_000;
+
+interface ActiveAttempt {
+  attempt: RunningAttempt;
+  executor: Executor;
+  log: AttemptLog;
+  /** Resolves once the outcome is recorded and published. */
+  settled: Promise<void>;
+}
+
+/**
+ * The jobs capability: a FIFO queue in the agent's SQLite, attempts run through executors, logs
+ * and artifacts on disk under `<data>/jobs/<id>/<attempt>/`, workspaces under
+ * `<data>/workspaces/`. Every state change is published as `job.updated`.
+ */
+export class JobService implements Disposable {
+  readonly workspaces: WorkspaceStore;
+  private readonly store: JobStore;
+  private readonly jobsDir: string;
+  private readonly executors = new Map<string, Executor>();
+  private readonly active = new Map<string, ActiveAttempt>();
+  private readonly changes = new Map<string, Emitter<void>>();
+  private readonly availability = new Map<string, { at: number; reason: string | undefined }>();
+  private readonly maxJobs: number;
+  private readonly killGraceMs: number;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly retention: RetentionPolicy;
+  private stopped = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private pruning: Promise<void> | undefined;
+
+  private constructor(private readonly options: JobServiceOptions) {
+    this.store = new JobStore(options.db);
+    this.jobsDir = join(options.dataDir, 'jobs');
+    mkdirSync(this.jobsDir, { recursive: true, mode: 0o700 });
+    this.workspaces = new WorkspaceStore(
+      join(options.dataDir, 'workspaces'),
+      options.db,
+      options.workspaceLimit ?? DEFAULT_WORKSPACE_LIMIT,
+    );
+    for (const executor of options.executors) this.executors.set(executor.name, executor);
+    this.maxJobs = options.maxJobs ?? DEFAULT_MAX_JOBS;
+    this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.backoff = options.retryBackoff ?? { baseMs: 1000, maxMs: 60_000 };
+    this.retention = options.retention ?? DEFAULT_RETENTION;
+  }
+
+  /** Recovers what a crash left (attempts marked lost, leftovers killed), prunes, starts the queue. */
+  static async start(options: JobServiceOptions): Promise<JobService> {
+    const service = new JobService(options);
+    await recoverUnfinished({
+      store: service.store,
+      executors: service.executors,
+      jobsDir: service.jobsDir,
+      retryDelay: (failures) => service.retryDelay(failures),
+      logger: options.logger,
+    });
+    await service.prune();
+    service.pump();
+    return service;
+  }
+
+  async submit(spec: JobSpec, device: string): Promise<JobInfo> {
+    const executor = await this.chooseExecutor(spec.executor);
+    if (spec.workspace !== null && !this.workspaces.has(spec.workspace)) {
+      throw new HangarError('E_WORKSPACE_MISSING', `no workspace ${spec.workspace} on this host; upload it first`);
+    }
+    const now = Date.now();
+    const job = this.store.insertJob({
+      id: `j-${randomBytes(8).toString('hex')}`,
+      spec,
+      executor: executor.name,
+      state: 'queued',
+      device,
+      createdAt: now,
+      queuedAt: now,
+      notBefore: 0,
+      finishedAt: null,
+      exitCode: null,
+      attempt: 0,
+      failures: 0,
+      error: null,
+    });
+    this.emit(job);
+    this.pump();
+    return jobInfo(job);
+  }
+
+  list(limit: number, states?: readonly JobState[]): JobInfo[] {
+    return this.store.jobs(limit, states).map(jobInfo);
+  }
+
+  get(id: string): JobDetail {
+    const detail = this.store.detail(this.job(id));
+    const active = this.active.get(id);
+    for (const attempt of detail.attempts) {
+      if (active && attempt.number === active.attempt.number) attempt.log_size = active.log.size;
+    }
+    return detail;
+  }
+
+  /** Stops a queued or running job; resolves with its final state. */
+  async cancel(id: string): Promise<JobInfo> {
+    const job = this.job(id);
+    if (FINAL_JOB_STATES.includes(job.state)) {
+      throw new HangarError('E_JOB_STATE', `job ${id} has already ended (${job.state}); nothing to cancel`);
+    }
+    const active = this.active.get(id);
+    if (active) {
+      await active.attempt.stop('cancelled', this.killGraceMs);
+      await active.settled;
+    } else {
+      this.emit(this.store.updateJob(id, { state: 'cancelled', finishedAt: Date.now(), error: 'cancelled' }));
+    }
+    return jobInfo(this.job(id));
+  }
+
+  /** Runs a finished job again (a new attempt, with its retries budget afresh), behind what is queued. */
+  async retry(id: string): Promise<JobInfo> {
+    const job = this.job(id);
+    if (!FINAL_JOB_STATES.includes(job.state)) {
+      throw new HangarError('E_JOB_STATE', `job ${id} is ${job.state}; only a finished job can be retried`);
+    }
+    this.store.moveToBack(id);
+    const updated = this.store.updateJob(id, {
+      state: 'queued',
+      failures: 0,
+      notBefore: 0,
+      queuedAt: Date.now(),
+      finishedAt: null,
+      exitCode: null,
+      error: null,
+    });
+    this.emit(updated);
+    this.pump();
+    return jobInfo(updated);
+  }
+
+  /** The log of an attempt (default: the latest, or the first one a queued job will get). */
+  logs(id: string, attempt?: number): { attempt: number; size: number; source: LogSource } {
+    const job = this.job(id);
+    const number = attempt ?? Math.max(job.attempt, 1);
+    if (number > job.attempt + 1 || (number === job.attempt + 1 && FINAL_JOB_STATES.includes(job.state))) {
+      throw new HangarError('E_NOT_FOUND', `job ${id} has no attempt ${number} (latest: ${job.attempt})`);
+    }
+    const source = logSourceFor({
+      jobId: id,
+      number,
+      jobsDir: this.jobsDir,
+      store: this.store,
+      live: () => {
+        const active = this.active.get(id);
+        return active && active.attempt.number === number ? active.log : undefined;
+      },
+      onChange: (listener) => this.onChange(id, listener),
+    });
+    return { attempt: number, size: source.state().size, source };
+  }
+
+  artifacts(id: string): ArtifactInfo[] {
+    this.job(id);
+    return this.store.artifacts(id).artifacts;
+  }
+
+  /** Where a recorded artifact's bytes are; anything not recorded is refused. */
+  artifactFile(id: string, path: string): { info: ArtifactInfo; file: string } {
+    this.job(id);
+    const { attempt, artifacts } = this.store.artifacts(id);
+    const info = artifacts.find((a) => a.path === path);
+    if (!info) {
+      throw new HangarError('E_NOT_FOUND', `job ${id} has no artifact "${path}"; see hangar artifacts ${id}`);
+    }
+    return { info, file: join(attemptDir(this.jobsDir, id, attempt), 'artifacts', path) };
+  }
+
+  /**
+   * Agent shutdown: start nothing new, give running attempts `graceMs` to finish, then stop the
+   * rest and put their jobs back in the queue (not counted as failures) for the next start.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    const running = () => Promise.all([...this.active.values()].map((a) => a.settled));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([running(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    await Promise.all([...this.active.values()].map((a) => a.attempt.stop('requeue', this.killGraceMs)));
+    await running();
+    await this.pruning?.catch((error: unknown) => this.options.logger.warn({ err: error }, 'prune failed'));
+  }
+
+  async dispose(): Promise<void> {
+    await this.drain(0);
+    for (const emitter of this.changes.values()) emitter.dispose();
+    for (const executor of this.executors.values()) await executor.dispose();
+  }
+
+  async prune(): Promise<void> {
+    if (this.pruning) return this.pruning;
+    const inUse = new Set(
+      this.store
+        .jobsInStates(['queued', 'preparing', 'running'])
+        .map((job) => job.spec.workspace)
+        .filter((hash): hash is string => hash !== null),
+    );
+    this.pruning = prune({
+      jobs: this.store,
+      workspaces: this.workspaces,
+      jobsDir: this.jobsDir,
+      policy: this.retention,
+      inUse,
+      now: Date.now(),
+    })
+      .then((removed) => {
+        if (removed.jobs.length + removed.workspaces.length > 0) this.options.logger.info(removed, 'retention pruned');
+      })
+      .finally(() => (this.pruning = undefined));
+    return this.pruning;
+  }
+
+  private job(id: string): JobRecord {
+    const job = this.store.job(id);
+    if (!job) throw new HangarError('E_JOB_NOT_FOUND', `no job ${id} on this host; see hangar jobs`);
+    return job;
+  }
+
+  private async chooseExecutor(requested: string | undefined): Promise<Executor> {
+    const names = requested !== undefined ? [requested] : DEFAULT_EXECUTOR_ORDER;
+    const reasons: string[] = [];
+    for (const name of names) {
+      const executor = this.executors.get(name);
+      if (!executor) {
+        reasons.push(`${name}: not available in this agent`);
+        continue;
+      }
+      const reason = await this.unavailableReason(executor);
+      if (reason === undefined) return executor;
+      reasons.push(`${name}: ${reason}`);
+    }
+    throw new HangarError('E_EXECUTOR_UNAVAILABLE', `no executor can run this job here (${reasons.join('; ')})`);
+  }
+
+  private async unavailableReason(executor: Executor): Promise<string | undefined> {
+    const cached = this.availability.get(executor.name);
+    if (cached && Date.now() - cached.at < AVAILABILITY_TTL_MS) return cached.reason;
+    const reason = await executor.unavailableReason();
+    this.availability.set(executor.name, { at: Date.now(), reason });
+    return reason;
+  }
+
+  private retryDelay(failures: number): number {
+    return Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** failures);
+  }
+
+  private emit(job: JobRecord): void {
+    this.options.publish('job.updated', { job: jobInfo(job) });
+    this.changes.get(job.id)?.fire();
+  }
+
+  private onChange(id: string, listener: () => void): Disposable {
+    let emitter = this.changes.get(id);
+    if (!emitter) this.changes.set(id, (emitter = new Emitter<void>()));
+    const subscription = emitter.event(listener);
+    return {
+      dispose: () => {
+        subscription.dispose();
+        if (!emitter.hasListeners) this.changes.delete(id);
+      },
+    };
+  }
+
+  /** Starts queued jobs, oldest first, while the host and each executor have room. */
+  private pump(): void {
+    if (this.stopped) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    const now = Date.now();
+    let nextWake = Number.POSITIVE_INFINITY;
+    for (const job of this.store.queued()) {
+      if (this.active.size >= this.maxJobs) break;
+      if (job.notBefore > now) {
+        nextWake = Math.min(nextWake, job.notBefore);
+        continue;
+      }
+      const executor = this.executors.get(job.executor);
+      if (!executor) {
+        this.emit(
+          this.store.updateJob(job.id, {
+            state: 'failed',
+            finishedAt: now,
+            error: `this agent no longer has the ${job.executor} executor`,
+          }),
+        );
+        continue;
+      }
+      const busy = [...this.active.values()].filter((a) => a.executor === executor).length;
+      if (busy >= executor.maxConcurrency) continue;
+      this.startAttempt(job, executor);
+    }
+    if (nextWake !== Number.POSITIVE_INFINITY) {
+      this.wakeTimer = setTimeout(() => this.pump(), Math.max(0, nextWake - Date.now()));
+    }
+  }
+
+  private startAttempt(job: JobRecord, executor: Executor): void {
+    const number = job.attempt + 1;
+    const dir = attemptDir(this.jobsDir, job.id, number);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const log = AttemptLog.open(join(dir, 'log'), () => this.changes.get(job.id)?.fire());
+    const now = Date.now();
+    const timings: Record<string, number> = { queued: now - job.queuedAt };
+    this.store.insertAttempt(job.id, {
+      number,
+      state: 'preparing',
+      executor: executor.name,
+      exit_code: null,
+      started_at: now,
+      finished_at: null,
+      log_size: 0,
+      timings,
+      error: null,
+    });
+    this.emit(
+      this.store.updateJob(job.id, {
+        state: 'preparing',
+        attempt: number,
+        exitCode: null,
+        error: null,
+        finishedAt: null,
+      }),
+    );
+    const attempt = new RunningAttempt({
+      job,
+      number,
+      executor,
+      workdir: join(dir, 'work'),
+      artifactsDir: join(dir, 'artifacts'),
+      workspace: job.spec.workspace === null ? undefined : this.workspaces.path(job.spec.workspace),
+      log,
+      killGraceMs: this.killGraceMs,
+      timing: (phase, ms) => {
+        timings[phase] = ms;
+        this.store.updateAttempt(job.id, number, { timings });
+      },
+      checkpoint: (state) => this.store.updateAttempt(job.id, number, { checkpoint: state }),
+      onRunning: () => {
+        this.store.updateAttempt(job.id, number, { state: 'running' });
+        this.emit(this.store.updateJob(job.id, { state: 'running' }));
+      },
+    });
+    if (job.spec.workspace !== null) this.workspaces.touch(job.spec.workspace);
+    const settled = attempt.finished
+      .catch((error: unknown): AttemptOutcome => {
+        this.options.logger.error({ err: error, job: job.id }, 'attempt failed inside the agent');
+        const message = `the agent failed running this attempt: ${toHangarError(error).message}`;
+        return { state: 'failed', exitCode: null, error: message, retryable: true, artifacts: [] };
+      })
+      .then((outcome) => this.finishAttempt(job.id, number, outcome, dir))
+      .catch((error: unknown) => {
+        this.active.delete(job.id);
+        this.options.logger.error({ err: error, job: job.id }, 'could not record the end of an attempt');
+      });
+    this.active.set(job.id, { attempt, executor, log, settled });
+  }
+
+  private async finishAttempt(id: string, number: number, outcome: AttemptOutcome, dir: string): Promise<void> {
+    const active = this.active.get(id)!;
+    active.log.dispose();
+    await rm(join(dir, 'work'), { recursive: true, force: true }).catch((error: unknown) =>
+      this.options.logger.warn({ err: error, job: id }, 'could not remove a workdir'),
+    );
+    const now = Date.now();
+    if (outcome.artifacts.length > 0) this.store.insertArtifacts(id, number, outcome.artifacts);
+    this.store.updateAttempt(id, number, {
+      state: outcome.state === 'requeued' ? 'cancelled' : outcome.state,
+      exit_code: outcome.exitCode,
+      finished_at: now,
+      log_size: active.log.size,
+      error: outcome.error,
+    });
+    const job = this.job(id);
+    let updated: JobRecord;
+    if (outcome.state === 'requeued') {
+      updated = this.store.updateJob(id, { state: 'queued', queuedAt: now, notBefore: 0 });
+    } else if (outcome.state === 'failed' && outcome.retryable && job.failures < job.spec.retries) {
+      updated = this.store.updateJob(id, {
+        state: 'queued',
+        failures: job.failures + 1,
+        queuedAt: now,
+        notBefore: now + this.retryDelay(job.failures),
+        exitCode: outcome.exitCode,
+        error: outcome.error,
+      });
+    } else {
+      updated = this.store.updateJob(id, {
+        state: outcome.state,
+        failures: job.failures + (outcome.state === 'failed' ? 1 : 0),
+        finishedAt: now,
+        exitCode: outcome.exitCode,
+        error: outcome.error,
+      });
+    }
+    this.active.delete(id);
+    this.emit(updated);
+    this.pump();
+    if (!this.stopped)
+      void this.prune().catch((error: unknown) => this.options.logger.warn({ err: error }, 'prune failed'));
+  }
+}

@@ -1,0 +1,207 @@
+import {
+  FINAL_JOB_STATES,
+  HangarError,
+  Mux,
+  SCHEMA_VERSION,
+  createMemoryTransportPair,
+  type CloseReason,
+  type ErrorShape,
+  type JobInfo,
+  type JobSpecInput,
+  type JobState,
+  type LinkStream,
+} from '@hangar/shared';
+import { JobSpec } from '@hangar/shared';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { JobService, ShellExecutor, type JobServiceOptions } from '../../src/jobs/index.js';
+import { ClientPeer } from '../../src/peer/client-peer.js';
+import { createJobProcedures } from '../../src/peer/job-procedures.js';
+import { createProcedures, type AgentServices } from '../../src/peer/procedures.js';
+import { AgentStore } from '../../src/store/db.js';
+
+export const DEVICE = 'a'.repeat(64);
+
+export type JobHostOptions = Partial<Omit<JobServiceOptions, 'dataDir' | 'db' | 'publish' | 'logger'>> & {
+  dataDir?: string;
+};
+
+/** A JobService on a temp data dir with real SQLite and the shell executor; tests shorten every delay. */
+export async function startJobHost(options: JobHostOptions = {}) {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'hangar-jobs-'));
+  const store = AgentStore.open(dataDir);
+  const events: JobInfo[] = [];
+  const clients = new Set<TestClient>();
+  const jobs = await JobService.start({
+    killGraceMs: 1000,
+    retryBackoff: { baseMs: 50, maxMs: 200 },
+    executors: [new ShellExecutor()],
+    ...options,
+    dataDir,
+    db: store.db,
+    logger: pino({ level: 'silent' }),
+    publish: (event, data) => {
+      if (event === 'job.updated') events.push((data as { job: JobInfo }).job);
+      clients.forEach((client) => client.peer.publish(event, data));
+    },
+  });
+  let disposed = false;
+  const host = {
+    dataDir,
+    store,
+    jobs,
+    events,
+    submit: (spec: JobSpecInput) => jobs.submit(JobSpec.parse(spec), DEVICE),
+    /** Resolves when the job reaches one of `states` (default: any final state). */
+    waitFor: (id: string, states: readonly JobState[] = FINAL_JOB_STATES, timeoutMs = 20_000) =>
+      waitUntil(() => {
+        const job = jobs.get(id);
+        return states.includes(job.state) ? job : undefined;
+      }, timeoutMs),
+    /** A client linked to these job procedures over an in-memory transport. */
+    connect: () => {
+      const client = new TestClient(jobs);
+      clients.add(client);
+      return client;
+    },
+    /** Stops the service (not the data): what an agent restart does. */
+    stop: async () => {
+      if (disposed) return;
+      disposed = true;
+      clients.forEach((client) => client.dispose());
+      await jobs.dispose();
+      store.dispose();
+    },
+    async [Symbol.asyncDispose]() {
+      await host.stop();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return host;
+}
+
+export async function waitUntil<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The client end of a link whose agent end serves only the job calls. */
+export class TestClient {
+  readonly mux: Mux;
+  readonly peer: ClientPeer;
+  private readonly pair = createMemoryTransportPair();
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+
+  constructor(jobs: JobService) {
+    const [clientEnd, agentEnd] = this.pair;
+    const procedures = createProcedures({} as AgentServices, createJobProcedures(jobs));
+    this.peer = new ClientPeer(
+      { transport: agentEnd, device: { public_key: DEVICE, name: 'test' }, remoteAddress: 'memory' },
+      procedures,
+      pino({ level: 'silent' }),
+    );
+    this.mux = new Mux(clientEnd, { role: 'client' });
+    this.mux.onControl((json) => {
+      const message = JSON.parse(json) as {
+        kind: string;
+        id: number;
+        ok: boolean;
+        result?: unknown;
+        error?: ErrorShape;
+      };
+      if (message.kind !== 'response') return;
+      const waiter = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      if (message.ok) waiter?.resolve(message.result);
+      else waiter?.reject(HangarError.from(message.error!));
+    });
+  }
+
+  call<T = unknown>(method: string, params: unknown): Promise<T> {
+    const id = this.nextId++;
+    this.mux.sendControl(JSON.stringify({ schema_version: SCHEMA_VERSION, kind: 'request', id, method, params }));
+    return new Promise<T>((resolve, reject) =>
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject }),
+    );
+  }
+
+  openStream(recvOffset = 0): LinkStream {
+    return this.mux.openStream({ recvOffset });
+  }
+
+  /**
+   * Reads a job's log from `from`; `stopAfter` closes the stream from this side once that many
+   * bytes arrived (a client that goes away mid-way).
+   */
+  async readLog(
+    id: string,
+    options: { from?: number; follow?: boolean; stopAfter?: number; attempt?: number } = {},
+  ): Promise<{ data: Buffer; end: number; reason: CloseReason }> {
+    const from = options.from ?? 0;
+    const stream = this.openStream(from);
+    const chunks: Buffer[] = [];
+    let expected = from;
+    let received = 0;
+    const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+    stream.onData((data, offset) => {
+      if (offset !== expected) throw new Error(`log bytes at ${offset}, expected ${expected}`);
+      expected += data.length;
+      received += data.length;
+      chunks.push(Buffer.from(data));
+      if (options.stopAfter !== undefined && received >= options.stopAfter) {
+        stream.close({ code: 'client_gone', message: 'test disconnects' });
+      }
+    });
+    await this.call('job.logs', {
+      id,
+      from,
+      follow: options.follow ?? false,
+      stream_id: stream.id,
+      ...(options.attempt !== undefined ? { attempt: options.attempt } : {}),
+    });
+    const reason = await closed;
+    return { data: Buffer.concat(chunks), end: expected, reason };
+  }
+
+  dispose(): void {
+    this.mux.dispose();
+    this.peer.dispose();
+  }
+}
+
+export function jobIsFinal(job: JobInfo): boolean {
+  return FINAL_JOB_STATES.includes(job.state);
+}
+
+/** Live (not zombie) process ids whose process group is `pgid`, from the process table. */
+export async function groupMembers(pgid: number): Promise<number[]> {
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`not a process group: ${pgid}`);
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync('ps', ['-e', '-o', 'pid=,pgid=,stat='], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, group, stat]) => Number(group) === pgid && !stat?.startsWith('Z'))
+    .map(([pid]) => Number(pid));
+}
+
+export function cleanupDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The process group an attempt checkpointed (shell executor). */
+export function checkpointedPgid(store: AgentStore, id: string, attempt = 1): number | undefined {
+  const row = store.db
+    .prepare('SELECT checkpoint FROM job_attempts WHERE job_id = ? AND number = ?')
+    .get(id, attempt) as { checkpoint: string | null } | undefined;
+  if (!row?.checkpoint) return undefined;
+  return (JSON.parse(row.checkpoint) as { pgid: number }).pgid;
+}

@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { startJobHost, waitUntil } from './fixture.js';
+
+const MB = 1024 * 1024;
+/** Numbered lines, so any loss, duplicate or reordering changes the digest. */
+const numberedLines = (count: number) =>
+  `seq 1 ${count} | awk '{ printf "line %09d %s\\n", $1, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" }'`;
+const LINE_BYTES = 'line 000000001 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n'.length;
+
+function expectedLines(count: number): string {
+  const hash = createHash('sha256');
+  for (let i = 1; i <= count; i++) hash.update(`line ${String(i).padStart(9, '0')} ${'x'.repeat(36)}\n`);
+  return hash.digest('hex');
+}
+
+describe('job logs', () => {
+  it('50 MB of output arrives complete and in order to a follower', async () => {
+    await using host = await startJobHost();
+    const client = host.connect();
+    const count = Math.ceil((50 * MB) / LINE_BYTES);
+    const job = await host.submit({ command: numberedLines(count), executor: 'shell' });
+    const log = await client.readLog(job.id, { follow: true });
+    expect(log.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+    expect(log.data.length).toBe(count * LINE_BYTES);
+    expect(createHash('sha256').update(log.data).digest('hex')).toBe(expectedLines(count));
+  });
+
+  it('a follower that disconnects mid-way resumes from its offset with nothing lost or doubled', async () => {
+    await using host = await startJobHost();
+    const count = Math.ceil((8 * MB) / LINE_BYTES);
+    // Slow enough that the first follower leaves while the job still writes.
+    const job = await host.submit({
+      command: `${numberedLines(count)} | while read -r l; do echo "$l"; done`,
+      executor: 'shell',
+    });
+    const first = await host.connect().readLog(job.id, { follow: true, stopAfter: 100_000 });
+    expect(first.reason.code).toBe('client_gone');
+    expect(host.jobs.get(job.id).state).toBe('running');
+    // A new link, as after a reconnect, asks for the rest.
+    const rest = await host.connect().readLog(job.id, { follow: true, from: first.end });
+    expect(rest.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+    const whole = Buffer.concat([first.data, rest.data]);
+    expect(whole.length).toBe(count * LINE_BYTES);
+    expect(createHash('sha256').update(whole).digest('hex')).toBe(expectedLines(count));
+  });
+
+  it('without follow the log ends at its current end; a queued job is followed from its first byte', async () => {
+    await using host = await startJobHost({ maxJobs: 1 });
+    const client = host.connect();
+    const blocker = await host.submit({ command: 'echo first; sleep 30', executor: 'shell' });
+    const waiting = await host.submit({ command: 'echo second', executor: 'shell' });
+    await waitUntil(() => host.jobs.get(blocker.id).attempts[0]?.log_size === 6 || undefined);
+    const snapshot = await client.readLog(blocker.id);
+    expect(snapshot.data.toString()).toBe('first\n');
+    expect(snapshot.reason).toMatchObject({ code: 'log_end', exit_code: null });
+    const follower = client.readLog(waiting.id, { follow: true });
+    await client.call('job.cancel', { id: blocker.id });
+    const followed = await follower;
+    expect(followed.data.toString()).toBe('second\n');
+    expect(followed.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+  });
+
+  it('a log survives the job and can be read from any offset', async () => {
+    await using host = await startJobHost();
+    const client = host.connect();
+    const job = await host.submit({ command: 'printf abcdefghij', executor: 'shell' });
+    await host.waitFor(job.id);
+    expect((await client.readLog(job.id, { from: 4 })).data.toString()).toBe('efghij');
+    await expect(client.readLog(job.id, { from: 11 })).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
+  });
+});
