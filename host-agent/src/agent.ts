@@ -5,6 +5,7 @@ import { LinkServer } from './link/index.js';
 import { ClientPeer } from './peer/client-peer.js';
 import { JobService, ShellExecutor, type JobServiceOptions } from './jobs/index.js';
 import { SandboxExecutor } from './jobs/executors/sandbox.js';
+import { TartExecutor } from './jobs/executors/tart.js';
 import { createJobProcedures } from './peer/job-procedures.js';
 import { hostStatsProvider } from './peer/host-stats.js';
 import { createProcedures } from './peer/procedures.js';
@@ -22,6 +23,11 @@ export interface AgentOptions {
   logger: Logger;
   /** Job queue settings (concurrency, grace periods, limits); defaults in jobs/job-service.ts. */
   jobs?: Partial<Pick<JobServiceOptions, 'maxJobs' | 'killGraceMs' | 'retryBackoff' | 'workspaceLimit' | 'retention'>>;
+  /**
+   * The Tart base image for macOS VM jobs (e.g. a local clone of ghcr.io/cirruslabs/macos-sequoia-xcode).
+   * Without it the tart executor is not offered: its warm pool would boot VMs at every start.
+   */
+  tartImage?: string;
 }
 
 export interface RunningAgent {
@@ -67,6 +73,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         db: store.db,
         // Tart is not wired here yet: it needs a base image from the agent's config, and its warm pool boots VMs.
         executors: [
+          ...(options.tartImage
+            ? [
+                new TartExecutor({
+                  dataDir: options.dataDir,
+                  defaultImage: options.tartImage,
+                  logger: logger.child({ component: 'tart' }),
+                }),
+              ]
+            : []),
           new SandboxExecutor({ dataDir: options.dataDir, logger: logger.child({ component: 'sandbox' }) }),
           new ShellExecutor(),
         ],

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
+import { registerDoctor } from './doctor/command.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
 import { issuePairingCode } from './link/pairing.js';
 import { AgentStore } from './store/db.js';
@@ -21,6 +22,7 @@ interface ServeOptions {
   replayWindow: number;
   maxJobs: number;
   drainGrace: number;
+  tartImage?: string;
 }
 
 program
@@ -42,6 +44,7 @@ program
     positiveInt,
     DEFAULT_DRAIN_GRACE_MS / 1000,
   )
+  .option('--tart-image <name>', 'macOS only: the Tart base image that VM jobs clone (enables the tart executor)')
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
@@ -62,6 +65,7 @@ program
         replayWindowMs: options.replayWindow * 1000,
         logger,
         jobs: { maxJobs: options.maxJobs },
+        ...(options.tartImage ? { tartImage: options.tartImage } : {}),
       });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
       // One JSON line on stdout: `hangar up` reads the port the embedded agent got.
@@ -90,6 +94,8 @@ program
       fail(error);
     }
   });
+
+registerDoctor(program);
 
 program
   .command('pair')
