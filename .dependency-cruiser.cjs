@@ -50,10 +50,40 @@ module.exports = {
       to: { path: '^(host-agent|renderer|relay)/|^electron/core/(src|dist)/(?!index\\.(js|ts)$)' },
     },
     {
+      name: 'main-uses-core-entry',
+      comment: 'electron/main is a thin shell over the core: it goes through the core entry point only',
+      severity: 'error',
+      from: { path: '^electron/main/src' },
+      to: {
+        path: '^(host-agent|renderer|relay|electron/(cli|preload))/|^electron/core/(src|dist)/(?!index\\.(js|ts)$)',
+      },
+    },
+    {
+      name: 'preload-imports-nothing-of-ours',
+      comment: 'a sandboxed preload can load only electron itself; it repeats the two channel names instead',
+      severity: 'error',
+      from: { path: '^electron/preload/src' },
+      to: { path: '^(shared|host-agent|renderer|relay|electron/(core|cli|main))/' },
+    },
+    {
+      name: 'renderer-never-imports-the-app',
+      comment: 'the renderer runs in a sandboxed page or a browser: it reaches the core over the API, never by import',
+      severity: 'error',
+      from: { path: '^renderer/src' },
+      to: { path: '^(host-agent|relay|electron)/' },
+    },
+    {
+      name: 'renderer-uses-api-entry',
+      comment: 'renderer/src/api/ is the one place that talks to the core; views and components use its entry only',
+      severity: 'error',
+      from: { path: '^renderer/src/(?!api/)' },
+      to: { path: '^renderer/src/api/(?!index\\.(ts|tsx)$)' },
+    },
+    {
       name: 'only-entry-points-across-packages',
       comment: 'a package is used through its entry point, never its internals',
       severity: 'error',
-      from: { path: '^(host-agent|electron)/' },
+      from: { path: '^(host-agent|electron|renderer)/' },
       to: { path: '^shared/(src|dist)/(?!index\\.(js|d\\.ts|ts)$)' },
     },
     {

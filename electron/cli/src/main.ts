@@ -6,6 +6,7 @@ import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
 import { registerRun } from './commands/run.js';
 import { registerSession } from './commands/session.js';
+import { registerUi } from './commands/ui.js';
 import { registerUp } from './commands/up.js';
 import { reportError } from './exit-codes.js';
 
@@ -15,6 +16,7 @@ const program = new Command('hangar')
   .enablePositionalOptions();
 
 registerUp(program);
+registerUi(program);
 registerHosts(program);
 registerSession(program);
 registerAttach(program);

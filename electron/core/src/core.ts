@@ -1,4 +1,5 @@
 import {
+  Emitter,
   HangarError,
   HostAddress,
   HostName,
@@ -7,6 +8,7 @@ import {
   toHangarError,
   type HostInfo,
   type HostRecord,
+  type HostStats,
   type SessionInfo,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
@@ -42,6 +44,9 @@ export interface HostSessions {
  */
 export class HangarCore {
   private readonly connections = new Map<string, HostConnection>();
+  private readonly hostsChangedEmitter = new Emitter<void>();
+  /** A host was added, removed, renamed or re-addressed: its old HostConnection is gone. */
+  readonly onHostsChanged = this.hostsChangedEmitter.event;
   /** Build jobs on paired hosts (see jobs/). */
   readonly jobs = new JobsApi(
     (host) => this.connection(host),
@@ -113,12 +118,26 @@ export class HangarCore {
     };
     this.registry.save(host, { replace: input.replace ?? false });
     this.dropConnection(name);
+    this.hostsChangedEmitter.fire();
     return { host, info: paired.host };
   }
 
   async removeHost(name: string): Promise<void> {
     this.registry.remove(name);
     this.dropConnection(name);
+    this.hostsChangedEmitter.fire();
+  }
+
+  /** Renames a paired host on this computer only; its keys and sessions are unchanged. */
+  renameHost(name: string, newName: string): void {
+    const to = parseOrThrow(HostName, newName, 'new host name');
+    if (this.registry.get(name).embedded && to !== name) {
+      // `hangar up` finds this machine's agent by that name and would pair it again under it.
+      throw new HangarError('E_BAD_REQUEST', `"${name}" is this machine's embedded agent; its name cannot change`);
+    }
+    this.registry.rename(parseOrThrow(HostName, name, 'host name'), to);
+    this.dropConnection(name);
+    this.hostsChangedEmitter.fire();
   }
 
   /** Points an already-paired host at a new address (the embedded agent picks a free port). */
@@ -126,6 +145,7 @@ export class HangarCore {
     parseOrThrow(HostAddress, address, 'host address');
     this.registry.updateAddress(name, address);
     this.dropConnection(name);
+    this.hostsChangedEmitter.fire();
   }
 
   connection(name: string): HostConnection {
@@ -143,6 +163,11 @@ export class HangarCore {
 
   async hostInfo(name: string): Promise<HostInfo> {
     return this.connection(name).call('host.info', {});
+  }
+
+  /** Live load, sessions and capabilities of a host (the agent's host.stats). */
+  async hostStats(name: string): Promise<HostStats> {
+    return this.connection(name).call('host.stats', {});
   }
 
   async createSession(host: string, params: SessionCreateParams): Promise<SessionInfo> {
@@ -184,6 +209,7 @@ export class HangarCore {
   async dispose(): Promise<void> {
     for (const connection of this.connections.values()) connection.dispose();
     this.connections.clear();
+    this.hostsChangedEmitter.dispose();
     this.db.close();
   }
 }

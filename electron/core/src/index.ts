@@ -20,3 +20,6 @@ export {
   type UploadResult,
   type JobLink,
 } from './jobs/index.js';
+export { CoreApiServer, ApiConnection } from './api/index.js';
+export { WebServer, type WebServerOptions } from './web/server.js';
+export { nodePlatform, defaultDownloadsDir, isWebUrl, type Platform, type DesktopNotification } from './platform.js';

@@ -7,3 +7,10 @@ export {
   type MemoryTransportOptions,
   type MemoryTransportPair,
 } from './memory-transport.js';
+export {
+  ControlServer,
+  type ControlServerOptions,
+  type ProcedureHandlers,
+  type ProcedureOutcome,
+  type ProcedureSpec,
+} from './control-server.js';

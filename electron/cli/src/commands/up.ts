@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { reportError } from '../exit-codes.js';
+import { findElectron, launchElectron, startWebMode } from './ui.js';
 
 const run = promisify(execFile);
 
@@ -18,10 +19,15 @@ const LOCAL = 'local';
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('run the local stack: an embedded agent for this machine, paired automatically as host "local"')
+    .description(
+      'run the local stack: an embedded agent for this machine, paired automatically as host "local", and the UI ' +
+        '(an Electron window where Electron is installed, else served to a browser)',
+    )
     .option('--listen <host:port>', 'where the embedded agent listens (loopback only)', '127.0.0.1:0')
-    .action(async (options: { listen: string }) => {
-      process.exitCode = await up(options.listen);
+    .option('--no-ui', 'run the agent only, without a window or web server')
+    .option('--ui-port <n>', 'web mode: port on 127.0.0.1 (0: any free port)', '0')
+    .action(async (options: { listen: string; ui: boolean; uiPort: string }) => {
+      process.exitCode = await up(options.listen, options.ui ? Number(options.uiPort) : undefined);
     });
 }
 
@@ -32,7 +38,8 @@ function agentBin(): string {
   return join(pkg, '..', 'bin', 'hangar-agent.js');
 }
 
-async function up(listen: string): Promise<number> {
+/** `uiPort` undefined: no UI (--no-ui). */
+async function up(listen: string, uiPort: number | undefined): Promise<number> {
   if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(listen)) {
     return reportError(
       new HangarError(
@@ -44,6 +51,7 @@ async function up(listen: string): Promise<number> {
   const core = await HangarCore.open();
   const dataDir = join(core.home, 'agent');
   let agent: ChildProcess | undefined;
+  let ui: { dispose(): Promise<void> | void } | undefined;
   let stopping = false;
   let restarts = 0;
 
@@ -87,6 +95,7 @@ async function up(listen: string): Promise<number> {
 
   const stop = async (status: number): Promise<never> => {
     stopping = true;
+    await ui?.dispose();
     agent?.kill('SIGTERM');
     await core.dispose();
     process.exit(status);
@@ -98,12 +107,34 @@ async function up(listen: string): Promise<number> {
     await start();
     process.stdout.write(
       `hangar: try  npx hangar session new ${LOCAL} --name work -- bash  then  npx hangar attach ${LOCAL} work\n` +
-        'hangar: the desktop window comes with the UI; Ctrl-C stops the local stack (sessions keep running in tmux)\n',
+        'hangar: Ctrl-C stops the local stack (sessions keep running in tmux)\n',
     );
+    if (uiPort !== undefined) ui = await startUi(core, uiPort, () => void stop(0));
   } catch (error) {
     return stop(reportError(error));
   }
   return new Promise<number>(() => undefined);
+}
+
+/** The Electron window when its binary is installed, else web mode with the reason printed. */
+async function startUi(
+  core: HangarCore,
+  port: number,
+  onWindowClosed: () => void,
+): Promise<{ dispose(): Promise<void> | void }> {
+  const electron = process.env['HANGAR_NO_ELECTRON'] ? { missing: 'HANGAR_NO_ELECTRON is set' } : findElectron();
+  if ('path' in electron) {
+    const window = launchElectron(electron.path);
+    process.stdout.write('hangar: opening the Hangar window (Electron)\n');
+    window.once('exit', onWindowClosed);
+    return {
+      dispose: () => {
+        window.off('exit', onWindowClosed);
+        if (window.exitCode === null) window.kill('SIGTERM');
+      },
+    };
+  }
+  return startWebMode(core, port, `${electron.missing}; open this address in a browser`);
 }
 
 /** Pairs the embedded agent on first start, and again if its data dir was reset. */

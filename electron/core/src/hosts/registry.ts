@@ -58,6 +58,18 @@ export class HostRegistry {
     this.db.prepare('UPDATE hosts SET address = ? WHERE name = ?').run(address, name);
   }
 
+  rename(name: string, newName: string): void {
+    this.get(name);
+    if (name === newName) return;
+    if (this.find(newName)) {
+      throw new HangarError(
+        'E_HOST_EXISTS',
+        `a host named "${newName}" already exists; pick another name or remove it first with: hangar hosts rm ${newName}`,
+      );
+    }
+    this.db.prepare('UPDATE hosts SET name = ? WHERE name = ?').run(newName, name);
+  }
+
   remove(name: string): void {
     parseOrThrow(HostName, name, 'host name');
     const result = this.db.prepare('DELETE FROM hosts WHERE name = ?').run(name);

@@ -1,0 +1,178 @@
+import {
+  DisposableStore,
+  Emitter,
+  JobUpdatedEvent,
+  toHangarError,
+  type Disposable,
+  type HostStats,
+  type HostView,
+  type JobInfo,
+} from '@hangar/shared';
+import type { Logger } from 'pino';
+import type { HostConnection } from '../connection/host-connection.js';
+import type { HangarCore } from '../core.js';
+import { isFinal } from '../jobs/index.js';
+import type { Platform } from '../platform.js';
+
+/** A host that does not answer host.stats within this long is listed without stats. */
+const STATS_TIMEOUT_MS = 2000;
+/** Status flaps (connecting → offline while a host is down) are merged into one event. */
+const CHANGE_DEBOUNCE_MS = 100;
+/** Jobs already announced as finished, remembered so a repeated event does not notify twice. */
+const NOTIFIED_LIMIT = 1000;
+
+interface Watched {
+  connection: HostConnection;
+  store: DisposableStore;
+  error: string | null;
+  stats: HostStats | null;
+}
+
+/**
+ * Keeps a link to every paired host while a UI is connected (so their status is live and
+ * reconnects happen), and turns what the hosts say into UI events: hosts.changed, job.updated,
+ * and a desktop notification when a job ends. One per core, shared by every UI connection.
+ */
+export class HostMonitor implements Disposable {
+  private readonly watched = new Map<string, Watched>();
+  private readonly changedEmitter = new Emitter<void>();
+  readonly onChanged = this.changedEmitter.event;
+  private readonly jobEmitter = new Emitter<{ host: string; job: JobInfo }>();
+  readonly onJobUpdated = this.jobEmitter.event;
+  private readonly notified = new Set<string>();
+  private readonly subscription: Disposable;
+  private changeTimer: NodeJS.Timeout | undefined;
+  private disposed = false;
+
+  constructor(
+    private readonly core: HangarCore,
+    private readonly platform: Platform,
+    private readonly logger: Logger,
+  ) {
+    this.subscription = core.onHostsChanged(() => this.sync());
+    this.sync();
+  }
+
+  /** Every paired host as the UI shows it; `fresh` asks online hosts for their load now. */
+  async views(options: { fresh?: boolean } = {}): Promise<HostView[]> {
+    this.sync();
+    const hosts = this.core.listHosts();
+    return Promise.all(
+      hosts.map(async (host): Promise<HostView> => {
+        const watched = this.watched.get(host.name);
+        if (options.fresh && watched && host.status === 'online') watched.stats = await this.stats(host.name);
+        return {
+          name: host.name,
+          address: host.address,
+          embedded: host.embedded,
+          status: host.status,
+          info: watched?.connection.info ?? null,
+          stats: host.status === 'online' ? (watched?.stats ?? null) : null,
+          error: host.status === 'online' ? null : (watched?.error ?? null),
+        };
+      }),
+    );
+  }
+
+  /** Waits until the host's link is up or has failed once (so a just-paired host shows its real status). */
+  async settle(name: string): Promise<void> {
+    this.sync();
+    const watched = this.watched.get(name);
+    if (!watched) return;
+    try {
+      await watched.connection.link();
+    } catch (error) {
+      watched.error = toHangarError(error).message;
+    }
+  }
+
+  /** Follows the registry: watches new hosts, forgets removed ones, re-watches replaced connections. */
+  sync(): void {
+    if (this.disposed) return;
+    const names = new Set(this.core.registry.list().map((h) => h.name));
+    for (const [name, watched] of this.watched) {
+      if (!names.has(name) || this.core.connection(name) !== watched.connection) {
+        void watched.store.dispose();
+        this.watched.delete(name);
+        this.changed();
+      }
+    }
+    for (const name of names) if (!this.watched.has(name)) this.watch(name);
+  }
+
+  private watch(name: string): void {
+    const connection = this.core.connection(name);
+    const store = new DisposableStore();
+    const watched: Watched = { connection, store, error: null, stats: null };
+    this.watched.set(name, watched);
+    store.add(connection.retain());
+    store.add(
+      connection.onStatus((status) => {
+        if (status === 'online') {
+          watched.error = null;
+          // Load and capabilities come with the status, so the UI need not ask.
+          void this.stats(name).then((stats) => {
+            watched.stats = stats;
+            this.changed();
+          });
+        }
+        this.changed();
+      }),
+    );
+    store.add(
+      connection.onEvent(({ event, data }) => {
+        if (event !== 'job.updated') return;
+        const parsed = JobUpdatedEvent.safeParse(data);
+        if (parsed.success) this.jobUpdated(name, parsed.data.job);
+      }),
+    );
+    connection.link().catch((error: unknown) => {
+      watched.error = toHangarError(error).message;
+      this.changed();
+    });
+    this.changed();
+  }
+
+  private async stats(name: string): Promise<HostStats | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), STATS_TIMEOUT_MS)));
+    try {
+      return await Promise.race([this.core.hostStats(name), timeout]);
+    } catch (error) {
+      this.logger.debug({ host: name, err: toHangarError(error) }, 'host.stats failed');
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private jobUpdated(host: string, job: JobInfo): void {
+    this.jobEmitter.fire({ host, job });
+    if (!isFinal(job.state) || this.notified.has(job.id)) return;
+    this.notified.add(job.id);
+    if (this.notified.size > NOTIFIED_LIMIT) this.notified.delete(this.notified.values().next().value!);
+    const exit = job.exit_code === null ? '' : ` (exit ${job.exit_code})`;
+    this.platform.showNotification({
+      title: `Job ${job.state.replace('_', ' ')} on ${host}`,
+      body: `${job.command}${exit}`,
+    });
+  }
+
+  private changed(): void {
+    if (this.changeTimer || this.disposed) return;
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = undefined;
+      this.changedEmitter.fire();
+    }, CHANGE_DEBOUNCE_MS);
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    clearTimeout(this.changeTimer);
+    await this.subscription.dispose();
+    for (const watched of this.watched.values()) await watched.store.dispose();
+    this.watched.clear();
+    this.changedEmitter.dispose();
+    this.jobEmitter.dispose();
+  }
+}

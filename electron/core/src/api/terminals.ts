@@ -1,0 +1,98 @@
+import { HangarError, type CloseReason, type Disposable, type Mux } from '@hangar/shared';
+import { randomBytes } from 'node:crypto';
+import type { HangarCore } from '../core.js';
+import type { TerminalEnd, TerminalStatus } from '../terminal/terminal-client.js';
+import { checkUiStreamId, UiStream } from './ui-stream.js';
+
+interface OpenParams {
+  host: string;
+  session: string;
+  cols: number;
+  rows: number;
+  stream_id: number;
+}
+
+/** A UI connection's open terminals: TerminalClients (which survive host link drops) piped to UI streams. */
+export class UiTerminals implements Disposable {
+  private readonly terminals = new Map<string, { detach(): Promise<void>; resize(c: number, r: number): void }>();
+
+  constructor(
+    private readonly core: HangarCore,
+    private readonly mux: Mux,
+    private readonly publishStatus: (terminalId: string, status: TerminalStatus) => void,
+  ) {}
+
+  /**
+   * Attaches to the session and returns the terminal id with an `after` that opens the core's
+   * end of the UI's stream once the answer is out. Output waits (unacked, so the host stops at
+   * its credit window) until then.
+   */
+  async open(params: OpenParams): Promise<{ terminalId: string; after: () => void }> {
+    checkUiStreamId(this.mux, params.stream_id);
+    const client = await this.core.attach(params.host, params.session, { cols: params.cols, rows: params.rows });
+    const terminalId = `t-${randomBytes(8).toString('hex')}`;
+    const ui = new UiStream(this.mux, params.stream_id);
+    this.terminals.set(terminalId, client);
+    client.onOutput(({ data, offset }) => ui.write(data, () => client.ack(offset + data.length)));
+    client.onStatus((status) => this.publishStatus(terminalId, status));
+    client.onEnd((end) => {
+      this.terminals.delete(terminalId);
+      ui.end(closeReasonOf(end));
+    });
+    ui.onGone(() => {
+      // The UI closed the tab or went away: free the host's tmux client (the session keeps running).
+      this.terminals.delete(terminalId);
+      void client.detach();
+    });
+    return {
+      terminalId,
+      after: () => {
+        ui.open();
+        if (!this.terminals.has(terminalId)) return;
+        ui.onData((data) => client.write(data));
+        this.publishStatus(terminalId, 'attached');
+      },
+    };
+  }
+
+  resize(terminalId: string, cols: number, rows: number): void {
+    this.get(terminalId).resize(cols, rows);
+  }
+
+  async close(terminalId: string): Promise<void> {
+    const terminal = this.get(terminalId);
+    this.terminals.delete(terminalId);
+    await terminal.detach();
+  }
+
+  private get(terminalId: string) {
+    const terminal = this.terminals.get(terminalId);
+    if (!terminal) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `terminal_id: no open terminal ${terminalId}; open it again with terminal.open`,
+      );
+    }
+    return terminal;
+  }
+
+  async dispose(): Promise<void> {
+    const open = [...this.terminals.values()];
+    this.terminals.clear();
+    await Promise.all(open.map((terminal) => terminal.detach()));
+  }
+}
+
+/** The close reasons the UI sees on a terminal stream (documented on terminal.open). */
+function closeReasonOf(end: TerminalEnd): CloseReason {
+  switch (end.reason) {
+    case 'exited':
+      return { code: 'session_ended', message: end.message, exit_code: end.exitCode };
+    case 'killed':
+      return { code: 'session_killed', message: end.message };
+    case 'detached':
+      return { code: 'detached', message: end.message };
+    case 'error':
+      return { code: 'error', message: end.message };
+  }
+}

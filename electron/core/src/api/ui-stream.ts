@@ -1,0 +1,102 @@
+import { Emitter, HangarError, type CloseReason, type Disposable, type LinkStream, type Mux } from '@hangar/shared';
+
+interface Waiting {
+  /** UI stream offset after this chunk. */
+  end: number;
+  consumed: () => void;
+}
+
+/** The UI opens streams with odd ids (Mux role 'client'); the core only takes over such an id. */
+export function checkUiStreamId(mux: Mux, id: number): void {
+  if (id % 2 === 0) {
+    throw new HangarError('E_BAD_REQUEST', `stream_id: ${id} must be odd (the UI opens streams with odd ids)`);
+  }
+  if (mux.getStream(id)) throw new HangarError('E_BAD_REQUEST', `stream_id: stream ${id} is already in use`);
+}
+
+/**
+ * The core's end of a stream the UI opened for a terminal or a log. Bytes come from a host with a
+ * `consumed` callback; it runs only once the UI has acked them, and only then does the core ack
+ * the host. So the host's credit window bounds what the core holds: a flood never grows its memory.
+ * Until open() (called after the answer was sent) bytes and the end wait here, in order.
+ */
+export class UiStream implements Disposable {
+  private stream: LinkStream | undefined;
+  private early: { data: Uint8Array; consumed?: () => void }[] = [];
+  private endReason: CloseReason | undefined;
+  private written = 0;
+  private waiting: Waiting[] = [];
+  private gone = false;
+  private readonly goneEmitter = new Emitter<CloseReason>();
+  /** The UI closed the stream, or its link dropped: nobody reads any more. */
+  readonly onGone = this.goneEmitter.event;
+
+  constructor(
+    private readonly mux: Mux,
+    readonly id: number,
+  ) {}
+
+  open(): void {
+    if (this.stream || this.gone) return;
+    let stream: LinkStream;
+    try {
+      stream = this.mux.openStream({ id: this.id });
+    } catch (error) {
+      // The link closed (or the id was taken) between the answer and now.
+      this.markGone({ code: 'error', message: error instanceof Error ? error.message : String(error) });
+      return;
+    }
+    this.stream = stream;
+    stream.onAck((offset) => this.release(offset));
+    stream.onClose((reason) => this.markGone(reason));
+    for (const { data, consumed } of this.early.splice(0)) this.send(data, consumed);
+    if (this.endReason) stream.close(this.endReason);
+  }
+
+  /** Input typed in the UI. */
+  onData(listener: (data: Uint8Array) => void): Disposable {
+    if (!this.stream) throw new HangarError('E_INTERNAL', `stream ${this.id} is not open yet`);
+    return this.stream.onData(listener);
+  }
+
+  write(data: Uint8Array, consumed?: () => void): void {
+    if (this.gone || this.endReason) {
+      // Nobody reads: let the host go on (a log follower drains to its end).
+      consumed?.();
+      return;
+    }
+    if (!this.stream) this.early.push(consumed ? { data, consumed } : { data });
+    else this.send(data, consumed);
+  }
+
+  /** Ends the stream after the bytes already written, with `reason` for the UI. */
+  end(reason: CloseReason): void {
+    if (this.endReason || this.gone) return;
+    this.endReason = reason;
+    this.stream?.close(reason);
+  }
+
+  private send(data: Uint8Array, consumed?: () => void): void {
+    this.stream!.write(data);
+    this.written += data.length;
+    if (consumed) this.waiting.push({ end: this.written, consumed });
+  }
+
+  private release(offset: number): void {
+    while (this.waiting.length > 0 && this.waiting[0]!.end <= offset) this.waiting.shift()!.consumed();
+  }
+
+  private markGone(reason: CloseReason): void {
+    if (this.gone) return;
+    this.gone = true;
+    for (const { consumed } of this.waiting.splice(0)) consumed();
+    for (const { consumed } of this.early.splice(0)) consumed?.();
+    this.goneEmitter.fire(reason);
+    this.goneEmitter.dispose();
+  }
+
+  dispose(): void {
+    if (!this.stream) this.markGone({ code: 'closed', message: 'closed before it opened' });
+    else this.stream.close({ code: 'closed', message: 'closed by the core' }, { flush: false });
+  }
+}

@@ -1,0 +1,149 @@
+import { HangarError } from '@hangar/shared';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  BASH,
+  hangarAgent,
+  killTmuxServer,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../../../../test/support/processes.js';
+import { HangarCore } from '../../src/core.js';
+import type { Platform } from '../../src/platform.js';
+import { WebServer } from '../../src/web/server.js';
+import { connectUi, waitFor, type UiClient } from './ui-client.js';
+
+const quiet = pino({ level: 'silent' });
+
+describe('the core API over web mode, against a real agent', () => {
+  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()!();
+  });
+
+  const start = async () => {
+    const dataDir = tempDir('api-agent');
+    cleanup.push(() => removeDir(dataDir));
+    cleanup.push(() => killTmuxServer(dataDir));
+    const agent: AgentProcess = await startAgentProcess(dataDir);
+    cleanup.push(() => agent.stop());
+    const home = tempDir('api-home');
+    cleanup.push(() => removeDir(home));
+    const core = await HangarCore.open({ home, logger: quiet });
+    cleanup.push(() => core.dispose());
+    const notifications: { title: string; body: string }[] = [];
+    const platform: Platform = {
+      kind: 'web',
+      openExternal: async () => undefined,
+      showNotification: (n) => notifications.push(n),
+      downloadsDir: () => home,
+    };
+    const web = await WebServer.start({ core, platform, staticDir: home, logger: quiet });
+    cleanup.push(() => web.dispose());
+    const ui = await connectUi(web.port, web.secret);
+    cleanup.push(() => ui.close());
+    return { agent, core, web, ui, notifications };
+  };
+
+  const pairingCode = async (agent: AgentProcess) => {
+    const issued = await hangarAgent(['pair', '--data', agent.dataDir, '--json']);
+    return (JSON.parse(issued.stdout) as { code: string }).code;
+  };
+
+  it('pairs a host from the UI, opens a terminal on it and shows what was typed', async () => {
+    const { agent, ui } = await start();
+    expect(await ui.call('hosts.list', {})).toEqual({ hosts: [] });
+
+    const added = await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    expect(added.host).toMatchObject({ name: 'mini', status: 'online', embedded: false, error: null });
+    const listed = await ui.call('hosts.list', {});
+    expect(listed.hosts).toHaveLength(1);
+    expect(listed.hosts[0]!.info?.hostname).toBeTruthy();
+    expect(listed.hosts[0]!.stats?.capabilities.tmux).toBe(true);
+    expect(JSON.stringify(listed)).not.toMatch(/agent_key|cert_fingerprint/);
+    await waitFor(() => ui.events.some((e) => e.event === 'hosts.changed'), 'a hosts.changed event');
+
+    await ui.call('sessions.create', {
+      host: 'mini',
+      session: { name: 'work', command: BASH.slice(BASH.indexOf('--') + 1), env: { PS1: '$ ' } },
+    });
+    const sessions = await ui.call('sessions.list', {});
+    expect(sessions.hosts[0]!.sessions.map((s) => s.name)).toEqual(['work']);
+
+    const tab = ui.openStream();
+    const { terminal_id } = await ui.call('terminal.open', {
+      host: 'mini',
+      session: 'work',
+      cols: 80,
+      rows: 24,
+      stream_id: tab.stream.id,
+    });
+    await waitFor(
+      () =>
+        ui.events.some((e) => e.event === 'terminal.status' && (e.data as { status: string }).status === 'attached'),
+      'the attached status',
+    );
+    // Quoted apart so the echo of the keystrokes cannot pass for the command's output.
+    tab.stream.write(new TextEncoder().encode('echo hel""lo\r'));
+    await waitFor(() => tab.text().includes('hello'), 'hello from the shell');
+    await ui.call('terminal.resize', { terminal_id, cols: 100, rows: 30 });
+
+    await ui.call('terminal.close', { terminal_id });
+    expect((await tab.closed).code).toBe('detached');
+    await expect(ui.call('terminal.resize', { terminal_id, cols: 100, rows: 30 })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+    });
+    await ui.call('sessions.kill', { host: 'mini', name: 'work' });
+  });
+
+  it('ends the terminal stream with the exit status when the session ends', async () => {
+    const { agent, ui } = await start();
+    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    await ui.call('sessions.create', { host: 'mini', session: { name: 'brief', command: ['bash', '--norc'] } });
+    const tab = ui.openStream();
+    await ui.call('terminal.open', { host: 'mini', session: 'brief', cols: 80, rows: 24, stream_id: tab.stream.id });
+    await waitFor(() => ui.events.some((e) => e.event === 'terminal.status'), 'attached');
+    tab.stream.write(new TextEncoder().encode('exit 3\r'));
+    expect(await tab.closed).toMatchObject({ code: 'session_ended', exit_code: 3 });
+  });
+
+  it('refuses bad params with E_BAD_REQUEST naming the field, before anything happens', async () => {
+    const { ui } = await start();
+    const refused = (promise: Promise<unknown>) =>
+      promise.then(
+        () => undefined,
+        (error: HangarError) => error,
+      );
+
+    const badName = await refused(
+      ui.call('sessions.create', { host: 'mini', session: { name: 5, command: ['bash'] } }),
+    );
+    expect(badName).toMatchObject({ code: 'E_BAD_REQUEST' });
+    expect(badName!.message).toMatch(/session\.name/);
+
+    const badHost = await refused(ui.call('hosts.add', { name: 'no spaces', address: '127.0.0.1:1', code: '1' }));
+    expect(badHost!.message).toMatch(/name/);
+
+    const evenStream = await refused(
+      ui.call('terminal.open', { host: 'mini', session: 'w', cols: 80, rows: 24, stream_id: 2 }),
+    );
+    expect(evenStream).toMatchObject({ code: 'E_BAD_REQUEST' });
+
+    const unknown = await refused(ui.call('hosts.explode' as 'hosts.list', {}));
+    expect(unknown!.message).toMatch(/unknown method "hosts.explode"/);
+
+    const missing = await refused(ui.call('jobs.get', { host: 'mini' }));
+    expect(missing!.message).toMatch(/\bid\b/);
+
+    expect(await ui.call('hosts.list', {})).toEqual({ hosts: [] });
+  });
+
+  it('says which host is unknown when asked about one that was never paired', async () => {
+    const { ui } = await start();
+    await expect(ui.call('sessions.list', { host: 'ghost' })).rejects.toMatchObject({ code: 'E_HOST_NOT_FOUND' });
+  });
+});
+
+export type { UiClient };

@@ -1,0 +1,125 @@
+/**
+ * The Electron shell, kept thin (Wave, Tabby): a window, a menu, a tray and MessagePorts to the
+ * core. Everything else (hosts, terminals, jobs) is electron/core, the same code the CLI and web
+ * mode run. The page is sandboxed with no Node; it reaches the core only through its port.
+ */
+import { CoreApiServer, HangarCore, hangarHome } from '@hangar/desktop/core';
+import { BrowserWindow, MessageChannelMain, app, ipcMain } from 'electron';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { APP_ORIGIN, isAppUrl, registerAppScheme, serveRenderer } from './app-protocol.js';
+import { electronPlatform } from './electron-platform.js';
+import { wirePortRequests, type IpcMainLike, type PortWiringOptions } from './ipc.js';
+import { createTray, installAppMenu } from './shell.js';
+import { loadWindowState, saveWindowState, windowStateFile } from './window-state.js';
+
+const PRELOAD = fileURLToPath(new URL('../../preload/dist/preload.cjs', import.meta.url));
+const RENDERER_DIST = fileURLToPath(new URL('../../../renderer/dist/', import.meta.url));
+const HANGAR_BIN = fileURLToPath(new URL('../../bin/hangar.js', import.meta.url));
+/** Set by `hangar up`, which runs the embedded agent itself and opened this window. */
+const AGENT_MANAGED = process.env['HANGAR_AGENT_MANAGED'] === '1';
+
+registerAppScheme();
+
+if (!app.requestSingleInstanceLock()) {
+  // Another Hangar window is running; it comes to the front (see 'second-instance').
+  app.quit();
+} else {
+  void app.whenReady().then(start);
+}
+
+async function start(): Promise<void> {
+  const home = hangarHome();
+  const core = await HangarCore.open({ home });
+  const api = new CoreApiServer(core, electronPlatform());
+  const agent = AGENT_MANAGED ? undefined : startEmbeddedAgent();
+  serveRenderer(RENDERER_DIST);
+  installAppMenu();
+
+  const stateFile = windowStateFile(home);
+  let window: BrowserWindow | undefined;
+  const showWindow = (): BrowserWindow => {
+    if (window && !window.isDestroyed()) return window;
+    window = createWindow(stateFile);
+    return window;
+  };
+
+  const ports = wirePortRequests({
+    ipcMain: ipcMain as unknown as IpcMainLike,
+    createChannel: () => new MessageChannelMain() as unknown as ReturnType<PortWiringOptions['createChannel']>,
+    serve: (transport) => api.serve(transport),
+    isTrustedUrl: isAppUrl,
+    onRefused: (url) => core.logger.warn({ url }, 'refused a core port to a page that is not ours'),
+  });
+  const tray = createTray(core, showWindow);
+  showWindow();
+
+  app.on('second-instance', () => {
+    const shown = showWindow();
+    if (shown.isMinimized()) shown.restore();
+    shown.focus();
+  });
+  app.on('activate', () => showWindow());
+  // The tray keeps Hangar reachable on macOS; elsewhere closing the last window quits.
+  app.on('window-all-closed', () => {
+    if (process.platform !== 'darwin') app.quit();
+  });
+  let quitting = false;
+  app.on('will-quit', (event) => {
+    if (quitting) return;
+    quitting = true;
+    event.preventDefault();
+    tray.dispose();
+    agent?.kill('SIGTERM');
+    void (async () => {
+      ports.dispose();
+      await api.dispose();
+      await core.dispose();
+      app.quit();
+    })();
+  });
+}
+
+function createWindow(stateFile: string): BrowserWindow {
+  const state = loadWindowState(stateFile);
+  const window = new BrowserWindow({
+    ...state,
+    minWidth: 640,
+    minHeight: 400,
+    show: false,
+    title: 'Hangar',
+    webPreferences: {
+      preload: PRELOAD,
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+      spellcheck: false,
+    },
+  });
+  if (state.maximized) window.maximize();
+  window.once('ready-to-show', () => window.show());
+  // Links open in the user's browser, never inside the app window.
+  window.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  window.webContents.on('will-navigate', (event, url) => {
+    if (!isAppUrl(url)) event.preventDefault();
+  });
+  window.on('close', () => {
+    const bounds = window.getNormalBounds();
+    saveWindowState(stateFile, { ...bounds, maximized: window.isMaximized() });
+  });
+  void window.loadURL(`${APP_ORIGIN}/`);
+  return window;
+}
+
+/**
+ * Started from a packaged app (not from `hangar up`): run `hangar up --no-ui` with Electron's
+ * own Node, so the embedded agent and its pairing are exactly what `npm start` does.
+ */
+function startEmbeddedAgent(): ChildProcess {
+  const child = spawn(process.execPath, [HANGAR_BIN, 'up', '--no-ui'], {
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  return child;
+}
