@@ -1,56 +1,24 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AttachedCli } from '../support/pty-client.js';
-import {
-  hangar,
-  killTmuxServer,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  tmux,
-  type AgentProcess,
-  BASH,
-} from '../support/processes.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
+import type { AttachedCli } from '../support/pty-client.js';
+import { BASH, hangar, tmux } from '../support/processes.js';
 
 /**
  * Screen truth: what a client shows (its received bytes rendered by a headless xterm) must equal
  * what tmux holds (`capture-pane -p`), after full-screen programs and after a dropped link.
  */
 describe('resume and screen truth', () => {
-  let home: string;
-  let dataDir: string;
-  let agent: AgentProcess;
-  let proxy: TcpProxy;
-  const clients: AttachedCli[] = [];
-
-  beforeEach(async () => {
-    home = tempDir('home');
-    dataDir = tempDir('agent');
-    agent = await startAgentProcess(dataDir);
-    proxy = await TcpProxy.start(agent.port);
-    await pairWith(home, 'box', agent, proxy.address);
-  });
-
-  afterEach(async () => {
-    for (const client of clients.splice(0)) await client[Symbol.asyncDispose]();
-    await proxy?.[Symbol.asyncDispose]();
-    await agent?.stop();
-    await killTmuxServer(dataDir);
-    removeDir(home);
-    removeDir(dataDir);
-  });
+  const box = usePairedHost({ viaProxy: true });
+  const proxy = () => box.proxy!;
 
   const start = async (name: string, command: string[], size = { cols: 100, rows: 30 }) => {
-    const created = await hangar(home, ['session', 'new', 'box', '--name', name, ...command]);
+    const created = await hangar(box.home, ['session', 'new', 'box', '--name', name, ...command]);
     expect(created.stderr).toBe('');
-    const client = new AttachedCli(home, ['box', name], size);
-    clients.push(client);
-    return client;
+    return box.attach(name, size);
   };
 
   const paneText = async (name: string) =>
-    (await tmux(dataDir, ['capture-pane', '-p', '-t', `hangar-${name}`])).split('\n').map((l) => l.trimEnd());
+    (await tmux(box.dataDir, ['capture-pane', '-p', '-t', `hangar-${name}`])).split('\n').map((l) => l.trimEnd());
 
   /** Waits until the client's screen equals tmux's pane, line for line. */
   const expectSameScreen = async (client: AttachedCli, name: string, timeoutMs = 5000) => {
@@ -90,7 +58,7 @@ describe('resume and screen truth', () => {
     await client.waitForText('$');
     client.type('seq 1 300000; echo flood-finished\r');
     await client.waitForText(/^\d{3,}$/m);
-    proxy.cutAll();
+    proxy().cutAll();
     await client.waitForText(/^flood-finished$/m, 20_000);
     await expectSameScreen(client, 'flood');
     client.type('echo after-resume\r');
@@ -99,18 +67,17 @@ describe('resume and screen truth', () => {
   });
 
   it('after the replay window the client says output was skipped and shows the current screen', async () => {
-    await agent.stop();
-    agent = await startAgentProcess(dataDir, { port: agent.port, replayWindowSeconds: 1 });
+    await box.restartAgent({ replayWindowSeconds: 1 });
     const client = await start('late', BASH);
     await client.waitForText('$');
     client.type('echo before-gap\r');
     await client.waitForText(/^before-gap$/m);
-    proxy.setRefusing(true);
-    proxy.cutAll();
+    proxy().setRefusing(true);
+    proxy().cutAll();
     await client.waitForText('reconnecting…');
-    await tmux(dataDir, ['send-keys', '-t', 'hangar-late', 'echo written-while-away', 'Enter']);
+    await tmux(box.dataDir, ['send-keys', '-t', 'hangar-late', 'echo written-while-away', 'Enter']);
     await new Promise((r) => setTimeout(r, 2500));
-    proxy.setRefusing(false);
+    proxy().setRefusing(false);
     await client.waitForText('output while you were away was skipped', 15_000);
     await client.waitForText(/^written-while-away$/m);
     client.type('echo after-gap\r');
@@ -121,11 +88,11 @@ describe('resume and screen truth', () => {
   it('a link that carries nothing is noticed within 10 s, shown as reconnecting, and repaired', async () => {
     const client = await start('stall', BASH);
     await client.waitForText('$');
-    proxy.setBlackhole(true);
+    proxy().setBlackhole(true);
     const began = Date.now();
     await client.waitForText('reconnecting…', 12_000);
     expect(Date.now() - began).toBeLessThan(10_500);
-    proxy.setBlackhole(false);
+    proxy().setBlackhole(false);
     client.type('echo repaired\r');
     await client.waitForText(/^repaired$/m, 15_000);
     await expectSameScreen(client, 'stall');
@@ -137,7 +104,7 @@ describe('resume and screen truth', () => {
     const marker = 'SUPERSECRETMARKER';
     client.type(`echo ${marker}\r`);
     await client.waitForText(new RegExp(`^${marker}$`, 'm'));
-    const wire = proxy.capturedBytes;
+    const wire = proxy().capturedBytes;
     expect(wire.length).toBeGreaterThan(1000);
     expect(wire.includes(Buffer.from(marker))).toBe(false);
     expect(wire.includes(Buffer.from('echo'))).toBe(false);
