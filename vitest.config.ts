@@ -8,7 +8,11 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['{shared,host-agent,electron/core,electron/cli}/test/**/*.test.ts', 'test/**/*.test.ts'],
+    include: [
+      '{shared,host-agent,electron/core,electron/cli}/test/**/*.test.ts',
+      'renderer/test/**/*.test.tsx',
+      'test/**/*.test.ts',
+    ],
     exclude: ['**/node_modules/**', '**/dist/**', 'test/bench/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

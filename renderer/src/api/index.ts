@@ -1,0 +1,21 @@
+// The renderer's only door to the core: views import from here, never from @hangar/shared's link.
+export { CoreClient, describeError, type CoreApi, type CoreEventData } from './core-client.js';
+export { connectToCore, isDesktop } from './transport.js';
+export {
+  followJobLog,
+  openTerminal,
+  type TerminalConnection,
+  type TerminalSink,
+  type TerminalStatus,
+} from './terminal-connection.js';
+export type {
+  CoreMethod,
+  CoreParams,
+  CoreResult,
+  HostView,
+  JobInfo,
+  JobDetail,
+  SessionInfo,
+  CloseReason,
+} from '@hangar/shared';
+export { FINAL_JOB_STATES } from '@hangar/shared';

@@ -1,0 +1,145 @@
+import {
+  Emitter,
+  HangarError,
+  toDisposable,
+  wrapWebSocket,
+  type CloseReason,
+  type FrameTransport,
+} from '@hangar/shared';
+
+/** What the Electron preload exposes on the page (see electron/preload). */
+declare global {
+  interface Window {
+    hangarDesktop?: { platform?: string; requestPort?(): void };
+  }
+}
+
+const TOKEN_KEY = 'hangar.token';
+/** Longest we wait for the preload to hand over its port or the WebSocket to open. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export function isDesktop(): boolean {
+  return typeof window !== 'undefined' && window.hangarDesktop !== undefined;
+}
+
+/**
+ * The per-launch secret of web mode. It arrives in the address's fragment (never sent to the
+ * server in a request line or a Referer), is moved to sessionStorage so a reload of this tab
+ * still works, and is removed from the address bar so it is not copied along with the URL.
+ */
+export function takeWebToken(): string | undefined {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (match) {
+    const token = decodeURIComponent(match[1]!);
+    sessionStorage.setItem(TOKEN_KEY, token);
+    history.replaceState(null, '', location.pathname + location.search);
+    return token;
+  }
+  return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+}
+
+export async function connectToCore(): Promise<FrameTransport> {
+  return isDesktop() ? connectDesktop() : connectWeb();
+}
+
+async function connectWeb(): Promise<FrameTransport> {
+  const token = takeWebToken();
+  if (!token) {
+    throw new HangarError(
+      'E_UNAVAILABLE',
+      'This page was opened without its secret. Open the address that `hangar ui` printed (it ends in #token=…).',
+    );
+  }
+  const socket = new WebSocket(`ws://${location.host}/api?token=${encodeURIComponent(token)}`);
+  socket.binaryType = 'arraybuffer';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(unreachable()), CONNECT_TIMEOUT_MS);
+    socket.addEventListener('open', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.addEventListener('close', () => {
+      clearTimeout(timer);
+      reject(unreachable());
+    });
+  });
+  return wrapWebSocket(socket);
+}
+
+function unreachable(): HangarError {
+  return new HangarError(
+    'E_UNAVAILABLE',
+    'Could not reach the Hangar core. If `hangar ui` was restarted, open the new address it printed.',
+  );
+}
+
+async function connectDesktop(): Promise<FrameTransport> {
+  const port = await new Promise<MessagePort>((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new HangarError('E_UNAVAILABLE', 'The Hangar window did not get a connection to its core; restart Hangar.'),
+        ),
+      CONNECT_TIMEOUT_MS,
+    );
+    const onMessage = (event: MessageEvent) => {
+      if (event.source !== window || (event.data as { type?: unknown })?.type !== 'hangar:port') return;
+      const received = event.ports[0];
+      if (!received) return;
+      clearTimeout(timer);
+      window.removeEventListener('message', onMessage);
+      resolve(received);
+    };
+    // Listen first, then ask: the port arrives as a window message (electron/preload/README.md).
+    window.addEventListener('message', onMessage);
+    window.hangarDesktop?.requestPort?.();
+  });
+  return wrapMessagePort(port);
+}
+
+/** One port message is one frame. A MessagePort queues without limit, so bufferedAmount is 0. */
+export function wrapMessagePort(port: MessagePort): FrameTransport {
+  const frames = new Emitter<Uint8Array>();
+  const drains = new Emitter<void>();
+  const closes = new Emitter<CloseReason>();
+  let closed = false;
+  const finish = (reason: CloseReason) => {
+    if (closed) return;
+    closed = true;
+    closes.fire(reason);
+    frames.dispose();
+    drains.dispose();
+    closes.dispose();
+  };
+  port.onmessage = (event: MessageEvent) => {
+    const data: unknown = event.data;
+    if (data instanceof Uint8Array) frames.fire(data);
+    else if (data instanceof ArrayBuffer) frames.fire(new Uint8Array(data));
+  };
+  // Chromium fires 'close' on an entangled port when the other side goes away (Electron ≥ 22).
+  port.addEventListener('close', () => finish({ code: 'closed', message: 'the Hangar core closed the connection' }));
+  port.start();
+  return {
+    send(frame) {
+      if (!closed) port.postMessage(frame);
+    },
+    bufferedAmount: 0,
+    onFrame: (listener) => frames.event(listener),
+    onDrain: (listener) => drains.event(listener),
+    onClose(listener) {
+      if (closed) {
+        queueMicrotask(() => listener({ code: 'closed', message: 'closed' }));
+        return toDisposable(() => undefined);
+      }
+      return closes.event(listener);
+    },
+    close(reason = { code: 'closed', message: 'closed by this side' }) {
+      if (closed) return;
+      port.close();
+      finish(reason);
+    },
+    get closed() {
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import type { HostView } from '../api/index.js';
+import type { HostSessions } from '../views/use-hangar-data.js';
+
+export interface HostListProps {
+  hosts: HostView[] | undefined;
+  error: string | undefined;
+  sessions: Record<string, HostSessions>;
+  onAttach(host: string, session: string): void;
+  onNewSession(host: string): void;
+  onAddHost(): void;
+  onRename(host: string): void;
+  onRemove(host: string): void;
+  onRetry(): void;
+}
+
+const STATUS_WORDS = { online: 'online', connecting: 'connecting…', offline: 'offline' } as const;
+
+/** Every host with its status, load and sessions; the sidebar of the main window. */
+export function HostList(props: HostListProps) {
+  const { hosts, error } = props;
+  if (error !== undefined && hosts === undefined) {
+    return (
+      <div className="empty-state" role="alert">
+        <p>Could not load your hosts: {error}</p>
+        <button type="button" onClick={props.onRetry}>
+          Try again
+        </button>
+      </div>
+    );
+  }
+  if (hosts === undefined) return <p className="empty-state">Loading hosts…</p>;
+  if (hosts.length === 0) {
+    return (
+      <div className="empty-state">
+        <p>No hosts yet.</p>
+        <p>
+          Add a host: run <code>hangar-agent pair</code> on it, then Add host… with the address and code it prints.
+        </p>
+        <button type="button" onClick={props.onAddHost}>
+          Add host…
+        </button>
+      </div>
+    );
+  }
+  return (
+    <ul className="host-list" aria-label="Hosts">
+      {hosts.map((host) => (
+        <HostItem {...props} key={host.name} host={host} hostSessions={props.sessions[host.name]} />
+      ))}
+    </ul>
+  );
+}
+
+function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSessions | undefined }) {
+  const { host } = props;
+  const stats = host.stats;
+  return (
+    <li className={`host host-${host.status}`} aria-label={`${host.name}, ${STATUS_WORDS[host.status]}`}>
+      <div className="host-header">
+        <span className={`status-dot status-${host.status}`} aria-hidden="true" />
+        <strong className="host-name">{host.name}</strong>
+        <span className="host-status">{STATUS_WORDS[host.status]}</span>
+      </div>
+      <div className="host-meta">
+        {host.info ? `${host.info.os} ${host.info.arch}` : host.address}
+        {host.embedded ? ' · this computer' : ''}
+      </div>
+      {host.status === 'offline' && <OfflineReason host={host} />}
+      {stats && (
+        <>
+          <div className="host-caps" aria-label="Capabilities">
+            {(['tmux', 'tart', 'bubblewrap'] as const).map((cap) => (
+              <span key={cap} className={stats.capabilities[cap] ? 'cap cap-on' : 'cap cap-off'}>
+                {cap === 'tart' ? 'Tart' : cap}
+                {stats.capabilities[cap] ? '' : ' (missing)'}
+              </span>
+            ))}
+          </div>
+          <dl className="host-load">
+            <dt>CPU</dt>
+            <dd>{percent(stats.load[0]! / stats.cpus)}</dd>
+            <dt>Memory</dt>
+            <dd>{percent(1 - stats.mem_free / Math.max(1, stats.mem_total))}</dd>
+            <dt>Disk</dt>
+            <dd>{percent(1 - stats.disk_free / Math.max(1, stats.disk_total))}</dd>
+            <dt>Jobs</dt>
+            <dd>{stats.running_jobs} running</dd>
+          </dl>
+        </>
+      )}
+      <SessionList {...props} />
+      <div className="host-actions">
+        <button type="button" onClick={() => props.onNewSession(host.name)} disabled={host.status !== 'online'}>
+          New session
+        </button>
+        <button type="button" onClick={() => props.onRename(host.name)} aria-label={`Rename ${host.name}`}>
+          Rename
+        </button>
+        <button type="button" onClick={() => props.onRemove(host.name)} aria-label={`Remove ${host.name}`}>
+          Remove
+        </button>
+      </div>
+    </li>
+  );
+}
+
+function SessionList(props: HostListProps & { host: HostView; hostSessions: HostSessions | undefined }) {
+  const { host, hostSessions: sessions } = props;
+  if (!sessions) return null;
+  if (sessions.error) return <p className="host-error">Sessions unavailable: {sessions.error}</p>;
+  if (sessions.sessions.length === 0) return <p className="host-hint">No sessions.</p>;
+  return (
+    <ul className="session-list" aria-label={`Sessions on ${host.name}`}>
+      {sessions.sessions.map((s) => (
+        <li key={s.name}>
+          <button
+            type="button"
+            className="session"
+            onClick={() => props.onAttach(host.name, s.name)}
+            aria-label={`Attach to ${host.name}/${s.name}`}
+          >
+            <span className="session-name">{s.name}</span>
+            <span className="session-command">{s.command.join(' ')}</span>
+          </button>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function OfflineReason({ host }: { host: HostView }) {
+  const fix = host.embedded
+    ? 'The embedded agent is not running; restart Hangar (npm start).'
+    : `On ${host.name}, check the agent is running: hangar-agent serve (it listens on ${host.address}).`;
+  return (
+    <div className="host-error" role="status">
+      <p>{host.error ?? 'Not reachable.'}</p>
+      <p>{fix}</p>
+    </div>
+  );
+}
+
+function percent(fraction: number): string {
+  return `${Math.round(Math.min(1, Math.max(0, fraction)) * 100)}%`;
+}

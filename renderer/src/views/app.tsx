@@ -1,0 +1,230 @@
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
+import { describeError, isDesktop, type CoreApi } from '../api/index.js';
+import { AddHostDialog, RemoveHostDialog, RenameHostDialog, RenameTabDialog } from '../components/host-dialogs.js';
+import { HostList } from '../components/host-list.js';
+import { Modal } from '../components/modal.js';
+import { CommandPalette } from './command-palette.js';
+import { nextSessionName, paletteActions, typedRunActions, type PaletteCommands } from './palette-actions.js';
+import { useTerminalTabs } from './terminal-tabs-state.js';
+import { TerminalsView } from './terminals-view.js';
+import { useTheme, type ThemeChoice } from './theme.js';
+import { useHangarData, type JobEntry } from './use-hangar-data.js';
+
+// The jobs view (and its log renderer) loads on first use, keeping the first frame small.
+const JobsView = lazy(() => import('./jobs-view.js'));
+
+type Dialog =
+  | { kind: 'add-host' }
+  | { kind: 'rename-host'; host?: string }
+  | { kind: 'remove-host'; host: string }
+  | { kind: 'rename-tab'; tabId: string }
+  | { kind: 'settings' };
+
+const isMac = typeof navigator !== 'undefined' && /Mac/.test(navigator.platform);
+
+function notifyJobEnded({ host, job }: JobEntry): void {
+  // In Electron the core notifies natively; in a browser, only if the user allowed it.
+  if (isDesktop() || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+  new Notification(`Job ${job.state}: ${job.command}`, { body: `${job.id} on ${host}`, tag: job.id });
+}
+
+export function App({ api, disconnected }: { api: CoreApi; disconnected: string | undefined }) {
+  const data = useHangarData(api, notifyJobEnded);
+  const tabs = useTerminalTabs();
+  const { theme, choice, setChoice, toggle } = useTheme();
+  const [view, setView] = useState<'terminals' | 'jobs'>('terminals');
+  const [paletteOpen, setPaletteOpen] = useState(false);
+  const [dialog, setDialog] = useState<Dialog>();
+  const [notice, setNotice] = useState<string>();
+  const [selectedJob, setSelectedJob] = useState<{ host: string; id: string }>();
+  const hosts = useMemo(() => data.hosts ?? [], [data.hosts]);
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if ((isMac ? event.metaKey : event.ctrlKey) && !event.shiftKey && event.key.toLowerCase() === 'k') {
+        event.preventDefault();
+        setPaletteOpen((open) => !open);
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
+
+  const fail = useCallback((error: unknown) => setNotice(describeError(error)), []);
+  const showJob = useCallback(
+    (entry: JobEntry) => {
+      data.addJob(entry);
+      setSelectedJob({ host: entry.host, id: entry.job.id });
+      setView('jobs');
+      if (!isDesktop() && typeof Notification !== 'undefined' && Notification.permission === 'default') {
+        void Notification.requestPermission();
+      }
+    },
+    [data],
+  );
+  const newSession = useCallback(
+    (host: string) =>
+      api
+        .call('sessions.create', {
+          host,
+          session: { name: nextSessionName(data.sessions[host]), command: ['sh', '-c', 'exec "${SHELL:-/bin/sh}" -l'] },
+        })
+        .then((session) => {
+          data.refreshSessions();
+          return { host, session: session.name };
+        }),
+    [api, data],
+  );
+
+  const commands: PaletteCommands = {
+    newSession: (host) =>
+      void newSession(host).then((target) => {
+        tabs.open(target);
+        setView('terminals');
+      }, fail),
+    attach: (host, session) => {
+      tabs.open({ host, session });
+      setView('terminals');
+    },
+    runJob: (host, command) => void api.call('jobs.submit', { host, spec: { command } }).then(showJob, fail),
+    cancelJob: (host, id) => void api.call('jobs.cancel', { host, id }).then((job) => data.addJob({ host, job }), fail),
+    addHost: () => setDialog({ kind: 'add-host' }),
+    renameHost: () => setDialog({ kind: 'rename-host' }),
+    removeHost: (host) => setDialog({ kind: 'remove-host', host }),
+    toggleTheme: toggle,
+    showJobs: () => setView('jobs'),
+    showTerminals: () => setView('terminals'),
+    splitTab: (tabId) => {
+      const host = tabs.tabs.find((t) => t.id === tabId)?.panes[0]?.host;
+      if (host) void newSession(host).then((target) => tabs.split(tabId, target), fail);
+    },
+    renameTab: (tabId) => setDialog({ kind: 'rename-tab', tabId }),
+    closeTab: tabs.close,
+    activateTab: (tabId) => {
+      tabs.activate(tabId);
+      setView('terminals');
+    },
+  };
+  const context = { hosts, sessions: data.sessions, jobs: data.jobs, tabs: tabs.tabs, activeTab: tabs.activeId };
+
+  return (
+    <div className="app">
+      <header className="app-header">
+        <h1>Hangar</h1>
+        <nav aria-label="Views" className="view-switch">
+          <button type="button" aria-pressed={view === 'terminals'} onClick={() => setView('terminals')}>
+            Terminals
+          </button>
+          <button type="button" aria-pressed={view === 'jobs'} onClick={() => setView('jobs')}>
+            Jobs
+          </button>
+        </nav>
+        <span className="header-spacer" />
+        <button type="button" onClick={() => setPaletteOpen(true)} aria-keyshortcuts={isMac ? 'Meta+K' : 'Control+K'}>
+          Command palette <kbd>{isMac ? '⌘K' : 'Ctrl+K'}</kbd>
+        </button>
+        <button type="button" onClick={() => setDialog({ kind: 'settings' })}>
+          Settings
+        </button>
+      </header>
+      {disconnected && (
+        <div className="banner" role="alert">
+          Lost the connection to the Hangar core ({disconnected}). Start it again (npm start or hangar ui), then{' '}
+          <button type="button" onClick={() => location.reload()}>
+            Reload
+          </button>
+        </div>
+      )}
+      {notice && (
+        <div className="banner" role="alert">
+          {notice}{' '}
+          <button type="button" onClick={() => setNotice(undefined)} aria-label="Dismiss message">
+            Dismiss
+          </button>
+        </div>
+      )}
+      <div className="app-body">
+        <aside className="sidebar" aria-label="Hosts sidebar">
+          <div className="sidebar-header">
+            <h2>Hosts</h2>
+            <button type="button" onClick={() => setDialog({ kind: 'add-host' })}>
+              Add host…
+            </button>
+          </div>
+          <HostList
+            hosts={data.hosts}
+            error={data.hostsError}
+            sessions={data.sessions}
+            onAttach={commands.attach}
+            onNewSession={commands.newSession}
+            onAddHost={commands.addHost}
+            onRename={(host) => setDialog({ kind: 'rename-host', host })}
+            onRemove={commands.removeHost}
+            onRetry={() => location.reload()}
+          />
+        </aside>
+        <main className="main">
+          <TerminalsView
+            api={api}
+            tabs={tabs}
+            theme={theme}
+            visible={view === 'terminals'}
+            onSplit={commands.splitTab}
+            onRename={commands.renameTab}
+          />
+          {view === 'jobs' && (
+            <Suspense fallback={<p className="empty-state">Loading jobs…</p>}>
+              <JobsView
+                api={api}
+                hosts={hosts}
+                jobs={data.jobs}
+                selected={selectedJob}
+                theme={theme}
+                onSelect={setSelectedJob}
+                onSubmitted={showJob}
+              />
+            </Suspense>
+          )}
+        </main>
+      </div>
+      {paletteOpen && (
+        <CommandPalette
+          onClose={() => setPaletteOpen(false)}
+          actions={paletteActions(context, commands)}
+          typedActions={(search) => typedRunActions(search, hosts, commands)}
+        />
+      )}
+      {dialog?.kind === 'add-host' && <AddHostDialog api={api} onClose={() => setDialog(undefined)} />}
+      {dialog?.kind === 'rename-host' && (
+        <RenameHostDialog api={api} hosts={hosts} initial={dialog.host} onClose={() => setDialog(undefined)} />
+      )}
+      {dialog?.kind === 'remove-host' && (
+        <RemoveHostDialog api={api} host={dialog.host} onClose={() => setDialog(undefined)} />
+      )}
+      {dialog?.kind === 'rename-tab' && (
+        <RenameTabDialog
+          title={tabs.tabs.find((t) => t.id === dialog.tabId)?.title ?? ''}
+          onRename={(title) => tabs.rename(dialog.tabId, title)}
+          onClose={() => setDialog(undefined)}
+        />
+      )}
+      {dialog?.kind === 'settings' && (
+        <Modal title="Settings" onClose={() => setDialog(undefined)}>
+          <label>
+            Theme
+            <select value={choice} onChange={(event) => setChoice(event.target.value as ThemeChoice)}>
+              <option value="system">Follow the system</option>
+              <option value="light">Light</option>
+              <option value="dark">Dark</option>
+            </select>
+          </label>
+          <div className="modal-actions">
+            <button type="button" onClick={() => setDialog(undefined)}>
+              Done
+            </button>
+          </div>
+        </Modal>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,155 @@
+import { FINAL_JOB_STATES, type HostView } from '../api/index.js';
+import type { PaletteAction } from './command-palette.js';
+import { loadRecent } from './recent-actions.js';
+import type { TerminalTab } from './terminal-tabs-state.js';
+import type { HostSessions, JobEntry } from './use-hangar-data.js';
+
+export interface PaletteCommands {
+  newSession(host: string): void;
+  attach(host: string, session: string): void;
+  runJob(host: string, command: string): void;
+  cancelJob(host: string, id: string): void;
+  addHost(): void;
+  renameHost(): void;
+  removeHost(host: string): void;
+  toggleTheme(): void;
+  showJobs(): void;
+  showTerminals(): void;
+  splitTab(tabId: string): void;
+  renameTab(tabId: string): void;
+  closeTab(tabId: string): void;
+  activateTab(tabId: string): void;
+}
+
+export interface PaletteContext {
+  hosts: HostView[];
+  sessions: Record<string, HostSessions>;
+  jobs: JobEntry[];
+  tabs: TerminalTab[];
+  activeTab: string | undefined;
+}
+
+const RUN_PREFIX = 'run:';
+
+function runAction(commands: PaletteCommands, host: string, command: string): PaletteAction {
+  return {
+    id: `${RUN_PREFIX}${host}:${command}`,
+    label: `Run on ${host}: ${command}`,
+    group: 'Run',
+    keywords: [command],
+    run: () => commands.runJob(host, command),
+  };
+}
+
+/** Everything the palette offers for the current state, in the order shown when nothing is typed. */
+export function paletteActions(ctx: PaletteContext, commands: PaletteCommands): PaletteAction[] {
+  const online = ctx.hosts.filter((h) => h.status === 'online');
+  const actions: PaletteAction[] = [];
+  for (const host of online) {
+    actions.push({
+      id: `new-session:${host.name}`,
+      label: `New session on ${host.name}`,
+      group: 'Sessions',
+      run: () => commands.newSession(host.name),
+    });
+  }
+  for (const host of ctx.hosts) {
+    for (const session of ctx.sessions[host.name]?.sessions ?? []) {
+      actions.push({
+        id: `attach:${host.name}/${session.name}`,
+        label: `Attach to ${host.name}/${session.name}`,
+        group: 'Sessions',
+        keywords: [session.command.join(' ')],
+        run: () => commands.attach(host.name, session.name),
+      });
+    }
+  }
+  for (const id of loadRecent()) {
+    if (!id.startsWith(RUN_PREFIX)) continue;
+    const rest = id.slice(RUN_PREFIX.length);
+    const colon = rest.indexOf(':');
+    const host = rest.slice(0, colon);
+    if (ctx.hosts.some((h) => h.name === host)) actions.push(runAction(commands, host, rest.slice(colon + 1)));
+  }
+  for (const { host, job } of ctx.jobs) {
+    if (FINAL_JOB_STATES.includes(job.state)) continue;
+    actions.push({
+      id: `cancel:${host}:${job.id}`,
+      label: `Cancel job ${job.id} on ${host}: ${job.command}`,
+      group: 'Jobs',
+      run: () => commands.cancelJob(host, job.id),
+    });
+  }
+  actions.push({
+    id: 'show-jobs',
+    label: 'Show jobs',
+    group: 'Jobs',
+    keywords: ['history', 'logs'],
+    run: commands.showJobs,
+  });
+  for (const tab of ctx.tabs) {
+    actions.push({
+      id: `tab:${tab.id}`,
+      label: `Go to tab ${tab.title}`,
+      group: 'Tabs',
+      run: () => commands.activateTab(tab.id),
+    });
+  }
+  if (ctx.activeTab) {
+    const tabId = ctx.activeTab;
+    actions.push(
+      { id: 'split-tab', label: 'Split tab', group: 'Tabs', run: () => commands.splitTab(tabId) },
+      { id: 'rename-tab', label: 'Rename tab…', group: 'Tabs', run: () => commands.renameTab(tabId) },
+      { id: 'close-tab', label: 'Close tab', group: 'Tabs', run: () => commands.closeTab(tabId) },
+    );
+  }
+  actions.push({ id: 'show-terminals', label: 'Show terminals', group: 'Tabs', run: commands.showTerminals });
+  actions.push(
+    { id: 'add-host', label: 'Add host…', group: 'Hosts', run: commands.addHost },
+    { id: 'pair-host', label: 'Pair host…', group: 'Hosts', keywords: ['code'], run: commands.addHost },
+  );
+  if (ctx.hosts.length > 0)
+    actions.push({ id: 'rename-host', label: 'Rename host…', group: 'Hosts', run: commands.renameHost });
+  for (const host of ctx.hosts) {
+    actions.push({
+      id: `remove-host:${host.name}`,
+      label: `Remove host ${host.name}…`,
+      group: 'Hosts',
+      run: () => commands.removeHost(host.name),
+    });
+  }
+  actions.push({
+    id: 'toggle-theme',
+    label: 'Toggle theme',
+    group: 'Settings',
+    keywords: ['dark', 'light'],
+    run: commands.toggleTheme,
+  });
+  return dedupe(actions);
+}
+
+/** "Run on <host>: <what was typed>", one per online host; "run mini: make" picks mini. */
+export function typedRunActions(search: string, hosts: HostView[], commands: PaletteCommands): PaletteAction[] {
+  const typed = search.replace(/^run(\s+on)?\s+/i, '');
+  return hosts
+    .filter((h) => h.status === 'online')
+    .map((h) => {
+      const own = new RegExp(`^${h.name}:\\s*`, 'i');
+      const command = own.test(typed) ? typed.replace(own, '') : typed;
+      return { ...runAction(commands, h.name, command), id: `${RUN_PREFIX}${h.name}:${command}`, keywords: [search] };
+    })
+    .filter((a) => a.label.length > 0 && !a.label.endsWith(': '));
+}
+
+function dedupe(actions: PaletteAction[]): PaletteAction[] {
+  const seen = new Set<string>();
+  return actions.filter((a) => (seen.has(a.label) ? false : (seen.add(a.label), true)));
+}
+
+/** The first free `shell-N` on a host, so new sessions have names a user can tell apart. */
+export function nextSessionName(sessions: HostSessions | undefined): string {
+  const taken = new Set(sessions?.sessions.map((s) => s.name));
+  let n = 1;
+  while (taken.has(`shell-${n}`)) n++;
+  return `shell-${n}`;
+}

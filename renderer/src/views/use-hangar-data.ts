@@ -1,0 +1,102 @@
+import { useCallback, useEffect, useRef, useState } from 'react';
+import {
+  describeError,
+  FINAL_JOB_STATES,
+  type CoreApi,
+  type HostView,
+  type JobInfo,
+  type SessionInfo,
+} from '../api/index.js';
+
+export interface HostSessions {
+  sessions: SessionInfo[];
+  error: string | null;
+}
+
+export interface JobEntry {
+  host: string;
+  job: JobInfo;
+}
+
+export interface HangarData {
+  hosts: HostView[] | undefined;
+  hostsError: string | undefined;
+  sessions: Record<string, HostSessions>;
+  jobs: JobEntry[];
+  refreshSessions(): void;
+  refreshJobs(): void;
+  /** A job this window just submitted or retried, shown before its first event arrives. */
+  addJob(entry: JobEntry): void;
+}
+
+/** Sessions are not pushed by the core; poll them at this pace while the window is open. */
+const SESSION_POLL_MS = 5000;
+
+/** Hosts (pushed on change), sessions (polled) and jobs (pushed) as the UI shows them. */
+export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) => void): HangarData {
+  const [hosts, setHosts] = useState<HostView[]>();
+  const [hostsError, setHostsError] = useState<string>();
+  const [sessions, setSessions] = useState<Record<string, HostSessions>>({});
+  const [jobs, setJobs] = useState<JobEntry[]>([]);
+  const jobsRef = useRef<JobEntry[]>([]);
+  const onJobFinishedRef = useRef(onJobFinished);
+  onJobFinishedRef.current = onJobFinished;
+  const showJobs = useCallback((next: JobEntry[]) => {
+    jobsRef.current = sortJobs(next);
+    setJobs(jobsRef.current);
+  }, []);
+
+  const refreshSessions = useCallback(() => {
+    api.call('sessions.list', {}).then(
+      (result) =>
+        setSessions(Object.fromEntries(result.hosts.map((h) => [h.host, { sessions: h.sessions, error: h.error }]))),
+      (error: unknown) => setHostsError(describeError(error)),
+    );
+  }, [api]);
+
+  const refreshJobs = useCallback(() => {
+    api.call('jobs.list', {}).then(
+      (result) => showJobs(result.jobs),
+      (error: unknown) => setHostsError(describeError(error)),
+    );
+  }, [api, showJobs]);
+
+  useEffect(() => {
+    const subscriptions = [
+      api.on('hosts.changed', ({ hosts }) => {
+        setHosts(hosts);
+        setHostsError(undefined);
+      }),
+      api.on('job.updated', (entry) => {
+        const current = jobsRef.current;
+        const same = (j: JobEntry) => j.host === entry.host && j.job.id === entry.job.id;
+        const previous = current.find(same);
+        const wasFinal = previous !== undefined && FINAL_JOB_STATES.includes(previous.job.state);
+        if (!wasFinal && FINAL_JOB_STATES.includes(entry.job.state)) onJobFinishedRef.current?.(entry);
+        showJobs([entry, ...current.filter((j) => !same(j))]);
+      }),
+    ];
+    api.call('hosts.list', {}).then(
+      (result) => setHosts(result.hosts),
+      (error: unknown) => setHostsError(describeError(error)),
+    );
+    refreshSessions();
+    refreshJobs();
+    const poll = setInterval(refreshSessions, SESSION_POLL_MS);
+    return () => {
+      clearInterval(poll);
+      for (const subscription of subscriptions) void subscription.dispose();
+    };
+  }, [api, refreshSessions, refreshJobs, showJobs]);
+
+  const addJob = useCallback(
+    (entry: JobEntry) =>
+      showJobs([entry, ...jobsRef.current.filter((j) => !(j.host === entry.host && j.job.id === entry.job.id))]),
+    [showJobs],
+  );
+  return { hosts, hostsError, sessions, jobs, refreshSessions, refreshJobs, addJob };
+}
+
+function sortJobs(jobs: JobEntry[]): JobEntry[] {
+  return [...jobs].sort((a, b) => b.job.created_at - a.job.created_at);
+}

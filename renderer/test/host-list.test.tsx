@@ -1,0 +1,106 @@
+// @vitest-environment jsdom
+import { cleanup, fireEvent, render, screen, within } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { HostView } from '../src/api/index.js';
+import { HostList, type HostListProps } from '../src/components/host-list.js';
+
+afterEach(cleanup);
+
+const stats = {
+  load: [2, 1, 1],
+  cpus: 8,
+  mem_total: 16e9,
+  mem_free: 4e9,
+  disk_total: 500e9,
+  disk_free: 250e9,
+  sessions: 1,
+  running_jobs: 2,
+  capabilities: { tmux: true, tart: false, bubblewrap: true },
+};
+
+const hosts: HostView[] = [
+  {
+    name: 'mini',
+    address: 'mini.tailnet:7070',
+    embedded: false,
+    status: 'online',
+    info: { hostname: 'mini', os: 'linux', arch: 'x64', agent_version: '0.1.0', tmux_version: '3.4', session_limit: 5 },
+    stats,
+    error: null,
+  },
+  { name: 'vps', address: 'vps:7070', embedded: false, status: 'connecting', info: null, stats: null, error: null },
+  {
+    name: 'laptop',
+    address: '10.0.0.9:7070',
+    embedded: false,
+    status: 'offline',
+    info: null,
+    stats: null,
+    error: 'connection refused (10.0.0.9:7070)',
+  },
+];
+
+function props(overrides: Partial<HostListProps> = {}): HostListProps {
+  return {
+    hosts,
+    error: undefined,
+    sessions: {
+      mini: {
+        sessions: [{ name: 'agent', command: ['claude'], cwd: '/', created_at: 0, attached_clients: 0, alive: true }],
+        error: null,
+      },
+    },
+    onAttach: vi.fn(),
+    onNewSession: vi.fn(),
+    onAddHost: vi.fn(),
+    onRename: vi.fn(),
+    onRemove: vi.fn(),
+    onRetry: vi.fn(),
+    ...overrides,
+  };
+}
+
+describe('host list', () => {
+  it('shows each host with its status, OS, capabilities and load', () => {
+    render(<HostList {...props()} />);
+    const mini = screen.getByRole('listitem', { name: 'mini, online' });
+    expect(within(mini).getByText('linux x64')).toBeTruthy();
+    expect(within(mini).getByText('tmux')).toBeTruthy();
+    expect(within(mini).getByText('Tart (missing)')).toBeTruthy();
+    expect(within(mini).getByText('25%')).toBeTruthy(); // load 2 on 8 CPUs
+    expect(within(mini).getByText('75%')).toBeTruthy(); // memory
+    expect(within(mini).getByText('2 running')).toBeTruthy();
+    expect(screen.getByRole('listitem', { name: 'vps, connecting…' })).toBeTruthy();
+    const laptop = screen.getByRole('listitem', { name: 'laptop, offline' });
+    expect(within(laptop).getByText(/connection refused/)).toBeTruthy();
+    expect(within(laptop).getByText(/hangar-agent serve/)).toBeTruthy();
+  });
+
+  it('a session button attaches to it; actions are named for screen readers', () => {
+    const p = props();
+    render(<HostList {...p} />);
+    fireEvent.click(screen.getByRole('button', { name: 'Attach to mini/agent' }));
+    expect(p.onAttach).toHaveBeenCalledWith('mini', 'agent');
+    fireEvent.click(screen.getByRole('button', { name: 'Rename vps' }));
+    expect(p.onRename).toHaveBeenCalledWith('vps');
+    // No new session on a host that is not online.
+    const laptop = screen.getByRole('listitem', { name: 'laptop, offline' });
+    expect((within(laptop).getByRole('button', { name: 'New session' }) as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('with no hosts, says how to add one', () => {
+    const p = props({ hosts: [] });
+    render(<HostList {...p} />);
+    expect(screen.getByText(/hangar-agent pair/)).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Add host…' }));
+    expect(p.onAddHost).toHaveBeenCalled();
+  });
+
+  it('when the hosts cannot be loaded, says why and offers to retry', () => {
+    const p = props({ hosts: undefined, error: 'lost the connection to the Hangar core' });
+    render(<HostList {...p} />);
+    expect(screen.getByRole('alert').textContent).toMatch(/lost the connection/);
+    fireEvent.click(screen.getByRole('button', { name: 'Try again' }));
+    expect(p.onRetry).toHaveBeenCalled();
+  });
+});
