@@ -75,8 +75,11 @@ async function sendOnce(
   if (stream.closed) {
     const reason = await closed;
     if (mux.closed) throw new HangarError('E_UNAVAILABLE', `link dropped during upload: ${reason.message}`);
-    // The agent may end the stream itself once it has `size` bytes; anything else is its refusal.
-    if (stream.peerAckedOffset < total) throw streamError('workspace upload', reason);
+    // The agent ends the stream itself once it has all `size` bytes (its last ack may not come
+    // first); a close with an error code is its refusal.
+    const complete = reason.code === 'upload_complete' || stream.peerAckedOffset >= total;
+    if (!complete || reason.code.startsWith('E_')) throw streamError('workspace upload', reason);
+    onProgress?.({ done: total, total });
     return;
   }
   onProgress?.({ done: total, total });

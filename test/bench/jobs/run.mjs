@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// Jobs benchmark: dispatch latency, first log byte, jobs/s, log throughput against a local pipe,
+// log latency, and how fast a cancelled job's processes are gone. Uses the built packages and a
+// real agent process on loopback. Not a test: it prints numbers next to the issue's targets and
+// the reference measured in the same run; it fails only if it breaks.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { HangarCore } from '@hangar/desktop/core';
+import { AGENT_NODE_FLAGS } from '@hangar/shared';
+
+const ROOT = resolve(import.meta.dirname, '..', '..', '..');
+const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
+const AGENT = join(ROOT, 'host-agent', 'bin', 'hangar-agent.js');
+const DISPATCH_RUNS = Number(process.env.BENCH_DISPATCH ?? 50);
+const MANY_JOBS = Number(process.env.BENCH_JOBS ?? 500);
+const LOG_MB = Number(process.env.BENCH_LOG_MB ?? 200);
+const LATENCY_LINES = Number(process.env.BENCH_LATENCY_LINES ?? 200);
+const CANCEL_GRACE_MS = 10_000;
+
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-jobs-')));
+const home = join(dir, 'home');
+const data = join(dir, 'agent');
+const env = { ...process.env, HANGAR_HOME: home };
+const exec = promisify(execFile);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function startAgent() {
+  execFileSync('mkdir', ['-p', data]);
+  const child = spawn(
+    process.execPath,
+    [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', '127.0.0.1:0', '--data', data],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...env, HANGAR_LOG_LEVEL: 'warn' },
+    },
+  );
+  const address = await new Promise((resolveAddress) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const event = JSON.parse(line);
+      if (event.event === 'listening') resolveAddress(event.address);
+    });
+  });
+  return { child, address };
+}
+
+const agent = await startAgent();
+const { code } = JSON.parse(
+  execFileSync(process.execPath, [AGENT, 'pair', '--data', data, '--json'], { encoding: 'utf8' }),
+);
+execFileSync(process.execPath, [HANGAR, 'hosts', 'add', 'bench', agent.address, '--code', code], { env });
+const core = await HangarCore.open({ home });
+const HOST = 'bench';
+const jobs = core.jobs;
+const rows = [];
+const row = (metric, measured, target, ok, note = '') => rows.push({ metric, measured, target, ok, note });
+
+/** Submits a job and resolves when its first log byte reaches this client. */
+async function timeFirstByte(executor) {
+  const began = performance.now();
+  const job = await jobs.submit(HOST, { command: 'echo x', executor });
+  const submitted = performance.now();
+  let first;
+  await jobs.followLogs(
+    HOST,
+    job.id,
+    { attempt: 1, follow: true },
+    {
+      data: (_chunk, consumed) => {
+        first ??= performance.now();
+        consumed();
+      },
+    },
+  );
+  return { dispatch: submitted - began, firstByte: first - began };
+}
+
+async function dispatchBench(executor, firstByteTarget) {
+  try {
+    await timeFirstByte(executor); // warm-up: first use of the executor
+  } catch (error) {
+    row(`dispatch p50 (${executor})`, 'skipped', '≤ 20 ms', '-', error.message.slice(0, 70));
+    return;
+  }
+  const dispatch = [];
+  const firstByte = [];
+  for (let i = 0; i < DISPATCH_RUNS; i++) {
+    const t = await timeFirstByte(executor);
+    dispatch.push(t.dispatch);
+    firstByte.push(t.firstByte);
+  }
+  const d50 = percentile(dispatch, 50);
+  const f50 = percentile(firstByte, 50);
+  row(
+    `dispatch p50 / p99 (${executor})`,
+    `${d50.toFixed(1)} / ${percentile(dispatch, 99).toFixed(1)} ms`,
+    '≤ 20 ms',
+    d50 <= 20,
+  );
+  row(
+    `first log byte p50 / p99 (${executor})`,
+    `${f50.toFixed(1)} / ${percentile(firstByte, 99).toFixed(1)} ms`,
+    `≤ ${firstByteTarget} ms`,
+    f50 <= firstByteTarget,
+  );
+}
+
+async function manyJobs() {
+  const pending = new Map();
+  const sub = jobs.onJobUpdated(HOST, (job) => {
+    if (['succeeded', 'failed', 'cancelled', 'timed_out', 'lost'].includes(job.state)) pending.get(job.id)?.();
+  });
+  const began = performance.now();
+  let next = 0;
+  let failed = 0;
+  const worker = async () => {
+    while (next < MANY_JOBS) {
+      next++;
+      const job = await jobs.submit(HOST, { command: 'true', executor: 'shell' });
+      await Promise.race([
+        new Promise((r) => pending.set(job.id, r)),
+        // A missed event costs a poll, not a hang.
+        (async () => {
+          for (;;) {
+            await sleep(1000);
+            const detail = await jobs.get(HOST, job.id);
+            if (['succeeded', 'failed', 'cancelled', 'timed_out', 'lost'].includes(detail.state)) return;
+          }
+        })(),
+      ]);
+      pending.delete(job.id);
+      const detail = await jobs.get(HOST, job.id);
+      if (detail.state !== 'succeeded') failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+  sub.dispose();
+  const seconds = (performance.now() - began) / 1000;
+  const rate = MANY_JOBS / seconds;
+  row(
+    `${MANY_JOBS} trivial jobs end to end`,
+    `${rate.toFixed(1)} jobs/s`,
+    '≥ 50 jobs/s',
+    rate >= 50,
+    failed ? `${failed} not succeeded` : '',
+  );
+}
+
+async function throughput() {
+  const bytes = LOG_MB * 1000 * 1000;
+  const command = `yes hangar-log-throughput | head -c ${bytes}`;
+  const localStart = performance.now();
+  const { stdout } = await exec('sh', ['-c', `${command} | wc -c`]);
+  const localSeconds = (performance.now() - localStart) / 1000;
+  if (Number(stdout.trim()) !== bytes) throw new Error(`local pipe gave ${stdout}`);
+  const job = await jobs.submit(HOST, { command, executor: 'shell' });
+  const began = performance.now();
+  let received = 0;
+  await jobs.followLogs(
+    HOST,
+    job.id,
+    { attempt: 1, follow: true },
+    {
+      data: (chunk, consumed) => {
+        received += chunk.data.length;
+        consumed();
+      },
+    },
+  );
+  const seconds = (performance.now() - began) / 1000;
+  const ours = LOG_MB / seconds;
+  const local = LOG_MB / localSeconds;
+  const ratio = ours / local;
+  row(
+    `log throughput (${LOG_MB} MB to a follower)`,
+    `${ours.toFixed(0)} MB/s vs ${local.toFixed(0)} MB/s local pipe (${ratio.toFixed(2)}×)`,
+    '≥ 0.5× local pipe',
+    ratio >= 0.5,
+    received === bytes ? '' : `received ${received} of ${bytes} bytes`,
+  );
+}
+
+async function logLatency() {
+  // Each line is the wall-clock time the job wrote it; the follower compares with its own clock.
+  const command = `i=0; while [ $i -lt ${LATENCY_LINES} ]; do date +%s%N; i=$((i+1)); sleep 0.01; done`;
+  const job = await jobs.submit(HOST, { command, executor: 'shell' });
+  const latencies = [];
+  let partial = '';
+  await jobs.followLogs(
+    HOST,
+    job.id,
+    { attempt: 1, follow: true },
+    {
+      data: (chunk, consumed) => {
+        partial += Buffer.from(chunk.data).toString();
+        const lines = partial.split('\n');
+        partial = lines.pop();
+        for (const line of lines) if (/^\d+$/.test(line)) latencies.push(Date.now() - Number(line) / 1e6);
+        consumed();
+      },
+    },
+  );
+  const p50 = percentile(latencies, 50);
+  const p99 = percentile(latencies, 99);
+  row(
+    'log latency p50 / p99 (write → follower)',
+    `${p50.toFixed(1)} / ${p99.toFixed(1)} ms`,
+    'p99 ≤ 250 ms',
+    p99 <= 250,
+  );
+}
+
+async function cancelBench() {
+  const marker = `sleep ${900 + (process.pid % 99)}`;
+  const job = await jobs.submit(HOST, { command: `(${marker}) & ${marker}; wait`, executor: 'shell' });
+  const running = async () =>
+    (await exec('ps', ['-eo', 'args='])).stdout.split('\n').filter((l) => l.startsWith(marker)).length;
+  while ((await running()) < 2) await sleep(20);
+  const began = performance.now();
+  await jobs.cancel(job.id, HOST);
+  while ((await running()) > 0) await sleep(10);
+  const gone = performance.now() - began;
+  const final = await jobs.waitForFinal(HOST, job.id);
+  row(
+    'cancelled job: process group gone',
+    `${gone.toFixed(0)} ms (job ${final.state})`,
+    `≤ grace + 1 s (${(CANCEL_GRACE_MS + 1000) / 1000} s)`,
+    gone <= CANCEL_GRACE_MS + 1000,
+  );
+}
+
+try {
+  await dispatchBench('shell', 50);
+  await dispatchBench('sandbox', 100);
+  await manyJobs();
+  await throughput();
+  await logLatency();
+  await cancelBench();
+} finally {
+  const widths = ['metric', 'measured', 'target'].map((k) =>
+    Math.max(k.length, ...rows.map((r) => String(r[k]).length)),
+  );
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ');
+  console.log(`\nhangar jobs benchmark (${new Date().toISOString()}, node ${process.version})\n`);
+  console.log(line(['metric', 'measured', 'target', 'ok']));
+  for (const r of rows)
+    console.log(
+      line([r.metric, r.measured, r.target, r.ok === '-' ? '-' : r.ok ? 'yes' : 'NO']) +
+        (r.note ? `  (${r.note})` : ''),
+    );
+  await core.dispose();
+  agent.child.kill('SIGTERM');
+  await new Promise((r) => agent.child.once('exit', r));
+  rmSync(dir, { recursive: true, force: true });
+}

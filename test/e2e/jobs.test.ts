@@ -1,0 +1,194 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  HANGAR_BIN,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+  type CliResult,
+} from '../support/processes.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+/**
+ * Build jobs through the `hangar` CLI against a real agent process, reached through a TCP proxy
+ * that can cut the link. Jobs use the shell executor so the tests do not depend on bubblewrap.
+ */
+describe('build jobs through the CLI', () => {
+  let home: string;
+  let dataDir: string;
+  let workspace: string;
+  let agent: AgentProcess;
+  let proxy: TcpProxy;
+
+  beforeEach(async () => {
+    home = tempDir('home');
+    dataDir = tempDir('agent');
+    workspace = tempDir('ws');
+    writeFileSync(join(workspace, 'hello.txt'), 'hello from the workspace\n');
+    agent = await startAgentProcess(dataDir);
+    proxy = await TcpProxy.start(agent.port);
+    await pairWith(home, 'local', agent, proxy.address);
+  });
+
+  afterEach(async () => {
+    await proxy?.[Symbol.asyncDispose]();
+    await agent?.stop();
+    removeDir(home);
+    removeDir(dataDir);
+    removeDir(workspace);
+  });
+
+  /** `hangar …` run from the workspace folder, as a user in their project would. */
+  const hangar = (args: string[], timeoutMs = 30_000): Promise<CliResult> =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [HANGAR_BIN, ...args],
+        {
+          cwd: workspace,
+          env: { ...process.env, HANGAR_HOME: home },
+          timeout: timeoutMs,
+          maxBuffer: 512 * 1024 * 1024,
+        },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  const run = (command: string, ...extra: string[]) => hangar(['run', '--executor', 'shell', '-c', command, ...extra]);
+
+  it("a job's exit status becomes hangar run's, and it ran in the uploaded workspace", async () => {
+    const ok = await run('cat hello.txt');
+    expect(ok.stderr).toMatch(/job j-[a-z0-9]+ succeeded/);
+    expect(ok).toMatchObject({ code: 0, stdout: 'hello from the workspace\n' });
+    const failed = await run('echo failing; exit 7');
+    expect(failed).toMatchObject({ code: 7, stdout: 'failing\n' });
+    expect(failed.stderr).toContain('failed with exit status 7');
+  });
+
+  it('a job over its timeout ends as timed out, with status 124', async () => {
+    const result = await run('echo started; sleep 30', '--timeout', '1s');
+    expect(result.stdout).toMatch(/^started\n/);
+    expect(result.stderr).toContain('timed out');
+    expect(result.code).toBe(124);
+  });
+
+  it('the second run of the same tree skips the upload', async () => {
+    const first = await run('true');
+    expect(first.stderr).not.toContain('workspace already on host');
+    const second = await run('true');
+    expect(second.code).toBe(0);
+    expect(second.stderr).toContain('workspace already on host');
+    writeFileSync(join(workspace, 'hello.txt'), 'changed\n');
+    const third = await run('cat hello.txt');
+    expect(third.stderr).not.toContain('workspace already on host');
+    expect(third.stdout).toBe('changed\n');
+  });
+
+  it('a job that prints 50 MB: the log arrives complete and in order', async () => {
+    const lines = 6_500_000;
+    const result = await run(`seq 1 ${lines}`);
+    expect(result.code).toBe(0);
+    expectSequence(result.stdout, 1, lines);
+    expect(result.stdout.length).toBeGreaterThan(50_000_000);
+  }, 120_000);
+
+  it('--detach prints the job id; hangar logs --follow streams it to the end with its status', async () => {
+    const detached = await run('echo one; sleep 1; echo two; exit 3', '--detach');
+    expect(detached.code).toBe(0);
+    const id = detached.stdout.trim();
+    expect(id).toMatch(/^j-[a-z0-9]+$/);
+    const followed = await hangar(['logs', id, '--follow']);
+    expect(followed).toMatchObject({ code: 3, stdout: 'one\ntwo\n' });
+    const again = await hangar(['logs', id, '--from', '4']);
+    expect(again).toMatchObject({ code: 0, stdout: 'two\n' });
+    const listed = await hangar(['jobs', '--json']);
+    const jobs = JSON.parse(listed.stdout) as { host: string; jobs: { id: string; state: string }[] }[];
+    expect(jobs[0]!.jobs.find((j) => j.id === id)?.state).toBe('failed');
+    const shown = await hangar(['jobs', 'show', id]);
+    expect(shown.stdout).toContain(`job       ${id} on local`);
+    expect(shown.stdout).toMatch(/attempts\n#\s+STATE\s+EXIT\s+LOG\s+QUEUED/);
+  });
+
+  it('a follower whose link is cut mid-log resumes with nothing lost or doubled', async () => {
+    // About 2 million lines over 2 s or more, so the cut lands mid-stream.
+    const command = 'i=0; while [ $i -lt 200 ]; do seq $((i*10000+1)) $((i*10000+10000)); i=$((i+1)); sleep 0.01; done';
+    const detached = await run(command, '--detach');
+    const id = detached.stdout.trim();
+    const follower = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
+      cwd: workspace,
+      env: { ...process.env, HANGAR_HOME: home },
+    });
+    const out: Buffer[] = [];
+    let received = 0;
+    let stderr = '';
+    follower.stdout.on('data', (chunk: Buffer) => {
+      out.push(chunk);
+      received += chunk.length;
+    });
+    follower.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number>((resolve) => follower.on('exit', (code) => resolve(code ?? -1)));
+    while (received < 100_000) await new Promise((r) => setTimeout(r, 10));
+    proxy.cutAll();
+    expect(await exited).toBe(0);
+    expect(stderr).toContain('reconnecting');
+    expectSequence(Buffer.concat(out).toString(), 1, 2_000_000);
+  }, 60_000);
+
+  it('artifacts come back into ./hangar-artifacts/<job>/ with their sha256 checked', async () => {
+    const result = await run(
+      'mkdir -p out/nested && echo report > out/report.txt && head -c 300000 /dev/urandom > out/nested/app.bin',
+      '--artifacts',
+      'out/**',
+    );
+    expect(result.code).toBe(0);
+    const id = /job (j-[a-z0-9]+)/.exec(result.stderr)![1]!;
+    const shown = JSON.parse((await hangar(['jobs', 'show', id, '--json'])).stdout) as {
+      artifacts: { path: string; sha256: string; size: number }[];
+    };
+    expect(shown.artifacts.map((a) => a.path).sort()).toEqual(['out/nested/app.bin', 'out/report.txt']);
+    for (const artifact of shown.artifacts) {
+      const bytes = readFileSync(join(workspace, 'hangar-artifacts', id, artifact.path));
+      expect(bytes.length).toBe(artifact.size);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(artifact.sha256);
+    }
+    const again = await hangar(['artifacts', id, '--out', 'elsewhere']);
+    expect(again.code).toBe(0);
+    expect(readFileSync(join(workspace, 'elsewhere', 'out', 'report.txt'), 'utf8')).toBe('report\n');
+    // Downloaded artifacts are not packed into the next workspace.
+    const next = await run('ls hangar-artifacts 2>/dev/null | wc -l');
+    expect(next.stdout.trim()).toBe('0');
+    expect(existsSync(join(workspace, 'hangar-artifacts', id))).toBe(true);
+  });
+
+  it('a failed attempt is retried and followed into the new attempt', async () => {
+    const marker = join(workspace, '..', `${workspace.split('/').pop()}-tried`);
+    const result = await run(
+      `if [ -f ${marker} ]; then echo second; else touch ${marker}; echo first; exit 3; fi`,
+      '--retries',
+      '1',
+    );
+    removeDir(marker);
+    expect(result.stdout).toBe('first\nsecond\n');
+    expect(result.stderr).toContain('── attempt 2 ──');
+    expect(result.code).toBe(0);
+  }, 60_000);
+});
+
+/** The text is exactly the lines from..to, one number per line, in order. */
+function expectSequence(text: string, from: number, to: number): void {
+  const lines = text.split('\n');
+  expect(lines.pop()).toBe('');
+  expect(lines.length).toBe(to - from + 1);
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i] !== String(from + i)) {
+      expect(`line ${i}: ${lines[i]}`).toBe(`line ${i}: ${from + i}`);
+    }
+  }
+}
