@@ -91,17 +91,19 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
   const out = options.json ? process.stderr : process.stdout;
   const printer = logPrinter(out, notes);
   const interrupts = handleInterrupts(core, host, job.id);
+  let final;
   try {
     await core.jobs.followLogs(host, job.id, { attempt: 1, follow: true, throughRetries: true }, printer);
-    const final = await core.jobs.waitForFinal(host, job.id);
-    if (!printer.endsWithNewline()) out.write('\n');
-    const artifacts = await downloadInto(core, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
-    notes.write(`${describeEnd(final)}\n`);
-    if (options.json) printJson({ host, job: final, artifacts });
-    return jobExitStatus(final);
+    final = await core.jobs.waitForFinal(host, job.id);
   } finally {
+    // Once the job has ended there is nothing to cancel: Ctrl-C during the download just stops us.
     interrupts.dispose();
   }
+  if (!printer.endsWithNewline()) out.write('\n');
+  const artifacts = await downloadInto(core, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
+  notes.write(`${describeEnd(final)}\n`);
+  if (options.json) printJson({ host, job: final, artifacts });
+  return jobExitStatus(final);
 }
 
 function buildSpec(options: RunOptions): JobSpecInput {
