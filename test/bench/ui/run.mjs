@@ -91,19 +91,32 @@ try {
     window.__parsed = [];
     window.hangarBenchHooks = { writeParsed: (at) => window.__parsed.push(at) };
   });
-  stack = await startStack();
-  await page.goto(stack.url);
-  const firstHost = page
-    .getByRole('listitem', { name: /^local, / })
-    .getByRole('button')
-    .first();
-  await firstHost.waitFor();
-  await firstHost.focus();
-  const interactive = performance.now();
+  // First start ever (pairs the embedded agent), then a normal start: the target is for the latter.
+  const timeStart = async () => {
+    const started = await startStack();
+    await page.goto(started.url);
+    const firstHost = page
+      .getByRole('listitem', { name: /^local, / })
+      .getByRole('button')
+      .first();
+    await firstHost.waitFor();
+    await firstHost.focus();
+    return { stack: started, interactive: performance.now() };
+  };
+  const cold = await timeStart();
+  const exited = new Promise((r) => cold.stack.child.once('exit', r));
+  cold.stack.child.kill('SIGINT');
+  await exited;
+  const warm = await timeStart();
+  stack = warm.stack;
   rows.push(['hangar up → address printed', `${(stack.printed - stack.started).toFixed(0)} ms`]);
   rows.push([
+    'first start (pairs "local") → host list interactive',
+    `${(cold.interactive - cold.stack.started).toFixed(0)} ms`,
+  ]);
+  rows.push([
     'hangar up → host list interactive',
-    `${(interactive - stack.started).toFixed(0)} ms  (target ≤ 1500 ms)`,
+    `${(warm.interactive - stack.started).toFixed(0)} ms  (target ≤ 1500 ms)`,
   ]);
 
   // Sessions with a bare prompt, and 10 remembered tabs: the reload opens them all.

@@ -104,12 +104,14 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
   try {
+    // The window first: it is useful at once (hosts, jobs history) and shows "local" connecting
+    // while the embedded agent starts, instead of the user waiting for both in turn.
+    if (uiPort !== undefined) ui = await startUi(core, uiPort, () => void stop(0));
     await start();
     process.stdout.write(
       `hangar: try  npx hangar session new ${LOCAL} --name work -- bash  then  npx hangar attach ${LOCAL} work\n` +
         'hangar: Ctrl-C stops the local stack (sessions keep running in tmux)\n',
     );
-    if (uiPort !== undefined) ui = await startUi(core, uiPort, () => void stop(0));
   } catch (error) {
     return stop(reportError(error));
   }
