@@ -6,7 +6,8 @@ import { dirname, join, posix, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
 import { isInside } from './unpack.js';
 
-const READ_CHUNK = 64 * 1024;
+/** Log and artifact bytes are read from disk this much at a time (bulk frames are 256 KiB). */
+const READ_CHUNK = 1024 * 1024;
 
 /**
  * Expands the spec's globs in the workdir and copies each match into `dest`, recording size and

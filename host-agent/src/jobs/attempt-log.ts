@@ -3,7 +3,8 @@ import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 /** Bytes read from a log file per stream write: a few data frames, small next to the window. */
-const READ_CHUNK = 64 * 1024;
+/** Log and artifact bytes are read from disk this much at a time (bulk frames are 256 KiB). */
+const READ_CHUNK = 1024 * 1024;
 
 /**
  * The merged output of one attempt, appended to its log file as it arrives. Each chunk is

@@ -1,4 +1,4 @@
-import { HangarError, toHangarError, type LinkStream } from '@hangar/shared';
+import { BULK_STREAM_WINDOW, HangarError, toHangarError, type LinkStream } from '@hangar/shared';
 import { streamFile, streamLog, type JobService } from '../jobs/index.js';
 import type { CallContext, JobProcedureTable } from './procedures.js';
 
@@ -29,7 +29,7 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
     'workspace.upload': async (params, call) => {
       checkStreamFree(call, params.stream_id);
       jobs.workspaces.checkSize(params.size);
-      const stream = call.mux.openStream({ id: params.stream_id });
+      const stream = call.mux.openStream({ id: params.stream_id, window: BULK_STREAM_WINDOW });
       jobs.workspaces.receive(params.hash, params.size, stream);
       return { result: {} };
     },
@@ -57,7 +57,11 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
       return {
         result: { attempt, from: params.from },
         after: () => {
-          const stream = call.mux.openStream({ id: params.stream_id, sendOffset: params.from });
+          const stream = call.mux.openStream({
+            id: params.stream_id,
+            sendOffset: params.from,
+            window: BULK_STREAM_WINDOW,
+          });
           streamLog(source, stream, params.from, params.follow).catch(closeOnFailure(stream));
         },
       };
@@ -75,7 +79,7 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
       return {
         result: info,
         after: () => {
-          const stream = call.mux.openStream({ id: params.stream_id });
+          const stream = call.mux.openStream({ id: params.stream_id, window: BULK_STREAM_WINDOW });
           streamFile(file, stream).catch(closeOnFailure(stream));
         },
       };

@@ -3,7 +3,14 @@ import { HangarError, toHangarError } from '../errors.js';
 import { decodeFrame, encodeFrame, MAX_STREAM_ID, type Frame } from '../frames.js';
 import { CloseReason } from '../protocol/control.js';
 import { DataScheduler, Heartbeat } from './scheduler.js';
-import { DEFAULT_STREAM_WINDOW, LinkStream, reportLater, type StreamHost } from './stream.js';
+import {
+  BULK_FRAME_BYTES,
+  BULK_STREAM_WINDOW,
+  DEFAULT_STREAM_WINDOW,
+  LinkStream,
+  reportLater,
+  type StreamHost,
+} from './stream.js';
 import type { FrameTransport } from './transport.js';
 
 export interface MuxOptions {
@@ -158,6 +165,8 @@ export class Mux implements Disposable {
     const stream = new LinkStream(this.streamHost, {
       id,
       window,
+      // A stream opened with the bulk window is a bulk transfer: it also gets bulk-sized frames.
+      ...(window >= BULK_STREAM_WINDOW ? { maxFrameBytes: BULK_FRAME_BYTES } : {}),
       sendOffset: options.sendOffset ?? 0,
       recvOffset: options.recvOffset ?? 0,
     });

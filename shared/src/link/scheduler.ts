@@ -75,7 +75,7 @@ export class DataScheduler implements Disposable {
       }
       const stream: LinkStream = this.ready.values().next().value!;
       this.ready.delete(stream);
-      const chunk = stream.takeChunk(this.options.maxDataFrameBytes);
+      const chunk = stream.takeChunk(stream.maxFrameBytes ?? this.options.maxDataFrameBytes);
       if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
       stream.afterSend();
       // Back of the line: the next stream with data gets the next chunk.

@@ -1,4 +1,4 @@
-import { HangarError, toHangarError, type ArtifactInfo, type CloseReason } from '@hangar/shared';
+import { BULK_STREAM_WINDOW, HangarError, toHangarError, type ArtifactInfo, type CloseReason } from '@hangar/shared';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
@@ -83,7 +83,7 @@ async function fetchOne(
   const hasher = createHash('sha256');
   let received = 0;
   const mux = await connection.link();
-  const stream = mux.openStream();
+  const stream = mux.openStream({ window: BULK_STREAM_WINDOW });
   stream.autoAck = false;
   const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
   stream.onData((data, at) => {

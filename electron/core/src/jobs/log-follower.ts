@@ -1,4 +1,5 @@
 import {
+  BULK_STREAM_WINDOW,
   FINAL_JOB_STATES,
   JobUpdatedEvent,
   toHangarError,
@@ -87,7 +88,7 @@ export async function followJobLog(
 
   async function readSegment(mux: Mux): Promise<Segment> {
     // Open our end before asking: the agent may write right behind its answer.
-    const stream = mux.openStream({ recvOffset: offset });
+    const stream = mux.openStream({ recvOffset: offset, window: BULK_STREAM_WINDOW });
     stream.autoAck = false;
     let known = attempt;
     // Bytes that arrive before the answer (it names the attempt) wait for it.

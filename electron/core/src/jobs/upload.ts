@@ -1,4 +1,4 @@
-import { HangarError, toHangarError, type CloseReason, type LinkStream } from '@hangar/shared';
+import { BULK_STREAM_WINDOW, HangarError, toHangarError, type CloseReason, type LinkStream } from '@hangar/shared';
 import { createReadStream } from 'node:fs';
 import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
 import type { PackedWorkspace } from './pack.js';
@@ -54,7 +54,7 @@ async function sendOnce(
   onProgress?: (progress: UploadProgress) => void,
 ): Promise<void> {
   const mux = await connection.link();
-  const stream = mux.openStream();
+  const stream = mux.openStream({ window: BULK_STREAM_WINDOW });
   const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
   try {
     await connection.call('workspace.upload', { hash: packed.hash, size: packed.size, stream_id: stream.id });
