@@ -1,4 +1,4 @@
-import { BULK_STREAM_WINDOW, HangarError, toHangarError, type LinkStream } from '@hangar/shared';
+import { BULK_FRAME_BYTES, BULK_STREAM_WINDOW, HangarError, toHangarError, type LinkStream } from '@hangar/shared';
 import { streamFile, streamLog, type JobService } from '../jobs/index.js';
 import type { CallContext, JobProcedureTable } from './procedures.js';
 
@@ -29,7 +29,11 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
     'workspace.upload': async (params, call) => {
       checkStreamFree(call, params.stream_id);
       jobs.workspaces.checkSize(params.size);
-      const stream = call.mux.openStream({ id: params.stream_id, window: BULK_STREAM_WINDOW });
+      const stream = call.mux.openStream({
+        id: params.stream_id,
+        window: BULK_STREAM_WINDOW,
+        maxFrameBytes: BULK_FRAME_BYTES,
+      });
       jobs.workspaces.receive(params.hash, params.size, stream);
       return { result: {} };
     },
@@ -79,7 +83,11 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
       return {
         result: info,
         after: () => {
-          const stream = call.mux.openStream({ id: params.stream_id, window: BULK_STREAM_WINDOW });
+          const stream = call.mux.openStream({
+            id: params.stream_id,
+            window: BULK_STREAM_WINDOW,
+            maxFrameBytes: BULK_FRAME_BYTES,
+          });
           streamFile(file, stream).catch(closeOnFailure(stream));
         },
       };

@@ -1,6 +1,6 @@
 export type { FrameTransport } from './transport.js';
 export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
-export { LinkStream, DEFAULT_STREAM_WINDOW, BULK_STREAM_WINDOW } from './stream.js';
+export { LinkStream, DEFAULT_STREAM_WINDOW, BULK_STREAM_WINDOW, BULK_FRAME_BYTES } from './stream.js';
 export {
   createMemoryTransportPair,
   type MemoryTransport,

@@ -1,16 +1,9 @@
 import { Emitter, type Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
-import { decodeFrame, encodeFrame, MAX_STREAM_ID, type Frame } from '../frames.js';
+import { decodeFrame, encodeFrame, MAX_FRAME_BYTES, MAX_STREAM_ID, type Frame } from '../frames.js';
 import { CloseReason } from '../protocol/control.js';
 import { DataScheduler, Heartbeat } from './scheduler.js';
-import {
-  BULK_FRAME_BYTES,
-  BULK_STREAM_WINDOW,
-  DEFAULT_STREAM_WINDOW,
-  LinkStream,
-  reportLater,
-  type StreamHost,
-} from './stream.js';
+import { DEFAULT_STREAM_WINDOW, LinkStream, reportLater, type StreamHost } from './stream.js';
 import type { FrameTransport } from './transport.js';
 
 export interface MuxOptions {
@@ -30,6 +23,8 @@ export interface OpenStreamOptions {
   sendOffset?: number;
   recvOffset?: number;
   window?: number;
+  /** Largest data frame this end sends on the stream (default: the mux's); bulk senders use BULK_FRAME_BYTES. */
+  maxFrameBytes?: number;
 }
 
 const DEFAULTS = {
@@ -165,8 +160,10 @@ export class Mux implements Disposable {
     const stream = new LinkStream(this.streamHost, {
       id,
       window,
-      // A stream opened with the bulk window is a bulk transfer: it also gets bulk-sized frames.
-      ...(window >= BULK_STREAM_WINDOW ? { maxFrameBytes: BULK_FRAME_BYTES } : {}),
+      // 13 bytes of data frame header must fit under the largest frame a peer accepts.
+      ...(options.maxFrameBytes !== undefined
+        ? { maxFrameBytes: Math.min(options.maxFrameBytes, MAX_FRAME_BYTES - 13) }
+        : {}),
       sendOffset: options.sendOffset ?? 0,
       recvOffset: options.recvOffset ?? 0,
     });

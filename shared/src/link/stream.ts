@@ -10,7 +10,10 @@ export const DEFAULT_STREAM_WINDOW = 256 * 1024;
  * measured 126 MB/s. Terminals keep the small window: less is queued ahead of a keystroke's echo.
  */
 export const BULK_STREAM_WINDOW = 4 * 1024 * 1024;
-/** Frame size for bulk streams: per-frame costs (framing, TLS record, syscall) amortised over more bytes. */
+/**
+ * Frame size for bulk senders: per-frame costs (framing, TLS record, syscall) spread over more
+ * bytes. Opt-in per stream: a frame this size can sit ahead of a keystroke's echo on a slow link.
+ */
 export const BULK_FRAME_BYTES = 256 * 1024;
 
 /** Longest an ack of less than a quarter window waits to be merged with the next ones. */

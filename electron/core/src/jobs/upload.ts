@@ -1,4 +1,11 @@
-import { BULK_STREAM_WINDOW, HangarError, toHangarError, type CloseReason, type LinkStream } from '@hangar/shared';
+import {
+  BULK_FRAME_BYTES,
+  BULK_STREAM_WINDOW,
+  HangarError,
+  toHangarError,
+  type CloseReason,
+  type LinkStream,
+} from '@hangar/shared';
 import { createReadStream } from 'node:fs';
 import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
 import type { PackedWorkspace } from './pack.js';
@@ -54,7 +61,7 @@ async function sendOnce(
   onProgress?: (progress: UploadProgress) => void,
 ): Promise<void> {
   const mux = await connection.link();
-  const stream = mux.openStream({ window: BULK_STREAM_WINDOW });
+  const stream = mux.openStream({ window: BULK_STREAM_WINDOW, maxFrameBytes: BULK_FRAME_BYTES });
   const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
   try {
     await connection.call('workspace.upload', { hash: packed.hash, size: packed.size, stream_id: stream.id });
