@@ -117,7 +117,11 @@ export async function macosChecks(options: Required<Pick<DoctorOptions, 'run' | 
             name: 'guest agent',
             status: 'fail',
             detail: `tart exec failed in ${probe.Name}: ${exec.stderr.trim()}`,
-            fix: 'use a Cirrus Labs image (they ship the Tart guest agent) or install tart-guest-agent in yours',
+            fix:
+              'use a Cirrus Labs image (they ship the Tart guest agent) or install tart-guest-agent in yours; ' +
+              "or let jobs use the SSH fallback (the tart executor's guestAccess 'auto', the default, or 'ssh'): " +
+              "bake the agent's key into the image once (ssh-copy-id -i <data>/tart/id_ed25519.pub admin@$(tart ip <vm>), password admin) " +
+              'since SSH runs with BatchMode and cannot type a password',
           },
     );
   } else {

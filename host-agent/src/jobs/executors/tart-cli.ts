@@ -103,6 +103,8 @@ export class TartCli {
   /**
    * `tart exec` through the guest agent: no env, cwd or signals, and stdout/stderr are separate
    * streams whose relative order is lost, so callers run a wrapper that merges them in the guest.
+   * Without the agent in the guest it waits ~30 s (gRPC's connection wait) and fails with "is the
+   * Tart Guest Agent running?" (Exec.swift); tart-guest.ts probes it with a shorter timeout.
    */
   exec(
     name: string,
@@ -117,11 +119,6 @@ export class TartCli {
       child.once('close', (code, signal) => resolve({ exitCode: code ?? (signal ? 128 : 1) }));
     });
     return { done, kill: () => child.kill('SIGKILL') };
-  }
-
-  /** Exit code of a short guest command, output discarded. */
-  async execQuiet(name: string, command: string[]): Promise<number> {
-    return (await this.exec(name, command).done).exitCode;
   }
 
   /** SIGINT to `tart run`, SIGKILL after `timeoutSeconds` (Stop.swift). A stopped or missing VM is not an error here. */

@@ -4,6 +4,14 @@ import { join } from 'node:path';
 import { HangarError, toHangarError } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { TartCli, TartRunProcess } from './tart-cli.js';
+import {
+  ExecTransport,
+  SshTransport,
+  type GuestAccess,
+  type GuestProbe,
+  type GuestTransport,
+  type SshSettings,
+} from './tart-guest.js';
 import type { TimingPhase } from './types.js';
 
 /** VM names we own: `hangar-<slot>-<uuid>`, unique per VM because `tart clone` replaces silently. */
@@ -12,6 +20,11 @@ export const VM_PREFIX = 'hangar-';
 export const MAX_MACOS_VMS = 2;
 /** Every slot mounts its one directory under this share name (`--dir=hangar:<slot dir>`). */
 export const SHARE_NAME = 'hangar';
+/** The one `tart exec` probe of 'auto' mode. A missing agent makes `tart exec` wait ~30 s (gRPC's default). */
+export const EXEC_PROBE_TIMEOUT_MS = 10_000;
+/** A liveness check of a warm or adopted VM. */
+const ALIVE_TIMEOUT_MS = 20_000;
+const TRUE = ['/usr/bin/true'];
 
 export interface TartPoolOptions {
   cli: TartCli;
@@ -27,7 +40,21 @@ export interface TartPoolOptions {
   /** Seconds `tart stop` waits before it SIGKILLs a VM we are done with. */
   stopTimeoutS?: number;
   vmSettings?: { cpu?: number; memoryMb?: number };
+  /** How jobs reach the guest (default 'auto'). */
+  guestAccess?: GuestAccess;
+  /** For 'ssh', and for 'auto' when the guest agent does not answer. */
+  ssh?: SshSettings;
+  /** Milliseconds of the one `tart exec` probe in 'auto' mode. */
+  execProbeTimeoutMs?: number;
   logger?: Logger;
+}
+
+/** What `<slots>/<n>.json` holds: enough for a restarted agent to adopt a warm VM. */
+interface SlotRecord {
+  vm: string;
+  state: 'warm' | 'busy';
+  access?: 'exec' | 'ssh';
+  ip?: string;
 }
 
 type SlotState = 'empty' | 'warming' | 'warm' | 'busy' | 'draining';
@@ -39,6 +66,8 @@ interface Slot {
   /** Our own `tart run` child; absent for a VM adopted after a restart. */
   run?: TartRunProcess;
   warming?: Promise<void>;
+  /** How this VM is reached, settled once per VM during boot (or adoption). */
+  guest?: GuestTransport;
 }
 
 export interface Lease {
@@ -46,6 +75,8 @@ export interface Lease {
   vm: string;
   /** Host directory the VM sees as `/Volumes/My Shared Files/hangar`. */
   slotDir: string;
+  /** `tart exec` or SSH, whichever this VM answered on. */
+  guest: GuestTransport;
 }
 
 /**
@@ -74,7 +105,7 @@ export class TartPool {
 
   /**
    * After a start or a crash: every `hangar-*` VM is either adopted (it was warm, still runs and
-   * answers `tart exec`) or stopped and deleted. Job folders left in the shares go too.
+   * answers on the transport it was booted with) or stopped and deleted. Job folders left in the shares go too.
    */
   async reconcile(): Promise<{ adopted: string[]; deleted: string[] }> {
     mkdirSync(this.options.slotsDir, { recursive: true });
@@ -84,17 +115,19 @@ export class TartPool {
       if (!vm.Name.startsWith(VM_PREFIX)) continue;
       const slot = this.slots[parseSlot(vm.Name) ?? -1];
       const record = slot ? this.readRecord(slot.index) : undefined;
-      const adoptable =
+      const guest =
         slot !== undefined &&
         slot.state === 'empty' &&
         record?.vm === vm.Name &&
         record.state === 'warm' &&
         vm.Running &&
-        adopted.length < this.options.warmSize &&
-        (await this.cli.execQuiet(vm.Name, ['/usr/bin/true'])) === 0;
-      if (adoptable) {
+        adopted.length < this.options.warmSize
+          ? await this.adoptedTransport(record).catch(() => undefined)
+          : undefined;
+      if (slot && guest && (await guest.probe(TRUE, ALIVE_TIMEOUT_MS)).exitCode === 0) {
         slot.state = 'warm';
         slot.vm = vm.Name;
+        slot.guest = guest;
         adopted.push(vm.Name);
         this.clearJobDirs(slot.index);
         continue;
@@ -128,7 +161,7 @@ export class TartPool {
         this.boot(slot, () => {}).then(
           () => {
             slot.state = 'warm';
-            this.writeRecord(slot.index, { vm: slot.vm!, state: 'warm' });
+            this.writeRecord(slot.index, this.recordOf(slot, 'warm'));
           },
           (error: unknown) => {
             this.options.logger?.error({ err: error, slot: slot.index }, 'warming a tart VM failed');
@@ -149,9 +182,9 @@ export class TartPool {
         warm.state = 'busy';
         const started = Date.now();
         // A warm VM may have died since (host sleep, someone ran `tart stop`): probe, else boot cold.
-        if ((await this.cli.execQuiet(warm.vm!, ['/usr/bin/true'])) === 0) {
+        if ((await warm.guest!.probe(TRUE, ALIVE_TIMEOUT_MS)).exitCode === 0) {
           timing('ready', Date.now() - started);
-          this.writeRecord(warm.index, { vm: warm.vm!, state: 'busy' });
+          this.writeRecord(warm.index, this.recordOf(warm, 'busy'));
           return this.lease(warm);
         }
         await this.teardown(warm);
@@ -168,7 +201,7 @@ export class TartPool {
           await this.teardown(empty);
           throw toHangarError(error);
         }
-        this.writeRecord(empty.index, { vm: empty.vm!, state: 'busy' });
+        this.writeRecord(empty.index, this.recordOf(empty, 'busy'));
         return this.lease(empty);
       }
       await new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -208,7 +241,83 @@ export class TartPool {
   }
 
   private lease(slot: Slot): Lease {
-    return { slot: slot.index, vm: slot.vm!, slotDir: this.slotDir(slot.index) };
+    return { slot: slot.index, vm: slot.vm!, slotDir: this.slotDir(slot.index), guest: slot.guest! };
+  }
+
+  private recordOf(slot: Slot, state: 'warm' | 'busy'): SlotRecord {
+    const guest = slot.guest;
+    return {
+      vm: slot.vm!,
+      state,
+      ...(guest ? { access: guest.kind } : {}),
+      ...(guest instanceof SshTransport ? { ip: guest.ip } : {}),
+    };
+  }
+
+  /** The transport a warm VM was booted with (records from before SSH existed mean `tart exec`). */
+  private async adoptedTransport(record: SlotRecord): Promise<GuestTransport> {
+    if (record.access !== 'ssh') return new ExecTransport(this.cli, record.vm);
+    const ip = record.ip ?? (await this.cli.ip(record.vm, 5));
+    return new SshTransport(this.sshSettings(record.vm), record.vm, ip);
+  }
+
+  private sshSettings(vm: string): SshSettings {
+    if (!this.options.ssh) {
+      throw new HangarError(
+        'E_UNAVAILABLE',
+        `VM ${vm} needs SSH (its image ${this.options.image} has no Tart guest agent), but no SSH key is configured`,
+      );
+    }
+    return this.options.ssh;
+  }
+
+  /**
+   * Settles how this VM is reached, once: 'exec' and 'ssh' poll their transport until it answers;
+   * 'auto' tries `tart exec` once (it waits for an agent still starting, and gives up after the
+   * probe timeout when there is none), then polls SSH instead.
+   */
+  private async connect(name: string, ip: string): Promise<GuestTransport> {
+    const mode = this.options.guestAccess ?? 'auto';
+    const readyS = this.options.readyTimeoutS ?? 90;
+    const deadline = Date.now() + readyS * 1000;
+    const exec = new ExecTransport(this.cli, name);
+    let agent: GuestProbe | undefined;
+    if (mode === 'auto') {
+      agent = await exec.probe(TRUE, this.options.execProbeTimeoutMs ?? EXEC_PROBE_TIMEOUT_MS);
+      if (agent.exitCode === 0) return exec;
+      this.options.logger?.info(
+        { vm: name, exitCode: agent.exitCode, detail: agent.detail },
+        'tart exec did not answer: using SSH',
+      );
+    }
+    if (mode === 'exec') {
+      const last = await this.poll(exec, deadline);
+      if (last.exitCode === 0) return exec;
+      throw new HangarError(
+        'E_UNAVAILABLE',
+        `VM ${name} booted but \`tart exec\` never answered (${last.detail || `exit ${last.exitCode}`}): does image ${this.options.image} run the Tart guest agent? Use guestAccess 'auto' or 'ssh' for images without it (hangar-agent doctor)`,
+      );
+    }
+    const settings = this.sshSettings(name);
+    const ssh = new SshTransport(settings, name, ip);
+    const last = await this.poll(ssh, deadline);
+    if (last.exitCode === 0) return ssh;
+    const why = agent ? `the Tart guest agent did not answer (${agent.detail || `exit ${agent.exitCode}`}) and ` : '';
+    throw new HangarError(
+      'E_UNAVAILABLE',
+      `VM ${name} booted but ${why}SSH as ${settings.user}@${ip} with key ${settings.key} failed for ${readyS} s: ${last.detail || `exit ${last.exitCode}`}. ` +
+        `The image needs the key's public half in ~${settings.user}/.ssh/authorized_keys (see the tart executor's sshKey option) or the Tart guest agent (hangar-agent doctor)`,
+    );
+  }
+
+  /** Probes until the transport answers or the deadline passes; the last probe's result. */
+  private async poll(guest: GuestTransport, deadline: number): Promise<GuestProbe> {
+    for (;;) {
+      const left = deadline - Date.now();
+      const result = await guest.probe(TRUE, Math.max(1_000, Math.min(ALIVE_TIMEOUT_MS, left)));
+      if (result.exitCode === 0 || Date.now() > deadline) return result;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
 
   private async boot(slot: Slot, timing: (phase: TimingPhase, ms: number) => void): Promise<void> {
@@ -232,20 +341,11 @@ export class TartPool {
     });
     // `tart run` may fail at once (the 2-VM limit, a bad share): wait until `tart list` shows it running.
     await Promise.race([this.waitRunning(name), exitedEarly]);
-    await Promise.race([this.cli.ip(name, this.options.bootTimeoutS ?? 90), exitedEarly]);
+    const ip = await Promise.race([this.cli.ip(name, this.options.bootTimeoutS ?? 90), exitedEarly]);
     timing('boot', Date.now() - phase);
     phase = Date.now();
-    const deadline = Date.now() + (this.options.readyTimeoutS ?? 90) * 1000;
-    // The guest agent starts after the network is up: poll it, as `tart exec` is what jobs use.
-    while ((await this.cli.execQuiet(name, ['/usr/bin/true'])) !== 0) {
-      if (Date.now() > deadline) {
-        throw new HangarError(
-          'E_UNAVAILABLE',
-          `VM ${name} booted but \`tart exec\` never answered: does image ${this.options.image} run the Tart guest agent? (hangar-agent doctor)`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    // The guest agent and sshd start around when the network is up: wait for the one we use.
+    slot.guest = await Promise.race([this.connect(name, ip), exitedEarly]);
     timing('ready', Date.now() - phase);
   }
 
@@ -260,6 +360,7 @@ export class TartPool {
     }
     slot.vm = undefined;
     slot.run = undefined;
+    slot.guest = undefined;
     this.writeRecord(slot.index, undefined);
     this.clearJobDirs(slot.index);
     slot.state = 'empty';
@@ -308,16 +409,16 @@ export class TartPool {
     return join(this.options.slotsDir, `${index}.json`);
   }
 
-  private readRecord(index: number): { vm: string; state: 'warm' | 'busy' } | undefined {
+  private readRecord(index: number): SlotRecord | undefined {
     try {
-      return JSON.parse(readFileSync(this.recordPath(index), 'utf8')) as { vm: string; state: 'warm' | 'busy' };
+      return JSON.parse(readFileSync(this.recordPath(index), 'utf8')) as SlotRecord;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError) return undefined;
       throw error;
     }
   }
 
-  private writeRecord(index: number, record: { vm: string; state: 'warm' | 'busy' } | undefined): void {
+  private writeRecord(index: number, record: SlotRecord | undefined): void {
     if (record) writeFileSync(this.recordPath(index), JSON.stringify(record));
     else rmSync(this.recordPath(index), { force: true });
   }

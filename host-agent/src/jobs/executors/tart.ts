@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { HangarError } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { GUEST_SHARE_ROOT, TART_INSTALL_HINT, TartCli } from './tart-cli.js';
+import { shellQuote, type GuestAccess, type GuestProcess } from './tart-guest.js';
 import { MAX_MACOS_VMS, SHARE_NAME, TartPool, type Lease } from './tart-pool.js';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
 
@@ -26,13 +27,42 @@ export interface TartExecutorOptions {
   bootTimeoutS?: number;
   readyTimeoutS?: number;
   stopTimeoutS?: number;
+  /**
+   * How jobs reach the guest. 'exec': `tart exec` through the Tart guest agent (Cirrus Labs'
+   * images ship it; no network or keys needed). 'ssh': the system ssh client to `tart ip`'s address.
+   * 'auto' (default): one `tart exec` probe per VM (`execProbeTimeoutMs`), SSH when the agent does
+   * not answer. Either way the same wrapper script runs from the shared directory.
+   */
+  guestAccess?: GuestAccess;
+  /** SSH login, default `admin` (Cirrus Labs' images). */
+  sshUser?: string;
+  /**
+   * Private key for SSH, default `<data>/tart/id_ed25519`. SSH runs with BatchMode (no password
+   * prompt), so the image must have the key's public half in `~<sshUser>/.ssh/authorized_keys`.
+   * Cirrus Labs' images only accept the password admin/admin; bake a key into your own image once:
+   *
+   *     ssh-keygen -t ed25519 -N '' -f <data>/tart/id_ed25519
+   *     tart clone ghcr.io/cirruslabs/macos-sequoia-base:latest my-image
+   *     tart run --no-graphics my-image &
+   *     ssh-copy-id -i <data>/tart/id_ed25519.pub admin@$(tart ip my-image --wait 120)   # password: admin
+   *     tart stop my-image
+   *
+   * then use `my-image` as the default image. Host keys go to `<data>/tart/known_hosts`
+   * (accept-new: recorded on first contact; a different key later at the same IP is refused).
+   */
+  sshKey?: string;
+  /** Path of the ssh client; `ssh` from PATH by default. */
+  sshBinary?: string;
+  /** Milliseconds the 'auto' probe gives `tart exec` (default 10 s; with no agent it would wait ~30 s). */
+  execProbeTimeoutMs?: number;
   logger?: Logger;
 }
 
 /**
  * macOS jobs in Tart VMs, one fresh VM per attempt, from a warm pool of at most two. A slot's
  * share is fixed at boot (`--dir` cannot change on a running VM), so the attempt's workspace is
- * moved into `<slot dir>/<attempt>/work` and the VM runs a wrapper from there with `tart exec`.
+ * moved into `<slot dir>/<attempt>/work` and the VM runs a wrapper from there with `tart exec`,
+ * or over SSH for images without the Tart guest agent (see `guestAccess`).
  * Verified against the stand-in in test/fixtures/tart only; see the tests for the contract.
  */
 export class TartExecutor implements Executor {
@@ -55,7 +85,19 @@ export class TartExecutor implements Executor {
       ...(options.stopTimeoutS === undefined ? {} : { stopTimeoutS: options.stopTimeoutS }),
       ...(options.vmSettings === undefined ? {} : { vmSettings: options.vmSettings }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.execProbeTimeoutMs === undefined ? {} : { execProbeTimeoutMs: options.execProbeTimeoutMs }),
+      guestAccess: options.guestAccess ?? 'auto',
+      ...(options.guestAccess === 'exec' ? {} : { ssh: this.sshSettings() }),
     });
+  }
+
+  private sshSettings() {
+    return {
+      user: this.options.sshUser ?? 'admin',
+      key: this.options.sshKey ?? join(this.options.dataDir, 'tart', 'id_ed25519'),
+      knownHostsFile: join(this.options.dataDir, 'tart', 'known_hosts'),
+      ...(this.options.sshBinary === undefined ? {} : { binary: this.options.sshBinary }),
+    };
   }
 
   async unavailableReason(): Promise<string | undefined> {
@@ -64,6 +106,9 @@ export class TartExecutor implements Executor {
     } catch (error) {
       if (error instanceof HangarError && error.code === 'E_EXECUTOR_UNAVAILABLE') return error.message;
       return `tart does not run (${(error as Error).message}); ${TART_INSTALL_HINT}`;
+    }
+    if (this.options.guestAccess === 'ssh' && !existsSync(this.sshSettings().key)) {
+      return `the tart executor is set to reach VMs over SSH, but there is no key at ${this.sshSettings().key} (see its sshKey option)`;
     }
     return undefined;
   }
@@ -102,6 +147,7 @@ export class TartExecutor implements Executor {
     }
     const guestScript = `${GUEST_SHARE_ROOT}/${SHARE_NAME}/${request.jobId}-${request.attempt}/run.sh`;
     const execution = new TartExecution(this.cli, this.pool, lease, jobDir, request, guestScript);
+    this.options.logger?.debug({ vm: lease.vm, access: lease.guest.kind }, 'tart job started');
     this.running.add(execution);
     void execution.done.finally(() => this.running.delete(execution));
     return execution;
@@ -132,7 +178,7 @@ export class TartExecutor implements Executor {
 
 class TartExecution implements Execution {
   readonly done: Promise<ExecutionResult>;
-  private readonly exec: { done: Promise<{ exitCode: number }>; kill(): void };
+  private readonly exec: GuestProcess;
   private cancelled = false;
   private finished = false;
 
@@ -146,7 +192,7 @@ class TartExecution implements Execution {
   ) {
     const started = Date.now();
     // bash, not sh: its `set -m` gives the job its own process group without a terminal (dash refuses).
-    const exec = cli.exec(lease.vm, ['/bin/bash', guestScript], request.output);
+    const exec = lease.guest.spawn(['/bin/bash', guestScript], request.output);
     this.exec = exec;
     this.done = (async () => {
       let execCode: number | undefined;
@@ -160,7 +206,7 @@ class TartExecution implements Execution {
       request.timing('run', Date.now() - started);
       const collectStarted = Date.now();
       const exitFile = join(jobDir, 'exit');
-      // The wrapper's own record is the job's status; `tart exec`'s code also covers agent errors.
+      // The wrapper's own record is the job's status; the transport's code also covers its own errors.
       const code = existsSync(exitFile) ? Number(readFileSync(exitFile, 'utf8').trim()) : execCode;
       if (existsSync(join(jobDir, 'work'))) moveDir(join(jobDir, 'work'), request.workdir);
       rmSync(jobDir, { recursive: true, force: true });
@@ -187,7 +233,7 @@ class TartExecution implements Execution {
         signalled = (await this.signalGroup(pgid, 'KILL')) === 0;
       }
     }
-    // No process group to signal (not started yet, or the guest agent is gone): stop the VM itself.
+    // No process group to signal (not started yet, or the guest unreachable): stop the VM itself.
     if (!signalled || !(await settlesWithin(this.done, 5_000))) {
       await this.cli.stop(this.lease.vm, 0);
       this.exec.kill();
@@ -195,15 +241,10 @@ class TartExecution implements Execution {
     await this.done.catch(() => undefined);
   }
 
-  /** `tart exec` has no signal message, so a kill inside the guest does it. */
-  private signalGroup(pgid: number, signal: 'TERM' | 'KILL'): Promise<number> {
-    return this.cli.execQuiet(this.lease.vm, [
-      '/bin/sh',
-      '-c',
-      `kill -s ${signal} -- -$1`,
-      'hangar-cancel',
-      String(pgid),
-    ]);
+  /** Neither `tart exec` nor a non-tty SSH session forwards signals, so a kill inside the guest does it. */
+  private async signalGroup(pgid: number, signal: 'TERM' | 'KILL'): Promise<number> {
+    const command = ['/bin/sh', '-c', `kill -s ${signal} -- -$1`, 'hangar-cancel', String(pgid)];
+    return (await this.lease.guest.probe(command, 15_000)).exitCode;
   }
 }
 
@@ -235,12 +276,8 @@ function moveDir(from: string, to: string): void {
   }
 }
 
-function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
-
 /**
- * Runs in the guest via `tart exec`, which gives no cwd, env or signals and splits stdout from
+ * Runs in the guest via `tart exec` or SSH. `tart exec` gives no cwd, env or signals and splits stdout from
  * stderr. So: one stream (`exec 2>&1` before anything runs), the job in its own process group
  * (`set -m`) whose id goes to a file the host reads for cancel, and the exit code in a file.
  * Paths are relative to the script: the share is at a different path on the host than in the guest.

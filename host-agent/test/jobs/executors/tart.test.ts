@@ -1,26 +1,32 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TartExecutor } from '../../../src/jobs/executors/tart.js';
+import { TartExecutor, type TartExecutorOptions } from '../../../src/jobs/executors/tart.js';
 import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
 
 const STANDIN_DIR = resolve(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tart');
 const IMAGE = 'ghcr.io/cirruslabs/macos-sequoia-base:latest';
 const cleanups: (() => void | Promise<void>)[] = [];
-const savedEnv = { PATH: process.env['PATH'], STATE: process.env['TART_STANDIN_STATE'] };
+const savedEnv = {
+  PATH: process.env['PATH'],
+  TART_STANDIN_STATE: process.env['TART_STANDIN_STATE'],
+  TART_STANDIN_AGENT_WAIT_MS: process.env['TART_STANDIN_AGENT_WAIT_MS'],
+};
 
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
-  process.env['PATH'] = savedEnv.PATH;
-  if (savedEnv.STATE === undefined) delete process.env['TART_STANDIN_STATE'];
-  else process.env['TART_STANDIN_STATE'] = savedEnv.STATE;
+  for (const [key, value] of Object.entries(savedEnv)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
 });
 
 interface StandinState {
   vms: Record<string, { state: string; runPid?: number }>;
-  calls: { argv: string[]; at: number }[];
+  /** `vm` is set on the stand-in ssh's calls (their argv names the IP, not the VM). */
+  calls: { argv: string[]; at: number; vm?: string }[];
   maxRunning: number;
 }
 
@@ -48,7 +54,7 @@ function standin(extraVms: Record<string, unknown> = {}) {
     verbs: () => read().calls.map((call) => call.argv[0]!),
     callsFor: (vm: string) =>
       read()
-        .calls.filter((call) => call.argv.includes(vm))
+        .calls.filter((call) => call.argv.includes(vm) || call.vm === vm)
         .map((call) => call.argv),
   };
 }
@@ -61,8 +67,8 @@ function killQuietly(pid: number): void {
   }
 }
 
-function executor(dataDir: string, warmSize: number): TartExecutor {
-  const created = new TartExecutor({ dataDir, defaultImage: IMAGE, warmSize, stopTimeoutS: 2 });
+function executor(dataDir: string, warmSize: number, extra: Partial<TartExecutorOptions> = {}): TartExecutor {
+  const created = new TartExecutor({ dataDir, defaultImage: IMAGE, warmSize, stopTimeoutS: 2, ...extra });
   cleanups.push(() => created.dispose());
   return created;
 }
@@ -233,6 +239,168 @@ describe('tart executor (against the tart stand-in)', () => {
   });
 });
 
+/** A key pair the way a user makes one for the SSH fallback (`ssh-keygen`, mode 0600). */
+function sshKey(dir?: string): { key: string; publicKey: string } {
+  if (dir === undefined) {
+    const made = mkdtempSync(join(tmpdir(), 'hangar-key-'));
+    cleanups.push(() => rmSync(made, { recursive: true, force: true }));
+    dir = made;
+  }
+  const key = join(dir, 'id_ed25519');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'hangar-test', '-f', key]);
+  return { key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };
+}
+
+/** The stand-in with a base image that has no Tart guest agent, and `publicKey` baked into admin's authorized_keys. */
+function standinWithoutAgent(publicKey: string | undefined, agentWaitMs: number) {
+  process.env['TART_STANDIN_AGENT_WAIT_MS'] = String(agentWaitMs);
+  return standin({
+    [IMAGE]: { state: 'stopped', guest: { agent: false, authorizedKeys: publicKey ? [publicKey] : [] } },
+  });
+}
+
+/** Consecutive repeats folded: ['ssh', 'ssh'] → ['ssh']. */
+function fold(verbs: (string | undefined)[]): (string | undefined)[] {
+  return verbs.filter((verb, index) => verb !== verbs[index - 1]);
+}
+
+describe('tart executor over SSH (images without the Tart guest agent)', () => {
+  it('probes `tart exec` once, then runs the job over ssh: clone → run → ip → exec → ssh → stop → delete', async () => {
+    // The agent never answers within the probe's timeout (real `tart exec` waits ~30 s): the probe is cut short.
+    const { key, publicKey } = sshKey();
+    const tart = standinWithoutAgent(publicKey, 60_000);
+    const tartExecutor = executor(tart.dataDir, 0, { sshKey: key, execProbeTimeoutMs: 1_000 });
+    const job = request(tart.dir, 'echo out; echo err >&2; echo "$GREETING from $(basename "$PWD")"; exit 7', {
+      env: { GREETING: 'hello' },
+    });
+    writeFileSync(join(job.req.workdir, 'input.txt'), 'x');
+    const result = await (await tartExecutor.start(job.req)).done;
+    expect(result).toEqual({ exitCode: 7, signal: null });
+    // The readiness probe met the new host key first, so ssh's "Permanently added" note is not in the log.
+    expect(job.output()).toBe('out\nerr\nhello from work\n');
+    expect(readFileSync(join(job.req.workdir, 'input.txt'), 'utf8')).toBe('x');
+    const vm = job.checkpoint()['vm'] as string;
+    const calls = tart.callsFor(vm);
+    expect(fold(calls.map((argv) => argv[0]))).toEqual(['clone', 'run', 'ip', 'exec', 'ssh', 'stop', 'delete']);
+    // One `tart exec` for this VM: the probe. The job itself went over ssh.
+    expect(calls.filter((argv) => argv[0] === 'exec')).toEqual([['exec', vm, '/usr/bin/true']]);
+    const ssh = calls.filter((argv) => argv[0] === 'ssh');
+    expect(ssh.length).toBe(2);
+    const knownHosts = join(tart.dataDir, 'tart', 'known_hosts');
+    const prefix = [
+      'ssh',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=accept-new',
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'ConnectTimeout=5',
+      '-o',
+      'ServerAliveInterval=10',
+      '-o',
+      'ServerAliveCountMax=3',
+      '-i',
+      key,
+      'admin@192.168.64.2',
+    ];
+    expect(ssh[0]).toEqual([...prefix, `'/usr/bin/true'`]);
+    expect(ssh[1]).toEqual([...prefix, `'/bin/bash' '/Volumes/My Shared Files/hangar/${job.req.jobId}-1/run.sh'`]);
+    expect(readFileSync(knownHosts, 'utf8')).toContain('192.168.64.2 ssh-ed25519 STANDIN-HOSTKEY-');
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+    expect([...job.timings.keys()].sort()).toEqual(['boot', 'clone', 'collect', 'delete', 'ready', 'run']);
+  });
+
+  it('cancel over ssh kills the job’s process group in the guest and deletes the VM', async () => {
+    const { key, publicKey } = sshKey();
+    // This time `tart exec` fails at once rather than timing out: the same fallback.
+    const tart = standinWithoutAgent(publicKey, 0);
+    const tartExecutor = executor(tart.dataDir, 0, { sshKey: key });
+    const marker = `hangar-tart-ssh-cancel-${process.pid}-${Date.now()}`;
+    const job = request(tart.dir, `sleep 310 & echo started; exec sleep 311 # ${marker}`);
+    const execution = await tartExecutor.start(job.req);
+    for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
+    const pids = () =>
+      execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((line) => /sleep 31[01]/.test(line));
+    expect(pids().length).toBeGreaterThan(0);
+    await execution.cancel(1_000);
+    const result = await execution.done;
+    expect(result).toEqual({ exitCode: null, signal: 'SIGTERM' });
+    expect(pids()).toEqual([]);
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+    const vm = job.checkpoint()['vm'] as string;
+    const calls = tart.callsFor(vm);
+    const term = calls.find((argv) => argv[0] === 'ssh' && argv.at(-1)!.includes('TERM'))?.at(-1);
+    expect(term).toMatch(/^'\/bin\/sh' '-c' 'kill -s TERM -- -\$1' 'hangar-cancel' '\d+'$/);
+    // ready probe, job, TERM over ssh; then the VM goes. No exec but the probe.
+    expect(fold(calls.map((argv) => argv[0]))).toEqual(['clone', 'run', 'ip', 'exec', 'ssh', 'stop', 'delete']);
+    expect(calls.filter((argv) => argv[0] === 'exec').length).toBe(1);
+    expect(calls.filter((argv) => argv[0] === 'ssh').length).toBe(3);
+  });
+
+  it('a warm VM reached over ssh is reused, and adopted over ssh after an agent restart', async () => {
+    const { key, publicKey } = sshKey();
+    const tart = standinWithoutAgent(publicKey, 0);
+    const first = executor(tart.dataDir, 1, { sshKey: key });
+    await first.initialize();
+    await first.pool.settled();
+    const [warm] = first.pool.runningVms() as [string];
+    expect(JSON.parse(readFileSync(join(tart.dataDir, 'tart', 'slots', '0.json'), 'utf8'))).toEqual({
+      vm: warm,
+      state: 'warm',
+      access: 'ssh',
+      ip: '192.168.64.2',
+    });
+    // Crash: the warm VM keeps running; a new agent adopts it by probing over ssh, not `tart exec`.
+    cleanups.splice(cleanups.length - 1, 1);
+    const before = tart.callsFor(warm).length;
+    const second = executor(tart.dataDir, 1, { sshKey: key });
+    await second.initialize();
+    expect(second.pool.runningVms()).toEqual([warm]);
+    expect(
+      tart
+        .callsFor(warm)
+        .slice(before)
+        .map((argv) => argv[0]),
+    ).toEqual(['ssh']);
+    const job = request(tart.dir, 'echo warm');
+    expect((await (await second.start(job.req)).done).exitCode).toBe(0);
+    expect(job.output()).toBe('warm\n');
+    expect(job.checkpoint()['vm']).toBe(warm);
+    expect(job.timings.has('boot')).toBe(false);
+    await second.dispose();
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+  });
+
+  it('an image that accepts neither: a clear error naming authorized_keys, and no VM left', async () => {
+    const { key } = sshKey();
+    const tart = standinWithoutAgent(undefined, 0);
+    const tartExecutor = executor(tart.dataDir, 0, { sshKey: key, readyTimeoutS: 1 });
+    const job = request(tart.dir, 'true');
+    const error = await tartExecutor.start(job.req).then(
+      () => undefined,
+      (failure: unknown) => failure as { code: string; message: string },
+    );
+    expect(error?.code).toBe('E_UNAVAILABLE');
+    expect(error?.message).toContain('is the Tart Guest Agent running?');
+    expect(error?.message).toContain('admin@192.168.64.2: Permission denied (publickey');
+    expect(error?.message).toContain('~admin/.ssh/authorized_keys');
+    expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
+  });
+
+  it("guestAccess 'exec' never tries ssh; 'ssh' without a key file is unavailable", async () => {
+    const tart = standinWithoutAgent(undefined, 0);
+    const execOnly = executor(tart.dataDir, 0, { guestAccess: 'exec', readyTimeoutS: 1 });
+    await expect(execOnly.start(request(tart.dir, 'true').req)).rejects.toThrow(/guestAccess 'auto' or 'ssh'/);
+    expect(tart.verbs()).not.toContain('ssh');
+    const sshOnly = executor(tart.dataDir, 0, { guestAccess: 'ssh', sshKey: join(tart.dir, 'missing') });
+    expect(await sshOnly.unavailableReason()).toContain(`no key at ${join(tart.dir, 'missing')}`);
+  });
+});
+
 describe('tart stand-in', () => {
   it('rejects flags Tart does not have, like the real CLI', () => {
     const tart = standin();
@@ -242,5 +410,44 @@ describe('tart stand-in', () => {
     expect(() => execFileSync('tart', ['clone', IMAGE], { stdio: 'pipe' })).toThrow(/Missing expected argument/);
     expect(() => execFileSync('tart', ['exec', IMAGE, 'true'], { stdio: 'pipe' })).toThrow(/is not running/);
     expect(existsSync(tart.statePath)).toBe(true);
+  });
+  it('as ssh: refuses another argv shape, a loose key file and a changed host key, like OpenSSH', () => {
+    const tart = standin();
+    const { key } = sshKey(tart.dir);
+    const ssh = (args: string[]) => {
+      try {
+        execFileSync('ssh', args, { stdio: 'pipe' });
+        return { code: 0, stderr: '' };
+      } catch (error) {
+        const failure = error as { status: number; stderr: Buffer };
+        return { code: failure.status, stderr: failure.stderr.toString() };
+      }
+    };
+    expect(ssh(['admin@192.168.64.2', 'true'])).toMatchObject({ code: 255, stderr: /unexpected argv/ });
+    const knownHosts = join(tart.dir, 'known_hosts');
+    const args = (host: string) => [
+      ...['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=accept-new', '-o', `UserKnownHostsFile=${knownHosts}`],
+      ...['-o', 'ConnectTimeout=5', '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=3', '-i', key],
+      `admin@${host}`,
+      'true',
+    ];
+    expect(ssh(args('192.168.64.9'))).toMatchObject({ code: 255, stderr: /Operation timed out/ });
+    // A running VM at .2 (a sleep stands for its `tart run`), whose sshd has a host key other than the one we know.
+    const vmProcess = spawn('sleep', ['30'], { stdio: 'ignore' });
+    cleanups.push(() => void vmProcess.kill('SIGKILL'));
+    const state = tart.read() as unknown as { vms: Record<string, unknown> };
+    state.vms['hangar-0-00000000-0000-0000-0000-000000000000'] = {
+      state: 'running',
+      runPid: vmProcess.pid,
+      bootAt: 0,
+      ip: '192.168.64.2',
+      guest: { hostKey: 'ssh-ed25519 OTHER' },
+    };
+    writeFileSync(tart.statePath, JSON.stringify(state));
+    writeFileSync(knownHosts, '192.168.64.2 ssh-ed25519 BEFORE\n');
+    expect(ssh(args('192.168.64.2'))).toMatchObject({ code: 255, stderr: /Host key verification failed/ });
+    rmSync(knownHosts);
+    chmodSync(key, 0o644);
+    expect(ssh(args('192.168.64.2'))).toMatchObject({ code: 255, stderr: /UNPROTECTED PRIVATE KEY FILE/ });
   });
 });
