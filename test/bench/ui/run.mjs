@@ -17,6 +17,14 @@ const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
 const ASSETS = join(ROOT, 'renderer', 'dist', 'assets');
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 200);
+/**
+ * Keystrokes go out at a fast typist's pace (~120 wpm), not the moment the previous one rendered.
+ * Typed back-to-back, most echoes were held in the page after the keydown by Chromium's
+ * DeferRendererTasksAfterInput (on by default; it defers renderer tasks, the WebSocket message
+ * included, until the next frame): WebSocket send → echo 10.6 ms p50, against 3.4 ms back-to-back
+ * with that feature disabled and 3.5 ms at this pace, so the old loop mostly measured the deferral.
+ */
+const TYPING_INTERVAL_MS = 100;
 const TERMINALS = 10;
 /** The embedded agent's default session limit; 10 terminals are 2 views of each of 5 sessions. */
 const SESSIONS = 5;
@@ -192,6 +200,7 @@ try {
       await page.keyboard.press('Control+U'); // clear the line before it wraps
       await sleep(50);
     }
+    const pressed = performance.now();
     await page.keyboard.press(String.fromCharCode(97 + (i % 26)));
     await page
       .waitForFunction((n) => window.__bench.samples.length >= n, i + 1, { timeout: 5000, polling: 1 })
@@ -199,6 +208,7 @@ try {
         const screen = await pane.locator('.xterm-rows').textContent();
         throw new Error(`keystroke ${i} never rendered; screen: ${screen}`, { cause: error });
       });
+    await sleep(TYPING_INTERVAL_MS - (performance.now() - pressed));
   }
   const { samples, parsed, frames } = await page.evaluate(() => window.__bench);
   rows.push([
