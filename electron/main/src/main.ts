@@ -20,6 +20,10 @@ const HANGAR_BIN = fileURLToPath(new URL('../../bin/hangar.js', import.meta.url)
 const AGENT_MANAGED = process.env['HANGAR_AGENT_MANAGED'] === '1';
 
 registerAppScheme();
+// Chromium (156, measured in test/bench/ui) holds a page's incoming messages after a keydown until
+// the next frame is drawn, which delays a fast typist's echo by up to a frame. A terminal wants the
+// echo now. Not verified in Electron here (its binary cannot be downloaded); harmless if absent.
+app.commandLine.appendSwitch('disable-features', 'DeferRendererTasksAfterInput');
 
 if (!app.requestSingleInstanceLock()) {
   // Another Hangar window is running; it comes to the front (see 'second-instance').
