@@ -152,20 +152,6 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(ms / 3_600_000)}h${String(Math.round((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
 }
 
-export function parseEnv(pairs: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new HangarError('E_BAD_REQUEST', `--env ${pair}: expected KEY=VALUE`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return env;
-}
-
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
 export function parseCount(text: string, option: string): number {
   if (!/^\d+$/.test(text)) throw new HangarError('E_BAD_REQUEST', `${option} ${text}: expected a whole number`);
   return Number(text);

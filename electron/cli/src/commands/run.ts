@@ -7,14 +7,13 @@ import { withCore } from '../run.js';
 import {
   JOB_EXIT,
   TransferProgress,
-  collect,
   describeEnd,
   jobExitStatus,
   logPrinter,
   parseCount,
   parseDuration,
-  parseEnv,
 } from './job-output.js';
+import { collect, parseEnv } from '../options.js';
 import { downloadInto } from './artifacts.js';
 
 /** With no --host: the embedded agent `hangar up` pairs as "local". */

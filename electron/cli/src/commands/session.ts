@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { ago, printJson, table } from '../output.js';
+import { collect, parseEnv } from '../options.js';
 import { withCore } from '../run.js';
 
 /** With no command, the host user's login shell. */
@@ -89,20 +90,6 @@ export function registerSession(program: Command): void {
         process.stdout.write(`killed session "${name}" on ${host}\n`);
       }),
     );
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-function parseEnv(pairs: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new HangarError('E_BAD_REQUEST', `--env ${pair}: expected KEY=VALUE`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return env;
 }
 
 function readInstructions(file: string): string {
