@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 
 const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -107,7 +107,7 @@ export async function startAgentProcess(
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
+      env: { ...process.env, ...AGENT_ENV, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
     },
   );
   let stderr = '';

@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, lstat, mkdir, open, realpath, stat } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
-import { glob } from 'tinyglobby';
 import { isInside } from './unpack.js';
 
 /** Log and artifact bytes are read from disk this much at a time (bulk frames are 256 KiB). */
@@ -21,6 +20,8 @@ export async function collectArtifacts(
 ): Promise<ArtifactInfo[]> {
   if (globs.length === 0) return [];
   const root = await realpath(workdir);
+  // Loaded on first use, like tar: an idle agent keeps less resident.
+  const { glob } = await import('tinyglobby');
   const matches = await glob([...globs], {
     cwd: root,
     onlyFiles: true,

@@ -1,7 +1,7 @@
 import { HangarError } from '@hangar/shared';
 import { readdir, readlink, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, relative, sep } from 'node:path';
-import { list, extract, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 
 /** Entry types a workspace may hold; devices and FIFOs have no business in a build's sources. */
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link']);
@@ -46,6 +46,8 @@ function checkEntry(entry: ReadEntry): HangarError | undefined {
  * chain of links that are each inside can still point out together (`a -> .`, `b -> a/..`).
  */
 export async function unpackWorkspace(tarball: string, workdir: string): Promise<void> {
+  // Loaded on first use: a long-running agent need not keep the tar library resident.
+  const { list, extract } = await import('tar');
   let refused: HangarError | undefined;
   await list({
     file: tarball,

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
@@ -40,7 +40,7 @@ async function startAgent() {
     [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', '127.0.0.1:0', '--data', data],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...env, HANGAR_LOG_LEVEL: 'warn' },
+      env: { ...env, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'warn' },
     },
   );
   const address = await new Promise((resolveAddress) => {

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import net from 'node:net';
 import pty from 'node-pty';
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
@@ -44,7 +44,7 @@ async function startAgent() {
     [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', '127.0.0.1:0', '--data', data],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...env, HANGAR_LOG_LEVEL: 'warn' },
+      env: { ...env, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'warn' },
     },
   );
   const address = await new Promise((resolveAddress) => {
@@ -276,10 +276,17 @@ try {
     terminals.push(terminal);
   }
   await sleep(2000);
+  const rssBusy = await rssKb(agent.child.pid);
+  // Idle for a while, as 5 idle sessions are: V8's memory reducer returns a flood's garbage.
+  await sleep(10_000);
   const rss = await rssKb(agent.child.pid);
   rows.push(['agent RSS at start, no sessions', `${(rssAtStart / 1024).toFixed(1)} MB`]);
   rows.push(['agent RSS after the floods above, 5 idle sessions', `${(rssAfterFlood / 1024).toFixed(1)} MB`]);
-  rows.push(['agent RSS, 5 sessions + 20 attached clients', `${(rss / 1024).toFixed(1)} MB  (target ≤ 80 MB)`]);
+  rows.push(['agent RSS, 20 clients just attached', `${(rssBusy / 1024).toFixed(1)} MB`]);
+  rows.push([
+    'agent RSS, 5 idle sessions + 20 attached clients, 10 s on',
+    `${(rss / 1024).toFixed(1)} MB  (target ≤ 80 MB)`,
+  ]);
   for (const terminal of terminals) await terminal.detach();
   await core.dispose();
   rows.push(['ssh localhost + tmux', 'not measured: no sshd on this machine']);

@@ -1,5 +1,5 @@
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT_NODE_FLAGS, HangarError, toHangarError } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS, HangarError, toHangarError } from '@hangar/shared';
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
@@ -61,6 +61,7 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
       [...AGENT_NODE_FLAGS, agentBin(), 'serve', '--listen', listen, '--data', dataDir],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, ...AGENT_ENV },
       },
     );
     agent = child;
