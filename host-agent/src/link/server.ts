@@ -66,7 +66,8 @@ export class LinkServer implements Disposable {
     const now = options.now ?? Date.now;
     const rate = options.pairRateLimit ?? { burst: 3, perSecond: 1 };
     const pairBucket = new TokenBucket(rate.burst, rate.perSecond, now);
-    const log = options.logger.child({ component: 'link' });
+    // The composition root names the component (agent.ts gives this logger component: 'link').
+    const log = options.logger;
 
     // RFC 8446 only: the exporter binding relies on TLS 1.3's exporter (RFC 8446 §7.5).
     const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3' }, (_req, res) => {

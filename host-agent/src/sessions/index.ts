@@ -103,7 +103,7 @@ export class SessionManager implements Disposable {
       replayLimitBytes: options.replayLimitBytes ?? 4 * 1024 * 1024,
       replayWindowMs: options.replayWindowMs ?? 60_000,
       liveWindowBytes: options.liveWindowBytes ?? 256 * 1024,
-      logger: options.logger?.child({ component: 'sessions' }),
+      logger: options.logger,
     });
     // Sessions outlive the agent: whatever a previous agent started on our socket is ours again.
     const existing = await manager.list();

@@ -61,7 +61,8 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
       [...AGENT_NODE_FLAGS, agentBin(), 'serve', '--listen', listen, '--data', dataDir],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, ...AGENT_ENV },
+        // The embedded agent logs only what needs attention into this terminal, unless asked for more.
+        env: { ...process.env, ...AGENT_ENV, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
       },
     );
     agent = child;
