@@ -1,11 +1,4 @@
-import {
-  Emitter,
-  HangarError,
-  toDisposable,
-  wrapWebSocket,
-  type CloseReason,
-  type FrameTransport,
-} from '@hangar/shared';
+import { HangarError, wrapFramePort, wrapWebSocket, type FrameTransport } from '@hangar/shared';
 
 /** What the Electron preload exposes on the page (see electron/preload). */
 declare global {
@@ -97,49 +90,17 @@ async function connectDesktop(): Promise<FrameTransport> {
   return wrapMessagePort(port);
 }
 
-/** One port message is one frame. A MessagePort queues without limit, so bufferedAmount is 0. */
+/** The page's end of the port the preload handed over (shared's wrapFramePort does the rest). */
 export function wrapMessagePort(port: MessagePort): FrameTransport {
-  const frames = new Emitter<Uint8Array>();
-  const drains = new Emitter<void>();
-  const closes = new Emitter<CloseReason>();
-  let closed = false;
-  const finish = (reason: CloseReason) => {
-    if (closed) return;
-    closed = true;
-    closes.fire(reason);
-    frames.dispose();
-    drains.dispose();
-    closes.dispose();
-  };
-  port.onmessage = (event: MessageEvent) => {
-    const data: unknown = event.data;
-    if (data instanceof Uint8Array) frames.fire(data);
-    else if (data instanceof ArrayBuffer) frames.fire(new Uint8Array(data));
-  };
-  // Chromium fires 'close' on an entangled port when the other side goes away (Electron ≥ 22).
-  port.addEventListener('close', () => finish({ code: 'closed', message: 'the Hangar core closed the connection' }));
-  port.start();
-  return {
-    send(frame) {
-      if (!closed) port.postMessage(frame);
+  return wrapFramePort(
+    {
+      postMessage: (frame) => port.postMessage(frame),
+      start: () => port.start(),
+      close: () => port.close(),
+      onMessage: (listener) => port.addEventListener('message', (event) => listener(event.data)),
+      // Chromium fires 'close' on an entangled port when the other side goes away (Electron ≥ 22).
+      onClose: (listener) => port.addEventListener('close', listener),
     },
-    bufferedAmount: 0,
-    onFrame: (listener) => frames.event(listener),
-    onDrain: (listener) => drains.event(listener),
-    onClose(listener) {
-      if (closed) {
-        queueMicrotask(() => listener({ code: 'closed', message: 'closed' }));
-        return toDisposable(() => undefined);
-      }
-      return closes.event(listener);
-    },
-    close(reason = { code: 'closed', message: 'closed by this side' }) {
-      if (closed) return;
-      port.close();
-      finish(reason);
-    },
-    get closed() {
-      return closed;
-    },
-  };
+    'the Hangar core closed the connection',
+  );
 }

@@ -14,3 +14,4 @@ export {
   type ProcedureOutcome,
   type ProcedureSpec,
 } from './control-server.js';
+export { wrapFramePort, type FramePort } from './port-transport.js';
