@@ -3,18 +3,14 @@
 // log latency, and how fast a cancelled job's processes are gone. Uses the built packages and a
 // real agent process on loopback. Not a test: it prints numbers next to the targets and
 // the reference measured in the same run; it fails only if it breaks.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT, HANGAR, percentile, sleep, startAgent } from '../support.mjs';
 
-const ROOT = resolve(import.meta.dirname, '..', '..', '..');
-const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
-const AGENT = join(ROOT, 'host-agent', 'bin', 'hangar-agent.js');
 const DISPATCH_RUNS = Number(process.env.BENCH_DISPATCH ?? 50);
 const MANY_JOBS = Number(process.env.BENCH_JOBS ?? 500);
 const LOG_MB = Number(process.env.BENCH_LOG_MB ?? 200);
@@ -26,33 +22,8 @@ const home = join(dir, 'home');
 const data = join(dir, 'agent');
 const env = { ...process.env, HANGAR_HOME: home };
 const exec = promisify(execFile);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function percentile(values, p) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-async function startAgent() {
-  execFileSync('mkdir', ['-p', data]);
-  const child = spawn(
-    process.execPath,
-    [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', '127.0.0.1:0', '--data', data],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...env, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'warn' },
-    },
-  );
-  const address = await new Promise((resolveAddress) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const event = JSON.parse(line);
-      if (event.event === 'listening') resolveAddress(event.address);
-    });
-  });
-  return { child, address };
-}
-
-const agent = await startAgent();
+const agent = await startAgent({ data, env });
 const { code } = JSON.parse(
   execFileSync(process.execPath, [AGENT, 'pair', '--data', data, '--json'], { encoding: 'utf8' }),
 );

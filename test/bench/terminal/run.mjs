@@ -5,18 +5,14 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import net from 'node:net';
 import pty from 'node-pty';
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT, HANGAR, percentile, rssKiB, sleep, startAgent } from '../support.mjs';
 
-const ROOT = resolve(import.meta.dirname, '..', '..', '..');
-const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
-const AGENT = join(ROOT, 'host-agent', 'bin', 'hangar-agent.js');
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 500);
 const BULK_MB = Number(process.env.BENCH_MB ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -30,31 +26,6 @@ delete env.TMUX;
 const node = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
 const nodeAsync = (bin, args) => promisify(execFile)(process.execPath, [bin, ...args], { env });
 const tmux = (...args) => execFileSync('tmux', ['-L', socket, ...args], { env, encoding: 'utf8' });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function percentile(values, p) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-async function startAgent(port = 0) {
-  execFileSync('mkdir', ['-p', data]);
-  const child = spawn(
-    process.execPath,
-    [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', `127.0.0.1:${port}`, '--data', data],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...env, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'warn' },
-    },
-  );
-  const address = await new Promise((resolveAddress) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const event = JSON.parse(line);
-      if (event.event === 'listening') resolveAddress(event.address);
-    });
-  });
-  return { child, address };
-}
 
 /** A program in a pty whose output we watch for a marker. */
 function ptyClient(file, args, cols = 120, rows = 40) {
@@ -140,15 +111,10 @@ async function startProxy(targetPort) {
   };
 }
 
-async function rssKb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
-}
-
 const rows = [];
-let agent = await startAgent();
+let agent = await startAgent({ data, env });
 await sleep(500);
-const rssAtStart = await rssKb(agent.child.pid);
+const rssAtStart = rssKiB(agent.child.pid);
 try {
   const code = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
   node(HANGAR, ['hosts', 'add', 'bench', agent.address, '--code', code]);
@@ -278,7 +244,7 @@ try {
       terminals.push(terminal);
     }
     await sleep(10_000);
-    const rss = await rssKb(agent.child.pid);
+    const rss = rssKiB(agent.child.pid);
     for (const terminal of terminals) await terminal.detach();
     await core.dispose();
     return rss;
@@ -288,7 +254,7 @@ try {
   const exited = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGTERM');
   await exited;
-  agent = await startAgent(port);
+  agent = await startAgent({ data, env, port });
   const fresh = await memoryWith20Clients();
   rows.push(['agent RSS at start, no sessions', `${(rssAtStart / 1024).toFixed(1)} MB`]);
   rows.push(['agent RSS, 5 idle sessions + 20 attached clients', `${(fresh / 1024).toFixed(1)} MB  (target ≤ 80 MB)`]);

@@ -8,13 +8,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { HANGAR, ROOT, percentile, rssKiB, sleep } from '../support.mjs';
 
-const ROOT = resolve(import.meta.dirname, '..', '..', '..');
-const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
 const ASSETS = join(ROOT, 'renderer', 'dist', 'assets');
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 200);
 /**
@@ -41,18 +40,7 @@ const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-ui-')));
 const home = join(dir, 'home');
 const env = { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: 'warn' };
 delete env.TMUX;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rows = [];
-
-function percentile(values, p) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-function rssKiB(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
-}
 
 function bundleSize() {
   let raw = 0;
