@@ -1,49 +1,91 @@
 import { type Disposable, type LinkStream } from '@hangar/shared';
-import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import type { JobOutput } from './executors/types.js';
 
-/** Bytes read from a log file per stream write: a few data frames, small next to the window. */
 /** Log and artifact bytes are read from disk this much at a time (bulk frames are 256 KiB). */
 const READ_CHUNK = 1024 * 1024;
+/**
+ * Growth is noticed through the file system's change events (inotify, kqueue); this slow look at
+ * the size catches whatever a watcher misses (no inotify watches left, a file system without
+ * events), so a follower is late by at most this much instead of stuck.
+ */
+const BACKSTOP_POLL_MS = 250;
 
 /**
- * The merged output of one attempt, appended to its log file as it arrives. Each chunk is
- * written with a synchronous write before anyone hears of it: a crash of the agent loses
+ * The merged output of one attempt. The job writes to the file itself (see JobOutput.fd); the
+ * agent learns of growth from file change events and reads the size from the file, so a
+ * follower is told about bytes only once they are in the file: a crash of the agent loses
  * nothing that a follower has seen, and followers can always read what they were told exists.
  */
-export class AttemptLog implements Disposable {
-  private fd: number | undefined;
+export class AttemptLog implements Disposable, JobOutput {
+  private handle: number | undefined;
   private bytes: number;
+  private readonly watcher: FSWatcher | undefined;
+  private readonly backstop: NodeJS.Timeout;
+  /** The size followers were last told about. */
+  private announced: number;
+  private notifyQueued = false;
 
   private constructor(
     readonly path: string,
     fd: number,
     private readonly grew: () => void,
   ) {
-    this.fd = fd;
-    this.bytes = fstatSync(fd).size;
+    this.handle = fd;
+    this.bytes = this.announced = fstatSync(fd).size;
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(path, { persistent: false }, () => this.noticeGrowth());
+      watcher.on('error', () => undefined); // the backstop poll carries on
+    } catch {
+      watcher = undefined; // e.g. ENOSPC: out of inotify watches; the backstop poll covers it
+    }
+    this.watcher = watcher;
+    this.backstop = setInterval(() => this.noticeGrowth(), BACKSTOP_POLL_MS);
+    this.backstop.unref();
   }
 
   static open(path: string, grew: () => void): AttemptLog {
     return new AttemptLog(path, openSync(path, 'a', 0o600), grew);
   }
 
+  get fd(): number {
+    if (this.handle === undefined) throw new Error(`log ${this.path} is closed`);
+    return this.handle;
+  }
+
+  /** Bytes in the log now (after dispose: when it was closed). */
   get size(): number {
+    if (this.handle !== undefined) this.bytes = fstatSync(this.handle).size;
     return this.bytes;
   }
 
-  append(chunk: Uint8Array): void {
-    if (this.fd === undefined || chunk.length === 0) return;
+  write(chunk: Uint8Array): void {
+    if (this.handle === undefined || chunk.length === 0) return;
     let written = 0;
-    while (written < chunk.length) written += writeSync(this.fd, chunk, written, chunk.length - written);
-    this.bytes += chunk.length;
-    this.grew();
+    while (written < chunk.length) written += writeSync(this.handle, chunk, written, chunk.length - written);
+    this.noticeGrowth();
   }
 
   dispose(): void {
-    if (this.fd === undefined) return;
-    closeSync(this.fd);
-    this.fd = undefined;
+    if (this.handle === undefined) return;
+    this.bytes = fstatSync(this.handle).size;
+    this.watcher?.close();
+    clearInterval(this.backstop);
+    closeSync(this.handle);
+    this.handle = undefined;
+  }
+
+  /** Many change events in one turn of the event loop (a flood) make one notification. */
+  private noticeGrowth(): void {
+    if (this.notifyQueued || this.handle === undefined || this.size === this.announced) return;
+    this.announced = this.bytes;
+    this.notifyQueued = true;
+    setImmediate(() => {
+      this.notifyQueued = false;
+      this.grew();
+    });
   }
 }
 

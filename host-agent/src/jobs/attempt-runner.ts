@@ -61,7 +61,7 @@ export class RunningAttempt {
   }
 
   private note(message: string): void {
-    this.setup.log.append(Buffer.from(`\n[hangar] ${message}\n`));
+    this.setup.log.write(Buffer.from(`\n[hangar] ${message}\n`));
   }
 
   private async run(): Promise<AttemptOutcome> {
@@ -103,7 +103,7 @@ export class RunningAttempt {
           ...(job.spec.limits.memory_mb !== undefined ? { memoryMb: job.spec.limits.memory_mb } : {}),
         },
         ...(job.spec.image !== undefined ? { image: job.spec.image } : {}),
-        output: (chunk) => this.setup.log.append(chunk),
+        output: this.setup.log,
         timing: (phase: TimingPhase, ms) => this.setup.timing(phase, ms),
         checkpoint: (state) => this.setup.checkpoint(state),
       });

@@ -41,7 +41,9 @@ export function logSourceFor(input: LogSourceInput): LogSource {
       const final = FINAL_JOB_STATES.includes(attempt.state)
         ? { exitCode: attempt.exit_code, message: `attempt ${input.number} ${attempt.state}` }
         : undefined;
-      return { path, size: fileSize(path), final };
+      // An ended attempt's log is as long as it was when it ended (recorded then): a process that
+      // escaped the job's group may still hold the file open, but what it writes is not the log.
+      return { path, size: final ? Math.min(attempt.log_size, fileSize(path)) : fileSize(path), final };
     }
     const job = input.store.job(input.jobId);
     if (!job || FINAL_JOB_STATES.includes(job.state)) {

@@ -70,3 +70,23 @@ describe('job logs', () => {
     await expect(client.readLog(job.id, { from: 11 })).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
   });
 });
+
+describe('job logs written straight to the file', () => {
+  it('stderr and stdout keep the order written, and output after the job ended is not part of its log', async () => {
+    await using host = await startJobHost();
+    const client = host.connect();
+    // A process that leaves the job's group keeps the log file open and writes after the end.
+    const job = await host.submit({
+      command:
+        'echo out; echo err >&2; echo out2; setsid sh -c ": > escaped; sleep 0.3; echo late" & ' +
+        'while [ ! -e escaped ]; do sleep 0.01; done; echo done',
+      executor: 'shell',
+    });
+    await host.waitFor(job.id);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const log = await client.readLog(job.id, { follow: true });
+    expect(log.data.toString()).toBe('out\nerr\nout2\ndone\n');
+    expect(log.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+    expect(host.jobs.get(job.id).attempts[0]?.log_size).toBe(log.data.length);
+  });
+});

@@ -208,13 +208,18 @@ async function cancelBench() {
   );
 }
 
+// BENCH_ONLY=throughput,latency runs a subset (names: dispatch, many, throughput, latency, cancel).
+const only = process.env.BENCH_ONLY?.split(',');
+const wanted = (name) => only === undefined || only.includes(name);
 try {
-  await dispatchBench('shell', 50);
-  await dispatchBench('sandbox', 100);
-  await manyJobs();
-  await throughput();
-  await logLatency();
-  await cancelBench();
+  if (wanted('dispatch')) {
+    await dispatchBench('shell', 50);
+    await dispatchBench('sandbox', 100);
+  }
+  if (wanted('many')) await manyJobs();
+  if (wanted('throughput')) await throughput();
+  if (wanted('latency')) await logLatency();
+  if (wanted('cancel')) await cancelBench();
 } finally {
   const widths = ['metric', 'measured', 'target'].map((k) =>
     Math.max(k.length, ...rows.map((r) => String(r[k]).length)),

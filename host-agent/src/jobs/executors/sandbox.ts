@@ -128,8 +128,8 @@ export class SandboxExecutor implements Executor {
     args.push('--clearenv');
     const env = { PATH: DEFAULT_PATH, HOME: SANDBOX_WORKDIR, TMPDIR: '/tmp', ...request.env };
     for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
-    // One stream for the job: stderr joins stdout inside the sandbox, so their order is the order written.
-    args.push('--', '/bin/sh', '-c', `exec 2>&1\n${request.command}`);
+    // stdout and stderr are already one open file (the attempt's log), so their order is the order written.
+    args.push('--', '/bin/sh', '-c', request.command);
     return args;
   }
 
@@ -144,12 +144,11 @@ export class SandboxExecutor implements Executor {
     const argv = [...limits.prefix, this.bwrap, '--info-fd', '3', ...this.sandboxArgs(request)];
     const started = Date.now();
     // detached: bwrap leads its own process group, so a signal to -pgid never reaches the agent.
-    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    // The log file is stdout and stderr: the job's output and bwrap's own errors (a bad bind) land there.
+    const { fd } = request.output;
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd, 'pipe'] });
     const execution = new SandboxExecution(child.pid!, limits.cleanup);
     this.running.add(execution);
-    child.stdout!.on('data', (chunk: Buffer) => request.output(chunk));
-    // bwrap's own errors (a bad bind, no namespaces); the job's stderr already goes to stdout.
-    child.stderr!.on('data', (chunk: Buffer) => request.output(chunk));
     const info = child.stdio[3] as NodeJS.ReadableStream;
     let infoText = '';
     info.on('data', (chunk: Buffer) => {

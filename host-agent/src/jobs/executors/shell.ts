@@ -6,19 +6,15 @@ import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './t
 /** What a shell attempt checkpoints: enough to find its process group again, and to know it is ours. */
 const ShellCheckpoint = z.object({ pgid: z.number().int().positive(), started: z.string() });
 
-/**
- * After the job's shell exits, how long its output pipe may stay open (held by a process that
- * left the group with setsid) before the attempt ends without the rest of it.
- */
-const PIPE_CLOSE_WAIT_MS = 2000;
 /** Grace given to a crashed agent's leftovers: nobody is waiting for their output any more. */
 const RECOVER_GRACE_MS = 2000;
 
 /**
  * `shell`: the command in a plain process group in the workdir, no isolation (trusted use).
- * stdout and stderr share one pipe (`exec … 2>&1` in a wrapper shell that is replaced by the
- * command's shell), so the output keeps the order it was written in; two pipes read separately
- * would interleave by chance.
+ * stdout and stderr are both the attempt's log file (one open file, appending), so the output
+ * keeps the order it was written in and never passes through the agent. A process that leaves
+ * the group with setsid keeps that file open, but the log's length is fixed when the attempt
+ * ends: what it writes later is not part of the log.
  */
 export class ShellExecutor implements Executor {
   readonly name = 'shell' as const;
@@ -30,20 +26,16 @@ export class ShellExecutor implements Executor {
   }
 
   async start(request: ExecutionRequest): Promise<Execution> {
-    const child = spawn('/bin/sh', ['-c', 'exec /bin/sh -c "$1" 2>&1', 'hangar-job', request.command], {
+    const child = spawn('/bin/sh', ['-c', request.command], {
       cwd: request.workdir,
       env: { ...process.env, ...request.env, HANGAR_JOB_ID: request.jobId, HANGAR_ATTEMPT: String(request.attempt) },
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', request.output.fd, request.output.fd],
     });
     // Listen before the first await: a quick command may exit before start() resumes.
     const exited = new Promise<ExecutionResult>((resolve) => {
       child.once('exit', (code, signal) => resolve({ exitCode: code, signal }));
     });
-    const pipesClosed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    child.stdout!.on('data', (chunk: Buffer) => request.output(chunk));
-    // Only the wrapper writes here, before its exec (e.g. the shell cannot be found).
-    child.stderr!.on('data', (chunk: Buffer) => request.output(chunk));
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
@@ -60,9 +52,6 @@ export class ShellExecutor implements Executor {
       if (cancelling) await cancelling;
       else signalGroup(pgid, 'SIGKILL');
       await waitGroupGone(pgid, 5000);
-      await Promise.race([pipesClosed, new Promise((resolve) => setTimeout(resolve, PIPE_CLOSE_WAIT_MS))]);
-      child.stdout!.destroy();
-      child.stderr!.destroy();
       request.timing('run', Date.now() - startedAt);
       return result;
     });

@@ -192,7 +192,7 @@ class TartExecution implements Execution {
   ) {
     const started = Date.now();
     // bash, not sh: its `set -m` gives the job its own process group without a terminal (dash refuses).
-    const exec = lease.guest.spawn(['/bin/bash', guestScript], request.output);
+    const exec = lease.guest.spawn(['/bin/bash', guestScript], (chunk) => request.output.write(chunk));
     this.exec = exec;
     this.done = (async () => {
       let execCode: number | undefined;

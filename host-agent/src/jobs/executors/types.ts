@@ -3,6 +3,18 @@ import type { Disposable } from '@hangar/shared';
 /** Phases an attempt's time is split into (shown by `hangar jobs show`). */
 export type TimingPhase = 'clone' | 'boot' | 'ready' | 'run' | 'collect' | 'delete';
 
+/** Where an executor puts a job's output: stdout and stderr merged, in the order written. */
+export interface JobOutput {
+  /**
+   * Open for appending on the attempt's log. Executors that run the job as a local child hand it
+   * this as stdout and stderr: the bytes go from the job to the file without passing through the
+   * agent, so a flood costs the agent nothing and nothing is lost if the agent dies.
+   */
+  readonly fd: number;
+  /** Appends bytes that do pass through the agent (a VM's output, the agent's own notes). */
+  write(chunk: Uint8Array): void;
+}
+
 export interface ExecutionRequest {
   jobId: string;
   attempt: number;
@@ -15,8 +27,7 @@ export interface ExecutionRequest {
   limits: { cpus?: number; memoryMb?: number };
   /** Tart: base image to clone. */
   image?: string;
-  /** stdout and stderr merged, in the order written. */
-  output(chunk: Buffer): void;
+  output: JobOutput;
   /** Reports how long a phase took, as it happens. */
   timing(phase: TimingPhase, ms: number): void;
   /** Persisted with the attempt so that a restarted agent can clean up (see Executor.recover). */

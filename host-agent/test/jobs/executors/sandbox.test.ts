@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../../src/jobs/executors/sandbox.js';
 import type { ExecutionRequest, ExecutionResult } from '../../../src/jobs/executors/types.js';
+import { fileOutput } from './output.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -40,8 +41,9 @@ function harness(): Harness {
   const executor = new SandboxExecutor({ dataDir, cgroupParent: null });
   cleanups.push(() => executor.dispose());
   const request = (command: string, extra: Partial<ExecutionRequest> = {}) => {
-    const chunks: Buffer[] = [];
     const workdir = tempDir(tmpdir(), 'work');
+    const log = fileOutput(tempDir(tmpdir(), 'log'));
+    cleanups.push(log.close);
     return {
       request: {
         jobId: 'job1',
@@ -51,12 +53,12 @@ function harness(): Harness {
         workdir,
         network: 'default' as const,
         limits: {},
-        output: (chunk: Buffer) => chunks.push(chunk),
+        output: log.output,
         timing: () => {},
         checkpoint: () => {},
         ...extra,
       },
-      output: () => Buffer.concat(chunks).toString('utf8'),
+      output: log.text,
     };
   };
   return {

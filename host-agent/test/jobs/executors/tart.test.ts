@@ -5,6 +5,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TartExecutor, type TartExecutorOptions } from '../../../src/jobs/executors/tart.js';
 import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
+import { fileOutput } from './output.js';
 
 const STANDIN_DIR = resolve(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tart');
 const IMAGE = 'ghcr.io/cirruslabs/macos-sequoia-base:latest';
@@ -75,7 +76,8 @@ function executor(dataDir: string, warmSize: number, extra: Partial<TartExecutor
 
 function request(dir: string, command: string, extra: Partial<ExecutionRequest> = {}) {
   const workdir = mkdtempSync(join(dir, 'work-'));
-  const chunks: Buffer[] = [];
+  const log = fileOutput(mkdtempSync(join(dir, 'log-')));
+  cleanups.push(log.close);
   const timings = new Map<TimingPhase, number>();
   let checkpoint: Record<string, unknown> = {};
   const req: ExecutionRequest = {
@@ -86,12 +88,12 @@ function request(dir: string, command: string, extra: Partial<ExecutionRequest> 
     workdir,
     network: 'default',
     limits: {},
-    output: (chunk) => chunks.push(chunk),
+    output: log.output,
     timing: (phase, ms) => timings.set(phase, ms),
     checkpoint: (state) => (checkpoint = state),
     ...extra,
   };
-  return { req, output: () => Buffer.concat(chunks).toString('utf8'), timings, checkpoint: () => checkpoint };
+  return { req, output: log.text, timings, checkpoint: () => checkpoint };
 }
 
 const LIFECYCLE = ['clone', 'run', 'ip', 'exec', 'stop', 'delete'];
