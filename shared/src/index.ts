@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './validate.js';
 export * from './frames.js';
+export * from './log-blocks.js';
 export * from './disposable.js';
 export * from './protocol/control.js';
 export * from './protocol/sessions.js';

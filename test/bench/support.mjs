@@ -28,11 +28,22 @@ export async function startAgent({ data, env, port = 0 }) {
   execFileSync('mkdir', ['-p', data]);
   const child = spawn(
     process.execPath,
-    [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', `127.0.0.1:${port}`, '--data', data],
+    [
+      ...AGENT_NODE_FLAGS,
+      ...(process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      AGENT,
+      'serve',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--data',
+      data,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'warn' } },
   );
   const address = await new Promise((resolveAddress) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
+      if (process.env.BENCH_AGENT_STDOUT) process.stderr.write(line + '\n');
+      if (!line.startsWith('{')) return;
       const event = JSON.parse(line);
       if (event.event === 'listening') resolveAddress(event.address);
     });

@@ -5,7 +5,7 @@ export {
   JobService,
   type JobServiceOptions,
 } from './job-service.js';
-export { streamLog } from './attempt-log.js';
+export { streamLog } from './log-sender.js';
 export { streamFile } from './artifacts.js';
 export { ShellExecutor } from './executors/shell.js';
 export type { Executor } from './executors/types.js';

@@ -1,7 +1,8 @@
 import { FINAL_JOB_STATES, type Disposable } from '@hangar/shared';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AttemptLog, LogSource, LogState } from './attempt-log.js';
+import type { AttemptLog } from './attempt-log.js';
+import type { LogSource, LogState } from './log-sender.js';
 import type { JobStore } from './job-store.js';
 
 export function attemptDir(jobsDir: string, jobId: string, attempt: number): string {

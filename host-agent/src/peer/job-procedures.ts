@@ -59,14 +59,16 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
         );
       }
       return {
-        result: { attempt, from: params.from },
+        result: { attempt, from: params.from, compression: params.compression },
         after: () => {
+          // Uncompressed, stream offsets are log offsets; compressed, the stream counts block bytes from 0.
           const stream = call.mux.openStream({
             id: params.stream_id,
-            sendOffset: params.from,
+            sendOffset: params.compression === 'none' ? params.from : 0,
             window: BULK_STREAM_WINDOW,
+            maxFrameBytes: BULK_FRAME_BYTES,
           });
-          streamLog(source, stream, params.from, params.follow).catch(closeOnFailure(stream));
+          streamLog(source, stream, params).catch(closeOnFailure(stream));
         },
       };
     },

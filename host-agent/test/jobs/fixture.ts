@@ -1,6 +1,9 @@
 import {
+  BULK_STREAM_WINDOW,
   FINAL_JOB_STATES,
   HangarError,
+  LOG_BLOCK,
+  LogBlockReader,
   Mux,
   SCHEMA_VERSION,
   createMemoryTransportPair,
@@ -13,6 +16,7 @@ import {
 } from '@hangar/shared';
 import { JobSpec } from '@hangar/shared';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -134,7 +138,7 @@ export class TestClient {
   }
 
   openStream(recvOffset = 0): LinkStream {
-    return this.mux.openStream({ recvOffset });
+    return this.mux.openStream({ recvOffset, window: BULK_STREAM_WINDOW });
   }
 
   /**
@@ -143,32 +147,51 @@ export class TestClient {
    */
   async readLog(
     id: string,
-    options: { from?: number; follow?: boolean; stopAfter?: number; attempt?: number } = {},
-  ): Promise<{ data: Buffer; end: number; reason: CloseReason }> {
+    options: { from?: number; follow?: boolean; stopAfter?: number; attempt?: number; compression?: 'deflate' } = {},
+  ): Promise<{ data: Buffer; end: number; reason: CloseReason; blocks: { raw: number; deflate: number } }> {
     const from = options.from ?? 0;
-    const stream = this.openStream(from);
+    const compressed = options.compression === 'deflate';
+    // Compressed, the stream counts block bytes from 0 and the blocks carry the log.
+    const stream = this.openStream(compressed ? 0 : from);
+    const reader = new LogBlockReader();
+    const blocks = { raw: 0, deflate: 0 };
     const chunks: Buffer[] = [];
-    let expected = from;
+    let expected = compressed ? 0 : from;
+    let end = from;
     let received = 0;
     const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
-    stream.onData((data, offset) => {
-      if (offset !== expected) throw new Error(`log bytes at ${offset}, expected ${expected}`);
-      expected += data.length;
+    const take = (data: Uint8Array) => {
+      end += data.length;
       received += data.length;
       chunks.push(Buffer.from(data));
+    };
+    stream.onData((data, offset) => {
+      if (offset !== expected) throw new Error(`stream bytes at ${offset}, expected ${expected}`);
+      expected += data.length;
+      if (!compressed) take(data);
+      for (const block of compressed ? reader.push(data) : []) {
+        const bytes = block.kind === LOG_BLOCK.deflate ? inflateRawSync(block.body) : block.body;
+        if (bytes.length !== block.logBytes)
+          throw new Error(`block of ${bytes.length} bytes, header said ${block.logBytes}`);
+        blocks[block.kind === LOG_BLOCK.deflate ? 'deflate' : 'raw']++;
+        take(bytes);
+      }
       if (options.stopAfter !== undefined && received >= options.stopAfter) {
         stream.close({ code: 'client_gone', message: 'test disconnects' });
       }
     });
-    await this.call('job.logs', {
+    const result = await this.call<{ compression: string }>('job.logs', {
       id,
       from,
       follow: options.follow ?? false,
       stream_id: stream.id,
       ...(options.attempt !== undefined ? { attempt: options.attempt } : {}),
+      ...(compressed ? { compression: 'deflate' } : {}),
     });
+    if (result.compression !== (options.compression ?? 'none')) throw new Error(`answered ${result.compression}`);
     const reason = await closed;
-    return { data: Buffer.concat(chunks), end: expected, reason };
+    if (reader.pending !== 0) throw new Error(`${reader.pending} bytes of an unfinished block`);
+    return { data: Buffer.concat(chunks), end, reason, blocks };
   }
 
   dispose(): void {

@@ -90,3 +90,31 @@ describe('job logs written straight to the file', () => {
     expect(host.jobs.get(job.id).attempts[0]?.log_size).toBe(log.data.length);
   });
 });
+
+describe('compressed job logs', () => {
+  it('a follower asking for deflate gets the same 50 MB, mostly in deflated blocks', async () => {
+    await using host = await startJobHost();
+    const count = Math.ceil((50 * MB) / LINE_BYTES);
+    const job = await host.submit({ command: numberedLines(count), executor: 'shell' });
+    const log = await host.connect().readLog(job.id, { follow: true, compression: 'deflate' });
+    expect(log.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+    expect(log.data.length).toBe(count * LINE_BYTES);
+    expect(createHash('sha256').update(log.data).digest('hex')).toBe(expectedLines(count));
+    expect(log.blocks.deflate).toBeGreaterThan(log.blocks.raw);
+  });
+
+  it('output that does not compress goes in raw blocks, byte for byte, and any offset can be asked for', async () => {
+    await using host = await startJobHost();
+    const client = host.connect();
+    const job = await host.submit({ command: 'head -c 20000000 /dev/urandom', executor: 'shell' });
+    await host.waitFor(job.id);
+    const plain = await client.readLog(job.id);
+    expect(plain.data.length).toBe(20_000_000);
+    const packed = await client.readLog(job.id, { compression: 'deflate' });
+    expect(packed.data.equals(plain.data)).toBe(true);
+    // Random bytes never shrink enough to be worth it, so no block goes deflated.
+    expect(packed.blocks).toMatchObject({ deflate: 0 });
+    const tail = await client.readLog(job.id, { compression: 'deflate', from: 12_345_678 });
+    expect(tail.data.equals(plain.data.subarray(12_345_678))).toBe(true);
+  });
+});

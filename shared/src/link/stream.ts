@@ -123,15 +123,16 @@ export class LinkStream {
   }
 
   /**
-   * Queues the bytes (copied: callers such as Node streams reuse their buffers). Returns false
+   * Queues the bytes, copied (callers such as Node streams reuse their buffers) unless
+   * `transfer` says the caller hands them over and will not touch them again. Returns false
    * once queued plus unacknowledged bytes reach the window: wait for onDrain before writing more,
    * or memory grows with the producer. After close the bytes are dropped and false is returned;
    * onClose has already said why.
    */
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array, options?: { transfer?: boolean }): boolean {
     if (this.closed) return false;
     if (data.length > 0) {
-      this.queue.push(data.slice());
+      this.queue.push(options?.transfer ? data : data.slice());
       this.queued += data.length;
       if (this.hasCredit) this.host.wantsToSend(this);
     }

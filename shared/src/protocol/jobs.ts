@@ -129,6 +129,13 @@ export const JobListParams = z.object({
   states: z.array(JobState).optional(),
 });
 
+/**
+ * How a log stream is encoded. 'deflate': the stream carries log blocks (see log-blocks.ts),
+ * compressed where that pays; 'none': the log's bytes as they are, stream offsets = log offsets.
+ */
+export const LogCompression = z.enum(['none', 'deflate']);
+export type LogCompression = z.infer<typeof LogCompression>;
+
 export const JobLogsParams = z.object({
   id: JobId,
   /** Default: the latest attempt. */
@@ -137,13 +144,18 @@ export const JobLogsParams = z.object({
   from: z.number().int().nonnegative().default(0),
   /** Keep streaming until the attempt ends; without it the stream ends at the current end of the log. */
   follow: z.boolean().default(false),
+  compression: LogCompression.default('none'),
   stream_id: StreamId,
 });
 /**
  * The log stream carries bytes with their offsets; it closes with {code: 'log_end', exit_code}
  * once the attempt's log is complete (or, without follow, at the current end).
  */
-export const JobLogsResult = z.object({ attempt: z.number().int().positive(), from: z.number().int().nonnegative() });
+export const JobLogsResult = z.object({
+  attempt: z.number().int().positive(),
+  from: z.number().int().nonnegative(),
+  compression: LogCompression.default('none'),
+});
 
 export const WorkspaceHasParams = z.object({ hash: ContentHash });
 export const WorkspaceHasResult = z.object({ present: z.boolean() });

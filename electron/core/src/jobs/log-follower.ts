@@ -1,13 +1,17 @@
 import {
   BULK_STREAM_WINDOW,
   FINAL_JOB_STATES,
+  HangarError,
   JobUpdatedEvent,
+  LogBlockReader,
   toHangarError,
+  type LogBlock,
   type CloseReason,
   type Disposable,
   type JobDetail,
   type Mux,
 } from '@hangar/shared';
+import { decodeLogBlock } from './log-blocks.js';
 import { RECONNECT_PATIENCE_MS, callRetrying, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
 
 export interface LogChunk {
@@ -87,26 +91,50 @@ export async function followJobLog(
   }
 
   async function readSegment(mux: Mux): Promise<Segment> {
-    // Open our end before asking: the agent may write right behind its answer.
-    const stream = mux.openStream({ recvOffset: offset, window: BULK_STREAM_WINDOW });
+    // Open our end before asking: the agent may write right behind its answer. The log comes
+    // compressed, in blocks; the stream counts block bytes from 0, the blocks carry log offsets.
+    const stream = mux.openStream({ recvOffset: 0, window: BULK_STREAM_WINDOW });
     stream.autoAck = false;
+    const blocks = new LogBlockReader();
     let known = attempt;
-    // Bytes that arrive before the answer (it names the attempt) wait for it.
-    const early: { data: Uint8Array; at: number }[] = [];
-    const deliver = (data: Uint8Array, at: number) => {
+    let logAt = offset;
+    // Blocks that arrive before the answer (it names the attempt) wait for it.
+    let early: LogBlock[] | undefined = [];
+    let failure: HangarError | undefined;
+    const fail = (error: unknown) => {
+      failure ??= toHangarError(error);
+      stream.close({ code: failure.code, message: failure.message.slice(0, 500) });
+    };
+    const deliver = (block: LogBlock) => {
+      if (failure) return;
+      let data: Uint8Array;
+      try {
+        data = decodeLogBlock(block);
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      const at = logAt;
+      logAt += data.length;
+      offset = logAt;
       if (known !== announced) {
         announced = known;
         sink.attempt?.(known!, at);
       }
       sink.data({ attempt: known!, offset: at, data }, () => {
-        if (!stream.closed) stream.ack(at + data.length);
+        if (!stream.closed) stream.ack(block.end);
       });
     };
     const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
-    const subscription: Disposable = stream.onData((data, at) => {
-      offset = at + data.length;
-      if (known === undefined) early.push({ data, at });
-      else deliver(data, at);
+    const subscription: Disposable = stream.onData((data) => {
+      try {
+        for (const block of blocks.push(data)) {
+          if (early) early.push(block);
+          else deliver(block);
+        }
+      } catch (error) {
+        fail(error);
+      }
     });
     try {
       const result = await connection.call('job.logs', {
@@ -114,8 +142,12 @@ export async function followJobLog(
         ...(attempt !== undefined ? { attempt } : {}),
         from: offset,
         follow: options.follow,
+        compression: 'deflate',
         stream_id: stream.id,
       });
+      if (result.compression !== 'deflate') {
+        throw new HangarError('E_PROTOCOL', `the host answered a compressed log request with '${result.compression}'`);
+      }
       known = attempt = result.attempt;
       if (announced !== known) {
         announced = known;
@@ -125,7 +157,9 @@ export async function followJobLog(
         dropped = false;
         sink.status?.('resumed');
       }
-      for (const { data, at } of early.splice(0)) deliver(data, at);
+      const waiting = early;
+      early = undefined;
+      waiting.forEach(deliver);
     } catch (error) {
       void subscription.dispose();
       stream.close({ code: 'cancelled', message: 'log request failed' });
@@ -133,7 +167,11 @@ export async function followJobLog(
       throw toHangarError(error);
     }
     const reason = await closed;
-    if (reason.code === 'log_end') return { kind: 'end', exitCode: reason.exit_code ?? null };
+    if (failure) throw failure;
+    if (reason.code === 'log_end') {
+      if (blocks.pending > 0) throw new HangarError('E_PROTOCOL', `log of ${jobId} ended inside a block`);
+      return { kind: 'end', exitCode: reason.exit_code ?? null };
+    }
     if (mux.closed) return { kind: 'dropped' };
     throw streamError(`log of ${jobId}`, reason);
   }

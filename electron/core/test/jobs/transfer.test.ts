@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JobInfo, LinkStream, Mux } from '@hangar/shared';
+import { deflateRawSync } from 'node:zlib';
+import {
+  BULK_STREAM_WINDOW,
+  encodeLogBlockHeader,
+  LOG_BLOCK,
+  type JobInfo,
+  type LinkStream,
+  type Mux,
+} from '@hangar/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { downloadArtifacts } from '../../src/jobs/artifacts.js';
 import { followJobLog, type LogChunk } from '../../src/jobs/log-follower.js';
@@ -62,15 +70,22 @@ class FakeLog {
     for (const wake of this.followers) wake();
   }
 
-  /** What the agent does for job.logs: write from `from`, then close with log_end once complete. */
+  /**
+   * What the agent does for job.logs: write from `from` in log blocks (every other one
+   * deflated), then close with log_end once complete.
+   */
   serve(agent: Mux, streamId: number, from: number): void {
-    const stream: LinkStream = agent.openStream({ id: streamId, sendOffset: from });
+    const stream: LinkStream = agent.openStream({ id: streamId, sendOffset: 0, window: BULK_STREAM_WINDOW });
     let sent = from;
+    let blocks = 0;
     const pump = () => {
       while (!stream.closed && sent < this.bytes.length) {
         const chunk = this.bytes.subarray(sent, Math.min(this.bytes.length, sent + 16 * 1024));
         sent += chunk.length;
-        if (!stream.write(chunk)) {
+        const body = blocks++ % 2 === 0 ? deflateRawSync(chunk) : chunk;
+        const kind = body === chunk ? LOG_BLOCK.raw : LOG_BLOCK.deflate;
+        stream.write(encodeLogBlockHeader(kind, chunk.length, body.length));
+        if (!stream.write(body)) {
           const drain = stream.onDrain(() => {
             void drain.dispose();
             pump();
@@ -94,7 +109,7 @@ describe('following a job log', () => {
     const host = fakeHost();
     const log = new FakeLog();
     host.handlers['job.logs'] = (p, agent) => ({
-      answer: { attempt: 1, from: p.from },
+      answer: { attempt: 1, from: p.from, compression: 'deflate' },
       after: () => log.serve(agent, p.stream_id, p.from),
     });
     host.handlers['job.get'] = () => ({ answer: jobInfo('failed', 1, 3) });
@@ -142,7 +157,7 @@ describe('following a job log', () => {
     const logs = [new FakeLog(), new FakeLog()];
     let attempt = 1;
     host.handlers['job.logs'] = (p, agent) => ({
-      answer: { attempt: p.attempt ?? attempt, from: p.from },
+      answer: { attempt: p.attempt ?? attempt, from: p.from, compression: 'deflate' },
       after: () => logs[(p.attempt ?? attempt) - 1]!.serve(agent, p.stream_id, p.from),
     });
     host.handlers['job.get'] = () => ({
@@ -176,6 +191,57 @@ describe('following a job log', () => {
     expect(attempts).toEqual([1, 2]);
     expect(text).toEqual(['1:first try\n', '2:second try\n']);
     expect(end.exitCode).toBe(0);
+  });
+});
+
+describe('a compressed log from a host that lies', () => {
+  /** Serves exactly these stream bytes as the log, then closes with log_end. */
+  function serving(bytes: Uint8Array): FakeHost {
+    const host = fakeHost();
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: 1, from: p.from, compression: 'deflate' },
+      after: () => {
+        const stream = agent.openStream({ id: p.stream_id, sendOffset: 0, window: BULK_STREAM_WINDOW });
+        stream.write(bytes);
+        stream.close({ code: 'log_end', message: 'attempt ended', exit_code: 0 });
+      },
+    });
+    return host;
+  }
+  const follow = (host: FakeHost, received: Buffer[]) =>
+    followJobLog(
+      host,
+      JOB,
+      { follow: true },
+      { data: (chunk, consumed) => (received.push(Buffer.from(chunk.data)), consumed()) },
+    );
+  const block = (kind: 0 | 1, logBytes: number, body: Uint8Array) =>
+    Buffer.concat([encodeLogBlockHeader(kind, logBytes, body.length), body]);
+
+  it('a block that inflates to more than it declared is refused, after the good blocks before it', async () => {
+    const good = block(LOG_BLOCK.raw, 3, Buffer.from('ok\n'));
+    const bomb = block(LOG_BLOCK.deflate, 1024, deflateRawSync(Buffer.alloc(64 * 1024 * 1024)));
+    const received: Buffer[] = [];
+    await expect(follow(serving(Buffer.concat([good, bomb])), received)).rejects.toMatchObject({
+      code: 'E_PROTOCOL',
+      message: expect.stringContaining('does not inflate'),
+    });
+    expect(Buffer.concat(received).toString()).toBe('ok\n');
+  });
+
+  it('a block shorter than declared, an unknown kind, an oversized block and a log ending mid-block are refused', async () => {
+    const cases: [Buffer, string][] = [
+      [block(LOG_BLOCK.deflate, 100, deflateRawSync(Buffer.alloc(10))), 'inflated to 10 bytes'],
+      [block(7 as 0, 3, Buffer.from('abc')), 'unknown block kind 7'],
+      [Buffer.from(encodeLogBlockHeader(LOG_BLOCK.raw, 64 * 1024 * 1024, 64 * 1024 * 1024)), 'log bytes'],
+      [block(LOG_BLOCK.raw, 3, Buffer.from('abc')).subarray(0, 10), 'ended inside a block'],
+    ];
+    for (const [bytes, message] of cases) {
+      await expect(follow(serving(bytes), [])).rejects.toMatchObject({
+        code: 'E_PROTOCOL',
+        message: expect.stringContaining(message),
+      });
+    }
   });
 });
 

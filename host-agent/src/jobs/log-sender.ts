@@ -1,0 +1,168 @@
+import { encodeLogBlockHeader, LOG_BLOCK, type Disposable, type LogCompression, type LinkStream } from '@hangar/shared';
+import { open, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { deflateRaw } from 'node:zlib';
+
+/** Log bytes are read from disk this much at a time (bulk frames are 256 KiB); also one block. */
+const READ_CHUNK = 1024 * 1024;
+/** Pieces read and encoded ahead of the one being sent. */
+const READ_AHEAD = 3;
+/** Smaller pieces (a live job's latest lines) go as they are: nothing to gain, latency to lose. */
+const MIN_COMPRESS_BYTES = 4096;
+const DEFLATE_OUTPUT_CHUNK = 128 * 1024;
+/** A block counts as compressible when it shrinks to this share of its size or less. */
+const WORTH_IT = 0.75;
+/** After an incompressible block, this many blocks go raw, doubling per miss up to the cap. */
+const FIRST_PENALTY = 4;
+const MAX_PENALTY = 256;
+
+const deflate = promisify(deflateRaw);
+
+/** What a follower needs to know about the log it reads, asked again after each change. */
+export interface LogState {
+  /** undefined while the attempt has not started (a follower of a queued job waits for it). */
+  path: string | undefined;
+  size: number;
+  /** Set once the log cannot grow any more. */
+  final: { exitCode: number | null; message: string } | undefined;
+}
+
+export interface LogSource {
+  state(): LogState;
+  /** Fires when the log grows or the attempt changes state. */
+  onChange(listener: () => void): Disposable;
+}
+
+/**
+ * Turns pieces of log into blocks (see shared log-blocks.ts). DEFLATE at level 1, on libuv's
+ * thread pool (the agent's event loop keeps serving keystrokes meanwhile): build output shrinks
+ * ~7×, `yes` ~170×. Data that does not compress (random bytes, already compressed output) would
+ * cost ~20 ms per MiB for nothing, so after a miss the next blocks go raw for a while.
+ */
+export class LogBlockEncoder {
+  private skip = 0;
+  private penalty = 0;
+
+  async encode(chunk: Uint8Array): Promise<Uint8Array[]> {
+    if (chunk.length >= MIN_COMPRESS_BYTES && this.skip === 0) {
+      // Bigger output pieces than zlib's 16 KiB: each piece is a trip back to the event loop.
+      const body = await deflate(chunk, { level: 1, chunkSize: DEFLATE_OUTPUT_CHUNK });
+      if (body.length <= chunk.length * WORTH_IT) {
+        this.penalty = 0;
+        return [encodeLogBlockHeader(LOG_BLOCK.deflate, chunk.length, body.length), body];
+      }
+      this.penalty = Math.min(MAX_PENALTY, this.penalty === 0 ? FIRST_PENALTY : this.penalty * 2);
+      this.skip = this.penalty;
+    } else if (this.skip > 0 && chunk.length >= MIN_COMPRESS_BYTES) {
+      this.skip--;
+    }
+    return [encodeLogBlockHeader(LOG_BLOCK.raw, chunk.length, chunk.length), chunk];
+  }
+}
+
+export interface StreamLogOptions {
+  from: number;
+  follow: boolean;
+  compression: LogCompression;
+}
+
+/**
+ * Sends a log on a stream from `from`: the file up to its current end, then what is appended,
+ * always read back from the file, so there is no seam between "old" and "live" bytes where
+ * something could be lost or sent twice. Reading pauses while the stream is over its window.
+ * Closes the stream with `log_end` (and the exit code) when the log is final, or without
+ * follow at the current end.
+ */
+export function streamLog(source: LogSource, stream: LinkStream, options: StreamLogOptions): Promise<void> {
+  const encoder = options.compression === 'deflate' ? new LogBlockEncoder() : undefined;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  let blocked = false;
+  let closed = false;
+  const subscriptions = [
+    source.onChange(poke),
+    stream.onDrain(() => {
+      blocked = false;
+      poke();
+    }),
+    stream.onClose(() => {
+      closed = true;
+      poke();
+    }),
+  ];
+  const sleep = () => new Promise<void>((resolve) => (wake = resolve));
+  const send = (parts: Uint8Array[]) => {
+    for (const part of parts) if (!stream.write(part, { transfer: true })) blocked = true;
+  };
+
+  // Read buffers whose bytes went out compressed are used again: a fresh 1 MiB per MiB sent
+  // makes V8 collect for external memory pressure every few MiB.
+  const spare: Buffer[] = [];
+  /** Reads [at, at + length) and encodes it; undefined when the file turned out shorter. */
+  const readPiece = async (file: FileHandle, at: number, length: number): Promise<Uint8Array[] | undefined> => {
+    const buffer = (encoder && spare.pop()) || Buffer.allocUnsafe(encoder ? READ_CHUNK : length);
+    const { bytesRead } = await file.read(buffer, 0, length, at);
+    if (bytesRead < length) return undefined;
+    const piece = buffer.subarray(0, length);
+    if (!encoder) return [piece];
+    const parts = await encoder.encode(piece);
+    if (!parts.includes(piece) && spare.length < READ_AHEAD) spare.push(buffer);
+    return parts;
+  };
+
+  const run = async () => {
+    let offset = options.from;
+    let file: FileHandle | undefined;
+    // Pieces being read and compressed, sent in order: reads and DEFLATE run on the thread pool,
+    // so a few at once keep both cores busy instead of waiting on one round trip per MiB.
+    const pieces: Promise<Uint8Array[] | undefined>[] = [];
+    try {
+      while (!closed) {
+        const state = source.state();
+        if (state.path !== undefined && !blocked) {
+          while (pieces.length < READ_AHEAD && offset < state.size) {
+            file ??= await open(state.path, 'r');
+            const length = Math.min(READ_CHUNK, state.size - offset);
+            pieces.push(readPiece(file, offset, length));
+            offset += length;
+          }
+        }
+        if (pieces.length > 0) {
+          const parts = await pieces.shift()!;
+          if (closed) return;
+          if (parts === undefined) {
+            // The file is shorter than recorded (pruned, or a crash before the write): end here.
+            stream.close({ code: 'log_end', message: 'log ends here', exit_code: null });
+            return;
+          }
+          send(parts);
+          continue;
+        }
+        if (blocked) {
+          await sleep();
+          continue;
+        }
+        if (state.path !== undefined && offset < state.size) continue;
+        if (state.final !== undefined || !options.follow) {
+          stream.close({
+            code: 'log_end',
+            message: state.final?.message ?? 'end of the log so far',
+            exit_code: state.final?.exitCode ?? null,
+          });
+          return;
+        }
+        await sleep();
+      }
+    } finally {
+      subscriptions.forEach((subscription) => void subscription.dispose());
+      // Reads still under way must finish before the file is closed under them.
+      await Promise.allSettled(pieces);
+      await file?.close();
+    }
+  };
+  return run();
+}
