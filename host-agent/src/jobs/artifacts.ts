@@ -74,10 +74,10 @@ export async function hashFile(path: string): Promise<{ size: number; sha256: st
 }
 
 /**
- * Sends a file's bytes on a stream, reading only while the stream has room, then closes it with
- * `artifact_end`. A stream closed by the peer stops the reading.
+ * Sends a file's bytes from `from` on a stream, reading only while the stream has room, then
+ * closes it with `artifact_end`. A stream closed by the peer stops the reading.
  */
-export async function streamFile(path: string, stream: LinkStream): Promise<void> {
+export async function streamFile(path: string, stream: LinkStream, from = 0): Promise<void> {
   let wake: (() => void) | undefined;
   let closed = stream.closed;
   const drain = stream.onDrain(() => wake?.());
@@ -87,14 +87,14 @@ export async function streamFile(path: string, stream: LinkStream): Promise<void
   });
   const file = await open(path, 'r');
   try {
-    let offset = 0;
+    let offset = from;
     while (!closed) {
       const buffer = Buffer.allocUnsafe(READ_CHUNK);
       const { bytesRead } = await file.read(buffer, 0, READ_CHUNK, offset);
       if (bytesRead === 0) break;
       offset += bytesRead;
       if (closed) return;
-      if (!stream.write(buffer.subarray(0, bytesRead))) {
+      if (!stream.write(buffer.subarray(0, bytesRead), { transfer: true })) {
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
       }

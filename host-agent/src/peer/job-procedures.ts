@@ -82,15 +82,22 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
     'artifact.fetch': async (params, call) => {
       checkStreamFree(call, params.stream_id);
       const { info, file } = jobs.artifactFile(params.id, params.path);
+      if (params.from > info.size) {
+        throw new HangarError(
+          'E_BAD_REQUEST',
+          `artifact "${info.path}" has ${info.size} bytes; cannot start at ${params.from}`,
+        );
+      }
       return {
         result: info,
         after: () => {
           const stream = call.mux.openStream({
             id: params.stream_id,
+            sendOffset: params.from,
             window: BULK_STREAM_WINDOW,
             maxFrameBytes: BULK_FRAME_BYTES,
           });
-          streamFile(file, stream).catch(closeOnFailure(stream));
+          streamFile(file, stream, params.from).catch(closeOnFailure(stream));
         },
       };
     },

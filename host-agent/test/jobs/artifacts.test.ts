@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startJobHost, type TestClient } from './fixture.js';
 
-async function fetchArtifact(client: TestClient, id: string, path: string) {
-  const stream = client.openStream();
+async function fetchArtifact(client: TestClient, id: string, path: string, from?: number) {
+  const stream = client.openStream(from);
   const chunks: Buffer[] = [];
   stream.onData((data) => chunks.push(Buffer.from(data)));
   const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
-  const info = await client.call<ArtifactInfo>('artifact.fetch', { id, path, stream_id: stream.id });
+  const info = await client.call<ArtifactInfo>('artifact.fetch', { id, path, stream_id: stream.id, from });
   const reason = await closed;
   return { info, data: Buffer.concat(chunks), reason };
 }
@@ -34,6 +34,12 @@ describe('artifacts', () => {
     expect(fetched.data.length).toBe(3_000_000);
     expect(createHash('sha256').update(fetched.data).digest('hex')).toBe(artifacts[0]!.sha256);
     expect(fetched.info).toEqual(artifacts[0]);
+    // A client that already has a prefix (a dropped link) asks for the rest.
+    const rest = await fetchArtifact(client, job.id, 'build/out/app.ipa', 2_000_001);
+    expect(rest.data.equals(fetched.data.subarray(2_000_001))).toBe(true);
+    await expect(fetchArtifact(client, job.id, 'build/out/app.ipa', 3_000_001)).rejects.toMatchObject({
+      code: 'E_BAD_REQUEST',
+    });
     await expect(fetchArtifact(client, job.id, 'build/x.log')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await expect(fetchArtifact(client, job.id, '../../agent.db')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
   });

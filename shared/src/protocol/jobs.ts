@@ -171,7 +171,13 @@ export const WorkspaceCommitResult = z.object({ present: z.literal(true), size: 
 
 export const ArtifactListResult = z.object({ artifacts: z.array(ArtifactInfo) });
 /** The agent sends the file's bytes on the stream, then closes it with code 'artifact_end'. */
-export const ArtifactFetchParams = z.object({ id: JobId, path: z.string().min(1).max(4096), stream_id: StreamId });
+export const ArtifactFetchParams = z.object({
+  id: JobId,
+  path: z.string().min(1).max(4096),
+  /** Byte offset to start from (what the client already has, after a dropped link). */
+  from: z.number().int().nonnegative().default(0),
+  stream_id: StreamId,
+});
 export const ArtifactFetchResult = ArtifactInfo;
 
 /** Event `job.updated`, sent to every connected client when a job changes state. */

@@ -1,8 +1,8 @@
 import { BULK_STREAM_WINDOW, HangarError, toHangarError, type ArtifactInfo, type CloseReason } from '@hangar/shared';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
 
 export interface DownloadProgress {
@@ -17,12 +17,13 @@ export interface DownloadedArtifact extends ArtifactInfo {
   file: string;
 }
 
-/** Tries per artifact: a dropped link restarts that file from byte 0. */
+/** Tries per artifact that bring no new bytes; a try that got further resumes where it stopped. */
 const FETCH_TRIES = 3;
 
 /**
  * Downloads every artifact of a job into `outDir`, keeping their relative paths, each written to a
- * temporary name and renamed only once its size and sha256 match what the agent recorded.
+ * temporary name and renamed only once its size and sha256 match what the agent recorded. A
+ * dropped link resumes the file at the byte the temporary file has.
  */
 export async function downloadArtifacts(
   connection: JobLink,
@@ -38,16 +39,27 @@ export async function downloadArtifacts(
     const downloaded: DownloadedArtifact[] = [];
     for (const artifact of artifacts) {
       const file = safeTarget(outDir, artifact.path);
+      const partial = join(dirname(file), `.${basename(file)}.hangar-partial`);
       const base = before;
       const progress = (done: number) => onProgress?.({ path: artifact.path, done: base + done, total });
-      for (let tries = 1; ; tries++) {
-        try {
-          await fetchOne(connection, jobId, artifact, file, progress);
-          break;
-        } catch (error) {
-          if (!isTransient(error) || tries >= FETCH_TRIES) throw toHangarError(error);
-          await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
+      // A partial file from an earlier run may belong to another job's artifact: start clean.
+      await rm(partial, { force: true });
+      try {
+        let had = 0;
+        for (let tries = 1; ; tries++) {
+          try {
+            await fetchOne(connection, jobId, artifact, file, partial, progress);
+            break;
+          } catch (error) {
+            const have = await sizeOf(partial);
+            if (have > had) tries = 1;
+            had = have;
+            if (!isTransient(error) || tries >= FETCH_TRIES) throw toHangarError(error);
+            await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
+          }
         }
+      } finally {
+        await rm(partial, { force: true });
       }
       before += artifact.size;
       progress(artifact.size);
@@ -57,6 +69,13 @@ export async function downloadArtifacts(
   } finally {
     retained.dispose();
   }
+}
+
+async function sizeOf(path: string): Promise<number> {
+  return stat(path).then(
+    (info) => info.size,
+    () => 0,
+  );
 }
 
 /** The agent names the paths; a path that would land outside `outDir` is refused, not written. */
@@ -70,20 +89,30 @@ export function safeTarget(outDir: string, path: string): string {
   return target;
 }
 
+/** Fetches one artifact into `partial` from the byte it already has, then renames it into place. */
 async function fetchOne(
   connection: JobLink,
   jobId: string,
   artifact: ArtifactInfo,
   file: string,
+  partial: string,
   onProgress: (done: number) => void,
 ): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  const partial = join(dirname(file), `.${file.slice(dirname(file).length + 1)}.hangar-partial`);
-  const out = createWriteStream(partial);
+  let have = await sizeOf(partial);
+  if (have > artifact.size) {
+    await rm(partial, { force: true });
+    have = 0;
+  }
+  // The sha256 covers the whole file: what an earlier try wrote is hashed again from disk.
   const hasher = createHash('sha256');
-  let received = 0;
+  if (have > 0) {
+    for await (const chunk of createReadStream(partial) as AsyncIterable<Buffer>) hasher.update(chunk);
+  }
+  const out = createWriteStream(partial, { flags: 'a' });
+  let received = have;
   const mux = await connection.link();
-  const stream = mux.openStream({ window: BULK_STREAM_WINDOW });
+  const stream = mux.openStream({ recvOffset: have, window: BULK_STREAM_WINDOW });
   stream.autoAck = false;
   const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
   stream.onData((data, at) => {
@@ -97,7 +126,7 @@ async function fetchOne(
   });
   try {
     try {
-      await connection.call('artifact.fetch', { id: jobId, path: artifact.path, stream_id: stream.id });
+      await connection.call('artifact.fetch', { id: jobId, path: artifact.path, from: have, stream_id: stream.id });
     } catch (error) {
       stream.close({ code: 'cancelled', message: 'fetch refused' });
       throw error;
@@ -120,7 +149,7 @@ async function fetchOne(
     }
     await rename(partial, file);
   } finally {
-    out.destroy();
-    await rm(partial, { force: true });
+    // Bytes written so far stay in the partial file for the next try, which reads its size.
+    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()).destroy());
   }
 }

@@ -310,17 +310,25 @@ describe('downloading artifacts', () => {
     }));
     host.handlers['artifact.list'] = () => ({ answer: { artifacts: info } });
     host.handlers['artifact.fetch'] = (p, agent) => {
-      const stream = agent.openStream({ id: p.stream_id });
+      const stream = agent.openStream({ id: p.stream_id, sendOffset: p.from, window: BULK_STREAM_WINDOW });
       return {
         answer: info.find((a) => a.path === p.path),
         after: () => {
-          stream.write(files[p.path]!);
+          const bytes = files[p.path]!.subarray(p.from);
+          // The first fetch of a file can be made to drop the link half-way.
+          if (cutHalfway && host.calls.filter((c) => c.method === 'artifact.fetch').length === 1) {
+            stream.write(bytes.subarray(0, bytes.length >> 1));
+            setTimeout(() => host.cut(), 50);
+            return;
+          }
+          stream.write(bytes);
           stream.close({ code: 'artifact_end', message: 'done' });
         },
       };
     };
     return host;
   }
+  let cutHalfway = false;
 
   it('artifacts land under the folder with their paths, sha256 checked', async () => {
     const files = { 'build/app.ipa': Buffer.alloc(700_000, 1), 'report.txt': Buffer.from('ok\n') };
@@ -329,6 +337,22 @@ describe('downloading artifacts', () => {
     expect(done.map((d) => d.path)).toEqual(['build/app.ipa', 'report.txt']);
     expect(readFileSync(join(out, 'build/app.ipa')).equals(files['build/app.ipa'])).toBe(true);
     expect(readFileSync(join(out, 'report.txt'), 'utf8')).toBe('ok\n');
+  });
+
+  it('a link dropped half-way through an artifact resumes at the byte the file has', async () => {
+    cutHalfway = true;
+    const bytes = Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 7919) % 251));
+    const host = artifactHost({ 'dist/app.tar': bytes });
+    const out = tempDir();
+    const seen: number[] = [];
+    await downloadArtifacts(host, JOB, out, (p) => seen.push(p.done));
+    cutHalfway = false;
+    expect(readFileSync(join(out, 'dist/app.tar')).equals(bytes)).toBe(true);
+    const fetches = host.calls.filter((c) => c.method === 'artifact.fetch').map((c) => c.params.from);
+    expect(fetches).toEqual([0, 1_500_000]);
+    expect(host.links).toBe(2);
+    expect(seen.at(-1)).toBe(bytes.length);
+    expect(readdirSync(join(out, 'dist'))).toEqual(['app.tar']);
   });
 
   it('an artifact whose bytes do not match its sha256 is refused and not left behind', async () => {
