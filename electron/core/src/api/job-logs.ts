@@ -24,10 +24,13 @@ export async function openJobLog(
   const ui = new UiStream(mux, params.stream_id);
   let named: (attempt: number) => void = () => undefined;
   const attemptKnown = new Promise<number>((resolve) => (named = resolve));
+  // A UI that closes the log (or goes away) stops the host sending it.
+  const stop = new AbortController();
+  ui.onGone(() => stop.abort());
   const following = core.jobs.followLogs(
     params.host,
     params.id,
-    { from: params.from, follow: params.follow },
+    { from: params.from, follow: params.follow, signal: stop.signal },
     {
       attempt: (attempt) => named(attempt),
       data: (chunk, consumed) => ui.write(chunk.data, consumed),

@@ -41,6 +41,8 @@ export interface FollowOptions {
   throughRetries?: boolean;
   /** Give up when the link stays down this long. */
   reconnectPatienceMs?: number;
+  /** Stop: the host stops sending, and the follow returns where it got to (exit code null). */
+  signal?: AbortSignal;
 }
 
 export interface LogEnd {
@@ -72,6 +74,7 @@ export async function followJobLog(
   let dropped = false;
   try {
     for (;;) {
+      if (options.signal?.aborted) return { attempt: attempt ?? 0, offset, exitCode: null };
       const mux = await linkWithin(connection, Date.now() + patience);
       const segment = await readSegment(mux);
       if (segment.kind === 'dropped') {
@@ -80,7 +83,7 @@ export async function followJobLog(
         continue;
       }
       const end: LogEnd = { attempt: attempt ?? 0, offset, exitCode: segment.exitCode };
-      if (!options.follow || !options.throughRetries) return end;
+      if (!options.follow || !options.throughRetries || options.signal?.aborted) return end;
       const next = await nextAttempt(connection, jobId, end.attempt, patience);
       if (next === undefined) return end;
       attempt = next;
@@ -126,6 +129,9 @@ export async function followJobLog(
       });
     };
     const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+    const stop = () => stream.close({ code: 'cancelled', message: 'the reader stopped following' });
+    options.signal?.addEventListener('abort', stop);
+    void closed.then(() => options.signal?.removeEventListener('abort', stop));
     const subscription: Disposable = stream.onData((data) => {
       try {
         for (const block of blocks.push(data)) {
@@ -168,6 +174,7 @@ export async function followJobLog(
     }
     const reason = await closed;
     if (failure) throw failure;
+    if (options.signal?.aborted) return { kind: 'end', exitCode: null };
     if (reason.code === 'log_end') {
       if (blocks.pending > 0) throw new HangarError('E_PROTOCOL', `log of ${jobId} ended inside a block`);
       return { kind: 'end', exitCode: reason.exit_code ?? null };

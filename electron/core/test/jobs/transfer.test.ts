@@ -194,6 +194,42 @@ describe('following a job log', () => {
   });
 });
 
+describe('a follower that stops', () => {
+  it('closes its stream on the host, which stops sending, and returns where it got to', async () => {
+    const host = fakeHost();
+    const log = new FakeLog();
+    let hostSide: LinkStream | undefined;
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: 1, from: p.from, compression: 'deflate' },
+      after: () => {
+        log.serve(agent, p.stream_id, p.from);
+        hostSide = agent.getStream(p.stream_id);
+      },
+    });
+    log.append(Buffer.alloc(100_000, 'a'));
+    const stop = new AbortController();
+    let got = 0;
+    const following = followJobLog(
+      host,
+      JOB,
+      { follow: true, signal: stop.signal },
+      {
+        data: (chunk, consumed) => {
+          got += chunk.data.length;
+          consumed();
+        },
+      },
+    );
+    await until(() => got === 100_000);
+    const closed = new Promise<{ code: string }>((resolve) => hostSide!.onClose(resolve));
+    stop.abort();
+    expect(await following).toEqual({ attempt: 1, offset: 100_000, exitCode: null });
+    expect(await closed).toMatchObject({ code: 'cancelled' });
+    log.append(Buffer.alloc(10, 'b'));
+    expect(got).toBe(100_000);
+  });
+});
+
 describe('a compressed log from a host that lies', () => {
   /** Serves exactly these stream bytes as the log, then closes with log_end. */
   function serving(bytes: Uint8Array): FakeHost {
