@@ -155,6 +155,8 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
           });
           return;
         }
+        // Caught up with a live log: a quiet job should not keep a follower's buffers.
+        spare.length = 0;
         await sleep();
       }
     } finally {
