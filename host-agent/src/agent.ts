@@ -20,6 +20,8 @@ export interface AgentOptions {
   maxSessions: number;
   /** How long a client whose link dropped may come back for the exact bytes it missed. */
   replayWindowMs?: number;
+  /** A session's output.log is rotated past this size. */
+  sessionLogBytes?: number;
   logger: Logger;
   /** Job queue settings (concurrency, grace periods, limits); defaults in jobs/job-service.ts. */
   jobs?: Partial<Pick<JobServiceOptions, 'maxJobs' | 'killGraceMs' | 'retryBackoff' | 'workspaceLimit' | 'retention'>>;
@@ -51,6 +53,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         dataDir: options.dataDir,
         maxSessions: options.maxSessions,
         ...(options.replayWindowMs !== undefined ? { replayWindowMs: options.replayWindowMs } : {}),
+        ...(options.sessionLogBytes !== undefined ? { outputLogMaxBytes: options.sessionLogBytes } : {}),
         logger: logger.child({ component: 'sessions' }),
       }),
     );

@@ -20,6 +20,7 @@ interface ServeOptions {
   data: string;
   maxSessions: number;
   replayWindow: number;
+  sessionLogMb: number;
   maxJobs: number;
   drainGrace: number;
   tartImage?: string;
@@ -36,6 +37,12 @@ program
     'how long a dropped client may resume with the exact bytes it missed',
     positiveInt,
     60,
+  )
+  .option(
+    '--session-log-mb <n>',
+    "size at which a session's output.log is rotated to output.log.1 (at most ~2× this per session)",
+    positiveInt,
+    64,
   )
   .option('--max-jobs <n>', 'build jobs running at once', positiveInt, DEFAULT_MAX_JOBS)
   .option(
@@ -63,6 +70,7 @@ program
         listen: listen!,
         maxSessions: options.maxSessions,
         replayWindowMs: options.replayWindow * 1000,
+        sessionLogBytes: options.sessionLogMb * 1024 * 1024,
         logger,
         jobs: { maxJobs: options.maxJobs },
         ...(options.tartImage ? { tartImage: options.tartImage } : {}),

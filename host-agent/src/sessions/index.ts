@@ -16,6 +16,7 @@ import {
   shellQuote,
   tmuxSocketName,
 } from './tmux.js';
+import { OutputLogRotation, outputLogCommand } from './output-log.js';
 import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
 
 export type { Attachment, AttachmentEnd } from './attachment.js';
@@ -28,6 +29,9 @@ export interface SessionManagerOptions {
   replayLimitBytes?: number;
   replayWindowMs?: number;
   liveWindowBytes?: number;
+  /** A session's output.log is rotated past this size (checked every outputLogCheckMs). */
+  outputLogMaxBytes?: number;
+  outputLogCheckMs?: number;
   logger?: Logger;
   /** The tmux executable; default "tmux" from PATH. */
   tmuxPath?: string;
@@ -76,6 +80,7 @@ export class SessionManager implements Disposable {
   private createQueue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private readonly sizing: SizeDriver;
+  private readonly outputLogs: OutputLogRotation;
 
   private constructor(
     private readonly tmux: Tmux,
@@ -86,6 +91,15 @@ export class SessionManager implements Disposable {
     },
   ) {
     this.sizing = new SizeDriver(tmux);
+    this.outputLogs = new OutputLogRotation({
+      tmux,
+      sessionsDir,
+      sessions: async () =>
+        (await this.list()).filter((s) => s.alive).map((s) => ({ name: s.name, target: `${SESSION_PREFIX}${s.name}` })),
+      maxBytes: options.outputLogMaxBytes,
+      checkMs: options.outputLogCheckMs,
+      logger: options.logger,
+    });
   }
 
   static async start(options: SessionManagerOptions): Promise<SessionManager> {
@@ -103,10 +117,14 @@ export class SessionManager implements Disposable {
       replayLimitBytes: options.replayLimitBytes ?? 4 * 1024 * 1024,
       replayWindowMs: options.replayWindowMs ?? 60_000,
       liveWindowBytes: options.liveWindowBytes ?? 256 * 1024,
+      outputLogMaxBytes: options.outputLogMaxBytes ?? 64 * 1024 * 1024,
+      outputLogCheckMs: options.outputLogCheckMs ?? 60_000,
       logger: options.logger,
     });
-    // Sessions outlive the agent: whatever a previous agent started on our socket is ours again.
+    // Sessions outlive the agent: whatever a previous agent started on our socket is ours again
+    // (and so is the output they logged while no agent was looking).
     const existing = await manager.list();
+    void manager.outputLogs.check();
     manager.options.logger?.info(
       { tmux: version, socket: tmux.socketName, sessions: existing.map((s) => s.name) },
       'sessions started',
@@ -159,13 +177,12 @@ export class SessionManager implements Disposable {
     // pane, so pipe-pane sees the very first byte and list() never sees a session without metadata.
     // The later commands have no -t: they apply to the session just made (an exact `=name`
     // target does not resolve yet within the same command list).
-    const logCommand = `cat >> ${shellQuote(join(sessionDir, 'output.log'))}`;
     const size = ['-x', String(params.cols), '-y', String(params.rows)];
     await this.tmux.run([
       ...['new-session', '-d', '-s', target, ...size, '-c', escapeFormat(cwd), ...env, ...command, ';'],
       ...['set-option', '@hangar_command', encodeOption(params.command), ';'],
       ...['set-option', '@hangar_cwd', encodeOption(cwd), ';'],
-      ...['pipe-pane', '-o', escapeFormat(logCommand)],
+      ...['pipe-pane', '-o', outputLogCommand(sessionDir)],
     ]);
     this.options.logger?.info({ session: params.name, command: params.command, cwd }, 'session created');
     const info = (await this.list()).find((s) => s.name === params.name);
@@ -253,6 +270,7 @@ export class SessionManager implements Disposable {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.outputLogs.dispose();
     const all = [...this.attachments.values()];
     for (const attachment of all) attachment.detach();
     await Promise.all(all.map((a) => a.closed));

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -162,5 +162,44 @@ describe('sessions', () => {
     await waitFor(() => screen2.text().includes('after-43'), 'the echo after restart');
     expect(await host.tmux('capture-pane', '-p', '-S', '-', '-t', '=hangar-keep:')).toContain('before-42');
     expect(await readFile(join(host.dataDir, 'sessions', 'keep', 'output.log'), 'utf8')).toContain('before-42');
+  });
+});
+
+describe('session output log', () => {
+  it('is rotated past its size, so a chatty session keeps at most about twice the limit', async () => {
+    const limit = 256 * 1024;
+    const sessions = await host.start({ outputLogMaxBytes: limit, outputLogCheckMs: 50 });
+    const dir = join(host.dataDir, 'sessions', 'chatty');
+    const size = (file: string) =>
+      stat(join(dir, file)).then(
+        (s) => s.size,
+        () => 0,
+      );
+    const text = (file: string) => readFile(join(dir, file), 'utf8').catch(() => '');
+    // ~2 MB in bursts of 64 KB, each followed by a numbered marker, then quiet.
+    const script =
+      'for i in $(seq 1 32); do head -c 65536 /dev/zero | tr "\\0" x; echo " burst-$i"; sleep 0.05; done; sleep 60';
+    await sessions.create(params({ name: 'chatty', command: ['sh', '-c', script], cwd: host.dataDir }));
+    let largest = 0;
+    let rotated = false;
+    await waitFor(
+      async () => {
+        const [current, previous] = [await size('output.log'), await size('output.log.1')];
+        largest = Math.max(largest, current + previous);
+        rotated ||= previous > limit;
+        // Done once the last burst is kept and no rotation is pending (output.log is under the limit).
+        return current <= limit && ((await text('output.log.1')) + (await text('output.log'))).includes('burst-32');
+      },
+      'the last burst, kept, with no rotation pending',
+      20_000,
+    );
+    expect(rotated).toBe(true);
+    expect(largest).toBeLessThan(2 * limit + 512 * 1024);
+    // What is kept is the newest output, in order, nothing written twice.
+    const kept = (await text('output.log.1')) + (await text('output.log'));
+    const bursts = [...kept.matchAll(/burst-(\d+)/g)].map((m) => Number(m[1]));
+    expect(bursts.at(-1)).toBe(32);
+    expect(bursts).toEqual([...bursts].sort((x, y) => x - y).filter((n, i, all) => all.indexOf(n) === i));
+    expect(bursts.length).toBeLessThan(32);
   });
 });

@@ -173,8 +173,10 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
   it('cancel ends every process inside, including background ones that ignore TERM', async () => {
     const h = harness();
     const marker = `hangar-cancel-${process.pid}-${Date.now()}`;
+    // A sleep length no other test uses: the process table is shared with tests running alongside.
+    const nap = 100_000 + Math.floor(Math.random() * 800_000);
     const { request, output } = h.request(
-      `sh -c 'trap "" TERM; exec sleep 300' ${marker}-a & sleep 300 & echo ready; exec sleep 301 #${marker}`,
+      `sh -c 'trap "" TERM; exec sleep ${nap}' ${marker}-a & sleep ${nap} & echo ready; exec sleep ${nap + 1} #${marker}`,
     );
     const execution = await h.executor.start(request);
     for (let i = 0; i < 100 && !output().includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
@@ -185,7 +187,7 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     expect(Date.now() - began).toBeLessThan(500 + 2_000);
     expect(result.exitCode === null || result.exitCode !== 0).toBe(true);
     expect(processesWithMarker(marker)).toEqual([]);
-    expect(processesWithMarker('sleep 30')).toEqual([]);
+    expect(processesWithMarker(`sleep ${nap}`)).toEqual([]);
   });
 
   it('recover kills a sandbox left from a checkpoint, and leaves an unrelated pid alone', async () => {
