@@ -54,6 +54,8 @@ export class HostConnection implements Disposable {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private disposed = false;
   private statusValue: HostStatus = 'offline';
+  /** A connect attempt failed and none has succeeded since. */
+  private failedSinceOnline = false;
   private hostInfo: HostInfo | undefined;
 
   private readonly statusEmitter = new Emitter<HostStatus>();
@@ -133,7 +135,9 @@ export class HostConnection implements Disposable {
   }
 
   private async connect(): Promise<Mux> {
-    this.setStatus('connecting');
+    // 'connecting' until the first verdict; a host that failed stays 'offline' while we retry,
+    // instead of flipping offline ⇄ connecting (and a hosts.changed) at every attempt.
+    if (!this.failedSinceOnline) this.setStatus('connecting');
     try {
       const connected = await connectToHost({
         address: this.host.address,
@@ -152,10 +156,12 @@ export class HostConnection implements Disposable {
       mux.onControl((json) => this.onControl(json));
       mux.onClose((reason) => this.onMuxClosed(mux, reason));
       this.reconnectAttempt = 0;
+      this.failedSinceOnline = false;
       this.setStatus('online');
       this.linkEmitter.fire(mux);
       return mux;
     } catch (error) {
+      this.failedSinceOnline = true;
       this.setStatus('offline');
       let failure = toHangarError(error);
       if (this.host.embedded && failure.code === 'E_HOST_UNREACHABLE') {
@@ -213,7 +219,7 @@ export class HostConnection implements Disposable {
     if (this.reconnectTimer || this.disposed) return;
     const delay = RECONNECT_DELAYS_MS[Math.min(this.reconnectAttempt, RECONNECT_DELAYS_MS.length - 1)]!;
     this.reconnectAttempt++;
-    this.setStatus('connecting');
+    if (!this.failedSinceOnline) this.setStatus('connecting');
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.disposed || this.retainers === 0) return;

@@ -98,6 +98,22 @@ describe('the core API over web mode, against a real agent', () => {
     await ui.call('sessions.kill', { host: 'mini', name: 'work' });
   });
 
+  it('a host that goes away shows offline once, not a flap at every reconnect attempt', async () => {
+    const { agent, ui } = await start();
+    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    await agent.stop();
+    const statuses = () =>
+      ui.events
+        .filter((e) => e.event === 'hosts.changed')
+        .map((e) => (e.data as { hosts: { status: string }[] }).hosts[0]!.status);
+    await waitFor(() => statuses().at(-1) === 'offline', 'the host shown offline');
+    const before = statuses().length;
+    // Reconnect attempts back off 100 ms … 3 s: several of them fail in this time.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    expect(statuses().slice(before)).toEqual([]);
+    expect((await ui.call('hosts.list', {})).hosts[0]).toMatchObject({ status: 'offline' });
+  });
+
   it('ends the terminal stream with the exit status when the session ends', async () => {
     const { agent, ui } = await start();
     await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
