@@ -19,10 +19,12 @@ import type { Logger } from 'pino';
 import { AttemptLog } from './attempt-log.js';
 import type { LogSource } from './log-sender.js';
 import { RunningAttempt, type AttemptOutcome } from './attempt-runner.js';
+import { ExecutorChoice } from './executor-choice.js';
 import type { Executor } from './executors/types.js';
 import { JobStore, jobInfo, type JobRecord } from './job-store.js';
 import { attemptDir, logSourceFor } from './log-source.js';
 import { recoverUnfinished } from './recovery.js';
+import { afterAttempt, DEFAULT_BACKOFF, type Backoff } from './retry-policy.js';
 import { DEFAULT_RETENTION, prune, type RetentionPolicy } from './retention.js';
 import { DEFAULT_WORKSPACE_LIMIT, WorkspaceStore } from './workspaces.js';
 
@@ -37,8 +39,7 @@ export interface JobServiceOptions {
   maxJobs?: number;
   /** SIGTERM → SIGKILL grace for cancel and timeout. */
   killGraceMs?: number;
-  /** Delay before retry n (0-based) is base·2ⁿ, at most max. */
-  retryBackoff?: { baseMs: number; maxMs: number };
+  retryBackoff?: Backoff;
   workspaceLimit?: number;
   retention?: RetentionPolicy;
 }
@@ -46,10 +47,6 @@ export interface JobServiceOptions {
 export const DEFAULT_MAX_JOBS = 2;
 export const DEFAULT_KILL_GRACE_MS = 10_000;
 export const DEFAULT_DRAIN_GRACE_MS = 30_000;
-/** Executors tried in this order when a job names none: the most isolated one that works here. */
-const DEFAULT_EXECUTOR_ORDER = ['tart', 'sandbox', 'shell'] as const;
-/** How long an executor's availability check is trusted (it may spawn a process). */
-const AVAILABILITY_TTL_MS = 10_000;
 
 interface ActiveAttempt {
   attempt: RunningAttempt;
@@ -68,13 +65,12 @@ export class JobService implements Disposable {
   readonly workspaces: WorkspaceStore;
   private readonly store: JobStore;
   private readonly jobsDir: string;
-  private readonly executors = new Map<string, Executor>();
+  private readonly executors: ExecutorChoice;
   private readonly active = new Map<string, ActiveAttempt>();
   private readonly changes = new Map<string, Emitter<void>>();
-  private readonly availability = new Map<string, { at: number; reason: string | undefined }>();
   private readonly maxJobs: number;
   private readonly killGraceMs: number;
-  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly backoff: Backoff;
   private readonly retention: RetentionPolicy;
   private stopped = false;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -89,10 +85,10 @@ export class JobService implements Disposable {
       options.db,
       options.workspaceLimit ?? DEFAULT_WORKSPACE_LIMIT,
     );
-    for (const executor of options.executors) this.executors.set(executor.name, executor);
+    this.executors = new ExecutorChoice(options.executors);
     this.maxJobs = options.maxJobs ?? DEFAULT_MAX_JOBS;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
-    this.backoff = options.retryBackoff ?? { baseMs: 1000, maxMs: 60_000 };
+    this.backoff = options.retryBackoff ?? DEFAULT_BACKOFF;
     this.retention = options.retention ?? DEFAULT_RETENTION;
   }
 
@@ -101,9 +97,9 @@ export class JobService implements Disposable {
     const service = new JobService(options);
     await recoverUnfinished({
       store: service.store,
-      executors: service.executors,
+      executors: service.executors.all,
       jobsDir: service.jobsDir,
-      retryDelay: (failures) => service.retryDelay(failures),
+      backoff: service.backoff,
       logger: options.logger,
     });
     await service.prune();
@@ -112,7 +108,7 @@ export class JobService implements Disposable {
   }
 
   async submit(spec: JobSpec, device: string): Promise<JobInfo> {
-    const executor = await this.chooseExecutor(spec.executor);
+    const executor = await this.executors.choose(spec.executor);
     if (spec.workspace !== null && !this.workspaces.has(spec.workspace)) {
       throw new HangarError('E_WORKSPACE_MISSING', `no workspace ${spec.workspace} on this host; upload it first`);
     }
@@ -243,7 +239,7 @@ export class JobService implements Disposable {
   async dispose(): Promise<void> {
     await this.drain(0);
     for (const emitter of this.changes.values()) emitter.dispose();
-    for (const executor of this.executors.values()) await executor.dispose();
+    await this.executors.dispose();
   }
 
   async prune(): Promise<void> {
@@ -273,34 +269,6 @@ export class JobService implements Disposable {
     const job = this.store.job(id);
     if (!job) throw new HangarError('E_JOB_NOT_FOUND', `no job ${id} on this host; see hangar jobs`);
     return job;
-  }
-
-  private async chooseExecutor(requested: string | undefined): Promise<Executor> {
-    const names = requested !== undefined ? [requested] : DEFAULT_EXECUTOR_ORDER;
-    const reasons: string[] = [];
-    for (const name of names) {
-      const executor = this.executors.get(name);
-      if (!executor) {
-        reasons.push(`${name}: not available in this agent`);
-        continue;
-      }
-      const reason = await this.unavailableReason(executor);
-      if (reason === undefined) return executor;
-      reasons.push(`${name}: ${reason}`);
-    }
-    throw new HangarError('E_EXECUTOR_UNAVAILABLE', `no executor can run this job here (${reasons.join('; ')})`);
-  }
-
-  private async unavailableReason(executor: Executor): Promise<string | undefined> {
-    const cached = this.availability.get(executor.name);
-    if (cached && Date.now() - cached.at < AVAILABILITY_TTL_MS) return cached.reason;
-    const reason = await executor.unavailableReason();
-    this.availability.set(executor.name, { at: Date.now(), reason });
-    return reason;
-  }
-
-  private retryDelay(failures: number): number {
-    return Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** failures);
   }
 
   private emit(job: JobRecord): void {
@@ -429,28 +397,7 @@ export class JobService implements Disposable {
       log_size: active.log.size,
       error: outcome.error,
     });
-    const job = this.job(id);
-    let updated: JobRecord;
-    if (outcome.state === 'requeued') {
-      updated = this.store.updateJob(id, { state: 'queued', queuedAt: now, notBefore: 0 });
-    } else if (outcome.state === 'failed' && outcome.retryable && job.failures < job.spec.retries) {
-      updated = this.store.updateJob(id, {
-        state: 'queued',
-        failures: job.failures + 1,
-        queuedAt: now,
-        notBefore: now + this.retryDelay(job.failures),
-        exitCode: outcome.exitCode,
-        error: outcome.error,
-      });
-    } else {
-      updated = this.store.updateJob(id, {
-        state: outcome.state,
-        failures: job.failures + (outcome.state === 'failed' ? 1 : 0),
-        finishedAt: now,
-        exitCode: outcome.exitCode,
-        error: outcome.error,
-      });
-    }
+    const updated = this.store.updateJob(id, afterAttempt(this.job(id), outcome, now, this.backoff));
     this.active.delete(id);
     this.emit(updated);
     this.pump();

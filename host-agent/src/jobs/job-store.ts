@@ -118,7 +118,7 @@ export function jobInfo(job: JobRecord): JobInfo {
   };
 }
 
-type JobPatch = Partial<Omit<JobRecord, 'id' | 'seq' | 'spec' | 'device' | 'createdAt' | 'executor'>>;
+export type JobPatch = Partial<Omit<JobRecord, 'id' | 'seq' | 'spec' | 'device' | 'createdAt' | 'executor'>>;
 type AttemptPatch = Partial<
   Pick<AttemptRecord, 'state' | 'exit_code' | 'finished_at' | 'log_size' | 'timings' | 'checkpoint' | 'error'>
 >;

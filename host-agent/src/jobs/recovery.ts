@@ -5,12 +5,13 @@ import type { Logger } from 'pino';
 import type { Executor } from './executors/types.js';
 import type { JobStore } from './job-store.js';
 import { attemptDir } from './log-source.js';
+import { afterAttempt, type Backoff } from './retry-policy.js';
 
 export interface RecoveryInput {
   store: JobStore;
   executors: ReadonlyMap<string, Executor>;
   jobsDir: string;
-  retryDelay(failures: number): number;
+  backoff: Backoff;
   logger: Logger;
 }
 
@@ -47,16 +48,9 @@ export async function recoverUnfinished(input: RecoveryInput): Promise<void> {
   }
   for (const job of store.jobsInStates(['preparing', 'running'])) {
     const error = `attempt ${job.attempt} was lost: ${LOST}`;
-    if (job.failures < job.spec.retries) {
-      store.updateJob(job.id, {
-        state: 'queued',
-        failures: job.failures + 1,
-        queuedAt: now,
-        notBefore: now + input.retryDelay(job.failures),
-        error,
-      });
-    } else {
-      store.updateJob(job.id, { state: 'lost', failures: job.failures + 1, finishedAt: now, error });
-    }
+    store.updateJob(
+      job.id,
+      afterAttempt(job, { state: 'lost', exitCode: job.exitCode, error, retryable: true }, now, input.backoff),
+    );
   }
 }
