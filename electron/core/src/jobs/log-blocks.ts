@@ -24,3 +24,80 @@ export function decodeLogBlock(block: LogBlock): Uint8Array {
   }
   return bytes;
 }
+
+/**
+ * Inflated log bytes handed to a sink and not yet consumed, at most (beyond one block). The
+ * stream's credit window bounds the compressed bytes we hold; without this bound a slow reader
+ * of a log that compresses 170× could make us hold hundreds of MB of inflated blocks.
+ */
+export const MAX_INFLATED_AHEAD = 4 * 1024 * 1024;
+
+/**
+ * Gives blocks to `deliver` in order, inflating each only while less than MAX_INFLATED_AHEAD of
+ * inflated bytes wait to be consumed; `consumed` (once per block) lets the next ones through.
+ */
+export class BlockQueue {
+  private readonly blocks: LogBlock[] = [];
+  private ahead = 0;
+  private open = false;
+  private pumping = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly deliver: (data: Uint8Array, block: LogBlock, consumed: () => void) => void,
+    private readonly fail: (error: unknown) => void,
+    private readonly limit = MAX_INFLATED_AHEAD,
+  ) {}
+
+  push(block: LogBlock): void {
+    this.blocks.push(block);
+    this.pump();
+  }
+
+  /** Blocks are held until this (the answer that names the attempt has arrived). */
+  start(): void {
+    this.open = true;
+    this.pump();
+  }
+
+  /** Drops what is not delivered yet (the follow failed or stopped). */
+  clear(): void {
+    this.blocks.length = 0;
+    this.pump();
+  }
+
+  /** Resolves once every block pushed so far has been delivered (not necessarily consumed). */
+  delivered(): Promise<void> {
+    if (this.blocks.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.open && this.blocks.length > 0 && this.ahead < this.limit) {
+        const block = this.blocks.shift()!;
+        let data: Uint8Array;
+        try {
+          data = decodeLogBlock(block);
+        } catch (error) {
+          this.blocks.length = 0;
+          this.fail(error);
+          break;
+        }
+        this.ahead += data.length;
+        let done = false;
+        this.deliver(data, block, () => {
+          if (done) return;
+          done = true;
+          this.ahead -= data.length;
+          this.pump();
+        });
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (this.blocks.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}

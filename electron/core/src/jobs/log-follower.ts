@@ -5,13 +5,12 @@ import {
   JobUpdatedEvent,
   LogBlockReader,
   toHangarError,
-  type LogBlock,
   type CloseReason,
   type Disposable,
   type JobDetail,
   type Mux,
 } from '@hangar/shared';
-import { decodeLogBlock } from './log-blocks.js';
+import { BlockQueue } from './log-blocks.js';
 import { RECONNECT_PATIENCE_MS, callRetrying, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
 
 export interface LogChunk {
@@ -101,22 +100,14 @@ export async function followJobLog(
     const blocks = new LogBlockReader();
     let known = attempt;
     let logAt = offset;
-    // Blocks that arrive before the answer (it names the attempt) wait for it.
-    let early: LogBlock[] | undefined = [];
     let failure: HangarError | undefined;
     const fail = (error: unknown) => {
       failure ??= toHangarError(error);
+      queue.clear();
       stream.close({ code: failure.code, message: failure.message.slice(0, 500) });
     };
-    const deliver = (block: LogBlock) => {
-      if (failure) return;
-      let data: Uint8Array;
-      try {
-        data = decodeLogBlock(block);
-      } catch (error) {
-        fail(error);
-        return;
-      }
+    // Blocks wait for the answer (it names the attempt), then go out as the sink keeps up.
+    const queue = new BlockQueue((data, block, consumed) => {
       const at = logAt;
       logAt += data.length;
       offset = logAt;
@@ -126,18 +117,16 @@ export async function followJobLog(
       }
       sink.data({ attempt: known!, offset: at, data }, () => {
         if (!stream.closed) stream.ack(block.end);
+        consumed();
       });
-    };
+    }, fail);
     const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
     const stop = () => stream.close({ code: 'cancelled', message: 'the reader stopped following' });
     options.signal?.addEventListener('abort', stop);
     void closed.then(() => options.signal?.removeEventListener('abort', stop));
     const subscription: Disposable = stream.onData((data) => {
       try {
-        for (const block of blocks.push(data)) {
-          if (early) early.push(block);
-          else deliver(block);
-        }
+        for (const block of blocks.push(data)) queue.push(block);
       } catch (error) {
         fail(error);
       }
@@ -163,9 +152,7 @@ export async function followJobLog(
         dropped = false;
         sink.status?.('resumed');
       }
-      const waiting = early;
-      early = undefined;
-      waiting.forEach(deliver);
+      queue.start();
     } catch (error) {
       void subscription.dispose();
       stream.close({ code: 'cancelled', message: 'log request failed' });
@@ -173,6 +160,9 @@ export async function followJobLog(
       throw toHangarError(error);
     }
     const reason = await closed;
+    if (options.signal?.aborted) return { kind: 'end', exitCode: null };
+    // Whole blocks that arrived are delivered before we say how the segment ended (offset is then exact).
+    await Promise.race([queue.delivered(), aborted(options.signal)]);
     if (failure) throw failure;
     if (options.signal?.aborted) return { kind: 'end', exitCode: null };
     if (reason.code === 'log_end') {
@@ -182,6 +172,11 @@ export async function followJobLog(
     if (mux.closed) return { kind: 'dropped' };
     throw streamError(`log of ${jobId}`, reason);
   }
+}
+
+/** Resolves when the signal aborts (never without one). */
+function aborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 /**

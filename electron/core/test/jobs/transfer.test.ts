@@ -13,6 +13,7 @@ import {
 } from '@hangar/shared';
 import { afterEach, describe, expect, it } from 'vitest';
 import { downloadArtifacts } from '../../src/jobs/artifacts.js';
+import { MAX_INFLATED_AHEAD } from '../../src/jobs/log-blocks.js';
 import { followJobLog, type LogChunk } from '../../src/jobs/log-follower.js';
 import { packWorkspace, type PackedWorkspace } from '../../src/jobs/pack.js';
 import { uploadWorkspace } from '../../src/jobs/upload.js';
@@ -227,6 +228,48 @@ describe('a follower that stops', () => {
     expect(await closed).toMatchObject({ code: 'cancelled' });
     log.append(Buffer.alloc(10, 'b'));
     expect(got).toBe(100_000);
+  });
+});
+
+describe('a slow reader of a log that compresses well', () => {
+  it('is handed at most about 4 MiB of inflated bytes ahead of what it consumed, and then all of it', async () => {
+    const host = fakeHost();
+    const block = Buffer.alloc(1024 * 1024, 'a');
+    const deflated = deflateRawSync(block);
+    const BLOCKS = 64;
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: 1, from: p.from, compression: 'deflate' },
+      after: () => {
+        const stream = agent.openStream({ id: p.stream_id, sendOffset: 0, window: BULK_STREAM_WINDOW });
+        // 64 MiB of log in ~70 KiB on the wire: all of it fits in one credit window.
+        for (let i = 0; i < BLOCKS; i++) {
+          stream.write(encodeLogBlockHeader(LOG_BLOCK.deflate, block.length, deflated.length));
+          stream.write(deflated);
+        }
+        stream.close({ code: 'log_end', message: 'attempt ended', exit_code: 0 });
+      },
+    });
+    const held: (() => void)[] = [];
+    let handed = 0;
+    const following = followJobLog(
+      host,
+      JOB,
+      { follow: true },
+      {
+        data: (chunk, consumed) => {
+          handed += chunk.data.length;
+          held.push(consumed);
+        },
+      },
+    );
+    await until(() => handed > 0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(handed).toBeLessThanOrEqual(MAX_INFLATED_AHEAD + block.length);
+    // The reader catches up: everything arrives, in order, and the follow ends.
+    const drain = setInterval(() => held.splice(0).forEach((consumed) => consumed()), 1);
+    const end = await following.finally(() => clearInterval(drain));
+    expect(end).toEqual({ attempt: 1, offset: BLOCKS * block.length, exitCode: 0 });
+    expect(handed).toBe(BLOCKS * block.length);
   });
 });
 
