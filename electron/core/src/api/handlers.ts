@@ -111,17 +111,10 @@ export const coreHandlers: CoreHandlers = {
   'jobs.retry': async (params, { core }) => ({ result: (await core.jobs.retry(params.id, params.host)).job }),
 
   'artifacts.download': async (params, { core, platform }) => {
-    // The job's artifacts land together in Downloads/<job id>/ (each sha256-checked before it is renamed into place).
+    // A job's artifacts land together in Downloads/<job id>/ (sha256-checked before renamed into place).
     const dir = join(platform.downloadsDir(), params.id);
-    const downloaded = await core.jobs.downloadArtifacts(params.host, params.id, dir);
-    const wanted = downloaded.find((a) => a.path === params.path);
-    if (!wanted) {
-      throw new HangarError(
-        'E_NOT_FOUND',
-        `path: job ${params.id} has no artifact "${params.path}" (it has: ${downloaded.map((a) => a.path).join(', ') || 'none'})`,
-      );
-    }
-    const { file, ...artifact } = wanted;
+    const [wanted] = await core.jobs.downloadArtifacts(params.host, params.id, dir, undefined, [params.path]);
+    const { file, ...artifact } = wanted!;
     return { result: { saved_to: file, artifact } };
   },
 };

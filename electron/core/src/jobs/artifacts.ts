@@ -21,19 +21,29 @@ export interface DownloadedArtifact extends ArtifactInfo {
 const FETCH_TRIES = 3;
 
 /**
- * Downloads every artifact of a job into `outDir`, keeping their relative paths, each written to a
- * temporary name and renamed only once its size and sha256 match what the agent recorded. A
- * dropped link resumes the file at the byte the temporary file has.
+ * Downloads the artifacts of a job (all, or those at `only`) into `outDir`, keeping their
+ * relative paths, each written to a temporary name and renamed only once its size and sha256
+ * match what the agent recorded. A dropped link resumes the file at the byte the temporary file
+ * has. A path in `only` that the job does not have is E_NOT_FOUND, before anything is fetched.
  */
 export async function downloadArtifacts(
   connection: JobLink,
   jobId: string,
   outDir: string,
   onProgress?: (progress: DownloadProgress) => void,
+  only?: readonly string[],
 ): Promise<DownloadedArtifact[]> {
   const retained = connection.retain();
   try {
-    const { artifacts } = await connection.call('artifact.list', { id: jobId });
+    const listed = (await connection.call('artifact.list', { id: jobId })).artifacts;
+    const missing = only?.filter((path) => !listed.some((a) => a.path === path)) ?? [];
+    if (missing.length > 0) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `job ${jobId} has no artifact "${missing[0]}" (it has: ${listed.map((a) => a.path).join(', ') || 'none'})`,
+      );
+    }
+    const artifacts = only ? listed.filter((a) => only.includes(a.path)) : listed;
     const total = artifacts.reduce((sum, a) => sum + a.size, 0);
     let before = 0;
     const downloaded: DownloadedArtifact[] = [];

@@ -120,8 +120,9 @@ export class JobsApi {
     id: string,
     outDir: string,
     onProgress?: (p: DownloadProgress) => void,
+    only?: readonly string[],
   ): Promise<DownloadedArtifact[]> {
-    return downloadArtifacts(this.connectionFor(host), checkId(id), outDir, onProgress);
+    return downloadArtifacts(this.connectionFor(host), checkId(id), outDir, onProgress, only);
   }
 
   /** Every state change of jobs on `host`, as the agent announces them. */

@@ -434,6 +434,20 @@ describe('downloading artifacts', () => {
     expect(readdirSync(join(out, 'dist'))).toEqual(['app.tar']);
   });
 
+  it('asked for one path, only that artifact is fetched; a path the job lacks fetches nothing', async () => {
+    const files = { 'build/app.ipa': Buffer.alloc(700_000, 1), 'report.txt': Buffer.from('ok\n') };
+    const host = artifactHost(files);
+    const out = tempDir();
+    const done = await downloadArtifacts(host, JOB, out, undefined, ['report.txt']);
+    expect(done.map((d) => d.path)).toEqual(['report.txt']);
+    expect(readdirSync(out)).toEqual(['report.txt']);
+    await expect(downloadArtifacts(host, JOB, out, undefined, ['nope.bin'])).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+      message: expect.stringContaining('it has: build/app.ipa, report.txt'),
+    });
+    expect(host.calls.filter((c) => c.method === 'artifact.fetch').map((c) => c.params.path)).toEqual(['report.txt']);
+  });
+
   it('an artifact whose bytes do not match its sha256 is refused and not left behind', async () => {
     const out = tempDir();
     await expect(
