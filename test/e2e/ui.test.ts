@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   HANGAR_BIN,
   ROOT,
+  hangar,
   hangarAgent,
   killTmuxServer,
   removeDir,
@@ -161,6 +162,15 @@ describe('the web UI in a real browser', () => {
     await page.keyboard.type('echo hel""lo\n');
     await waitForScreen(page, 'mini/shell-1', /^hello\s*$/m);
     await page.screenshot({ path: join(SHOTS, 'terminal.png') });
+  });
+
+  it('a session started elsewhere shows in the sidebar within moments, and goes when it ends', async () => {
+    // Sessions are pushed; the UI's own fallback poll is 30 s, far beyond these waits.
+    const made = await hangar(home, ['session', 'new', 'mini', '--name', 'elsewhere', '--', 'sleep', '4']);
+    expect(made.code).toBe(0);
+    const item = page.getByRole('button', { name: 'Attach to mini/elsewhere' });
+    await item.waitFor({ timeout: 3_000 });
+    await item.waitFor({ state: 'detached', timeout: 8_000 });
   });
 
   it('runs a job from the palette and shows its live log and final status', async () => {

@@ -17,6 +17,7 @@ import {
   tmuxSocketName,
 } from './tmux.js';
 import { OutputLogRotation, outputLogCommand } from './output-log.js';
+import { changeHooks, SessionChanges } from './session-changes.js';
 import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
 
 export type { Attachment, AttachmentEnd } from './attachment.js';
@@ -45,7 +46,8 @@ type CreateParams = ReturnType<typeof SessionCreateParams.parse>;
  * pane's status as soon as the session closes. The exit file path is $1, not spliced into the
  * script, so no quoting of the data dir is needed.
  */
-const EXIT_WRAPPER = 'exit_file=$1; shift; "$@"; code=$?; printf %s "$code" > "$exit_file"; exit $code';
+const EXIT_WRAPPER =
+  'exit_file=$1; changed=$2; shift 2; "$@"; code=$?; printf %s "$code" > "$exit_file"; touch "$changed"; exit $code';
 
 /** Fields of list-sessions, tab-separated: every field is a name, a number or base64url. */
 const LIST_FORMAT = [
@@ -81,16 +83,22 @@ export class SessionManager implements Disposable {
   private disposed = false;
   private readonly sizing: SizeDriver;
   private readonly outputLogs: OutputLogRotation;
+  private readonly changes: SessionChanges;
+  /** The session list changed (made, ended, killed, a client attached or left): the new list. */
+  readonly onChanged: SessionChanges['onChanged'];
 
   private constructor(
     private readonly tmux: Tmux,
     private readonly version: string,
     private readonly sessionsDir: string,
+    changedFile: string,
     private readonly options: Required<Omit<SessionManagerOptions, 'logger' | 'tmuxPath'>> & {
       logger: Logger | undefined;
     },
   ) {
     this.sizing = new SizeDriver(tmux);
+    this.changes = new SessionChanges(changedFile, () => this.list(), options.logger);
+    this.onChanged = this.changes.onChanged;
     this.outputLogs = new OutputLogRotation({
       tmux,
       sessionsDir,
@@ -109,9 +117,11 @@ export class SessionManager implements Disposable {
     await mkdir(sessionsDir, { recursive: true, mode: 0o700 });
     await chmod(sessionsDir, 0o700);
     const configFile = join(sessionsDir, 'tmux.conf');
-    await writeFile(configFile, serverConfig(await detectDefaultTerminal()), { mode: 0o600 });
+    const changedFile = join(sessionsDir, 'changed');
+    const config = serverConfig(await detectDefaultTerminal(), changeHooks(changedFile));
+    await writeFile(configFile, config, { mode: 0o600 });
     const tmux = new Tmux(binary, tmuxSocketName(options.dataDir), configFile);
-    const manager = new SessionManager(tmux, version, sessionsDir, {
+    const manager = new SessionManager(tmux, version, sessionsDir, changedFile, {
       dataDir: options.dataDir,
       maxSessions: options.maxSessions ?? 5,
       replayLimitBytes: options.replayLimitBytes ?? 4 * 1024 * 1024,
@@ -122,8 +132,10 @@ export class SessionManager implements Disposable {
       logger: options.logger,
     });
     // Sessions outlive the agent: whatever a previous agent started on our socket is ours again
-    // (and so is the output they logged while no agent was looking).
+    // (and so is the output they logged while no agent was looking). Its server read an older
+    // config: this one (hooks included) applies from now on.
     const existing = await manager.list();
+    if (existing.length > 0) await tmux.run(['source-file', configFile]);
     void manager.outputLogs.check();
     manager.options.logger?.info(
       { tmux: version, socket: tmux.socketName, sessions: existing.map((s) => s.name) },
@@ -172,7 +184,9 @@ export class SessionManager implements Disposable {
 
     const target = `${SESSION_PREFIX}${params.name}`;
     const env = Object.entries(params.env ?? {}).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
-    const command = ['sh', '-c', EXIT_WRAPPER, 'hangar', exitFile, ...params.command].map(escapeCommandArg);
+    const command = ['sh', '-c', EXIT_WRAPPER, 'hangar', exitFile, this.changes.file, ...params.command].map(
+      escapeCommandArg,
+    );
     // One tmux invocation: the commands run back to back inside the server before it reads the
     // pane, so pipe-pane sees the very first byte and list() never sees a session without metadata.
     // The later commands have no -t: they apply to the session just made (an exact `=name`
@@ -237,6 +251,8 @@ export class SessionManager implements Disposable {
       await Promise.all(ending);
     } finally {
       this.killing.delete(name);
+      // The last session's close has no hook (its tmux server exits with it).
+      this.changes.poke();
     }
     this.options.logger?.info({ session: name }, 'session killed');
   }
@@ -271,6 +287,7 @@ export class SessionManager implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.outputLogs.dispose();
+    this.changes.dispose();
     const all = [...this.attachments.values()];
     for (const attachment of all) attachment.detach();
     await Promise.all(all.map((a) => a.closed));

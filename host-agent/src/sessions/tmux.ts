@@ -139,7 +139,7 @@ export function detectDefaultTerminal(): Promise<string> {
 }
 
 /** Server options, written to the config file so they apply from the moment the server starts. */
-export function serverConfig(defaultTerminal: string): string {
+export function serverConfig(defaultTerminal: string, extra: readonly string[] = []): string {
   return [
     // The UI draws its own chrome; a status line would steal a row from every client.
     'set-option -g status off',
@@ -149,6 +149,7 @@ export function serverConfig(defaultTerminal: string): string {
     'set-option -s escape-time 0',
     'set-option -g history-limit 50000',
     `set-option -g default-terminal "${defaultTerminal}"`,
+    ...extra,
     '',
   ].join('\n');
 }

@@ -203,3 +203,24 @@ describe('session output log', () => {
     expect(bursts.length).toBeLessThan(32);
   });
 });
+
+describe('session changes', () => {
+  it('are told as they happen: a session made, a client attached, and sessions ending on their own, the last one too', async () => {
+    const sessions = await host.start();
+    const seen: string[] = [];
+    sessions.onChanged((list) => seen.push(list.map((s) => `${s.name}:${s.attached_clients}`).join(',') || 'none'));
+    await sessions.create(params({ name: 'long', command: ['sh', '-c', 'read line'], cwd: host.dataDir }));
+    await waitFor(() => seen.at(-1) === 'long:0', 'the new session');
+    await sessions.create(params({ name: 'brief', command: ['sh', '-c', 'sleep 0.5'], cwd: host.dataDir }));
+    await waitFor(() => seen.at(-1) === 'brief:0,long:0' || seen.at(-1) === 'long:0,brief:0', 'the second session');
+    await waitFor(() => seen.at(-1) === 'long:0', 'brief ended by itself');
+    const attachment = await sessions.attach('long', { cols: 80, rows: 24 });
+    await waitFor(() => seen.at(-1) === 'long:1', 'the attached client');
+    attachment.detach();
+    await attachment.closed;
+    await waitFor(() => seen.at(-1) === 'long:0', 'the client gone');
+    // The last session: its tmux server exits with it, and no hook runs.
+    await host.tmux('send-keys', '-t', '=hangar-long:', 'Enter');
+    await waitFor(() => seen.at(-1) === 'none', 'the last session ended');
+  });
+});

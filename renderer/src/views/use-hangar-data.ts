@@ -29,10 +29,13 @@ export interface HangarData {
   addJob(entry: JobEntry): void;
 }
 
-/** Sessions are not pushed by the core; poll them at this pace while the window is open. */
-const SESSION_POLL_MS = 5000;
+/**
+ * Sessions are pushed when they change; a slow poll on top catches what no event tells (an
+ * agent that cannot watch for changes, a tmux server that went away with its last session).
+ */
+const SESSION_POLL_MS = 30_000;
 
-/** Hosts (pushed on change), sessions (polled) and jobs (pushed) as the UI shows them. */
+/** Hosts, sessions and jobs (each pushed on change) as the UI shows them. */
 export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) => void): HangarData {
   const [hosts, setHosts] = useState<HostView[]>();
   const [hostsError, setHostsError] = useState<string>();
@@ -67,6 +70,9 @@ export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) =>
         setHosts(hosts);
         setHostsError(undefined);
       }),
+      api.on('sessions.changed', ({ host, sessions }) =>
+        setSessions((current) => ({ ...current, [host]: { sessions, error: null } })),
+      ),
       api.on('job.updated', (entry) => {
         const current = jobsRef.current;
         const same = (j: JobEntry) => j.host === entry.host && j.job.id === entry.job.id;

@@ -127,6 +127,8 @@ export function isCoreMethod(method: string): method is CoreMethod {
 export const CORE_EVENTS = {
   'hosts.changed': z.object({ hosts: z.array(HostView) }),
   'job.updated': z.object({ host: HostName, job: JobInfo }),
+  /** A host's sessions, pushed when they change (the list as sessions.list would give it). */
+  'sessions.changed': z.object({ host: HostName, sessions: z.array(SessionInfo) }),
   'terminal.status': TerminalStatusEvent,
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

@@ -39,6 +39,9 @@ export const SessionInfo = z.object({
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 
+/** Event `sessions.changed` from an agent: its sessions after one was made, ended or (de)attached. */
+export const SessionsChangedEvent = z.object({ sessions: z.array(SessionInfo) });
+
 export const SessionListResult = z.object({ sessions: z.array(SessionInfo) });
 
 export const SessionKillParams = z.object({ name: SessionName });

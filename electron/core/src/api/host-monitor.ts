@@ -2,11 +2,13 @@ import {
   DisposableStore,
   Emitter,
   JobUpdatedEvent,
+  SessionsChangedEvent,
   toHangarError,
   type Disposable,
   type HostStats,
   type HostView,
   type JobInfo,
+  type SessionInfo,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
@@ -31,6 +33,7 @@ interface Watched {
 /**
  * Keeps a link to every paired host while a UI is connected (so their status is live and
  * reconnects happen), and turns what the hosts say into UI events: hosts.changed, job.updated,
+ * sessions.changed,
  * and a desktop notification when a job ends. One per core, shared by every UI connection.
  */
 export class HostMonitor implements Disposable {
@@ -39,6 +42,8 @@ export class HostMonitor implements Disposable {
   readonly onChanged = this.changedEmitter.event;
   private readonly jobEmitter = new Emitter<{ host: string; job: JobInfo }>();
   readonly onJobUpdated = this.jobEmitter.event;
+  private readonly sessionsEmitter = new Emitter<{ host: string; sessions: SessionInfo[] }>();
+  readonly onSessionsChanged = this.sessionsEmitter.event;
   private readonly notified = new Set<string>();
   private readonly subscription: Disposable;
   private changeTimer: NodeJS.Timeout | undefined;
@@ -121,9 +126,13 @@ export class HostMonitor implements Disposable {
     );
     store.add(
       connection.onEvent(({ event, data }) => {
-        if (event !== 'job.updated') return;
-        const parsed = JobUpdatedEvent.safeParse(data);
-        if (parsed.success) this.jobUpdated(name, parsed.data.job);
+        if (event === 'job.updated') {
+          const parsed = JobUpdatedEvent.safeParse(data);
+          if (parsed.success) this.jobUpdated(name, parsed.data.job);
+        } else if (event === 'sessions.changed') {
+          const parsed = SessionsChangedEvent.safeParse(data);
+          if (parsed.success) this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions });
+        }
       }),
     );
     connection.link().catch((error: unknown) => {
@@ -174,5 +183,6 @@ export class HostMonitor implements Disposable {
     this.watched.clear();
     this.changedEmitter.dispose();
     this.jobEmitter.dispose();
+    this.sessionsEmitter.dispose();
   }
 }

@@ -114,6 +114,27 @@ describe('the core API over web mode, against a real agent', () => {
     expect((await ui.call('hosts.list', {})).hosts[0]).toMatchObject({ status: 'offline' });
   });
 
+  it('pushes a host’s sessions to the UI when one is made and when one ends on its own', async () => {
+    const { agent, ui } = await start();
+    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    const pushed = () =>
+      ui.events
+        .filter((e) => e.event === 'sessions.changed')
+        .map((e) => e.data as { host: string; sessions: { name: string }[] });
+    await ui.call('sessions.create', { host: 'mini', session: { name: 'keep', command: ['sleep', '60'] } });
+    await ui.call('sessions.create', { host: 'mini', session: { name: 'brief', command: ['sleep', '1'] } });
+    const names = () =>
+      pushed()
+        .at(-1)
+        ?.sessions.map((s) => s.name)
+        .sort();
+    await waitFor(() => names()?.join() === 'brief,keep', 'both sessions pushed');
+    expect(pushed().at(-1)!.host).toBe('mini');
+    await waitFor(() => names()?.join() === 'keep', 'brief gone by itself, pushed');
+    await ui.call('sessions.kill', { host: 'mini', name: 'keep' });
+    await waitFor(() => names()?.join() === '', 'the last one killed, pushed');
+  });
+
   it('ends the terminal stream with the exit status when the session ends', async () => {
     const { agent, ui } = await start();
     await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
