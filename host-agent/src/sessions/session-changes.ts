@@ -22,10 +22,7 @@ const PLAIN_PATH = /^[A-Za-z0-9_./ +,@=-]+$/;
  */
 export function changeHooks(file: string): string[] {
   if (!PLAIN_PATH.test(file)) return [];
-  return [
-    `set-environment -g HANGAR_SESSIONS_CHANGED '${file}'`,
-    ...HOOKS.map((hook) => `set-hook -g ${hook}[99] 'run-shell -b "touch \\"$HANGAR_SESSIONS_CHANGED\\""'`),
-  ];
+  return HOOKS.map((hook) => `set-hook -g ${hook}[99] 'run-shell -b "touch \\"${file}\\""'`);
 }
 
 /**
