@@ -217,6 +217,33 @@ describe('the web UI in a real browser', () => {
     await expect.poll(() => page.evaluate(() => document.documentElement.dataset['theme'])).toBe('dark');
     await page.screenshot({ path: join(SHOTS, 'terminal-dark.png') });
   });
+
+  it('a session that rings its bell is marked in the sidebar until it is opened', async () => {
+    const made = await hangar(home, [
+      'session',
+      'new',
+      'mini',
+      '--name',
+      'asks',
+      '--',
+      'sh',
+      '-c',
+      'sleep 1; printf "\\a"; read answer; echo answered; printf "\\a"; sleep 60',
+    ]);
+    expect(made.code).toBe(0);
+    const mark = page.getByRole('status', { name: 'mini/asks rang its bell' });
+    await mark.waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: join(SHOTS, 'bell.png') });
+    await page.getByRole('button', { name: /^Attach to mini\/asks/ }).click();
+    await mark.waitFor({ state: 'detached' });
+    // A bell from the terminal the user is looking at is not marked.
+    await page.locator('section[aria-label="Terminal mini/asks"] textarea').focus();
+    await page.keyboard.press('Enter');
+    await waitForScreen(page, 'mini/asks', /^answered\s*$/m);
+    await page.waitForTimeout(1500);
+    expect(await mark.count()).toBe(0);
+    await hangar(home, ['session', 'kill', 'mini', 'asks']);
+  });
 });
 
 /** A WebSocket upgrade to /api with the given query and Origin; returns the HTTP status. */

@@ -17,6 +17,7 @@ import {
   tmuxSocketName,
 } from './tmux.js';
 import { OutputLogRotation, outputLogCommand } from './output-log.js';
+import { attentionHook, SessionAttention } from './session-attention.js';
 import { changeHooks, SessionChanges } from './session-changes.js';
 import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
 
@@ -86,19 +87,24 @@ export class SessionManager implements Disposable {
   private readonly changes: SessionChanges;
   /** The session list changed (made, ended, killed, a client attached or left): the new list. */
   readonly onChanged: SessionChanges['onChanged'];
+  private readonly attention: SessionAttention;
+  /** A session rang the terminal bell (an agent waiting for an answer, say): its name. */
+  readonly onBell: SessionAttention['onBell'];
 
   private constructor(
     private readonly tmux: Tmux,
     private readonly version: string,
     private readonly sessionsDir: string,
-    changedFile: string,
+    files: { changedFile: string; bellFile: string },
     private readonly options: Required<Omit<SessionManagerOptions, 'logger' | 'tmuxPath'>> & {
       logger: Logger | undefined;
     },
   ) {
     this.sizing = new SizeDriver(tmux);
-    this.changes = new SessionChanges(changedFile, () => this.list(), options.logger);
+    this.changes = new SessionChanges(files.changedFile, () => this.list(), options.logger);
     this.onChanged = this.changes.onChanged;
+    this.attention = new SessionAttention(files.bellFile, options.logger);
+    this.onBell = this.attention.onBell;
     this.outputLogs = new OutputLogRotation({
       tmux,
       sessionsDir,
@@ -118,19 +124,27 @@ export class SessionManager implements Disposable {
     await chmod(sessionsDir, 0o700);
     const configFile = join(sessionsDir, 'tmux.conf');
     const changedFile = join(sessionsDir, 'changed');
-    const config = serverConfig(await detectDefaultTerminal(), changeHooks(changedFile));
+    const bellFile = join(sessionsDir, 'bells');
+    const hooks = [...changeHooks(changedFile), ...attentionHook(bellFile)];
+    const config = serverConfig(await detectDefaultTerminal(), hooks);
     await writeFile(configFile, config, { mode: 0o600 });
     const tmux = new Tmux(binary, tmuxSocketName(options.dataDir), configFile);
-    const manager = new SessionManager(tmux, version, sessionsDir, changedFile, {
-      dataDir: options.dataDir,
-      maxSessions: options.maxSessions ?? 5,
-      replayLimitBytes: options.replayLimitBytes ?? 4 * 1024 * 1024,
-      replayWindowMs: options.replayWindowMs ?? 60_000,
-      liveWindowBytes: options.liveWindowBytes ?? 256 * 1024,
-      outputLogMaxBytes: options.outputLogMaxBytes ?? 64 * 1024 * 1024,
-      outputLogCheckMs: options.outputLogCheckMs ?? 60_000,
-      logger: options.logger,
-    });
+    const manager = new SessionManager(
+      tmux,
+      version,
+      sessionsDir,
+      { changedFile, bellFile },
+      {
+        dataDir: options.dataDir,
+        maxSessions: options.maxSessions ?? 5,
+        replayLimitBytes: options.replayLimitBytes ?? 4 * 1024 * 1024,
+        replayWindowMs: options.replayWindowMs ?? 60_000,
+        liveWindowBytes: options.liveWindowBytes ?? 256 * 1024,
+        outputLogMaxBytes: options.outputLogMaxBytes ?? 64 * 1024 * 1024,
+        outputLogCheckMs: options.outputLogCheckMs ?? 60_000,
+        logger: options.logger,
+      },
+    );
     // Sessions outlive the agent: whatever a previous agent started on our socket is ours again
     // (and so is the output they logged while no agent was looking). Its server read an older
     // config: this one (hooks included) applies from now on.
@@ -288,6 +302,7 @@ export class SessionManager implements Disposable {
     this.disposed = true;
     this.outputLogs.dispose();
     this.changes.dispose();
+    this.attention.dispose();
     const all = [...this.attachments.values()];
     for (const attachment of all) attachment.detach();
     await Promise.all(all.map((a) => a.closed));

@@ -13,7 +13,7 @@ const SETTLE_MS = 50;
 const RECHECK_MS = 500;
 
 /** Paths we put in the tmux config as they are (no quoting games with its parser). */
-const PLAIN_PATH = /^[A-Za-z0-9_./ +,@=-]+$/;
+export const PLAIN_PATH = /^[A-Za-z0-9_./ +,@=-]+$/;
 
 /**
  * Server config lines: tmux touches `file` whenever the session list may have changed. Hook index

@@ -224,3 +224,26 @@ describe('session changes', () => {
     await waitFor(() => seen.at(-1) === 'none', 'the last session ended');
   });
 });
+
+describe('session bells', () => {
+  it('a session that rings the bell is named, attached or not; a session made by hand on our socket is not', async () => {
+    const sessions = await host.start();
+    const rang: string[] = [];
+    sessions.onBell((name) => rang.push(name));
+    await sessions.create(
+      params({ name: 'asks', command: ['sh', '-c', 'sleep 0.3; printf "\\a"; sleep 30'], cwd: host.dataDir }),
+    );
+    await waitFor(() => rang.includes('asks'), 'the bell of "asks"');
+    // A name that would be a command if the hook did not quote it.
+    await host.tmux(
+      'new-session',
+      '-d',
+      '-s',
+      `x$(touch ${host.dataDir}/pwned)`,
+      'sh -c "sleep 0.3; printf \'\\a\'; sleep 30"',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(rang).toEqual(['asks']);
+    await expect(stat(join(host.dataDir, 'pwned'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});

@@ -5,6 +5,8 @@ export interface HostListProps {
   hosts: HostView[] | undefined;
   error: string | undefined;
   sessions: Record<string, HostSessions>;
+  /** `host/session` keys of sessions that rang their bell (shown until opened). */
+  bells?: ReadonlySet<string>;
   onAttach(host: string, session: string): void;
   onNewSession(host: string): void;
   onAddHost(): void;
@@ -120,6 +122,11 @@ function SessionList(props: HostListProps & { host: HostView; hostSessions: Host
             aria-label={`Attach to ${host.name}/${s.name}`}
           >
             <span className="session-name">{s.name}</span>
+            {props.bells?.has(`${host.name}/${s.name}`) && (
+              <span className="session-bell" role="status" aria-label={`${host.name}/${s.name} rang its bell`}>
+                ●
+              </span>
+            )}
             <span className="session-command">{s.command.join(' ')}</span>
           </button>
         </li>

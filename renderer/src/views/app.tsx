@@ -38,6 +38,13 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const [notice, setNotice] = useState<string>();
   const [selectedJob, setSelectedJob] = useState<{ host: string; id: string }>();
   const hosts = useMemo(() => data.hosts ?? [], [data.hosts]);
+  // A bell from a terminal on screen needs no mark: the user is looking at it.
+  const { bells, clearBell } = data;
+  const onScreen = view === 'terminals' ? tabs.tabs.find((t) => t.id === tabs.activeId)?.panes : undefined;
+  useEffect(() => {
+    for (const pane of onScreen ?? [])
+      if (bells.has(`${pane.host}/${pane.session}`)) clearBell(pane.host, pane.session);
+  }, [onScreen, bells, clearBell]);
 
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
@@ -155,6 +162,7 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
             hosts={data.hosts}
             error={data.hostsError}
             sessions={data.sessions}
+            bells={data.bells}
             onAttach={commands.attach}
             onNewSession={commands.newSession}
             onAddHost={commands.addHost}

@@ -22,6 +22,9 @@ export interface HangarData {
   hosts: HostView[] | undefined;
   hostsError: string | undefined;
   sessions: Record<string, HostSessions>;
+  /** `host/session` of sessions that rang their bell since the user last opened them. */
+  bells: ReadonlySet<string>;
+  clearBell(host: string, session: string): void;
   jobs: JobEntry[];
   refreshSessions(): void;
   refreshJobs(): void;
@@ -40,6 +43,17 @@ export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) =>
   const [hosts, setHosts] = useState<HostView[]>();
   const [hostsError, setHostsError] = useState<string>();
   const [sessions, setSessions] = useState<Record<string, HostSessions>>({});
+  const [bells, setBells] = useState<ReadonlySet<string>>(new Set());
+  const clearBell = useCallback(
+    (host: string, session: string) =>
+      setBells((current) => {
+        if (!current.has(`${host}/${session}`)) return current;
+        const next = new Set(current);
+        next.delete(`${host}/${session}`);
+        return next;
+      }),
+    [],
+  );
   const [jobs, setJobs] = useState<JobEntry[]>([]);
   const jobsRef = useRef<JobEntry[]>([]);
   const onJobFinishedRef = useRef(onJobFinished);
@@ -70,6 +84,7 @@ export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) =>
         setHosts(hosts);
         setHostsError(undefined);
       }),
+      api.on('session.bell', ({ host, name }) => setBells((current) => new Set(current).add(`${host}/${name}`))),
       api.on('sessions.changed', ({ host, sessions }) =>
         setSessions((current) => ({ ...current, [host]: { sessions, error: null } })),
       ),
@@ -100,7 +115,7 @@ export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) =>
       showJobs([entry, ...jobsRef.current.filter((j) => !(j.host === entry.host && j.job.id === entry.job.id))]),
     [showJobs],
   );
-  return { hosts, hostsError, sessions, jobs, refreshSessions, refreshJobs, addJob };
+  return { hosts, hostsError, sessions, bells, clearBell, jobs, refreshSessions, refreshJobs, addJob };
 }
 
 function sortJobs(jobs: JobEntry[]): JobEntry[] {

@@ -129,6 +129,8 @@ export const CORE_EVENTS = {
   'job.updated': z.object({ host: HostName, job: JobInfo }),
   /** A host's sessions, pushed when they change (the list as sessions.list would give it). */
   'sessions.changed': z.object({ host: HostName, sessions: z.array(SessionInfo) }),
+  /** A session rang its bell: it may be waiting for the user (the core also shows a notification). */
+  'session.bell': z.object({ host: HostName, name: SessionName }),
   'terminal.status': TerminalStatusEvent,
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

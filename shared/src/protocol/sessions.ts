@@ -42,6 +42,9 @@ export type SessionInfo = z.infer<typeof SessionInfo>;
 /** Event `sessions.changed` from an agent: its sessions after one was made, ended or (de)attached. */
 export const SessionsChangedEvent = z.object({ sessions: z.array(SessionInfo) });
 
+/** Event `session.bell` from an agent: a session rang the terminal bell (an agent waiting for an answer). */
+export const SessionBellEvent = z.object({ name: SessionName });
+
 export const SessionListResult = z.object({ sessions: z.array(SessionInfo) });
 
 export const SessionKillParams = z.object({ name: SessionName });

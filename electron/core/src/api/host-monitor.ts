@@ -2,6 +2,7 @@ import {
   DisposableStore,
   Emitter,
   JobUpdatedEvent,
+  SessionBellEvent,
   SessionsChangedEvent,
   toHangarError,
   type Disposable,
@@ -20,6 +21,8 @@ import type { Platform } from '../platform.js';
 const STATS_TIMEOUT_MS = 2000;
 /** Status flaps (connecting → offline while a host is down) are merged into one event. */
 const CHANGE_DEBOUNCE_MS = 100;
+/** At most one notification per session in this long; the UI event goes out for every bell. */
+const BELL_NOTIFY_GAP_MS = 30_000;
 /** Jobs already announced as finished, remembered so a repeated event does not notify twice. */
 const NOTIFIED_LIMIT = 1000;
 
@@ -44,6 +47,10 @@ export class HostMonitor implements Disposable {
   readonly onJobUpdated = this.jobEmitter.event;
   private readonly sessionsEmitter = new Emitter<{ host: string; sessions: SessionInfo[] }>();
   readonly onSessionsChanged = this.sessionsEmitter.event;
+  private readonly bellEmitter = new Emitter<{ host: string; name: string }>();
+  readonly onSessionBell = this.bellEmitter.event;
+  /** When each host/session last made a notification (bells come in bursts). */
+  private readonly lastBell = new Map<string, number>();
   private readonly notified = new Set<string>();
   private readonly subscription: Disposable;
   private changeTimer: NodeJS.Timeout | undefined;
@@ -132,6 +139,9 @@ export class HostMonitor implements Disposable {
         } else if (event === 'sessions.changed') {
           const parsed = SessionsChangedEvent.safeParse(data);
           if (parsed.success) this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions });
+        } else if (event === 'session.bell') {
+          const parsed = SessionBellEvent.safeParse(data);
+          if (parsed.success) this.bell(name, parsed.data.name);
         }
       }),
     );
@@ -167,6 +177,18 @@ export class HostMonitor implements Disposable {
     });
   }
 
+  private bell(host: string, name: string): void {
+    this.bellEmitter.fire({ host, name });
+    const key = `${host}/${name}`;
+    const now = Date.now();
+    if (now - (this.lastBell.get(key) ?? -Infinity) < BELL_NOTIFY_GAP_MS) return;
+    this.lastBell.set(key, now);
+    this.platform.showNotification({
+      title: `${key} rang its bell`,
+      body: 'It may be waiting for you: an agent asking, or a command done.',
+    });
+  }
+
   private changed(): void {
     if (this.changeTimer || this.disposed) return;
     this.changeTimer = setTimeout(() => {
@@ -184,5 +206,6 @@ export class HostMonitor implements Disposable {
     this.changedEmitter.dispose();
     this.jobEmitter.dispose();
     this.sessionsEmitter.dispose();
+    this.bellEmitter.dispose();
   }
 }

@@ -135,6 +135,20 @@ describe('the core API over web mode, against a real agent', () => {
     await waitFor(() => names()?.join() === '', 'the last one killed, pushed');
   });
 
+  it('a session that rings its bell is told to the UI each time, with one desktop notification', async () => {
+    const { agent, ui, notifications } = await start();
+    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    const command = ['sh', '-c', 'sleep 0.5; printf "\\a"; sleep 0.5; printf "\\a"; sleep 30'];
+    await ui.call('sessions.create', { host: 'mini', session: { name: 'claude', command } });
+    const bells = () => ui.events.filter((e) => e.event === 'session.bell');
+    await waitFor(() => bells().length === 2, 'two bells');
+    expect(bells()[0]!.data).toEqual({ host: 'mini', name: 'claude' });
+    expect(notifications.filter((n) => n.title.includes('bell'))).toEqual([
+      { title: 'mini/claude rang its bell', body: expect.stringContaining('waiting for you') },
+    ]);
+    await ui.call('sessions.kill', { host: 'mini', name: 'claude' });
+  });
+
   it('ends the terminal stream with the exit status when the session ends', async () => {
     const { agent, ui } = await start();
     await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
