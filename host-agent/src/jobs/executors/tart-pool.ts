@@ -1,17 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { HangarError, toHangarError } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { TartCli, TartRunProcess } from './tart-cli.js';
-import {
-  ExecTransport,
-  SshTransport,
-  type GuestAccess,
-  type GuestProbe,
-  type GuestTransport,
-  type SshSettings,
-} from './tart-guest.js';
+import { SshTransport, type GuestAccess, type GuestTransport, type SshSettings } from './tart-guest.js';
+import { ALIVE_TIMEOUT_MS, GuestConnector, TRUE } from './tart-guest-access.js';
+import { SlotRecords, type SlotRecord } from './tart-slot-records.js';
 import type { TimingPhase } from './types.js';
 
 /** VM names we own: `hangar-<slot>-<uuid>`, unique per VM because `tart clone` replaces silently. */
@@ -20,11 +15,6 @@ export const VM_PREFIX = 'hangar-';
 export const MAX_MACOS_VMS = 2;
 /** Every slot mounts its one directory under this share name (`--dir=hangar:<slot dir>`). */
 export const SHARE_NAME = 'hangar';
-/** The one `tart exec` probe of 'auto' mode. A missing agent makes `tart exec` wait ~30 s (gRPC's default). */
-export const EXEC_PROBE_TIMEOUT_MS = 10_000;
-/** A liveness check of a warm or adopted VM. */
-const ALIVE_TIMEOUT_MS = 20_000;
-const TRUE = ['/usr/bin/true'];
 
 export interface TartPoolOptions {
   cli: TartCli;
@@ -47,14 +37,6 @@ export interface TartPoolOptions {
   /** Milliseconds of the one `tart exec` probe in 'auto' mode. */
   execProbeTimeoutMs?: number;
   logger?: Logger;
-}
-
-/** What `<slots>/<n>.json` holds: enough for a restarted agent to adopt a warm VM. */
-interface SlotRecord {
-  vm: string;
-  state: 'warm' | 'busy';
-  access?: 'exec' | 'ssh';
-  ip?: string;
 }
 
 type SlotState = 'empty' | 'warming' | 'warm' | 'busy' | 'draining';
@@ -87,6 +69,8 @@ export interface Lease {
 export class TartPool {
   private readonly slots: Slot[];
   private readonly cli: TartCli;
+  private readonly guests: GuestConnector;
+  private readonly records: SlotRecords;
   private readonly background = new Set<Promise<void>>();
   private waiters: (() => void)[] = [];
   private disposed = false;
@@ -96,6 +80,8 @@ export class TartPool {
       throw new HangarError('E_BAD_REQUEST', `tart warm pool size must be 0–${MAX_MACOS_VMS}, got ${options.warmSize}`);
     }
     this.cli = options.cli;
+    this.guests = new GuestConnector(options);
+    this.records = new SlotRecords(options.slotsDir);
     this.slots = Array.from({ length: MAX_MACOS_VMS }, (_, index) => ({ index, state: 'empty' as SlotState }));
   }
 
@@ -114,7 +100,7 @@ export class TartPool {
     for (const vm of await this.cli.list()) {
       if (!vm.Name.startsWith(VM_PREFIX)) continue;
       const slot = this.slots[parseSlot(vm.Name) ?? -1];
-      const record = slot ? this.readRecord(slot.index) : undefined;
+      const record = slot ? this.records.read(slot.index) : undefined;
       const guest =
         slot !== undefined &&
         slot.state === 'empty' &&
@@ -122,7 +108,7 @@ export class TartPool {
         record.state === 'warm' &&
         vm.Running &&
         adopted.length < this.options.warmSize
-          ? await this.adoptedTransport(record).catch(() => undefined)
+          ? await this.guests.adopted(record).catch(() => undefined)
           : undefined;
       if (slot && guest && (await guest.probe(TRUE, ALIVE_TIMEOUT_MS)).exitCode === 0) {
         slot.state = 'warm';
@@ -139,7 +125,7 @@ export class TartPool {
     }
     for (const slot of this.slots) {
       if (slot.state === 'empty') {
-        this.writeRecord(slot.index, undefined);
+        this.records.write(slot.index, undefined);
         this.clearJobDirs(slot.index);
       }
     }
@@ -161,7 +147,7 @@ export class TartPool {
         this.boot(slot, () => {}).then(
           () => {
             slot.state = 'warm';
-            this.writeRecord(slot.index, this.recordOf(slot, 'warm'));
+            this.records.write(slot.index, this.recordOf(slot, 'warm'));
           },
           (error: unknown) => {
             this.options.logger?.error({ err: error, slot: slot.index }, 'warming a tart VM failed');
@@ -184,7 +170,7 @@ export class TartPool {
         // A warm VM may have died since (host sleep, someone ran `tart stop`): probe, else boot cold.
         if ((await warm.guest!.probe(TRUE, ALIVE_TIMEOUT_MS)).exitCode === 0) {
           timing('ready', Date.now() - started);
-          this.writeRecord(warm.index, this.recordOf(warm, 'busy'));
+          this.records.write(warm.index, this.recordOf(warm, 'busy'));
           return this.lease(warm);
         }
         await this.teardown(warm);
@@ -201,7 +187,7 @@ export class TartPool {
           await this.teardown(empty);
           throw toHangarError(error);
         }
-        this.writeRecord(empty.index, this.recordOf(empty, 'busy'));
+        this.records.write(empty.index, this.recordOf(empty, 'busy'));
         return this.lease(empty);
       }
       await new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -254,72 +240,6 @@ export class TartPool {
     };
   }
 
-  /** The transport a warm VM was booted with (records from before SSH existed mean `tart exec`). */
-  private async adoptedTransport(record: SlotRecord): Promise<GuestTransport> {
-    if (record.access !== 'ssh') return new ExecTransport(this.cli, record.vm);
-    const ip = record.ip ?? (await this.cli.ip(record.vm, 5));
-    return new SshTransport(this.sshSettings(record.vm), record.vm, ip);
-  }
-
-  private sshSettings(vm: string): SshSettings {
-    if (!this.options.ssh) {
-      throw new HangarError(
-        'E_UNAVAILABLE',
-        `VM ${vm} needs SSH (its image ${this.options.image} has no Tart guest agent), but no SSH key is configured`,
-      );
-    }
-    return this.options.ssh;
-  }
-
-  /**
-   * Settles how this VM is reached, once: 'exec' and 'ssh' poll their transport until it answers;
-   * 'auto' tries `tart exec` once (it waits for an agent still starting, and gives up after the
-   * probe timeout when there is none), then polls SSH instead.
-   */
-  private async connect(name: string, ip: string): Promise<GuestTransport> {
-    const mode = this.options.guestAccess ?? 'auto';
-    const readyS = this.options.readyTimeoutS ?? 90;
-    const deadline = Date.now() + readyS * 1000;
-    const exec = new ExecTransport(this.cli, name);
-    let agent: GuestProbe | undefined;
-    if (mode === 'auto') {
-      agent = await exec.probe(TRUE, this.options.execProbeTimeoutMs ?? EXEC_PROBE_TIMEOUT_MS);
-      if (agent.exitCode === 0) return exec;
-      this.options.logger?.info(
-        { vm: name, exitCode: agent.exitCode, detail: agent.detail },
-        'tart exec did not answer: using SSH',
-      );
-    }
-    if (mode === 'exec') {
-      const last = await this.poll(exec, deadline);
-      if (last.exitCode === 0) return exec;
-      throw new HangarError(
-        'E_UNAVAILABLE',
-        `VM ${name} booted but \`tart exec\` never answered (${last.detail || `exit ${last.exitCode}`}): does image ${this.options.image} run the Tart guest agent? Use guestAccess 'auto' or 'ssh' for images without it (hangar-agent doctor)`,
-      );
-    }
-    const settings = this.sshSettings(name);
-    const ssh = new SshTransport(settings, name, ip);
-    const last = await this.poll(ssh, deadline);
-    if (last.exitCode === 0) return ssh;
-    const why = agent ? `the Tart guest agent did not answer (${agent.detail || `exit ${agent.exitCode}`}) and ` : '';
-    throw new HangarError(
-      'E_UNAVAILABLE',
-      `VM ${name} booted but ${why}SSH as ${settings.user}@${ip} with key ${settings.key} failed for ${readyS} s: ${last.detail || `exit ${last.exitCode}`}. ` +
-        `The image needs the key's public half in ~${settings.user}/.ssh/authorized_keys (see the tart executor's sshKey option) or the Tart guest agent (hangar-agent doctor)`,
-    );
-  }
-
-  /** Probes until the transport answers or the deadline passes; the last probe's result. */
-  private async poll(guest: GuestTransport, deadline: number): Promise<GuestProbe> {
-    for (;;) {
-      const left = deadline - Date.now();
-      const result = await guest.probe(TRUE, Math.max(1_000, Math.min(ALIVE_TIMEOUT_MS, left)));
-      if (result.exitCode === 0 || Date.now() > deadline) return result;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
-
   private async boot(slot: Slot, timing: (phase: TimingPhase, ms: number) => void): Promise<void> {
     const name = `${VM_PREFIX}${slot.index}-${randomUUID()}`;
     const slotDir = this.slotDir(slot.index);
@@ -327,7 +247,7 @@ export class TartPool {
     let phase = Date.now();
     slot.vm = name;
     // Recorded before the clone exists, so a crash mid-boot leaves a name reconcile will delete.
-    this.writeRecord(slot.index, { vm: name, state: 'busy' });
+    this.records.write(slot.index, { vm: name, state: 'busy' });
     await this.cli.clone(this.options.image, name);
     await this.cli.set(name, this.options.vmSettings ?? {});
     timing('clone', Date.now() - phase);
@@ -345,7 +265,7 @@ export class TartPool {
     timing('boot', Date.now() - phase);
     phase = Date.now();
     // The guest agent and sshd start around when the network is up: wait for the one we use.
-    slot.guest = await Promise.race([this.connect(name, ip), exitedEarly]);
+    slot.guest = await Promise.race([this.guests.connect(name, ip), exitedEarly]);
     timing('ready', Date.now() - phase);
   }
 
@@ -361,7 +281,7 @@ export class TartPool {
     slot.vm = undefined;
     slot.run = undefined;
     slot.guest = undefined;
-    this.writeRecord(slot.index, undefined);
+    this.records.write(slot.index, undefined);
     this.clearJobDirs(slot.index);
     slot.state = 'empty';
     this.notify();
@@ -402,25 +322,6 @@ export class TartPool {
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();
-  }
-
-  private recordPath(index: number): string {
-    // Beside the share, not inside it: the guest can write to its share.
-    return join(this.options.slotsDir, `${index}.json`);
-  }
-
-  private readRecord(index: number): SlotRecord | undefined {
-    try {
-      return JSON.parse(readFileSync(this.recordPath(index), 'utf8')) as SlotRecord;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError) return undefined;
-      throw error;
-    }
-  }
-
-  private writeRecord(index: number, record: SlotRecord | undefined): void {
-    if (record) writeFileSync(this.recordPath(index), JSON.stringify(record));
-    else rmSync(this.recordPath(index), { force: true });
   }
 
   private clearJobDirs(index: number): void {

@@ -174,6 +174,22 @@ describe('tart executor (against the tart stand-in)', () => {
     expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
   });
 
+  it('a warm VM whose slot record is damaged or of another shape is deleted, not adopted', async () => {
+    const tart = standin();
+    const first = executor(join(tart.dataDir), 2);
+    await first.initialize();
+    await first.pool.settled();
+    const [a, b] = first.pool.runningVms() as [string, string];
+    writeFileSync(join(tart.dataDir, 'tart', 'slots', '0.json'), '{"vm": "' + a.slice(0, 10)); // cut short
+    writeFileSync(join(tart.dataDir, 'tart', 'slots', '1.json'), JSON.stringify({ vm: b, state: 'warm', access: 'telnet' }));
+    cleanups.splice(cleanups.length - 1, 1);
+    const second = executor(tart.dataDir, 2);
+    const outcome = await second.pool.reconcile();
+    expect(outcome.adopted).toEqual([]);
+    expect(outcome.deleted.sort()).toEqual([a, b].sort());
+    await second.dispose();
+  });
+
   it('cancel kills the job’s processes in the guest and deletes the VM', async () => {
     const tart = standin();
     const tartExecutor = executor(tart.dataDir, 0);
