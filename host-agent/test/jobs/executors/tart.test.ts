@@ -181,7 +181,10 @@ describe('tart executor (against the tart stand-in)', () => {
     await first.pool.settled();
     const [a, b] = first.pool.runningVms() as [string, string];
     writeFileSync(join(tart.dataDir, 'tart', 'slots', '0.json'), '{"vm": "' + a.slice(0, 10)); // cut short
-    writeFileSync(join(tart.dataDir, 'tart', 'slots', '1.json'), JSON.stringify({ vm: b, state: 'warm', access: 'telnet' }));
+    writeFileSync(
+      join(tart.dataDir, 'tart', 'slots', '1.json'),
+      JSON.stringify({ vm: b, state: 'warm', access: 'telnet' }),
+    );
     cleanups.splice(cleanups.length - 1, 1);
     const second = executor(tart.dataDir, 2);
     const outcome = await second.pool.reconcile();
