@@ -1,5 +1,5 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
-import { describeError, isDesktop, type CoreApi } from '../api/index.js';
+import { describeError, type CoreApi } from '../api/index.js';
 import { AddHostDialog, RemoveHostDialog, RenameHostDialog, RenameTabDialog } from '../components/host-dialogs.js';
 import { HostList } from '../components/host-list.js';
 import { Modal } from '../components/modal.js';
@@ -22,14 +22,9 @@ type Dialog =
 
 const isMac = typeof navigator !== 'undefined' && /Mac/.test(navigator.platform);
 
-function notifyJobEnded({ host, job }: JobEntry): void {
-  // In Electron the core notifies natively; in a browser, only if the user allowed it.
-  if (isDesktop() || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
-  new Notification(`Job ${job.state}: ${job.command}`, { body: `${job.id} on ${host}`, tag: job.id });
-}
-
 export function App({ api, disconnected }: { api: CoreApi; disconnected: string | undefined }) {
-  const data = useHangarData(api, notifyJobEnded);
+  // Desktop notifications (a job ended, a session rang) come from the core in both modes.
+  const data = useHangarData(api);
   const tabs = useTerminalTabs();
   const { theme, choice, setChoice, toggle } = useTheme();
   const [view, setView] = useState<'terminals' | 'jobs'>('terminals');
@@ -63,9 +58,6 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
       data.addJob(entry);
       setSelectedJob({ host: entry.host, id: entry.job.id });
       setView('jobs');
-      if (!isDesktop() && typeof Notification !== 'undefined' && Notification.permission === 'default') {
-        void Notification.requestPermission();
-      }
     },
     [data],
   );

@@ -1,12 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import {
-  describeError,
-  FINAL_JOB_STATES,
-  type CoreApi,
-  type HostView,
-  type JobInfo,
-  type SessionInfo,
-} from '../api/index.js';
+import { describeError, type CoreApi, type HostView, type JobInfo, type SessionInfo } from '../api/index.js';
 
 export interface HostSessions {
   sessions: SessionInfo[];
@@ -39,7 +32,7 @@ export interface HangarData {
 const SESSION_POLL_MS = 30_000;
 
 /** Hosts, sessions and jobs (each pushed on change) as the UI shows them. */
-export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) => void): HangarData {
+export function useHangarData(api: CoreApi): HangarData {
   const [hosts, setHosts] = useState<HostView[]>();
   const [hostsError, setHostsError] = useState<string>();
   const [sessions, setSessions] = useState<Record<string, HostSessions>>({});
@@ -56,8 +49,6 @@ export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) =>
   );
   const [jobs, setJobs] = useState<JobEntry[]>([]);
   const jobsRef = useRef<JobEntry[]>([]);
-  const onJobFinishedRef = useRef(onJobFinished);
-  onJobFinishedRef.current = onJobFinished;
   const showJobs = useCallback((next: JobEntry[]) => {
     jobsRef.current = sortJobs(next);
     setJobs(jobsRef.current);
@@ -91,9 +82,6 @@ export function useHangarData(api: CoreApi, onJobFinished?: (entry: JobEntry) =>
       api.on('job.updated', (entry) => {
         const current = jobsRef.current;
         const same = (j: JobEntry) => j.host === entry.host && j.job.id === entry.job.id;
-        const previous = current.find(same);
-        const wasFinal = previous !== undefined && FINAL_JOB_STATES.includes(previous.job.state);
-        if (!wasFinal && FINAL_JOB_STATES.includes(entry.job.state)) onJobFinishedRef.current?.(entry);
         showJobs([entry, ...current.filter((j) => !same(j))]);
       }),
     ];
