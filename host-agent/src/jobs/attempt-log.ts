@@ -1,5 +1,6 @@
 import type { Disposable } from '@hangar/shared';
-import { closeSync, fstatSync, openSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, openSync, writeSync, type FSWatcher } from 'node:fs';
+import { watchFile } from '../file-watch.js';
 import type { JobOutput } from './executors/types.js';
 
 /**
@@ -31,14 +32,12 @@ export class AttemptLog implements Disposable, JobOutput {
   ) {
     this.handle = fd;
     this.bytes = this.announced = fstatSync(fd).size;
-    let watcher: FSWatcher | undefined;
-    try {
-      watcher = watch(path, { persistent: false }, () => this.noticeGrowth());
-      watcher.on('error', () => undefined); // the backstop poll carries on
-    } catch {
-      watcher = undefined; // e.g. ENOSPC: out of inotify watches; the backstop poll covers it
-    }
-    this.watcher = watcher;
+    // Without a watch (out of inotify watches, say) the backstop poll carries on alone.
+    this.watcher = watchFile(
+      path,
+      () => this.noticeGrowth(),
+      () => undefined,
+    );
     this.backstop = setInterval(() => this.noticeGrowth(), BACKSTOP_POLL_MS);
     this.backstop.unref();
   }

@@ -1,5 +1,6 @@
 import { Emitter, SessionName, type Disposable } from '@hangar/shared';
-import { closeSync, fstatSync, openSync, readSync, truncateSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, truncateSync, writeFileSync, type FSWatcher } from 'node:fs';
+import { watchFile } from '../file-watch.js';
 import type { Logger } from 'pino';
 import { PLAIN_PATH } from './session-changes.js';
 import { SESSION_PREFIX } from './tmux.js';
@@ -35,14 +36,11 @@ export class SessionAttention implements Disposable {
     private readonly logger: Logger | undefined,
   ) {
     writeFileSync(file, '', { mode: 0o600 });
-    let watcher: FSWatcher | undefined;
-    try {
-      watcher = watch(file, { persistent: false }, () => this.read());
-      watcher.on('error', (error) => this.logger?.warn({ err: error }, 'bell watch failed'));
-    } catch (error) {
-      this.logger?.warn({ err: error }, 'cannot watch for session bells');
-    }
-    this.watcher = watcher;
+    this.watcher = watchFile(
+      file,
+      () => this.read(),
+      (error) => this.logger?.warn({ err: error }, 'cannot watch for session bells'),
+    );
   }
 
   dispose(): void {

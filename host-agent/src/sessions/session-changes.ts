@@ -1,5 +1,6 @@
 import { Emitter, type Disposable, type SessionInfo } from '@hangar/shared';
-import { watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { writeFileSync, type FSWatcher } from 'node:fs';
+import { watchFile } from '../file-watch.js';
 import type { Logger } from 'pino';
 
 /** tmux events after which the session list may look different. */
@@ -44,15 +45,12 @@ export class SessionChanges implements Disposable {
     private readonly logger: Logger | undefined,
   ) {
     writeFileSync(file, '', { mode: 0o600 });
-    let watcher: FSWatcher | undefined;
-    try {
-      watcher = watch(file, { persistent: false }, () => this.poke());
-      watcher.on('error', (error) => this.logger?.warn({ err: error }, 'session change watch failed'));
-    } catch (error) {
-      // Out of inotify watches, say: clients still list sessions themselves, only later.
-      this.logger?.warn({ err: error }, 'cannot watch for session changes');
-    }
-    this.watcher = watcher;
+    // Without a watch clients still list sessions themselves, only later.
+    this.watcher = watchFile(
+      file,
+      () => this.poke(),
+      (error) => this.logger?.warn({ err: error }, 'cannot watch for session changes'),
+    );
   }
 
   /** Something changed, or may have: look again soon. */
