@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { HangarError, toHangarError } from '@hangar/shared';
-import type { Logger } from 'pino';
 import type { TartCli, TartRunProcess } from './tart-cli.js';
-import { SshTransport, type GuestAccess, type GuestTransport, type SshSettings } from './tart-guest.js';
-import { ALIVE_TIMEOUT_MS, GuestConnector, TRUE } from './tart-guest-access.js';
+import { SshTransport, type GuestTransport } from './tart-guest.js';
+import { ALIVE_TIMEOUT_MS, GuestConnector, TRUE, type GuestAccessOptions } from './tart-guest-access.js';
 import { SlotRecords, type SlotRecord } from './tart-slot-records.js';
 import type { TimingPhase } from './types.js';
 
@@ -16,27 +15,17 @@ export const MAX_MACOS_VMS = 2;
 /** Every slot mounts its one directory under this share name (`--dir=hangar:<slot dir>`). */
 export const SHARE_NAME = 'hangar';
 
-export interface TartPoolOptions {
-  cli: TartCli;
-  image: string;
+/** How jobs reach the guest (cli, image, guest access, ssh, probe timeouts, logger) and the pool's own settings. */
+export interface TartPoolOptions extends GuestAccessOptions {
   /** `<data>/tart/slots`: one shared directory per slot, and a record of what each slot holds. */
   slotsDir: string;
   /** Pre-booted VMs kept ready (0–2). */
   warmSize: number;
   /** Seconds for `tart ip --wait` on boot. */
   bootTimeoutS?: number;
-  /** Seconds of `tart exec` probes before a booted VM counts as broken. */
-  readyTimeoutS?: number;
   /** Seconds `tart stop` waits before it SIGKILLs a VM we are done with. */
   stopTimeoutS?: number;
   vmSettings?: { cpu?: number; memoryMb?: number };
-  /** How jobs reach the guest (default 'auto'). */
-  guestAccess?: GuestAccess;
-  /** For 'ssh', and for 'auto' when the guest agent does not answer. */
-  ssh?: SshSettings;
-  /** Milliseconds of the one `tart exec` probe in 'auto' mode. */
-  execProbeTimeoutMs?: number;
-  logger?: Logger;
 }
 
 type SlotState = 'empty' | 'warming' | 'warm' | 'busy' | 'draining';
