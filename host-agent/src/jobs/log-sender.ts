@@ -146,7 +146,6 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
           await sleep();
           continue;
         }
-        if (state.path !== undefined && offset < state.size) continue;
         if (state.final !== undefined || !options.follow) {
           stream.close({
             code: 'log_end',

@@ -13,7 +13,6 @@ import {
   escapeFormat,
   isNoServer,
   serverConfig,
-  shellQuote,
   tmuxSocketName,
 } from './tmux.js';
 import { OutputLogRotation, outputLogCommand } from './output-log.js';

@@ -160,7 +160,6 @@ export async function followJobLog(
       throw toHangarError(error);
     }
     const reason = await closed;
-    if (options.signal?.aborted) return { kind: 'end', exitCode: null };
     // Whole blocks that arrived are delivered before we say how the segment ended (offset is then exact).
     await Promise.race([queue.delivered(), aborted(options.signal)]);
     if (failure) throw failure;
@@ -174,8 +173,9 @@ export async function followJobLog(
   }
 }
 
-/** Resolves when the signal aborts (never without one). */
+/** Resolves when the signal aborts, at once if it has (never without one). */
 function aborted(signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
 }
 
