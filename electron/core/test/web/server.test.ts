@@ -49,7 +49,9 @@ describe('web mode', () => {
     const port = web.port;
     const own = `http://127.0.0.1:${port}`;
     await expect(connectWs(port, { origin: own })).rejects.toThrow(/401/);
-    await expect(connectWs(port, { origin: own, token: `${web.secret.slice(0, -1)}A` })).rejects.toThrow(/401/);
+    // One character off (a fixed 'A' would be no change for the 1 in 64 secrets that end in 'A').
+    const wrong = web.secret.slice(0, -1) + (web.secret.endsWith('A') ? 'B' : 'A');
+    await expect(connectWs(port, { origin: own, token: wrong })).rejects.toThrow(/401/);
     await expect(connectWs(port, { origin: own, token: '' })).rejects.toThrow(/401/);
     await expect(connectWs(port, { origin: 'http://evil.example', token: web.secret })).rejects.toThrow(/403/);
     await expect(connectWs(port, { origin: `http://127.0.0.1:${port + 1}`, token: web.secret })).rejects.toThrow(/403/);
