@@ -7,6 +7,8 @@ import { JobService, ShellExecutor, type JobServiceOptions } from './jobs/index.
 import { SandboxExecutor } from './jobs/executors/sandbox.js';
 import { TartExecutor } from './jobs/executors/tart.js';
 import { createJobProcedures } from './peer/job-procedures.js';
+import { createPreviewProcedures } from './peer/preview-procedures.js';
+import { PreviewService } from './previews/index.js';
 import { hostStatsProvider } from './peer/host-stats.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
@@ -94,6 +96,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         logger: logger.child({ component: 'jobs' }),
       }),
     );
+    // The link listener's port is known once it listens; until then nothing can ask.
+    let linkPort = options.listen.port;
+    const previews = owned.add(
+      new PreviewService({
+        db: store.db,
+        ownPorts: () => [linkPort],
+        publish,
+        logger: logger.child({ component: 'previews' }),
+      }),
+    );
     const procedures = createProcedures(
       {
         sessions,
@@ -107,6 +119,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         }),
       },
       createJobProcedures(jobs),
+      createPreviewProcedures(previews),
     );
     owned.add({ dispose: () => peers.forEach((peer) => peer.dispose()) });
     const server = owned.add(
@@ -124,6 +137,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         },
       }),
     );
+    linkPort = server.address().port;
     logger.info({ address: server.address(), dataDir: options.dataDir }, 'agent started');
     return {
       address: server.address(),

@@ -14,4 +14,5 @@ export * from './link/websocket-transport.js';
 export * from './link/index.js';
 export * from './agent-runtime.js';
 export * from './protocol/jobs.js';
+export * from './protocol/previews.js';
 export * from './protocol/core-api.js';

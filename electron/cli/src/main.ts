@@ -4,6 +4,7 @@ import { registerAttach } from './commands/attach.js';
 import { registerHosts } from './commands/hosts.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
+import { registerPreview } from './commands/preview.js';
 import { registerRun } from './commands/run.js';
 import { registerSession } from './commands/session.js';
 import { registerUi } from './commands/ui.js';
@@ -24,6 +25,7 @@ registerRun(program);
 registerJobs(program);
 registerLogs(program);
 registerArtifacts(program);
+registerPreview(program);
 
 program.exitOverride((error) => {
   process.exit(error.exitCode === 0 ? 0 : 2);

@@ -1,4 +1,4 @@
-import { HangarError } from '@hangar/shared';
+import { HangarError, PreviewPort, parseOrThrow } from '@hangar/shared';
 
 /** Commander accumulator for repeatable options (`--env A=1 --env B=2`). */
 export function collect(value: string, previous: string[]): string[] {
@@ -14,4 +14,12 @@ export function parseEnv(pairs: string[]): Record<string, string> {
     env[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return env;
+}
+
+/** A TCP port argument: digits only (so `5173abc` is not quietly 5173), then the shared range check. */
+export function parsePort(value: string, what = 'port'): number {
+  if (!/^\d{1,5}$/.test(value)) {
+    throw new HangarError('E_BAD_REQUEST', `${what} "${value}": expected a port number from 1 to 65535`);
+  }
+  return parseOrThrow(PreviewPort, Number(value), what);
 }

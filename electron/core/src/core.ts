@@ -19,6 +19,7 @@ import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
 import { connectToHost } from './link/connect.js';
+import { PreviewsApi } from './previews/index.js';
 import { openCoreDb } from './state/db.js';
 import { hangarHome } from './state/paths.js';
 import { TerminalClient } from './terminal/terminal-client.js';
@@ -53,13 +54,23 @@ export class HangarCore {
     () => this.registry.list().map((h) => h.name),
   );
 
+  /** Dev-server previews on paired hosts, served on this computer (see previews/). */
+  readonly previews: PreviewsApi;
+
   private constructor(
     readonly home: string,
     private readonly db: Database.Database,
     readonly registry: HostRegistry,
     private readonly deviceKey: DeviceKey,
     readonly logger: Logger,
-  ) {}
+  ) {
+    this.previews = new PreviewsApi(
+      (host) => this.connection(host),
+      () => this.registry.list().map((h) => h.name),
+      logger,
+    );
+    this.onHostsChanged(() => this.previews.hostsChanged());
+  }
 
   static async open(options: CoreOptions = {}): Promise<HangarCore> {
     const home = options.home ?? hangarHome();
@@ -207,6 +218,7 @@ export class HangarCore {
   }
 
   async dispose(): Promise<void> {
+    await this.previews.dispose();
     for (const connection of this.connections.values()) connection.dispose();
     this.connections.clear();
     this.hostsChangedEmitter.dispose();

@@ -37,14 +37,20 @@ type Handler<M extends HostMethod> = (params: Params<M>, call: CallContext) => P
 export type ProcedureTable = { [M in HostMethod]: Handler<M> };
 export type JobMethod = Extract<HostMethod, `job.${string}` | `workspace.${string}` | `artifact.${string}`>;
 export type JobProcedureTable = { [M in JobMethod]: Handler<M> };
-export type SessionProcedureTable = { [M in Exclude<HostMethod, JobMethod>]: Handler<M> };
+export type PreviewMethod = Extract<HostMethod, `preview.${string}`>;
+export type PreviewProcedureTable = { [M in PreviewMethod]: Handler<M> };
+export type SessionProcedureTable = { [M in Exclude<HostMethod, JobMethod | PreviewMethod>]: Handler<M> };
 
 /**
  * One handler per call in shared's HOST_PROCEDURES. Params arrive already validated by that
  * table's schema; each handler checks what the caller may touch before acting.
  */
-export function createProcedures(services: AgentServices, jobs: JobProcedureTable): ProcedureTable {
-  return { ...sessionProcedures(services), ...jobs };
+export function createProcedures(
+  services: AgentServices,
+  jobs: JobProcedureTable,
+  previews: PreviewProcedureTable,
+): ProcedureTable {
+  return { ...sessionProcedures(services), ...jobs, ...previews };
 }
 
 function sessionProcedures(services: AgentServices): SessionProcedureTable {

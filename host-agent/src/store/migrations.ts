@@ -83,4 +83,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'previews: the ports paired devices chose to serve through the link',
+    sql: `
+      CREATE TABLE previews (
+        port        INTEGER PRIMARY KEY,     -- TCP port on the host's loopback, 1-65535
+        label       TEXT,
+        created_at  INTEGER NOT NULL,
+        device      TEXT NOT NULL            -- public key of the device that added it
+      );
+    `,
+  },
 ];

@@ -15,3 +15,4 @@ export {
   type ProcedureSpec,
 } from './control-server.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
+export { spliceSocket, type ByteSocket } from './splice.js';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { HostInfo } from './host.js';
 import { HostAddress, HostName } from './hosts.js';
 import { ArtifactInfo, JobDetail, JobId, JobInfo, JobSpec } from './jobs.js';
+import { ListeningPort, PreviewInfo, PreviewLabel, PreviewPort } from './previews.js';
 import { SessionCreateParams, SessionInfo, SessionName, StreamId, TerminalSize } from './sessions.js';
 
 /**
@@ -50,6 +51,15 @@ export const TerminalStatusEvent = z.object({
   terminal_id: TerminalId,
   status: z.enum(['attached', 'reconnecting', 'resumed', 'skipped']),
 });
+
+/** A preview as the UI sees it: the host's record, and where this computer serves it, if it does. */
+export const PreviewView = PreviewInfo.extend({
+  /** http://localhost:<port>/ while this core forwards it, else null. */
+  local_url: z.string().nullable(),
+});
+export type PreviewView = z.infer<typeof PreviewView>;
+
+const PreviewRef = z.object({ host: HostName, port: PreviewPort });
 
 export const CORE_PROCEDURES = {
   'hosts.list': { params: Empty, result: z.object({ hosts: z.array(HostView) }) },
@@ -113,6 +123,35 @@ export const CORE_PROCEDURES = {
     params: z.object({ host: HostName, id: JobId, path: z.string().min(1).max(4096) }),
     result: z.object({ saved_to: z.string(), artifact: ArtifactInfo }),
   },
+
+  'previews.list': {
+    params: z.object({ host: HostName.optional() }),
+    result: z.object({
+      hosts: z.array(
+        z.object({
+          host: HostName,
+          previews: z.array(PreviewView),
+          listening: z.array(ListeningPort),
+          error: z.string().nullable(),
+        }),
+      ),
+    }),
+  },
+  'previews.add': {
+    params: z.object({ host: HostName, port: PreviewPort, label: PreviewLabel.optional() }),
+    result: PreviewView,
+  },
+  /** Unregisters it on the host: its open connections are cut there, and this computer stops serving it. */
+  'previews.remove': { params: PreviewRef, result: Empty },
+  /**
+   * Serves the preview on this computer (same port as on the host when free, else any) until
+   * previews.close or the core stops. Idempotent: an open preview answers with its address.
+   */
+  'previews.open': {
+    params: PreviewRef.extend({ local_port: PreviewPort.optional() }),
+    result: z.object({ url: z.string(), local_port: PreviewPort }),
+  },
+  'previews.close': { params: PreviewRef, result: Empty },
 } as const;
 
 export type CoreMethod = keyof typeof CORE_PROCEDURES;
@@ -132,5 +171,7 @@ export const CORE_EVENTS = {
   /** A session rang its bell: it may be waiting for the user (the core also shows a notification). */
   'session.bell': z.object({ host: HostName, name: SessionName }),
   'terminal.status': TerminalStatusEvent,
+  /** A host's previews changed (added, removed, opened or closed here). */
+  'previews.changed': z.object({ host: HostName, previews: z.array(PreviewView) }),
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

@@ -28,13 +28,21 @@ import {
   WorkspaceHasResult,
   WorkspaceUploadParams,
 } from './jobs.js';
+import {
+  PreviewAddParams,
+  PreviewConnectParams,
+  PreviewConnectResult,
+  PreviewInfo,
+  PreviewListResult,
+  PreviewPortParams,
+} from './previews.js';
 
 const Empty = z.object({}).strict();
 
 /**
  * Every call a client may make to a host agent over the link's control stream.
  * How to add a call: add one entry here (params + result schema), then one handler in the
- * agent's procedure table (host-agent/src/link/procedures.ts). The client gets types for free.
+ * agent's procedure table (host-agent/src/peer/procedures.ts, or a capability's own table beside it). The client gets types for free.
  */
 export const HOST_PROCEDURES = {
   'host.info': { params: Empty, result: HostInfo },
@@ -58,6 +66,10 @@ export const HOST_PROCEDURES = {
   'job.retry': { params: JobIdParams, result: JobInfo },
   'artifact.list': { params: JobIdParams, result: ArtifactListResult },
   'artifact.fetch': { params: ArtifactFetchParams, result: ArtifactFetchResult },
+  'preview.list': { params: Empty, result: PreviewListResult },
+  'preview.add': { params: PreviewAddParams, result: PreviewInfo },
+  'preview.remove': { params: PreviewPortParams, result: Empty },
+  'preview.connect': { params: PreviewConnectParams, result: PreviewConnectResult },
 } as const;
 
 export type HostMethod = keyof typeof HOST_PROCEDURES;

@@ -63,6 +63,7 @@ export class ApiConnection implements Disposable {
     this.store.add(monitor.onJobUpdated((update) => this.server.publish('job.updated', update)));
     this.store.add(monitor.onSessionsChanged((update) => this.server.publish('sessions.changed', update)));
     this.store.add(monitor.onSessionBell((bell) => this.server.publish('session.bell', bell)));
+    this.store.add(core.previews.onChanged((update) => this.server.publish('previews.changed', update)));
     this.mux.onClose(() => void this.dispose());
   }
 

@@ -117,4 +117,36 @@ export const coreHandlers: CoreHandlers = {
     const { file, ...artifact } = wanted!;
     return { result: { saved_to: file, artifact } };
   },
+
+  'previews.list': async (params, { core }) => {
+    const hosts = await core.previews.list(params.host);
+    return {
+      result: {
+        hosts: hosts.map((h) => ({
+          host: h.host,
+          previews: h.previews,
+          listening: h.listening,
+          error: h.error?.message ?? null,
+        })),
+      },
+    };
+  },
+
+  'previews.add': async (params, { core }) => ({
+    result: await core.previews.add(params.host, params.port, params.label),
+  }),
+
+  'previews.remove': async (params, { core }) => {
+    await core.previews.remove(params.host, params.port);
+    return { result: {} };
+  },
+
+  'previews.open': async (params, { core }) => ({
+    result: await core.previews.open(params.host, params.port, params.local_port),
+  }),
+
+  'previews.close': async (params, { core }) => {
+    await core.previews.close(params.host, params.port);
+    return { result: {} };
+  },
 };

@@ -2,6 +2,7 @@ import {
   DisposableStore,
   Emitter,
   JobUpdatedEvent,
+  PreviewsChangedEvent,
   SessionBellEvent,
   SessionsChangedEvent,
   toHangarError,
@@ -36,8 +37,7 @@ interface Watched {
 /**
  * Keeps a link to every paired host while a UI is connected (so their status is live and
  * reconnects happen), and turns what the hosts say into UI events: hosts.changed, job.updated,
- * sessions.changed,
- * and a desktop notification when a job ends. One per core, shared by every UI connection.
+ * sessions.changed, previews (through core.previews), and a desktop notification when a job ends. One per core, shared by every UI connection.
  */
 export class HostMonitor implements Disposable {
   private readonly watched = new Map<string, Watched>();
@@ -142,6 +142,9 @@ export class HostMonitor implements Disposable {
         } else if (event === 'session.bell') {
           const parsed = SessionBellEvent.safeParse(data);
           if (parsed.success) this.bell(name, parsed.data.name);
+        } else if (event === 'previews.changed') {
+          const parsed = PreviewsChangedEvent.safeParse(data);
+          if (parsed.success) this.core.previews.hostReported(name, parsed.data.previews);
         }
       }),
     );

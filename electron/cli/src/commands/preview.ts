@@ -1,0 +1,115 @@
+import type { HangarCore, HostPreviews } from '@hangar/desktop/core';
+import { nodePlatform } from '@hangar/desktop/core';
+import type { Command } from 'commander';
+import { ago, printJson, table } from '../output.js';
+import { parsePort } from '../options.js';
+import { withCore } from '../run.js';
+
+export function registerPreview(program: Command): void {
+  const preview = program
+    .command('preview')
+    .description("serve a host's dev server (HTTP and WebSocket/HMR) on this computer");
+
+  preview
+    .command('ls')
+    .description('list previews, and ports that listen but are not previews yet, on one host or every host')
+    .argument('[host]', 'host name (default: all hosts)')
+    .option('--json', 'print JSON')
+    .action((host: string | undefined, options: { json?: boolean }) =>
+      withCore(async (core) => {
+        const groups = await core.previews.list(host);
+        if (options.json) return printJson(groups);
+        printPreviews(groups);
+        let status = 0;
+        for (const g of groups) {
+          if (g.error) {
+            process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
+            status = 5;
+          }
+        }
+        return status;
+      }),
+    );
+
+  preview
+    .command('add')
+    .description('make a port on the host a preview (only previews can be opened from here)')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
+    .argument('<port>', 'TCP port of the dev server on the host, e.g. 5173')
+    .option('--label <text>', 'a name to show, e.g. web')
+    .action((host: string, port: string, options: { label?: string }) =>
+      withCore(async (core) => {
+        const added = await core.previews.add(host, parsePort(port), options.label);
+        const state = added.listening ? 'listening' : 'nothing listens there yet';
+        process.stdout.write(
+          `added preview of port ${added.port} on ${host} (${state}); open it with: hangar preview open ${host} ${added.port}\n`,
+        );
+      }),
+    );
+
+  preview
+    .command('rm')
+    .description('stop offering a port as a preview; its open connections are cut')
+    .argument('<host>')
+    .argument('<port>')
+    .action((host: string, port: string) =>
+      withCore(async (core) => {
+        await core.previews.remove(host, parsePort(port));
+        process.stdout.write(`removed preview of port ${port} on ${host}\n`);
+      }),
+    );
+
+  preview
+    .command('open')
+    .description('serve a preview at http://localhost:<port>/ on this computer until Ctrl-C')
+    .argument('<host>')
+    .argument('<port>', 'the port on the host')
+    .option('--local-port <n>', 'port on this computer (default: the same as on the host when free, else any)')
+    .option('--browser', 'open the address in your browser')
+    .action((host: string, port: string, options: { localPort?: string; browser?: boolean }) =>
+      withCore(async (core) => {
+        const remote = parsePort(port);
+        const local = options.localPort !== undefined ? parsePort(options.localPort, '--local-port') : undefined;
+        const opened = await core.previews.open(host, remote, local);
+        process.stdout.write(`hangar: preview of ${host}:${remote} at ${opened.url} (Ctrl-C stops it)\n`);
+        if (options.browser) await nodePlatform(core.logger).openExternal(opened.url);
+        await untilStopped(core);
+      }),
+    );
+}
+
+function printPreviews(groups: HostPreviews[]): void {
+  const rows = groups.flatMap((g) =>
+    g.previews.map((p) => [
+      g.host,
+      String(p.port),
+      p.label ?? '',
+      p.listening ? 'yes' : 'no',
+      p.local_url ?? '',
+      ago(p.created_at),
+    ]),
+  );
+  if (rows.length > 0) process.stdout.write(table(['HOST', 'PORT', 'LABEL', 'LISTENING', 'HERE', 'ADDED'], rows));
+  else process.stdout.write('no previews; add one with: hangar preview add <host> <port>\n');
+  const candidates = groups.flatMap((g) =>
+    g.listening.map((l) => [g.host, String(l.port), l.address, l.process ?? '', l.pid === null ? '' : String(l.pid)]),
+  );
+  if (candidates.length > 0) {
+    process.stdout.write('\nlistening, not previews (hangar preview add <host> <port>):\n');
+    process.stdout.write(table(['HOST', 'PORT', 'ADDRESS', 'PROCESS', 'PID'], candidates));
+  }
+}
+
+/** Resolves on Ctrl-C or SIGTERM; the caller's withCore then closes the preview with the core. */
+function untilStopped(core: HangarCore): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      core.logger.debug('preview stopping');
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

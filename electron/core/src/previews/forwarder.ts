@@ -1,0 +1,178 @@
+import { HangarError, spliceSocket, toHangarError, type Disposable, type LinkStream } from '@hangar/shared';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { JobLink } from '../jobs/job-link.js';
+import { checkRequestHead, plainResponse } from './request-guard.js';
+
+/** What a forwarder needs from a host connection (HostConnection; tests may pass their own). */
+export type PreviewLink = Pick<JobLink, 'call' | 'link' | 'host'>;
+
+export interface ForwarderOptions {
+  host: string;
+  /** The port on the host. */
+  port: number;
+  /** The connection to use for each new TCP connection (looked up each time: a re-paired host has a new one). */
+  connection: () => PreviewLink;
+  /** A port on this computer; default: the host's port when free here, else any free one. */
+  localPort?: number;
+  logger: Logger;
+}
+
+/**
+ * Serves one preview on this computer: listens on 127.0.0.1 and ::1 (the same port on both, so
+ * `localhost` means this preview whichever address the browser tries first), checks each
+ * connection's first request (request-guard.ts), then carries the connection's bytes over one
+ * link stream to the port on the host's loopback. Bytes are not parsed beyond that first head:
+ * WebSocket upgrades (HMR), streaming responses and keep-alive pass as they are, with no idle
+ * timeout of ours.
+ */
+export class PreviewForwarder implements Disposable {
+  private readonly servers: Server[] = [];
+  private readonly sockets = new Set<Socket>();
+  private closed = false;
+
+  private constructor(
+    private readonly options: ForwarderOptions,
+    readonly localPort: number,
+  ) {}
+
+  static async start(options: ForwarderOptions): Promise<PreviewForwarder> {
+    const candidates = options.localPort !== undefined ? [options.localPort] : [options.port, 0, 0, 0];
+    let lastError: unknown;
+    for (const candidate of candidates) {
+      try {
+        const servers = await listenBoth(candidate);
+        const forwarder = new PreviewForwarder(options, (servers[0]!.address() as { port: number }).port);
+        forwarder.adopt(servers);
+        return forwarder;
+      } catch (error) {
+        lastError = error;
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') break;
+      }
+    }
+    if ((lastError as NodeJS.ErrnoException).code === 'EADDRINUSE' && options.localPort !== undefined) {
+      throw new HangarError(
+        'E_EXISTS',
+        `port ${options.localPort} on this computer is in use; choose another local port, or leave it out to get a free one`,
+      );
+    }
+    throw new HangarError(
+      'E_UNAVAILABLE',
+      `cannot listen on this computer's loopback: ${toHangarError(lastError).message}`,
+    );
+  }
+
+  get url(): string {
+    return `http://localhost:${this.localPort}/`;
+  }
+
+  private adopt(servers: Server[]): void {
+    for (const server of servers) {
+      this.servers.push(server);
+      server.on('connection', (socket) => this.accept(socket));
+      // Out of file descriptors, say: new connections fail, the preview keeps serving the rest.
+      server.on('error', (error) => this.options.logger.warn({ err: error }, 'preview listener error'));
+    }
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('close', () => this.sockets.delete(socket));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
+      const verdict = checkRequestHead(head, this.localPort);
+      if (verdict.kind === 'more') return;
+      socket.off('data', onData);
+      socket.pause();
+      if (verdict.kind === 'refuse') {
+        this.options.logger.warn(
+          { host: this.options.host, port: this.options.port, why: verdict.message },
+          'preview request refused',
+        );
+        socket.end(plainResponse(verdict.status, verdict.message));
+        return;
+      }
+      void this.forward(socket, head);
+    };
+    socket.on('data', onData);
+    // Until the head is read a broken socket just goes; splice takes over its errors after.
+    socket.on('error', (error) => this.options.logger.debug({ err: error }, 'preview client socket error'));
+  }
+
+  private async forward(socket: Socket, head: Buffer): Promise<void> {
+    const { host, port } = this.options;
+    const connection = this.options.connection();
+    let stream: LinkStream | undefined;
+    try {
+      const mux = await connection.link();
+      stream = mux.openStream();
+      await connection.call('preview.connect', { port, stream_id: stream.id });
+    } catch (error) {
+      stream?.close({ code: 'cancelled', message: 'preview.connect failed' }, { flush: false });
+      const failure = toHangarError(error);
+      const status = failure.code === 'E_NOT_FOUND' ? 404 : 502;
+      const message =
+        failure.code === 'E_NOT_FOUND'
+          ? `port ${port} on ${host} is not a preview any more; add it again with: hangar preview add ${host} ${port}`
+          : `Hangar could not reach port ${port} on ${host}: ${failure.message}`;
+      this.options.logger.info({ host, port, err: failure }, 'preview connection failed');
+      if (head[0] === 0x16) socket.destroy();
+      else socket.end(plainResponse(status, message));
+      return;
+    }
+    if (socket.destroyed) {
+      stream.close({ code: 'eof', message: 'browser went away while connecting' });
+      return;
+    }
+    stream.write(head, { transfer: true });
+    void spliceSocket(socket, stream);
+    socket.resume();
+  }
+
+  dispose(): Promise<void> {
+    this.closed = true;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    return Promise.all(
+      this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    ).then(() => undefined);
+  }
+}
+
+/**
+ * 127.0.0.1 first (it decides the port when `port` is 0), then ::1 on the same port. A port taken
+ * on ::1 alone (a local dev server on [::1]:5173) counts as taken: `localhost` would reach that
+ * server instead of the preview in browsers that try ::1 first. No IPv6 here: 127.0.0.1 alone.
+ */
+async function listenBoth(port: number): Promise<Server[]> {
+  const v4 = await listen('127.0.0.1', port);
+  const chosen = (v4.address() as { port: number }).port;
+  try {
+    return [v4, await listen('::1', chosen)];
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT') return [v4];
+    await new Promise<void>((resolve) => v4.close(() => resolve()));
+    throw error;
+  }
+}
+
+function listen(host: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer({ pauseOnConnect: false });
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,196 @@
+import {
+  Emitter,
+  HangarError,
+  PreviewLabel,
+  PreviewPort,
+  parseOrThrow,
+  toHangarError,
+  type Disposable,
+  type ListeningPort,
+  type PreviewInfo,
+  type PreviewView,
+} from '@hangar/shared';
+import type { Logger } from 'pino';
+import { PreviewForwarder, type PreviewLink } from './forwarder.js';
+
+export { PreviewForwarder, type PreviewLink } from './forwarder.js';
+
+export interface HostPreviews {
+  host: string;
+  previews: PreviewView[];
+  listening: ListeningPort[];
+  error?: { code: string; message: string };
+}
+
+/**
+ * Previews on paired hosts: register ports on a host (it keeps the list), and serve them on this
+ * computer (the forwarders live here, as long as this core or until closed). One forwarder per
+ * host and port; opening an open preview answers with its address.
+ */
+export class PreviewsApi implements Disposable {
+  private readonly forwarders = new Map<string, Promise<PreviewForwarder>>();
+  /** The ones listening (one still starting has no address yet). */
+  private readonly opened = new Map<string, PreviewForwarder>();
+  private readonly changedEmitter = new Emitter<{ host: string; previews: PreviewView[] }>();
+  /** A host's previews changed: registered, removed, or opened or closed on this computer. */
+  readonly onChanged = this.changedEmitter.event;
+
+  constructor(
+    private readonly connectionFor: (host: string) => PreviewLink,
+    private readonly hostNames: () => string[],
+    private readonly logger: Logger,
+  ) {}
+
+  /** Previews of one host, or of every paired host; a host that cannot be reached is reported, not fatal. */
+  async list(host?: string): Promise<HostPreviews[]> {
+    const hosts = host ? [host] : this.hostNames();
+    return Promise.all(
+      hosts.map(async (name): Promise<HostPreviews> => {
+        try {
+          const listed = await this.connectionFor(name).call('preview.list', {});
+          return { host: name, previews: this.views(name, listed.previews), listening: listed.listening };
+        } catch (error) {
+          if (host) throw error;
+          const failure = toHangarError(error);
+          return { host: name, previews: [], listening: [], error: { code: failure.code, message: failure.message } };
+        }
+      }),
+    );
+  }
+
+  async add(host: string, port: number, label?: string): Promise<PreviewView> {
+    const checked = {
+      port: parseOrThrow(PreviewPort, port, 'port'),
+      ...(label !== undefined ? { label: parseOrThrow(PreviewLabel, label, 'label') } : {}),
+    };
+    const info = await this.connectionFor(host).call('preview.add', checked);
+    return this.view(host, info);
+  }
+
+  /** Unregisters the port on the host (which cuts its connections there) and stops serving it here. */
+  async remove(host: string, port: number): Promise<void> {
+    await this.connectionFor(host).call('preview.remove', { port: parseOrThrow(PreviewPort, port, 'port') });
+    await this.close(host, port);
+  }
+
+  /** Serves a registered preview on this computer; resolves once it listens. */
+  async open(host: string, port: number, localPort?: number): Promise<{ url: string; local_port: number }> {
+    parseOrThrow(PreviewPort, port, 'port');
+    if (localPort !== undefined) parseOrThrow(PreviewPort, localPort, 'local port');
+    const key = keyOf(host, port);
+    let pending = this.forwarders.get(key);
+    if (!pending) {
+      pending = this.startForwarder(host, port, localPort);
+      this.forwarders.set(key, pending);
+      pending.catch(() => this.forwarders.delete(key));
+    }
+    const forwarder = await pending;
+    if (localPort !== undefined && forwarder.localPort !== localPort) {
+      throw new HangarError(
+        'E_EXISTS',
+        `port ${port} on ${host} is already served here at ${forwarder.url}; close it first to move it`,
+      );
+    }
+    return { url: forwarder.url, local_port: forwarder.localPort };
+  }
+
+  private async startForwarder(host: string, port: number, localPort?: number): Promise<PreviewForwarder> {
+    const connection = this.connectionFor(host);
+    const { previews } = await connection.call('preview.list', {});
+    if (!previews.some((p) => p.port === port)) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `port ${port} is not a preview on ${host}; add it first with: hangar preview add ${host} ${port}`,
+      );
+    }
+    const forwarder = await PreviewForwarder.start({
+      host,
+      port,
+      connection: () => this.connectionFor(host),
+      ...(localPort !== undefined ? { localPort } : {}),
+      logger: this.logger,
+    });
+    const key = keyOf(host, port);
+    if (!this.forwarders.has(key)) {
+      await forwarder.dispose();
+      throw new HangarError('E_UNAVAILABLE', `the preview of port ${port} on ${host} was closed while it opened`);
+    }
+    this.opened.set(key, forwarder);
+    this.logger.info({ host, port, url: forwarder.url }, 'preview open');
+    this.changedEmitter.fire({ host, previews: this.views(host, previews) });
+    return forwarder;
+  }
+
+  /** Stops serving it here (the host keeps the preview registered). */
+  async close(host: string, port: number): Promise<void> {
+    const key = keyOf(host, port);
+    const pending = this.forwarders.get(key);
+    if (!pending) return;
+    this.forwarders.delete(key);
+    this.opened.delete(key);
+    // A forwarder that failed to start has nothing to close; its opener got the error.
+    const forwarder = await pending.catch(() => undefined);
+    await forwarder?.dispose();
+    this.announce(host);
+  }
+
+  /** Where this computer serves the preview, if it does. */
+  localUrl(host: string, port: number): string | null {
+    return this.opened.get(keyOf(host, port))?.url ?? null;
+  }
+
+  /**
+   * The host said what its previews are now: stop serving any it no longer has (another device
+   * removed it) and tell the UIs.
+   */
+  hostReported(host: string, previews: PreviewInfo[]): void {
+    const ports = new Set(previews.map((p) => p.port));
+    for (const key of this.forwarders.keys()) {
+      const [name, port] = splitKey(key);
+      if (name === host && !ports.has(port)) void this.close(host, port);
+    }
+    this.changedEmitter.fire({ host, previews: this.views(host, previews) });
+  }
+
+  /** Hosts were removed or renamed: their forwarders go (a renamed host's previews reopen under the new name). */
+  hostsChanged(): void {
+    const names = new Set(this.hostNames());
+    for (const key of this.forwarders.keys()) {
+      const [name, port] = splitKey(key);
+      if (!names.has(name)) void this.close(name, port);
+    }
+  }
+
+  views(host: string, previews: PreviewInfo[]): PreviewView[] {
+    return previews.map((p) => this.view(host, p));
+  }
+
+  private view(host: string, info: PreviewInfo): PreviewView {
+    return { ...info, local_url: this.localUrl(host, info.port) };
+  }
+
+  private announce(host: string): void {
+    this.connectionFor(host)
+      .call('preview.list', {})
+      .then((listed) => this.changedEmitter.fire({ host, previews: this.views(host, listed.previews) }))
+      .catch((error: unknown) => this.logger.debug({ host, err: toHangarError(error) }, 'could not list previews'));
+  }
+
+  async dispose(): Promise<void> {
+    const pending = [...this.forwarders.values()];
+    this.forwarders.clear();
+    this.opened.clear();
+    // A forwarder that failed to start has nothing to close; its opener got the error.
+    await Promise.all(pending.map((p) => p.then((f) => f.dispose()).catch(() => undefined)));
+    this.changedEmitter.dispose();
+  }
+}
+
+function keyOf(host: string, port: number): string {
+  return `${host}:${port}`;
+}
+
+function splitKey(key: string): [string, number] {
+  const at = key.lastIndexOf(':');
+  return [key.slice(0, at), Number(key.slice(at + 1))];
+}

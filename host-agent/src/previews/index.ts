@@ -1,0 +1,181 @@
+import {
+  HangarError,
+  PREVIEW_REMOVED,
+  spliceSocket,
+  type Disposable,
+  type LinkStream,
+  type Mux,
+  type PreviewInfo,
+  type PreviewListResult,
+} from '@hangar/shared';
+import type Database from 'better-sqlite3';
+import { connect, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { listeningPorts } from './listening-ports.js';
+import { PreviewStore, type PreviewRecord } from './preview-store.js';
+
+export interface PreviewServiceOptions {
+  db: Database.Database;
+  /** Ports of the agent itself (its link listener): never offered as previews. */
+  ownPorts: () => number[];
+  publish: (event: string, data: unknown) => void;
+  logger: Logger;
+  /** Open preview connections one link may hold (a browser opens ~6 per origin; HMR one more). */
+  maxConnectionsPerLink?: number;
+  connectTimeoutMs?: number;
+}
+
+const DEFAULT_MAX_CONNECTIONS_PER_LINK = 256;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** Dev servers bind one of these alone as often as both (Node resolves `localhost` either way). */
+const LOOPBACKS = ['127.0.0.1', '::1'] as const;
+type Loopback = (typeof LOOPBACKS)[number];
+
+export interface PreviewConnection {
+  address: Loopback;
+  /** Starts moving bytes; call once the answer to preview.connect has gone out. */
+  start(): void;
+}
+
+/**
+ * Previews on this host: the registry of ports paired devices chose to serve, what else listens
+ * (candidates), and the connections through the link. Only a registered port is ever connected
+ * to, and only on the host's own loopback; unregistering one cuts its open connections.
+ */
+export class PreviewService implements Disposable {
+  private readonly store: PreviewStore;
+  private readonly live = new Map<number, Set<LinkStream>>();
+  private readonly perLink = new WeakMap<Mux, number>();
+
+  constructor(private readonly options: PreviewServiceOptions) {
+    this.store = new PreviewStore(options.db);
+  }
+
+  async list(): Promise<PreviewListResult> {
+    const own = new Set(this.options.ownPorts());
+    const listening = (await listeningPorts()).filter((l) => !own.has(l.port) && l.pid !== process.pid);
+    const open = new Set(listening.map((l) => l.port));
+    const previews = this.store.list().map((record) => toInfo(record, open.has(record.port)));
+    const registered = new Set(previews.map((p) => p.port));
+    return { previews, listening: listening.filter((l) => !registered.has(l.port)) };
+  }
+
+  async add(port: number, label: string | undefined, device: string): Promise<PreviewInfo> {
+    if (this.options.ownPorts().includes(port)) {
+      throw new HangarError('E_BAD_REQUEST', `port ${port} is the Hangar agent's own link; it cannot be a preview`);
+    }
+    const record = this.store.upsert(port, label ?? null, device);
+    const info = toInfo(
+      record,
+      (await listeningPorts()).some((l) => l.port === port),
+    );
+    await this.changed();
+    return info;
+  }
+
+  async remove(port: number): Promise<void> {
+    if (!this.store.remove(port)) throw notAPreview(port);
+    for (const stream of this.live.get(port) ?? []) {
+      stream.close({ code: PREVIEW_REMOVED, message: `preview of port ${port} was removed` }, { flush: false });
+    }
+    this.live.delete(port);
+    await this.changed();
+  }
+
+  /**
+   * Connects to the registered port on loopback and opens the caller's stream for it. The
+   * socket stays paused until start(), so no byte overtakes the answer.
+   */
+  async connect(port: number, mux: Mux, streamId: number): Promise<PreviewConnection> {
+    if (!this.store.get(port)) throw notAPreview(port);
+    const max = this.options.maxConnectionsPerLink ?? DEFAULT_MAX_CONNECTIONS_PER_LINK;
+    if ((this.perLink.get(mux) ?? 0) >= max) {
+      throw new HangarError('E_UNAVAILABLE', `this link already has ${max} preview connections open; close some`);
+    }
+    if (mux.getStream(streamId)) throw new HangarError('E_BAD_REQUEST', `stream ${streamId} is already in use`);
+    const { socket, address } = await this.dial(port);
+    if (mux.closed || mux.getStream(streamId)) {
+      socket.destroy();
+      throw new HangarError('E_UNAVAILABLE', 'the link closed while connecting');
+    }
+    const stream = mux.openStream({ id: streamId });
+    this.track(port, mux, stream);
+    void spliceSocket(socket, stream).then((reason) =>
+      this.options.logger.debug({ port, reason }, 'preview connection ended'),
+    );
+    return { address, start: () => socket.resume() };
+  }
+
+  private track(port: number, mux: Mux, stream: LinkStream): void {
+    let streams = this.live.get(port);
+    if (!streams) this.live.set(port, (streams = new Set()));
+    streams.add(stream);
+    this.perLink.set(mux, (this.perLink.get(mux) ?? 0) + 1);
+    stream.onClose(() => {
+      this.live.get(port)?.delete(stream);
+      this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
+    });
+  }
+
+  private async dial(port: number): Promise<{ socket: Socket; address: Loopback }> {
+    const failures: string[] = [];
+    for (const address of LOOPBACKS) {
+      try {
+        return { socket: await this.dialOne(address, port), address };
+      } catch (error) {
+        failures.push(`${address}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+    }
+    throw new HangarError(
+      'E_UNAVAILABLE',
+      `nothing answers on port ${port} on this host's loopback (${failures.join(', ')}); start the dev server, listening on localhost or 0.0.0.0`,
+    );
+  }
+
+  private dialOne(host: Loopback, port: number): Promise<Socket> {
+    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port, noDelay: true });
+      socket.pause();
+      const onError = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      const timer = setTimeout(() => {
+        socket.removeListener('error', onError);
+        socket.destroy();
+        reject(new Error(`no answer within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        // The caller attaches its own error listener before any later I/O event can fire.
+        socket.removeListener('error', onError);
+        resolve(socket);
+      });
+    });
+  }
+
+  private async changed(): Promise<void> {
+    this.options.publish('previews.changed', { previews: (await this.list()).previews });
+  }
+
+  dispose(): void {
+    for (const streams of this.live.values()) {
+      for (const stream of streams)
+        stream.close({ code: 'E_UNAVAILABLE', message: 'agent stopping' }, { flush: false });
+    }
+    this.live.clear();
+  }
+}
+
+function toInfo(record: PreviewRecord, listening: boolean): PreviewInfo {
+  return { port: record.port, label: record.label, created_at: record.createdAt, listening };
+}
+
+function notAPreview(port: number): HangarError {
+  return new HangarError(
+    'E_NOT_FOUND',
+    `port ${port} is not a preview on this host; add it first (hangar preview add <host> ${port})`,
+  );
+}

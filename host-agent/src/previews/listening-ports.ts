@@ -1,0 +1,183 @@
+import type { ListeningPort } from '@hangar/shared';
+import { execFile } from 'node:child_process';
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+/**
+ * Which TCP ports something listens on, reachable through the host's loopback (bound to
+ * 127.0.0.1, ::1 or a wildcard): the ports a preview could serve. Linux reads /proc; macOS
+ * (and any system without /proc/net) asks lsof, which ships with macOS.
+ */
+export async function listeningPorts(options: { procRoot?: string; lsof?: string } = {}): Promise<ListeningPort[]> {
+  const procRoot = options.procRoot ?? '/proc';
+  const fromProc = await readProcListeners(procRoot);
+  const found = fromProc ?? (await lsofListeners(options.lsof ?? 'lsof'));
+  return dedupe(found);
+}
+
+interface RawListener {
+  port: number;
+  address: string;
+  inode?: string;
+  pid: number | null;
+  process: string | null;
+}
+
+/** Undefined when this system has no /proc/net/tcp (macOS). */
+async function readProcListeners(procRoot: string): Promise<ListeningPort[] | undefined> {
+  const tables = await Promise.all(
+    (['tcp', 'tcp6'] as const).map((name) =>
+      readFile(`${procRoot}/net/${name}`, 'utf8').then(
+        (text) => ({ name, text }),
+        () => undefined,
+      ),
+    ),
+  );
+  if (tables.every((table) => table === undefined)) return undefined;
+  const listeners: RawListener[] = [];
+  for (const table of tables) {
+    if (table) listeners.push(...parseProcNetTcp(table.text, table.name === 'tcp6'));
+  }
+  const owners = await socketOwners(
+    procRoot,
+    new Set(listeners.map((l) => l.inode).filter((inode): inode is string => inode !== undefined)),
+  );
+  return listeners.map(({ port, address, inode }) => {
+    const owner = inode !== undefined ? owners.get(inode) : undefined;
+    return { port, address, pid: owner?.pid ?? null, process: owner?.process ?? null };
+  });
+}
+
+const LISTEN = '0A';
+
+/** Lines of /proc/net/tcp{,6}: `sl local_address rem_address st … uid timeout inode …`. */
+export function parseProcNetTcp(text: string, ipv6: boolean): RawListener[] {
+  const listeners: RawListener[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 10 || fields[3] !== LISTEN) continue;
+    const [addressHex, portHex] = fields[1]!.split(':');
+    if (!addressHex || !portHex) continue;
+    const address = ipv6 ? procIpv6(addressHex) : procIpv4(addressHex);
+    if (address === undefined || !reachableOnLoopback(address)) continue;
+    listeners.push({ port: parseInt(portHex, 16), address, inode: fields[9]!, pid: null, process: null });
+  }
+  return listeners;
+}
+
+/** /proc prints an IPv4 address as one 32-bit word in host (little-endian) order. */
+function procIpv4(hex: string): string | undefined {
+  if (!/^[0-9A-Fa-f]{8}$/.test(hex)) return undefined;
+  const bytes = [6, 4, 2, 0].map((at) => parseInt(hex.slice(at, at + 2), 16));
+  return bytes.join('.');
+}
+
+/** An IPv6 address is four such words. */
+function procIpv6(hex: string): string | undefined {
+  if (!/^[0-9A-Fa-f]{32}$/.test(hex)) return undefined;
+  const bytes: number[] = [];
+  for (let word = 0; word < 4; word++) {
+    const w = hex.slice(word * 8, word * 8 + 8);
+    for (const at of [6, 4, 2, 0]) bytes.push(parseInt(w.slice(at, at + 2), 16));
+  }
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return bytes.slice(12).join('.'); // IPv4-mapped: ::ffff:a.b.c.d
+  }
+  if (bytes.every((b) => b === 0)) return '::';
+  if (bytes.slice(0, 15).every((b) => b === 0) && bytes[15] === 1) return '::1';
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  return groups.join(':');
+}
+
+function reachableOnLoopback(address: string): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '0.0.0.0' || address === '::';
+}
+
+/**
+ * inode → the process holding the socket, from /proc/<pid>/fd links (`socket:[inode]`). Only
+ * processes this user may inspect are seen; the rest stay unnamed.
+ */
+async function socketOwners(
+  procRoot: string,
+  inodes: Set<string>,
+): Promise<Map<string, { pid: number; process: string }>> {
+  const owners = new Map<string, { pid: number; process: string }>();
+  if (inodes.size === 0) return owners;
+  const pids = (await readdir(procRoot).catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
+  await Promise.all(
+    pids.map(async (pid) => {
+      const fds = await readdir(`${procRoot}/${pid}/fd`).catch(() => [] as string[]);
+      for (const fd of fds) {
+        if (owners.size === inodes.size) return;
+        const target = await readlink(`${procRoot}/${pid}/fd/${fd}`).catch(() => '');
+        const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+        if (inode === undefined || !inodes.has(inode) || owners.has(inode)) continue;
+        owners.set(inode, { pid: Number(pid), process: await processName(procRoot, pid) });
+      }
+    }),
+  );
+  return owners;
+}
+
+/** The command line, shortened: `node …/vite` says more than `node`. */
+async function processName(procRoot: string, pid: string): Promise<string> {
+  const cmdline = await readFile(`${procRoot}/${pid}/cmdline`, 'utf8').catch(() => '');
+  const args = cmdline.split('\0').filter((arg) => arg.length > 0);
+  if (args.length === 0) return (await readFile(`${procRoot}/${pid}/comm`, 'utf8').catch(() => '?')).trim();
+  return shortCommand(args);
+}
+
+function shortCommand(args: string[]): string {
+  const [program, ...rest] = args.map((arg, i) => (i === 0 || arg.includes('/') ? basename(arg) : arg));
+  return [program, ...rest].join(' ').slice(0, 256);
+}
+
+/**
+ * `lsof -nP -iTCP -sTCP:LISTEN -F pctn`: one field per line, tagged by its first character
+ * (p pid, c command, t IPv4/IPv6, n address:port; `*` is the wildcard, IPv6 in brackets).
+ */
+export function parseLsof(text: string): RawListener[] {
+  const listeners: RawListener[] = [];
+  let pid: number | null = null;
+  let command: string | null = null;
+  let type = '';
+  for (const line of text.split('\n')) {
+    const tag = line[0];
+    const value = line.slice(1);
+    if (tag === 'p') {
+      pid = Number(value) || null;
+      command = null;
+    } else if (tag === 'c') command = value;
+    else if (tag === 't') type = value;
+    else if (tag === 'n') {
+      const match = /^(\*|\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)$/.exec(value);
+      if (!match) continue;
+      let address = match[1]!.replace(/^\[|\]$/g, '');
+      if (address === '*') address = type === 'IPv6' ? '::' : '0.0.0.0';
+      if (!reachableOnLoopback(address)) continue;
+      listeners.push({ port: Number(match[2]), address, pid, process: command });
+    }
+  }
+  return listeners;
+}
+
+function lsofListeners(lsof: string): Promise<ListeningPort[]> {
+  return new Promise((resolve) => {
+    execFile(lsof, ['-nP', '-iTCP', '-sTCP:LISTEN', '-F', 'pctn'], { timeout: 5000 }, (error, stdout) => {
+      // lsof exits 1 when nothing matched; its output is still the answer. Missing lsof: none known.
+      if (error && typeof error.code !== 'number') resolve([]);
+      else resolve(parseLsof(stdout));
+    });
+  });
+}
+
+/** One entry per port: a server on 127.0.0.1 and ::1 both is one preview candidate. */
+function dedupe(listeners: ListeningPort[]): ListeningPort[] {
+  const byPort = new Map<number, ListeningPort>();
+  for (const listener of listeners) {
+    const seen = byPort.get(listener.port);
+    if (!seen || (seen.pid === null && listener.pid !== null)) byPort.set(listener.port, listener);
+  }
+  return [...byPort.values()].sort((a, b) => a.port - b.port);
+}
