@@ -13,6 +13,7 @@ import {
   wirePortRequests,
   type IpcEventLike,
 } from '../../electron/main/src/ipc.js';
+import { windowOpenHandler } from '../../electron/main/src/external-links.js';
 import { portTransport, type PortLike } from '../../electron/main/src/port-transport.js';
 import { ROOT, removeDir, tempDir } from '../support/processes.js';
 
@@ -157,5 +158,34 @@ describe('Electron main hands each window a port to the core', () => {
     expect(main).toMatch(/sandbox: true/);
     expect(main).toMatch(/nodeIntegration: false/);
     expect(main).toMatch(/requestSingleInstanceLock/);
+  });
+});
+
+describe('Electron main and links the page opens', () => {
+  it('sends web pages (terminal links, previews) to the browser and opens nothing inside the app', async () => {
+    const opened: string[] = [];
+    const failures: string[] = [];
+    const handler = windowOpenHandler(
+      async (url) => {
+        if (url.includes('broken')) throw new Error('no browser');
+        opened.push(url);
+      },
+      (_error, url) => failures.push(url),
+    );
+    for (const url of [
+      'http://localhost:5173/',
+      'https://example.com/a?b',
+      'file:///etc/passwd',
+      'javascript:alert(1)',
+      'vscode://open?x',
+      'http://broken.example/',
+    ]) {
+      expect(handler({ url })).toEqual({ action: 'deny' });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(opened).toEqual(['http://localhost:5173/', 'https://example.com/a?b']);
+    expect(failures).toEqual(['http://broken.example/']);
+    const main = readFileSync(join(ROOT, 'electron/main/src/main.ts'), 'utf8');
+    expect(main).toMatch(/setWindowOpenHandler\(onWindowOpen\)/);
   });
 });

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { APP_ORIGIN, isAppUrl, registerAppScheme, serveRenderer } from './app-protocol.js';
 import { electronPlatform } from './electron-platform.js';
+import { windowOpenHandler } from './external-links.js';
 import { wirePortRequests, type IpcMainLike, type PortWiringOptions } from './ipc.js';
 import { createTray, installAppMenu } from './shell.js';
 import { loadWindowState, saveWindowState, windowStateFile } from './window-state.js';
@@ -35,7 +36,8 @@ if (!app.requestSingleInstanceLock()) {
 async function start(): Promise<void> {
   const home = hangarHome();
   const core = await HangarCore.open({ home });
-  const api = new CoreApiServer(core, electronPlatform());
+  const platform = electronPlatform();
+  const api = new CoreApiServer(core, platform);
   const agent = AGENT_MANAGED ? undefined : startEmbeddedAgent();
   serveRenderer(RENDERER_DIST);
   installAppMenu();
@@ -44,7 +46,12 @@ async function start(): Promise<void> {
   let window: BrowserWindow | undefined;
   const showWindow = (): BrowserWindow => {
     if (window && !window.isDestroyed()) return window;
-    window = createWindow(stateFile);
+    window = createWindow(
+      stateFile,
+      windowOpenHandler(platform.openExternal, (error, url) =>
+        core.logger.warn({ err: error, url }, 'could not open a link in the browser'),
+      ),
+    );
     return window;
   };
 
@@ -84,7 +91,7 @@ async function start(): Promise<void> {
   });
 }
 
-function createWindow(stateFile: string): BrowserWindow {
+function createWindow(stateFile: string, onWindowOpen: ReturnType<typeof windowOpenHandler>): BrowserWindow {
   const state = loadWindowState(stateFile);
   const window = new BrowserWindow({
     ...state,
@@ -104,7 +111,7 @@ function createWindow(stateFile: string): BrowserWindow {
   if (state.maximized) window.maximize();
   window.once('ready-to-show', () => window.show());
   // Links open in the user's browser, never inside the app window.
-  window.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  window.webContents.setWindowOpenHandler(onWindowOpen);
   window.webContents.on('will-navigate', (event, url) => {
     if (!isAppUrl(url)) event.preventDefault();
   });
