@@ -8,10 +8,10 @@ import { HangarError } from './errors.js';
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const problems = result.error.issues.slice(0, 5).map((issue) => {
-    const path = issue.path.length > 0 ? issue.path.join('.') : '(root)';
-    return `${path}: ${issue.message}`;
-  });
+  // A scalar (a port, a label) has no path: `port: a port is 1-65535`, not `port: (root): …`.
+  const problems = result.error.issues
+    .slice(0, 5)
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message));
   throw new HangarError('E_BAD_REQUEST', `${what}: ${problems.join('; ')}`, {
     issues: result.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
   });

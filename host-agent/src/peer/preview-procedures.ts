@@ -19,7 +19,10 @@ export function createPreviewProcedures(previews: PreviewService): PreviewProced
 
     'preview.connect': async (params, call) => {
       const connection = await previews.connect(params.port, call.mux, params.stream_id);
-      return { result: { address: connection.address }, after: () => connection.start() };
+      return {
+        result: { address: connection.address, source_port: connection.sourcePort },
+        after: () => connection.start(),
+      };
     },
   };
 }

@@ -33,6 +33,7 @@ type Loopback = (typeof LOOPBACKS)[number];
 
 export interface PreviewConnection {
   address: Loopback;
+  sourcePort: number;
   /** Starts moving bytes; call once the answer to preview.connect has gone out. */
   start(): void;
 }
@@ -103,7 +104,7 @@ export class PreviewService implements Disposable {
     void spliceSocket(socket, stream).then((reason) =>
       this.options.logger.debug({ port, reason }, 'preview connection ended'),
     );
-    return { address, start: () => socket.resume() };
+    return { address, sourcePort: socket.localPort!, start: () => socket.resume() };
   }
 
   private track(port: number, mux: Mux, stream: LinkStream): void {

@@ -60,6 +60,12 @@ export const PreviewConnectParams = z.object({ port: PreviewPort, stream_id: Str
 export const PreviewConnectResult = z.object({
   /** Which loopback address answered (dev servers bind 127.0.0.1 or ::1 alone). */
   address: z.enum(['127.0.0.1', '::1']),
+  /**
+   * The port the agent's connection comes from. When the host is this computer and nothing else
+   * listens on the port, the agent reaches the preview's own listener: the core spots the loop
+   * by this port among the connections it accepted.
+   */
+  source_port: PreviewPort,
 });
 
 export const PreviewsChangedEvent = z.object({ previews: z.array(PreviewInfo) });

@@ -1,11 +1,26 @@
-import { HangarError, spliceSocket, toHangarError, type Disposable, type LinkStream } from '@hangar/shared';
+import {
+  HangarError,
+  spliceSocket,
+  toHangarError,
+  type Disposable,
+  type HostRecord,
+  type LinkStream,
+} from '@hangar/shared';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { JobLink } from '../jobs/job-link.js';
+import type { HostConnection } from '../connection/host-connection.js';
 import { checkRequestHead, plainResponse } from './request-guard.js';
 
 /** What a forwarder needs from a host connection (HostConnection; tests may pass their own). */
-export type PreviewLink = Pick<JobLink, 'call' | 'link' | 'host'>;
+export type PreviewLink = Pick<HostConnection, 'call' | 'link'> & {
+  host: Pick<HostRecord, 'name' | 'address' | 'embedded'>;
+};
+
+/**
+ * Connections that previews of this core accepted from this computer's loopback, by their
+ * source port: shared by every forwarder, to spot a preview whose host dials back into one.
+ */
+export type LoopbackPeers = Map<number, Socket>;
 
 export interface ForwarderOptions {
   host: string;
@@ -15,6 +30,12 @@ export interface ForwarderOptions {
   connection: () => PreviewLink;
   /** A port on this computer; default: the host's port when free here, else any free one. */
   localPort?: number;
+  /**
+   * The host is this computer: never take its port by default. The dev server may not be up
+   * yet, and would then find its own port taken (and the host's dial would reach us).
+   */
+  sameMachine: boolean;
+  loopbackPeers: LoopbackPeers;
   logger: Logger;
 }
 
@@ -37,7 +58,8 @@ export class PreviewForwarder implements Disposable {
   ) {}
 
   static async start(options: ForwarderOptions): Promise<PreviewForwarder> {
-    const candidates = options.localPort !== undefined ? [options.localPort] : [options.port, 0, 0, 0];
+    const candidates =
+      options.localPort !== undefined ? [options.localPort] : options.sameMachine ? [0] : [options.port, 0];
     let lastError: unknown;
     for (const candidate of candidates) {
       try {
@@ -82,7 +104,14 @@ export class PreviewForwarder implements Disposable {
     }
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    socket.on('close', () => this.sockets.delete(socket));
+    const peers = this.options.loopbackPeers;
+    const source = socket.remotePort;
+    const fromLoopback = source !== undefined && isLoopback(socket.remoteAddress);
+    if (fromLoopback) peers.set(source, socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      if (fromLoopback && peers.get(source) === socket) peers.delete(source);
+    });
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
@@ -112,10 +141,11 @@ export class PreviewForwarder implements Disposable {
     const { host, port } = this.options;
     const connection = this.options.connection();
     let stream: LinkStream | undefined;
+    let sourcePort: number;
     try {
       const mux = await connection.link();
       stream = mux.openStream();
-      await connection.call('preview.connect', { port, stream_id: stream.id });
+      sourcePort = (await connection.call('preview.connect', { port, stream_id: stream.id })).source_port;
     } catch (error) {
       stream?.close({ code: 'cancelled', message: 'preview.connect failed' }, { flush: false });
       const failure = toHangarError(error);
@@ -127,6 +157,21 @@ export class PreviewForwarder implements Disposable {
       this.options.logger.info({ host, port, err: failure }, 'preview connection failed');
       if (head[0] === 0x16) socket.destroy();
       else socket.end(plainResponse(status, message));
+      return;
+    }
+    // The host's dial may reach our listener a turn after its answer reaches us.
+    await new Promise((resolve) => setImmediate(resolve));
+    const looped = this.options.loopbackPeers.get(sourcePort);
+    if (looped) {
+      looped.destroy();
+      stream.close({ code: 'E_UNAVAILABLE', message: 'preview loops back to itself' }, { flush: false });
+      socket.end(
+        plainResponse(
+          508,
+          `port ${port} on ${host} leads back to this preview: ${host} is this computer and nothing else listens on ` +
+            `port ${port}. Start the dev server there, or open the preview on another local port.`,
+        ),
+      );
       return;
     }
     if (socket.destroyed) {
@@ -175,4 +220,8 @@ function listen(host: string, port: number): Promise<Server> {
       resolve(server);
     });
   });
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }

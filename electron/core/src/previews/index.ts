@@ -11,7 +11,7 @@ import {
   type PreviewView,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
-import { PreviewForwarder, type PreviewLink } from './forwarder.js';
+import { PreviewForwarder, type LoopbackPeers, type PreviewLink } from './forwarder.js';
 
 export { PreviewForwarder, type PreviewLink } from './forwarder.js';
 
@@ -31,6 +31,7 @@ export class PreviewsApi implements Disposable {
   private readonly forwarders = new Map<string, Promise<PreviewForwarder>>();
   /** The ones listening (one still starting has no address yet). */
   private readonly opened = new Map<string, PreviewForwarder>();
+  private readonly loopbackPeers: LoopbackPeers = new Map();
   private readonly changedEmitter = new Emitter<{ host: string; previews: PreviewView[] }>();
   /** A host's previews changed: registered, removed, or opened or closed on this computer. */
   readonly onChanged = this.changedEmitter.event;
@@ -108,6 +109,8 @@ export class PreviewsApi implements Disposable {
       port,
       connection: () => this.connectionFor(host),
       ...(localPort !== undefined ? { localPort } : {}),
+      sameMachine: isThisComputer(connection.host),
+      loopbackPeers: this.loopbackPeers,
       logger: this.logger,
     });
     const key = keyOf(host, port);
@@ -193,4 +196,14 @@ function keyOf(host: string, port: number): string {
 function splitKey(key: string): [string, number] {
   const at = key.lastIndexOf(':');
   return [key.slice(0, at), Number(key.slice(at + 1))];
+}
+
+/** The embedded agent, or a host paired at a loopback address, runs on this computer. */
+function isThisComputer(host: PreviewLink['host']): boolean {
+  if (host.embedded) return true;
+  const name = host.address
+    .replace(/:\d+$/, '')
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase();
+  return name === 'localhost' || name === '::1' || /^127\./.test(name);
 }

@@ -89,4 +89,5 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Not Found',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',
+  508: 'Loop Detected',
 };

@@ -1,0 +1,429 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { HangarCore } from '../../electron/core/src/core.js';
+import { usePairedHost } from '../support/paired-host.js';
+import { HANGAR_BIN, hangar } from '../support/processes.js';
+
+/**
+ * Previews through the CLI against a real agent: a dev server on the host (here: loopback of the
+ * same machine, in this process so the test can see what reached it) served on this computer by
+ * `hangar preview open`, HTTP and WebSocket alike.
+ */
+
+interface DevServer {
+  port: number;
+  server: Server;
+  /** TCP connections the dev server accepted, and requests it answered. */
+  connections: number;
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/** A small dev server: GET / says hello, POST /echo answers the body's sha256, /hmr is a WebSocket. */
+async function startDevServer(host = '127.0.0.1'): Promise<DevServer> {
+  const dev = { connections: 0, requests: [] as string[] } as DevServer;
+  const server = createServer((req, res) => {
+    dev.requests.push(`${req.method} ${req.url} host=${req.headers.host}`);
+    if (req.method === 'POST') {
+      const hash = createHash('sha256');
+      req.on('data', (chunk: Buffer) => hash.update(chunk));
+      req.on('end', () => res.end(hash.digest('hex')));
+      return;
+    }
+    res.setHeader('content-type', 'text/html');
+    res.end('<h1>hello from the dev server</h1>');
+  });
+  server.on('connection', () => dev.connections++);
+  const wss = new WebSocketServer({ server, path: '/hmr' });
+  wss.on('connection', (socket) => {
+    socket.send('connected'); // the server speaks first, as Vite's HMR server does
+    socket.on('message', (data, binary) => socket.send(binary ? data : `pong:${String(data)}`));
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  dev.server = server;
+  dev.port = (server.address() as AddressInfo).port;
+  dev.close = async () => {
+    for (const client of wss.clients) client.terminate();
+    wss.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return dev;
+}
+
+interface OpenPreview {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** `hangar preview open box <port>` as a user runs it; the address is read from its output. */
+async function openPreview(home: string, port: number, extra: string[] = []): Promise<OpenPreview> {
+  const child = spawn(process.execPath, [HANGAR_BIN, 'preview', 'open', 'box', String(port), ...extra], {
+    env: { ...process.env, HANGAR_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no address within 15 s: ${stderr}`)), 15_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const match = /at (http:\/\/localhost:\d+\/)/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`preview open exited with ${code}: ${stderr}`)));
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGINT');
+    await exited;
+  };
+  return { url, port: Number(new URL(url).port), child, stop };
+}
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** A request as a browser at http://localhost:<port>/ sends it. */
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return send(port, 'GET', path, { host: `localhost:${port}`, ...headers });
+}
+
+function send(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: Buffer,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res: IncomingMessage) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function openSocket(url: string, headers: Record<string, string> = {}): Promise<{ socket: WebSocket; first: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    const timer = setTimeout(() => reject(new Error(`WebSocket ${url}: not open in 10 s`)), 10_000);
+    socket.once('message', (data) => {
+      clearTimeout(timer);
+      resolve({ socket, first: String(data) });
+    });
+    socket.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      reject(new Error(`WebSocket refused with ${res.statusCode}`));
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+function nextMessage(socket: WebSocket): Promise<Buffer | string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no WebSocket message in 10 s')), 10_000);
+    socket.once('message', (data, binary) => {
+      clearTimeout(timer);
+      resolve(binary ? (data as Buffer) : String(data));
+    });
+  });
+}
+
+describe('previews through the CLI', () => {
+  const host = usePairedHost();
+  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()!();
+  });
+
+  const devServer = async (address?: string) => {
+    const dev = await startDevServer(address);
+    cleanup.push(() => dev.close());
+    return dev;
+  };
+  const open = async (port: number, extra?: string[]) => {
+    const preview = await openPreview(host.home, port, extra);
+    cleanup.push(() => preview.stop());
+    return preview;
+  };
+  const add = async (port: number, ...extra: string[]) => {
+    const added = await hangar(host.home, ['preview', 'add', 'box', String(port), ...extra]);
+    expect(added.stderr).toBe('');
+    expect(added.code).toBe(0);
+    return added;
+  };
+
+  it('a dev server on the host answers at the local address, HTTP and WebSocket alike', async () => {
+    const dev = await devServer();
+    const added = await add(dev.port, '--label', 'web');
+    expect(added.stdout).toContain(`added preview of port ${dev.port} on box (listening)`);
+    const preview = await open(dev.port);
+
+    const page = await get(preview.port, '/');
+    expect(page).toEqual({ status: 200, body: '<h1>hello from the dev server</h1>' });
+    // The dev server sees the name the browser used, so its own Host checks (Vite's allowedHosts) pass.
+    expect(dev.requests.at(-1)).toBe(`GET / host=localhost:${preview.port}`);
+
+    const upload = randomBytes(3 * 1024 * 1024);
+    const echoed = await send(preview.port, 'POST', '/echo', { host: `localhost:${preview.port}` }, upload);
+    expect(echoed.body).toBe(createHash('sha256').update(upload).digest('hex'));
+
+    const { socket, first } = await openSocket(`ws://localhost:${preview.port}/hmr`);
+    cleanup.push(() => socket.terminate());
+    expect(first).toBe('connected');
+    socket.send('hi');
+    expect(await nextMessage(socket)).toBe('pong:hi');
+    const blob = randomBytes(1024 * 1024);
+    socket.send(blob);
+    expect(Buffer.compare((await nextMessage(socket)) as Buffer, blob)).toBe(0);
+
+    const listed = await hangar(host.home, ['preview', 'ls', 'box', '--json']);
+    const [box] = JSON.parse(listed.stdout) as { previews: { port: number; label: string; listening: boolean }[] }[];
+    expect(box!.previews).toEqual([expect.objectContaining({ port: dev.port, label: 'web', listening: true })]);
+  });
+
+  it('a request naming another host is refused before anything reaches the host (DNS rebinding)', async () => {
+    const dev = await devServer();
+    await add(dev.port);
+    const preview = await open(dev.port);
+    const before = dev.connections;
+
+    const rebound = await get(preview.port, '/', { host: `evil.example:${preview.port}` });
+    expect(rebound.status).toBe(403);
+    expect(rebound.body).toContain('is not this computer');
+    await expect(
+      openSocket(`ws://127.0.0.1:${preview.port}/hmr`, { host: `evil.example:${preview.port}` }),
+    ).rejects.toThrow(/refused with 403/);
+    const otherPort = await get(preview.port, '/', { host: `localhost:${preview.port + 1}` });
+    expect(otherPort.status).toBe(403);
+    expect(dev.connections).toBe(before);
+
+    // This computer under its other names is fine.
+    for (const name of [`127.0.0.1:${preview.port}`, `[::1]:${preview.port}`, `app.localhost:${preview.port}`]) {
+      expect((await get(preview.port, '/', { host: name })).status).toBe(200);
+    }
+  });
+
+  it('only registered ports are served: the agent never dials another one', async () => {
+    const dev = await devServer();
+    const refused = await hangar(host.home, ['preview', 'open', 'box', String(dev.port)]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(
+      `port ${dev.port} is not a preview on box; add it first with: hangar preview add box ${dev.port}`,
+    );
+
+    // A device that skips the CLI and asks the agent directly is refused the same way.
+    const core = await HangarCore.open({ home: host.home });
+    cleanup.push(() => core.dispose());
+    const connection = core.connection('box');
+    const mux = await connection.link();
+    const stream = mux.openStream();
+    await expect(connection.call('preview.connect', { port: dev.port, stream_id: stream.id })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+    });
+    await expect(connection.call('preview.connect', { port: 0, stream_id: stream.id })).rejects.toMatchObject({
+      code: 'E_BAD_REQUEST',
+    });
+    await expect(connection.call('preview.add', { port: host.agent.port })).rejects.toThrow(/agent's own link/);
+    expect(dev.connections).toBe(0);
+  });
+
+  it('removing a preview cuts its open connections, and the next request gets a page saying so', async () => {
+    const dev = await devServer();
+    await add(dev.port);
+    const preview = await open(dev.port);
+    const { socket } = await openSocket(`ws://localhost:${preview.port}/hmr`);
+    cleanup.push(() => socket.terminate());
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+
+    const removed = await hangar(host.home, ['preview', 'rm', 'box', String(dev.port)]);
+    expect(removed.code).toBe(0);
+    const deadline = Date.now() + 5000;
+    await expect(
+      Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('still open')), 5000))]),
+    ).resolves.toBeTypeOf('number');
+    expect(Date.now()).toBeLessThan(deadline);
+
+    const after = await get(preview.port, '/');
+    expect(after.status).toBe(404);
+    expect(after.body).toContain(`port ${dev.port} on box is not a preview any more`);
+    const again = await hangar(host.home, ['preview', 'rm', 'box', String(dev.port)]);
+    expect(again.code).toBe(3);
+  });
+
+  it('a dev server that is not running gets a 502 page that says to start it', async () => {
+    const dev = await devServer();
+    const port = dev.port;
+    await dev.close();
+    const added = await add(port);
+    expect(added.stdout).toContain('nothing listens there yet');
+    const preview = await open(port);
+    const answer = await get(preview.port, '/');
+    expect(answer.status).toBe(502);
+    expect(answer.body).toMatch(
+      new RegExp(`nothing answers on port ${port} on this host's loopback.*start the dev server`),
+    );
+  });
+
+  it('a preview of this computer on its own port says it loops instead of dialing itself forever', async () => {
+    const dev = await devServer();
+    const port = dev.port;
+    await dev.close();
+    await add(port);
+    // By default a host on this computer never gets its own port here; asked for it, the host's dial reaches us.
+    const preview = await open(port, ['--local-port', String(port)]);
+    expect(preview.port).toBe(port);
+    const answer = await get(port, '/');
+    expect(answer.status).toBe(508);
+    expect(answer.body).toContain(`port ${port} on box leads back to this preview`);
+    expect((await get(port, '/')).status).toBe(508);
+  });
+
+  it('a host on this computer never gets its own port here by default, so its dev server can still start', async () => {
+    const dev = await devServer();
+    const port = dev.port;
+    await dev.close();
+    await add(port);
+    const preview = await open(port);
+    expect(preview.port).not.toBe(port);
+    const restarted = createServer((_req, res) => res.end('late start'));
+    await new Promise<void>((resolve, reject) => {
+      restarted.once('error', reject);
+      restarted.listen(port, '127.0.0.1', resolve);
+    });
+    cleanup.push(() => new Promise((resolve) => restarted.close(resolve)));
+    expect(await get(preview.port, '/')).toEqual({ status: 200, body: 'late start' });
+  });
+
+  it('a dev server listening on ::1 alone is reached too', async () => {
+    const dev = await devServer('::1');
+    await add(dev.port);
+    const preview = await open(dev.port);
+    expect(await get(preview.port, '/')).toEqual({ status: 200, body: '<h1>hello from the dev server</h1>' });
+  });
+
+  it('lists what listens on the host as candidates, with the process, until it is a preview', async () => {
+    const child = spawn(process.execPath, [
+      '-e',
+      "require('net').createServer().listen(0, '127.0.0.1', function () { console.log(this.address().port) })",
+    ]);
+    cleanup.push(() => child.kill());
+    const port = await new Promise<number>((resolve) =>
+      createInterface({ input: child.stdout }).once('line', (line) => resolve(Number(line))),
+    );
+    const listed = await hangar(host.home, ['preview', 'ls', 'box', '--json']);
+    const [box] = JSON.parse(listed.stdout) as {
+      previews: { port: number }[];
+      listening: { port: number; pid: number | null; process: string | null }[];
+    }[];
+    expect(box!.listening).toContainEqual({
+      port,
+      address: '127.0.0.1',
+      pid: child.pid,
+      process: expect.stringMatching(/^node/),
+    });
+    expect(box!.listening.map((l) => l.port)).not.toContain(host.agent.port);
+
+    await add(port);
+    const human = await hangar(host.home, ['preview', 'ls', 'box']);
+    expect(human.stdout).toMatch(new RegExp(`box\\s+${port}\\s+yes`));
+    const again = JSON.parse((await hangar(host.home, ['preview', 'ls', 'box', '--json'])).stdout) as (typeof box)[];
+    expect(again[0]!.listening.map((l) => l.port)).not.toContain(port);
+  });
+
+  it('an open preview serves again after the agent restarts, and the agent still has it', async () => {
+    const dev = await devServer();
+    await add(dev.port);
+    const preview = await open(dev.port);
+    expect((await get(preview.port, '/')).status).toBe(200);
+    await host.restartAgent();
+    expect(await get(preview.port, '/')).toEqual({ status: 200, body: '<h1>hello from the dev server</h1>' });
+  });
+
+  it('a reader that stops reading stops the dev server at a bounded amount (backpressure end to end)', async () => {
+    const total = 160 * 1024 * 1024;
+    let written = 0;
+    const server = createServer((_req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const pump = () => {
+        while (written < total) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    const port = (server.address() as AddressInfo).port;
+    await add(port);
+    const preview = await open(port);
+
+    const socket = connect(preview.port, '127.0.0.1');
+    cleanup.push(() => socket.destroy());
+    socket.write(`GET /big HTTP/1.1\r\nHost: localhost:${preview.port}\r\n\r\n`);
+    let received = 0;
+    await new Promise<void>((resolve) =>
+      socket.once('data', (chunk: Buffer) => {
+        received += chunk.length;
+        socket.pause();
+        resolve();
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Kernel buffers on loopback grow to a few MB per socket; the link holds one window (256 KiB).
+    expect(written).toBeLessThan(64 * 1024 * 1024);
+    const heldAt = written;
+
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    socket.resume();
+    const deadline = Date.now() + 30_000;
+    while (written < total && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(written).toBe(total);
+    expect(heldAt).toBeLessThan(total);
+    expect(received).toBeGreaterThan(heldAt / 2);
+  });
+
+  it.each([
+    [['preview', 'add', 'box', '0'], 'hangar: port: a port is 1-65535'],
+    [['preview', 'add', 'box', '70000'], 'hangar: port: a port is 1-65535'],
+    [['preview', 'add', 'box', '80abc'], 'port "80abc": expected a port number from 1 to 65535'],
+    [
+      ['preview', 'add', 'box', '8080', '--label', 'bad\u0007label'],
+      'hangar: label: a label has no control characters',
+    ],
+    [['preview', 'open', 'box', '8080', '--local-port', 'x'], '--local-port "x": expected a port number'],
+  ])('hangar %j is refused as bad input (status 2)', async (args, message) => {
+    const result = await hangar(host.home, args);
+    expect(result.stderr).toContain(message);
+    expect(result.code).toBe(2);
+    const listed = JSON.parse((await hangar(host.home, ['preview', 'ls', 'box', '--json'])).stdout) as {
+      previews: unknown[];
+    }[];
+    expect(listed[0]!.previews).toEqual([]);
+  });
+});
