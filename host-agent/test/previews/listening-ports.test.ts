@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listeningPorts, parseProcNetTcp } from '../../src/previews/listening-ports.js';
+
+/** A server in another process, as a dev server would be: its port, on `address`. */
+async function listenIn(address: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(0, ${JSON.stringify(address)}, function () { console.log(this.address().port) })`,
+  ]);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('listener did not start in 10 s')), 10_000);
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve(Number(line));
+    });
+  });
+  return { child, port };
+}
+
+describe('what listens on the host', () => {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill();
+  });
+  const start = async (address: string) => {
+    const listener = await listenIn(address);
+    children.push(listener.child);
+    return listener;
+  };
+
+  it.each([
+    ['/proc (Linux)', {}],
+    ['lsof (macOS, and Linux without /proc)', { procRoot: '/nonexistent-proc' }],
+  ])('finds servers on 127.0.0.1, ::1 and wildcards with their process, through %s', async (_name, options) => {
+    const v4 = await start('127.0.0.1');
+    const v6 = await start('::1');
+    const any = await start('0.0.0.0');
+    const found = await listeningPorts(options);
+    for (const [listener, address] of [
+      [v4, '127.0.0.1'],
+      [v6, '::1'],
+      [any, '0.0.0.0'],
+    ] as const) {
+      expect(found).toContainEqual({
+        port: listener.port,
+        address,
+        pid: listener.child.pid,
+        process: expect.stringMatching(/^node/),
+      });
+    }
+    expect(found.map((l) => l.port)).toEqual([...found.map((l) => l.port)].sort((a, b) => a - b));
+  });
+
+  it('reads /proc/net/tcp6 addresses, IPv4-mapped ones included, and leaves out what loopback cannot reach', () => {
+    const header =
+      '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+    const row = (address: string, port: number, state: string, inode: number) =>
+      `   0: ${address}:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000000000000000000000000000:0000 ${state} 00000000:00000000 00:00000000 00000000  1000        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
+    const text =
+      header +
+      row('00000000000000000000000001000000', 5173, '0A', 11) + // ::1
+      row('00000000000000000000000000000000', 3000, '0A', 12) + // ::
+      row('0000000000000000FFFF00000100007F', 8080, '0A', 13) + // ::ffff:127.0.0.1
+      row('B80D0120000000000000000001000000', 9000, '0A', 14) + // 2001:db8::1, not loopback
+      row('00000000000000000000000001000000', 5174, '01', 15); // established, not listening
+    expect(parseProcNetTcp(text, true).map(({ port, address }) => ({ port, address }))).toEqual([
+      { port: 5173, address: '::1' },
+      { port: 3000, address: '::' },
+      { port: 8080, address: '127.0.0.1' },
+    ]);
+    const v4 =
+      header.replace(/ +remote/, ' rem') +
+      `   0: 0100007F:1435 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 21 1\n` +
+      `   1: 0501A8C0:1436 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 22 1\n`;
+    expect(parseProcNetTcp(v4, false).map(({ port, address }) => ({ port, address }))).toEqual([
+      { port: 5173, address: '127.0.0.1' },
+    ]);
+  });
+});
