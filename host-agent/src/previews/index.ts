@@ -1,6 +1,7 @@
 import {
   HangarError,
   PREVIEW_REMOVED,
+  PREVIEW_STREAM_WINDOW,
   spliceSocket,
   type Disposable,
   type LinkStream,
@@ -99,7 +100,7 @@ export class PreviewService implements Disposable {
       socket.destroy();
       throw new HangarError('E_UNAVAILABLE', 'the link closed while connecting');
     }
-    const stream = mux.openStream({ id: streamId });
+    const stream = mux.openStream({ id: streamId, window: PREVIEW_STREAM_WINDOW });
     this.track(port, mux, stream);
     void spliceSocket(socket, stream).then((reason) =>
       this.options.logger.debug({ port, reason }, 'preview connection ended'),

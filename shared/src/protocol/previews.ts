@@ -70,6 +70,12 @@ export const PreviewConnectResult = z.object({
 
 export const PreviewsChangedEvent = z.object({ previews: z.array(PreviewInfo) });
 
+/**
+ * Both ends open a preview stream with this window. Loopback measured: 256 KiB (the terminal
+ * default) held a download to ~40 MB/s; a page's big bundles and source maps want more.
+ */
+export const PREVIEW_STREAM_WINDOW = 1024 * 1024;
+
 /** Close code of a preview stream whose side of the TCP connection ended normally. */
 export const PREVIEW_EOF = 'eof';
 export const PREVIEW_REMOVED = 'preview_removed';

@@ -1,5 +1,6 @@
 import {
   HangarError,
+  PREVIEW_STREAM_WINDOW,
   spliceSocket,
   toHangarError,
   type Disposable,
@@ -144,7 +145,7 @@ export class PreviewForwarder implements Disposable {
     let sourcePort: number;
     try {
       const mux = await connection.link();
-      stream = mux.openStream();
+      stream = mux.openStream({ window: PREVIEW_STREAM_WINDOW });
       sourcePort = (await connection.call('preview.connect', { port, stream_id: stream.id })).source_port;
     } catch (error) {
       stream?.close({ code: 'cancelled', message: 'preview.connect failed' }, { flush: false });

@@ -1,0 +1,437 @@
+#!/usr/bin/env node
+// Previews benchmark: a static asset under load (wrk -c32), a big download, WebSocket round trips
+// and a fresh connection's first byte, each direct to the origin and through a Hangar preview
+// (agent process on loopback, the core's forwarder in this process), and through `ssh -L` when
+// sshd is installed: the tool a preview replaces. Then a WebSocket left idle for BENCH_IDLE_S.
+// Not a test: it prints numbers, the references measured in the same run, and the targets
+// (../shared/research/mesh.md T7/T8). Needs wrk and nginx (Debian: apt-get install wrk nginx);
+// ssh -L is measured when openssh-server is installed (run as root: it starts its own sshd).
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { request } from 'node:http';
+import { connect, createServer as createTcpServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { HangarCore } from '@hangar/desktop/core';
+import { WebSocket } from 'ws';
+import { AGENT, HANGAR, percentile, rssKiB, sleep, startAgent } from '../support.mjs';
+
+const WRK_SECONDS = Number(process.env.BENCH_WRK_S ?? 10);
+const DOWNLOAD_MB = Number(process.env.BENCH_DOWNLOAD_MB ?? 256);
+const WS_ROUND_TRIPS = Number(process.env.BENCH_WS_TRIPS ?? 2000);
+const FRESH_CONNECTIONS = Number(process.env.BENCH_FRESH ?? 200);
+const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 30);
+const ASSET_BYTES = 4096;
+
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-previews-')));
+const home = join(dir, 'home');
+const env = { ...process.env, HANGAR_HOME: home };
+const cleanups = [];
+const rows = [];
+const row = (metric, measured, reference, target, ok) => rows.push({ metric, measured, reference, target, ok });
+
+async function freePort() {
+  const server = createTcpServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForPort(port, what) {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not listen on ${port}`);
+}
+
+/** nginx serving one static asset and the big download, as a production-grade origin. */
+async function startNginx() {
+  const root = join(dir, 'www');
+  mkdirSync(root, { recursive: true });
+  // nginx's workers drop root for nobody: they must be able to read the files.
+  chmodSync(dir, 0o755);
+  writeFileSync(join(root, 'asset.js'), 'x'.repeat(ASSET_BYTES));
+  execFileSync('dd', ['if=/dev/zero', `of=${join(root, 'big.bin')}`, 'bs=1M', `count=${DOWNLOAD_MB}`], {
+    stdio: 'ignore',
+  });
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/nginx.err warn;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; keepalive_requests 1000000;
+  client_body_temp_path ${dir}/nb; proxy_temp_path ${dir}/np; fastcgi_temp_path ${dir}/nf; uwsgi_temp_path ${dir}/nu; scgi_temp_path ${dir}/ns;
+  server { listen 127.0.0.1:${port}; root ${root}; } }\n`,
+  );
+  const child = spawn('nginx', ['-c', conf, '-p', dir], { stdio: 'inherit' });
+  cleanups.push(() => child.kill());
+  await waitForPort(port, 'nginx');
+  return port;
+}
+
+/** A Node origin like a dev server (origin.mjs), in its own process. */
+async function startNodeOrigin() {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'origin.mjs'), String(ASSET_BYTES)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanups.push(() => child.kill());
+  return new Promise((resolve) =>
+    createInterface({ input: child.stdout }).once('line', (line) => resolve(Number(line))),
+  );
+}
+
+/**
+ * A throwaway sshd on loopback, and `ssh -L` tunnels through it: the tool a preview replaces.
+ * Undefined when openssh-server is not installed or we are not root (sshd must read its keys as root).
+ */
+async function startSshd() {
+  try {
+    execFileSync('which', ['sshd', 'ssh'], { stdio: 'ignore' });
+  } catch {
+    return undefined; // openssh-server not installed: the ssh -L column stays empty
+  }
+  if (process.getuid?.() !== 0) return undefined;
+  const sshDir = join(dir, 'ssh');
+  mkdirSync(sshDir, { mode: 0o700 });
+  for (const name of ['host', 'user']) {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(sshDir, name)]);
+  }
+  execFileSync('cp', [join(sshDir, 'user.pub'), join(sshDir, 'authorized_keys')]);
+  const sshdPort = await freePort();
+  const config = join(sshDir, 'sshd_config');
+  writeFileSync(
+    config,
+    `Port ${sshdPort}\nListenAddress 127.0.0.1\nHostKey ${join(sshDir, 'host')}\nAuthorizedKeysFile ${join(sshDir, 'authorized_keys')}\n` +
+      `PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile ${join(sshDir, 'sshd.pid')}\nAllowTcpForwarding yes\n`,
+  );
+  mkdirSync('/run/sshd', { recursive: true });
+  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
+  cleanups.push(() => sshd.kill());
+  await waitForPort(sshdPort, 'sshd');
+  return async (targetPort) => {
+    const localPort = await freePort();
+    const tunnel = spawn(
+      'ssh',
+      [
+        '-N',
+        '-p',
+        String(sshdPort),
+        '-i',
+        join(sshDir, 'user'),
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        `UserKnownHostsFile=${join(sshDir, 'known_hosts')}`,
+        '-o',
+        'BatchMode=yes',
+        '-L',
+        `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`,
+        'root@127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    cleanups.push(() => tunnel.kill());
+    await waitForPort(localPort, 'ssh -L');
+    return { port: localPort, pids: [tunnel.pid, sshd.pid] };
+  };
+}
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** CPU time (user + system) a process has used, ms; `self` is this process (the core's forwarder). */
+function cpuMs(pid) {
+  if (pid === 'self') {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** A process and its descendants (sshd forks one per connection). */
+function withDescendants(pid) {
+  const children = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const all = [];
+  const walk = (p) => {
+    all.push(p);
+    for (const child of children.get(p) ?? []) walk(child);
+  };
+  walk(pid);
+  return all;
+}
+
+/** wrk runs in its own process; never block on it: the preview's forwarder is this process. */
+async function wrk(port, path, forwarders = []) {
+  const pids = forwarders.flatMap((pid) => (pid === 'self' ? ['self'] : withDescendants(pid)));
+  const cpuBefore = pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const { stdout: out } = await promisify(execFile)(
+    'wrk',
+    [
+      '-t2',
+      '-c32',
+      `-d${WRK_SECONDS}s`,
+      '--latency',
+      '-H',
+      `Host: localhost:${port}`,
+      `http://127.0.0.1:${port}${path}`,
+    ],
+    { encoding: 'utf8' },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
+  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  const scale = { us: 0.001, ms: 1, s: 1000 }[p99[2]];
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+  const requests = Number(/(\d+) requests in/.exec(out)[1]);
+  const cpu = pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
+  return { rps, p99: Number(p99[1]) * scale, errors: Number(errors), cpuPerRequestUs: (cpu * 1000) / requests };
+}
+
+function download(port) {
+  return new Promise((resolve, reject) => {
+    const began = performance.now();
+    let bytes = 0;
+    const req = request(
+      { host: '127.0.0.1', port, path: '/big.bin', headers: { host: `localhost:${port}` } },
+      (res) => {
+        res.on('data', (chunk) => (bytes += chunk.length));
+        res.on('end', () =>
+          resolve({ status: res.statusCode, mbps: bytes / 1e6 / ((performance.now() - began) / 1000), bytes }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function median(times, measure) {
+  const results = [];
+  for (let i = 0; i < times; i++) results.push(await measure());
+  return results.sort((a, b) => a.mbps - b.mbps)[Math.floor(times / 2)];
+}
+
+async function wsRoundTrips(port) {
+  const socket = new WebSocket(`ws://localhost:${port}/hmr`);
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  const times = [];
+  for (let i = 0; i < WS_ROUND_TRIPS; i++) {
+    const began = performance.now();
+    await new Promise((resolve) => {
+      socket.once('message', resolve);
+      socket.send('{"type":"update","path":"/src/App.tsx"}');
+    });
+    times.push(performance.now() - began);
+  }
+  socket.terminate();
+  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+/** A new TCP connection, one request, first byte of the answer: what each module import of a cold page pays. */
+async function freshConnections(port) {
+  const times = [];
+  for (let i = 0; i < FRESH_CONNECTIONS; i++) {
+    const began = performance.now();
+    await new Promise((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port, path: '/asset.js', agent: false, headers: { host: `localhost:${port}` } },
+        (res) => {
+          times.push(performance.now() - began);
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+const fmt = (n, digits = 0) => n.toFixed(digits);
+
+try {
+  const agentData = join(dir, 'agent');
+  const agent = await startAgent({ data: agentData, env });
+  cleanups.push(() => agent.child.kill());
+  const { code } = JSON.parse(
+    execFileSync(process.execPath, [AGENT, 'pair', '--data', agentData, '--json'], { encoding: 'utf8' }),
+  );
+  execFileSync(process.execPath, [HANGAR, 'hosts', 'add', 'bench', agent.address, '--code', code], { env });
+  const core = await HangarCore.open({ home });
+  cleanups.push(() => core.dispose());
+
+  const nginx = await startNginx();
+  const node = await startNodeOrigin();
+  const opened = {};
+  for (const [name, port] of [
+    ['nginx', nginx],
+    ['node', node],
+  ]) {
+    await core.previews.add('bench', port);
+    opened[name] = (await core.previews.open('bench', port)).local_port;
+  }
+  // Every path answers 200 before anything is timed: a benchmark of error pages measures nothing.
+  for (const port of [nginx, opened.nginx]) {
+    for (const path of ['/asset.js', '/big.bin']) {
+      const answer = await new Promise((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port, path, method: 'HEAD', headers: { host: `localhost:${port}` } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode);
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      if (answer !== 200) throw new Error(`HEAD ${path} on port ${port} answered ${answer}`);
+    }
+  }
+  const tunnelTo = await startSshd();
+  const ssh = tunnelTo ? { nginx: await tunnelTo(nginx), node: await tunnelTo(node) } : {};
+
+  for (const origin of ['nginx', 'node']) {
+    const direct = await wrk(origin === 'nginx' ? nginx : node, '/asset.js');
+    const preview = await wrk(opened[origin], '/asset.js', [agent.child.pid, 'self']);
+    const tunnel = ssh[origin] ? await wrk(ssh[origin].port, '/asset.js', ssh[origin].pids) : undefined;
+    const ratio = preview.rps / direct.rps;
+    row(
+      `static ${ASSET_BYTES / 1024} KiB asset, wrk -c32 ${WRK_SECONDS}s (${origin}): req/s`,
+      `${fmt(preview.rps)} (${fmt(ratio * 100)}% of direct)${preview.errors ? ` ${preview.errors} errors` : ''}`,
+      `direct ${fmt(direct.rps)}${tunnel ? `; ssh -L ${fmt(tunnel.rps)} (${fmt((tunnel.rps / direct.rps) * 100)}%)` : ''}`,
+      '≥ 50% of direct',
+      ratio >= 0.5,
+    );
+    row(
+      `  … forwarding CPU per request (${origin})`,
+      `${fmt(preview.cpuPerRequestUs)} µs (agent + core)`,
+      tunnel ? `ssh -L ${fmt(tunnel.cpuPerRequestUs)} µs (ssh + sshd)` : '-',
+      '-',
+      '-',
+    );
+    row(
+      `  … p99 latency (${origin})`,
+      `${fmt(preview.p99, 2)} ms (${fmt(preview.p99 / direct.p99, 1)}× direct)`,
+      `direct ${fmt(direct.p99, 2)} ms${tunnel ? `; ssh -L ${fmt(tunnel.p99, 2)} ms` : ''}`,
+      '≤ 2× direct',
+      preview.p99 <= 2 * direct.p99,
+    );
+  }
+
+  const directDownload = await median(3, () => download(nginx));
+  const previewDownload = await median(3, () => download(opened.nginx));
+  const sshDownload = ssh.nginx ? await median(3, () => download(ssh.nginx.port)) : undefined;
+  row(
+    `${DOWNLOAD_MB} MB download (nginx), median of 3`,
+    `${fmt(previewDownload.mbps)} MB/s (${fmt((previewDownload.mbps / directDownload.mbps) * 100)}% of direct)`,
+    `direct ${fmt(directDownload.mbps)} MB/s${sshDownload ? `; ssh -L ${fmt(sshDownload.mbps)} MB/s` : ''}`,
+    '-',
+    '-',
+  );
+
+  const directWs = await wsRoundTrips(node);
+  const previewWs = await wsRoundTrips(opened.node);
+  const sshWs = ssh.node ? await wsRoundTrips(ssh.node.port) : undefined;
+  row(
+    `WebSocket round trip p50 / p99 (${WS_ROUND_TRIPS} HMR-sized messages)`,
+    `${fmt(previewWs.p50, 2)} / ${fmt(previewWs.p99, 2)} ms`,
+    `direct ${fmt(directWs.p50, 2)} / ${fmt(directWs.p99, 2)} ms${sshWs ? `; ssh -L ${fmt(sshWs.p50, 2)} / ${fmt(sshWs.p99, 2)} ms` : ''}`,
+    '-',
+    '-',
+  );
+
+  const directFresh = await freshConnections(node);
+  const previewFresh = await freshConnections(opened.node);
+  const sshFresh = ssh.node ? await freshConnections(ssh.node.port) : undefined;
+  row(
+    'new connection → first byte p50 / p99',
+    `${fmt(previewFresh.p50, 2)} / ${fmt(previewFresh.p99, 2)} ms`,
+    `direct ${fmt(directFresh.p50, 2)} / ${fmt(directFresh.p99, 2)} ms${sshFresh ? `; ssh -L ${fmt(sshFresh.p50, 2)} / ${fmt(sshFresh.p99, 2)} ms` : ''}`,
+    '-',
+    '-',
+  );
+
+  // T8: the HMR socket must outlive an idle stretch (tailscale serve drops WS after 10-40 s).
+  const idle = new WebSocket(`ws://localhost:${opened.node}/hmr`);
+  await new Promise((resolve, reject) => {
+    idle.once('open', resolve);
+    idle.once('error', reject);
+  });
+  let closedAt;
+  idle.once('close', (code) => (closedAt = code));
+  await sleep(IDLE_S * 1000);
+  const alive =
+    closedAt === undefined &&
+    (await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 2000);
+      idle.once('message', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      idle.send('still there?');
+    }));
+  idle.terminate();
+  row(
+    `HMR WebSocket idle ${IDLE_S} s (BENCH_IDLE_S=900 for the 15 min target)`,
+    alive ? 'still open, answers' : `closed (${closedAt ?? 'no answer'})`,
+    '-',
+    'open after 15 min',
+    alive,
+  );
+  row('agent RSS after the run', `${fmt(rssKiB(agent.child.pid) / 1024, 1)} MB`, '-', '-', '-');
+} finally {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      process.stderr.write(`cleanup: ${error.message}\n`);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const widths = ['metric', 'measured', 'reference', 'target'].map((key) =>
+  Math.max(key.length, ...rows.map((r) => String(r[key]).length)),
+);
+const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ');
+process.stdout.write(line(['metric', 'measured', 'reference', 'target', 'met']) + '\n');
+for (const r of rows) {
+  process.stdout.write(
+    line([r.metric, r.measured, r.reference, r.target, r.ok === '-' ? '-' : r.ok ? 'yes' : 'NO']) + '\n',
+  );
+}
