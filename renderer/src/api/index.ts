@@ -17,5 +17,7 @@ export type {
   JobDetail,
   SessionInfo,
   CloseReason,
+  ListeningPort,
+  PreviewView,
 } from '@hangar/shared';
-export { FINAL_JOB_STATES } from '@hangar/shared';
+export { FINAL_JOB_STATES, PreviewPort } from '@hangar/shared';

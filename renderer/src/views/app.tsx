@@ -9,9 +9,11 @@ import { useTerminalTabs } from './terminal-tabs-state.js';
 import { TerminalsView } from './terminals-view.js';
 import { useTheme, type ThemeChoice } from './theme.js';
 import { useHangarData, type JobEntry } from './use-hangar-data.js';
+import { usePreviews } from './use-previews.js';
 
-// The jobs view (and its log renderer) loads on first use, keeping the first frame small.
+// The jobs view (and its log renderer) and the previews view load on first use, keeping the first frame small.
 const JobsView = lazy(() => import('./jobs-view.js'));
+const PreviewsView = lazy(() => import('./previews-view.js'));
 
 type Dialog =
   | { kind: 'add-host' }
@@ -27,12 +29,18 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const data = useHangarData(api);
   const tabs = useTerminalTabs();
   const { theme, choice, setChoice, toggle } = useTheme();
-  const [view, setView] = useState<'terminals' | 'jobs'>('terminals');
+  const [view, setView] = useState<'terminals' | 'jobs' | 'previews'>('terminals');
   const [paletteOpen, setPaletteOpen] = useState(false);
   const [dialog, setDialog] = useState<Dialog>();
   const [notice, setNotice] = useState<string>();
   const [selectedJob, setSelectedJob] = useState<{ host: string; id: string }>();
   const hosts = useMemo(() => data.hosts ?? [], [data.hosts]);
+  const previews = usePreviews(api, hosts);
+  const refreshPreviews = previews.refresh;
+  // The palette offers listening ports as previews to add: list them as of now.
+  useEffect(() => {
+    if (paletteOpen) refreshPreviews();
+  }, [paletteOpen, refreshPreviews]);
   // A bell from a terminal on screen needs no mark: the user is looking at it.
   const { bells, clearBell } = data;
   const onScreen = view === 'terminals' ? tabs.tabs.find((t) => t.id === tabs.activeId)?.panes : undefined;
@@ -93,6 +101,9 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
     toggleTheme: toggle,
     showJobs: () => setView('jobs'),
     showTerminals: () => setView('terminals'),
+    showPreviews: () => setView('previews'),
+    openPreview: (host, port) => void previews.open(host, port).catch(fail),
+    addPreview: (host, port) => void previews.add(host, port).then(() => setView('previews'), fail),
     splitTab: (tabId) => {
       const host = tabs.tabs.find((t) => t.id === tabId)?.panes[0]?.host;
       if (host) void newSession(host).then((target) => tabs.split(tabId, target), fail);
@@ -104,7 +115,14 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
       setView('terminals');
     },
   };
-  const context = { hosts, sessions: data.sessions, jobs: data.jobs, tabs: tabs.tabs, activeTab: tabs.activeId };
+  const context = {
+    hosts,
+    sessions: data.sessions,
+    jobs: data.jobs,
+    previews: previews.byHost,
+    tabs: tabs.tabs,
+    activeTab: tabs.activeId,
+  };
 
   return (
     <div className="app">
@@ -116,6 +134,9 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
           </button>
           <button type="button" aria-pressed={view === 'jobs'} onClick={() => setView('jobs')}>
             Jobs
+          </button>
+          <button type="button" aria-pressed={view === 'previews'} onClick={() => setView('previews')}>
+            Previews
           </button>
         </nav>
         <span className="header-spacer" />
@@ -183,6 +204,11 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
                 onSelect={setSelectedJob}
                 onSubmitted={showJob}
               />
+            </Suspense>
+          )}
+          {view === 'previews' && (
+            <Suspense fallback={<p className="empty-state">Loading previews…</p>}>
+              <PreviewsView hosts={hosts} previews={previews} />
             </Suspense>
           )}
         </main>

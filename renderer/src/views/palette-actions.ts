@@ -3,6 +3,7 @@ import type { PaletteAction } from './command-palette.js';
 import { loadRecent } from './recent-actions.js';
 import type { TerminalTab } from './terminal-tabs-state.js';
 import type { HostSessions, JobEntry } from './use-hangar-data.js';
+import type { HostPreviews } from './use-previews.js';
 
 export interface PaletteCommands {
   newSession(host: string): void;
@@ -15,6 +16,9 @@ export interface PaletteCommands {
   toggleTheme(): void;
   showJobs(): void;
   showTerminals(): void;
+  showPreviews(): void;
+  openPreview(host: string, port: number): void;
+  addPreview(host: string, port: number): void;
   splitTab(tabId: string): void;
   renameTab(tabId: string): void;
   closeTab(tabId: string): void;
@@ -25,6 +29,7 @@ export interface PaletteContext {
   hosts: HostView[];
   sessions: Record<string, HostSessions>;
   jobs: JobEntry[];
+  previews: Record<string, HostPreviews>;
   tabs: TerminalTab[];
   activeTab: string | undefined;
 }
@@ -87,6 +92,7 @@ export function paletteActions(ctx: PaletteContext, commands: PaletteCommands): 
     keywords: ['history', 'logs'],
     run: commands.showJobs,
   });
+  actions.push(...previewActions(ctx, commands));
   for (const tab of ctx.tabs) {
     actions.push({
       id: `tab:${tab.id}`,
@@ -128,6 +134,42 @@ export function paletteActions(ctx: PaletteContext, commands: PaletteCommands): 
   return dedupe(actions);
 }
 
+/** Open each registered preview; add each port that listens but is not one yet. */
+function previewActions(ctx: PaletteContext, commands: PaletteCommands): PaletteAction[] {
+  const actions: PaletteAction[] = [];
+  const online = ctx.hosts.filter((h) => h.status === 'online');
+  for (const host of online) {
+    for (const preview of ctx.previews[host.name]?.previews ?? []) {
+      actions.push({
+        id: `open-preview:${host.name}:${preview.port}`,
+        label: `Open preview ${host.name}:${preview.port}`,
+        group: 'Previews',
+        keywords: ['browser', 'dev server', ...(preview.label ? [preview.label] : [])],
+        run: () => commands.openPreview(host.name, preview.port),
+      });
+    }
+  }
+  actions.push({
+    id: 'show-previews',
+    label: 'Show previews',
+    group: 'Previews',
+    keywords: ['ports', 'dev server'],
+    run: commands.showPreviews,
+  });
+  for (const host of online) {
+    for (const candidate of ctx.previews[host.name]?.listening ?? []) {
+      actions.push({
+        id: `add-preview:${host.name}:${candidate.port}`,
+        label: `Add preview ${host.name}:${candidate.port}${candidate.process ? ` (${shorten(candidate.process)})` : ''}`,
+        group: 'Previews',
+        keywords: ['port', 'dev server', ...(candidate.process ? [candidate.process] : [])],
+        run: () => commands.addPreview(host.name, candidate.port),
+      });
+    }
+  }
+  return actions;
+}
+
 /** "Run on <host>: <what was typed>", one per online host; "run mini: make" picks mini. */
 export function typedRunActions(search: string, hosts: HostView[], commands: PaletteCommands): PaletteAction[] {
   const typed = search.replace(/^run(\s+on)?\s+/i, '');
@@ -139,6 +181,13 @@ export function typedRunActions(search: string, hosts: HostView[], commands: Pal
       return { ...runAction(commands, h.name, command), id: `${RUN_PREFIX}${h.name}:${command}`, keywords: [search] };
     })
     .filter((a) => a.label.length > 0 && !a.label.endsWith(': '));
+}
+
+/** A process is shown with its arguments (`node vite.js --port 5173 …`); one palette line holds this much. */
+const PROCESS_IN_LABEL = 40;
+
+function shorten(process: string): string {
+  return process.length > PROCESS_IN_LABEL ? `${process.slice(0, PROCESS_IN_LABEL - 1).trimEnd()}…` : process;
 }
 
 function dedupe(actions: PaletteAction[]): PaletteAction[] {

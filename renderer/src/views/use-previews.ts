@@ -1,0 +1,146 @@
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { describeError, type CoreApi, type HostView, type ListeningPort, type PreviewView } from '../api/index.js';
+
+/** One host's previews as last heard from it. */
+export interface HostPreviews {
+  previews: PreviewView[];
+  /** Ports that listen on the host and are not previews yet. */
+  listening: ListeningPort[];
+  /** Why the last listing failed, in words. */
+  error: string | null;
+}
+
+export interface PreviewsData {
+  /** By host name; a host missing here has not answered yet. */
+  byHost: Record<string, HostPreviews>;
+  /** Lists again, one host or every online one. */
+  refresh(host?: string): void;
+  /** Serves the preview on this computer and shows it in a new browser tab. */
+  open(host: string, port: number): Promise<void>;
+  /** Stops serving it on this computer; the host keeps it. */
+  close(host: string, port: number): Promise<void>;
+  add(host: string, port: number, label?: string): Promise<void>;
+  remove(host: string, port: number): Promise<void>;
+}
+
+/**
+ * Previews of every online host, pushed on previews.changed. The host sends no event when a port
+ * merely starts or stops listening, so candidates are fresh only as of the last refresh: the
+ * view refreshes when shown (and while shown), the palette when it opens.
+ */
+export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
+  const [byHost, setByHost] = useState<Record<string, HostPreviews>>({});
+  // A listing answered after a newer one was asked for is stale: only the newest counts.
+  const generation = useRef(new Map<string, number>());
+  const online = useMemo(
+    () =>
+      hosts
+        .filter((h) => h.status === 'online')
+        .map((h) => h.name)
+        .join('\n'),
+    [hosts],
+  );
+
+  const refreshHost = useCallback(
+    (host: string) => {
+      const asked = (generation.current.get(host) ?? 0) + 1;
+      generation.current.set(host, asked);
+      const current = () => generation.current.get(host) === asked;
+      api.call('previews.list', { host }).then(
+        (result) => {
+          const listed = result.hosts.find((h) => h.host === host);
+          if (!current() || !listed) return;
+          setByHost((all) => ({
+            ...all,
+            [host]: { previews: listed.previews, listening: listed.listening, error: listed.error },
+          }));
+        },
+        (error: unknown) => {
+          if (!current()) return;
+          setByHost((all) => ({
+            ...all,
+            [host]: { previews: all[host]?.previews ?? [], listening: [], error: describeError(error) },
+          }));
+        },
+      );
+    },
+    [api],
+  );
+
+  const refresh = useCallback(
+    (host?: string) => {
+      const names = online === '' ? [] : online.split('\n');
+      for (const name of host ? names.filter((n) => n === host) : names) refreshHost(name);
+    },
+    [online, refreshHost],
+  );
+
+  // A host that comes online is listed; one that goes away is forgotten.
+  useEffect(() => {
+    const names = online === '' ? [] : online.split('\n');
+    for (const name of names) refreshHost(name);
+    setByHost((all) => Object.fromEntries(Object.entries(all).filter(([name]) => names.includes(name))));
+  }, [online, refreshHost]);
+
+  useEffect(() => {
+    const subscription = api.on('previews.changed', ({ host, previews }) => {
+      setByHost((all) => {
+        const ports = new Set(previews.map((p) => p.port));
+        const before = all[host];
+        return {
+          ...all,
+          [host]: {
+            previews,
+            listening: (before?.listening ?? []).filter((l) => !ports.has(l.port)),
+            error: null,
+          },
+        };
+      });
+      // The event carries previews only: a removed one may be a listening candidate again.
+      refresh(host);
+    });
+    return () => void subscription.dispose();
+  }, [api, refresh]);
+
+  const open = useCallback(
+    async (host: string, port: number) => {
+      const { url } = await api.call('previews.open', { host, port });
+      // In Electron the main process sends an http(s) window.open to the user's browser.
+      window.open(url, '_blank', 'noopener,noreferrer');
+    },
+    [api],
+  );
+  const close = useCallback(
+    async (host: string, port: number) => {
+      await api.call('previews.close', { host, port });
+    },
+    [api],
+  );
+  const add = useCallback(
+    async (host: string, port: number, label?: string) => {
+      const added = await api.call('previews.add', { host, port, ...(label ? { label } : {}) });
+      // Shown at once; the host's previews.changed follows with the same list.
+      setByHost((all) => {
+        const before = all[host] ?? { previews: [], listening: [], error: null };
+        return {
+          ...all,
+          [host]: {
+            ...before,
+            previews: [...before.previews.filter((p) => p.port !== port), added].sort((a, b) => a.port - b.port),
+            listening: before.listening.filter((l) => l.port !== port),
+          },
+        };
+      });
+    },
+    [api],
+  );
+  const remove = useCallback(
+    async (host: string, port: number) => {
+      await api.call('previews.remove', { host, port });
+      refreshHost(host);
+    },
+    [api, refreshHost],
+  );
+
+  return { byHost, refresh, open, close, add, remove };
+}

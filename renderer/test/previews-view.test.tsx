@@ -1,0 +1,216 @@
+// @vitest-environment jsdom
+import { act, cleanup, fireEvent, render, screen, within } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { CoreApi, CoreEventData, CoreMethod, CoreParams, HostView, PreviewView } from '../src/api/index.js';
+import { paletteActions, type PaletteCommands } from '../src/views/palette-actions.js';
+import { usePreviews } from '../src/views/use-previews.js';
+import PreviewsView from '../src/views/previews-view.js';
+
+afterEach(() => {
+  cleanup();
+  vi.restoreAllMocks();
+});
+
+const online = (name: string): HostView => ({
+  name,
+  address: `${name}:7070`,
+  embedded: false,
+  status: 'online',
+  info: null,
+  stats: null,
+  error: null,
+});
+
+const hosts: HostView[] = [
+  online('mini'),
+  online('vps'),
+  {
+    name: 'laptop',
+    address: '10.0.0.9:7070',
+    embedded: false,
+    status: 'offline',
+    info: null,
+    stats: null,
+    error: 'connection refused (10.0.0.9:7070)',
+  },
+];
+
+const web: PreviewView = { port: 5173, label: 'web', created_at: 0, listening: true, local_url: null };
+const docs: PreviewView = {
+  port: 6006,
+  label: null,
+  created_at: 0,
+  listening: false,
+  local_url: 'http://localhost:6006/',
+};
+
+type Listener = (data: CoreEventData<'previews.changed'>) => void;
+
+/** A core that answers previews.* from a table and lets the test push previews.changed. */
+function fakeCore() {
+  const state: Record<
+    string,
+    {
+      previews: PreviewView[];
+      listening: { port: number; address: string; pid: number | null; process: string | null }[];
+    }
+  > = {
+    mini: {
+      previews: [web, docs],
+      listening: [{ port: 3000, address: '127.0.0.1', pid: 4242, process: 'node' }],
+    },
+    vps: { previews: [], listening: [] },
+  };
+  const listeners: Listener[] = [];
+  const call = vi.fn(async (method: CoreMethod, params: CoreParams<CoreMethod>): Promise<unknown> => {
+    const { host, port, label } = params as { host: string; port: number; label?: string };
+    switch (method) {
+      case 'previews.list':
+        return { hosts: [{ host, ...state[host]!, error: null }] };
+      case 'previews.open':
+        return { url: `http://localhost:${port}/`, local_port: port };
+      case 'previews.add': {
+        const added = { port, label: label ?? null, created_at: 1, listening: true, local_url: null };
+        state[host]!.previews.push(added);
+        state[host]!.listening = state[host]!.listening.filter((l) => l.port !== port);
+        return added;
+      }
+      default:
+        return {};
+    }
+  });
+  const api = {
+    call,
+    on: (event: string, listener: Listener) => {
+      if (event === 'previews.changed') listeners.push(listener);
+      return { dispose: () => void listeners.splice(listeners.indexOf(listener), 1) };
+    },
+    openStream: () => {
+      throw new Error('the previews view opens no stream');
+    },
+    onDisconnect: () => ({ dispose: () => {} }),
+  } as unknown as CoreApi;
+  const push = (data: CoreEventData<'previews.changed'>) => act(() => listeners.forEach((l) => l(data)));
+  return { api, call, state, push };
+}
+
+function Harness({ api }: { api: CoreApi }) {
+  const previews = usePreviews(api, hosts);
+  return <PreviewsView hosts={hosts} previews={previews} />;
+}
+
+describe('previews view', () => {
+  it("shows each host's previews, where they are served, and the ports listening there", async () => {
+    const { api } = fakeCore();
+    render(<Harness api={api} />);
+    const served = await screen.findByRole('listitem', { name: 'Preview mini:6006' });
+    expect(within(served).getByText('nothing listens on 6006')).toBeTruthy();
+    expect(within(served).getByRole('link', { name: 'http://localhost:6006/' })).toBeTruthy();
+    expect(within(served).getByRole('button', { name: 'Stop serving preview mini:6006' })).toBeTruthy();
+    const notServed = screen.getByRole('listitem', { name: 'Preview mini:5173' });
+    expect(within(notServed).getByText('web')).toBeTruthy();
+    expect(within(notServed).getByText('listening')).toBeTruthy();
+    expect(within(notServed).queryByRole('button', { name: /Stop serving/ })).toBeNull();
+    const candidates = screen.getByRole('list', { name: 'Listening ports on mini' });
+    expect(within(candidates).getByText('node')).toBeTruthy();
+    expect(within(candidates).getByText(/pid 4242/)).toBeTruthy();
+    expect(await screen.findByText('No previews on vps. Start a dev server there, or add a port below.')).toBeTruthy();
+    const laptop = screen.getByRole('region', { name: 'Previews on laptop' });
+    expect(within(laptop).getByText(/laptop is offline: connection refused/)).toBeTruthy();
+  });
+
+  it('Open serves the preview here and shows it in a new browser tab', async () => {
+    const { api, call } = fakeCore();
+    const opened = vi.spyOn(window, 'open').mockReturnValue(null);
+    render(<Harness api={api} />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Open preview mini:5173' }));
+    await vi.waitFor(() =>
+      expect(opened).toHaveBeenCalledWith('http://localhost:5173/', '_blank', 'noopener,noreferrer'),
+    );
+    expect(call).toHaveBeenCalledWith('previews.open', { host: 'mini', port: 5173 });
+  });
+
+  it('Add preview on a listening port makes it a preview of that host', async () => {
+    const { api, call } = fakeCore();
+    render(<Harness api={api} />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Add preview mini:3000' }));
+    expect(call).toHaveBeenCalledWith('previews.add', { host: 'mini', port: 3000 });
+    await screen.findByRole('listitem', { name: 'Preview mini:3000' });
+    expect(screen.queryByRole('button', { name: 'Add preview mini:3000' })).toBeNull();
+  });
+
+  it('a port out of range in the form is refused with a message, and nothing is asked of the host', async () => {
+    const { api, call } = fakeCore();
+    render(<Harness api={api} />);
+    const form = await screen.findByRole('form', { name: 'Add a preview on vps' });
+    for (const typed of ['70000', '0', 'abc', '51.73']) {
+      fireEvent.change(within(form).getByLabelText('Port'), { target: { value: typed } });
+      fireEvent.click(within(form).getByRole('button', { name: /Add port/ }));
+      expect(within(form).getByRole('alert').textContent).toMatch(/whole number from 1 to 65535/);
+    }
+    expect(call.mock.calls.filter(([method]) => method === 'previews.add')).toEqual([]);
+
+    fireEvent.change(within(form).getByLabelText('Port'), { target: { value: '8080' } });
+    fireEvent.change(within(form).getByLabelText('Label (optional)'), { target: { value: 'api' } });
+    fireEvent.click(within(form).getByRole('button', { name: /Add port/ }));
+    expect(call).toHaveBeenCalledWith('previews.add', { host: 'vps', port: 8080, label: 'api' });
+    await screen.findByRole('listitem', { name: 'Preview vps:8080' });
+    expect(within(form).queryByRole('alert')).toBeNull();
+  });
+
+  it('a preview added or closed elsewhere shows at once', async () => {
+    const { api, call, state, push } = fakeCore();
+    render(<Harness api={api} />);
+    await screen.findByText(/No previews on vps/);
+    const listingsBefore = call.mock.calls.length;
+    const grpc = { port: 9000, label: null, created_at: 2, listening: true, local_url: 'http://localhost:9000/' };
+    state['vps']!.previews.push(grpc);
+    push({ host: 'vps', previews: [grpc] });
+    expect(screen.getByRole('button', { name: 'Stop serving preview vps:9000' })).toBeTruthy();
+    state['vps']!.previews = [{ ...grpc, local_url: null }];
+    push({ host: 'vps', previews: state['vps']!.previews });
+    expect(screen.queryByRole('button', { name: 'Stop serving preview vps:9000' })).toBeNull();
+    // The listing that each event starts agrees, and leaves it so.
+    await vi.waitFor(() => expect(call).toHaveBeenCalledTimes(listingsBefore + 2));
+    expect(screen.queryByRole('button', { name: 'Stop serving preview vps:9000' })).toBeNull();
+  });
+
+  it('the palette offers to open each preview and to add each port that listens', () => {
+    const commands = {
+      openPreview: vi.fn(),
+      addPreview: vi.fn(),
+      showPreviews: vi.fn(),
+    } as Partial<PaletteCommands> as PaletteCommands;
+    const vite = 'node /home/me/app/node_modules/vite/bin/vite.js --port 5174 --strictPort';
+    const actions = paletteActions(
+      {
+        hosts,
+        sessions: {},
+        jobs: [],
+        previews: {
+          mini: {
+            previews: [web],
+            listening: [
+              { port: 5174, address: '127.0.0.1', pid: 7, process: vite },
+              { port: 2024, address: '0.0.0.0', pid: null, process: null },
+            ],
+            error: null,
+          },
+        },
+        tabs: [],
+        activeTab: undefined,
+      },
+      commands,
+    ).filter((a) => a.group === 'Previews');
+    expect(actions.map((a) => a.label)).toEqual([
+      'Open preview mini:5173',
+      'Show previews',
+      'Add preview mini:5174 (node /home/me/app/node_modules/vite/bin…)',
+      'Add preview mini:2024',
+    ]);
+    actions[0]!.run();
+    actions[2]!.run();
+    expect(commands.openPreview).toHaveBeenCalledWith('mini', 5173);
+    expect(commands.addPreview).toHaveBeenCalledWith('mini', 5174);
+  });
+});
