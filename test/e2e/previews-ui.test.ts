@@ -244,6 +244,15 @@ describe('previews in the web UI, with a real Vite dev server on the host', () =
     expect(served.filter((s) => s.status >= 400)).toEqual([]);
     const row = page.getByRole('listitem', { name: `Preview mini:${vitePort}`, exact: true });
     await row.getByRole('link', { name: previewUrl.href }).waitFor({ timeout: 5_000 });
+    // mini is this computer: the UI's own port and the preview it serves are not dev servers to add.
+    await page.getByRole('button', { name: 'Refresh previews on mini', exact: true }).click();
+    const candidates = page.getByRole('list', { name: 'Listening ports on mini', exact: true });
+    await candidates.waitFor({ timeout: 10_000 });
+    for (const own of [previewUrl.port, new URL(ui.url).port]) {
+      await expect(
+        candidates.getByRole('button', { name: `Add preview mini:${own}`, exact: true }).count(),
+      ).resolves.toBe(0);
+    }
     await page.screenshot({ path: join(SHOTS, 'previews.png') });
   });
 

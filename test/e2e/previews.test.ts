@@ -269,6 +269,7 @@ describe('previews through the CLI', () => {
     expect(after.body).toContain(`port ${dev.port} on box is not a preview any more`);
     const again = await hangar(host.home, ['preview', 'rm', 'box', String(dev.port)]);
     expect(again.code).toBe(3);
+    expect(again.stderr).toContain(`port ${dev.port} is not a preview on box (see: hangar preview ls box)`);
   });
 
   it('a dev server that is not running gets a 502 page that says to start it', async () => {

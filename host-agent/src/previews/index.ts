@@ -176,8 +176,5 @@ function toInfo(record: PreviewRecord, listening: boolean): PreviewInfo {
 }
 
 function notAPreview(port: number): HangarError {
-  return new HangarError(
-    'E_NOT_FOUND',
-    `port ${port} is not a preview on this host; add it first (hangar preview add <host> ${port})`,
-  );
+  return new HangarError('E_NOT_FOUND', `port ${port} is not a preview on this host; add it first`);
 }

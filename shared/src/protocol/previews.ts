@@ -36,6 +36,7 @@ export const ListeningPort = z.object({
   address: z.string().max(64),
   /** The owning process, when the agent may see it (its own user's processes). */
   pid: z.number().int().positive().nullable(),
+  /** Its command line, shortened (`node vite --port 5173`): says more than a process name. */
   process: z.string().max(256).nullable(),
 });
 export type ListeningPort = z.infer<typeof ListeningPort>;

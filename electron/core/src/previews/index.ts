@@ -48,8 +48,10 @@ export class PreviewsApi implements Disposable {
     return Promise.all(
       hosts.map(async (name): Promise<HostPreviews> => {
         try {
-          const listed = await this.connectionFor(name).call('preview.list', {});
-          return { host: name, previews: this.views(name, listed.previews), listening: listed.listening };
+          const connection = this.connectionFor(name);
+          const listed = await connection.call('preview.list', {});
+          const listening = isThisComputer(connection.host) ? this.withoutOwnPorts(listed.listening) : listed.listening;
+          return { host: name, previews: this.views(name, listed.previews), listening };
         } catch (error) {
           if (host) throw error;
           const failure = toHangarError(error);
@@ -70,7 +72,19 @@ export class PreviewsApi implements Disposable {
 
   /** Unregisters the port on the host (which cuts its connections there) and stops serving it here. */
   async remove(host: string, port: number): Promise<void> {
-    await this.connectionFor(host).call('preview.remove', { port: parseOrThrow(PreviewPort, port, 'port') });
+    try {
+      await this.connectionFor(host).call('preview.remove', { port: parseOrThrow(PreviewPort, port, 'port') });
+    } catch (error) {
+      const failure = toHangarError(error);
+      // The agent cannot know what this computer calls it.
+      if (failure.code === 'E_NOT_FOUND') {
+        throw new HangarError(
+          'E_NOT_FOUND',
+          `port ${port} is not a preview on ${host} (see: hangar preview ls ${host})`,
+        );
+      }
+      throw failure;
+    }
     await this.close(host, port);
   }
 
@@ -162,6 +176,15 @@ export class PreviewsApi implements Disposable {
       const [name, port] = splitKey(key);
       if (!names.has(name)) void this.close(name, port);
     }
+  }
+
+  /**
+   * On a host that is this computer, this core's own listeners (web mode's port, the previews it
+   * serves) listen there too: they are not dev servers to add.
+   */
+  private withoutOwnPorts(listening: ListeningPort[]): ListeningPort[] {
+    const served = new Set([...this.opened.values()].map((f) => f.localPort));
+    return listening.filter((l) => l.pid !== process.pid && !served.has(l.port));
   }
 
   views(host: string, previews: PreviewInfo[]): PreviewView[] {
