@@ -89,7 +89,7 @@ export class LinkServer implements Disposable {
       ws.on('error', (error) => log.debug({ err: error.message }, 'link socket error'));
       const socket = req.socket as TLSSocket;
       const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      const transport = wrapWebSocket(ws);
+      const transport = wrapWebSocket(ws, { socket, later: setImmediate });
       const timer = setTimeout(() => {
         log.info({ remoteAddress }, 'handshake timed out');
         ws.terminate();

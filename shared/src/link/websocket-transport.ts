@@ -71,7 +71,17 @@ function decodeCloseReason(code: number, reason: string): CloseReason {
   return { code: code === 1000 ? 'closed' : `websocket_${code}`, message: reason || `WebSocket closed (${code})` };
 }
 
-export function wrapWebSocket(ws: WebSocketLike): FrameTransport {
+/**
+ * Sends of one event-loop turn leave in one socket write: the frames a turn produces (a data
+ * frame, the acks of others, a response) would each be a TLS record and a syscall of their own.
+ * Node callers pass the TLS socket under the WebSocket and setImmediate (after this turn's I/O).
+ */
+export interface WriteBatching {
+  socket: { cork(): void; uncork(): void };
+  later(flush: () => void): void;
+}
+
+export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): FrameTransport {
   ws.binaryType = 'arraybuffer';
   const frames = new Emitter<Uint8Array>();
   const drains = new Emitter<void>();
@@ -124,9 +134,20 @@ export function wrapWebSocket(ws: WebSocketLike): FrameTransport {
     finish(closeReason ?? decodeCloseReason(event.code, event.reason));
   });
 
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    batching!.socket.uncork();
+  };
+
   const transport: FrameTransport = {
     send(frame) {
       if (closed || ws.readyState !== OPEN) return;
+      if (batching && !corked) {
+        corked = true;
+        batching.socket.cork();
+        batching.later(uncork);
+      }
       if (sendWithCallback) {
         pendingBytes += frame.length;
         sendWithCallback(frame, { binary: true }, () => {

@@ -71,7 +71,7 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
       socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)),
     );
     const ws = await openWebSocket(socket, target, options.address, deadline - Date.now());
-    transport = wrapWebSocket(ws);
+    transport = wrapWebSocket(ws, { socket, later: setImmediate });
     const pinned = options.pinned;
     const handshake = clientHandshake({
       transport,
