@@ -66,13 +66,9 @@ export class PreviewService implements Disposable {
     if (this.options.ownPorts().includes(port)) {
       throw new HangarError('E_BAD_REQUEST', `port ${port} is the Hangar agent's own link; it cannot be a preview`);
     }
-    const record = this.store.upsert(port, label ?? null, device);
-    const info = toInfo(
-      record,
-      (await listeningPorts()).some((l) => l.port === port),
-    );
-    await this.changed();
-    return info;
+    this.store.upsert(port, label ?? null, device);
+    const previews = await this.changed();
+    return previews.find((p) => p.port === port)!;
   }
 
   async remove(port: number): Promise<void> {
@@ -158,8 +154,11 @@ export class PreviewService implements Disposable {
     });
   }
 
-  private async changed(): Promise<void> {
-    this.options.publish('previews.changed', { previews: (await this.list()).previews });
+  /** Tells every client the previews as they are now, and returns them. */
+  private async changed(): Promise<PreviewInfo[]> {
+    const { previews } = await this.list();
+    this.options.publish('previews.changed', { previews });
+    return previews;
   }
 
   dispose(): void {
