@@ -1,12 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  HANGAR_BIN,
   ROOT,
   killTmuxServer,
   pairWith,
@@ -15,6 +13,15 @@ import {
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  SHOTS,
+  startWebUi,
+  supervise,
+  type ServingCli,
+  type Supervised,
+} from '../support/serving-cli.js';
 
 /**
  * Previews from the web UI, all real: a stock Vite app (no config) runs its dev server on the
@@ -22,69 +29,10 @@ import {
  * opens it in a new tab, sees an edit arrive through Vite's HMR WebSocket without a reload, and
  * removes it. Screenshots land in test/e2e/screenshots/.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'test', 'e2e', 'screenshots');
 const VITE_BIN = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
 /** What the brief promises for an edit to reach the page; the test fails only past HMR_LIMIT_MS. */
 const HMR_TARGET_MS = 1_000;
 const HMR_LIMIT_MS = 10_000;
-
-interface Child {
-  child: ChildProcess;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-function supervise(child: ChildProcess): Child {
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    // A process that ignores SIGTERM for 5 s is killed: the test must not leave it behind.
-    const forced = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(forced);
-  };
-  return { child, output: () => output, stop };
-}
-
-/** `hangar ui` in its own $HANGAR_HOME, as a user starts it; the URL is read from its output. */
-async function startWebUi(home: string): Promise<Child & { url: string }> {
-  const child = spawn(process.execPath, [HANGAR_BIN, 'ui'], {
-    env: { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const supervised = supervise(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`hangar ui printed no address in 15 s: ${supervised.output()}`)),
-      15_000,
-    );
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`hangar ui exited with ${code}: ${supervised.output()}`));
-    });
-  });
-  return { ...supervised, url };
-}
 
 /** A port free on 127.0.0.1 now (the OS picks it; Vite's --strictPort fails loudly if it is taken by then). */
 async function freePort(): Promise<number> {
@@ -115,7 +63,7 @@ function writeMainJs(dir: string, version: string): void {
 }
 
 /** Vite's dev server from the repo's own vite, in a folder with no config (none of the repo's applies). */
-async function startVite(appDir: string, port: number): Promise<Child> {
+async function startVite(appDir: string, port: number): Promise<Supervised> {
   const child = spawn(
     process.execPath,
     [VITE_BIN, '--port', String(port), '--strictPort', '--host', '127.0.0.1', '--clearScreen', 'false'],
@@ -160,8 +108,8 @@ describe('previews in the web UI, with a real Vite dev server on the host', () =
   let dir: string;
   let appDir: string;
   let agent: AgentProcess | undefined;
-  let ui: (Child & { url: string }) | undefined;
-  let vite: Child | undefined;
+  let ui: ServingCli | undefined;
+  let vite: Supervised | undefined;
   let browser: Browser | undefined;
   let context: BrowserContext;
   let page: Page;
@@ -248,7 +196,7 @@ describe('previews in the web UI, with a real Vite dev server on the host', () =
     await page.getByRole('button', { name: 'Refresh previews on mini', exact: true }).click();
     const candidates = page.getByRole('list', { name: 'Listening ports on mini', exact: true });
     await candidates.waitFor({ timeout: 10_000 });
-    for (const own of [previewUrl.port, new URL(ui.url).port]) {
+    for (const own of [previewUrl.port, new URL(ui!.url).port]) {
       await expect(
         candidates.getByRole('button', { name: `Add preview mini:${own}`, exact: true }).count(),
       ).resolves.toBe(0);

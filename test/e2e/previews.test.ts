@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HangarCore } from '../../electron/core/src/core.js';
 import { usePairedHost } from '../support/paired-host.js';
-import { HANGAR_BIN, hangar } from '../support/processes.js';
+import { hangar } from '../support/processes.js';
+import { startServingCli, type ServingCli } from '../support/serving-cli.js';
 
 /**
  * Previews through the CLI against a real agent: a dev server on the host (here: loopback of the
@@ -56,39 +57,20 @@ async function startDevServer(host = '127.0.0.1'): Promise<DevServer> {
   return dev;
 }
 
-interface OpenPreview {
-  url: string;
+interface OpenPreview extends ServingCli {
+  /** The port it serves on this computer. */
   port: number;
-  child: ChildProcess;
-  stop(): Promise<void>;
 }
 
-/** `hangar preview open box <port>` as a user runs it; the address is read from its output. */
+/** `hangar preview open box <port>` as a user runs it, stopped with Ctrl-C. */
 async function openPreview(home: string, port: number, extra: string[] = []): Promise<OpenPreview> {
-  const child = spawn(process.execPath, [HANGAR_BIN, 'preview', 'open', 'box', String(port), ...extra], {
-    env: { ...process.env, HANGAR_HOME: home },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no address within 15 s: ${stderr}`)), 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const match = /at (http:\/\/localhost:\d+\/)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`preview open exited with ${code}: ${stderr}`)));
-  });
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGINT');
-    await exited;
-  };
-  return { url, port: Number(new URL(url).port), child, stop };
+  const served = await startServingCli(
+    home,
+    ['preview', 'open', 'box', String(port), ...extra],
+    /at (http:\/\/localhost:\d+\/)/,
+    'SIGINT',
+  );
+  return { ...served, port: Number(new URL(served.url).port) };
 }
 
 interface Answer {

@@ -1,12 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  HANGAR_BIN,
-  ROOT,
   hangar,
   hangarAgent,
   killTmuxServer,
@@ -15,58 +11,13 @@ import {
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
+import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /**
  * The web UI in Debian's Chromium against `hangar ui`, a real agent and tmux: what a user does
  * with the mouse-free keyboard flow, checked on screen. Screenshots land in test/e2e/screenshots/.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'test', 'e2e', 'screenshots');
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
-
-interface WebUi {
-  child: ChildProcess;
-  url: string;
-  origin: string;
-  stop(): Promise<void>;
-}
-
-/** `hangar ui` in its own $HANGAR_HOME, as a user starts it; the URL is read from its output. */
-async function startWebUi(home: string): Promise<WebUi> {
-  const child = spawn(process.execPath, [HANGAR_BIN, 'ui'], {
-    env: { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hangar ui printed no address in 15 s: ${stderr}`)), 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`hangar ui exited with ${code}: ${stderr}`)));
-  });
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    await exited;
-  };
-  return { child, url, origin: new URL(url).origin, stop };
-}
-
 /** Text of the visible rows of the terminal pane for host/session (the DOM renderer's rows). */
 async function screenText(page: Page, target: string): Promise<string> {
   return page
@@ -101,7 +52,7 @@ describe('the web UI in a real browser', () => {
   let home: string;
   let agent: AgentProcess;
   let proxy: TcpProxy;
-  let ui: WebUi;
+  let ui: Awaited<ReturnType<typeof startWebUi>>;
   let browser: Browser;
   let page: Page;
 

@@ -20,3 +20,18 @@ export function ago(ms: number, now = Date.now()): string {
   if (s < 86400) return `${Math.round(s / 3600)}h ago`;
   return `${Math.round(s / 86400)}d ago`;
 }
+
+/**
+ * A listing over every host goes on past a host it cannot reach: says which (stderr) and gives
+ * the exit status, 5 (unreachable) if any was.
+ */
+export function reportUnreachable(groups: { host: string; error?: { message: string } | undefined }[]): number {
+  let status = 0;
+  for (const g of groups) {
+    if (g.error) {
+      process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
+      status = 5;
+    }
+  }
+  return status;
+}

@@ -1,7 +1,7 @@
 import type { HangarCore } from '@hangar/desktop/core';
 import type { AttemptInfo, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
-import { ago, printJson, table } from '../output.js';
+import { ago, printJson, reportUnreachable, table } from '../output.js';
 import { withCore } from '../run.js';
 import { formatDuration, parseCount } from './job-output.js';
 
@@ -36,14 +36,7 @@ export function registerJobs(program: Command): void {
             table(['ID', 'HOST', 'STATE', 'EXECUTOR', 'ATTEMPT', 'EXIT', 'CREATED', 'COMMAND'], rows),
           );
         else process.stdout.write('no jobs; start one with: hangar run -c "<command>"\n');
-        let status = 0;
-        for (const g of groups) {
-          if (g.error) {
-            process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
-            status = 5;
-          }
-        }
-        return status;
+        return reportUnreachable(groups);
       }),
     );
 

@@ -1,7 +1,7 @@
 import type { HangarCore, HostPreviews } from '@hangar/desktop/core';
 import { nodePlatform } from '@hangar/desktop/core';
 import type { Command } from 'commander';
-import { ago, printJson, table } from '../output.js';
+import { ago, printJson, reportUnreachable, table } from '../output.js';
 import { parsePort } from '../options.js';
 import { withCore } from '../run.js';
 
@@ -20,14 +20,7 @@ export function registerPreview(program: Command): void {
         const groups = await core.previews.list(host);
         if (options.json) return printJson(groups);
         printPreviews(groups);
-        let status = 0;
-        for (const g of groups) {
-          if (g.error) {
-            process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
-            status = 5;
-          }
-        }
-        return status;
+        return reportUnreachable(groups);
       }),
     );
 

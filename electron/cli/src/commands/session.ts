@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { ago, printJson, table } from '../output.js';
+import { ago, printJson, reportUnreachable, table } from '../output.js';
 import { collect, parseEnv } from '../options.js';
 import { withCore } from '../run.js';
 
@@ -68,14 +68,7 @@ export function registerSession(program: Command): void {
           process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE'], rows));
         else
           process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
-        let status = 0;
-        for (const g of groups) {
-          if ('error' in g && g.error) {
-            process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
-            status = 5;
-          }
-        }
-        return status;
+        return reportUnreachable(groups);
       }),
     );
 

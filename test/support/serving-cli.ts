@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { HANGAR_BIN, ROOT } from './processes.js';
+
+/** Debian's Chromium, driven by playwright-core (no browser download), with the flags CI needs. */
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+];
+/** Screenshots of the UI tests, for a reviewer to look at (gitignored). */
+export const SHOTS = join(ROOT, 'test', 'e2e', 'screenshots');
+
+export interface Supervised {
+  child: ChildProcess;
+  /** Everything it printed so far, both streams, for error messages. */
+  output(): string;
+  /** Stops it (SIGKILL if it ignores the signal for 5 s) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+export function supervise(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Supervised {
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    // A process that ignores the signal for 5 s is killed: a test must not leave it behind.
+    const forced = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(forced);
+  };
+  return { child, output: () => output, stop };
+}
+
+export interface ServingCli extends Supervised {
+  /** The address it printed (the first capture group of the pattern). */
+  url: string;
+}
+
+/**
+ * Runs a `hangar` command that serves until stopped (`hangar ui`, `hangar preview open`) in its
+ * own $HANGAR_HOME, as a user starts it, and resolves once it prints the address it serves.
+ */
+export async function startServingCli(
+  home: string,
+  args: string[],
+  address: RegExp,
+  stopSignal: NodeJS.Signals = 'SIGTERM',
+): Promise<ServingCli> {
+  const child = spawn(process.execPath, [HANGAR_BIN, ...args], {
+    env: { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const supervised = supervise(child, stopSignal);
+  const what = `hangar ${args.join(' ')}`;
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${what} printed no address in 15 s: ${supervised.output()}`)),
+      15_000,
+    );
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const match = address.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${supervised.output()}`));
+    });
+  });
+  return { ...supervised, url };
+}
+
+/** `hangar ui` (web mode); `origin` is what its page is served from. */
+export async function startWebUi(home: string): Promise<ServingCli & { origin: string }> {
+  const ui = await startServingCli(home, ['ui'], /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/);
+  return { ...ui, origin: new URL(ui.url).origin };
+}
