@@ -133,7 +133,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         onLink: (link) => {
           const peer = new ClientPeer(link, procedures, logger.child({ component: 'peer', device: link.device.name }));
           peers.add(peer);
-          peer.mux.onClose(() => peers.delete(peer));
+          previews.setWatching(true);
+          peer.mux.onClose(() => {
+            peers.delete(peer);
+            previews.setWatching(peers.size > 0);
+          });
         },
       }),
     );

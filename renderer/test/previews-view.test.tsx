@@ -158,21 +158,24 @@ describe('previews view', () => {
     expect(within(form).queryByRole('alert')).toBeNull();
   });
 
-  it('a preview added or closed elsewhere shows at once', async () => {
+  it('a preview added or closed elsewhere, or a dev server that starts, shows at once without asking', async () => {
     const { api, call, state, push } = fakeCore();
     render(<Harness api={api} />);
     await screen.findByText(/No previews on vps/);
     const listingsBefore = call.mock.calls.length;
     const grpc = { port: 9000, label: null, created_at: 2, listening: true, local_url: 'http://localhost:9000/' };
     state['vps']!.previews.push(grpc);
-    push({ host: 'vps', previews: [grpc] });
+    push({ host: 'vps', previews: [grpc], listening: [] });
     expect(screen.getByRole('button', { name: 'Stop serving preview vps:9000' })).toBeTruthy();
     state['vps']!.previews = [{ ...grpc, local_url: null }];
-    push({ host: 'vps', previews: state['vps']!.previews });
+    push({ host: 'vps', previews: state['vps']!.previews, listening: [] });
     expect(screen.queryByRole('button', { name: 'Stop serving preview vps:9000' })).toBeNull();
-    // The listing that each event starts agrees, and leaves it so.
-    await vi.waitFor(() => expect(call).toHaveBeenCalledTimes(listingsBefore + 2));
-    expect(screen.queryByRole('button', { name: 'Stop serving preview vps:9000' })).toBeNull();
+    // A dev server started on the host: the event carries it as a candidate.
+    const storybook = { port: 6006, address: '127.0.0.1', pid: 77, process: 'node storybook dev' };
+    push({ host: 'vps', previews: state['vps']!.previews, listening: [storybook] });
+    expect(screen.getByRole('button', { name: 'Add preview vps:6006' })).toBeTruthy();
+    // Events are the whole picture: nothing is listed again after them.
+    expect(call).toHaveBeenCalledTimes(listingsBefore);
   });
 
   it('the palette offers to open each preview and to add each port that listens', () => {

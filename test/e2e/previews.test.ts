@@ -334,6 +334,42 @@ describe('previews through the CLI', () => {
     expect(again[0]!.listening.map((l) => l.port)).not.toContain(port);
   });
 
+  it('a dev server that starts or stops on the host is told to connected clients within seconds', async () => {
+    const core = await HangarCore.open({ home: host.home });
+    cleanup.push(() => core.dispose());
+    const connection = core.connection('box');
+    await connection.link();
+    const events: { listening: { port: number; process: string | null }[] }[] = [];
+    connection.onEvent(({ event, data }) => {
+      if (event === 'previews.changed') events.push(data as (typeof events)[number]);
+    });
+    const waitFor = async (what: string, test: (ports: number[]) => boolean) => {
+      const deadline = Date.now() + 8000;
+      while (Date.now() < deadline) {
+        if (events.some((e) => test(e.listening.map((l) => l.port)))) return Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error(`no previews.changed ${what} within 8 s`);
+    };
+    await connection.call('preview.list', {}); // what this client has seen: the dev server starts after it
+    const startedAt = Date.now();
+    const child = spawn(process.execPath, [
+      '-e',
+      "require('net').createServer().listen(0, '127.0.0.1', function () { console.log(this.address().port) })",
+    ]);
+    cleanup.push(() => child.kill());
+    const port = await new Promise<number>((resolve) =>
+      createInterface({ input: child.stdout }).once('line', (line) => resolve(Number(line))),
+    );
+    const seenAt = await waitFor(`with port ${port}`, (ports) => ports.includes(port));
+    expect(seenAt - startedAt).toBeLessThan(5000);
+    const found = events.find((e) => e.listening.some((l) => l.port === port))!;
+    expect(found.listening.find((l) => l.port === port)!.process).toMatch(/^node/);
+    events.length = 0;
+    child.kill();
+    await waitFor(`without port ${port}`, (ports) => !ports.includes(port));
+  });
+
   it('an open preview serves again after the agent restarts, and the agent still has it', async () => {
     const dev = await devServer();
     await add(dev.port);

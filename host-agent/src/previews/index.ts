@@ -12,7 +12,7 @@ import {
 import type Database from 'better-sqlite3';
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { listeningPorts } from './listening-ports.js';
+import { listeningFingerprint, listeningPorts } from './listening-ports.js';
 import { PreviewStore, type PreviewRecord } from './preview-store.js';
 
 export interface PreviewServiceOptions {
@@ -24,10 +24,17 @@ export interface PreviewServiceOptions {
   /** Open preview connections one link may hold (a browser opens ~6 per origin; HMR one more). */
   maxConnectionsPerLink?: number;
   connectTimeoutMs?: number;
+  /** How often, while clients are connected, to look whether a dev server started or stopped. */
+  watchIntervalMs?: number;
 }
 
 const DEFAULT_MAX_CONNECTIONS_PER_LINK = 256;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A dev server shows up in the UI within this of listening. Linux reads /proc's two tables
+ * (cheap); elsewhere (macOS) each look is an lsof run over every process: less often.
+ */
+const DEFAULT_WATCH_INTERVAL_MS = process.platform === 'linux' ? 2000 : 10_000;
 /** Dev servers bind one of these alone as often as both (Node resolves `localhost` either way). */
 const LOOPBACKS = ['127.0.0.1', '::1'] as const;
 type Loopback = (typeof LOOPBACKS)[number];
@@ -48,18 +55,30 @@ export class PreviewService implements Disposable {
   private readonly store: PreviewStore;
   private readonly live = new Map<number, Set<LinkStream>>();
   private readonly perLink = new WeakMap<Mux, number>();
+  private watchTimer: NodeJS.Timeout | undefined;
+  private lastFingerprint: string | undefined;
 
   constructor(private readonly options: PreviewServiceOptions) {
     this.store = new PreviewStore(options.db);
   }
 
-  async list(): Promise<PreviewListResult> {
+  /**
+   * The previews and the candidates as they are now. What a caller sees is also the baseline the
+   * watch compares with; if ports moved since the last look, every client is told (`publish`
+   * forces it), so none misses a change that this caller happened to see first.
+   */
+  async list(options: { publish?: boolean } = {}): Promise<PreviewListResult> {
     const own = new Set(this.options.ownPorts());
-    const listening = (await listeningPorts()).filter((l) => !own.has(l.port) && l.pid !== process.pid);
+    const [found, fingerprint] = await Promise.all([listeningPorts(), listeningFingerprint()]);
+    const moved = this.lastFingerprint !== undefined && this.lastFingerprint !== fingerprint;
+    this.lastFingerprint = fingerprint;
+    const listening = found.filter((l) => !own.has(l.port) && l.pid !== process.pid);
     const open = new Set(listening.map((l) => l.port));
     const previews = this.store.list().map((record) => toInfo(record, open.has(record.port)));
     const registered = new Set(previews.map((p) => p.port));
-    return { previews, listening: listening.filter((l) => !registered.has(l.port)) };
+    const listed = { previews, listening: listening.filter((l) => !registered.has(l.port)) };
+    if (options.publish || moved) this.options.publish('previews.changed', listed);
+    return listed;
   }
 
   async add(port: number, label: string | undefined, device: string): Promise<PreviewInfo> {
@@ -154,14 +173,43 @@ export class PreviewService implements Disposable {
     });
   }
 
-  /** Tells every client the previews as they are now, and returns them. */
+  /** Tells every client the previews and candidates as they are now, and returns the previews. */
   private async changed(): Promise<PreviewInfo[]> {
-    const { previews } = await this.list();
-    this.options.publish('previews.changed', { previews });
-    return previews;
+    return (await this.list({ publish: true })).previews;
+  }
+
+  /**
+   * While clients are connected, notices ports that start or stop listening (a dev server
+   * started in a session) and tells them, so nobody has to poll. Off when nobody listens.
+   */
+  setWatching(on: boolean): void {
+    if (on === (this.watchTimer !== undefined)) return;
+    if (!on) {
+      clearInterval(this.watchTimer);
+      this.watchTimer = undefined;
+      return;
+    }
+    let looking = false;
+    const look = () => {
+      if (looking) return;
+      looking = true;
+      this.lookForChanges()
+        .catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not list listening ports'))
+        .finally(() => (looking = false));
+    };
+    this.watchTimer = setInterval(look, this.options.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS);
+    this.watchTimer.unref();
+    look(); // the baseline, now: a port that starts from here on is news
+  }
+
+  private async lookForChanges(): Promise<void> {
+    const fingerprint = await listeningFingerprint();
+    if (this.lastFingerprint === undefined) this.lastFingerprint = fingerprint;
+    else if (fingerprint !== this.lastFingerprint) await this.changed();
   }
 
   dispose(): void {
+    this.setWatching(false);
     for (const streams of this.live.values()) {
       for (const stream of streams)
         stream.close({ code: 'E_UNAVAILABLE', message: 'agent stopping' }, { flush: false });

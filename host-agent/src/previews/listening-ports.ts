@@ -15,6 +15,25 @@ export async function listeningPorts(options: { procRoot?: string; lsof?: string
   return dedupe(found);
 }
 
+/**
+ * A cheap fingerprint of what listens, to notice a dev server starting or stopping: /proc's two
+ * tables without looking up owners (a few KB read); where there is no /proc, lsof's answer.
+ */
+export async function listeningFingerprint(options: { procRoot?: string; lsof?: string } = {}): Promise<string> {
+  const procRoot = options.procRoot ?? '/proc';
+  const tables = await Promise.all(
+    ['tcp', 'tcp6'].map((name) => readFile(`${procRoot}/net/${name}`, 'utf8').catch(() => undefined)),
+  );
+  if (tables.every((table) => table === undefined)) {
+    return JSON.stringify(await lsofListeners(options.lsof ?? 'lsof'));
+  }
+  const found = tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
+  return found
+    .map((l) => `${l.address}:${l.port}`)
+    .sort()
+    .join(' ');
+}
+
 interface RawListener {
   port: number;
   address: string;

@@ -36,11 +36,6 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const [selectedJob, setSelectedJob] = useState<{ host: string; id: string }>();
   const hosts = useMemo(() => data.hosts ?? [], [data.hosts]);
   const previews = usePreviews(api, hosts);
-  const refreshPreviews = previews.refresh;
-  // The palette offers listening ports as previews to add: list them as of now.
-  useEffect(() => {
-    if (paletteOpen) refreshPreviews();
-  }, [paletteOpen, refreshPreviews]);
   // A bell from a terminal on screen needs no mark: the user is looking at it.
   const { bells, clearBell } = data;
   const onScreen = view === 'terminals' ? tabs.tabs.find((t) => t.id === tabs.activeId)?.panes : undefined;

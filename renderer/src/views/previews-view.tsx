@@ -8,20 +8,11 @@ export interface PreviewsViewProps {
   previews: PreviewsData;
 }
 
-/**
- * While the view is on screen, candidates are listed again this often: nothing tells the UI that
- * a dev server started on a host, and listing reads the host's socket tables, so not every second.
- */
-const CANDIDATE_POLL_MS = 10_000;
-
 /** Dev servers on each host, served on this computer: open, stop, remove, and ports to add. */
 export default function PreviewsView({ hosts, previews }: PreviewsViewProps) {
   const { refresh } = previews;
-  useEffect(() => {
-    refresh();
-    const poll = setInterval(() => refresh(), CANDIDATE_POLL_MS);
-    return () => clearInterval(poll);
-  }, [refresh]);
+  // Events keep the lists current; showing the view lists once more, in case one was missed.
+  useEffect(() => refresh(), [refresh]);
 
   if (hosts.length === 0) {
     return (

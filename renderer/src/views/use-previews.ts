@@ -24,9 +24,9 @@ export interface PreviewsData {
 }
 
 /**
- * Previews of every online host, pushed on previews.changed. The host sends no event when a port
- * merely starts or stops listening, so candidates are fresh only as of the last refresh: the
- * view refreshes when shown (and while shown), the palette when it opens.
+ * Previews of every online host, listed when it comes online, then pushed on previews.changed:
+ * the host tells when a preview is added or removed and when a port starts or stops listening
+ * (a dev server started in a session), so nothing here polls.
  */
 export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
   const [byHost, setByHost] = useState<Record<string, HostPreviews>>({});
@@ -83,24 +83,13 @@ export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
   }, [online, refreshHost]);
 
   useEffect(() => {
-    const subscription = api.on('previews.changed', ({ host, previews }) => {
-      setByHost((all) => {
-        const ports = new Set(previews.map((p) => p.port));
-        const before = all[host];
-        return {
-          ...all,
-          [host]: {
-            previews,
-            listening: (before?.listening ?? []).filter((l) => !ports.has(l.port)),
-            error: null,
-          },
-        };
-      });
-      // The event carries previews only: a removed one may be a listening candidate again.
-      refresh(host);
+    const subscription = api.on('previews.changed', ({ host, previews, listening }) => {
+      // A newer event wins over a listing still on its way.
+      generation.current.set(host, (generation.current.get(host) ?? 0) + 1);
+      setByHost((all) => ({ ...all, [host]: { previews, listening, error: null } }));
     });
     return () => void subscription.dispose();
-  }, [api, refresh]);
+  }, [api]);
 
   const open = useCallback(
     async (host: string, port: number) => {

@@ -171,7 +171,10 @@ export const CORE_EVENTS = {
   /** A session rang its bell: it may be waiting for the user (the core also shows a notification). */
   'session.bell': z.object({ host: HostName, name: SessionName }),
   'terminal.status': TerminalStatusEvent,
-  /** A host's previews changed (added, removed, opened or closed here). */
-  'previews.changed': z.object({ host: HostName, previews: z.array(PreviewView) }),
+  /**
+   * A host's previews changed (added, removed, opened or closed here), or a port there started or
+   * stopped listening: its previews and candidates as previews.list would give them.
+   */
+  'previews.changed': z.object({ host: HostName, previews: z.array(PreviewView), listening: z.array(ListeningPort) }),
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

@@ -69,7 +69,8 @@ export const PreviewConnectResult = z.object({
   source_port: PreviewPort,
 });
 
-export const PreviewsChangedEvent = z.object({ previews: z.array(PreviewInfo) });
+/** A preview was added or removed, or a port started or stopped listening: the whole picture. */
+export const PreviewsChangedEvent = PreviewListResult;
 
 /**
  * Both ends open a preview stream with this window. Loopback measured: 256 KiB (the terminal

@@ -144,7 +144,7 @@ export class HostMonitor implements Disposable {
           if (parsed.success) this.bell(name, parsed.data.name);
         } else if (event === 'previews.changed') {
           const parsed = PreviewsChangedEvent.safeParse(data);
-          if (parsed.success) this.core.previews.hostReported(name, parsed.data.previews);
+          if (parsed.success) this.core.previews.hostReported(name, parsed.data);
         }
       }),
     );

@@ -8,6 +8,7 @@ import {
   type Disposable,
   type ListeningPort,
   type PreviewInfo,
+  type PreviewListResult,
   type PreviewView,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
@@ -32,7 +33,11 @@ export class PreviewsApi implements Disposable {
   /** The ones listening (one still starting has no address yet). */
   private readonly opened = new Map<string, PreviewForwarder>();
   private readonly loopbackPeers: LoopbackPeers = new Map();
-  private readonly changedEmitter = new Emitter<{ host: string; previews: PreviewView[] }>();
+  private readonly changedEmitter = new Emitter<{
+    host: string;
+    previews: PreviewView[];
+    listening: ListeningPort[];
+  }>();
   /** A host's previews changed: registered, removed, or opened or closed on this computer. */
   readonly onChanged = this.changedEmitter.event;
 
@@ -48,10 +53,8 @@ export class PreviewsApi implements Disposable {
     return Promise.all(
       hosts.map(async (name): Promise<HostPreviews> => {
         try {
-          const connection = this.connectionFor(name);
-          const listed = await connection.call('preview.list', {});
-          const listening = isThisComputer(connection.host) ? this.withoutOwnPorts(listed.listening) : listed.listening;
-          return { host: name, previews: this.views(name, listed.previews), listening };
+          const listed = await this.connectionFor(name).call('preview.list', {});
+          return { host: name, ...this.present(name, listed) };
         } catch (error) {
           if (host) throw error;
           const failure = toHangarError(error);
@@ -111,8 +114,8 @@ export class PreviewsApi implements Disposable {
 
   private async startForwarder(host: string, port: number, localPort?: number): Promise<PreviewForwarder> {
     const connection = this.connectionFor(host);
-    const { previews } = await connection.call('preview.list', {});
-    if (!previews.some((p) => p.port === port)) {
+    const listed = await connection.call('preview.list', {});
+    if (!listed.previews.some((p) => p.port === port)) {
       throw new HangarError(
         'E_NOT_FOUND',
         `port ${port} is not a preview on ${host}; add it first with: hangar preview add ${host} ${port}`,
@@ -134,7 +137,7 @@ export class PreviewsApi implements Disposable {
     }
     this.opened.set(key, forwarder);
     this.logger.info({ host, port, url: forwarder.url }, 'preview open');
-    this.changedEmitter.fire({ host, previews: this.views(host, previews) });
+    this.report(host, listed);
     return forwarder;
   }
 
@@ -160,13 +163,13 @@ export class PreviewsApi implements Disposable {
    * The host said what its previews are now: stop serving any it no longer has (another device
    * removed it) and tell the UIs.
    */
-  hostReported(host: string, previews: PreviewInfo[]): void {
-    const ports = new Set(previews.map((p) => p.port));
+  hostReported(host: string, listed: PreviewListResult): void {
+    const ports = new Set(listed.previews.map((p) => p.port));
     for (const key of this.forwarders.keys()) {
       const [name, port] = splitKey(key);
       if (name === host && !ports.has(port)) void this.close(host, port);
     }
-    this.changedEmitter.fire({ host, previews: this.views(host, previews) });
+    this.report(host, listed);
   }
 
   /** Hosts were removed or renamed: their forwarders go (a renamed host's previews reopen under the new name). */
@@ -187,8 +190,17 @@ export class PreviewsApi implements Disposable {
     return listening.filter((l) => l.pid !== process.pid && !served.has(l.port));
   }
 
-  views(host: string, previews: PreviewInfo[]): PreviewView[] {
-    return previews.map((p) => this.view(host, p));
+  /** What the UI sees of a host's listing: where each preview is served here, and real candidates. */
+  private present(host: string, listed: PreviewListResult): { previews: PreviewView[]; listening: ListeningPort[] } {
+    const sameMachine = isThisComputer(this.connectionFor(host).host);
+    return {
+      previews: listed.previews.map((p) => this.view(host, p)),
+      listening: sameMachine ? this.withoutOwnPorts(listed.listening) : listed.listening,
+    };
+  }
+
+  private report(host: string, listed: PreviewListResult): void {
+    this.changedEmitter.fire({ host, ...this.present(host, listed) });
   }
 
   private view(host: string, info: PreviewInfo): PreviewView {
@@ -198,7 +210,7 @@ export class PreviewsApi implements Disposable {
   private announce(host: string): void {
     this.connectionFor(host)
       .call('preview.list', {})
-      .then((listed) => this.changedEmitter.fire({ host, previews: this.views(host, listed.previews) }))
+      .then((listed) => this.report(host, listed))
       .catch((error: unknown) => this.logger.debug({ host, err: toHangarError(error) }, 'could not list previews'));
   }
 
