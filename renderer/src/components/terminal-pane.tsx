@@ -38,6 +38,9 @@ declare global {
 
 const isMac = typeof navigator !== 'undefined' && /Mac/.test(navigator.platform);
 
+/** Keystrokes kept while the terminal opens; a paste bigger than this before it is open is cut. */
+const EARLY_INPUT_LIMIT = 64 * 1024;
+
 /** One xterm attached to host/session through the core; survives link drops in place. */
 export function TerminalPane({ api, host, session, theme, visible, autoFocus }: TerminalPaneProps) {
   const container = useRef<HTMLDivElement>(null);
@@ -93,6 +96,17 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
     });
 
     let connection: TerminalConnection | undefined;
+    // Typed before the terminal is open (right after the tab appears): kept and sent once it is,
+    // as the CLI does while it reconnects, instead of dropped.
+    let early: string[] = [];
+    let earlyBytes = 0;
+    const send = (data: string) => {
+      if (connection) connection.input(data);
+      else if (earlyBytes + data.length <= EARLY_INPUT_LIMIT) {
+        early.push(data);
+        earlyBytes += data.length;
+      }
+    };
     let disposed = false;
     let skippedTimer: ReturnType<typeof setTimeout> | undefined;
     openTerminal(
@@ -117,15 +131,20 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
       },
     ).then(
       (opened) => {
-        if (disposed) opened.dispose();
-        else connection = opened;
+        if (disposed) {
+          opened.dispose();
+          return;
+        }
+        connection = opened;
+        for (const data of early) opened.input(data);
+        early = [];
       },
       (error: unknown) => !disposed && setEnded(`Could not open ${host}/${session}: ${describeError(error)}`),
     );
     const hooks = window.hangarBenchHooks;
     const parsed = hooks ? term.onWriteParsed(() => hooks.writeParsed(performance.now())) : undefined;
-    const input = term.onData((data) => connection?.input(data));
-    const binary = term.onBinary((data) => connection?.input(data));
+    const input = term.onData(send);
+    const binary = term.onBinary(send);
     let resizeTimer: ReturnType<typeof setTimeout> | undefined;
     const resizeSubscription = term.onResize(({ cols, rows }) => {
       clearTimeout(resizeTimer);
