@@ -20,6 +20,7 @@ import { JobsApi } from './jobs/index.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
 import { connectToHost } from './link/connect.js';
 import { PreviewsApi } from './previews/index.js';
+import { RememberedPreviews } from './previews/remembered.js';
 import { openCoreDb } from './state/db.js';
 import { hangarHome } from './state/paths.js';
 import { TerminalClient } from './terminal/terminal-client.js';
@@ -67,6 +68,7 @@ export class HangarCore {
     this.previews = new PreviewsApi(
       (host) => this.connection(host),
       () => this.registry.list().map((h) => h.name),
+      new RememberedPreviews(db),
       logger,
     );
     this.onHostsChanged(() => this.previews.hostsChanged());

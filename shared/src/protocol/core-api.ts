@@ -145,7 +145,8 @@ export const CORE_PROCEDURES = {
   'previews.remove': { params: PreviewRef, result: Empty },
   /**
    * Serves the preview on this computer (same port as on the host when free, else any) until
-   * previews.close or the core stops. Idempotent: an open preview answers with its address.
+   * previews.close. Idempotent: an open preview answers with its address. Remembered: the next
+   * UI core (npm start, hangar ui, the window) serves it again on the same port when free.
    */
   'previews.open': {
     params: PreviewRef.extend({ local_port: PreviewPort.optional() }),

@@ -142,7 +142,8 @@ export const coreHandlers: CoreHandlers = {
   },
 
   'previews.open': async (params, { core }) => ({
-    result: await core.previews.open(params.host, params.port, params.local_port),
+    // Opened from a UI: remembered, so the next npm start serves it again at the same address.
+    result: await core.previews.open(params.host, params.port, params.local_port, { remember: true }),
   }),
 
   'previews.close': async (params, { core }) => {

@@ -21,6 +21,8 @@ export class CoreApiServer implements Disposable {
     private readonly muxOptions?: Omit<MuxOptions, 'role'>,
   ) {
     this.monitor = new HostMonitor(core, platform, this.logger);
+    // A UI door is up: what UIs had open is served again (the CLI's own core does not do this).
+    void core.previews.restore();
   }
 
   serve(transport: FrameTransport): ApiConnection {

@@ -31,6 +31,8 @@ export interface ForwarderOptions {
   connection: () => PreviewLink;
   /** A port on this computer; default: the host's port when free here, else any free one. */
   localPort?: number;
+  /** Tried before the default (the port a remembered preview had), without failing if taken. */
+  preferLocalPort?: number;
   /**
    * The host is this computer: never take its port by default. The dev server may not be up
    * yet, and would then find its own port taken (and the host's dial would reach us).
@@ -59,8 +61,13 @@ export class PreviewForwarder implements Disposable {
   ) {}
 
   static async start(options: ForwarderOptions): Promise<PreviewForwarder> {
+    const usual = options.sameMachine ? [0] : [options.port, 0];
     const candidates =
-      options.localPort !== undefined ? [options.localPort] : options.sameMachine ? [0] : [options.port, 0];
+      options.localPort !== undefined
+        ? [options.localPort]
+        : options.preferLocalPort !== undefined
+          ? [options.preferLocalPort, ...usual]
+          : usual;
     let lastError: unknown;
     for (const candidate of candidates) {
       try {

@@ -13,6 +13,7 @@ import {
 } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { PreviewForwarder, type LoopbackPeers, type PreviewLink } from './forwarder.js';
+import type { RememberedPreviews } from './remembered.js';
 
 export { PreviewForwarder, type PreviewLink } from './forwarder.js';
 
@@ -44,6 +45,7 @@ export class PreviewsApi implements Disposable {
   constructor(
     private readonly connectionFor: (host: string) => PreviewLink,
     private readonly hostNames: () => string[],
+    private readonly remembered: RememberedPreviews,
     private readonly logger: Logger,
   ) {}
 
@@ -91,18 +93,20 @@ export class PreviewsApi implements Disposable {
     await this.close(host, port);
   }
 
-  /** Serves a registered preview on this computer; resolves once it listens. */
-  async open(host: string, port: number, localPort?: number): Promise<{ url: string; local_port: number }> {
+  /**
+   * Serves a registered preview on this computer; resolves once it listens. `remember`: a UI
+   * opened it, so the next UI core serves it again at the same address (restore()).
+   */
+  async open(
+    host: string,
+    port: number,
+    localPort?: number,
+    options: { remember?: boolean } = {},
+  ): Promise<{ url: string; local_port: number }> {
     parseOrThrow(PreviewPort, port, 'port');
     if (localPort !== undefined) parseOrThrow(PreviewPort, localPort, 'local port');
-    const key = keyOf(host, port);
-    let pending = this.forwarders.get(key);
-    if (!pending) {
-      pending = this.startForwarder(host, port, localPort);
-      this.forwarders.set(key, pending);
-      pending.catch(() => this.forwarders.delete(key));
-    }
-    const forwarder = await pending;
+    const forwarder = await this.serve(host, port, { ...(localPort !== undefined ? { localPort } : {}), verify: true });
+    if (options.remember) this.remembered.remember(host, port, forwarder.localPort);
     if (localPort !== undefined && forwarder.localPort !== localPort) {
       throw new HangarError(
         'E_EXISTS',
@@ -112,10 +116,47 @@ export class PreviewsApi implements Disposable {
     return { url: forwarder.url, local_port: forwarder.localPort };
   }
 
-  private async startForwarder(host: string, port: number, localPort?: number): Promise<PreviewForwarder> {
+  /**
+   * Serves again what UIs had open, each on its old local port when that is free (else another).
+   * The host need not be up: until it is, requests get a page that says so.
+   */
+  async restore(): Promise<void> {
+    const known = new Set(this.hostNames());
+    for (const { host, port, local_port } of this.remembered.list()) {
+      if (!known.has(host)) continue;
+      try {
+        const forwarder = await this.serve(host, port, { preferLocalPort: local_port, verify: false });
+        this.logger.info({ host, port, url: forwarder.url }, 'preview served again');
+      } catch (error) {
+        this.logger.warn({ host, port, err: toHangarError(error) }, 'could not serve a remembered preview');
+      }
+    }
+  }
+
+  /** One forwarder per host and port: an open one is returned as it is. */
+  private serve(
+    host: string,
+    port: number,
+    how: { localPort?: number; preferLocalPort?: number; verify: boolean },
+  ): Promise<PreviewForwarder> {
+    const key = keyOf(host, port);
+    let pending = this.forwarders.get(key);
+    if (!pending) {
+      pending = this.startForwarder(host, port, how);
+      this.forwarders.set(key, pending);
+      pending.catch(() => this.forwarders.delete(key));
+    }
+    return pending;
+  }
+
+  private async startForwarder(
+    host: string,
+    port: number,
+    how: { localPort?: number; preferLocalPort?: number; verify: boolean },
+  ): Promise<PreviewForwarder> {
     const connection = this.connectionFor(host);
-    const listed = await connection.call('preview.list', {});
-    if (!listed.previews.some((p) => p.port === port)) {
+    const listed = how.verify ? await connection.call('preview.list', {}) : undefined;
+    if (listed && !listed.previews.some((p) => p.port === port)) {
       throw new HangarError(
         'E_NOT_FOUND',
         `port ${port} is not a preview on ${host}; add it first with: hangar preview add ${host} ${port}`,
@@ -125,7 +166,8 @@ export class PreviewsApi implements Disposable {
       host,
       port,
       connection: () => this.connectionFor(host),
-      ...(localPort !== undefined ? { localPort } : {}),
+      ...(how.localPort !== undefined ? { localPort: how.localPort } : {}),
+      ...(how.preferLocalPort !== undefined ? { preferLocalPort: how.preferLocalPort } : {}),
       sameMachine: isThisComputer(connection.host),
       loopbackPeers: this.loopbackPeers,
       logger: this.logger,
@@ -137,12 +179,19 @@ export class PreviewsApi implements Disposable {
     }
     this.opened.set(key, forwarder);
     this.logger.info({ host, port, url: forwarder.url }, 'preview open');
-    this.report(host, listed);
+    if (listed) this.report(host, listed);
+    else this.announce(host);
     return forwarder;
   }
 
-  /** Stops serving it here (the host keeps the preview registered). */
+  /** Stops serving it here, for good (the host keeps the preview registered). */
   async close(host: string, port: number): Promise<void> {
+    this.remembered.forget(host, port);
+    await this.stop(host, port);
+  }
+
+  /** Stops serving it here; a remembered one comes back with the next UI core. */
+  private async stop(host: string, port: number): Promise<void> {
     const key = keyOf(host, port);
     const pending = this.forwarders.get(key);
     if (!pending) return;
@@ -177,7 +226,7 @@ export class PreviewsApi implements Disposable {
     const names = new Set(this.hostNames());
     for (const key of this.forwarders.keys()) {
       const [name, port] = splitKey(key);
-      if (!names.has(name)) void this.close(name, port);
+      if (!names.has(name)) void this.stop(name, port);
     }
   }
 

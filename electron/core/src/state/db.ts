@@ -16,6 +16,14 @@ const MIGRATIONS: readonly string[] = [
      embedded INTEGER NOT NULL DEFAULT 0,
      added_at INTEGER NOT NULL
    ) STRICT;`,
+  // Previews a UI opened: served again, on the same local port when free, when a UI core starts.
+  `CREATE TABLE open_previews (
+     host TEXT NOT NULL REFERENCES hosts(name) ON DELETE CASCADE ON UPDATE CASCADE,
+     port INTEGER NOT NULL,
+     local_port INTEGER NOT NULL,
+     opened_at INTEGER NOT NULL,
+     PRIMARY KEY (host, port)
+   ) STRICT;`,
 ];
 
 export function openCoreDb(home: string): Db {
