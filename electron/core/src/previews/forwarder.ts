@@ -169,8 +169,10 @@ export class PreviewForwarder implements Disposable {
     }
     // The host's dial may reach our listener a turn after its answer reaches us.
     await new Promise((resolve) => setImmediate(resolve));
+    // A loop: the host dialed `port` from sourcePort, and a forwarder here listening on `port`
+    // accepted that very connection (a source port alone may be shared by connections elsewhere).
     const looped = this.options.loopbackPeers.get(sourcePort);
-    if (looped) {
+    if (looped && looped.localPort === port) {
       looped.destroy();
       stream.close({ code: 'E_UNAVAILABLE', message: 'preview loops back to itself' }, { flush: false });
       socket.end(
