@@ -230,6 +230,39 @@ describe('previews through the CLI', () => {
     expect(dev.connections).toBe(0);
   });
 
+  it('one link holds at most 256 preview connections, and a closed one makes room', async () => {
+    const dev = await devServer();
+    await add(dev.port);
+    const core = await HangarCore.open({ home: host.home });
+    cleanup.push(() => core.dispose());
+    const connection = core.connection('box');
+    const mux = await connection.link();
+    const connectOne = async () => {
+      const stream = mux.openStream();
+      try {
+        await connection.call('preview.connect', { port: dev.port, stream_id: stream.id });
+        return stream;
+      } catch (error) {
+        stream.close();
+        throw error;
+      }
+    };
+    const held = [];
+    // In rounds: a link may have 64 requests in flight.
+    for (let round = 0; round < 10; round++) held.push(...(await Promise.all(Array.from({ length: 25 }, connectOne))));
+    // The last 20 asked at once: connections still dialing count against the limit too.
+    const last = await Promise.allSettled(Array.from({ length: 20 }, connectOne));
+    held.push(...last.filter((o) => o.status === 'fulfilled').map((o) => o.value));
+    expect(held).toHaveLength(256);
+    const refused = last.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(refused).toHaveLength(14);
+    expect(String(refused[0]!.reason)).toContain('this link already has 256 preview connections open');
+    await expect(connectOne()).rejects.toThrow(/256 preview connections/);
+    held[0]!.close({ code: 'eof', message: 'done' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await expect(connectOne()).resolves.toBeDefined();
+  });
+
   it('removing a preview cuts its open connections, and the next request gets a page saying so', async () => {
     const dev = await devServer();
     await add(dev.port);

@@ -106,31 +106,47 @@ export class PreviewService implements Disposable {
   async connect(port: number, mux: Mux, streamId: number): Promise<PreviewConnection> {
     if (!this.store.get(port)) throw notAPreview(port);
     const max = this.options.maxConnectionsPerLink ?? DEFAULT_MAX_CONNECTIONS_PER_LINK;
-    if ((this.perLink.get(mux) ?? 0) >= max) {
+    const held = this.perLink.get(mux) ?? 0;
+    if (held >= max) {
       throw new HangarError('E_UNAVAILABLE', `this link already has ${max} preview connections open; close some`);
     }
     if (mux.getStream(streamId)) throw new HangarError('E_BAD_REQUEST', `stream ${streamId} is already in use`);
-    const { socket, address } = await this.dial(port);
-    if (mux.closed || mux.getStream(streamId)) {
+    // Counted from now: connections still dialing count against the link's limit too.
+    this.perLink.set(mux, held + 1);
+    const release = () => this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
+    let dialed: { socket: Socket; address: Loopback };
+    try {
+      dialed = await this.dial(port);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const { socket, address } = dialed;
+    const refusal = !this.store.get(port)
+      ? notAPreview(port) // removed while we dialed: its connections were cut, this one too
+      : mux.closed || mux.getStream(streamId)
+        ? new HangarError('E_UNAVAILABLE', 'the link closed while connecting')
+        : undefined;
+    if (refusal) {
       socket.destroy();
-      throw new HangarError('E_UNAVAILABLE', 'the link closed while connecting');
+      release();
+      throw refusal;
     }
     const stream = mux.openStream({ id: streamId, window: PREVIEW_STREAM_WINDOW });
-    this.track(port, mux, stream);
+    this.track(port, stream, release);
     void spliceSocket(socket, stream).then((reason) =>
       this.options.logger.debug({ port, reason }, 'preview connection ended'),
     );
     return { address, sourcePort: socket.localPort!, start: () => socket.resume() };
   }
 
-  private track(port: number, mux: Mux, stream: LinkStream): void {
+  private track(port: number, stream: LinkStream, release: () => void): void {
     let streams = this.live.get(port);
     if (!streams) this.live.set(port, (streams = new Set()));
     streams.add(stream);
-    this.perLink.set(mux, (this.perLink.get(mux) ?? 0) + 1);
     stream.onClose(() => {
       this.live.get(port)?.delete(stream);
-      this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
+      release();
     });
   }
 
