@@ -46,7 +46,23 @@ function props(overrides: Partial<HostListProps> = {}): HostListProps {
     error: undefined,
     sessions: {
       mini: {
-        sessions: [{ name: 'agent', command: ['claude'], cwd: '/', created_at: 0, attached_clients: 0, alive: true }],
+        sessions: [
+          {
+            name: 'agent',
+            command: ['claude'],
+            cwd: '/',
+            created_at: 0,
+            attached_clients: 0,
+            alive: true,
+            agent: {
+              kind: 'claude-code',
+              state: 'waiting_input',
+              since: 0,
+              detail: 'Claude needs your permission to use Bash',
+            },
+          },
+          { name: 'shell', command: ['bash'], cwd: '/', created_at: 0, attached_clients: 0, alive: true, agent: null },
+        ],
         error: null,
       },
     },
@@ -86,6 +102,16 @@ describe('host list', () => {
     // No new session on a host that is not online.
     const laptop = screen.getByRole('listitem', { name: 'laptop, offline' });
     expect((within(laptop).getByRole('button', { name: 'New session' }) as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('shows what Claude in a session is doing, in its own words, and nothing for other sessions', () => {
+    render(<HostList {...props()} />);
+    const badge = screen.getByRole('status', {
+      name: 'Claude in mini/agent: needs you (Claude needs your permission to use Bash)',
+    });
+    expect(badge.textContent).toBe('needs you');
+    const shell = screen.getByRole('button', { name: 'Attach to mini/shell' });
+    expect(within(shell).queryByRole('status')).toBeNull();
   });
 
   it('with no hosts, says how to add one', () => {

@@ -1,6 +1,13 @@
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HangarError, SessionCreateParams, SessionName, type Disposable, type SessionInfo } from '@hangar/shared';
+import {
+  AgentStatus,
+  HangarError,
+  SessionCreateParams,
+  SessionName,
+  type Disposable,
+  type SessionInfo,
+} from '@hangar/shared';
 import type { Logger } from 'pino';
 import { SizeDriver } from './size-driver.js';
 import { PtyAttachment, type Attachment, type AttachmentEnd } from './attachment.js';
@@ -16,6 +23,13 @@ import {
   tmuxSocketName,
 } from './tmux.js';
 import { OutputLogRotation, outputLogCommand } from './output-log.js';
+import {
+  AgentHookEvents,
+  hookSettings,
+  isClaudeCode,
+  withHookSettings,
+  type AgentStatusChange,
+} from './agent-hooks.js';
 import { attentionHook, SessionAttention } from './session-attention.js';
 import { changeHooks, SessionChanges } from './session-changes.js';
 import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
@@ -57,6 +71,7 @@ const LIST_FORMAT = [
   '#{pane_dead}',
   '#{@hangar_command}',
   '#{@hangar_cwd}',
+  '#{@hangar_agent}',
 ].join('\t');
 
 /** Metadata is stored base64url-encoded so no separator, newline or odd byte can break parsing. */
@@ -89,12 +104,14 @@ export class SessionManager implements Disposable {
   private readonly attention: SessionAttention;
   /** A session rang the terminal bell (an agent waiting for an answer, say): its name. */
   readonly onBell: SessionAttention['onBell'];
+  private readonly agentHooks: AgentHookEvents;
+  private agentStatusWrites: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly tmux: Tmux,
     private readonly version: string,
     private readonly sessionsDir: string,
-    files: { changedFile: string; bellFile: string },
+    files: { changedFile: string; bellFile: string; agentEventsFile: string },
     private readonly options: Required<Omit<SessionManagerOptions, 'logger' | 'tmuxPath'>> & {
       logger: Logger | undefined;
     },
@@ -104,6 +121,11 @@ export class SessionManager implements Disposable {
     this.onChanged = this.changes.onChanged;
     this.attention = new SessionAttention(files.bellFile, options.logger);
     this.onBell = this.attention.onBell;
+    this.agentHooks = new AgentHookEvents(files.agentEventsFile, options.logger);
+    // One at a time, in order: a later status must not be overwritten by an earlier one still on its way.
+    this.agentHooks.onStatus((change) => {
+      this.agentStatusWrites = this.agentStatusWrites.then(() => this.recordAgentStatus(change));
+    });
     this.outputLogs = new OutputLogRotation({
       tmux,
       sessionsDir,
@@ -124,6 +146,7 @@ export class SessionManager implements Disposable {
     const configFile = join(sessionsDir, 'tmux.conf');
     const changedFile = join(sessionsDir, 'changed');
     const bellFile = join(sessionsDir, 'bells');
+    const agentEventsFile = join(sessionsDir, 'agent-events');
     const hooks = [...changeHooks(changedFile), ...attentionHook(bellFile)];
     const config = serverConfig(await detectDefaultTerminal(), hooks);
     await writeFile(configFile, config, { mode: 0o600 });
@@ -132,7 +155,7 @@ export class SessionManager implements Disposable {
       tmux,
       version,
       sessionsDir,
-      { changedFile, bellFile },
+      { changedFile, bellFile, agentEventsFile },
       {
         dataDir: options.dataDir,
         maxSessions: options.maxSessions ?? 5,
@@ -197,9 +220,20 @@ export class SessionManager implements Disposable {
 
     const target = `${SESSION_PREFIX}${params.name}`;
     const env = Object.entries(params.env ?? {}).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
-    const command = ['sh', '-c', EXIT_WRAPPER, 'hangar', exitFile, this.changes.file, ...params.command].map(
-      escapeCommandArg,
-    );
+    // Claude Code reports what it does through hooks of this session's own (agent-hooks.ts).
+    const agent = isClaudeCode(params.command);
+    let run = params.command;
+    if (agent) {
+      const settingsFile = join(sessionDir, 'claude-settings.json');
+      await writeFile(settingsFile, hookSettings(params.name, this.agentHooks.file), { mode: 0o600 });
+      run = withHookSettings(params.command, settingsFile);
+    }
+    // tmux (3.3) gives a new pane the PATH of the client that made it, whatever -e says: a PATH the
+    // caller asked for is set again right before the command, and the command is looked up in it.
+    const path = params.env?.['PATH'];
+    if (path !== undefined) run = ['env', `PATH=${path}`, ...run];
+    const command = ['sh', '-c', EXIT_WRAPPER, 'hangar', exitFile, this.changes.file, ...run].map(escapeCommandArg);
+    const starting: AgentStatus = { kind: 'claude-code', state: 'starting', since: Date.now(), detail: null };
     // One tmux invocation: the commands run back to back inside the server before it reads the
     // pane, so pipe-pane sees the very first byte and list() never sees a session without metadata.
     // The later commands have no -t: they apply to the session just made (an exact `=name`
@@ -209,6 +243,7 @@ export class SessionManager implements Disposable {
       ...['new-session', '-d', '-s', target, ...size, '-c', escapeFormat(cwd), ...env, ...command, ';'],
       ...['set-option', '@hangar_command', encodeOption(params.command), ';'],
       ...['set-option', '@hangar_cwd', encodeOption(cwd), ';'],
+      ...(agent ? ['set-option', '@hangar_agent', encodeOption(starting), ';'] : []),
       ...['pipe-pane', '-o', outputLogCommand(sessionDir)],
     ]);
     this.options.logger?.info({ session: params.name, command: params.command, cwd }, 'session created');
@@ -222,6 +257,7 @@ export class SessionManager implements Disposable {
         created_at: Date.now(),
         attached_clients: 0,
         alive: false,
+        agent: agent ? starting : null,
       }
     );
   }
@@ -237,7 +273,7 @@ export class SessionManager implements Disposable {
     }
     const sessions: SessionInfo[] = [];
     for (const line of stdout.split('\n')) {
-      const [name, created, attached, dead, command, cwd] = line.split('\t');
+      const [name, created, attached, dead, command, cwd, agent] = line.split('\t');
       // Someone else's session on our socket (made by hand, odd name) is not ours to report.
       if (!name?.startsWith(SESSION_PREFIX) || !SessionName.safeParse(name.slice(SESSION_PREFIX.length)).success)
         continue;
@@ -248,6 +284,8 @@ export class SessionManager implements Disposable {
         created_at: (Number(created) || 0) * 1000, // tmux counts seconds; the protocol, milliseconds
         attached_clients: Number(attached) || 0,
         alive: dead !== '1',
+        // Read back with the wire schema: an option of another shape is no status, not a guess.
+        agent: AgentStatus.nullable().catch(null).parse(decodeOption<unknown>(agent, null)),
       });
     }
     return sessions;
@@ -302,6 +340,7 @@ export class SessionManager implements Disposable {
     this.outputLogs.dispose();
     this.changes.dispose();
     this.attention.dispose();
+    this.agentHooks.dispose();
     const all = [...this.attachments.values()];
     for (const attachment of all) attachment.detach();
     await Promise.all(all.map((a) => a.closed));
@@ -315,6 +354,19 @@ export class SessionManager implements Disposable {
     // No exit file: the session was killed outside Hangar (tmux kill-session, a signal).
     if (text === '') return { exitCode: null, reason: 'killed' };
     return { exitCode: Number(text), reason: 'exited' };
+  }
+
+  /** Kept in the session's tmux options, so a restarted agent still knows it; the new list goes out. */
+  private async recordAgentStatus({ session, status }: AgentStatusChange): Promise<void> {
+    const target = `${SESSION_PREFIX}${session}`;
+    try {
+      if (this.disposed || !(await this.tmux.hasSession(target))) return;
+      // '=name:' – set-option takes a pane target, where an exact session name needs the colon.
+      await this.tmux.run(['set-option', '-t', `=${target}:`, '@hangar_agent', encodeOption(status)]);
+      this.changes.poke();
+    } catch (error) {
+      this.options.logger?.warn({ err: error, session }, 'could not record the agent status');
+    }
   }
 
   private assertOpen(): void {

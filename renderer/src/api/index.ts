@@ -19,5 +19,6 @@ export type {
   CloseReason,
   ListeningPort,
   PreviewView,
+  AgentStatus,
 } from '@hangar/shared';
 export { FINAL_JOB_STATES, PreviewPort } from '@hangar/shared';

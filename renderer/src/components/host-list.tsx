@@ -1,4 +1,4 @@
-import type { HostView } from '../api/index.js';
+import type { AgentStatus, HostView } from '../api/index.js';
 import type { HostSessions } from '../views/use-hangar-data.js';
 
 export interface HostListProps {
@@ -127,11 +127,34 @@ function SessionList(props: HostListProps & { host: HostView; hostSessions: Host
                 ●
               </span>
             )}
+            {s.agent && <AgentBadge target={`${host.name}/${s.name}`} agent={s.agent} />}
             <span className="session-command">{s.command.join(' ')}</span>
           </button>
         </li>
       ))}
     </ul>
+  );
+}
+
+const AGENT_LABELS: Record<AgentStatus['state'], string> = {
+  starting: 'starting',
+  idle: 'idle',
+  running: 'working',
+  waiting_input: 'needs you',
+};
+
+/** What the coding agent in a session is doing, from its own hooks; its words on hover. */
+function AgentBadge({ target, agent }: { target: string; agent: AgentStatus }) {
+  const label = AGENT_LABELS[agent.state];
+  return (
+    <span
+      className={`agent-badge agent-${agent.state}`}
+      role="status"
+      aria-label={`Claude in ${target}: ${label}${agent.detail ? ` (${agent.detail})` : ''}`}
+      title={agent.detail ?? undefined}
+    >
+      {label}
+    </span>
   );
 }
 

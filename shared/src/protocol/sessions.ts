@@ -28,6 +28,23 @@ export const SessionCreateParams = z.object({
 });
 export type SessionCreateParams = z.input<typeof SessionCreateParams>;
 
+/**
+ * What a coding agent in a session is doing, from its own lifecycle hooks (Claude Code's), not
+ * from reading the screen: `starting` until it reports, `idle` when it waits for a prompt (at
+ * start, or done with a turn), `running` while it works, `waiting_input` when it asks the user
+ * something (a permission, a question). `detail` is the agent's own words, when it gave some.
+ */
+export const AgentState = z.enum(['starting', 'idle', 'running', 'waiting_input']);
+export type AgentState = z.infer<typeof AgentState>;
+export const AgentStatus = z.object({
+  kind: z.literal('claude-code'),
+  state: AgentState,
+  /** When it entered this state, ms since the epoch. */
+  since: z.number().int(),
+  detail: z.string().max(512).nullable(),
+});
+export type AgentStatus = z.infer<typeof AgentStatus>;
+
 export const SessionInfo = z.object({
   name: SessionName,
   command: z.array(z.string()),
@@ -36,6 +53,8 @@ export const SessionInfo = z.object({
   created_at: z.number().int(),
   attached_clients: z.number().int().nonnegative(),
   alive: z.boolean(),
+  /** Set for a session that runs a coding agent Hangar understands (the command is `claude`). */
+  agent: AgentStatus.nullable().default(null),
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 

@@ -17,6 +17,7 @@ import type { HostConnection } from '../connection/host-connection.js';
 import type { HangarCore } from '../core.js';
 import { isFinal } from '../jobs/index.js';
 import type { Platform } from '../platform.js';
+import { AgentAttention } from './agent-attention.js';
 
 /** A host that does not answer host.stats within this long is listed without stats. */
 const STATS_TIMEOUT_MS = 2000;
@@ -52,6 +53,7 @@ export class HostMonitor implements Disposable {
   /** When each host/session last made a notification (bells come in bursts). */
   private readonly lastBell = new Map<string, number>();
   private readonly notified = new Set<string>();
+  private readonly agents = new AgentAttention();
   private readonly subscription: Disposable;
   private changeTimer: NodeJS.Timeout | undefined;
   private disposed = false;
@@ -138,7 +140,9 @@ export class HostMonitor implements Disposable {
           if (parsed.success) this.jobUpdated(name, parsed.data.job);
         } else if (event === 'sessions.changed') {
           const parsed = SessionsChangedEvent.safeParse(data);
-          if (parsed.success) this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions });
+          if (!parsed.success) return;
+          for (const note of this.agents.observe(name, parsed.data.sessions)) this.platform.showNotification(note);
+          this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions });
         } else if (event === 'session.bell') {
           const parsed = SessionBellEvent.safeParse(data);
           if (parsed.success) this.bell(name, parsed.data.name);
@@ -182,6 +186,7 @@ export class HostMonitor implements Disposable {
 
   private bell(host: string, name: string): void {
     this.bellEmitter.fire({ host, name });
+    if (this.agents.tracks(host, name)) return; // its hooks already told us, better
     const key = `${host}/${name}`;
     const now = Date.now();
     if (now - (this.lastBell.get(key) ?? -Infinity) < BELL_NOTIFY_GAP_MS) return;

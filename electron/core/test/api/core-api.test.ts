@@ -1,8 +1,10 @@
 import { HangarError } from '@hangar/shared';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import {
   BASH,
+  ROOT,
   hangarAgent,
   killTmuxServer,
   removeDir,
@@ -147,6 +149,34 @@ describe('the core API over web mode, against a real agent', () => {
       { title: 'mini/claude rang its bell', body: expect.stringContaining('waiting for you') },
     ]);
     await ui.call('sessions.kill', { host: 'mini', name: 'claude' });
+  });
+
+  it('Claude in a session that asks for permission, then finishes, makes one notification each', async () => {
+    const { agent, ui, notifications } = await start();
+    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    const claude = join(ROOT, 'test', 'fixtures', 'claude', 'claude');
+    await ui.call('sessions.create', { host: 'mini', session: { name: 'ask', command: [claude] } });
+    const agentState = () =>
+      ui.events
+        .filter((e) => e.event === 'sessions.changed')
+        .map((e) => (e.data as { sessions: { name: string; agent: { state: string } | null }[] }).sessions)
+        .at(-1)
+        ?.find((s) => s.name === 'ask')?.agent?.state;
+    await waitFor(() => agentState() === 'idle', 'Claude ready for a prompt');
+    const tab = ui.openStream();
+    await ui.call('terminal.open', { host: 'mini', session: 'ask', cols: 80, rows: 24, stream_id: tab.stream.id });
+    await waitFor(() => tab.text().includes('>'), 'the prompt');
+    tab.stream.write(new TextEncoder().encode('run bash please\r'));
+    await waitFor(() => agentState() === 'waiting_input', 'Claude asking');
+    tab.stream.write(new TextEncoder().encode('y\r'));
+    await waitFor(() => tab.text().includes('Done.') && agentState() === 'idle', 'Claude done');
+    await waitFor(() => notifications.some((n) => n.title === 'mini/ask is done'), 'the done notification');
+    // Starting up (starting → idle) was no news; asking and finishing were, once each.
+    expect(notifications.filter((n) => n.title.startsWith('mini/ask'))).toEqual([
+      { title: 'mini/ask needs you', body: 'Claude needs your permission to use Bash' },
+      { title: 'mini/ask is done', body: 'Claude finished its turn; it waits for your next prompt.' },
+    ]);
+    await ui.call('sessions.kill', { host: 'mini', name: 'ask' });
   });
 
   it('ends the terminal stream with the exit status when the session ends', async () => {
