@@ -63,6 +63,9 @@ describe('sessions running Claude Code', () => {
       terminal.type('please run bash\r');
       const asking = await waitForState('fix', 'waiting_input');
       expect(asking.detail).toBe('Claude needs your permission to use Bash');
+      expect((await hangar(host.home, ['session', 'ls', 'box'])).stdout).toMatch(
+        /^box\s+fix\s+claude\s.*\sneeds you$/m,
+      );
       await terminal.waitForText('Allow Bash to run');
 
       terminal.type('y\r');

@@ -1,4 +1,4 @@
-import { HangarError } from '@hangar/shared';
+import { HangarError, type AgentState } from '@hangar/shared';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -6,6 +6,14 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { ago, printJson, reportUnreachable, table } from '../output.js';
 import { collect, parseEnv } from '../options.js';
 import { withCore } from '../run.js';
+
+/** What Claude Code in a session is doing, as `session ls` shows it (--json has the details). */
+const AGENT_LABELS: Record<AgentState, string> = {
+  starting: 'starting',
+  idle: 'idle',
+  running: 'working',
+  waiting_input: 'needs you',
+};
 
 /** With no command, the host user's login shell. */
 const DEFAULT_COMMAND = ['sh', '-c', 'exec "${SHELL:-/bin/sh}" -l'];
@@ -62,10 +70,11 @@ export function registerSession(program: Command): void {
             ago(s.created_at),
             String(s.attached_clients),
             s.alive ? 'yes' : 'no',
+            s.agent ? AGENT_LABELS[s.agent.state] : '',
           ]),
         );
         if (rows.length > 0)
-          process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE'], rows));
+          process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE', 'CLAUDE'], rows));
         else
           process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
         return reportUnreachable(groups);
