@@ -157,5 +157,7 @@ export async function pairWith(
 }
 
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  // Processes of a tmux server just killed (a pane's exit wrapper, pipe-pane's cat) may still write
+  // a last file into the dir while it is removed (ENOTEMPTY): try again shortly, a few times.
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 }
