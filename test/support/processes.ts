@@ -66,8 +66,29 @@ export async function tmux(dataDir: string, args: string[]): Promise<string> {
   return stdout;
 }
 
+/**
+ * Kills the agent's tmux server and waits (up to 5 s) until it and the processes of its panes are
+ * gone: kill-server returns at once, and a pane's last writes (its exit wrapper, pipe-pane's cat)
+ * would otherwise land in a data dir the test is removing.
+ */
 export async function killTmuxServer(dataDir: string): Promise<void> {
-  await run('tmux', ['-L', tmuxSocket(dataDir), 'kill-server'], { env: withoutTmux() }).catch(() => undefined);
+  const socket = tmuxSocket(dataDir);
+  const listed = await run('tmux', ['-L', socket, 'list-panes', '-a', '-F', '#{pid} #{pane_pid}'], {
+    env: withoutTmux(),
+  }).catch(() => ({ stdout: '' })); // no server: nothing to wait for
+  const pids = [...new Set(listed.stdout.split(/\s+/).filter(Boolean).map(Number))];
+  await run('tmux', ['-L', socket, 'kill-server'], { env: withoutTmux() }).catch(() => undefined);
+  const deadline = Date.now() + 5000;
+  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false; // ESRCH: gone (EPERM cannot happen for our own children)
+  }
 }
 
 function withoutTmux(): NodeJS.ProcessEnv {
