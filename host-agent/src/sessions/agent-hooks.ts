@@ -1,8 +1,7 @@
 import { AgentStatus, Emitter, SessionName, type AgentState, type Disposable } from '@hangar/shared';
-import { closeSync, fstatSync, openSync, readSync, truncateSync, writeFileSync, type FSWatcher } from 'node:fs';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import { watchFile } from '../file-watch.js';
+import { AppendedLines } from './appended-lines.js';
 import { shellQuote } from './tmux.js';
 
 /**
@@ -79,53 +78,28 @@ export interface AgentStatusChange {
 export class AgentHookEvents implements Disposable {
   private readonly emitter = new Emitter<AgentStatusChange>();
   readonly onStatus = this.emitter.event;
-  private readonly watcher: FSWatcher | undefined;
-  private offset = 0;
-  private partial = '';
+  private readonly lines: AppendedLines;
 
-  constructor(
-    readonly file: string,
-    private readonly logger: Logger | undefined,
-  ) {
-    writeFileSync(file, '', { flag: 'a', mode: 0o600 });
-    this.offset = fstatSizeOf(file);
-    this.watcher = watchFile(
-      file,
-      () => this.read(),
-      (error) => this.logger?.warn({ err: error }, 'cannot watch for agent hook events'),
-    );
+  constructor(file: string, logger: Logger | undefined) {
+    this.lines = new AppendedLines(file, {
+      onLines: (lines) => this.parse(lines),
+      truncateAt: TRUNCATE_AT,
+      start: 'end', // a restarted agent has the states in tmux already; old lines are old news
+      what: 'agent hook events',
+      logger,
+    });
+  }
+
+  get file(): string {
+    return this.lines.file;
   }
 
   dispose(): void {
-    this.watcher?.close();
+    this.lines.dispose();
     this.emitter.dispose();
   }
 
-  /** Reads what was appended since the last look (also the fallback when the watch is unavailable). */
-  read(): void {
-    let text: string;
-    try {
-      const fd = openSync(this.file, 'r');
-      try {
-        const size = fstatSync(fd).size;
-        if (size < this.offset) this.offset = 0; // emptied under us
-        const buffer = Buffer.alloc(size - this.offset);
-        readSync(fd, buffer, 0, buffer.length, this.offset);
-        this.offset = size;
-        text = this.partial + buffer.toString('utf8');
-      } finally {
-        closeSync(fd);
-      }
-      if (this.offset >= TRUNCATE_AT && text.endsWith('\n')) {
-        truncateSync(this.file, 0);
-        this.offset = 0;
-      }
-    } catch (error) {
-      this.logger?.warn({ err: error }, 'could not read agent hook events');
-      return;
-    }
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
+  private parse(lines: string[]): void {
     // A burst (prompt, tool, tool, stop) is one change per session: the last.
     const latest = new Map<string, AgentStatusChange>();
     for (const line of lines) {
@@ -161,14 +135,5 @@ function unescapeJson(text: string): string {
     return JSON.parse(`"${text}"`) as string;
   } catch {
     return text; // cut in the middle of an escape: the raw text says enough
-  }
-}
-
-function fstatSizeOf(file: string): number {
-  const fd = openSync(file, 'r');
-  try {
-    return fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
   }
 }

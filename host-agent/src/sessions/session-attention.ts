@@ -1,6 +1,5 @@
 import { Emitter, SessionName, type Disposable } from '@hangar/shared';
-import { closeSync, fstatSync, openSync, readSync, truncateSync, writeFileSync, type FSWatcher } from 'node:fs';
-import { watchFile } from '../file-watch.js';
+import { AppendedLines } from './appended-lines.js';
 import type { Logger } from 'pino';
 import { PLAIN_PATH } from './session-changes.js';
 import { SESSION_PREFIX } from './tmux.js';
@@ -27,51 +26,24 @@ export class SessionAttention implements Disposable {
   private readonly emitter = new Emitter<string>();
   /** A session of ours (its name without the prefix) rang its bell. */
   readonly onBell = this.emitter.event;
-  private readonly watcher: FSWatcher | undefined;
-  private offset = 0;
-  private partial = '';
+  private readonly lines: AppendedLines;
 
-  constructor(
-    private readonly file: string,
-    private readonly logger: Logger | undefined,
-  ) {
-    writeFileSync(file, '', { mode: 0o600 });
-    this.watcher = watchFile(
-      file,
-      () => this.read(),
-      (error) => this.logger?.warn({ err: error }, 'cannot watch for session bells'),
-    );
+  constructor(file: string, logger: Logger | undefined) {
+    this.lines = new AppendedLines(file, {
+      onLines: (lines) => this.parse(lines),
+      truncateAt: TRUNCATE_AT,
+      start: 'empty',
+      what: 'session bells',
+      logger,
+    });
   }
 
   dispose(): void {
-    this.watcher?.close();
+    this.lines.dispose();
     this.emitter.dispose();
   }
 
-  private read(): void {
-    let text: string;
-    try {
-      const fd = openSync(this.file, 'r');
-      try {
-        const size = fstatSync(fd).size;
-        if (size < this.offset) this.offset = 0; // emptied under us
-        const buffer = Buffer.alloc(size - this.offset);
-        readSync(fd, buffer, 0, buffer.length, this.offset);
-        this.offset = size;
-        text = this.partial + buffer.toString('utf8');
-      } finally {
-        closeSync(fd);
-      }
-      if (this.offset >= TRUNCATE_AT) {
-        truncateSync(this.file, 0);
-        this.offset = 0;
-      }
-    } catch (error) {
-      this.logger?.warn({ err: error }, 'could not read session bells');
-      return;
-    }
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
+  private parse(lines: string[]): void {
     for (const line of new Set(lines)) {
       if (!line.startsWith(SESSION_PREFIX)) continue; // a session someone made by hand on our socket
       const name = line.slice(SESSION_PREFIX.length);
