@@ -12,7 +12,7 @@ import {
 import type Database from 'better-sqlite3';
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { listeningFingerprint, listeningPorts } from './listening-ports.js';
+import { listeningFingerprint, listeningSnapshot } from './listening-ports.js';
 import { PreviewStore, type PreviewRecord } from './preview-store.js';
 
 export interface PreviewServiceOptions {
@@ -69,7 +69,7 @@ export class PreviewService implements Disposable {
    */
   async list(options: { publish?: boolean } = {}): Promise<PreviewListResult> {
     const own = new Set(this.options.ownPorts());
-    const [found, fingerprint] = await Promise.all([listeningPorts(), listeningFingerprint()]);
+    const { ports: found, fingerprint } = await listeningSnapshot();
     const moved = this.lastFingerprint !== undefined && this.lastFingerprint !== fingerprint;
     this.lastFingerprint = fingerprint;
     const listening = found.filter((l) => !own.has(l.port) && l.pid !== process.pid);

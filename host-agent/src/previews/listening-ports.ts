@@ -3,32 +3,48 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 
+type Where = { procRoot?: string; lsof?: string };
+
 /**
  * Which TCP ports something listens on, reachable through the host's loopback (bound to
  * 127.0.0.1, ::1 or a wildcard): the ports a preview could serve. Linux reads /proc; macOS
  * (and any system without /proc/net) asks lsof, which ships with macOS.
  */
-export async function listeningPorts(options: { procRoot?: string; lsof?: string } = {}): Promise<ListeningPort[]> {
+export async function listeningPorts(options: Where = {}): Promise<ListeningPort[]> {
+  return (await listeningSnapshot(options)).ports;
+}
+
+/** The ports, and their fingerprint (listeningFingerprint's) from the same reading. */
+export async function listeningSnapshot(options: Where = {}): Promise<{ ports: ListeningPort[]; fingerprint: string }> {
   const procRoot = options.procRoot ?? '/proc';
-  const fromProc = await readProcListeners(procRoot);
-  const found = fromProc ?? (await lsofListeners(options.lsof ?? 'lsof'));
-  return dedupe(found);
+  const fromProc = await readProcTables(procRoot);
+  if (fromProc === undefined) {
+    const found = await lsofListeners(options.lsof ?? 'lsof');
+    return { ports: dedupe(found), fingerprint: JSON.stringify(found) };
+  }
+  const owners = await socketOwners(
+    procRoot,
+    new Set(fromProc.map((l) => l.inode).filter((inode): inode is string => inode !== undefined)),
+  );
+  const found = fromProc.map(({ port, address, inode }) => {
+    const owner = inode !== undefined ? owners.get(inode) : undefined;
+    return { port, address, pid: owner?.pid ?? null, process: owner?.process ?? null };
+  });
+  return { ports: dedupe(found), fingerprint: procFingerprint(fromProc) };
 }
 
 /**
  * A cheap fingerprint of what listens, to notice a dev server starting or stopping: /proc's two
  * tables without looking up owners (a few KB read); where there is no /proc, lsof's answer.
  */
-export async function listeningFingerprint(options: { procRoot?: string; lsof?: string } = {}): Promise<string> {
-  const procRoot = options.procRoot ?? '/proc';
-  const tables = await Promise.all(
-    ['tcp', 'tcp6'].map((name) => readFile(`${procRoot}/net/${name}`, 'utf8').catch(() => undefined)),
-  );
-  if (tables.every((table) => table === undefined)) {
-    return JSON.stringify(await lsofListeners(options.lsof ?? 'lsof'));
-  }
-  const found = tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
-  return found
+export async function listeningFingerprint(options: Where = {}): Promise<string> {
+  const fromProc = await readProcTables(options.procRoot ?? '/proc');
+  if (fromProc === undefined) return JSON.stringify(await lsofListeners(options.lsof ?? 'lsof'));
+  return procFingerprint(fromProc);
+}
+
+function procFingerprint(listeners: RawListener[]): string {
+  return listeners
     .map((l) => `${l.address}:${l.port}`)
     .sort()
     .join(' ');
@@ -42,29 +58,13 @@ interface RawListener {
   process: string | null;
 }
 
-/** Undefined when this system has no /proc/net/tcp (macOS). */
-async function readProcListeners(procRoot: string): Promise<ListeningPort[] | undefined> {
+/** The listeners in /proc/net/tcp{,6}, owners not looked up; undefined without /proc (macOS). */
+async function readProcTables(procRoot: string): Promise<RawListener[] | undefined> {
   const tables = await Promise.all(
-    (['tcp', 'tcp6'] as const).map((name) =>
-      readFile(`${procRoot}/net/${name}`, 'utf8').then(
-        (text) => ({ name, text }),
-        () => undefined,
-      ),
-    ),
+    ['tcp', 'tcp6'].map((name) => readFile(`${procRoot}/net/${name}`, 'utf8').catch(() => undefined)),
   );
   if (tables.every((table) => table === undefined)) return undefined;
-  const listeners: RawListener[] = [];
-  for (const table of tables) {
-    if (table) listeners.push(...parseProcNetTcp(table.text, table.name === 'tcp6'));
-  }
-  const owners = await socketOwners(
-    procRoot,
-    new Set(listeners.map((l) => l.inode).filter((inode): inode is string => inode !== undefined)),
-  );
-  return listeners.map(({ port, address, inode }) => {
-    const owner = inode !== undefined ? owners.get(inode) : undefined;
-    return { port, address, pid: owner?.pid ?? null, process: owner?.process ?? null };
-  });
+  return tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
 }
 
 const LISTEN = '0A';
