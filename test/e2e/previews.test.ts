@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HangarCore } from '../../electron/core/src/core.js';
 import { usePairedHost } from '../support/paired-host.js';
-import { hangar } from '../support/processes.js';
+import { hangar, listenInChild } from '../support/processes.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
 
 /**
@@ -339,14 +337,8 @@ describe('previews through the CLI', () => {
   });
 
   it('lists what listens on the host as candidates, with the process, until it is a preview', async () => {
-    const child = spawn(process.execPath, [
-      '-e',
-      "require('net').createServer().listen(0, '127.0.0.1', function () { console.log(this.address().port) })",
-    ]);
+    const { child, port } = await listenInChild();
     cleanup.push(() => child.kill());
-    const port = await new Promise<number>((resolve) =>
-      createInterface({ input: child.stdout }).once('line', (line) => resolve(Number(line))),
-    );
     const listed = await hangar(host.home, ['preview', 'ls', 'box', '--json']);
     const [box] = JSON.parse(listed.stdout) as {
       previews: { port: number }[];
@@ -386,14 +378,8 @@ describe('previews through the CLI', () => {
     };
     await connection.call('preview.list', {}); // what this client has seen: the dev server starts after it
     const startedAt = Date.now();
-    const child = spawn(process.execPath, [
-      '-e',
-      "require('net').createServer().listen(0, '127.0.0.1', function () { console.log(this.address().port) })",
-    ]);
+    const { child, port } = await listenInChild();
     cleanup.push(() => child.kill());
-    const port = await new Promise<number>((resolve) =>
-      createInterface({ input: child.stdout }).once('line', (line) => resolve(Number(line))),
-    );
     const seenAt = await waitFor(`with port ${port}`, (ports) => ports.includes(port));
     expect(seenAt - startedAt).toBeLessThan(5000);
     const found = events.find((e) => e.listening.some((l) => l.port === port))!;

@@ -182,3 +182,19 @@ export function removeDir(dir: string): void {
   // a last file into the dir while it is removed (ENOTEMPTY): try again shortly, a few times.
   rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
 }
+
+/** A TCP server in a process of its own, as a dev server is; resolves with it and its port. */
+export async function listenInChild(address = '127.0.0.1'): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(0, ${JSON.stringify(address)}, function () { console.log(this.address().port) })`,
+  ]);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('listener did not start in 10 s')), 10_000);
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve(Number(line));
+    });
+  });
+  return { child, port };
+}

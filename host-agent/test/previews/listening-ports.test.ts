@@ -1,23 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { listenInChild } from '../../../test/support/processes.js';
 import { listeningPorts, parseProcNetTcp } from '../../src/previews/listening-ports.js';
-
-/** A server in another process, as a dev server would be: its port, on `address`. */
-async function listenIn(address: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [
-    '-e',
-    `require('net').createServer().listen(0, ${JSON.stringify(address)}, function () { console.log(this.address().port) })`,
-  ]);
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('listener did not start in 10 s')), 10_000);
-    createInterface({ input: child.stdout! }).once('line', (line) => {
-      clearTimeout(timer);
-      resolve(Number(line));
-    });
-  });
-  return { child, port };
-}
 
 describe('what listens on the host', () => {
   const children: ChildProcess[] = [];
@@ -25,7 +9,7 @@ describe('what listens on the host', () => {
     for (const child of children.splice(0)) child.kill();
   });
   const start = async (address: string) => {
-    const listener = await listenIn(address);
+    const listener = await listenInChild(address);
     children.push(listener.child);
     return listener;
   };
