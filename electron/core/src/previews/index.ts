@@ -90,7 +90,8 @@ export class PreviewsApi implements Disposable {
       }
       throw failure;
     }
-    await this.close(host, port);
+    // The host's previews.changed tells the UIs; listing again here would only repeat it.
+    await this.close(host, port, { announce: false });
   }
 
   /**
@@ -184,14 +185,17 @@ export class PreviewsApi implements Disposable {
     return forwarder;
   }
 
-  /** Stops serving it here, for good (the host keeps the preview registered). */
-  async close(host: string, port: number): Promise<void> {
+  /**
+   * Stops serving it here, for good (the host keeps the preview registered). `announce: false`
+   * when the host's own event already says what the UIs need.
+   */
+  async close(host: string, port: number, options: { announce?: boolean } = {}): Promise<void> {
     this.remembered.forget(host, port);
-    await this.stop(host, port);
+    await this.stop(host, port, options);
   }
 
   /** Stops serving it here; a remembered one comes back with the next UI core. */
-  private async stop(host: string, port: number): Promise<void> {
+  private async stop(host: string, port: number, options: { announce?: boolean } = {}): Promise<void> {
     const key = keyOf(host, port);
     const pending = this.forwarders.get(key);
     if (!pending) return;
@@ -200,7 +204,7 @@ export class PreviewsApi implements Disposable {
     // A forwarder that failed to start has nothing to close; its opener got the error.
     const forwarder = await pending.catch(() => undefined);
     await forwarder?.dispose();
-    this.announce(host);
+    if (options.announce !== false) this.announce(host);
   }
 
   /** Where this computer serves the preview, if it does. */
@@ -216,7 +220,7 @@ export class PreviewsApi implements Disposable {
     const ports = new Set(listed.previews.map((p) => p.port));
     for (const key of this.forwarders.keys()) {
       const [name, port] = splitKey(key);
-      if (name === host && !ports.has(port)) void this.close(host, port);
+      if (name === host && !ports.has(port)) void this.close(host, port, { announce: false });
     }
     this.report(host, listed);
   }
