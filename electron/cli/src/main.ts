@@ -11,6 +11,12 @@ import { registerUi } from './commands/ui.js';
 import { registerUp } from './commands/up.js';
 import { reportError } from './exit-codes.js';
 
+// `hangar preview ls | head -3`: the reader leaving is the end of the output, not a crash.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 const program = new Command('hangar')
   .description('Hangar: persistent terminals, jobs and previews on the machines you own')
   .showHelpAfterError('(run with --help for usage)')
