@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ import {
   type Attachment,
   type SessionManagerOptions,
 } from '../../src/sessions/index.js';
+import { killTmuxServer, removeDir } from '../../../test/support/processes.js';
 
 const run = promisify(execFile);
 
@@ -40,11 +41,9 @@ export async function startTestHost(): Promise<TestHost> {
     },
     async [Symbol.asyncDispose]() {
       for (const manager of managers.reverse()) await manager.dispose();
-      await run('tmux', ['-L', socket, 'kill-server'], { timeout: 10_000 }).catch((error: Error) => {
-        // The server exits by itself with its last session; anything else is a real failure.
-        if (!/no server running|error connecting/.test(error.message)) throw error;
-      });
-      await rm(dataDir, { recursive: true, force: true });
+      // Waits for the panes' processes too: their last writes would race the removal (ENOTEMPTY).
+      await killTmuxServer(dataDir);
+      removeDir(dataDir);
     },
   };
 }
