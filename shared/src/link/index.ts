@@ -14,5 +14,13 @@ export {
   type ProcedureOutcome,
   type ProcedureSpec,
 } from './control-server.js';
+export {
+  ControlClient,
+  type CallOptions,
+  type CallParams,
+  type CallResult,
+  type ControlClientOptions,
+} from './control-client.js';
+export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
 export { spliceSocket, type ByteSocket } from './splice.js';
