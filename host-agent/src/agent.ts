@@ -1,4 +1,4 @@
-import { DisposableStore, type HostInfo } from '@hangar/shared';
+import { DisposableStore, type HostInfo, type PublishHostEvent } from '@hangar/shared';
 import { arch, hostname, platform, release } from 'node:os';
 import type { Logger } from 'pino';
 import { LinkServer } from './link/index.js';
@@ -69,7 +69,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       session_limit: options.maxSessions,
     };
     const peers = new Set<ClientPeer>();
-    const publish = (event: string, data: unknown) => peers.forEach((peer) => peer.publish(event, data));
+    const publish: PublishHostEvent = (event, data) => peers.forEach((peer) => peer.publish(event, data));
     owned.add(sessions.onChanged((list) => publish('sessions.changed', { sessions: list })));
     owned.add(sessions.onBell((name) => publish('session.bell', { name })));
     // Disposed after the link server and peers (added before them): a drain can still be followed.

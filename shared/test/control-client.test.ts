@@ -3,6 +3,8 @@ import { z } from 'zod';
 import {
   ControlClient,
   ControlServer,
+  HOST_EVENTS,
+  HOST_PROCEDURES,
   HangarError,
   Mux,
   SCHEMA_VERSION,
@@ -46,7 +48,7 @@ function connect(options: { timeoutMs?: number } = {}) {
     'echo.lie': async () => ({ result: { count: 1.5 } }) as never,
   };
   const internal: { error: HangarError; name: string }[] = [];
-  const server = new ControlServer(serverMux, PROCEDURES, handlers, null, {
+  const server = new ControlServer(serverMux, PROCEDURES, EVENTS, handlers, null, {
     onInternalError: (error, name) => internal.push({ error, name }),
   });
   // The real server refuses to answer with an invalid result; a broken peer is a raw one.
@@ -182,5 +184,66 @@ describe('ControlClient', () => {
     sendRaw({ schema_version: SCHEMA_VERSION, kind: 'gossip' });
     expect(await reason).toMatchObject({ code: 'E_PROTOCOL' });
     expect(clientMux.closed).toBe(true);
+  });
+});
+
+describe('ControlServer.publish', () => {
+  it('an event its table refuses never leaves, and is reported as a bug here', async () => {
+    const { client, server, internal } = connect();
+    const heard: unknown[] = [];
+    client.on('echo.heard', (data) => heard.push(data));
+    server.publish('echo.heard', { text: 3 } as never);
+    server.publish('echo.heard', { text: 'after' });
+    await vi.waitFor(() => expect(heard).toHaveLength(1));
+    expect(heard).toEqual([{ text: 'after', times: 1 }]);
+    expect(internal).toEqual([
+      {
+        name: 'echo.heard',
+        error: expect.objectContaining({
+          code: 'E_INTERNAL',
+          message: expect.stringMatching(/^event echo\.heard not sent: text: /),
+        }),
+      },
+    ]);
+  });
+});
+
+describe('host events (HOST_EVENTS)', () => {
+  it('a job.updated that breaks its schema is dropped and reported; a valid one reaches each listener once', async () => {
+    const pair = createMemoryTransportPair();
+    const clientMux = new Mux(pair[0], { role: 'client' });
+    const agentMux = new Mux(pair[1], { role: 'agent' });
+    const invalid: string[] = [];
+    const client = new ControlClient(clientMux, HOST_PROCEDURES, HOST_EVENTS, {
+      peer: 'host "mini"',
+      onInvalidEvent: (error) => invalid.push(error.message),
+    });
+    cleanups.push(() => {
+      client.dispose();
+      clientMux.dispose();
+      agentMux.dispose();
+    });
+    const updates: string[] = [];
+    client.on('job.updated', ({ job }) => updates.push(`${job.id} ${job.state}`));
+    const send = (data: unknown) =>
+      agentMux.sendControl(
+        JSON.stringify({ schema_version: SCHEMA_VERSION, kind: 'event', event: 'job.updated', data }),
+      );
+    const job = {
+      id: 'j-0123456789',
+      state: 'running',
+      command: 'make',
+      executor: 'shell',
+      created_at: 1,
+      finished_at: null,
+      exit_code: null,
+      attempt: 1,
+      retries: 0,
+      error: null,
+    };
+    send({ job: { ...job, state: 'exploded' } });
+    send({ job });
+    await vi.waitFor(() => expect(updates).toEqual(['j-0123456789 running']));
+    expect(invalid).toEqual([expect.stringMatching(/^host "mini" sent an invalid job\.updated event \(job\.state: /)]);
   });
 });

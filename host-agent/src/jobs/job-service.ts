@@ -9,6 +9,7 @@ import {
   type JobInfo,
   type JobSpec,
   type JobState,
+  type PublishHostEvent,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
@@ -33,7 +34,7 @@ export interface JobServiceOptions {
   db: Database.Database;
   /** Owned by the service from here on (disposed with it). */
   executors: readonly Executor[];
-  publish(event: string, data: unknown): void;
+  publish: PublishHostEvent;
   logger: Logger;
   /** Attempts running at once on this host. */
   maxJobs?: number;

@@ -6,6 +6,7 @@ import {
   type HostResult,
   type Mux,
   type HOST_PROCEDURES,
+  type PublishHostEvent,
 } from '@hangar/shared';
 import type { z } from 'zod';
 import type { SessionManager } from '../sessions/index.js';
@@ -15,8 +16,8 @@ export interface AgentServices {
   sessions: SessionManager;
   bindings: TerminalBindings;
   hostInfo(): HostInfo;
-  /** Sends an event to every connected client (e.g. `job.updated`). */
-  publish(event: string, data: unknown): void;
+  /** Sends an event of HOST_EVENTS to every connected client (e.g. `job.updated`). */
+  publish: PublishHostEvent;
   hostStats(): Promise<HostStats>;
 }
 

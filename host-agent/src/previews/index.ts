@@ -8,6 +8,7 @@ import {
   type Mux,
   type PreviewInfo,
   type PreviewListResult,
+  type PublishHostEvent,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { connect, type Socket } from 'node:net';
@@ -19,7 +20,7 @@ export interface PreviewServiceOptions {
   db: Database.Database;
   /** Ports of the agent itself (its link listener): never offered as previews. */
   ownPorts: () => number[];
-  publish: (event: string, data: unknown) => void;
+  publish: PublishHostEvent;
   logger: Logger;
   /** Open preview connections one link may hold (a browser opens ~6 per origin; HMR one more). */
   maxConnectionsPerLink?: number;

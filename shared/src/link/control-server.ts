@@ -3,6 +3,7 @@ import type { Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
 import { ControlRequest, SCHEMA_VERSION } from '../protocol/control.js';
 import { parseOrThrow } from '../validate.js';
+import type { EventInput, EventTable } from './event-hub.js';
 import type { Mux } from './mux.js';
 
 /** One entry of a procedure table (HOST_PROCEDURES, CORE_PROCEDURES): the call's two schemas. */
@@ -25,7 +26,10 @@ export type ProcedureHandlers<T extends Record<string, ProcedureSpec>, C> = {
 export interface ControlServerOptions {
   /** Requests one link may have in flight; more is a misbehaving peer. */
   maxInFlight?: number;
-  /** A handler failed with E_INTERNAL (a bug here, not bad input): log it. */
+  /**
+   * A handler failed with E_INTERNAL, or this side published an event its table refuses (a bug
+   * here, not bad input): log it. `method` is the call's or the event's name.
+   */
   onInternalError?: (error: HangarError, method: string) => void;
   /** The peer sent something that is not even a request; the link is being closed. */
   onProtocolError?: (error: HangarError) => void;
@@ -36,16 +40,22 @@ const DEFAULT_MAX_IN_FLIGHT = 64;
 /**
  * Serves a procedure table on a Mux's control stream: decodes each request, validates it with the
  * table's schema, runs the handler, validates and sends the answer. Bad input gets an error answer
- * naming the field; a message that is not even addressable closes the link. Platform-neutral, so
- * the agent, the app core over WebSocket and the core over Electron ports share it.
+ * naming the field; a message that is not even addressable closes the link. Events are checked
+ * against the events table before they leave. Platform-neutral, so the agent, the app core over
+ * WebSocket and the core over Electron ports share it; ControlClient is its other end.
  */
-export class ControlServer<T extends Record<string, ProcedureSpec>, C> implements Disposable {
+export class ControlServer<
+  T extends Record<string, ProcedureSpec>,
+  C,
+  E extends EventTable = EventTable,
+> implements Disposable {
   private inFlight = 0;
   private readonly subscription: Disposable;
 
   constructor(
     readonly mux: Mux,
     private readonly procedures: T,
+    private readonly events: E,
     private readonly handlers: ProcedureHandlers<T, C>,
     private readonly context: C,
     private readonly options: ControlServerOptions = {},
@@ -53,9 +63,21 @@ export class ControlServer<T extends Record<string, ProcedureSpec>, C> implement
     this.subscription = mux.onControl((json) => this.onControl(json));
   }
 
-  /** An event for this peer; dropped if the link is gone (peers re-read state on reconnect). */
-  publish(event: string, data: unknown): void {
-    this.send({ schema_version: SCHEMA_VERSION, kind: 'event', event, data });
+  /**
+   * An event for this peer; dropped if the link is gone (peers re-read state on reconnect). Data
+   * that its schema refuses is a bug on this side: it never leaves, and onInternalError hears of it
+   * (publishers run inside other components' listeners, so throwing would break those instead).
+   */
+  publish<K extends keyof E & string>(event: K, data: EventInput<E, K>): void {
+    const schema = Object.prototype.hasOwnProperty.call(this.events, event) ? this.events[event] : undefined;
+    const checked = schema?.safeParse(data);
+    if (!checked?.success) {
+      const issue = checked?.error.issues[0];
+      const why = issue ? `${issue.path.join('.') || '(data)'}: ${issue.message}` : 'not in the events table';
+      this.options.onInternalError?.(new HangarError('E_INTERNAL', `event ${event} not sent: ${why}`), event);
+      return;
+    }
+    this.send({ schema_version: SCHEMA_VERSION, kind: 'event', event, data: checked.data });
   }
 
   private onControl(json: string): void {

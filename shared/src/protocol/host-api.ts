@@ -4,11 +4,13 @@ import { HostStats } from './core-api.js';
 import {
   SessionAttachParams,
   SessionAttachResult,
+  SessionBellEvent,
   SessionCreateParams,
   SessionDetachParams,
   SessionInfo,
   SessionKillParams,
   SessionListResult,
+  SessionsChangedEvent,
   TerminalResizeParams,
 } from './sessions.js';
 import {
@@ -22,6 +24,7 @@ import {
   JobLogsParams,
   JobLogsResult,
   JobSpec,
+  JobUpdatedEvent,
   WorkspaceCommitParams,
   WorkspaceCommitResult,
   WorkspaceHasParams,
@@ -35,6 +38,7 @@ import {
   PreviewInfo,
   PreviewListResult,
   PreviewPortParams,
+  PreviewsChangedEvent,
 } from './previews.js';
 
 const Empty = z.object({}).strict();
@@ -79,3 +83,22 @@ export type HostResult<M extends HostMethod> = z.output<(typeof HOST_PROCEDURES)
 export function isHostMethod(method: string): method is HostMethod {
   return Object.prototype.hasOwnProperty.call(HOST_PROCEDURES, method);
 }
+
+/**
+ * Events an agent publishes to its connected clients: name → data schema. The agent's publish
+ * checks data against it before sending; the client's ControlClient checks it again on receipt,
+ * so a listener only ever sees data of this shape. How to add one: an entry here, a publish.
+ */
+export const HOST_EVENTS = {
+  /** A job changed state (sent to every connected client). */
+  'job.updated': JobUpdatedEvent,
+  /** The host's sessions after one was made, ended, or gained or lost a client. */
+  'sessions.changed': SessionsChangedEvent,
+  /** A session rang the terminal bell (an agent waiting for an answer, a build done). */
+  'session.bell': SessionBellEvent,
+  /** A preview was added or removed, or a port started or stopped listening: the whole picture. */
+  'previews.changed': PreviewsChangedEvent,
+} as const;
+export type HostEvent = keyof typeof HOST_EVENTS;
+/** How a component of the agent sends an event to every connected client. */
+export type PublishHostEvent = <K extends HostEvent>(event: K, data: z.input<(typeof HOST_EVENTS)[K]>) => void;

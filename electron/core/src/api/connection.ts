@@ -1,4 +1,5 @@
 import {
+  CORE_EVENTS,
   CORE_PROCEDURES,
   ControlServer,
   DisposableStore,
@@ -30,7 +31,7 @@ export interface ApiConnectionDeps {
 export class ApiConnection implements Disposable {
   readonly mux: Mux;
   private readonly store = new DisposableStore();
-  private readonly server: ControlServer<typeof CORE_PROCEDURES, ApiContext>;
+  private readonly server: ControlServer<typeof CORE_PROCEDURES, ApiContext, typeof CORE_EVENTS>;
 
   constructor(transport: FrameTransport, deps: ApiConnectionDeps) {
     const { core, monitor, platform, logger } = deps;
@@ -44,10 +45,11 @@ export class ApiConnection implements Disposable {
       new ControlServer(
         this.mux,
         CORE_PROCEDURES,
+        CORE_EVENTS,
         coreHandlers,
         { core, monitor, platform, mux: this.mux, terminals },
         {
-          onInternalError: (error, method) => logger.error({ err: error, method }, 'core API call failed'),
+          onInternalError: (error, method) => logger.error({ err: error, method }, 'core API call or event failed'),
           onProtocolError: (error) => logger.warn({ err: error }, 'closing UI connection: bad control message'),
         },
       ),
