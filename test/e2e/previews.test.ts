@@ -365,9 +365,7 @@ describe('previews through the CLI', () => {
     const connection = core.connection('box');
     await connection.link();
     const events: { listening: { port: number; process: string | null }[] }[] = [];
-    connection.onEvent(({ event, data }) => {
-      if (event === 'previews.changed') events.push(data as (typeof events)[number]);
-    });
+    connection.on('previews.changed', (data) => events.push(data));
     const waitFor = async (what: string, test: (ports: number[]) => boolean) => {
       const deadline = Date.now() + 8000;
       while (Date.now() < deadline) {

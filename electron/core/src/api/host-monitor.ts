@@ -1,10 +1,6 @@
 import {
   DisposableStore,
   Emitter,
-  JobUpdatedEvent,
-  PreviewsChangedEvent,
-  SessionBellEvent,
-  SessionsChangedEvent,
   toHangarError,
   type Disposable,
   type HostStats,
@@ -133,25 +129,16 @@ export class HostMonitor implements Disposable {
         this.changed();
       }),
     );
+    // The connection validated each event against HOST_EVENTS: these see only well-formed data.
+    store.add(connection.on('job.updated', ({ job }) => this.jobUpdated(name, job)));
     store.add(
-      connection.onEvent(({ event, data }) => {
-        if (event === 'job.updated') {
-          const parsed = JobUpdatedEvent.safeParse(data);
-          if (parsed.success) this.jobUpdated(name, parsed.data.job);
-        } else if (event === 'sessions.changed') {
-          const parsed = SessionsChangedEvent.safeParse(data);
-          if (!parsed.success) return;
-          for (const note of this.agents.observe(name, parsed.data.sessions)) this.platform.showNotification(note);
-          this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions });
-        } else if (event === 'session.bell') {
-          const parsed = SessionBellEvent.safeParse(data);
-          if (parsed.success) this.bell(name, parsed.data.name);
-        } else if (event === 'previews.changed') {
-          const parsed = PreviewsChangedEvent.safeParse(data);
-          if (parsed.success) this.core.previews.hostReported(name, parsed.data);
-        }
+      connection.on('sessions.changed', ({ sessions }) => {
+        for (const note of this.agents.observe(name, sessions)) this.platform.showNotification(note);
+        this.sessionsEmitter.fire({ host: name, sessions });
       }),
     );
+    store.add(connection.on('session.bell', (bell) => this.bell(name, bell.name)));
+    store.add(connection.on('previews.changed', (listed) => this.core.previews.hostReported(name, listed)));
     connection.link().catch((error: unknown) => {
       watched.error = toHangarError(error).message;
       this.changed();

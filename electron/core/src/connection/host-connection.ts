@@ -1,14 +1,16 @@
 import {
-  ControlMessage,
+  ControlClient,
   Emitter,
+  EventHub,
   HangarError,
+  HOST_EVENTS,
   HOST_PROCEDURES,
   Mux,
-  SCHEMA_VERSION,
-  parseOrThrow,
   toHangarError,
   type CloseReason,
   type Disposable,
+  type EventData,
+  type HostEvent,
   type HostInfo,
   type HostMethod,
   type HostParams,
@@ -29,26 +31,21 @@ export interface HostConnectionOptions {
   requestTimeoutMs?: number;
 }
 
-interface Pending {
-  method: HostMethod;
-  resolve: (value: unknown) => void;
-  reject: (error: HangarError) => void;
-  timer: NodeJS.Timeout;
-}
-
 /** Backoff after a dropped link: quick first retry (a blip), capped so a sleeping laptop recovers fast. */
 const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 3000];
 
+type HostClient = ControlClient<typeof HOST_PROCEDURES, typeof HOST_EVENTS>;
+
 /**
- * One authenticated link to one host, with request/response over the control stream.
- * While anyone holds it open (`retain()`), a dropped link is re-established with backoff and
- * `onLink` fires again so terminals can resume.
+ * One authenticated link to one host, with shared's ControlClient on its control stream (one
+ * per link; the event listeners live here and survive reconnects). While anyone holds it open
+ * (`retain()`), a dropped link is re-established with backoff and `onLink` fires again so
+ * terminals can resume.
  */
 export class HostConnection implements Disposable {
   private mux: Mux | undefined;
+  private client: HostClient | undefined;
   private connecting: Promise<Mux> | undefined;
-  private nextRequestId = 1;
-  private readonly pending = new Map<number, Pending>();
   private retainers = 0;
   private reconnectAttempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -65,9 +62,7 @@ export class HostConnection implements Disposable {
   readonly onLink = this.linkEmitter.event;
   private readonly linkLostEmitter = new Emitter<CloseReason>();
   readonly onLinkLost = this.linkLostEmitter.event;
-  private readonly eventEmitter = new Emitter<{ event: string; data: unknown }>();
-  /** Events the host publishes (e.g. `job.updated`); validate `data` with its schema in shared. */
-  readonly onEvent = this.eventEmitter.event;
+  private readonly events = new EventHub<typeof HOST_EVENTS>();
 
   constructor(
     readonly host: HostRecord,
@@ -106,26 +101,13 @@ export class HostConnection implements Disposable {
   }
 
   async call<M extends HostMethod>(method: M, params: HostParams<M>): Promise<HostResult<M>> {
-    const spec = HOST_PROCEDURES[method];
-    // Validate on the way out too: a bad call is reported here, with the field, not by the host.
-    const checked = parseOrThrow(spec.params, params, method);
-    const mux = await this.link();
-    const id = this.nextRequestId++;
-    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
-    const raw = await new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(
-          new HangarError(
-            'E_TIMEOUT',
-            `host "${this.host.name}" did not answer ${method} within ${timeoutMs / 1000} s`,
-          ),
-        );
-      }, timeoutMs);
-      this.pending.set(id, { method, resolve, reject, timer });
-      mux.sendControl(JSON.stringify({ schema_version: SCHEMA_VERSION, kind: 'request', id, method, params: checked }));
-    });
-    return parseOrThrow(spec.result, raw, `${method} result from "${this.host.name}"`) as HostResult<M>;
+    await this.link();
+    return this.client!.call(method, params);
+  }
+
+  /** Events the host publishes (HOST_EVENTS), validated; a listener stays through reconnects. */
+  on<K extends HostEvent>(event: K, listener: (data: EventData<typeof HOST_EVENTS, K>) => void): Disposable {
+    return this.events.on(event, listener);
   }
 
   private setStatus(status: HostStatus): void {
@@ -153,8 +135,15 @@ export class HostConnection implements Disposable {
       this.hostInfo = connected.host;
       const mux = new Mux(connected.transport, { role: 'client' });
       this.mux = mux;
-      mux.onControl((json) => this.onControl(json));
+      // Subscribed before the client: when the link drops, our status changes before its calls fail.
       mux.onClose((reason) => this.onMuxClosed(mux, reason));
+      this.client = new ControlClient(mux, HOST_PROCEDURES, HOST_EVENTS, {
+        peer: `host "${this.host.name}"`,
+        timeoutMs: this.options.requestTimeoutMs ?? 30_000,
+        hub: this.events,
+        onInvalidEvent: (error, event) =>
+          this.options.logger.warn({ err: error, host: this.host.name, event }, 'dropped an invalid event'),
+      });
       this.reconnectAttempt = 0;
       this.failedSinceOnline = false;
       this.setStatus('online');
@@ -175,41 +164,11 @@ export class HostConnection implements Disposable {
     }
   }
 
-  private onControl(json: string): void {
-    let message: ControlMessage;
-    try {
-      message = parseOrThrow(ControlMessage, JSON.parse(json), 'control message');
-    } catch (error) {
-      this.options.logger.warn({ err: toHangarError(error), host: this.host.name }, 'dropping bad control message');
-      return;
-    }
-    if (message.kind === 'event') {
-      this.eventEmitter.fire({ event: message.event, data: message.data });
-      return;
-    }
-    if (message.kind !== 'response') return;
-    const pending = this.pending.get(message.id);
-    if (!pending) return;
-    this.pending.delete(message.id);
-    clearTimeout(pending.timer);
-    if (message.ok) pending.resolve(message.result);
-    else pending.reject(HangarError.from(message.error));
-  }
-
   private onMuxClosed(mux: Mux, reason: CloseReason): void {
     if (this.mux !== mux) return;
     this.mux = undefined;
     this.options.logger.info({ host: this.host.name, reason }, 'link closed');
-    for (const [id, pending] of this.pending) {
-      clearTimeout(pending.timer);
-      pending.reject(
-        new HangarError(
-          'E_UNAVAILABLE',
-          `link to "${this.host.name}" dropped during ${pending.method}: ${reason.message}`,
-        ),
-      );
-      this.pending.delete(id);
-    }
+    // The client rejects its pending calls itself (it listens to the same close).
     this.setStatus('offline');
     this.linkLostEmitter.fire(reason);
     if (!this.disposed && this.retainers > 0) this.scheduleReconnect();
@@ -234,11 +193,12 @@ export class HostConnection implements Disposable {
     this.disposed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.mux?.close({ code: 'closed', message: 'client closed the connection' });
+    this.client?.dispose();
     this.mux = undefined;
     this.statusEmitter.dispose();
     this.linkEmitter.dispose();
     this.linkLostEmitter.dispose();
-    this.eventEmitter.dispose();
+    this.events.dispose();
   }
 }
 

@@ -2,10 +2,8 @@ import {
   HangarError,
   JobId,
   JobSpec,
-  JobUpdatedEvent,
   parseOrThrow,
   toHangarError,
-  type Disposable,
   type JobDetail,
   type JobInfo,
   type JobSpecInput,
@@ -123,15 +121,6 @@ export class JobsApi {
     only?: readonly string[],
   ): Promise<DownloadedArtifact[]> {
     return downloadArtifacts(this.connectionFor(host), checkId(id), outDir, onProgress, only);
-  }
-
-  /** Every state change of jobs on `host`, as the agent announces them. */
-  onJobUpdated(host: string, listener: (job: JobInfo) => void): Disposable {
-    return this.connectionFor(host).onEvent(({ event, data }) => {
-      if (event !== 'job.updated') return;
-      const parsed = JobUpdatedEvent.safeParse(data);
-      if (parsed.success) listener(parsed.data.job);
-    });
   }
 }
 

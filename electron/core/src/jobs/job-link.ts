@@ -5,7 +5,7 @@ import type { HostConnection } from '../connection/host-connection.js';
  * What the jobs capability needs from a host connection. HostConnection provides it; tests pass
  * an in-memory one, so packing, upload, log follow and downloads run without a real agent.
  */
-export type JobLink = Pick<HostConnection, 'call' | 'link' | 'retain' | 'onEvent'> & { host: { name: string } };
+export type JobLink = Pick<HostConnection, 'call' | 'link' | 'retain' | 'on'> & { host: { name: string } };
 
 /** Network trouble that a new link can fix; anything else is the answer. */
 export function isTransient(error: unknown): boolean {

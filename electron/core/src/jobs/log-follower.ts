@@ -2,7 +2,6 @@ import {
   BULK_STREAM_WINDOW,
   FINAL_JOB_STATES,
   HangarError,
-  JobUpdatedEvent,
   LogBlockReader,
   toHangarError,
   type CloseReason,
@@ -202,10 +201,8 @@ export async function waitForJob(
   done: (job: { state: string; attempt: number }) => boolean,
 ): Promise<JobDetail> {
   let wake: () => void = () => undefined;
-  const events = connection.onEvent(({ event, data }) => {
-    if (event !== 'job.updated') return;
-    const parsed = JobUpdatedEvent.safeParse(data);
-    if (parsed.success && parsed.data.job.id === jobId) wake();
+  const events = connection.on('job.updated', ({ job }) => {
+    if (job.id === jobId) wake();
   });
   try {
     for (;;) {

@@ -1,15 +1,21 @@
 import {
-  Emitter,
+  ControlClient,
+  ControlServer,
+  EventHub,
   HangarError,
+  HOST_EVENTS,
   HOST_PROCEDURES,
   Mux,
   createMemoryTransportPair,
-  toHangarError,
   type Disposable,
+  type EventData,
+  type EventInput,
+  type HostEvent,
   type HostMethod,
   type HostParams,
   type HostResult,
   type MemoryTransportPair,
+  type ProcedureHandlers,
 } from '@hangar/shared';
 import type { JobLink } from '../../src/jobs/job-link.js';
 
@@ -18,19 +24,18 @@ type Handler = (params: any, agent: Mux) => unknown;
 /**
  * An agent's side of the link in memory, with handlers a test supplies per method, and a
  * client connection (the JobLink the jobs code uses) that reconnects to it after `cut()`.
- * Only what the jobs client needs; the real agent is exercised by test/e2e.
+ * Both ends are shared's ControlServer and ControlClient, as with a real agent; only what the
+ * jobs client needs is answered. The real agent is exercised by test/e2e.
  */
 export class FakeHost implements JobLink, Disposable {
   readonly host = { name: 'fake' };
   readonly handlers: Partial<Record<HostMethod, Handler>> = {};
   readonly calls: { method: string; params: any }[] = [];
   private pair: MemoryTransportPair | undefined;
-  private client: Mux | undefined;
+  private client: ControlClient<typeof HOST_PROCEDURES, typeof HOST_EVENTS> | undefined;
+  private server: ControlServer<typeof HOST_PROCEDURES, null, typeof HOST_EVENTS> | undefined;
   agent: Mux | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-  private readonly events = new Emitter<{ event: string; data: unknown }>();
-  readonly onEvent = this.events.event;
+  private readonly events = new EventHub<typeof HOST_EVENTS>();
   /** While true, link() fails as if the host were unreachable. */
   down = false;
   links = 0;
@@ -40,46 +45,31 @@ export class FakeHost implements JobLink, Disposable {
   }
 
   async link(): Promise<Mux> {
-    if (this.client && !this.client.closed) return this.client;
+    if (this.client && !this.client.mux.closed) return this.client.mux;
     if (this.down) throw new HangarError('E_HOST_UNREACHABLE', 'fake host is down');
     this.links++;
     const pair = createMemoryTransportPair({ highWater: 64 * 1024 });
     const client = new Mux(pair[0], { role: 'client' });
     const agent = new Mux(pair[1], { role: 'agent' });
     this.pair = pair;
-    this.client = client;
     this.agent = agent;
-    client.onControl((json) => {
-      const message = JSON.parse(json);
-      if (message.kind === 'event') return this.events.fire({ event: message.event, data: message.data });
-      const waiting = this.pending.get(message.id);
-      this.pending.delete(message.id);
-      if (message.ok) waiting?.resolve(message.result);
-      else waiting?.reject(HangarError.from(message.error));
-    });
-    client.onClose((reason) => {
-      for (const [id, waiting] of this.pending) {
-        waiting.reject(new HangarError('E_UNAVAILABLE', `link dropped: ${reason.message}`));
-        this.pending.delete(id);
-      }
-    });
-    agent.onControl((json) => void this.serve(agent, JSON.parse(json)));
+    this.client = new ControlClient(client, HOST_PROCEDURES, HOST_EVENTS, { peer: 'the fake host', hub: this.events });
+    this.server = new ControlServer(agent, HOST_PROCEDURES, HOST_EVENTS, this.serving(agent), null);
     return client;
   }
 
   async call<M extends HostMethod>(method: M, params: HostParams<M>): Promise<HostResult<M>> {
-    const mux = await this.link();
-    const id = this.nextId++;
-    const raw = await new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      mux.sendControl(JSON.stringify({ schema_version: 1, kind: 'request', id, method, params }));
-    });
-    return HOST_PROCEDURES[method].result.parse(raw) as HostResult<M>;
+    await this.link();
+    return this.client!.call(method, params);
+  }
+
+  on<K extends HostEvent>(event: K, listener: (data: EventData<typeof HOST_EVENTS, K>) => void): Disposable {
+    return this.events.on(event, listener);
   }
 
   /** Sends an event to the client, as the agent does for `job.updated`. */
-  emit(event: string, data: unknown): void {
-    this.agent?.sendControl(JSON.stringify({ schema_version: 1, kind: 'event', event, data }));
+  emit<K extends HostEvent>(event: K, data: EventInput<typeof HOST_EVENTS, K>): void {
+    this.server?.publish(event, data);
   }
 
   /** The network drops: both ends see the link close at once. */
@@ -87,27 +77,24 @@ export class FakeHost implements JobLink, Disposable {
     this.pair?.cut();
   }
 
-  private async serve(agent: Mux, request: { id: number; method: HostMethod; params: unknown }): Promise<void> {
-    const params = HOST_PROCEDURES[request.method].params.parse(request.params);
-    this.calls.push({ method: request.method, params });
-    const reply = (body: object) => {
-      if (!agent.closed)
-        agent.sendControl(JSON.stringify({ schema_version: 1, kind: 'response', id: request.id, ...body }));
-    };
-    try {
-      const handler = this.handlers[request.method];
-      if (!handler) throw new HangarError('E_UNAVAILABLE', `fake host has no ${request.method}`);
-      // A handler returns a function to run after the answer went out (stream writes follow the answer).
-      const result = (await handler(params, agent)) as { answer: unknown; after?: () => void } | undefined;
-      reply({ ok: true, result: result?.answer ?? {} });
-      result?.after?.();
-    } catch (error) {
-      reply({ ok: false, error: toHangarError(error).toJSON() });
+  /** A handler per method: the test's, or "no such call" (the fake answers only what a test set up). */
+  private serving(agent: Mux): ProcedureHandlers<typeof HOST_PROCEDURES, null> {
+    const table = {} as Record<HostMethod, (params: unknown) => Promise<{ result: unknown; after?: () => void }>>;
+    for (const method of Object.keys(HOST_PROCEDURES) as HostMethod[]) {
+      table[method] = async (params) => {
+        this.calls.push({ method, params });
+        const handler = this.handlers[method];
+        if (!handler) throw new HangarError('E_UNAVAILABLE', `fake host has no ${method}`);
+        // A handler returns a function to run after the answer went out (stream writes follow the answer).
+        const outcome = (await handler(params, agent)) as { answer: unknown; after?: () => void } | undefined;
+        return { result: outcome?.answer ?? {}, ...(outcome?.after ? { after: outcome.after } : {}) };
+      };
     }
+    return table as unknown as ProcedureHandlers<typeof HOST_PROCEDURES, null>;
   }
 
   dispose(): void {
-    this.client?.close();
+    this.client?.mux.close();
     this.events.dispose();
   }
 }
