@@ -48,7 +48,7 @@ describe('artifacts', () => {
     await using host = await startJobHost();
     const client = host.connect();
     for (const glob of ['../*', '/etc/passwd', 'a/../../b']) {
-      await expect(client.call('job.submit', { command: 'true', artifacts: [glob] })).rejects.toMatchObject({
+      await expect(client.callUnchecked('job.submit', { command: 'true', artifacts: [glob] })).rejects.toMatchObject({
         code: 'E_BAD_REQUEST',
       });
     }

@@ -1,14 +1,15 @@
 import {
   BULK_STREAM_WINDOW,
+  ControlClient,
   FINAL_JOB_STATES,
-  HangarError,
+  HOST_EVENTS,
+  HOST_PROCEDURES,
   LOG_BLOCK,
   LogBlockReader,
   Mux,
-  SCHEMA_VERSION,
   createMemoryTransportPair,
   type CloseReason,
-  type ErrorShape,
+  type HostMethod,
   type JobInfo,
   type JobSpecInput,
   type JobState,
@@ -24,6 +25,7 @@ import { JobService, ShellExecutor, type JobServiceOptions } from '../../src/job
 import { ClientPeer } from '../../src/peer/client-peer.js';
 import { createJobProcedures } from '../../src/peer/job-procedures.js';
 import { createProcedures, type AgentServices } from '../../src/peer/procedures.js';
+import { rawCall } from '../../../test/support/raw-call.js';
 import { AgentStore } from '../../src/store/db.js';
 
 export const DEVICE = 'a'.repeat(64);
@@ -101,8 +103,7 @@ export class TestClient {
   readonly mux: Mux;
   readonly peer: ClientPeer;
   private readonly pair = createMemoryTransportPair();
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  private readonly control: ControlClient<typeof HOST_PROCEDURES, typeof HOST_EVENTS>;
 
   constructor(jobs: JobService) {
     const [clientEnd, agentEnd] = this.pair;
@@ -113,28 +114,17 @@ export class TestClient {
       pino({ level: 'silent' }),
     );
     this.mux = new Mux(clientEnd, { role: 'client' });
-    this.mux.onControl((json) => {
-      const message = JSON.parse(json) as {
-        kind: string;
-        id: number;
-        ok: boolean;
-        result?: unknown;
-        error?: ErrorShape;
-      };
-      if (message.kind !== 'response') return;
-      const waiter = this.pending.get(message.id);
-      this.pending.delete(message.id);
-      if (message.ok) waiter?.resolve(message.result);
-      else waiter?.reject(HangarError.from(message.error!));
-    });
+    this.control = new ControlClient(this.mux, HOST_PROCEDURES, HOST_EVENTS, { peer: 'the test agent' });
   }
 
+  /** A call as a client makes it (shared's ControlClient: checked here, then by the agent). */
   call<T = unknown>(method: string, params: unknown): Promise<T> {
-    const id = this.nextId++;
-    this.mux.sendControl(JSON.stringify({ schema_version: SCHEMA_VERSION, kind: 'request', id, method, params }));
-    return new Promise<T>((resolve, reject) =>
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject }),
-    );
+    return this.control.call(method as HostMethod, params as never) as Promise<T>;
+  }
+
+  /** Params as given, unchecked: for what the agent itself refuses. */
+  callUnchecked<T = unknown>(method: string, params: unknown): Promise<T> {
+    return rawCall(this.mux, method, params) as Promise<T>;
   }
 
   openStream(recvOffset = 0): LinkStream {

@@ -21,6 +21,13 @@ export {
   type CallResult,
   type ControlClientOptions,
 } from './control-client.js';
+export {
+  CoreApiClient,
+  type CoreApiClientOptions,
+  type CoreCallParams,
+  type CoreCallResult,
+  type CoreEventData,
+} from './core-api-client.js';
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
 export { spliceSocket, type ByteSocket } from './splice.js';

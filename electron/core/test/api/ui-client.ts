@@ -1,53 +1,52 @@
 import {
-  ControlMessage,
-  HangarError,
-  Mux,
-  SCHEMA_VERSION,
+  CORE_EVENTS,
+  CoreApiClient,
   wrapWebSocket,
   type CloseReason,
+  type CoreCallParams,
+  type CoreCallResult,
+  type CoreEvent,
   type CoreMethod,
-  type CoreResult,
   type FrameTransport,
   type LinkStream,
+  type Mux,
 } from '@hangar/shared';
 import WebSocket from 'ws';
+import { rawCall } from '../../../../test/support/raw-call.js';
 
-/** What the renderer does, in a test: a 'client' Mux, requests on the control stream, events. */
+/** What the renderer does, in a test: shared's CoreApiClient, with every event kept in order. */
 export class UiClient {
-  readonly mux: Mux;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: HangarError) => void }>();
+  readonly api: CoreApiClient;
   readonly events: { event: string; data: unknown }[] = [];
 
   constructor(transport: FrameTransport) {
-    this.mux = new Mux(transport, { role: 'client' });
-    this.mux.onControl((json) => {
-      const message = ControlMessage.parse(JSON.parse(json));
-      if (message.kind === 'event') this.events.push({ event: message.event, data: message.data });
-      if (message.kind !== 'response') return;
-      const pending = this.pending.get(message.id);
-      this.pending.delete(message.id);
-      if (message.ok) pending?.resolve(message.result);
-      else pending?.reject(HangarError.from(message.error));
-    });
+    this.api = new CoreApiClient(transport);
+    for (const event of Object.keys(CORE_EVENTS) as CoreEvent[]) {
+      this.api.on(event, (data) => this.events.push({ event, data }));
+    }
   }
 
-  call<M extends CoreMethod>(method: M, params: unknown): Promise<CoreResult<M>> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.mux.sendControl(JSON.stringify({ schema_version: SCHEMA_VERSION, kind: 'request', id, method, params }));
-    });
+  get mux(): Mux {
+    return this.api.mux;
+  }
+
+  call<M extends CoreMethod>(method: M, params: CoreCallParams<M>): Promise<CoreCallResult<M>> {
+    return this.api.call(method, params);
+  }
+
+  /** Sends params unchecked, as a page that skips the client would: for what the core itself refuses. */
+  callUnchecked(method: string, params: unknown): Promise<unknown> {
+    return rawCall(this.api.mux, method, params);
   }
 
   /** Sends raw text on the control stream (for malformed-request tests). */
   raw(message: object): void {
-    this.mux.sendControl(JSON.stringify(message));
+    this.api.mux.sendControl(JSON.stringify(message));
   }
 
-  /** A stream for terminal.open / jobs.logs, with everything received collected as text. */
+  /** A stream for terminal.open / jobs.logs, with everything received collected as text (acked as read). */
   openStream(): { stream: LinkStream; text: () => string; closed: Promise<CloseReason> } {
-    const stream = this.mux.openStream();
+    const stream = this.api.mux.openStream();
     let text = '';
     const decoder = new TextDecoder();
     stream.onData((data) => (text += decoder.decode(data, { stream: true })));
@@ -56,7 +55,7 @@ export class UiClient {
   }
 
   close(): void {
-    this.mux.close();
+    this.api.dispose();
   }
 }
 
