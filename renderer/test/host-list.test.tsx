@@ -18,21 +18,35 @@ const stats = {
   capabilities: { tmux: true, tart: false, bubblewrap: true },
 };
 
+/** What pairing pinned (public), as hosts.list gives it. */
+const pins = { agent_key: 'MCowBQYDK2VwAyEA', cert_fingerprint: 'sha256:ab:cd', added_at: 1 };
+
 const hosts: HostView[] = [
   {
     name: 'mini',
     address: 'mini.tailnet:7070',
     embedded: false,
+    ...pins,
     status: 'online',
     info: { hostname: 'mini', os: 'linux', arch: 'x64', agent_version: '0.1.0', tmux_version: '3.4', session_limit: 5 },
     stats,
     error: null,
   },
-  { name: 'vps', address: 'vps:7070', embedded: false, status: 'connecting', info: null, stats: null, error: null },
+  {
+    name: 'vps',
+    address: 'vps:7070',
+    embedded: false,
+    ...pins,
+    status: 'connecting',
+    info: null,
+    stats: null,
+    error: null,
+  },
   {
     name: 'laptop',
     address: '10.0.0.9:7070',
     embedded: false,
+    ...pins,
     status: 'offline',
     info: null,
     stats: null,

@@ -11,10 +11,14 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/** What pairing pinned (public), as hosts.list gives it. */
+const pins = { agent_key: 'MCowBQYDK2VwAyEA', cert_fingerprint: 'sha256:ab:cd', added_at: 1 };
+
 const online = (name: string): HostView => ({
   name,
   address: `${name}:7070`,
   embedded: false,
+  ...pins,
   status: 'online',
   info: null,
   stats: null,
@@ -28,6 +32,7 @@ const hosts: HostView[] = [
     name: 'laptop',
     address: '10.0.0.9:7070',
     embedded: false,
+    ...pins,
     status: 'offline',
     info: null,
     stats: null,

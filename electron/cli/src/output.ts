@@ -25,7 +25,7 @@ export function ago(ms: number, now = Date.now()): string {
  * A listing over every host goes on past a host it cannot reach: says which (stderr) and gives
  * the exit status, 5 (unreachable) if any was.
  */
-export function reportUnreachable(groups: { host: string; error?: { message: string } | undefined }[]): number {
+export function reportUnreachable(groups: { host: string; error: { message: string } | null }[]): number {
   let status = 0;
   for (const g of groups) {
     if (g.error) {
@@ -34,4 +34,9 @@ export function reportUnreachable(groups: { host: string; error?: { message: str
     }
   }
   return status;
+}
+
+/** `--json` of a listing over hosts: a host's `error` appears only when there was one. */
+export function withoutNullErrors<T extends { error: unknown }>(groups: T[]): (Omit<T, 'error'> | T)[] {
+  return groups.map(({ error, ...group }) => (error === null ? group : { ...group, error }));
 }

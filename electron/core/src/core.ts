@@ -5,7 +5,7 @@ import {
   HostName,
   SessionCreateParams,
   parseOrThrow,
-  toHangarError,
+  type HostFailure,
   type HostInfo,
   type HostRecord,
   type HostStats,
@@ -15,6 +15,7 @@ import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { HostConnection, type HostStatus } from './connection/host-connection.js';
+import { listOnHosts } from './hosts/fan-out.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
@@ -37,7 +38,7 @@ export interface HostView extends HostRecord {
 export interface HostSessions {
   host: string;
   sessions: SessionInfo[];
-  error?: { code: string; message: string };
+  error: HostFailure | null;
 }
 
 /**
@@ -95,6 +96,11 @@ export class HangarCore {
     return this.registry
       .list()
       .map((host) => ({ ...host, status: this.connections.get(host.name)?.status ?? 'offline' }));
+  }
+
+  /** The host's connection if this core has made one (it does not connect). */
+  existingConnection(name: string): HostConnection | undefined {
+    return this.connections.get(name);
   }
 
   /** Pairs with a host using the one-time code it printed, and pins its keys. */
@@ -192,18 +198,10 @@ export class HangarCore {
     return (await this.connection(host).call('session.list', {})).sessions;
   }
 
-  /** Sessions of every host; a host that cannot be reached is reported, not fatal. */
-  async listAllSessions(): Promise<HostSessions[]> {
-    return Promise.all(
-      this.registry.list().map(async (host): Promise<HostSessions> => {
-        try {
-          return { host: host.name, sessions: await this.listSessions(host.name) };
-        } catch (error) {
-          const failure = toHangarError(error);
-          return { host: host.name, sessions: [], error: { code: failure.code, message: failure.message } };
-        }
-      }),
-    );
+  /** Sessions of one host, or of every host; a host that cannot be reached is reported, not fatal. */
+  async sessionsOn(host?: string): Promise<HostSessions[]> {
+    const names = this.registry.list().map((h) => h.name);
+    return listOnHosts(names, host, async (name) => ({ sessions: await this.listSessions(name) }), { sessions: [] });
   }
 
   async killSession(host: string, name: string): Promise<void> {

@@ -11,7 +11,6 @@ export {
   type FoundJob,
   type PackedWorkspace,
   type DownloadProgress,
-  type DownloadedArtifact,
   type FollowOptions,
   type LogChunk,
   type LogEnd,
@@ -20,7 +19,8 @@ export {
   type UploadResult,
   type JobLink,
 } from './jobs/index.js';
-export { CoreApiServer, ApiConnection } from './api/index.js';
+export { CoreApiServer, ApiConnection, type CoreApiServerOptions, type Door } from './api/index.js';
+export { openCoreApi, type OpenCoreApiOptions } from './api/in-process-door.js';
 export { PreviewsApi, PreviewForwarder, type HostPreviews, type PreviewLink } from './previews/index.js';
 export { WebServer, type WebServerOptions } from './web/server.js';
 export { nodePlatform, defaultDownloadsDir, isWebUrl, type Platform, type DesktopNotification } from './platform.js';

@@ -89,7 +89,7 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
       setView('terminals');
     },
     runJob: (host, command) => void api.call('jobs.submit', { host, spec: { command } }).then(showJob, fail),
-    cancelJob: (host, id) => void api.call('jobs.cancel', { host, id }).then((job) => data.addJob({ host, job }), fail),
+    cancelJob: (host, id) => void api.call('jobs.cancel', { host, id }).then((result) => data.addJob(result), fail),
     addHost: () => setDialog({ kind: 'add-host' }),
     renameHost: () => setDialog({ kind: 'rename-host' }),
     removeHost: (host) => setDialog({ kind: 'remove-host', host }),

@@ -68,16 +68,17 @@ function JobDetailPanel({
   const attempt = entry?.job.attempt ?? detail?.attempt ?? 0;
 
   useEffect(() => {
-    api
-      .call('jobs.get', { host: selected.host, id: selected.id })
-      .then(setDetail, (e: unknown) => setError(describeError(e)));
+    api.call('jobs.get', { host: selected.host, id: selected.id }).then(
+      (found) => setDetail(found.job),
+      (e: unknown) => setError(describeError(e)),
+    );
     // Refetch when the state changes: artifacts appear once the job has finished.
   }, [api, selected.host, selected.id, state]);
 
   const final = state !== undefined && FINAL_JOB_STATES.includes(state);
   const act = (what: 'jobs.cancel' | 'jobs.retry') =>
     api.call(what, { host: selected.host, id: selected.id }).then(
-      (job) => onSubmitted({ host: selected.host, job }),
+      (result) => onSubmitted(result),
       (e: unknown) => setError(describeError(e)),
     );
   const job = entry?.job ?? detail;
@@ -119,7 +120,7 @@ function JobDetailPanel({
                 aria-label={`Download ${artifact.path}`}
                 onClick={() =>
                   api.call('artifacts.download', { host: selected.host, id: selected.id, path: artifact.path }).then(
-                    (r) => setMessage(`Saved ${artifact.path} to ${r.saved_to}`),
+                    (r) => setMessage(`Saved ${artifact.path} to ${r.files[0]?.file ?? r.dir}`),
                     (e: unknown) => setError(describeError(e)),
                   )
                 }

@@ -57,14 +57,18 @@ export function useHangarData(api: CoreApi): HangarData {
   const refreshSessions = useCallback(() => {
     api.call('sessions.list', {}).then(
       (result) =>
-        setSessions(Object.fromEntries(result.hosts.map((h) => [h.host, { sessions: h.sessions, error: h.error }]))),
+        setSessions(
+          Object.fromEntries(
+            result.hosts.map((h) => [h.host, { sessions: h.sessions, error: h.error?.message ?? null }]),
+          ),
+        ),
       (error: unknown) => setHostsError(describeError(error)),
     );
   }, [api]);
 
   const refreshJobs = useCallback(() => {
     api.call('jobs.list', {}).then(
-      (result) => showJobs(result.jobs),
+      (result) => showJobs(result.hosts.flatMap((h) => h.jobs.map((job) => ({ host: h.host, job })))),
       (error: unknown) => setHostsError(describeError(error)),
     );
   }, [api, showJobs]);

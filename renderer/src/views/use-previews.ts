@@ -52,7 +52,7 @@ export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
           if (!current() || !listed) return;
           setByHost((all) => ({
             ...all,
-            [host]: { previews: listed.previews, listening: listed.listening, error: listed.error },
+            [host]: { previews: listed.previews, listening: listed.listening, error: listed.error?.message ?? null },
           }));
         },
         (error: unknown) => {

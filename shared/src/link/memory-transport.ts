@@ -9,6 +9,12 @@ export interface MemoryTransportOptions {
   highWater?: number;
   /** Bytes moved per delivery batch (at least one frame): a slow link. Unlimited by default. */
   bytesPerBatch?: number;
+  /**
+   * Schedules a delivery instead of setTimeout(latencyMs). A timer costs about a millisecond per
+   * hop even at 0; a link inside one process (the hangar command and its core) passes Node's
+   * setImmediate, so a keystroke's two hops add microseconds, and I/O still gets its turn.
+   */
+  schedule?: (deliver: () => void) => void;
 }
 
 /** One end of an in-process link, for tests and for wiring two components in one process. */
@@ -30,6 +36,8 @@ export type MemoryTransportPair = readonly [MemoryTransport, MemoryTransport] & 
 };
 
 const DEFAULT_HIGH_WATER = 16 * 1024;
+/** Marks a delivery scheduled through `schedule` (nothing to cancel: a late one finds nothing to do). */
+const SCHEDULED = Symbol('scheduled');
 
 class MemoryEnd implements MemoryTransport {
   peer!: MemoryEnd;
@@ -46,7 +54,7 @@ class MemoryEnd implements MemoryTransport {
   /** Set by close(): the peer closes after what was sent before it has arrived, like a WebSocket. */
   private closeAfterFlush: CloseReason | undefined;
 
-  constructor(private readonly options: Required<MemoryTransportOptions>) {}
+  constructor(private readonly options: Required<Omit<MemoryTransportOptions, 'schedule'>> & MemoryTransportOptions) {}
 
   readonly onFrame = (listener: (frame: Uint8Array) => void): Disposable => this.frames.event(listener);
   readonly onDrain = (listener: () => void): Disposable => this.drains.event(listener);
@@ -90,7 +98,7 @@ class MemoryEnd implements MemoryTransport {
     this.outbox = [];
     this.buffered = 0;
     this.closeAfterFlush = undefined;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined && this.timer !== SCHEDULED) clearTimeout(this.timer);
     this.timer = undefined;
     this.finish(reason);
   }
@@ -107,10 +115,16 @@ class MemoryEnd implements MemoryTransport {
   private scheduleDelivery(): void {
     if (this.timer !== undefined || this.silenced) return;
     if (this.outbox.length === 0 && this.closeAfterFlush === undefined) return;
-    this.timer = setTimeout(() => {
+    const run = () => {
       this.timer = undefined;
       this.deliver();
-    }, this.options.latencyMs);
+    };
+    if (this.options.schedule) {
+      this.timer = SCHEDULED;
+      this.options.schedule(run);
+    } else {
+      this.timer = setTimeout(run, this.options.latencyMs);
+    }
   }
 
   private deliver(): void {
@@ -148,10 +162,11 @@ class MemoryEnd implements MemoryTransport {
  * `const [client, agent] = createMemoryTransportPair()`; `pair.cut()` to end both.
  */
 export function createMemoryTransportPair(options: MemoryTransportOptions = {}): MemoryTransportPair {
-  const resolved: Required<MemoryTransportOptions> = {
+  const resolved = {
     latencyMs: options.latencyMs ?? 0,
     highWater: options.highWater ?? DEFAULT_HIGH_WATER,
     bytesPerBatch: options.bytesPerBatch ?? Number.POSITIVE_INFINITY,
+    ...(options.schedule ? { schedule: options.schedule } : {}),
   };
   const a = new MemoryEnd(resolved);
   const b = new MemoryEnd(resolved);

@@ -1,15 +1,18 @@
 import { z } from 'zod';
+import { ERROR_CODES } from '../errors.js';
 import { HostInfo } from './host.js';
 import { HostAddress, HostName } from './hosts.js';
-import { ArtifactInfo, JobDetail, JobId, JobInfo, JobSpec } from './jobs.js';
+import { ArtifactInfo, JobDetail, JobId, JobInfo, JobListParams, JobSpec } from './jobs.js';
 import { ListeningPort, PreviewInfo, PreviewLabel, PreviewPort } from './previews.js';
 import { SessionCreateParams, SessionInfo, SessionName, StreamId, TerminalSize } from './sessions.js';
 
 /**
- * The app core's API: the one the renderer (over Electron IPC or, in web mode, a WebSocket)
- * and the CLI (in-process) use. Like the host protocol, every call is one entry here; the
- * transports carry the same frames and control messages as the link (shared/src/link).
- * How to add a call: one entry here, one handler in electron/core/src/api/.
+ * The app core's API: the one door for the renderer (over Electron IPC or, in web mode, a
+ * WebSocket) and the hangar command (in-process; a local socket later). Like the host protocol,
+ * every call is one entry here; the transports carry the same frames and control messages as the
+ * link (shared/src/link), and CoreApiClient is the one client.
+ * How to add a call: one entry here, one handler in electron/core/src/api/handlers.ts, and a
+ * hangar command that calls it (or a reason in electron/cli/src/procedures.ts why none does).
  */
 
 const Empty = z.object({}).strict();
@@ -29,12 +32,20 @@ export const HostStats = z.object({
 export type HostStats = z.infer<typeof HostStats>;
 
 export const HostStatus = z.enum(['online', 'connecting', 'offline']);
+export type HostStatus = z.infer<typeof HostStatus>;
 
-/** What the UI sees of a host: never its keys. */
+/**
+ * What a client sees of a host: its record and its live state. The pins are the host's public
+ * key and certificate fingerprint (public, shown so a user can compare them with the host's);
+ * this device's private key never leaves the core.
+ */
 export const HostView = z.object({
   name: HostName,
   address: z.string(),
   embedded: z.boolean(),
+  agent_key: z.string(),
+  cert_fingerprint: z.string(),
+  added_at: z.number().int(),
   status: HostStatus,
   info: HostInfo.nullable(),
   stats: HostStats.nullable(),
@@ -47,10 +58,54 @@ export const HostRef = z.object({ host: HostName });
 
 export const TerminalId = z.string().min(1).max(64);
 
-export const TerminalStatusEvent = z.object({
-  terminal_id: TerminalId,
-  status: z.enum(['attached', 'reconnecting', 'resumed', 'skipped']),
+/** What a terminal's link is doing: attached, lost (reconnecting), back (resumed, or skipped past the replay window). */
+export const TerminalStatus = z.enum(['attached', 'reconnecting', 'resumed', 'skipped']);
+export type TerminalStatus = z.infer<typeof TerminalStatus>;
+
+export const TerminalStatusEvent = z.object({ terminal_id: TerminalId, status: TerminalStatus });
+
+/**
+ * Close codes of a terminal stream, the same from the agent to the core and from the core to its
+ * clients: the session's command ended (with `exit_code`), it was killed, this client detached,
+ * or something failed (the message says what).
+ */
+export const TERMINAL_CLOSE = {
+  ended: 'session_ended',
+  killed: 'session_killed',
+  detached: 'detached',
+  error: 'error',
+} as const;
+
+/** Why a host in a list over every host is missing from it: the error, as a value. */
+export const HostFailure = z.object({ code: z.enum(ERROR_CODES), message: z.string() });
+export type HostFailure = z.infer<typeof HostFailure>;
+
+/**
+ * A path on the computer the core runs on. Absolute only: the hangar command resolves it against
+ * its own working directory, which a core serving it over a socket does not share.
+ */
+export const LocalPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !p.includes('\0'), { error: 'a path has no NUL bytes' })
+  .refine((p) => p.startsWith('/') || /^[a-zA-Z]:[\\/]/.test(p) || p.startsWith('\\\\'), {
+    error: 'expected an absolute path on this computer',
+  });
+
+/** Names one long call's `progress` events (uploads, downloads), chosen by the caller. */
+export const OperationId = z.string().min(1).max(64);
+
+const JobRef = z.object({
+  /** The host that has the job; absent: ask every paired host (job ids are unique across hosts). */
+  host: HostName.optional(),
+  id: JobId,
 });
+const JobOnHost = z.object({ host: HostName, job: JobInfo });
+const JobDetailOnHost = z.object({ host: HostName, job: JobDetail });
+/** An artifact written on this computer. */
+export const DownloadedArtifact = ArtifactInfo.extend({ file: z.string() });
+export type DownloadedArtifact = z.infer<typeof DownloadedArtifact>;
 
 /** A preview as the UI sees it: the host's record, and where this computer serves it, if it does. */
 export const PreviewView = PreviewInfo.extend({
@@ -73,7 +128,7 @@ export const CORE_PROCEDURES = {
   'sessions.list': {
     params: z.object({ host: HostName.optional() }),
     result: z.object({
-      hosts: z.array(z.object({ host: HostName, sessions: z.array(SessionInfo), error: z.string().nullable() })),
+      hosts: z.array(z.object({ host: HostName, sessions: z.array(SessionInfo), error: HostFailure.nullable() })),
     }),
   },
   'sessions.create': { params: z.object({ host: HostName, session: SessionCreateParams }), result: SessionInfo },
@@ -89,39 +144,71 @@ export const CORE_PROCEDURES = {
     result: z.object({ terminal_id: TerminalId }),
   },
   'terminal.resize': { params: z.object({ terminal_id: TerminalId, ...TerminalSize }), result: Empty },
+  /** Asks tmux to repaint the screen (after the client drew a notice of its own over it). */
+  'terminal.redraw': { params: z.object({ terminal_id: TerminalId }), result: Empty },
   'terminal.close': { params: z.object({ terminal_id: TerminalId }), result: Empty },
 
+  /** Jobs of one host, or of every paired host (newest first on each); an unreachable host is a value. */
   'jobs.list': {
-    params: z.object({ host: HostName.optional() }),
-    result: z.object({ jobs: z.array(z.object({ host: HostName, job: JobInfo })) }),
+    params: z.object({ host: HostName.optional(), limit: JobListParams.shape.limit }),
+    result: z.object({
+      hosts: z.array(z.object({ host: HostName, jobs: z.array(JobInfo), error: HostFailure.nullable() })),
+    }),
   },
-  'jobs.get': { params: z.object({ host: HostName, id: JobId }), result: JobDetail },
+  'jobs.get': { params: JobRef, result: JobDetailOnHost },
+  /**
+   * With `folder`: packs it (git-tracked and untracked-not-ignored files; the whole folder outside
+   * git), uploads it unless the host has it (`progress` events for `op_id`), and runs the job on it.
+   */
   'jobs.submit': {
     params: z.object({
       host: HostName,
       spec: JobSpec,
-      /** A folder on this computer to pack and upload as the workspace (optional). */
-      folder: z.string().min(1).max(4096).optional(),
+      folder: LocalPath.optional(),
+      op_id: OperationId.optional(),
     }),
-    result: z.object({ host: HostName, job: JobInfo }),
+    result: JobOnHost.extend({
+      /** The workspace sent with `folder`; `skipped` when the host already had it. */
+      upload: z.object({ hash: z.string(), size: z.number().int().nonnegative(), skipped: z.boolean() }).nullable(),
+    }),
   },
-  /** Log bytes on the caller's stream, closed with {code: 'log_end', exit_code} when final. */
+  /**
+   * Log bytes on the caller's stream, closed with {code: 'log_end', exit_code} when the attempt
+   * (or, with through_retries, the job) ends. `jobs.log_attempt` says where each attempt's bytes
+   * start on the stream; `jobs.log_link` when the host link drops and comes back.
+   */
   'jobs.logs': {
     params: z.object({
       host: HostName,
       id: JobId,
+      /** Default: the latest attempt. */
+      attempt: z.number().int().positive().optional(),
       from: z.number().int().nonnegative().default(0),
       follow: z.boolean().default(true),
+      /** While following, go on to the next attempt when the job is retried, until it is final. */
+      through_retries: z.boolean().default(false),
       stream_id: StreamId,
     }),
     result: z.object({ attempt: z.number().int().positive() }),
   },
-  'jobs.cancel': { params: z.object({ host: HostName, id: JobId }), result: JobInfo },
-  'jobs.retry': { params: z.object({ host: HostName, id: JobId }), result: JobInfo },
-  /** Downloads (sha256-checked) into the user's download folder; returns where. */
+  /** Answers once the job is in a final state (as long as that takes). */
+  'jobs.wait': { params: JobRef, result: JobDetailOnHost },
+  'jobs.cancel': { params: JobRef, result: JobOnHost },
+  'jobs.retry': { params: JobRef, result: JobOnHost },
+  /**
+   * Downloads a job's artifacts (all, or the one at `path`), each sha256-checked before it is
+   * renamed into place, into `dir` (the hangar command's choice) or the user's Downloads/<job>.
+   * `progress` events for `op_id`.
+   */
   'artifacts.download': {
-    params: z.object({ host: HostName, id: JobId, path: z.string().min(1).max(4096) }),
-    result: z.object({ saved_to: z.string(), artifact: ArtifactInfo }),
+    params: z.object({
+      host: HostName,
+      id: JobId,
+      path: z.string().min(1).max(4096).optional(),
+      dir: LocalPath.optional(),
+      op_id: OperationId.optional(),
+    }),
+    result: z.object({ dir: z.string(), files: z.array(DownloadedArtifact) }),
   },
 
   'previews.list': {
@@ -132,7 +219,7 @@ export const CORE_PROCEDURES = {
           host: HostName,
           previews: z.array(PreviewView),
           listening: z.array(ListeningPort),
-          error: z.string().nullable(),
+          error: HostFailure.nullable(),
         }),
       ),
     }),
@@ -145,11 +232,13 @@ export const CORE_PROCEDURES = {
   'previews.remove': { params: PreviewRef, result: Empty },
   /**
    * Serves the preview on this computer (same port as on the host when free, else any) until
-   * previews.close. Idempotent: an open preview answers with its address. Remembered: the next
-   * UI core (npm start, hangar ui, the window) serves it again on the same port when free.
+   * previews.close. Idempotent: an open preview answers with its address. Remembered (the
+   * default): the next UI core (npm start, hangar ui, the window) serves it again on the same port
+   * when free. `remember: false` (hangar preview open, like ssh -L): served only while the calling
+   * connection lives, unless another opened it too.
    */
   'previews.open': {
-    params: PreviewRef.extend({ local_port: PreviewPort.optional() }),
+    params: PreviewRef.extend({ local_port: PreviewPort.optional(), remember: z.boolean().default(true) }),
     result: z.object({ url: z.string(), local_port: PreviewPort }),
   },
   'previews.close': { params: PreviewRef, result: Empty },
@@ -158,12 +247,17 @@ export const CORE_PROCEDURES = {
 export type CoreMethod = keyof typeof CORE_PROCEDURES;
 export type CoreParams<M extends CoreMethod> = z.input<(typeof CORE_PROCEDURES)[M]['params']>;
 export type CoreResult<M extends CoreMethod> = z.output<(typeof CORE_PROCEDURES)[M]['result']>;
+/** The params a handler gets: parsed by the table, defaults applied. */
+export type CoreParsedParams<M extends CoreMethod> = z.output<(typeof CORE_PROCEDURES)[M]['params']>;
 
 export function isCoreMethod(method: string): method is CoreMethod {
   return Object.prototype.hasOwnProperty.call(CORE_PROCEDURES, method);
 }
 
-/** Events the core publishes to every UI: name → data schema. */
+/**
+ * Events the core publishes: name → data schema. Most go to every client; terminal.status,
+ * jobs.log_* and progress only to the connection whose call they are about.
+ */
 export const CORE_EVENTS = {
   'hosts.changed': z.object({ hosts: z.array(HostView) }),
   'job.updated': z.object({ host: HostName, job: JobInfo }),
@@ -177,5 +271,20 @@ export const CORE_EVENTS = {
    * stopped listening: its previews and candidates as previews.list would give them.
    */
   'previews.changed': z.object({ host: HostName, previews: z.array(PreviewView), listening: z.array(ListeningPort) }),
+  /** A jobs.logs stream: the bytes of `attempt` start at `stream_offset` (sent before those bytes). */
+  'jobs.log_attempt': z.object({
+    stream_id: StreamId,
+    attempt: z.number().int().positive(),
+    stream_offset: z.number().int().nonnegative(),
+  }),
+  /** A jobs.logs stream's host link dropped (`reconnecting`) or came back and the log goes on (`resumed`). */
+  'jobs.log_link': z.object({ stream_id: StreamId, status: z.enum(['reconnecting', 'resumed']) }),
+  /** How far a call with this `op_id` has got (bytes of an upload or a download). */
+  progress: z.object({
+    op_id: OperationId,
+    label: z.string().max(200),
+    done: z.number().nonnegative(),
+    total: z.number().nonnegative(),
+  }),
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

@@ -1,5 +1,5 @@
-import type { DownloadedArtifact, HangarCore } from '@hangar/desktop/core';
-import type { JobDetail } from '@hangar/shared';
+import type { HangarCore } from '@hangar/desktop/core';
+import type { DownloadedArtifact, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
 import { relative, resolve } from 'node:path';
 import { printJson, table } from '../output.js';

@@ -1,7 +1,7 @@
 import type { HangarCore } from '@hangar/desktop/core';
 import type { AttemptInfo, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
-import { ago, printJson, reportUnreachable, table } from '../output.js';
+import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
 import { withCore } from '../run.js';
 import { formatDuration, parseCount } from './job-output.js';
 
@@ -17,7 +17,7 @@ export function registerJobs(program: Command): void {
     .action((options: { host?: string; limit: string; json?: boolean }) =>
       withCore(async (core) => {
         const groups = await core.jobs.list(options.host, parseCount(options.limit, '--limit'));
-        if (options.json) return printJson(groups);
+        if (options.json) return printJson(withoutNullErrors(groups));
         const rows = groups
           .flatMap((g) => g.jobs.map((j) => ({ host: g.host, job: j })))
           .sort((a, b) => b.job.created_at - a.job.created_at)

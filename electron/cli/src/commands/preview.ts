@@ -1,7 +1,7 @@
 import type { HangarCore, HostPreviews } from '@hangar/desktop/core';
 import { nodePlatform } from '@hangar/desktop/core';
 import type { Command } from 'commander';
-import { ago, printJson, reportUnreachable, table } from '../output.js';
+import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
 import { parsePort } from '../options.js';
 import { withCore } from '../run.js';
 
@@ -18,7 +18,7 @@ export function registerPreview(program: Command): void {
     .action((host: string | undefined, options: { json?: boolean }) =>
       withCore(async (core) => {
         const groups = await core.previews.list(host);
-        if (options.json) return printJson(groups);
+        if (options.json) return printJson(withoutNullErrors(groups));
         printPreviews(groups);
         return reportUnreachable(groups);
       }),

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { ago, printJson, reportUnreachable, table } from '../output.js';
+import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
 import { collect, parseEnv } from '../options.js';
 import { withCore } from '../run.js';
 
@@ -60,8 +60,8 @@ export function registerSession(program: Command): void {
     .option('--json', 'print JSON')
     .action((host: string | undefined, options: { json?: boolean }) =>
       withCore(async (core) => {
-        const groups = host ? [{ host, sessions: await core.listSessions(host) }] : await core.listAllSessions();
-        if (options.json) return printJson(groups);
+        const groups = await core.sessionsOn(host);
+        if (options.json) return printJson(withoutNullErrors(groups));
         const rows = groups.flatMap((g) =>
           g.sessions.map((s) => [
             g.host,

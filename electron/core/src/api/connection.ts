@@ -4,7 +4,9 @@ import {
   ControlServer,
   DisposableStore,
   Mux,
+  type CoreEvent,
   type Disposable,
+  type EventInput,
   type FrameTransport,
   type MuxOptions,
 } from '@hangar/shared';
@@ -15,18 +17,30 @@ import { coreHandlers, type ApiContext } from './handlers.js';
 import type { HostMonitor } from './host-monitor.js';
 import { UiTerminals } from './terminals.js';
 
+/**
+ * Who is on the other end of a connection. 'ui': a window or a browser tab (sandboxed pages: the
+ * core picks where files go). 'cli': the hangar command of this computer's user (in-process, or
+ * later over an owner-only local socket), which may name local paths as the user could anyway.
+ */
+export type Door = 'ui' | 'cli';
+
 export interface ApiConnectionDeps {
   core: HangarCore;
   monitor: HostMonitor;
   platform: Platform;
   logger: Logger;
+  door: Door;
   mux?: Omit<MuxOptions, 'role'>;
 }
 
+/** Sends one of CORE_EVENTS to this connection only, checked against its schema. */
+export type PublishCoreEvent = <K extends CoreEvent>(event: K, data: EventInput<typeof CORE_EVENTS, K>) => void;
+
 /**
- * One UI (a window, a browser tab) connected to the core: a Mux over its transport (the UI is
- * the 'client' side, opening odd stream ids), the core API on the control stream, the events,
- * and the terminals this UI opened. When the transport goes, everything it owned goes with it.
+ * One client (a window, a browser tab, a hangar command) connected to the core: a Mux over its
+ * transport (the client opens odd stream ids), the core API on the control stream, the events,
+ * and what this client opened (terminals, previews held open). When the transport goes,
+ * everything it owned goes with it.
  */
 export class ApiConnection implements Disposable {
   readonly mux: Mux;
@@ -36,21 +50,22 @@ export class ApiConnection implements Disposable {
   constructor(transport: FrameTransport, deps: ApiConnectionDeps) {
     const { core, monitor, platform, logger } = deps;
     this.mux = new Mux(transport, { ...deps.mux, role: 'agent' });
+    const publish: PublishCoreEvent = (event, data) => this.server.publish(event, data);
     const terminals = this.store.add(
-      new UiTerminals(core, this.mux, (terminal_id, status) =>
-        this.server.publish('terminal.status', { terminal_id, status }),
-      ),
+      new UiTerminals(core, this.mux, (terminal_id, status) => publish('terminal.status', { terminal_id, status })),
     );
+    // What this client holds open only while it is connected (hangar preview open).
+    const held = this.store.add(new DisposableStore());
     this.server = this.store.add(
       new ControlServer(
         this.mux,
         CORE_PROCEDURES,
         CORE_EVENTS,
         coreHandlers,
-        { core, monitor, platform, mux: this.mux, terminals },
+        { core, monitor, platform, mux: this.mux, terminals, door: deps.door, publish, held },
         {
           onInternalError: (error, method) => logger.error({ err: error, method }, 'core API call or event failed'),
-          onProtocolError: (error) => logger.warn({ err: error }, 'closing UI connection: bad control message'),
+          onProtocolError: (error) => logger.warn({ err: error }, 'closing client connection: bad control message'),
         },
       ),
     );
@@ -58,19 +73,19 @@ export class ApiConnection implements Disposable {
       monitor.onChanged(() => {
         monitor
           .views()
-          .then((hosts) => this.server.publish('hosts.changed', { hosts }))
+          .then((hosts) => publish('hosts.changed', { hosts }))
           .catch((error: unknown) => logger.error({ err: error }, 'could not list hosts for hosts.changed'));
       }),
     );
-    this.store.add(monitor.onJobUpdated((update) => this.server.publish('job.updated', update)));
-    this.store.add(monitor.onSessionsChanged((update) => this.server.publish('sessions.changed', update)));
-    this.store.add(monitor.onSessionBell((bell) => this.server.publish('session.bell', bell)));
-    this.store.add(core.previews.onChanged((update) => this.server.publish('previews.changed', update)));
+    this.store.add(monitor.onJobUpdated((update) => publish('job.updated', update)));
+    this.store.add(monitor.onSessionsChanged((update) => publish('sessions.changed', update)));
+    this.store.add(monitor.onSessionBell((bell) => publish('session.bell', bell)));
+    this.store.add(core.previews.onChanged((update) => publish('previews.changed', update)));
     this.mux.onClose(() => void this.dispose());
   }
 
   async dispose(): Promise<void> {
     await this.store.dispose();
-    this.mux.close({ code: 'closed', message: 'the core closed this UI connection' });
+    this.mux.close({ code: 'closed', message: 'the core closed this client connection' });
   }
 }

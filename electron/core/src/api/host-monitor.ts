@@ -35,6 +35,8 @@ interface Watched {
  * Keeps a link to every paired host while a UI is connected (so their status is live and
  * reconnects happen), and turns what the hosts say into UI events: hosts.changed, job.updated,
  * sessions.changed, previews (through core.previews), and a desktop notification when a job ends. One per core, shared by every UI connection.
+ * Not `live` (the hangar command's own short-lived core): it links to no host by itself, so a
+ * command touches only the hosts it names, and it says nothing but hosts.changed.
  */
 export class HostMonitor implements Disposable {
   private readonly watched = new Map<string, Watched>();
@@ -58,8 +60,9 @@ export class HostMonitor implements Disposable {
     private readonly core: HangarCore,
     private readonly platform: Platform,
     private readonly logger: Logger,
+    private readonly live = true,
   ) {
-    this.subscription = core.onHostsChanged(() => this.sync());
+    this.subscription = core.onHostsChanged(() => (live ? this.sync() : this.changed()));
     this.sync();
   }
 
@@ -75,8 +78,11 @@ export class HostMonitor implements Disposable {
           name: host.name,
           address: host.address,
           embedded: host.embedded,
+          agent_key: host.agent_key,
+          cert_fingerprint: host.cert_fingerprint,
+          added_at: host.added_at,
           status: host.status,
-          info: watched?.connection.info ?? null,
+          info: (watched?.connection ?? this.core.existingConnection(host.name))?.info ?? null,
           stats: host.status === 'online' ? (watched?.stats ?? null) : null,
           error: host.status === 'online' ? null : (watched?.error ?? null),
         };
@@ -98,7 +104,7 @@ export class HostMonitor implements Disposable {
 
   /** Follows the registry: watches new hosts, forgets removed ones, re-watches replaced connections. */
   sync(): void {
-    if (this.disposed) return;
+    if (this.disposed || !this.live) return;
     const names = new Set(this.core.registry.list().map((h) => h.name));
     for (const [name, watched] of this.watched) {
       if (!names.has(name) || this.core.connection(name) !== watched.connection) {

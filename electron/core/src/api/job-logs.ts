@@ -1,39 +1,46 @@
-import { toHangarError, type Mux } from '@hangar/shared';
+import { toHangarError, type CoreParsedParams, type Mux } from '@hangar/shared';
 import type { HangarCore } from '../core.js';
+import type { PublishCoreEvent } from './connection.js';
 import { checkUiStreamId, UiStream } from './ui-stream.js';
 
-interface LogParams {
-  host: string;
-  id: string;
-  from: number;
-  follow: boolean;
-  stream_id: number;
-}
-
 /**
- * Streams a job's log onto the UI's stream: answers with the attempt as soon as the host names
- * it, then bytes (acked to the host only once the UI acked them), then a close with
- * {code: 'log_end', exit_code}, or {code: <error code>, message} if following failed.
+ * Streams a job's log onto the client's stream: answers with the attempt as soon as the host
+ * names it, then bytes (acked to the host only once the client acked them), then a close with
+ * {code: 'log_end', exit_code}, or {code: <error code>, message} if following failed. Each
+ * attempt's start (`jobs.log_attempt`, with its offset on the stream) and a dropped host link
+ * (`jobs.log_link`) are events to the calling connection, sent before the bytes they concern.
  */
 export async function openJobLog(
   core: HangarCore,
   mux: Mux,
-  params: LogParams,
+  params: CoreParsedParams<'jobs.logs'>,
+  publish: PublishCoreEvent,
 ): Promise<{ attempt: number; after: () => void }> {
   checkUiStreamId(mux, params.stream_id);
-  const ui = new UiStream(mux, params.stream_id);
+  const streamId = params.stream_id;
+  const ui = new UiStream(mux, streamId);
   let named: (attempt: number) => void = () => undefined;
   const attemptKnown = new Promise<number>((resolve) => (named = resolve));
-  // A UI that closes the log (or goes away) stops the host sending it.
+  // A client that closes the log (or goes away) stops the host sending it.
   const stop = new AbortController();
   ui.onGone(() => stop.abort());
   const following = core.jobs.followLogs(
     params.host,
     params.id,
-    { from: params.from, follow: params.follow, signal: stop.signal },
     {
-      attempt: (attempt) => named(attempt),
+      ...(params.attempt !== undefined ? { attempt: params.attempt } : {}),
+      from: params.from,
+      follow: params.follow,
+      throughRetries: params.through_retries,
+      signal: stop.signal,
+    },
+    {
+      attempt: (attempt) => {
+        publish('jobs.log_attempt', { stream_id: streamId, attempt, stream_offset: ui.offset });
+        named(attempt);
+      },
       data: (chunk, consumed) => ui.write(chunk.data, consumed),
+      status: (status) => publish('jobs.log_link', { stream_id: streamId, status }),
     },
   );
   following.then(

@@ -1,20 +1,19 @@
-import { HangarError, type CloseReason, type Disposable, type Mux } from '@hangar/shared';
+import {
+  HangarError,
+  type CloseReason,
+  type CoreParsedParams,
+  type Disposable,
+  type Mux,
+  type TerminalStatus,
+} from '@hangar/shared';
 import { randomBytes } from 'node:crypto';
 import type { HangarCore } from '../core.js';
-import type { TerminalEnd, TerminalStatus } from '../terminal/terminal-client.js';
+import type { TerminalClient, TerminalEnd } from '../terminal/terminal-client.js';
 import { checkUiStreamId, UiStream } from './ui-stream.js';
 
-interface OpenParams {
-  host: string;
-  session: string;
-  cols: number;
-  rows: number;
-  stream_id: number;
-}
-
-/** A UI connection's open terminals: TerminalClients (which survive host link drops) piped to UI streams. */
+/** A client connection's open terminals: TerminalClients (which survive host link drops) piped to its streams. */
 export class UiTerminals implements Disposable {
-  private readonly terminals = new Map<string, { detach(): Promise<void>; resize(c: number, r: number): void }>();
+  private readonly terminals = new Map<string, Pick<TerminalClient, 'detach' | 'resize' | 'redraw'>>();
 
   constructor(
     private readonly core: HangarCore,
@@ -27,7 +26,7 @@ export class UiTerminals implements Disposable {
    * end of the UI's stream once the answer is out. Output waits (unacked, so the host stops at
    * its credit window) until then.
    */
-  async open(params: OpenParams): Promise<{ terminalId: string; after: () => void }> {
+  async open(params: CoreParsedParams<'terminal.open'>): Promise<{ terminalId: string; after: () => void }> {
     checkUiStreamId(this.mux, params.stream_id);
     const client = await this.core.attach(params.host, params.session, { cols: params.cols, rows: params.rows });
     const terminalId = `t-${randomBytes(8).toString('hex')}`;
@@ -57,6 +56,10 @@ export class UiTerminals implements Disposable {
 
   resize(terminalId: string, cols: number, rows: number): void {
     this.get(terminalId).resize(cols, rows);
+  }
+
+  redraw(terminalId: string): void {
+    this.get(terminalId).redraw();
   }
 
   async close(terminalId: string): Promise<void> {

@@ -53,6 +53,11 @@ export class UiStream implements Disposable {
     if (this.endReason) stream.close(this.endReason);
   }
 
+  /** Stream offset of the next byte written: what was sent plus what waits for open(). */
+  get offset(): number {
+    return this.written + this.early.reduce((sum, chunk) => sum + chunk.data.length, 0);
+  }
+
   /** Input typed in the UI. */
   onData(listener: (data: Uint8Array) => void): Disposable {
     if (!this.stream) throw new HangarError('E_INTERNAL', `stream ${this.id} is not open yet`);

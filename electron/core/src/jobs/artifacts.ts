@@ -1,4 +1,11 @@
-import { BULK_STREAM_WINDOW, HangarError, toHangarError, type ArtifactInfo, type CloseReason } from '@hangar/shared';
+import {
+  BULK_STREAM_WINDOW,
+  HangarError,
+  toHangarError,
+  type ArtifactInfo,
+  type CloseReason,
+  type DownloadedArtifact,
+} from '@hangar/shared';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
@@ -10,11 +17,6 @@ export interface DownloadProgress {
   path: string;
   done: number;
   total: number;
-}
-
-export interface DownloadedArtifact extends ArtifactInfo {
-  /** Where it was written on this computer. */
-  file: string;
 }
 
 /** Tries per artifact that bring no new bytes; a try that got further resumes where it stopped. */

@@ -3,12 +3,14 @@ import {
   JobId,
   JobSpec,
   parseOrThrow,
-  toHangarError,
+  type DownloadedArtifact,
+  type HostFailure,
   type JobDetail,
   type JobInfo,
   type JobSpecInput,
 } from '@hangar/shared';
-import { downloadArtifacts, type DownloadProgress, type DownloadedArtifact } from './artifacts.js';
+import { askEachHost, listOnHosts } from '../hosts/fan-out.js';
+import { downloadArtifacts, type DownloadProgress } from './artifacts.js';
 import { RECONNECT_PATIENCE_MS, type JobLink } from './job-link.js';
 import { followJobLog, isFinal, waitForJob, type FollowOptions, type LogEnd, type LogSink } from './log-follower.js';
 import { packWorkspace, type PackOptions, type PackedWorkspace } from './pack.js';
@@ -17,7 +19,7 @@ import { uploadWorkspace, type UploadProgress, type UploadResult } from './uploa
 export interface HostJobs {
   host: string;
   jobs: JobInfo[];
-  error?: { code: string; message: string };
+  error: HostFailure | null;
 }
 
 export interface FoundJob {
@@ -54,39 +56,19 @@ export class JobsApi {
 
   /** Jobs of one host, or of every paired host; a host that cannot be reached is reported, not fatal. */
   async list(host?: string, limit = 50): Promise<HostJobs[]> {
-    const hosts = host ? [host] : this.hostNames();
-    return Promise.all(
-      hosts.map(async (name): Promise<HostJobs> => {
-        try {
-          return { host: name, jobs: (await this.connectionFor(name).call('job.list', { limit })).jobs };
-        } catch (error) {
-          if (host) throw error;
-          const failure = toHangarError(error);
-          return { host: name, jobs: [], error: { code: failure.code, message: failure.message } };
-        }
-      }),
-    );
+    return listOnHosts(this.hostNames(), host, (name) => this.connectionFor(name).call('job.list', { limit }), {
+      jobs: [],
+    });
   }
 
   /** The job on `host`, or on whichever paired host has it. */
   async find(id: string, host?: string): Promise<FoundJob> {
     checkId(id);
     if (host) return { host, job: await this.get(host, id) };
-    const hosts = this.hostNames();
-    const misses = await Promise.all(
-      hosts.map(async (name) => {
-        try {
-          return { host: name, job: await this.get(name, id) };
-        } catch (error) {
-          return { host: name, error: toHangarError(error) };
-        }
-      }),
-    );
-    const hit = misses.find((m): m is FoundJob => 'job' in m);
-    if (hit) return hit;
-    const unreachable = misses
-      .filter((m) => m.error !== undefined && !m.error.code.endsWith('NOT_FOUND'))
-      .map((m) => m.host);
+    const answers = await askEachHost(this.hostNames(), (name) => this.get(name, id));
+    const hit = answers.find((a) => a.ok);
+    if (hit?.ok) return { host: hit.host, job: hit.value };
+    const unreachable = answers.filter((a) => !a.ok && !a.error.code.endsWith('NOT_FOUND')).map((a) => a.host);
     throw new HangarError(
       'E_JOB_NOT_FOUND',
       `no paired host has job ${id}` +
@@ -130,7 +112,7 @@ function checkId(id: string): string {
 
 export { isFinal } from './log-follower.js';
 export { formatBytes, DEFAULT_MAX_WORKSPACE_BYTES, type PackedWorkspace } from './pack.js';
-export type { DownloadProgress, DownloadedArtifact } from './artifacts.js';
+export type { DownloadProgress } from './artifacts.js';
 export type { FollowOptions, LogChunk, LogEnd, LogSink } from './log-follower.js';
 export type { UploadProgress, UploadResult } from './upload.js';
 export type { JobLink } from './job-link.js';

@@ -4,14 +4,17 @@ import {
   PreviewLabel,
   PreviewPort,
   parseOrThrow,
+  toDisposable,
   toHangarError,
   type Disposable,
+  type HostFailure,
   type ListeningPort,
   type PreviewInfo,
   type PreviewListResult,
   type PreviewView,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
+import { listOnHosts } from '../hosts/fan-out.js';
 import { PreviewForwarder, type LoopbackPeers, type PreviewLink } from './forwarder.js';
 import type { RememberedPreviews } from './remembered.js';
 
@@ -21,7 +24,7 @@ export interface HostPreviews {
   host: string;
   previews: PreviewView[];
   listening: ListeningPort[];
-  error?: { code: string; message: string };
+  error: HostFailure | null;
 }
 
 /**
@@ -34,6 +37,8 @@ export class PreviewsApi implements Disposable {
   /** The ones listening (one still starting has no address yet). */
   private readonly opened = new Map<string, PreviewForwarder>();
   private readonly loopbackPeers: LoopbackPeers = new Map();
+  /** Clients serving a preview only while they live (hangar preview open), counted per preview. */
+  private readonly holders = new Map<string, number>();
   private readonly changedEmitter = new Emitter<{
     host: string;
     previews: PreviewView[];
@@ -51,18 +56,11 @@ export class PreviewsApi implements Disposable {
 
   /** Previews of one host, or of every paired host; a host that cannot be reached is reported, not fatal. */
   async list(host?: string): Promise<HostPreviews[]> {
-    const hosts = host ? [host] : this.hostNames();
-    return Promise.all(
-      hosts.map(async (name): Promise<HostPreviews> => {
-        try {
-          const listed = await this.connectionFor(name).call('preview.list', {});
-          return { host: name, ...this.present(name, listed) };
-        } catch (error) {
-          if (host) throw error;
-          const failure = toHangarError(error);
-          return { host: name, previews: [], listening: [], error: { code: failure.code, message: failure.message } };
-        }
-      }),
+    return listOnHosts(
+      this.hostNames(),
+      host,
+      async (name) => this.present(name, await this.connectionFor(name).call('preview.list', {})),
+      { previews: [], listening: [] },
     );
   }
 
@@ -115,6 +113,31 @@ export class PreviewsApi implements Disposable {
       );
     }
     return { url: forwarder.url, local_port: forwarder.localPort };
+  }
+
+  /**
+   * Serves a registered preview while the returned `release` is not disposed (hangar preview open,
+   * like ssh -L): not remembered, and it stops with its last holder unless a UI also opened it
+   * (remembered) in the meantime.
+   */
+  async hold(
+    host: string,
+    port: number,
+    localPort?: number,
+  ): Promise<{ url: string; local_port: number; release: Disposable }> {
+    const opened = await this.open(host, port, localPort);
+    const key = keyOf(host, port);
+    this.holders.set(key, (this.holders.get(key) ?? 0) + 1);
+    const release = toDisposable(async () => {
+      const left = (this.holders.get(key) ?? 1) - 1;
+      if (left > 0) {
+        this.holders.set(key, left);
+        return;
+      }
+      this.holders.delete(key);
+      if (!this.remembered.has(host, port)) await this.stop(host, port);
+    });
+    return { ...opened, release };
   }
 
   /**

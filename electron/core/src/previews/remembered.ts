@@ -30,6 +30,10 @@ export class RememberedPreviews {
       .run(host, port, localPort, Date.now());
   }
 
+  has(host: string, port: number): boolean {
+    return this.db.prepare('SELECT 1 FROM open_previews WHERE host = ? AND port = ?').get(host, port) !== undefined;
+  }
+
   forget(host: string, port: number): void {
     this.db.prepare('DELETE FROM open_previews WHERE host = ? AND port = ?').run(host, port);
   }

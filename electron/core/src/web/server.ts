@@ -45,12 +45,10 @@ export class WebServer implements Disposable {
   private constructor(options: WebServerOptions) {
     this.logger = (options.logger ?? options.core.logger).child({ component: 'web' });
     this.staticDir = options.staticDir ?? DEFAULT_STATIC_DIR;
-    this.api = new CoreApiServer(
-      options.core,
-      options.platform ?? nodePlatform(this.logger),
-      this.logger,
-      options.muxOptions,
-    );
+    this.api = new CoreApiServer(options.core, options.platform ?? nodePlatform(this.logger), {
+      logger: this.logger,
+      ...(options.muxOptions ? { mux: options.muxOptions } : {}),
+    });
     this.http = createServer((request, response) => this.onRequest(request, response));
     this.http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(request, socket, head),

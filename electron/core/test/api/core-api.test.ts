@@ -1,6 +1,7 @@
 import { HangarError } from '@hangar/shared';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BASH,
@@ -55,7 +56,7 @@ describe('the core API over web mode, against a real agent', () => {
   };
 
   it('pairs a host from the UI, opens a terminal on it and shows what was typed', async () => {
-    const { agent, ui } = await start();
+    const { agent, core, ui } = await start();
     expect(await ui.call('hosts.list', {})).toEqual({ hosts: [] });
 
     const added = await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
@@ -64,7 +65,12 @@ describe('the core API over web mode, against a real agent', () => {
     expect(listed.hosts).toHaveLength(1);
     expect(listed.hosts[0]!.info?.hostname).toBeTruthy();
     expect(listed.hosts[0]!.stats?.capabilities.tmux).toBe(true);
-    expect(JSON.stringify(listed)).not.toMatch(/agent_key|cert_fingerprint/);
+    // What pairing pinned is shown (public: the host's key and certificate), never this device's private key.
+    expect(listed.hosts[0]!.agent_key).toBeTruthy();
+    const devicePem = readFileSync(join(core.home, 'device_ed25519.pem'), 'utf8');
+    const devicePemBody = devicePem.replace(/-----[A-Z ]+-----|\s/g, '');
+    expect(JSON.stringify(listed)).not.toMatch(/PRIVATE KEY/);
+    expect(JSON.stringify(listed)).not.toContain(devicePemBody.slice(0, 40));
     await waitFor(() => ui.events.some((e) => e.event === 'hosts.changed'), 'a hosts.changed event');
 
     await ui.call('sessions.create', {
