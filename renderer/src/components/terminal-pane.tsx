@@ -4,13 +4,7 @@ import { WebLinksAddon } from '@xterm/addon-web-links';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { useEffect, useRef, useState } from 'react';
-import {
-  describeError,
-  openTerminal,
-  type CoreApi,
-  type TerminalConnection,
-  type TerminalStatus,
-} from '../api/index.js';
+import { describeError, openTerminal, type CoreApi, type TerminalStatus } from '../api/index.js';
 import type { Theme } from '../views/theme.js';
 import { TERMINAL_FONT, xtermTheme } from './xterm-theme.js';
 import { SearchBar } from './search-bar.js';
@@ -37,9 +31,6 @@ declare global {
 }
 
 const isMac = typeof navigator !== 'undefined' && /Mac/.test(navigator.platform);
-
-/** Keystrokes kept while the terminal opens; a paste bigger than this before it is open is cut. */
-const EARLY_INPUT_LIMIT = 64 * 1024;
 
 /** One xterm attached to host/session through the core; survives link drops in place. */
 export function TerminalPane({ api, host, session, theme, visible, autoFocus }: TerminalPaneProps) {
@@ -95,21 +86,10 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
       return true;
     });
 
-    let connection: TerminalConnection | undefined;
-    // Typed before the terminal is open (right after the tab appears): kept and sent once it is,
-    // as the CLI does while it reconnects, instead of dropped.
-    let early: string[] = [];
-    let earlyBytes = 0;
-    const send = (data: string) => {
-      if (connection) connection.input(data);
-      else if (earlyBytes + data.length <= EARLY_INPUT_LIMIT) {
-        early.push(data);
-        earlyBytes += data.length;
-      }
-    };
     let disposed = false;
     let skippedTimer: ReturnType<typeof setTimeout> | undefined;
-    openTerminal(
+    // Usable at once: keys typed before it is open (right after the tab appears) are kept and sent.
+    const connection = openTerminal(
       api,
       { host, session, cols: term.cols, rows: term.rows },
       {
@@ -129,18 +109,11 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
           else setEnded(`Disconnected: ${reason.message}`);
         },
       },
-    ).then(
-      (opened) => {
-        if (disposed) {
-          opened.dispose();
-          return;
-        }
-        connection = opened;
-        for (const data of early) opened.input(data);
-        early = [];
-      },
+    );
+    connection.opened.catch(
       (error: unknown) => !disposed && setEnded(`Could not open ${host}/${session}: ${describeError(error)}`),
     );
+    const send = (data: string) => connection.input(data);
     const hooks = window.hangarBenchHooks;
     const parsed = hooks ? term.onWriteParsed(() => hooks.writeParsed(performance.now())) : undefined;
     const input = term.onData(send);
@@ -148,7 +121,7 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
     let resizeTimer: ReturnType<typeof setTimeout> | undefined;
     const resizeSubscription = term.onResize(({ cols, rows }) => {
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(() => connection?.resize(cols, rows), RESIZE_DEBOUNCE_MS);
+      resizeTimer = setTimeout(() => connection.resize(cols, rows), RESIZE_DEBOUNCE_MS);
     });
     const observer = new ResizeObserver(() => safeFit(fitAddon));
     observer.observe(container.current!);
@@ -161,7 +134,7 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
       input.dispose();
       binary.dispose();
       resizeSubscription.dispose();
-      connection?.dispose();
+      connection.dispose();
       term.dispose();
     };
     // The theme is applied by its own effect; a theme change must not reconnect.

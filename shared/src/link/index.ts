@@ -28,6 +28,8 @@ export {
   type CoreCallResult,
   type CoreEventData,
 } from './core-api-client.js';
+export { followCoreJobLog, type FollowedJobLog, type JobLogApi, type JobLogSink } from './core-job-log.js';
+export { CoreTerminal, type TerminalApi, type TerminalSink, type TerminalTarget } from './core-terminal.js';
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
 export { spliceSocket, type ByteSocket } from './splice.js';

@@ -1,0 +1,89 @@
+import type { Disposable } from '../disposable.js';
+import type { CloseReason } from '../protocol/control.js';
+import type { CoreApiClient, CoreCallParams } from './core-api-client.js';
+
+/** What following a log needs of the core API (a window's component tests pass a stand-in). */
+export type JobLogApi = Pick<CoreApiClient, 'call' | 'on' | 'openStream'>;
+
+export interface JobLogSink {
+  /** Log bytes of `attempt`, in order; call `done` once they are consumed: only then are they acked. */
+  data(data: Uint8Array, attempt: number, done: () => void): void;
+  /** An attempt's bytes start here (the first one, and each retry with through_retries). */
+  attempt?(attempt: number): void;
+  /** The host link dropped, or came back and the log goes on at the same byte. */
+  link?(status: 'reconnecting' | 'resumed'): void;
+}
+
+export interface FollowedJobLog extends Disposable {
+  /** The attempt the log starts with. */
+  readonly attempt: number;
+  /** How the stream ended: {code: 'log_end', exit_code} when the log did, else an error's code and message. */
+  readonly ended: Promise<CloseReason>;
+}
+
+/**
+ * Follows a job's log through the core (jobs.logs) on a stream of ours, for any client of it. The
+ * core says where each attempt's bytes start on the stream (jobs.log_attempt, sent before them),
+ * so bytes are handed on with their attempt, split exactly where a retry's log begins.
+ */
+export async function followCoreJobLog(
+  api: JobLogApi,
+  params: Omit<CoreCallParams<'jobs.logs'>, 'stream_id'>,
+  sink: JobLogSink,
+): Promise<FollowedJobLog> {
+  const stream = api.openStream();
+  const starts: { offset: number; attempt: number }[] = [];
+  let attempt = 0;
+  const subscriptions: Disposable[] = [
+    api.on('jobs.log_attempt', (event) => {
+      if (event.stream_id === stream.id) starts.push({ offset: event.stream_offset, attempt: event.attempt });
+    }),
+    api.on('jobs.log_link', (event) => {
+      if (event.stream_id === stream.id) sink.link?.(event.status);
+    }),
+  ];
+  const stop = () => {
+    for (const subscription of subscriptions.splice(0)) void subscription.dispose();
+  };
+  stream.onData((data, offset) => {
+    // Copy: the frame buffer may be reused once this returns.
+    const bytes = data.slice();
+    let at = 0;
+    while (at < bytes.length) {
+      while (starts.length > 0 && starts[0]!.offset <= offset + at) {
+        attempt = starts.shift()!.attempt;
+        sink.attempt?.(attempt);
+      }
+      const end = starts.length > 0 ? Math.min(bytes.length, starts[0]!.offset - offset) : bytes.length;
+      const piece = bytes.subarray(at, end);
+      const ackAt = offset + end;
+      sink.data(piece, attempt, () => {
+        if (!stream.closed) stream.ack(ackAt);
+      });
+      at = end;
+    }
+  });
+  const ended = new Promise<CloseReason>((resolve) =>
+    stream.onClose((reason) => {
+      // An attempt that starts at the very end (an empty retry) is still announced.
+      for (const start of starts.splice(0)) sink.attempt?.(start.attempt);
+      stop();
+      resolve(reason);
+    }),
+  );
+  try {
+    const answer = await api.call('jobs.logs', { ...params, stream_id: stream.id });
+    return {
+      attempt: answer.attempt,
+      ended,
+      dispose: () => {
+        stop();
+        stream.close({ code: 'closed', message: 'log closed' }, { flush: false });
+      },
+    };
+  } catch (error) {
+    stop();
+    stream.close({ code: 'closed', message: 'jobs.logs failed' }, { flush: false });
+    throw error;
+  }
+}
