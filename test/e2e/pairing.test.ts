@@ -104,6 +104,41 @@ describe('pairing and host keys through the CLI', () => {
     for (const file of keyFiles) expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
   });
 
+  it('hosts rename gives a host a new name here: same keys and sessions, the old name gone', async () => {
+    await pairWith(home, 'box', agent);
+    const before = JSON.parse((await hangar(home, ['hosts', 'ls', '--json'])).stdout) as { agent_key: string }[];
+    const made = await hangar(home, ['session', 'new', 'box', '--name', 'keep', '--', 'sleep', '60']);
+    expect(made.code).toBe(0);
+
+    const renamed = await hangar(home, ['hosts', 'rename', 'box', 'mini']);
+    expect(renamed).toMatchObject({ code: 0, stdout: 'renamed "box" to "mini"\n' });
+    const after = JSON.parse((await hangar(home, ['hosts', 'ls', '--json'])).stdout) as {
+      name: string;
+      agent_key: string;
+    }[];
+    expect(after.map((h) => h.name)).toEqual(['mini']);
+    expect(after[0]!.agent_key).toBe(before[0]!.agent_key);
+    const sessions = JSON.parse((await hangar(home, ['session', 'ls', 'mini', '--json'])).stdout) as {
+      sessions: { name: string }[];
+    }[];
+    expect(sessions[0]!.sessions.map((x) => x.name)).toEqual(['keep']);
+
+    const gone = await hangar(home, ['session', 'ls', 'box']);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain('no host named "box" (known: mini)');
+    // Refused without changing anything: an unknown host, a bad name, a name taken.
+    expect((await hangar(home, ['hosts', 'rename', 'box', 'other'])).code).toBe(3);
+    const bad = await hangar(home, ['hosts', 'rename', 'mini', 'no spaces']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/new_name: expected 1-32 letters/);
+    await pairWith(home, 'vps', agent);
+    const taken = await hangar(home, ['hosts', 'rename', 'mini', 'vps']);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain('a host named "vps" already exists');
+    expect((await hangar(home, ['hosts', 'ls', '--json'])).stdout).toMatch(/"mini"[\s\S]*"vps"/);
+    await hangar(home, ['session', 'kill', 'mini', 'keep']);
+  });
+
   it('an address with a scheme or without a port is handled, not guessed', async () => {
     const code = await issueCode(dataDir);
     const withScheme = await hangar(home, ['hosts', 'add', 'box', `https://${agent.address}`, '--code', code]);

@@ -1,9 +1,12 @@
+import { HangarError } from '@hangar/shared';
 import type { Command } from 'commander';
-import { withCore } from '../run.js';
+import { withApi } from '../run.js';
 import { printJson, table } from '../output.js';
 
 export function registerHosts(program: Command): void {
-  const hosts = program.command('hosts').description('add, list and remove the hosts this computer is paired with');
+  const hosts = program
+    .command('hosts')
+    .description('add, list, rename and remove the hosts this computer is paired with');
 
   hosts
     .command('add')
@@ -12,8 +15,10 @@ export function registerHosts(program: Command): void {
     .argument('<address>', 'host:port of its agent, e.g. mini.tailnet:7070 (TLS is implied; no scheme)')
     .requiredOption('--code <code>', 'pairing code printed by `hangar-agent pair` (valid 10 minutes, single use)')
     .action((name: string, address: string, options: { code: string }) =>
-      withCore(async (core) => {
-        const { host, info } = await core.addHost({ name, address, code: options.code });
+      withApi(async (api) => {
+        const { host } = await api.call('hosts.add', { name, address, code: options.code });
+        const info = host.info;
+        if (!info) throw new HangarError('E_INTERNAL', `paired with "${host.name}" but it did not say what it is`);
         process.stdout.write(
           `paired with "${host.name}" (${info.hostname}, ${info.os}/${info.arch}, agent ${info.agent_version})\n` +
             `pinned host key ${host.agent_key.slice(0, 16)}… and TLS certificate ${host.cert_fingerprint.slice(0, 23)}…\n`,
@@ -26,8 +31,16 @@ export function registerHosts(program: Command): void {
     .description('list paired hosts')
     .option('--json', 'print JSON')
     .action((options: { json?: boolean }) =>
-      withCore(async (core) => {
-        const list = core.listHosts().map(({ status: _status, ...host }) => host);
+      withApi(async (api) => {
+        // The pairing records: what was pinned for each host, and when.
+        const list = (await api.call('hosts.list', {})).hosts.map((h) => ({
+          name: h.name,
+          address: h.address,
+          agent_key: h.agent_key,
+          cert_fingerprint: h.cert_fingerprint,
+          embedded: h.embedded,
+          added_at: h.added_at,
+        }));
         if (options.json) return printJson(list);
         if (list.length === 0) {
           process.stdout.write(
@@ -50,12 +63,24 @@ export function registerHosts(program: Command): void {
     );
 
   hosts
+    .command('rename')
+    .description('rename a host on this computer (its keys, sessions and jobs are unchanged)')
+    .argument('<name>')
+    .argument('<new-name>')
+    .action((name: string, newName: string) =>
+      withApi(async (api) => {
+        await api.call('hosts.rename', { name, new_name: newName });
+        process.stdout.write(`renamed "${name}" to "${newName}"\n`);
+      }),
+    );
+
+  hosts
     .command('rm')
     .description('forget a host and its pinned keys')
     .argument('<name>')
     .action((name: string) =>
-      withCore(async (core) => {
-        await core.removeHost(name);
+      withApi(async (api) => {
+        await api.call('hosts.remove', { name });
         process.stdout.write(`removed "${name}"\n`);
       }),
     );

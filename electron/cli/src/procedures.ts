@@ -1,0 +1,48 @@
+import type { CoreMethod } from '@hangar/shared';
+
+/** The hangar commands whose code calls a procedure, or why no command does. */
+export type ProcedureUse = { commands: readonly string[] } | { none: string };
+
+/**
+ * Every procedure of the core API (CORE_PROCEDURES) and the hangar commands that call it: whatever
+ * a window can do, a command can. A procedure without a command says why here. The type makes a
+ * new procedure without an entry a compile error; electron/cli/test/procedures.test.ts checks that
+ * each named command exists and that its code makes the call.
+ */
+export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
+  'hosts.list': { commands: ['hosts ls', 'session new'] },
+  'hosts.add': { commands: ['hosts add'] },
+  'hosts.rename': { commands: ['hosts rename'] },
+  'hosts.remove': { commands: ['hosts rm'] },
+
+  'sessions.list': { commands: ['session ls'] },
+  'sessions.create': { commands: ['session new'] },
+  'sessions.kill': { commands: ['session kill'] },
+
+  // One terminal's life, all inside attach: open, the window resizing, repaints after a notice,
+  // and the detach key.
+  'terminal.open': { commands: ['attach'] },
+  'terminal.resize': { commands: ['attach'] },
+  'terminal.redraw': { commands: ['attach'] },
+  'terminal.close': { commands: ['attach'] },
+
+  'jobs.list': { commands: ['jobs'] },
+  'jobs.get': { commands: ['jobs show', 'logs', 'artifacts'] },
+  'jobs.submit': { commands: ['run'] },
+  'jobs.logs': { commands: ['run', 'logs'] },
+  'jobs.wait': { commands: ['run', 'logs', 'cancel'] },
+  'jobs.cancel': { commands: ['cancel', 'run'] },
+  'jobs.retry': { commands: ['retry'] },
+  'artifacts.download': { commands: ['artifacts', 'run'] },
+
+  'previews.list': { commands: ['preview ls'] },
+  'previews.add': { commands: ['preview add'] },
+  'previews.remove': { commands: ['preview rm'] },
+  'previews.open': { commands: ['preview open'] },
+  'previews.close': {
+    none:
+      'hangar preview open serves until Ctrl-C and closes its preview then (like ssh -L). A preview a ' +
+      'window opened is served by that running core, which the command cannot reach until it can talk ' +
+      'to a running core (issue 18); until then it is closed in the window.',
+  },
+};
