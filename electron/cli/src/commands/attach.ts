@@ -1,6 +1,6 @@
-import type { TerminalClient, TerminalEnd } from '@hangar/desktop/core';
+import { CoreTerminal, TERMINAL_CLOSE, type CloseReason, type CoreApiClient } from '@hangar/shared';
 import type { Command } from 'commander';
-import { withCore } from '../run.js';
+import { withApi } from '../run.js';
 
 const DEFAULT_DETACH_KEY = 'ctrl-]';
 /** How long the "output skipped" notice stays on screen. */
@@ -18,25 +18,23 @@ export function registerAttach(program: Command): void {
       DEFAULT_DETACH_KEY,
     )
     .action((host: string, session: string, options: { detachKey: string }) =>
-      withCore(async (core) => {
+      withApi(async (api) => {
         const detachByte = parseDetachKey(options.detachKey);
         const size = terminalSize();
-        const terminal = await core.attach(host, session, size);
-        const end = await runAttached(terminal, detachByte, `${host}/${session}`);
-        if (end.reason === 'exited') {
-          process.stderr.write(
-            `[session ${session} ended${end.exitCode !== null ? ` with status ${end.exitCode}` : ''}]\n`,
-          );
-          return end.exitCode ?? 0;
+        const end = await runAttached(api, { host, session, ...size }, detachByte, `${host}/${session}`);
+        if (end.code === TERMINAL_CLOSE.ended) {
+          const exitCode = end.exit_code ?? null;
+          process.stderr.write(`[session ${session} ended${exitCode !== null ? ` with status ${exitCode}` : ''}]\n`);
+          return exitCode ?? 0;
         }
-        if (end.reason === 'detached') {
+        if (end.code === TERMINAL_CLOSE.detached) {
           process.stderr.write(
             `[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
           );
           return 0;
         }
         process.stderr.write(`hangar: ${end.message}\n`);
-        return end.reason === 'killed' ? 0 : 1;
+        return end.code === TERMINAL_CLOSE.killed ? 0 : 1;
       }),
     );
 }
@@ -51,21 +49,32 @@ function parseDetachKey(key: string): number {
   return match[1]!.toUpperCase().charCodeAt(0) & 0x1f;
 }
 
-/** Wires stdin/stdout to the terminal until it ends or the user presses the detach key. */
-function runAttached(terminal: TerminalClient, detachByte: number, label: string): Promise<TerminalEnd> {
+/**
+ * Opens the session's terminal through the core (shared's CoreTerminal, as the window does) and
+ * wires stdin/stdout to it until it ends or the user presses the detach key. Rejects, with the
+ * terminal untouched, if it cannot be opened.
+ */
+function runAttached(
+  api: CoreApiClient,
+  target: { host: string; session: string; cols: number; rows: number },
+  detachByte: number,
+  label: string,
+): Promise<CloseReason> {
   const stdin = process.stdin;
   const stdout = process.stdout;
   const raw = stdin.isTTY === true;
-  return new Promise<TerminalEnd>((resolve) => {
+  return new Promise<CloseReason>((resolve, reject) => {
     let overlay = false;
     /** A notice kept on the bottom row over fresh output until this time, then repainted away. */
     let noticeUntil = 0;
     let notice = '';
+    let wired = false;
+    let finished = false;
     const onInput = (chunk: Buffer) => {
       const at = chunk.indexOf(detachByte);
       if (at >= 0) {
         if (at > 0) terminal.write(chunk.subarray(0, at));
-        void terminal.detach();
+        terminal.detach();
         return;
       }
       terminal.write(chunk);
@@ -74,42 +83,49 @@ function runAttached(terminal: TerminalClient, detachByte: number, label: string
       const { cols, rows } = terminalSize();
       terminal.resize(cols, rows);
     };
-    const outputSub = terminal.onOutput(({ data, offset }) => {
-      // Ack only once the bytes reached our terminal: a slow terminal slows the host, not our memory.
-      stdout.write(data, () => terminal.ack(offset + data.length));
-      if (noticeUntil > Date.now()) showOverlay(notice);
+    const terminal = new CoreTerminal(api, target, {
+      write(data, done) {
+        // Ack only once the bytes reached our terminal: a slow terminal slows the host, not our memory.
+        stdout.write(data, done);
+        if (noticeUntil > Date.now()) showOverlay(notice);
+      },
+      status(status) {
+        if (status === 'reconnecting') {
+          overlay = true;
+          showOverlay(`hangar: link to ${label} lost — reconnecting…`);
+        } else if (status === 'skipped') {
+          // The fresh screen from tmux would paint over a one-off notice at once: keep it up a while.
+          overlay = false;
+          notice = 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
+          noticeUntil = Date.now() + NOTICE_MS;
+          showOverlay(notice);
+          setTimeout(() => terminal.redraw(), NOTICE_MS).unref();
+        } else if (status === 'resumed' && overlay) {
+          overlay = false;
+          terminal.redraw();
+        }
+      },
+      ended(end) {
+        finished = true;
+        if (wired) {
+          stdin.off('data', onInput);
+          process.off('SIGWINCH', onResize);
+          if (raw) stdin.setRawMode(false);
+          stdin.pause();
+        }
+        stdout.write('\x1b[?1049l\x1b[?25h\r');
+        resolve(end);
+      },
     });
-    const statusSub = terminal.onStatus((status) => {
-      if (status === 'reconnecting') {
-        overlay = true;
-        showOverlay(`hangar: link to ${label} lost — reconnecting…`);
-      } else if (status === 'skipped') {
-        // The fresh screen from tmux would paint over a one-off notice at once: keep it up a while.
-        overlay = false;
-        notice = 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
-        noticeUntil = Date.now() + NOTICE_MS;
-        showOverlay(notice);
-        setTimeout(() => terminal.redraw(), NOTICE_MS).unref();
-      } else if (status === 'resumed' && overlay) {
-        overlay = false;
-        terminal.redraw();
-      }
-    });
-    const endSub = terminal.onEnd((end) => {
-      outputSub.dispose();
-      statusSub.dispose();
-      endSub.dispose();
-      stdin.off('data', onInput);
-      process.off('SIGWINCH', onResize);
-      if (raw) stdin.setRawMode(false);
-      stdin.pause();
-      stdout.write('\x1b[?1049l\x1b[?25h\r');
-      resolve(end);
-    });
-    if (raw) stdin.setRawMode(true);
-    stdin.on('data', onInput);
-    stdin.resume();
-    process.on('SIGWINCH', onResize);
+    terminal.opened.then(() => {
+      // A session that ended at once has already said so: nothing to wire.
+      if (finished) return;
+      wired = true;
+      if (raw) stdin.setRawMode(true);
+      stdin.on('data', onInput);
+      stdin.resume();
+      process.on('SIGWINCH', onResize);
+    }, reject);
   });
 }
 

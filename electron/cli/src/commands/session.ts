@@ -1,11 +1,11 @@
-import { HangarError, type AgentState } from '@hangar/shared';
+import { HangarError, type AgentState, type CoreApiClient } from '@hangar/shared';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
 import { collect, parseEnv } from '../options.js';
-import { withCore } from '../run.js';
+import { withApi } from '../run.js';
 
 /** What Claude Code in a session is doing, as `session ls` shows it (--json has the details). */
 const AGENT_LABELS: Record<AgentState, string> = {
@@ -38,14 +38,17 @@ export function registerSession(program: Command): void {
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
     .option('--instructions <file>', 'write this file as CLAUDE.md and AGENTS.md into the working directory')
     .action((host: string, command: string[], options: NewOptions) =>
-      withCore(async (core) => {
-        const record = core.registry.get(host);
-        const created = await core.createSession(host, {
-          name: options.name,
-          command: command.length > 0 ? command : DEFAULT_COMMAND,
-          ...(options.cwd !== undefined ? { cwd: remoteCwd(options.cwd, record.embedded) } : {}),
-          ...(options.env.length > 0 ? { env: parseEnv(options.env) } : {}),
-          ...(options.instructions !== undefined ? { instructions: readInstructions(options.instructions) } : {}),
+      withApi(async (api) => {
+        const cwd = options.cwd !== undefined ? remoteCwd(options.cwd, await isThisMachine(api, host)) : undefined;
+        const created = await api.call('sessions.create', {
+          host,
+          session: {
+            name: options.name,
+            command: command.length > 0 ? command : DEFAULT_COMMAND,
+            ...(cwd !== undefined ? { cwd } : {}),
+            ...(options.env.length > 0 ? { env: parseEnv(options.env) } : {}),
+            ...(options.instructions !== undefined ? { instructions: readInstructions(options.instructions) } : {}),
+          },
         });
         process.stdout.write(
           `created session "${created.name}" on ${host} in ${created.cwd}; attach with: hangar attach ${host} ${created.name}\n`,
@@ -59,8 +62,8 @@ export function registerSession(program: Command): void {
     .argument('[host]', 'host name (default: all hosts)')
     .option('--json', 'print JSON')
     .action((host: string | undefined, options: { json?: boolean }) =>
-      withCore(async (core) => {
-        const groups = await core.sessionsOn(host);
+      withApi(async (api) => {
+        const { hosts: groups } = await api.call('sessions.list', host !== undefined ? { host } : {});
         if (options.json) return printJson(withoutNullErrors(groups));
         const rows = groups.flatMap((g) =>
           g.sessions.map((s) => [
@@ -87,11 +90,17 @@ export function registerSession(program: Command): void {
     .argument('<host>')
     .argument('<name>')
     .action((host: string, name: string) =>
-      withCore(async (core) => {
-        await core.killSession(host, name);
+      withApi(async (api) => {
+        await api.call('sessions.kill', { host, name });
         process.stdout.write(`killed session "${name}" on ${host}\n`);
       }),
     );
+}
+
+/** The embedded agent runs here: a path for it is a path on this computer. Unknown hosts are left to sessions.create to report. */
+async function isThisMachine(api: CoreApiClient, host: string): Promise<boolean> {
+  const { hosts } = await api.call('hosts.list', {});
+  return hosts.find((h) => h.name === host)?.embedded ?? true;
 }
 
 function readInstructions(file: string): string {
