@@ -73,6 +73,16 @@ export function isHangarError(value: unknown): value is HangarError {
   return value instanceof HangarError;
 }
 
+/**
+ * A stream or link that closed with an error reason (`{code, message}`), as a HangarError: its
+ * code when it is one of ours, else E_PROTOCOL; `what` names the stream in the message.
+ */
+export function closeReasonError(reason: { code: string; message: string }, what?: string): HangarError {
+  const known = (ERROR_CODES as readonly string[]).includes(reason.code);
+  const code: ErrorCode = known ? (reason.code as ErrorCode) : 'E_PROTOCOL';
+  return new HangarError(code, what === undefined ? reason.message : `${what}: ${reason.message}`);
+}
+
 /** Wraps anything thrown into a HangarError without losing the original message. */
 export function toHangarError(value: unknown): HangarError {
   if (value instanceof HangarError) return value;

@@ -1,10 +1,12 @@
-import type { HangarCore } from '@hangar/desktop/core';
-import type { DownloadedArtifact, JobDetail } from '@hangar/shared';
+import type { CoreApiClient, DownloadedArtifact, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
 import { relative, resolve } from 'node:path';
 import { printJson, table } from '../output.js';
-import { withCore } from '../run.js';
+import { withApi } from '../run.js';
 import { TransferProgress } from './job-output.js';
+
+/** Names this command's download in the core's progress events. */
+const DOWNLOAD_OP = 'artifacts-download';
 
 export function registerArtifacts(program: Command): void {
   program
@@ -15,9 +17,12 @@ export function registerArtifacts(program: Command): void {
     .option('--out <dir>', 'folder to write into (default ./hangar-artifacts/<job>)')
     .option('--json', 'print JSON')
     .action((id: string, options: { host?: string; out?: string; json?: boolean }) =>
-      withCore(async (core) => {
-        const { host, job } = await core.jobs.find(id, options.host);
-        const files = await downloadInto(core, host, job, options.out ?? `hangar-artifacts/${job.id}`, {
+      withApi(async (api) => {
+        const { host, job } = await api.call('jobs.get', {
+          id,
+          ...(options.host !== undefined ? { host: options.host } : {}),
+        });
+        const files = await downloadInto(api, host, job, options.out ?? `hangar-artifacts/${job.id}`, {
           quiet: options.json === true,
         });
         if (options.json) return printJson(files);
@@ -35,7 +40,7 @@ export function registerArtifacts(program: Command): void {
 
 /** Downloads a finished job's artifacts with a progress bar; says where they went. */
 export async function downloadInto(
-  core: HangarCore,
+  api: CoreApiClient,
   host: string,
   job: JobDetail,
   outDir: string,
@@ -44,11 +49,17 @@ export async function downloadInto(
   if (job.artifacts.length === 0) return [];
   const out = resolve(outDir);
   let bar: TransferProgress | undefined;
-  const files = await core.jobs.downloadArtifacts(host, job.id, out, (p) => {
-    if (options.quiet) return;
+  const progress = api.on('progress', (p) => {
+    if (options.quiet || p.op_id !== DOWNLOAD_OP) return;
     bar ??= new TransferProgress(`downloading ${job.artifacts.length} artifact(s)`, p.total);
     bar.update(p.done);
   });
+  let files: DownloadedArtifact[];
+  try {
+    ({ files } = await api.call('artifacts.download', { host, id: job.id, dir: out, op_id: DOWNLOAD_OP }));
+  } finally {
+    void progress.dispose();
+  }
   bar?.stop();
   if (!options.quiet && files.length > 0) {
     process.stderr.write(`artifacts (sha256 verified) in ${relative(process.cwd(), out) || out}/\n`);

@@ -1,6 +1,42 @@
-import { formatBytes, type LogSink } from '@hangar/desktop/core';
-import { HangarError, type JobDetail, type JobInfo } from '@hangar/shared';
+import { formatBytes } from '@hangar/desktop/core';
+import {
+  HangarError,
+  closeReasonError,
+  followCoreJobLog,
+  type CoreApiClient,
+  type CoreCallParams,
+  type JobDetail,
+  type JobInfo,
+} from '@hangar/shared';
 import cliProgress from 'cli-progress';
+
+/** Where a followed log goes (logPrinter is the one this command uses). */
+export interface LogSink {
+  /** Bytes in order; call `consumed()` once they are written out, which lets the host send more. */
+  data(chunk: { attempt: number; data: Uint8Array }, consumed: () => void): void;
+  /** A new attempt's log starts (the first one, and each retry while following). */
+  attempt?(attempt: number): void;
+  /** The host link dropped ('reconnecting') or came back and the log resumes at the same byte ('resumed'). */
+  status?(status: 'reconnecting' | 'resumed'): void;
+}
+
+/**
+ * Follows a job's log through the core (jobs.logs) into `sink`; resolves once the log ended (the
+ * attempt, or with through_retries the job), rejects with the error that ended it otherwise.
+ */
+export async function followLog(
+  api: CoreApiClient,
+  params: Omit<CoreCallParams<'jobs.logs'>, 'stream_id'>,
+  sink: LogSink,
+): Promise<void> {
+  const log = await followCoreJobLog(api, params, {
+    data: (data, attempt, done) => sink.data({ attempt, data }, done),
+    attempt: (attempt) => sink.attempt?.(attempt),
+    link: (status) => sink.status?.(status),
+  });
+  const end = await log.ended;
+  if (end.code !== 'log_end') throw closeReasonError(end);
+}
 
 /**
  * Statuses of `hangar run` (and `hangar logs --follow`) once the job has ended: the job's own

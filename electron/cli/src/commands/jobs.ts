@@ -1,8 +1,7 @@
-import type { HangarCore } from '@hangar/desktop/core';
 import type { AttemptInfo, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
-import { withCore } from '../run.js';
+import { withApi } from '../run.js';
 import { formatDuration, parseCount } from './job-output.js';
 
 const PHASES = ['queued', 'clone', 'boot', 'ready', 'run', 'collect', 'delete'] as const;
@@ -15,8 +14,12 @@ export function registerJobs(program: Command): void {
     .option('--limit <n>', 'at most this many per host', '50')
     .option('--json', 'print JSON')
     .action((options: { host?: string; limit: string; json?: boolean }) =>
-      withCore(async (core) => {
-        const groups = await core.jobs.list(options.host, parseCount(options.limit, '--limit'));
+      withApi(async (api) => {
+        const limit = parseCount(options.limit, '--limit');
+        const { hosts: groups } = await api.call('jobs.list', {
+          ...(options.host !== undefined ? { host: options.host } : {}),
+          limit,
+        });
         if (options.json) return printJson(withoutNullErrors(groups));
         const rows = groups
           .flatMap((g) => g.jobs.map((j) => ({ host: g.host, job: j })))
@@ -47,8 +50,11 @@ export function registerJobs(program: Command): void {
     .option('--host <host>', 'host the job ran on (default: ask every paired host)')
     .option('--json', 'print JSON')
     .action((id: string, options: { host?: string; json?: boolean }) =>
-      withCore(async (core) => {
-        const { host, job } = await core.jobs.find(id, options.host);
+      withApi(async (api) => {
+        const { host, job } = await api.call('jobs.get', {
+          id,
+          ...(options.host !== undefined ? { host: options.host } : {}),
+        });
         if (options.json) return printJson({ host, ...job });
         process.stdout.write(describeJob(host, job));
       }),
@@ -61,13 +67,16 @@ export function registerJobs(program: Command): void {
     .option('--host <host>', 'host the job runs on (default: ask every paired host)')
     .option('--no-wait', 'return once the host accepted the cancel')
     .action((id: string, options: { host?: string; wait: boolean }) =>
-      withCore(async (core) => {
-        const { host, job } = await core.jobs.cancel(id, options.host);
+      withApi(async (api) => {
+        const { host, job } = await api.call('jobs.cancel', {
+          id,
+          ...(options.host !== undefined ? { host: options.host } : {}),
+        });
         if (!options.wait) {
           process.stdout.write(`cancelling ${job.id} on ${host} (${job.state})\n`);
           return;
         }
-        const final = await core.jobs.waitForFinal(host, job.id);
+        const final = (await api.call('jobs.wait', { host, id: job.id })).job;
         process.stdout.write(`job ${final.id} on ${host} is ${final.state}\n`);
       }),
     );
@@ -78,8 +87,11 @@ export function registerJobs(program: Command): void {
     .argument('<job>', 'job id')
     .option('--host <host>', 'host the job ran on (default: ask every paired host)')
     .action((id: string, options: { host?: string }) =>
-      withCore(async (core: HangarCore) => {
-        const { host, job } = await core.jobs.retry(id, options.host);
+      withApi(async (api) => {
+        const { host, job } = await api.call('jobs.retry', {
+          id,
+          ...(options.host !== undefined ? { host: options.host } : {}),
+        });
         process.stdout.write(`job ${job.id} on ${host} is ${job.state} (attempt ${job.attempt})\n`);
       }),
     );

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { withCore } from '../run.js';
-import { describeEnd, jobExitStatus, logPrinter, parseCount } from './job-output.js';
+import { withApi } from '../run.js';
+import { describeEnd, followLog, jobExitStatus, logPrinter, parseCount } from './job-output.js';
 
 interface LogsOptions {
   host?: string;
@@ -19,23 +19,27 @@ export function registerLogs(program: Command): void {
     .option('--from <offset>', 'start at this byte offset of the log (what you already have)')
     .option('--attempt <n>', 'this attempt instead of the latest')
     .action((id: string, options: LogsOptions) =>
-      withCore(async (core) => {
-        const { host, job } = await core.jobs.find(id, options.host);
+      withApi(async (api) => {
+        const { host, job } = await api.call('jobs.get', {
+          id,
+          ...(options.host !== undefined ? { host: options.host } : {}),
+        });
         const printer = logPrinter(process.stdout, process.stderr);
         const follow = options.follow === true;
-        await core.jobs.followLogs(
-          host,
-          job.id,
+        await followLog(
+          api,
           {
+            host,
+            id: job.id,
             follow,
-            throughRetries: follow && options.attempt === undefined,
+            through_retries: follow && options.attempt === undefined,
             ...(options.from !== undefined ? { from: parseCount(options.from, '--from') } : {}),
             ...(options.attempt !== undefined ? { attempt: parseCount(options.attempt, '--attempt') } : {}),
           },
           printer,
         );
         if (!follow) return 0;
-        const final = await core.jobs.waitForFinal(host, job.id);
+        const final = (await api.call('jobs.wait', { host, id: job.id })).job;
         if (!printer.endsWithNewline()) process.stdout.write('\n');
         process.stderr.write(`${describeEnd(final)}\n`);
         return jobExitStatus(final);

@@ -1,13 +1,13 @@
-import type { HangarCore } from '@hangar/desktop/core';
-import { Executor, HangarError, JobSpec, parseOrThrow, type JobSpecInput } from '@hangar/shared';
+import { Executor, HangarError, parseOrThrow, type CoreApiClient, type JobSpecInput } from '@hangar/shared';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { printJson } from '../output.js';
-import { withCore } from '../run.js';
+import { withApi } from '../run.js';
 import {
   JOB_EXIT,
   TransferProgress,
   describeEnd,
+  followLog,
   jobExitStatus,
   logPrinter,
   parseCount,
@@ -57,29 +57,38 @@ export function registerRun(program: Command): void {
       `\nExit status: the job's own, or ${JOB_EXIT.timedOut} timed out, ${JOB_EXIT.cancelled} cancelled, ` +
         `${JOB_EXIT.lost} lost, ${JOB_EXIT.couldNotRun} could not run; 1-6 are hangar's own errors (see README).`,
     )
-    .action((options: RunOptions) => withCore((core) => runJob(core, options)));
+    .action((options: RunOptions) => withApi((api) => runJob(api, options)));
 }
 
-async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
+/** Names this command's upload in the core's progress events. */
+const UPLOAD_OP = 'run-upload';
+
+async function runJob(api: CoreApiClient, options: RunOptions): Promise<number> {
   const notes = process.stderr;
   const spec = buildSpec(options);
-  const host = core.registry.get(options.host).name;
 
-  const dir = resolve(options.dir);
-  const packed = await core.jobs.pack(dir);
+  // The core packs the folder, uploads it unless the host has it, and submits: one call.
+  const uploadBar = { current: undefined as TransferProgress | undefined };
+  const progress = api.on('progress', (p) => {
+    if (p.op_id !== UPLOAD_OP) return;
+    uploadBar.current ??= new TransferProgress('uploading workspace', p.total);
+    uploadBar.current.update(p.done);
+  });
+  let submitted;
   try {
-    const uploadBar = { current: undefined as TransferProgress | undefined };
-    const uploaded = await core.jobs.upload(host, packed, (p) => {
-      uploadBar.current ??= new TransferProgress('uploading workspace', p.total);
-      uploadBar.current.update(p.done);
+    submitted = await api.call('jobs.submit', {
+      host: options.host,
+      spec,
+      folder: resolve(options.dir),
+      op_id: UPLOAD_OP,
     });
-    uploadBar.current?.stop();
-    if (uploaded.skipped) notes.write(`workspace already on host ${host} (${packed.hash.slice(0, 12)})\n`);
   } finally {
-    await packed.dispose();
+    void progress.dispose();
   }
+  uploadBar.current?.stop();
+  const { host, job, upload } = submitted;
+  if (upload?.skipped) notes.write(`workspace already on host ${host} (${upload.hash.slice(0, 12)})\n`);
 
-  const job = await core.jobs.submit(host, { ...spec, workspace: packed.hash });
   if (options.detach) {
     if (options.json) printJson({ host, id: job.id, state: job.state });
     else process.stdout.write(`${job.id}\n`);
@@ -89,17 +98,17 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
 
   const out = options.json ? process.stderr : process.stdout;
   const printer = logPrinter(out, notes);
-  const interrupts = handleInterrupts(core, host, job.id);
+  const interrupts = handleInterrupts(api, host, job.id);
   let final;
   try {
-    await core.jobs.followLogs(host, job.id, { attempt: 1, follow: true, throughRetries: true }, printer);
-    final = await core.jobs.waitForFinal(host, job.id);
+    await followLog(api, { host, id: job.id, attempt: 1, follow: true, through_retries: true }, printer);
+    final = (await api.call('jobs.wait', { host, id: job.id })).job;
   } finally {
     // Once the job has ended there is nothing to cancel: Ctrl-C during the download just stops us.
     interrupts.dispose();
   }
   if (!printer.endsWithNewline()) out.write('\n');
-  const artifacts = await downloadInto(core, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
+  const artifacts = await downloadInto(api, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
   notes.write(`${describeEnd(final)}\n`);
   if (options.json) printJson({ host, job: final, artifacts });
   return jobExitStatus(final);
@@ -120,8 +129,7 @@ function buildSpec(options: RunOptions): JobSpecInput {
     }
     input.network = options.network;
   }
-  // Checked before packing and uploading, so a typo costs nothing.
-  parseOrThrow(JobSpec, input, 'job');
+  // The whole spec is checked by the door before anything is packed, so a typo costs nothing.
   return input;
 }
 
@@ -135,13 +143,13 @@ function withColour(env: Record<string, string>): Record<string, string> {
 }
 
 /** First Ctrl-C cancels the job and keeps following to its final state; a second one leaves. */
-function handleInterrupts(core: HangarCore, host: string, id: string): { dispose(): void } {
+function handleInterrupts(api: CoreApiClient, host: string, id: string): { dispose(): void } {
   let count = 0;
   const onSignal = () => {
     count++;
     if (count === 1) {
       process.stderr.write(`\nhangar: cancelling job ${id}… (Ctrl-C again to leave it to finish on its own)\n`);
-      core.jobs.cancel(id, host).catch((error: unknown) => {
+      api.call('jobs.cancel', { host, id }).catch((error: unknown) => {
         process.stderr.write(`hangar: could not cancel ${id}: ${(error as Error).message}\n`);
       });
       return;

@@ -1,4 +1,4 @@
-import { ERROR_CODES, HangarError, toHangarError, type ErrorCode, type Mux } from '@hangar/shared';
+import { closeReasonError, toHangarError, type HangarError, type Mux } from '@hangar/shared';
 import type { HostConnection } from '../connection/host-connection.js';
 
 /**
@@ -51,7 +51,5 @@ export function sleep(ms: number): Promise<void> {
 
 /** A stream closed with an error reason from the agent, as a HangarError with its code when known. */
 export function streamError(what: string, reason: { code: string; message: string }): HangarError {
-  const known = (ERROR_CODES as readonly string[]).includes(reason.code);
-  const code: ErrorCode = known ? (reason.code as ErrorCode) : 'E_PROTOCOL';
-  return new HangarError(code, `${what}: ${reason.message}`);
+  return closeReasonError(reason, what);
 }
