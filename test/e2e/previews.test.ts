@@ -450,7 +450,8 @@ describe('previews through the CLI', () => {
     [['preview', 'add', 'box', '80abc'], 'port "80abc": expected a port number from 1 to 65535'],
     [
       ['preview', 'add', 'box', '8080', '--label', 'bad\u0007label'],
-      'hangar: label: a label has no control characters',
+      // Checked by the door (previews.add's schema), which names the call and the field.
+      'hangar: previews.add: label: a label has no control characters',
     ],
     [['preview', 'open', 'box', '8080', '--local-port', 'x'], '--local-port "x": expected a port number'],
   ])('hangar %j is refused as bad input (status 2)', async (args, message) => {

@@ -1,4 +1,4 @@
-import { HangarCore, openCoreApi } from '@hangar/desktop/core';
+import { openCoreApi } from '@hangar/desktop/core';
 import type { CoreApiClient } from '@hangar/shared';
 import { reportError } from './exit-codes.js';
 
@@ -21,22 +21,6 @@ export async function withApi(body: (api: CoreApiClient) => Promise<void | numbe
     status = reportError(error);
   } finally {
     await api?.dispose();
-  }
-  process.exitCode = status;
-}
-
-/** Runs one command against the core itself (the commands not yet moved onto withApi). */
-export async function withCore(body: (core: HangarCore) => Promise<void | number>): Promise<void> {
-  let core: HangarCore | undefined;
-  let status = 0;
-  try {
-    core = await HangarCore.open();
-    const result = await body(core);
-    if (typeof result === 'number') status = result;
-  } catch (error) {
-    status = reportError(error);
-  } finally {
-    await core?.dispose();
   }
   process.exitCode = status;
 }

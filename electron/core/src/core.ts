@@ -41,6 +41,14 @@ export interface HostSessions {
   error: HostFailure | null;
 }
 
+/** Hangar's log on stderr: warnings and worse unless $HANGAR_LOG_LEVEL asks for more; secrets redacted. */
+export function defaultLogger(): Logger {
+  return pino(
+    { name: 'hangar', level: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', redact: ['*.code', '*.token', '*.key'] },
+    pino.destination(2),
+  );
+}
+
 /**
  * The one API the CLI, Electron IPC and web mode use. Keys and host links stay in here; callers
  * get plain data and TerminalClient handles.
@@ -77,12 +85,7 @@ export class HangarCore {
 
   static async open(options: CoreOptions = {}): Promise<HangarCore> {
     const home = options.home ?? hangarHome();
-    const logger =
-      options.logger ??
-      pino(
-        { name: 'hangar', level: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', redact: ['*.code', '*.token', '*.key'] },
-        pino.destination(2),
-      );
+    const logger = options.logger ?? defaultLogger();
     const db = openCoreDb(home);
     const deviceKey = await loadOrCreateDeviceKey(home);
     return new HangarCore(home, db, new HostRegistry(db), deviceKey, logger.child({ component: 'core' }));

@@ -1,9 +1,11 @@
-import type { HangarCore, HostPreviews } from '@hangar/desktop/core';
-import { nodePlatform } from '@hangar/desktop/core';
+import { defaultLogger, nodePlatform } from '@hangar/desktop/core';
+import type { CoreCallResult } from '@hangar/shared';
 import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
 import { parsePort } from '../options.js';
-import { withCore } from '../run.js';
+import { withApi } from '../run.js';
+
+type HostPreviews = CoreCallResult<'previews.list'>['hosts'][number];
 
 export function registerPreview(program: Command): void {
   const preview = program
@@ -16,8 +18,8 @@ export function registerPreview(program: Command): void {
     .argument('[host]', 'host name (default: all hosts)')
     .option('--json', 'print JSON')
     .action((host: string | undefined, options: { json?: boolean }) =>
-      withCore(async (core) => {
-        const groups = await core.previews.list(host);
+      withApi(async (api) => {
+        const { hosts: groups } = await api.call('previews.list', host !== undefined ? { host } : {});
         if (options.json) return printJson(withoutNullErrors(groups));
         printPreviews(groups);
         return reportUnreachable(groups);
@@ -31,8 +33,12 @@ export function registerPreview(program: Command): void {
     .argument('<port>', 'TCP port of the dev server on the host, e.g. 5173')
     .option('--label <text>', 'a name to show, e.g. web')
     .action((host: string, port: string, options: { label?: string }) =>
-      withCore(async (core) => {
-        const added = await core.previews.add(host, parsePort(port), options.label);
+      withApi(async (api) => {
+        const added = await api.call('previews.add', {
+          host,
+          port: parsePort(port),
+          ...(options.label !== undefined ? { label: options.label } : {}),
+        });
         const state = added.listening ? 'listening' : 'nothing listens there yet';
         process.stdout.write(
           `added preview of port ${added.port} on ${host} (${state}); open it with: hangar preview open ${host} ${added.port}\n`,
@@ -46,8 +52,8 @@ export function registerPreview(program: Command): void {
     .argument('<host>')
     .argument('<port>')
     .action((host: string, port: string) =>
-      withCore(async (core) => {
-        await core.previews.remove(host, parsePort(port));
+      withApi(async (api) => {
+        await api.call('previews.remove', { host, port: parsePort(port) });
         process.stdout.write(`removed preview of port ${port} on ${host}\n`);
       }),
     );
@@ -60,13 +66,19 @@ export function registerPreview(program: Command): void {
     .option('--local-port <n>', 'port on this computer (default: the same as on the host when free, else any)')
     .option('--browser', 'open the address in your browser')
     .action((host: string, port: string, options: { localPort?: string; browser?: boolean }) =>
-      withCore(async (core) => {
+      withApi(async (api) => {
         const remote = parsePort(port);
         const local = options.localPort !== undefined ? parsePort(options.localPort, '--local-port') : undefined;
-        const opened = await core.previews.open(host, remote, local);
+        // Not remembered: served while this command runs, like ssh -L.
+        const opened = await api.call('previews.open', {
+          host,
+          port: remote,
+          ...(local !== undefined ? { local_port: local } : {}),
+          remember: false,
+        });
         process.stdout.write(`hangar: preview of ${host}:${remote} at ${opened.url} (Ctrl-C stops it)\n`);
-        if (options.browser) await nodePlatform(core.logger).openExternal(opened.url);
-        await untilStopped(core);
+        if (options.browser) await nodePlatform(defaultLogger()).openExternal(opened.url);
+        await untilStopped();
       }),
     );
 }
@@ -93,13 +105,12 @@ function printPreviews(groups: HostPreviews[]): void {
   }
 }
 
-/** Resolves on Ctrl-C or SIGTERM; the caller's withCore then closes the preview with the core. */
-function untilStopped(core: HangarCore): Promise<void> {
+/** Resolves on Ctrl-C or SIGTERM; the caller's withApi then closes the connection, which stops the preview. */
+function untilStopped(): Promise<void> {
   return new Promise((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      core.logger.debug('preview stopping');
       resolve();
     };
     process.on('SIGINT', stop);
