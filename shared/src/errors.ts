@@ -1,3 +1,5 @@
+import type { ErrorShape } from './protocol/control.js';
+
 /**
  * One error type for every component. Codes are stable (the CLI maps them to exit
  * statuses, the UI shows the message); messages say what happened and what to do.
@@ -40,12 +42,6 @@ export const ERROR_CODES = [
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
-
-export interface ErrorShape {
-  code: ErrorCode;
-  message: string;
-  details?: Record<string, unknown>;
-}
 
 export class HangarError extends Error {
   readonly code: ErrorCode;

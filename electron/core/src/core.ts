@@ -9,12 +9,13 @@ import {
   type HostInfo,
   type HostRecord,
   type HostStats,
+  type HostStatus,
   type SessionInfo,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { HostConnection, type HostStatus } from './connection/host-connection.js';
+import { HostConnection } from './connection/host-connection.js';
 import { listOnHosts } from './hosts/fan-out.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
@@ -31,16 +32,6 @@ export interface CoreOptions {
   logger?: Logger;
 }
 
-export interface HostView extends HostRecord {
-  status: HostStatus;
-}
-
-export interface HostSessions {
-  host: string;
-  sessions: SessionInfo[];
-  error: HostFailure | null;
-}
-
 /** Hangar's log on stderr: warnings and worse unless $HANGAR_LOG_LEVEL asks for more; secrets redacted. */
 export function defaultLogger(): Logger {
   return pino(
@@ -50,8 +41,9 @@ export function defaultLogger(): Logger {
 }
 
 /**
- * The one API the CLI, Electron IPC and web mode use. Keys and host links stay in here; callers
- * get plain data and TerminalClient handles.
+ * The app core: paired hosts, their links, jobs and previews. Keys and host links stay in here.
+ * Clients (the window, web mode, the hangar command) reach it only through the procedures of
+ * api/ (CoreApiServer); `hangar up`, `hangar ui` and Electron's main own one and serve it.
  */
 export class HangarCore {
   private readonly connections = new Map<string, HostConnection>();
@@ -95,7 +87,8 @@ export class HangarCore {
     return `${hostname()} (hangar)`;
   }
 
-  listHosts(): HostView[] {
+  /** Every paired host with the status of its link (offline when this core has none open). */
+  listHosts(): (HostRecord & { status: HostStatus })[] {
     return this.registry
       .list()
       .map((host) => ({ ...host, status: this.connections.get(host.name)?.status ?? 'offline' }));
@@ -202,7 +195,7 @@ export class HangarCore {
   }
 
   /** Sessions of one host, or of every host; a host that cannot be reached is reported, not fatal. */
-  async sessionsOn(host?: string): Promise<HostSessions[]> {
+  async sessionsOn(host?: string): Promise<{ host: string; sessions: SessionInfo[]; error: HostFailure | null }[]> {
     const names = this.registry.list().map((h) => h.name);
     return listOnHosts(names, host, async (name) => ({ sessions: await this.listSessions(name) }), { sessions: [] });
   }

@@ -1,6 +1,6 @@
-export { HangarCore, defaultLogger, type CoreOptions, type HostView, type HostSessions } from './core.js';
-export { HostConnection, type HostStatus } from './connection/host-connection.js';
-export { TerminalClient, type TerminalStatus, type TerminalEnd } from './terminal/terminal-client.js';
+export { HangarCore, defaultLogger, type CoreOptions } from './core.js';
+export { HostConnection } from './connection/host-connection.js';
+export { TerminalClient } from './terminal/terminal-client.js';
 export { hangarHome } from './state/paths.js';
 export {
   JobsApi,

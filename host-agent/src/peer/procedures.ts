@@ -3,12 +3,11 @@ import {
   type HostInfo,
   type HostStats,
   type HostMethod,
-  type HostResult,
   type Mux,
   type HOST_PROCEDURES,
+  type ProcedureHandlers,
   type PublishHostEvent,
 } from '@hangar/shared';
-import type { z } from 'zod';
 import type { SessionManager } from '../sessions/index.js';
 import type { TerminalBindings } from './terminal-bindings.js';
 
@@ -27,20 +26,13 @@ export interface CallContext {
   device: string;
 }
 
-export interface Outcome<M extends HostMethod> {
-  result: HostResult<M>;
-  /** Runs after the response is sent (so a stream's first bytes never overtake the answer). */
-  after?: () => void;
-}
-
-type Params<M extends HostMethod> = z.output<(typeof HOST_PROCEDURES)[M]['params']>;
-type Handler<M extends HostMethod> = (params: Params<M>, call: CallContext) => Promise<Outcome<M>>;
-export type ProcedureTable = { [M in HostMethod]: Handler<M> };
+/** One handler per HOST_PROCEDURES entry, typed by shared's ControlServer (which serves them). */
+export type ProcedureTable = ProcedureHandlers<typeof HOST_PROCEDURES, CallContext>;
 export type JobMethod = Extract<HostMethod, `job.${string}` | `workspace.${string}` | `artifact.${string}`>;
-export type JobProcedureTable = { [M in JobMethod]: Handler<M> };
+export type JobProcedureTable = Pick<ProcedureTable, JobMethod>;
 export type PreviewMethod = Extract<HostMethod, `preview.${string}`>;
-export type PreviewProcedureTable = { [M in PreviewMethod]: Handler<M> };
-export type SessionProcedureTable = { [M in Exclude<HostMethod, JobMethod | PreviewMethod>]: Handler<M> };
+export type PreviewProcedureTable = Pick<ProcedureTable, PreviewMethod>;
+export type SessionProcedureTable = Omit<ProcedureTable, JobMethod | PreviewMethod>;
 
 /**
  * One handler per call in shared's HOST_PROCEDURES. Params arrive already validated by that

@@ -12,6 +12,8 @@ export const ErrorShapeSchema = z.object({
   message: z.string(),
   details: z.record(z.string(), z.unknown()).optional(),
 });
+/** An error as it crosses a link or IPC: what HangarError.toJSON gives and HangarError.from takes. */
+export type ErrorShape = z.infer<typeof ErrorShapeSchema>;
 
 export const RequestId = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 

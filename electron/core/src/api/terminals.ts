@@ -1,14 +1,7 @@
-import {
-  HangarError,
-  type CloseReason,
-  type CoreParsedParams,
-  type Disposable,
-  type Mux,
-  type TerminalStatus,
-} from '@hangar/shared';
+import { HangarError, type CoreParsedParams, type Disposable, type Mux, type TerminalStatus } from '@hangar/shared';
 import { randomBytes } from 'node:crypto';
 import type { HangarCore } from '../core.js';
-import type { TerminalClient, TerminalEnd } from '../terminal/terminal-client.js';
+import type { TerminalClient } from '../terminal/terminal-client.js';
 import { checkUiStreamId, UiStream } from './ui-stream.js';
 
 /** A client connection's open terminals: TerminalClients (which survive host link drops) piped to its streams. */
@@ -34,9 +27,9 @@ export class UiTerminals implements Disposable {
     this.terminals.set(terminalId, client);
     client.onOutput(({ data, offset }) => ui.write(data, () => client.ack(offset + data.length)));
     client.onStatus((status) => this.publishStatus(terminalId, status));
-    client.onEnd((end) => {
+    client.onEnd((reason) => {
       this.terminals.delete(terminalId);
-      ui.end(closeReasonOf(end));
+      ui.end(reason);
     });
     ui.onGone(() => {
       // The UI closed the tab or went away: free the host's tmux client (the session keeps running).
@@ -83,19 +76,5 @@ export class UiTerminals implements Disposable {
     const open = [...this.terminals.values()];
     this.terminals.clear();
     await Promise.all(open.map((terminal) => terminal.detach()));
-  }
-}
-
-/** The close reasons the UI sees on a terminal stream (documented on terminal.open). */
-function closeReasonOf(end: TerminalEnd): CloseReason {
-  switch (end.reason) {
-    case 'exited':
-      return { code: 'session_ended', message: end.message, exit_code: end.exitCode };
-    case 'killed':
-      return { code: 'session_killed', message: end.message };
-    case 'detached':
-      return { code: 'detached', message: end.message };
-    case 'error':
-      return { code: 'error', message: end.message };
   }
 }

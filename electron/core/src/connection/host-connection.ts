@@ -16,12 +16,11 @@ import {
   type HostParams,
   type HostRecord,
   type HostResult,
+  type HostStatus,
 } from '@hangar/shared';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { connectToHost } from '../link/connect.js';
-
-export type HostStatus = 'connecting' | 'online' | 'offline';
 
 export interface HostConnectionOptions {
   deviceKey: KeyObject;

@@ -1,23 +1,15 @@
 import {
-  CloseReason,
   DisposableStore,
   Emitter,
-  HangarError,
+  TERMINAL_CLOSE,
   toHangarError,
+  type CloseReason,
   type Disposable,
   type LinkStream,
   type Mux,
+  type TerminalStatus,
 } from '@hangar/shared';
 import type { HostConnection } from '../connection/host-connection.js';
-
-export type TerminalStatus = 'attached' | 'reconnecting' | 'resumed' | 'skipped';
-
-export interface TerminalEnd {
-  /** The session's command exit status when it ended by itself; null when killed or unknown. */
-  exitCode: number | null;
-  reason: 'exited' | 'killed' | 'detached' | 'error';
-  message: string;
-}
 
 /** Keystrokes typed while reconnecting are held up to this much, then dropped (never replayed twice). */
 const MAX_PENDING_INPUT = 64 * 1024;
@@ -44,7 +36,11 @@ export class TerminalClient implements Disposable {
   readonly onOutput = this.outputEmitter.event;
   private readonly statusEmitter = new Emitter<TerminalStatus>();
   readonly onStatus = this.statusEmitter.event;
-  private readonly endEmitter = new Emitter<TerminalEnd>();
+  private readonly endEmitter = new Emitter<CloseReason>();
+  /**
+   * The terminal is over, as a close reason with TERMINAL_CLOSE's codes (exit_code when the
+   * session's command ended by itself): what the core's clients get on their stream, as it is.
+   */
   readonly onEnd = this.endEmitter.event;
 
   private constructor(
@@ -121,7 +117,7 @@ export class TerminalClient implements Disposable {
   async detach(): Promise<void> {
     if (this.ended) return;
     const id = this.attachmentId;
-    this.end({ exitCode: null, reason: 'detached', message: 'detached' });
+    this.end({ code: TERMINAL_CLOSE.detached, message: 'detached' });
     await this.connection.call('session.detach', { attachment_id: id }).catch(() => undefined);
   }
 
@@ -181,18 +177,18 @@ export class TerminalClient implements Disposable {
     if (this.stream !== stream) return;
     this.stream = undefined;
     if (mux.closed) return; // the link is gone, not the session: resume follows on the next link
-    if (reason.code === 'session_ended') {
-      this.end({ exitCode: reason.exit_code ?? null, reason: 'exited', message: reason.message });
-    } else if (reason.code === 'session_killed') {
-      this.end({ exitCode: null, reason: 'killed', message: reason.message });
+    if (reason.code === TERMINAL_CLOSE.ended) {
+      this.end({ code: TERMINAL_CLOSE.ended, message: reason.message, exit_code: reason.exit_code ?? null });
+    } else if (reason.code === TERMINAL_CLOSE.killed) {
+      this.end({ code: TERMINAL_CLOSE.killed, message: reason.message });
     } else if (reason.code === 'superseded') {
       return;
     } else {
-      this.end({ exitCode: null, reason: 'error', message: reason.message });
+      this.end({ code: TERMINAL_CLOSE.error, message: reason.message });
     }
   }
 
-  private end(end: TerminalEnd): void {
+  private end(end: CloseReason): void {
     if (this.ended) return;
     this.ended = true;
     this.stream = undefined;
@@ -210,12 +206,8 @@ export class TerminalClient implements Disposable {
   }
 }
 
-function endFromError(error: unknown): TerminalEnd {
+function endFromError(error: unknown): CloseReason {
   const failure = toHangarError(error);
-  if (failure.code === 'E_SESSION_NOT_FOUND') {
-    return { exitCode: null, reason: 'killed', message: failure.message };
-  }
-  return { exitCode: null, reason: 'error', message: failure.message };
+  if (failure.code === 'E_SESSION_NOT_FOUND') return { code: TERMINAL_CLOSE.killed, message: failure.message };
+  return { code: TERMINAL_CLOSE.error, message: failure.message };
 }
-
-export { HangarError };
