@@ -1,0 +1,227 @@
+import {
+  CoreApiClient,
+  CoreTerminal,
+  createMemoryTransportPair,
+  type CoreEventData,
+  type FrameTransport,
+} from '@hangar/shared';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, get as httpGet, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  hangarAgent,
+  killTmuxServer,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../../../../test/support/processes.js';
+import { openCoreApi } from '../../src/api/in-process-door.js';
+import { CoreApiServer } from '../../src/api/index.js';
+import { HangarCore } from '../../src/core.js';
+import type { Platform } from '../../src/platform.js';
+import { waitFor } from './ui-client.js';
+
+const quiet = pino({ level: 'silent' });
+
+/** The hangar command's door, and the window's beside it, on the same procedure table. */
+describe('the core API for the hangar command (in-process door)', () => {
+  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()!();
+  });
+
+  const startAgent = async (): Promise<AgentProcess> => {
+    const dataDir = tempDir('door-agent');
+    cleanup.push(() => removeDir(dataDir));
+    cleanup.push(() => killTmuxServer(dataDir));
+    const agent = await startAgentProcess(dataDir);
+    cleanup.push(() => agent.stop());
+    return agent;
+  };
+
+  const pairingCode = async (agent: AgentProcess) => {
+    const issued = await hangarAgent(['pair', '--data', agent.dataDir, '--json']);
+    return (JSON.parse(issued.stdout) as { code: string }).code;
+  };
+
+  /** The hangar command's door over a fresh $HANGAR_HOME, paired with `agent` as "mini". */
+  const openDoor = async (agent: AgentProcess) => {
+    const home = tempDir('door-home');
+    cleanup.push(() => removeDir(home));
+    const api = await openCoreApi({ home, logger: quiet });
+    cleanup.push(() => api.dispose());
+    await api.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    return { api, home };
+  };
+
+  it('a folder submitted as a job is packed and sent by the core, with progress for its op_id; the same tree is not sent twice', async () => {
+    const agent = await startAgent();
+    const { api, home } = await openDoor(agent);
+    const folder = join(home, 'app');
+    mkdirSync(folder);
+    // Random bytes do not compress: several credit windows' worth, so progress has steps.
+    writeFileSync(join(folder, 'blob.bin'), randomBytes(3 * 1024 * 1024));
+    writeFileSync(join(folder, 'Makefile'), 'all:\n\ttrue\n');
+    const progress: CoreEventData<'progress'>[] = [];
+    api.on('progress', (event) => progress.push(event));
+
+    const first = await api.call('jobs.submit', {
+      host: 'mini',
+      spec: { command: 'wc -c < blob.bin', executor: 'shell' },
+      folder,
+      op_id: 'upload-1',
+    });
+    expect(first.upload).toMatchObject({ skipped: false });
+    const size = first.upload!.size;
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.every((p) => p.op_id === 'upload-1' && p.label === 'uploading workspace' && p.total === size)).toBe(
+      true,
+    );
+    expect(progress[0]!.done).toBe(0);
+    expect(progress.at(-1)!.done).toBe(size);
+    const dones = progress.map((p) => p.done);
+    expect(dones).toEqual([...dones].sort((a, b) => a - b));
+    const ended = await api.call('jobs.wait', { id: first.job.id });
+    expect(ended).toMatchObject({ host: 'mini', job: { state: 'succeeded' } });
+
+    progress.length = 0;
+    const second = await api.call('jobs.submit', {
+      host: 'mini',
+      spec: { command: 'true', executor: 'shell' },
+      folder,
+      op_id: 'upload-2',
+    });
+    expect(second.upload).toEqual({ hash: first.upload!.hash, size, skipped: true });
+    expect(progress).toEqual([]);
+    await api.call('jobs.wait', { host: 'mini', id: second.job.id });
+  });
+
+  it('keys typed before the terminal is open are sent once it is, and only once', async () => {
+    const agent = await startAgent();
+    const { api } = await openDoor(agent);
+    await api.call('sessions.create', { host: 'mini', session: { name: 'echo', command: ['cat'] } });
+    let screen = '';
+    const decoder = new TextDecoder();
+    const terminal = new CoreTerminal(
+      api,
+      { host: 'mini', session: 'echo', cols: 80, rows: 24 },
+      {
+        write: (data, done) => {
+          screen += decoder.decode(data, { stream: true });
+          done();
+        },
+        status: () => undefined,
+        ended: () => undefined,
+      },
+    );
+    cleanup.push(() => terminal.dispose());
+    // Quoted apart so the line cat prints back cannot be mistaken for the tty's echo of what was typed.
+    terminal.write('ear""ly\r');
+    await terminal.opened;
+    const count = (text: string) => screen.split(text).length - 1;
+    await waitFor(() => count('ear""ly') === 2, 'the early line, echoed and printed back by cat');
+    terminal.write('la""ter\r');
+    await waitFor(() => count('la""ter') === 2, 'a later line, after it');
+    expect(count('ear""ly')).toBe(2);
+  });
+
+  describe('beside a window', () => {
+    const platform = (home: string): Platform => ({
+      kind: 'web',
+      openExternal: async () => undefined,
+      showNotification: () => undefined,
+      downloadsDir: () => home,
+    });
+
+    /** One core, served to a hangar command and to a window, each over its own link. */
+    const serveBoth = async () => {
+      const home = tempDir('door-both');
+      cleanup.push(() => removeDir(home));
+      const core = await HangarCore.open({ home, logger: quiet });
+      cleanup.push(() => core.dispose());
+      const server = new CoreApiServer(core, platform(home), { live: false });
+      cleanup.push(() => server.dispose());
+      const connect = (door: 'cli' | 'ui'): CoreApiClient => {
+        const [client, served]: readonly [FrameTransport, FrameTransport] = createMemoryTransportPair();
+        server.serve(served, door);
+        const api = new CoreApiClient(client);
+        cleanup.push(() => api.dispose());
+        return api;
+      };
+      return { home, cli: connect('cli'), window: connect('ui') };
+    };
+
+    it('only the hangar command chooses where artifacts are written; a window gets its Downloads', async () => {
+      const { home, cli, window } = await serveBoth();
+      const where = { host: 'mini', id: 'j-0123456789', dir: join(home, 'elsewhere') };
+      await expect(window.call('artifacts.download', where)).rejects.toMatchObject({
+        code: 'E_BAD_REQUEST',
+        message: expect.stringMatching(/^dir: only the hangar command chooses where artifacts go/),
+      });
+      // The hangar command passes that check and meets the next one: there is no such host.
+      await expect(cli.call('artifacts.download', where)).rejects.toMatchObject({ code: 'E_HOST_NOT_FOUND' });
+    });
+
+    it('a preview the command holds open stops when it leaves; one a window opened stays', async () => {
+      const agent = await startAgent();
+      const { cli, window } = await serveBoth();
+      await cli.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+      const dev = await devServer();
+      cleanup.push(() => new Promise((resolve) => dev.server.close(resolve)));
+      const other = await devServer();
+      cleanup.push(() => new Promise((resolve) => other.server.close(resolve)));
+      await cli.call('previews.add', { host: 'mini', port: dev.port });
+      await cli.call('previews.add', { host: 'mini', port: other.port });
+
+      const held = await cli.call('previews.open', { host: 'mini', port: dev.port, remember: false });
+      const shared = await cli.call('previews.open', { host: 'mini', port: other.port, remember: false });
+      // The window opens the second one too (remembered): it is no longer the command's alone.
+      await window.call('previews.open', { host: 'mini', port: other.port });
+      expect(await fetchText(held.local_port)).toBe('dev server');
+      expect(await fetchText(shared.local_port)).toBe('dev server');
+
+      cli.dispose();
+      await pollUntil(
+        async () => (await fetchText(held.local_port).catch((e: Error) => e.message)).includes('ECONNREFUSED'),
+        'the held preview to stop with its command',
+      );
+      expect(await fetchText(shared.local_port)).toBe('dev server');
+      const listed = await window.call('previews.list', { host: 'mini' });
+      const urls = Object.fromEntries(listed.hosts[0]!.previews.map((p) => [p.port, p.local_url]));
+      expect(urls).toEqual({ [dev.port]: null, [other.port]: `http://localhost:${shared.local_port}/` });
+    });
+  });
+});
+
+async function devServer(): Promise<{ server: Server; port: number }> {
+  const server = createServer((_request, response) => response.end('dev server'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+function fetchText(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = httpGet(
+      { host: '127.0.0.1', port, path: '/', headers: { Host: `localhost:${port}` } },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve(body));
+      },
+    );
+    request.on('error', reject);
+  });
+}
+
+async function pollUntil(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
