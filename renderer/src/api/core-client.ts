@@ -9,6 +9,7 @@ import {
   type CoreMethod,
   type Disposable,
   type LinkStream,
+  type OpenStreamOptions,
 } from '@hangar/shared';
 
 export type { CoreEventData };
@@ -21,7 +22,7 @@ export interface CoreApi {
   call<M extends CoreMethod>(method: M, params: CoreCallParams<M>): Promise<CoreCallResult<M>>;
   on<E extends CoreEvent>(event: E, listener: (data: CoreEventData<E>) => void): Disposable;
   /** A stream of ours for terminal output or a job log; the caller acks what it has rendered. */
-  openStream(): LinkStream;
+  openStream(options?: OpenStreamOptions): LinkStream;
   onDisconnect(listener: (reason: CloseReason) => void): Disposable;
 }
 

@@ -1,5 +1,6 @@
 import type { Disposable } from '../disposable.js';
 import type { CloseReason } from '../protocol/control.js';
+import { BULK_STREAM_WINDOW } from './stream.js';
 import type { CoreApiClient, CoreCallParams } from './core-api-client.js';
 
 /** What following a log needs of the core API (a window's component tests pass a stand-in). */
@@ -31,7 +32,8 @@ export async function followCoreJobLog(
   params: Omit<CoreCallParams<'jobs.logs'>, 'stream_id'>,
   sink: JobLogSink,
 ): Promise<FollowedJobLog> {
-  const stream = api.openStream();
+  // jobs.logs: the core's end uses the bulk window, and both ends of a stream share one window.
+  const stream = api.openStream({ window: BULK_STREAM_WINDOW });
   const starts: { offset: number; attempt: number }[] = [];
   let attempt = 0;
   const subscriptions: Disposable[] = [

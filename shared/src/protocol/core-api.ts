@@ -173,8 +173,8 @@ export const CORE_PROCEDURES = {
     }),
   },
   /**
-   * Log bytes on the caller's stream, closed with {code: 'log_end', exit_code} when the attempt
-   * (or, with through_retries, the job) ends. `jobs.log_attempt` says where each attempt's bytes
+   * Log bytes on the caller's stream (opened with BULK_STREAM_WINDOW: both ends share one window),
+   * closed with {code: 'log_end', exit_code} when the attempt (or, with through_retries, the job) ends. `jobs.log_attempt` says where each attempt's bytes
    * start on the stream; `jobs.log_link` when the host link drops and comes back.
    */
   'jobs.logs': {

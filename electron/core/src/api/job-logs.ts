@@ -1,4 +1,4 @@
-import { toHangarError, type CoreParsedParams, type Mux } from '@hangar/shared';
+import { BULK_FRAME_BYTES, BULK_STREAM_WINDOW, toHangarError, type CoreParsedParams, type Mux } from '@hangar/shared';
 import type { HangarCore } from '../core.js';
 import type { PublishCoreEvent } from './connection.js';
 import { checkUiStreamId, UiStream } from './ui-stream.js';
@@ -18,7 +18,8 @@ export async function openJobLog(
 ): Promise<{ attempt: number; after: () => void }> {
   checkUiStreamId(mux, params.stream_id);
   const streamId = params.stream_id;
-  const ui = new UiStream(mux, streamId);
+  // A log is bulk: with the terminal's window it would be capped near 40 MB/s (window / round trip).
+  const ui = new UiStream(mux, streamId, { window: BULK_STREAM_WINDOW, maxFrameBytes: BULK_FRAME_BYTES });
   let named: (attempt: number) => void = () => undefined;
   const attemptKnown = new Promise<number>((resolve) => (named = resolve));
   // A client that closes the log (or goes away) stops the host sending it.

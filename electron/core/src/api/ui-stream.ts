@@ -1,4 +1,12 @@
-import { Emitter, HangarError, type CloseReason, type Disposable, type LinkStream, type Mux } from '@hangar/shared';
+import {
+  Emitter,
+  HangarError,
+  type CloseReason,
+  type Disposable,
+  type LinkStream,
+  type Mux,
+  type OpenStreamOptions,
+} from '@hangar/shared';
 
 interface Waiting {
   /** UI stream offset after this chunk. */
@@ -31,16 +39,18 @@ export class UiStream implements Disposable {
   /** The UI closed the stream, or its link dropped: nobody reads any more. */
   readonly onGone = this.goneEmitter.event;
 
+  /** `shape`: the window and frame size the client opened its end with (both ends use one window). */
   constructor(
     private readonly mux: Mux,
     readonly id: number,
+    private readonly shape: Pick<OpenStreamOptions, 'window' | 'maxFrameBytes'> = {},
   ) {}
 
   open(): void {
     if (this.stream || this.gone) return;
     let stream: LinkStream;
     try {
-      stream = this.mux.openStream({ id: this.id });
+      stream = this.mux.openStream({ id: this.id, ...this.shape });
     } catch (error) {
       // The link closed (or the id was taken) between the answer and now.
       this.markGone({ code: 'error', message: error instanceof Error ? error.message : String(error) });
