@@ -2,7 +2,7 @@ import type { HangarCore } from '@hangar/desktop/core';
 import { Executor, HangarError, JobSpec, parseOrThrow, type JobSpecInput } from '@hangar/shared';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { printJson } from '../output.js';
+import { printJson, visibleText } from '../output.js';
 import { withCore } from '../run.js';
 import {
   JOB_EXIT,
@@ -85,7 +85,7 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
     else process.stdout.write(`${job.id}\n`);
     return 0;
   }
-  notes.write(`job ${job.id} on ${host} (${job.executor}): ${job.command}\n`);
+  notes.write(`job ${job.id} on ${host} (${job.executor}): ${visibleText(job.command)}\n`);
 
   const out = options.json ? process.stderr : process.stdout;
   const printer = logPrinter(out, notes);
@@ -100,7 +100,7 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
   }
   if (!printer.endsWithNewline()) out.write('\n');
   const artifacts = await downloadInto(core, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
-  notes.write(`${describeEnd(final)}\n`);
+  notes.write(`${visibleText(describeEnd(final))}\n`);
   if (options.json) printJson({ host, job: final, artifacts });
   return jobExitStatus(final);
 }

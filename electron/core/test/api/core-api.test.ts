@@ -151,6 +151,17 @@ describe('the core API over web mode, against a real agent', () => {
     await ui.call('sessions.kill', { host: 'mini', name: 'claude' });
   });
 
+  it("a finished job's notification shows the escape sequences in its command as text", async () => {
+    const { agent, ui, notifications } = await start();
+    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    const command = 'true # \x1b]52;c;b3duZWQ=\x07\x1b[2J';
+    await ui.call('jobs.submit', { host: 'mini', spec: { command, executor: 'shell' } });
+    await waitFor(() => notifications.some((n) => n.title === 'Job succeeded on mini'), 'the job notification');
+    expect(notifications.find((n) => n.title === 'Job succeeded on mini')!.body).toBe(
+      'true # \\x1b]52;c;b3duZWQ=\\x07\\x1b[2J (exit 0)',
+    );
+  });
+
   it('Claude in a session that asks for permission, then finishes, makes one notification each', async () => {
     const { agent, ui, notifications } = await start();
     await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
