@@ -29,6 +29,8 @@ interface RunOptions {
   network?: string;
   env: string[];
   dir: string;
+  /** false with --no-workspace. */
+  workspace: boolean;
   detach?: boolean;
   json?: boolean;
 }
@@ -38,7 +40,8 @@ export function registerRun(program: Command): void {
     .command('run')
     .description(
       'run a command on a host as a build job: packs this folder (git-tracked and untracked-not-ignored files; ' +
-        'the whole folder outside git), uploads it unless the host has it, streams the log, downloads artifacts ' +
+        'the whole folder outside git, never your home directory; an empty folder is an empty workspace), ' +
+        'uploads it unless the host has it, streams the log, downloads artifacts ' +
         'to ./hangar-artifacts/<job>/, and exits with the job’s exit status (Ctrl-C cancels the job)',
     )
     .requiredOption('-c, --command <command>', 'command to run with sh -c in the workspace')
@@ -50,6 +53,7 @@ export function registerRun(program: Command): void {
     .option('--network <mode>', 'none: no network inside the job (sandbox and tart)')
     .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
     .option('--dir <folder>', 'workspace folder to pack', '.')
+    .option('--no-workspace', 'pack nothing: the job runs in an empty directory')
     .option('--detach', 'print the job id and return; follow later with: hangar logs <job> --follow')
     .option('--json', 'print the job as JSON on stdout when it ends (its log goes to stderr)')
     .addHelpText(
@@ -65,21 +69,8 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
   const spec = buildSpec(options);
   const host = core.registry.get(options.host).name;
 
-  const dir = resolve(options.dir);
-  const packed = await core.jobs.pack(dir);
-  try {
-    const uploadBar = { current: undefined as TransferProgress | undefined };
-    const uploaded = await core.jobs.upload(host, packed, (p) => {
-      uploadBar.current ??= new TransferProgress('uploading workspace', p.total);
-      uploadBar.current.update(p.done);
-    });
-    uploadBar.current?.stop();
-    if (uploaded.skipped) notes.write(`workspace already on host ${host} (${packed.hash.slice(0, 12)})\n`);
-  } finally {
-    await packed.dispose();
-  }
-
-  const job = await core.jobs.submit(host, { ...spec, workspace: packed.hash });
+  const workspace = options.workspace ? await uploadWorkspace(core, host, resolve(options.dir)) : null;
+  const job = await core.jobs.submit(host, { ...spec, workspace });
   if (options.detach) {
     if (options.json) printJson({ host, id: job.id, state: job.state });
     else process.stdout.write(`${job.id}\n`);
@@ -105,6 +96,23 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
   return jobExitStatus(final);
 }
 
+/** Packs the folder and uploads it unless the host has it; its hash names it in the job. */
+async function uploadWorkspace(core: HangarCore, host: string, dir: string): Promise<string> {
+  const packed = await core.jobs.pack(dir);
+  try {
+    const uploadBar = { current: undefined as TransferProgress | undefined };
+    const uploaded = await core.jobs.upload(host, packed, (p) => {
+      uploadBar.current ??= new TransferProgress('uploading workspace', p.total);
+      uploadBar.current.update(p.done);
+    });
+    uploadBar.current?.stop();
+    if (uploaded.skipped) process.stderr.write(`workspace already on host ${host} (${packed.hash.slice(0, 12)})\n`);
+    return packed.hash;
+  } finally {
+    await packed.dispose();
+  }
+}
+
 function buildSpec(options: RunOptions): JobSpecInput {
   const input: JobSpecInput = {
     command: options.command,
@@ -119,6 +127,9 @@ function buildSpec(options: RunOptions): JobSpecInput {
       throw new HangarError('E_BAD_REQUEST', `--network ${options.network}: expected none or default`);
     }
     input.network = options.network;
+  }
+  if (!options.workspace && options.dir !== '.') {
+    throw new HangarError('E_BAD_REQUEST', `--dir ${options.dir} and --no-workspace: give one or the other`);
   }
   // Checked before packing and uploading, so a typo costs nothing.
   parseOrThrow(JobSpec, input, 'job');
