@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { StreamId } from './sessions.js';
+import { EnvName, EnvValue, StreamId, argumentText } from './sessions.js';
 
 export const JOB_STATES = [
   'queued',
@@ -30,14 +30,9 @@ export const ArtifactGlob = z
   .refine((g) => !g.startsWith('/') && !/^[a-zA-Z]:/.test(g), { error: 'artifact globs are relative to the workdir' })
   .refine((g) => !g.split(/[\\/]/).includes('..'), { error: 'artifact globs may not contain ".."' });
 
-const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
-
 export const JobSpec = z.object({
   /** Run with `sh -c` in the workdir. */
-  command: z
-    .string()
-    .min(1)
-    .max(64 * 1024),
+  command: argumentText(64 * 1024).min(1),
   /** Omitted: the host's default (tart on macOS with Tart, sandbox on Linux with bubblewrap, else shell). */
   executor: Executor.optional(),
   workspace: ContentHash.nullable().default(null),
@@ -49,7 +44,7 @@ export const JobSpec = z.object({
     .default(60 * 60 * 1000),
   retries: z.number().int().min(0).max(10).default(0),
   artifacts: z.array(ArtifactGlob).max(64).default([]),
-  env: z.record(EnvName, z.string().max(32768)).default({}),
+  env: z.record(EnvName, EnvValue).default({}),
   network: z.enum(['default', 'none']).default('default'),
   limits: z
     .object({

@@ -241,6 +241,13 @@ describe('the core API over web mode, against a real agent', () => {
     expect(badName).toMatchObject({ code: 'E_BAD_REQUEST' });
     expect(badName!.message).toMatch(/session\.name/);
 
+    // A NUL cannot be given to any program (argv, environment, a path): refused, not cut short.
+    const nul = await refused(
+      ui.call('sessions.create', { host: 'mini', session: { name: 'n', command: ['true'], env: { A: 'x\0y' } } }),
+    );
+    expect(nul).toMatchObject({ code: 'E_BAD_REQUEST' });
+    expect(nul!.message).toMatch(/session\.env\.A: may not contain a NUL byte/);
+
     const badHost = await refused(ui.call('hosts.add', { name: 'no spaces', address: '127.0.0.1:1', code: '1' }));
     expect(badHost!.message).toMatch(/name/);
 
