@@ -95,6 +95,11 @@ function describeJob(host: string, job: JobDetail): string {
     `timeout   ${formatDuration(job.spec.timeout_ms)}, retries ${job.retries}`,
   ];
   if (job.spec.workspace) lines.push(`workspace ${job.spec.workspace.slice(0, 12)}`);
+  const env = [
+    ...Object.entries(job.spec.env).map(([key, value]) => `${key}=${visibleText(value)}`),
+    ...job.spec.secret_env_names.map((key) => `${key} (secret)`),
+  ];
+  if (env.length > 0) lines.push(`env       ${env.join('  ')}`);
   let text = lines.join('\n') + '\n';
   if (job.attempts.length > 0) {
     text += '\nattempts\n';

@@ -13,7 +13,7 @@ import {
   parseCount,
   parseDuration,
 } from './job-output.js';
-import { collect, parseEnv } from '../options.js';
+import { collect, parseEnv, parseSecrets } from '../options.js';
 import { downloadInto } from './artifacts.js';
 
 /** With no --host: the embedded agent `hangar up` pairs as "local". */
@@ -28,6 +28,7 @@ interface RunOptions {
   retries?: string;
   network?: string;
   env: string[];
+  secret: string[];
   dir: string;
   /** false with --no-workspace. */
   workspace: boolean;
@@ -52,6 +53,13 @@ export function registerRun(program: Command): void {
     .option('--retries <n>', 'run a failed or lost job again up to n times (default 0)')
     .option('--network <mode>', 'none: no network inside the job (sandbox and tart)')
     .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
+    .option(
+      '--secret <KEY[=VALUE]>',
+      'secret environment variable (repeatable): stored encrypted on the host, never listed nor logged; ' +
+        'KEY alone takes the value from this shell’s environment, so it stays out of your shell history',
+      collect,
+      [],
+    )
     .option('--dir <folder>', 'workspace folder to pack', '.')
     .option('--no-workspace', 'pack nothing: the job runs in an empty directory')
     .option('--detach', 'print the job id and return; follow later with: hangar logs <job> --follow')
@@ -118,6 +126,7 @@ function buildSpec(options: RunOptions): JobSpecInput {
     command: options.command,
     artifacts: options.artifacts,
     env: withColour(parseEnv(options.env)),
+    secret_env: parseSecrets(options.secret),
   };
   if (options.executor !== undefined) input.executor = parseOrThrow(Executor, options.executor, '--executor');
   if (options.timeout !== undefined) input.timeout_ms = parseDuration(options.timeout, '--timeout');
