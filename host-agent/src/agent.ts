@@ -13,6 +13,7 @@ import { hostStatsProvider } from './peer/host-stats.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
+import { secureDataDir } from './store/data-dir.js';
 import { AgentStore } from './store/db.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -49,6 +50,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const owned = new DisposableStore();
   const { logger } = options;
   try {
+    secureDataDir(options.dataDir, logger);
     const store = owned.add(AgentStore.open(options.dataDir));
     const sessions = owned.add(
       await SessionManager.start({

@@ -114,6 +114,27 @@ describe('host list', () => {
     expect(within(shell).queryByRole('status')).toBeNull();
   });
 
+  it("shows a host's control characters in a command, Claude's words or an error as text", () => {
+    const hostile = '\x1b]0;owned\x07\u202e';
+    const mini = props().sessions['mini']!;
+    const sessions = {
+      mini: {
+        error: null,
+        sessions: [
+          { ...mini.sessions[0]!, agent: { ...mini.sessions[0]!.agent!, detail: `asks ${hostile}` } },
+          { ...mini.sessions[1]!, command: ['sh', '-c', `sleep 9 # ${hostile}`] },
+        ],
+      },
+    };
+    const offline = { ...hosts[2]!, error: `refused ${hostile}` };
+    render(<HostList {...props({ sessions, hosts: [hosts[0]!, offline] })} />);
+    const shown = '\\x1b]0;owned\\x07\\u202e';
+    expect(screen.getByText(`sh -c sleep 9 # ${shown}`)).toBeTruthy();
+    expect(screen.getByRole('status', { name: `Claude in mini/agent: needs you (asks ${shown})` })).toBeTruthy();
+    expect(screen.getByText(`refused ${shown}`)).toBeTruthy();
+    expect(document.body.textContent).not.toMatch(/[\u0000-\u001f\u202e]/);
+  });
+
   it('with no hosts, says how to add one', () => {
     const p = props({ hosts: [] });
     render(<HostList {...p} />);

@@ -1,5 +1,7 @@
 export * from './errors.js';
 export * from './validate.js';
+export * from './visible-text.js';
+export * from './log-redaction.js';
 export * from './frames.js';
 export * from './log-blocks.js';
 export * from './disposable.js';

@@ -103,13 +103,15 @@ export interface AgentProcess {
   address: string;
   port: number;
   child: ChildProcess;
+  /** Everything it logged so far (JSON lines). */
+  stderr(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
 export async function startAgentProcess(
   dataDir: string,
-  options: { port?: number; maxSessions?: number; replayWindowSeconds?: number } = {},
+  options: { port?: number; maxSessions?: number; replayWindowSeconds?: number; logLevel?: string } = {},
 ): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
@@ -128,7 +130,11 @@ export async function startAgentProcess(
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...AGENT_ENV, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
+      env: {
+        ...process.env,
+        ...AGENT_ENV,
+        HANGAR_LOG_LEVEL: options.logLevel ?? process.env['HANGAR_LOG_LEVEL'] ?? 'warn',
+      },
     },
   );
   let stderr = '';
@@ -160,7 +166,7 @@ export async function startAgentProcess(
     child.kill(signal);
     await exited;
   };
-  return { dataDir, address, port: Number(address.split(':').pop()), child, stop };
+  return { dataDir, address, port: Number(address.split(':').pop()), child, stderr: () => stderr, stop };
 }
 
 /** A paired pair: an agent process on loopback and a $HANGAR_HOME that knows it as `name`. */

@@ -13,10 +13,11 @@ import {
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { HostConnection, type HostStatus } from './connection/host-connection.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
+import { createCoreLogger } from './logging.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
 import { connectToHost } from './link/connect.js';
 import { PreviewsApi } from './previews/index.js';
@@ -76,12 +77,7 @@ export class HangarCore {
 
   static async open(options: CoreOptions = {}): Promise<HangarCore> {
     const home = options.home ?? hangarHome();
-    const logger =
-      options.logger ??
-      pino(
-        { name: 'hangar', level: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', redact: ['*.code', '*.token', '*.key'] },
-        pino.destination(2),
-      );
+    const logger = options.logger ?? createCoreLogger();
     const db = openCoreDb(home);
     const deviceKey = await loadOrCreateDeviceKey(home);
     return new HangarCore(home, db, new HostRegistry(db), deviceKey, logger.child({ component: 'core' }));

@@ -20,6 +20,8 @@ import {
   escapeFormat,
   isNoServer,
   serverConfig,
+  TMUX_MAX_COMMAND_BYTES,
+  tmuxCommandBytes,
   tmuxSocketName,
 } from './tmux.js';
 import { OutputLogRotation, outputLogCommand } from './output-log.js';
@@ -210,7 +212,6 @@ export class SessionManager implements Disposable {
       );
     }
     const cwd = await resolveWorkdir(params.cwd);
-    if (params.instructions !== undefined) await writeInstructions(cwd, params.instructions);
 
     const sessionDir = join(this.sessionsDir, params.name);
     await mkdir(sessionDir, { recursive: true, mode: 0o700 });
@@ -219,7 +220,7 @@ export class SessionManager implements Disposable {
     await rm(exitFile, { force: true });
 
     const target = `${SESSION_PREFIX}${params.name}`;
-    const env = Object.entries(params.env ?? {}).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
+    const env = Object.entries(params.env ?? {}).flatMap(([key, value]) => ['-e', escapeCommandArg(`${key}=${value}`)]);
     // Claude Code reports what it does through hooks of this session's own (agent-hooks.ts).
     const agent = isClaudeCode(params.command);
     let run = params.command;
@@ -239,13 +240,25 @@ export class SessionManager implements Disposable {
     // The later commands have no -t: they apply to the session just made (an exact `=name`
     // target does not resolve yet within the same command list).
     const size = ['-x', String(params.cols), '-y', String(params.rows)];
-    await this.tmux.run([
-      ...['new-session', '-d', '-s', target, ...size, '-c', escapeFormat(cwd), ...env, ...command, ';'],
+    const startDir = escapeCommandArg(escapeFormat(cwd));
+    const commands = [
+      ...['new-session', '-d', '-s', target, ...size, '-c', startDir, ...env, ...command, ';'],
       ...['set-option', '@hangar_command', encodeOption(params.command), ';'],
       ...['set-option', '@hangar_cwd', encodeOption(cwd), ';'],
       ...(agent ? ['set-option', '@hangar_agent', encodeOption(starting), ';'] : []),
       ...['pipe-pane', '-o', outputLogCommand(sessionDir)],
-    ]);
+    ];
+    const bytes = tmuxCommandBytes(commands);
+    if (bytes > TMUX_MAX_COMMAND_BYTES) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `the session's command, environment and working directory come to ${bytes} bytes for tmux, which takes ` +
+          `at most ${TMUX_MAX_COMMAND_BYTES} (the command counts about twice); pass long values in a file instead`,
+        { bytes, max_bytes: TMUX_MAX_COMMAND_BYTES },
+      );
+    }
+    if (params.instructions !== undefined) await writeInstructions(cwd, params.instructions);
+    await this.tmux.run(commands);
     this.options.logger?.info({ session: params.name, command: params.command, cwd }, 'session created');
     const info = (await this.list()).find((s) => s.name === params.name);
     // A command that exits at once takes its session with it; report what was created anyway.

@@ -7,6 +7,7 @@ import {
   Mux,
   SCHEMA_VERSION,
   toHangarError,
+  visibleText,
   type CloseReason,
   type CoreEvent,
   type CoreMethod,
@@ -129,6 +130,7 @@ export class CoreClient implements CoreApi, Disposable {
 }
 
 /** Human words for any failure, for the UI to show as is. */
+/** An error's message for display; it may quote host text, so control characters are shown as escapes. */
 export function describeError(error: unknown): string {
-  return toHangarError(error).message;
+  return visibleText(toHangarError(error).message);
 }

@@ -21,4 +21,4 @@ export type {
   PreviewView,
   AgentStatus,
 } from '@hangar/shared';
-export { FINAL_JOB_STATES, PreviewPort } from '@hangar/shared';
+export { FINAL_JOB_STATES, PreviewPort, visibleText } from '@hangar/shared';

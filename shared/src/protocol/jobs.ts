@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { StreamId } from './sessions.js';
+import { EnvName, EnvValue, StreamId, argumentText } from './sessions.js';
 
 export const JOB_STATES = [
   'queued',
@@ -30,14 +30,9 @@ export const ArtifactGlob = z
   .refine((g) => !g.startsWith('/') && !/^[a-zA-Z]:/.test(g), { error: 'artifact globs are relative to the workdir' })
   .refine((g) => !g.split(/[\\/]/).includes('..'), { error: 'artifact globs may not contain ".."' });
 
-const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
-
-export const JobSpec = z.object({
+const JobSpecFields = z.object({
   /** Run with `sh -c` in the workdir. */
-  command: z
-    .string()
-    .min(1)
-    .max(64 * 1024),
+  command: argumentText(64 * 1024).min(1),
   /** Omitted: the host's default (tart on macOS with Tart, sandbox on Linux with bubblewrap, else shell). */
   executor: Executor.optional(),
   workspace: ContentHash.nullable().default(null),
@@ -49,7 +44,12 @@ export const JobSpec = z.object({
     .default(60 * 60 * 1000),
   retries: z.number().int().min(0).max(10).default(0),
   artifacts: z.array(ArtifactGlob).max(64).default([]),
-  env: z.record(EnvName, z.string().max(32768)).default({}),
+  env: z.record(EnvName, EnvValue).default({}),
+  /**
+   * Environment for the job whose values are secrets: stored encrypted on the host, given to the
+   * job's process when it runs, and never returned (JobDetail lists their names only) nor logged.
+   */
+  secret_env: z.record(EnvName, EnvValue).default({}),
   network: z.enum(['default', 'none']).default('default'),
   limits: z
     .object({
@@ -65,8 +65,19 @@ export const JobSpec = z.object({
   /** Tart only: the base image to clone (default from the agent's config). */
   image: z.string().min(1).max(256).optional(),
 });
+
+export const JobSpec = JobSpecFields.refine(
+  (spec) => !Object.keys(spec.secret_env).some((name) => Object.hasOwn(spec.env, name)),
+  { error: 'a variable is either in env or in secret_env, not both', path: ['secret_env'] },
+);
 export type JobSpecInput = z.input<typeof JobSpec>;
 export type JobSpec = z.output<typeof JobSpec>;
+
+/** A job's spec as the host tells it (job.get): a secret's value never leaves the host, only its name. */
+export const JobSpecView = JobSpecFields.omit({ secret_env: true }).extend({
+  secret_env_names: z.array(EnvName).default([]),
+});
+export type JobSpecView = z.output<typeof JobSpecView>;
 
 /** Milliseconds per phase of an attempt; a phase an executor does not have is absent. */
 export const AttemptTimings = z.object({
@@ -116,7 +127,7 @@ export const JobInfo = z.object({
 export type JobInfo = z.infer<typeof JobInfo>;
 
 export const JobDetail = JobInfo.extend({
-  spec: JobSpec,
+  spec: JobSpecView,
   attempts: z.array(AttemptInfo),
   artifacts: z.array(ArtifactInfo),
 });

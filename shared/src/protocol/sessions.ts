@@ -10,14 +10,29 @@ export const TerminalSize = {
   rows: z.number().int().min(2).max(500),
 };
 
-const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
+export const EnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
+
+/**
+ * Text that becomes a program's argument, environment value or path: any bytes but NUL, which the
+ * operating system cannot pass (it ends a C string) — refused here rather than cut short there.
+ */
+export function argumentText(max: number) {
+  return z
+    .string()
+    .max(max)
+    .refine((text) => !text.includes('\0'), { error: 'may not contain a NUL byte (\\0): no program can be given one' });
+}
+
+export const EnvValue = argumentText(32768);
 
 export const SessionCreateParams = z.object({
   name: SessionName,
-  command: z.array(z.string().min(1).max(4096)).min(1).max(256),
+  command: z.array(argumentText(4096).min(1)).min(1).max(256),
   /** Absolute, or starting with `~/` (the host user's home). Defaults to the home directory. */
-  cwd: z.string().min(1).max(4096).optional(),
-  env: z.record(EnvName, z.string().max(32768)).optional(),
+  cwd: argumentText(4096).min(1).optional(),
+  env: z.record(EnvName, EnvValue).optional(),
   /** Written as CLAUDE.md and AGENTS.md into cwd before the command starts. */
   instructions: z
     .string()

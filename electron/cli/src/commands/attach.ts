@@ -1,5 +1,6 @@
 import type { TerminalClient, TerminalEnd } from '@hangar/desktop/core';
 import type { Command } from 'commander';
+import { visibleText } from '../output.js';
 import { withCore } from '../run.js';
 
 const DEFAULT_DETACH_KEY = 'ctrl-]';
@@ -35,7 +36,7 @@ export function registerAttach(program: Command): void {
           );
           return 0;
         }
-        process.stderr.write(`hangar: ${end.message}\n`);
+        process.stderr.write(`hangar: ${visibleText(end.message)}\n`);
         return end.reason === 'killed' ? 0 : 1;
       }),
     );

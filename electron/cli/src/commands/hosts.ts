@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { withCore } from '../run.js';
-import { printJson, table } from '../output.js';
+import { printJson, table, visibleText } from '../output.js';
 
 export function registerHosts(program: Command): void {
   const hosts = program.command('hosts').description('add, list and remove the hosts this computer is paired with');
@@ -15,7 +15,7 @@ export function registerHosts(program: Command): void {
       withCore(async (core) => {
         const { host, info } = await core.addHost({ name, address, code: options.code });
         process.stdout.write(
-          `paired with "${host.name}" (${info.hostname}, ${info.os}/${info.arch}, agent ${info.agent_version})\n` +
+          `paired with "${host.name}" (${visibleText(`${info.hostname}, ${info.os}/${info.arch}, agent ${info.agent_version}`)})\n` +
             `pinned host key ${host.agent_key.slice(0, 16)}… and TLS certificate ${host.cert_fingerprint.slice(0, 23)}…\n`,
         );
       }),

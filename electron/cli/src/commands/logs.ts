@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { visibleText } from '../output.js';
 import { withCore } from '../run.js';
 import { describeEnd, jobExitStatus, logPrinter, parseCount } from './job-output.js';
 
@@ -37,7 +38,7 @@ export function registerLogs(program: Command): void {
         if (!follow) return 0;
         const final = await core.jobs.waitForFinal(host, job.id);
         if (!printer.endsWithNewline()) process.stdout.write('\n');
-        process.stderr.write(`${describeEnd(final)}\n`);
+        process.stderr.write(`${visibleText(describeEnd(final))}\n`);
         return jobExitStatus(final);
       }),
     );

@@ -2,7 +2,7 @@ import type { HangarCore } from '@hangar/desktop/core';
 import { Executor, HangarError, JobSpec, parseOrThrow, type JobSpecInput } from '@hangar/shared';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { printJson } from '../output.js';
+import { printJson, visibleText } from '../output.js';
 import { withCore } from '../run.js';
 import {
   JOB_EXIT,
@@ -13,7 +13,7 @@ import {
   parseCount,
   parseDuration,
 } from './job-output.js';
-import { collect, parseEnv } from '../options.js';
+import { collect, parseEnv, parseSecrets } from '../options.js';
 import { downloadInto } from './artifacts.js';
 
 /** With no --host: the embedded agent `hangar up` pairs as "local". */
@@ -28,7 +28,10 @@ interface RunOptions {
   retries?: string;
   network?: string;
   env: string[];
+  secret: string[];
   dir: string;
+  /** false with --no-workspace. */
+  workspace: boolean;
   detach?: boolean;
   json?: boolean;
 }
@@ -38,7 +41,8 @@ export function registerRun(program: Command): void {
     .command('run')
     .description(
       'run a command on a host as a build job: packs this folder (git-tracked and untracked-not-ignored files; ' +
-        'the whole folder outside git), uploads it unless the host has it, streams the log, downloads artifacts ' +
+        'the whole folder outside git, never your home directory; an empty folder is an empty workspace), ' +
+        'uploads it unless the host has it, streams the log, downloads artifacts ' +
         'to ./hangar-artifacts/<job>/, and exits with the job’s exit status (Ctrl-C cancels the job)',
     )
     .requiredOption('-c, --command <command>', 'command to run with sh -c in the workspace')
@@ -49,7 +53,15 @@ export function registerRun(program: Command): void {
     .option('--retries <n>', 'run a failed or lost job again up to n times (default 0)')
     .option('--network <mode>', 'none: no network inside the job (sandbox and tart)')
     .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
+    .option(
+      '--secret <KEY[=VALUE]>',
+      'secret environment variable (repeatable): stored encrypted on the host, never listed nor logged; ' +
+        'KEY alone takes the value from this shell’s environment, so it stays out of your shell history',
+      collect,
+      [],
+    )
     .option('--dir <folder>', 'workspace folder to pack', '.')
+    .option('--no-workspace', 'pack nothing: the job runs in an empty directory')
     .option('--detach', 'print the job id and return; follow later with: hangar logs <job> --follow')
     .option('--json', 'print the job as JSON on stdout when it ends (its log goes to stderr)')
     .addHelpText(
@@ -65,27 +77,14 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
   const spec = buildSpec(options);
   const host = core.registry.get(options.host).name;
 
-  const dir = resolve(options.dir);
-  const packed = await core.jobs.pack(dir);
-  try {
-    const uploadBar = { current: undefined as TransferProgress | undefined };
-    const uploaded = await core.jobs.upload(host, packed, (p) => {
-      uploadBar.current ??= new TransferProgress('uploading workspace', p.total);
-      uploadBar.current.update(p.done);
-    });
-    uploadBar.current?.stop();
-    if (uploaded.skipped) notes.write(`workspace already on host ${host} (${packed.hash.slice(0, 12)})\n`);
-  } finally {
-    await packed.dispose();
-  }
-
-  const job = await core.jobs.submit(host, { ...spec, workspace: packed.hash });
+  const workspace = options.workspace ? await uploadWorkspace(core, host, resolve(options.dir)) : null;
+  const job = await core.jobs.submit(host, { ...spec, workspace });
   if (options.detach) {
     if (options.json) printJson({ host, id: job.id, state: job.state });
     else process.stdout.write(`${job.id}\n`);
     return 0;
   }
-  notes.write(`job ${job.id} on ${host} (${job.executor}): ${job.command}\n`);
+  notes.write(`job ${job.id} on ${host} (${job.executor}): ${visibleText(job.command)}\n`);
 
   const out = options.json ? process.stderr : process.stdout;
   const printer = logPrinter(out, notes);
@@ -100,9 +99,26 @@ async function runJob(core: HangarCore, options: RunOptions): Promise<number> {
   }
   if (!printer.endsWithNewline()) out.write('\n');
   const artifacts = await downloadInto(core, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
-  notes.write(`${describeEnd(final)}\n`);
+  notes.write(`${visibleText(describeEnd(final))}\n`);
   if (options.json) printJson({ host, job: final, artifacts });
   return jobExitStatus(final);
+}
+
+/** Packs the folder and uploads it unless the host has it; its hash names it in the job. */
+async function uploadWorkspace(core: HangarCore, host: string, dir: string): Promise<string> {
+  const packed = await core.jobs.pack(dir);
+  try {
+    const uploadBar = { current: undefined as TransferProgress | undefined };
+    const uploaded = await core.jobs.upload(host, packed, (p) => {
+      uploadBar.current ??= new TransferProgress('uploading workspace', p.total);
+      uploadBar.current.update(p.done);
+    });
+    uploadBar.current?.stop();
+    if (uploaded.skipped) process.stderr.write(`workspace already on host ${host} (${packed.hash.slice(0, 12)})\n`);
+    return packed.hash;
+  } finally {
+    await packed.dispose();
+  }
 }
 
 function buildSpec(options: RunOptions): JobSpecInput {
@@ -110,6 +126,7 @@ function buildSpec(options: RunOptions): JobSpecInput {
     command: options.command,
     artifacts: options.artifacts,
     env: withColour(parseEnv(options.env)),
+    secret_env: parseSecrets(options.secret),
   };
   if (options.executor !== undefined) input.executor = parseOrThrow(Executor, options.executor, '--executor');
   if (options.timeout !== undefined) input.timeout_ms = parseDuration(options.timeout, '--timeout');
@@ -119,6 +136,9 @@ function buildSpec(options: RunOptions): JobSpecInput {
       throw new HangarError('E_BAD_REQUEST', `--network ${options.network}: expected none or default`);
     }
     input.network = options.network;
+  }
+  if (!options.workspace && options.dir !== '.') {
+    throw new HangarError('E_BAD_REQUEST', `--dir ${options.dir} and --no-workspace: give one or the other`);
   }
   // Checked before packing and uploading, so a typo costs nothing.
   parseOrThrow(JobSpec, input, 'job');

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { ago, printJson, reportUnreachable, table } from '../output.js';
+import { ago, printJson, reportUnreachable, table, visibleText } from '../output.js';
 import { collect, parseEnv } from '../options.js';
 import { withCore } from '../run.js';
 
@@ -48,7 +48,7 @@ export function registerSession(program: Command): void {
           ...(options.instructions !== undefined ? { instructions: readInstructions(options.instructions) } : {}),
         });
         process.stdout.write(
-          `created session "${created.name}" on ${host} in ${created.cwd}; attach with: hangar attach ${host} ${created.name}\n`,
+          `created session "${created.name}" on ${host} in ${visibleText(created.cwd)}; attach with: hangar attach ${host} ${created.name}\n`,
         );
       }),
     );

@@ -49,6 +49,8 @@ export class ApiConnection implements Disposable {
         {
           onInternalError: (error, method) => logger.error({ err: error, method }, 'core API call failed'),
           onProtocolError: (error) => logger.warn({ err: error }, 'closing UI connection: bad control message'),
+          // The pairing code and environment values in params are redacted by the logger's config.
+          onRequest: (method, params) => logger.debug({ method, params }, 'core API request'),
         },
       ),
     );

@@ -6,6 +6,7 @@ import {
   SessionBellEvent,
   SessionsChangedEvent,
   toHangarError,
+  visibleText,
   type Disposable,
   type HostStats,
   type HostView,
@@ -16,7 +17,7 @@ import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
 import type { HangarCore } from '../core.js';
 import { isFinal } from '../jobs/index.js';
-import type { Platform } from '../platform.js';
+import type { DesktopNotification, Platform } from '../platform.js';
 import { AgentAttention } from './agent-attention.js';
 
 /** A host that does not answer host.stats within this long is listed without stats. */
@@ -141,7 +142,7 @@ export class HostMonitor implements Disposable {
         } else if (event === 'sessions.changed') {
           const parsed = SessionsChangedEvent.safeParse(data);
           if (!parsed.success) return;
-          for (const note of this.agents.observe(name, parsed.data.sessions)) this.platform.showNotification(note);
+          for (const note of this.agents.observe(name, parsed.data.sessions)) this.notify(note);
           this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions });
         } else if (event === 'session.bell') {
           const parsed = SessionBellEvent.safeParse(data);
@@ -178,7 +179,7 @@ export class HostMonitor implements Disposable {
     this.notified.add(job.id);
     if (this.notified.size > NOTIFIED_LIMIT) this.notified.delete(this.notified.values().next().value!);
     const exit = job.exit_code === null ? '' : ` (exit ${job.exit_code})`;
-    this.platform.showNotification({
+    this.notify({
       title: `Job ${job.state.replace('_', ' ')} on ${host}`,
       body: `${job.command}${exit}`,
     });
@@ -191,10 +192,18 @@ export class HostMonitor implements Disposable {
     const now = Date.now();
     if (now - (this.lastBell.get(key) ?? -Infinity) < BELL_NOTIFY_GAP_MS) return;
     this.lastBell.set(key, now);
-    this.platform.showNotification({
+    this.notify({
       title: `${key} rang its bell`,
       body: 'It may be waiting for you: an agent asking, or a command done.',
     });
+  }
+
+  /**
+   * Every notification holds host text (a job's command, Claude's words): control characters are
+   * shown, not passed to the notifier (whatever renders it: a daemon, osascript, Electron).
+   */
+  private notify({ title, body }: DesktopNotification): void {
+    this.platform.showNotification({ title: visibleText(title), body: visibleText(body) });
   }
 
   private changed(): void {

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { constants, homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
@@ -42,6 +42,9 @@ const ETC_ENTRIES = [
 ];
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** bwrap reads more arguments from this fd (`--args`): secrets go there, never onto its command line. */
+const SECRET_ARGS_FD = 4;
 
 export interface SandboxExecutorOptions {
   /** The agent's data dir: never visible to a job, even if it lies under a bound system dir. */
@@ -102,7 +105,7 @@ export class SandboxExecutor implements Executor {
   }
 
   /** The bwrap argv (after any limit prefix) for an attempt; exported for tests and `doctor`. */
-  sandboxArgs(request: Pick<ExecutionRequest, 'workdir' | 'network' | 'env' | 'command'>): string[] {
+  sandboxArgs(request: Pick<ExecutionRequest, 'workdir' | 'network' | 'env' | 'secretEnv' | 'command'>): string[] {
     const args: string[] = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts'];
     if (request.network === 'none') args.push('--unshare-net');
     args.push('--hostname', 'hangar-sandbox');
@@ -128,6 +131,7 @@ export class SandboxExecutor implements Executor {
     args.push('--clearenv');
     const env = { PATH: DEFAULT_PATH, HOME: SANDBOX_WORKDIR, TMPDIR: '/tmp', ...request.env };
     for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
+    if (Object.keys(request.secretEnv ?? {}).length > 0) args.push('--args', String(SECRET_ARGS_FD));
     // stdout and stderr are already one open file (the attempt's log), so their order is the order written.
     args.push('--', '/bin/sh', '-c', request.command);
     return args;
@@ -146,7 +150,17 @@ export class SandboxExecutor implements Executor {
     // detached: bwrap leads its own process group, so a signal to -pgid never reaches the agent.
     // The log file is stdout and stderr: the job's output and bwrap's own errors (a bad bind) land there.
     const { fd } = request.output;
-    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd, 'pipe'] });
+    // Secrets as NUL-separated `--setenv NAME VALUE` on fd 4 (--args above), read by bwrap before the sandbox starts.
+    const secretArgs = Object.entries(request.secretEnv ?? {}).flatMap(([key, value]) => ['--setenv', key, value]);
+    const stdio: StdioOptions = ['ignore', fd, fd, 'pipe', ...(secretArgs.length > 0 ? ['pipe' as const] : [])];
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio });
+    if (secretArgs.length > 0) {
+      const secrets = child.stdio[SECRET_ARGS_FD] as NodeJS.WritableStream;
+      secrets.on('error', (error) =>
+        this.options.logger?.warn({ err: error, job: request.jobId }, 'could not pass the job its secrets'),
+      );
+      secrets.end(secretArgs.map((arg) => `${arg}\0`).join(''));
+    }
     const execution = new SandboxExecution(child.pid!, limits.cleanup);
     this.running.add(execution);
     const info = child.stdio[3] as NodeJS.ReadableStream;
