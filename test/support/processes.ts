@@ -109,7 +109,13 @@ export interface AgentProcess {
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
 export async function startAgentProcess(
   dataDir: string,
-  options: { port?: number; maxSessions?: number; replayWindowSeconds?: number } = {},
+  options: {
+    port?: number;
+    maxSessions?: number;
+    replayWindowSeconds?: number;
+    /** Run the agent as this user (the test runs as root); its data dir must be that user's. */
+    user?: { uid: number; gid: number };
+  } = {},
 ): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
@@ -129,6 +135,7 @@ export async function startAgentProcess(
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...AGENT_ENV, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
+      ...(options.user ?? {}),
     },
   );
   let stderr = '';
