@@ -1,10 +1,11 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   AGENT_BIN,
   HANGAR_BIN,
+  hangarAgent,
   pairWith,
   removeDir,
   startAgentProcess,
@@ -196,6 +197,63 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
     expect(memorySoft).not.toBe('unlimited');
     expect(memoryHard).toBe(memorySoft);
     expect(result.stdout).toMatch(/^oom_score_adj=1000$/m);
+  });
+});
+
+describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs where the kernel refuses user namespaces', () => {
+  let home: string;
+  let dataDir: string;
+  let workspace: string;
+  let bin: string;
+  let agent: AgentProcess | undefined;
+
+  beforeEach(async () => {
+    home = tempDir('home');
+    dataDir = tempDir('agent');
+    workspace = tempDir('ws');
+    writeFileSync(join(workspace, 'README'), 'a workspace\n');
+    bin = tempDir('bin');
+    // The job's unprivileged user must be able to run it.
+    chmodSync(bin, 0o755);
+    const standIn = join(bin, 'bwrap');
+    writeFileSync(standIn, readFileSync(join(import.meta.dirname, '..', 'fixtures', 'bwrap-no-userns'), 'utf8'));
+    chmodSync(standIn, 0o755);
+    agent = await startAgentProcess(dataDir, { extraArgs: ['--bwrap', standIn] });
+    await pairWith(home, 'local', agent);
+  });
+
+  afterEach(async () => {
+    await agent?.stop();
+    agent = undefined;
+    removeDir(home);
+    removeDir(dataDir);
+    removeDir(workspace);
+    removeDir(bin);
+  });
+
+  it('hangar run --executor sandbox is refused with what to enable, and nothing runs', async () => {
+    const marker = join(workspace, 'ran');
+    const result = await new Promise<CliResult>((resolve) => {
+      execFile(
+        process.execPath,
+        [HANGAR_BIN, 'run', '--executor', 'sandbox', '-c', `touch ${marker}`],
+        { cwd: workspace, env: { ...process.env, HANGAR_HOME: home }, timeout: 60_000 },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+      );
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('user namespaces');
+    expect(result.stderr).toContain('kernel.unprivileged_userns_clone=1');
+    expect(result.stderr).toContain('user.max_user_namespaces');
+    expect(result.stderr).toContain('kernel.apparmor_restrict_unprivileged_userns=0');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('hangar-agent doctor reports it, with the sysctl to change', async () => {
+    const result = await hangarAgent(['doctor', '--data', dataDir, '--bwrap', join(bin, 'bwrap')]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^✗ bubblewrap sandbox: bubblewrap cannot create an unprivileged user namespace/m);
+    expect(result.stdout).toContain('fix: allow unprivileged user namespaces');
   });
 });
 

@@ -113,6 +113,7 @@ export async function startAgentProcess(
     port?: number;
     maxSessions?: number;
     replayWindowSeconds?: number;
+    extraArgs?: string[];
     /** Run the agent as this user (the test runs as root); its data dir must be that user's. */
     user?: { uid: number; gid: number };
   } = {},
@@ -131,6 +132,7 @@ export async function startAgentProcess(
       String(options.maxSessions ?? 5),
       '--replay-window',
       String(options.replayWindowSeconds ?? 60),
+      ...(options.extraArgs ?? []),
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
