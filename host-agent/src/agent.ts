@@ -33,6 +33,8 @@ export interface AgentOptions {
    * Without it the tart executor is not offered: its warm pool would boot VMs at every start.
    */
   tartImage?: string;
+  /** The bubblewrap binary for sandbox jobs (default: bwrap on PATH). */
+  bwrapPath?: string;
 }
 
 export interface RunningAgent {
@@ -91,7 +93,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
                 }),
               ]
             : []),
-          new SandboxExecutor({ dataDir: options.dataDir, logger: logger.child({ component: 'sandbox' }) }),
+          new SandboxExecutor({
+            dataDir: options.dataDir,
+            ...(options.bwrapPath ? { bwrapPath: options.bwrapPath } : {}),
+            logger: logger.child({ component: 'sandbox' }),
+          }),
           new ShellExecutor(),
         ],
         publish,

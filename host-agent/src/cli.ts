@@ -24,6 +24,7 @@ interface ServeOptions {
   maxJobs: number;
   drainGrace: number;
   tartImage?: string;
+  bwrap?: string;
 }
 
 program
@@ -52,6 +53,7 @@ program
     DEFAULT_DRAIN_GRACE_MS / 1000,
   )
   .option('--tart-image <name>', 'macOS only: the Tart base image that VM jobs clone (enables the tart executor)')
+  .option('--bwrap <path>', 'Linux: the bubblewrap binary for sandbox jobs (default: bwrap on PATH)')
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
@@ -67,6 +69,7 @@ program
         logger,
         jobs: { maxJobs: options.maxJobs },
         ...(options.tartImage ? { tartImage: options.tartImage } : {}),
+        ...(options.bwrap ? { bwrapPath: resolve(options.bwrap) } : {}),
       });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
       // One JSON line on stdout: `hangar up` reads the port the embedded agent got.

@@ -111,7 +111,15 @@ export interface AgentProcess {
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
 export async function startAgentProcess(
   dataDir: string,
-  options: { port?: number; maxSessions?: number; replayWindowSeconds?: number; logLevel?: string } = {},
+  options: {
+    port?: number;
+    maxSessions?: number;
+    replayWindowSeconds?: number;
+    logLevel?: string;
+    extraArgs?: string[];
+    /** Run the agent as this user (the test runs as root); its data dir must be that user's. */
+    user?: { uid: number; gid: number };
+  } = {},
 ): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
@@ -127,6 +135,7 @@ export async function startAgentProcess(
       String(options.maxSessions ?? 5),
       '--replay-window',
       String(options.replayWindowSeconds ?? 60),
+      ...(options.extraArgs ?? []),
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -135,6 +144,7 @@ export async function startAgentProcess(
         ...AGENT_ENV,
         HANGAR_LOG_LEVEL: options.logLevel ?? process.env['HANGAR_LOG_LEVEL'] ?? 'warn',
       },
+      ...(options.user ?? {}),
     },
   );
   let stderr = '';

@@ -110,6 +110,7 @@ export class RunningAttempt {
         limits: {
           ...(job.spec.limits.cpus !== undefined ? { cpus: job.spec.limits.cpus } : {}),
           ...(job.spec.limits.memory_mb !== undefined ? { memoryMb: job.spec.limits.memory_mb } : {}),
+          ...(job.spec.limits.pids !== undefined ? { pids: job.spec.limits.pids } : {}),
         },
         ...(job.spec.image !== undefined ? { image: job.spec.image } : {}),
         output: this.setup.log,

@@ -30,6 +30,40 @@ export const ArtifactGlob = z
   .refine((g) => !g.startsWith('/') && !/^[a-zA-Z]:/.test(g), { error: 'artifact globs are relative to the workdir' })
   .refine((g) => !g.split(/[\\/]/).includes('..'), { error: 'artifact globs may not contain ".."' });
 
+/**
+ * What a job may use (sandbox executor; shell and tart do not apply them). Omitted: the host's
+ * defaults, which always include a process and a memory limit.
+ */
+export const JobLimits = z.object({
+  cpus: z
+    .number({ error: 'expected a number of CPUs like 2 or 0.5' })
+    .positive({ error: 'expected more than 0 CPUs' })
+    .max(256, { error: 'at most 256 CPUs' })
+    .optional(),
+  memory_mb: z
+    .number({ error: 'expected a number of MiB' })
+    .int({ error: 'expected a whole number of MiB' })
+    .min(16, { error: 'at least 16 MiB: a shell and its tools need that much' })
+    .max(1024 * 1024, { error: 'at most 1 TiB (1048576 MiB)' })
+    .optional(),
+  /** Processes and threads together (pids.max, or RLIMIT_NPROC). */
+  pids: z
+    .number({ error: 'expected a number of processes' })
+    .int({ error: 'expected a whole number of processes' })
+    .min(16, { error: 'at least 16 processes: the sandbox, a shell and what it runs need a few' })
+    // Linux's own ceiling on process ids (PID_MAX_LIMIT on 64-bit).
+    .max(4_194_304, { error: 'at most 4194304 processes, the most Linux has' })
+    .optional(),
+});
+export type JobLimits = z.infer<typeof JobLimits>;
+
+/**
+ * A sandboxed job's process limit when it names none. A parallel build with its compilers, a JVM
+ * build with its daemon and test forks, or Chromium under test stays within a few hundred to a
+ * thousand (threads count too); a fork bomb stops here instead of filling the host's process table.
+ */
+export const DEFAULT_JOB_PIDS = 2048;
+
 const JobSpecFields = z.object({
   /** Run with `sh -c` in the workdir. */
   command: argumentText(64 * 1024).min(1),
@@ -51,17 +85,7 @@ const JobSpecFields = z.object({
    */
   secret_env: z.record(EnvName, EnvValue).default({}),
   network: z.enum(['default', 'none']).default('default'),
-  limits: z
-    .object({
-      cpus: z.number().positive().max(256).optional(),
-      memory_mb: z
-        .number()
-        .int()
-        .min(16)
-        .max(1024 * 1024)
-        .optional(),
-    })
-    .default({}),
+  limits: JobLimits.default({}),
   /** Tart only: the base image to clone (default from the agent's config). */
   image: z.string().min(1).max(256).optional(),
 });

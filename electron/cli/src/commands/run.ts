@@ -1,5 +1,13 @@
 import type { HangarCore } from '@hangar/desktop/core';
-import { Executor, HangarError, JobSpec, parseOrThrow, type JobSpecInput } from '@hangar/shared';
+import {
+  DEFAULT_JOB_PIDS,
+  Executor,
+  HangarError,
+  JobLimits,
+  JobSpec,
+  parseOrThrow,
+  type JobSpecInput,
+} from '@hangar/shared';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { printJson, visibleText } from '../output.js';
@@ -11,7 +19,9 @@ import {
   jobExitStatus,
   logPrinter,
   parseCount,
+  parseDecimal,
   parseDuration,
+  parseMemory,
 } from './job-output.js';
 import { collect, parseEnv, parseSecrets } from '../options.js';
 import { downloadInto } from './artifacts.js';
@@ -27,6 +37,9 @@ interface RunOptions {
   timeout?: string;
   retries?: string;
   network?: string;
+  cpus?: string;
+  memory?: string;
+  pids?: string;
   env: string[];
   secret: string[];
   dir: string;
@@ -52,6 +65,9 @@ export function registerRun(program: Command): void {
     .option('--timeout <duration>', 'kill the job after this long, e.g. 90s, 60m, 2h (default 60m)')
     .option('--retries <n>', 'run a failed or lost job again up to n times (default 0)')
     .option('--network <mode>', 'none: no network inside the job (sandbox and tart)')
+    .option('--cpus <n>', 'CPUs the job may use, e.g. 2 or 0.5 (sandbox)')
+    .option('--memory <size>', 'memory the job may use, e.g. 512M or 4G (sandbox; default set by the host)')
+    .option('--pids <n>', `processes and threads the job may have at once (sandbox; default ${DEFAULT_JOB_PIDS})`)
     .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
     .option(
       '--secret <KEY[=VALUE]>',
@@ -140,6 +156,20 @@ function buildSpec(options: RunOptions): JobSpecInput {
   if (!options.workspace && options.dir !== '.') {
     throw new HangarError('E_BAD_REQUEST', `--dir ${options.dir} and --no-workspace: give one or the other`);
   }
+  const limits: JobLimits = {};
+  if (options.cpus !== undefined) {
+    const cpus = parseDecimal(options.cpus, '--cpus', 'a number of CPUs like 2 or 0.5');
+    limits.cpus = parseOrThrow(JobLimits.shape.cpus, cpus, `--cpus ${options.cpus}`);
+  }
+  if (options.memory !== undefined) {
+    const memory = parseMemory(options.memory, '--memory');
+    limits.memory_mb = parseOrThrow(JobLimits.shape.memory_mb, memory, `--memory ${options.memory}`);
+  }
+  if (options.pids !== undefined) {
+    const pids = parseCount(options.pids, '--pids');
+    limits.pids = parseOrThrow(JobLimits.shape.pids, pids, `--pids ${options.pids}`);
+  }
+  if (Object.keys(limits).length > 0) input.limits = limits;
   // Checked before packing and uploading, so a typo costs nothing.
   parseOrThrow(JobSpec, input, 'job');
   return input;

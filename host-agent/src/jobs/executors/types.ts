@@ -29,7 +29,7 @@ export interface ExecutionRequest {
   /** Host path of this attempt's fresh working directory (the unpacked workspace). */
   workdir: string;
   network: 'default' | 'none';
-  limits: { cpus?: number; memoryMb?: number };
+  limits: { cpus?: number; memoryMb?: number; pids?: number };
   /** Tart: base image to clone. */
   image?: string;
   output: JobOutput;
