@@ -23,4 +23,11 @@ export {
 export { CoreApiServer, ApiConnection } from './api/index.js';
 export { PreviewsApi, PreviewForwarder, type HostPreviews, type PreviewLink } from './previews/index.js';
 export { WebServer, type WebServerOptions } from './web/server.js';
-export { nodePlatform, defaultDownloadsDir, isWebUrl, type Platform, type DesktopNotification } from './platform.js';
+export {
+  nodePlatform,
+  defaultDownloadsDir,
+  isWebUrl,
+  type Platform,
+  type DesktopNotification,
+  type NodePlatformOptions,
+} from './platform.js';
