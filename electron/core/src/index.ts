@@ -23,6 +23,7 @@ export {
 export { CoreApiServer, ApiConnection } from './api/index.js';
 export { PreviewsApi, PreviewForwarder, type HostPreviews, type PreviewLink } from './previews/index.js';
 export { WebServer, type WebServerOptions } from './web/server.js';
+export { findStaticFile, MISSING_BUILD_PAGE, type StaticFile } from './web/static-files.js';
 export {
   nodePlatform,
   defaultDownloadsDir,
