@@ -4,13 +4,14 @@
  * mode run. The page is sandboxed with no Node; it reaches the core only through its port.
  */
 import { CoreApiServer, HangarCore, hangarHome } from '@hangar/desktop/core';
-import { BrowserWindow, MessageChannelMain, app, ipcMain } from 'electron';
+import { BrowserWindow, MessageChannelMain, app, ipcMain, session } from 'electron';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { APP_ORIGIN, isAppUrl, registerAppScheme, serveRenderer } from './app-protocol.js';
 import { electronPlatform } from './electron-platform.js';
 import { windowOpenHandler } from './external-links.js';
 import { wirePortRequests, type IpcMainLike, type PortWiringOptions } from './ipc.js';
+import { installPermissionPolicy } from './permissions.js';
 import { createTray, installAppMenu } from './shell.js';
 import { loadWindowState, saveWindowState, windowStateFile } from './window-state.js';
 
@@ -39,6 +40,11 @@ async function start(): Promise<void> {
   const platform = electronPlatform();
   const api = new CoreApiServer(core, platform);
   const agent = AGENT_MANAGED ? undefined : startEmbeddedAgent();
+  // Before any page loads: Electron's default grants a page every permission it asks for.
+  installPermissionPolicy(session.defaultSession, {
+    isTrustedUrl: isAppUrl,
+    onDenied: (permission, url) => core.logger.info({ permission, url }, 'denied a page permission'),
+  });
   serveRenderer(RENDERER_DIST);
   installAppMenu();
 
