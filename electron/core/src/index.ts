@@ -32,3 +32,15 @@ export {
   type DesktopNotification,
   type NodePlatformOptions,
 } from './platform.js';
+export {
+  Supervisor,
+  RestartBudget,
+  DEFAULT_RESTART_POLICY,
+  systemClock,
+  type Clock,
+  type RestartPolicy,
+  type Heartbeat,
+  type SupervisorOptions,
+  type SupervisedStart,
+  type SupervisedRestart,
+} from './supervision/index.js';
