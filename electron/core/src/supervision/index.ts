@@ -13,3 +13,10 @@ export {
   type RestartPolicy,
   type RestartDecision,
 } from './restart-policy.js';
+export {
+  EmbeddedAgent,
+  EMBEDDED_HOST,
+  AGENT_HEARTBEAT,
+  agentBinPath,
+  type EmbeddedAgentOptions,
+} from './embedded-agent.js';
