@@ -1,8 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
@@ -62,7 +61,7 @@ export function agentBinPath(): string {
  * This machine's own agent, run and kept running by the app: `hangar up` and the Electron window
  * both use this. It is paired as host "local" on its first start (and again if its data dir was
  * reset); every start points "local" at the port it got. A Supervisor restarts it when it exits
- * or stops answering a TLS request on its link port, within the restart policy's bounds.
+ * or stops answering a TLS handshake on its link port, within the restart policy's bounds.
  */
 export class EmbeddedAgent implements Disposable {
   readonly dataDir: string;
@@ -166,29 +165,25 @@ export class EmbeddedAgent implements Disposable {
   }
 
   /**
-   * The heartbeat: a TLS request to its link port, which the agent answers (404) on its event
-   * loop without a link, a peer or a log line. Checked against the certificate pinned at pairing,
-   * so a program that took the port is no answer.
+   * The heartbeat: a TLS handshake with its link port, which the agent completes on its event
+   * loop (a wedged or stopped agent cannot), without a link, a peer, an HTTP request or a log line.
+   * Checked against the certificate pinned at pairing, so a program that took the port is no answer.
    */
   private answers(address: string): Promise<void> {
     const target = parseHostAddress(address);
     const pinned = this.options.core.registry.find(EMBEDDED_HOST)?.cert_fingerprint;
     if (!target || !pinned) return Promise.reject(new Error(`no pinned agent at ${address}`));
     return new Promise((resolve, reject) => {
-      const probe = request(
-        // Self-signed, checked by its pin below; the request carries nothing but its path.
-        { host: target.host, port: target.port, path: '/', method: 'GET', agent: false, rejectUnauthorized: false },
-        (response) => {
-          response.resume();
-          const seen = (response.socket as TLSSocket).getPeerCertificate().fingerprint256 ?? '';
-          if (seen.toUpperCase() === pinned.toUpperCase()) resolve();
-          else reject(new Error(`a different certificate answers at ${address}`));
-        },
-      );
+      // Self-signed, checked by its pin below; nothing is sent over it.
+      const socket = tlsConnect({ host: target.host, port: target.port, rejectUnauthorized: false }, () => {
+        const seen = socket.getPeerCertificate().fingerprint256 ?? '';
+        socket.destroy();
+        if (seen.toUpperCase() === pinned.toUpperCase()) resolve();
+        else reject(new Error(`a different certificate answers at ${address}`));
+      });
       // The supervisor stops waiting at its own deadline; this frees the socket of a hung agent.
-      probe.setTimeout(AGENT_HEARTBEAT.timeoutMs, () => probe.destroy(new Error('no answer')));
-      probe.on('error', reject);
-      probe.end();
+      socket.setTimeout(AGENT_HEARTBEAT.timeoutMs, () => socket.destroy(new Error('no answer')));
+      socket.on('error', reject);
     });
   }
 }
