@@ -13,7 +13,6 @@ import {
   type Disposable,
 } from '@hangar/shared';
 import type { HangarCore } from '../core.js';
-import type { Clock, RestartPolicy } from './restart-policy.js';
 import { Supervisor, type Heartbeat } from './supervisor.js';
 
 const run = promisify(execFile);
@@ -44,9 +43,6 @@ export interface EmbeddedAgentOptions {
   /** The Node that runs it. In Electron, Electron itself, with ELECTRON_RUN_AS_NODE=1 in env. */
   nodePath?: string;
   env?: NodeJS.ProcessEnv;
-  /** Tests: restart bounds and time. */
-  policy?: Partial<RestartPolicy>;
-  clock?: Clock;
 }
 
 /** The path of `hangar-agent`'s entry: $HANGAR_AGENT_BIN, else the installed @hangar/host-agent. */
@@ -83,8 +79,6 @@ export class EmbeddedAgent implements Disposable {
       ready: (child) => this.ready(child),
       heartbeat,
       stopGraceMs: AGENT_STOP_GRACE_MS,
-      ...(options.policy ? { policy: options.policy } : {}),
-      ...(options.clock ? { clock: options.clock } : {}),
     });
     this.onStarted = this.supervisor.onStarted;
     this.onRestarting = this.supervisor.onRestarting;
