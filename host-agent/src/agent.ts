@@ -74,7 +74,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     };
     const peers = new Set<ClientPeer>();
     const publish = (event: string, data: unknown) => peers.forEach((peer) => peer.publish(event, data));
-    owned.add(sessions.onChanged((list) => publish('sessions.changed', { sessions: list })));
+    owned.add(
+      sessions.onChanged((list) => publish('sessions.changed', { sessions: list, tmux: sessions.tmuxState() })),
+    );
     owned.add(sessions.onBell((name) => publish('session.bell', { name })));
     // Disposed after the link server and peers (added before them): a drain can still be followed.
     const jobs = owned.add(
@@ -123,6 +125,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         hostStats: hostStatsProvider({
           dataDir: options.dataDir,
           sessionCount: async () => (await sessions.list()).length,
+          tmuxState: () => sessions.tmuxState(),
           runningJobs: () => jobs.list(1000, ['preparing', 'running']).length,
         }),
       },

@@ -10,6 +10,7 @@ import {
   type HostRecord,
   type HostStats,
   type SessionInfo,
+  type TmuxServerState,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
@@ -38,6 +39,8 @@ export interface HostView extends HostRecord {
 export interface HostSessions {
   host: string;
   sessions: SessionInfo[];
+  /** Whether the host's tmux server went away with sessions on it; null when the host was not reached. */
+  tmux: TmuxServerState | null;
   error?: { code: string; message: string };
 }
 
@@ -185,7 +188,13 @@ export class HangarCore {
   }
 
   async listSessions(host: string): Promise<SessionInfo[]> {
-    return (await this.connection(host).call('session.list', {})).sessions;
+    return (await this.hostSessions(host)).sessions;
+  }
+
+  /** A host's sessions, and whether its tmux server lost some. */
+  async hostSessions(host: string): Promise<HostSessions> {
+    const { sessions, tmux } = await this.connection(host).call('session.list', {});
+    return { host, sessions, tmux };
   }
 
   /** Sessions of every host; a host that cannot be reached is reported, not fatal. */
@@ -193,10 +202,10 @@ export class HangarCore {
     return Promise.all(
       this.registry.list().map(async (host): Promise<HostSessions> => {
         try {
-          return { host: host.name, sessions: await this.listSessions(host.name) };
+          return await this.hostSessions(host.name);
         } catch (error) {
           const failure = toHangarError(error);
-          return { host: host.name, sessions: [], error: { code: failure.code, message: failure.message } };
+          return { host: host.name, sessions: [], tmux: null, error: { code: failure.code, message: failure.message } };
         }
       }),
     );

@@ -23,4 +23,29 @@ export {
 export { CoreApiServer, ApiConnection } from './api/index.js';
 export { PreviewsApi, PreviewForwarder, type HostPreviews, type PreviewLink } from './previews/index.js';
 export { WebServer, type WebServerOptions } from './web/server.js';
-export { nodePlatform, defaultDownloadsDir, isWebUrl, type Platform, type DesktopNotification } from './platform.js';
+export { findStaticFile, MISSING_BUILD_PAGE, type StaticFile } from './web/static-files.js';
+export {
+  nodePlatform,
+  defaultDownloadsDir,
+  isWebUrl,
+  type Platform,
+  type DesktopNotification,
+  type NodePlatformOptions,
+} from './platform.js';
+export {
+  Supervisor,
+  RestartBudget,
+  DEFAULT_RESTART_POLICY,
+  systemClock,
+  EmbeddedAgent,
+  EMBEDDED_HOST,
+  AGENT_HEARTBEAT,
+  agentBinPath,
+  type Clock,
+  type RestartPolicy,
+  type Heartbeat,
+  type SupervisorOptions,
+  type SupervisedStart,
+  type SupervisedRestart,
+  type EmbeddedAgentOptions,
+} from './supervision/index.js';

@@ -1,4 +1,4 @@
-import { visibleText, type AgentStatus, type HostView } from '../api/index.js';
+import { visibleText, type AgentStatus, type HostView, type TmuxServerState } from '../api/index.js';
 import type { HostSessions } from '../views/use-hangar-data.js';
 
 export interface HostListProps {
@@ -90,6 +90,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
           </dl>
         </>
       )}
+      <TmuxLost state={props.hostSessions?.tmux ?? stats?.tmux} />
       <SessionList {...props} />
       <div className="host-actions">
         <button type="button" onClick={() => props.onNewSession(host.name)} disabled={host.status !== 'online'}>
@@ -156,6 +157,16 @@ function AgentBadge({ target, agent }: { target: string; agent: AgentStatus }) {
     >
       {label}
     </span>
+  );
+}
+
+/** The host's tmux server went away and took sessions with it: said, not shown as an empty list. */
+function TmuxLost({ state }: { state: TmuxServerState | null | undefined }) {
+  if (!state || state.ok) return null;
+  return (
+    <p className="host-error" role="alert">
+      Sessions lost: {visibleText(state.message ?? '')}
+    </p>
   );
 }
 

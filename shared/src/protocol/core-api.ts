@@ -3,7 +3,15 @@ import { HostInfo } from './host.js';
 import { HostAddress, HostName } from './hosts.js';
 import { ArtifactInfo, JobDetail, JobId, JobInfo, JobSpec } from './jobs.js';
 import { ListeningPort, PreviewInfo, PreviewLabel, PreviewPort } from './previews.js';
-import { SessionCreateParams, SessionInfo, SessionName, StreamId, TerminalSize } from './sessions.js';
+import {
+  SessionCreateParams,
+  SessionInfo,
+  SessionName,
+  StreamId,
+  TMUX_SERVER_OK,
+  TerminalSize,
+  TmuxServerState,
+} from './sessions.js';
 
 /**
  * The app core's API: the one the renderer (over Electron IPC or, in web mode, a WebSocket)
@@ -25,6 +33,8 @@ export const HostStats = z.object({
   sessions: z.number().int().nonnegative(),
   running_jobs: z.number().int().nonnegative(),
   capabilities: z.object({ tmux: z.boolean(), tart: z.boolean(), bubblewrap: z.boolean() }),
+  /** Whether its tmux server took sessions with it when it went away (see TmuxServerState). */
+  tmux: TmuxServerState.default(TMUX_SERVER_OK),
 });
 export type HostStats = z.infer<typeof HostStats>;
 
@@ -73,7 +83,15 @@ export const CORE_PROCEDURES = {
   'sessions.list': {
     params: z.object({ host: HostName.optional() }),
     result: z.object({
-      hosts: z.array(z.object({ host: HostName, sessions: z.array(SessionInfo), error: z.string().nullable() })),
+      hosts: z.array(
+        z.object({
+          host: HostName,
+          sessions: z.array(SessionInfo),
+          error: z.string().nullable(),
+          /** null when the host could not be asked (error says why). */
+          tmux: TmuxServerState.nullable(),
+        }),
+      ),
     }),
   },
   'sessions.create': { params: z.object({ host: HostName, session: SessionCreateParams }), result: SessionInfo },
@@ -168,7 +186,7 @@ export const CORE_EVENTS = {
   'hosts.changed': z.object({ hosts: z.array(HostView) }),
   'job.updated': z.object({ host: HostName, job: JobInfo }),
   /** A host's sessions, pushed when they change (the list as sessions.list would give it). */
-  'sessions.changed': z.object({ host: HostName, sessions: z.array(SessionInfo) }),
+  'sessions.changed': z.object({ host: HostName, sessions: z.array(SessionInfo), tmux: TmuxServerState }),
   /** A session rang its bell: it may be waiting for the user (the core also shows a notification). */
   'session.bell': z.object({ host: HostName, name: SessionName }),
   'terminal.status': TerminalStatusEvent,

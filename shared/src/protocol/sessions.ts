@@ -73,13 +73,42 @@ export const SessionInfo = z.object({
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 
+/**
+ * The host's tmux server as its agent last saw it. `ok: false` when the server went away (killed,
+ * crashed) while sessions whose commands had not ended ran on it: they are lost, and `message`
+ * says so and what happens next. It stays so until a new session starts a fresh server.
+ */
+export const TmuxServerState = z.object({
+  ok: z.boolean(),
+  /** Printed as it is by the CLI: no control characters (an agent's message never has any). */
+  message: z
+    .string()
+    .max(4096)
+    .regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, { error: 'expected text without control characters' })
+    .nullable(),
+  /** The sessions that were running when the server went away. */
+  lost_sessions: z.array(SessionName),
+  /** When the agent noticed, ms since the epoch. */
+  lost_at: z.number().int().nullable(),
+});
+export type TmuxServerState = z.infer<typeof TmuxServerState>;
+
+/** Nothing lost (also what an agent that predates TmuxServerState is taken to say). */
+export const TMUX_SERVER_OK: TmuxServerState = { ok: true, message: null, lost_sessions: [], lost_at: null };
+
 /** Event `sessions.changed` from an agent: its sessions after one was made, ended or (de)attached. */
-export const SessionsChangedEvent = z.object({ sessions: z.array(SessionInfo) });
+export const SessionsChangedEvent = z.object({
+  sessions: z.array(SessionInfo),
+  tmux: TmuxServerState.default(TMUX_SERVER_OK),
+});
 
 /** Event `session.bell` from an agent: a session rang the terminal bell (an agent waiting for an answer). */
 export const SessionBellEvent = z.object({ name: SessionName });
 
-export const SessionListResult = z.object({ sessions: z.array(SessionInfo) });
+export const SessionListResult = z.object({
+  sessions: z.array(SessionInfo),
+  tmux: TmuxServerState.default(TMUX_SERVER_OK),
+});
 
 export const SessionKillParams = z.object({ name: SessionName });
 

@@ -1,4 +1,4 @@
-import { HangarError, type AgentState } from '@hangar/shared';
+import { HangarError, type AgentState, type TmuxServerState } from '@hangar/shared';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -6,6 +6,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { ago, printJson, reportUnreachable, table, visibleText } from '../output.js';
 import { collect, parseEnv } from '../options.js';
 import { withCore } from '../run.js';
+import { EXIT } from '../exit-codes.js';
 
 /** What Claude Code in a session is doing, as `session ls` shows it (--json has the details). */
 const AGENT_LABELS: Record<AgentState, string> = {
@@ -60,8 +61,11 @@ export function registerSession(program: Command): void {
     .option('--json', 'print JSON')
     .action((host: string | undefined, options: { json?: boolean }) =>
       withCore(async (core) => {
-        const groups = host ? [{ host, sessions: await core.listSessions(host) }] : await core.listAllSessions();
-        if (options.json) return printJson(groups);
+        const groups = host ? [await core.hostSessions(host)] : await core.listAllSessions();
+        if (options.json) {
+          printJson(groups);
+          return reportTmuxLoss(groups);
+        }
         const rows = groups.flatMap((g) =>
           g.sessions.map((s) => [
             g.host,
@@ -77,7 +81,8 @@ export function registerSession(program: Command): void {
           process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE', 'CLAUDE'], rows));
         else
           process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
-        return reportUnreachable(groups);
+        const lost = reportTmuxLoss(groups);
+        return reportUnreachable(groups) || lost;
       }),
     );
 
@@ -92,6 +97,21 @@ export function registerSession(program: Command): void {
         process.stdout.write(`killed session "${name}" on ${host}\n`);
       }),
     );
+}
+
+/**
+ * A host whose tmux server went away with sessions on it says so (stderr) instead of looking like
+ * a host with no sessions; the exit status is then 1.
+ */
+function reportTmuxLoss(groups: { host: string; tmux: TmuxServerState | null }[]): number {
+  let status: number = EXIT.ok;
+  for (const g of groups) {
+    if (g.tmux && !g.tmux.ok) {
+      process.stderr.write(`hangar: ${g.host}: ${g.tmux.message ?? 'its tmux server went away with sessions on it'}\n`);
+      status = EXIT.error;
+    }
+  }
+  return status;
 }
 
 function readInstructions(file: string): string {

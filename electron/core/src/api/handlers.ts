@@ -44,14 +44,11 @@ export const coreHandlers: CoreHandlers = {
   },
 
   'sessions.list': async (params, { core }) => {
-    if (params.host) {
-      return {
-        result: { hosts: [{ host: params.host, sessions: await core.listSessions(params.host), error: null }] },
-      };
-    }
-    const all = await core.listAllSessions();
+    const all = params.host ? [await core.hostSessions(params.host)] : await core.listAllSessions();
     return {
-      result: { hosts: all.map((h) => ({ host: h.host, sessions: h.sessions, error: h.error?.message ?? null })) },
+      result: {
+        hosts: all.map((h) => ({ host: h.host, sessions: h.sessions, error: h.error?.message ?? null, tmux: h.tmux })),
+      },
     };
   },
 

@@ -12,6 +12,7 @@ import {
   type HostView,
   type JobInfo,
   type SessionInfo,
+  type TmuxServerState,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
@@ -47,7 +48,7 @@ export class HostMonitor implements Disposable {
   readonly onChanged = this.changedEmitter.event;
   private readonly jobEmitter = new Emitter<{ host: string; job: JobInfo }>();
   readonly onJobUpdated = this.jobEmitter.event;
-  private readonly sessionsEmitter = new Emitter<{ host: string; sessions: SessionInfo[] }>();
+  private readonly sessionsEmitter = new Emitter<{ host: string; sessions: SessionInfo[]; tmux: TmuxServerState }>();
   readonly onSessionsChanged = this.sessionsEmitter.event;
   private readonly bellEmitter = new Emitter<{ host: string; name: string }>();
   readonly onSessionBell = this.bellEmitter.event;
@@ -143,7 +144,7 @@ export class HostMonitor implements Disposable {
           const parsed = SessionsChangedEvent.safeParse(data);
           if (!parsed.success) return;
           for (const note of this.agents.observe(name, parsed.data.sessions)) this.notify(note);
-          this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions });
+          this.sessionsEmitter.fire({ host: name, sessions: parsed.data.sessions, tmux: parsed.data.tmux });
         } else if (event === 'session.bell') {
           const parsed = SessionBellEvent.safeParse(data);
           if (parsed.success) this.bell(name, parsed.data.name);
