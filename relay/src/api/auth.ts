@@ -169,15 +169,15 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
           'this refresh token was already used once; the session was ended to be safe: log in again',
         );
       }
-      if (row.revoked_at !== null)
-        throw new HangarError('E_AUTH_REQUIRED', 'this session was ended (logout); log in again');
-      if (row.expires_at <= now) throw new HangarError('E_AUTH_REQUIRED', 'this session expired; log in again');
       const device = await ctx.db
         .selectFrom('devices')
         .selectAll()
         .where('id', '=', row.device_id)
         .executeTakeFirstOrThrow();
       if (device.status === 'revoked') throw revoked(device);
+      if (row.revoked_at !== null)
+        throw new HangarError('E_AUTH_REQUIRED', 'this session was ended (logout); log in again');
+      if (row.expires_at <= now) throw new HangarError('E_AUTH_REQUIRED', 'this session expired; log in again');
       const next = newRefreshToken();
       const spent = await ctx.db.transaction().execute(async (trx) => {
         const used = await trx
