@@ -1,0 +1,80 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentSocket, enroll, signup, startTestRelay, waitFor, type TestRelay } from './support/relay-fixture.js';
+import { RELAY_BIN } from './support/relay-process.js';
+
+const run = promisify(execFile);
+
+async function relayCli(args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [RELAY_BIN, ...args], { timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failure.code ?? -1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
+  }
+}
+
+describe('operating a relay', () => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startTestRelay();
+  });
+  afterAll(() => relay.stop());
+
+  it('/healthz answers and /metrics counts logins, enrollments, connected agents and errors', async () => {
+    const health = await fetch(`${relay.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true });
+    const owner = await signup(relay.client);
+    const { host, hostId } = await enroll(relay.client, owner);
+    const agent = agentSocket(relay.url, hostId, host);
+    try {
+      await waitFor('agent online', () => agent.isWelcomed);
+      await fetch(`${relay.url}/v1/hosts.list`, {
+        method: 'POST',
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+      });
+      const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+      expect(metrics).toMatch(/hangar_relay_logins_total\{method="signup",outcome="ok"\} [1-9]/);
+      expect(metrics).toMatch(/hangar_relay_enrollments_total\{outcome="ok"\} 1/);
+      expect(metrics).toMatch(/hangar_relay_connected_agents 1/);
+      expect(metrics).toMatch(/hangar_relay_errors_total\{code="E_AUTH_REQUIRED"\} [1-9]/);
+      expect(metrics).toMatch(/hangar_relay_process_resident_memory_bytes/);
+    } finally {
+      agent.dispose();
+    }
+  });
+
+  it("hangar-relay audit prints an account's privileged actions; doctor and migrate check the database", async () => {
+    const owner = await signup(relay.client);
+    await enroll(relay.client, owner);
+    const audit = await relayCli(['audit', '--data', relay.dataDir!, '--account', owner.email, '--json']);
+    expect(audit.code).toBe(0);
+    const actions = audit.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { action: string }).action);
+    expect(actions).toEqual(['host.enrolled', 'enroll_token.created', 'account.signup']);
+    const unknown = await relayCli(['audit', '--data', relay.dataDir!, '--account', 'nobody@example.com']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no account for nobody@example.com/);
+
+    const migrate = await relayCli(['migrate', '--data', relay.dataDir!]);
+    expect(migrate.stdout).toMatch(/up to date/);
+    const doctor = await relayCli(['doctor', '--data', relay.dataDir!]);
+    expect(doctor.code).toBe(0);
+    expect(doctor.stdout).toMatch(/ok\s+schema: up to date/);
+    expect(doctor.stdout).toMatch(/ok\s+access-token key/);
+  });
+
+  it('serve refuses contradictory options with what to do', async () => {
+    const both = await relayCli(['serve', '--data', '/tmp/x', '--database', 'postgres://localhost/x']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/not both/);
+    const halfTls = await relayCli(['serve', '--data', '/tmp/x', '--tls-cert', 'cert.pem']);
+    expect(halfTls.stderr).toMatch(/--tls-cert and --tls-key go together/);
+  });
+});
