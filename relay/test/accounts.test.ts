@@ -8,6 +8,8 @@ import {
   startTestRelay,
   uniqueEmail,
   type TestRelay,
+  STORAGE_KINDS,
+  testStorage,
 } from './support/relay-fixture.js';
 
 async function refusal(promise: Promise<unknown>): Promise<HangarError> {
@@ -20,10 +22,11 @@ async function refusal(promise: Promise<unknown>): Promise<HangarError> {
   throw new Error('expected the relay to refuse');
 }
 
-describe('relay accounts', () => {
+describe.each(STORAGE_KINDS)('relay accounts (%s)', (kind) => {
+  const storage = testStorage(kind);
   let relay: TestRelay;
   beforeAll(async () => {
-    relay = await startTestRelay();
+    relay = await startTestRelay(await storage.relayOptions());
   });
   afterAll(() => relay.stop());
 

@@ -8,6 +8,8 @@ import {
   uniqueEmail,
   type SignedIn,
   type TestRelay,
+  STORAGE_KINDS,
+  testStorage,
 } from './support/relay-fixture.js';
 
 /**
@@ -58,11 +60,12 @@ function badInputs(user: SignedIn, origin: string): Record<RelayMethod, { body: 
 
 const TABLES = ['accounts', 'devices', 'refresh_tokens', 'enroll_tokens', 'hosts', 'statements', 'audit'] as const;
 
-describe('bad input', () => {
+describe.each(STORAGE_KINDS)('bad input (%s)', (kind) => {
+  const storage = testStorage(kind);
   let relay: TestRelay;
   let user: SignedIn;
   beforeAll(async () => {
-    relay = await startTestRelay();
+    relay = await startTestRelay(await storage.relayOptions());
     user = await signup(relay.client);
   });
   afterAll(() => relay.stop());

@@ -13,6 +13,8 @@ import {
   startTestRelay,
   waitFor,
   type TestRelay,
+  STORAGE_KINDS,
+  testStorage,
 } from './support/relay-fixture.js';
 
 async function refusal(promise: Promise<unknown>): Promise<HangarError> {
@@ -25,10 +27,11 @@ async function refusal(promise: Promise<unknown>): Promise<HangarError> {
   throw new Error('expected the relay to refuse');
 }
 
-describe('enrolling a host', () => {
+describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
+  const storage = testStorage(kind);
   let relay: TestRelay;
   beforeAll(async () => {
-    relay = await startTestRelay();
+    relay = await startTestRelay(await storage.relayOptions());
   });
   afterAll(() => relay.stop());
 
@@ -148,7 +151,7 @@ describe('enrolling a host', () => {
 
   it('an expired token is refused (15 minutes, on the relay clock)', async () => {
     const clock = new TestClock();
-    await using clocked = await startTestRelay({ now: clock.now });
+    await using clocked = await startTestRelay({ ...(await storage.relayOptions()), now: clock.now });
     const owner = await signup(clocked.client);
     const made = await clocked.client.call(
       'hosts.enroll_token',

@@ -20,14 +20,17 @@ import {
   startTestRelay,
   waitFor,
   type TestRelay,
+  STORAGE_KINDS,
+  testStorage,
 } from './support/relay-fixture.js';
 
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
 
-describe('presence', () => {
+describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
+  const storage = testStorage(kind);
   let relay: TestRelay;
   beforeAll(async () => {
-    relay = await startTestRelay();
+    relay = await startTestRelay(await storage.relayOptions());
   });
   afterAll(() => relay.stop());
 

@@ -8,12 +8,15 @@ import {
   startTestRelay,
   waitFor,
   type TestRelay,
+  STORAGE_KINDS,
+  testStorage,
 } from './support/relay-fixture.js';
 
-describe('signaling', () => {
+describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
+  const storage = testStorage(kind);
   let relay: TestRelay;
   beforeAll(async () => {
-    relay = await startTestRelay();
+    relay = await startTestRelay(await storage.relayOptions());
   });
   afterAll(() => relay.stop());
 

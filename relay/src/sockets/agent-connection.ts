@@ -33,6 +33,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   private welcomed = false;
   private readonly challenge = randomBytes(32).toString('hex');
   private readonly authTimer: NodeJS.Timeout;
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     socket: WebSocket,
@@ -48,7 +49,9 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
     socket.on('message', (data) => {
       this.lastHeard = Date.now();
       const message = this.parse(data);
-      if (message !== undefined) this.handle(message).catch((error: unknown) => this.internalError(error));
+      if (message === undefined) return;
+      // One at a time, in arrival order: trickled candidates must reach the peer in the order sent.
+      this.queue = this.queue.then(() => this.handle(message)).catch((error: unknown) => this.internalError(error));
     });
     socket.on('close', () => {
       clearTimeout(this.authTimer);

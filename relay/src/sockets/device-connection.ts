@@ -26,6 +26,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   deviceKey = '';
   private ready = false;
   private authTimer: NodeJS.Timeout;
+  private queue: Promise<void> = Promise.resolve();
   /** presence_version last sent per host: events from several replicas may arrive out of order. */
   private readonly versions = new Map<string, number>();
 
@@ -43,7 +44,9 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     socket.on('message', (data) => {
       this.lastHeard = Date.now();
       const message = this.parse(data);
-      if (message !== undefined) this.handle(message).catch((error: unknown) => this.internalError(error));
+      if (message === undefined) return;
+      // One at a time, in arrival order: trickled candidates must reach the peer in the order sent.
+      this.queue = this.queue.then(() => this.handle(message)).catch((error: unknown) => this.internalError(error));
     });
     socket.on('close', () => {
       clearTimeout(this.authTimer);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import WebSocket from 'ws';
+import { afterAll, beforeAll } from 'vitest';
 import {
   RelayAgentSocket,
   RelayClient,
@@ -229,4 +230,37 @@ export async function post(url: string, method: string, body: unknown, accessTok
   });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: JSON.parse(text) as Record<string, any> };
+}
+
+export type StorageKind = 'sqlite' | 'postgres';
+/** The core suites run on both; HANGAR_RELAY_TEST_STORAGE=sqlite narrows a local run. */
+export const STORAGE_KINDS: StorageKind[] = (process.env['HANGAR_RELAY_TEST_STORAGE']?.split(',') as StorageKind[]) ?? [
+  'sqlite',
+  'postgres',
+];
+
+/**
+ * Storage for the relays of one describe block: SQLite in a temp dir each (the fixture's
+ * default), or a fresh database each in one PostgreSQL cluster started for the block.
+ * Call inside the describe, before the hooks that start relays (so it is torn down after them).
+ */
+export function testStorage(kind: StorageKind) {
+  let cluster: import('./postgres.js').TestPostgres | undefined;
+  let databases = 0;
+  beforeAll(async () => {
+    if (kind === 'postgres') cluster = await (await import('./postgres.js')).startPostgres();
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+  return {
+    kind,
+    /** Options for startTestRelay: a new database (PostgreSQL) or nothing (SQLite temp dir). */
+    async relayOptions(): Promise<Partial<RelayOptions>> {
+      if (kind === 'sqlite') return {};
+      return { storage: { kind: 'postgres', url: await cluster!.createDatabase(`relay_${++databases}`) } };
+    },
+    /** The same database again (a second replica), PostgreSQL only. */
+    cluster: () => cluster,
+  };
 }
