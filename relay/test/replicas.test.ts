@@ -123,9 +123,12 @@ describe('a replica killed with kill -9', () => {
     await using postgres = await startPostgres();
     const url = await postgres.createDatabase('failover');
     // The doomed replica starts first, so it holds the sweeper lock when it dies.
-    await using doomed = await startRelayProcess(['--listen', '127.0.0.1:0', '--database', url, '--password-hash-cost', '10'], {
-      HANGAR_LOG_LEVEL: 'info',
-    });
+    await using doomed = await startRelayProcess(
+      ['--listen', '127.0.0.1:0', '--database', url, '--password-hash-cost', '10'],
+      {
+        HANGAR_LOG_LEVEL: 'info',
+      },
+    );
     await waitFor('the first replica to take the sweeper lock', () => doomed.stderr().includes('background sweeper'));
     await using survivor = await startTestRelay({ storage: { kind: 'postgres', url } });
     const owner = await signup(survivor.client);
