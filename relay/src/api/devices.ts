@@ -54,7 +54,7 @@ export const deviceHandlers: Pick<
   },
 };
 
-const MAX_STATEMENTS_PER_READ = 1000;
+export const MAX_STATEMENTS_PER_READ = 1000;
 
 export async function statementsSince(ctx: RelayContext, accountId: string, since: number): Promise<StoredStatement[]> {
   const rows = await ctx.db
@@ -154,14 +154,8 @@ async function storeStatement(
       seq,
     },
   );
-  const stored = await ctx.db
-    .selectFrom('statements')
-    .selectAll()
-    .where('account_id', '=', signer.account_id)
-    .where('seq', '=', seq)
-    .executeTakeFirstOrThrow();
   const updated = await ctx.db.selectFrom('devices').selectAll().where('id', '=', subject.id).executeTakeFirstOrThrow();
-  await ctx.bus.publish({ t: 'statements', account_id: signer.account_id, statements: [storedStatement(stored)] });
+  await ctx.bus.publish({ t: 'statements', account_id: signer.account_id });
   await ctx.bus.publish({ t: 'device.changed', account_id: signer.account_id, device: deviceView(updated) });
   if (kind === 'revoke') await ctx.bus.publish({ t: 'device.revoked', device_id: subject.id });
   return seq;

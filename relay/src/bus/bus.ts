@@ -1,5 +1,5 @@
 import { Emitter, type Disposable } from '@hangar/shared';
-import type { DeviceView, HostPresence, RelayToAgent, RelayToDevice, StoredStatement } from '@hangar/shared';
+import type { DeviceView, HostPresence, RelayToAgent, RelayToDevice } from '@hangar/shared';
 
 /**
  * How replicas tell each other what their sockets need: presence changes, new statements,
@@ -12,7 +12,8 @@ export type BusEvent =
   | { t: 'host.removed'; account_id: string; host_id: string }
   /** A host's socket opened here; replicas holding an older socket of it close theirs. */
   | { t: 'host.connected'; host_id: string; connection_id: string }
-  | { t: 'statements'; account_id: string; statements: StoredStatement[] }
+  /** A statement was stored: agents of the account read what they have not been sent. */
+  | { t: 'statements'; account_id: string }
   | { t: 'device.pending' | 'device.changed'; account_id: string; device: DeviceView }
   | { t: 'device.revoked'; device_id: string }
   | { t: 'to_host'; host_id: string; message: RelayToAgent }

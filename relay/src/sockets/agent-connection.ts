@@ -11,7 +11,7 @@ import {
   type RelayToAgent,
 } from '@hangar/shared';
 import { publishHost } from '../api/hosts.js';
-import { statementsSince } from '../api/devices.js';
+import { MAX_STATEMENTS_PER_READ, statementsSince } from '../api/devices.js';
 import type { RelayContext } from '../context.js';
 import { Connection } from './connection.js';
 import type { SocketHub } from './hub.js';
@@ -31,6 +31,8 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   hostKey = '';
   readonly connectionId = randomBytes(16).toString('hex');
   private welcomed = false;
+  /** Highest statement seq this socket has been sent; undefined until the agent asked (statements.since). */
+  private sentSeq: number | undefined;
   private readonly challenge = randomBytes(32).toString('hex');
   private readonly authTimer: NodeJS.Timeout;
   private queue: Promise<void> = Promise.resolve();
@@ -103,16 +105,9 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
         if (Number(updated.numUpdatedRows) === 1) await publishHost(this.ctx, this.hostId);
         return;
       }
-      case 'statements.since': {
-        let since = message.since;
-        // In pages, so that an agent offline for a long time catches up without one huge message.
-        for (;;) {
-          const statements = await statementsSince(this.ctx, this.accountId, since);
-          this.send({ type: 'statements', statements });
-          if (statements.length === 0 || statements.length < 1000) return;
-          since = statements[statements.length - 1]!.seq;
-        }
-      }
+      case 'statements.since':
+        this.sentSeq = message.since;
+        return this.catchUp(true);
       case 'signal':
         return routeSignal(this.ctx, this.hub, { kind: 'host', connection: this }, message);
     }
@@ -176,6 +171,28 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       .executeTakeFirst();
     if (Number(updated.numUpdatedRows) === 1) await publishHost(this.ctx, this.hostId);
     this.ctx.logger.info({ host_id: this.hostId }, 'agent offline');
+  }
+
+  /**
+   * A new statement of the account was stored (on any replica). Sent by reading from the last seq
+   * this socket got, in its message order: exactly once and in seq order, whether the bus event
+   * comes before, during or after the agent's own catch-up, and even if a bus event was lost.
+   */
+  statementsStored(): void {
+    if (this.sentSeq === undefined || this.closed) return; // its catch-up will include them
+    this.queue = this.queue.then(() => this.catchUp(false)).catch((error: unknown) => this.internalError(error));
+  }
+
+  private async catchUp(answer: boolean): Promise<void> {
+    // In pages, so that an agent offline for a long time catches up without one huge message.
+    for (;;) {
+      const statements = await statementsSince(this.ctx, this.accountId, this.sentSeq ?? 0);
+      if (statements.length > 0 || answer) this.send({ type: 'statements', statements });
+      answer = false;
+      if (statements.length === 0) return;
+      this.sentSeq = statements[statements.length - 1]!.seq;
+      if (statements.length < MAX_STATEMENTS_PER_READ) return;
+    }
   }
 
   private internalError(error: unknown): void {

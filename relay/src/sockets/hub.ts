@@ -112,9 +112,7 @@ export class SocketHub implements Disposable {
         return;
       }
       case 'statements':
-        for (const agent of this.agentsByAccount.get(event.account_id) ?? []) {
-          if (agent.isWelcomed) agent.send({ type: 'statements', statements: event.statements });
-        }
+        for (const agent of this.agentsByAccount.get(event.account_id) ?? []) agent.statementsStored();
         return;
       case 'device.pending':
       case 'device.changed':
