@@ -1,7 +1,17 @@
+import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentSocket, enroll, signup, startTestRelay, waitFor, type TestRelay } from './support/relay-fixture.js';
+import {
+  agentSocket,
+  deviceSocket,
+  enroll,
+  signup,
+  startTestRelay,
+  waitFor,
+  type TestRelay,
+} from './support/relay-fixture.js';
 import { RELAY_BIN } from './support/relay-process.js';
 
 const run = promisify(execFile);
@@ -68,6 +78,27 @@ describe('operating a relay', () => {
     expect(doctor.code).toBe(0);
     expect(doctor.stdout).toMatch(/ok\s+schema: up to date/);
     expect(doctor.stdout).toMatch(/ok\s+access-token key/);
+  });
+
+  it('a relay stopping with agents and devices connected marks its hosts offline and logs no error', async () => {
+    const stopping = await startTestRelay();
+    const owner = await signup(stopping.client);
+    const { host, hostId } = await enroll(stopping.client, owner);
+    const agent = agentSocket(stopping.url, hostId, host);
+    const device = deviceSocket(stopping.url, owner);
+    try {
+      await waitFor('both up', () => agent.isWelcomed && device.socket.isReady);
+      await stopping.relay.dispose();
+      const file = new Database(join(stopping.dataDir!, 'relay.db'), { readonly: true });
+      const row = file.prepare('SELECT online FROM hosts WHERE id = ?').get(hostId) as { online: number };
+      file.close();
+      expect(row.online).toBe(0);
+      expect(stopping.logs.filter((line) => /"level":50/.test(line))).toEqual([]);
+    } finally {
+      agent.dispose();
+      device.socket.dispose();
+      await stopping.stop();
+    }
   });
 
   it('serve refuses contradictory options with what to do', async () => {

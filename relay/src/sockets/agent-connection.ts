@@ -58,7 +58,9 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
     socket.on('close', () => {
       clearTimeout(this.authTimer);
       this.closed = true;
-      if (this.welcomed) void this.offline().catch((error: unknown) => this.internalError(error));
+      // After whatever it was still handling; the hub waits for this before the database closes.
+      const settled = this.queue.then(() => (this.welcomed ? this.offline() : undefined));
+      this.hub.settle(settled.catch((error: unknown) => this.internalError(error)).finally(() => this.markFinished()));
     });
     socket.on('error', (error) => ctx.logger.debug({ err: error, host_id: this.hostId }, 'agent socket error'));
     this.send({ type: 'challenge', challenge: this.challenge, relay_origin: origin });

@@ -11,6 +11,9 @@ export abstract class Connection<In, Out extends { type: string }> {
   lastHeard: number;
   lastPing: number;
   closed = false;
+  private finish!: () => void;
+  /** Resolves when the socket has closed and what its closing does (a host offline) is done. */
+  readonly finished = new Promise<void>((resolve) => (this.finish = resolve));
 
   constructor(
     readonly socket: WebSocket,
@@ -53,6 +56,10 @@ export abstract class Connection<In, Out extends { type: string }> {
     const shape = error instanceof HangarError ? error.toJSON() : error;
     this.send({ type: 'error', error: shape } as unknown as Out);
     this.close(code, shape.message);
+  }
+
+  protected markFinished(): void {
+    this.finish();
   }
 
   close(code: number, reason: string): void {

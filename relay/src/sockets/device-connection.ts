@@ -52,6 +52,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       clearTimeout(this.authTimer);
       this.closed = true;
       if (this.ready) this.hub.removeDevice(this);
+      this.hub.settle(this.queue.finally(() => this.markFinished()));
     });
     socket.on('error', (error) => ctx.logger.debug({ err: error, device_id: this.deviceId }, 'device socket error'));
   }

@@ -38,6 +38,8 @@ export class SocketHub implements Disposable {
   private readonly devicesByAccount = new Map<string, Set<DeviceConnection>>();
   private readonly devicesById = new Map<string, Set<DeviceConnection>>();
   private readonly pending = new Map<string, PendingSignal>();
+  /** Work of sockets that closed (marking a host offline): shutdown waits for it. */
+  private readonly settling = new Set<Promise<void>>();
   private readonly subscription: Disposable;
   private readonly sweep: NodeJS.Timeout;
 
@@ -226,15 +228,27 @@ export class SocketHub implements Disposable {
     for (const set of this.devicesById.values()) for (const device of set) check(device);
   }
 
-  /** Sockets still authenticating are swept by their own auth timeout, not here. */
-  dispose(): void {
+  settle(work: Promise<void>): void {
+    this.settling.add(work);
+    void work.finally(() => this.settling.delete(work));
+  }
+
+  /** Closes every socket and waits until their hosts are marked offline (before the database closes). */
+  async dispose(): Promise<void> {
     clearInterval(this.sweep);
     this.subscription.dispose();
     for (const waiting of this.pending.values()) clearTimeout(waiting.timer);
     this.pending.clear();
-    for (const agent of this.agents.values()) agent.close(RELAY_CLOSE.shuttingDown, 'relay shutting down');
-    for (const set of this.devicesById.values())
-      for (const device of set) device.close(RELAY_CLOSE.shuttingDown, 'relay shutting down');
+    const open = [...this.agents.values(), ...[...this.devicesById.values()].flatMap((set) => [...set])];
+    for (const connection of open) {
+      connection.fail(
+        new HangarError('E_UNAVAILABLE', 'the relay is shutting down; reconnect'),
+        RELAY_CLOSE.shuttingDown,
+      );
+      // Not waiting for the peer's close frame (up to 30 s): the socket ends now, its close runs now.
+      connection.socket.terminate();
+    }
+    await Promise.allSettled([...open.map((connection) => connection.finished), ...this.settling]);
   }
 }
 
