@@ -50,6 +50,24 @@ describe.each(STORAGE_KINDS)('relay accounts (%s)', (kind) => {
     expect(hosts.hosts).toEqual([]);
   });
 
+  it('a session refreshes once for many concurrent calls near expiry (a second refresh would end it as reuse)', async () => {
+    const user = await signup(relay.client);
+    const stored: string[] = [];
+    // This client believes the access token is 30 s from expiry: every call wants a fresh one.
+    const session = new RelaySession(relay.client, user.session, {
+      now: () => user.session.access_expires_at - 30_000,
+      onTokens: (tokens) => {
+        stored.push(tokens.refresh_token);
+      },
+    });
+    const results = await Promise.all([1, 2, 3, 4].map(() => session.call('devices.list', {})));
+    expect(results.every((r) => r.devices.length === 1)).toBe(true);
+    expect(stored).toHaveLength(1);
+    expect(session.current.refresh_token).toBe(stored.at(-1));
+    // Whatever it did, its latest refresh token is still good: no refresh was ever replayed.
+    await relay.client.call('auth.refresh', { refresh_token: session.current.refresh_token });
+  });
+
   it('logging in again with the same device key keeps one device record', async () => {
     const first = await signup(relay.client);
     await login(relay.client, first.email, first.key, 'renamed laptop');
