@@ -118,6 +118,9 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       loggerInstance: logger as FastifyBaseLogger,
       trustProxy: options.trustProxy ?? false,
       bodyLimit: 256 * 1024,
+      // On stop, end keep-alive connections too: one that went idle just after close() began
+      // otherwise holds the server open until its keep-alive timeout (72 s).
+      forceCloseConnections: true,
       genReqId: () => `req_${randomBytes(8).toString('hex')}`,
       ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     }) as unknown as FastifyInstance;

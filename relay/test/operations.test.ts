@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { execFile } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
+import { makeLoginProof } from '@hangar/shared';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -98,6 +100,42 @@ describe('operating a relay', () => {
       agent.dispose();
       device.socket.dispose();
       await stopping.stop();
+    }
+  });
+
+  it('a relay stops promptly while a keep-alive client is mid-request', async () => {
+    // Sign-in at a real cost keeps the request in flight while the relay is told to stop.
+    const busy = await startTestRelay({ passwordCost: 15 });
+    const user = await signup(busy.client);
+    const agent = new HttpAgent({ keepAlive: true });
+    try {
+      const inFlight = new Promise<number>((resolve) => {
+        const call = httpRequest(
+          `${busy.url}/v1/auth.login`,
+          { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          },
+        );
+        call.on('error', () => resolve(-1));
+        call.end(
+          JSON.stringify({
+            email: user.email,
+            password: 'a wrong but valid password',
+            device: { public_key: user.key.publicKey, name: 'x' },
+            proof: makeLoginProof(user.key.signer, { relayOrigin: busy.client.origin, identity: user.email }),
+          }),
+        );
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const began = Date.now();
+      await Promise.race([busy.stop(), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      expect(Date.now() - began).toBeLessThan(10_000);
+      await inFlight;
+    } finally {
+      agent.destroy();
+      await busy.stop();
     }
   });
 
