@@ -109,11 +109,19 @@ export interface AgentProcess {
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
 export async function startAgentProcess(
   dataDir: string,
-  options: { port?: number; maxSessions?: number; replayWindowSeconds?: number } = {},
+  options: {
+    port?: number;
+    maxSessions?: number;
+    replayWindowSeconds?: number;
+    /** Argv that execs the agent (prlimit, unshare): the agent keeps the wrapper's pid. */
+    wrapper?: string[];
+  } = {},
 ): Promise<AgentProcess> {
+  const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath];
   const child = spawn(
-    process.execPath,
+    command!,
     [
+      ...prefix,
       ...AGENT_NODE_FLAGS,
       AGENT_BIN,
       'serve',

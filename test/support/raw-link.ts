@@ -1,5 +1,6 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import {
@@ -131,6 +132,77 @@ export async function handshake(
   return { agent_key: result.agentKey, cert_fingerprint: link.certFingerprint };
 }
 
+/**
+ * Opens `count` plain TCP connections that never send a byte, spread round-robin over
+ * `sources` local addresses. Resolves once each is connected or was refused.
+ */
+export async function openIdleConnections(address: string, count: number, sources: string[]): Promise<Socket[]> {
+  const sockets: Socket[] = [];
+  const connecting: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const socket = netConnect({ host: '127.0.0.1', port: port(address), localAddress: sources[i % sources.length] });
+    socket.on('error', () => undefined); // reset by the agent: what the flood is for
+    sockets.push(socket);
+    connecting.push(
+      new Promise<void>((resolve) => {
+        socket.once('connect', () => resolve());
+        socket.once('close', () => resolve());
+      }),
+    );
+  }
+  await Promise.all(connecting);
+  return sockets;
+}
+
+/**
+ * Upgrades to a WebSocket by hand and sends the header of a binary frame of `frameBytes` plus
+ * all but the last byte of its payload: a receiver that waits for whole frames buffers it all.
+ */
+export async function sendUnfinishedFrame(
+  address: string,
+  frameBytes: number,
+  localAddress = '127.0.0.1',
+): Promise<TLSSocket> {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port: port(address),
+    localAddress,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.3',
+  });
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('close', () => reject(new Error('closed before TLS finished')));
+  });
+  socket.write(
+    'GET /link HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  await new Promise<void>((resolve, reject) => {
+    let head = '';
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      // Whatever else the agent says is not needed, but reading on is how a close is seen.
+      socket.off('data', onData);
+      socket.resume();
+      if (head.startsWith('HTTP/1.1 101')) resolve();
+      else reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error('closed before the upgrade')));
+  });
+  // FIN + binary opcode, MASK + 64-bit length, a zero masking key (valid: XOR with zeros).
+  const header = Buffer.alloc(14);
+  header[0] = 0x82;
+  header[1] = 0x80 | 127;
+  header.writeBigUInt64BE(BigInt(frameBytes), 2);
+  socket.write(header);
+  socket.write(Buffer.alloc(frameBytes - 1, 0x41));
+  return socket;
+}
+
 /** Resident memory of a process, from /proc/<pid>/status: now, and the peak since resetPeak(). */
 export function memoryOf(pid: number): { rssMb: number; peakMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -141,4 +213,13 @@ export function memoryOf(pid: number): { rssMb: number; peakMb: number } {
 /** proc(5) clear_refs: writing 5 resets the peak resident set size (VmHWM) to the current one. */
 export function resetPeak(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
+}
+
+/** Polls until `check` holds; throws after `timeoutMs`. */
+export async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
