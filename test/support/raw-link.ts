@@ -120,6 +120,7 @@ export async function handshake(
     certFingerprint: link.certFingerprint,
     device: { publicKey: rawPublicKey(deviceKey), sign: (m) => new Uint8Array(sign(null, m, deviceKey)) },
     deviceName,
+    host: { name: 'raw', address: `127.0.0.1:${link.socket.remotePort}` },
     mode:
       'code' in mode
         ? { kind: 'pair', code: mode.code.replace('-', '') }

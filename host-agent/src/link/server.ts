@@ -18,7 +18,7 @@ import { loadOrCreateAgentKey } from '../identity/keys.js';
 import { loadOrCreateTlsCert } from '../identity/tls.js';
 import type { AgentStore } from '../store/db.js';
 import { DEFAULT_PENDING_LIMITS, PendingConnections, type PendingLimits } from './pending-connections.js';
-import { TokenBucket } from './rate-limit.js';
+import { PerSourceBuckets } from './rate-limit.js';
 import { serverHandshake } from './server-handshake.js';
 
 export interface AuthenticatedLink {
@@ -38,7 +38,7 @@ export interface LinkServerOptions {
   /** Injected clock for pairing-code expiry and rate limits (tests). */
   now?: () => number;
   handshakeTimeoutMs?: number;
-  /** Pairing attempts per agent: burst and refill per second. */
+  /** Pairing attempts per source address: burst and refill per second. */
   pairRateLimit?: { burst: number; perSecond: number };
   /** Caps on connections that have not authenticated (tests lower them). */
   pendingLimits?: Partial<PendingLimits>;
@@ -73,7 +73,7 @@ export class LinkServer implements Disposable {
     ]);
     const now = options.now ?? Date.now;
     const rate = options.pairRateLimit ?? { burst: 3, perSecond: 1 };
-    const pairBucket = new TokenBucket(rate.burst, rate.perSecond, now);
+    const pairBuckets = new PerSourceBuckets(rate, now);
     // The composition root names the component (agent.ts gives this logger component: 'link').
     const log = options.logger;
     const pending = new PendingConnections({ ...DEFAULT_PENDING_LIMITS, ...options.pendingLimits }, log);
@@ -149,7 +149,7 @@ export class LinkServer implements Disposable {
         store: options.store,
         hostInfo: options.hostInfo,
         now,
-        pairBucket,
+        takePairingAttempt: () => pairBuckets.take(admitted.source),
       }).then(
         (device) => {
           clearTimeout(timer);
