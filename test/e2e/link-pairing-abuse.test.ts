@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SCHEMA_VERSION, encodeLinkMessage, toHex, type ErrorShape } from '@hangar/shared';
 import {
@@ -14,6 +15,23 @@ import { handshake, newDeviceKey, openRawLink, until, type Pins, type RawLink } 
 const SECRET_HOSTNAME = 'hangar-secret-hostname';
 
 /**
+ * Argv that runs a command in a UTS namespace of its own with the given host name: as root a
+ * UTS namespace is enough; without CAP_SYS_ADMIN (a container, a user) a user namespace that
+ * maps us to root lets us make one.
+ */
+function withHostname(name: string): string[] {
+  for (const unshare of [
+    ['unshare', '--uts'],
+    ['unshare', '--user', '--map-root-user', '--uts'],
+  ]) {
+    if (spawnSync(unshare[0]!, [...unshare.slice(1), 'hostname', name]).status === 0) {
+      return [...unshare, 'sh', '-c', `hostname ${name} && exec "$@"`, 'sh'];
+    }
+  }
+  throw new Error('cannot give the agent a host name of its own here: unshare --uts fails, with and without --user');
+}
+
+/**
  * Pairing is open to anyone who can reach the agent's port, so it must not let one peer spend
  * another's attempts, and must not tell a peer that never paired anything about the host.
  */
@@ -27,11 +45,7 @@ describe('pairing against peers that never paired', () => {
     home = tempDir('home');
     dataDir = tempDir('agent');
     // Its own UTS namespace, so the agent's host name is one no refusal could contain by chance.
-    // (As root a UTS namespace alone; otherwise inside a user namespace that maps us to root.)
-    const unshare = process.getuid?.() === 0 ? ['unshare', '--uts'] : ['unshare', '--user', '--map-root-user', '--uts'];
-    agent = await startAgentProcess(dataDir, {
-      wrapper: [...unshare, 'sh', '-c', `hostname ${SECRET_HOSTNAME} && exec "$@"`, 'sh'],
-    });
+    agent = await startAgentProcess(dataDir, { wrapper: withHostname(SECRET_HOSTNAME) });
   });
 
   afterEach(async () => {

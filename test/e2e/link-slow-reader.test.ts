@@ -114,7 +114,8 @@ describe('a paired device that stops reading', () => {
         `peak ${after.peakMb.toFixed(1)} MB during (+${(after.peakMb - before.rssMb).toFixed(1)} MB)`,
     );
     expect(reason).toMatchObject({ code: 'E_LINK_BACKLOG', message: expect.stringMatching(/not reading/) });
-    expect(after.peakMb - before.rssMb).toBeLessThan(16);
+    // 8,192 queued answers cost a few MB; before the bound, these pings cost ~180 MB.
+    expect(after.peakMb - before.rssMb).toBeLessThan(24);
 
     // The agent still serves everyone else.
     const next = await openRawLink(agent.address);

@@ -11,6 +11,7 @@ import {
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
+import { IdleFlood } from '../support/idle-flood.js';
 import { memoryOf, openIdleConnections, resetPeak, sendUnfinishedFrame, until } from '../support/raw-link.js';
 
 /** 127.0.0.1 … 127.0.0.n: on Linux all of 127/8 is local, so each is a distinct source to the agent. */
@@ -22,8 +23,6 @@ function openFilesLimit(pid: number): { soft: number; hard: number } {
   return { soft: Number(line![1]), hard: Number(line![2]) };
 }
 
-const isOpen = (socket: Socket) => !socket.destroyed && socket.readyState === 'open';
-
 /**
  * Peers that never paired, before hosts are reachable from the internet: they may connect, but
  * not take the agent's file descriptors or memory, and the owner still gets in.
@@ -33,6 +32,7 @@ describe('peers that never paired', () => {
   let dataDir: string;
   let agent: AgentProcess | undefined;
   const sockets: Socket[] = [];
+  let flood: IdleFlood | undefined;
 
   beforeEach(() => {
     home = tempDir('home');
@@ -41,6 +41,8 @@ describe('peers that never paired', () => {
 
   afterEach(async () => {
     for (const socket of sockets.splice(0)) socket.destroy();
+    await flood?.[Symbol.asyncDispose]();
+    flood = undefined;
     await agent?.stop();
     agent = undefined;
     await killTmuxServer(dataDir);
@@ -54,13 +56,13 @@ describe('peers that never paired', () => {
     await pairWith(home, 'box', agent);
 
     // From 50 sources, the owner's own address among them: both the per-source and the total cap bite.
-    sockets.push(...(await openIdleConnections(agent.address, 1100, loopbackSources(50))));
+    flood = await IdleFlood.start(agent.address, 1100, loopbackSources(50));
     const started = Date.now();
     const listed = await hangar(home, ['session', 'ls', 'box'], 30_000);
     const tookMs = Date.now() - started;
     console.info(
-      `owner's \`hangar session ls\` with 1,100 idle connections held: ${tookMs} ms ` +
-        `(${sockets.filter(isOpen).length} of them still open)`,
+      `owner's \`hangar session ls\` with 1,100 idle connections made: ${tookMs} ms ` +
+        `(${await flood.stillOpen()} of them still open)`,
     );
     expect(listed.stderr).toBe('');
     expect(listed.code).toBe(0);
