@@ -48,8 +48,16 @@ async function idle(port: number, source: string): Promise<Socket> {
   return socket;
 }
 
-const closed = (socket: Socket) =>
-  new Promise<void>((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+/** Resolves when the agent has closed the connection; fails after `timeoutMs`. */
+const closed = (socket: Socket, timeoutMs = 5000) =>
+  new Promise<void>((resolve, reject) => {
+    if (socket.destroyed) return resolve();
+    const timer = setTimeout(() => reject(new Error(`connection still open after ${timeoutMs} ms`)), timeoutMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 
 describe('connections that have not authenticated', () => {
   it('past the cap for a source, the oldest of that source makes way, and nobody else', async () => {
