@@ -119,11 +119,15 @@ export async function startAgentProcess(
     extraArgs?: string[];
     /** Run the agent as this user (the test runs as root); its data dir must be that user's. */
     user?: { uid: number; gid: number };
+    /** Argv that execs the agent (prlimit, unshare): the agent keeps the wrapper's pid. */
+    wrapper?: string[];
   } = {},
 ): Promise<AgentProcess> {
+  const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath];
   const child = spawn(
-    process.execPath,
+    command!,
     [
+      ...prefix,
       ...AGENT_NODE_FLAGS,
       AGENT_BIN,
       'serve',
