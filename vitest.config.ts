@@ -9,7 +9,7 @@ export default defineConfig({
   },
   test: {
     include: [
-      '{shared,host-agent,electron/core,electron/cli}/test/**/*.test.ts',
+      '{shared,host-agent,relay,electron/core,electron/cli}/test/**/*.test.ts',
       'renderer/test/**/*.test.tsx',
       'test/**/*.test.ts',
     ],

@@ -13,6 +13,7 @@ import { hostStatsProvider } from './peer/host-stats.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
+import { secureDataDir } from './store/data-dir.js';
 import { AgentStore } from './store/db.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -32,6 +33,8 @@ export interface AgentOptions {
    * Without it the tart executor is not offered: its warm pool would boot VMs at every start.
    */
   tartImage?: string;
+  /** The bubblewrap binary for sandbox jobs (default: bwrap on PATH). */
+  bwrapPath?: string;
 }
 
 export interface RunningAgent {
@@ -49,6 +52,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const owned = new DisposableStore();
   const { logger } = options;
   try {
+    secureDataDir(options.dataDir, logger);
     const store = owned.add(AgentStore.open(options.dataDir));
     const sessions = owned.add(
       await SessionManager.start({
@@ -70,7 +74,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     };
     const peers = new Set<ClientPeer>();
     const publish: PublishHostEvent = (event, data) => peers.forEach((peer) => peer.publish(event, data));
-    owned.add(sessions.onChanged((list) => publish('sessions.changed', { sessions: list })));
+    owned.add(
+      sessions.onChanged((list) => publish('sessions.changed', { sessions: list, tmux: sessions.tmuxState() })),
+    );
     owned.add(sessions.onBell((name) => publish('session.bell', { name })));
     // Disposed after the link server and peers (added before them): a drain can still be followed.
     const jobs = owned.add(
@@ -89,7 +95,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
                 }),
               ]
             : []),
-          new SandboxExecutor({ dataDir: options.dataDir, logger: logger.child({ component: 'sandbox' }) }),
+          new SandboxExecutor({
+            dataDir: options.dataDir,
+            ...(options.bwrapPath ? { bwrapPath: options.bwrapPath } : {}),
+            logger: logger.child({ component: 'sandbox' }),
+          }),
           new ShellExecutor(),
         ],
         publish,
@@ -115,6 +125,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         hostStats: hostStatsProvider({
           dataDir: options.dataDir,
           sessionCount: async () => (await sessions.list()).length,
+          tmuxState: () => sessions.tmuxState(),
           runningJobs: () => jobs.list(1000, ['preparing', 'running']).length,
         }),
       },

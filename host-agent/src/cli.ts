@@ -2,11 +2,11 @@ import { HangarError, parseHostAddress, toHangarError } from '@hangar/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pino } from 'pino';
 import { startAgent } from './agent.js';
 import { registerDoctor } from './doctor/command.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
 import { issuePairingCode } from './link/pairing.js';
+import { createAgentLogger } from './logging.js';
 import { AgentStore } from './store/db.js';
 
 const DEFAULT_DATA = join(homedir(), '.hangar-agent');
@@ -24,6 +24,7 @@ interface ServeOptions {
   maxJobs: number;
   drainGrace: number;
   tartImage?: string;
+  bwrap?: string;
 }
 
 program
@@ -52,18 +53,12 @@ program
     DEFAULT_DRAIN_GRACE_MS / 1000,
   )
   .option('--tart-image <name>', 'macOS only: the Tart base image that VM jobs clone (enables the tart executor)')
+  .option('--bwrap <path>', 'Linux: the bubblewrap binary for sandbox jobs (default: bwrap on PATH)')
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
-    const logger = pino(
-      {
-        name: 'hangar-agent',
-        level: process.env['HANGAR_LOG_LEVEL'] ?? 'info',
-        redact: ['*.code', '*.token', '*.private_key'],
-      },
-      pino.destination(2),
-    );
+    const logger = createAgentLogger();
     try {
       const agent = await startAgent({
         dataDir: resolve(options.data),
@@ -74,6 +69,7 @@ program
         logger,
         jobs: { maxJobs: options.maxJobs },
         ...(options.tartImage ? { tartImage: options.tartImage } : {}),
+        ...(options.bwrap ? { bwrapPath: resolve(options.bwrap) } : {}),
       });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
       // One JSON line on stdout: `hangar up` reads the port the embedded agent got.

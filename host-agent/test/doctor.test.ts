@@ -1,8 +1,11 @@
 import { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { registerDoctor } from '../src/doctor/command.js';
 import { formatDoctor, runDoctor } from '../src/doctor/index.js';
 import type { CommandRunner } from '../src/doctor/checks.js';
+import { findJobUser } from '../src/jobs/executors/sandbox-user.js';
+import { bwrapWithoutUserNamespaces } from './jobs/executors/sandbox-harness.js';
 
 /** A fake macOS host: each tool answers as given, anything else is "not installed". */
 function fakeHost(answers: Record<string, { code?: number; stdout?: string; stderr?: string }>): CommandRunner {
@@ -81,4 +84,31 @@ describe('hangar-agent doctor', () => {
     const parsed = JSON.parse(chunks.join('')) as { name: string }[];
     expect(parsed.map((result) => result.name)).toContain('tmux ≥ 3.2');
   });
+
+  it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap'))(
+    'on a kernel that refuses user namespaces, the sandbox fails with the sysctl to change',
+    async () => {
+      const results = await runDoctor({ platform: 'linux', bwrapPath: bwrapWithoutUserNamespaces() });
+      const sandbox = results.find((result) => result.name === 'bubblewrap sandbox')!;
+      expect(sandbox.status).toBe('fail');
+      expect(sandbox.detail).toContain('cannot create an unprivileged user namespace');
+      expect(sandbox.fix).toContain('sysctl -w user.max_user_namespaces=15000');
+      expect(sandbox.fix).toContain('sysctl -w kernel.apparmor_restrict_unprivileged_userns=0');
+      expect(formatDoctor(results)).toMatch(/^✗ bubblewrap sandbox: bubblewrap cannot create .*\n {4}fix: allow /m);
+    },
+  );
+
+  it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap') || process.getuid?.() !== 0)(
+    'an agent that is root says who jobs run as, and how to give them a user of their own',
+    async () => {
+      const results = await runDoctor({ platform: 'linux' });
+      const user = results.find((result) => result.name === 'sandbox user')!;
+      if (findJobUser()?.name === 'hangar-job') {
+        expect(user).toMatchObject({ status: 'ok', detail: expect.stringContaining('jobs run as hangar-job') });
+      } else {
+        expect(user).toMatchObject({ status: 'warn', detail: expect.stringContaining('jobs run as nobody') });
+        expect(user.fix).toContain('useradd --system');
+      }
+    },
+  );
 });

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { cleanup, fireEvent, render, screen, within } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { HostView } from '../src/api/index.js';
+import type { HostView, TmuxServerState } from '../src/api/index.js';
 import { HostList, type HostListProps } from '../src/components/host-list.js';
 
 afterEach(cleanup);
@@ -16,6 +16,15 @@ const stats = {
   sessions: 1,
   running_jobs: 2,
   capabilities: { tmux: true, tart: false, bubblewrap: true },
+  tmux: { ok: true, message: null, lost_sessions: [], lost_at: null },
+};
+
+const LOST: TmuxServerState = {
+  ok: false,
+  message:
+    'the tmux server (pid 4242) exited while session "work" ran in it (it was killed or crashed); it was lost. A new session starts a fresh tmux server',
+  lost_sessions: ['work'],
+  lost_at: 0,
 };
 
 /** What pairing pinned (public), as hosts.list gives it. */
@@ -78,6 +87,7 @@ function props(overrides: Partial<HostListProps> = {}): HostListProps {
           { name: 'shell', command: ['bash'], cwd: '/', created_at: 0, attached_clients: 0, alive: true, agent: null },
         ],
         error: null,
+        tmux: stats.tmux,
       },
     },
     onAttach: vi.fn(),
@@ -126,6 +136,42 @@ describe('host list', () => {
     expect(badge.textContent).toBe('needs you');
     const shell = screen.getByRole('button', { name: 'Attach to mini/shell' });
     expect(within(shell).queryByRole('status')).toBeNull();
+  });
+
+  it("shows a host's control characters in a command, Claude's words or an error as text", () => {
+    const hostile = '\x1b]0;owned\x07\u202e';
+    const mini = props().sessions['mini']!;
+    const sessions = {
+      mini: {
+        ...mini,
+        error: null,
+        sessions: [
+          { ...mini.sessions[0]!, agent: { ...mini.sessions[0]!.agent!, detail: `asks ${hostile}` } },
+          { ...mini.sessions[1]!, command: ['sh', '-c', `sleep 9 # ${hostile}`] },
+        ],
+      },
+    };
+    const offline = { ...hosts[2]!, error: `refused ${hostile}` };
+    render(<HostList {...props({ sessions, hosts: [hosts[0]!, offline] })} />);
+    const shown = '\\x1b]0;owned\\x07\\u202e';
+    expect(screen.getByText(`sh -c sleep 9 # ${shown}`)).toBeTruthy();
+    expect(screen.getByRole('status', { name: `Claude in mini/agent: needs you (asks ${shown})` })).toBeTruthy();
+    expect(screen.getByText(`refused ${shown}`)).toBeTruthy();
+    expect(document.body.textContent).not.toMatch(/[\u0000-\u001f\u202e]/);
+  });
+
+  it('a host whose tmux server went away says which sessions were lost, not just "No sessions"', () => {
+    render(<HostList {...props({ sessions: { mini: { sessions: [], error: null, tmux: LOST } } })} />);
+    const mini = screen.getByRole('listitem', { name: 'mini, online' });
+    const alert = within(mini).getByRole('alert');
+    expect(alert.textContent).toMatch(/^Sessions lost: the tmux server \(pid 4242\) exited while session "work"/);
+    expect(alert.textContent).toMatch(/A new session starts a fresh tmux server/);
+  });
+
+  it('the hosts view alone (before the sessions are listed) tells the loss too', () => {
+    const lostHosts = [{ ...hosts[0]!, stats: { ...stats, tmux: LOST } }];
+    render(<HostList {...props({ hosts: lostHosts, sessions: {} })} />);
+    expect(screen.getByRole('alert').textContent).toMatch(/pid 4242/);
   });
 
   it('with no hosts, says how to add one', () => {

@@ -39,6 +39,20 @@ export const ERROR_CODES = [
   'E_HOST_NOT_FOUND',
   'E_HOST_EXISTS',
   'E_HOST_UNREACHABLE',
+  // relay: accounts, sessions, enrollment, signaling
+  'E_RATE_LIMITED',
+  'E_FORBIDDEN',
+  'E_AUTH_REQUIRED',
+  'E_AUTH_EXPIRED',
+  'E_AUTH_BAD_CREDENTIALS',
+  'E_AUTH_REFRESH_REUSED',
+  'E_AUTH_DEVICE_REVOKED',
+  'E_AUTH_OIDC',
+  'E_TOKEN_INVALID',
+  'E_TOKEN_USED',
+  'E_TOKEN_EXPIRED',
+  'E_HOST_OFFLINE',
+  'E_HOST_OTHER_ACCOUNT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -16,3 +16,7 @@ declare function clearInterval(handle: unknown): void;
 declare function queueMicrotask(callback: () => void): void;
 declare const crypto: { getRandomValues<T extends Uint8Array>(array: T): T; randomUUID(): string };
 declare const performance: { now(): number };
+declare class AbortController {
+  readonly signal: unknown;
+  abort(reason?: unknown): void;
+}

@@ -17,6 +17,13 @@ describe('job commands: arguments and help', () => {
     [['run', '-c', 'true', '--executor', 'docker'], '--executor'],
     [['run', '-c', 'true', '--network', 'host'], '--network host: expected none or default'],
     [['run', '-c', 'true', '--artifacts', '../secrets'], 'artifact globs may not contain ".."'],
+    [['run', '-c', 'true', '--pids', 'many'], '--pids many: expected a whole number'],
+    [['run', '-c', 'true', '--pids', '4'], '--pids 4: at least 16 processes'],
+    [['run', '-c', 'true', '--memory', 'lots'], '--memory lots: expected a size like 512M or 4G'],
+    [['run', '-c', 'true', '--memory', '8M'], '--memory 8M: at least 16 MiB'],
+    [['run', '-c', 'true', '--memory', '2T'], '--memory 2T: at most 1 TiB'],
+    [['run', '-c', 'true', '--cpus', 'two'], '--cpus two: expected a number of CPUs like 2 or 0.5'],
+    [['run', '-c', 'true', '--cpus', '0'], '--cpus 0: expected more than 0 CPUs'],
     [['logs', 'not-a-job'], 'expected a job id like j-1a2b3c4d'],
   ])('hangar %j is refused as bad input (status 2)', async (args, message) => {
     const result = await hangar(home, args);

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BASH, HANGAR_BIN, hangar, killTmuxServer, removeDir, tempDir } from '../support/processes.js';
+import { startServingCli, type ServingCli } from '../support/serving-cli.js';
 
 /** `npm start` runs `hangar up`: an embedded agent for this machine, paired as host "local". */
 describe('the local stack (npm start)', () => {
@@ -73,3 +75,99 @@ describe('the local stack (npm start)', () => {
     expect(refused.stderr).toMatch(/npm start/);
   });
 });
+
+/**
+ * `hangar up` keeps its agent running: a crash or a hang (found by the heartbeat, a TLS handshake
+ * with the agent's port every 5 s) is followed by a restart after a backoff; the CLI works again after.
+ */
+describe('the local stack restarts its agent', () => {
+  let home: string | undefined;
+  let up: ServingCli | undefined;
+  const stopped: number[] = [];
+
+  afterEach(async () => {
+    // An agent a failed test left stopped (SIGSTOP) would hold `up`'s SIGTERM for its grace.
+    for (const pid of stopped.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await up?.stop();
+    up = undefined;
+    if (home) {
+      await killTmuxServer(join(home, 'agent'));
+      removeDir(home);
+      home = undefined;
+    }
+  });
+
+  const startUpNoUi = async () => {
+    home = tempDir('up-restart');
+    up = await startServingCli(home, ['up', '--no-ui'], /local stack up — host "local" at (\S+)/, 'SIGINT');
+    return up;
+  };
+
+  /** Waits until `hangar up` has said "local stack up" `times` times, with a new agent each time. */
+  const waitForStarts = async (stack: ServingCli, times: number, withinMs: number) => {
+    const deadline = Date.now() + withinMs;
+    while ((stack.output().match(/local stack up/g) ?? []).length < times) {
+      if (Date.now() > deadline) throw new Error(`no restart within ${withinMs / 1000} s:\n${stack.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  const cliWorks = async () => {
+    const created = await hangar(home!, ['session', 'new', 'local', '--name', 'after', ...BASH]);
+    expect(created.stderr).toBe('');
+    const listed = await hangar(home!, ['session', 'ls', 'local', '--json']);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'after', alive: true })]);
+  };
+
+  it('an agent killed with kill -9 is started again after a backoff, and the CLI works', async () => {
+    const stack = await startUpNoUi();
+    const first = agentPid(stack.child);
+    process.kill(first, 'SIGKILL');
+    await waitForStarts(stack, 2, 30_000);
+    expect(stack.output()).toMatch(
+      /hangar: the embedded agent was killed by SIGKILL; restarting it in \d+\.\d s \(restart 1 of at most 5 in 5 min\)/,
+    );
+    const second = agentPid(stack.child);
+    expect(second).not.toBe(first);
+    expect(stack.output()).toContain(`(agent pid ${second};`);
+    await cliWorks();
+  });
+
+  it('a hung agent (SIGSTOP) is found by its heartbeat, killed and started again', async () => {
+    const stack = await startUpNoUi();
+    const first = agentPid(stack.child);
+    process.kill(first, 'SIGSTOP');
+    stopped.push(first);
+    // Two unanswered 5 s probes, then a restart after ~1 s: well within a minute, even on a busy machine.
+    await waitForStarts(stack, 2, 60_000);
+    expect(stack.output()).toMatch(
+      /hangar: the embedded agent did not answer its heartbeat 2 times in a row \(no answer within 5 s\); restarting it/,
+    );
+    expect(isAlive(first)).toBe(false);
+    await cliWorks();
+  }, 120_000);
+});
+
+/** The embedded agent's pid: the child of `hangar up` that runs `hangar-agent serve` (Linux /proc). */
+function agentPid(up: ChildProcess): number {
+  const children = readFileSync(`/proc/${up.pid}/task/${up.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const agent = children.find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('serve');
+    } catch {
+      return false; // it exited while we looked
+    }
+  });
+  if (agent === undefined) throw new Error(`hangar up (pid ${up.pid}) runs no agent`);
+  return agent;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false; // ESRCH: gone
+  }
+}

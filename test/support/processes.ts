@@ -103,17 +103,31 @@ export interface AgentProcess {
   address: string;
   port: number;
   child: ChildProcess;
+  /** Everything it logged so far (JSON lines). */
+  stderr(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
 export async function startAgentProcess(
   dataDir: string,
-  options: { port?: number; maxSessions?: number; replayWindowSeconds?: number } = {},
+  options: {
+    port?: number;
+    maxSessions?: number;
+    replayWindowSeconds?: number;
+    logLevel?: string;
+    extraArgs?: string[];
+    /** Run the agent as this user (the test runs as root); its data dir must be that user's. */
+    user?: { uid: number; gid: number };
+    /** Argv that execs the agent (prlimit, unshare): the agent keeps the wrapper's pid. */
+    wrapper?: string[];
+  } = {},
 ): Promise<AgentProcess> {
+  const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath];
   const child = spawn(
-    process.execPath,
+    command!,
     [
+      ...prefix,
       ...AGENT_NODE_FLAGS,
       AGENT_BIN,
       'serve',
@@ -125,10 +139,16 @@ export async function startAgentProcess(
       String(options.maxSessions ?? 5),
       '--replay-window',
       String(options.replayWindowSeconds ?? 60),
+      ...(options.extraArgs ?? []),
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...AGENT_ENV, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
+      env: {
+        ...process.env,
+        ...AGENT_ENV,
+        HANGAR_LOG_LEVEL: options.logLevel ?? process.env['HANGAR_LOG_LEVEL'] ?? 'warn',
+      },
+      ...(options.user ?? {}),
     },
   );
   let stderr = '';
@@ -160,7 +180,7 @@ export async function startAgentProcess(
     child.kill(signal);
     await exited;
   };
-  return { dataDir, address, port: Number(address.split(':').pop()), child, stop };
+  return { dataDir, address, port: Number(address.split(':').pop()), child, stderr: () => stderr, stop };
 }
 
 /** A paired pair: an agent process on loopback and a $HANGAR_HOME that knows it as `name`. */

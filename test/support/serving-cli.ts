@@ -54,9 +54,10 @@ export async function startServingCli(
   args: string[],
   address: RegExp,
   stopSignal: NodeJS.Signals = 'SIGTERM',
+  env: Record<string, string> = {},
 ): Promise<ServingCli> {
   const child = spawn(process.execPath, [HANGAR_BIN, ...args], {
-    env: { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
+    env: { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const supervised = supervise(child, stopSignal);
@@ -82,7 +83,10 @@ export async function startServingCli(
 }
 
 /** `hangar ui` (web mode); `origin` is what its page is served from. */
-export async function startWebUi(home: string): Promise<ServingCli & { origin: string }> {
-  const ui = await startServingCli(home, ['ui'], /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/);
+export async function startWebUi(
+  home: string,
+  env: Record<string, string> = {},
+): Promise<ServingCli & { origin: string }> {
+  const ui = await startServingCli(home, ['ui'], /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/, 'SIGTERM', env);
   return { ...ui, origin: new URL(ui.url).origin };
 }

@@ -1,4 +1,5 @@
 import { toHangarError, type ErrorCode } from '@hangar/shared';
+import { visibleText } from './output.js';
 
 /**
  * Exit statuses of `hangar`, stable for scripts. `attach` exits with the session's own status
@@ -23,10 +24,10 @@ export function exitCodeFor(code: ErrorCode): number {
   return EXIT.error;
 }
 
-/** Prints `hangar: <message>` and returns the status to exit with. */
+/** Prints `hangar: <message>` (which may quote host text: shown visibly) and returns the status to exit with. */
 export function reportError(error: unknown): number {
   const failure = toHangarError(error);
-  process.stderr.write(`hangar: ${failure.message}\n`);
+  process.stderr.write(`hangar: ${visibleText(failure.message)}\n`);
   if (process.env['HANGAR_DEBUG'] && failure.stack) process.stderr.write(`${failure.stack}\n`);
   return exitCodeFor(failure.code);
 }

@@ -16,6 +16,31 @@ export function parseEnv(pairs: string[]): Record<string, string> {
   return env;
 }
 
+/**
+ * `--secret KEY=VALUE`, or `--secret KEY` for the value of KEY in this process's environment (so
+ * the value need not be typed where shell history keeps it).
+ */
+export function parseSecrets(items: string[], env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const secrets: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq === 0) throw new HangarError('E_BAD_REQUEST', `--secret ${item}: expected KEY=VALUE or KEY`);
+    if (eq > 0) {
+      secrets[item.slice(0, eq)] = item.slice(eq + 1);
+      continue;
+    }
+    const value = env[item];
+    if (value === undefined) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `--secret ${item}: ${item} is not set in this environment; export it first, or give --secret ${item}=VALUE`,
+      );
+    }
+    secrets[item] = value;
+  }
+  return secrets;
+}
+
 /** A TCP port argument: digits only (so `5173abc` is not quietly 5173), then the shared range check. */
 export function parsePort(value: string, what = 'port'): number {
   if (!/^\d{1,5}$/.test(value)) {

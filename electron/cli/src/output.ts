@@ -1,5 +1,16 @@
-/** Plain aligned columns for human output; --json prints the data itself instead. */
-export function table(headers: string[], rows: string[][]): string {
+import { visibleText } from '@hangar/shared';
+
+/**
+ * Every string that came from a host goes through this before it reaches the user's terminal:
+ * control characters are shown as escapes (`\x1b`), never obeyed, so a job's command holding
+ * `ESC ]52;…` cannot write the clipboard. Job logs and attached terminals are the user's own raw
+ * output and do not pass here; printJson escapes what JSON itself would leave raw.
+ */
+export { visibleText };
+
+/** Plain aligned columns for human output (cells are host text: shown visibly); --json prints the data itself instead. */
+export function table(headers: string[], input: string[][]): string {
+  const rows = input.map((row) => row.map(visibleText));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -9,8 +20,19 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
+/**
+ * JSON escapes C0 controls itself; DEL, C1 controls (U+009B is a CSI to some terminals) and bidi
+ * controls it leaves raw, so they are escaped here too (`\u009b`): the same value for a program,
+ * nothing a terminal acts on when --json is read on one. They can only occur inside strings.
+ */
+const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  const text = JSON.stringify(value, null, 2).replace(
+    JSON_UNSAFE,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  process.stdout.write(text + '\n');
 }
 
 export function ago(ms: number, now = Date.now()): string {
@@ -29,7 +51,7 @@ export function reportUnreachable(groups: { host: string; error: { message: stri
   let status = 0;
   for (const g of groups) {
     if (g.error) {
-      process.stderr.write(`hangar: ${g.host}: ${g.error.message}\n`);
+      process.stderr.write(`hangar: ${g.host}: ${visibleText(g.error.message)}\n`);
       status = 5;
     }
   }

@@ -11,14 +11,16 @@ import {
   type HostStats,
   type HostStatus,
   type SessionInfo,
+  type TmuxServerState,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { HostConnection } from './connection/host-connection.js';
 import { listOnHosts } from './hosts/fan-out.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
+import { createCoreLogger } from './logging.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
 import { connectToHost } from './link/connect.js';
 import { PreviewsApi } from './previews/index.js';
@@ -30,14 +32,6 @@ import { TerminalClient } from './terminal/terminal-client.js';
 export interface CoreOptions {
   home?: string;
   logger?: Logger;
-}
-
-/** Hangar's log on stderr: warnings and worse unless $HANGAR_LOG_LEVEL asks for more; secrets redacted. */
-export function defaultLogger(): Logger {
-  return pino(
-    { name: 'hangar', level: process.env['HANGAR_LOG_LEVEL'] ?? 'warn', redact: ['*.code', '*.token', '*.key'] },
-    pino.destination(2),
-  );
 }
 
 /**
@@ -77,7 +71,7 @@ export class HangarCore {
 
   static async open(options: CoreOptions = {}): Promise<HangarCore> {
     const home = options.home ?? hangarHome();
-    const logger = options.logger ?? defaultLogger();
+    const logger = options.logger ?? createCoreLogger();
     const db = openCoreDb(home);
     const deviceKey = await loadOrCreateDeviceKey(home);
     return new HangarCore(home, db, new HostRegistry(db), deviceKey, logger.child({ component: 'core' }));
@@ -194,10 +188,19 @@ export class HangarCore {
     return (await this.connection(host).call('session.list', {})).sessions;
   }
 
-  /** Sessions of one host, or of every host; a host that cannot be reached is reported, not fatal. */
-  async sessionsOn(host?: string): Promise<{ host: string; sessions: SessionInfo[]; error: HostFailure | null }[]> {
+  /**
+   * Sessions of one host, or of every host, with whether its tmux server went away with some
+   * (tmux null when the host was not reached); a host that cannot be reached is reported, not fatal.
+   */
+  async sessionsOn(
+    host?: string,
+  ): Promise<{ host: string; sessions: SessionInfo[]; tmux: TmuxServerState | null; error: HostFailure | null }[]> {
     const names = this.registry.list().map((h) => h.name);
-    return listOnHosts(names, host, async (name) => ({ sessions: await this.listSessions(name) }), { sessions: [] });
+    const ask = async (name: string): Promise<{ sessions: SessionInfo[]; tmux: TmuxServerState | null }> => {
+      const { sessions, tmux } = await this.connection(name).call('session.list', {});
+      return { sessions, tmux };
+    };
+    return listOnHosts(names, host, ask, { sessions: [], tmux: null });
   }
 
   async killSession(host: string, name: string): Promise<void> {

@@ -1,4 +1,5 @@
-export { HangarCore, defaultLogger, type CoreOptions } from './core.js';
+export { HangarCore, type CoreOptions } from './core.js';
+export { createCoreLogger } from './logging.js';
 export { HostConnection } from './connection/host-connection.js';
 export { TerminalClient } from './terminal/terminal-client.js';
 export { hangarHome } from './state/paths.js';
@@ -23,4 +24,29 @@ export { CoreApiServer, ApiConnection, type CoreApiServerOptions, type Door } fr
 export { openCoreApi, type OpenCoreApiOptions } from './api/in-process-door.js';
 export { PreviewsApi, PreviewForwarder, type HostPreviews, type PreviewLink } from './previews/index.js';
 export { WebServer, type WebServerOptions } from './web/server.js';
-export { nodePlatform, defaultDownloadsDir, isWebUrl, type Platform, type DesktopNotification } from './platform.js';
+export { findStaticFile, MISSING_BUILD_PAGE, type StaticFile } from './web/static-files.js';
+export {
+  nodePlatform,
+  defaultDownloadsDir,
+  isWebUrl,
+  type Platform,
+  type DesktopNotification,
+  type NodePlatformOptions,
+} from './platform.js';
+export {
+  Supervisor,
+  RestartBudget,
+  DEFAULT_RESTART_POLICY,
+  systemClock,
+  EmbeddedAgent,
+  EMBEDDED_HOST,
+  AGENT_HEARTBEAT,
+  agentBinPath,
+  type Clock,
+  type RestartPolicy,
+  type Heartbeat,
+  type SupervisorOptions,
+  type SupervisedStart,
+  type SupervisedRestart,
+  type EmbeddedAgentOptions,
+} from './supervision/index.js';

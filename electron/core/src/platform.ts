@@ -41,10 +41,24 @@ export function defaultDownloadsDir(env: NodeJS.ProcessEnv = process.env): strin
   return existsSync(downloads) ? downloads : homedir();
 }
 
+export interface NodePlatformOptions {
+  /** Which OS's tools to use; default this one (tests ask for the other's). */
+  os?: NodeJS.Platform;
+  /** The environment the tools run in (PATH finds them); default this process's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * osascript runs this fixed source; the title and body reach it as `argv`, data it never parses,
+ * so no text from a host can become AppleScript.
+ */
+const NOTIFY_SCRIPT = 'on run argv\ndisplay notification (item 2 of argv) with title (item 1 of argv)\nend run';
+
 /** Web mode: no window of our own, so the OS's opener and notifier commands. */
-export function nodePlatform(logger: Logger): Platform {
+export function nodePlatform(logger: Logger, options: NodePlatformOptions = {}): Platform {
+  const os = options.os ?? process.platform;
   const launch = (command: string, args: string[]) => {
-    const child = spawn(command, args, { stdio: 'ignore', detached: true });
+    const child = spawn(command, args, { stdio: 'ignore', detached: true, env: options.env ?? process.env });
     child.on('error', (error) => logger.debug({ err: error, command }, 'platform command unavailable'));
     child.unref();
   };
@@ -52,23 +66,17 @@ export function nodePlatform(logger: Logger): Platform {
     kind: 'web',
     async openExternal(url) {
       if (!isWebUrl(url)) throw new Error(`refusing to open "${url}": only http and https URLs`);
-      if (process.platform === 'darwin') launch('open', [url]);
-      else if (process.platform === 'win32') launch('explorer.exe', [url]);
+      if (os === 'darwin') launch('open', [url]);
+      else if (os === 'win32') launch('explorer.exe', [url]);
       else launch('xdg-open', [url]);
     },
     showNotification({ title, body }) {
       logger.info({ title, body }, 'notification');
-      if (process.platform === 'darwin') {
-        // osascript takes the text as data via argv, never spliced into the script source.
-        launch('osascript', [
-          '-e',
-          'on run argv\ndisplay notification (item 2 of argv) with title (item 1 of argv)\nend run',
-          title,
-          body,
-        ]);
-      } else if (process.platform === 'linux') {
-        launch('notify-send', ['--app-name=Hangar', title, body]);
-      }
+      // Title and body come from hosts (a job's command, a session's name). Both tools read options
+      // from any argument that starts with "-" (notify-send's GOption anywhere, osascript's getopt
+      // up to its first operand), so `--` ends the options before the first byte of that text.
+      if (os === 'darwin') launch('osascript', ['-e', NOTIFY_SCRIPT, '--', title, body]);
+      else if (os === 'linux') launch('notify-send', ['--app-name=Hangar', '--', title, body]);
     },
     downloadsDir: () => defaultDownloadsDir(),
   };

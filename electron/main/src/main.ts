@@ -3,20 +3,19 @@
  * core. Everything else (hosts, terminals, jobs) is electron/core, the same code the CLI and web
  * mode run. The page is sandboxed with no Node; it reaches the core only through its port.
  */
-import { CoreApiServer, HangarCore, hangarHome } from '@hangar/desktop/core';
-import { BrowserWindow, MessageChannelMain, app, ipcMain } from 'electron';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { CoreApiServer, EmbeddedAgent, HangarCore, hangarHome, type Platform } from '@hangar/desktop/core';
+import { BrowserWindow, MessageChannelMain, app, ipcMain, session } from 'electron';
 import { fileURLToPath } from 'node:url';
 import { APP_ORIGIN, isAppUrl, registerAppScheme, serveRenderer } from './app-protocol.js';
 import { electronPlatform } from './electron-platform.js';
 import { windowOpenHandler } from './external-links.js';
 import { wirePortRequests, type IpcMainLike, type PortWiringOptions } from './ipc.js';
+import { installPermissionPolicy } from './permissions.js';
 import { createTray, installAppMenu } from './shell.js';
 import { loadWindowState, saveWindowState, windowStateFile } from './window-state.js';
 
 const PRELOAD = fileURLToPath(new URL('../../preload/dist/preload.cjs', import.meta.url));
 const RENDERER_DIST = fileURLToPath(new URL('../../../renderer/dist/', import.meta.url));
-const HANGAR_BIN = fileURLToPath(new URL('../../bin/hangar.js', import.meta.url));
 /** Set by `hangar up`, which runs the embedded agent itself and opened this window. */
 const AGENT_MANAGED = process.env['HANGAR_AGENT_MANAGED'] === '1';
 
@@ -38,7 +37,12 @@ async function start(): Promise<void> {
   const core = await HangarCore.open({ home });
   const platform = electronPlatform();
   const api = new CoreApiServer(core, platform);
-  const agent = AGENT_MANAGED ? undefined : startEmbeddedAgent();
+  const agent = AGENT_MANAGED ? undefined : startEmbeddedAgent(core, platform);
+  // Before any page loads: Electron's default grants a page every permission it asks for.
+  installPermissionPolicy(session.defaultSession, {
+    isTrustedUrl: isAppUrl,
+    onDenied: (permission, url) => core.logger.info({ permission, url }, 'denied a page permission'),
+  });
   serveRenderer(RENDERER_DIST);
   installAppMenu();
 
@@ -81,10 +85,10 @@ async function start(): Promise<void> {
     quitting = true;
     event.preventDefault();
     tray.dispose();
-    agent?.kill('SIGTERM');
     void (async () => {
       ports.dispose();
       await api.dispose();
+      await agent?.dispose();
       await core.dispose();
       app.quit();
     })();
@@ -124,13 +128,29 @@ function createWindow(stateFile: string, onWindowOpen: ReturnType<typeof windowO
 }
 
 /**
- * Started from a packaged app (not from `hangar up`): run `hangar up --no-ui` with Electron's
- * own Node, so the embedded agent and its pairing are exactly what `npm start` does.
+ * Started from a packaged app (not from `hangar up`): the embedded agent runs under the same
+ * supervisor as in `hangar up` (restarts with backoff, a heartbeat, a bounded number of restarts),
+ * with Electron's own Node. When it cannot be kept running, the user is told what to do.
  */
-function startEmbeddedAgent(): ChildProcess {
-  const child = spawn(process.execPath, [HANGAR_BIN, 'up', '--no-ui'], {
+function startEmbeddedAgent(core: HangarCore, platform: Platform): EmbeddedAgent {
+  const agent = new EmbeddedAgent({
+    core,
+    listen: '127.0.0.1:0',
+    nodePath: process.execPath,
     env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    remedy: 'Quit and reopen Hangar; if it stops again, check this computer with: hangar-agent doctor',
   });
-  return child;
+  const log = core.logger.child({ component: 'embedded-agent' });
+  agent.onStarted(({ value: address, pid }) => log.info({ address, pid }, 'embedded agent up'));
+  agent.onRestarting((restart) => log.warn(restart, 'the embedded agent stopped; restarting it'));
+  const failed = (error: unknown) => {
+    log.error({ err: error }, 'the embedded agent is not running');
+    platform.showNotification({
+      title: 'Hangar: this computer’s agent is not running',
+      body: error instanceof Error ? error.message : String(error),
+    });
+  };
+  agent.onFailed(failed);
+  agent.start().catch(failed);
+  return agent;
 }

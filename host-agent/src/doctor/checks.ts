@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { SandboxExecutor } from '../jobs/executors/sandbox.js';
+import { CREATE_JOB_USER } from '../jobs/executors/sandbox-user.js';
 import { TART_INSTALL_HINT } from '../jobs/executors/tart-cli.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skip';
@@ -24,6 +25,8 @@ export interface DoctorOptions {
   tartBinary?: string;
   /** The base image the tart executor clones. */
   tartImage?: string;
+  /** The bubblewrap binary to check (default: bwrap on PATH). */
+  bwrapPath?: string;
   run?: CommandRunner;
   /** Free bytes on the volume holding the VMs; injectable for tests. */
   freeBytes?: (path: string) => Promise<number>;
@@ -60,13 +63,35 @@ export async function checkTmux(run: CommandRunner): Promise<CheckResult> {
     : { name, status: 'fail', detail: `${result.stdout.trim()} is too old`, fix: install };
 }
 
-export async function checkBubblewrap(dataDir: string, bwrapPath?: string): Promise<CheckResult> {
-  const executor = new SandboxExecutor({ dataDir, cgroupParent: null, ...(bwrapPath ? { bwrapPath } : {}) });
-  const reason = await executor.unavailableReason();
-  const limits = new SandboxExecutor({ dataDir }).limitNote;
-  return reason
-    ? { name: 'bubblewrap sandbox', status: 'fail', detail: reason, fix: 'apt-get install bubblewrap' }
-    : { name: 'bubblewrap sandbox', status: 'ok', detail: `bwrap runs; ${limits}` };
+/**
+ * The sandbox: whether a job's sandbox can be made here (by making one), how limits apply, and who
+ * jobs run as. A host that refuses user namespaces fails with the sysctl to change.
+ */
+export async function checkSandbox(dataDir: string, bwrapPath?: string): Promise<CheckResult[]> {
+  const executor = new SandboxExecutor({ dataDir, ...(bwrapPath ? { bwrapPath } : {}) });
+  const problem = await executor.check();
+  if (problem) return [{ name: 'bubblewrap sandbox', status: 'fail', detail: problem.problem, fix: problem.fix }];
+  const user = executor.jobUser;
+  const results: CheckResult[] = [
+    {
+      name: 'bubblewrap sandbox',
+      status: 'ok',
+      detail: `jobs run in a user namespace with no capabilities; ${executor.limitNote}`,
+    },
+  ];
+  if (!user) {
+    results.push({ name: 'sandbox user', status: 'ok', detail: 'jobs run as the agent’s own (unprivileged) user' });
+  } else if (user.name === 'nobody') {
+    results.push({
+      name: 'sandbox user',
+      status: 'warn',
+      detail: `jobs run as nobody (uid ${user.uid}), which other services may share`,
+      fix: CREATE_JOB_USER,
+    });
+  } else {
+    results.push({ name: 'sandbox user', status: 'ok', detail: `jobs run as ${user.name} (uid ${user.uid})` });
+  }
+  return results;
 }
 
 export async function macosChecks(options: Required<Pick<DoctorOptions, 'run' | 'freeBytes'>> & DoctorOptions) {

@@ -28,6 +28,8 @@ export interface AttemptSetup {
   /** The workspace tarball to unpack, when the job has one. */
   workspace: string | undefined;
   log: AttemptLog;
+  /** The job's secrets in the clear (opened only here, as the command starts); throws if they cannot be. */
+  secretEnv(): Record<string, string>;
   killGraceMs: number;
   timing(phase: keyof AttemptTimings, ms: number): void;
   checkpoint(state: Record<string, unknown>): void;
@@ -90,17 +92,25 @@ export class RunningAttempt {
     }
     if (this.stopReason) return this.stoppedOutcome(null);
 
+    let secretEnv: Record<string, string>;
+    try {
+      secretEnv = this.setup.secretEnv();
+    } catch (error) {
+      return fail(toHangarError(error), false);
+    }
     try {
       this.execution = await executor.start({
         jobId: job.id,
         attempt: this.setup.number,
         command: job.spec.command,
         env: job.spec.env,
+        secretEnv,
         workdir,
         network: job.spec.network,
         limits: {
           ...(job.spec.limits.cpus !== undefined ? { cpus: job.spec.limits.cpus } : {}),
           ...(job.spec.limits.memory_mb !== undefined ? { memoryMb: job.spec.limits.memory_mb } : {}),
+          ...(job.spec.limits.pids !== undefined ? { pids: job.spec.limits.pids } : {}),
         },
         ...(job.spec.image !== undefined ? { image: job.spec.image } : {}),
         output: this.setup.log,

@@ -21,6 +21,7 @@ import { AttemptLog } from './attempt-log.js';
 import type { LogSource } from './log-sender.js';
 import { RunningAttempt, type AttemptOutcome } from './attempt-runner.js';
 import { ExecutorChoice } from './executor-choice.js';
+import { JobSecrets, secretKeyPath } from './job-secrets.js';
 import type { Executor } from './executors/types.js';
 import { JobStore, jobInfo, type JobRecord } from './job-store.js';
 import { attemptDir, logSourceFor } from './log-source.js';
@@ -65,6 +66,7 @@ interface ActiveAttempt {
 export class JobService implements Disposable {
   readonly workspaces: WorkspaceStore;
   private readonly store: JobStore;
+  private readonly secrets: JobSecrets;
   private readonly jobsDir: string;
   private readonly executors: ExecutorChoice;
   private readonly active = new Map<string, ActiveAttempt>();
@@ -79,6 +81,7 @@ export class JobService implements Disposable {
 
   private constructor(private readonly options: JobServiceOptions) {
     this.store = new JobStore(options.db);
+    this.secrets = new JobSecrets(options.db, secretKeyPath(options.dataDir), options.logger);
     this.jobsDir = join(options.dataDir, 'jobs');
     mkdirSync(this.jobsDir, { recursive: true, mode: 0o700 });
     this.workspaces = new WorkspaceStore(
@@ -114,21 +117,27 @@ export class JobService implements Disposable {
       throw new HangarError('E_WORKSPACE_MISSING', `no workspace ${spec.workspace} on this host; upload it first`);
     }
     const now = Date.now();
-    const job = this.store.insertJob({
-      id: `j-${randomBytes(8).toString('hex')}`,
-      spec,
-      executor: executor.name,
-      state: 'queued',
-      device,
-      createdAt: now,
-      queuedAt: now,
-      notBefore: 0,
-      finishedAt: null,
-      exitCode: null,
-      attempt: 0,
-      failures: 0,
-      error: null,
-    });
+    const id = `j-${randomBytes(8).toString('hex')}`;
+    // The job and its sealed secrets commit together: no job without them, no orphaned secrets.
+    const job = this.options.db.transaction(() => {
+      const inserted = this.store.insertJob({
+        id,
+        spec,
+        executor: executor.name,
+        state: 'queued',
+        device,
+        createdAt: now,
+        queuedAt: now,
+        notBefore: 0,
+        finishedAt: null,
+        exitCode: null,
+        attempt: 0,
+        failures: 0,
+        error: null,
+      });
+      this.secrets.store(id, spec.secret_env);
+      return inserted;
+    })();
     this.emit(job);
     this.pump();
     return jobInfo(job);
@@ -357,6 +366,7 @@ export class JobService implements Disposable {
       artifactsDir: join(dir, 'artifacts'),
       workspace: job.spec.workspace === null ? undefined : this.workspaces.path(job.spec.workspace),
       log,
+      secretEnv: () => this.secrets.open(job.id),
       killGraceMs: this.killGraceMs,
       timing: (phase, ms) => {
         timings[phase] = ms;

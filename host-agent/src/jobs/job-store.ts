@@ -7,6 +7,7 @@ import {
   JobSpec,
   JobState,
   type JobDetail,
+  type JobSpecView,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
@@ -138,7 +139,9 @@ const JOB_COLUMNS: Record<keyof JobPatch, string> = {
 export class JobStore {
   constructor(private readonly db: Database.Database) {}
 
+  /** The spec is stored without its secret values (JobSecrets keeps those, sealed). */
   insertJob(job: Omit<JobRecord, 'seq'>): JobRecord {
+    const { secret_env: _secrets, ...spec } = job.spec;
     this.db
       .prepare(
         `INSERT INTO jobs (id, spec, executor, state, device, created_at, queued_at, not_before, attempt, failures)
@@ -146,7 +149,7 @@ export class JobStore {
       )
       .run(
         job.id,
-        JSON.stringify(job.spec),
+        JSON.stringify(spec),
         job.executor,
         job.state,
         job.device,
@@ -203,6 +206,7 @@ export class JobStore {
 
   deleteJob(id: string): void {
     this.db.transaction(() => {
+      this.db.prepare('DELETE FROM job_secrets WHERE job_id = ?').run(id);
       this.db.prepare('DELETE FROM job_artifacts WHERE job_id = ?').run(id);
       this.db.prepare('DELETE FROM job_attempts WHERE job_id = ?').run(id);
       this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
@@ -278,9 +282,17 @@ export class JobStore {
     return { attempt: latest.attempt, artifacts: rows.map((row) => ArtifactInfo.parse(row)) };
   }
 
+  /** The names of a job's secrets, sorted: all that a listing shows of them. */
+  secretNames(jobId: string): string[] {
+    const rows = this.db.prepare('SELECT name FROM job_secrets WHERE job_id = ? ORDER BY name').all(jobId);
+    return (rows as { name: string }[]).map((row) => row.name);
+  }
+
   detail(job: JobRecord): JobDetail {
     const attempts = this.attempts(job.id).map(({ jobId: _j, executor: _e, checkpoint: _c, ...info }) => info);
-    return { ...jobInfo(job), spec: job.spec, attempts, artifacts: this.artifacts(job.id).artifacts };
+    const { secret_env: _secrets, ...spec } = job.spec;
+    const view: JobSpecView = { ...spec, secret_env_names: this.secretNames(job.id) };
+    return { ...jobInfo(job), spec: view, attempts, artifacts: this.artifacts(job.id).artifacts };
   }
 
   /** Bytes a finished job holds on disk (logs and artifacts), for retention. */

@@ -1,5 +1,5 @@
 import { HangarError } from '@hangar/shared';
-import { readdir, readlink, realpath } from 'node:fs/promises';
+import { open, readdir, readlink, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, relative, sep } from 'node:path';
 import type { ReadEntry } from 'tar';
 
@@ -46,6 +46,8 @@ function checkEntry(entry: ReadEntry): HangarError | undefined {
  * chain of links that are each inside can still point out together (`a -> .`, `b -> a/..`).
  */
 export async function unpackWorkspace(tarball: string, workdir: string): Promise<void> {
+  // An empty folder is a workspace too: the job starts in an empty workdir.
+  if (await isEmptyArchive(tarball)) return;
   // Loaded on first use: a long-running agent need not keep the tar library resident.
   const { list, extract } = await import('tar');
   let refused: HangarError | undefined;
@@ -68,6 +70,30 @@ export async function unpackWorkspace(tarball: string, workdir: string): Promise
     filter: (path, entry) => checkEntry(entry as ReadEntry) === undefined,
   });
   await checkLinksOnDisk(workdir);
+}
+
+/**
+ * Largest archive of nothing accepted: GNU tar pads `tar cf - -T /dev/null` to one 10 KiB record,
+ * node-tar (our packer) writes the 1 KiB end marker alone.
+ */
+const MAX_EMPTY_ARCHIVE = 10 * 1024;
+
+/**
+ * An archive that is only its end marker (zero blocks) has no entries. node-tar's strict reader
+ * calls that an unrecognized format, so it is recognised here; zeros followed by anything else
+ * are left to the reader, which refuses them.
+ */
+async function isEmptyArchive(tarball: string): Promise<boolean> {
+  const file = await open(tarball, 'r');
+  try {
+    const { size } = await file.stat();
+    if (size === 0 || size % 512 !== 0 || size > MAX_EMPTY_ARCHIVE) return false;
+    const bytes = Buffer.alloc(size);
+    await file.read(bytes, 0, size, 0);
+    return bytes.every((byte) => byte === 0);
+  } finally {
+    await file.close();
+  }
 }
 
 async function checkLinksOnDisk(workdir: string): Promise<void> {

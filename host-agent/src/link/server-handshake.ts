@@ -18,11 +18,13 @@ import {
   type LinkHello,
   type TranscriptFields,
 } from '@hangar/shared';
+import { randomInt } from 'node:crypto';
 import { verifyEd25519 } from '../identity/keys.js';
 import type { AgentStore } from '../store/db.js';
 import { consumeCodeAndPair, findPairedDevice, recordFailedAttempt, touchPairedDevice } from '../store/pairing.js';
-import { MAX_FAILED_ATTEMPTS, selectPairingCode, type SelectedPairingCode } from './pairing.js';
+import { MAX_FAILED_ATTEMPTS, selectPairingCode } from './pairing.js';
 import type { TokenBucket } from './rate-limit.js';
+import { codeNotAccepted, notPaired, rateLimited, staleCode } from './refusals.js';
 
 export interface ServerHandshakeContext {
   transport: FrameTransport;
@@ -33,15 +35,16 @@ export interface ServerHandshakeContext {
   store: AgentStore;
   hostInfo: () => HostInfo;
   now: () => number;
-  pairBucket: TokenBucket;
+  /** A pairing attempt from this connection's source, or how long it must wait for one. */
+  takePairingAttempt: () => ReturnType<TokenBucket['take']>;
 }
-
-const PAIR_HINT = 'run `hangar-agent pair` on the host for a new code';
 
 /**
  * Runs the agent's side of the handshake (message sequence in shared/src/protocol/link.ts).
  * Resolves with the authenticated device, or throws the HangarError to send as `link.refused`.
  * Nothing is written to the store unless every check passed (wrong-guess counters aside).
+ * Refusals tell a peer nothing it did not know (refusals.ts): not this host's name, not whether
+ * a pairing code is active, not how many guesses remain.
  */
 export async function serverHandshake(ctx: ServerHandshakeContext): Promise<{ public_key: string; name: string }> {
   const reader = handshakeReader(
@@ -107,14 +110,7 @@ async function authenticate(ctx: ServerHandshakeContext, hello: LinkHello, next:
   const proof = expectMessage(await next(), 'link.proof');
   const transcript = transcriptHash(baseTranscript(ctx, hello, serverNonce));
   const device = findPairedDevice(ctx.store, hello.device_key);
-  if (device === undefined) {
-    const host = ctx.hostInfo().hostname;
-    throw new HangarError(
-      'E_AUTH_UNKNOWN_DEVICE',
-      `this device is not paired with host "${host}"; run \`hangar-agent pair\` on the host and \`hangar hosts add <name> <address> --code <code>\` here`,
-      { host },
-    );
-  }
+  if (device === undefined) throw notPaired();
   checkSignature(hello, transcript, proof.signature);
   touchPairedDevice(ctx.store, device.public_key, ctx.now());
   sendWelcome(ctx, transcript);
@@ -122,28 +118,16 @@ async function authenticate(ctx: ServerHandshakeContext, hello: LinkHello, next:
 }
 
 async function pair(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
-  const allowed = ctx.pairBucket.take();
-  if (!allowed.ok) {
-    const seconds = Math.ceil(allowed.retryAfterMs / 1000);
-    throw new HangarError(
-      'E_AUTH_RATE_LIMITED',
-      `too many pairing attempts on this host; wait ${seconds}s and try again`,
-      {
-        retry_after_ms: allowed.retryAfterMs,
-      },
-    );
-  }
+  const allowed = ctx.takePairingAttempt();
+  if (!allowed.ok) throw rateLimited(allowed.retryAfterMs);
   const selected = selectPairingCode(ctx.store, ctx.now());
-  if (selected === undefined) {
-    throw new HangarError(
-      'E_AUTH_NO_CODE',
-      `no pairing code is active on this host; ${PAIR_HINT}, then try again with it`,
-    );
-  }
+  // With no code to commit to, commit to a random one: the exchange then looks the same to a
+  // peer as a wrong guess, so it cannot learn whether a code is active.
+  const password = selected?.row.code ?? String(randomInt(0, 1_000_000)).padStart(6, '0');
   const serverNonce = randomNonce();
   const fields = baseTranscript(ctx, hello, serverNonce);
   const { cpaceStart, cpaceIsk } = await loadCpace();
-  const secret = cpaceStart(selected.row.code, {
+  const secret = cpaceStart(password, {
     clientNonce: fields.clientNonce,
     serverNonce,
     deviceKey: fields.deviceKey,
@@ -165,46 +149,18 @@ async function pair(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
   const transcript = transcriptHash({ ...fields, deviceShare: fromHex(proof.share), agentShare: secret.share });
   const isk = cpaceIsk(secret, fromHex(proof.share), transcript);
   if (isk === undefined || !bytesEqual(fromHex(proof.mac), confirmationMac(isk, 'device', transcript))) {
-    throw wrongCode(ctx, selected);
+    if (selected?.state === 'active') recordFailedAttempt(ctx.store, selected.row.id, ctx.now(), MAX_FAILED_ATTEMPTS);
+    throw codeNotAccepted();
   }
+  // The device has shown it knows the code: from here it may learn what became of the code.
+  if (selected === undefined) throw codeNotAccepted(); // it guessed the random stand-in
   checkSignature(hello, transcript, proof.signature);
-  if (selected.state !== 'active') throw staleCode(selected);
+  if (selected.state !== 'active') throw staleCode(selected.state);
   const device = { public_key: hello.device_key, name: hello.device_name };
   if (!consumeCodeAndPair(ctx.store, selected.row.id, device, ctx.now())) {
     // Another device used the code (or it expired) while this handshake ran.
-    throw staleCode(selectPairingCode(ctx.store, ctx.now()) ?? { ...selected, state: 'used' });
+    throw staleCode(selectPairingCode(ctx.store, ctx.now())?.state ?? 'used');
   }
   sendWelcome(ctx, transcript, confirmationMac(isk, 'agent', transcript));
   return device;
-}
-
-function wrongCode(ctx: ServerHandshakeContext, selected: SelectedPairingCode): HangarError {
-  if (selected.state === 'burned') return staleCode(selected);
-  if (selected.state === 'active') {
-    const row = recordFailedAttempt(ctx.store, selected.row.id, ctx.now(), MAX_FAILED_ATTEMPTS);
-    if (row.burned_at !== null) return staleCode({ row, state: 'burned' });
-    const left = MAX_FAILED_ATTEMPTS - row.failed_attempts;
-    return new HangarError(
-      'E_AUTH_BAD_CODE',
-      `the pairing code did not match (${left} attempt${left === 1 ? '' : 's'} left); check the code \`hangar-agent pair\` printed. If it is right, something between this device and the host is intercepting the connection`,
-      { attempts_left: left },
-    );
-  }
-  return new HangarError('E_AUTH_BAD_CODE', `the pairing code did not match; ${PAIR_HINT}`);
-}
-
-function staleCode(selected: SelectedPairingCode): HangarError {
-  switch (selected.state) {
-    case 'used':
-      return new HangarError('E_AUTH_CODE_USED', `this pairing code was already used; ${PAIR_HINT}`);
-    case 'expired':
-      return new HangarError('E_AUTH_CODE_EXPIRED', `this pairing code expired (codes last 10 minutes); ${PAIR_HINT}`);
-    case 'burned':
-      return new HangarError(
-        'E_AUTH_RATE_LIMITED',
-        `too many wrong guesses for this pairing code, so it no longer works; ${PAIR_HINT}`,
-      );
-    case 'active':
-      return new HangarError('E_INTERNAL', 'pairing code unexpectedly still active');
-  }
 }

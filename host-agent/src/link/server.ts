@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -17,7 +17,8 @@ import {
 import { loadOrCreateAgentKey } from '../identity/keys.js';
 import { loadOrCreateTlsCert } from '../identity/tls.js';
 import type { AgentStore } from '../store/db.js';
-import { TokenBucket } from './rate-limit.js';
+import { DEFAULT_PENDING_LIMITS, PendingConnections, type PendingLimits } from './pending-connections.js';
+import { PerSourceBuckets } from './rate-limit.js';
 import { serverHandshake } from './server-handshake.js';
 
 export interface AuthenticatedLink {
@@ -37,11 +38,17 @@ export interface LinkServerOptions {
   /** Injected clock for pairing-code expiry and rate limits (tests). */
   now?: () => number;
   handshakeTimeoutMs?: number;
-  /** Pairing attempts per agent: burst and refill per second. */
+  /** Pairing attempts per source address: burst and refill per second. */
   pairRateLimit?: { burst: number; perSecond: number };
+  /** Caps on connections that have not authenticated (tests lower them). */
+  pendingLimits?: Partial<PendingLimits>;
 }
 
-/** A handshake that has not finished in this long is dropped (slowloris, stuck peers). */
+/**
+ * A link handshake, a TLS handshake, or an HTTP request's headers that have not arrived in this
+ * long are dropped: a device on any working network needs well under a second for each, and a
+ * peer that dawdles holds a descriptor (slowloris).
+ */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const LINK_PATH = '/link';
 
@@ -56,6 +63,7 @@ export class LinkServer implements Disposable {
   private constructor(
     private readonly server: Server,
     private readonly wss: WebSocketServer,
+    private readonly pending: PendingConnections,
   ) {}
 
   static async listen(options: LinkServerOptions): Promise<LinkServer> {
@@ -65,22 +73,39 @@ export class LinkServer implements Disposable {
     ]);
     const now = options.now ?? Date.now;
     const rate = options.pairRateLimit ?? { burst: 3, perSecond: 1 };
-    const pairBucket = new TokenBucket(rate.burst, rate.perSecond, now);
+    const pairBuckets = new PerSourceBuckets(rate, now);
     // The composition root names the component (agent.ts gives this logger component: 'link').
     const log = options.logger;
+    const pending = new PendingConnections({ ...DEFAULT_PENDING_LIMITS, ...options.pendingLimits }, log);
 
-    // RFC 8446 only: the exporter binding relies on TLS 1.3's exporter (RFC 8446 §7.5).
-    const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3' }, (_req, res) => {
-      res.writeHead(404).end();
-    });
+    const server = createServer(
+      {
+        cert: tls.cert,
+        key: tls.key,
+        // RFC 8446 only: the exporter binding relies on TLS 1.3's exporter (RFC 8446 §7.5).
+        minVersion: 'TLSv1.3',
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+        headersTimeout: HANDSHAKE_TIMEOUT_MS,
+        requestTimeout: HANDSHAKE_TIMEOUT_MS,
+        // How often Node looks for requests past those timeouts (default 30 s: a late drop).
+        connectionsCheckingInterval: 1000,
+      },
+      (_req, res) => {
+        res.writeHead(404).end();
+      },
+    );
+    // Before TLS sees the socket: counted from accept on, so idle TCP connections count too.
+    server.prependListener('connection', (socket: Socket) => pending.admit(socket));
     server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
     server.on('clientError', (error, socket) => {
       log.debug({ err: error.message }, 'bad HTTP request');
       socket.destroy();
     });
+    // maxPayload is the authenticated link's frame limit; before that, PendingConnections allows
+    // far less. ws answers pings itself and drops a peer with over 60 unanswered (maxPendingAutoPongs).
     const wss = new WebSocketServer({ server, path: LINK_PATH, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     wss.on('error', (error) => log.warn({ err: error.message }, 'link server error'));
-    const linkServer = new LinkServer(server, wss);
+    const linkServer = new LinkServer(server, wss, pending);
 
     wss.on('connection', (ws, req) => {
       linkServer.sockets.add(ws);
@@ -89,6 +114,18 @@ export class LinkServer implements Disposable {
       ws.on('error', (error) => log.debug({ err: error.message }, 'link socket error'));
       const socket = req.socket as TLSSocket;
       const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+      const admitted = pending.claim(socket);
+      if (admitted === undefined) {
+        ws.terminate(); // dropped for a newer connection, or timed out, during the upgrade
+        return;
+      }
+      admitted.limitBytes(socket, (bytes) => {
+        log.debug({ remoteAddress, bytes }, 'dropped a peer that sent too much before authenticating');
+        // Read no more of it, say why, and go once that is written (or at the deadline).
+        socket.pause();
+        ws.close(1009, 'too much data before authentication');
+        socket.end(() => socket.destroy());
+      });
       const transport = wrapWebSocket(ws, { socket, later: setImmediate });
       const timer = setTimeout(() => {
         log.info({ remoteAddress }, 'handshake timed out');
@@ -112,10 +149,11 @@ export class LinkServer implements Disposable {
         store: options.store,
         hostInfo: options.hostInfo,
         now,
-        pairBucket,
+        takePairingAttempt: () => pairBuckets.take(admitted.source),
       }).then(
         (device) => {
           clearTimeout(timer);
+          admitted.authenticated();
           log.info({ remoteAddress, device: device.name }, 'link authenticated');
           options.onLink({ transport, device, remoteAddress });
         },
@@ -153,6 +191,7 @@ export class LinkServer implements Disposable {
   }
 
   async dispose(): Promise<void> {
+    this.pending.dispose();
     for (const ws of this.sockets) ws.terminate();
     this.sockets.clear();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));

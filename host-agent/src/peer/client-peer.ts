@@ -29,6 +29,8 @@ export class ClientPeer implements Disposable {
       {
         onInternalError: (error, method) => logger.error({ err: error, method }, 'request or event failed'),
         onProtocolError: (error) => logger.warn({ err: error }, 'closing link: unparseable control message'),
+        // Secrets in params (environment values, job secrets) are redacted by the logger's config.
+        onRequest: (method, params) => logger.debug({ method, params }, 'request'),
       },
     );
   }

@@ -1,4 +1,4 @@
-import type { HostStats } from '@hangar/shared';
+import type { HostStats, TmuxServerState } from '@hangar/shared';
 import { execFile } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
@@ -18,7 +18,10 @@ async function answers(binary: string): Promise<boolean> {
 
 export interface StatsSources {
   dataDir: string;
+  /** Lists the sessions (which also notices a tmux server that went away). */
   sessionCount(): Promise<number>;
+  /** Read after sessionCount(): whether sessions were lost with their tmux server. */
+  tmuxState(): TmuxServerState;
   runningJobs(): number;
 }
 
@@ -41,6 +44,7 @@ export function hostStatsProvider(sources: StatsSources): () => Promise<HostStat
       sessions: await sources.sessionCount(),
       running_jobs: sources.runningJobs(),
       capabilities: await capabilities,
+      tmux: sources.tmuxState(),
     };
   };
 }

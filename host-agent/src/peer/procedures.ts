@@ -64,7 +64,10 @@ function sessionProcedures(services: AgentServices): SessionProcedureTable {
 
     'session.create': async (params) => ({ result: await sessions.create(params) }),
 
-    'session.list': async () => ({ result: { sessions: await sessions.list() } }),
+    'session.list': async () => {
+      const list = await sessions.list();
+      return { result: { sessions: list, tmux: sessions.tmuxState() } };
+    },
 
     'session.kill': async (params) => {
       await sessions.kill(params.name);

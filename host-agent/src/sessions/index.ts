@@ -7,6 +7,7 @@ import {
   SessionName,
   type Disposable,
   type SessionInfo,
+  type TmuxServerState,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { SizeDriver } from './size-driver.js';
@@ -20,6 +21,8 @@ import {
   escapeFormat,
   isNoServer,
   serverConfig,
+  TMUX_MAX_COMMAND_BYTES,
+  tmuxCommandBytes,
   tmuxSocketName,
 } from './tmux.js';
 import { OutputLogRotation, outputLogCommand } from './output-log.js';
@@ -33,6 +36,7 @@ import {
 import { attentionHook, SessionAttention } from './session-attention.js';
 import { changeHooks, SessionChanges } from './session-changes.js';
 import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
+import { TmuxServerWatch } from './tmux-loss.js';
 
 export type { Attachment, AttachmentEnd } from './attachment.js';
 export { tmuxSocketName } from './tmux.js';
@@ -72,6 +76,8 @@ const LIST_FORMAT = [
   '#{@hangar_command}',
   '#{@hangar_cwd}',
   '#{@hangar_agent}',
+  // The server's pid: a server that went away and came back is another pid (tmux-loss.ts).
+  '#{pid}',
 ].join('\t');
 
 /** Metadata is stored base64url-encoded so no separator, newline or odd byte can break parsing. */
@@ -106,6 +112,8 @@ export class SessionManager implements Disposable {
   readonly onBell: SessionAttention['onBell'];
   private readonly agentHooks: AgentHookEvents;
   private agentStatusWrites: Promise<void> = Promise.resolve();
+  /** Whether the tmux server went away with sessions on it (reported by tmuxState()). */
+  private readonly serverWatch: TmuxServerWatch;
 
   private constructor(
     private readonly tmux: Tmux,
@@ -117,6 +125,7 @@ export class SessionManager implements Disposable {
     },
   ) {
     this.sizing = new SizeDriver(tmux);
+    this.serverWatch = new TmuxServerWatch(sessionsDir, options.logger);
     this.changes = new SessionChanges(files.changedFile, () => this.list(), options.logger);
     this.onChanged = this.changes.onChanged;
     this.attention = new SessionAttention(files.bellFile, options.logger);
@@ -184,6 +193,11 @@ export class SessionManager implements Disposable {
     return this.version;
   }
 
+  /** Whether sessions were lost with their tmux server, as of the last list(). */
+  tmuxState(): TmuxServerState {
+    return this.serverWatch.state();
+  }
+
   create(params: CreateParams): Promise<SessionInfo> {
     const run = this.createQueue.then(() => this.createNow(params));
     // The caller gets the error through `run`; the queue only needs to know it settled.
@@ -210,7 +224,6 @@ export class SessionManager implements Disposable {
       );
     }
     const cwd = await resolveWorkdir(params.cwd);
-    if (params.instructions !== undefined) await writeInstructions(cwd, params.instructions);
 
     const sessionDir = join(this.sessionsDir, params.name);
     await mkdir(sessionDir, { recursive: true, mode: 0o700 });
@@ -219,7 +232,7 @@ export class SessionManager implements Disposable {
     await rm(exitFile, { force: true });
 
     const target = `${SESSION_PREFIX}${params.name}`;
-    const env = Object.entries(params.env ?? {}).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
+    const env = Object.entries(params.env ?? {}).flatMap(([key, value]) => ['-e', escapeCommandArg(`${key}=${value}`)]);
     // Claude Code reports what it does through hooks of this session's own (agent-hooks.ts).
     const agent = isClaudeCode(params.command);
     let run = params.command;
@@ -239,13 +252,26 @@ export class SessionManager implements Disposable {
     // The later commands have no -t: they apply to the session just made (an exact `=name`
     // target does not resolve yet within the same command list).
     const size = ['-x', String(params.cols), '-y', String(params.rows)];
-    await this.tmux.run([
-      ...['new-session', '-d', '-s', target, ...size, '-c', escapeFormat(cwd), ...env, ...command, ';'],
+    const startDir = escapeCommandArg(escapeFormat(cwd));
+    const commands = [
+      ...['new-session', '-d', '-s', target, ...size, '-c', startDir, ...env, ...command, ';'],
       ...['set-option', '@hangar_command', encodeOption(params.command), ';'],
       ...['set-option', '@hangar_cwd', encodeOption(cwd), ';'],
       ...(agent ? ['set-option', '@hangar_agent', encodeOption(starting), ';'] : []),
       ...['pipe-pane', '-o', outputLogCommand(sessionDir)],
-    ]);
+    ];
+    const bytes = tmuxCommandBytes(commands);
+    if (bytes > TMUX_MAX_COMMAND_BYTES) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `the session's command, environment and working directory come to ${bytes} bytes for tmux, which takes ` +
+          `at most ${TMUX_MAX_COMMAND_BYTES} (the command counts about twice); pass long values in a file instead`,
+        { bytes, max_bytes: TMUX_MAX_COMMAND_BYTES },
+      );
+    }
+    if (params.instructions !== undefined) await writeInstructions(cwd, params.instructions);
+    await this.tmux.run(commands);
+    this.serverWatch.started(params.name);
     this.options.logger?.info({ session: params.name, command: params.command, cwd }, 'session created');
     const info = (await this.list()).find((s) => s.name === params.name);
     // A command that exits at once takes its session with it; report what was created anyway.
@@ -263,17 +289,23 @@ export class SessionManager implements Disposable {
   }
 
   async list(): Promise<SessionInfo[]> {
+    const look = this.serverWatch.begin();
     let stdout: string;
     try {
       ({ stdout } = await this.tmux.run(['list-sessions', '-F', LIST_FORMAT]));
     } catch (error) {
-      // The server exits with its last session; no server means no sessions.
-      if (isNoServer(error)) return [];
+      // The server exits with its last session; no server means no sessions, unless it took some with it.
+      if (isNoServer(error)) {
+        await this.serverWatch.missing(look);
+        return [];
+      }
       throw error;
     }
     const sessions: SessionInfo[] = [];
+    let serverPid: number | undefined;
     for (const line of stdout.split('\n')) {
-      const [name, created, attached, dead, command, cwd, agent] = line.split('\t');
+      const [name, created, attached, dead, command, cwd, agent, pid] = line.split('\t');
+      serverPid = Number(pid) || serverPid;
       // Someone else's session on our socket (made by hand, odd name) is not ours to report.
       if (!name?.startsWith(SESSION_PREFIX) || !SessionName.safeParse(name.slice(SESSION_PREFIX.length)).success)
         continue;
@@ -288,6 +320,11 @@ export class SessionManager implements Disposable {
         agent: AgentStatus.nullable().catch(null).parse(decodeOption<unknown>(agent, null)),
       });
     }
+    await this.serverWatch.found(
+      look,
+      serverPid,
+      sessions.map((s) => s.name),
+    );
     return sessions;
   }
 
@@ -296,6 +333,7 @@ export class SessionManager implements Disposable {
     const target = `${SESSION_PREFIX}${name}`;
     if (!(await this.tmux.hasSession(target))) throw notFound(name);
     this.killing.add(name);
+    this.serverWatch.ending(name);
     try {
       await this.tmux.run(['kill-session', '-t', `=${target}`]);
       const ending = [...this.attachments.values()].filter((a) => a.sessionName === name).map((a) => a.closed);
@@ -324,7 +362,11 @@ export class SessionManager implements Disposable {
     );
     this.attachments.set(attachment.id, attachment);
     // Subscribed first, so by the time anyone else hears of the end the id no longer resolves.
-    attachment.onEnd(() => this.attachments.delete(attachment.id));
+    attachment.onEnd(() => {
+      this.attachments.delete(attachment.id);
+      // Its tmux client ended: maybe with the server, which no hook reports. A look tells.
+      this.changes.poke();
+    });
     this.options.logger?.info({ session: name, attachment: attachment.id }, 'attached');
     return attachment;
   }

@@ -33,10 +33,24 @@ export function escapeFormat(value: string): string {
 
 /**
  * tmux splits its argv into commands at any argument that *ends* in `;` (so `find … {} ;` would be
- * cut). An argument ending in `\;` becomes one ending in `;`, so that is how we pass it through.
+ * cut), whatever option or command it belongs to: an `-e A=x;` or a `-c` directory too. An
+ * argument ending in `\;` becomes one ending in `;`, so that is how we pass it through. Nothing
+ * else in an argument is special to tmux's argv (no quoting, no `$`, newlines pass); `-c` alone
+ * is also expanded as a format (see escapeFormat).
  */
 export function escapeCommandArg(arg: string): string {
   return arg.endsWith(';') ? `${arg.slice(0, -1)}\\;` : arg;
+}
+
+/**
+ * A tmux client sends its whole command to the server in one message, at most 16 KiB
+ * (MAX_IMSGSIZE, less its header); beyond that it says only "command too long". Each argument
+ * costs its UTF-8 bytes and a NUL.
+ */
+export const TMUX_MAX_COMMAND_BYTES = 16 * 1024 - 32;
+
+export function tmuxCommandBytes(args: readonly string[]): number {
+  return args.reduce((sum, arg) => sum + Buffer.byteLength(arg) + 1, 0);
 }
 
 /** Single-quotes a string for /bin/sh. */

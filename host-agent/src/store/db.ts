@@ -20,6 +20,9 @@ export class AgentStore implements Disposable {
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
+    // What a deleted row held (a job's sealed secrets, a used pairing code) is zeroed in the file,
+    // not left in a free page; the agent deletes little, so the extra writes cost nothing to speak of.
+    db.pragma('secure_delete = ON');
     // The CLI and the server share the file; wait for a writer instead of failing at once.
     db.pragma('busy_timeout = 5000');
     migrate(db, migrations);

@@ -95,4 +95,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'jobs: secret environment values, sealed (AES-256-GCM, key in secret-env.key)',
+    sql: `
+      CREATE TABLE job_secrets (
+        job_id  TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        name    TEXT NOT NULL,               -- the variable's name (listed; only the value is secret)
+        nonce   BLOB NOT NULL,               -- 12 random bytes, one per value
+        sealed  BLOB NOT NULL,               -- ciphertext then the 16-byte tag; job id and name are the associated data
+        PRIMARY KEY (job_id, name)
+      );
+    `,
+  },
 ];

@@ -51,6 +51,20 @@ describe('workspaces', () => {
     expect(await host.waitFor(job.id)).toMatchObject({ state: 'succeeded', attempt: 2 });
   });
 
+  it("an archive of nothing (node-tar's 1 KiB end marker, GNU tar's 10 KiB record) unpacks to an empty workdir", async () => {
+    await using host = await startJobHost();
+    const client = host.connect();
+    for (const empty of [Buffer.alloc(1024), Buffer.alloc(10240)]) {
+      expect(await upload(client, empty)).toEqual({ present: true, size: empty.length });
+      const job = await client.call<JobInfo>('job.submit', {
+        command: 'test -z "$(ls -A)"',
+        executor: 'shell',
+        workspace: sha256(empty),
+      });
+      expect(await host.waitFor(job.id)).toMatchObject({ state: 'succeeded' });
+    }
+  });
+
   it('a job without a workspace gets an empty workdir; an unknown workspace is refused at submit', async () => {
     await using host = await startJobHost();
     const job = await host.submit({ command: 'test -z "$(ls -A)"', executor: 'shell' });

@@ -1,6 +1,7 @@
 import {
   CoreApiClient,
   toHangarError,
+  visibleText,
   type CloseReason,
   type CoreCallParams,
   type CoreCallResult,
@@ -29,7 +30,7 @@ export interface CoreApi {
 /** The window's client of the core, over the transport connectToCore() made. */
 export { CoreApiClient as CoreClient };
 
-/** Human words for any failure, for the UI to show as is. */
+/** An error's message for display; it may quote host text, so control characters are shown as escapes. */
 export function describeError(error: unknown): string {
-  return toHangarError(error).message;
+  return visibleText(toHangarError(error).message);
 }

@@ -20,5 +20,6 @@ export type {
   ListeningPort,
   PreviewView,
   AgentStatus,
+  TmuxServerState,
 } from '@hangar/shared';
-export { FINAL_JOB_STATES, PreviewPort } from '@hangar/shared';
+export { FINAL_JOB_STATES, PreviewPort, visibleText } from '@hangar/shared';

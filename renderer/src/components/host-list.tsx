@@ -1,4 +1,4 @@
-import type { AgentStatus, HostView } from '../api/index.js';
+import { visibleText, type AgentStatus, type HostView, type TmuxServerState } from '../api/index.js';
 import type { HostSessions } from '../views/use-hangar-data.js';
 
 export interface HostListProps {
@@ -64,7 +64,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
         <span className="host-status">{STATUS_WORDS[host.status]}</span>
       </div>
       <div className="host-meta">
-        {host.info ? `${host.info.os} ${host.info.arch}` : host.address}
+        {host.info ? visibleText(`${host.info.os} ${host.info.arch}`) : host.address}
         {host.embedded ? ' · this computer' : ''}
       </div>
       {host.status === 'offline' && <OfflineReason host={host} />}
@@ -90,6 +90,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
           </dl>
         </>
       )}
+      <TmuxLost state={props.hostSessions?.tmux ?? stats?.tmux} />
       <SessionList {...props} />
       <div className="host-actions">
         <button type="button" onClick={() => props.onNewSession(host.name)} disabled={host.status !== 'online'}>
@@ -109,7 +110,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
 function SessionList(props: HostListProps & { host: HostView; hostSessions: HostSessions | undefined }) {
   const { host, hostSessions: sessions } = props;
   if (!sessions) return null;
-  if (sessions.error) return <p className="host-error">Sessions unavailable: {sessions.error}</p>;
+  if (sessions.error) return <p className="host-error">Sessions unavailable: {visibleText(sessions.error)}</p>;
   if (sessions.sessions.length === 0) return <p className="host-hint">No sessions.</p>;
   return (
     <ul className="session-list" aria-label={`Sessions on ${host.name}`}>
@@ -128,7 +129,7 @@ function SessionList(props: HostListProps & { host: HostView; hostSessions: Host
               </span>
             )}
             {s.agent && <AgentBadge target={`${host.name}/${s.name}`} agent={s.agent} />}
-            <span className="session-command">{s.command.join(' ')}</span>
+            <span className="session-command">{visibleText(s.command.join(' '))}</span>
           </button>
         </li>
       ))}
@@ -146,15 +147,26 @@ const AGENT_LABELS: Record<AgentStatus['state'], string> = {
 /** What the coding agent in a session is doing, from its own hooks; its words on hover. */
 function AgentBadge({ target, agent }: { target: string; agent: AgentStatus }) {
   const label = AGENT_LABELS[agent.state];
+  const detail = agent.detail === null ? null : visibleText(agent.detail);
   return (
     <span
       className={`agent-badge agent-${agent.state}`}
       role="status"
-      aria-label={`Claude in ${target}: ${label}${agent.detail ? ` (${agent.detail})` : ''}`}
-      title={agent.detail ?? undefined}
+      aria-label={`Claude in ${target}: ${label}${detail ? ` (${detail})` : ''}`}
+      title={detail ?? undefined}
     >
       {label}
     </span>
+  );
+}
+
+/** The host's tmux server went away and took sessions with it: said, not shown as an empty list. */
+function TmuxLost({ state }: { state: TmuxServerState | null | undefined }) {
+  if (!state || state.ok) return null;
+  return (
+    <p className="host-error" role="alert">
+      Sessions lost: {visibleText(state.message ?? '')}
+    </p>
   );
 }
 
@@ -164,7 +176,7 @@ function OfflineReason({ host }: { host: HostView }) {
     : `On ${host.name}, check the agent is running: hangar-agent serve (it listens on ${host.address}).`;
   return (
     <div className="host-error" role="status">
-      <p>{host.error ?? 'Not reachable.'}</p>
+      <p>{host.error === null ? 'Not reachable.' : visibleText(host.error)}</p>
       <p>{fix}</p>
     </div>
   );

@@ -1,5 +1,12 @@
 import { useEffect, useState } from 'react';
-import { describeError, FINAL_JOB_STATES, type CoreApi, type HostView, type JobDetail } from '../api/index.js';
+import {
+  describeError,
+  FINAL_JOB_STATES,
+  visibleText,
+  type CoreApi,
+  type HostView,
+  type JobDetail,
+} from '../api/index.js';
 import { JobLog } from '../components/job-log.js';
 import { RunJobForm } from '../components/run-job-form.js';
 import type { JobEntry } from './use-hangar-data.js';
@@ -36,7 +43,7 @@ export default function JobsView(props: JobsViewProps) {
                   onClick={() => props.onSelect({ host, id: job.id })}
                 >
                   <span className={`job-state state-${job.state}`}>{job.state}</span>
-                  <span className="job-command">{job.command}</span>
+                  <span className="job-command">{visibleText(job.command)}</span>
                   <span className="job-host">{host}</span>
                 </button>
               </li>
@@ -85,7 +92,7 @@ function JobDetailPanel({
   return (
     <div className="job-detail">
       <header className="job-header">
-        <h2 className="job-title">{job?.command ?? selected.id}</h2>
+        <h2 className="job-title">{job ? visibleText(job.command) : selected.id}</h2>
         <span className={`job-state state-${state}`} role="status" aria-label="Job status">
           {state ?? 'loading…'}
           {job?.exit_code !== null && job?.exit_code !== undefined ? ` (exit ${job.exit_code})` : ''}
@@ -105,7 +112,7 @@ function JobDetailPanel({
           </button>
         )}
       </header>
-      {job?.error && <p className="host-error">{job.error}</p>}
+      {job?.error && <p className="host-error">{visibleText(job.error)}</p>}
       {error && (
         <p className="host-error" role="alert">
           {error}
@@ -117,15 +124,15 @@ function JobDetailPanel({
             <li key={artifact.path}>
               <button
                 type="button"
-                aria-label={`Download ${artifact.path}`}
+                aria-label={`Download ${visibleText(artifact.path)}`}
                 onClick={() =>
                   api.call('artifacts.download', { host: selected.host, id: selected.id, path: artifact.path }).then(
-                    (r) => setMessage(`Saved ${artifact.path} to ${r.files[0]?.file ?? r.dir}`),
+                    (r) => setMessage(`Saved ${visibleText(artifact.path)} to ${r.files[0]?.file ?? r.dir}`),
                     (e: unknown) => setError(describeError(e)),
                   )
                 }
               >
-                ⤓ {artifact.path} <span className="muted">({formatBytes(artifact.size)})</span>
+                ⤓ {visibleText(artifact.path)} <span className="muted">({formatBytes(artifact.size)})</span>
               </button>
             </li>
           ))}

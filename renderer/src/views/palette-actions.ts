@@ -1,4 +1,4 @@
-import { FINAL_JOB_STATES, type HostView } from '../api/index.js';
+import { FINAL_JOB_STATES, visibleText, type HostView } from '../api/index.js';
 import type { PaletteAction } from './command-palette.js';
 import { loadRecent } from './recent-actions.js';
 import type { TerminalTab } from './terminal-tabs-state.js';
@@ -80,7 +80,7 @@ export function paletteActions(ctx: PaletteContext, commands: PaletteCommands): 
     if (FINAL_JOB_STATES.includes(job.state)) continue;
     actions.push({
       id: `cancel:${host}:${job.id}`,
-      label: `Cancel job ${job.id} on ${host}: ${job.command}`,
+      label: `Cancel job ${job.id} on ${host}: ${visibleText(job.command)}`,
       group: 'Jobs',
       run: () => commands.cancelJob(host, job.id),
     });
@@ -160,7 +160,7 @@ function previewActions(ctx: PaletteContext, commands: PaletteCommands): Palette
     for (const candidate of ctx.previews[host.name]?.listening ?? []) {
       actions.push({
         id: `add-preview:${host.name}:${candidate.port}`,
-        label: `Add preview ${host.name}:${candidate.port}${candidate.process ? ` (${shorten(candidate.process)})` : ''}`,
+        label: `Add preview ${host.name}:${candidate.port}${candidate.process ? ` (${visibleText(shorten(candidate.process))})` : ''}`,
         group: 'Previews',
         keywords: ['port', 'dev server', ...(candidate.process ? [candidate.process] : [])],
         run: () => commands.addPreview(host.name, candidate.port),

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { describeError, type HostView, type ListeningPort, type PreviewView } from '../api/index.js';
+import { describeError, visibleText, type HostView, type ListeningPort, type PreviewView } from '../api/index.js';
 import { AddPreviewForm } from '../components/add-preview-form.js';
 import type { HostPreviews, PreviewsData } from './use-previews.js';
 
@@ -78,7 +78,8 @@ function HostPreviewsPanel({
       </header>
       {host.status === 'offline' ? (
         <p className="host-error" role="status">
-          {name} is offline{host.error ? `: ${host.error}` : ''}. Its previews show here once it is back online.
+          {name} is offline{host.error ? `: ${visibleText(host.error)}` : ''}. Its previews show here once it is back
+          online.
         </p>
       ) : host.status === 'connecting' ? (
         <p className="muted" role="status">
@@ -90,7 +91,7 @@ function HostPreviewsPanel({
         <>
           {listed.error && (
             <p className="host-error" role="alert">
-              Could not list the previews on {name}: {listed.error}
+              Could not list the previews on {name}: {visibleText(listed.error)}
             </p>
           )}
           {problem && (
@@ -147,7 +148,9 @@ function PreviewRow({
   return (
     <li className="preview" aria-label={`Preview ${target}`}>
       <span className="preview-port">:{preview.port}</span>
-      <span className="preview-label">{preview.label ?? <span className="muted">no label</span>}</span>
+      <span className="preview-label">
+        {preview.label !== null ? visibleText(preview.label) : <span className="muted">no label</span>}
+      </span>
       <span className={preview.listening ? 'preview-state listening' : 'preview-state idle'}>
         {preview.listening ? 'listening' : `nothing listens on ${preview.port}`}
       </span>
@@ -202,7 +205,11 @@ function Candidates({
             <li key={candidate.port} className="candidate">
               <span className="preview-port">:{candidate.port}</span>
               <span className="candidate-process">
-                {candidate.process ?? <span className="muted">unknown process</span>}
+                {candidate.process !== null ? (
+                  visibleText(candidate.process)
+                ) : (
+                  <span className="muted">unknown process</span>
+                )}
                 {candidate.pid !== null && <span className="muted"> (pid {candidate.pid})</span>}
               </span>
               <span className="muted">{candidate.address}</span>

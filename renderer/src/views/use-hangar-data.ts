@@ -1,9 +1,18 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { describeError, type CoreApi, type HostView, type JobInfo, type SessionInfo } from '../api/index.js';
+import {
+  describeError,
+  type CoreApi,
+  type HostView,
+  type JobInfo,
+  type SessionInfo,
+  type TmuxServerState,
+} from '../api/index.js';
 
 export interface HostSessions {
   sessions: SessionInfo[];
   error: string | null;
+  /** Whether the host's tmux server went away with sessions on it (null: the host was not reached). */
+  tmux: TmuxServerState | null;
 }
 
 export interface JobEntry {
@@ -59,7 +68,7 @@ export function useHangarData(api: CoreApi): HangarData {
       (result) =>
         setSessions(
           Object.fromEntries(
-            result.hosts.map((h) => [h.host, { sessions: h.sessions, error: h.error?.message ?? null }]),
+            result.hosts.map((h) => [h.host, { sessions: h.sessions, error: h.error?.message ?? null, tmux: h.tmux }]),
           ),
         ),
       (error: unknown) => setHostsError(describeError(error)),
@@ -80,8 +89,8 @@ export function useHangarData(api: CoreApi): HangarData {
         setHostsError(undefined);
       }),
       api.on('session.bell', ({ host, name }) => setBells((current) => new Set(current).add(`${host}/${name}`))),
-      api.on('sessions.changed', ({ host, sessions }) =>
-        setSessions((current) => ({ ...current, [host]: { sessions, error: null } })),
+      api.on('sessions.changed', ({ host, sessions, tmux }) =>
+        setSessions((current) => ({ ...current, [host]: { sessions, error: null, tmux } })),
       ),
       api.on('job.updated', (entry) => {
         const current = jobsRef.current;

@@ -33,6 +33,8 @@ export interface ControlServerOptions {
   onInternalError?: (error: HangarError, method: string) => void;
   /** The peer sent something that is not even a request; the link is being closed. */
   onProtocolError?: (error: HangarError) => void;
+  /** Each request that passed its schema, with its parsed params (the debug log of traffic). */
+  onRequest?: (method: string, params: unknown) => void;
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 64;
@@ -129,6 +131,7 @@ export class ControlServer<
     const method = request.method as keyof T & string;
     const spec = this.procedures[method]!;
     const params = parseOrThrow(spec.params, request.params ?? {}, method);
+    this.options.onRequest?.(method, params);
     const handler = this.handlers[method] as (p: unknown, c: C) => Promise<ProcedureOutcome<unknown>>;
     const outcome = await handler(params, this.context);
     const checked = spec.result.safeParse(outcome.result);

@@ -1,5 +1,6 @@
 export type { FrameTransport } from './transport.js';
 export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
+export { LINK_BACKLOG_CLOSE_CODE, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
 export { LinkStream, DEFAULT_STREAM_WINDOW, BULK_STREAM_WINDOW, BULK_FRAME_BYTES } from './stream.js';
 export {
   createMemoryTransportPair,

@@ -1,7 +1,9 @@
 import { Emitter, type Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
 import { decodeFrame, encodeFrame, MAX_FRAME_BYTES, MAX_STREAM_ID, type Frame } from '../frames.js';
-import { CloseReason } from '../protocol/control.js';
+import type { CloseReason } from '../protocol/control.js';
+import { decodeReason, encodeReason } from './close-reason.js';
+import { ControlBacklog, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
 import { DataScheduler, Heartbeat } from './scheduler.js';
 import { DEFAULT_STREAM_WINDOW, LinkStream, reportLater, type StreamHost } from './stream.js';
 import type { FrameTransport } from './transport.js';
@@ -16,6 +18,8 @@ export interface MuxOptions {
   maxDataFrameBytes?: number;
   /** Data frames go to the transport only while its bufferedAmount is below this. */
   transportHighWater?: number;
+  /** Priority frames queued for a peer that is not reading, past which the link closes. */
+  maxControlBacklog?: ControlBacklogLimits;
 }
 
 export interface OpenStreamOptions {
@@ -32,24 +36,25 @@ const DEFAULTS = {
   deadAfterMs: 6000,
   maxDataFrameBytes: 32 * 1024,
   transportHighWater: 64 * 1024,
+  maxControlBacklog: DEFAULT_CONTROL_BACKLOG,
 };
 /** Ids of streams closed here, remembered so the peer's in-flight frames for them are not errors. */
 const RECENTLY_CLOSED_LIMIT = 1024;
 const MAX_UNCLAIMED_CONTROL = 1024;
-/** Close reasons travel as JSON; keep them inside the CloseReason schema the peer validates. */
-const MAX_REASON_MESSAGE = 1024;
 
 /**
  * Many independent streams over one FrameTransport. Priority frames (control, ack, close,
- * ping, pong) go out at once; data goes round-robin, one chunk per stream per turn, and only
- * while the transport holds less than transportHighWater, so a flood on one stream leaves at
- * most that much ahead of a keystroke on another.
+ * ping, pong) go out at once, up to a bounded backlog for a peer that stops reading them
+ * (ControlBacklog); data goes round-robin, one chunk per stream per turn, and only while the
+ * transport holds less than transportHighWater, so a flood on one stream leaves at most that
+ * much ahead of a keystroke on another.
  */
 export class Mux implements Disposable {
   private readonly options: Required<Omit<MuxOptions, 'role'>>;
   private readonly streams = new Map<number, LinkStream>();
   private readonly recentlyClosed = new Set<number>();
   private readonly scheduler: DataScheduler;
+  private readonly backlog: ControlBacklog;
   private readonly controlEmitter = new Emitter<string>();
   private readonly closeEmitter = new Emitter<CloseReason>();
   private readonly subscriptions: Disposable[] = [];
@@ -108,10 +113,14 @@ export class Mux implements Disposable {
       transportHighWater: this.options.transportHighWater,
       sendData: (stream, offset, payload) => this.sendFrame({ type: 'data', stream: stream.id, offset, payload }),
     });
+    this.backlog = new ControlBacklog(transport, this.options.transportHighWater, this.options.maxControlBacklog);
     this.nextStreamId = role === 'client' ? 1 : 2;
     this.subscriptions.push(
       transport.onFrame((bytes) => this.receive(bytes)),
-      transport.onDrain(() => this.scheduler.schedule()),
+      transport.onDrain(() => {
+        this.backlog.drained();
+        this.scheduler.schedule();
+      }),
       transport.onClose((reason) => this.shutdown(reason, false)),
     );
     if (transport.closed) this.shutdown({ code: 'closed', message: 'transport was already closed' }, false);
@@ -193,21 +202,29 @@ export class Mux implements Disposable {
     return id;
   }
 
+  /** Control, acks, closes, pings, pongs: sent at once, as long as the peer reads them. */
   private sendPriority(frame: Frame): void {
     if (this.closed) return;
-    this.sendFrame(frame);
+    this.sendFrame(frame, this.backlog);
   }
 
-  private sendFrame(frame: Frame): void {
+  private sendFrame(frame: Frame, backlog?: ControlBacklog): void {
+    let overflow: CloseReason | undefined;
     try {
-      this.transport.send(encodeFrame(frame));
-      this.heartbeat?.sent();
+      const bytes = encodeFrame(frame);
+      overflow = backlog?.add(bytes.length);
+      if (overflow === undefined) {
+        this.transport.send(bytes);
+        this.heartbeat?.sent();
+      }
     } catch (error) {
       this.shutdown(
         { code: 'E_INTERNAL', message: `could not send a ${frame.type} frame: ${toHangarError(error).message}` },
         true,
       );
+      return;
     }
+    if (overflow) this.shutdown(overflow, true);
   }
 
   private receive(bytes: Uint8Array): void {
@@ -322,30 +339,6 @@ export class Mux implements Disposable {
     this.controlEmitter.dispose();
     this.closeEmitter.dispose();
   }
-}
-
-function encodeReason(reason: CloseReason): string {
-  const message =
-    reason.message.length > MAX_REASON_MESSAGE ? `${reason.message.slice(0, MAX_REASON_MESSAGE - 1)}…` : reason.message;
-  return JSON.stringify({ ...reason, code: reason.code.slice(0, 64), message });
-}
-
-function decodeReason(json: string, stream: number): CloseReason {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch (error) {
-    return {
-      code: 'E_PROTOCOL',
-      message: `peer closed stream ${stream} with a reason that is not JSON: ${toHangarError(error).message}`,
-    };
-  }
-  const parsed = CloseReason.safeParse(value);
-  if (parsed.success) return parsed.data;
-  return {
-    code: 'E_PROTOCOL',
-    message: `peer closed stream ${stream} with an invalid reason: ${parsed.error.issues[0]?.message ?? 'unknown'}`,
-  };
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -4,7 +4,15 @@ import { HostInfo } from './host.js';
 import { HostAddress, HostName } from './hosts.js';
 import { ArtifactInfo, JobDetail, JobId, JobInfo, JobListParams, JobSpec } from './jobs.js';
 import { ListeningPort, PreviewInfo, PreviewLabel, PreviewPort } from './previews.js';
-import { SessionCreateParams, SessionInfo, SessionName, StreamId, TerminalSize } from './sessions.js';
+import {
+  SessionCreateParams,
+  SessionInfo,
+  SessionName,
+  StreamId,
+  TMUX_SERVER_OK,
+  TerminalSize,
+  TmuxServerState,
+} from './sessions.js';
 
 /**
  * The app core's API: the one door for the renderer (over Electron IPC or, in web mode, a
@@ -28,6 +36,8 @@ export const HostStats = z.object({
   sessions: z.number().int().nonnegative(),
   running_jobs: z.number().int().nonnegative(),
   capabilities: z.object({ tmux: z.boolean(), tart: z.boolean(), bubblewrap: z.boolean() }),
+  /** Whether its tmux server took sessions with it when it went away (see TmuxServerState). */
+  tmux: TmuxServerState.default(TMUX_SERVER_OK),
 });
 export type HostStats = z.infer<typeof HostStats>;
 
@@ -128,7 +138,15 @@ export const CORE_PROCEDURES = {
   'sessions.list': {
     params: z.object({ host: HostName.optional() }),
     result: z.object({
-      hosts: z.array(z.object({ host: HostName, sessions: z.array(SessionInfo), error: HostFailure.nullable() })),
+      hosts: z.array(
+        z.object({
+          host: HostName,
+          sessions: z.array(SessionInfo),
+          error: HostFailure.nullable(),
+          /** null when the host could not be asked (error says why). */
+          tmux: TmuxServerState.nullable(),
+        }),
+      ),
     }),
   },
   'sessions.create': { params: z.object({ host: HostName, session: SessionCreateParams }), result: SessionInfo },
@@ -158,7 +176,9 @@ export const CORE_PROCEDURES = {
   'jobs.get': { params: JobRef, result: JobDetailOnHost },
   /**
    * With `folder`: packs it (git-tracked and untracked-not-ignored files; the whole folder outside
-   * git), uploads it unless the host has it (`progress` events for `op_id`), and runs the job on it.
+   * git, never the home directory or `/`; an empty folder is an empty workspace), uploads it unless
+   * the host has it (`progress` events for `op_id`), and runs the job on it. Without: the job runs
+   * on spec.workspace, by default none (an empty directory, as `hangar run --no-workspace`).
    */
   'jobs.submit': {
     params: z.object({
@@ -262,7 +282,7 @@ export const CORE_EVENTS = {
   'hosts.changed': z.object({ hosts: z.array(HostView) }),
   'job.updated': z.object({ host: HostName, job: JobInfo }),
   /** A host's sessions, pushed when they change (the list as sessions.list would give it). */
-  'sessions.changed': z.object({ host: HostName, sessions: z.array(SessionInfo) }),
+  'sessions.changed': z.object({ host: HostName, sessions: z.array(SessionInfo), tmux: TmuxServerState }),
   /** A session rang its bell: it may be waiting for the user (the core also shows a notification). */
   'session.bell': z.object({ host: HostName, name: SessionName }),
   'terminal.status': TerminalStatusEvent,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { StreamId } from './sessions.js';
+import { EnvName, EnvValue, StreamId, argumentText } from './sessions.js';
 
 export const JOB_STATES = [
   'queued',
@@ -30,14 +30,43 @@ export const ArtifactGlob = z
   .refine((g) => !g.startsWith('/') && !/^[a-zA-Z]:/.test(g), { error: 'artifact globs are relative to the workdir' })
   .refine((g) => !g.split(/[\\/]/).includes('..'), { error: 'artifact globs may not contain ".."' });
 
-const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
+/**
+ * What a job may use (sandbox executor; shell and tart do not apply them). Omitted: the host's
+ * defaults, which always include a process and a memory limit.
+ */
+export const JobLimits = z.object({
+  cpus: z
+    .number({ error: 'expected a number of CPUs like 2 or 0.5' })
+    .positive({ error: 'expected more than 0 CPUs' })
+    .max(256, { error: 'at most 256 CPUs' })
+    .optional(),
+  memory_mb: z
+    .number({ error: 'expected a number of MiB' })
+    .int({ error: 'expected a whole number of MiB' })
+    .min(16, { error: 'at least 16 MiB: a shell and its tools need that much' })
+    .max(1024 * 1024, { error: 'at most 1 TiB (1048576 MiB)' })
+    .optional(),
+  /** Processes and threads together (pids.max, or RLIMIT_NPROC). */
+  pids: z
+    .number({ error: 'expected a number of processes' })
+    .int({ error: 'expected a whole number of processes' })
+    .min(16, { error: 'at least 16 processes: the sandbox, a shell and what it runs need a few' })
+    // Linux's own ceiling on process ids (PID_MAX_LIMIT on 64-bit).
+    .max(4_194_304, { error: 'at most 4194304 processes, the most Linux has' })
+    .optional(),
+});
+export type JobLimits = z.infer<typeof JobLimits>;
 
-export const JobSpec = z.object({
+/**
+ * A sandboxed job's process limit when it names none. A parallel build with its compilers, a JVM
+ * build with its daemon and test forks, or Chromium under test stays within a few hundred to a
+ * thousand (threads count too); a fork bomb stops here instead of filling the host's process table.
+ */
+export const DEFAULT_JOB_PIDS = 2048;
+
+const JobSpecFields = z.object({
   /** Run with `sh -c` in the workdir. */
-  command: z
-    .string()
-    .min(1)
-    .max(64 * 1024),
+  command: argumentText(64 * 1024).min(1),
   /** Omitted: the host's default (tart on macOS with Tart, sandbox on Linux with bubblewrap, else shell). */
   executor: Executor.optional(),
   workspace: ContentHash.nullable().default(null),
@@ -49,24 +78,30 @@ export const JobSpec = z.object({
     .default(60 * 60 * 1000),
   retries: z.number().int().min(0).max(10).default(0),
   artifacts: z.array(ArtifactGlob).max(64).default([]),
-  env: z.record(EnvName, z.string().max(32768)).default({}),
+  env: z.record(EnvName, EnvValue).default({}),
+  /**
+   * Environment for the job whose values are secrets: stored encrypted on the host, given to the
+   * job's process when it runs, and never returned (JobDetail lists their names only) nor logged.
+   */
+  secret_env: z.record(EnvName, EnvValue).default({}),
   network: z.enum(['default', 'none']).default('default'),
-  limits: z
-    .object({
-      cpus: z.number().positive().max(256).optional(),
-      memory_mb: z
-        .number()
-        .int()
-        .min(16)
-        .max(1024 * 1024)
-        .optional(),
-    })
-    .default({}),
+  limits: JobLimits.default({}),
   /** Tart only: the base image to clone (default from the agent's config). */
   image: z.string().min(1).max(256).optional(),
 });
+
+export const JobSpec = JobSpecFields.refine(
+  (spec) => !Object.keys(spec.secret_env).some((name) => Object.hasOwn(spec.env, name)),
+  { error: 'a variable is either in env or in secret_env, not both', path: ['secret_env'] },
+);
 export type JobSpecInput = z.input<typeof JobSpec>;
 export type JobSpec = z.output<typeof JobSpec>;
+
+/** A job's spec as the host tells it (job.get): a secret's value never leaves the host, only its name. */
+export const JobSpecView = JobSpecFields.omit({ secret_env: true }).extend({
+  secret_env_names: z.array(EnvName).default([]),
+});
+export type JobSpecView = z.output<typeof JobSpecView>;
 
 /** Milliseconds per phase of an attempt; a phase an executor does not have is absent. */
 export const AttemptTimings = z.object({
@@ -116,7 +151,7 @@ export const JobInfo = z.object({
 export type JobInfo = z.infer<typeof JobInfo>;
 
 export const JobDetail = JobInfo.extend({
-  spec: JobSpec,
+  spec: JobSpecView,
   attempts: z.array(AttemptInfo),
   artifacts: z.array(ArtifactInfo),
 });

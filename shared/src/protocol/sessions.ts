@@ -10,14 +10,29 @@ export const TerminalSize = {
   rows: z.number().int().min(2).max(500),
 };
 
-const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
+export const EnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, { error: 'expected an environment variable name' });
+
+/**
+ * Text that becomes a program's argument, environment value or path: any bytes but NUL, which the
+ * operating system cannot pass (it ends a C string) — refused here rather than cut short there.
+ */
+export function argumentText(max: number) {
+  return z
+    .string()
+    .max(max)
+    .refine((text) => !text.includes('\0'), { error: 'may not contain a NUL byte (\\0): no program can be given one' });
+}
+
+export const EnvValue = argumentText(32768);
 
 export const SessionCreateParams = z.object({
   name: SessionName,
-  command: z.array(z.string().min(1).max(4096)).min(1).max(256),
+  command: z.array(argumentText(4096).min(1)).min(1).max(256),
   /** Absolute, or starting with `~/` (the host user's home). Defaults to the home directory. */
-  cwd: z.string().min(1).max(4096).optional(),
-  env: z.record(EnvName, z.string().max(32768)).optional(),
+  cwd: argumentText(4096).min(1).optional(),
+  env: z.record(EnvName, EnvValue).optional(),
   /** Written as CLAUDE.md and AGENTS.md into cwd before the command starts. */
   instructions: z
     .string()
@@ -58,13 +73,42 @@ export const SessionInfo = z.object({
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 
+/**
+ * The host's tmux server as its agent last saw it. `ok: false` when the server went away (killed,
+ * crashed) while sessions whose commands had not ended ran on it: they are lost, and `message`
+ * says so and what happens next. It stays so until a new session starts a fresh server.
+ */
+export const TmuxServerState = z.object({
+  ok: z.boolean(),
+  /** Printed as it is by the CLI: no control characters (an agent's message never has any). */
+  message: z
+    .string()
+    .max(4096)
+    .regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, { error: 'expected text without control characters' })
+    .nullable(),
+  /** The sessions that were running when the server went away. */
+  lost_sessions: z.array(SessionName),
+  /** When the agent noticed, ms since the epoch. */
+  lost_at: z.number().int().nullable(),
+});
+export type TmuxServerState = z.infer<typeof TmuxServerState>;
+
+/** Nothing lost (also what an agent that predates TmuxServerState is taken to say). */
+export const TMUX_SERVER_OK: TmuxServerState = { ok: true, message: null, lost_sessions: [], lost_at: null };
+
 /** Event `sessions.changed` from an agent: its sessions after one was made, ended or (de)attached. */
-export const SessionsChangedEvent = z.object({ sessions: z.array(SessionInfo) });
+export const SessionsChangedEvent = z.object({
+  sessions: z.array(SessionInfo),
+  tmux: TmuxServerState.default(TMUX_SERVER_OK),
+});
 
 /** Event `session.bell` from an agent: a session rang the terminal bell (an agent waiting for an answer). */
 export const SessionBellEvent = z.object({ name: SessionName });
 
-export const SessionListResult = z.object({ sessions: z.array(SessionInfo) });
+export const SessionListResult = z.object({
+  sessions: z.array(SessionInfo),
+  tmux: TmuxServerState.default(TMUX_SERVER_OK),
+});
 
 export const SessionKillParams = z.object({ name: SessionName });
 

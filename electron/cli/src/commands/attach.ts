@@ -1,5 +1,6 @@
 import { CoreTerminal, TERMINAL_CLOSE, type CloseReason, type CoreApiClient } from '@hangar/shared';
 import type { Command } from 'commander';
+import { visibleText } from '../output.js';
 import { withApi } from '../run.js';
 
 const DEFAULT_DETACH_KEY = 'ctrl-]';
@@ -33,7 +34,7 @@ export function registerAttach(program: Command): void {
           );
           return 0;
         }
-        process.stderr.write(`hangar: ${end.message}\n`);
+        process.stderr.write(`hangar: ${visibleText(end.message)}\n`);
         return end.code === TERMINAL_CLOSE.killed ? 0 : 1;
       }),
     );

@@ -1,7 +1,7 @@
 import { HangarError } from '@hangar/shared';
 import type { Command } from 'commander';
 import { withApi } from '../run.js';
-import { printJson, table } from '../output.js';
+import { printJson, table, visibleText } from '../output.js';
 
 export function registerHosts(program: Command): void {
   const hosts = program
@@ -20,7 +20,7 @@ export function registerHosts(program: Command): void {
         const info = host.info;
         if (!info) throw new HangarError('E_INTERNAL', `paired with "${host.name}" but it did not say what it is`);
         process.stdout.write(
-          `paired with "${host.name}" (${info.hostname}, ${info.os}/${info.arch}, agent ${info.agent_version})\n` +
+          `paired with "${host.name}" (${visibleText(`${info.hostname}, ${info.os}/${info.arch}, agent ${info.agent_version}`)})\n` +
             `pinned host key ${host.agent_key.slice(0, 16)}… and TLS certificate ${host.cert_fingerprint.slice(0, 23)}…\n`,
         );
       }),

@@ -188,6 +188,22 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(ms / 3_600_000)}h${String(Math.round((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
 }
 
+const SIZE_UNITS_MIB: Record<string, number> = { k: 1 / 1024, m: 1, g: 1024, t: 1024 * 1024 };
+
+/** A memory size in MiB: `512M`, `2G`, `1.5GiB`, or a bare number of MiB. */
+export function parseMemory(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?)?$/i.exec(text.trim());
+  if (!match) throw new HangarError('E_BAD_REQUEST', `${option} ${text}: expected a size like 512M or 4G`);
+  return Math.round(Number(match[1]) * SIZE_UNITS_MIB[(match[2] ?? 'm').toLowerCase()]!);
+}
+
+/** A positive decimal number, such as a count of CPUs (`2`, `0.5`). */
+export function parseDecimal(text: string, option: string, expected: string): number {
+  if (!/^\d+(?:\.\d+)?$/.test(text.trim()))
+    throw new HangarError('E_BAD_REQUEST', `${option} ${text}: expected ${expected}`);
+  return Number(text);
+}
+
 export function parseCount(text: string, option: string): number {
   if (!/^\d+$/.test(text)) throw new HangarError('E_BAD_REQUEST', `${option} ${text}: expected a whole number`);
   return Number(text);

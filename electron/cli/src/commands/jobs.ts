@@ -1,6 +1,6 @@
 import type { AttemptInfo, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
-import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
+import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
 import { withApi } from '../run.js';
 import { formatDuration, parseCount } from './job-output.js';
 
@@ -100,13 +100,18 @@ export function registerJobs(program: Command): void {
 function describeJob(host: string, job: JobDetail): string {
   const lines = [
     `job       ${job.id} on ${host}`,
-    `state     ${job.state}${job.exit_code !== null ? ` (exit ${job.exit_code})` : ''}${job.error ? ` — ${job.error}` : ''}`,
-    `command   ${job.command}`,
+    `state     ${job.state}${job.exit_code !== null ? ` (exit ${job.exit_code})` : ''}${job.error ? ` — ${visibleText(job.error)}` : ''}`,
+    `command   ${visibleText(job.command)}`,
     `executor  ${job.executor}${job.spec.network === 'none' ? ', no network' : ''}`,
     `created   ${new Date(job.created_at).toISOString()} (${ago(job.created_at)})`,
     `timeout   ${formatDuration(job.spec.timeout_ms)}, retries ${job.retries}`,
   ];
   if (job.spec.workspace) lines.push(`workspace ${job.spec.workspace.slice(0, 12)}`);
+  const env = [
+    ...Object.entries(job.spec.env).map(([key, value]) => `${key}=${visibleText(value)}`),
+    ...job.spec.secret_env_names.map((key) => `${key} (secret)`),
+  ];
+  if (env.length > 0) lines.push(`env       ${env.join('  ')}`);
   let text = lines.join('\n') + '\n';
   if (job.attempts.length > 0) {
     text += '\nattempts\n';

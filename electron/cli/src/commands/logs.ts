@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { visibleText } from '../output.js';
 import { withApi } from '../run.js';
 import { describeEnd, followLog, jobExitStatus, logPrinter, parseCount } from './job-output.js';
 
@@ -41,7 +42,7 @@ export function registerLogs(program: Command): void {
         if (!follow) return 0;
         const final = (await api.call('jobs.wait', { host, id: job.id })).job;
         if (!printer.endsWithNewline()) process.stdout.write('\n');
-        process.stderr.write(`${describeEnd(final)}\n`);
+        process.stderr.write(`${visibleText(describeEnd(final))}\n`);
         return jobExitStatus(final);
       }),
     );

@@ -1,7 +1,15 @@
-import { Executor, HangarError, parseOrThrow, type CoreApiClient, type JobSpecInput } from '@hangar/shared';
+import {
+  DEFAULT_JOB_PIDS,
+  Executor,
+  HangarError,
+  JobLimits,
+  parseOrThrow,
+  type CoreApiClient,
+  type JobSpecInput,
+} from '@hangar/shared';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { printJson } from '../output.js';
+import { printJson, visibleText } from '../output.js';
 import { withApi } from '../run.js';
 import {
   JOB_EXIT,
@@ -11,9 +19,11 @@ import {
   jobExitStatus,
   logPrinter,
   parseCount,
+  parseDecimal,
   parseDuration,
+  parseMemory,
 } from './job-output.js';
-import { collect, parseEnv } from '../options.js';
+import { collect, parseEnv, parseSecrets } from '../options.js';
 import { downloadInto } from './artifacts.js';
 
 /** With no --host: the embedded agent `hangar up` pairs as "local". */
@@ -27,8 +37,14 @@ interface RunOptions {
   timeout?: string;
   retries?: string;
   network?: string;
+  cpus?: string;
+  memory?: string;
+  pids?: string;
   env: string[];
+  secret: string[];
   dir: string;
+  /** false with --no-workspace. */
+  workspace: boolean;
   detach?: boolean;
   json?: boolean;
 }
@@ -38,7 +54,8 @@ export function registerRun(program: Command): void {
     .command('run')
     .description(
       'run a command on a host as a build job: packs this folder (git-tracked and untracked-not-ignored files; ' +
-        'the whole folder outside git), uploads it unless the host has it, streams the log, downloads artifacts ' +
+        'the whole folder outside git, never your home directory; an empty folder is an empty workspace), ' +
+        'uploads it unless the host has it, streams the log, downloads artifacts ' +
         'to ./hangar-artifacts/<job>/, and exits with the job’s exit status (Ctrl-C cancels the job)',
     )
     .requiredOption('-c, --command <command>', 'command to run with sh -c in the workspace')
@@ -48,8 +65,19 @@ export function registerRun(program: Command): void {
     .option('--timeout <duration>', 'kill the job after this long, e.g. 90s, 60m, 2h (default 60m)')
     .option('--retries <n>', 'run a failed or lost job again up to n times (default 0)')
     .option('--network <mode>', 'none: no network inside the job (sandbox and tart)')
+    .option('--cpus <n>', 'CPUs the job may use, e.g. 2 or 0.5 (sandbox)')
+    .option('--memory <size>', 'memory the job may use, e.g. 512M or 4G (sandbox; default set by the host)')
+    .option('--pids <n>', `processes and threads the job may have at once (sandbox; default ${DEFAULT_JOB_PIDS})`)
     .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect, [])
+    .option(
+      '--secret <KEY[=VALUE]>',
+      'secret environment variable (repeatable): stored encrypted on the host, never listed nor logged; ' +
+        'KEY alone takes the value from this shell’s environment, so it stays out of your shell history',
+      collect,
+      [],
+    )
     .option('--dir <folder>', 'workspace folder to pack', '.')
+    .option('--no-workspace', 'pack nothing: the job runs in an empty directory')
     .option('--detach', 'print the job id and return; follow later with: hangar logs <job> --follow')
     .option('--json', 'print the job as JSON on stdout when it ends (its log goes to stderr)')
     .addHelpText(
@@ -67,7 +95,8 @@ async function runJob(api: CoreApiClient, options: RunOptions): Promise<number> 
   const notes = process.stderr;
   const spec = buildSpec(options);
 
-  // The core packs the folder, uploads it unless the host has it, and submits: one call.
+  // The core packs the folder, uploads it unless the host has it, and submits: one call. With
+  // --no-workspace no folder is sent and the job runs in an empty directory.
   const uploadBar = { current: undefined as TransferProgress | undefined };
   const progress = api.on('progress', (p) => {
     if (p.op_id !== UPLOAD_OP) return;
@@ -79,8 +108,7 @@ async function runJob(api: CoreApiClient, options: RunOptions): Promise<number> 
     submitted = await api.call('jobs.submit', {
       host: options.host,
       spec,
-      folder: resolve(options.dir),
-      op_id: UPLOAD_OP,
+      ...(options.workspace ? { folder: resolve(options.dir), op_id: UPLOAD_OP } : {}),
     });
   } finally {
     void progress.dispose();
@@ -94,7 +122,7 @@ async function runJob(api: CoreApiClient, options: RunOptions): Promise<number> 
     else process.stdout.write(`${job.id}\n`);
     return 0;
   }
-  notes.write(`job ${job.id} on ${host} (${job.executor}): ${job.command}\n`);
+  notes.write(`job ${job.id} on ${host} (${job.executor}): ${visibleText(job.command)}\n`);
 
   const out = options.json ? process.stderr : process.stdout;
   const printer = logPrinter(out, notes);
@@ -109,7 +137,7 @@ async function runJob(api: CoreApiClient, options: RunOptions): Promise<number> 
   }
   if (!printer.endsWithNewline()) out.write('\n');
   const artifacts = await downloadInto(api, host, final, `hangar-artifacts/${job.id}`, { quiet: false });
-  notes.write(`${describeEnd(final)}\n`);
+  notes.write(`${visibleText(describeEnd(final))}\n`);
   if (options.json) printJson({ host, job: final, artifacts });
   return jobExitStatus(final);
 }
@@ -119,6 +147,7 @@ function buildSpec(options: RunOptions): JobSpecInput {
     command: options.command,
     artifacts: options.artifacts,
     env: withColour(parseEnv(options.env)),
+    secret_env: parseSecrets(options.secret),
   };
   if (options.executor !== undefined) input.executor = parseOrThrow(Executor, options.executor, '--executor');
   if (options.timeout !== undefined) input.timeout_ms = parseDuration(options.timeout, '--timeout');
@@ -129,6 +158,23 @@ function buildSpec(options: RunOptions): JobSpecInput {
     }
     input.network = options.network;
   }
+  if (!options.workspace && options.dir !== '.') {
+    throw new HangarError('E_BAD_REQUEST', `--dir ${options.dir} and --no-workspace: give one or the other`);
+  }
+  const limits: JobLimits = {};
+  if (options.cpus !== undefined) {
+    const cpus = parseDecimal(options.cpus, '--cpus', 'a number of CPUs like 2 or 0.5');
+    limits.cpus = parseOrThrow(JobLimits.shape.cpus, cpus, `--cpus ${options.cpus}`);
+  }
+  if (options.memory !== undefined) {
+    const memory = parseMemory(options.memory, '--memory');
+    limits.memory_mb = parseOrThrow(JobLimits.shape.memory_mb, memory, `--memory ${options.memory}`);
+  }
+  if (options.pids !== undefined) {
+    const pids = parseCount(options.pids, '--pids');
+    limits.pids = parseOrThrow(JobLimits.shape.pids, pids, `--pids ${options.pids}`);
+  }
+  if (Object.keys(limits).length > 0) input.limits = limits;
   // The whole spec is checked by the door before anything is packed, so a typo costs nothing.
   return input;
 }

@@ -1,11 +1,12 @@
-import { HangarError, type AgentState, type CoreApiClient } from '@hangar/shared';
+import { HangarError, type AgentState, type CoreApiClient, type TmuxServerState } from '@hangar/shared';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
+import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
 import { collect, parseEnv } from '../options.js';
 import { withApi } from '../run.js';
+import { EXIT } from '../exit-codes.js';
 
 /** What Claude Code in a session is doing, as `session ls` shows it (--json has the details). */
 const AGENT_LABELS: Record<AgentState, string> = {
@@ -51,7 +52,7 @@ export function registerSession(program: Command): void {
           },
         });
         process.stdout.write(
-          `created session "${created.name}" on ${host} in ${created.cwd}; attach with: hangar attach ${host} ${created.name}\n`,
+          `created session "${created.name}" on ${host} in ${visibleText(created.cwd)}; attach with: hangar attach ${host} ${created.name}\n`,
         );
       }),
     );
@@ -64,7 +65,10 @@ export function registerSession(program: Command): void {
     .action((host: string | undefined, options: { json?: boolean }) =>
       withApi(async (api) => {
         const { hosts: groups } = await api.call('sessions.list', host !== undefined ? { host } : {});
-        if (options.json) return printJson(withoutNullErrors(groups));
+        if (options.json) {
+          printJson(withoutNullErrors(groups));
+          return reportTmuxLoss(groups);
+        }
         const rows = groups.flatMap((g) =>
           g.sessions.map((s) => [
             g.host,
@@ -80,7 +84,8 @@ export function registerSession(program: Command): void {
           process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE', 'CLAUDE'], rows));
         else
           process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
-        return reportUnreachable(groups);
+        const lost = reportTmuxLoss(groups);
+        return reportUnreachable(groups) || lost;
       }),
     );
 
@@ -101,6 +106,22 @@ export function registerSession(program: Command): void {
 async function isThisMachine(api: CoreApiClient, host: string): Promise<boolean> {
   const { hosts } = await api.call('hosts.list', {});
   return hosts.find((h) => h.name === host)?.embedded ?? true;
+}
+
+/**
+ * A host whose tmux server went away with sessions on it says so (stderr) instead of looking like
+ * a host with no sessions; the exit status is then 1. The message is the host's: shown visibly.
+ */
+function reportTmuxLoss(groups: { host: string; tmux: TmuxServerState | null }[]): number {
+  let status: number = EXIT.ok;
+  for (const g of groups) {
+    if (g.tmux && !g.tmux.ok) {
+      const message = g.tmux.message ?? 'its tmux server went away with sessions on it';
+      process.stderr.write(`hangar: ${g.host}: ${visibleText(message)}\n`);
+      status = EXIT.error;
+    }
+  }
+  return status;
 }
 
 function readInstructions(file: string): string {

@@ -1,20 +1,11 @@
-import { HangarCore } from '@hangar/desktop/core';
-import { AGENT_ENV, AGENT_NODE_FLAGS, HangarError, toHangarError } from '@hangar/shared';
+import { EMBEDDED_HOST, EmbeddedAgent, HangarCore } from '@hangar/desktop/core';
+import { HangarError } from '@hangar/shared';
 import type { Command } from 'commander';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { reportError } from '../exit-codes.js';
 import { findElectron, launchElectron, startWebMode } from './ui.js';
 
-const run = promisify(execFile);
-
-/** VS Code's pty host uses the same bound: a crash loop ends with an error, not a spin. */
-const MAX_RESTARTS = 5;
-const LOCAL = 'local';
+const LOCAL = EMBEDDED_HOST;
 
 export function registerUp(program: Command): void {
   program
@@ -31,13 +22,6 @@ export function registerUp(program: Command): void {
     });
 }
 
-function agentBin(): string {
-  const fromEnv = process.env['HANGAR_AGENT_BIN'];
-  if (fromEnv) return fromEnv;
-  const pkg = fileURLToPath(import.meta.resolve('@hangar/host-agent/package.json'));
-  return join(pkg, '..', 'bin', 'hangar-agent.js');
-}
-
 /** `uiPort` undefined: no UI (--no-ui). */
 async function up(listen: string, uiPort: number | undefined): Promise<number> {
   if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(listen)) {
@@ -49,56 +33,36 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
     );
   }
   const core = await HangarCore.open();
-  const dataDir = join(core.home, 'agent');
-  let agent: ChildProcess | undefined;
+  const agent = new EmbeddedAgent({
+    core,
+    listen,
+    remedy:
+      'See its messages above, and check this machine with: ' +
+      `npx hangar-agent doctor --data ${join(core.home, 'agent')}; then run: npm start`,
+  });
   let ui: { dispose(): Promise<void> | void } | undefined;
+
+  agent.onStarted(({ value: address, pid }) =>
+    process.stdout.write(
+      `hangar: local stack up — host "${LOCAL}" at ${address} (agent pid ${pid}; data in ${core.home})\n`,
+    ),
+  );
+  agent.onRestarting(({ reason, delayMs, count, maxRestarts, windowMs }) =>
+    process.stderr.write(
+      `hangar: the embedded agent ${reason}; restarting it in ${(delayMs / 1000).toFixed(1)} s ` +
+        `(restart ${count} of at most ${maxRestarts} in ${windowMs / 60_000} min)\n`,
+    ),
+  );
+  agent.onFailed((error) => void stop(reportError(error)));
+
   let stopping = false;
-  let restarts = 0;
-
-  const start = async (): Promise<void> => {
-    const child = spawn(
-      process.execPath,
-      [...AGENT_NODE_FLAGS, agentBin(), 'serve', '--listen', listen, '--data', dataDir],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        // The embedded agent logs only what needs attention into this terminal, unless asked for more.
-        env: { ...process.env, ...AGENT_ENV, HANGAR_LOG_LEVEL: process.env['HANGAR_LOG_LEVEL'] ?? 'warn' },
-      },
-    );
-    agent = child;
-    const address = await new Promise<string>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        const event = safeJson(line);
-        if (event && event['event'] === 'listening' && typeof event['address'] === 'string') resolve(event['address']);
-      });
-      child.once('exit', (code) =>
-        reject(new HangarError('E_UNAVAILABLE', `the embedded agent exited with status ${code} before listening`)),
-      );
-    });
-    child.once('exit', (code, signal) => {
-      if (stopping) return;
-      restarts++;
-      if (restarts > MAX_RESTARTS) {
-        process.stderr.write(
-          `hangar: the embedded agent crashed ${MAX_RESTARTS} times; see the log above, then run: npm start\n`,
-        );
-        void stop(1);
-        return;
-      }
-      process.stderr.write(
-        `hangar: the embedded agent stopped (${signal ?? code}); restarting (${restarts}/${MAX_RESTARTS})\n`,
-      );
-      start().catch((error: unknown) => void stop(reportError(error)));
-    });
-    await ensurePaired(core, dataDir, address);
-    process.stdout.write(`hangar: local stack up — host "${LOCAL}" at ${address} (data in ${core.home})\n`);
-  };
-
   const stop = async (status: number): Promise<never> => {
+    if (stopping) return new Promise<never>(() => undefined);
     stopping = true;
+    // First, so that an agent already leaving on the same Ctrl-C is not restarted.
+    const agentStopped = agent.dispose();
     await ui?.dispose();
-    agent?.kill('SIGTERM');
+    await agentStopped;
     await core.dispose();
     process.exit(status);
   };
@@ -109,7 +73,7 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
     // The window first: it is useful at once (hosts, jobs history) and shows "local" connecting
     // while the embedded agent starts, instead of the user waiting for both in turn.
     if (uiPort !== undefined) ui = await startUi(core, uiPort, () => void stop(0));
-    await start();
+    await agent.start();
     process.stdout.write(
       `hangar: try  npx hangar session new ${LOCAL} --name work -- bash  then  npx hangar attach ${LOCAL} work\n` +
         'hangar: Ctrl-C stops the local stack (sessions keep running in tmux)\n',
@@ -139,38 +103,4 @@ async function startUi(
     };
   }
   return startWebMode(core, port, `${electron.missing}; open this address in a browser`);
-}
-
-/** Pairs the embedded agent on first start, and again if its data dir was reset. */
-async function ensurePaired(core: HangarCore, dataDir: string, address: string): Promise<void> {
-  const existing = core.registry.find(LOCAL);
-  if (existing && !existing.embedded) {
-    throw new HangarError(
-      'E_HOST_EXISTS',
-      `a host named "${LOCAL}" exists and is not this machine's embedded agent; rename it with: hangar hosts rm ${LOCAL}`,
-    );
-  }
-  if (existing) {
-    core.updateHostAddress(LOCAL, address);
-    try {
-      await core.hostInfo(LOCAL);
-      return;
-    } catch (error) {
-      const code = toHangarError(error).code;
-      if (code !== 'E_AUTH_HOST_KEY_CHANGED' && code !== 'E_AUTH_UNKNOWN_DEVICE') throw error;
-    }
-  }
-  const { stdout } = await run(process.execPath, [agentBin(), 'pair', '--data', dataDir, '--json']);
-  const code = safeJson(stdout)?.['code'];
-  if (typeof code !== 'string') throw new HangarError('E_INTERNAL', `hangar-agent pair printed no code: ${stdout}`);
-  await core.addHost({ name: LOCAL, address, code, embedded: true, replace: true });
-}
-
-function safeJson(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -66,6 +66,8 @@ export class ApiConnection implements Disposable {
         {
           onInternalError: (error, method) => logger.error({ err: error, method }, 'core API call or event failed'),
           onProtocolError: (error) => logger.warn({ err: error }, 'closing client connection: bad control message'),
+          // The pairing code, environment values and job secrets in params are redacted by the logger's config.
+          onRequest: (method, params) => logger.debug({ method, params }, 'core API request'),
         },
       ),
     );

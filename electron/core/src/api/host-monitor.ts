@@ -2,17 +2,19 @@ import {
   DisposableStore,
   Emitter,
   toHangarError,
+  visibleText,
   type Disposable,
   type HostStats,
   type HostView,
   type JobInfo,
   type SessionInfo,
+  type TmuxServerState,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
 import type { HangarCore } from '../core.js';
 import { isFinal } from '../jobs/index.js';
-import type { Platform } from '../platform.js';
+import type { DesktopNotification, Platform } from '../platform.js';
 import { AgentAttention } from './agent-attention.js';
 
 /** A host that does not answer host.stats within this long is listed without stats. */
@@ -44,7 +46,7 @@ export class HostMonitor implements Disposable {
   readonly onChanged = this.changedEmitter.event;
   private readonly jobEmitter = new Emitter<{ host: string; job: JobInfo }>();
   readonly onJobUpdated = this.jobEmitter.event;
-  private readonly sessionsEmitter = new Emitter<{ host: string; sessions: SessionInfo[] }>();
+  private readonly sessionsEmitter = new Emitter<{ host: string; sessions: SessionInfo[]; tmux: TmuxServerState }>();
   readonly onSessionsChanged = this.sessionsEmitter.event;
   private readonly bellEmitter = new Emitter<{ host: string; name: string }>();
   readonly onSessionBell = this.bellEmitter.event;
@@ -138,9 +140,9 @@ export class HostMonitor implements Disposable {
     // The connection validated each event against HOST_EVENTS: these see only well-formed data.
     store.add(connection.on('job.updated', ({ job }) => this.jobUpdated(name, job)));
     store.add(
-      connection.on('sessions.changed', ({ sessions }) => {
-        for (const note of this.agents.observe(name, sessions)) this.platform.showNotification(note);
-        this.sessionsEmitter.fire({ host: name, sessions });
+      connection.on('sessions.changed', ({ sessions, tmux }) => {
+        for (const note of this.agents.observe(name, sessions)) this.notify(note);
+        this.sessionsEmitter.fire({ host: name, sessions, tmux });
       }),
     );
     store.add(connection.on('session.bell', (bell) => this.bell(name, bell.name)));
@@ -171,7 +173,7 @@ export class HostMonitor implements Disposable {
     this.notified.add(job.id);
     if (this.notified.size > NOTIFIED_LIMIT) this.notified.delete(this.notified.values().next().value!);
     const exit = job.exit_code === null ? '' : ` (exit ${job.exit_code})`;
-    this.platform.showNotification({
+    this.notify({
       title: `Job ${job.state.replace('_', ' ')} on ${host}`,
       body: `${job.command}${exit}`,
     });
@@ -184,10 +186,18 @@ export class HostMonitor implements Disposable {
     const now = Date.now();
     if (now - (this.lastBell.get(key) ?? -Infinity) < BELL_NOTIFY_GAP_MS) return;
     this.lastBell.set(key, now);
-    this.platform.showNotification({
+    this.notify({
       title: `${key} rang its bell`,
       body: 'It may be waiting for you: an agent asking, or a command done.',
     });
+  }
+
+  /**
+   * Every notification holds host text (a job's command, Claude's words): control characters are
+   * shown, not passed to the notifier (whatever renders it: a daemon, osascript, Electron).
+   */
+  private notify({ title, body }: DesktopNotification): void {
+    this.platform.showNotification({ title: visibleText(title), body: visibleText(body) });
   }
 
   private changed(): void {

@@ -2,8 +2,8 @@ import { HangarError, type Disposable } from '@hangar/shared';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { create as createTar } from 'tar';
@@ -22,6 +22,9 @@ export const ARTIFACTS_DIR = 'hangar-artifacts';
 /** A fixed mtime: the same content must give the same bytes, whenever and wherever it was checked out. */
 const FIXED_MTIME = new Date(0);
 
+/** A tar archive with no entries: only its end marker, two zero blocks (what node-tar ends every archive with). */
+const EMPTY_TAR = new Uint8Array(1024);
+
 export interface PackedWorkspace extends Disposable {
   /** sha256 of the tarball bytes, lowercase hex: the workspace's id on every host. */
   hash: string;
@@ -39,11 +42,14 @@ export interface PackOptions {
 /**
  * The working tree as a deterministic tarball: inside git the tracked files plus untracked files
  * that are not ignored, outside git the whole folder. Entries are sorted, mtimes fixed, owners and
- * umask-dependent bits dropped (tar's `portable`), symlinks stored as links, never followed.
+ * umask-dependent bits dropped (tar's `portable`), symlinks stored as links, never followed. An
+ * empty folder (or a fresh `git init`) is an empty workspace: an archive with no entries. Outside
+ * git, the home directory and `/` are refused: nobody means to upload all of that.
  */
 export async function packWorkspace(dir: string, options: PackOptions = {}): Promise<PackedWorkspace> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_WORKSPACE_BYTES;
   const git = await gitFiles(dir);
+  if (!git) await refuseWholeHome(dir);
   const listed = git ?? (await walk(dir, ''));
   const entries = await expandAndSort(dir, listed);
   const declared = entries.reduce((sum, e) => sum + e.size, 0);
@@ -53,12 +59,15 @@ export async function packWorkspace(dir: string, options: PackOptions = {}): Pro
   const path = join(tmp, 'workspace.tar');
   const dispose = () => rm(tmp, { recursive: true, force: true });
   try {
-    const { hash, size } = await writeTar(
-      dir,
-      entries.map((e) => e.path),
-      path,
-      maxBytes,
-    );
+    const { hash, size } =
+      entries.length === 0
+        ? await writeEmptyTar(path)
+        : await writeTar(
+            dir,
+            entries.map((e) => e.path),
+            path,
+            maxBytes,
+          );
     return { hash, size, path, entries: entries.length, source: git ? 'git' : 'folder', dispose };
   } catch (error) {
     await dispose();
@@ -86,6 +95,20 @@ async function gitFiles(dir: string): Promise<string[] | undefined> {
     maxBuffer: 256 * 1024 * 1024,
   });
   return stdout.split('\0').filter((p) => p.length > 0);
+}
+
+/** Outside git, the home directory or `/` would be packed whole: refuse, and say what to do instead. */
+async function refuseWholeHome(dir: string): Promise<void> {
+  const here = await realpath(dir);
+  const home = await realpath(homedir()).catch(() => homedir());
+  if (here !== home && here !== '/') return;
+  const what = here === '/' ? 'the root directory' : 'your home directory';
+  throw new HangarError(
+    'E_BAD_REQUEST',
+    `${here} is ${what} and not inside git: packing it would upload everything in it. ` +
+      'Run from a project folder, pick one with --dir <folder>, or run with an empty workspace: --no-workspace',
+    { dir: here },
+  );
 }
 
 function isExecError(error: unknown): boolean {
@@ -195,6 +218,12 @@ async function writeTar(
     });
   });
   return { hash: hasher.digest('hex'), size };
+}
+
+/** node-tar refuses to write an archive of nothing ("no paths specified"), so the end marker is written here. */
+async function writeEmptyTar(out: string): Promise<{ hash: string; size: number }> {
+  await writeFile(out, EMPTY_TAR);
+  return { hash: createHash('sha256').update(EMPTY_TAR).digest('hex'), size: EMPTY_TAR.length };
 }
 
 function tooLarge(dir: string, size: number, maxBytes: number): HangarError {

@@ -17,9 +17,11 @@ import {
   loadCpace,
   type Ed25519Signer,
   type FrameTransport,
+  type LinkMessage,
   type TranscriptFields,
 } from '@hangar/shared';
 import { verifyEd25519 } from '../identity/device-key.js';
+import { describeRefusal, type RefusalContext } from './refusals.js';
 
 export interface ClientHandshakeInput {
   transport: FrameTransport;
@@ -31,6 +33,8 @@ export interface ClientHandshakeInput {
   deviceName: string;
   /** Auth mode: the pinned agent key; pair mode: the pairing code. */
   mode: { kind: 'auth'; agentKey: string; keyChanged: (seen: string) => HangarError } | { kind: 'pair'; code: string };
+  /** Names the host in the messages a refusal becomes. */
+  host: RefusalContext;
 }
 
 /**
@@ -44,6 +48,11 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
     (reason) =>
       new HangarError('E_PROTOCOL', `the host closed the connection during the handshake (${reason.message})`),
   );
+  // A refusal becomes this device's own message; other messages must be the expected kind.
+  const expectFromAgent = <K extends LinkMessage['kind']>(message: LinkMessage, kind: K) => {
+    if (message.kind === 'link.refused') throw describeRefusal(message.error, input.mode.kind, input.host);
+    return expectMessage(message, kind);
+  };
   try {
     const clientNonce = randomNonce();
     transport.send(
@@ -56,7 +65,7 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
         nonce: toHex(clientNonce),
       }),
     );
-    const challenge = expectMessage(await reader.next(), 'link.challenge');
+    const challenge = expectFromAgent(await reader.next(), 'link.challenge');
     if (input.mode.kind === 'auth' && challenge.agent_key !== input.mode.agentKey.toLowerCase()) {
       throw input.mode.keyChanged(challenge.agent_key);
     }
@@ -102,7 +111,7 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
       );
     }
 
-    const welcome = expectMessage(await reader.next(), 'link.welcome');
+    const welcome = expectFromAgent(await reader.next(), 'link.welcome');
     if (
       isk !== undefined &&
       (welcome.mac === undefined || !bytesEqual(fromHex(welcome.mac), confirmationMac(isk, 'agent', transcript)))

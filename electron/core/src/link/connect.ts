@@ -89,6 +89,7 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
             keyChanged: (key) => keyChanged(name, options.address, 'key', key, pinned.agent_key),
           }
         : { kind: 'pair', code: code! },
+      host: { name, address: options.address },
     });
     const { agentKey, host } = await withDeadline(handshake, deadline, options.address);
     return { transport, agent_key: agentKey, cert_fingerprint: seen, host };

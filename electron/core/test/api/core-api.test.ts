@@ -157,6 +157,17 @@ describe('the core API over web mode, against a real agent', () => {
     await ui.call('sessions.kill', { host: 'mini', name: 'claude' });
   });
 
+  it("a finished job's notification shows the escape sequences in its command as text", async () => {
+    const { agent, ui, notifications } = await start();
+    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+    const command = 'true # \x1b]52;c;b3duZWQ=\x07\x1b[2J';
+    await ui.call('jobs.submit', { host: 'mini', spec: { command, executor: 'shell' } });
+    await waitFor(() => notifications.some((n) => n.title === 'Job succeeded on mini'), 'the job notification');
+    expect(notifications.find((n) => n.title === 'Job succeeded on mini')!.body).toBe(
+      'true # \\x1b]52;c;b3duZWQ=\\x07\\x1b[2J (exit 0)',
+    );
+  });
+
   it('Claude in a session that asks for permission, then finishes, makes one notification each', async () => {
     const { agent, ui, notifications } = await start();
     await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
@@ -236,6 +247,16 @@ describe('the core API over web mode, against a real agent', () => {
     );
     expect(badName).toMatchObject({ code: 'E_BAD_REQUEST' });
     expect(badName!.message).toMatch(/session\.name/);
+
+    // A NUL cannot be given to any program (argv, environment, a path): refused, not cut short.
+    const nul = await refused(
+      ui.callUnchecked('sessions.create', {
+        host: 'mini',
+        session: { name: 'n', command: ['true'], env: { A: 'x\0y' } },
+      }),
+    );
+    expect(nul).toMatchObject({ code: 'E_BAD_REQUEST' });
+    expect(nul!.message).toMatch(/session\.env\.A: may not contain a NUL byte/);
 
     const badHost = await refused(
       ui.callUnchecked('hosts.add', { name: 'no spaces', address: '127.0.0.1:1', code: '1' }),

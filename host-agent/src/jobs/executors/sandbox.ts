@@ -1,47 +1,29 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
-import { constants, homedir } from 'node:os';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { spawn, type StdioOptions } from 'node:child_process';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { constants as osConstants, homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { HangarError } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
-import { describeLimitMethod, findCgroupParent, prepareLimits } from './sandbox-limits.js';
+import { bwrapArgs, DEFAULT_PATH } from './sandbox-args.js';
+import { ensureMountpoint, launchArgv, workdirSource, type LaunchPlan } from './sandbox-launch.js';
+import {
+  currentLimitHost,
+  describeLimitMethod,
+  findCgroupParent,
+  prepareLimits,
+  type LimitHost,
+  type PreparedLimits,
+} from './sandbox-limits.js';
 import { processStartTime, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
+import { chownTree, CREATE_JOB_USER, findJobUser, type JobUser } from './sandbox-user.js';
+import { explainProbeFailure, type SandboxProblem } from './sandbox-userns.js';
 
 export const SANDBOX_INSTALL_HINT = 'install bubblewrap (apt-get install bubblewrap)';
 
-/** Where the attempt's workdir appears inside the sandbox. */
-export const SANDBOX_WORKDIR = '/work';
-
-/** System directories a build needs, bound read-only (or recreated as the same symlink on merged-/usr systems). */
-const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
-
-/**
- * The parts of /etc a build needs: users and groups (for `id`, `ls -l`), name resolution, TLS roots,
- * the dynamic loader cache, Debian's alternatives symlinks (`awk`, `editor` … point through them).
- * Not the rest: /etc holds host secrets (shadow, ssh keys, credentials of other services).
- */
-const ETC_ENTRIES = [
-  'passwd',
-  'group',
-  'hosts',
-  'resolv.conf',
-  'nsswitch.conf',
-  'host.conf',
-  'gai.conf',
-  'localtime',
-  'ld.so.cache',
-  'ld.so.conf',
-  'ld.so.conf.d',
-  'alternatives',
-  'ssl',
-  'ca-certificates',
-  'ca-certificates.conf',
-  'profile',
-  'mime.types',
-];
-
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** bwrap reads more arguments from this fd (`--args`): secrets go there, never onto a command line. */
+const SECRET_ARGS_FD = 4;
 
 export interface SandboxExecutorOptions {
   /** The agent's data dir: never visible to a job, even if it lies under a bound system dir. */
@@ -54,99 +36,146 @@ export interface SandboxExecutorOptions {
   maxConcurrency?: number;
   /** Override cgroup detection (tests, or a delegated cgroup); null forces the rlimit fallback. */
   cgroupParent?: string | null;
+  /** Who jobs run as when the agent is root (default: hangar-job, else nobody); unused otherwise. */
+  jobUser?: JobUser;
+  /** Where the kernel's switches are read to explain a refusal (tests point it at their own). */
+  sysctlDir?: string;
+  /** RAM, CPUs and tool paths the limits depend on (tests). */
+  limitHost?: LimitHost;
   logger?: Logger;
 }
 
+/** How long a passed or failed probe is trusted: the kernel's switches rarely change, but may. */
+const PROBE_TTL_MS = 10_000;
+const PROBE_TIMEOUT_MS = 10_000;
+
 /**
- * Linux jobs in bubblewrap: the attempt's fresh workdir writable at /work, system dirs read-only,
- * new pid/ipc/uts (and, for `network: none`, net) namespaces, its own /tmp, /proc and minimal /dev.
- * Nothing of the host's $HOME, the agent's data dir or other attempts' dirs is bound, so a job
- * cannot name them, let alone read them.
+ * Linux jobs in bubblewrap, with no privilege whatever user runs the agent: an unprivileged user
+ * (see sandbox-user.ts) in a user namespace of its own with no capability, no further user
+ * namespaces, and limits on processes and memory by default. The attempt's fresh workdir is
+ * writable at /work, system dirs read-only, new pid/ipc/uts (and, for `network: none`, net)
+ * namespaces, its own /tmp, /proc and minimal /dev. Nothing of the host's $HOME, the agent's data
+ * dir or other attempts' dirs is bound, so a job cannot name them, let alone read them. Where the
+ * kernel refuses an unprivileged user namespace, it refuses to run jobs at all.
  */
 export class SandboxExecutor implements Executor {
   readonly name = 'sandbox' as const;
   readonly maxConcurrency: number;
   readonly limitNote: string;
-  private readonly bwrap: string;
+  /** The host user jobs run as; undefined when the agent is not root (they run as the agent's user). */
+  readonly jobUser: JobUser | undefined;
+  private readonly agentIsRoot: boolean;
+  private readonly bwrap: string | undefined;
   private readonly hidden: string[];
   private readonly cgroupParent: string | undefined;
+  private readonly limitHost: LimitHost;
   private readonly running = new Set<SandboxExecution>();
+  private probed: { at: number; result: Promise<SandboxProblem | undefined> } | undefined;
+  private probes = 0;
 
   constructor(private readonly options: SandboxExecutorOptions) {
-    this.bwrap = options.bwrapPath ?? 'bwrap';
+    this.bwrap = findExecutable(options.bwrapPath ?? 'bwrap');
     this.maxConcurrency = options.maxConcurrency ?? 4;
     this.hidden = [options.dataDir, homedir(), ...(options.hiddenPaths ?? [])].map((path) => resolve(path));
     this.cgroupParent = options.cgroupParent === null ? undefined : (options.cgroupParent ?? findCgroupParentSafely());
     this.limitNote = describeLimitMethod(this.cgroupParent);
+    this.limitHost = options.limitHost ?? currentLimitHost();
+    this.agentIsRoot = process.getuid?.() === 0;
+    this.jobUser = this.agentIsRoot ? (options.jobUser ?? findJobUserSafely()) : undefined;
   }
 
   async unavailableReason(): Promise<string | undefined> {
-    if (process.platform !== 'linux') return `the sandbox executor needs Linux (this host runs ${process.platform})`;
-    // Running it once proves more than finding it: user namespaces may be disabled (sysctl, AppArmor).
-    const probe = spawnSync(this.bwrap, ['--ro-bind', '/', '/', '--unshare-pid', '--', '/bin/true'], {
-      timeout: 10_000,
-      encoding: 'utf8',
-    });
-    if (probe.error) {
-      const code = (probe.error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return `bubblewrap (bwrap) is not installed: ${SANDBOX_INSTALL_HINT}`;
-      return `bubblewrap could not be started (${probe.error.message}): ${SANDBOX_INSTALL_HINT}`;
-    }
-    if (probe.status !== 0) {
-      return (
-        `bubblewrap is installed but cannot create namespaces here (${probe.stderr.trim()}); ` +
-        'allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run the agent as root'
-      );
-    }
-    return undefined;
+    const problem = await this.check();
+    return problem && `${problem.problem}: ${problem.fix}`;
   }
 
-  /** The bwrap argv (after any limit prefix) for an attempt; exported for tests and `doctor`. */
-  sandboxArgs(request: Pick<ExecutionRequest, 'workdir' | 'network' | 'env' | 'command'>): string[] {
-    const args: string[] = ['--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts'];
-    if (request.network === 'none') args.push('--unshare-net');
-    args.push('--hostname', 'hangar-sandbox');
-    const bound: string[] = [];
-    for (const dir of SYSTEM_DIRS) {
-      const entry = describePath(dir);
-      if (entry === 'symlink') args.push('--symlink', readlinkSync(dir), dir);
-      else if (entry === 'dir') {
-        args.push('--ro-bind', dir, dir);
-        bound.push(realpathSync(dir));
-      }
+  /**
+   * Whether a sandbox can be made here: by making one, exactly as a job's is made (launcher, job
+   * user, bwrap, limits), to run `true`. Finding bwrap proves little: user namespaces may be
+   * forbidden (sysctl, AppArmor), and then nothing runs rather than something unconfined.
+   */
+  check(): Promise<SandboxProblem | undefined> {
+    if (this.probed && Date.now() - this.probed.at < PROBE_TTL_MS) return this.probed.result;
+    const result = this.probe();
+    this.probed = { at: Date.now(), result };
+    return result;
+  }
+
+  private async probe(): Promise<SandboxProblem | undefined> {
+    if (process.platform !== 'linux') {
+      return {
+        problem: `the sandbox executor needs Linux (this host runs ${process.platform})`,
+        fix: 'use --executor shell (no isolation), or tart on a Mac',
+      };
     }
-    for (const name of ETC_ENTRIES) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
-    // A hidden path under a bound system dir (a data dir in /opt, a $HOME under /usr/local) gets an
-    // empty tmpfs over it, so binding /usr never exposes it.
-    for (const path of this.hidden) {
-      if (bound.some((dir) => isInside(dir, path)) && existsSync(path)) args.push('--tmpfs', path);
+    if (!this.bwrap) return { problem: 'bubblewrap (bwrap) is not installed', fix: SANDBOX_INSTALL_HINT };
+    if (this.agentIsRoot && !this.jobUser) {
+      return {
+        problem: 'the agent runs as root and there is no unprivileged user to run jobs as',
+        fix: CREATE_JOB_USER,
+      };
     }
-    args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
-    args.push('--bind', request.workdir, SANDBOX_WORKDIR, '--chdir', SANDBOX_WORKDIR);
-    // The root is a tmpfs bwrap made; read-only, so nothing outside /work and /tmp can be written.
-    args.push('--remount-ro', '/');
-    args.push('--clearenv');
-    const env = { PATH: DEFAULT_PATH, HOME: SANDBOX_WORKDIR, TMPDIR: '/tmp', ...request.env };
-    for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
-    // stdout and stderr are already one open file (the attempt's log), so their order is the order written.
-    args.push('--', '/bin/sh', '-c', request.command);
-    return args;
+    const mountpoint = this.jobUser ? ensureMountpoint() : undefined;
+    if (mountpoint) return { problem: mountpoint, fix: `remove it; the agent makes it again` };
+    const workdir = await mkdtemp(join(tmpdir(), 'hangar-sandbox-probe-'));
+    let limits: PreparedLimits | undefined;
+    try {
+      limits = prepareLimits({}, this.cgroupParent, `probe-${process.pid}-${++this.probes}`, this.limitHost);
+      if (this.jobUser) await chownTree(workdir, this.jobUser);
+      const request = { workdir, network: 'default' as const, env: {}, command: 'true' };
+      const argv = launchArgv(this.plan(workdir, limits.cgroupDir), this.sandboxArgs(request, limits.inner));
+      const { status, output } = await runBounded(argv, PROBE_TIMEOUT_MS);
+      return status === 0 ? undefined : explainProbeFailure(output, this.options.sysctlDir);
+    } finally {
+      limits?.cleanup();
+      await rm(workdir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The bwrap argv for an attempt (after the launcher), `inner` being the limits' wrapper of the
+   * job's shell; exported for tests.
+   */
+  sandboxArgs(
+    request: Pick<ExecutionRequest, 'workdir' | 'network' | 'env' | 'command'> &
+      Partial<Pick<ExecutionRequest, 'secretEnv'>>,
+    inner: string[] = [],
+  ): string[] {
+    const source = workdirSource({ user: this.jobUser, workdir: request.workdir });
+    const secrets = Object.keys(request.secretEnv ?? {}).length > 0 ? { secretArgsFd: SECRET_ARGS_FD } : {};
+    return bwrapArgs({ ...request, workdirSource: source, hidden: this.hidden, inner, ...secrets });
   }
 
   async start(request: ExecutionRequest): Promise<Execution> {
-    const reason = await this.unavailableReason();
-    if (reason) throw new HangarError('E_EXECUTOR_UNAVAILABLE', reason);
+    const problem = await this.check();
+    if (problem) throw new HangarError('E_EXECUTOR_UNAVAILABLE', `${problem.problem}: ${problem.fix}`);
+    // The job user owns its workdir, so the job can write /work and nothing else of the host.
+    if (this.jobUser) await chownTree(request.workdir, this.jobUser);
     const attemptKey = `${request.jobId}-${request.attempt}`;
-    const limits = prepareLimits(request.limits, this.cgroupParent, attemptKey);
-    if (request.limits.cpus !== undefined || request.limits.memoryMb !== undefined) {
-      this.options.logger?.info({ job: request.jobId, attempt: request.attempt, method: limits.method }, limits.note);
-    }
-    const argv = [...limits.prefix, this.bwrap, '--info-fd', '3', ...this.sandboxArgs(request)];
+    const limits = prepareLimits(request.limits, this.cgroupParent, attemptKey, this.limitHost);
+    this.options.logger?.info(
+      { job: request.jobId, attempt: request.attempt, method: limits.method, user: this.jobUser?.name },
+      limits.note,
+    );
+    const bwrapArgs = ['--info-fd', '3', ...this.sandboxArgs(request, limits.inner)];
+    const argv = launchArgv(this.plan(request.workdir, limits.cgroupDir), bwrapArgs);
     const started = Date.now();
-    // detached: bwrap leads its own process group, so a signal to -pgid never reaches the agent.
-    // The log file is stdout and stderr: the job's output and bwrap's own errors (a bad bind) land there.
+    // detached: the launcher, which execs into bwrap, leads its own process group, so a signal to
+    // -pgid never reaches the agent. The log file is stdout and stderr: the job's output and the
+    // launcher's and bwrap's own errors (a bad bind) land there.
     const { fd } = request.output;
-    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd, 'pipe'] });
+    // Secrets as NUL-separated `--setenv NAME VALUE` on fd 4 (--args above), read by bwrap before the
+    // sandbox starts; the launcher (unshare, setpriv) passes the fd on to it.
+    const secretArgs = Object.entries(request.secretEnv ?? {}).flatMap(([key, value]) => ['--setenv', key, value]);
+    const stdio: StdioOptions = ['ignore', fd, fd, 'pipe', ...(secretArgs.length > 0 ? ['pipe' as const] : [])];
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio });
+    if (secretArgs.length > 0) {
+      const secrets = child.stdio[SECRET_ARGS_FD] as NodeJS.WritableStream;
+      secrets.on('error', (error) =>
+        this.options.logger?.warn({ err: error, job: request.jobId }, 'could not pass the job its secrets'),
+      );
+      secrets.end(secretArgs.map((arg) => `${arg}\0`).join(''));
+    }
     const execution = new SandboxExecution(child.pid!, limits.cleanup);
     this.running.add(execution);
     const info = child.stdio[3] as NodeJS.ReadableStream;
@@ -178,8 +207,8 @@ export class SandboxExecutor implements Executor {
     const namespace = typeof state['pidNamespace'] === 'number' ? state['pidNamespace'] : undefined;
     if (pid === undefined || startTime === undefined) return;
     // The pid is ours only if it started when we recorded it; otherwise it was reused: leave it alone.
-    // The pid is ours only if it started when we recorded it; otherwise it was reused: leave it alone.
     // (With --die-with-parent bwrap normally took its sandbox down with the crashed agent already.)
+    // A root agent may signal the job user's processes; a user's agent, its own.
     if (processStartTime(pid) !== startTime) return;
     signalSandbox(pid, namespace, 'SIGKILL');
     await waitSandboxGone(pid, namespace, 5_000);
@@ -187,6 +216,10 @@ export class SandboxExecutor implements Executor {
 
   async dispose(): Promise<void> {
     await Promise.all([...this.running].map((execution) => execution.cancel(0)));
+  }
+
+  private plan(workdir: string, cgroupDir: string | undefined): LaunchPlan {
+    return { user: this.jobUser, workdir, cgroupDir, bwrap: this.bwrap ?? 'bwrap' };
   }
 }
 
@@ -236,26 +269,48 @@ class SandboxExecution implements Execution {
 }
 
 function signalName(number: number): string | null {
-  const entry = Object.entries(constants.signals).find(([, value]) => value === number);
+  const entry = Object.entries(osConstants.signals).find(([, value]) => value === number);
   return entry ? entry[0] : null;
-}
-
-function describePath(path: string): 'dir' | 'symlink' | 'missing' {
-  try {
-    const stat = lstatSync(path);
-    if (stat.isSymbolicLink()) return 'symlink';
-    return stat.isDirectory() ? 'dir' : 'missing';
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
-    throw error;
-  }
-}
-
-function isInside(parent: string, path: string): boolean {
-  const rel = relative(parent, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 function findCgroupParentSafely(): string | undefined {
   return process.platform === 'linux' ? findCgroupParent() : undefined;
+}
+
+function findJobUserSafely(): JobUser | undefined {
+  return existsSync('/etc/passwd') ? findJobUser() : undefined;
+}
+
+/**
+ * An absolute path to the program (a name is looked up on the agent's PATH), or undefined: the
+ * launcher execs it after changing user, so it is named once, here, where the agent can check it.
+ */
+function findExecutable(program: string): string | undefined {
+  const candidates = program.includes('/')
+    ? [resolve(program)]
+    : (process.env['PATH'] ?? DEFAULT_PATH).split(':').map((dir) => join(dir || '.', program));
+  return candidates.find((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return statSync(path).isFile();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR') return false;
+      throw error;
+    }
+  });
+}
+
+/** Runs argv to its end (killed past the timeout) and gives its status and what it printed. */
+function runBounded(argv: string[], timeoutMs: number): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.on('error', (error) => resolveRun({ status: null, output: `${output}${error.message}` }));
+    child.on('close', (status, signal) => {
+      resolveRun({ status, output: signal ? `${output}killed by ${signal} after ${timeoutMs} ms` : output });
+    });
+  });
 }

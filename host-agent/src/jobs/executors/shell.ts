@@ -28,7 +28,13 @@ export class ShellExecutor implements Executor {
   async start(request: ExecutionRequest): Promise<Execution> {
     const child = spawn('/bin/sh', ['-c', request.command], {
       cwd: request.workdir,
-      env: { ...process.env, ...request.env, HANGAR_JOB_ID: request.jobId, HANGAR_ATTEMPT: String(request.attempt) },
+      env: {
+        ...process.env,
+        ...request.env,
+        ...request.secretEnv,
+        HANGAR_JOB_ID: request.jobId,
+        HANGAR_ATTEMPT: String(request.attempt),
+      },
       detached: true,
       stdio: ['ignore', request.output.fd, request.output.fd],
     });

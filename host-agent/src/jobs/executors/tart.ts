@@ -140,7 +140,9 @@ export class TartExecutor implements Executor {
       mkdirSync(jobDir, { recursive: true });
       moveDir(request.workdir, join(jobDir, 'work'));
       writeFileSync(join(jobDir, 'command'), request.command);
-      writeFileSync(join(jobDir, 'run.sh'), wrapperScript(request.env));
+      // The guest takes env only from this script: secrets are in it while the job runs, inside the
+      // agent's data dir (0700); the job dir is removed after.
+      writeFileSync(join(jobDir, 'run.sh'), wrapperScript({ ...request.env, ...request.secretEnv }));
     } catch (error) {
       await this.pool.release(lease, request.timing);
       throw error;

@@ -21,10 +21,15 @@ export interface ExecutionRequest {
   /** Run with `sh -c` in the workdir. */
   command: string;
   env: Record<string, string>;
+  /**
+   * Environment whose values are secrets: into the job's environment like `env`, but never onto
+   * a command line (other users of the host can read those in /proc) nor into a log.
+   */
+  secretEnv?: Record<string, string>;
   /** Host path of this attempt's fresh working directory (the unpacked workspace). */
   workdir: string;
   network: 'default' | 'none';
-  limits: { cpus?: number; memoryMb?: number };
+  limits: { cpus?: number; memoryMb?: number; pids?: number };
   /** Tart: base image to clone. */
   image?: string;
   output: JobOutput;

@@ -1,84 +1,12 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../../src/jobs/executors/sandbox.js';
-import type { ExecutionRequest, ExecutionResult } from '../../../src/jobs/executors/types.js';
-import { fileOutput } from './output.js';
+import { findJobUser } from '../../../src/jobs/executors/sandbox-user.js';
+import { bwrapWithoutUserNamespaces, cleanups, harness, processesWithMarker, tempDir } from './sandbox-harness.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
-const cleanups: (() => void | Promise<void>)[] = [];
-
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function tempDir(parent: string, prefix: string): string {
-  const dir = mkdtempSync(join(parent, `hangar-${prefix}-`));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-interface Harness {
-  executor: SandboxExecutor;
-  dataDir: string;
-  run(command: string, extra?: Partial<ExecutionRequest>): Promise<{ result: ExecutionResult; output: string }>;
-  request(command: string, extra?: Partial<ExecutionRequest>): { request: ExecutionRequest; output: () => string };
-}
-
-/** A data dir under /opt when we may write there: /opt is bound read-only, so hiding it takes a tmpfs. */
-function fakeDataDir(): string {
-  try {
-    return tempDir('/opt', 'agent-data');
-  } catch {
-    return tempDir(tmpdir(), 'agent-data');
-  }
-}
-
-function harness(): Harness {
-  const dataDir = fakeDataDir();
-  const executor = new SandboxExecutor({ dataDir, cgroupParent: null });
-  cleanups.push(() => executor.dispose());
-  const request = (command: string, extra: Partial<ExecutionRequest> = {}) => {
-    const workdir = tempDir(tmpdir(), 'work');
-    const log = fileOutput(tempDir(tmpdir(), 'log'));
-    cleanups.push(log.close);
-    return {
-      request: {
-        jobId: 'job1',
-        attempt: 1,
-        command,
-        env: {},
-        workdir,
-        network: 'default' as const,
-        limits: {},
-        output: log.output,
-        timing: () => {},
-        checkpoint: () => {},
-        ...extra,
-      },
-      output: log.text,
-    };
-  };
-  return {
-    executor,
-    dataDir,
-    request,
-    async run(command, extra) {
-      const { request: req, output } = request(command, extra);
-      const execution = await executor.start(req);
-      const result = await execution.done;
-      return { result, output: output() };
-    },
-  };
-}
-
-function processesWithMarker(marker: string): string[] {
-  const table = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
-  return table.split('\n').filter((line) => line.includes(marker) && !line.includes('ps -eo'));
-}
-
 describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
   it('a job exit code is the attempt exit code', async () => {
     const h = harness();
@@ -218,5 +146,106 @@ describe('sandbox executor availability', () => {
     if (process.platform === 'linux') expect(reason).toContain('install bubblewrap (apt-get install bubblewrap)');
     else expect(reason).toContain('Linux');
     mkdirSync(tmpdir(), { recursive: true });
+  });
+});
+
+const AS_ROOT = process.getuid?.() === 0;
+
+/** The job user tests run jobs as: one of its own, as the installer makes (no passwd entry is needed to run as it). */
+const JOB_USER = { name: 'hangar-job', uid: 64_999, gid: 64_999 };
+
+describe.skipIf(!HAS_BWRAP || !AS_ROOT)('a sandbox run by an agent that is root gives root’s powers up', () => {
+  it('bwrap puts the job in a user namespace of its own, with no capability and no further namespaces', () => {
+    const h = harness();
+    const args = h.executor.sandboxArgs({ workdir: '/w', network: 'default', env: {}, command: 'true' });
+    const flags = args.slice(0, args.indexOf('--'));
+    expect(flags).toEqual(expect.arrayContaining(['--unshare-user', '--disable-userns', '--die-with-parent']));
+    expect(flags).toEqual(expect.arrayContaining(['--new-session', '--unshare-pid']));
+    expect(flags[flags.indexOf('--cap-drop') + 1]).toBe('ALL');
+    // bwrap, unprivileged, binds what the launcher bound for it: the workdir sits in the 0700 data dir.
+    expect(flags[flags.indexOf('--bind') + 2]).toBe('/work');
+    expect(flags[flags.indexOf('--bind') + 1]).toBe('/run/hangar-sandbox');
+  });
+
+  it('a job runs as the job user, owns its /work and has no capability', async () => {
+    const h = harness({ jobUser: JOB_USER });
+    const { request, output } = h.request('id -u; id -G; grep -E "^Cap(Prm|Eff|Bnd):" /proc/self/status; touch made');
+    writeFileSync(join(request.workdir, 'given.txt'), 'from the workspace\n');
+    expect((await (await h.executor.start(request)).done).exitCode).toBe(0);
+    const lines = output().trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual(['64999', '64999']);
+    expect(lines.slice(2).map((line) => line.split(/\s+/)[1])).toEqual(Array(3).fill('0000000000000000'));
+    for (const name of ['.', 'given.txt', 'made']) {
+      expect(statSync(join(request.workdir, name)).uid, name).toBe(JOB_USER.uid);
+    }
+  });
+
+  it('without a hangar-job user, jobs run as nobody', async () => {
+    const passwd = join(tempDir(tmpdir(), 'passwd'), 'passwd');
+    writeFileSync(
+      passwd,
+      'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+    );
+    expect(findJobUser(passwd)).toEqual({ name: 'nobody', uid: 65534, gid: 65534 });
+    writeFileSync(passwd, `${readFileSync(passwd, 'utf8')}hangar-job:x:998:997::/nonexistent:/usr/sbin/nologin\n`);
+    expect(findJobUser(passwd)).toEqual({ name: 'hangar-job', uid: 998, gid: 997 });
+    writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\nnobody:x:0:0:a root in disguise:/:/bin/sh\n');
+    expect(findJobUser(passwd)).toBeUndefined();
+  });
+
+  it('a process and a memory limit apply when the job names none, soft and hard alike', async () => {
+    const limitHost = {
+      totalMemoryBytes: 8 * 1024 ** 3,
+      cpuCount: 2,
+      prlimit: '/usr/bin/prlimit',
+      taskset: '/usr/bin/taskset',
+    };
+    const h = harness({ limitHost });
+    const { output } = await h.run('grep -E "^Max (processes|address space)" /proc/self/limits');
+    // 16 GiB of address space: the floor for hosts with less RAM (see defaultAddressSpaceMb).
+    expect(output).toMatch(/^Max processes\s+2048\s+2048\s/m);
+    expect(output).toMatch(new RegExp(`^Max address space\\s+${16 * 1024 ** 3}\\s+${16 * 1024 ** 3}\\s`, 'm'));
+  });
+
+  it('the process limit counts each sandbox alone: two jobs of one user each start 50 of their 64', async () => {
+    const h = harness({ jobUser: JOB_USER });
+    // The sleeps end with the sandbox: its pid namespace goes when the job's shell exits.
+    const command = 'for i in $(seq 1 50); do sleep 30 & done; echo started all';
+    const [first, second] = await Promise.all([
+      h.run(command, { limits: { pids: 64 } }),
+      h.run(command, { limits: { pids: 64 } }),
+    ]);
+    expect(first.output).toBe('started all\n');
+    expect(second.output).toBe('started all\n');
+  });
+});
+
+describe.skipIf(!HAS_BWRAP)('a sandbox where the kernel refuses user namespaces', () => {
+  it('refuses to run a job, saying what to enable, and runs nothing', async () => {
+    const h = harness({ bwrapPath: bwrapWithoutUserNamespaces() });
+    const reason = await h.executor.unavailableReason();
+    expect(reason).toContain('cannot create an unprivileged user namespace here');
+    expect(reason).toContain('ENOSPC');
+    for (const fix of [
+      'sysctl -w kernel.unprivileged_userns_clone=1',
+      'sysctl -w user.max_user_namespaces=15000',
+      'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0',
+    ]) {
+      expect(reason).toContain(fix);
+    }
+    const { request } = h.request('touch ran');
+    await expect(h.executor.start(request)).rejects.toMatchObject({ code: 'E_EXECUTOR_UNAVAILABLE' });
+    expect(existsSync(join(request.workdir, 'ran'))).toBe(false);
+  });
+
+  it('names the switch that forbids them when one does (Ubuntu’s AppArmor restriction)', async () => {
+    const sysctlDir = tempDir(tmpdir(), 'sysctl');
+    mkdirSync(join(sysctlDir, 'kernel'));
+    writeFileSync(join(sysctlDir, 'kernel', 'apparmor_restrict_unprivileged_userns'), '1\n');
+    const h = harness({ bwrapPath: bwrapWithoutUserNamespaces(), sysctlDir });
+    const problem = await h.executor.check();
+    expect(problem?.problem).toContain('kernel.apparmor_restrict_unprivileged_userns forbids them');
+    expect(problem?.fix).toContain('sysctl -w kernel.apparmor_restrict_unprivileged_userns=0');
+    expect(problem?.fix).not.toContain('max_user_namespaces');
   });
 });

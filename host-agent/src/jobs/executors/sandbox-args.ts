@@ -1,0 +1,104 @@
+import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
+
+/** Where the attempt's workdir appears inside the sandbox. */
+export const SANDBOX_WORKDIR = '/work';
+
+/** System directories a build needs, bound read-only (or recreated as the same symlink on merged-/usr systems). */
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/opt'];
+
+/**
+ * The parts of /etc a build needs: users and groups (for `id`, `ls -l`), name resolution, TLS roots,
+ * the dynamic loader cache, Debian's alternatives symlinks (`awk`, `editor` … point through them).
+ * Not the rest: /etc holds host secrets (shadow, ssh keys, credentials of other services).
+ */
+const ETC_ENTRIES = [
+  'passwd',
+  'group',
+  'hosts',
+  'resolv.conf',
+  'nsswitch.conf',
+  'host.conf',
+  'gai.conf',
+  'localtime',
+  'ld.so.cache',
+  'ld.so.conf',
+  'ld.so.conf.d',
+  'alternatives',
+  'ssl',
+  'ca-certificates',
+  'ca-certificates.conf',
+  'profile',
+  'mime.types',
+];
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface SandboxArgsInput {
+  command: string;
+  env: Record<string, string>;
+  network: 'default' | 'none';
+  /** The host path bwrap binds at /work (see sandbox-launch.ts for why it may not be the workdir's). */
+  workdirSource: string;
+  /** Host paths never to expose, even under a bound system dir. */
+  hidden: readonly string[];
+  /** What wraps the job's shell inside the sandbox (the limits' prlimit, taskset). */
+  inner: readonly string[];
+  /** bwrap reads more arguments (the job's secrets) from this fd (`--args`), never from its command line. */
+  secretArgsFd?: number;
+}
+
+/**
+ * bwrap's arguments for a job: a user namespace of its own in which the job holds no capability
+ * and may make no further namespace (each new one would be a fresh set of capabilities to attack
+ * the kernel with), new pid/ipc/uts namespaces (and net, for `network: none`), system dirs
+ * read-only, its workdir at /work, its own /tmp, /proc and minimal /dev, and a clean environment.
+ */
+export function bwrapArgs(input: SandboxArgsInput): string[] {
+  const args: string[] = ['--unshare-user', '--disable-userns', '--cap-drop', 'ALL'];
+  args.push('--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts');
+  if (input.network === 'none') args.push('--unshare-net');
+  args.push('--hostname', 'hangar-sandbox');
+  const bound: string[] = [];
+  for (const dir of SYSTEM_DIRS) {
+    const entry = describePath(dir);
+    if (entry === 'symlink') args.push('--symlink', readlinkSync(dir), dir);
+    else if (entry === 'dir') {
+      args.push('--ro-bind', dir, dir);
+      bound.push(realpathSync(dir));
+    }
+  }
+  for (const name of ETC_ENTRIES) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+  // A hidden path under a bound system dir (a data dir in /opt, a $HOME under /usr/local) gets an
+  // empty tmpfs over it, so binding /usr never exposes it.
+  for (const path of input.hidden) {
+    if (bound.some((dir) => isInside(dir, path)) && existsSync(path)) args.push('--tmpfs', path);
+  }
+  args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  args.push('--bind', input.workdirSource, SANDBOX_WORKDIR, '--chdir', SANDBOX_WORKDIR);
+  // The root is a tmpfs bwrap made; read-only, so nothing outside /work and /tmp can be written.
+  args.push('--remount-ro', '/');
+  args.push('--clearenv');
+  const env = { PATH: DEFAULT_PATH, HOME: SANDBOX_WORKDIR, TMPDIR: '/tmp', ...input.env };
+  for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
+  if (input.secretArgsFd !== undefined) args.push('--args', String(input.secretArgsFd));
+  // stdout and stderr are already one open file (the attempt's log), so their order is the order written.
+  args.push('--', ...input.inner, '/bin/sh', '-c', input.command);
+  return args;
+}
+
+function describePath(path: string): 'dir' | 'symlink' | 'missing' {
+  try {
+    const stat = lstatSync(path);
+    if (stat.isSymbolicLink()) return 'symlink';
+    return stat.isDirectory() ? 'dir' : 'missing';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw error;
+  }
+}
+
+function isInside(parent: string, path: string): boolean {
+  const rel = relative(parent, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}

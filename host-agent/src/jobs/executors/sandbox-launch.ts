@@ -1,0 +1,92 @@
+import { lstatSync, mkdirSync } from 'node:fs';
+import type { JobUser } from './sandbox-user.js';
+
+/**
+ * How the agent starts bwrap. Two ways, one outcome: bwrap runs unprivileged, as the job's user,
+ * and puts the job in a user namespace with no capability.
+ *
+ * - Agent is root: `unshare` gives the launcher a private mount namespace, where it binds the
+ *   attempt's workdir on MOUNTPOINT, then `setpriv` drops to the job user (supplementary groups
+ *   cleared) and execs bwrap. The bind is needed because an unprivileged bwrap resolves every
+ *   source path itself (even `--bind-fd`'s, through realpath, in bwrap 0.8) and the workdir lies
+ *   in the agent's data dir, which the job user may not traverse (0700). The bind lives and dies
+ *   with that mount namespace; the host never sees it.
+ * - Agent is not root: the launcher execs bwrap as the agent's own user.
+ *
+ * Either way the launcher first sets oom_score_adj to 1000 (the job is the OOM killer's first
+ * pick, not the agent or the user's sessions; set by root, the job cannot lower it again) and joins
+ * the attempt's cgroup when there is one, so no process of the sandbox ever runs outside it. One
+ * process from spawn to bwrap (each step execs the next), so the spawned pid is bwrap's, its
+ * process group is the sandbox's, and --die-with-parent ties it to the agent.
+ */
+
+/** Where the root launcher binds the workdir for bwrap to find: root-owned and traversable by anyone. */
+export const SANDBOX_MOUNTPOINT = '/run/hangar-sandbox';
+
+/** Launcher failures (cgroup, bind, privileges) exit with this, the shell's "could not run it". */
+export const LAUNCH_FAILED = 126;
+
+const ROOT_LAUNCHER = [
+  `echo 1000 > /proc/self/oom_score_adj || exit ${LAUNCH_FAILED}`,
+  `if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit ${LAUNCH_FAILED}; fi`,
+  `mount --bind -- "$2" "$3" || exit ${LAUNCH_FAILED}`,
+  'uid=$4 gid=$5',
+  'shift 5',
+  'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all -- "$@"',
+].join('\n');
+
+const USER_LAUNCHER = [
+  `echo 1000 > /proc/self/oom_score_adj || exit ${LAUNCH_FAILED}`,
+  `if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit ${LAUNCH_FAILED}; fi`,
+  'shift',
+  'exec "$@"',
+].join('\n');
+
+export interface LaunchPlan {
+  /** The job user when the agent is root; undefined: bwrap runs as the agent's user. */
+  user: JobUser | undefined;
+  workdir: string;
+  cgroupDir: string | undefined;
+  bwrap: string;
+}
+
+/** The path bwrap binds at /work: the workdir itself, or where the root launcher bound it. */
+export function workdirSource(plan: Pick<LaunchPlan, 'user' | 'workdir'>): string {
+  return plan.user ? SANDBOX_MOUNTPOINT : plan.workdir;
+}
+
+/** The full argv to spawn: launcher, then bwrap with `bwrapArgs`. */
+export function launchArgv(plan: LaunchPlan, bwrapArgs: readonly string[]): string[] {
+  const cgroup = plan.cgroupDir ?? '';
+  if (!plan.user) return ['/bin/sh', '-c', USER_LAUNCHER, 'hangar-sandbox', cgroup, plan.bwrap, ...bwrapArgs];
+  const { uid, gid } = plan.user;
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    '/bin/sh',
+    '-c',
+    ROOT_LAUNCHER,
+    'hangar-sandbox',
+    cgroup,
+    plan.workdir,
+    SANDBOX_MOUNTPOINT,
+    String(uid),
+    String(gid),
+    plan.bwrap,
+    ...bwrapArgs,
+  ];
+}
+
+/**
+ * Makes the mount point (root only): an empty directory under /run, which only root may write, so
+ * nobody else can have put a link or a directory of their own there. Says what is wrong, if anything.
+ */
+export function ensureMountpoint(): string | undefined {
+  mkdirSync(SANDBOX_MOUNTPOINT, { recursive: true, mode: 0o755 });
+  const stat = lstatSync(SANDBOX_MOUNTPOINT);
+  if (stat.isDirectory() && stat.uid === 0) return undefined;
+  return `${SANDBOX_MOUNTPOINT} is not a directory owned by root`;
+}

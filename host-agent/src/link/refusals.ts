@@ -1,0 +1,53 @@
+import { HangarError } from '@hangar/shared';
+import type { PairingCodeState } from './pairing.js';
+
+/**
+ * What the agent says to a peer it refuses during the handshake. Anyone who can reach the port
+ * gets these, so they say nothing the peer did not already know: not the host's name, not
+ * whether a pairing code is active, not how many wrong guesses are left. A device makes its
+ * own, more helpful, message from the code and what it knows itself (electron/core's link/refusals.ts).
+ */
+
+const PAIR_HINT = 'run `hangar-agent pair` on the host for a new code';
+
+/** Wrong code, no code active, or a stale code guessed wrong: one answer for all of them. */
+export function codeNotAccepted(): HangarError {
+  return new HangarError(
+    'E_AUTH_BAD_CODE',
+    `the pairing code was not accepted; check it, or ${PAIR_HINT} (codes last 10 minutes and work once)`,
+  );
+}
+
+/** Per source address: it tells the peer about its own attempts only. */
+export function rateLimited(retryAfterMs: number): HangarError {
+  return new HangarError(
+    'E_AUTH_RATE_LIMITED',
+    `too many pairing attempts from this address; wait ${Math.ceil(retryAfterMs / 1000)}s and try again`,
+    { retry_after_ms: retryAfterMs },
+  );
+}
+
+export function notPaired(): HangarError {
+  return new HangarError(
+    'E_AUTH_UNKNOWN_DEVICE',
+    'this device is not paired with this host; run `hangar-agent pair` on the host and `hangar hosts add <name> <address> --code <code>` here',
+  );
+}
+
+/** Only for a device that has proved it knows the code (the PAKE succeeded): it may know its fate. */
+export function staleCode(state: PairingCodeState): HangarError {
+  switch (state) {
+    case 'used':
+      return new HangarError('E_AUTH_CODE_USED', `this pairing code was already used; ${PAIR_HINT}`);
+    case 'expired':
+      return new HangarError('E_AUTH_CODE_EXPIRED', `this pairing code expired (codes last 10 minutes); ${PAIR_HINT}`);
+    case 'burned':
+      return new HangarError(
+        'E_AUTH_RATE_LIMITED',
+        `this pairing code had too many wrong guesses, so it no longer works; ${PAIR_HINT}`,
+        { code_state: 'burned' },
+      );
+    case 'active':
+      return new HangarError('E_INTERNAL', 'pairing code unexpectedly still active');
+  }
+}

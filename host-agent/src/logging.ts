@@ -1,0 +1,16 @@
+import { LOG_REDACT_CENSOR, LOG_REDACT_PATHS } from '@hangar/shared';
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+/**
+ * The agent's one logger: JSON lines on stderr, level from $HANGAR_LOG_LEVEL (info by default;
+ * debug adds every request), secrets redacted by the shared paths. Components take children of it.
+ */
+export function createAgentLogger(
+  level = process.env['HANGAR_LOG_LEVEL'] ?? 'info',
+  destination: DestinationStream = pino.destination(2),
+): Logger {
+  return pino(
+    { name: 'hangar-agent', level, redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACT_CENSOR } },
+    destination,
+  );
+}

@@ -1,0 +1,77 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SessionCreateParams, TMUX_SERVER_OK, type SessionCreateParams as CreateInput } from '@hangar/shared';
+import { bash, startTestHost, waitFor, type TestHost } from './fixture.js';
+
+let host: TestHost;
+beforeEach(async () => {
+  host = await startTestHost();
+});
+afterEach(async () => {
+  await host[Symbol.asyncDispose]();
+});
+
+const params = (input: CreateInput) => SessionCreateParams.parse(input);
+
+/** The pid of the agent's tmux server, asked of tmux itself. */
+const serverPid = async () => Number((await host.tmux('display-message', '-p', '#{pid}')).trim());
+
+describe('a tmux server that goes away with sessions on it', () => {
+  it.each([
+    ['killed with kill -9', async () => process.kill(await serverPid(), 'SIGKILL')],
+    ['stopped with tmux kill-server', async () => void (await host.tmux('kill-server'))],
+  ])('is reported when %s, with the sessions it took, not as an empty list', async (_how, killServer) => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'work', command: bash, cwd: host.dataDir }));
+    await sessions.create(params({ name: 'build', command: ['sleep', '300'], cwd: host.dataDir }));
+    expect((await sessions.list()).map((s) => s.name).sort()).toEqual(['build', 'work']);
+    expect(sessions.tmuxState()).toEqual(TMUX_SERVER_OK);
+    const pid = await serverPid();
+
+    await killServer();
+    await waitFor(async () => (await sessions.list()).length === 0, 'the listing without the server');
+    const state = sessions.tmuxState();
+    expect(state).toMatchObject({ ok: false, lost_at: expect.any(Number) });
+    expect([...state.lost_sessions].sort()).toEqual(['build', 'work']);
+    expect(state.message).toMatch(
+      new RegExp(
+        `^the tmux server \\(pid ${pid}\\) exited while sessions "(work|build)", "(work|build)" ran in it ` +
+          `\\(it was killed or crashed\\); they were lost\\. A new session starts a fresh tmux server$`,
+      ),
+    );
+    // Asked again, it still says so: the loss is kept until the user starts something new.
+    expect(await sessions.list()).toEqual([]);
+    expect(sessions.tmuxState().ok).toBe(false);
+
+    // What happens next: a new session starts a fresh server, and the report is cleared.
+    await sessions.create(params({ name: 'again', command: bash, cwd: host.dataDir }));
+    expect((await sessions.list()).map((s) => s.name)).toEqual(['again']);
+    expect(await serverPid()).not.toBe(pid);
+    expect(sessions.tmuxState()).toEqual(TMUX_SERVER_OK);
+  });
+
+  it('is pushed to clients of an attached session as soon as its terminal ends', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'watched', command: bash, cwd: host.dataDir }));
+    const attachment = await sessions.attach('watched', { cols: 80, rows: 24 });
+    const changes: { names: string[]; ok: boolean }[] = [];
+    sessions.onChanged((list) => changes.push({ names: list.map((s) => s.name), ok: sessions.tmuxState().ok }));
+    process.kill(await serverPid(), 'SIGKILL');
+    await attachment.closed;
+    await waitFor(() => changes.some((c) => c.names.length === 0 && !c.ok), 'a change that tells the loss');
+  });
+
+  it('is no loss when it exits with its last session, ended on its own or through the agent', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'brief', command: ['sh', '-c', 'read line; exit 4'], cwd: host.dataDir }));
+    expect((await sessions.list()).map((s) => s.name)).toEqual(['brief']);
+    await host.tmux('send-keys', '-t', '=hangar-brief:', 'Enter');
+    await waitFor(async () => (await sessions.list()).length === 0, 'the session to end on its own');
+    expect(sessions.tmuxState()).toEqual(TMUX_SERVER_OK);
+
+    await sessions.create(params({ name: 'killed', command: bash, cwd: host.dataDir }));
+    expect((await sessions.list()).map((s) => s.name)).toEqual(['killed']);
+    await sessions.kill('killed');
+    expect(await sessions.list()).toEqual([]);
+    expect(sessions.tmuxState()).toEqual(TMUX_SERVER_OK);
+  });
+});

@@ -1,0 +1,353 @@
+import { HangarError, oidcIdentity, type LoginResult, type SessionTokens } from '@hangar/shared';
+import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/passwords.js';
+import { REFRESH_TOKEN_TTL_MS, newId, newRefreshToken, sha256Hex } from '../accounts/tokens.js';
+import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
+import type { RelayDb } from '../store/db.js';
+import { auditContext, checkLoginProof, isUniqueViolation, type Call, type Handlers } from './call.js';
+
+type Registration = { public_key: string; name: string };
+
+const BAD_CREDENTIALS = 'email or password is wrong (or the account does not exist); check them and try again';
+
+export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.oidc' | 'auth.refresh' | 'auth.logout'> =
+  {
+    async 'auth.signup'(ctx, params, call) {
+      ctx.limits.take('signup', call.ip, 'sign-ups from this address');
+      checkLoginProof(ctx, call, { identity: params.email, publicKey: params.device.public_key, proof: params.proof });
+      const existing = await ctx.db
+        .selectFrom('accounts')
+        .select('id')
+        .where('email', '=', params.email)
+        .executeTakeFirst();
+      if (existing !== undefined) throw accountExists(params.email);
+      const passwordHash = await hashPassword(params.password, ctx.passwordCost);
+      const accountId = newId('acct');
+      let device: DeviceRow;
+      try {
+        device = await ctx.db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto('accounts')
+            .values({
+              id: accountId,
+              email: params.email,
+              password_hash: passwordHash,
+              oidc_issuer: null,
+              oidc_subject: null,
+              statement_seq: 0,
+              created_at: ctx.now(),
+            })
+            .execute();
+          return insertDevice(trx, ctx, accountId, params.device, 'first');
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw accountExists(params.email);
+        throw error;
+      }
+      ctx.metrics.logins.inc({ method: 'signup', outcome: 'ok' });
+      await ctx.audit.record(auditContext(call, accountId, `device:${device.id}`), 'account.signup', {
+        email: params.email,
+        device_id: device.id,
+        device_name: device.name,
+      });
+      return session(ctx, { account_id: accountId, email: params.email }, device);
+    },
+
+    async 'auth.login'(ctx, params, call) {
+      ctx.limits.take('login', call.ip, 'sign-in attempts from this address');
+      ctx.limits.take('loginAccount', params.email, `sign-in attempts for ${params.email}`);
+      checkLoginProof(ctx, call, { identity: params.email, publicKey: params.device.public_key, proof: params.proof });
+      const account = await ctx.db
+        .selectFrom('accounts')
+        .selectAll()
+        .where('email', '=', params.email)
+        .executeTakeFirst();
+      if (account?.password_hash == null) {
+        await burnPasswordTime(params.password, ctx.passwordCost);
+        ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
+        throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
+      }
+      if (!(await verifyPassword(params.password, account.password_hash))) {
+        ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
+        await ctx.audit.record(auditContext(call, account.id), 'auth.login_refused', { reason: 'wrong password' });
+        throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
+      }
+      return signIn(ctx, call, { account_id: account.id, email: account.email }, params.device, 'password');
+    },
+
+    async 'auth.oidc'(ctx, params, call) {
+      ctx.limits.take('login', call.ip, 'sign-in attempts from this address');
+      if (ctx.oidc === undefined) {
+        throw new HangarError(
+          'E_AUTH_OIDC',
+          'this relay has no OpenID Connect sign-in (it runs without --oidc-issuer)',
+        );
+      }
+      checkLoginProof(ctx, call, {
+        identity: oidcIdentity(params.id_token),
+        publicKey: params.device.public_key,
+        proof: params.proof,
+      });
+      const identity = await ctx.oidc.verify(params.id_token);
+      const bySubject = await ctx.db
+        .selectFrom('accounts')
+        .select(['id', 'email'])
+        .where('oidc_issuer', '=', identity.issuer)
+        .where('oidc_subject', '=', identity.subject)
+        .executeTakeFirst();
+      if (bySubject !== undefined) {
+        return signIn(ctx, call, { account_id: bySubject.id, email: bySubject.email }, params.device, 'oidc');
+      }
+      const byEmail = await ctx.db
+        .selectFrom('accounts')
+        .selectAll()
+        .where('email', '=', identity.email)
+        .executeTakeFirst();
+      if (byEmail !== undefined) {
+        if (byEmail.oidc_subject !== null) {
+          throw new HangarError('E_AUTH_OIDC', `${identity.email} is linked to another identity at the provider`);
+        }
+        // The operator trusts this issuer (--oidc-issuer) and it verified the email: link them.
+        await ctx.db
+          .updateTable('accounts')
+          .set({ oidc_issuer: identity.issuer, oidc_subject: identity.subject })
+          .where('id', '=', byEmail.id)
+          .execute();
+        await ctx.audit.record(auditContext(call, byEmail.id), 'account.oidc_linked', { issuer: identity.issuer });
+        return signIn(ctx, call, { account_id: byEmail.id, email: byEmail.email }, params.device, 'oidc');
+      }
+      const accountId = newId('acct');
+      const device = await ctx.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('accounts')
+          .values({
+            id: accountId,
+            email: identity.email,
+            password_hash: null,
+            oidc_issuer: identity.issuer,
+            oidc_subject: identity.subject,
+            statement_seq: 0,
+            created_at: ctx.now(),
+          })
+          .execute();
+        return insertDevice(trx, ctx, accountId, params.device, 'first');
+      });
+      ctx.metrics.logins.inc({ method: 'oidc-signup', outcome: 'ok' });
+      await ctx.audit.record(auditContext(call, accountId, `device:${device.id}`), 'account.signup', {
+        email: identity.email,
+        issuer: identity.issuer,
+        device_id: device.id,
+        device_name: device.name,
+      });
+      return session(ctx, { account_id: accountId, email: identity.email }, device);
+    },
+
+    async 'auth.refresh'(ctx, params, call) {
+      ctx.limits.take('refresh', call.ip, 'token refreshes from this address');
+      const hash = sha256Hex(params.refresh_token);
+      const row = await ctx.db
+        .selectFrom('refresh_tokens')
+        .selectAll()
+        .where('token_hash', '=', hash)
+        .executeTakeFirst();
+      if (row === undefined)
+        throw new HangarError('E_AUTH_REQUIRED', 'this refresh token is unknown here; log in again');
+      const now = ctx.now();
+      if (row.used_at !== null) {
+        // A spent token came back: either it was stolen or the client lost track. Either way, end
+        // every token of this login so the thief's copy is worthless, and say so in the audit log.
+        await ctx.db
+          .updateTable('refresh_tokens')
+          .set({ revoked_at: now })
+          .where('family_id', '=', row.family_id)
+          .where('revoked_at', 'is', null)
+          .execute();
+        await ctx.audit.record(auditContext(call, row.account_id, `device:${row.device_id}`), 'auth.refresh_reused', {
+          device_id: row.device_id,
+        });
+        throw new HangarError(
+          'E_AUTH_REFRESH_REUSED',
+          'this refresh token was already used once; the session was ended to be safe: log in again',
+        );
+      }
+      const device = await ctx.db
+        .selectFrom('devices')
+        .selectAll()
+        .where('id', '=', row.device_id)
+        .executeTakeFirstOrThrow();
+      if (device.status === 'revoked') throw revoked(device);
+      if (row.revoked_at !== null)
+        throw new HangarError('E_AUTH_REQUIRED', 'this session was ended (logout); log in again');
+      if (row.expires_at <= now) throw new HangarError('E_AUTH_REQUIRED', 'this session expired; log in again');
+      const next = newRefreshToken();
+      const spent = await ctx.db.transaction().execute(async (trx) => {
+        const used = await trx
+          .updateTable('refresh_tokens')
+          .set({ used_at: now })
+          .where('id', '=', row.id)
+          .where('used_at', 'is', null)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(used.numUpdatedRows) !== 1) return false;
+        await trx
+          .insertInto('refresh_tokens')
+          .values({
+            id: newId('rt'),
+            family_id: row.family_id,
+            account_id: row.account_id,
+            device_id: row.device_id,
+            token_hash: next.hash,
+            created_at: now,
+            expires_at: now + REFRESH_TOKEN_TTL_MS,
+            used_at: null,
+            revoked_at: null,
+          })
+          .execute();
+        return true;
+      });
+      if (!spent)
+        throw new HangarError('E_AUTH_REFRESH_REUSED', 'this refresh token was used concurrently; log in again');
+      await ctx.db.updateTable('devices').set({ last_seen: now }).where('id', '=', device.id).execute();
+      const access = await ctx.accessTokens.issue(row.account_id, row.device_id);
+      return {
+        access_token: access.token,
+        access_expires_at: access.expiresAt,
+        refresh_token: next.token,
+        refresh_expires_at: now + REFRESH_TOKEN_TTL_MS,
+      };
+    },
+
+    async 'auth.logout'(ctx, params, call) {
+      const row = await ctx.db
+        .selectFrom('refresh_tokens')
+        .select(['family_id', 'account_id', 'device_id'])
+        .where('token_hash', '=', sha256Hex(params.refresh_token))
+        .executeTakeFirst();
+      // Logging out twice, or with a token already gone, leaves the same state: nothing to do.
+      if (row === undefined) return {};
+      await ctx.db
+        .updateTable('refresh_tokens')
+        .set({ revoked_at: ctx.now() })
+        .where('family_id', '=', row.family_id)
+        .where('revoked_at', 'is', null)
+        .execute();
+      await ctx.audit.record(auditContext(call, row.account_id, `device:${row.device_id}`), 'auth.logout', {
+        device_id: row.device_id,
+      });
+      return {};
+    },
+  };
+
+function accountExists(email: string): HangarError {
+  return new HangarError('E_EXISTS', `an account for ${email} already exists; log in instead (hangar login)`);
+}
+
+function revoked(device: DeviceRow): HangarError {
+  return new HangarError(
+    'E_AUTH_DEVICE_REVOKED',
+    `this device (${device.name}) was revoked on this account; it cannot sign in again with the same key`,
+  );
+}
+
+async function insertDevice(
+  db: RelayDb, // a transaction is one too
+  ctx: RelayContext,
+  accountId: string,
+  registration: Registration,
+  status: 'first' | 'pending',
+): Promise<DeviceRow> {
+  const row: DeviceRow = {
+    id: newId('dev'),
+    account_id: accountId,
+    public_key: registration.public_key,
+    name: registration.name,
+    status,
+    created_at: ctx.now(),
+    last_seen: ctx.now(),
+    endorsed_by: null,
+    revoked_by: null,
+  };
+  await db.insertInto('devices').values(row).execute();
+  return row;
+}
+
+/** A known device key signs in again; a new one joins the account as pending. */
+async function signIn(
+  ctx: RelayContext,
+  call: Call,
+  account: { account_id: string; email: string },
+  registration: Registration,
+  method: 'password' | 'oidc',
+): Promise<LoginResult> {
+  let device = await ctx.db
+    .selectFrom('devices')
+    .selectAll()
+    .where('account_id', '=', account.account_id)
+    .where('public_key', '=', registration.public_key)
+    .executeTakeFirst();
+  const isNew = device === undefined;
+  if (device === undefined) {
+    try {
+      device = await insertDevice(ctx.db, ctx, account.account_id, registration, 'pending');
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      // The same device signed in twice at once; the other request made the row.
+      device = await ctx.db
+        .selectFrom('devices')
+        .selectAll()
+        .where('account_id', '=', account.account_id)
+        .where('public_key', '=', registration.public_key)
+        .executeTakeFirstOrThrow();
+    }
+  } else {
+    if (device.status === 'revoked') {
+      ctx.metrics.logins.inc({ method, outcome: 'refused' });
+      throw revoked(device);
+    }
+    await ctx.db
+      .updateTable('devices')
+      .set({ name: registration.name, last_seen: ctx.now() })
+      .where('id', '=', device.id)
+      .execute();
+    device = { ...device, name: registration.name, last_seen: ctx.now() };
+  }
+  ctx.metrics.logins.inc({ method, outcome: 'ok' });
+  await ctx.audit.record(auditContext(call, account.account_id, `device:${device.id}`), 'auth.login', {
+    method,
+    device_id: device.id,
+    device_name: device.name,
+    new_device: isNew,
+  });
+  if (isNew) await ctx.bus.publish({ t: 'device.pending', account_id: account.account_id, device: deviceView(device) });
+  return session(ctx, account, device);
+}
+
+async function session(
+  ctx: RelayContext,
+  account: { account_id: string; email: string },
+  device: DeviceRow,
+): Promise<LoginResult> {
+  const now = ctx.now();
+  const refresh = newRefreshToken();
+  await ctx.db
+    .insertInto('refresh_tokens')
+    .values({
+      id: newId('rt'),
+      family_id: newId('fam'),
+      account_id: account.account_id,
+      device_id: device.id,
+      token_hash: refresh.hash,
+      created_at: now,
+      expires_at: now + REFRESH_TOKEN_TTL_MS,
+      used_at: null,
+      revoked_at: null,
+    })
+    .execute();
+  const access = await ctx.accessTokens.issue(account.account_id, device.id);
+  const tokens: SessionTokens = {
+    access_token: access.token,
+    access_expires_at: access.expiresAt,
+    refresh_token: refresh.token,
+    refresh_expires_at: now + REFRESH_TOKEN_TTL_MS,
+  };
+  return { ...tokens, account, device: deviceView(device) };
+}

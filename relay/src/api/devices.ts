@@ -1,0 +1,211 @@
+import {
+  HangarError,
+  LOGIN_PROOF_WINDOW_MS,
+  verifyStatement,
+  type Statement,
+  type StoredStatement,
+} from '@hangar/shared';
+import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
+import type { RelayTables } from '../store/schema.js';
+import { auditContext, signedIn, trustedDevice, type Call, type Handlers } from './call.js';
+
+/**
+ * Devices and the statements about them. The relay checks a statement's form (right kind,
+ * this account, about that device, signed by the calling device, which the account trusts),
+ * stores it under the account's next seq and pushes it to the account's agents. It cannot
+ * make one, and hosts verify each against the devices they pinned.
+ */
+export const deviceHandlers: Pick<
+  Handlers,
+  'devices.list' | 'devices.endorse' | 'devices.revoke' | 'statements.list' | 'audit.list'
+> = {
+  async 'devices.list'(ctx, _params, call) {
+    const device = signedIn(call);
+    const rows = await ctx.db
+      .selectFrom('devices')
+      .selectAll()
+      .where('account_id', '=', device.account_id)
+      .orderBy('created_at')
+      .execute();
+    return { devices: rows.map(deviceView), this_device: device.id };
+  },
+
+  async 'devices.endorse'(ctx, params, call) {
+    return { seq: await storeStatement(ctx, call, 'endorse', params.device_id, params.statement) };
+  },
+
+  async 'devices.revoke'(ctx, params, call) {
+    return { seq: await storeStatement(ctx, call, 'revoke', params.device_id, params.statement) };
+  },
+
+  async 'statements.list'(ctx, params, call) {
+    const device = signedIn(call);
+    return { statements: await statementsSince(ctx, device.account_id, params.since) };
+  },
+
+  async 'audit.list'(ctx, params, call) {
+    const device = trustedDevice(call, 'reading the audit log');
+    const entries = await ctx.audit.list({
+      accountId: device.account_id,
+      limit: params.limit,
+      ...(params.before !== undefined ? { before: params.before } : {}),
+    });
+    return { entries };
+  },
+};
+
+export const MAX_STATEMENTS_PER_READ = 1000;
+
+export async function statementsSince(ctx: RelayContext, accountId: string, since: number): Promise<StoredStatement[]> {
+  const rows = await ctx.db
+    .selectFrom('statements')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .where('seq', '>', since)
+    .orderBy('seq')
+    .limit(MAX_STATEMENTS_PER_READ)
+    .execute();
+  return rows.map(storedStatement);
+}
+
+export function storedStatement(row: RelayTables['statements']): StoredStatement {
+  return {
+    kind: row.kind as StoredStatement['kind'],
+    account_id: row.account_id,
+    subject_device_key: row.subject_device_key,
+    subject_name: row.subject_name,
+    issued_at: row.issued_at,
+    signer_device_key: row.signer_device_key,
+    signature: row.signature,
+    seq: row.seq,
+    stored_at: row.stored_at,
+  };
+}
+
+async function storeStatement(
+  ctx: RelayContext,
+  call: Call,
+  kind: 'endorse' | 'revoke',
+  deviceId: string,
+  statement: Statement,
+): Promise<number> {
+  const signer = trustedDevice(call, kind === 'endorse' ? 'approving a device' : 'revoking a device');
+  const subject = await checkStatement(ctx, signer, kind, deviceId, statement);
+  const duplicate = await ctx.db
+    .selectFrom('statements')
+    .select('seq')
+    .where('account_id', '=', signer.account_id)
+    .where('signature', '=', statement.signature)
+    .executeTakeFirst();
+  if (duplicate !== undefined) return duplicate.seq; // the same statement sent twice: stored once
+  const now = ctx.now();
+  const seq = await ctx.db.transaction().execute(async (trx) => {
+    // The account row is the counter: its update serializes concurrent statements (both dialects).
+    const counter = await trx
+      .updateTable('accounts')
+      .set((eb) => ({ statement_seq: eb('statement_seq', '+', 1) }))
+      .where('id', '=', signer.account_id)
+      .returning('statement_seq')
+      .executeTakeFirstOrThrow();
+    await trx
+      .insertInto('statements')
+      .values({
+        account_id: signer.account_id,
+        seq: counter.statement_seq,
+        kind,
+        subject_device_id: subject.id,
+        subject_device_key: statement.subject_device_key,
+        subject_name: statement.subject_name,
+        issued_at: statement.issued_at,
+        signer_device_key: statement.signer_device_key,
+        signature: statement.signature,
+        stored_at: now,
+      })
+      .execute();
+    if (kind === 'endorse') {
+      await trx
+        .updateTable('devices')
+        .set({ status: 'endorsed', endorsed_by: signer.public_key })
+        .where('id', '=', subject.id)
+        .where('status', '!=', 'revoked')
+        .execute();
+    } else {
+      await trx
+        .updateTable('devices')
+        .set({ status: 'revoked', revoked_by: signer.public_key })
+        .where('id', '=', subject.id)
+        .execute();
+      // A revoked device loses its relay session at once (hosts refuse it at its next link).
+      await trx
+        .updateTable('refresh_tokens')
+        .set({ revoked_at: now })
+        .where('device_id', '=', subject.id)
+        .where('revoked_at', 'is', null)
+        .execute();
+    }
+    return counter.statement_seq;
+  });
+  await ctx.audit.record(
+    auditContext(call, signer.account_id),
+    kind === 'endorse' ? 'device.endorsed' : 'device.revoked',
+    {
+      device_id: subject.id,
+      device_name: subject.name,
+      seq,
+    },
+  );
+  const updated = await ctx.db.selectFrom('devices').selectAll().where('id', '=', subject.id).executeTakeFirstOrThrow();
+  await ctx.bus.publish({ t: 'statements', account_id: signer.account_id });
+  await ctx.bus.publish({ t: 'device.changed', account_id: signer.account_id, device: deviceView(updated) });
+  if (kind === 'revoke') await ctx.bus.publish({ t: 'device.revoked', device_id: subject.id });
+  return seq;
+}
+
+async function checkStatement(
+  ctx: RelayContext,
+  signer: DeviceRow,
+  kind: 'endorse' | 'revoke',
+  deviceId: string,
+  statement: Statement,
+): Promise<DeviceRow> {
+  if (statement.kind !== kind) {
+    throw new HangarError('E_BAD_REQUEST', `statement.kind: expected "${kind}" for devices.${kind}`);
+  }
+  if (statement.account_id !== signer.account_id) {
+    throw new HangarError('E_BAD_REQUEST', 'statement.account_id: the statement is about another account');
+  }
+  if (statement.signer_device_key !== signer.public_key) {
+    throw new HangarError('E_FORBIDDEN', 'statement.signer_device_key: a device may submit only statements it signed');
+  }
+  if (statement.issued_at > ctx.now() + LOGIN_PROOF_WINDOW_MS) {
+    throw new HangarError('E_BAD_REQUEST', "statement.issued_at is in the future; check this computer's clock");
+  }
+  const subject = await ctx.db
+    .selectFrom('devices')
+    .selectAll()
+    .where('id', '=', deviceId)
+    .where('account_id', '=', signer.account_id)
+    .executeTakeFirst();
+  if (subject === undefined) {
+    throw new HangarError('E_NOT_FOUND', `no device ${deviceId} in this account (devices.list shows them)`);
+  }
+  if (statement.subject_device_key !== subject.public_key) {
+    throw new HangarError('E_BAD_REQUEST', `statement.subject_device_key is not the key of device ${deviceId}`);
+  }
+  if (kind === 'endorse' && subject.id === signer.id) {
+    throw new HangarError('E_FORBIDDEN', 'a device cannot approve itself; approve it from another trusted device');
+  }
+  if (kind === 'endorse' && subject.status === 'revoked') {
+    throw new HangarError(
+      'E_AUTH_DEVICE_REVOKED',
+      `${subject.name} was revoked; a revoked key stays revoked (sign in on it again to make a new key)`,
+    );
+  }
+  if (!verifyStatement(statement)) {
+    throw new HangarError(
+      'E_AUTH_BAD_SIGNATURE',
+      'statement.signature does not verify (statementBytes, signer_device_key)',
+    );
+  }
+  return subject;
+}

@@ -1,0 +1,115 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  HangarError,
+  RELAY_PROCEDURES,
+  isRelayMethod,
+  parseOrThrow,
+  relayOrigin,
+  toHangarError,
+  type RelayMethod,
+} from '@hangar/shared';
+import type { RelayContext } from '../context.js';
+import { httpStatus } from '../ops/http-status.js';
+import { ping } from '../store/db.js';
+import { authHandlers } from './auth.js';
+import type { Call, Handler, Handlers } from './call.js';
+import { deviceHandlers } from './devices.js';
+import { hostHandlers } from './hosts.js';
+
+const handlers: Handlers = {
+  'relay.info': async (ctx, _params, call) => ({
+    version: ctx.version,
+    origin: call.origin,
+    oidc: ctx.oidc ? { issuer: ctx.oidc.config.issuer, client_id: ctx.oidc.config.clientId } : null,
+  }),
+  ...authHandlers,
+  ...hostHandlers,
+  ...deviceHandlers,
+};
+
+/** The origin proofs and challenges name: --public-url's, else how this request reached us. */
+export function requestOrigin(ctx: RelayContext, request: FastifyRequest): string {
+  return ctx.publicOrigin ?? relayOrigin(`${request.protocol}://${request.host}`);
+}
+
+/** The device behind `Authorization: Bearer <access token>`, checked against the database. */
+export async function authenticate(ctx: RelayContext, token: string | undefined) {
+  if (token === undefined) {
+    throw new HangarError(
+      'E_AUTH_REQUIRED',
+      'this call needs a signed-in device (Authorization: Bearer <access token>)',
+    );
+  }
+  const claims = await ctx.accessTokens.verify(token);
+  const device = await ctx.db.selectFrom('devices').selectAll().where('id', '=', claims.deviceId).executeTakeFirst();
+  if (device === undefined || device.account_id !== claims.accountId) {
+    throw new HangarError('E_AUTH_REQUIRED', 'this device is not on the account any more; log in again');
+  }
+  if (device.status === 'revoked') {
+    throw new HangarError('E_AUTH_DEVICE_REVOKED', `this device (${device.name}) was revoked on this account`);
+  }
+  return { device, claims };
+}
+
+export function sendError(ctx: RelayContext, reply: FastifyReply, error: HangarError): FastifyReply {
+  ctx.metrics.errors.inc({ code: error.code });
+  const retryAfterMs = error.details?.['retry_after_ms'];
+  if (typeof retryAfterMs === 'number')
+    reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+  return reply.code(httpStatus(error.code)).send({ error: error.toJSON() });
+}
+
+export function registerRoutes(app: FastifyInstance, ctx: RelayContext): void {
+  app.post<{ Params: { procedure: string } }>('/v1/:procedure', async (request, reply) => {
+    const method = request.params.procedure;
+    if (!isRelayMethod(method)) {
+      return sendError(ctx, reply, new HangarError('E_NOT_FOUND', `no procedure "${method}" on this relay`));
+    }
+    try {
+      const result = await callProcedure(ctx, method, request);
+      return reply.code(200).send(result);
+    } catch (error) {
+      const hangarError = toHangarError(error);
+      if (hangarError.code === 'E_INTERNAL') request.log.error({ err: error, procedure: method }, 'procedure failed');
+      else request.log.info({ procedure: method, code: hangarError.code }, 'procedure refused');
+      return sendError(ctx, reply, hangarError);
+    }
+  });
+
+  app.get('/healthz', async (_request, reply) => {
+    try {
+      await ping(ctx.db);
+      return reply.send({ ok: true, replica: ctx.replicaId, version: ctx.version });
+    } catch (error) {
+      return sendError(
+        ctx,
+        reply,
+        new HangarError('E_UNAVAILABLE', `database unreachable: ${toHangarError(error).message}`),
+      );
+    }
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const text = await ctx.metrics.registry.metrics();
+    return reply.type(ctx.metrics.registry.contentType).send(text);
+  });
+}
+
+async function callProcedure(ctx: RelayContext, method: RelayMethod, request: FastifyRequest): Promise<unknown> {
+  const spec = RELAY_PROCEDURES[method];
+  const call: Call = {
+    ip: request.ip,
+    requestId: String(request.id),
+    origin: requestOrigin(ctx, request),
+    device: undefined,
+  };
+  if (spec.auth === 'device') {
+    const header = request.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+    call.device = (await authenticate(ctx, token)).device;
+    ctx.limits.take('api', call.device.account_id, 'requests for this account');
+  }
+  const params = parseOrThrow(spec.params, request.body ?? {}, method);
+  const handler = handlers[method] as Handler<RelayMethod>;
+  return handler(ctx, params as never, call);
+}

@@ -1,0 +1,61 @@
+import type { Logger } from 'pino';
+import type { DeviceView, HostPresence } from '@hangar/shared';
+import type { AccessTokens } from './accounts/tokens.js';
+import type { OidcVerifier } from './accounts/oidc.js';
+import type { RelayBus } from './bus/bus.js';
+import type { AuditLog } from './ops/audit.js';
+import type { RelayMetrics } from './ops/metrics.js';
+import type { RateLimiter } from './ops/rate-limit.js';
+import type { RelayDb } from './store/db.js';
+import type { RelayTables } from './store/schema.js';
+
+/** What every part of a running relay shares; built once in server.ts (the composition root). */
+export interface RelayContext {
+  readonly db: RelayDb;
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly bus: RelayBus;
+  readonly now: () => number;
+  readonly logger: Logger;
+  readonly limits: RateLimiter;
+  readonly audit: AuditLog;
+  readonly metrics: RelayMetrics;
+  readonly accessTokens: AccessTokens;
+  readonly oidc: OidcVerifier | undefined;
+  /** log2 N of scrypt for new password hashes. */
+  readonly passwordCost: number;
+  /** This process's id among the replicas (presence rows carry it). */
+  readonly replicaId: string;
+  /** --public-url's origin, when set; else each request's own origin. */
+  readonly publicOrigin: string | undefined;
+  readonly version: string;
+}
+
+export type DeviceRow = RelayTables['devices'];
+export type HostRow = RelayTables['hosts'];
+
+export function deviceView(row: DeviceRow): DeviceView {
+  return {
+    device_id: row.id,
+    name: row.name,
+    public_key: row.public_key,
+    status: row.status as DeviceView['status'],
+    created_at: row.created_at,
+    last_seen: row.last_seen,
+    endorsed_by: row.endorsed_by,
+    revoked_by: row.revoked_by,
+  };
+}
+
+export function hostPresence(row: HostRow): HostPresence {
+  return {
+    host_id: row.id,
+    name: row.name,
+    public_key: row.public_key,
+    cert_fingerprint: row.cert_fingerprint,
+    enrolled_at: row.enrolled_at,
+    online: row.online === 1,
+    last_seen: row.last_seen,
+    record: row.record_json === null ? null : (JSON.parse(row.record_json) as HostPresence['record']),
+    signature: row.record_signature,
+  };
+}

@@ -1,0 +1,85 @@
+import { HangarError, type Disposable } from '@hangar/shared';
+
+/**
+ * Token buckets per (limit, key): key is a source address or an account. Kept in memory per
+ * replica, so with N replicas behind a balancer a client gets at most N times the budget;
+ * the limits are set so that this is still far below what a guesser needs.
+ */
+export interface BucketSpec {
+  /** Requests allowed at once. */
+  burst: number;
+  /** Refill rate. */
+  perMinute: number;
+}
+
+export const DEFAULT_LIMITS = {
+  signup: { burst: 5, perMinute: 5 },
+  login: { burst: 10, perMinute: 20 },
+  /** Per email, on top of per address: a password guesser spread over many addresses. */
+  loginAccount: { burst: 5, perMinute: 10 },
+  refresh: { burst: 30, perMinute: 60 },
+  enrollToken: { burst: 10, perMinute: 10 },
+  enroll: { burst: 10, perMinute: 10 },
+  socket: { burst: 60, perMinute: 120 },
+  signal: { burst: 200, perMinute: 3000 },
+  api: { burst: 120, perMinute: 600 },
+} satisfies Record<string, BucketSpec>;
+export type LimitName = keyof typeof DEFAULT_LIMITS;
+
+interface Bucket {
+  tokens: number;
+  updatedAt: number;
+}
+
+const FORGET_AFTER_MS = 10 * 60_000;
+
+export class RateLimiter implements Disposable {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(
+    private readonly limits: Record<LimitName, BucketSpec>,
+    private readonly now: () => number,
+  ) {
+    // Idle buckets are full again long before this; forgetting them bounds memory.
+    this.sweep = setInterval(() => this.forgetIdle(), 60_000).unref();
+  }
+
+  /** Takes one token or throws E_RATE_LIMITED with details.retry_after_ms. */
+  take(limit: LimitName, key: string, what: string): void {
+    const spec = this.limits[limit];
+    const id = `${limit}\u0000${key}`;
+    const now = this.now();
+    const bucket = this.buckets.get(id) ?? { tokens: spec.burst, updatedAt: now };
+    bucket.tokens = Math.min(spec.burst, bucket.tokens + ((now - bucket.updatedAt) / 60_000) * spec.perMinute);
+    bucket.updatedAt = now;
+    this.buckets.set(id, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return;
+    }
+    const retryAfterMs = Math.ceil(((1 - bucket.tokens) / spec.perMinute) * 60_000);
+    throw new HangarError('E_RATE_LIMITED', `too many ${what}; try again in ${Math.ceil(retryAfterMs / 1000)} s`, {
+      retry_after_ms: retryAfterMs,
+    });
+  }
+
+  private forgetIdle(): void {
+    const cutoff = this.now() - FORGET_AFTER_MS;
+    for (const [id, bucket] of this.buckets) if (bucket.updatedAt < cutoff) this.buckets.delete(id);
+  }
+
+  dispose(): void {
+    clearInterval(this.sweep);
+    this.buckets.clear();
+  }
+}
+
+/** `--rate-limit-scale`: multiplies every budget (tests, benchmarks, a big office behind one NAT). */
+export function scaledLimits(scale: number): Record<LimitName, BucketSpec> {
+  const out = {} as Record<LimitName, BucketSpec>;
+  for (const [name, spec] of Object.entries(DEFAULT_LIMITS) as [LimitName, BucketSpec][]) {
+    out[name] = { burst: spec.burst * scale, perMinute: spec.perMinute * scale };
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import {
+  DisposableStore,
+  HangarError,
+  relayOrigin,
+  toDisposable,
+  toHangarError,
+  type Disposable,
+} from '@hangar/shared';
+import { DEFAULT_PASSWORD_COST } from './accounts/passwords.js';
+import { OidcVerifier, type OidcConfig } from './accounts/oidc.js';
+import { AccessTokens, loadAccessKey } from './accounts/tokens.js';
+import { registerRoutes, requestOrigin, sendError } from './api/routes.js';
+import { MemoryBus, type RelayBus } from './bus/bus.js';
+import { PgBus } from './bus/pg-bus.js';
+import type { RelayContext } from './context.js';
+import { AuditLog } from './ops/audit.js';
+import { BackgroundWork } from './ops/background.js';
+import { createMetrics } from './ops/metrics.js';
+import { RateLimiter, scaledLimits } from './ops/rate-limit.js';
+import { AgentConnection } from './sockets/agent-connection.js';
+import { DeviceConnection } from './sockets/device-connection.js';
+import { SocketHub } from './sockets/hub.js';
+import { openStore, type StorageConfig } from './store/db.js';
+import { RELAY_VERSION } from './version.js';
+
+export interface RelayOptions {
+  listen: { host: string; port: number };
+  storage: StorageConfig;
+  /** PEM contents; with them the relay serves HTTPS/WSS itself. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** The URL clients use (behind a proxy, say); its origin is what proofs must name. */
+  publicUrl?: string;
+  oidc?: OidcConfig;
+  /** Behind a reverse proxy: take the client address and scheme from X-Forwarded-*. */
+  trustProxy?: boolean;
+  /** log2 N of scrypt for new password hashes (default 17). */
+  passwordCost?: number;
+  /** Multiplies every rate limit. */
+  rateLimitScale?: number;
+  now?: () => number;
+  /** Where JSON log lines go (default stderr) and from which level. */
+  log?: { destination?: DestinationStream; level?: string };
+  heartbeatMs?: number;
+  deadAfterMs?: number;
+  signalTimeoutMs?: number;
+}
+
+export interface RunningRelay extends Disposable {
+  readonly url: string;
+  readonly port: number;
+  readonly replicaId: string;
+  readonly context: RelayContext;
+}
+
+/** Never logged: what would let a reader act as a user, a device or the relay. */
+const REDACT = [
+  'req.headers.authorization',
+  ...['password', 'refresh_token', 'access_token', 'relay_secret', 'id_token', 'token', 'secret'].flatMap((key) => [
+    key,
+    `*.${key}`,
+    `*.*.${key}`,
+  ]),
+];
+
+export function createLogger(options: RelayOptions['log'] = {}): Logger {
+  return pino(
+    { name: 'hangar-relay', level: options.level ?? process.env['HANGAR_LOG_LEVEL'] ?? 'info', redact: REDACT },
+    options.destination ?? pino.destination(2),
+  );
+}
+
+/** The composition root: storage, bus, services, HTTP and WebSocket routes, background work. */
+export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
+  const disposables = new DisposableStore();
+  const logger = createLogger(options.log).child({ component: 'relay' });
+  try {
+    const store = disposables.add(
+      await openStore(options.storage, {
+        onPoolError: (error) => logger.warn({ err: error }, 'idle database client failed'),
+      }),
+    );
+    const now = options.now ?? Date.now;
+    const bus: RelayBus = disposables.add(
+      store.pool ? await PgBus.start(store.pool, store.db, logger) : new MemoryBus(),
+    );
+    const limits = disposables.add(new RateLimiter(scaledLimits(options.rateLimitScale ?? 1), now));
+    const replicaId = `replica_${randomBytes(8).toString('hex')}`;
+    const ctx: RelayContext = {
+      db: store.db,
+      dialect: store.dialect,
+      bus,
+      now,
+      logger,
+      limits,
+      audit: new AuditLog(store.db, now),
+      metrics: createMetrics(),
+      accessTokens: new AccessTokens(await loadAccessKey(store.db), now),
+      oidc: options.oidc ? new OidcVerifier(options.oidc, now) : undefined,
+      passwordCost: options.passwordCost ?? DEFAULT_PASSWORD_COST,
+      replicaId,
+      publicOrigin: options.publicUrl ? relayOrigin(options.publicUrl) : undefined,
+      version: RELAY_VERSION,
+    };
+    const background = new BackgroundWork(ctx, store.pool);
+    await background.start();
+    disposables.add(background);
+    const hub = new SocketHub(ctx, options.heartbeatMs, options.deadAfterMs, options.signalTimeoutMs);
+    disposables.add(toDisposable(() => background.releaseHosts()));
+    disposables.add(hub);
+
+    // One instance type whether it serves HTTP or HTTPS; nothing here depends on which.
+    const app = Fastify({
+      loggerInstance: logger as FastifyBaseLogger,
+      trustProxy: options.trustProxy ?? false,
+      bodyLimit: 256 * 1024,
+      // On stop, end keep-alive connections too: one that went idle just after close() began
+      // otherwise holds the server open until its keep-alive timeout (72 s).
+      forceCloseConnections: true,
+      genReqId: () => `req_${randomBytes(8).toString('hex')}`,
+      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    }) as unknown as FastifyInstance;
+    app.addHook('onSend', async (request, reply) => {
+      reply.header('x-request-id', request.id);
+    });
+    // Malformed JSON, a wrong content type, a body too large: 4xx in the relay's error shape.
+    app.setErrorHandler((error, _request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 500;
+      const hangarError =
+        status < 500 ? new HangarError('E_BAD_REQUEST', toHangarError(error).message) : toHangarError(error);
+      if (status >= 500) logger.error({ err: error }, 'request failed');
+      return sendError(ctx, reply, hangarError);
+    });
+    await app.register(websocket, { options: { maxPayload: 160 * 1024 } });
+    const socketLimit = async (request: FastifyRequest, reply: FastifyReply) => {
+      try {
+        limits.take('socket', request.ip, 'connections from this address');
+      } catch (error) {
+        return sendError(ctx, reply, toHangarError(error));
+      }
+    };
+    app.get('/v1/agent', { websocket: true, preValidation: socketLimit }, (socket, request) => {
+      new AgentConnection(socket, ctx, hub, requestOrigin(ctx, request));
+    });
+    app.get('/v1/device', { websocket: true, preValidation: socketLimit }, (socket) => {
+      new DeviceConnection(socket, ctx, hub);
+    });
+    registerRoutes(app, ctx);
+    await app.listen({ host: options.listen.host, port: options.listen.port });
+    // Stop accepting first; the hub then closes the sockets, and their hosts go offline.
+    disposables.add(toDisposable(() => app.close()));
+    const port = (app.server.address() as AddressInfo).port;
+    const host = options.listen.host.includes(':') ? `[${options.listen.host}]` : options.listen.host;
+    const url = `${options.tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    logger.info({ url, storage: store.description, replica: replicaId }, 'relay listening');
+    return { url, port, replicaId, context: ctx, dispose: () => disposables.dispose() };
+  } catch (error) {
+    await disposables.dispose();
+    throw error;
+  }
+}

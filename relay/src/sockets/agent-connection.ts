@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import {
+  AgentToRelay,
+  HangarError,
+  RELAY_CLOSE,
+  agentLinkBytes,
+  toHangarError,
+  verifyHex,
+  verifyPresence,
+  type RelayToAgent,
+} from '@hangar/shared';
+import { publishHost } from '../api/hosts.js';
+import { MAX_STATEMENTS_PER_READ, statementsSince } from '../api/devices.js';
+import type { RelayContext } from '../context.js';
+import { Connection } from './connection.js';
+import type { SocketHub } from './hub.js';
+import { routeSignal } from './signaling.js';
+
+/** An agent must answer the challenge within this, or the socket is closed. */
+const AUTH_TIMEOUT_MS = 10_000;
+
+/**
+ * One agent's socket (`/v1/agent`). The relay speaks first with a fresh challenge; the agent
+ * signs it with its host key (agentLinkBytes), which proves it holds the key enrolled for
+ * host_id. Then the host is online until the socket closes or falls silent (hub heartbeat).
+ */
+export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
+  hostId = '';
+  accountId = '';
+  hostKey = '';
+  readonly connectionId = randomBytes(16).toString('hex');
+  private welcomed = false;
+  /** Highest statement seq this socket has been sent; undefined until the agent asked (statements.since). */
+  private sentSeq: number | undefined;
+  private readonly challenge = randomBytes(32).toString('hex');
+  private readonly authTimer: NodeJS.Timeout;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    socket: WebSocket,
+    private readonly ctx: RelayContext,
+    private readonly hub: SocketHub,
+    private readonly origin: string,
+  ) {
+    super(socket, AgentToRelay, Date.now());
+    this.authTimer = setTimeout(
+      () => this.fail(new HangarError('E_TIMEOUT', 'no answer to the challenge in time'), RELAY_CLOSE.authFailed),
+      AUTH_TIMEOUT_MS,
+    );
+    socket.on('message', (data) => {
+      this.lastHeard = Date.now();
+      const message = this.parse(data);
+      if (message === undefined) return;
+      // One at a time, in arrival order: trickled candidates must reach the peer in the order sent.
+      this.queue = this.queue.then(() => this.handle(message)).catch((error: unknown) => this.internalError(error));
+    });
+    socket.on('close', () => {
+      clearTimeout(this.authTimer);
+      this.closed = true;
+      // After whatever it was still handling; the hub waits for this before the database closes.
+      const settled = this.queue.then(() => (this.welcomed ? this.offline() : undefined));
+      this.hub.settle(settled.catch((error: unknown) => this.internalError(error)).finally(() => this.markFinished()));
+    });
+    socket.on('error', (error) => ctx.logger.debug({ err: error, host_id: this.hostId }, 'agent socket error'));
+    this.send({ type: 'challenge', challenge: this.challenge, relay_origin: origin });
+  }
+
+  get isWelcomed(): boolean {
+    return this.welcomed && !this.closed;
+  }
+
+  private async handle(message: AgentToRelay): Promise<void> {
+    if (message.type === 'ping') return this.send({ type: 'pong' });
+    if (message.type === 'pong') return;
+    if (!this.welcomed) {
+      if (message.type !== 'auth') {
+        return this.fail(new HangarError('E_PROTOCOL', 'answer the challenge (auth) first'), RELAY_CLOSE.protocol);
+      }
+      return this.authenticate(message.host_id, message.signature);
+    }
+    switch (message.type) {
+      case 'auth':
+        return this.fail(new HangarError('E_PROTOCOL', 'this socket is already authenticated'), RELAY_CLOSE.protocol);
+      case 'presence.update': {
+        if (!verifyPresence(this.hostKey, message.record, message.signature)) {
+          this.send({
+            type: 'error',
+            error: {
+              code: 'E_AUTH_BAD_SIGNATURE',
+              message: 'presence record signature does not verify with the host key',
+            },
+          });
+          return;
+        }
+        const updated = await this.ctx.db
+          .updateTable('hosts')
+          .set((eb) => ({
+            record_json: JSON.stringify(message.record),
+            record_signature: message.signature,
+            last_seen: this.ctx.now(),
+            presence_version: eb('presence_version', '+', 1),
+          }))
+          .where('id', '=', this.hostId)
+          .where('connection_id', '=', this.connectionId)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) === 1) await publishHost(this.ctx, this.hostId);
+        return;
+      }
+      case 'statements.since':
+        this.sentSeq = message.since;
+        return this.catchUp(true);
+      case 'signal':
+        return routeSignal(this.ctx, this.hub, { kind: 'host', connection: this }, message);
+    }
+  }
+
+  private async authenticate(hostId: string, signature: string): Promise<void> {
+    const host = await this.ctx.db.selectFrom('hosts').selectAll().where('id', '=', hostId).executeTakeFirst();
+    if (host === undefined) {
+      // Removed from its account (or never enrolled here): tell the agent to stop dialing.
+      return this.fail(
+        new HangarError('E_NOT_FOUND', `host ${hostId} is not enrolled on this relay; enroll it again`),
+        RELAY_CLOSE.revoked,
+      );
+    }
+    if (
+      !verifyHex(host.public_key, agentLinkBytes({ relayOrigin: this.origin, challenge: this.challenge }), signature)
+    ) {
+      return this.fail(
+        new HangarError('E_AUTH_BAD_SIGNATURE', 'the challenge signature does not verify with the enrolled host key'),
+        RELAY_CLOSE.authFailed,
+      );
+    }
+    clearTimeout(this.authTimer);
+    if (this.closed) return;
+    this.hostId = host.id;
+    this.accountId = host.account_id;
+    this.hostKey = host.public_key;
+    this.welcomed = true;
+    this.hub.addAgent(this);
+    await this.ctx.db
+      .updateTable('hosts')
+      .set((eb) => ({
+        online: 1,
+        replica_id: this.ctx.replicaId,
+        connection_id: this.connectionId,
+        last_seen: this.ctx.now(),
+        presence_version: eb('presence_version', '+', 1),
+      }))
+      .where('id', '=', host.id)
+      .execute();
+    this.send({
+      type: 'welcome',
+      host_id: host.id,
+      account_id: host.account_id,
+      heartbeat_ms: this.hub.heartbeatMs,
+      dead_after_ms: this.hub.deadAfterMs,
+    });
+    await this.ctx.bus.publish({ t: 'host.connected', host_id: host.id, connection_id: this.connectionId });
+    await publishHost(this.ctx, host.id);
+    this.ctx.logger.info({ host_id: host.id, account_id: host.account_id }, 'agent online');
+  }
+
+  /** The socket is gone: offline, unless a newer connection of the same host took over. */
+  private async offline(): Promise<void> {
+    this.hub.removeAgent(this);
+    const updated = await this.ctx.db
+      .updateTable('hosts')
+      .set((eb) => ({ online: 0, last_seen: this.ctx.now(), presence_version: eb('presence_version', '+', 1) }))
+      .where('id', '=', this.hostId)
+      .where('connection_id', '=', this.connectionId)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 1) await publishHost(this.ctx, this.hostId);
+    this.ctx.logger.info({ host_id: this.hostId }, 'agent offline');
+  }
+
+  /**
+   * A new statement of the account was stored (on any replica). Sent by reading from the last seq
+   * this socket got, in its message order: exactly once and in seq order, whether the bus event
+   * comes before, during or after the agent's own catch-up, and even if a bus event was lost.
+   */
+  statementsStored(): void {
+    if (this.sentSeq === undefined || this.closed) return; // its catch-up will include them
+    this.queue = this.queue.then(() => this.catchUp(false)).catch((error: unknown) => this.internalError(error));
+  }
+
+  private async catchUp(answer: boolean): Promise<void> {
+    // In pages, so that an agent offline for a long time catches up without one huge message.
+    for (;;) {
+      const statements = await statementsSince(this.ctx, this.accountId, this.sentSeq ?? 0);
+      if (statements.length > 0 || answer) this.send({ type: 'statements', statements });
+      answer = false;
+      if (statements.length === 0) return;
+      this.sentSeq = statements[statements.length - 1]!.seq;
+      if (statements.length < MAX_STATEMENTS_PER_READ) return;
+    }
+  }
+
+  private internalError(error: unknown): void {
+    const hangarError = toHangarError(error);
+    this.ctx.logger.error({ err: error, host_id: this.hostId }, 'agent socket: handling a message failed');
+    this.send({ type: 'error', error: hangarError.toJSON() });
+  }
+}

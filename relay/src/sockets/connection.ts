@@ -1,0 +1,71 @@
+import type { WebSocket } from 'ws';
+import type { z } from 'zod';
+import { HangarError, RELAY_CLOSE, type ErrorShape } from '@hangar/shared';
+
+/**
+ * What agent and device sockets share: JSON messages checked with a zod schema, a clock of the
+ * last word heard (the hub's heartbeat sweep reads it), and closing with a reason a client can
+ * show. One instance per WebSocket, owned by the hub while it is open.
+ */
+export abstract class Connection<In, Out extends { type: string }> {
+  lastHeard: number;
+  lastPing: number;
+  closed = false;
+  private finish!: () => void;
+  /** Resolves when the socket has closed and what its closing does (a host offline) is done. */
+  readonly finished = new Promise<void>((resolve) => (this.finish = resolve));
+
+  constructor(
+    readonly socket: WebSocket,
+    private readonly schema: z.ZodType<In>,
+    now: number,
+  ) {
+    this.lastHeard = now;
+    this.lastPing = now;
+  }
+
+  send(message: Out): void {
+    if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(JSON.stringify(message));
+  }
+
+  /** Parses one frame; a malformed one ends the socket with E_PROTOCOL naming the problem. */
+  protected parse(data: unknown): In | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(String(data));
+    } catch (error) {
+      this.fail(new HangarError('E_PROTOCOL', `not JSON: ${(error as Error).message}`), RELAY_CLOSE.protocol);
+      return undefined;
+    }
+    const parsed = this.schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+      this.fail(
+        new HangarError('E_BAD_REQUEST', `bad message: ${where}${issue?.message ?? 'invalid'}`),
+        RELAY_CLOSE.protocol,
+      );
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** Says why (an `error` message) and closes with an application close code. */
+  fail(error: HangarError | ErrorShape, code: number): void {
+    const shape = error instanceof HangarError ? error.toJSON() : error;
+    this.send({ type: 'error', error: shape } as unknown as Out);
+    this.close(code, shape.message);
+  }
+
+  protected markFinished(): void {
+    this.finish();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    // A close reason is at most 123 bytes (RFC 6455 §5.5); the `error` message carried the rest.
+    this.socket.close(code, Buffer.from(reason).subarray(0, 120).toString());
+  }
+}

@@ -1,0 +1,148 @@
+import type { WebSocket } from 'ws';
+import {
+  DeviceToRelay,
+  HangarError,
+  RELAY_CLOSE,
+  toHangarError,
+  type HostPresence,
+  type RelayToDevice,
+} from '@hangar/shared';
+import { authenticate } from '../api/routes.js';
+import { hostPresence, type RelayContext } from '../context.js';
+import { Connection } from './connection.js';
+import type { SocketHub } from './hub.js';
+import { routeSignal } from './signaling.js';
+
+const AUTH_TIMEOUT_MS = 10_000;
+
+/**
+ * One device's socket (`/v1/device`). The first message is `auth` with an access token; the
+ * socket then lives until that token expires, unless the device sends a fresh `auth` first
+ * (same device only). It receives every host of the account at once and every change after.
+ */
+export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
+  deviceId = '';
+  accountId = '';
+  deviceKey = '';
+  private ready = false;
+  private authTimer: NodeJS.Timeout;
+  private queue: Promise<void> = Promise.resolve();
+  /** presence_version last sent per host: events from several replicas may arrive out of order. */
+  private readonly versions = new Map<string, number>();
+
+  constructor(
+    socket: WebSocket,
+    private readonly ctx: RelayContext,
+    private readonly hub: SocketHub,
+  ) {
+    super(socket, DeviceToRelay, Date.now());
+    this.authTimer = setTimeout(
+      () =>
+        this.fail(new HangarError('E_AUTH_REQUIRED', 'send auth with an access token first'), RELAY_CLOSE.authFailed),
+      AUTH_TIMEOUT_MS,
+    );
+    socket.on('message', (data) => {
+      this.lastHeard = Date.now();
+      const message = this.parse(data);
+      if (message === undefined) return;
+      // One at a time, in arrival order: trickled candidates must reach the peer in the order sent.
+      this.queue = this.queue.then(() => this.handle(message)).catch((error: unknown) => this.internalError(error));
+    });
+    socket.on('close', () => {
+      clearTimeout(this.authTimer);
+      this.closed = true;
+      if (this.ready) this.hub.removeDevice(this);
+      this.hub.settle(this.queue.finally(() => this.markFinished()));
+    });
+    socket.on('error', (error) => ctx.logger.debug({ err: error, device_id: this.deviceId }, 'device socket error'));
+  }
+
+  private async handle(message: DeviceToRelay): Promise<void> {
+    switch (message.type) {
+      case 'ping':
+        return this.send({ type: 'pong' });
+      case 'pong':
+        return;
+      case 'auth':
+        return this.authenticate(message.access_token);
+      case 'signal':
+        if (!this.ready) {
+          return this.fail(
+            new HangarError('E_AUTH_REQUIRED', 'send auth with an access token first'),
+            RELAY_CLOSE.authFailed,
+          );
+        }
+        return routeSignal(this.ctx, this.hub, { kind: 'device', connection: this }, message);
+    }
+  }
+
+  private async authenticate(token: string): Promise<void> {
+    let authed;
+    try {
+      authed = await authenticate(this.ctx, token);
+    } catch (error) {
+      const hangarError = toHangarError(error);
+      const code =
+        hangarError.code === 'E_AUTH_DEVICE_REVOKED'
+          ? RELAY_CLOSE.revoked
+          : hangarError.code === 'E_AUTH_EXPIRED'
+            ? RELAY_CLOSE.authExpired
+            : RELAY_CLOSE.authFailed;
+      return this.fail(hangarError, code);
+    }
+    if (this.ready && authed.device.id !== this.deviceId) {
+      return this.fail(
+        new HangarError('E_FORBIDDEN', 'a socket belongs to one device; open another'),
+        RELAY_CLOSE.authFailed,
+      );
+    }
+    if (this.closed) return;
+    clearTimeout(this.authTimer);
+    // Closed when the token runs out unless renewed: a revoked or logged-out device loses the socket too.
+    this.authTimer = setTimeout(
+      () =>
+        this.fail(
+          new HangarError('E_AUTH_EXPIRED', 'the access token expired; reconnect with a fresh one'),
+          RELAY_CLOSE.authExpired,
+        ),
+      Math.max(0, authed.claims.expiresAt - this.ctx.now()),
+    );
+    const first = !this.ready;
+    this.deviceId = authed.device.id;
+    this.accountId = authed.device.account_id;
+    this.deviceKey = authed.device.public_key;
+    this.send({
+      type: 'ready',
+      device_id: this.deviceId,
+      account_id: this.accountId,
+      expires_at: authed.claims.expiresAt,
+      heartbeat_ms: this.hub.heartbeatMs,
+    });
+    if (!first) return;
+    this.ready = true;
+    this.hub.addDevice(this);
+    await this.ctx.db
+      .updateTable('devices')
+      .set({ last_seen: this.ctx.now() })
+      .where('id', '=', this.deviceId)
+      .execute();
+    await this.sendSnapshot();
+  }
+
+  /** Every host of the account as it is now (on connect, and after the bus may have missed events). */
+  async sendSnapshot(): Promise<void> {
+    const rows = await this.ctx.db.selectFrom('hosts').selectAll().where('account_id', '=', this.accountId).execute();
+    for (const row of rows) this.sendPresence(hostPresence(row), row.presence_version);
+  }
+
+  sendPresence(host: HostPresence, version: number): void {
+    if ((this.versions.get(host.host_id) ?? -1) >= version) return; // older news than what it has
+    this.versions.set(host.host_id, version);
+    this.send({ type: 'presence', host });
+  }
+
+  private internalError(error: unknown): void {
+    this.ctx.logger.error({ err: error, device_id: this.deviceId }, 'device socket: handling a message failed');
+    this.send({ type: 'error', error: toHangarError(error).toJSON() });
+  }
+}

@@ -1,0 +1,97 @@
+import {
+  HangarError,
+  toHangarError,
+  type AgentToRelay,
+  type DeviceToRelay,
+  type RelayToAgent,
+  type RelayToDevice,
+} from '@hangar/shared';
+import type { RelayContext } from '../context.js';
+import type { AgentConnection } from './agent-connection.js';
+import type { DeviceConnection } from './device-connection.js';
+import type { SocketHub } from './hub.js';
+
+type Sender = { kind: 'host'; connection: AgentConnection } | { kind: 'device'; connection: DeviceConnection };
+type SignalIn = Extract<AgentToRelay, { type: 'signal' }> | Extract<DeviceToRelay, { type: 'signal' }>;
+
+/**
+ * Relays one signal between a device and a host of the same account. The relay checks who may
+ * talk to whom and how often, never the payload (it is signed end to end and opaque here).
+ * The first message on a request_id starts a 10 s timeout on this replica; the first message
+ * back from the addressee on that id answers it; anything else on the id is trickle.
+ */
+export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sender, message: SignalIn): Promise<void> {
+  const fail = (error: HangarError) => {
+    const out = { type: 'signal.error' as const, request_id: message.request_id, error: error.toJSON() };
+    if (sender.kind === 'host') sender.connection.send(out);
+    else sender.connection.send(out);
+  };
+  try {
+    ctx.limits.take('signal', sender.connection.accountId, 'signaling messages for this account');
+    if (sender.kind === 'device' && 'to_host' in message) {
+      const host = await ctx.db
+        .selectFrom('hosts')
+        .select(['id', 'online'])
+        .where('id', '=', message.to_host)
+        .where('account_id', '=', sender.connection.accountId)
+        .executeTakeFirst();
+      if (host === undefined) throw new HangarError('E_NOT_FOUND', `no host ${message.to_host} in this account`);
+      if (host.online !== 1)
+        throw new HangarError('E_HOST_OFFLINE', 'the host is offline (its agent is not connected to the relay)');
+      const from = `device:${sender.connection.deviceId}` as const;
+      if (!hub.track(from, `host:${host.id}`, message.request_id, () => fail(timeout()))) throw tooMany();
+      const out: RelayToAgent = {
+        type: 'signal',
+        request_id: message.request_id,
+        from_device: { device_id: sender.connection.deviceId, public_key: sender.connection.deviceKey },
+        payload: message.payload,
+        signature: message.signature,
+      };
+      ctx.metrics.signals.inc({ direction: 'device_to_host' });
+      await hub.sendToHost(host.id, out);
+      return;
+    }
+    if (sender.kind === 'host' && 'to_device' in message) {
+      const device = await ctx.db
+        .selectFrom('devices')
+        .select(['id', 'status'])
+        .where('id', '=', message.to_device)
+        .where('account_id', '=', sender.connection.accountId)
+        .executeTakeFirst();
+      if (device === undefined) throw new HangarError('E_NOT_FOUND', `no device ${message.to_device} in this account`);
+      if (device.status === 'revoked') throw new HangarError('E_AUTH_DEVICE_REVOKED', 'that device was revoked');
+      const from = `host:${sender.connection.hostId}` as const;
+      if (!hub.track(from, `device:${device.id}`, message.request_id, () => fail(timeout()))) throw tooMany();
+      const out: RelayToDevice = {
+        type: 'signal',
+        request_id: message.request_id,
+        from_host: { host_id: sender.connection.hostId, public_key: sender.connection.hostKey },
+        payload: message.payload,
+        signature: message.signature,
+      };
+      ctx.metrics.signals.inc({ direction: 'host_to_device' });
+      await hub.sendToDevice(device.id, out);
+      return;
+    }
+    throw new HangarError('E_PROTOCOL', 'signal: a device addresses to_host, a host addresses to_device');
+  } catch (error) {
+    const hangarError = toHangarError(error);
+    if (hangarError.code === 'E_INTERNAL') ctx.logger.error({ err: error }, 'signal failed');
+    ctx.metrics.errors.inc({ code: hangarError.code });
+    fail(hangarError);
+  }
+}
+
+function timeout(): HangarError {
+  return new HangarError('E_TIMEOUT', 'no answer from the other side within 10 s; is it up to date and online?');
+}
+
+function tooMany(): HangarError {
+  return new HangarError(
+    'E_RATE_LIMITED',
+    'too many signaling requests waiting for an answer; wait for some to finish',
+    {
+      retry_after_ms: 1000,
+    },
+  );
+}

@@ -1,0 +1,170 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HangarError, RelaySession, makeLoginProof } from '@hangar/shared';
+import {
+  PASSWORD,
+  login,
+  newKey,
+  signup,
+  startTestRelay,
+  uniqueEmail,
+  type TestRelay,
+  STORAGE_KINDS,
+  testStorage,
+} from './support/relay-fixture.js';
+
+async function refusal(promise: Promise<unknown>): Promise<HangarError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(HangarError);
+    return error as HangarError;
+  }
+  throw new Error('expected the relay to refuse');
+}
+
+describe.each(STORAGE_KINDS)('relay accounts (%s)', (kind) => {
+  const storage = testStorage(kind);
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startTestRelay(await storage.relayOptions());
+  });
+  afterAll(() => relay.stop());
+
+  it('a user signs up, logs in from a second device (pending) and refreshes its session', async () => {
+    const first = await signup(relay.client);
+    expect(first.session.account.email).toBe(first.email);
+    expect(first.session.device.status).toBe('first');
+    expect(first.session.access_expires_at - Date.now()).toBeLessThanOrEqual(10 * 60_000);
+
+    const second = await login(relay.client, first.email);
+    expect(second.session.account.account_id).toBe(first.session.account.account_id);
+    expect(second.session.device.status).toBe('pending');
+
+    const devices = await relay.client.call('devices.list', {}, { accessToken: second.session.access_token });
+    expect(devices.devices.map((d) => d.status).sort()).toEqual(['first', 'pending']);
+
+    const session = new RelaySession(relay.client, second.session);
+    const refreshed = await session.refresh();
+    expect(refreshed.refresh_token).not.toBe(second.session.refresh_token);
+    const hosts = await session.call('hosts.list', {});
+    expect(hosts.hosts).toEqual([]);
+  });
+
+  it('a session refreshes once for many concurrent calls near expiry (a second refresh would end it as reuse)', async () => {
+    const user = await signup(relay.client);
+    const stored: string[] = [];
+    // This client believes the access token is 30 s from expiry: every call wants a fresh one.
+    const session = new RelaySession(relay.client, user.session, {
+      now: () => user.session.access_expires_at - 30_000,
+      onTokens: (tokens) => {
+        stored.push(tokens.refresh_token);
+      },
+    });
+    const results = await Promise.all([1, 2, 3, 4].map(() => session.call('devices.list', {})));
+    expect(results.every((r) => r.devices.length === 1)).toBe(true);
+    expect(stored).toHaveLength(1);
+    expect(session.current.refresh_token).toBe(stored.at(-1));
+    // Whatever it did, its latest refresh token is still good: no refresh was ever replayed.
+    await relay.client.call('auth.refresh', { refresh_token: session.current.refresh_token });
+  });
+
+  it('logging in again with the same device key keeps one device record', async () => {
+    const first = await signup(relay.client);
+    await login(relay.client, first.email, first.key, 'renamed laptop');
+    const devices = await relay.client.call('devices.list', {}, { accessToken: first.session.access_token });
+    expect(devices.devices).toHaveLength(1);
+    expect(devices.devices[0]!.name).toBe('renamed laptop');
+    expect(devices.devices[0]!.status).toBe('first');
+  });
+
+  it('a second signup with the same email is refused, and a wrong password says so without telling which part', async () => {
+    const first = await signup(relay.client);
+    expect((await refusal(signup(relay.client, first.email))).code).toBe('E_EXISTS');
+    const key = newKey();
+    const wrong = await refusal(
+      relay.client.call('auth.login', {
+        email: first.email,
+        password: 'not the password',
+        device: { public_key: key.publicKey, name: 'x' },
+        proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: first.email }),
+      }),
+    );
+    expect(wrong.code).toBe('E_AUTH_BAD_CREDENTIALS');
+    const unknown = await refusal(login(relay.client, uniqueEmail('nobody')));
+    expect(unknown.code).toBe('E_AUTH_BAD_CREDENTIALS');
+    expect(unknown.message).toBe(wrong.message);
+  });
+
+  it('a login proof made for another relay, or by another key, or stale, is refused', async () => {
+    const email = uniqueEmail();
+    const key = newKey();
+    const base = { email, password: PASSWORD, device: { public_key: key.publicKey, name: 'laptop' } };
+    const elsewhere = makeLoginProof(key.signer, { relayOrigin: 'https://evil.example', identity: email });
+    expect((await refusal(relay.client.call('auth.signup', { ...base, proof: elsewhere }))).code).toBe(
+      'E_AUTH_BAD_SIGNATURE',
+    );
+    const otherKey = makeLoginProof(newKey().signer, { relayOrigin: relay.client.origin, identity: email });
+    expect((await refusal(relay.client.call('auth.signup', { ...base, proof: otherKey }))).code).toBe(
+      'E_AUTH_BAD_SIGNATURE',
+    );
+    const stale = makeLoginProof(key.signer, {
+      relayOrigin: relay.client.origin,
+      identity: email,
+      issuedAt: Date.now() - 6 * 60_000,
+    });
+    const error = await refusal(relay.client.call('auth.signup', { ...base, proof: stale }));
+    expect(error.code).toBe('E_AUTH_BAD_SIGNATURE');
+    expect(error.message).toMatch(/clock/);
+    // None of these made an account.
+    expect((await refusal(login(relay.client, email, key))).code).toBe('E_AUTH_BAD_CREDENTIALS');
+  });
+
+  it('a refresh token works once; presenting a spent one ends the whole session', async () => {
+    const user = await signup(relay.client);
+    const rotated = await relay.client.call('auth.refresh', { refresh_token: user.session.refresh_token });
+    const reuse = await refusal(relay.client.call('auth.refresh', { refresh_token: user.session.refresh_token }));
+    expect(reuse.code).toBe('E_AUTH_REFRESH_REUSED');
+    // The thief's replay also killed the legitimate newer token of the same login.
+    const after = await refusal(relay.client.call('auth.refresh', { refresh_token: rotated.refresh_token }));
+    expect(after.code).toBe('E_AUTH_REQUIRED');
+    const audit = await relay.client.call('audit.list', {}, { accessToken: rotated.access_token });
+    expect(audit.entries.map((e) => e.action)).toContain('auth.refresh_reused');
+  });
+
+  it('after logout the refresh token is dead, and a second logout is harmless', async () => {
+    const user = await signup(relay.client);
+    await relay.client.call('auth.logout', { refresh_token: user.session.refresh_token });
+    await relay.client.call('auth.logout', { refresh_token: user.session.refresh_token });
+    const error = await refusal(relay.client.call('auth.refresh', { refresh_token: user.session.refresh_token }));
+    expect(error.code).toBe('E_AUTH_REQUIRED');
+    expect(error.message).toMatch(/log in again/);
+  });
+
+  it('procedures for signed-in devices refuse a missing or forged access token', async () => {
+    const missing = await refusal(relay.client.call('hosts.list', {}, { accessToken: 'x'.repeat(40) }));
+    expect(missing.code).toBe('E_AUTH_REQUIRED');
+    const user = await signup(relay.client);
+    const [header, payload] = user.session.access_token.split('.');
+    const forged = `${header}.${payload}.${'A'.repeat(43)}`;
+    expect((await refusal(relay.client.call('hosts.list', {}, { accessToken: forged }))).code).toBe('E_AUTH_REQUIRED');
+  });
+
+  it('the audit log records signup, login and logout for the account owner, and the logs never hold a secret', async () => {
+    const user = await signup(relay.client);
+    const second = await login(relay.client, user.email);
+    await relay.client.call('auth.logout', { refresh_token: second.session.refresh_token });
+    const audit = await relay.client.call('audit.list', {}, { accessToken: user.session.access_token });
+    const actions = audit.entries.map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['account.signup', 'auth.login', 'auth.logout']));
+    expect(audit.entries.every((e) => e.ip === '127.0.0.1')).toBe(true);
+    // A pending device cannot read it.
+    const denied = await refusal(relay.client.call('audit.list', {}, { accessToken: second.session.access_token }));
+    expect(denied.code).toBe('E_FORBIDDEN');
+
+    const logs = relay.logs.join('\n');
+    expect(logs).toMatch(/"reqId":"req_[0-9a-f]{16}"/);
+    expect(logs).not.toContain(PASSWORD);
+    expect(logs).not.toContain(user.session.refresh_token);
+    expect(logs).not.toContain(user.session.access_token);
+  });
+});

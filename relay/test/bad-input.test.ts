@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RELAY_PROCEDURES, makeLoginProof, makeStatement, type RelayMethod } from '@hangar/shared';
+import {
+  newKey,
+  post,
+  signup,
+  startTestRelay,
+  uniqueEmail,
+  type SignedIn,
+  type TestRelay,
+  STORAGE_KINDS,
+  testStorage,
+} from './support/relay-fixture.js';
+
+/**
+ * Every procedure of RELAY_PROCEDURES, given bad input: 400, E_BAD_REQUEST, the field named, and
+ * not one row written anywhere. A procedure added without a case here fails the first test.
+ */
+function badInputs(user: SignedIn, origin: string): Record<RelayMethod, { body: unknown; field: string }> {
+  const key = newKey();
+  const email = uniqueEmail('bad');
+  const device = { public_key: key.publicKey, name: 'laptop' };
+  const proof = makeLoginProof(key.signer, { relayOrigin: origin, identity: email });
+  const statement = makeStatement(user.key.signer, {
+    kind: 'endorse',
+    account_id: user.session.account.account_id,
+    subject_device_key: key.publicKey,
+    subject_name: 'x',
+    issued_at: Date.now(),
+  });
+  return {
+    'relay.info': { body: { surprise: 1 }, field: 'surprise' },
+    'auth.signup': { body: { email: 'not-an-email', password: 'long enough password', device, proof }, field: 'email' },
+    'auth.login': { body: { email, password: 'short', device, proof }, field: 'password' },
+    'auth.oidc': { body: { id_token: 'x', device, proof }, field: 'id_token' },
+    'auth.refresh': { body: { refresh_token: 'abc' }, field: 'refresh_token' },
+    'auth.logout': { body: {}, field: 'refresh_token' },
+    'hosts.enroll_token': { body: { name: 'no spaces allowed' }, field: 'name' },
+    'hosts.enroll': {
+      body: {
+        token_id: `tok_${'0'.repeat(32)}`,
+        relay_secret: '0'.repeat(64),
+        host: { public_key: 'zz', cert_fingerprint: '0'.repeat(64), name: 'mini' },
+        proof: '0'.repeat(128),
+      },
+      field: 'host.public_key',
+    },
+    'hosts.list': { body: { all: true }, field: 'all' },
+    'hosts.remove': { body: { host_id: 'mini' }, field: 'host_id' },
+    'devices.list': { body: { all: true }, field: 'all' },
+    'devices.endorse': {
+      body: { device_id: user.session.device.device_id, statement: { ...statement, account_id: 'me' } },
+      field: 'statement.account_id',
+    },
+    'devices.revoke': { body: { device_id: 'phone', statement: { ...statement, kind: 'revoke' } }, field: 'device_id' },
+    'statements.list': { body: { since: -1 }, field: 'since' },
+    'audit.list': { body: { limit: 0 }, field: 'limit' },
+  };
+}
+
+const TABLES = ['accounts', 'devices', 'refresh_tokens', 'enroll_tokens', 'hosts', 'statements', 'audit'] as const;
+
+describe.each(STORAGE_KINDS)('bad input (%s)', (kind) => {
+  const storage = testStorage(kind);
+  let relay: TestRelay;
+  let user: SignedIn;
+  beforeAll(async () => {
+    relay = await startTestRelay(await storage.relayOptions());
+    user = await signup(relay.client);
+  });
+  afterAll(() => relay.stop());
+
+  async function rowCounts(): Promise<Record<string, number>> {
+    const db = relay.relay.context.db;
+    const counts: Record<string, number> = {};
+    for (const table of TABLES) {
+      const row = await db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
+      counts[table] = Number(row.n);
+    }
+    return counts;
+  }
+
+  it('every procedure has a bad-input case', () => {
+    expect(Object.keys(badInputs(user, relay.client.origin)).sort()).toEqual(Object.keys(RELAY_PROCEDURES).sort());
+  });
+
+  for (const method of Object.keys(RELAY_PROCEDURES) as RelayMethod[]) {
+    it(`${method} answers bad input with 400 naming the field, and stores nothing`, async () => {
+      const { body, field } = badInputs(user, relay.client.origin)[method];
+      const before = await rowCounts();
+      const auth = RELAY_PROCEDURES[method].auth === 'device' ? user.session.access_token : undefined;
+      const response = await post(relay.url, method, body, auth);
+      expect(response.status).toBe(400);
+      expect(response.body['error'].code).toBe('E_BAD_REQUEST');
+      expect(response.body['error'].message).toContain(field);
+      expect(response.headers.get('x-request-id')).toMatch(/^req_/);
+      expect(await rowCounts()).toEqual(before);
+    });
+  }
+
+  it('a body that is not JSON, or no procedure at all, gets a 4xx in the same error shape', async () => {
+    const broken = await post(relay.url, 'auth.login', '{"email": ');
+    expect(broken.status).toBe(400);
+    expect(broken.body['error'].code).toBe('E_BAD_REQUEST');
+    const unknown = await post(relay.url, 'hosts.explode', {});
+    expect(unknown.status).toBe(404);
+    expect(unknown.body['error'].message).toContain('hosts.explode');
+  });
+});

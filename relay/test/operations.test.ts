@@ -1,0 +1,149 @@
+import Database from 'better-sqlite3';
+import { execFile } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { makeLoginProof } from '@hangar/shared';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  agentSocket,
+  deviceSocket,
+  enroll,
+  signup,
+  startTestRelay,
+  waitFor,
+  type TestRelay,
+} from './support/relay-fixture.js';
+import { RELAY_BIN } from './support/relay-process.js';
+
+const run = promisify(execFile);
+
+async function relayCli(args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [RELAY_BIN, ...args], { timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failure.code ?? -1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
+  }
+}
+
+describe('operating a relay', () => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startTestRelay();
+  });
+  afterAll(() => relay.stop());
+
+  it('/healthz answers and /metrics counts logins, enrollments, connected agents and errors', async () => {
+    const health = await fetch(`${relay.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true });
+    const owner = await signup(relay.client);
+    const { host, hostId } = await enroll(relay.client, owner);
+    const agent = agentSocket(relay.url, hostId, host);
+    try {
+      await waitFor('agent online', () => agent.isWelcomed);
+      await fetch(`${relay.url}/v1/hosts.list`, {
+        method: 'POST',
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+      });
+      const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+      expect(metrics).toMatch(/hangar_relay_logins_total\{method="signup",outcome="ok"\} [1-9]/);
+      expect(metrics).toMatch(/hangar_relay_enrollments_total\{outcome="ok"\} 1/);
+      expect(metrics).toMatch(/hangar_relay_connected_agents 1/);
+      expect(metrics).toMatch(/hangar_relay_errors_total\{code="E_AUTH_REQUIRED"\} [1-9]/);
+      expect(metrics).toMatch(/hangar_relay_process_resident_memory_bytes/);
+    } finally {
+      agent.dispose();
+    }
+  });
+
+  it("hangar-relay audit prints an account's privileged actions; doctor and migrate check the database", async () => {
+    const owner = await signup(relay.client);
+    await enroll(relay.client, owner);
+    const audit = await relayCli(['audit', '--data', relay.dataDir!, '--account', owner.email, '--json']);
+    expect(audit.code).toBe(0);
+    const actions = audit.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { action: string }).action);
+    expect(actions).toEqual(['host.enrolled', 'enroll_token.created', 'account.signup']);
+    const unknown = await relayCli(['audit', '--data', relay.dataDir!, '--account', 'nobody@example.com']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no account for nobody@example.com/);
+
+    const migrate = await relayCli(['migrate', '--data', relay.dataDir!]);
+    expect(migrate.stdout).toMatch(/up to date/);
+    const doctor = await relayCli(['doctor', '--data', relay.dataDir!]);
+    expect(doctor.code).toBe(0);
+    expect(doctor.stdout).toMatch(/ok\s+schema: up to date/);
+    expect(doctor.stdout).toMatch(/ok\s+access-token key/);
+  });
+
+  it('a relay stopping with agents and devices connected marks its hosts offline and logs no error', async () => {
+    const stopping = await startTestRelay();
+    const owner = await signup(stopping.client);
+    const { host, hostId } = await enroll(stopping.client, owner);
+    const agent = agentSocket(stopping.url, hostId, host);
+    const device = deviceSocket(stopping.url, owner);
+    try {
+      await waitFor('both up', () => agent.isWelcomed && device.socket.isReady);
+      await stopping.relay.dispose();
+      const file = new Database(join(stopping.dataDir!, 'relay.db'), { readonly: true });
+      const row = file.prepare('SELECT online FROM hosts WHERE id = ?').get(hostId) as { online: number };
+      file.close();
+      expect(row.online).toBe(0);
+      expect(stopping.logs.filter((line) => /"level":50/.test(line))).toEqual([]);
+    } finally {
+      agent.dispose();
+      device.socket.dispose();
+      await stopping.stop();
+    }
+  });
+
+  it('a relay stops promptly while a keep-alive client is mid-request', async () => {
+    // Sign-in at a real cost keeps the request in flight while the relay is told to stop.
+    const busy = await startTestRelay({ passwordCost: 15 });
+    const user = await signup(busy.client);
+    const agent = new HttpAgent({ keepAlive: true });
+    try {
+      const inFlight = new Promise<number>((resolve) => {
+        const call = httpRequest(
+          `${busy.url}/v1/auth.login`,
+          { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          },
+        );
+        call.on('error', () => resolve(-1));
+        call.end(
+          JSON.stringify({
+            email: user.email,
+            password: 'a wrong but valid password',
+            device: { public_key: user.key.publicKey, name: 'x' },
+            proof: makeLoginProof(user.key.signer, { relayOrigin: busy.client.origin, identity: user.email }),
+          }),
+        );
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const began = Date.now();
+      await Promise.race([busy.stop(), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      expect(Date.now() - began).toBeLessThan(10_000);
+      await inFlight;
+    } finally {
+      agent.destroy();
+      await busy.stop();
+    }
+  });
+
+  it('serve refuses contradictory options with what to do', async () => {
+    const both = await relayCli(['serve', '--data', '/tmp/x', '--database', 'postgres://localhost/x']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/not both/);
+    const halfTls = await relayCli(['serve', '--data', '/tmp/x', '--tls-cert', 'cert.pem']);
+    expect(halfTls.stderr).toMatch(/--tls-cert and --tls-key go together/);
+  });
+});

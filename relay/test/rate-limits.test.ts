@@ -1,0 +1,121 @@
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeLoginProof, type DeviceSignalFailure } from '@hangar/shared';
+import {
+  agentSocket,
+  deviceSocket,
+  enroll,
+  newKey,
+  post,
+  signup,
+  startTestRelay,
+  uniqueEmail,
+  waitFor,
+  type TestRelay,
+} from './support/relay-fixture.js';
+
+/** The relay with its real limits (scale 1), on loopback: every request comes from 127.0.0.1. */
+describe('rate limits', () => {
+  let relay: TestRelay;
+  beforeAll(async () => {
+    relay = await startTestRelay({ rateLimitScale: 1 });
+  });
+  afterAll(() => relay.stop());
+
+  it('the sixth sign-up in a burst from one address gets 429 with Retry-After', async () => {
+    const statuses: number[] = [];
+    let last: Awaited<ReturnType<typeof post>> | undefined;
+    for (let i = 0; i < 6; i++) {
+      const email = uniqueEmail('burst');
+      const key = newKey();
+      last = await post(relay.url, 'auth.signup', {
+        email,
+        password: 'a long enough password',
+        device: { public_key: key.publicKey, name: 'laptop' },
+        proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+      });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+    expect(last!.body['error'].code).toBe('E_RATE_LIMITED');
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(last!.body['error'].message).toMatch(/try again in \d+ s/);
+  });
+
+  it('password guesses for one account are limited even before the per-address budget runs out', async () => {
+    const email = uniqueEmail('target');
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const key = newKey();
+      const response = await post(relay.url, 'auth.login', {
+        email,
+        password: `guess number ${i}`,
+        device: { public_key: key.publicKey, name: 'x' },
+        proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+      });
+      statuses.push(response.status);
+    }
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(statuses.slice(5)).toEqual([429, 429]);
+  });
+
+  it('socket creation from one address is limited: the upgrade is answered 429', async () => {
+    const url = `${relay.url.replace('http', 'ws')}/v1/device`;
+    const outcomes = await Promise.all(
+      Array.from(
+        { length: 65 },
+        () =>
+          new Promise<number>((resolve) => {
+            const socket = new WebSocket(url);
+            socket.on('open', () => {
+              resolve(101);
+              socket.terminate();
+            });
+            socket.on('unexpected-response', (_request, response) => {
+              resolve(response.statusCode ?? 0);
+              socket.terminate();
+            });
+            socket.on('error', () => resolve(-1));
+          }),
+      ),
+    );
+    // A burst of 60, refilled at 2 per second: on a slow machine one or two more may get in.
+    expect(outcomes.filter((s) => s === 101).length).toBeGreaterThanOrEqual(60);
+    expect(outcomes.filter((s) => s === 429).length).toBeGreaterThanOrEqual(3);
+    expect(outcomes.every((s) => s === 101 || s === 429)).toBe(true);
+  });
+});
+
+describe('signaling rate limit', () => {
+  it('an account that floods signals gets E_RATE_LIMITED for the excess', async () => {
+    // A fresh relay: the socket budget of the file above is spent.
+    await using relay = await startTestRelay({ rateLimitScale: 1 });
+    const owner = await signup(relay.client);
+    const { host, hostId } = await enroll(relay.client, owner);
+    const agent = agentSocket(relay.url, hostId, host);
+    const device = deviceSocket(relay.url, owner);
+    const failures: DeviceSignalFailure[] = [];
+    device.socket.onSignalError((failure) => failures.push(failure));
+    let delivered = 0;
+    agent.onSignal(() => delivered++);
+    try {
+      await waitFor('sockets up', () => agent.isWelcomed && device.socket.isReady);
+      // Trickle on a handful of requests (the per-socket cap on waiting requests is not what is tested).
+      for (let i = 0; i < 260; i++) {
+        device.socket.sendSignal({
+          toHost: hostId,
+          recipientKey: host.publicKey,
+          requestId: `req-flood-${i % 8}`,
+          payload: `candidate ${i}`,
+        });
+      }
+      await waitFor('every signal answered or delivered', () => delivered + failures.length >= 260);
+      expect(failures.length).toBeGreaterThan(0);
+      expect(failures.every((f) => f.error.code === 'E_RATE_LIMITED')).toBe(true);
+      expect(delivered).toBeGreaterThanOrEqual(200);
+    } finally {
+      agent.dispose();
+      device.socket.dispose();
+    }
+  });
+});

@@ -1,0 +1,59 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export const RELAY_BIN = fileURLToPath(new URL('../../bin/hangar-relay.js', import.meta.url));
+
+export interface RelayProcess extends AsyncDisposable {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  stderr: () => string;
+  /** kill -9: no shutdown code runs, as in a crash or an OOM kill. */
+  crash(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `hangar-relay serve` as its own process; resolves when it prints where it listens. */
+export async function startRelayProcess(args: string[], env: Record<string, string> = {}): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [RELAY_BIN, 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HANGAR_LOG_LEVEL: 'warn', ...env },
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hangar-relay did not start within 20 s: ${stderr}`)), 20_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const event = JSON.parse(line) as { event?: string; url?: string };
+      if (event.event === 'listening' && event.url) {
+        clearTimeout(timer);
+        resolve(event.url);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hangar-relay exited with ${code}: ${stderr}`));
+    });
+  });
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  const kill = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return {
+    child,
+    url,
+    port: Number(new URL(url).port),
+    stderr: () => stderr,
+    crash: () => kill('SIGKILL'),
+    stop: () => kill('SIGTERM'),
+    [Symbol.asyncDispose]: () => kill('SIGKILL'),
+  };
+}

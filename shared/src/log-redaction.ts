@@ -1,0 +1,28 @@
+/**
+ * Where secrets sit in what Hangar logs: pino's `redact` paths for the agent and the core alike,
+ * so a field is redacted wherever it is logged, not by hand at each call. Requests are logged at
+ * debug as `{ method, params }`: the pairing code is hosts.add's `params.code`; environment values
+ * of sessions and jobs (often keys and tokens) and job secrets are censored value by value, their
+ * names kept. Error codes (`err.code`, a refusal's `code`) are not secrets and stay readable.
+ */
+export const LOG_REDACT_PATHS: readonly string[] = [
+  // hosts.add in the core API: the one-time pairing code
+  'params.code',
+  'pairing_code',
+  '*.pairing_code',
+  // session.create / job.submit at the agent; sessions.create / jobs.submit in the core API
+  'params.env.*',
+  'params.secret_env.*',
+  'params.session.env.*',
+  'params.spec.env.*',
+  'params.spec.secret_env.*',
+  // credentials by name, at the top or one level down
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+  'private_key',
+  '*.private_key',
+];
+
+export const LOG_REDACT_CENSOR = '[Redacted]';

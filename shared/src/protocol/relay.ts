@@ -1,0 +1,358 @@
+import { z } from 'zod';
+import { ErrorShapeSchema } from './control.js';
+import { HostName } from './hosts.js';
+import { Ed25519PublicKeyHex, Ed25519SignatureHex } from './link.js';
+
+/**
+ * The relay's protocol: every HTTP procedure (`POST /v1/<procedure>`, JSON body = params,
+ * 200 = result, 4xx/5xx = {error: {code, message}}) and every WebSocket message of the agent
+ * socket (`/v1/agent`) and the device socket (`/v1/device`). The relay, its client
+ * (shared/src/relay/relay-client.ts) and the tests all use this one table.
+ * How to add a call: one entry in RELAY_PROCEDURES, one handler in relay/src/api/.
+ * Binary values are lowercase hex, like the link handshake, so each has one encoding.
+ * The path carries the version (/v1/); an incompatible change is a new path, not a field.
+ */
+
+const Empty = z.object({}).strict();
+const hex = (bytes: number, what: string) =>
+  z
+    .string()
+    .length(bytes * 2, `${what} must be ${bytes} bytes of lowercase hex`)
+    .regex(/^[0-9a-f]+$/, `${what} must be lowercase hex`);
+const id = (prefix: string, what: string) =>
+  z.string().regex(new RegExp(`^${prefix}_[0-9a-f]{32}$`), `expected ${what} id (${prefix}_ and 32 hex digits)`);
+
+export const AccountId = id('acct', 'an account');
+export const DeviceId = id('dev', 'a device');
+export const HostId = id('host', 'a host');
+export const EnrollTokenId = id('tok', 'an enrollment token');
+/** 32 random bytes, hex: the relay part of an enrollment token (stored as its SHA-256). */
+export const EnrollSecretHex = hex(32, 'relay secret');
+/** SHA-256 of the agent's TLS certificate (DER), hex: what a device pins besides the host key. */
+export const CertFingerprintHex = hex(32, 'certificate fingerprint');
+export const ChallengeHex = hex(32, 'challenge');
+/** Milliseconds since the epoch. */
+export const EpochMs = z.number().int().nonnegative().max(8.64e15);
+
+/** Lowercase on the client before signing, so the bytes signed are the bytes the relay checks. */
+export const Email = z
+  .email({ error: 'expected an email address, e.g. me@example.com' })
+  .max(254)
+  .refine((value) => value === value.toLowerCase(), { error: 'email must be lowercase (clients lowercase it)' });
+export const Password = z
+  .string()
+  .min(8, 'password must be at least 8 characters')
+  .max(512, 'password must be at most 512 characters');
+/** What a user calls a device ("laptop", "Ana's phone"): printable, no control characters. */
+export const DeviceName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[^\p{Cc}]+$/u, 'a device name may not contain control characters');
+export const AccessToken = z.string().min(16).max(4096);
+/** 32 random bytes, base64url (43 characters); the relay stores its SHA-256 only. */
+export const RefreshToken = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{43}$/, 'expected a refresh token (43 base64url characters)');
+
+/**
+ * Proof of possession of a device key: a signature over loginProofBytes (shared/src/relay/
+ * statements.ts) with issued_at within ±5 minutes of the relay's clock.
+ */
+export const DeviceProof = z.object({ issued_at: EpochMs, signature: Ed25519SignatureHex });
+export const DeviceRegistration = z.object({ public_key: Ed25519PublicKeyHex, name: DeviceName });
+
+/** `first`: the device that made the account; the relay's record is informational, hosts decide. */
+export const DeviceStatus = z.enum(['first', 'pending', 'endorsed', 'revoked']);
+export type DeviceStatus = z.infer<typeof DeviceStatus>;
+
+export const DeviceView = z.object({
+  device_id: DeviceId,
+  name: DeviceName,
+  public_key: Ed25519PublicKeyHex,
+  status: DeviceStatus,
+  created_at: EpochMs,
+  last_seen: EpochMs.nullable(),
+  /** Key of the device whose statement endorsed / revoked it, when one did. */
+  endorsed_by: Ed25519PublicKeyHex.nullable(),
+  revoked_by: Ed25519PublicKeyHex.nullable(),
+});
+export type DeviceView = z.infer<typeof DeviceView>;
+
+export const AccountView = z.object({ account_id: AccountId, email: Email });
+
+export const SessionTokens = z.object({
+  access_token: AccessToken,
+  access_expires_at: EpochMs,
+  refresh_token: RefreshToken,
+  refresh_expires_at: EpochMs,
+});
+export type SessionTokens = z.infer<typeof SessionTokens>;
+export const LoginResult = SessionTokens.extend({ account: AccountView, device: DeviceView });
+export type LoginResult = z.infer<typeof LoginResult>;
+
+/** A direct address a device may dial: host:port or [v6]:port. */
+const ReachAddress = z.string().min(1).max(300);
+/** What a host publishes so that a device can reach it later; signed by the host key. */
+export const PresenceRecord = z.object({
+  addresses: z.array(ReachAddress).max(32),
+  /** Tailscale addresses from `tailscale status --json` (100.x / fd7a: / MagicDNS name). */
+  tailnet: z.array(ReachAddress).max(32),
+  version: z.string().min(1).max(64),
+  issued_at: EpochMs,
+});
+export type PresenceRecord = z.infer<typeof PresenceRecord>;
+
+export const HostPresence = z.object({
+  host_id: HostId,
+  name: HostName,
+  public_key: Ed25519PublicKeyHex,
+  cert_fingerprint: CertFingerprintHex,
+  enrolled_at: EpochMs,
+  online: z.boolean(),
+  last_seen: EpochMs.nullable(),
+  record: PresenceRecord.nullable(),
+  /** Host signature over presenceRecordBytes(public_key, record); verify before dialing. */
+  signature: Ed25519SignatureHex.nullable(),
+});
+export type HostPresence = z.infer<typeof HostPresence>;
+
+export const StatementKind = z.enum(['endorse', 'revoke']);
+export type StatementKind = z.infer<typeof StatementKind>;
+/** Tailnet-Lock style: made and signed by a device; the relay carries it; hosts verify it. */
+export const Statement = z.object({
+  kind: StatementKind,
+  account_id: AccountId,
+  subject_device_key: Ed25519PublicKeyHex,
+  subject_name: DeviceName,
+  issued_at: EpochMs,
+  signer_device_key: Ed25519PublicKeyHex,
+  signature: Ed25519SignatureHex,
+});
+export type Statement = z.infer<typeof Statement>;
+/** A statement as stored: `seq` increases by one per statement of the account. */
+export const StoredStatement = Statement.extend({ seq: z.number().int().positive(), stored_at: EpochMs });
+export type StoredStatement = z.infer<typeof StoredStatement>;
+
+export const AuditEntry = z.object({
+  id: z.number().int().positive(),
+  at: EpochMs,
+  action: z.string(),
+  /** `device:<id>`, `host:<id>`, or `anonymous` (with the source address in `ip`). */
+  actor: z.string(),
+  ip: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;
+
+const LoginParams = z.object({ email: Email, password: Password, device: DeviceRegistration, proof: DeviceProof });
+
+/** `auth`: 'device' needs `Authorization: Bearer <access_token>`; 'none' is open (and rate-limited). */
+export const RELAY_PROCEDURES = {
+  'relay.info': {
+    auth: 'none',
+    params: Empty,
+    result: z.object({
+      version: z.string(),
+      /** The origin clients sign into proofs (the relay's --public-url, or how this request reached it). */
+      origin: z.string(),
+      oidc: z.object({ issuer: z.string(), client_id: z.string() }).nullable(),
+    }),
+  },
+  'auth.signup': { auth: 'none', params: LoginParams, result: LoginResult },
+  'auth.login': { auth: 'none', params: LoginParams, result: LoginResult },
+  /** Sign in with an OpenID Connect ID token from the relay's --oidc-issuer (email_verified required). */
+  'auth.oidc': {
+    auth: 'none',
+    params: z.object({ id_token: z.string().min(16).max(16_384), device: DeviceRegistration, proof: DeviceProof }),
+    result: LoginResult,
+  },
+  /** Rotates: the old refresh token is spent; presenting it again revokes the whole session. */
+  'auth.refresh': { auth: 'none', params: z.object({ refresh_token: RefreshToken }), result: SessionTokens },
+  'auth.logout': { auth: 'none', params: z.object({ refresh_token: RefreshToken }), result: Empty },
+
+  'hosts.enroll_token': {
+    auth: 'device',
+    params: z.object({ name: HostName }),
+    result: z.object({ token_id: EnrollTokenId, relay_secret: EnrollSecretHex, expires_at: EpochMs }),
+  },
+  /** Called by the agent with the relay part of the token; single use, 15 minutes. */
+  'hosts.enroll': {
+    auth: 'none',
+    params: z.object({
+      token_id: EnrollTokenId,
+      relay_secret: EnrollSecretHex,
+      host: z.object({ public_key: Ed25519PublicKeyHex, cert_fingerprint: CertFingerprintHex, name: HostName }),
+      /** Host signature over enrollProofBytes(token_id, public_key, cert_fingerprint). */
+      proof: Ed25519SignatureHex,
+    }),
+    result: z.object({ host_id: HostId, account_id: AccountId }),
+  },
+  'hosts.list': { auth: 'device', params: Empty, result: z.object({ hosts: z.array(HostPresence) }) },
+  'hosts.remove': { auth: 'device', params: z.object({ host_id: HostId }), result: Empty },
+
+  'devices.list': {
+    auth: 'device',
+    params: Empty,
+    result: z.object({ devices: z.array(DeviceView), this_device: DeviceId }),
+  },
+  'devices.endorse': {
+    auth: 'device',
+    params: z.object({ device_id: DeviceId, statement: Statement }),
+    result: z.object({ seq: z.number().int().positive() }),
+  },
+  'devices.revoke': {
+    auth: 'device',
+    params: z.object({ device_id: DeviceId, statement: Statement }),
+    result: z.object({ seq: z.number().int().positive() }),
+  },
+  'statements.list': {
+    auth: 'device',
+    params: z.object({ since: z.number().int().nonnegative().default(0) }),
+    result: z.object({ statements: z.array(StoredStatement) }),
+  },
+  'audit.list': {
+    auth: 'device',
+    params: z.object({
+      limit: z.number().int().min(1).max(500).default(100),
+      /** Entries with an id below this one (paging back). */
+      before: z.number().int().positive().optional(),
+    }),
+    result: z.object({ entries: z.array(AuditEntry) }),
+  },
+} as const;
+
+export type RelayMethod = keyof typeof RELAY_PROCEDURES;
+export type RelayParams<M extends RelayMethod> = z.input<(typeof RELAY_PROCEDURES)[M]['params']>;
+export type RelayResult<M extends RelayMethod> = z.output<(typeof RELAY_PROCEDURES)[M]['result']>;
+
+export function isRelayMethod(method: string): method is RelayMethod {
+  return Object.prototype.hasOwnProperty.call(RELAY_PROCEDURES, method);
+}
+
+// ---- WebSockets ------------------------------------------------------------------------------
+
+/** Relay timings both ends agree on (PROTOCOL.md "Heartbeats"). */
+export const RELAY_HEARTBEAT_MS = 5_000;
+/**
+ * Silence after which a socket is dead. Under the 10 s target by one second, so a device sees
+ * a vanished host offline within 10 s of its last word even when the relay's timers run late.
+ */
+export const RELAY_DEAD_AFTER_MS = 9_000;
+export const SIGNAL_TIMEOUT_MS = 10_000;
+export const SIGNAL_PAYLOAD_MAX = 64 * 1024;
+
+/** WebSocket close codes the relay uses (4000-4999 are the application's). */
+export const RELAY_CLOSE = {
+  protocol: 4000,
+  authFailed: 4001,
+  authExpired: 4002,
+  revoked: 4003,
+  heartbeat: 4008,
+  replaced: 4009,
+  rateLimited: 4029,
+  shuttingDown: 1001,
+} as const;
+
+export const SignalRequestId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{8,64}$/, 'request_id must be 8-64 letters, digits, "-" or "_"');
+/** Opaque to the relay: the sender's JSON or text, signed end to end (signalBytes). */
+export const SignalPayload = z
+  .string()
+  .max(SIGNAL_PAYLOAD_MAX, `payload must be at most ${SIGNAL_PAYLOAD_MAX} characters`);
+
+const Ping = z.object({ type: z.literal('ping') });
+const Pong = z.object({ type: z.literal('pong') });
+const SignalError = z.object({ type: z.literal('signal.error'), request_id: SignalRequestId, error: ErrorShapeSchema });
+const SocketError = z.object({ type: z.literal('error'), error: ErrorShapeSchema });
+const StatementsMessage = z.object({ type: z.literal('statements'), statements: z.array(StoredStatement) });
+
+/** Agent → relay on /v1/agent. The first message must be `auth`, answering the challenge. */
+export const AgentToRelay = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('auth'), host_id: HostId, signature: Ed25519SignatureHex }),
+  z.object({ type: z.literal('presence.update'), record: PresenceRecord, signature: Ed25519SignatureHex }),
+  /** Asks for every statement of the account with seq > since (sent after each connect). */
+  z.object({ type: z.literal('statements.since'), since: z.number().int().nonnegative() }),
+  z.object({
+    type: z.literal('signal'),
+    to_device: DeviceId,
+    request_id: SignalRequestId,
+    payload: SignalPayload,
+    signature: Ed25519SignatureHex,
+  }),
+  Ping,
+  Pong,
+]);
+export type AgentToRelay = z.infer<typeof AgentToRelay>;
+
+/** Relay → agent on /v1/agent. */
+export const RelayToAgent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('challenge'), challenge: ChallengeHex, relay_origin: z.string() }),
+  z.object({
+    type: z.literal('welcome'),
+    host_id: HostId,
+    account_id: AccountId,
+    heartbeat_ms: z.number().int().positive(),
+    dead_after_ms: z.number().int().positive(),
+  }),
+  StatementsMessage,
+  z.object({
+    type: z.literal('signal'),
+    request_id: SignalRequestId,
+    from_device: z.object({ device_id: DeviceId, public_key: Ed25519PublicKeyHex }),
+    payload: SignalPayload,
+    signature: Ed25519SignatureHex,
+  }),
+  SignalError,
+  SocketError,
+  Ping,
+  Pong,
+]);
+export type RelayToAgent = z.infer<typeof RelayToAgent>;
+
+/** Device → relay on /v1/device. The first message must be `auth`; re-send it to renew. */
+export const DeviceToRelay = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('auth'), access_token: AccessToken }),
+  z.object({
+    type: z.literal('signal'),
+    to_host: HostId,
+    request_id: SignalRequestId,
+    payload: SignalPayload,
+    signature: Ed25519SignatureHex,
+  }),
+  Ping,
+  Pong,
+]);
+export type DeviceToRelay = z.infer<typeof DeviceToRelay>;
+
+/** Relay → device on /v1/device. */
+export const RelayToDevice = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('ready'),
+    device_id: DeviceId,
+    account_id: AccountId,
+    /** When this socket closes unless a fresh `auth` arrives first. */
+    expires_at: EpochMs,
+    heartbeat_ms: z.number().int().positive(),
+  }),
+  /** Every host of the account on connect, then each change. */
+  z.object({ type: z.literal('presence'), host: HostPresence }),
+  z.object({ type: z.literal('host.removed'), host_id: HostId }),
+  /** A device logged in to the account and waits for a trusted device to approve it. */
+  z.object({ type: z.literal('device.pending'), device: DeviceView }),
+  /** A device was endorsed or revoked. */
+  z.object({ type: z.literal('device.changed'), device: DeviceView }),
+  z.object({
+    type: z.literal('signal'),
+    request_id: SignalRequestId,
+    from_host: z.object({ host_id: HostId, public_key: Ed25519PublicKeyHex }),
+    payload: SignalPayload,
+    signature: Ed25519SignatureHex,
+  }),
+  SignalError,
+  SocketError,
+  Ping,
+  Pong,
+]);
+export type RelayToDevice = z.infer<typeof RelayToDevice>;

@@ -1,0 +1,162 @@
+import { Emitter } from '../disposable.js';
+import { HangarError, toHangarError } from '../errors.js';
+import type { Ed25519Signer } from '../link/handshake.js';
+import { RelayToDevice, type DeviceToRelay, type DeviceView, type HostPresence } from '../protocol/relay.js';
+import { RelaySocket, relaySocketUrl, type RelaySocketOptions } from './relay-socket.js';
+import { signSignal } from './statements.js';
+
+/**
+ * A device's link to the relay (`/v1/device`): authenticates with an access token (and renews
+ * it before it expires, or the relay closes the socket), receives the account's presence and
+ * device events, and carries signals to the account's hosts. Reconnects by itself.
+ */
+
+export type DeviceSignal = Extract<RelayToDevice, { type: 'signal' }>;
+export type DeviceSignalFailure = Extract<RelayToDevice, { type: 'signal.error' }>;
+
+export interface RelayDeviceSocketOptions extends Omit<RelaySocketOptions<RelayToDevice>, 'url' | 'incoming'> {
+  relayUrl: string;
+  signer: Ed25519Signer;
+  /** A valid access token (RelaySession.accessToken refreshes as needed). */
+  accessToken: () => Promise<string>;
+}
+
+/** Renew the socket's token this long before the relay would close it. */
+const RENEW_MARGIN_MS = 60_000;
+
+export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay> {
+  private readonly presenceEmitter = new Emitter<HostPresence>();
+  /** Every host of the account after each connect, then every change. */
+  readonly onPresence = this.presenceEmitter.event;
+  private readonly hostRemovedEmitter = new Emitter<string>();
+  readonly onHostRemoved = this.hostRemovedEmitter.event;
+  private readonly pendingEmitter = new Emitter<DeviceView>();
+  readonly onDevicePending = this.pendingEmitter.event;
+  private readonly deviceChangedEmitter = new Emitter<DeviceView>();
+  readonly onDeviceChanged = this.deviceChangedEmitter.event;
+  private readonly signalEmitter = new Emitter<DeviceSignal>();
+  readonly onSignal = this.signalEmitter.event;
+  private readonly signalErrorEmitter = new Emitter<DeviceSignalFailure>();
+  readonly onSignalError = this.signalErrorEmitter.event;
+  private renewTimer: unknown;
+  private ready = false;
+
+  constructor(private readonly device: RelayDeviceSocketOptions) {
+    super({ ...device, url: relaySocketUrl(device.relayUrl, 'device'), incoming: RelayToDevice });
+  }
+
+  get isReady(): boolean {
+    return this.ready && this.isOpen;
+  }
+
+  protected onOpen(): void {
+    this.ready = false;
+    this.authenticate();
+  }
+
+  private authenticate(): void {
+    this.device.accessToken().then(
+      (access_token) => this.send({ type: 'auth', access_token }),
+      (error: unknown) => this.stop(toHangarError(error)),
+    );
+  }
+
+  protected onMessage(message: RelayToDevice): void {
+    switch (message.type) {
+      case 'ready': {
+        const first = !this.ready;
+        this.ready = true;
+        clearTimeout(this.renewTimer);
+        const renewIn = Math.max(1_000, message.expires_at - Date.now() - RENEW_MARGIN_MS);
+        this.renewTimer = setTimeout(() => this.authenticate(), renewIn);
+        if (first) this.setOnline();
+        return;
+      }
+      case 'presence':
+        this.presenceEmitter.fire(message.host);
+        return;
+      case 'host.removed':
+        this.hostRemovedEmitter.fire(message.host_id);
+        return;
+      case 'device.pending':
+        this.pendingEmitter.fire(message.device);
+        return;
+      case 'device.changed':
+        this.deviceChangedEmitter.fire(message.device);
+        return;
+      case 'signal':
+        this.signalEmitter.fire(message);
+        return;
+      case 'signal.error':
+        this.signalErrorEmitter.fire(message);
+        return;
+      case 'error':
+        if (message.error.code === 'E_AUTH_DEVICE_REVOKED') this.stop(HangarError.from(message.error));
+        return;
+      case 'ping':
+      case 'pong':
+        return;
+    }
+  }
+
+  /** Sends a signed signal to a host of the account (recipientKey: the host's pinned key). */
+  sendSignal(f: { toHost: string; recipientKey: string; requestId: string; payload: string }): boolean {
+    if (!this.isReady) return false;
+    const signature = signSignal(this.device.signer, {
+      recipientKey: f.recipientKey,
+      requestId: f.requestId,
+      payload: f.payload,
+    });
+    this.send({ type: 'signal', to_host: f.toHost, request_id: f.requestId, payload: f.payload, signature });
+    return true;
+  }
+
+  /**
+   * Sends a signal and resolves with the host's first answer on the same request_id; rejects
+   * with the relay's error (E_TIMEOUT after 10 s, E_HOST_OFFLINE, E_RATE_LIMITED …).
+   */
+  request(f: { toHost: string; recipientKey: string; requestId: string; payload: string }): Promise<DeviceSignal> {
+    return new Promise((resolve, reject) => {
+      const answers = this.onSignal((message) => {
+        if (message.request_id !== f.requestId || message.from_host.host_id !== f.toHost) return;
+        done();
+        resolve(message);
+      });
+      const failures = this.onSignalError((message) => {
+        if (message.request_id !== f.requestId) return;
+        done();
+        reject(HangarError.from(message.error));
+      });
+      // The relay's E_TIMEOUT cannot arrive on a socket that died: fail with the socket.
+      const closes = this.onState((state) => {
+        if (state.state !== 'offline') return;
+        done();
+        reject(state.error);
+      });
+      const done = () => {
+        answers.dispose();
+        failures.dispose();
+        closes.dispose();
+      };
+      if (!this.sendSignal(f)) {
+        done();
+        reject(new HangarError('E_UNAVAILABLE', 'not connected to the relay; try again when it is back'));
+      }
+    });
+  }
+
+  override dispose(): void {
+    clearTimeout(this.renewTimer);
+    super.dispose();
+    for (const emitter of [
+      this.presenceEmitter,
+      this.hostRemovedEmitter,
+      this.pendingEmitter,
+      this.deviceChangedEmitter,
+      this.signalEmitter,
+      this.signalErrorEmitter,
+    ]) {
+      emitter.dispose();
+    }
+  }
+}
