@@ -123,10 +123,11 @@ export function isRevoked(store: AgentStore, publicKey: string): boolean {
   return store.db.prepare('SELECT 1 FROM revoked_devices WHERE public_key = ?').get(publicKey) !== undefined;
 }
 
+/** What serve last saw of its relay link (null: no serve holds it now), for `relayStatus`. */
 export function recordRelayState(
   store: AgentStore,
   hostId: string,
-  state: { state: string; error: string | null; at: number; pid: number },
+  state: { state: string | null; error: string | null; at: number | null; pid: number | null },
 ): void {
   store.db
     .prepare(
