@@ -16,7 +16,7 @@ import { AGENT_VERSION } from '../version.js';
 import { directAddresses, tailnetAddresses, type ListenAddress } from './addresses.js';
 import { loadEnrollment, recordRelayState, voidExpiredFirstLinks, type EnrollmentRow } from './relay-store.js';
 import { noWebRtcYet, type SignalHandler } from './signals.js';
-import { applyStatements, releaseHeldStatements, type AppliedStatements } from './statements.js';
+import { applyStatements, pinnedHeldSigners, releaseHeldStatements, type AppliedStatements } from './statements.js';
 import { readTailnet, type TailnetStatus } from './tailscale.js';
 
 export interface RelayLinkOptions {
@@ -70,7 +70,7 @@ export class RelayLink implements Disposable {
     const link = new RelayLink(options);
     link.check();
     link.timers.push(setInterval(() => link.check(), options.pollMs ?? 2_000));
-    link.timers.push(setInterval(() => void link.refreshAddresses(), options.addressesEveryMs ?? 30_000));
+    link.timers.push(setInterval(() => link.periodic(), options.addressesEveryMs ?? 30_000));
     return link;
   }
 
@@ -110,6 +110,7 @@ export class RelayLink implements Disposable {
     this.linkStatus = undefined;
     if (enrollment === undefined) return;
     voidExpiredFirstLinks(this.options.store, Date.now());
+    for (const signer of pinnedHeldSigners(this.options.store)) this.devicePinned(signer);
     this.options.logger.info(
       { relay: enrollment.relay_url, host_id: enrollment.host_id, name: enrollment.name },
       'enrolled on a relay: connecting',
@@ -179,6 +180,19 @@ export class RelayLink implements Disposable {
       else log.info({ ...fields, result: outcome.result }, 'applied a statement');
     }
     for (const key of applied.revoked) this.options.closeLinksOf(key);
+  }
+
+  /** While enrolled: forgets the secrets of first links past their 7 days, re-reads the addresses. */
+  private periodic(): void {
+    if (this.current === undefined || this.disposed) return;
+    try {
+      voidExpiredFirstLinks(this.options.store, Date.now());
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'could not forget expired first links');
+    }
+    void this.refreshAddresses().catch((error: unknown) =>
+      this.options.logger.warn({ err: error }, 'could not read this host’s addresses'),
+    );
   }
 
   /** Re-reads interfaces and Tailscale; publishes again when what a device can dial changed. */

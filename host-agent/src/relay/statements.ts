@@ -91,6 +91,12 @@ export function releaseHeldStatements(store: AgentStore, deviceKey: string, now:
     .immediate();
 }
 
+/** Signers of held statements who are pinned by now (a first link made while serve was not listening to the relay). */
+export function pinnedHeldSigners(store: AgentStore): string[] {
+  const rows = store.db.prepare('SELECT DISTINCT signer_key FROM held_statements').all() as { signer_key: string }[];
+  return rows.map((row) => row.signer_key).filter((key) => findPairedDevice(store, key) !== undefined);
+}
+
 function record(applied: AppliedStatements, outcome: StatementOutcome): void {
   applied.outcomes.push(outcome);
   if (outcome.result === 'revoked') applied.revoked.push(outcome.subject);

@@ -7,7 +7,7 @@ import { makeStatement, toHex, type Ed25519Signer, type StatementKind, type Stor
 import { AgentStore } from '../../src/store/db.js';
 import { findPairedDevice } from '../../src/store/pairing.js';
 import { consumeFirstLinkAndPair, loadEnrollment, saveEnrollment } from '../../src/relay/relay-store.js';
-import { applyStatements, releaseHeldStatements } from '../../src/relay/statements.js';
+import { applyStatements, pinnedHeldSigners, releaseHeldStatements } from '../../src/relay/statements.js';
 
 /**
  * The host verifies what the relay carries: statements are applied here by the same functions
@@ -181,7 +181,10 @@ describe('statements, verified by the host', () => {
     expect(apply(statement(laptop, 'endorse', phone)).outcomes.map((o) => o.result)).toEqual(['held']);
     expect(pinned(phone)).toBe(false);
 
+    expect(pinnedHeldSigners(store)).toEqual([]);
     expect(consumeFirstLinkAndPair(store, tokenId, { public_key: laptop.key, name: 'laptop' }, Date.now())).toBe(true);
+    // What serve looks for at start, should the link have come while it was not listening.
+    expect(pinnedHeldSigners(store)).toEqual([laptop.key]);
     expect(releaseHeldStatements(store, laptop.key, Date.now()).outcomes.map((o) => o.result)).toEqual(['pinned']);
     expect(pinned(phone)).toBe(true);
   });
