@@ -1,6 +1,7 @@
 import { DisposableStore, type HostInfo, type PublishHostEvent } from '@hangar/shared';
 import { arch, hostname, platform, release } from 'node:os';
 import type { Logger } from 'pino';
+import { loadOrCreateAgentKey } from './identity/keys.js';
 import { LinkServer } from './link/index.js';
 import { ClientPeer } from './peer/client-peer.js';
 import { JobService, ShellExecutor, type JobServiceOptions } from './jobs/index.js';
@@ -10,6 +11,7 @@ import { createJobProcedures } from './peer/job-procedures.js';
 import { createPreviewProcedures } from './peer/preview-procedures.js';
 import { PreviewService } from './previews/index.js';
 import { hostStatsProvider } from './peer/host-stats.js';
+import { RelayLink, type SignalHandler } from './relay/index.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
@@ -35,6 +37,8 @@ export interface AgentOptions {
   tartImage?: string;
   /** The bubblewrap binary for sandbox jobs (default: bwrap on PATH). */
   bwrapPath?: string;
+  /** Signals from devices through the relay (default: answered with "no WebRTC here yet"). */
+  signals?: SignalHandler;
 }
 
 export interface RunningAgent {
@@ -72,7 +76,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       tmux_version: sessions.tmuxVersion(),
       session_limit: options.maxSessions,
     };
+    // Filled once the link server listens; until then no link can ask for host info.
+    let relayLink: RelayLink | undefined;
+    const hostInfo = (): HostInfo => ({ ...info, relay: relayLink?.info() ?? null });
     const peers = new Set<ClientPeer>();
+    /** Each open link's device key: a revocation from the relay closes that device's links now. */
+    const peerDevices = new Map<ClientPeer, string>();
     const publish: PublishHostEvent = (event, data) => peers.forEach((peer) => peer.publish(event, data));
     owned.add(
       sessions.onChanged((list) => publish('sessions.changed', { sessions: list, tmux: sessions.tmuxState() })),
@@ -120,7 +129,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       {
         sessions,
         bindings,
-        hostInfo: () => info,
+        hostInfo,
         publish,
         hostStats: hostStatsProvider({
           dataDir: options.dataDir,
@@ -139,20 +148,43 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         port: options.listen.port,
         dataDir: options.dataDir,
         store,
-        hostInfo: () => info,
+        hostInfo,
         logger: logger.child({ component: 'link' }),
         onLink: (link) => {
           const peer = new ClientPeer(link, procedures, logger.child({ component: 'peer', device: link.device.name }));
           peers.add(peer);
+          peerDevices.set(peer, link.device.public_key);
           previews.setWatching(true);
           peer.mux.onClose(() => {
             peers.delete(peer);
+            peerDevices.delete(peer);
             previews.setWatching(peers.size > 0);
           });
+          if (link.via === 'enrollment') relayLink?.devicePinned(link.device.public_key);
         },
       }),
     );
     linkPort = server.address().port;
+    const agentKey = await loadOrCreateAgentKey(options.dataDir);
+    relayLink = owned.add(
+      RelayLink.start({
+        store,
+        signer: agentKey.signer,
+        listen: () => server.address(),
+        logger: logger.child({ component: 'relay' }),
+        ...(options.signals ? { signals: options.signals } : {}),
+        closeLinksOf: (deviceKey) => {
+          for (const [peer, key] of peerDevices) {
+            if (key !== deviceKey) continue;
+            logger.info({ device: deviceKey }, 'closing the links of a revoked device');
+            peer.mux.close({
+              code: 'E_AUTH_DEVICE_REVOKED',
+              message: 'this device was revoked by a trusted device of the account; this host no longer accepts it',
+            });
+          }
+        },
+      }),
+    );
     logger.info({ address: server.address(), dataDir: options.dataDir }, 'agent started');
     return {
       address: server.address(),

@@ -7,6 +7,7 @@ import { registerDoctor } from './doctor/command.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
 import { issuePairingCode } from './link/pairing.js';
 import { createAgentLogger } from './logging.js';
+import { enroll } from './relay/index.js';
 import { AgentStore } from './store/db.js';
 
 const DEFAULT_DATA = join(homedir(), '.hangar-agent');
@@ -124,6 +125,46 @@ program
       fail(error);
     }
   });
+
+program
+  .command('enroll')
+  .description(
+    'join the account that made the token (the line `hangar hosts enroll-token` printed): this host then shows online there while `serve` runs',
+  )
+  .requiredOption(
+    '--token <hgr1_…>',
+    'the enrollment token line; - reads it from stdin (keeps it out of shell history)',
+  )
+  .option('--data <dir>', 'data directory of the agent', DEFAULT_DATA)
+  .option('--name <name>', "what the account calls this host (default: this machine's host name)")
+  .option('--json', 'print JSON')
+  .action(async (options: { token: string; data: string; name?: string; json?: boolean }) => {
+    try {
+      const token = options.token === '-' ? await readStdin() : options.token;
+      const enrolled = await enroll({
+        dataDir: resolve(options.data),
+        token,
+        ...(options.name ? { name: options.name } : {}),
+      });
+      if (options.json) {
+        process.stdout.write(JSON.stringify(enrolled) + '\n');
+        return;
+      }
+      process.stdout.write(
+        `enrolled as "${enrolled.name}" (${enrolled.host_id}) on ${enrolled.relay_url}\n` +
+          '`hangar-agent serve` keeps this host online there (one that is running now picks this up within seconds).\n' +
+          `The computer that made the token pairs with this host at its first connection, until ${new Date(enrolled.first_link_expires_at).toLocaleString()}.\n`,
+      );
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 function positiveInt(value: string): number {
   const n = Number(value);

@@ -121,6 +121,8 @@ export async function startAgentProcess(
     user?: { uid: number; gid: number };
     /** Argv that execs the agent (prlimit, unshare): the agent keeps the wrapper's pid. */
     wrapper?: string[];
+    /** More environment for the agent (a stand-in's state file, PATH with a stand-in first). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<AgentProcess> {
   const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath];
@@ -147,6 +149,7 @@ export async function startAgentProcess(
         ...process.env,
         ...AGENT_ENV,
         HANGAR_LOG_LEVEL: options.logLevel ?? process.env['HANGAR_LOG_LEVEL'] ?? 'warn',
+        ...options.env,
       },
       ...(options.user ?? {}),
     },

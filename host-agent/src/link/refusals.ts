@@ -18,6 +18,18 @@ export function codeNotAccepted(): HangarError {
   );
 }
 
+/**
+ * A first link with an enrollment that did not work, whatever the reason: unknown, used or
+ * expired token, another device than the one that made it, or a secret that did not match.
+ */
+export function enrollmentNotAccepted(): HangarError {
+  return new HangarError(
+    'E_AUTH_BAD_CODE',
+    'the enrollment was not accepted; on your computer make a new token with `hangar hosts enroll-token`, ' +
+      'and on the host run `hangar-agent enroll --token <it>` (tokens work once, for the device that made them)',
+  );
+}
+
 /** Per source address: it tells the peer about its own attempts only. */
 export function rateLimited(retryAfterMs: number): HangarError {
   return new HangarError(

@@ -19,12 +19,14 @@ import { loadOrCreateTlsCert } from '../identity/tls.js';
 import type { AgentStore } from '../store/db.js';
 import { DEFAULT_PENDING_LIMITS, PendingConnections, type PendingLimits } from './pending-connections.js';
 import { PerSourceBuckets } from './rate-limit.js';
-import { serverHandshake } from './server-handshake.js';
+import { serverHandshake, type HandshakeDevice } from './server-handshake.js';
 
 export interface AuthenticatedLink {
   transport: FrameTransport;
   device: { public_key: string; name: string };
   remoteAddress: string;
+  /** How the device got in: pinned before, or pinned by this handshake (a code, an enrollment). */
+  via: HandshakeDevice['via'];
 }
 
 export interface LinkServerOptions {
@@ -151,11 +153,11 @@ export class LinkServer implements Disposable {
         now,
         takePairingAttempt: () => pairBuckets.take(admitted.source),
       }).then(
-        (device) => {
+        ({ via, ...device }) => {
           clearTimeout(timer);
           admitted.authenticated();
-          log.info({ remoteAddress, device: device.name }, 'link authenticated');
-          options.onLink({ transport, device, remoteAddress });
+          log.info({ remoteAddress, device: device.name, via }, 'link authenticated');
+          options.onLink({ transport, device, remoteAddress, via });
         },
         (error: unknown) => {
           clearTimeout(timer);

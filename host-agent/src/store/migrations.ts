@@ -108,4 +108,44 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'relay: the enrollment, first links keyed by an end-to-end secret, statements applied',
+    sql: `
+      CREATE TABLE relay_enrollment (
+        id             INTEGER PRIMARY KEY CHECK (id = 1), -- a host is enrolled on one relay at a time
+        relay_url      TEXT NOT NULL,
+        host_id        TEXT NOT NULL,
+        account_id     TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        enrolled_at    INTEGER NOT NULL,
+        statements_seq INTEGER NOT NULL DEFAULT 0, -- highest statement seq of the account applied here
+        state          TEXT,                       -- the relay link as serve last saw it, for status
+        state_error    TEXT,
+        state_at       INTEGER,
+        state_pid      INTEGER
+      );
+      CREATE TABLE relay_first_links (
+        token_id   TEXT PRIMARY KEY,
+        device_key TEXT NOT NULL,                  -- the token's d: the only device it pairs
+        e2e_secret TEXT,                           -- the token's e (32 bytes hex); NULL once used or void
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER                         -- kept, so a replayed token is recognised
+      );
+      CREATE TABLE revoked_devices (
+        public_key TEXT PRIMARY KEY,               -- stays revoked: a later endorsement is ignored
+        revoked_at INTEGER NOT NULL,
+        revoked_by TEXT NOT NULL,                  -- key of the pinned device that signed it
+        seq        INTEGER NOT NULL
+      );
+      CREATE TABLE held_statements (
+        seq        INTEGER PRIMARY KEY,            -- signed by a device whose first link is still to come
+        signer_key TEXT NOT NULL,
+        statement  TEXT NOT NULL                   -- StoredStatement JSON, parsed with its schema on read
+      );
+      ALTER TABLE paired_devices ADD COLUMN paired_via TEXT NOT NULL DEFAULT 'code'; -- code, enrollment, endorsement
+      ALTER TABLE paired_devices ADD COLUMN endorsed_by TEXT;
+    `,
+  },
 ];

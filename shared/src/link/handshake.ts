@@ -98,6 +98,13 @@ export function loadCpace(): Promise<typeof import('./cpace.js')> {
   return import('./cpace.js');
 }
 
+/**
+ * What keys a pairing: the six-digit code `hangar-agent pair` printed, or a host enrollment's
+ * end-to-end secret (32 bytes hex, from the `hgr1_` line; never seen by the relay) with the
+ * token id it belongs to.
+ */
+export type PakePassword = string | { tokenId: string; secret: string };
+
 /** `123-456`, `123 456` and `123456` are the same code; anything else is not a code. */
 export function normalizePairingCode(code: string): string | undefined {
   const digits = code.replace(/[\s-]/g, '');

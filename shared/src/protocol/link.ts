@@ -9,6 +9,7 @@ import { ErrorShapeSchema, SchemaVersion } from './control.js';
  *   auth mode:  hello → challenge → proof(signature) → welcome(signature, host_info)
  *   pair mode:  hello → challenge(share Yb) → proof(share Ya, mac, signature)
  *               → welcome(mac, signature, host_info)
+ *               (keyed by a pairing code, or with hello.enrollment by an enrollment's secret)
  *   either side may answer any message with `link.refused` and close.
  */
 const hex = (bytes: number, what: string) =>
@@ -34,6 +35,15 @@ export const LinkHello = z.object({
   device_key: Ed25519PublicKeyHex,
   device_name: z.string().min(1).max(128),
   nonce: LinkNonceHex,
+  /**
+   * Pair mode only: the first link after a host enrollment. The token id names the enrollment
+   * whose end-to-end secret keys the PAKE instead of a pairing code (relay/PROTOCOL.md step 4).
+   * Spelled out here rather than imported from relay.ts, which imports this file.
+   */
+  enrollment: z
+    .string()
+    .regex(/^tok_[0-9a-f]{32}$/, 'enrollment must be an enrollment token id (tok_ and 32 hex digits)')
+    .optional(),
 });
 export type LinkHello = z.infer<typeof LinkHello>;
 

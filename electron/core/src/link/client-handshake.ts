@@ -31,8 +31,14 @@ export interface ClientHandshakeInput {
   certFingerprint: string;
   device: Ed25519Signer;
   deviceName: string;
-  /** Auth mode: the pinned agent key; pair mode: the pairing code. */
-  mode: { kind: 'auth'; agentKey: string; keyChanged: (seen: string) => HangarError } | { kind: 'pair'; code: string };
+  /**
+   * Auth mode: the pinned agent key. Pair mode: the pairing code, or an enrollment (the token id
+   * and end-to-end secret of a token this device made) for its first link to an enrolled host.
+   */
+  mode:
+    | { kind: 'auth'; agentKey: string; keyChanged: (seen: string) => HangarError }
+    | { kind: 'pair'; code: string }
+    | { kind: 'pair'; enrollment: { token_id: string; secret: string } };
   /** Names the host in the messages a refusal becomes. */
   host: RefusalContext;
 }
@@ -50,27 +56,31 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
   );
   // A refusal becomes this device's own message; other messages must be the expected kind.
   const expectFromAgent = <K extends LinkMessage['kind']>(message: LinkMessage, kind: K) => {
-    if (message.kind === 'link.refused') throw describeRefusal(message.error, input.mode.kind, input.host);
+    if (message.kind === 'link.refused') throw describeRefusal(message.error, refusalMode, input.host);
     return expectMessage(message, kind);
   };
+  const { mode } = input;
+  const enrollment = 'enrollment' in mode ? mode.enrollment : undefined;
+  const refusalMode = enrollment ? 'enroll' : mode.kind;
   try {
     const clientNonce = randomNonce();
     transport.send(
       encodeLinkMessage({
         schema_version: SCHEMA_VERSION,
         kind: 'link.hello',
-        mode: input.mode.kind,
+        mode: mode.kind,
         device_key: toHex(input.device.publicKey),
         device_name: input.deviceName,
         nonce: toHex(clientNonce),
+        ...(enrollment ? { enrollment: enrollment.token_id } : {}),
       }),
     );
     const challenge = expectFromAgent(await reader.next(), 'link.challenge');
-    if (input.mode.kind === 'auth' && challenge.agent_key !== input.mode.agentKey.toLowerCase()) {
-      throw input.mode.keyChanged(challenge.agent_key);
+    if (mode.kind === 'auth' && challenge.agent_key !== mode.agentKey.toLowerCase()) {
+      throw mode.keyChanged(challenge.agent_key);
     }
     const fields: TranscriptFields = {
-      mode: input.mode.kind,
+      mode: mode.kind,
       exporter: input.exporter,
       clientNonce,
       serverNonce: fromHex(challenge.nonce),
@@ -82,11 +92,13 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
 
     let transcript: Uint8Array;
     let isk: Uint8Array | undefined;
-    if (input.mode.kind === 'pair') {
+    if (mode.kind === 'pair') {
       if (challenge.share === undefined)
         throw new HangarError('E_PROTOCOL', 'the host did not start the pairing exchange');
       const { cpaceStart, cpaceIsk } = await loadCpace();
-      const secret = cpaceStart(input.mode.code, fields);
+      const password =
+        'code' in mode ? mode.code : { tokenId: mode.enrollment.token_id, secret: mode.enrollment.secret };
+      const secret = cpaceStart(password, fields);
       const agentShare = fromHex(challenge.share);
       transcript = transcriptHash({ ...fields, deviceShare: secret.share, agentShare });
       isk = cpaceIsk(secret, agentShare, transcript);

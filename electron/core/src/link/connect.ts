@@ -24,9 +24,14 @@ export interface ConnectOptions {
   /** The device's Ed25519 private key; it only ever signs locally. */
   deviceKey: KeyObject;
   deviceName: string;
-  /** What was pinned at pairing; absent means pair mode, which needs pairingCode. */
+  /** What was pinned at pairing; absent means pair mode, which needs pairingCode or enrollment. */
   pinned?: { agent_key: string; cert_fingerprint: string };
   pairingCode?: string;
+  /**
+   * The first link to a host enrolled with a token this device made: the token id and the
+   * end-to-end secret `e` it kept (relay/PROTOCOL.md step 4). Pairs like a code, keyed by `e`.
+   */
+  enrollment?: { token_id: string; secret: string };
   /** The user's name for the host, used in messages ("mini"). */
   hostName?: string;
   timeoutMs?: number;
@@ -46,8 +51,10 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
   const target = parseHostAddress(options.address);
   if (target === undefined)
     throw new HangarError('E_BAD_REQUEST', `"${options.address}" is not a host address; expected host:port`);
-  const code = options.pinned ? undefined : normalizePairingCode(options.pairingCode ?? '');
-  if (!options.pinned && code === undefined) {
+  const enrollment = options.pinned ? undefined : options.enrollment;
+  if (enrollment !== undefined) checkEnrollment(enrollment);
+  const code = options.pinned || enrollment ? undefined : normalizePairingCode(options.pairingCode ?? '');
+  if (!options.pinned && !enrollment && code === undefined) {
     throw new HangarError(
       'E_BAD_REQUEST',
       options.pairingCode === undefined
@@ -88,7 +95,9 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
             agentKey: pinned.agent_key,
             keyChanged: (key) => keyChanged(name, options.address, 'key', key, pinned.agent_key),
           }
-        : { kind: 'pair', code: code! },
+        : enrollment
+          ? { kind: 'pair', enrollment }
+          : { kind: 'pair', code: code! },
       host: { name, address: options.address },
     });
     const { agentKey, host } = await withDeadline(handshake, deadline, options.address);
@@ -113,6 +122,22 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
     }
     socket.destroy();
     throw failure;
+  }
+}
+
+/** An enrollment's id and secret, checked before they key anything (≥ 128 bits: 32 bytes here). */
+function checkEnrollment(enrollment: { token_id: string; secret: string }): void {
+  if (!/^tok_[0-9a-f]{32}$/.test(enrollment.token_id)) {
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      `enrollment.token_id "${enrollment.token_id}" is not a token id (tok_ and 32 hex digits)`,
+    );
+  }
+  if (!/^[0-9a-f]{64}$/.test(enrollment.secret)) {
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      'enrollment.secret must be the 32 bytes (64 lowercase hex digits) kept for the token',
+    );
   }
 }
 

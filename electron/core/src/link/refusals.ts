@@ -15,8 +15,22 @@ const NEW_CODE = 'run `hangar-agent pair` on the host for a new code';
  * address, and that it was pairing with a code the user typed. Its text is not shown as is either:
  * before the handshake nothing the host sent is authenticated.
  */
-export function describeRefusal(refusal: ErrorShape, mode: 'pair' | 'auth', host: RefusalContext): HangarError {
+export function describeRefusal(
+  refusal: ErrorShape,
+  mode: 'pair' | 'auth' | 'enroll',
+  host: RefusalContext,
+): HangarError {
   const where = `host "${host.name}" at ${host.address}`;
+  if (mode === 'enroll' && refusal.code === 'E_AUTH_BAD_CODE') {
+    return new HangarError(
+      'E_AUTH_BAD_CODE',
+      `${where} did not accept this device's enrollment token: it was already used, expired (first links are ` +
+        'good for 7 days), was made by another device, or was never enrolled on that host. Make a new token with ' +
+        '`hangar hosts enroll-token` and run `hangar-agent enroll` on the host again. If the token is new and was ' +
+        'enrolled on that host, something between (the relay, or the network) may be pointing this device at another ' +
+        'machine',
+    );
+  }
   switch (refusal.code) {
     case 'E_AUTH_BAD_CODE':
       return new HangarError(
@@ -57,7 +71,7 @@ export function describeRefusal(refusal: ErrorShape, mode: 'pair' | 'auth', host
     default:
       return new HangarError(
         refusal.code,
-        `${where} refused the ${mode === 'pair' ? 'pairing' : 'connection'} (${refusal.code}): ${refusal.message.slice(0, 300)}`,
+        `${where} refused the ${mode === 'auth' ? 'connection' : 'pairing'} (${refusal.code}): ${refusal.message.slice(0, 300)}`,
       );
   }
 }

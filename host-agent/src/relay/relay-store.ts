@@ -1,0 +1,137 @@
+import type { AgentStore } from '../store/db.js';
+
+/**
+ * The relay tables of agent.db (migration 5): the host's one enrollment, the first links its
+ * enrollment tokens promise, the devices revoked by statements, and statements held until their
+ * signer's first link. Times are ms since the epoch.
+ */
+
+export interface EnrollmentRow {
+  relay_url: string;
+  host_id: string;
+  account_id: string;
+  name: string;
+  enrolled_at: number;
+  statements_seq: number;
+  state: string | null;
+  state_error: string | null;
+  state_at: number | null;
+  state_pid: number | null;
+}
+
+export interface FirstLinkRow {
+  token_id: string;
+  device_key: string;
+  e2e_secret: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** How long the device that made a token has to make its first link to the host. */
+export const FIRST_LINK_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
+export function loadEnrollment(store: AgentStore): EnrollmentRow | undefined {
+  return store.db.prepare('SELECT * FROM relay_enrollment WHERE id = 1').get() as EnrollmentRow | undefined;
+}
+
+export function findFirstLink(store: AgentStore, tokenId: string): FirstLinkRow | undefined {
+  return store.db.prepare('SELECT * FROM relay_first_links WHERE token_id = ?').get(tokenId) as
+    FirstLinkRow | undefined;
+}
+
+/**
+ * Stores the enrollment and the first link its token promises, together. Enrolled again in the
+ * same account, the host keeps the statements it applied; in another account (or on another
+ * relay) it starts from that account's first statement.
+ */
+export function saveEnrollment(
+  store: AgentStore,
+  enrollment: Pick<EnrollmentRow, 'relay_url' | 'host_id' | 'account_id' | 'name' | 'enrolled_at'>,
+  firstLink: Pick<FirstLinkRow, 'token_id' | 'device_key' | 'e2e_secret' | 'expires_at'>,
+): void {
+  const { db } = store;
+  db.transaction(() => {
+    const before = loadEnrollment(store);
+    const sameAccount = before?.account_id === enrollment.account_id && before.relay_url === enrollment.relay_url;
+    if (!sameAccount) db.prepare('DELETE FROM held_statements').run();
+    db.prepare(
+      `INSERT INTO relay_enrollment (id, relay_url, host_id, account_id, name, enrolled_at, statements_seq)
+       VALUES (1, @relay_url, @host_id, @account_id, @name, @enrolled_at, 0)
+       ON CONFLICT(id) DO UPDATE SET relay_url = excluded.relay_url, host_id = excluded.host_id,
+         account_id = excluded.account_id, name = excluded.name, enrolled_at = excluded.enrolled_at,
+         statements_seq = CASE WHEN @same THEN statements_seq ELSE 0 END,
+         state = NULL, state_error = NULL, state_at = NULL, state_pid = NULL`,
+    ).run({ ...enrollment, same: sameAccount ? 1 : 0 });
+    db.prepare(
+      `INSERT INTO relay_first_links (token_id, device_key, e2e_secret, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?)`,
+    ).run(firstLink.token_id, firstLink.device_key, firstLink.e2e_secret, enrollment.enrolled_at, firstLink.expires_at);
+  }).immediate();
+}
+
+/**
+ * Spends a first link and pins its device, atomically, only if it is still usable at `now`
+ * (two connections racing with one secret: exactly one wins). Returns false if it was not.
+ */
+export function consumeFirstLinkAndPair(
+  store: AgentStore,
+  tokenId: string,
+  device: { public_key: string; name: string },
+  now: number,
+): boolean {
+  const { db } = store;
+  return db
+    .transaction(() => {
+      if (isRevoked(store, device.public_key)) return false;
+      const spent = db
+        .prepare(
+          `UPDATE relay_first_links SET used_at = ?, e2e_secret = NULL
+           WHERE token_id = ? AND device_key = ? AND e2e_secret IS NOT NULL AND used_at IS NULL AND expires_at > ?`,
+        )
+        .run(now, tokenId, device.public_key, now);
+      if (spent.changes !== 1) return false;
+      db.prepare(
+        `INSERT INTO paired_devices (public_key, name, paired_at, paired_via) VALUES (?, ?, ?, 'enrollment')
+         ON CONFLICT(public_key) DO UPDATE SET name = excluded.name, paired_at = excluded.paired_at`,
+      ).run(device.public_key, device.name, now);
+      return true;
+    })
+    .immediate();
+}
+
+/** Keys of devices whose first link is still to come: their statements are held, not ignored. */
+export function pendingFirstLinkKeys(store: AgentStore, now: number): Set<string> {
+  const rows = store.db
+    .prepare('SELECT device_key FROM relay_first_links WHERE e2e_secret IS NOT NULL AND expires_at > ?')
+    .all(now) as { device_key: string }[];
+  return new Set(rows.map((row) => row.device_key));
+}
+
+/** Forgets the secrets of first links that can no longer happen; used rows stay (replays). */
+export function voidExpiredFirstLinks(store: AgentStore, now: number): void {
+  store.db
+    .prepare('UPDATE relay_first_links SET e2e_secret = NULL WHERE e2e_secret IS NOT NULL AND expires_at <= ?')
+    .run(now);
+}
+
+export function countPendingFirstLinks(store: AgentStore, now: number): number {
+  return pendingFirstLinkKeys(store, now).size;
+}
+
+export function isRevoked(store: AgentStore, publicKey: string): boolean {
+  return store.db.prepare('SELECT 1 FROM revoked_devices WHERE public_key = ?').get(publicKey) !== undefined;
+}
+
+/** What serve last saw of its relay link (null: no serve holds it now), for `relayStatus`. */
+export function recordRelayState(
+  store: AgentStore,
+  hostId: string,
+  state: { state: string | null; error: string | null; at: number | null; pid: number | null },
+): void {
+  store.db
+    .prepare(
+      'UPDATE relay_enrollment SET state = ?, state_error = ?, state_at = ?, state_pid = ? WHERE id = 1 AND host_id = ?',
+    )
+    .run(state.state, state.error, state.at, state.pid, hostId);
+}

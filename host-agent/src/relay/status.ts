@@ -1,0 +1,57 @@
+import { AgentStore } from '../store/db.js';
+import { countPendingFirstLinks, loadEnrollment } from './relay-store.js';
+
+export interface RelayStatus {
+  relay_url: string;
+  host_id: string;
+  account_id: string;
+  name: string;
+  enrolled_at: number;
+  /**
+   * The relay link as the running `hangar-agent serve` last recorded it; `not serving` when no
+   * serve process is recorded or the one recorded is gone.
+   */
+  state: 'online' | 'connecting' | 'offline' | 'stopped' | 'not serving';
+  /** Why the link is not up (the last failure), when it is not. */
+  error: string | null;
+  /** When it entered that state. */
+  since: number | null;
+  /** Enrollment tokens whose device has yet to make its first link here. */
+  first_links_pending: number;
+}
+
+/**
+ * The relay enrollment of the agent at `dataDir`, for `hangar-agent status` and doctor, from
+ * another process than serve: null when this host is not enrolled.
+ */
+export function relayStatus(dataDir: string, now = Date.now()): RelayStatus | null {
+  const store = AgentStore.open(dataDir);
+  try {
+    const row = loadEnrollment(store);
+    if (row === undefined) return null;
+    const serving = row.state_pid !== null && isAlive(row.state_pid) && row.state !== null;
+    return {
+      relay_url: row.relay_url,
+      host_id: row.host_id,
+      account_id: row.account_id,
+      name: row.name,
+      enrolled_at: row.enrolled_at,
+      state: serving ? (row.state as RelayStatus['state']) : 'not serving',
+      error: serving ? row.state_error : null,
+      since: serving ? row.state_at : null,
+      first_links_pending: countPendingFirstLinks(store, now),
+    };
+  } finally {
+    store.dispose();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but is another user's (serve runs as a service user); ESRCH: gone.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeEnrollToken, toHex, verifySignal, type HangarError } from '@hangar/shared';
+import { loadOrCreateAgentKey } from '../../src/identity/keys.js';
+import { enroll, relayStatus, RelayLink } from '../../src/relay/index.js';
+import type { TailnetStatus } from '../../src/relay/tailscale.js';
+import { AgentStore } from '../../src/store/db.js';
+import {
+  deviceSocket,
+  signup,
+  startTestRelay,
+  waitFor,
+  type SignedIn,
+  type TestRelay,
+} from '../../../relay/test/support/relay-fixture.js';
+
+/**
+ * The agent's relay link against a real relay (in this process): enrolled through `enroll()`
+ * (what the installer calls), online, re-publishing addresses that change, answering signals,
+ * and what `relayStatus()` reports. Serving end to end is test/e2e/relay-enrollment.test.ts.
+ */
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function enrolledHost(relay: TestRelay, owner: SignedIn) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'hangar-relay-link-'));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  const token = await relay.client.call(
+    'hosts.enroll_token',
+    { name: 'mini' },
+    { accessToken: owner.session.access_token },
+  );
+  const line = encodeEnrollToken({
+    v: 1,
+    r: relay.url,
+    i: token.token_id,
+    s: token.relay_secret,
+    e: randomBytes(32).toString('hex'),
+    d: owner.key.publicKey,
+  });
+  const enrolled = await enroll({ dataDir, token: line, name: 'mini' });
+  return { dataDir, enrolled };
+}
+
+async function startLink(dataDir: string, tailnet: () => TailnetStatus) {
+  const store = AgentStore.open(dataDir);
+  cleanups.push(() => store.dispose());
+  const key = await loadOrCreateAgentKey(dataDir);
+  const link = RelayLink.start({
+    store,
+    signer: key.signer,
+    listen: () => ({ host: '0.0.0.0', port: 7070 }),
+    logger: pino({ level: 'silent' }),
+    closeLinksOf: () => undefined,
+    readTailnet: async () => tailnet(),
+    addressesEveryMs: 50,
+    backoff: { initialMs: 50, maxMs: 500 },
+  });
+  cleanups.push(() => link.dispose());
+  return { link, key };
+}
+
+describe('the relay link of an enrolled agent', () => {
+  it('goes online, publishes the tailnet address again when it changes, and status says so', async () => {
+    const relay = await startTestRelay();
+    cleanups.push(() => relay.stop());
+    const owner = await signup(relay.client);
+    const { dataDir, enrolled } = await enrolledHost(relay, owner);
+    expect(relayStatus(dataDir)).toMatchObject({ host_id: enrolled.host_id, state: 'not serving' });
+
+    let ips = ['100.64.0.7'];
+    await startLink(dataDir, () => ({ state: 'running', ips, dnsName: null }));
+    const device = deviceSocket(relay.url, owner);
+    cleanups.push(() => device.socket.dispose());
+    await waitFor(
+      'the tailnet address',
+      () => device.hosts.get(enrolled.host_id)?.record?.tailnet[0] === '100.64.0.7:7070',
+    );
+    ips = ['100.64.0.8'];
+    await waitFor('the new tailnet address', () =>
+      device.hosts.get(enrolled.host_id)?.record?.tailnet.includes('100.64.0.8:7070'),
+    );
+    expect(relayStatus(dataDir)).toMatchObject({ state: 'online', error: null, first_links_pending: 1 });
+  });
+
+  it('answers a device signal at once, signed, saying it has no WebRTC yet', async () => {
+    const relay = await startTestRelay();
+    cleanups.push(() => relay.stop());
+    const owner = await signup(relay.client);
+    const { dataDir, enrolled } = await enrolledHost(relay, owner);
+    const { key } = await startLink(dataDir, () => ({ state: 'absent' }));
+    const device = deviceSocket(relay.url, owner);
+    cleanups.push(() => device.socket.dispose());
+    await waitFor('the host online', () => device.hosts.get(enrolled.host_id)?.online && device.socket.isReady);
+
+    const hostKey = toHex(key.signer.publicKey);
+    const answer = await device.socket.request({
+      toHost: enrolled.host_id,
+      recipientKey: hostKey,
+      requestId: 'offer-0001',
+      payload: JSON.stringify({ type: 'offer', sdp: 'v=0' }),
+    });
+    expect(
+      verifySignal({
+        senderKey: hostKey,
+        recipientKey: owner.key.publicKey,
+        requestId: 'offer-0001',
+        payload: answer.payload,
+        signature: answer.signature,
+      }),
+    ).toBe(true);
+    const error = (JSON.parse(answer.payload) as { error: HangarError }).error;
+    expect(error.code).toBe('E_UNAVAILABLE');
+    expect(error.message).toMatch(/does not speak WebRTC yet/);
+  });
+});

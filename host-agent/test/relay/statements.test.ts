@@ -1,0 +1,209 @@
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeStatement, toHex, type Ed25519Signer, type StatementKind, type StoredStatement } from '@hangar/shared';
+import { AgentStore } from '../../src/store/db.js';
+import { findPairedDevice } from '../../src/store/pairing.js';
+import { consumeFirstLinkAndPair, loadEnrollment, saveEnrollment } from '../../src/relay/relay-store.js';
+import { applyStatements, pinnedHeldSigners, releaseHeldStatements } from '../../src/relay/statements.js';
+
+/**
+ * The host verifies what the relay carries: statements are applied here by the same functions
+ * the running agent calls on each batch from the relay (relay-link.ts).
+ */
+
+const ACCOUNT = `acct_${'1'.repeat(32)}`;
+const OTHER_ACCOUNT = `acct_${'2'.repeat(32)}`;
+
+interface Device {
+  signer: Ed25519Signer;
+  key: string;
+  name: string;
+}
+
+function device(name: string): Device {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const raw = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(12));
+  return { signer: { publicKey: raw, sign: (m) => new Uint8Array(sign(null, m, privateKey)) }, key: toHex(raw), name };
+}
+
+let seq = 0;
+function statement(
+  signer: Device,
+  kind: StatementKind,
+  subject: Device,
+  options: { account?: string } = {},
+): StoredStatement {
+  const made = makeStatement(signer.signer, {
+    kind,
+    account_id: options.account ?? ACCOUNT,
+    subject_device_key: subject.key,
+    subject_name: subject.name,
+    issued_at: Date.now(),
+  });
+  return { ...made, seq: ++seq, stored_at: Date.now() };
+}
+
+let store: AgentStore;
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hangar-statements-'));
+  store = AgentStore.open(dir);
+  seq = 0;
+  saveEnrollment(
+    store,
+    {
+      relay_url: 'http://relay.test',
+      host_id: `host_${'3'.repeat(32)}`,
+      account_id: ACCOUNT,
+      name: 'mini',
+      enrolled_at: Date.now(),
+    },
+    {
+      token_id: `tok_${randomBytes(16).toString('hex')}`,
+      device_key: device('unused').key,
+      e2e_secret: randomBytes(32).toString('hex'),
+      expires_at: Date.now() + 60_000,
+    },
+  );
+});
+afterEach(async () => {
+  store.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A device this host pinned by a code (as `hangar hosts add --code` does). */
+function pin(d: Device): void {
+  store.db.prepare('INSERT INTO paired_devices (public_key, name, paired_at) VALUES (?, ?, ?)').run(d.key, d.name, 1);
+}
+
+const pinned = (d: Device) => findPairedDevice(store, d.key) !== undefined;
+const apply = (...statements: StoredStatement[]) => applyStatements(store, statements, Date.now());
+
+describe('statements, verified by the host', () => {
+  it('an endorsement signed by a pinned device pins the new device under the name in it', () => {
+    const laptop = device('laptop');
+    const phone = device('phone');
+    pin(laptop);
+    const applied = apply(statement(laptop, 'endorse', phone));
+    expect(applied.outcomes.map((o) => o.result)).toEqual(['pinned']);
+    expect(findPairedDevice(store, phone.key)).toMatchObject({ name: 'phone' });
+    expect(
+      store.db.prepare('SELECT paired_via, endorsed_by FROM paired_devices WHERE public_key = ?').get(phone.key),
+    ).toEqual({ paired_via: 'endorsement', endorsed_by: laptop.key });
+  });
+
+  it('ignores a statement signed by a key this host never pinned (a relay making one up)', () => {
+    const relayKey = device('relay');
+    const intruder = device('intruder');
+    pin(device('laptop'));
+    const applied = apply(statement(relayKey, 'endorse', intruder));
+    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/not pinned/) }]);
+    expect(pinned(intruder)).toBe(false);
+  });
+
+  it('ignores a statement about another account, even from a pinned device', () => {
+    const laptop = device('laptop');
+    const phone = device('phone');
+    pin(laptop);
+    const applied = apply(statement(laptop, 'endorse', phone, { account: OTHER_ACCOUNT }));
+    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/another account/) }]);
+    expect(pinned(phone)).toBe(false);
+  });
+
+  it('ignores a statement changed after it was signed', () => {
+    const laptop = device('laptop');
+    const phone = device('phone');
+    pin(laptop);
+    const renamed = { ...statement(laptop, 'endorse', phone), subject_name: 'not-a-phone' };
+    expect(apply(renamed).outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/signature/) }]);
+    expect(pinned(phone)).toBe(false);
+  });
+
+  it('revoke wins: an endorsement before it is undone, one after it is ignored', () => {
+    const laptop = device('laptop');
+    const phone = device('phone');
+    pin(laptop);
+    const applied = apply(
+      statement(laptop, 'endorse', phone),
+      statement(laptop, 'revoke', phone),
+      statement(laptop, 'endorse', phone),
+    );
+    expect(applied.outcomes.map((o) => o.result)).toEqual(['pinned', 'revoked', 'ignored']);
+    expect(applied.revoked).toEqual([phone.key]);
+    expect(pinned(phone)).toBe(false);
+  });
+
+  it('applies a batch in seq order whatever order it arrives in', () => {
+    const laptop = device('laptop');
+    const phone = device('phone');
+    pin(laptop);
+    const endorse = statement(laptop, 'endorse', phone);
+    const revoke = statement(laptop, 'revoke', phone);
+    expect(apply(revoke, endorse).outcomes.map((o) => o.result)).toEqual(['pinned', 'revoked']);
+    expect(pinned(phone)).toBe(false);
+  });
+
+  it('a revoked device signs nothing that counts any more, and a directly paired device can be revoked', () => {
+    const laptop = device('laptop');
+    const old = device('old-phone');
+    const friend = device('friend');
+    pin(laptop);
+    pin(old);
+    const applied = apply(statement(laptop, 'revoke', old), statement(old, 'endorse', friend));
+    expect(applied.outcomes.map((o) => o.result)).toEqual(['revoked', 'ignored']);
+    expect(pinned(old)).toBe(false);
+    expect(pinned(friend)).toBe(false);
+  });
+
+  it('stores the highest seq seen, ignored ones included, and applies nothing twice', () => {
+    const laptop = device('laptop');
+    const phone = device('phone');
+    pin(laptop);
+    const first = statement(device('stranger'), 'endorse', phone);
+    const second = statement(laptop, 'endorse', phone);
+    apply(first, second);
+    expect(loadEnrollment(store)?.statements_seq).toBe(2);
+    expect(apply(first, second).outcomes).toEqual([]); // sent again after a reconnect
+  });
+
+  it('holds what the enrolling device signs before its first link, and applies it once that link pins it', () => {
+    const laptop = device('laptop');
+    const phone = device('phone');
+    const tokenId = `tok_${randomBytes(16).toString('hex')}`;
+    store.db
+      .prepare(
+        'INSERT INTO relay_first_links (token_id, device_key, e2e_secret, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(tokenId, laptop.key, randomBytes(32).toString('hex'), Date.now(), Date.now() + 60_000);
+    expect(apply(statement(laptop, 'endorse', phone)).outcomes.map((o) => o.result)).toEqual(['held']);
+    expect(pinned(phone)).toBe(false);
+
+    expect(pinnedHeldSigners(store)).toEqual([]);
+    expect(consumeFirstLinkAndPair(store, tokenId, { public_key: laptop.key, name: 'laptop' }, Date.now())).toBe(true);
+    // What serve looks for at start, should the link have come while it was not listening.
+    expect(pinnedHeldSigners(store)).toEqual([laptop.key]);
+    expect(releaseHeldStatements(store, laptop.key, Date.now()).outcomes.map((o) => o.result)).toEqual(['pinned']);
+    expect(pinned(phone)).toBe(true);
+  });
+
+  it('a device revoked before its first link gets in neither by that link nor by what it signed', () => {
+    const admin = device('admin');
+    const laptop = device('laptop');
+    const phone = device('phone');
+    pin(admin);
+    const tokenId = `tok_${randomBytes(16).toString('hex')}`;
+    store.db
+      .prepare(
+        'INSERT INTO relay_first_links (token_id, device_key, e2e_secret, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(tokenId, laptop.key, randomBytes(32).toString('hex'), Date.now(), Date.now() + 60_000);
+    apply(statement(laptop, 'endorse', phone), statement(admin, 'revoke', laptop));
+    expect(consumeFirstLinkAndPair(store, tokenId, { public_key: laptop.key, name: 'laptop' }, Date.now())).toBe(false);
+    expect(releaseHeldStatements(store, laptop.key, Date.now()).outcomes).toEqual([]);
+    expect(pinned(laptop)).toBe(false);
+    expect(pinned(phone)).toBe(false);
+  });
+});
