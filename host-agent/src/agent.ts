@@ -35,6 +35,8 @@ export interface AgentOptions {
   tartImage?: string;
   /** The bubblewrap binary for sandbox jobs (default: bwrap on PATH). */
   bwrapPath?: string;
+  /** Where per-job cgroups go when a service manager delegated a subtree (service/cgroup-leaf.ts). */
+  sandboxCgroupParent?: string;
 }
 
 export interface RunningAgent {
@@ -98,6 +100,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           new SandboxExecutor({
             dataDir: options.dataDir,
             ...(options.bwrapPath ? { bwrapPath: options.bwrapPath } : {}),
+            ...(options.sandboxCgroupParent ? { cgroupParent: options.sandboxCgroupParent } : {}),
             logger: logger.child({ component: 'sandbox' }),
           }),
           new ShellExecutor(),
