@@ -3,6 +3,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForHealthy } from '../update/health.js';
+import { serviceGaveUp } from '../update/update.js';
+import { serviceControl } from './service-control.js';
 import { enrollment, refuseTokenWithoutEnrollment } from './enrollment.js';
 import { passwdEntry, planInstall } from './install-plan.js';
 import {
@@ -57,6 +59,16 @@ export async function runInstall(options: InstallOptions, context: CommandContex
     throw new HangarError('E_BAD_REQUEST', 'a system install needs root: run it with sudo, or install with --user');
   }
   const layout = resolveLayout(environment, mode, options.data ? { dataDir: resolve(options.data) } : {});
+  const checks = await checkPrerequisites({
+    platform: environment.platform,
+    run,
+    ...(options.withoutSandbox ? { withoutSandbox: true } : {}),
+    ...(options.tart ? { tart: true } : {}),
+  });
+  out(`Checking this machine:\n${formatChecks(checks)}\n`);
+  const missing = failedPrerequisites(checks);
+  if (missing && !options.dryRun) throw missing;
+
   const packageRoot = context.packageRoot ?? ownPackageRoot();
   const manifest = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {
     name: string;
@@ -69,16 +81,6 @@ export async function runInstall(options: InstallOptions, context: CommandContex
         'Install it first: npm install -g hangar-agent (from a checkout: npm run pack:agent && npm install -g dist-agent/hangar-agent-*.tgz)',
     );
   }
-
-  const checks = await checkPrerequisites({
-    platform: environment.platform,
-    run,
-    ...(options.withoutSandbox ? { withoutSandbox: true } : {}),
-    ...(options.tart ? { tart: true } : {}),
-  });
-  out(`Checking this machine:\n${formatChecks(checks)}\n`);
-  const missing = failedPrerequisites(checks);
-  if (missing && !options.dryRun) throw missing;
 
   const node = resolve(options.node ?? process.execPath);
   if (mode === 'system' && environment.platform === 'linux') assertOpenToServiceUser(node, layout.serviceUser);
@@ -112,10 +114,12 @@ export async function runInstall(options: InstallOptions, context: CommandContex
       return entry;
     },
   });
+  const control = serviceControl(layout, environment.uid);
   const healthy = await waitForHealthy({
     dataDir: layout.dataDir,
     version: manifest.version,
     timeoutMs: FIRST_START_TIMEOUT_MS,
+    serviceGaveUp: () => serviceGaveUp(control, run),
   });
   if (options.token !== undefined) await enrollment.enroll({ dataDir: layout.dataDir, token: options.token });
   out(

@@ -8,6 +8,7 @@ import { processAlive, readRunFile, type RunFile } from '../service/run-file.js'
 /** How long an updated agent has to answer before it is rolled back (issue 14). */
 export const HEALTH_TIMEOUT_MS = 30_000;
 const POLL_MS = 200;
+const SERVICE_CHECK_MS = 1_000;
 
 export interface HealthExpectation {
   dataDir: string;
@@ -18,6 +19,12 @@ export interface HealthExpectation {
   timeoutMs?: number;
   /** The relay seam: resolves true once the host shows online there, or undefined when not enrolled. */
   relayOnline?: () => Promise<boolean | undefined>;
+  /**
+   * Asked about once a second: a reason when the service manager has given up on the service
+   * (systemd: failed, after its restart limit), so a broken release is rolled back without
+   * waiting out the whole timeout.
+   */
+  serviceGaveUp?: () => Promise<string | undefined>;
 }
 
 export interface Healthy {
@@ -37,6 +44,7 @@ export async function waitForHealthy(expect: HealthExpectation): Promise<Healthy
   const started = Date.now();
   const deadline = started + (expect.timeoutMs ?? HEALTH_TIMEOUT_MS);
   let lastSeen = 'no run file yet (the agent has not started listening)';
+  let nextServiceCheck = started + SERVICE_CHECK_MS;
   while (Date.now() < deadline) {
     const run = readRunFile(expect.dataDir);
     if (run) {
@@ -52,6 +60,11 @@ export async function waitForHealthy(expect: HealthExpectation): Promise<Healthy
           lastSeen = 'answers locally but is not online on the relay';
         } else lastSeen = problem;
       }
+    }
+    if (expect.serviceGaveUp && Date.now() >= nextServiceCheck) {
+      nextServiceCheck = Date.now() + SERVICE_CHECK_MS;
+      const reason = await expect.serviceGaveUp();
+      if (reason) throw new HangarError('E_UNAVAILABLE', `the agent did not start: ${reason}; ${lastSeen}`);
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

@@ -2,7 +2,7 @@ import { HangarError, toHangarError } from '@hangar/shared';
 import { enrollment } from '../install/enrollment.js';
 import { currentLink, type InstallLayout, type InstallRecord } from '../install/layout.js';
 import type { Runner } from '../install/plan.js';
-import { serviceControl } from '../install/service-control.js';
+import { serviceControl, type ServiceControl } from '../install/service-control.js';
 import { readRunFile } from '../service/run-file.js';
 import { waitForHealthy, type Healthy } from './health.js';
 import { fetchVersion, latestVersion } from './package-source.js';
@@ -97,17 +97,25 @@ async function switchAndCheck(
   const before = readRunFile(record.data_dir)?.pid;
   makeCurrent(layout, version);
   const started = Date.now();
+  const control = serviceControl(layout, options.uid);
   try {
-    await serviceControl(layout, options.uid).restart(options.run);
+    await control.restart(options.run);
     const healthy = await waitForHealthy({
       dataDir: record.data_dir,
       version,
       ...(before !== undefined ? { notPid: before } : {}),
       ...(options.healthTimeoutMs !== undefined ? { timeoutMs: options.healthTimeoutMs } : {}),
       relayOnline: async () => (await enrollment.relayLink(record.data_dir))?.online,
+      serviceGaveUp: () => serviceGaveUp(control, options.run),
     });
     return { healthy, downtimeMs: Date.now() - started };
   } catch (error) {
     return { failure: toHangarError(error) };
   }
+}
+
+/** The service manager's verdict that the service will not come up by itself (systemd `failed`). */
+export async function serviceGaveUp(control: ServiceControl, run: Runner): Promise<string | undefined> {
+  const state = await control.state(run);
+  return state.state.startsWith('failed') ? `the service manager reports ${state.state}` : undefined;
 }
