@@ -42,12 +42,18 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** Whether a process with this pid exists (EPERM: it does, as another user). */
+/**
+ * Whether a process with this pid runs (EPERM: it does, as another user). A zombie does not: an
+ * agent that exited but was not reaped yet (a container's PID 1 may never reap) is gone for us.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return true; // macOS: no /proc, and launchd reaps its jobs
+  // Field 3 of /proc/<pid>/stat, after the parenthesised command name, is the state.
+  return readFileSync(stat, 'utf8').split(') ').at(-1)?.[0] !== 'Z';
 }
