@@ -114,6 +114,21 @@ async function verifyUnit(file: string, user: boolean) {
 }
 
 describe('hangar-agent install', () => {
+  it('npm installs the package as hangar-agent, bundled, with only its native modules as dependencies', async () => {
+    const installed = join(work, 'global', 'lib', 'node_modules', 'hangar-agent');
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
+    expect(manifest).toMatchObject({
+      name: 'hangar-agent',
+      bin: { 'hangar-agent': 'bin/hangar-agent.js' },
+      files: ['bin', 'dist'],
+      engines: { node: '>=20' },
+    });
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(['better-sqlite3', 'node-pty']);
+    expect(existsSync(join(installed, 'node_modules', '@hangar'))).toBe(false);
+    const help = await agent(sandbox(), ['--help']);
+    expect(help.stdout).toMatch(/install \[options\][\s\S]*uninstall[\s\S]*status[\s\S]*logs[\s\S]*update/);
+  });
+
   it('--dry-run prints the unit files in full and the commands it would run, and changes nothing', async () => {
     const box = sandbox();
     const result = await agent(box, ['install', '--system', '--dry-run']);
