@@ -14,7 +14,7 @@ import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/re
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
 import { packAgent } from '../../build/agent-package/pack.mjs';
 import { installEnv, npmEnv, readCalls, ROOT, STANDIN_PATH } from '../support/agent-releases.mjs';
-import { AGENT_BIN, tempDir, tmuxSocket } from '../support/processes.js';
+import { AGENT_BIN, hangar, pairWith, tempDir, tmuxSocket, type AgentProcess } from '../support/processes.js';
 
 const exec = promisify(execFile);
 
@@ -231,9 +231,13 @@ describe('hangar-agent install', () => {
       expect({ unit, ...verified }).toEqual({ unit, code: 0, stderr: '' });
     }
 
+    // Paired and used as a user would: a code from the agent, `hangar hosts add`, a session over the link.
     const data = join(box.home, '.hangar-agent');
+    const app = join(box.dir, 'app');
+    await pairWith(app, 'svc', { dataDir: data, address: `127.0.0.1:${port}` } as AgentProcess);
+    const created = await hangar(app, ['session', 'new', 'svc', '--name', 'keep', '--', 'sleep', '600']);
+    expect(created.code).toBe(0);
     const socket = ['-L', tmuxSocket(data)];
-    await exec('tmux', [...socket, 'new-session', '-d', '-s', 'hangar-keep', 'sleep 600']);
     const panePid = (
       await exec('tmux', [...socket, 'display', '-p', '-t', '=hangar-keep', '#{pane_pid}'])
     ).stdout.trim();
@@ -252,8 +256,11 @@ describe('hangar-agent install', () => {
     const after = (await exec('tmux', [...socket, 'display', '-p', '-t', '=hangar-keep', '#{pane_pid}'])).stdout.trim();
     expect(after).toBe(panePid);
 
+    const listed = await hangar(app, ['session', 'ls', 'svc', '--json']);
+    expect(listed.stdout).toContain('"keep"');
     const status = JSON.parse((await agent(box, ['status', '--json'])).stdout);
     expect(status.sessions).toBe(1);
+    expect(status.devices).toHaveLength(1);
     const logs = await agent(box, ['logs', '--lines', '50']);
     expect(logs.stdout).toContain('"msg":"agent started"');
 

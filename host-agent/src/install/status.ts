@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { chownSync, existsSync, lstatSync, statSync } from 'node:fs';
+import { HangarError } from '@hangar/shared';
+import { accessSync, chownSync, constants, existsSync, lstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readRunFile, processAlive } from '../service/run-file.js';
 import { SESSION_PREFIX, tmuxSocketName } from '../sessions/tmux.js';
@@ -95,6 +96,15 @@ export function formatStatus(status: AgentStatus): string {
  * or the agent (not root) could no longer open its own database.
  */
 function readCounts(dataDir: string): { devices: string[]; jobs: Record<string, number> } {
+  try {
+    if (existsSync(dataDir)) accessSync(dataDir, constants.R_OK | constants.X_OK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EACCES') throw error;
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      `${dataDir} belongs to the agent's user and cannot be read by you: run sudo hangar-agent status`,
+    );
+  }
   const file = join(dataDir, 'agent.db');
   if (!existsSync(file)) return { devices: [], jobs: {} };
   const db = new Database(file, { readonly: true, fileMustExist: true });
