@@ -147,6 +147,18 @@ describe('hangar-agent install', () => {
     expect(readCalls(box.state)).toEqual([]);
   });
 
+  it('--dry-run on macOS --system prints a LaunchDaemon that runs as the user, loaded into the system domain', async () => {
+    const box = sandbox({ HANGAR_INSTALL_PLATFORM: 'darwin', SUDO_USER: 'mini' });
+    const result = await agent(box, ['install', '--system', '--dry-run']);
+    expect(result.code).toBe(0);
+    const path = join(box.root, 'Library/LaunchDaemons/dev.hangar.agent.plist');
+    expect(result.stdout).toContain(`write ${path}`);
+    expect(result.stdout).toMatch(/\| +<key>UserName<\/key>\n +\| +<string>mini<\/string>/);
+    expect(result.stdout).toContain(`run launchctl bootstrap system ${path}`);
+    expect(readdirSync(box.root)).toEqual([]);
+    expect(readCalls(box.state)).toEqual([]);
+  });
+
   it('refuses --token until the relay integration exists, and changes nothing', async () => {
     const box = sandbox();
     const result = await agent(box, ['install', '--user', '--token', 'hgr1_example']);
