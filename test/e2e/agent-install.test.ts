@@ -4,6 +4,7 @@
 // those tools' command lines and run the services for real in cgroups; the unit files are checked
 // by the real `systemd-analyze verify`, the plists by parsing them as launchd would.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -47,7 +48,10 @@ afterEach(async () => {
   for (const box of sandboxes.splice(0)) {
     await killEverything(box.state);
     for (const data of [join(box.home, '.hangar-agent'), join(box.root, 'var/lib/hangar')]) {
-      if (existsSync(data)) await exec('tmux', ['-L', tmuxSocket(data), 'kill-server']).catch(() => undefined); // none running
+      // By the path's hash (sessions/tmux.ts), as the data dir may be gone (uninstall --purge).
+      const socket = `hangar-${createHash('sha256').update(data).digest('hex').slice(0, 12)}`;
+      await exec('tmux', ['-L', socket, 'kill-server']).catch(() => undefined); // none running
+      rmSync(join(`/tmp/tmux-${process.getuid!()}`, socket), { force: true }); // a killed server leaves it
     }
   }
 });

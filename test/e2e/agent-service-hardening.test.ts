@@ -6,6 +6,7 @@
 // ProtectKernelLogs, RestrictSUIDSGID, RestrictRealtime, LockPersonality) filter syscalls neither
 // bwrap nor tmux makes, and are not reproduced. The options that would break them must stay out.
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { AGENT_BIN } from '../support/processes.js';
@@ -89,6 +90,8 @@ describe('the system unit’s hardening', () => {
       expect(stdout.trim()).toBe('probe');
     } finally {
       await underHardening(['tmux', '-L', socket, 'kill-server']).catch(() => undefined); // already gone
+      // A server killed as another user can leave its socket file behind in /tmp/tmux-65534.
+      rmSync(`/tmp/tmux-${NOBODY}/${socket}`, { force: true });
     }
   });
 });

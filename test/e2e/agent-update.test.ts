@@ -152,7 +152,10 @@ describe('hangar-agent update', () => {
       expect(status.sessions).toBe(1);
     } finally {
       await killEverything(box.state);
-      if (existsSync(data)) await exec('tmux', ['-L', tmuxSocket(data), 'kill-server']).catch(() => undefined); // already gone
+      if (existsSync(data)) {
+        await exec('tmux', ['-L', tmuxSocket(data), 'kill-server']).catch(() => undefined); // already gone
+        rmSync(join(`/tmp/tmux-${process.getuid!()}`, tmuxSocket(data)), { force: true }); // a killed server leaves it
+      }
     }
   }, 300_000);
 });

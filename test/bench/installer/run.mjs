@@ -99,7 +99,10 @@ async function installAndUpdate(dir) {
   } finally {
     await killEverything(box.state);
     const data = join(box.home, '.hangar-agent');
-    if (existsSync(data)) await exec('tmux', ['-L', socketOf(data), 'kill-server']).catch(() => undefined); // none
+    if (existsSync(data)) {
+      await exec('tmux', ['-L', socketOf(data), 'kill-server']).catch(() => undefined); // none
+      rmSync(join(`/tmp/tmux-${process.getuid()}`, socketOf(data)), { force: true }); // a killed server leaves it
+    }
   }
 }
 
