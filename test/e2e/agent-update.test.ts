@@ -132,6 +132,17 @@ describe('hangar-agent update', () => {
       expect(runFile().version).toBe('0.2.0');
       expect(await pane()).toBe(panePid);
 
+      // Installing again (to change the address, say) with the 0.1.0 command keeps 0.2.0.
+      const again = await run(
+        bin,
+        ['install', '--user', '--listen', `127.0.0.1:${port}`, '--registry', registry.url],
+        env,
+      );
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain('hangar-agent 0.2.0 is installed (this command is 0.1.0); keeping 0.2.0');
+      expect(runFile().version).toBe('0.2.0');
+      expect(await pane()).toBe(panePid);
+
       await publishAgent(registry, dir, '0.3.0', { broken: true });
       const broken = await run(bin, ['update'], env);
       expect(broken.code).toBe(1);

@@ -69,6 +69,7 @@ export function registerInstallCommands(program: Command, fail: (error: unknown)
             : `hangar-agent is uninstalled. Its data is kept in ${found.record.data_dir} ` +
                 '(a reinstall is the same host to paired devices); delete it with: hangar-agent uninstall --purge\n',
         );
+        process.stdout.write('The hangar-agent command itself stays; remove it with: npm uninstall -g hangar-agent\n');
         if (found.layout.platform === 'linux' && found.layout.mode === 'user') {
           process.stdout.write(
             `Lingering stays on for ${environment.user} (other user services may rely on it); ` +

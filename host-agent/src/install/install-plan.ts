@@ -25,6 +25,11 @@ export interface InstallInputs {
   /** The package directory being installed (this agent's own) and its version. */
   packageRoot: string;
   version: string;
+  /**
+   * Set when an install already runs another version (updated since this package was installed):
+   * reinstalling, to change --listen say, keeps that version rather than going back to this one.
+   */
+  keepVersion?: string;
   /** tmux's absolute path, for the tmux unit (systemd wants absolute programs). */
   tmux: string;
   channel: string;
@@ -41,27 +46,29 @@ export function planInstall(inputs: InstallInputs): Step[] {
   const steps: Step[] = [];
   const linuxSystem = layout.platform === 'linux' && layout.mode === 'system';
   if (linuxSystem) steps.push(...userSteps(inputs));
-  const target = join(layout.home, 'versions', inputs.version);
   steps.push({
     kind: 'mkdir',
     path: join(layout.home, 'versions'),
     mode: 0o755,
     why: 'versions live side by side here',
   });
-  if (!sameDirectory(inputs.packageRoot, target)) {
+  if (inputs.keepVersion === undefined) {
+    const target = join(layout.home, 'versions', inputs.version);
+    if (!sameDirectory(inputs.packageRoot, target)) {
+      steps.push({
+        kind: 'copy',
+        from: inputs.packageRoot,
+        to: target,
+        why: `hangar-agent ${inputs.version}, as npm installed it`,
+      });
+    }
     steps.push({
-      kind: 'copy',
-      from: inputs.packageRoot,
-      to: target,
-      why: `hangar-agent ${inputs.version}, as npm installed it`,
+      kind: 'link',
+      path: currentLink(layout),
+      target: join('versions', inputs.version),
+      why: 'the service runs whatever this points at; updates switch it',
     });
   }
-  steps.push({
-    kind: 'link',
-    path: currentLink(layout),
-    target: join('versions', inputs.version),
-    why: 'the service runs whatever this points at; updates switch it',
-  });
   steps.push({
     kind: 'mkdir',
     path: layout.dataDir,

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForHealthy } from '../update/health.js';
+import { linkedVersion } from '../update/versions.js';
 import { serviceGaveUp } from '../update/update.js';
 import { serviceControl } from './service-control.js';
 import { enrollment, refuseTokenWithoutEnrollment } from './enrollment.js';
@@ -10,12 +11,14 @@ import { passwdEntry, planInstall } from './install-plan.js';
 import {
   currentEnvironment,
   defaultMode,
+  currentLink,
   describeService,
   DEFAULT_LISTEN,
   resolveLayout,
   type InstallEnvironment,
   type InstallLayout,
   type InstallMode,
+  versionsDir,
 } from './layout.js';
 import { applyPlan, describePlan, runProgram, type Runner } from './plan.js';
 import { checkPrerequisites, failedPrerequisites, formatChecks } from './prerequisites.js';
@@ -82,6 +85,14 @@ export async function runInstall(options: InstallOptions, context: CommandContex
     );
   }
 
+  const installed = linkedVersion(currentLink(layout));
+  const keepVersion =
+    installed && installed !== manifest.version && existsSync(join(versionsDir(layout), installed, 'package.json'))
+      ? installed
+      : undefined;
+  const version = keepVersion ?? manifest.version;
+  if (keepVersion)
+    out(`hangar-agent ${keepVersion} is installed (this command is ${manifest.version}); keeping ${keepVersion}.\n`);
   const node = resolve(options.node ?? process.execPath);
   if (mode === 'system' && environment.platform === 'linux') assertOpenToServiceUser(node, layout.serviceUser);
   const steps = planInstall({
@@ -91,6 +102,7 @@ export async function runInstall(options: InstallOptions, context: CommandContex
     node,
     packageRoot,
     version: manifest.version,
+    ...(keepVersion ? { keepVersion } : {}),
     tmux: findOnPath('tmux') ?? '/usr/bin/tmux',
     channel: options.channel ?? 'stable',
     ...(options.registry ? { registry: options.registry } : {}),
@@ -98,13 +110,13 @@ export async function runInstall(options: InstallOptions, context: CommandContex
   });
   if (options.dryRun) {
     out(
-      `Dry run: hangar-agent ${manifest.version} as a ${describeService(layout)}. ` +
+      `Dry run: hangar-agent ${version} as a ${describeService(layout)}. ` +
         `These are the steps it would take; nothing was changed.\n${describePlan(steps)}`,
     );
     if (missing) out(`A real install would stop before step 1: ${missing.message}\n`);
     return layout;
   }
-  out(`Installing hangar-agent ${manifest.version} as a ${describeService(layout)}:\n`);
+  out(`Installing hangar-agent ${version} as a ${describeService(layout)}:\n`);
   await applyPlan(steps, {
     run,
     log: (line) => out(`${line}\n`),
@@ -117,13 +129,13 @@ export async function runInstall(options: InstallOptions, context: CommandContex
   const control = serviceControl(layout, environment.uid);
   const healthy = await waitForHealthy({
     dataDir: layout.dataDir,
-    version: manifest.version,
+    version,
     timeoutMs: FIRST_START_TIMEOUT_MS,
     serviceGaveUp: () => serviceGaveUp(control, run),
   });
   if (options.token !== undefined) await enrollment.enroll({ dataDir: layout.dataDir, token: options.token });
   out(
-    `\nhangar-agent ${manifest.version} is running (pid ${healthy.run.pid}), listening on ${healthy.run.address}.\n` +
+    `\nhangar-agent ${version} is running (pid ${healthy.run.pid}), listening on ${healthy.run.address}.\n` +
       `Data: ${layout.dataDir}. Status: hangar-agent status. Logs: hangar-agent logs -f.\n` +
       `To pair the app with it, run on this host:\n  ${pairCommand(layout)}\n` +
       'and on your computer the `hangar hosts add` line it prints. (Enrolling through a relay comes with the relay integration.)\n',
