@@ -182,7 +182,10 @@ describe('hangar-agent install', () => {
       (error: { code: number; stderr: string }) => error,
     );
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/tmux ≥ 3\.2: tmux is not installed; sudo apt-get install -y tmux/);
+    // The package manager's own line (apt-get on Debian/Ubuntu, dnf, pacman, apk, zypper).
+    expect(result.stderr).toMatch(
+      /tmux ≥ 3\.2: tmux is not installed; sudo [\w-]+ (install|-S|add)( -y)? tmux \(3\.2 or newer\)/,
+    );
     expect(result.stderr).toContain('nothing was changed');
     expect(readdirSync(box.home)).toEqual([]);
     expect(readCalls(box.state)).toEqual([]);
