@@ -39,6 +39,8 @@ export interface AgentOptions {
   bwrapPath?: string;
   /** Signals from devices through the relay (default: answered with "no WebRTC here yet"). */
   signals?: SignalHandler;
+  /** Where per-job cgroups go when a service manager delegated a subtree (service/cgroup-leaf.ts). */
+  sandboxCgroupParent?: string;
 }
 
 export interface RunningAgent {
@@ -107,6 +109,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           new SandboxExecutor({
             dataDir: options.dataDir,
             ...(options.bwrapPath ? { bwrapPath: options.bwrapPath } : {}),
+            ...(options.sandboxCgroupParent ? { cgroupParent: options.sandboxCgroupParent } : {}),
             logger: logger.child({ component: 'sandbox' }),
           }),
           new ShellExecutor(),

@@ -4,6 +4,11 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startAgent } from './agent.js';
 import { registerDoctor } from './doctor/command.js';
+import { registerInstallCommands } from './install/index.js';
+import { DELEGATED_ENV } from './install/systemd-unit.js';
+import { enterDelegatedLeaf } from './service/cgroup-leaf.js';
+import { writeRunFile } from './service/run-file.js';
+import { AGENT_VERSION } from './version.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
 import { issuePairingCode } from './link/pairing.js';
 import { createAgentLogger } from './logging.js';
@@ -61,6 +66,7 @@ program
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
     const logger = createAgentLogger();
     try {
+      const sandboxCgroupParent = delegatedCgroup(logger);
       const agent = await startAgent({
         dataDir: resolve(options.data),
         listen: listen!,
@@ -71,10 +77,19 @@ program
         jobs: { maxJobs: options.maxJobs },
         ...(options.tartImage ? { tartImage: options.tartImage } : {}),
         ...(options.bwrap ? { bwrapPath: resolve(options.bwrap) } : {}),
+        ...(sandboxCgroupParent ? { sandboxCgroupParent } : {}),
       });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
+      const address = `${host}:${agent.address.port}`;
+      // For the installer's health check and `status`: which process and version answers where.
+      writeRunFile(resolve(options.data), {
+        pid: process.pid,
+        version: AGENT_VERSION,
+        address,
+        started_at: Date.now(),
+      });
       // One JSON line on stdout: `hangar up` reads the port the embedded agent got.
-      process.stdout.write(JSON.stringify({ event: 'listening', address: `${host}:${agent.address.port}` }) + '\n');
+      process.stdout.write(JSON.stringify({ event: 'listening', address }) + '\n');
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -101,6 +116,7 @@ program
   });
 
 registerDoctor(program);
+registerInstallCommands(program, fail);
 
 program
   .command('pair')
@@ -164,6 +180,15 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Under systemd with Delegate=yes (set by `hangar-agent install`): the parent for per-job cgroups. */
+function delegatedCgroup(logger: ReturnType<typeof createAgentLogger>): string | undefined {
+  if (process.env[DELEGATED_ENV] !== '1' || process.platform !== 'linux') return undefined;
+  const leaf = enterDelegatedLeaf();
+  if ('parent' in leaf) return leaf.parent;
+  logger.warn({ reason: leaf.reason }, 'no per-job cgroups: sandbox jobs are limited with rlimits');
+  return undefined;
 }
 
 function positiveInt(value: string): number {

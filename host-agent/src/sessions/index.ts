@@ -177,10 +177,13 @@ export class SessionManager implements Disposable {
       },
     );
     // Sessions outlive the agent: whatever a previous agent started on our socket is ours again
-    // (and so is the output they logged while no agent was looking). Its server read an older
-    // config: this one (hooks included) applies from now on.
+    // (and so is the output they logged while no agent was looking). A server that is already
+    // running (a previous agent's, or one the service manager keeps in a unit of its own so that
+    // an agent restart cannot kill it) read another config: this one (hooks included) applies now.
     const existing = await manager.list();
-    if (existing.length > 0) await tmux.run(['source-file', configFile]);
+    await tmux.run(['source-file', configFile]).catch((error: unknown) => {
+      if (!isNoServer(error)) throw error;
+    });
     void manager.outputLogs.check();
     manager.options.logger?.info(
       { tmux: version, socket: tmux.socketName, sessions: existing.map((s) => s.name) },

@@ -77,9 +77,13 @@ export class Tmux {
     readonly configFile: string,
   ) {}
 
-  /** The argv prefix every invocation needs; also used to spawn `attach-session` clients. */
+  /**
+   * The argv prefix every invocation needs; also used to spawn `attach-session` clients. `-u`: a
+   * service manager may start the agent with no UTF-8 locale (systemd without /etc/locale.conf,
+   * launchd always), and then tmux prints a tab in a format as `_`, which broke the session list.
+   */
   baseArgs(): string[] {
-    return ['-L', this.socketName, '-f', this.configFile];
+    return ['-u', '-L', this.socketName, '-f', this.configFile];
   }
 
   run(args: readonly string[]): Promise<TmuxResult> {
