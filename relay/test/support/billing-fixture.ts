@@ -26,6 +26,9 @@ import {
 
 export type StripeStandIn = Awaited<ReturnType<typeof startStripeStandIn>>;
 
+/** A billed minute in these tests: an attempt that started now has its minutes within seconds. */
+export const TEST_MINUTE_MS = 1_000;
+
 export const PRICES = { pro: 'price_pro_monthly', team: 'price_team_monthly', proOverage: 'price_pro_minutes' };
 export const METER_EVENT = 'hangar_build_minutes';
 
@@ -79,7 +82,12 @@ export async function startBillingRelay(
   const relay = await startTestRelay({
     ...storage,
     now: clock.now,
-    billing: { stripe: stripeSettings(standIn, keys), outbox: { intervalMs: 200 }, ...billing },
+    billing: {
+      stripe: stripeSettings(standIn, keys),
+      minuteMs: TEST_MINUTE_MS,
+      outbox: { intervalMs: 200 },
+      ...billing,
+    },
   });
   standIn.setWebhookUrl(`${relay.url}/v1/stripe/webhook`);
   const stop = async () => {
@@ -104,14 +112,14 @@ export async function upgrade(
   return done;
 }
 
-/** Signed usage records for `minutes` started minutes of one attempt on `host`. */
+/** Signed usage records for `minutes` started minutes of one attempt on `host`, started now unless said. */
 export function usageRecords(
   host: TestKey,
   minutes: number,
   f: { attemptId?: string; startedAt?: number; from?: number } = {},
 ): UsageRecord[] {
   const attemptId = f.attemptId ?? `a-${randomBytes(4).toString('hex')}`;
-  const startedAt = f.startedAt ?? Date.now() - minutes * 60_000;
+  const startedAt = f.startedAt ?? Date.now();
   return Array.from({ length: minutes }, (_, i) =>
     signUsageRecord(host.signer, {
       attempt_id: attemptId,
