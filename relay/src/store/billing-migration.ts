@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { newEntitlementKeyHex } from '../billing/entitlement-key.js';
 
@@ -80,6 +81,9 @@ export async function billingSchema(db: Kysely<unknown>): Promise<void> {
   await sql`insert into account_members (account_id, email, role, joined_at)
             select id, email, 'owner', created_at from accounts`.execute(db);
   await db.schema.alterTable('devices').addColumn('member_email', 'text').execute();
-  // The entitlement key is made here, so `hangar-relay migrate` leaves a relay ready to sign.
+  // The entitlement key is made here, so `hangar-relay migrate` leaves a relay ready to sign; and
+  // the access-token key too (001 left it to the first serve, while doctor sends people to migrate).
   await sql`insert into meta (key, value) values ('entitlement_key', ${newEntitlementKeyHex()})`.execute(db);
+  await sql`insert into meta (key, value) values ('access_token_key', ${randomBytes(32).toString('hex')})
+            on conflict (key) do nothing`.execute(db);
 }

@@ -132,8 +132,10 @@ export const AuditEntry = z.object({
   id: z.number().int().positive(),
   at: EpochMs,
   action: z.string(),
-  /** `device:<id>`, `host:<id>`, or `anonymous` (with the source address in `ip`). */
+  /** `device:<id>`, `host:<id>`, `stripe` (a webhook), or `anonymous` (with the source address in `ip`). */
   actor: z.string(),
+  /** The person whose device it was (the owner's or a member's email); null for hosts, Stripe, anonymous. */
+  by: Email.nullable(),
   ip: z.string().nullable(),
   detail: z.record(z.string(), z.unknown()),
 });
