@@ -1,9 +1,10 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HangarError, parseHostAddress, relayOrigin, toHangarError } from '@hangar/shared';
 import { DEFAULT_PASSWORD_COST } from './accounts/passwords.js';
+import { billingFromFlags, type BillingFlags } from './billing/flags.js';
 import { runDoctor } from './doctor.js';
 import { AuditLog } from './ops/audit.js';
 import { startRelay } from './server.js';
@@ -17,7 +18,7 @@ interface StorageOptions {
   database?: string;
 }
 
-interface ServeOptions extends StorageOptions {
+interface ServeOptions extends StorageOptions, BillingFlags {
   listen: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -43,6 +44,32 @@ function storageOptions(command: Command): Command {
     );
 }
 
+/** Stripe's settings (all five, or none: billing off) and the tests' knobs. */
+function billingOptions(command: Command): Command {
+  return command
+    .option('--stripe-secret-key-file <file>', 'billing: a file holding the Stripe secret key (sk_… or rk_…)')
+    .option(
+      '--stripe-webhook-secret-file <file>',
+      "billing: a file holding the webhook endpoint's signing secret (whsec_…)",
+    )
+    .option('--stripe-price-pro <price>', 'billing: the Stripe price of Pro ($20/month)')
+    .option('--stripe-price-team <price>', 'billing: the Stripe price of Team ($200/month)')
+    .option(
+      '--stripe-meter-event-name <name>',
+      'billing: the event name of the Billing Meter that counts build minutes',
+    )
+    .option(
+      '--stripe-price-pro-overage <price>',
+      "billing: Pro's metered per-minute price on that meter (else minutes past 300 are refused)",
+    )
+    .addOption(new Option('--stripe-api <url>', "Stripe's API address (tests point it at a stand-in)").hideHelp())
+    .addOption(
+      new Option('--billing-minute-ms <ms>', 'length of a billed minute (tests)')
+        .argParser(intIn(1, 3_600_000))
+        .hideHelp(),
+    );
+}
+
 function storage(options: StorageOptions): StorageConfig {
   const url = options.database ?? process.env['HANGAR_RELAY_DATABASE'];
   if (url !== undefined && options.data !== undefined) {
@@ -57,7 +84,7 @@ function storage(options: StorageOptions): StorageConfig {
   return { kind: 'sqlite', dataDir: resolve(options.data ?? DEFAULT_DATA) };
 }
 
-storageOptions(program.command('serve').description('serve the relay API and sockets'))
+billingOptions(storageOptions(program.command('serve').description('serve the relay API and sockets')))
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8443')
   .option('--tls-cert <file>', 'serve HTTPS/WSS with this certificate (PEM)')
   .option('--tls-key <file>', 'and this private key (PEM)')
@@ -90,6 +117,7 @@ storageOptions(program.command('serve').description('serve the relay API and soc
           ? { oidc: { issuer: options.oidcIssuer, clientId: options.oidcClientId } }
           : {}),
         trustProxy: options.trustProxy === true,
+        billing: billingFromFlags(options),
         passwordCost: options.passwordHashCost,
         rateLimitScale: options.rateLimitScale,
       });
@@ -126,14 +154,22 @@ storageOptions(program.command('migrate').description('create or update the data
   },
 );
 
-storageOptions(program.command('doctor').description('check the database, schema, keys, TLS files and OIDC provider'))
+billingOptions(
+  storageOptions(
+    program
+      .command('doctor')
+      .description('check the database, schema, keys, TLS files, OIDC provider and billing mode'),
+  ),
+)
   .option('--tls-cert <file>')
   .option('--tls-key <file>')
   .option('--oidc-issuer <url>')
-  .action(async (options: StorageOptions & { tlsCert?: string; tlsKey?: string; oidcIssuer?: string }) => {
-    const ok = await runDoctor(storage(options), options, (line) => process.stdout.write(line + '\n'));
-    process.exit(ok ? 0 : 1);
-  });
+  .action(
+    async (options: StorageOptions & BillingFlags & { tlsCert?: string; tlsKey?: string; oidcIssuer?: string }) => {
+      const ok = await runDoctor(storage(options), options, (line) => process.stdout.write(line + '\n'));
+      process.exit(ok ? 0 : 1);
+    },
+  );
 
 storageOptions(program.command('audit').description('print the audit log, newest first'))
   .option('--account <email>', 'only this account')

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { DeviceView, HostPresence } from '@hangar/shared';
 import type { AccessTokens } from './accounts/tokens.js';
+import type { Billing } from './billing/billing.js';
 import type { OidcVerifier } from './accounts/oidc.js';
 import type { RelayBus } from './bus/bus.js';
 import type { AuditLog } from './ops/audit.js';
@@ -28,6 +29,8 @@ export interface RelayContext {
   /** --public-url's origin, when set; else each request's own origin. */
   readonly publicOrigin: string | undefined;
   readonly version: string;
+  /** Plans, minutes and entitlements; off (everything allowed, nothing metered) without Stripe settings. */
+  readonly billing: Billing;
 }
 
 export type DeviceRow = RelayTables['devices'];

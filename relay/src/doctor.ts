@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { toHangarError } from '@hangar/shared';
 import { openStore, ping, type StorageConfig } from './store/db.js';
 import { pendingMigrations } from './store/migrations.js';
+import { hasEntitlementKey } from './billing/entitlement-key.js';
+import { billingFromFlags, type BillingFlags } from './billing/flags.js';
 
 /**
  * `hangar-relay doctor`: each check prints `ok` or `FAIL` with what to do. Read-only: it does
@@ -10,7 +12,7 @@ import { pendingMigrations } from './store/migrations.js';
  */
 export async function runDoctor(
   storage: StorageConfig,
-  options: { tlsCert?: string; tlsKey?: string; oidcIssuer?: string },
+  options: BillingFlags & { tlsCert?: string; tlsKey?: string; oidcIssuer?: string },
   print: (line: string) => void,
 ): Promise<boolean> {
   let healthy = true;
@@ -46,6 +48,23 @@ export async function runDoctor(
         .executeTakeFirst();
       if (row === undefined) throw new Error('missing: run hangar-relay migrate or serve once');
       return 'present (kept in the database, shared by replicas)';
+    });
+    await check('entitlement key', async () => {
+      if (!(await hasEntitlementKey(store.db))) throw new Error('missing: run hangar-relay migrate');
+      return 'present (kept in the database; hosts get its public half)';
+    });
+    await check('billing', async () => {
+      const billing = billingFromFlags(options);
+      if (billing.stripe === undefined) {
+        return 'off: no Stripe keys, so nothing is metered and every job is allowed (a self-hosted relay)';
+      }
+      const s = billing.stripe;
+      const mode = s.secretKey.includes('_live_') ? 'live' : 'test';
+      return `on (Stripe ${mode} mode): Pro ${s.prices.pro}, Team ${s.prices.team}, meter event "${s.meterEventName}", ${
+        s.prices.proOverage
+          ? `Pro overage ${s.prices.proOverage}`
+          : 'no Pro overage price (minutes past 300 are refused)'
+      }`;
     });
     if (options.tlsCert !== undefined || options.tlsKey !== undefined) {
       await check('TLS', async () => {

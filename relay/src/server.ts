@@ -14,6 +14,10 @@ import {
 import { DEFAULT_PASSWORD_COST } from './accounts/passwords.js';
 import { OidcVerifier, type OidcConfig } from './accounts/oidc.js';
 import { AccessTokens, loadAccessKey } from './accounts/tokens.js';
+import { Billing, type BillingOptions } from './billing/billing.js';
+import { loadEntitlementSigner } from './billing/entitlement-key.js';
+import { MeterOutbox } from './billing/meter-outbox.js';
+import { registerStripeWebhook } from './billing/webhook.js';
 import { registerRoutes, requestOrigin, sendError } from './api/routes.js';
 import { MemoryBus, type RelayBus } from './bus/bus.js';
 import { PgBus } from './bus/pg-bus.js';
@@ -48,6 +52,8 @@ export interface RelayOptions {
   heartbeatMs?: number;
   deadAfterMs?: number;
   signalTimeoutMs?: number;
+  /** Stripe settings turn billing on; without them it is off (self-hosted: nothing metered). */
+  billing?: BillingOptions;
 }
 
 export interface RunningRelay extends Disposable {
@@ -105,6 +111,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       replicaId,
       publicOrigin: options.publicUrl ? relayOrigin(options.publicUrl) : undefined,
       version: RELAY_VERSION,
+      billing: new Billing(store.db, await loadEntitlementSigner(store.db), options.billing ?? {}, now),
     };
     const background = new BackgroundWork(ctx, store.pool);
     await background.start();
@@ -112,6 +119,14 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     const hub = new SocketHub(ctx, options.heartbeatMs, options.deadAfterMs, options.signalTimeoutMs);
     disposables.add(toDisposable(() => background.releaseHosts()));
     disposables.add(hub);
+    const stripe = ctx.billing.stripe;
+    if (stripe !== undefined) {
+      // Sends only while this replica holds the background lock; new minutes anywhere wake it.
+      const outbox = new MeterOutbox(ctx, stripe, () => background.isSweeper, options.billing?.outbox);
+      disposables.add(outbox);
+      disposables.add(bus.onEvent((event) => event.t === 'billing.usage' && void outbox.wake()));
+      void outbox.wake();
+    }
 
     // One instance type whether it serves HTTP or HTTPS; nothing here depends on which.
     const app = Fastify({
@@ -150,6 +165,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       new DeviceConnection(socket, ctx, hub);
     });
     registerRoutes(app, ctx);
+    if (stripe !== undefined) registerStripeWebhook(app, ctx, stripe);
     await app.listen({ host: options.listen.host, port: options.listen.port });
     // Stop accepting first; the hub then closes the sockets, and their hosts go offline.
     disposables.add(toDisposable(() => app.close()));

@@ -55,10 +55,47 @@ function badInputs(user: SignedIn, origin: string): Record<RelayMethod, { body: 
     'devices.revoke': { body: { device_id: 'phone', statement: { ...statement, kind: 'revoke' } }, field: 'device_id' },
     'statements.list': { body: { since: -1 }, field: 'since' },
     'audit.list': { body: { limit: 0 }, field: 'limit' },
+    'billing.status': { body: { all: true }, field: 'all' },
+    'billing.checkout': { body: { plan: 'enterprise' }, field: 'plan' },
+    'billing.portal': { body: { return_url: 'https://evil.example' }, field: 'return_url' },
+    'usage.report': {
+      body: {
+        host_id: `host_${'0'.repeat(32)}`,
+        records: [
+          {
+            attempt_id: 'a 1',
+            job_id: 'j-12345678',
+            minute_index: 0,
+            started_at: Date.now(),
+            host_key: key.publicKey,
+            signature: '0'.repeat(128),
+          },
+        ],
+      },
+      field: 'records.0.attempt_id',
+    },
+    'account.invite': { body: { email: 'Someone@Example.com' }, field: 'email' },
+    'account.accept_invite': {
+      body: { invite_token: 'inv1_short', email, password: 'long enough password', device, proof },
+      field: 'invite_token',
+    },
+    'account.members': { body: { all: true }, field: 'all' },
   };
 }
 
-const TABLES = ['accounts', 'devices', 'refresh_tokens', 'enroll_tokens', 'hosts', 'statements', 'audit'] as const;
+const TABLES = [
+  'accounts',
+  'devices',
+  'refresh_tokens',
+  'enroll_tokens',
+  'hosts',
+  'statements',
+  'audit',
+  'usage_records',
+  'account_members',
+  'billing_customers',
+  'subscriptions',
+] as const;
 
 describe.each(STORAGE_KINDS)('bad input (%s)', (kind) => {
   const storage = testStorage(kind);

@@ -53,6 +53,9 @@ export const ERROR_CODES = [
   'E_TOKEN_EXPIRED',
   'E_HOST_OFFLINE',
   'E_HOST_OTHER_ACCOUNT',
+  // billing
+  'E_PLAN_LIMIT',
+  'E_BILLING_OFF',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

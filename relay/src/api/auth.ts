@@ -4,10 +4,11 @@ import { REFRESH_TOKEN_TTL_MS, newId, newRefreshToken, sha256Hex } from '../acco
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
 import { auditContext, checkLoginProof, isUniqueViolation, type Call, type Handlers } from './call.js';
+import { insertOwner, isMember, memberLogin } from './members.js';
 
 type Registration = { public_key: string; name: string };
 
-const BAD_CREDENTIALS = 'email or password is wrong (or the account does not exist); check them and try again';
+export const BAD_CREDENTIALS = 'email or password is wrong (or the account does not exist); check them and try again';
 
 export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.oidc' | 'auth.refresh' | 'auth.logout'> =
   {
@@ -19,7 +20,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
         .select('id')
         .where('email', '=', params.email)
         .executeTakeFirst();
-      if (existing !== undefined) throw accountExists(params.email);
+      if (existing !== undefined || (await isMember(ctx, params.email))) throw accountExists(params.email);
       const passwordHash = await hashPassword(params.password, ctx.passwordCost);
       const accountId = newId('acct');
       let device: DeviceRow;
@@ -37,6 +38,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
               created_at: ctx.now(),
             })
             .execute();
+          await insertOwner(trx, accountId, params.email, ctx.now());
           return insertDevice(trx, ctx, accountId, params.device, 'first');
         });
       } catch (error) {
@@ -61,7 +63,8 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
         .selectAll()
         .where('email', '=', params.email)
         .executeTakeFirst();
-      if (account?.password_hash == null) {
+      if (account === undefined) return memberLogin(ctx, call, params);
+      if (account.password_hash === null) {
         await burnPasswordTime(params.password, ctx.passwordCost);
         ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
         throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
@@ -129,6 +132,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
             created_at: ctx.now(),
           })
           .execute();
+        await insertOwner(trx, accountId, identity.email, ctx.now());
         return insertDevice(trx, ctx, accountId, params.device, 'first');
       });
       ctx.metrics.logins.inc({ method: 'oidc-signup', outcome: 'ok' });
@@ -248,12 +252,13 @@ function revoked(device: DeviceRow): HangarError {
   );
 }
 
-async function insertDevice(
+export async function insertDevice(
   db: RelayDb, // a transaction is one too
   ctx: RelayContext,
   accountId: string,
   registration: Registration,
   status: 'first' | 'pending',
+  memberEmail: string | null = null,
 ): Promise<DeviceRow> {
   const row: DeviceRow = {
     id: newId('dev'),
@@ -265,18 +270,20 @@ async function insertDevice(
     last_seen: ctx.now(),
     endorsed_by: null,
     revoked_by: null,
+    member_email: memberEmail,
   };
   await db.insertInto('devices').values(row).execute();
   return row;
 }
 
 /** A known device key signs in again; a new one joins the account as pending. */
-async function signIn(
+export async function signIn(
   ctx: RelayContext,
   call: Call,
   account: { account_id: string; email: string },
   registration: Registration,
   method: 'password' | 'oidc',
+  memberEmail: string | null = null,
 ): Promise<LoginResult> {
   let device = await ctx.db
     .selectFrom('devices')
@@ -287,7 +294,7 @@ async function signIn(
   const isNew = device === undefined;
   if (device === undefined) {
     try {
-      device = await insertDevice(ctx.db, ctx, account.account_id, registration, 'pending');
+      device = await insertDevice(ctx.db, ctx, account.account_id, registration, 'pending', memberEmail);
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       // The same device signed in twice at once; the other request made the row.
@@ -299,6 +306,14 @@ async function signIn(
         .executeTakeFirstOrThrow();
     }
   } else {
+    if (device.member_email !== memberEmail) {
+      // One key, one person: a member cannot sign in on the owner's (or another member's) device key.
+      ctx.metrics.logins.inc({ method, outcome: 'refused' });
+      throw new HangarError(
+        'E_FORBIDDEN',
+        'this device key belongs to another person of the account; sign in on your own device',
+      );
+    }
     if (device.status === 'revoked') {
       ctx.metrics.logins.inc({ method, outcome: 'refused' });
       throw revoked(device);
@@ -321,7 +336,7 @@ async function signIn(
   return session(ctx, account, device);
 }
 
-async function session(
+export async function session(
   ctx: RelayContext,
   account: { account_id: string; email: string },
   device: DeviceRow,

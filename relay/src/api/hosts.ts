@@ -157,7 +157,7 @@ export const hostHandlers: Pick<Handlers, 'hosts.enroll_token' | 'hosts.enroll' 
       reenrolled: known !== undefined,
     });
     await publishHost(ctx, hostId);
-    return { host_id: hostId, account_id: token.account_id };
+    return { host_id: hostId, account_id: token.account_id, entitlement_key: ctx.billing.entitlementKey };
   },
 
   async 'hosts.list'(ctx, _params, call) {

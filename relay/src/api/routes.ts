@@ -12,9 +12,11 @@ import type { RelayContext } from '../context.js';
 import { httpStatus } from '../ops/http-status.js';
 import { ping } from '../store/db.js';
 import { authHandlers } from './auth.js';
+import { billingHandlers } from './billing.js';
 import type { Call, Handler, Handlers } from './call.js';
 import { deviceHandlers } from './devices.js';
 import { hostHandlers } from './hosts.js';
+import { memberHandlers } from './members.js';
 
 const handlers: Handlers = {
   'relay.info': async (ctx, _params, call) => ({
@@ -25,6 +27,8 @@ const handlers: Handlers = {
   ...authHandlers,
   ...hostHandlers,
   ...deviceHandlers,
+  ...billingHandlers,
+  ...memberHandlers,
 };
 
 /** The origin proofs and challenges name: --public-url's, else how this request reached us. */
@@ -87,6 +91,21 @@ export function registerRoutes(app: FastifyInstance, ctx: RelayContext): void {
         new HangarError('E_UNAVAILABLE', `database unreachable: ${toHangarError(error).message}`),
       );
     }
+  });
+
+  // Where Stripe Checkout and the customer portal send the browser back: a page that says so.
+  app.get<{ Querystring: Record<string, string> }>('/v1/billing/return', async (request, reply) => {
+    const query = request.query;
+    const text =
+      query['checkout'] === 'done'
+        ? 'Payment received. Your plan changes within a few seconds; you can close this tab and go back to Hangar.'
+        : query['checkout'] === 'cancelled'
+          ? 'Checkout was cancelled; nothing was charged. You can close this tab.'
+          : 'You can close this tab and go back to Hangar.';
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('content-security-policy', "default-src 'none'")
+      .send(`<!doctype html><meta charset="utf-8"><title>Hangar billing</title><p>${text}</p>`);
   });
 
   app.get('/metrics', async (_request, reply) => {

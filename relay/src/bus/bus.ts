@@ -18,6 +18,10 @@ export type BusEvent =
   | { t: 'device.revoked'; device_id: string }
   | { t: 'to_host'; host_id: string; message: RelayToAgent }
   | { t: 'to_device'; device_id: string; message: RelayToDevice }
+  /** An account's plan changed (a Stripe webhook): its hosts get fresh entitlements. */
+  | { t: 'billing.changed'; account_id: string }
+  /** New billed minutes were stored: the meter outbox sends them; capped accounts' hosts get new entitlements. */
+  | { t: 'billing.usage'; account_id: string }
   /** Local only: the bus reconnected and may have missed events; sockets resend snapshots. */
   | { t: 'resync' };
 

@@ -40,13 +40,28 @@ export class AuditLog {
     if (options.accountId !== undefined) query = query.where('account_id', '=', options.accountId);
     if (options.before !== undefined) query = query.where('id', '<', options.before);
     const rows = await query.execute();
+    const people = await this.people(rows.map((row) => row.actor));
     return rows.map((row) => ({
       id: Number(row.id),
       at: row.at,
       action: row.action,
       actor: row.actor,
+      by: people.get(row.actor) ?? null,
       ip: row.ip,
       detail: JSON.parse(row.detail) as Record<string, unknown>,
     }));
+  }
+
+  /** `device:<id>` → the email of the person whose device it is (a member's, else the account owner's). */
+  private async people(actors: string[]): Promise<Map<string, string>> {
+    const ids = [...new Set(actors.filter((a) => a.startsWith('device:')).map((a) => a.slice('device:'.length)))];
+    if (ids.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('devices')
+      .innerJoin('accounts', 'accounts.id', 'devices.account_id')
+      .select(['devices.id', 'devices.member_email', 'accounts.email'])
+      .where('devices.id', 'in', ids)
+      .execute();
+    return new Map(rows.map((row) => [`device:${row.id}`, row.member_email ?? row.email]));
   }
 }

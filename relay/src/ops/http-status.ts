@@ -27,6 +27,10 @@ export function httpStatus(code: ErrorCode): number {
       return 409;
     case 'E_TOKEN_EXPIRED':
       return 410;
+    case 'E_PLAN_LIMIT':
+      return 402;
+    case 'E_BILLING_OFF':
+      return 409;
     case 'E_RATE_LIMITED':
     case 'E_AUTH_RATE_LIMITED':
       return 429;

@@ -34,6 +34,18 @@ export function createMetrics() {
       labelNames: ['direction'] as const,
       registers: [registry],
     }),
+    usageRecords: new Counter({
+      name: 'hangar_relay_usage_records_total',
+      help: 'Usage records (build minutes) reported by hosts, by outcome (stored, duplicate, refused)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    meterEvents: new Counter({
+      name: 'hangar_relay_meter_events_total',
+      help: 'Stripe meter events by outcome (sent, retry, failed)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     errors: new Counter({
       name: 'hangar_relay_errors_total',
       help: 'Errors answered, by code',

@@ -23,6 +23,8 @@ export const DEFAULT_LIMITS = {
   socket: { burst: 60, perMinute: 120 },
   signal: { burst: 200, perMinute: 3000 },
   api: { burst: 120, perMinute: 600 },
+  /** usage.report over HTTP, per address (the agent socket carries most reports). */
+  usage: { burst: 60, perMinute: 600 },
 } satisfies Record<string, BucketSpec>;
 export type LimitName = keyof typeof DEFAULT_LIMITS;
 

@@ -10,7 +10,10 @@ import {
   verifyPresence,
   type RelayToAgent,
 } from '@hangar/shared';
+import { afterUsage } from '../api/billing.js';
 import { publishHost } from '../api/hosts.js';
+import type { AccountState } from '../billing/account-state.js';
+import { reportUsage } from '../billing/usage.js';
 import { MAX_STATEMENTS_PER_READ, statementsSince } from '../api/devices.js';
 import type { RelayContext } from '../context.js';
 import { Connection } from './connection.js';
@@ -36,6 +39,8 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   private readonly challenge = randomBytes(32).toString('hex');
   private readonly authTimer: NodeJS.Timeout;
   private queue: Promise<void> = Promise.resolve();
+  /** When this socket was last sent an entitlement (the hub renews it every renewMs). */
+  entitlementSentAt = 0;
 
   constructor(
     socket: WebSocket,
@@ -112,7 +117,30 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
         return this.catchUp(true);
       case 'signal':
         return routeSignal(this.ctx, this.hub, { kind: 'host', connection: this }, message);
+      case 'usage.report': {
+        const result = await reportUsage(this.ctx, this.hostId, message.records);
+        this.send({ type: 'usage.ack', batch_id: message.batch_id, acked: result.acked, refused: result.refused });
+        return afterUsage(this.ctx, this.accountId, result.stored);
+      }
     }
+  }
+
+  /** A fresh entitlement (after the ones queued before it), from `state` when the caller computed it. */
+  renewEntitlement(state?: AccountState): void {
+    if (!this.isWelcomed) return;
+    this.entitlementSentAt = Date.now(); // not twice from the hub's sweep while this one is queued
+    this.queue = this.queue
+      .then(() => this.sendEntitlement(state))
+      .catch((error: unknown) => this.internalError(error));
+  }
+
+  private async sendEntitlement(state?: AccountState): Promise<void> {
+    if (this.closed) return;
+    this.entitlementSentAt = Date.now();
+    this.send({
+      type: 'entitlement',
+      entitlement: await this.ctx.billing.entitlement(this.accountId, this.hostId, state),
+    });
   }
 
   private async authenticate(hostId: string, signature: string): Promise<void> {
@@ -156,7 +184,9 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       account_id: host.account_id,
       heartbeat_ms: this.hub.heartbeatMs,
       dead_after_ms: this.hub.deadAfterMs,
+      entitlement_key: this.ctx.billing.entitlementKey,
     });
+    await this.sendEntitlement();
     await this.ctx.bus.publish({ t: 'host.connected', host_id: host.id, connection_id: this.connectionId });
     await publishHost(this.ctx, host.id);
     this.ctx.logger.info({ host_id: host.id, account_id: host.account_id }, 'agent online');

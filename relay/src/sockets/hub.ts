@@ -136,6 +136,12 @@ export class SocketHub implements Disposable {
       case 'to_device':
         this.toLocalDevice(event.device_id, event.message);
         return;
+      case 'billing.changed':
+      case 'billing.usage':
+        void this.renewEntitlements(event.account_id, event.t === 'billing.usage').catch((error: unknown) =>
+          this.ctx.logger.error({ err: error, account_id: event.account_id }, 'renewing entitlements failed'),
+        );
+        return;
       case 'resync':
         for (const set of this.devicesById.values()) for (const device of set) void device.sendSnapshot();
         return;
@@ -169,6 +175,18 @@ export class SocketHub implements Disposable {
       this.answered(`device:${deviceId}`, `host:${message.from_host.host_id}`, message.request_id);
     for (const device of devices) device.send(message);
     return true;
+  }
+
+  /**
+   * The account's connected hosts here get entitlements from its state now (computed once for
+   * all of them). After new minutes only a capped account's change: the others' did not.
+   */
+  private async renewEntitlements(accountId: string, onlyIfCapped: boolean): Promise<void> {
+    const agents = this.agentsByAccount.get(accountId);
+    if (agents === undefined || agents.size === 0) return;
+    const state = await this.ctx.billing.state(accountId);
+    if (onlyIfCapped && state.minutesLeft === null && state.refusing === null) return;
+    for (const agent of agents) agent.renewEntitlement(state);
   }
 
   // ---- signaling requests -----------------------------------------------------------------
@@ -224,7 +242,11 @@ export class SocketHub implements Disposable {
         connection.send({ type: 'ping' });
       }
     };
-    for (const agent of this.agents.values()) check(agent);
+    for (const agent of this.agents.values()) {
+      check(agent);
+      // Renewed while online, well before the 24 h it is valid for.
+      if (agent.isWelcomed && now - agent.entitlementSentAt >= this.ctx.billing.renewMs) agent.renewEntitlement();
+    }
     for (const set of this.devicesById.values()) for (const device of set) check(device);
   }
 

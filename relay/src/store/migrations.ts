@@ -1,5 +1,6 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import { HangarError } from '@hangar/shared';
+import { billingSchema } from './billing-migration.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -128,6 +129,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '002_billing': { up: billingSchema },
   };
 }
 

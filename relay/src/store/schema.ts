@@ -28,6 +28,8 @@ export interface RelayTables {
     last_seen: number | null;
     endorsed_by: string | null;
     revoked_by: string | null;
+    /** The account member whose device this is; null for the owner's (and devices made before members). */
+    member_email: string | null;
   };
   refresh_tokens: {
     id: string;
@@ -92,4 +94,48 @@ export interface RelayTables {
   replicas: { id: string; started_at: number; heartbeat_at: number };
   /** Bodies of cross-replica messages too large for a NOTIFY payload (8000 bytes). */
   bus_messages: { id: string; body: string; created_at: number };
+  billing_customers: { account_id: string; stripe_customer_id: string; created_at: number };
+  /** Each Stripe subscription as last fetched from Stripe (never as an event told it). */
+  subscriptions: {
+    id: string;
+    account_id: string;
+    stripe_customer_id: string;
+    plan: string;
+    status: string;
+    cancel_at_period_end: number;
+    period_start: number;
+    period_end: number;
+    created_at: number;
+    fetched_at: number;
+  };
+  /** Webhook events already applied: a replayed event is answered 200 and changes nothing. */
+  stripe_events: { id: string; type: string; account_id: string | null; applied_at: number };
+  usage_records: {
+    key: string;
+    account_id: string;
+    host_id: string;
+    attempt_id: string;
+    job_id: string;
+    minute_index: number;
+    started_at: number;
+    minute_at: number;
+    received_at: number;
+    meter_state: 'pending' | 'sent' | 'failed' | 'none';
+    stripe_customer_id: string | null;
+    send_attempts: number;
+    next_send_at: number;
+    sent_at: number | null;
+    last_error: string | null;
+  };
+  account_members: {
+    account_id: string;
+    email: string;
+    role: string;
+    password_hash: string | null;
+    invite_hash: string | null;
+    invited_by: string | null;
+    invited_at: number | null;
+    invite_expires_at: number | null;
+    joined_at: number | null;
+  };
 }

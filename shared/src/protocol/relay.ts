@@ -2,6 +2,16 @@ import { z } from 'zod';
 import { ErrorShapeSchema } from './control.js';
 import { HostName } from './hosts.js';
 import { Ed25519PublicKeyHex, Ed25519SignatureHex } from './link.js';
+import {
+  BillingStatus,
+  Entitlement,
+  InviteToken,
+  AccountMember,
+  PaidPlanId,
+  UsageReportParams,
+  UsageReportResult,
+} from './billing.js';
+import { AccountId, DeviceId, Email, EnrollTokenId, EpochMs, HostId, hexBytes } from './relay-common.js';
 
 /**
  * The relay's protocol: every HTTP procedure (`POST /v1/<procedure>`, JSON body = params,
@@ -14,31 +24,15 @@ import { Ed25519PublicKeyHex, Ed25519SignatureHex } from './link.js';
  */
 
 const Empty = z.object({}).strict();
-const hex = (bytes: number, what: string) =>
-  z
-    .string()
-    .length(bytes * 2, `${what} must be ${bytes} bytes of lowercase hex`)
-    .regex(/^[0-9a-f]+$/, `${what} must be lowercase hex`);
-const id = (prefix: string, what: string) =>
-  z.string().regex(new RegExp(`^${prefix}_[0-9a-f]{32}$`), `expected ${what} id (${prefix}_ and 32 hex digits)`);
+const hex = hexBytes;
 
-export const AccountId = id('acct', 'an account');
-export const DeviceId = id('dev', 'a device');
-export const HostId = id('host', 'a host');
-export const EnrollTokenId = id('tok', 'an enrollment token');
+export { AccountId, DeviceId, HostId, EnrollTokenId, EpochMs, Email };
 /** 32 random bytes, hex: the relay part of an enrollment token (stored as its SHA-256). */
 export const EnrollSecretHex = hex(32, 'relay secret');
 /** SHA-256 of the agent's TLS certificate (DER), hex: what a device pins besides the host key. */
 export const CertFingerprintHex = hex(32, 'certificate fingerprint');
 export const ChallengeHex = hex(32, 'challenge');
-/** Milliseconds since the epoch. */
-export const EpochMs = z.number().int().nonnegative().max(8.64e15);
 
-/** Lowercase on the client before signing, so the bytes signed are the bytes the relay checks. */
-export const Email = z
-  .email({ error: 'expected an email address, e.g. me@example.com' })
-  .max(254)
-  .refine((value) => value === value.toLowerCase(), { error: 'email must be lowercase (clients lowercase it)' });
 export const Password = z
   .string()
   .min(8, 'password must be at least 8 characters')
@@ -138,8 +132,10 @@ export const AuditEntry = z.object({
   id: z.number().int().positive(),
   at: EpochMs,
   action: z.string(),
-  /** `device:<id>`, `host:<id>`, or `anonymous` (with the source address in `ip`). */
+  /** `device:<id>`, `host:<id>`, `stripe` (a webhook), or `anonymous` (with the source address in `ip`). */
   actor: z.string(),
+  /** The person whose device it was (the owner's or a member's email); null for hosts, Stripe, anonymous. */
+  by: Email.nullable(),
   ip: z.string().nullable(),
   detail: z.record(z.string(), z.unknown()),
 });
@@ -186,7 +182,8 @@ export const RELAY_PROCEDURES = {
       /** Host signature over enrollProofBytes(token_id, public_key, cert_fingerprint). */
       proof: Ed25519SignatureHex,
     }),
-    result: z.object({ host_id: HostId, account_id: AccountId }),
+    /** entitlement_key: the relay's key for entitlements (PROTOCOL.md "Billing"); the host keeps it. */
+    result: z.object({ host_id: HostId, account_id: AccountId, entitlement_key: Ed25519PublicKeyHex }),
   },
   'hosts.list': { auth: 'device', params: Empty, result: z.object({ hosts: z.array(HostPresence) }) },
   'hosts.remove': { auth: 'device', params: z.object({ host_id: HostId }), result: Empty },
@@ -220,6 +217,28 @@ export const RELAY_PROCEDURES = {
     }),
     result: z.object({ entries: z.array(AuditEntry) }),
   },
+
+  // ---- billing (PROTOCOL.md "Billing") ----
+  'billing.status': { auth: 'device', params: Empty, result: BillingStatus },
+  /** The owner buys a plan: a Stripe Checkout URL to open in the browser. */
+  'billing.checkout': { auth: 'device', params: z.object({ plan: PaidPlanId }), result: z.object({ url: z.url() }) },
+  /** The owner manages card, invoices and cancellation: a Stripe customer portal URL. */
+  'billing.portal': { auth: 'device', params: Empty, result: z.object({ url: z.url() }) },
+  /** A host reports build minutes; each record carries the host's signature (no token needed). */
+  'usage.report': { auth: 'none', params: UsageReportParams, result: UsageReportResult },
+  /** Team: the owner invites someone by email; the token reaches them out of band (a link, a message). */
+  'account.invite': {
+    auth: 'device',
+    params: z.object({ email: Email }),
+    result: z.object({ email: Email, invite_token: InviteToken, expires_at: EpochMs }),
+  },
+  /** The invited person joins the account with their own password and device (pending until approved). */
+  'account.accept_invite': {
+    auth: 'none',
+    params: LoginParams.extend({ invite_token: InviteToken }),
+    result: LoginResult,
+  },
+  'account.members': { auth: 'device', params: Empty, result: z.object({ members: z.array(AccountMember) }) },
 } as const;
 
 export type RelayMethod = keyof typeof RELAY_PROCEDURES;
@@ -262,6 +281,8 @@ export const SignalPayload = z
   .string()
   .max(SIGNAL_PAYLOAD_MAX, `payload must be at most ${SIGNAL_PAYLOAD_MAX} characters`);
 
+/** The agent's name for one usage.report on its socket, echoed in usage.ack. */
+const BatchId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'batch_id must be 1-64 letters, digits, "-" or "_"');
 const Ping = z.object({ type: z.literal('ping') });
 const Pong = z.object({ type: z.literal('pong') });
 const SignalError = z.object({ type: z.literal('signal.error'), request_id: SignalRequestId, error: ErrorShapeSchema });
@@ -274,6 +295,8 @@ export const AgentToRelay = z.discriminatedUnion('type', [
   z.object({ type: z.literal('presence.update'), record: PresenceRecord, signature: Ed25519SignatureHex }),
   /** Asks for every statement of the account with seq > since (sent after each connect). */
   z.object({ type: z.literal('statements.since'), since: z.number().int().nonnegative() }),
+  /** Build minutes, answered by usage.ack with the same batch_id (or the same as HTTP usage.report). */
+  z.object({ type: z.literal('usage.report'), batch_id: BatchId, records: UsageReportParams.shape.records }),
   z.object({
     type: z.literal('signal'),
     to_device: DeviceId,
@@ -295,8 +318,13 @@ export const RelayToAgent = z.discriminatedUnion('type', [
     account_id: AccountId,
     heartbeat_ms: z.number().int().positive(),
     dead_after_ms: z.number().int().positive(),
+    /** The relay's entitlement key (as at enrollment): entitlements verify with it, offline too. */
+    entitlement_key: Ed25519PublicKeyHex,
   }),
   StatementsMessage,
+  z.object({ type: z.literal('usage.ack'), batch_id: BatchId, ...UsageReportResult.shape }),
+  /** After welcome, on every change of the account's plan or minutes, and renewed while online. */
+  z.object({ type: z.literal('entitlement'), entitlement: Entitlement }),
   z.object({
     type: z.literal('signal'),
     request_id: SignalRequestId,

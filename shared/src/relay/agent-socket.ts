@@ -1,6 +1,7 @@
 import { Emitter } from '../disposable.js';
 import { HangarError } from '../errors.js';
 import { toHex, type Ed25519Signer } from '../link/handshake.js';
+import type { Entitlement, UsageRecord } from '../protocol/billing.js';
 import { RelayToAgent, type AgentToRelay, type PresenceRecord, type StoredStatement } from '../protocol/relay.js';
 import { RelaySocket, relaySocketUrl, type RelaySocketOptions } from './relay-socket.js';
 import { agentLinkBytes, relayOrigin, signHex, signPresence, signSignal } from './statements.js';
@@ -12,6 +13,7 @@ import { agentLinkBytes, relayOrigin, signHex, signPresence, signSignal } from '
  */
 
 export type AgentSignal = Extract<RelayToAgent, { type: 'signal' }>;
+export type UsageAck = Extract<RelayToAgent, { type: 'usage.ack' }>;
 export type SignalFailure = Extract<RelayToAgent, { type: 'signal.error' }>;
 
 export interface RelayAgentSocketOptions extends Omit<RelaySocketOptions<RelayToAgent>, 'url' | 'incoming'> {
@@ -33,8 +35,14 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
   readonly onSignal = this.signalEmitter.event;
   private readonly signalErrorEmitter = new Emitter<SignalFailure>();
   readonly onSignalError = this.signalErrorEmitter.event;
+  private readonly entitlementEmitter = new Emitter<Entitlement>();
+  /** Each entitlement the relay pushes, checked by the agent with verifyEntitlement (never trusted as is). */
+  readonly onEntitlement = this.entitlementEmitter.event;
+  private readonly usageAckEmitter = new Emitter<UsageAck>();
+  readonly onUsageAck = this.usageAckEmitter.event;
   private readonly origin: string;
   private welcomed = false;
+  private relayEntitlementKey: string | undefined;
 
   constructor(private readonly agent: RelayAgentSocketOptions) {
     super({ ...agent, url: relaySocketUrl(agent.relayUrl, 'agent'), incoming: RelayToAgent });
@@ -71,6 +79,7 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
       }
       case 'welcome':
         this.welcomed = true;
+        this.relayEntitlementKey = message.entitlement_key;
         this.publishPresence();
         this.send({ type: 'statements.since', since: this.agent.statementsSeq() });
         this.setOnline();
@@ -80,6 +89,12 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
         return;
       case 'signal':
         this.signalEmitter.fire(message);
+        return;
+      case 'entitlement':
+        this.entitlementEmitter.fire(message.entitlement);
+        return;
+      case 'usage.ack':
+        this.usageAckEmitter.fire(message);
         return;
       case 'signal.error':
         this.signalErrorEmitter.fire(message);
@@ -112,6 +127,18 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
     return true;
   }
 
+  /** Sends signed usage records; the answer is a usage.ack with this batch id (onUsageAck). */
+  reportUsage(batchId: string, records: UsageRecord[]): boolean {
+    if (!this.isWelcomed) return false;
+    this.send({ type: 'usage.report', batch_id: batchId, records });
+    return true;
+  }
+
+  /** The entitlement key the relay named in its last welcome (compare with the one kept at enrollment). */
+  get entitlementKey(): string | undefined {
+    return this.relayEntitlementKey;
+  }
+
   get publicKey(): string {
     return toHex(this.agent.signer.publicKey);
   }
@@ -121,5 +148,7 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
     this.statementsEmitter.dispose();
     this.signalEmitter.dispose();
     this.signalErrorEmitter.dispose();
+    this.entitlementEmitter.dispose();
+    this.usageAckEmitter.dispose();
   }
 }

@@ -2,6 +2,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { HangarError } from '../errors.js';
 import { fromHex, lvConcat, toHex, type Ed25519Signer } from '../link/handshake.js';
+import type { EntitlementFields, UsageRecord } from '../protocol/billing.js';
 import type { PresenceRecord, Statement, StatementKind } from '../protocol/relay.js';
 
 /**
@@ -18,6 +19,9 @@ export const RELAY_SIGNATURE_LABELS = {
   presence: 'hangar-relay presence v1',
   statement: 'hangar-relay statement v1',
   signal: 'hangar-relay signal v1',
+  usage: 'hangar-relay usage v1',
+  usageKey: 'hangar-relay usage-key v1',
+  entitlement: 'hangar-relay entitlement v1',
 } as const;
 
 /** How far a login proof's issued_at may be from the relay's clock. */
@@ -98,6 +102,52 @@ export function signalBytes(f: { senderKey: string; recipientKey: string; reques
   return lvConcat(RELAY_SIGNATURE_LABELS.signal, fromHex(f.senderKey), fromHex(f.recipientKey), f.requestId, f.payload);
 }
 
+/** The fields of a usage record a host signs (all of it but the signature). */
+export type UsageRecordFields = Omit<UsageRecord, 'signature'>;
+
+/**
+ * One started minute of a build job, as the host signs it: its key inside, so a record cannot be
+ * passed off as another host's; the relay stores it once per usageRecordKey.
+ */
+export function usageRecordBytes(f: UsageRecordFields) {
+  return lvConcat(
+    RELAY_SIGNATURE_LABELS.usage,
+    fromHex(f.host_key),
+    f.attempt_id,
+    f.job_id,
+    String(f.minute_index),
+    String(f.started_at),
+  );
+}
+
+/**
+ * The key of one (host, attempt, minute): the relay's unique key for the record, what it
+ * acknowledges, and the `identifier` of its Stripe meter event (at most 100 characters there), so
+ * a resend is counted once. 160 bits of SHA-256: no two minutes ever share one.
+ */
+export function usageRecordKey(f: Pick<UsageRecord, 'host_key' | 'attempt_id' | 'minute_index'>): string {
+  const digest = sha256(
+    lvConcat(RELAY_SIGNATURE_LABELS.usageKey, fromHex(f.host_key), f.attempt_id, String(f.minute_index)),
+  );
+  return `u1_${toHex(digest).slice(0, 40)}`;
+}
+
+/** An entitlement as the relay signs it; minutes_left null (no cap) is "-", which no number is. */
+export function entitlementBytes(f: EntitlementFields) {
+  return lvConcat(
+    RELAY_SIGNATURE_LABELS.entitlement,
+    f.account_id,
+    f.host_id,
+    f.plan,
+    f.metered ? '1' : '0',
+    f.minutes_left === null ? '-' : String(f.minutes_left),
+    f.reason ?? '-',
+    String(f.minute_ms),
+    String(f.issued_at),
+    String(f.valid_until),
+  );
+}
+
 // ---- sign and verify -----------------------------------------------------------------------
 
 export function signHex(signer: Ed25519Signer, bytes: Uint8Array): string {
@@ -139,6 +189,15 @@ export function signPresence(signer: Ed25519Signer, record: PresenceRecord): str
 
 export function verifyPresence(hostKey: string, record: PresenceRecord, signature: string): boolean {
   return verifyHex(hostKey, presenceRecordBytes(hostKey, record), signature);
+}
+
+export function signUsageRecord(signer: Ed25519Signer, f: Omit<UsageRecordFields, 'host_key'>): UsageRecord {
+  const fields = { ...f, host_key: toHex(signer.publicKey) };
+  return { ...fields, signature: signHex(signer, usageRecordBytes(fields)) };
+}
+
+export function verifyUsageRecord(record: UsageRecord): boolean {
+  return verifyHex(record.host_key, usageRecordBytes(record), record.signature);
 }
 
 export function signSignal(
