@@ -91,8 +91,10 @@ function sandbox(): Sandbox {
   return made;
 }
 
-async function run(program: string, args: string[], env: NodeJS.ProcessEnv, timeout = 180_000) {
-  return exec(program, args, { env, timeout }).then(
+async function run(program: string, args: string[], env: NodeJS.ProcessEnv, timeout = 180_000, input = '') {
+  const running = exec(program, args, { env, timeout });
+  running.child.stdin!.end(input);
+  return running.then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({
       code: error.code ?? -1,
@@ -274,10 +276,13 @@ describe('hangar-agent install --token', () => {
     const { line } = await enrollLine('vps');
     // As on a real system: /var/lib is there and open (made by the plan, it would be 0700 like the data dir).
     mkdirSync(join(box.root, 'var/lib'), { recursive: true, mode: 0o755 });
+    // The line on stdin (`--token -`), as someone keeping it out of shell history would.
     const install = await run(
       bin,
-      ['install', '--system', '--listen', `127.0.0.1:${port}`, '--token', line, '--name', 'vps'],
+      ['install', '--system', '--listen', `127.0.0.1:${port}`, '--token', '-', '--name', 'vps'],
       box.env,
+      180_000,
+      `${line}\n`,
     );
     expect(install.stderr).toBe('');
     expect(install.code).toBe(0);
