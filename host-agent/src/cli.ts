@@ -172,6 +172,13 @@ program
           `The computer that made the token pairs with this host at its first connection, until ${new Date(enrolled.first_link_expires_at).toLocaleString()}.\n`,
       );
     } catch (error) {
+      // With --json the error is a value too: the installer runs enroll as the service user and
+      // passes its code (E_TOKEN_USED, E_UNAVAILABLE, …) on.
+      if (options.json) {
+        const failure = toHangarError(error);
+        process.stderr.write(JSON.stringify({ error: failure.toJSON() }) + '\n');
+        process.exit(failure.code === 'E_BAD_REQUEST' ? 2 : 1);
+      }
       fail(error);
     }
   });

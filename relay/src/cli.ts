@@ -28,6 +28,7 @@ interface ServeOptions extends StorageOptions, BillingFlags {
   trustProxy?: boolean;
   passwordHashCost: number;
   rateLimitScale: number;
+  installScript?: string;
 }
 
 const program = new Command('hangar-relay')
@@ -94,6 +95,10 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
   .option('--trust-proxy', 'behind a reverse proxy: client address and scheme from X-Forwarded-*')
   .option('--password-hash-cost <log2N>', 'scrypt cost for new password hashes', intIn(10, 20), DEFAULT_PASSWORD_COST)
   .option('--rate-limit-scale <n>', 'multiply every rate limit (big NATs, benchmarks)', intIn(1, 100_000), 1)
+  .option(
+    '--install-script <file>',
+    "the host-agent installer served at /install.sh (default: the checkout's build/install/install.sh)",
+  )
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
@@ -120,6 +125,7 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
         billing: billingFromFlags(options),
         passwordCost: options.passwordHashCost,
         rateLimitScale: options.rateLimitScale,
+        ...(options.installScript !== undefined ? { installScript: resolve(options.installScript) } : {}),
       });
       // One JSON line on stdout: scripts and tests read where it listens.
       process.stdout.write(JSON.stringify({ event: 'listening', url: relay.url, replica: relay.replicaId }) + '\n');

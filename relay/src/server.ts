@@ -18,6 +18,7 @@ import { Billing, type BillingOptions } from './billing/billing.js';
 import { loadEntitlementSigner } from './billing/entitlement-key.js';
 import { MeterOutbox } from './billing/meter-outbox.js';
 import { registerStripeWebhook } from './billing/webhook.js';
+import { checkoutInstallScript, loadInstallScript, registerInstallScript } from './api/install-script.js';
 import { registerRoutes, requestOrigin, sendError } from './api/routes.js';
 import { MemoryBus, type RelayBus } from './bus/bus.js';
 import { PgBus } from './bus/pg-bus.js';
@@ -54,6 +55,8 @@ export interface RelayOptions {
   signalTimeoutMs?: number;
   /** Stripe settings turn billing on; without them it is off (self-hosted: nothing metered). */
   billing?: BillingOptions;
+  /** The install script served at /install.sh; default: the checkout's build/install/install.sh. */
+  installScript?: string;
 }
 
 export interface RunningRelay extends Disposable {
@@ -85,6 +88,13 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   const disposables = new DisposableStore();
   const logger = createLogger(options.log).child({ component: 'relay' });
   try {
+    const installScript = loadInstallScript(options.installScript);
+    if (installScript === undefined) {
+      logger.warn(
+        { looked_at: checkoutInstallScript() },
+        'no install script: /install.sh answers 404 (give one with --install-script)',
+      );
+    }
     const store = disposables.add(
       await openStore(options.storage, {
         onPoolError: (error) => logger.warn({ err: error }, 'idle database client failed'),
@@ -165,6 +175,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       new DeviceConnection(socket, ctx, hub);
     });
     registerRoutes(app, ctx);
+    registerInstallScript(app, ctx, installScript);
     if (stripe !== undefined) registerStripeWebhook(app, ctx, stripe);
     await app.listen({ host: options.listen.host, port: options.listen.port });
     // Stop accepting first; the hub then closes the sockets, and their hosts go offline.

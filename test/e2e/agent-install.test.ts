@@ -163,11 +163,12 @@ describe('hangar-agent install', () => {
     expect(readCalls(box.state)).toEqual([]);
   });
 
-  it('refuses --token until the relay integration exists, and changes nothing', async () => {
+  it('refuses a --token that is not a whole enrollment line before it looks at anything, and changes nothing', async () => {
     const box = sandbox();
     const result = await agent(box, ['install', '--user', '--token', 'hgr1_example']);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain('enrollment needs the relay integration (not built yet)');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('copy the whole line that `hangar hosts enroll-token` printed');
+    expect(result.stdout).toBe('');
     expect(readdirSync(box.home)).toEqual([]);
     expect(readCalls(box.state)).toEqual([]);
   });
@@ -219,7 +220,7 @@ describe('hangar-agent install', () => {
     const status = JSON.parse((await agent(box, ['status', '--system', '--json'])).stdout);
     expect(status.service.running).toBe(true);
     expect(status.version).toMatchObject({ current: '0.1.0', running: '0.1.0' });
-    expect(status.relay).toEqual({ state: 'not_built' });
+    expect(status.relay).toEqual({ state: 'not_enrolled' });
     expect(status.devices).toEqual([]);
 
     const pid = runFile(data).pid;

@@ -79,6 +79,27 @@ describe('install.sh', () => {
     expect(readdirSync(home)).toEqual([]);
   });
 
+  it('piped into sh and cut short, runs nothing', async () => {
+    const dir = join(work, 'cut-short');
+    const path = binWith(join(dir, 'bin'), [...SCRIPT_TOOLS, 'node']);
+    // An npm that only says it ran: a half-downloaded script must never get this far.
+    writeFileSync(join(path, 'npm'), `#!/bin/sh\necho ran >> ${join(dir, 'npm-ran')}\n`, { mode: 0o755 });
+    const script = readFileSync(INSTALL_SH, 'utf8');
+    const cut = script.slice(0, script.indexOf('# 3. The service.'));
+    const result = await new Promise<Run>((resolve) => {
+      const child = execFile(
+        '/bin/sh',
+        ['-s', '--', '--user'],
+        { env: { PATH: path, HOME: dir } },
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+      );
+      child.stdin!.end(cut);
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(existsSync(join(dir, 'npm-ran'))).toBe(false);
+  });
+
   it('refuses an unsupported system by name', async () => {
     const path = binWith(
       join(work, 'bin-bsd'),

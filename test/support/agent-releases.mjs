@@ -16,18 +16,32 @@ export const FIXTURES = join(ROOT, 'test', 'fixtures');
 /** systemctl, loginctl, journalctl, launchctl, useradd and userdel stand-ins, first on PATH. */
 export const STANDIN_PATH = ['systemd', 'launchd', 'users'].map((dir) => join(FIXTURES, dir)).join(':');
 
+/** Where the bundled agent dials the relay's agent socket (shared/src/relay/agent-socket.ts). */
+const AGENT_SOCKET_CALL = 'relaySocketUrl(agent.relayUrl, "agent")';
+
 /**
  * Packs hangar-agent at `version` into `dir` and publishes it. A `broken` release installs and
  * starts like any other but exits at once with an error, as a release with a startup bug would.
+ * A `relayCutOff` release serves locally as usual but dials a relay path that does not exist, as a
+ * release whose relay link is broken would: it never shows online on the relay.
  */
-export async function publishAgent(registry, dir, version, { broken = false } = {}) {
+export async function publishAgent(registry, dir, version, { broken = false, relayCutOff = false } = {}) {
   let tarball;
-  if (broken) {
+  if (broken || relayCutOff) {
     const stage = await stageAgentPackage({ version, outDir: join(dir, `stage-${version}`) });
-    writeFileSync(
-      join(stage, 'dist', 'cli.js'),
-      "process.stderr.write('hangar-agent: this release is broken on purpose (test)\\n');\nprocess.exit(70);\n",
-    );
+    const cli = join(stage, 'dist', 'cli.js');
+    if (broken) {
+      writeFileSync(
+        cli,
+        "process.stderr.write('hangar-agent: this release is broken on purpose (test)\\n');\nprocess.exit(70);\n",
+      );
+    } else {
+      const bundle = readFileSync(cli, 'utf8');
+      if (bundle.split(AGENT_SOCKET_CALL).length !== 2) {
+        throw new Error(`the agent bundle no longer has exactly one ${AGENT_SOCKET_CALL}: update this helper`);
+      }
+      writeFileSync(cli, bundle.replace(AGENT_SOCKET_CALL, `${AGENT_SOCKET_CALL} + "-moved"`));
+    }
     const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: stage });
     tarball = join(dir, JSON.parse(stdout)[0].filename);
   } else {

@@ -26,7 +26,11 @@ export function registerInstallCommands(program: Command, fail: (error: unknown)
     .option('--system', 'a service of the machine (Linux: runs as the user hangar; the default as root)')
     .option('--data <dir>', 'data directory (default: /var/lib/hangar for --system, ~/.hangar-agent otherwise)')
     .option('--listen <host:port>', 'address to listen on (0.0.0.0:7070 to be reached on the LAN/tailnet)')
-    .option('--token <token>', 'enroll with a relay using this token (needs the relay integration)')
+    .option(
+      '--token <hgr1_…>',
+      'enroll in the account that made this token (`hangar hosts enroll-token`) before installing; the service then keeps the host online on that relay; - reads it from stdin',
+    )
+    .option('--name <name>', "with --token: what the account calls this host (default: this machine's host name)")
     .option('--without-sandbox', 'Linux: install without bubblewrap (no sandbox jobs)')
     .option('--tart', 'macOS: the Tart executor is wanted; check that Tart is installed')
     .option('--node <path>', 'the Node binary the service runs (default: the one running this)')
@@ -35,7 +39,9 @@ export function registerInstallCommands(program: Command, fail: (error: unknown)
     .option('--dry-run', 'print the files it would write and the commands it would run; change nothing')
     .action(
       action(async (options: InstallOptions & ModeFlags) => {
-        await runInstall({ ...options, ...modeOf(options) });
+        // `--token -` reads the line from stdin, as enroll does: out of shell history and `ps`.
+        const token = options.token === '-' ? await readStdin() : options.token;
+        await runInstall({ ...options, ...modeOf(options), ...(token !== undefined ? { token } : {}) });
       }),
     );
 
@@ -156,6 +162,12 @@ export function registerInstallCommands(program: Command, fail: (error: unknown)
         });
       }),
     );
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function modeOf(flags: ModeFlags): { mode?: InstallMode } {

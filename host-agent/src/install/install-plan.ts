@@ -34,6 +34,8 @@ export interface InstallInputs {
   tmux: string;
   channel: string;
   registry?: string;
+  /** install --token: the relay and token id the line names (the secrets stay with the installer). */
+  enroll?: { relay: string; tokenId: string };
   now: number;
 }
 
@@ -46,6 +48,27 @@ export function planInstall(inputs: InstallInputs): Step[] {
   const steps: Step[] = [];
   const linuxSystem = layout.platform === 'linux' && layout.mode === 'system';
   if (linuxSystem) steps.push(...userSteps(inputs));
+  steps.push({
+    kind: 'mkdir',
+    path: layout.dataDir,
+    mode: 0o700,
+    ...(linuxSystem ? { owner: layout.serviceUser } : {}),
+    why: "the agent's keys, database and session logs, private to it",
+  });
+  if (inputs.enroll) {
+    // Before anything else is installed: a token the relay refuses leaves no service behind, and
+    // the agent starts enrolled, so it goes online at its first start.
+    steps.push({
+      kind: 'enroll',
+      dataDir: layout.dataDir,
+      relay: inputs.enroll.relay,
+      tokenId: inputs.enroll.tokenId,
+      ...(linuxSystem ? { user: layout.serviceUser } : {}),
+      why:
+        "registers this host's public key and TLS certificate with the relay (hangar-agent enroll; " +
+        'keys and database made as the agent’s user)',
+    });
+  }
   steps.push({
     kind: 'mkdir',
     path: join(layout.home, 'versions'),
@@ -69,13 +92,6 @@ export function planInstall(inputs: InstallInputs): Step[] {
       why: 'the service runs whatever this points at; updates switch it',
     });
   }
-  steps.push({
-    kind: 'mkdir',
-    path: layout.dataDir,
-    mode: 0o700,
-    ...(linuxSystem ? { owner: layout.serviceUser } : {}),
-    why: "the agent's keys, database and session logs, private to it",
-  });
   const command: ServiceCommand = {
     argv: [
       inputs.node,
@@ -212,12 +228,40 @@ export function passwdNames(file: string): Set<string> {
   );
 }
 
-export function passwdEntry(file: string, name: string): { uid: number; gid: number } | undefined {
+export function passwdEntry(file: string, name: string): { uid: number; gid: number; home: string } | undefined {
   for (const line of existsSync(file) ? readFileSync(file, 'utf8').split('\n') : []) {
-    const [entry, , uid, gid] = line.split(':');
-    if (entry === name && uid && gid) return { uid: Number(uid), gid: Number(gid) };
+    const [entry, , uid, gid, , home] = line.split(':');
+    if (entry === name && uid && gid) return { uid: Number(uid), gid: Number(gid), home: home || '/' };
   }
   return undefined;
+}
+
+/**
+ * What undoes the steps an install took before its enroll step (the relay refused the token):
+ * the accounts it made and the data dir, if it made that too. Nothing else comes before it.
+ */
+export function planUndoBeforeEnroll(
+  steps: readonly Step[],
+  environment: InstallEnvironment,
+  dataDirExisted: boolean,
+): Step[] {
+  const prefixArgs = environment.prefix ? ['--prefix', environment.prefix] : [];
+  const undo: Step[] = [];
+  for (const step of steps) {
+    if (step.kind === 'enroll') break;
+    if (step.kind === 'run' && step.argv[0] === 'useradd') {
+      const user = step.argv.at(-1)!;
+      undo.unshift({
+        kind: 'run',
+        argv: ['userdel', ...prefixArgs, ...(step.argv.includes('--create-home') ? ['--remove'] : []), user],
+        why: `the ${user} account this install had just made`,
+        mayFail: true,
+      });
+    } else if (step.kind === 'mkdir' && !dataDirExisted) {
+      undo.unshift({ kind: 'remove', path: step.path, why: 'the data dir this install had just made' });
+    }
+  }
+  return undo;
 }
 
 /**

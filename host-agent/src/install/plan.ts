@@ -13,7 +13,9 @@ export type Step =
   | { kind: 'copy'; from: string; to: string; why: string }
   | { kind: 'link'; path: string; target: string; why: string }
   | { kind: 'remove'; path: string; why: string }
-  | { kind: 'run'; argv: string[]; why: string; /** A failure is reported and the plan goes on. */ mayFail?: boolean };
+  | { kind: 'run'; argv: string[]; why: string; /** A failure is reported and the plan goes on. */ mayFail?: boolean }
+  /** The token itself is not in the step (a dry run prints steps): the installer holds it. */
+  | { kind: 'enroll'; dataDir: string; relay: string; tokenId: string; user?: string; why: string };
 
 export interface CommandResult {
   code: number;
@@ -51,6 +53,11 @@ export function describeStep(step: Step): string {
       return `remove ${step.path}: ${step.why}`;
     case 'run':
       return `run ${step.argv.map(quoteForDisplay).join(' ')}: ${step.why}`;
+    case 'enroll':
+      return (
+        `enroll ${step.dataDir} with the relay ${step.relay} (token ${step.tokenId}, single use` +
+        `${step.user ? `; as ${step.user}` : ''}): ${step.why}`
+      );
   }
 }
 
@@ -63,6 +70,8 @@ export interface ApplyOptions {
   /** uid and gid for an owner name (the users are made by an earlier step of the same plan). */
   resolveOwner: (name: string) => { uid: number; gid: number };
   log: (line: string) => void;
+  /** Carries out an enroll step (install --token); plans without one need none. */
+  enroll?: (step: Extract<Step, { kind: 'enroll' }>) => Promise<void>;
 }
 
 /** Carries out the steps in order; the first failing step stops the plan with what to do. */
@@ -114,6 +123,10 @@ export async function applyPlan(steps: readonly Step[], options: ApplyOptions): 
         }
         break;
       }
+      case 'enroll':
+        if (!options.enroll) throw new HangarError('E_INTERNAL', 'an enroll step without an enrollment to carry out');
+        await options.enroll(step);
+        break;
     }
   }
 }

@@ -1,11 +1,12 @@
 import Database from 'better-sqlite3';
 import { HangarError } from '@hangar/shared';
-import { accessSync, chownSync, constants, existsSync, lstatSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readRunFile, processAlive } from '../service/run-file.js';
 import { SESSION_PREFIX, tmuxSocketName } from '../sessions/tmux.js';
 import { linkedVersion, previousLink } from '../update/versions.js';
-import { enrollment } from './enrollment.js';
+import type { RelayStatus } from '../relay/index.js';
+import { giveSidecarsBack, relayLink } from './enrollment.js';
 import { currentLink, describeService, type InstallLayout, type InstallRecord } from './layout.js';
 import type { Runner } from './plan.js';
 import { serviceControl, type ServiceState } from './service-control.js';
@@ -15,8 +16,8 @@ export interface AgentStatus {
   version: { current?: string; previous?: string; running?: string; running_pid?: number };
   data_dir: string;
   listen: { configured: string; answering?: string };
-  /** Filled by the relay integration (enrollment.relayLink); `not_built` until then, never a guess. */
-  relay: { state: 'not_built' } | { state: 'not_enrolled' } | { state: 'online' | 'offline'; relay: string };
+  /** The relay link as the serving agent recorded it (relay/status.ts); `not serving` when none runs. */
+  relay: { state: 'not_enrolled' } | RelayStatus;
   devices: string[];
   sessions: number | undefined;
   jobs: Record<string, number>;
@@ -31,8 +32,7 @@ export async function collectStatus(
   const service = await serviceControl(layout, uid).state(run);
   const running = readRunFile(record.data_dir);
   const alive = running && processAlive(running.pid) ? running : undefined;
-  const link = await enrollment.relayLink(record.data_dir);
-  const counts = readCounts(record.data_dir);
+  const counts = readAgentDb(record.data_dir);
   const current = linkedVersion(currentLink(layout));
   const previous = linkedVersion(previousLink(layout));
   return {
@@ -44,11 +44,7 @@ export async function collectStatus(
     },
     data_dir: record.data_dir,
     listen: { configured: record.listen, ...(alive ? { answering: alive.address } : {}) },
-    relay: !enrollment.available
-      ? { state: 'not_built' }
-      : link
-        ? { state: link.online ? 'online' : 'offline', relay: link.relay }
-        : { state: 'not_enrolled' },
+    relay: counts.relay ?? { state: 'not_enrolled' },
     devices: counts.devices,
     sessions: await countSessions(record.data_dir, run),
     jobs: counts.jobs,
@@ -58,12 +54,6 @@ export async function collectStatus(
 export function formatStatus(status: AgentStatus): string {
   const { version } = status;
   const jobs = Object.entries(status.jobs).map(([state, count]) => `${count} ${state}`);
-  const relay =
-    status.relay.state === 'not_built'
-      ? 'not part of this build (the relay integration adds enrollment and this line)'
-      : status.relay.state === 'not_enrolled'
-        ? 'not enrolled'
-        : `${status.relay.state} (${status.relay.relay})`;
   const rows: [string, string][] = [
     [
       'service',
@@ -79,7 +69,7 @@ export function formatStatus(status: AgentStatus): string {
       'listen',
       `${status.listen.configured}${status.listen.answering ? ` (answering on ${status.listen.answering})` : ''}`,
     ],
-    ['relay', relay],
+    ['relay', formatRelay(status.relay)],
     [
       'devices',
       status.devices.length === 0 ? 'none paired' : `${status.devices.length} paired: ${status.devices.join(', ')}`,
@@ -90,12 +80,29 @@ export function formatStatus(status: AgentStatus): string {
   return rows.map(([name, value]) => `${`${name}:`.padEnd(10)}${value}`).join('\n') + '\n';
 }
 
+/** `online on https://relay.example as "mini" (host_…) since 10:42:07`, or the state and its last error. */
+function formatRelay(relay: AgentStatus['relay']): string {
+  if (relay.state === 'not_enrolled') return 'not enrolled (hangar-agent enroll --token …, or install --token)';
+  const who = `as "${relay.name}" (${relay.host_id})`;
+  const since = relay.since !== null ? ` since ${new Date(relay.since).toLocaleTimeString()}` : '';
+  const pending = relay.first_links_pending > 0 ? `; ${relay.first_links_pending} first link(s) to come` : '';
+  switch (relay.state) {
+    case 'online':
+      return `online on ${relay.relay_url} ${who}${since}${pending}`;
+    case 'not serving':
+      return `enrolled on ${relay.relay_url} ${who}; offline there: the agent is not running`;
+    default:
+      // connecting, offline (retrying) or stopped (the relay said to stop dialing: removed there).
+      return `${relay.state}: relay ${relay.relay_url} ${who}${since}${relay.error ? `; last error: ${relay.error}` : ''}`;
+  }
+}
+
 /**
- * Paired devices and job counts, read-only from the agent's database. Run as root on a system
- * install, SQLite may create the WAL's shared-memory file; it is handed to the database's owner,
- * or the agent (not root) could no longer open its own database.
+ * Paired devices, job counts and the relay link, read-only from the agent's database. Run as
+ * root on a system install, SQLite may create the WAL's shared-memory file; it is handed back to
+ * the database's owner, or the agent (not root) could no longer open its own database.
  */
-function readCounts(dataDir: string): { devices: string[]; jobs: Record<string, number> } {
+function readAgentDb(dataDir: string): { devices: string[]; jobs: Record<string, number>; relay: RelayStatus | null } {
   try {
     if (existsSync(dataDir)) accessSync(dataDir, constants.R_OK | constants.X_OK);
   } catch (error) {
@@ -106,7 +113,7 @@ function readCounts(dataDir: string): { devices: string[]; jobs: Record<string, 
     );
   }
   const file = join(dataDir, 'agent.db');
-  if (!existsSync(file)) return { devices: [], jobs: {} };
+  if (!existsSync(file)) return { devices: [], jobs: {}, relay: null };
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const devices = (db.prepare('SELECT name FROM paired_devices ORDER BY paired_at').all() as { name: string }[]).map(
@@ -120,14 +127,10 @@ function readCounts(dataDir: string): { devices: string[]; jobs: Record<string, 
         }[]
       ).map((row) => [row.state, row.n]),
     );
-    return { devices, jobs };
+    return { devices, jobs, relay: relayLink(dataDir) };
   } finally {
     db.close();
-    const owner = statSync(file);
-    for (const suffix of ['-wal', '-shm']) {
-      const side = file + suffix;
-      if (existsSync(side) && lstatSync(side).uid !== owner.uid) chownSync(side, owner.uid, owner.gid);
-    }
+    giveSidecarsBack(dataDir);
   }
 }
 

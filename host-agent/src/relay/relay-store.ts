@@ -28,10 +28,13 @@ export interface FirstLinkRow {
   used_at: number | null;
 }
 
+/** What the read-only helpers need: `relayStatus` passes a read-only connection of its own. */
+type StoreReader = Pick<AgentStore, 'db'>;
+
 /** How long the device that made a token has to make its first link to the host. */
 export const FIRST_LINK_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
-export function loadEnrollment(store: AgentStore): EnrollmentRow | undefined {
+export function loadEnrollment(store: StoreReader): EnrollmentRow | undefined {
   return store.db.prepare('SELECT * FROM relay_enrollment WHERE id = 1').get() as EnrollmentRow | undefined;
 }
 
@@ -101,7 +104,7 @@ export function consumeFirstLinkAndPair(
 }
 
 /** Keys of devices whose first link is still to come: their statements are held, not ignored. */
-export function pendingFirstLinkKeys(store: AgentStore, now: number): Set<string> {
+export function pendingFirstLinkKeys(store: StoreReader, now: number): Set<string> {
   const rows = store.db
     .prepare('SELECT device_key FROM relay_first_links WHERE e2e_secret IS NOT NULL AND expires_at > ?')
     .all(now) as { device_key: string }[];
@@ -115,7 +118,7 @@ export function voidExpiredFirstLinks(store: AgentStore, now: number): void {
     .run(now);
 }
 
-export function countPendingFirstLinks(store: AgentStore, now: number): number {
+export function countPendingFirstLinks(store: StoreReader, now: number): number {
   return pendingFirstLinkKeys(store, now).size;
 }
 

@@ -1,4 +1,6 @@
-import { AgentStore } from '../store/db.js';
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { agentDbPath } from '../store/db.js';
 import { countPendingFirstLinks, loadEnrollment } from './relay-store.js';
 
 export interface RelayStatus {
@@ -16,17 +18,26 @@ export interface RelayStatus {
   error: string | null;
   /** When it entered that state. */
   since: number | null;
+  /** The serve process that recorded the state (an update waits for the new one's, not the old one's). */
+  pid: number | null;
   /** Enrollment tokens whose device has yet to make its first link here. */
   first_links_pending: number;
 }
 
 /**
- * The relay enrollment of the agent at `dataDir`, for `hangar-agent status` and doctor, from
- * another process than serve: null when this host is not enrolled.
+ * The relay enrollment of the agent at `dataDir`, for `hangar-agent status`, the installer and
+ * doctor, from another process than serve: null when this host is not enrolled. Read-only: it
+ * may run as root on a system install, or from another version than the agent that is serving,
+ * so it neither creates the database nor migrates it.
  */
 export function relayStatus(dataDir: string, now = Date.now()): RelayStatus | null {
-  const store = AgentStore.open(dataDir);
+  const file = agentDbPath(dataDir);
+  if (!existsSync(file)) return null;
+  const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
+    const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'relay_enrollment'").get();
+    if (migrated === undefined) return null;
+    const store = { db };
     const row = loadEnrollment(store);
     if (row === undefined) return null;
     const serving = row.state_pid !== null && isAlive(row.state_pid) && row.state !== null;
@@ -39,10 +50,11 @@ export function relayStatus(dataDir: string, now = Date.now()): RelayStatus | nu
       state: serving ? (row.state as RelayStatus['state']) : 'not serving',
       error: serving ? row.state_error : null,
       since: serving ? row.state_at : null,
+      pid: serving ? row.state_pid : null,
       first_links_pending: countPendingFirstLinks(store, now),
     };
   } finally {
-    store.dispose();
+    db.close();
   }
 }
 

@@ -17,8 +17,11 @@ export interface HealthExpectation {
   /** The pid of the agent that was stopped: the one answering must be another process. */
   notPid?: number;
   timeoutMs?: number;
-  /** The relay seam: resolves true once the host shows online there, or undefined when not enrolled. */
-  relayOnline?: () => Promise<boolean | undefined>;
+  /**
+   * Set when the host must also be online on its relay (enrolled, and online before the restart):
+   * whether the agent process `pid` holds its relay link up, and else what it shows.
+   */
+  relayPresence?: (pid: number) => { online: boolean; detail: string };
   /**
    * Asked about once a second: a reason when the service manager has given up on the service
    * (systemd: failed, after its restart limit), so a broken release is rolled back without
@@ -29,15 +32,17 @@ export interface HealthExpectation {
 
 export interface Healthy {
   run: RunFile;
-  /** Milliseconds from the start of the wait until the agent answered. */
+  /** Milliseconds from the start of the wait until the agent answered (and was online on its relay). */
   answeredAfterMs: number;
+  /** When the relay was waited for: where the host is online. */
+  relay?: string;
 }
 
 /**
  * Waits until the agent answers locally: its run file names a live process of the expected
  * version (and not the old pid), and a TLS handshake with its address presents the certificate
- * in its data dir — the one devices pinned, so it is this agent and not another on the port. If
- * the host is enrolled, it must also show online on the relay. Rejects with E_TIMEOUT saying what
+ * in its data dir — the one devices pinned, so it is this agent and not another on the port. With
+ * `relayPresence`, that process must also hold its relay link up. Rejects with E_TIMEOUT saying what
  * was last seen.
  */
 export async function waitForHealthy(expect: HealthExpectation): Promise<Healthy> {
@@ -55,9 +60,11 @@ export async function waitForHealthy(expect: HealthExpectation): Promise<Healthy
       else {
         const problem = await handshakeProblem(expect.dataDir, run.address, deadline - Date.now());
         if (!problem) {
-          const online = expect.relayOnline ? await expect.relayOnline() : undefined;
-          if (online !== false) return { run, answeredAfterMs: Date.now() - started };
-          lastSeen = 'answers locally but is not online on the relay';
+          const relay = expect.relayPresence?.(run.pid);
+          if (relay === undefined || relay.online) {
+            return { run, answeredAfterMs: Date.now() - started, ...(relay ? { relay: relay.detail } : {}) };
+          }
+          lastSeen = relay.detail;
         } else lastSeen = problem;
       }
     }

@@ -1,5 +1,5 @@
 import { HangarError, toHangarError } from '@hangar/shared';
-import { enrollment } from '../install/enrollment.js';
+import { onlineOnRelay, relayPresence } from '../install/enrollment.js';
 import { currentLink, type InstallLayout, type InstallRecord } from '../install/layout.js';
 import type { Runner } from '../install/plan.js';
 import { serviceControl, type ServiceControl } from '../install/service-control.js';
@@ -30,8 +30,8 @@ export type UpdateOutcome =
 
 /**
  * `hangar-agent update`: the new version is installed beside the running one, `current` is
- * switched to it, the service restarted, and the agent must answer (health.ts) within 30 s; if it
- * does not, `current` goes back to the version that ran before, which is restarted and checked
+ * switched to it, the service restarted, and the agent must answer (health.ts) within 30 s, and be
+ * online on its relay if it was before; if it does not, `current` goes back to the version that ran before, which is restarted and checked
  * the same way. tmux sessions are untouched throughout: they live in their own unit (systemd)
  * or outside the job's process group (launchd).
  */
@@ -40,6 +40,8 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateOutcome
   const lock = lockUpdates(layout);
   try {
     const from = linkedVersion(currentLink(layout));
+    // Online on its relay now: then the new version (and a rollback) must be online there too.
+    const relay = onlineOnRelay(record.data_dir);
     const previousBefore = linkedVersion(previousLink(layout));
     let to: string;
     if (options.rollback) {
@@ -56,18 +58,19 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateOutcome
       await fetchVersion(layout, run, to, record.registry);
     }
     log(`switching ${from ?? '(none)'} -> ${to} and restarting the agent (terminals keep running)`);
-    const switched = await switchAndCheck(options, to);
+    const switched = await switchAndCheck(options, to, relay);
     if ('healthy' in switched) {
       if (!options.rollback) {
         const removed = pruneVersions(layout);
         if (removed.length > 0) log(`removed old versions: ${removed.join(', ')}`);
       }
-      log(`hangar-agent ${to} answers (pid ${switched.healthy.run.pid}) after ${switched.downtimeMs} ms`);
+      const where = switched.healthy.relay ? ` and is ${switched.healthy.relay}` : '';
+      log(`hangar-agent ${to} answers (pid ${switched.healthy.run.pid})${where} after ${switched.downtimeMs} ms`);
       return { kind: 'updated', from, to, healthy: switched.healthy, downtimeMs: switched.downtimeMs };
     }
     if (!from) throw switched.failure;
     log(`hangar-agent ${to} did not come up: ${switched.failure.message}; putting ${from} back`);
-    const back = await switchAndCheck(options, from);
+    const back = await switchAndCheck(options, from, relay);
     if ('failure' in back) {
       throw new HangarError(
         'E_UNAVAILABLE',
@@ -92,6 +95,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateOutcome
 async function switchAndCheck(
   options: UpdateOptions,
   version: string,
+  relay: boolean,
 ): Promise<{ healthy: Healthy; downtimeMs: number } | { failure: HangarError }> {
   const { layout, record } = options;
   const before = readRunFile(record.data_dir)?.pid;
@@ -105,7 +109,7 @@ async function switchAndCheck(
       version,
       ...(before !== undefined ? { notPid: before } : {}),
       ...(options.healthTimeoutMs !== undefined ? { timeoutMs: options.healthTimeoutMs } : {}),
-      relayOnline: async () => (await enrollment.relayLink(record.data_dir))?.online,
+      ...(relay ? { relayPresence: (pid: number) => relayPresence(record.data_dir, pid) } : {}),
       serviceGaveUp: () => serviceGaveUp(control, options.run),
     });
     return { healthy, downtimeMs: Date.now() - started };

@@ -1,15 +1,18 @@
 // Benchmark: the install line and the update's downtime (issue 14).
 //
 // Per run, in a fresh temp HOME with systemd stood in for (test/fixtures/systemd: it runs the units
-// for real) and a loopback npm registry (test/fixtures/npm-registry, with better-sqlite3's prebuilt
-// binary mirrored as GitHub serves it to users):
-//   install → answering: `sh build/install/install.sh --user …` started → the first TLS handshake
-//     with the agent (a poller tries every 25 ms), and → the script's exit (it waits for the agent);
+// for real), a loopback npm registry (test/fixtures/npm-registry, with better-sqlite3's prebuilt
+// binary mirrored as GitHub serves it to users) and a real relay on loopback (SQLite) with one
+// account, whose presence a device socket watches as the app's "Enroll a host" dialog does:
+//   install line: `curl -fsSL <relay>/install.sh | sh -s -- --user --token hgr1_… …` started →
+//     the first TLS handshake with the agent (a poller tries every 25 ms), → the host online on the
+//     relay (the device socket's presence event), and → the script's exit;
 //   update downtime: during `hangar-agent update`, the last handshake before the agent went away →
-//     the first one after it came back (a poller every 10 ms), and the update's wall time.
-// Reference, measured in the same run: a bare `hangar-agent serve` from this checkout, cold start to
-// first handshake, and a bare restart (SIGTERM → new process answering). "Online on the relay" comes
-// with the relay integration and is not measured here.
+//     the first one after it came back (a poller every 10 ms), the host offline → online again on
+//     the relay as the device saw it, and the update's wall time.
+// Reference, measured in the same run: a bare `hangar-agent serve` from this checkout, enrolled
+// with `hangar-agent enroll` first, cold start to first handshake and to online on the relay, and
+// a bare restart (SIGTERM → new process answering).
 //
 //   npm run bench:installer            BENCH_RUNS=5 for more runs
 import { execFile, spawn } from 'node:child_process';
@@ -25,6 +28,7 @@ import { betterSqlitePrebuild, startRegistry } from '../../fixtures/npm-registry
 import { killEverything } from '../../fixtures/service-manager/jobs.mjs';
 import { INSTALL_SH, installEnv, publishAgent, ROOT } from '../../support/agent-releases.mjs';
 import { AGENT, percentile } from '../support.mjs';
+import { startRelayAccount } from './relay-account.mjs';
 
 const exec = promisify(execFile);
 const s = (value) => `${(value / 1000).toFixed(2)} s`;
@@ -33,37 +37,46 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const work = mkdtempSync(join(tmpdir(), 'hangar-bench-installer-'));
 
 const registry = await startRegistry({ prebuilds: betterSqlitePrebuild(ROOT) });
+const relay = await startRelayAccount(join(work, 'relay'));
 try {
-  process.stdout.write(`publishing hangar-agent 0.1.0 and 0.2.0 to ${registry.url} …\n`);
+  process.stdout.write(`publishing hangar-agent 0.1.0 and 0.2.0 to ${registry.url}; relay at ${relay.url} …\n`);
   await publishAgent(registry, join(work, 'publish'), '0.1.0');
   await publishAgent(registry, join(work, 'publish'), '0.2.0');
   registry.tag('hangar-agent', 'latest', '0.1.0');
 
-  const reference = { start: [], restart: [] };
-  const measured = { answering: [], scriptDone: [], downtime: [], updateWall: [] };
+  const reference = { start: [], online: [], restart: [] };
+  const measured = { answering: [], online: [], scriptDone: [], downtime: [], relayGap: [], updateWall: [] };
   for (let run = 1; run <= RUNS; run++) {
     const bare = await bareAgent(join(work, `bare-${run}`));
     reference.start.push(bare.startMs);
+    reference.online.push(bare.onlineMs);
     reference.restart.push(bare.restartMs);
     const result = await installAndUpdate(join(work, `run-${run}`));
-    Object.entries(result).forEach(([key, value]) => measured[key].push(value));
+    Object.entries(result).forEach(([key, value]) => value !== undefined && measured[key].push(value));
     process.stdout.write(
-      `run ${run}: install → answering ${s(result.answering)} (script done ${s(result.scriptDone)}); ` +
-        `update downtime ${ms(result.downtime)} (update took ${s(result.updateWall)}); ` +
-        `reference: bare cold start ${ms(bare.startMs)}, bare restart ${ms(bare.restartMs)}\n`,
+      `run ${run}: install line → answering ${s(result.answering)}, → online on the relay ${s(result.online)} ` +
+        `(script done ${s(result.scriptDone)}); update downtime ${ms(result.downtime)}, offline on the relay ` +
+        `${result.relayGap === undefined ? 'not seen' : ms(result.relayGap)} (update took ${s(result.updateWall)}); ` +
+        `reference: bare cold start ${ms(bare.startMs)}, → online ${ms(bare.onlineMs)}, bare restart ${ms(bare.restartMs)}\n`,
     );
   }
   const median = (values) => percentile(values, 50);
+  const times = (value, ref) => `${(value / ref).toFixed(1)}×`;
   process.stdout.write(
     `\nmedian of ${RUNS}:\n` +
-      `  install line → agent answering   ${s(median(measured.answering))}  ` +
-      `(${(median(measured.answering) / median(reference.start)).toFixed(1)}× a bare cold start, ${ms(median(reference.start))})\n` +
-      `  update downtime (link gone → back) ${ms(median(measured.downtime))}  ` +
-      `(${(median(measured.downtime) / median(reference.restart)).toFixed(1)}× a bare restart, ${ms(median(reference.restart))})\n` +
-      `  update wall time                  ${s(median(measured.updateWall))}\n` +
-      '  online on the relay: not measured (comes with the relay integration)\n',
+      `  install line → agent answering      ${s(median(measured.answering))}  ` +
+      `(${times(median(measured.answering), median(reference.start))} a bare cold start, ${ms(median(reference.start))})\n` +
+      `  install line → online on the relay  ${s(median(measured.online))}  ` +
+      `(${times(median(measured.online), median(reference.online))} a bare enrolled cold start → online, ${ms(median(reference.online))})\n` +
+      `  update downtime (link gone → back)  ${ms(median(measured.downtime))}  ` +
+      `(${times(median(measured.downtime), median(reference.restart))} a bare restart, ${ms(median(reference.restart))})\n` +
+      (measured.relayGap.length > 0
+        ? `  update: offline on the relay for    ${ms(median(measured.relayGap))} (as the device saw it)\n`
+        : '  update: the device never saw the host offline\n') +
+      `  update wall time                    ${s(median(measured.updateWall))}\n`,
   );
 } finally {
+  await relay.stop();
   await registry[Symbol.asyncDispose]();
   rmSync(work, { recursive: true, force: true });
 }
@@ -74,28 +87,36 @@ async function installAndUpdate(dir) {
   mkdirSync(box.root, { recursive: true });
   const env = installEnv({ registry, dir, ...box });
   const port = await freePort();
+  const line = await relay.enrollLine();
+  const known = await relay.hostIds();
   try {
     const started = performance.now();
     const poller = pollHandshakes(port, 25);
-    await exec(
-      'sh',
-      [INSTALL_SH, '--user', '--version', '0.1.0', '--registry', registry.url, '--listen', `127.0.0.1:${port}`],
-      {
-        env,
-        timeout: 600_000,
-      },
-    );
+    const online = relay.firstOnline(known, started);
+    const script =
+      `curl -fsSL ${relay.url}/install.sh | sh -s -- --user --token ${line} ` +
+      `--version 0.1.0 --registry ${registry.url} --listen 127.0.0.1:${port}`;
+    await exec('sh', ['-c', script], { env, timeout: 600_000 });
     const scriptDone = performance.now() - started;
     const answering = (await poller.firstSuccess()) - started;
+    const host = await online;
     poller.stop();
 
     const during = pollHandshakes(port, 10);
     await during.firstSuccess();
     const updateStarted = performance.now();
+    const relayGap = relay.offlineGap(host.host_id, updateStarted);
     await exec(join(box.home, '.local/bin/hangar-agent'), ['update', '--version', '0.2.0'], { env, timeout: 600_000 });
     const updateWall = performance.now() - updateStarted;
     during.stop();
-    return { answering, scriptDone, downtime: during.longestGap(), updateWall };
+    return {
+      answering,
+      online: host.at - started,
+      scriptDone,
+      downtime: during.longestGap(),
+      relayGap: await relayGap,
+      updateWall,
+    };
   } finally {
     await killEverything(box.state);
     const data = join(box.home, '.hangar-agent');
@@ -106,10 +127,15 @@ async function installAndUpdate(dir) {
   }
 }
 
-/** A bare agent from this checkout: cold start to first handshake, then SIGTERM → answering again. */
+/**
+ * A bare agent from this checkout, enrolled first: cold start to first handshake and to online on
+ * the relay, then SIGTERM → answering again.
+ */
 async function bareAgent(dir) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
+  const known = await relay.hostIds();
+  await exec(process.execPath, [AGENT, 'enroll', '--data', dir, '--token', await relay.enrollLine()]);
   const start = () =>
     spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dir], {
       stdio: 'ignore',
@@ -117,8 +143,10 @@ async function bareAgent(dir) {
     });
   let began = performance.now();
   let poller = pollHandshakes(port, 10);
+  const online = relay.firstOnline(known, began);
   let agent = start();
   const startMs = (await poller.firstSuccess()) - began;
+  const onlineMs = (await online).at - began;
   poller.stop();
   poller = pollHandshakes(port, 10);
   await poller.firstSuccess();
@@ -132,7 +160,7 @@ async function bareAgent(dir) {
   agent.kill('SIGTERM');
   await new Promise((resolve) => agent.once('exit', resolve));
   await exec('tmux', ['-L', socketOf(dir), 'kill-server']).catch(() => undefined); // none started
-  return { startMs, restartMs };
+  return { startMs, onlineMs, restartMs };
 }
 
 /** TLS handshakes with 127.0.0.1:port every intervalMs; tracks successes and the longest gap. */
