@@ -26,3 +26,4 @@ export { encodeBase64url, decodeBase64url } from './relay/base64url.js';
 export * from './relay/relay-socket.js';
 export * from './relay/agent-socket.js';
 export * from './relay/device-socket.js';
+export * from './relay/fingerprint.js';
