@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import * as pty from 'node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayClient, parseEnrollToken, type HangarError } from '@hangar/shared';
 import { openCoreApi } from '../../electron/core/src/api/in-process-door.js';
-import { hangar, removeDir, tempDir } from '../support/processes.js';
+import { HANGAR_BIN, hangar, removeDir, tempDir } from '../support/processes.js';
 import {
   HostShell,
   PASSWORD,
@@ -275,5 +276,32 @@ describe('an account on a relay, through the hangar command', () => {
     expect(db.prepare('SELECT COUNT(*) AS n FROM enrollment_secrets').get()).toEqual({ n: 0 });
     db.close();
     expect((await accountJson(home)).account).toMatchObject({ email: 'me@example.com', device: { status: 'first' } });
+  });
+
+  it('asks the password at the terminal without echoing it, twice for a new account', async () => {
+    const { url } = await relay();
+    const home = dir('home');
+    const child = pty.spawn(process.execPath, [HANGAR_BIN, 'signup', '--relay', url, '--email', 'me@example.com'], {
+      cols: 120,
+      rows: 20,
+      env: { ...process.env, HANGAR_HOME: home } as Record<string, string>,
+    });
+    let output = '';
+    const answers = [PASSWORD, PASSWORD];
+    child.onData((data) => {
+      output += data;
+      if (/Password( again)?: $/.test(output) && answers.length > 0) child.write(`${answers.shift()}\r`);
+    });
+    const code = await new Promise<number>((resolve) => {
+      const timer = setTimeout(() => child.kill(), 20_000);
+      child.onExit(({ exitCode }) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/Password: [\s\S]*Password again: [\s\S]*signed in to /);
+    expect(output).not.toContain(PASSWORD);
+    expect((await accountJson(home)).account).toMatchObject({ email: 'me@example.com' });
   });
 });

@@ -173,6 +173,11 @@ describe('hosts of an account', () => {
     const box = await waitForHost(laptop, 'box', (h) => h.account?.presence === 'online');
     expect(box).toMatchObject({ status: 'online', via: 'direct', account: { name: 'vps' } });
     expect((await hostsLs(laptop)).map((h) => h.name)).toEqual(['box']);
+
+    // Removing it forgets it here and takes it out of the account: it does not come back as "vps".
+    const removed = await hangar(laptop, ['hosts', 'rm', 'box']);
+    expect(removed).toMatchObject({ code: 0, stdout: 'removed "box" here and from your account\n' });
+    expect(await hostsLs(laptop)).toEqual([]);
   });
 
   it('a second computer is refused until a trusted one approves it (comparing fingerprints), then let in, then shut out by a revocation', async () => {

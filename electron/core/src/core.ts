@@ -2,6 +2,7 @@ import {
   Emitter,
   HangarError,
   HostAddress,
+  toHangarError,
   HostName,
   SessionCreateParams,
   parseOrThrow,
@@ -178,10 +179,31 @@ export class HangarCore {
     return { host, info: paired.host };
   }
 
-  async removeHost(name: string): Promise<void> {
-    this.registry.remove(name);
+  /**
+   * Forgets a host here; a host of the account is removed from the account too (the relay forgets
+   * it and tells its agent to stop dialing; the host keeps its pins). Nothing changes when the relay
+   * cannot be told.
+   */
+  async removeHost(name: string): Promise<{ from_account: boolean }> {
+    const entry = (await this.hostEntries({ fresh: true })).find((e) => e.name === name);
+    if (entry === undefined) this.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
+    const account = entry?.account;
+    if (account) {
+      try {
+        await this.account.call('hosts.remove', { host_id: account.host.host_id });
+      } catch (error) {
+        const failure = toHangarError(error);
+        throw new HangarError(
+          failure.code,
+          `"${name}" is a host of your account, and the relay did not remove it (${failure.message}); nothing was removed`,
+        );
+      }
+      this.accountHosts.forget(account.host.host_id);
+    }
+    if (entry?.record) this.registry.remove(name);
     this.dropConnection(name);
     this.hostsChangedEmitter.fire();
+    return { from_account: account !== undefined };
   }
 
   /** Renames a paired host on this computer only; its keys and sessions are unchanged. */

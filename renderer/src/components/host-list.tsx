@@ -130,9 +130,12 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
         <button type="button" onClick={() => props.onNewSession(host.name)} disabled={host.status !== 'online'}>
           New session
         </button>
-        <button type="button" onClick={() => props.onRename(host.name)} aria-label={`Rename ${host.name}`}>
-          Rename
-        </button>
+        {host.via !== 'relay' && (
+          // A host known only through the account is named by it until this computer links to it.
+          <button type="button" onClick={() => props.onRename(host.name)} aria-label={`Rename ${host.name}`}>
+            Rename
+          </button>
+        )}
         <button type="button" onClick={() => props.onRemove(host.name)} aria-label={`Remove ${host.name}`}>
           Remove
         </button>

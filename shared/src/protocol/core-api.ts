@@ -152,7 +152,8 @@ export const CORE_PROCEDURES = {
     result: z.object({ host: HostView }),
   },
   'hosts.rename': { params: z.object({ name: HostName, new_name: HostName }), result: Empty },
-  'hosts.remove': { params: z.object({ name: HostName }), result: Empty },
+  /** Forgets the host here; a host of the account is removed from the account too (`from_account`). */
+  'hosts.remove': { params: z.object({ name: HostName }), result: z.object({ from_account: z.boolean() }) },
 
   'sessions.list': {
     params: z.object({ host: HostName.optional() }),

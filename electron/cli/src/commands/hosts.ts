@@ -111,12 +111,12 @@ export function registerHosts(program: Command): void {
 
   hosts
     .command('rm')
-    .description('forget a host and its pinned keys')
+    .description('forget a host and its pinned keys (a host of your account: remove it from the account too)')
     .argument('<name>')
     .action((name: string) =>
       withApi(async (api) => {
-        await api.call('hosts.remove', { name });
-        process.stdout.write(`removed "${name}"\n`);
+        const { from_account } = await api.call('hosts.remove', { name });
+        process.stdout.write(`removed "${name}"${from_account ? ' here and from your account' : ''}\n`);
       }),
     );
 }

@@ -54,10 +54,7 @@ export const coreHandlers: CoreHandlers = {
     return { result: {} };
   },
 
-  'hosts.remove': async (params, { core }) => {
-    await core.removeHost(params.name);
-    return { result: {} };
-  },
+  'hosts.remove': async (params, { core }) => ({ result: await core.removeHost(params.name) }),
 
   'sessions.list': async (params, { core }) => ({ result: { hosts: await core.sessionsOn(params.host) } }),
 

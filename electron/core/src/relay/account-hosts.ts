@@ -117,6 +117,13 @@ export class AccountHosts implements Disposable {
     }
   }
 
+  /** A host removed from the account by this computer: gone here at once (the relay says so too). */
+  forget(hostId: string): void {
+    this.hosts.delete(hostId);
+    this.account.store.forgetHost(hostId);
+    this.changedEmitter.fire();
+  }
+
   /** Opens, keeps or closes the device socket as the account and the doors require. */
   private follow(): void {
     const account = this.account.stored();
