@@ -15,10 +15,11 @@ export async function promptHidden(question: string, flag: string): Promise<stri
       `password: there is no terminal to ask it on; give it on stdin with ${flag}`,
     );
   }
-  process.stderr.write(question);
+  // Echo off before the question shows: what is typed (or pasted) at once must not be echoed.
   stdin.setRawMode(true);
   stdin.setEncoding('utf8');
   stdin.resume();
+  process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let value = '';
     const done = () => {

@@ -11,7 +11,14 @@ const CLOCK_SKEW_MS = 5 * 60_000;
  */
 export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts: HostView[]; onClose(): void }) {
   const [name, setName] = useState('');
-  const [made, setMade] = useState<{ name: string; command: string; expires_at: number; at: number }>();
+  const [made, setMade] = useState<{
+    name: string;
+    command: string;
+    expires_at: number;
+    at: number;
+    /** Hosts of that name already online when the line was made: not the one this line enrolls. */
+    before: Set<string>;
+  }>();
   const [error, setError] = useState<string>();
   const [copied, setCopied] = useState(false);
   const arrived = made
@@ -19,7 +26,7 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
         (h) =>
           h.account !== null &&
           h.account.name === made.name &&
-          h.account.enrolled_at >= made.at - CLOCK_SKEW_MS &&
+          (h.account.enrolled_at >= made.at - CLOCK_SKEW_MS || !made.before.has(h.account.host_id)) &&
           (h.status === 'online' || h.account.presence === 'online'),
       )
     : undefined;
@@ -31,8 +38,15 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
             event.preventDefault();
             setError(undefined);
             const at = Date.now();
-            api.call('hosts.enroll_token', { name: name.trim() }).then(
-              (result) => setMade({ name: result.name, command: result.command, expires_at: result.expires_at, at }),
+            const wanted = name.trim();
+            const before = new Set(
+              hosts.flatMap((h) =>
+                h.account?.name === wanted && h.account.presence === 'online' ? [h.account.host_id] : [],
+              ),
+            );
+            api.call('hosts.enroll_token', { name: wanted }).then(
+              (result) =>
+                setMade({ name: result.name, command: result.command, expires_at: result.expires_at, at, before }),
               (e: unknown) => setError(describeError(e)),
             );
           }}

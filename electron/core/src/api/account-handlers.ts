@@ -23,7 +23,7 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
   'account.status': async (_params, { core }) => {
     // The hangar command's core has no socket: ask the relay now (this device may have been approved).
     if (core.account.stored() !== undefined && core.account.reachState !== 'connected') {
-      await core.account.devices().catch((error: unknown) => {
+      await core.account.devices({ timeoutMs: 3_000 }).catch((error: unknown) => {
         core.logger.debug({ err: error }, 'account.status: the relay did not answer');
       });
     }

@@ -90,6 +90,11 @@ export class AccountStore {
     })();
   }
 
+  /** Drops the login only (signing in again to the same account replaces it). */
+  forgetLogin(): void {
+    this.db.prepare('DELETE FROM relay_account').run();
+  }
+
   setDeviceStatus(status: DeviceStatus): void {
     this.db.prepare('UPDATE relay_account SET device_status = ? WHERE id = 1').run(status);
   }

@@ -125,7 +125,9 @@ export class RelayAccount implements Disposable {
     return this.signIn('auth.login', input);
   }
 
-  private async signIn(method: 'auth.signup' | 'auth.login', input: SignIn): Promise<AccountStatus> {
+  private async signIn(method: 'auth.signup' | 'auth.login', given: SignIn): Promise<AccountStatus> {
+    // One spelling of the relay's URL, so the same relay is recognised (and the line carries it bare).
+    const input = { ...given, relay_url: given.relay_url.replace(/\/+$/, '') };
     const current = this.stored();
     // Signing in again to the same account (a login the relay ended) replaces it; another account needs a logout.
     const again = current !== undefined && current.relay_url === input.relay_url && current.email === input.email;
@@ -145,7 +147,8 @@ export class RelayAccount implements Disposable {
         proof,
       }),
     );
-    if (again) this.options.store.signOut();
+    // The same account again: the new login replaces the old; its hosts and secrets stay.
+    if (again) this.options.store.forgetLogin();
     this.options.store.signIn({
       relay_url: input.relay_url,
       account: result.account,
@@ -194,7 +197,7 @@ export class RelayAccount implements Disposable {
   requireSession(): RelaySession {
     const account = this.stored();
     if (account === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
-    const key = `${account.relay_url} ${account.account_id} ${account.device_id}`;
+    const key = `${account.relay_url} ${account.account_id} ${account.device_id} ${account.signed_in_at}`;
     if (this.session?.key !== key) {
       const client = this.client(account.relay_url);
       const session = new RelaySession(client, tokensOf(account), {
@@ -265,8 +268,8 @@ export class RelayAccount implements Disposable {
     return { token_id: made.token_id, expires_at: made.expires_at, token };
   }
 
-  async devices(): Promise<DeviceEntry[]> {
-    const listed = await this.call('devices.list', {});
+  async devices(options: { timeoutMs?: number } = {}): Promise<DeviceEntry[]> {
+    const listed = await this.call('devices.list', {}, options);
     const mine = listed.devices.find((d) => d.device_id === listed.this_device);
     if (mine !== undefined) this.noteOwnStatus(mine.status);
     return devicesFrom(listed);
