@@ -27,6 +27,7 @@ import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js'
 import { connectToHost } from './link/connect.js';
 import { PreviewsApi } from './previews/index.js';
 import { RememberedPreviews } from './previews/remembered.js';
+import { AccountDevices } from './relay/account-devices.js';
 import { AccountHosts } from './relay/account-hosts.js';
 import { AccountStore } from './relay/account-store.js';
 import { HostReach } from './relay/reach.js';
@@ -60,6 +61,8 @@ export class HangarCore {
   readonly previews: PreviewsApi;
   /** This computer's account on a relay, if signed in (see relay/). */
   readonly account: RelayAccount;
+  /** The account's devices: list, approve, revoke. */
+  readonly devices: AccountDevices;
   /** The account's hosts as the relay describes them. */
   readonly accountHosts: AccountHosts;
   private readonly reach: HostReach;
@@ -77,7 +80,8 @@ export class HangarCore {
       defaultDeviceName: hostname().slice(0, 64) || 'computer',
       logger: logger.child({ component: 'relay' }),
     });
-    this.accountHosts = new AccountHosts(this.account, logger.child({ component: 'relay' }));
+    this.devices = new AccountDevices(this.account);
+    this.accountHosts = new AccountHosts(this.account, this.devices, logger.child({ component: 'relay' }));
     this.reach = new HostReach({
       registry,
       account: this.account,

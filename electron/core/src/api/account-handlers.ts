@@ -23,7 +23,7 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
   'account.status': async (_params, { core }) => {
     // The hangar command's core has no socket: ask the relay now (this device may have been approved).
     if (core.account.stored() !== undefined && core.account.reachState !== 'connected') {
-      await core.account.devices({ timeoutMs: 3_000 }).catch((error: unknown) => {
+      await core.devices.list({ timeoutMs: 3_000 }).catch((error: unknown) => {
         core.logger.debug({ err: error }, 'account.status: the relay did not answer');
       });
     }
@@ -37,11 +37,11 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
     return { result: { name: params.name, ...made, command } };
   },
 
-  'devices.list': async (_params, { core }) => ({ result: { devices: await core.account.devices() } }),
+  'devices.list': async (_params, { core }) => ({ result: { devices: await core.devices.list() } }),
 
   'devices.approve': async (params, { core }) => ({
-    result: { device: await core.account.approve(params.device, params.fingerprint) },
+    result: { device: await core.devices.approve(params.device, params.fingerprint) },
   }),
 
-  'devices.revoke': async (params, { core }) => ({ result: { device: await core.account.revoke(params.device) } }),
+  'devices.revoke': async (params, { core }) => ({ result: { device: await core.devices.revoke(params.device) } }),
 };

@@ -11,6 +11,7 @@ import {
   type TextSocketLike,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
+import type { AccountDevices } from './account-devices.js';
 import type { RelayAccount } from './relay-account.js';
 
 /**
@@ -59,6 +60,7 @@ export class AccountHosts implements Disposable {
 
   constructor(
     private readonly account: RelayAccount,
+    private readonly devices: AccountDevices,
     private readonly logger: Logger,
   ) {
     this.subscription = account.onChanged(() => {
@@ -182,7 +184,7 @@ export class AccountHosts implements Disposable {
       socket.onDevicePending((device) => {
         const status = this.account.stored()?.device_status;
         // Only a trusted device can approve; a pending one is not asked.
-        if (status === 'first' || status === 'endorsed') this.pendingEmitter.fire(this.account.entryOf(device));
+        if (status === 'first' || status === 'endorsed') this.pendingEmitter.fire(this.devices.entryOf(device));
       }),
     );
     store.add(

@@ -8,13 +8,9 @@ import {
   encodeEnrollToken,
   isHangarError,
   makeLoginProof,
-  makeStatement,
-  sameFingerprint,
   toHangarError,
   type AccountStatus,
-  type DeviceEntry,
   type DeviceStatus,
-  type DeviceView,
   type Disposable,
   type Ed25519Signer,
   type FetchLike,
@@ -28,9 +24,9 @@ import { rawPublicKey, type DeviceKey } from '../identity/device-key.js';
 import { AccountStore, tokensOf, type StoredAccount } from './account-store.js';
 
 /**
- * This computer's account on a relay: sign-up, sign-in and out, the line that enrolls a host, and
- * the account's devices (approve = a statement signed here, relay/PROTOCOL.md "More devices").
- * The relay only carries what this computer signs; the device key never leaves it.
+ * This computer's account on a relay: sign-up, sign-in and out, the session that renews itself,
+ * and the line that enrolls a host (the account's devices: account-devices.ts). The relay only
+ * carries what this computer signs; the device key never leaves it.
  */
 
 /** An enrollment token lives 15 minutes at the relay; the host's first link, 7 days after enrolling. */
@@ -268,102 +264,12 @@ export class RelayAccount implements Disposable {
     return { token_id: made.token_id, expires_at: made.expires_at, token };
   }
 
-  async devices(options: { timeoutMs?: number } = {}): Promise<DeviceEntry[]> {
-    const listed = await this.call('devices.list', {}, options);
-    const mine = listed.devices.find((d) => d.device_id === listed.this_device);
-    if (mine !== undefined) this.noteOwnStatus(mine.status);
-    return devicesFrom(listed);
-  }
-
   /** This device's status as the relay records it (pending until a trusted device approves it). */
   noteOwnStatus(status: DeviceStatus): void {
     const account = this.stored();
     if (account === undefined || account.device_status === status) return;
     this.options.store.setDeviceStatus(status);
     this.changedEmitter.fire();
-  }
-
-  /**
-   * Endorses a device of the account: only when `fingerprint` (what the user compared with the new
-   * device's screen) matches the key the relay holds for it, so a relay that swapped that key gets
-   * nothing signed.
-   */
-  async approve(ref: string, fingerprint: string): Promise<DeviceEntry> {
-    const { device, raw } = await this.findDevice(ref);
-    if (device.this_device) throw new HangarError('E_BAD_REQUEST', 'device: a device cannot approve itself');
-    if (device.status === 'revoked') {
-      throw new HangarError(
-        'E_FORBIDDEN',
-        `"${device.name}" was revoked; a revoked device stays revoked (log in from it as a new device)`,
-      );
-    }
-    if (!sameFingerprint(fingerprint, device.fingerprint)) {
-      throw new HangarError(
-        'E_FORBIDDEN',
-        `the fingerprint given (${fingerprint}) is not the one the relay holds for "${device.name}" (${device.fingerprint}). ` +
-          'Compare again with what hangar login printed on that device; if they differ, the relay may have swapped its key. Nothing was approved',
-      );
-    }
-    await this.state('endorse', 'devices.endorse', raw);
-    return (await this.findDevice(device.device_id)).device;
-  }
-
-  async revoke(ref: string): Promise<DeviceEntry> {
-    const { device, raw } = await this.findDevice(ref);
-    if (device.this_device) {
-      throw new HangarError('E_BAD_REQUEST', 'device: this is this computer; revoke it from another trusted device');
-    }
-    if (device.status === 'revoked') return device;
-    await this.state('revoke', 'devices.revoke', raw);
-    return (await this.findDevice(device.device_id)).device;
-  }
-
-  private async state(kind: 'endorse' | 'revoke', method: 'devices.endorse' | 'devices.revoke', raw: DeviceView) {
-    const account = this.stored();
-    if (account === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
-    const statement = makeStatement(this.signer, {
-      kind,
-      account_id: account.account_id,
-      subject_device_key: raw.public_key,
-      subject_name: raw.name,
-      issued_at: this.now(),
-    });
-    await this.call(method, { device_id: raw.device_id, statement });
-  }
-
-  private async findDevice(ref: string): Promise<{ device: DeviceEntry; raw: DeviceView }> {
-    const listed = await this.call('devices.list', {});
-    const entries = devicesFrom(listed);
-    const matches = entries.filter((d) => d.device_id === ref || d.name === ref);
-    if (matches.length === 0) {
-      throw new HangarError(
-        'E_NOT_FOUND',
-        `no device "${ref}" in this account (known: ${entries.map((d) => d.name).join(', ')}); hangar devices ls lists them`,
-      );
-    }
-    if (matches.length > 1) {
-      throw new HangarError(
-        'E_BAD_REQUEST',
-        `device: ${matches.length} devices are named "${ref}"; give its id instead (${matches.map((d) => d.device_id).join(', ')})`,
-      );
-    }
-    const device = matches[0]!;
-    return { device, raw: listed.devices.find((d) => d.device_id === device.device_id)! };
-  }
-
-  /** A DeviceView from the relay's socket, as clients see devices. */
-  entryOf(device: DeviceView): DeviceEntry {
-    return {
-      device_id: device.device_id,
-      name: device.name,
-      status: device.status,
-      fingerprint: deviceFingerprint(device.public_key),
-      created_at: device.created_at,
-      last_seen: device.last_seen,
-      this_device: device.public_key === this.publicKey,
-      approved_by: null,
-      revoked_by: null,
-    };
   }
 
   private client(url: string): RelayClient {
@@ -405,22 +311,4 @@ function explainRefresh(error: unknown): unknown {
     );
   }
   return error;
-}
-
-/** The relay's devices as clients see them: fingerprints, and who approved or revoked each. */
-function devicesFrom(listed: RelayResult<'devices.list'>): DeviceEntry[] {
-  const byKey = new Map(listed.devices.map((d) => [d.public_key, d]));
-  const signer = (key: string | null) =>
-    key === null ? null : { name: byKey.get(key)?.name ?? 'unknown device', fingerprint: deviceFingerprint(key) };
-  return listed.devices.map((d) => ({
-    device_id: d.device_id,
-    name: d.name,
-    status: d.status,
-    fingerprint: deviceFingerprint(d.public_key),
-    created_at: d.created_at,
-    last_seen: d.last_seen,
-    this_device: d.device_id === listed.this_device,
-    approved_by: signer(d.endorsed_by),
-    revoked_by: signer(d.revoked_by),
-  }));
 }
