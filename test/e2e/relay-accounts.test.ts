@@ -262,6 +262,12 @@ describe('an account on a relay, through the hangar command', () => {
         expect(refused?.code, method).toBe('E_BAD_REQUEST');
         expect(refused?.message).toMatch(/extra/);
       }
+      const probe = await api.call('hosts.list', { probe: 'yes' } as never).then(
+        () => undefined,
+        (error: unknown) => error as HangarError,
+      );
+      expect(probe?.code).toBe('E_BAD_REQUEST');
+      expect(probe?.message).toMatch(/hosts\.list: probe: /);
     } finally {
       await api.dispose();
     }

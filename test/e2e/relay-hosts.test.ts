@@ -114,14 +114,16 @@ async function liveWindow(home: string) {
   });
   let seen: HostView[] = (await window.call('hosts.list', {})).hosts;
   window.on('hosts.changed', ({ hosts }) => (seen = hosts));
-  const windowSays = async (name: string, presence: string, timeoutMs: number) => {
+  const until = async (check: (hosts: HostView[]) => boolean, timeoutMs = 15_000) => {
     const deadline = Date.now() + timeoutMs;
-    while (seen.find((h) => h.name === name)?.account?.presence !== presence) {
-      if (Date.now() > deadline) throw new Error(`the window never saw ${name} ${presence}: ${JSON.stringify(seen)}`);
+    while (!check(seen)) {
+      if (Date.now() > deadline) throw new Error(`the window never showed that: ${JSON.stringify(seen)}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
-  return { window, windowSays };
+  const windowSays = (name: string, presence: string, timeoutMs: number) =>
+    until((hosts) => hosts.find((h) => h.name === name)?.account?.presence === presence, timeoutMs);
+  return { window, windowSays, until };
 }
 
 describe('hosts of an account', () => {
@@ -193,6 +195,10 @@ describe('hosts of an account', () => {
     const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
     expect(joined.code, joined.stderr).toBe(0);
     const fingerprint = FINGERPRINT.exec(joined.stdout)![1]!;
+    // The phone's window is open all along: it sees mini, tries it, and is told why it cannot link.
+    const phoneWindow = await liveWindow(phone);
+    await phoneWindow.windowSays('mini', 'online', 15_000);
+    await phoneWindow.until((hosts) => /must approve this one/.test(hosts.find((h) => h.name === 'mini')?.error ?? ''));
     // The phone sees the account's host, and the host does not let it in.
     await waitForHost(phone, 'mini', (h) => h.status === 'online' && h.via === 'relay');
     const refused = await hangar(phone, ['session', 'ls', 'mini']);
@@ -228,6 +234,8 @@ describe('hosts of an account', () => {
       status: 'endorsed',
       approved_by: { name: 'laptop' },
     });
+    // The phone's window links by itself once the relay tells it it was approved.
+    await phoneWindow.until((hosts) => hosts.find((h) => h.name === 'mini')?.status === 'online');
     // The host verifies the endorsement when the relay brings it: the phone gets in.
     await until(() => hangar(phone, ['session', 'new', 'mini', '--name', 'phones', '--', 'sleep', '600']), 'the phone');
     expect((await hangar(phone, ['account', '--json'])).stdout).toMatch(/"status": "endorsed"/);

@@ -61,6 +61,7 @@ export class HostMonitor implements Disposable {
   /** Why a probed host (not watched: the hangar command's core) could not be linked. */
   private readonly probeErrors = new Map<string, string>();
   private changeTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private disposed = false;
 
   constructor(
@@ -128,19 +129,36 @@ export class HostMonitor implements Disposable {
     );
   }
 
-  /** Account hosts whose link failed for good (this device was not approved yet): try them again. */
-  private retryRefused(): void {
-    for (const [name, watched] of this.watched) {
-      if (watched.connection.status === 'online' || watched.error === null) continue;
-      watched.connection.link().then(
-        () => this.changed(),
-        (error: unknown) => {
-          watched.error = toHangarError(error).message;
-          this.logger.info({ host: name, err: toHangarError(error) }, 'an account host still refuses this device');
-          this.changed();
-        },
-      );
-    }
+  /**
+   * This device was approved: account hosts that refused it are tried again. The host learns of the
+   * endorsement from the relay at about the moment this device does, maybe a little later, so a
+   * host that still refuses is tried again after 0.5, 1, 2, 4 and 8 s.
+   */
+  private retryRefused(attempt = 0): void {
+    clearTimeout(this.retryTimer);
+    const refused = [...this.watched].filter(([, w]) => w.connection.status !== 'online' && w.error !== null);
+    void Promise.all(
+      refused.map(([name, watched]) =>
+        watched.connection.link().then(
+          () => {
+            this.changed();
+            return true;
+          },
+          (error: unknown) => {
+            watched.error = toHangarError(error).message;
+            this.logger.info(
+              { host: name, err: toHangarError(error), attempt },
+              'an account host still refuses this device',
+            );
+            this.changed();
+            return toHangarError(error).code !== 'E_AUTH_UNKNOWN_DEVICE';
+          },
+        ),
+      ),
+    ).then((settled) => {
+      if (this.disposed || settled.every(Boolean) || attempt >= 4) return;
+      this.retryTimer = setTimeout(() => this.retryRefused(attempt + 1), 500 * 2 ** attempt);
+    });
   }
 
   /** Waits until the host's link is up or has failed once (so a just-paired host shows its real status). */
@@ -271,6 +289,7 @@ export class HostMonitor implements Disposable {
   async dispose(): Promise<void> {
     this.disposed = true;
     clearTimeout(this.changeTimer);
+    clearTimeout(this.retryTimer);
     for (const subscription of this.subscriptions) await subscription.dispose();
     for (const watched of this.watched.values()) await watched.store.dispose();
     this.watched.clear();
