@@ -6,7 +6,7 @@ import { ago, printJson, table, visibleText } from '../output.js';
 export function registerHosts(program: Command): void {
   const hosts = program
     .command('hosts')
-    .description('add, list, rename and remove the hosts this computer is paired with');
+    .description('add, list, rename and remove hosts: paired with this computer, or enrolled in your account');
 
   hosts
     .command('add')
