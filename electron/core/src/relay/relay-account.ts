@@ -171,7 +171,7 @@ export class RelayAccount implements Disposable {
     } catch (error) {
       // Signed out here all the same; the relay ends the login's tokens within 30 days by itself.
       told = false;
-      this.options.logger.warn({ err: toHangarError(error) }, 'logout: the relay could not be told');
+      this.options.logger.info({ err: toHangarError(error) }, 'logout: the relay could not be told');
     }
     this.options.store.signOut();
     this.session = undefined;
