@@ -28,7 +28,14 @@ const LOST: TmuxServerState = {
 };
 
 /** What pairing pinned (public), as hosts.list gives it. */
-const pins = { agent_key: 'MCowBQYDK2VwAyEA', cert_fingerprint: 'sha256:ab:cd', added_at: 1 };
+const pins = {
+  agent_key: 'MCowBQYDK2VwAyEA',
+  cert_fingerprint: 'sha256:ab:cd',
+  added_at: 1,
+  last_seen: null,
+  via: 'direct' as const,
+  account: null,
+};
 
 const hosts: HostView[] = [
   {
@@ -100,7 +107,60 @@ function props(overrides: Partial<HostListProps> = {}): HostListProps {
   };
 }
 
+/** A host of the account that this computer has not linked: only the relay's word. */
+function accountHost(
+  name: string,
+  presence: 'online' | 'offline' | 'relay_unreachable',
+  error: string | null = null,
+): HostView {
+  return {
+    name,
+    address: '192.168.1.20:7070',
+    embedded: false,
+    ...pins,
+    status: 'offline',
+    info: null,
+    stats: null,
+    error,
+    last_seen: Date.now() - 120_000,
+    via: 'relay',
+    account: {
+      host_id: `host_${'a'.repeat(32)}`,
+      name,
+      presence,
+      last_seen: Date.now() - 120_000,
+      enrolled_at: 1,
+      addresses: ['192.168.1.20:7070'],
+      tailnet: [],
+    },
+  };
+}
+
 describe('host list', () => {
+  it("shows the account's hosts with the relay's word: online, offline with when last seen, or relay unreachable", () => {
+    const refused = 'mini2 does not let this computer in: a device it trusts must approve this one first';
+    render(
+      <HostList
+        {...props({
+          hosts: [
+            accountHost('box', 'online'),
+            accountHost('vps', 'offline'),
+            accountHost('edge', 'relay_unreachable'),
+            accountHost('mini2', 'online', refused),
+          ],
+        })}
+      />,
+    );
+    expect(screen.getByRole('listitem', { name: 'box, online at the relay' })).toBeTruthy();
+    const vps = screen.getByRole('listitem', { name: 'vps, offline' });
+    expect(within(vps).getByText(/via relay · last seen 2m ago/)).toBeTruthy();
+    const edge = screen.getByRole('listitem', { name: 'edge, relay unreachable' });
+    expect(within(edge).getByText(/relay cannot be reached; hosts paired directly still work/)).toBeTruthy();
+    const mini2 = screen.getByRole('listitem', { name: 'mini2, online, not linked' });
+    expect(within(mini2).getByText(refused)).toBeTruthy();
+    expect((within(mini2).getByRole('button', { name: 'New session' }) as HTMLButtonElement).disabled).toBe(true);
+  });
+
   it('shows each host with its status, OS, capabilities and load', () => {
     render(<HostList {...props()} />);
     const mini = screen.getByRole('listitem', { name: 'mini, online' });

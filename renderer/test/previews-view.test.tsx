@@ -12,7 +12,14 @@ afterEach(() => {
 });
 
 /** What pairing pinned (public), as hosts.list gives it. */
-const pins = { agent_key: 'MCowBQYDK2VwAyEA', cert_fingerprint: 'sha256:ab:cd', added_at: 1 };
+const pins = {
+  agent_key: 'MCowBQYDK2VwAyEA',
+  cert_fingerprint: 'sha256:ab:cd',
+  added_at: 1,
+  last_seen: null,
+  via: 'direct' as const,
+  account: null,
+};
 
 const online = (name: string): HostView => ({
   name,

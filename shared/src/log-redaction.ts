@@ -23,6 +23,13 @@ export const LOG_REDACT_PATHS: readonly string[] = [
   '*.secret',
   'private_key',
   '*.private_key',
+  // account.signup / account.login in the core API, and the relay's session tokens
+  'password',
+  '*.password',
+  'access_token',
+  '*.access_token',
+  'refresh_token',
+  '*.refresh_token',
 ];
 
 export const LOG_REDACT_CENSOR = '[Redacted]';

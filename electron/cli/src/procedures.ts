@@ -11,6 +11,7 @@ export type ProcedureUse = { commands: readonly string[] } | { none: string };
  */
 export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
   'hosts.list': { commands: ['hosts ls', 'session new'] },
+  'hosts.enroll_token': { commands: ['hosts enroll-token'] },
   'hosts.add': { commands: ['hosts add'] },
   'hosts.rename': { commands: ['hosts rename'] },
   'hosts.remove': { commands: ['hosts rm'] },
@@ -45,4 +46,12 @@ export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
       'window opened is served by that running core, which the command cannot reach until it can talk ' +
       'to a running core (issue 18); until then it is closed in the window.',
   },
+
+  'account.signup': { commands: ['signup'] },
+  'account.login': { commands: ['login'] },
+  'account.logout': { commands: ['logout'] },
+  'account.status': { commands: ['account'] },
+  'devices.list': { commands: ['devices ls', 'devices approve'] },
+  'devices.approve': { commands: ['devices approve'] },
+  'devices.revoke': { commands: ['devices revoke'] },
 };

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
+import { registerAccount } from './commands/account.js';
 import { registerArtifacts } from './commands/artifacts.js';
 import { registerAttach } from './commands/attach.js';
+import { registerDevices } from './commands/devices.js';
 import { registerHosts } from './commands/hosts.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
@@ -27,5 +29,7 @@ export function buildProgram(): Command {
   registerLogs(program);
   registerArtifacts(program);
   registerPreview(program);
+  registerAccount(program);
+  registerDevices(program);
   return program;
 }

@@ -2,6 +2,7 @@ import {
   Emitter,
   HangarError,
   HostAddress,
+  toHangarError,
   HostName,
   SessionCreateParams,
   parseOrThrow,
@@ -17,6 +18,7 @@ import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { HostConnection } from './connection/host-connection.js';
+import { mergeHosts, type HostEntry } from './hosts/directory.js';
 import { listOnHosts } from './hosts/fan-out.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
@@ -25,6 +27,11 @@ import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js'
 import { connectToHost } from './link/connect.js';
 import { PreviewsApi } from './previews/index.js';
 import { RememberedPreviews } from './previews/remembered.js';
+import { AccountDevices } from './relay/account-devices.js';
+import { AccountHosts } from './relay/account-hosts.js';
+import { AccountStore } from './relay/account-store.js';
+import { HostReach } from './relay/reach.js';
+import { RelayAccount } from './relay/relay-account.js';
 import { openCoreDb } from './state/db.js';
 import { hangarHome } from './state/paths.js';
 import { TerminalClient } from './terminal/terminal-client.js';
@@ -52,6 +59,13 @@ export class HangarCore {
 
   /** Dev-server previews on paired hosts, served on this computer (see previews/). */
   readonly previews: PreviewsApi;
+  /** This computer's account on a relay, if signed in (see relay/). */
+  readonly account: RelayAccount;
+  /** The account's devices: list, approve, revoke. */
+  readonly devices: AccountDevices;
+  /** The account's hosts as the relay describes them. */
+  readonly accountHosts: AccountHosts;
+  private readonly reach: HostReach;
 
   private constructor(
     readonly home: string,
@@ -60,6 +74,23 @@ export class HangarCore {
     private readonly deviceKey: DeviceKey,
     readonly logger: Logger,
   ) {
+    this.account = new RelayAccount({
+      store: new AccountStore(db),
+      deviceKey,
+      defaultDeviceName: hostname().slice(0, 64) || 'computer',
+      logger: logger.child({ component: 'relay' }),
+    });
+    this.devices = new AccountDevices(this.account);
+    this.accountHosts = new AccountHosts(this.account, this.devices, logger.child({ component: 'relay' }));
+    this.reach = new HostReach({
+      registry,
+      account: this.account,
+      entries: (fresh) => this.hostEntries({ fresh }),
+      deviceKey: deviceKey.privateKey,
+      deviceName: this.deviceName,
+      saved: () => this.hostsChangedEmitter.fire(),
+      logger,
+    });
     this.previews = new PreviewsApi(
       (host) => this.connection(host),
       () => this.registry.list().map((h) => h.name),
@@ -81,11 +112,32 @@ export class HangarCore {
     return `${hostname()} (hangar)`;
   }
 
-  /** Every paired host with the status of its link (offline when this core has none open). */
-  listHosts(): (HostRecord & { status: HostStatus })[] {
-    return this.registry
-      .list()
-      .map((host) => ({ ...host, status: this.connections.get(host.name)?.status ?? 'offline' }));
+  /** A UI door is up: keep the account's device socket open while signed in (presence, approvals). */
+  goLive(): void {
+    this.accountHosts.goLive();
+  }
+
+  /**
+   * Every host: paired ones and the account's, one entry when both (hosts/directory.ts). `fresh`:
+   * ask the relay now when this core has no socket to it (at most 3 s; the last word otherwise).
+   */
+  async hostEntries(options: { fresh?: boolean } = {}): Promise<HostEntry[]> {
+    return mergeHosts(this.registry.listSeen(), await this.accountHosts.list(options));
+  }
+
+  /** The same from what this core knows now, without asking anyone. */
+  hostEntriesNow(): HostEntry[] {
+    return mergeHosts(this.registry.listSeen(), this.accountHosts.current());
+  }
+
+  /** Every host with the status of this core's link to it (the tray lists them). */
+  listHosts(): { name: string; status: HostStatus }[] {
+    return this.hostEntriesNow().map((entry) => ({ name: entry.name, status: this.linkStatus(entry.name) }));
+  }
+
+  /** The status of this core's link to `name` (offline when it has none open). */
+  linkStatus(name: string): HostStatus {
+    return this.connections.get(name)?.status ?? 'offline';
   }
 
   /** The host's connection if this core has made one (it does not connect). */
@@ -131,10 +183,31 @@ export class HangarCore {
     return { host, info: paired.host };
   }
 
-  async removeHost(name: string): Promise<void> {
-    this.registry.remove(name);
+  /**
+   * Forgets a host here; a host of the account is removed from the account too (the relay forgets
+   * it and tells its agent to stop dialing; the host keeps its pins). Nothing changes when the relay
+   * cannot be told.
+   */
+  async removeHost(name: string): Promise<{ from_account: boolean }> {
+    const entry = (await this.hostEntries({ fresh: true })).find((e) => e.name === name);
+    if (entry === undefined) this.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
+    const account = entry?.account;
+    if (account) {
+      try {
+        await this.account.call('hosts.remove', { host_id: account.host.host_id });
+      } catch (error) {
+        const failure = toHangarError(error);
+        throw new HangarError(
+          failure.code,
+          `"${name}" is a host of your account, and the relay did not remove it (${failure.message}); nothing was removed`,
+        );
+      }
+      this.accountHosts.forget(account.host.host_id);
+    }
+    if (entry?.record) this.registry.remove(name);
     this.dropConnection(name);
     this.hostsChangedEmitter.fire();
+    return { from_account: account !== undefined };
   }
 
   /** Renames a paired host on this computer only; its keys and sessions are unchanged. */
@@ -157,14 +230,39 @@ export class HangarCore {
     this.hostsChangedEmitter.fire();
   }
 
+  /**
+   * The link to a host by name: a paired host, or an account host this computer has not linked yet
+   * (the first link pins it; see relay/reach.ts). A name that is neither fails when the link is
+   * made, with the known names.
+   */
   connection(name: string): HostConnection {
     const existing = this.connections.get(name);
     if (existing) return existing;
-    const host = this.registry.get(name);
-    const connection = new HostConnection(host, {
+    const host = this.registry.find(name) ?? {
+      name,
+      address: '',
+      agent_key: '',
+      cert_fingerprint: '',
+      embedded: false,
+      added_at: 0,
+    };
+    const connection: HostConnection = new HostConnection(host, {
       deviceKey: this.deviceKey.privateKey,
       deviceName: this.deviceName,
       logger: this.logger,
+      dial: () => this.reach.dial(name),
+      onNotFound: () =>
+        queueMicrotask(() => {
+          if (this.connections.get(name) !== connection) return;
+          this.connections.delete(name);
+          connection.dispose();
+        }),
+    });
+    let wasOnline = false;
+    connection.onStatus((status) => {
+      // When this computer last had the link up: shown as "last seen" while the host is away.
+      if (status === 'online' || wasOnline) this.registry.touch(name, Date.now());
+      wasOnline = status === 'online';
     });
     this.connections.set(name, connection);
     return connection;
@@ -220,6 +318,8 @@ export class HangarCore {
     await this.previews.dispose();
     for (const connection of this.connections.values()) connection.dispose();
     this.connections.clear();
+    this.accountHosts.dispose();
+    this.account.dispose();
     this.hostsChangedEmitter.dispose();
     this.db.close();
   }

@@ -21,5 +21,7 @@ export type {
   PreviewView,
   AgentStatus,
   TmuxServerState,
+  AccountStatus,
+  DeviceEntry,
 } from '@hangar/shared';
 export { FINAL_JOB_STATES, PreviewPort, visibleText } from '@hangar/shared';

@@ -125,7 +125,8 @@ export function RemoveHostDialog({ api, host, onClose }: { api: CoreApi; host: s
   return (
     <Modal title={`Remove ${host}?`} onClose={onClose}>
       <p>
-        Hangar forgets {host} and its key. Its sessions and jobs keep running on the host; pair it again to see them.
+        Hangar forgets {host} and its key; a host of your account is removed from the account too. Its sessions and jobs
+        keep running on the host; pair or enroll it again to see them.
       </p>
       {error && (
         <p className="host-error" role="alert">

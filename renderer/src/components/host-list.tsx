@@ -17,6 +17,36 @@ export interface HostListProps {
 
 const STATUS_WORDS = { online: 'online', connecting: 'connecting…', offline: 'offline' } as const;
 
+/**
+ * A host's state in words: its link here; for a host of the account not linked, what the relay says,
+ * or that the relay cannot be reached. Paired hosts are never "relay unreachable".
+ */
+export function hostStatusWord(host: HostView): string {
+  const relayDown = host.account?.presence === 'relay_unreachable';
+  if (host.status === 'online') return relayDown ? 'online, relay unreachable' : 'online';
+  if (relayDown) return 'relay unreachable';
+  if (host.account?.presence === 'online' && host.status !== 'connecting') {
+    return host.error ? 'online, not linked' : 'online at the relay';
+  }
+  if (host.account && host.status === 'offline') return 'offline';
+  return STATUS_WORDS[host.status];
+}
+
+function dotClass(host: HostView): string {
+  if (host.status === 'online') return 'status-online';
+  if (host.account?.presence === 'relay_unreachable') return 'status-unreachable';
+  if (host.account?.presence === 'online' || host.status === 'connecting') return 'status-connecting';
+  return 'status-offline';
+}
+
+function ago(at: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}
+
 /** Every host with its status, load and sessions; the sidebar of the main window. */
 export function HostList(props: HostListProps) {
   const { hosts, error } = props;
@@ -36,7 +66,8 @@ export function HostList(props: HostListProps) {
       <div className="empty-state">
         <p>No hosts yet.</p>
         <p>
-          Add a host: run <code>hangar-agent pair</code> on it, then Add host… with the address and code it prints.
+          Add a host: run <code>hangar-agent pair</code> on it, then Add host… with the address and code it prints. Or
+          sign in and Enroll a host… with one line.
         </p>
         <button type="button" onClick={props.onAddHost}>
           Add host…
@@ -56,16 +87,19 @@ export function HostList(props: HostListProps) {
 function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSessions | undefined }) {
   const { host } = props;
   const stats = host.stats;
+  const word = hostStatusWord(host);
   return (
-    <li className={`host host-${host.status}`} aria-label={`${host.name}, ${STATUS_WORDS[host.status]}`}>
+    <li className={`host host-${host.status}`} aria-label={`${host.name}, ${word}`}>
       <div className="host-header">
-        <span className={`status-dot status-${host.status}`} aria-hidden="true" />
+        <span className={`status-dot ${dotClass(host)}`} aria-hidden="true" />
         <strong className="host-name">{host.name}</strong>
-        <span className="host-status">{STATUS_WORDS[host.status]}</span>
+        <span className="host-status">{word}</span>
       </div>
       <div className="host-meta">
         {host.info ? visibleText(`${host.info.os} ${host.info.arch}`) : host.address}
         {host.embedded ? ' · this computer' : ''}
+        {host.account ? ` · via ${host.via}` : ''}
+        {!word.startsWith('online') && host.last_seen !== null ? ` · last seen ${ago(host.last_seen)}` : ''}
       </div>
       {host.status === 'offline' && <OfflineReason host={host} />}
       {stats && (
@@ -96,9 +130,12 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
         <button type="button" onClick={() => props.onNewSession(host.name)} disabled={host.status !== 'online'}>
           New session
         </button>
-        <button type="button" onClick={() => props.onRename(host.name)} aria-label={`Rename ${host.name}`}>
-          Rename
-        </button>
+        {host.via !== 'relay' && (
+          // A host known only through the account is named by it until this computer links to it.
+          <button type="button" onClick={() => props.onRename(host.name)} aria-label={`Rename ${host.name}`}>
+            Rename
+          </button>
+        )}
         <button type="button" onClick={() => props.onRemove(host.name)} aria-label={`Remove ${host.name}`}>
           Remove
         </button>
@@ -171,9 +208,27 @@ function TmuxLost({ state }: { state: TmuxServerState | null | undefined }) {
 }
 
 function OfflineReason({ host }: { host: HostView }) {
+  if (host.account?.presence === 'relay_unreachable' && host.error === null) {
+    return (
+      <div className="host-error" role="status">
+        <p>The account’s relay cannot be reached; hosts paired directly still work. Hangar reconnects by itself.</p>
+      </div>
+    );
+  }
+  if (host.account?.presence === 'online' && host.error === null) return null;
+  if (host.account && host.error !== null) {
+    // The link's own words say what to do (get this computer approved, the relay may be lying…).
+    return (
+      <div className="host-error" role="status">
+        <p>{visibleText(host.error)}</p>
+      </div>
+    );
+  }
   const fix = host.embedded
     ? 'The embedded agent is not running; restart Hangar (npm start).'
-    : `On ${host.name}, check the agent is running: hangar-agent serve (it listens on ${host.address}).`;
+    : host.account
+      ? `On ${host.name}, check the agent is running: hangar-agent serve --data ~/.hangar-agent.`
+      : `On ${host.name}, check the agent is running: hangar-agent serve (it listens on ${host.address}).`;
   return (
     <div className="host-error" role="status">
       <p>{host.error === null ? 'Not reachable.' : visibleText(host.error)}</p>

@@ -1,5 +1,7 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
-import { describeError, type CoreApi } from '../api/index.js';
+import { describeError, type CoreApi, type DeviceEntry } from '../api/index.js';
+import { AccountDialog, ApproveDeviceDialog, SignInDialog } from '../components/account-dialogs.js';
+import { EnrollHostDialog } from '../components/enroll-dialog.js';
 import { AddHostDialog, RemoveHostDialog, RenameHostDialog, RenameTabDialog } from '../components/host-dialogs.js';
 import { HostList } from '../components/host-list.js';
 import { Modal } from '../components/modal.js';
@@ -8,6 +10,7 @@ import { nextSessionName, paletteActions, typedRunActions, type PaletteCommands 
 import { useTerminalTabs } from './terminal-tabs-state.js';
 import { TerminalsView } from './terminals-view.js';
 import { useTheme, type ThemeChoice } from './theme.js';
+import { useAccount } from './use-account.js';
 import { useHangarData, type JobEntry } from './use-hangar-data.js';
 import { usePreviews } from './use-previews.js';
 
@@ -20,13 +23,18 @@ type Dialog =
   | { kind: 'rename-host'; host?: string }
   | { kind: 'remove-host'; host: string }
   | { kind: 'rename-tab'; tabId: string }
-  | { kind: 'settings' };
+  | { kind: 'settings' }
+  | { kind: 'sign-in'; mode: 'signin' | 'signup' }
+  | { kind: 'enroll' }
+  | { kind: 'account' }
+  | { kind: 'approve'; device: DeviceEntry };
 
 const isMac = typeof navigator !== 'undefined' && /Mac/.test(navigator.platform);
 
 export function App({ api, disconnected }: { api: CoreApi; disconnected: string | undefined }) {
   // Desktop notifications (a job ended, a session rang) come from the core in both modes.
   const data = useHangarData(api);
+  const account = useAccount(api);
   const tabs = useTerminalTabs();
   const { theme, choice, setChoice, toggle } = useTheme();
   const [view, setView] = useState<'terminals' | 'jobs' | 'previews'>('terminals');
@@ -109,6 +117,15 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
       tabs.activate(tabId);
       setView('terminals');
     },
+    signIn: () => setDialog({ kind: 'sign-in', mode: 'signin' }),
+    signUp: () => setDialog({ kind: 'sign-in', mode: 'signup' }),
+    enrollHost: () => setDialog({ kind: 'enroll' }),
+    showAccount: () => setDialog({ kind: 'account' }),
+    signOut: () => void api.call('account.logout', {}).catch(fail),
+    approveDevice: (deviceId) => {
+      const device = account.pending.find((d) => d.device_id === deviceId);
+      if (device) setDialog({ kind: 'approve', device });
+    },
   };
   const context = {
     hosts,
@@ -117,7 +134,13 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
     previews: previews.byHost,
     tabs: tabs.tabs,
     activeTab: tabs.activeId,
+    account: account.status,
+    pendingDevices: account.pending,
   };
+  // A device that asked to join while no other dialog is open: the prompt shows by itself.
+  const asking = account.pending[0];
+  const approving = dialog?.kind === 'approve' ? dialog.device : dialog === undefined ? asking : undefined;
+  const signedIn = account.status?.account ?? null;
 
   return (
     <div className="app">
@@ -138,6 +161,16 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
         <button type="button" onClick={() => setPaletteOpen(true)} aria-keyshortcuts={isMac ? 'Meta+K' : 'Control+K'}>
           Command palette <kbd>{isMac ? '⌘K' : 'Ctrl+K'}</kbd>
         </button>
+        {signedIn ? (
+          <button type="button" onClick={commands.showAccount} aria-label={`Account ${signedIn.email}`}>
+            <span className={`status-dot relay-dot relay-${account.status!.relay}`} aria-hidden="true" />{' '}
+            {signedIn.email}
+          </button>
+        ) : (
+          <button type="button" onClick={commands.signIn}>
+            Sign in…
+          </button>
+        )}
         <button type="button" onClick={() => setDialog({ kind: 'settings' })}>
           Settings
         </button>
@@ -162,9 +195,16 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
         <aside className="sidebar" aria-label="Hosts sidebar">
           <div className="sidebar-header">
             <h2>Hosts</h2>
-            <button type="button" onClick={() => setDialog({ kind: 'add-host' })}>
-              Add host…
-            </button>
+            <span>
+              {signedIn && (
+                <button type="button" onClick={commands.enrollHost}>
+                  Enroll a host…
+                </button>
+              )}{' '}
+              <button type="button" onClick={() => setDialog({ kind: 'add-host' })}>
+                Add host…
+              </button>
+            </span>
           </div>
           <HostList
             hosts={data.hosts}
@@ -227,6 +267,26 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
           title={tabs.tabs.find((t) => t.id === dialog.tabId)?.title ?? ''}
           onRename={(title) => tabs.rename(dialog.tabId, title)}
           onClose={() => setDialog(undefined)}
+        />
+      )}
+      {dialog?.kind === 'sign-in' && <SignInDialog api={api} mode={dialog.mode} onClose={() => setDialog(undefined)} />}
+      {dialog?.kind === 'enroll' && <EnrollHostDialog api={api} hosts={hosts} onClose={() => setDialog(undefined)} />}
+      {dialog?.kind === 'account' && account.status && (
+        <AccountDialog
+          api={api}
+          status={account.status}
+          onApprove={(device) => setDialog({ kind: 'approve', device })}
+          onClose={() => setDialog(undefined)}
+        />
+      )}
+      {approving && (
+        <ApproveDeviceDialog
+          api={api}
+          device={approving}
+          onDone={() => {
+            account.dismiss(approving.device_id);
+            setDialog(undefined);
+          }}
         />
       )}
       {dialog?.kind === 'settings' && (

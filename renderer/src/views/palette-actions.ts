@@ -1,4 +1,4 @@
-import { FINAL_JOB_STATES, visibleText, type HostView } from '../api/index.js';
+import { FINAL_JOB_STATES, visibleText, type AccountStatus, type DeviceEntry, type HostView } from '../api/index.js';
 import type { PaletteAction } from './command-palette.js';
 import { loadRecent } from './recent-actions.js';
 import type { TerminalTab } from './terminal-tabs-state.js';
@@ -23,6 +23,12 @@ export interface PaletteCommands {
   renameTab(tabId: string): void;
   closeTab(tabId: string): void;
   activateTab(tabId: string): void;
+  signIn(): void;
+  signUp(): void;
+  enrollHost(): void;
+  showAccount(): void;
+  signOut(): void;
+  approveDevice(deviceId: string): void;
 }
 
 export interface PaletteContext {
@@ -32,6 +38,10 @@ export interface PaletteContext {
   previews: Record<string, HostPreviews>;
   tabs: TerminalTab[];
   activeTab: string | undefined;
+  /** undefined until known. */
+  account?: AccountStatus | undefined;
+  /** Devices that asked to join, for this trusted one to approve. */
+  pendingDevices?: DeviceEntry[];
 }
 
 const RUN_PREFIX = 'run:';
@@ -124,6 +134,7 @@ export function paletteActions(ctx: PaletteContext, commands: PaletteCommands): 
       run: () => commands.removeHost(host.name),
     });
   }
+  actions.push(...accountActions(ctx, commands));
   actions.push({
     id: 'toggle-theme',
     label: 'Toggle theme',
@@ -132,6 +143,50 @@ export function paletteActions(ctx: PaletteContext, commands: PaletteCommands): 
     run: commands.toggleTheme,
   });
   return dedupe(actions);
+}
+
+/** Sign in or up when signed out; enroll a host, the account and its devices, sign out when signed in. */
+function accountActions(ctx: PaletteContext, commands: PaletteCommands): PaletteAction[] {
+  if (ctx.account === undefined) return [];
+  if (ctx.account.account === null) {
+    return [
+      { id: 'sign-in', label: 'Sign in…', group: 'Account', keywords: ['login', 'relay'], run: commands.signIn },
+      {
+        id: 'sign-up',
+        label: 'Create an account…',
+        group: 'Account',
+        keywords: ['signup', 'register', 'relay'],
+        run: commands.signUp,
+      },
+    ];
+  }
+  const actions: PaletteAction[] = [
+    {
+      id: 'enroll-host',
+      label: 'Enroll a host…',
+      group: 'Hosts',
+      keywords: ['token', 'relay', 'account'],
+      run: commands.enrollHost,
+    },
+    {
+      id: 'show-account',
+      label: 'Account and devices…',
+      group: 'Account',
+      keywords: ['fingerprint', 'devices', 'approve', 'revoke'],
+      run: commands.showAccount,
+    },
+  ];
+  for (const device of ctx.pendingDevices ?? []) {
+    actions.push({
+      id: `approve-device:${device.device_id}`,
+      label: `Approve device ${visibleText(device.name)}…`,
+      group: 'Account',
+      keywords: ['fingerprint', 'device'],
+      run: () => commands.approveDevice(device.device_id),
+    });
+  }
+  actions.push({ id: 'sign-out', label: 'Sign out', group: 'Account', keywords: ['logout'], run: commands.signOut });
+  return actions;
 }
 
 /** Open each registered preview; add each port that listens but is not one yet. */

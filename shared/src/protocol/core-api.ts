@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
+import { ACCOUNT_EVENTS, ACCOUNT_PROCEDURES, AccountHostView } from './core-account.js';
 import { HostInfo } from './host.js';
 import { HostAddress, HostName } from './hosts.js';
 import { ArtifactInfo, JobDetail, JobId, JobInfo, JobListParams, JobSpec } from './jobs.js';
@@ -61,6 +62,16 @@ export const HostView = z.object({
   stats: HostStats.nullable(),
   /** Why it is offline, in words, when it is. */
   error: z.string().nullable(),
+  /** When this computer last saw it up (its link, or the account's relay); null: never. */
+  last_seen: z.number().int().nullable(),
+  /**
+   * How this computer reaches it: `direct` at an address typed or published on its network,
+   * `tailnet` at a Tailscale address it published, `relay` known only through the account's relay
+   * so far (linked at an address it published the first time it is used).
+   */
+  via: z.enum(['direct', 'tailnet', 'relay']),
+  /** The account host it is (matched by its key), when it is enrolled in this computer's account. */
+  account: AccountHostView.nullable(),
 });
 export type HostView = z.infer<typeof HostView>;
 
@@ -127,13 +138,22 @@ export type PreviewView = z.infer<typeof PreviewView>;
 const PreviewRef = z.object({ host: HostName, port: PreviewPort });
 
 export const CORE_PROCEDURES = {
-  'hosts.list': { params: Empty, result: z.object({ hosts: z.array(HostView) }) },
+  /**
+   * Every host: those paired on this computer and those of the signed-in account, one entry when
+   * both (the same key). `probe`: link to each paired host now (at most a few seconds) to say
+   * whether it is up; a window's core has them linked already.
+   */
+  'hosts.list': {
+    params: z.object({ probe: z.boolean().default(false) }).strict(),
+    result: z.object({ hosts: z.array(HostView) }),
+  },
   'hosts.add': {
     params: z.object({ name: HostName, address: HostAddress, code: z.string().min(1).max(32) }),
     result: z.object({ host: HostView }),
   },
   'hosts.rename': { params: z.object({ name: HostName, new_name: HostName }), result: Empty },
-  'hosts.remove': { params: z.object({ name: HostName }), result: Empty },
+  /** Forgets the host here; a host of the account is removed from the account too (`from_account`). */
+  'hosts.remove': { params: z.object({ name: HostName }), result: z.object({ from_account: z.boolean() }) },
 
   'sessions.list': {
     params: z.object({ host: HostName.optional() }),
@@ -262,6 +282,8 @@ export const CORE_PROCEDURES = {
     result: z.object({ url: z.string(), local_port: PreviewPort }),
   },
   'previews.close': { params: PreviewRef, result: Empty },
+
+  ...ACCOUNT_PROCEDURES,
 } as const;
 
 export type CoreMethod = keyof typeof CORE_PROCEDURES;
@@ -306,5 +328,6 @@ export const CORE_EVENTS = {
     done: z.number().nonnegative(),
     total: z.number().nonnegative(),
   }),
+  ...ACCOUNT_EVENTS,
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

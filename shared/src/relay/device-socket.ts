@@ -21,6 +21,9 @@ export interface RelayDeviceSocketOptions extends Omit<RelaySocketOptions<RelayT
   accessToken: () => Promise<string>;
 }
 
+/** Failures of a token renewal that a later attempt may not meet. */
+const TRANSIENT: ReadonlySet<string> = new Set(['E_UNAVAILABLE', 'E_TIMEOUT', 'E_RATE_LIMITED']);
+
 /** Renew the socket's token this long before the relay would close it. */
 const RENEW_MARGIN_MS = 60_000;
 
@@ -57,7 +60,12 @@ export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay>
   private authenticate(): void {
     this.device.accessToken().then(
       (access_token) => this.send({ type: 'auth', access_token }),
-      (error: unknown) => this.stop(toHangarError(error)),
+      (error: unknown) => {
+        const failure = toHangarError(error);
+        // A relay that went away mid-renewal is no reason to give up; a refused session is.
+        if (TRANSIENT.has(failure.code)) this.redial(`could not renew the access token (${failure.code})`);
+        else this.stop(failure);
+      },
     );
   }
 

@@ -33,6 +33,8 @@ export interface RelayClientOptions {
 
 export interface RelayCallOptions {
   accessToken?: string;
+  /** This call's own limit (a presence read that must answer fast), instead of the client's. */
+  timeoutMs?: number;
 }
 
 export class RelayClient {
@@ -65,7 +67,7 @@ export class RelayClient {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (options.accessToken !== undefined) headers['authorization'] = `Bearer ${options.accessToken}`;
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? this.timeoutMs);
     let status: number;
     let text: string;
     let retryAfter: string | null;
@@ -131,6 +133,18 @@ function relayError(method: string, status: number, body: unknown, retryAfter: s
 /** Refresh this long before the access token expires, so a call never races its expiry. */
 const REFRESH_MARGIN_MS = 60_000;
 
+export interface RelaySessionOptions {
+  onTokens?: (tokens: SessionTokens) => void | Promise<void>;
+  now?: () => number;
+  /**
+   * Spends the refresh token for new tokens (default: auth.refresh). A caller whose tokens several
+   * processes share (the core's SQLite: a window and hangar commands) coordinates here, so that
+   * only one of them spends a given refresh token (the relay revokes the whole login when one is
+   * presented twice) and the others take what it got.
+   */
+  exchange?: (current: SessionTokens) => Promise<SessionTokens>;
+}
+
 /**
  * A signed-in device's session: calls with a fresh access token, refreshing by itself (once
  * for all concurrent callers: refresh tokens rotate, and presenting a spent one revokes the
@@ -142,7 +156,7 @@ export class RelaySession {
   constructor(
     readonly client: RelayClient,
     private tokens: SessionTokens,
-    private readonly options: { onTokens?: (tokens: SessionTokens) => void | Promise<void>; now?: () => number } = {},
+    private readonly options: RelaySessionOptions = {},
   ) {}
 
   get current(): SessionTokens {
@@ -156,21 +170,27 @@ export class RelaySession {
     return this.tokens.access_token;
   }
 
-  async call<M extends RelayMethod>(method: M, params: RelayParams<M>): Promise<RelayResult<M>> {
+  async call<M extends RelayMethod>(
+    method: M,
+    params: RelayParams<M>,
+    options: Omit<RelayCallOptions, 'accessToken'> = {},
+  ): Promise<RelayResult<M>> {
     const accessToken = await this.accessToken();
     try {
-      return await this.client.call(method, params, { accessToken });
+      return await this.client.call(method, params, { ...options, accessToken });
     } catch (error) {
       // The relay's clock and ours disagree, or the token was issued before a key change: once more, fresh.
       if (!isHangarError(error) || error.code !== 'E_AUTH_EXPIRED') throw error;
       await this.refresh();
-      return this.client.call(method, params, { accessToken: this.tokens.access_token });
+      return this.client.call(method, params, { ...options, accessToken: this.tokens.access_token });
     }
   }
 
   refresh(): Promise<SessionTokens> {
-    this.refreshing ??= this.client
-      .call('auth.refresh', { refresh_token: this.tokens.refresh_token })
+    const exchange =
+      this.options.exchange ??
+      ((current: SessionTokens) => this.client.call('auth.refresh', { refresh_token: current.refresh_token }));
+    this.refreshing ??= exchange(this.tokens)
       .then(async (tokens) => {
         this.tokens = tokens;
         await this.options.onTokens?.(tokens);

@@ -93,6 +93,14 @@ export abstract class RelaySocket<In extends { type: string }, Out extends { typ
     this.socket?.close(1000, 'stopped');
   }
 
+  /**
+   * Ends this socket and dials again with backoff: something done on it failed in a way a later
+   * socket may not (the relay restarted while the access token was being renewed).
+   */
+  protected redial(reason: string): void {
+    this.socket?.close(1000, reason.slice(0, 120));
+  }
+
   private connect(): void {
     this.retryTimer = undefined;
     this.stateEmitter.fire({ state: 'connecting', attempt: this.attempt });

@@ -1,12 +1,12 @@
-import { HangarError } from '@hangar/shared';
+import { HangarError, type HostView } from '@hangar/shared';
 import type { Command } from 'commander';
 import { withApi } from '../run.js';
-import { printJson, table, visibleText } from '../output.js';
+import { ago, printJson, table, visibleText } from '../output.js';
 
 export function registerHosts(program: Command): void {
   const hosts = program
     .command('hosts')
-    .description('add, list, rename and remove the hosts this computer is paired with');
+    .description('add, list, rename and remove hosts: paired with this computer, or enrolled in your account');
 
   hosts
     .command('add')
@@ -28,36 +28,71 @@ export function registerHosts(program: Command): void {
 
   hosts
     .command('ls')
-    .description('list paired hosts')
+    .description(
+      'every host: paired here and in your account (one line when both): online or not, last seen, how it is reached',
+    )
     .option('--json', 'print JSON')
     .action((options: { json?: boolean }) =>
       withApi(async (api) => {
-        // The pairing records: what was pinned for each host, and when.
-        const list = (await api.call('hosts.list', {})).hosts.map((h) => ({
-          name: h.name,
-          address: h.address,
-          agent_key: h.agent_key,
-          cert_fingerprint: h.cert_fingerprint,
-          embedded: h.embedded,
-          added_at: h.added_at,
-        }));
-        if (options.json) return printJson(list);
+        // probe: this command's own core keeps no links, so it links to each paired host now (≤ 3 s).
+        const list = (await api.call('hosts.list', { probe: true })).hosts;
+        if (options.json) {
+          return printJson(
+            list.map((h) => ({
+              name: h.name,
+              status: statusWords(h),
+              link: h.status,
+              last_seen: h.last_seen,
+              via: h.via,
+              address: h.address,
+              embedded: h.embedded,
+              agent_key: h.agent_key,
+              cert_fingerprint: h.cert_fingerprint,
+              added_at: h.added_at,
+              account: h.account,
+              error: h.error,
+            })),
+          );
+        }
         if (list.length === 0) {
           process.stdout.write(
-            'no hosts yet: run `npm start` for this machine, or `hangar hosts add <name> <address> --code <code>`\n',
+            'no hosts yet: run `npm start` for this machine, `hangar hosts add <name> <address> --code <code>`, ' +
+              'or enroll one in your account with `hangar hosts enroll-token --name <name>`\n',
           );
           return;
         }
+        const now = Date.now();
         process.stdout.write(
           table(
-            ['NAME', 'ADDRESS', 'KEY', 'ADDED'],
+            ['NAME', 'STATUS', 'LAST SEEN', 'VIA', 'ADDRESS'],
             list.map((h) => [
               h.name + (h.embedded ? ' (this machine)' : ''),
-              h.address,
-              h.agent_key.slice(0, 12) + '…',
-              new Date(h.added_at).toISOString(),
+              statusWords(h),
+              statusWords(h).startsWith('online') ? 'now' : h.last_seen === null ? '-' : ago(h.last_seen, now),
+              h.via,
+              h.address || '-',
             ]),
           ),
+        );
+        // Why a host is down: after the table, where it does not break the columns.
+        for (const h of list) {
+          if (h.status !== 'online' && h.error) process.stderr.write(`hangar: ${h.name}: ${visibleText(h.error)}\n`);
+        }
+      }),
+    );
+
+  hosts
+    .command('enroll-token')
+    .description('print the one line to run on a host to enroll it in your account (valid 15 minutes, once)')
+    .requiredOption('--name <name>', 'what to call the host, e.g. mini')
+    .action((options: { name: string }) =>
+      withApi(async (api) => {
+        const made = await api.call('hosts.enroll_token', { name: options.name });
+        // stdout is the line alone, so `$(hangar hosts enroll-token --name mini)` is the command.
+        process.stdout.write(`${made.command}\n`);
+        process.stderr.write(
+          `run that line on the host (valid until ${new Date(made.expires_at).toLocaleTimeString()}, once; ` +
+            'with npm there, put npx in front); its `hangar-agent serve` then comes online here\n',
         );
       }),
     );
@@ -76,12 +111,22 @@ export function registerHosts(program: Command): void {
 
   hosts
     .command('rm')
-    .description('forget a host and its pinned keys')
+    .description('forget a host and its pinned keys (a host of your account: remove it from the account too)')
     .argument('<name>')
     .action((name: string) =>
       withApi(async (api) => {
-        await api.call('hosts.remove', { name });
-        process.stdout.write(`removed "${name}"\n`);
+        const { from_account } = await api.call('hosts.remove', { name });
+        process.stdout.write(`removed "${name}"${from_account ? ' here and from your account' : ''}\n`);
       }),
     );
+}
+
+/** One word or two for a host's state: its link here, else what the account's relay says. */
+export function statusWords(host: HostView): string {
+  const relayDown = host.account?.presence === 'relay_unreachable';
+  if (host.status === 'online') return relayDown ? 'online, relay unreachable' : 'online';
+  if (relayDown) return 'relay unreachable';
+  if (host.status === 'connecting') return 'connecting';
+  if (host.account?.presence === 'online') return host.error ? 'online, not linked' : 'online';
+  return 'offline';
 }

@@ -83,6 +83,8 @@ export class ApiConnection implements Disposable {
     this.store.add(monitor.onSessionsChanged((update) => publish('sessions.changed', update)));
     this.store.add(monitor.onSessionBell((bell) => publish('session.bell', bell)));
     this.store.add(core.previews.onChanged((update) => publish('previews.changed', update)));
+    this.store.add(core.account.onChanged(() => publish('account.changed', core.account.status())));
+    this.store.add(core.accountHosts.onDevicePending((device) => publish('device.pending', { device })));
     this.mux.onClose(() => void this.dispose());
   }
 

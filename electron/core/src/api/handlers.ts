@@ -7,6 +7,7 @@ import {
 } from '@hangar/shared';
 import type { HangarCore } from '../core.js';
 import type { Platform } from '../platform.js';
+import { accountHandlers } from './account-handlers.js';
 import type { Door, PublishCoreEvent } from './connection.js';
 import type { HostMonitor } from './host-monitor.js';
 import { jobHandlers } from './job-handlers.js';
@@ -35,7 +36,9 @@ export type CoreHandlers = ProcedureHandlers<typeof CORE_PROCEDURES, ApiContext>
  * job or bytes on a stream.
  */
 export const coreHandlers: CoreHandlers = {
-  'hosts.list': async (_params, { monitor }) => ({ result: { hosts: await monitor.views({ fresh: true }) } }),
+  'hosts.list': async (params, { monitor }) => ({
+    result: { hosts: await monitor.views({ fresh: true, probe: params.probe }) },
+  }),
 
   'hosts.add': async (params, { core, monitor }) => {
     const paired = await core.addHost({ name: params.name, address: params.address, code: params.code });
@@ -51,10 +54,7 @@ export const coreHandlers: CoreHandlers = {
     return { result: {} };
   },
 
-  'hosts.remove': async (params, { core }) => {
-    await core.removeHost(params.name);
-    return { result: {} };
-  },
+  'hosts.remove': async (params, { core }) => ({ result: await core.removeHost(params.name) }),
 
   'sessions.list': async (params, { core }) => ({ result: { hosts: await core.sessionsOn(params.host) } }),
 
@@ -86,6 +86,8 @@ export const coreHandlers: CoreHandlers = {
   },
 
   ...jobHandlers,
+
+  ...accountHandlers,
 
   'previews.list': async (params, { core }) => ({ result: { hosts: await core.previews.list(params.host) } }),
 

@@ -16,9 +16,12 @@ import type { HangarCore } from '../core.js';
 import { isFinal } from '../jobs/index.js';
 import type { DesktopNotification, Platform } from '../platform.js';
 import { AgentAttention } from './agent-attention.js';
+import { hostView } from './host-views.js';
 
 /** A host that does not answer host.stats within this long is listed without stats. */
 const STATS_TIMEOUT_MS = 2000;
+/** `hosts.list` with probe (the hangar command): a paired host not linked within this long is listed as it is then. */
+const PROBE_TIMEOUT_MS = 3000;
 /** Status flaps (connecting → offline while a host is down) are merged into one event. */
 const CHANGE_DEBOUNCE_MS = 100;
 /** At most one notification per session in this long; the UI event goes out for every bell. */
@@ -54,8 +57,11 @@ export class HostMonitor implements Disposable {
   private readonly lastBell = new Map<string, number>();
   private readonly notified = new Set<string>();
   private readonly agents = new AgentAttention();
-  private readonly subscription: Disposable;
+  private readonly subscriptions: Disposable[];
+  /** Why a probed host (not watched: the hangar command's core) could not be linked. */
+  private readonly probeErrors = new Map<string, string>();
   private changeTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private disposed = false;
 
   constructor(
@@ -64,32 +70,95 @@ export class HostMonitor implements Disposable {
     private readonly logger: Logger,
     private readonly live = true,
   ) {
-    this.subscription = core.onHostsChanged(() => (live ? this.sync() : this.changed()));
+    const follow = () => (live ? this.sync() : this.changed());
+    this.subscriptions = [
+      core.onHostsChanged(follow),
+      // The account's hosts came, went or changed presence; the relay came or went.
+      core.accountHosts.onChanged(() => {
+        follow();
+        this.changed();
+      }),
+      // This device was approved: account hosts that refused it may let it in now.
+      core.accountHosts.onApproved(() => this.retryRefused()),
+    ];
     this.sync();
   }
 
-  /** Every paired host as the UI shows it; `fresh` asks online hosts for their load now. */
-  async views(options: { fresh?: boolean } = {}): Promise<HostView[]> {
+  /**
+   * Every host (paired and the account's) as the UI shows it. `fresh`: ask online hosts for their
+   * load, and the relay for the account's hosts when this core has no socket to it. `probe` (the
+   * hangar command's core, which keeps no links): link to each paired host first, at most 3 s.
+   */
+  async views(options: { fresh?: boolean; probe?: boolean } = {}): Promise<HostView[]> {
     this.sync();
-    const hosts = this.core.listHosts();
+    const [entries] = await Promise.all([
+      this.core.hostEntries({ fresh: options.fresh ?? false }),
+      options.probe && !this.live ? this.probe() : undefined,
+    ]);
     return Promise.all(
-      hosts.map(async (host): Promise<HostView> => {
-        const watched = this.watched.get(host.name);
-        if (options.fresh && watched && host.status === 'online') watched.stats = await this.stats(host.name);
-        return {
-          name: host.name,
-          address: host.address,
-          embedded: host.embedded,
-          agent_key: host.agent_key,
-          cert_fingerprint: host.cert_fingerprint,
-          added_at: host.added_at,
-          status: host.status,
-          info: (watched?.connection ?? this.core.existingConnection(host.name))?.info ?? null,
-          stats: host.status === 'online' ? (watched?.stats ?? null) : null,
-          error: host.status === 'online' ? null : (watched?.error ?? null),
-        };
+      entries.map(async (entry): Promise<HostView> => {
+        const watched = this.watched.get(entry.name);
+        const status = this.core.linkStatus(entry.name);
+        if (options.fresh && watched && status === 'online') watched.stats = await this.stats(entry.name);
+        return hostView(entry, {
+          status,
+          info: (watched?.connection ?? this.core.existingConnection(entry.name))?.info ?? null,
+          stats: watched?.stats ?? null,
+          error: watched?.error ?? this.probeErrors.get(entry.name) ?? null,
+        });
       }),
     );
+  }
+
+  /** Links to every paired host at once, waiting at most PROBE_TIMEOUT_MS (then it is listed as it is). */
+  private async probe(): Promise<void> {
+    const names = this.core.registry.list().map((h) => h.name);
+    await Promise.all(
+      names.map(async (name) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, PROBE_TIMEOUT_MS)));
+        try {
+          await Promise.race([this.core.connection(name).link(), late]);
+          this.probeErrors.delete(name);
+        } catch (error) {
+          this.probeErrors.set(name, toHangarError(error).message);
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+  }
+
+  /**
+   * This device was approved: account hosts that refused it are tried again. The host learns of the
+   * endorsement from the relay at about the moment this device does, maybe a little later, so a
+   * host that still refuses is tried again after 0.5, 1, 2, 4 and 8 s.
+   */
+  private retryRefused(attempt = 0): void {
+    clearTimeout(this.retryTimer);
+    const refused = [...this.watched].filter(([, w]) => w.connection.status !== 'online' && w.error !== null);
+    void Promise.all(
+      refused.map(([name, watched]) =>
+        watched.connection.link().then(
+          () => {
+            this.changed();
+            return true;
+          },
+          (error: unknown) => {
+            watched.error = toHangarError(error).message;
+            this.logger.info(
+              { host: name, err: toHangarError(error), attempt },
+              'an account host still refuses this device',
+            );
+            this.changed();
+            return toHangarError(error).code !== 'E_AUTH_UNKNOWN_DEVICE';
+          },
+        ),
+      ),
+    ).then((settled) => {
+      if (this.disposed || settled.every(Boolean) || attempt >= 4) return;
+      this.retryTimer = setTimeout(() => this.retryRefused(attempt + 1), 500 * 2 ** attempt);
+    });
   }
 
   /** Waits until the host's link is up or has failed once (so a just-paired host shows its real status). */
@@ -104,10 +173,19 @@ export class HostMonitor implements Disposable {
     }
   }
 
-  /** Follows the registry: watches new hosts, forgets removed ones, re-watches replaced connections. */
+  /**
+   * Follows the host list: watches paired hosts and the account's hosts that are online with
+   * addresses (linking to one the first time pins it), forgets removed ones, re-watches replaced
+   * connections.
+   */
   sync(): void {
     if (this.disposed || !this.live) return;
-    const names = new Set(this.core.registry.list().map((h) => h.name));
+    const names = new Set(
+      this.core
+        .hostEntriesNow()
+        .filter((e) => e.record || (e.account?.presence === 'online' && e.account.host.record !== null))
+        .map((e) => e.name),
+    );
     for (const [name, watched] of this.watched) {
       if (!names.has(name) || this.core.connection(name) !== watched.connection) {
         void watched.store.dispose();
@@ -211,7 +289,8 @@ export class HostMonitor implements Disposable {
   async dispose(): Promise<void> {
     this.disposed = true;
     clearTimeout(this.changeTimer);
-    await this.subscription.dispose();
+    clearTimeout(this.retryTimer);
+    for (const subscription of this.subscriptions) await subscription.dispose();
     for (const watched of this.watched.values()) await watched.store.dispose();
     this.watched.clear();
     this.changedEmitter.dispose();

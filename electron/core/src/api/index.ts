@@ -34,8 +34,12 @@ export class CoreApiServer implements Disposable {
     const live = options.live ?? true;
     this.logger = options.logger ?? core.logger.child({ component: 'core-api' });
     this.monitor = new HostMonitor(core, platform, this.logger, live);
-    // A UI door is up: what UIs had open is served again (the CLI's own core does not do this).
-    if (live) void core.previews.restore();
+    // A UI door is up: what UIs had open is served again, and the account's relay socket opens
+    // while signed in (the CLI's own core does neither).
+    if (live) {
+      void core.previews.restore();
+      core.goLive();
+    }
   }
 
   /** `door`: who is on the other end; only the hangar command may name paths to write on this computer. */

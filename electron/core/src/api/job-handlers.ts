@@ -17,8 +17,9 @@ export const jobHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, ApiCont
   'jobs.get': async (params, { core }) => ({ result: await core.jobs.find(params.id, params.host) }),
 
   'jobs.submit': async (params, { core, publish }) => {
-    // An unknown host is said before a folder is packed.
-    const host = core.registry.get(params.host).name;
+    // An unknown host is said before a folder is packed (an account host's first link happens here).
+    await core.connection(params.host).link();
+    const host = params.host;
     let workspace = params.spec.workspace;
     let upload = null;
     if (params.folder !== undefined) {

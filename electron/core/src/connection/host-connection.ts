@@ -20,7 +20,7 @@ import {
 } from '@hangar/shared';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { connectToHost } from '../link/connect.js';
+import { connectToHost, type ConnectedHost } from '../link/connect.js';
 
 export interface HostConnectionOptions {
   deviceKey: KeyObject;
@@ -28,6 +28,13 @@ export interface HostConnectionOptions {
   logger: Logger;
   /** Per call; a host that does not answer within it is treated as unreachable for that call. */
   requestTimeoutMs?: number;
+  /**
+   * How to make the link (the core's HostReach: a paired host with its pins, an account host's first
+   * link); it says the address it used. Default: connectToHost at host.address with its pins.
+   */
+  dial?: () => Promise<ConnectedHost & { address: string }>;
+  /** The dial found no such host (an account host that went): the owner forgets this connection. */
+  onNotFound?: () => void;
 }
 
 /** Backoff after a dropped link: quick first retry (a blip), capped so a sleeping laptop recovers fast. */
@@ -63,10 +70,19 @@ export class HostConnection implements Disposable {
   readonly onLinkLost = this.linkLostEmitter.event;
   private readonly events = new EventHub<typeof HOST_EVENTS>();
 
+  private record: HostRecord;
+
   constructor(
-    readonly host: HostRecord,
+    host: HostRecord,
     private readonly options: HostConnectionOptions,
-  ) {}
+  ) {
+    this.record = host;
+  }
+
+  /** The host as last linked: its address is where the last link was made. */
+  get host(): HostRecord {
+    return this.record;
+  }
 
   get status(): HostStatus {
     return this.statusValue;
@@ -120,13 +136,23 @@ export class HostConnection implements Disposable {
     // instead of flipping offline ⇄ connecting (and a hosts.changed) at every attempt.
     if (!this.failedSinceOnline) this.setStatus('connecting');
     try {
-      const connected = await connectToHost({
-        address: this.host.address,
-        deviceKey: this.options.deviceKey,
-        deviceName: this.options.deviceName,
-        pinned: { agent_key: this.host.agent_key, cert_fingerprint: this.host.cert_fingerprint },
-        hostName: this.host.name,
-      });
+      const connected = this.options.dial
+        ? await this.options.dial()
+        : await connectToHost({
+            address: this.host.address,
+            deviceKey: this.options.deviceKey,
+            deviceName: this.options.deviceName,
+            pinned: { agent_key: this.host.agent_key, cert_fingerprint: this.host.cert_fingerprint },
+            hostName: this.host.name,
+          });
+      if ('address' in connected && typeof connected.address === 'string') {
+        this.record = {
+          ...this.record,
+          address: connected.address,
+          agent_key: connected.agent_key,
+          cert_fingerprint: connected.cert_fingerprint,
+        };
+      }
       if (this.disposed) {
         connected.transport.close({ code: 'closed', message: 'connection disposed' });
         throw new HangarError('E_UNAVAILABLE', `connection to "${this.host.name}" was closed`);
@@ -159,6 +185,7 @@ export class HostConnection implements Disposable {
         );
       }
       if (this.retainers > 0 && isTransient(failure)) this.scheduleReconnect();
+      if (failure.code === 'E_HOST_NOT_FOUND') this.options.onNotFound?.();
       throw failure;
     }
   }

@@ -20,6 +20,20 @@ export class HostRegistry {
     return rows.map((row) => this.fromRow(row));
   }
 
+  /** Every host with when this computer last had a link to it (null: never, or before it was recorded). */
+  listSeen(): (HostRecord & { last_seen: number | null })[] {
+    const rows = this.db.prepare('SELECT * FROM hosts ORDER BY embedded DESC, name').all() as { last_seen: unknown }[];
+    return rows.map((row) => ({
+      ...this.fromRow(row),
+      last_seen: typeof row.last_seen === 'number' ? row.last_seen : null,
+    }));
+  }
+
+  /** The link to `name` was up at `at`. */
+  touch(name: string, at: number): void {
+    this.db.prepare('UPDATE hosts SET last_seen = ? WHERE name = ?').run(at, name);
+  }
+
   find(name: string): HostRecord | undefined {
     const row = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name);
     return row === undefined ? undefined : this.fromRow(row);

@@ -24,6 +24,42 @@ const MIGRATIONS: readonly string[] = [
      opened_at INTEGER NOT NULL,
      PRIMARY KEY (host, port)
    ) STRICT;`,
+  // The account on a relay (relay/PROTOCOL.md): one at a time. Its tokens are shared by every core
+  // of this user (a window, hangar commands); refreshing_until is the lease that lets one of them
+  // spend the refresh token (the relay revokes a login whose refresh token is presented twice).
+  // Enrollment secrets: the end-to-end part of each token this computer made, kept until the first
+  // link to the host pinned it. Account hosts: the relay's last word on each, shown while it is away.
+  // hosts.last_seen: when this computer last had a link to a paired host.
+  `CREATE TABLE relay_account (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     relay_url TEXT NOT NULL,
+     email TEXT NOT NULL,
+     account_id TEXT NOT NULL,
+     device_id TEXT NOT NULL,
+     device_name TEXT NOT NULL,
+     device_status TEXT NOT NULL,
+     access_token TEXT NOT NULL,
+     access_expires_at INTEGER NOT NULL,
+     refresh_token TEXT NOT NULL,
+     refresh_expires_at INTEGER NOT NULL,
+     refreshing_until INTEGER NOT NULL DEFAULT 0,
+     signed_in_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE enrollment_secrets (
+     token_id TEXT PRIMARY KEY,
+     account_id TEXT NOT NULL,
+     host_name TEXT NOT NULL,
+     secret TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE account_hosts (
+     host_id TEXT PRIMARY KEY,
+     account_id TEXT NOT NULL,
+     presence_json TEXT NOT NULL,
+     updated_at INTEGER NOT NULL
+   ) STRICT;
+   ALTER TABLE hosts ADD COLUMN last_seen INTEGER;`,
 ];
 
 export function openCoreDb(home: string): Db {

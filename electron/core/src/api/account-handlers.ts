@@ -1,0 +1,47 @@
+import type { CORE_PROCEDURES, ProcedureHandlers } from '@hangar/shared';
+import type { ApiContext } from './handlers.js';
+
+type AccountMethod = Extract<
+  keyof typeof CORE_PROCEDURES,
+  `account.${string}` | `devices.${string}` | 'hosts.enroll_token'
+>;
+
+/** Where `hangar-agent enroll` keeps its data unless told otherwise: the line names it so that serve finds it. */
+const AGENT_DATA = '~/.hangar-agent';
+
+/**
+ * The account calls of CORE_PROCEDURES (relay/PROTOCOL.md): the core talks to the relay and signs
+ * with this computer's key; clients see statuses, devices and the line to paste, never a token.
+ */
+export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, ApiContext>, AccountMethod> = {
+  'account.signup': async (params, { core }) => ({ result: await core.account.signUp(params) }),
+
+  'account.login': async (params, { core }) => ({ result: await core.account.logIn(params) }),
+
+  'account.logout': async (_params, { core }) => ({ result: await core.account.logOut() }),
+
+  'account.status': async (_params, { core }) => {
+    // The hangar command's core has no socket: ask the relay now (this device may have been approved).
+    if (core.account.stored() !== undefined && core.account.reachState !== 'connected') {
+      await core.devices.list({ timeoutMs: 3_000 }).catch((error: unknown) => {
+        core.logger.debug({ err: error }, 'account.status: the relay did not answer');
+      });
+    }
+    return { result: core.account.status() };
+  },
+
+  'hosts.enroll_token': async (params, { core }) => {
+    const made = await core.account.enrollToken(params.name);
+    // --name carries the name typed here: the relay names the host from what the agent sends.
+    const command = `hangar-agent enroll --data ${AGENT_DATA} --name ${params.name} --token ${made.token}`;
+    return { result: { name: params.name, ...made, command } };
+  },
+
+  'devices.list': async (_params, { core }) => ({ result: { devices: await core.devices.list() } }),
+
+  'devices.approve': async (params, { core }) => ({
+    result: { device: await core.devices.approve(params.device, params.fingerprint) },
+  }),
+
+  'devices.revoke': async (params, { core }) => ({ result: { device: await core.devices.revoke(params.device) } }),
+};

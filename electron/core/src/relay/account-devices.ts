@@ -1,0 +1,133 @@
+import {
+  HangarError,
+  deviceFingerprint,
+  makeStatement,
+  sameFingerprint,
+  type DeviceEntry,
+  type DeviceView,
+  type RelayResult,
+} from '@hangar/shared';
+import { NOT_SIGNED_IN, type RelayAccount } from './relay-account.js';
+
+/**
+ * The account's devices (relay/PROTOCOL.md "More devices"): listed with their fingerprints and who
+ * approved each; approved and revoked by statements this computer signs, which hosts verify. The
+ * relay only carries them.
+ */
+export class AccountDevices {
+  constructor(
+    private readonly account: RelayAccount,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async list(options: { timeoutMs?: number } = {}): Promise<DeviceEntry[]> {
+    const listed = await this.account.call('devices.list', {}, options);
+    const mine = listed.devices.find((d) => d.device_id === listed.this_device);
+    if (mine !== undefined) this.account.noteOwnStatus(mine.status);
+    return devicesFrom(listed);
+  }
+
+  /**
+   * Endorses a device of the account: only when `fingerprint` (what the user compared with the new
+   * device's screen) matches the key the relay holds for it, so a relay that swapped that key gets
+   * nothing signed.
+   */
+  async approve(ref: string, fingerprint: string): Promise<DeviceEntry> {
+    const { device, raw } = await this.find(ref);
+    if (device.this_device) throw new HangarError('E_BAD_REQUEST', 'device: a device cannot approve itself');
+    if (device.status === 'revoked') {
+      throw new HangarError(
+        'E_FORBIDDEN',
+        `"${device.name}" was revoked; a revoked device stays revoked (log in from it as a new device)`,
+      );
+    }
+    if (!sameFingerprint(fingerprint, device.fingerprint)) {
+      throw new HangarError(
+        'E_FORBIDDEN',
+        `the fingerprint given (${fingerprint}) is not the one the relay holds for "${device.name}" (${device.fingerprint}). ` +
+          'Compare again with what hangar login printed on that device; if they differ, the relay may have swapped its key. Nothing was approved',
+      );
+    }
+    await this.state('endorse', raw);
+    return (await this.find(device.device_id)).device;
+  }
+
+  async revoke(ref: string): Promise<DeviceEntry> {
+    const { device, raw } = await this.find(ref);
+    if (device.this_device) {
+      throw new HangarError('E_BAD_REQUEST', 'device: this is this computer; revoke it from another trusted device');
+    }
+    if (device.status === 'revoked') return device;
+    await this.state('revoke', raw);
+    return (await this.find(device.device_id)).device;
+  }
+
+  /** A DeviceView from the relay's socket, as clients see devices. */
+  entryOf(device: DeviceView): DeviceEntry {
+    return {
+      device_id: device.device_id,
+      name: device.name,
+      status: device.status,
+      fingerprint: deviceFingerprint(device.public_key),
+      created_at: device.created_at,
+      last_seen: device.last_seen,
+      this_device: device.public_key === this.account.publicKey,
+      approved_by: null,
+      revoked_by: null,
+    };
+  }
+
+  private async state(kind: 'endorse' | 'revoke', raw: DeviceView): Promise<void> {
+    const signedIn = this.account.stored();
+    if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
+    const statement = makeStatement(this.account.signer, {
+      kind,
+      account_id: signedIn.account_id,
+      subject_device_key: raw.public_key,
+      subject_name: raw.name,
+      issued_at: this.now(),
+    });
+    await this.account.call(kind === 'endorse' ? 'devices.endorse' : 'devices.revoke', {
+      device_id: raw.device_id,
+      statement,
+    });
+  }
+
+  private async find(ref: string): Promise<{ device: DeviceEntry; raw: DeviceView }> {
+    const listed = await this.account.call('devices.list', {});
+    const entries = devicesFrom(listed);
+    const matches = entries.filter((d) => d.device_id === ref || d.name === ref);
+    if (matches.length === 0) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `no device "${ref}" in this account (known: ${entries.map((d) => d.name).join(', ')}); hangar devices ls lists them`,
+      );
+    }
+    if (matches.length > 1) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `device: ${matches.length} devices are named "${ref}"; give its id instead (${matches.map((d) => d.device_id).join(', ')})`,
+      );
+    }
+    const device = matches[0]!;
+    return { device, raw: listed.devices.find((d) => d.device_id === device.device_id)! };
+  }
+}
+
+/** The relay's devices as clients see them: fingerprints, and who approved or revoked each. */
+function devicesFrom(listed: RelayResult<'devices.list'>): DeviceEntry[] {
+  const byKey = new Map(listed.devices.map((d) => [d.public_key, d]));
+  const signer = (key: string | null) =>
+    key === null ? null : { name: byKey.get(key)?.name ?? 'unknown device', fingerprint: deviceFingerprint(key) };
+  return listed.devices.map((d) => ({
+    device_id: d.device_id,
+    name: d.name,
+    status: d.status,
+    fingerprint: deviceFingerprint(d.public_key),
+    created_at: d.created_at,
+    last_seen: d.last_seen,
+    this_device: d.device_id === listed.this_device,
+    approved_by: signer(d.endorsed_by),
+    revoked_by: signer(d.revoked_by),
+  }));
+}

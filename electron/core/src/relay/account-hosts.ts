@@ -1,0 +1,213 @@
+import WebSocket from 'ws';
+import {
+  DisposableStore,
+  Emitter,
+  RelayDeviceSocket,
+  isHangarError,
+  toHangarError,
+  type DeviceEntry,
+  type Disposable,
+  type HostPresence,
+  type TextSocketLike,
+} from '@hangar/shared';
+import type { Logger } from 'pino';
+import type { AccountDevices } from './account-devices.js';
+import type { RelayAccount } from './relay-account.js';
+
+/**
+ * The signed-in account's hosts as the relay describes them (name, keys, presence, the addresses
+ * each host signed). A window's core (live) keeps a device socket open while signed in: presence
+ * arrives as it changes, and a relay that goes away is noticed within 5 s: a closed socket at once,
+ * a silent one (a network that drops packets) within about 4 s (a ping every 0.75 s, 3 s without a
+ * word is a dead socket). The hangar command's own
+ * core asks hosts.list when a listing needs it. Either way the last word is kept in the database
+ * and shown, marked `relay_unreachable`, while the relay cannot be reached.
+ */
+
+/** A presence read that waits longer than this reports the relay unreachable instead. */
+const READ_TIMEOUT_MS = 3_000;
+const SOCKET_HEARTBEAT_MS = 750;
+const SOCKET_DEAD_AFTER_MS = 3_000;
+/** A new socket whose upgrade is not answered by then is given up (and dialed again later). */
+const SOCKET_HANDSHAKE_MS = 10_000;
+const SOCKET_BACKOFF = { initialMs: 500, maxMs: 10_000 };
+
+export type AccountPresence = 'online' | 'offline' | 'relay_unreachable';
+
+export interface AccountHost {
+  host: HostPresence;
+  presence: AccountPresence;
+}
+
+const wsFactory = (url: string) =>
+  new WebSocket(url, { handshakeTimeout: SOCKET_HANDSHAKE_MS }) as unknown as TextSocketLike;
+
+export class AccountHosts implements Disposable {
+  private readonly hosts = new Map<string, HostPresence>();
+  private loadedFor: string | undefined;
+  private socket: { key: string; socket: RelayDeviceSocket; store: DisposableStore } | undefined;
+  private live = false;
+  private readonly subscription: Disposable;
+  private readonly changedEmitter = new Emitter<void>();
+  /** A host of the account appeared, changed, went, or the relay's reachability changed. */
+  readonly onChanged = this.changedEmitter.event;
+  private readonly pendingEmitter = new Emitter<DeviceEntry>();
+  /** A new device waits for approval (fired only while this device is a trusted one). */
+  readonly onDevicePending = this.pendingEmitter.event;
+  private readonly approvedEmitter = new Emitter<void>();
+  /** A trusted device approved this one: hosts that refused it may now let it in. */
+  readonly onApproved = this.approvedEmitter.event;
+
+  constructor(
+    private readonly account: RelayAccount,
+    private readonly devices: AccountDevices,
+    private readonly logger: Logger,
+  ) {
+    this.subscription = account.onChanged(() => {
+      this.follow();
+      this.changedEmitter.fire();
+    });
+  }
+
+  /** A UI door is up: keep a device socket to the relay while signed in. */
+  goLive(): void {
+    this.live = true;
+    this.follow();
+  }
+
+  /**
+   * The account's hosts with their presence. `fresh` (the hangar command's core): ask the relay now,
+   * at most 3 s; a window's core has them from its socket already.
+   */
+  async list(options: { fresh?: boolean } = {}): Promise<AccountHost[]> {
+    const account = this.account.stored();
+    if (account === undefined) return [];
+    this.load(account.account_id);
+    if (options.fresh && !this.socket) await this.fetch(account.account_id);
+    return this.current();
+  }
+
+  /** What this core knows now, without asking the relay. */
+  current(): AccountHost[] {
+    const account = this.account.stored();
+    if (account === undefined) return [];
+    this.load(account.account_id);
+    const reach = this.account.reachState;
+    const unreachable = reach === 'unreachable';
+    return [...this.hosts.values()].map((host) => ({
+      host,
+      presence: unreachable ? 'relay_unreachable' : host.online ? 'online' : 'offline',
+    }));
+  }
+
+  private load(accountId: string): void {
+    if (this.loadedFor === accountId) return;
+    this.hosts.clear();
+    for (const host of this.account.store.cachedHosts(accountId)) this.hosts.set(host.host_id, host);
+    this.loadedFor = accountId;
+  }
+
+  private async fetch(accountId: string): Promise<void> {
+    try {
+      const { hosts } = await this.account.call('hosts.list', {}, { timeoutMs: READ_TIMEOUT_MS });
+      this.hosts.clear();
+      for (const host of hosts) this.hosts.set(host.host_id, host);
+      this.account.store.cacheHosts(accountId, hosts, Date.now());
+    } catch (error) {
+      // The relay is away (RelayAccount marked it unreachable): the cached word is shown, marked so.
+      if (!isHangarError(error) || !['E_UNAVAILABLE', 'E_TIMEOUT'].includes(error.code)) throw error;
+    }
+  }
+
+  /** A host removed from the account by this computer: gone here at once (the relay says so too). */
+  forget(hostId: string): void {
+    this.hosts.delete(hostId);
+    this.account.store.forgetHost(hostId);
+    this.changedEmitter.fire();
+  }
+
+  /** Opens, keeps or closes the device socket as the account and the doors require. */
+  private follow(): void {
+    const account = this.account.stored();
+    const key = account ? `${account.relay_url} ${account.account_id} ${account.device_id}` : undefined;
+    if (this.socket && this.socket.key !== key) {
+      void this.socket.store.dispose();
+      this.socket = undefined;
+    }
+    if (!this.live || account === undefined || key === undefined || this.socket) return;
+    this.load(account.account_id);
+    const session = this.account.requireSession();
+    const store = new DisposableStore();
+    const socket = store.add(
+      new RelayDeviceSocket({
+        relayUrl: account.relay_url,
+        signer: this.account.signer,
+        socketFactory: wsFactory,
+        accessToken: () => session.accessToken(),
+        heartbeatMs: SOCKET_HEARTBEAT_MS,
+        deadAfterMs: SOCKET_DEAD_AFTER_MS,
+        backoff: SOCKET_BACKOFF,
+      }),
+    );
+    this.socket = { key, socket, store };
+    const accountId = account.account_id;
+    store.add(
+      socket.onState((state) => {
+        if (state.state === 'online') {
+          this.account.setReach('connected');
+          // The snapshot that follows each connect names every host; one that went meanwhile is not in it.
+          void this.fetch(accountId).then(() => this.changedEmitter.fire());
+        } else if (state.state === 'offline') {
+          this.logger.info({ err: state.error, retry_in_ms: state.retry_in_ms }, 'relay device socket closed');
+          this.account.setReach('unreachable', state.error.message);
+        } else if (this.account.reachState === 'unknown') {
+          this.account.setReach('connecting');
+        }
+      }),
+    );
+    store.add(
+      socket.onPresence((host) => {
+        const known = this.hosts.get(host.host_id);
+        this.hosts.set(host.host_id, host);
+        this.account.store.cacheHost(accountId, host, Date.now());
+        if (JSON.stringify(known) !== JSON.stringify(host)) this.changedEmitter.fire();
+      }),
+    );
+    store.add(
+      socket.onHostRemoved((hostId) => {
+        this.hosts.delete(hostId);
+        this.account.store.forgetHost(hostId);
+        this.changedEmitter.fire();
+      }),
+    );
+    store.add(
+      socket.onDevicePending((device) => {
+        const status = this.account.stored()?.device_status;
+        // Only a trusted device can approve; a pending one is not asked.
+        if (status === 'first' || status === 'endorsed') this.pendingEmitter.fire(this.devices.entryOf(device));
+      }),
+    );
+    store.add(
+      socket.onDeviceChanged((device) => {
+        if (device.public_key !== this.account.publicKey) return;
+        const before = this.account.stored()?.device_status;
+        this.account.noteOwnStatus(device.status);
+        if (device.status === 'endorsed' && before !== 'endorsed') this.approvedEmitter.fire();
+      }),
+    );
+    try {
+      socket.start();
+    } catch (error) {
+      this.logger.error({ err: toHangarError(error) }, 'could not open the relay device socket');
+    }
+  }
+
+  dispose(): void {
+    void this.subscription.dispose();
+    void this.socket?.store.dispose();
+    this.socket = undefined;
+    this.changedEmitter.dispose();
+    this.pendingEmitter.dispose();
+    this.approvedEmitter.dispose();
+  }
+}

@@ -1,0 +1,268 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  HangarError,
+  deviceFingerprint,
+  isHangarError,
+  toHangarError,
+  verifyPresence,
+  type HostPresence,
+  type HostRecord,
+} from '@hangar/shared';
+import type { Logger } from 'pino';
+import type { HostEntry } from '../hosts/directory.js';
+import type { HostRegistry } from '../hosts/registry.js';
+import { connectToHost, type ConnectedHost } from '../link/connect.js';
+import type { AccountHost } from './account-hosts.js';
+import { answering } from './answering.js';
+import type { RelayAccount } from './relay-account.js';
+
+/** A link, and the address it was made at. */
+export interface Dialed extends ConnectedHost {
+  address: string;
+}
+
+export interface HostReachDeps {
+  registry: HostRegistry;
+  account: RelayAccount;
+  /** The merged host list (hosts/directory.ts); `fresh` asks the relay when this core has no socket. */
+  entries: (fresh: boolean) => Promise<HostEntry[]>;
+  deviceKey: KeyObject;
+  deviceName: string;
+  /** A host was saved to the registry (an enrolled host's first link): the host list changed. */
+  saved: () => void;
+  logger: Logger;
+}
+
+/**
+ * How this computer links to a host by name. A paired host: at its address, with its pins; if
+ * that address no longer answers and the host is in the account, at the addresses it published
+ * since (signed by the key pinned here; the one that works is kept). A host only the account knows
+ * (until the WebRTC link, at an address it published):
+ * - this computer made its enrollment token: pair with the token's end-to-end secret, as a code
+ *   pairs (relay/PROTOCOL.md "Enrolling a host"), then pin it and forget the secret;
+ * - otherwise: the keys the relay lists, which the host accepts only once a device it trusts
+ *   endorsed this one. A lying relay can show this computer a host that is not the user's; it
+ *   cannot get this computer into a real host, nor anyone into it.
+ */
+export class HostReach {
+  constructor(private readonly deps: HostReachDeps) {}
+
+  async dial(name: string): Promise<Dialed> {
+    const record = this.deps.registry.find(name);
+    if (record) return this.pinned(record);
+    const entry = (await this.deps.entries(true)).find((e) => e.name === name);
+    if (entry?.record) return this.pinned(entry.record);
+    if (!entry?.account) this.deps.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
+    return this.enrolled(name, entry!.account!);
+  }
+
+  private async pinned(record: HostRecord): Promise<Dialed> {
+    const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
+    try {
+      return await this.connect(record.name, record.address, { pinned });
+    } catch (error) {
+      const failure = toHangarError(error);
+      if (!transient(failure) || record.embedded) throw failure;
+      const account = (await this.deps.entries(true)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+      const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
+      for (const address of await answering(others)) {
+        try {
+          const dialed = await this.connect(record.name, address, { pinned });
+          // Signed by the key pinned here, and the handshake proved it: this is where it is now.
+          this.deps.registry.updateAddress(record.name, address);
+          this.deps.logger.info({ host: record.name, address }, 'a paired host answered at an address it published');
+          return dialed;
+        } catch (next) {
+          // Another machine at an old LAN address presents another key: not ours, go on.
+          if (!transient(toHangarError(next)) && toHangarError(next).code !== 'E_AUTH_HOST_KEY_CHANGED') throw next;
+        }
+      }
+      throw failure;
+    }
+  }
+
+  private async enrolled(name: string, account: AccountHost): Promise<Dialed> {
+    const host = account.host;
+    if (host.record === null || host.signature === null) {
+      throw new HangarError(
+        'E_HOST_UNREACHABLE',
+        `"${name}" has not told the relay where it can be reached yet: start hangar-agent serve on it (it publishes its addresses once it is online)`,
+      );
+    }
+    if (!verifyPresence(host.public_key, host.record, host.signature)) {
+      throw new HangarError(
+        'E_AUTH_BAD_SIGNATURE',
+        `the relay's record of "${name}" is not signed by the key it lists for that host: the relay may be compromised. Nothing was dialed`,
+      );
+    }
+    if (account.presence === 'offline') {
+      const seen = host.last_seen === null ? 'never' : new Date(host.last_seen).toISOString();
+      throw new HangarError(
+        'E_HOST_UNREACHABLE',
+        `"${name}" is offline (the relay last saw it: ${seen}); start hangar-agent serve on it`,
+      );
+    }
+    const candidates = publishedAddresses(host);
+    const answered = await answering(candidates);
+    if (answered.length === 0) {
+      throw new HangarError(
+        'E_HOST_UNREACHABLE',
+        `none of the addresses "${name}" published answered (${candidates.join(', ') || 'none published'}). Until ` +
+          "Hangar's WebRTC link lands, this computer reaches an enrolled host only there: the same LAN, or Tailscale on both",
+      );
+    }
+    const signedIn = this.deps.account.stored();
+    if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
+    const secrets = this.deps.account.store.secretsFor(signedIn.account_id, host.name, host.enrolled_at, Date.now());
+    if (secrets.length > 0) return this.firstLink(name, host, answered, secrets);
+    return this.viaRelayPins(name, host, answered);
+  }
+
+  /** Pairs with the secret of a token this computer made, then pins what the pairing proved. */
+  private async firstLink(
+    name: string,
+    host: HostPresence,
+    addresses: string[],
+    secrets: { token_id: string; secret: string }[],
+  ): Promise<Dialed> {
+    let refused: HangarError | undefined;
+    let failure: HangarError | undefined;
+    for (const address of addresses) {
+      for (const { token_id, secret } of secrets) {
+        let dialed: Dialed;
+        try {
+          dialed = await this.connect(name, address, { enrollment: { token_id, secret } });
+        } catch (error) {
+          const f = toHangarError(error);
+          if (f.code === 'E_AUTH_BAD_CODE') {
+            refused = f;
+            continue;
+          }
+          if (!transient(f)) throw f;
+          failure = f;
+          break;
+        }
+        if (dialed.agent_key !== host.public_key || !sameCertificate(dialed.cert_fingerprint, host.cert_fingerprint)) {
+          dialed.transport.close({ code: 'E_AUTH_HOST_KEY_CHANGED', message: 'the relay listed other keys' });
+          throw new HangarError(
+            'E_AUTH_HOST_KEY_CHANGED',
+            `"${name}" at ${address} paired with this computer's enrollment secret, but its key is not the one the relay ` +
+              'lists for it: the relay may be compromised. Nothing was pinned; pair with it directly instead ' +
+              '(hangar-agent pair on the host, then hangar hosts add)',
+            { seen: dialed.agent_key, listed: host.public_key },
+          );
+        }
+        this.save(name, dialed);
+        this.deps.account.store.forgetSecret(token_id);
+        return dialed;
+      }
+    }
+    // Another core of this computer (a window) may have made the first link meanwhile.
+    const done = this.deps.registry.list().find((r) => r.agent_key === host.public_key);
+    if (done) return this.pinned(done);
+    if (refused) {
+      throw new HangarError(
+        'E_AUTH_BAD_CODE',
+        `the machine at ${addresses.join(', ')} that the relay lists as "${name}" did not accept the enrollment secret ` +
+          `this computer kept for it: the relay may be compromised (pointing this computer at another machine), or the ` +
+          `host enrolled with another line. Nothing was pinned. Run a new line from hangar hosts enroll-token --name ` +
+          `${host.name} on the host, or pair with it directly (hangar-agent pair there, then hangar hosts add)`,
+      );
+    }
+    throw failure!;
+  }
+
+  /** A host this computer has no secret for: the keys the relay lists; the host decides whether to let it in. */
+  private async viaRelayPins(name: string, host: HostPresence, addresses: string[]): Promise<Dialed> {
+    const pinned = { agent_key: host.public_key, cert_fingerprint: colonFingerprint(host.cert_fingerprint) };
+    let failure: HangarError | undefined;
+    for (const address of addresses) {
+      try {
+        const dialed = await this.connect(name, address, { pinned });
+        this.save(name, dialed);
+        return dialed;
+      } catch (error) {
+        const f = toHangarError(error);
+        if (f.code === 'E_AUTH_UNKNOWN_DEVICE' || f.code === 'E_AUTH_DEVICE_REVOKED') throw this.notApproved(name);
+        if (f.code === 'E_AUTH_HOST_KEY_CHANGED') {
+          failure = new HangarError(
+            'E_AUTH_HOST_KEY_CHANGED',
+            `the machine at ${address} is not the "${name}" the relay describes (its key differs from the relay's record): ` +
+              'the relay may be compromised, or the host was reinstalled (enroll it again). Nothing was sent to it',
+          );
+          continue;
+        }
+        if (!transient(f)) throw f;
+        failure = f;
+      }
+    }
+    throw failure!;
+  }
+
+  private notApproved(name: string): HangarError {
+    const me = this.deps.account.stored()?.device_name ?? this.deps.deviceName;
+    return new HangarError(
+      'E_AUTH_UNKNOWN_DEVICE',
+      `"${name}" does not let this computer in: a device it trusts must approve this one first. On that device run ` +
+        `hangar devices approve "${me}" and check that it shows this fingerprint: ${deviceFingerprint(this.deps.account.publicKey)} ` +
+        '(a device that was revoked stays refused)',
+    );
+  }
+
+  private async connect(
+    name: string,
+    address: string,
+    how:
+      | { pinned: { agent_key: string; cert_fingerprint: string } }
+      | { enrollment: { token_id: string; secret: string } },
+  ): Promise<Dialed> {
+    const connected = await connectToHost({
+      address,
+      deviceKey: this.deps.deviceKey,
+      deviceName: this.deps.deviceName,
+      hostName: name,
+      ...how,
+    });
+    return { ...connected, address };
+  }
+
+  private save(name: string, dialed: Dialed): void {
+    const record: HostRecord = {
+      name,
+      address: dialed.address,
+      agent_key: dialed.agent_key,
+      cert_fingerprint: dialed.cert_fingerprint,
+      embedded: false,
+      added_at: Date.now(),
+    };
+    try {
+      this.deps.registry.save(record);
+    } catch (error) {
+      // Saved by another core of this computer meanwhile: the same keys are fine.
+      if (!isHangarError(error) || error.code !== 'E_HOST_EXISTS') throw error;
+      if (this.deps.registry.get(name).agent_key !== dialed.agent_key) throw error;
+    }
+    this.deps.logger.info({ host: name, address: dialed.address }, 'linked to an account host and pinned it');
+    this.deps.saved();
+  }
+}
+
+/** What a host published, direct addresses first, then tailnet ones. */
+export function publishedAddresses(host: HostPresence): string[] {
+  if (host.record === null || host.signature === null) return [];
+  if (!verifyPresence(host.public_key, host.record, host.signature)) return [];
+  return [...host.record.addresses, ...host.record.tailnet];
+}
+
+/** The relay's hex certificate fingerprint as pins are stored (Node's `AB:CD:…`). */
+export function colonFingerprint(hex: string): string {
+  return hex.toUpperCase().match(/../g)!.join(':');
+}
+
+function sameCertificate(colon: string, hex: string): boolean {
+  return colon.replace(/:/g, '').toLowerCase() === hex.toLowerCase();
+}
+
+function transient(error: HangarError): boolean {
+  return error.code === 'E_HOST_UNREACHABLE' || error.code === 'E_TIMEOUT' || error.code === 'E_UNAVAILABLE';
+}

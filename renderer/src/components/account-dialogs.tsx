@@ -1,0 +1,247 @@
+import { useEffect, useState } from 'react';
+import { describeError, visibleText, type AccountStatus, type CoreApi, type DeviceEntry } from '../api/index.js';
+import { Modal } from './modal.js';
+
+/**
+ * Signing in to an account on a relay, or making one. The password goes to this computer's core,
+ * which proves to the relay that it holds this computer's key; the key itself never leaves it.
+ */
+export function SignInDialog({ api, mode, onClose }: { api: CoreApi; mode: 'signin' | 'signup'; onClose(): void }) {
+  const [relay, setRelay] = useState('');
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [again, setAgain] = useState('');
+  const [deviceName, setDeviceName] = useState('');
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const signup = mode === 'signup';
+  return (
+    <Modal title={signup ? 'Create an account' : 'Sign in'} onClose={onClose}>
+      <p className="muted">
+        {signup
+          ? 'This computer becomes the account’s first, trusted device.'
+          : 'A computer new to the account waits until one you already use approves it.'}
+      </p>
+      <form
+        onSubmit={(event) => {
+          event.preventDefault();
+          if (signup && password !== again) {
+            setError('The two passwords differ.');
+            return;
+          }
+          setBusy(true);
+          setError(undefined);
+          const params = {
+            relay_url: relay.trim(),
+            email: email.trim(),
+            password,
+            ...(deviceName.trim() ? { device_name: deviceName.trim() } : {}),
+          };
+          api.call(signup ? 'account.signup' : 'account.login', params).then(onClose, (e: unknown) => {
+            setBusy(false);
+            setError(describeError(e));
+          });
+        }}
+      >
+        <label>
+          Relay
+          <input
+            required
+            value={relay}
+            onChange={(e) => setRelay(e.target.value)}
+            placeholder="https://relay.example.com"
+          />
+        </label>
+        <label>
+          Email
+          <input required type="email" value={email} onChange={(e) => setEmail(e.target.value)} autoComplete="email" />
+        </label>
+        <label>
+          Password
+          <input
+            required
+            type="password"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+            autoComplete={signup ? 'new-password' : 'current-password'}
+          />
+        </label>
+        {signup && (
+          <label>
+            Password again
+            <input
+              required
+              type="password"
+              value={again}
+              onChange={(e) => setAgain(e.target.value)}
+              autoComplete="new-password"
+            />
+          </label>
+        )}
+        <label>
+          This computer’s name (optional)
+          <input value={deviceName} onChange={(e) => setDeviceName(e.target.value)} placeholder="its host name" />
+        </label>
+        {error && (
+          <p className="host-error" role="alert">
+            {error}
+          </p>
+        )}
+        <div className="modal-actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" disabled={busy}>
+            {busy ? 'Signing in…' : signup ? 'Create account' : 'Sign in'}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+const DEVICE_STATUS = {
+  first: 'trusted (first)',
+  endorsed: 'trusted',
+  pending: 'waiting for approval',
+  revoked: 'revoked',
+} as const;
+
+/** The account: this computer's fingerprint and standing, the account's devices, and signing out. */
+export function AccountDialog({
+  api,
+  status,
+  onApprove,
+  onClose,
+}: {
+  api: CoreApi;
+  status: AccountStatus;
+  onApprove(device: DeviceEntry): void;
+  onClose(): void;
+}) {
+  const [devices, setDevices] = useState<DeviceEntry[]>();
+  const [error, setError] = useState<string>();
+  const account = status.account;
+  useEffect(() => {
+    if (!account) return;
+    api.call('devices.list', {}).then(
+      (listed) => setDevices(listed.devices),
+      (e: unknown) => setError(describeError(e)),
+    );
+  }, [api, account]);
+  if (!account) return null;
+  const trusted = account.device.status === 'first' || account.device.status === 'endorsed';
+  return (
+    <Modal title="Account" onClose={onClose}>
+      <p>
+        Signed in to <code>{account.relay_url}</code> as <strong>{account.email}</strong> ·{' '}
+        <span className={`relay-${status.relay}`}>relay {status.relay}</span>
+      </p>
+      <p>
+        This computer, <strong>{visibleText(account.device.name)}</strong>, is {DEVICE_STATUS[account.device.status]}.
+        Its key’s fingerprint: <code className="fingerprint">{account.device.fingerprint}</code>
+      </p>
+      {error && (
+        <p className="host-error" role="alert">
+          {error}
+        </p>
+      )}
+      {devices && (
+        <ul className="device-list" aria-label="Devices of the account">
+          {devices.map((d) => (
+            <li key={d.device_id} aria-label={`${d.name}, ${DEVICE_STATUS[d.status]}`}>
+              <strong>{visibleText(d.name)}</strong> {d.this_device ? '(this computer) ' : ''}
+              <span className="muted">{DEVICE_STATUS[d.status]}</span>
+              <div>
+                <code className="fingerprint">{d.fingerprint}</code>
+                {d.approved_by && <span className="muted"> · approved by {visibleText(d.approved_by.name)}</span>}
+              </div>
+              {trusted && !d.this_device && d.status === 'pending' && (
+                <button type="button" onClick={() => onApprove(d)}>
+                  Approve {d.name}…
+                </button>
+              )}
+              {trusted && !d.this_device && d.status !== 'revoked' && (
+                <button
+                  type="button"
+                  className="danger"
+                  onClick={() =>
+                    api.call('devices.revoke', { device: d.device_id }).then(
+                      (revoked) =>
+                        setDevices((list) => list?.map((x) => (x.device_id === d.device_id ? revoked.device : x))),
+                      (e: unknown) => setError(describeError(e)),
+                    )
+                  }
+                >
+                  Revoke {d.name}
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+      <div className="modal-actions">
+        <button type="button" onClick={() => void api.call('account.logout', {}).then(onClose, setErrorOf(setError))}>
+          Sign out
+        </button>
+        <button type="button" onClick={onClose}>
+          Done
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+/**
+ * A new device asks to join: its key's fingerprint as the relay holds it, to compare with what the
+ * new device shows. Approving signs an endorsement with this computer's key; hosts check it.
+ */
+export function ApproveDeviceDialog({ api, device, onDone }: { api: CoreApi; device: DeviceEntry; onDone(): void }) {
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  return (
+    <Modal title={`${device.name} asks to join your account`} onClose={onDone}>
+      <p>
+        A computer named <strong>{visibleText(device.name)}</strong> signed in to your account. Its key’s fingerprint:
+      </p>
+      <p>
+        <code className="fingerprint" aria-label="Fingerprint to compare">
+          {device.fingerprint}
+        </code>
+      </p>
+      <p className="muted">
+        Approve only if {device.name} shows this same fingerprint (hangar login printed it there; its window shows it
+        under Account). If it differs, the relay may have swapped its key.
+      </p>
+      {error && (
+        <p className="host-error" role="alert">
+          {error}
+        </p>
+      )}
+      <div className="modal-actions">
+        <button type="button" onClick={onDone}>
+          Not now
+        </button>
+        <button
+          type="button"
+          disabled={busy}
+          onClick={() => {
+            setBusy(true);
+            api
+              .call('devices.approve', { device: device.device_id, fingerprint: device.fingerprint })
+              .then(onDone, (e) => {
+                setBusy(false);
+                setError(describeError(e));
+              });
+          }}
+        >
+          It matches: approve {device.name}
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+function setErrorOf(set: (message: string) => void) {
+  return (e: unknown) => set(describeError(e));
+}

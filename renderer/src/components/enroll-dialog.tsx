@@ -1,0 +1,119 @@
+import { useState } from 'react';
+import { describeError, type CoreApi, type HostView } from '../api/index.js';
+import { Modal } from './modal.js';
+
+/** A token's host may enroll a little "before" it was made, by the relay's clock against ours. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * Enroll a host in the account: a name, then the one line to run on the host. The dialog watches
+ * the host list and turns green when the relay says that host is online.
+ */
+export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts: HostView[]; onClose(): void }) {
+  const [name, setName] = useState('');
+  const [made, setMade] = useState<{
+    name: string;
+    command: string;
+    expires_at: number;
+    at: number;
+    /** Hosts of that name already online when the line was made: not the one this line enrolls. */
+    before: Set<string>;
+  }>();
+  const [error, setError] = useState<string>();
+  const [copied, setCopied] = useState(false);
+  const arrived = made
+    ? hosts.find(
+        (h) =>
+          h.account !== null &&
+          h.account.name === made.name &&
+          (h.account.enrolled_at >= made.at - CLOCK_SKEW_MS || !made.before.has(h.account.host_id)) &&
+          (h.status === 'online' || h.account.presence === 'online'),
+      )
+    : undefined;
+  return (
+    <Modal title="Enroll a host" onClose={onClose}>
+      {!made ? (
+        <form
+          onSubmit={(event) => {
+            event.preventDefault();
+            setError(undefined);
+            const at = Date.now();
+            const wanted = name.trim();
+            const before = new Set(
+              hosts.flatMap((h) =>
+                h.account?.name === wanted && h.account.presence === 'online' ? [h.account.host_id] : [],
+              ),
+            );
+            api.call('hosts.enroll_token', { name: wanted }).then(
+              (result) =>
+                setMade({ name: result.name, command: result.command, expires_at: result.expires_at, at, before }),
+              (e: unknown) => setError(describeError(e)),
+            );
+          }}
+        >
+          <p className="muted">You get one line to run on the host; it works once, for 15 minutes.</p>
+          <label>
+            Host name
+            <input
+              required
+              autoFocus
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+              placeholder="mini"
+              pattern="[A-Za-z0-9][A-Za-z0-9_\-]{0,31}"
+            />
+          </label>
+          {error && (
+            <p className="host-error" role="alert">
+              {error}
+            </p>
+          )}
+          <div className="modal-actions">
+            <button type="button" onClick={onClose}>
+              Cancel
+            </button>
+            <button type="submit">Make the line</button>
+          </div>
+        </form>
+      ) : (
+        <div>
+          <p>
+            On <strong>{made.name}</strong>, run this line (valid until {new Date(made.expires_at).toLocaleTimeString()}
+            , once; put <code>npx</code> in front when hangar-agent comes from npm there), then keep{' '}
+            <code>hangar-agent serve --data ~/.hangar-agent</code> running:
+          </p>
+          <pre className="enroll-line" aria-label="Line to run on the host">
+            {made.command}
+          </pre>
+          <div className="modal-actions">
+            <button
+              type="button"
+              onClick={() =>
+                void navigator.clipboard.writeText(made.command).then(
+                  () => setCopied(true),
+                  () => setCopied(false),
+                )
+              }
+            >
+              {copied ? 'Copied' : 'Copy'}
+            </button>
+          </div>
+          {arrived ? (
+            <p className="enroll-status enroll-online" role="status">
+              {arrived.name} is online.
+            </p>
+          ) : (
+            <p className="enroll-status enroll-waiting" role="status">
+              Waiting for {made.name} to come online…
+            </p>
+          )}
+          <div className="modal-actions">
+            <button type="button" onClick={onClose}>
+              {arrived ? 'Done' : 'Close'}
+            </button>
+          </div>
+        </div>
+      )}
+    </Modal>
+  );
+}

@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { HostName } from './hosts.js';
+import {
+  AccountId,
+  DeviceId,
+  DeviceName,
+  DeviceStatus,
+  Email,
+  EnrollTokenId,
+  EpochMs,
+  HostId,
+  Password,
+} from './relay.js';
+
+/**
+ * The core API's calls about the account on a relay (relay/PROTOCOL.md): signing in and out, the
+ * line that enrolls a host, and the account's devices. Part of CORE_PROCEDURES (core-api.ts); the
+ * core talks to the relay, clients only to the core.
+ */
+
+const Empty = z.object({}).strict();
+
+/** A relay's URL as a user types it: http(s)://host[:port][/prefix]; no credentials, query or fragment. */
+export const RelayUrl = z
+  .string()
+  .trim()
+  .max(2048)
+  .refine((url) => /^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/i.test(url), {
+    error: 'expected the relay URL, http(s)://host[:port], e.g. https://relay.example.com',
+  });
+
+/** An email as typed; lowercased here, since the relay checks proofs signed over the lowercase form. */
+export const AccountEmail = z.string().trim().toLowerCase().pipe(Email);
+
+/** A device key's fingerprint as printed (deviceFingerprint: 8 groups of 4), or as a user types it. */
+export const DeviceFingerprint = z
+  .string()
+  .max(100)
+  .regex(/^[A-Za-z2-7\s-]+$/, 'expected a fingerprint like ABCD-EFGH-… (letters A-Z and digits 2-7)');
+
+/** A device of the account by its name or id (`dev_…`), as `hangar devices ls` shows them. */
+export const DeviceRef = z.string().min(1).max(64);
+
+export const ThisDevice = z.object({
+  device_id: DeviceId,
+  name: DeviceName,
+  /** The relay's record (`first`, `pending`, `endorsed`, `revoked`); hosts decide for themselves. */
+  status: DeviceStatus,
+  fingerprint: z.string(),
+});
+
+export const AccountStatus = z.object({
+  account: z
+    .object({
+      relay_url: z.string(),
+      email: Email,
+      account_id: AccountId,
+      signed_in_at: EpochMs,
+      device: ThisDevice,
+    })
+    .nullable(),
+  /**
+   * The relay as this core sees it: `connected` (a window's core keeps a socket to it), `connecting`,
+   * `reachable` (its last call answered), `unreachable`, or `unknown` (not asked yet; signed out).
+   */
+  relay: z.enum(['connected', 'connecting', 'reachable', 'unreachable', 'unknown']),
+  /** Why it is unreachable, in words. */
+  error: z.string().nullable(),
+});
+export type AccountStatus = z.infer<typeof AccountStatus>;
+
+const Signer = z.object({ name: z.string(), fingerprint: z.string() }).nullable();
+
+export const DeviceEntry = z.object({
+  device_id: DeviceId,
+  name: DeviceName,
+  status: DeviceStatus,
+  fingerprint: z.string(),
+  created_at: EpochMs,
+  last_seen: EpochMs.nullable(),
+  this_device: z.boolean(),
+  /** The device whose signed statement approved it: its name in the account (or "unknown device") and fingerprint. */
+  approved_by: Signer,
+  revoked_by: Signer,
+});
+export type DeviceEntry = z.infer<typeof DeviceEntry>;
+
+const SignIn = z.object({
+  relay_url: RelayUrl,
+  email: AccountEmail,
+  password: Password,
+  /** What the account calls this computer; default: its host name. */
+  device_name: DeviceName.optional(),
+});
+
+export const ACCOUNT_PROCEDURES = {
+  /** Makes an account on the relay; this computer's key becomes its first (trusted) device. */
+  'account.signup': { params: SignIn, result: AccountStatus },
+  /** Signs in; a key the account has not seen joins as `pending` until a trusted device approves it. */
+  'account.login': { params: SignIn, result: AccountStatus },
+  /** Ends this login at the relay (when it answers) and forgets it here, with the enrollment secrets kept for it. */
+  'account.logout': { params: Empty, result: z.object({ relay_told: z.boolean() }) },
+  'account.status': { params: Empty, result: AccountStatus },
+  /**
+   * A line to run on a host (valid 15 minutes, once) that enrolls it in the account under `name`.
+   * Its end-to-end secret stays in this core until the first link pinned the host.
+   */
+  'hosts.enroll_token': {
+    params: z.object({ name: HostName }),
+    result: z.object({
+      name: HostName,
+      token_id: EnrollTokenId,
+      expires_at: EpochMs,
+      /** The `hgr1_…` token alone (for `hangar-agent enroll --token -`). */
+      token: z.string(),
+      /** The whole command to paste on the host. */
+      command: z.string(),
+    }),
+  },
+  'devices.list': { params: Empty, result: z.object({ devices: z.array(DeviceEntry) }) },
+  /**
+   * Signs an endorsement of the device with this computer's key; hosts let it in once they verify
+   * it. `fingerprint` is the one the user compared with the new device's screen: the call is refused
+   * unless it matches the key the relay holds for that device.
+   */
+  'devices.approve': {
+    params: z.object({ device: DeviceRef, fingerprint: DeviceFingerprint }),
+    result: z.object({ device: DeviceEntry }),
+  },
+  /** Signs a revocation: hosts refuse the device from then on and close its open links. */
+  'devices.revoke': { params: z.object({ device: DeviceRef }), result: z.object({ device: DeviceEntry }) },
+} as const;
+
+export const ACCOUNT_EVENTS = {
+  /** Signed in or out, this device's status changed, or the relay became reachable or not. */
+  'account.changed': AccountStatus,
+  /** A new device signed in to the account and waits for approval (sent to trusted devices only). */
+  'device.pending': z.object({ device: DeviceEntry }),
+} as const;
+
+/** What the account's relay says of a host enrolled in it. */
+export const AccountHostView = z.object({
+  host_id: HostId,
+  /** The name the host was enrolled under. */
+  name: HostName,
+  /**
+   * `online`/`offline` as the relay says, or `relay_unreachable` while this core cannot reach the
+   * relay (last_seen then holds the last word it had).
+   */
+  presence: z.enum(['online', 'offline', 'relay_unreachable']),
+  last_seen: EpochMs.nullable(),
+  enrolled_at: EpochMs,
+  /** What the host published, signed by its key: direct addresses, then tailnet ones. */
+  addresses: z.array(z.string()),
+  tailnet: z.array(z.string()),
+});
+export type AccountHostView = z.infer<typeof AccountHostView>;

@@ -1,0 +1,253 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import * as pty from 'node-pty';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RelayProcess } from '../../relay/test/support/relay-process.js';
+import { AttachedCli } from '../support/pty-client.js';
+import { openWindow } from '../support/live-window.js';
+import {
+  BASH,
+  HANGAR_BIN,
+  hangar,
+  killTmuxServer,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../support/processes.js';
+import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+
+/**
+ * Hosts of an account, end to end on loopback: a real relay process, real agent processes, the
+ * hangar command. The line `hangar hosts enroll-token` prints is run by a shell on the "host";
+ * the host comes online in `hangar hosts ls`; the first session pairs with the line's secret;
+ * a second computer gets in only once a trusted one approved it, and not after a revocation (a
+ * relay that goes away: relay-unreachable.test.ts).
+ */
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function dir(prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+async function relayAt(data: string, port = 0): Promise<RelayProcess> {
+  const relay = await startTestRelayProcess(data, port);
+  cleanups.push(() => relay.stop());
+  return relay;
+}
+
+/** A host: a shell whose ~/.hangar-agent is the data dir of a running `hangar-agent serve`. */
+async function hostMachine(): Promise<{ shell: HostShell; agent: AgentProcess }> {
+  const shell = new HostShell();
+  const agent = await startAgentProcess(shell.agentData, { logLevel: 'info' });
+  cleanups.push(async () => {
+    await agent.stop();
+    await killTmuxServer(shell.agentData);
+    removeDir(shell.home);
+  });
+  return { shell, agent };
+}
+
+async function enrollLine(home: string, name: string): Promise<string> {
+  const made = await hangar(home, ['hosts', 'enroll-token', '--name', name]);
+  expect(made.code, made.stderr).toBe(0);
+  return made.stdout.trimEnd();
+}
+
+/** Runs a command until it exits 0, or fails with its last output at the deadline. */
+async function until(run: () => Promise<{ code: number; stderr: string }>, what: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await run();
+    if (result.code === 0) return result;
+    if (Date.now() > deadline) throw new Error(`${what} never succeeded: ${result.code} ${result.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** `hangar devices approve` in a terminal, answering its question. */
+async function approveInTerminal(home: string, device: string, answer: string) {
+  const child = pty.spawn(process.execPath, [HANGAR_BIN, 'devices', 'approve', device], {
+    cols: 200,
+    rows: 30,
+    env: { ...process.env, HANGAR_HOME: home } as Record<string, string>,
+  });
+  let output = '';
+  const exited = new Promise<number>((resolve) => child.onExit(({ exitCode }) => resolve(exitCode)));
+  child.onData((data) => {
+    output += data;
+    if (output.includes('[y/N]') && answer !== '') {
+      child.write(`${answer}\r`);
+      answer = '';
+    }
+  });
+  const timer = setTimeout(() => child.kill(), 20_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return { code, output };
+}
+
+const FINGERPRINT = /fingerprint: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
+
+describe('hosts of an account', () => {
+  it('the printed line enrolls a host: online in hangar hosts ls, the first session pairs with its secret, attach works', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const { shell, agent } = await hostMachine();
+
+    const line = await enrollLine(laptop, 'mini');
+    const started = Date.now();
+    const ran = await shell.run(line);
+    expect(ran.code, ran.stderr).toBe(0);
+    const online = await waitForHost(laptop, 'mini', (h) => h.status === 'online');
+    const enrolledIn = Date.now() - started;
+    console.log(`[relay-hosts] enroll line run → host online in hangar hosts ls: ${enrolledIn} ms`);
+    expect(online).toMatchObject({
+      via: 'relay',
+      address: `127.0.0.1:${agent.port}`,
+      account: { presence: 'online' },
+    });
+
+    // The first use pairs with the secret in the line (the relay never saw it), then pins the host.
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', ...BASH]);
+    expect(made.stderr).toBe('');
+    expect(made.code).toBe(0);
+    const linked = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
+    expect(linked).toMatchObject({ status: 'online', link: 'online', via: 'direct' });
+    const db = new Database(join(laptop, 'hangar.db'), { readonly: true });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM enrollment_secrets').get()).toEqual({ n: 0 });
+    db.close();
+
+    const attached = new AttachedCli(laptop, ['mini', 'work']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+    attached.type('echo hel""lo\r');
+    await attached.waitForText(/^hello\s*$/m);
+    attached.type('\x1d');
+    expect(await attached.waitForExit()).toBe(0);
+  });
+
+  it('a host paired with a code and enrolled too is one entry, under the name given here', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const { shell, agent } = await hostMachine();
+    await pairWith(laptop, 'box', agent);
+    expect((await shell.run(await enrollLine(laptop, 'vps'))).code).toBe(0);
+    const box = await waitForHost(laptop, 'box', (h) => h.account?.presence === 'online');
+    expect(box).toMatchObject({ status: 'online', via: 'direct', account: { name: 'vps' } });
+    expect((await hostsLs(laptop)).map((h) => h.name)).toEqual(['box']);
+
+    // Removing it forgets it here and takes it out of the account: it does not come back as "vps".
+    const removed = await hangar(laptop, ['hosts', 'rm', 'box']);
+    expect(removed).toMatchObject({ code: 0, stdout: 'removed "box" here and from your account\n' });
+    expect(await hostsLs(laptop)).toEqual([]);
+  });
+
+  it('an account host whose name is taken here is listed as mini-2, and that name reaches it', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const paired = await hostMachine();
+    await pairWith(laptop, 'mini', paired.agent);
+    const enrolled = await hostMachine();
+    expect((await enrolled.shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
+    const other = await waitForHost(laptop, 'mini-2', (h) => h.status === 'online');
+    expect(other).toMatchObject({
+      via: 'relay',
+      account: { name: 'mini' },
+      address: `127.0.0.1:${enrolled.agent.port}`,
+    });
+    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ via: 'direct', account: null });
+
+    const made = await hangar(laptop, ['session', 'new', 'mini-2', '--name', 'there', '--', 'sleep', '60']);
+    expect(made.code, made.stderr).toBe(0);
+    expect((await hostsLs(laptop)).map((h) => [h.name, h.via])).toEqual([
+      ['mini', 'direct'],
+      ['mini-2', 'direct'],
+    ]);
+    const listed = JSON.parse((await hangar(laptop, ['session', 'ls', 'mini-2', '--json'])).stdout) as {
+      sessions: { name: string }[];
+    }[];
+    expect(listed[0]!.sessions.map((x) => x.name)).toEqual(['there']);
+  });
+
+  it('a second computer is refused until a trusted one approves it (comparing fingerprints), then let in, then shut out by a revocation', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const { shell } = await hostMachine();
+    expect((await shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
+    await waitForHost(laptop, 'mini', (h) => h.status === 'online');
+    expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
+
+    const phone = dir('phone');
+    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    expect(joined.code, joined.stderr).toBe(0);
+    const fingerprint = FINGERPRINT.exec(joined.stdout)![1]!;
+    // The phone's window is open all along: it sees mini, tries it, and is told why it cannot link.
+    const phoneWindow = await openWindow(phone, cleanups);
+    await phoneWindow.windowSays('mini', 'online', 15_000);
+    await phoneWindow.until((hosts) => /must approve this one/.test(hosts.find((h) => h.name === 'mini')?.error ?? ''));
+    // The phone sees the account's host, and the host does not let it in.
+    await waitForHost(phone, 'mini', (h) => h.status === 'online' && h.via === 'relay');
+    const refused = await hangar(phone, ['session', 'ls', 'mini']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain(`does not let this computer in: a device it trusts must approve this one first`);
+    expect(refused.stderr).toContain(fingerprint);
+
+    // Approving shows the key's fingerprint and asks; "no" approves nothing, nor does a wrong one.
+    const declined = await approveInTerminal(laptop, 'phone', 'n');
+    expect(declined.output).toContain(fingerprint);
+    expect(declined.code).toBe(1);
+    expect(declined.output).toMatch(/not approved: the fingerprints differ/);
+    const wrong = await hangar(laptop, [
+      'devices',
+      'approve',
+      'phone',
+      '--fingerprint',
+      'AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH',
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/not the one the relay holds for "phone".*Nothing was approved/);
+    expect((await hangar(phone, ['session', 'ls', 'mini'])).code).toBe(4);
+
+    const approved = await approveInTerminal(laptop, 'phone', 'y');
+    expect(approved.code, approved.output).toBe(0);
+    expect(approved.output).toMatch(/approved "phone"/);
+    const devices = JSON.parse((await hangar(laptop, ['devices', 'ls', '--json'])).stdout) as {
+      name: string;
+      status: string;
+      approved_by: { name: string } | null;
+    }[];
+    expect(devices.find((d) => d.name === 'phone')).toMatchObject({
+      status: 'endorsed',
+      approved_by: { name: 'laptop' },
+    });
+    // The phone's window links by itself once the relay tells it it was approved.
+    await phoneWindow.until((hosts) => hosts.find((h) => h.name === 'mini')?.status === 'online');
+    // The host verifies the endorsement when the relay brings it: the phone gets in.
+    await until(() => hangar(phone, ['session', 'new', 'mini', '--name', 'phones', '--', 'sleep', '600']), 'the phone');
+    expect((await hangar(phone, ['account', '--json'])).stdout).toMatch(/"status": "endorsed"/);
+
+    const revoked = await hangar(laptop, ['devices', 'revoke', 'phone']);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    const shutOut = Date.now() + 15_000;
+    let last = await hangar(phone, ['session', 'ls', 'mini']);
+    while (last.code === 0 && Date.now() < shutOut) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      last = await hangar(phone, ['session', 'ls', 'mini']);
+    }
+    expect(last.code).toBe(4);
+    // The laptop, which nobody revoked, goes on.
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+  });
+});

@@ -1,0 +1,185 @@
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeStatement, signPresence, toHex, type Ed25519Signer, type HostPresence } from '@hangar/shared';
+import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
+import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
+import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
+import {
+  hangar,
+  killTmuxServer,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../support/processes.js';
+import { RelayDouble } from '../support/relay-double.js';
+import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+
+/**
+ * A relay whose operator turned hostile, played by a test double in front of a real relay
+ * (test/support/relay-double.ts): it lists its own machine, or its own key, for an enrolled host;
+ * it forges an endorsement for a device; it answers a used token as if it were new. Each is
+ * refused by the device or the host, saying why, and nothing is pinned or let in.
+ */
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function dir(prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+async function hostMachine(): Promise<{ shell: HostShell; agent: AgentProcess }> {
+  const shell = new HostShell();
+  const agent = await startAgentProcess(shell.agentData, { logLevel: 'info' });
+  cleanups.push(async () => {
+    await agent.stop();
+    await killTmuxServer(shell.agentData);
+    removeDir(shell.home);
+  });
+  return { shell, agent };
+}
+
+/** The double in front of a real relay (which signs and checks the double's origin), and a signed-up laptop. */
+async function compromisedRelay() {
+  const double = await RelayDouble.start();
+  cleanups.push(() => double[Symbol.asyncDispose]());
+  const relay = await startTestRelayProcess(dir('relay'), 0, ['--public-url', double.url]);
+  cleanups.push(() => relay.stop());
+  double.setUpstream(relay.url);
+  const laptop = dir('laptop');
+  const signed = await signupCli(laptop, double.url, 'me@example.com');
+  expect(signed.code, signed.stderr).toBe(0);
+  return { double, laptop };
+}
+
+async function enrolledHost(laptop: string) {
+  const machine = await hostMachine();
+  const line = (await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini'])).stdout.trimEnd();
+  const ran = await machine.shell.run(line);
+  expect(ran.code, ran.stderr).toBe(0);
+  await waitForHost(laptop, 'mini', (h) => h.status === 'online');
+  return { ...machine, line };
+}
+
+function fakeKey(): { signer: Ed25519Signer; publicKey: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const raw = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(12));
+  return { signer: { publicKey: raw, sign: (m) => new Uint8Array(sign(null, m, privateKey)) }, publicKey: toHex(raw) };
+}
+
+/** What the double puts in place of the host: `key` and `addresses`, the record signed by that key. */
+function impersonate(key: { signer: Ed25519Signer; publicKey: string }, certHex: string, addresses: string[]) {
+  return (host: HostPresence): HostPresence => {
+    if (host.name !== 'mini' || host.record === null) return host;
+    const record = { ...host.record, addresses, tailnet: [], issued_at: Date.now() };
+    return {
+      ...host,
+      public_key: key.publicKey,
+      cert_fingerprint: certHex,
+      record,
+      signature: signPresence(key.signer, record),
+    };
+  };
+}
+
+describe('a compromised relay', () => {
+  it('lists its own machine for an enrolled host: the first link fails saying the relay may be compromised, and pins nothing', async () => {
+    const { double, laptop } = await compromisedRelay();
+    await enrolledHost(laptop);
+    // The attacker's machine: a real agent with a key and certificate of its own.
+    const attacker = await hostMachine();
+    const key = await loadOrCreateAgentKey(attacker.shell.agentData);
+    const cert = await loadOrCreateTlsCert(attacker.shell.agentData);
+    double.rewriteHost = impersonate(
+      { signer: key.signer, publicKey: key.publicKeyHex },
+      cert.fingerprint.replace(/:/g, '').toLowerCase(),
+      [`127.0.0.1:${attacker.agent.port}`],
+    );
+
+    const tried = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', '--', 'sleep', '60']);
+    expect(tried.code).toBe(4);
+    expect(tried.stderr).toMatch(
+      /did not accept the enrollment secret.*the relay may be compromised.*Nothing was pinned/,
+    );
+    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ via: 'relay', link: 'offline' });
+
+    // Nothing was spent either: once the relay tells the truth, the first link works.
+    double.rewriteHost = undefined;
+    const honest = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', '--', 'sleep', '60']);
+    expect(honest.code, honest.stderr).toBe(0);
+  });
+
+  it("puts its own key on the host's real address: the pairing proves the host's real key, so it is refused and nothing is pinned", async () => {
+    const { double, laptop } = await compromisedRelay();
+    const { agent } = await enrolledHost(laptop);
+    const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
+    double.rewriteHost = impersonate(fakeKey(), certHex, [`127.0.0.1:${agent.port}`]);
+
+    const tried = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', '--', 'sleep', '60']);
+    expect(tried.code).toBe(4);
+    expect(tried.stderr).toMatch(
+      /its key is not the one the relay lists for it: the relay may be compromised\. Nothing was pinned/,
+    );
+    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ via: 'relay', link: 'offline' });
+  });
+
+  it('forges an endorsement for a device: the host ignores it, says so in its log, and refuses the device', async () => {
+    const { double, laptop } = await compromisedRelay();
+    const { agent } = await enrolledHost(laptop);
+    expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
+    const phone = dir('phone');
+    expect((await loginCli(phone, double.url, 'me@example.com', 'phone')).code).toBe(0);
+
+    const accountId = (
+      JSON.parse((await hangar(laptop, ['account', '--json'])).stdout) as { account: { account_id: string } }
+    ).account.account_id;
+    const phoneKey = (await loadOrCreateDeviceKey(phone)).publicKeyHex;
+    const laptopKey = (await loadOrCreateDeviceKey(laptop)).publicKeyHex;
+    const fields = {
+      kind: 'endorse' as const,
+      account_id: accountId,
+      subject_device_key: phoneKey,
+      subject_name: 'phone',
+    };
+    // Signed by the relay's own key; and one that claims the laptop signed it (it did not).
+    const own = makeStatement(fakeKey().signer, { ...fields, issued_at: Date.now() });
+    const claimed = {
+      ...makeStatement(fakeKey().signer, { ...fields, issued_at: Date.now() }),
+      signer_device_key: laptopKey,
+    };
+    double.sendToAgents({
+      type: 'statements',
+      statements: [
+        { ...own, seq: 1000, stored_at: Date.now() },
+        { ...claimed, seq: 1001, stored_at: Date.now() },
+      ],
+    });
+    const deadline = Date.now() + 15_000;
+    while (!/"seq":1001[^\n]*ignored a statement|ignored a statement[^\n]*"seq":1001/.test(agent.stderr())) {
+      if (Date.now() > deadline) throw new Error(`the agent never said it ignored the forgery: ${agent.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(agent.stderr()).toMatch(/it is signed by a device this host has not pinned/);
+    expect(agent.stderr()).toMatch(/its signature does not verify with the signer key/);
+
+    const refused = await hangar(phone, ['session', 'ls', 'mini']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/does not let this computer in: a device it trusts must approve this one first/);
+  });
+
+  it('answers a used enrollment token as if it were new: the host refuses it without asking', async () => {
+    const { double, laptop } = await compromisedRelay();
+    const { shell, line } = await enrolledHost(laptop);
+    double.replayUsedTokens = true;
+    const before = double.calls.filter((c) => c === 'hosts.enroll').length;
+    const again = await shell.run(line);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already used on this host.*hangar hosts enroll-token/);
+    expect(double.calls.filter((c) => c === 'hosts.enroll').length).toBe(before);
+  });
+});

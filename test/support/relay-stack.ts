@@ -1,0 +1,137 @@
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
+import { AGENT_BIN, HANGAR_BIN, hangar, tempDir, type CliResult } from './processes.js';
+
+/**
+ * The account side of the relay, end to end as a user runs it: a real `hangar-relay serve` process
+ * (SQLite in a temp dir, cheap scrypt), `hangar signup|login` through the CLI, and the line
+ * `hangar hosts enroll-token` prints, run by a shell on the "host" exactly as pasted.
+ */
+
+export const PASSWORD = 'correct horse battery staple';
+
+/** `hangar-relay serve` on loopback; `port` to restart one on the port it had. */
+export function startTestRelayProcess(dataDir: string, port = 0, extra: string[] = []): Promise<RelayProcess> {
+  return startRelayProcess([
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--data',
+    dataDir,
+    '--password-hash-cost',
+    '10',
+    '--rate-limit-scale',
+    '100',
+    ...extra,
+  ]);
+}
+
+/** Runs `hangar …` with stdin (a password for --password-stdin). */
+export async function hangarWithInput(home: string, args: string[], input: string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HANGAR_BIN, ...args], {
+      env: { ...process.env, HANGAR_HOME: home },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
+}
+
+export async function signupCli(home: string, relayUrl: string, email: string, deviceName = 'laptop') {
+  return hangarWithInput(
+    home,
+    ['signup', '--relay', relayUrl, '--email', email, '--password-stdin', '--device-name', deviceName],
+    `${PASSWORD}\n`,
+  );
+}
+
+export async function loginCli(home: string, relayUrl: string, email: string, deviceName = 'phone') {
+  return hangarWithInput(
+    home,
+    ['login', '--relay', relayUrl, '--email', email, '--password-stdin', '--device-name', deviceName],
+    `${PASSWORD}\n`,
+  );
+}
+
+/**
+ * A host's shell: `$HOME` is `home` (so `~/.hangar-agent` is its agent's data dir) and
+ * `hangar-agent` on its PATH is this checkout's. Runs a pasted line as `sh -c` does.
+ */
+export class HostShell {
+  readonly home: string;
+  private readonly bin: string;
+
+  constructor() {
+    this.home = tempDir('host-home');
+    this.bin = join(this.home, '.bin');
+    mkdirSync(this.bin);
+    const shim = join(this.bin, 'hangar-agent');
+    writeFileSync(shim, `#!/bin/sh\nexec "${process.execPath}" "${AGENT_BIN}" "$@"\n`);
+    chmodSync(shim, 0o755);
+  }
+
+  /** Where `--data ~/.hangar-agent` lands. */
+  get agentData(): string {
+    return join(this.home, '.hangar-agent');
+  }
+
+  async run(line: string): Promise<CliResult> {
+    return new Promise((resolve) => {
+      execFile(
+        '/bin/sh',
+        ['-c', line],
+        { env: { ...process.env, HOME: this.home, PATH: `${this.bin}:${process.env['PATH']}` }, timeout: 30_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
+      );
+    });
+  }
+}
+
+export interface ListedHost {
+  name: string;
+  status: string;
+  link: string;
+  via: string;
+  address: string;
+  last_seen: number | null;
+  account: { host_id: string; presence: string } | null;
+  error: string | null;
+}
+
+export async function hostsLs(home: string): Promise<ListedHost[]> {
+  const listed = await hangar(home, ['hosts', 'ls', '--json']);
+  if (listed.code !== 0) throw new Error(`hangar hosts ls failed (${listed.code}): ${listed.stderr}`);
+  return JSON.parse(listed.stdout) as ListedHost[];
+}
+
+/** Polls `hangar hosts ls --json` until `check` holds for the host named `name` (or the deadline). */
+export async function waitForHost(
+  home: string,
+  name: string,
+  check: (host: ListedHost) => boolean,
+  timeoutMs = 20_000,
+): Promise<ListedHost> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ListedHost[] = [];
+  for (;;) {
+    last = await hostsLs(home);
+    const host = last.find((h) => h.name === name);
+    if (host && check(host)) return host;
+    if (Date.now() > deadline) {
+      throw new Error(`host ${name} never got there in ${timeoutMs} ms; last listing: ${JSON.stringify(last)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
