@@ -135,6 +135,22 @@ describe('hosts of an account', () => {
     expect(await attached.waitForExit()).toBe(0);
   });
 
+  it("--install prints the line for a new machine: the relay's installer, with the same kind of token and the name", async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini', '--install']);
+    expect(made.code, made.stderr).toBe(0);
+    const line = made.stdout.trimEnd();
+    expect(line).toMatch(/^curl -fsSL (\S+)\/install\.sh \| sh -s -- --name mini --token hgr1_\S+$/);
+    // The script that line fetches is the one the relay serves (install-script.test.ts checks its bytes).
+    const url = /^curl -fsSL (\S+) /.exec(line)![1]!;
+    expect(url).toBe(`${relay.url}/install.sh`);
+    const served = await fetch(url);
+    expect(served.status).toBe(200);
+    expect(await served.text()).toMatch(/^#!\/bin\/sh/);
+  });
+
   it('a host paired with a code and enrolled too is one entry, under the name given here', async () => {
     const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');

@@ -87,8 +87,13 @@ describe('the account in the web UI', () => {
     await page.getByRole('button', { name: 'Enroll a host…' }).click();
     await page.getByLabel('Host name').fill('mini');
     await page.getByRole('button', { name: 'Make the line' }).click();
+    // A new machine gets the installer's line, served by the relay; this host has the agent already.
+    const install = (await page.getByLabel('Line to run on the host').textContent())!.trim();
+    expect(install).toMatch(/^curl -fsSL http:\/\/127\.0\.0\.1:\d+\/install\.sh \| sh -s -- --name mini --token hgr1_/);
+    await page.getByLabel('hangar-agent is already installed').check();
     const line = (await page.getByLabel('Line to run on the host').textContent())!.trim();
     expect(line).toMatch(/^hangar-agent enroll --data ~\/\.hangar-agent --name mini --token hgr1_/);
+    expect(line.split('--token ')[1]).toBe(install.split('--token ')[1]);
     await page.getByText('Waiting for mini to come online…').waitFor();
     await page.screenshot({ path: join(SHOTS, 'relay-enroll-waiting.png') });
 

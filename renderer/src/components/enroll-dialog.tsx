@@ -14,6 +14,7 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
   const [made, setMade] = useState<{
     name: string;
     command: string;
+    install_command: string;
     expires_at: number;
     at: number;
     /** Hosts of that name already online when the line was made: not the one this line enrolls. */
@@ -21,6 +22,9 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
   }>();
   const [error, setError] = useState<string>();
   const [copied, setCopied] = useState(false);
+  /** A machine without the agent gets the installer's line; one that has it, hangar-agent enroll. */
+  const [installed, setInstalled] = useState(false);
+  const line = made ? (installed ? made.command : made.install_command) : '';
   const arrived = made
     ? hosts.find(
         (h) =>
@@ -46,7 +50,14 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
             );
             api.call('hosts.enroll_token', { name: wanted }).then(
               (result) =>
-                setMade({ name: result.name, command: result.command, expires_at: result.expires_at, at, before }),
+                setMade({
+                  name: result.name,
+                  command: result.command,
+                  install_command: result.install_command,
+                  expires_at: result.expires_at,
+                  at,
+                  before,
+                }),
               (e: unknown) => setError(describeError(e)),
             );
           }}
@@ -77,19 +88,36 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
         </form>
       ) : (
         <div>
+          <fieldset className="enroll-kind">
+            <label>
+              <input type="radio" name="enroll-kind" checked={!installed} onChange={() => setInstalled(false)} />
+              New machine: install the agent as a service
+            </label>
+            <label>
+              <input type="radio" name="enroll-kind" checked={installed} onChange={() => setInstalled(true)} />
+              hangar-agent is already installed
+            </label>
+          </fieldset>
           <p>
             On <strong>{made.name}</strong>, run this line (valid until {new Date(made.expires_at).toLocaleTimeString()}
-            , once; put <code>npx</code> in front when hangar-agent comes from npm there), then keep{' '}
-            <code>hangar-agent serve --data ~/.hangar-agent</code> running:
+            , once).{' '}
+            {installed ? (
+              <>
+                Put <code>npx</code> in front when hangar-agent comes from npm there, then keep{' '}
+                <code>hangar-agent serve --data ~/.hangar-agent</code> running:
+              </>
+            ) : (
+              <>It needs Node.js 20 or newer on the host; it installs hangar-agent, enrolls it and keeps it running:</>
+            )}
           </p>
           <pre className="enroll-line" aria-label="Line to run on the host">
-            {made.command}
+            {line}
           </pre>
           <div className="modal-actions">
             <button
               type="button"
               onClick={() =>
-                void navigator.clipboard.writeText(made.command).then(
+                void navigator.clipboard.writeText(line).then(
                   () => setCopied(true),
                   () => setCopied(false),
                 )

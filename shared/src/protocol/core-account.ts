@@ -113,8 +113,10 @@ export const ACCOUNT_PROCEDURES = {
       expires_at: EpochMs,
       /** The `hgr1_…` token alone (for `hangar-agent enroll --token -`). */
       token: z.string(),
-      /** The whole command to paste on the host. */
+      /** The whole command to paste on a host where hangar-agent is installed. */
       command: z.string(),
+      /** The line for a host without the agent: installs it as a service and enrolls it (the relay serves the script). */
+      install_command: z.string(),
     }),
   },
   'devices.list': { params: Empty, result: z.object({ devices: z.array(DeviceEntry) }) },

@@ -85,14 +85,20 @@ export function registerHosts(program: Command): void {
     .command('enroll-token')
     .description('print the one line to run on a host to enroll it in your account (valid 15 minutes, once)')
     .requiredOption('--name <name>', 'what to call the host, e.g. mini')
-    .action((options: { name: string }) =>
+    .option(
+      '--install',
+      'print the line for a host without the agent: it installs hangar-agent as a service and enrolls it',
+    )
+    .action((options: { name: string; install?: boolean }) =>
       withApi(async (api) => {
         const made = await api.call('hosts.enroll_token', { name: options.name });
         // stdout is the line alone, so `$(hangar hosts enroll-token --name mini)` is the command.
-        process.stdout.write(`${made.command}\n`);
+        process.stdout.write(`${options.install ? made.install_command : made.command}\n`);
         process.stderr.write(
-          `run that line on the host (valid until ${new Date(made.expires_at).toLocaleTimeString()}, once; ` +
-            'with npm there, put npx in front); its `hangar-agent serve` then comes online here\n',
+          `run that line on the host (valid until ${new Date(made.expires_at).toLocaleTimeString()}, once` +
+            (options.install
+              ? '; it needs Node.js 20+ there); the agent it installs then comes online here\n'
+              : '; with npm there, put npx in front); its `hangar-agent serve` then comes online here\n'),
         );
       }),
     );

@@ -33,8 +33,12 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
   'hosts.enroll_token': async (params, { core }) => {
     const made = await core.account.enrollToken(params.name);
     // --name carries the name typed here: the relay names the host from what the agent sends.
+    const { relay_url: relayUrl, ...token } = made;
     const command = `hangar-agent enroll --data ${AGENT_DATA} --name ${params.name} --token ${made.token}`;
-    return { result: { name: params.name, ...made, command } };
+    // A machine without the agent: the relay serves the installer, which installs it as a service
+    // and enrolls it with the same token (hangar-agent install --token).
+    const install_command = `curl -fsSL ${relayUrl}/install.sh | sh -s -- --name ${params.name} --token ${made.token}`;
+    return { result: { name: params.name, ...token, command, install_command } };
   },
 
   'devices.list': async (_params, { core }) => ({ result: { devices: await core.devices.list() } }),

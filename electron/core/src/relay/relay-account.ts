@@ -240,7 +240,7 @@ export class RelayAccount implements Disposable {
   }
 
   /** Makes the line for `hangar-agent enroll`: the relay's part, and an end-to-end secret kept here. */
-  async enrollToken(name: string): Promise<{ token_id: string; expires_at: number; token: string }> {
+  async enrollToken(name: string): Promise<{ token_id: string; expires_at: number; token: string; relay_url: string }> {
     const account = this.stored();
     if (account === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
     const made = await this.call('hosts.enroll_token', { name });
@@ -261,7 +261,7 @@ export class RelayAccount implements Disposable {
       created_at: this.now(),
       expires_at: this.now() + SECRET_KEPT_MS,
     });
-    return { token_id: made.token_id, expires_at: made.expires_at, token };
+    return { token_id: made.token_id, expires_at: made.expires_at, token, relay_url: account.relay_url };
   }
 
   /** This device's status as the relay records it (pending until a trusted device approves it). */
