@@ -28,16 +28,25 @@ async function systemUnit(): Promise<string[]> {
 /** Runs argv as an unprivileged user under no_new_privs, with /usr, /boot and /etc read-only. */
 function underHardening(argv: string[]) {
   const readOnly = 'for d in /usr /boot /etc; do [ -d $d ] && mount --bind $d $d && mount -o remount,bind,ro $d; done';
-  return exec('unshare', [
-    '--mount',
-    '--propagation',
-    'private',
-    'sh',
-    '-c',
-    `${readOnly}; exec setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups --no-new-privs "$@"`,
-    'hardened',
-    ...argv,
-  ]);
+  return exec(
+    'unshare',
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      `${readOnly}; exec setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups --no-new-privs "$@"`,
+      'hardened',
+      ...argv,
+    ],
+    {
+      // nobody's login shell is nologin, which tmux would run the session's command with (and the
+      // session would end at once) wherever SHELL is unset, as in CI. The service user the installer
+      // makes has a real shell; SHELL stands in for it here.
+      env: { ...process.env, SHELL: '/bin/sh' },
+    },
+  );
 }
 
 describe('the system unit’s hardening', () => {
