@@ -17,6 +17,7 @@ import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
 import { secureDataDir } from './store/data-dir.js';
 import { AgentStore } from './store/db.js';
+import { UpdateCheck, type UpdateCheckOptions } from './update/update-check.js';
 import { AGENT_VERSION } from './version.js';
 
 export interface AgentOptions {
@@ -41,6 +42,8 @@ export interface AgentOptions {
   signals?: SignalHandler;
   /** Where per-job cgroups go when a service manager delegated a subtree (service/cgroup-leaf.ts). */
   sandboxCgroupParent?: string;
+  /** An installed agent's channel to follow: the app then shows "update available" (update/update-check.ts). */
+  updates?: Omit<UpdateCheckOptions, 'logger' | 'onChange'>;
 }
 
 export interface RunningAgent {
@@ -80,7 +83,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     };
     // Filled once the link server listens; until then no link can ask for host info.
     let relayLink: RelayLink | undefined;
-    const hostInfo = (): HostInfo => ({ ...info, relay: relayLink?.info() ?? null });
+    let updateCheck: UpdateCheck | undefined;
+    const hostInfo = (): HostInfo => ({
+      ...info,
+      relay: relayLink?.info() ?? null,
+      update: updateCheck?.current ?? null,
+    });
     const peers = new Set<ClientPeer>();
     /** Each open link's device key: a revocation from the relay closes that device's links now. */
     const peerDevices = new Map<ClientPeer, string>();
@@ -188,6 +196,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         },
       }),
     );
+    if (options.updates) {
+      const check = new UpdateCheck({
+        ...options.updates,
+        logger: logger.child({ component: 'update' }),
+        onChange: () => publish('host.info', hostInfo()),
+      });
+      updateCheck = check;
+      owned.add({ dispose: () => check.dispose() });
+      check.start();
+    }
     logger.info({ address: server.address(), dataDir: options.dataDir }, 'agent started');
     return {
       address: server.address(),

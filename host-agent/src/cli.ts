@@ -6,7 +6,9 @@ import { startAgent } from './agent.js';
 import { registerDoctor } from './doctor/command.js';
 import { registerInstallCommands } from './install/index.js';
 import { DELEGATED_ENV } from './install/systemd-unit.js';
+import { runProgram } from './install/plan.js';
 import { enterDelegatedLeaf } from './service/cgroup-leaf.js';
+import { installedChannel } from './update/update-check.js';
 import { writeRunFile } from './service/run-file.js';
 import { AGENT_VERSION } from './version.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
@@ -67,6 +69,7 @@ program
     const logger = createAgentLogger();
     try {
       const sandboxCgroupParent = delegatedCgroup(logger);
+      const channel = installedChannel(resolve(options.data), logger);
       const agent = await startAgent({
         dataDir: resolve(options.data),
         listen: listen!,
@@ -78,6 +81,7 @@ program
         ...(options.tartImage ? { tartImage: options.tartImage } : {}),
         ...(options.bwrap ? { bwrapPath: resolve(options.bwrap) } : {}),
         ...(sandboxCgroupParent ? { sandboxCgroupParent } : {}),
+        ...(channel ? { updates: { ...channel, run: runProgram } } : {}),
       });
       const host = agent.address.host.includes(':') ? `[${agent.address.host}]` : agent.address.host;
       const address = `${host}:${agent.address.port}`;

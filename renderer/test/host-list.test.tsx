@@ -176,6 +176,21 @@ describe('host list', () => {
     expect(within(laptop).getByText(/hangar-agent serve/)).toBeTruthy();
   });
 
+  it("says when a host's agent has an update on its channel, and how to apply it; nothing otherwise", () => {
+    const update = { channel: 'stable', current: '0.1.0', checked_at: 1, error: null };
+    const [mini, ...rest] = hosts;
+    const withUpdate = (latest: string, available: boolean): HostView[] => [
+      { ...mini!, info: { ...mini!.info!, update: { ...update, latest, available } } },
+      ...rest,
+    ];
+    const { rerender } = render(<HostList {...props()} hosts={withUpdate('0.2.0', true)} />);
+    const note = screen.getByRole('status', { name: 'Update available for mini' });
+    expect(note.textContent).toContain('hangar-agent 0.2.0 (runs 0.1.0)');
+    expect(within(note).getByText('hangar-agent update')).toBeTruthy();
+    rerender(<HostList {...props()} hosts={withUpdate('0.1.0', false)} />);
+    expect(screen.queryByRole('status', { name: 'Update available for mini' })).toBeNull();
+  });
+
   it('a session button attaches to it; actions are named for screen readers', () => {
     const p = props();
     render(<HostList {...p} />);

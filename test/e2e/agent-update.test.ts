@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
 import { INSTALL_SH, installEnv, publishAgent, ROOT } from '../support/agent-releases.mjs';
-import { tempDir, tmuxSocket } from '../support/processes.js';
+import { hangar, tempDir, tmuxSocket } from '../support/processes.js';
 
 const exec = promisify(execFile);
 
@@ -138,6 +138,14 @@ describe('hangar-agent update', () => {
       expect(install.stdout).toContain(`hangar-agent 0.1.0 is running`);
       expect(runFile().version).toBe('0.1.0');
 
+      // A computer paired with the installed agent: its host list says when an update is available.
+      const device = join(dir, 'device');
+      const code = JSON.parse((await run(bin, ['pair', '--data', data, '--json'], env)).stdout) as { code: string };
+      const added = await hangar(device, ['hosts', 'add', 'svc', `127.0.0.1:${port}`, '--code', code.code]);
+      expect(added.stderr).toBe('');
+      const checked = await updateSeen(device, (update) => update?.checked_at != null);
+      expect(checked).toMatchObject({ channel: 'stable', current: '0.1.0', latest: '0.1.0', available: false });
+
       const socket = ['-L', tmuxSocket(data)];
       await exec('tmux', [...socket, 'new-session', '-d', '-s', 'hangar-keep', 'sleep 900']);
       const pane = async () =>
@@ -174,6 +182,13 @@ describe('hangar-agent update', () => {
       expect(readdirSync(join(versions, 'versions')).sort()).toEqual(['0.1.0', '0.2.0']);
       expect(runFile().version).toBe('0.2.0');
       expect(await pane()).toBe(panePid);
+      // The 0.2.0 that came back asked the registry at its start: 0.3.0 is the channel's version now.
+      const seen = await updateSeen(device, (update) => update?.latest === '0.3.0');
+      expect(seen).toMatchObject({ current: '0.2.0', latest: '0.3.0', available: true, error: null });
+      const listed = await hangar(device, ['hosts', 'ls']);
+      expect(listed.stdout).toContain(
+        'svc: hangar-agent 0.3.0 is available (stable; it runs 0.2.0); on that host run: hangar-agent update',
+      );
 
       const back = await run(bin, ['update', '--rollback'], env);
       expect(back.code).toBe(0);
@@ -191,6 +206,31 @@ describe('hangar-agent update', () => {
     }
   }, 300_000);
 });
+
+interface UpdateView {
+  channel: string;
+  current: string;
+  latest: string | null;
+  available: boolean;
+  checked_at: number | null;
+  error: string | null;
+}
+
+/** Asks `hangar hosts ls` until the host's update info satisfies `done` (the agent checks at its start). */
+async function updateSeen(home: string, done: (update: UpdateView | null) => boolean): Promise<UpdateView | null> {
+  const deadline = Date.now() + 60_000;
+  let last: UpdateView | null = null;
+  while (Date.now() < deadline) {
+    const listed = await hangar(home, ['hosts', 'ls', '--json']);
+    const host = (JSON.parse(listed.stdout || '[]') as { name: string; update: UpdateView | null }[]).find(
+      (h) => h.name === 'svc',
+    );
+    last = host?.update ?? null;
+    if (done(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`the host's update info never got there; last seen: ${JSON.stringify(last)}`);
+}
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -102,6 +102,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
         {!word.startsWith('online') && host.last_seen !== null ? ` · last seen ${ago(host.last_seen)}` : ''}
       </div>
       {host.status === 'offline' && <OfflineReason host={host} />}
+      <UpdateAvailable host={host} />
       {stats && (
         <>
           <div className="host-caps" aria-label="Capabilities">
@@ -141,6 +142,18 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
         </button>
       </div>
     </li>
+  );
+}
+
+/** The host's agent knows of a newer release on its channel: how to apply it (on the host, health-checked). */
+function UpdateAvailable({ host }: { host: HostView }) {
+  const update = host.info?.update;
+  if (!update?.available || !update.latest) return null;
+  return (
+    <p className="host-update" role="status" aria-label={`Update available for ${host.name}`}>
+      Update available: hangar-agent {visibleText(update.latest)} (runs {visibleText(update.current)}). On the host run{' '}
+      <code>hangar-agent update</code>; it rolls back by itself if the new version does not come up.
+    </p>
   );
 }
 

@@ -98,6 +98,8 @@ export const HOST_EVENTS = {
   'session.bell': SessionBellEvent,
   /** A preview was added or removed, or a port started or stopped listening: the whole picture. */
   'previews.changed': PreviewsChangedEvent,
+  /** The host's info changed while linked (an agent update became available, say): all of it. */
+  'host.info': HostInfo,
 } as const;
 export type HostEvent = keyof typeof HOST_EVENTS;
 /** How a component of the agent sends an event to every connected client. */

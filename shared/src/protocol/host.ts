@@ -1,5 +1,21 @@
 import { z } from 'zod';
 
+/**
+ * What an installed agent knows of its own updates: the channel it follows, the version it runs,
+ * the channel's version when it last asked its registry, and whether `hangar-agent update` would
+ * change anything. Absent (null) on an agent run by hand, which follows no channel.
+ */
+export const HostUpdate = z.object({
+  channel: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a channel name like stable'),
+  current: z.string().max(64),
+  latest: z.string().max(64).nullable(),
+  available: z.boolean(),
+  checked_at: z.number().int().nullable(),
+  /** Why the last check failed (offline, registry down), in words; null after a good one. */
+  error: z.string().max(500).nullable(),
+});
+export type HostUpdate = z.infer<typeof HostUpdate>;
+
 export const HostInfo = z.object({
   hostname: z.string(),
   os: z.string(),
@@ -20,5 +36,7 @@ export const HostInfo = z.object({
     })
     .nullable()
     .optional(),
+  /** "Update available" for the app; absent from older agents, null where the agent is not installed. */
+  update: HostUpdate.nullable().optional(),
 });
 export type HostInfo = z.infer<typeof HostInfo>;

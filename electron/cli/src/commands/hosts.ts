@@ -51,6 +51,8 @@ export function registerHosts(program: Command): void {
               added_at: h.added_at,
               account: h.account,
               error: h.error,
+              agent_version: h.info?.agent_version ?? null,
+              update: h.info?.update ?? null,
             })),
           );
         }
@@ -74,6 +76,17 @@ export function registerHosts(program: Command): void {
             ]),
           ),
         );
+        // Updates the hosts' agents know of: after the table, with the command that applies one.
+        for (const h of list) {
+          const update = h.info?.update;
+          if (!update?.available || !update.latest) continue;
+          process.stdout.write(
+            visibleText(
+              `${h.name}: hangar-agent ${update.latest} is available (${update.channel}; it runs ${update.current}); ` +
+                'on that host run: hangar-agent update',
+            ) + '\n',
+          );
+        }
         // Why a host is down: after the table, where it does not break the columns.
         for (const h of list) {
           if (h.status !== 'online' && h.error) process.stderr.write(`hangar: ${h.name}: ${visibleText(h.error)}\n`);

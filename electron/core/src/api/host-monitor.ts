@@ -225,6 +225,8 @@ export class HostMonitor implements Disposable {
     );
     store.add(connection.on('session.bell', (bell) => this.bell(name, bell.name)));
     store.add(connection.on('previews.changed', (listed) => this.core.previews.hostReported(name, listed)));
+    // HostConnection has taken the new info in already (it listens first); the host list shows it.
+    store.add(connection.on('host.info', () => this.changed()));
     connection.link().catch((error: unknown) => {
       watched.error = toHangarError(error).message;
       this.changed();

@@ -77,6 +77,10 @@ export class HostConnection implements Disposable {
     private readonly options: HostConnectionOptions,
   ) {
     this.record = host;
+    // Registered first, so that every other listener of host.info already sees the new info.
+    this.events.on('host.info', (info) => {
+      this.hostInfo = info;
+    });
   }
 
   /** The host as last linked: its address is where the last link was made. */
