@@ -203,7 +203,14 @@ export class Metering implements JobMetering, Disposable {
         log.warn('dropped an entitlement not signed by this host’s relay for this host');
         return;
       }
-      if (saveEntitlement(this.options.store, entitlement, this.now())) {
+      const before = loadEntitlement(this.options.store, enrollment.host_id);
+      const changed =
+        before === undefined ||
+        before.plan !== entitlement.plan ||
+        before.minutes_left !== entitlement.minutes_left ||
+        before.reason !== entitlement.reason;
+      // Said when what it allows changes, not at each hourly renewal.
+      if (saveEntitlement(this.options.store, entitlement, this.now()) && changed) {
         log.info(
           { plan: entitlement.plan, minutes_left: entitlement.minutes_left, reason: entitlement.reason },
           'entitlement from the relay',
