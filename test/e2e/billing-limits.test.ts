@@ -1,17 +1,15 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { signUsageRecord } from '@hangar/shared';
-import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
 import { startBillingRelay, type BillingRelay } from '../../relay/test/support/billing-fixture.js';
 import {
   dirFor,
   enrolledHost,
   entitlementLogged,
+  reportMinutes,
   hangarIn,
   waitUntil,
   type Cleanups,
-  type EnrolledHost,
 } from '../support/billing-stack.js';
 import { hangar } from '../support/processes.js';
 import { hostsLs, signupCli } from '../support/relay-stack.js';
@@ -53,31 +51,6 @@ async function trialAccountWithHost(billing: BillingRelay) {
 async function terminalWorks(laptop: string, name: string): Promise<void> {
   const session = await hangar(laptop, ['session', 'new', 'mini', '--name', name, '--', 'sleep', '60']);
   expect(session.code, session.stderr).toBe(0);
-}
-
-/**
- * The host's own minutes, signed with its key as its agent signs them: many parallel attempts of
- * the last few seconds (within the trial's period, and none ahead of the relay's clock).
- */
-async function reportMinutes(billing: BillingRelay, host: EnrolledHost, hostId: string, minutes: number) {
-  const key = await loadOrCreateAgentKey(host.shell.agentData);
-  const startedAt = Date.now() - 5_000;
-  const records = Array.from({ length: minutes }, (_, i) => {
-    const job = `j-${String(Math.floor(i / 5)).padStart(16, '0')}`;
-    return signUsageRecord(key.signer, {
-      attempt_id: `${job}:1`,
-      job_id: job,
-      minute_index: i % 5,
-      started_at: startedAt,
-    });
-  });
-  for (let at = 0; at < records.length; at += 150) {
-    const reported = await billing.relay.client.call('usage.report', {
-      host_id: hostId,
-      records: records.slice(at, at + 150),
-    });
-    expect(reported.refused).toEqual([]);
-  }
 }
 
 describe('what the plan allows', () => {

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
-import { usageRecordKey, toHex } from '@hangar/shared';
+import { signUsageRecord, usageRecordKey, toHex } from '@hangar/shared';
+import type { BillingRelay } from '../../relay/test/support/billing-fixture.js';
 import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
 import {
   HANGAR_BIN,
@@ -131,4 +132,34 @@ export function entitlementLogged(host: EnrolledHost, fields: string, timeoutMs 
         .some((line) => line.includes('entitlement from the relay') && line.includes(fields)) || undefined,
     timeoutMs,
   );
+}
+
+/**
+ * The host's own minutes, signed with its key as its agent signs them: many parallel attempts of
+ * the last few seconds (within the trial's period, and none ahead of the relay's clock).
+ */
+export async function reportMinutes(
+  billing: BillingRelay,
+  host: EnrolledHost,
+  hostId: string,
+  minutes: number,
+  startedAt = Date.now() - 5_000,
+) {
+  const key = await loadOrCreateAgentKey(host.shell.agentData);
+  const records = Array.from({ length: minutes }, (_, i) => {
+    const job = `j-${(startedAt.toString(16) + String(Math.floor(i / 5)).padStart(6, '0')).slice(-16)}`;
+    return signUsageRecord(key.signer, {
+      attempt_id: `${job}:1`,
+      job_id: job,
+      minute_index: i % 5,
+      started_at: startedAt,
+    });
+  });
+  for (let at = 0; at < records.length; at += 150) {
+    const reported = await billing.relay.client.call('usage.report', {
+      host_id: hostId,
+      records: records.slice(at, at + 150),
+    });
+    expect(reported.refused).toEqual([]);
+  }
 }
