@@ -52,61 +52,65 @@ function atStripe(standIn: StripeStandIn, keys: string[]): number {
 }
 
 describe('build minutes from an enrolled host', () => {
-  it('each started minute of each job reaches Stripe once, also the ones run while the relay was down', async () => {
-    const keys = testKeys();
-    const standIn = await startStandIn(keys);
-    cleanups.push(() => standIn.close());
-    const relayData = dirFor(cleanups, 'relay');
-    let relay: RelayProcess = await billedRelay(standIn, keys, relayData);
-    const laptop = dirFor(cleanups, 'laptop');
-    const project = dirFor(cleanups, 'project');
-    expect((await signupCli(laptop, relay.url, 'owner@example.com')).code).toBe(0);
+  it(
+    'each started minute of each job reaches Stripe once, also the ones run while the relay was down',
+    { timeout: 180_000 },
+    async () => {
+      const keys = testKeys();
+      const standIn = await startStandIn(keys);
+      cleanups.push(() => standIn.close());
+      const relayData = dirFor(cleanups, 'relay');
+      let relay: RelayProcess = await billedRelay(standIn, keys, relayData);
+      const laptop = dirFor(cleanups, 'laptop');
+      const project = dirFor(cleanups, 'project');
+      expect((await signupCli(laptop, relay.url, 'owner@example.com')).code).toBe(0);
 
-    // Upgrade through the CLI: the URL it prints is the stand-in's Checkout page, "paid" there.
-    const upgrade = await hangar(laptop, ['account', 'upgrade', 'pro', '--no-open']);
-    expect(upgrade.code, upgrade.stderr).toBe(0);
-    await standIn.completeCheckout(upgrade.stdout.trim());
-    const shown = await waitUntil('plan Pro in hangar account', async () => {
-      const out = await hangar(laptop, ['account']);
-      return out.stdout.includes('plan: Pro') ? out.stdout : undefined;
-    });
-    expect(shown).toMatch(/build minutes this period: 0 used of 300 included/);
-    expect(shown).toMatch(/next invoice: \d{4}-\d{2}-\d{2}/);
+      // Upgrade through the CLI: the URL it prints is the stand-in's Checkout page, "paid" there.
+      const upgrade = await hangar(laptop, ['account', 'upgrade', 'pro', '--no-open']);
+      expect(upgrade.code, upgrade.stderr).toBe(0);
+      await standIn.completeCheckout(upgrade.stdout.trim());
+      const shown = await waitUntil('plan Pro in hangar account', async () => {
+        const out = await hangar(laptop, ['account']);
+        return out.stdout.includes('plan: Pro') ? out.stdout : undefined;
+      });
+      expect(shown).toMatch(/build minutes this period: 0 used of 300 included/);
+      expect(shown).toMatch(/next invoice: \d{4}-\d{2}-\d{2}/);
 
-    const host = await enrolledHost(cleanups, laptop, 'mini');
-    const dataDir = host.shell.agentData;
-    const job = await hangarIn(laptop, project, ['run', '--host', 'mini', '-c', 'sleep 2.3']);
-    expect(job.code, job.stderr).toBe(0);
-    const firstKeys = await meteredKeys(dataDir);
-    // 2.3 s of sleep plus the attempt's preparation: at least 3 started 1-s minutes.
-    expect(firstKeys.length).toBeGreaterThanOrEqual(3);
-    await waitUntil('the first job’s minutes at Stripe', () => atStripe(standIn, firstKeys) === firstKeys.length);
-    await waitUntil('acknowledged records forgotten by the agent', () => pendingRecords(dataDir) === 0);
+      const host = await enrolledHost(cleanups, laptop, 'mini');
+      const dataDir = host.shell.agentData;
+      const job = await hangarIn(laptop, project, ['run', '--host', 'mini', '-c', 'sleep 2.3']);
+      expect(job.code, job.stderr).toBe(0);
+      const firstKeys = await meteredKeys(dataDir);
+      // 2.3 s of sleep plus the attempt's preparation: at least 3 started 1-s minutes.
+      expect(firstKeys.length).toBeGreaterThanOrEqual(3);
+      await waitUntil('the first job’s minutes at Stripe', () => atStripe(standIn, firstKeys) === firstKeys.length);
+      await waitUntil('acknowledged records forgotten by the agent', () => pendingRecords(dataDir) === 0);
 
-    // The relay goes away (kill -9); the laptop still reaches the host it linked to, and jobs run.
-    const port = relay.port;
-    await relay.crash();
-    const offline = await hangarIn(laptop, project, ['run', '--host', 'mini', '-c', 'sleep 1.5']);
-    expect(offline.code, offline.stderr).toBe(0);
-    const allKeys = await meteredKeys(dataDir);
-    const offlineKeys = allKeys.filter((key) => !firstKeys.includes(key));
-    expect(offlineKeys.length).toBeGreaterThanOrEqual(2);
-    expect(pendingRecords(dataDir)).toBe(offlineKeys.length); // kept in agent.db, none at Stripe yet
-    expect(atStripe(standIn, offlineKeys)).toBe(0);
+      // The relay goes away (kill -9); the laptop still reaches the host it linked to, and jobs run.
+      const port = relay.port;
+      await relay.crash();
+      const offline = await hangarIn(laptop, project, ['run', '--host', 'mini', '-c', 'sleep 1.5']);
+      expect(offline.code, offline.stderr).toBe(0);
+      const allKeys = await meteredKeys(dataDir);
+      const offlineKeys = allKeys.filter((key) => !firstKeys.includes(key));
+      expect(offlineKeys.length).toBeGreaterThanOrEqual(2);
+      expect(pendingRecords(dataDir)).toBe(offlineKeys.length); // kept in agent.db, none at Stripe yet
+      expect(atStripe(standIn, offlineKeys)).toBe(0);
 
-    relay = await billedRelay(standIn, keys, relayData, port);
-    await waitUntil(
-      'the offline minutes at Stripe',
-      () => atStripe(standIn, offlineKeys) === offlineKeys.length,
-      30_000,
-    );
-    await waitUntil('all acknowledged', () => pendingRecords(dataDir) === 0);
-    await standIn.idle();
-    // Once each: one accepted event per minute the agent counted, and nothing else from this account.
-    const meterRequests = standIn.requests.filter((r: { path: string }) => r.path === '/v1/billing/meter_events');
-    expect(standIn.meterEvents.size).toBe(allKeys.length);
-    expect(meterRequests.length).toBeGreaterThanOrEqual(allKeys.length);
-    const account = await hangar(laptop, ['account']);
-    expect(account.stdout).toContain(`build minutes this period: ${allKeys.length} used of 300 included`);
-  });
+      relay = await billedRelay(standIn, keys, relayData, port);
+      await waitUntil(
+        'the offline minutes at Stripe',
+        () => atStripe(standIn, offlineKeys) === offlineKeys.length,
+        30_000,
+      );
+      await waitUntil('all acknowledged', () => pendingRecords(dataDir) === 0);
+      await standIn.idle();
+      // Once each: one accepted event per minute the agent counted, and nothing else from this account.
+      const meterRequests = standIn.requests.filter((r: { path: string }) => r.path === '/v1/billing/meter_events');
+      expect(standIn.meterEvents.size).toBe(allKeys.length);
+      expect(meterRequests.length).toBeGreaterThanOrEqual(allKeys.length);
+      const account = await hangar(laptop, ['account']);
+      expect(account.stdout).toContain(`build minutes this period: ${allKeys.length} used of 300 included`);
+    },
+  );
 });
