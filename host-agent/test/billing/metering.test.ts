@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { UsageRecord, encodeEnrollToken, verifyUsageRecord } from '@hangar/shared';
 import { Metering } from '../../src/billing/index.js';
 import { loadOrCreateAgentKey } from '../../src/identity/keys.js';
-import { enroll, RelayLink } from '../../src/relay/index.js';
+import { enroll, relayStatus, RelayLink } from '../../src/relay/index.js';
 import { AgentStore } from '../../src/store/db.js';
 import { startBillingRelay, TEST_MINUTE_MS, type BillingRelay } from '../../../relay/test/support/billing-fixture.js';
 import { signup, waitFor } from '../../../relay/test/support/relay-fixture.js';
@@ -96,6 +96,8 @@ describe('metering build minutes on the agent', () => {
     await waitFor('an entitlement', () => meter.entitlement());
     expect(meter.entitlement()).toMatchObject({ plan: 'trial', minute_ms: TEST_MINUTE_MS, host_id: enrolled.host_id });
     expect(() => meter.admit()).not.toThrow();
+    // What hangar-agent status shows of it.
+    expect(relayStatus(dir)?.billing).toMatchObject({ plan: 'trial', metered: true, minutes_left: 300, reason: null });
 
     // An attempt of 2.5 minutes (of 1 s here): minutes 0, 1 and 2 started.
     const startedAt = clock;
@@ -137,6 +139,7 @@ describe('metering build minutes on the agent', () => {
     first.meter.attemptStarted({ jobId: 'j-0000000b', number: 1, startedAt: Date.now() - 1_500 });
     first.meter.dispose(); // as a kill -9 would: the attempt never ended
     expect(records(first.store).length).toBe(2);
+    expect(relayStatus(dir)?.billing?.unsent_minutes).toBe(2);
 
     const again = await metering(dir);
     const row = again.store.db.prepare('SELECT minutes, ended_at FROM metered_attempts').get() as {
