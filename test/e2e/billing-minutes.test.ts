@@ -83,7 +83,9 @@ describe('build minutes from an enrolled host', () => {
       const firstKeys = await meteredKeys(dataDir);
       // 2.3 s of sleep plus the attempt's preparation: at least 3 started 1-s minutes.
       expect(firstKeys.length).toBeGreaterThanOrEqual(3);
+      const jobEnded = Date.now();
       await waitUntil('the first job’s minutes at Stripe', () => atStripe(standIn, firstKeys) === firstKeys.length);
+      console.log(`[billing] job ended → its ${firstKeys.length} minutes at Stripe: ${Date.now() - jobEnded} ms`);
       await waitUntil('acknowledged records forgotten by the agent', () => pendingRecords(dataDir) === 0);
 
       // The relay goes away (kill -9); the laptop still reaches the host it linked to, and jobs run.
@@ -98,10 +100,14 @@ describe('build minutes from an enrolled host', () => {
       expect(atStripe(standIn, offlineKeys)).toBe(0);
 
       relay = await billedRelay(standIn, keys, relayData, port);
+      const back = Date.now();
       await waitUntil(
         'the offline minutes at Stripe',
         () => atStripe(standIn, offlineKeys) === offlineKeys.length,
         30_000,
+      );
+      console.log(
+        `[billing] relay back → the ${offlineKeys.length} minutes run while it was down at Stripe: ${Date.now() - back} ms`,
       );
       await waitUntil('all acknowledged', () => pendingRecords(dataDir) === 0);
       await standIn.idle();
