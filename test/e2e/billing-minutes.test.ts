@@ -75,6 +75,9 @@ describe('build minutes from an enrolled host', () => {
       });
       expect(shown).toMatch(/build minutes this period: 0 used of 300 included/);
       expect(shown).toMatch(/next invoice: \d{4}-\d{2}-\d{2}/);
+      const manage = await hangar(laptop, ['account', 'manage', '--no-open']);
+      expect(manage.code, manage.stderr).toBe(0);
+      expect(manage.stdout.trim().startsWith(`${new URL(standIn.url).origin}/`)).toBe(true);
 
       const host = await enrolledHost(cleanups, laptop, 'mini');
       const dataDir = host.shell.agentData;

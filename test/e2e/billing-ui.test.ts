@@ -18,7 +18,8 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-c
  * The Account page in Debian's Chromium against `hangar ui`, a relay with billing on (in this
  * process: its clock moves the trial along; Stripe is the stand-in) and a real enrolled agent:
  * the plan, trial, minutes and invoice facts, the minutes-per-day chart, the banners (trial ending,
- * 80 % of the minutes, jobs refused), and Upgrade opening the stand-in's Checkout page.
+ * 80 % of the minutes, jobs refused), Upgrade opening the stand-in's Checkout page, and once paid,
+ * Pro with Manage billing opening the customer portal.
  * Screenshots: test/e2e/screenshots/billing-account*.png.
  */
 
@@ -103,6 +104,21 @@ describe('the Account page', () => {
       ]);
       expect(checkout.url().startsWith(new URL(billing.standIn.url).origin)).toBe(true);
       expect(billing.standIn.sessionOf(checkout.url())).toBeDefined();
+
+      // Paid there: the page shows Pro, no banner, and Manage billing opens Stripe's portal.
+      await billing.standIn.completeCheckout(checkout.url());
+      await showAccount(page);
+      await account.getByTestId('plan').filter({ hasText: /^Pro$/ }).waitFor();
+      await expect(account.getByTestId('next-invoice').textContent()).resolves.not.toBe('none');
+      // Upgraded two days before the trial's end: it did not "end", the subscription took over.
+      await expect(account.getByTestId('trial').textContent()).resolves.not.toMatch(/ended$/);
+      expect(await account.getByRole('alert').count()).toBe(0);
+      await page.screenshot({ path: join(SHOTS, 'billing-account-pro.png') });
+      const [portal] = await Promise.all([
+        page.waitForEvent('popup'),
+        account.getByRole('button', { name: 'Manage billing' }).click(),
+      ]);
+      expect(portal.url().startsWith(new URL(billing.standIn.url).origin)).toBe(true);
     },
   );
 });

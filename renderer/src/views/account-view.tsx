@@ -131,7 +131,7 @@ export default function AccountView({ api }: { api: CoreApi }) {
             <dd data-testid="trial">
               {b.plan === 'trial'
                 ? `${b.trial.days_left} day${b.trial.days_left === 1 ? '' : 's'} left (ends ${day(b.trial.ends_at)})`
-                : `${day(b.trial.started_at)} – ${day(b.trial.ends_at)}, ended`}
+                : `${day(b.trial.started_at)} – ${day(b.trial.ends_at)}${b.trial.days_left === 0 ? ', ended' : ''}`}
             </dd>
             <dt>Build minutes this period</dt>
             <dd data-testid="minutes">

@@ -150,7 +150,10 @@ export function billingText(b: BillingStatus): string {
         ? `plan: ${sub === null ? `none: the trial ended ${day(b.trial.ends_at)}` : 'none: the subscription has ended'}`
         : `plan: ${PLAN_NAMES[b.plan]}${sub !== null && sub.status !== 'active' ? ` (${sub.status})` : ''}${sub?.cancel_at_period_end ? ', cancelled at the end of the period' : ''}`;
   lines.push(planLine);
-  if (b.plan !== 'trial') lines.push(`trial: ${day(b.trial.started_at)} – ${day(b.trial.ends_at)}, ended`);
+  if (b.plan !== 'trial')
+    lines.push(
+      `trial: ${day(b.trial.started_at)} – ${day(b.trial.ends_at)}${b.trial.days_left === 0 ? ', ended' : ''}`,
+    );
   const included = b.minutes.included === null ? 'unlimited' : `${b.minutes.included} included`;
   const over = b.minutes.overage > 0 ? `, ${b.minutes.overage} over (billed per minute)` : '';
   lines.push(
