@@ -71,6 +71,8 @@ export async function enrolledHost(cleanups: Cleanups, laptop: string, name: str
   const enrolled = await shell.run(made.stdout.trimEnd());
   expect(enrolled.code, enrolled.stderr).toBe(0);
   await waitForHost(laptop, name, (h) => h.status === 'online');
+  // A build job needs the entitlement the relay pushes on connecting (sent before it says "online").
+  await entitlementLogged(host, '"plan":');
   return host;
 }
 
