@@ -134,7 +134,8 @@ export class Metering implements JobMetering, Disposable {
       }
     };
     const onAck = (ack: UsageAck) => {
-      if (!inFlight.delete(ack.batch_id)) return;
+      // An ack for a batch given up on (sent again since) still says what the relay holds.
+      inFlight.delete(ack.batch_id);
       for (const refused of ack.refused) {
         log.warn({ key: refused.key, code: refused.code }, `the relay refused a usage record: ${refused.message}`);
       }
