@@ -1,6 +1,7 @@
 import { DisposableStore, type HostInfo, type PublishHostEvent } from '@hangar/shared';
 import { arch, hostname, platform, release } from 'node:os';
 import type { Logger } from 'pino';
+import { Metering } from './billing/index.js';
 import { loadOrCreateAgentKey } from './identity/keys.js';
 import { LinkServer } from './link/index.js';
 import { ClientPeer } from './peer/client-peer.js';
@@ -97,10 +98,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       sessions.onChanged((list) => publish('sessions.changed', { sessions: list, tmux: sessions.tmuxState() })),
     );
     owned.add(sessions.onBell((name) => publish('session.bell', { name })));
+    const agentKey = await loadOrCreateAgentKey(options.dataDir);
+    // Disposed after the jobs (added before them): a drained attempt's last minutes are recorded.
+    const metering = owned.add(
+      new Metering({ store, signer: agentKey.signer, logger: logger.child({ component: 'billing' }) }),
+    );
     // Disposed after the link server and peers (added before them): a drain can still be followed.
     const jobs = owned.add(
       await JobService.start({
         ...options.jobs,
+        metering,
         dataDir: options.dataDir,
         db: store.db,
         // Tart is not wired here yet: it needs a base image from the agent's config, and its warm pool boots VMs.
@@ -176,7 +183,6 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }),
     );
     linkPort = server.address().port;
-    const agentKey = await loadOrCreateAgentKey(options.dataDir);
     relayLink = owned.add(
       RelayLink.start({
         store,
@@ -184,6 +190,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         listen: () => server.address(),
         logger: logger.child({ component: 'relay' }),
         ...(options.signals ? { signals: options.signals } : {}),
+        billing: metering,
         closeLinksOf: (deviceKey) => {
           for (const [peer, key] of peerDevices) {
             if (key !== deviceKey) continue;

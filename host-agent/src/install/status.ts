@@ -70,6 +70,9 @@ export function formatStatus(status: AgentStatus): string {
       `${status.listen.configured}${status.listen.answering ? ` (answering on ${status.listen.answering})` : ''}`,
     ],
     ['relay', formatRelay(status.relay)],
+    ...(status.relay.state !== 'not_enrolled'
+      ? [['billing', formatBilling(status.relay.billing)] as [string, string]]
+      : []),
     [
       'devices',
       status.devices.length === 0 ? 'none paired' : `${status.devices.length} paired: ${status.devices.join(', ')}`,
@@ -78,6 +81,21 @@ export function formatStatus(status: AgentStatus): string {
     ['jobs', jobs.length === 0 ? 'none' : jobs.join(', ')],
   ];
   return rows.map(([name, value]) => `${`${name}:`.padEnd(10)}${value}`).join('\n') + '\n';
+}
+
+/** `trial, 240 minutes left, entitlement valid until …; 3 minutes not yet sent to the relay`. */
+function formatBilling(billing: RelayStatus['billing']): string {
+  if (billing === null) return 'no entitlement from the relay yet: build jobs wait for it to connect once';
+  if (!billing.metered) return 'not metered (billing is off on this relay)';
+  const allows =
+    billing.reason !== null
+      ? `build jobs refused (${billing.reason})`
+      : billing.minutes_left === null
+        ? 'no cap on minutes'
+        : `${billing.minutes_left} minutes left`;
+  const until = `entitlement valid until ${new Date(billing.valid_until).toLocaleString()}`;
+  const unsent = billing.unsent_minutes > 0 ? `; ${billing.unsent_minutes} minute(s) not yet sent to the relay` : '';
+  return `${billing.plan}, ${allows}, ${until}${unsent}`;
 }
 
 /** `online on https://relay.example as "mini" (host_…) since 10:42:07`, or the state and its last error. */

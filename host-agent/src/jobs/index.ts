@@ -11,3 +11,4 @@ export { ShellExecutor } from './executors/shell.js';
 export type { Executor } from './executors/types.js';
 export { DEFAULT_RETENTION, type RetentionPolicy } from './retention.js';
 export { DEFAULT_WORKSPACE_LIMIT } from './workspaces.js';
+export type { AttemptMeter, JobMetering } from './metering.js';

@@ -26,6 +26,7 @@ import type { Executor } from './executors/types.js';
 import { JobStore, jobInfo, type JobRecord } from './job-store.js';
 import { attemptDir, logSourceFor } from './log-source.js';
 import { recoverUnfinished } from './recovery.js';
+import type { AttemptMeter, JobMetering } from './metering.js';
 import { afterAttempt, DEFAULT_BACKOFF, type Backoff } from './retry-policy.js';
 import { DEFAULT_RETENTION, prune, type RetentionPolicy } from './retention.js';
 import { DEFAULT_WORKSPACE_LIMIT, WorkspaceStore } from './workspaces.js';
@@ -44,6 +45,8 @@ export interface JobServiceOptions {
   retryBackoff?: Backoff;
   workspaceLimit?: number;
   retention?: RetentionPolicy;
+  /** Billing: refuses build jobs the account's plan does not allow, and counts their minutes. */
+  metering?: JobMetering;
 }
 
 export const DEFAULT_MAX_JOBS = 2;
@@ -56,6 +59,7 @@ interface ActiveAttempt {
   log: AttemptLog;
   /** Resolves once the outcome is recorded and published. */
   settled: Promise<void>;
+  meter: AttemptMeter | undefined;
 }
 
 /**
@@ -112,6 +116,7 @@ export class JobService implements Disposable {
   }
 
   async submit(spec: JobSpec, device: string): Promise<JobInfo> {
+    this.options.metering?.admit();
     const executor = await this.executors.choose(spec.executor);
     if (spec.workspace !== null && !this.workspaces.has(spec.workspace)) {
       throw new HangarError('E_WORKSPACE_MISSING', `no workspace ${spec.workspace} on this host; upload it first`);
@@ -178,6 +183,7 @@ export class JobService implements Disposable {
     if (!FINAL_JOB_STATES.includes(job.state)) {
       throw new HangarError('E_JOB_STATE', `job ${id} is ${job.state}; only a finished job can be retried`);
     }
+    this.options.metering?.admit();
     this.store.moveToBack(id);
     const updated = this.store.updateJob(id, {
       state: 'queued',
@@ -324,10 +330,24 @@ export class JobService implements Disposable {
       }
       const busy = [...this.active.values()].filter((a) => a.executor === executor).length;
       if (busy >= executor.maxConcurrency) continue;
+      if (!this.admitted(job, now)) continue;
       this.startAttempt(job, executor);
     }
     if (nextWake !== Number.POSITIVE_INFINITY) {
       this.wakeTimer = setTimeout(() => this.pump(), Math.max(0, nextWake - Date.now()));
+    }
+  }
+
+  /** A queued job whose plan no longer allows it (a trial that ended meanwhile) fails saying why. */
+  private admitted(job: JobRecord, now: number): boolean {
+    try {
+      this.options.metering?.admit();
+      return true;
+    } catch (error) {
+      const refusal = toHangarError(error);
+      this.options.logger.info({ job: job.id, code: refusal.code }, `job refused: ${refusal.message}`);
+      this.emit(this.store.updateJob(job.id, { state: 'failed', finishedAt: now, error: refusal.message }));
+      return false;
     }
   }
 
@@ -379,6 +399,7 @@ export class JobService implements Disposable {
       },
     });
     if (job.spec.workspace !== null) this.workspaces.touch(job.spec.workspace);
+    const meter = this.meterAttempt(job.id, number, now);
     const settled = attempt.finished
       .catch((error: unknown): AttemptOutcome => {
         this.options.logger.error({ err: error, job: job.id }, 'attempt failed inside the agent');
@@ -390,11 +411,22 @@ export class JobService implements Disposable {
         this.active.delete(job.id);
         this.options.logger.error({ err: error, job: job.id }, 'could not record the end of an attempt');
       });
-    this.active.set(job.id, { attempt, executor, log, settled });
+    this.active.set(job.id, { attempt, executor, log, settled, meter });
+  }
+
+  private meterAttempt(jobId: string, number: number, startedAt: number): AttemptMeter | undefined {
+    try {
+      return this.options.metering?.attemptStarted({ jobId, number, startedAt });
+    } catch (error) {
+      // Admitted a moment ago; a plan that changed since is checked again at the next job.
+      this.options.logger.warn({ err: error, job: jobId }, 'could not start metering an attempt');
+      return undefined;
+    }
   }
 
   private async finishAttempt(id: string, number: number, outcome: AttemptOutcome, dir: string): Promise<void> {
     const active = this.active.get(id)!;
+    active.meter?.ended(Date.now());
     active.log.dispose();
     await rm(join(dir, 'work'), { recursive: true, force: true }).catch((error: unknown) =>
       this.options.logger.warn({ err: error, job: id }, 'could not remove a workdir'),

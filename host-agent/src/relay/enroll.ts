@@ -11,6 +11,7 @@ import {
 import { hostname } from 'node:os';
 import { loadOrCreateAgentKey } from '../identity/keys.js';
 import { loadOrCreateTlsCert } from '../identity/tls.js';
+import { saveEntitlementKey } from '../billing/billing-store.js';
 import { AgentStore } from '../store/db.js';
 import { FIRST_LINK_TTL_MS, findFirstLink, saveEnrollment, voidExpiredFirstLinks } from './relay-store.js';
 
@@ -66,7 +67,7 @@ export async function enroll(options: EnrollOptions): Promise<Enrollment> {
     const [key, tls] = await Promise.all([loadOrCreateAgentKey(options.dataDir), loadOrCreateTlsCert(options.dataDir)]);
     const certFingerprint = tls.fingerprint.replace(/:/g, '').toLowerCase();
     const client = new RelayClient({ url: token.r, ...(options.fetch ? { fetch: options.fetch } : {}) });
-    let enrolled: { host_id: string; account_id: string };
+    let enrolled: { host_id: string; account_id: string; entitlement_key: string };
     try {
       enrolled = await client.call('hosts.enroll', {
         token_id: token.i,
@@ -87,7 +88,15 @@ export async function enroll(options: EnrollOptions): Promise<Enrollment> {
       { relay_url: token.r, host_id: enrolled.host_id, account_id: enrolled.account_id, name, enrolled_at: enrolledAt },
       { token_id: token.i, device_key: token.d, e2e_secret: token.e, expires_at: expiresAt },
     );
-    return { relay_url: token.r, ...enrolled, name, first_link_expires_at: expiresAt };
+    // Entitlements from this relay verify with this key, offline too (billing/metering.ts).
+    saveEntitlementKey(store, enrolled.host_id, enrolled.entitlement_key);
+    return {
+      relay_url: token.r,
+      host_id: enrolled.host_id,
+      account_id: enrolled.account_id,
+      name,
+      first_link_expires_at: expiresAt,
+    };
   } finally {
     store.dispose();
   }

@@ -29,11 +29,18 @@ export interface RelayLinkOptions {
   /** Closes every open link of a device that was just revoked. */
   closeLinksOf: (deviceKey: string) => void;
   signals?: SignalHandler;
+  /** Billing (host-agent/src/billing): given each socket, for entitlements and usage records. */
+  billing?: RelayBillingAttach;
   /** How often the enrollment is looked for (an `enroll` run while serving) and addresses re-read. */
   pollMs?: number;
   addressesEveryMs?: number;
   readTailnet?: () => Promise<TailnetStatus>;
   backoff?: { initialMs: number; maxMs: number };
+}
+
+/** What billing hooks onto each relay socket; the returned Disposable goes with the socket. */
+export interface RelayBillingAttach {
+  attach(socket: RelayAgentSocket, enrollment: { host_id: string; account_id: string }): Disposable;
 }
 
 /** The relay link as `status` and host.info show it. */
@@ -55,6 +62,7 @@ export interface RelayLinkStatus {
  */
 export class RelayLink implements Disposable {
   private socket: RelayAgentSocket | undefined;
+  private billingAttached: Disposable | undefined;
   private current: EnrollmentRow | undefined;
   private record: PresenceRecord = { addresses: [], tailnet: [], version: AGENT_VERSION, issued_at: 0 };
   private linkStatus: RelayLinkStatus | undefined;
@@ -104,6 +112,8 @@ export class RelayLink implements Disposable {
     const key = (row: EnrollmentRow | undefined) =>
       row ? `${row.relay_url}|${row.host_id}|${row.account_id}|${row.enrolled_at}` : '';
     if (key(enrollment) === key(this.current)) return;
+    this.billingAttached?.dispose();
+    this.billingAttached = undefined;
     this.socket?.dispose();
     this.socket = undefined;
     this.current = enrollment;
@@ -134,6 +144,7 @@ export class RelayLink implements Disposable {
       ...(this.options.backoff ? { backoff: this.options.backoff } : {}),
     });
     this.socket = socket;
+    this.billingAttached = this.options.billing?.attach(socket, enrollment);
     socket.onState((state) => this.setStatus(enrollment, state));
     socket.onStatements((statements) => this.statements(statements));
     socket.onSignal((signal) => {
@@ -271,6 +282,7 @@ export class RelayLink implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.timers.forEach(clearInterval);
+    this.billingAttached?.dispose();
     this.socket?.dispose();
     this.socket = undefined;
     if (this.current === undefined) return;

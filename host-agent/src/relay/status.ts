@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
+import { loadEntitlement, pendingUsageCount } from '../billing/billing-store.js';
 import { agentDbPath } from '../store/db.js';
 import { countPendingFirstLinks, loadEnrollment } from './relay-store.js';
 
@@ -22,6 +23,15 @@ export interface RelayStatus {
   pid: number | null;
   /** Enrollment tokens whose device has yet to make its first link here. */
   first_links_pending: number;
+  /** Billing (host-agent/src/billing): the last entitlement held and the build minutes not yet acknowledged. */
+  billing: {
+    plan: string;
+    metered: boolean;
+    minutes_left: number | null;
+    reason: string | null;
+    valid_until: number;
+    unsent_minutes: number;
+  } | null;
 }
 
 /**
@@ -52,10 +62,31 @@ export function relayStatus(dataDir: string, now = Date.now()): RelayStatus | nu
       since: serving ? row.state_at : null,
       pid: serving ? row.state_pid : null,
       first_links_pending: countPendingFirstLinks(store, now),
+      billing: billingStatus(store, row.host_id),
     };
   } finally {
     db.close();
   }
+}
+
+function billingStatus(store: { db: Database.Database }, hostId: string): RelayStatus['billing'] {
+  // An agent.db from before billing (migration 6) has none of it yet.
+  if (
+    store.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'relay_entitlement'").get() ===
+    undefined
+  ) {
+    return null;
+  }
+  const entitlement = loadEntitlement(store, hostId);
+  if (entitlement === undefined) return null;
+  return {
+    plan: entitlement.plan,
+    metered: entitlement.metered,
+    minutes_left: entitlement.minutes_left,
+    reason: entitlement.reason,
+    valid_until: entitlement.valid_until,
+    unsent_minutes: pendingUsageCount(store, hostId),
+  };
 }
 
 function isAlive(pid: number): boolean {

@@ -148,4 +148,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE paired_devices ADD COLUMN endorsed_by TEXT;
     `,
   },
+  {
+    version: 6,
+    name: 'billing: the relay entitlement key and latest entitlement, metered attempts, usage records until acked',
+    sql: `
+      ALTER TABLE relay_enrollment ADD COLUMN entitlement_key TEXT; -- the relay's key from hosts.enroll (or the first welcome)
+      CREATE TABLE relay_entitlement (
+        id          INTEGER PRIMARY KEY CHECK (id = 1), -- the latest one the relay signed for this host
+        host_id     TEXT NOT NULL,
+        entitlement TEXT NOT NULL,                 -- Entitlement JSON, verified again with its schema and key on read
+        received_at INTEGER NOT NULL
+      );
+      CREATE TABLE metered_attempts (
+        attempt_id  TEXT PRIMARY KEY,              -- <job id>:<attempt number>, the usage records' attempt_id
+        job_id      TEXT NOT NULL,
+        host_id     TEXT NOT NULL,                 -- the enrollment it is billed to
+        started_at  INTEGER NOT NULL,
+        minute_ms   INTEGER NOT NULL,              -- from the entitlement when it started (the relay's minute)
+        minutes     INTEGER NOT NULL DEFAULT 0,    -- started minutes recorded so far
+        ended_at    INTEGER
+      );
+      CREATE TABLE usage_outbox (
+        key        TEXT PRIMARY KEY,               -- usageRecordKey: one (host, attempt, minute)
+        host_id    TEXT NOT NULL,
+        record     TEXT NOT NULL,                  -- the signed UsageRecord JSON, sent as is until the relay acks it
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

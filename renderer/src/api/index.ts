@@ -22,6 +22,7 @@ export type {
   AgentStatus,
   TmuxServerState,
   AccountStatus,
+  BillingStatus,
   DeviceEntry,
 } from '@hangar/shared';
 export { FINAL_JOB_STATES, PreviewPort, visibleText } from '@hangar/shared';

@@ -17,6 +17,8 @@ import { usePreviews } from './use-previews.js';
 // The jobs view (and its log renderer) and the previews view load on first use, keeping the first frame small.
 const JobsView = lazy(() => import('./jobs-view.js'));
 const PreviewsView = lazy(() => import('./previews-view.js'));
+// The account page carries the chart library: loaded when it is first shown.
+const AccountView = lazy(() => import('./account-view.js'));
 
 type Dialog =
   | { kind: 'add-host' }
@@ -37,7 +39,7 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const account = useAccount(api);
   const tabs = useTerminalTabs();
   const { theme, choice, setChoice, toggle } = useTheme();
-  const [view, setView] = useState<'terminals' | 'jobs' | 'previews'>('terminals');
+  const [view, setView] = useState<'terminals' | 'jobs' | 'previews' | 'account'>('terminals');
   const [paletteOpen, setPaletteOpen] = useState(false);
   const [dialog, setDialog] = useState<Dialog>();
   const [notice, setNotice] = useState<string>();
@@ -156,6 +158,11 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
           <button type="button" aria-pressed={view === 'previews'} onClick={() => setView('previews')}>
             Previews
           </button>
+          {signedIn && (
+            <button type="button" aria-pressed={view === 'account'} onClick={() => setView('account')}>
+              Account
+            </button>
+          )}
         </nav>
         <span className="header-spacer" />
         <button type="button" onClick={() => setPaletteOpen(true)} aria-keyshortcuts={isMac ? 'Meta+K' : 'Control+K'}>
@@ -244,6 +251,11 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
           {view === 'previews' && (
             <Suspense fallback={<p className="empty-state">Loading previews…</p>}>
               <PreviewsView hosts={hosts} previews={previews} />
+            </Suspense>
+          )}
+          {view === 'account' && signedIn && (
+            <Suspense fallback={<p className="empty-state">Loading the account…</p>}>
+              <AccountView api={api} />
             </Suspense>
           )}
         </main>

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BillingStatus, PaidPlanId } from './billing.js';
 import { HostName } from './hosts.js';
 import {
   AccountId,
@@ -119,6 +120,12 @@ export const ACCOUNT_PROCEDURES = {
       install_command: z.string(),
     }),
   },
+  /** The account's plan, trial, build minutes this period (per day too) and next invoice, from the relay. */
+  'account.billing': { params: Empty, result: BillingStatus },
+  /** A Stripe Checkout page that buys `plan` (the account's owner only); the client opens it in a browser. */
+  'account.checkout': { params: z.object({ plan: PaidPlanId }), result: z.object({ url: z.url() }) },
+  /** Stripe's customer portal for the account (change plan or card, cancel, invoices); the owner only. */
+  'account.portal': { params: Empty, result: z.object({ url: z.url() }) },
   'devices.list': { params: Empty, result: z.object({ devices: z.array(DeviceEntry) }) },
   /**
    * Signs an endorsement of the device with this computer's key; hosts let it in once they verify

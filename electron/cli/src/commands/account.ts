@@ -1,4 +1,5 @@
-import { HangarError, type AccountStatus } from '@hangar/shared';
+import { createCoreLogger, nodePlatform } from '@hangar/desktop/core';
+import { HangarError, PaidPlanId, toHangarError, type AccountStatus, type BillingStatus } from '@hangar/shared';
 import type { Command } from 'commander';
 import { printJson, visibleText } from '../output.js';
 import { promptHidden, readStdin } from '../prompt.js';
@@ -56,24 +57,112 @@ export function registerAccount(program: Command): void {
       }),
     );
 
-  program
+  const account = program
     .command('account')
-    .description("this computer's account: relay, email, this device's status and fingerprint")
+    .description(
+      "this computer's account: relay, email, this device's status and fingerprint; the plan, trial, build minutes and next invoice",
+    )
     .option('--json', 'print JSON')
     .action((options: { json?: boolean }) =>
       withApi(async (api) => {
         const status = await api.call('account.status', {});
-        if (options.json) return printJson(status);
         if (status.account === null) {
+          if (options.json) return printJson({ ...status, billing: null });
           process.stdout.write('not signed in; hangar signup or hangar login --relay <url> --email <email>\n');
           return;
         }
+        // The plan comes from the relay; without it the rest still shows, saying why it is missing.
+        const billing = await api.call('account.billing', {}).then(
+          (value) => ({ value, error: null }),
+          (error: unknown) => ({ value: null, error: toHangarError(error).message }),
+        );
+        if (options.json) return printJson({ ...status, billing: billing.value, billing_error: billing.error });
         report(status, false);
         if (status.relay === 'unreachable') {
           process.stdout.write(`relay unreachable: ${visibleText(status.error ?? '')}\n`);
         }
+        if (billing.value !== null) process.stdout.write(billingText(billing.value));
+        else process.stdout.write(`plan: unknown (${visibleText(billing.error ?? '')})\n`);
       }),
     );
+
+  account
+    .command('upgrade')
+    .description('buy Pro ($20/month, 300 build minutes included) or Team ($200/month, unlimited) at Stripe Checkout')
+    .argument('<plan>', 'pro or team')
+    .option('--no-open', 'print the Checkout URL instead of opening it in the browser')
+    .action((plan: string, options: { open: boolean }) =>
+      withApi(async (api) => {
+        const { url } = await api.call('account.checkout', { plan: paidPlan(plan) });
+        await openOrPrint(url, options.open, 'Stripe Checkout');
+      }),
+    );
+
+  account
+    .command('manage')
+    .description("Stripe's customer portal: change plan or card, cancel, invoices")
+    .option('--no-open', 'print the portal URL instead of opening it in the browser')
+    .action((options: { open: boolean }) =>
+      withApi(async (api) => {
+        const { url } = await api.call('account.portal', {});
+        await openOrPrint(url, options.open, "Stripe's customer portal");
+      }),
+    );
+}
+
+function paidPlan(plan: string): PaidPlanId {
+  const parsed = PaidPlanId.safeParse(plan.toLowerCase());
+  if (!parsed.success) throw new HangarError('E_BAD_REQUEST', `plan ${plan}: expected pro or team`);
+  return parsed.data;
+}
+
+async function openOrPrint(url: string, open: boolean, what: string): Promise<void> {
+  if (!open) {
+    process.stdout.write(`${url}\n`);
+    return;
+  }
+  await nodePlatform(createCoreLogger()).openExternal(url);
+  process.stdout.write(`opened ${what} in your browser; if it did not open, go to:\n${url}\n`);
+}
+
+const PLAN_NAMES: Record<BillingStatus['plan'], string> = {
+  trial: 'Trial (7 days of Pro)',
+  pro: 'Pro',
+  team: 'Team',
+  none: 'none (the trial has ended)',
+  unmetered: 'unmetered (billing is off on this relay)',
+};
+
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** What `hangar account` prints about billing: the same facts as the app's Account page. */
+export function billingText(b: BillingStatus): string {
+  const lines: string[] = [];
+  if (b.billing === 'off') {
+    lines.push(`plan: ${PLAN_NAMES.unmetered}: build minutes are not counted or limited`);
+    return lines.join('\n') + '\n';
+  }
+  const sub = b.subscription;
+  const planLine =
+    b.plan === 'trial'
+      ? `plan: ${PLAN_NAMES.trial}, ${b.trial.days_left} day${b.trial.days_left === 1 ? '' : 's'} left (ends ${day(b.trial.ends_at)})`
+      : b.plan === 'none'
+        ? `plan: ${sub === null ? `none: the trial ended ${day(b.trial.ends_at)}` : 'none: the subscription has ended'}`
+        : `plan: ${PLAN_NAMES[b.plan]}${sub !== null && sub.status !== 'active' ? ` (${sub.status})` : ''}${sub?.cancel_at_period_end ? ', cancelled at the end of the period' : ''}`;
+  lines.push(planLine);
+  if (b.plan !== 'trial')
+    lines.push(
+      `trial: ${day(b.trial.started_at)} – ${day(b.trial.ends_at)}${b.trial.days_left === 0 ? ', ended' : ''}`,
+    );
+  const included = b.minutes.included === null ? 'unlimited' : `${b.minutes.included} included`;
+  const over = b.minutes.overage > 0 ? `, ${b.minutes.overage} over (billed per minute)` : '';
+  lines.push(
+    `build minutes this period: ${b.minutes.used} used of ${included}${over} (${day(b.period.start)} – ${day(b.period.end)})`,
+  );
+  lines.push(`next invoice: ${b.next_invoice_at === null ? 'none' : day(b.next_invoice_at)}`);
+  if (b.payment_failed) lines.push('payment failed: Stripe is retrying the card; fix it with hangar account manage');
+  if (b.refusing !== null) lines.push(`build jobs refused: ${b.refusing.message}`);
+  return lines.join('\n') + '\n';
 }
 
 function params(options: SignInOptions, password: string) {

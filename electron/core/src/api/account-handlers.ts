@@ -30,6 +30,15 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
     return { result: core.account.status() };
   },
 
+  'account.billing': async (_params, { core }) => ({ result: await core.account.call('billing.status', {}) }),
+
+  // The relay makes the Stripe session; only its URL reaches the client, which opens it.
+  'account.checkout': async (params, { core }) => ({
+    result: await core.account.call('billing.checkout', { plan: params.plan }),
+  }),
+
+  'account.portal': async (_params, { core }) => ({ result: await core.account.call('billing.portal', {}) }),
+
   'hosts.enroll_token': async (params, { core }) => {
     const made = await core.account.enrollToken(params.name);
     // --name carries the name typed here: the relay names the host from what the agent sends.

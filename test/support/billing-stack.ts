@@ -1,0 +1,167 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { expect } from 'vitest';
+import { signUsageRecord, usageRecordKey, toHex } from '@hangar/shared';
+import type { BillingRelay } from '../../relay/test/support/billing-fixture.js';
+import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
+import {
+  HANGAR_BIN,
+  hangar,
+  killTmuxServer,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+  type CliResult,
+} from './processes.js';
+import { HostShell, waitForHost } from './relay-stack.js';
+
+/**
+ * Billing end to end: a host enrolled in an account runs real build jobs; what its agent.db holds
+ * (metered attempts, usage records waiting for the relay) is read from the file, as `status` would.
+ */
+
+export type Cleanups = (() => unknown)[];
+
+export function dirFor(cleanups: Cleanups, prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+/** `hangar …` from an empty project folder (what `hangar run` packs), as a user would run it. */
+export function hangarIn(home: string, workspace: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [HANGAR_BIN, ...args],
+      { cwd: workspace, env: { ...process.env, HANGAR_HOME: home }, timeout: timeoutMs },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+export interface EnrolledHost {
+  shell: HostShell;
+  agent: AgentProcess;
+  /** Starts the agent again on the port it had (after stop()): the device finds it where it was. */
+  restart(): Promise<AgentProcess>;
+}
+
+/** A host machine with the agent serving (info logs: the tests read its entitlement lines), enrolled as `name`. */
+export async function enrolledHost(cleanups: Cleanups, laptop: string, name: string): Promise<EnrolledHost> {
+  const shell = new HostShell();
+  const host: EnrolledHost = {
+    shell,
+    agent: await startAgentProcess(shell.agentData, { logLevel: 'info' }),
+    async restart() {
+      host.agent = await startAgentProcess(shell.agentData, { logLevel: 'info', port: host.agent.port });
+      return host.agent;
+    },
+  };
+  cleanups.push(async () => {
+    await host.agent.stop();
+    await killTmuxServer(shell.agentData);
+    removeDir(shell.home);
+  });
+  const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', name]);
+  expect(made.code, made.stderr).toBe(0);
+  const enrolled = await shell.run(made.stdout.trimEnd());
+  expect(enrolled.code, enrolled.stderr).toBe(0);
+  await waitForHost(laptop, name, (h) => h.status === 'online');
+  // A build job needs the entitlement the relay pushes on connecting (sent before it says "online").
+  await entitlementLogged(host, '"plan":');
+  return host;
+}
+
+export function agentDb(dataDir: string): Database.Database {
+  return new Database(join(dataDir, 'agent.db'), { readonly: true, fileMustExist: true });
+}
+
+/** The usage keys of every minute the agent metered (each started minute of each attempt). */
+export async function meteredKeys(dataDir: string): Promise<string[]> {
+  const hostKey = toHex((await loadOrCreateAgentKey(dataDir)).signer.publicKey);
+  const db = agentDb(dataDir);
+  try {
+    const attempts = db.prepare('SELECT attempt_id, minutes FROM metered_attempts').all() as {
+      attempt_id: string;
+      minutes: number;
+    }[];
+    return attempts.flatMap((a) =>
+      Array.from({ length: a.minutes }, (_, minute) =>
+        usageRecordKey({ host_key: hostKey, attempt_id: a.attempt_id, minute_index: minute }),
+      ),
+    );
+  } finally {
+    db.close();
+  }
+}
+
+/** Usage records the agent still holds (not acknowledged by the relay). */
+export function pendingRecords(dataDir: string): number {
+  const db = agentDb(dataDir);
+  try {
+    return (db.prepare('SELECT COUNT(*) AS n FROM usage_outbox').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+export async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Waits for the agent to log an entitlement from the relay matching `fields` (its info line). */
+export function entitlementLogged(host: EnrolledHost, fields: string, timeoutMs = 20_000): Promise<true> {
+  return waitUntil(
+    `an entitlement with ${fields} in the agent's log`,
+    () =>
+      host.agent
+        .stderr()
+        .split('\n')
+        .some((line) => line.includes('entitlement from the relay') && line.includes(fields)) || undefined,
+    timeoutMs,
+  );
+}
+
+/**
+ * The host's own minutes, signed with its key as its agent signs them: many parallel attempts of
+ * the last few seconds (within the trial's period, and none ahead of the relay's clock).
+ */
+export async function reportMinutes(
+  billing: BillingRelay,
+  host: EnrolledHost,
+  hostId: string,
+  minutes: number,
+  startedAt = Date.now() - 5_000,
+) {
+  const key = await loadOrCreateAgentKey(host.shell.agentData);
+  const records = Array.from({ length: minutes }, (_, i) => {
+    const job = `j-${(startedAt.toString(16) + String(Math.floor(i / 5)).padStart(6, '0')).slice(-16)}`;
+    return signUsageRecord(key.signer, {
+      attempt_id: `${job}:1`,
+      job_id: job,
+      minute_index: i % 5,
+      started_at: startedAt,
+    });
+  });
+  for (let at = 0; at < records.length; at += 150) {
+    const reported = await billing.relay.client.call('usage.report', {
+      host_id: hostId,
+      records: records.slice(at, at + 150),
+    });
+    expect(reported.refused).toEqual([]);
+  }
+}
