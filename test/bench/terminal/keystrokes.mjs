@@ -211,7 +211,9 @@ export async function echoRows({ socket, env, ssh, keys }) {
     { name: 'hangar attach', start: () => echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo'], env) },
   ];
   const results = new Map();
-  for (const client of clients) {
+  // BENCH_CLIENTS=hangar (a substring of the names) measures only those, e.g. under a profiler.
+  const only = process.env.BENCH_CLIENTS;
+  for (const client of clients.filter((c) => !only || c.name.includes(only))) {
     const attached = client.start();
     await typeAtPace(attached, 30, 0); // attached, warm, and the screen settled
     for (const pace of PACES) {
@@ -227,6 +229,7 @@ export async function echoRows({ socket, env, ssh, keys }) {
     const ref = results.get(`ssh localhost + tmux attach/${pace.name}`);
     for (const client of clients) {
       const s = results.get(`${client.name}/${pace.name}`);
+      if (!s) continue;
       const ratio = ref ? `  (${(s.p50 / ref.p50).toFixed(2)}× / ${(s.p90 / ref.p90).toFixed(2)}× ssh)` : '';
       rows.push([`echo p50 / p90, ${pace.name}, ${client.name}`, `${ms(s)}${ratio}`]);
     }
