@@ -24,7 +24,6 @@ let rows = [];
 try {
   const code = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
   node(HANGAR, ['hosts', 'add', 'bench', agent.address, '--code', code]);
-  node(HANGAR, ['session', 'new', 'bench', '--name', 'echo', '--', 'cat']);
   rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES });
 } finally {
   agent.child.kill('SIGTERM');

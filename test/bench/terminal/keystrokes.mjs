@@ -17,12 +17,15 @@ export const PACES = [
 ];
 
 /**
- * Keys typed on one line of `cat`. Lines alternate between two alphabets with no character in
- * common, and within a line every key is new: a key's echo is found only once the whole line
- * typed so far (its prefix up to this key) appears in the printable text received since the
- * line began. An escape sequence, a redraw of an earlier line or stale bytes cannot match.
+ * The program in each measured pane: the tty echoes what is typed (cooked mode, like `cat`), and
+ * each Enter clears the screen and prints `#<line number>#`. A key's echo is found once the line
+ * typed so far (its prefix up to this key) appears in the printable text received since the line
+ * began; the screen then holds nothing but that line, so neither an escape sequence nor a redraw
+ * (tmux repaints a client that becomes the size driver) nor stale bytes can match early.
  */
-const ALPHABETS = ['abcdefghijklmnopqrstuvwxyz0123', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ4567'];
+const PANE_PROGRAM = 'n=0; while IFS= read -r l; do n=$((n+1)); printf "\\033[H\\033[2J#%d#" "$n"; done';
+const KEYS_PER_LINE = 10;
+const LINE_KEYS = 'abcdefghijklmnopqrstuvwxyz';
 
 /** The printable text of terminal output: escape sequences and control characters removed. */
 export function printable(text) {
@@ -81,31 +84,29 @@ export function echoClient(file, args, env) {
 }
 
 /**
- * Types `keys` keys at the pace given, each after the previous one's echo plus `pauseMs`, and
- * returns each key's echo time in ms. Every line ends with Enter, and the next begins only once
- * `cat` has printed the line back.
+ * Types one line of KEYS_PER_LINE keys at the pace given, each after the previous one's echo plus
+ * `pauseMs`, then Enter, and returns each key's echo time in ms. The next line begins once the
+ * pane has cleared the screen for it.
  */
-export async function typeAtPace(client, keys, pauseMs) {
+export async function typeLine(client, pauseMs) {
   const samples = [];
-  let line = 0;
-  while (samples.length < keys) {
-    const alphabet = ALPHABETS[line++ % ALPHABETS.length];
-    client.reset();
-    let typed = '';
-    for (const key of alphabet.slice(0, Math.min(alphabet.length, keys - samples.length))) {
-      if (pauseMs > 0) await sleep(pauseMs);
-      typed += key;
-      const echoed = client.waitFor(typed);
-      const t0 = performance.now();
-      client.proc.write(key);
-      samples.push((await echoed) - t0);
-    }
-    // The line's echo, then cat's copy of it: both arrive before the next line starts.
-    client.reset();
-    const reprinted = client.waitFor(typed);
-    client.proc.write('\r');
-    await reprinted;
+  const start = (client.lines ?? 0) % (LINE_KEYS.length - KEYS_PER_LINE);
+  let typed = '';
+  client.reset();
+  for (const key of LINE_KEYS.slice(start, start + KEYS_PER_LINE)) {
+    if (pauseMs > 0) await sleep(pauseMs);
+    typed += key;
+    const echoed = client.waitFor(typed);
+    const t0 = performance.now();
+    client.proc.write(key);
+    samples.push((await echoed) - t0);
   }
+  client.lines = (client.lines ?? 0) + 1;
+  client.reset();
+  const cleared = client.waitFor(`#${client.lines}#`);
+  client.proc.write('\r');
+  await cleared;
+  client.reset();
   return samples;
 }
 
@@ -197,39 +198,65 @@ export async function startSshd(dir) {
  * tmux session `hangar-echo` on the agent's server `socket` runs `cat`; `ssh` is startSshd's result.
  */
 export async function echoRows({ socket, env, ssh, keys }) {
-  const tmuxArgs = ['-u', '-L', socket, 'attach', '-t', '=hangar-echo'];
+  const session = (name) => {
+    execFileSync(
+      process.execPath,
+      [HANGAR, 'session', 'new', 'bench', '--name', name, '--', 'sh', '-c', PANE_PROGRAM],
+      {
+        env,
+      },
+    );
+    return ['-u', '-L', socket, 'attach', '-t', `=hangar-${name}`];
+  };
   const clients = [
-    { name: 'direct tmux attach', start: () => echoClient('tmux', tmuxArgs, env) },
+    { name: 'direct tmux attach', start: () => echoClient('tmux', session('echo-direct'), env) },
     ...(ssh.command
       ? [
           {
             name: 'ssh localhost + tmux attach',
-            start: () => echoClient(ssh.command[0], [...ssh.command.slice(1), 'tmux', ...tmuxArgs], env),
+            start: () => echoClient(ssh.command[0], [...ssh.command.slice(1), 'tmux', ...session('echo-ssh')], env),
           },
         ]
       : []),
-    { name: 'hangar attach', start: () => echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo'], env) },
+    {
+      name: 'hangar attach',
+      start: () => {
+        session('echo-hangar');
+        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env);
+      },
+    },
   ];
-  const results = new Map();
   // BENCH_CLIENTS=hangar (a substring of the names) measures only those, e.g. under a profiler.
   const only = process.env.BENCH_CLIENTS;
-  for (const client of clients.filter((c) => !only || c.name.includes(only))) {
-    const attached = client.start();
-    await typeAtPace(attached, 30, 0); // attached, warm, and the screen settled
-    for (const pace of PACES) {
-      results.set(`${client.name}/${pace.name}`, stats(await typeAtPace(attached, keys, pace.pauseMs)));
+  const measured = clients.filter((c) => !only || c.name.includes(only));
+  // Every client is attached to its own session at once, and they take turns a line at a time,
+  // so a change in the machine's load during the run falls on all of them alike.
+  for (const client of measured) {
+    client.attached = client.start();
+    for (let i = 0; i < 3; i++) await typeLine(client.attached, 0); // attached, warm, size driver
+  }
+  const samples = new Map();
+  for (const pace of PACES) {
+    for (let round = 0; round * KEYS_PER_LINE < keys; round++) {
+      for (let i = 0; i < measured.length; i++) {
+        const client = measured[(round + i) % measured.length];
+        const key = `${client.name}/${pace.name}`;
+        samples.set(key, [...(samples.get(key) ?? []), ...(await typeLine(client.attached, pace.pauseMs))]);
+      }
     }
-    const exited = new Promise((r) => attached.proc.onExit(r));
-    attached.proc.kill();
+  }
+  for (const client of measured) {
+    const exited = new Promise((r) => client.attached.proc.onExit(r));
+    client.attached.proc.kill();
     await exited;
   }
   const rows = [];
   const ms = (s) => `${s.p50.toFixed(2)} / ${s.p90.toFixed(2)} ms`;
   for (const pace of PACES) {
-    const ref = results.get(`ssh localhost + tmux attach/${pace.name}`);
-    for (const client of clients) {
-      const s = results.get(`${client.name}/${pace.name}`);
-      if (!s) continue;
+    const refSamples = samples.get(`ssh localhost + tmux attach/${pace.name}`);
+    const ref = refSamples && stats(refSamples);
+    for (const client of measured) {
+      const s = stats(samples.get(`${client.name}/${pace.name}`));
       const ratio = ref ? `  (${(s.p50 / ref.p50).toFixed(2)}× / ${(s.p90 / ref.p90).toFixed(2)}× ssh)` : '';
       rows.push([`echo p50 / p90, ${pace.name}, ${client.name}`, `${ms(s)}${ratio}`]);
     }
