@@ -198,7 +198,9 @@ export async function startSshd(dir) {
  * tmux session `hangar-echo` on the agent's server `socket` runs `cat`; `ssh` is startSshd's result.
  */
 export async function echoRows({ socket, env, ssh, keys }) {
+  const started = [];
   const session = (name) => {
+    started.push(name);
     execFileSync(
       process.execPath,
       [HANGAR, 'session', 'new', 'bench', '--name', name, '--', 'sh', '-c', PANE_PROGRAM],
@@ -249,6 +251,10 @@ export async function echoRows({ socket, env, ssh, keys }) {
     const exited = new Promise((r) => client.attached.proc.onExit(r));
     client.attached.proc.kill();
     await exited;
+  }
+  // The agent's session limit (5) is shared with the rest of the bench.
+  for (const name of started) {
+    execFileSync(process.execPath, [HANGAR, 'session', 'kill', 'bench', name], { env });
   }
   const rows = [];
   const ms = (s) => `${s.p50.toFixed(2)} / ${s.p90.toFixed(2)} ms`;
