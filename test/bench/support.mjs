@@ -40,13 +40,35 @@ export async function startAgent({ data, env, port = 0 }) {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'warn' } },
   );
-  const address = await new Promise((resolveAddress) => {
+  // An agent that dies, or does not listen within 30 s, fails the run instead of hanging it.
+  const address = await new Promise((resolveAddress, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('hangar-agent serve did not listen within 30 s'));
+    }, 30_000);
+    const died = (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`hangar-agent serve exited (${signal ?? `code ${code}`}) before it listened`));
+    };
+    child.once('exit', died);
+    child.once('error', reject);
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (process.env.BENCH_AGENT_STDOUT) process.stderr.write(line + '\n');
       if (!line.startsWith('{')) return;
       const event = JSON.parse(line);
-      if (event.event === 'listening') resolveAddress(event.address);
+      if (event.event === 'listening') {
+        clearTimeout(timer);
+        child.off('exit', died);
+        resolveAddress(event.address);
+      }
     });
+  });
+  // Dying later ends the run too (a bench waiting on the agent would wait forever); the signals
+  // a bench stops it with are not deaths.
+  child.once('exit', (code, signal) => {
+    if (code === 0 || ['SIGTERM', 'SIGINT', 'SIGHUP'].includes(signal)) return;
+    process.stderr.write(`bench: hangar-agent serve died (${signal ?? `exit code ${code}`}) during the run\n`);
+    process.exit(1);
   });
   return { child, address };
 }

@@ -4,6 +4,7 @@ import nodePty from 'node-pty';
 import type { IPty } from 'node-pty';
 import { Emitter, toDisposable, type Disposable } from '@hangar/shared';
 import type { Logger } from 'pino';
+import { PtyInput } from './pty-input.js';
 import { ReplayBuffer } from './replay-buffer.js';
 import type { SizeDriver } from './size-driver.js';
 import { tmuxEnv, type Tmux } from './tmux.js';
@@ -52,6 +53,7 @@ export class PtyAttachment implements Attachment {
   private readonly outputEmitter = new Emitter<{ chunk: Uint8Array; offset: number }>();
   private readonly endEmitter = new Emitter<AttachmentEnd>();
   private readonly pty: IPty;
+  private readonly ptyInput: PtyInput;
   private tty: string | undefined;
   /** Input waiting for a size hand-over to finish (see SizeDriver). */
   private inputChain: Promise<void> | undefined;
@@ -94,9 +96,13 @@ export class PtyAttachment implements Attachment {
         encoding: null,
       },
     );
+    this.ptyInput = new PtyInput(this.pty, (error) =>
+      this.logger?.warn({ err: error, session: sessionName }, 'could not write input to the session'),
+    );
     this.pty.onData((data) => this.handleOutput(data as unknown as Buffer));
     this.closed = new Promise((resolve) => {
       this.pty.onExit(() => {
+        this.ptyInput.dispose();
         this.clearWindowTimer();
         clearTimeout(this.readTimer);
         this.sizing.release(tmuxSessionName, this);
@@ -169,17 +175,17 @@ export class PtyAttachment implements Attachment {
     }
     if (!this.inputChain && this.sizing.isDriver(this.tmuxSessionName, this)) {
       // Writes go to the pty master directly; a paused read side never delays them.
-      this.pty.write(bytes);
+      this.ptyInput.write(bytes);
       return;
     }
     // This client starts typing: it becomes the size driver first, keeping keystrokes in order.
     const chain = (this.inputChain ?? this.sizing.takeOver(this.tmuxSessionName, this)).then(
       () => {
-        if (!this.ended) this.pty.write(bytes);
+        if (!this.ended) this.ptyInput.write(bytes);
       },
       (error: unknown) => {
         this.logger?.warn({ err: error, session: this.sessionName }, 'could not hand over the window size');
-        if (!this.ended) this.pty.write(bytes);
+        if (!this.ended) this.ptyInput.write(bytes);
       },
     );
     this.inputChain = chain;

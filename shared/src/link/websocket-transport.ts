@@ -74,6 +74,7 @@ function decodeCloseReason(code: number, reason: string): CloseReason {
 /**
  * Sends of one event-loop turn leave in one socket write: the frames a turn produces (a data
  * frame, the acks of others, a response) would each be a TLS record and a syscall of their own.
+ * Except the first frame after a quiet spell, which is written at once (a keystroke, an echo).
  * Node callers pass the TLS socket under the WebSocket and setImmediate (after this turn's I/O).
  */
 export interface WriteBatching {
@@ -135,6 +136,11 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
   });
 
   let corked = false;
+  const cork = (b: WriteBatching) => {
+    corked = true;
+    b.socket.cork();
+    b.later(uncork);
+  };
   const uncork = () => {
     corked = false;
     batching!.socket.uncork();
@@ -143,11 +149,11 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
   const transport: FrameTransport = {
     send(frame) {
       if (closed || ws.readyState !== OPEN) return;
-      if (batching && !corked) {
-        corked = true;
-        batching.socket.cork();
-        batching.later(uncork);
-      }
+      // The first frame after a quiet spell (none of ours waiting to be written) goes out at
+      // once: a keystroke or its echo must not wait for the rest of the turn. The frames after
+      // it in this turn, and every frame while earlier ones are still queued (a flood), batch.
+      const first = batching !== undefined && !corked && bufferedAmount() === 0;
+      if (batching && !corked && !first) cork(batching);
       if (sendWithCallback) {
         pendingBytes += frame.length;
         sendWithCallback(frame, { binary: true }, () => {
@@ -157,6 +163,7 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
       } else {
         ws.send(frame);
       }
+      if (first) cork(batching);
       if (bufferedAmount() >= DRAIN_LOW_WATER) {
         wasHigh = true;
         if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);

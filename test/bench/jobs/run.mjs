@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Jobs benchmark: dispatch latency, first log byte, jobs/s, log throughput against a local pipe,
+// Jobs benchmark: dispatch latency (submit → the job's process running), first log byte, jobs/s, log throughput against a local pipe,
 // log latency, and how fast a cancelled job's processes are gone. Uses the built packages and a
 // real agent process on loopback. Not a test: it prints numbers next to the issue's targets and
 // the reference measured in the same run; it fails only if it breaks.
@@ -34,24 +34,33 @@ const jobs = core.jobs;
 const rows = [];
 const row = (metric, measured, target, ok, note = '') => rows.push({ metric, measured, target, ok, note });
 
-/** Submits a job and resolves when its first log byte reaches this client. */
+/**
+ * Submits a job whose command prints the wall clock the moment it runs, and resolves when its
+ * first log byte reaches this client. Dispatch is submit → the job's process running (its own
+ * clock reading, `date` included), not the answer to submit (the job then is only queued).
+ */
 async function timeFirstByte(executor) {
   const began = performance.now();
-  const job = await jobs.submit(HOST, { command: 'echo x', executor });
-  const submitted = performance.now();
+  const job = await jobs.submit(HOST, { command: 'date +%s%N', executor });
   let first;
+  let output = '';
   await jobs.followLogs(
     HOST,
     job.id,
     { attempt: 1, follow: true },
     {
-      data: (_chunk, consumed) => {
+      data: (chunk, consumed) => {
         first ??= performance.now();
+        output += new TextDecoder().decode(chunk.data);
         consumed();
       },
     },
   );
-  return { dispatch: submitted - began, firstByte: first - began };
+  const startedNs = /^(\d{19})$/m.exec(output)?.[1];
+  if (!startedNs) throw new Error(`the job printed no clock reading: ${JSON.stringify(output.slice(0, 80))}`);
+  // Both clocks are this machine's wall clock: the job's from `date`, ours from timeOrigin.
+  const startedMs = Number(BigInt(startedNs) / 1000n) / 1000 - performance.timeOrigin;
+  return { dispatch: startedMs - began, firstByte: first - began };
 }
 
 async function dispatchBench(executor, firstByteTarget) {

@@ -12,8 +12,9 @@ import net from 'node:net';
 import pty from 'node-pty';
 import { HangarCore } from '@hangar/desktop/core';
 import { AGENT, HANGAR, percentile, rssKiB, sleep, startAgent } from '../support.mjs';
+import { echoRows, startSshd } from './keystrokes.mjs';
 
-const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 500);
+const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 60);
 const BULK_MB = Number(process.env.BENCH_MB ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
@@ -48,27 +49,6 @@ function ptyClient(file, args, cols = 120, rows = 40) {
       seen = '';
     },
   };
-}
-
-/** Types one byte at a time into `cat` and times each echo. */
-async function keystrokes(client) {
-  const samples = [];
-  const letters = 'abcdefghijklmnopqrstuvwxyz';
-  for (let i = 0; i < KEYSTROKES; i++) {
-    if (i % 50 === 49) {
-      client.clear();
-      const done = client.waitFor('\n');
-      client.proc.write('\r');
-      await done;
-    }
-    const key = letters[i % letters.length];
-    client.clear();
-    const echoed = client.waitFor(key);
-    const t0 = performance.now();
-    client.proc.write(key);
-    samples.push((await echoed) - t0);
-  }
-  return samples;
 }
 
 async function bulk(client, file) {
@@ -112,6 +92,7 @@ async function startProxy(targetPort) {
 }
 
 const rows = [];
+const ssh = await startSshd(dir);
 let agent = await startAgent({ data, env });
 await sleep(500);
 const rssAtStart = rssKiB(agent.child.pid);
@@ -124,31 +105,8 @@ try {
   const line = 'hangar bulk throughput line 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOP\n';
   writeFileSync(bigFile, line.repeat(Math.ceil((BULK_MB * 1024 * 1024) / line.length)));
 
-  // 1. keystroke round trip
-  const direct = ptyClient('tmux', ['-L', socket, 'attach', '-t', '=hangar-echo']);
-  await sleep(500);
-  await keystrokes(direct); // warm-up
-  const directSamples = await keystrokes(direct);
-  direct.proc.kill();
-  await sleep(300);
-  const viaCli = ptyClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo']);
-  await sleep(1500);
-  await keystrokes(viaCli);
-  const cliSamples = await keystrokes(viaCli);
-  viaCli.proc.kill();
-  await sleep(300);
-  for (const [name, samples] of [
-    ['direct tmux attach (reference)', directSamples],
-    ['hangar attach (CLI over the link)', cliSamples],
-  ]) {
-    rows.push([
-      `keystroke echo p50/p99, ${name}`,
-      `${percentile(samples, 50).toFixed(2)} / ${percentile(samples, 99).toFixed(2)} ms`,
-    ]);
-  }
-  const addedP50 = percentile(cliSamples, 50) - percentile(directSamples, 50);
-  const addedP99 = percentile(cliSamples, 99) - percentile(directSamples, 99);
-  rows.push(['added by hangar p50 / p99', `${addedP50.toFixed(2)} / ${addedP99.toFixed(2)} ms  (target p50 ≤ 1 ms)`]);
+  // 1. keystroke echo at three paces: direct tmux, ssh localhost + tmux, hangar attach
+  rows.push(...(await echoRows({ socket, env, ssh, keys: KEYSTROKES })));
 
   // 2. bulk throughput: alternate reference and hangar, report medians (2 cores are noisy)
   const directRuns = [];
@@ -259,9 +217,9 @@ try {
   rows.push(['agent RSS at start, no sessions', `${(rssAtStart / 1024).toFixed(1)} MB`]);
   rows.push(['agent RSS, 5 idle sessions + 20 attached clients', `${(fresh / 1024).toFixed(1)} MB  (target ≤ 80 MB)`]);
   rows.push(['  the same, on the agent that carried the floods', `${(afterFloods / 1024).toFixed(1)} MB`]);
-  rows.push(['ssh localhost + tmux', 'not measured: no sshd on this machine']);
 } finally {
   agent.child.kill('SIGTERM');
+  ssh.stop?.();
   try {
     tmux('kill-server');
   } catch {

@@ -1,0 +1,273 @@
+// Keystroke echo at three paces, through three clients of the same tmux session: a direct
+// `tmux attach`, `ssh localhost` + `tmux attach` (a throwaway sshd on loopback with its own host
+// and user keys), and `hangar attach`. A pty types one key into `cat`, waits for exactly that
+// key's echo, pauses, and types the next.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import pty from 'node-pty';
+import { HANGAR, percentile, sleep } from '../support.mjs';
+
+/** Pauses between an echo and the next key: back to back, a fast typist, a person's pace. */
+export const PACES = [
+  { name: 'back to back', pauseMs: 0 },
+  { name: '50 ms pauses', pauseMs: 50 },
+  { name: '200 ms pauses', pauseMs: 200 },
+];
+
+/**
+ * The program in each measured pane: the tty echoes what is typed (cooked mode, like `cat`), and
+ * each Enter clears the screen and prints `#<line number>#`. A key's echo is found once the line
+ * typed so far (its prefix up to this key) appears in the printable text received since the line
+ * began; the screen then holds nothing but that line, so neither an escape sequence nor a redraw
+ * (tmux repaints a client that becomes the size driver) nor stale bytes can match early.
+ */
+const PANE_PROGRAM = 'n=0; while IFS= read -r l; do n=$((n+1)); printf "\\033[H\\033[2J#%d#" "$n"; done';
+const KEYS_PER_LINE = 10;
+const LINE_KEYS = 'abcdefghijklmnopqrstuvwxyz';
+
+/** The printable text of terminal output: escape sequences and control characters removed. */
+export function printable(text) {
+  return text.replace(
+    // CSI … final byte; OSC … BEL or ST; DCS/APC/PM … ST; two-byte ESC sequences; C0 controls.
+    /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[PX^_][^\x1b]*\x1b\\|\x1b[ -/]*[0-~]|[\x00-\x1f\x7f]/g,
+    '',
+  );
+}
+
+/**
+ * A program in a pty showing a tmux session whose pane runs `cat`. Collects the printable text
+ * of its output (the decoder keeps a partial UTF-8 or escape sequence for the next chunk).
+ */
+export function echoClient(file, args, env) {
+  const proc = pty.spawn(file, args, { name: 'xterm-256color', cols: 120, rows: 40, env, encoding: null });
+  const decoder = new TextDecoder();
+  let pending = '';
+  let text = '';
+  let waiter;
+  proc.onData((chunk) => {
+    const at = performance.now();
+    pending += decoder.decode(chunk, { stream: true });
+    // An escape sequence cut by the chunk's end waits for the rest.
+    const cut = /\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[PX^_][^\x1b]*\x1b?|[ -/]*)$/.exec(pending);
+    const ready = cut ? pending.slice(0, cut.index) : pending;
+    pending = cut ? pending.slice(cut.index) : '';
+    text += printable(ready);
+    if (waiter && text.includes(waiter.needle)) {
+      const w = waiter;
+      waiter = undefined;
+      w.resolve(at);
+    }
+  });
+  return {
+    proc,
+    /** Forget what arrived so far (the start of a line). */
+    reset() {
+      text = '';
+    },
+    /** Resolves with the time the text received since the last reset first contained needle. */
+    waitFor(needle, timeoutMs = 10_000) {
+      if (text.includes(needle)) return Promise.resolve(performance.now());
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no echo of ${JSON.stringify(needle)}`)), timeoutMs);
+        waiter = {
+          needle,
+          resolve: (at) => {
+            clearTimeout(timer);
+            resolve(at);
+          },
+        };
+      });
+    },
+  };
+}
+
+/**
+ * Types one line of KEYS_PER_LINE keys at the pace given, each after the previous one's echo plus
+ * `pauseMs`, then Enter, and returns each key's echo time in ms. The next line begins once the
+ * pane has cleared the screen for it.
+ */
+export async function typeLine(client, pauseMs) {
+  const samples = [];
+  const start = (client.lines ?? 0) % (LINE_KEYS.length - KEYS_PER_LINE);
+  let typed = '';
+  client.reset();
+  for (const key of LINE_KEYS.slice(start, start + KEYS_PER_LINE)) {
+    if (pauseMs > 0) await sleep(pauseMs);
+    typed += key;
+    const echoed = client.waitFor(typed);
+    const t0 = performance.now();
+    client.proc.write(key);
+    samples.push((await echoed) - t0);
+  }
+  client.lines = (client.lines ?? 0) + 1;
+  client.reset();
+  const cleared = client.waitFor(`#${client.lines}#`);
+  client.proc.write('\r');
+  await cleared;
+  client.reset();
+  return samples;
+}
+
+const stats = (samples) => ({ p50: percentile(samples, 50), p90: percentile(samples, 90) });
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForPort(port) {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`sshd did not listen on ${port}`);
+}
+
+/**
+ * A throwaway sshd on 127.0.0.1 with its own host and user keys in `dir`, as bench:previews
+ * starts. Returns the ssh command line (without the remote command) and a stop function, or the
+ * reason it cannot run: it needs openssh-server (`apt-get install openssh-server`) and root (sshd
+ * reads its host key as root and logs in as this user).
+ */
+export async function startSshd(dir) {
+  try {
+    execFileSync('which', ['/usr/sbin/sshd', 'ssh'], { stdio: 'ignore' });
+  } catch {
+    return { reason: 'not measured: install openssh-server (apt-get install openssh-server)' };
+  }
+  if (process.getuid?.() !== 0) return { reason: 'not measured: sshd needs root here (run the bench as root)' };
+  const sshDir = join(dir, 'ssh');
+  mkdirSync(sshDir, { mode: 0o700 });
+  for (const name of ['host', 'user']) {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(sshDir, name)]);
+  }
+  execFileSync('cp', [join(sshDir, 'user.pub'), join(sshDir, 'authorized_keys')]);
+  const port = await freePort();
+  const config = join(sshDir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(sshDir, 'host')}`,
+      `AuthorizedKeysFile ${join(sshDir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'StrictModes no',
+      'UsePAM no',
+      `PidFile ${join(sshDir, 'sshd.pid')}`,
+      // The remote command's environment: tmux must find the agent's server by its socket name.
+      'PermitUserEnvironment no',
+      '',
+    ].join('\n'),
+  );
+  mkdirSync('/run/sshd', { recursive: true });
+  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
+  await waitForPort(port);
+  const command = [
+    'ssh',
+    '-tt',
+    '-p',
+    String(port),
+    '-i',
+    join(sshDir, 'user'),
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    `UserKnownHostsFile=${join(sshDir, 'known_hosts')}`,
+    '-o',
+    'BatchMode=yes',
+    `${process.env.USER ?? 'root'}@127.0.0.1`,
+  ];
+  return { command, stop: () => sshd.kill() };
+}
+
+/**
+ * The echo table: for each pace, p50 / p90 through each client, and the ratio to ssh + tmux. The
+ * tmux session `hangar-echo` on the agent's server `socket` runs `cat`; `ssh` is startSshd's result.
+ */
+export async function echoRows({ socket, env, ssh, keys }) {
+  const started = [];
+  const session = (name) => {
+    started.push(name);
+    execFileSync(
+      process.execPath,
+      [HANGAR, 'session', 'new', 'bench', '--name', name, '--', 'sh', '-c', PANE_PROGRAM],
+      {
+        env,
+      },
+    );
+    return ['-u', '-L', socket, 'attach', '-t', `=hangar-${name}`];
+  };
+  const clients = [
+    { name: 'direct tmux attach', start: () => echoClient('tmux', session('echo-direct'), env) },
+    ...(ssh.command
+      ? [
+          {
+            name: 'ssh localhost + tmux attach',
+            start: () => echoClient(ssh.command[0], [...ssh.command.slice(1), 'tmux', ...session('echo-ssh')], env),
+          },
+        ]
+      : []),
+    {
+      name: 'hangar attach',
+      start: () => {
+        session('echo-hangar');
+        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env);
+      },
+    },
+  ];
+  // BENCH_CLIENTS=hangar (a substring of the names) measures only those, e.g. under a profiler.
+  const only = process.env.BENCH_CLIENTS;
+  const measured = clients.filter((c) => !only || c.name.includes(only));
+  // Every client is attached to its own session at once, and they take turns a line at a time,
+  // so a change in the machine's load during the run falls on all of them alike.
+  for (const client of measured) {
+    client.attached = client.start();
+    for (let i = 0; i < 3; i++) await typeLine(client.attached, 0); // attached, warm, size driver
+  }
+  const samples = new Map();
+  for (const pace of PACES) {
+    for (let round = 0; round * KEYS_PER_LINE < keys; round++) {
+      for (let i = 0; i < measured.length; i++) {
+        const client = measured[(round + i) % measured.length];
+        const key = `${client.name}/${pace.name}`;
+        samples.set(key, [...(samples.get(key) ?? []), ...(await typeLine(client.attached, pace.pauseMs))]);
+      }
+    }
+  }
+  for (const client of measured) {
+    const exited = new Promise((r) => client.attached.proc.onExit(r));
+    client.attached.proc.kill();
+    await exited;
+  }
+  // The agent's session limit (5) is shared with the rest of the bench.
+  for (const name of started) {
+    execFileSync(process.execPath, [HANGAR, 'session', 'kill', 'bench', name], { env });
+  }
+  const rows = [];
+  const ms = (s) => `${s.p50.toFixed(2)} / ${s.p90.toFixed(2)} ms`;
+  for (const pace of PACES) {
+    const refSamples = samples.get(`ssh localhost + tmux attach/${pace.name}`);
+    const ref = refSamples && stats(refSamples);
+    for (const client of measured) {
+      const s = stats(samples.get(`${client.name}/${pace.name}`));
+      const ratio = ref ? `  (${(s.p50 / ref.p50).toFixed(2)}× / ${(s.p90 / ref.p90).toFixed(2)}× ssh)` : '';
+      rows.push([`echo p50 / p90, ${pace.name}, ${client.name}`, `${ms(s)}${ratio}`]);
+    }
+  }
+  if (!ssh.command) rows.push(['ssh localhost + tmux attach', ssh.reason]);
+  rows.push(['  target', 'hangar ≤ ssh + tmux at 50 ms and 200 ms pauses, p50 and p90']);
+  return rows;
+}
