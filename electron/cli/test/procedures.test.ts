@@ -18,8 +18,9 @@ function findCommand(program: Command, path: string): Command | undefined {
   return at;
 }
 
+const program = await buildProgram();
+
 describe('the hangar command and the core API have one procedure table', () => {
-  const program = buildProgram();
   const cliCode = [
     ...readdirSync(COMMANDS_DIR).map((file) => readFileSync(join(COMMANDS_DIR, file), 'utf8')),
     ...SHARED_HELPERS.map((file) => readFileSync(join(ROOT, file), 'utf8')),

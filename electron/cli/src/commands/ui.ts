@@ -1,4 +1,4 @@
-import { HangarCore, WebServer } from '@hangar/desktop/core';
+import { HangarCore, LocalDoor, WebServer } from '@hangar/desktop/core';
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -27,7 +27,9 @@ export function registerUi(program: Command): void {
       try {
         core = await HangarCore.open();
         const web = await startWebMode(core, port);
+        const door = await LocalDoor.start({ api: web.api, home: core.home, logger: core.logger });
         const stop = async () => {
+          await door?.dispose();
           await web.dispose();
           await core?.dispose();
           process.exit(0);
