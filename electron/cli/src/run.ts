@@ -12,7 +12,12 @@ export async function openDoor(): Promise<CoreApiClient> {
   if (process.env['HANGAR_LOCAL_DOOR'] !== 'off') {
     const { reachRunningCore, hangarHome } = await import('@hangar/desktop/core/door');
     const running = await reachRunningCore(hangarHome());
+    const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
     if (running.kind === 'core') {
+      if (debug)
+        process.stderr.write(
+          `hangar: using the Hangar core running on this computer (pid ${running.pid}, ${running.path})\n`,
+        );
       const { CoreApiClient } = await import('@hangar/shared');
       return new CoreApiClient(running.transport, {
         peer: `the Hangar core running on this computer (pid ${running.pid})`,
@@ -20,6 +25,8 @@ export async function openDoor(): Promise<CoreApiClient> {
     }
     if (running.kind === 'refused')
       process.stderr.write(`hangar: ${running.reason}; working without the running app\n`);
+    else if (debug)
+      process.stderr.write(`hangar: no Hangar core runs on this computer (${running.path}); using one of its own\n`);
   }
   const { openCoreApi } = await import('@hangar/desktop/core');
   return openCoreApi();

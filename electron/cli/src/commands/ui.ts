@@ -27,9 +27,7 @@ export function registerUi(program: Command): void {
       try {
         core = await HangarCore.open();
         const web = await startWebMode(core, port);
-        const door = await LocalDoor.start({ api: web.api, home: core.home, logger: core.logger });
         const stop = async () => {
-          await door?.dispose();
           await web.dispose();
           await core?.dispose();
           process.exit(0);
@@ -43,14 +41,24 @@ export function registerUi(program: Command): void {
     });
 }
 
-export async function startWebMode(core: HangarCore, port = 0, why?: string): Promise<WebServer> {
+/**
+ * Web mode, and the local door for hangar commands on the same live API (issue 18), both up
+ * before the address is printed: once a user (or a test) sees it, commands reach this core.
+ */
+export async function startWebMode(core: HangarCore, port = 0, why?: string): Promise<{ dispose(): Promise<void> }> {
   const web = await WebServer.start({ core, port });
+  const door = await LocalDoor.start({ api: web.api, home: core.home, logger: core.logger });
   process.stdout.write(
     (why ? `hangar: ${why}\n` : '') +
       `hangar: Hangar UI at ${web.url}\n` +
       'hangar: open that address in a browser on this computer (the #token part is the key; keep it to yourself)\n',
   );
-  return web;
+  return {
+    dispose: async () => {
+      await door?.dispose();
+      await web.dispose();
+    },
+  };
 }
 
 /**

@@ -1,12 +1,4 @@
-import {
-  CoreApiServer,
-  EMBEDDED_HOST,
-  EmbeddedAgent,
-  HangarCore,
-  LocalDoor,
-  WebServer,
-  nodePlatform,
-} from '@hangar/desktop/core';
+import { CoreApiServer, EMBEDDED_HOST, EmbeddedAgent, HangarCore, LocalDoor, nodePlatform } from '@hangar/desktop/core';
 import { HangarError } from '@hangar/shared';
 import type { Command } from 'commander';
 import { join } from 'node:path';
@@ -85,10 +77,12 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
     // The window first: it is useful at once (hosts, jobs history) and shows "local" connecting
     // while the embedded agent starts, instead of the user waiting for both in turn.
     if (uiPort !== undefined) ui = await startUi(core, uiPort, () => void stop(0));
-    // hangar commands reach this core over its local socket (issue 18). With the window, Electron's
-    // own core serves it; without any UI, this process keeps the live links for them.
-    const api = ui instanceof WebServer ? ui.api : uiPort === undefined ? (headlessApi = liveApi(core)) : undefined;
-    if (api) door = await LocalDoor.start({ api, home: core.home, logger: core.logger });
+    // hangar commands reach a running core over its local socket (issue 18): web mode's, or
+    // Electron's own; with no UI at all, this process keeps the live links for them.
+    if (uiPort === undefined) {
+      headlessApi = liveApi(core);
+      door = await LocalDoor.start({ api: headlessApi, home: core.home, logger: core.logger });
+    }
     await agent.start();
     process.stdout.write(
       `hangar: try  npx hangar session new ${LOCAL} --name work -- bash  then  npx hangar attach ${LOCAL} work\n` +

@@ -65,10 +65,17 @@ export class LocalDoor implements Disposable {
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      // The socket file is made 0600 from the start (bind happens inside listen(), synchronously),
+      // not chmod-ed after a moment with the process's usual umask.
+      const umask = posix ? process.umask(0o177) : undefined;
+      try {
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        if (umask !== undefined) process.umask(umask);
+      }
     });
     if (posix) chmodSync(path, 0o600);
     logger.info({ path }, 'serving hangar commands on a local socket');
