@@ -1,5 +1,4 @@
 import type { CoreApiClient } from '@hangar/shared';
-import { reportError } from './exit-codes.js';
 
 /**
  * The hangar command's door onto the core API. When the app's core runs on this computer
@@ -41,7 +40,7 @@ export async function withApi(body: (api: CoreApiClient) => Promise<void | numbe
     const result = await body(api);
     if (typeof result === 'number') status = result;
   } catch (error) {
-    status = reportError(error);
+    status = (await import('./exit-codes.js')).reportError(error);
   } finally {
     await api?.dispose();
   }
