@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { hangarVersion } from './version.js';
 
 type Register = (program: Command) => void;
 
@@ -145,15 +145,6 @@ export const TOP_COMMANDS: readonly TopCommand[] = [
   },
   { name: '__complete', term: '__complete', description: '', load: completion, hidden: true },
 ];
-
-/** The version of the hangar command (electron/package.json), read without loading anything else. */
-export function hangarVersion(): string {
-  // dist/command-index.js → electron/package.json; the same depth from src/ for tests.
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return manifest.version;
-}
 
 /** The `hangar` program with no commands yet: what every way of building it shares. */
 export function rootProgram(): Command {

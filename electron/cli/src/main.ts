@@ -1,4 +1,4 @@
-import { programFor } from './command-index.js';
+import { hangarVersion } from './version.js';
 
 // `hangar preview ls | head -3`: the reader leaving is the end of the output, not a crash.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -8,15 +8,21 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 
 const reportError = async (error: unknown): Promise<number> => (await import('./exit-codes.js')).reportError(error);
 
+const args = process.argv.slice(2);
 // Only what the named command needs is loaded (command-index.ts): `hangar --help` and
-// `--version` answer about as fast as node starts.
-programFor(process.argv.slice(2))
-  .then((program) => {
+// `--version` answer about as fast as node starts; a lone --version not even commander's parsing.
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) process.stdout.write(`${hangarVersion()}\n`);
+else void runCommand(args);
+
+async function runCommand(args: string[]): Promise<void> {
+  try {
+    const { programFor } = await import('./command-index.js');
+    const program = await programFor(args);
     program.exitOverride((error) => {
       process.exit(error.exitCode === 0 ? 0 : 2);
     });
-    return program.parseAsync(process.argv);
-  })
-  .catch(async (error: unknown) => {
+    await program.parseAsync(process.argv);
+  } catch (error) {
     process.exitCode = await reportError(error);
-  });
+  }
+}

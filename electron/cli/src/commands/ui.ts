@@ -3,11 +3,9 @@ import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { reportError } from '../exit-codes.js';
+import { ELECTRON_MAIN } from '../paths.js';
 
-/** electron/cli/dist/commands → electron/main/dist/main.js (the same layout in a packaged app). */
-const ELECTRON_MAIN = fileURLToPath(new URL('../../../main/dist/main.js', import.meta.url));
 /** Tells electron/main that `hangar up` already runs the embedded agent. */
 export const AGENT_MANAGED_ENV = 'HANGAR_AGENT_MANAGED';
 
