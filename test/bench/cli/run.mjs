@@ -6,7 +6,7 @@
 // fails only if something breaks. BENCH_RUNS (default 10) runs per command, interleaved.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -75,6 +75,7 @@ try {
   process.stderr.write(`starting ${HOSTS} agents and pairing them…\n`);
   for (let i = 0; i < HOSTS; i++) {
     const data = join(dir, `agent-${i}`);
+    mkdirSync(data, { mode: 0o700 }); // as the agent wants it (it would tighten it, with a warning)
     const agent = await startAgent({ data, env });
     agents.push(agent);
     const { code } = JSON.parse(
