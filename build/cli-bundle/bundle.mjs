@@ -28,6 +28,25 @@ const coreOutside = {
   },
 };
 
+const SHARED_DIST = join(ROOT, 'shared', 'dist');
+/**
+ * @hangar/shared has no import-time side effects (schemas and classes only), so a module of it
+ * that a command does not use is left out (the pairing handshake and its curves, the relay
+ * clients). Said here rather than in shared/package.json, which the renderer's build also reads.
+ */
+const sharedWithoutSideEffects = {
+  name: 'shared-without-side-effects',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^@hangar\/shared$/ }, () => ({
+      path: join(SHARED_DIST, 'index.js'),
+      sideEffects: false,
+    }));
+    plugin.onResolve({ filter: /^\./ }, (args) =>
+      args.resolveDir.startsWith(SHARED_DIST) ? { path: resolve(args.resolveDir, args.path), sideEffects: false } : undefined,
+    );
+  },
+};
+
 rmSync(OUT, { recursive: true, force: true });
 await build({
   entryPoints: { main: join(CLI, 'dist', 'main.js') },
@@ -43,7 +62,7 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   external: ['bufferutil', 'utf-8-validate'],
-  plugins: [coreOutside],
+  plugins: [coreOutside, sharedWithoutSideEffects],
   // Bundled CommonJS dependencies (commander) call require(); an ES module has none of its own.
   banner: {
     js: "import { createRequire as __hangarRequire } from 'node:module';\nconst require = __hangarRequire(import.meta.url);",
