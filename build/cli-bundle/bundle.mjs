@@ -42,7 +42,9 @@ const sharedWithoutSideEffects = {
       sideEffects: false,
     }));
     plugin.onResolve({ filter: /^\./ }, (args) =>
-      args.resolveDir.startsWith(SHARED_DIST) ? { path: resolve(args.resolveDir, args.path), sideEffects: false } : undefined,
+      args.resolveDir.startsWith(SHARED_DIST)
+        ? { path: resolve(args.resolveDir, args.path), sideEffects: false }
+        : undefined,
     );
   },
 };
