@@ -49,6 +49,21 @@ const sharedWithoutSideEffects = {
   },
 };
 
+/**
+ * zod's `z.locales` (its error messages in 40-odd languages, over half of zod's bytes) is never
+ * used here: schemas speak English, which zod imports on its own (locales/en.js). Every byte of a
+ * module is compiled when a command starts.
+ */
+const zodWithoutLocales = {
+  name: 'zod-without-locales',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes(`${join('node_modules', 'zod')}`) ? { path: 'zod-locales', namespace: 'stub' } : undefined,
+    );
+    plugin.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
+
 rmSync(OUT, { recursive: true, force: true });
 await build({
   entryPoints: { main: join(CLI, 'dist', 'main.js') },
@@ -64,7 +79,7 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   external: ['bufferutil', 'utf-8-validate'],
-  plugins: [coreOutside, sharedWithoutSideEffects],
+  plugins: [coreOutside, sharedWithoutSideEffects, zodWithoutLocales],
   // Bundled CommonJS dependencies (commander) call require(); an ES module has none of its own.
   banner: {
     js: "import { createRequire as __hangarRequire } from 'node:module';\nconst require = __hangarRequire(import.meta.url);",

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 /**
@@ -8,8 +7,21 @@ import { join } from 'node:path';
  */
 export function coreSocketPath(home: string, platform: NodeJS.Platform = process.platform): string {
   if (platform === 'win32') {
-    const tag = createHash('sha256').update(home.toLowerCase()).digest('hex').slice(0, 16);
-    return `\\\\.\\pipe\\hangar-core-${tag}`;
+    return `\\\\.\\pipe\\hangar-core-${nameHash(home.toLowerCase())}`;
   }
   return join(home, 'core.sock');
+}
+
+/**
+ * A pipe name per state dir: FNV-1a, 64 bits, as hex. Only a name (the pipe's access is decided
+ * by its ACL, not by it being hard to guess); node:crypto is not loaded for it, which costs a
+ * short command more than all of this.
+ */
+function nameHash(text: string): string {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(text)) {
+    hash ^= BigInt(byte);
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return hash.toString(16).padStart(16, '0');
 }
