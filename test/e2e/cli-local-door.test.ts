@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { chmodSync, chownSync, existsSync, statSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -63,6 +63,19 @@ describe('the hangar command and the core running on this computer', () => {
       removeDir(dataDir);
     });
     return agent;
+  };
+  /** A listener that is not a core at `path`; its connections are cut when the test ends. */
+  const listenAt = async (path: string, behave: (connection: Socket) => void) => {
+    const connections = new Set<Socket>();
+    const server: Server = createServer((connection) => {
+      connections.add(connection);
+      behave(connection);
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    cleanups.push(() => {
+      for (const connection of connections) connection.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    });
   };
   const startUi = async (home: string): Promise<ServingCli> => {
     const ui = await startServingCli(home, ['ui'], UI_ADDRESS);
@@ -158,7 +171,7 @@ describe('the hangar command and the core running on this computer', () => {
   it.each([
     [
       'answers like something else',
-      (socket: import('node:net').Socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'),
+      (socket: Socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'),
       /is not a Hangar core: it answered with something other than a Hangar greeting/,
     ],
     ['says nothing', () => undefined, /is not a Hangar core: it sent no Hangar greeting within 1500 ms/],
@@ -166,11 +179,7 @@ describe('the hangar command and the core running on this computer', () => {
     'a listener on the socket path that %s is refused with a clear error, and the command works on its own',
     async (_what, behave, message) => {
       const home = startHome();
-      const server: Server = createServer(behave);
-      await new Promise<void>((resolve) => server.listen(join(home, 'core.sock'), resolve));
-      cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-      // close() waits for connections, and a silent one never ends by itself.
-      cleanups.push(() => server.closeAllConnections?.());
+      await listenAt(join(home, 'core.sock'), behave);
 
       const result = await hangar(home, ['hosts', 'ls']);
       expect(result.stderr).toMatch(message);
@@ -179,6 +188,21 @@ describe('the hangar command and the core running on this computer', () => {
       expect(result.stdout).toContain('no hosts yet');
     },
   );
+
+  it('a socket that another user owns is refused, even one that greets like a core', async () => {
+    const home = startHome();
+    const socket = join(home, 'core.sock');
+    const greeting = Buffer.from(JSON.stringify({ hangar: 'core', door: 1, pid: 1 }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(greeting.length);
+    await listenAt(socket, (connection) => connection.write(Buffer.concat([length, greeting])));
+    chownSync(socket, 65534, 65534);
+
+    const result = await hangar(home, ['hosts', 'ls']);
+    expect(result.stderr).toContain(`${socket} belongs to another user (uid 65534); working without the running app`);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('no hosts yet');
+  });
 
   it('prints completion scripts for bash, zsh and fish, and completes commands with no core running', async () => {
     const home = startHome();

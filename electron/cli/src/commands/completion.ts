@@ -86,7 +86,10 @@ export async function complete(words: string[]): Promise<string[]> {
   const typed = words.at(-1) ?? '';
   const before = words.slice(0, -1);
   const starting = (names: Iterable<string>) => [...names].filter((name) => name.startsWith(typed));
-  if (before.length === 0) return starting([...TOP_COMMANDS.filter((c) => !c.hidden).map((c) => c.name), 'help']);
+  if (before.length === 0) {
+    if (typed.startsWith('-')) return starting(['--help', '--version']);
+    return starting([...TOP_COMMANDS.filter((c) => !c.hidden).map((c) => c.name), 'help']);
+  }
 
   const program = await programFor(before);
   let command: Command = program;

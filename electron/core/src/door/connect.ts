@@ -1,5 +1,7 @@
 import type { FrameTransport } from '@hangar/shared';
+import { lstatSync } from 'node:fs';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import { CoreGreeting, DOOR_VERSION, readGreeting, sendGreeting } from './greeting.js';
 import { coreSocketPath } from './paths.js';
 import { SocketFrameTransport } from './socket-transport.js';
@@ -28,6 +30,9 @@ export interface ReachOptions {
 export function reachRunningCore(home: string, options: ReachOptions = {}): Promise<RunningCore> {
   const path = coreSocketPath(home);
   const timeoutMs = options.timeoutMs ?? DEFAULT_GREETING_TIMEOUT_MS;
+  const untrusted = process.platform === 'win32' ? undefined : notOurs(path);
+  if (untrusted === 'absent') return Promise.resolve({ kind: 'none', path });
+  if (untrusted) return Promise.resolve({ kind: 'refused', path, reason: untrusted });
   return new Promise<RunningCore>((resolve) => {
     const socket = connect(path);
     const early = (error: NodeJS.ErrnoException) => {
@@ -52,4 +57,21 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
       );
     });
   });
+}
+
+/**
+ * Like ssh's StrictModes: what the command tells a core (a password for `hangar login`, paths)
+ * goes only to a socket this user owns, in a directory no one else can write to (else another
+ * user could put a listener there that greets like a core). 'absent': nothing there.
+ */
+function notOurs(path: string): string | 'absent' | undefined {
+  const uid = process.getuid?.();
+  const socket = lstatSync(path, { throwIfNoEntry: false });
+  if (!socket) return 'absent';
+  if (uid === undefined) return undefined;
+  if (!socket.isSocket()) return `${path} is not a socket`;
+  if (socket.uid !== uid) return `${path} belongs to another user (uid ${socket.uid})`;
+  const dir = lstatSync(dirname(path));
+  if (dir.uid !== uid || (dir.mode & 0o022) !== 0) return `${dirname(path)} can be written by another user`;
+  return undefined;
 }
