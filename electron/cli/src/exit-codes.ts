@@ -1,4 +1,4 @@
-import { toHangarError, type ErrorCode } from '@hangar/shared';
+import { ERROR_CODES, HangarError, toHangarError, type ErrorCode } from '@hangar/shared';
 import { visibleText } from './output.js';
 
 /**
@@ -26,8 +26,22 @@ export function exitCodeFor(code: ErrorCode): number {
 
 /** Prints `hangar: <message>` (which may quote host text: shown visibly) and returns the status to exit with. */
 export function reportError(error: unknown): number {
-  const failure = toHangarError(error);
+  const failure = toHangarError(fromAnotherCopy(error) ?? error);
   process.stderr.write(`hangar: ${visibleText(failure.message)}\n`);
   if (process.env['HANGAR_DEBUG'] && failure.stack) process.stderr.write(`${failure.stack}\n`);
   return exitCodeFor(failure.code);
+}
+
+/**
+ * The bundled hangar command carries its own copy of @hangar/shared; the core it falls back to
+ * (and `hangar up`/`ui`) throws HangarErrors of the copy in node_modules. Same shape, same code:
+ * the same error, whichever copy made it.
+ */
+function fromAnotherCopy(error: unknown): HangarError | undefined {
+  if (error instanceof HangarError || !(error instanceof Error) || error.name !== 'HangarError') return undefined;
+  const { code, details } = error as Error & { code?: unknown; details?: unknown };
+  if (typeof code !== 'string' || !(ERROR_CODES as readonly string[]).includes(code)) return undefined;
+  const copy = new HangarError(code as ErrorCode, error.message, details as Record<string, unknown> | undefined);
+  copy.stack = error.stack;
+  return copy;
 }

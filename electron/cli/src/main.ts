@@ -1,5 +1,4 @@
-import { reportError } from './exit-codes.js';
-import { buildProgram } from './program.js';
+import { hangarVersion } from './version.js';
 
 // `hangar preview ls | head -3`: the reader leaving is the end of the output, not a crash.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -7,12 +6,23 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
-const program = buildProgram();
+const reportError = async (error: unknown): Promise<number> => (await import('./exit-codes.js')).reportError(error);
 
-program.exitOverride((error) => {
-  process.exit(error.exitCode === 0 ? 0 : 2);
-});
+const args = process.argv.slice(2);
+// Only what the named command needs is loaded (command-index.ts): `hangar --help` and
+// `--version` answer about as fast as node starts; a lone --version not even commander's parsing.
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) process.stdout.write(`${hangarVersion()}\n`);
+else void runCommand(args);
 
-program.parseAsync(process.argv).catch((error: unknown) => {
-  process.exitCode = reportError(error);
-});
+async function runCommand(args: string[]): Promise<void> {
+  try {
+    const { programFor } = await import('./command-index.js');
+    const program = await programFor(args);
+    program.exitOverride((error) => {
+      process.exit(error.exitCode === 0 ? 0 : 2);
+    });
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    process.exitCode = await reportError(error);
+  }
+}

@@ -10,13 +10,13 @@ export type ProcedureUse = { commands: readonly string[] } | { none: string };
  * each named command exists and that its code makes the call.
  */
 export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
-  'hosts.list': { commands: ['hosts ls', 'session new'] },
+  'hosts.list': { commands: ['hosts ls', 'session new', '__complete'] },
   'hosts.enroll_token': { commands: ['hosts enroll-token'] },
   'hosts.add': { commands: ['hosts add'] },
   'hosts.rename': { commands: ['hosts rename'] },
   'hosts.remove': { commands: ['hosts rm'] },
 
-  'sessions.list': { commands: ['session ls'] },
+  'sessions.list': { commands: ['session ls', '__complete'] },
   'sessions.create': { commands: ['session new'] },
   'sessions.kill': { commands: ['session kill'] },
 

@@ -3,7 +3,7 @@
  * core. Everything else (hosts, terminals, jobs) is electron/core, the same code the CLI and web
  * mode run. The page is sandboxed with no Node; it reaches the core only through its port.
  */
-import { CoreApiServer, EmbeddedAgent, HangarCore, hangarHome, type Platform } from '@hangar/desktop/core';
+import { CoreApiServer, EmbeddedAgent, HangarCore, LocalDoor, hangarHome, type Platform } from '@hangar/desktop/core';
 import { BrowserWindow, MessageChannelMain, app, ipcMain, session } from 'electron';
 import { fileURLToPath } from 'node:url';
 import { APP_ORIGIN, isAppUrl, registerAppScheme, serveRenderer } from './app-protocol.js';
@@ -37,6 +37,8 @@ async function start(): Promise<void> {
   const core = await HangarCore.open({ home });
   const platform = electronPlatform();
   const api = new CoreApiServer(core, platform);
+  // hangar commands on this computer reach this core (its live host links) over a local socket.
+  const door = await LocalDoor.start({ api, home, logger: core.logger });
   const agent = AGENT_MANAGED ? undefined : startEmbeddedAgent(core, platform);
   // Before any page loads: Electron's default grants a page every permission it asks for.
   installPermissionPolicy(session.defaultSession, {
@@ -87,6 +89,7 @@ async function start(): Promise<void> {
     tray.dispose();
     void (async () => {
       ports.dispose();
+      await door?.dispose();
       await api.dispose();
       await agent?.dispose();
       await core.dispose();

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { relative, resolve } from 'node:path';
 import { printJson, table } from '../output.js';
 import { withApi } from '../run.js';
-import { TransferProgress } from './job-output.js';
+import { TransferProgress } from './transfer-progress.js';
 
 /** Names this command's download in the core's progress events. */
 const DOWNLOAD_OP = 'artifacts-download';

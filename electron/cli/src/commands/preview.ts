@@ -1,4 +1,3 @@
-import { createCoreLogger, nodePlatform } from '@hangar/desktop/core';
 import type { CoreCallResult } from '@hangar/shared';
 import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
@@ -77,7 +76,10 @@ export function registerPreview(program: Command): void {
           remember: false,
         });
         process.stdout.write(`hangar: preview of ${host}:${remote} at ${opened.url} (Ctrl-C stops it)\n`);
-        if (options.browser) await nodePlatform(createCoreLogger()).openExternal(opened.url);
+        if (options.browser) {
+          const { createCoreLogger, nodePlatform } = await import('@hangar/desktop/core');
+          await nodePlatform(createCoreLogger()).openExternal(opened.url);
+        }
         await untilStopped();
       }),
     );

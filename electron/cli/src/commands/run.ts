@@ -13,7 +13,6 @@ import { printJson, visibleText } from '../output.js';
 import { withApi } from '../run.js';
 import {
   JOB_EXIT,
-  TransferProgress,
   describeEnd,
   followLog,
   jobExitStatus,
@@ -25,6 +24,7 @@ import {
 } from './job-output.js';
 import { collect, parseEnv, parseSecrets } from '../options.js';
 import { downloadInto } from './artifacts.js';
+import { TransferProgress } from './transfer-progress.js';
 
 /** With no --host: the embedded agent `hangar up` pairs as "local". */
 export const DEFAULT_HOST = 'local';

@@ -1,13 +1,11 @@
-import { HangarCore, WebServer } from '@hangar/desktop/core';
+import { HangarCore, LocalDoor, WebServer } from '@hangar/desktop/core';
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { reportError } from '../exit-codes.js';
+import { ELECTRON_MAIN } from '../paths.js';
 
-/** electron/cli/dist/commands → electron/main/dist/main.js (the same layout in a packaged app). */
-const ELECTRON_MAIN = fileURLToPath(new URL('../../../main/dist/main.js', import.meta.url));
 /** Tells electron/main that `hangar up` already runs the embedded agent. */
 export const AGENT_MANAGED_ENV = 'HANGAR_AGENT_MANAGED';
 
@@ -41,14 +39,24 @@ export function registerUi(program: Command): void {
     });
 }
 
-export async function startWebMode(core: HangarCore, port = 0, why?: string): Promise<WebServer> {
+/**
+ * Web mode, and the local door for hangar commands on the same live API (issue 18), both up
+ * before the address is printed: once a user (or a test) sees it, commands reach this core.
+ */
+export async function startWebMode(core: HangarCore, port = 0, why?: string): Promise<{ dispose(): Promise<void> }> {
   const web = await WebServer.start({ core, port });
+  const door = await LocalDoor.start({ api: web.api, home: core.home, logger: core.logger });
   process.stdout.write(
     (why ? `hangar: ${why}\n` : '') +
       `hangar: Hangar UI at ${web.url}\n` +
       'hangar: open that address in a browser on this computer (the #token part is the key; keep it to yourself)\n',
   );
-  return web;
+  return {
+    dispose: async () => {
+      await door?.dispose();
+      await web.dispose();
+    },
+  };
 }
 
 /**

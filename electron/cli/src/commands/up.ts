@@ -1,4 +1,4 @@
-import { EMBEDDED_HOST, EmbeddedAgent, HangarCore } from '@hangar/desktop/core';
+import { CoreApiServer, EMBEDDED_HOST, EmbeddedAgent, HangarCore, LocalDoor, nodePlatform } from '@hangar/desktop/core';
 import { HangarError } from '@hangar/shared';
 import type { Command } from 'commander';
 import { join } from 'node:path';
@@ -41,6 +41,8 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
       `npx hangar-agent doctor --data ${join(core.home, 'agent')}; then run: npm start`,
   });
   let ui: { dispose(): Promise<void> | void } | undefined;
+  let door: LocalDoor | undefined;
+  let headlessApi: CoreApiServer | undefined;
 
   agent.onStarted(({ value: address, pid }) =>
     process.stdout.write(
@@ -61,6 +63,8 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
     stopping = true;
     // First, so that an agent already leaving on the same Ctrl-C is not restarted.
     const agentStopped = agent.dispose();
+    await door?.dispose();
+    await headlessApi?.dispose();
     await ui?.dispose();
     await agentStopped;
     await core.dispose();
@@ -73,6 +77,12 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
     // The window first: it is useful at once (hosts, jobs history) and shows "local" connecting
     // while the embedded agent starts, instead of the user waiting for both in turn.
     if (uiPort !== undefined) ui = await startUi(core, uiPort, () => void stop(0));
+    // hangar commands reach a running core over its local socket (issue 18): web mode's, or
+    // Electron's own; with no UI at all, this process keeps the live links for them.
+    if (uiPort === undefined) {
+      headlessApi = liveApi(core);
+      door = await LocalDoor.start({ api: headlessApi, home: core.home, logger: core.logger });
+    }
     await agent.start();
     process.stdout.write(
       `hangar: try  npx hangar session new ${LOCAL} --name work -- bash  then  npx hangar attach ${LOCAL} work\n` +
@@ -82,6 +92,10 @@ async function up(listen: string, uiPort: number | undefined): Promise<number> {
     return stop(reportError(error));
   }
   return new Promise<number>(() => undefined);
+}
+
+function liveApi(core: HangarCore): CoreApiServer {
+  return new CoreApiServer(core, nodePlatform(core.logger));
 }
 
 /** The Electron window when its binary is installed, else web mode with the reason printed. */

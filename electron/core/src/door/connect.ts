@@ -1,0 +1,77 @@
+import type { FrameTransport } from '@hangar/shared';
+import { lstatSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { CoreGreeting, DOOR_VERSION, readGreeting, sendGreeting } from './greeting.js';
+import { coreSocketPath } from './paths.js';
+import { SocketFrameTransport } from './socket-transport.js';
+
+/**
+ * A running core answers its greeting at once; this bounds a core that is stuck, or a listener
+ * that is not one and says nothing (then the command works on its own, only later).
+ */
+export const DEFAULT_GREETING_TIMEOUT_MS = 1500;
+
+export type RunningCore =
+  | { kind: 'core'; transport: FrameTransport; pid: number; path: string }
+  /** No core runs: nothing at the path, or a socket that a stopped core left. */
+  | { kind: 'none'; path: string }
+  /** Something is there that we will not use; `reason` says what, for the user. */
+  | { kind: 'refused'; path: string; reason: string };
+
+export interface ReachOptions {
+  timeoutMs?: number;
+}
+
+/**
+ * Connects to the core running on this computer for `home`, if any, and checks it is one: it must
+ * greet first with a Hangar core greeting. Never throws; the caller falls back on 'none' and 'refused'.
+ */
+export function reachRunningCore(home: string, options: ReachOptions = {}): Promise<RunningCore> {
+  const path = coreSocketPath(home);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_GREETING_TIMEOUT_MS;
+  const untrusted = process.platform === 'win32' ? undefined : notOurs(path);
+  if (untrusted === 'absent') return Promise.resolve({ kind: 'none', path });
+  if (untrusted) return Promise.resolve({ kind: 'refused', path, reason: untrusted });
+  return new Promise<RunningCore>((resolve) => {
+    const socket = connect(path);
+    const early = (error: NodeJS.ErrnoException) => {
+      socket.destroy();
+      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') resolve({ kind: 'none', path });
+      else if (error.code === 'EACCES' || error.code === 'EPERM')
+        resolve({ kind: 'refused', path, reason: `permission denied on ${path} (it is not this user's)` });
+      else resolve({ kind: 'refused', path, reason: `cannot connect to ${path} (${error.code ?? error.message})` });
+    };
+    socket.once('error', early);
+    socket.once('connect', () => {
+      socket.off('error', early);
+      readGreeting(socket, CoreGreeting, timeoutMs).then(
+        ({ greeting, leftover }) => {
+          sendGreeting(socket, { hangar: 'client', door: DOOR_VERSION });
+          resolve({ kind: 'core', transport: new SocketFrameTransport(socket, leftover), pid: greeting.pid, path });
+        },
+        (error: Error) => {
+          socket.destroy();
+          resolve({ kind: 'refused', path, reason: `${path} is not a Hangar core: ${error.message}` });
+        },
+      );
+    });
+  });
+}
+
+/**
+ * Like ssh's StrictModes: what the command tells a core (a password for `hangar login`, paths)
+ * goes only to a socket this user owns, in a directory no one else can write to (else another
+ * user could put a listener there that greets like a core). 'absent': nothing there.
+ */
+function notOurs(path: string): string | 'absent' | undefined {
+  const uid = process.getuid?.();
+  const socket = lstatSync(path, { throwIfNoEntry: false });
+  if (!socket) return 'absent';
+  if (uid === undefined) return undefined;
+  if (!socket.isSocket()) return `${path} is not a socket`;
+  if (socket.uid !== uid) return `${path} belongs to another user (uid ${socket.uid})`;
+  const dir = lstatSync(dirname(path));
+  if (dir.uid !== uid || (dir.mode & 0o022) !== 0) return `${dirname(path)} can be written by another user`;
+  return undefined;
+}

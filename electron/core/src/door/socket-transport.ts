@@ -1,0 +1,147 @@
+import { Emitter, type CloseReason, type Disposable, type FrameTransport } from '@hangar/shared';
+import type { Socket } from 'node:net';
+
+/** A link frame is at most a 32 KiB data chunk plus its header; far larger is not one of ours (as in web mode). */
+export const MAX_DOOR_FRAME_BYTES = 1024 * 1024;
+const LENGTH_BYTES = 4;
+/** Frames kept while nobody listens yet (between the greeting and the mux subscribing). */
+const MAX_UNCLAIMED_FRAMES = 4096;
+
+/**
+ * Splits a byte stream into frames, each a 4-byte big-endian length and that many bytes. A length
+ * above `maxBytes` is an error: the other end is not speaking this framing.
+ */
+export class FrameReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxBytes = MAX_DOOR_FRAME_BYTES) {}
+
+  /** The whole frames `chunk` completes; throws on a length no frame of ours has. */
+  push(chunk: Buffer): Buffer[] {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const frames: Buffer[] = [];
+    while (this.pendingBytes >= LENGTH_BYTES) {
+      const head = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+      const length = head.readUInt32BE(0);
+      if (length > this.maxBytes) throw new Error(`a frame of ${length} bytes (at most ${this.maxBytes})`);
+      if (head.length < LENGTH_BYTES + length) {
+        this.pending = [head];
+        break;
+      }
+      frames.push(head.subarray(LENGTH_BYTES, LENGTH_BYTES + length));
+      const rest = head.subarray(LENGTH_BYTES + length);
+      this.pending = rest.length > 0 ? [rest] : [];
+      this.pendingBytes = rest.length;
+    }
+    return frames;
+  }
+}
+
+export function encodeFrame(frame: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(LENGTH_BYTES + frame.length);
+  out.writeUInt32BE(frame.length, 0);
+  out.set(frame, LENGTH_BYTES);
+  return out;
+}
+
+/**
+ * A FrameTransport over a local stream socket (the core's Unix socket or named pipe), after the
+ * greeting: length-prefixed frames, backpressure from the socket's own write buffer. Sends of one
+ * event-loop turn leave in one write (corked until setImmediate), as the WebSocket transport does.
+ */
+export class SocketFrameTransport implements FrameTransport {
+  private readonly frames = new Emitter<Uint8Array>();
+  private readonly drains = new Emitter<void>();
+  private readonly closes = new Emitter<CloseReason>();
+  private readonly reader: FrameReader;
+  private unclaimed: Uint8Array[] | undefined = [];
+  private closeReason: CloseReason | undefined;
+  private corked = false;
+
+  /** `leftover`: bytes that arrived with the greeting, already past it. */
+  constructor(
+    private readonly socket: Socket,
+    leftover: Buffer[] = [],
+    maxFrameBytes = MAX_DOOR_FRAME_BYTES,
+  ) {
+    this.reader = new FrameReader(maxFrameBytes);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('drain', () => this.drains.fire());
+    socket.on('error', (error: NodeJS.ErrnoException) =>
+      this.finish({ code: 'door_error', message: `the local socket failed: ${error.code ?? error.message}` }),
+    );
+    socket.on('close', () => this.finish({ code: 'closed', message: 'the local socket closed' }));
+    for (const chunk of leftover) this.receive(chunk);
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.closed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(encodeFrame(frame));
+  }
+
+  onFrame(listener: (frame: Uint8Array) => void): Disposable {
+    const subscription = this.frames.event(listener);
+    const held = this.unclaimed;
+    this.unclaimed = undefined;
+    for (const frame of held ?? []) listener(frame);
+    return subscription;
+  }
+
+  onDrain(listener: () => void): Disposable {
+    return this.drains.event(listener);
+  }
+
+  onClose(listener: (reason: CloseReason) => void): Disposable {
+    return this.closes.event(listener);
+  }
+
+  close(reason: CloseReason = { code: 'closed', message: 'closed by this side' }): void {
+    if (this.closed) return;
+    this.finish(reason);
+    // What was written goes out first; a peer that never reads does not hold this process open.
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closed) return;
+    let frames: Buffer[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.finish({ code: 'protocol_error', message: `the local socket sent ${(error as Error).message}` });
+      this.socket.destroy();
+      return;
+    }
+    for (const frame of frames) {
+      if (this.unclaimed) {
+        if (this.unclaimed.length >= MAX_UNCLAIMED_FRAMES) continue;
+        this.unclaimed.push(frame);
+      } else this.frames.fire(frame);
+    }
+  }
+
+  private finish(reason: CloseReason): void {
+    if (this.closeReason) return;
+    this.closeReason = reason;
+    this.closes.fire(reason);
+  }
+}

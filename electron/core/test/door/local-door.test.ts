@@ -1,0 +1,89 @@
+import { CoreApiClient } from '@hangar/shared';
+import fc from 'fast-check';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { removeDir, tempDir } from '../../../../test/support/processes.js';
+import { CoreApiServer } from '../../src/api/index.js';
+import { HangarCore } from '../../src/core.js';
+import { reachRunningCore } from '../../src/door/connect.js';
+import { LocalDoor } from '../../src/door/local-door.js';
+import { encodeFrame, FrameReader } from '../../src/door/socket-transport.js';
+import { nodePlatform } from '../../src/platform.js';
+
+const quiet = pino({ level: 'silent' });
+
+describe('the local door: length-prefixed frames', () => {
+  it('gives back the frames that were sent, however the bytes are split on the way', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 10 }),
+        (frames, cuts) => {
+          const bytes = Buffer.concat(frames.map(encodeFrame));
+          const reader = new FrameReader();
+          const received: Buffer[] = [];
+          for (let at = 0, i = 0; at < bytes.length; i++) {
+            const size = cuts[i % cuts.length]!;
+            received.push(...reader.push(bytes.subarray(at, at + size)));
+            at += size;
+          }
+          expect(received.map((f) => [...f])).toEqual(frames.map((f) => [...f]));
+        },
+      ),
+    );
+  });
+
+  it('refuses a length no frame of ours has (the other end speaks something else)', () => {
+    expect(() => new FrameReader(1024).push(Buffer.from('HTTP/1.1 200 OK\r\n'))).toThrow(/a frame of \d+ bytes/);
+  });
+});
+
+describe('the local door of a running core', () => {
+  const cleanup: (() => unknown)[] = [];
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()!();
+  });
+
+  async function runningCore() {
+    const home = tempDir('local-door');
+    cleanup.push(() => removeDir(home));
+    const core = await HangarCore.open({ home, logger: quiet });
+    cleanup.push(() => core.dispose());
+    const api = new CoreApiServer(core, nodePlatform(quiet), { live: false });
+    cleanup.push(() => api.dispose());
+    const door = await LocalDoor.start({ api, home, logger: quiet });
+    cleanup.push(() => door?.dispose());
+    return { home, api, door: door! };
+  }
+
+  it('serves the core API to a client that greets, and says which core it is', async () => {
+    const { home, api } = await runningCore();
+    const running = await reachRunningCore(home);
+    expect(running).toMatchObject({ kind: 'core', pid: process.pid });
+    if (running.kind !== 'core') return;
+    const client = new CoreApiClient(running.transport);
+    cleanup.push(() => client.dispose());
+    expect(await client.call('hosts.list', {})).toEqual({ hosts: [] });
+    expect(api.connectionCount).toBe(1);
+  });
+
+  it('drops a connection that sends anything but a greeting', async () => {
+    const { home, door } = await runningCore();
+    const socket = connect(join(home, 'core.sock'));
+    cleanup.push(() => socket.destroy());
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.resume(); // read (and ignore) the core's greeting, so that its close is seen
+    socket.write('GET / HTTP/1.1\r\n\r\n');
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(door.connectionCount).toBe(0);
+  });
+
+  it('a second core for the same state dir leaves the first one serving', async () => {
+    const { home, api } = await runningCore();
+    const second = await LocalDoor.start({ api, home, logger: quiet });
+    expect(second).toBeUndefined();
+    expect(await reachRunningCore(home)).toMatchObject({ kind: 'core' });
+  });
+});

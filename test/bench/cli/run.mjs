@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// CLI benchmark (issue 18): how fast `hangar` answers, beside `node -e 0` measured in the same
+// run, with no Hangar core running and with one running (`hangar ui`, reached over its local
+// socket), against BENCH_CLI_HOSTS loopback agents (default 10). Also the first screen of
+// `hangar attach` in a pty. Not a test: it prints medians, ratios and the issue's targets; it
+// fails only if something breaks. BENCH_RUNS (default 10) runs per command, interleaved.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import * as pty from 'node-pty';
+import { AGENT, HANGAR, percentile, startAgent } from '../support.mjs';
+
+const HOSTS = Number(process.env.BENCH_CLI_HOSTS ?? 10);
+const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+const ATTACH_RUNS = Number(process.env.BENCH_ATTACH_RUNS ?? 5);
+const exec = promisify(execFile);
+
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-cli-')));
+const home = join(dir, 'home');
+const env = { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: 'warn' };
+const agents = [];
+let ui;
+
+const median = (values) => percentile(values, 50);
+const ms = (value) => `${value.toFixed(0)} ms`;
+
+const cpuFile = join(dir, 'cpu');
+
+/** Wall time, and the command's own CPU time (user + system, from GNU time): steadier on a busy machine. */
+async function timeOnce(argv) {
+  const began = performance.now();
+  await exec('/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, ...argv], { env });
+  const wall = performance.now() - began;
+  const [user, system] = readFileSync(cpuFile, 'utf8').trim().split('\n').at(-1).split(' ').map(Number);
+  return { wall, cpu: (user + system) * 1000 };
+}
+
+/** Median wall and CPU time of each command, runs interleaved so that a busy moment hits all alike. */
+async function measure(commands) {
+  const times = new Map(commands.map(([name]) => [name, []]));
+  for (let run = 0; run < RUNS; run++) {
+    for (const [name, argv] of commands) times.get(name).push(await timeOnce(argv));
+  }
+  return new Map(
+    [...times].map(([name, values]) => [
+      name,
+      { wall: median(values.map((v) => v.wall)), cpu: median(values.map((v) => v.cpu)) },
+    ]),
+  );
+}
+
+const node = (...args) => [process.execPath, ...args];
+const hangar = (...args) => node(HANGAR, ...args);
+
+/** `hangar attach` in a pty: time from spawn until the session's marker line is on the screen. */
+async function firstScreen() {
+  const values = [];
+  for (let run = 0; run < ATTACH_RUNS; run++) {
+    const began = performance.now();
+    const term = pty.spawn(process.execPath, [HANGAR, 'attach', 'h0', 'work'], { cols: 100, rows: 30, env });
+    let seen = '';
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`attach showed no screen in 60 s: ${seen}`)), 60_000);
+      term.onData((data) => {
+        seen += data;
+        if (seen.includes('bench-marker')) {
+          clearTimeout(timer);
+          values.push(performance.now() - began);
+          resolve();
+        }
+      });
+    });
+    const exited = new Promise((resolve) => term.onExit(resolve));
+    term.write('\x1d'); // the detach key
+    await exited;
+  }
+  return median(values);
+}
+
+try {
+  process.stderr.write(`starting ${HOSTS} agents and pairing them…\n`);
+  for (let i = 0; i < HOSTS; i++) {
+    const data = join(dir, `agent-${i}`);
+    mkdirSync(data, { mode: 0o700 }); // as the agent wants it (it would tighten it, with a warning)
+    const agent = await startAgent({ data, env });
+    agents.push(agent);
+    const { code } = JSON.parse(
+      execFileSync(process.execPath, [AGENT, 'pair', '--data', data, '--json'], { encoding: 'utf8' }),
+    );
+    execFileSync(process.execPath, [HANGAR, 'hosts', 'add', `h${i}`, agent.address, '--code', code], { env });
+  }
+  execFileSync(
+    process.execPath,
+    [HANGAR, 'session', 'new', 'h0', '--name', 'work', '--env', 'PS1=bench-marker$ ', '--', 'bash', '--norc'],
+    { env },
+  );
+
+  const quick = [
+    ['node -e 0', node('-e', '0')],
+    ['hangar --version', hangar('--version')],
+    ['hangar --help', hangar('--help')],
+  ];
+  const listings = [
+    ['hangar session ls', hangar('session', 'ls')],
+    ['hangar jobs', hangar('jobs')],
+    ['hangar hosts ls', hangar('hosts', 'ls')],
+    ['hangar __complete attach ""', hangar('__complete', 'attach', '')],
+  ];
+
+  process.stderr.write(`measuring with no core running (${RUNS} runs each)…\n`);
+  const alone = await measure([...quick, ...listings]);
+  const aloneAttach = await firstScreen();
+
+  process.stderr.write('starting a core (hangar ui) and waiting for its links to every host…\n');
+  ui = spawn(process.execPath, [HANGAR, 'ui'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve) =>
+    createInterface({ input: ui.stdout }).on('line', (line) => line.includes('Hangar UI at') && resolve()),
+  );
+  for (;;) {
+    const { stdout } = await exec(process.execPath, [HANGAR, 'hosts', 'ls', '--json'], { env });
+    if (JSON.parse(stdout).every((host) => host.link === 'online')) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  process.stderr.write(`measuring with the core running (${RUNS} runs each)…\n`);
+  const running = await measure([...quick, ...listings]);
+  const runningAttach = await firstScreen();
+
+  const rows = [];
+  const refAlone = alone.get('node -e 0');
+  const refRunning = running.get('node -e 0');
+  const ratio = (value, ref) => `${(value / ref).toFixed(2)}×`;
+  const targetOf = (name) =>
+    name.startsWith('hangar --')
+      ? '≤ 1.5× node -e 0'
+      : name === 'node -e 0'
+        ? 'reference'
+        : name.includes('__complete')
+          ? '(completion)'
+          : '≤ 100 ms p50 (running)';
+  for (const [name] of [...quick, ...listings]) {
+    const a = alone.get(name);
+    const r = running.get(name);
+    rows.push({
+      command: name,
+      'no core: wall': `${ms(a.wall)} (${ratio(a.wall, refAlone.wall)})`,
+      'no core: cpu': `${ms(a.cpu)} (${ratio(a.cpu, refAlone.cpu)})`,
+      'core running: wall': `${ms(r.wall)} (${ratio(r.wall, refRunning.wall)})`,
+      'core running: cpu': `${ms(r.cpu)} (${ratio(r.cpu, refRunning.cpu)})`,
+      target: targetOf(name),
+    });
+  }
+  rows.push({
+    command: 'hangar attach: first screen',
+    'no core: wall': `${ms(aloneAttach)} (${ratio(aloneAttach, refAlone.wall)})`,
+    'no core: cpu': '',
+    'core running: wall': `${ms(runningAttach)} (${ratio(runningAttach, refRunning.wall)})`,
+    'core running: cpu': '',
+    target: '≤ 150 ms (running)',
+  });
+  console.log(
+    `\nhangar CLI, ${HOSTS} loopback hosts, median of ${RUNS} runs (attach: ${ATTACH_RUNS}); node ${process.version}; ` +
+      `load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs. In brackets: the ratio to node -e 0 in the same phase.`,
+  );
+  console.table(rows);
+} finally {
+  ui?.kill('SIGTERM');
+  if (ui) await new Promise((resolve) => (ui.exitCode !== null ? resolve() : ui.once('exit', resolve)));
+  for (const agent of agents) agent.child.kill('SIGTERM');
+  await Promise.all(
+    agents.map(
+      (a) => new Promise((resolve) => (a.child.exitCode !== null ? resolve() : a.child.once('exit', resolve))),
+    ),
+  );
+  // The tmux server of h0's session (the agents' socket name is a hash of their data dir).
+  const socket = `hangar-${createHash('sha256').update(join(dir, 'agent-0')).digest('hex').slice(0, 12)}`;
+  try {
+    execFileSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' });
+  } catch {
+    // No server: the session was never made.
+  }
+  rmSync(dir, { recursive: true, force: true });
+}

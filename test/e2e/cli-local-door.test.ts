@@ -1,0 +1,224 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, statSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AttachedCli } from '../support/pty-client.js';
+import {
+  BASH,
+  HANGAR_BIN,
+  hangar,
+  killTmuxServer,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../support/processes.js';
+import { startServingCli, type ServingCli } from '../support/serving-cli.js';
+
+const run = promisify(execFile);
+const UI_ADDRESS = /Hangar UI at (\S+)/;
+
+/** `hangar …` with HANGAR_DEBUG set: it says on stderr which core answered. */
+async function hangarSaying(home: string, args: string[]) {
+  return run(process.execPath, [HANGAR_BIN, ...args], {
+    env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1' },
+  });
+}
+
+/** What bash's completion offers for `words` (the last one being typed), with the script hangar prints. */
+async function bashCompletes(home: string, words: string[]): Promise<string[]> {
+  const script = [
+    `eval "$('${process.execPath}' '${HANGAR_BIN}' completion bash)"`,
+    `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})`,
+    `COMP_CWORD=${words.length - 1}`,
+    '_hangar_complete',
+    'printf "%s\\n" "${COMPREPLY[@]}"',
+  ].join('\n');
+  const { stdout } = await run('bash', ['--norc', '--noprofile', '-c', script], {
+    env: { ...process.env, HANGAR_HOME: home },
+  });
+  return stdout.split('\n').filter((line) => line !== '');
+}
+
+describe('the hangar command and the core running on this computer', () => {
+  const cleanups: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  const startHome = () => {
+    const home = tempDir('door');
+    cleanups.push(() => removeDir(home));
+    return home;
+  };
+  const startAgent = async () => {
+    const dataDir = tempDir('door-agent');
+    const agent = await startAgentProcess(dataDir);
+    cleanups.push(async () => {
+      await agent.stop();
+      await killTmuxServer(dataDir);
+      removeDir(dataDir);
+    });
+    return agent;
+  };
+  /** A listener that is not a core at `path`; its connections are cut when the test ends. */
+  const listenAt = async (path: string, behave: (connection: Socket) => void) => {
+    const connections = new Set<Socket>();
+    const server: Server = createServer((connection) => {
+      connections.add(connection);
+      behave(connection);
+    });
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    cleanups.push(() => {
+      for (const connection of connections) connection.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    });
+  };
+  const startUi = async (home: string): Promise<ServingCli> => {
+    const ui = await startServingCli(home, ['ui'], UI_ADDRESS);
+    cleanups.push(() => ui.stop());
+    return ui;
+  };
+
+  it('commands use the running core (hosts, sessions, completion, attach); with it stopped they work on their own', async () => {
+    const home = startHome();
+    const agent: AgentProcess = await startAgent();
+    const ui = await startUi(home);
+    const socket = join(home, 'core.sock');
+    expect(statSync(socket).mode & 0o777).toBe(0o600);
+    expect(statSync(home).mode & 0o777).toBe(0o700);
+
+    // Added through the running core: it is that core's host (and link) from now on.
+    await pairWith(home, 'box', agent);
+    const listed = await hangarSaying(home, ['hosts', 'ls']);
+    expect(listed.stderr).toContain(`using the Hangar core running on this computer (pid ${ui.child.pid}`);
+    expect(listed.stdout).toMatch(/^box\s/m);
+
+    const created = await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH]);
+    expect(created.code, created.stderr).toBe(0);
+    const sessions = await hangarSaying(home, ['session', 'ls', '--json']);
+    expect(sessions.stderr).toContain(`pid ${ui.child.pid}`);
+    expect(JSON.parse(sessions.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work', alive: true })]);
+
+    // Tab completion asks the same core: commands, then hosts, then that host's sessions.
+    expect(await bashCompletes(home, ['hangar', 'att'])).toEqual(['attach']);
+    expect(await bashCompletes(home, ['hangar', 'attach', ''])).toEqual(['box']);
+    expect(await bashCompletes(home, ['hangar', 'attach', 'box', 'w'])).toEqual(['work']);
+    expect(await bashCompletes(home, ['hangar', 'session', 'kill', 'box', ''])).toEqual(['work']);
+
+    // A terminal through the running core's door: typed keys and output both ways, detach ends it.
+    const client = new AttachedCli(home, ['box', 'work']);
+    cleanups.push(() => client[Symbol.asyncDispose]());
+    await client.waitForText('$');
+    client.type('echo through-the-door-$((6*7))\r');
+    await client.waitForText(/^through-the-door-42$/m);
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+
+    await ui.stop();
+    expect(existsSync(socket)).toBe(false);
+    const alone = await hangarSaying(home, ['session', 'ls', '--json']);
+    expect(alone.stderr).toContain('no Hangar core runs on this computer');
+    expect(JSON.parse(alone.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work' })]);
+  });
+
+  it('a socket left by a core that was killed counts as no core, and the next core takes its place', async () => {
+    const home = startHome();
+    const first = await startUi(home);
+    first.child.kill('SIGKILL');
+    await new Promise((resolve) => first.child.once('exit', resolve));
+    expect(existsSync(join(home, 'core.sock'))).toBe(true);
+
+    const alone = await hangar(home, ['hosts', 'ls']);
+    expect(alone.code).toBe(0);
+    expect(alone.stderr).toBe('');
+    expect(alone.stdout).toContain('no hosts yet');
+
+    const second = await startUi(home);
+    const reached = await hangarSaying(home, ['hosts', 'ls']);
+    expect(reached.stderr).toContain(`pid ${second.child.pid}`);
+  });
+
+  it('another user cannot connect to the socket: the state dir is 0700 and the socket 0600', async () => {
+    const home = startHome();
+    await startUi(home);
+    const socket = join(home, 'core.sock');
+    const connectAsNobody = async () => {
+      const { stdout } = await run('setpriv', [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '--',
+        process.execPath,
+        '-e',
+        `require('net').connect(${JSON.stringify(socket)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => console.log(e.code))`,
+      ]);
+      return stdout.trim();
+    };
+    expect(await connectAsNobody()).toBe('EACCES');
+    // Even with the directory opened up, the socket itself admits only its owner.
+    chmodSync(home, 0o755);
+    try {
+      expect(await connectAsNobody()).toBe('EACCES');
+    } finally {
+      chmodSync(home, 0o700);
+    }
+  });
+
+  it.each([
+    [
+      'answers like something else',
+      (socket: Socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'),
+      /is not a Hangar core: it answered with something other than a Hangar greeting/,
+    ],
+    ['says nothing', () => undefined, /is not a Hangar core: it sent no Hangar greeting within 1500 ms/],
+  ])(
+    'a listener on the socket path that %s is refused with a clear error, and the command works on its own',
+    async (_what, behave, message) => {
+      const home = startHome();
+      await listenAt(join(home, 'core.sock'), behave);
+
+      const result = await hangar(home, ['hosts', 'ls']);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).toContain('working without the running app');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('no hosts yet');
+    },
+  );
+
+  it('a socket that another user owns is refused, even one that greets like a core', async () => {
+    const home = startHome();
+    const socket = join(home, 'core.sock');
+    const greeting = Buffer.from(JSON.stringify({ hangar: 'core', door: 1, pid: 1 }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(greeting.length);
+    await listenAt(socket, (connection) => connection.write(Buffer.concat([length, greeting])));
+    chownSync(socket, 65534, 65534);
+
+    const result = await hangar(home, ['hosts', 'ls']);
+    expect(result.stderr).toContain(`${socket} belongs to another user (uid 65534); working without the running app`);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('no hosts yet');
+  });
+
+  it('prints completion scripts for bash, zsh and fish, and completes commands with no core running', async () => {
+    const home = startHome();
+    const bash = await hangar(home, ['completion', 'bash']);
+    expect(bash.code).toBe(0);
+    expect(bash.stdout).toContain('complete -o default -F _hangar_complete hangar');
+    expect((await hangar(home, ['completion', 'zsh'])).stdout).toContain('compdef _hangar hangar');
+    expect((await hangar(home, ['completion', 'fish'])).stdout).toContain('complete -c hangar');
+    const wrong = await hangar(home, ['completion', 'tcsh']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('expected one of bash, zsh, fish');
+
+    expect(await bashCompletes(home, ['hangar', 'se'])).toEqual(['session']);
+    expect(await bashCompletes(home, ['hangar', 'session', ''])).toEqual(['new', 'ls', 'kill']);
+    expect(await bashCompletes(home, ['hangar', 'session', 'ls', '--j'])).toEqual(['--json']);
+    // The bash script was never eval'd with a core; no host is known here.
+    expect(await bashCompletes(home, ['hangar', 'attach', ''])).toEqual([]);
+  });
+});
