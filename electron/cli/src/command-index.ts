@@ -128,7 +128,8 @@ export const TOP_COMMANDS: readonly TopCommand[] = [
   {
     name: 'account',
     term: 'account [options]',
-    description: "this computer's account: relay, email, this device's status and fingerprint",
+    description:
+      "this computer's account: relay, email, this device's status and fingerprint; the plan, trial, build minutes and next invoice",
     load: account,
   },
   {
