@@ -29,6 +29,11 @@ export interface RelayLinkOptions {
   /** Closes every open link of a device that was just revoked. */
   closeLinksOf: (deviceKey: string) => void;
   signals?: SignalHandler;
+  /**
+   * A device of the account asked the relay for a relayed link to this host: dial the relay back
+   * for this splice id and serve the link inside (agent.ts hands it to the link server).
+   */
+  onSplice?: (request: { relay_url: string; splice_id: string; device_id: string }) => void;
   /** How often the enrollment is looked for (an `enroll` run while serving) and addresses re-read. */
   pollMs?: number;
   addressesEveryMs?: number;
@@ -136,6 +141,13 @@ export class RelayLink implements Disposable {
     this.socket = socket;
     socket.onState((state) => this.setStatus(enrollment, state));
     socket.onStatements((statements) => this.statements(statements));
+    socket.onSplice((request) =>
+      this.options.onSplice?.({
+        relay_url: enrollment.relay_url,
+        splice_id: request.splice_id,
+        device_id: request.device_id,
+      }),
+    );
     socket.onSignal((signal) => {
       const hostKey = toHex(this.options.signer.publicKey);
       const valid = verifySignal({
