@@ -1,6 +1,14 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
-import { firewalledHost } from '../support/firewalled-host.js';
+import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
+import { firewalledHost, type FirewalledHost } from '../support/firewalled-host.js';
+import { RelayDouble } from '../support/relay-double.js';
+import { startServingCli } from '../support/serving-cli.js';
 import { AttachedCli } from '../support/pty-client.js';
 import {
   BASH,
@@ -9,9 +17,10 @@ import {
   removeDir,
   startAgentProcess,
   tempDir,
+  tmux,
   type AgentProcess,
 } from '../support/processes.js';
-import { HostShell, hostsLs, signupCli, waitForHost } from '../support/relay-stack.js';
+import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
 
 /**
  * The relayed path, end to end: a real relay, a real agent in a network namespace behind a
@@ -48,13 +57,14 @@ async function relayOn(ip: string, data: string, extra: string[] = [], port = 0)
 }
 
 /** An enrolled host behind the firewall, signed-in laptop here; the host is online on the relay. */
-async function firewalledStack(relayArgs: string[] = []) {
-  const net = await firewalledHost();
-  cleanups.push(() => net.dispose());
+async function firewalledStack(relayArgs: string[] = [], options: { net?: FirewalledHost; relayUrl?: string } = {}) {
+  const net = options.net ?? (await firewalledHost());
+  if (!options.net) cleanups.push(() => net.dispose());
   const relayData = dir('relay');
-  const relay = await relayOn(net.outsideIp, relayData, relayArgs);
+  const relay = options.relayUrl ? undefined : await relayOn(net.outsideIp, relayData, relayArgs);
+  const relayUrl = options.relayUrl ?? relay!.url;
   const laptop = dir('laptop');
-  const signed = await signupCli(laptop, relay.url, 'me@example.com');
+  const signed = await signupCli(laptop, relayUrl, 'me@example.com');
   expect(signed.code, signed.stderr).toBe(0);
   const shell = new HostShell();
   const agent = await startAgentProcess(shell.agentData, { logLevel: 'info', wrapper: net.wrapper });
@@ -68,7 +78,103 @@ async function firewalledStack(relayArgs: string[] = []) {
   const ran = await shell.run(made.stdout.trimEnd());
   expect(ran.code, ran.stderr).toBe(0);
   await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
-  return { net, relay, relayData, laptop, shell, agent };
+  return { net, relay: relay!, relayUrl, relayData, laptop, shell, agent };
+}
+
+/** How often the agent was asked for a relayed link (its log says so at info). */
+function spliceRequests(agent: AgentProcess): number {
+  return agent
+    .stderr()
+    .split('\n')
+    .filter((line) => line.includes('a device asked for a relayed link')).length;
+}
+
+/** A one-line HTTP server in the host's namespace, answering `body` on 127.0.0.1 there. */
+async function devServerIn(net: FirewalledHost, body: string): Promise<number> {
+  const child: ChildProcess = spawn(net.wrapper[0]!, [
+    ...net.wrapper.slice(1),
+    process.execPath,
+    '-e',
+    `require('http').createServer((q, s) => s.end(${JSON.stringify(body)})).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`,
+  ]);
+  cleanups.push(() => child.kill());
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('dev server did not start in 10 s')), 10_000);
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve(Number(line));
+    });
+  });
+}
+
+/** tcpdump of every TCP segment to or from the relay's port, on every interface (lo and the veth). */
+async function capture(port: number): Promise<{ stop: () => Promise<Buffer> }> {
+  const child = spawn('tcpdump', ['-i', 'any', '-U', '-s', '0', '-w', '-', `tcp port ${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('tcpdump did not start in 10 s')), 10_000);
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const stop = async () => {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGINT');
+    await exited;
+    return Buffer.concat(chunks);
+  };
+  cleanups.push(() => child.exitCode === null && child.kill('SIGKILL'));
+  return { stop };
+}
+
+/** The device's access token, as its core keeps it (for asking the relay by hand). */
+function accessToken(home: string): string {
+  const db = new Database(join(home, 'hangar.db'), { readonly: true });
+  try {
+    return (db.prepare('SELECT access_token FROM relay_account').get() as { access_token: string }).access_token;
+  } finally {
+    db.close();
+  }
+}
+
+/** A device's splice request made by hand: the relay's status and error body. */
+function askSplice(relayUrl: string, token: string, hostId: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const asked = request(new URL('/v1/splice', relayUrl), {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'hangar-splice/1',
+        authorization: `Bearer ${token}`,
+        'hangar-host': hostId,
+      },
+    });
+    asked.once('upgrade', (_response, socket) => {
+      socket.destroy();
+      resolve({ status: 101, body: '' });
+    });
+    asked.once('response', (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.once('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    asked.once('error', reject);
+    asked.end();
+  });
+}
+
+/**
+ * Lines `tick-N` as the terminal received them as new output, in order: bytes lost or doubled show
+ * as a gap or a repeat. (A repaint of the screen after the link came back writes lines ending in
+ * an erase, ESC [ K, not a new line: it rewrites what is shown, it repeats nothing.)
+ */
+function ticks(raw: string): number[] {
+  return [...raw.matchAll(/tick-(\d+)\r\r\n/g)].map((m) => Number(m[1]));
 }
 
 describe('the relayed path (splice)', () => {
@@ -106,5 +212,126 @@ describe('the relayed path (splice)', () => {
     expect(job.stderr).not.toMatch(/error/i);
     expect(job.code).toBe(0);
     expect(job.stdout).toContain('job-through-relay');
+  });
+
+  it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {
+    const { net, relay, laptop } = await firewalledStack();
+    const canary = `CANARY${Math.random().toString(36).slice(2, 12).toUpperCase()}`;
+    const devPort = await devServerIn(net, `<p>${canary}</p>`);
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'secret', ...BASH]);
+    expect(made.code, made.stderr).toBe(0);
+    const wire = await capture(relay.port);
+
+    const attached = new AttachedCli(laptop, ['mini', 'secret']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+    attached.type(`echo ${canary}\r`);
+    await attached.waitForText(new RegExp(`^${canary}$`, 'm'));
+    const added = await hangar(laptop, ['preview', 'add', 'mini', String(devPort)]);
+    expect(added.code, added.stderr).toBe(0);
+    const preview = await startServingCli(
+      laptop,
+      ['preview', 'open', 'mini', String(devPort)],
+      /at (http:\/\/localhost:\d+\/)/,
+      'SIGINT',
+    );
+    cleanups.push(() => preview.stop());
+    const page = await fetch(preview.url);
+    expect(await page.text()).toContain(canary);
+    attached.type('\x1d');
+    expect(await attached.waitForExit()).toBe(0);
+
+    const bytes = await wire.stop();
+    // The capture holds the splices (their upgrades are in clear) and what they carried...
+    expect(bytes.includes(Buffer.from('hangar-splice/1'))).toBe(true);
+    expect(bytes.length).toBeGreaterThan(20_000);
+    // ...and not the canary, nor the command typed, in either direction.
+    expect(bytes.includes(Buffer.from(canary))).toBe(false);
+    expect(bytes.includes(Buffer.from(`echo ${canary.slice(0, 6)}`))).toBe(false);
+    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+    expect(metrics).toMatch(/hangar_relay_spliced_bytes_total\{direction="to_device"\} [1-9]/);
+  });
+
+  it('a device of another account cannot splice to the host: refused, and the agent is never asked', async () => {
+    const { relay, laptop, agent } = await firewalledStack();
+    const hostId = (await hostsLs(laptop)).find((h) => h.name === 'mini')!.account!.host_id;
+    const stranger = dir('stranger');
+    expect((await signupCli(stranger, relay.url, 'someone-else@example.com')).code).toBe(0);
+    expect((await hostsLs(stranger)).map((h) => h.name)).toEqual([]);
+
+    const refused = await askSplice(relay.url, accessToken(stranger), hostId);
+    expect(refused.status).toBe(404);
+    expect(JSON.parse(refused.body)).toMatchObject({
+      error: { code: 'E_NOT_FOUND', message: `no host ${hostId} in this account` },
+    });
+    // A splice of the host's own account afterwards is the first one its agent hears of.
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+    expect(spliceRequests(agent)).toBe(1);
+  });
+
+  it('a relay that answers the splice itself cannot complete the link: the pinned certificate differs', async () => {
+    const net = await firewalledHost();
+    cleanups.push(() => net.dispose());
+    const double = await RelayDouble.start(net.outsideIp);
+    cleanups.push(() => double[Symbol.asyncDispose]());
+    const relay = await startTestRelayProcess(dir('relay'), 0, ['--public-url', double.url]);
+    cleanups.push(() => relay.stop());
+    double.setUpstream(relay.url);
+    const { laptop, agent } = await firewalledStack([], { net, relayUrl: double.url });
+    // Linked once, honestly (through the relay): the host's keys are pinned here.
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+    expect(spliceRequests(agent)).toBe(1);
+
+    const impostor = await loadOrCreateTlsCert(dir('impostor'));
+    double.answerSplices = { cert: impostor.cert, key: impostor.key };
+    const tried = await hangar(laptop, ['session', 'ls', 'mini']);
+    expect(double.splicesAnswered).toBe(1);
+    expect(tried.code).not.toBe(0);
+    expect(tried.stderr).toMatch(/presented a different TLS certificate than when it was paired/);
+    expect(spliceRequests(agent)).toBe(1);
+  });
+
+  it('the limit of open relayed links per account bites with an error that says so', async () => {
+    const { laptop } = await firewalledStack(['--splice-max', '1']);
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'one', ...BASH]);
+    expect(made.code, made.stderr).toBe(0);
+    const attached = new AttachedCli(laptop, ['mini', 'one']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+
+    const second = await hangar(laptop, ['session', 'ls', 'mini']);
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/already has 1 relayed connections open, the most the relay allows \(1\)/);
+    // The first one is untouched.
+    attached.type('echo still-here\r');
+    await attached.waitForText(/^still-here$/m);
+  });
+
+  it('the relay killed mid-splice: the terminal reconnects by itself once it is back, nothing lost or doubled', async () => {
+    const { relay, relayData, laptop, net, agent, shell } = await firewalledStack();
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'ticks', ...BASH]);
+    expect(made.code, made.stderr).toBe(0);
+    const attached = new AttachedCli(laptop, ['mini', 'ticks']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+    attached.type('for i in $(seq 1 80); do echo tick-$i; sleep 0.1; done; echo ticks-done\r');
+    await attached.waitForText(/^tick-5$/m);
+
+    const port = relay.port;
+    await relay.crash();
+    const killed = Date.now();
+    await attached.waitForText('reconnecting…');
+    const back = await relayOn(net.outsideIp, relayData, [], port);
+    expect(back.port).toBe(port);
+    await attached.waitForText(/^ticks-done$/m, 40_000);
+    console.log(`[relay-splice] relay killed → terminal through the relay again: ${Date.now() - killed} ms`);
+    expect(ticks(attached.raw)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+    // And the screen shows what tmux holds.
+    const pane = (await tmux(shell.agentData, ['capture-pane', '-p', '-t', 'hangar-ticks'])).split('\n');
+    const shown = await attached.text();
+    expect(shown.slice(0, 20).map((l) => l.trimEnd())).toEqual(pane.slice(0, 20).map((l) => l.trimEnd()));
+    attached.type('echo after-relay-restart\r');
+    await attached.waitForText(/^after-relay-restart$/m);
+    expect(spliceRequests(agent)).toBeGreaterThanOrEqual(2);
   });
 });
