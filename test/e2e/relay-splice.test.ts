@@ -20,7 +20,7 @@ import {
   tmux,
   type AgentProcess,
 } from '../support/processes.js';
-import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
 
 /**
  * The relayed path, end to end: a real relay, a real agent in a network namespace behind a
@@ -89,13 +89,13 @@ function spliceRequests(agent: AgentProcess): number {
     .filter((line) => line.includes('a device asked for a relayed link')).length;
 }
 
-/** A one-line HTTP server in the host's namespace, answering `body` on 127.0.0.1 there. */
+/** A one-line HTTP server in the host's namespace, answering the value of `body` (JavaScript) on 127.0.0.1 there. */
 async function devServerIn(net: FirewalledHost, body: string): Promise<number> {
   const child: ChildProcess = spawn(net.wrapper[0]!, [
     ...net.wrapper.slice(1),
     process.execPath,
     '-e',
-    `require('http').createServer((q, s) => s.end(${JSON.stringify(body)})).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`,
+    `const body = ${body}; require('http').createServer((q, s) => s.end(body)).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`,
   ]);
   cleanups.push(() => child.kill());
   return new Promise<number>((resolve, reject) => {
@@ -217,7 +217,7 @@ describe('the relayed path (splice)', () => {
   it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {
     const { net, relay, laptop } = await firewalledStack();
     const canary = `CANARY${Math.random().toString(36).slice(2, 12).toUpperCase()}`;
-    const devPort = await devServerIn(net, `<p>${canary}</p>`);
+    const devPort = await devServerIn(net, JSON.stringify(`<p>${canary}</p>`));
     const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'secret', ...BASH]);
     expect(made.code, made.stderr).toBe(0);
     const wire = await capture(relay.port);
@@ -264,6 +264,14 @@ describe('the relayed path (splice)', () => {
     expect(JSON.parse(refused.body)).toMatchObject({
       error: { code: 'E_NOT_FOUND', message: `no host ${hostId} in this account` },
     });
+    // Nor can a computer of the same account that no trusted one approved yet.
+    const phone = dir('phone');
+    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    const pending = await askSplice(relay.url, accessToken(phone), hostId);
+    expect(pending.status).toBe(403);
+    expect(JSON.parse(pending.body)).toMatchObject({
+      error: { code: 'E_FORBIDDEN', message: expect.stringMatching(/not approved on its account yet/) },
+    });
     // A splice of the host's own account afterwards is the first one its agent hears of.
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
     expect(spliceRequests(agent)).toBe(1);
@@ -305,6 +313,31 @@ describe('the relayed path (splice)', () => {
     // The first one is untouched.
     attached.type('echo still-here\r');
     await attached.waitForText(/^still-here$/m);
+  });
+
+  it("the account's byte rate holds a download to it: slower, never cut", async () => {
+    const rate = 1024 * 1024;
+    const { net, laptop, relay } = await firewalledStack(['--splice-rate', String(rate)]);
+    const size = 8 * 1024 * 1024;
+    const devPort = await devServerIn(net, `'x'.repeat(${size})`);
+    expect((await hangar(laptop, ['preview', 'add', 'mini', String(devPort)])).code).toBe(0);
+    const preview = await startServingCli(
+      laptop,
+      ['preview', 'open', 'mini', String(devPort)],
+      /at (http:\/\/localhost:\d+\/)/,
+      'SIGINT',
+    );
+    cleanups.push(() => preview.stop());
+    const began = Date.now();
+    const body = await (await fetch(preview.url)).text();
+    const seconds = (Date.now() - began) / 1000;
+    console.log(`[relay-splice] 8 MiB through a splice limited to 1 MiB/s (2 s of burst): ${seconds.toFixed(1)} s`);
+    expect(body.length).toBe(size);
+    // 8 MiB at 1 MiB/s after a 2 MiB burst: at least 6 s (a little less for what was in flight).
+    expect(seconds).toBeGreaterThan(5);
+    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+    const bytes = Number(/hangar_relay_spliced_bytes_total\{direction="to_device"\} (\d+)/.exec(metrics)![1]);
+    expect(bytes).toBeGreaterThan(size);
   });
 
   it('the relay killed mid-splice: the terminal reconnects by itself once it is back, nothing lost or doubled', async () => {
