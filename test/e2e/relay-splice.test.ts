@@ -57,7 +57,10 @@ async function relayOn(ip: string, data: string, extra: string[] = [], port = 0)
 }
 
 /** An enrolled host behind the firewall, signed-in laptop here; the host is online on the relay. */
-async function firewalledStack(relayArgs: string[] = [], options: { net?: FirewalledHost; relayUrl?: string } = {}) {
+async function firewalledStack(
+  relayArgs: string[] = [],
+  options: { net?: FirewalledHost; relayUrl?: string; agentArgs?: string[] } = {},
+) {
   const net = options.net ?? (await firewalledHost());
   if (!options.net) cleanups.push(() => net.dispose());
   const relayData = dir('relay');
@@ -67,7 +70,11 @@ async function firewalledStack(relayArgs: string[] = [], options: { net?: Firewa
   const signed = await signupCli(laptop, relayUrl, 'me@example.com');
   expect(signed.code, signed.stderr).toBe(0);
   const shell = new HostShell();
-  const agent = await startAgentProcess(shell.agentData, { logLevel: 'info', wrapper: net.wrapper });
+  const agent = await startAgentProcess(shell.agentData, {
+    logLevel: 'info',
+    wrapper: net.wrapper,
+    extraArgs: options.agentArgs ?? [],
+  });
   cleanups.push(async () => {
     await agent.stop();
     await killTmuxServer(shell.agentData);
@@ -212,6 +219,23 @@ describe('the relayed path (splice)', () => {
     expect(job.stderr).not.toMatch(/error/i);
     expect(job.code).toBe(0);
     expect(job.stdout).toContain('job-through-relay');
+  });
+
+  it('a host whose addresses never answer (a firewall drops them) is reached through the relay in seconds, not after the 15 s link timeout', async () => {
+    // Listening everywhere in its namespace, it publishes its veth address first: the firewall
+    // there drops what comes to it, so nothing ever answers (no refusal either).
+    const { laptop, agent, net } = await firewalledStack([], { agentArgs: ['--listen', '0.0.0.0:0'] });
+    const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
+    expect(listed.address).toBe(`${net.outsideIp.replace(/\.1$/, '.2')}:${agent.port}`);
+    expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'one', '--', 'sleep', '600'])).code).toBe(0);
+    // Pinned now at that address: the next command probes it (3 s at most), then the relay.
+    const began = Date.now();
+    const listedSessions = await hangar(laptop, ['session', 'ls', 'mini']);
+    const took = Date.now() - began;
+    console.log(`[relay-splice] a pinned host whose address never answers, through the relay: ${took} ms`);
+    expect(listedSessions.code, listedSessions.stderr).toBe(0);
+    expect(took).toBeLessThan(14_000);
+    expect(spliceRequests(agent)).toBe(2);
   });
 
   it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {

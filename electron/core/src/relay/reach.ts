@@ -65,6 +65,19 @@ export class HostReach {
   private async pinned(record: HostRecord): Promise<Dialed> {
     const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
     try {
+      // An account host whose address does not even take a TCP connection (3 s at most: a LAN
+      // address seen from another network, a firewall) goes on to its other paths at once rather
+      // than after the link's 15 s timeout; other hosts are dialed as they always were.
+      const known = record.embedded
+        ? undefined
+        : (await this.deps.entries(false)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+      if (known?.presence === 'online' && (await answering([record.address])).length === 0) {
+        throw new HangarError(
+          'E_HOST_UNREACHABLE',
+          `could not reach host "${record.name}" at ${record.address} (no answer within 3 s)`,
+          { address: record.address },
+        );
+      }
       return await this.connect(record.name, record.address, { pinned });
     } catch (error) {
       const failure = toHangarError(error);
