@@ -1,4 +1,4 @@
-import { DisposableStore, type HostInfo, type PublishHostEvent } from '@hangar/shared';
+import { DisposableStore, toHangarError, type HostInfo, type PublishHostEvent } from '@hangar/shared';
 import { arch, hostname, platform, release } from 'node:os';
 import type { Logger } from 'pino';
 import { Metering } from './billing/index.js';
@@ -12,7 +12,7 @@ import { createJobProcedures } from './peer/job-procedures.js';
 import { createPreviewProcedures } from './peer/preview-procedures.js';
 import { PreviewService } from './previews/index.js';
 import { hostStatsProvider } from './peer/host-stats.js';
-import { RelayLink, type SignalHandler } from './relay/index.js';
+import { RelayLink, dialSplice, type SignalHandler } from './relay/index.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
@@ -191,6 +191,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         logger: logger.child({ component: 'relay' }),
         ...(options.signals ? { signals: options.signals } : {}),
         billing: metering,
+        onSplice: (request) => {
+          const log = logger.child({ component: 'relay' });
+          log.info({ device_id: request.device_id }, 'a device asked for a relayed link: dialing the relay');
+          dialSplice(request.relay_url, request.splice_id).then(
+            (socket) => server.acceptSpliced(socket),
+            (error: unknown) =>
+              log.warn({ err: toHangarError(error), device_id: request.device_id }, 'could not open a relayed link'),
+          );
+        },
         closeLinksOf: (deviceKey) => {
           for (const [peer, key] of peerDevices) {
             if (key !== deviceKey) continue;

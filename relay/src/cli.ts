@@ -8,6 +8,7 @@ import { billingFromFlags, type BillingFlags } from './billing/flags.js';
 import { runDoctor } from './doctor.js';
 import { AuditLog } from './ops/audit.js';
 import { startRelay } from './server.js';
+import { DEFAULT_SPLICE_LIMITS } from './sockets/splice.js';
 import { openStore, type StorageConfig } from './store/db.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -28,6 +29,9 @@ interface ServeOptions extends StorageOptions, BillingFlags {
   trustProxy?: boolean;
   passwordHashCost: number;
   rateLimitScale: number;
+  spliceRate: number;
+  spliceMax: number;
+  spliceIdle: number;
   installScript?: string;
 }
 
@@ -96,6 +100,19 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
   .option('--password-hash-cost <log2N>', 'scrypt cost for new password hashes', intIn(10, 20), DEFAULT_PASSWORD_COST)
   .option('--rate-limit-scale <n>', 'multiply every rate limit (big NATs, benchmarks)', intIn(1, 100_000), 1)
   .option(
+    '--splice-rate <bytes>',
+    'relayed links: bytes per second per account, both directions together',
+    intIn(1024, 2 ** 40),
+    DEFAULT_SPLICE_LIMITS.bytesPerSecond,
+  )
+  .option('--splice-max <n>', 'relayed links open at once per account', intIn(1, 10_000), DEFAULT_SPLICE_LIMITS.maxOpen)
+  .option(
+    '--splice-idle <seconds>',
+    'relayed links: close one that carried nothing for this long',
+    intIn(5, 86_400),
+    DEFAULT_SPLICE_LIMITS.idleMs / 1000,
+  )
+  .option(
     '--install-script <file>',
     "the host-agent installer served at /install.sh (default: the checkout's build/install/install.sh)",
   )
@@ -125,6 +142,11 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
         billing: billingFromFlags(options),
         passwordCost: options.passwordHashCost,
         rateLimitScale: options.rateLimitScale,
+        splice: {
+          bytesPerSecond: options.spliceRate,
+          maxOpen: options.spliceMax,
+          idleMs: options.spliceIdle * 1000,
+        },
         ...(options.installScript !== undefined ? { installScript: resolve(options.installScript) } : {}),
       });
       // One JSON line on stdout: scripts and tests read where it listens.

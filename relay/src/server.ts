@@ -1,7 +1,9 @@
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import {
   DisposableStore,
@@ -30,6 +32,7 @@ import { RateLimiter, scaledLimits } from './ops/rate-limit.js';
 import { AgentConnection } from './sockets/agent-connection.js';
 import { DeviceConnection } from './sockets/device-connection.js';
 import { SocketHub } from './sockets/hub.js';
+import { DEFAULT_SPLICE_LIMITS, SpliceHub, type SpliceLimits } from './sockets/splice.js';
 import { openStore, type StorageConfig } from './store/db.js';
 import { RELAY_VERSION } from './version.js';
 
@@ -55,6 +58,8 @@ export interface RelayOptions {
   signalTimeoutMs?: number;
   /** Stripe settings turn billing on; without them it is off (self-hosted: nothing metered). */
   billing?: BillingOptions;
+  /** Limits of relayed links (splices), per account; defaults in DEFAULT_SPLICE_LIMITS. */
+  splice?: Partial<SpliceLimits>;
   /** The install script served at /install.sh; default: the checkout's build/install/install.sh. */
   installScript?: string;
 }
@@ -129,6 +134,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     const hub = new SocketHub(ctx, options.heartbeatMs, options.deadAfterMs, options.signalTimeoutMs);
     disposables.add(toDisposable(() => background.releaseHosts()));
     disposables.add(hub);
+    const splices = disposables.add(new SpliceHub(ctx, hub, { ...DEFAULT_SPLICE_LIMITS, ...options.splice }));
     const stripe = ctx.billing.stripe;
     if (stripe !== undefined) {
       // Sends only while this replica holds the background lock; new minutes anywhere wake it.
@@ -161,6 +167,14 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       return sendError(ctx, reply, hangarError);
     });
     await app.register(websocket, { options: { maxPayload: 160 * 1024 } });
+    // Splices are plain HTTP upgrades (not WebSockets): taken before @fastify/websocket's
+    // listener, which would answer them 400; every other upgrade goes on to it unchanged.
+    const webSocketUpgrades = app.server.listeners('upgrade') as ((...args: unknown[]) => void)[];
+    app.server.removeAllListeners('upgrade');
+    app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (splices.handles(request)) return splices.upgrade(request, socket, head);
+      for (const listener of webSocketUpgrades) listener.call(app.server, request, socket, head);
+    });
     const socketLimit = async (request: FastifyRequest, reply: FastifyReply) => {
       try {
         limits.take('socket', request.ip, 'connections from this address');
@@ -174,6 +188,8 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     app.get('/v1/device', { websocket: true, preValidation: socketLimit }, (socket) => {
       new DeviceConnection(socket, ctx, hub);
     });
+    // Before close() waits for connections: splices are upgraded sockets it would wait on.
+    app.addHook('preClose', async () => splices.dispose());
     registerRoutes(app, ctx);
     registerInstallScript(app, ctx, installScript);
     if (stripe !== undefined) registerStripeWebhook(app, ctx, stripe);

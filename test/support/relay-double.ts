@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { HostPresence, RelayToAgent } from '@hangar/shared';
 
@@ -16,23 +18,31 @@ export class RelayDouble implements AsyncDisposable {
   rewriteHost: ((host: HostPresence) => HostPresence) | undefined;
   /** Answers hosts.enroll itself, with success, for a token already used once through it. */
   replayUsedTokens = false;
+  /**
+   * Answers a device's splice (PROTOCOL.md "Relayed links") itself instead of asking the host:
+   * switches protocols and speaks TLS with this certificate, as a relay posing as the host would.
+   */
+  answerSplices: { cert: string; key: string } | undefined;
+  /** Splices it answered itself. */
+  splicesAnswered = 0;
   /** Every procedure a client called through it, in order (answered or passed on). */
   readonly calls: string[] = [];
   private upstream = '';
   private readonly enrolled = new Map<string, string>();
   private readonly sockets = new WebSocketServer({ noServer: true });
   private readonly agents = new Set<WebSocket>();
+  private readonly raw = new Set<Duplex>();
 
   private constructor(
     private readonly server: Server,
     readonly url: string,
   ) {}
 
-  static async start(): Promise<RelayDouble> {
+  static async start(host = '127.0.0.1'): Promise<RelayDouble> {
     const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     const { port } = server.address() as { port: number };
-    const double = new RelayDouble(server, `http://127.0.0.1:${port}`);
+    const double = new RelayDouble(server, `http://${host}:${port}`);
     server.on('request', (request, response) => void double.http(request, response));
     server.on('upgrade', (request, socket, head) => double.upgrade(request, socket, head));
     return double;
@@ -84,6 +94,31 @@ export class RelayDouble implements AsyncDisposable {
 
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = request.url ?? '';
+    this.raw.add(socket);
+    socket.on('close', () => this.raw.delete(socket));
+    if (path === '/v1/splice' && this.answerSplices) {
+      this.splicesAnswered++;
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: hangar-splice/1\r\n\r\n');
+      if (head.length > 0) socket.unshift(head);
+      const tls = new TLSSocket(socket, { isServer: true, ...this.answerSplices, minVersion: 'TLSv1.3' });
+      tls.on('error', () => socket.destroy());
+      return;
+    }
+    if (path === '/v1/splice' || path === '/v1/splice/accept') {
+      // Passed on byte for byte: the request as it came, then both directions.
+      const upstream = connect(Number(new URL(this.upstream).port), new URL(this.upstream).hostname);
+      let raw = `${request.method} ${path} HTTP/1.1\r\n`;
+      for (let i = 0; i < request.rawHeaders.length; i += 2)
+        raw += `${request.rawHeaders[i]}: ${request.rawHeaders[i + 1]}\r\n`;
+      upstream.write(`${raw}\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket).pipe(upstream);
+      upstream.on('error', () => socket.destroy());
+      socket.on('error', () => upstream.destroy());
+      upstream.on('close', () => socket.destroy());
+      socket.on('close', () => upstream.destroy());
+      return;
+    }
     if (path !== '/v1/agent' && path !== '/v1/device') {
       socket.destroy();
       return;
@@ -119,6 +154,7 @@ export class RelayDouble implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     for (const client of this.sockets.clients) client.terminate();
+    for (const socket of this.raw) socket.destroy();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

@@ -187,6 +187,17 @@ export class LinkServer implements Disposable {
     return linkServer;
   }
 
+  /**
+   * Serves a link on a connection this agent opened itself (a relay splice: PROTOCOL.md "Relayed
+   * links") exactly as on one it accepted: the same pending-connection limits, TLS with this
+   * host's certificate, the WebSocket upgrade and the signed handshake bound to that TLS session.
+   * Node's HTTP server documents injecting any duplex this way ('connection'); the relay at the
+   * other end of the socket therefore carries only TLS records.
+   */
+  acceptSpliced(socket: Socket): void {
+    this.server.emit('connection', socket);
+  }
+
   address(): { host: string; port: number } {
     const info = this.server.address() as AddressInfo;
     return { host: info.address, port: info.port };

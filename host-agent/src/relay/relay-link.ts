@@ -31,6 +31,11 @@ export interface RelayLinkOptions {
   signals?: SignalHandler;
   /** Billing (host-agent/src/billing): given each socket, for entitlements and usage records. */
   billing?: RelayBillingAttach;
+  /**
+   * A device of the account asked the relay for a relayed link to this host: dial the relay back
+   * for this splice id and serve the link inside (agent.ts hands it to the link server).
+   */
+  onSplice?: (request: { relay_url: string; splice_id: string; device_id: string }) => void;
   /** How often the enrollment is looked for (an `enroll` run while serving) and addresses re-read. */
   pollMs?: number;
   addressesEveryMs?: number;
@@ -147,6 +152,13 @@ export class RelayLink implements Disposable {
     this.billingAttached = this.options.billing?.attach(socket, enrollment);
     socket.onState((state) => this.setStatus(enrollment, state));
     socket.onStatements((statements) => this.statements(statements));
+    socket.onSplice((request) =>
+      this.options.onSplice?.({
+        relay_url: enrollment.relay_url,
+        splice_id: request.splice_id,
+        device_id: request.device_id,
+      }),
+    );
     socket.onSignal((signal) => {
       const hostKey = toHex(this.options.signer.publicKey);
       const valid = verifySignal({

@@ -34,6 +34,23 @@ export function createMetrics() {
       labelNames: ['direction'] as const,
       registers: [registry],
     }),
+    splices: new Counter({
+      name: 'hangar_relay_splices_total',
+      help: 'Relayed links (splices) asked for, by outcome: opened, or the error code that refused them',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    splicesOpen: new Gauge({
+      name: 'hangar_relay_splices_open',
+      help: 'Relayed links (splices) open on this replica',
+      registers: [registry],
+    }),
+    splicedBytes: new Counter({
+      name: 'hangar_relay_spliced_bytes_total',
+      help: 'Bytes copied through splices (end-to-end ciphertext), by direction',
+      labelNames: ['direction'] as const,
+      registers: [registry],
+    }),
     usageRecords: new Counter({
       name: 'hangar_relay_usage_records_total',
       help: 'Usage records (build minutes) reported by hosts, by outcome (stored, duplicate, refused)',

@@ -22,6 +22,8 @@ export const DEFAULT_LIMITS = {
   enroll: { burst: 10, perMinute: 10 },
   socket: { burst: 60, perMinute: 120 },
   signal: { burst: 200, perMinute: 3000 },
+  /** Relayed links asked for, per account (each makes the agent dial back). */
+  splice: { burst: 30, perMinute: 60 },
   api: { burst: 120, perMinute: 600 },
   /** usage.report over HTTP, per address (the agent socket carries most reports). */
   usage: { burst: 60, perMinute: 600 },

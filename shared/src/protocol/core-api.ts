@@ -67,9 +67,11 @@ export const HostView = z.object({
   /**
    * How this computer reaches it: `direct` at an address typed or published on its network,
    * `tailnet` at a Tailscale address it published, `relay` known only through the account's relay
-   * so far (linked at an address it published the first time it is used).
+   * so far (linked at an address it published the first time it is used), `relayed` linked
+   * through the relay because none of its addresses answers (a splice: the relay carries the
+   * end-to-end encrypted link's ciphertext, PROTOCOL.md "Relayed links").
    */
-  via: z.enum(['direct', 'tailnet', 'relay']),
+  via: z.enum(['direct', 'tailnet', 'relay', 'relayed']),
   /** The account host it is (matched by its key), when it is enrolled in this computer's account. */
   account: AccountHostView.nullable(),
 });

@@ -309,6 +309,20 @@ export const AgentToRelay = z.discriminatedUnion('type', [
 ]);
 export type AgentToRelay = z.infer<typeof AgentToRelay>;
 
+/**
+ * The relayed path (PROTOCOL.md "Relayed links"): where UDP is blocked and no published address
+ * answers, the relay joins a device's connection and one the agent opens for it, and copies bytes
+ * between them unchanged. Both are HTTP/1.1 upgrades to this protocol; what flows after the 101
+ * is the same end-to-end TLS link a direct dial carries, so the relay sees only TLS records.
+ */
+export const SPLICE_PROTOCOL = 'hangar-splice/1';
+/** Device → relay: `Authorization: Bearer <access token>`, `Hangar-Host: <host id>`. */
+export const SPLICE_DEVICE_PATH = '/v1/splice';
+/** Agent → relay, after a `splice` message: `Hangar-Splice: <splice id>`. */
+export const SPLICE_AGENT_PATH = '/v1/splice/accept';
+/** 32 random bytes, hex: names one splice; single use, valid until the agent joins or 10 s pass. */
+export const SpliceId = hex(32, 'splice id');
+
 /** Relay → agent on /v1/agent. */
 export const RelayToAgent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('challenge'), challenge: ChallengeHex, relay_origin: z.string() }),
@@ -332,6 +346,8 @@ export const RelayToAgent = z.discriminatedUnion('type', [
     payload: SignalPayload,
     signature: Ed25519SignatureHex,
   }),
+  /** A device of the account asks for a relayed link: dial SPLICE_AGENT_PATH with this id. */
+  z.object({ type: z.literal('splice'), splice_id: SpliceId, device_id: DeviceId }),
   SignalError,
   SocketError,
   Ping,

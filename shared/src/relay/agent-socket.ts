@@ -15,6 +15,7 @@ import { agentLinkBytes, relayOrigin, signHex, signPresence, signSignal } from '
 export type AgentSignal = Extract<RelayToAgent, { type: 'signal' }>;
 export type UsageAck = Extract<RelayToAgent, { type: 'usage.ack' }>;
 export type SignalFailure = Extract<RelayToAgent, { type: 'signal.error' }>;
+export type SpliceRequest = Extract<RelayToAgent, { type: 'splice' }>;
 
 export interface RelayAgentSocketOptions extends Omit<RelaySocketOptions<RelayToAgent>, 'url' | 'incoming'> {
   /** The relay's base URL, as enrolled (http(s)://…). */
@@ -35,6 +36,9 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
   readonly onSignal = this.signalEmitter.event;
   private readonly signalErrorEmitter = new Emitter<SignalFailure>();
   readonly onSignalError = this.signalErrorEmitter.event;
+  private readonly spliceEmitter = new Emitter<SpliceRequest>();
+  /** A device asks for a relayed link (PROTOCOL.md "Relayed links"); the agent dials back. */
+  readonly onSplice = this.spliceEmitter.event;
   private readonly entitlementEmitter = new Emitter<Entitlement>();
   /** Each entitlement the relay pushes, checked by the agent with verifyEntitlement (never trusted as is). */
   readonly onEntitlement = this.entitlementEmitter.event;
@@ -89,6 +93,9 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
         return;
       case 'signal':
         this.signalEmitter.fire(message);
+        return;
+      case 'splice':
+        this.spliceEmitter.fire(message);
         return;
       case 'entitlement':
         this.entitlementEmitter.fire(message.entitlement);
@@ -148,6 +155,7 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
     this.statementsEmitter.dispose();
     this.signalEmitter.dispose();
     this.signalErrorEmitter.dispose();
+    this.spliceEmitter.dispose();
     this.entitlementEmitter.dispose();
     this.usageAckEmitter.dispose();
   }

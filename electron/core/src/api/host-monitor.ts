@@ -100,9 +100,11 @@ export class HostMonitor implements Disposable {
         const watched = this.watched.get(entry.name);
         const status = this.core.linkStatus(entry.name);
         if (options.fresh && watched && status === 'online') watched.stats = await this.stats(entry.name);
+        const connection = watched?.connection ?? this.core.existingConnection(entry.name);
         return hostView(entry, {
           status,
-          info: (watched?.connection ?? this.core.existingConnection(entry.name))?.info ?? null,
+          path: connection?.path,
+          info: connection?.info ?? null,
           stats: watched?.stats ?? null,
           error: watched?.error ?? this.probeErrors.get(entry.name) ?? null,
         });

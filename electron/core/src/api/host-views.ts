@@ -8,6 +8,8 @@ export interface LinkState {
   info: HostInfo | null;
   stats: HostStats | null;
   error: string | null;
+  /** `relayed` while the link runs through the relay (a splice of the end-to-end link). */
+  path?: 'relayed' | undefined;
 }
 
 /**
@@ -41,7 +43,14 @@ export function hostView(entry: HostEntry, link: LinkState, now = Date.now()): H
     stats: online ? link.stats : null,
     error: online ? null : link.error,
     last_seen: seen.length > 0 ? Math.max(...seen) : null,
-    via: record ? (published?.tailnet.includes(record.address) ? 'tailnet' : 'direct') : 'relay',
+    via:
+      online && link.path === 'relayed'
+        ? 'relayed'
+        : record
+          ? published?.tailnet.includes(record.address)
+            ? 'tailnet'
+            : 'direct'
+          : 'relay',
     account: presence
       ? {
           host_id: presence.host_id,

@@ -32,7 +32,7 @@ export interface HostConnectionOptions {
    * How to make the link (the core's HostReach: a paired host with its pins, an account host's first
    * link); it says the address it used. Default: connectToHost at host.address with its pins.
    */
-  dial?: () => Promise<ConnectedHost & { address: string }>;
+  dial?: () => Promise<ConnectedHost & { address: string; path?: 'relayed' }>;
   /** The dial found no such host (an account host that went): the owner forgets this connection. */
   onNotFound?: () => void;
 }
@@ -60,6 +60,7 @@ export class HostConnection implements Disposable {
   /** A connect attempt failed and none has succeeded since. */
   private failedSinceOnline = false;
   private hostInfo: HostInfo | undefined;
+  private linkPath: 'relayed' | undefined;
 
   private readonly statusEmitter = new Emitter<HostStatus>();
   readonly onStatus = this.statusEmitter.event;
@@ -94,6 +95,11 @@ export class HostConnection implements Disposable {
 
   get info(): HostInfo | undefined {
     return this.hostInfo;
+  }
+
+  /** `relayed` while the link runs through a relay splice (relay/relay-splice.ts); else direct. */
+  get path(): 'relayed' | undefined {
+    return this.linkPath;
   }
 
   /** Keeps the link up (reconnecting on drops) until the returned disposable is disposed. */
@@ -140,7 +146,7 @@ export class HostConnection implements Disposable {
     // instead of flipping offline ⇄ connecting (and a hosts.changed) at every attempt.
     if (!this.failedSinceOnline) this.setStatus('connecting');
     try {
-      const connected = this.options.dial
+      const connected: ConnectedHost & { path?: 'relayed' } = this.options.dial
         ? await this.options.dial()
         : await connectToHost({
             address: this.host.address,
@@ -162,6 +168,7 @@ export class HostConnection implements Disposable {
         throw new HangarError('E_UNAVAILABLE', `connection to "${this.host.name}" was closed`);
       }
       this.hostInfo = connected.host;
+      this.linkPath = connected.path;
       const mux = new Mux(connected.transport, { role: 'client' });
       this.mux = mux;
       // Subscribed before the client: when the link drops, our status changes before its calls fail.

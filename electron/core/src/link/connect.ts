@@ -1,6 +1,7 @@
 import { sign, type KeyObject } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import {
   HangarError,
@@ -34,6 +35,11 @@ export interface ConnectOptions {
   enrollment?: { token_id: string; secret: string };
   /** The user's name for the host, used in messages ("mini"). */
   hostName?: string;
+  /**
+   * Where the link's TLS runs, when not a TCP connection to `address`: a byte stream someone else
+   * carries (a relay splice). `address` then only names the path in messages.
+   */
+  carrier?: (timeoutMs: number) => Promise<Duplex>;
   timeoutMs?: number;
 }
 
@@ -48,7 +54,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
 /** Opens `wss://address/link`, checks pins, and runs the signed handshake bound to the TLS session. */
 export async function connectToHost(options: ConnectOptions): Promise<ConnectedHost> {
-  const target = parseHostAddress(options.address);
+  // Over a carrier, the URL's host only fills the Host header, which the agent does not read.
+  const target = options.carrier ? { host: 'link.invalid', port: 443 } : parseHostAddress(options.address);
   if (target === undefined)
     throw new HangarError('E_BAD_REQUEST', `"${options.address}" is not a host address; expected host:port`);
   const enrollment = options.pinned ? undefined : options.enrollment;
@@ -66,7 +73,7 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
   const name = options.hostName ?? '<name>';
   const deadline = Date.now() + timeoutMs;
 
-  const socket = await openTls(target, options.address, timeoutMs);
+  const socket = await openTls(target, options.address, timeoutMs, options.carrier);
   let transport: FrameTransport | undefined;
   try {
     const seen = socket.getPeerCertificate().fingerprint256;
@@ -160,13 +167,20 @@ function unreachable(address: string, why: string): HangarError {
   );
 }
 
-function openTls(target: { host: string; port: number }, address: string, timeoutMs: number): Promise<TLSSocket> {
+async function openTls(
+  target: { host: string; port: number },
+  address: string,
+  timeoutMs: number,
+  carrier?: (timeoutMs: number) => Promise<Duplex>,
+): Promise<TLSSocket> {
+  const started = Date.now();
+  const carried = carrier ? await carrier(timeoutMs) : undefined;
+  const left = Math.max(1, timeoutMs - (Date.now() - started));
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({
-      host: target.host,
-      port: target.port,
+      ...(carried ? { socket: carried } : { host: target.host, port: target.port }),
       // SNI must not carry an IP address (RFC 6066 §3).
-      ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
+      ...(isIP(target.host) === 0 && !carried ? { servername: target.host } : {}),
       minVersion: 'TLSv1.3',
       // The certificate is self-signed: trust comes from the pin (auth) or the PAKE (pair).
       rejectUnauthorized: false,
@@ -175,7 +189,7 @@ function openTls(target: { host: string; port: number }, address: string, timeou
     const timer = setTimeout(() => {
       socket.destroy();
       reject(unreachable(address, `no TLS connection within ${timeoutMs} ms`));
-    }, timeoutMs);
+    }, left);
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');

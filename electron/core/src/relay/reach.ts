@@ -14,12 +14,18 @@ import type { HostRegistry } from '../hosts/registry.js';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import type { AccountHost } from './account-hosts.js';
 import { answering } from './answering.js';
+import { dialViaRelaySplice, splicePathName } from './relay-splice.js';
 import type { RelayAccount } from './relay-account.js';
 
 /** A link, and the address it was made at. */
 export interface Dialed extends ConnectedHost {
   address: string;
+  /** How it runs when not a direct TCP connection to `address`: through the relay (relay-splice.ts). */
+  path?: 'relayed';
 }
+
+/** In a list of addresses to try: the relayed path (a splice through the account's relay). */
+const RELAYED = 'relayed';
 
 export interface HostReachDeps {
   registry: HostRegistry;
@@ -59,6 +65,19 @@ export class HostReach {
   private async pinned(record: HostRecord): Promise<Dialed> {
     const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
     try {
+      // An account host whose address does not even take a TCP connection (3 s at most: a LAN
+      // address seen from another network, a firewall) goes on to its other paths at once rather
+      // than after the link's 15 s timeout; other hosts are dialed as they always were.
+      const known = record.embedded
+        ? undefined
+        : (await this.deps.entries(false)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+      if (known?.presence === 'online' && (await answering([record.address])).length === 0) {
+        throw new HangarError(
+          'E_HOST_UNREACHABLE',
+          `could not reach host "${record.name}" at ${record.address} (no answer within 3 s)`,
+          { address: record.address },
+        );
+      }
       return await this.connect(record.name, record.address, { pinned });
     } catch (error) {
       const failure = toHangarError(error);
@@ -77,7 +96,14 @@ export class HostReach {
           if (!transient(toHangarError(next)) && toHangarError(next).code !== 'E_AUTH_HOST_KEY_CHANGED') throw next;
         }
       }
-      throw failure;
+      if (account?.presence !== 'online') throw failure;
+      try {
+        const dialed = await this.connect(record.name, RELAYED, { pinned }, account.host);
+        // Not saved as its address: the next dial tries the direct addresses first again.
+        return { ...dialed, address: record.address };
+      } catch (relayed) {
+        throw viaRelayFailed(failure, toHangarError(relayed));
+      }
     }
   }
 
@@ -103,14 +129,9 @@ export class HostReach {
       );
     }
     const candidates = publishedAddresses(host);
-    const answered = await answering(candidates);
-    if (answered.length === 0) {
-      throw new HangarError(
-        'E_HOST_UNREACHABLE',
-        `none of the addresses "${name}" published answered (${candidates.join(', ') || 'none published'}). Until ` +
-          "Hangar's WebRTC link lands, this computer reaches an enrolled host only there: the same LAN, or Tailscale on both",
-      );
-    }
+    const reachable = await answering(candidates);
+    // None answers: through the relay (a splice carrying the same end-to-end link).
+    const answered = reachable.length > 0 ? reachable : [RELAYED];
     const signedIn = this.deps.account.stored();
     if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
     const secrets = this.deps.account.store.secretsFor(signedIn.account_id, host.name, host.enrolled_at, Date.now());
@@ -131,7 +152,7 @@ export class HostReach {
       for (const { token_id, secret } of secrets) {
         let dialed: Dialed;
         try {
-          dialed = await this.connect(name, address, { enrollment: { token_id, secret } });
+          dialed = await this.connect(name, address, { enrollment: { token_id, secret } }, host);
         } catch (error) {
           const f = toHangarError(error);
           if (f.code === 'E_AUTH_BAD_CODE') {
@@ -178,7 +199,7 @@ export class HostReach {
     let failure: HangarError | undefined;
     for (const address of addresses) {
       try {
-        const dialed = await this.connect(name, address, { pinned });
+        const dialed = await this.connect(name, address, { pinned }, host);
         this.save(name, dialed);
         return dialed;
       } catch (error) {
@@ -209,21 +230,30 @@ export class HostReach {
     );
   }
 
+  /** `address` RELAYED: through a splice at the account's relay to `host` (which must then be given). */
   private async connect(
     name: string,
     address: string,
     how:
       | { pinned: { agent_key: string; cert_fingerprint: string } }
       | { enrollment: { token_id: string; secret: string } },
+    host?: HostPresence,
   ): Promise<Dialed> {
-    const connected = await connectToHost({
-      address,
-      deviceKey: this.deps.deviceKey,
-      deviceName: this.deps.deviceName,
-      hostName: name,
-      ...how,
-    });
-    return { ...connected, address };
+    const options = { deviceKey: this.deps.deviceKey, deviceName: this.deps.deviceName, hostName: name, ...how };
+    if (address !== RELAYED) return { ...(await connectToHost({ ...options, address })), address };
+    const signedIn = this.deps.account.stored();
+    if (signedIn === undefined || host === undefined) {
+      throw new HangarError('E_HOST_UNREACHABLE', `"${name}" can be reached through the relay only when signed in`);
+    }
+    const session = this.deps.account.requireSession();
+    const connected = await dialViaRelaySplice(
+      { relayUrl: signedIn.relay_url, accessToken: () => session.accessToken(), hostId: host.host_id },
+      options,
+    );
+    this.deps.logger.info({ host: name, relay: signedIn.relay_url }, 'linked through the relay (relayed path)');
+    // The address saved for it is where it says it is; the next dial tries it first.
+    const published = publishedAddresses(host)[0] ?? splicePathName(signedIn.relay_url);
+    return { ...connected, address: published, path: 'relayed' };
   }
 
   private save(name: string, dialed: Dialed): void {
@@ -261,6 +291,16 @@ export function colonFingerprint(hex: string): string {
 
 function sameCertificate(colon: string, hex: string): boolean {
   return colon.replace(/:/g, '').toLowerCase() === hex.toLowerCase();
+}
+
+/**
+ * The direct addresses failed and so did the relayed path. A refusal that retrying cannot fix
+ * (a key that is not the pinned one, a limit) is the answer; otherwise the host is unreachable
+ * for now, in words that say both (HostConnection tries again by itself).
+ */
+function viaRelayFailed(direct: HangarError, relayed: HangarError): HangarError {
+  if (!transient(relayed) && relayed.code !== 'E_HOST_OFFLINE' && relayed.code !== 'E_NOT_FOUND') return relayed;
+  return new HangarError(direct.code, `${direct.message}; through the relay: ${relayed.message}`, direct.details);
 }
 
 function transient(error: HangarError): boolean {

@@ -1,0 +1,394 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
+import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
+import { firewalledHost, type FirewalledHost } from '../support/firewalled-host.js';
+import { RelayDouble } from '../support/relay-double.js';
+import { startServingCli } from '../support/serving-cli.js';
+import { AttachedCli } from '../support/pty-client.js';
+import {
+  BASH,
+  hangar,
+  killTmuxServer,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  tmux,
+  type AgentProcess,
+} from '../support/processes.js';
+import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+
+/**
+ * The relayed path, end to end: a real relay, a real agent in a network namespace behind a
+ * firewall that lets nothing in (so no address it publishes answers), the hangar command here.
+ * The relay splices the device's connection with one the agent opens, and the same end-to-end
+ * TLS link runs inside.
+ */
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function dir(prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+async function relayOn(ip: string, data: string, extra: string[] = [], port = 0): Promise<RelayProcess> {
+  const relay = await startRelayProcess([
+    '--listen',
+    `${ip}:${port}`,
+    '--data',
+    data,
+    '--password-hash-cost',
+    '10',
+    '--rate-limit-scale',
+    '100',
+    ...extra,
+  ]);
+  cleanups.push(() => relay.stop());
+  return relay;
+}
+
+/** An enrolled host behind the firewall, signed-in laptop here; the host is online on the relay. */
+async function firewalledStack(
+  relayArgs: string[] = [],
+  options: { net?: FirewalledHost; relayUrl?: string; agentArgs?: string[] } = {},
+) {
+  const net = options.net ?? (await firewalledHost());
+  if (!options.net) cleanups.push(() => net.dispose());
+  const relayData = dir('relay');
+  const relay = options.relayUrl ? undefined : await relayOn(net.outsideIp, relayData, relayArgs);
+  const relayUrl = options.relayUrl ?? relay!.url;
+  const laptop = dir('laptop');
+  const signed = await signupCli(laptop, relayUrl, 'me@example.com');
+  expect(signed.code, signed.stderr).toBe(0);
+  const shell = new HostShell();
+  const agent = await startAgentProcess(shell.agentData, {
+    logLevel: 'info',
+    wrapper: net.wrapper,
+    extraArgs: options.agentArgs ?? [],
+  });
+  cleanups.push(async () => {
+    await agent.stop();
+    await killTmuxServer(shell.agentData);
+    removeDir(shell.home);
+  });
+  const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini']);
+  expect(made.code, made.stderr).toBe(0);
+  const ran = await shell.run(made.stdout.trimEnd());
+  expect(ran.code, ran.stderr).toBe(0);
+  await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
+  return { net, relay: relay!, relayUrl, relayData, laptop, shell, agent };
+}
+
+/** How often the agent was asked for a relayed link (its log says so at info). */
+function spliceRequests(agent: AgentProcess): number {
+  return agent
+    .stderr()
+    .split('\n')
+    .filter((line) => line.includes('a device asked for a relayed link')).length;
+}
+
+/** A one-line HTTP server in the host's namespace, answering the value of `body` (JavaScript) on 127.0.0.1 there. */
+async function devServerIn(net: FirewalledHost, body: string): Promise<number> {
+  const child: ChildProcess = spawn(net.wrapper[0]!, [
+    ...net.wrapper.slice(1),
+    process.execPath,
+    '-e',
+    `const body = ${body}; require('http').createServer((q, s) => s.end(body)).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`,
+  ]);
+  cleanups.push(() => child.kill());
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('dev server did not start in 10 s')), 10_000);
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve(Number(line));
+    });
+  });
+}
+
+/** tcpdump of every TCP segment to or from the relay's port, on every interface (lo and the veth). */
+async function capture(port: number): Promise<{ stop: () => Promise<Buffer> }> {
+  const child = spawn('tcpdump', ['-i', 'any', '-U', '-s', '0', '-w', '-', `tcp port ${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('tcpdump did not start in 10 s')), 10_000);
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const stop = async () => {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGINT');
+    await exited;
+    return Buffer.concat(chunks);
+  };
+  cleanups.push(() => child.exitCode === null && child.kill('SIGKILL'));
+  return { stop };
+}
+
+/** The device's access token, as its core keeps it (for asking the relay by hand). */
+function accessToken(home: string): string {
+  const db = new Database(join(home, 'hangar.db'), { readonly: true });
+  try {
+    return (db.prepare('SELECT access_token FROM relay_account').get() as { access_token: string }).access_token;
+  } finally {
+    db.close();
+  }
+}
+
+/** A device's splice request made by hand: the relay's status and error body. */
+function askSplice(relayUrl: string, token: string, hostId: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const asked = request(new URL('/v1/splice', relayUrl), {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'hangar-splice/1',
+        authorization: `Bearer ${token}`,
+        'hangar-host': hostId,
+      },
+    });
+    asked.once('upgrade', (_response, socket) => {
+      socket.destroy();
+      resolve({ status: 101, body: '' });
+    });
+    asked.once('response', (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.once('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    asked.once('error', reject);
+    asked.end();
+  });
+}
+
+/**
+ * Lines `tick-N` as the terminal received them as new output, in order: bytes lost or doubled show
+ * as a gap or a repeat. (A repaint of the screen after the link came back writes lines ending in
+ * an erase, ESC [ K, not a new line: it rewrites what is shown, it repeats nothing.)
+ */
+function ticks(raw: string): number[] {
+  return [...raw.matchAll(/tick-(\d+)\r\r\n/g)].map((m) => Number(m[1]));
+}
+
+describe('the relayed path (splice)', () => {
+  it('a host none of whose addresses answers is reached through the relay: sessions, attach, a job; hosts ls says relayed', async () => {
+    const { laptop, agent } = await firewalledStack();
+    // What it published is its address in its own namespace: nothing answers there from here.
+    const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
+    expect(listed.address).toBe(`127.0.0.1:${agent.port}`);
+
+    // The first link pairs with the enrollment line's secret, inside the splice.
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', ...BASH]);
+    expect(made.stderr).toBe('');
+    expect(made.code).toBe(0);
+    const sessions = await hangar(laptop, ['session', 'ls', 'mini', '--json']);
+    expect(sessions.code, sessions.stderr).toBe(0);
+    expect((JSON.parse(sessions.stdout) as { sessions: { name: string }[] }[])[0]!.sessions.map((s) => s.name)).toEqual(
+      ['work'],
+    );
+    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ status: 'online', via: 'relayed' });
+    expect(agent.stderr()).toMatch(/a device asked for a relayed link/);
+
+    const attached = new AttachedCli(laptop, ['mini', 'work']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+    attached.type('echo rel""ayed\r');
+    await attached.waitForText(/^relayed\s*$/m);
+    attached.type('\x1d');
+    expect(await attached.waitForExit()).toBe(0);
+
+    const job = await hangar(
+      laptop,
+      ['run', '--host', 'mini', '--executor', 'shell', '-c', 'echo job-through-relay'],
+      60_000,
+    );
+    expect(job.stderr).not.toMatch(/error/i);
+    expect(job.code).toBe(0);
+    expect(job.stdout).toContain('job-through-relay');
+  });
+
+  it('a host whose addresses never answer (a firewall drops them) is reached through the relay in seconds, not after the 15 s link timeout', async () => {
+    // Listening everywhere in its namespace, it publishes its veth address first: the firewall
+    // there drops what comes to it, so nothing ever answers (no refusal either).
+    const { laptop, agent, net } = await firewalledStack([], { agentArgs: ['--listen', '0.0.0.0:0'] });
+    const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
+    expect(listed.address).toBe(`${net.outsideIp.replace(/\.1$/, '.2')}:${agent.port}`);
+    expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'one', '--', 'sleep', '600'])).code).toBe(0);
+    // Pinned now at that address: the next command probes it (3 s at most), then the relay.
+    const began = Date.now();
+    const listedSessions = await hangar(laptop, ['session', 'ls', 'mini']);
+    const took = Date.now() - began;
+    console.log(`[relay-splice] a pinned host whose address never answers, through the relay: ${took} ms`);
+    expect(listedSessions.code, listedSessions.stderr).toBe(0);
+    expect(took).toBeLessThan(14_000);
+    expect(spliceRequests(agent)).toBe(2);
+  });
+
+  it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {
+    const { net, relay, laptop } = await firewalledStack();
+    const canary = `CANARY${Math.random().toString(36).slice(2, 12).toUpperCase()}`;
+    const devPort = await devServerIn(net, JSON.stringify(`<p>${canary}</p>`));
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'secret', ...BASH]);
+    expect(made.code, made.stderr).toBe(0);
+    const wire = await capture(relay.port);
+
+    const attached = new AttachedCli(laptop, ['mini', 'secret']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+    attached.type(`echo ${canary}\r`);
+    await attached.waitForText(new RegExp(`^${canary}$`, 'm'));
+    const added = await hangar(laptop, ['preview', 'add', 'mini', String(devPort)]);
+    expect(added.code, added.stderr).toBe(0);
+    const preview = await startServingCli(
+      laptop,
+      ['preview', 'open', 'mini', String(devPort)],
+      /at (http:\/\/localhost:\d+\/)/,
+      'SIGINT',
+    );
+    cleanups.push(() => preview.stop());
+    const page = await fetch(preview.url);
+    expect(await page.text()).toContain(canary);
+    attached.type('\x1d');
+    expect(await attached.waitForExit()).toBe(0);
+
+    const bytes = await wire.stop();
+    // The capture holds the splices (their upgrades are in clear) and what they carried...
+    expect(bytes.includes(Buffer.from('hangar-splice/1'))).toBe(true);
+    expect(bytes.length).toBeGreaterThan(20_000);
+    // ...and not the canary, nor the command typed, in either direction.
+    expect(bytes.includes(Buffer.from(canary))).toBe(false);
+    expect(bytes.includes(Buffer.from(`echo ${canary.slice(0, 6)}`))).toBe(false);
+    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+    expect(metrics).toMatch(/hangar_relay_spliced_bytes_total\{direction="to_device"\} [1-9]/);
+  });
+
+  it('a device of another account cannot splice to the host: refused, and the agent is never asked', async () => {
+    const { relay, laptop, agent } = await firewalledStack();
+    const hostId = (await hostsLs(laptop)).find((h) => h.name === 'mini')!.account!.host_id;
+    const stranger = dir('stranger');
+    expect((await signupCli(stranger, relay.url, 'someone-else@example.com')).code).toBe(0);
+    expect((await hostsLs(stranger)).map((h) => h.name)).toEqual([]);
+
+    const refused = await askSplice(relay.url, accessToken(stranger), hostId);
+    expect(refused.status).toBe(404);
+    expect(JSON.parse(refused.body)).toMatchObject({
+      error: { code: 'E_NOT_FOUND', message: `no host ${hostId} in this account` },
+    });
+    // Nor can a computer of the same account that no trusted one approved yet.
+    const phone = dir('phone');
+    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    const pending = await askSplice(relay.url, accessToken(phone), hostId);
+    expect(pending.status).toBe(403);
+    expect(JSON.parse(pending.body)).toMatchObject({
+      error: { code: 'E_FORBIDDEN', message: expect.stringMatching(/not approved on its account yet/) },
+    });
+    // A splice of the host's own account afterwards is the first one its agent hears of.
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+    expect(spliceRequests(agent)).toBe(1);
+  });
+
+  it('a relay that answers the splice itself cannot complete the link: the pinned certificate differs', async () => {
+    const net = await firewalledHost();
+    cleanups.push(() => net.dispose());
+    const double = await RelayDouble.start(net.outsideIp);
+    cleanups.push(() => double[Symbol.asyncDispose]());
+    const relay = await startTestRelayProcess(dir('relay'), 0, ['--public-url', double.url]);
+    cleanups.push(() => relay.stop());
+    double.setUpstream(relay.url);
+    const { laptop, agent } = await firewalledStack([], { net, relayUrl: double.url });
+    // Linked once, honestly (through the relay): the host's keys are pinned here.
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+    expect(spliceRequests(agent)).toBe(1);
+
+    const impostor = await loadOrCreateTlsCert(dir('impostor'));
+    double.answerSplices = { cert: impostor.cert, key: impostor.key };
+    const tried = await hangar(laptop, ['session', 'ls', 'mini']);
+    expect(double.splicesAnswered).toBe(1);
+    expect(tried.code).not.toBe(0);
+    expect(tried.stderr).toMatch(/presented a different TLS certificate than when it was paired/);
+    expect(spliceRequests(agent)).toBe(1);
+  });
+
+  it('the limit of open relayed links per account bites with an error that says so', async () => {
+    const { laptop } = await firewalledStack(['--splice-max', '1']);
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'one', ...BASH]);
+    expect(made.code, made.stderr).toBe(0);
+    const attached = new AttachedCli(laptop, ['mini', 'one']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+
+    const second = await hangar(laptop, ['session', 'ls', 'mini']);
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/already has 1 relayed connections open, the most the relay allows \(1\)/);
+    // The first one is untouched.
+    attached.type('echo still-here\r');
+    await attached.waitForText(/^still-here$/m);
+  });
+
+  it("the account's byte rate holds a download to it: slower, never cut", async () => {
+    const rate = 1024 * 1024;
+    const { net, laptop, relay } = await firewalledStack(['--splice-rate', String(rate)]);
+    const size = 8 * 1024 * 1024;
+    const devPort = await devServerIn(net, `'x'.repeat(${size})`);
+    expect((await hangar(laptop, ['preview', 'add', 'mini', String(devPort)])).code).toBe(0);
+    const preview = await startServingCli(
+      laptop,
+      ['preview', 'open', 'mini', String(devPort)],
+      /at (http:\/\/localhost:\d+\/)/,
+      'SIGINT',
+    );
+    cleanups.push(() => preview.stop());
+    const began = Date.now();
+    const body = await (await fetch(preview.url)).text();
+    const seconds = (Date.now() - began) / 1000;
+    console.log(`[relay-splice] 8 MiB through a splice limited to 1 MiB/s (2 s of burst): ${seconds.toFixed(1)} s`);
+    expect(body.length).toBe(size);
+    // 8 MiB at 1 MiB/s after a 2 MiB burst: at least 6 s (a little less for what was in flight).
+    expect(seconds).toBeGreaterThan(5);
+    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+    const bytes = Number(/hangar_relay_spliced_bytes_total\{direction="to_device"\} (\d+)/.exec(metrics)![1]);
+    expect(bytes).toBeGreaterThan(size);
+  });
+
+  it('the relay killed mid-splice: the terminal reconnects by itself once it is back, nothing lost or doubled', async () => {
+    const { relay, relayData, laptop, net, agent, shell } = await firewalledStack();
+    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'ticks', ...BASH]);
+    expect(made.code, made.stderr).toBe(0);
+    const attached = new AttachedCli(laptop, ['mini', 'ticks']);
+    cleanups.push(() => attached[Symbol.asyncDispose]());
+    await attached.waitForText('$ ');
+    attached.type('for i in $(seq 1 80); do echo tick-$i; sleep 0.1; done; echo ticks-done\r');
+    await attached.waitForText(/^tick-5$/m);
+
+    const port = relay.port;
+    await relay.crash();
+    const killed = Date.now();
+    await attached.waitForText('reconnecting…');
+    const back = await relayOn(net.outsideIp, relayData, [], port);
+    expect(back.port).toBe(port);
+    await attached.waitForText(/^ticks-done$/m, 40_000);
+    console.log(`[relay-splice] relay killed → terminal through the relay again: ${Date.now() - killed} ms`);
+    expect(ticks(attached.raw)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+    // And the screen shows what tmux holds.
+    const pane = (await tmux(shell.agentData, ['capture-pane', '-p', '-t', 'hangar-ticks'])).split('\n');
+    const shown = await attached.text();
+    expect(shown.slice(0, 20).map((l) => l.trimEnd())).toEqual(pane.slice(0, 20).map((l) => l.trimEnd()));
+    attached.type('echo after-relay-restart\r');
+    await attached.waitForText(/^after-relay-restart$/m);
+    expect(spliceRequests(agent)).toBeGreaterThanOrEqual(2);
+  });
+});
