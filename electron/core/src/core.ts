@@ -30,6 +30,8 @@ import { RememberedPreviews } from './previews/remembered.js';
 import { AccountDevices } from './relay/account-devices.js';
 import { AccountHosts } from './relay/account-hosts.js';
 import { AccountStore } from './relay/account-store.js';
+import { webRtcFallback } from './relay/webrtc-reach.js';
+import { releaseWebRtc } from './link/webrtc-connect.js';
 import { HostReach } from './relay/reach.js';
 import { RelayAccount } from './relay/relay-account.js';
 import { openCoreDb } from './state/db.js';
@@ -90,6 +92,14 @@ export class HangarCore {
       deviceName: this.deviceName,
       saved: () => this.hostsChangedEmitter.fire(),
       logger,
+      fallbacks: [
+        webRtcFallback({
+          accountHosts: this.accountHosts,
+          deviceKey: deviceKey.privateKey,
+          deviceName: this.deviceName,
+          iceServers: () => this.account.iceServers(),
+        }),
+      ],
     });
     this.previews = new PreviewsApi(
       (host) => this.connection(host),
@@ -322,5 +332,6 @@ export class HangarCore {
     this.account.dispose();
     this.hostsChangedEmitter.dispose();
     this.db.close();
+    await releaseWebRtc();
   }
 }

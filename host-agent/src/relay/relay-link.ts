@@ -1,4 +1,5 @@
 import {
+  type RtcIceServer,
   RelayAgentSocket,
   toHex,
   verifySignal,
@@ -65,6 +66,11 @@ export class RelayLink implements Disposable {
   private offlineMessage: string | undefined;
 
   private constructor(private readonly options: RelayLinkOptions) {}
+
+  /** STUN/TURN servers for WebRTC links, with this host's short-lived TURN credentials (none: host candidates). */
+  iceServers(): RtcIceServer[] {
+    return [];
+  }
 
   static start(options: RelayLinkOptions): RelayLink {
     const link = new RelayLink(options);

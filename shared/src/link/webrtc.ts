@@ -170,6 +170,11 @@ function safe<T>(read: () => T, fallback: T): T {
  */
 const live = new Set<unknown>();
 
+/** Peer connections this process has open (a process calls the library's cleanup only once none is). */
+export function openWebRtcPeers(): number {
+  return live.size;
+}
+
 function closePeer(pc: PeerConnectionLike): void {
   live.delete(pc);
   try {

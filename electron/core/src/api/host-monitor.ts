@@ -103,6 +103,7 @@ export class HostMonitor implements Disposable {
         return hostView(entry, {
           status,
           info: (watched?.connection ?? this.core.existingConnection(entry.name))?.info ?? null,
+          path: (watched?.connection ?? this.core.existingConnection(entry.name))?.path ?? null,
           stats: watched?.stats ?? null,
           error: watched?.error ?? this.probeErrors.get(entry.name) ?? null,
         });

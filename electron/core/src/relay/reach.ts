@@ -19,7 +19,26 @@ import type { RelayAccount } from './relay-account.js';
 /** A link, and the address it was made at. */
 export interface Dialed extends ConnectedHost {
   address: string;
+  /** How the link runs, when it is not a TLS connection to `address` (a fallback's): its kind and round trip. */
+  path?: () => { kind: string; rtt_ms: number | null };
 }
+
+type How =
+  { pinned: { agent_key: string; cert_fingerprint: string } } | { enrollment: { token_id: string; secret: string } };
+
+/**
+ * A way to reach an account host when none of the addresses it published answers: WebRTC through the
+ * relay's signaling (relay/webrtc-reach.ts), then whatever comes after it in the list. Each gets the
+ * host as the relay lists it and the pins (or the enrollment) to authenticate with; the link's own
+ * handshake proves the host, as at an address.
+ */
+export interface ReachFallback {
+  readonly name: string;
+  dial(target: { name: string; host: HostPresence; how: How }): Promise<ConnectedHost & { path: Dialed['path'] }>;
+}
+
+/** Stands for "the fallbacks" in the list of addresses an account host is dialed at. */
+const VIA_FALLBACK = '(no published address answered)';
 
 export interface HostReachDeps {
   registry: HostRegistry;
@@ -30,6 +49,8 @@ export interface HostReachDeps {
   deviceName: string;
   /** A host was saved to the registry (an enrolled host's first link): the host list changed. */
   saved: () => void;
+  /** Tried in order when no published address answers (the dial order's one hook). */
+  fallbacks?: ReachFallback[];
   logger: Logger;
 }
 
@@ -59,6 +80,10 @@ export class HostReach {
   private async pinned(record: HostRecord): Promise<Dialed> {
     const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
     try {
+      // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
+      if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
+        throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
+      }
       return await this.connect(record.name, record.address, { pinned });
     } catch (error) {
       const failure = toHangarError(error);
@@ -77,6 +102,8 @@ export class HostReach {
           if (!transient(toHangarError(next)) && toHangarError(next).code !== 'E_AUTH_HOST_KEY_CHANGED') throw next;
         }
       }
+      if (account && this.fallbacks.length > 0)
+        return this.viaFallbacks(record.name, account.host, { pinned }, failure);
       throw failure;
     }
   }
@@ -103,13 +130,15 @@ export class HostReach {
       );
     }
     const candidates = publishedAddresses(host);
-    const answered = await answering(candidates);
+    let answered = await answering(candidates);
     if (answered.length === 0) {
-      throw new HangarError(
-        'E_HOST_UNREACHABLE',
-        `none of the addresses "${name}" published answered (${candidates.join(', ') || 'none published'}). Until ` +
-          "Hangar's WebRTC link lands, this computer reaches an enrolled host only there: the same LAN, or Tailscale on both",
-      );
+      if (this.fallbacks.length === 0) {
+        throw new HangarError(
+          'E_HOST_UNREACHABLE',
+          `none of the addresses "${name}" published answered (${candidates.join(', ') || 'none published'})`,
+        );
+      }
+      answered = [VIA_FALLBACK];
     }
     const signedIn = this.deps.account.stored();
     if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
@@ -131,7 +160,7 @@ export class HostReach {
       for (const { token_id, secret } of secrets) {
         let dialed: Dialed;
         try {
-          dialed = await this.connect(name, address, { enrollment: { token_id, secret } });
+          dialed = await this.connect(name, address, { enrollment: { token_id, secret } }, host);
         } catch (error) {
           const f = toHangarError(error);
           if (f.code === 'E_AUTH_BAD_CODE') {
@@ -178,7 +207,7 @@ export class HostReach {
     let failure: HangarError | undefined;
     for (const address of addresses) {
       try {
-        const dialed = await this.connect(name, address, { pinned });
+        const dialed = await this.connect(name, address, { pinned }, host);
         this.save(name, dialed);
         return dialed;
       } catch (error) {
@@ -209,13 +238,36 @@ export class HostReach {
     );
   }
 
-  private async connect(
-    name: string,
-    address: string,
-    how:
-      | { pinned: { agent_key: string; cert_fingerprint: string } }
-      | { enrollment: { token_id: string; secret: string } },
-  ): Promise<Dialed> {
+  private get fallbacks(): ReachFallback[] {
+    return this.deps.fallbacks ?? [];
+  }
+
+  /** The fallbacks in order; the first link that authenticates wins. */
+  private async viaFallbacks(name: string, host: HostPresence, how: How, failure?: HangarError): Promise<Dialed> {
+    let last = failure;
+    for (const fallback of this.fallbacks) {
+      try {
+        const connected = await fallback.dial({ name, host, how });
+        const address =
+          'pinned' in how ? (this.deps.registry.find(name)?.address ?? publishedAddresses(host)[0]) : undefined;
+        this.deps.logger.info(
+          { host: name, via: fallback.name, path: connected.path?.().kind },
+          'linked through a fallback',
+        );
+        // The record keeps an address (the first published), where a later dial tries first.
+        return { ...connected, address: address ?? publishedAddresses(host)[0] ?? UNPUBLISHED };
+      } catch (error) {
+        const f = toHangarError(error);
+        if (!transient(f)) throw f;
+        this.deps.logger.info({ host: name, via: fallback.name, err: f.message }, 'fallback did not link');
+        last = f;
+      }
+    }
+    throw last ?? new HangarError('E_HOST_UNREACHABLE', `"${name}" could not be reached`);
+  }
+
+  private async connect(name: string, address: string, how: How, host?: HostPresence): Promise<Dialed> {
+    if (address === VIA_FALLBACK) return this.viaFallbacks(name, host!, how);
     const connected = await connectToHost({
       address,
       deviceKey: this.deps.deviceKey,
@@ -246,6 +298,9 @@ export class HostReach {
     this.deps.saved();
   }
 }
+
+/** The address kept for a host reached only through a fallback that published none (never dialed: it does not resolve). */
+const UNPUBLISHED = 'unpublished.invalid:7070';
 
 /** What a host published, direct addresses first, then tailnet ones. */
 export function publishedAddresses(host: HostPresence): string[] {

@@ -19,6 +19,7 @@ import {
   type RelayResult,
   type SessionTokens,
 } from '@hangar/shared';
+import type { RtcIceServer } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { rawPublicKey, type DeviceKey } from '../identity/device-key.js';
 import { AccountStore, tokensOf, type StoredAccount } from './account-store.js';
@@ -75,6 +76,11 @@ export class RelayAccount implements Disposable {
 
   get publicKey(): string {
     return this.options.deviceKey.publicKeyHex;
+  }
+
+  /** STUN/TURN servers with this device's short-lived TURN credentials, as the relay hands them out (none: host candidates only). */
+  async iceServers(): Promise<RtcIceServer[]> {
+    return [];
   }
 
   stored(): StoredAccount | undefined {
