@@ -1,4 +1,6 @@
 import {
+  iceServersFrom,
+  type IceConfig,
   type RtcIceServer,
   RelayAgentSocket,
   toHex,
@@ -69,8 +71,17 @@ export class RelayLink implements Disposable {
 
   /** STUN/TURN servers for WebRTC links, with this host's short-lived TURN credentials (none: host candidates). */
   iceServers(): RtcIceServer[] {
-    return [];
+    const ice = this.ice;
+    if (ice === undefined || ice.expires_at <= Date.now()) return [];
+    try {
+      return iceServersFrom(ice.urls, ice);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'the relay handed out TURN servers this agent cannot use');
+      return [];
+    }
   }
+
+  private ice: IceConfig | undefined;
 
   static start(options: RelayLinkOptions): RelayLink {
     const link = new RelayLink(options);
@@ -142,6 +153,7 @@ export class RelayLink implements Disposable {
     this.socket = socket;
     socket.onState((state) => this.setStatus(enrollment, state));
     socket.onStatements((statements) => this.statements(statements));
+    socket.onIce((ice) => (this.ice = ice));
     socket.onSignal((signal) => {
       const hostKey = toHex(this.options.signer.publicKey);
       const valid = verifySignal({
