@@ -48,6 +48,7 @@ export interface PeerConnectionLike {
   close(): void;
   setRemoteDescription(sdp: string, type: 'offer' | 'answer'): void;
   setLocalDescription(type?: 'offer' | 'answer'): void;
+  addRemoteCandidate(candidate: string, mid: string): void;
   localDescription(): { type: string; sdp: string } | null;
   createDataChannel(label: string, config?: { protocol?: string; unordered?: boolean }): RtcDataChannelLike;
   onDataChannel(listener: (channel: RtcDataChannelLike) => void): void;
@@ -325,7 +326,7 @@ export async function answerWebRtc(
   lib: RtcLibrary,
   config: RtcConfigLike,
   offer: string,
-  timeouts: { gatherMs?: number; openMs?: number } = {},
+  timeouts: { gatherMs?: number; openMs?: number; candidatesAfterMs?: number } = {},
 ): Promise<WebRtcAnswer> {
   const exporterFor = (answer: string) => webrtcExporter(sdpFingerprint(offer), sdpFingerprint(answer));
   sdpFingerprint(offer); // a malformed offer fails before anything is allocated
@@ -351,9 +352,22 @@ export async function answerWebRtc(
     closePeer(pc);
   };
   let answer: string;
+  // The device's candidates go in once the answer is on its way: checks sent to a device that has
+  // no answer yet are dropped there and retried only after a second, while the device's own checks
+  // (it has the answer) arrive here at once and are answered as they come.
+  const { sdp: bare, candidates, mid } = withoutCandidates(offer);
   try {
-    pc.setRemoteDescription(offer, 'offer');
+    pc.setRemoteDescription(bare, 'offer');
     answer = await gathered(pc, timeouts.gatherMs ?? WEBRTC_GATHER_TIMEOUT_MS);
+    setTimeout(() => {
+      for (const candidate of candidates) {
+        try {
+          pc.addRemoteCandidate(candidate, mid);
+        } catch {
+          // Closed meanwhile, or a candidate this side cannot use.
+        }
+      }
+    }, timeouts.candidatesAfterMs ?? CANDIDATES_AFTER_MS);
   } catch (error) {
     abort();
     throw error instanceof HangarError ? error : new HangarError('E_BAD_REQUEST', `bad WebRTC offer: ${String(error)}`);
@@ -367,6 +381,18 @@ export async function answerWebRtc(
     },
   );
   return { answer, link, abort };
+}
+
+/** How long after answering the agent starts its own checks toward the device's candidates. */
+const CANDIDATES_AFTER_MS = 150;
+
+/** An SDP without its candidate lines (and end-of-candidates), the candidates, and the section's mid. */
+function withoutCandidates(sdp: string): { sdp: string; candidates: string[]; mid: string } {
+  const lines = sdp.split(/\r?\n/);
+  const candidates = lines.filter((line) => line.startsWith('a=candidate:')).map((line) => line.slice(2));
+  const mid = /^a=mid:(\S+)/m.exec(sdp)?.[1] ?? '0';
+  const kept = lines.filter((line) => !line.startsWith('a=candidate:') && line !== 'a=end-of-candidates');
+  return { sdp: kept.join('\r\n'), candidates, mid };
 }
 
 /** For logs: a short name of an SDP's fingerprint. */
