@@ -59,7 +59,12 @@ export class WebRtcAnswerer implements SignalHandler {
     this.pending++;
     const log = this.options.logger;
     const device = signal.from_device.device_id;
-    answerWebRtc(nodeDataChannel as unknown as RtcLibrary, webRtcConfig(this.options.iceServers?.() ?? []), parsed.sdp)
+    const iceServers = this.options.iceServers?.() ?? [];
+    log.debug(
+      { device, ice_servers: iceServers.map((s) => `${s.relayType ?? 'stun'} ${s.hostname}:${s.port}`) },
+      'answering a WebRTC offer',
+    );
+    answerWebRtc(nodeDataChannel as unknown as RtcLibrary, webRtcConfig(iceServers), parsed.sdp)
       .then(
         (answered) => {
           reply(JSON.stringify({ type: 'webrtc.answer', sdp: answered.answer } satisfies WebRtcSignal));
