@@ -259,7 +259,7 @@ describe.skipIf(!canNetns)('WebRTC across two NATs (natlab namespaces)', () => {
 
   // Known failure, kept visible: across natlab's symmetric NATs ICE finds no pair through coturn
   // (both ends have the TURN server and credentials; relay-only ICE through coturn on loopback works,
-  // webrtc-link.test.ts). To be found next: see the report of issue 13's WebRTC branch.
+  // webrtc-link.test.ts). Both offer and answer carry host, srflx and relay candidates; no pair connects.
   it.skip('symmetric NATs: through coturn on the public segment, hosts ls says turn', async () => {
     await acrossNats('symmetric', 'turn');
   }, 120_000);

@@ -68,6 +68,10 @@ export class WebRtcAnswerer implements SignalHandler {
       .then(
         (answered) => {
           reply(JSON.stringify({ type: 'webrtc.answer', sdp: answered.answer } satisfies WebRtcSignal));
+          log.debug(
+            { device, offered: candidateTypes(parsed.sdp), answered: candidateTypes(answered.answer) },
+            'WebRTC candidates',
+          );
           return answered.link.then((link) => {
             const path = link.path();
             log.info({ device, path: path.kind, remote: path.remote }, 'WebRTC channel open; authenticating');
@@ -87,6 +91,13 @@ export class WebRtcAnswerer implements SignalHandler {
       .catch((error: unknown) => log.info({ device, err: toHangarError(error).message }, 'WebRTC link not opened'))
       .finally(() => this.pending--);
   }
+}
+
+/** `host 192.168.1.2:5000`… of an SDP's candidates, for the log. */
+function candidateTypes(sdp: string): string[] {
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map(
+    (m) => `${m[4]} ${m[1]} ${m[2]}:${m[3]}`,
+  );
 }
 
 /**
