@@ -144,11 +144,24 @@ function describe(candidate: RtcCandidateInfo): string {
   return `${candidate.type} ${candidate.transportType} ${candidate.address}:${candidate.port}`;
 }
 
-function pathOf(pc: PeerConnectionLike): WebRtcPath {
+/** `ip:port` of every relayed candidate in the SDPs (a pair through TURN may be reported as prflx or host). */
+function relayedAddresses(...sdps: string[]): Set<string> {
+  const found = new Set<string>();
+  for (const sdp of sdps) {
+    for (const m of sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ relay/gm)) found.add(`${m[1]}:${m[2]}`);
+  }
+  return found;
+}
+
+function pathOf(pc: PeerConnectionLike, relays: Set<string>): WebRtcPath {
   const pair = safe(() => pc.getSelectedCandidatePair(), null);
   const rtt = safe(() => pc.rtt(), -1);
   if (pair === null) return { kind: 'p2p', rtt_ms: rtt >= 0 ? rtt : null, local: '?', remote: '?' };
-  const relayed = pair.local.type === 'relay' || pair.remote.type === 'relay';
+  const relayed =
+    pair.local.type === 'relay' ||
+    pair.remote.type === 'relay' ||
+    relays.has(`${pair.local.address}:${pair.local.port}`) ||
+    relays.has(`${pair.remote.address}:${pair.remote.port}`);
   return {
     kind: relayed ? 'turn' : 'p2p',
     rtt_ms: rtt >= 0 ? rtt : null,
@@ -239,14 +252,15 @@ function opened(
   });
 }
 
-function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint8Array): WebRtcLink {
+function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint8Array, sdps: string[]): WebRtcLink {
+  const relays = relayedAddresses(...sdps);
   const transport = wrapDataChannel(dc, { onClosed: () => closePeer(pc) });
   pc.onStateChange((state) => {
     if (state === 'failed' || state === 'closed') {
       transport.close({ code: 'E_HOST_UNREACHABLE', message: `the WebRTC connection ${state}` });
     }
   });
-  return { transport, exporter, path: () => pathOf(pc) };
+  return { transport, exporter, path: () => pathOf(pc, relays) };
 }
 
 export interface WebRtcOffer {
@@ -298,7 +312,7 @@ export async function offerWebRtc(
         }
         pc.setRemoteDescription(answer, 'answer');
         const open = await opened(pc, Promise.resolve(dc), timeoutMs);
-        return linkOver(pc, open, exporter);
+        return linkOver(pc, open, exporter, [offer, answer]);
       } catch (error) {
         abort();
         if (error instanceof HangarError) throw error;
@@ -374,7 +388,7 @@ export async function answerWebRtc(
   }
   const exporter = exporterFor(answer);
   const link = opened(pc, channel, timeouts.openMs ?? WEBRTC_OPEN_TIMEOUT_MS).then(
-    (open) => linkOver(pc, open, exporter),
+    (open) => linkOver(pc, open, exporter, [offer, answer]),
     (error: unknown) => {
       abort();
       throw error;
