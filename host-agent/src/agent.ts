@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Metering } from './billing/index.js';
 import { loadOrCreateAgentKey } from './identity/keys.js';
 import { LinkServer } from './link/index.js';
+import { WebRtcAnswerer } from './link/webrtc-answerer.js';
 import { ClientPeer } from './peer/client-peer.js';
 import { JobService, ShellExecutor, type JobServiceOptions } from './jobs/index.js';
 import { SandboxExecutor } from './jobs/executors/sandbox.js';
@@ -39,7 +40,7 @@ export interface AgentOptions {
   tartImage?: string;
   /** The bubblewrap binary for sandbox jobs (default: bwrap on PATH). */
   bwrapPath?: string;
-  /** Signals from devices through the relay (default: answered with "no WebRTC here yet"). */
+  /** Signals from devices through the relay (default: WebRTC offers answered, links handed to the link server). */
   signals?: SignalHandler;
   /** Where per-job cgroups go when a service manager delegated a subtree (service/cgroup-leaf.ts). */
   sandboxCgroupParent?: string;
@@ -189,7 +190,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         signer: agentKey.signer,
         listen: () => server.address(),
         logger: logger.child({ component: 'relay' }),
-        ...(options.signals ? { signals: options.signals } : {}),
+        signals:
+          options.signals ??
+          new WebRtcAnswerer({
+            accept: (link) => server.accept(link),
+            iceServers: () => relayLink?.iceServers() ?? [],
+            logger: logger.child({ component: 'webrtc' }),
+          }),
         billing: metering,
         onSplice: (request) => {
           const log = logger.child({ component: 'relay' });

@@ -1,3 +1,4 @@
+import type { TurnConfig } from './turn.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -33,6 +34,8 @@ interface ServeOptions extends StorageOptions, BillingFlags {
   spliceMax: number;
   spliceIdle: number;
   installScript?: string;
+  turn?: string[];
+  turnSecretFile?: string;
 }
 
 const program = new Command('hangar-relay')
@@ -116,8 +119,15 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
     '--install-script <file>',
     "the host-agent installer served at /install.sh (default: the checkout's build/install/install.sh)",
   )
+  .option(
+    '--turn <uri>',
+    'a TURN server beside the relay (turn:HOST:3478, turns:HOST:5349; repeat for more); needs --turn-secret-file',
+    (uri: string, previous: string[] = []) => [...previous, uri],
+  )
+  .option('--turn-secret-file <file>', "a file holding coturn's static-auth-secret (use-auth-secret)")
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
+    const turn = turnFromFlags(options);
     if (!listen)
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:8443`));
     if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
@@ -148,6 +158,7 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
           idleMs: options.spliceIdle * 1000,
         },
         ...(options.installScript !== undefined ? { installScript: resolve(options.installScript) } : {}),
+        ...(turn ? { turn } : {}),
       });
       // One JSON line on stdout: scripts and tests read where it listens.
       process.stdout.write(JSON.stringify({ event: 'listening', url: relay.url, replica: relay.replicaId }) + '\n');
@@ -232,6 +243,35 @@ storageOptions(program.command('audit').description('print the audit log, newest
       fail(error);
     }
   });
+
+/** --turn and --turn-secret-file, checked: URIs node-datachannel can use, and a secret that is there. */
+function turnFromFlags(options: ServeOptions): TurnConfig | undefined {
+  const urls = options.turn ?? [];
+  if (urls.length === 0 && options.turnSecretFile === undefined) return undefined;
+  if (urls.length === 0 || options.turnSecretFile === undefined) {
+    fail(new HangarError('E_BAD_REQUEST', '--turn and --turn-secret-file go together'));
+  }
+  for (const uri of urls) {
+    if (!/^turns?:(\[[0-9a-fA-F:.]+\]|[^:?/\s]+)(:\d{1,5})?(\?transport=(udp|tcp))?$/.test(uri)) {
+      fail(new HangarError('E_BAD_REQUEST', `--turn ${uri}: expected turn:HOST:3478 or turns:HOST:5349`));
+    }
+  }
+  let secret: string;
+  try {
+    secret = readFileSync(options.turnSecretFile!, 'utf8').trim();
+  } catch (error) {
+    fail(new HangarError('E_BAD_REQUEST', `--turn-secret-file ${options.turnSecretFile}: ${(error as Error).message}`));
+  }
+  if (secret.length < 16) {
+    fail(
+      new HangarError(
+        'E_BAD_REQUEST',
+        `--turn-secret-file ${options.turnSecretFile}: the secret must be at least 16 characters`,
+      ),
+    );
+  }
+  return { urls, secret };
+}
 
 function intIn(min: number, max: number) {
   return (value: string): number => {

@@ -1,3 +1,4 @@
+import type { TurnConfig } from './turn.js';
 import type { Logger } from 'pino';
 import type { DeviceView, HostPresence } from '@hangar/shared';
 import type { AccessTokens } from './accounts/tokens.js';
@@ -31,6 +32,8 @@ export interface RelayContext {
   readonly version: string;
   /** Plans, minutes and entitlements; off (everything allowed, nothing metered) without Stripe settings. */
   readonly billing: Billing;
+  /** The TURN server beside the relay (--turn), whose short-lived credentials devices and hosts get. */
+  readonly turn: TurnConfig | undefined;
 }
 
 export type DeviceRow = RelayTables['devices'];

@@ -1,3 +1,4 @@
+import type { TurnConfig } from './turn.js';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
@@ -62,6 +63,8 @@ export interface RelayOptions {
   splice?: Partial<SpliceLimits>;
   /** The install script served at /install.sh; default: the checkout's build/install/install.sh. */
   installScript?: string;
+  /** coturn beside the relay: its URIs and static-auth-secret (hosts and devices get credentials). */
+  turn?: TurnConfig;
 }
 
 export interface RunningRelay extends Disposable {
@@ -125,6 +128,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       passwordCost: options.passwordCost ?? DEFAULT_PASSWORD_COST,
       replicaId,
       publicOrigin: options.publicUrl ? relayOrigin(options.publicUrl) : undefined,
+      turn: options.turn,
       version: RELAY_VERSION,
       billing: new Billing(store.db, await loadEntitlementSigner(store.db), options.billing ?? {}, now),
     };

@@ -46,6 +46,7 @@ function badInputs(user: SignedIn, origin: string): Record<RelayMethod, { body: 
       field: 'host.public_key',
     },
     'hosts.list': { body: { all: true }, field: 'all' },
+    'turn.credentials': { body: { ttl: 1 }, field: 'ttl' },
     'hosts.remove': { body: { host_id: 'mini' }, field: 'host_id' },
     'devices.list': { body: { all: true }, field: 'all' },
     'devices.endorse': {

@@ -11,6 +11,7 @@ export * from './protocol/host.js';
 export * from './protocol/host-api.js';
 export * from './protocol/hosts.js';
 export * from './protocol/link.js';
+export * from './protocol/webrtc.js';
 export * from './link/handshake.js';
 export * from './link/websocket-transport.js';
 export * from './link/index.js';

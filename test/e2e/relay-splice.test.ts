@@ -12,7 +12,7 @@ import { startServingCli } from '../support/serving-cli.js';
 import { AttachedCli } from '../support/pty-client.js';
 import {
   BASH,
-  hangar,
+  hangar as hangarCli,
   killTmuxServer,
   removeDir,
   startAgentProcess,
@@ -28,6 +28,15 @@ import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitFor
  * The relay splices the device's connection with one the agent opens, and the same end-to-end
  * TLS link runs inside.
  */
+
+/**
+ * A command's first link to the host tries its addresses (3 s at most), then WebRTC (which, with
+ * UDP blocked, gives up after gathering and 5 s of ICE), then the splice: well past the support
+ * helper's 20 s under a loaded CI machine.
+ */
+function hangar(home: string, args: string[], timeoutMs = 60_000) {
+  return hangarCli(home, args, timeoutMs);
+}
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -184,7 +193,7 @@ function ticks(raw: string): number[] {
   return [...raw.matchAll(/tick-(\d+)\r\r\n/g)].map((m) => Number(m[1]));
 }
 
-describe('the relayed path (splice)', () => {
+describe('the relayed path (splice)', { timeout: 180_000 }, () => {
   it('a host none of whose addresses answers is reached through the relay: sessions, attach, a job; hosts ls says relayed', async () => {
     const { laptop, agent } = await firewalledStack();
     // What it published is its address in its own namespace: nothing answers there from here.
@@ -221,7 +230,7 @@ describe('the relayed path (splice)', () => {
     expect(job.stdout).toContain('job-through-relay');
   });
 
-  it('a host whose addresses never answer (a firewall drops them) is reached through the relay in seconds, not after the 15 s link timeout', async () => {
+  it('a host whose addresses never answer (a firewall drops them) is reached through the relay without waiting out the link’s 15 s timeout on its address', async () => {
     // Listening everywhere in its namespace, it publishes its veth address first: the firewall
     // there drops what comes to it, so nothing ever answers (no refusal either).
     const { laptop, agent, net } = await firewalledStack([], { agentArgs: ['--listen', '0.0.0.0:0'] });
@@ -233,8 +242,9 @@ describe('the relayed path (splice)', () => {
     const listedSessions = await hangar(laptop, ['session', 'ls', 'mini']);
     const took = Date.now() - began;
     console.log(`[relay-splice] a pinned host whose address never answers, through the relay: ${took} ms`);
-    expect(listedSessions.code, listedSessions.stderr).toBe(0);
-    expect(took).toBeLessThan(14_000);
+    expect(listedSessions.code, `${listedSessions.stderr} ${listedSessions.stdout}`).toBe(0);
+    // Addresses (3 s), WebRTC's verdict with UDP blocked (gathering, then 5 s of ICE), the splice.
+    expect(took).toBeLessThan(20_000);
     expect(spliceRequests(agent)).toBe(2);
   });
 

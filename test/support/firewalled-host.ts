@@ -7,7 +7,8 @@ const run = promisify(execFile);
 /**
  * A network namespace for a host behind a firewall that lets nothing in: a veth pair to this
  * namespace (10.a.b.1 here, 10.a.b.2 there), and in there an INPUT policy that drops every new
- * connection from outside (what is answered to its own outbound connections passes). A process
+ * connection from outside (what is answered to its own outbound connections passes) and lets no
+ * UDP out (a network that allows only TCP: no WebRTC path). A process
  * started with `wrapper` runs in it: it reaches 10.a.b.1 (the relay listens there), and nothing
  * it listens on, nor any address it publishes, can be reached from here. Made and removed by the
  * test (needs root, as the NAT-lab tests do).
@@ -55,6 +56,9 @@ export async function firewalledHost(): Promise<FirewalledHost> {
       'ACCEPT',
     ],
     ['ip', 'netns', 'exec', name, 'iptables', '-A', 'INPUT', '-i', inside, '-j', 'DROP'],
+    // UDP blocked on the way out too, as on networks that allow only TCP: no WebRTC path forms
+    // (its outbound packets would otherwise open the stateful firewall for the answers).
+    ['ip', 'netns', 'exec', name, 'iptables', '-A', 'OUTPUT', '-o', inside, '-p', 'udp', '-j', 'DROP'],
   ];
   const dispose = async () => {
     // Deleting the namespace deletes its veth end, and with it the pair.

@@ -30,6 +30,9 @@ import { RememberedPreviews } from './previews/remembered.js';
 import { AccountDevices } from './relay/account-devices.js';
 import { AccountHosts } from './relay/account-hosts.js';
 import { AccountStore } from './relay/account-store.js';
+import { relaySpliceFallback } from './relay/relay-splice.js';
+import { webRtcFallback } from './relay/webrtc-reach.js';
+import { releaseWebRtc } from './link/webrtc-connect.js';
 import { HostReach } from './relay/reach.js';
 import { RelayAccount } from './relay/relay-account.js';
 import { openCoreDb } from './state/db.js';
@@ -90,6 +93,16 @@ export class HangarCore {
       deviceName: this.deviceName,
       saved: () => this.hostsChangedEmitter.fire(),
       logger,
+      fallbacks: [
+        webRtcFallback({
+          accountHosts: this.accountHosts,
+          deviceKey: deviceKey.privateKey,
+          deviceName: this.deviceName,
+          iceServers: () => this.account.iceServers(),
+        }),
+        // UDP blocked, or no WebRTC pair formed: the relay splices the same end-to-end TLS link.
+        relaySpliceFallback({ account: this.account, deviceKey: deviceKey.privateKey, deviceName: this.deviceName }),
+      ],
     });
     this.previews = new PreviewsApi(
       (host) => this.connection(host),
@@ -322,5 +335,6 @@ export class HangarCore {
     this.account.dispose();
     this.hostsChangedEmitter.dispose();
     this.db.close();
+    await releaseWebRtc();
   }
 }

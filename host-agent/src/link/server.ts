@@ -66,7 +66,73 @@ export class LinkServer implements Disposable {
     private readonly server: Server,
     private readonly wss: WebSocketServer,
     private readonly pending: PendingConnections,
+    private readonly deps: {
+      options: LinkServerOptions;
+      agentKey: Awaited<ReturnType<typeof loadOrCreateAgentKey>>;
+      certFingerprint: string;
+      now: () => number;
+      pairBuckets: PerSourceBuckets;
+      log: Logger;
+    },
   ) {}
+
+  /**
+   * A link that arrived another way (a WebRTC data channel): the same signed handshake, bound to
+   * `exporter` (there: both DTLS fingerprints), then onLink. `source` keys the pairing rate limit.
+   */
+  accept(link: { transport: FrameTransport; exporter: Uint8Array; remoteAddress: string; source: string }): void {
+    const timer = setTimeout(() => {
+      this.deps.log.info({ remoteAddress: link.remoteAddress }, 'handshake timed out');
+      link.transport.close({ code: 'E_TIMEOUT', message: 'handshake timed out' });
+    }, this.deps.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+    this.handshake({
+      transport: link.transport,
+      exporter: link.exporter,
+      remoteAddress: link.remoteAddress,
+      takePairingAttempt: () => this.deps.pairBuckets.take(link.source),
+      timer,
+      authenticated: () => undefined,
+    });
+  }
+
+  private handshake(h: {
+    transport: FrameTransport;
+    exporter: Uint8Array;
+    remoteAddress: string;
+    takePairingAttempt: () => ReturnType<PerSourceBuckets['take']>;
+    timer: ReturnType<typeof setTimeout>;
+    authenticated: () => void;
+  }): void {
+    const { options, log } = this.deps;
+    const { transport, remoteAddress, timer } = h;
+    serverHandshake({
+      transport,
+      exporter: h.exporter,
+      certFingerprint: this.deps.certFingerprint,
+      agentKey: this.deps.agentKey.signer,
+      store: options.store,
+      hostInfo: options.hostInfo,
+      now: this.deps.now,
+      takePairingAttempt: h.takePairingAttempt,
+    }).then(
+      ({ via, ...device }) => {
+        clearTimeout(timer);
+        h.authenticated();
+        log.info({ remoteAddress, device: device.name, via }, 'link authenticated');
+        options.onLink({ transport, device, remoteAddress, via });
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        const refusal = toHangarError(error);
+        if (refusal.code === 'E_INTERNAL') log.error({ err: error, remoteAddress }, 'handshake failed');
+        else log.info({ remoteAddress, code: refusal.code }, 'handshake refused');
+        if (!transport.closed) {
+          transport.send(refusedMessage(refusal));
+          transport.close({ code: refusal.code, message: 'handshake refused' });
+        }
+      },
+    );
+  }
 
   static async listen(options: LinkServerOptions): Promise<LinkServer> {
     const [agentKey, tls] = await Promise.all([
@@ -107,7 +173,14 @@ export class LinkServer implements Disposable {
     // far less. ws answers pings itself and drops a peer with over 60 unanswered (maxPendingAutoPongs).
     const wss = new WebSocketServer({ server, path: LINK_PATH, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     wss.on('error', (error) => log.warn({ err: error.message }, 'link server error'));
-    const linkServer = new LinkServer(server, wss, pending);
+    const linkServer = new LinkServer(server, wss, pending, {
+      options,
+      agentKey,
+      certFingerprint: tls.fingerprint,
+      now,
+      pairBuckets,
+      log,
+    });
 
     wss.on('connection', (ws, req) => {
       linkServer.sockets.add(ws);
@@ -143,33 +216,14 @@ export class LinkServer implements Disposable {
         ws.terminate();
         return;
       }
-      serverHandshake({
+      linkServer.handshake({
         transport,
         exporter,
-        certFingerprint: tls.fingerprint,
-        agentKey: agentKey.signer,
-        store: options.store,
-        hostInfo: options.hostInfo,
-        now,
+        remoteAddress,
         takePairingAttempt: () => pairBuckets.take(admitted.source),
-      }).then(
-        ({ via, ...device }) => {
-          clearTimeout(timer);
-          admitted.authenticated();
-          log.info({ remoteAddress, device: device.name, via }, 'link authenticated');
-          options.onLink({ transport, device, remoteAddress, via });
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          const refusal = toHangarError(error);
-          if (refusal.code === 'E_INTERNAL') log.error({ err: error, remoteAddress }, 'handshake failed');
-          else log.info({ remoteAddress, code: refusal.code }, 'handshake refused');
-          if (!transport.closed) {
-            transport.send(refusedMessage(refusal));
-            transport.close({ code: refusal.code, message: 'handshake refused' });
-          }
-        },
-      );
+        timer,
+        authenticated: () => admitted.authenticated(),
+      });
     });
 
     await new Promise<void>((resolve, reject) => {

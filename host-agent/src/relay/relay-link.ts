@@ -1,4 +1,7 @@
 import {
+  iceServersFrom,
+  type IceConfig,
+  type RtcIceServer,
   RelayAgentSocket,
   toHex,
   verifySignal,
@@ -78,6 +81,20 @@ export class RelayLink implements Disposable {
   private offlineMessage: string | undefined;
 
   private constructor(private readonly options: RelayLinkOptions) {}
+
+  /** STUN/TURN servers for WebRTC links, with this host's short-lived TURN credentials (none: host candidates). */
+  iceServers(): RtcIceServer[] {
+    const ice = this.ice;
+    if (ice === undefined || ice.expires_at <= Date.now()) return [];
+    try {
+      return iceServersFrom(ice.urls, ice);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'the relay handed out TURN servers this agent cannot use');
+      return [];
+    }
+  }
+
+  private ice: IceConfig | undefined;
 
   static start(options: RelayLinkOptions): RelayLink {
     const link = new RelayLink(options);
@@ -159,6 +176,7 @@ export class RelayLink implements Disposable {
         device_id: request.device_id,
       }),
     );
+    socket.onIce((ice) => (this.ice = ice));
     socket.onSignal((signal) => {
       const hostKey = toHex(this.options.signer.publicKey);
       const valid = verifySignal({

@@ -13,7 +13,8 @@ import { httpStatus } from '../ops/http-status.js';
 import { ping } from '../store/db.js';
 import { authHandlers } from './auth.js';
 import { billingHandlers } from './billing.js';
-import type { Call, Handler, Handlers } from './call.js';
+import { signedIn, type Call, type Handler, type Handlers } from './call.js';
+import { DEVICE_TURN_TTL_MS, turnCredentials } from '../turn.js';
 import { deviceHandlers } from './devices.js';
 import { hostHandlers } from './hosts.js';
 import { memberHandlers } from './members.js';
@@ -24,6 +25,10 @@ const handlers: Handlers = {
     origin: call.origin,
     oidc: ctx.oidc ? { issuer: ctx.oidc.config.issuer, client_id: ctx.oidc.config.clientId } : null,
   }),
+  'turn.credentials': async (ctx, _params, call) => {
+    const device = signedIn(call);
+    return { ice: ctx.turn ? turnCredentials(ctx.turn, device.id, ctx.now(), DEVICE_TURN_TTL_MS) : null };
+  },
   ...authHandlers,
   ...hostHandlers,
   ...deviceHandlers,

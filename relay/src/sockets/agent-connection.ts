@@ -1,3 +1,4 @@
+import { HOST_TURN_TTL_MS, turnCredentials } from '../turn.js';
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
@@ -38,6 +39,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   private sentSeq: number | undefined;
   private readonly challenge = randomBytes(32).toString('hex');
   private readonly authTimer: NodeJS.Timeout;
+  private iceTimer: NodeJS.Timeout | undefined;
   private queue: Promise<void> = Promise.resolve();
   /** When this socket was last sent an entitlement (the hub renews it every renewMs). */
   entitlementSentAt = 0;
@@ -62,6 +64,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
     });
     socket.on('close', () => {
       clearTimeout(this.authTimer);
+      clearTimeout(this.iceTimer);
       this.closed = true;
       // After whatever it was still handling; the hub waits for this before the database closes.
       const settled = this.queue.then(() => (this.welcomed ? this.offline() : undefined));
@@ -134,6 +137,15 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       .catch((error: unknown) => this.internalError(error));
   }
 
+  /** TURN credentials for this host's WebRTC links, renewed at half their life while it is online. */
+  private sendIce(): void {
+    const turn = this.ctx.turn;
+    if (turn === undefined || this.closed) return;
+    this.send({ type: 'ice', ice: turnCredentials(turn, this.hostId, this.ctx.now(), HOST_TURN_TTL_MS) });
+    this.iceTimer = setTimeout(() => this.sendIce(), HOST_TURN_TTL_MS / 2);
+    this.iceTimer.unref();
+  }
+
   private async sendEntitlement(state?: AccountState): Promise<void> {
     if (this.closed) return;
     this.entitlementSentAt = Date.now();
@@ -186,6 +198,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       dead_after_ms: this.hub.deadAfterMs,
       entitlement_key: this.ctx.billing.entitlementKey,
     });
+    this.sendIce();
     await this.sendEntitlement();
     await this.ctx.bus.publish({ t: 'host.connected', host_id: host.id, connection_id: this.connectionId });
     await publishHost(this.ctx, host.id);

@@ -34,3 +34,11 @@ export { CoreTerminal, type TerminalApi, type TerminalSink, type TerminalTarget 
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
 export { spliceSocket, type ByteSocket } from './splice.js';
+export {
+  wrapDataChannel,
+  splitFrame,
+  DATACHANNEL_MESSAGE_BYTES,
+  type DataChannelLike,
+  type DataChannelTransportOptions,
+} from './datachannel-transport.js';
+export * from './webrtc.js';

@@ -67,11 +67,14 @@ export const HostView = z.object({
   /**
    * How this computer reaches it: `direct` at an address typed or published on its network,
    * `tailnet` at a Tailscale address it published, `relay` known only through the account's relay
-   * so far (linked at an address it published the first time it is used), `relayed` linked
-   * through the relay because none of its addresses answers (a splice: the relay carries the
-   * end-to-end encrypted link's ciphertext, PROTOCOL.md "Relayed links").
+   * so far (linked at an address it published the first time it is used), `p2p` over a hole-punched
+   * WebRTC link, `turn` over WebRTC through a TURN server (still end-to-end encrypted), `relayed`
+   * through the relay because neither an address nor WebRTC linked (a splice: the relay carries
+   * the end-to-end encrypted link's ciphertext, PROTOCOL.md "Relayed links").
    */
-  via: z.enum(['direct', 'tailnet', 'relay', 'relayed']),
+  via: z.enum(['direct', 'tailnet', 'relay', 'p2p', 'turn', 'relayed']),
+  /** The link's round trip in ms, where known (ICE's estimate on a WebRTC link). */
+  rtt_ms: z.number().nonnegative().nullable().optional(),
   /** The account host it is (matched by its key), when it is enrolled in this computer's account. */
   account: AccountHostView.nullable(),
 });

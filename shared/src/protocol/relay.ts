@@ -144,6 +144,19 @@ export type AuditEntry = z.infer<typeof AuditEntry>;
 const LoginParams = z.object({ email: Email, password: Password, device: DeviceRegistration, proof: DeviceProof });
 
 /** `auth`: 'device' needs `Authorization: Bearer <access_token>`; 'none' is open (and rate-limited). */
+/**
+ * STUN/TURN servers and short-lived TURN credentials (the TURN REST API scheme coturn's
+ * use-auth-secret checks: username `expiry:id`, credential base64 HMAC-SHA1 of it under the
+ * secret the relay and coturn share). Null: the relay knows no TURN server.
+ */
+export const IceConfig = z.object({
+  urls: z.array(z.string().regex(/^(stun|turns?):\S+$/, 'expected stun:, turn: or turns: URIs')).max(8),
+  username: z.string().max(200),
+  credential: z.string().max(200),
+  expires_at: EpochMs,
+});
+export type IceConfig = z.infer<typeof IceConfig>;
+
 export const RELAY_PROCEDURES = {
   'relay.info': {
     auth: 'none',
@@ -186,6 +199,8 @@ export const RELAY_PROCEDURES = {
     result: z.object({ host_id: HostId, account_id: AccountId, entitlement_key: Ed25519PublicKeyHex }),
   },
   'hosts.list': { auth: 'device', params: Empty, result: z.object({ hosts: z.array(HostPresence) }) },
+  /** TURN credentials for this device's WebRTC links (valid an hour). */
+  'turn.credentials': { auth: 'device', params: Empty, result: z.object({ ice: IceConfig.nullable() }) },
   'hosts.remove': { auth: 'device', params: z.object({ host_id: HostId }), result: Empty },
 
   'devices.list': {
@@ -337,6 +352,8 @@ export const RelayToAgent = z.discriminatedUnion('type', [
   }),
   StatementsMessage,
   z.object({ type: z.literal('usage.ack'), batch_id: BatchId, ...UsageReportResult.shape }),
+  /** After welcome when the relay knows a TURN server, and renewed before the credentials expire. */
+  z.object({ type: z.literal('ice'), ice: IceConfig }),
   /** After welcome, on every change of the account's plan or minutes, and renewed while online. */
   z.object({ type: z.literal('entitlement'), entitlement: Entitlement }),
   z.object({

@@ -2,7 +2,13 @@ import { Emitter } from '../disposable.js';
 import { HangarError } from '../errors.js';
 import { toHex, type Ed25519Signer } from '../link/handshake.js';
 import type { Entitlement, UsageRecord } from '../protocol/billing.js';
-import { RelayToAgent, type AgentToRelay, type PresenceRecord, type StoredStatement } from '../protocol/relay.js';
+import {
+  RelayToAgent,
+  type AgentToRelay,
+  type IceConfig,
+  type PresenceRecord,
+  type StoredStatement,
+} from '../protocol/relay.js';
 import { RelaySocket, relaySocketUrl, type RelaySocketOptions } from './relay-socket.js';
 import { agentLinkBytes, relayOrigin, signHex, signPresence, signSignal } from './statements.js';
 
@@ -42,6 +48,9 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
   private readonly entitlementEmitter = new Emitter<Entitlement>();
   /** Each entitlement the relay pushes, checked by the agent with verifyEntitlement (never trusted as is). */
   readonly onEntitlement = this.entitlementEmitter.event;
+  private readonly iceEmitter = new Emitter<IceConfig>();
+  /** TURN servers and this host's credentials for them, after welcome and before they expire. */
+  readonly onIce = this.iceEmitter.event;
   private readonly usageAckEmitter = new Emitter<UsageAck>();
   readonly onUsageAck = this.usageAckEmitter.event;
   private readonly origin: string;
@@ -100,6 +109,9 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
       case 'entitlement':
         this.entitlementEmitter.fire(message.entitlement);
         return;
+      case 'ice':
+        this.iceEmitter.fire(message.ice);
+        return;
       case 'usage.ack':
         this.usageAckEmitter.fire(message);
         return;
@@ -157,6 +169,7 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
     this.signalErrorEmitter.dispose();
     this.spliceEmitter.dispose();
     this.entitlementEmitter.dispose();
+    this.iceEmitter.dispose();
     this.usageAckEmitter.dispose();
   }
 }

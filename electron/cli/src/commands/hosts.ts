@@ -44,6 +44,7 @@ export function registerHosts(program: Command): void {
               link: h.status,
               last_seen: h.last_seen,
               via: h.via,
+              rtt_ms: h.rtt_ms ?? null,
               address: h.address,
               embedded: h.embedded,
               agent_key: h.agent_key,
@@ -66,12 +67,13 @@ export function registerHosts(program: Command): void {
         const now = Date.now();
         process.stdout.write(
           table(
-            ['NAME', 'STATUS', 'LAST SEEN', 'VIA', 'ADDRESS'],
+            ['NAME', 'STATUS', 'LAST SEEN', 'VIA', 'RTT', 'ADDRESS'],
             list.map((h) => [
               h.name + (h.embedded ? ' (this machine)' : ''),
               statusWords(h),
               statusWords(h).startsWith('online') ? 'now' : h.last_seen === null ? '-' : ago(h.last_seen, now),
               h.via,
+              h.rtt_ms === null || h.rtt_ms === undefined ? '-' : `${Math.round(h.rtt_ms)} ms`,
               h.address || '-',
             ]),
           ),

@@ -103,8 +103,8 @@ export class HostMonitor implements Disposable {
         const connection = watched?.connection ?? this.core.existingConnection(entry.name);
         return hostView(entry, {
           status,
-          path: connection?.path,
-          info: connection?.info ?? null,
+          info: (watched?.connection ?? this.core.existingConnection(entry.name))?.info ?? null,
+          path: (watched?.connection ?? this.core.existingConnection(entry.name))?.path ?? null,
           stats: watched?.stats ?? null,
           error: watched?.error ?? this.probeErrors.get(entry.name) ?? null,
         });

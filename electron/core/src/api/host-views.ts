@@ -8,8 +8,8 @@ export interface LinkState {
   info: HostInfo | null;
   stats: HostStats | null;
   error: string | null;
-  /** `relayed` while the link runs through the relay (a splice of the end-to-end link). */
-  path?: 'relayed' | undefined;
+  /** The live link's path when it is a fallback's (p2p, turn), with its round trip. */
+  path?: { kind: string; rtt_ms: number | null } | null;
 }
 
 /**
@@ -44,13 +44,14 @@ export function hostView(entry: HostEntry, link: LinkState, now = Date.now()): H
     error: online ? null : link.error,
     last_seen: seen.length > 0 ? Math.max(...seen) : null,
     via:
-      online && link.path === 'relayed'
-        ? 'relayed'
+      online && (link.path?.kind === 'p2p' || link.path?.kind === 'turn' || link.path?.kind === 'relayed')
+        ? link.path.kind
         : record
           ? published?.tailnet.includes(record.address)
             ? 'tailnet'
             : 'direct'
           : 'relay',
+    rtt_ms: online && link.path ? link.path.rtt_ms : null,
     account: presence
       ? {
           host_id: presence.host_id,

@@ -32,7 +32,7 @@ export interface HostConnectionOptions {
    * How to make the link (the core's HostReach: a paired host with its pins, an account host's first
    * link); it says the address it used. Default: connectToHost at host.address with its pins.
    */
-  dial?: () => Promise<ConnectedHost & { address: string; path?: 'relayed' }>;
+  dial?: () => Promise<ConnectedHost & { address: string; path?: () => { kind: string; rtt_ms: number | null } }>;
   /** The dial found no such host (an account host that went): the owner forgets this connection. */
   onNotFound?: () => void;
 }
@@ -60,7 +60,7 @@ export class HostConnection implements Disposable {
   /** A connect attempt failed and none has succeeded since. */
   private failedSinceOnline = false;
   private hostInfo: HostInfo | undefined;
-  private linkPath: 'relayed' | undefined;
+  private linkPath: (() => { kind: string; rtt_ms: number | null }) | undefined;
 
   private readonly statusEmitter = new Emitter<HostStatus>();
   readonly onStatus = this.statusEmitter.event;
@@ -97,9 +97,9 @@ export class HostConnection implements Disposable {
     return this.hostInfo;
   }
 
-  /** `relayed` while the link runs through a relay splice (relay/relay-splice.ts); else direct. */
-  get path(): 'relayed' | undefined {
-    return this.linkPath;
+  /** How the current link runs when it is not TLS to the host's address (`p2p`, `turn`) and its round trip. */
+  get path(): { kind: string; rtt_ms: number | null } | undefined {
+    return this.mux && !this.mux.closed ? this.linkPath?.() : undefined;
   }
 
   /** Keeps the link up (reconnecting on drops) until the returned disposable is disposed. */
@@ -168,7 +168,7 @@ export class HostConnection implements Disposable {
         throw new HangarError('E_UNAVAILABLE', `connection to "${this.host.name}" was closed`);
       }
       this.hostInfo = connected.host;
-      this.linkPath = connected.path;
+      this.linkPath = 'path' in connected ? (connected.path as typeof this.linkPath) : undefined;
       const mux = new Mux(connected.transport, { role: 'client' });
       this.mux = mux;
       // Subscribed before the client: when the link drops, our status changes before its calls fail.

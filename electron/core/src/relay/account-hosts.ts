@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import {
   DisposableStore,
   Emitter,
+  HangarError,
   RelayDeviceSocket,
   isHangarError,
   toHangarError,
@@ -47,6 +48,8 @@ export class AccountHosts implements Disposable {
   private loadedFor: string | undefined;
   private socket: { key: string; socket: RelayDeviceSocket; store: DisposableStore } | undefined;
   private live = false;
+  /** A WebRTC dial needs the socket (signaling) even in a core without a UI door. */
+  private signalingWanted = false;
   private readonly subscription: Disposable;
   private readonly changedEmitter = new Emitter<void>();
   /** A host of the account appeared, changed, went, or the relay's reachability changed. */
@@ -73,6 +76,36 @@ export class AccountHosts implements Disposable {
   goLive(): void {
     this.live = true;
     this.follow();
+  }
+
+  /**
+   * The device socket, open and authenticated, to send signals through (a WebRTC dial). Opens it if
+   * this core had none; E_UNAVAILABLE ("relay unreachable") when it is not ready within timeoutMs.
+   */
+  async signaling(timeoutMs = 5_000): Promise<RelayDeviceSocket> {
+    this.signalingWanted = true;
+    this.follow();
+    const socket = this.socket?.socket;
+    if (socket === undefined) throw new HangarError('E_AUTH_REQUIRED', 'not signed in to a relay');
+    if (socket.isReady) return socket;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        subscription.dispose();
+        reject(
+          new HangarError(
+            'E_UNAVAILABLE',
+            `relay unreachable: no signaling socket to ${this.account.stored()?.relay_url ?? 'the relay'} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const subscription = socket.onState(() => {
+        if (!socket.isReady) return;
+        clearTimeout(timer);
+        subscription.dispose();
+        resolve();
+      });
+    });
+    return socket;
   }
 
   /**
@@ -134,7 +167,7 @@ export class AccountHosts implements Disposable {
       void this.socket.store.dispose();
       this.socket = undefined;
     }
-    if (!this.live || account === undefined || key === undefined || this.socket) return;
+    if (!(this.live || this.signalingWanted) || account === undefined || key === undefined || this.socket) return;
     this.load(account.account_id);
     const session = this.account.requireSession();
     const store = new DisposableStore();

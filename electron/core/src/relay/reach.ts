@@ -14,18 +14,31 @@ import type { HostRegistry } from '../hosts/registry.js';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import type { AccountHost } from './account-hosts.js';
 import { answering } from './answering.js';
-import { dialViaRelaySplice, splicePathName } from './relay-splice.js';
 import type { RelayAccount } from './relay-account.js';
 
 /** A link, and the address it was made at. */
 export interface Dialed extends ConnectedHost {
   address: string;
-  /** How it runs when not a direct TCP connection to `address`: through the relay (relay-splice.ts). */
-  path?: 'relayed';
+  /** How the link runs, when it is not a TLS connection to `address` (a fallback's): its kind and round trip. */
+  path?: () => { kind: string; rtt_ms: number | null };
 }
 
-/** In a list of addresses to try: the relayed path (a splice through the account's relay). */
-const RELAYED = 'relayed';
+type How =
+  { pinned: { agent_key: string; cert_fingerprint: string } } | { enrollment: { token_id: string; secret: string } };
+
+/**
+ * A way to reach an account host when none of the addresses it published answers: WebRTC through the
+ * relay's signaling (relay/webrtc-reach.ts), then whatever comes after it in the list. Each gets the
+ * host as the relay lists it and the pins (or the enrollment) to authenticate with; the link's own
+ * handshake proves the host, as at an address.
+ */
+export interface ReachFallback {
+  readonly name: string;
+  dial(target: { name: string; host: HostPresence; how: How }): Promise<ConnectedHost & { path: Dialed['path'] }>;
+}
+
+/** Stands for "the fallbacks" in the list of addresses an account host is dialed at. */
+const VIA_FALLBACK = '(no published address answered)';
 
 export interface HostReachDeps {
   registry: HostRegistry;
@@ -36,6 +49,8 @@ export interface HostReachDeps {
   deviceName: string;
   /** A host was saved to the registry (an enrolled host's first link): the host list changed. */
   saved: () => void;
+  /** Tried in order when no published address answers (the dial order's one hook). */
+  fallbacks?: ReachFallback[];
   logger: Logger;
 }
 
@@ -65,18 +80,9 @@ export class HostReach {
   private async pinned(record: HostRecord): Promise<Dialed> {
     const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
     try {
-      // An account host whose address does not even take a TCP connection (3 s at most: a LAN
-      // address seen from another network, a firewall) goes on to its other paths at once rather
-      // than after the link's 15 s timeout; other hosts are dialed as they always were.
-      const known = record.embedded
-        ? undefined
-        : (await this.deps.entries(false)).find((e) => e.record?.agent_key === record.agent_key)?.account;
-      if (known?.presence === 'online' && (await answering([record.address])).length === 0) {
-        throw new HangarError(
-          'E_HOST_UNREACHABLE',
-          `could not reach host "${record.name}" at ${record.address} (no answer within 3 s)`,
-          { address: record.address },
-        );
+      // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
+      if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
+        throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
       }
       return await this.connect(record.name, record.address, { pinned });
     } catch (error) {
@@ -96,14 +102,9 @@ export class HostReach {
           if (!transient(toHangarError(next)) && toHangarError(next).code !== 'E_AUTH_HOST_KEY_CHANGED') throw next;
         }
       }
-      if (account?.presence !== 'online') throw failure;
-      try {
-        const dialed = await this.connect(record.name, RELAYED, { pinned }, account.host);
-        // Not saved as its address: the next dial tries the direct addresses first again.
-        return { ...dialed, address: record.address };
-      } catch (relayed) {
-        throw viaRelayFailed(failure, toHangarError(relayed));
-      }
+      if (account && this.fallbacks.length > 0)
+        return this.viaFallbacks(record.name, account.host, { pinned }, failure);
+      throw failure;
     }
   }
 
@@ -129,9 +130,16 @@ export class HostReach {
       );
     }
     const candidates = publishedAddresses(host);
-    const reachable = await answering(candidates);
-    // None answers: through the relay (a splice carrying the same end-to-end link).
-    const answered = reachable.length > 0 ? reachable : [RELAYED];
+    let answered = await answering(candidates);
+    if (answered.length === 0) {
+      if (this.fallbacks.length === 0) {
+        throw new HangarError(
+          'E_HOST_UNREACHABLE',
+          `none of the addresses "${name}" published answered (${candidates.join(', ') || 'none published'})`,
+        );
+      }
+      answered = [VIA_FALLBACK];
+    }
     const signedIn = this.deps.account.stored();
     if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
     const secrets = this.deps.account.store.secretsFor(signedIn.account_id, host.name, host.enrolled_at, Date.now());
@@ -230,30 +238,52 @@ export class HostReach {
     );
   }
 
-  /** `address` RELAYED: through a splice at the account's relay to `host` (which must then be given). */
-  private async connect(
-    name: string,
-    address: string,
-    how:
-      | { pinned: { agent_key: string; cert_fingerprint: string } }
-      | { enrollment: { token_id: string; secret: string } },
-    host?: HostPresence,
-  ): Promise<Dialed> {
-    const options = { deviceKey: this.deps.deviceKey, deviceName: this.deps.deviceName, hostName: name, ...how };
-    if (address !== RELAYED) return { ...(await connectToHost({ ...options, address })), address };
-    const signedIn = this.deps.account.stored();
-    if (signedIn === undefined || host === undefined) {
-      throw new HangarError('E_HOST_UNREACHABLE', `"${name}" can be reached through the relay only when signed in`);
+  private get fallbacks(): ReachFallback[] {
+    return this.deps.fallbacks ?? [];
+  }
+
+  /**
+   * The fallbacks in order (WebRTC, then the relay's splice); the first link that authenticates
+   * wins. A refusal that retrying cannot fix (a key that is not the pinned one, a limit) is the
+   * answer at once; otherwise the host is unreachable for now, in words that say why each way failed.
+   * Sequential, not raced: a WebRTC attempt abandoned mid-ICE must be closed before the library's
+   * threads are released, and a TURN link, slower to form than a splice, is the better one.
+   */
+  private async viaFallbacks(name: string, host: HostPresence, how: How, failure?: HangarError): Promise<Dialed> {
+    const failed: string[] = [];
+    for (const fallback of this.fallbacks) {
+      try {
+        const connected = await fallback.dial({ name, host, how });
+        const address =
+          'pinned' in how ? (this.deps.registry.find(name)?.address ?? publishedAddresses(host)[0]) : undefined;
+        this.deps.logger.info(
+          { host: name, via: fallback.name, path: connected.path?.().kind },
+          'linked through a fallback',
+        );
+        // The record keeps an address (the first published), where a later dial tries first.
+        return { ...connected, address: address ?? publishedAddresses(host)[0] ?? UNPUBLISHED };
+      } catch (error) {
+        const f = toHangarError(error);
+        if (!transient(f) && f.code !== 'E_HOST_OFFLINE' && f.code !== 'E_NOT_FOUND') throw f;
+        this.deps.logger.info({ host: name, via: fallback.name, err: f.message }, 'fallback did not link');
+        failed.push(`${fallback.name === 'relayed' ? 'through the relay' : `over ${fallback.name}`}: ${f.message}`);
+      }
     }
-    const session = this.deps.account.requireSession();
-    const connected = await dialViaRelaySplice(
-      { relayUrl: signedIn.relay_url, accessToken: () => session.accessToken(), hostId: host.host_id },
-      options,
-    );
-    this.deps.logger.info({ host: name, relay: signedIn.relay_url }, 'linked through the relay (relayed path)');
-    // The address saved for it is where it says it is; the next dial tries it first.
-    const published = publishedAddresses(host)[0] ?? splicePathName(signedIn.relay_url);
-    return { ...connected, address: published, path: 'relayed' };
+    const first = failure ?? new HangarError('E_HOST_UNREACHABLE', `"${name}" could not be reached`);
+    if (failed.length === 0) throw first;
+    throw new HangarError(first.code, `${first.message}; ${failed.join('; ')}`, first.details);
+  }
+
+  private async connect(name: string, address: string, how: How, host?: HostPresence): Promise<Dialed> {
+    if (address === VIA_FALLBACK) return this.viaFallbacks(name, host!, how);
+    const connected = await connectToHost({
+      address,
+      deviceKey: this.deps.deviceKey,
+      deviceName: this.deps.deviceName,
+      hostName: name,
+      ...how,
+    });
+    return { ...connected, address };
   }
 
   private save(name: string, dialed: Dialed): void {
@@ -277,6 +307,9 @@ export class HostReach {
   }
 }
 
+/** The address kept for a host reached only through a fallback that published none (never dialed: it does not resolve). */
+const UNPUBLISHED = 'unpublished.invalid:7070';
+
 /** What a host published, direct addresses first, then tailnet ones. */
 export function publishedAddresses(host: HostPresence): string[] {
   if (host.record === null || host.signature === null) return [];
@@ -291,16 +324,6 @@ export function colonFingerprint(hex: string): string {
 
 function sameCertificate(colon: string, hex: string): boolean {
   return colon.replace(/:/g, '').toLowerCase() === hex.toLowerCase();
-}
-
-/**
- * The direct addresses failed and so did the relayed path. A refusal that retrying cannot fix
- * (a key that is not the pinned one, a limit) is the answer; otherwise the host is unreachable
- * for now, in words that say both (HostConnection tries again by itself).
- */
-function viaRelayFailed(direct: HangarError, relayed: HangarError): HangarError {
-  if (!transient(relayed) && relayed.code !== 'E_HOST_OFFLINE' && relayed.code !== 'E_NOT_FOUND') return relayed;
-  return new HangarError(direct.code, `${direct.message}; through the relay: ${relayed.message}`, direct.details);
 }
 
 function transient(error: HangarError): boolean {

@@ -19,6 +19,7 @@ import {
   type RelayResult,
   type SessionTokens,
 } from '@hangar/shared';
+import { iceServersFrom, type IceConfig, type RtcIceServer } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { rawPublicKey, type DeviceKey } from '../identity/device-key.js';
 import { AccountStore, tokensOf, type StoredAccount } from './account-store.js';
@@ -76,6 +77,25 @@ export class RelayAccount implements Disposable {
   get publicKey(): string {
     return this.options.deviceKey.publicKeyHex;
   }
+
+  /** STUN/TURN servers with this device's short-lived TURN credentials, as the relay hands them out (none: host candidates only). */
+  async iceServers(): Promise<RtcIceServer[]> {
+    const cached = this.ice;
+    let ice = cached && cached.expires_at - Date.now() > 5 * 60_000 ? cached : undefined;
+    if (ice === undefined) {
+      try {
+        ice = (await this.call('turn.credentials', {}, { timeoutMs: 3_000 })).ice ?? undefined;
+        this.ice = ice;
+      } catch (error) {
+        // A relay without TURN, or one that is away: host and server-reflexive candidates only.
+        this.options.logger.info({ err: toHangarError(error).message }, 'no TURN credentials from the relay');
+        return [];
+      }
+    }
+    return ice ? iceServersFrom(ice.urls, ice) : [];
+  }
+
+  private ice: IceConfig | undefined;
 
   stored(): StoredAccount | undefined {
     return this.options.store.account();

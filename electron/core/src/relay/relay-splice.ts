@@ -9,7 +9,10 @@ import {
   toHangarError,
   type ErrorShape,
 } from '@hangar/shared';
+import type { KeyObject } from 'node:crypto';
 import { connectToHost, type ConnectOptions, type ConnectedHost } from '../link/connect.js';
+import type { ReachFallback } from './reach.js';
+import type { RelayAccount } from './relay-account.js';
 
 /**
  * The relayed path (PROTOCOL.md "Relayed links"), for a host none of whose published addresses
@@ -40,6 +43,32 @@ export function dialViaRelaySplice(
     address: splicePathName(splice.relayUrl),
     carrier: async (timeoutMs) => openSplice(splice, await splice.accessToken(), timeoutMs),
   });
+}
+
+/**
+ * The relayed path as HostReach's last fallback, after WebRTC: a signed-in device reaches the
+ * account's host through a splice at its relay. Its path is `relayed`; no round trip is measured.
+ */
+export function relaySpliceFallback(deps: {
+  account: RelayAccount;
+  deviceKey: KeyObject;
+  deviceName: string;
+}): ReachFallback {
+  return {
+    name: 'relayed',
+    async dial({ name, host, how }) {
+      const signedIn = deps.account.stored();
+      if (signedIn === undefined) {
+        throw new HangarError('E_HOST_UNREACHABLE', `"${name}" can be reached through the relay only when signed in`);
+      }
+      const session = deps.account.requireSession();
+      const connected = await dialViaRelaySplice(
+        { relayUrl: signedIn.relay_url, accessToken: () => session.accessToken(), hostId: host.host_id },
+        { deviceKey: deps.deviceKey, deviceName: deps.deviceName, hostName: name, ...how },
+      );
+      return { ...connected, path: () => ({ kind: 'relayed', rtt_ms: null }) };
+    },
+  };
 }
 
 /** The device's half: an upgrade to the splice protocol; resolves once the host's agent joined. */

@@ -1,0 +1,169 @@
+import { sign, type KeyObject } from 'node:crypto';
+import nodeDataChannel from 'node-datachannel';
+import {
+  HangarError,
+  WebRtcSignal,
+  offerWebRtc,
+  openWebRtcPeers,
+  refusedMessage,
+  toHangarError,
+  type RtcIceServer,
+  type RtcLibrary,
+  type WebRtcLink,
+  type WebRtcPath,
+  WEBRTC_OPEN_TIMEOUT_MS,
+} from '@hangar/shared';
+import { rawPublicKey } from '../identity/device-key.js';
+import { clientHandshake } from './client-handshake.js';
+import type { ConnectedHost } from './connect.js';
+
+export interface WebRtcConnectOptions {
+  /** Sends the offer through the relay (signed by this device) and resolves with the host's reply payload. */
+  signal: (payload: string) => Promise<string>;
+  deviceKey: KeyObject;
+  deviceName: string;
+  /** Auth with these pins, or pair with an enrollment's secret (the first link). */
+  how:
+    { pinned: { agent_key: string; cert_fingerprint: string } } | { enrollment: { token_id: string; secret: string } };
+  /**
+   * The agent's TLS certificate fingerprint (`AB:CD:…`): pinned, or as the account lists it. Not on
+   * this path, but in the transcript both sign: an agent with another certificate fails the handshake.
+   */
+  certFingerprint: string;
+  hostName: string;
+  iceServers: RtcIceServer[];
+  /** 'relay': TURN only (tests; a network that must not hole-punch). */
+  policy?: 'all' | 'relay';
+  timeoutMs?: number;
+}
+
+export type WebRtcConnected = ConnectedHost & { path: () => WebRtcPath };
+
+const DEFAULT_TIMEOUT_MS = 15_000;
+
+/**
+ * The device's side of a WebRTC link: offer through the relay's signaling route, the agent's answer
+ * back, the channel, then the same signed handshake as a direct link, bound to both DTLS
+ * fingerprints (webrtc.ts) instead of a TLS exporter. The device always offers: no glare.
+ */
+export async function connectOverWebRtc(options: WebRtcConnectOptions): Promise<WebRtcConnected> {
+  try {
+    return await attempt(options);
+  } catch (error) {
+    // libdatachannel now and then closes a new connection before its answer: one more exchange.
+    if (toHangarError(error).details?.retry !== true) throw error;
+    return attempt(options);
+  }
+}
+
+let used = false;
+
+/**
+ * Lets the process exit: once every peer connection closed (at most 2 s), the library's threads
+ * stop (node-datachannel's cleanup(), which must not run while connections are still closing).
+ */
+export async function releaseWebRtc(): Promise<void> {
+  if (!used) return;
+  const deadline = Date.now() + 2_000;
+  while (openWebRtcPeers() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  // close() returns before its threads are done with the connection.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  used = false;
+  nodeDataChannel.cleanup();
+}
+
+async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> {
+  used = true;
+  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  const bind = process.env.HANGAR_WEBRTC_BIND_ADDRESS;
+  const policy = process.env.HANGAR_WEBRTC_POLICY === 'relay' ? 'relay' : (options.policy ?? 'all');
+  const offering = await offerWebRtc(nodeDataChannel as unknown as RtcLibrary, {
+    iceServers: options.iceServers,
+    iceTransportPolicy: policy,
+    ...(bind ? { bindAddress: bind } : {}),
+  });
+  let link: WebRtcLink | undefined;
+  try {
+    const replied = await options.signal(
+      JSON.stringify({ type: 'webrtc.offer', sdp: offering.offer } satisfies WebRtcSignal),
+    );
+    let answer: WebRtcSignal;
+    try {
+      answer = WebRtcSignal.parse(JSON.parse(replied));
+    } catch {
+      throw new HangarError('E_PROTOCOL', `"${options.hostName}" answered the WebRTC offer with something else`);
+    }
+    if (answer.type === 'error') throw HangarError.from(answer.error);
+    if (answer.type !== 'webrtc.answer') throw new HangarError('E_PROTOCOL', 'expected a WebRTC answer');
+    link = await offering.connect(answer.sdp, Math.max(1, Math.min(WEBRTC_OPEN_TIMEOUT_MS, deadline - Date.now())));
+    const transport = link.transport;
+    const how = options.how;
+    const handshake = clientHandshake({
+      transport,
+      exporter: link.exporter,
+      certFingerprint: options.certFingerprint,
+      device: {
+        publicKey: rawPublicKey(options.deviceKey),
+        sign: (message) => new Uint8Array(sign(null, message, options.deviceKey)),
+      },
+      deviceName: options.deviceName,
+      mode:
+        'pinned' in how
+          ? {
+              kind: 'auth',
+              agentKey: how.pinned.agent_key,
+              keyChanged: (seen) =>
+                new HangarError(
+                  'E_AUTH_HOST_KEY_CHANGED',
+                  `host "${options.hostName}" presented a different key over WebRTC than the one pinned ` +
+                    `(seen ${seen}, expected ${how.pinned.agent_key}); someone may be intercepting the connection`,
+                  { seen, expected: how.pinned.agent_key },
+                ),
+            }
+          : { kind: 'pair', enrollment: how.enrollment },
+      host: { name: options.hostName, address: 'webrtc' },
+    });
+    const { agentKey, host } = await withDeadline(handshake, deadline, options.hostName);
+    const opened = link;
+    return {
+      transport,
+      agent_key: agentKey,
+      cert_fingerprint: options.certFingerprint,
+      host,
+      path: () => opened.path(),
+    };
+  } catch (error) {
+    const failure = toHangarError(error);
+    if (link && !link.transport.closed) {
+      if (failure.code === 'E_AUTH_BAD_SIGNATURE' || failure.code === 'E_PROTOCOL' || failure.code === 'E_TIMEOUT') {
+        link.transport.send(refusedMessage(failure));
+      }
+      link.transport.close({ code: failure.code, message: 'handshake failed' });
+    } else {
+      offering.abort();
+    }
+    throw failure;
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, deadline: number, name: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new HangarError('E_TIMEOUT', `"${name}" opened a WebRTC channel but did not finish the handshake in time`),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,115 @@
+import nodeDataChannel from 'node-datachannel';
+import {
+  HangarError,
+  WebRtcSignal,
+  answerWebRtc,
+  toHangarError,
+  type FrameTransport,
+  type RtcConfigLike,
+  type RtcIceServer,
+  type RtcLibrary,
+} from '@hangar/shared';
+import type { Logger } from 'pino';
+import type { IncomingSignal, SignalHandler } from '../relay/signals.js';
+
+/** WebRTC connections that have answered but not yet opened their channel, at most. */
+const MAX_PENDING = 8;
+
+export interface WebRtcAnswererOptions {
+  /** The link server's accept(): runs the signed handshake bound to the DTLS fingerprints. */
+  accept: (link: { transport: FrameTransport; exporter: Uint8Array; remoteAddress: string; source: string }) => void;
+  /** STUN/TURN servers (with this host's TURN credentials) as the relay handed them out; none: host candidates only. */
+  iceServers?: () => RtcIceServer[];
+  logger: Logger;
+}
+
+/**
+ * The agent's side of the WebRTC link (the SignalHandler the relay link calls with each signal whose
+ * device signature checked out): answers a device's offer with this host's SDP and candidates, then
+ * hands the open channel to the link server, which lets the device in only through the same signed
+ * handshake as a direct link. Who may link is decided there, not here; this caps connections that
+ * have not opened yet, and the relay rate-limits signals per account.
+ */
+export class WebRtcAnswerer implements SignalHandler {
+  private pending = 0;
+
+  constructor(private readonly options: WebRtcAnswererOptions) {}
+
+  onSignal(signal: IncomingSignal, reply: (payload: string) => void): void {
+    const fail = (error: HangarError) =>
+      reply(JSON.stringify({ type: 'error', error: error.toJSON() } satisfies WebRtcSignal));
+    let parsed: WebRtcSignal;
+    try {
+      const result = WebRtcSignal.safeParse(JSON.parse(signal.payload));
+      if (!result.success || result.data.type !== 'webrtc.offer') throw new Error('not an offer');
+      parsed = result.data;
+    } catch {
+      fail(new HangarError('E_BAD_REQUEST', 'this host answers WebRTC offers only ({"type":"webrtc.offer","sdp":…})'));
+      return;
+    }
+    if (parsed.type !== 'webrtc.offer') return;
+    if (this.pending >= MAX_PENDING) {
+      fail(
+        new HangarError('E_RATE_LIMITED', 'too many WebRTC connections opening at once; try again', {
+          retry_after_ms: 1000,
+        }),
+      );
+      return;
+    }
+    this.pending++;
+    const log = this.options.logger;
+    const device = signal.from_device.device_id;
+    const iceServers = this.options.iceServers?.() ?? [];
+    log.debug(
+      { device, ice_servers: iceServers.map((s) => `${s.relayType ?? 'stun'} ${s.hostname}:${s.port}`) },
+      'answering a WebRTC offer',
+    );
+    answerWebRtc(nodeDataChannel as unknown as RtcLibrary, webRtcConfig(iceServers), parsed.sdp)
+      .then(
+        (answered) => {
+          reply(JSON.stringify({ type: 'webrtc.answer', sdp: answered.answer } satisfies WebRtcSignal));
+          log.debug(
+            { device, offered: candidateTypes(parsed.sdp), answered: candidateTypes(answered.answer) },
+            'WebRTC candidates',
+          );
+          return answered.link.then((link) => {
+            const path = link.path();
+            log.info({ device, path: path.kind, remote: path.remote }, 'WebRTC channel open; authenticating');
+            this.options.accept({
+              transport: link.transport,
+              exporter: link.exporter,
+              remoteAddress: `webrtc ${path.remote}`,
+              source: `webrtc:${device}`,
+            });
+          });
+        },
+        (error: unknown) => {
+          fail(toHangarError(error));
+          throw error;
+        },
+      )
+      .catch((error: unknown) => log.info({ device, err: toHangarError(error).message }, 'WebRTC link not opened'))
+      .finally(() => this.pending--);
+  }
+}
+
+/** `host 192.168.1.2:5000`… of an SDP's candidates, for the log. */
+function candidateTypes(sdp: string): string[] {
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map(
+    (m) => `${m[4]} ${m[1]} ${m[2]}:${m[3]}`,
+  );
+}
+
+/**
+ * node-datachannel's configuration for a link. HANGAR_WEBRTC_BIND_ADDRESS binds ICE to one local
+ * address (tests use 127.0.0.1: libjuice gathers no loopback candidates otherwise).
+ */
+export function webRtcConfig(iceServers: RtcIceServer[], policy: 'all' | 'relay' = 'all'): RtcConfigLike {
+  const bind = process.env.HANGAR_WEBRTC_BIND_ADDRESS;
+  const forced = process.env.HANGAR_WEBRTC_POLICY === 'relay' ? 'relay' : policy;
+  return {
+    iceServers,
+    iceTransportPolicy: forced,
+    ...(bind ? { bindAddress: bind } : {}),
+  };
+}

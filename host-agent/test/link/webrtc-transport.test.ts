@@ -1,0 +1,166 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import nodeDataChannel from 'node-datachannel';
+import { randomBytes } from 'node:crypto';
+import {
+  DATACHANNEL_MESSAGE_BYTES,
+  HangarError,
+  answerWebRtc,
+  offerWebRtc,
+  sdpFingerprint,
+  splitFrame,
+  webrtcExporter,
+  wrapDataChannel,
+  type DataChannelLike,
+  type FrameTransport,
+  type RtcLibrary,
+  type WebRtcLink,
+} from '@hangar/shared';
+
+const lib = nodeDataChannel as unknown as RtcLibrary;
+if (process.env.NDC_DEBUG) nodeDataChannel.initLogger('Debug', (level, message) => console.log('NDC', level, message));
+// libjuice gathers no loopback candidate unless bound to it.
+const config = { iceServers: [], bindAddress: '127.0.0.1' };
+const links: WebRtcLink[] = [];
+
+async function pair(): Promise<{ device: WebRtcLink; agent: WebRtcLink; offer: string; answer: string }> {
+  try {
+    return await exchange();
+  } catch (error) {
+    // libdatachannel now and then closes a new connection before the answer: the dialer tries once more too.
+    if ((error as HangarError).details?.retry !== true) throw error;
+    return exchange();
+  }
+}
+
+async function exchange(): Promise<{ device: WebRtcLink; agent: WebRtcLink; offer: string; answer: string }> {
+  const offering = await offerWebRtc(lib, config);
+  const answering = await answerWebRtc(lib, config, offering.offer);
+  const [device, agent] = await Promise.all([offering.connect(answering.answer), answering.link]);
+  links.push(device, agent);
+  return { device, agent, offer: offering.offer, answer: answering.answer };
+}
+
+function collect(transport: FrameTransport, count: number): Promise<Uint8Array[]> {
+  const got: Uint8Array[] = [];
+  return new Promise((resolve, reject) => {
+    transport.onFrame((frame) => {
+      got.push(frame);
+      if (got.length === count) resolve(got);
+    });
+    transport.onClose((reason) => reject(new Error(`closed early: ${reason.message}`)));
+  });
+}
+
+afterAll(async () => {
+  for (const link of links) link.transport.close();
+  // Let the channels and peer connections settle before the library's threads go.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  // No cleanup(): with connections still settling it can abort the process; the worker exits without it.
+});
+
+describe('WebRTC FrameTransport (two node-datachannel peers on loopback)', () => {
+  it('splits frames into ≤ 64 KiB messages and joins them in order, for random sizes up to 1 MiB', async () => {
+    expect(splitFrame(new Uint8Array(0))).toHaveLength(1);
+    expect(splitFrame(new Uint8Array(DATACHANNEL_MESSAGE_BYTES - 1))).toHaveLength(1);
+    expect(splitFrame(new Uint8Array(DATACHANNEL_MESSAGE_BYTES))).toHaveLength(2);
+    for (const chunk of splitFrame(new Uint8Array(1024 * 1024))) {
+      expect(chunk.length).toBeLessThanOrEqual(DATACHANNEL_MESSAGE_BYTES);
+    }
+
+    const { device, agent } = await pair();
+    expect(device.path().kind).toBe('p2p');
+    const sizes = [0, 1, 65534, 65535, 65536, 256 * 1024, 1024 * 1024];
+    for (let i = 0; i < 60; i++) sizes.push(Math.floor(Math.random() * 300 * 1024));
+    const sent = sizes.map((size) => new Uint8Array(randomBytes(size)));
+    const received = collect(agent.transport, sent.length);
+    for (const frame of sent) device.transport.send(frame);
+    const got = await received;
+    expect(got.map((f) => f.length)).toEqual(sizes);
+    for (let i = 0; i < sent.length; i++) expect(Buffer.compare(got[i]!, sent[i]!)).toBe(0);
+  });
+
+  it('holds sends past the high water, reports them in bufferedAmount, and drains', async () => {
+    const { device, agent } = await pair();
+    let received = 0;
+    const total = 16 * 1024 * 1024;
+    const all = new Promise<void>((resolve) =>
+      agent.transport.onFrame((frame) => {
+        received += frame.length;
+        if (received === total) resolve();
+      }),
+    );
+    const frame = new Uint8Array(256 * 1024);
+    for (let sent = 0; sent < total; sent += frame.length) device.transport.send(frame);
+    // 16 MiB handed over at once: the transport holds what the channel must not (more in the fake below).
+    expect(device.transport.bufferedAmount).toBeGreaterThan(1024 * 1024);
+    const drained = new Promise<void>((resolve) => device.transport.onDrain(resolve));
+    await all;
+    await drained;
+    expect(device.transport.bufferedAmount).toBeLessThan(64 * 1024);
+  });
+
+  it('never lets the channel buffer pass its high water; onDrain fires once the low water is reached', () => {
+    let buffered = 0;
+    let low: (() => void) | undefined;
+    let threshold = -1;
+    const sent: number[] = [];
+    const fake: DataChannelLike = {
+      sendMessageBinary: (chunk) => {
+        buffered += chunk.length;
+        sent.push(chunk.length);
+        return true;
+      },
+      sendMessage: () => true,
+      bufferedAmount: () => buffered,
+      setBufferedAmountLowThreshold: (bytes) => (threshold = bytes),
+      onBufferedAmountLow: (listener) => (low = listener),
+      onMessage: () => undefined,
+      onClosed: () => undefined,
+      onError: () => undefined,
+      isOpen: () => true,
+      close: () => undefined,
+    };
+    const transport = wrapDataChannel(fake, {
+      channelHighWater: 1024 * 1024,
+      lowWater: 256 * 1024,
+      inFlightAllowance: 0,
+    });
+    expect(threshold).toBe(256 * 1024);
+    let drains = 0;
+    transport.onDrain(() => drains++);
+    for (let i = 0; i < 16; i++) transport.send(new Uint8Array(256 * 1024));
+    expect(buffered).toBeLessThan(1024 * 1024 + DATACHANNEL_MESSAGE_BYTES);
+    expect(transport.bufferedAmount).toBe(buffered + (16 * 256 * 1024 + 16 * 5 - sent.reduce((a, b) => a + b, 0)));
+    expect(Math.max(...sent)).toBeLessThanOrEqual(DATACHANNEL_MESSAGE_BYTES);
+    while (sent.reduce((a, b) => a + b, 0) < 16 * 256 * 1024 + 16 * 5) {
+      buffered = 200 * 1024; // the network took some
+      low!();
+      expect(buffered).toBeLessThan(1024 * 1024 + DATACHANNEL_MESSAGE_BYTES);
+    }
+    expect(drains).toBe(0); // 200 KiB still in the channel: not low yet
+    buffered = 0;
+    low!();
+    expect(drains).toBe(1);
+  });
+
+  it('a close on one side reaches the other with its reason, and further sends are dropped', async () => {
+    const { device, agent } = await pair();
+    const closed = new Promise((resolve) => agent.transport.onClose(resolve));
+    device.transport.close({ code: 'E_TEST', message: 'done here' });
+    expect(await closed).toEqual({ code: 'E_TEST', message: 'done here' });
+    expect(device.transport.closed).toBe(true);
+    expect(agent.transport.closed).toBe(true);
+    device.transport.send(new Uint8Array(10)); // no throw
+  });
+
+  it('binds both DTLS fingerprints: each side derives the same exporter; a swapped SDP gives another', async () => {
+    const { offer, answer } = await pair();
+    const bound = webrtcExporter(sdpFingerprint(offer), sdpFingerprint(answer));
+    expect(bound).toHaveLength(32);
+    const other = await offerWebRtc(lib, config);
+    const swapped = webrtcExporter(sdpFingerprint(other.offer), sdpFingerprint(answer));
+    other.abort();
+    expect(Buffer.compare(bound, swapped)).not.toBe(0);
+    expect(() => sdpFingerprint('v=0\r\n')).toThrow(HangarError);
+  });
+});

@@ -1,0 +1,424 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { HangarError } from '../errors.js';
+import { LINK_PROTOCOL_LABEL, fingerprintToBytes, lvConcat, toHex } from './handshake.js';
+import { wrapDataChannel, type DataChannelLike } from './datachannel-transport.js';
+import type { FrameTransport } from './transport.js';
+
+/**
+ * The link over a WebRTC data channel, platform-neutral: the WebRTC library is handed in (the
+ * agent and the core pass node-datachannel; shared/ imports no package but its allow-list). The
+ * device always offers and the agent always answers, so two offers can never cross (no glare).
+ * Candidates are gathered first and sent inside the SDP (one signal each way, not trickled): the
+ * relay's signaling route answers a request with the first message back, and gathering on the
+ * networks this runs on takes well under a second (5 s at most, then what was gathered goes).
+ */
+
+export interface RtcIceServer {
+  hostname: string;
+  port: number;
+  username?: string;
+  password?: string;
+  relayType?: 'TurnUdp' | 'TurnTcp' | 'TurnTls';
+}
+
+export interface RtcConfigLike {
+  iceServers: (string | RtcIceServer)[];
+  /** Only this local address (tests: 127.0.0.1, where libjuice otherwise gathers no candidate). */
+  bindAddress?: string;
+  iceTransportPolicy?: 'all' | 'relay';
+  enableIceTcp?: boolean;
+  maxMessageSize?: number;
+  disableAutoNegotiation?: boolean;
+}
+
+export interface RtcCandidateInfo {
+  address: string;
+  port: number;
+  type: string;
+  transportType: string;
+}
+
+export interface RtcDataChannelLike extends DataChannelLike {
+  getLabel(): string;
+  onOpen(listener: () => void): void;
+}
+
+/** The subset of node-datachannel's PeerConnection used here. */
+export interface PeerConnectionLike {
+  close(): void;
+  setRemoteDescription(sdp: string, type: 'offer' | 'answer'): void;
+  setLocalDescription(type?: 'offer' | 'answer'): void;
+  addRemoteCandidate(candidate: string, mid: string): void;
+  localDescription(): { type: string; sdp: string } | null;
+  createDataChannel(label: string, config?: { protocol?: string; unordered?: boolean }): RtcDataChannelLike;
+  onDataChannel(listener: (channel: RtcDataChannelLike) => void): void;
+  onStateChange(listener: (state: string) => void): void;
+  onGatheringStateChange(listener: (state: string) => void): void;
+  gatheringState(): string;
+  state(): string;
+  rtt(): number;
+  getSelectedCandidatePair(): { local: RtcCandidateInfo; remote: RtcCandidateInfo } | null;
+}
+
+export interface RtcLibrary {
+  PeerConnection: new (name: string, config: RtcConfigLike) => PeerConnectionLike;
+}
+
+/** How a WebRTC link runs: hole-punched (`p2p`) or through a TURN server (`turn`, still end-to-end encrypted). */
+export type WebRtcPathKind = 'p2p' | 'turn';
+
+export interface WebRtcPath {
+  kind: WebRtcPathKind;
+  /** ICE's round-trip estimate, when it has one. */
+  rtt_ms: number | null;
+  local: string;
+  remote: string;
+}
+
+export interface WebRtcLink {
+  transport: FrameTransport;
+  /**
+   * What the link handshake binds to in place of a TLS exporter: both DTLS certificate fingerprints
+   * (device's, then agent's) from the SDP each side used. libdatachannel checks the DTLS peer against
+   * the remote SDP's fingerprint, so a relay that swaps SDP makes both sides hash different values
+   * and the signed handshake fails.
+   */
+  exporter: Uint8Array;
+  path(): WebRtcPath;
+}
+
+export const WEBRTC_CHANNEL_LABEL = 'hangar-link';
+const WEBRTC_CHANNEL_PROTOCOL = 'hangar-link-v1';
+export const WEBRTC_GATHER_TIMEOUT_MS = 5_000;
+/**
+ * ICE and the channel's opening: on a LAN or through cone NATs it takes well under a second, TURN a
+ * second or two. Where UDP is blocked nothing comes, and the next path (the relay's splice) should
+ * not wait long for that verdict.
+ */
+export const WEBRTC_OPEN_TIMEOUT_MS = 5_000;
+
+/** The one sha-256 DTLS fingerprint an SDP announces (every m-section must announce the same). */
+export function sdpFingerprint(sdp: string): Uint8Array {
+  const found = new Set<string>();
+  for (const line of sdp.split(/\r?\n/)) {
+    const match = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]+)\s*$/.exec(line);
+    if (match) found.add(match[1]!.toUpperCase());
+  }
+  if (found.size !== 1) {
+    throw new HangarError(
+      'E_PROTOCOL',
+      found.size === 0
+        ? 'the session description has no sha-256 DTLS fingerprint'
+        : 'the session description announces more than one DTLS fingerprint',
+    );
+  }
+  return fingerprintToBytes([...found][0]!);
+}
+
+/** The 32 bytes the handshake transcript carries for a WebRTC link (see WebRtcLink.exporter). */
+export function webrtcExporter(deviceFingerprint: Uint8Array, agentFingerprint: Uint8Array): Uint8Array {
+  return sha256(lvConcat(`${LINK_PROTOCOL_LABEL} webrtc dtls`, deviceFingerprint, agentFingerprint));
+}
+
+/**
+ * ICE servers for node-datachannel from URIs (`stun:h:p`, `turn:h:p`, `turn:h:p?transport=tcp`,
+ * `turns:h:p`) and the TURN credentials that go with them.
+ */
+export function iceServersFrom(uris: string[], credentials?: { username: string; credential: string }): RtcIceServer[] {
+  const servers: RtcIceServer[] = [];
+  for (const uri of uris) {
+    const match = /^(stun|turns?):(\[[0-9a-fA-F:.]+\]|[^:?/\s]+)(?::(\d{1,5}))?(?:\?transport=(udp|tcp))?$/.exec(uri);
+    if (!match) throw new HangarError('E_BAD_REQUEST', `"${uri}" is not a STUN or TURN URI (turn:host:3478)`);
+    const [, scheme, host, port, transport] = match;
+    const hostname = host!.replace(/^\[|\]$/g, '');
+    if (scheme === 'stun') {
+      servers.push({ hostname, port: Number(port ?? 3478) });
+      continue;
+    }
+    servers.push({
+      hostname,
+      port: Number(port ?? (scheme === 'turns' ? 5349 : 3478)),
+      relayType: scheme === 'turns' ? 'TurnTls' : transport === 'tcp' ? 'TurnTcp' : 'TurnUdp',
+      ...(credentials ? { username: credentials.username, password: credentials.credential } : {}),
+    });
+  }
+  return servers;
+}
+
+function describe(candidate: RtcCandidateInfo): string {
+  return `${candidate.type} ${candidate.transportType} ${candidate.address}:${candidate.port}`;
+}
+
+/** `ip:port` of every relayed candidate in the SDPs (a pair through TURN may be reported as prflx or host). */
+function relayedAddresses(...sdps: string[]): Set<string> {
+  const found = new Set<string>();
+  for (const sdp of sdps) {
+    for (const m of sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ relay/gm)) found.add(`${m[1]}:${m[2]}`);
+  }
+  return found;
+}
+
+function pathOf(pc: PeerConnectionLike, relays: Set<string>): WebRtcPath {
+  const pair = safe(() => pc.getSelectedCandidatePair(), null);
+  const rtt = safe(() => pc.rtt(), -1);
+  if (pair === null) return { kind: 'p2p', rtt_ms: rtt >= 0 ? rtt : null, local: '?', remote: '?' };
+  const relayed =
+    pair.local.type === 'relay' ||
+    pair.remote.type === 'relay' ||
+    relays.has(`${pair.local.address}:${pair.local.port}`) ||
+    relays.has(`${pair.remote.address}:${pair.remote.port}`);
+  return {
+    kind: relayed ? 'turn' : 'p2p',
+    rtt_ms: rtt >= 0 ? rtt : null,
+    local: describe(pair.local),
+    remote: describe(pair.remote),
+  };
+}
+
+function safe<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * Peer connections in use, held here: the native side must not be collected (and closed) while a
+ * signal is on its way through the relay and nothing else in JS refers to it.
+ */
+const live = new Set<unknown>();
+
+/** Peer connections this process has open (a process calls the library's cleanup only once none is). */
+export function openWebRtcPeers(): number {
+  return live.size;
+}
+
+function closePeer(pc: PeerConnectionLike): void {
+  live.delete(pc);
+  try {
+    pc.close();
+  } catch {
+    // Closed already.
+  }
+}
+
+function gathered(pc: PeerConnectionLike, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      const local = pc.localDescription();
+      if (local === null) reject(new HangarError('E_INTERNAL', 'WebRTC produced no local description'));
+      else resolve(local.sdp);
+    };
+    // Past the deadline the candidates gathered so far go (a STUN or TURN server that does not answer).
+    const timer = setTimeout(done, timeoutMs);
+    pc.onGatheringStateChange((state) => {
+      if (state === 'complete') done();
+    });
+    if (pc.gatheringState() === 'complete') done();
+  });
+}
+
+/** Waits for the channel to open, or the connection to fail, or the deadline. */
+function opened(
+  pc: PeerConnectionLike,
+  channel: Promise<RtcDataChannelLike>,
+  timeoutMs: number,
+): Promise<RtcDataChannelLike> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (error?: HangarError, open?: RtcDataChannelLike) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(open!);
+    };
+    const timer = setTimeout(
+      () =>
+        settle(
+          new HangarError('E_HOST_UNREACHABLE', `no WebRTC connection within ${timeoutMs} ms (ICE found no path)`),
+        ),
+      timeoutMs,
+    );
+    pc.onStateChange((state) => {
+      if (state === 'failed' || state === 'closed') {
+        settle(new HangarError('E_HOST_UNREACHABLE', `the WebRTC connection ${state} (ICE found no path)`));
+      }
+    });
+    channel.then(
+      (dc) => {
+        if (dc.isOpen()) settle(undefined, dc);
+        else dc.onOpen(() => settle(undefined, dc));
+      },
+      (error: HangarError) => settle(error),
+    );
+  });
+}
+
+function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint8Array, sdps: string[]): WebRtcLink {
+  const relays = relayedAddresses(...sdps);
+  const transport = wrapDataChannel(dc, { onClosed: () => closePeer(pc) });
+  pc.onStateChange((state) => {
+    if (state === 'failed' || state === 'closed') {
+      transport.close({ code: 'E_HOST_UNREACHABLE', message: `the WebRTC connection ${state}` });
+    }
+  });
+  return { transport, exporter, path: () => pathOf(pc, relays) };
+}
+
+export interface WebRtcOffer {
+  /** The device's SDP with its gathered candidates: goes to the agent through the relay. */
+  offer: string;
+  /** Takes the agent's answer; resolves once the channel is open. */
+  connect(answer: string, timeoutMs?: number): Promise<WebRtcLink>;
+  abort(): void;
+}
+
+/** The device's side: a peer connection with the link's one ordered, reliable channel. */
+export async function offerWebRtc(
+  lib: RtcLibrary,
+  config: RtcConfigLike,
+  gatherTimeoutMs = WEBRTC_GATHER_TIMEOUT_MS,
+): Promise<WebRtcOffer> {
+  // Negotiation started by hand: the one the first channel starts by itself can race the answer.
+  const pc = new lib.PeerConnection('hangar-device', { ...config, disableAutoNegotiation: true });
+  live.add(pc);
+  let dc: RtcDataChannelLike;
+  let offer: string;
+  try {
+    dc = pc.createDataChannel(WEBRTC_CHANNEL_LABEL, { protocol: WEBRTC_CHANNEL_PROTOCOL });
+    pc.setLocalDescription('offer');
+    offer = await gathered(pc, gatherTimeoutMs);
+  } catch (error) {
+    closePeer(pc);
+    throw error;
+  }
+  const abort = () => {
+    try {
+      dc.close();
+    } catch {
+      // closed
+    }
+    closePeer(pc);
+  };
+  return {
+    offer,
+    abort,
+    async connect(answer, timeoutMs = WEBRTC_OPEN_TIMEOUT_MS) {
+      try {
+        const exporter = webrtcExporter(sdpFingerprint(offer), sdpFingerprint(answer));
+        if (pc.state() === 'closed') {
+          // Seen now and then with libdatachannel between the offer and the answer: a new exchange works.
+          throw new HangarError('E_UNAVAILABLE', 'the WebRTC connection closed before the answer came; try again', {
+            retry: true,
+          });
+        }
+        pc.setRemoteDescription(answer, 'answer');
+        const open = await opened(pc, Promise.resolve(dc), timeoutMs);
+        return linkOver(pc, open, exporter, [offer, answer]);
+      } catch (error) {
+        abort();
+        if (error instanceof HangarError) throw error;
+        if (String(error).includes('without ICE transport')) {
+          throw new HangarError('E_UNAVAILABLE', 'the WebRTC connection closed before the answer came; try again', {
+            retry: true,
+          });
+        }
+        throw new HangarError('E_PROTOCOL', `bad WebRTC answer: ${String(error)}`);
+      }
+    },
+  };
+}
+
+export interface WebRtcAnswer {
+  /** The agent's SDP with its gathered candidates: goes back to the device. */
+  answer: string;
+  /** Resolves once the device's channel is open. */
+  link: Promise<WebRtcLink>;
+  abort(): void;
+}
+
+/** The agent's side: answers one device's offer and waits for its channel. */
+export async function answerWebRtc(
+  lib: RtcLibrary,
+  config: RtcConfigLike,
+  offer: string,
+  timeouts: { gatherMs?: number; openMs?: number; candidatesAfterMs?: number } = {},
+): Promise<WebRtcAnswer> {
+  const exporterFor = (answer: string) => webrtcExporter(sdpFingerprint(offer), sdpFingerprint(answer));
+  sdpFingerprint(offer); // a malformed offer fails before anything is allocated
+  const pc = new lib.PeerConnection('hangar-agent', config);
+  live.add(pc);
+  let channelSeen: RtcDataChannelLike | undefined;
+  const channel = new Promise<RtcDataChannelLike>((resolve) => {
+    pc.onDataChannel((dc) => {
+      if (channelSeen !== undefined || dc.getLabel() !== WEBRTC_CHANNEL_LABEL) {
+        dc.close(); // one link channel per connection, and nothing else
+        return;
+      }
+      channelSeen = dc;
+      resolve(dc);
+    });
+  });
+  const abort = () => {
+    try {
+      channelSeen?.close();
+    } catch {
+      // closed
+    }
+    closePeer(pc);
+  };
+  let answer: string;
+  // The device's candidates go in once the answer is on its way: checks sent to a device that has
+  // no answer yet are dropped there and retried only after a second, while the device's own checks
+  // (it has the answer) arrive here at once and are answered as they come.
+  const { sdp: bare, candidates, mid } = withoutCandidates(offer);
+  try {
+    pc.setRemoteDescription(bare, 'offer');
+    answer = await gathered(pc, timeouts.gatherMs ?? WEBRTC_GATHER_TIMEOUT_MS);
+    setTimeout(() => {
+      for (const candidate of candidates) {
+        try {
+          pc.addRemoteCandidate(candidate, mid);
+        } catch {
+          // Closed meanwhile, or a candidate this side cannot use.
+        }
+      }
+    }, timeouts.candidatesAfterMs ?? CANDIDATES_AFTER_MS);
+  } catch (error) {
+    abort();
+    throw error instanceof HangarError ? error : new HangarError('E_BAD_REQUEST', `bad WebRTC offer: ${String(error)}`);
+  }
+  const exporter = exporterFor(answer);
+  const link = opened(pc, channel, timeouts.openMs ?? WEBRTC_OPEN_TIMEOUT_MS).then(
+    (open) => linkOver(pc, open, exporter, [offer, answer]),
+    (error: unknown) => {
+      abort();
+      throw error;
+    },
+  );
+  return { answer, link, abort };
+}
+
+/** How long after answering the agent starts its own checks toward the device's candidates. */
+const CANDIDATES_AFTER_MS = 150;
+
+/** An SDP without its candidate lines (and end-of-candidates), the candidates, and the section's mid. */
+function withoutCandidates(sdp: string): { sdp: string; candidates: string[]; mid: string } {
+  const lines = sdp.split(/\r?\n/);
+  const candidates = lines.filter((line) => line.startsWith('a=candidate:')).map((line) => line.slice(2));
+  const mid = /^a=mid:(\S+)/m.exec(sdp)?.[1] ?? '0';
+  const kept = lines.filter((line) => !line.startsWith('a=candidate:') && line !== 'a=end-of-candidates');
+  return { sdp: kept.join('\r\n'), candidates, mid };
+}
+
+/** For logs: a short name of an SDP's fingerprint. */
+export function shortFingerprint(sdp: string): string {
+  try {
+    return toHex(sdpFingerprint(sdp)).slice(0, 16);
+  } catch {
+    return '?';
+  }
+}

