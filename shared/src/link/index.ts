@@ -34,3 +34,11 @@ export { CoreTerminal, type TerminalApi, type TerminalSink, type TerminalTarget 
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
 export { spliceSocket, type ByteSocket } from './splice.js';
+export {
+  RAW_LINK_ALPN,
+  FrameReader,
+  encodeLengthPrefixed,
+  wrapByteStream,
+  type ByteStreamBatching,
+  type DuplexByteSocket,
+} from './byte-stream-transport.js';
