@@ -209,12 +209,15 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       const length = head.length + body.length;
       if (length > MAX_FRAME_BYTES)
         throw new HangarError('E_PROTOCOL', `frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
-      const prefixed = new Uint8Array(LENGTH_BYTES + head.length);
+      // A small payload (a request, a keystroke) is cheaper copied than written on its own.
+      const small = body.length <= SMALL_FRAME_BYTES;
+      const prefixed = new Uint8Array(LENGTH_BYTES + head.length + (small ? body.length : 0));
       writeU32(prefixed, 0, length);
       prefixed.set(head, LENGTH_BYTES);
+      if (small) prefixed.set(body, LENGTH_BYTES + head.length);
       socket.write(prefixed);
-      // Corked, the two writes leave together (writev): the payload is never copied in JS.
-      if (body.length > 0) socket.write(body);
+      // Corked, the two writes leave together (writev): a big payload is never copied in JS.
+      if (!small) socket.write(body);
       if (socket.writableLength >= HIGH_WATER) wasHigh = true;
     },
     get bufferedAmount() {
