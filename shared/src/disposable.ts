@@ -60,6 +60,11 @@ export class Emitter<T> implements Disposable {
   };
 
   fire(value: T): void {
+    // One listener is the common case on the link's hot path (a frame, a stream's data): no copy.
+    if (this.listeners.size === 1) {
+      this.listeners.values().next().value!(value);
+      return;
+    }
     for (const listener of [...this.listeners]) listener(value);
   }
 

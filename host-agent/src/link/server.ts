@@ -5,10 +5,12 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   MAX_FRAME_BYTES,
+  RAW_LINK_ALPN,
   TLS_EXPORTER_BYTES,
   TLS_EXPORTER_LABEL,
   refusedMessage,
   toHangarError,
+  wrapByteStream,
   wrapWebSocket,
   type Disposable,
   type FrameTransport,
@@ -55,12 +57,15 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const LINK_PATH = '/link';
 
 /**
- * Accepts links: HTTPS (TLS 1.3 only, the agent's pinned self-signed certificate) carrying a
- * WebSocket on /link. Each socket runs the signed handshake bound to its TLS session; only
- * then is it handed to onLink.
+ * Accepts links: TLS 1.3 only, with the agent's pinned self-signed certificate, carrying either
+ * the link's frames straight on TLS (ALPN RAW_LINK_ALPN, what the app's core offers first) or a
+ * WebSocket on /link over HTTPS (ALPN http/1.1 or none: older cores, anything browser-like).
+ * Each connection runs the signed handshake bound to its TLS session; only then is it handed to
+ * onLink.
  */
 export class LinkServer implements Disposable {
   private readonly sockets = new Set<WebSocket>();
+  private readonly rawSockets = new Set<TLSSocket>();
 
   private constructor(
     private readonly server: Server,
@@ -157,6 +162,8 @@ export class LinkServer implements Disposable {
         requestTimeout: HANDSHAKE_TIMEOUT_MS,
         // How often Node looks for requests past those timeouts (default 30 s: a late drop).
         connectionsCheckingInterval: 1000,
+        // Server preference: the raw link when the client offers it, else HTTP for the WebSocket.
+        ALPNProtocols: [RAW_LINK_ALPN, 'http/1.1'],
       },
       (_req, res) => {
         res.writeHead(404).end();
@@ -182,29 +189,32 @@ export class LinkServer implements Disposable {
       log,
     });
 
-    wss.on('connection', (ws, req) => {
-      linkServer.sockets.add(ws);
-      ws.on('close', () => linkServer.sockets.delete(ws));
-      // Without a listener an 'error' (oversized frame, reset) would crash the agent.
-      ws.on('error', (error) => log.debug({ err: error.message }, 'link socket error'));
-      const socket = req.socket as TLSSocket;
+    /**
+     * Runs the handshake on a transport whose TLS socket was admitted as pending; `terminate`
+     * drops the connection without ceremony, `sayTooMuch` tells the peer it sent too much.
+     */
+    const authenticate = (
+      transport: FrameTransport,
+      socket: TLSSocket,
+      terminate: () => void,
+      sayTooMuch: () => void,
+    ) => {
       const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       const admitted = pending.claim(socket);
       if (admitted === undefined) {
-        ws.terminate(); // dropped for a newer connection, or timed out, during the upgrade
+        terminate(); // dropped for a newer connection, or timed out, during the upgrade
         return;
       }
       admitted.limitBytes(socket, (bytes) => {
         log.debug({ remoteAddress, bytes }, 'dropped a peer that sent too much before authenticating');
         // Read no more of it, say why, and go once that is written (or at the deadline).
         socket.pause();
-        ws.close(1009, 'too much data before authentication');
+        sayTooMuch();
         socket.end(() => socket.destroy());
       });
-      const transport = wrapWebSocket(ws, { socket, later: setImmediate });
       const timer = setTimeout(() => {
         log.info({ remoteAddress }, 'handshake timed out');
-        ws.terminate();
+        terminate();
       }, options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
       let exporter: Uint8Array;
       try {
@@ -213,7 +223,7 @@ export class LinkServer implements Disposable {
         // The peer vanished between upgrade and here; throwing in this handler would kill the agent.
         clearTimeout(timer);
         log.debug({ err: (error as Error).message, remoteAddress }, 'no TLS exporter; dropping');
-        ws.terminate();
+        terminate();
         return;
       }
       linkServer.handshake({
@@ -224,6 +234,42 @@ export class LinkServer implements Disposable {
         timer,
         authenticated: () => admitted.authenticated(),
       });
+    };
+
+    wss.on('connection', (ws, req) => {
+      linkServer.sockets.add(ws);
+      ws.on('close', () => linkServer.sockets.delete(ws));
+      // Without a listener an 'error' (oversized frame, reset) would crash the agent.
+      ws.on('error', (error) => log.debug({ err: error.message }, 'link socket error'));
+      const socket = req.socket as TLSSocket;
+      authenticate(
+        wrapWebSocket(ws, { socket, later: setImmediate }),
+        socket,
+        () => ws.terminate(),
+        () => ws.close(1009, 'too much data before authentication'),
+      );
+    });
+
+    // The HTTP server's own listener takes the connections that chose http/1.1 (or no ALPN);
+    // the raw link's connections never reach its parser.
+    const httpListeners = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+    server.removeAllListeners('secureConnection');
+    server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol !== RAW_LINK_ALPN) {
+        for (const listener of httpListeners) listener.call(server, socket);
+        return;
+      }
+      linkServer.rawSockets.add(socket);
+      socket.on('close', () => linkServer.rawSockets.delete(socket));
+      socket.on('error', (error) => log.debug({ err: error.message }, 'link socket error'));
+      socket.setNoDelay(true);
+      const transport = wrapByteStream(socket, { later: setImmediate });
+      authenticate(
+        transport,
+        socket,
+        () => socket.destroy(),
+        () => transport.close({ code: 'E_PROTOCOL', message: 'too much data before authentication' }),
+      );
     });
 
     await new Promise<void>((resolve, reject) => {
@@ -261,6 +307,8 @@ export class LinkServer implements Disposable {
     this.pending.dispose();
     for (const ws of this.sockets) ws.terminate();
     this.sockets.clear();
+    for (const socket of this.rawSockets) socket.destroy();
+    this.rawSockets.clear();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

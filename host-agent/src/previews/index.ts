@@ -1,6 +1,7 @@
 import {
   HangarError,
   PREVIEW_REMOVED,
+  PREVIEW_FRAME_BYTES,
   PREVIEW_STREAM_WINDOW,
   spliceSocket,
   type Disposable,
@@ -133,7 +134,7 @@ export class PreviewService implements Disposable {
       release();
       throw refusal;
     }
-    const stream = mux.openStream({ id: streamId, window: PREVIEW_STREAM_WINDOW });
+    const stream = mux.openStream({ id: streamId, window: PREVIEW_STREAM_WINDOW, maxFrameBytes: PREVIEW_FRAME_BYTES });
     this.track(port, stream, release);
     void spliceSocket(socket, stream).then((reason) =>
       this.options.logger.debug({ port, reason }, 'preview connection ended'),

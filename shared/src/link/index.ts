@@ -42,3 +42,11 @@ export {
   type DataChannelTransportOptions,
 } from './datachannel-transport.js';
 export * from './webrtc.js';
+export {
+  RAW_LINK_ALPN,
+  FrameReader,
+  encodeLengthPrefixed,
+  wrapByteStream,
+  type ByteStreamBatching,
+  type DuplexByteSocket,
+} from './byte-stream-transport.js';

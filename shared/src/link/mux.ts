@@ -1,6 +1,6 @@
 import { Emitter, type Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
-import { decodeFrame, encodeFrame, MAX_FRAME_BYTES, MAX_STREAM_ID, type Frame } from '../frames.js';
+import { decodeFrame, encodeDataHead, encodeFrame, MAX_FRAME_BYTES, MAX_STREAM_ID, type Frame } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { decodeReason, encodeReason } from './close-reason.js';
 import { ControlBacklog, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
@@ -111,7 +111,7 @@ export class Mux implements Disposable {
     this.scheduler = new DataScheduler(transport, {
       maxDataFrameBytes: this.options.maxDataFrameBytes,
       transportHighWater: this.options.transportHighWater,
-      sendData: (stream, offset, payload) => this.sendFrame({ type: 'data', stream: stream.id, offset, payload }),
+      sendData: (stream, offset, payload) => this.sendData(stream.id, offset, payload),
     });
     this.backlog = new ControlBacklog(transport, this.options.transportHighWater, this.options.maxControlBacklog);
     this.nextStreamId = role === 'client' ? 1 : 2;
@@ -225,6 +225,23 @@ export class Mux implements Disposable {
       return;
     }
     if (overflow) this.shutdown(overflow, true);
+  }
+
+  /** A data frame: as head and payload when the transport takes parts (no copy of the payload). */
+  private sendData(stream: number, offset: number, payload: Uint8Array): void {
+    if (this.transport.sendParts === undefined) {
+      this.sendFrame({ type: 'data', stream, offset, payload });
+      return;
+    }
+    try {
+      this.transport.sendParts(encodeDataHead(stream, offset), payload);
+      this.heartbeat?.sent();
+    } catch (error) {
+      this.shutdown(
+        { code: 'E_INTERNAL', message: `could not send a data frame: ${toHangarError(error).message}` },
+        true,
+      );
+    }
   }
 
   private receive(bytes: Uint8Array): void {

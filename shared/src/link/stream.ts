@@ -16,6 +16,9 @@ export const BULK_STREAM_WINDOW = 4 * 1024 * 1024;
  */
 export const BULK_FRAME_BYTES = 256 * 1024;
 
+/** Writes smaller than this are joined into one frame; bigger ones go as they are, uncopied. */
+const MERGE_BELOW_BYTES = 8 * 1024;
+
 /** Longest an ack of less than a quarter window waits to be merged with the next ones. */
 export const ACK_DELAY_MS = 5;
 
@@ -151,22 +154,31 @@ export class LinkStream {
     }
     if (this.closed || offset <= this.ackedByUs) return;
     this.ackedByUs = offset;
-    if (this.ackFramePending) return;
-    this.ackFramePending = true;
     // A quarter window consumed: ack now (within this batch), the sender may be waiting for credit.
     // Less: ack a little later, so a stream of small chunks costs one ack frame, not one each
     // (a `cat` of 100 MB arrives in ~4 KiB pieces; an ack per piece doubles the frames).
     const urgent = this.ackedByUs - this.lastAckSent >= this.window / 4;
-    const send = () => {
-      this.ackFramePending = false;
+    if (this.ackFramePending) {
+      // A delayed ack that became urgent goes now: waiting out its timer (late on a busy
+      // machine) would leave a bulk sender without credit, idle, for that long.
+      if (!urgent || this.ackTimer === undefined) return;
+      clearTimeout(this.ackTimer);
       this.ackTimer = undefined;
-      if (this.closed) return;
-      this.lastAckSent = this.ackedByUs;
-      this.host.sendAck(this.id, this.ackedByUs);
-    };
-    if (urgent) queueMicrotask(send);
-    else this.ackTimer = setTimeout(send, ACK_DELAY_MS);
+      queueMicrotask(this.sendAck);
+      return;
+    }
+    this.ackFramePending = true;
+    if (urgent) queueMicrotask(this.sendAck);
+    else this.ackTimer = setTimeout(this.sendAck, ACK_DELAY_MS);
   }
+
+  private readonly sendAck = (): void => {
+    this.ackFramePending = false;
+    this.ackTimer = undefined;
+    if (this.closed) return;
+    this.lastAckSent = this.ackedByUs;
+    this.host.sendAck(this.id, this.ackedByUs);
+  };
 
   /**
    * Stops the stream on this side; onClose fires now. Bytes already written still go out ahead
@@ -207,13 +219,24 @@ export class LinkStream {
       payload = head.subarray(0, size);
       if (head.length === size) this.queue.shift();
       else this.queue[0] = head.subarray(size);
+    } else if (head.length >= MERGE_BELOW_BYTES) {
+      // A socket read or a file chunk: its own frame, as it is. Joining it to the next one would
+      // copy both (a new buffer per frame) for a saving of one frame header.
+      payload = head;
+      this.queue.shift();
     } else {
-      // Several small writes (keystrokes) travel in one frame.
-      payload = new Uint8Array(size);
+      // Several small writes (keystrokes) travel in one frame, up to the first big one.
+      let fill = 0;
+      for (const part of this.queue) {
+        if (fill > 0 && part.length >= MERGE_BELOW_BYTES) break;
+        fill = Math.min(size, fill + part.length);
+        if (fill === size) break;
+      }
+      payload = new Uint8Array(fill);
       let at = 0;
-      while (at < size) {
+      while (at < fill) {
         const part = this.queue[0]!;
-        const take = Math.min(part.length, size - at);
+        const take = Math.min(part.length, fill - at);
         payload.set(part.subarray(0, take), at);
         at += take;
         if (take === part.length) this.queue.shift();
@@ -221,8 +244,8 @@ export class LinkStream {
       }
     }
     const offset = this.sent;
-    this.sent += size;
-    this.queued -= size;
+    this.sent += payload.length;
+    this.queued -= payload.length;
     return { offset, payload };
   }
 

@@ -8,6 +8,12 @@ import type { CloseReason } from '../protocol/control.js';
  */
 export interface FrameTransport {
   send(frame: Uint8Array): void;
+  /**
+   * Optional: sends one frame given as two parts (a data frame's head and its payload), as if
+   * send() got them joined. A transport that writes to a byte stream sends them without joining
+   * them (no copy of the payload); others leave it out and get send().
+   */
+  sendParts?(head: Uint8Array, body: Uint8Array): void;
   /** Bytes handed to send() that the transport has not yet passed to the network. */
   readonly bufferedAmount: number;
   onFrame(listener: (frame: Uint8Array) => void): Disposable;

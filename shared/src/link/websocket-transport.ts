@@ -83,12 +83,14 @@ export interface WriteBatching {
 }
 
 export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): FrameTransport {
-  ws.binaryType = 'arraybuffer';
+  const sendWithCallback = ws.send.length >= 2 ? (ws.send as unknown as SendWithCallback).bind(ws) : undefined;
+  // `ws` hands a message over as the Buffer it parsed into; 'arraybuffer' would copy each one.
+  // Browsers know only 'blob' and 'arraybuffer'.
+  ws.binaryType = sendWithCallback ? 'nodebuffer' : 'arraybuffer';
   const frames = new Emitter<Uint8Array>();
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
-  const sendWithCallback = ws.send.length >= 2 ? (ws.send as unknown as SendWithCallback).bind(ws) : undefined;
   let pendingBytes = 0;
   let wasHigh = false;
   let poll: unknown;

@@ -81,3 +81,10 @@ export const PREVIEW_STREAM_WINDOW = 1024 * 1024;
 /** Close code of a preview stream whose side of the TCP connection ended normally. */
 export const PREVIEW_EOF = 'eof';
 export const PREVIEW_REMOVED = 'preview_removed';
+
+/**
+ * Largest data frame a preview connection sends: one socket read (Node reads up to 64 KiB at a
+ * time) becomes one frame, and the other end one socket write, instead of two of each at the
+ * link's 32 KiB default. Fairness does not suffer: streams still take turns frame by frame.
+ */
+export const PREVIEW_FRAME_BYTES = 64 * 1024;

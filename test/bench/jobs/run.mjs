@@ -192,16 +192,55 @@ async function throughput() {
       job.push(LOG_MB / followed.jobSeconds);
     }
     const [p, f, o, j] = [pipe, file, ours, job].map((rates) => percentile(rates, 50));
-    const ratio = o / p;
+    // Issue 16: a log is persisted on the host as it streams, so the same command writing to a
+    // local file bounds it; a follower should get at least 0.9× that (the pipe is for reference).
+    const ratio = o / f;
     row(
       `log throughput (${LOG_MB} MB ${name} to a follower)`,
-      `${o.toFixed(0)} MB/s vs ${p.toFixed(0)} MB/s local pipe (${ratio.toFixed(2)}×)`,
-      '≥ 0.5× local pipe',
-      ratio >= 0.5,
-      `medians of ${THROUGHPUT_RUNS}; the same command > a local file: ${f.toFixed(0)} MB/s ` +
-        `(${(f / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s`,
+      `${o.toFixed(0)} MB/s vs ${f.toFixed(0)} MB/s to a local file (${ratio.toFixed(2)}×)`,
+      '≥ 0.9× local file',
+      ratio >= 0.9,
+      `medians of ${THROUGHPUT_RUNS}; the same command piped to wc -c: ${p.toFixed(0)} MB/s ` +
+        `(${(o / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s`,
     );
   }
+  rmSync(sample, { force: true });
+}
+
+/**
+ * An artifact of incompressible bytes, downloaded through the link into a local folder (written,
+ * hashed, renamed), against copying the same file to a local file: the persist bound (issue 16).
+ */
+async function artifactBench() {
+  const bytes = LOG_MB * 1000 * 1000;
+  const sample = join(dir, 'artifact-sample');
+  execFileSync('sh', ['-c', `head -c ${bytes} /dev/urandom > ${sample}`]);
+  const job = await jobs.submit(HOST, {
+    command: `mkdir -p out && cp ${sample} out/blob.bin`,
+    executor: 'shell',
+    artifacts: ['out/blob.bin'],
+  });
+  const final = await jobs.waitForFinal(HOST, job.id);
+  if (final.state !== 'succeeded') throw new Error(`artifact job ${final.state}`);
+  const local = [];
+  const ours = [];
+  for (let run = 0; run < THROUGHPUT_RUNS; run++) {
+    local.push(LOG_MB / (await timeShell(`cat ${sample} > ${join(dir, 'artifact-local')}`)).seconds);
+    const out = join(dir, `artifacts-${run}`);
+    const began = performance.now();
+    const [got] = await jobs.downloadArtifacts(HOST, job.id, out);
+    ours.push(LOG_MB / ((performance.now() - began) / 1000));
+    if (got.size !== bytes) throw new Error(`artifact of ${got.size} bytes, expected ${bytes}`);
+    rmSync(out, { recursive: true, force: true });
+  }
+  const [l, o] = [local, ours].map((rates) => percentile(rates, 50));
+  row(
+    `artifact download (${LOG_MB} MB random)`,
+    `${o.toFixed(0)} MB/s vs ${l.toFixed(0)} MB/s copied to a local file (${(o / l).toFixed(2)}×)`,
+    '≥ 0.9× local file',
+    o / l >= 0.9,
+    `medians of ${THROUGHPUT_RUNS}; written, sha256-checked and renamed into place`,
+  );
   rmSync(sample, { force: true });
 }
 
@@ -254,7 +293,7 @@ async function cancelBench() {
   );
 }
 
-// BENCH_ONLY=throughput,latency runs a subset (names: dispatch, many, throughput, latency, cancel).
+// BENCH_ONLY=throughput,latency runs a subset (names: dispatch, many, throughput, artifacts, latency, cancel).
 const only = process.env.BENCH_ONLY?.split(',');
 const wanted = (name) => only === undefined || only.includes(name);
 try {
@@ -264,6 +303,7 @@ try {
   }
   if (wanted('many')) await manyJobs();
   if (wanted('throughput')) await throughput();
+  if (wanted('artifacts')) await artifactBench();
   if (wanted('latency')) await logLatency();
   if (wanted('cancel')) await cancelBench();
 } finally {

@@ -9,9 +9,11 @@ import {
   TLS_EXPORTER_BYTES,
   TLS_EXPORTER_LABEL,
   normalizePairingCode,
+  RAW_LINK_ALPN,
   parseHostAddress,
   refusedMessage,
   toHangarError,
+  wrapByteStream,
   wrapWebSocket,
   type FrameTransport,
   type HostInfo,
@@ -45,6 +47,12 @@ export interface ConnectOptions {
 
 export interface ConnectedHost {
   transport: FrameTransport;
+  /**
+   * On a TLS link, how the frames travel: straight on TLS (RAW_LINK_ALPN), or in a WebSocket
+   * (older agents). Absent on a WebRTC link (a data channel). Not to be confused with
+   * ConnectOptions.carrier, the socket a relay splice hands the TLS link to run over.
+   */
+  carrier?: 'tls' | 'websocket';
   agent_key: string;
   cert_fingerprint: string;
   host: HostInfo;
@@ -52,7 +60,17 @@ export interface ConnectedHost {
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 
-/** Opens `wss://address/link`, checks pins, and runs the signed handshake bound to the TLS session. */
+/**
+ * Set to 1, links use the WebSocket even with agents that offer the raw link: for benchmarks
+ * that compare the two in one run, and to rule the raw link out when something looks wrong.
+ */
+export const LINK_WEBSOCKET_ENV = 'HANGAR_LINK_WEBSOCKET';
+
+/**
+ * Opens TLS to the agent, checks pins, and runs the signed handshake bound to the TLS session.
+ * The link's frames go straight on TLS when the agent chose RAW_LINK_ALPN, else over a WebSocket
+ * on `wss://address/link` (agents from before the raw link).
+ */
 export async function connectToHost(options: ConnectOptions): Promise<ConnectedHost> {
   // Over a carrier, the URL's host only fills the Host header, which the agent does not read.
   const target = options.carrier ? { host: 'link.invalid', port: 443 } : parseHostAddress(options.address);
@@ -84,8 +102,13 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
     const exporter = new Uint8Array(
       socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)),
     );
-    const ws = await openWebSocket(socket, target, options.address, deadline - Date.now());
-    transport = wrapWebSocket(ws, { socket, later: setImmediate });
+    if (socket.alpnProtocol === RAW_LINK_ALPN) {
+      socket.setNoDelay(true);
+      transport = wrapByteStream(socket, { later: setImmediate });
+    } else {
+      const ws = await openWebSocket(socket, target, options.address, deadline - Date.now());
+      transport = wrapWebSocket(ws, { socket, later: setImmediate });
+    }
     const pinned = options.pinned;
     const handshake = clientHandshake({
       transport,
@@ -108,7 +131,13 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
       host: { name, address: options.address },
     });
     const { agentKey, host } = await withDeadline(handshake, deadline, options.address);
-    return { transport, agent_key: agentKey, cert_fingerprint: seen, host };
+    return {
+      transport,
+      carrier: socket.alpnProtocol === RAW_LINK_ALPN ? 'tls' : 'websocket',
+      agent_key: agentKey,
+      cert_fingerprint: seen,
+      host,
+    };
   } catch (error) {
     const failure = toHangarError(error);
     if (transport && !transport.closed) {
@@ -184,7 +213,7 @@ async function openTls(
       minVersion: 'TLSv1.3',
       // The certificate is self-signed: trust comes from the pin (auth) or the PAKE (pair).
       rejectUnauthorized: false,
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols: process.env[LINK_WEBSOCKET_ENV] === '1' ? ['http/1.1'] : [RAW_LINK_ALPN, 'http/1.1'],
     });
     const timer = setTimeout(() => {
       socket.destroy();

@@ -1,5 +1,6 @@
 import {
   HangarError,
+  PREVIEW_FRAME_BYTES,
   PREVIEW_STREAM_WINDOW,
   spliceSocket,
   toHangarError,
@@ -152,7 +153,7 @@ export class PreviewForwarder implements Disposable {
     let sourcePort: number;
     try {
       const mux = await connection.link();
-      stream = mux.openStream({ window: PREVIEW_STREAM_WINDOW });
+      stream = mux.openStream({ window: PREVIEW_STREAM_WINDOW, maxFrameBytes: PREVIEW_FRAME_BYTES });
       sourcePort = (await connection.call('preview.connect', { port, stream_id: stream.id })).source_port;
     } catch (error) {
       stream?.close({ code: 'cancelled', message: 'preview.connect failed' }, { flush: false });
