@@ -72,11 +72,11 @@ async function until(condition: () => boolean, what: string, timeoutMs = 3000): 
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
   }
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+const settle = () => new Promise<void>((resolve) => setTimeout(() => resolve(), 30));
 const text = (s: string) => new TextEncoder().encode(s);
 
 describe('stream data', () => {

@@ -86,7 +86,7 @@ function sandbox(): Sandbox {
   const box = { dir, home: join(dir, 'home'), root: join(dir, 'root'), state: join(dir, 'state') };
   mkdirSync(box.home, { recursive: true, mode: 0o755 });
   mkdirSync(box.root, { recursive: true, mode: 0o755 });
-  const made = { ...box, env: installEnv({ registry, dir, ...box }) };
+  const made = { ...box, env: installEnv({ registry, ...box }) };
   sandboxes.push(made);
   return made;
 }

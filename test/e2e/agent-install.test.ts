@@ -66,7 +66,7 @@ function sandbox(extra: NodeJS.ProcessEnv = {}): Sandbox {
   const box = { dir, home: join(dir, 'home'), root: join(dir, 'root'), state: join(dir, 'state') };
   mkdirSync(box.home, { recursive: true });
   mkdirSync(box.root, { recursive: true });
-  const env = { ...installEnv({ registry, dir, ...box }), ...extra };
+  const env = { ...installEnv({ registry, ...box }), ...extra };
   const made = { ...box, env };
   sandboxes.push(made);
   return made;
