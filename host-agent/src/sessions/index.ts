@@ -10,6 +10,7 @@ import {
   type TmuxServerState,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { SizeDriver } from './size-driver.js';
 import { PtyAttachment, type Attachment, type AttachmentEnd } from './attachment.js';
 import {
@@ -85,14 +86,20 @@ function encodeOption(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-function decodeOption<T>(value: string | undefined, fallback: T): T {
+/**
+ * Read back with the schema of what was stored: a session on our socket with foreign or damaged
+ * metadata is still listed, with the fallback.
+ */
+function decodeOption<S extends z.ZodType>(schema: S, value: string | undefined, fallback: z.output<S>): z.output<S> {
   if (!value) return fallback;
+  let json: unknown;
   try {
-    return JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as T;
+    json = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
   } catch {
-    // A session on our socket with foreign or damaged metadata is still listed, with defaults.
     return fallback;
   }
+  const parsed = schema.safeParse(json);
+  return parsed.success ? parsed.data : fallback;
 }
 
 export class SessionManager implements Disposable {
@@ -314,13 +321,13 @@ export class SessionManager implements Disposable {
         continue;
       sessions.push({
         name: name.slice(SESSION_PREFIX.length),
-        command: decodeOption<string[]>(command, []),
-        cwd: decodeOption<string>(cwd, ''),
+        command: decodeOption(z.array(z.string()), command, []),
+        cwd: decodeOption(z.string(), cwd, ''),
         created_at: (Number(created) || 0) * 1000, // tmux counts seconds; the protocol, milliseconds
         attached_clients: Number(attached) || 0,
         alive: dead !== '1',
         // Read back with the wire schema: an option of another shape is no status, not a guess.
-        agent: AgentStatus.nullable().catch(null).parse(decodeOption<unknown>(agent, null)),
+        agent: decodeOption(AgentStatus.nullable(), agent, null),
       });
     }
     await this.serverWatch.found(

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { Emitter } from '@hangar/shared';
+import { Emitter, HangarError } from '@hangar/shared';
 import type { RelayDb } from '../store/db.js';
 import type { BusEvent, RelayBus } from './bus.js';
 
@@ -79,7 +79,7 @@ export class PgBus implements RelayBus {
         .select('body')
         .where('id', '=', parsed.ref)
         .executeTakeFirst();
-      if (row === undefined) throw new Error(`bus message ${parsed.ref} is gone`);
+      if (row === undefined) throw new HangarError('E_INTERNAL', `bus message ${parsed.ref} is gone`);
       this.emitter.fire(JSON.parse(row.body) as BusEvent);
     } catch (error) {
       this.logger.error({ err: error }, 'relay bus: dropped an event it could not read');
