@@ -160,7 +160,11 @@ export async function startAgentProcess(
     if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
   });
   const address = await new Promise<string>((resolveAddress, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent did not start within 15 s: ${stderr}`)), 15_000);
+    // An agent that never said it listens is ended here: nobody else holds it to stop it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agent did not start within 15 s: ${stderr}`));
+    }, 15_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const event = JSON.parse(line) as { event?: string; address?: string };
@@ -169,6 +173,8 @@ export async function startAgentProcess(
           resolveAddress(event.address);
         }
       } catch (error) {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
         reject(new Error(`unexpected agent output ${line}: ${String(error)}`));
       }
     });

@@ -83,11 +83,19 @@ describe('previews a UI opened', () => {
     const listed = await second.ui.call('previews.list', { host: 'mini' });
     expect(listed.hosts[0]!.previews[0]!.local_url).toBe(`http://localhost:${local_port}/`);
 
-    // Closed from the UI: gone for good.
+    // Closed from the UI: gone for good. A second dev server opened after it is the witness: the
+    // next core serves remembered previews in the order they were opened, so once the later one
+    // is served again, the closed one would have been by then.
     await second.ui.call('previews.close', { host: 'mini', port: devPort });
+    const witness: Server = createServer((_req, res) => res.end('witness'));
+    await new Promise<void>((resolve) => witness.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => witness.close(resolve)));
+    const witnessPort = (witness.address() as AddressInfo).port;
+    await second.ui.call('previews.add', { host: 'mini', port: witnessPort });
+    await second.ui.call('previews.open', { host: 'mini', port: witnessPort });
     await second.stop();
     const third = await startUiCore(home);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await waitFor(() => third.core.previews.localUrl('mini', witnessPort) !== null, 'the witness served again');
     expect(third.core.previews.localUrl('mini', devPort)).toBeNull();
     await expect(get(local_port)).rejects.toThrow(/ECONNREFUSED/);
   });
