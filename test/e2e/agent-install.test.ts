@@ -3,8 +3,8 @@
 // loginctl, journalctl, launchctl, useradd and userdel are stand-ins (test/fixtures) that enforce
 // those tools' command lines and run the services for real in cgroups; the unit files are checked
 // by the real `systemd-analyze verify`, the plists by parsing them as launchd would.
+import { tmuxSocketNameOf } from '@hangar/shared';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -49,7 +49,7 @@ afterEach(async () => {
     await killEverything(box.state);
     for (const data of [join(box.home, '.hangar-agent'), join(box.root, 'var/lib/hangar')]) {
       // By the path's hash (sessions/tmux.ts), as the data dir may be gone (uninstall --purge).
-      const socket = `hangar-${createHash('sha256').update(data).digest('hex').slice(0, 12)}`;
+      const socket = tmuxSocketNameOf(data);
       await exec('tmux', ['-L', socket, 'kill-server']).catch(() => undefined); // none running
       rmSync(join(`/tmp/tmux-${process.getuid!()}`, socket), { force: true }); // a killed server leaves it
     }

@@ -1,11 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS, tmuxSocketNameOf } from '@hangar/shared';
 
 const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -58,7 +57,7 @@ async function runNode(
 
 /** The dedicated tmux socket name the agent uses for a data dir (see host-agent sessions). */
 export function tmuxSocket(dataDir: string): string {
-  return `hangar-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 12)}`;
+  return tmuxSocketNameOf(realpathSync(dataDir));
 }
 
 export async function tmux(dataDir: string, args: string[]): Promise<string> {

@@ -24,4 +24,4 @@ export type {
   AccountStatus,
   DeviceEntry,
 } from '@hangar/shared';
-export { FINAL_JOB_STATES, PreviewPort, visibleText } from '@hangar/shared';
+export { FINAL_JOB_STATES, PreviewPort, formatBytes, visibleText } from '@hangar/shared';

@@ -1,8 +1,8 @@
-import { formatBytes } from '@hangar/desktop/core';
 import {
   HangarError,
   closeReasonError,
   followCoreJobLog,
+  formatBytes,
   type CoreApiClient,
   type CoreCallParams,
   type JobDetail,
