@@ -1,18 +1,10 @@
 import { HangarError } from '@hangar/shared';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  BASH,
-  ROOT,
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../../../../test/support/processes.js';
+import { BASH, ROOT } from '../../../../test/support/processes.js';
+import { cleanupAfterEach, pairingCode, startTestAgent, tempHome } from './agent-fixture.js';
 import { HangarCore } from '../../src/core.js';
 import type { Platform } from '../../src/platform.js';
 import { WebServer } from '../../src/web/server.js';
@@ -21,19 +13,11 @@ import { connectUi, waitFor, type UiClient } from './ui-client.js';
 const quiet = pino({ level: 'silent' });
 
 describe('the core API over web mode, against a real agent', () => {
-  const cleanup: (() => Promise<unknown> | unknown)[] = [];
-  afterEach(async () => {
-    while (cleanup.length > 0) await cleanup.pop()!();
-  });
+  const cleanup = cleanupAfterEach();
 
   const start = async () => {
-    const dataDir = tempDir('api-agent');
-    cleanup.push(() => removeDir(dataDir));
-    cleanup.push(() => killTmuxServer(dataDir));
-    const agent: AgentProcess = await startAgentProcess(dataDir);
-    cleanup.push(() => agent.stop());
-    const home = tempDir('api-home');
-    cleanup.push(() => removeDir(home));
+    const agent = await startTestAgent(cleanup, 'api-agent');
+    const home = tempHome(cleanup, 'api-home');
     // The core's own log, to wait on what it did (a reconnect attempt) instead of on the clock.
     const coreLog: string[] = [];
     const core = await HangarCore.open({
@@ -53,11 +37,6 @@ describe('the core API over web mode, against a real agent', () => {
     const ui = await connectUi(web.port, web.secret);
     cleanup.push(() => ui.close());
     return { agent, core, web, ui, notifications, coreLog };
-  };
-
-  const pairingCode = async (agent: AgentProcess) => {
-    const issued = await hangarAgent(['pair', '--data', agent.dataDir, '--json']);
-    return (JSON.parse(issued.stdout) as { code: string }).code;
   };
 
   it('pairs a host from the UI, opens a terminal on it and shows what was typed', async () => {
@@ -225,7 +204,7 @@ describe('the core API over web mode, against a real agent', () => {
     await ui.call('terminal.open', { host: 'mini', session: 'flood', cols: 80, rows: 24, stream_id: tab.stream.id });
     // The marker is written once the whole flood went through tmux: by then, had the window not
     // held, the stream would have carried far more than one window.
-    const marker = join(agent.dataDir, 'flood-done');
+    const marker = join(agent.dataDir, 'flood-passed');
     tab.stream.write(new TextEncoder().encode(`yes flood | head -c 4000000; : > ${marker}\r`));
     await waitFor(() => tab.stream.recvOffset >= tab.stream.window, 'a full window of output');
     await waitFor(() => existsSync(marker), 'the flood to have gone through tmux', 20_000);

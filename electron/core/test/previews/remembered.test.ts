@@ -1,15 +1,8 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../../../../test/support/processes.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, pairingCode, startTestAgent, tempHome } from '../api/agent-fixture.js';
 import { HangarCore } from '../../src/core.js';
 import { WebServer } from '../../src/web/server.js';
 import { connectUi, waitFor } from '../api/ui-client.js';
@@ -33,10 +26,7 @@ function get(port: number): Promise<{ status: number; body: string }> {
 }
 
 describe('previews a UI opened', () => {
-  const cleanup: (() => Promise<unknown> | unknown)[] = [];
-  afterEach(async () => {
-    while (cleanup.length > 0) await cleanup.pop()!();
-  });
+  const cleanup = cleanupAfterEach();
 
   /** A UI core (web mode) over `home`, as npm start or hangar ui runs one; stop() ends it. */
   const startUiCore = async (home: string) => {
@@ -53,22 +43,15 @@ describe('previews a UI opened', () => {
   };
 
   it('are served again by the next UI core at the same address, until closed', async () => {
-    const dataDir = tempDir('remember-agent');
-    cleanup.push(() => removeDir(dataDir));
-    cleanup.push(() => killTmuxServer(dataDir));
-    const agent: AgentProcess = await startAgentProcess(dataDir);
-    cleanup.push(() => agent.stop());
-    const home = tempDir('remember-home');
-    cleanup.push(() => removeDir(home));
+    const agent = await startTestAgent(cleanup, 'remember-agent');
+    const home = tempHome(cleanup, 'remember-home');
     const dev: Server = createServer((_req, res) => res.end('dev server'));
     await new Promise<void>((resolve) => dev.listen(0, '127.0.0.1', resolve));
     cleanup.push(() => new Promise((resolve) => dev.close(resolve)));
     const devPort = (dev.address() as AddressInfo).port;
 
     const first = await startUiCore(home);
-    const code = (JSON.parse((await hangarAgent(['pair', '--data', dataDir, '--json'])).stdout) as { code: string })
-      .code;
-    await first.ui.call('hosts.add', { name: 'mini', address: agent.address, code });
+    await first.ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
     await first.ui.call('previews.add', { host: 'mini', port: devPort });
     const { local_port } = await first.ui.call('previews.open', { host: 'mini', port: devPort });
     expect(await get(local_port)).toEqual({ status: 200, body: 'dev server' });
