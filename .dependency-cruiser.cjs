@@ -95,6 +95,13 @@ module.exports = {
       to: { path: '^shared/(src|dist)/(?!index\\.(js|d\\.ts|ts)$)' },
     },
     {
+      name: 'not-to-unresolvable',
+      comment: 'an import that resolves to no file is a typo or a missing dependency, not something to skip',
+      severity: 'error',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+    {
       name: 'nothing-imports-tests',
       comment: 'tests depend on the product, never the other way round',
       severity: 'error',
@@ -111,7 +118,7 @@ module.exports = {
     enhancedResolveOptions: {
       exportsFields: ['exports'],
       conditionNames: ['import', 'types', 'default'],
-      extensions: ['.ts', '.js', '.d.ts'],
+      extensions: ['.ts', '.tsx', '.js', '.d.ts'],
     },
   },
 };

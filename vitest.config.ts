@@ -17,5 +17,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Fails a test file that leaves a process, a tmux server or a DisposableStore behind.
+    setupFiles: ['test/support/leak-check.ts'],
   },
 });

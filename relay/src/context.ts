@@ -1,6 +1,6 @@
 import type { TurnConfig } from './turn.js';
 import type { Logger } from 'pino';
-import type { DeviceView, HostPresence } from '@hangar/shared';
+import { PresenceRecord, type DeviceView, type HostPresence } from '@hangar/shared';
 import type { AccessTokens } from './accounts/tokens.js';
 import type { Billing } from './billing/billing.js';
 import type { OidcVerifier } from './accounts/oidc.js';
@@ -61,7 +61,7 @@ export function hostPresence(row: HostRow): HostPresence {
     enrolled_at: row.enrolled_at,
     online: row.online === 1,
     last_seen: row.last_seen,
-    record: row.record_json === null ? null : (JSON.parse(row.record_json) as HostPresence['record']),
+    record: row.record_json === null ? null : PresenceRecord.parse(JSON.parse(row.record_json)),
     signature: row.record_signature,
   };
 }

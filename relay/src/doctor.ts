@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { toHangarError } from '@hangar/shared';
+import { HangarError, toHangarError } from '@hangar/shared';
 import { openStore, ping, type StorageConfig } from './store/db.js';
 import { pendingMigrations } from './store/migrations.js';
 import { hasEntitlementKey } from './billing/entitlement-key.js';
@@ -37,7 +37,10 @@ export async function runDoctor(
     await check('schema', async () => {
       const pending = await pendingMigrations(store.db as never, store.dialect);
       if (pending.length > 0)
-        throw new Error(`${pending.length} migration(s) pending (${pending.join(', ')}): run hangar-relay migrate`);
+        throw new HangarError(
+          'E_UNAVAILABLE',
+          `${pending.length} migration(s) pending (${pending.join(', ')}): run hangar-relay migrate`,
+        );
       return 'up to date';
     });
     await check('access-token key', async () => {
@@ -46,11 +49,12 @@ export async function runDoctor(
         .select('value')
         .where('key', '=', 'access_token_key')
         .executeTakeFirst();
-      if (row === undefined) throw new Error('missing: run hangar-relay migrate or serve once');
+      if (row === undefined) throw new HangarError('E_UNAVAILABLE', 'missing: run hangar-relay migrate or serve once');
       return 'present (kept in the database, shared by replicas)';
     });
     await check('entitlement key', async () => {
-      if (!(await hasEntitlementKey(store.db))) throw new Error('missing: run hangar-relay migrate');
+      if (!(await hasEntitlementKey(store.db)))
+        throw new HangarError('E_UNAVAILABLE', 'missing: run hangar-relay migrate');
       return 'present (kept in the database; hosts get its public half)';
     });
     await check('billing', async () => {
@@ -69,12 +73,14 @@ export async function runDoctor(
     if (options.tlsCert !== undefined || options.tlsKey !== undefined) {
       await check('TLS', async () => {
         if (options.tlsCert === undefined || options.tlsKey === undefined)
-          throw new Error('give both --tls-cert and --tls-key');
+          throw new HangarError('E_BAD_REQUEST', 'give both --tls-cert and --tls-key');
         const cert = new X509Certificate(readFileSync(options.tlsCert));
         const key = createPrivateKey(readFileSync(options.tlsKey));
-        if (!cert.checkPrivateKey(key)) throw new Error('the key does not belong to the certificate');
+        if (!cert.checkPrivateKey(key))
+          throw new HangarError('E_BAD_REQUEST', 'the key does not belong to the certificate');
         const expires = new Date(cert.validTo);
-        if (expires.getTime() < Date.now()) throw new Error(`the certificate expired on ${expires.toISOString()}`);
+        if (expires.getTime() < Date.now())
+          throw new HangarError('E_BAD_REQUEST', `the certificate expired on ${expires.toISOString()}`);
         return `${cert.subject.replace(/\n/g, ', ')}, valid until ${expires.toISOString()}`;
       });
     }
@@ -82,9 +88,9 @@ export async function runDoctor(
       await check('OIDC provider', async () => {
         const url = `${options.oidcIssuer!.replace(/\/+$/, '')}/.well-known/openid-configuration`;
         const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-        if (!response.ok) throw new Error(`${url} answered HTTP ${response.status}`);
+        if (!response.ok) throw new HangarError('E_AUTH_OIDC', `${url} answered HTTP ${response.status}`);
         const document = (await response.json()) as { jwks_uri?: string };
-        if (typeof document.jwks_uri !== 'string') throw new Error(`${url} names no jwks_uri`);
+        if (typeof document.jwks_uri !== 'string') throw new HangarError('E_AUTH_OIDC', `${url} names no jwks_uri`);
         return `discovery ok, keys at ${document.jwks_uri}`;
       });
     }

@@ -14,10 +14,33 @@ export function toDisposable(fn: () => void | Promise<void>): Disposable {
   };
 }
 
+/**
+ * Sees every DisposableStore made and disposed: the tests' leak check installs one and fails a
+ * test file that leaves a store undisposed (VS Code's `setDisposableTracker`). Kept on globalThis
+ * so that every copy of this module in a process reports to the same tracker.
+ */
+export interface DisposableTracker {
+  created(store: Disposable): void;
+  disposed(store: Disposable): void;
+}
+
+const TRACKER_KEY = Symbol.for('hangar.disposableTracker');
+type TrackerHolder = { [TRACKER_KEY]?: DisposableTracker | undefined };
+
+export function setDisposableTracker(tracker: DisposableTracker | undefined): void {
+  (globalThis as TrackerHolder)[TRACKER_KEY] = tracker;
+}
+
+const tracker = (): DisposableTracker | undefined => (globalThis as TrackerHolder)[TRACKER_KEY];
+
 /** Owns what a component starts; disposes in reverse order of adding (shutdown mirrors start). */
 export class DisposableStore implements Disposable {
   private readonly items: Disposable[] = [];
   private disposed = false;
+
+  constructor() {
+    tracker()?.created(this);
+  }
 
   add<T extends Disposable>(item: T): T {
     if (this.disposed) {
@@ -35,6 +58,7 @@ export class DisposableStore implements Disposable {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    tracker()?.disposed(this);
     const errors: unknown[] = [];
     while (this.items.length > 0) {
       const item = this.items.pop()!;

@@ -31,3 +31,6 @@ export * from './relay/relay-socket.js';
 export * from './relay/agent-socket.js';
 export * from './relay/device-socket.js';
 export * from './relay/fingerprint.js';
+export * from './format-bytes.js';
+export * from './shell-quote.js';
+export * from './tmux-socket.js';

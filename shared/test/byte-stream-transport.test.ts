@@ -42,7 +42,7 @@ class FakeSocket implements DuplexByteSocket {
   ended = false;
   destroyed = false;
   writableLength = 0;
-  private readonly listeners = new Map<string, ((arg?: never) => void)[]>();
+  private readonly listeners = new Map<string, ((chunk: Uint8Array & Error) => void)[]>();
   write(data: Uint8Array): boolean {
     // The transport hands over its buffers; a copy shows that it does not touch them after.
     this.written.push(data.slice());
@@ -58,12 +58,16 @@ class FakeSocket implements DuplexByteSocket {
   destroy(): void {
     this.destroyed = true;
   }
-  on(event: string, listener: (arg?: never) => void): unknown {
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'drain' | 'end' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: string, listener: (chunk: Uint8Array & Error) => void): unknown {
+    // Only 'data' is ever emitted here; the others are kept to satisfy the interface.
     this.listeners.set(event, [...(this.listeners.get(event) ?? []), listener]);
     return this;
   }
   emit(event: 'data', chunk: Uint8Array): void {
-    for (const listener of this.listeners.get(event) ?? []) (listener as (c: Uint8Array) => void)(chunk);
+    for (const listener of this.listeners.get(event) ?? []) listener(chunk as Uint8Array & Error);
   }
 }
 

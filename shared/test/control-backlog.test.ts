@@ -59,7 +59,8 @@ describe('answers a peer asks for but does not read', () => {
     for (let round = 0; round < 40; round++) {
       for (let i = 0; i < 150; i++) peer.send(encodeFrame({ type: 'ping', nonce: round * 150 + i }));
       const deadline = Date.now() + 5000;
-      while (pongs() < (round + 1) * 150 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+      while (pongs() < (round + 1) * 150 && Date.now() < deadline)
+        await new Promise<void>((r) => setTimeout(() => r(), 1));
     }
     expect(pongs()).toBe(6000);
     expect(agent.closed).toBe(false);

@@ -74,11 +74,11 @@ async function until(condition: () => boolean, what: string, timeoutMs = 3000): 
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    await new Promise<void>((resolve) => setTimeout(() => resolve(), 1));
   }
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+const settle = () => new Promise<void>((resolve) => setTimeout(() => resolve(), 30));
 const text = (s: string) => new TextEncoder().encode(s);
 
 describe('stream data', () => {
@@ -218,10 +218,10 @@ describe('flow control', () => {
     far.onData((data) => far.write(data)); // the echo: a keystroke and its character
     const bulkFrames = { toAgent: 0, toClient: 0 };
     pair[1].onFrame((bytes) => {
-      if (bytes[0] === FRAME_TYPE.data && decodeFrame(bytes).stream === upload.id) bulkFrames.toAgent += 1;
+      if (isDataOf(bytes, upload.id)) bulkFrames.toAgent += 1;
     });
     pair[0].onFrame((bytes) => {
-      if (bytes[0] === FRAME_TYPE.data && decodeFrame(bytes).stream === download.id) bulkFrames.toClient += 1;
+      if (isDataOf(bytes, download.id)) bulkFrames.toClient += 1;
     });
     download.write(new Uint8Array(64 * 1024 * 1024), { transfer: true });
     upload.write(new Uint8Array(64 * 1024 * 1024), { transfer: true });
@@ -510,3 +510,10 @@ describe('liveness', () => {
     expect(there).toEqual(here);
   });
 });
+
+/** A data frame of that stream (the frame's stream id is read only where the type has one). */
+function isDataOf(bytes: Uint8Array, stream: number): boolean {
+  if (bytes[0] !== FRAME_TYPE.data) return false;
+  const frame = decodeFrame(bytes);
+  return frame.type === 'data' && frame.stream === stream;
+}

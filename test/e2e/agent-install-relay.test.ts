@@ -11,6 +11,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { stop as stopEsbuild } from 'esbuild';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RelayClient, encodeEnrollToken, type HostPresence } from '@hangar/shared';
 import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
@@ -76,6 +77,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  // Packing the agent started esbuild's service process; it is ours to end (the leak check).
+  await stopEsbuild();
   await relay?.stop();
   await registry?.[Symbol.asyncDispose]();
   if (work) rmSync(work, { recursive: true, force: true });
@@ -86,7 +89,7 @@ function sandbox(): Sandbox {
   const box = { dir, home: join(dir, 'home'), root: join(dir, 'root'), state: join(dir, 'state') };
   mkdirSync(box.home, { recursive: true, mode: 0o755 });
   mkdirSync(box.root, { recursive: true, mode: 0o755 });
-  const made = { ...box, env: installEnv({ registry, dir, ...box }) };
+  const made = { ...box, env: installEnv({ registry, ...box }) };
   sandboxes.push(made);
   return made;
 }

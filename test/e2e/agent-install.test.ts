@@ -3,13 +3,14 @@
 // loginctl, journalctl, launchctl, useradd and userdel are stand-ins (test/fixtures) that enforce
 // those tools' command lines and run the services for real in cgroups; the unit files are checked
 // by the real `systemd-analyze verify`, the plists by parsing them as launchd would.
+import { tmuxSocketNameOf } from '@hangar/shared';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as plist from 'plist';
+import { stop as stopEsbuild } from 'esbuild';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
@@ -49,7 +50,7 @@ afterEach(async () => {
     await killEverything(box.state);
     for (const data of [join(box.home, '.hangar-agent'), join(box.root, 'var/lib/hangar')]) {
       // By the path's hash (sessions/tmux.ts), as the data dir may be gone (uninstall --purge).
-      const socket = `hangar-${createHash('sha256').update(data).digest('hex').slice(0, 12)}`;
+      const socket = tmuxSocketNameOf(data);
       await exec('tmux', ['-L', socket, 'kill-server']).catch(() => undefined); // none running
       rmSync(join(`/tmp/tmux-${process.getuid!()}`, socket), { force: true }); // a killed server leaves it
     }
@@ -57,6 +58,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  // Packing the agent started esbuild's service process; it is ours to end (the leak check).
+  await stopEsbuild();
   await registry?.[Symbol.asyncDispose]();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -66,7 +69,7 @@ function sandbox(extra: NodeJS.ProcessEnv = {}): Sandbox {
   const box = { dir, home: join(dir, 'home'), root: join(dir, 'root'), state: join(dir, 'state') };
   mkdirSync(box.home, { recursive: true });
   mkdirSync(box.root, { recursive: true });
-  const env = { ...installEnv({ registry, dir, ...box }), ...extra };
+  const env = { ...installEnv({ registry, ...box }), ...extra };
   const made = { ...box, env };
   sandboxes.push(made);
   return made;

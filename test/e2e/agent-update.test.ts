@@ -17,6 +17,7 @@ import {
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { stop as stopEsbuild } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
@@ -34,6 +35,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Packing the agent started esbuild's service process; it is ours to end (the leak check).
+  await stopEsbuild();
   await registry?.[Symbol.asyncDispose]();
   if (work) rmSync(work, { recursive: true, force: true });
 });

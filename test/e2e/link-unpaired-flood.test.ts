@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   hangar,
@@ -12,7 +11,14 @@ import {
   type AgentProcess,
 } from '../support/processes.js';
 import { IdleFlood } from '../support/idle-flood.js';
-import { memoryOf, openIdleConnections, resetPeak, sendUnfinishedFrame, until } from '../support/raw-link.js';
+import {
+  memoryOf,
+  openIdleConnections,
+  resetPeak,
+  sendUnfinishedFrame,
+  tlsConnectFrom,
+  until,
+} from '../support/raw-link.js';
 
 /** 127.0.0.1 … 127.0.0.n: on Linux all of 127/8 is local, so each is a distinct source to the agent. */
 const loopbackSources = (n: number, first = 1) => Array.from({ length: n }, (_, i) => `127.0.0.${first + i}`);
@@ -98,7 +104,7 @@ describe('peers that never paired', () => {
   it('are dropped within seconds when they stall the TLS handshake or the HTTP request', async () => {
     agent = await startAgentProcess(dataDir);
     const [idle] = await openIdleConnections(agent.address, 1, ['127.0.0.2']);
-    const slowHeaders = tlsConnect({
+    const slowHeaders = tlsConnectFrom({
       host: '127.0.0.1',
       port: agent.port,
       localAddress: '127.0.0.3',

@@ -34,7 +34,12 @@ describe('terminal sessions through the CLI', () => {
         '90x25',
     );
     second.resize(70, 20);
-    await new Promise((r) => setTimeout(r, 300));
+    // The resize has reached tmux once the second client is that size; the window must not follow.
+    await waitFor(async () =>
+      (await tmux(box.dataDir, ['list-clients', '-t', 'hangar-work', '-F', '#{client_width}x#{client_height}']))
+        .split('\n')
+        .includes('70x20'),
+    );
     expect(
       (await tmux(box.dataDir, ['display', '-p', '-t', 'hangar-work', '#{window_width}x#{window_height}'])).trim(),
     ).toBe('90x25');

@@ -14,6 +14,7 @@ import {
   type IpcEventLike,
 } from '../../electron/main/src/ipc.js';
 import { windowOpenHandler } from '../../electron/main/src/external-links.js';
+import { guardNavigation, runSingleInstance, windowOptions } from '../../electron/main/src/window-options.js';
 import { portTransport, type PortLike } from '../../electron/main/src/port-transport.js';
 import { ROOT, removeDir, tempDir } from '../support/processes.js';
 
@@ -153,11 +154,28 @@ describe('Electron main hands each window a port to the core', () => {
   });
 
   it('the window is sandboxed with context isolation and no Node', () => {
-    const main = readFileSync(join(ROOT, 'electron', 'main', 'src', 'main.ts'), 'utf8');
-    expect(main).toMatch(/contextIsolation: true/);
-    expect(main).toMatch(/sandbox: true/);
-    expect(main).toMatch(/nodeIntegration: false/);
-    expect(main).toMatch(/requestSingleInstanceLock/);
+    const options = windowOptions({ width: 800, height: 600, maximized: false }, '/the/preload.cjs');
+    expect(options.webPreferences).toMatchObject({
+      preload: '/the/preload.cjs',
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+    });
+  });
+
+  it('a second launch quits and starts nothing; the first one starts', () => {
+    const launch = (locked: boolean) => {
+      const calls: string[] = [];
+      const app = {
+        requestSingleInstanceLock: () => locked,
+        quit: () => calls.push('quit'),
+      };
+      runSingleInstance(app, () => calls.push('start'));
+      return calls;
+    };
+    expect(launch(true)).toEqual(['start']);
+    expect(launch(false)).toEqual(['quit']);
   });
 });
 
@@ -185,7 +203,20 @@ describe('Electron main and links the page opens', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(opened).toEqual(['http://localhost:5173/', 'https://example.com/a?b']);
     expect(failures).toEqual(['http://broken.example/']);
-    const main = readFileSync(join(ROOT, 'electron/main/src/main.ts'), 'utf8');
-    expect(main).toMatch(/setWindowOpenHandler\(onWindowOpen\)/);
+    // The window wires that handler, and its page cannot navigate off the app.
+    const handlers: { open?: typeof handler; navigate?: (e: { preventDefault(): void }, url: string) => void } = {};
+    guardNavigation(
+      {
+        setWindowOpenHandler: (h) => (handlers.open = h),
+        on: (_event, listener) => (handlers.navigate = listener),
+      },
+      handler,
+      (url) => url.startsWith('app://hangar/'),
+    );
+    expect(handlers.open).toBe(handler);
+    const prevented: string[] = [];
+    for (const url of ['app://hangar/jobs', 'https://example.com/', 'file:///etc/passwd'])
+      handlers.navigate!({ preventDefault: () => prevented.push(url) }, url);
+    expect(prevented).toEqual(['https://example.com/', 'file:///etc/passwd']);
   });
 });

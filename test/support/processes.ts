@@ -1,11 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS, tmuxSocketNameOf } from '@hangar/shared';
 
 const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -58,7 +57,7 @@ async function runNode(
 
 /** The dedicated tmux socket name the agent uses for a data dir (see host-agent sessions). */
 export function tmuxSocket(dataDir: string): string {
-  return `hangar-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 12)}`;
+  return tmuxSocketNameOf(realpathSync(dataDir));
 }
 
 export async function tmux(dataDir: string, args: string[]): Promise<string> {
@@ -160,7 +159,11 @@ export async function startAgentProcess(
     if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
   });
   const address = await new Promise<string>((resolveAddress, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent did not start within 15 s: ${stderr}`)), 15_000);
+    // An agent that never said it listens is ended here: nobody else holds it to stop it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agent did not start within 15 s: ${stderr}`));
+    }, 15_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const event = JSON.parse(line) as { event?: string; address?: string };
@@ -169,6 +172,8 @@ export async function startAgentProcess(
           resolveAddress(event.address);
         }
       } catch (error) {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
         reject(new Error(`unexpected agent output ${line}: ${String(error)}`));
       }
     });

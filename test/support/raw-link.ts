@@ -1,7 +1,7 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import {
   HangarError,
@@ -41,9 +41,17 @@ export interface Pins {
 
 const port = (address: string) => Number(address.split(':').pop());
 
+/** tls.connect takes socket.connect()'s options too (Node's docs); its type lists only its own. */
+export type TlsFromOptions = ConnectionOptions & Pick<TcpNetConnectOpts, 'localAddress'>;
+
+/** A TLS connection from a chosen loopback address (each address is its own peer to the agent). */
+export function tlsConnectFrom(options: TlsFromOptions): TLSSocket {
+  return tlsConnect(options);
+}
+
 /** TLS, then the WebSocket upgrade on /link; no handshake message sent yet. */
 export async function openRawLink(address: string, localAddress = '127.0.0.1', timeoutMs = 10_000): Promise<RawLink> {
-  const socket = tlsConnect({
+  const socket = tlsConnectFrom({
     host: '127.0.0.1',
     port: port(address),
     localAddress,
@@ -164,7 +172,7 @@ export async function sendUnfinishedFrame(
   frameBytes: number,
   localAddress = '127.0.0.1',
 ): Promise<TLSSocket> {
-  const socket = tlsConnect({
+  const socket = tlsConnectFrom({
     host: '127.0.0.1',
     port: port(address),
     localAddress,

@@ -6,7 +6,6 @@ export { hangarHome } from './state/paths.js';
 export {
   JobsApi,
   isFinal,
-  formatBytes,
   DEFAULT_MAX_WORKSPACE_BYTES,
   type HostJobs,
   type FoundJob,

@@ -1,3 +1,4 @@
+import { HangarError } from '@hangar/shared';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -65,7 +66,7 @@ export function nodePlatform(logger: Logger, options: NodePlatformOptions = {}):
   return {
     kind: 'web',
     async openExternal(url) {
-      if (!isWebUrl(url)) throw new Error(`refusing to open "${url}": only http and https URLs`);
+      if (!isWebUrl(url)) throw new HangarError('E_FORBIDDEN', `refusing to open "${url}": only http and https URLs`);
       if (os === 'darwin') launch('open', [url]);
       else if (os === 'win32') launch('explorer.exe', [url]);
       else launch('xdg-open', [url]);

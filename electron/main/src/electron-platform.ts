@@ -1,3 +1,4 @@
+import { HangarError } from '@hangar/shared';
 import { isWebUrl, type Platform } from '@hangar/desktop/core';
 import { Notification, app, shell } from 'electron';
 
@@ -7,7 +8,7 @@ export function electronPlatform(): Platform {
     kind: 'electron',
     async openExternal(url) {
       // Only web pages: a file: or custom-scheme URL could start a program.
-      if (!isWebUrl(url)) throw new Error(`refusing to open "${url}": only http and https URLs`);
+      if (!isWebUrl(url)) throw new HangarError('E_FORBIDDEN', `refusing to open "${url}": only http and https URLs`);
       await shell.openExternal(url);
     },
     showNotification({ title, body }) {

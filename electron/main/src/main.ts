@@ -13,6 +13,7 @@ import { wirePortRequests, type IpcMainLike, type PortWiringOptions } from './ip
 import { installPermissionPolicy } from './permissions.js';
 import { createTray, installAppMenu } from './shell.js';
 import { loadWindowState, saveWindowState, windowStateFile } from './window-state.js';
+import { guardNavigation, runSingleInstance, windowOptions } from './window-options.js';
 
 const PRELOAD = fileURLToPath(new URL('../../preload/dist/preload.cjs', import.meta.url));
 const RENDERER_DIST = fileURLToPath(new URL('../../../renderer/dist/', import.meta.url));
@@ -25,12 +26,8 @@ registerAppScheme();
 // echo now. Not verified in Electron here (its binary cannot be downloaded); harmless if absent.
 app.commandLine.appendSwitch('disable-features', 'DeferRendererTasksAfterInput');
 
-if (!app.requestSingleInstanceLock()) {
-  // Another Hangar window is running; it comes to the front (see 'second-instance').
-  app.quit();
-} else {
-  void app.whenReady().then(start);
-}
+// Another Hangar window may be running; it comes to the front (see 'second-instance').
+runSingleInstance(app, () => void app.whenReady().then(start));
 
 async function start(): Promise<void> {
   const home = hangarHome();
@@ -100,28 +97,10 @@ async function start(): Promise<void> {
 
 function createWindow(stateFile: string, onWindowOpen: ReturnType<typeof windowOpenHandler>): BrowserWindow {
   const state = loadWindowState(stateFile);
-  const window = new BrowserWindow({
-    ...state,
-    minWidth: 640,
-    minHeight: 400,
-    show: false,
-    title: 'Hangar',
-    webPreferences: {
-      preload: PRELOAD,
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-      webSecurity: true,
-      spellcheck: false,
-    },
-  });
+  const window = new BrowserWindow(windowOptions(state, PRELOAD));
   if (state.maximized) window.maximize();
   window.once('ready-to-show', () => window.show());
-  // Links open in the user's browser, never inside the app window.
-  window.webContents.setWindowOpenHandler(onWindowOpen);
-  window.webContents.on('will-navigate', (event, url) => {
-    if (!isAppUrl(url)) event.preventDefault();
-  });
+  guardNavigation(window.webContents, onWindowOpen, isAppUrl);
   window.on('close', () => {
     const bounds = window.getNormalBounds();
     saveWindowState(stateFile, { ...bounds, maximized: window.isMaximized() });

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { toHex, type Ed25519Signer } from '@hangar/shared';
+import { HangarError, toHex, type Ed25519Signer } from '@hangar/shared';
 
 /** The agent's long-term identity: made on this machine, never sent anywhere (DESIGN "Identity"). */
 export interface AgentKey {
@@ -48,7 +48,8 @@ export async function loadOrCreateEd25519(path: string): Promise<KeyObject> {
   const existing = await readIfExists(path);
   if (existing !== undefined) {
     const key = createPrivateKey(existing);
-    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${path} is not an Ed25519 private key`);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw new HangarError('E_INTERNAL', `${path} is not an Ed25519 private key`);
     return key;
   }
   await ensurePrivateDir(dirname(path));

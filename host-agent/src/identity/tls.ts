@@ -1,3 +1,4 @@
+import { HangarError } from '@hangar/shared';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
@@ -54,7 +55,8 @@ async function generateOffThread(): Promise<{ cert: string; key: string }> {
         worker.once('error', reject);
       },
     );
-    if (!reply.ok || !reply.cert || !reply.key) throw new Error(`could not make the TLS certificate: ${reply.message}`);
+    if (!reply.ok || !reply.cert || !reply.key)
+      throw new HangarError('E_INTERNAL', `could not make the TLS certificate: ${reply.message}`);
     return { cert: reply.cert, key: reply.key };
   } finally {
     await worker.terminate();

@@ -1,9 +1,8 @@
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
-import { createHash } from 'node:crypto';
+import { AGENT_ENV, AGENT_NODE_FLAGS, tmuxSocketNameOf } from '@hangar/shared';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CREATE_JOB_USER } from '../jobs/executors/sandbox-user.js';
-import { SESSION_PREFIX, tmuxSocketName } from '../sessions/tmux.js';
+import { tmuxSocketName } from '../sessions/tmux.js';
 import { renderLaunchdPlist } from './launchd-plist.js';
 import {
   currentLink,
@@ -277,7 +276,7 @@ function futureTmuxSocket(dataDir: string): string {
     existing = dirname(existing);
   }
   const future = join(realpathSync(existing), ...rest);
-  return `${SESSION_PREFIX}${createHash('sha256').update(future).digest('hex').slice(0, 12)}`;
+  return tmuxSocketNameOf(future);
 }
 
 function sameDirectory(a: string, b: string): boolean {

@@ -1,9 +1,9 @@
 import { HangarError, parseHostAddress, toHangarError } from '@hangar/shared';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForHealthy } from '../update/health.js';
-import { linkedVersion } from '../update/versions.js';
+import { linkedVersion, readPackageManifest } from '../update/versions.js';
 import { serviceGaveUp } from '../update/update.js';
 import { serviceControl } from './service-control.js';
 import {
@@ -85,10 +85,7 @@ export async function runInstall(options: InstallOptions, context: CommandContex
   if (missing && !options.dryRun) throw missing;
 
   const packageRoot = context.packageRoot ?? ownPackageRoot();
-  const manifest = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {
-    name: string;
-    version: string;
-  };
+  const manifest = readPackageManifest(packageRoot);
   if (manifest.name !== 'hangar-agent' && !options.dryRun) {
     throw new HangarError(
       'E_BAD_REQUEST',

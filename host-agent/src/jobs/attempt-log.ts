@@ -1,4 +1,4 @@
-import type { Disposable } from '@hangar/shared';
+import { HangarError, type Disposable } from '@hangar/shared';
 import { closeSync, fstatSync, openSync, writeSync, type FSWatcher } from 'node:fs';
 import { watchFile } from '../file-watch.js';
 import type { JobOutput } from './executors/types.js';
@@ -47,7 +47,7 @@ export class AttemptLog implements Disposable, JobOutput {
   }
 
   get fd(): number {
-    if (this.handle === undefined) throw new Error(`log ${this.path} is closed`);
+    if (this.handle === undefined) throw new HangarError('E_INTERNAL', `log ${this.path} is closed`);
     return this.handle;
   }
 

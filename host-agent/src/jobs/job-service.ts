@@ -14,20 +14,18 @@ import {
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { AttemptLog } from './attempt-log.js';
 import type { LogSource } from './log-sender.js';
-import { RunningAttempt, type AttemptOutcome } from './attempt-runner.js';
+import { RunningAttempts } from './running-attempts.js';
 import { ExecutorChoice } from './executor-choice.js';
 import { JobSecrets, secretKeyPath } from './job-secrets.js';
 import type { Executor } from './executors/types.js';
 import { JobStore, jobInfo, type JobRecord } from './job-store.js';
 import { attemptDir, logSourceFor } from './log-source.js';
 import { recoverUnfinished } from './recovery.js';
-import type { AttemptMeter, JobMetering } from './metering.js';
-import { afterAttempt, DEFAULT_BACKOFF, type Backoff } from './retry-policy.js';
+import type { JobMetering } from './metering.js';
+import { DEFAULT_BACKOFF, type Backoff } from './retry-policy.js';
 import { DEFAULT_RETENTION, prune, type RetentionPolicy } from './retention.js';
 import { DEFAULT_WORKSPACE_LIMIT, WorkspaceStore } from './workspaces.js';
 
@@ -53,19 +51,11 @@ export const DEFAULT_MAX_JOBS = 2;
 export const DEFAULT_KILL_GRACE_MS = 10_000;
 export const DEFAULT_DRAIN_GRACE_MS = 30_000;
 
-interface ActiveAttempt {
-  attempt: RunningAttempt;
-  executor: Executor;
-  log: AttemptLog;
-  /** Resolves once the outcome is recorded and published. */
-  settled: Promise<void>;
-  meter: AttemptMeter | undefined;
-}
-
 /**
- * The jobs capability: a FIFO queue in the agent's SQLite, attempts run through executors, logs
- * and artifacts on disk under `<data>/jobs/<id>/<attempt>/`, workspaces under
- * `<data>/workspaces/`. Every state change is published as `job.updated`.
+ * The jobs capability: a FIFO queue in the agent's SQLite, attempts run through executors
+ * (RunningAttempts, running-attempts.ts), logs and artifacts on disk under
+ * `<data>/jobs/<id>/<attempt>/`, workspaces under `<data>/workspaces/`. Every state change is
+ * published as `job.updated`. This file is the queue: what starts when, cancel, retry, reads.
  */
 export class JobService implements Disposable {
   readonly workspaces: WorkspaceStore;
@@ -73,7 +63,7 @@ export class JobService implements Disposable {
   private readonly secrets: JobSecrets;
   private readonly jobsDir: string;
   private readonly executors: ExecutorChoice;
-  private readonly active = new Map<string, ActiveAttempt>();
+  private readonly attempts: RunningAttempts;
   private readonly changes = new Map<string, Emitter<void>>();
   private readonly maxJobs: number;
   private readonly killGraceMs: number;
@@ -98,6 +88,24 @@ export class JobService implements Disposable {
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     this.backoff = options.retryBackoff ?? DEFAULT_BACKOFF;
     this.retention = options.retention ?? DEFAULT_RETENTION;
+    this.attempts = new RunningAttempts({
+      store: this.store,
+      jobsDir: this.jobsDir,
+      workspaces: this.workspaces,
+      secrets: this.secrets,
+      killGraceMs: this.killGraceMs,
+      backoff: this.backoff,
+      logger: options.logger,
+      ...(options.metering ? { metering: options.metering } : {}),
+      job: (id) => this.job(id),
+      emit: (job) => this.emit(job),
+      logGrew: (id) => this.changes.get(id)?.fire(),
+      ended: () => {
+        this.pump();
+        if (!this.stopped)
+          void this.prune().catch((error: unknown) => this.options.logger.warn({ err: error }, 'prune failed'));
+      },
+    });
   }
 
   /** Recovers what a crash left (attempts marked lost, leftovers killed), prunes, starts the queue. */
@@ -154,9 +162,9 @@ export class JobService implements Disposable {
 
   get(id: string): JobDetail {
     const detail = this.store.detail(this.job(id));
-    const active = this.active.get(id);
+    const live = this.attempts.live(id);
     for (const attempt of detail.attempts) {
-      if (active && attempt.number === active.attempt.number) attempt.log_size = active.log.size;
+      if (live && attempt.number === live.number) attempt.log_size = live.log.size;
     }
     return detail;
   }
@@ -167,11 +175,7 @@ export class JobService implements Disposable {
     if (FINAL_JOB_STATES.includes(job.state)) {
       throw new HangarError('E_JOB_STATE', `job ${id} has already ended (${job.state}); nothing to cancel`);
     }
-    const active = this.active.get(id);
-    if (active) {
-      await active.attempt.stop('cancelled', this.killGraceMs);
-      await active.settled;
-    } else {
+    if (!(await this.attempts.stop(id, 'cancelled'))) {
       this.emit(this.store.updateJob(id, { state: 'cancelled', finishedAt: Date.now(), error: 'cancelled' }));
     }
     return jobInfo(this.job(id));
@@ -212,8 +216,8 @@ export class JobService implements Disposable {
       jobsDir: this.jobsDir,
       store: this.store,
       live: () => {
-        const active = this.active.get(id);
-        return active && active.attempt.number === number ? active.log : undefined;
+        const live = this.attempts.live(id);
+        return live && live.number === number ? live.log : undefined;
       },
       onChange: (listener) => this.onChange(id, listener),
     });
@@ -243,12 +247,7 @@ export class JobService implements Disposable {
   async drain(graceMs: number): Promise<void> {
     this.stopped = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    const running = () => Promise.all([...this.active.values()].map((a) => a.settled));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([running(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-    clearTimeout(timer);
-    await Promise.all([...this.active.values()].map((a) => a.attempt.stop('requeue', this.killGraceMs)));
-    await running();
+    await this.attempts.drain(graceMs);
     await this.pruning?.catch((error: unknown) => this.options.logger.warn({ err: error }, 'prune failed'));
   }
 
@@ -312,7 +311,7 @@ export class JobService implements Disposable {
     const now = Date.now();
     let nextWake = Number.POSITIVE_INFINITY;
     for (const job of this.store.queued()) {
-      if (this.active.size >= this.maxJobs) break;
+      if (this.attempts.size >= this.maxJobs) break;
       if (job.notBefore > now) {
         nextWake = Math.min(nextWake, job.notBefore);
         continue;
@@ -328,10 +327,9 @@ export class JobService implements Disposable {
         );
         continue;
       }
-      const busy = [...this.active.values()].filter((a) => a.executor === executor).length;
-      if (busy >= executor.maxConcurrency) continue;
+      if (this.attempts.on(executor) >= executor.maxConcurrency) continue;
       if (!this.admitted(job, now)) continue;
-      this.startAttempt(job, executor);
+      this.attempts.start(job, executor);
     }
     if (nextWake !== Number.POSITIVE_INFINITY) {
       this.wakeTimer = setTimeout(() => this.pump(), Math.max(0, nextWake - Date.now()));
@@ -349,102 +347,5 @@ export class JobService implements Disposable {
       this.emit(this.store.updateJob(job.id, { state: 'failed', finishedAt: now, error: refusal.message }));
       return false;
     }
-  }
-
-  private startAttempt(job: JobRecord, executor: Executor): void {
-    const number = job.attempt + 1;
-    const dir = attemptDir(this.jobsDir, job.id, number);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const log = AttemptLog.open(join(dir, 'log'), () => this.changes.get(job.id)?.fire());
-    const now = Date.now();
-    const timings: Record<string, number> = { queued: now - job.queuedAt };
-    this.store.insertAttempt(job.id, {
-      number,
-      state: 'preparing',
-      executor: executor.name,
-      exit_code: null,
-      started_at: now,
-      finished_at: null,
-      log_size: 0,
-      timings,
-      error: null,
-    });
-    this.emit(
-      this.store.updateJob(job.id, {
-        state: 'preparing',
-        attempt: number,
-        exitCode: null,
-        error: null,
-        finishedAt: null,
-      }),
-    );
-    const attempt = new RunningAttempt({
-      job,
-      number,
-      executor,
-      workdir: join(dir, 'work'),
-      artifactsDir: join(dir, 'artifacts'),
-      workspace: job.spec.workspace === null ? undefined : this.workspaces.path(job.spec.workspace),
-      log,
-      secretEnv: () => this.secrets.open(job.id),
-      killGraceMs: this.killGraceMs,
-      timing: (phase, ms) => {
-        timings[phase] = ms;
-        this.store.updateAttempt(job.id, number, { timings });
-      },
-      checkpoint: (state) => this.store.updateAttempt(job.id, number, { checkpoint: state }),
-      onRunning: () => {
-        this.store.updateAttempt(job.id, number, { state: 'running' });
-        this.emit(this.store.updateJob(job.id, { state: 'running' }));
-      },
-    });
-    if (job.spec.workspace !== null) this.workspaces.touch(job.spec.workspace);
-    const meter = this.meterAttempt(job.id, number, now);
-    const settled = attempt.finished
-      .catch((error: unknown): AttemptOutcome => {
-        this.options.logger.error({ err: error, job: job.id }, 'attempt failed inside the agent');
-        const message = `the agent failed running this attempt: ${toHangarError(error).message}`;
-        return { state: 'failed', exitCode: null, error: message, retryable: true, artifacts: [] };
-      })
-      .then((outcome) => this.finishAttempt(job.id, number, outcome, dir))
-      .catch((error: unknown) => {
-        this.active.delete(job.id);
-        this.options.logger.error({ err: error, job: job.id }, 'could not record the end of an attempt');
-      });
-    this.active.set(job.id, { attempt, executor, log, settled, meter });
-  }
-
-  private meterAttempt(jobId: string, number: number, startedAt: number): AttemptMeter | undefined {
-    try {
-      return this.options.metering?.attemptStarted({ jobId, number, startedAt });
-    } catch (error) {
-      // Admitted a moment ago; a plan that changed since is checked again at the next job.
-      this.options.logger.warn({ err: error, job: jobId }, 'could not start metering an attempt');
-      return undefined;
-    }
-  }
-
-  private async finishAttempt(id: string, number: number, outcome: AttemptOutcome, dir: string): Promise<void> {
-    const active = this.active.get(id)!;
-    active.meter?.ended(Date.now());
-    active.log.dispose();
-    await rm(join(dir, 'work'), { recursive: true, force: true }).catch((error: unknown) =>
-      this.options.logger.warn({ err: error, job: id }, 'could not remove a workdir'),
-    );
-    const now = Date.now();
-    if (outcome.artifacts.length > 0) this.store.insertArtifacts(id, number, outcome.artifacts);
-    this.store.updateAttempt(id, number, {
-      state: outcome.state === 'requeued' ? 'cancelled' : outcome.state,
-      exit_code: outcome.exitCode,
-      finished_at: now,
-      log_size: active.log.size,
-      error: outcome.error,
-    });
-    const updated = this.store.updateJob(id, afterAttempt(this.job(id), outcome, now, this.backoff));
-    this.active.delete(id);
-    this.emit(updated);
-    this.pump();
-    if (!this.stopped)
-      void this.prune().catch((error: unknown) => this.options.logger.warn({ err: error }, 'prune failed'));
   }
 }

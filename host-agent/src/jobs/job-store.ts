@@ -53,6 +53,10 @@ const JobRow = z.object({
   error: z.string().nullable(),
 });
 
+const LatestArtifactsRow = z.object({ attempt: z.number().int().nullable() });
+const SecretNameRow = z.object({ name: z.string() });
+const FinishedJobSizeRow = z.object({ id: z.string(), finishedAt: z.number().int(), bytes: z.number().int() });
+
 const AttemptRow = z.object({
   job_id: z.string(),
   number: z.number().int(),
@@ -272,9 +276,9 @@ export class JobStore {
 
   /** Artifacts of the job's latest attempt that recorded any. */
   artifacts(jobId: string): { attempt: number; artifacts: ArtifactInfo[] } {
-    const latest = this.db.prepare('SELECT max(attempt) AS attempt FROM job_artifacts WHERE job_id = ?').get(jobId) as {
-      attempt: number | null;
-    };
+    const latest = LatestArtifactsRow.parse(
+      this.db.prepare('SELECT max(attempt) AS attempt FROM job_artifacts WHERE job_id = ?').get(jobId),
+    );
     if (latest.attempt === null) return { attempt: 0, artifacts: [] };
     const rows = this.db
       .prepare('SELECT path, size, sha256 FROM job_artifacts WHERE job_id = ? AND attempt = ? ORDER BY path')
@@ -285,7 +289,7 @@ export class JobStore {
   /** The names of a job's secrets, sorted: all that a listing shows of them. */
   secretNames(jobId: string): string[] {
     const rows = this.db.prepare('SELECT name FROM job_secrets WHERE job_id = ? ORDER BY name').all(jobId);
-    return (rows as { name: string }[]).map((row) => row.name);
+    return rows.map((row) => SecretNameRow.parse(row).name);
   }
 
   detail(job: JobRecord): JobDetail {
@@ -296,8 +300,8 @@ export class JobStore {
   }
 
   /** Bytes a finished job holds on disk (logs and artifacts), for retention. */
-  finishedJobSizes(): { id: string; finishedAt: number; bytes: number }[] {
-    return this.db
+  finishedJobSizes(): z.infer<typeof FinishedJobSizeRow>[] {
+    const rows = this.db
       .prepare(
         `SELECT j.id AS id, j.finished_at AS finishedAt,
            coalesce((SELECT sum(log_size) FROM job_attempts a WHERE a.job_id = j.id), 0) +
@@ -305,6 +309,7 @@ export class JobStore {
          FROM jobs j WHERE j.finished_at IS NOT NULL AND j.state IN ('succeeded','failed','cancelled','timed_out','lost')
          ORDER BY j.finished_at`,
       )
-      .all() as { id: string; finishedAt: number; bytes: number }[];
+      .all();
+    return rows.map((row) => FinishedJobSizeRow.parse(row));
   }
 }

@@ -1,4 +1,4 @@
-import { HangarError, toHangarError, type LinkStream } from '@hangar/shared';
+import { HangarError, formatBytes, toHangarError, type LinkStream } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -166,10 +166,4 @@ export class WorkspaceStore {
     rmSync(this.path(hash), { force: true });
     this.db.prepare('DELETE FROM workspaces WHERE hash = ?').run(hash);
   }
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  return `${bytes} bytes`;
 }

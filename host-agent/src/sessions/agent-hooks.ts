@@ -1,8 +1,7 @@
-import { AgentStatus, Emitter, SessionName, type AgentState, type Disposable } from '@hangar/shared';
+import { AgentStatus, Emitter, SessionName, shellQuote, type AgentState, type Disposable } from '@hangar/shared';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { AppendedLines } from './appended-lines.js';
-import { shellQuote } from './tmux.js';
 
 /**
  * Claude Code in a session tells us what it is doing through its lifecycle hooks, loaded for that

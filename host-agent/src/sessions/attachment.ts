@@ -29,6 +29,8 @@ export interface Attachment {
   redraw(): Promise<void>;
   setConnected(connected: boolean): void;
   readonly onEnd: (listener: (e: AttachmentEnd) => void) => Disposable;
+  /** Resolves once the tmux client has exited and onEnd has fired. */
+  readonly closed: Promise<void>;
   detach(): void;
 }
 

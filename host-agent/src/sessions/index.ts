@@ -4,7 +4,6 @@ import {
   AgentStatus,
   HangarError,
   SessionCreateParams,
-  SessionName,
   type Disposable,
   type SessionInfo,
   type TmuxServerState,
@@ -18,14 +17,13 @@ import {
   detectDefaultTerminal,
   detectTmuxVersion,
   escapeCommandArg,
-  escapeFormat,
   isNoServer,
   serverConfig,
   TMUX_MAX_COMMAND_BYTES,
   tmuxCommandBytes,
   tmuxSocketName,
 } from './tmux.js';
-import { OutputLogRotation, outputLogCommand } from './output-log.js';
+import { OutputLogRotation } from './output-log.js';
 import {
   AgentHookEvents,
   hookSettings,
@@ -37,6 +35,7 @@ import { attentionHook, SessionAttention } from './session-attention.js';
 import { changeHooks, SessionChanges } from './session-changes.js';
 import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
 import { TmuxServerWatch } from './tmux-loss.js';
+import { LIST_FORMAT, encodeOption, newSessionCommands, parseSessionList } from './session-records.js';
 
 export type { Attachment, AttachmentEnd } from './attachment.js';
 export { tmuxSocketName } from './tmux.js';
@@ -58,42 +57,6 @@ export interface SessionManagerOptions {
 
 /** Parsed params (defaults applied): z.output<typeof SessionCreateParams>. */
 type CreateParams = ReturnType<typeof SessionCreateParams.parse>;
-
-/**
- * The command runs under this wrapper so its exit status outlives the pane: tmux forgets a
- * pane's status as soon as the session closes. The exit file path is $1, not spliced into the
- * script, so no quoting of the data dir is needed.
- */
-const EXIT_WRAPPER =
-  'exit_file=$1; changed=$2; shift 2; "$@"; code=$?; printf %s "$code" > "$exit_file"; touch "$changed"; exit $code';
-
-/** Fields of list-sessions, tab-separated: every field is a name, a number or base64url. */
-const LIST_FORMAT = [
-  '#{session_name}',
-  '#{session_created}',
-  '#{session_attached}',
-  '#{pane_dead}',
-  '#{@hangar_command}',
-  '#{@hangar_cwd}',
-  '#{@hangar_agent}',
-  // The server's pid: a server that went away and came back is another pid (tmux-loss.ts).
-  '#{pid}',
-].join('\t');
-
-/** Metadata is stored base64url-encoded so no separator, newline or odd byte can break parsing. */
-function encodeOption(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-
-function decodeOption<T>(value: string | undefined, fallback: T): T {
-  if (!value) return fallback;
-  try {
-    return JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as T;
-  } catch {
-    // A session on our socket with foreign or damaged metadata is still listed, with defaults.
-    return fallback;
-  }
-}
 
 export class SessionManager implements Disposable {
   private readonly attachments = new Map<string, PtyAttachment>();
@@ -248,21 +211,18 @@ export class SessionManager implements Disposable {
     // caller asked for is set again right before the command, and the command is looked up in it.
     const path = params.env?.['PATH'];
     if (path !== undefined) run = ['env', `PATH=${path}`, ...run];
-    const command = ['sh', '-c', EXIT_WRAPPER, 'hangar', exitFile, this.changes.file, ...run].map(escapeCommandArg);
     const starting: AgentStatus = { kind: 'claude-code', state: 'starting', since: Date.now(), detail: null };
-    // One tmux invocation: the commands run back to back inside the server before it reads the
-    // pane, so pipe-pane sees the very first byte and list() never sees a session without metadata.
-    // The later commands have no -t: they apply to the session just made (an exact `=name`
-    // target does not resolve yet within the same command list).
-    const size = ['-x', String(params.cols), '-y', String(params.rows)];
-    const startDir = escapeCommandArg(escapeFormat(cwd));
-    const commands = [
-      ...['new-session', '-d', '-s', target, ...size, '-c', startDir, ...env, ...command, ';'],
-      ...['set-option', '@hangar_command', encodeOption(params.command), ';'],
-      ...['set-option', '@hangar_cwd', encodeOption(cwd), ';'],
-      ...(agent ? ['set-option', '@hangar_agent', encodeOption(starting), ';'] : []),
-      ...['pipe-pane', '-o', outputLogCommand(sessionDir)],
-    ];
+    const commands = newSessionCommands({
+      params,
+      target,
+      cwd,
+      env,
+      run,
+      exitFile,
+      changesFile: this.changes.file,
+      sessionDir,
+      agent: agent ? starting : null,
+    });
     const bytes = tmuxCommandBytes(commands);
     if (bytes > TMUX_MAX_COMMAND_BYTES) {
       throw new HangarError(
@@ -304,25 +264,7 @@ export class SessionManager implements Disposable {
       }
       throw error;
     }
-    const sessions: SessionInfo[] = [];
-    let serverPid: number | undefined;
-    for (const line of stdout.split('\n')) {
-      const [name, created, attached, dead, command, cwd, agent, pid] = line.split('\t');
-      serverPid = Number(pid) || serverPid;
-      // Someone else's session on our socket (made by hand, odd name) is not ours to report.
-      if (!name?.startsWith(SESSION_PREFIX) || !SessionName.safeParse(name.slice(SESSION_PREFIX.length)).success)
-        continue;
-      sessions.push({
-        name: name.slice(SESSION_PREFIX.length),
-        command: decodeOption<string[]>(command, []),
-        cwd: decodeOption<string>(cwd, ''),
-        created_at: (Number(created) || 0) * 1000, // tmux counts seconds; the protocol, milliseconds
-        attached_clients: Number(attached) || 0,
-        alive: dead !== '1',
-        // Read back with the wire schema: an option of another shape is no status, not a guess.
-        agent: AgentStatus.nullable().catch(null).parse(decodeOption<unknown>(agent, null)),
-      });
-    }
+    const { sessions, serverPid } = parseSessionList(stdout);
     await this.serverWatch.found(
       look,
       serverPid,

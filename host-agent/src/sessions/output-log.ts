@@ -1,8 +1,8 @@
 import { rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Disposable } from '@hangar/shared';
+import { shellQuote, type Disposable } from '@hangar/shared';
 import type { Logger } from 'pino';
-import { escapeFormat, shellQuote, type Tmux } from './tmux.js';
+import { escapeFormat, type Tmux } from './tmux.js';
 
 export const OUTPUT_LOG = 'output.log';
 /** What a full output.log becomes; the one before it is dropped. */

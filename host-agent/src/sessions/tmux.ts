@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { HangarError } from '@hangar/shared';
+import { HangarError, tmuxSocketNameOf } from '@hangar/shared';
 
 /** Session names on our socket; anything else there is not ours and is ignored. */
 export const SESSION_PREFIX = 'hangar-';
@@ -14,8 +13,7 @@ const TMUX_TIMEOUT_MS = 10_000;
  * limited to 104 bytes on macOS and a data dir under ~/Library would exceed that.
  */
 export function tmuxSocketName(dataDir: string): string {
-  const hash = createHash('sha256').update(realpathSync(dataDir)).digest('hex');
-  return `hangar-${hash.slice(0, 12)}`;
+  return tmuxSocketNameOf(realpathSync(dataDir));
 }
 
 /** The environment tmux runs in: never inside the user's own tmux (TMUX would make it nest/refuse). */
@@ -51,11 +49,6 @@ export const TMUX_MAX_COMMAND_BYTES = 16 * 1024 - 32;
 
 export function tmuxCommandBytes(args: readonly string[]): number {
   return args.reduce((sum, arg) => sum + Buffer.byteLength(arg) + 1, 0);
-}
-
-/** Single-quotes a string for /bin/sh. */
-export function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
 export interface TmuxResult {

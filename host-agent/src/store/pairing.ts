@@ -1,23 +1,29 @@
+import { z } from 'zod';
 import type { AgentStore } from './db.js';
 
-/** Rows of the link tables (see migrations.ts); times are ms since the epoch. */
-export interface PairingCodeRow {
-  id: number;
-  code: string;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  revoked_at: number | null;
-  burned_at: number | null;
-  failed_attempts: number;
-}
+/** Rows of the link tables (see migrations.ts), parsed as read; times are ms since the epoch. */
+const PairingCodeRow = z.object({
+  id: z.number().int(),
+  code: z.string(),
+  created_at: z.number().int(),
+  expires_at: z.number().int(),
+  used_at: z.number().int().nullable(),
+  revoked_at: z.number().int().nullable(),
+  burned_at: z.number().int().nullable(),
+  failed_attempts: z.number().int(),
+});
+export type PairingCodeRow = z.infer<typeof PairingCodeRow>;
 
-export interface PairedDevice {
-  public_key: string;
-  name: string;
-  paired_at: number;
-  last_seen_at: number | null;
-}
+const PairedDevice = z.object({
+  public_key: z.string(),
+  name: z.string(),
+  paired_at: z.number().int(),
+  last_seen_at: z.number().int().nullable(),
+});
+export type PairedDevice = z.infer<typeof PairedDevice>;
+
+const parseOptional = <S extends z.ZodType>(schema: S, row: unknown): z.output<S> | undefined =>
+  row === undefined ? undefined : schema.parse(row);
 
 /** Stores a new code and revokes every older code not yet used, in one transaction. */
 export function insertPairingCode(store: AgentStore, code: string, now: number, ttlMs: number): PairingCodeRow {
@@ -28,14 +34,14 @@ export function insertPairingCode(store: AgentStore, code: string, now: number, 
       const { lastInsertRowid } = db
         .prepare('INSERT INTO pairing_codes (code, created_at, expires_at) VALUES (?, ?, ?)')
         .run(code, now, now + ttlMs);
-      return db.prepare('SELECT * FROM pairing_codes WHERE id = ?').get(lastInsertRowid) as PairingCodeRow;
+      return PairingCodeRow.parse(db.prepare('SELECT * FROM pairing_codes WHERE id = ?').get(lastInsertRowid));
     })
     .immediate();
 }
 
 /** The newest code; issuing revokes older unused ones, so the newest is the only candidate. */
 export function latestPairingCode(store: AgentStore): PairingCodeRow | undefined {
-  return store.db.prepare('SELECT * FROM pairing_codes ORDER BY id DESC LIMIT 1').get() as PairingCodeRow | undefined;
+  return parseOptional(PairingCodeRow, store.db.prepare('SELECT * FROM pairing_codes ORDER BY id DESC LIMIT 1').get());
 }
 
 /** Counts one wrong guess against a code; at `maxFailures` the code is burned. */
@@ -47,7 +53,7 @@ export function recordFailedAttempt(store: AgentStore, id: number, now: number, 
       db.prepare(
         'UPDATE pairing_codes SET burned_at = ? WHERE id = ? AND burned_at IS NULL AND failed_attempts >= ?',
       ).run(now, id, maxFailures);
-      return db.prepare('SELECT * FROM pairing_codes WHERE id = ?').get(id) as PairingCodeRow;
+      return PairingCodeRow.parse(db.prepare('SELECT * FROM pairing_codes WHERE id = ?').get(id));
     })
     .immediate();
 }
@@ -82,12 +88,17 @@ export function consumeCodeAndPair(
 }
 
 export function findPairedDevice(store: AgentStore, publicKey: string): PairedDevice | undefined {
-  return store.db.prepare('SELECT * FROM paired_devices WHERE public_key = ?').get(publicKey) as
-    PairedDevice | undefined;
+  return parseOptional(
+    PairedDevice,
+    store.db.prepare('SELECT * FROM paired_devices WHERE public_key = ?').get(publicKey),
+  );
 }
 
 export function listPairedDevices(store: AgentStore): PairedDevice[] {
-  return store.db.prepare('SELECT * FROM paired_devices ORDER BY paired_at').all() as PairedDevice[];
+  return store.db
+    .prepare('SELECT * FROM paired_devices ORDER BY paired_at')
+    .all()
+    .map((row) => PairedDevice.parse(row));
 }
 
 export function touchPairedDevice(store: AgentStore, publicKey: string, now: number): void {

@@ -1,6 +1,7 @@
-import { HangarError } from '@hangar/shared';
+import { HangarError, parseOrThrow } from '@hangar/shared';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { z } from 'zod';
 import { currentLink, versionsDir, type InstallLayout } from '../install/layout.js';
 import { switchSymlink } from '../install/plan.js';
 import { processAlive } from '../service/run-file.js';
@@ -33,7 +34,15 @@ export function installedVersions(layout: InstallLayout): string[] {
 
 /** The version a package directory holds, read from its package.json. */
 export function packageVersion(dir: string): string {
-  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+  return readPackageManifest(dir).version;
+}
+
+const PackageManifest = z.object({ name: z.string(), version: z.string() });
+
+/** A package directory's package.json, the two fields the agent reads from it. */
+export function readPackageManifest(dir: string): z.infer<typeof PackageManifest> {
+  const file = join(dir, 'package.json');
+  return parseOrThrow(PackageManifest, JSON.parse(readFileSync(file, 'utf8')), file);
 }
 
 /**

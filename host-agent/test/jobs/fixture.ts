@@ -24,7 +24,9 @@ import { pino } from 'pino';
 import { JobService, ShellExecutor, type JobServiceOptions } from '../../src/jobs/index.js';
 import { ClientPeer } from '../../src/peer/client-peer.js';
 import { createJobProcedures } from '../../src/peer/job-procedures.js';
+import { createPreviewProcedures } from '../../src/peer/preview-procedures.js';
 import { createProcedures, type AgentServices } from '../../src/peer/procedures.js';
+import { PreviewService } from '../../src/previews/index.js';
 import { rawCall } from '../../../test/support/raw-call.js';
 import { AgentStore } from '../../src/store/db.js';
 
@@ -53,6 +55,13 @@ export async function startJobHost(options: JobHostOptions = {}) {
       clients.forEach((client) => client.peer.publish(event, data));
     },
   });
+  // The link serves the whole table, as an agent's does; these tests make no preview calls.
+  const previews = new PreviewService({
+    db: store.db,
+    ownPorts: () => [],
+    publish: () => {},
+    logger: pino({ level: 'silent' }),
+  });
   let disposed = false;
   const host = {
     dataDir,
@@ -68,7 +77,7 @@ export async function startJobHost(options: JobHostOptions = {}) {
       }, timeoutMs),
     /** A client linked to these job procedures over an in-memory transport. */
     connect: () => {
-      const client = new TestClient(jobs);
+      const client = new TestClient(jobs, previews);
       clients.add(client);
       return client;
     },
@@ -77,6 +86,7 @@ export async function startJobHost(options: JobHostOptions = {}) {
       if (disposed) return;
       disposed = true;
       clients.forEach((client) => client.dispose());
+      previews.dispose();
       await jobs.dispose();
       store.dispose();
     },
@@ -105,11 +115,15 @@ export class TestClient {
   private readonly pair = createMemoryTransportPair();
   private readonly control: ControlClient<typeof HOST_PROCEDURES, typeof HOST_EVENTS>;
 
-  constructor(jobs: JobService) {
+  constructor(jobs: JobService, previews: PreviewService) {
     const [clientEnd, agentEnd] = this.pair;
-    const procedures = createProcedures({} as AgentServices, createJobProcedures(jobs));
+    const procedures = createProcedures(
+      {} as AgentServices,
+      createJobProcedures(jobs),
+      createPreviewProcedures(previews),
+    );
     this.peer = new ClientPeer(
-      { transport: agentEnd, device: { public_key: DEVICE, name: 'test' }, remoteAddress: 'memory' },
+      { transport: agentEnd, device: { public_key: DEVICE, name: 'test' }, remoteAddress: 'memory', via: 'pinned' },
       procedures,
       pino({ level: 'silent' }),
     );

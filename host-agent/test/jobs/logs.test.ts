@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startJobHost, waitUntil } from './fixture.js';
 
@@ -75,15 +77,17 @@ describe('job logs written straight to the file', () => {
   it('stderr and stdout keep the order written, and output after the job ended is not part of its log', async () => {
     await using host = await startJobHost();
     const client = host.connect();
-    // A process that leaves the job's group keeps the log file open and writes after the end.
+    // A process that leaves the job's group keeps the log file open and writes after the end,
+    // then leaves a mark outside the workspace: the test reads the log once that write is done.
+    const wroteLate = join(host.dataDir, 'wrote-late');
     const job = await host.submit({
       command:
-        'echo out; echo err >&2; echo out2; setsid sh -c ": > escaped; sleep 0.3; echo late" & ' +
+        `echo out; echo err >&2; echo out2; setsid sh -c ": > escaped; sleep 0.3; echo late; : > ${wroteLate}" & ` +
         'while [ ! -e escaped ]; do sleep 0.01; done; echo done',
       executor: 'shell',
     });
     await host.waitFor(job.id);
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await waitUntil(() => existsSync(wroteLate));
     const log = await client.readLog(job.id, { follow: true });
     expect(log.data.toString()).toBe('out\nerr\nout2\ndone\n');
     expect(log.reason).toMatchObject({ code: 'log_end', exit_code: 0 });

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SessionCreateParams } from '@hangar/shared';
 import type { SessionManager } from '../../src/sessions/index.js';
@@ -62,10 +64,12 @@ describe('attachments', () => {
       if (acking) attachment.ack(offset + chunk.length);
     });
     await waitFor(() => screen.text().includes('ready$'), 'the prompt');
-    typeInto(attachment, 'yes\r');
+    // 8 MB through tmux, then a mark, then a flood that lasts until Ctrl-C: once the mark is
+    // there, a client that kept reading would have been handed far more than the window.
+    const marker = join(host.dataDir, 'flood-8mb');
+    typeInto(attachment, `yes | head -c 8000000; : > ${marker}; yes\r`);
     await waitFor(() => attachment.producedOffset > liveWindowBytes, 'the flood to fill the window');
-    // Give the flood time to overrun the window if reading did not stop.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await waitFor(() => existsSync(marker), '8 MB of flood through tmux', 30_000);
     const onePtyRead = 64 * 1024;
     expect(attachment.producedOffset - attachment.ackedOffset).toBeLessThanOrEqual(liveWindowBytes + onePtyRead);
     expect(attachment.ackedOffset).toBe(0);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,16 +235,22 @@ describe('session bells', () => {
       params({ name: 'asks', command: ['sh', '-c', 'sleep 0.3; printf "\\a"; sleep 30'], cwd: host.dataDir }),
     );
     await waitFor(() => rang.includes('asks'), 'the bell of "asks"');
-    // A name that would be a command if the hook did not quote it.
+    // A name that would be a command if the hook did not quote it. It rings, then marks that it did.
+    const handRang = join(host.dataDir, 'hand-rang');
     await host.tmux(
       'new-session',
       '-d',
       '-s',
       `x$(touch ${host.dataDir}/pwned)`,
-      'sh -c "sleep 0.3; printf \'\\a\'; sleep 30"',
+      `sh -c "sleep 0.3; printf '\\a'; : > ${handRang}; sleep 30"`,
     );
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect(rang).toEqual(['asks']);
+    await waitFor(() => existsSync(handRang), 'the hand-made session to ring');
+    // A bell of ours rung after it: once that one is told, the hand-made one would have been too.
+    await sessions.create(
+      params({ name: 'later', command: ['sh', '-c', 'sleep 0.3; printf "\\a"; sleep 30'], cwd: host.dataDir }),
+    );
+    await waitFor(() => rang.includes('later'), 'the bell of "later"');
+    expect(rang).toEqual(['asks', 'later']);
     await expect(stat(join(host.dataDir, 'pwned'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

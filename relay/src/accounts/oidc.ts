@@ -29,10 +29,10 @@ export class OidcVerifier {
     this.keys ??= (async () => {
       const url = `${this.config.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
       const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-      if (!response.ok) throw new Error(`${url} answered HTTP ${response.status}`);
+      if (!response.ok) throw new HangarError('E_AUTH_OIDC', `${url} answered HTTP ${response.status}`);
       const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
       if (typeof document.issuer !== 'string' || typeof document.jwks_uri !== 'string') {
-        throw new Error(`${url} has no issuer or jwks_uri`);
+        throw new HangarError('E_AUTH_OIDC', `${url} has no issuer or jwks_uri`);
       }
       return { issuer: document.issuer, jwks: createRemoteJWKSet(new URL(document.jwks_uri)) };
     })().catch((error: unknown) => {

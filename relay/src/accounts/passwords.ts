@@ -1,3 +1,4 @@
+import { HangarError } from '@hangar/shared';
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
@@ -29,7 +30,7 @@ export async function hashPassword(password: string, logN: number): Promise<stri
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parts = stored.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') throw new Error('unknown password hash format');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') throw new HangarError('E_INTERNAL', 'unknown password hash format');
   const [logN, r, p] = [Number(parts[1]), Number(parts[2]), Number(parts[3])];
   const expected = Buffer.from(parts[5]!, 'base64url');
   const key = await derive(password, Buffer.from(parts[4]!, 'base64url'), logN, r, p);

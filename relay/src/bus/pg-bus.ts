@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { Emitter } from '@hangar/shared';
+import { Emitter, HangarError } from '@hangar/shared';
 import type { RelayDb } from '../store/db.js';
-import type { BusEvent, RelayBus } from './bus.js';
+import { z } from 'zod';
+import { BusEvent, type RelayBus } from './bus.js';
+
+/** A NOTIFY payload: the event itself, or a reference to a stored body when it is too big. */
+const BusPayload = z.union([z.object({ e: BusEvent }), z.object({ ref: z.string() })]);
 
 const CHANNEL = 'hangar_relay';
 /** NOTIFY payloads must be under 8000 bytes; a larger event goes through bus_messages. */
@@ -69,7 +73,7 @@ export class PgBus implements RelayBus {
 
   private async receive(payload: string): Promise<void> {
     try {
-      const parsed = JSON.parse(payload) as { ref: string } | { e: BusEvent };
+      const parsed = BusPayload.parse(JSON.parse(payload));
       if ('e' in parsed) {
         this.emitter.fire(parsed.e);
         return;
@@ -79,8 +83,8 @@ export class PgBus implements RelayBus {
         .select('body')
         .where('id', '=', parsed.ref)
         .executeTakeFirst();
-      if (row === undefined) throw new Error(`bus message ${parsed.ref} is gone`);
-      this.emitter.fire(JSON.parse(row.body) as BusEvent);
+      if (row === undefined) throw new HangarError('E_INTERNAL', `bus message ${parsed.ref} is gone`);
+      this.emitter.fire(BusEvent.parse(JSON.parse(row.body)));
     } catch (error) {
       this.logger.error({ err: error }, 'relay bus: dropped an event it could not read');
     }

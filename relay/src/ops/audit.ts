@@ -1,4 +1,4 @@
-import type { AuditEntry } from '@hangar/shared';
+import { AuditEntry } from '@hangar/shared';
 import type { RelayDb } from '../store/db.js';
 
 /** Who did a privileged action, from where, for which account. */
@@ -48,7 +48,7 @@ export class AuditLog {
       actor: row.actor,
       by: people.get(row.actor) ?? null,
       ip: row.ip,
-      detail: JSON.parse(row.detail) as Record<string, unknown>,
+      detail: AuditEntry.shape.detail.parse(JSON.parse(row.detail)),
     }));
   }
 

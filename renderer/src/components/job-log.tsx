@@ -71,8 +71,8 @@ export function JobLog({
       follower?.dispose();
       term.dispose();
     };
-    // The theme is applied by its own effect; changing it must not refetch the log.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // The theme is left out of the dependencies: its own effect applies it, and a theme change
+    // must not refetch the log.
   }, [api, host, id, attempt]);
 
   useEffect(() => {

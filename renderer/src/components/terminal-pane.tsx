@@ -137,8 +137,8 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
       connection.dispose();
       term.dispose();
     };
-    // The theme is applied by its own effect; a theme change must not reconnect.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // The theme is left out of the dependencies: its own effect applies it, and a theme change
+    // must not reconnect.
   }, [api, host, session]);
 
   useEffect(() => {

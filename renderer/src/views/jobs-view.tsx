@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import {
   describeError,
   FINAL_JOB_STATES,
+  formatBytes,
   visibleText,
   type CoreApi,
   type HostView,
@@ -146,10 +147,4 @@ function JobDetailPanel({
       )}
     </div>
   );
-}
-
-function formatBytes(size: number): string {
-  if (size < 1024) return `${size} B`;
-  if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KiB`;
-  return `${(size / 1024 / 1024).toFixed(1)} MiB`;
 }

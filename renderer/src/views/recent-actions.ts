@@ -1,15 +1,19 @@
+import { z } from 'zod';
+
 const RECENT_KEY = 'hangar.palette.recent';
+const Recent = z.array(z.string());
 const MAX_RECENT = 8;
 
 /** Ids of palette actions, most recent first. */
 export function loadRecent(): string[] {
+  let json: unknown = [];
   try {
-    const value: unknown = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]');
-    return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+    json = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]');
   } catch {
     // A hand-edited or corrupt entry only costs the recents list.
-    return [];
   }
+  const recent = Recent.safeParse(json);
+  return recent.success ? recent.data : [];
 }
 
 export function rememberRecent(id: string): string[] {

@@ -1,32 +1,33 @@
 import { useCallback, useEffect, useState } from 'react';
+import { z } from 'zod';
 
-export interface PaneTarget {
-  host: string;
-  session: string;
-}
-export interface TerminalTab {
-  id: string;
-  title: string;
+const PaneTarget = z.object({ host: z.string(), session: z.string() });
+export type PaneTarget = z.infer<typeof PaneTarget>;
+
+const TerminalTab = z.object({
+  id: z.string(),
+  title: z.string(),
   /** One pane, or two side by side after a split. */
-  panes: PaneTarget[];
-}
+  panes: z.array(PaneTarget),
+});
+export type TerminalTab = z.infer<typeof TerminalTab>;
 
 const TABS_KEY = 'hangar.tabs';
 
-interface Saved {
-  tabs: TerminalTab[];
-  active: string | undefined;
-}
+/** What is remembered, read back with the same schema it was written with. */
+const Saved = z.object({ tabs: z.array(TerminalTab), active: z.string().optional() });
+type Saved = { tabs: TerminalTab[]; active: string | undefined };
 
 /** Open tabs are remembered so a reload re-attaches to the same sessions (tmux redraws them). */
 function load(): Saved {
+  let json: unknown = null;
   try {
-    const saved = JSON.parse(localStorage.getItem(TABS_KEY) ?? 'null') as Saved | null;
-    if (saved && Array.isArray(saved.tabs)) return saved;
+    json = JSON.parse(localStorage.getItem(TABS_KEY) ?? 'null');
   } catch {
     // A corrupt entry costs the remembered tabs, nothing else.
   }
-  return { tabs: [], active: undefined };
+  const saved = Saved.safeParse(json);
+  return saved.success ? { tabs: saved.data.tabs, active: saved.data.active } : { tabs: [], active: undefined };
 }
 
 let counter = 0;

@@ -1,4 +1,4 @@
-import { CoreTerminal, TERMINAL_CLOSE, type CloseReason, type CoreApiClient } from '@hangar/shared';
+import { CoreTerminal, HangarError, TERMINAL_CLOSE, type CloseReason, type CoreApiClient } from '@hangar/shared';
 import type { Command } from 'commander';
 import { visibleText } from '../output.js';
 import { withApi } from '../run.js';
@@ -46,7 +46,11 @@ function terminalSize(): { cols: number; rows: number } {
 
 function parseDetachKey(key: string): number {
   const match = /^ctrl-([a-z\]\\^_])$/i.exec(key);
-  if (!match) throw new Error(`--detach-key ${key}: expected ctrl-<letter> or ctrl-] / ctrl-\\ / ctrl-^ / ctrl-_`);
+  if (!match)
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      `--detach-key ${key}: expected ctrl-<letter> or ctrl-] / ctrl-\\ / ctrl-^ / ctrl-_`,
+    );
   return match[1]!.toUpperCase().charCodeAt(0) & 0x1f;
 }
 

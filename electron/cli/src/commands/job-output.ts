@@ -2,6 +2,7 @@ import {
   HangarError,
   closeReasonError,
   followCoreJobLog,
+  formatBytes,
   type CoreApiClient,
   type CoreCallParams,
   type JobDetail,

@@ -1,4 +1,4 @@
-import { formatBytes } from '@hangar/desktop/core';
+import { formatBytes } from '@hangar/shared';
 import cliProgress from 'cli-progress';
 
 /** A progress bar on a terminal; on a pipe, one line when it starts and one when it is done. */

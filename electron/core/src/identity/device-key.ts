@@ -1,3 +1,4 @@
+import { HangarError } from '@hangar/shared';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -32,7 +33,8 @@ export function rawPublicKey(privateKey: KeyObject): Uint8Array {
 async function loadOrCreate(path: string): Promise<KeyObject> {
   try {
     const key = createPrivateKey(await readFile(path));
-    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${path} is not an Ed25519 private key`);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw new HangarError('E_INTERNAL', `${path} is not an Ed25519 private key`);
     return key;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;

@@ -111,7 +111,7 @@ function checkId(id: string): string {
 }
 
 export { isFinal } from './log-follower.js';
-export { formatBytes, DEFAULT_MAX_WORKSPACE_BYTES, type PackedWorkspace } from './pack.js';
+export { DEFAULT_MAX_WORKSPACE_BYTES, type PackedWorkspace } from './pack.js';
 export type { DownloadProgress } from './artifacts.js';
 export type { FollowOptions, LogChunk, LogEnd, LogSink } from './log-follower.js';
 export type { UploadProgress, UploadResult } from './upload.js';

@@ -1,4 +1,4 @@
-import { HangarError, type Disposable } from '@hangar/shared';
+import { HangarError, formatBytes, type Disposable } from '@hangar/shared';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -233,11 +233,4 @@ function tooLarge(dir: string, size: number, maxBytes: number): HangarError {
       `add build output and dependencies to .gitignore, or run from a smaller folder`,
     { size, max_bytes: maxBytes },
   );
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-  return `${(n / 1024 / 1024 / 1024).toFixed(2)} GiB`;
 }

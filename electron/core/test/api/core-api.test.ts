@@ -1,18 +1,10 @@
 import { HangarError } from '@hangar/shared';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  BASH,
-  ROOT,
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../../../../test/support/processes.js';
+import { BASH, ROOT } from '../../../../test/support/processes.js';
+import { cleanupAfterEach, pairingCode, startTestAgent, tempHome } from './agent-fixture.js';
 import { HangarCore } from '../../src/core.js';
 import type { Platform } from '../../src/platform.js';
 import { WebServer } from '../../src/web/server.js';
@@ -21,20 +13,17 @@ import { connectUi, waitFor, type UiClient } from './ui-client.js';
 const quiet = pino({ level: 'silent' });
 
 describe('the core API over web mode, against a real agent', () => {
-  const cleanup: (() => Promise<unknown> | unknown)[] = [];
-  afterEach(async () => {
-    while (cleanup.length > 0) await cleanup.pop()!();
-  });
+  const cleanup = cleanupAfterEach();
 
   const start = async () => {
-    const dataDir = tempDir('api-agent');
-    cleanup.push(() => removeDir(dataDir));
-    cleanup.push(() => killTmuxServer(dataDir));
-    const agent: AgentProcess = await startAgentProcess(dataDir);
-    cleanup.push(() => agent.stop());
-    const home = tempDir('api-home');
-    cleanup.push(() => removeDir(home));
-    const core = await HangarCore.open({ home, logger: quiet });
+    const agent = await startTestAgent(cleanup, 'api-agent');
+    const home = tempHome(cleanup, 'api-home');
+    // The core's own log, to wait on what it did (a reconnect attempt) instead of on the clock.
+    const coreLog: string[] = [];
+    const core = await HangarCore.open({
+      home,
+      logger: pino({ level: 'debug' }, { write: (line) => coreLog.push(line) }),
+    });
     cleanup.push(() => core.dispose());
     const notifications: { title: string; body: string }[] = [];
     const platform: Platform = {
@@ -47,12 +36,7 @@ describe('the core API over web mode, against a real agent', () => {
     cleanup.push(() => web.dispose());
     const ui = await connectUi(web.port, web.secret);
     cleanup.push(() => ui.close());
-    return { agent, core, web, ui, notifications };
-  };
-
-  const pairingCode = async (agent: AgentProcess) => {
-    const issued = await hangarAgent(['pair', '--data', agent.dataDir, '--json']);
-    return (JSON.parse(issued.stdout) as { code: string }).code;
+    return { agent, core, web, ui, notifications, coreLog };
   };
 
   it('pairs a host from the UI, opens a terminal on it and shows what was typed', async () => {
@@ -107,19 +91,23 @@ describe('the core API over web mode, against a real agent', () => {
   });
 
   it('a host that goes away shows offline once, not a flap at every reconnect attempt', async () => {
-    const { agent, ui } = await start();
+    const { agent, ui, coreLog } = await start();
     await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
     await agent.stop();
+    const failedReconnects = () => coreLog.filter((line) => line.includes('"reconnect failed"')).length;
     const statuses = () =>
       ui.events
         .filter((e) => e.event === 'hosts.changed')
         .map((e) => (e.data as { hosts: { status: string }[] }).hosts[0]!.status);
     await waitFor(() => statuses().at(-1) === 'offline', 'the host shown offline');
     const before = statuses().length;
-    // Reconnect attempts back off 100 ms … 3 s: several of them fail in this time.
-    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const attempts = failedReconnects();
+    // Reconnect attempts back off 100 ms … 3 s; three more failing ones must not show as changes.
+    await waitFor(() => failedReconnects() >= attempts + 3, 'three more failed reconnect attempts');
+    // A call's answer comes after every event the core sent before it: none is still on its way.
+    const listed = await ui.call('hosts.list', {});
     expect(statuses().slice(before)).toEqual([]);
-    expect((await ui.call('hosts.list', {})).hosts[0]).toMatchObject({ status: 'offline' });
+    expect(listed.hosts[0]).toMatchObject({ status: 'offline' });
   });
 
   it('pushes a host’s sessions to the UI when one is made and when one ends on its own', async () => {
@@ -214,9 +202,12 @@ describe('the core API over web mode, against a real agent', () => {
     const tab = ui.openStream();
     tab.stream.autoAck = false;
     await ui.call('terminal.open', { host: 'mini', session: 'flood', cols: 80, rows: 24, stream_id: tab.stream.id });
-    tab.stream.write(new TextEncoder().encode('yes flood | head -c 4000000\r'));
+    // The marker is written once the whole flood went through tmux: by then, had the window not
+    // held, the stream would have carried far more than one window.
+    const marker = join(agent.dataDir, 'flood-passed');
+    tab.stream.write(new TextEncoder().encode(`yes flood | head -c 4000000; : > ${marker}\r`));
     await waitFor(() => tab.stream.recvOffset >= tab.stream.window, 'a full window of output');
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(() => existsSync(marker), 'the flood to have gone through tmux', 20_000);
     // Nothing beyond the window while the UI has not acked (the Mux would close the stream otherwise).
     expect(tab.stream.recvOffset).toBeLessThanOrEqual(tab.stream.window);
     expect(tab.stream.closed).toBe(false);

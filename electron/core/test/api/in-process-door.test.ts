@@ -11,15 +11,9 @@ import { createServer, get as httpGet, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../../../../test/support/processes.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, pairingCode, startTestAgent, tempHome } from './agent-fixture.js';
+import type { AgentProcess } from '../../../../test/support/processes.js';
 import { openCoreApi } from '../../src/api/in-process-door.js';
 import { CoreApiServer } from '../../src/api/index.js';
 import { HangarCore } from '../../src/core.js';
@@ -30,29 +24,13 @@ const quiet = pino({ level: 'silent' });
 
 /** The hangar command's door, and the window's beside it, on the same procedure table. */
 describe('the core API for the hangar command (in-process door)', () => {
-  const cleanup: (() => Promise<unknown> | unknown)[] = [];
-  afterEach(async () => {
-    while (cleanup.length > 0) await cleanup.pop()!();
-  });
+  const cleanup = cleanupAfterEach();
 
-  const startAgent = async (): Promise<AgentProcess> => {
-    const dataDir = tempDir('door-agent');
-    cleanup.push(() => removeDir(dataDir));
-    cleanup.push(() => killTmuxServer(dataDir));
-    const agent = await startAgentProcess(dataDir);
-    cleanup.push(() => agent.stop());
-    return agent;
-  };
-
-  const pairingCode = async (agent: AgentProcess) => {
-    const issued = await hangarAgent(['pair', '--data', agent.dataDir, '--json']);
-    return (JSON.parse(issued.stdout) as { code: string }).code;
-  };
+  const startAgent = () => startTestAgent(cleanup, 'door-agent');
 
   /** The hangar command's door over a fresh $HANGAR_HOME, paired with `agent` as "mini". */
   const openDoor = async (agent: AgentProcess) => {
-    const home = tempDir('door-home');
-    cleanup.push(() => removeDir(home));
+    const home = tempHome(cleanup, 'door-home');
     const api = await openCoreApi({ home, logger: quiet });
     cleanup.push(() => api.dispose());
     await api.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
@@ -140,8 +118,7 @@ describe('the core API for the hangar command (in-process door)', () => {
 
     /** One core, served to a hangar command and to a window, each over its own link. */
     const serveBoth = async () => {
-      const home = tempDir('door-both');
-      cleanup.push(() => removeDir(home));
+      const home = tempHome(cleanup, 'door-both');
       const core = await HangarCore.open({ home, logger: quiet });
       cleanup.push(() => core.dispose());
       const server = new CoreApiServer(core, platform(home), { live: false });

@@ -1,15 +1,8 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../../../../test/support/processes.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, pairingCode, startTestAgent, tempHome } from '../api/agent-fixture.js';
 import { HangarCore } from '../../src/core.js';
 import { WebServer } from '../../src/web/server.js';
 import { connectUi, waitFor } from '../api/ui-client.js';
@@ -33,10 +26,7 @@ function get(port: number): Promise<{ status: number; body: string }> {
 }
 
 describe('previews a UI opened', () => {
-  const cleanup: (() => Promise<unknown> | unknown)[] = [];
-  afterEach(async () => {
-    while (cleanup.length > 0) await cleanup.pop()!();
-  });
+  const cleanup = cleanupAfterEach();
 
   /** A UI core (web mode) over `home`, as npm start or hangar ui runs one; stop() ends it. */
   const startUiCore = async (home: string) => {
@@ -53,22 +43,15 @@ describe('previews a UI opened', () => {
   };
 
   it('are served again by the next UI core at the same address, until closed', async () => {
-    const dataDir = tempDir('remember-agent');
-    cleanup.push(() => removeDir(dataDir));
-    cleanup.push(() => killTmuxServer(dataDir));
-    const agent: AgentProcess = await startAgentProcess(dataDir);
-    cleanup.push(() => agent.stop());
-    const home = tempDir('remember-home');
-    cleanup.push(() => removeDir(home));
+    const agent = await startTestAgent(cleanup, 'remember-agent');
+    const home = tempHome(cleanup, 'remember-home');
     const dev: Server = createServer((_req, res) => res.end('dev server'));
     await new Promise<void>((resolve) => dev.listen(0, '127.0.0.1', resolve));
     cleanup.push(() => new Promise((resolve) => dev.close(resolve)));
     const devPort = (dev.address() as AddressInfo).port;
 
     const first = await startUiCore(home);
-    const code = (JSON.parse((await hangarAgent(['pair', '--data', dataDir, '--json'])).stdout) as { code: string })
-      .code;
-    await first.ui.call('hosts.add', { name: 'mini', address: agent.address, code });
+    await first.ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
     await first.ui.call('previews.add', { host: 'mini', port: devPort });
     const { local_port } = await first.ui.call('previews.open', { host: 'mini', port: devPort });
     expect(await get(local_port)).toEqual({ status: 200, body: 'dev server' });
@@ -83,11 +66,19 @@ describe('previews a UI opened', () => {
     const listed = await second.ui.call('previews.list', { host: 'mini' });
     expect(listed.hosts[0]!.previews[0]!.local_url).toBe(`http://localhost:${local_port}/`);
 
-    // Closed from the UI: gone for good.
+    // Closed from the UI: gone for good. A second dev server opened after it is the witness: the
+    // next core serves remembered previews in the order they were opened, so once the later one
+    // is served again, the closed one would have been by then.
     await second.ui.call('previews.close', { host: 'mini', port: devPort });
+    const witness: Server = createServer((_req, res) => res.end('witness'));
+    await new Promise<void>((resolve) => witness.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => witness.close(resolve)));
+    const witnessPort = (witness.address() as AddressInfo).port;
+    await second.ui.call('previews.add', { host: 'mini', port: witnessPort });
+    await second.ui.call('previews.open', { host: 'mini', port: witnessPort });
     await second.stop();
     const third = await startUiCore(home);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await waitFor(() => third.core.previews.localUrl('mini', witnessPort) !== null, 'the witness served again');
     expect(third.core.previews.localUrl('mini', devPort)).toBeNull();
     await expect(get(local_port)).rejects.toThrow(/ECONNREFUSED/);
   });

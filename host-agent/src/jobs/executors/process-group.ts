@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { processStartTime as linuxStartTime } from './sandbox-processes.js';
 
 const run = promisify(execFile);
 /** How often a waiting cancel looks whether the group is gone. */
@@ -78,18 +78,8 @@ export async function terminateGroup(pgid: number, graceMs: number): Promise<voi
  */
 export async function processStartTime(pid: number): Promise<string | undefined> {
   if (process.platform === 'linux') {
-    let stat: string;
-    try {
-      stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    } catch (error) {
-      // ESRCH: the process exited between open and read.
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ESRCH') return undefined;
-      throw error;
-    }
-    // The command name (field 2) is in parentheses and may hold spaces: count fields after it.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19];
+    const ticks = linuxStartTime(pid);
+    return ticks === undefined ? undefined : String(ticks);
   }
   try {
     const { stdout } = await run('ps', ['-o', 'lstart=', '-p', String(pid)]);

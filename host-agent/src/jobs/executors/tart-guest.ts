@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { HangarError } from '@hangar/shared';
+import { HangarError, shellQuote } from '@hangar/shared';
 import type { TartCli } from './tart-cli.js';
 
 /**
@@ -145,8 +145,4 @@ async function probeWith(
   } finally {
     clearTimeout(timer);
   }
-}
-
-export function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
 }

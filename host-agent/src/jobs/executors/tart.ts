@@ -1,10 +1,10 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { HangarError } from '@hangar/shared';
+import { HangarError, shellQuote } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { GUEST_SHARE_ROOT, TART_INSTALL_HINT, TartCli } from './tart-cli.js';
-import { shellQuote, type GuestAccess, type GuestProcess } from './tart-guest.js';
+import type { GuestAccess, GuestProcess } from './tart-guest.js';
 import { MAX_MACOS_VMS, SHARE_NAME, TartPool, type Lease } from './tart-pool.js';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
 
