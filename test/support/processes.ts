@@ -46,11 +46,12 @@ async function runNode(
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
-    const failure = error as { code?: number | string; stdout?: string; stderr?: string };
+    const failure = error as { code?: number | string; signal?: string; stdout?: string; stderr?: string };
     return {
       code: typeof failure.code === 'number' ? failure.code : -1,
       stdout: failure.stdout ?? '',
-      stderr: failure.stderr ?? String(error),
+      // Killed by a signal (or timed out): say so after what it printed.
+      stderr: (failure.stderr ?? String(error)) + (failure.signal ? `\n[killed by ${failure.signal}]` : ''),
     };
   }
 }

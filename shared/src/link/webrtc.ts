@@ -189,13 +189,24 @@ function safe<T>(read: () => T, fallback: T): T {
  */
 const live = new Set<unknown>();
 
+let lastClosedAt = 0;
+
 /** Peer connections this process has open (a process calls the library's cleanup only once none is). */
 export function openWebRtcPeers(): number {
   return live.size;
 }
 
+/**
+ * When this process last closed a peer connection: the library's threads finish closing it after
+ * close() returns, and its cleanup() must not run before they have.
+ */
+export function lastWebRtcPeerClosedAt(): number {
+  return lastClosedAt;
+}
+
 function closePeer(pc: PeerConnectionLike): void {
   live.delete(pc);
+  lastClosedAt = Date.now();
   try {
     pc.close();
   } catch {

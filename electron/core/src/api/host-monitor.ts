@@ -13,6 +13,7 @@ import {
 import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
 import type { HangarCore } from '../core.js';
+import type { HostEntry } from '../hosts/directory.js';
 import { isFinal } from '../jobs/index.js';
 import type { DesktopNotification, Platform } from '../platform.js';
 import { AgentAttention } from './agent-attention.js';
@@ -22,6 +23,11 @@ import { hostView } from './host-views.js';
 const STATS_TIMEOUT_MS = 2000;
 /** `hosts.list` with probe (the hangar command): a paired host not linked within this long is listed as it is then. */
 const PROBE_TIMEOUT_MS = 3000;
+/**
+ * …except a host of the account that the relay says is online: its link may need WebRTC or the
+ * relay's splice after its addresses (each tried for up to 3 s), so it gets this long in all.
+ */
+const PROBE_FALLBACK_TIMEOUT_MS = 12_000;
 /** Status flaps (connecting → offline while a host is down) are merged into one event. */
 const CHANGE_DEBOUNCE_MS = 100;
 /** At most one notification per session in this long; the UI event goes out for every bell. */
@@ -91,10 +97,9 @@ export class HostMonitor implements Disposable {
    */
   async views(options: { fresh?: boolean; probe?: boolean } = {}): Promise<HostView[]> {
     this.sync();
-    const [entries] = await Promise.all([
-      this.core.hostEntries({ fresh: options.fresh ?? false }),
-      options.probe && !this.live ? this.probe() : undefined,
-    ]);
+    // The account's word first: how long the probe waits for a host depends on it.
+    const entries = await this.core.hostEntries({ fresh: options.fresh ?? false });
+    if (options.probe && !this.live) await this.probe(entries);
     return Promise.all(
       entries.map(async (entry): Promise<HostView> => {
         const watched = this.watched.get(entry.name);
@@ -112,13 +117,18 @@ export class HostMonitor implements Disposable {
     );
   }
 
-  /** Links to every paired host at once, waiting at most PROBE_TIMEOUT_MS (then it is listed as it is). */
-  private async probe(): Promise<void> {
+  /**
+   * Links to every paired host at once, waiting at most PROBE_TIMEOUT_MS, or
+   * PROBE_FALLBACK_TIMEOUT_MS for one the account's relay says is online (then it is listed as it is).
+   */
+  private async probe(entries: HostEntry[]): Promise<void> {
     const names = this.core.registry.list().map((h) => h.name);
     await Promise.all(
       names.map(async (name) => {
         let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, PROBE_TIMEOUT_MS)));
+        const online = entries.find((e) => e.name === name)?.account?.presence === 'online';
+        const waitMs = online ? PROBE_FALLBACK_TIMEOUT_MS : PROBE_TIMEOUT_MS;
+        const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
         try {
           await Promise.race([this.core.connection(name).link(), late]);
           this.probeErrors.delete(name);

@@ -4,6 +4,7 @@ import {
   HangarError,
   WebRtcSignal,
   offerWebRtc,
+  lastWebRtcPeerClosedAt,
   openWebRtcPeers,
   refusedMessage,
   toHangarError,
@@ -66,8 +67,10 @@ export async function releaseWebRtc(): Promise<void> {
   if (!used) return;
   const deadline = Date.now() + 2_000;
   while (openWebRtcPeers() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  // close() returns before its threads are done with the connection.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // close() returns before its threads are done with the connection: a second after the last
+  // close (an attempt that failed, or lost to another path, may have closed one a moment ago).
+  const settle = Math.max(100, lastWebRtcPeerClosedAt() + 1_000 - Date.now());
+  await new Promise((resolve) => setTimeout(resolve, settle));
   used = false;
   nodeDataChannel.cleanup();
 }
