@@ -5,9 +5,10 @@
 // imports the private workspace @hangar/shared. Publishing shared too would make the protocol a
 // public package with its own versioning for no user's benefit, and bundleDependencies of a
 // workspace symlink is fragile across npm versions. So the agent and shared (and every pure-JS
-// dependency) are bundled by esbuild into dist/, and the published package depends only on its two
-// native modules, better-sqlite3 and node-pty, which must be built or fetched for the host's Node
-// (prebuild-install, else node-gyp). Fewer packages to fetch also makes the install line faster.
+// dependency) are bundled by esbuild into dist/, and the published package depends only on its
+// native modules: better-sqlite3 and node-pty, which must be built or fetched for the host's Node
+// (prebuild-install, else node-gyp), and node-datachannel (WebRTC), whose binary npm fetches as an
+// optional per-platform package. Fewer packages to fetch also makes the install line faster.
 // The workspace keeps its name and its tsc output, so the desktop app's link to it is unchanged.
 //
 //   node build/agent-package/pack.mjs [--version 1.2.3] [--out DIR]
@@ -20,7 +21,8 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const AGENT = join(ROOT, 'host-agent');
-const NATIVE = ['better-sqlite3', 'node-pty'];
+// node-datachannel: the WebRTC link; its binary comes as an optional per-platform package.
+const NATIVE = ['better-sqlite3', 'node-pty', 'node-datachannel'];
 
 /**
  * Writes the package's files into `<outDir>/hangar-agent/` and returns that directory.

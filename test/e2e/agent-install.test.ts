@@ -130,7 +130,7 @@ describe('hangar-agent install', () => {
       files: ['bin', 'dist'],
       engines: { node: '>=20' },
     });
-    expect(Object.keys(manifest.dependencies).sort()).toEqual(['better-sqlite3', 'node-pty']);
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(['better-sqlite3', 'node-datachannel', 'node-pty']);
     expect(existsSync(join(installed, 'node_modules', '@hangar'))).toBe(false);
     const help = await agent(sandbox(), ['--help']);
     expect(help.stdout).toMatch(/install \[options\][\s\S]*uninstall[\s\S]*status[\s\S]*logs[\s\S]*update/);
