@@ -94,12 +94,17 @@ export class HangarCore {
       saved: () => this.hostsChangedEmitter.fire(),
       logger,
       fallbacks: [
-        webRtcFallback({
-          accountHosts: this.accountHosts,
-          deviceKey: deviceKey.privateKey,
-          deviceName: this.deviceName,
-          iceServers: () => this.account.iceServers(),
-        }),
+        // HANGAR_WEBRTC=off leaves WebRTC out (a network known to block UDP; the splice tests).
+        ...(process.env.HANGAR_WEBRTC === 'off'
+          ? []
+          : [
+              webRtcFallback({
+                accountHosts: this.accountHosts,
+                deviceKey: deviceKey.privateKey,
+                deviceName: this.deviceName,
+                iceServers: () => this.account.iceServers(),
+              }),
+            ]),
         // UDP blocked, or no WebRTC pair formed: the relay splices the same end-to-end TLS link.
         relaySpliceFallback({ account: this.account, deviceKey: deviceKey.privateKey, deviceName: this.deviceName }),
       ],
