@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,6 +26,28 @@ async function hangarSaying(home: string, args: string[]) {
   return run(process.execPath, [HANGAR_BIN, ...args], {
     env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1' },
   });
+}
+
+/**
+ * The files of the hangar command that `hangar …` loads (through a module hook writing each file:
+ * URL to `list`), read: what its start-up costs.
+ */
+async function filesLoadedBy(home: string, args: string[], list: string): Promise<{ url: string; text: string }[]> {
+  const hooks = `import { appendFileSync } from 'node:fs';
+    export async function load(url, context, next) {
+      if (url.startsWith('file:')) appendFileSync(${JSON.stringify(list)}, url + '\\n');
+      return next(url, context);
+    }`;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  await run(
+    process.execPath,
+    ['--import', `data:text/javascript,${encodeURIComponent(register)}`, HANGAR_BIN, ...args],
+    {
+      env: { ...process.env, HANGAR_HOME: home },
+    },
+  );
+  const urls = readFileSync(list, 'utf8').split('\n').filter(Boolean);
+  return urls.map((url) => ({ url, text: readFileSync(new URL(url), 'utf8') }));
 }
 
 /** What bash's completion offers for `words` (the last one being typed), with the script hangar prints. */
@@ -101,6 +123,11 @@ describe('the hangar command and the core running on this computer', () => {
     expect(created.code, created.stderr).toBe(0);
     const sessions = await hangarSaying(home, ['session', 'ls', '--json']);
     expect(sessions.stderr).toContain(`pid ${ui.child.pid}`);
+    // A core of this build: trusted to check calls and answers, so the command loads no schema (issue 18).
+    expect(sessions.stderr).toContain('same protocol tables: it checks calls and answers');
+    const loaded = await filesLoadedBy(home, ['session', 'ls'], join(home, 'loaded.txt'));
+    expect(loaded.map((file) => file.url)).toContainEqual(expect.stringContaining('/electron/cli/bundle/'));
+    expect(loaded.filter((file) => file.text.includes('$ZodType')).map((file) => file.url)).toEqual([]);
     expect(JSON.parse(sessions.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work', alive: true })]);
 
     // Tab completion asks the same core: commands, then hosts, then that host's sessions.
