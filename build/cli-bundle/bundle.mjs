@@ -12,7 +12,7 @@
 //
 //   node build/cli-bundle/bundle.mjs        (npm run build runs it after tsc -b)
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,8 +46,71 @@ const sharedWithoutSideEffects = {
         ? { path: resolve(args.resolveDir, args.path), sideEffects: false }
         : undefined,
     );
+    plugin.onResolve({ filter: /^\// }, (args) =>
+      args.path.startsWith(SHARED_DIST) ? { path: args.path, sideEffects: false } : undefined,
+    );
   },
 };
+
+/**
+ * Each `import { … } from '@hangar/shared'` of the CLI and of the core's door module, rewritten to
+ * import every name from the module of shared that defines it. Why: esbuild splits code by which
+ * files each lazily loaded command reaches, not by which exports it uses, so through shared's index
+ * every command would reach every module of shared, zod and all; this way a command that uses no
+ * schema (session ls through a running core's door) loads none. A name not found stays with the index.
+ */
+const sharedByModule = {
+  name: 'shared-by-module',
+  setup(plugin) {
+    const definedIn = sharedDefinitions();
+    const rewrite = (source) =>
+      source.replace(/import\s*\{([^}]*)\}\s*from\s*'@hangar\/shared';/g, (statement, list) => {
+        const names = list
+          .split(',')
+          .map((item) => item.trim())
+          .filter(Boolean);
+        const byFile = new Map();
+        for (const item of names) {
+          const file = definedIn.get(item.split(/\s+as\s+/)[0]);
+          if (file === undefined) return statement;
+          byFile.set(file, [...(byFile.get(file) ?? []), item]);
+        }
+        return [...byFile]
+          .map(([file, items]) => `import { ${items.join(', ')} } from ${JSON.stringify(file)};`)
+          .join('\n');
+      });
+    const ours = new RegExp(
+      `^${[join(CLI, 'dist'), join(ROOT, 'electron', 'core', 'dist', 'door')].map((dir) => dir.replace(/[/\\.]/g, '\\$&')).join('|')}`,
+    );
+    plugin.onLoad({ filter: /\.js$/ }, (args) =>
+      ours.test(args.path) ? { contents: rewrite(readFileSync(args.path, 'utf8')), loader: 'js' } : undefined,
+    );
+  },
+};
+
+/** Every name a module of shared/dist defines (export const/function/class), and the module; names defined twice are left out. */
+function sharedDefinitions() {
+  const definedIn = new Map();
+  const twice = new Set();
+  const visit = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) visit(path);
+      else if (entry.name.endsWith('.js')) {
+        const source = readFileSync(path, 'utf8');
+        for (const [, name] of source.matchAll(
+          /^export (?:const|let|var|class|(?:async )?function\*?) ([A-Za-z0-9_$]+)/gm,
+        )) {
+          if (definedIn.has(name)) twice.add(name);
+          definedIn.set(name, path);
+        }
+      }
+    }
+  };
+  visit(SHARED_DIST);
+  for (const name of twice) definedIn.delete(name);
+  return definedIn;
+}
 
 /**
  * zod's `z.locales` (its error messages in 40-odd languages, over half of zod's bytes) is never
@@ -64,6 +127,15 @@ const zodWithoutLocales = {
   },
 };
 
+/**
+ * The protocol tables this bundle holds, as a running core says its own in the door greeting: a
+ * core of the same tables is trusted to check calls and answers (electron/cli/src/run.ts), so a
+ * command reaching it loads no schema.
+ */
+const { protocolFingerprint } = await import(join(ROOT, 'electron', 'core', 'dist', 'door', 'fingerprint.js'));
+const protocol = protocolFingerprint(SHARED_DIST);
+if (protocol === undefined) throw new Error(`cannot read the protocol modules in ${SHARED_DIST}; run tsc -b first`);
+
 rmSync(OUT, { recursive: true, force: true });
 await build({
   entryPoints: { main: join(CLI, 'dist', 'main.js') },
@@ -79,7 +151,8 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   external: ['bufferutil', 'utf-8-validate'],
-  plugins: [coreOutside, sharedWithoutSideEffects, zodWithoutLocales],
+  plugins: [coreOutside, sharedByModule, sharedWithoutSideEffects, zodWithoutLocales],
+  define: { HANGAR_BUNDLED_PROTOCOL: JSON.stringify(protocol) },
   // Bundled CommonJS dependencies (commander) call require(); an ES module has none of its own.
   banner: {
     js: "import { createRequire as __hangarRequire } from 'node:module';\nconst require = __hangarRequire(import.meta.url);",

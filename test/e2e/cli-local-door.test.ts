@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ import {
   pairWith,
   removeDir,
   startAgentProcess,
+  tmux,
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
@@ -26,6 +27,28 @@ async function hangarSaying(home: string, args: string[]) {
   return run(process.execPath, [HANGAR_BIN, ...args], {
     env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1' },
   });
+}
+
+/**
+ * The files of the hangar command that `hangar …` loads (through a module hook writing each file:
+ * URL to `list`), read: what its start-up costs.
+ */
+async function filesLoadedBy(home: string, args: string[], list: string): Promise<{ url: string; text: string }[]> {
+  const hooks = `import { appendFileSync } from 'node:fs';
+    export async function load(url, context, next) {
+      if (url.startsWith('file:')) appendFileSync(${JSON.stringify(list)}, url + '\\n');
+      return next(url, context);
+    }`;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  await run(
+    process.execPath,
+    ['--import', `data:text/javascript,${encodeURIComponent(register)}`, HANGAR_BIN, ...args],
+    {
+      env: { ...process.env, HANGAR_HOME: home },
+    },
+  );
+  const urls = readFileSync(list, 'utf8').split('\n').filter(Boolean);
+  return urls.map((url) => ({ url, text: readFileSync(new URL(url), 'utf8') }));
 }
 
 /** What bash's completion offers for `words` (the last one being typed), with the script hangar prints. */
@@ -62,7 +85,7 @@ describe('the hangar command and the core running on this computer', () => {
       await killTmuxServer(dataDir);
       removeDir(dataDir);
     });
-    return agent;
+    return Object.assign(agent, { dataDir });
   };
   /** A listener that is not a core at `path`; its connections are cut when the test ends. */
   const listenAt = async (path: string, behave: (connection: Socket) => void) => {
@@ -101,7 +124,40 @@ describe('the hangar command and the core running on this computer', () => {
     expect(created.code, created.stderr).toBe(0);
     const sessions = await hangarSaying(home, ['session', 'ls', '--json']);
     expect(sessions.stderr).toContain(`pid ${ui.child.pid}`);
+    // A core of this build: trusted to check calls and answers, so the command loads no schema (issue 18).
+    expect(sessions.stderr).toContain('same protocol tables: it checks calls and answers');
+    const loaded = await filesLoadedBy(home, ['session', 'ls'], join(home, 'loaded.txt'));
+    expect(loaded.map((file) => file.url)).toContainEqual(expect.stringContaining('/electron/cli/bundle/'));
+    expect(loaded.filter((file) => file.text.includes('$ZodType')).map((file) => file.url)).toEqual([]);
     expect(JSON.parse(sessions.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work', alive: true })]);
+
+    // The running core answers listings from what the host pushed (issue 18): a session made and
+    // ended by another client (here a command with a core of its own) shows up and goes without
+    // waiting out that list's 30 s limit.
+    const names = async () =>
+      (
+        JSON.parse((await hangarSaying(home, ['session', 'ls', 'box', '--json'])).stdout)[0].sessions as {
+          name: string;
+        }[]
+      )
+        .map((s) => s.name)
+        .sort();
+    const listedBy = async (want: string[]) => {
+      const began = Date.now();
+      while ((await names()).join() !== want.join()) {
+        if (Date.now() - began > 10_000)
+          throw new Error(`session ls never showed ${want.join()}: ${(await names()).join()}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    const elsewhere = (args: string[]) =>
+      run(process.execPath, [HANGAR_BIN, ...args], {
+        env: { ...process.env, HANGAR_HOME: home, HANGAR_LOCAL_DOOR: 'off' },
+      });
+    await elsewhere(['session', 'new', 'box', '--name', 'other', ...BASH]);
+    await listedBy(['other', 'work']);
+    await elsewhere(['session', 'kill', 'box', 'other']);
+    await listedBy(['work']);
 
     // Tab completion asks the same core: commands, then hosts, then that host's sessions.
     expect(await bashCompletes(home, ['hangar', 'att'])).toEqual(['attach']);
@@ -123,6 +179,25 @@ describe('the hangar command and the core running on this computer', () => {
     const alone = await hangarSaying(home, ['session', 'ls', '--json']);
     expect(alone.stderr).toContain('no Hangar core runs on this computer');
     expect(JSON.parse(alone.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work' })]);
+  });
+
+  it('a tmux server killed under a running core (which no tmux hook tells) is reported by the next listings', async () => {
+    const home = startHome();
+    const agent = await startAgent();
+    await startUi(home);
+    await pairWith(home, 'box', agent);
+    expect((await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    expect((await hangar(home, ['session', 'ls', 'box'])).code).toBe(0);
+    expect((await hangar(home, ['session', 'ls', 'box'])).stdout).toMatch(/^box\s+work\s/m);
+    const pid = Number((await tmux(agent.dataDir, ['display-message', '-p', '#{pid}'])).trim());
+    process.kill(pid, 'SIGKILL');
+    // The core's list of box may be the one from before (answered at once, and asked again behind
+    // it): within a few listings, and well before that list's 30 s limit, the loss is told.
+    const began = Date.now();
+    let listed = await hangar(home, ['session', 'ls', 'box']);
+    while (listed.code !== 1 && Date.now() - began < 10_000) listed = await hangar(home, ['session', 'ls', 'box']);
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toContain(`the tmux server (pid ${pid}) exited while session "work" ran in it`);
   });
 
   it('a socket left by a core that was killed counts as no core, and the next core takes its place', async () => {

@@ -1,4 +1,7 @@
-import { HangarError, PreviewPort, parseOrThrow } from '@hangar/shared';
+import { HangarError } from '@hangar/shared';
+
+// Option parsers the commands share. No schema here: session and run load this module, and a
+// schema would bring zod into their start-up (issue 18); preview parses its ports itself.
 
 /** Commander accumulator for repeatable options (`--env A=1 --env B=2`). */
 export function collect(value: string, previous: string[]): string[] {
@@ -39,12 +42,4 @@ export function parseSecrets(items: string[], env: NodeJS.ProcessEnv = process.e
     secrets[item] = value;
   }
   return secrets;
-}
-
-/** A TCP port argument: digits only (so `5173abc` is not quietly 5173), then the shared range check. */
-export function parsePort(value: string, what = 'port'): number {
-  if (!/^\d{1,5}$/.test(value)) {
-    throw new HangarError('E_BAD_REQUEST', `${what} "${value}": expected a port number from 1 to 65535`);
-  }
-  return parseOrThrow(PreviewPort, Number(value), what);
 }

@@ -1,26 +1,37 @@
-import type { CoreApiClient } from '@hangar/shared';
+import type { CoreApi } from '@hangar/shared';
+
+/**
+ * Set by build/cli-bundle to the protocolFingerprint() of the tables this bundle holds; undefined
+ * in the tsc build (then every answer of a running core is checked here, with the tables).
+ */
+declare const HANGAR_BUNDLED_PROTOCOL: string | undefined;
+const bundledProtocol = typeof HANGAR_BUNDLED_PROTOCOL === 'string' ? HANGAR_BUNDLED_PROTOCOL : undefined;
 
 /**
  * The hangar command's door onto the core API. When the app's core runs on this computer
  * (`npm start`, `hangar up`, `hangar ui`, the window), its local socket: the same procedures over
  * the host links it already holds. Otherwise (nothing there, a socket a stopped core left, or a
  * listener that is not a core: said on stderr) a core of its own, in this process. Both are
- * imported only here, when a command runs, so `hangar --help` loads neither.
+ * imported only here, when a command runs, so `hangar --help` loads neither. A running core of
+ * this very build (the same protocol tables) is trusted to check calls and answers itself
+ * (DoorClient), so the command loads no schema on the way: that is its fast path.
  */
-export async function openDoor(): Promise<CoreApiClient> {
+export async function openDoor(): Promise<CoreApi> {
   if (process.env['HANGAR_LOCAL_DOOR'] !== 'off') {
-    const { reachRunningCore, hangarHome } = await import('@hangar/desktop/core/door');
+    const { reachRunningCore, hangarHome, DoorClient } = await import('@hangar/desktop/core/door');
     const running = await reachRunningCore(hangarHome());
     const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
     if (running.kind === 'core') {
+      const peer = `the Hangar core running on this computer (pid ${running.pid})`;
+      const trusted = bundledProtocol !== undefined && running.protocol === bundledProtocol;
       if (debug)
         process.stderr.write(
-          `hangar: using the Hangar core running on this computer (pid ${running.pid}, ${running.path})\n`,
+          `hangar: using the Hangar core running on this computer (pid ${running.pid}, ${running.path}; ` +
+            `${trusted ? 'same protocol tables: it checks calls and answers' : 'answers checked here'})\n`,
         );
+      if (trusted) return new DoorClient(running.transport, { peer });
       const { CoreApiClient } = await import('@hangar/shared');
-      return new CoreApiClient(running.transport, {
-        peer: `the Hangar core running on this computer (pid ${running.pid})`,
-      });
+      return new CoreApiClient(running.transport, { peer });
     }
     if (running.kind === 'refused')
       process.stderr.write(`hangar: ${running.reason}; working without the running app\n`);
@@ -32,8 +43,8 @@ export async function openDoor(): Promise<CoreApiClient> {
 }
 
 /** Runs one command against the core API, then closes it and sets the exit status. */
-export async function withApi(body: (api: CoreApiClient) => Promise<void | number>): Promise<void> {
-  let api: CoreApiClient | undefined;
+export async function withApi(body: (api: CoreApi) => Promise<void | number>): Promise<void> {
+  let api: CoreApi | undefined;
   let status = 0;
   try {
     api = await openDoor();

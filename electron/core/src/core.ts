@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { HostConnection } from './connection/host-connection.js';
 import { mergeHosts, type HostEntry } from './hosts/directory.js';
 import { listOnHosts } from './hosts/fan-out.js';
+import { KnownSessions } from './hosts/known-sessions.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
 import { createCoreLogger } from './logging.js';
@@ -51,6 +52,8 @@ export interface CoreOptions {
  */
 export class HangarCore {
   private readonly connections = new Map<string, HostConnection>();
+  /** Each linked host's session list, kept current by the host's own pushes. */
+  private readonly knownSessions = new KnownSessions();
   private readonly hostsChangedEmitter = new Emitter<void>();
   /** A host was added, removed, renamed or re-addressed: its old HostConnection is gone. */
   readonly onHostsChanged = this.hostsChangedEmitter.event;
@@ -273,9 +276,11 @@ export class HangarCore {
         queueMicrotask(() => {
           if (this.connections.get(name) !== connection) return;
           this.connections.delete(name);
+          this.knownSessions.forget(name);
           connection.dispose();
         }),
     });
+    this.knownSessions.follow(name, connection);
     let wasOnline = false;
     connection.onStatus((status) => {
       // When this computer last had the link up: shown as "last seen" while the host is away.
@@ -297,7 +302,11 @@ export class HangarCore {
 
   async createSession(host: string, params: SessionCreateParams): Promise<SessionInfo> {
     const checked = parseOrThrow(SessionCreateParams, params, 'session');
-    return this.connection(host).call('session.create', checked);
+    try {
+      return await this.connection(host).call('session.create', checked);
+    } finally {
+      this.knownSessions.forget(host);
+    }
   }
 
   async listSessions(host: string): Promise<SessionInfo[]> {
@@ -312,22 +321,31 @@ export class HangarCore {
     host?: string,
   ): Promise<{ host: string; sessions: SessionInfo[]; tmux: TmuxServerState | null; error: HostFailure | null }[]> {
     const names = this.registry.list().map((h) => h.name);
-    const ask = async (name: string): Promise<{ sessions: SessionInfo[]; tmux: TmuxServerState | null }> => {
-      const { sessions, tmux } = await this.connection(name).call('session.list', {});
-      return { sessions, tmux };
-    };
+    // What a linked host last pushed, else its answer (KnownSessions).
+    const ask = (name: string): Promise<{ sessions: SessionInfo[]; tmux: TmuxServerState | null }> =>
+      this.knownSessions.list(name, async () => {
+        const { sessions, tmux } = await this.connection(name).call('session.list', {});
+        return { sessions, tmux };
+      });
     return listOnHosts(names, host, ask, { sessions: [], tmux: null });
   }
 
   async killSession(host: string, name: string): Promise<void> {
-    await this.connection(host).call('session.kill', { name });
+    try {
+      await this.connection(host).call('session.kill', { name });
+    } finally {
+      this.knownSessions.forget(host);
+    }
   }
 
   async attach(host: string, session: string, size: { cols: number; rows: number }): Promise<TerminalClient> {
+    // One more client on the session: its list changes (the host pushes it too, a moment later).
+    this.knownSessions.forget(host);
     return TerminalClient.open(this.connection(host), session, size);
   }
 
   private dropConnection(name: string): void {
+    this.knownSessions.forget(name);
     this.connections.get(name)?.dispose();
     this.connections.delete(name);
   }

@@ -21,7 +21,7 @@ export {
 } from './jobs/index.js';
 export { CoreApiServer, ApiConnection, type CoreApiServerOptions, type Door } from './api/index.js';
 export { openCoreApi, type OpenCoreApiOptions } from './api/in-process-door.js';
-export { LocalDoor, type LocalDoorOptions } from './door/index.js';
+export { LocalDoor, type LocalDoorOptions } from './door/local-door.js';
 export { PreviewsApi, PreviewForwarder, type HostPreviews, type PreviewLink } from './previews/index.js';
 export { WebServer, type WebServerOptions } from './web/server.js';
 export { findStaticFile, MISSING_BUILD_PAGE, type StaticFile } from './web/static-files.js';

@@ -21,6 +21,12 @@ export interface CoreApiClientOptions {
 }
 
 /**
+ * What a client of the core API offers its user: CoreApiClient, and the hangar command's client of
+ * a running core's local door (electron/core/src/door/door-client.ts).
+ */
+export type CoreApi = Pick<CoreApiClient, 'call' | 'on' | 'openStream' | 'onDisconnect' | 'closed' | 'dispose'>;
+
+/**
  * One client of the app core's API over any transport: the window (a MessagePort), web mode (a
  * WebSocket) and the hangar command (in-process today, a local socket later) all hold one.
  * Calls and events are CORE_PROCEDURES and CORE_EVENTS through a ControlClient; terminals and

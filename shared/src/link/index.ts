@@ -22,8 +22,10 @@ export {
   type CallResult,
   type ControlClientOptions,
 } from './control-client.js';
+export { ControlCalls, type ControlCallsOptions, type ControlChecks } from './control-calls.js';
 export {
   CoreApiClient,
+  type CoreApi,
   type CoreApiClientOptions,
   type CoreCallParams,
   type CoreCallResult,

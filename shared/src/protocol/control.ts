@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
+import { SCHEMA_VERSION } from './schema-version.js';
 
-/** Bumped when a control message changes incompatibly; every message carries it. */
-export const SCHEMA_VERSION = 1 as const;
+export { SCHEMA_VERSION };
 export const SchemaVersion = z.literal(SCHEMA_VERSION, {
   error: `schema_version must be ${SCHEMA_VERSION}; update Hangar on both ends`,
 });

@@ -90,17 +90,7 @@ export type TerminalStatus = z.infer<typeof TerminalStatus>;
 
 export const TerminalStatusEvent = z.object({ terminal_id: TerminalId, status: TerminalStatus });
 
-/**
- * Close codes of a terminal stream, the same from the agent to the core and from the core to its
- * clients: the session's command ended (with `exit_code`), it was killed, this client detached,
- * or something failed (the message says what).
- */
-export const TERMINAL_CLOSE = {
-  ended: 'session_ended',
-  killed: 'session_killed',
-  detached: 'detached',
-  error: 'error',
-} as const;
+export { TERMINAL_CLOSE } from './terminal-close.js';
 
 /** Why a host in a list over every host is missing from it: the error, as a value. */
 export const HostFailure = z.object({ code: z.enum(ERROR_CODES), message: z.string() });

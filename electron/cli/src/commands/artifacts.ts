@@ -1,4 +1,4 @@
-import type { CoreApiClient, DownloadedArtifact, JobDetail } from '@hangar/shared';
+import type { CoreApi, DownloadedArtifact, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
 import { relative, resolve } from 'node:path';
 import { printJson, table } from '../output.js';
@@ -40,7 +40,7 @@ export function registerArtifacts(program: Command): void {
 
 /** Downloads a finished job's artifacts with a progress bar; says where they went. */
 export async function downloadInto(
-  api: CoreApiClient,
+  api: CoreApi,
   host: string,
   job: JobDetail,
   outDir: string,

@@ -1,4 +1,4 @@
-import { CoreTerminal, HangarError, TERMINAL_CLOSE, type CloseReason, type CoreApiClient } from '@hangar/shared';
+import { CoreTerminal, HangarError, TERMINAL_CLOSE, type CloseReason, type CoreApi } from '@hangar/shared';
 import type { Command } from 'commander';
 import { visibleText } from '../output.js';
 import { withApi } from '../run.js';
@@ -60,7 +60,7 @@ function parseDetachKey(key: string): number {
  * terminal untouched, if it cannot be opened.
  */
 function runAttached(
-  api: CoreApiClient,
+  api: CoreApi,
   target: { host: string; session: string; cols: number; rows: number },
   detachByte: number,
   label: string,

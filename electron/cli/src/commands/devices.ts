@@ -1,4 +1,4 @@
-import { HangarError, type CoreApiClient, type DeviceEntry } from '@hangar/shared';
+import { HangarError, type CoreApi, type DeviceEntry } from '@hangar/shared';
 import type { Command } from 'commander';
 import { ago, printJson, table, visibleText } from '../output.js';
 import { confirm } from '../prompt.js';
@@ -74,7 +74,7 @@ export function registerDevices(program: Command): void {
 }
 
 /** Shows the fingerprint the relay holds for the device and asks whether the device shows the same. */
-async function comparedFingerprint(api: CoreApiClient, ref: string, yes: boolean): Promise<string> {
+async function comparedFingerprint(api: CoreApi, ref: string, yes: boolean): Promise<string> {
   const { devices } = await api.call('devices.list', {});
   const matches = devices.filter((d) => d.device_id === ref || d.name === ref);
   if (matches.length === 0) {

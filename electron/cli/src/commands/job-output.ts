@@ -3,7 +3,7 @@ import {
   closeReasonError,
   followCoreJobLog,
   formatBytes,
-  type CoreApiClient,
+  type CoreApi,
   type CoreCallParams,
   type JobDetail,
   type JobInfo,
@@ -24,7 +24,7 @@ export interface LogSink {
  * attempt, or with through_retries the job), rejects with the error that ended it otherwise.
  */
 export async function followLog(
-  api: CoreApiClient,
+  api: CoreApi,
   params: Omit<CoreCallParams<'jobs.logs'>, 'stream_id'>,
   sink: LogSink,
 ): Promise<void> {

@@ -1,7 +1,6 @@
-import type { CoreCallResult } from '@hangar/shared';
+import { HangarError, PreviewPort, parseOrThrow, type CoreCallResult } from '@hangar/shared';
 import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
-import { parsePort } from '../options.js';
 import { withApi } from '../run.js';
 
 type HostPreviews = CoreCallResult<'previews.list'>['hosts'][number];
@@ -118,4 +117,12 @@ function untilStopped(): Promise<void> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+}
+
+/** A TCP port argument: digits only (so `5173abc` is not quietly 5173), then the shared range check. */
+export function parsePort(value: string, what = 'port'): number {
+  if (!/^\d{1,5}$/.test(value)) {
+    throw new HangarError('E_BAD_REQUEST', `${what} "${value}": expected a port number from 1 to 65535`);
+  }
+  return parseOrThrow(PreviewPort, Number(value), what);
 }

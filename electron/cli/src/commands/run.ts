@@ -4,7 +4,7 @@ import {
   HangarError,
   JobLimits,
   parseOrThrow,
-  type CoreApiClient,
+  type CoreApi,
   type JobSpecInput,
 } from '@hangar/shared';
 import type { Command } from 'commander';
@@ -91,7 +91,7 @@ export function registerRun(program: Command): void {
 /** Names this command's upload in the core's progress events. */
 const UPLOAD_OP = 'run-upload';
 
-async function runJob(api: CoreApiClient, options: RunOptions): Promise<number> {
+async function runJob(api: CoreApi, options: RunOptions): Promise<number> {
   const notes = process.stderr;
   const spec = buildSpec(options);
 
@@ -189,7 +189,7 @@ function withColour(env: Record<string, string>): Record<string, string> {
 }
 
 /** First Ctrl-C cancels the job and keeps following to its final state; a second one leaves. */
-function handleInterrupts(api: CoreApiClient, host: string, id: string): { dispose(): void } {
+function handleInterrupts(api: CoreApi, host: string, id: string): { dispose(): void } {
   let count = 0;
   const onSignal = () => {
     count++;

@@ -1,4 +1,4 @@
-import { HangarError, type AgentState, type CoreApiClient, type TmuxServerState } from '@hangar/shared';
+import { HangarError, type AgentState, type CoreApi, type TmuxServerState } from '@hangar/shared';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -103,7 +103,7 @@ export function registerSession(program: Command): void {
 }
 
 /** The embedded agent runs here: a path for it is a path on this computer. Unknown hosts are left to sessions.create to report. */
-async function isThisMachine(api: CoreApiClient, host: string): Promise<boolean> {
+async function isThisMachine(api: CoreApi, host: string): Promise<boolean> {
   const { hosts } = await api.call('hosts.list', {});
   return hosts.find((h) => h.name === host)?.embedded ?? true;
 }

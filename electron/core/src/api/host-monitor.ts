@@ -19,6 +19,15 @@ import type { DesktopNotification, Platform } from '../platform.js';
 import { AgentAttention } from './agent-attention.js';
 import { hostView } from './host-views.js';
 
+/**
+ * `hosts.list` with fresh: stats a linked host gave within this long are listed at once, and asked
+ * for again behind the answer (each host.stats runs tmux on the host: ten of them took most of a
+ * second of `hangar hosts ls`, issue 18); the next listing has the new ones (no hosts.changed for
+ * them: a window that re-lists on that event would keep the host asking). At most one such
+ * background ask per STATS_REFRESH_GAP_MS.
+ */
+const STATS_KNOWN_MS = 30_000;
+const STATS_REFRESH_GAP_MS = 1000;
 /** A host that does not answer host.stats within this long is listed without stats. */
 const STATS_TIMEOUT_MS = 2000;
 /** `hosts.list` with probe (the hangar command): a paired host not linked within this long is listed as it is then. */
@@ -40,6 +49,9 @@ interface Watched {
   store: DisposableStore;
   error: string | null;
   stats: HostStats | null;
+  /** When `stats` came, and whether they are being asked for again. */
+  statsAt: number;
+  statsPending: boolean;
 }
 
 /**
@@ -104,7 +116,7 @@ export class HostMonitor implements Disposable {
       entries.map(async (entry): Promise<HostView> => {
         const watched = this.watched.get(entry.name);
         const status = this.core.linkStatus(entry.name);
-        if (options.fresh && watched && status === 'online') watched.stats = await this.stats(entry.name);
+        if (options.fresh && watched && status === 'online') await this.freshStats(entry.name, watched);
         const connection = watched?.connection ?? this.core.existingConnection(entry.name);
         return hostView(entry, {
           status,
@@ -211,7 +223,7 @@ export class HostMonitor implements Disposable {
   private watch(name: string): void {
     const connection = this.core.connection(name);
     const store = new DisposableStore();
-    const watched: Watched = { connection, store, error: null, stats: null };
+    const watched: Watched = { connection, store, error: null, stats: null, statsAt: 0, statsPending: false };
     this.watched.set(name, watched);
     store.add(connection.retain());
     store.add(
@@ -221,6 +233,7 @@ export class HostMonitor implements Disposable {
           // Load and capabilities come with the status, so the UI need not ask.
           void this.stats(name).then((stats) => {
             watched.stats = stats;
+            watched.statsAt = Date.now();
             this.changed();
           });
         }
@@ -244,6 +257,23 @@ export class HostMonitor implements Disposable {
       this.changed();
     });
     this.changed();
+  }
+
+  /** Stats at most STATS_KNOWN_MS old now (and newer ones asked for behind them), else asked for. */
+  private async freshStats(name: string, watched: Watched): Promise<void> {
+    if (watched.stats && Date.now() - watched.statsAt <= STATS_KNOWN_MS) {
+      if (watched.statsPending || Date.now() - watched.statsAt < STATS_REFRESH_GAP_MS) return;
+      watched.statsPending = true;
+      void this.stats(name).then((stats) => {
+        watched.statsPending = false;
+        if (this.watched.get(name) !== watched || stats === null) return;
+        watched.stats = stats;
+        watched.statsAt = Date.now();
+      });
+      return;
+    }
+    watched.stats = await this.stats(name);
+    watched.statsAt = Date.now();
   }
 
   private async stats(name: string): Promise<HostStats | null> {

@@ -2,7 +2,7 @@ import type { FrameTransport } from '@hangar/shared';
 import { lstatSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { CoreGreeting, DOOR_VERSION, readGreeting, sendGreeting } from './greeting.js';
+import { DOOR_VERSION, isCoreGreeting, readGreeting, sendGreeting } from './greeting.js';
 import { coreSocketPath } from './paths.js';
 import { SocketFrameTransport } from './socket-transport.js';
 
@@ -13,7 +13,14 @@ import { SocketFrameTransport } from './socket-transport.js';
 export const DEFAULT_GREETING_TIMEOUT_MS = 1500;
 
 export type RunningCore =
-  | { kind: 'core'; transport: FrameTransport; pid: number; path: string }
+  | {
+      kind: 'core';
+      transport: FrameTransport;
+      pid: number;
+      path: string;
+      /** The core's protocolFingerprint(), if it said one. */
+      protocol: string | undefined;
+    }
   /** No core runs: nothing at the path, or a socket that a stopped core left. */
   | { kind: 'none'; path: string }
   /** Something is there that we will not use; `reason` says what, for the user. */
@@ -45,10 +52,16 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
     socket.once('error', early);
     socket.once('connect', () => {
       socket.off('error', early);
-      readGreeting(socket, CoreGreeting, timeoutMs).then(
+      readGreeting(socket, isCoreGreeting, timeoutMs).then(
         ({ greeting, leftover }) => {
           sendGreeting(socket, { hangar: 'client', door: DOOR_VERSION });
-          resolve({ kind: 'core', transport: new SocketFrameTransport(socket, leftover), pid: greeting.pid, path });
+          resolve({
+            kind: 'core',
+            transport: new SocketFrameTransport(socket, leftover),
+            pid: greeting.pid,
+            path,
+            protocol: greeting.protocol,
+          });
         },
         (error: Error) => {
           socket.destroy();

@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import { z } from 'zod';
 import { encodeFrame } from './socket-transport.js';
 
 /** Version of the local door's own framing and greeting (not of the procedures: those carry schema_version). */
@@ -7,19 +6,37 @@ export const DOOR_VERSION = 1;
 /** A greeting is one short JSON frame; anything longer is not one. */
 const MAX_GREETING_BYTES = 4096;
 
-/** What the core says first on every connection to its local socket. */
-export const CoreGreeting = z.object({
-  hangar: z.literal('core'),
-  door: z.literal(DOOR_VERSION),
-  pid: z.number().int(),
-});
+/** What the core says first on every connection to its local socket (schema: greeting-schemas.ts). */
+export interface CoreGreeting {
+  hangar: 'core';
+  door: typeof DOOR_VERSION;
+  pid: number;
+  /** protocolFingerprint() of the core's tables (fingerprint.ts); absent when it has none. */
+  protocol?: string;
+}
 /** What a client says back before any link frame. */
-export const ClientGreeting = z.object({ hangar: z.literal('client'), door: z.literal(DOOR_VERSION) });
+export interface ClientGreeting {
+  hangar: 'client';
+  door: typeof DOOR_VERSION;
+}
 
-export function sendGreeting(
-  socket: Socket,
-  greeting: z.infer<typeof CoreGreeting> | z.infer<typeof ClientGreeting>,
-): void {
+/** A greeting's check: its value, or undefined for anything else. */
+export type GreetingCheck<T> = (value: unknown) => T | undefined;
+
+/**
+ * The core's greeting, checked by hand: this is the hangar command's side, which loads no zod on
+ * its way to a running core (issue 18). The door's tests hold it to the CoreGreeting schema's
+ * verdicts (greeting-schemas.ts).
+ */
+export const isCoreGreeting: GreetingCheck<CoreGreeting> = (value) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { hangar, door, pid, protocol } = value as Record<string, unknown>;
+  if (hangar !== 'core' || door !== DOOR_VERSION || !Number.isSafeInteger(pid)) return undefined;
+  if (protocol !== undefined && (typeof protocol !== 'string' || protocol.length > 128)) return undefined;
+  return { hangar, door, pid: pid as number, ...(protocol !== undefined ? { protocol } : {}) };
+};
+
+export function sendGreeting(socket: Socket, greeting: CoreGreeting | ClientGreeting): void {
   socket.write(encodeFrame(new TextEncoder().encode(JSON.stringify(greeting))));
 }
 
@@ -30,11 +47,11 @@ export interface Greeted<T> {
 }
 
 /**
- * Reads the other end's greeting: one length-prefixed JSON frame that `schema` accepts, within
+ * Reads the other end's greeting: one length-prefixed JSON frame that `check` accepts, within
  * `timeoutMs`. Rejects with a sentence (for the user) when the peer says something else, nothing,
  * or goes away.
  */
-export function readGreeting<T>(socket: Socket, schema: z.ZodType<T>, timeoutMs: number): Promise<Greeted<T>> {
+export function readGreeting<T>(socket: Socket, check: GreetingCheck<T>, timeoutMs: number): Promise<Greeted<T>> {
   return new Promise<Greeted<T>>((resolve, reject) => {
     let received = Buffer.alloc(0);
     const done = (error: string | undefined, value?: Greeted<T>) => {
@@ -51,15 +68,13 @@ export function readGreeting<T>(socket: Socket, schema: z.ZodType<T>, timeoutMs:
       const length = received.readUInt32BE(0);
       if (length > MAX_GREETING_BYTES) return done('it answered with something other than a Hangar greeting');
       if (received.length < 4 + length) return;
-      let parsed: T;
+      let parsed: T | undefined;
       try {
-        const json: unknown = JSON.parse(received.subarray(4, 4 + length).toString('utf8'));
-        const checked = schema.safeParse(json);
-        if (!checked.success) return done('its greeting is not a Hangar core door of this version');
-        parsed = checked.data;
+        parsed = check(JSON.parse(received.subarray(4, 4 + length).toString('utf8')));
       } catch {
         return done('it answered with something other than a Hangar greeting');
       }
+      if (parsed === undefined) return done('its greeting is not a Hangar core door of this version');
       const rest = received.subarray(4 + length);
       done(undefined, { greeting: parsed, leftover: rest.length > 0 ? [rest] : [] });
     };

@@ -4,7 +4,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { CoreApiServer } from '../api/index.js';
 import { reachRunningCore } from './connect.js';
-import { ClientGreeting, DOOR_VERSION, readGreeting, sendGreeting } from './greeting.js';
+import { protocolFingerprint } from './fingerprint.js';
+import { DOOR_VERSION, readGreeting, sendGreeting, type CoreGreeting } from './greeting.js';
+import { isClientGreeting } from './greeting-schemas.js';
 import { coreSocketPath } from './paths.js';
 import { SocketFrameTransport } from './socket-transport.js';
 
@@ -28,12 +30,15 @@ export interface LocalDoorOptions {
  */
 export class LocalDoor implements Disposable {
   private readonly sockets = new Set<Socket>();
+  private readonly greeting: CoreGreeting;
 
   private constructor(
     readonly path: string,
     private readonly server: Server,
     private readonly options: LocalDoorOptions,
   ) {
+    const protocol = protocolFingerprint();
+    this.greeting = { hangar: 'core', door: DOOR_VERSION, pid: process.pid, ...(protocol ? { protocol } : {}) };
     server.on('connection', (socket) => this.accept(socket));
   }
 
@@ -90,8 +95,8 @@ export class LocalDoor implements Disposable {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', (error) => this.options.logger.debug({ err: error }, 'a local door connection failed'));
-    sendGreeting(socket, { hangar: 'core', door: DOOR_VERSION, pid: process.pid });
-    readGreeting(socket, ClientGreeting, CLIENT_GREETING_MS).then(
+    sendGreeting(socket, this.greeting);
+    readGreeting(socket, isClientGreeting, CLIENT_GREETING_MS).then(
       ({ leftover }) => {
         if (socket.destroyed) return;
         this.options.api.serve(new SocketFrameTransport(socket, leftover), 'cli');

@@ -1,5 +1,6 @@
 import { CoreApiClient } from '@hangar/shared';
 import fc from 'fast-check';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -8,6 +9,10 @@ import { removeDir, tempDir } from '../../../../test/support/processes.js';
 import { CoreApiServer } from '../../src/api/index.js';
 import { HangarCore } from '../../src/core.js';
 import { reachRunningCore } from '../../src/door/connect.js';
+import { DoorClient } from '../../src/door/door-client.js';
+import { protocolFingerprint } from '../../src/door/fingerprint.js';
+import { isCoreGreeting } from '../../src/door/greeting.js';
+import { CoreGreetingSchema } from '../../src/door/greeting-schemas.js';
 import { LocalDoor } from '../../src/door/local-door.js';
 import { encodeFrame, FrameReader } from '../../src/door/socket-transport.js';
 import { nodePlatform } from '../../src/platform.js';
@@ -40,6 +45,54 @@ describe('the local door: length-prefixed frames', () => {
   });
 });
 
+describe('the local door: greetings', () => {
+  it('the hangar command checks a core greeting by hand exactly as the schema would', () => {
+    const samples: unknown[] = [
+      { hangar: 'core', door: 1, pid: 42 },
+      { hangar: 'core', door: 1, pid: 42, protocol: 'abc' },
+      { hangar: 'core', door: 1, pid: 42, protocol: 'x'.repeat(128), extra: true },
+      { hangar: 'core', door: 1, pid: 42, protocol: 'x'.repeat(129) },
+      { hangar: 'core', door: 1, pid: 42, protocol: 7 },
+      { hangar: 'core', door: 2, pid: 42 },
+      { hangar: 'client', door: 1, pid: 42 },
+      { hangar: 'core', door: 1, pid: 4.2 },
+      { hangar: 'core', door: 1 },
+      [],
+      null,
+      'core',
+    ];
+    for (const sample of samples) {
+      const parsed = CoreGreetingSchema.safeParse(sample);
+      expect(isCoreGreeting(sample), JSON.stringify(sample)).toEqual(parsed.success ? parsed.data : undefined);
+    }
+    fc.assert(
+      fc.property(fc.anything(), (value) => {
+        expect(isCoreGreeting(value) !== undefined).toBe(CoreGreetingSchema.safeParse(value).success);
+      }),
+    );
+  });
+
+  it('the protocol fingerprint follows the protocol modules and nothing else', () => {
+    const dir = tempDir('fingerprint');
+    try {
+      const write = (path: string, text: string) => writeFileSync(join(dir, path), text);
+      mkdirSync(join(dir, 'protocol'));
+      write('errors.js', 'export const ERROR_CODES = [];');
+      write('protocol/core-api.js', 'export const A = 1;');
+      write('index.js', 'export {};');
+      const first = protocolFingerprint(dir);
+      expect(first).toMatch(/^[0-9a-f]{32}$/);
+      write('index.js', 'export { other };');
+      expect(protocolFingerprint(dir)).toBe(first);
+      write('protocol/core-api.js', 'export const A = 2;');
+      expect(protocolFingerprint(dir)).not.toBe(first);
+      expect(protocolFingerprint(join(dir, 'missing'))).toBeUndefined();
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
 describe('the local door of a running core', () => {
   const cleanup: (() => unknown)[] = [];
   afterEach(async () => {
@@ -67,6 +120,30 @@ describe('the local door of a running core', () => {
     cleanup.push(() => client.dispose());
     expect(await client.call('hosts.list', {})).toEqual({ hosts: [] });
     expect(api.connectionCount).toBe(1);
+  });
+
+  it('a DoorClient gets what a CoreApiClient gets, and a bad call is refused by the core naming the field', async () => {
+    const { home } = await runningCore();
+    const reach = async () => {
+      const running = await reachRunningCore(home);
+      if (running.kind !== 'core') throw new Error(`no core: ${running.kind}`);
+      return running;
+    };
+    const door = new DoorClient((await reach()).transport, { peer: 'the core' });
+    cleanup.push(() => door.dispose());
+    const full = new CoreApiClient((await reach()).transport);
+    cleanup.push(() => full.dispose());
+    expect(await door.call('sessions.list', {})).toEqual(await full.call('sessions.list', {}));
+    expect(await door.call('hosts.list', {})).toEqual({ hosts: [] });
+    // Checked by the core, not here: the same error a CoreApiClient makes without sending.
+    const bad = { host: 7 } as unknown as { host: string };
+    const fromDoor = await door.call('sessions.list', bad).catch((error: unknown) => error);
+    const fromClient = await full.call('sessions.list', bad).catch((error: unknown) => error);
+    expect(fromDoor).toMatchObject({ code: 'E_BAD_REQUEST', message: expect.stringContaining('host') });
+    expect((fromDoor as Error).message).toBe((fromClient as Error).message);
+    await expect(door.call('sessions.kill', { host: 'nowhere', name: 'x' })).rejects.toMatchObject({
+      code: 'E_HOST_NOT_FOUND',
+    });
   });
 
   it('drops a connection that sends anything but a greeting', async () => {
