@@ -37,6 +37,9 @@ export interface ReachFallback {
   dial(target: { name: string; host: HostPresence; how: How }): Promise<ConnectedHost & { path: Dialed['path'] }>;
 }
 
+/** A paired host's address that has not answered within this long: the account's word on it is asked for meanwhile. */
+const ACCOUNT_LOOKUP_AFTER_MS = 1_000;
+
 /** Stands for "the fallbacks" in the list of addresses an account host is dialed at. */
 const VIA_FALLBACK = '(no published address answered)';
 
@@ -120,16 +123,24 @@ export class HostReach {
 
   private async pinned(record: HostRecord): Promise<Dialed> {
     const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
+    // The account's word on the host (other addresses, the way to the fallbacks) is asked for when
+    // its address has not answered within a second, not after its 3 s: with the relay down too, a
+    // command says so within 5 s ("relay unreachable"), not after both waits one behind the other.
+    let lookup: Promise<HostEntry[]> | undefined;
+    const lookUp = () => (lookup ??= this.deps.entries(true));
+    const early = setTimeout(() => void lookUp().catch(() => undefined), ACCOUNT_LOOKUP_AFTER_MS);
     try {
       // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
       if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
         throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
       }
+      clearTimeout(early);
       return await this.connect(record.name, record.address, { pinned });
     } catch (error) {
+      clearTimeout(early);
       const failure = toHangarError(error);
       if (!transient(failure) || record.embedded) throw failure;
-      const account = (await this.deps.entries(true)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+      const account = (await lookUp()).find((e) => e.record?.agent_key === record.agent_key)?.account;
       const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
       for (const address of await answering(others)) {
         try {
