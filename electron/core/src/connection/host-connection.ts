@@ -19,10 +19,10 @@ import {
   type HostStatus,
 } from '@hangar/shared';
 import type { KeyObject } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import { pathRank } from '../relay/reach.js';
+import { retireLink, roundTrip } from './link-lifetime.js';
 
 /** A link as a dial makes it: the address it used and, for a fallback's, how it runs. */
 type DialedLink = ConnectedHost & { address: string; path?: () => { kind: string; rtt_ms: number | null } };
@@ -56,9 +56,6 @@ const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 3000];
  * looks once a minute (upgradeUDPDirectInterval); a user waiting on a slow splice is worth more.
  */
 const UPGRADE_DELAYS_MS = [10_000, 15_000, 20_000];
-/** A link moved off keeps running until its streams and calls are done, at most this long. */
-const RETIRE_MAX_MS = 30_000;
-const RETIRE_POLL_MS = 100;
 /** The round trip is measured when a link comes up and this often while it is held open. */
 const RTT_INTERVAL_MS = 10_000;
 /** A ping not answered within this long leaves the last round trip as it was (the heartbeat judges liveness). */
@@ -91,7 +88,7 @@ export class HostConnection implements Disposable {
   private upgradeTimer: NodeJS.Timeout | undefined;
   private upgrading = false;
   /** Links moved off, still finishing their streams and calls. */
-  private readonly retiring = new Set<{ mux: Mux; client: HostClient; timer: NodeJS.Timeout }>();
+  private readonly retiring = new Set<Disposable>();
 
   private readonly statusEmitter = new Emitter<HostStatus>();
   readonly onStatus = this.statusEmitter.event;
@@ -142,20 +139,16 @@ export class HostConnection implements Disposable {
   async measureRtt(): Promise<number | null> {
     const mux = this.mux;
     if (!mux || mux.closed) return null;
-    const began = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), RTT_TIMEOUT_MS)));
+    let rtt: number | null;
     try {
-      if ((await Promise.race([mux.ping().then(() => 'pong' as const), late])) === 'late') return null;
+      rtt = await roundTrip(mux, RTT_TIMEOUT_MS);
     } catch (error) {
       this.options.logger.debug({ host: this.host.name, err: toHangarError(error) }, 'ping failed');
       return null;
-    } finally {
-      clearTimeout(timer);
     }
-    if (this.mux !== mux) return null;
-    this.measuredRtt = Math.round((performance.now() - began) * 10) / 10;
-    return this.measuredRtt;
+    if (this.mux !== mux || rtt === null) return null;
+    this.measuredRtt = rtt;
+    return rtt;
   }
 
   /** Keeps the link up (reconnecting on drops) until the returned disposable is disposed. */
@@ -277,6 +270,8 @@ export class HostConnection implements Disposable {
         if (this.retainers > 0) this.scheduleRtt(RTT_INTERVAL_MS);
       });
     }, delayMs);
+    // A measurement is never a reason for the process to stay up (a command's core exits when done).
+    this.rttTimer.unref();
   }
 
   /** While the live link is held open on a path worse than TLS at an address, looks for a better one later. */
@@ -289,6 +284,7 @@ export class HostConnection implements Disposable {
       this.upgradeTimer = undefined;
       void this.tryUpgrade();
     }, delay);
+    this.upgradeTimer.unref();
   }
 
   private async tryUpgrade(): Promise<void> {
@@ -337,24 +333,15 @@ export class HostConnection implements Disposable {
   }
 
   private retire(mux: Mux, client: HostClient): void {
-    const began = Date.now();
-    const entry = {
+    const retiring = retireLink(
       mux,
-      client,
-      timer: setInterval(() => {
-        const idle = mux.openStreamCount === 0 && client.pendingCount === 0;
-        if (!idle && !mux.closed && Date.now() - began < RETIRE_MAX_MS) return;
-        this.finishRetiring(entry);
-      }, RETIRE_POLL_MS),
-    };
-    this.retiring.add(entry);
-  }
-
-  private finishRetiring(entry: { mux: Mux; client: HostClient; timer: NodeJS.Timeout }): void {
-    clearInterval(entry.timer);
-    this.retiring.delete(entry);
-    entry.mux.close({ code: 'closed', message: 'moved to a better path' });
-    entry.client.dispose();
+      () => client.pendingCount,
+      () => {
+        this.retiring.delete(retiring);
+        client.dispose();
+      },
+    );
+    this.retiring.add(retiring);
   }
 
   private onMuxClosed(mux: Mux, reason: CloseReason): void {
@@ -387,7 +374,7 @@ export class HostConnection implements Disposable {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     clearTimeout(this.upgradeTimer);
     clearTimeout(this.rttTimer);
-    for (const entry of [...this.retiring]) this.finishRetiring(entry);
+    for (const retiring of [...this.retiring]) void retiring.dispose();
     this.mux?.close({ code: 'closed', message: 'client closed the connection' });
     this.client?.dispose();
     this.mux = undefined;
