@@ -95,9 +95,13 @@ async function coreIn(wrapper: string[], home: string): Promise<void> {
   });
 }
 
-/** `tick-N` lines in the order the terminal received them: a gap or a repeat is a lost or doubled byte. */
+/**
+ * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost
+ * or doubled byte. tmux writes a line as `tick-N` and CR LF, or, when it draws several at once
+ * after a scroll (CSI S), with an erase to the end of the line (ESC [ K) before the CR LF.
+ */
 function ticks(raw: string): number[] {
-  return [...raw.matchAll(/tick-(\d+)\r*\n/g)].map((m) => Number(m[1]));
+  return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
 }
 
 describe('link recovery', { timeout: 120_000 }, () => {

@@ -34,9 +34,13 @@ function dir(prefix: string): string {
   return made;
 }
 
-/** `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost or doubled byte. */
+/**
+ * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost
+ * or doubled byte. tmux writes a line as `tick-N` and CR LF, or, when it draws several at once
+ * after a scroll (CSI S), with an erase to the end of the line (ESC [ K) before the CR LF.
+ */
 function ticks(raw: string): number[] {
-  return [...raw.matchAll(/tick-(\d+)\r?\n/g)].map((m) => Number(m[1]));
+  return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
 }
 
 describe('the path upgrade', { timeout: 180_000 }, () => {
@@ -79,6 +83,9 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     const mini = (hosts: HostView[]) => hosts.find((h) => h.name === 'mini');
     await until((hosts) => mini(hosts)?.status === 'online', 60_000);
     expect(mini((await window.call('hosts.list', {})).hosts)).toMatchObject({ via: 'relayed' });
+    const splicesOpen = async () =>
+      Number(/^hangar_relay_splices_open (\d+)/m.exec(await (await fetch(`${relay.url}/metrics`)).text())?.[1]);
+    expect(await splicesOpen()).toBe(1);
     const direct = `${net.outsideIp.replace(/\.1$/, '.2')}:${agent.port}`;
 
     await window.call('sessions.create', {
@@ -141,6 +148,14 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     expect(listed).toMatchObject({ via: 'direct', address: direct });
     expect(listed.rtt_ms).toEqual(expect.any(Number));
 
+    // The old link is closed once the terminal moved off it: the relay splices nothing any more.
+    const closeBy = Date.now() + 35_000;
+    while ((await splicesOpen()) !== 0) {
+      if (Date.now() > closeBy) throw new Error('the relayed link was still open 35 s after the move');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    console.log(`[mesh-upgrade] … and the relayed link closed: ${Date.now() - opened} ms after the firewall opened`);
+
     // Output goes on over the new link, and typing reaches the host through it.
     // Resumed on the new link, never shown as reconnecting.
     expect(statuses).toEqual(['attached', 'resumed']);
@@ -150,7 +165,13 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     await waitFor(() => raw.includes('ticks-done'), 'the ticker to stop');
     const seen = ticks(raw);
     expect(seen.length).toBeGreaterThan(40);
-    expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => i + 1));
+    const broken = seen.findIndex((n, i) => n !== i + 1);
+    if (broken >= 0) {
+      const at = raw.indexOf(`tick-${seen[broken - 1] ?? 1}\r`);
+      throw new Error(
+        `tick ${broken + 1} came as tick-${seen[broken]} (statuses ${statuses.join(', ')}): ${JSON.stringify(raw.slice(at - 200, at + 600))}`,
+      );
+    }
     terminal.write('echo after-""move\r');
     await waitFor(() => raw.includes('after-move'), 'what was typed after the move');
 
