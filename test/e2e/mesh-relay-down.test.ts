@@ -18,10 +18,27 @@ import { HostShell, signupCli, waitForHost } from '../support/relay-stack.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /**
- * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost
- * or doubled byte. tmux writes a line as `tick-N` and CR LF, or, when it draws several at once
- * after a scroll (CSI S), with an erase to the end of the line (ESC [ K) before the CR LF.
+ * The relay killed while a window's core holds two links: one to a host it reaches directly
+ * (through a loopback proxy the test can cut), one to a host behind a firewall that only the
+ * relay's splice reaches. The direct link goes on, and comes back without the relay when its
+ * connection drops; the other host says "relay unreachable", in the host list and to a command,
+ * within 5 s. (relay-unreachable.test.ts covers the account's word on hosts and the way back.)
  */
+
+process.env['HANGAR_WEBRTC'] = 'off';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function dir(prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+/** `tick-N` lines as received (a gap or a repeat is a lost or doubled byte); ESC [ K: lines tmux draws after a scroll. */
 function ticks(raw: string): number[] {
   return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
 }

@@ -167,9 +167,9 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     expect(seen.length).toBeGreaterThan(40);
     const broken = seen.findIndex((n, i) => n !== i + 1);
     if (broken >= 0) {
-      const at = raw.indexOf(`tick-${seen[broken - 1] ?? 1}\r`);
+      const at = raw.indexOf(`tick-${seen[broken]}`);
       throw new Error(
-        `tick ${broken + 1} came as tick-${seen[broken]} (statuses ${statuses.join(', ')}): ${JSON.stringify(raw.slice(at - 200, at + 600))}`,
+        `tick ${broken + 1} came as tick-${seen[broken]} (statuses ${statuses.join(', ')}): ${JSON.stringify(raw.slice(Math.max(0, at - 500), at + 300))}`,
       );
     }
     terminal.write('echo after-""move\r');
