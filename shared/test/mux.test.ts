@@ -489,6 +489,20 @@ describe('liveness', () => {
     expect(pair[0].framesSent - pingsBefore).toBeGreaterThanOrEqual(20);
   });
 
+  it('ping() resolves when the peer answers it, and rejects when the link closes first', async () => {
+    const { client, agent, pair } = connect();
+    await client.ping();
+    const { local } = openBoth(client, agent);
+    expect(client.openStreamCount).toBe(1);
+    local.close({ code: 'closed', message: 'done' });
+    expect(client.openStreamCount).toBe(0);
+    pair[1].onFrame(() => undefined);
+    const unanswered = client.ping();
+    pair.cut();
+    await expect(unanswered).rejects.toThrow(/link closed before the pong/);
+    await expect(client.ping()).rejects.toThrow(/link is closed/);
+  });
+
   it('the transport dropping ends the link and its streams with the transport reason', async () => {
     const { client, agent, pair } = connect();
     const { local } = openBoth(client, agent);

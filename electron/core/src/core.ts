@@ -272,6 +272,7 @@ export class HangarCore {
       deviceName: this.deviceName,
       logger: this.logger,
       dial: () => this.reach.dial(name),
+      better: (current) => this.reach.better(name, current),
       onNotFound: () =>
         queueMicrotask(() => {
           if (this.connections.get(name) !== connection) return;

@@ -41,6 +41,8 @@ const DEFAULTS = {
 /** Ids of streams closed here, remembered so the peer's in-flight frames for them are not errors. */
 const RECENTLY_CLOSED_LIMIT = 1024;
 const MAX_UNCLAIMED_CONTROL = 1024;
+/** Nonces of ping() start here, far above the heartbeat's (which count from 1), so their pongs are told apart. */
+const PING_NONCE_BASE = 2 ** 40;
 
 /**
  * Many independent streams over one FrameTransport. Priority frames (control, ack, close,
@@ -80,6 +82,8 @@ export class Mux implements Disposable {
     });
 
   private nextStreamId: number;
+  private nextPingNonce = PING_NONCE_BASE;
+  private readonly pongWaiters = new Map<number, { resolve: () => void; reject: (error: HangarError) => void }>();
   private closeReason: CloseReason | undefined;
   private heartbeat: Heartbeat | undefined;
 
@@ -180,6 +184,27 @@ export class Mux implements Disposable {
     return stream;
   }
 
+  /** Streams open on this link now (not the control stream): a link being retired waits for none. */
+  get openStreamCount(): number {
+    let open = 0;
+    for (const stream of this.streams.values()) if (!stream.closed) open++;
+    return open;
+  }
+
+  /**
+   * A round trip on the priority path: resolves when the peer's pong comes back, rejects if the
+   * link closes first. The caller times it (the link's RTT) and keeps at most a few in flight.
+   */
+  ping(): Promise<void> {
+    if (this.closed)
+      return Promise.reject(new HangarError('E_UNAVAILABLE', `link is closed (${this.closeReason!.message}); no ping`));
+    const nonce = this.nextPingNonce++;
+    return new Promise<void>((resolve, reject) => {
+      this.pongWaiters.set(nonce, { resolve, reject });
+      this.sendPriority({ type: 'ping', nonce });
+    });
+  }
+
   getStream(id: number): LinkStream | undefined {
     const stream = this.streams.get(id);
     return stream && !stream.closed ? stream : undefined;
@@ -273,8 +298,13 @@ export class Mux implements Disposable {
       case 'ping':
         this.sendPriority({ type: 'pong', nonce: frame.nonce });
         return;
-      case 'pong':
-        return; // liveness was recorded above; that is all a pong is for
+      case 'pong': {
+        // Liveness was recorded above; a pong to ping() also ends its round trip.
+        const waiter = this.pongWaiters.get(frame.nonce);
+        this.pongWaiters.delete(frame.nonce);
+        waiter?.resolve();
+        return;
+      }
       case 'close':
         this.receiveClose(frame.stream, frame.reason);
         return;
@@ -351,6 +381,9 @@ export class Mux implements Disposable {
     for (const subscription of this.subscriptions) void subscription.dispose();
     for (const stream of [...this.streams.values()]) stream.linkClosed(final);
     this.streams.clear();
+    for (const waiter of this.pongWaiters.values())
+      waiter.reject(new HangarError('E_UNAVAILABLE', `link closed before the pong (${final.message})`));
+    this.pongWaiters.clear();
     this.closeEmitter.fire(final);
     this.unclaimedControl = [];
     this.controlEmitter.dispose();

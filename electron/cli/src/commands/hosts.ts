@@ -73,7 +73,7 @@ export function registerHosts(program: Command): void {
               statusWords(h),
               statusWords(h).startsWith('online') ? 'now' : h.last_seen === null ? '-' : ago(h.last_seen, now),
               h.via,
-              h.rtt_ms === null || h.rtt_ms === undefined ? '-' : `${Math.round(h.rtt_ms)} ms`,
+              roundTrip(h.rtt_ms),
               h.address || '-',
             ]),
           ),
@@ -150,4 +150,10 @@ export function statusWords(host: HostView): string {
   if (host.status === 'connecting') return 'connecting';
   if (host.account?.presence === 'online') return host.error ? 'online, not linked' : 'online';
   return 'offline';
+}
+
+/** The link's round trip as the table shows it: tenths below 10 ms (a LAN's 0.4 ms is not "0 ms"). */
+function roundTrip(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
 }

@@ -144,6 +144,8 @@ export class HostMonitor implements Disposable {
         try {
           await Promise.race([this.core.connection(name).link(), late]);
           this.probeErrors.delete(name);
+          // The list shows the link's round trip: one ping on it (at most 2 s; a splice has no other figure).
+          await this.core.connection(name).measureRtt();
         } catch (error) {
           this.probeErrors.set(name, toHangarError(error).message);
         } finally {
@@ -250,6 +252,8 @@ export class HostMonitor implements Disposable {
     );
     store.add(connection.on('session.bell', (bell) => this.bell(name, bell.name)));
     store.add(connection.on('previews.changed', (listed) => this.core.previews.hostReported(name, listed)));
+    // A new link (a reconnect, or a move to a better path): the list shows its path.
+    store.add(connection.onLink(() => this.changed()));
     // HostConnection has taken the new info in already (it listens first); the host list shows it.
     store.add(connection.on('host.info', () => this.changed()));
     connection.link().catch((error: unknown) => {

@@ -21,6 +21,11 @@ import {
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
+import { pathRank } from '../relay/reach.js';
+import { retireLink, roundTrip } from './link-lifetime.js';
+
+/** A link as a dial makes it: the address it used and, for a fallback's, how it runs. */
+type DialedLink = ConnectedHost & { address: string; path?: () => { kind: string; rtt_ms: number | null } };
 
 export interface HostConnectionOptions {
   deviceKey: KeyObject;
@@ -32,14 +37,29 @@ export interface HostConnectionOptions {
    * How to make the link (the core's HostReach: a paired host with its pins, an account host's first
    * link); it says the address it used. Default: connectToHost at host.address with its pins.
    */
-  dial?: () => Promise<ConnectedHost & { address: string; path?: () => { kind: string; rtt_ms: number | null } }>;
+  dial?: () => Promise<DialedLink>;
+  /**
+   * A better path than `current` (the live link's path kind), or undefined when none is better now
+   * (the core's HostReach.better). Without it a link stays on the path it was made on.
+   */
+  better?: (current: string | undefined) => Promise<DialedLink | undefined>;
   /** The dial found no such host (an account host that went): the owner forgets this connection. */
   onNotFound?: () => void;
 }
 
 /** Backoff after a dropped link: quick first retry (a blip), capped so a sleeping laptop recovers fast. */
 const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 3000];
-
+/**
+ * While a link runs through the relay (or TURN), a better path is looked for after these delays,
+ * the last repeated: soon after the link was made (a host whose firewall just opened), then every
+ * 20 s, each attempt bounded by its dials (3 s of address probes, a WebRTC attempt). Tailscale
+ * looks once a minute (upgradeUDPDirectInterval); a user waiting on a slow splice is worth more.
+ */
+const UPGRADE_DELAYS_MS = [10_000, 15_000, 20_000];
+/** The round trip is measured when a link comes up and this often while it is held open. */
+const RTT_INTERVAL_MS = 10_000;
+/** A ping not answered within this long leaves the last round trip as it was (the heartbeat judges liveness). */
+const RTT_TIMEOUT_MS = 2_000;
 type HostClient = ControlClient<typeof HOST_PROCEDURES, typeof HOST_EVENTS>;
 
 /**
@@ -61,6 +81,14 @@ export class HostConnection implements Disposable {
   private failedSinceOnline = false;
   private hostInfo: HostInfo | undefined;
   private linkPath: (() => { kind: string; rtt_ms: number | null }) | undefined;
+  /** The live link's round trip by the mux's ping, ms (null until measured). */
+  private measuredRtt: number | null = null;
+  private rttTimer: NodeJS.Timeout | undefined;
+  private upgradeAttempt = 0;
+  private upgradeTimer: NodeJS.Timeout | undefined;
+  private upgrading = false;
+  /** Links moved off, still finishing their streams and calls. */
+  private readonly retiring = new Set<Disposable>();
 
   private readonly statusEmitter = new Emitter<HostStatus>();
   readonly onStatus = this.statusEmitter.event;
@@ -97,14 +125,36 @@ export class HostConnection implements Disposable {
     return this.hostInfo;
   }
 
-  /** How the current link runs when it is not TLS to the host's address (`p2p`, `turn`) and its round trip. */
+  /**
+   * How the current link runs (`p2p`, `turn`, `relayed`; `direct` for TLS to the host's address)
+   * and its round trip: the transport's own figure when it has one, else the mux's ping.
+   */
   get path(): { kind: string; rtt_ms: number | null } | undefined {
-    return this.mux && !this.mux.closed ? this.linkPath?.() : undefined;
+    if (!this.mux || this.mux.closed) return undefined;
+    const path = this.linkPath?.() ?? { kind: 'direct', rtt_ms: null };
+    return { kind: path.kind, rtt_ms: path.rtt_ms ?? this.measuredRtt };
+  }
+
+  /** Measures the live link's round trip now (at most 2 s); null when there is no link or no answer. */
+  async measureRtt(): Promise<number | null> {
+    const mux = this.mux;
+    if (!mux || mux.closed) return null;
+    let rtt: number | null;
+    try {
+      rtt = await roundTrip(mux, RTT_TIMEOUT_MS);
+    } catch (error) {
+      this.options.logger.debug({ host: this.host.name, err: toHangarError(error) }, 'ping failed');
+      return null;
+    }
+    if (this.mux !== mux || rtt === null) return null;
+    this.measuredRtt = rtt;
+    return rtt;
   }
 
   /** Keeps the link up (reconnecting on drops) until the returned disposable is disposed. */
   retain(): Disposable {
     this.retainers++;
+    this.scheduleUpgrade();
     let released = false;
     return {
       dispose: () => {
@@ -146,7 +196,7 @@ export class HostConnection implements Disposable {
     // instead of flipping offline ⇄ connecting (and a hosts.changed) at every attempt.
     if (!this.failedSinceOnline) this.setStatus('connecting');
     try {
-      const connected: ConnectedHost & { path?: 'relayed' } = this.options.dial
+      const connected: ConnectedHost & Partial<Pick<DialedLink, 'address' | 'path'>> = this.options.dial
         ? await this.options.dial()
         : await connectToHost({
             address: this.host.address,
@@ -155,35 +205,17 @@ export class HostConnection implements Disposable {
             pinned: { agent_key: this.host.agent_key, cert_fingerprint: this.host.cert_fingerprint },
             hostName: this.host.name,
           });
-      if ('address' in connected && typeof connected.address === 'string') {
-        this.record = {
-          ...this.record,
-          address: connected.address,
-          agent_key: connected.agent_key,
-          cert_fingerprint: connected.cert_fingerprint,
-        };
-      }
       if (this.disposed) {
         connected.transport.close({ code: 'closed', message: 'connection disposed' });
         throw new HangarError('E_UNAVAILABLE', `connection to "${this.host.name}" was closed`);
       }
-      this.hostInfo = connected.host;
-      this.linkPath = 'path' in connected ? (connected.path as typeof this.linkPath) : undefined;
-      const mux = new Mux(connected.transport, { role: 'client' });
-      this.mux = mux;
-      // Subscribed before the client: when the link drops, our status changes before its calls fail.
-      mux.onClose((reason) => this.onMuxClosed(mux, reason));
-      this.client = new ControlClient(mux, HOST_PROCEDURES, HOST_EVENTS, {
-        peer: `host "${this.host.name}"`,
-        timeoutMs: this.options.requestTimeoutMs ?? 30_000,
-        hub: this.events,
-        onInvalidEvent: (error, event) =>
-          this.options.logger.warn({ err: error, host: this.host.name, event }, 'dropped an invalid event'),
-      });
+      const mux = this.adopt(connected);
       this.reconnectAttempt = 0;
       this.failedSinceOnline = false;
       this.setStatus('online');
       this.linkEmitter.fire(mux);
+      this.upgradeAttempt = 0;
+      this.scheduleUpgrade();
       return mux;
     } catch (error) {
       this.failedSinceOnline = true;
@@ -199,6 +231,117 @@ export class HostConnection implements Disposable {
       if (failure.code === 'E_HOST_NOT_FOUND') this.options.onNotFound?.();
       throw failure;
     }
+  }
+
+  /** Makes `connected` the live link: its mux, a control client on it, its path; measures its round trip. */
+  private adopt(connected: ConnectedHost & Partial<Pick<DialedLink, 'address' | 'path'>>): Mux {
+    if (typeof connected.address === 'string') {
+      this.record = {
+        ...this.record,
+        address: connected.address,
+        agent_key: connected.agent_key,
+        cert_fingerprint: connected.cert_fingerprint,
+      };
+    }
+    this.hostInfo = connected.host;
+    this.linkPath = connected.path;
+    this.measuredRtt = null;
+    const mux = new Mux(connected.transport, { role: 'client' });
+    this.mux = mux;
+    // Subscribed before the client: when the link drops, our status changes before its calls fail.
+    mux.onClose((reason) => this.onMuxClosed(mux, reason));
+    this.client = new ControlClient(mux, HOST_PROCEDURES, HOST_EVENTS, {
+      peer: `host "${this.host.name}"`,
+      timeoutMs: this.options.requestTimeoutMs ?? 30_000,
+      hub: this.events,
+      onInvalidEvent: (error, event) =>
+        this.options.logger.warn({ err: error, host: this.host.name, event }, 'dropped an invalid event'),
+    });
+    this.scheduleRtt(0);
+    return mux;
+  }
+
+  private scheduleRtt(delayMs: number): void {
+    clearTimeout(this.rttTimer);
+    this.rttTimer = setTimeout(() => {
+      this.rttTimer = undefined;
+      if (this.disposed || !this.mux || this.mux.closed) return;
+      void this.measureRtt().finally(() => {
+        if (this.retainers > 0) this.scheduleRtt(RTT_INTERVAL_MS);
+      });
+    }, delayMs);
+    // A measurement is never a reason for the process to stay up (a command's core exits when done).
+    this.rttTimer.unref();
+  }
+
+  /** While the live link is held open on a path worse than TLS at an address, looks for a better one later. */
+  private scheduleUpgrade(): void {
+    if (this.upgradeTimer || this.upgrading || this.disposed || !this.options.better) return;
+    if (this.retainers === 0 || !this.mux || this.mux.closed || pathRank(this.path?.kind) === 0) return;
+    const delay = UPGRADE_DELAYS_MS[Math.min(this.upgradeAttempt, UPGRADE_DELAYS_MS.length - 1)]!;
+    this.upgradeAttempt++;
+    this.upgradeTimer = setTimeout(() => {
+      this.upgradeTimer = undefined;
+      void this.tryUpgrade();
+    }, delay);
+    this.upgradeTimer.unref();
+  }
+
+  private async tryUpgrade(): Promise<void> {
+    const mux = this.mux;
+    const from = this.path?.kind;
+    if (this.disposed || this.retainers === 0 || !mux || mux.closed || pathRank(from) === 0) return;
+    this.upgrading = true;
+    let better: DialedLink | undefined;
+    try {
+      better = await this.options.better!(from);
+    } catch (error) {
+      this.options.logger.debug({ host: this.host.name, err: toHangarError(error) }, 'no better path yet');
+    } finally {
+      this.upgrading = false;
+    }
+    if (better === undefined) {
+      this.scheduleUpgrade();
+      return;
+    }
+    // The link dropped, was replaced or let go meanwhile: the reconnect has its own dial.
+    if (this.disposed || this.mux !== mux || mux.closed || better.agent_key !== this.record.agent_key) {
+      better.transport.close({ code: 'closed', message: 'the link it would replace is gone' });
+      this.scheduleUpgrade();
+      return;
+    }
+    this.moveTo(better, mux);
+  }
+
+  /**
+   * Moves to a better link without the user noticing: it becomes the live link (calls go on it
+   * from now), onLink fires so terminals resume on it from the offset they have (TerminalClient:
+   * nothing lost or doubled), and the old link is closed once its streams and calls are done.
+   */
+  private moveTo(better: DialedLink, old: Mux): void {
+    const oldClient = this.client!;
+    const from = this.path?.kind;
+    const mux = this.adopt(better);
+    this.options.logger.info(
+      { host: this.host.name, from, to: this.path?.kind, address: better.address },
+      'moved the link to a better path',
+    );
+    this.linkEmitter.fire(mux);
+    this.retire(old, oldClient);
+    this.upgradeAttempt = 0;
+    this.scheduleUpgrade();
+  }
+
+  private retire(mux: Mux, client: HostClient): void {
+    const retiring = retireLink(
+      mux,
+      () => client.pendingCount,
+      () => {
+        this.retiring.delete(retiring);
+        client.dispose();
+      },
+    );
+    this.retiring.add(retiring);
   }
 
   private onMuxClosed(mux: Mux, reason: CloseReason): void {
@@ -229,6 +372,9 @@ export class HostConnection implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    clearTimeout(this.upgradeTimer);
+    clearTimeout(this.rttTimer);
+    for (const retiring of [...this.retiring]) void retiring.dispose();
     this.mux?.close({ code: 'closed', message: 'client closed the connection' });
     this.client?.dispose();
     this.mux = undefined;

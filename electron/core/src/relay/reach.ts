@@ -37,6 +37,9 @@ export interface ReachFallback {
   dial(target: { name: string; host: HostPresence; how: How }): Promise<ConnectedHost & { path: Dialed['path'] }>;
 }
 
+/** A paired host's address that has not answered within this long: the account's word on it is asked for meanwhile. */
+const ACCOUNT_LOOKUP_AFTER_MS = 1_000;
+
 /** Stands for "the fallbacks" in the list of addresses an account host is dialed at. */
 const VIA_FALLBACK = '(no published address answered)';
 
@@ -77,18 +80,67 @@ export class HostReach {
     return this.enrolled(name, entry!.account!);
   }
 
+  /**
+   * A better path than the one a live link to `name` runs on (`current`: its path kind, undefined
+   * for TLS at an address), or undefined when none is better now. Tried, as the first dial does:
+   * the pinned address and the addresses the host published (3 s at most), then WebRTC when the
+   * link runs through the relay's splice (a `turn` link may become `p2p` too). The link that
+   * comes back authenticated with the same pins as the live one; one no better is closed here.
+   */
+  async better(name: string, current: string | undefined): Promise<Dialed | undefined> {
+    const rank = pathRank(current);
+    if (rank === 0) return undefined;
+    const record = this.deps.registry.find(name);
+    if (!record || record.embedded) return undefined;
+    const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
+    const account = (await this.deps.entries(false)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+    const candidates = [record.address, ...(account ? publishedAddresses(account.host) : [])];
+    for (const address of await answering(candidates)) {
+      try {
+        const dialed = await this.connect(name, address, { pinned });
+        if (address !== record.address) this.deps.registry.updateAddress(name, address);
+        return dialed;
+      } catch (error) {
+        // Another machine at an old address, or one that stopped answering meanwhile: go on.
+        this.deps.logger.debug({ host: name, address, err: toHangarError(error) }, 'no better path at this address');
+      }
+    }
+    if (!account) return undefined;
+    for (const fallback of this.fallbacks) {
+      if (fallback.name === 'relayed') continue;
+      let connected: Awaited<ReturnType<ReachFallback['dial']>>;
+      try {
+        connected = await fallback.dial({ name, host: account.host, how: { pinned } });
+      } catch (error) {
+        this.deps.logger.debug({ host: name, via: fallback.name, err: toHangarError(error) }, 'no better path');
+        continue;
+      }
+      if (pathRank(connected.path?.().kind) < rank) return { ...connected, address: record.address };
+      connected.transport.close({ code: 'closed', message: 'no better than the path in use' });
+    }
+    return undefined;
+  }
+
   private async pinned(record: HostRecord): Promise<Dialed> {
     const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
+    // The account's word on the host (other addresses, the way to the fallbacks) is asked for when
+    // its address has not answered within a second, not after its 3 s: with the relay down too, a
+    // command says so within 5 s ("relay unreachable"), not after both waits one behind the other.
+    let lookup: Promise<HostEntry[]> | undefined;
+    const lookUp = () => (lookup ??= this.deps.entries(true));
+    const early = setTimeout(() => void lookUp().catch(() => undefined), ACCOUNT_LOOKUP_AFTER_MS);
     try {
       // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
       if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
         throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
       }
+      clearTimeout(early);
       return await this.connect(record.name, record.address, { pinned });
     } catch (error) {
+      clearTimeout(early);
       const failure = toHangarError(error);
       if (!transient(failure) || record.embedded) throw failure;
-      const account = (await this.deps.entries(true)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+      const account = (await lookUp()).find((e) => e.record?.agent_key === record.agent_key)?.account;
       const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
       for (const address of await answering(others)) {
         try {
@@ -309,6 +361,24 @@ export class HostReach {
 
 /** The address kept for a host reached only through a fallback that published none (never dialed: it does not resolve). */
 const UNPUBLISHED = 'unpublished.invalid:7070';
+
+/**
+ * How good a link's path is, lower better: TLS at an address (LAN, tailnet: `undefined` or
+ * `direct`) 0, WebRTC hole-punched (`p2p`) 1, through TURN 2, the relay's splice (`relayed`) 3.
+ * A link on a path above 0 keeps looking for a better one (connection/host-connection.ts).
+ */
+export function pathRank(kind: string | undefined): number {
+  switch (kind) {
+    case 'p2p':
+      return 1;
+    case 'turn':
+      return 2;
+    case 'relayed':
+      return 3;
+    default:
+      return 0;
+  }
+}
 
 /** What a host published, direct addresses first, then tailnet ones. */
 export function publishedAddresses(host: HostPresence): string[] {

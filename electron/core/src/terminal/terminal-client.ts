@@ -13,6 +13,8 @@ import type { HostConnection } from '../connection/host-connection.js';
 
 /** Keystrokes typed while reconnecting are held up to this much, then dropped (never replayed twice). */
 const MAX_PENDING_INPUT = 64 * 1024;
+/** Moving to a better link waits at most this long for the host to take what was typed on the old one. */
+const INPUT_SETTLE_MS = 2_000;
 
 /**
  * A client's view of one terminal session: output with byte offsets, input, resize, and
@@ -26,6 +28,8 @@ export class TerminalClient implements Disposable {
   private size: { cols: number; rows: number };
   private pendingInput: Uint8Array[] = [];
   private pendingInputBytes = 0;
+  /** Moving to another link while the old one still runs: input waits for the new stream. */
+  private moving = false;
   private ended = false;
   private readonly store = new DisposableStore();
   /** Subscriptions to the current link's stream; replaced on every (re)attach. */
@@ -84,7 +88,7 @@ export class TerminalClient implements Disposable {
 
   write(data: Uint8Array): void {
     if (this.ended) return;
-    if (this.stream && !this.stream.closed) {
+    if (this.stream && !this.stream.closed && !this.moving) {
       this.stream.write(data);
       return;
     }
@@ -123,6 +127,19 @@ export class TerminalClient implements Disposable {
 
   private async attach(mux: Mux, resume: boolean): Promise<void> {
     if (this.ended) return;
+    const old = this.stream;
+    if (resume && old && !old.closed) {
+      // The connection moved to a better path and the old link still runs: keystrokes sent on it
+      // reach the host before the resume on the new link takes the attachment over (else they
+      // could arrive after it and be dropped); new ones wait and go on the new stream.
+      this.moving = true;
+      try {
+        await inputTaken(old, INPUT_SETTLE_MS);
+      } finally {
+        this.moving = false;
+      }
+      if (this.ended) return;
+    }
     const resumeFrom = resume ? this.nextOffset : 0;
     // Open our end first: the host may send output right behind its answer.
     const stream = mux.openStream({ recvOffset: resumeFrom });
@@ -204,6 +221,23 @@ export class TerminalClient implements Disposable {
     this.statusEmitter.dispose();
     this.endEmitter.dispose();
   }
+}
+
+/** Resolves once the peer acked every byte written to `stream` (or it closed, or `timeoutMs` passed). */
+function inputTaken(stream: LinkStream, timeoutMs: number): Promise<void> {
+  const taken = () => stream.closed || (stream.queuedBytes === 0 && stream.peerAckedOffset === stream.sentOffset);
+  if (taken()) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const subscriptions = new DisposableStore();
+    const done = () => {
+      clearTimeout(timer);
+      void subscriptions.dispose();
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    subscriptions.add(stream.onAck(() => taken() && done()));
+    subscriptions.add(stream.onClose(done));
+  });
 }
 
 function endFromError(error: unknown): CloseReason {

@@ -1,0 +1,172 @@
+import { CoreTerminal, type HostView, type TerminalStatus } from '@hangar/shared';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRelayProcess } from '../../relay/test/support/relay-process.js';
+import { firewalledHost } from '../support/firewalled-host.js';
+import { openWindow } from '../support/live-window.js';
+import {
+  hangar,
+  killTmuxServer,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../support/processes.js';
+import { HostShell, signupCli, waitForHost } from '../support/relay-stack.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+/**
+ * The relay killed while a window's core holds two links: one to a host it reaches directly
+ * (through a loopback proxy the test can cut), one to a host behind a firewall that only the
+ * relay's splice reaches. The direct link goes on, and comes back without the relay when its
+ * connection drops; the other host says "relay unreachable", in the host list and to a command,
+ * within 5 s. (relay-unreachable.test.ts covers the account's word on hosts and the way back.)
+ */
+
+process.env['HANGAR_WEBRTC'] = 'off';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function dir(prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+/** `tick-N` lines as received (a gap or a repeat is a lost or doubled byte); ESC [ K: lines tmux draws after a scroll. */
+function ticks(raw: string): number[] {
+  return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
+}
+
+async function until(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('the relay down', { timeout: 180_000 }, () => {
+  it('a direct link keeps running and reconnects without the relay; a host behind a firewall says "relay unreachable" within 5 s', async () => {
+    const net = await firewalledHost();
+    cleanups.push(() => net.dispose());
+    const relay = await startRelayProcess([
+      '--listen',
+      `${net.outsideIp}:0`,
+      '--data',
+      dir('relay'),
+      '--password-hash-cost',
+      '10',
+      '--rate-limit-scale',
+      '100',
+    ]);
+    cleanups.push(() => relay.stop());
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+
+    // "mini": enrolled, behind the firewall (the splice is its only way in).
+    const shell = new HostShell();
+    const hidden = await startAgentProcess(shell.agentData, { logLevel: 'info', wrapper: net.wrapper });
+    cleanups.push(async () => {
+      await hidden.stop();
+      await killTmuxServer(shell.agentData);
+      removeDir(shell.home);
+    });
+    const line = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini']);
+    expect(line.code, line.stderr).toBe(0);
+    expect((await shell.run(line.stdout.trimEnd())).code).toBe(0);
+    await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
+
+    // "box": paired directly, reached through a proxy the test can cut (a dropped connection).
+    const boxData = dir('box');
+    const box: AgentProcess = await startAgentProcess(boxData, { logLevel: 'info' });
+    cleanups.push(async () => {
+      await box.stop();
+      await killTmuxServer(boxData);
+    });
+    const proxy = await TcpProxy.start(box.port);
+    cleanups.push(() => proxy[Symbol.asyncDispose]());
+    await pairWith(laptop, 'box', box, proxy.address);
+
+    const { window, until: windowShows } = await openWindow(laptop, cleanups);
+    const named = (hosts: HostView[], name: string) => hosts.find((h) => h.name === name);
+    await windowShows(
+      (hosts) => named(hosts, 'mini')?.status === 'online' && named(hosts, 'box')?.status === 'online',
+      60_000,
+    );
+    expect(named((await window.call('hosts.list', {})).hosts, 'mini')).toMatchObject({ via: 'relayed' });
+
+    await window.call('sessions.create', {
+      host: 'box',
+      session: { name: 'ticks', command: ['bash', '--norc', '--noprofile'], env: { PS1: '$ ' } },
+    });
+    let raw = '';
+    const statuses: TerminalStatus[] = [];
+    const decoder = new TextDecoder();
+    const terminal = new CoreTerminal(
+      window,
+      { host: 'box', session: 'ticks', cols: 100, rows: 30 },
+      {
+        write: (data, done) => {
+          raw += decoder.decode(data, { stream: true });
+          done();
+        },
+        status: (status) => statuses.push(status),
+        ended: () => undefined,
+      },
+    );
+    cleanups.push(() => terminal.dispose());
+    await terminal.opened;
+    const stop = join(boxData, 'stop-ticking');
+    cleanups.push(() => writeFileSync(stop, ''));
+    terminal.write(`i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo tick-$i; sleep 0.02; done; echo ticks-""done\r`);
+    await until(() => ticks(raw).length >= 20, 'ticks', 20_000);
+
+    await relay.crash();
+    const killed = Date.now();
+    // The host that needs the relay: said in the list, then to a command that uses it.
+    await windowShows((hosts) => named(hosts, 'mini')?.account?.presence === 'relay_unreachable', 5_000);
+    const listed = Date.now() - killed;
+    // Asked of the window's core (whose link to it went with the relay): said within 5 s.
+    const began = Date.now();
+    const asked = await window.call('sessions.list', { host: 'mini' }).then(
+      () => new Error('listed the sessions of a host only the relay reaches, with the relay down'),
+      (error: unknown) => error as Error,
+    );
+    const refused = Date.now() - began;
+    expect(asked.message).toMatch(/relay unreachable/);
+    // And by a command, on a core of its own (its start-up counted too: printed, not held to 5 s on a loaded machine).
+    const commandBegan = Date.now();
+    const used = await hangar(laptop, ['session', 'ls', 'mini']);
+    const command = Date.now() - commandBegan;
+    console.log(
+      `[mesh-relay-down] relay killed → "relay unreachable": host list ${listed} ms, a call to the host behind the firewall ${refused} ms, hangar session ls ${command} ms`,
+    );
+    expect(used.code).not.toBe(0);
+    expect(used.stderr).toMatch(/relay unreachable/);
+    expect(refused).toBeLessThan(5_000);
+
+    // The direct link went on all along…
+    const before = ticks(raw).length;
+    await until(() => ticks(raw).length >= before + 20, 'ticks with the relay down', 10_000);
+    expect(statuses).toEqual(['attached']);
+    // …and a dropped connection to it comes back without the relay, the terminal resumed.
+    proxy.cutAll();
+    await until(() => statuses.includes('resumed'), 'the terminal resumed', 10_000);
+    const after = ticks(raw).length;
+    await until(() => ticks(raw).length >= after + 20, 'ticks after the reconnect', 10_000);
+    writeFileSync(stop, '');
+    await until(() => raw.includes('ticks-done'), 'the ticker to stop', 10_000);
+    const seen = ticks(raw);
+    expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => i + 1));
+    expect(named((await window.call('hosts.list', {})).hosts, 'box')).toMatchObject({
+      status: 'online',
+      via: 'direct',
+    });
+  });
+});

@@ -1,0 +1,192 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CoreTerminal, type HostView } from '@hangar/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRelayProcess } from '../../relay/test/support/relay-process.js';
+import { firewalledHost } from '../support/firewalled-host.js';
+import { openWindow } from '../support/live-window.js';
+import { hangar, killTmuxServer, removeDir, startAgentProcess, tempDir } from '../support/processes.js';
+import { HostShell, hostsLs, signupCli, waitForHost } from '../support/relay-stack.js';
+
+/**
+ * The path upgrade, end to end: an agent in a network namespace behind a firewall that lets nothing
+ * in, so a window's core reaches it only through the relay's splice; then the firewall opens its
+ * port, and the core moves the link to the direct path by itself while a terminal streams output.
+ * Real relay, agent, tmux and core; the window is the core's API as the UI uses it.
+ */
+
+const run = promisify(execFile);
+
+// The splice is the only fallback here (WebRTC needs UDP, which this firewall drops anyway; with
+// it left out the link forms through the splice at once, and the upgrade tries addresses only).
+process.env['HANGAR_WEBRTC'] = 'off';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function dir(prefix: string): string {
+  const made = tempDir(prefix);
+  cleanups.push(() => removeDir(made));
+  return made;
+}
+
+/**
+ * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost
+ * or doubled byte. tmux writes a line as `tick-N` and CR LF, or, when it draws several at once
+ * after a scroll (CSI S), with an erase to the end of the line (ESC [ K) before the CR LF.
+ */
+function ticks(raw: string): number[] {
+  return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
+}
+
+describe('the path upgrade', { timeout: 180_000 }, () => {
+  it('a host reached through the relay is moved to the direct path once its firewall opens, the terminal going on with no byte lost or doubled', async () => {
+    const net = await firewalledHost();
+    cleanups.push(() => net.dispose());
+    const relay = await startRelayProcess([
+      '--listen',
+      `${net.outsideIp}:0`,
+      '--data',
+      dir('relay'),
+      '--password-hash-cost',
+      '10',
+      '--rate-limit-scale',
+      '100',
+    ]);
+    cleanups.push(() => relay.stop());
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const shell = new HostShell();
+    // Listening on every address of its namespace, it publishes its veth address, which the firewall hides.
+    const agent = await startAgentProcess(shell.agentData, {
+      logLevel: 'info',
+      wrapper: net.wrapper,
+      extraArgs: ['--listen', '0.0.0.0:0'],
+    });
+    cleanups.push(async () => {
+      await agent.stop();
+      await killTmuxServer(shell.agentData);
+      removeDir(shell.home);
+    });
+    const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini']);
+    expect(made.code, made.stderr).toBe(0);
+    const enrolled = await shell.run(made.stdout.trimEnd());
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
+
+    // The window links to the host it sees online: through the splice, the only way in.
+    const { window, until } = await openWindow(laptop, cleanups);
+    const mini = (hosts: HostView[]) => hosts.find((h) => h.name === 'mini');
+    await until((hosts) => mini(hosts)?.status === 'online', 60_000);
+    expect(mini((await window.call('hosts.list', {})).hosts)).toMatchObject({ via: 'relayed' });
+    const splicesOpen = async () =>
+      Number(/^hangar_relay_splices_open (\d+)/m.exec(await (await fetch(`${relay.url}/metrics`)).text())?.[1]);
+    expect(await splicesOpen()).toBe(1);
+    const direct = `${net.outsideIp.replace(/\.1$/, '.2')}:${agent.port}`;
+
+    await window.call('sessions.create', {
+      host: 'mini',
+      session: { name: 'ticks', command: ['bash', '--norc', '--noprofile'], env: { PS1: '$ ' } },
+    });
+    let raw = '';
+    const statuses: string[] = [];
+    const decoder = new TextDecoder();
+    const terminal = new CoreTerminal(
+      window,
+      { host: 'mini', session: 'ticks', cols: 100, rows: 30 },
+      {
+        write: (data, done) => {
+          raw += decoder.decode(data, { stream: true });
+          done();
+        },
+        status: (status) => statuses.push(status),
+        ended: () => undefined,
+      },
+    );
+    cleanups.push(() => terminal.dispose());
+    await terminal.opened;
+    const waitFor = async (check: () => boolean, what: string, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms; last output: ${raw.slice(-300)}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    };
+    // Typed through the splice (quoted apart: the echo of what was typed is not the answer).
+    terminal.write('echo through-""the-relay\r');
+    await waitFor(() => raw.includes('through-the-relay'), 'what was typed, through the splice');
+    // Ticks until a file appears: output runs through the move, whenever it comes.
+    const stop = join(shell.home, 'stop-ticking');
+    terminal.write(`i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo tick-$i; sleep 0.02; done; echo ticks-""done\r`);
+    await waitFor(() => ticks(raw).length >= 20, 'ticks through the splice');
+
+    // The firewall opens the agent's port: its published address answers from now on.
+    await run(net.wrapper[0]!, [
+      ...net.wrapper.slice(1),
+      'iptables',
+      '-I',
+      'INPUT',
+      '1',
+      '-p',
+      'tcp',
+      '--dport',
+      String(agent.port),
+      '-j',
+      'ACCEPT',
+    ]);
+    const opened = Date.now();
+    // hosts.changed (the event the window listens to) says the new path.
+    await until((hosts) => mini(hosts)?.via === 'direct' && mini(hosts)?.status === 'online', 60_000);
+    const took = Date.now() - opened;
+    console.log(`[mesh-upgrade] firewall opened → the link on the direct path: ${took} ms`);
+    expect(took).toBeLessThan(60_000);
+    const listed = mini((await window.call('hosts.list', {})).hosts)!;
+    expect(listed).toMatchObject({ via: 'direct', address: direct });
+    expect(listed.rtt_ms).toEqual(expect.any(Number));
+
+    // The old link is closed once the terminal moved off it: the relay splices nothing any more.
+    const closeBy = Date.now() + 35_000;
+    while ((await splicesOpen()) !== 0) {
+      if (Date.now() > closeBy) throw new Error('the relayed link was still open 35 s after the move');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    console.log(`[mesh-upgrade] … and the relayed link closed: ${Date.now() - opened} ms after the firewall opened`);
+
+    // Output goes on over the new link, and typing reaches the host through it.
+    // Resumed on the new link, never shown as reconnecting.
+    expect(statuses).toEqual(['attached', 'resumed']);
+    const movedAt = ticks(raw).length;
+    await waitFor(() => ticks(raw).length >= movedAt + 20, 'ticks after the move');
+    writeFileSync(stop, '');
+    await waitFor(() => raw.includes('ticks-done'), 'the ticker to stop');
+    const seen = ticks(raw);
+    expect(seen.length).toBeGreaterThan(40);
+    const broken = seen.findIndex((n, i) => n !== i + 1);
+    if (broken >= 0) {
+      const at = raw.indexOf(`tick-${seen[broken]}`);
+      throw new Error(
+        `tick ${broken + 1} came as tick-${seen[broken]} (statuses ${statuses.join(', ')}): ${JSON.stringify(raw.slice(Math.max(0, at - 500), at + 300))}`,
+      );
+    }
+    terminal.write('echo after-""move\r');
+    await waitFor(() => raw.includes('after-move'), 'what was typed after the move');
+
+    // One relayed link only: the move did not go back through the relay, and the old link was closed.
+    const relayedLinks = () =>
+      agent
+        .stderr()
+        .split('\n')
+        .filter((line) => line.includes('a device asked for a relayed link')).length;
+    expect(relayedLinks()).toBe(1);
+    // A command's own core now links directly too, and shows the round trip.
+    const fromCli = (await hostsLs(laptop)).find((h) => h.name === 'mini') as unknown as {
+      via: string;
+      rtt_ms: unknown;
+    };
+    expect(fromCli).toMatchObject({ via: 'direct', rtt_ms: expect.any(Number) });
+  });
+});
