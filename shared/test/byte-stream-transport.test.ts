@@ -38,20 +38,29 @@ function cut(bytes: Uint8Array, points: number[]): Uint8Array[] {
 /** A socket that records what the transport wrote and lets the test play reads into it. */
 class FakeSocket implements DuplexByteSocket {
   written: Uint8Array[] = [];
-  corks = 0;
+  /** What write() was given, as given. */
+  given: Uint8Array[] = [];
+  /** Write callbacks not run yet: the test finishes writes when it likes. */
+  pending: (() => void)[] = [];
   ended = false;
   destroyed = false;
   writableLength = 0;
   private readonly listeners = new Map<string, ((chunk: Uint8Array & Error) => void)[]>();
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array, done: () => void): boolean {
     // The transport hands over its buffers; a copy shows that it does not touch them after.
     this.written.push(data.slice());
+    this.given.push(data);
+    this.writableLength += data.length;
+    this.pending.push(() => {
+      this.writableLength -= data.length;
+      done();
+    });
     return true;
   }
-  cork(): void {
-    this.corks++;
+  /** Finishes writes, including those they lead to, until none is under way. */
+  finishWrites(): void {
+    while (this.pending.length > 0) this.pending.shift()!();
   }
-  uncork(): void {}
   end(): void {
     this.ended = true;
   }
@@ -126,8 +135,11 @@ describe('the raw link framing', () => {
             near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), whole.subarray(DATA_HEAD_BYTES));
           }
         });
-        // One turn's frames share one cork (one write to the network).
-        expect(sender.corks).toBe(1);
+        // One turn's frames leave after the turn, one write at a time.
+        expect(flushes).toHaveLength(1);
+        expect(sender.written).toHaveLength(0);
+        flushes[0]!();
+        sender.finishWrites();
         expect(flushes).toHaveLength(1);
 
         const receiver = new FakeSocket();
@@ -139,6 +151,28 @@ describe('the raw link framing', () => {
         expect(got.map((f) => decodeFrame(f))).toEqual(expected.map((f) => decodeFrame(f)));
       }),
     );
+  });
+
+  it('joins a turn of small frames into one write and hands a bulk payload to the socket alone, uncopied', () => {
+    const sender = new FakeSocket();
+    const flushes: (() => void)[] = [];
+    const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
+    const bulk = new Uint8Array(256 * 1024).fill(7);
+    const small = () => encodeFrame({ type: 'ack', stream: 3, offset: 10 });
+    near.send(small());
+    near.send(small());
+    const whole = encodeFrame({ type: 'data', stream: 5, offset: 0, payload: bulk });
+    near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), bulk);
+    near.send(small());
+    expect(near.bufferedAmount).toBeGreaterThanOrEqual(bulk.length);
+    flushes[0]!();
+    // One write at a time: the socket never holds two, so Node never joins (copies) them.
+    expect(sender.given).toHaveLength(1);
+    sender.finishWrites();
+    expect(sender.given).toHaveLength(3);
+    expect(sender.given[1]).toBe(bulk);
+    expect(sender.given[0]!.length).toBe(2 * (4 + small().length) + 4 + DATA_HEAD_BYTES);
+    expect(near.bufferedAmount).toBe(0);
   });
 
   it('closes the link with E_PROTOCOL when the peer breaks the framing', async () => {

@@ -15,6 +15,15 @@ export const RAW_LINK_ALPN = 'hangar-link/1';
 const LENGTH_BYTES = 4;
 /** Frames up to this size are copied behind their length: one write instead of two. */
 const SMALL_FRAME_BYTES = 1024;
+/**
+ * Pieces below this size are joined (copied) into one write with their neighbours; bigger ones
+ * (bulk payloads) go to the socket alone, uncopied. Node joins the chunks of a corked or queued
+ * writev into one new buffer (StreamBase, then TLSWrap for SSL_write): a copy of every bulk byte
+ * and, on a virtualised host, a page fault per 4 KiB of the fresh buffer.
+ */
+const JOIN_BELOW_BYTES = 64 * 1024;
+/** A joined write stops growing at this size. */
+const MAX_JOINED_BYTES = 256 * 1024;
 /** At or above this many queued bytes the transport is high; onDrain fires once it empties. */
 const HIGH_WATER = 64 * 1024;
 /** Frames kept while nobody listens (between handshake and the link owner subscribing). */
@@ -27,9 +36,8 @@ const CLOSE_GRACE_MS = 2000;
  * stays platform-neutral; only Node processes use it (browsers keep WebSocket).
  */
 export interface DuplexByteSocket {
-  write(data: Uint8Array): boolean;
-  cork(): void;
-  uncork(): void;
+  /** `done` runs once the socket is finished with `data` (Node: the write callback). */
+  write(data: Uint8Array, done: (error?: Error | null) => void): boolean;
   readonly writableLength: number;
   end(): void;
   destroy(): void;
@@ -123,8 +131,10 @@ export interface ByteStreamBatching {
 /**
  * The link straight on a TLS socket (RAW_LINK_ALPN), for Node peers: no WebSocket framing, no
  * client masking (RFC 6455 masks every client frame, a copy and an XOR per byte that TLS makes
- * pointless), no per-message header parsing. The frames of one event-loop turn are corked into
- * one write: one TLS record run and one syscall instead of one per frame.
+ * pointless), no per-message header parsing. The frames of one event-loop turn leave together,
+ * after the turn: small ones joined into one write (one TLS record run, one syscall), a bulk
+ * payload as its own write, never copied. One write is in the socket at a time, so Node never
+ * joins queued chunks itself.
  */
 export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
   const frames = new Emitter<Uint8Array>();
@@ -135,7 +145,13 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   let closed = false;
   let closeReason: CloseReason | undefined;
   let wasHigh = false;
-  let corked = false;
+  /** Bytes for the socket, in order, not handed to it yet. */
+  const out: Uint8Array[] = [];
+  let outBytes = 0;
+  let flushScheduled = false;
+  /** Bytes handed to the socket whose write has not finished. */
+  let inSocket = 0;
+  let ending = false;
 
   const finish = (reason: CloseReason) => {
     if (closed) return;
@@ -166,46 +182,89 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       socket.destroy();
     }
   });
-  socket.on('drain', () => {
-    if (wasHigh && !closed) {
-      wasHigh = false;
-      drains.fire();
-    }
-  });
   socket.on('error', (error) => {
     finish(closeReason ?? { code: 'E_UNAVAILABLE', message: `link connection failed: ${error.message}` });
   });
   socket.on('close', () => finish(closeReason ?? { code: 'closed', message: 'link connection closed' }));
 
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
+  /** The next write: one big piece as it is, or the small pieces at the front joined. */
+  const nextWrite = (): Uint8Array => {
+    const head = out[0]!;
+    if (head.length >= JOIN_BELOW_BYTES || out.length === 1 || out[1]!.length >= JOIN_BELOW_BYTES) {
+      out.shift();
+      return head;
+    }
+    let size = 0;
+    let count = 0;
+    for (const piece of out) {
+      if (piece.length >= JOIN_BELOW_BYTES || (count > 0 && size + piece.length > MAX_JOINED_BYTES)) break;
+      size += piece.length;
+      count++;
+    }
+    const joined = new Uint8Array(size);
+    let at = 0;
+    for (const piece of out.splice(0, count)) {
+      joined.set(piece, at);
+      at += piece.length;
+    }
+    return joined;
   };
-  const batch = () => {
-    if (corked) return;
-    corked = true;
-    socket.cork();
-    batching.later(uncork);
+
+  const written = (error?: Error | null) => {
+    inSocket = 0;
+    if (error) return; // 'error' and 'close' follow and end the transport
+    flush();
+  };
+
+  function flush(): void {
+    flushScheduled = false;
+    if (inSocket > 0 || out.length === 0) {
+      if (out.length === 0 && inSocket === 0) afterFlush();
+      return;
+    }
+    const bytes = nextWrite();
+    outBytes -= bytes.length;
+    inSocket = bytes.length;
+    socket.write(bytes, written);
+    if (out.length === 0) afterFlush();
+  }
+
+  /** Everything is with the socket: a writer waiting for room may go on; a close may end it. */
+  function afterFlush(): void {
+    if (ending && out.length === 0) {
+      socket.end();
+      return;
+    }
+    if (wasHigh && !closed && outBytes + inSocket < HIGH_WATER) {
+      wasHigh = false;
+      drains.fire();
+    }
+  }
+
+  const enqueue = (bytes: Uint8Array) => {
+    out.push(bytes);
+    outBytes += bytes.length;
+    if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
+    if (!flushScheduled && inSocket === 0) {
+      flushScheduled = true;
+      batching.later(flush);
+    }
   };
 
   const transport: FrameTransport = {
     send(frame) {
       if (closed) return;
-      batch();
       if (frame.length <= SMALL_FRAME_BYTES) {
-        socket.write(encodeLengthPrefixed(frame));
+        enqueue(encodeLengthPrefixed(frame));
       } else {
-        // Corked, the two writes leave together (writev); the frame itself is not copied here.
         const prefix = new Uint8Array(LENGTH_BYTES);
         writeU32(prefix, 0, frame.length);
-        socket.write(prefix);
-        socket.write(frame);
+        enqueue(prefix);
+        enqueue(frame);
       }
-      if (socket.writableLength >= HIGH_WATER) wasHigh = true;
     },
     sendParts(head, body) {
       if (closed) return;
-      batch();
       const length = head.length + body.length;
       if (length > MAX_FRAME_BYTES)
         throw new HangarError('E_PROTOCOL', `frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
@@ -215,13 +274,11 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       writeU32(prefixed, 0, length);
       prefixed.set(head, LENGTH_BYTES);
       if (small) prefixed.set(body, LENGTH_BYTES + head.length);
-      socket.write(prefixed);
-      // Corked, the two writes leave together (writev): a big payload is never copied in JS.
-      if (!small) socket.write(body);
-      if (socket.writableLength >= HIGH_WATER) wasHigh = true;
+      enqueue(prefixed);
+      if (!small) enqueue(body);
     },
     get bufferedAmount() {
-      return socket.writableLength;
+      return outBytes + Math.max(inSocket, socket.writableLength);
     },
     onFrame(listener): Disposable {
       const subscription = frames.event(listener);
@@ -241,9 +298,10 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;
-      if (corked) uncork();
       // What was sent before (the mux's close frame with the reason) goes out ahead of the FIN.
-      socket.end();
+      ending = true;
+      if (out.length === 0 && inSocket === 0) socket.end();
+      else if (!flushScheduled && inSocket === 0) flush();
       const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
       (timer as { unref?: () => void }).unref?.();
       socket.on('close', () => clearTimeout(timer));
