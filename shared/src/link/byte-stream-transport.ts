@@ -1,8 +1,8 @@
 import { Emitter, toDisposable, type Disposable } from '../disposable.js';
 import { HangarError } from '../errors.js';
-import { MAX_FRAME_BYTES } from '../frames.js';
+import { DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
-import type { FrameTransport } from './transport.js';
+import type { DataPartListener, FrameTransport } from './transport.js';
 
 /**
  * ALPN name of the link carried straight on TLS: each frame is a u32 big-endian length and the
@@ -24,8 +24,18 @@ const SMALL_FRAME_BYTES = 1024;
 const JOIN_BELOW_BYTES = 64 * 1024;
 /** A joined write stops growing at this size. */
 const MAX_JOINED_BYTES = 256 * 1024;
+/** Writes in the socket at once: one under way and one waiting alone behind it. */
+const MAX_WRITES = 2;
 /** At or above this many queued bytes the transport is high; onDrain fires once it empties. */
 const HIGH_WATER = 64 * 1024;
+/**
+ * A data frame at least this big that does not fit in the read at hand is handed on in pieces,
+ * as its bytes arrive (views of the reads, no copy), instead of gathered into a buffer of its
+ * own. TLS hands bytes over at most 16 KiB at a time, so every bulk frame (256 KiB) would be
+ * copied whole into fresh memory. Below it (terminal output frames are 32 KiB at most) frames
+ * stay whole.
+ */
+export const STREAMED_DATA_FRAME_BYTES = 64 * 1024;
 /** Frames kept while nobody listens (between handshake and the link owner subscribing). */
 const MAX_UNCLAIMED_FRAMES = 4096;
 /** A peer that neither closes nor reads after our close is cut off after this long. */
@@ -49,7 +59,8 @@ export interface DuplexByteSocket {
 /**
  * Splits a byte stream into length-prefixed frames, whatever the reads' boundaries: a frame may
  * come in many reads, a read may hold many frames. A frame inside one read is handed over as a
- * view of it (no copy); only a frame split across reads is copied, once, into its own buffer.
+ * view of it (no copy); a frame split across reads is copied, once, into its own buffer, except
+ * a big data frame when `onDataPart` is given: its payload goes there piece by piece, as views.
  */
 export class FrameReader {
   /** Bytes of an incomplete length prefix. */
@@ -58,13 +69,56 @@ export class FrameReader {
   /** The frame being filled across reads, and how much of it has arrived. */
   private partial: Uint8Array | undefined;
   private partialHave = 0;
+  /** The start of a big frame not yet known to be data: its first bytes, and its length. */
+  private head = new Uint8Array(DATA_HEAD_BYTES);
+  private headHave = 0;
+  private headOf = 0;
+  /** A data frame being handed on in pieces: where the next piece goes, and what is left. */
+  private streaming: { stream: number; offset: number; left: number } | undefined;
 
   constructor(private readonly maxFrameBytes = MAX_FRAME_BYTES) {}
 
-  /** Calls `onFrame` for each frame `chunk` completes; throws E_PROTOCOL on a bad length. */
-  push(chunk: Uint8Array, onFrame: (frame: Uint8Array) => void): void {
+  /**
+   * Calls `onFrame` for each frame `chunk` completes, and `onDataPart` (when given) for each
+   * piece of a big data frame's payload; throws E_PROTOCOL on a bad length or data head.
+   */
+  push(
+    chunk: Uint8Array,
+    onFrame: (frame: Uint8Array) => void,
+    onDataPart?: (stream: number, offset: number, payload: Uint8Array) => void,
+  ): void {
     let at = 0;
     while (at < chunk.length) {
+      if (this.streaming !== undefined) {
+        const part = this.streaming;
+        const take = Math.min(part.left, chunk.length - at);
+        const offset = part.offset;
+        part.offset += take;
+        part.left -= take;
+        if (part.left === 0) this.streaming = undefined;
+        onDataPart!(part.stream, offset, chunk.subarray(at, at + take));
+        at += take;
+        continue;
+      }
+      if (this.headOf > 0) {
+        const take = Math.min(DATA_HEAD_BYTES - this.headHave, chunk.length - at);
+        this.head.set(chunk.subarray(at, at + take), this.headHave);
+        this.headHave += take;
+        at += take;
+        if (this.headHave < DATA_HEAD_BYTES) return;
+        const length = this.headOf;
+        this.headOf = 0;
+        if (this.head[0] === FRAME_TYPE.data && onDataPart) {
+          const frame = decodeFrame(this.head);
+          if (frame.type !== 'data') throw new HangarError('E_PROTOCOL', 'data frame head did not decode as data');
+          this.streaming = { stream: frame.stream, offset: frame.offset, left: length - DATA_HEAD_BYTES };
+        } else {
+          this.partial = new Uint8Array(length);
+          this.partial.set(this.head);
+          this.partialHave = DATA_HEAD_BYTES;
+        }
+        continue;
+      }
       if (this.partial !== undefined) {
         const take = Math.min(this.partial.length - this.partialHave, chunk.length - at);
         this.partial.set(chunk.subarray(at, at + take), this.partialHave);
@@ -96,6 +150,10 @@ export class FrameReader {
       if (chunk.length - at >= length) {
         onFrame(chunk.subarray(at, at + length));
         at += length;
+      } else if (onDataPart && length >= STREAMED_DATA_FRAME_BYTES) {
+        // Its head first (it may be split too): a data frame goes on in pieces, others whole.
+        this.headOf = length;
+        this.headHave = 0;
       } else {
         this.partial = new Uint8Array(length);
         this.partialHave = 0;
@@ -138,6 +196,7 @@ export interface ByteStreamBatching {
  */
 export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
   const frames = new Emitter<Uint8Array>();
+  let dataParts: DataPartListener | undefined;
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
@@ -149,9 +208,11 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   const out: Uint8Array[] = [];
   let outBytes = 0;
   let flushScheduled = false;
-  /** Bytes handed to the socket whose write has not finished. */
+  /** Bytes handed to the socket whose writes have not finished, and how many writes. */
   let inSocket = 0;
+  let writes = 0;
   let ending = false;
+  let ended = false;
 
   const finish = (reason: CloseReason) => {
     if (closed) return;
@@ -176,7 +237,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   socket.on('data', (chunk) => {
     if (closed) return;
     try {
-      reader.push(chunk, deliver);
+      reader.push(chunk, deliver, dataParts);
     } catch (error) {
       transport.close({ code: 'E_PROTOCOL', message: `peer broke the link's framing: ${(error as Error).message}` });
       socket.destroy();
@@ -210,29 +271,29 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     return joined;
   };
 
-  const written = (error?: Error | null) => {
-    inSocket = 0;
-    if (error) return; // 'error' and 'close' follow and end the transport
-    flush();
-  };
-
   function flush(): void {
     flushScheduled = false;
-    if (inSocket > 0 || out.length === 0) {
-      if (out.length === 0 && inSocket === 0) afterFlush();
-      return;
+    // Two writes at most: one under way, one waiting behind it alone (Node joins only two or more).
+    while (writes < MAX_WRITES && out.length > 0) {
+      const bytes = nextWrite();
+      outBytes -= bytes.length;
+      inSocket += bytes.length;
+      writes++;
+      socket.write(bytes, (error) => {
+        inSocket -= bytes.length;
+        writes--;
+        if (!error) flush(); // else 'error' and 'close' follow and end the transport
+      });
     }
-    const bytes = nextWrite();
-    outBytes -= bytes.length;
-    inSocket = bytes.length;
-    socket.write(bytes, written);
     if (out.length === 0) afterFlush();
   }
 
   /** Everything is with the socket: a writer waiting for room may go on; a close may end it. */
   function afterFlush(): void {
     if (ending && out.length === 0) {
-      socket.end();
+      // Node sends the FIN after the writes under way.
+      if (!ended) socket.end();
+      ended = true;
       return;
     }
     if (wasHigh && !closed && outBytes + inSocket < HIGH_WATER) {
@@ -245,7 +306,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     out.push(bytes);
     outBytes += bytes.length;
     if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
-    if (!flushScheduled && inSocket === 0) {
+    if (!flushScheduled && writes < MAX_WRITES) {
       flushScheduled = true;
       batching.later(flush);
     }
@@ -286,6 +347,12 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
       return subscription;
     },
+    onDataPart(listener): Disposable {
+      dataParts = listener;
+      return toDisposable(() => {
+        if (dataParts === listener) dataParts = undefined;
+      });
+    },
     onDrain: (listener) => drains.event(listener),
     onClose(listener) {
       if (closed) {
@@ -300,8 +367,8 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       closeReason = reason;
       // What was sent before (the mux's close frame with the reason) goes out ahead of the FIN.
       ending = true;
-      if (out.length === 0 && inSocket === 0) socket.end();
-      else if (!flushScheduled && inSocket === 0) flush();
+      if (out.length === 0) afterFlush();
+      else if (!flushScheduled) flush();
       const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
       (timer as { unref?: () => void }).unref?.();
       socket.on('close', () => clearTimeout(timer));
