@@ -106,9 +106,9 @@ describe('the raw link framing', () => {
     // Big data frames, a big control frame (always whole) and small frames, in any order.
     const kinds = fc.array(
       fc.oneof(
-        fc.record({ big: fc.integer({ min: STREAMED_DATA_FRAME_BYTES - 20, max: 150_000 }), seed: fc.nat(255) }),
+        fc.record({ big: fc.integer({ min: STREAMED_DATA_FRAME_BYTES - 20, max: 300_000 }), seed: fc.nat(255) }),
         fc.record({ small: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
-        fc.record({ control: fc.integer({ min: 70_000, max: 90_000 }) }),
+        fc.record({ control: fc.integer({ min: 140_000, max: 160_000 }) }),
       ),
       { minLength: 1, maxLength: 5 },
     );
