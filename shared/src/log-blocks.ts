@@ -48,6 +48,15 @@ export class LogBlockReader {
   private parts: Uint8Array[] = [];
   private buffered = 0;
   private consumed = 0;
+  /** Body bytes of a raw block still to come (rawPieces only). */
+  private rawLeft = 0;
+
+  /**
+   * `rawPieces`: a raw block's body comes out as it arrives, in pieces (each a raw block of its
+   * own bytes, with the stream offset after it), instead of gathered (copied) into one buffer:
+   * nothing needs a raw block whole, and an incompressible log is mostly raw blocks of 1 MiB.
+   */
+  constructor(private readonly options: { rawPieces?: boolean } = {}) {}
 
   /** Adds bytes; returns the blocks they complete, in order. Throws E_PROTOCOL on a bad header. */
   push(data: Uint8Array): LogBlock[] {
@@ -57,6 +66,13 @@ export class LogBlockReader {
     }
     const blocks: LogBlock[] = [];
     for (;;) {
+      while (this.rawLeft > 0 && this.buffered > 0) {
+        const size = Math.min(this.rawLeft, this.parts[0]!.length);
+        this.rawLeft -= size;
+        const body = this.take(size);
+        blocks.push({ kind: LOG_BLOCK.raw, logBytes: size, body, end: this.consumed });
+      }
+      if (this.rawLeft > 0) return blocks;
       if (this.buffered < LOG_BLOCK_HEADER_BYTES) return blocks;
       const head = this.peek(LOG_BLOCK_HEADER_BYTES);
       const view = new DataView(head.buffer, head.byteOffset, head.length);
@@ -72,6 +88,11 @@ export class LogBlockReader {
           `a ${kind === LOG_BLOCK.raw ? 'raw' : 'deflate'} block of ${logBytes} bytes with a ${bodyBytes}-byte body`,
         );
       }
+      if (kind === LOG_BLOCK.raw && this.options.rawPieces) {
+        this.take(LOG_BLOCK_HEADER_BYTES);
+        this.rawLeft = bodyBytes;
+        continue;
+      }
       if (this.buffered < LOG_BLOCK_HEADER_BYTES + bodyBytes) return blocks;
       this.take(LOG_BLOCK_HEADER_BYTES);
       const body = this.take(bodyBytes);
@@ -79,9 +100,9 @@ export class LogBlockReader {
     }
   }
 
-  /** Bytes received that do not make a whole block yet. */
+  /** Bytes received that do not make a whole block yet (or, with rawPieces, bytes of a raw block still to come). */
   get pending(): number {
-    return this.buffered;
+    return this.buffered + this.rawLeft;
   }
 
   private peek(size: number): Uint8Array {

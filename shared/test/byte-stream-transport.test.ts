@@ -5,9 +5,11 @@ import {
   decodeFrame,
   encodeFrame,
   encodeLengthPrefixed,
+  FRAME_TYPE,
   FrameReader,
   HangarError,
   MAX_FRAME_BYTES,
+  STREAMED_DATA_FRAME_BYTES,
   wrapByteStream,
   type CloseReason,
   type DuplexByteSocket,
@@ -21,6 +23,11 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += part.length;
   }
   return out;
+}
+
+/** Byte-for-byte equality without a deep comparison per element (payloads here are ~100 KiB). */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
 /** Cuts `bytes` at the given points (any order, duplicates allowed): reads of any size. */
@@ -38,20 +45,29 @@ function cut(bytes: Uint8Array, points: number[]): Uint8Array[] {
 /** A socket that records what the transport wrote and lets the test play reads into it. */
 class FakeSocket implements DuplexByteSocket {
   written: Uint8Array[] = [];
-  corks = 0;
+  /** What write() was given, as given. */
+  given: Uint8Array[] = [];
+  /** Write callbacks not run yet: the test finishes writes when it likes. */
+  pending: (() => void)[] = [];
   ended = false;
   destroyed = false;
   writableLength = 0;
   private readonly listeners = new Map<string, ((chunk: Uint8Array & Error) => void)[]>();
-  write(data: Uint8Array): boolean {
+  write(data: Uint8Array, done: () => void): boolean {
     // The transport hands over its buffers; a copy shows that it does not touch them after.
     this.written.push(data.slice());
+    this.given.push(data);
+    this.writableLength += data.length;
+    this.pending.push(() => {
+      this.writableLength -= data.length;
+      done();
+    });
     return true;
   }
-  cork(): void {
-    this.corks++;
+  /** Finishes writes, including those they lead to, until none is under way. */
+  finishWrites(): void {
+    while (this.pending.length > 0) this.pending.shift()!();
   }
-  uncork(): void {}
   end(): void {
     this.ended = true;
   }
@@ -83,6 +99,67 @@ describe('the raw link framing', () => {
         for (const piece of cut(wire, points)) reader.push(piece, (frame) => out.push(frame.slice()));
         expect(out).toEqual(frames);
       }),
+    );
+  });
+
+  it('hands a big data frame on in pieces (views of the reads) that make its payload, however it is split', () => {
+    // Big data frames, a big control frame (always whole) and small frames, in any order.
+    const kinds = fc.array(
+      fc.oneof(
+        fc.record({ big: fc.integer({ min: STREAMED_DATA_FRAME_BYTES - 20, max: 300_000 }), seed: fc.nat(255) }),
+        fc.record({ small: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
+        fc.record({ control: fc.integer({ min: 140_000, max: 160_000 }) }),
+      ),
+      { minLength: 1, maxLength: 5 },
+    );
+    fc.assert(
+      fc.property(kinds, fc.array(fc.nat(), { maxLength: 30 }), (list, points) => {
+        const frames = list.map((kind, i) => {
+          if ('big' in kind) {
+            const payload = new Uint8Array(kind.big).map((_, j) => (j * 7 + kind.seed) & 0xff);
+            return encodeFrame({ type: 'data', stream: i + 1, offset: i * 1_000_000, payload });
+          }
+          if ('control' in kind)
+            return encodeFrame({ type: 'control', json: JSON.stringify('x'.repeat(kind.control)) });
+          return kind.small;
+        });
+        const wire = concat(frames.map(encodeLengthPrefixed));
+        // Reads of at most 16 KiB, as TLS gives them, cut further at the random points.
+        const reads = cut(wire, [...points, ...Array.from({ length: wire.length >> 14 }, (_, k) => (k + 1) << 14)]);
+        const reader = new FrameReader();
+        const got: { whole?: Uint8Array; stream?: number; offset?: number; parts?: Uint8Array[] }[] = [];
+        for (const read of reads) {
+          reader.push(
+            read,
+            (frame) => got.push({ whole: frame.slice() }),
+            (stream, offset, payload) => {
+              const last = got.at(-1);
+              // A piece is a view of the read it came in: nothing was copied.
+              expect(payload.buffer).toBe(read.buffer);
+              if (last?.stream === stream) {
+                expect(offset).toBe(last.offset! + last.parts!.reduce((n, p) => n + p.length, 0));
+                last.parts!.push(payload.slice());
+              } else got.push({ stream, offset, parts: [payload.slice()] });
+            },
+          );
+        }
+        expect(got).toHaveLength(frames.length);
+        got.forEach((entry, i) => {
+          // Every big data frame spans reads here: it must have come in pieces.
+          const bigData = frames[i]![0] === FRAME_TYPE.data && frames[i]!.length >= STREAMED_DATA_FRAME_BYTES;
+          expect(entry.whole === undefined).toBe(bigData);
+          if (entry.whole) {
+            expect(same(entry.whole, frames[i]!)).toBe(true);
+          } else {
+            const frame = decodeFrame(frames[i]!);
+            expect(frames[i]!.length).toBeGreaterThanOrEqual(STREAMED_DATA_FRAME_BYTES);
+            if (frame.type !== 'data') throw new Error('not a data frame');
+            expect([entry.stream, entry.offset]).toEqual([frame.stream, frame.offset]);
+            expect(same(concat(entry.parts!), frame.payload)).toBe(true);
+          }
+        });
+      }),
+      { numRuns: 40 },
     );
   });
 
@@ -126,8 +203,11 @@ describe('the raw link framing', () => {
             near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), whole.subarray(DATA_HEAD_BYTES));
           }
         });
-        // One turn's frames share one cork (one write to the network).
-        expect(sender.corks).toBe(1);
+        // One turn's frames leave after the turn, one write at a time.
+        expect(flushes).toHaveLength(1);
+        expect(sender.written).toHaveLength(0);
+        flushes[0]!();
+        sender.finishWrites();
         expect(flushes).toHaveLength(1);
 
         const receiver = new FakeSocket();
@@ -139,6 +219,30 @@ describe('the raw link framing', () => {
         expect(got.map((f) => decodeFrame(f))).toEqual(expected.map((f) => decodeFrame(f)));
       }),
     );
+  });
+
+  it('joins a turn of small frames into one write and hands a bulk payload to the socket alone, uncopied', () => {
+    const sender = new FakeSocket();
+    const flushes: (() => void)[] = [];
+    const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
+    const bulk = new Uint8Array(256 * 1024).fill(7);
+    const small = () => encodeFrame({ type: 'ack', stream: 3, offset: 10 });
+    near.send(small());
+    near.send(small());
+    const whole = encodeFrame({ type: 'data', stream: 5, offset: 0, payload: bulk });
+    near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), bulk);
+    near.send(small());
+    expect(near.bufferedAmount).toBeGreaterThanOrEqual(bulk.length);
+    flushes[0]!();
+    // Two writes at most in the socket (one under way, one alone behind it): Node joins
+    // (copies) only two or more waiting writes.
+    expect(sender.given).toHaveLength(2);
+    expect(sender.pending).toHaveLength(2);
+    sender.finishWrites();
+    expect(sender.given).toHaveLength(3);
+    expect(sender.given[1]).toBe(bulk);
+    expect(sender.given[0]!.length).toBe(2 * (4 + small().length) + 4 + DATA_HEAD_BYTES);
+    expect(near.bufferedAmount).toBe(0);
   });
 
   it('closes the link with E_PROTOCOL when the peer breaks the framing', async () => {

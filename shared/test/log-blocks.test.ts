@@ -23,6 +23,27 @@ describe('log blocks', () => {
     expect(counts.lastIndexOf(1)).toBe(22);
   });
 
+  it('with rawPieces, hands a raw block on as its bytes arrive, each piece with the stream offset after it', () => {
+    const body = Array.from({ length: 40 }, (_, i) => i);
+    const wire = Uint8Array.from([...block(LOG_BLOCK.raw, 40, body), ...block(LOG_BLOCK.deflate, 9, [7, 7])]);
+    for (const size of [1, 3, 9, 10, 17, 100]) {
+      const reader = new LogBlockReader({ rawPieces: true });
+      const blocks = [];
+      for (let at = 0; at < wire.length; at += size) {
+        blocks.push(...reader.push(wire.subarray(at, at + size)));
+        // Inside the raw block, nothing waits: every byte that came is out.
+        if (at + size > 9 && at + size < 49) expect(reader.pending).toBe(49 - (at + size));
+      }
+      const raw = blocks.filter((b) => b.kind === LOG_BLOCK.raw);
+      expect(raw.flatMap((b) => [...b.body])).toEqual(body);
+      for (const b of raw) expect(b.logBytes).toBe(b.body.length);
+      expect(raw.at(-1)!.end).toBe(49);
+      expect(raw.map((b) => b.end)).toEqual([...raw.map((b) => b.end)].sort((x, y) => x - y));
+      expect(blocks.at(-1)).toMatchObject({ kind: LOG_BLOCK.deflate, logBytes: 9, end: 60 });
+      expect(reader.pending).toBe(0);
+    }
+  });
+
   it('refuses a bad header as soon as it is whole, before waiting for a body', () => {
     const refuse = (bytes: Uint8Array) => expect(() => new LogBlockReader().push(bytes)).toThrow(/compressed log/);
     refuse(encodeLogBlockHeader(2 as 0, 1, 1));

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, lstat, mkdir, open, realpath, stat } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
+import { AckedBuffers } from './acked-buffers.js';
 import { isInside } from './unpack.js';
 
 /** Log and artifact bytes are read from disk this much at a time (bulk frames are 256 KiB). */
@@ -86,15 +87,19 @@ export async function streamFile(path: string, stream: LinkStream, from = 0): Pr
     wake?.();
   });
   const file = await open(path, 'r');
+  // Buffers go round once the peer acked their bytes (a window's worth, a few MiB).
+  const buffers = new AckedBuffers(stream, READ_CHUNK, 8);
   try {
     let offset = from;
     while (!closed) {
-      const buffer = Buffer.allocUnsafe(READ_CHUNK);
+      const buffer = buffers.take();
       const { bytesRead } = await file.read(buffer, 0, READ_CHUNK, offset);
       if (bytesRead === 0) break;
       offset += bytesRead;
       if (closed) return;
-      if (!stream.write(buffer.subarray(0, bytesRead), { transfer: true })) {
+      const room = stream.write(buffer.subarray(0, bytesRead), { transfer: true });
+      buffers.written(buffer);
+      if (!room) {
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
       }
@@ -103,6 +108,7 @@ export async function streamFile(path: string, stream: LinkStream, from = 0): Pr
   } finally {
     drain.dispose();
     close.dispose();
+    buffers.dispose();
     await file.close();
   }
 }

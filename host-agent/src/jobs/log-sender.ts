@@ -2,6 +2,7 @@ import { encodeLogBlockHeader, LOG_BLOCK, type Disposable, type LogCompression, 
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
+import { AckedBuffers } from './acked-buffers.js';
 
 /** Log bytes are read from disk this much at a time (bulk frames are 256 KiB); also one block. */
 const READ_CHUNK = 1024 * 1024;
@@ -12,6 +13,11 @@ const MIN_COMPRESS_BYTES = 4096;
 const DEFLATE_OUTPUT_CHUNK = 128 * 1024;
 /** A block counts as compressible when it shrinks to this share of its size or less. */
 const WORTH_IT = 0.75;
+/**
+ * Before a block is deflated after a miss (and for the first block), this much of it is tried
+ * first: random bytes cost a 64 KiB attempt per probe instead of a whole MiB's (~20 ms).
+ */
+const PROBE_BYTES = 64 * 1024;
 /** After an incompressible block, this many blocks go raw, doubling per miss up to the cap. */
 const FIRST_PENALTY = 4;
 const MAX_PENALTY = 256;
@@ -42,22 +48,44 @@ export interface LogSource {
 export class LogBlockEncoder {
   private skip = 0;
   private penalty = 0;
+  /** False until a block turned out compressible: the first block is probed too. */
+  private hit = false;
 
   async encode(chunk: Uint8Array): Promise<Uint8Array[]> {
-    if (chunk.length >= MIN_COMPRESS_BYTES && this.skip === 0) {
-      // Bigger output pieces than zlib's 16 KiB: each piece is a trip back to the event loop.
-      const body = await deflate(chunk, { level: 1, chunkSize: DEFLATE_OUTPUT_CHUNK });
-      if (body.length <= chunk.length * WORTH_IT) {
-        this.penalty = 0;
-        return [encodeLogBlockHeader(LOG_BLOCK.deflate, chunk.length, body.length), body];
-      }
-      this.penalty = Math.min(MAX_PENALTY, this.penalty === 0 ? FIRST_PENALTY : this.penalty * 2);
-      this.skip = this.penalty;
-    } else if (this.skip > 0 && chunk.length >= MIN_COMPRESS_BYTES) {
+    const raw = () => [encodeLogBlockHeader(LOG_BLOCK.raw, chunk.length, chunk.length), chunk];
+    if (chunk.length < MIN_COMPRESS_BYTES) return raw();
+    if (this.skip > 0) {
       this.skip--;
+      return raw();
     }
-    return [encodeLogBlockHeader(LOG_BLOCK.raw, chunk.length, chunk.length), chunk];
+    if ((!this.hit || this.penalty > 0) && chunk.length > 2 * PROBE_BYTES) {
+      const probe = await deflate(chunk.subarray(0, PROBE_BYTES), { level: 1 });
+      if (probe.length > PROBE_BYTES * WORTH_IT) {
+        this.miss();
+        return raw();
+      }
+    }
+    // Bigger output pieces than zlib's 16 KiB: each piece is a trip back to the event loop.
+    const body = await deflate(chunk, { level: 1, chunkSize: DEFLATE_OUTPUT_CHUNK });
+    if (body.length <= chunk.length * WORTH_IT) {
+      this.penalty = 0;
+      this.hit = true;
+      return [encodeLogBlockHeader(LOG_BLOCK.deflate, chunk.length, body.length), body];
+    }
+    this.miss();
+    return raw();
   }
+
+  private miss(): void {
+    this.penalty = Math.min(MAX_PENALTY, this.penalty === 0 ? FIRST_PENALTY : this.penalty * 2);
+    this.skip = this.penalty;
+  }
+}
+
+/** A piece of log ready to send, and the read buffer to account for once it is sent raw. */
+interface Piece {
+  parts: Uint8Array[];
+  buffer: Buffer | undefined;
 }
 
 export interface StreamLogOptions {
@@ -95,23 +123,26 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
     }),
   ];
   const sleep = () => new Promise<void>((resolve) => (wake = resolve));
-  const send = (parts: Uint8Array[]) => {
-    for (const part of parts) if (!stream.write(part, { transfer: true })) blocked = true;
-  };
 
-  // Read buffers whose bytes went out compressed are used again: a fresh 1 MiB per MiB sent
-  // makes V8 collect for external memory pressure every few MiB.
-  const spare: Buffer[] = [];
+  // Read buffers go round: used again once compressed, or once the peer acked their raw bytes.
+  const buffers = new AckedBuffers(stream, READ_CHUNK, READ_AHEAD + 8);
   /** Reads [at, at + length) and encodes it; undefined when the file turned out shorter. */
-  const readPiece = async (file: FileHandle, at: number, length: number): Promise<Uint8Array[] | undefined> => {
-    const buffer = (encoder && spare.pop()) || Buffer.allocUnsafe(encoder ? READ_CHUNK : length);
+  const readPiece = async (file: FileHandle, at: number, length: number): Promise<Piece | undefined> => {
+    const buffer = buffers.take();
     const { bytesRead } = await file.read(buffer, 0, length, at);
-    if (bytesRead < length) return undefined;
+    if (bytesRead < length) {
+      buffers.giveBack(buffer);
+      return undefined;
+    }
     const piece = buffer.subarray(0, length);
-    if (!encoder) return [piece];
-    const parts = await encoder.encode(piece);
-    if (!parts.includes(piece) && spare.length < READ_AHEAD) spare.push(buffer);
-    return parts;
+    const parts = encoder ? await encoder.encode(piece) : [piece];
+    const raw = parts.includes(piece);
+    if (!raw) buffers.giveBack(buffer);
+    return { parts, buffer: raw ? buffer : undefined };
+  };
+  const send = (piece: Piece) => {
+    for (const part of piece.parts) if (!stream.write(part, { transfer: true })) blocked = true;
+    if (piece.buffer) buffers.written(piece.buffer);
   };
 
   const run = async () => {
@@ -119,7 +150,7 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
     let file: FileHandle | undefined;
     // Pieces being read and compressed, sent in order: reads and DEFLATE run on the thread pool,
     // so a few at once keep both cores busy instead of waiting on one round trip per MiB.
-    const pieces: Promise<Uint8Array[] | undefined>[] = [];
+    const pieces: Promise<Piece | undefined>[] = [];
     try {
       while (!closed) {
         const state = source.state();
@@ -132,14 +163,14 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
           }
         }
         if (pieces.length > 0) {
-          const parts = await pieces.shift()!;
+          const piece = await pieces.shift()!;
           if (closed) return;
-          if (parts === undefined) {
+          if (piece === undefined) {
             // The file is shorter than recorded (pruned, or a crash before the write): end here.
             stream.close({ code: 'log_end', message: 'log ends here', exit_code: null });
             return;
           }
-          send(parts);
+          send(piece);
           continue;
         }
         if (blocked) {
@@ -155,7 +186,7 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
           return;
         }
         // Caught up with a live log: a quiet job should not keep a follower's buffers.
-        spare.length = 0;
+        buffers.trim();
         await sleep();
       }
     } finally {
@@ -163,6 +194,7 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
       // Reads still under way must finish before the file is closed under them.
       await Promise.allSettled(pieces);
       await file?.close();
+      buffers.dispose();
     }
   };
   return run();

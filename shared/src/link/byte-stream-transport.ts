@@ -1,8 +1,8 @@
 import { Emitter, toDisposable, type Disposable } from '../disposable.js';
 import { HangarError } from '../errors.js';
-import { MAX_FRAME_BYTES } from '../frames.js';
+import { DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
-import type { FrameTransport } from './transport.js';
+import type { DataPartListener, FrameTransport } from './transport.js';
 
 /**
  * ALPN name of the link carried straight on TLS: each frame is a u32 big-endian length and the
@@ -15,8 +15,28 @@ export const RAW_LINK_ALPN = 'hangar-link/1';
 const LENGTH_BYTES = 4;
 /** Frames up to this size are copied behind their length: one write instead of two. */
 const SMALL_FRAME_BYTES = 1024;
+/**
+ * Pieces below this size are joined (copied) into one write with their neighbours; bigger ones
+ * (bulk payloads) go to the socket alone, uncopied. Node joins the chunks of a corked or queued
+ * writev into one new buffer (StreamBase, then TLSWrap for SSL_write): a copy of every bulk byte
+ * and, on a virtualised host, a page fault per 4 KiB of the fresh buffer.
+ */
+const JOIN_BELOW_BYTES = 64 * 1024;
+/** A joined write stops growing at this size. */
+const MAX_JOINED_BYTES = 256 * 1024;
+/** Writes in the socket at once: one under way and one waiting alone behind it. */
+const MAX_WRITES = 2;
 /** At or above this many queued bytes the transport is high; onDrain fires once it empties. */
 const HIGH_WATER = 64 * 1024;
+/**
+ * A data frame at least this big that does not fit in the read at hand is handed on in pieces,
+ * as its bytes arrive (views of the reads, no copy), instead of gathered into a buffer of its
+ * own. TLS hands bytes over at most 16 KiB at a time, so every bulk frame (256 KiB) would be
+ * copied whole into fresh memory. Below it frames stay whole: terminal output (32 KiB frames)
+ * and preview connections (64 KiB) go on to a socket or a window, where one write per frame costs
+ * less than the copy.
+ */
+export const STREAMED_DATA_FRAME_BYTES = 128 * 1024;
 /** Frames kept while nobody listens (between handshake and the link owner subscribing). */
 const MAX_UNCLAIMED_FRAMES = 4096;
 /** A peer that neither closes nor reads after our close is cut off after this long. */
@@ -27,9 +47,8 @@ const CLOSE_GRACE_MS = 2000;
  * stays platform-neutral; only Node processes use it (browsers keep WebSocket).
  */
 export interface DuplexByteSocket {
-  write(data: Uint8Array): boolean;
-  cork(): void;
-  uncork(): void;
+  /** `done` runs once the socket is finished with `data` (Node: the write callback). */
+  write(data: Uint8Array, done: (error?: Error | null) => void): boolean;
   readonly writableLength: number;
   end(): void;
   destroy(): void;
@@ -41,7 +60,8 @@ export interface DuplexByteSocket {
 /**
  * Splits a byte stream into length-prefixed frames, whatever the reads' boundaries: a frame may
  * come in many reads, a read may hold many frames. A frame inside one read is handed over as a
- * view of it (no copy); only a frame split across reads is copied, once, into its own buffer.
+ * view of it (no copy); a frame split across reads is copied, once, into its own buffer, except
+ * a big data frame when `onDataPart` is given: its payload goes there piece by piece, as views.
  */
 export class FrameReader {
   /** Bytes of an incomplete length prefix. */
@@ -50,13 +70,56 @@ export class FrameReader {
   /** The frame being filled across reads, and how much of it has arrived. */
   private partial: Uint8Array | undefined;
   private partialHave = 0;
+  /** The start of a big frame not yet known to be data: its first bytes, and its length. */
+  private head = new Uint8Array(DATA_HEAD_BYTES);
+  private headHave = 0;
+  private headOf = 0;
+  /** A data frame being handed on in pieces: where the next piece goes, and what is left. */
+  private streaming: { stream: number; offset: number; left: number } | undefined;
 
   constructor(private readonly maxFrameBytes = MAX_FRAME_BYTES) {}
 
-  /** Calls `onFrame` for each frame `chunk` completes; throws E_PROTOCOL on a bad length. */
-  push(chunk: Uint8Array, onFrame: (frame: Uint8Array) => void): void {
+  /**
+   * Calls `onFrame` for each frame `chunk` completes, and `onDataPart` (when given) for each
+   * piece of a big data frame's payload; throws E_PROTOCOL on a bad length or data head.
+   */
+  push(
+    chunk: Uint8Array,
+    onFrame: (frame: Uint8Array) => void,
+    onDataPart?: (stream: number, offset: number, payload: Uint8Array) => void,
+  ): void {
     let at = 0;
     while (at < chunk.length) {
+      if (this.streaming !== undefined) {
+        const part = this.streaming;
+        const take = Math.min(part.left, chunk.length - at);
+        const offset = part.offset;
+        part.offset += take;
+        part.left -= take;
+        if (part.left === 0) this.streaming = undefined;
+        onDataPart!(part.stream, offset, chunk.subarray(at, at + take));
+        at += take;
+        continue;
+      }
+      if (this.headOf > 0) {
+        const take = Math.min(DATA_HEAD_BYTES - this.headHave, chunk.length - at);
+        this.head.set(chunk.subarray(at, at + take), this.headHave);
+        this.headHave += take;
+        at += take;
+        if (this.headHave < DATA_HEAD_BYTES) return;
+        const length = this.headOf;
+        this.headOf = 0;
+        if (this.head[0] === FRAME_TYPE.data && onDataPart) {
+          const frame = decodeFrame(this.head);
+          if (frame.type !== 'data') throw new HangarError('E_PROTOCOL', 'data frame head did not decode as data');
+          this.streaming = { stream: frame.stream, offset: frame.offset, left: length - DATA_HEAD_BYTES };
+        } else {
+          this.partial = new Uint8Array(length);
+          this.partial.set(this.head);
+          this.partialHave = DATA_HEAD_BYTES;
+        }
+        continue;
+      }
       if (this.partial !== undefined) {
         const take = Math.min(this.partial.length - this.partialHave, chunk.length - at);
         this.partial.set(chunk.subarray(at, at + take), this.partialHave);
@@ -88,6 +151,10 @@ export class FrameReader {
       if (chunk.length - at >= length) {
         onFrame(chunk.subarray(at, at + length));
         at += length;
+      } else if (onDataPart && length >= STREAMED_DATA_FRAME_BYTES) {
+        // Its head first (it may be split too): a data frame goes on in pieces, others whole.
+        this.headOf = length;
+        this.headHave = 0;
       } else {
         this.partial = new Uint8Array(length);
         this.partialHave = 0;
@@ -123,11 +190,14 @@ export interface ByteStreamBatching {
 /**
  * The link straight on a TLS socket (RAW_LINK_ALPN), for Node peers: no WebSocket framing, no
  * client masking (RFC 6455 masks every client frame, a copy and an XOR per byte that TLS makes
- * pointless), no per-message header parsing. The frames of one event-loop turn are corked into
- * one write: one TLS record run and one syscall instead of one per frame.
+ * pointless), no per-message header parsing. The frames of one event-loop turn leave together,
+ * after the turn: small ones joined into one write (one TLS record run, one syscall), a bulk
+ * payload as its own write, never copied. One write is in the socket at a time, so Node never
+ * joins queued chunks itself.
  */
 export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
   const frames = new Emitter<Uint8Array>();
+  let dataParts: DataPartListener | undefined;
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
@@ -135,7 +205,15 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   let closed = false;
   let closeReason: CloseReason | undefined;
   let wasHigh = false;
-  let corked = false;
+  /** Bytes for the socket, in order, not handed to it yet. */
+  const out: Uint8Array[] = [];
+  let outBytes = 0;
+  let flushScheduled = false;
+  /** Bytes handed to the socket whose writes have not finished, and how many writes. */
+  let inSocket = 0;
+  let writes = 0;
+  let ending = false;
+  let ended = false;
 
   const finish = (reason: CloseReason) => {
     if (closed) return;
@@ -160,16 +238,10 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   socket.on('data', (chunk) => {
     if (closed) return;
     try {
-      reader.push(chunk, deliver);
+      reader.push(chunk, deliver, dataParts);
     } catch (error) {
       transport.close({ code: 'E_PROTOCOL', message: `peer broke the link's framing: ${(error as Error).message}` });
       socket.destroy();
-    }
-  });
-  socket.on('drain', () => {
-    if (wasHigh && !closed) {
-      wasHigh = false;
-      drains.fire();
     }
   });
   socket.on('error', (error) => {
@@ -177,35 +249,84 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   });
   socket.on('close', () => finish(closeReason ?? { code: 'closed', message: 'link connection closed' }));
 
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
+  /** The next write: one big piece as it is, or the small pieces at the front joined. */
+  const nextWrite = (): Uint8Array => {
+    const head = out[0]!;
+    if (head.length >= JOIN_BELOW_BYTES || out.length === 1 || out[1]!.length >= JOIN_BELOW_BYTES) {
+      out.shift();
+      return head;
+    }
+    let size = 0;
+    let count = 0;
+    for (const piece of out) {
+      if (piece.length >= JOIN_BELOW_BYTES || (count > 0 && size + piece.length > MAX_JOINED_BYTES)) break;
+      size += piece.length;
+      count++;
+    }
+    const joined = new Uint8Array(size);
+    let at = 0;
+    for (const piece of out.splice(0, count)) {
+      joined.set(piece, at);
+      at += piece.length;
+    }
+    return joined;
   };
-  const batch = () => {
-    if (corked) return;
-    corked = true;
-    socket.cork();
-    batching.later(uncork);
+
+  function flush(): void {
+    flushScheduled = false;
+    // Two writes at most: one under way, one waiting behind it alone (Node joins only two or more).
+    while (writes < MAX_WRITES && out.length > 0) {
+      const bytes = nextWrite();
+      outBytes -= bytes.length;
+      inSocket += bytes.length;
+      writes++;
+      socket.write(bytes, (error) => {
+        inSocket -= bytes.length;
+        writes--;
+        if (!error) flush(); // else 'error' and 'close' follow and end the transport
+      });
+    }
+    if (out.length === 0) afterFlush();
+  }
+
+  /** Everything is with the socket: a writer waiting for room may go on; a close may end it. */
+  function afterFlush(): void {
+    if (ending && out.length === 0) {
+      // Node sends the FIN after the writes under way.
+      if (!ended) socket.end();
+      ended = true;
+      return;
+    }
+    if (wasHigh && !closed && outBytes + inSocket < HIGH_WATER) {
+      wasHigh = false;
+      drains.fire();
+    }
+  }
+
+  const enqueue = (bytes: Uint8Array) => {
+    out.push(bytes);
+    outBytes += bytes.length;
+    if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
+    if (!flushScheduled && writes < MAX_WRITES) {
+      flushScheduled = true;
+      batching.later(flush);
+    }
   };
 
   const transport: FrameTransport = {
     send(frame) {
       if (closed) return;
-      batch();
       if (frame.length <= SMALL_FRAME_BYTES) {
-        socket.write(encodeLengthPrefixed(frame));
+        enqueue(encodeLengthPrefixed(frame));
       } else {
-        // Corked, the two writes leave together (writev); the frame itself is not copied here.
         const prefix = new Uint8Array(LENGTH_BYTES);
         writeU32(prefix, 0, frame.length);
-        socket.write(prefix);
-        socket.write(frame);
+        enqueue(prefix);
+        enqueue(frame);
       }
-      if (socket.writableLength >= HIGH_WATER) wasHigh = true;
     },
     sendParts(head, body) {
       if (closed) return;
-      batch();
       const length = head.length + body.length;
       if (length > MAX_FRAME_BYTES)
         throw new HangarError('E_PROTOCOL', `frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
@@ -215,19 +336,23 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       writeU32(prefixed, 0, length);
       prefixed.set(head, LENGTH_BYTES);
       if (small) prefixed.set(body, LENGTH_BYTES + head.length);
-      socket.write(prefixed);
-      // Corked, the two writes leave together (writev): a big payload is never copied in JS.
-      if (!small) socket.write(body);
-      if (socket.writableLength >= HIGH_WATER) wasHigh = true;
+      enqueue(prefixed);
+      if (!small) enqueue(body);
     },
     get bufferedAmount() {
-      return socket.writableLength;
+      return outBytes + Math.max(inSocket, socket.writableLength);
     },
     onFrame(listener): Disposable {
       const subscription = frames.event(listener);
       // Deliver what arrived while nobody listened, in order, before anything newer.
       while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
       return subscription;
+    },
+    onDataPart(listener): Disposable {
+      dataParts = listener;
+      return toDisposable(() => {
+        if (dataParts === listener) dataParts = undefined;
+      });
     },
     onDrain: (listener) => drains.event(listener),
     onClose(listener) {
@@ -241,9 +366,10 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;
-      if (corked) uncork();
       // What was sent before (the mux's close frame with the reason) goes out ahead of the FIN.
-      socket.end();
+      ending = true;
+      if (out.length === 0) afterFlush();
+      else if (!flushScheduled) flush();
       const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
       (timer as { unref?: () => void }).unref?.();
       socket.on('close', () => clearTimeout(timer));

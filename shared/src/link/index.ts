@@ -1,4 +1,4 @@
-export type { FrameTransport } from './transport.js';
+export type { DataPartListener, FrameTransport } from './transport.js';
 export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
 export { LINK_BACKLOG_CLOSE_CODE, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
 export { LinkStream, DEFAULT_STREAM_WINDOW, BULK_STREAM_WINDOW, BULK_FRAME_BYTES } from './stream.js';
@@ -47,6 +47,7 @@ export * from './webrtc.js';
 export {
   RAW_LINK_ALPN,
   FrameReader,
+  STREAMED_DATA_FRAME_BYTES,
   encodeLengthPrefixed,
   wrapByteStream,
   type ByteStreamBatching,

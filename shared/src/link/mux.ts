@@ -121,6 +121,15 @@ export class Mux implements Disposable {
     this.nextStreamId = role === 'client' ? 1 : 2;
     this.subscriptions.push(
       transport.onFrame((bytes) => this.receive(bytes)),
+      ...(transport.onDataPart
+        ? [
+            transport.onDataPart((stream, offset, payload) => {
+              if (this.closed) return;
+              this.heartbeat?.received();
+              this.receiveOnStream('data', stream, offset, payload);
+            }),
+          ]
+        : []),
       transport.onDrain(() => {
         this.backlog.drained();
         this.scheduler.schedule();
@@ -309,33 +318,36 @@ export class Mux implements Disposable {
         this.receiveClose(frame.stream, frame.reason);
         return;
       case 'data':
-      case 'ack': {
-        if (frame.stream === 0) {
-          this.shutdown(
-            { code: 'E_PROTOCOL', message: `peer sent a ${frame.type} frame on the control stream 0` },
-            true,
-          );
-          return;
-        }
-        const stream = this.streams.get(frame.stream);
-        if (stream === undefined) {
-          if (this.recentlyClosed.has(frame.stream)) return; // crossed our close frame on the wire
-          this.forget(frame.stream); // one refusal per stream, not one per frame of a flood
-          this.sendPriority({
-            type: 'close',
-            stream: frame.stream,
-            reason: encodeReason({
-              code: 'E_PROTOCOL',
-              message: `stream ${frame.stream} is not open (${frame.type} frame dropped)`,
-            }),
-          });
-          return;
-        }
-        if (frame.type === 'data') stream.receiveData(frame.offset, frame.payload);
-        else stream.receiveAck(frame.offset);
+        this.receiveOnStream('data', frame.stream, frame.offset, frame.payload);
         return;
-      }
+      case 'ack':
+        this.receiveOnStream('ack', frame.stream, frame.offset);
+        return;
     }
+  }
+
+  /** A data frame (or a piece of one) or an ack for a stream. */
+  private receiveOnStream(type: 'data' | 'ack', id: number, offset: number, payload?: Uint8Array): void {
+    if (id === 0) {
+      this.shutdown({ code: 'E_PROTOCOL', message: `peer sent a ${type} frame on the control stream 0` }, true);
+      return;
+    }
+    const stream = this.streams.get(id);
+    if (stream === undefined) {
+      if (this.recentlyClosed.has(id)) return; // crossed our close frame on the wire
+      this.forget(id); // one refusal per stream, not one per frame of a flood
+      this.sendPriority({
+        type: 'close',
+        stream: id,
+        reason: encodeReason({
+          code: 'E_PROTOCOL',
+          message: `stream ${id} is not open (${type} frame dropped)`,
+        }),
+      });
+      return;
+    }
+    if (type === 'data') stream.receiveData(offset, payload!);
+    else stream.receiveAck(offset);
   }
 
   private deliverControl(json: string): void {

@@ -1,6 +1,8 @@
 import type { Disposable } from '../disposable.js';
 import type { CloseReason } from '../protocol/control.js';
 
+export type DataPartListener = (stream: number, offset: number, payload: Uint8Array) => void;
+
 /**
  * A message-oriented, ordered, reliable, encrypted pipe between two peers: one message is one
  * frame. WebSocket over TLS implements it today; a WebRTC data channel (ordered, reliable)
@@ -17,6 +19,13 @@ export interface FrameTransport {
   /** Bytes handed to send() that the transport has not yet passed to the network. */
   readonly bufferedAmount: number;
   onFrame(listener: (frame: Uint8Array) => void): Disposable;
+  /**
+   * Optional: a transport on a byte stream may hand on a big data frame's payload in pieces as
+   * they arrive (no copy into a buffer of its own), to this one listener, in order with the
+   * frames; each piece is as if a data frame for `stream` at `offset` had come. Without a
+   * listener every frame comes whole to onFrame.
+   */
+  onDataPart?(listener: DataPartListener): Disposable;
   /** Fires when bufferedAmount has fallen after being high; lets senders refill. */
   onDrain(listener: () => void): Disposable;
   /** Fires once, when the transport is gone for whatever reason. */

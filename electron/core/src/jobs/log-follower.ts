@@ -96,7 +96,7 @@ export async function followJobLog(
     // compressed, in blocks; the stream counts block bytes from 0, the blocks carry log offsets.
     const stream = mux.openStream({ recvOffset: 0, window: BULK_STREAM_WINDOW });
     stream.autoAck = false;
-    const blocks = new LogBlockReader();
+    const blocks = new LogBlockReader({ rawPieces: true });
     let known = attempt;
     let logAt = offset;
     let failure: HangarError | undefined;
