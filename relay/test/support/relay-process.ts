@@ -26,7 +26,11 @@ export async function startRelayProcess(args: string[], env: Record<string, stri
     if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hangar-relay did not start within 20 s: ${stderr}`)), 20_000);
+    // A relay that never said it listens is ended here: nobody else holds it to stop it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`hangar-relay did not start within 20 s: ${stderr}`));
+    }, 20_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const event = JSON.parse(line) as { event?: string; url?: string };
       if (event.event === 'listening' && event.url) {
