@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelayClient, makeLoginProof, makeStatement } from '@hangar/shared';
 import { startBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
 import {
@@ -7,20 +7,18 @@ import {
   login,
   newKey,
   signup,
-  testStorage,
   uniqueEmail,
   type SignedIn,
+  useRelay,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
-  const storage = testStorage(kind);
   let billing: BillingRelay;
   let client: RelayClient;
-  beforeAll(async () => {
-    billing = await startBillingRelay(await storage.relayOptions());
-    client = billing.relay.client;
+  useRelay(kind, startBillingRelay, (started) => {
+    billing = started;
+    client = started.relay.client;
   });
-  afterAll(() => billing.stop());
 
   async function accept(inviteToken: string, email: string, key = newKey()): Promise<SignedIn> {
     const proof = makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelayClient, signUsageRecord, usageRecordKey } from '@hangar/shared';
 import {
   entitlementAgent,
@@ -9,17 +9,15 @@ import {
   type BillingRelay,
   TEST_MINUTE_MS,
 } from './support/billing-fixture.js';
-import { STORAGE_KINDS, enroll, newKey, signup, testStorage, waitFor } from './support/relay-fixture.js';
+import { STORAGE_KINDS, enroll, newKey, signup, waitFor, useRelay } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('build minutes (%s)', (kind) => {
-  const storage = testStorage(kind);
   let billing: BillingRelay;
   let client: RelayClient;
-  beforeAll(async () => {
-    billing = await startBillingRelay(await storage.relayOptions());
-    client = billing.relay.client;
+  useRelay(kind, startBillingRelay, (started) => {
+    billing = started;
+    client = started.relay.client;
   });
-  afterAll(() => billing.stop());
 
   /** Identifiers the stand-in accepted (each at most once: it refuses a second event with one). */
   const metered = (keys: string[]) => keys.filter((key) => billing.standIn.meterEvents.has(key));
