@@ -3,14 +3,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
-import {
-  hangar,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { endAgent, hangar, removeDir, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { HostShell, PASSWORD, loginCli, startTestRelayProcess } from '../support/relay-stack.js';
 import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
 
@@ -58,11 +51,7 @@ describe('the account in the web UI', () => {
   afterAll(async () => {
     await browser?.close();
     await ui?.stop();
-    await agent?.stop();
-    if (host) {
-      await killTmuxServer(host.agentData);
-      removeDir(host.home);
-    }
+    if (host) await endAgent(agent, host.home);
     await relay?.stop();
     removeDir(dir);
   });
@@ -139,9 +128,7 @@ describe('the account in the web UI', () => {
       expect((await vps.run(line)).code).toBe(0);
       await page.getByRole('listitem', { name: 'vps, online' }).waitFor({ timeout: 20_000 });
     } finally {
-      await vpsAgent.stop();
-      await killTmuxServer(vps.agentData);
-      removeDir(vps.home);
+      await endAgent(vpsAgent, vps.home);
     }
     await page.getByRole('listitem', { name: 'vps, offline' }).waitFor({ timeout: 20_000 });
 

@@ -2,15 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  hangar,
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { endAgent, hangar, hangarAgent, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -71,9 +63,7 @@ describe('the web UI in a real browser', () => {
     await browser?.close();
     await ui?.stop();
     await proxy?.[Symbol.asyncDispose]();
-    await agent?.stop();
-    if (agent) await killTmuxServer(agent.dataDir);
-    removeDir(dir);
+    await endAgent(agent, dir);
   });
 
   it('a request to /api without the secret, or from a foreign Origin, is refused', async () => {
