@@ -8,7 +8,7 @@ import {
 } from '@hangar/shared';
 import {
   entitlementAgent,
-  startBillingRelay,
+  useBillingRelay,
   upgrade,
   usageRecords,
   type BillingRelay,
@@ -21,21 +21,15 @@ import {
   signup,
   waitFor,
   type TestRelay,
-  useRelay,
   useTestRelay,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
   let billing: BillingRelay;
   let client: RelayClient;
-  useRelay(
-    kind,
-    (options) => startBillingRelay(options, { entitlementRenewMs: 1_000 }),
-    (started) => {
-      billing = started;
-      client = started.relay.client;
-    },
-  );
+  useBillingRelay(kind, (relay, relayClient) => ([billing, client] = [relay, relayClient]), {
+    entitlementRenewMs: 1_000,
+  });
 
   it('a host gets a signed entitlement when it connects, verifiable offline with the key from its enrollment', async () => {
     const owner = await signup(client);

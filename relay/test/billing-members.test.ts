@@ -1,24 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { RelayClient, makeLoginProof, makeStatement } from '@hangar/shared';
-import { startBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
-import {
-  PASSWORD,
-  STORAGE_KINDS,
-  login,
-  newKey,
-  signup,
-  uniqueEmail,
-  type SignedIn,
-  useRelay,
-} from './support/relay-fixture.js';
+import { useBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
+import { PASSWORD, STORAGE_KINDS, login, newKey, signup, uniqueEmail, type SignedIn } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
   let billing: BillingRelay;
   let client: RelayClient;
-  useRelay(kind, startBillingRelay, (started) => {
-    billing = started;
-    client = started.relay.client;
-  });
+  useBillingRelay(kind, (relay, relayClient) => ([billing, client] = [relay, relayClient]));
 
   async function accept(inviteToken: string, email: string, key = newKey()): Promise<SignedIn> {
     const proof = makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email });

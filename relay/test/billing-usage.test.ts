@@ -3,21 +3,18 @@ import { RelayClient, signUsageRecord, usageRecordKey } from '@hangar/shared';
 import {
   entitlementAgent,
   keysOf,
-  startBillingRelay,
+  useBillingRelay,
   upgrade,
   usageRecords,
   type BillingRelay,
   TEST_MINUTE_MS,
 } from './support/billing-fixture.js';
-import { STORAGE_KINDS, enroll, newKey, signup, waitFor, useRelay } from './support/relay-fixture.js';
+import { STORAGE_KINDS, enroll, newKey, signup, waitFor } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('build minutes (%s)', (kind) => {
   let billing: BillingRelay;
   let client: RelayClient;
-  useRelay(kind, startBillingRelay, (started) => {
-    billing = started;
-    client = started.relay.client;
-  });
+  useBillingRelay(kind, (relay, relayClient) => ([billing, client] = [relay, relayClient]));
 
   /** Identifiers the stand-in accepted (each at most once: it refuses a second event with one). */
   const metered = (keys: string[]) => keys.filter((key) => billing.standIn.meterEvents.has(key));
