@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -209,7 +209,8 @@ export async function pairWith(
 /** A test's end for an agent: stopped, its tmux server killed, then `dirs` (its data dir among them) removed. */
 export async function endAgent(agent: AgentProcess | undefined, ...dirs: string[]): Promise<void> {
   await agent?.stop();
-  if (agent) await killTmuxServer(agent.dataDir);
+  // An agent kept from an earlier test may have had its data dir removed already.
+  if (agent && existsSync(agent.dataDir)) await killTmuxServer(agent.dataDir);
   for (const dir of dirs) removeDir(dir);
 }
 
