@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { endAgent, hangar, removeDir, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { HostShell, PASSWORD, loginCli, startTestRelayProcess } from '../support/relay-stack.js';
-import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
+import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/serving-cli.js';
 
 /**
  * The account in the web UI, in Debian's Chromium against `hangar ui`, a real relay process and a
@@ -13,16 +13,6 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-c
  * host appears), see it in the host list, approve a computer that asks to join (comparing its
  * fingerprint), and see the relay go away and come back. Screenshots: test/e2e/screenshots/relay-*.png.
  */
-
-async function palette(page: Page, search: string, option: string | RegExp): Promise<void> {
-  await page.keyboard.press('Control+K');
-  const input = page.locator('[cmdk-input]');
-  await input.waitFor();
-  await input.fill(search);
-  await page.getByRole('option', { name: option }).first().waitFor();
-  await expect(page.locator('[cmdk-item][data-selected="true"]').first().textContent()).resolves.toMatch(option);
-  await page.keyboard.press('Enter');
-}
 
 describe('the account in the web UI', () => {
   let dir: string;

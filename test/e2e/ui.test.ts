@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endAgent, hangar, hangarAgent, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
-import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
+import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/serving-cli.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /**
@@ -26,17 +26,6 @@ async function waitForScreen(page: Page, target: string, pattern: RegExp, timeou
     await page.waitForTimeout(100);
   }
   throw new Error(`terminal ${target} never showed ${pattern}; it shows:\n${text}`);
-}
-
-async function palette(page: Page, search: string, option: string | RegExp): Promise<void> {
-  await page.keyboard.press('Control+K');
-  const input = page.locator('[cmdk-input]');
-  await input.waitFor();
-  await input.fill(search);
-  await page.getByRole('option', { name: option }).first().waitFor();
-  // Enter runs the highlighted (best) match: check it is the one we mean, then press it.
-  await expect(page.locator('[cmdk-item][data-selected="true"]').first().textContent()).resolves.toMatch(option);
-  await page.keyboard.press('Enter');
 }
 
 describe('the web UI in a real browser', () => {
