@@ -1,34 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HangarError, RelaySession, makeLoginProof } from '@hangar/shared';
+import { describe, expect, it } from 'vitest';
+import { RelaySession, makeLoginProof } from '@hangar/shared';
 import {
   PASSWORD,
   login,
   newKey,
   signup,
-  startTestRelay,
   uniqueEmail,
   type TestRelay,
   STORAGE_KINDS,
-  testStorage,
+  useTestRelay,
 } from './support/relay-fixture.js';
-
-async function refusal(promise: Promise<unknown>): Promise<HangarError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(HangarError);
-    return error as HangarError;
-  }
-  throw new Error('expected the relay to refuse');
-}
+import { refusal } from '../../test/support/refusal.js';
 
 describe.each(STORAGE_KINDS)('relay accounts (%s)', (kind) => {
-  const storage = testStorage(kind);
   let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay(await storage.relayOptions());
-  });
-  afterAll(() => relay.stop());
+  useTestRelay(kind, (started) => (relay = started));
 
   it('a user signs up, logs in from a second device (pending) and refreshes its session', async () => {
     const first = await signup(relay.client);

@@ -1,15 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { RELAY_PROCEDURES, makeLoginProof, makeStatement, type RelayMethod } from '@hangar/shared';
 import {
   newKey,
   post,
   signup,
-  startTestRelay,
   uniqueEmail,
   type SignedIn,
   type TestRelay,
   STORAGE_KINDS,
-  testStorage,
+  useTestRelay,
 } from './support/relay-fixture.js';
 
 /**
@@ -99,14 +98,12 @@ const TABLES = [
 ] as const;
 
 describe.each(STORAGE_KINDS)('bad input (%s)', (kind) => {
-  const storage = testStorage(kind);
   let relay: TestRelay;
   let user: SignedIn;
+  useTestRelay(kind, (started) => (relay = started));
   beforeAll(async () => {
-    relay = await startTestRelay(await storage.relayOptions());
     user = await signup(relay.client);
   });
-  afterAll(() => relay.stop());
 
   async function rowCounts(): Promise<Record<string, number>> {
     const db = relay.relay.context.db;

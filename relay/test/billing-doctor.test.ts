@@ -1,22 +1,8 @@
-import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { billingFlags, secretFiles, testKeys } from './support/billing-fixture.js';
 import { tempDir } from './support/relay-fixture.js';
-import { RELAY_BIN } from './support/relay-process.js';
-
-const run = promisify(execFile);
-
-async function relayCli(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [RELAY_BIN, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failure = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: failure.code ?? -1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
-  }
-}
+import { relayCli } from './support/relay-process.js';
 
 describe('billing mode at the command line', () => {
   it('hangar-relay doctor says whether billing is on or off; half the Stripe settings are refused by name', async () => {

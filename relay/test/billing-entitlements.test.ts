@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ENTITLEMENT_VALID_MS,
   decideMeteredJob,
@@ -8,7 +8,7 @@ import {
 } from '@hangar/shared';
 import {
   entitlementAgent,
-  startBillingRelay,
+  useBillingRelay,
   upgrade,
   usageRecords,
   type BillingRelay,
@@ -19,21 +19,17 @@ import {
   enrollParams,
   newHost,
   signup,
-  startTestRelay,
-  testStorage,
   waitFor,
   type TestRelay,
+  useTestRelay,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
-  const storage = testStorage(kind);
   let billing: BillingRelay;
   let client: RelayClient;
-  beforeAll(async () => {
-    billing = await startBillingRelay(await storage.relayOptions(), { entitlementRenewMs: 1_000 });
-    client = billing.relay.client;
+  useBillingRelay(kind, (relay, relayClient) => ([billing, client] = [relay, relayClient]), {
+    entitlementRenewMs: 1_000,
   });
-  afterAll(() => billing.stop());
 
   it('a host gets a signed entitlement when it connects, verifiable offline with the key from its enrollment', async () => {
     const owner = await signup(client);
@@ -137,12 +133,8 @@ describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
 });
 
 describe.each(STORAGE_KINDS)('billing off (%s)', (kind) => {
-  const storage = testStorage(kind);
   let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay(await storage.relayOptions());
-  });
-  afterAll(() => relay.stop());
+  useTestRelay(kind, (started) => (relay = started));
 
   it('without Stripe settings nothing is metered: entitlements say metered false, nothing is for sale', async () => {
     const owner = await signup(relay.client);

@@ -1,26 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelayClient, makeLoginProof, makeStatement } from '@hangar/shared';
-import { startBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
-import {
-  PASSWORD,
-  STORAGE_KINDS,
-  login,
-  newKey,
-  signup,
-  testStorage,
-  uniqueEmail,
-  type SignedIn,
-} from './support/relay-fixture.js';
+import { useBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
+import { PASSWORD, STORAGE_KINDS, login, newKey, signup, uniqueEmail, type SignedIn } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
-  const storage = testStorage(kind);
   let billing: BillingRelay;
   let client: RelayClient;
-  beforeAll(async () => {
-    billing = await startBillingRelay(await storage.relayOptions());
-    client = billing.relay.client;
-  });
-  afterAll(() => billing.stop());
+  useBillingRelay(kind, (relay, relayClient) => ([billing, client] = [relay, relayClient]));
 
   async function accept(inviteToken: string, email: string, key = newKey()): Promise<SignedIn> {
     const proof = makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email });

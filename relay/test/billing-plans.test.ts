@@ -1,19 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelayClient, type RelayResult } from '@hangar/shared';
-import { startBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
-import { STORAGE_KINDS, login, signup, testStorage, type SignedIn } from './support/relay-fixture.js';
+import { useBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
+import { STORAGE_KINDS, login, signup, type SignedIn } from './support/relay-fixture.js';
 
 const DAY = 24 * 60 * 60_000;
 
 describe.each(STORAGE_KINDS)('plans and Stripe (%s)', (kind) => {
-  const storage = testStorage(kind);
   let billing: BillingRelay;
   let client: RelayClient;
-  beforeAll(async () => {
-    billing = await startBillingRelay(await storage.relayOptions());
-    client = billing.relay.client;
-  });
-  afterAll(() => billing.stop());
+  useBillingRelay(kind, (relay, relayClient) => ([billing, client] = [relay, relayClient]));
 
   const status = (user: SignedIn) =>
     client.call('billing.status', {}, { accessToken: user.session.access_token }) as Promise<

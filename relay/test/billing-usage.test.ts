@@ -1,25 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelayClient, signUsageRecord, usageRecordKey } from '@hangar/shared';
 import {
   entitlementAgent,
   keysOf,
-  startBillingRelay,
+  useBillingRelay,
   upgrade,
   usageRecords,
   type BillingRelay,
   TEST_MINUTE_MS,
 } from './support/billing-fixture.js';
-import { STORAGE_KINDS, enroll, newKey, signup, testStorage, waitFor } from './support/relay-fixture.js';
+import { STORAGE_KINDS, enroll, newKey, signup, waitFor } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('build minutes (%s)', (kind) => {
-  const storage = testStorage(kind);
   let billing: BillingRelay;
   let client: RelayClient;
-  beforeAll(async () => {
-    billing = await startBillingRelay(await storage.relayOptions());
-    client = billing.relay.client;
-  });
-  afterAll(() => billing.stop());
+  useBillingRelay(kind, (relay, relayClient) => ([billing, client] = [relay, relayClient]));
 
   /** Identifiers the stand-in accepted (each at most once: it refuses a second event with one). */
   const metered = (keys: string[]) => keys.filter((key) => billing.standIn.meterEvents.has(key));

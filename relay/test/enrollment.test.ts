@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HangarError, RelayClient, encodeEnrollToken, parseEnrollToken, verifyPresence } from '@hangar/shared';
 import {
   TestClock,
@@ -14,26 +14,13 @@ import {
   waitFor,
   type TestRelay,
   STORAGE_KINDS,
-  testStorage,
+  useTestRelay,
 } from './support/relay-fixture.js';
-
-async function refusal(promise: Promise<unknown>): Promise<HangarError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(HangarError);
-    return error as HangarError;
-  }
-  throw new Error('expected the relay to refuse');
-}
+import { refusal } from '../../test/support/refusal.js';
 
 describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
-  const storage = testStorage(kind);
   let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay(await storage.relayOptions());
-  });
-  afterAll(() => relay.stop());
+  const storage = useTestRelay(kind, (started) => (relay = started));
 
   it('the pasted line enrolls the host, whose agent then shows online with its signed addresses', async () => {
     const owner = await signup(relay.client);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HangarError, makeLoginProof, oidcIdentity, type RelayClient } from '@hangar/shared';
+import { makeLoginProof, oidcIdentity, type RelayClient } from '@hangar/shared';
 import { newKey, signup, startTestRelay, uniqueEmail, type TestKey, type TestRelay } from './support/relay-fixture.js';
+import { refusal } from '../../test/support/refusal.js';
 import { startStandInProvider, type StandInProvider } from './support/oidc-provider.js';
 
 function oidcSignIn(client: RelayClient, idToken: string, key: TestKey = newKey(), name = 'laptop') {
@@ -9,16 +10,6 @@ function oidcSignIn(client: RelayClient, idToken: string, key: TestKey = newKey(
     device: { public_key: key.publicKey, name },
     proof: makeLoginProof(key.signer, { relayOrigin: client.origin, identity: oidcIdentity(idToken) }),
   });
-}
-
-async function refusal(promise: Promise<unknown>): Promise<HangarError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(HangarError);
-    return error as HangarError;
-  }
-  throw new Error('expected the relay to refuse');
 }
 
 describe('sign-in with OpenID Connect (against a stand-in provider serving a real JWKS)', () => {

@@ -1,9 +1,7 @@
 import Database from 'better-sqlite3';
-import { execFile } from 'node:child_process';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { makeLoginProof } from '@hangar/shared';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   agentSocket,
@@ -14,19 +12,7 @@ import {
   waitFor,
   type TestRelay,
 } from './support/relay-fixture.js';
-import { RELAY_BIN } from './support/relay-process.js';
-
-const run = promisify(execFile);
-
-async function relayCli(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [RELAY_BIN, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failure = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: failure.code ?? -1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
-  }
-}
+import { relayCli } from './support/relay-process.js';
 
 describe('operating a relay', () => {
   let relay: TestRelay;

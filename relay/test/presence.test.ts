@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   agentLinkBytes,
   makeStatement,
@@ -17,22 +17,17 @@ import {
   enroll,
   login,
   signup,
-  startTestRelay,
   waitFor,
   type TestRelay,
   STORAGE_KINDS,
-  testStorage,
+  useTestRelay,
 } from './support/relay-fixture.js';
 
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
 
 describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
-  const storage = testStorage(kind);
   let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay(await storage.relayOptions());
-  });
-  afterAll(() => relay.stop());
+  useTestRelay(kind, (started) => (relay = started));
 
   it('a host whose process is killed (kill -9) shows offline within 10 s', async () => {
     const owner = await signup(relay.client);

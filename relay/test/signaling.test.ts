@@ -1,24 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SIGNAL_TIMEOUT_MS, verifySignal, type AgentSignal } from '@hangar/shared';
 import {
   agentSocket,
   deviceSocket,
   enroll,
   signup,
-  startTestRelay,
   waitFor,
   type TestRelay,
   STORAGE_KINDS,
-  testStorage,
+  useTestRelay,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
-  const storage = testStorage(kind);
   let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay(await storage.relayOptions());
-  });
-  afterAll(() => relay.stop());
+  useTestRelay(kind, (started) => (relay = started));
 
   it('a device asks a host, gets the signed answer, and trickled messages follow on the same request', async () => {
     const owner = await signup(relay.client);

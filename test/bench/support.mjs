@@ -1,7 +1,8 @@
 // What the benchmark scripts share: where the binaries are, percentiles, memory readings, and
 // starting a real agent process the way `hangar up` does (same Node flags and environment).
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
@@ -71,4 +72,33 @@ export async function startAgent({ data, env, port = 0 }) {
     process.exit(1);
   });
   return { child, address };
+}
+
+/**
+ * A throwaway PostgreSQL cluster in `dir` (as the postgres user when this runs as root), on a
+ * Unix socket only, durable settings (fsync on) as the relay would run; `options` go to the
+ * server (-c name=value …). `url(db)` names a database there; `stop()` ends it.
+ */
+export function startPostgres(dir, options = '') {
+  const bin = join('/usr/lib/postgresql', readdirSync('/usr/lib/postgresql').sort((a, b) => b - a)[0], 'bin');
+  const pgDir = join(dir, 'pg');
+  const sock = join(pgDir, 'sock');
+  mkdirSync(sock, { recursive: true });
+  const asUser = userInfo().uid === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
+  if (asUser.length > 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
+    for (const path of [dir, pgDir, sock]) chownSync(path, uid, gid);
+  }
+  const run = (command, args) =>
+    execFileSync(asUser[0] ?? command, [...asUser.slice(1), ...(asUser.length ? [command] : []), ...args], {
+      stdio: 'ignore',
+    });
+  run(join(bin, 'initdb'), ['-D', join(pgDir, 'data'), '-U', 'hangar', '--auth=trust', '--no-sync']);
+  const server = `-k ${sock} -p 5432 -c listen_addresses='' ${options}`.trim();
+  run(join(bin, 'pg_ctl'), ['-D', join(pgDir, 'data'), '-o', server, '-l', join(pgDir, 'log'), '-w', 'start']);
+  return {
+    url: (db) => `postgres://hangar@localhost:5432/${db}?host=${encodeURIComponent(sock)}`,
+    stop: () => run(join(bin, 'pg_ctl'), ['-D', join(pgDir, 'data'), '-m', 'fast', '-w', 'stop']),
+  };
 }

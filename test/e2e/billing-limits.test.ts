@@ -1,18 +1,15 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBillingRelay, type BillingRelay } from '../../relay/test/support/billing-fixture.js';
+import { describe, expect, it } from 'vitest';
 import {
-  dirFor,
-  enrolledHost,
   entitlementLogged,
-  reportMinutes,
   hangarIn,
+  reportMinutes,
+  trialAccountWithHost,
   waitUntil,
-  type Cleanups,
 } from '../support/billing-stack.js';
+import { useCleanups } from '../support/cleanups.js';
 import { hangar } from '../support/processes.js';
-import { hostsLs, signupCli } from '../support/relay-stack.js';
 
 /**
  * What a plan allows, seen from the hangar command: a relay with billing on (in this process, so
@@ -21,32 +18,9 @@ import { hostsLs, signupCli } from '../support/relay-stack.js';
  * terminals never are; and a relay that is down stops no build while the last entitlement holds.
  */
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 const DAY = 24 * 60 * 60_000;
-
-async function billingRelay(): Promise<BillingRelay> {
-  // Renewed every half second here (hourly by default), so a change reaches the agent at once.
-  const billing = await startBillingRelay({}, { entitlementRenewMs: 500 });
-  cleanups.push(() => billing.stop());
-  return billing;
-}
-
-async function trialAccountWithHost(billing: BillingRelay) {
-  const laptop = dirFor(cleanups, 'laptop');
-  const project = dirFor(cleanups, 'project');
-  expect((await signupCli(laptop, billing.relay.url, 'owner@example.com')).code).toBe(0);
-  const host = await enrolledHost(cleanups, laptop, 'mini');
-  await entitlementLogged(host, '"plan":"trial"');
-  const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
-  const account = JSON.parse((await hangar(laptop, ['account', '--json'])).stdout) as {
-    account: { account_id: string };
-  };
-  return { laptop, project, host, hostId: listed.account!.host_id, accountId: account.account.account_id };
-}
 
 async function terminalWorks(laptop: string, name: string): Promise<void> {
   const session = await hangar(laptop, ['session', 'new', 'mini', '--name', name, '--', 'sleep', '60']);
@@ -58,8 +32,7 @@ describe('what the plan allows', () => {
     'a trial shows in hangar account; used-up minutes, then the trial ending, refuse build jobs with what to do, never terminals',
     { timeout: 180_000 },
     async () => {
-      const billing = await billingRelay();
-      const { laptop, project, host, hostId } = await trialAccountWithHost(billing);
+      const { billing, laptop, project, host, hostId } = await trialAccountWithHost(cleanups);
       const start = await hangar(laptop, ['account']);
       expect(start.stdout).toMatch(/plan: Trial \(7 days of Pro\), 7 days left \(ends \d{4}-\d{2}-\d{2}\)/);
       expect(start.stdout).toContain('build minutes this period: 0 used of 300 included');
@@ -103,8 +76,7 @@ describe('what the plan allows', () => {
     'with the relay down, build jobs run on the last entitlement; once it has expired they are refused, terminals are not',
     { timeout: 180_000 },
     async () => {
-      const billing = await billingRelay();
-      const { laptop, project, host, hostId, accountId } = await trialAccountWithHost(billing);
+      const { billing, laptop, project, host, hostId, accountId } = await trialAccountWithHost(cleanups);
       // What the relay would have signed a day and an hour ago: expired now.
       billing.clock.advance(-(DAY + 60 * 60_000));
       const stale = await billing.relay.relay.context.billing.entitlement(accountId, hostId);

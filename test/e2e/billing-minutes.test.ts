@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   billingFlags,
   secretFiles,
@@ -7,17 +7,10 @@ import {
   type StripeStandIn,
 } from '../../relay/test/support/billing-fixture.js';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
-import {
-  dirFor,
-  enrolledHost,
-  hangarIn,
-  meteredKeys,
-  pendingRecords,
-  waitUntil,
-  type Cleanups,
-} from '../support/billing-stack.js';
+import { enrolledHost, hangarIn, meteredKeys, pendingRecords, waitUntil } from '../support/billing-stack.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 import { hangar, removeDir } from '../support/processes.js';
-import { signupCli, startTestRelayProcess } from '../support/relay-stack.js';
+import { relayFor, signupCli } from '../support/relay-stack.js';
 
 /**
  * Build minutes end to end: a real `hangar-relay serve` with billing on against the Stripe
@@ -26,22 +19,18 @@ import { signupCli, startTestRelayProcess } from '../support/relay-stack.js';
  * received. The relay is killed while jobs run and comes back: every minute arrives once.
  */
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 const MINUTE_MS = 1_000;
 
 async function billedRelay(standIn: StripeStandIn, keys: ReturnType<typeof testKeys>, data: string, port = 0) {
   const files = secretFiles(keys);
   cleanups.push(() => removeDir(files.dir));
-  const relay = await startTestRelayProcess(data, port, [
+  const relay = await relayFor(cleanups, data, port, [
     ...billingFlags(standIn, files),
     '--billing-minute-ms',
     String(MINUTE_MS),
   ]);
-  cleanups.push(() => relay.stop());
   standIn.setWebhookUrl(`${relay.url}/v1/stripe/webhook`);
   return relay;
 }

@@ -1,17 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBillingRelay } from '../../relay/test/support/billing-fixture.js';
-import {
-  dirFor,
-  enrolledHost,
-  entitlementLogged,
-  hangarIn,
-  reportMinutes,
-  type Cleanups,
-} from '../support/billing-stack.js';
-import { hostsLs, signupCli } from '../support/relay-stack.js';
+import { describe, expect, it } from 'vitest';
+import { hangarIn, reportMinutes, trialAccountWithHost } from '../support/billing-stack.js';
+import { useCleanups } from '../support/cleanups.js';
 import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
 
 /**
@@ -23,10 +15,7 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-c
  * Screenshots: test/e2e/screenshots/billing-account*.png.
  */
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 const DAY = 24 * 60 * 60_000;
 
@@ -42,14 +31,7 @@ describe('the Account page', () => {
     'shows the plan, minutes per day, and banners for the trial ending, 80 % used and refused jobs; Upgrade opens Checkout',
     { timeout: 180_000 },
     async () => {
-      const billing = await startBillingRelay({}, { entitlementRenewMs: 500 });
-      cleanups.push(() => billing.stop());
-      const laptop = dirFor(cleanups, 'laptop');
-      const project = dirFor(cleanups, 'project');
-      expect((await signupCli(laptop, billing.relay.url, 'owner@example.com')).code).toBe(0);
-      const host = await enrolledHost(cleanups, laptop, 'mini');
-      await entitlementLogged(host, '"plan":"trial"');
-      const hostId = (await hostsLs(laptop)).find((h) => h.name === 'mini')!.account!.host_id;
+      const { billing, laptop, project, host, hostId } = await trialAccountWithHost(cleanups);
       const job = await hangarIn(laptop, project, ['run', '--host', 'mini', '-c', 'true']);
       expect(job.code, job.stderr).toBe(0);
 

@@ -8,8 +8,8 @@ import { AttachedCli } from '../support/pty-client.js';
 import {
   BASH,
   HANGAR_BIN,
+  endAgent,
   hangar,
-  killTmuxServer,
   pairWith,
   removeDir,
   startAgentProcess,
@@ -80,11 +80,7 @@ describe('the hangar command and the core running on this computer', () => {
   const startAgent = async () => {
     const dataDir = tempDir('door-agent');
     const agent = await startAgentProcess(dataDir);
-    cleanups.push(async () => {
-      await agent.stop();
-      await killTmuxServer(dataDir);
-      removeDir(dataDir);
-    });
+    cleanups.push(() => endAgent(agent, dataDir));
     return Object.assign(agent, { dataDir });
   };
   /** A listener that is not a core at `path`; its connections are cut when the test ends. */

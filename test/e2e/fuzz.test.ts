@@ -4,14 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { connectToHost } from '../../electron/core/src/link/connect.js';
 import { HangarCore } from '../../electron/core/src/index.js';
-import {
-  killTmuxServer,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { endAgent, pairWith, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 
 /**
  * Hostile input over an authenticated link: random control messages and random frames never
@@ -34,10 +27,7 @@ describe('bad input from a paired device', () => {
 
   afterAll(async () => {
     await core?.dispose();
-    await agent?.stop();
-    await killTmuxServer(dataDir);
-    removeDir(home);
-    removeDir(dataDir);
+    await endAgent(agent, home, dataDir);
   });
 
   const openRawLink = async (): Promise<FrameTransport> => {

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   HANGAR_BIN,
+  endAgent,
   pairWith,
-  removeDir,
   startAgentProcess,
   tempDir,
   type AgentProcess,
@@ -35,9 +35,7 @@ describe('job secrets through the CLI', () => {
   });
 
   afterEach(async () => {
-    await agent?.stop();
-    removeDir(home);
-    removeDir(dataDir);
+    await endAgent(agent, home, dataDir);
   });
 
   const hangar = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>

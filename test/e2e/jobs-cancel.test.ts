@@ -6,9 +6,9 @@ import * as pty from 'node-pty';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   HANGAR_BIN,
+  endAgent,
   hangar,
   pairWith,
-  removeDir,
   startAgentProcess,
   tempDir,
   type AgentProcess,
@@ -51,10 +51,7 @@ describe('cancelling a job', () => {
   });
 
   afterEach(async () => {
-    await agent?.stop();
-    removeDir(home);
-    removeDir(dataDir);
-    removeDir(workspace);
+    await endAgent(agent, home, dataDir, workspace);
   });
 
   it('Ctrl-C in hangar run cancels the job, waits for its end, and leaves no process behind', async () => {

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   AGENT_BIN,
   HANGAR_BIN,
+  endAgent,
   hangarAgent,
   pairWith,
   removeDir,
@@ -223,12 +224,8 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs where the kernel refuses u
   });
 
   afterEach(async () => {
-    await agent?.stop();
+    await endAgent(agent, home, dataDir, workspace, bin);
     agent = undefined;
-    removeDir(home);
-    removeDir(dataDir);
-    removeDir(workspace);
-    removeDir(bin);
   });
 
   it('hangar run --executor sandbox is refused with what to enable, and nothing runs', async () => {

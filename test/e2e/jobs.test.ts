@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   HANGAR_BIN,
+  endAgent,
   pairWith,
   removeDir,
   startAgentProcess,
@@ -37,10 +38,7 @@ describe('build jobs through the CLI', () => {
 
   afterEach(async () => {
     await proxy?.[Symbol.asyncDispose]();
-    await agent?.stop();
-    removeDir(home);
-    removeDir(dataDir);
-    removeDir(workspace);
+    await endAgent(agent, home, dataDir, workspace);
   });
 
   /** `hangar …` run from the workspace folder, as a user in their project would. */

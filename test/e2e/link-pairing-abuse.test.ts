@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SCHEMA_VERSION, encodeLinkMessage, toHex, type ErrorShape } from '@hangar/shared';
 import {
+  endAgent,
   hangar,
   hangarAgent,
-  killTmuxServer,
   removeDir,
   startAgentProcess,
   tempDir,
@@ -50,10 +50,7 @@ describe('pairing against peers that never paired', () => {
 
   afterEach(async () => {
     for (const link of links.splice(0)) link.destroy();
-    await agent?.stop();
-    await killTmuxServer(dataDir);
-    removeDir(home);
-    removeDir(dataDir);
+    await endAgent(agent, home, dataDir);
   });
 
   const issueCode = async () => {

@@ -1,13 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '@hangar/shared';
-import {
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { endAgent, hangarAgent, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import {
   handshake,
   memoryOf,
@@ -61,9 +54,7 @@ describe('a paired device that stops reading', () => {
 
   afterEach(async () => {
     for (const link of links.splice(0)) link.destroy();
-    await agent?.stop();
-    await killTmuxServer(dataDir);
-    removeDir(dataDir);
+    await endAgent(agent, dataDir);
   });
 
   const pair = async (): Promise<{ key: ReturnType<typeof newDeviceKey>; pins: Pins }> => {

@@ -1,15 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  hangar,
-  killTmuxServer,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { endAgent, hangar, pairWith, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { IdleFlood } from '../support/idle-flood.js';
 import {
   memoryOf,
@@ -49,11 +41,8 @@ describe('peers that never paired', () => {
     for (const socket of sockets.splice(0)) socket.destroy();
     await flood?.[Symbol.asyncDispose]();
     flood = undefined;
-    await agent?.stop();
+    await endAgent(agent, home, dataDir);
     agent = undefined;
-    await killTmuxServer(dataDir);
-    removeDir(home);
-    removeDir(dataDir);
   });
 
   it('cannot keep the owner out with 1,100 idle connections against a 1,024 open-files limit', async () => {

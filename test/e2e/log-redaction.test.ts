@@ -4,15 +4,7 @@ import { connectUi, waitFor } from '../../electron/core/test/api/ui-client.js';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { connectToHost } from '../../electron/core/src/link/connect.js';
 import { HangarCore } from '../../electron/core/src/index.js';
-import {
-  hangar,
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { endAgent, hangar, hangarAgent, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { startWebUi } from '../support/serving-cli.js';
 
 /**
@@ -29,13 +21,9 @@ describe('logs keep error codes and leave secrets out', () => {
   const agentAndHome = async (logLevel?: string) => {
     const dataDir = tempDir('agent');
     const home = tempDir('home');
-    cleanup.push(
-      () => removeDir(dataDir),
-      () => removeDir(home),
-      () => killTmuxServer(dataDir),
-    );
-    const agent = await startAgentProcess(dataDir, logLevel ? { logLevel } : {});
-    cleanup.push(() => agent.stop());
+    let agent: AgentProcess | undefined;
+    cleanup.push(() => endAgent(agent, dataDir, home));
+    agent = await startAgentProcess(dataDir, logLevel ? { logLevel } : {});
     return { agent, home };
   };
   const pairingCode = async (agent: AgentProcess) =>

@@ -2,9 +2,9 @@ import { copyFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  endAgent,
   hangar,
   hangarAgent,
-  killTmuxServer,
   pairWith,
   removeDir,
   startAgentProcess,
@@ -30,10 +30,7 @@ describe('pairing and host keys through the CLI', () => {
   });
 
   afterEach(async () => {
-    await agent?.stop();
-    await killTmuxServer(dataDir);
-    removeDir(home);
-    removeDir(dataDir);
+    await endAgent(agent, home, dataDir);
   });
 
   const hostCount = async (h = home) =>

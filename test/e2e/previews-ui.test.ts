@@ -4,15 +4,7 @@ import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ROOT,
-  killTmuxServer,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { ROOT, endAgent, pairWith, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import {
   CHROMIUM,
   CHROMIUM_ARGS,
@@ -143,9 +135,7 @@ describe('previews in the web UI, with a real Vite dev server on the host', () =
     await browser?.close();
     await ui?.stop();
     await vite?.stop();
-    await agent?.stop();
-    if (agent) await killTmuxServer(agent.dataDir);
-    removeDir(dir);
+    await endAgent(agent, dir);
   });
 
   it('a dev server listening on the host is offered, and Add preview makes it a preview', async () => {

@@ -1,18 +1,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as pty from 'node-pty';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelayClient, parseEnrollToken, type HangarError } from '@hangar/shared';
 import { openCoreApi } from '../../electron/core/src/api/in-process-door.js';
-import { HANGAR_BIN, hangar, removeDir, tempDir } from '../support/processes.js';
-import {
-  HostShell,
-  PASSWORD,
-  hangarWithInput,
-  loginCli,
-  signupCli,
-  startTestRelayProcess,
-} from '../support/relay-stack.js';
+import { HANGAR_BIN, hangar, removeDir } from '../support/processes.js';
+import { HostShell, PASSWORD, hangarWithInput, loginCli, signupCli, useRelayStack } from '../support/relay-stack.js';
 
 /**
  * Accounts through the hangar command against a real relay process: sign up, sign in on a second
@@ -21,22 +14,11 @@ import {
  * status 2, and nothing stored.
  */
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
+const { cleanups, dir, relayAt } = useRelayStack();
 
 async function relay() {
   const data = dir('relay');
-  const started = await startTestRelayProcess(data);
-  cleanups.push(() => started.stop());
-  return { ...started, data };
+  return { ...(await relayAt(data)), data };
 }
 
 /** Reads (and with `update`, changes) the core's own database, as another process of this user would. */

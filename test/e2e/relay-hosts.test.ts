@@ -1,22 +1,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as pty from 'node-pty';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { RelayProcess } from '../../relay/test/support/relay-process.js';
+import { describe, expect, it } from 'vitest';
 import { AttachedCli } from '../support/pty-client.js';
 import { openWindow } from '../support/live-window.js';
-import {
-  BASH,
-  HANGAR_BIN,
-  hangar,
-  killTmuxServer,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
-import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+import { BASH, HANGAR_BIN, hangar, pairWith } from '../support/processes.js';
+import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
 
 /**
  * Hosts of an account, end to end on loopback: a real relay process, real agent processes, the
@@ -26,40 +15,7 @@ import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitFor
  * relay that goes away: relay-unreachable.test.ts).
  */
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
-
-async function relayAt(data: string, port = 0): Promise<RelayProcess> {
-  const relay = await startTestRelayProcess(data, port);
-  cleanups.push(() => relay.stop());
-  return relay;
-}
-
-/** A host: a shell whose ~/.hangar-agent is the data dir of a running `hangar-agent serve`. */
-async function hostMachine(): Promise<{ shell: HostShell; agent: AgentProcess }> {
-  const shell = new HostShell();
-  const agent = await startAgentProcess(shell.agentData, { logLevel: 'info' });
-  cleanups.push(async () => {
-    await agent.stop();
-    await killTmuxServer(shell.agentData);
-    removeDir(shell.home);
-  });
-  return { shell, agent };
-}
-
-async function enrollLine(home: string, name: string): Promise<string> {
-  const made = await hangar(home, ['hosts', 'enroll-token', '--name', name]);
-  expect(made.code, made.stderr).toBe(0);
-  return made.stdout.trimEnd();
-}
+const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
 
 /** Runs a command until it exits 0, or fails with its last output at the deadline. */
 async function until(run: () => Promise<{ code: number; stderr: string }>, what: string, timeoutMs = 15_000) {

@@ -1,19 +1,12 @@
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeStatement, signPresence, toHex, type Ed25519Signer, type HostPresence } from '@hangar/shared';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
 import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
-import {
-  hangar,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { hangar } from '../support/processes.js';
 import { RelayDouble } from '../support/relay-double.js';
-import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
 
 /**
  * A relay whose operator turned hostile, played by a test double in front of a real relay
@@ -22,34 +15,13 @@ import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitFor
  * refused by the device or the host, saying why, and nothing is pinned or let in.
  */
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
-
-async function hostMachine(): Promise<{ shell: HostShell; agent: AgentProcess }> {
-  const shell = new HostShell();
-  const agent = await startAgentProcess(shell.agentData, { logLevel: 'info' });
-  cleanups.push(async () => {
-    await agent.stop();
-    await killTmuxServer(shell.agentData);
-    removeDir(shell.home);
-  });
-  return { shell, agent };
-}
+const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
 
 /** The double in front of a real relay (which signs and checks the double's origin), and a signed-up laptop. */
 async function compromisedRelay() {
   const double = await RelayDouble.start();
   cleanups.push(() => double[Symbol.asyncDispose]());
-  const relay = await startTestRelayProcess(dir('relay'), 0, ['--public-url', double.url]);
-  cleanups.push(() => relay.stop());
+  const relay = await relayAt(dir('relay'), 0, ['--public-url', double.url]);
   double.setUpstream(relay.url);
   const laptop = dir('laptop');
   const signed = await signupCli(laptop, double.url, 'me@example.com');
@@ -59,7 +31,7 @@ async function compromisedRelay() {
 
 async function enrolledHost(laptop: string) {
   const machine = await hostMachine();
-  const line = (await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini'])).stdout.trimEnd();
+  const line = await enrollLine(laptop, 'mini');
   const ran = await machine.shell.run(line);
   expect(ran.code, ran.stderr).toBe(0);
   await waitForHost(laptop, 'mini', (h) => h.status === 'online');

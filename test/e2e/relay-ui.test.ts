@@ -3,16 +3,9 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
-import {
-  hangar,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { endAgent, hangar, removeDir, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { HostShell, PASSWORD, loginCli, startTestRelayProcess } from '../support/relay-stack.js';
-import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
+import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/serving-cli.js';
 
 /**
  * The account in the web UI, in Debian's Chromium against `hangar ui`, a real relay process and a
@@ -20,16 +13,6 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-c
  * host appears), see it in the host list, approve a computer that asks to join (comparing its
  * fingerprint), and see the relay go away and come back. Screenshots: test/e2e/screenshots/relay-*.png.
  */
-
-async function palette(page: Page, search: string, option: string | RegExp): Promise<void> {
-  await page.keyboard.press('Control+K');
-  const input = page.locator('[cmdk-input]');
-  await input.waitFor();
-  await input.fill(search);
-  await page.getByRole('option', { name: option }).first().waitFor();
-  await expect(page.locator('[cmdk-item][data-selected="true"]').first().textContent()).resolves.toMatch(option);
-  await page.keyboard.press('Enter');
-}
 
 describe('the account in the web UI', () => {
   let dir: string;
@@ -58,11 +41,7 @@ describe('the account in the web UI', () => {
   afterAll(async () => {
     await browser?.close();
     await ui?.stop();
-    await agent?.stop();
-    if (host) {
-      await killTmuxServer(host.agentData);
-      removeDir(host.home);
-    }
+    if (host) await endAgent(agent, host.home);
     await relay?.stop();
     removeDir(dir);
   });
@@ -139,9 +118,7 @@ describe('the account in the web UI', () => {
       expect((await vps.run(line)).code).toBe(0);
       await page.getByRole('listitem', { name: 'vps, online' }).waitFor({ timeout: 20_000 });
     } finally {
-      await vpsAgent.stop();
-      await killTmuxServer(vps.agentData);
-      removeDir(vps.home);
+      await endAgent(vpsAgent, vps.home);
     }
     await page.getByRole('listitem', { name: 'vps, offline' }).waitFor({ timeout: 20_000 });
 

@@ -1,16 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { RelayProcess } from '../../relay/test/support/relay-process.js';
+import { describe, expect, it } from 'vitest';
 import { openWindow } from '../support/live-window.js';
-import {
-  hangar,
-  killTmuxServer,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
-import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+import { hangar, pairWith } from '../support/processes.js';
+import { enrollLine, hostsLs, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /**
@@ -20,39 +11,7 @@ import { TcpProxy } from '../support/tcp-proxy.js';
  * go on, and all comes back by itself. Real relay and agent processes on loopback.
  */
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
-
-async function relayAt(data: string, port = 0): Promise<RelayProcess> {
-  const relay = await startTestRelayProcess(data, port);
-  cleanups.push(() => relay.stop());
-  return relay;
-}
-
-async function hostMachine(): Promise<{ shell: HostShell; agent: AgentProcess }> {
-  const shell = new HostShell();
-  const agent = await startAgentProcess(shell.agentData, { logLevel: 'info' });
-  cleanups.push(async () => {
-    await agent.stop();
-    await killTmuxServer(shell.agentData);
-    removeDir(shell.home);
-  });
-  return { shell, agent };
-}
-
-async function enrollLine(home: string, name: string): Promise<string> {
-  const made = await hangar(home, ['hosts', 'enroll-token', '--name', name]);
-  expect(made.code, made.stderr).toBe(0);
-  return made.stdout.trimEnd();
-}
+const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
 
 describe('a relay that goes away', () => {
   it('a relay that goes away shows as "relay unreachable" on account hosts within 5 s, a paired host goes on, and both come back by themselves', async () => {

@@ -2,16 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  hangar,
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
-import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi } from '../support/serving-cli.js';
+import { endAgent, hangar, hangarAgent, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
+import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/serving-cli.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /**
@@ -34,17 +26,6 @@ async function waitForScreen(page: Page, target: string, pattern: RegExp, timeou
     await page.waitForTimeout(100);
   }
   throw new Error(`terminal ${target} never showed ${pattern}; it shows:\n${text}`);
-}
-
-async function palette(page: Page, search: string, option: string | RegExp): Promise<void> {
-  await page.keyboard.press('Control+K');
-  const input = page.locator('[cmdk-input]');
-  await input.waitFor();
-  await input.fill(search);
-  await page.getByRole('option', { name: option }).first().waitFor();
-  // Enter runs the highlighted (best) match: check it is the one we mean, then press it.
-  await expect(page.locator('[cmdk-item][data-selected="true"]').first().textContent()).resolves.toMatch(option);
-  await page.keyboard.press('Enter');
 }
 
 describe('the web UI in a real browser', () => {
@@ -71,9 +52,7 @@ describe('the web UI in a real browser', () => {
     await browser?.close();
     await ui?.stop();
     await proxy?.[Symbol.asyncDispose]();
-    await agent?.stop();
-    if (agent) await killTmuxServer(agent.dataDir);
-    removeDir(dir);
+    await endAgent(agent, dir);
   });
 
   it('a request to /api without the secret, or from a foreign Origin, is refused', async () => {

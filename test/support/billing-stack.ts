@@ -3,32 +3,16 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { signUsageRecord, usageRecordKey, toHex } from '@hangar/shared';
-import type { BillingRelay } from '../../relay/test/support/billing-fixture.js';
+import { startBillingRelay, type BillingRelay } from '../../relay/test/support/billing-fixture.js';
 import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
-import {
-  HANGAR_BIN,
-  hangar,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-  type CliResult,
-} from './processes.js';
-import { HostShell, waitForHost } from './relay-stack.js';
+import { dirFor, type Cleanups } from './cleanups.js';
+import { HANGAR_BIN, hangar, type CliResult } from './processes.js';
+import { enroll, hostsLs, signupCli, startHostMachine, waitForHost, type HostMachine } from './relay-stack.js';
 
 /**
  * Billing end to end: a host enrolled in an account runs real build jobs; what its agent.db holds
  * (metered attempts, usage records waiting for the relay) is read from the file, as `status` would.
  */
-
-export type Cleanups = (() => unknown)[];
-
-export function dirFor(cleanups: Cleanups, prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
 
 /** `hangar …` from an empty project folder (what `hangar run` packs), as a user would run it. */
 export function hangarIn(home: string, workspace: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
@@ -43,37 +27,38 @@ export function hangarIn(home: string, workspace: string, args: string[], timeou
   });
 }
 
-export interface EnrolledHost {
-  shell: HostShell;
-  agent: AgentProcess;
-  /** Starts the agent again on the port it had (after stop()): the device finds it where it was. */
-  restart(): Promise<AgentProcess>;
-}
+export type EnrolledHost = HostMachine;
 
 /** A host machine with the agent serving (info logs: the tests read its entitlement lines), enrolled as `name`. */
 export async function enrolledHost(cleanups: Cleanups, laptop: string, name: string): Promise<EnrolledHost> {
-  const shell = new HostShell();
-  const host: EnrolledHost = {
-    shell,
-    agent: await startAgentProcess(shell.agentData, { logLevel: 'info' }),
-    async restart() {
-      host.agent = await startAgentProcess(shell.agentData, { logLevel: 'info', port: host.agent.port });
-      return host.agent;
-    },
-  };
-  cleanups.push(async () => {
-    await host.agent.stop();
-    await killTmuxServer(shell.agentData);
-    removeDir(shell.home);
-  });
-  const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', name]);
-  expect(made.code, made.stderr).toBe(0);
-  const enrolled = await shell.run(made.stdout.trimEnd());
-  expect(enrolled.code, enrolled.stderr).toBe(0);
+  const host = await startHostMachine(cleanups);
+  await enroll(laptop, host, name);
   await waitForHost(laptop, name, (h) => h.status === 'online');
   // A build job needs the entitlement the relay pushes on connecting (sent before it says "online").
   await entitlementLogged(host, '"plan":');
   return host;
+}
+
+/** A relay with billing on, in this process; entitlements renewed every half second (hourly by default). */
+async function billingRelay(cleanups: Cleanups): Promise<BillingRelay> {
+  const billing = await startBillingRelay({}, { entitlementRenewMs: 500 });
+  cleanups.push(() => billing.stop());
+  return billing;
+}
+
+/** A billing relay; a laptop signed up to a trial account there, an empty project folder, and a host enrolled as "mini". */
+export async function trialAccountWithHost(cleanups: Cleanups) {
+  const billing = await billingRelay(cleanups);
+  const laptop = dirFor(cleanups, 'laptop');
+  const project = dirFor(cleanups, 'project');
+  expect((await signupCli(laptop, billing.relay.url, 'owner@example.com')).code).toBe(0);
+  const host = await enrolledHost(cleanups, laptop, 'mini');
+  await entitlementLogged(host, '"plan":"trial"');
+  const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
+  const account = JSON.parse((await hangar(laptop, ['account', '--json'])).stdout) as {
+    account: { account_id: string };
+  };
+  return { billing, laptop, project, host, hostId: listed.account!.host_id, accountId: account.account.account_id };
 }
 
 export function agentDb(dataDir: string): Database.Database {

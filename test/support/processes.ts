@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -108,23 +108,23 @@ export interface AgentProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** How `startAgentProcess` runs the agent. */
+export interface AgentOptions {
+  port?: number;
+  maxSessions?: number;
+  replayWindowSeconds?: number;
+  logLevel?: string;
+  extraArgs?: string[];
+  /** Run the agent as this user (the test runs as root); its data dir must be that user's. */
+  user?: { uid: number; gid: number };
+  /** Argv that execs the agent (prlimit, unshare): the agent keeps the wrapper's pid. */
+  wrapper?: string[];
+  /** More environment for the agent (a stand-in's state file, PATH with a stand-in first). */
+  env?: Record<string, string>;
+}
+
 /** Starts `hangar-agent serve` and waits for the line saying where it listens. */
-export async function startAgentProcess(
-  dataDir: string,
-  options: {
-    port?: number;
-    maxSessions?: number;
-    replayWindowSeconds?: number;
-    logLevel?: string;
-    extraArgs?: string[];
-    /** Run the agent as this user (the test runs as root); its data dir must be that user's. */
-    user?: { uid: number; gid: number };
-    /** Argv that execs the agent (prlimit, unshare): the agent keeps the wrapper's pid. */
-    wrapper?: string[];
-    /** More environment for the agent (a stand-in's state file, PATH with a stand-in first). */
-    env?: Record<string, string>;
-  } = {},
-): Promise<AgentProcess> {
+export async function startAgentProcess(dataDir: string, options: AgentOptions = {}): Promise<AgentProcess> {
   const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath];
   const child = spawn(
     command!,
@@ -204,6 +204,14 @@ export async function pairWith(
   const { code } = JSON.parse(issued.stdout) as { code: string };
   const added = await hangar(home, ['hosts', 'add', name, address, '--code', code]);
   if (added.code !== 0) throw new Error(`hosts add failed: ${added.stderr}`);
+}
+
+/** A test's end for an agent: stopped, its tmux server killed, then `dirs` (its data dir among them) removed. */
+export async function endAgent(agent: AgentProcess | undefined, ...dirs: string[]): Promise<void> {
+  await agent?.stop();
+  // An agent kept from an earlier test may have had its data dir removed already.
+  if (agent && existsSync(agent.dataDir)) await killTmuxServer(agent.dataDir);
+  for (const dir of dirs) removeDir(dir);
 }
 
 export function removeDir(dir: string): void {

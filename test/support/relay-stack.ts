@@ -1,8 +1,20 @@
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
-import { AGENT_BIN, HANGAR_BIN, hangar, tempDir, type CliResult } from './processes.js';
+import { dirFor, useCleanups, type Cleanups } from './cleanups.js';
+import {
+  AGENT_BIN,
+  HANGAR_BIN,
+  endAgent,
+  hangar,
+  startAgentProcess,
+  tempDir,
+  type AgentOptions,
+  type AgentProcess,
+  type CliResult,
+} from './processes.js';
 
 /**
  * The account side of the relay, end to end as a user runs it: a real `hangar-relay serve` process
@@ -134,4 +146,63 @@ export async function waitForHost(
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** A host: a shell whose ~/.hangar-agent is the data dir of a running `hangar-agent serve`. */
+export interface HostMachine {
+  shell: HostShell;
+  agent: AgentProcess;
+  /** Starts the agent again on the port it had (after stop()): a device finds it where it was. */
+  restart(): Promise<AgentProcess>;
+}
+
+/** A host machine whose agent logs at info (tests read its lines); gone with `cleanups`. */
+export async function startHostMachine(cleanups: Cleanups, options: AgentOptions = {}): Promise<HostMachine> {
+  const shell = new HostShell();
+  const agentOptions = { logLevel: 'info', ...options };
+  const host: HostMachine = {
+    shell,
+    agent: await startAgentProcess(shell.agentData, agentOptions),
+    async restart() {
+      host.agent = await startAgentProcess(shell.agentData, { ...agentOptions, port: host.agent.port });
+      return host.agent;
+    },
+  };
+  cleanups.push(() => endAgent(host.agent, shell.home));
+  return host;
+}
+
+/** `hangar-relay serve` (see startTestRelayProcess), stopped with `cleanups`. */
+export async function relayFor(cleanups: Cleanups, data: string, port = 0, extra: string[] = []) {
+  const relay = await startTestRelayProcess(data, port, extra);
+  cleanups.push(() => relay.stop());
+  return relay;
+}
+
+/** The line `hangar hosts enroll-token --name <name>` prints, for a host's shell to run. */
+export async function enrollLine(home: string, name: string): Promise<string> {
+  const made = await hangar(home, ['hosts', 'enroll-token', '--name', name]);
+  expect(made.code, made.stderr).toBe(0);
+  return made.stdout.trimEnd();
+}
+
+/** Runs the enroll line `home` makes for `name` on the host's shell; it must succeed. */
+export async function enroll(home: string, host: HostMachine, name: string): Promise<void> {
+  const enrolled = await host.shell.run(await enrollLine(home, name));
+  expect(enrolled.code, enrolled.stderr).toBe(0);
+}
+
+/**
+ * For a describe of relay e2e tests: everything made through it (temp dirs, relays, host machines,
+ * and what a test pushes on `cleanups`) is undone after each test, last first.
+ */
+export function useRelayStack() {
+  const cleanups = useCleanups();
+  return {
+    cleanups,
+    dir: (prefix: string) => dirFor(cleanups, prefix),
+    relayAt: (data: string, port = 0, extra: string[] = []): Promise<RelayProcess> =>
+      relayFor(cleanups, data, port, extra),
+    hostMachine: (options: AgentOptions = {}) => startHostMachine(cleanups, options),
+  };
 }

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { HANGAR_BIN, ROOT } from './processes.js';
 
 /** Debian's Chromium, driven by playwright-core (no browser download), with the flags CI needs. */
@@ -89,4 +91,16 @@ export async function startWebUi(
 ): Promise<ServingCli & { origin: string }> {
   const ui = await startServingCli(home, ['ui'], /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/, 'SIGTERM', env);
   return { ...ui, origin: new URL(ui.url).origin };
+}
+
+/** Runs a command from the palette (Control+K): searches, checks the highlighted match is `option`, presses Enter. */
+export async function palette(page: Page, search: string, option: string | RegExp): Promise<void> {
+  await page.keyboard.press('Control+K');
+  const input = page.locator('[cmdk-input]');
+  await input.waitFor();
+  await input.fill(search);
+  await page.getByRole('option', { name: option }).first().waitFor();
+  // Enter runs the highlighted (best) match: check it is the one we mean, then press it.
+  await expect(page.locator('[cmdk-item][data-selected="true"]').first().textContent()).resolves.toMatch(option);
+  await page.keyboard.press('Enter');
 }

@@ -1,4 +1,5 @@
 import type { AgentStore } from '../store/db.js';
+import { spendAndPair } from '../store/pairing.js';
 
 /**
  * The relay tables of agent.db (migration 5): the host's one enrollment, the first links its
@@ -83,24 +84,16 @@ export function consumeFirstLinkAndPair(
   device: { public_key: string; name: string },
   now: number,
 ): boolean {
-  const { db } = store;
-  return db
-    .transaction(() => {
-      if (isRevoked(store, device.public_key)) return false;
-      const spent = db
-        .prepare(
-          `UPDATE relay_first_links SET used_at = ?, e2e_secret = NULL
-           WHERE token_id = ? AND device_key = ? AND e2e_secret IS NOT NULL AND used_at IS NULL AND expires_at > ?`,
-        )
-        .run(now, tokenId, device.public_key, now);
-      if (spent.changes !== 1) return false;
-      db.prepare(
-        `INSERT INTO paired_devices (public_key, name, paired_at, paired_via) VALUES (?, ?, ?, 'enrollment')
-         ON CONFLICT(public_key) DO UPDATE SET name = excluded.name, paired_at = excluded.paired_at`,
-      ).run(device.public_key, device.name, now);
-      return true;
-    })
-    .immediate();
+  return spendAndPair(store, device, now, 'enrollment', () => {
+    if (isRevoked(store, device.public_key)) return false;
+    const spent = store.db
+      .prepare(
+        `UPDATE relay_first_links SET used_at = ?, e2e_secret = NULL
+         WHERE token_id = ? AND device_key = ? AND e2e_secret IS NOT NULL AND used_at IS NULL AND expires_at > ?`,
+      )
+      .run(now, tokenId, device.public_key, now);
+    return spent.changes === 1;
+  });
 }
 
 /** Keys of devices whose first link is still to come: their statements are held, not ignored. */

@@ -68,20 +68,36 @@ export function consumeCodeAndPair(
   device: { public_key: string; name: string },
   now: number,
 ): boolean {
+  return spendAndPair(store, device, now, 'code', () => {
+    const used = store.db
+      .prepare(
+        `UPDATE pairing_codes SET used_at = ?
+         WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND burned_at IS NULL AND expires_at > ?`,
+      )
+      .run(now, codeId, now);
+    return used.changes === 1;
+  });
+}
+
+/**
+ * Spends a one-time secret (`spend` says whether it still could) and, only then, trusts the
+ * device, in one immediate transaction: of two connections racing with one secret, one wins.
+ */
+export function spendAndPair(
+  store: AgentStore,
+  device: { public_key: string; name: string },
+  now: number,
+  via: 'code' | 'enrollment',
+  spend: () => boolean,
+): boolean {
   const { db } = store;
   return db
     .transaction(() => {
-      const used = db
-        .prepare(
-          `UPDATE pairing_codes SET used_at = ?
-           WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND burned_at IS NULL AND expires_at > ?`,
-        )
-        .run(now, codeId, now);
-      if (used.changes !== 1) return false;
+      if (!spend()) return false;
       db.prepare(
-        `INSERT INTO paired_devices (public_key, name, paired_at) VALUES (?, ?, ?)
+        `INSERT INTO paired_devices (public_key, name, paired_at, paired_via) VALUES (?, ?, ?, ?)
          ON CONFLICT(public_key) DO UPDATE SET name = excluded.name, paired_at = excluded.paired_at`,
-      ).run(device.public_key, device.name, now);
+      ).run(device.public_key, device.name, now, via);
       return true;
     })
     .immediate();

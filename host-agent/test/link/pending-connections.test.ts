@@ -1,41 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { LinkServer } from '../../src/link/index.js';
+import { describe, expect, it } from 'vitest';
 import type { PendingLimits } from '../../src/link/pending-connections.js';
-import { AgentStore } from '../../src/store/db.js';
+import { useCleanups } from '../../../test/support/cleanups.js';
+import { startLinkServer } from './link-server.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 async function start(pendingLimits: Partial<PendingLimits>): Promise<number> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'hangar-pending-'));
-  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-  const store = AgentStore.open(dataDir);
-  cleanups.push(() => store.dispose());
-  const server = await LinkServer.listen({
-    host: '127.0.0.1',
-    port: 0,
-    dataDir,
-    store,
-    hostInfo: () => ({
-      hostname: 'h',
-      os: 'linux',
-      arch: 'x64',
-      agent_version: '0',
-      tmux_version: null,
-      session_limit: 5,
-    }),
-    logger: pino({ level: 'silent' }),
-    onLink: () => undefined,
-    pendingLimits,
-  });
-  cleanups.push(() => server.dispose());
+  const server = await startLinkServer(cleanups, { onLink: () => undefined, pendingLimits });
   return server.address().port;
 }
 

@@ -1,44 +1,19 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from 'node:tls';
-import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { encodeFrame } from '@hangar/shared';
-import { LinkServer } from '../../src/link/index.js';
-import { AgentStore } from '../../src/store/db.js';
+import { useCleanups } from '../../../test/support/cleanups.js';
+import { startLinkServer } from './link-server.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 async function start(handshakeTimeoutMs?: number): Promise<string> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'hangar-server-'));
-  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-  const store = AgentStore.open(dataDir);
-  cleanups.push(() => store.dispose());
-  const server = await LinkServer.listen({
-    host: '127.0.0.1',
-    port: 0,
-    dataDir,
-    store,
-    hostInfo: () => ({
-      hostname: 'h',
-      os: 'linux',
-      arch: 'x64',
-      agent_version: '0',
-      tmux_version: null,
-      session_limit: 5,
-    }),
-    logger: pino({ level: 'silent' }),
+  const server = await startLinkServer(cleanups, {
     onLink: () => {
       throw new Error('no link expected');
     },
     ...(handshakeTimeoutMs ? { handshakeTimeoutMs } : {}),
   });
-  cleanups.push(() => server.dispose());
   return `127.0.0.1:${server.address().port}`;
 }
 

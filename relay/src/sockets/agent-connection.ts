@@ -17,12 +17,9 @@ import type { AccountState } from '../billing/account-state.js';
 import { reportUsage } from '../billing/usage.js';
 import { MAX_STATEMENTS_PER_READ, statementsSince } from '../api/devices.js';
 import type { RelayContext } from '../context.js';
-import { Connection } from './connection.js';
+import { AUTH_TIMEOUT_MS, Connection } from './connection.js';
 import type { SocketHub } from './hub.js';
 import { routeSignal } from './signaling.js';
-
-/** An agent must answer the challenge within this, or the socket is closed. */
-const AUTH_TIMEOUT_MS = 10_000;
 
 /**
  * One agent's socket (`/v1/agent`). The relay speaks first with a fresh challenge; the agent
@@ -40,7 +37,6 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   private readonly challenge = randomBytes(32).toString('hex');
   private readonly authTimer: NodeJS.Timeout;
   private iceTimer: NodeJS.Timeout | undefined;
-  private queue: Promise<void> = Promise.resolve();
   /** When this socket was last sent an entitlement (the hub renews it every renewMs). */
   entitlementSentAt = 0;
 
@@ -55,13 +51,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       () => this.fail(new HangarError('E_TIMEOUT', 'no answer to the challenge in time'), RELAY_CLOSE.authFailed),
       AUTH_TIMEOUT_MS,
     );
-    socket.on('message', (data) => {
-      this.lastHeard = Date.now();
-      const message = this.parse(data);
-      if (message === undefined) return;
-      // One at a time, in arrival order: trickled candidates must reach the peer in the order sent.
-      this.queue = this.queue.then(() => this.handle(message)).catch((error: unknown) => this.internalError(error));
-    });
+    this.receive((message) => this.handle(message));
     socket.on('close', () => {
       clearTimeout(this.authTimer);
       clearTimeout(this.iceTimer);
@@ -132,9 +122,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   renewEntitlement(state?: AccountState): void {
     if (!this.isWelcomed) return;
     this.entitlementSentAt = Date.now(); // not twice from the hub's sweep while this one is queued
-    this.queue = this.queue
-      .then(() => this.sendEntitlement(state))
-      .catch((error: unknown) => this.internalError(error));
+    this.enqueue(() => this.sendEntitlement(state));
   }
 
   /** TURN credentials for this host's WebRTC links, renewed at half their life while it is online. */
@@ -225,7 +213,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
    */
   statementsStored(): void {
     if (this.sentSeq === undefined || this.closed) return; // its catch-up will include them
-    this.queue = this.queue.then(() => this.catchUp(false)).catch((error: unknown) => this.internalError(error));
+    this.enqueue(() => this.catchUp(false));
   }
 
   private async catchUp(answer: boolean): Promise<void> {
@@ -240,7 +228,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
     }
   }
 
-  private internalError(error: unknown): void {
+  protected override internalError(error: unknown): void {
     const hangarError = toHangarError(error);
     this.ctx.logger.error({ err: error, host_id: this.hostId }, 'agent socket: handling a message failed');
     this.send({ type: 'error', error: hangarError.toJSON() });

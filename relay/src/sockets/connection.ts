@@ -2,6 +2,9 @@ import type { WebSocket } from 'ws';
 import type { z } from 'zod';
 import { HangarError, RELAY_CLOSE, type ErrorShape } from '@hangar/shared';
 
+/** How long a new socket has to authenticate before it is closed. */
+export const AUTH_TIMEOUT_MS = 10_000;
+
 /**
  * What agent and device sockets share: JSON messages checked with a zod schema, a clock of the
  * last word heard (the hub's heartbeat sweep reads it), and closing with a reason a client can
@@ -14,6 +17,8 @@ export abstract class Connection<In, Out extends { type: string }> {
   private finish!: () => void;
   /** Resolves when the socket has closed and what its closing does (a host offline) is done. */
   readonly finished = new Promise<void>((resolve) => (this.finish = resolve));
+  /** What the socket is handling: messages, and work queued with them, run one at a time in order. */
+  protected queue: Promise<void> = Promise.resolve();
 
   constructor(
     readonly socket: WebSocket,
@@ -23,6 +28,26 @@ export abstract class Connection<In, Out extends { type: string }> {
     this.lastHeard = now;
     this.lastPing = now;
   }
+
+  /** Runs `work` after everything queued before it; a failure is logged and told (internalError). */
+  protected enqueue(work: () => Promise<void> | void): void {
+    this.queue = this.queue.then(() => work()).catch((error: unknown) => this.internalError(error));
+  }
+
+  /**
+   * Handles each valid message after the ones before it, in arrival order: trickled candidates
+   * must reach the peer in the order sent.
+   */
+  protected receive(handle: (message: In) => Promise<void>): void {
+    this.socket.on('message', (data) => {
+      this.lastHeard = Date.now();
+      const message = this.parse(data);
+      if (message !== undefined) this.enqueue(() => handle(message));
+    });
+  }
+
+  /** Handling a message failed: logged here, and the peer gets an `error` message. */
+  protected abstract internalError(error: unknown): void;
 
   send(message: Out): void {
     if (this.closed || this.socket.readyState !== this.socket.OPEN) return;

@@ -9,11 +9,9 @@ import {
 } from '@hangar/shared';
 import { authenticate } from '../api/routes.js';
 import { hostPresence, type RelayContext } from '../context.js';
-import { Connection } from './connection.js';
+import { AUTH_TIMEOUT_MS, Connection } from './connection.js';
 import type { SocketHub } from './hub.js';
 import { routeSignal } from './signaling.js';
-
-const AUTH_TIMEOUT_MS = 10_000;
 
 /**
  * One device's socket (`/v1/device`). The first message is `auth` with an access token; the
@@ -26,7 +24,6 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   deviceKey = '';
   private ready = false;
   private authTimer: NodeJS.Timeout;
-  private queue: Promise<void> = Promise.resolve();
   /** presence_version last sent per host: events from several replicas may arrive out of order. */
   private readonly versions = new Map<string, number>();
 
@@ -41,13 +38,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
         this.fail(new HangarError('E_AUTH_REQUIRED', 'send auth with an access token first'), RELAY_CLOSE.authFailed),
       AUTH_TIMEOUT_MS,
     );
-    socket.on('message', (data) => {
-      this.lastHeard = Date.now();
-      const message = this.parse(data);
-      if (message === undefined) return;
-      // One at a time, in arrival order: trickled candidates must reach the peer in the order sent.
-      this.queue = this.queue.then(() => this.handle(message)).catch((error: unknown) => this.internalError(error));
-    });
+    this.receive((message) => this.handle(message));
     socket.on('close', () => {
       clearTimeout(this.authTimer);
       this.closed = true;
@@ -141,7 +132,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     this.send({ type: 'presence', host });
   }
 
-  private internalError(error: unknown): void {
+  protected override internalError(error: unknown): void {
     this.ctx.logger.error({ err: error, device_id: this.deviceId }, 'device socket: handling a message failed');
     this.send({ type: 'error', error: toHangarError(error).toJSON() });
   }

@@ -9,7 +9,7 @@ import {
 import type { RelayContext } from '../context.js';
 import type { AgentConnection } from './agent-connection.js';
 import type { DeviceConnection } from './device-connection.js';
-import type { SocketHub } from './hub.js';
+import type { Peer, SocketHub } from './hub.js';
 
 type Sender = { kind: 'host'; connection: AgentConnection } | { kind: 'device'; connection: DeviceConnection };
 type SignalIn = Extract<AgentToRelay, { type: 'signal' }> | Extract<DeviceToRelay, { type: 'signal' }>;
@@ -26,6 +26,18 @@ export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sen
     if (sender.kind === 'host') sender.connection.send(out);
     else sender.connection.send(out);
   };
+  /** Answers the request with a timeout unless the addressee answers first; counted as `direction`. */
+  const track = (from: Peer, to: Peer, direction: 'device_to_host' | 'host_to_device') => {
+    if (!hub.track(from, to, message.request_id, () => fail(timeout()))) throw tooMany();
+    ctx.metrics.signals.inc({ direction });
+  };
+  /** What either side gets: the payload as signed by the sender, opaque here. */
+  const signal = {
+    type: 'signal' as const,
+    request_id: message.request_id,
+    payload: message.payload,
+    signature: message.signature,
+  };
   try {
     ctx.limits.take('signal', sender.connection.accountId, 'signaling messages for this account');
     if (sender.kind === 'device' && 'to_host' in message) {
@@ -38,16 +50,9 @@ export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sen
       if (host === undefined) throw new HangarError('E_NOT_FOUND', `no host ${message.to_host} in this account`);
       if (host.online !== 1)
         throw new HangarError('E_HOST_OFFLINE', 'the host is offline (its agent is not connected to the relay)');
-      const from = `device:${sender.connection.deviceId}` as const;
-      if (!hub.track(from, `host:${host.id}`, message.request_id, () => fail(timeout()))) throw tooMany();
-      const out: RelayToAgent = {
-        type: 'signal',
-        request_id: message.request_id,
-        from_device: { device_id: sender.connection.deviceId, public_key: sender.connection.deviceKey },
-        payload: message.payload,
-        signature: message.signature,
-      };
-      ctx.metrics.signals.inc({ direction: 'device_to_host' });
+      const { deviceId, deviceKey } = sender.connection;
+      track(`device:${deviceId}`, `host:${host.id}`, 'device_to_host');
+      const out: RelayToAgent = { ...signal, from_device: { device_id: deviceId, public_key: deviceKey } };
       await hub.sendToHost(host.id, out);
       return;
     }
@@ -60,16 +65,9 @@ export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sen
         .executeTakeFirst();
       if (device === undefined) throw new HangarError('E_NOT_FOUND', `no device ${message.to_device} in this account`);
       if (device.status === 'revoked') throw new HangarError('E_AUTH_DEVICE_REVOKED', 'that device was revoked');
-      const from = `host:${sender.connection.hostId}` as const;
-      if (!hub.track(from, `device:${device.id}`, message.request_id, () => fail(timeout()))) throw tooMany();
-      const out: RelayToDevice = {
-        type: 'signal',
-        request_id: message.request_id,
-        from_host: { host_id: sender.connection.hostId, public_key: sender.connection.hostKey },
-        payload: message.payload,
-        signature: message.signature,
-      };
-      ctx.metrics.signals.inc({ direction: 'host_to_device' });
+      const { hostId, hostKey } = sender.connection;
+      track(`host:${hostId}`, `device:${device.id}`, 'host_to_device');
+      const out: RelayToDevice = { ...signal, from_host: { host_id: hostId, public_key: hostKey } };
       await hub.sendToDevice(device.id, out);
       return;
     }

@@ -18,8 +18,10 @@ import {
   agentSocket,
   startTestRelay,
   tempDir,
+  useRelay,
   waitFor,
   type SignedIn,
+  type StorageKind,
   type TestKey,
   type TestRelay,
 } from './relay-fixture.js';
@@ -181,4 +183,17 @@ export function billingFlags(standIn: { url: string }, files: { secretKeyFile: s
     '--stripe-api',
     standIn.url,
   ];
+}
+
+/** useRelay with a billing relay: `started` gets it and its client. */
+export function useBillingRelay(
+  kind: StorageKind,
+  started: (billing: BillingRelay, client: RelayClient) => unknown,
+  billing: Partial<BillingOptions> = {},
+) {
+  return useRelay(
+    kind,
+    (storage) => startBillingRelay(storage, billing),
+    (relay) => started(relay, relay.relay.client),
+  );
 }

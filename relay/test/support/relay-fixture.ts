@@ -244,6 +244,8 @@ export const STORAGE_KINDS: StorageKind[] = (process.env['HANGAR_RELAY_TEST_STOR
  * default), or a fresh database each in one PostgreSQL cluster started for the block.
  * Call inside the describe, before the hooks that start relays (so it is torn down after them).
  */
+export type TestStorage = ReturnType<typeof testStorage>;
+
 export function testStorage(kind: StorageKind) {
   let cluster: import('./postgres.js').TestPostgres | undefined;
   let databases = 0;
@@ -263,4 +265,29 @@ export function testStorage(kind: StorageKind) {
     /** The same database again (a second replica), PostgreSQL only. */
     cluster: () => cluster,
   };
+}
+
+/**
+ * For a describe over a storage kind: a relay from `start` on a fresh database of that kind,
+ * started before the describe's tests and handed to `started` (to keep in the describe's
+ * variable), stopped after them.
+ */
+export function useRelay<T extends { stop(): Promise<void> }>(
+  kind: StorageKind,
+  start: (options: Partial<RelayOptions>) => Promise<T>,
+  started: (relay: T) => unknown,
+): TestStorage {
+  const storage = testStorage(kind);
+  let relay: T | undefined;
+  beforeAll(async () => {
+    relay = await start(await storage.relayOptions());
+    started(relay);
+  });
+  afterAll(() => relay?.stop());
+  return storage;
+}
+
+/** useRelay with a plain test relay. */
+export function useTestRelay(kind: StorageKind, started: (relay: TestRelay) => unknown): TestStorage {
+  return useRelay(kind, startTestRelay, started);
 }

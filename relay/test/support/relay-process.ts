@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
@@ -26,7 +27,11 @@ export async function startRelayProcess(args: string[], env: Record<string, stri
     if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hangar-relay did not start within 20 s: ${stderr}`)), 20_000);
+    // A relay that never said it listens is ended here: nobody else holds it to stop it.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`hangar-relay did not start within 20 s: ${stderr}`));
+    }, 20_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const event = JSON.parse(line) as { event?: string; url?: string };
       if (event.event === 'listening' && event.url) {
@@ -56,4 +61,15 @@ export async function startRelayProcess(args: string[], env: Record<string, stri
     stop: () => kill('SIGTERM'),
     [Symbol.asyncDispose]: () => kill('SIGKILL'),
   };
+}
+
+/** `hangar-relay <args>` run to its end (20 s at most): its exit code and what it printed. */
+export async function relayCli(args: string[]) {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [RELAY_BIN, ...args], { timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failure.code ?? -1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
+  }
 }

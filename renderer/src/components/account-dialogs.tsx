@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { describeError, visibleText, type AccountStatus, type CoreApi, type DeviceEntry } from '../api/index.js';
+import { DialogError, DialogForm, Field, useDialogCall } from './form-dialog.js';
 import { Modal } from './modal.js';
 
 /**
@@ -12,8 +13,7 @@ export function SignInDialog({ api, mode, onClose }: { api: CoreApi; mode: 'sign
   const [password, setPassword] = useState('');
   const [again, setAgain] = useState('');
   const [deviceName, setDeviceName] = useState('');
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const { error, setError, busy, run } = useDialogCall();
   const signup = mode === 'signup';
   return (
     <Modal title={signup ? 'Create an account' : 'Sign in'} onClose={onClose}>
@@ -22,80 +22,52 @@ export function SignInDialog({ api, mode, onClose }: { api: CoreApi; mode: 'sign
           ? 'This computer becomes the account’s first, trusted device.'
           : 'A computer new to the account waits until one you already use approves it.'}
       </p>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
+      <DialogForm
+        onSubmit={() => {
           if (signup && password !== again) {
             setError('The two passwords differ.');
             return;
           }
-          setBusy(true);
-          setError(undefined);
           const params = {
             relay_url: relay.trim(),
             email: email.trim(),
             password,
             ...(deviceName.trim() ? { device_name: deviceName.trim() } : {}),
           };
-          api.call(signup ? 'account.signup' : 'account.login', params).then(onClose, (e: unknown) => {
-            setBusy(false);
-            setError(describeError(e));
-          });
+          run(api.call(signup ? 'account.signup' : 'account.login', params), onClose);
         }}
+        onCancel={onClose}
+        error={error}
+        busy={busy}
+        submit={busy ? 'Signing in…' : signup ? 'Create account' : 'Sign in'}
       >
-        <label>
-          Relay
-          <input
-            required
-            value={relay}
-            onChange={(e) => setRelay(e.target.value)}
-            placeholder="https://relay.example.com"
-          />
-        </label>
-        <label>
-          Email
-          <input required type="email" value={email} onChange={(e) => setEmail(e.target.value)} autoComplete="email" />
-        </label>
-        <label>
-          Password
-          <input
+        <Field label="Relay" required value={relay} onValue={setRelay} placeholder="https://relay.example.com" />
+        <Field label="Email" required type="email" value={email} onValue={setEmail} autoComplete="email" />
+        <Field
+          label="Password"
+          required
+          type="password"
+          value={password}
+          onValue={setPassword}
+          autoComplete={signup ? 'new-password' : 'current-password'}
+        />
+        {signup && (
+          <Field
+            label="Password again"
             required
             type="password"
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-            autoComplete={signup ? 'new-password' : 'current-password'}
+            value={again}
+            onValue={setAgain}
+            autoComplete="new-password"
           />
-        </label>
-        {signup && (
-          <label>
-            Password again
-            <input
-              required
-              type="password"
-              value={again}
-              onChange={(e) => setAgain(e.target.value)}
-              autoComplete="new-password"
-            />
-          </label>
         )}
-        <label>
-          This computer’s name (optional)
-          <input value={deviceName} onChange={(e) => setDeviceName(e.target.value)} placeholder="its host name" />
-        </label>
-        {error && (
-          <p className="host-error" role="alert">
-            {error}
-          </p>
-        )}
-        <div className="modal-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" disabled={busy}>
-            {busy ? 'Signing in…' : signup ? 'Create account' : 'Sign in'}
-          </button>
-        </div>
-      </form>
+        <Field
+          label="This computer’s name (optional)"
+          value={deviceName}
+          onValue={setDeviceName}
+          placeholder="its host name"
+        />
+      </DialogForm>
     </Modal>
   );
 }
@@ -141,11 +113,7 @@ export function AccountDialog({
         This computer, <strong>{visibleText(account.device.name)}</strong>, is {DEVICE_STATUS[account.device.status]}.
         Its key’s fingerprint: <code className="fingerprint">{account.device.fingerprint}</code>
       </p>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
       {devices && (
         <ul className="device-list" aria-label="Devices of the account">
           {devices.map((d) => (
@@ -197,8 +165,7 @@ export function AccountDialog({
  * new device shows. Approving signs an endorsement with this computer's key; hosts check it.
  */
 export function ApproveDeviceDialog({ api, device, onDone }: { api: CoreApi; device: DeviceEntry; onDone(): void }) {
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const { error, busy, run } = useDialogCall();
   return (
     <Modal title={`${device.name} asks to join your account`} onClose={onDone}>
       <p>
@@ -213,11 +180,7 @@ export function ApproveDeviceDialog({ api, device, onDone }: { api: CoreApi; dev
         Approve only if {device.name} shows this same fingerprint (hangar login printed it there; its window shows it
         under Account). If it differs, the relay may have swapped its key.
       </p>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
       <div className="modal-actions">
         <button type="button" onClick={onDone}>
           Not now
@@ -225,15 +188,9 @@ export function ApproveDeviceDialog({ api, device, onDone }: { api: CoreApi; dev
         <button
           type="button"
           disabled={busy}
-          onClick={() => {
-            setBusy(true);
-            api
-              .call('devices.approve', { device: device.device_id, fingerprint: device.fingerprint })
-              .then(onDone, (e) => {
-                setBusy(false);
-                setError(describeError(e));
-              });
-          }}
+          onClick={() =>
+            run(api.call('devices.approve', { device: device.device_id, fingerprint: device.fingerprint }), onDone)
+          }
         >
           It matches: approve {device.name}
         </button>

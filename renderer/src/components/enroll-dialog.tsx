@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { describeError, type CoreApi, type HostView } from '../api/index.js';
+import { DialogForm, Field } from './form-dialog.js';
 import { Modal } from './modal.js';
 
 /** A token's host may enroll a little "before" it was made, by the relay's clock against ours. */
@@ -37,9 +38,8 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
   return (
     <Modal title="Enroll a host" onClose={onClose}>
       {!made ? (
-        <form
-          onSubmit={(event) => {
-            event.preventDefault();
+        <DialogForm
+          onSubmit={() => {
             setError(undefined);
             const at = Date.now();
             const wanted = name.trim();
@@ -61,31 +61,21 @@ export function EnrollHostDialog({ api, hosts, onClose }: { api: CoreApi; hosts:
               (e: unknown) => setError(describeError(e)),
             );
           }}
+          onCancel={onClose}
+          error={error}
+          submit="Make the line"
         >
           <p className="muted">You get one line to run on the host; it works once, for 15 minutes.</p>
-          <label>
-            Host name
-            <input
-              required
-              autoFocus
-              value={name}
-              onChange={(e) => setName(e.target.value)}
-              placeholder="mini"
-              pattern="[A-Za-z0-9][A-Za-z0-9_\-]{0,31}"
-            />
-          </label>
-          {error && (
-            <p className="host-error" role="alert">
-              {error}
-            </p>
-          )}
-          <div className="modal-actions">
-            <button type="button" onClick={onClose}>
-              Cancel
-            </button>
-            <button type="submit">Make the line</button>
-          </div>
-        </form>
+          <Field
+            label="Host name"
+            required
+            autoFocus
+            value={name}
+            onValue={setName}
+            placeholder="mini"
+            pattern="[A-Za-z0-9][A-Za-z0-9_\-]{0,31}"
+          />
+        </DialogForm>
       ) : (
         <div>
           <fieldset className="enroll-kind">

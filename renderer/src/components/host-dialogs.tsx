@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { describeError, type CoreApi, type HostView } from '../api/index.js';
+import { DialogError, DialogForm, Field, useDialogCall } from './form-dialog.js';
 import { Modal } from './modal.js';
 
 /** Add and pair: the address and the one-time code that `hangar-agent pair` prints on the host. */
@@ -7,63 +8,32 @@ export function AddHostDialog({ api, onClose }: { api: CoreApi; onClose(): void 
   const [name, setName] = useState('');
   const [address, setAddress] = useState('');
   const [code, setCode] = useState('');
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const { error, busy, run } = useDialogCall();
   return (
     <Modal title="Add and pair a host" onClose={onClose}>
       <p className="muted">
         On the host, run <code>hangar-agent pair</code>; it prints its address and a one-time code.
       </p>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
-          setBusy(true);
-          setError(undefined);
-          api
-            .call('hosts.add', { name: name.trim(), address: address.trim(), code: code.trim() })
-            .then(onClose, (e: unknown) => {
-              setBusy(false);
-              setError(describeError(e));
-            });
-        }}
+      <DialogForm
+        onSubmit={() =>
+          run(api.call('hosts.add', { name: name.trim(), address: address.trim(), code: code.trim() }), onClose)
+        }
+        onCancel={onClose}
+        error={error}
+        busy={busy}
+        submit={busy ? 'Pairing…' : 'Pair host'}
       >
-        <label>
-          Name
-          <input
-            required
-            value={name}
-            onChange={(e) => setName(e.target.value)}
-            placeholder="mini"
-            pattern="[A-Za-z0-9][A-Za-z0-9_\-]{0,31}"
-          />
-        </label>
-        <label>
-          Address
-          <input
-            required
-            value={address}
-            onChange={(e) => setAddress(e.target.value)}
-            placeholder="mini.tailnet:7070"
-          />
-        </label>
-        <label>
-          Pairing code
-          <input required value={code} onChange={(e) => setCode(e.target.value)} autoComplete="one-time-code" />
-        </label>
-        {error && (
-          <p className="host-error" role="alert">
-            {error}
-          </p>
-        )}
-        <div className="modal-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" disabled={busy}>
-            {busy ? 'Pairing…' : 'Pair host'}
-          </button>
-        </div>
-      </form>
+        <Field
+          label="Name"
+          required
+          value={name}
+          onValue={setName}
+          placeholder="mini"
+          pattern="[A-Za-z0-9][A-Za-z0-9_\-]{0,31}"
+        />
+        <Field label="Address" required value={address} onValue={setAddress} placeholder="mini.tailnet:7070" />
+        <Field label="Pairing code" required value={code} onValue={setCode} autoComplete="one-time-code" />
+      </DialogForm>
     </Modal>
   );
 }
@@ -81,16 +51,14 @@ export function RenameHostDialog({
 }) {
   const [host, setHost] = useState(initial ?? hosts[0]?.name ?? '');
   const [newName, setNewName] = useState('');
-  const [error, setError] = useState<string>();
+  const { error, run } = useDialogCall();
   return (
     <Modal title="Rename host" onClose={onClose}>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
-          api
-            .call('hosts.rename', { name: host, new_name: newName.trim() })
-            .then(onClose, (e: unknown) => setError(describeError(e)));
-        }}
+      <DialogForm
+        onSubmit={() => run(api.call('hosts.rename', { name: host, new_name: newName.trim() }), onClose)}
+        onCancel={onClose}
+        error={error}
+        submit="Rename"
       >
         <label>
           Host
@@ -100,22 +68,8 @@ export function RenameHostDialog({
             ))}
           </select>
         </label>
-        <label>
-          New name
-          <input required autoFocus value={newName} onChange={(e) => setNewName(e.target.value)} />
-        </label>
-        {error && (
-          <p className="host-error" role="alert">
-            {error}
-          </p>
-        )}
-        <div className="modal-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit">Rename</button>
-        </div>
-      </form>
+        <Field label="New name" required autoFocus value={newName} onValue={setNewName} />
+      </DialogForm>
     </Modal>
   );
 }
@@ -128,11 +82,7 @@ export function RemoveHostDialog({ api, host, onClose }: { api: CoreApi; host: s
         Hangar forgets {host} and its key; a host of your account is removed from the account too. Its sessions and jobs
         keep running on the host; pair or enroll it again to see them.
       </p>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
       <div className="modal-actions">
         <button type="button" onClick={onClose}>
           Keep
@@ -163,24 +113,17 @@ export function RenameTabDialog({
   const [value, setValue] = useState(title);
   return (
     <Modal title="Rename tab" onClose={onClose}>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
+      <DialogForm
+        onSubmit={() => {
           if (value.trim()) onRename(value.trim());
           onClose();
         }}
+        onCancel={onClose}
+        error={undefined}
+        submit="Rename"
       >
-        <label>
-          Tab name
-          <input autoFocus value={value} onChange={(e) => setValue(e.target.value)} />
-        </label>
-        <div className="modal-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit">Rename</button>
-        </div>
-      </form>
+        <Field label="Tab name" autoFocus value={value} onValue={setValue} />
+      </DialogForm>
     </Modal>
   );
 }

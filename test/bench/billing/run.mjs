@@ -9,19 +9,10 @@
 // The stand-in is a local process-less server (test/fixtures/stripe-stand-in): these are not
 // numbers about Stripe itself.
 // Knobs: BENCH_RECORDS (10000), BENCH_HOSTS (50), BENCH_BATCH (100), BENCH_STORAGE=sqlite,postgres.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
-import {
-  chownSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  realpathSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
@@ -36,7 +27,7 @@ import {
   usageRecordKey,
 } from '@hangar/shared';
 import { startStripeStandIn } from '../../fixtures/stripe-stand-in/stand-in.mjs';
-import { ROOT, sleep } from '../support.mjs';
+import { ROOT, sleep, startPostgres } from '../support.mjs';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 50);
@@ -75,39 +66,6 @@ function standInOptions() {
       [PRICES.overage]: { recurring: { usage_type: 'metered', meter: 'mtr_bench' } },
     },
     meterEventNames: [METER],
-  };
-}
-
-/** A throwaway PostgreSQL cluster on a unix socket, durable (fsync on), as test/bench/relay does. */
-function startPostgres() {
-  const bin = join('/usr/lib/postgresql', readdirSync('/usr/lib/postgresql').sort((a, b) => b - a)[0], 'bin');
-  const pgDir = join(dir, 'pg');
-  const sock = join(pgDir, 'sock');
-  mkdirSync(sock, { recursive: true });
-  const asUser = userInfo().uid === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
-  if (asUser.length > 0) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-    for (const path of [dir, pgDir, sock]) chownSync(path, uid, gid);
-  }
-  const run = (command, args) =>
-    execFileSync(asUser[0] ?? command, [...asUser.slice(1), ...(asUser.length ? [command] : []), ...args], {
-      stdio: 'ignore',
-    });
-  run(join(bin, 'initdb'), ['-D', join(pgDir, 'data'), '-U', 'hangar', '--auth=trust', '--no-sync']);
-  run(join(bin, 'pg_ctl'), [
-    '-D',
-    join(pgDir, 'data'),
-    '-o',
-    `-k ${sock} -p 5432 -c listen_addresses=''`,
-    '-l',
-    join(pgDir, 'log'),
-    '-w',
-    'start',
-  ]);
-  return {
-    url: (db) => `postgres://hangar@localhost:5432/${db}?host=${encodeURIComponent(sock)}`,
-    stop: () => run(join(bin, 'pg_ctl'), ['-D', join(pgDir, 'data'), '-m', 'fast', '-w', 'stop']),
   };
 }
 
@@ -316,7 +274,7 @@ try {
     if (storage === 'sqlite') {
       results.push(await benchStorage('SQLite', ['--data', join(dir, 'sqlite')]));
     } else {
-      cluster ??= startPostgres();
+      cluster ??= startPostgres(dir);
       const admin = new pg.Client({ connectionString: cluster.url('postgres') });
       await admin.connect();
       await admin.query('CREATE DATABASE bench_billing');

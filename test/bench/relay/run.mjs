@@ -6,16 +6,16 @@
 // measured in the same run (the floor any WebSocket relay pays): one forward hop, an echo round
 // trip, its RSS per idle client; and for logins, bare scrypt of the same cost in this process.
 // Knobs: BENCH_AGENTS (1000), BENCH_ROUNDS (300), BENCH_LOGINS (16), BENCH_STORAGE=sqlite,postgres.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, scrypt, sign } from 'node:crypto';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import pg from 'pg';
 import { RelayClient, agentLinkBytes, enrollProofBytes, makeLoginProof, signPresence, toHex } from '@hangar/shared';
-import { ROOT, percentile, rssKiB, sleep } from '../support.mjs';
+import { ROOT, percentile, rssKiB, sleep, startPostgres } from '../support.mjs';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 300);
@@ -43,42 +43,6 @@ function startProcess(args, parse) {
       if (value !== undefined) resolve({ child, value });
     });
   });
-}
-
-/** A throwaway PostgreSQL cluster on a unix socket, as the tests start one (see relay/test/support/postgres.ts). */
-function startPostgres() {
-  const bin = join('/usr/lib/postgresql', readdirSync('/usr/lib/postgresql').sort((a, b) => b - a)[0], 'bin');
-  const pgDir = join(dir, 'pg');
-  const sock = join(pgDir, 'sock');
-  mkdirSync(sock, { recursive: true });
-  const asUser = userInfo().uid === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
-  if (asUser.length > 0) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-    chownSync(dir, uid, gid);
-    chownSync(pgDir, uid, gid);
-    chownSync(sock, uid, gid);
-  }
-  const run = (command, args) =>
-    execFileSync(asUser[0] ?? command, [...asUser.slice(1), ...(asUser.length ? [command] : []), ...args], {
-      stdio: 'ignore',
-    });
-  run(join(bin, 'initdb'), ['-D', join(pgDir, 'data'), '-U', 'hangar', '--auth=trust', '--no-sync']);
-  // Durable settings (fsync on): the relay is measured as it would run.
-  run(join(bin, 'pg_ctl'), [
-    '-D',
-    join(pgDir, 'data'),
-    '-o',
-    `-k ${sock} -p 5432 -c listen_addresses='' -c max_connections=200`,
-    '-l',
-    join(pgDir, 'log'),
-    '-w',
-    'start',
-  ]);
-  return {
-    url: (db) => `postgres://hangar@localhost:5432/${db}?host=${encodeURIComponent(sock)}`,
-    stop: () => run(join(bin, 'pg_ctl'), ['-D', join(pgDir, 'data'), '-m', 'fast', '-w', 'stop']),
-  };
 }
 
 async function createDatabase(cluster, name) {
@@ -313,7 +277,7 @@ try {
     if (storage === 'sqlite') {
       results.push(await benchRelay('SQLite', ['--data', join(dir, 'sqlite')]));
     } else {
-      cluster ??= startPostgres();
+      cluster ??= startPostgres(dir, '-c max_connections=200');
       results.push(await benchRelay('PostgreSQL', ['--database', await createDatabase(cluster, 'bench')]));
     }
   }

@@ -4,7 +4,8 @@ import type { HangarError } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
 import { rawPublicKey } from '../../src/identity/device-key.js';
 import { saveEnrollment } from '../../../../host-agent/src/relay/relay-store.js';
-import { Cleanup, newDeviceKey, startTestAgent, type TestAgent } from './fixture.js';
+import { Cleanup, newDeviceKey, startTestAgent, type TestAgent, pinsOf } from './fixture.js';
+import { refusal } from '../../../../test/support/refusal.js';
 
 /**
  * The first link to an enrolled host (relay/PROTOCOL.md step 4), at the link level: the host
@@ -43,15 +44,6 @@ function enrollOn(agent: TestAgent, device: Uint8Array, options: { now?: number;
   return enrollment;
 }
 
-async function refusal(promise: Promise<unknown>): Promise<HangarError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e as HangarError,
-  );
-  if (!error) throw new Error('expected the connection to be refused');
-  return error;
-}
-
 describe('the first link to an enrolled host', () => {
   it('pairs the device that made the token with its secret, and the pins then work in auth mode', async () => {
     const agent = await startTestAgent(cleanup);
@@ -65,7 +57,7 @@ describe('the first link to an enrolled host', () => {
       address: agent.address,
       deviceKey,
       deviceName: 'laptop',
-      pinned: { agent_key: first.agent_key, cert_fingerprint: first.cert_fingerprint },
+      pinned: pinsOf(first),
     });
     again.transport.close();
   });

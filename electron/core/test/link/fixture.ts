@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { FrameTransport, HostInfo } from '@hangar/shared';
+import { connectToHost } from '../../src/link/connect.js';
 import { LinkServer, issuePairingCode, type AuthenticatedLink } from '../../../../host-agent/src/link/index.js';
 import { AgentStore } from '../../../../host-agent/src/store/db.js';
 import { listPairedDevices } from '../../../../host-agent/src/store/pairing.js';
@@ -111,4 +112,16 @@ export async function eventually(check: () => boolean, timeoutMs = 5000): Promis
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** What a device pins of a host after the first link: its agent key and its certificate's fingerprint. */
+export function pinsOf(linked: { agent_key: string; cert_fingerprint: string }) {
+  return { agent_key: linked.agent_key, cert_fingerprint: linked.cert_fingerprint };
+}
+
+/** A device (a new key unless given) pairs with the code the agent prints; the link is closed again. */
+export async function pairDevice(agent: TestAgent, deviceName = 'laptop', deviceKey = newDeviceKey()) {
+  const paired = await connectToHost({ address: agent.address, deviceKey, deviceName, pairingCode: agent.issueCode() });
+  paired.transport.close();
+  return { deviceKey, paired, pinned: pinsOf(paired) };
 }

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { encodeFrame, LinkMessage, SCHEMA_VERSION, toHex, randomNonce } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
-import { Cleanup, newDeviceKey, startTestAgent } from './fixture.js';
+import { Cleanup, newDeviceKey, startTestAgent, pinsOf } from './fixture.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -79,7 +79,7 @@ describe('garbage on the link', () => {
       address: agent.address,
       deviceKey,
       deviceName: 'real',
-      pinned: { agent_key: paired.agent_key, cert_fingerprint: paired.cert_fingerprint },
+      pinned: pinsOf(paired),
     });
     again.transport.close();
   });

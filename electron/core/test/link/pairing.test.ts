@@ -1,32 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, type HangarError } from '@hangar/shared';
+import { decodeFrame, encodeFrame } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
 import { rawPublicKey } from '../../src/identity/device-key.js';
-import { Cleanup, eventually, newDeviceKey, nextFrame, startTestAgent } from './fixture.js';
+import { Cleanup, eventually, newDeviceKey, nextFrame, startTestAgent, pairDevice, pinsOf } from './fixture.js';
+import { refusal } from '../../../../test/support/refusal.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-async function refusal(promise: Promise<unknown>): Promise<HangarError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e as HangarError,
-  );
-  if (!error) throw new Error('expected the connection to be refused');
-  return error;
-}
-
 describe('pairing and reconnecting', () => {
   it('pairs with the printed code, then reconnects with the pins and carries frames both ways', async () => {
     const agent = await startTestAgent(cleanup);
-    const deviceKey = newDeviceKey();
-    const paired = await connectToHost({
-      address: agent.address,
-      deviceKey,
-      deviceName: 'laptop',
-      pairingCode: agent.issueCode(),
-    });
-    paired.transport.close();
+    const { deviceKey, paired } = await pairDevice(agent);
     expect(paired.host.hostname).toBe('test-host');
     expect(agent.pairedKeys()).toEqual([Buffer.from(rawPublicKey(deviceKey)).toString('hex')]);
 
@@ -34,7 +19,7 @@ describe('pairing and reconnecting', () => {
       address: agent.address,
       deviceKey,
       deviceName: 'laptop',
-      pinned: { agent_key: paired.agent_key, cert_fingerprint: paired.cert_fingerprint },
+      pinned: pinsOf(paired),
     });
     cleanup.add(() => linked.transport.close());
     await eventually(() => agent.links.length === 2);
@@ -117,19 +102,13 @@ describe('pairing and reconnecting', () => {
 
   it('refuses a device that was never paired', async () => {
     const agent = await startTestAgent(cleanup);
-    const paired = await connectToHost({
-      address: agent.address,
-      deviceKey: newDeviceKey(),
-      deviceName: 'a',
-      pairingCode: agent.issueCode(),
-    });
-    paired.transport.close();
+    const { paired } = await pairDevice(agent, 'a');
     const error = await refusal(
       connectToHost({
         address: agent.address,
         deviceKey: newDeviceKey(),
         deviceName: 'stranger',
-        pinned: { agent_key: paired.agent_key, cert_fingerprint: paired.cert_fingerprint },
+        pinned: pinsOf(paired),
       }),
     );
     expect(error.code).toBe('E_AUTH_UNKNOWN_DEVICE');

@@ -4,33 +4,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame, type HangarError } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
 import { rawPublicKey } from '../../src/identity/device-key.js';
-import { Cleanup, eventually, newDeviceKey, nextFrame, startTestAgent } from './fixture.js';
+import { Cleanup, eventually, newDeviceKey, nextFrame, startTestAgent, pairDevice, pinsOf } from './fixture.js';
+import { refusal } from '../../../../test/support/refusal.js';
 import { startTcpProxy, startTlsMitm } from './proxies.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-async function refusal(promise: Promise<unknown>): Promise<HangarError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e as HangarError,
-  );
-  if (!error) throw new Error('expected the connection to be refused');
-  return error;
-}
-
 describe('a changed host', () => {
   async function pairedAgent() {
     const agent = await startTestAgent(cleanup);
-    const deviceKey = newDeviceKey();
-    const paired = await connectToHost({
-      address: agent.address,
-      deviceKey,
-      deviceName: 'laptop',
-      pairingCode: agent.issueCode(),
-    });
-    paired.transport.close();
-    return { agent, deviceKey, pinned: { agent_key: paired.agent_key, cert_fingerprint: paired.cert_fingerprint } };
+    return { agent, ...(await pairDevice(agent)) };
   }
 
   it('is refused when its agent key was regenerated', async () => {
@@ -148,21 +132,14 @@ describe('an attacker on the path', () => {
 
   it('a man in the middle is refused outright once the host is pinned', async () => {
     const agent = await startTestAgent(cleanup);
-    const deviceKey = newDeviceKey();
-    const paired = await connectToHost({
-      address: agent.address,
-      deviceKey,
-      deviceName: 'x',
-      pairingCode: agent.issueCode(),
-    });
-    paired.transport.close();
+    const { deviceKey, paired } = await pairDevice(agent, 'x');
     const mitm = await startTlsMitm(cleanup, agent.address);
     const error = await refusal(
       connectToHost({
         address: mitm.address,
         deviceKey,
         deviceName: 'x',
-        pinned: { agent_key: paired.agent_key, cert_fingerprint: paired.cert_fingerprint },
+        pinned: pinsOf(paired),
       }),
     );
     expect(error.code).toBe('E_AUTH_HOST_KEY_CHANGED');

@@ -96,21 +96,30 @@ function request(dir: string, command: string, extra: Partial<ExecutionRequest> 
   return { req, output: log.text, timings, checkpoint: () => checkpoint };
 }
 
+/**
+ * Runs a job that writes to both streams, reads its environment and its folder and exits 7, and
+ * checks what comes back: the exit, the output, and the workspace in the attempt's workdir again
+ * (ready for artifact collection).
+ */
+async function runGreetingJob(dir: string, tartExecutor: ReturnType<typeof executor>) {
+  const job = request(dir, 'echo out; echo err >&2; echo "$GREETING from $(basename "$PWD")"; exit 7', {
+    env: { GREETING: 'hello' },
+  });
+  writeFileSync(join(job.req.workdir, 'input.txt'), 'x');
+  const result = await (await tartExecutor.start(job.req)).done;
+  expect(result).toEqual({ exitCode: 7, signal: null });
+  expect(job.output()).toBe('out\nerr\nhello from work\n');
+  expect(readFileSync(join(job.req.workdir, 'input.txt'), 'utf8')).toBe('x');
+  return job;
+}
+
 const LIFECYCLE = ['clone', 'run', 'ip', 'exec', 'stop', 'delete'];
 
 describe('tart executor (against the tart stand-in)', () => {
   it('a cold start drives clone → run → ip → exec → stop → delete, in that order', async () => {
     const tart = standin();
     const tartExecutor = executor(tart.dataDir, 0);
-    const job = request(tart.dir, 'echo out; echo err >&2; echo "$GREETING from $(basename "$PWD")"; exit 7', {
-      env: { GREETING: 'hello' },
-    });
-    writeFileSync(join(job.req.workdir, 'input.txt'), 'x');
-    const result = await (await tartExecutor.start(job.req)).done;
-    expect(result).toEqual({ exitCode: 7, signal: null });
-    expect(job.output()).toBe('out\nerr\nhello from work\n');
-    // The workspace comes back to the attempt's workdir, ready for artifact collection.
-    expect(readFileSync(join(job.req.workdir, 'input.txt'), 'utf8')).toBe('x');
+    const job = await runGreetingJob(tart.dir, tartExecutor);
     const vm = job.checkpoint()['vm'] as string;
     expect(vm).toMatch(/^hangar-[01]-[0-9a-f-]{36}$/);
     const verbs = tart.callsFor(vm).map((argv) => argv[0]);
@@ -291,15 +300,8 @@ describe('tart executor over SSH (images without the Tart guest agent)', () => {
     const { key, publicKey } = sshKey();
     const tart = standinWithoutAgent(publicKey, 60_000);
     const tartExecutor = executor(tart.dataDir, 0, { sshKey: key, execProbeTimeoutMs: 1_000 });
-    const job = request(tart.dir, 'echo out; echo err >&2; echo "$GREETING from $(basename "$PWD")"; exit 7', {
-      env: { GREETING: 'hello' },
-    });
-    writeFileSync(join(job.req.workdir, 'input.txt'), 'x');
-    const result = await (await tartExecutor.start(job.req)).done;
-    expect(result).toEqual({ exitCode: 7, signal: null });
     // The readiness probe met the new host key first, so ssh's "Permanently added" note is not in the log.
-    expect(job.output()).toBe('out\nerr\nhello from work\n');
-    expect(readFileSync(join(job.req.workdir, 'input.txt'), 'utf8')).toBe('x');
+    const job = await runGreetingJob(tart.dir, tartExecutor);
     const vm = job.checkpoint()['vm'] as string;
     const calls = tart.callsFor(vm);
     expect(fold(calls.map((argv) => argv[0]))).toEqual(['clone', 'run', 'ip', 'exec', 'ssh', 'stop', 'delete']);
