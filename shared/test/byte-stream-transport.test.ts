@@ -38,7 +38,10 @@ function cut(bytes: Uint8Array, points: number[]): Uint8Array[] {
 /** A socket that records what the transport wrote and lets the test play reads into it. */
 class FakeSocket implements DuplexByteSocket {
   written: Uint8Array[] = [];
+  /** For each write: whether the socket was corked then (the write waits for the uncork). */
+  writtenCorked: boolean[] = [];
   corks = 0;
+  corkDepth = 0;
   ended = false;
   destroyed = false;
   writableLength = 0;
@@ -46,12 +49,16 @@ class FakeSocket implements DuplexByteSocket {
   write(data: Uint8Array): boolean {
     // The transport hands over its buffers; a copy shows that it does not touch them after.
     this.written.push(data.slice());
+    this.writtenCorked.push(this.corkDepth > 0);
     return true;
   }
   cork(): void {
     this.corks++;
+    this.corkDepth++;
   }
-  uncork(): void {}
+  uncork(): void {
+    this.corkDepth--;
+  }
   end(): void {
     this.ended = true;
   }
@@ -139,6 +146,32 @@ describe('the raw link framing', () => {
         expect(got.map((f) => decodeFrame(f))).toEqual(expected.map((f) => decodeFrame(f)));
       }),
     );
+  });
+
+  it('writes a small frame after a quiet spell at once and corks the rest of the turn behind it', () => {
+    const socket = new FakeSocket();
+    const flushes: (() => void)[] = [];
+    const transport = wrapByteStream(socket, { later: (flush) => flushes.push(flush) });
+    const keystroke = encodeFrame({ type: 'data', stream: 1, offset: 0, payload: Uint8Array.of(0x61) });
+    transport.sendParts!(keystroke.subarray(0, DATA_HEAD_BYTES), keystroke.subarray(DATA_HEAD_BYTES));
+    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 1 }));
+    expect(socket.writtenCorked).toEqual([false, true]);
+    flushes.splice(0).forEach((flush) => flush());
+    expect(socket.corkDepth).toBe(0);
+
+    // Quiet again: the next one goes at once too. A big frame never does (it is two writes).
+    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 2 }));
+    expect(socket.writtenCorked.at(-1)).toBe(false);
+    flushes.splice(0).forEach((flush) => flush());
+    const big = encodeFrame({ type: 'data', stream: 1, offset: 1, payload: new Uint8Array(5000) });
+    transport.sendParts!(big.subarray(0, DATA_HEAD_BYTES), big.subarray(DATA_HEAD_BYTES));
+    expect(socket.writtenCorked.slice(-2)).toEqual([true, true]);
+    flushes.splice(0).forEach((flush) => flush());
+
+    // While earlier bytes still wait in the socket (a flood), even a small frame is corked.
+    socket.writableLength = 70_000;
+    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 3 }));
+    expect(socket.writtenCorked.at(-1)).toBe(true);
   });
 
   it('closes the link with E_PROTOCOL when the peer breaks the framing', async () => {

@@ -2,6 +2,7 @@ import { Emitter, toDisposable, type Disposable } from '../disposable.js';
 import { HangarError } from '../errors.js';
 import { MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
+import { keyTrace } from './key-trace.js';
 import type { FrameTransport } from './transport.js';
 
 /**
@@ -124,7 +125,8 @@ export interface ByteStreamBatching {
  * The link straight on a TLS socket (RAW_LINK_ALPN), for Node peers: no WebSocket framing, no
  * client masking (RFC 6455 masks every client frame, a copy and an XOR per byte that TLS makes
  * pointless), no per-message header parsing. The frames of one event-loop turn are corked into
- * one write: one TLS record run and one syscall instead of one per frame.
+ * one write: one TLS record run and one syscall instead of one per frame; except the first
+ * small frame after a quiet spell, which leaves at once.
  */
 export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
   const frames = new Emitter<Uint8Array>();
@@ -158,6 +160,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   };
 
   socket.on('data', (chunk) => {
+    keyTrace?.('link.read', chunk.length);
     if (closed) return;
     try {
       reader.push(chunk, deliver);
@@ -180,6 +183,17 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   const uncork = () => {
     corked = false;
     socket.uncork();
+    keyTrace?.('link.flushed', socket.writableLength);
+  };
+  /**
+   * A small frame when none of ours waits to be written (a keystroke, its echo, after a pause)
+   * is written at once, not at the end of the turn: the rest of the turn, and every frame while
+   * earlier ones are still queued (a flood), is corked behind it.
+   */
+  const firstAfterQuiet = () => !corked && socket.writableLength === 0;
+  const wroteFirst = () => {
+    keyTrace?.('link.flushed', socket.writableLength);
+    batch();
   };
   const batch = () => {
     if (corked) return;
@@ -190,11 +204,15 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
 
   const transport: FrameTransport = {
     send(frame) {
+      keyTrace?.('link.send', frame.length);
       if (closed) return;
-      batch();
       if (frame.length <= SMALL_FRAME_BYTES) {
+        const first = firstAfterQuiet();
+        if (!first) batch();
         socket.write(encodeLengthPrefixed(frame));
+        if (first) wroteFirst();
       } else {
+        batch();
         // Corked, the two writes leave together (writev); the frame itself is not copied here.
         const prefix = new Uint8Array(LENGTH_BYTES);
         writeU32(prefix, 0, frame.length);
@@ -204,13 +222,15 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       if (socket.writableLength >= HIGH_WATER) wasHigh = true;
     },
     sendParts(head, body) {
+      keyTrace?.('link.send', head.length + body.length);
       if (closed) return;
-      batch();
       const length = head.length + body.length;
       if (length > MAX_FRAME_BYTES)
         throw new HangarError('E_PROTOCOL', `frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
       // A small payload (a request, a keystroke) is cheaper copied than written on its own.
       const small = body.length <= SMALL_FRAME_BYTES;
+      const first = small && firstAfterQuiet();
+      if (!first) batch();
       const prefixed = new Uint8Array(LENGTH_BYTES + head.length + (small ? body.length : 0));
       writeU32(prefixed, 0, length);
       prefixed.set(head, LENGTH_BYTES);
@@ -218,6 +238,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       socket.write(prefixed);
       // Corked, the two writes leave together (writev): a big payload is never copied in JS.
       if (!small) socket.write(body);
+      if (first) wroteFirst();
       if (socket.writableLength >= HIGH_WATER) wasHigh = true;
     },
     get bufferedAmount() {

@@ -24,8 +24,21 @@ export interface TerminalTarget {
   rows: number;
 }
 
+/** A session's open terminal as its user drives it (CoreTerminal, or a core's own in its process). */
+export interface TerminalHandle extends Disposable {
+  /** The terminal id once open; rejects if it could not be opened (the sink is not told). */
+  readonly opened: Promise<string>;
+  /** Input: sent now when open, else kept (up to EARLY_INPUT_LIMIT) until it is. */
+  write(input: Uint8Array | string): void;
+  resize(cols: number, rows: number): void;
+  /** Asks tmux to repaint the screen (cosmetic: failures ignored). */
+  redraw(): void;
+  /** Detaches: the session keeps running, the sink's `ended` says 'detached' after the output before it. */
+  detach(): void;
+}
+
 /** Keystrokes typed before the terminal is open are kept up to this much (a big paste is cut). */
-const EARLY_INPUT_LIMIT = 64 * 1024;
+export const EARLY_INPUT_LIMIT = 64 * 1024;
 
 const encoder = new TextEncoder();
 
@@ -36,7 +49,7 @@ const encoder = new TextEncoder();
  * one place early keystrokes wait; while a host link is down, the core's TerminalClient holds
  * them). Output is acked only once the sink says it is consumed, so a slow screen slows the host.
  */
-export class CoreTerminal implements Disposable {
+export class CoreTerminal implements TerminalHandle {
   /** The terminal id once open; rejects if it could not be opened (the sink is not told). */
   readonly opened: Promise<string>;
   private terminalId: string | undefined;

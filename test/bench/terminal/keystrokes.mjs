@@ -40,7 +40,7 @@ export function printable(text) {
  * A program in a pty showing a tmux session whose pane runs `cat`. Collects the printable text
  * of its output (the decoder keeps a partial UTF-8 or escape sequence for the next chunk).
  */
-export function echoClient(file, args, env) {
+export function echoClient(file, args, env, trace) {
   const proc = pty.spawn(file, args, { name: 'xterm-256color', cols: 120, rows: 40, env, encoding: null });
   const decoder = new TextDecoder();
   let pending = '';
@@ -55,6 +55,7 @@ export function echoClient(file, args, env) {
     pending = cut ? pending.slice(cut.index) : '';
     text += printable(ready);
     if (waiter && text.includes(waiter.needle)) {
+      trace?.event('bench.echo');
       const w = waiter;
       waiter = undefined;
       w.resolve(at);
@@ -62,6 +63,7 @@ export function echoClient(file, args, env) {
   });
   return {
     proc,
+    trace,
     /** Forget what arrived so far (the start of a line). */
     reset() {
       text = '';
@@ -98,6 +100,7 @@ export async function typeLine(client, pauseMs) {
     typed += key;
     const echoed = client.waitFor(typed);
     const t0 = performance.now();
+    client.trace?.event(`bench.key.${pauseMs}`);
     client.proc.write(key);
     samples.push((await echoed) - t0);
   }
@@ -197,7 +200,7 @@ export async function startSshd(dir) {
  * The echo table: for each pace, p50 / p90 through each client, and the ratio to ssh + tmux. The
  * tmux session `hangar-echo` on the agent's server `socket` runs `cat`; `ssh` is startSshd's result.
  */
-export async function echoRows({ socket, env, ssh, keys }) {
+export async function echoRows({ socket, env, ssh, keys, trace }) {
   const started = [];
   const session = (name) => {
     started.push(name);
@@ -224,7 +227,7 @@ export async function echoRows({ socket, env, ssh, keys }) {
       name: 'hangar attach',
       start: () => {
         session('echo-hangar');
-        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env);
+        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env, trace);
       },
     },
   ];
@@ -249,7 +252,9 @@ export async function echoRows({ socket, env, ssh, keys }) {
   }
   for (const client of measured) {
     const exited = new Promise((r) => client.attached.proc.onExit(r));
-    client.attached.proc.kill();
+    // hangar attach detaches (Ctrl-]) so that it exits by itself and writes its trace.
+    if (client.attached.trace) client.attached.proc.write('\x1d');
+    else client.attached.proc.kill();
     await exited;
   }
   // The agent's session limit (5) is shared with the rest of the bench.
