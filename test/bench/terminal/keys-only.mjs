@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AGENT, HANGAR, startAgent } from '../support.mjs';
-import { echoRows, PACES, startSshd } from './keystrokes.mjs';
+import { echoClient, echoRows, PANE_PROGRAM, PACES, startSshd } from './keystrokes.mjs';
 import { printHopTable } from './hops.mjs';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 60);
@@ -34,16 +34,58 @@ if (traceDir) {
 const node = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
 
 const agent = await startAgent({ data, env });
+// BENCH_BASELINE=<another checkout, built>: its agent and hangar attach are measured in the same
+// run as a fourth client (before/after a change, under the same load).
+const baseline = process.env.BENCH_BASELINE ? resolve(process.env.BENCH_BASELINE) : undefined;
+const baseEnv = { ...env, HANGAR_HOME: join(dir, 'base-home') };
+delete baseEnv.HANGAR_TRACE_KEYS;
+const baseAgent =
+  baseline &&
+  (await startAgent({
+    data: join(dir, 'base-agent'),
+    env: baseEnv,
+    bin: join(baseline, 'host-agent', 'bin', 'hangar-agent.js'),
+  }));
 const ssh = await startSshd(dir);
 let rows = [];
 try {
   const code = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
   node(HANGAR, ['hosts', 'add', 'bench', agent.address, '--code', code]);
-  rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace });
+  const extraClients = [];
+  if (baseAgent) {
+    const baseHangar = join(baseline, 'electron', 'bin', 'hangar.js');
+    const baseNode = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env: baseEnv, encoding: 'utf8' });
+    const baseCode = JSON.parse(
+      baseNode(join(baseline, 'host-agent', 'bin', 'hangar-agent.js'), [
+        'pair',
+        '--data',
+        join(dir, 'base-agent'),
+        '--json',
+      ]),
+    ).code;
+    baseNode(baseHangar, ['hosts', 'add', 'bench', baseAgent.address, '--code', baseCode]);
+    extraClients.push({
+      name: `hangar attach before (${process.env.BENCH_BASELINE})`,
+      start: () => {
+        baseNode(baseHangar, ['session', 'new', 'bench', '--name', 'echo-before', '--', 'sh', '-c', PANE_PROGRAM]);
+        return echoClient(process.execPath, [baseHangar, 'attach', 'bench', 'echo-before'], baseEnv);
+      },
+    });
+  }
+  rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
 } finally {
   const stopped = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGTERM');
   await stopped;
+  if (baseAgent) {
+    baseAgent.child.kill('SIGTERM');
+    try {
+      const baseSocket = `hangar-${createHash('sha256').update(join(dir, 'base-agent')).digest('hex').slice(0, 12)}`;
+      execFileSync('tmux', ['-L', baseSocket, 'kill-server'], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
   ssh.stop?.();
   try {
     execFileSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' });

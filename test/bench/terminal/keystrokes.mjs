@@ -23,7 +23,7 @@ export const PACES = [
  * began; the screen then holds nothing but that line, so neither an escape sequence nor a redraw
  * (tmux repaints a client that becomes the size driver) nor stale bytes can match early.
  */
-const PANE_PROGRAM = 'n=0; while IFS= read -r l; do n=$((n+1)); printf "\\033[H\\033[2J#%d#" "$n"; done';
+export const PANE_PROGRAM = 'n=0; while IFS= read -r l; do n=$((n+1)); printf "\\033[H\\033[2J#%d#" "$n"; done';
 const KEYS_PER_LINE = 10;
 const LINE_KEYS = 'abcdefghijklmnopqrstuvwxyz';
 
@@ -200,7 +200,7 @@ export async function startSshd(dir) {
  * The echo table: for each pace, p50 / p90 through each client, and the ratio to ssh + tmux. The
  * tmux session `hangar-echo` on the agent's server `socket` runs `cat`; `ssh` is startSshd's result.
  */
-export async function echoRows({ socket, env, ssh, keys, trace }) {
+export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [] }) {
   const started = [];
   const session = (name) => {
     started.push(name);
@@ -231,6 +231,7 @@ export async function echoRows({ socket, env, ssh, keys, trace }) {
       },
     },
   ];
+  clients.push(...extraClients);
   // BENCH_CLIENTS=hangar (a substring of the names) measures only those, e.g. under a profiler.
   const only = process.env.BENCH_CLIENTS;
   const measured = clients.filter((c) => !only || c.name.includes(only));
