@@ -10,9 +10,16 @@
  */
 export type KeyTrace = (hop: string, bytes?: number) => void;
 
+/**
+ * Where the recorder is kept for every copy of this module in the process (the hangar command's
+ * bundle has its own copy of shared, the core it loads from its tsc output another): a copy
+ * loaded after startKeyTrace picks it up.
+ */
+const RECORDER = Symbol.for('hangar.keyTrace');
+const holder = globalThis as unknown as Record<symbol, KeyTrace | undefined>;
+
 /** The recorder, when tracing is on in this process. */
-// eslint-style live binding: importers see the recorder once startKeyTrace has set it.
-export let keyTrace: KeyTrace | undefined;
+export let keyTrace: KeyTrace | undefined = holder[RECORDER];
 
 /** Events kept at most (a flood would otherwise grow memory without bound). */
 const MAX_EVENTS = 1_000_000;
@@ -35,6 +42,7 @@ export function startKeyTrace(options: KeyTraceOptions): () => string {
     hops.push(hop);
     sizes.push(bytes);
   };
+  holder[RECORDER] = keyTrace;
   return () => {
     const lines: string[] = [];
     for (let i = 0; i < times.length; i++)

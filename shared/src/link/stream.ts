@@ -63,6 +63,12 @@ export class LinkStream {
   readonly maxFrameBytes: number | undefined;
   /** Default true: ack as soon as onData listeners return. False: the consumer calls ack(). */
   autoAck = true;
+  /**
+   * Longest an ack of less than a quarter window waits (ACK_DELAY_MS by default). Data this side
+   * sends on the stream takes a waiting ack along (a terminal's echo acks its keystroke), so a
+   * terminal can wait longer than a person's pause between keys: no wake-up for an ack alone.
+   */
+  ackDelayMs = ACK_DELAY_MS;
 
   private readonly dataEmitter = new Emitter<{ data: Uint8Array; offset: number }>();
   private readonly drainEmitter = new Emitter<void>();
@@ -169,7 +175,7 @@ export class LinkStream {
     }
     this.ackFramePending = true;
     if (urgent) queueMicrotask(this.sendAck);
-    else this.ackTimer = setTimeout(this.sendAck, ACK_DELAY_MS);
+    else this.ackTimer = setTimeout(this.sendAck, this.ackDelayMs);
   }
 
   private readonly sendAck = (): void => {
@@ -249,8 +255,15 @@ export class LinkStream {
     return { offset, payload };
   }
 
-  /** @internal Called by the scheduler after a chunk went out: a flushing close may finish now. */
+  /**
+   * @internal Called by the scheduler after a chunk went out: a waiting ack goes with it (in the
+   * same write), and a flushing close may finish now.
+   */
   afterSend(): void {
+    if (this.ackTimer !== undefined) {
+      clearTimeout(this.ackTimer);
+      this.sendAck();
+    }
     if (this.flushThenClose !== undefined && this.queued === 0) {
       const reason = this.flushThenClose;
       this.flushThenClose = undefined;

@@ -3,7 +3,7 @@
 // and user keys), and `hangar attach`. A pty types one key into `cat`, waits for exactly that
 // key's echo, pauses, and types the next.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import pty from 'node-pty';
@@ -101,7 +101,9 @@ export async function typeLine(client, pauseMs) {
     const echoed = client.waitFor(typed);
     const t0 = performance.now();
     client.trace?.event(`bench.key.${pauseMs}`);
-    client.proc.write(key);
+    // One write(2) from here: node-pty's write() goes through the thread pool (a worker woken per
+    // key, late on a busy machine), which would time the bench rather than the client.
+    writeSync(client.proc.fd, key);
     samples.push((await echoed) - t0);
   }
   client.lines = (client.lines ?? 0) + 1;
