@@ -100,7 +100,7 @@ try {
     );
   }
   if (process.env.BENCH_TRACE_KEEP) console.log(`trace kept in ${traceDir}`);
-  else rmSync(dir, { recursive: true, force: true });
+  else rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
 }
 const width = Math.max(...rows.map((r) => r[0].length));
 console.log(`\nHangar keystroke echo (loopback, ${KEYSTROKES} keys per row)\n`);
