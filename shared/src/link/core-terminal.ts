@@ -3,7 +3,7 @@ import { toHangarError } from '../errors.js';
 import type { CloseReason } from '../protocol/control.js';
 import type { TerminalStatus } from '../protocol/core-api.js';
 import type { CoreApiClient } from './core-api-client.js';
-import type { LinkStream } from './stream.js';
+import { TERMINAL_OUTPUT_ACK_DELAY_MS, type LinkStream } from './stream.js';
 
 /** What a terminal needs of the core API (a window's component tests pass a stand-in). */
 export type TerminalApi = Pick<CoreApiClient, 'call' | 'on' | 'openStream'>;
@@ -72,6 +72,8 @@ export class CoreTerminal implements TerminalHandle {
     sink: TerminalSink,
   ) {
     const stream = api.openStream();
+    // The acks of echoes go with the next keystroke (the core then acks the host the same way).
+    stream.ackDelayMs = TERMINAL_OUTPUT_ACK_DELAY_MS;
     this.stream = stream;
     stream.onData((data, offset) => {
       // Copy: the frame buffer may be reused once this returns.

@@ -2,7 +2,13 @@ export type { FrameTransport } from './transport.js';
 export { keyTrace, startKeyTrace, type KeyTrace, type KeyTraceOptions } from './key-trace.js';
 export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
 export { LINK_BACKLOG_CLOSE_CODE, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
-export { LinkStream, DEFAULT_STREAM_WINDOW, BULK_STREAM_WINDOW, BULK_FRAME_BYTES } from './stream.js';
+export {
+  LinkStream,
+  DEFAULT_STREAM_WINDOW,
+  BULK_STREAM_WINDOW,
+  BULK_FRAME_BYTES,
+  TERMINAL_OUTPUT_ACK_DELAY_MS,
+} from './stream.js';
 export {
   createMemoryTransportPair,
   type MemoryTransport,

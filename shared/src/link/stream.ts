@@ -23,6 +23,13 @@ const MERGE_BELOW_BYTES = 8 * 1024;
 export const ACK_DELAY_MS = 5;
 
 /**
+ * Ack delay for a terminal's output (LinkStream.ackDelayMs): longer than a person's pause between
+ * keys, so the acks of echoes travel with the next keystroke instead of waking both ends for a
+ * frame of their own. More than a quarter window is still acked at once.
+ */
+export const TERMINAL_OUTPUT_ACK_DELAY_MS = 1000;
+
+/**
  * A listener failed where there is nobody to return the error to (the stream or link is already
  * closed, and we are inside a transport callback). Rethrown on its own so it surfaces as an
  * uncaught error instead of vanishing or unwinding the transport.

@@ -2,6 +2,7 @@ import {
   DisposableStore,
   Emitter,
   TERMINAL_CLOSE,
+  TERMINAL_OUTPUT_ACK_DELAY_MS,
   toHangarError,
   type CloseReason,
   type Disposable,
@@ -10,13 +11,6 @@ import {
   type TerminalStatus,
 } from '@hangar/shared';
 import type { HostConnection } from '../connection/host-connection.js';
-
-/**
- * Longest the host waits for an ack of a little output (less than a quarter window: more is acked
- * at once). Longer than a person's pause between keys, so the acks of echoes travel with the next
- * keystroke instead of waking both ends for a frame of their own.
- */
-const OUTPUT_ACK_DELAY_MS = 1000;
 
 /** Keystrokes typed while reconnecting are held up to this much, then dropped (never replayed twice). */
 const MAX_PENDING_INPUT = 64 * 1024;
@@ -135,7 +129,7 @@ export class TerminalClient implements Disposable {
     const stream = mux.openStream({ recvOffset: resumeFrom });
     stream.autoAck = false;
     // Output is acked with the next keystroke (the ack rides along); alone only after a while.
-    stream.ackDelayMs = OUTPUT_ACK_DELAY_MS;
+    stream.ackDelayMs = TERMINAL_OUTPUT_ACK_DELAY_MS;
     await this.streamStore.dispose();
     this.streamStore = new DisposableStore();
     this.streamStore.add(stream.onData((data, offset) => this.onData(data, offset)));
