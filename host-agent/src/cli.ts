@@ -1,4 +1,5 @@
-import { HangarError, parseHostAddress, toHangarError } from '@hangar/shared';
+import { HangarError, parseHostAddress, startKeyTrace, toHangarError } from '@hangar/shared';
+import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +19,14 @@ import { enroll } from './relay/index.js';
 import { AgentStore } from './store/db.js';
 
 const DEFAULT_DATA = join(homedir(), '.hangar-agent');
+
+/** HANGAR_TRACE_KEYS=<directory>: per-hop keystroke timestamps, written there at exit (shared's key-trace). */
+function traceKeys(name: string): void {
+  const dir = process.env['HANGAR_TRACE_KEYS'];
+  if (!dir) return;
+  const text = startKeyTrace({ process: name, now: () => Number(process.hrtime.bigint()) / 1e6 });
+  process.on('exit', () => writeFileSync(join(dir, `${name}-${process.pid}.trace`), text()));
+}
 
 const program = new Command('hangar-agent')
   .description('the Hangar host agent: terminals (tmux) for the Hangar app on this machine')
@@ -67,6 +76,7 @@ program
     if (!listen)
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
     const logger = createAgentLogger();
+    traceKeys('agent');
     try {
       const sandboxCgroupParent = delegatedCgroup(logger);
       const channel = installedChannel(resolve(options.data), logger);

@@ -151,6 +151,22 @@ describe('flow control', () => {
     expect(maxHeld).toBeLessThanOrEqual(window + chunk.length);
   });
 
+  it('data sent on a stream takes its waiting ack along (an echo acks its keystroke)', async () => {
+    const { client, agent, fromAgent } = connect();
+    const { local, remote } = openBoth(client, agent);
+    // Far longer than the test: the ack can only come with the echo.
+    remote.ackDelayMs = 60_000;
+    const keystroke = new Promise<void>((resolve) => remote.onData(() => resolve()));
+    const echoed = collect(local);
+    local.write(text('a'));
+    await keystroke;
+    remote.write(text('a'));
+    await until(() => echoed.bytes === 1, 'the echo');
+    await until(() => local.peerAckedOffset === 1, 'the ack of the keystroke');
+    const sent = fromAgent.filter((frame) => frame.type === 'data' || frame.type === 'ack');
+    expect(sent.map((frame) => frame.type)).toEqual(['data', 'ack']);
+  });
+
   it('with autoAck off, nothing beyond the window is sent until the consumer acks', async () => {
     const window = 64 * 1024;
     const { client, agent } = connect();

@@ -25,14 +25,14 @@ export function rssKiB(pid) {
 }
 
 /** `hangar-agent serve` on loopback; resolves with the process and the address it printed. */
-export async function startAgent({ data, env, port = 0 }) {
+export async function startAgent({ data, env, port = 0, bin = AGENT }) {
   execFileSync('mkdir', ['-p', data]);
   const child = spawn(
     process.execPath,
     [
       ...AGENT_NODE_FLAGS,
       ...(process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
-      AGENT,
+      bin,
       'serve',
       '--listen',
       `127.0.0.1:${port}`,

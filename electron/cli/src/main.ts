@@ -8,6 +8,18 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 
 const reportError = async (error: unknown): Promise<number> => (await import('./exit-codes.js')).reportError(error);
 
+// HANGAR_TRACE_KEYS=<directory>: per-hop keystroke timestamps, written there at exit (shared's key-trace).
+const traceDir = process.env['HANGAR_TRACE_KEYS'];
+if (traceDir) {
+  const [{ startKeyTrace }, { writeFileSync }, { join }] = await Promise.all([
+    import('@hangar/shared'),
+    import('node:fs'),
+    import('node:path'),
+  ]);
+  const text = startKeyTrace({ process: 'cli', now: () => Number(process.hrtime.bigint()) / 1e6 });
+  process.on('exit', () => writeFileSync(join(traceDir, `cli-${process.pid}.trace`), text()));
+}
+
 const args = process.argv.slice(2);
 // Only what the named command needs is loaded (command-index.ts): `hangar --help` and
 // `--version` answer about as fast as node starts; a lone --version not even commander's parsing.

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import nodePty from 'node-pty';
 import type { IPty } from 'node-pty';
-import { Emitter, toDisposable, type Disposable } from '@hangar/shared';
+import { Emitter, keyTrace, toDisposable, type Disposable } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { PtyInput } from './pty-input.js';
 import { ReplayBuffer } from './replay-buffer.js';
@@ -166,6 +166,7 @@ export class PtyAttachment implements Attachment {
   }
 
   input(data: Uint8Array): void {
+    keyTrace?.('input', data.length);
     if (this.ended) return;
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     this.lastInputAt = performance.now();
@@ -178,6 +179,7 @@ export class PtyAttachment implements Attachment {
     if (!this.inputChain && this.sizing.isDriver(this.tmuxSessionName, this)) {
       // Writes go to the pty master directly; a paused read side never delays them.
       this.ptyInput.write(bytes);
+      keyTrace?.('pty.written', bytes.length);
       return;
     }
     // This client starts typing: it becomes the size driver first, keeping keystrokes in order.
@@ -242,6 +244,7 @@ export class PtyAttachment implements Attachment {
   }
 
   private handleOutput(chunk: Buffer): void {
+    keyTrace?.('pty.read', chunk.length);
     const offset = this.buffer.append(chunk);
     this.outputEmitter.fire({ chunk, offset });
     this.updateFlow();

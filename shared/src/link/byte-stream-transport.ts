@@ -2,6 +2,7 @@ import { Emitter, toDisposable, type Disposable } from '../disposable.js';
 import { HangarError } from '../errors.js';
 import { DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
+import { keyTrace } from './key-trace.js';
 import type { DataPartListener, FrameTransport } from './transport.js';
 
 /**
@@ -193,7 +194,9 @@ export interface ByteStreamBatching {
  * pointless), no per-message header parsing. The frames of one event-loop turn leave together,
  * after the turn: small ones joined into one write (one TLS record run, one syscall), a bulk
  * payload as its own write, never copied. One write is in the socket at a time, so Node never
- * joins queued chunks itself.
+ * joins queued chunks itself. The exception is the first small frame after a quiet spell (a
+ * keystroke, its echo): nothing of ours waits to be written, so it leaves at once, and the rest of
+ * its turn is batched behind it.
  */
 export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
   const frames = new Emitter<Uint8Array>();
@@ -236,6 +239,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   };
 
   socket.on('data', (chunk) => {
+    keyTrace?.('link.read', chunk.length);
     if (closed) return;
     try {
       reader.push(chunk, deliver, dataParts);
@@ -303,11 +307,17 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     }
   }
 
-  const enqueue = (bytes: Uint8Array) => {
+  /** Nothing of ours is queued or in the socket: the link has been quiet. */
+  const quiet = () => out.length === 0 && writes === 0 && !flushScheduled;
+  /** `now`: written at once (the first small frame after a quiet spell), else after the turn. */
+  const enqueue = (bytes: Uint8Array, now = false) => {
     out.push(bytes);
     outBytes += bytes.length;
     if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
-    if (!flushScheduled && writes < MAX_WRITES) {
+    if (now) {
+      flush();
+      keyTrace?.('link.flushed', socket.writableLength);
+    } else if (!flushScheduled && writes < MAX_WRITES) {
       flushScheduled = true;
       batching.later(flush);
     }
@@ -315,9 +325,10 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
 
   const transport: FrameTransport = {
     send(frame) {
+      keyTrace?.('link.send', frame.length);
       if (closed) return;
       if (frame.length <= SMALL_FRAME_BYTES) {
-        enqueue(encodeLengthPrefixed(frame));
+        enqueue(encodeLengthPrefixed(frame), quiet());
       } else {
         const prefix = new Uint8Array(LENGTH_BYTES);
         writeU32(prefix, 0, frame.length);
@@ -326,6 +337,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       }
     },
     sendParts(head, body) {
+      keyTrace?.('link.send', head.length + body.length);
       if (closed) return;
       const length = head.length + body.length;
       if (length > MAX_FRAME_BYTES)
@@ -336,8 +348,11 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       writeU32(prefixed, 0, length);
       prefixed.set(head, LENGTH_BYTES);
       if (small) prefixed.set(body, LENGTH_BYTES + head.length);
-      enqueue(prefixed);
-      if (!small) enqueue(body);
+      if (small) enqueue(prefixed, quiet());
+      else {
+        enqueue(prefixed);
+        enqueue(body);
+      }
     },
     get bufferedAmount() {
       return outBytes + Math.max(inSocket, socket.writableLength);

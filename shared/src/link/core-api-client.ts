@@ -2,6 +2,7 @@ import type { Disposable } from '../disposable.js';
 import type { HangarError } from '../errors.js';
 import type { CloseReason } from '../protocol/control.js';
 import { CORE_EVENTS, CORE_PROCEDURES, type CoreEvent, type CoreMethod } from '../protocol/core-api.js';
+import { CoreTerminal, type TerminalHandle, type TerminalSink, type TerminalTarget } from './core-terminal.js';
 import { ControlClient, type CallOptions, type CallParams, type CallResult } from './control-client.js';
 import type { EventData } from './event-hub.js';
 import { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
@@ -57,6 +58,14 @@ export class CoreApiClient implements Disposable {
     const stream = this.mux.openStream(options);
     stream.autoAck = false;
     return stream;
+  }
+
+  /**
+   * A session's terminal through this door (CoreTerminal: a stream of ours named in
+   * terminal.open). A door to a core in this very process gives the core's terminal itself.
+   */
+  openTerminal(target: TerminalTarget, sink: TerminalSink): TerminalHandle {
+    return new CoreTerminal(this, target, sink);
   }
 
   onDisconnect(listener: (reason: CloseReason) => void): Disposable {

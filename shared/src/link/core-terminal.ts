@@ -3,7 +3,7 @@ import { toHangarError } from '../errors.js';
 import type { CloseReason } from '../protocol/control.js';
 import type { TerminalStatus } from '../protocol/core-api.js';
 import type { CoreApiClient } from './core-api-client.js';
-import type { LinkStream } from './stream.js';
+import { TERMINAL_OUTPUT_ACK_DELAY_MS, type LinkStream } from './stream.js';
 
 /** What a terminal needs of the core API (a window's component tests pass a stand-in). */
 export type TerminalApi = Pick<CoreApiClient, 'call' | 'on' | 'openStream'>;
@@ -24,8 +24,21 @@ export interface TerminalTarget {
   rows: number;
 }
 
+/** A session's open terminal as its user drives it (CoreTerminal, or a core's own in its process). */
+export interface TerminalHandle extends Disposable {
+  /** The terminal id once open; rejects if it could not be opened (the sink is not told). */
+  readonly opened: Promise<string>;
+  /** Input: sent now when open, else kept (up to EARLY_INPUT_LIMIT) until it is. */
+  write(input: Uint8Array | string): void;
+  resize(cols: number, rows: number): void;
+  /** Asks tmux to repaint the screen (cosmetic: failures ignored). */
+  redraw(): void;
+  /** Detaches: the session keeps running, the sink's `ended` says 'detached' after the output before it. */
+  detach(): void;
+}
+
 /** Keystrokes typed before the terminal is open are kept up to this much (a big paste is cut). */
-const EARLY_INPUT_LIMIT = 64 * 1024;
+export const EARLY_INPUT_LIMIT = 64 * 1024;
 
 const encoder = new TextEncoder();
 
@@ -36,7 +49,7 @@ const encoder = new TextEncoder();
  * one place early keystrokes wait; while a host link is down, the core's TerminalClient holds
  * them). Output is acked only once the sink says it is consumed, so a slow screen slows the host.
  */
-export class CoreTerminal implements Disposable {
+export class CoreTerminal implements TerminalHandle {
   /** The terminal id once open; rejects if it could not be opened (the sink is not told). */
   readonly opened: Promise<string>;
   private terminalId: string | undefined;
@@ -59,6 +72,8 @@ export class CoreTerminal implements Disposable {
     sink: TerminalSink,
   ) {
     const stream = api.openStream();
+    // The acks of echoes go with the next keystroke (the core then acks the host the same way).
+    stream.ackDelayMs = TERMINAL_OUTPUT_ACK_DELAY_MS;
     this.stream = stream;
     stream.onData((data, offset) => {
       // Copy: the frame buffer may be reused once this returns.

@@ -1,7 +1,14 @@
 export type { DataPartListener, FrameTransport } from './transport.js';
+export { keyTrace, startKeyTrace, type KeyTrace, type KeyTraceOptions } from './key-trace.js';
 export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
 export { LINK_BACKLOG_CLOSE_CODE, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
-export { LinkStream, DEFAULT_STREAM_WINDOW, BULK_STREAM_WINDOW, BULK_FRAME_BYTES } from './stream.js';
+export {
+  LinkStream,
+  DEFAULT_STREAM_WINDOW,
+  BULK_STREAM_WINDOW,
+  BULK_FRAME_BYTES,
+  TERMINAL_OUTPUT_ACK_DELAY_MS,
+} from './stream.js';
 export {
   createMemoryTransportPair,
   type MemoryTransport,
@@ -32,7 +39,14 @@ export {
   type CoreEventData,
 } from './core-api-client.js';
 export { followCoreJobLog, type FollowedJobLog, type JobLogApi, type JobLogSink } from './core-job-log.js';
-export { CoreTerminal, type TerminalApi, type TerminalSink, type TerminalTarget } from './core-terminal.js';
+export {
+  CoreTerminal,
+  EARLY_INPUT_LIMIT,
+  type TerminalApi,
+  type TerminalHandle,
+  type TerminalSink,
+  type TerminalTarget,
+} from './core-terminal.js';
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
 export { spliceSocket, type ByteSocket } from './splice.js';

@@ -23,6 +23,13 @@ const MERGE_BELOW_BYTES = 8 * 1024;
 export const ACK_DELAY_MS = 5;
 
 /**
+ * Ack delay for a terminal's output (LinkStream.ackDelayMs): longer than a person's pause between
+ * keys, so the acks of echoes travel with the next keystroke instead of waking both ends for a
+ * frame of their own. More than a quarter window is still acked at once.
+ */
+export const TERMINAL_OUTPUT_ACK_DELAY_MS = 1000;
+
+/**
  * A listener failed where there is nobody to return the error to (the stream or link is already
  * closed, and we are inside a transport callback). Rethrown on its own so it surfaces as an
  * uncaught error instead of vanishing or unwinding the transport.
@@ -63,6 +70,12 @@ export class LinkStream {
   readonly maxFrameBytes: number | undefined;
   /** Default true: ack as soon as onData listeners return. False: the consumer calls ack(). */
   autoAck = true;
+  /**
+   * Longest an ack of less than a quarter window waits (ACK_DELAY_MS by default). Data this side
+   * sends on the stream takes a waiting ack along (a terminal's echo acks its keystroke), so a
+   * terminal can wait longer than a person's pause between keys: no wake-up for an ack alone.
+   */
+  ackDelayMs = ACK_DELAY_MS;
 
   private readonly dataEmitter = new Emitter<{ data: Uint8Array; offset: number }>();
   private readonly drainEmitter = new Emitter<void>();
@@ -169,7 +182,7 @@ export class LinkStream {
     }
     this.ackFramePending = true;
     if (urgent) queueMicrotask(this.sendAck);
-    else this.ackTimer = setTimeout(this.sendAck, ACK_DELAY_MS);
+    else this.ackTimer = setTimeout(this.sendAck, this.ackDelayMs);
   }
 
   private readonly sendAck = (): void => {
@@ -249,8 +262,15 @@ export class LinkStream {
     return { offset, payload };
   }
 
-  /** @internal Called by the scheduler after a chunk went out: a flushing close may finish now. */
+  /**
+   * @internal Called by the scheduler after a chunk went out: a waiting ack goes with it (in the
+   * same write), and a flushing close may finish now.
+   */
   afterSend(): void {
+    if (this.ackTimer !== undefined) {
+      clearTimeout(this.ackTimer);
+      this.sendAck();
+    }
     if (this.flushThenClose !== undefined && this.queued === 0) {
       const reason = this.flushThenClose;
       this.flushThenClose = undefined;

@@ -3,11 +3,12 @@
 // ssh + tmux), for working on latency without the floods: `node test/bench/terminal/keys-only.mjs`.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AGENT, HANGAR, startAgent } from '../support.mjs';
-import { echoRows, startSshd } from './keystrokes.mjs';
+import { echoClient, echoRows, PANE_PROGRAM, PACES, startSshd } from './keystrokes.mjs';
+import { printHopTable } from './hops.mjs';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 60);
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-')));
@@ -16,24 +17,90 @@ const data = join(dir, 'agent');
 const socket = `hangar-${createHash('sha256').update(resolve(data)).digest('hex').slice(0, 12)}`;
 const env = { ...process.env, HANGAR_HOME: home };
 delete env.TMUX;
+// BENCH_TRACE=1: the agent and hangar attach stamp each hop of a keystroke (HANGAR_TRACE_KEYS),
+// printed after the table as the median time per hop (hops.mjs).
+const traceDir = process.env.BENCH_TRACE ? join(dir, 'trace') : undefined;
+let trace;
+if (traceDir) {
+  mkdirSync(traceDir);
+  env.HANGAR_TRACE_KEYS = traceDir;
+  const lines = [];
+  // The monotonic clock the traced processes stamp (performance.now()'s origin is not exactly on it).
+  trace = {
+    event: (name) => lines.push(`${(Number(process.hrtime.bigint()) / 1e6).toFixed(4)} ${name} 0`),
+    write: () => writeFileSync(join(traceDir, `bench-${process.pid}.trace`), lines.join('\n') + '\n'),
+  };
+}
 const node = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
 
 const agent = await startAgent({ data, env });
+// BENCH_BASELINE=<another checkout, built>: its agent and hangar attach are measured in the same
+// run as a fourth client (before/after a change, under the same load).
+const baseline = process.env.BENCH_BASELINE ? resolve(process.env.BENCH_BASELINE) : undefined;
+const baseEnv = { ...env, HANGAR_HOME: join(dir, 'base-home') };
+delete baseEnv.HANGAR_TRACE_KEYS;
+const baseAgent =
+  baseline &&
+  (await startAgent({
+    data: join(dir, 'base-agent'),
+    env: baseEnv,
+    bin: join(baseline, 'host-agent', 'bin', 'hangar-agent.js'),
+  }));
 const ssh = await startSshd(dir);
 let rows = [];
 try {
   const code = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
   node(HANGAR, ['hosts', 'add', 'bench', agent.address, '--code', code]);
-  rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES });
+  const extraClients = [];
+  if (baseAgent) {
+    const baseHangar = join(baseline, 'electron', 'bin', 'hangar.js');
+    const baseNode = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env: baseEnv, encoding: 'utf8' });
+    const baseCode = JSON.parse(
+      baseNode(join(baseline, 'host-agent', 'bin', 'hangar-agent.js'), [
+        'pair',
+        '--data',
+        join(dir, 'base-agent'),
+        '--json',
+      ]),
+    ).code;
+    baseNode(baseHangar, ['hosts', 'add', 'bench', baseAgent.address, '--code', baseCode]);
+    extraClients.push({
+      name: `hangar attach before (${process.env.BENCH_BASELINE})`,
+      start: () => {
+        baseNode(baseHangar, ['session', 'new', 'bench', '--name', 'echo-before', '--', 'sh', '-c', PANE_PROGRAM]);
+        return echoClient(process.execPath, [baseHangar, 'attach', 'bench', 'echo-before'], baseEnv);
+      },
+    });
+  }
+  rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
 } finally {
+  const stopped = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGTERM');
+  await stopped;
+  if (baseAgent) {
+    baseAgent.child.kill('SIGTERM');
+    try {
+      const baseSocket = `hangar-${createHash('sha256').update(join(dir, 'base-agent')).digest('hex').slice(0, 12)}`;
+      execFileSync('tmux', ['-L', baseSocket, 'kill-server'], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
   ssh.stop?.();
   try {
     execFileSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' });
   } catch {
     // already gone
   }
-  rmSync(dir, { recursive: true, force: true });
+  if (trace) {
+    trace.write();
+    printHopTable(
+      traceDir,
+      PACES.map((p) => String(p.pauseMs)),
+    );
+  }
+  if (process.env.BENCH_TRACE_KEEP) console.log(`trace kept in ${traceDir}`);
+  else rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
 }
 const width = Math.max(...rows.map((r) => r[0].length));
 console.log(`\nHangar keystroke echo (loopback, ${KEYSTROKES} keys per row)\n`);

@@ -3,7 +3,7 @@
 // and user keys), and `hangar attach`. A pty types one key into `cat`, waits for exactly that
 // key's echo, pauses, and types the next.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import pty from 'node-pty';
@@ -23,7 +23,7 @@ export const PACES = [
  * began; the screen then holds nothing but that line, so neither an escape sequence nor a redraw
  * (tmux repaints a client that becomes the size driver) nor stale bytes can match early.
  */
-const PANE_PROGRAM = 'n=0; while IFS= read -r l; do n=$((n+1)); printf "\\033[H\\033[2J#%d#" "$n"; done';
+export const PANE_PROGRAM = 'n=0; while IFS= read -r l; do n=$((n+1)); printf "\\033[H\\033[2J#%d#" "$n"; done';
 const KEYS_PER_LINE = 10;
 const LINE_KEYS = 'abcdefghijklmnopqrstuvwxyz';
 
@@ -40,7 +40,7 @@ export function printable(text) {
  * A program in a pty showing a tmux session whose pane runs `cat`. Collects the printable text
  * of its output (the decoder keeps a partial UTF-8 or escape sequence for the next chunk).
  */
-export function echoClient(file, args, env) {
+export function echoClient(file, args, env, trace) {
   const proc = pty.spawn(file, args, { name: 'xterm-256color', cols: 120, rows: 40, env, encoding: null });
   const decoder = new TextDecoder();
   let pending = '';
@@ -55,6 +55,7 @@ export function echoClient(file, args, env) {
     pending = cut ? pending.slice(cut.index) : '';
     text += printable(ready);
     if (waiter && text.includes(waiter.needle)) {
+      trace?.event('bench.echo');
       const w = waiter;
       waiter = undefined;
       w.resolve(at);
@@ -62,6 +63,7 @@ export function echoClient(file, args, env) {
   });
   return {
     proc,
+    trace,
     /** Forget what arrived so far (the start of a line). */
     reset() {
       text = '';
@@ -98,7 +100,10 @@ export async function typeLine(client, pauseMs) {
     typed += key;
     const echoed = client.waitFor(typed);
     const t0 = performance.now();
-    client.proc.write(key);
+    client.trace?.event(`bench.key.${pauseMs}`);
+    // One write(2) from here: node-pty's write() goes through the thread pool (a worker woken per
+    // key, late on a busy machine), which would time the bench rather than the client.
+    writeSync(client.proc.fd, key);
     samples.push((await echoed) - t0);
   }
   client.lines = (client.lines ?? 0) + 1;
@@ -197,7 +202,7 @@ export async function startSshd(dir) {
  * The echo table: for each pace, p50 / p90 through each client, and the ratio to ssh + tmux. The
  * tmux session `hangar-echo` on the agent's server `socket` runs `cat`; `ssh` is startSshd's result.
  */
-export async function echoRows({ socket, env, ssh, keys }) {
+export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [] }) {
   const started = [];
   const session = (name) => {
     started.push(name);
@@ -224,10 +229,11 @@ export async function echoRows({ socket, env, ssh, keys }) {
       name: 'hangar attach',
       start: () => {
         session('echo-hangar');
-        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env);
+        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env, trace);
       },
     },
   ];
+  clients.push(...extraClients);
   // BENCH_CLIENTS=hangar (a substring of the names) measures only those, e.g. under a profiler.
   const only = process.env.BENCH_CLIENTS;
   const measured = clients.filter((c) => !only || c.name.includes(only));
@@ -249,7 +255,9 @@ export async function echoRows({ socket, env, ssh, keys }) {
   }
   for (const client of measured) {
     const exited = new Promise((r) => client.attached.proc.onExit(r));
-    client.attached.proc.kill();
+    // hangar attach detaches (Ctrl-]) so that it exits by itself and writes its trace.
+    if (client.attached.trace) client.attached.proc.write('\x1d');
+    else client.attached.proc.kill();
     await exited;
   }
   // The agent's session limit (5) is shared with the rest of the bench.

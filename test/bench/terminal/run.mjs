@@ -225,7 +225,7 @@ try {
   } catch {
     // already gone
   }
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
 }
 
 const width = Math.max(...rows.map((r) => r[0].length));

@@ -1,4 +1,4 @@
-import { CoreTerminal, HangarError, TERMINAL_CLOSE, type CloseReason, type CoreApi } from '@hangar/shared';
+import { CoreTerminal, HangarError, keyTrace, TERMINAL_CLOSE, type CloseReason, type CoreApi } from '@hangar/shared';
 import type { Command } from 'commander';
 import { visibleText } from '../output.js';
 import { withApi } from '../run.js';
@@ -55,9 +55,10 @@ function parseDetachKey(key: string): number {
 }
 
 /**
- * Opens the session's terminal through the core (shared's CoreTerminal, as the window does) and
- * wires stdin/stdout to it until it ends or the user presses the detach key. Rejects, with the
- * terminal untouched, if it cannot be opened.
+ * Opens the session's terminal through the core (shared's CoreTerminal, as the window does; the
+ * core's own terminal when the core runs in this process) and wires stdin/stdout to it until it
+ * ends or the user presses the detach key. Rejects, with the terminal untouched, if it cannot be
+ * opened.
  */
 function runAttached(
   api: CoreApi,
@@ -76,6 +77,7 @@ function runAttached(
     let wired = false;
     let finished = false;
     const onInput = (chunk: Buffer) => {
+      keyTrace?.('stdin', chunk.length);
       const at = chunk.indexOf(detachByte);
       if (at >= 0) {
         if (at > 0) terminal.write(chunk.subarray(0, at));
@@ -88,10 +90,12 @@ function runAttached(
       const { cols, rows } = terminalSize();
       terminal.resize(cols, rows);
     };
-    const terminal = new CoreTerminal(api, target, {
+    const terminal = api.openTerminal(target, {
       write(data, done) {
         // Ack only once the bytes reached our terminal: a slow terminal slows the host, not our memory.
+        keyTrace?.('output', data.length);
         stdout.write(data, done);
+        keyTrace?.('stdout.written', data.length);
         if (noticeUntil > Date.now()) showOverlay(notice);
       },
       status(status) {

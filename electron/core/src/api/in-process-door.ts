@@ -1,6 +1,14 @@
-import { CoreApiClient, createMemoryTransportPair, type FrameTransport } from '@hangar/shared';
+import {
+  CoreApiClient,
+  createMemoryTransportPair,
+  type FrameTransport,
+  type TerminalHandle,
+  type TerminalSink,
+  type TerminalTarget,
+} from '@hangar/shared';
 import { HangarCore, type CoreOptions } from '../core.js';
 import { nodePlatform, type Platform } from '../platform.js';
+import { DirectTerminal } from './direct-terminal.js';
 import { CoreApiServer } from './index.js';
 
 export interface OpenCoreApiOptions extends CoreOptions {
@@ -30,6 +38,11 @@ class InProcessCoreApi extends CoreApiClient {
     private readonly core: HangarCore,
   ) {
     super(transport);
+  }
+
+  /** The core's own terminal, not one through the in-memory link: a keystroke crosses one link, not two. */
+  override openTerminal(target: TerminalTarget, sink: TerminalSink): TerminalHandle {
+    return new DirectTerminal(this.core, target, sink);
   }
 
   /** Closes the link, then the core behind it: what the connection held (terminals, previews) goes first. */

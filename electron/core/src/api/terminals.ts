@@ -1,4 +1,11 @@
-import { HangarError, type CoreParsedParams, type Disposable, type Mux, type TerminalStatus } from '@hangar/shared';
+import {
+  HangarError,
+  keyTrace,
+  type CoreParsedParams,
+  type Disposable,
+  type Mux,
+  type TerminalStatus,
+} from '@hangar/shared';
 import { randomBytes } from 'node:crypto';
 import type { HangarCore } from '../core.js';
 import type { TerminalClient } from '../terminal/terminal-client.js';
@@ -25,7 +32,10 @@ export class UiTerminals implements Disposable {
     const terminalId = `t-${randomBytes(8).toString('hex')}`;
     const ui = new UiStream(this.mux, params.stream_id);
     this.terminals.set(terminalId, client);
-    client.onOutput(({ data, offset }) => ui.write(data, () => client.ack(offset + data.length)));
+    client.onOutput(({ data, offset }) => {
+      keyTrace?.('core.output', data.length);
+      ui.write(data, () => client.ack(offset + data.length));
+    });
     client.onStatus((status) => this.publishStatus(terminalId, status));
     client.onEnd((reason) => {
       this.terminals.delete(terminalId);
@@ -41,7 +51,10 @@ export class UiTerminals implements Disposable {
       after: () => {
         ui.open();
         if (!this.terminals.has(terminalId)) return;
-        ui.onData((data) => client.write(data));
+        ui.onData((data) => {
+          keyTrace?.('core.input', data.length);
+          client.write(data);
+        });
         this.publishStatus(terminalId, 'attached');
       },
     };

@@ -2,6 +2,7 @@ import {
   DisposableStore,
   Emitter,
   TERMINAL_CLOSE,
+  TERMINAL_OUTPUT_ACK_DELAY_MS,
   toHangarError,
   type CloseReason,
   type Disposable,
@@ -144,6 +145,8 @@ export class TerminalClient implements Disposable {
     // Open our end first: the host may send output right behind its answer.
     const stream = mux.openStream({ recvOffset: resumeFrom });
     stream.autoAck = false;
+    // Output is acked with the next keystroke (the ack rides along); alone only after a while.
+    stream.ackDelayMs = TERMINAL_OUTPUT_ACK_DELAY_MS;
     await this.streamStore.dispose();
     this.streamStore = new DisposableStore();
     this.streamStore.add(stream.onData((data, offset) => this.onData(data, offset)));

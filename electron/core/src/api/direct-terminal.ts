@@ -1,0 +1,75 @@
+import {
+  EARLY_INPUT_LIMIT,
+  keyTrace,
+  type TerminalHandle,
+  type TerminalSink,
+  type TerminalTarget,
+} from '@hangar/shared';
+import { randomBytes } from 'node:crypto';
+import type { HangarCore } from '../core.js';
+import type { TerminalClient } from '../terminal/terminal-client.js';
+
+const encoder = new TextEncoder();
+
+/**
+ * A session's terminal for a client in the core's own process (the hangar command with its own
+ * core): the core's TerminalClient wired to the sink, as UiTerminals and CoreTerminal wire it
+ * through the door, without the door. Through the door a keystroke and its echo each cross a
+ * second link in this process (framing, a stream with its window and acks, a turn of the event
+ * loop per crossing); here they go from the terminal to the host link and back.
+ */
+export class DirectTerminal implements TerminalHandle {
+  readonly opened: Promise<string>;
+  private client: TerminalClient | undefined;
+  private early: Uint8Array[] = [];
+  private earlyBytes = 0;
+  private closing = false;
+
+  constructor(core: HangarCore, target: TerminalTarget, sink: TerminalSink) {
+    this.opened = core.attach(target.host, target.session, { cols: target.cols, rows: target.rows }).then((client) => {
+      this.client = client;
+      client.onOutput(({ data, offset }) => {
+        keyTrace?.('core.output', data.length);
+        // The bytes are the host link's (never reused); acked once the sink has consumed them.
+        sink.write(data, () => client.ack(offset + data.length));
+      });
+      client.onStatus((status) => sink.status(status));
+      client.onEnd((reason) => sink.ended(reason));
+      sink.status('attached');
+      for (const data of this.early.splice(0)) client.write(data);
+      this.earlyBytes = 0;
+      if (this.closing) void client.detach();
+      return `t-${randomBytes(8).toString('hex')}`;
+    });
+  }
+
+  write(input: Uint8Array | string): void {
+    if (this.closing) return;
+    const data = typeof input === 'string' ? encoder.encode(input) : input;
+    if (this.client) {
+      keyTrace?.('core.input', data.length);
+      this.client.write(data);
+    } else if (this.earlyBytes + data.length <= EARLY_INPUT_LIMIT) {
+      this.early.push(data);
+      this.earlyBytes += data.length;
+    }
+  }
+
+  resize(cols: number, rows: number): void {
+    if (!this.closing) this.client?.resize(cols, rows);
+  }
+
+  redraw(): void {
+    if (!this.closing) this.client?.redraw();
+  }
+
+  detach(): void {
+    if (this.closing) return;
+    this.closing = true;
+    void this.client?.detach();
+  }
+
+  dispose(): void {
+    this.detach();
+  }
+}

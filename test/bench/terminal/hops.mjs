@@ -1,0 +1,88 @@
+// Where a keystroke's time goes: reads the per-hop timestamps that HANGAR_TRACE_KEYS=<dir> makes
+// the hangar command (with its core) and the agent write at exit (shared/src/link/key-trace.ts),
+// plus the bench's own `bench.key` / `bench.echo` events, and prints for each pace the median time
+// of each hop after the previous one. All processes stamp the same monotonic clock.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { percentile } from '../support.mjs';
+
+/** The path of one keystroke and its echo, in order, as `<process>.<hop>`. */
+export const HOPS = [
+  ['cli.stdin', 'hangar attach reads the key from its terminal'],
+  ['cli.core.input', 'its core gets it (the in-process door)'],
+  ['cli.link.send', 'handed to the link to the agent'],
+  ['cli.link.flushed', 'written to the TLS socket (uncork)'],
+  ['agent.link.read', 'agent reads it from the socket'],
+  ['agent.input', 'attachment gets it'],
+  ['agent.pty.written', "written to the tmux client's pty"],
+  ['agent.pty.read', 'tmux client’s answer read from the pty (tmux client + server + pane)'],
+  ['agent.link.send', 'handed to the link'],
+  ['agent.link.flushed', 'written to the TLS socket (uncork)'],
+  ['cli.link.read', 'the core reads it from the socket'],
+  ['cli.core.output', "the core's terminal has it"],
+  ['cli.output', 'hangar attach has it (the in-process door)'],
+  ['cli.stdout.written', 'written to its terminal'],
+  ['bench.echo', 'the bench reads the echo from the terminal'],
+];
+
+/** Reads every `*.trace` file in dir: [{ at, name, bytes }] sorted by time. */
+export function readTraces(dir) {
+  const events = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.trace'))) {
+    for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
+      if (!line) continue;
+      const [at, name, bytes] = line.split(' ');
+      events.push({ at: Number(at), name, bytes: Number(bytes) });
+    }
+  }
+  return events.sort((a, b) => a.at - b.at);
+}
+
+/**
+ * For each `bench.key.<pace>` event, each hop's first event after the previous hop's and before
+ * the echo. Returns rows [hop, description, ...median ms after the previous hop per pace].
+ */
+export function hopTable(events, paces) {
+  const perPace = new Map(paces.map((p) => [p, HOPS.map(() => [])]));
+  const totals = new Map(paces.map((p) => [p, []]));
+  for (let i = 0; i < events.length; i++) {
+    const key = events[i];
+    if (!key.name.startsWith('bench.key.')) continue;
+    const pace = key.name.slice('bench.key.'.length);
+    const deltas = perPace.get(pace);
+    if (!deltas) continue;
+    let j = i + 1;
+    let previous = key.at;
+    const echo = events.slice(i + 1).find((e) => e.name === 'bench.echo');
+    if (!echo) continue;
+    totals.get(pace).push(echo.at - key.at);
+    HOPS.forEach(([hop], h) => {
+      let k = j;
+      while (k < events.length && events[k].at <= echo.at && events[k].name !== hop) k++;
+      if (k >= events.length || events[k].at > echo.at) return;
+      deltas[h].push(events[k].at - previous);
+      previous = events[k].at;
+      j = k + 1;
+    });
+  }
+  const rows = HOPS.map(([hop, description], h) => [
+    hop,
+    description,
+    ...paces.map((p) => {
+      const d = perPace.get(p)[h];
+      return d.length ? percentile(d, 50) : undefined;
+    }),
+  ]);
+  rows.push(['total', 'key written → echo read', ...paces.map((p) => percentile(totals.get(p), 50))]);
+  return rows;
+}
+
+export function printHopTable(dir, paces) {
+  const rows = hopTable(readTraces(dir), paces);
+  const fmt = (v) => (v === undefined ? '—' : v.toFixed(3));
+  console.log(`\nhangar attach, per hop: median ms after the previous hop (${paces.join(' | ')})\n`);
+  console.log(`| hop | what | ${paces.join(' | ')} |`);
+  console.log(`|---|---|${paces.map(() => '---').join('|')}|`);
+  for (const [hop, description, ...values] of rows)
+    console.log(`| ${hop} | ${description} | ${values.map(fmt).join(' | ')} |`);
+}
