@@ -25,7 +25,10 @@ export interface CoreApiClientOptions {
  * What a client of the core API offers its user: CoreApiClient, and the hangar command's client of
  * a running core's local door (electron/core/src/door/door-client.ts).
  */
-export type CoreApi = Pick<CoreApiClient, 'call' | 'on' | 'openStream' | 'onDisconnect' | 'closed' | 'dispose'>;
+export type CoreApi = Pick<
+  CoreApiClient,
+  'call' | 'on' | 'openStream' | 'openTerminal' | 'onDisconnect' | 'closed' | 'dispose'
+>;
 
 /**
  * One client of the app core's API over any transport: the window (a MessagePort), web mode (a

@@ -1,5 +1,6 @@
 import {
   ControlCalls,
+  CoreTerminal,
   ERROR_CODES,
   HangarError,
   Mux,
@@ -19,6 +20,9 @@ import {
   type FrameTransport,
   type LinkStream,
   type OpenStreamOptions,
+  type TerminalHandle,
+  type TerminalSink,
+  type TerminalTarget,
 } from '@hangar/shared';
 
 export interface DoorClientOptions {
@@ -57,6 +61,11 @@ export class DoorClient implements CoreApi {
     const stream = this.mux.openStream(options);
     stream.autoAck = false;
     return stream;
+  }
+
+  /** A session's terminal through the door, as CoreApiClient's. */
+  openTerminal(target: TerminalTarget, sink: TerminalSink): TerminalHandle {
+    return new CoreTerminal(this, target, sink);
   }
 
   onDisconnect(listener: (reason: CloseReason) => void): Disposable {
