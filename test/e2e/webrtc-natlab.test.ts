@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import * as pty from 'node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 import { RELAY_BIN } from '../../relay/test/support/relay-process.js';
@@ -56,6 +57,27 @@ function buildLab(mode: 'cone' | 'symmetric'): Record<string, string> {
     }
   });
   return ns;
+}
+
+/**
+ * natlab's public segment has no route beyond itself; the internet a TURN server sits on has one.
+ * Without it coturn, relaying a check toward a peer's private host candidate (192.168.x, offered
+ * with the others), gets "network unreachable" and drops the whole allocation, so no pair through
+ * it ever forms. A default route into a link where nothing answers: such packets vanish, as they
+ * would on the internet.
+ */
+function internetBeyond(ns: Record<string, string>): void {
+  const pub = ns['pub']!;
+  for (const argv of [
+    ['link', 'add', 'beyond0', 'type', 'veth', 'peer', 'name', 'beyond1'],
+    ['link', 'set', 'beyond0', 'up'],
+    ['link', 'set', 'beyond1', 'up'],
+    ['addr', 'add', '10.98.0.1/30', 'dev', 'beyond0'],
+    ['neigh', 'add', '10.98.0.2', 'lladdr', '02:00:00:00:00:01', 'dev', 'beyond0', 'nud', 'permanent'],
+    ['route', 'add', 'default', 'via', '10.98.0.2'],
+  ]) {
+    execFileSync('ip', ['-n', pub, ...argv], { stdio: 'ignore' });
+  }
 }
 
 function spawnIn(ns: Record<string, string>, place: Place, argv: string[], env: Record<string, string>): ChildProcess {
@@ -123,8 +145,15 @@ function waitForLine(child: ChildProcess, match: (line: string) => boolean, what
   });
 }
 
-async function acrossNats(mode: 'cone' | 'symmetric', want: 'p2p' | 'turn') {
+interface Lab {
+  ns: Record<string, string>;
+  laptop: string;
+  hangarIn: (args: string[], input?: string) => Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+async function acrossNats(mode: 'cone' | 'symmetric', want: 'p2p' | 'turn', during?: (lab: Lab) => Promise<void>) {
   const ns = buildLab(mode);
+  internetBeyond(ns);
   const work = tempDir('natlab');
   cleanups.push(() => removeDir(work));
 
@@ -249,18 +278,118 @@ async function acrossNats(mode: 'cone' | 'symmetric', want: 'p2p' | 'turn') {
   expect(listed[0]!.sessions.map((s) => s.name)).toEqual(['work']);
   const hosts = JSON.parse((await hangarIn(['hosts', 'ls', '--json'])).stdout) as { name: string; via: string }[];
   expect(hosts.find((h) => h.name === 'mini')).toMatchObject({ via: want });
+  // A job runs through the same path.
+  const job = await hangarIn([
+    'run',
+    '--host',
+    'mini',
+    '--executor',
+    'shell',
+    '--no-workspace',
+    '-c',
+    'echo job-across',
+  ]);
+  expect(job.code, job.stderr).toBe(0);
+  expect(job.stdout).toContain('job-across');
+  await during?.({ ns, laptop, hangarIn });
   await hangarIn(['session', 'kill', 'mini', 'work']);
 }
 
+/** tcpdump on the public segment's bridge (the relay and coturn both listen on it), to a buffer. */
+function captureIn(ns: Record<string, string>, filter: string) {
+  const child = spawn('ip', ['netns', 'exec', ns['pub']!, 'tcpdump', '-i', 'br0', '-U', '-s', '0', '-w', '-', filter], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  cleanups.push(() => child.exitCode === null && child.kill('SIGKILL'));
+  const ready = new Promise<void>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error('tcpdump did not start in 10 s')), 10_000);
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (!chunk.toString().includes('listening on')) return;
+      clearTimeout(timer);
+      done();
+    });
+  });
+  return {
+    ready,
+    stop: async () => {
+      child.kill('SIGINT');
+      await exited;
+      return Buffer.concat(chunks);
+    },
+  };
+}
+
+/** `hangar attach` in the computer's namespace, on a pty. */
+function attachIn(ns: Record<string, string>, home: string, args: string[]) {
+  const term = pty.spawn('ip', ['netns', 'exec', ns['hostB']!, process.execPath, HANGAR_BIN, 'attach', ...args], {
+    name: 'xterm-256color',
+    cols: 100,
+    rows: 30,
+    env: { ...process.env, HANGAR_HOME: home } as Record<string, string>,
+  });
+  let output = '';
+  const waiters: (() => void)[] = [];
+  term.onData((data) => {
+    output += data.replace(/\r/g, '');
+    for (const check of waiters.splice(0)) check();
+  });
+  const exited = new Promise<number>((done) => term.onExit(({ exitCode }) => done(exitCode)));
+  cleanups.push(() => {
+    try {
+      term.kill();
+    } catch {
+      // exited
+    }
+  });
+  return {
+    exited,
+    type: (text: string) => term.write(text),
+    waitFor: (needle: string, timeoutMs = 30_000) =>
+      new Promise<void>((done, fail) => {
+        const timer = setTimeout(
+          () => fail(new Error(`no "${needle}" within ${timeoutMs} ms: ${output.slice(-500)}`)),
+          timeoutMs,
+        );
+        const check = () => {
+          if (output.includes(needle)) {
+            clearTimeout(timer);
+            done();
+          } else waiters.push(check);
+        };
+        check();
+      }),
+  };
+}
+
 describe.skipIf(!canNetns)('WebRTC across two NATs (natlab namespaces)', () => {
-  it('port-preserving NATs on both sides: hole-punched, hosts ls says p2p', async () => {
+  it('port-preserving NATs on both sides: hole-punched, hosts ls says p2p; a job runs', async () => {
     await acrossNats('cone', 'p2p');
   }, 120_000);
 
-  // Known failure, kept visible: across natlab's symmetric NATs ICE finds no pair through coturn
-  // (both ends have the TURN server and credentials; relay-only ICE through coturn on loopback works,
-  // webrtc-link.test.ts). Both offer and answer carry host, srflx and relay candidates; no pair connects.
-  it.skip('symmetric NATs: through coturn on the public segment, hosts ls says turn', async () => {
-    await acrossNats('symmetric', 'turn');
+  it('symmetric NATs: through coturn on the public segment, hosts ls says turn; a job runs; a canary typed into the terminal is in neither the relay’s nor coturn’s capture', async () => {
+    await acrossNats('symmetric', 'turn', async ({ ns, laptop }) => {
+      // A canary typed into the terminal over TURN: what the relay's port and coturn's carry,
+      // captured on the public segment where both listen, holds it nowhere (DTLS records only).
+      const canary = `CANARY${randomBytes(6).toString('hex').toUpperCase()}`;
+      const relayWire = captureIn(ns, 'tcp port 8443');
+      const turnWire = captureIn(ns, 'udp');
+      await Promise.all([relayWire.ready, turnWire.ready]);
+      const attached = attachIn(ns, laptop, ['mini', 'work']);
+      await attached.waitFor('$ ');
+      attached.type(`echo ${canary}\r`);
+      await attached.waitFor(`\n${canary}`);
+      attached.type('\x1d');
+      expect(await attached.exited).toBe(0);
+      const [relayBytes, turnBytes] = await Promise.all([relayWire.stop(), turnWire.stop()]);
+      // The captures saw the session: the attach's signaling on the relay, its data through coturn.
+      expect(relayBytes.length).toBeGreaterThan(2_000);
+      expect(turnBytes.length).toBeGreaterThan(10_000);
+      expect(relayBytes.includes(Buffer.from(canary))).toBe(false);
+      expect(turnBytes.includes(Buffer.from(canary))).toBe(false);
+      expect(turnBytes.includes(Buffer.from(`echo ${canary.slice(0, 8)}`))).toBe(false);
+    });
   }, 120_000);
 });

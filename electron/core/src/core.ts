@@ -97,7 +97,7 @@ export class HangarCore {
       saved: () => this.hostsChangedEmitter.fire(),
       logger,
       fallbacks: [
-        // HANGAR_WEBRTC=off leaves WebRTC out (a network known to block UDP; the splice tests).
+        // HANGAR_WEBRTC=off leaves WebRTC out (a network known to block UDP: only its 5 s of ICE would be added).
         ...(process.env.HANGAR_WEBRTC === 'off'
           ? []
           : [

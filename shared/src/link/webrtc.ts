@@ -189,11 +189,25 @@ function safe<T>(read: () => T, fallback: T): T {
  */
 const live = new Set<unknown>();
 
+/**
+ * Data channels whose native side has not reported them closed yet, held here. node-datachannel
+ * keeps every channel wrapper in a native list that its cleanup() walks, and takes one out only
+ * when the channel's closed callback has run; a wrapper collected before that (a channel closed
+ * with no onClosed listener, as on a failed attempt) leaves a dangling pointer in the list, and
+ * cleanup() at exit then died with SIGSEGV in DataChannel::close(). So every channel is held until
+ * its closed callback ran, and none is closed without one registered (trackChannel).
+ */
+const channels = new Set<RtcDataChannelLike>();
+
 let lastClosedAt = 0;
 
-/** Peer connections this process has open (a process calls the library's cleanup only once none is). */
+/**
+ * Peer connections and data channels this process still holds (a process calls the library's
+ * cleanup only once none is, or after a bounded wait: what is held cannot be collected, so even
+ * then cleanup() finds no freed channel).
+ */
 export function openWebRtcPeers(): number {
-  return live.size;
+  return live.size + channels.size;
 }
 
 /**
@@ -204,9 +218,77 @@ export function lastWebRtcPeerClosedAt(): number {
   return lastClosedAt;
 }
 
+/**
+ * The channel as the rest of this module sees it: held (above) until the native side reports it
+ * closed. The native closed callback is registered once, through here: when the first listener
+ * comes (the transport's, after its message listener: the library delivers each kind of callback
+ * through its own queue, taken in the order they were made, so a closed callback made before the
+ * message one would overtake the close reason sent just before), or else just before the channel
+ * is closed (a later onClosed() on a closed channel throws).
+ */
+function trackChannel(pc: PeerConnectionLike, native: RtcDataChannelLike): RtcDataChannelLike {
+  const listeners: (() => void)[] = [];
+  let registered = false;
+  let closed = false;
+  channels.add(native);
+  const ofPeer = channelsOf.get(pc) ?? new Set<RtcDataChannelLike>();
+  channelsOf.set(pc, ofPeer);
+  const register = () => {
+    if (registered) return;
+    registered = true;
+    try {
+      native.onClosed(() => {
+        if (closed) return;
+        closed = true;
+        channels.delete(native);
+        ofPeer.delete(tracked);
+        for (const listener of listeners.splice(0)) listener();
+      });
+    } catch {
+      // Destroyed already: its wrapper stays held here, so it is never collected before cleanup().
+    }
+  };
+  const tracked: RtcDataChannelLike = {
+    getLabel: () => native.getLabel(),
+    onOpen: (listener) => native.onOpen(listener),
+    sendMessageBinary: (buffer) => native.sendMessageBinary(buffer),
+    sendMessage: (text) => native.sendMessage(text),
+    bufferedAmount: () => native.bufferedAmount(),
+    setBufferedAmountLowThreshold: (bytes) => native.setBufferedAmountLowThreshold(bytes),
+    onBufferedAmountLow: (listener) => native.onBufferedAmountLow(listener),
+    onMessage: (listener) => native.onMessage(listener),
+    onError: (listener) => native.onError(listener),
+    isOpen: () => native.isOpen(),
+    close: () => {
+      register();
+      native.close();
+    },
+    onClosed(listener) {
+      if (closed) {
+        queueMicrotask(listener);
+        return;
+      }
+      listeners.push(listener);
+      register();
+    },
+  };
+  ofPeer.add(tracked);
+  return tracked;
+}
+
+/** Each peer connection's channels: closing the connection alone does not report them closed. */
+const channelsOf = new WeakMap<PeerConnectionLike, Set<RtcDataChannelLike>>();
+
 function closePeer(pc: PeerConnectionLike): void {
   live.delete(pc);
   lastClosedAt = Date.now();
+  for (const channel of channelsOf.get(pc) ?? []) {
+    try {
+      channel.close(); // the channel first, then its connection
+    } catch {
+      // Closed already.
+    }
+  }
   try {
     pc.close();
   } catch {
@@ -299,7 +381,7 @@ export async function offerWebRtc(
   let dc: RtcDataChannelLike;
   let offer: string;
   try {
-    dc = pc.createDataChannel(WEBRTC_CHANNEL_LABEL, { protocol: WEBRTC_CHANNEL_PROTOCOL });
+    dc = trackChannel(pc, pc.createDataChannel(WEBRTC_CHANNEL_LABEL, { protocol: WEBRTC_CHANNEL_PROTOCOL }));
     pc.setLocalDescription('offer');
     offer = await gathered(pc, gatherTimeoutMs);
   } catch (error) {
@@ -364,7 +446,8 @@ export async function answerWebRtc(
   live.add(pc);
   let channelSeen: RtcDataChannelLike | undefined;
   const channel = new Promise<RtcDataChannelLike>((resolve) => {
-    pc.onDataChannel((dc) => {
+    pc.onDataChannel((received) => {
+      const dc = trackChannel(pc, received);
       if (channelSeen !== undefined || dc.getLabel() !== WEBRTC_CHANNEL_LABEL) {
         dc.close(); // one link channel per connection, and nothing else
         return;

@@ -8,7 +8,14 @@
 // - keystroke echo: a 100-byte frame and its echo, BENCH_ECHOES (500) times, over WebRTC and over
 //   the direct link's transport (wrapWebSocket over a `ws` WebSocket on TLS, as the agent serves it):
 //   p50/p99 each and the ratio.
+// - with delay (root only): the same bulk, BENCH_NETEM_MIB (64) MiB each way, WebRTC and raw TCP, in a
+//   network namespace this bench makes and removes, whose loopback `tc netem` delays by 10 ms each
+//   way (20 ms round trip); the ratio against TCP through the same delay.
+// Targets (../shared/research/mesh.md): T1 open ≤ 500 ms p50 on loopback; T4 WebRTC ≥ 100 Mbit/s on
+// loopback and ≥ 40 Mbit/s at 20 ms RTT. BENCH_MIB=1024 moves the 1 GiB of T4 (the default 256 MiB
+// keeps the whole bench under 2 min on a loaded 2-core machine).
 // ICE binds to 127.0.0.1 (libjuice gathers no loopback candidate otherwise).
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer as createTcpServer, connect as tcpConnect } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import { performance } from 'node:perf_hooks';
@@ -163,6 +170,26 @@ async function wssPair() {
 
 const fmt = (n, digits = 0) => n.toFixed(digits);
 
+if (process.env.BENCH_NETEM_CHILD) {
+  // Inside the delayed namespace: bulk only, one JSON line for the parent.
+  const bytes = Number(process.env.BENCH_NETEM_MIB ?? 64) * 1024 * 1024;
+  // The round trip as TCP's handshake sees it (the delay is really there).
+  const probe = createTcpServer();
+  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const began = performance.now();
+  const probing = tcpConnect(probe.address().port, '127.0.0.1');
+  await new Promise((resolve) => probing.once('connect', resolve));
+  const rttMs = performance.now() - began;
+  probing.destroy();
+  probe.close();
+  const tcpDelayed = await tcpBulk(bytes);
+  const rtcDelayed = await webRtcBulk(bytes);
+  console.log(JSON.stringify({ tcp: tcpDelayed, rtc: rtcDelayed, rttMs }));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  nodeDataChannel.cleanup();
+  process.exit(0);
+}
+
 const opens = await openTimes();
 console.log(
   `[mesh] data channel open (loopback, offer → answer → open), ${OPENS} runs: p50 ${fmt(percentile(opens, 50))} ms, p95 ${fmt(percentile(opens, 95))} ms`,
@@ -187,6 +214,59 @@ console.log(
   `[mesh] keystroke echo (100 B), ${ECHOES} rounds: WebRTC p50 ${fmt(p(rtcEcho, 50))} µs p99 ${fmt(p(rtcEcho, 99))} µs; ` +
     `direct wss p50 ${fmt(p(wssEcho, 50))} µs p99 ${fmt(p(wssEcho, 99))} µs; WebRTC/wss p50 ${fmt(p(rtcEcho, 50) / p(wssEcho, 50), 2)}`,
 );
+
+console.log(
+  `[mesh] targets: open p50 ≤ 500 ms (${percentile(opens, 50) <= 500 ? 'met' : 'missed'}); WebRTC on loopback ≥ 100 Mbit/s (${fmt(rtc * 8, 0)} Mbit/s: ${rtc * 8 >= 100 ? 'met' : 'missed'})`,
+);
+
+netem();
+
+/** The bulk through 20 ms of round trip, in a namespace of its own (needs root: skipped otherwise). */
+function netem() {
+  const ns = `hgbench${process.pid}`;
+  try {
+    execFileSync('ip', ['netns', 'add', ns], { stdio: 'ignore' });
+  } catch {
+    console.log('[mesh] 20 ms RTT: skipped (needs root: ip netns)');
+    return;
+  }
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    const added = spawnSync('ip', [
+      'netns',
+      'exec',
+      ns,
+      'tc',
+      'qdisc',
+      'add',
+      'dev',
+      'lo',
+      'root',
+      'netem',
+      'delay',
+      '10ms',
+      'limit',
+      '100000',
+    ]);
+    const mib = Number(process.env.BENCH_NETEM_MIB ?? 64);
+    const child = spawnSync('ip', ['netns', 'exec', ns, process.execPath, new URL(import.meta.url).pathname], {
+      env: { ...process.env, BENCH_NETEM_CHILD: '1' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    const line = child.stdout.trim().split('\n').pop() ?? '';
+    if (child.status !== 0 || !line.startsWith('{')) {
+      console.log(`[mesh] 20 ms RTT: failed (${child.status ?? child.signal}): ${child.stderr.slice(-300)}`);
+      return;
+    }
+    const { tcp: tcpDelayed, rtc: rtcDelayed, rttMs } = JSON.parse(line);
+    console.log(
+      `[mesh] ${mib} MiB bulk at 20 ms RTT (tc netem on a namespace's loopback; TCP handshake ${fmt(rttMs, 1)} ms): WebRTC link ${fmt(rtcDelayed, 1)} MB/s (${fmt(rtcDelayed * 8, 0)} Mbit/s), raw TCP ${fmt(tcpDelayed, 1)} MB/s; WebRTC/TCP ${fmt(rtcDelayed / tcpDelayed, 3)}; target ≥ 40 Mbit/s: ${rtcDelayed * 8 >= 40 ? 'met' : 'missed'}`,
+    );
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  }
+}
 
 // Every peer connection is closed: let their threads finish, then stop the library's.
 await new Promise((resolve) => setTimeout(resolve, 300));
