@@ -38,6 +38,7 @@ export {
   type CoreCallResult,
   type CoreEventData,
 } from './core-api-client.js';
+export { MuxCoreApi, type CoreControl } from './core-api-base.js';
 export { followCoreJobLog, type FollowedJobLog, type JobLogApi, type JobLogSink } from './core-job-log.js';
 export {
   CoreTerminal,

@@ -1,28 +1,18 @@
 import {
   ControlCalls,
-  CoreTerminal,
   ERROR_CODES,
   HangarError,
   Mux,
+  MuxCoreApi,
   SCHEMA_VERSION,
   type CallOptions,
-  type CloseReason,
   type ControlChecks,
   type ControlMessage,
   type CORE_EVENTS,
-  type CoreApi,
   type CoreCallParams,
   type CoreCallResult,
-  type CoreEvent,
-  type CoreEventData,
   type CoreMethod,
-  type Disposable,
   type FrameTransport,
-  type LinkStream,
-  type OpenStreamOptions,
-  type TerminalHandle,
-  type TerminalSink,
-  type TerminalTarget,
 } from '@hangar/shared';
 
 export interface DoorClientOptions {
@@ -39,46 +29,10 @@ export interface DoorClientOptions {
  * frame and loads no schema: zod and the tables are most of a short command's start-up (issue 18).
  * A core of any other build gets a CoreApiClient, which checks everything.
  */
-export class DoorClient implements CoreApi {
-  readonly mux: Mux;
-  private readonly control: DoorCalls;
-
+export class DoorClient extends MuxCoreApi {
   constructor(transport: FrameTransport, options: DoorClientOptions) {
-    this.mux = new Mux(transport, { role: 'client' });
-    this.control = new DoorCalls(this.mux, TRUSTED_CORE, { peer: options.peer });
-  }
-
-  call<M extends CoreMethod>(method: M, params: CoreCallParams<M>, options?: CallOptions): Promise<CoreCallResult<M>> {
-    return this.control.call(method, params, options);
-  }
-
-  on<E extends CoreEvent>(event: E, listener: (data: CoreEventData<E>) => void): Disposable {
-    return this.control.on(event, listener);
-  }
-
-  /** As CoreApiClient's: the caller acks what it has consumed. */
-  openStream(options?: OpenStreamOptions): LinkStream {
-    const stream = this.mux.openStream(options);
-    stream.autoAck = false;
-    return stream;
-  }
-
-  /** A session's terminal through the door, as CoreApiClient's. */
-  openTerminal(target: TerminalTarget, sink: TerminalSink): TerminalHandle {
-    return new CoreTerminal(this, target, sink);
-  }
-
-  onDisconnect(listener: (reason: CloseReason) => void): Disposable {
-    return this.mux.onClose(listener);
-  }
-
-  get closed(): boolean {
-    return this.mux.closed;
-  }
-
-  dispose(): void {
-    this.control.dispose();
-    this.mux.close({ code: 'closed', message: 'the client closed its connection to the core' });
+    const mux = new Mux(transport, { role: 'client' });
+    super(mux, new DoorCalls(mux, TRUSTED_CORE, { peer: options.peer }));
   }
 }
 
