@@ -161,6 +161,22 @@ describe('host list', () => {
     expect((within(mini2).getByRole('button', { name: 'New session' }) as HTMLButtonElement).disabled).toBe(true);
   });
 
+  it('shows how a linked host is reached and its round trip, and no round trip for a host that is not online', () => {
+    const box = {
+      ...accountHost('box', 'online'),
+      status: 'online' as const,
+      info: hosts[0]!.info,
+      via: 'p2p' as const,
+      rtt_ms: 48.6,
+    };
+    const mini = { ...hosts[0]!, rtt_ms: 0.437 };
+    const laptop = { ...hosts[2]!, rtt_ms: 12 };
+    render(<HostList {...props({ hosts: [box, mini, laptop] })} />);
+    expect(within(screen.getByRole('listitem', { name: 'box, online' })).getByText(/via p2p · 49 ms/)).toBeTruthy();
+    expect(within(screen.getByRole('listitem', { name: 'mini, online' })).getByText('linux x64 · 0.4 ms')).toBeTruthy();
+    expect(within(screen.getByRole('listitem', { name: 'laptop, offline' })).queryByText(/ms/)).toBeNull();
+  });
+
   it('shows each host with its status, OS, capabilities and load', () => {
     render(<HostList {...props()} />);
     const mini = screen.getByRole('listitem', { name: 'mini, online' });

@@ -25,4 +25,4 @@ export type {
   BillingStatus,
   DeviceEntry,
 } from '@hangar/shared';
-export { FINAL_JOB_STATES, PreviewPort, formatBytes, visibleText } from '@hangar/shared';
+export { FINAL_JOB_STATES, PreviewPort, formatBytes, formatRoundTrip, visibleText } from '@hangar/shared';

@@ -1,4 +1,4 @@
-import { visibleText, type AgentStatus, type HostView, type TmuxServerState } from '../api/index.js';
+import { formatRoundTrip, visibleText, type AgentStatus, type HostView, type TmuxServerState } from '../api/index.js';
 import type { HostSessions } from '../views/use-hangar-data.js';
 
 export interface HostListProps {
@@ -99,6 +99,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
         {host.info ? visibleText(`${host.info.os} ${host.info.arch}`) : host.address}
         {host.embedded ? ' · this computer' : ''}
         {host.account ? ` · via ${host.via}` : ''}
+        {host.status === 'online' && typeof host.rtt_ms === 'number' ? ` · ${formatRoundTrip(host.rtt_ms)}` : ''}
         {!word.startsWith('online') && host.last_seen !== null ? ` · last seen ${ago(host.last_seen)}` : ''}
       </div>
       {host.status === 'offline' && <OfflineReason host={host} />}

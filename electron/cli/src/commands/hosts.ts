@@ -1,4 +1,4 @@
-import { HangarError, type HostView } from '@hangar/shared';
+import { formatRoundTrip, HangarError, type HostView } from '@hangar/shared';
 import type { Command } from 'commander';
 import { withApi } from '../run.js';
 import { ago, printJson, table, visibleText } from '../output.js';
@@ -154,6 +154,5 @@ export function statusWords(host: HostView): string {
 
 /** The link's round trip as the table shows it: tenths below 10 ms (a LAN's 0.4 ms is not "0 ms"). */
 function roundTrip(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return '-';
-  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+  return ms === null || ms === undefined ? '-' : formatRoundTrip(ms);
 }
