@@ -1,6 +1,14 @@
 import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
 
+/** Tests that drive Chromium against a host agent on this machine: they read every listening port it lists. */
+const BROWSER_TESTS = [
+  'test/e2e/ui.test.ts',
+  'test/e2e/previews-ui.test.ts',
+  'test/e2e/relay-ui.test.ts',
+  'test/e2e/billing-ui.test.ts',
+];
+
 export default defineConfig({
   resolve: {
     alias: {
@@ -8,16 +16,35 @@ export default defineConfig({
     },
   },
   test: {
-    include: [
-      '{shared,host-agent,relay,electron/core,electron/cli}/test/**/*.test.ts',
-      'renderer/test/**/*.test.tsx',
-      'test/**/*.test.ts',
-    ],
     exclude: ['**/node_modules/**', '**/dist/**', 'test/bench/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Two files at a time even on 2 cores: the end-to-end files mostly wait on processes they
+    // start (agents, relays, tmux, sshd), so two at once take ~0.6 of the time one at a time did.
+    maxWorkers: 2,
     // Fails a test file that leaves a process, a tmux server or a DisposableStore behind.
     setupFiles: ['test/support/leak-check.ts'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'suite',
+          include: [
+            '{shared,host-agent,relay,electron/core,electron/cli}/test/**/*.test.ts',
+            'renderer/test/**/*.test.tsx',
+            'test/**/*.test.ts',
+          ],
+          exclude: ['**/node_modules/**', '**/dist/**', 'test/bench/**', ...BROWSER_TESTS],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // After the rest, one at a time: a page lists the host's listening ports (preview
+        // candidates, palette actions), and another test's servers must not appear in it.
+        extends: true,
+        test: { name: 'browser', include: BROWSER_TESTS, maxWorkers: 1, sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

@@ -169,7 +169,7 @@ async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, s
   const hosts = await hostsLs(laptop);
   expect(hosts.find((h) => h.name === 'mini')).toMatchObject({ status: 'online', via: want });
   const table = await hangar(laptop, ['hosts', 'ls'], 40_000);
-  expect(table.stdout).toMatch(new RegExp(`^mini\\s+online.*\\s+${want}\\s+\\d+ ms\\s+`, 'm'));
+  expect(table.stdout).toMatch(new RegExp(`^mini\\s+online.*\\s+${want}\\s+\\d+(\\.\\d)? ms\\s+`, 'm'));
 
   const attached = new AttachedCli(laptop, ['mini', 'work']);
   cleanups.push(() => attached[Symbol.asyncDispose]());
