@@ -1,8 +1,13 @@
 import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
 
-/** Tests that drive Chromium against a host agent on this machine: they read every listening port it lists. */
-const BROWSER_TESTS = [
+/**
+ * Files run alone, after the rest: those that drive Chromium against a host agent on this machine
+ * (a page lists every port listening on the host: another file's servers must not appear in it),
+ * and the NAT lab (its TURN case once failed to link within 60 s beside another file).
+ */
+const ALONE = [
+  'test/e2e/webrtc-natlab.test.ts',
   'test/e2e/ui.test.ts',
   'test/e2e/previews-ui.test.ts',
   'test/e2e/relay-ui.test.ts',
@@ -35,15 +40,13 @@ export default defineConfig({
             'renderer/test/**/*.test.tsx',
             'test/**/*.test.ts',
           ],
-          exclude: ['**/node_modules/**', '**/dist/**', 'test/bench/**', ...BROWSER_TESTS],
+          exclude: ['**/node_modules/**', '**/dist/**', 'test/bench/**', ...ALONE],
           sequence: { groupOrder: 0 },
         },
       },
       {
-        // After the rest, one at a time: a page lists the host's listening ports (preview
-        // candidates, palette actions), and another test's servers must not appear in it.
         extends: true,
-        test: { name: 'browser', include: BROWSER_TESTS, maxWorkers: 1, sequence: { groupOrder: 1 } },
+        test: { name: 'alone', include: ALONE, maxWorkers: 1, sequence: { groupOrder: 1 } },
       },
     ],
   },
