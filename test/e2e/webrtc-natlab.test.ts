@@ -333,7 +333,9 @@ function attachIn(ns: Record<string, string>, home: string, args: string[]) {
   let output = '';
   const waiters: (() => void)[] = [];
   term.onData((data) => {
-    output += data.replace(/\r/g, '');
+    // What the screen shows, without escape sequences: bash's bracketed-paste toggle (ESC[?2004l)
+    // can come between a newline and the command's output.
+    output += data.replace(/\r/g, '').replace(/\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|[()][0-9A-Za-z]|[=>])/g, '');
     for (const check of waiters.splice(0)) check();
   });
   const exited = new Promise<number>((done) => term.onExit(({ exitCode }) => done(exitCode)));
