@@ -4,19 +4,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AttachedCli } from '../support/pty-client.js';
-import {
-  BASH,
-  HANGAR_BIN,
-  hangar,
-  hangarAgent,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-} from '../support/processes.js';
+import { BASH, HANGAR_BIN, hangar, hangarAgent, killTmuxServer, startAgentProcess } from '../support/processes.js';
 import { supervise } from '../support/serving-cli.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 
 /**
  * A device whose address changes mid-session (Wi-Fi to another network, a DHCP renewal): the
@@ -28,16 +20,8 @@ import { supervise } from '../support/serving-cli.js';
 
 const run = promisify(execFile);
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
+const cleanups = useCleanups();
+const dir = (prefix: string) => dirFor(cleanups, prefix);
 
 /** A namespace for the device: a veth pair, 10.a.b.1 here (the host side), 10.a.b.2 there. */
 async function deviceNetwork() {

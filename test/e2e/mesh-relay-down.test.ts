@@ -1,7 +1,7 @@
 import { CoreTerminal, type HostView, type TerminalStatus } from '@hangar/shared';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startRelayProcess } from '../../relay/test/support/relay-process.js';
 import { firewalledHost } from '../support/firewalled-host.js';
 import { openWindow } from '../support/live-window.js';
@@ -11,11 +11,11 @@ import {
   pairWith,
   removeDir,
   startAgentProcess,
-  tempDir,
   type AgentProcess,
 } from '../support/processes.js';
 import { HostShell, signupCli, waitForHost } from '../support/relay-stack.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 
 /**
  * The relay killed while a window's core holds two links: one to a host it reaches directly
@@ -27,16 +27,8 @@ import { TcpProxy } from '../support/tcp-proxy.js';
 
 process.env['HANGAR_WEBRTC'] = 'off';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
+const cleanups = useCleanups();
+const dir = (prefix: string) => dirFor(cleanups, prefix);
 
 /** `tick-N` lines as received (a gap or a repeat is a lost or doubled byte); ESC [ K: lines tmux draws after a scroll. */
 function ticks(raw: string): number[] {

@@ -3,12 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreTerminal, type HostView } from '@hangar/shared';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startRelayProcess } from '../../relay/test/support/relay-process.js';
 import { firewalledHost } from '../support/firewalled-host.js';
 import { openWindow } from '../support/live-window.js';
-import { hangar, killTmuxServer, removeDir, startAgentProcess, tempDir } from '../support/processes.js';
+import { hangar, killTmuxServer, removeDir, startAgentProcess } from '../support/processes.js';
 import { HostShell, hostsLs, signupCli, waitForHost } from '../support/relay-stack.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 
 /**
  * The path upgrade, end to end: an agent in a network namespace behind a firewall that lets nothing
@@ -23,16 +24,8 @@ const run = promisify(execFile);
 // it left out the link forms through the splice at once, and the upgrade tries addresses only).
 process.env['HANGAR_WEBRTC'] = 'off';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
+const cleanups = useCleanups();
+const dir = (prefix: string) => dirFor(cleanups, prefix);
 
 /**
  * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost

@@ -3,19 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { AttachedCli } from '../support/pty-client.js';
-import {
-  BASH,
-  hangar,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-} from '../support/processes.js';
+import { BASH, hangar, killTmuxServer, removeDir, startAgentProcess, type AgentProcess } from '../support/processes.js';
 import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 
 /**
  * An enrolled host none of whose published addresses answers is reached over WebRTC: the device
@@ -27,16 +20,8 @@ import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } fro
 
 process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.1';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-function dir(prefix: string): string {
-  const made = tempDir(prefix);
-  cleanups.push(() => removeDir(made));
-  return made;
-}
+const cleanups = useCleanups();
+const dir = (prefix: string) => dirFor(cleanups, prefix);
 
 function iptables(action: '-I' | '-D', port: number): void {
   execFileSync('iptables', [
