@@ -4,10 +4,14 @@ import { fileURLToPath } from 'node:url';
 /**
  * Files run alone, after the rest: those that drive Chromium against a host agent on this machine
  * (a page lists every port listening on the host: another file's servers must not appear in it),
- * and the NAT lab (its TURN case once failed to link within 60 s beside another file).
+ * the NAT lab (its TURN case once failed to link within 60 s beside another file), and the mesh
+ * tests (mesh-recovery and mesh-upgrade run together once saw a tick missing or doubled; alone they pass).
  */
 const ALONE = [
   'test/e2e/webrtc-natlab.test.ts',
+  'test/e2e/mesh-recovery.test.ts',
+  'test/e2e/mesh-upgrade.test.ts',
+  'test/e2e/mesh-relay-down.test.ts',
   'test/e2e/ui.test.ts',
   'test/e2e/previews-ui.test.ts',
   'test/e2e/relay-ui.test.ts',
