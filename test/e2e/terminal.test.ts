@@ -63,7 +63,8 @@ describe('terminal sessions through the CLI', () => {
     const client = box.attach('short');
     await client.waitForText('$');
     client.type('exit 7\r');
-    expect(await client.waitForExit()).toBe(7);
+    // On a mismatch, what the client printed last says why (its stderr is on the same pty).
+    expect(await client.waitForExit(), client.raw.slice(-400)).toBe(7);
   });
 
   it('the detach key leaves the session running, and reattaching shows it as it was', async () => {

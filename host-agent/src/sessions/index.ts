@@ -335,12 +335,15 @@ export class SessionManager implements Disposable {
 
   private async endOf(name: string, detachRequested: boolean): Promise<AttachmentEnd> {
     if (this.killing.has(name)) return { exitCode: null, reason: 'killed' };
-    if (detachRequested || (await this.tmux.hasSession(`${SESSION_PREFIX}${name}`)))
-      return { exitCode: null, reason: 'detached' };
+    if (detachRequested) return { exitCode: null, reason: 'detached' };
+    // The exit file first: the wrapper writes it before the pane dies, so it answers without asking
+    // a tmux server that may be exiting with its last session (has-session can fail then).
     const text = await readFile(join(this.sessionsDir, name, 'exit'), 'utf8').catch(ifMissing(''));
-    // No exit file: the session was killed outside Hangar (tmux kill-session, a signal).
-    if (text === '') return { exitCode: null, reason: 'killed' };
-    return { exitCode: Number(text), reason: 'exited' };
+    if (text !== '') return { exitCode: Number(text), reason: 'exited' };
+    // No exit file: only this client left (someone ran tmux detach-client), or the session was
+    // killed outside Hangar (tmux kill-session, a signal).
+    if (await this.tmux.hasSession(`${SESSION_PREFIX}${name}`)) return { exitCode: null, reason: 'detached' };
+    return { exitCode: null, reason: 'killed' };
   }
 
   /** Kept in the session's tmux options, so a restarted agent still knows it; the new list goes out. */

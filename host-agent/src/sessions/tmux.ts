@@ -56,10 +56,13 @@ export interface TmuxResult {
   stderr: string;
 }
 
-/** Messages tmux prints when nothing listens on our socket yet: that is "no sessions", not a failure. */
+/**
+ * Messages tmux prints when nothing listens on our socket (yet, or any more: a server that exits
+ * with its last session while a client asks says "lost server"): that is "no sessions", not a failure.
+ */
 export function isNoServer(error: unknown): boolean {
   const text = error instanceof Error ? error.message : String(error);
-  return /no server running|error connecting to|server exited unexpectedly/.test(text);
+  return /no server running|error connecting to|server exited unexpectedly|lost server/.test(text);
 }
 
 export class Tmux {

@@ -136,6 +136,26 @@ describe('sessions', () => {
     expect(await sessions.list()).toEqual([]);
   });
 
+  it('reports the exit code even when tmux cannot answer has-session as the server goes away', async () => {
+    // A tmux that fails has-session (as one exiting with its last session can) once told to.
+    const failing = join(host.dataDir, 'has-session-fails');
+    const tmuxPath = join(host.dataDir, 'tmux');
+    await writeFile(
+      tmuxPath,
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = has-session ] && [ -e '${failing}' ] && { echo 'protocol error' >&2; exit 1; }; done\nexec tmux "$@"\n`,
+      { mode: 0o755 },
+    );
+    const sessions = await host.start({ tmuxPath });
+    await sessions.create(params({ name: 'racy', command: bash, cwd: host.dataDir, env: { PS1: 'ready$ ' } }));
+    const attachment = await sessions.attach('racy', { cols: 80, rows: 24 });
+    const screen = screenText(attachment);
+    await waitFor(() => screen.text().includes('ready$'), 'the prompt');
+    await writeFile(failing, '');
+    const end = new Promise((resolve) => attachment.onEnd(resolve));
+    typeInto(attachment, 'exit 7\r');
+    expect(await end).toEqual({ exitCode: 7, reason: 'exited' });
+  });
+
   it('an attachment to a killed session ends as killed', async () => {
     const sessions = await host.start();
     await sessions.create(params({ name: 'victim', command: bash, cwd: host.dataDir }));

@@ -201,6 +201,9 @@ export class TerminalClient implements Disposable {
       this.end({ code: TERMINAL_CLOSE.ended, message: reason.message, exit_code: reason.exit_code ?? null });
     } else if (reason.code === TERMINAL_CLOSE.killed) {
       this.end({ code: TERMINAL_CLOSE.killed, message: reason.message });
+    } else if (reason.code === TERMINAL_CLOSE.detached) {
+      // Detached on the host without asking (tmux detach-client there): the session runs on.
+      this.end({ code: TERMINAL_CLOSE.detached, message: reason.message });
     } else if (reason.code === 'superseded') {
       return;
     } else {
