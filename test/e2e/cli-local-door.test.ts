@@ -196,6 +196,65 @@ describe('the hangar command and the core running on this computer', () => {
     expect(listed.stderr).toContain(`the tmux server (pid ${pid}) exited while session "work" ran in it`);
   });
 
+  it('jobs through the running core follow jobs run elsewhere; a host that went away is reported unreachable', async () => {
+    const home = startHome();
+    const box = await startAgent();
+    const spare = await startAgent();
+    await startUi(home);
+    await pairWith(home, 'box', box);
+    await pairWith(home, 'spare', spare);
+    type Listed = { code: number; stdout: string; stderr: string };
+    /** Runs `args` until `done` holds (each answer waits on the last: no fixed sleep), at most 20 s. */
+    const until = async (args: string[], done: (result: Listed) => boolean): Promise<Listed> => {
+      const began = Date.now();
+      for (;;) {
+        const result = await hangar(home, args);
+        if (done(result)) return result;
+        if (Date.now() - began > 20_000)
+          throw new Error(`hangar ${args.join(' ')} never got there: ${JSON.stringify(result)}`);
+      }
+    };
+    const jobsOf = (result: Listed, host: string) =>
+      ((JSON.parse(result.stdout) as { host: string; jobs: { id: string; state: string }[] }[]).find(
+        (g) => g.host === host,
+      )?.jobs ?? []) as { id: string; state: string }[];
+    // The core holds both hosts' newest jobs (none yet) and their session lists.
+    expect((await hangar(home, ['jobs', '--json'])).code).toBe(0);
+
+    // A job run by a command with a core of its own: the running core learns of it from box's
+    // events, through to its end.
+    const ran = await run(
+      process.execPath,
+      [HANGAR_BIN, 'run', '--host', 'box', '--no-workspace', '--detach', '-c', 'echo elsewhere'],
+      { env: { ...process.env, HANGAR_HOME: home, HANGAR_LOCAL_DOOR: 'off' } },
+    );
+    const id = ran.stdout.trim();
+    expect(id).toMatch(/^j-[a-z0-9]{8,32}$/);
+    await until(['jobs', '--json'], (r) => jobsOf(r, 'box').some((job) => job.id === id && job.state === 'succeeded'));
+    const limited = await hangar(home, ['jobs', '--host', 'box', '--limit', '1', '--json']);
+    expect(jobsOf(limited, 'box').map((job) => job.id)).toEqual([id]);
+
+    // spare goes away: its link drops, and listings say so (exit 5; in --json, its error) while
+    // box is listed as before.
+    await spare.stop('SIGKILL');
+    const errorOf = (result: Listed) =>
+      (JSON.parse(result.stdout) as { host: string; error?: { code: string } }[]).find((g) => g.host === 'spare')
+        ?.error;
+    const listed = await until(['jobs', '--json'], (r) => errorOf(r) !== undefined);
+    expect(errorOf(listed)?.code).toBe('E_HOST_UNREACHABLE');
+    expect(jobsOf(listed, 'box').map((job) => job.id)).toEqual([id]);
+    for (const args of [['jobs'], ['session', 'ls'], ['hosts', 'ls']]) {
+      const result = await hangar(home, args);
+      if (args[0] === 'hosts') {
+        expect(result.stdout).toMatch(/^spare\s+offline\s/m);
+        continue;
+      }
+      expect(result.code, `hangar ${args.join(' ')}`).toBe(5);
+      expect(result.stderr).toMatch(/^hangar: spare: nothing answers at /m);
+      expect(result.stderr).not.toMatch(/^hangar: box: /m);
+    }
+  });
+
   it('a socket left by a core that was killed counts as no core, and the next core takes its place', async () => {
     const home = startHome();
     const first = await startUi(home);

@@ -232,6 +232,7 @@ export class HostMonitor implements Disposable {
       connection.onStatus((status) => {
         if (status === 'online') {
           watched.error = null;
+          this.core.warmListings(name);
           // Load and capabilities come with the status, so the UI need not ask.
           void this.stats(name).then((stats) => {
             watched.stats = stats;
