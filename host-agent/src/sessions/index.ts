@@ -294,7 +294,10 @@ export class SessionManager implements Disposable {
   async attach(name: string, size: { cols: number; rows: number }): Promise<Attachment> {
     this.assertOpen();
     const target = `${SESSION_PREFIX}${name}`;
-    if (!(await this.tmux.hasSession(target))) throw notFound(name);
+    // The tmux client starts at once, beside the look that the session is there (the first screen
+    // waited for the one, then the other: issue 18); a client of a session that is not there is
+    // ended (it would only say so and exit) and the caller told E_SESSION_NOT_FOUND as before.
+    const exists = this.tmux.hasSession(target);
     const attachment = new PtyAttachment(
       this.tmux,
       name,
@@ -305,6 +308,14 @@ export class SessionManager implements Disposable {
       this.options.logger,
       this.sizing,
     );
+    const there = await exists.catch((error: unknown) => {
+      attachment.detach();
+      throw error;
+    });
+    if (!there) {
+      attachment.detach();
+      throw notFound(name);
+    }
     this.attachments.set(attachment.id, attachment);
     // Subscribed first, so by the time anyone else hears of the end the id no longer resolves.
     attachment.onEnd(() => {
