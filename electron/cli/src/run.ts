@@ -7,6 +7,13 @@ import type { CoreApi } from '@hangar/shared';
 declare const HANGAR_BUNDLED_PROTOCOL: string | undefined;
 const bundledProtocol = typeof HANGAR_BUNDLED_PROTOCOL === 'string' ? HANGAR_BUNDLED_PROTOCOL : undefined;
 
+const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
+
+/** HANGAR_DEBUG: when each step of a command was reached, in ms since the process started (issue 18's hops). */
+function timing(step: string): void {
+  if (debug) process.stderr.write(`hangar: ${performance.now().toFixed(1)} ms: ${step}\n`);
+}
+
 /**
  * The hangar command's door onto the core API. When the app's core runs on this computer
  * (`npm start`, `hangar up`, `hangar ui`, the window), its local socket: the same procedures over
@@ -17,10 +24,11 @@ const bundledProtocol = typeof HANGAR_BUNDLED_PROTOCOL === 'string' ? HANGAR_BUN
  * (DoorClient), so the command loads no schema on the way: that is its fast path.
  */
 export async function openDoor(): Promise<CoreApi> {
+  timing('command loaded');
   if (process.env['HANGAR_LOCAL_DOOR'] !== 'off') {
     const { reachRunningCore, hangarHome, DoorClient } = await import('@hangar/desktop/core/door');
     const running = await reachRunningCore(hangarHome());
-    const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
+    timing('door answered');
     if (running.kind === 'core') {
       const peer = `the Hangar core running on this computer (pid ${running.pid})`;
       const trusted = bundledProtocol !== undefined && running.protocol === bundledProtocol;
@@ -39,7 +47,9 @@ export async function openDoor(): Promise<CoreApi> {
       process.stderr.write(`hangar: no Hangar core runs on this computer (${running.path}); using one of its own\n`);
   }
   const { openCoreApi } = await import('@hangar/desktop/core');
-  return openCoreApi();
+  const api = await openCoreApi();
+  timing('own core opened');
+  return api;
 }
 
 /** Runs one command against the core API, then closes it and sets the exit status. */
@@ -49,6 +59,7 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
   try {
     api = await openDoor();
     const result = await body(api);
+    timing('answered');
     if (typeof result === 'number') status = result;
   } catch (error) {
     status = (await import('./exit-codes.js')).reportError(error);

@@ -84,6 +84,30 @@ async function firstScreen() {
   return median(values);
 }
 
+/**
+ * The p50 of each HANGAR_DEBUG mark of each command (ms since its process started: node's own
+ * start-up, then the command's code loaded, the core's greeting, its answer), and the wall time
+ * from spawn to exit.
+ */
+async function hops(commands) {
+  const marks = new Map(commands.map(([name]) => [name, new Map()]));
+  for (let run = 0; run < RUNS; run++) {
+    for (const [name, argv] of commands) {
+      const began = performance.now();
+      const { stderr } = await exec(argv[0], argv.slice(1), { env: { ...env, HANGAR_DEBUG: '1' } });
+      const wall = performance.now() - began;
+      const seen = marks.get(name);
+      for (const [, at, step] of stderr.matchAll(/^hangar: ([\d.]+) ms: (.+)$/gm))
+        seen.set(step, [...(seen.get(step) ?? []), Number(at)]);
+      seen.set('exit (wall, from spawn)', [...(seen.get('exit (wall, from spawn)') ?? []), wall]);
+    }
+  }
+  return [...marks].map(([name, seen]) => ({
+    command: name,
+    ...Object.fromEntries([...seen].map(([step, values]) => [step, ms(median(values))])),
+  }));
+}
+
 try {
   process.stderr.write(`starting ${HOSTS} agents and pairing them…\n`);
   for (let i = 0; i < HOSTS; i++) {
@@ -136,6 +160,7 @@ try {
   process.stderr.write(`measuring with the core running (${RUNS} runs each)…\n`);
   const running = await measure([...quick, ...listings]);
   const runningAttach = await firstScreen();
+  const hopRows = await hops(listings.filter(([name]) => !name.includes('__complete')));
 
   const rows = [];
   const refAlone = alone.get('node -e 0');
@@ -194,6 +219,10 @@ try {
       `core running: ${doorLine.trim()}`,
   );
   console.table(rows);
+  console.log(
+    '\nWhere a listing spends its time with the core running (HANGAR_DEBUG marks, ms since its process started; p50 of each):',
+  );
+  console.table(hopRows);
 } finally {
   ui?.kill('SIGTERM');
   if (ui) await new Promise((resolve) => (ui.exitCode !== null ? resolve() : ui.once('exit', resolve)));
