@@ -26,10 +26,14 @@ function timing(step: string): void {
 export async function openDoor(): Promise<CoreApi> {
   timing('command loaded');
   if (process.env['HANGAR_LOCAL_DOOR'] !== 'off') {
-    const { reachRunningCore, hangarHome, DoorClient } = await import('@hangar/desktop/core/door');
-    const running = await reachRunningCore(hangarHome());
+    // The early reach is this command's first door; any later one reaches the core afresh.
+    const pending = early ?? reach(false);
+    early = undefined;
+    const { door, running } = await holdingOn(pending);
+    const { DoorClient } = door;
     timing('door answered');
     if (running.kind === 'core') {
+      running.claim();
       const peer = `the Hangar core running on this computer (pid ${running.pid})`;
       const trusted = bundledProtocol !== undefined && running.protocol === bundledProtocol;
       if (debug)
@@ -50,6 +54,37 @@ export async function openDoor(): Promise<CoreApi> {
   const api = await openCoreApi();
   timing('own core opened');
   return api;
+}
+
+type DoorModule = typeof import('@hangar/desktop/core/door');
+let early: Promise<{ door: DoorModule; running: Awaited<ReturnType<DoorModule['reachRunningCore']>> }> | undefined;
+
+async function reach(isEarly: boolean) {
+  const door = await import('@hangar/desktop/core/door');
+  return { door, running: await door.reachRunningCore(door.hangarHome(), { early: isEarly }) };
+}
+
+/** An early reach's socket does not keep the process alive: until it is settled, this does. */
+async function holdingOn<T>(pending: Promise<T>): Promise<T> {
+  const alive = setInterval(() => undefined, 60_000);
+  try {
+    return await pending;
+  } finally {
+    clearInterval(alive);
+  }
+}
+
+/**
+ * Starts reaching the running core now, while the command's code loads and its arguments are
+ * parsed (main.ts calls it for commands that go through openDoor): the socket's connect and the
+ * core's greeting overlap that instead of following it (issue 18). Nothing is said or sent on the
+ * core's behalf until openDoor takes it; unused, it does not keep the process alive.
+ */
+export function reachEarly(): void {
+  if (process.env['HANGAR_LOCAL_DOOR'] === 'off' || early) return;
+  early = reach(true);
+  // Never used (a usage error): its failure is nobody's.
+  early.catch(() => undefined);
 }
 
 /** Runs one command against the core API, then closes it and sets the exit status. */
