@@ -20,6 +20,26 @@ if (traceDir) {
   process.on('exit', () => writeFileSync(join(traceDir, `cli-${process.pid}.trace`), text()));
 }
 
+/** Commands that work through the core (run.ts openDoor); the others start one, or need none. */
+const THROUGH_THE_CORE = new Set([
+  'hosts',
+  'session',
+  'attach',
+  'run',
+  'jobs',
+  'cancel',
+  'retry',
+  'logs',
+  'artifacts',
+  'preview',
+  'signup',
+  'login',
+  'logout',
+  'account',
+  'devices',
+  '__complete',
+]);
+
 const args = process.argv.slice(2);
 // Only what the named command needs is loaded (command-index.ts): `hangar --help` and
 // `--version` answer about as fast as node starts; a lone --version not even commander's parsing.
@@ -28,6 +48,9 @@ else void runCommand(args);
 
 async function runCommand(args: string[]): Promise<void> {
   try {
+    // The running core is reached while the command loads (run.ts reachEarly).
+    if (THROUGH_THE_CORE.has(args[0] ?? '') && !args.some((arg) => arg === '--help' || arg === '-h'))
+      void import('./run.js').then(({ reachEarly }) => reachEarly());
     const { programFor } = await import('./command-index.js');
     const program = await programFor(args);
     program.exitOverride((error) => {

@@ -7,6 +7,13 @@ import type { CoreApi } from '@hangar/shared';
 declare const HANGAR_BUNDLED_PROTOCOL: string | undefined;
 const bundledProtocol = typeof HANGAR_BUNDLED_PROTOCOL === 'string' ? HANGAR_BUNDLED_PROTOCOL : undefined;
 
+const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
+
+/** HANGAR_DEBUG: when each step of a command was reached, in ms since the process started (issue 18's hops). */
+function timing(step: string): void {
+  if (debug) process.stderr.write(`hangar: ${performance.now().toFixed(1)} ms: ${step}\n`);
+}
+
 /**
  * The hangar command's door onto the core API. When the app's core runs on this computer
  * (`npm start`, `hangar up`, `hangar ui`, the window), its local socket: the same procedures over
@@ -17,11 +24,16 @@ const bundledProtocol = typeof HANGAR_BUNDLED_PROTOCOL === 'string' ? HANGAR_BUN
  * (DoorClient), so the command loads no schema on the way: that is its fast path.
  */
 export async function openDoor(): Promise<CoreApi> {
+  timing('command loaded');
   if (process.env['HANGAR_LOCAL_DOOR'] !== 'off') {
-    const { reachRunningCore, hangarHome, DoorClient } = await import('@hangar/desktop/core/door');
-    const running = await reachRunningCore(hangarHome());
-    const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
+    // The early reach is this command's first door; any later one reaches the core afresh.
+    const pending = early ?? reach(false);
+    early = undefined;
+    const { door, running } = await holdingOn(pending);
+    const { DoorClient } = door;
+    timing('door answered');
     if (running.kind === 'core') {
+      running.claim();
       const peer = `the Hangar core running on this computer (pid ${running.pid})`;
       const trusted = bundledProtocol !== undefined && running.protocol === bundledProtocol;
       if (debug)
@@ -39,7 +51,40 @@ export async function openDoor(): Promise<CoreApi> {
       process.stderr.write(`hangar: no Hangar core runs on this computer (${running.path}); using one of its own\n`);
   }
   const { openCoreApi } = await import('@hangar/desktop/core');
-  return openCoreApi();
+  const api = await openCoreApi();
+  timing('own core opened');
+  return api;
+}
+
+type DoorModule = typeof import('@hangar/desktop/core/door');
+let early: Promise<{ door: DoorModule; running: Awaited<ReturnType<DoorModule['reachRunningCore']>> }> | undefined;
+
+async function reach(isEarly: boolean) {
+  const door = await import('@hangar/desktop/core/door');
+  return { door, running: await door.reachRunningCore(door.hangarHome(), { early: isEarly }) };
+}
+
+/** An early reach's socket does not keep the process alive: until it is settled, this does. */
+async function holdingOn<T>(pending: Promise<T>): Promise<T> {
+  const alive = setInterval(() => undefined, 60_000);
+  try {
+    return await pending;
+  } finally {
+    clearInterval(alive);
+  }
+}
+
+/**
+ * Starts reaching the running core now, while the command's code loads and its arguments are
+ * parsed (main.ts calls it for commands that go through openDoor): the socket's connect and the
+ * core's greeting overlap that instead of following it (issue 18). Nothing is said or sent on the
+ * core's behalf until openDoor takes it; unused, it does not keep the process alive.
+ */
+export function reachEarly(): void {
+  if (process.env['HANGAR_LOCAL_DOOR'] === 'off' || early) return;
+  early = reach(true);
+  // Never used (a usage error): its failure is nobody's.
+  early.catch(() => undefined);
 }
 
 /** Runs one command against the core API, then closes it and sets the exit status. */
@@ -49,6 +94,7 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
   try {
     api = await openDoor();
     const result = await body(api);
+    timing('answered');
     if (typeof result === 'number') status = result;
   } catch (error) {
     status = (await import('./exit-codes.js')).reportError(error);

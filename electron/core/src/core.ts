@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { HostConnection } from './connection/host-connection.js';
 import { mergeHosts, type HostEntry } from './hosts/directory.js';
 import { listOnHosts } from './hosts/fan-out.js';
+import { KnownJobs } from './hosts/known-jobs.js';
 import { KnownSessions } from './hosts/known-sessions.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
@@ -54,6 +55,8 @@ export class HangarCore {
   private readonly connections = new Map<string, HostConnection>();
   /** Each linked host's session list, kept current by the host's own pushes. */
   private readonly knownSessions = new KnownSessions();
+  /** Each linked host's newest jobs, kept current by its job.updated events. */
+  private readonly knownJobs = new KnownJobs();
   private readonly hostsChangedEmitter = new Emitter<void>();
   /** A host was added, removed, renamed or re-addressed: its old HostConnection is gone. */
   readonly onHostsChanged = this.hostsChangedEmitter.event;
@@ -61,6 +64,7 @@ export class HangarCore {
   readonly jobs = new JobsApi(
     (host) => this.connection(host),
     () => this.registry.list().map((h) => h.name),
+    (host, limit, ask) => this.knownJobs.list(host, limit, ask),
   );
 
   /** Dev-server previews on paired hosts, served on this computer (see previews/). */
@@ -278,10 +282,12 @@ export class HangarCore {
           if (this.connections.get(name) !== connection) return;
           this.connections.delete(name);
           this.knownSessions.forget(name);
+          this.knownJobs.forget(name);
           connection.dispose();
         }),
     });
     this.knownSessions.follow(name, connection);
+    this.knownJobs.follow(name, connection);
     let wasOnline = false;
     connection.onStatus((status) => {
       // When this computer last had the link up: shown as "last seen" while the host is away.
@@ -331,6 +337,15 @@ export class HangarCore {
     return listOnHosts(names, host, ask, { sessions: [], tmux: null });
   }
 
+  /**
+   * A running core's link to the host came up: its session list and newest jobs are asked for now
+   * and kept current from then on by its events, so even the first listing is answered at once.
+   */
+  warmListings(name: string): void {
+    this.sessionsOn(name).catch(() => undefined);
+    this.jobs.list(name).catch(() => undefined);
+  }
+
   async killSession(host: string, name: string): Promise<void> {
     try {
       await this.connection(host).call('session.kill', { name });
@@ -347,6 +362,7 @@ export class HangarCore {
 
   private dropConnection(name: string): void {
     this.knownSessions.forget(name);
+    this.knownJobs.forget(name);
     this.connections.get(name)?.dispose();
     this.connections.delete(name);
   }

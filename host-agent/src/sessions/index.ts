@@ -55,6 +55,14 @@ export interface SessionManagerOptions {
   tmuxPath?: string;
 }
 
+/**
+ * How often the agent looks whether its tmux server, last seen running sessions, still lives (a
+ * signal 0 to its pid: no tmux run). No hook tells of a killed server; this way its loss is pushed
+ * to clients as any other change, instead of waiting for someone to list (issue 18: a running core
+ * answers listings from what the agent pushed).
+ */
+const SERVER_CHECK_MS = 1000;
+
 /** Parsed params (defaults applied): z.output<typeof SessionCreateParams>. */
 type CreateParams = ReturnType<typeof SessionCreateParams.parse>;
 
@@ -65,6 +73,7 @@ export class SessionManager implements Disposable {
   /** create() is check-then-act against the limit; one at a time keeps the limit exact. */
   private createQueue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  private readonly serverCheck: NodeJS.Timeout;
   private readonly sizing: SizeDriver;
   private readonly outputLogs: OutputLogRotation;
   private readonly changes: SessionChanges;
@@ -91,6 +100,17 @@ export class SessionManager implements Disposable {
     this.serverWatch = new TmuxServerWatch(sessionsDir, options.logger);
     this.changes = new SessionChanges(files.changedFile, () => this.list(), options.logger);
     this.onChanged = this.changes.onChanged;
+    this.serverCheck = setInterval(() => {
+      const pid = this.serverWatch.livePid;
+      if (pid === undefined) return;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        // ESRCH: gone; EPERM: the pid is another user's process now, so ours is gone too.
+        this.changes.poke();
+      }
+    }, SERVER_CHECK_MS);
+    this.serverCheck.unref();
     this.attention = new SessionAttention(files.bellFile, options.logger);
     this.onBell = this.attention.onBell;
     this.agentHooks = new AgentHookEvents(files.agentEventsFile, options.logger);
@@ -294,7 +314,10 @@ export class SessionManager implements Disposable {
   async attach(name: string, size: { cols: number; rows: number }): Promise<Attachment> {
     this.assertOpen();
     const target = `${SESSION_PREFIX}${name}`;
-    if (!(await this.tmux.hasSession(target))) throw notFound(name);
+    // The tmux client starts at once, beside the look that the session is there (the first screen
+    // waited for the one, then the other: issue 18); a client of a session that is not there is
+    // ended (it would only say so and exit) and the caller told E_SESSION_NOT_FOUND as before.
+    const exists = this.tmux.hasSession(target);
     const attachment = new PtyAttachment(
       this.tmux,
       name,
@@ -305,6 +328,14 @@ export class SessionManager implements Disposable {
       this.options.logger,
       this.sizing,
     );
+    const there = await exists.catch((error: unknown) => {
+      attachment.detach();
+      throw error;
+    });
+    if (!there) {
+      attachment.detach();
+      throw notFound(name);
+    }
     this.attachments.set(attachment.id, attachment);
     // Subscribed first, so by the time anyone else hears of the end the id no longer resolves.
     attachment.onEnd(() => {
@@ -324,6 +355,7 @@ export class SessionManager implements Disposable {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    clearInterval(this.serverCheck);
     this.outputLogs.dispose();
     this.changes.dispose();
     this.attention.dispose();

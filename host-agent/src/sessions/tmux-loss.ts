@@ -39,6 +39,11 @@ export class TmuxServerWatch {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** The server's pid while it was last seen running sessions (whose loss would be reported). */
+  get livePid(): number | undefined {
+    return this.running.size > 0 ? this.serverPid : undefined;
+  }
+
   state(): TmuxServerState {
     return this.lost ?? TMUX_SERVER_OK;
   }

@@ -246,6 +246,21 @@ describe('session changes', () => {
   });
 });
 
+describe('a killed tmux server', () => {
+  it('is told as a change without anyone listing: the list goes empty and the lost session is named', async () => {
+    const sessions = await host.start();
+    const seen: string[] = [];
+    sessions.onChanged((list) => seen.push(list.map((s) => s.name).join(',') || 'none'));
+    await sessions.create(params({ name: 'kept', command: ['sh', '-c', 'read line'], cwd: host.dataDir }));
+    await waitFor(() => seen.at(-1) === 'kept', 'the new session');
+    const pid = Number((await host.tmux('display-message', '-p', '#{pid}')).trim());
+    process.kill(pid, 'SIGKILL');
+    // No hook runs for this, and nobody lists: only the agent's own look at its server tells.
+    await waitFor(() => seen.at(-1) === 'none', 'the loss told');
+    expect(sessions.tmuxState()).toMatchObject({ ok: false, lost_sessions: ['kept'] });
+  });
+});
+
 describe('session bells', () => {
   it('a session that rings the bell is named, attached or not; a session made by hand on our socket is not', async () => {
     const sessions = await host.start();

@@ -5,8 +5,8 @@
 // `hangar attach` in a pty. Not a test: it prints medians, ratios and the issue's targets; it
 // fails only if something breaks. BENCH_RUNS (default 10) runs per command, interleaved. Every
 // time is the p50 (median) of its runs; "met" compares it with the issue's target (ratio targets
-// against node -e 0 of the same phase; the ms targets are absolute, so on a loaded machine read
-// them beside node -e 0).
+// against node -e 0 of the same phase; the ms targets are absolute, and beside them the margin
+// over node -e 0 they leave where the issue set them: a listing +25 ms, attach's first screen +67).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -84,6 +84,30 @@ async function firstScreen() {
   return median(values);
 }
 
+/**
+ * The p50 of each HANGAR_DEBUG mark of each command (ms since its process started: node's own
+ * start-up, then the command's code loaded, the core's greeting, its answer), and the wall time
+ * from spawn to exit.
+ */
+async function hops(commands) {
+  const marks = new Map(commands.map(([name]) => [name, new Map()]));
+  for (let run = 0; run < RUNS; run++) {
+    for (const [name, argv] of commands) {
+      const began = performance.now();
+      const { stderr } = await exec(argv[0], argv.slice(1), { env: { ...env, HANGAR_DEBUG: '1' } });
+      const wall = performance.now() - began;
+      const seen = marks.get(name);
+      for (const [, at, step] of stderr.matchAll(/^hangar: ([\d.]+) ms: (.+)$/gm))
+        seen.set(step, [...(seen.get(step) ?? []), Number(at)]);
+      seen.set('exit (wall, from spawn)', [...(seen.get('exit (wall, from spawn)') ?? []), wall]);
+    }
+  }
+  return [...marks].map(([name, seen]) => ({
+    command: name,
+    ...Object.fromEntries([...seen].map(([step, values]) => [step, ms(median(values))])),
+  }));
+}
+
 try {
   process.stderr.write(`starting ${HOSTS} agents and pairing them…\n`);
   for (let i = 0; i < HOSTS; i++) {
@@ -136,11 +160,19 @@ try {
   process.stderr.write(`measuring with the core running (${RUNS} runs each)…\n`);
   const running = await measure([...quick, ...listings]);
   const runningAttach = await firstScreen();
+  const hopRows = await hops(listings.filter(([name]) => !name.includes('__complete')));
 
   const rows = [];
   const refAlone = alone.get('node -e 0');
   const refRunning = running.get('node -e 0');
   const ratio = (value, ref) => `${(value / ref).toFixed(2)}×`;
+  const over = (value, ref) => `${value >= ref ? '+' : '−'}${ms(Math.abs(value - ref))}`;
+  // The issue's targets are absolute (100 ms for a listing, 150 ms for attach's first screen),
+  // set where node -e 0 took 83 ms; on another machine, or a loaded one, read them as a margin
+  // over node -e 0 in the same run: a listing within +LISTING_MARGIN_MS, the first screen within
+  // +ATTACH_MARGIN_MS (150 − 83).
+  const LISTING_MARGIN_MS = 25;
+  const ATTACH_MARGIN_MS = 67;
   const targetOf = (name) =>
     name.startsWith('hangar --')
       ? '≤ 1.5× node -e 0'
@@ -148,16 +180,16 @@ try {
         ? 'reference'
         : name.includes('__complete')
           ? '(completion)'
-          : '≤ 100 ms p50 (running)';
+          : `≤ 100 ms p50, or node -e 0 + ${LISTING_MARGIN_MS} ms (running)`;
+  const verdict = (value, absolute, margin) =>
+    `${value <= absolute ? 'yes' : 'no'} (${value - refRunning.wall <= margin ? 'yes' : 'no'} over node -e 0)`;
   const metOf = (name, r) =>
     name.startsWith('hangar --')
       ? r.wall / refRunning.wall <= 1.5 && alone.get(name).wall / refAlone.wall <= 1.5
         ? 'yes'
         : 'no'
       : targetOf(name).startsWith('≤ 100 ms')
-        ? r.wall <= 100
-          ? 'yes'
-          : `no (${ms(r.wall - refRunning.wall)} over node -e 0)`
+        ? verdict(r.wall, 100, LISTING_MARGIN_MS)
         : '';
   for (const [name] of [...quick, ...listings]) {
     const a = alone.get(name);
@@ -166,7 +198,7 @@ try {
       command: name,
       'no core: p50 wall': `${ms(a.wall)} (${ratio(a.wall, refAlone.wall)})`,
       'no core: p50 cpu': `${ms(a.cpu)} (${ratio(a.cpu, refAlone.cpu)})`,
-      'core running: p50 wall': `${ms(r.wall)} (${ratio(r.wall, refRunning.wall)})`,
+      'core running: p50 wall': `${ms(r.wall)} (${ratio(r.wall, refRunning.wall)}, ${over(r.wall, refRunning.wall)})`,
       'core running: p50 cpu': `${ms(r.cpu)} (${ratio(r.cpu, refRunning.cpu)})`,
       target: targetOf(name),
       met: metOf(name, r),
@@ -176,17 +208,21 @@ try {
     command: 'hangar attach: first screen',
     'no core: p50 wall': `${ms(aloneAttach)} (${ratio(aloneAttach, refAlone.wall)})`,
     'no core: p50 cpu': '',
-    'core running: p50 wall': `${ms(runningAttach)} (${ratio(runningAttach, refRunning.wall)})`,
+    'core running: p50 wall': `${ms(runningAttach)} (${ratio(runningAttach, refRunning.wall)}, ${over(runningAttach, refRunning.wall)})`,
     'core running: p50 cpu': '',
-    target: '≤ 150 ms (running)',
-    met: runningAttach <= 150 ? 'yes' : `no (${ms(runningAttach - refRunning.wall)} over node -e 0)`,
+    target: `≤ 150 ms, or node -e 0 + ${ATTACH_MARGIN_MS} ms (running)`,
+    met: verdict(runningAttach, 150, ATTACH_MARGIN_MS),
   });
   console.log(
     `\nhangar CLI, ${HOSTS} loopback hosts, median of ${RUNS} runs (attach: ${ATTACH_RUNS}); node ${process.version}; ` +
-      `load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs. Times are p50; in brackets: the ratio to node -e 0 in the same phase.\n` +
+      `load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs. Times are p50; in brackets: the ratio to node -e 0 in the same phase (and, with a core running, the time above it). met: the absolute target, and in brackets the margin over node -e 0.\n` +
       `core running: ${doorLine.trim()}`,
   );
   console.table(rows);
+  console.log(
+    '\nWhere a listing spends its time with the core running (HANGAR_DEBUG marks, ms since its process started; p50 of each):',
+  );
+  console.table(hopRows);
 } finally {
   ui?.kill('SIGTERM');
   if (ui) await new Promise((resolve) => (ui.exitCode !== null ? resolve() : ui.once('exit', resolve)));

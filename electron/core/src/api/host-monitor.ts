@@ -24,10 +24,11 @@ import { hostView } from './host-views.js';
  * for again behind the answer (each host.stats runs tmux on the host: ten of them took most of a
  * second of `hangar hosts ls`, issue 18); the next listing has the new ones (no hosts.changed for
  * them: a window that re-lists on that event would keep the host asking). At most one such
- * background ask per STATS_REFRESH_GAP_MS.
+ * background ask per STATS_REFRESH_GAP_MS (each runs tmux on the host: ten of them behind every
+ * `hosts ls` of a script's loop would load the hosts for figures that are minutes-scale anyway).
  */
 const STATS_KNOWN_MS = 30_000;
-const STATS_REFRESH_GAP_MS = 1000;
+const STATS_REFRESH_GAP_MS = 5000;
 /** A host that does not answer host.stats within this long is listed without stats. */
 const STATS_TIMEOUT_MS = 2000;
 /** `hosts.list` with probe (the hangar command): a paired host not linked within this long is listed as it is then. */
@@ -232,6 +233,7 @@ export class HostMonitor implements Disposable {
       connection.onStatus((status) => {
         if (status === 'online') {
           watched.error = null;
+          this.core.warmListings(name);
           // Load and capabilities come with the status, so the UI need not ask.
           void this.stats(name).then((stats) => {
             watched.stats = stats;

@@ -16,6 +16,8 @@ export type RunningCore =
   | {
       kind: 'core';
       transport: FrameTransport;
+      /** With `early`: the socket holds the process open from now on (the command uses it). */
+      claim: () => void;
       pid: number;
       path: string;
       /** The core's protocolFingerprint(), if it said one. */
@@ -28,6 +30,12 @@ export type RunningCore =
 
 export interface ReachOptions {
   timeoutMs?: number;
+  /**
+   * Reached while the command's code still loads (the hangar command does so for a command that
+   * will use it): until claim(), the socket does not keep the process alive, so a command that
+   * ends without it (a usage error, its help) exits as it would have.
+   */
+  early?: boolean;
 }
 
 /**
@@ -42,6 +50,7 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
   if (untrusted) return Promise.resolve({ kind: 'refused', path, reason: untrusted });
   return new Promise<RunningCore>((resolve) => {
     const socket = connect(path);
+    if (options.early) socket.unref();
     const early = (error: NodeJS.ErrnoException) => {
       socket.destroy();
       if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') resolve({ kind: 'none', path });
@@ -58,6 +67,7 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
           resolve({
             kind: 'core',
             transport: new SocketFrameTransport(socket, leftover),
+            claim: () => socket.ref(),
             pid: greeting.pid,
             path,
             protocol: greeting.protocol,

@@ -116,8 +116,11 @@ export class SocketFrameTransport implements FrameTransport {
   close(reason: CloseReason = { code: 'closed', message: 'closed by this side' }): void {
     if (this.closed) return;
     this.finish(reason);
-    // What was written goes out first; a peer that never reads does not hold this process open.
+    // What was written goes out first (libuv's pending writes and shutdown keep the process alive
+    // until the kernel has them); the peer's own close is not waited for: a busy core does not hold
+    // a command that is done (issue 18), nor does a peer that never reads.
     this.socket.end();
+    this.socket.unref();
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 

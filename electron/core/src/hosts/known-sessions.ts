@@ -2,24 +2,21 @@ import type { Disposable, SessionInfo, TmuxServerState } from '@hangar/shared';
 import type { HostConnection } from '../connection/host-connection.js';
 
 /**
- * How long a host's session list is answered from what it last said. Its agent pushes a new list
- * (sessions.changed) whenever tmux, an attach or an agent's status changes it, so the list is
- * current for as long as the link is up, except for what no tmux hook tells: its tmux server
- * killed, or a host whose hooks could not be set (a data dir path with unusual characters). For
- * those, each answer from here also asks the host again in the background (at most once per
- * REFRESH_GAP_MS): the next listing has what it said.
+ * A host's session list is answered from what it last said for as long as its link is up: its
+ * agent pushes a new list (sessions.changed) whenever tmux, an attach or an agent's status changes
+ * it, and when its tmux server is gone (it looks every second; no hook tells that). For what still
+ * goes untold (an older agent's killed server, a host whose hooks could not be set: a data dir path
+ * with unusual characters), each answer from here also asks the host again in the background, at
+ * most once per REFRESH_GAP_MS: the next listing has what it said.
  */
-export const KNOWN_SESSIONS_MS = 30_000;
-const REFRESH_GAP_MS = 1000;
+const REFRESH_GAP_MS = 5000;
 
 export interface SessionList {
   sessions: SessionInfo[];
   tmux: TmuxServerState | null;
 }
 
-interface Known extends SessionList {
-  at: number;
-}
+type Known = SessionList;
 
 /**
  * Each linked host's session list as it last said it, kept current by its sessions.changed
@@ -46,11 +43,10 @@ export class KnownSessions {
     ];
   }
 
-  /** The list if the host said it lately on a link that is still up. */
+  /** The list the host last said on a link that is still up. */
   current(name: string): SessionList | undefined {
     const known = this.known.get(name);
-    if (!known || this.now() - known.at > KNOWN_SESSIONS_MS) return undefined;
-    return { sessions: known.sessions, tmux: known.tmux };
+    return known && { sessions: known.sessions, tmux: known.tmux };
   }
 
   /**
@@ -91,7 +87,7 @@ export class KnownSessions {
 
   private set(name: string, list: SessionList): void {
     this.bump(name);
-    this.known.set(name, { ...list, at: this.now() });
+    this.known.set(name, { ...list });
   }
 
   private bump(name: string): void {

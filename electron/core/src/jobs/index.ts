@@ -32,9 +32,18 @@ export interface FoundJob {
  * download artifacts. Job ids are unique across hosts, so a job can be found without its host.
  */
 export class JobsApi {
+  /**
+   * `listed`: how a host's newest jobs are had; by default it is asked (`ask`). A running core
+   * answers from what the host's events kept current (hosts/known-jobs.ts).
+   */
   constructor(
     private readonly connectionFor: (host: string) => JobLink,
     private readonly hostNames: () => string[],
+    private readonly listed: (
+      host: string,
+      limit: number,
+      ask: (limit: number) => Promise<JobInfo[]>,
+    ) => Promise<JobInfo[]> = (_host, limit, ask) => ask(limit),
   ) {}
 
   pack(dir: string, options?: PackOptions): Promise<PackedWorkspace> {
@@ -56,7 +65,9 @@ export class JobsApi {
 
   /** Jobs of one host, or of every paired host; a host that cannot be reached is reported, not fatal. */
   async list(host?: string, limit = 50): Promise<HostJobs[]> {
-    return listOnHosts(this.hostNames(), host, (name) => this.connectionFor(name).call('job.list', { limit }), {
+    const ask = (name: string) => async (count: number) =>
+      (await this.connectionFor(name).call('job.list', { limit: count })).jobs;
+    return listOnHosts(this.hostNames(), host, async (name) => ({ jobs: await this.listed(name, limit, ask(name)) }), {
       jobs: [],
     });
   }
