@@ -25,6 +25,9 @@ describe('job commands: arguments and help', () => {
     [['run', '-c', 'true', '--cpus', 'two'], '--cpus two: expected a number of CPUs like 2 or 0.5'],
     [['run', '-c', 'true', '--cpus', '0'], '--cpus 0: expected more than 0 CPUs'],
     [['logs', 'not-a-job'], 'expected a job id like j-1a2b3c4d'],
+    // commander's own usage errors, on a subcommand and on a sub-subcommand
+    [['jobs', '--bogus'], "unknown option '--bogus'"],
+    [['session', 'ls', '--bogus'], "unknown option '--bogus'"],
   ])('hangar %j is refused as bad input (status 2)', async (args, message) => {
     const result = await hangar(home, args);
     expect(result.stderr).toContain(message);

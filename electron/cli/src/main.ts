@@ -53,9 +53,14 @@ async function runCommand(args: string[]): Promise<void> {
       void import('./run.js').then(({ reachEarly }) => reachEarly());
     const { programFor } = await import('./command-index.js');
     const program = await programFor(args);
-    program.exitOverride((error) => {
-      process.exit(error.exitCode === 0 ? 0 : 2);
-    });
+    // On every command: commander copies settings into a subcommand only when it is made, and these
+    // were made before. A usage error (unknown option, missing argument) exits 2, help 0.
+    const usageExit = (error: { exitCode: number }): never => process.exit(error.exitCode === 0 ? 0 : 2);
+    const everyCommand = (command: typeof program): (typeof program)[] => [
+      command,
+      ...command.commands.flatMap(everyCommand),
+    ];
+    for (const command of everyCommand(program)) command.exitOverride(usageExit);
     await program.parseAsync(process.argv);
   } catch (error) {
     process.exitCode = await reportError(error);
