@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useCleanups } from '../support/cleanups.js';
-import { BASH } from '../support/processes.js';
-import { attachIn, canNatLab, captureIn, startNatLab, type NatLab } from '../support/natlab.js';
+import { BASH, HANGAR_BIN } from '../support/processes.js';
+import { attachIn, canNatLab, captureIn, startNatLab, waitForLine, type NatLab } from '../support/natlab.js';
 
 /**
  * Across two NATs (test/support/natlab.ts: ../shared/tools/natlab.py's namespaces, a public
@@ -52,11 +52,21 @@ describe.skipIf(!canNatLab)('WebRTC across two NATs (natlab namespaces)', () => 
     await acrossNats('cone', 'p2p');
   }, 120_000);
 
-  it('symmetric NATs: through coturn on the public segment, hosts ls says turn; a job runs; a canary typed into the terminal is in neither the relay’s nor coturn’s capture', async () => {
-    await acrossNats('symmetric', 'turn', async ({ ns, laptop }) => {
-      // A canary typed into the terminal over TURN: what the relay's port and coturn's carry,
-      // captured on the public segment where both listen, holds it nowhere (DTLS records only).
+  it('symmetric NATs: through coturn on the public segment, hosts ls says turn; a job runs; a canary typed into the terminal and one served by a preview are in neither the relay’s nor coturn’s capture', async () => {
+    await acrossNats('symmetric', 'turn', async (lab) => {
+      const { ns, laptop } = lab;
+      // A canary typed into the terminal and another served by a preview over TURN: what the
+      // relay's port and coturn's carry, captured on the public segment where both listen, holds
+      // neither (DTLS records only).
       const canary = `CANARY${randomBytes(6).toString('hex').toUpperCase()}`;
+      const served = `SERVED${randomBytes(6).toString('hex').toUpperCase()}`;
+      // The preview's origin: a small HTTP server on the host, on its loopback.
+      const origin = lab.spawn('hostA', [
+        process.execPath,
+        '-e',
+        `require('http').createServer((q, s) => s.end(${JSON.stringify(`<p>${served}</p>`)})).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`,
+      ]);
+      const originPort = Number(await waitForLine(origin, (line) => /^\d+$/.test(line), 'the preview origin'));
       const relayWire = captureIn(cleanups, ns, 'tcp port 8443');
       const turnWire = captureIn(cleanups, ns, 'udp');
       await Promise.all([relayWire.ready, turnWire.ready]);
@@ -64,15 +74,39 @@ describe.skipIf(!canNatLab)('WebRTC across two NATs (natlab namespaces)', () => 
       await attached.waitFor('$ ');
       attached.type(`echo ${canary}\r`);
       await attached.waitFor(`\n${canary}`);
+
+      // The preview, opened on the computer (its local address, in its namespace) and fetched there.
+      const added = await lab.hangarIn(['preview', 'add', 'mini', String(originPort)]);
+      expect(added.code, added.stderr).toBe(0);
+      const opened = lab.spawn('hostB', [process.execPath, HANGAR_BIN, 'preview', 'open', 'mini', String(originPort)], {
+        HANGAR_HOME: laptop,
+      });
+      const local = /at (http:\/\/localhost:\d+\/)/.exec(
+        await waitForLine(opened, (line) => /at http:\/\/localhost:\d+\//.test(line), 'hangar preview open'),
+      )![1]!;
+      const page = await lab.exec('hostB', [
+        process.execPath,
+        '-e',
+        `fetch(${JSON.stringify(local)}).then((r) => r.text()).then((t) => process.stdout.write(t))`,
+      ]);
+      expect(page.stdout, page.stderr).toContain(served);
+      // The preview's own link ran over TURN too (its command's core dialed as every command does).
+      const hosts = JSON.parse((await lab.hangarIn(['hosts', 'ls', '--json'])).stdout) as {
+        name: string;
+        via: string;
+      }[];
+      expect(hosts.find((h) => h.name === 'mini')).toMatchObject({ via: 'turn' });
+
       attached.type('\x1d');
       expect(await attached.exited).toBe(0);
       const [relayBytes, turnBytes] = await Promise.all([relayWire.stop(), turnWire.stop()]);
-      // The captures saw the session: the attach's signaling on the relay, its data through coturn.
+      // The captures saw the session: the signaling on the relay, the terminal and the page through coturn.
       expect(relayBytes.length).toBeGreaterThan(2_000);
       expect(turnBytes.length).toBeGreaterThan(10_000);
-      expect(relayBytes.includes(Buffer.from(canary))).toBe(false);
-      expect(turnBytes.includes(Buffer.from(canary))).toBe(false);
-      expect(turnBytes.includes(Buffer.from(`echo ${canary.slice(0, 8)}`))).toBe(false);
+      for (const secret of [canary, served, `echo ${canary.slice(0, 8)}`]) {
+        expect(relayBytes.includes(Buffer.from(secret)), secret).toBe(false);
+        expect(turnBytes.includes(Buffer.from(secret)), secret).toBe(false);
+      }
     });
   }, 120_000);
 });

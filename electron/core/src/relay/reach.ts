@@ -386,9 +386,9 @@ export class HostReach {
   /**
    * The fallbacks raced (WebRTC, then the relay's splice FALLBACK_HEAD_START_MS later, or as soon
    * as WebRTC failed); the first link that authenticates wins and the other attempt is aborted
-   * (WebRTC closes its connection mid-ICE) or closed once it opens. A refusal that retrying cannot
-   * fix (a key that is not the pinned one, a limit) is the answer at once; otherwise the host is
-   * unreachable for now, in words that say why each way failed. A WebRTC attempt whose two ends
+   * (WebRTC closes its connection mid-ICE) or closed once it opens. When both failed, a refusal
+   * that retrying cannot fix (a key that is not the pinned one, a limit) is the answer; otherwise
+   * the host is unreachable for now, in words that say why each way failed. A WebRTC attempt whose two ends
    * got TURN candidates is waited for (a TURN link, a second or two to form, is the better path).
    */
   private async viaFallbacks(
@@ -403,21 +403,25 @@ export class HostReach {
       name: fallback.name,
       afterMs: index * FALLBACK_HEAD_START_MS,
       deferred: () => promising,
-      dial: (abort) =>
-        fallback.dial({
+      dial: (abort) => {
+        // The wider race (pinned) was won meanwhile: nothing more is started.
+        if (signal?.aborted) return Promise.reject(new HangarError('E_UNAVAILABLE', 'another path opened first'));
+        return fallback.dial({
           name,
           host,
           how,
           // Aborted when the other fallback won, or when a way this race is part of won (an address).
           signal: signal ? AbortSignal.any([abort, signal]) : abort,
           promising: () => (promising = true),
-        }),
+        });
+      },
     }));
     try {
       const { value: connected, name: via } = await raceDials(ways, {
         close: (loser) => loser.transport.close({ code: 'closed', message: 'another path opened first' }),
-        final: (f) =>
-          !transient(f) && f.code !== 'E_HOST_OFFLINE' && f.code !== 'E_NOT_FOUND' && f.code !== 'E_AUTH_BAD_CODE',
+        // No failure of one way ends the race: another may still link with the same pins (a refusal
+        // comes from every way alike, and the next starts as soon as one fails).
+        final: () => false,
       });
       const address =
         'pinned' in how ? (this.deps.registry.find(name)?.address ?? publishedAddresses(host)[0]) : undefined;
@@ -429,7 +433,12 @@ export class HostReach {
       for (const lost of error.failures) {
         this.deps.logger.info({ host: name, via: lost.name, err: lost.error.message }, 'fallback did not link');
       }
-      // The enrollment's secret refused (the race's other way may have used it): as a sequential dial says it.
+      // A refusal that retrying cannot fix (a key that is not the pinned one, a limit) is the answer;
+      // then the enrollment's secret refused (the other way may have used it), as a sequential dial says it.
+      const hard = error.failures.find(
+        (f) => !transient(f.error) && !['E_HOST_OFFLINE', 'E_NOT_FOUND', 'E_AUTH_BAD_CODE'].includes(f.error.code),
+      );
+      if (hard) throw hard.error;
       const refused = error.failures.find((f) => f.error.code === 'E_AUTH_BAD_CODE');
       if (refused) throw refused.error;
       if (signal) throw error; // part of a wider race (pinned): that race says it
