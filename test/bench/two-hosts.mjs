@@ -18,8 +18,12 @@ const RELAY = join(ROOT, 'relay', 'bin', 'hangar-relay.js');
 const run = promisify(execFile);
 
 /**
- * `origin(prefix)` starts an HTTP server (argv prefix: where it runs) that prints `port N`;
- * `udp`: false drops the far namespace's outbound UDP (no WebRTC path), true lets it out.
+ * `origin` is the source of an HTTP server (`node -e`) that prints `port N`, started beside each
+ * agent; `udp`: false drops the far namespace's outbound UDP (no WebRTC path), true lets it out,
+ * binds ICE to the veth's two ends (this machine's other interfaces, other tests' namespaces
+ * among them, would otherwise crowd the candidates) and leaves the relay's splice out of the dial
+ * (HANGAR_SPLICE=off: on a loaded machine WebRTC now and then takes longer than its head start,
+ * and the splice would win the race).
  */
 export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), `hangar-bench-${name}-`)));
@@ -35,6 +39,12 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
   const inside = `hbi${id}`;
   const net = `10.${100 + (parseInt(id.slice(0, 2), 16) % 100)}.${parseInt(id.slice(2, 4), 16)}`;
   const wrapper = ['ip', 'netns', 'exec', ns];
+  if (udp) {
+    env.HANGAR_WEBRTC_BIND_ADDRESS = `${net}.1`;
+    process.env.HANGAR_WEBRTC_BIND_ADDRESS = `${net}.1`; // a core in the bench's own process
+    env.HANGAR_SPLICE = 'off';
+    process.env.HANGAR_SPLICE = 'off';
+  }
 
   const dispose = async () => {
     for (const child of children) child.kill();
@@ -134,7 +144,7 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
       await started(
         [...prefix, process.execPath, ...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', '127.0.0.1:0', '--data', data],
         /"address":"([^"]+)"/,
-        AGENT_ENV,
+        { ...AGENT_ENV, ...(udp && host === 'far' ? { HANGAR_WEBRTC_BIND_ADDRESS: `${net}.2` } : {}) },
       );
       const line = (await run(process.execPath, [HANGAR, 'hosts', 'enroll-token', '--name', host], { env })).stdout;
       const token = /--token (\S+)/.exec(line)[1];

@@ -9,8 +9,8 @@ import { TickingTerminal } from '../support/ticking-terminal.js';
 /**
  * UDP blocked at the host's NAT (test/support/natlab.ts, port-preserving NATs; natA drops every
  * forwarded UDP packet): no WebRTC path can form, and the first dial must not wait for ICE to give
- * up. The dial races its ways (relay/dial-race.ts): the host's addresses, then WebRTC a second
- * later, then the relay's splice when no data channel opened 1.2 s after that; the splice opens
+ * up. The dial races its ways (relay/dial-race.ts): the host's addresses, then WebRTC 0.75 s
+ * later, then the relay's splice when no data channel opened 1.5 s after that; the splice opens
  * first and wins. Then natA lets UDP through again, and a live core's link, held by an attached
  * terminal, moves to a hole-punched WebRTC path by itself (the background upgrade), the terminal
  * going on with no byte lost or doubled.

@@ -32,7 +32,7 @@ import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitFor
 
 /**
  * A command's first link to the host races its addresses, WebRTC (0.75 s later) and the splice
- * (1 s after that; with UDP blocked WebRTC never opens): a few seconds, but a loaded CI machine
+ * (1.5 s after that; with UDP blocked WebRTC never opens): a few seconds, but a loaded CI machine
  * can stretch a command past the support helper's 20 s.
  */
 function hangar(home: string, args: string[], timeoutMs = 60_000) {

@@ -17,6 +17,7 @@ import { percentile } from '../support.mjs';
 import { twoHosts } from '../two-hosts.mjs';
 
 const SECONDS = Number(process.env.BENCH_PREVIEW_S ?? 5);
+const ROUNDS = 3;
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 200);
 const LOAD = join(import.meta.dirname, 'load.mjs');
 const run = promisify(execFile);
@@ -42,12 +43,14 @@ try {
   core = await HangarCore.open({ home: stack.home });
   await core.previews.add('far', origins.far);
   const local = (await core.previews.open('far', origins.far)).local_port;
+  const previewPath = core.existingConnection('far')?.path?.kind ?? 'direct';
   const through = [];
   const direct = [];
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     through.push(await load([], local));
     direct.push(await load(wrapper, origins.far));
   }
+  if (previewPath !== 'p2p') console.error(`[mesh paths] the preview ran ${previewPath}, not over WebRTC (p2p)`);
   const median = (runs, key) =>
     percentile(
       runs.map((r) => r[key]),
@@ -62,7 +65,7 @@ try {
     `${tcpRps.toFixed(0)} (${list(direct)}), p99 ${tcpP99.toFixed(1)} ms`,
   ]);
   rows.push([
-    `preview req/s, through the preview over WebRTC`,
+    `preview req/s, through the preview over WebRTC (${previewPath})`,
     `${rtcRps.toFixed(0)} (${list(through)}), p99 ${rtcP99.toFixed(1)} ms`,
   ]);
   rows.push([
@@ -76,7 +79,7 @@ try {
   const rtcEcho = await stack.keystrokes('far', KEYSTROKES);
   const p = (samples, q) => percentile(samples, q).toFixed(2);
   rows.push(['keystroke echo p50 / p99, direct link (reference)', `${p(directEcho, 50)} / ${p(directEcho, 99)} ms`]);
-  rows.push(['keystroke echo p50 / p99, over WebRTC', `${p(rtcEcho, 50)} / ${p(rtcEcho, 99)} ms`]);
+  rows.push([`keystroke echo p50 / p99, over WebRTC (${via.far})`, `${p(rtcEcho, 50)} / ${p(rtcEcho, 99)} ms`]);
   const added = percentile(rtcEcho, 50) - percentile(directEcho, 50);
   rows.push([
     'echo p50 ratio WebRTC / direct (added)',

@@ -62,7 +62,7 @@ export const ADDRESSES_HEAD_START_MS = 750;
  * ends: it links in a second or two and is the better path): then only once it failed. Where UDP
  * is blocked, ICE would take its 5 s to give up; the splice links meanwhile.
  */
-export const FALLBACK_HEAD_START_MS = 1_000;
+export const FALLBACK_HEAD_START_MS = 1_500;
 
 /** Stands for "the fallbacks" in the list of addresses an account host is dialed at. */
 const VIA_FALLBACK = '(no published address answered)';
@@ -259,7 +259,7 @@ export class HostReach {
       return linkAt(answered);
     };
     if (this.fallbacks.length === 0) return viaAddresses();
-    // Raced as a paired host's dial is (pinned): the fallbacks start when no address linked within a second.
+    // Raced as a paired host's dial is (pinned): the fallbacks start when no address linked within 0.75 s.
     try {
       const { value } = await raceDials<Dialed>(
         [
