@@ -160,7 +160,6 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
     });
     const { agentKey, host } = await orAbort(withDeadline(handshake, deadline, options.hostName));
     const opened = link;
-    options.abortSignal?.removeEventListener('abort', stopOnAbort);
     return {
       transport,
       agent_key: agentKey,
@@ -179,6 +178,8 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
       offering.abort();
     }
     throw failure;
+  } finally {
+    options.abortSignal?.removeEventListener('abort', stopOnAbort);
   }
 }
 
