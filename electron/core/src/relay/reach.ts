@@ -50,9 +50,10 @@ export interface ReachFallback {
 const ACCOUNT_LOOKUP_AFTER_MS = 1_000;
 
 /**
- * Happy eyeballs: the fallbacks start when no address linked within this long (or every address
- * failed sooner). An address that answers links in milliseconds; one that drops packets would
- * otherwise hold the fallbacks back for its 3 s.
+ * Happy eyeballs: the fallbacks start when no address took a TCP connection within this long (or
+ * every address failed sooner). An address that answers does so in milliseconds, and is then
+ * linked with no fallback beside it; one that drops packets would otherwise hold the fallbacks back
+ * for its 3 s.
  */
 export const ADDRESSES_HEAD_START_MS = 750;
 
@@ -158,12 +159,15 @@ export class HostReach {
     const lookUp = () => (lookup ??= this.deps.entries(true));
     const early = setTimeout(() => void lookUp().catch(() => undefined), ACCOUNT_LOOKUP_AFTER_MS);
     const accountOf = async () => (await lookUp()).find((e) => e.record?.agent_key === record.agent_key)?.account;
+    // An address that took the TCP connection is being linked: the fallbacks wait for its verdict.
+    let answered = false;
     const viaAddresses = async (): Promise<Dialed> => {
       try {
         // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
         if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
           throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
         }
+        answered = true;
         clearTimeout(early);
         return await this.connect(record.name, record.address, { pinned });
       } catch (error) {
@@ -172,7 +176,9 @@ export class HostReach {
         if (!transient(failure) || record.embedded) throw failure;
         const account = await accountOf();
         const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
-        for (const address of await answering(others)) {
+        const reachable = await answering(others);
+        answered = reachable.length > 0;
+        for (const address of reachable) {
           try {
             const dialed = await this.connect(record.name, address, { pinned });
             // Signed by the key pinned here, and the handshake proved it: this is where it is now.
@@ -196,6 +202,7 @@ export class HostReach {
           {
             name: 'fallbacks',
             afterMs: ADDRESSES_HEAD_START_MS,
+            deferred: () => answered,
             dial: async (signal) => {
               const account = await accountOf();
               if (!account) throw notInAccount;
@@ -248,8 +255,9 @@ export class HostReach {
       secrets.length > 0
         ? this.firstLink(name, host, addresses, secrets, signal)
         : this.viaRelayPins(name, host, addresses, signal);
+    let answered: string[] = [];
     const viaAddresses = async () => {
-      const answered = await answering(candidates);
+      answered = await answering(candidates);
       if (answered.length === 0) {
         throw new HangarError(
           'E_HOST_UNREACHABLE',
@@ -264,7 +272,13 @@ export class HostReach {
       const { value } = await raceDials<Dialed>(
         [
           { name: 'addresses', afterMs: 0, dial: viaAddresses },
-          { name: 'fallbacks', afterMs: ADDRESSES_HEAD_START_MS, dial: (signal) => linkAt([VIA_FALLBACK], signal) },
+          {
+            name: 'fallbacks',
+            afterMs: ADDRESSES_HEAD_START_MS,
+            // An address took the TCP connection: it is being linked, the fallbacks wait for its verdict.
+            deferred: () => answered.length > 0,
+            dial: (signal) => linkAt([VIA_FALLBACK], signal),
+          },
         ],
         {
           close: (loser) => loser.transport.close({ code: 'closed', message: 'another path opened first' }),
