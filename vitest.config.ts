@@ -12,6 +12,7 @@ const ALONE = [
   'test/e2e/mesh-recovery.test.ts',
   'test/e2e/mesh-upgrade.test.ts',
   'test/e2e/mesh-relay-down.test.ts',
+  'test/e2e/mesh-udp-blocked.test.ts',
   'test/e2e/ui.test.ts',
   'test/e2e/previews-ui.test.ts',
   'test/e2e/relay-ui.test.ts',

@@ -16,6 +16,7 @@ import {
 import { HostShell, signupCli, waitForHost } from '../support/relay-stack.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
+import { TickingTerminal, until } from '../support/ticking-terminal.js';
 
 /**
  * The relay killed while a window's core holds two links: one to a host it reaches directly
@@ -29,19 +30,6 @@ process.env['HANGAR_WEBRTC'] = 'off';
 
 const cleanups = useCleanups();
 const dir = (prefix: string) => dirFor(cleanups, prefix);
-
-/** `tick-N` lines as received (a gap or a repeat is a lost or doubled byte); ESC [ K: lines tmux draws after a scroll. */
-function ticks(raw: string): number[] {
-  return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
-}
-
-async function until(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('the relay down', { timeout: 180_000 }, () => {
   it('a direct link keeps running and reconnects without the relay; a host behind a firewall says "relay unreachable" within 5 s', async () => {
@@ -116,8 +104,8 @@ describe('the relay down', { timeout: 180_000 }, () => {
     await terminal.opened;
     const stop = join(boxData, 'stop-ticking');
     cleanups.push(() => writeFileSync(stop, ''));
-    terminal.write(`i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo tick-$i; sleep 0.02; done; echo ticks-""done\r`);
-    await until(() => ticks(raw).length >= 20, 'ticks', 20_000);
+    const ticking = new TickingTerminal({ write: (text) => terminal.write(text), raw: () => raw }, stop);
+    await ticking.start();
 
     await relay.crash();
     const killed = Date.now();
@@ -144,18 +132,13 @@ describe('the relay down', { timeout: 180_000 }, () => {
     expect(refused).toBeLessThan(5_000);
 
     // The direct link went on all along…
-    const before = ticks(raw).length;
-    await until(() => ticks(raw).length >= before + 20, 'ticks with the relay down', 10_000);
+    await ticking.more(20, 'ticks with the relay down', 10_000);
     expect(statuses).toEqual(['attached']);
     // …and a dropped connection to it comes back without the relay, the terminal resumed.
     proxy.cutAll();
     await until(() => statuses.includes('resumed'), 'the terminal resumed', 10_000);
-    const after = ticks(raw).length;
-    await until(() => ticks(raw).length >= after + 20, 'ticks after the reconnect', 10_000);
-    writeFileSync(stop, '');
-    await until(() => raw.includes('ticks-done'), 'the ticker to stop', 10_000);
-    const seen = ticks(raw);
-    expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => i + 1));
+    await ticking.more(20, 'ticks after the reconnect', 10_000);
+    await ticking.finish(60, `statuses ${statuses.join(', ')}`);
     expect(named((await window.call('hosts.list', {})).hosts, 'box')).toMatchObject({
       status: 'online',
       via: 'direct',

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreTerminal, type HostView } from '@hangar/shared';
@@ -10,6 +9,7 @@ import { openWindow } from '../support/live-window.js';
 import { hangar, killTmuxServer, removeDir, startAgentProcess } from '../support/processes.js';
 import { HostShell, hostsLs, signupCli, waitForHost } from '../support/relay-stack.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
+import { TickingTerminal, until as poll } from '../support/ticking-terminal.js';
 
 /**
  * The path upgrade, end to end: an agent in a network namespace behind a firewall that lets nothing
@@ -26,15 +26,6 @@ process.env['HANGAR_WEBRTC'] = 'off';
 
 const cleanups = useCleanups();
 const dir = (prefix: string) => dirFor(cleanups, prefix);
-
-/**
- * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost
- * or doubled byte. tmux writes a line as `tick-N` and CR LF, or, when it draws several at once
- * after a scroll (CSI S), with an erase to the end of the line (ESC [ K) before the CR LF.
- */
-function ticks(raw: string): number[] {
-  return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
-}
 
 describe('the path upgrade', { timeout: 180_000 }, () => {
   it('a host reached through the relay is moved to the direct path once its firewall opens, the terminal going on with no byte lost or doubled', async () => {
@@ -102,20 +93,16 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     );
     cleanups.push(() => terminal.dispose());
     await terminal.opened;
-    const waitFor = async (check: () => boolean, what: string, timeoutMs = 20_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (!check()) {
-        if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms; last output: ${raw.slice(-300)}`);
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    };
+    const waitFor = (check: () => boolean, what: string) => poll(check, what, 20_000, () => raw);
+    const ticking = new TickingTerminal(
+      { write: (text) => terminal.write(text), raw: () => raw },
+      join(shell.home, 'stop-ticking'),
+    );
     // Typed through the splice (quoted apart: the echo of what was typed is not the answer).
     terminal.write('echo through-""the-relay\r');
     await waitFor(() => raw.includes('through-the-relay'), 'what was typed, through the splice');
     // Ticks until a file appears: output runs through the move, whenever it comes.
-    const stop = join(shell.home, 'stop-ticking');
-    terminal.write(`i=0; while [ ! -e ${stop} ]; do i=$((i+1)); echo tick-$i; sleep 0.02; done; echo ticks-""done\r`);
-    await waitFor(() => ticks(raw).length >= 20, 'ticks through the splice');
+    await ticking.start();
 
     // The firewall opens the agent's port: its published address answers from now on.
     await run(net.wrapper[0]!, [
@@ -152,19 +139,8 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     // Output goes on over the new link, and typing reaches the host through it.
     // Resumed on the new link, never shown as reconnecting.
     expect(statuses).toEqual(['attached', 'resumed']);
-    const movedAt = ticks(raw).length;
-    await waitFor(() => ticks(raw).length >= movedAt + 20, 'ticks after the move');
-    writeFileSync(stop, '');
-    await waitFor(() => raw.includes('ticks-done'), 'the ticker to stop');
-    const seen = ticks(raw);
-    expect(seen.length).toBeGreaterThan(40);
-    const broken = seen.findIndex((n, i) => n !== i + 1);
-    if (broken >= 0) {
-      const at = raw.indexOf(`tick-${seen[broken]}`);
-      throw new Error(
-        `tick ${broken + 1} came as tick-${seen[broken]} (statuses ${statuses.join(', ')}): ${JSON.stringify(raw.slice(Math.max(0, at - 500), at + 300))}`,
-      );
-    }
+    await ticking.more(20, 'ticks after the move');
+    await ticking.finish(41, `statuses ${statuses.join(', ')}`);
     terminal.write('echo after-""move\r');
     await waitFor(() => raw.includes('after-move'), 'what was typed after the move');
 

@@ -113,7 +113,16 @@ export class HangarCore {
               }),
             ]),
         // UDP blocked, or no WebRTC pair formed: the relay splices the same end-to-end TLS link.
-        relaySpliceFallback({ account: this.account, deviceKey: deviceKey.privateKey, deviceName: this.deviceName }),
+        // HANGAR_SPLICE=off leaves it out (a bench that measures the WebRTC path).
+        ...(process.env.HANGAR_SPLICE === 'off'
+          ? []
+          : [
+              relaySpliceFallback({
+                account: this.account,
+                deviceKey: deviceKey.privateKey,
+                deviceName: this.deviceName,
+              }),
+            ]),
       ],
     });
     this.previews = new PreviewsApi(

@@ -92,8 +92,8 @@ const WEBRTC_CHANNEL_PROTOCOL = 'hangar-link-v1';
 export const WEBRTC_GATHER_TIMEOUT_MS = 5_000;
 /**
  * ICE and the channel's opening: on a LAN or through cone NATs it takes well under a second, TURN a
- * second or two. Where UDP is blocked nothing comes, and the next path (the relay's splice) should
- * not wait long for that verdict.
+ * second or two. Where UDP is blocked nothing comes; the core does not wait for this verdict (it
+ * starts the relay's splice beside the attempt after a head start, and closes the loser).
  */
 export const WEBRTC_OPEN_TIMEOUT_MS = 5_000;
 

@@ -15,6 +15,7 @@
 // loopback and ≥ 40 Mbit/s at 20 ms RTT. BENCH_MIB=1024 moves the 1 GiB of T4 (the default 256 MiB
 // keeps the whole bench under 2 min on a loaded 2-core machine).
 // ICE binds to 127.0.0.1 (libjuice gathers no loopback candidate otherwise).
+// Then, as root, paths.mjs: the same comparisons end to end, through real agents and the core.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer as createTcpServer, connect as tcpConnect } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
@@ -271,3 +272,15 @@ function netem() {
 // Every peer connection is closed: let their threads finish, then stop the library's.
 await new Promise((resolve) => setTimeout(resolve, 300));
 nodeDataChannel.cleanup();
+
+// End to end through real agents, a relay and the core (paths.mjs: preview req/s over WebRTC vs
+// direct TCP to the same origin, keystroke echo through hangar attach over WebRTC vs the direct
+// link); as root only (it makes a network namespace).
+if (spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' }).status === 0 && process.getuid?.() === 0) {
+  const paths = spawnSync(process.execPath, [new URL('./paths.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+  if (paths.status !== 0) process.exitCode = 1;
+} else {
+  console.log(
+    '[mesh] end to end (preview req/s, keystroke echo through hangar attach): skipped (needs root: ip netns)',
+  );
+}

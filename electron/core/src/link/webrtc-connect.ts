@@ -36,11 +36,18 @@ export interface WebRtcConnectOptions {
   /** 'relay': TURN only (tests; a network that must not hole-punch). */
   policy?: 'all' | 'relay';
   timeoutMs?: number;
+  /** Another path won the race (relay/dial-race.ts): the connection is closed, mid-ICE too, and the dial fails. */
+  abortSignal?: AbortSignal;
+  /** Called once the answer came and both ends have a TURN candidate: a path will very likely form. */
+  promising?: () => void;
 }
 
 export type WebRtcConnected = ConnectedHost & { path: () => WebRtcPath };
 
 const DEFAULT_TIMEOUT_MS = 15_000;
+
+/** A TURN (relayed) candidate in an SDP: that end reached its TURN server over UDP. */
+const RELAY_CANDIDATE = /^a=candidate:\S+ \d+ udp \d+ \S+ \d+ typ relay/im;
 
 /**
  * The device's side of a WebRTC link: offer through the relay's signaling route, the agent's answer
@@ -52,7 +59,7 @@ export async function connectOverWebRtc(options: WebRtcConnectOptions): Promise<
     return await attempt(options);
   } catch (error) {
     // libdatachannel now and then closes a new connection before its answer: one more exchange.
-    if (toHangarError(error).details?.retry !== true) throw error;
+    if (toHangarError(error).details?.retry !== true || options.abortSignal?.aborted) throw error;
     return attempt(options);
   }
 }
@@ -86,9 +93,23 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
     ...(bind ? { bindAddress: bind } : {}),
   });
   let link: WebRtcLink | undefined;
+  // Aborted: the channel (open or not) and its connection close now, so nothing is left mid-ICE
+  // when the process releases the library; the awaits below then fail at once.
+  let stopOnAbort = () => undefined as void;
+  const aborted = new Promise<never>((_, reject) => {
+    const stop = (stopOnAbort = () => {
+      if (link) link.transport.close({ code: 'closed', message: 'another path opened first' });
+      else offering.abort();
+      reject(new HangarError('E_UNAVAILABLE', 'WebRTC attempt abandoned: another path opened first'));
+    });
+    if (options.abortSignal?.aborted) stop();
+    else options.abortSignal?.addEventListener('abort', stop, { once: true });
+  });
+  aborted.catch(() => undefined);
+  const orAbort = <T>(promise: Promise<T>) => (options.abortSignal ? Promise.race([promise, aborted]) : promise);
   try {
-    const replied = await options.signal(
-      JSON.stringify({ type: 'webrtc.offer', sdp: offering.offer } satisfies WebRtcSignal),
+    const replied = await orAbort(
+      options.signal(JSON.stringify({ type: 'webrtc.offer', sdp: offering.offer } satisfies WebRtcSignal)),
     );
     let answer: WebRtcSignal;
     try {
@@ -98,7 +119,18 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
     }
     if (answer.type === 'error') throw HangarError.from(answer.error);
     if (answer.type !== 'webrtc.answer') throw new HangarError('E_PROTOCOL', 'expected a WebRTC answer');
-    link = await offering.connect(answer.sdp, Math.max(1, Math.min(WEBRTC_OPEN_TIMEOUT_MS, deadline - Date.now())));
+    if (RELAY_CANDIDATE.test(offering.offer) && RELAY_CANDIDATE.test(answer.sdp)) options.promising?.();
+    const connecting = offering.connect(
+      answer.sdp,
+      Math.max(1, Math.min(WEBRTC_OPEN_TIMEOUT_MS, deadline - Date.now())),
+    );
+    // Opened after an abort: closed here (the abort found no link to close).
+    connecting.then(
+      (late) =>
+        options.abortSignal?.aborted && late.transport.close({ code: 'closed', message: 'another path opened first' }),
+      () => undefined,
+    );
+    link = await orAbort(connecting);
     const transport = link.transport;
     const how = options.how;
     const handshake = clientHandshake({
@@ -126,7 +158,7 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
           : { kind: 'pair', enrollment: how.enrollment },
       host: { name: options.hostName, address: 'webrtc' },
     });
-    const { agentKey, host } = await withDeadline(handshake, deadline, options.hostName);
+    const { agentKey, host } = await orAbort(withDeadline(handshake, deadline, options.hostName));
     const opened = link;
     return {
       transport,
@@ -146,6 +178,8 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
       offering.abort();
     }
     throw failure;
+  } finally {
+    options.abortSignal?.removeEventListener('abort', stopOnAbort);
   }
 }
 

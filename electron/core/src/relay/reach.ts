@@ -14,6 +14,7 @@ import type { HostRegistry } from '../hosts/registry.js';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import type { AccountHost } from './account-hosts.js';
 import { answering } from './answering.js';
+import { RaceFailed, raceDials, type RaceWay } from './dial-race.js';
 import type { RelayAccount } from './relay-account.js';
 
 /** A link, and the address it was made at. */
@@ -34,11 +35,35 @@ type How =
  */
 export interface ReachFallback {
   readonly name: string;
-  dial(target: { name: string; host: HostPresence; how: How }): Promise<ConnectedHost & { path: Dialed['path'] }>;
+  dial(target: {
+    name: string;
+    host: HostPresence;
+    how: How;
+    /** Another way won the race: stop (and close what was opened). */
+    signal?: AbortSignal;
+    /** This way will very likely open, if slower than the head start (both ends got a TURN candidate): the next one waits for it to fail. */
+    promising?: () => void;
+  }): Promise<ConnectedHost & { path: Dialed['path'] }>;
 }
 
 /** A paired host's address that has not answered within this long: the account's word on it is asked for meanwhile. */
 const ACCOUNT_LOOKUP_AFTER_MS = 1_000;
+
+/**
+ * Happy eyeballs: the fallbacks start when no address took a TCP connection within this long (or
+ * every address failed sooner). An address that answers does so in milliseconds, and is then
+ * linked with no fallback beside it; one that drops packets would otherwise hold the fallbacks back
+ * for its 3 s.
+ */
+export const ADDRESSES_HEAD_START_MS = 750;
+
+/**
+ * The next fallback (the relay's splice after WebRTC) starts when the one before has not linked
+ * within this long, or failed sooner, unless it is promising (WebRTC with a TURN candidate at both
+ * ends: it links in a second or two and is the better path): then only once it failed. Where UDP
+ * is blocked, ICE would take its 5 s to give up; the splice links meanwhile.
+ */
+export const FALLBACK_HEAD_START_MS = 1_500;
 
 /** Stands for "the fallbacks" in the list of addresses an account host is dialed at. */
 const VIA_FALLBACK = '(no published address answered)';
@@ -121,6 +146,10 @@ export class HostReach {
     return undefined;
   }
 
+  /**
+   * A paired host: its address (and, when that fails, the addresses it published since), raced
+   * with the fallbacks, which start when no address linked within ADDRESSES_HEAD_START_MS.
+   */
   private async pinned(record: HostRecord): Promise<Dialed> {
     const pinned = { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint };
     // The account's word on the host (other addresses, the way to the fallbacks) is asked for when
@@ -129,34 +158,71 @@ export class HostReach {
     let lookup: Promise<HostEntry[]> | undefined;
     const lookUp = () => (lookup ??= this.deps.entries(true));
     const early = setTimeout(() => void lookUp().catch(() => undefined), ACCOUNT_LOOKUP_AFTER_MS);
-    try {
-      // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
-      if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
-        throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
+    const accountOf = async () => (await lookUp()).find((e) => e.record?.agent_key === record.agent_key)?.account;
+    // An address that took the TCP connection is being linked: the fallbacks wait for its verdict.
+    let answered = false;
+    const viaAddresses = async (): Promise<Dialed> => {
+      try {
+        // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
+        if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
+          throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
+        }
+        answered = true;
+        clearTimeout(early);
+        return await this.connect(record.name, record.address, { pinned });
+      } catch (error) {
+        clearTimeout(early);
+        const failure = toHangarError(error);
+        if (!transient(failure) || record.embedded) throw failure;
+        const account = await accountOf();
+        const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
+        const reachable = await answering(others);
+        answered = reachable.length > 0;
+        for (const address of reachable) {
+          try {
+            const dialed = await this.connect(record.name, address, { pinned });
+            // Signed by the key pinned here, and the handshake proved it: this is where it is now.
+            this.deps.registry.updateAddress(record.name, address);
+            this.deps.logger.info({ host: record.name, address }, 'a paired host answered at an address it published');
+            return dialed;
+          } catch (next) {
+            // Another machine at an old LAN address presents another key: not ours, go on.
+            if (!transient(toHangarError(next)) && toHangarError(next).code !== 'E_AUTH_HOST_KEY_CHANGED') throw next;
+          }
+        }
+        throw failure;
       }
-      clearTimeout(early);
-      return await this.connect(record.name, record.address, { pinned });
+    };
+    if (this.fallbacks.length === 0 || record.embedded) return viaAddresses();
+    const notInAccount = new HangarError('E_HOST_UNREACHABLE', 'not in the account: no fallback');
+    try {
+      const { value } = await raceDials<Dialed>(
+        [
+          { name: 'addresses', afterMs: 0, dial: viaAddresses },
+          {
+            name: 'fallbacks',
+            afterMs: ADDRESSES_HEAD_START_MS,
+            deferred: () => answered,
+            dial: async (signal) => {
+              const account = await accountOf();
+              if (!account) throw notInAccount;
+              return this.viaFallbacks(record.name, account.host, { pinned }, undefined, signal);
+            },
+          },
+        ],
+        {
+          close: (loser) => loser.transport.close({ code: 'closed', message: 'another path opened first' }),
+          final: (f) => !transient(f),
+        },
+      );
+      return value;
     } catch (error) {
       clearTimeout(early);
-      const failure = toHangarError(error);
-      if (!transient(failure) || record.embedded) throw failure;
-      const account = (await lookUp()).find((e) => e.record?.agent_key === record.agent_key)?.account;
-      const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
-      for (const address of await answering(others)) {
-        try {
-          const dialed = await this.connect(record.name, address, { pinned });
-          // Signed by the key pinned here, and the handshake proved it: this is where it is now.
-          this.deps.registry.updateAddress(record.name, address);
-          this.deps.logger.info({ host: record.name, address }, 'a paired host answered at an address it published');
-          return dialed;
-        } catch (next) {
-          // Another machine at an old LAN address presents another key: not ours, go on.
-          if (!transient(toHangarError(next)) && toHangarError(next).code !== 'E_AUTH_HOST_KEY_CHANGED') throw next;
-        }
-      }
-      if (account && this.fallbacks.length > 0)
-        return this.viaFallbacks(record.name, account.host, { pinned }, failure);
-      throw failure;
+      if (!(error instanceof RaceFailed)) throw error;
+      const [addresses, ...rest] = error.flat();
+      const others = rest.filter((f) => f.error !== notInAccount);
+      if (others.length === 0) throw addresses!.error;
+      throw unreachable(addresses!.error, new RaceFailed(others));
     }
   }
 
@@ -182,21 +248,52 @@ export class HostReach {
       );
     }
     const candidates = publishedAddresses(host);
-    let answered = await answering(candidates);
-    if (answered.length === 0) {
-      if (this.fallbacks.length === 0) {
+    const signedIn = this.deps.account.stored();
+    if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
+    const secrets = this.deps.account.store.secretsFor(signedIn.account_id, host.name, host.enrolled_at, Date.now());
+    const linkAt = (addresses: string[], signal?: AbortSignal) =>
+      secrets.length > 0
+        ? this.firstLink(name, host, addresses, secrets, signal)
+        : this.viaRelayPins(name, host, addresses, signal);
+    let answered: string[] = [];
+    const viaAddresses = async () => {
+      answered = await answering(candidates);
+      if (answered.length === 0) {
         throw new HangarError(
           'E_HOST_UNREACHABLE',
           `none of the addresses "${name}" published answered (${candidates.join(', ') || 'none published'})`,
         );
       }
-      answered = [VIA_FALLBACK];
+      return linkAt(answered);
+    };
+    if (this.fallbacks.length === 0) return viaAddresses();
+    // Raced as a paired host's dial is (pinned): the fallbacks start when no address linked within 0.75 s.
+    try {
+      const { value } = await raceDials<Dialed>(
+        [
+          { name: 'addresses', afterMs: 0, dial: viaAddresses },
+          {
+            name: 'fallbacks',
+            afterMs: ADDRESSES_HEAD_START_MS,
+            // An address took the TCP connection: it is being linked, the fallbacks wait for its verdict.
+            deferred: () => answered.length > 0,
+            dial: (signal) => linkAt([VIA_FALLBACK], signal),
+          },
+        ],
+        {
+          close: (loser) => loser.transport.close({ code: 'closed', message: 'another path opened first' }),
+          // The secret refused on one way may have been used by the other: wait for it.
+          final: (f) => !transient(f) && f.code !== 'E_AUTH_BAD_CODE',
+        },
+      );
+      return value;
+    } catch (error) {
+      if (!(error instanceof RaceFailed)) throw error;
+      const refused = error.flat().find((f) => f.error.code === 'E_AUTH_BAD_CODE');
+      if (refused) throw refused.error;
+      const [addresses, ...rest] = error.flat();
+      throw unreachable(addresses!.error, new RaceFailed(rest));
     }
-    const signedIn = this.deps.account.stored();
-    if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
-    const secrets = this.deps.account.store.secretsFor(signedIn.account_id, host.name, host.enrolled_at, Date.now());
-    if (secrets.length > 0) return this.firstLink(name, host, answered, secrets);
-    return this.viaRelayPins(name, host, answered);
   }
 
   /** Pairs with the secret of a token this computer made, then pins what the pairing proved. */
@@ -205,6 +302,7 @@ export class HostReach {
     host: HostPresence,
     addresses: string[],
     secrets: { token_id: string; secret: string }[],
+    signal?: AbortSignal,
   ): Promise<Dialed> {
     let refused: HangarError | undefined;
     let failure: HangarError | undefined;
@@ -212,7 +310,7 @@ export class HostReach {
       for (const { token_id, secret } of secrets) {
         let dialed: Dialed;
         try {
-          dialed = await this.connect(name, address, { enrollment: { token_id, secret } }, host);
+          dialed = await this.connect(name, address, { enrollment: { token_id, secret } }, host, signal);
         } catch (error) {
           const f = toHangarError(error);
           if (f.code === 'E_AUTH_BAD_CODE') {
@@ -254,12 +352,17 @@ export class HostReach {
   }
 
   /** A host this computer has no secret for: the keys the relay lists; the host decides whether to let it in. */
-  private async viaRelayPins(name: string, host: HostPresence, addresses: string[]): Promise<Dialed> {
+  private async viaRelayPins(
+    name: string,
+    host: HostPresence,
+    addresses: string[],
+    signal?: AbortSignal,
+  ): Promise<Dialed> {
     const pinned = { agent_key: host.public_key, cert_fingerprint: colonFingerprint(host.cert_fingerprint) };
     let failure: HangarError | undefined;
     for (const address of addresses) {
       try {
-        const dialed = await this.connect(name, address, { pinned }, host);
+        const dialed = await this.connect(name, address, { pinned }, host, signal);
         this.save(name, dialed);
         return dialed;
       } catch (error) {
@@ -295,39 +398,76 @@ export class HostReach {
   }
 
   /**
-   * The fallbacks in order (WebRTC, then the relay's splice); the first link that authenticates
-   * wins. A refusal that retrying cannot fix (a key that is not the pinned one, a limit) is the
-   * answer at once; otherwise the host is unreachable for now, in words that say why each way failed.
-   * Sequential, not raced: a WebRTC attempt abandoned mid-ICE must be closed before the library's
-   * threads are released, and a TURN link, slower to form than a splice, is the better one.
+   * The fallbacks raced (WebRTC, then the relay's splice FALLBACK_HEAD_START_MS later, or as soon
+   * as WebRTC failed); the first link that authenticates wins and the other attempt is aborted
+   * (WebRTC closes its connection mid-ICE) or closed once it opens. When both failed, a refusal
+   * that retrying cannot fix (a key that is not the pinned one, a limit) is the answer; otherwise
+   * the host is unreachable for now, in words that say why each way failed. A WebRTC attempt whose two ends
+   * got TURN candidates is waited for (a TURN link, a second or two to form, is the better path).
    */
-  private async viaFallbacks(name: string, host: HostPresence, how: How, failure?: HangarError): Promise<Dialed> {
-    const failed: string[] = [];
-    for (const fallback of this.fallbacks) {
-      try {
-        const connected = await fallback.dial({ name, host, how });
-        const address =
-          'pinned' in how ? (this.deps.registry.find(name)?.address ?? publishedAddresses(host)[0]) : undefined;
-        this.deps.logger.info(
-          { host: name, via: fallback.name, path: connected.path?.().kind },
-          'linked through a fallback',
-        );
-        // The record keeps an address (the first published), where a later dial tries first.
-        return { ...connected, address: address ?? publishedAddresses(host)[0] ?? UNPUBLISHED };
-      } catch (error) {
-        const f = toHangarError(error);
-        if (!transient(f) && f.code !== 'E_HOST_OFFLINE' && f.code !== 'E_NOT_FOUND') throw f;
-        this.deps.logger.info({ host: name, via: fallback.name, err: f.message }, 'fallback did not link');
-        failed.push(`${fallback.name === 'relayed' ? 'through the relay' : `over ${fallback.name}`}: ${f.message}`);
+  private async viaFallbacks(
+    name: string,
+    host: HostPresence,
+    how: How,
+    failure?: HangarError,
+    signal?: AbortSignal,
+  ): Promise<Dialed> {
+    let promising = false;
+    const ways: RaceWay<ConnectedHost & { path: Dialed['path'] }>[] = this.fallbacks.map((fallback, index) => ({
+      name: fallback.name,
+      afterMs: index * FALLBACK_HEAD_START_MS,
+      deferred: () => promising,
+      dial: (abort) => {
+        // The wider race (pinned) was won meanwhile: nothing more is started.
+        if (signal?.aborted) return Promise.reject(new HangarError('E_UNAVAILABLE', 'another path opened first'));
+        return fallback.dial({
+          name,
+          host,
+          how,
+          // Aborted when the other fallback won, or when a way this race is part of won (an address).
+          signal: signal ? AbortSignal.any([abort, signal]) : abort,
+          promising: () => (promising = true),
+        });
+      },
+    }));
+    try {
+      const { value: connected, name: via } = await raceDials(ways, {
+        close: (loser) => loser.transport.close({ code: 'closed', message: 'another path opened first' }),
+        // No failure of one way ends the race: another may still link with the same pins (a refusal
+        // comes from every way alike, and the next starts as soon as one fails).
+        final: () => false,
+      });
+      const address =
+        'pinned' in how ? (this.deps.registry.find(name)?.address ?? publishedAddresses(host)[0]) : undefined;
+      this.deps.logger.info({ host: name, via, path: connected.path?.().kind }, 'linked through a fallback');
+      // The record keeps an address (the first published), where a later dial tries first.
+      return { ...connected, address: address ?? publishedAddresses(host)[0] ?? UNPUBLISHED };
+    } catch (error) {
+      if (!(error instanceof RaceFailed)) throw error;
+      for (const lost of error.failures) {
+        this.deps.logger.info({ host: name, via: lost.name, err: lost.error.message }, 'fallback did not link');
       }
+      // A refusal that retrying cannot fix (a key that is not the pinned one, a limit) is the answer;
+      // then the enrollment's secret refused (the other way may have used it), as a sequential dial says it.
+      const hard = error.failures.find(
+        (f) => !transient(f.error) && !['E_HOST_OFFLINE', 'E_NOT_FOUND', 'E_AUTH_BAD_CODE'].includes(f.error.code),
+      );
+      if (hard) throw hard.error;
+      const refused = error.failures.find((f) => f.error.code === 'E_AUTH_BAD_CODE');
+      if (refused) throw refused.error;
+      if (signal) throw error; // part of a wider race (pinned): that race says it
+      throw unreachable(failure ?? new HangarError('E_HOST_UNREACHABLE', `"${name}" could not be reached`), error);
     }
-    const first = failure ?? new HangarError('E_HOST_UNREACHABLE', `"${name}" could not be reached`);
-    if (failed.length === 0) throw first;
-    throw new HangarError(first.code, `${first.message}; ${failed.join('; ')}`, first.details);
   }
 
-  private async connect(name: string, address: string, how: How, host?: HostPresence): Promise<Dialed> {
-    if (address === VIA_FALLBACK) return this.viaFallbacks(name, host!, how);
+  private async connect(
+    name: string,
+    address: string,
+    how: How,
+    host?: HostPresence,
+    signal?: AbortSignal,
+  ): Promise<Dialed> {
+    if (address === VIA_FALLBACK) return this.viaFallbacks(name, host!, how, undefined, signal);
     const connected = await connectToHost({
       address,
       deviceKey: this.deps.deviceKey,
@@ -357,6 +497,16 @@ export class HostReach {
     this.deps.logger.info({ host: name, address: dialed.address }, 'linked to an account host and pinned it');
     this.deps.saved();
   }
+}
+
+/** A host no way reached: the first way's failure, then why each other way failed. */
+function unreachable(first: HangarError, race: RaceFailed): HangarError {
+  const failed = race
+    .flat()
+    .filter((f) => f.error !== first)
+    .map((f) => `${f.name === 'relayed' ? 'through the relay' : `over ${f.name}`}: ${f.error.message}`);
+  if (failed.length === 0) return first;
+  return new HangarError(first.code, `${first.message}; ${failed.join('; ')}`, first.details);
 }
 
 /** The address kept for a host reached only through a fallback that published none (never dialed: it does not resolve). */

@@ -21,7 +21,7 @@ export interface WebRtcReachDeps {
 export function webRtcFallback(deps: WebRtcReachDeps): ReachFallback {
   return {
     name: 'webrtc',
-    async dial({ name, host, how }) {
+    async dial({ name, host, how, signal: abortSignal, promising }) {
       const socket = await deps.accountHosts.signaling();
       const certFingerprint = 'pinned' in how ? how.pinned.cert_fingerprint : colonFingerprint(host.cert_fingerprint);
       const connected = await connectOverWebRtc({
@@ -57,6 +57,8 @@ export function webRtcFallback(deps: WebRtcReachDeps): ReachFallback {
         certFingerprint,
         hostName: name,
         iceServers: await deps.iceServers(),
+        ...(abortSignal ? { abortSignal } : {}),
+        ...(promising ? { promising } : {}),
       });
       return { ...connected, path: () => connected.path() };
     },

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// The WebRTC path end to end (issue 13, mesh.md T6 and T7), against the direct alternatives in the
+// same run. Two agents on this machine in one account (../two-hosts.mjs): "near" on loopback
+// (reached directly), "far" in a network namespace behind a firewall that lets nothing in but lets
+// UDP out, so the core reaches it over WebRTC, hole-punched (`p2p`):
+// - preview req/s: load.mjs (32 keep-alive connections, BENCH_PREVIEW_S seconds each, alternated,
+//   medians) against far's small origin through its preview (over WebRTC) and straight to the same
+//   origin over TCP inside its namespace; ratio and p99s (T7: ≥ 50% of direct req/s, p99 ≤ 2×);
+// - keystroke echo through `hangar attach` into `cat`: far (WebRTC) beside near (the direct link);
+//   p50/p99 and the added p50 (T6: ≤ 5 ms added in a namespace).
+// Needs root (ip netns). Not a test: it prints numbers; it fails only if it breaks.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { HangarCore } from '@hangar/desktop/core';
+import { percentile } from '../support.mjs';
+import { twoHosts } from '../two-hosts.mjs';
+
+const SECONDS = Number(process.env.BENCH_PREVIEW_S ?? 5);
+const ROUNDS = 3;
+const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 200);
+const LOAD = join(import.meta.dirname, 'load.mjs');
+const run = promisify(execFile);
+
+/** A small static asset (2 KiB), as a dev server serves its scripts. */
+const ORIGIN = `const body = Buffer.alloc(2048, 120); require('http').createServer((q, s) => {
+    s.writeHead(200, { 'content-type': 'text/javascript', 'content-length': String(body.length) }); s.end(body);
+  }).listen(0, '127.0.0.1', function () { console.log('port ' + this.address().port) })`;
+
+async function load(prefix, port) {
+  const [command, ...args] = [...prefix, process.execPath, LOAD, String(port), String(SECONDS), '32'];
+  const { stdout } = await run(command, args);
+  return JSON.parse(stdout.trim().split('\n').pop());
+}
+
+const rows = [];
+let core;
+const stack = await twoHosts({ name: 'mesh', origin: ORIGIN, udp: true });
+try {
+  const { via, origins, wrapper } = stack;
+  if (via.far !== 'p2p') console.error(`[mesh paths] far is reached ${via.far}, not over WebRTC (p2p)`);
+
+  core = await HangarCore.open({ home: stack.home });
+  await core.previews.add('far', origins.far);
+  const local = (await core.previews.open('far', origins.far)).local_port;
+  const previewPath = core.existingConnection('far')?.path?.kind ?? 'direct';
+  const through = [];
+  const direct = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    through.push(await load([], local));
+    direct.push(await load(wrapper, origins.far));
+  }
+  if (previewPath !== 'p2p') console.error(`[mesh paths] the preview ran ${previewPath}, not over WebRTC (p2p)`);
+  const median = (runs, key) =>
+    percentile(
+      runs.map((r) => r[key]),
+      50,
+    );
+  const failed = [...through, ...direct].reduce((n, r) => n + r.failed, 0);
+  const [rtcRps, tcpRps] = [median(through, 'rps'), median(direct, 'rps')];
+  const [rtcP99, tcpP99] = [median(through, 'p99'), median(direct, 'p99')];
+  const list = (runs) => runs.map((r) => r.rps.toFixed(0)).join(', ');
+  rows.push([
+    `preview req/s, direct TCP to the origin (reference)`,
+    `${tcpRps.toFixed(0)} (${list(direct)}), p99 ${tcpP99.toFixed(1)} ms`,
+  ]);
+  rows.push([
+    `preview req/s, through the preview over WebRTC (${previewPath})`,
+    `${rtcRps.toFixed(0)} (${list(through)}), p99 ${rtcP99.toFixed(1)} ms`,
+  ]);
+  rows.push([
+    'req/s ratio WebRTC / direct; p99 ratio',
+    `${(rtcRps / tcpRps).toFixed(2)}× (T7 ≥ 0.5: ${rtcRps / tcpRps >= 0.5 ? 'met' : 'missed'}); ${(rtcP99 / tcpP99).toFixed(1)}× (T7 ≤ 2: ${rtcP99 / tcpP99 <= 2 ? 'met' : 'missed'})${failed ? `; ${failed} failed requests` : ''}`,
+  ]);
+  await core.dispose();
+  core = undefined;
+
+  const directEcho = await stack.keystrokes('near', KEYSTROKES);
+  const rtcEcho = await stack.keystrokes('far', KEYSTROKES);
+  const p = (samples, q) => percentile(samples, q).toFixed(2);
+  rows.push(['keystroke echo p50 / p99, direct link (reference)', `${p(directEcho, 50)} / ${p(directEcho, 99)} ms`]);
+  rows.push([`keystroke echo p50 / p99, over WebRTC (${via.far})`, `${p(rtcEcho, 50)} / ${p(rtcEcho, 99)} ms`]);
+  const added = percentile(rtcEcho, 50) - percentile(directEcho, 50);
+  rows.push([
+    'echo p50 ratio WebRTC / direct (added)',
+    `${(percentile(rtcEcho, 50) / percentile(directEcho, 50)).toFixed(2)}× (+${added.toFixed(2)} ms; T6 ≤ 5 ms: ${added <= 5 ? 'met' : 'missed'})`,
+  ]);
+  rows.push(['paths as hangar hosts ls shows them', `near: ${via.near}, far: ${via.far}`]);
+} finally {
+  await core?.dispose();
+  await stack.dispose();
+}
+
+const width = Math.max(...rows.map((r) => r[0].length));
+console.log('\n[mesh] The WebRTC path vs direct, end to end, this machine, same run:');
+for (const [name, value] of rows) console.log(`  ${name.padEnd(width)}  ${value}`);
