@@ -165,37 +165,42 @@ async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, s
   expect(await attached.waitForExit()).toBe(0);
 }
 
-describe.skipIf(!canFirewall)('WebRTC link to an enrolled host (iptables needed to close its port)', () => {
-  it('published addresses refuse: attach and session ls work over p2p, and hosts ls says p2p', async () => {
-    await reachEnrolledHost([], {}, 'p2p');
-  });
+// Each test runs a dozen commands that each dial through ICE (TURN: ~30 s, up to 60 s under load).
+describe.skipIf(!canFirewall)(
+  'WebRTC link to an enrolled host (iptables needed to close its port)',
+  { timeout: 120_000 },
+  () => {
+    it('published addresses refuse: attach and session ls work over p2p, and hosts ls says p2p', async () => {
+      await reachEnrolledHost([], {}, 'p2p');
+    });
 
-  it.skipIf(!hasCoturn)(
-    'with relay-only ICE on both ends, the link runs through coturn: hosts ls says turn',
-    async () => {
-      const turn = await startCoturn();
-      // libjuice's relay-only policy still lets a direct peer-reflexive pair form on loopback: the
-      // computer's ICE binds 127.0.0.2, the host's 127.0.0.3, and UDP between the two is dropped, so
-      // the only way is through coturn on 127.0.0.1.
-      process.env.HANGAR_WEBRTC_POLICY = 'relay';
-      process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.2';
-      cleanups.push(() => {
-        delete process.env.HANGAR_WEBRTC_POLICY;
-        process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.1';
-      });
-      const udp = (action: '-I' | '-D', from: string, to: string) =>
-        execFileSync('iptables', [action, 'INPUT', '-s', from, '-d', to, '-p', 'udp', '-j', 'DROP']);
-      udp('-I', '127.0.0.2', '127.0.0.3');
-      udp('-I', '127.0.0.3', '127.0.0.2');
-      cleanups.push(() => {
-        udp('-D', '127.0.0.2', '127.0.0.3');
-        udp('-D', '127.0.0.3', '127.0.0.2');
-      });
-      await reachEnrolledHost(
-        ['--turn', turn.uri, '--turn-secret-file', turn.secretFile],
-        { HANGAR_WEBRTC_BIND_ADDRESS: '127.0.0.3' },
-        'turn',
-      );
-    },
-  );
-});
+    it.skipIf(!hasCoturn)(
+      'with relay-only ICE on both ends, the link runs through coturn: hosts ls says turn',
+      async () => {
+        const turn = await startCoturn();
+        // libjuice's relay-only policy still lets a direct peer-reflexive pair form on loopback: the
+        // computer's ICE binds 127.0.0.2, the host's 127.0.0.3, and UDP between the two is dropped, so
+        // the only way is through coturn on 127.0.0.1.
+        process.env.HANGAR_WEBRTC_POLICY = 'relay';
+        process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.2';
+        cleanups.push(() => {
+          delete process.env.HANGAR_WEBRTC_POLICY;
+          process.env.HANGAR_WEBRTC_BIND_ADDRESS = '127.0.0.1';
+        });
+        const udp = (action: '-I' | '-D', from: string, to: string) =>
+          execFileSync('iptables', [action, 'INPUT', '-s', from, '-d', to, '-p', 'udp', '-j', 'DROP']);
+        udp('-I', '127.0.0.2', '127.0.0.3');
+        udp('-I', '127.0.0.3', '127.0.0.2');
+        cleanups.push(() => {
+          udp('-D', '127.0.0.2', '127.0.0.3');
+          udp('-D', '127.0.0.3', '127.0.0.2');
+        });
+        await reachEnrolledHost(
+          ['--turn', turn.uri, '--turn-secret-file', turn.secretFile],
+          { HANGAR_WEBRTC_BIND_ADDRESS: '127.0.0.3' },
+          'turn',
+        );
+      },
+    );
+  },
+);
