@@ -32,12 +32,13 @@ const HIGH_WATER = 64 * 1024;
 /**
  * A data frame at least this big that does not fit in the read at hand is handed on in pieces,
  * as its bytes arrive (views of the reads, no copy), instead of gathered into a buffer of its
- * own. TLS hands bytes over at most 16 KiB at a time, so every bulk frame (256 KiB) would be
- * copied whole into fresh memory. Below it frames stay whole: terminal output (32 KiB frames)
- * and preview connections (64 KiB) go on to a socket or a window, where one write per frame costs
- * less than the copy.
+ * own. TLS hands bytes over at most 16 KiB at a time, so every bulk frame (256 KiB) and every
+ * full preview frame (64 KiB and its head) would be copied whole into fresh memory, which the
+ * collector then chases. A preview's pieces leave for the browser in one writev per turn
+ * (spliceSocket corks), so whole frames save no writes. Below it frames stay whole: terminal
+ * output (32 KiB frames) goes on to a window, where one write per frame costs less than the copy.
  */
-export const STREAMED_DATA_FRAME_BYTES = 128 * 1024;
+export const STREAMED_DATA_FRAME_BYTES = 64 * 1024;
 /** Frames kept while nobody listens (between handshake and the link owner subscribing). */
 const MAX_UNCLAIMED_FRAMES = 4096;
 /** A peer that neither closes nor reads after our close is cut off after this long. */
