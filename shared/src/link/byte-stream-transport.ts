@@ -196,8 +196,9 @@ export interface ByteStreamBatching {
  * after the turn: small ones joined into one write (one TLS record run, one syscall), a bulk
  * payload as its own write, never copied. One write is in the socket at a time, so Node never
  * joins queued chunks itself. The exception is the first small frame after a quiet spell (a
- * keystroke, its echo): nothing of ours waits to be written, so it leaves at once, and the rest of
- * its turn is batched behind it.
+ * keystroke, its echo): nothing of ours waits to be written, so it leaves as soon as the code that
+ * sent it returns (with whatever that code sent beside it), and the rest of its turn is batched
+ * behind it.
  */
 export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
   const frames = new Emitter<Uint8Array>();
@@ -310,14 +311,22 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
 
   /** Nothing of ours is queued or in the socket: the link has been quiet. */
   const quiet = () => out.length === 0 && writes === 0 && !flushScheduled;
-  /** `now`: written at once (the first small frame after a quiet spell), else after the turn. */
+  /**
+   * `now`: written as soon as the code that sent it returns (a microtask: the first small frame
+   * after a quiet spell), else after the turn. What that code sends with it (a request's data
+   * frame and the ack it carries, an answer and its event) joins the same write: one syscall per
+   * request instead of two.
+   */
   const enqueue = (bytes: Uint8Array, now = false) => {
     out.push(bytes);
     outBytes += bytes.length;
     if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
     if (now) {
-      flush();
-      keyTrace?.('link.flushed', socket.writableLength);
+      flushScheduled = true;
+      queueMicrotask(() => {
+        flush();
+        keyTrace?.('link.flushed', socket.writableLength);
+      });
     } else if (!flushScheduled && writes < MAX_WRITES) {
       flushScheduled = true;
       batching.later(flush);
