@@ -185,10 +185,10 @@ describe('the raw link framing', () => {
     );
   });
 
-  it('carries whole frames and data frames sent as head and payload alike, across any reads', () => {
+  it('carries whole frames and data frames sent as head and payload alike, across any reads', async () => {
     const payloads = fc.array(fc.uint8Array({ maxLength: 5000 }), { minLength: 1, maxLength: 8 });
-    fc.assert(
-      fc.property(payloads, fc.array(fc.nat(), { maxLength: 30 }), (bodies, points) => {
+    await fc.assert(
+      fc.asyncProperty(payloads, fc.array(fc.nat(), { maxLength: 30 }), async (bodies, points) => {
         const sender = new FakeSocket();
         const flushes: (() => void)[] = [];
         const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
@@ -203,8 +203,10 @@ describe('the raw link framing', () => {
             near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), whole.subarray(DATA_HEAD_BYTES));
           }
         });
-        // One turn's frames leave after the turn (but the first, if small: it left at once).
-        expect(sender.written.length).toBeLessThanOrEqual(1);
+        // One turn's frames leave together: once the sending code returns if the first is small,
+        // else after the turn.
+        await Promise.resolve();
+        expect(sender.written.length).toBeLessThanOrEqual(2);
         expect(flushes.length).toBeLessThanOrEqual(1);
         while (flushes.length > 0 || sender.pending.length > 0) {
           flushes.splice(0).forEach((flush) => flush());
@@ -222,59 +224,74 @@ describe('the raw link framing', () => {
     );
   });
 
-  it('joins a turn of small frames into one write and hands a bulk payload to the socket alone, uncopied', () => {
+  it('joins a turn of small frames into one write and hands a bulk payload to the socket alone, uncopied', async () => {
     const sender = new FakeSocket();
     const flushes: (() => void)[] = [];
     const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
     const bulk = new Uint8Array(256 * 1024).fill(7);
     const small = () => encodeFrame({ type: 'ack', stream: 3, offset: 10 });
-    near.send(small());
-    near.send(small());
     const whole = encodeFrame({ type: 'data', stream: 5, offset: 0, payload: bulk });
+    // A turn that starts with bulk waits for the turn's end.
     near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), bulk);
     near.send(small());
-    expect(near.bufferedAmount).toBeGreaterThanOrEqual(bulk.length);
-    // The first small frame after a quiet spell left at once; the rest waits for the turn's end.
-    expect(sender.given).toHaveLength(1);
-    flushes[0]!();
+    near.send(small());
+    near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), bulk);
+    expect(near.bufferedAmount).toBeGreaterThanOrEqual(2 * bulk.length);
+    await Promise.resolve();
+    expect(sender.given).toHaveLength(0);
+    flushes.splice(0)[0]!();
     // Two writes at most in the socket (one under way, one alone behind it): Node joins
     // (copies) only two or more waiting writes.
     expect(sender.given).toHaveLength(2);
     expect(sender.pending).toHaveLength(2);
     sender.finishWrites();
     expect(sender.given).toHaveLength(4);
-    expect(sender.given[2]).toBe(bulk);
-    expect(sender.given[0]!.length).toBe(4 + small().length);
-    expect(sender.given[1]!.length).toBe(4 + small().length + 4 + DATA_HEAD_BYTES);
+    expect(sender.given[0]!.length).toBe(4 + DATA_HEAD_BYTES);
+    expect(sender.given[1]).toBe(bulk);
+    expect(sender.given[2]!.length).toBe(2 * (4 + small().length) + 4 + DATA_HEAD_BYTES);
+    expect(sender.given[3]).toBe(bulk);
     expect(near.bufferedAmount).toBe(0);
   });
 
-  it('writes a small frame after a quiet spell at once and batches the rest of the turn behind it', () => {
+  it('writes a small frame after a quiet spell once its sender returns, with what it sent beside it, and batches the rest of the turn', async () => {
     const socket = new FakeSocket();
     const flushes: (() => void)[] = [];
     const transport = wrapByteStream(socket, { later: (flush) => flushes.push(flush) });
     const keystroke = encodeFrame({ type: 'data', stream: 1, offset: 0, payload: Uint8Array.of(0x61) });
+    // A request and the ack it carries: one write, before the turn ends.
     transport.sendParts!(keystroke.subarray(0, DATA_HEAD_BYTES), keystroke.subarray(DATA_HEAD_BYTES));
-    expect(socket.given).toHaveLength(1);
     transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 1 }));
+    expect(socket.given).toHaveLength(0);
+    await Promise.resolve();
+    expect(socket.given).toHaveLength(1);
+    expect(socket.given[0]!.length).toBe(
+      4 + keystroke.length + 4 + encodeFrame({ type: 'ack', stream: 1, offset: 1 }).length,
+    );
+    // Sent after that (a write is under way): batched behind it, after the turn.
+    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 2 }));
+    await Promise.resolve();
     expect(socket.given).toHaveLength(1);
     flushes.splice(0).forEach((flush) => flush());
     expect(socket.given).toHaveLength(2);
     socket.finishWrites();
+    expect(flushes).toHaveLength(0);
 
     // Quiet again: the next one goes at once too. A big frame never does.
-    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 2 }));
+    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 3 }));
+    await Promise.resolve();
     expect(socket.given).toHaveLength(3);
     socket.finishWrites();
     const big = encodeFrame({ type: 'data', stream: 1, offset: 1, payload: new Uint8Array(5000) });
     transport.sendParts!(big.subarray(0, DATA_HEAD_BYTES), big.subarray(DATA_HEAD_BYTES));
+    await Promise.resolve();
     expect(socket.given).toHaveLength(3);
     flushes.splice(0).forEach((flush) => flush());
     expect(socket.given.length).toBeGreaterThan(3);
 
     // While an earlier write is still under way in the socket (a flood), a small frame waits.
     const before = socket.given.length;
-    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 3 }));
+    transport.send(encodeFrame({ type: 'ack', stream: 1, offset: 4 }));
+    await Promise.resolve();
     expect(socket.given).toHaveLength(before);
     socket.finishWrites();
     flushes.splice(0).forEach((flush) => flush());

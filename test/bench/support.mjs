@@ -24,6 +24,27 @@ export function rssKiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
 }
 
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/**
+ * CPU time (user + system) a process has used, ms; `self` is this process. On a machine shared
+ * with other work, CPU per byte is the figure that load does not move (wall time does, a lot).
+ */
+export function cpuMs(pid) {
+  if (pid === 'self') {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** The load average over the last minute: printed beside figures measured on a shared machine. */
+export function loadAverage() {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+}
+
 /** `hangar-agent serve` on loopback; resolves with the process and the address it printed. */
 export async function startAgent({ data, env, port = 0, bin = AGENT }) {
   execFileSync('mkdir', ['-p', data]);

@@ -3,6 +3,8 @@ import {
   PREVIEW_REMOVED,
   PREVIEW_FRAME_BYTES,
   PREVIEW_STREAM_WINDOW,
+  PooledReads,
+  ReadBufferPool,
   spliceSocket,
   type Disposable,
   type LinkStream,
@@ -59,6 +61,8 @@ export class PreviewService implements Disposable {
   private readonly perLink = new WeakMap<Mux, number>();
   private watchTimer: NodeJS.Timeout | undefined;
   private lastFingerprint: string | undefined;
+  /** The dev servers' answers are read into these, used again once the client acked them. */
+  private readonly readBuffers = new ReadBufferPool();
 
   constructor(private readonly options: PreviewServiceOptions) {
     this.store = new PreviewStore(options.db);
@@ -116,14 +120,14 @@ export class PreviewService implements Disposable {
     // Counted from now: connections still dialing count against the link's limit too.
     this.perLink.set(mux, held + 1);
     const release = () => this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
-    let dialed: { socket: Socket; address: Loopback };
+    let dialed: { socket: Socket; address: Loopback; reads: PooledReads };
     try {
       dialed = await this.dial(port);
     } catch (error) {
       release();
       throw error;
     }
-    const { socket, address } = dialed;
+    const { socket, address, reads } = dialed;
     const refusal = !this.store.get(port)
       ? notAPreview(port) // removed while we dialed: its connections were cut, this one too
       : mux.closed || mux.getStream(streamId)
@@ -136,7 +140,7 @@ export class PreviewService implements Disposable {
     }
     const stream = mux.openStream({ id: streamId, window: PREVIEW_STREAM_WINDOW, maxFrameBytes: PREVIEW_FRAME_BYTES });
     this.track(port, stream, release);
-    void spliceSocket(socket, stream).then((reason) =>
+    void spliceSocket(socket, stream, { later: setImmediate, reads }).then((reason) =>
       this.options.logger.debug({ port, reason }, 'preview connection ended'),
     );
     return { address, sourcePort: socket.localPort!, start: () => socket.resume() };
@@ -152,11 +156,12 @@ export class PreviewService implements Disposable {
     });
   }
 
-  private async dial(port: number): Promise<{ socket: Socket; address: Loopback }> {
+  private async dial(port: number): Promise<{ socket: Socket; address: Loopback; reads: PooledReads }> {
     const failures: string[] = [];
     for (const address of LOOPBACKS) {
       try {
-        return { socket: await this.dialOne(address, port), address };
+        const reads = new PooledReads(this.readBuffers);
+        return { socket: await this.dialOne(address, port, reads), address, reads };
       } catch (error) {
         failures.push(`${address}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
       }
@@ -167,10 +172,10 @@ export class PreviewService implements Disposable {
     );
   }
 
-  private dialOne(host: Loopback, port: number): Promise<Socket> {
+  private dialOne(host: Loopback, port: number, reads: PooledReads): Promise<Socket> {
     const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port, noDelay: true });
+      const socket = connect({ host, port, noDelay: true, onread: reads.onread });
       socket.pause();
       const onError = (error: Error) => {
         clearTimeout(timer);

@@ -32,12 +32,13 @@ const HIGH_WATER = 64 * 1024;
 /**
  * A data frame at least this big that does not fit in the read at hand is handed on in pieces,
  * as its bytes arrive (views of the reads, no copy), instead of gathered into a buffer of its
- * own. TLS hands bytes over at most 16 KiB at a time, so every bulk frame (256 KiB) would be
- * copied whole into fresh memory. Below it frames stay whole: terminal output (32 KiB frames)
- * and preview connections (64 KiB) go on to a socket or a window, where one write per frame costs
- * less than the copy.
+ * own. TLS hands bytes over at most 16 KiB at a time, so every bulk frame (256 KiB) and every
+ * full preview frame (64 KiB and its head) would be copied whole into fresh memory, which the
+ * collector then chases. A preview's pieces leave for the browser in one writev per turn
+ * (spliceSocket corks), so whole frames save no writes. Below it frames stay whole: terminal
+ * output (32 KiB frames) goes on to a window, where one write per frame costs less than the copy.
  */
-export const STREAMED_DATA_FRAME_BYTES = 128 * 1024;
+export const STREAMED_DATA_FRAME_BYTES = 64 * 1024;
 /** Frames kept while nobody listens (between handshake and the link owner subscribing). */
 const MAX_UNCLAIMED_FRAMES = 4096;
 /** A peer that neither closes nor reads after our close is cut off after this long. */
@@ -195,8 +196,9 @@ export interface ByteStreamBatching {
  * after the turn: small ones joined into one write (one TLS record run, one syscall), a bulk
  * payload as its own write, never copied. One write is in the socket at a time, so Node never
  * joins queued chunks itself. The exception is the first small frame after a quiet spell (a
- * keystroke, its echo): nothing of ours waits to be written, so it leaves at once, and the rest of
- * its turn is batched behind it.
+ * keystroke, its echo): nothing of ours waits to be written, so it leaves as soon as the code that
+ * sent it returns (with whatever that code sent beside it), and the rest of its turn is batched
+ * behind it.
  */
 export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
   const frames = new Emitter<Uint8Array>();
@@ -309,14 +311,22 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
 
   /** Nothing of ours is queued or in the socket: the link has been quiet. */
   const quiet = () => out.length === 0 && writes === 0 && !flushScheduled;
-  /** `now`: written at once (the first small frame after a quiet spell), else after the turn. */
+  /**
+   * `now`: written as soon as the code that sent it returns (a microtask: the first small frame
+   * after a quiet spell), else after the turn. What that code sends with it (a request's data
+   * frame and the ack it carries, an answer and its event) joins the same write: one syscall per
+   * request instead of two.
+   */
   const enqueue = (bytes: Uint8Array, now = false) => {
     out.push(bytes);
     outBytes += bytes.length;
     if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
     if (now) {
-      flush();
-      keyTrace?.('link.flushed', socket.writableLength);
+      flushScheduled = true;
+      queueMicrotask(() => {
+        flush();
+        keyTrace?.('link.flushed', socket.writableLength);
+      });
     } else if (!flushScheduled && writes < MAX_WRITES) {
       flushScheduled = true;
       batching.later(flush);

@@ -8,6 +8,9 @@ import type { LinkStream } from './stream.js';
  */
 export interface ByteSocket {
   write(data: Uint8Array): boolean;
+  /** Optional: holds writes until uncork(), which hands them to the kernel in one writev. */
+  cork?(): void;
+  uncork?(): void;
   end(): void;
   destroy(): void;
   pause(): void;
@@ -17,6 +20,87 @@ export interface ByteSocket {
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
+/** Reads smaller than this are copied out and their buffer used again at once. */
+const COPY_READS_BELOW = 16 * 1024;
+
+/**
+ * Buffers for socket reads, shared by a process's spliced connections, used again once the
+ * link is done with their bytes (the peer acked them). Node gives every socket read a fresh
+ * 64 KiB buffer otherwise: a preview download then allocates its size in buffers, and the
+ * external memory makes V8 collect every few tens of MiB (the agent spent more CPU collecting
+ * than encrypting).
+ */
+export class ReadBufferPool {
+  private readonly spare: Uint8Array[] = [];
+
+  constructor(
+    readonly size = 64 * 1024,
+    /** Spare buffers kept at most (more given back are left to the collector). */
+    private readonly keep = 64,
+  ) {}
+
+  take(): Uint8Array {
+    return this.spare.pop() ?? new Uint8Array(this.size);
+  }
+
+  give(buffer: Uint8Array): void {
+    if (this.spare.length < this.keep && buffer.length === this.size) this.spare.push(buffer);
+  }
+}
+
+/**
+ * A socket's reads into pooled buffers: pass `onread` to Node's net.connect (each read lands in
+ * a buffer from `buffer()`, and `callback` gets it), then this to spliceSocket.
+ */
+export class PooledReads {
+  private deliver: ((length: number, buffer: Uint8Array) => boolean) | undefined;
+  private early: Uint8Array[] = [];
+
+  constructor(private readonly pool: ReadBufferPool) {}
+
+  readonly onread = {
+    buffer: (): Uint8Array => this.pool.take(),
+    callback: (length: number, buffer: Uint8Array): boolean => {
+      if (this.deliver) return this.deliver(length, buffer);
+      // Before the splice: kept (copied) for it; the reader waits.
+      this.early.push(buffer.slice(0, length));
+      this.pool.give(buffer);
+      return false;
+    },
+  };
+
+  /** @internal The splice takes the reads: what came early first, through `write`. */
+  attach(stream: LinkStream, write: (chunk: Uint8Array) => boolean): void {
+    /** Buffers whose bytes the stream has, with the stream offset their bytes end at. */
+    const lent: { buffer: Uint8Array; end: number }[] = [];
+    stream.onAck((offset) => {
+      while (lent.length > 0 && lent[0]!.end <= offset) this.pool.give(lent.shift()!.buffer);
+    });
+    for (const chunk of this.early.splice(0)) write(chunk);
+    this.deliver = (length, buffer) => {
+      if (length < COPY_READS_BELOW) {
+        const chunk = buffer.slice(0, length);
+        this.pool.give(buffer);
+        return write(chunk);
+      }
+      const room = write(buffer.subarray(0, length));
+      lent.push({ buffer, end: stream.sentOffset + stream.queuedBytes });
+      return room;
+    };
+  }
+}
+
+export interface SpliceOptions {
+  /**
+   * Runs `flush` after this turn's I/O (Node: setImmediate). Given, and the socket corks, the
+   * stream's bytes of one turn (a big frame comes in pieces, one per TLS record) leave in one
+   * writev, as they are: no copy, one syscall.
+   */
+  later?(flush: () => void): void;
+  /** The socket reads into pooled buffers (it was connected with `reads.onread`). */
+  reads?: PooledReads;
+}
+
 /**
  * Joins a TCP connection and a link stream, both ways, with backpressure both ways: the socket
  * is paused while the stream's window is full, and the peer gets credit only for bytes the
@@ -24,9 +108,19 @@ export interface ByteSocket {
  * buffer. The stream carries no half-close: the first side to end ends both (`eof`), which is
  * what HTTP and WebSocket from browsers need. Resolves with why it ended.
  */
-export function spliceSocket(socket: ByteSocket, stream: LinkStream): Promise<CloseReason> {
+export function spliceSocket(
+  socket: ByteSocket,
+  stream: LinkStream,
+  options: SpliceOptions = {},
+): Promise<CloseReason> {
   stream.autoAck = false;
   let ended = false;
+  let corked = false;
+  const { later } = options;
+  const uncork = () => {
+    corked = false;
+    socket.uncork!();
+  };
   return new Promise<CloseReason>((resolve) => {
     const finish = (reason: CloseReason) => {
       if (ended) return;
@@ -34,10 +128,16 @@ export function spliceSocket(socket: ByteSocket, stream: LinkStream): Promise<Cl
       resolve(reason);
     };
 
-    socket.on('data', (chunk) => {
-      // Node hands each read its own buffer: the stream may keep it without a copy.
-      if (!stream.write(chunk, { transfer: true })) socket.pause();
-    });
+    // A pooled buffer goes round once acked; Node's own reads are fresh: the stream keeps them.
+    const write = (chunk: Uint8Array) => stream.write(chunk, { transfer: true });
+    if (options.reads) {
+      // False pauses the socket (Node's onread contract), as pause() below does.
+      options.reads.attach(stream, write);
+    } else {
+      socket.on('data', (chunk) => {
+        if (!write(chunk)) socket.pause();
+      });
+    }
     stream.onDrain(() => socket.resume());
     socket.on('end', () => stream.close({ code: PREVIEW_EOF, message: 'connection ended' }));
     socket.on('error', (error) =>
@@ -50,6 +150,11 @@ export function spliceSocket(socket: ByteSocket, stream: LinkStream): Promise<Cl
 
     stream.onData((data, offset) => {
       const consumed = offset + data.length;
+      if (later && socket.cork && !corked) {
+        corked = true;
+        socket.cork();
+        later(uncork);
+      }
       if (socket.write(data)) stream.ack(consumed);
     });
     socket.on('drain', () => {

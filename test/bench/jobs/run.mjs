@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT, HANGAR, percentile, sleep, startAgent } from '../support.mjs';
+import { startSshd } from '../terminal/keystrokes.mjs';
+import { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } from '../support.mjs';
 
 const DISPATCH_RUNS = Number(process.env.BENCH_DISPATCH ?? 50);
 const MANY_JOBS = Number(process.env.BENCH_JOBS ?? 500);
@@ -134,11 +135,33 @@ async function manyJobs() {
   );
 }
 
-/** Seconds a shell command takes. */
+/** Seconds a shell command takes, and the CPU time (ms) it used (GNU time's user + system). */
 async function timeShell(command) {
   const began = performance.now();
-  const { stdout } = await exec('sh', ['-c', command]);
-  return { seconds: (performance.now() - began) / 1000, stdout };
+  const { stdout, stderr } = await exec('/usr/bin/time', ['-f', 'cpu %U %S', 'sh', '-c', command]);
+  const [, user, system] = /cpu (\S+) (\S+)\s*$/.exec(stderr) ?? [];
+  return { seconds: (performance.now() - began) / 1000, stdout, cpuMs: (Number(user) + Number(system)) * 1000 };
+}
+
+/** CPU (ms) the core (this process) and the agent use while `work` runs. */
+async function measureCpu(work) {
+  const core0 = cpuMs('self');
+  const agent0 = cpuMs(agent.child.pid);
+  const result = await work();
+  return { result, coreMs: cpuMs('self') - core0, agentMs: cpuMs(agent.child.pid) - agent0 };
+}
+
+/**
+ * Load-independent figures for a bulk transfer: CPU ms per MB on each end, and the rate the
+ * busier end allows with a core to itself (core and agent run in parallel), beside the reference
+ * command's own CPU per MB and rate on a free core.
+ */
+function cpuNote(coreMs, agentMs, refMs, mb) {
+  const [c, a, r] = [coreMs, agentMs, refMs].map((ms) => ms / mb);
+  return (
+    `CPU per MB: core ${c.toFixed(2)} ms + agent ${a.toFixed(2)} ms vs ${r.toFixed(2)} ms for the reference; ` +
+    `CPU-bound rates: ${(1000 / Math.max(c, a)).toFixed(0)} vs ${(1000 / r).toFixed(0)} MB/s (${(r / Math.max(c, a)).toFixed(2)}×)`
+  );
 }
 
 /** Seconds from submit until a follower has all of the job's log; and how long the job itself ran. */
@@ -182,12 +205,18 @@ async function throughput() {
     const file = [];
     const ours = [];
     const job = [];
+    const cpu = { core: [], agent: [], file: [] };
     for (let run = 0; run < THROUGHPUT_RUNS; run++) {
       const piped = await timeShell(`${command} | wc -c`);
       if (Number(piped.stdout.trim()) !== bytes) throw new Error(`local pipe gave ${piped.stdout}`);
       pipe.push(LOG_MB / piped.seconds);
-      file.push(LOG_MB / (await timeShell(`${command} > ${join(dir, 'log-local')}`)).seconds);
-      const followed = await followedSeconds(command, bytes);
+      const written = await timeShell(`${command} > ${join(dir, 'log-local')}`);
+      file.push(LOG_MB / written.seconds);
+      cpu.file.push(written.cpuMs);
+      // The agent's CPU includes the job's command (a child of the agent is not counted: its own process).
+      const { result: followed, coreMs, agentMs } = await measureCpu(() => followedSeconds(command, bytes));
+      cpu.core.push(coreMs);
+      cpu.agent.push(agentMs);
       ours.push(LOG_MB / followed.seconds);
       job.push(LOG_MB / followed.jobSeconds);
     }
@@ -201,7 +230,8 @@ async function throughput() {
       '≥ 0.9× local file',
       ratio >= 0.9,
       `medians of ${THROUGHPUT_RUNS}; the same command piped to wc -c: ${p.toFixed(0)} MB/s ` +
-        `(${(o / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s`,
+        `(${(o / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s; ` +
+        cpuNote(percentile(cpu.core, 50), percentile(cpu.agent, 50), percentile(cpu.file, 50), LOG_MB),
     );
   }
   rmSync(sample, { force: true });
@@ -224,22 +254,43 @@ async function artifactBench() {
   if (final.state !== 'succeeded') throw new Error(`artifact job ${final.state}`);
   const local = [];
   const ours = [];
+  const overSsh = [];
+  const cpu = { core: [], agent: [], local: [] };
+  // What a user would do instead: copy the file over ssh (cat on the host, written here).
+  const sshd = await startSshd(dir);
+  // One connection for every copy (ControlMaster), as the link is: no key exchange in the timing.
+  const ssh = sshd.command
+    ?.filter((arg) => arg !== '-tt')
+    .concat(['-o', 'ControlMaster=auto', '-o', `ControlPath=${join(dir, 'ssh-control')}`, '-o', 'ControlPersist=60'])
+    .join(' ');
+  if (ssh) await timeShell(`${ssh} true`);
   for (let run = 0; run < THROUGHPUT_RUNS; run++) {
-    local.push(LOG_MB / (await timeShell(`cat ${sample} > ${join(dir, 'artifact-local')}`)).seconds);
+    const copied = await timeShell(`cat ${sample} > ${join(dir, 'artifact-local')}`);
+    local.push(LOG_MB / copied.seconds);
+    cpu.local.push(copied.cpuMs);
+    if (ssh) overSsh.push(LOG_MB / (await timeShell(`${ssh} cat ${sample} > ${join(dir, 'artifact-ssh')}`)).seconds);
     const out = join(dir, `artifacts-${run}`);
     const began = performance.now();
-    const [got] = await jobs.downloadArtifacts(HOST, job.id, out);
+    const { result, coreMs, agentMs } = await measureCpu(() => jobs.downloadArtifacts(HOST, job.id, out));
     ours.push(LOG_MB / ((performance.now() - began) / 1000));
+    cpu.core.push(coreMs);
+    cpu.agent.push(agentMs);
+    const [got] = result;
     if (got.size !== bytes) throw new Error(`artifact of ${got.size} bytes, expected ${bytes}`);
     rmSync(out, { recursive: true, force: true });
   }
+  if (ssh) await timeShell(`${ssh} -O exit 2>/dev/null || true`);
+  sshd.stop?.();
   const [l, o] = [local, ours].map((rates) => percentile(rates, 50));
+  const s = overSsh.length > 0 ? percentile(overSsh, 50) : undefined;
   row(
     `artifact download (${LOG_MB} MB random)`,
     `${o.toFixed(0)} MB/s vs ${l.toFixed(0)} MB/s copied to a local file (${(o / l).toFixed(2)}×)`,
     '≥ 0.9× local file',
     o / l >= 0.9,
-    `medians of ${THROUGHPUT_RUNS}; written, sha256-checked and renamed into place`,
+    `medians of ${THROUGHPUT_RUNS}; written, sha256-checked and renamed into place; ` +
+      (s ? `ssh cat > file: ${s.toFixed(0)} MB/s (${(o / s).toFixed(2)}× ssh); ` : `ssh ${sshd.reason}; `) +
+      cpuNote(percentile(cpu.core, 50), percentile(cpu.agent, 50), percentile(cpu.local, 50), LOG_MB),
   );
   rmSync(sample, { force: true });
 }
@@ -311,7 +362,9 @@ try {
     Math.max(k.length, ...rows.map((r) => String(r[k]).length)),
   );
   const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ');
-  console.log(`\nhangar jobs benchmark (${new Date().toISOString()}, node ${process.version})\n`);
+  console.log(
+    `\nhangar jobs benchmark (${new Date().toISOString()}, node ${process.version}, load average ${loadAverage()})\n`,
+  );
   console.log(line(['metric', 'measured', 'target', 'ok']));
   for (const r of rows)
     console.log(

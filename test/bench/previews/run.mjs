@@ -26,7 +26,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
 import { WebSocket } from 'ws';
-import { AGENT, HANGAR, percentile, rssKiB, sleep, startAgent } from '../support.mjs';
+import { AGENT, cpuMs, HANGAR, loadAverage, percentile, rssKiB, sleep, startAgent } from '../support.mjs';
 
 const WRK_SECONDS = Number(process.env.BENCH_WRK_S ?? 10);
 const DOWNLOAD_MB = Number(process.env.BENCH_DOWNLOAD_MB ?? 256);
@@ -162,19 +162,6 @@ async function startSshd() {
     await waitForPort(localPort, 'ssh -L');
     return { port: localPort, pids: [tunnel.pid, sshd.pid] };
   };
-}
-
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-
-/** CPU time (user + system) a process has used, ms; `self` is this process (the core's forwarder). */
-function cpuMs(pid) {
-  if (pid === 'self') {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1000;
-  }
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
 }
 
 /** A process and its descendants (sshd forks one per connection). */

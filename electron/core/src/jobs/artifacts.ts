@@ -5,11 +5,13 @@ import {
   type ArtifactInfo,
   type CloseReason,
   type DownloadedArtifact,
+  type LinkStream,
 } from '@hangar/shared';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { BatchedFileWriter } from './batched-file-writer.js';
 import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
 
 export interface DownloadProgress {
@@ -121,20 +123,27 @@ async function fetchOne(
   if (have > 0) {
     for await (const chunk of createReadStream(partial) as AsyncIterable<Buffer>) hasher.update(chunk);
   }
-  const out = createWriteStream(partial, { flags: 'a' });
   let received = have;
   const mux = await connection.link();
-  const stream = mux.openStream({ recvOffset: have, window: BULK_STREAM_WINDOW });
+  const out = await open(partial, 'a');
+  let stream: LinkStream;
+  try {
+    stream = mux.openStream({ recvOffset: have, window: BULK_STREAM_WINDOW });
+  } catch (error) {
+    await out.close();
+    throw error;
+  }
   stream.autoAck = false;
   const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+  // Ack once the file has the bytes: a slow disk slows the host's sending, not our memory.
+  const writer = new BatchedFileWriter(out, (end) => {
+    if (!stream.closed) stream.ack(end);
+    onProgress(end);
+  });
   stream.onData((data, at) => {
     received = at + data.length;
     hasher.update(data);
-    // Ack once the file has the bytes: a slow disk slows the host's sending, not our memory.
-    out.write(data, () => {
-      if (!stream.closed) stream.ack(at + data.length);
-      onProgress(at + data.length);
-    });
+    writer.push(data, received);
   });
   try {
     try {
@@ -144,9 +153,7 @@ async function fetchOne(
       throw error;
     }
     const reason = await closed;
-    await new Promise<void>((resolve, reject) =>
-      out.end((error?: Error | null) => (error ? reject(error) : resolve())),
-    );
+    await writer.drained();
     if (reason.code !== 'artifact_end') {
       if (mux.closed) throw new HangarError('E_UNAVAILABLE', `link dropped while fetching ${artifact.path}`);
       throw streamError(`artifact ${artifact.path}`, reason);
@@ -162,6 +169,7 @@ async function fetchOne(
     await rename(partial, file);
   } finally {
     // Bytes written so far stay in the partial file for the next try, which reads its size.
-    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()).destroy());
+    await writer.drained().catch(() => undefined);
+    await out.close();
   }
 }

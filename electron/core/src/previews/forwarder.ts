@@ -190,7 +190,7 @@ export class PreviewForwarder implements Disposable {
       return;
     }
     stream.write(head, { transfer: true });
-    void spliceSocket(socket, stream);
+    void spliceSocket(socket, stream, { later: setImmediate });
     socket.resume();
   }
 
