@@ -26,23 +26,38 @@ export interface CliResult {
 
 /** Runs `hangar …` as a user would, with its own $HANGAR_HOME. */
 export async function hangar(home: string, args: string[], timeoutMs = 20_000): Promise<CliResult> {
-  return runNode(HANGAR_BIN, args, { HANGAR_HOME: home }, timeoutMs);
+  return runNode(HANGAR_BIN, args, { env: { HANGAR_HOME: home }, timeoutMs });
+}
+
+/** How `hangarFrom` runs the CLI: from which folder, with what more in the environment. */
+export interface RunFrom {
+  cwd: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** `hangar …` run from a folder (a user in their project), with more in the environment. */
+export async function hangarFrom(home: string, args: string[], options: RunFrom): Promise<CliResult> {
+  const { cwd, env, timeoutMs = 30_000 } = options;
+  return runNode(HANGAR_BIN, args, { cwd, env: { ...env, HANGAR_HOME: home }, timeoutMs });
 }
 
 export async function hangarAgent(args: string[], timeoutMs = 20_000): Promise<CliResult> {
-  return runNode(AGENT_BIN, args, {}, timeoutMs);
+  return runNode(AGENT_BIN, args, { timeoutMs });
 }
 
 async function runNode(
   bin: string,
   args: string[],
-  env: Record<string, string>,
-  timeoutMs: number,
+  options: { env?: Record<string, string>; cwd?: string; timeoutMs: number },
 ): Promise<CliResult> {
   try {
     const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
-      env: { ...process.env, ...env },
-      timeout: timeoutMs,
+      env: { ...process.env, ...options.env },
+      timeout: options.timeoutMs,
+      // A job's whole log can come back on stdout.
+      maxBuffer: 512 * 1024 * 1024,
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
