@@ -20,7 +20,6 @@ import {
   newHost,
   signup,
   waitFor,
-  type TestRelay,
   useTestRelay,
 } from './support/relay-fixture.js';
 
@@ -133,8 +132,7 @@ describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
 });
 
 describe.each(STORAGE_KINDS)('billing off (%s)', (kind) => {
-  let relay: TestRelay;
-  useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
 
   it('without Stripe settings nothing is metered: entitlements say metered false, nothing is for sale', async () => {
     const owner = await signup(relay.client);

@@ -12,15 +12,14 @@ import {
   signup,
   startTestRelay,
   waitFor,
-  type TestRelay,
   STORAGE_KINDS,
   useTestRelay,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
 describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
-  let relay: TestRelay;
-  const storage = useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
+  const storage = relay.storage;
 
   it('the pasted line enrolls the host, whose agent then shows online with its signed addresses', async () => {
     const owner = await signup(relay.client);

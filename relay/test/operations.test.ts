@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { makeLoginProof } from '@hangar/shared';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   agentSocket,
   deviceSocket,
@@ -10,16 +10,12 @@ import {
   signup,
   startTestRelay,
   waitFor,
-  type TestRelay,
+  useTestRelay,
 } from './support/relay-fixture.js';
 import { relayCli } from './support/relay-process.js';
 
 describe('operating a relay', () => {
-  let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay();
-  });
-  afterAll(() => relay.stop());
+  const relay = useTestRelay();
 
   it('/healthz answers and /metrics counts logins, enrollments, connected agents and errors', async () => {
     const health = await fetch(`${relay.url}/healthz`);

@@ -17,8 +17,8 @@ import {
   enroll,
   login,
   signup,
+  offlineSince,
   waitFor,
-  type TestRelay,
   STORAGE_KINDS,
   useTestRelay,
 } from './support/relay-fixture.js';
@@ -26,8 +26,7 @@ import {
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
 
 describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
-  let relay: TestRelay;
-  useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
 
   it('a host whose process is killed (kill -9) shows offline within 10 s', async () => {
     const owner = await signup(relay.client);
@@ -55,11 +54,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
       await waitFor('online at the device', () => device.hosts.get(hostId)?.online === true);
       const killedAt = performance.now();
       child.kill('SIGKILL');
-      const offline = await waitFor(
-        'offline at the device',
-        () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= killedAt),
-        12_000,
-      );
+      const offline = await offlineSince(device, hostId, killedAt);
       expect(offline.at - killedAt).toBeLessThan(10_000);
     } finally {
       child.kill('SIGKILL');
@@ -84,11 +79,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
       });
       await waitFor('online at the device', () => device.hosts.get(hostId)?.online === true);
       const silentFrom = performance.now();
-      const offline = await waitFor(
-        'offline at the device',
-        () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= silentFrom),
-        12_000,
-      );
+      const offline = await offlineSince(device, hostId, silentFrom);
       expect(offline.at - silentFrom).toBeLessThanOrEqual(10_000);
     } finally {
       socket.terminate();

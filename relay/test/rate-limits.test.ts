@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeLoginProof, type DeviceSignalFailure } from '@hangar/shared';
 import {
   agentSocket,
@@ -11,16 +11,12 @@ import {
   startTestRelay,
   uniqueEmail,
   waitFor,
-  type TestRelay,
+  useTestRelay,
 } from './support/relay-fixture.js';
 
 /** The relay with its real limits (scale 1), on loopback: every request comes from 127.0.0.1. */
 describe('rate limits', () => {
-  let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay({ rateLimitScale: 1 });
-  });
-  afterAll(() => relay.stop());
+  const relay = useTestRelay('sqlite', { rateLimitScale: 1 });
 
   it('the sixth sign-up in a burst from one address gets 429 with Retry-After', async () => {
     const statuses: number[] = [];

@@ -6,14 +6,12 @@ import {
   enroll,
   signup,
   waitFor,
-  type TestRelay,
   STORAGE_KINDS,
   useTestRelay,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
-  let relay: TestRelay;
-  useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
 
   it('a device asks a host, gets the signed answer, and trickled messages follow on the same request', async () => {
     const owner = await signup(relay.client);

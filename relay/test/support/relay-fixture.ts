@@ -287,7 +287,30 @@ export function useRelay<T extends { stop(): Promise<void> }>(
   return storage;
 }
 
-/** useRelay with a plain test relay. */
-export function useTestRelay(kind: StorageKind, started: (relay: TestRelay) => unknown): TestStorage {
-  return useRelay(kind, startTestRelay, started);
+/**
+ * useRelay with a test relay (with `options` beside its storage): the handle it returns is filled
+ * in before the describe's tests.
+ */
+export function useTestRelay(
+  kind: StorageKind = 'sqlite',
+  options: Partial<RelayOptions> = {},
+): TestRelay & { storage: TestStorage } {
+  const handle = {} as TestRelay & { storage: TestStorage };
+  const start = async (storage: Partial<RelayOptions>) => startTestRelay({ ...options, ...storage });
+  handle.storage = useRelay(kind, start, (started) => Object.assign(handle, started));
+  return handle;
+}
+
+/** The first presence of `hostId` at `device` that says it is offline, seen at or after `since`. */
+export function offlineSince(
+  device: ReturnType<typeof deviceSocket>,
+  hostId: string,
+  since: number,
+  timeoutMs = 12_000,
+) {
+  return waitFor(
+    'offline at the device',
+    () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= since),
+    timeoutMs,
+  );
 }
