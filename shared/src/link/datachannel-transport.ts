@@ -1,5 +1,5 @@
 import { Emitter, toDisposable, type Disposable } from '../disposable.js';
-import { MAX_FRAME_BYTES } from '../frames.js';
+import { MAX_FRAME_BYTES, concatBytes } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import type { FrameTransport } from './transport.js';
 
@@ -194,12 +194,7 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
     }
     partial.push(payload);
     if (chunk[0] === CHUNK_MORE) return;
-    const frame = new Uint8Array(partialBytes);
-    let at = 0;
-    for (const part of partial) {
-      frame.set(part, at);
-      at += part.length;
-    }
+    const frame = concatBytes(partial);
     partial = [];
     partialBytes = 0;
     deliver(frame);

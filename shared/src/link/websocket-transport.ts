@@ -1,4 +1,5 @@
 import { Emitter, toDisposable, type Disposable } from '../disposable.js';
+import { concatBytes } from '../frames.js';
 import { CloseReason } from '../protocol/control.js';
 import type { FrameTransport } from './transport.js';
 
@@ -33,14 +34,7 @@ function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (Array.isArray(data) && data.every((part) => part instanceof Uint8Array)) {
     // `ws` with binaryType 'fragments' hands over the pieces of one message.
-    const parts = data as Uint8Array[];
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    return concatBytes(data as Uint8Array[]);
   }
   return undefined;
 }

@@ -1,4 +1,4 @@
-import { randomBytes, sign } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   Emitter,
   HangarError,
@@ -21,7 +21,7 @@ import {
 } from '@hangar/shared';
 import { iceServersFrom, type IceConfig, type RtcIceServer } from '@hangar/shared';
 import type { Logger } from 'pino';
-import { rawPublicKey, type DeviceKey } from '../identity/device-key.js';
+import { deviceSigner, type DeviceKey } from '../identity/device-key.js';
 import { AccountStore, tokensOf, type StoredAccount } from './account-store.js';
 
 /**
@@ -62,11 +62,7 @@ export class RelayAccount implements Disposable {
   private readonly now: () => number;
 
   constructor(private readonly options: RelayAccountOptions) {
-    const privateKey = options.deviceKey.privateKey;
-    this.signer = {
-      publicKey: rawPublicKey(privateKey),
-      sign: (message) => new Uint8Array(sign(null, message, privateKey)),
-    };
+    this.signer = deviceSigner(options.deviceKey.privateKey);
     this.now = options.now ?? Date.now;
   }
 
