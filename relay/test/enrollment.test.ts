@@ -14,6 +14,7 @@ import {
   waitFor,
   STORAGE_KINDS,
   useTestRelay,
+  ownerWithHost,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
@@ -77,8 +78,7 @@ describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
   });
 
   it('a token works once: the second use is refused and audited', async () => {
-    const owner = await signup(relay.client);
-    const { token } = await enroll(relay.client, owner);
+    const { owner, token } = await ownerWithHost(relay.client);
     const error = await refusal(
       relay.client.call('hosts.enroll', enrollParams(token.token_id, token.relay_secret, newHost('other'))),
     );
@@ -167,8 +167,7 @@ describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
   });
 
   it('a removed host is told to stop dialing', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const agent = agentSocket(relay.url, hostId, host);
     try {
       await waitFor('agent online', () => agent.isWelcomed);

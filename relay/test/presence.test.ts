@@ -21,6 +21,7 @@ import {
   waitFor,
   STORAGE_KINDS,
   useTestRelay,
+  ownerWithHost,
 } from './support/relay-fixture.js';
 
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
@@ -29,8 +30,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
   const relay = useTestRelay(kind);
 
   it('a host whose process is killed (kill -9) shows offline within 10 s', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const device = deviceSocket(relay.url, owner);
     const child = spawn(process.execPath, [AGENT_CHILD], {
       env: {
@@ -63,8 +63,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
   });
 
   it('a host whose network vanishes (its socket stops answering heartbeats) shows offline within 10 s', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const device = deviceSocket(relay.url, owner);
     // A bare socket that authenticates and then never says another word, like a cut cable.
     const socket = new WebSocket(`${relay.url.replace('http', 'ws')}/v1/agent`);
@@ -88,8 +87,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
   });
 
   it('an agent that answers the challenge with another key is refused', async () => {
-    const owner = await signup(relay.client);
-    const { hostId } = await enroll(relay.client, owner);
+    const { hostId } = await ownerWithHost(relay.client);
     const impostor = (await import('./support/relay-fixture.js')).newKey();
     const agent = agentSocket(relay.url, hostId, impostor);
     try {

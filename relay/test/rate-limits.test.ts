@@ -2,9 +2,6 @@ import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { makeLoginProof, type DeviceSignalFailure } from '@hangar/shared';
 import {
-  agentSocket,
-  deviceSocket,
-  enroll,
   newKey,
   post,
   signup,
@@ -12,6 +9,7 @@ import {
   uniqueEmail,
   waitFor,
   useTestRelay,
+  hostAndDevice,
 } from './support/relay-fixture.js';
 
 /** The relay with its real limits (scale 1), on loopback: every request comes from 127.0.0.1. */
@@ -86,10 +84,7 @@ describe('signaling rate limit', () => {
   it('an account that floods signals gets E_RATE_LIMITED for the excess', async () => {
     // A fresh relay: the socket budget of the file above is spent.
     await using relay = await startTestRelay({ rateLimitScale: 1 });
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
-    const agent = agentSocket(relay.url, hostId, host);
-    const device = deviceSocket(relay.url, owner);
+    const { host, hostId, agent, device } = await hostAndDevice(relay);
     const failures: DeviceSignalFailure[] = [];
     device.socket.onSignalError((failure) => failures.push(failure));
     let delivered = 0;

@@ -8,16 +8,14 @@ import {
   waitFor,
   STORAGE_KINDS,
   useTestRelay,
+  hostAndDevice,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
   const relay = useTestRelay(kind);
 
   it('a device asks a host, gets the signed answer, and trickled messages follow on the same request', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
-    const agent = agentSocket(relay.url, hostId, host);
-    const device = deviceSocket(relay.url, owner);
+    const { owner, host, hostId, agent, device } = await hostAndDevice(relay);
     const atHost: AgentSignal[] = [];
     agent.onSignal((signal) => {
       atHost.push(signal);
@@ -89,10 +87,7 @@ describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
   });
 
   it('a host that never answers gives the device E_TIMEOUT after 10 s', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
-    const agent = agentSocket(relay.url, hostId, host);
-    const device = deviceSocket(relay.url, owner);
+    const { host, hostId, agent, device } = await hostAndDevice(relay);
     try {
       await waitFor('both sockets up', () => agent.isWelcomed && device.socket.isReady);
       const sentAt = Date.now();

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { SpliceRequest } from '@hangar/shared';
-import { agentSocket, enroll, post, signup, useTestRelay, waitFor } from './support/relay-fixture.js';
+import { agentSocket, post, useTestRelay, waitFor, ownerWithHost } from './support/relay-fixture.js';
 
 /**
  * The relay's splice route (PROTOCOL.md "Relayed links") at its HTTP surface: a device's upgrade,
@@ -52,8 +52,7 @@ describe('splices', () => {
   const relay = useTestRelay('sqlite', { splice: { joinTimeoutMs: 500, idleMs: 1000 } });
 
   async function hostOnline() {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const agent = agentSocket(relay.url, hostId, host);
     await waitFor('the agent online', () => agent.isWelcomed);
     return { owner, hostId, agent };

@@ -173,6 +173,18 @@ export function presenceRecord(addresses = ['192.168.1.20:7070']): PresenceRecor
   return { addresses, tailnet: ['100.101.102.103:7070'], version: '0.1.0', issued_at: Date.now() };
 }
 
+/** A new account, its owner signed in, with one host enrolled. */
+export async function ownerWithHost(client: RelayClient) {
+  const owner = await signup(client);
+  return { owner, ...(await enroll(client, owner)) };
+}
+
+/** ownerWithHost, with the host's agent socket and the owner's device socket started (not yet up). */
+export async function hostAndDevice(relay: { client: RelayClient; url: string }) {
+  const { owner, host, hostId } = await ownerWithHost(relay.client);
+  return { owner, host, hostId, agent: agentSocket(relay.url, hostId, host), device: deviceSocket(relay.url, owner) };
+}
+
 /** The shared reconnecting agent socket, as the agent will run it. */
 export function agentSocket(url: string, hostId: string, host: TestKey, options: { seq?: () => number } = {}) {
   const socket = new RelayAgentSocket({
