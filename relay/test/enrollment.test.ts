@@ -6,6 +6,7 @@ import {
   agentSocket,
   deviceSocket,
   enroll,
+  enrollLine,
   enrollParams,
   newHost,
   post,
@@ -24,22 +25,10 @@ describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
 
   it('the pasted line enrolls the host, whose agent then shows online with its signed addresses', async () => {
     const owner = await signup(relay.client);
-    const made = await relay.client.call(
-      'hosts.enroll_token',
-      { name: 'mini' },
-      { accessToken: owner.session.access_token },
-    );
+    // The device makes the end-to-end part itself and prints one line; the relay never sees `e`.
+    const { line, token: made } = await enrollLine(relay.client, owner);
     expect(made.expires_at - Date.now()).toBeGreaterThan(14 * 60_000);
     expect(made.expires_at - Date.now()).toBeLessThanOrEqual(15 * 60_000);
-    // The device makes the end-to-end part itself and prints one line; the relay never sees `e`.
-    const line = encodeEnrollToken({
-      v: 1,
-      r: relay.url,
-      i: made.token_id,
-      s: made.relay_secret,
-      e: randomBytes(32).toString('hex'),
-      d: owner.key.publicKey,
-    });
     expect(line).toMatch(/^hgr1_[A-Za-z0-9_-]+$/);
 
     // On the host: parse the line, enroll with the host's own key.

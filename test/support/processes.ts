@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -233,6 +234,18 @@ export function removeDir(dir: string): void {
   // Processes of a tmux server just killed (a pane's exit wrapper, pipe-pane's cat) may still write
   // a last file into the dir while it is removed (ENOTEMPTY): try again shortly, a few times.
   rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+}
+
+/** A port free on 127.0.0.1 now (the OS picks it; whoever listens on it next should fail loudly if it is taken). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 /** A TCP server in a process of its own, as a dev server is; resolves with it and its port. */

@@ -9,6 +9,7 @@ import {
   RelayAgentSocket,
   RelayClient,
   RelayDeviceSocket,
+  encodeEnrollToken,
   enrollProofBytes,
   makeLoginProof,
   toHex,
@@ -123,19 +124,23 @@ export async function signup(
   key = newKey(),
   name = 'laptop',
 ): Promise<SignedIn> {
-  const proof = makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email });
-  const session = await client.call('auth.signup', {
-    email,
-    password: PASSWORD,
-    device: { public_key: key.publicKey, name },
-    proof,
-  });
-  return { key, session, email };
+  return passwordSession(client, 'auth.signup', email, key, name);
 }
 
 export async function login(client: RelayClient, email: string, key = newKey(), name = 'phone'): Promise<SignedIn> {
+  return passwordSession(client, 'auth.login', email, key, name);
+}
+
+/** A session for `key` as device `name`, with the test password and the login proof. */
+async function passwordSession(
+  client: RelayClient,
+  method: 'auth.signup' | 'auth.login',
+  email: string,
+  key: TestKey,
+  name: string,
+): Promise<SignedIn> {
   const proof = makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email });
-  const session = await client.call('auth.login', {
+  const session = await client.call(method, {
     email,
     password: PASSWORD,
     device: { public_key: key.publicKey, name },
@@ -153,6 +158,24 @@ export async function enroll(client: RelayClient, owner: SignedIn, host = newHos
   );
   const enrolled = await client.call('hosts.enroll', enrollParams(token.token_id, token.relay_secret, host));
   return { host, hostId: enrolled.host_id, token };
+}
+
+/**
+ * What `hangar hosts enroll-token` prints: a token from the relay and the end-to-end secret `e`
+ * made here (the relay never sees it), in one line for `hangar-agent enroll`.
+ */
+export async function enrollLine(client: RelayClient, owner: SignedIn, name = 'mini') {
+  const token = await client.call('hosts.enroll_token', { name }, { accessToken: owner.session.access_token });
+  const secret = randomBytes(32).toString('hex');
+  const line = encodeEnrollToken({
+    v: 1,
+    r: client.baseUrl,
+    i: token.token_id,
+    s: token.relay_secret,
+    e: secret,
+    d: owner.key.publicKey,
+  });
+  return { line, token, secret };
 }
 
 export function enrollParams(tokenId: string, secret: string, host: TestHost) {
@@ -313,16 +336,17 @@ export function useTestRelay(
   return handle;
 }
 
-/** The first presence of `hostId` at `device` that says it is offline, seen at or after `since`. */
-export function offlineSince(
+/** How long after `since` `device` saw `hostId` go offline (the first such presence at or after it). */
+export async function msUntilOffline(
   device: ReturnType<typeof deviceSocket>,
   hostId: string,
   since: number,
   timeoutMs = 12_000,
-) {
-  return waitFor(
+): Promise<number> {
+  const offline = await waitFor(
     'offline at the device',
     () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= since),
     timeoutMs,
   );
+  return offline.at - since;
 }

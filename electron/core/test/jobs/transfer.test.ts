@@ -11,19 +11,17 @@ import {
   type LinkStream,
   type Mux,
 } from '@hangar/shared';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { downloadArtifacts } from '../../src/jobs/artifacts.js';
 import { MAX_INFLATED_AHEAD } from '../../src/jobs/log-blocks.js';
 import { followJobLog, type LogChunk } from '../../src/jobs/log-follower.js';
 import { packWorkspace, type PackedWorkspace } from '../../src/jobs/pack.js';
 import { uploadWorkspace } from '../../src/jobs/upload.js';
 import { FakeHost } from './fake-host.js';
+import { useCleanups } from '../../../../test/support/cleanups.js';
 
 const JOB = 'j-0123456789';
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 function tempDir(): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-transfer-')));

@@ -125,3 +125,13 @@ export async function pairDevice(agent: TestAgent, deviceName = 'laptop', device
   paired.transport.close();
   return { deviceKey, paired, pinned: pinsOf(paired) };
 }
+
+/** The next link of a paired device, in auth mode with the pins of its first. */
+export function reconnect(
+  agent: TestAgent,
+  deviceKey: KeyObject,
+  first: { agent_key: string; cert_fingerprint: string },
+  deviceName = 'laptop',
+) {
+  return connectToHost({ address: agent.address, deviceKey, deviceName, pinned: pinsOf(first) });
+}
