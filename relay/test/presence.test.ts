@@ -22,6 +22,7 @@ import {
   STORAGE_KINDS,
   useTestRelay,
   ownerWithHost,
+  statementOf,
 } from './support/relay-fixture.js';
 
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
@@ -108,13 +109,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
     connected.onStatements((statements) => received.push(...statements));
     try {
       await waitFor('agent online', () => connected.isWelcomed);
-      const statement = makeStatement(owner.key.signer, {
-        kind: 'endorse',
-        account_id: owner.session.account.account_id,
-        subject_device_key: phone.key.publicKey,
-        subject_name: 'phone',
-        issued_at: Date.now(),
-      });
+      const statement = statementOf(owner, 'endorse', phone.key, 'phone');
       const { seq } = await relay.client.call(
         'devices.endorse',
         { device_id: phone.session.device.device_id, statement },
@@ -127,13 +122,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
     } finally {
       connected.dispose();
     }
-    const revoke = makeStatement(owner.key.signer, {
-      kind: 'revoke',
-      account_id: owner.session.account.account_id,
-      subject_device_key: phone.key.publicKey,
-      subject_name: 'phone',
-      issued_at: Date.now(),
-    });
+    const revoke = statementOf(owner, 'revoke', phone.key, 'phone');
     const revoked = await relay.client.call(
       'devices.revoke',
       { device_id: phone.session.device.device_id, statement: revoke },

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayClient, makeStatement, type StoredStatement } from '@hangar/shared';
+import { RelayClient, type StoredStatement } from '@hangar/shared';
 import {
   agentSocket,
   deviceSocket,
@@ -10,6 +10,7 @@ import {
   startTestRelay,
   waitFor,
   type TestRelay,
+  statementOf,
 } from './support/relay-fixture.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 import { startRelayProcess } from './support/relay-process.js';
@@ -91,13 +92,7 @@ describe('two relay replicas on one PostgreSQL', () => {
     agent.onStatements((statements) => received.push(...statements));
     try {
       await waitFor('agent online', () => agent.isWelcomed);
-      const statement = makeStatement(owner.key.signer, {
-        kind: 'endorse',
-        account_id: owner.session.account.account_id,
-        subject_device_key: phone.key.publicKey,
-        subject_name: 'phone',
-        issued_at: Date.now(),
-      });
+      const statement = statementOf(owner, 'endorse', phone.key, 'phone');
       await b.client.call(
         'devices.endorse',
         { device_id: phone.session.device.device_id, statement },

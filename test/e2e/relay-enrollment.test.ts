@@ -19,6 +19,7 @@ import {
   login,
   newKey,
   signup,
+  statementOf,
   waitFor,
   type SignedIn,
   type TestKey,
@@ -197,14 +198,7 @@ describe('enrolling a host through a relay', () => {
     expect((await refused(link(agent, phone.key, 'phone', { pinned: pinsOf(host) }))).code).toBe(
       'E_AUTH_UNKNOWN_DEVICE',
     );
-    const statement = (kind: 'endorse' | 'revoke') =>
-      makeStatement(owner.key.signer, {
-        kind,
-        account_id: owner.session.account.account_id,
-        subject_device_key: phone.key.publicKey,
-        subject_name: 'phone',
-        issued_at: Date.now(),
-      });
+    const statement = (kind: 'endorse' | 'revoke') => statementOf(owner, kind, phone.key, 'phone');
     const phoneId = phone.session.device.device_id;
     await client.call(
       'devices.endorse',

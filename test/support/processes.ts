@@ -170,42 +170,61 @@ export async function startAgentProcess(dataDir: string, options: AgentOptions =
       ...(options.user ?? {}),
     },
   );
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
-  });
-  const address = await new Promise<string>((resolveAddress, reject) => {
-    // An agent that never said it listens is ended here: nobody else holds it to stop it.
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`agent did not start within 15 s: ${stderr}`));
-    }, 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const event = JSON.parse(line) as { event?: string; address?: string };
-        if (event.event === 'listening' && event.address) {
-          clearTimeout(timer);
-          resolveAddress(event.address);
-        }
-      } catch (error) {
-        clearTimeout(timer);
-        child.kill('SIGKILL');
-        reject(new Error(`unexpected agent output ${line}: ${String(error)}`));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`agent exited with ${code}: ${stderr}`));
-    });
-  });
+  const { at: address, stderr } = await untilListening(child, 'agent', 'address', 15_000);
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     child.kill(signal);
     await exited;
   };
-  return { dataDir, address, port: Number(address.split(':').pop()), child, stderr: () => stderr, stop };
+  return { dataDir, address, port: Number(address.split(':').pop()), child, stderr, stop };
+}
+
+/**
+ * Resolves when a server process prints the JSON line saying where it listens
+ * (`{"event":"listening","<field>":…}`), with its stderr so far and on (shown live with
+ * $HANGAR_TEST_VERBOSE). One that has not said so within `timeoutMs`, or prints something else on
+ * stdout, is killed here: nobody else holds it to stop it.
+ */
+export async function untilListening(
+  child: ChildProcess,
+  what: string,
+  field: 'address' | 'url',
+  timeoutMs: number,
+): Promise<{ at: string; stderr: () => string }> {
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
+  });
+  let listening = false;
+  const at = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} did not start within ${timeoutMs / 1000} s: ${stderr}`));
+    }, timeoutMs);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (listening) return; // what it prints later is its own business
+      try {
+        const event = JSON.parse(line) as { event?: string } & Partial<Record<typeof field, string>>;
+        const value = event[field];
+        if (event.event === 'listening' && value) {
+          listening = true;
+          clearTimeout(timer);
+          resolve(value);
+        }
+      } catch (error) {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        reject(new Error(`unexpected ${what} output ${line}: ${String(error)}`));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${stderr}`));
+    });
+  });
+  return { at, stderr: () => stderr };
 }
 
 /** A paired pair: an agent process on loopback and a $HANGAR_HOME that knows it as `name`. */

@@ -12,6 +12,7 @@ import {
   encodeEnrollToken,
   enrollProofBytes,
   makeLoginProof,
+  makeStatement,
   toHex,
   type Ed25519Signer,
   type HostPresence,
@@ -194,6 +195,17 @@ export const wsFactory = (url: string) => new WebSocket(url) as unknown as TextS
 
 export function presenceRecord(addresses = ['192.168.1.20:7070']): PresenceRecord {
   return { addresses, tailnet: ['100.101.102.103:7070'], version: '0.1.0', issued_at: Date.now() };
+}
+
+/** `owner`'s signed statement that `kind`s (endorses or revokes) the device of `subject`, named `name`. */
+export function statementOf(owner: SignedIn, kind: 'endorse' | 'revoke', subject: { publicKey: string }, name: string) {
+  return makeStatement(owner.key.signer, {
+    kind,
+    account_id: owner.session.account.account_id,
+    subject_device_key: subject.publicKey,
+    subject_name: name,
+    issued_at: Date.now(),
+  });
 }
 
 /** A new account, its owner signed in, with one host enrolled. */
