@@ -3,7 +3,7 @@ import { HangarError } from '../errors.js';
 import { DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
-import type { DataPartListener, FrameTransport } from './transport.js';
+import { transportListeners, type DataPartListener, type FrameTransport } from './transport.js';
 
 /**
  * ALPN name of the link carried straight on TLS: each frame is a u32 big-endian length and the
@@ -357,27 +357,20 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     get bufferedAmount() {
       return outBytes + Math.max(inSocket, socket.writableLength);
     },
-    onFrame(listener): Disposable {
-      const subscription = frames.event(listener);
-      // Deliver what arrived while nobody listened, in order, before anything newer.
-      while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
-      return subscription;
-    },
     onDataPart(listener): Disposable {
       dataParts = listener;
       return toDisposable(() => {
         if (dataParts === listener) dataParts = undefined;
       });
     },
-    onDrain: (listener) => drains.event(listener),
-    onClose(listener) {
-      if (closed) {
-        const reason = closeReason ?? { code: 'closed', message: 'link closed' };
-        queueMicrotask(() => listener(reason));
-        return toDisposable(() => undefined);
-      }
-      return closes.event(listener);
-    },
+    ...transportListeners({
+      frames,
+      drains,
+      closes,
+      unclaimed,
+      closed: () => closed,
+      lateReason: () => closeReason ?? { code: 'closed', message: 'link closed' },
+    }),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;

@@ -1,7 +1,7 @@
-import { Emitter, toDisposable, type Disposable } from '../disposable.js';
+import { Emitter } from '../disposable.js';
 import { MAX_FRAME_BYTES, concatBytes } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
-import type { FrameTransport } from './transport.js';
+import { transportListeners, type FrameTransport } from './transport.js';
 
 /**
  * The subset of a WebRTC data channel the adapter needs: node-datachannel's DataChannel satisfies
@@ -215,19 +215,14 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
     get bufferedAmount() {
       return closed ? 0 : reported();
     },
-    onFrame(listener): Disposable {
-      const subscription = frames.event(listener);
-      while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
-      return subscription;
-    },
-    onDrain: (listener) => drains.event(listener),
-    onClose(listener) {
-      if (closed) {
-        queueMicrotask(() => listener({ code: 'closed', message: 'link closed' }));
-        return toDisposable(() => undefined);
-      }
-      return closes.event(listener);
-    },
+    ...transportListeners({
+      frames,
+      drains,
+      closes,
+      unclaimed,
+      closed: () => closed,
+      lateReason: () => ({ code: 'closed', message: 'link closed' }),
+    }),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       sendText(reason);

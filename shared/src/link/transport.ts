@@ -1,4 +1,4 @@
-import type { Disposable } from '../disposable.js';
+import { toDisposable, type Disposable, type Emitter } from '../disposable.js';
 import type { CloseReason } from '../protocol/control.js';
 
 export type DataPartListener = (stream: number, offset: number, payload: Uint8Array) => void;
@@ -32,4 +32,42 @@ export interface FrameTransport {
   onClose(listener: (reason: CloseReason) => void): Disposable;
   close(reason?: CloseReason): void;
   readonly closed: boolean;
+}
+
+/** What an adapter keeps for the listening half of its FrameTransport (see transportListeners). */
+export interface TransportListenerState {
+  frames: Emitter<Uint8Array>;
+  drains: Emitter<void>;
+  closes: Emitter<CloseReason>;
+  /** Frames that came while nobody listened, oldest first. */
+  unclaimed: Uint8Array[];
+  closed(): boolean;
+  /** The reason a listener added after the close hears. */
+  lateReason(): CloseReason;
+}
+
+/**
+ * onFrame, onDrain and onClose of a FrameTransport, alike in every adapter: the first frame
+ * listener gets what arrived while nobody listened, in order, before anything newer; a close
+ * listener added after the close hears it on the next microtask.
+ */
+export function transportListeners(
+  state: TransportListenerState,
+): Pick<FrameTransport, 'onFrame' | 'onDrain' | 'onClose'> {
+  return {
+    onFrame(listener) {
+      const subscription = state.frames.event(listener);
+      while (state.unclaimed.length > 0 && !state.closed()) listener(state.unclaimed.shift()!);
+      return subscription;
+    },
+    onDrain: (listener) => state.drains.event(listener),
+    onClose(listener) {
+      if (state.closed()) {
+        const reason = state.lateReason();
+        queueMicrotask(() => listener(reason));
+        return toDisposable(() => undefined);
+      }
+      return state.closes.event(listener);
+    },
+  };
 }

@@ -1,7 +1,7 @@
-import { Emitter, toDisposable, type Disposable } from '../disposable.js';
+import { Emitter } from '../disposable.js';
 import { concatBytes } from '../frames.js';
 import { CloseReason } from '../protocol/control.js';
-import type { FrameTransport } from './transport.js';
+import { transportListeners, type FrameTransport } from './transport.js';
 
 /**
  * The subset of a WHATWG WebSocket the adapter needs. Browsers' WebSocket and the `ws`
@@ -168,21 +168,14 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
     get bufferedAmount() {
       return bufferedAmount();
     },
-    onFrame(listener): Disposable {
-      const subscription = frames.event(listener);
-      // Deliver what arrived while nobody listened, in order, before anything newer.
-      while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
-      return subscription;
-    },
-    onDrain: (listener) => drains.event(listener),
-    onClose(listener) {
-      if (closed) {
-        const reason = closeReason ?? { code: 'closed', message: 'link closed' };
-        queueMicrotask(() => listener(reason));
-        return toDisposable(() => undefined);
-      }
-      return closes.event(listener);
-    },
+    ...transportListeners({
+      frames,
+      drains,
+      closes,
+      unclaimed,
+      closed: () => closed,
+      lateReason: () => closeReason ?? { code: 'closed', message: 'link closed' },
+    }),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;
