@@ -3,7 +3,7 @@ import { HangarError } from '../errors.js';
 import { DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
-import { transportListeners, type DataPartListener, type FrameTransport } from './transport.js';
+import { LINK_CLOSED, transportListeners, type DataPartListener, type FrameTransport } from './transport.js';
 
 /**
  * ALPN name of the link carried straight on TLS: each frame is a u32 big-endian length and the
@@ -363,14 +363,11 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
         if (dataParts === listener) dataParts = undefined;
       });
     },
-    ...transportListeners({
-      frames,
-      drains,
-      closes,
-      unclaimed,
-      closed: () => closed,
-      lateReason: () => closeReason ?? { code: 'closed', message: 'link closed' },
-    }),
+    ...transportListeners(
+      { frames, drains, closes, unclaimed },
+      () => closed,
+      () => closeReason ?? LINK_CLOSED,
+    ),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;

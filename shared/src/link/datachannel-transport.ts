@@ -215,14 +215,7 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
     get bufferedAmount() {
       return closed ? 0 : reported();
     },
-    ...transportListeners({
-      frames,
-      drains,
-      closes,
-      unclaimed,
-      closed: () => closed,
-      lateReason: () => ({ code: 'closed', message: 'link closed' }),
-    }),
+    ...transportListeners({ frames, drains, closes, unclaimed }, () => closed),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       sendText(reason);

@@ -35,16 +35,16 @@ export interface FrameTransport {
 }
 
 /** What an adapter keeps for the listening half of its FrameTransport (see transportListeners). */
-export interface TransportListenerState {
+export interface TransportEmitters {
   frames: Emitter<Uint8Array>;
   drains: Emitter<void>;
   closes: Emitter<CloseReason>;
   /** Frames that came while nobody listened, oldest first. */
   unclaimed: Uint8Array[];
-  closed(): boolean;
-  /** The reason a listener added after the close hears. */
-  lateReason(): CloseReason;
 }
+
+/** What a close listener added after the close hears, unless the adapter knows better. */
+export const LINK_CLOSED: CloseReason = { code: 'closed', message: 'link closed' };
 
 /**
  * onFrame, onDrain and onClose of a FrameTransport, alike in every adapter: the first frame
@@ -52,22 +52,25 @@ export interface TransportListenerState {
  * listener added after the close hears it on the next microtask.
  */
 export function transportListeners(
-  state: TransportListenerState,
+  emitters: TransportEmitters,
+  closed: () => boolean,
+  lateReason: () => CloseReason = () => LINK_CLOSED,
 ): Pick<FrameTransport, 'onFrame' | 'onDrain' | 'onClose'> {
+  const { frames, drains, closes, unclaimed } = emitters;
   return {
     onFrame(listener) {
-      const subscription = state.frames.event(listener);
-      while (state.unclaimed.length > 0 && !state.closed()) listener(state.unclaimed.shift()!);
+      const subscription = frames.event(listener);
+      while (unclaimed.length > 0 && !closed()) listener(unclaimed.shift()!);
       return subscription;
     },
-    onDrain: (listener) => state.drains.event(listener),
+    onDrain: (listener) => drains.event(listener),
     onClose(listener) {
-      if (state.closed()) {
-        const reason = state.lateReason();
+      if (closed()) {
+        const reason = lateReason();
         queueMicrotask(() => listener(reason));
         return toDisposable(() => undefined);
       }
-      return state.closes.event(listener);
+      return closes.event(listener);
     },
   };
 }

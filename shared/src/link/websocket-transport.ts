@@ -1,7 +1,7 @@
 import { Emitter } from '../disposable.js';
 import { concatBytes } from '../frames.js';
 import { CloseReason } from '../protocol/control.js';
-import { transportListeners, type FrameTransport } from './transport.js';
+import { LINK_CLOSED, transportListeners, type FrameTransport } from './transport.js';
 
 /**
  * The subset of a WHATWG WebSocket the adapter needs. Browsers' WebSocket and the `ws`
@@ -168,14 +168,11 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
     get bufferedAmount() {
       return bufferedAmount();
     },
-    ...transportListeners({
-      frames,
-      drains,
-      closes,
-      unclaimed,
-      closed: () => closed,
-      lateReason: () => closeReason ?? { code: 'closed', message: 'link closed' },
-    }),
+    ...transportListeners(
+      { frames, drains, closes, unclaimed },
+      () => closed,
+      () => closeReason ?? LINK_CLOSED,
+    ),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;
