@@ -43,6 +43,18 @@ export interface TransportEmitters {
   unclaimed: Uint8Array[];
 }
 
+/** Frames kept while nobody listens (between handshake and the link owner subscribing). */
+export const MAX_UNCLAIMED_FRAMES = 4096;
+export const TOO_MANY_UNCLAIMED = 'peer sent too many frames before the link was ready';
+
+/** Hands `frame` to the frame listener, or keeps it for the first one; false when too many wait already. */
+export function deliverFrame(emitters: TransportEmitters, frame: Uint8Array): boolean {
+  if (emitters.frames.hasListeners) emitters.frames.fire(frame);
+  else if (emitters.unclaimed.length < MAX_UNCLAIMED_FRAMES) emitters.unclaimed.push(frame);
+  else return false;
+  return true;
+}
+
 /** What a close listener added after the close hears, unless the adapter knows better. */
 export const LINK_CLOSED: CloseReason = { code: 'closed', message: 'link closed' };
 

@@ -1,7 +1,7 @@
 import { Emitter } from '../disposable.js';
 import { concatBytes } from '../frames.js';
 import { CloseReason } from '../protocol/control.js';
-import { LINK_CLOSED, transportListeners, type FrameTransport } from './transport.js';
+import { LINK_CLOSED, TOO_MANY_UNCLAIMED, deliverFrame, transportListeners, type FrameTransport } from './transport.js';
 
 /**
  * The subset of a WHATWG WebSocket the adapter needs. Browsers' WebSocket and the `ws`
@@ -21,8 +21,6 @@ export interface WebSocketLike {
 /** At or above this many queued bytes the transport is high; below it, onDrain fires. */
 export const DRAIN_LOW_WATER = 64 * 1024;
 const POLL_MS = 10;
-/** Frames kept while nobody listens (between handshake and the link owner subscribing). */
-const MAX_UNCLAIMED_FRAMES = 4096;
 const OPEN = 1;
 /** RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code. */
 const MAX_CLOSE_REASON_BYTES = 123;
@@ -85,6 +83,7 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
+  const emitters = { frames, drains, closes, unclaimed };
   let pendingBytes = 0;
   let wasHigh = false;
   let poll: unknown;
@@ -119,13 +118,7 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
       transport.close({ code: 'E_PROTOCOL', message: 'text WebSocket messages are not part of the link protocol' });
       return;
     }
-    if (frames.hasListeners) {
-      frames.fire(bytes);
-    } else if (unclaimed.length < MAX_UNCLAIMED_FRAMES) {
-      unclaimed.push(bytes);
-    } else {
-      transport.close({ code: 'E_PROTOCOL', message: 'peer sent too many frames before the link was ready' });
-    }
+    if (!deliverFrame(emitters, bytes)) transport.close({ code: 'E_PROTOCOL', message: TOO_MANY_UNCLAIMED });
   });
   ws.addEventListener('close', (event) => {
     finish(closeReason ?? decodeCloseReason(event.code, event.reason));
@@ -169,7 +162,7 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
       return bufferedAmount();
     },
     ...transportListeners(
-      { frames, drains, closes, unclaimed },
+      emitters,
       () => closed,
       () => closeReason ?? LINK_CLOSED,
     ),
