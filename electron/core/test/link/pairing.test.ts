@@ -95,13 +95,7 @@ describe('pairing and reconnecting', () => {
       );
       expect(error.code).toBe('E_AUTH_BAD_CODE');
     }
-    const ok = await connectToHost({
-      address: agent.address,
-      deviceKey: newDeviceKey(),
-      deviceName: 'b',
-      pairingCode: fresh,
-    });
-    ok.transport.close();
+    await pairDevice(agent, 'b', newDeviceKey(), fresh);
   });
 
   it('refuses a device that was never paired', async () => {
