@@ -9,7 +9,7 @@ import {
   RelayAgentSocket,
   RelayClient,
   RelayDeviceSocket,
-  encodeEnrollToken,
+  newEnrollLine,
   enrollProofBytes,
   makeLoginProof,
   makeStatement,
@@ -167,16 +167,7 @@ export async function enroll(client: RelayClient, owner: SignedIn, host = newHos
  */
 export async function enrollLine(client: RelayClient, owner: SignedIn, name = 'mini') {
   const token = await client.call('hosts.enroll_token', { name }, { accessToken: owner.session.access_token });
-  const secret = randomBytes(32).toString('hex');
-  const line = encodeEnrollToken({
-    v: 1,
-    r: client.baseUrl,
-    i: token.token_id,
-    s: token.relay_secret,
-    e: secret,
-    d: owner.key.publicKey,
-  });
-  return { line, token, secret };
+  return { token, ...newEnrollLine(client.baseUrl, token, owner.key.publicKey) };
 }
 
 export function enrollParams(tokenId: string, secret: string, host: TestHost) {

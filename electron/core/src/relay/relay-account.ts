@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import {
   Emitter,
   HangarError,
   RelayClient,
   RelaySession,
   deviceFingerprint,
-  encodeEnrollToken,
+  newEnrollLine,
   isHangarError,
   makeLoginProof,
   toHangarError,
@@ -260,15 +259,7 @@ export class RelayAccount implements Disposable {
     const account = this.stored();
     if (account === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
     const made = await this.call('hosts.enroll_token', { name });
-    const secret = randomBytes(32).toString('hex');
-    const token = encodeEnrollToken({
-      v: 1,
-      r: account.relay_url,
-      i: made.token_id,
-      s: made.relay_secret,
-      e: secret,
-      d: this.publicKey,
-    });
+    const { line: token, secret } = newEnrollLine(account.relay_url, made, this.publicKey);
     this.options.store.keepSecret({
       token_id: made.token_id,
       account_id: account.account_id,
