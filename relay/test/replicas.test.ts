@@ -11,6 +11,7 @@ import {
   waitFor,
   type TestRelay,
   statementOf,
+  askHost,
 } from './support/relay-fixture.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 import { startRelayProcess } from './support/relay-process.js';
@@ -57,21 +58,11 @@ describe('two relay replicas on one PostgreSQL', () => {
       expect(online.at - connectedAt).toBeLessThan(2_000);
       await waitFor('its record on B', () => device.hosts.get(hostId)?.record !== null);
 
-      const answer = await device.socket.request({
-        toHost: hostId,
-        recipientKey: host.publicKey,
-        requestId: 'req-cross-1',
-        payload: 'offer',
-      });
+      const answer = await askHost(device, { hostId, host }, 'req-cross-1', 'offer');
       expect(answer.payload).toBe('answer to offer');
       // A payload larger than a NOTIFY can carry (8000 bytes) goes through the bus table.
       const big = 'x'.repeat(60_000);
-      const bigAnswer = await device.socket.request({
-        toHost: hostId,
-        recipientKey: host.publicKey,
-        requestId: 'req-cross-2',
-        payload: big,
-      });
+      const bigAnswer = await askHost(device, { hostId, host }, 'req-cross-2', big);
       expect(bigAnswer.payload).toBe(`answer to ${big}`);
 
       const goneAt = performance.now();

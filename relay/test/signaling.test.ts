@@ -9,6 +9,7 @@ import {
   STORAGE_KINDS,
   useTestRelay,
   hostAndDevice,
+  askHost,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
@@ -31,12 +32,7 @@ describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
     });
     try {
       await waitFor('both sockets up', () => agent.isWelcomed && device.socket.isReady);
-      const answer = await device.socket.request({
-        toHost: hostId,
-        recipientKey: host.publicKey,
-        requestId: 'req-00000001',
-        payload: '{"offer":"sdp"}',
-      });
+      const answer = await askHost(device, { hostId, host }, 'req-00000001', '{"offer":"sdp"}');
       expect(answer.payload).toBe('{"answer":"sdp"}');
       expect(answer.from_host).toEqual({ host_id: hostId, public_key: host.publicKey });
       expect(
@@ -113,14 +109,9 @@ describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
     const other = deviceSocket(relay.url, stranger);
     try {
       await waitFor('sockets up', () => device.socket.isReady && other.socket.isReady);
-      await expect(
-        device.socket.request({
-          toHost: hostId,
-          recipientKey: host.publicKey,
-          requestId: 'req-offline1',
-          payload: 'x',
-        }),
-      ).rejects.toMatchObject({ code: 'E_HOST_OFFLINE' });
+      await expect(askHost(device, { hostId, host }, 'req-offline1', 'x')).rejects.toMatchObject({
+        code: 'E_HOST_OFFLINE',
+      });
       const agent = agentSocket(relay.url, hostId, host);
       try {
         await waitFor('agent up', () => agent.isWelcomed);

@@ -245,6 +245,16 @@ export function deviceSocket(url: string, user: SignedIn) {
   return { socket, hosts, seen };
 }
 
+/** `device` asks `host` (by its id) with `payload` as request `requestId`; resolves with the host's answer. */
+export function askHost(
+  device: ReturnType<typeof deviceSocket>,
+  host: { hostId: string; host: TestKey },
+  requestId: string,
+  payload: string,
+) {
+  return device.socket.request({ toHost: host.hostId, recipientKey: host.host.publicKey, requestId, payload });
+}
+
 /** Polls until `check` returns something truthy, or fails after `timeoutMs`. */
 export async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
