@@ -15,7 +15,7 @@ interface SignInOptions {
 
 /** hangar signup | login | logout | account: this computer's account on a relay (relay/PROTOCOL.md). */
 export function registerAccount(program: Command): void {
-  const signIn = (name: 'signup' | 'login', description: string) =>
+  const signIn = (name: 'signup' | 'login', method: 'account.signup' | 'account.login', description: string) =>
     program
       .command(name)
       .description(description)
@@ -28,13 +28,13 @@ export function registerAccount(program: Command): void {
         withApi(async (api) => {
           // A new password is asked for twice.
           const password = await passwordFrom(options, name === 'signup');
-          const status = await api.call(`account.${name}`, params(options, password));
+          const status = await api.call(method, params(options, password));
           report(status, options.json);
         }),
       );
 
-  signIn('signup', 'make an account on a relay; this computer becomes its first, trusted device');
-  signIn('login', 'sign in to an account; a new computer waits until a trusted one approves it');
+  signIn('signup', 'account.signup', 'make an account on a relay; this computer becomes its first, trusted device');
+  signIn('login', 'account.login', 'sign in to an account; a new computer waits until a trusted one approves it');
 
   program
     .command('logout')
