@@ -1,4 +1,4 @@
-import { LOG_REDACT_CENSOR, LOG_REDACT_PATHS } from '@hangar/shared';
+import { redactedLogOptions } from '@hangar/shared';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -9,8 +9,5 @@ export function createAgentLogger(
   level = process.env['HANGAR_LOG_LEVEL'] ?? 'info',
   destination: DestinationStream = pino.destination(2),
 ): Logger {
-  return pino(
-    { name: 'hangar-agent', level, redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACT_CENSOR } },
-    destination,
-  );
+  return pino(redactedLogOptions('hangar-agent', level), destination);
 }

@@ -6,7 +6,6 @@ import {
   signup,
   uniqueEmail,
   type SignedIn,
-  type TestRelay,
   STORAGE_KINDS,
   useTestRelay,
 } from './support/relay-fixture.js';
@@ -98,9 +97,8 @@ const TABLES = [
 ] as const;
 
 describe.each(STORAGE_KINDS)('bad input (%s)', (kind) => {
-  let relay: TestRelay;
+  const relay = useTestRelay(kind);
   let user: SignedIn;
-  useTestRelay(kind, (started) => (relay = started));
   beforeAll(async () => {
     user = await signup(relay.client);
   });

@@ -20,8 +20,8 @@ import {
   newHost,
   signup,
   waitFor,
-  type TestRelay,
   useTestRelay,
+  ownerWithHost,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
@@ -133,12 +133,10 @@ describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
 });
 
 describe.each(STORAGE_KINDS)('billing off (%s)', (kind) => {
-  let relay: TestRelay;
-  useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
 
   it('without Stripe settings nothing is metered: entitlements say metered false, nothing is for sale', async () => {
-    const owner = await signup(relay.client);
-    const { hostId, host } = await enroll(relay.client, owner);
+    const { owner, hostId, host } = await ownerWithHost(relay.client);
     const agent = entitlementAgent(relay.url, hostId, host);
     try {
       const entitlement = await waitFor('an entitlement', () => agent.latest());

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { RelayClient, makeLoginProof, makeStatement } from '@hangar/shared';
+import { RelayClient, makeLoginProof } from '@hangar/shared';
 import { useBillingRelay, upgrade, type BillingRelay } from './support/billing-fixture.js';
-import { PASSWORD, STORAGE_KINDS, login, newKey, signup, uniqueEmail, type SignedIn } from './support/relay-fixture.js';
+import {
+  PASSWORD,
+  STORAGE_KINDS,
+  login,
+  newKey,
+  signup,
+  uniqueEmail,
+  type SignedIn,
+  statementOf,
+} from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
   let billing: BillingRelay;
@@ -52,13 +61,7 @@ describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
     ]);
 
     // The owner approves Ana's device; Ana signs in again later with her own password.
-    const statement = makeStatement(owner.key.signer, {
-      kind: 'endorse',
-      account_id: owner.session.account.account_id,
-      subject_device_key: ana.key.publicKey,
-      subject_name: 'ana-laptop',
-      issued_at: Date.now(),
-    });
+    const statement = statementOf(owner, 'endorse', ana.key, 'ana-laptop');
     await client.call(
       'devices.endorse',
       { device_id: ana.session.device.device_id, statement },

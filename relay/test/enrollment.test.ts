@@ -6,40 +6,29 @@ import {
   agentSocket,
   deviceSocket,
   enroll,
+  enrollLine,
   enrollParams,
   newHost,
   post,
   signup,
   startTestRelay,
   waitFor,
-  type TestRelay,
   STORAGE_KINDS,
   useTestRelay,
+  ownerWithHost,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
 describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
-  let relay: TestRelay;
-  const storage = useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
+  const storage = relay.storage;
 
   it('the pasted line enrolls the host, whose agent then shows online with its signed addresses', async () => {
     const owner = await signup(relay.client);
-    const made = await relay.client.call(
-      'hosts.enroll_token',
-      { name: 'mini' },
-      { accessToken: owner.session.access_token },
-    );
+    // The device makes the end-to-end part itself and prints one line; the relay never sees `e`.
+    const { line, token: made } = await enrollLine(relay.client, owner);
     expect(made.expires_at - Date.now()).toBeGreaterThan(14 * 60_000);
     expect(made.expires_at - Date.now()).toBeLessThanOrEqual(15 * 60_000);
-    // The device makes the end-to-end part itself and prints one line; the relay never sees `e`.
-    const line = encodeEnrollToken({
-      v: 1,
-      r: relay.url,
-      i: made.token_id,
-      s: made.relay_secret,
-      e: randomBytes(32).toString('hex'),
-      d: owner.key.publicKey,
-    });
     expect(line).toMatch(/^hgr1_[A-Za-z0-9_-]+$/);
 
     // On the host: parse the line, enroll with the host's own key.
@@ -78,8 +67,7 @@ describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
   });
 
   it('a token works once: the second use is refused and audited', async () => {
-    const owner = await signup(relay.client);
-    const { token } = await enroll(relay.client, owner);
+    const { owner, token } = await ownerWithHost(relay.client);
     const error = await refusal(
       relay.client.call('hosts.enroll', enrollParams(token.token_id, token.relay_secret, newHost('other'))),
     );
@@ -168,8 +156,7 @@ describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
   });
 
   it('a removed host is told to stop dialing', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const agent = agentSocket(relay.url, hostId, host);
     try {
       await waitFor('agent online', () => agent.isWelcomed);

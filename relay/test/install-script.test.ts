@@ -3,17 +3,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestRelay, type TestRelay } from './support/relay-fixture.js';
 import { RELAY_BIN } from './support/relay-process.js';
+import { useCleanups } from '../../test/support/cleanups.js';
 
 /** The host-agent installer the relay serves at /install.sh for `curl -fsSL …/install.sh | sh -s -- --token …`. */
 const INSTALL_SH = new URL('../../build/install/install.sh', import.meta.url);
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 async function relayWith(options: { installScript?: string } = {}): Promise<TestRelay> {
   const relay = await startTestRelay(options);

@@ -2,31 +2,27 @@ import Database from 'better-sqlite3';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { makeLoginProof } from '@hangar/shared';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   agentSocket,
-  deviceSocket,
   enroll,
   signup,
   startTestRelay,
   waitFor,
-  type TestRelay,
+  useTestRelay,
+  hostAndDevice,
+  ownerWithHost,
 } from './support/relay-fixture.js';
 import { relayCli } from './support/relay-process.js';
 
 describe('operating a relay', () => {
-  let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay();
-  });
-  afterAll(() => relay.stop());
+  const relay = useTestRelay();
 
   it('/healthz answers and /metrics counts logins, enrollments, connected agents and errors', async () => {
     const health = await fetch(`${relay.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true });
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { host, hostId } = await ownerWithHost(relay.client);
     const agent = agentSocket(relay.url, hostId, host);
     try {
       await waitFor('agent online', () => agent.isWelcomed);
@@ -70,10 +66,7 @@ describe('operating a relay', () => {
 
   it('a relay stopping with agents and devices connected marks its hosts offline and logs no error', async () => {
     const stopping = await startTestRelay();
-    const owner = await signup(stopping.client);
-    const { host, hostId } = await enroll(stopping.client, owner);
-    const agent = agentSocket(stopping.url, hostId, host);
-    const device = deviceSocket(stopping.url, owner);
+    const { host, hostId, agent, device } = await hostAndDevice(stopping);
     try {
       await waitFor('both up', () => agent.isWelcomed && device.socket.isReady);
       await stopping.relay.dispose();

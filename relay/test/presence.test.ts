@@ -17,21 +17,21 @@ import {
   enroll,
   login,
   signup,
+  msUntilOffline,
   waitFor,
-  type TestRelay,
   STORAGE_KINDS,
   useTestRelay,
+  ownerWithHost,
+  statementOf,
 } from './support/relay-fixture.js';
 
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
 
 describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
-  let relay: TestRelay;
-  useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
 
   it('a host whose process is killed (kill -9) shows offline within 10 s', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const device = deviceSocket(relay.url, owner);
     const child = spawn(process.execPath, [AGENT_CHILD], {
       env: {
@@ -55,12 +55,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
       await waitFor('online at the device', () => device.hosts.get(hostId)?.online === true);
       const killedAt = performance.now();
       child.kill('SIGKILL');
-      const offline = await waitFor(
-        'offline at the device',
-        () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= killedAt),
-        12_000,
-      );
-      expect(offline.at - killedAt).toBeLessThan(10_000);
+      expect(await msUntilOffline(device, hostId, killedAt)).toBeLessThan(10_000);
     } finally {
       child.kill('SIGKILL');
       device.socket.dispose();
@@ -68,8 +63,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
   });
 
   it('a host whose network vanishes (its socket stops answering heartbeats) shows offline within 10 s', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const device = deviceSocket(relay.url, owner);
     // A bare socket that authenticates and then never says another word, like a cut cable.
     const socket = new WebSocket(`${relay.url.replace('http', 'ws')}/v1/agent`);
@@ -84,12 +78,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
       });
       await waitFor('online at the device', () => device.hosts.get(hostId)?.online === true);
       const silentFrom = performance.now();
-      const offline = await waitFor(
-        'offline at the device',
-        () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= silentFrom),
-        12_000,
-      );
-      expect(offline.at - silentFrom).toBeLessThanOrEqual(10_000);
+      expect(await msUntilOffline(device, hostId, silentFrom)).toBeLessThanOrEqual(10_000);
     } finally {
       socket.terminate();
       device.socket.dispose();
@@ -97,8 +86,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
   });
 
   it('an agent that answers the challenge with another key is refused', async () => {
-    const owner = await signup(relay.client);
-    const { hostId } = await enroll(relay.client, owner);
+    const { hostId } = await ownerWithHost(relay.client);
     const impostor = (await import('./support/relay-fixture.js')).newKey();
     const agent = agentSocket(relay.url, hostId, impostor);
     try {
@@ -121,13 +109,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
     connected.onStatements((statements) => received.push(...statements));
     try {
       await waitFor('agent online', () => connected.isWelcomed);
-      const statement = makeStatement(owner.key.signer, {
-        kind: 'endorse',
-        account_id: owner.session.account.account_id,
-        subject_device_key: phone.key.publicKey,
-        subject_name: 'phone',
-        issued_at: Date.now(),
-      });
+      const statement = statementOf(owner, 'endorse', phone.key, 'phone');
       const { seq } = await relay.client.call(
         'devices.endorse',
         { device_id: phone.session.device.device_id, statement },
@@ -140,13 +122,7 @@ describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
     } finally {
       connected.dispose();
     }
-    const revoke = makeStatement(owner.key.signer, {
-      kind: 'revoke',
-      account_id: owner.session.account.account_id,
-      subject_device_key: phone.key.publicKey,
-      subject_name: 'phone',
-      issued_at: Date.now(),
-    });
+    const revoke = statementOf(owner, 'revoke', phone.key, 'phone');
     const revoked = await relay.client.call(
       'devices.revoke',
       { device_id: phone.session.device.device_id, statement: revoke },

@@ -1,26 +1,20 @@
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeLoginProof, type DeviceSignalFailure } from '@hangar/shared';
 import {
-  agentSocket,
-  deviceSocket,
-  enroll,
   newKey,
   post,
   signup,
   startTestRelay,
   uniqueEmail,
   waitFor,
-  type TestRelay,
+  useTestRelay,
+  hostAndDevice,
 } from './support/relay-fixture.js';
 
 /** The relay with its real limits (scale 1), on loopback: every request comes from 127.0.0.1. */
 describe('rate limits', () => {
-  let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay({ rateLimitScale: 1 });
-  });
-  afterAll(() => relay.stop());
+  const relay = useTestRelay('sqlite', { rateLimitScale: 1 });
 
   it('the sixth sign-up in a burst from one address gets 429 with Retry-After', async () => {
     const statuses: number[] = [];
@@ -90,10 +84,7 @@ describe('signaling rate limit', () => {
   it('an account that floods signals gets E_RATE_LIMITED for the excess', async () => {
     // A fresh relay: the socket budget of the file above is spent.
     await using relay = await startTestRelay({ rateLimitScale: 1 });
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
-    const agent = agentSocket(relay.url, hostId, host);
-    const device = deviceSocket(relay.url, owner);
+    const { host, hostId, agent, device } = await hostAndDevice(relay);
     const failures: DeviceSignalFailure[] = [];
     device.socket.onSignalError((failure) => failures.push(failure));
     let delivered = 0;

@@ -1,14 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayClient, makeStatement, type StoredStatement } from '@hangar/shared';
+import { RelayClient, type StoredStatement } from '@hangar/shared';
 import {
   agentSocket,
   deviceSocket,
   enroll,
   login,
+  msUntilOffline,
   signup,
   startTestRelay,
   waitFor,
   type TestRelay,
+  statementOf,
+  askHost,
 } from './support/relay-fixture.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 import { startRelayProcess } from './support/relay-process.js';
@@ -55,29 +58,16 @@ describe('two relay replicas on one PostgreSQL', () => {
       expect(online.at - connectedAt).toBeLessThan(2_000);
       await waitFor('its record on B', () => device.hosts.get(hostId)?.record !== null);
 
-      const answer = await device.socket.request({
-        toHost: hostId,
-        recipientKey: host.publicKey,
-        requestId: 'req-cross-1',
-        payload: 'offer',
-      });
+      const answer = await askHost(device, { hostId, host }, 'req-cross-1', 'offer');
       expect(answer.payload).toBe('answer to offer');
       // A payload larger than a NOTIFY can carry (8000 bytes) goes through the bus table.
       const big = 'x'.repeat(60_000);
-      const bigAnswer = await device.socket.request({
-        toHost: hostId,
-        recipientKey: host.publicKey,
-        requestId: 'req-cross-2',
-        payload: big,
-      });
+      const bigAnswer = await askHost(device, { hostId, host }, 'req-cross-2', big);
       expect(bigAnswer.payload).toBe(`answer to ${big}`);
 
       const goneAt = performance.now();
       agent.dispose();
-      const offline = await waitFor('offline on B', () =>
-        device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= goneAt),
-      );
-      expect(offline.at - goneAt).toBeLessThan(10_000);
+      expect(await msUntilOffline(device, hostId, goneAt)).toBeLessThan(10_000);
     } finally {
       agent.dispose();
       device.socket.dispose();
@@ -93,13 +83,7 @@ describe('two relay replicas on one PostgreSQL', () => {
     agent.onStatements((statements) => received.push(...statements));
     try {
       await waitFor('agent online', () => agent.isWelcomed);
-      const statement = makeStatement(owner.key.signer, {
-        kind: 'endorse',
-        account_id: owner.session.account.account_id,
-        subject_device_key: phone.key.publicKey,
-        subject_name: 'phone',
-        issued_at: Date.now(),
-      });
+      const statement = statementOf(owner, 'endorse', phone.key, 'phone');
       await b.client.call(
         'devices.endorse',
         { device_id: phone.session.device.device_id, statement },
@@ -141,12 +125,7 @@ describe('a replica killed with kill -9', () => {
       await doomed.crash();
       // Nobody closes the host's row for a dead replica: the survivor's sweeper does, once the
       // dead replica's heartbeat is 15 s old (plus a sweep interval of 5 s).
-      const offline = await waitFor(
-        'offline on the survivor',
-        () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= killedAt),
-        30_000,
-      );
-      expect(offline.at - killedAt).toBeLessThan(25_000);
+      expect(await msUntilOffline(device, hostId, killedAt, 30_000)).toBeLessThan(25_000);
       expect(survivor.logs.some((line) => line.includes('runs the background sweeper'))).toBe(true);
     } finally {
       agent.dispose();

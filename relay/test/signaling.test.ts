@@ -6,20 +6,17 @@ import {
   enroll,
   signup,
   waitFor,
-  type TestRelay,
   STORAGE_KINDS,
   useTestRelay,
+  hostAndDevice,
+  askHost,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
-  let relay: TestRelay;
-  useTestRelay(kind, (started) => (relay = started));
+  const relay = useTestRelay(kind);
 
   it('a device asks a host, gets the signed answer, and trickled messages follow on the same request', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
-    const agent = agentSocket(relay.url, hostId, host);
-    const device = deviceSocket(relay.url, owner);
+    const { owner, host, hostId, agent, device } = await hostAndDevice(relay);
     const atHost: AgentSignal[] = [];
     agent.onSignal((signal) => {
       atHost.push(signal);
@@ -35,12 +32,7 @@ describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
     });
     try {
       await waitFor('both sockets up', () => agent.isWelcomed && device.socket.isReady);
-      const answer = await device.socket.request({
-        toHost: hostId,
-        recipientKey: host.publicKey,
-        requestId: 'req-00000001',
-        payload: '{"offer":"sdp"}',
-      });
+      const answer = await askHost(device, { hostId, host }, 'req-00000001', '{"offer":"sdp"}');
       expect(answer.payload).toBe('{"answer":"sdp"}');
       expect(answer.from_host).toEqual({ host_id: hostId, public_key: host.publicKey });
       expect(
@@ -91,10 +83,7 @@ describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
   });
 
   it('a host that never answers gives the device E_TIMEOUT after 10 s', async () => {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
-    const agent = agentSocket(relay.url, hostId, host);
-    const device = deviceSocket(relay.url, owner);
+    const { host, hostId, agent, device } = await hostAndDevice(relay);
     try {
       await waitFor('both sockets up', () => agent.isWelcomed && device.socket.isReady);
       const sentAt = Date.now();
@@ -120,14 +109,9 @@ describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
     const other = deviceSocket(relay.url, stranger);
     try {
       await waitFor('sockets up', () => device.socket.isReady && other.socket.isReady);
-      await expect(
-        device.socket.request({
-          toHost: hostId,
-          recipientKey: host.publicKey,
-          requestId: 'req-offline1',
-          payload: 'x',
-        }),
-      ).rejects.toMatchObject({ code: 'E_HOST_OFFLINE' });
+      await expect(askHost(device, { hostId, host }, 'req-offline1', 'x')).rejects.toMatchObject({
+        code: 'E_HOST_OFFLINE',
+      });
       const agent = agentSocket(relay.url, hostId, host);
       try {
         await waitFor('agent up', () => agent.isWelcomed);

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SpliceRequest } from '@hangar/shared';
-import { agentSocket, enroll, post, signup, startTestRelay, waitFor, type TestRelay } from './support/relay-fixture.js';
+import { agentSocket, post, useTestRelay, waitFor, ownerWithHost } from './support/relay-fixture.js';
 
 /**
  * The relay's splice route (PROTOCOL.md "Relayed links") at its HTTP surface: a device's upgrade,
@@ -49,15 +49,10 @@ function read(socket: Socket, bytes: number): Promise<Buffer> {
 }
 
 describe('splices', () => {
-  let relay: TestRelay;
-  beforeAll(async () => {
-    relay = await startTestRelay({ splice: { joinTimeoutMs: 500, idleMs: 1000 } });
-  });
-  afterAll(() => relay.stop());
+  const relay = useTestRelay('sqlite', { splice: { joinTimeoutMs: 500, idleMs: 1000 } });
 
   async function hostOnline() {
-    const owner = await signup(relay.client);
-    const { host, hostId } = await enroll(relay.client, owner);
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
     const agent = agentSocket(relay.url, hostId, host);
     await waitFor('the agent online', () => agent.isWelcomed);
     return { owner, hostId, agent };

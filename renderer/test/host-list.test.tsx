@@ -3,6 +3,7 @@ import { cleanup, fireEvent, render, screen, within } from '@testing-library/rea
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { HostView, TmuxServerState } from '../src/api/index.js';
 import { HostList, type HostListProps } from '../src/components/host-list.js';
+import { hostView, offlineLaptop } from './host-views.js';
 
 afterEach(cleanup);
 
@@ -27,47 +28,14 @@ const LOST: TmuxServerState = {
   lost_at: 0,
 };
 
-/** What pairing pinned (public), as hosts.list gives it. */
-const pins = {
-  agent_key: 'MCowBQYDK2VwAyEA',
-  cert_fingerprint: 'sha256:ab:cd',
-  added_at: 1,
-  last_seen: null,
-  via: 'direct' as const,
-  account: null,
-};
-
 const hosts: HostView[] = [
-  {
-    name: 'mini',
+  hostView('mini', {
     address: 'mini.tailnet:7070',
-    embedded: false,
-    ...pins,
-    status: 'online',
     info: { hostname: 'mini', os: 'linux', arch: 'x64', agent_version: '0.1.0', tmux_version: '3.4', session_limit: 5 },
     stats,
-    error: null,
-  },
-  {
-    name: 'vps',
-    address: 'vps:7070',
-    embedded: false,
-    ...pins,
-    status: 'connecting',
-    info: null,
-    stats: null,
-    error: null,
-  },
-  {
-    name: 'laptop',
-    address: '10.0.0.9:7070',
-    embedded: false,
-    ...pins,
-    status: 'offline',
-    info: null,
-    stats: null,
-    error: 'connection refused (10.0.0.9:7070)',
-  },
+  }),
+  hostView('vps', { status: 'connecting' }),
+  offlineLaptop,
 ];
 
 function props(overrides: Partial<HostListProps> = {}): HostListProps {
@@ -113,14 +81,9 @@ function accountHost(
   presence: 'online' | 'offline' | 'relay_unreachable',
   error: string | null = null,
 ): HostView {
-  return {
-    name,
+  return hostView(name, {
     address: '192.168.1.20:7070',
-    embedded: false,
-    ...pins,
     status: 'offline',
-    info: null,
-    stats: null,
     error,
     last_seen: Date.now() - 120_000,
     via: 'relay',
@@ -133,7 +96,7 @@ function accountHost(
       addresses: ['192.168.1.20:7070'],
       tailnet: [],
     },
-  };
+  });
 }
 
 describe('host list', () => {

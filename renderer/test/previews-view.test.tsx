@@ -5,47 +5,14 @@ import type { CoreApi, CoreEventData, CoreMethod, CoreParams, HostView, PreviewV
 import { paletteActions, type PaletteCommands } from '../src/views/palette-actions.js';
 import { usePreviews } from '../src/views/use-previews.js';
 import PreviewsView from '../src/views/previews-view.js';
+import { hostView, offlineLaptop } from './host-views.js';
 
 afterEach(() => {
   cleanup();
   vi.restoreAllMocks();
 });
 
-/** What pairing pinned (public), as hosts.list gives it. */
-const pins = {
-  agent_key: 'MCowBQYDK2VwAyEA',
-  cert_fingerprint: 'sha256:ab:cd',
-  added_at: 1,
-  last_seen: null,
-  via: 'direct' as const,
-  account: null,
-};
-
-const online = (name: string): HostView => ({
-  name,
-  address: `${name}:7070`,
-  embedded: false,
-  ...pins,
-  status: 'online',
-  info: null,
-  stats: null,
-  error: null,
-});
-
-const hosts: HostView[] = [
-  online('mini'),
-  online('vps'),
-  {
-    name: 'laptop',
-    address: '10.0.0.9:7070',
-    embedded: false,
-    ...pins,
-    status: 'offline',
-    info: null,
-    stats: null,
-    error: 'connection refused (10.0.0.9:7070)',
-  },
-];
+const hosts: HostView[] = [hostView('mini'), hostView('vps'), offlineLaptop];
 
 const web: PreviewView = { port: 5173, label: 'web', created_at: 0, listening: true, local_url: null };
 const docs: PreviewView = {

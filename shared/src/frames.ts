@@ -25,6 +25,17 @@ export const FRAME_TYPE = { control: 1, data: 2, ack: 3, close: 4, ping: 5, pong
 
 /** Largest frame a peer may send; anything bigger is a protocol error. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** The parts one after another in one new array (the pieces of one message, in order). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
 export const MAX_STREAM_ID = 0xffffffff;
 
 const encoder = new TextEncoder();

@@ -33,3 +33,8 @@ export const LOG_REDACT_PATHS: readonly string[] = [
 ];
 
 export const LOG_REDACT_CENSOR = '[Redacted]';
+
+/** Options for a pino logger named `name` at `level`, with the shared redaction (core and agent alike). */
+export function redactedLogOptions(name: string, level: string) {
+  return { name, level, redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACT_CENSOR } };
+}

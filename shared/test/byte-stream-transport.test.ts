@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  concatBytes,
   DATA_HEAD_BYTES,
   decodeFrame,
   encodeFrame,
@@ -14,16 +15,6 @@ import {
   type CloseReason,
   type DuplexByteSocket,
 } from '@hangar/shared';
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** Byte-for-byte equality without a deep comparison per element (payloads here are ~100 KiB). */
 function same(a: Uint8Array, b: Uint8Array): boolean {
@@ -93,7 +84,7 @@ describe('the raw link framing', () => {
   it('gives back every frame, in order, however the byte stream is split or merged', () => {
     fc.assert(
       fc.property(fc.array(frameBytes, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 40 }), (frames, points) => {
-        const wire = concat(frames.map(encodeLengthPrefixed));
+        const wire = concatBytes(frames.map(encodeLengthPrefixed));
         const reader = new FrameReader();
         const out: Uint8Array[] = [];
         for (const piece of cut(wire, points)) reader.push(piece, (frame) => out.push(frame.slice()));
@@ -123,7 +114,7 @@ describe('the raw link framing', () => {
             return encodeFrame({ type: 'control', json: JSON.stringify('x'.repeat(kind.control)) });
           return kind.small;
         });
-        const wire = concat(frames.map(encodeLengthPrefixed));
+        const wire = concatBytes(frames.map(encodeLengthPrefixed));
         // Reads of at most 16 KiB, as TLS gives them, cut further at the random points.
         const reads = cut(wire, [...points, ...Array.from({ length: wire.length >> 14 }, (_, k) => (k + 1) << 14)]);
         const reader = new FrameReader();
@@ -155,7 +146,7 @@ describe('the raw link framing', () => {
             expect(frames[i]!.length).toBeGreaterThanOrEqual(STREAMED_DATA_FRAME_BYTES);
             if (frame.type !== 'data') throw new Error('not a data frame');
             expect([entry.stream, entry.offset]).toEqual([frame.stream, frame.offset]);
-            expect(same(concat(entry.parts!), frame.payload)).toBe(true);
+            expect(same(concatBytes(entry.parts!), frame.payload)).toBe(true);
           }
         });
       }),
@@ -217,7 +208,7 @@ describe('the raw link framing', () => {
         const far = wrapByteStream(receiver, { later: (flush) => flush() });
         const got: Uint8Array[] = [];
         far.onFrame((frame) => got.push(frame.slice()));
-        for (const piece of cut(concat(sender.written), points)) receiver.emit('data', piece);
+        for (const piece of cut(concatBytes(sender.written), points)) receiver.emit('data', piece);
         expect(got).toEqual(expected);
         expect(got.map((f) => decodeFrame(f))).toEqual(expected.map((f) => decodeFrame(f)));
       }),

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   BULK_FRAME_BYTES,
+  concatBytes,
   createMemoryTransportPair,
   decodeFrame,
   FRAME_TYPE,
@@ -56,18 +57,8 @@ function collect(stream: LinkStream) {
     get bytes() {
       return chunks.reduce((n, c) => n + c.data.length, 0);
     },
-    text: () => new TextDecoder().decode(concat(chunks.map((c) => c.data))),
+    text: () => new TextDecoder().decode(concatBytes(chunks.map((c) => c.data))),
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
@@ -88,9 +79,9 @@ describe('stream data', () => {
     const received = collect(remote);
     const sent = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 3000 }), { numRuns: 20, seed: 7 });
     for (const part of sent) local.write(part);
-    const expected = concat(sent);
+    const expected = concatBytes(sent);
     await until(() => received.bytes === expected.length, 'all bytes');
-    expect(concat(received.chunks.map((c) => c.data))).toEqual(expected);
+    expect(concatBytes(received.chunks.map((c) => c.data))).toEqual(expected);
     let next = 0;
     for (const chunk of received.chunks) {
       expect(chunk.offset).toBe(next);

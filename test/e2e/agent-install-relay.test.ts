@@ -7,29 +7,20 @@
 // shared RelayClient, as `hangar hosts enroll-token` will use it.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stop as stopEsbuild } from 'esbuild';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayClient, encodeEnrollToken, type HostPresence } from '@hangar/shared';
 import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
-import { killEverything } from '../fixtures/service-manager/jobs.mjs';
-import { INSTALL_SH, installEnv, npmEnv, publishAgent, readCalls, ROOT } from '../support/agent-releases.mjs';
-import { tempDir, tmuxSocket } from '../support/processes.js';
-import { signup, type SignedIn } from '../../relay/test/support/relay-fixture.js';
+import { INSTALL_SH, npmEnv, publishAgent, readCalls, ROOT } from '../support/agent-releases.mjs';
+import { freePort, tempDir } from '../support/processes.js';
+import { useInstallSandboxes } from '../support/install-sandbox.js';
+import { enrollLine, signup, type SignedIn } from '../../relay/test/support/relay-fixture.js';
 import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
 
 const exec = promisify(execFile);
-
-interface Sandbox {
-  dir: string;
-  home: string;
-  root: string;
-  state: string;
-  env: NodeJS.ProcessEnv;
-}
 
 let registry: Awaited<ReturnType<typeof startRegistry>>;
 let relay: RelayProcess;
@@ -37,7 +28,7 @@ let client: RelayClient;
 let owner: SignedIn;
 let work: string;
 let bin: string;
-const sandboxes: Sandbox[] = [];
+const sandbox = useInstallSandboxes(() => ({ registry, work }));
 
 beforeAll(async () => {
   registry = await startRegistry({ prebuilds: betterSqlitePrebuild(ROOT) });
@@ -65,17 +56,6 @@ beforeAll(async () => {
   bin = join(work, 'global', 'bin', 'hangar-agent');
 }, 300_000);
 
-afterEach(async () => {
-  for (const box of sandboxes.splice(0)) {
-    await killEverything(box.state);
-    for (const data of [join(box.home, '.hangar-agent'), join(box.root, 'var/lib/hangar')]) {
-      if (!existsSync(data)) continue;
-      await exec('tmux', ['-L', tmuxSocket(data), 'kill-server']).catch(() => undefined); // none running
-      rmSync(join(`/tmp/tmux-${process.getuid!()}`, tmuxSocket(data)), { force: true }); // a killed server leaves it
-    }
-  }
-});
-
 afterAll(async () => {
   // Packing the agent started esbuild's service process; it is ours to end (the leak check).
   await stopEsbuild();
@@ -83,16 +63,6 @@ afterAll(async () => {
   await registry?.[Symbol.asyncDispose]();
   if (work) rmSync(work, { recursive: true, force: true });
 });
-
-function sandbox(): Sandbox {
-  const dir = join(work, `box-${sandboxes.length}-${Date.now()}`);
-  const box = { dir, home: join(dir, 'home'), root: join(dir, 'root'), state: join(dir, 'state') };
-  mkdirSync(box.home, { recursive: true, mode: 0o755 });
-  mkdirSync(box.root, { recursive: true, mode: 0o755 });
-  const made = { ...box, env: installEnv({ registry, ...box }) };
-  sandboxes.push(made);
-  return made;
-}
 
 async function run(program: string, args: string[], env: NodeJS.ProcessEnv, timeout = 180_000, input = '') {
   const running = exec(program, args, { env, timeout });
@@ -107,17 +77,9 @@ async function run(program: string, args: string[], env: NodeJS.ProcessEnv, time
   );
 }
 
-/** What `hangar hosts enroll-token` prints: a token from the relay and an end-to-end secret made here. */
-async function enrollLine(name = 'mini'): Promise<{ line: string; tokenId: string }> {
-  const token = await client.call('hosts.enroll_token', { name }, { accessToken: owner.session.access_token });
-  const line = encodeEnrollToken({
-    v: 1,
-    r: client.baseUrl,
-    i: token.token_id,
-    s: token.relay_secret,
-    e: randomBytes(32).toString('hex'),
-    d: owner.key.publicKey,
-  });
+/** What `hangar hosts enroll-token` prints, for `owner`'s account. */
+async function ownerLine(name = 'mini'): Promise<{ line: string; tokenId: string }> {
+  const { line, token } = await enrollLine(client, owner, name);
   return { line, tokenId: token.token_id };
 }
 
@@ -137,21 +99,13 @@ async function waitForHost(hostId: string, what: string, check: (host: HostPrese
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const modeOf = (path: string) => statSync(path).mode & 0o777;
 
 describe('hangar-agent install --token', () => {
   it('a dry run shows the enrollment without spending the token; the install then enrolls, and the host is online on the relay', async () => {
     const box = sandbox();
     const port = await freePort();
-    const { line, tokenId } = await enrollLine();
+    const { line, tokenId } = await ownerLine();
     const args = ['install', '--user', '--listen', `127.0.0.1:${port}`, '--token', line, '--name', 'mini'];
 
     const dry = await run(bin, [...args, '--dry-run'], box.env);
@@ -250,7 +204,7 @@ describe('hangar-agent install --token', () => {
   }, 120_000);
 
   it('refuses a token the relay already took before it installs or changes anything', async () => {
-    const { line } = await enrollLine('spent');
+    const { line } = await ownerLine('spent');
     const elsewhere = tempDir('spent-elsewhere');
     try {
       const spent = await run(bin, ['enroll', '--data', elsewhere, '--token', line], process.env);
@@ -276,7 +230,7 @@ describe('hangar-agent install --token', () => {
   it('a system install enrolls as the service user: its data dir, keys and database are that user’s, 0700 and 0600', async () => {
     const box = sandbox();
     const port = await freePort();
-    const { line } = await enrollLine('vps');
+    const { line } = await ownerLine('vps');
     // As on a real system: /var/lib is there and open (made by the plan, it would be 0700 like the data dir).
     mkdirSync(join(box.root, 'var/lib'), { recursive: true, mode: 0o755 });
     // The line on stdin (`--token -`), as someone keeping it out of shell history would.
@@ -314,7 +268,7 @@ describe("the relay's install line", () => {
     const npmGlobal = join(box.dir, 'npm-global');
     box.env = { ...box.env, npm_config_prefix: npmGlobal, PATH: `${join(npmGlobal, 'bin')}:${box.env['PATH']}` };
     mkdirSync(join(box.root, 'var/lib'), { recursive: true, mode: 0o755 });
-    const { line } = await enrollLine('line');
+    const { line } = await ownerLine('line');
     const served = await fetch(`${relay.url}/install.sh`);
     expect(Buffer.from(await served.arrayBuffer()).equals(readFileSync(INSTALL_SH))).toBe(true);
 

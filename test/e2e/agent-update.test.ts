@@ -14,7 +14,6 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stop as stopEsbuild } from 'esbuild';
@@ -22,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
 import { INSTALL_SH, installEnv, publishAgent, ROOT } from '../support/agent-releases.mjs';
-import { hangar, tempDir, tmuxSocket } from '../support/processes.js';
+import { hangar, tempDir, tmuxSocket, freePort } from '../support/processes.js';
 
 const exec = promisify(execFile);
 
@@ -233,12 +232,4 @@ async function updateSeen(home: string, done: (update: UpdateView | null) => boo
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`the host's update info never got there; last seen: ${JSON.stringify(last)}`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:f
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AttachedCli } from '../support/pty-client.js';
 import {
   BASH,
@@ -18,6 +18,7 @@ import {
   type AgentProcess,
 } from '../support/processes.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
+import { useCleanups } from '../support/cleanups.js';
 
 const run = promisify(execFile);
 const UI_ADDRESS = /Hangar UI at (\S+)/;
@@ -67,10 +68,7 @@ async function bashCompletes(home: string, words: string[]): Promise<string[]> {
 }
 
 describe('the hangar command and the core running on this computer', () => {
-  const cleanups: (() => unknown)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+  const cleanups = useCleanups();
 
   const startHome = () => {
     const home = tempDir('door');

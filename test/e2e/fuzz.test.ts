@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { connectToHost } from '../../electron/core/src/link/connect.js';
 import { HangarCore } from '../../electron/core/src/index.js';
-import { endAgent, pairWith, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
+import { usePairedHost } from '../support/paired-host.js';
 
 /**
  * Hostile input over an authenticated link: random control messages and random frames never
@@ -12,27 +12,20 @@ import { endAgent, pairWith, startAgentProcess, tempDir, type AgentProcess } fro
  * links keep working.
  */
 describe('bad input from a paired device', () => {
-  let home: string;
-  let dataDir: string;
-  let agent: AgentProcess;
+  const box = usePairedHost({ shared: true });
   let core: HangarCore;
 
   beforeAll(async () => {
-    home = tempDir('home');
-    dataDir = tempDir('agent');
-    agent = await startAgentProcess(dataDir);
-    await pairWith(home, 'box', agent);
-    core = await HangarCore.open({ home });
+    core = await HangarCore.open({ home: box.home });
   });
 
   afterAll(async () => {
     await core?.dispose();
-    await endAgent(agent, home, dataDir);
   });
 
   const openRawLink = async (): Promise<FrameTransport> => {
     const host = core.registry.get('box');
-    const key = await loadOrCreateDeviceKey(home);
+    const key = await loadOrCreateDeviceKey(box.home);
     const connected = await connectToHost({
       address: host.address,
       deviceKey: key.privateKey,
@@ -63,7 +56,7 @@ describe('bad input from a paired device', () => {
   const healthy = async () => {
     const info = await core.hostInfo('box');
     expect(info.session_limit).toBeGreaterThan(0);
-    expect(agent.child.exitCode).toBeNull();
+    expect(box.agent.child.exitCode).toBeNull();
   };
 
   it('answers malformed requests with errors naming the problem, and keeps serving others', async () => {

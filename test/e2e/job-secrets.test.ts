@@ -1,17 +1,9 @@
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  HANGAR_BIN,
-  endAgent,
-  pairWith,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-  type CliResult,
-} from '../support/processes.js';
+import { describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
+import { hangarFrom, type CliResult } from '../support/processes.js';
 
 /**
  * `hangar run --secret`: the value reaches the job's environment and nothing else — not the
@@ -19,37 +11,22 @@ import {
  * command line other users of the host could read in /proc.
  */
 describe('job secrets through the CLI', () => {
-  let home: string;
-  let dataDir: string;
-  let agent: AgentProcess;
   const secret = `s3cret-${randomBytes(12).toString('hex')}`;
   const fromEnv = `env-s3cret-${randomBytes(12).toString('hex')}`;
-
-  beforeEach(async () => {
-    home = tempDir('home');
-    dataDir = tempDir('agent');
+  const box = usePairedHost({
+    agent: { logLevel: 'debug' },
     // A data dir others may read, as an older version or a careless mkdir would leave it.
-    chmodSync(dataDir, 0o755);
-    agent = await startAgentProcess(dataDir, { logLevel: 'debug' });
-    await pairWith(home, 'box', agent);
-  });
-
-  afterEach(async () => {
-    await endAgent(agent, home, dataDir);
+    beforeStart: (dataDir) => chmodSync(dataDir, 0o755),
   });
 
   const hangar = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [HANGAR_BIN, ...args],
-        { cwd: home, env: { ...process.env, HANGAR_HOME: home, ...env }, timeout: 30_000 },
-        (error, stdout, stderr) => {
-          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    hangarFrom(box.home, args, { cwd: box.home, env });
+  /** `hangar run` on box with no workspace and API_TOKEN as a secret. */
+  const runWithSecret = (executor: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+    hangar(
+      ['run', '--host', 'box', '--executor', executor, '--no-workspace', '--secret', `API_TOKEN=${secret}`, ...args],
+      env,
+    );
   const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
   /** Every file under the agent's data dir that holds `needle` as bytes. */
@@ -63,31 +40,24 @@ describe('job secrets through the CLI', () => {
         else if (entry.isFile() && readFileSync(path).includes(bytes)) found.push(path);
       }
     };
-    visit(dataDir);
+    visit(box.dataDir);
     return found;
   };
 
   it('the data dir left open to others is tightened to 0700 at start, and the log says so', () => {
-    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
-    const line = agent
+    expect(statSync(box.dataDir).mode & 0o777).toBe(0o700);
+    const line = box.agent
       .stderr()
       .split('\n')
       .find((l) => l.includes('tightened it to 0700'));
-    expect(JSON.parse(line!)).toMatchObject({ dataDir, was: '0755' });
+    expect(JSON.parse(line!)).toMatchObject({ dataDir: box.dataDir, was: '0755' });
   });
 
   for (const executor of ['shell', 'sandbox']) {
     it(`a secret reaches the ${executor} job and is shown nowhere but there`, async () => {
-      const ran = await hangar(
+      const ran = await runWithSecret(
+        executor,
         [
-          'run',
-          '--host',
-          'box',
-          '--executor',
-          executor,
-          '--no-workspace',
-          '--secret',
-          `API_TOKEN=${secret}`,
           '--secret',
           'FROM_ENV',
           '--env',
@@ -116,30 +86,18 @@ describe('job secrets through the CLI', () => {
       }
 
       // The agent logged the request (debug) with the secrets' names only.
-      expect(agent.stderr()).toContain('"method":"job.submit"');
-      expect(agent.stderr()).toContain('"API_TOKEN":"[Redacted]"');
-      expect(agent.stderr()).not.toContain(secret);
-      expect(agent.stderr()).not.toContain(fromEnv);
+      expect(box.agent.stderr()).toContain('"method":"job.submit"');
+      expect(box.agent.stderr()).toContain('"API_TOKEN":"[Redacted]"');
+      expect(box.agent.stderr()).not.toContain(secret);
+      expect(box.agent.stderr()).not.toContain(fromEnv);
       // agent.db (and its WAL), the job's log, the workdir: no file holds them in plain text.
       expect(filesHolding(secret)).toEqual([]);
       expect(filesHolding(fromEnv)).toEqual([]);
-      expect(statSync(join(dataDir, 'secret-env.key')).mode & 0o777).toBe(0o600);
+      expect(statSync(join(box.dataDir, 'secret-env.key')).mode & 0o777).toBe(0o600);
     });
 
     it(`while a ${executor} job runs, its secret is on no command line of the host`, async () => {
-      const detached = await hangar([
-        'run',
-        '--host',
-        'box',
-        '--executor',
-        executor,
-        '--no-workspace',
-        '--secret',
-        `API_TOKEN=${secret}`,
-        '-c',
-        'echo started; sleep 60',
-        '--detach',
-      ]);
+      const detached = await runWithSecret(executor, ['-c', 'echo started; sleep 60', '--detach']);
       const id = detached.stdout.trim();
       try {
         const deadline = Date.now() + 20_000;

@@ -1,34 +1,20 @@
-import { execFile } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 import { usePairedHost } from '../support/paired-host.js';
-import { HANGAR_BIN, removeDir, tempDir, type CliResult } from '../support/processes.js';
+import { hangarFrom, type CliResult } from '../support/processes.js';
 
 /** An empty folder and a fresh `git init` are workspaces; a whole home directory is not. */
 describe('hangar run from a folder with nothing in it', () => {
   const box = usePairedHost();
-  const dirs: string[] = [];
-  afterEach(() => dirs.splice(0).forEach(removeDir));
-  const folder = () => {
-    const dir = tempDir('folder');
-    dirs.push(dir);
-    return dir;
-  };
+  const cleanups = useCleanups();
+  const folder = () => dirFor(cleanups, 'folder');
 
   /** `hangar …` run from `cwd`, as a user in that folder would, with `home` as their $HOME. */
   const hangarIn = (cwd: string, args: string[], home = process.env['HOME'] ?? cwd): Promise<CliResult> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [HANGAR_BIN, ...args],
-        { cwd, env: { ...process.env, HOME: home, HANGAR_HOME: box.home }, timeout: 30_000 },
-        (error, stdout, stderr) => {
-          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    hangarFrom(box.home, args, { cwd, env: { HOME: home } });
   const run = (cwd: string, extra: string[] = [], home?: string) =>
     hangarIn(cwd, ['run', '--host', 'box', '--executor', 'shell', '-c', 'ls -A | wc -l; exit 7', ...extra], home);
 
@@ -40,9 +26,7 @@ describe('hangar run from a folder with nothing in it', () => {
 
   it('a fresh git init runs the job in an empty directory and passes its exit status through', async () => {
     const repo = folder();
-    await new Promise((resolve, reject) =>
-      execFile('git', ['init', '-q', repo], (error) => (error ? reject(error) : resolve(undefined))),
-    );
+    execFileSync('git', ['init', '-q', repo]);
     const result = await run(repo);
     expect(result).toMatchObject({ code: 7, stdout: '0\n' });
   });

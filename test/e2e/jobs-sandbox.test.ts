@@ -1,19 +1,11 @@
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  AGENT_BIN,
-  HANGAR_BIN,
-  endAgent,
-  hangarAgent,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-  type CliResult,
-} from '../support/processes.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { dirFor, useCleanups } from '../support/cleanups.js';
+import { usePairedHost } from '../support/paired-host.js';
+import { AGENT_BIN, hangarAgent, hangarFrom, startAgentProcess, type CliResult } from '../support/processes.js';
+import { processesMatching as processes, until } from '../support/until.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
 /** CI runs as root, as agents on VPSes often do: the case where a sandbox must give root's powers up. */
@@ -30,46 +22,23 @@ const PROBE_ROUTE = ['blackhole', `203.0.113.${1 + (process.pid % 200)}/32`, 'ta
  * prints `name=<exit status>`; a probe that succeeds today changes the host, so afterEach undoes it.
  */
 describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as root', () => {
-  let home: string;
-  let dataDir: string;
-  let workspace: string;
-  let agent: AgentProcess | undefined;
   const probeName = `hangar-probe-${process.pid}`;
-
-  beforeEach(async () => {
-    home = tempDir('home');
-    dataDir = tempDir('agent');
-    workspace = tempDir('ws');
-    writeFileSync(join(workspace, 'hello.txt'), 'hello from the workspace\n');
-    agent = await startAgentProcess(dataDir);
-    await pairWith(home, 'local', agent);
+  // SIGINT: stop at once, cancelling what still runs (SIGTERM would give it the 30 s drain).
+  const box = usePairedHost({
+    name: 'local',
+    workspace: { 'hello.txt': 'hello from the workspace\n' },
+    stopSignal: 'SIGINT',
   });
 
-  afterEach(async () => {
-    // SIGINT: stop at once, cancelling what still runs (SIGTERM would give it the 30 s drain).
-    await agent?.stop('SIGINT');
-    agent = undefined;
+  afterEach(() => {
     rmSync(`/usr/${probeName}`, { force: true });
     rmSync(`/etc/${probeName}`, { force: true });
     // Only if a probe got through: the route must not outlive the test.
     spawnSync('ip', ['route', 'del', ...PROBE_ROUTE], { stdio: 'ignore' });
-    removeDir(home);
-    removeDir(dataDir);
-    removeDir(workspace);
   });
 
   const hangar = (args: string[], timeoutMs = 60_000): Promise<CliResult> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [HANGAR_BIN, ...args],
-        { cwd: workspace, env: { ...process.env, HANGAR_HOME: home }, timeout: timeoutMs },
-        (error, stdout, stderr) => {
-          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    hangarFrom(box.home, args, { cwd: box.workspace, timeoutMs });
   const sandboxed = (command: string, ...extra: string[]) =>
     hangar(['run', '--executor', 'sandbox', '-c', command, ...extra]);
 
@@ -126,7 +95,7 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
       ).toBe(true);
     }
     const jobUid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${sleeps[0]}/status`, 'utf8'))![1]);
-    const owned = join(dataDir, 'jobs', id, '1', 'work', 'mine');
+    const owned = join(box.dataDir, 'jobs', id, '1', 'work', 'mine');
     await until(() => (existsSync(owned) ? true : undefined), 'the file the job made');
     expect(statSync(owned).uid).toBe(jobUid);
     const cancelled = await hangar(['cancel', id]);
@@ -139,11 +108,11 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
     const detached = await sandboxed(`(${marker}) & ${marker}`, '--detach');
     const id = detached.stdout.trim();
     await until(() => (processes(marker).length >= 2 ? true : undefined), 'both sleeps of the job');
-    const port = agent!.port;
-    await agent!.stop('SIGKILL');
+    const port = box.agent.port;
+    await box.agent.stop('SIGKILL');
     // --die-with-parent, although bwrap runs as another user than the agent it dies with.
     await until(() => (processes(marker).length === 0 ? true : undefined), 'the job to die with its agent');
-    agent = await startAgentProcess(dataDir, { port });
+    box.agent = await startAgentProcess(box.dataDir, { port });
     const shown = await hangar(['jobs', 'show', id, '--json']);
     expect(JSON.parse(shown.stdout)).toMatchObject({ id, state: 'lost' });
   });
@@ -165,7 +134,7 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
     expect(result.stderr).toMatch(/job j-[a-z0-9]+ succeeded/);
     expect(result).toMatchObject({ code: 0, stdout: 'hello from the workspace\nscratch\nfirst\n' });
     const id = /job (j-[a-z0-9]+)/.exec(result.stderr)![1]!;
-    expect(readFileSync(join(workspace, 'hangar-artifacts', id, 'out', 'app.txt'), 'utf8')).toBe('built\n');
+    expect(readFileSync(join(box.workspace, 'hangar-artifacts', id, 'out', 'app.txt'), 'utf8')).toBe('built\n');
   });
 
   it('--pids caps the processes a job may start: the 100th sleep of a job limited to 64 cannot fork', async () => {
@@ -202,41 +171,27 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
 });
 
 describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs where the kernel refuses user namespaces', () => {
-  let home: string;
-  let dataDir: string;
-  let workspace: string;
+  const cleanups = useCleanups();
   let bin: string;
-  let agent: AgentProcess | undefined;
-
-  beforeEach(async () => {
-    home = tempDir('home');
-    dataDir = tempDir('agent');
-    workspace = tempDir('ws');
-    writeFileSync(join(workspace, 'README'), 'a workspace\n');
-    bin = tempDir('bin');
-    // The job's unprivileged user must be able to run it.
-    chmodSync(bin, 0o755);
-    const standIn = join(bin, 'bwrap');
-    writeFileSync(standIn, readFileSync(join(import.meta.dirname, '..', 'fixtures', 'bwrap-no-userns'), 'utf8'));
-    chmodSync(standIn, 0o755);
-    agent = await startAgentProcess(dataDir, { extraArgs: ['--bwrap', standIn] });
-    await pairWith(home, 'local', agent);
-  });
-
-  afterEach(async () => {
-    await endAgent(agent, home, dataDir, workspace, bin);
-    agent = undefined;
+  const box = usePairedHost({
+    name: 'local',
+    workspace: { README: 'a workspace\n' },
+    beforeStart: () => {
+      bin = dirFor(cleanups, 'bin');
+      // The job's unprivileged user must be able to run it.
+      chmodSync(bin, 0o755);
+      const standIn = join(bin, 'bwrap');
+      writeFileSync(standIn, readFileSync(join(import.meta.dirname, '..', 'fixtures', 'bwrap-no-userns'), 'utf8'));
+      chmodSync(standIn, 0o755);
+      return { extraArgs: ['--bwrap', standIn] };
+    },
   });
 
   it('hangar run --executor sandbox is refused with what to enable, and nothing runs', async () => {
-    const marker = join(workspace, 'ran');
-    const result = await new Promise<CliResult>((resolve) => {
-      execFile(
-        process.execPath,
-        [HANGAR_BIN, 'run', '--executor', 'sandbox', '-c', `touch ${marker}`],
-        { cwd: workspace, env: { ...process.env, HANGAR_HOME: home }, timeout: 60_000 },
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-      );
+    const marker = join(box.workspace, 'ran');
+    const result = await hangarFrom(box.home, ['run', '--executor', 'sandbox', '-c', `touch ${marker}`], {
+      cwd: box.workspace,
+      timeoutMs: 60_000,
     });
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('user namespaces');
@@ -247,7 +202,7 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs where the kernel refuses u
   });
 
   it('hangar-agent doctor reports it, with the sysctl to change', async () => {
-    const result = await hangarAgent(['doctor', '--data', dataDir, '--bwrap', join(bin, 'bwrap')]);
+    const result = await hangarAgent(['doctor', '--data', box.dataDir, '--bwrap', join(bin, 'bwrap')]);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^✗ bubblewrap sandbox: bubblewrap cannot create an unprivileged user namespace/m);
     expect(result.stdout).toContain('fix: allow unprivileged user namespaces');
@@ -262,27 +217,14 @@ const USER_CAN_RUN_AGENT =
     0;
 
 describe.skipIf(!HAS_BWRAP || !USER_CAN_RUN_AGENT)('sandbox jobs on an agent that is not root', () => {
-  let home: string;
-  let dataDir: string;
-  let workspace: string;
-  let agent: AgentProcess | undefined;
-
-  beforeEach(async () => {
-    home = tempDir('home');
-    dataDir = tempDir('agent');
-    chownSync(dataDir, AGENT_USER.uid, AGENT_USER.gid);
-    workspace = tempDir('ws');
-    writeFileSync(join(workspace, 'README'), 'a workspace\n');
-    agent = await startAgentProcess(dataDir, { user: AGENT_USER });
-    await pairWith(home, 'local', agent);
-  });
-
-  afterEach(async () => {
-    await agent?.stop('SIGINT');
-    agent = undefined;
-    removeDir(home);
-    removeDir(dataDir);
-    removeDir(workspace);
+  const box = usePairedHost({
+    name: 'local',
+    workspace: { README: 'a workspace\n' },
+    beforeStart: (dataDir) => {
+      chownSync(dataDir, AGENT_USER.uid, AGENT_USER.gid);
+      return { user: AGENT_USER };
+    },
+    stopSignal: 'SIGINT',
   });
 
   it('bwrap runs as the agent’s own user: still a user namespace with no capability and limits', async () => {
@@ -293,13 +235,9 @@ describe.skipIf(!HAS_BWRAP || !USER_CAN_RUN_AGENT)('sandbox jobs on an agent tha
       'grep -E "^Max processes" /proc/self/limits',
       'touch /work/mine && stat -c owner=%u /work/mine',
     ].join('\n');
-    const result = await new Promise<CliResult>((resolve) => {
-      execFile(
-        process.execPath,
-        [HANGAR_BIN, 'run', '--executor', 'sandbox', '-c', probe],
-        { cwd: workspace, env: { ...process.env, HANGAR_HOME: home }, timeout: 60_000 },
-        (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-      );
+    const result = await hangarFrom(box.home, ['run', '--executor', 'sandbox', '-c', probe], {
+      cwd: box.workspace,
+      timeoutMs: 60_000,
     });
     const out = result.stdout;
     expect(out, `${out}${result.stderr}`).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
@@ -311,22 +249,3 @@ describe.skipIf(!HAS_BWRAP || !USER_CAN_RUN_AGENT)('sandbox jobs on an agent tha
     expect(result.code).toBe(0);
   });
 });
-
-/** Pids and command lines of the processes whose command line contains `needle`. */
-function processes(needle: string): number[] {
-  const table = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return table
-    .split('\n')
-    .filter((line) => line.includes(needle) && !line.includes('ps -eo'))
-    .map((line) => Number(line.trim().split(/\s+/)[0]));
-}
-
-async function until<T>(check: () => T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

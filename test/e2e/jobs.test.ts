@@ -1,64 +1,25 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  HANGAR_BIN,
-  endAgent,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  tempDir,
-  type AgentProcess,
-  type CliResult,
-} from '../support/processes.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
+import { HANGAR_BIN, hangarFrom, removeDir, type CliResult } from '../support/processes.js';
 
 /**
  * Build jobs through the `hangar` CLI against a real agent process, reached through a TCP proxy
  * that can cut the link. Jobs use the shell executor so the tests do not depend on bubblewrap.
  */
 describe('build jobs through the CLI', () => {
-  let home: string;
-  let dataDir: string;
-  let workspace: string;
-  let agent: AgentProcess;
-  let proxy: TcpProxy;
-
-  beforeEach(async () => {
-    home = tempDir('home');
-    dataDir = tempDir('agent');
-    workspace = tempDir('ws');
-    writeFileSync(join(workspace, 'hello.txt'), 'hello from the workspace\n');
-    agent = await startAgentProcess(dataDir);
-    proxy = await TcpProxy.start(agent.port);
-    await pairWith(home, 'local', agent, proxy.address);
-  });
-
-  afterEach(async () => {
-    await proxy?.[Symbol.asyncDispose]();
-    await endAgent(agent, home, dataDir, workspace);
+  const box = usePairedHost({
+    viaProxy: true,
+    name: 'local',
+    workspace: { 'hello.txt': 'hello from the workspace\n' },
   });
 
   /** `hangar …` run from the workspace folder, as a user in their project would. */
   const hangar = (args: string[], timeoutMs = 30_000): Promise<CliResult> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [HANGAR_BIN, ...args],
-        {
-          cwd: workspace,
-          env: { ...process.env, HANGAR_HOME: home },
-          timeout: timeoutMs,
-          maxBuffer: 512 * 1024 * 1024,
-        },
-        (error, stdout, stderr) => {
-          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    hangarFrom(box.home, args, { cwd: box.workspace, timeoutMs });
   const run = (command: string, ...extra: string[]) => hangar(['run', '--executor', 'shell', '-c', command, ...extra]);
 
   it("a job's exit status becomes hangar run's, and it ran in the uploaded workspace", async () => {
@@ -83,7 +44,7 @@ describe('build jobs through the CLI', () => {
     const second = await run('true');
     expect(second.code).toBe(0);
     expect(second.stderr).toContain('workspace already on host');
-    writeFileSync(join(workspace, 'hello.txt'), 'changed\n');
+    writeFileSync(join(box.workspace, 'hello.txt'), 'changed\n');
     const third = await run('cat hello.txt');
     expect(third.stderr).not.toContain('workspace already on host');
     expect(third.stdout).toBe('changed\n');
@@ -120,8 +81,8 @@ describe('build jobs through the CLI', () => {
     const detached = await run(command, '--detach');
     const id = detached.stdout.trim();
     const follower = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
-      cwd: workspace,
-      env: { ...process.env, HANGAR_HOME: home },
+      cwd: box.workspace,
+      env: { ...process.env, HANGAR_HOME: box.home },
     });
     const out: Buffer[] = [];
     let received = 0;
@@ -133,7 +94,7 @@ describe('build jobs through the CLI', () => {
     follower.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number>((resolve) => follower.on('exit', (code) => resolve(code ?? -1)));
     while (received < 100_000) await new Promise((r) => setTimeout(r, 10));
-    proxy.cutAll();
+    box.proxy!.cutAll();
     expect(await exited).toBe(0);
     expect(stderr).toContain('reconnecting');
     expectSequence(Buffer.concat(out).toString(), 1, 2_000_000);
@@ -152,21 +113,21 @@ describe('build jobs through the CLI', () => {
     };
     expect(shown.artifacts.map((a) => a.path).sort()).toEqual(['out/nested/app.bin', 'out/report.txt']);
     for (const artifact of shown.artifacts) {
-      const bytes = readFileSync(join(workspace, 'hangar-artifacts', id, artifact.path));
+      const bytes = readFileSync(join(box.workspace, 'hangar-artifacts', id, artifact.path));
       expect(bytes.length).toBe(artifact.size);
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(artifact.sha256);
     }
     const again = await hangar(['artifacts', id, '--out', 'elsewhere']);
     expect(again.code).toBe(0);
-    expect(readFileSync(join(workspace, 'elsewhere', 'out', 'report.txt'), 'utf8')).toBe('report\n');
+    expect(readFileSync(join(box.workspace, 'elsewhere', 'out', 'report.txt'), 'utf8')).toBe('report\n');
     // Downloaded artifacts are not packed into the next workspace.
     const next = await run('ls hangar-artifacts 2>/dev/null | wc -l');
     expect(next.stdout.trim()).toBe('0');
-    expect(existsSync(join(workspace, 'hangar-artifacts', id))).toBe(true);
+    expect(existsSync(join(box.workspace, 'hangar-artifacts', id))).toBe(true);
   });
 
   it('a failed attempt is retried and followed into the new attempt', async () => {
-    const marker = join(workspace, '..', `${workspace.split('/').pop()}-tried`);
+    const marker = join(box.workspace, '..', `${box.workspace.split('/').pop()}-tried`);
     const result = await run(
       `if [ -f ${marker} ]; then echo second; else touch ${marker}; echo first; exit 3; fi`,
       '--retries',

@@ -1,10 +1,18 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, endAgent, pairWith, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
+import {
+  ROOT,
+  endAgent,
+  pairWith,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+  freePort,
+} from '../support/processes.js';
 import {
   CHROMIUM,
   CHROMIUM_ARGS,
@@ -25,18 +33,6 @@ const VITE_BIN = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
 /** What the brief promises for an edit to reach the page; the test fails only past HMR_LIMIT_MS. */
 const HMR_TARGET_MS = 1_000;
 const HMR_LIMIT_MS = 10_000;
-
-/** A port free on 127.0.0.1 now (the OS picks it; Vite's --strictPort fails loudly if it is taken by then). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** The stock Vite starter, reduced: an index.html and a self-accepting module. */
 function writeViteApp(dir: string, version: string): void {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   Mux,
   RelayClient,
@@ -14,9 +14,20 @@ import {
   type HostPresence,
 } from '@hangar/shared';
 import { connectToHost, type ConnectedHost } from '../../electron/core/src/link/connect.js';
-import { login, newKey, signup, waitFor, type SignedIn, type TestKey } from '../../relay/test/support/relay-fixture.js';
-import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
+import {
+  enrollLine,
+  login,
+  newKey,
+  signup,
+  statementOf,
+  waitFor,
+  type SignedIn,
+  type TestKey,
+} from '../../relay/test/support/relay-fixture.js';
+import type { RelayProcess } from '../../relay/test/support/relay-process.js';
+import { startTestRelayProcess } from '../support/relay-stack.js';
 import { relayStatus } from '../../host-agent/src/relay/index.js';
+import { useCleanups } from '../support/cleanups.js';
 import { ROOT, hangarAgent, removeDir, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 
 /**
@@ -29,24 +40,12 @@ import { ROOT, hangarAgent, removeDir, startAgentProcess, tempDir, type AgentPro
  * test/fixtures/tailscale (no tailnet here), printing `tailscale status --json` as documented.
  */
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 const TAILSCALE = join(ROOT, 'test', 'fixtures', 'tailscale');
 
 async function relayAt(dataDir: string, port = 0): Promise<RelayProcess> {
-  const relay = await startRelayProcess([
-    '--listen',
-    `127.0.0.1:${port}`,
-    '--data',
-    dataDir,
-    '--password-hash-cost',
-    '10',
-    '--rate-limit-scale',
-    '100',
-  ]);
+  const relay = await startTestRelayProcess(dataDir, port);
   cleanups.push(() => relay.stop());
   return relay;
 }
@@ -72,16 +71,7 @@ async function agentWith(options: { tailnet?: object; listen?: string } = {}): P
 
 /** What `hangar hosts enroll-token` will do: a token from the relay, `e` made here, one line. */
 async function makeToken(client: RelayClient, owner: SignedIn, name = 'mini') {
-  const token = await client.call('hosts.enroll_token', { name }, { accessToken: owner.session.access_token });
-  const secret = randomBytes(32).toString('hex');
-  const line = encodeEnrollToken({
-    v: 1,
-    r: client.baseUrl,
-    i: token.token_id,
-    s: token.relay_secret,
-    e: secret,
-    d: owner.key.publicKey,
-  });
+  const { line, token, secret } = await enrollLine(client, owner, name);
   return { line, enrollment: { token_id: token.token_id, secret } };
 }
 
@@ -101,6 +91,14 @@ async function onlineHost(client: RelayClient, owner: SignedIn, hostId: string):
     if (Date.now() > deadline) throw new Error('the host did not show online with a record within 15 s');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** An agent enrolled with a fresh token of `owner`'s, online on the relay. */
+async function enrolledAgent(client: RelayClient, owner: SignedIn) {
+  const agent = await agentWith();
+  const { line, enrollment } = await makeToken(client, owner);
+  const host = await onlineHost(client, owner, await enrollAgent(agent, line));
+  return { agent, enrollment, host };
 }
 
 function link(agent: AgentProcess, key: TestKey, name: string, how: Record<string, unknown>): Promise<ConnectedHost> {
@@ -192,10 +190,7 @@ describe('enrolling a host through a relay', () => {
     const relay = await relayAt(tempDir('relay'));
     const client = new RelayClient({ url: relay.url });
     const owner = await signup(client);
-    const agent = await agentWith();
-    const { line, enrollment } = await makeToken(client, owner);
-    const hostId = await enrollAgent(agent, line);
-    const host = await onlineHost(client, owner, hostId);
+    const { agent, enrollment, host } = await enrolledAgent(client, owner);
     expect(host.record!.tailnet).toEqual([]); // no Tailscale here (the stand-in finds no tailscaled)
     (await link(agent, owner.key, 'laptop', { enrollment })).transport.close();
 
@@ -203,14 +198,7 @@ describe('enrolling a host through a relay', () => {
     expect((await refused(link(agent, phone.key, 'phone', { pinned: pinsOf(host) }))).code).toBe(
       'E_AUTH_UNKNOWN_DEVICE',
     );
-    const statement = (kind: 'endorse' | 'revoke') =>
-      makeStatement(owner.key.signer, {
-        kind,
-        account_id: owner.session.account.account_id,
-        subject_device_key: phone.key.publicKey,
-        subject_name: 'phone',
-        issued_at: Date.now(),
-      });
+    const statement = (kind: 'endorse' | 'revoke') => statementOf(owner, kind, phone.key, 'phone');
     const phoneId = phone.session.device.device_id;
     await client.call(
       'devices.endorse',
@@ -242,10 +230,7 @@ describe('enrolling a host through a relay', () => {
     let relay = await relayAt(relayData);
     const client = new RelayClient({ url: relay.url });
     const owner = await signup(client);
-    const agent = await agentWith();
-    const { line, enrollment } = await makeToken(client, owner);
-    const hostId = await enrollAgent(agent, line);
-    const host = await onlineHost(client, owner, hostId);
+    const { agent, enrollment, host } = await enrolledAgent(client, owner);
     (await link(agent, owner.key, 'laptop', { enrollment })).transport.close();
 
     await relay.crash();
@@ -288,7 +273,7 @@ describe('enrolling a host through a relay', () => {
 
     relay = await relayAt(relayData, relay.port);
     // Back by itself (backoff from 0.5 s): online again, and the catch-up brought the forgery.
-    await onlineHost(client, owner, hostId);
+    await onlineHost(client, owner, host.host_id);
     await waitFor('the agent to say it ignored the forged statement', () =>
       agent
         .stderr()

@@ -1,12 +1,24 @@
-import { afterEach, beforeEach } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { AttachedCli } from './pty-client.js';
-import { killTmuxServer, pairWith, removeDir, startAgentProcess, tempDir, type AgentProcess } from './processes.js';
+import {
+  killTmuxServer,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentOptions,
+  type AgentProcess,
+} from './processes.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 /** What a test gets: a real agent process, a $HANGAR_HOME paired with it as "box", its clients. */
 export interface PairedHost {
   home: string;
   dataDir: string;
+  /** A folder holding `workspace` files, with that option (a project a job is run from). */
+  workspace: string;
   agent: AgentProcess;
   /** Present with `viaProxy`: the client reaches the agent through it (to cut or record the link). */
   proxy: TcpProxy | undefined;
@@ -16,11 +28,30 @@ export interface PairedHost {
   restartAgent(options?: { signal?: NodeJS.Signals; replayWindowSeconds?: number }): Promise<void>;
 }
 
+export interface PairedHostOptions {
+  /** The client reaches the agent through a TcpProxy (`host.proxy`). */
+  viaProxy?: boolean;
+  /** The name the client knows the host by ("box" unless given). */
+  name?: string;
+  /** The agent runs and the home is made, but the test pairs them (or not) itself. */
+  unpaired?: boolean;
+  /** Files (name → content) of a fresh folder, `host.workspace`. */
+  workspace?: Record<string, string>;
+  /** How the agent runs (its log level, …). */
+  agent?: AgentOptions;
+  /** Runs after the data dir is made and before the agent starts on it; may add to `agent`. */
+  beforeStart?: (dataDir: string) => AgentOptions | void;
+  /** One host for all the tests of the describe (beforeAll/afterAll), not a fresh one each. */
+  shared?: boolean;
+  /** How the agent is stopped after each test (SIGINT: at once, without the jobs' drain). */
+  stopSignal?: NodeJS.Signals;
+}
+
 /**
  * Registers beforeEach/afterEach in the calling describe: every test gets a fresh paired host,
  * and everything it started (clients, the agent, its tmux server, temp dirs) is gone after it.
  */
-export function usePairedHost(options: { viaProxy?: boolean } = {}): PairedHost {
+export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
   const clients: AttachedCli[] = [];
   const host = {
     proxy: undefined,
@@ -38,21 +69,29 @@ export function usePairedHost(options: { viaProxy?: boolean } = {}): PairedHost 
     },
   } as PairedHost;
 
-  beforeEach(async () => {
+  const [before, after] = options.shared ? [beforeAll, afterAll] : [beforeEach, afterEach];
+  before(async () => {
     host.home = tempDir('home');
     host.dataDir = tempDir('agent');
-    host.agent = await startAgentProcess(host.dataDir);
+    if (options.workspace) {
+      host.workspace = tempDir('ws');
+      for (const [name, content] of Object.entries(options.workspace))
+        writeFileSync(join(host.workspace, name), content);
+    }
+    const more = options.beforeStart?.(host.dataDir);
+    host.agent = await startAgentProcess(host.dataDir, { ...options.agent, ...more });
     host.proxy = options.viaProxy ? await TcpProxy.start(host.agent.port) : undefined;
-    await pairWith(host.home, 'box', host.agent, host.proxy?.address);
+    if (!options.unpaired) await pairWith(host.home, options.name ?? 'box', host.agent, host.proxy?.address);
   });
 
-  afterEach(async () => {
+  after(async () => {
     for (const client of clients.splice(0)) await client[Symbol.asyncDispose]();
     await host.proxy?.[Symbol.asyncDispose]();
-    await host.agent?.stop();
+    await host.agent?.stop(options.stopSignal);
     await killTmuxServer(host.dataDir);
     removeDir(host.home);
     removeDir(host.dataDir);
+    if (host.workspace) removeDir(host.workspace);
   });
 
   return host;

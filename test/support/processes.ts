@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -26,23 +27,38 @@ export interface CliResult {
 
 /** Runs `hangar …` as a user would, with its own $HANGAR_HOME. */
 export async function hangar(home: string, args: string[], timeoutMs = 20_000): Promise<CliResult> {
-  return runNode(HANGAR_BIN, args, { HANGAR_HOME: home }, timeoutMs);
+  return runNode(HANGAR_BIN, args, { env: { HANGAR_HOME: home }, timeoutMs });
+}
+
+/** How `hangarFrom` runs the CLI: from which folder, with what more in the environment. */
+export interface RunFrom {
+  cwd: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** `hangar …` run from a folder (a user in their project), with more in the environment. */
+export async function hangarFrom(home: string, args: string[], options: RunFrom): Promise<CliResult> {
+  const { cwd, env, timeoutMs = 30_000 } = options;
+  return runNode(HANGAR_BIN, args, { cwd, env: { ...env, HANGAR_HOME: home }, timeoutMs });
 }
 
 export async function hangarAgent(args: string[], timeoutMs = 20_000): Promise<CliResult> {
-  return runNode(AGENT_BIN, args, {}, timeoutMs);
+  return runNode(AGENT_BIN, args, { timeoutMs });
 }
 
 async function runNode(
   bin: string,
   args: string[],
-  env: Record<string, string>,
-  timeoutMs: number,
+  options: { env?: Record<string, string>; cwd?: string; timeoutMs: number },
 ): Promise<CliResult> {
   try {
     const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
-      env: { ...process.env, ...env },
-      timeout: timeoutMs,
+      env: { ...process.env, ...options.env },
+      timeout: options.timeoutMs,
+      // A job's whole log can come back on stdout.
+      maxBuffer: 512 * 1024 * 1024,
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -154,42 +170,61 @@ export async function startAgentProcess(dataDir: string, options: AgentOptions =
       ...(options.user ?? {}),
     },
   );
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
-  });
-  const address = await new Promise<string>((resolveAddress, reject) => {
-    // An agent that never said it listens is ended here: nobody else holds it to stop it.
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`agent did not start within 15 s: ${stderr}`));
-    }, 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const event = JSON.parse(line) as { event?: string; address?: string };
-        if (event.event === 'listening' && event.address) {
-          clearTimeout(timer);
-          resolveAddress(event.address);
-        }
-      } catch (error) {
-        clearTimeout(timer);
-        child.kill('SIGKILL');
-        reject(new Error(`unexpected agent output ${line}: ${String(error)}`));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`agent exited with ${code}: ${stderr}`));
-    });
-  });
+  const { at: address, stderr } = await untilListening(child, 'agent', 'address', 15_000);
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     child.kill(signal);
     await exited;
   };
-  return { dataDir, address, port: Number(address.split(':').pop()), child, stderr: () => stderr, stop };
+  return { dataDir, address, port: Number(address.split(':').pop()), child, stderr, stop };
+}
+
+/**
+ * Resolves when a server process prints the JSON line saying where it listens
+ * (`{"event":"listening","<field>":…}`), with its stderr so far and on (shown live with
+ * $HANGAR_TEST_VERBOSE). One that has not said so within `timeoutMs`, or prints something else on
+ * stdout, is killed here: nobody else holds it to stop it.
+ */
+export async function untilListening(
+  child: ChildProcess,
+  what: string,
+  field: 'address' | 'url',
+  timeoutMs: number,
+): Promise<{ at: string; stderr: () => string }> {
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
+  });
+  let listening = false;
+  const at = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} did not start within ${timeoutMs / 1000} s: ${stderr}`));
+    }, timeoutMs);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (listening) return; // what it prints later is its own business
+      try {
+        const event = JSON.parse(line) as { event?: string } & Partial<Record<typeof field, string>>;
+        const value = event[field];
+        if (event.event === 'listening' && value) {
+          listening = true;
+          clearTimeout(timer);
+          resolve(value);
+        }
+      } catch (error) {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        reject(new Error(`unexpected ${what} output ${line}: ${String(error)}`));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${stderr}`));
+    });
+  });
+  return { at, stderr: () => stderr };
 }
 
 /** A paired pair: an agent process on loopback and a $HANGAR_HOME that knows it as `name`. */
@@ -218,6 +253,18 @@ export function removeDir(dir: string): void {
   // Processes of a tmux server just killed (a pane's exit wrapper, pipe-pane's cat) may still write
   // a last file into the dir while it is removed (ENOTEMPTY): try again shortly, a few times.
   rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+}
+
+/** A port free on 127.0.0.1 now (the OS picks it; whoever listens on it next should fail loudly if it is taken). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 /** A TCP server in a process of its own, as a dev server is; resolves with it and its port. */

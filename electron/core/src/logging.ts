@@ -1,4 +1,4 @@
-import { LOG_REDACT_CENSOR, LOG_REDACT_PATHS } from '@hangar/shared';
+import { redactedLogOptions } from '@hangar/shared';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -10,8 +10,5 @@ export function createCoreLogger(
   level = process.env['HANGAR_LOG_LEVEL'] ?? 'warn',
   destination: DestinationStream = pino.destination(2),
 ): Logger {
-  return pino(
-    { name: 'hangar', level, redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACT_CENSOR } },
-    destination,
-  );
+  return pino(redactedLogOptions('hangar', level), destination);
 }

@@ -109,16 +109,22 @@ function checkSignature(hello: LinkHello, transcript: Uint8Array, signatureHex: 
   }
 }
 
-async function authenticate(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
-  const serverNonce = randomNonce();
+/** The agent's challenge: its key, a fresh nonce and, when pairing, its CPace share. */
+function sendChallenge(ctx: ServerHandshakeContext, serverNonce: Uint8Array, share?: Uint8Array): void {
   ctx.transport.send(
     encodeLinkMessage({
       schema_version: SCHEMA_VERSION,
       kind: 'link.challenge',
       agent_key: toHex(ctx.agentKey.publicKey),
       nonce: toHex(serverNonce),
+      ...(share !== undefined ? { share: toHex(share) } : {}),
     }),
   );
+}
+
+async function authenticate(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
+  const serverNonce = randomNonce();
+  sendChallenge(ctx, serverNonce);
   const proof = expectMessage(await next(), 'link.proof');
   const transcript = transcriptHash(baseTranscript(ctx, hello, serverNonce));
   const device = findPairedDevice(ctx.store, hello.device_key);
@@ -203,15 +209,7 @@ async function pair(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
     deviceKey: fields.deviceKey,
     agentKey: fields.agentKey,
   });
-  ctx.transport.send(
-    encodeLinkMessage({
-      schema_version: SCHEMA_VERSION,
-      kind: 'link.challenge',
-      agent_key: toHex(ctx.agentKey.publicKey),
-      nonce: toHex(serverNonce),
-      share: toHex(secret.share),
-    }),
-  );
+  sendChallenge(ctx, serverNonce, secret.share);
   const proof = expectMessage(await next(), 'link.proof');
   if (proof.share === undefined || proof.mac === undefined) {
     throw new HangarError('E_PROTOCOL', 'a pairing proof needs the PAKE share and MAC');

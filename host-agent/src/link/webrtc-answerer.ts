@@ -38,16 +38,11 @@ export class WebRtcAnswerer implements SignalHandler {
   onSignal(signal: IncomingSignal, reply: (payload: string) => void): void {
     const fail = (error: HangarError) =>
       reply(JSON.stringify({ type: 'error', error: error.toJSON() } satisfies WebRtcSignal));
-    let parsed: WebRtcSignal;
-    try {
-      const result = WebRtcSignal.safeParse(JSON.parse(signal.payload));
-      if (!result.success || result.data.type !== 'webrtc.offer') throw new Error('not an offer');
-      parsed = result.data;
-    } catch {
+    const parsed = parseOffer(signal.payload);
+    if (parsed === undefined) {
       fail(new HangarError('E_BAD_REQUEST', 'this host answers WebRTC offers only ({"type":"webrtc.offer","sdp":…})'));
       return;
     }
-    if (parsed.type !== 'webrtc.offer') return;
     if (this.pending >= MAX_PENDING) {
       fail(
         new HangarError('E_RATE_LIMITED', 'too many WebRTC connections opening at once; try again', {
@@ -112,4 +107,16 @@ export function webRtcConfig(iceServers: RtcIceServer[], policy: 'all' | 'relay'
     iceTransportPolicy: forced,
     ...(bind ? { bindAddress: bind } : {}),
   };
+}
+
+/** The offer a signal's payload holds, or undefined for anything else (not JSON, another type). */
+function parseOffer(payload: string): Extract<WebRtcSignal, { type: 'webrtc.offer' }> | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  const result = WebRtcSignal.safeParse(json);
+  return result.success && result.data.type === 'webrtc.offer' ? result.data : undefined;
 }

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UsageRecord, encodeEnrollToken, verifyUsageRecord } from '@hangar/shared';
 import { Metering } from '../../src/billing/index.js';
 import { loadOrCreateAgentKey } from '../../src/identity/keys.js';
@@ -11,6 +11,7 @@ import { enroll, relayStatus, RelayLink } from '../../src/relay/index.js';
 import { AgentStore } from '../../src/store/db.js';
 import { startBillingRelay, TEST_MINUTE_MS, type BillingRelay } from '../../../relay/test/support/billing-fixture.js';
 import { signup, waitFor } from '../../../relay/test/support/relay-fixture.js';
+import { useCleanups } from '../../../test/support/cleanups.js';
 
 /**
  * The agent's metering against a real relay with billing on (in this process, Stripe stand-in):
@@ -18,10 +19,7 @@ import { signup, waitFor } from '../../../relay/test/support/relay-fixture.js';
  * not enrolled are never metered or refused. Through real jobs: test/e2e/billing-*.test.ts.
  */
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 const silent = pino({ level: 'silent' });
 

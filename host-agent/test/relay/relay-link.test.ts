@@ -1,22 +1,23 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { encodeEnrollToken, toHex, verifySignal, type HangarError } from '@hangar/shared';
+import { describe, expect, it } from 'vitest';
+import { toHex, verifySignal, type HangarError } from '@hangar/shared';
 import { loadOrCreateAgentKey } from '../../src/identity/keys.js';
 import { enroll, relayStatus, RelayLink } from '../../src/relay/index.js';
 import type { TailnetStatus } from '../../src/relay/tailscale.js';
 import { AgentStore } from '../../src/store/db.js';
 import {
   deviceSocket,
+  enrollLine,
   signup,
   startTestRelay,
   waitFor,
   type SignedIn,
   type TestRelay,
 } from '../../../relay/test/support/relay-fixture.js';
+import { useCleanups } from '../../../test/support/cleanups.js';
 
 /**
  * The agent's relay link against a real relay (in this process): enrolled through `enroll()`
@@ -24,27 +25,12 @@ import {
  * and what `relayStatus()` reports. Serving end to end is test/e2e/relay-enrollment.test.ts.
  */
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 async function enrolledHost(relay: TestRelay, owner: SignedIn) {
   const dataDir = await mkdtemp(join(tmpdir(), 'hangar-relay-link-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-  const token = await relay.client.call(
-    'hosts.enroll_token',
-    { name: 'mini' },
-    { accessToken: owner.session.access_token },
-  );
-  const line = encodeEnrollToken({
-    v: 1,
-    r: relay.url,
-    i: token.token_id,
-    s: token.relay_secret,
-    e: randomBytes(32).toString('hex'),
-    d: owner.key.publicKey,
-  });
+  const { line } = await enrollLine(relay.client, owner);
   const enrolled = await enroll({ dataDir, token: line, name: 'mini' });
   return { dataDir, enrolled };
 }

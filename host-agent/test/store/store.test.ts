@@ -1,7 +1,7 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentStore, agentDbPath } from '../../src/store/db.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import {
@@ -11,11 +11,9 @@ import {
   recordFailedAttempt,
 } from '../../src/store/pairing.js';
 import { issuePairingCode, selectPairingCode, PAIRING_CODE_TTL_MS } from '../../src/link/pairing.js';
+import { useCleanups } from '../../../test/support/cleanups.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+const cleanups = useCleanups();
 
 async function openTemp(): Promise<{ store: AgentStore; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'hangar-store-'));

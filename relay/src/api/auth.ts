@@ -22,36 +22,8 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
         .executeTakeFirst();
       if (existing !== undefined || (await isMember(ctx, params.email))) throw accountExists(params.email);
       const passwordHash = await hashPassword(params.password, ctx.passwordCost);
-      const accountId = newId('acct');
-      let device: DeviceRow;
-      try {
-        device = await ctx.db.transaction().execute(async (trx) => {
-          await trx
-            .insertInto('accounts')
-            .values({
-              id: accountId,
-              email: params.email,
-              password_hash: passwordHash,
-              oidc_issuer: null,
-              oidc_subject: null,
-              statement_seq: 0,
-              created_at: ctx.now(),
-            })
-            .execute();
-          await insertOwner(trx, accountId, params.email, ctx.now());
-          return insertDevice(trx, ctx, accountId, params.device, 'first');
-        });
-      } catch (error) {
-        if (isUniqueViolation(error)) throw accountExists(params.email);
-        throw error;
-      }
-      ctx.metrics.logins.inc({ method: 'signup', outcome: 'ok' });
-      await ctx.audit.record(auditContext(call, accountId, `device:${device.id}`), 'account.signup', {
-        email: params.email,
-        device_id: device.id,
-        device_name: device.name,
-      });
-      return session(ctx, { account_id: accountId, email: params.email }, device);
+      const account = { email: params.email, password_hash: passwordHash, oidc_issuer: null, oidc_subject: null };
+      return createAccount(ctx, call, account, params.device, 'signup');
     },
 
     async 'auth.login'(ctx, params, call) {
@@ -118,31 +90,13 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
         await ctx.audit.record(auditContext(call, byEmail.id), 'account.oidc_linked', { issuer: identity.issuer });
         return signIn(ctx, call, { account_id: byEmail.id, email: byEmail.email }, params.device, 'oidc');
       }
-      const accountId = newId('acct');
-      const device = await ctx.db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('accounts')
-          .values({
-            id: accountId,
-            email: identity.email,
-            password_hash: null,
-            oidc_issuer: identity.issuer,
-            oidc_subject: identity.subject,
-            statement_seq: 0,
-            created_at: ctx.now(),
-          })
-          .execute();
-        await insertOwner(trx, accountId, identity.email, ctx.now());
-        return insertDevice(trx, ctx, accountId, params.device, 'first');
-      });
-      ctx.metrics.logins.inc({ method: 'oidc-signup', outcome: 'ok' });
-      await ctx.audit.record(auditContext(call, accountId, `device:${device.id}`), 'account.signup', {
+      const account = {
         email: identity.email,
-        issuer: identity.issuer,
-        device_id: device.id,
-        device_name: device.name,
-      });
-      return session(ctx, { account_id: accountId, email: identity.email }, device);
+        password_hash: null,
+        oidc_issuer: identity.issuer,
+        oidc_subject: identity.subject,
+      };
+      return createAccount(ctx, call, account, params.device, 'oidc-signup');
     },
 
     async 'auth.refresh'(ctx, params, call) {
@@ -240,6 +194,40 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
       return {};
     },
   };
+
+/** A new account with its owner and first device, signed in on that device. */
+async function createAccount(
+  ctx: RelayContext,
+  call: Call,
+  account: { email: string; password_hash: string | null; oidc_issuer: string | null; oidc_subject: string | null },
+  registration: Registration,
+  method: 'signup' | 'oidc-signup',
+): Promise<LoginResult> {
+  const accountId = newId('acct');
+  let device: DeviceRow;
+  try {
+    device = await ctx.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('accounts')
+        .values({ id: accountId, ...account, statement_seq: 0, created_at: ctx.now() })
+        .execute();
+      await insertOwner(trx, accountId, account.email, ctx.now());
+      return insertDevice(trx, ctx, accountId, registration, 'first');
+    });
+  } catch (error) {
+    // Another sign-up for the same email got there first.
+    if (isUniqueViolation(error)) throw accountExists(account.email);
+    throw error;
+  }
+  ctx.metrics.logins.inc({ method, outcome: 'ok' });
+  await ctx.audit.record(auditContext(call, accountId, `device:${device.id}`), 'account.signup', {
+    email: account.email,
+    ...(account.oidc_issuer !== null ? { issuer: account.oidc_issuer } : {}),
+    device_id: device.id,
+    device_name: device.name,
+  });
+  return session(ctx, { account_id: accountId, email: account.email }, device);
+}
 
 function accountExists(email: string): HangarError {
   return new HangarError('E_EXISTS', `an account for ${email} already exists; log in instead (hangar login)`);

@@ -31,10 +31,7 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
         'several people in one account needs the Team plan: hangar account upgrade team',
       );
     }
-    const taken = await ctx.db.selectFrom('accounts').select('id').where('email', '=', params.email).executeTakeFirst();
-    if (taken !== undefined || (await isMember(ctx, params.email))) {
-      throw new HangarError('E_EXISTS', `${params.email} already has a Hangar account; a person can be in one account`);
-    }
+    await refuseIfInAnAccount(ctx, params.email);
     const token = `inv1_${randomBytes(32).toString('base64url')}`;
     const now = ctx.now();
     const expiresAt = now + INVITE_TTL_MS;
@@ -78,10 +75,7 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
         'this invitation expired (they last 7 days); ask the owner for a new one',
       );
     }
-    const taken = await ctx.db.selectFrom('accounts').select('id').where('email', '=', params.email).executeTakeFirst();
-    if (taken !== undefined || (await isMember(ctx, params.email))) {
-      throw new HangarError('E_EXISTS', `${params.email} already has a Hangar account; a person can be in one account`);
-    }
+    await refuseIfInAnAccount(ctx, params.email);
     const passwordHash = await hashPassword(params.password, ctx.passwordCost);
     const device = await ctx.db.transaction().execute(async (trx) => {
       const joined = await trx
@@ -146,6 +140,14 @@ export async function insertOwner(db: RelayDb, accountId: string, email: string,
 }
 
 /** Someone who joined an account as a member (members sign in with their own email and password). */
+/** E_EXISTS if `email` owns an account or has joined one: a person is in one account. */
+async function refuseIfInAnAccount(ctx: RelayContext, email: string): Promise<void> {
+  const taken = await ctx.db.selectFrom('accounts').select('id').where('email', '=', email).executeTakeFirst();
+  if (taken !== undefined || (await isMember(ctx, email))) {
+    throw new HangarError('E_EXISTS', `${email} already has a Hangar account; a person can be in one account`);
+  }
+}
+
 export async function isMember(ctx: RelayContext, email: string): Promise<boolean> {
   const row = await ctx.db
     .selectFrom('account_members')

@@ -9,8 +9,10 @@ import {
   RelayAgentSocket,
   RelayClient,
   RelayDeviceSocket,
+  newEnrollLine,
   enrollProofBytes,
   makeLoginProof,
+  makeStatement,
   toHex,
   type Ed25519Signer,
   type HostPresence,
@@ -123,19 +125,23 @@ export async function signup(
   key = newKey(),
   name = 'laptop',
 ): Promise<SignedIn> {
-  const proof = makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email });
-  const session = await client.call('auth.signup', {
-    email,
-    password: PASSWORD,
-    device: { public_key: key.publicKey, name },
-    proof,
-  });
-  return { key, session, email };
+  return passwordSession(client, 'auth.signup', email, key, name);
 }
 
 export async function login(client: RelayClient, email: string, key = newKey(), name = 'phone'): Promise<SignedIn> {
+  return passwordSession(client, 'auth.login', email, key, name);
+}
+
+/** A session for `key` as device `name`, with the test password and the login proof. */
+async function passwordSession(
+  client: RelayClient,
+  method: 'auth.signup' | 'auth.login',
+  email: string,
+  key: TestKey,
+  name: string,
+): Promise<SignedIn> {
   const proof = makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email });
-  const session = await client.call('auth.login', {
+  const session = await client.call(method, {
     email,
     password: PASSWORD,
     device: { public_key: key.publicKey, name },
@@ -155,6 +161,15 @@ export async function enroll(client: RelayClient, owner: SignedIn, host = newHos
   return { host, hostId: enrolled.host_id, token };
 }
 
+/**
+ * What `hangar hosts enroll-token` prints: a token from the relay and the end-to-end secret `e`
+ * made here (the relay never sees it), in one line for `hangar-agent enroll`.
+ */
+export async function enrollLine(client: RelayClient, owner: SignedIn, name = 'mini') {
+  const token = await client.call('hosts.enroll_token', { name }, { accessToken: owner.session.access_token });
+  return { token, ...newEnrollLine(client.baseUrl, token, owner.key.publicKey) };
+}
+
 export function enrollParams(tokenId: string, secret: string, host: TestHost) {
   const proof = toHex(
     host.signer.sign(enrollProofBytes({ tokenId, publicKey: host.publicKey, certFingerprint: host.certFingerprint })),
@@ -171,6 +186,29 @@ export const wsFactory = (url: string) => new WebSocket(url) as unknown as TextS
 
 export function presenceRecord(addresses = ['192.168.1.20:7070']): PresenceRecord {
   return { addresses, tailnet: ['100.101.102.103:7070'], version: '0.1.0', issued_at: Date.now() };
+}
+
+/** `owner`'s signed statement that `kind`s (endorses or revokes) the device of `subject`, named `name`. */
+export function statementOf(owner: SignedIn, kind: 'endorse' | 'revoke', subject: { publicKey: string }, name: string) {
+  return makeStatement(owner.key.signer, {
+    kind,
+    account_id: owner.session.account.account_id,
+    subject_device_key: subject.publicKey,
+    subject_name: name,
+    issued_at: Date.now(),
+  });
+}
+
+/** A new account, its owner signed in, with one host enrolled. */
+export async function ownerWithHost(client: RelayClient) {
+  const owner = await signup(client);
+  return { owner, ...(await enroll(client, owner)) };
+}
+
+/** ownerWithHost, with the host's agent socket and the owner's device socket started (not yet up). */
+export async function hostAndDevice(relay: { client: RelayClient; url: string }) {
+  const { owner, host, hostId } = await ownerWithHost(relay.client);
+  return { owner, host, hostId, agent: agentSocket(relay.url, hostId, host), device: deviceSocket(relay.url, owner) };
 }
 
 /** The shared reconnecting agent socket, as the agent will run it. */
@@ -205,6 +243,16 @@ export function deviceSocket(url: string, user: SignedIn) {
   });
   socket.start();
   return { socket, hosts, seen };
+}
+
+/** `device` asks `host` (by its id) with `payload` as request `requestId`; resolves with the host's answer. */
+export function askHost(
+  device: ReturnType<typeof deviceSocket>,
+  host: { hostId: string; host: TestKey },
+  requestId: string,
+  payload: string,
+) {
+  return device.socket.request({ toHost: host.hostId, recipientKey: host.host.publicKey, requestId, payload });
 }
 
 /** Polls until `check` returns something truthy, or fails after `timeoutMs`. */
@@ -287,7 +335,31 @@ export function useRelay<T extends { stop(): Promise<void> }>(
   return storage;
 }
 
-/** useRelay with a plain test relay. */
-export function useTestRelay(kind: StorageKind, started: (relay: TestRelay) => unknown): TestStorage {
-  return useRelay(kind, startTestRelay, started);
+/**
+ * useRelay with a test relay (with `options` beside its storage): the handle it returns is filled
+ * in before the describe's tests.
+ */
+export function useTestRelay(
+  kind: StorageKind = 'sqlite',
+  options: Partial<RelayOptions> = {},
+): TestRelay & { storage: TestStorage } {
+  const handle = {} as TestRelay & { storage: TestStorage };
+  const start = async (storage: Partial<RelayOptions>) => startTestRelay({ ...options, ...storage });
+  handle.storage = useRelay(kind, start, (started) => Object.assign(handle, started));
+  return handle;
+}
+
+/** How long after `since` `device` saw `hostId` go offline (the first such presence at or after it). */
+export async function msUntilOffline(
+  device: ReturnType<typeof deviceSocket>,
+  hostId: string,
+  since: number,
+  timeoutMs = 12_000,
+): Promise<number> {
+  const offline = await waitFor(
+    'offline at the device',
+    () => device.seen.find((s) => s.host.host_id === hostId && !s.host.online && s.at >= since),
+    timeoutMs,
+  );
+  return offline.at - since;
 }

@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { untilListening } from '../../../test/support/processes.js';
 
 export const RELAY_BIN = fileURLToPath(new URL('../../bin/hangar-relay.js', import.meta.url));
 
@@ -21,29 +21,7 @@ export async function startRelayProcess(args: string[], env: Record<string, stri
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HANGAR_LOG_LEVEL: 'warn', ...env },
   });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    if (process.env['HANGAR_TEST_VERBOSE']) process.stderr.write(chunk);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    // A relay that never said it listens is ended here: nobody else holds it to stop it.
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`hangar-relay did not start within 20 s: ${stderr}`));
-    }, 20_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const event = JSON.parse(line) as { event?: string; url?: string };
-      if (event.event === 'listening' && event.url) {
-        clearTimeout(timer);
-        resolve(event.url);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`hangar-relay exited with ${code}: ${stderr}`));
-    });
-  });
+  const { at: url, stderr } = await untilListening(child, 'hangar-relay', 'url', 20_000);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
@@ -56,7 +34,7 @@ export async function startRelayProcess(args: string[], env: Record<string, stri
     child,
     url,
     port: Number(new URL(url).port),
-    stderr: () => stderr,
+    stderr,
     crash: () => kill('SIGKILL'),
     stop: () => kill('SIGTERM'),
     [Symbol.asyncDispose]: () => kill('SIGKILL'),

@@ -3,7 +3,14 @@ import { HangarError } from '../errors.js';
 import { DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
-import type { DataPartListener, FrameTransport } from './transport.js';
+import {
+  LINK_CLOSED,
+  TOO_MANY_UNCLAIMED,
+  deliverFrame,
+  transportListeners,
+  type DataPartListener,
+  type FrameTransport,
+} from './transport.js';
 
 /**
  * ALPN name of the link carried straight on TLS: each frame is a u32 big-endian length and the
@@ -39,8 +46,6 @@ const HIGH_WATER = 64 * 1024;
  * output (32 KiB frames) goes on to a window, where one write per frame costs less than the copy.
  */
 export const STREAMED_DATA_FRAME_BYTES = 64 * 1024;
-/** Frames kept while nobody listens (between handshake and the link owner subscribing). */
-const MAX_UNCLAIMED_FRAMES = 4096;
 /** A peer that neither closes nor reads after our close is cut off after this long. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -206,6 +211,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
+  const emitters = { frames, drains, closes, unclaimed };
   const reader = new FrameReader();
   let closed = false;
   let closeReason: CloseReason | undefined;
@@ -231,13 +237,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
 
   const deliver = (frame: Uint8Array) => {
     if (closed) return;
-    if (frames.hasListeners) {
-      frames.fire(frame);
-    } else if (unclaimed.length < MAX_UNCLAIMED_FRAMES) {
-      unclaimed.push(frame);
-    } else {
-      transport.close({ code: 'E_PROTOCOL', message: 'peer sent too many frames before the link was ready' });
-    }
+    if (!deliverFrame(emitters, frame)) transport.close({ code: 'E_PROTOCOL', message: TOO_MANY_UNCLAIMED });
   };
 
   socket.on('data', (chunk) => {
@@ -367,27 +367,17 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     get bufferedAmount() {
       return outBytes + Math.max(inSocket, socket.writableLength);
     },
-    onFrame(listener): Disposable {
-      const subscription = frames.event(listener);
-      // Deliver what arrived while nobody listened, in order, before anything newer.
-      while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
-      return subscription;
-    },
     onDataPart(listener): Disposable {
       dataParts = listener;
       return toDisposable(() => {
         if (dataParts === listener) dataParts = undefined;
       });
     },
-    onDrain: (listener) => drains.event(listener),
-    onClose(listener) {
-      if (closed) {
-        const reason = closeReason ?? { code: 'closed', message: 'link closed' };
-        queueMicrotask(() => listener(reason));
-        return toDisposable(() => undefined);
-      }
-      return closes.event(listener);
-    },
+    ...transportListeners(
+      emitters,
+      () => closed,
+      () => closeReason ?? LINK_CLOSED,
+    ),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;

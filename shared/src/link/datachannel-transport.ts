@@ -1,7 +1,7 @@
-import { Emitter, toDisposable, type Disposable } from '../disposable.js';
-import { MAX_FRAME_BYTES } from '../frames.js';
+import { Emitter } from '../disposable.js';
+import { MAX_FRAME_BYTES, concatBytes } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
-import type { FrameTransport } from './transport.js';
+import { TOO_MANY_UNCLAIMED, deliverFrame, transportListeners, type FrameTransport } from './transport.js';
 
 /**
  * The subset of a WebRTC data channel the adapter needs: node-datachannel's DataChannel satisfies
@@ -53,8 +53,6 @@ export interface DataChannelTransportOptions {
 const DEFAULTS = { channelHighWater: 2 * 1024 * 1024, lowWater: 128 * 1024, inFlightAllowance: 192 * 1024 };
 /** The FrameTransport "high" line callers expect (the same as the WebSocket adapter's). */
 const DRAIN_LOW_WATER = 64 * 1024;
-/** Frames kept while nobody listens (between handshake and the link owner subscribing). */
-const MAX_UNCLAIMED_FRAMES = 4096;
 
 function toBytes(message: string | Uint8Array | ArrayBuffer): Uint8Array | undefined {
   if (message instanceof Uint8Array) return message;
@@ -89,6 +87,7 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
+  const emitters = { frames, drains, closes, unclaimed };
   /** Chunks waiting for the channel to take them. */
   const queue: Uint8Array[] = [];
   let queuedBytes = 0;
@@ -156,9 +155,7 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
   });
 
   const deliver = (frame: Uint8Array) => {
-    if (frames.hasListeners) frames.fire(frame);
-    else if (unclaimed.length < MAX_UNCLAIMED_FRAMES) unclaimed.push(frame);
-    else fail('peer sent too many frames before the link was ready');
+    if (!deliverFrame(emitters, frame)) fail(TOO_MANY_UNCLAIMED);
   };
 
   channel.onMessage((message) => {
@@ -194,12 +191,7 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
     }
     partial.push(payload);
     if (chunk[0] === CHUNK_MORE) return;
-    const frame = new Uint8Array(partialBytes);
-    let at = 0;
-    for (const part of partial) {
-      frame.set(part, at);
-      at += part.length;
-    }
+    const frame = concatBytes(partial);
     partial = [];
     partialBytes = 0;
     deliver(frame);
@@ -220,19 +212,7 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
     get bufferedAmount() {
       return closed ? 0 : reported();
     },
-    onFrame(listener): Disposable {
-      const subscription = frames.event(listener);
-      while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
-      return subscription;
-    },
-    onDrain: (listener) => drains.event(listener),
-    onClose(listener) {
-      if (closed) {
-        queueMicrotask(() => listener({ code: 'closed', message: 'link closed' }));
-        return toDisposable(() => undefined);
-      }
-      return closes.event(listener);
-    },
+    ...transportListeners(emitters, () => closed),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       sendText(reason);

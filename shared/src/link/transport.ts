@@ -1,4 +1,4 @@
-import type { Disposable } from '../disposable.js';
+import { toDisposable, type Disposable, type Emitter } from '../disposable.js';
 import type { CloseReason } from '../protocol/control.js';
 
 export type DataPartListener = (stream: number, offset: number, payload: Uint8Array) => void;
@@ -32,4 +32,57 @@ export interface FrameTransport {
   onClose(listener: (reason: CloseReason) => void): Disposable;
   close(reason?: CloseReason): void;
   readonly closed: boolean;
+}
+
+/** What an adapter keeps for the listening half of its FrameTransport (see transportListeners). */
+export interface TransportEmitters {
+  frames: Emitter<Uint8Array>;
+  drains: Emitter<void>;
+  closes: Emitter<CloseReason>;
+  /** Frames that came while nobody listened, oldest first. */
+  unclaimed: Uint8Array[];
+}
+
+/** Frames kept while nobody listens (between handshake and the link owner subscribing). */
+export const MAX_UNCLAIMED_FRAMES = 4096;
+export const TOO_MANY_UNCLAIMED = 'peer sent too many frames before the link was ready';
+
+/** Hands `frame` to the frame listener, or keeps it for the first one; false when too many wait already. */
+export function deliverFrame(emitters: TransportEmitters, frame: Uint8Array): boolean {
+  if (emitters.frames.hasListeners) emitters.frames.fire(frame);
+  else if (emitters.unclaimed.length < MAX_UNCLAIMED_FRAMES) emitters.unclaimed.push(frame);
+  else return false;
+  return true;
+}
+
+/** What a close listener added after the close hears, unless the adapter knows better. */
+export const LINK_CLOSED: CloseReason = { code: 'closed', message: 'link closed' };
+
+/**
+ * onFrame, onDrain and onClose of a FrameTransport, alike in every adapter: the first frame
+ * listener gets what arrived while nobody listened, in order, before anything newer; a close
+ * listener added after the close hears it on the next microtask.
+ */
+export function transportListeners(
+  emitters: TransportEmitters,
+  closed: () => boolean,
+  lateReason: () => CloseReason = () => LINK_CLOSED,
+): Pick<FrameTransport, 'onFrame' | 'onDrain' | 'onClose'> {
+  const { frames, drains, closes, unclaimed } = emitters;
+  return {
+    onFrame(listener) {
+      const subscription = frames.event(listener);
+      while (unclaimed.length > 0 && !closed()) listener(unclaimed.shift()!);
+      return subscription;
+    },
+    onDrain: (listener) => drains.event(listener),
+    onClose(listener) {
+      if (closed()) {
+        const reason = lateReason();
+        queueMicrotask(() => listener(reason));
+        return toDisposable(() => undefined);
+      }
+      return closes.event(listener);
+    },
+  };
 }

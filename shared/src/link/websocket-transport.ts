@@ -1,6 +1,7 @@
-import { Emitter, toDisposable, type Disposable } from '../disposable.js';
+import { Emitter } from '../disposable.js';
+import { concatBytes } from '../frames.js';
 import { CloseReason } from '../protocol/control.js';
-import type { FrameTransport } from './transport.js';
+import { LINK_CLOSED, TOO_MANY_UNCLAIMED, deliverFrame, transportListeners, type FrameTransport } from './transport.js';
 
 /**
  * The subset of a WHATWG WebSocket the adapter needs. Browsers' WebSocket and the `ws`
@@ -20,8 +21,6 @@ export interface WebSocketLike {
 /** At or above this many queued bytes the transport is high; below it, onDrain fires. */
 export const DRAIN_LOW_WATER = 64 * 1024;
 const POLL_MS = 10;
-/** Frames kept while nobody listens (between handshake and the link owner subscribing). */
-const MAX_UNCLAIMED_FRAMES = 4096;
 const OPEN = 1;
 /** RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code. */
 const MAX_CLOSE_REASON_BYTES = 123;
@@ -33,14 +32,7 @@ function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (Array.isArray(data) && data.every((part) => part instanceof Uint8Array)) {
     // `ws` with binaryType 'fragments' hands over the pieces of one message.
-    const parts = data as Uint8Array[];
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    return concatBytes(data as Uint8Array[]);
   }
   return undefined;
 }
@@ -91,6 +83,7 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
+  const emitters = { frames, drains, closes, unclaimed };
   let pendingBytes = 0;
   let wasHigh = false;
   let poll: unknown;
@@ -125,13 +118,7 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
       transport.close({ code: 'E_PROTOCOL', message: 'text WebSocket messages are not part of the link protocol' });
       return;
     }
-    if (frames.hasListeners) {
-      frames.fire(bytes);
-    } else if (unclaimed.length < MAX_UNCLAIMED_FRAMES) {
-      unclaimed.push(bytes);
-    } else {
-      transport.close({ code: 'E_PROTOCOL', message: 'peer sent too many frames before the link was ready' });
-    }
+    if (!deliverFrame(emitters, bytes)) transport.close({ code: 'E_PROTOCOL', message: TOO_MANY_UNCLAIMED });
   });
   ws.addEventListener('close', (event) => {
     finish(closeReason ?? decodeCloseReason(event.code, event.reason));
@@ -174,21 +161,11 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
     get bufferedAmount() {
       return bufferedAmount();
     },
-    onFrame(listener): Disposable {
-      const subscription = frames.event(listener);
-      // Deliver what arrived while nobody listened, in order, before anything newer.
-      while (unclaimed.length > 0 && !closed) listener(unclaimed.shift()!);
-      return subscription;
-    },
-    onDrain: (listener) => drains.event(listener),
-    onClose(listener) {
-      if (closed) {
-        const reason = closeReason ?? { code: 'closed', message: 'link closed' };
-        queueMicrotask(() => listener(reason));
-        return toDisposable(() => undefined);
-      }
-      return closes.event(listener);
-    },
+    ...transportListeners(
+      emitters,
+      () => closed,
+      () => closeReason ?? LINK_CLOSED,
+    ),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
       closeReason = reason;

@@ -287,10 +287,6 @@ export type CoreResult<M extends CoreMethod> = z.output<(typeof CORE_PROCEDURES)
 /** The params a handler gets: parsed by the table, defaults applied. */
 export type CoreParsedParams<M extends CoreMethod> = z.output<(typeof CORE_PROCEDURES)[M]['params']>;
 
-export function isCoreMethod(method: string): method is CoreMethod {
-  return Object.prototype.hasOwnProperty.call(CORE_PROCEDURES, method);
-}
-
 /**
  * Events the core publishes: name → data schema. Most go to every client; terminal.status,
  * jobs.log_* and progress only to the connection whose call they are about.

@@ -80,10 +80,6 @@ export type HostMethod = keyof typeof HOST_PROCEDURES;
 export type HostParams<M extends HostMethod> = z.input<(typeof HOST_PROCEDURES)[M]['params']>;
 export type HostResult<M extends HostMethod> = z.output<(typeof HOST_PROCEDURES)[M]['result']>;
 
-export function isHostMethod(method: string): method is HostMethod {
-  return Object.prototype.hasOwnProperty.call(HOST_PROCEDURES, method);
-}
-
 /**
  * Events an agent publishes to its connected clients: name → data schema. The agent's publish
  * checks data against it before sending; the client's ControlClient checks it again on receipt,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HangarError } from '../errors.js';
+import { toHex } from '../link/handshake.js';
 import { Ed25519PublicKeyHex } from '../protocol/link.js';
 import { EnrollSecretHex, EnrollTokenId } from '../protocol/relay.js';
 import { parseOrThrow } from '../validate.js';
@@ -32,6 +33,27 @@ export type EnrollToken = z.infer<typeof EnrollToken>;
 export function encodeEnrollToken(token: EnrollToken): string {
   const checked = parseOrThrow(EnrollToken, token, 'enrollment token');
   return ENROLL_TOKEN_PREFIX + encodeBase64url(new TextEncoder().encode(JSON.stringify(checked)));
+}
+
+/**
+ * A new line for the relay's token `made`, by the device with key `deviceKey`: the end-to-end
+ * secret `e` is made here (32 random bytes), returned beside the line for the device to keep.
+ */
+export function newEnrollLine(
+  relayUrl: string,
+  made: { token_id: string; relay_secret: string },
+  deviceKey: string,
+): { line: string; secret: string } {
+  const secret = toHex(crypto.getRandomValues(new Uint8Array(32)));
+  const line = encodeEnrollToken({
+    v: 1,
+    r: relayUrl,
+    i: made.token_id,
+    s: made.relay_secret,
+    e: secret,
+    d: deviceKey,
+  });
+  return { line, secret };
 }
 
 /** Parses a pasted line (surrounding whitespace and a trailing newline are fine). */

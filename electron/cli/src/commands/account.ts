@@ -15,7 +15,7 @@ interface SignInOptions {
 
 /** hangar signup | login | logout | account: this computer's account on a relay (relay/PROTOCOL.md). */
 export function registerAccount(program: Command): void {
-  const signIn = (name: 'signup' | 'login', description: string) =>
+  const signIn = (name: 'signup' | 'login', method: 'account.signup' | 'account.login', description: string) =>
     program
       .command(name)
       .description(description)
@@ -23,25 +23,18 @@ export function registerAccount(program: Command): void {
       .requiredOption('--email <email>', 'your email address')
       .option('--password-stdin', 'read the password from stdin (scripts); otherwise it is asked for, not echoed')
       .option('--device-name <name>', 'what the account calls this computer (default: its host name)')
-      .option('--json', 'print the account status as JSON');
+      .option('--json', 'print the account status as JSON')
+      .action((options: SignInOptions) =>
+        withApi(async (api) => {
+          // A new password is asked for twice.
+          const password = await passwordFrom(options, name === 'signup');
+          const status = await api.call(method, params(options, password));
+          report(status, options.json);
+        }),
+      );
 
-  signIn('signup', 'make an account on a relay; this computer becomes its first, trusted device').action(
-    (options: SignInOptions) =>
-      withApi(async (api) => {
-        const password = await passwordFrom(options, true);
-        const status = await api.call('account.signup', params(options, password));
-        report(status, options.json);
-      }),
-  );
-
-  signIn('login', 'sign in to an account; a new computer waits until a trusted one approves it').action(
-    (options: SignInOptions) =>
-      withApi(async (api) => {
-        const password = await passwordFrom(options, false);
-        const status = await api.call('account.login', params(options, password));
-        report(status, options.json);
-      }),
-  );
+  signIn('signup', 'account.signup', 'make an account on a relay; this computer becomes its first, trusted device');
+  signIn('login', 'account.login', 'sign in to an account; a new computer waits until a trusted one approves it');
 
   program
     .command('logout')

@@ -1,3 +1,4 @@
+import { shellQuote } from '@hangar/shared';
 import type { Command } from 'commander';
 import { realpathSync } from 'node:fs';
 import { TOP_COMMANDS, programFor } from '../command-index.js';
@@ -38,10 +39,6 @@ export function registerCompletion(program: Command): void {
 function invocation(): string {
   const bin = process.argv[1] ? realpathSync(process.argv[1]) : 'hangar';
   return [process.execPath, bin].map(shellQuote).join(' ');
-}
-
-function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 export function completionScript(shell: Shell, hangar: string): string {

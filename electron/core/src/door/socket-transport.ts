@@ -1,4 +1,4 @@
-import { Emitter, type CloseReason, type Disposable, type FrameTransport } from '@hangar/shared';
+import { Emitter, HangarError, type CloseReason, type Disposable, type FrameTransport } from '@hangar/shared';
 import type { Socket } from 'node:net';
 
 /** A link frame is at most a 32 KiB data chunk plus its header; far larger is not one of ours (as in web mode). */
@@ -25,7 +25,8 @@ export class FrameReader {
     while (this.pendingBytes >= LENGTH_BYTES) {
       const head = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
       const length = head.readUInt32BE(0);
-      if (length > this.maxBytes) throw new Error(`a frame of ${length} bytes (at most ${this.maxBytes})`);
+      if (length > this.maxBytes)
+        throw new HangarError('E_PROTOCOL', `a frame of ${length} bytes (at most ${this.maxBytes})`);
       if (head.length < LENGTH_BYTES + length) {
         this.pending = [head];
         break;

@@ -1,5 +1,5 @@
-import { HangarError } from '@hangar/shared';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
+import { HangarError, type Ed25519Signer } from '@hangar/shared';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
@@ -28,6 +28,11 @@ export async function loadOrCreateDeviceKey(hangarHome: string): Promise<DeviceK
 export function rawPublicKey(privateKey: KeyObject): Uint8Array {
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   return new Uint8Array(spki.subarray(spki.length - 32));
+}
+
+/** Signs with the device key, in this process: the key itself goes nowhere. */
+export function deviceSigner(privateKey: KeyObject): Ed25519Signer {
+  return { publicKey: rawPublicKey(privateKey), sign: (message) => new Uint8Array(sign(null, message, privateKey)) };
 }
 
 async function loadOrCreate(path: string): Promise<KeyObject> {

@@ -156,3 +156,20 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
     reader.dispose();
   }
 }
+
+/** `promise`, or an E_TIMEOUT saying `message` if it has not settled by `deadline` (epoch ms). */
+export function withDeadline<T>(promise: Promise<T>, deadline: number, message: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new HangarError('E_TIMEOUT', message)), Math.max(0, deadline - Date.now()));
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,4 +1,4 @@
-import { sign, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -18,8 +18,8 @@ import {
   type FrameTransport,
   type HostInfo,
 } from '@hangar/shared';
-import { rawPublicKey } from '../identity/device-key.js';
-import { clientHandshake } from './client-handshake.js';
+import { deviceSigner } from '../identity/device-key.js';
+import { clientHandshake, withDeadline } from './client-handshake.js';
 
 export interface ConnectOptions {
   /** `host:port` */
@@ -114,10 +114,7 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
       transport,
       exporter,
       certFingerprint: seen,
-      device: {
-        publicKey: rawPublicKey(options.deviceKey),
-        sign: (message) => new Uint8Array(sign(null, message, options.deviceKey)),
-      },
+      device: deviceSigner(options.deviceKey),
       deviceName: options.deviceName,
       mode: pinned
         ? {
@@ -130,7 +127,11 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
           : { kind: 'pair', code: code! },
       host: { name, address: options.address },
     });
-    const { agentKey, host } = await withDeadline(handshake, deadline, options.address);
+    const { agentKey, host } = await withDeadline(
+      handshake,
+      deadline,
+      `host at ${options.address} accepted the connection but did not finish the handshake in time`,
+    );
     return {
       transport,
       carrier: socket.alpnProtocol === RAW_LINK_ALPN ? 'tls' : 'websocket',
@@ -258,30 +259,5 @@ function openWebSocket(
       ws.terminate();
       reject(unreachable(address, `HTTP ${res.statusCode} on /link; is that port a hangar-agent?`));
     });
-  });
-}
-
-function withDeadline<T>(promise: Promise<T>, deadline: number, address: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new HangarError(
-            'E_TIMEOUT',
-            `host at ${address} accepted the connection but did not finish the handshake in time`,
-          ),
-        ),
-      Math.max(0, deadline - Date.now()),
-    );
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
   });
 }

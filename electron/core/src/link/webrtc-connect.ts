@@ -1,4 +1,4 @@
-import { sign, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import nodeDataChannel from 'node-datachannel';
 import {
   HangarError,
@@ -14,8 +14,8 @@ import {
   type WebRtcPath,
   WEBRTC_OPEN_TIMEOUT_MS,
 } from '@hangar/shared';
-import { rawPublicKey } from '../identity/device-key.js';
-import { clientHandshake } from './client-handshake.js';
+import { deviceSigner } from '../identity/device-key.js';
+import { clientHandshake, withDeadline } from './client-handshake.js';
 import type { ConnectedHost } from './connect.js';
 
 export interface WebRtcConnectOptions {
@@ -137,10 +137,7 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
       transport,
       exporter: link.exporter,
       certFingerprint: options.certFingerprint,
-      device: {
-        publicKey: rawPublicKey(options.deviceKey),
-        sign: (message) => new Uint8Array(sign(null, message, options.deviceKey)),
-      },
+      device: deviceSigner(options.deviceKey),
       deviceName: options.deviceName,
       mode:
         'pinned' in how
@@ -158,7 +155,13 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
           : { kind: 'pair', enrollment: how.enrollment },
       host: { name: options.hostName, address: 'webrtc' },
     });
-    const { agentKey, host } = await orAbort(withDeadline(handshake, deadline, options.hostName));
+    const { agentKey, host } = await orAbort(
+      withDeadline(
+        handshake,
+        deadline,
+        `"${options.hostName}" opened a WebRTC channel but did not finish the handshake in time`,
+      ),
+    );
     const opened = link;
     return {
       transport,
@@ -181,26 +184,4 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
   } finally {
     options.abortSignal?.removeEventListener('abort', stopOnAbort);
   }
-}
-
-function withDeadline<T>(promise: Promise<T>, deadline: number, name: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () =>
-        reject(
-          new HangarError('E_TIMEOUT', `"${name}" opened a WebRTC channel but did not finish the handshake in time`),
-        ),
-      Math.max(0, deadline - Date.now()),
-    );
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }

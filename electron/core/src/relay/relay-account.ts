@@ -1,11 +1,10 @@
-import { randomBytes, sign } from 'node:crypto';
 import {
   Emitter,
   HangarError,
   RelayClient,
   RelaySession,
   deviceFingerprint,
-  encodeEnrollToken,
+  newEnrollLine,
   isHangarError,
   makeLoginProof,
   toHangarError,
@@ -21,7 +20,7 @@ import {
 } from '@hangar/shared';
 import { iceServersFrom, type IceConfig, type RtcIceServer } from '@hangar/shared';
 import type { Logger } from 'pino';
-import { rawPublicKey, type DeviceKey } from '../identity/device-key.js';
+import { deviceSigner, type DeviceKey } from '../identity/device-key.js';
 import { AccountStore, tokensOf, type StoredAccount } from './account-store.js';
 
 /**
@@ -62,11 +61,7 @@ export class RelayAccount implements Disposable {
   private readonly now: () => number;
 
   constructor(private readonly options: RelayAccountOptions) {
-    const privateKey = options.deviceKey.privateKey;
-    this.signer = {
-      publicKey: rawPublicKey(privateKey),
-      sign: (message) => new Uint8Array(sign(null, message, privateKey)),
-    };
+    this.signer = deviceSigner(options.deviceKey.privateKey);
     this.now = options.now ?? Date.now;
   }
 
@@ -264,15 +259,7 @@ export class RelayAccount implements Disposable {
     const account = this.stored();
     if (account === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
     const made = await this.call('hosts.enroll_token', { name });
-    const secret = randomBytes(32).toString('hex');
-    const token = encodeEnrollToken({
-      v: 1,
-      r: account.relay_url,
-      i: made.token_id,
-      s: made.relay_secret,
-      e: secret,
-      d: this.publicKey,
-    });
+    const { line: token, secret } = newEnrollLine(account.relay_url, made, this.publicKey);
     this.options.store.keepSecret({
       token_id: made.token_id,
       account_id: account.account_id,

@@ -11,19 +11,17 @@ import {
   type LinkStream,
   type Mux,
 } from '@hangar/shared';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { downloadArtifacts } from '../../src/jobs/artifacts.js';
 import { MAX_INFLATED_AHEAD } from '../../src/jobs/log-blocks.js';
 import { followJobLog, type LogChunk } from '../../src/jobs/log-follower.js';
 import { packWorkspace, type PackedWorkspace } from '../../src/jobs/pack.js';
 import { uploadWorkspace } from '../../src/jobs/upload.js';
 import { FakeHost } from './fake-host.js';
+import { useCleanups } from '../../../../test/support/cleanups.js';
 
 const JOB = 'j-0123456789';
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 function tempDir(): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-transfer-')));
@@ -394,10 +392,9 @@ describe('downloading artifacts', () => {
         answer: info.find((a) => a.path === p.path),
         after: () => {
           const bytes = files[p.path]!.subarray(p.from);
-          // The first fetch of a file can be made to drop the link half-way.
+          // The first fetch of a file can be made to stop half-way (the test cuts the link then).
           if (cutHalfway && host.calls.filter((c) => c.method === 'artifact.fetch').length === 1) {
             stream.write(bytes.subarray(0, bytes.length >> 1));
-            setTimeout(() => host.cut(), 50);
             return;
           }
           stream.write(bytes);
@@ -424,7 +421,15 @@ describe('downloading artifacts', () => {
     const host = artifactHost({ 'dist/app.tar': bytes });
     const out = tempDir();
     const seen: number[] = [];
-    await downloadArtifacts(host, JOB, out, (p) => seen.push(p.done));
+    let cut = false;
+    await downloadArtifacts(host, JOB, out, (p) => {
+      seen.push(p.done);
+      // Cut once the file has the first half: the next try must resume at that byte.
+      if (!cut && p.done === bytes.length >> 1) {
+        cut = true;
+        host.cut();
+      }
+    });
     cutHalfway = false;
     expect(readFileSync(join(out, 'dist/app.tar')).equals(bytes)).toBe(true);
     const fetches = host.calls.filter((c) => c.method === 'artifact.fetch').map((c) => c.params.from);

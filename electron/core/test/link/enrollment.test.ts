@@ -4,7 +4,7 @@ import type { HangarError } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
 import { rawPublicKey } from '../../src/identity/device-key.js';
 import { saveEnrollment } from '../../../../host-agent/src/relay/relay-store.js';
-import { Cleanup, newDeviceKey, startTestAgent, type TestAgent, pinsOf } from './fixture.js';
+import { Cleanup, newDeviceKey, startTestAgent, type TestAgent, reconnect } from './fixture.js';
 import { refusal } from '../../../../test/support/refusal.js';
 
 /**
@@ -53,12 +53,7 @@ describe('the first link to an enrolled host', () => {
     first.transport.close();
     expect(agent.pairedKeys()).toEqual([Buffer.from(rawPublicKey(deviceKey)).toString('hex')]);
 
-    const again = await connectToHost({
-      address: agent.address,
-      deviceKey,
-      deviceName: 'laptop',
-      pinned: pinsOf(first),
-    });
+    const again = await reconnect(agent, deviceKey, first);
     again.transport.close();
   });
 

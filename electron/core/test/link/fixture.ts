@@ -119,9 +119,27 @@ export function pinsOf(linked: { agent_key: string; cert_fingerprint: string }) 
   return { agent_key: linked.agent_key, cert_fingerprint: linked.cert_fingerprint };
 }
 
-/** A device (a new key unless given) pairs with the code the agent prints; the link is closed again. */
-export async function pairDevice(agent: TestAgent, deviceName = 'laptop', deviceKey = newDeviceKey()) {
-  const paired = await connectToHost({ address: agent.address, deviceKey, deviceName, pairingCode: agent.issueCode() });
+/**
+ * A device (a new key unless given) pairs with a code (a new one the agent prints unless given);
+ * the link is closed again.
+ */
+export async function pairDevice(
+  agent: TestAgent,
+  deviceName = 'laptop',
+  deviceKey = newDeviceKey(),
+  pairingCode = agent.issueCode(),
+) {
+  const paired = await connectToHost({ address: agent.address, deviceKey, deviceName, pairingCode });
   paired.transport.close();
   return { deviceKey, paired, pinned: pinsOf(paired) };
+}
+
+/** The next link of a paired device, in auth mode with the pins of its first. */
+export function reconnect(
+  agent: TestAgent,
+  deviceKey: KeyObject,
+  first: { agent_key: string; cert_fingerprint: string },
+  deviceName = 'laptop',
+) {
+  return connectToHost({ address: agent.address, deviceKey, deviceName, pinned: pinsOf(first) });
 }

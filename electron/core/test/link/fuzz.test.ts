@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { encodeFrame, LinkMessage, SCHEMA_VERSION, toHex, randomNonce } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
-import { Cleanup, newDeviceKey, startTestAgent, pinsOf } from './fixture.js';
+import { Cleanup, newDeviceKey, startTestAgent, reconnect } from './fixture.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -75,12 +75,7 @@ describe('garbage on the link', () => {
     const deviceKey = newDeviceKey();
     const paired = await connectToHost({ address: agent.address, deviceKey, deviceName: 'real', pairingCode: code });
     paired.transport.close();
-    const again = await connectToHost({
-      address: agent.address,
-      deviceKey,
-      deviceName: 'real',
-      pinned: pinsOf(paired),
-    });
+    const again = await reconnect(agent, deviceKey, paired, 'real');
     again.transport.close();
   });
 });

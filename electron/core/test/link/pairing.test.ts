@@ -2,7 +2,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
 import { rawPublicKey } from '../../src/identity/device-key.js';
-import { Cleanup, eventually, newDeviceKey, nextFrame, startTestAgent, pairDevice, pinsOf } from './fixture.js';
+import {
+  Cleanup,
+  eventually,
+  newDeviceKey,
+  nextFrame,
+  startTestAgent,
+  pairDevice,
+  pinsOf,
+  reconnect,
+} from './fixture.js';
 import { refusal } from '../../../../test/support/refusal.js';
 
 const cleanup = new Cleanup();
@@ -15,12 +24,7 @@ describe('pairing and reconnecting', () => {
     expect(paired.host.hostname).toBe('test-host');
     expect(agent.pairedKeys()).toEqual([Buffer.from(rawPublicKey(deviceKey)).toString('hex')]);
 
-    const linked = await connectToHost({
-      address: agent.address,
-      deviceKey,
-      deviceName: 'laptop',
-      pinned: pinsOf(paired),
-    });
+    const linked = await reconnect(agent, deviceKey, paired);
     cleanup.add(() => linked.transport.close());
     await eventually(() => agent.links.length === 2);
     const serverSide = agent.links[1]!;
@@ -91,13 +95,7 @@ describe('pairing and reconnecting', () => {
       );
       expect(error.code).toBe('E_AUTH_BAD_CODE');
     }
-    const ok = await connectToHost({
-      address: agent.address,
-      deviceKey: newDeviceKey(),
-      deviceName: 'b',
-      pairingCode: fresh,
-    });
-    ok.transport.close();
+    await pairDevice(agent, 'b', newDeviceKey(), fresh);
   });
 
   it('refuses a device that was never paired', async () => {

@@ -89,13 +89,7 @@ describe('an attacker on the path', () => {
         }
         // The agent survives, and the code still works directly unless it was spent.
         if (agent.pairedKeys().length === 0) {
-          const ok = await connectToHost({
-            address: agent.address,
-            deviceKey: newDeviceKey(),
-            deviceName: 'y',
-            pairingCode: code,
-          });
-          ok.transport.close();
+          await pairDevice(agent, 'y', newDeviceKey(), code);
         }
       });
     }

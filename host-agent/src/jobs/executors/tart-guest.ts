@@ -81,19 +81,16 @@ export class SshTransport implements GuestTransport {
   ) {}
 
   args(command: string[]): string[] {
-    return [
-      '-o',
+    const options = [
       'BatchMode=yes',
-      '-o',
       'StrictHostKeyChecking=accept-new',
-      '-o',
       `UserKnownHostsFile=${this.settings.knownHostsFile}`,
-      '-o',
       'ConnectTimeout=5',
-      '-o',
       'ServerAliveInterval=10',
-      '-o',
       'ServerAliveCountMax=3',
+    ];
+    return [
+      ...options.flatMap((option) => ['-o', option]),
       '-i',
       this.settings.key,
       `${this.settings.user}@${this.ip}`,
