@@ -91,7 +91,9 @@ describe.skipIf(!canNatLab)('WebRTC across two NATs (natlab namespaces)', () => 
       ]);
       expect(page.stdout, page.stderr).toContain(served);
       // The preview's own link ran over TURN too (its command's core dialed as every command does).
-      const hosts = JSON.parse((await lab.hangarIn(['hosts', 'ls', '--json'])).stdout) as {
+      const listed = await lab.hangarIn(['hosts', 'ls', '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      const hosts = JSON.parse(listed.stdout) as {
         name: string;
         via: string;
       }[];

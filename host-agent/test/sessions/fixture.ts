@@ -60,10 +60,15 @@ export async function waitFor(
   }
 }
 
-/** Everything an attachment printed, decoded, acking as it goes (a client that keeps up). */
+/**
+ * Everything an attachment printed, decoded, acking as it goes (a client that keeps up): what it
+ * holds already (tmux may have drawn the first screen before attach() returned), then what comes.
+ */
 export function screenText(attachment: Attachment, { ack = true } = {}): { text: () => string } {
   const decoder = new TextDecoder();
-  let text = '';
+  const held = attachment.readFrom(0) ?? new Uint8Array(0);
+  let text = decoder.decode(held, { stream: true });
+  if (ack && held.length > 0) attachment.ack(held.length);
   attachment.onOutput((chunk, offset) => {
     text += decoder.decode(chunk, { stream: true });
     if (ack) attachment.ack(offset + chunk.length);

@@ -256,6 +256,7 @@ export class HostReach {
         ? this.firstLink(name, host, addresses, secrets, signal)
         : this.viaRelayPins(name, host, addresses, signal);
     let answered: string[] = [];
+    let fallbacksStarted = false;
     const viaAddresses = async () => {
       answered = await answering(candidates);
       if (answered.length === 0) {
@@ -277,13 +278,18 @@ export class HostReach {
             afterMs: ADDRESSES_HEAD_START_MS,
             // An address took the TCP connection: it is being linked, the fallbacks wait for its verdict.
             deferred: () => answered.length > 0,
-            dial: (signal) => linkAt([VIA_FALLBACK], signal),
+            dial: (signal) => {
+              fallbacksStarted = true;
+              return linkAt([VIA_FALLBACK], signal);
+            },
           },
         ],
         {
           close: (loser) => loser.transport.close({ code: 'closed', message: 'another path opened first' }),
-          // The secret refused on one way may have been used by the other: wait for it.
-          final: (f) => !transient(f) && f.code !== 'E_AUTH_BAD_CODE',
+          // A secret refused at a listed address ends the dial before the fallbacks would offer it
+          // to whoever the relay routes them to (as the sequential dial did: nothing spent). Once
+          // they run, the refusal may be theirs having used it first: wait for their verdict.
+          final: (f) => !transient(f) && (f.code !== 'E_AUTH_BAD_CODE' || !fallbacksStarted),
         },
       );
       return value;
