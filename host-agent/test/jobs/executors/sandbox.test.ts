@@ -121,9 +121,17 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
   it('recover kills a sandbox left from a checkpoint, and leaves an unrelated pid alone', async () => {
     const h = harness();
     let state: Record<string, unknown> = {};
-    const { request } = h.request('echo up; sleep 300', { checkpoint: (s) => (state = s) });
+    let checkpointed!: () => void;
+    const inNamespace = new Promise<void>((resolve) => (checkpointed = resolve));
+    const { request } = h.request('echo up; sleep 300', {
+      checkpoint: (s) => {
+        state = s;
+        if (s['pidNamespace'] !== undefined) checkpointed();
+      },
+    });
     const execution = await h.executor.start(request);
-    for (let i = 0; i < 100 && state['pidNamespace'] === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    // The checkpoint that names the sandbox's pid namespace (it took over 2 s once under CI's load).
+    await inNamespace;
     await h.executor.recover({ ...state, startTime: 1 });
     expect(processesWithMarker('sleep 300').length).toBeGreaterThan(0);
     await h.executor.recover(state);
