@@ -123,7 +123,9 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     let state: Record<string, unknown> = {};
     let checkpointed!: () => void;
     const inNamespace = new Promise<void>((resolve) => (checkpointed = resolve));
-    const { request } = h.request('echo up; sleep 300', {
+    // A sleep length no other test uses: the process table is shared (tmux-loss.test sleeps 300 too).
+    const nap = `sleep ${100_000 + Math.floor(Math.random() * 800_000)}`;
+    const { request } = h.request(`echo up; ${nap}`, {
       checkpoint: (s) => {
         state = s;
         if (s['pidNamespace'] !== undefined) checkpointed();
@@ -133,10 +135,10 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     // The checkpoint that names the sandbox's pid namespace (it took over 2 s once under CI's load).
     await inNamespace;
     await h.executor.recover({ ...state, startTime: 1 });
-    expect(processesWithMarker('sleep 300').length).toBeGreaterThan(0);
+    expect(processesWithMarker(nap).length).toBeGreaterThan(0);
     await h.executor.recover(state);
     await execution.done;
-    expect(processesWithMarker('sleep 300')).toEqual([]);
+    expect(processesWithMarker(nap)).toEqual([]);
     await h.executor.recover(state);
   });
 
