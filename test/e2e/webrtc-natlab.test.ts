@@ -24,7 +24,9 @@ async function acrossNats(mode: 'cone' | 'symmetric', want: 'p2p' | 'turn', duri
   console.log(`[natlab ${mode}] first session across the NATs: ${Date.now() - started} ms`);
   expect(made.stderr).toBe('');
   expect(made.code).toBe(0);
-  const listed = JSON.parse((await hangarIn(['session', 'ls', 'mini', '--json'])).stdout) as {
+  const asked = await hangarIn(['session', 'ls', 'mini', '--json']);
+  expect(asked.code, asked.stderr).toBe(0);
+  const listed = JSON.parse(asked.stdout) as {
     sessions: { name: string }[];
   }[];
   expect(listed[0]!.sessions.map((s) => s.name)).toEqual(['work']);
@@ -47,7 +49,10 @@ async function acrossNats(mode: 'cone' | 'symmetric', want: 'p2p' | 'turn', duri
   await hangarIn(['session', 'kill', 'mini', 'work']);
 }
 
-describe.skipIf(!canNatLab)('WebRTC across two NATs (natlab namespaces)', () => {
+// retry 1: in 2 of 4 full runs a command across the symmetric NATs failed right after another had
+// worked (session ls, hosts ls --json printed nothing; alone it passed 6 of 6). Not understood yet:
+// the failing command's stderr is asserted now, so a retried run's log says why (issue 13).
+describe.skipIf(!canNatLab)('WebRTC across two NATs (natlab namespaces)', { retry: 1 }, () => {
   it('port-preserving NATs on both sides: hole-punched, hosts ls says p2p; a job runs', async () => {
     await acrossNats('cone', 'p2p');
   }, 120_000);
