@@ -146,7 +146,10 @@ async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, s
   const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', ...BASH], 40_000);
   expect(made.stderr).toBe('');
   expect(made.code).toBe(0);
-  const listed = JSON.parse((await hangar(laptop, ['session', 'ls', 'mini', '--json'], 40_000)).stdout) as {
+  const listing = await hangar(laptop, ['session', 'ls', 'mini', '--json'], 40_000);
+  expect(listing.stderr).toBe('');
+  expect(listing.code).toBe(0);
+  const listed = JSON.parse(listing.stdout) as {
     sessions: { name: string }[];
   }[];
   expect(listed[0]!.sessions.map((s) => s.name)).toEqual(['work']);
