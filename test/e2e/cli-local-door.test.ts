@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +16,7 @@ import {
   startAgentProcess,
   tmux,
   tempDir,
+  type AgentOptions,
   type AgentProcess,
 } from '../support/processes.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
@@ -75,9 +77,9 @@ describe('the hangar command and the core running on this computer', () => {
     cleanups.push(() => removeDir(home));
     return home;
   };
-  const startAgent = async () => {
+  const startAgent = async (options: AgentOptions = {}) => {
     const dataDir = tempDir('door-agent');
-    const agent = await startAgentProcess(dataDir);
+    const agent = await startAgentProcess(dataDir, options);
     cleanups.push(() => endAgent(agent, dataDir));
     return Object.assign(agent, { dataDir });
   };
@@ -172,6 +174,79 @@ describe('the hangar command and the core running on this computer', () => {
     const alone = await hangarSaying(home, ['session', 'ls', '--json']);
     expect(alone.stderr).toContain('no Hangar core runs on this computer');
     expect(JSON.parse(alone.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work' })]);
+  });
+
+  it('a listing larger than a pipe holds reaches a reader that starts late whole, with its exit status', async () => {
+    const home = startHome();
+    const agent = await startAgent({ maxSessions: 13 });
+    await startUi(home);
+    await pairWith(home, 'box', agent);
+    // tmux takes about 16 KB of command a session: thirteen of 6.6 KB make the --json past the 64 KB a
+    // pipe holds, so the command is still writing when it has its answer.
+    const long = 'x'.repeat(3300);
+    for (let i = 0; i < 13; i++) {
+      const made = await hangar(home, [
+        'session',
+        'new',
+        'box',
+        '--name',
+        `s${i}`,
+        '--',
+        'bash',
+        '--norc',
+        '-c',
+        'exec sleep 600',
+        long,
+        long,
+      ]);
+      expect(made.code, made.stderr).toBe(0);
+    }
+    // The reader of the command's stdout (the shell's { … }) reads nothing until the test tells
+    // it to through a FIFO, which it does once the command has said (HANGAR_DEBUG) that it has
+    // its answer: the command is then ending with most of its output not yet taken.
+    const go = join(home, 'go');
+    await run('mkfifo', [go]);
+    const pipeline = spawn(
+      'bash',
+      [
+        '-c',
+        '"$0" "$1" session ls box --json | { read -r _ < "$2"; cat; }; echo "status ${PIPESTATUS[0]}" >&2',
+        process.execPath,
+        HANGAR_BIN,
+        go,
+      ],
+      {
+        env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
+    cleanups.push(() => {
+      // The shell, the command and the reader: its own process group.
+      if (pipeline.exitCode === null) process.kill(-pipeline.pid!, 'SIGKILL');
+    });
+    let stdout = '';
+    let stderr = '';
+    pipeline.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    // 'close': the shell has exited and its stdout and stderr are read to their end.
+    const exited = new Promise<number | null>((resolve) => pipeline.once('close', resolve));
+    await new Promise<void>((resolve, reject) => {
+      pipeline.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        if (/ms: answered$/m.test(stderr)) resolve();
+      });
+      void exited.then(() => reject(new Error(`the command ended without its answer: ${stderr}`)));
+    });
+    await writeFile(go, 'go\n');
+    expect(await exited).toBe(0);
+    expect(stderr).toContain('status 0');
+    expect(stderr).toContain('same protocol tables');
+    expect(stdout.length).toBeGreaterThan(64 * 1024);
+    const [listed] = JSON.parse(stdout) as { host: string; sessions: { name: string; command: string[] }[] }[];
+    expect(listed!.sessions.map((session) => session.name).sort()).toEqual(
+      Array.from({ length: 13 }, (_, i) => `s${i}`).sort(),
+    );
+    for (const session of listed!.sessions) expect(session.command.slice(-2)).toEqual([long, long]);
   });
 
   it('a tmux server killed under a running core (which no tmux hook tells) is reported by the listings', async () => {
