@@ -193,6 +193,26 @@ const sharedLoadedLater = {
   },
 };
 
+/**
+ * commander requires node:child_process when it loads, for subcommands that are programs of
+ * their own (`git-style`), which hangar has none of: loading it takes child_process, dgram, net's
+ * socket list and their bindings into every command. Here it is required on first use instead.
+ */
+const childProcessOnUse = {
+  name: 'child-process-on-use',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      args.importer.includes(join('node_modules', 'commander'))
+        ? { path: 'child_process', namespace: 'on-use' }
+        : undefined,
+    );
+    plugin.onLoad({ filter: /.*/, namespace: 'on-use' }, () => ({
+      contents: "module.exports = new Proxy({}, { get: (_target, key) => require('node:child_process')[key] });",
+      loader: 'js',
+    }));
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -210,7 +230,14 @@ const common = {
   legalComments: 'linked',
   logLevel: 'warning',
 };
-const plugins = [coreOutside, sharedLoadedLater, sharedByModule, sharedWithoutSideEffects, zodWithoutLocales];
+const plugins = [
+  childProcessOnUse,
+  coreOutside,
+  sharedLoadedLater,
+  sharedByModule,
+  sharedWithoutSideEffects,
+  zodWithoutLocales,
+];
 
 rmSync(OUT, { recursive: true, force: true });
 await Promise.all([
