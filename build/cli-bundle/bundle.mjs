@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Bundles the hangar command (electron/cli/dist, from tsc) into electron/cli/bundle/, which
-// electron/bin/hangar.js runs (issue 18: start-up time).
+// electron/bin/hangar.js requires (issue 18: start-up time).
 //
 // Why: Node spends most of a short command's time finding, reading and linking ES modules — the
 // CLI, @hangar/shared and zod are a few hundred files, and each ES module file costs a read
 // through Node's thread pool, a compile and a link whatever its size. So each command gets one
-// file holding all it runs: command-<file>.js per file of electron/cli/src/commands (the command
-// index and main.ts with it), overview.js for --help, --version and no command, and main.js, which
+// file holding all it runs: command-<file>.cjs per file of electron/cli/src/commands (the command
+// index and main.ts with it), overview.cjs for --help, --version and no command, and main.cjs, which
 // picks one by the command's name. Twenty small chunks (the split build this replaced) took a
 // listing through a running core ~30 ms more CPU than the one file. The app core
 // (@hangar/desktop/core: SQLite, the agent supervisor, files it finds beside itself) stays
@@ -154,7 +154,7 @@ const fileOf = new Map(
 const files = [...new Set(fileOf.values())];
 
 /**
- * In the bundle of one command's file, every other command's file is left out: main.js (below)
+ * In the bundle of one command's file, every other command's file is left out: main.cjs (below)
  * runs the bundle of the command named, whose command-index never loads another's. The overview
  * (`--help`, `--version`, no command) holds none, nor the way to the core (run.js: main.ts loads it
  * only for a command that goes through the core). Loading one anyway fails with a sentence.
@@ -172,7 +172,7 @@ const onlyCommand = (own) => ({
       own === 'overview' && args.importer === join(CLI, 'dist', 'main.js') ? leftOut('way to the core') : undefined,
     );
     plugin.onLoad({ filter: /.*/, namespace: 'left-out' }, (args) => ({
-      contents: `throw new Error('this bundle of hangar holds no ${args.path} (electron/cli/bundle/main.js picks one by name)');`,
+      contents: `throw new Error('this bundle of hangar holds no ${args.path} (electron/cli/bundle/main.cjs picks one by name)');`,
       loader: 'js',
     }));
   },
@@ -216,17 +216,20 @@ const childProcessOnUse = {
 const common = {
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  // CommonJS: required from electron/bin/hangar.js, a command's file is read and compiled by
+  // Node's CommonJS loader, synchronously; Node's ES module loader (its own modules, a thread-pool
+  // read per file, the link step) is not even loaded on a listing's way. A dynamic import() of
+  // something outside (the app core, shared's full client) stays one.
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
   target: 'node20',
   // Whitespace and syntax only: stack traces (HANGAR_DEBUG) keep their names.
   minifyWhitespace: true,
   minifySyntax: true,
   external: ['bufferutil', 'utf-8-validate'],
-  define: { HANGAR_BUNDLED_PROTOCOL: JSON.stringify(protocol) },
-  // Bundled CommonJS dependencies (commander) call require(); an ES module has none of its own.
-  banner: {
-    js: "import { createRequire as __hangarRequire } from 'node:module';\nconst require = __hangarRequire(import.meta.url);",
-  },
+  define: { HANGAR_BUNDLED_PROTOCOL: JSON.stringify(protocol), 'import.meta.url': '__hangarImportMetaUrl' },
+  // import.meta.url of the code bundled (src/paths.ts): the file's own, as in an ES module.
+  banner: { js: "const __hangarImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'linked',
   logLevel: 'warning',
 };
@@ -257,15 +260,16 @@ await Promise.all([
 ]);
 
 /**
- * main.js: picks the file of the command named (as command-index.ts programFor() reads the
+ * main.cjs: picks the file of the command named (as command-index.ts programFor() reads the
  * arguments: the first word that is not an option, or the one after `help`) and runs it.
  */
 writeFileSync(
-  join(OUT, 'main.js'),
-  `// Made by build/cli-bundle/bundle.mjs: runs the bundle of the command that the arguments name.
+  join(OUT, 'main.cjs'),
+  `'use strict';
+// Made by build/cli-bundle/bundle.mjs: runs the bundle of the command that the arguments name.
 const FILES = ${JSON.stringify(Object.fromEntries([...fileOf].map(([name, file]) => [name, `command-${file}`])))};
 const words = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const name = words[0] === 'help' ? words[1] : words[0];
-await import(\`./\${Object.hasOwn(FILES, name) ? FILES[name] : 'overview'}.js\`);
+require(\`./\${Object.hasOwn(FILES, name) ? FILES[name] : 'overview'}.cjs\`);
 `,
 );

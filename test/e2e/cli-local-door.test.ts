@@ -1,8 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { AttachedCli } from '../support/pty-client.js';
@@ -33,8 +34,9 @@ async function hangarSaying(home: string, args: string[]) {
 }
 
 /**
- * The files of the hangar command that `hangar …` loads (through a module hook writing each file:
- * URL to `list`), read: what its start-up costs.
+ * The files of the hangar command that `hangar …` loads, read: what its start-up costs. ES modules
+ * through a module hook writing each file: URL to `list`; CommonJS ones (the bundle) from
+ * require.cache when the process exits.
  */
 async function filesLoadedBy(home: string, args: string[], list: string): Promise<{ url: string; text: string }[]> {
   const hooks = `import { appendFileSync } from 'node:fs';
@@ -43,14 +45,25 @@ async function filesLoadedBy(home: string, args: string[], list: string): Promis
       return next(url, context);
     }`;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  const required = join(home, 'required.cjs');
+  writeFileSync(
+    required,
+    `const { appendFileSync } = require('node:fs');
+    const { pathToFileURL } = require('node:url');
+    process.on('exit', () => {
+      for (const path of Object.keys(require.cache)) appendFileSync(${JSON.stringify(list)}, pathToFileURL(path).href + '\\n');
+    });`,
+  );
   await run(
     process.execPath,
-    ['--import', `data:text/javascript,${encodeURIComponent(register)}`, HANGAR_BIN, ...args],
+    ['--require', required, '--import', `data:text/javascript,${encodeURIComponent(register)}`, HANGAR_BIN, ...args],
     {
       env: { ...process.env, HANGAR_HOME: home },
     },
   );
-  const urls = readFileSync(list, 'utf8').split('\n').filter(Boolean);
+  const urls = readFileSync(list, 'utf8')
+    .split('\n')
+    .filter((url) => url !== '' && url !== pathToFileURL(required).href);
   return urls.map((url) => ({ url, text: readFileSync(new URL(url), 'utf8') }));
 }
 
@@ -123,7 +136,14 @@ describe('the hangar command and the core running on this computer', () => {
     // A core of this build: trusted to check calls and answers, so the command loads no schema (issue 18).
     expect(sessions.stderr).toContain('same protocol tables: it checks calls and answers');
     const loaded = await filesLoadedBy(home, ['session', 'ls'], join(home, 'loaded.txt'));
-    expect(loaded.map((file) => file.url)).toContainEqual(expect.stringContaining('/electron/cli/bundle/'));
+    // Of the command's own files, two: the bundle's main.cjs and the one file of `session` (issue 18).
+    expect(
+      loaded
+        .map((file) => file.url)
+        .filter((url) => url.includes('/electron/cli/'))
+        .map((url) => url.slice(url.indexOf('/electron/cli/') + '/electron/cli/'.length))
+        .sort(),
+    ).toEqual(['bundle/command-session.cjs', 'bundle/main.cjs']);
     expect(loaded.filter((file) => file.text.includes('$ZodType')).map((file) => file.url)).toEqual([]);
     expect(JSON.parse(sessions.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work', alive: true })]);
 
