@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { TOP_COMMANDS } from '../../electron/cli/src/command-index.js';
 import { AttachedCli } from '../support/pty-client.js';
 import {
   BASH,
@@ -428,6 +429,25 @@ describe('the hangar command and the core running on this computer', () => {
     expect(result.stderr).toContain(`${socket} belongs to another user (uid 65534); working without the running app`);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('no hosts yet');
+  });
+
+  it('every top-level command answers --help and `hangar help <command>` (each from its own bundle file)', async () => {
+    const home = startHome();
+    const names = TOP_COMMANDS.filter((command) => !command.hidden).map((command) => command.name);
+    for (let at = 0; at < names.length; at += 4) {
+      await Promise.all(
+        names.slice(at, at + 4).map(async (name) => {
+          for (const args of [
+            [name, '--help'],
+            ['help', name],
+          ]) {
+            const result = await hangar(home, args);
+            expect(result.code, `hangar ${args.join(' ')}: ${result.stderr}`).toBe(0);
+            expect(result.stdout).toContain(`Usage: hangar ${name} `);
+          }
+        }),
+      );
+    }
   });
 
   it('prints completion scripts for bash, zsh and fish, and completes commands with no core running', async () => {
