@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 // Bundles the hangar command (electron/cli/dist, from tsc) into electron/cli/bundle/, which
-// electron/bin/hangar.js runs (issue 18: start-up time).
+// electron/bin/hangar.js requires (issue 18: start-up time).
 //
 // Why: Node spends most of a short command's time finding, reading and linking ES modules — the
-// CLI, @hangar/shared and zod are a few hundred files. esbuild puts them in a handful: main.js
-// (commander and the command index: all that --help and --version load) and one chunk per command
-// plus the shared code they import, loaded when that command runs (splitting keeps the lazy
-// imports lazy). The app core (@hangar/desktop/core: SQLite, the agent supervisor, files it finds
-// beside itself) stays outside, loaded from its tsc output when a command needs a core of its own;
-// the light door module (@hangar/desktop/core/door) is bundled.
+// CLI, @hangar/shared and zod are a few hundred files, and each ES module file costs a read
+// through Node's thread pool, a compile and a link whatever its size. So each command gets one
+// file holding all it runs: command-<file>.cjs per file of electron/cli/src/commands (the command
+// index and main.ts with it), overview.cjs for --help, --version and no command, and main.cjs, which
+// picks one by the command's name. Twenty small chunks (the split build this replaced) took a
+// listing through a running core ~30 ms more CPU than the one file. The app core
+// (@hangar/desktop/core: SQLite, the agent supervisor, files it finds beside itself) stays
+// outside, loaded from its tsc output when a command needs a core of its own; the light door
+// module (@hangar/desktop/core/door) is bundled.
 //
 //   node build/cli-bundle/bundle.mjs        (npm run build runs it after tsc -b)
 import { build } from 'esbuild';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -136,27 +139,137 @@ const { protocolFingerprint } = await import(join(ROOT, 'electron', 'core', 'dis
 const protocol = protocolFingerprint(SHARED_DIST);
 if (protocol === undefined) throw new Error(`cannot read the protocol modules in ${SHARED_DIST}; run tsc -b first`);
 
-rmSync(OUT, { recursive: true, force: true });
-await build({
-  entryPoints: { main: join(CLI, 'dist', 'main.js') },
-  outdir: OUT,
-  // Every chunk at the top of bundle/, one level under electron/cli as dist/ is: src/paths.ts relies on it.
-  chunkNames: 'chunk-[hash]',
+/**
+ * Which file of the command's own each top-level command's registration is in
+ * (`() => import('./commands/jobs.js')…` in command-index.ts): `cancel` and `retry` are in jobs.
+ */
+const { TOP_COMMANDS } = await import(join(CLI, 'dist', 'command-index.js'));
+const fileOf = new Map(
+  TOP_COMMANDS.map((command) => {
+    const file = /\.\/commands\/([\w-]+)\.js/.exec(command.load.toString())?.[1];
+    if (file === undefined) throw new Error(`cannot tell which file registers hangar ${command.name}`);
+    return [command.name, file];
+  }),
+);
+const files = [...new Set(fileOf.values())];
+
+/**
+ * In the bundle of one command's file, every other command's file is left out: main.cjs (below)
+ * runs the bundle of the command named, whose command-index never loads another's. The overview
+ * (`--help`, `--version`, no command) holds none, nor the way to the core (run.js: main.ts loads it
+ * only for a command that goes through the core). Loading one anyway fails with a sentence.
+ */
+const onlyCommand = (own) => ({
+  name: 'only-command',
+  setup(plugin) {
+    const leftOut = (name) => ({ path: name, namespace: 'left-out' });
+    plugin.onResolve({ filter: /^\.\/commands\/[\w-]+\.js$/ }, (args) => {
+      const file = /([\w-]+)\.js$/.exec(args.path)[1];
+      if (own === '*' || file === own || !args.importer.endsWith('command-index.js')) return undefined;
+      return leftOut(`${file} command`);
+    });
+    plugin.onResolve({ filter: /^\.\/run\.js$/ }, (args) =>
+      own === 'overview' && args.importer === join(CLI, 'dist', 'main.js') ? leftOut('way to the core') : undefined,
+    );
+    plugin.onLoad({ filter: /.*/, namespace: 'left-out' }, (args) => ({
+      contents: `throw new Error('this bundle of hangar holds no ${args.path} (electron/cli/bundle/main.cjs picks one by name)');`,
+      loader: 'js',
+    }));
+  },
+});
+
+/**
+ * A dynamic import('@hangar/shared') (the full client for a core of another build, the key trace)
+ * stays outside, loaded from shared's tsc output when it runs: inlined, all of shared and zod would
+ * be in every command's file. Errors from that copy are told apart by name (exit-codes.ts), and
+ * the key trace keeps its recorder on globalThis.
+ */
+const sharedLoadedLater = {
+  name: 'shared-loaded-later',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^@hangar\/shared$/ }, (args) =>
+      args.kind === 'dynamic-import' ? { path: args.path, external: true } : undefined,
+    );
+  },
+};
+
+/**
+ * commander requires node:child_process when it loads, for subcommands that are programs of
+ * their own (`git-style`), which hangar has none of: loading it takes child_process, dgram, net's
+ * socket list and their bindings into every command. Here it is required on first use instead.
+ */
+const childProcessOnUse = {
+  name: 'child-process-on-use',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      args.importer.includes(join('node_modules', 'commander'))
+        ? { path: 'child_process', namespace: 'on-use' }
+        : undefined,
+    );
+    plugin.onLoad({ filter: /.*/, namespace: 'on-use' }, () => ({
+      contents: "module.exports = new Proxy({}, { get: (_target, key) => require('node:child_process')[key] });",
+      loader: 'js',
+    }));
+  },
+};
+
+const common = {
   bundle: true,
-  splitting: true,
   platform: 'node',
-  format: 'esm',
+  // CommonJS: required from electron/bin/hangar.js, a command's file is read and compiled by
+  // Node's CommonJS loader, synchronously; Node's ES module loader (its own modules, a thread-pool
+  // read per file, the link step) is not even loaded on a listing's way. A dynamic import() of
+  // something outside (the app core, shared's full client) stays one.
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
   target: 'node20',
   // Whitespace and syntax only: stack traces (HANGAR_DEBUG) keep their names.
   minifyWhitespace: true,
   minifySyntax: true,
   external: ['bufferutil', 'utf-8-validate'],
-  plugins: [coreOutside, sharedByModule, sharedWithoutSideEffects, zodWithoutLocales],
-  define: { HANGAR_BUNDLED_PROTOCOL: JSON.stringify(protocol) },
-  // Bundled CommonJS dependencies (commander) call require(); an ES module has none of its own.
-  banner: {
-    js: "import { createRequire as __hangarRequire } from 'node:module';\nconst require = __hangarRequire(import.meta.url);",
-  },
+  define: { HANGAR_BUNDLED_PROTOCOL: JSON.stringify(protocol), 'import.meta.url': '__hangarImportMetaUrl' },
+  // import.meta.url of the code bundled (src/paths.ts): the file's own, as in an ES module.
+  banner: { js: "const __hangarImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'linked',
   logLevel: 'warning',
-});
+};
+const plugins = [
+  childProcessOnUse,
+  coreOutside,
+  sharedLoadedLater,
+  sharedByModule,
+  sharedWithoutSideEffects,
+  zodWithoutLocales,
+];
+
+rmSync(OUT, { recursive: true, force: true });
+await Promise.all([
+  // One file per command file, and one for `--help`, `--version` and no command: all that the
+  // command runs, in one file (the dynamic imports on its way inlined). Node reads, compiles and
+  // links each ES module file on its own, through its thread pool: twenty small files cost a
+  // listing more than the bytes in them (issue 18).
+  ...[...files, 'overview'].map((file) =>
+    build({
+      ...common,
+      entryPoints: { [file === 'overview' ? 'overview' : `command-${file}`]: join(CLI, 'dist', 'main.js') },
+      // Every file at the top of bundle/, one level under electron/cli as dist/ is: src/paths.ts relies on it.
+      outdir: OUT,
+      plugins: [onlyCommand(file === 'completion' ? '*' : file), ...plugins],
+    }),
+  ),
+]);
+
+/**
+ * main.cjs: picks the file of the command named (as command-index.ts programFor() reads the
+ * arguments: the first word that is not an option, or the one after `help`) and runs it.
+ */
+writeFileSync(
+  join(OUT, 'main.cjs'),
+  `'use strict';
+// Made by build/cli-bundle/bundle.mjs: runs the bundle of the command that the arguments name.
+const FILES = ${JSON.stringify(Object.fromEntries([...fileOf].map(([name, file]) => [name, `command-${file}`])))};
+const words = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+const name = words[0] === 'help' ? words[1] : words[0];
+require(\`./\${Object.hasOwn(FILES, name) ? FILES[name] : 'overview'}.cjs\`);
+`,
+);

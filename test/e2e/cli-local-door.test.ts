@@ -1,9 +1,12 @@
-import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { TOP_COMMANDS } from '../../electron/cli/src/command-index.js';
 import { AttachedCli } from '../support/pty-client.js';
 import {
   BASH,
@@ -15,6 +18,7 @@ import {
   startAgentProcess,
   tmux,
   tempDir,
+  type AgentOptions,
   type AgentProcess,
 } from '../support/processes.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
@@ -31,8 +35,9 @@ async function hangarSaying(home: string, args: string[]) {
 }
 
 /**
- * The files of the hangar command that `hangar …` loads (through a module hook writing each file:
- * URL to `list`), read: what its start-up costs.
+ * The files of the hangar command that `hangar …` loads, read: what its start-up costs. ES modules
+ * through a module hook writing each file: URL to `list`; CommonJS ones (the bundle) from
+ * require.cache when the process exits.
  */
 async function filesLoadedBy(home: string, args: string[], list: string): Promise<{ url: string; text: string }[]> {
   const hooks = `import { appendFileSync } from 'node:fs';
@@ -41,14 +46,25 @@ async function filesLoadedBy(home: string, args: string[], list: string): Promis
       return next(url, context);
     }`;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+  const required = join(home, 'required.cjs');
+  writeFileSync(
+    required,
+    `const { appendFileSync } = require('node:fs');
+    const { pathToFileURL } = require('node:url');
+    process.on('exit', () => {
+      for (const path of Object.keys(require.cache)) appendFileSync(${JSON.stringify(list)}, pathToFileURL(path).href + '\\n');
+    });`,
+  );
   await run(
     process.execPath,
-    ['--import', `data:text/javascript,${encodeURIComponent(register)}`, HANGAR_BIN, ...args],
+    ['--require', required, '--import', `data:text/javascript,${encodeURIComponent(register)}`, HANGAR_BIN, ...args],
     {
       env: { ...process.env, HANGAR_HOME: home },
     },
   );
-  const urls = readFileSync(list, 'utf8').split('\n').filter(Boolean);
+  const urls = readFileSync(list, 'utf8')
+    .split('\n')
+    .filter((url) => url !== '' && url !== pathToFileURL(required).href);
   return urls.map((url) => ({ url, text: readFileSync(new URL(url), 'utf8') }));
 }
 
@@ -75,9 +91,9 @@ describe('the hangar command and the core running on this computer', () => {
     cleanups.push(() => removeDir(home));
     return home;
   };
-  const startAgent = async () => {
+  const startAgent = async (options: AgentOptions = {}) => {
     const dataDir = tempDir('door-agent');
-    const agent = await startAgentProcess(dataDir);
+    const agent = await startAgentProcess(dataDir, options);
     cleanups.push(() => endAgent(agent, dataDir));
     return Object.assign(agent, { dataDir });
   };
@@ -121,7 +137,14 @@ describe('the hangar command and the core running on this computer', () => {
     // A core of this build: trusted to check calls and answers, so the command loads no schema (issue 18).
     expect(sessions.stderr).toContain('same protocol tables: it checks calls and answers');
     const loaded = await filesLoadedBy(home, ['session', 'ls'], join(home, 'loaded.txt'));
-    expect(loaded.map((file) => file.url)).toContainEqual(expect.stringContaining('/electron/cli/bundle/'));
+    // Of the command's own files, two: the bundle's main.cjs and the one file of `session` (issue 18).
+    expect(
+      loaded
+        .map((file) => file.url)
+        .filter((url) => url.includes('/electron/cli/'))
+        .map((url) => url.slice(url.indexOf('/electron/cli/') + '/electron/cli/'.length))
+        .sort(),
+    ).toEqual(['bundle/command-session.cjs', 'bundle/main.cjs']);
     expect(loaded.filter((file) => file.text.includes('$ZodType')).map((file) => file.url)).toEqual([]);
     expect(JSON.parse(sessions.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work', alive: true })]);
 
@@ -172,6 +195,79 @@ describe('the hangar command and the core running on this computer', () => {
     const alone = await hangarSaying(home, ['session', 'ls', '--json']);
     expect(alone.stderr).toContain('no Hangar core runs on this computer');
     expect(JSON.parse(alone.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work' })]);
+  });
+
+  it('a listing larger than a pipe holds reaches a reader that starts late whole, with its exit status', async () => {
+    const home = startHome();
+    const agent = await startAgent({ maxSessions: 13 });
+    await startUi(home);
+    await pairWith(home, 'box', agent);
+    // tmux takes about 16 KB of command a session: thirteen of 6.6 KB make the --json past the 64 KB a
+    // pipe holds, so the command is still writing when it has its answer.
+    const long = 'x'.repeat(3300);
+    for (let i = 0; i < 13; i++) {
+      const made = await hangar(home, [
+        'session',
+        'new',
+        'box',
+        '--name',
+        `s${i}`,
+        '--',
+        'bash',
+        '--norc',
+        '-c',
+        'exec sleep 600',
+        long,
+        long,
+      ]);
+      expect(made.code, made.stderr).toBe(0);
+    }
+    // The reader of the command's stdout (the shell's { … }) reads nothing until the test tells
+    // it to through a FIFO, which it does once the command has said (HANGAR_DEBUG) that it has
+    // its answer: the command is then ending with most of its output not yet taken.
+    const go = join(home, 'go');
+    await run('mkfifo', [go]);
+    const pipeline = spawn(
+      'bash',
+      [
+        '-c',
+        '"$0" "$1" session ls box --json | { read -r _ < "$2"; cat; }; echo "status ${PIPESTATUS[0]}" >&2',
+        process.execPath,
+        HANGAR_BIN,
+        go,
+      ],
+      {
+        env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
+    cleanups.push(() => {
+      // The shell, the command and the reader: its own process group.
+      if (pipeline.exitCode === null) process.kill(-pipeline.pid!, 'SIGKILL');
+    });
+    let stdout = '';
+    let stderr = '';
+    pipeline.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    // 'close': the shell has exited and its stdout and stderr are read to their end.
+    const exited = new Promise<number | null>((resolve) => pipeline.once('close', resolve));
+    await new Promise<void>((resolve, reject) => {
+      pipeline.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        if (/ms: answered$/m.test(stderr)) resolve();
+      });
+      void exited.then(() => reject(new Error(`the command ended without its answer: ${stderr}`)));
+    });
+    await writeFile(go, 'go\n');
+    expect(await exited).toBe(0);
+    expect(stderr).toContain('status 0');
+    expect(stderr).toContain('same protocol tables');
+    expect(stdout.length).toBeGreaterThan(64 * 1024);
+    const [listed] = JSON.parse(stdout) as { host: string; sessions: { name: string; command: string[] }[] }[];
+    expect(listed!.sessions.map((session) => session.name).sort()).toEqual(
+      Array.from({ length: 13 }, (_, i) => `s${i}`).sort(),
+    );
+    for (const session of listed!.sessions) expect(session.command.slice(-2)).toEqual([long, long]);
   });
 
   it('a tmux server killed under a running core (which no tmux hook tells) is reported by the listings', async () => {
@@ -333,6 +429,25 @@ describe('the hangar command and the core running on this computer', () => {
     expect(result.stderr).toContain(`${socket} belongs to another user (uid 65534); working without the running app`);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('no hosts yet');
+  });
+
+  it('every top-level command answers --help and `hangar help <command>` (each from its own bundle file)', async () => {
+    const home = startHome();
+    const names = TOP_COMMANDS.filter((command) => !command.hidden).map((command) => command.name);
+    for (let at = 0; at < names.length; at += 4) {
+      await Promise.all(
+        names.slice(at, at + 4).map(async (name) => {
+          for (const args of [
+            [name, '--help'],
+            ['help', name],
+          ]) {
+            const result = await hangar(home, args);
+            expect(result.code, `hangar ${args.join(' ')}: ${result.stderr}`).toBe(0);
+            expect(result.stdout).toContain(`Usage: hangar ${name} `);
+          }
+        }),
+      );
+    }
   });
 
   it('prints completion scripts for bash, zsh and fish, and completes commands with no core running', async () => {

@@ -10,14 +10,16 @@ const reportError = async (error: unknown): Promise<number> => (await import('./
 
 // HANGAR_TRACE_KEYS=<directory>: per-hop keystroke timestamps, written there at exit (shared's key-trace).
 const traceDir = process.env['HANGAR_TRACE_KEYS'];
-if (traceDir) {
+const tracing = traceDir ? startTrace(traceDir) : undefined;
+
+async function startTrace(dir: string): Promise<void> {
   const [{ startKeyTrace }, { writeFileSync }, { join }] = await Promise.all([
     import('@hangar/shared'),
     import('node:fs'),
     import('node:path'),
   ]);
   const text = startKeyTrace({ process: 'cli', now: () => Number(process.hrtime.bigint()) / 1e6 });
-  process.on('exit', () => writeFileSync(join(traceDir, `cli-${process.pid}.trace`), text()));
+  process.on('exit', () => writeFileSync(join(dir, `cli-${process.pid}.trace`), text()));
 }
 
 /** Commands that work through the core (run.ts openDoor); the others start one, or need none. */
@@ -48,6 +50,7 @@ else void runCommand(args);
 
 async function runCommand(args: string[]): Promise<void> {
   try {
+    await tracing;
     // The running core is reached while the command loads (run.ts reachEarly).
     if (THROUGH_THE_CORE.has(args[0] ?? '') && !args.some((arg) => arg === '--help' || arg === '-h'))
       void import('./run.js').then(({ reachEarly }) => reachEarly());

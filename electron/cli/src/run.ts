@@ -34,6 +34,7 @@ export async function openDoor(): Promise<CoreApi> {
     timing('door answered');
     if (running.kind === 'core') {
       running.claim();
+      doorWritten = running.written;
       const peer = `the Hangar core running on this computer (pid ${running.pid})`;
       const trusted = bundledProtocol !== undefined && running.protocol === bundledProtocol;
       if (debug)
@@ -55,6 +56,9 @@ export async function openDoor(): Promise<CoreApi> {
   timing('own core opened');
   return api;
 }
+
+/** Set when the command's door is a running core's socket: resolves once all sent to it is out. */
+let doorWritten: (() => Promise<void>) | undefined;
 
 type DoorModule = typeof import('@hangar/desktop/core/door');
 let early: Promise<{ door: DoorModule; running: Awaited<ReturnType<DoorModule['reachRunningCore']>> }> | undefined;
@@ -87,7 +91,12 @@ export function reachEarly(): void {
   early.catch(() => undefined);
 }
 
-/** Runs one command against the core API, then closes it and sets the exit status. */
+/**
+ * Runs one command against the core API, then closes it and sets the exit status. Through a
+ * running core, the process ends as soon as its output is written and its goodbye to the core has
+ * left: Node's own teardown of a finished process (its heap, its threads) is a good part of a
+ * listing's time otherwise (issue 18). With a core of its own, it ends as a Node program does.
+ */
 export async function withApi(body: (api: CoreApi) => Promise<void | number>): Promise<void> {
   let api: CoreApi | undefined;
   let status = 0;
@@ -102,4 +111,19 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
     await api?.dispose();
   }
   process.exitCode = status;
+  if (doorWritten) {
+    await Promise.all([doorWritten(), written(process.stdout), written(process.stderr)]);
+    timing('output written');
+    process.exit(status);
+  }
+}
+
+/**
+ * Resolves once everything written to `stream` so far is with the OS: a pipe's writes are
+ * asynchronous (POSIX), and process.exit() does not wait for them. An empty write's callback comes
+ * after every earlier write's, or with the error that ended the stream (a reader that left).
+ */
+function written(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => stream.write('', () => resolve()));
 }

@@ -7,6 +7,9 @@
 // time is the p50 (median) of its runs; "met" compares it with the issue's target (ratio targets
 // against node -e 0 of the same phase; the ms targets are absolute, and beside them the margin
 // over node -e 0 they leave where the issue set them: a listing +25 ms, attach's first screen +67).
+// BENCH_CLI_BASELINE=<checkout> (e.g. /work/main, built): its `hangar` runs too, interleaved with
+// this one's against the same hosts and core, each of its rows marked "(baseline)" — a busy machine
+// moves both alike, so the ratio between them is the change.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -21,6 +24,9 @@ const HOSTS = Number(process.env.BENCH_CLI_HOSTS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const ATTACH_RUNS = Number(process.env.BENCH_ATTACH_RUNS ?? 5);
 const exec = promisify(execFile);
+const BASELINE = process.env.BENCH_CLI_BASELINE
+  ? join(realpathSync(process.env.BENCH_CLI_BASELINE), 'electron', 'bin', 'hangar.js')
+  : undefined;
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-cli-')));
 const home = join(dir, 'home');
@@ -58,13 +64,31 @@ async function measure(commands) {
 
 const node = (...args) => [process.execPath, ...args];
 const hangar = (...args) => node(HANGAR, ...args);
+const baseline = (...args) => node(BASELINE, ...args);
+/** Each command, and after it the same with the baseline's hangar when there is one. */
+const withBaseline = (commands) =>
+  commands.flatMap(([name, argv]) =>
+    BASELINE && argv[1] === HANGAR
+      ? [
+          [name, argv],
+          [`${name} (baseline)`, baseline(...argv.slice(2))],
+        ]
+      : [[name, argv]],
+  );
 
 /** `hangar attach` in a pty: time from spawn until the session's marker line is on the screen. */
-async function firstScreen() {
-  const values = [];
+async function firstScreen(bins = [HANGAR]) {
+  const values = new Map(bins.map((bin) => [bin, []]));
   for (let run = 0; run < ATTACH_RUNS; run++) {
+    for (const bin of bins) await firstScreenOnce(bin, values.get(bin));
+  }
+  return bins.map((bin) => median(values.get(bin)));
+}
+
+async function firstScreenOnce(bin, values) {
+  {
     const began = performance.now();
-    const term = pty.spawn(process.execPath, [HANGAR, 'attach', 'h0', 'work'], { cols: 100, rows: 30, env });
+    const term = pty.spawn(process.execPath, [bin, 'attach', 'h0', 'work'], { cols: 100, rows: 30, env });
     let seen = '';
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`attach showed no screen in 60 s: ${seen}`)), 60_000);
@@ -81,7 +105,6 @@ async function firstScreen() {
     term.write('\x1d'); // the detach key
     await exited;
   }
-  return median(values);
 }
 
 /**
@@ -138,9 +161,11 @@ try {
     ['hangar __complete attach ""', hangar('__complete', 'attach', '')],
   ];
 
+  const commands = withBaseline([...quick, ...listings]);
+  const bins = BASELINE ? [HANGAR, BASELINE] : [HANGAR];
   process.stderr.write(`measuring with no core running (${RUNS} runs each)…\n`);
-  const alone = await measure([...quick, ...listings]);
-  const aloneAttach = await firstScreen();
+  const alone = await measure(commands);
+  const [aloneAttach, aloneAttachBaseline] = await firstScreen(bins);
 
   process.stderr.write('starting a core (hangar ui) and waiting for its links to every host…\n');
   ui = spawn(process.execPath, [HANGAR, 'ui'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -158,9 +183,9 @@ try {
   const doorLine =
     door.split('\n').find((line) => line.includes('using the Hangar core')) ?? '(the door was not used!)';
   process.stderr.write(`measuring with the core running (${RUNS} runs each)…\n`);
-  const running = await measure([...quick, ...listings]);
-  const runningAttach = await firstScreen();
-  const hopRows = await hops(listings.filter(([name]) => !name.includes('__complete')));
+  const running = await measure(commands);
+  const [runningAttach, runningAttachBaseline] = await firstScreen(bins);
+  const hopRows = await hops(withBaseline(listings.filter(([name]) => !name.includes('__complete'))));
 
   const rows = [];
   const refAlone = alone.get('node -e 0');
@@ -191,7 +216,17 @@ try {
       : targetOf(name).startsWith('≤ 100 ms')
         ? verdict(r.wall, 100, LISTING_MARGIN_MS)
         : '';
-  for (const [name] of [...quick, ...listings]) {
+  /** This build's p50 over the baseline's, core running (wall and cpu), on this build's rows. */
+  const vsBaseline = (name, wall, cpu) => {
+    if (!BASELINE || name.endsWith('(baseline)')) return {};
+    const base =
+      name === 'hangar attach: first screen' ? { wall: runningAttachBaseline } : running.get(`${name} (baseline)`);
+    if (!base) return { 'vs baseline (running)': '' };
+    return {
+      'vs baseline (running)': `wall ${ratio(wall, base.wall)}${cpu !== undefined ? `, cpu ${ratio(cpu, base.cpu)}` : ''}`,
+    };
+  };
+  for (const [name] of commands) {
     const a = alone.get(name);
     const r = running.get(name);
     rows.push({
@@ -202,21 +237,27 @@ try {
       'core running: p50 cpu': `${ms(r.cpu)} (${ratio(r.cpu, refRunning.cpu)})`,
       target: targetOf(name),
       met: metOf(name, r),
+      ...vsBaseline(name, r.wall, r.cpu),
     });
   }
-  rows.push({
-    command: 'hangar attach: first screen',
-    'no core: p50 wall': `${ms(aloneAttach)} (${ratio(aloneAttach, refAlone.wall)})`,
+  const attachRow = (name, aloneValue, runningValue) => ({
+    command: name,
+    'no core: p50 wall': `${ms(aloneValue)} (${ratio(aloneValue, refAlone.wall)})`,
     'no core: p50 cpu': '',
-    'core running: p50 wall': `${ms(runningAttach)} (${ratio(runningAttach, refRunning.wall)}, ${over(runningAttach, refRunning.wall)})`,
+    'core running: p50 wall': `${ms(runningValue)} (${ratio(runningValue, refRunning.wall)}, ${over(runningValue, refRunning.wall)})`,
     'core running: p50 cpu': '',
     target: `≤ 150 ms, or node -e 0 + ${ATTACH_MARGIN_MS} ms (running)`,
-    met: verdict(runningAttach, 150, ATTACH_MARGIN_MS),
+    met: verdict(runningValue, 150, ATTACH_MARGIN_MS),
+    ...vsBaseline(name, runningValue),
   });
+  rows.push(attachRow('hangar attach: first screen', aloneAttach, runningAttach));
+  if (BASELINE)
+    rows.push(attachRow('hangar attach: first screen (baseline)', aloneAttachBaseline, runningAttachBaseline));
   console.log(
     `\nhangar CLI, ${HOSTS} loopback hosts, median of ${RUNS} runs (attach: ${ATTACH_RUNS}); node ${process.version}; ` +
       `load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs. Times are p50; in brackets: the ratio to node -e 0 in the same phase (and, with a core running, the time above it). met: the absolute target, and in brackets the margin over node -e 0.\n` +
-      `core running: ${doorLine.trim()}`,
+      `core running: ${doorLine.trim()}` +
+      (BASELINE ? `\nbaseline: ${BASELINE}, interleaved run by run with this build's` : ''),
   );
   console.table(rows);
   console.log(

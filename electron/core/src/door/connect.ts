@@ -1,6 +1,6 @@
 import type { FrameTransport } from '@hangar/shared';
 import { lstatSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { DOOR_VERSION, isCoreGreeting, readGreeting, sendGreeting } from './greeting.js';
 import { coreSocketPath } from './paths.js';
@@ -18,6 +18,11 @@ export type RunningCore =
       transport: FrameTransport;
       /** With `early`: the socket holds the process open from now on (the command uses it). */
       claim: () => void;
+      /**
+       * Resolves when all this side wrote has left for the core and the socket is ended or gone
+       * (after the transport's close): the process may exit then without cutting a frame off.
+       */
+      written: () => Promise<void>;
       pid: number;
       path: string;
       /** The core's protocolFingerprint(), if it said one. */
@@ -68,6 +73,7 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
             kind: 'core',
             transport: new SocketFrameTransport(socket, leftover),
             claim: () => socket.ref(),
+            written: () => writtenOut(socket),
             pid: greeting.pid,
             path,
             protocol: greeting.protocol,
@@ -97,4 +103,13 @@ function notOurs(path: string): string | 'absent' | undefined {
   const dir = lstatSync(dirname(path));
   if (dir.uid !== uid || (dir.mode & 0o022) !== 0) return `${dirname(path)} can be written by another user`;
   return undefined;
+}
+
+/** Resolves once the socket's writable side is finished (its end sent) or the socket is destroyed. */
+function writtenOut(socket: Socket): Promise<void> {
+  if (socket.writableFinished || socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    socket.once('finish', () => resolve());
+    socket.once('close', () => resolve());
+  });
 }
