@@ -33,6 +33,10 @@ const OPENS = Number(process.env.BENCH_OPENS ?? 30);
 const MIB = Number(process.env.BENCH_MIB ?? 256);
 const ECHOES = Number(process.env.BENCH_ECHOES ?? 500);
 const config = { iceServers: [], bindAddress: '127.0.0.1' };
+// BENCH_SCTP_SNDBUF=BYTES: the SCTP send buffer of every association this process makes (the
+// library's default otherwise); what it holds is what a keystroke waits behind during a bulk.
+if (process.env.BENCH_SCTP_SNDBUF)
+  nodeDataChannel.setSctpSettings({ sendBufferSize: Number(process.env.BENCH_SCTP_SNDBUF) });
 const FRAME = 256 * 1024;
 const HIGH = 1024 * 1024;
 
