@@ -5,7 +5,7 @@
 // `hangar attach`. Needs root (ip netns). Everything it starts is undone by `dispose()`.
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,6 +16,8 @@ import { AGENT, HANGAR, ROOT, sleep } from './support.mjs';
 
 const RELAY = join(ROOT, 'relay', 'bin', 'hangar-relay.js');
 const run = promisify(execFile);
+/** BENCH_CPU_PROF=DIR: each agent writes a V8 CPU profile there when it exits (node --cpu-prof). */
+const PROFILE = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 
 /**
  * `origin` is the source of an HTTP server (`node -e`) that prints `port N`, started beside each
@@ -135,14 +137,28 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
     await new Promise((resolve) => signup.once('exit', resolve));
 
     const origins = {};
+    /** Process ids of each host's agent and origin (for CPU accounting: /proc/PID/stat). */
+    const pids = {};
     for (const [host, prefix] of [
       ['near', []],
       ['far', wrapper],
     ]) {
       const data = join(dir, host);
       execFileSync('mkdir', ['-p', data]);
+      const agentAt = children.length;
       await started(
-        [...prefix, process.execPath, ...AGENT_NODE_FLAGS, AGENT, 'serve', '--listen', '127.0.0.1:0', '--data', data],
+        [
+          ...prefix,
+          process.execPath,
+          ...AGENT_NODE_FLAGS,
+          ...PROFILE,
+          AGENT,
+          'serve',
+          '--listen',
+          '127.0.0.1:0',
+          '--data',
+          data,
+        ],
         /"address":"([^"]+)"/,
         { ...AGENT_ENV, ...(udp && host === 'far' ? { HANGAR_WEBRTC_BIND_ADDRESS: `${net}.2` } : {}) },
       );
@@ -150,6 +166,7 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
       const token = /--token (\S+)/.exec(line)[1];
       await run(process.execPath, [AGENT, 'enroll', '--data', data, '--name', host, '--token', token], { env });
       origins[host] = Number(await started([...prefix, process.execPath, '-e', origin], /^port (\d+)$/));
+      pids[host] = { agent: children[agentAt].pid, origin: children.at(-1).pid };
     }
     // Online on the relay, then the first link (pairs with the line's secret), and a `cat` to type into.
     for (const host of ['near', 'far']) {
@@ -163,11 +180,27 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
     }
     const listed = JSON.parse((await run(process.execPath, [HANGAR, 'hosts', 'ls', '--json'], { env })).stdout);
     const via = Object.fromEntries(listed.map((h) => [h.name, h.via]));
-    return { home, env, wrapper, origins, via, keystrokes: (host, count) => keystrokes(env, host, count), dispose };
+    return {
+      home,
+      env,
+      wrapper,
+      origins,
+      pids,
+      via,
+      keystrokes: (host, count) => keystrokes(env, host, count),
+      dispose,
+    };
   } catch (error) {
     await dispose();
     throw error;
   }
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
 }
 
 /** `hangar attach` in a pty, typing into `cat` one byte at a time and timing each echo (ms; the first `count` warm up). */

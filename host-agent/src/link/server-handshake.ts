@@ -12,6 +12,7 @@ import {
   signaturePayload,
   toHex,
   transcriptHash,
+  useTransportFeatures,
   loadCpace,
   type FrameTransport,
   type HostInfo,
@@ -109,8 +110,17 @@ function checkSignature(hello: LinkHello, transcript: Uint8Array, signatureHex: 
   }
 }
 
-/** The agent's challenge: its key, a fresh nonce and, when pairing, its CPace share. */
-function sendChallenge(ctx: ServerHandshakeContext, serverNonce: Uint8Array, share?: Uint8Array): void {
+/**
+ * The agent's challenge: its key, a fresh nonce, when pairing its CPace share, and which of the
+ * transport features the hello offered it uses from now on.
+ */
+function sendChallenge(
+  ctx: ServerHandshakeContext,
+  hello: LinkHello,
+  serverNonce: Uint8Array,
+  share?: Uint8Array,
+): void {
+  const features = useTransportFeatures(ctx.transport, hello.transport_features);
   ctx.transport.send(
     encodeLinkMessage({
       schema_version: SCHEMA_VERSION,
@@ -118,13 +128,14 @@ function sendChallenge(ctx: ServerHandshakeContext, serverNonce: Uint8Array, sha
       agent_key: toHex(ctx.agentKey.publicKey),
       nonce: toHex(serverNonce),
       ...(share !== undefined ? { share: toHex(share) } : {}),
+      ...(features.length > 0 ? { transport_features: features } : {}),
     }),
   );
 }
 
 async function authenticate(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
   const serverNonce = randomNonce();
-  sendChallenge(ctx, serverNonce);
+  sendChallenge(ctx, hello, serverNonce);
   const proof = expectMessage(await next(), 'link.proof');
   const transcript = transcriptHash(baseTranscript(ctx, hello, serverNonce));
   const device = findPairedDevice(ctx.store, hello.device_key);
@@ -209,7 +220,7 @@ async function pair(ctx: ServerHandshakeContext, hello: LinkHello, next: Next) {
     deviceKey: fields.deviceKey,
     agentKey: fields.agentKey,
   });
-  sendChallenge(ctx, serverNonce, secret.share);
+  sendChallenge(ctx, hello, serverNonce, secret.share);
   const proof = expectMessage(await next(), 'link.proof');
   if (proof.share === undefined || proof.mac === undefined) {
     throw new HangarError('E_PROTOCOL', 'a pairing proof needs the PAKE share and MAC');

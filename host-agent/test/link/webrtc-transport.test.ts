@@ -79,6 +79,27 @@ describe('WebRTC FrameTransport (two node-datachannel peers on loopback)', () =>
     for (let i = 0; i < sent.length; i++) expect(Buffer.compare(got[i]!, sent[i]!)).toBe(0);
   });
 
+  it('with joined frames on, turns of small and big frames arrive whole and in order', async () => {
+    const { device, agent } = await pair();
+    device.transport.joinedFrames?.enable();
+    expect(device.transport.joinedFrames?.enabled).toBe(true);
+    const sizes: number[][] = [];
+    for (let turn = 0; turn < 30; turn++) {
+      sizes.push(Array.from({ length: 1 + Math.floor(Math.random() * 40) }, () => Math.floor(Math.random() * 600)));
+      if (turn % 5 === 0) sizes[turn]!.push(DATACHANNEL_MESSAGE_BYTES - 5, 100 * 1024);
+    }
+    const sent = sizes.flat().map((size) => new Uint8Array(randomBytes(size)));
+    const received = collect(agent.transport, sent.length);
+    let at = 0;
+    for (const turn of sizes) {
+      for (let i = 0; i < turn.length; i++) device.transport.send(sent[at++]!);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const got = await received;
+    expect(got.map((f) => f.length)).toEqual(sent.map((f) => f.length));
+    for (let i = 0; i < sent.length; i++) expect(Buffer.compare(got[i]!, sent[i]!)).toBe(0);
+  });
+
   it('holds sends past the high water, reports them in bufferedAmount, and drains', async () => {
     const { device, agent } = await pair();
     let received = 0;

@@ -31,6 +31,18 @@ const CHUNK_PAYLOAD_BYTES = DATACHANNEL_MESSAGE_BYTES - 1;
 /** First byte of each chunk: more chunks of this frame follow, or this one ends it. */
 const CHUNK_MORE = 0;
 const CHUNK_LAST = 1;
+/**
+ * First byte of a message that joins whole frames, each behind its length (4 bytes, big-endian).
+ * Sent only to a peer that said in the handshake that it splits them (JOINED_FRAMES_FEATURE): every
+ * message is one trip through the library's lock, SCTP, DTLS and a UDP datagram, and a preview's
+ * turn produces a handful of small frames (data, acks) for many streams at once.
+ */
+const JOINED = 2;
+const LENGTH_BYTES = 4;
+/** The largest frame that joins others: one that fits a message beside its length. */
+const MAX_JOINED_FRAME_BYTES = DATACHANNEL_MESSAGE_BYTES - 1 - LENGTH_BYTES;
+/** The handshake's name for "this side splits joined messages" (LinkHello/LinkChallenge.transport_features). */
+export const JOINED_FRAMES_FEATURE = 'dc-joined-frames';
 
 export interface DataChannelTransportOptions {
   /**
@@ -48,6 +60,11 @@ export interface DataChannelTransportOptions {
   inFlightAllowance?: number;
   /** Called once after the channel closed (close the peer connection here, channel first). */
   onClosed?: () => void;
+  /**
+   * Runs `flush` after this turn's I/O (Node: setImmediate, the default where it exists): once
+   * joining is on, the frames of one turn leave together then.
+   */
+  later?: (flush: () => void) => void;
 }
 
 const DEFAULTS = { channelHighWater: 2 * 1024 * 1024, lowWater: 128 * 1024, inFlightAllowance: 192 * 1024 };
@@ -58,6 +75,27 @@ function toBytes(message: string | Uint8Array | ArrayBuffer): Uint8Array | undef
   if (message instanceof Uint8Array) return message;
   if (message instanceof ArrayBuffer) return new Uint8Array(message);
   return undefined;
+}
+
+const defaultLater: (flush: () => void) => void =
+  (globalThis as { setImmediate?: (flush: () => void) => unknown }).setImmediate ?? ((flush) => setTimeout(flush, 0));
+
+/** The frames of a joined message (views into it), or why it is malformed. */
+function splitJoined(message: Uint8Array): Uint8Array[] | string {
+  if (message[0] !== JOINED) return 'not a joined message';
+  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+  const frames: Uint8Array[] = [];
+  let at = 1;
+  while (at < message.length) {
+    if (at + LENGTH_BYTES > message.length) return 'a joined message ends inside a frame length';
+    const length = view.getUint32(at);
+    at += LENGTH_BYTES;
+    if (length > message.length - at) return 'a joined message ends inside a frame';
+    frames.push(message.subarray(at, at + length));
+    at += length;
+  }
+  if (frames.length === 0) return 'an empty joined message';
+  return frames;
 }
 
 /** Splits one frame into chunks of at most DATACHANNEL_MESSAGE_BYTES (exported for tests). */
@@ -75,20 +113,32 @@ export function splitFrame(frame: Uint8Array): Uint8Array[] {
   return chunks;
 }
 
+/** The WebRTC FrameTransport: see wrapDataChannel. */
+export interface DataChannelTransport extends FrameTransport {
+  joinedFrames: NonNullable<FrameTransport['joinedFrames']>;
+}
+
 /**
  * Wraps an open, ordered, reliable data channel as the link's FrameTransport: frames split into
  * ≤ 64 KiB chunks and joined again on the other side, sends past the channel's high water kept
  * here until it reports low, and a close that takes the channel down before its peer connection.
  * A close reason travels as a last text message, since a data channel's close carries none.
+ * Once the handshake found that the peer splits joined messages (joinedFrames.enable()), the small
+ * frames of one event-loop turn leave as one message; messages of every kind are understood here
+ * from the start, whatever this side sends.
  */
-export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTransportOptions = {}): FrameTransport {
+export function wrapDataChannel(
+  channel: DataChannelLike,
+  options: DataChannelTransportOptions = {},
+): DataChannelTransport {
   const tuning = { ...DEFAULTS, ...options };
+  const later = options.later ?? defaultLater;
   const frames = new Emitter<Uint8Array>();
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
   const emitters = { frames, drains, closes, unclaimed };
-  /** Chunks waiting for the channel to take them. */
+  /** Messages waiting for the channel to take them. */
   const queue: Uint8Array[] = [];
   let queuedBytes = 0;
   /** Chunks of the frame being received. */
@@ -97,14 +147,39 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
   let wasHigh = false;
   let closed = false;
   let peerReason: CloseReason | undefined;
+  /**
+   * The joined message of this turn so far (joining on only), copied in as frames come: a caller
+   * may reuse its buffer once send() returned. 1 byte of kind, then each frame behind its length.
+   */
+  const turn = new Uint8Array(DATACHANNEL_MESSAGE_BYTES);
+  const turnView = new DataView(turn.buffer);
+  turn[0] = JOINED;
+  let turnFrames = 0;
+  let turnBytes = 1;
+  let turnOpen = false;
+  let joining = false;
 
-  const reported = () => queuedBytes + Math.max(0, channel.bufferedAmount() - tuning.inFlightAllowance);
+  /**
+   * The channel's bufferedAmount, or a bound above it: the library reads it under the lock its
+   * SCTP thread holds while it works, so it is read again only where a decision hangs on it (at
+   * or above the lowest line that matters). Between reads it only falls, except by what we send.
+   */
+  const decisionLine = Math.min(tuning.inFlightAllowance, tuning.channelHighWater);
+  let channelBound = 0;
+  const channelAmount = () => {
+    if (channelBound >= decisionLine) channelBound = channel.bufferedAmount();
+    return channelBound;
+  };
+
+  const reported = () => queuedBytes + turnBytes - 1 + Math.max(0, channelAmount() - tuning.inFlightAllowance);
 
   const finish = (reason: CloseReason) => {
     if (closed) return;
     closed = true;
     queue.length = 0;
     queuedBytes = 0;
+    turnFrames = 0;
+    turnBytes = 1;
     partial = [];
     try {
       channel.close();
@@ -133,11 +208,12 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
   };
 
   const pump = () => {
-    while (queue.length > 0 && !closed && channel.bufferedAmount() < tuning.channelHighWater) {
-      const chunk = queue.shift()!;
-      queuedBytes -= chunk.length;
+    while (queue.length > 0 && !closed && channelAmount() < tuning.channelHighWater) {
+      const message = queue.shift()!;
+      queuedBytes -= message.length;
+      channelBound += message.length;
       try {
-        channel.sendMessageBinary(chunk);
+        channel.sendMessageBinary(message);
       } catch (error) {
         finish({ code: 'E_UNAVAILABLE', message: `data channel send failed: ${String(error)}` });
         return;
@@ -149,9 +225,39 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
     }
   };
 
+  const enqueue = (message: Uint8Array) => {
+    queue.push(message);
+    queuedBytes += message.length;
+  };
+
+  /** The frames of this turn so far leave as one message (one frame: as a plain last chunk). */
+  const flushTurn = () => {
+    if (turnFrames === 0) return;
+    let message: Uint8Array;
+    if (turnFrames === 1) {
+      // One frame: a plain last chunk (its length's last byte becomes the chunk's kind).
+      message = turn.slice(LENGTH_BYTES, turnBytes);
+      message[0] = CHUNK_LAST;
+    } else {
+      message = turn.slice(0, turnBytes);
+    }
+    turnFrames = 0;
+    turnBytes = 1;
+    enqueue(message);
+  };
+
+  const endTurn = () => {
+    turnOpen = false;
+    if (closed || turnFrames === 0) return;
+    flushTurn();
+    pump();
+  };
+
   channel.setBufferedAmountLowThreshold(tuning.lowWater);
   channel.onBufferedAmountLow(() => {
-    if (!closed) pump();
+    if (closed) return;
+    channelBound = channel.bufferedAmount();
+    pump();
   });
 
   const deliver = (frame: Uint8Array) => {
@@ -175,8 +281,24 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
       return;
     }
     const chunk = toBytes(message);
-    if (chunk === undefined || chunk.length === 0 || chunk[0]! > CHUNK_LAST) {
+    if (chunk === undefined || chunk.length === 0 || chunk[0]! > JOINED) {
       fail('a data-channel message that is not a link chunk');
+      return;
+    }
+    if (chunk[0] === JOINED) {
+      if (partial.length > 0) {
+        fail('joined frames inside a frame that was split in chunks');
+        return;
+      }
+      const joined = splitJoined(chunk);
+      if (typeof joined === 'string') {
+        fail(joined);
+        return;
+      }
+      for (const frame of joined) {
+        if (closed) return;
+        deliver(frame);
+      }
       return;
     }
     const payload = chunk.subarray(1);
@@ -199,14 +321,46 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
   channel.onClosed(() => finish(peerReason ?? { code: 'closed', message: 'the data channel closed' }));
   channel.onError((error) => finish(peerReason ?? { code: 'E_UNAVAILABLE', message: `data channel error: ${error}` }));
 
-  const transport: FrameTransport = {
+  const sendJoining = (frame: Uint8Array) => {
+    if (frame.length > MAX_JOINED_FRAME_BYTES) {
+      // Too big to join: what this turn joined so far goes first, then this frame in chunks.
+      flushTurn();
+      for (const chunk of splitFrame(frame)) enqueue(chunk);
+      pump();
+      return;
+    }
+    // The first frame after a quiet spell (nothing of ours waiting) goes at once: a keystroke or
+    // its echo must not wait for the rest of the turn. The frames after it in this turn, and
+    // every frame while earlier ones still wait, are joined and leave when the turn ends.
+    if (!turnOpen && queue.length === 0 && reported() === 0) {
+      turnOpen = true;
+      later(endTurn);
+      enqueue(splitFrame(frame)[0]!);
+      pump();
+      return;
+    }
+    if (turnBytes + LENGTH_BYTES + frame.length > DATACHANNEL_MESSAGE_BYTES) {
+      flushTurn();
+      pump();
+    }
+    turnView.setUint32(turnBytes, frame.length);
+    turn.set(frame, turnBytes + LENGTH_BYTES);
+    turnBytes += LENGTH_BYTES + frame.length;
+    turnFrames++;
+    if (!turnOpen) {
+      turnOpen = true;
+      later(endTurn);
+    }
+  };
+
+  const transport: DataChannelTransport = {
     send(frame) {
       if (closed) return;
-      for (const chunk of splitFrame(frame)) {
-        queue.push(chunk);
-        queuedBytes += chunk.length;
+      if (joining) sendJoining(frame);
+      else {
+        for (const chunk of splitFrame(frame)) enqueue(chunk);
+        pump();
       }
-      pump();
       if (reported() >= DRAIN_LOW_WATER) wasHigh = true;
     },
     get bufferedAmount() {
@@ -215,11 +369,23 @@ export function wrapDataChannel(channel: DataChannelLike, options: DataChannelTr
     ...transportListeners(emitters, () => closed),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
+      // What this turn joined goes before the reason.
+      flushTurn();
+      pump();
       sendText(reason);
       finish(reason);
     },
     get closed() {
       return closed;
+    },
+    joinedFrames: {
+      feature: JOINED_FRAMES_FEATURE,
+      enable() {
+        joining = true;
+      },
+      get enabled() {
+        return joining;
+      },
     },
   };
   return transport;

@@ -149,6 +149,22 @@ export function formatFingerprint(bytes: Uint8Array): string {
   return (bytesToHex(bytes).toUpperCase().match(/../g) ?? []).join(':');
 }
 
+/** What the device offers in its hello: its transport's features, or nothing to name. */
+export function offeredTransportFeatures(transport: FrameTransport): string[] | undefined {
+  return transport.joinedFrames ? [transport.joinedFrames.feature] : undefined;
+}
+
+/**
+ * Turns on in `transport` what both sides name: the agent passes the hello's offer (and names the
+ * result in its challenge), the device the challenge's answer. Returns what was turned on.
+ */
+export function useTransportFeatures(transport: FrameTransport, named: readonly string[] | undefined): string[] {
+  const joined = transport.joinedFrames;
+  if (joined === undefined || !named?.includes(joined.feature)) return [];
+  joined.enable();
+  return [joined.feature];
+}
+
 export function encodeLinkMessage(message: LinkMessage): Uint8Array {
   return encodeFrame({ type: 'control', json: JSON.stringify(message) });
 }

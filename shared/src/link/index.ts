@@ -55,6 +55,8 @@ export {
   wrapDataChannel,
   splitFrame,
   DATACHANNEL_MESSAGE_BYTES,
+  JOINED_FRAMES_FEATURE,
+  type DataChannelTransport,
   type DataChannelLike,
   type DataChannelTransportOptions,
 } from './datachannel-transport.js';

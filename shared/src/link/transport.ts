@@ -32,6 +32,13 @@ export interface FrameTransport {
   onClose(listener: (reason: CloseReason) => void): Disposable;
   close(reason?: CloseReason): void;
   readonly closed: boolean;
+  /**
+   * Optional: a transport whose own messages can each carry several frames, once the peer has said
+   * it splits them. The handshake names `feature` in its hello (device) or challenge (agent) when
+   * the transport has this, and calls enable() once the peer named it too; a peer of an older
+   * version names nothing (the field is unknown to it, so dropped) and gets one frame a message.
+   */
+  joinedFrames?: { readonly feature: string; enable(): void; readonly enabled: boolean };
 }
 
 /** What an adapter keeps for the listening half of its FrameTransport (see transportListeners). */

@@ -25,6 +25,16 @@ export const LinkNonceHex = hex(32, 'nonce');
 export const PakeShareHex = hex(32, 'PAKE share');
 export const MacHex = hex(32, 'MAC');
 
+/**
+ * What the sender's transport can do beyond one frame per message (FrameTransport.joinedFrames):
+ * the device names what it offers in its hello, the agent what it will use of that in its
+ * challenge. A peer of an older version drops the field unread and so names nothing; unknown names
+ * are ignored, so a later feature needs no version step either.
+ */
+export const TransportFeatures = z
+  .array(z.string().regex(/^[a-z0-9-]{1,32}$/, 'a transport feature is 1 to 32 of a-z, 0-9 and -'))
+  .max(8, 'at most 8 transport features');
+
 export const LinkMode = z.enum(['auth', 'pair']);
 export type LinkMode = z.infer<typeof LinkMode>;
 
@@ -44,6 +54,7 @@ export const LinkHello = z.object({
     .string()
     .regex(/^tok_[0-9a-f]{32}$/, 'enrollment must be an enrollment token id (tok_ and 32 hex digits)')
     .optional(),
+  transport_features: TransportFeatures.optional(),
 });
 export type LinkHello = z.infer<typeof LinkHello>;
 
@@ -54,6 +65,7 @@ export const LinkChallenge = z.object({
   nonce: LinkNonceHex,
   /** Pair mode only: the agent's CPace share Yb. */
   share: PakeShareHex.optional(),
+  transport_features: TransportFeatures.optional(),
 });
 export type LinkChallenge = z.infer<typeof LinkChallenge>;
 

@@ -42,4 +42,4 @@ const elapsed = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const p99 = latencies[Math.min(latencies.length - 1, Math.floor(0.99 * latencies.length))] ?? NaN;
 agent.destroy();
-console.log(JSON.stringify({ rps: latencies.length / elapsed, p99, failed }));
+console.log(JSON.stringify({ rps: latencies.length / elapsed, p99, failed, requests: latencies.length }));

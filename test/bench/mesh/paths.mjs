@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
 import { percentile } from '../support.mjs';
-import { twoHosts } from '../two-hosts.mjs';
+import { cpuSeconds, twoHosts } from '../two-hosts.mjs';
 
 const SECONDS = Number(process.env.BENCH_PREVIEW_S ?? 5);
 const ROUNDS = 3;
@@ -46,10 +46,25 @@ try {
   const previewPath = core.existingConnection('far')?.path?.kind ?? 'direct';
   const through = [];
   const direct = [];
+  // CPU each side spent per request through the preview (all threads: the WebRTC library's too),
+  // a figure that a loaded machine skews far less than req/s.
+  const cpu = { core: 0, agent: 0, origin: 0, directOrigin: 0 };
+  const cpuNow = () => ({
+    core: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+    agent: cpuSeconds(stack.pids.far.agent),
+    origin: cpuSeconds(stack.pids.far.origin),
+  });
   for (let round = 0; round < ROUNDS; round++) {
+    const before = cpuNow();
     through.push(await load([], local));
+    const after = cpuNow();
+    for (const key of ['core', 'agent', 'origin']) cpu[key] += after[key] - before[key];
+    const originBefore = cpuSeconds(stack.pids.far.origin);
     direct.push(await load(wrapper, origins.far));
+    cpu.directOrigin += cpuSeconds(stack.pids.far.origin) - originBefore;
   }
+  const requests = (runs) => runs.reduce((n, r) => n + r.requests, 0);
+  const perRequest = (seconds, runs) => ((seconds * 1e6) / requests(runs)).toFixed(0);
   if (previewPath !== 'p2p') console.error(`[mesh paths] the preview ran ${previewPath}, not over WebRTC (p2p)`);
   const median = (runs, key) =>
     percentile(
@@ -67,6 +82,10 @@ try {
   rows.push([
     `preview req/s, through the preview over WebRTC (${previewPath})`,
     `${rtcRps.toFixed(0)} (${list(through)}), p99 ${rtcP99.toFixed(1)} ms`,
+  ]);
+  rows.push([
+    'CPU µs per request through the preview: core / far agent / origin',
+    `${perRequest(cpu.core, through)} / ${perRequest(cpu.agent, through)} / ${perRequest(cpu.origin, through)} (origin, direct: ${perRequest(cpu.directOrigin, direct)})`,
   ]);
   rows.push([
     'req/s ratio WebRTC / direct; p99 ratio',

@@ -8,6 +8,8 @@
 // - keystroke echo: a 100-byte frame and its echo, BENCH_ECHOES (500) times, over WebRTC and over
 //   the direct link's transport (wrapWebSocket over a `ws` WebSocket on TLS, as the agent serves it):
 //   p50/p99 each and the ratio.
+// - a terminal beside a bulk transfer (T6): keystroke echo through the link's mux on one WebRTC link
+//   while BENCH_MIB of bulk runs on another stream of it, p50/p99, beside the same link idle;
 // - with delay (root only): the same bulk, BENCH_NETEM_MIB (64) MiB each way, WebRTC and raw TCP, in a
 //   network namespace this bench makes and removes, whose loopback `tc netem` delays by 10 ms each
 //   way (20 ms round trip); the ratio against TCP through the same delay.
@@ -15,7 +17,8 @@
 // loopback and ≥ 40 Mbit/s at 20 ms RTT. BENCH_MIB=1024 moves the 1 GiB of T4 (the default 256 MiB
 // keeps the whole bench under 2 min on a loaded 2-core machine).
 // ICE binds to 127.0.0.1 (libjuice gathers no loopback candidate otherwise).
-// Then, as root, paths.mjs: the same comparisons end to end, through real agents and the core.
+// Then, as root, paths.mjs: the same comparisons end to end, through real agents and the core; and
+// natlab.mjs: the data channel's open time across two NATs (port-preserving: p2p; symmetric: turn).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer as createTcpServer, connect as tcpConnect } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
@@ -23,13 +26,17 @@ import { performance } from 'node:perf_hooks';
 import nodeDataChannel from 'node-datachannel';
 import selfsigned from 'selfsigned';
 import WebSocket, { WebSocketServer } from 'ws';
-import { answerWebRtc, offerWebRtc, wrapWebSocket } from '@hangar/shared';
+import { BULK_FRAME_BYTES, BULK_STREAM_WINDOW, Mux, answerWebRtc, offerWebRtc, wrapWebSocket } from '@hangar/shared';
 import { percentile } from '../support.mjs';
 
 const OPENS = Number(process.env.BENCH_OPENS ?? 30);
 const MIB = Number(process.env.BENCH_MIB ?? 256);
 const ECHOES = Number(process.env.BENCH_ECHOES ?? 500);
 const config = { iceServers: [], bindAddress: '127.0.0.1' };
+// BENCH_SCTP_SNDBUF=BYTES: the SCTP send buffer of every association this process makes (the
+// library's default otherwise); what it holds is what a keystroke waits behind during a bulk.
+if (process.env.BENCH_SCTP_SNDBUF)
+  nodeDataChannel.setSctpSettings({ sendBufferSize: Number(process.env.BENCH_SCTP_SNDBUF) });
 const FRAME = 256 * 1024;
 const HIGH = 1024 * 1024;
 
@@ -143,6 +150,70 @@ async function echoTimes(sender, echoer) {
   return times;
 }
 
+/**
+ * A terminal beside a bulk transfer on one WebRTC link, through the link's mux as the agent and the
+ * core run it: the agent sends `total` bytes on a bulk stream while the device types one byte at a
+ * time (every 5 ms) on a terminal stream and the agent echoes it. Echo times in ms, with bulk and
+ * without (the same link before the bulk starts), and the bulk's MB/s.
+ */
+async function keystrokesDuringBulk(total) {
+  const { device, agent } = await pair();
+  const deviceMux = new Mux(device.transport, { role: 'client' });
+  const agentMux = new Mux(agent.transport, { role: 'agent' });
+  const terminal = deviceMux.openStream({ id: 1 });
+  const terminalAgent = agentMux.openStream({ id: 1 });
+  terminalAgent.onData((data) => terminalAgent.write(data));
+  const type = async (until) => {
+    const times = [];
+    while (!until()) {
+      const began = performance.now();
+      await new Promise((resolve) => {
+        const echo = terminal.onData(() => {
+          echo.dispose();
+          resolve();
+        });
+        terminal.write(Uint8Array.of(97));
+      });
+      times.push(performance.now() - began);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return times;
+  };
+  let keys = 0;
+  const idle = await type(() => ++keys > 200);
+
+  const bulk = deviceMux.openStream({ id: 3, window: BULK_STREAM_WINDOW });
+  const bulkAgent = agentMux.openStream({ id: 3, window: BULK_STREAM_WINDOW, maxFrameBytes: BULK_FRAME_BYTES });
+  let received = 0;
+  let finished = false;
+  const arrived = new Promise((resolve) =>
+    bulk.onData((data) => {
+      received += data.length;
+      if (received >= total) resolve();
+    }),
+  );
+  const chunk = new Uint8Array(256 * 1024).fill(7);
+  let sent = 0;
+  const fill = () => {
+    while (sent < total) {
+      sent += chunk.length;
+      if (!bulkAgent.write(chunk)) return;
+    }
+  };
+  bulkAgent.onDrain(fill);
+  const started = performance.now();
+  fill();
+  void arrived.then(() => (finished = true));
+  const busy = await type(() => finished);
+  await arrived;
+  const mbps = total / ((performance.now() - started) / 1000) / 1e6;
+  deviceMux.close();
+  agentMux.close();
+  device.transport.close();
+  agent.transport.close();
+  return { idle, busy, mbps };
+}
+
 async function wssPair() {
   const pems = await selfsigned.generate([{ name: 'commonName', value: 'bench' }], { keySize: 2048, days: 1 });
   const server = createHttpsServer({ cert: pems.cert, key: pems.private, minVersion: 'TLSv1.3' });
@@ -216,6 +287,13 @@ console.log(
     `direct wss p50 ${fmt(p(wssEcho, 50))} µs p99 ${fmt(p(wssEcho, 99))} µs; WebRTC/wss p50 ${fmt(p(rtcEcho, 50) / p(wssEcho, 50), 2)}`,
 );
 
+const during = await keystrokesDuringBulk(total);
+console.log(
+  `[mesh] keystroke echo through the mux on one WebRTC link, during ${MIB} MiB of bulk on another stream (${fmt(during.mbps, 1)} MB/s): ` +
+    `p50 ${fmt(p(during.busy, 50), 2)} ms p99 ${fmt(p(during.busy, 99), 2)} ms (${during.busy.length} keys); the same link idle (reference): ` +
+    `p50 ${fmt(p(during.idle, 50), 2)} ms p99 ${fmt(p(during.idle, 99), 2)} ms; p99 ratio ${fmt(p(during.busy, 99) / p(during.idle, 99), 1)}× (T6 p99 ≤ 50 ms: ${p(during.busy, 99) <= 50 ? 'met' : 'missed'})`,
+);
+
 console.log(
   `[mesh] targets: open p50 ≤ 500 ms (${percentile(opens, 50) <= 500 ? 'met' : 'missed'}); WebRTC on loopback ≥ 100 Mbit/s (${fmt(rtc * 8, 0)} Mbit/s: ${rtc * 8 >= 100 ? 'met' : 'missed'})`,
 );
@@ -279,6 +357,13 @@ nodeDataChannel.cleanup();
 if (spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' }).status === 0 && process.getuid?.() === 0) {
   const paths = spawnSync(process.execPath, [new URL('./paths.mjs', import.meta.url).pathname], { stdio: 'inherit' });
   if (paths.status !== 0) process.exitCode = 1;
+  // Data-channel open time across the NAT lab (needs coturn too): the loopback figure above is its reference.
+  if (spawnSync('turnserver', ['--version'], { stdio: 'ignore' }).status === 0) {
+    const lab = spawnSync(process.execPath, [new URL('./natlab.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+    if (lab.status !== 0) process.exitCode = 1;
+  } else {
+    console.log('[mesh natlab] skipped: no coturn (turnserver)');
+  }
 } else {
   console.log(
     '[mesh] end to end (preview req/s, keystroke echo through hangar attach): skipped (needs root: ip netns)',

@@ -1,18 +1,28 @@
 import {
   BULK_STREAM_WINDOW,
   HangarError,
+  isHangarError,
   toHangarError,
   type ArtifactInfo,
   type CloseReason,
   type DownloadedArtifact,
   type LinkStream,
+  type Mux,
 } from '@hangar/shared';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
-import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
+import {
+  MOVED,
+  RECONNECT_PATIENCE_MS,
+  isTransient,
+  linkWithin,
+  onMovedOff,
+  streamError,
+  type JobLink,
+} from './job-link.js';
 
 export interface DownloadProgress {
   /** The artifact being fetched now. */
@@ -66,7 +76,8 @@ export async function downloadArtifacts(
             break;
           } catch (error) {
             const have = await sizeOf(partial);
-            if (have > had) tries = 1;
+            // Progress, or a move to a better path, is not a failed try.
+            if (have > had || (isHangarError(error) && error.details?.['moved'] === true)) tries = 0;
             had = have;
             if (!isTransient(error) || tries >= FETCH_TRIES) throw toHangarError(error);
             await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
@@ -124,8 +135,15 @@ async function fetchOne(
     for await (const chunk of createReadStream(partial) as AsyncIterable<Buffer>) hasher.update(chunk);
   }
   let received = have;
-  const mux = await connection.link();
   const out = await open(partial, 'a');
+  let mux: Mux;
+  try {
+    // The link is taken right before its stream opens and the move watch starts (no await between).
+    mux = await connection.link();
+  } catch (error) {
+    await out.close();
+    throw error;
+  }
   let stream: LinkStream;
   try {
     stream = mux.openStream({ recvOffset: have, window: BULK_STREAM_WINDOW });
@@ -145,6 +163,13 @@ async function fetchOne(
     hasher.update(data);
     writer.push(data, received);
   });
+  // Moved to a better path: this stream stops here and the fetch goes on there from the bytes the
+  // file has (the caller's retry), instead of running on the old link until it is retired.
+  let movedOff = false;
+  const moving = onMovedOff(connection, mux, () => {
+    movedOff = true;
+    stream.close(MOVED, { flush: false });
+  });
   try {
     try {
       await connection.call('artifact.fetch', { id: jobId, path: artifact.path, from: have, stream_id: stream.id });
@@ -156,6 +181,7 @@ async function fetchOne(
     await writer.drained();
     if (reason.code !== 'artifact_end') {
       if (mux.closed) throw new HangarError('E_UNAVAILABLE', `link dropped while fetching ${artifact.path}`);
+      if (movedOff) throw new HangarError('E_UNAVAILABLE', `${MOVED.message} (${artifact.path})`, { moved: true });
       throw streamError(`artifact ${artifact.path}`, reason);
     }
     const sha256 = hasher.digest('hex');
@@ -168,6 +194,7 @@ async function fetchOne(
     }
     await rename(partial, file);
   } finally {
+    moving.dispose();
     // Bytes written so far stay in the partial file for the next try, which reads its size.
     await writer.drained().catch(() => undefined);
     await out.close();

@@ -5,7 +5,31 @@ import type { HostConnection } from '../connection/host-connection.js';
  * What the jobs capability needs from a host connection. HostConnection provides it; tests pass
  * an in-memory one, so packing, upload, log follow and downloads run without a real agent.
  */
-export type JobLink = Pick<HostConnection, 'call' | 'link' | 'retain' | 'on'> & { host: { name: string } };
+export type JobLink = Pick<HostConnection, 'call' | 'link' | 'retain' | 'on'> &
+  Partial<Pick<HostConnection, 'onLink'>> & { host: { name: string } };
+
+/** The reason a follow or a download gives the stream it leaves when the link moves to a better path. */
+export const MOVED = { code: 'moved', message: 'the link moved to a better path; going on there' };
+
+/**
+ * Calls `moved` once if the connection's live link becomes another than `mux` (a path upgrade, or
+ * a reconnect): a stream on a link that was moved off would otherwise run there until it ends, or
+ * until the old link is retired (at most 30 s) and cuts it.
+ */
+export function onMovedOff(connection: JobLink, mux: Mux, moved: () => void): { dispose(): void } {
+  let done = false;
+  const subscription = connection.onLink?.((next) => {
+    if (done || next === mux) return;
+    done = true;
+    moved();
+  });
+  return {
+    dispose: () => {
+      done = true;
+      void subscription?.dispose();
+    },
+  };
+}
 
 /** Network trouble that a new link can fix; anything else is the answer. */
 export function isTransient(error: unknown): boolean {

@@ -10,7 +10,16 @@ import {
   type Mux,
 } from '@hangar/shared';
 import { BlockQueue } from './log-blocks.js';
-import { RECONNECT_PATIENCE_MS, callRetrying, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
+import {
+  MOVED,
+  RECONNECT_PATIENCE_MS,
+  callRetrying,
+  isTransient,
+  linkWithin,
+  onMovedOff,
+  streamError,
+  type JobLink,
+} from './job-link.js';
 
 export interface LogChunk {
   attempt: number;
@@ -51,7 +60,7 @@ export interface LogEnd {
   exitCode: number | null;
 }
 
-type Segment = { kind: 'end'; exitCode: number | null } | { kind: 'dropped' };
+type Segment = { kind: 'end'; exitCode: number | null } | { kind: 'dropped' } | { kind: 'moved' };
 
 /**
  * Streams one job's log to a sink: byte offsets carried across dropped links (the next request
@@ -75,6 +84,8 @@ export async function followJobLog(
       if (options.signal?.aborted) return { attempt: attempt ?? 0, offset, exitCode: null };
       const mux = await linkWithin(connection, Date.now() + patience);
       const segment = await readSegment(mux);
+      // Moved to a better path: asked again there from the last byte delivered, with nothing to say.
+      if (segment.kind === 'moved') continue;
       if (segment.kind === 'dropped') {
         if (!dropped) sink.status?.('reconnecting');
         dropped = true;
@@ -120,6 +131,15 @@ export async function followJobLog(
       });
     }, fail);
     const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+    // Blocks not delivered yet are dropped with the stream: the next request starts at `offset`,
+    // the end of the last block delivered, so nothing is lost or doubled.
+    let movedOff = false;
+    const moving = onMovedOff(connection, mux, () => {
+      movedOff = true;
+      queue.clear();
+      stream.close(MOVED, { flush: false });
+    });
+    void closed.then(() => moving.dispose());
     const stop = () => stream.close({ code: 'cancelled', message: 'the reader stopped following' });
     options.signal?.addEventListener('abort', stop);
     void closed.then(() => options.signal?.removeEventListener('abort', stop));
@@ -155,6 +175,7 @@ export async function followJobLog(
     } catch (error) {
       void subscription.dispose();
       stream.close({ code: 'cancelled', message: 'log request failed' });
+      if (movedOff && isTransient(error)) return { kind: 'moved' };
       if (mux.closed && isTransient(error)) return { kind: 'dropped' };
       throw toHangarError(error);
     }
@@ -162,6 +183,7 @@ export async function followJobLog(
     // Whole blocks that arrived are delivered before we say how the segment ended (offset is then exact).
     await Promise.race([queue.delivered(), aborted(options.signal)]);
     if (failure) throw failure;
+    if (movedOff && !options.signal?.aborted && reason.code !== 'log_end') return { kind: 'moved' };
     if (options.signal?.aborted) return { kind: 'end', exitCode: null };
     if (reason.code === 'log_end') {
       if (blocks.pending > 0) throw new HangarError('E_PROTOCOL', `log of ${jobId} ended inside a block`);

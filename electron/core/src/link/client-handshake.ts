@@ -10,9 +10,11 @@ import {
   fromHex,
   handshakeReader,
   parseOrThrow,
+  offeredTransportFeatures,
   randomNonce,
   signaturePayload,
   toHex,
+  useTransportFeatures,
   transcriptHash,
   loadCpace,
   type Ed25519Signer,
@@ -64,6 +66,7 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
   const refusalMode = enrollment ? 'enroll' : mode.kind;
   try {
     const clientNonce = randomNonce();
+    const offered = offeredTransportFeatures(transport);
     transport.send(
       encodeLinkMessage({
         schema_version: SCHEMA_VERSION,
@@ -73,9 +76,11 @@ export async function clientHandshake(input: ClientHandshakeInput): Promise<{ ag
         device_name: input.deviceName,
         nonce: toHex(clientNonce),
         ...(enrollment ? { enrollment: enrollment.token_id } : {}),
+        ...(offered ? { transport_features: offered } : {}),
       }),
     );
     const challenge = expectFromAgent(await reader.next(), 'link.challenge');
+    useTransportFeatures(transport, challenge.transport_features);
     if (mode.kind === 'auth' && challenge.agent_key !== mode.agentKey.toLowerCase()) {
       throw mode.keyChanged(challenge.agent_key);
     }

@@ -1,6 +1,7 @@
 import {
   ControlClient,
   ControlServer,
+  Emitter,
   EventHub,
   HangarError,
   HOST_EVENTS,
@@ -36,6 +37,11 @@ export class FakeHost implements JobLink, Disposable {
   private server: ControlServer<typeof HOST_PROCEDURES, null, typeof HOST_EVENTS> | undefined;
   agent: Mux | undefined;
   private readonly events = new EventHub<typeof HOST_EVENTS>();
+  private readonly linkEmitter = new Emitter<Mux>();
+  /** A new link became the live one (after move(), as HostConnection's onLink). */
+  readonly onLink = this.linkEmitter.event;
+  /** Links moved off by move(), still open until the test disposes the host. */
+  readonly movedOff: Mux[] = [];
   /** While true, link() fails as if the host were unreachable. */
   down = false;
   links = 0;
@@ -72,6 +78,21 @@ export class FakeHost implements JobLink, Disposable {
     this.server?.publish(event, data);
   }
 
+  /**
+   * A better path: a new link becomes the live one and onLink fires, while the old one stays open
+   * with its streams (HostConnection.moveTo); `movedOff` holds the old one's agent end.
+   */
+  async move(): Promise<Mux> {
+    const old = this.client;
+    this.client = undefined;
+    if (this.agent) this.movedOff.push(this.agent);
+    const mux = await this.link();
+    this.retiredClients.push(old!);
+    this.linkEmitter.fire(mux);
+    return mux;
+  }
+  private readonly retiredClients: ControlClient<typeof HOST_PROCEDURES, typeof HOST_EVENTS>[] = [];
+
   /** The network drops: both ends see the link close at once. */
   cut(): void {
     this.pair?.cut();
@@ -94,7 +115,9 @@ export class FakeHost implements JobLink, Disposable {
   }
 
   dispose(): void {
+    for (const old of this.retiredClients) old.mux.close();
     this.client?.mux.close();
+    this.linkEmitter.dispose();
     this.events.dispose();
   }
 }

@@ -151,6 +151,52 @@ describe('following a job log', () => {
     }
   });
 
+  it('a followed log moves to a better path at once: asked again there from the byte it had, nothing lost or doubled, no reconnect shown', async () => {
+    const host = fakeHost();
+    const log = new FakeLog();
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: 1, from: p.from, compression: 'deflate' },
+      after: () => log.serve(agent, p.stream_id, p.from),
+    });
+    const received: LogChunk[] = [];
+    const statuses: string[] = [];
+    const following = followJobLog(
+      host,
+      JOB,
+      { follow: true, throughRetries: false },
+      {
+        data: (chunk, consumed) => {
+          received.push(chunk);
+          setTimeout(consumed, 0);
+        },
+        status: (s) => statuses.push(s),
+      },
+    );
+    let line = 0;
+    const writeLines = (n: number) =>
+      log.append(Buffer.from(Array.from({ length: n }, () => `line ${line++}\n`).join('')));
+    for (let i = 0; i < 20; i++) writeLines(2000);
+    await until(() => received.length > 3);
+    await host.move();
+    // The stream on the old link is closed by the follower, not left to run until that link is retired.
+    await until(() => host.movedOff[0]!.openStreamCount === 0);
+    for (let i = 0; i < 20; i++) writeLines(2000);
+    log.finish(0);
+    const end = await following;
+
+    expect(Buffer.concat(received.map((c) => c.data)).equals(log.bytes)).toBe(true);
+    expect(end).toEqual({ attempt: 1, offset: log.bytes.length, exitCode: 0 });
+    expect(statuses).toEqual([]);
+    const asked = host.calls.filter((c) => c.method === 'job.logs').map((c) => c.params.from);
+    expect(asked).toHaveLength(2);
+    expect(asked[1]).toBeGreaterThan(0);
+    let at = 0;
+    for (const chunk of received) {
+      expect(chunk.offset).toBe(at);
+      at += chunk.data.length;
+    }
+  });
+
   it('a retried job is followed into its next attempt', async () => {
     const host = fakeHost();
     const logs = [new FakeLog(), new FakeLog()];
@@ -397,6 +443,11 @@ describe('downloading artifacts', () => {
             stream.write(bytes.subarray(0, bytes.length >> 1));
             return;
           }
+          // The first fetch can be made to send all but its end (the test moves the link meanwhile).
+          if (holdOpen && host.calls.filter((c) => c.method === 'artifact.fetch').length === 1) {
+            stream.write(bytes.subarray(0, bytes.length - 1));
+            return;
+          }
           stream.write(bytes);
           stream.close({ code: 'artifact_end', message: 'done' });
         },
@@ -405,6 +456,7 @@ describe('downloading artifacts', () => {
     return host;
   }
   let cutHalfway = false;
+  let holdOpen = false;
 
   it('artifacts land under the folder with their paths, sha256 checked', async () => {
     const files = { 'build/app.ipa': Buffer.alloc(700_000, 1), 'report.txt': Buffer.from('ok\n') };
@@ -436,6 +488,27 @@ describe('downloading artifacts', () => {
     expect(fetches).toEqual([0, 1_500_000]);
     expect(host.links).toBe(2);
     expect(seen.at(-1)).toBe(bytes.length);
+    expect(readdirSync(join(out, 'dist'))).toEqual(['app.tar']);
+  });
+
+  it('a download moves to a better path at once, going on there from the byte the file has', async () => {
+    holdOpen = true;
+    const bytes = Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 7919) % 251));
+    const host = artifactHost({ 'dist/app.tar': bytes });
+    const out = tempDir();
+    let moved: Promise<Mux> | undefined;
+    await downloadArtifacts(host, JOB, out, (p) => {
+      if (moved === undefined && p.done >= 1_000_000) moved = host.move();
+    });
+    holdOpen = false;
+    expect(readFileSync(join(out, 'dist/app.tar')).equals(bytes)).toBe(true);
+    const fetches = host.calls.filter((c) => c.method === 'artifact.fetch').map((c) => c.params.from);
+    expect(fetches).toHaveLength(2);
+    expect(fetches[1]).toBeGreaterThanOrEqual(1_000_000);
+    expect(fetches[1]).toBeLessThan(bytes.length);
+    expect(host.links).toBe(2);
+    // The old link's stream was closed by the download, not left for the old link's retirement.
+    expect(host.movedOff[0]!.openStreamCount).toBe(0);
     expect(readdirSync(join(out, 'dist'))).toEqual(['app.tar']);
   });
 

@@ -1,0 +1,202 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  DATACHANNEL_MESSAGE_BYTES,
+  JOINED_FRAMES_FEATURE,
+  LinkChallenge,
+  LinkHello,
+  SCHEMA_VERSION,
+  offeredTransportFeatures,
+  useTransportFeatures,
+  wrapDataChannel,
+  type CloseReason,
+  type DataChannelLike,
+  type DataChannelTransport,
+} from '../src/index.js';
+
+/** A data channel that records what is sent and lets the test hand messages in. */
+function fakeChannel() {
+  const sent: Uint8Array[] = [];
+  const texts: string[] = [];
+  let onMessage: ((message: string | Uint8Array | ArrayBuffer) => void) | undefined;
+  const channel: DataChannelLike = {
+    sendMessageBinary: (message) => {
+      sent.push(message.slice());
+      return true;
+    },
+    sendMessage: (text) => {
+      texts.push(text);
+      return true;
+    },
+    bufferedAmount: () => 0,
+    setBufferedAmountLowThreshold: () => undefined,
+    onBufferedAmountLow: () => undefined,
+    onMessage: (listener) => (onMessage = listener),
+    onClosed: () => undefined,
+    onError: () => undefined,
+    isOpen: () => true,
+    close: () => undefined,
+  };
+  return { channel, sent, texts, receive: (message: Uint8Array | string) => onMessage!(message) };
+}
+
+/** A transport over a fake channel whose turns end when the test says (endTurn). */
+function side() {
+  const fake = fakeChannel();
+  const turnEnds: (() => void)[] = [];
+  const transport = wrapDataChannel(fake.channel, { later: (flush) => turnEnds.push(flush) });
+  const frames: Uint8Array[] = [];
+  transport.onFrame((frame) => frames.push(frame.slice()));
+  const closes: CloseReason[] = [];
+  transport.onClose((reason) => closes.push(reason));
+  const endTurn = () => {
+    for (const flush of turnEnds.splice(0)) flush();
+  };
+  return { ...fake, transport, frames, closes, endTurn };
+}
+
+function bytes(length: number, seed: number): Uint8Array {
+  const frame = new Uint8Array(length);
+  for (let i = 0; i < length; i++) frame[i] = (seed + i * 31) & 0xff;
+  return frame;
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const MAX_JOINED_FRAME = DATACHANNEL_MESSAGE_BYTES - 5;
+
+describe('data-channel transport: joined frames', () => {
+  it('any frames in any turns arrive whole and in order, in messages of at most 64 KiB', () => {
+    const size = fc.oneof(
+      { weight: 6, arbitrary: fc.integer({ min: 0, max: 300 }) },
+      { weight: 2, arbitrary: fc.integer({ min: MAX_JOINED_FRAME - 3, max: MAX_JOINED_FRAME + 3 }) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 140_000 }) },
+    );
+    const turns = fc.array(fc.array(size, { maxLength: 40 }), { minLength: 1, maxLength: 8 });
+    fc.assert(
+      fc.property(turns, fc.boolean(), (list, joining) => {
+        const from = side();
+        const to = side();
+        if (joining) from.transport.joinedFrames.enable();
+        const expected: Uint8Array[] = [];
+        for (const turn of list) {
+          const before = from.sent.length;
+          for (const length of turn) {
+            const frame = bytes(length, expected.length);
+            expected.push(frame.slice());
+            from.transport.send(frame);
+            frame.fill(0); // the caller may reuse its buffer once send() returned
+          }
+          from.endTurn();
+          // A turn of small frames: the first at once, all the others in one message.
+          if (joining && turn.length >= 2 && turn.every((n) => n <= 300)) expect(from.sent.length - before).toBe(2);
+        }
+        for (const message of from.sent) {
+          expect(message.length).toBeLessThanOrEqual(DATACHANNEL_MESSAGE_BYTES);
+          // What an older peer understands (a chunk of one frame) unless joining was agreed.
+          if (!joining) expect(message[0]).toBeLessThanOrEqual(1);
+          to.receive(message);
+        }
+        expect(to.closes).toEqual([]);
+        expect(to.frames.map((f) => f.length)).toEqual(expected.map((f) => f.length));
+        for (let i = 0; i < expected.length; i++) expect(same(to.frames[i]!, expected[i]!)).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('the first frame after a quiet spell leaves at once, the rest of the turn in one message when it ends', () => {
+    const from = side();
+    from.transport.joinedFrames.enable();
+    from.transport.send(bytes(10, 1));
+    expect(from.sent).toHaveLength(1);
+    expect(from.sent[0]![0]).toBe(1); // a plain one-frame chunk
+    for (let i = 0; i < 20; i++) from.transport.send(bytes(100, i));
+    expect(from.sent).toHaveLength(1);
+    expect(from.transport.bufferedAmount).toBeGreaterThan(20 * 100);
+    from.endTurn();
+    expect(from.sent).toHaveLength(2);
+    expect(from.sent[1]![0]).toBe(2);
+    expect(from.sent[1]!.length).toBe(1 + 20 * (4 + 100));
+    expect(from.transport.bufferedAmount).toBe(0);
+    // Quiet again: the next frame goes at once too.
+    from.transport.send(bytes(10, 2));
+    expect(from.sent).toHaveLength(3);
+  });
+
+  it('a frame of exactly the largest joinable size joins; one byte more goes on its own', () => {
+    const from = side();
+    from.transport.joinedFrames.enable();
+    from.transport.send(bytes(1, 0)); // opens the turn
+    from.transport.send(bytes(MAX_JOINED_FRAME, 1));
+    from.endTurn();
+    expect(from.sent.map((m) => m.length)).toEqual([2, DATACHANNEL_MESSAGE_BYTES - 4]);
+    from.transport.send(bytes(1, 0));
+    from.transport.send(bytes(3, 0));
+    from.transport.send(bytes(MAX_JOINED_FRAME + 1, 2));
+    // The frame this turn held went before the big one, in order.
+    expect(from.sent.slice(2).map((m) => [m[0], m.length])).toEqual([
+      [1, 2],
+      [1, 4],
+      [1, MAX_JOINED_FRAME + 2],
+    ]);
+  });
+
+  it('a malformed joined message closes the link with E_PROTOCOL and a reason that says what was wrong', () => {
+    const cases: [number[], string][] = [
+      [[2], 'empty joined message'],
+      [[2, 0, 0], 'inside a frame length'],
+      [[2, 0, 0, 0, 9, 1, 2], 'inside a frame'],
+      [[3, 1], 'not a link chunk'],
+    ];
+    for (const [message, why] of cases) {
+      const to = side();
+      to.receive(Uint8Array.from(message));
+      expect(to.closes).toHaveLength(1);
+      expect(to.closes[0]!.code).toBe('E_PROTOCOL');
+      expect(to.closes[0]!.message).toContain(why);
+      expect(to.texts).toHaveLength(1); // the reason went to the peer
+    }
+    const to = side();
+    to.receive(Uint8Array.of(0, 7)); // the start of a chunked frame
+    to.receive(Uint8Array.of(2, 0, 0, 0, 1, 5));
+    expect(to.closes[0]!.message).toContain('inside a frame that was split');
+  });
+
+  it('joining is on only when both handshake messages name it; an older peer names nothing', () => {
+    const device = side().transport as DataChannelTransport;
+    const agent = side().transport as DataChannelTransport;
+    const offered = offeredTransportFeatures(device);
+    expect(offered).toEqual([JOINED_FRAMES_FEATURE]);
+    const hello = LinkHello.parse({
+      schema_version: SCHEMA_VERSION,
+      kind: 'link.hello',
+      mode: 'auth',
+      device_key: 'a'.repeat(64),
+      device_name: 'laptop',
+      nonce: 'b'.repeat(64),
+      transport_features: offered,
+    });
+    expect(useTransportFeatures(agent, hello.transport_features)).toEqual([JOINED_FRAMES_FEATURE]);
+    expect(agent.joinedFrames.enabled).toBe(true);
+    const challenge = LinkChallenge.parse({
+      schema_version: SCHEMA_VERSION,
+      kind: 'link.challenge',
+      agent_key: 'c'.repeat(64),
+      nonce: 'd'.repeat(64),
+      transport_features: [JOINED_FRAMES_FEATURE, 'something-later'],
+    });
+    expect(useTransportFeatures(device, challenge.transport_features)).toEqual([JOINED_FRAMES_FEATURE]);
+    expect(device.joinedFrames.enabled).toBe(true);
+
+    // An older agent's challenge has no field: the device keeps one frame per message.
+    const withOld = side().transport;
+    expect(useTransportFeatures(withOld, undefined)).toEqual([]);
+    expect(withOld.joinedFrames.enabled).toBe(false);
+    expect(() => LinkHello.parse({ ...hello, transport_features: ['Bad Name'] })).toThrow(/transport feature/);
+  });
+});
