@@ -177,8 +177,11 @@ describe.skipIf(!canFirewall)(
       await reachEnrolledHost([], {}, 'p2p');
     });
 
+    // retry 1: the library deadlock over TURN that webrtc-natlab.test.ts describes (a command that
+    // hangs until the test's timeout; caught here with gdb: README "Known issues").
     it.skipIf(!hasCoturn)(
       'with relay-only ICE on both ends, the link runs through coturn: hosts ls says turn',
+      { retry: 1 },
       async () => {
         const turn = await startCoturn();
         // libjuice's relay-only policy still lets a direct peer-reflexive pair form on loopback: the
