@@ -25,6 +25,25 @@ export const HOPS = [
   ['bench.echo', 'the bench reads the echo from the terminal'],
 ];
 
+/** The same hops in node-floor.mjs's pair (`tls` or `tcp`): what two bare Node processes take. */
+export const floorHops = (kind) =>
+  HOPS.filter(([hop]) =>
+    [
+      'cli.stdin',
+      'cli.link.flushed',
+      'agent.link.read',
+      'agent.pty.written',
+      'agent.pty.read',
+      'agent.link.flushed',
+      'cli.link.read',
+      'cli.stdout.written',
+      'bench.echo',
+    ].includes(hop),
+  ).map(([hop, what]) => [
+    hop === 'bench.echo' ? `bench.${kind}-floor.echo` : `${kind}-floor.${hop}`,
+    what.replace('hangar attach', 'the client').replace(' (uncork)', '').replace('the core reads', 'the client reads'),
+  ]);
+
 /** Reads every `*.trace` file in dir: [{ at, name, bytes }] sorted by time. */
 export function readTraces(dir) {
   const events = [];
@@ -42,21 +61,21 @@ export function readTraces(dir) {
  * For each `bench.key.<pace>` event, each hop's first event after the previous hop's and before
  * the echo. Returns rows [hop, description, ...median ms after the previous hop per pace].
  */
-export function hopTable(events, paces) {
-  const perPace = new Map(paces.map((p) => [p, HOPS.map(() => [])]));
+export function hopTable(events, paces, hops = HOPS, client = 'bench') {
+  const perPace = new Map(paces.map((p) => [p, hops.map(() => [])]));
   const totals = new Map(paces.map((p) => [p, []]));
   for (let i = 0; i < events.length; i++) {
     const key = events[i];
-    if (!key.name.startsWith('bench.key.')) continue;
-    const pace = key.name.slice('bench.key.'.length);
+    if (!key.name.startsWith(`${client}.key.`)) continue;
+    const pace = key.name.slice(`${client}.key.`.length);
     const deltas = perPace.get(pace);
     if (!deltas) continue;
     let j = i + 1;
     let previous = key.at;
-    const echo = events.slice(i + 1).find((e) => e.name === 'bench.echo');
+    const echo = events.slice(i + 1).find((e) => e.name === `${client}.echo`);
     if (!echo) continue;
     totals.get(pace).push(echo.at - key.at);
-    HOPS.forEach(([hop], h) => {
+    hops.forEach(([hop], h) => {
       let k = j;
       while (k < events.length && events[k].at <= echo.at && events[k].name !== hop) k++;
       if (k >= events.length || events[k].at > echo.at) return;
@@ -65,7 +84,7 @@ export function hopTable(events, paces) {
       j = k + 1;
     });
   }
-  const rows = HOPS.map(([hop, description], h) => [
+  const rows = hops.map(([hop, description], h) => [
     hop,
     description,
     ...paces.map((p) => {
@@ -77,10 +96,19 @@ export function hopTable(events, paces) {
   return rows;
 }
 
+/** The table for hangar attach, and for each node-floor.mjs pair that was traced. */
 export function printHopTable(dir, paces) {
-  const rows = hopTable(readTraces(dir), paces);
+  const events = readTraces(dir);
+  printTable('hangar attach', hopTable(events, paces), paces);
+  for (const kind of ['tls', 'tcp']) {
+    if (!events.some((e) => e.name.startsWith(`bench.${kind}-floor.key.`))) continue;
+    printTable(`node floor (${kind})`, hopTable(events, paces, floorHops(kind), `bench.${kind}-floor`), paces);
+  }
+}
+
+function printTable(title, rows, paces) {
   const fmt = (v) => (v === undefined ? '—' : v.toFixed(3));
-  console.log(`\nhangar attach, per hop: median ms after the previous hop (${paces.join(' | ')})\n`);
+  console.log(`\n${title}, per hop: median ms after the previous hop (${paces.join(' | ')})\n`);
   console.log(`| hop | what | ${paces.join(' | ')} |`);
   console.log(`|---|---|${paces.map(() => '---').join('|')}|`);
   for (const [hop, description, ...values] of rows)

@@ -94,14 +94,24 @@ try {
           execFileSync('tmux', ['-L', socket, 'new-session', '-d', '-s', tmuxSession, 'sh', '-c', PANE_PROGRAM], {
             env,
           });
-          return echoClient(process.execPath, [floorScript, 'client', kind, dir, port], env);
+          // Its key and echo events under their own names, so the hop table can tell them apart.
+          const floorTrace = trace && {
+            event: (name) => trace.event(name.replace(/^bench\./, `bench.${kind}-floor.`)),
+          };
+          return echoClient(process.execPath, [floorScript, 'client', kind, dir, port], env, floorTrace);
         },
       });
     }
   }
   rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
 } finally {
-  for (const server of floors) server.kill();
+  await Promise.all(
+    floors.map((server) => {
+      const exited = once(server, 'exit');
+      server.kill();
+      return exited;
+    }),
+  );
   const stopped = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGTERM');
   await stopped;

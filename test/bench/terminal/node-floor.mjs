@@ -8,7 +8,7 @@
 //   node node-floor.mjs server <tls|tcp> <dir> <tmux socket> <tmux session>   (prints its port)
 //   node node-floor.mjs client <tls|tcp> <dir> <port>
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer as createTcpServer, connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
@@ -16,6 +16,20 @@ import pty from 'node-pty';
 
 const [role, kind, dir, ...rest] = process.argv.slice(2);
 const tls = kind === 'tls';
+
+// HANGAR_TRACE_KEYS=<dir>: the same hops as hangar attach and the agent stamp (hops.mjs), named
+// `<kind>-floor.cli.*` and `<kind>-floor.agent.*`, written at exit.
+const traceDir = process.env.HANGAR_TRACE_KEYS;
+const events = [];
+const stamp = traceDir
+  ? (hop) => events.push(`${(Number(process.hrtime.bigint()) / 1e6).toFixed(4)} ${kind}-floor.${hop} 0`)
+  : () => {};
+if (traceDir) {
+  process.on('exit', () =>
+    writeFileSync(join(traceDir, `floor-${role}-${process.pid}.trace`), events.join('\n') + '\n'),
+  );
+  process.on('SIGTERM', () => process.exit(0));
+}
 
 /** A throwaway P-256 key and self-signed certificate in dir (made once per run). */
 export function floorCertificate(dir) {
@@ -58,8 +72,16 @@ if (role === 'server') {
       env: { ...process.env, TERM: 'xterm-256color' },
       encoding: null,
     });
-    term.onData((data) => conn.write(data));
-    conn.on('data', (data) => writeSync(term.fd ?? term._fd, data));
+    term.onData((data) => {
+      stamp('agent.pty.read');
+      conn.write(data);
+      stamp('agent.link.flushed');
+    });
+    conn.on('data', (data) => {
+      stamp('agent.link.read');
+      writeSync(term.fd, data);
+      stamp('agent.pty.written');
+    });
     conn.on('close', () => term.kill());
     conn.on('error', () => term.kill());
     term.onExit(() => conn.destroy());
@@ -79,8 +101,14 @@ if (role === 'server') {
   process.stdin.on('data', (data) => {
     // Ctrl-] ends it, as it detaches hangar attach.
     if (data.includes(0x1d)) process.exit(0);
+    stamp('cli.stdin');
     conn.write(data);
+    stamp('cli.link.flushed');
   });
-  conn.on('data', (data) => process.stdout.write(data));
+  conn.on('data', (data) => {
+    stamp('cli.link.read');
+    process.stdout.write(data);
+    stamp('cli.stdout.written');
+  });
   conn.on('close', () => process.exit(0));
 }
