@@ -9,6 +9,7 @@ import {
   FRAME_TYPE,
   FrameReader,
   HangarError,
+  Mux,
   MAX_FRAME_BYTES,
   STREAMED_DATA_FRAME_BYTES,
   wrapByteStream,
@@ -287,6 +288,49 @@ describe('the raw link framing', () => {
     socket.finishWrites();
     flushes.splice(0).forEach((flush) => flush());
     expect(socket.given).toHaveLength(before + 1);
+  });
+
+  it("writes a stream's `now` bytes on a quiet link before write returns, and waits on a busy one", async () => {
+    const socket = new FakeSocket();
+    const flushes: (() => void)[] = [];
+    const mux = new Mux(wrapByteStream(socket, { later: (flush) => flushes.push(flush) }), { role: 'client' });
+    const stream = mux.openStream();
+    const framesOf = (bytes: Uint8Array) => {
+      const frames: ReturnType<typeof decodeFrame>[] = [];
+      new FrameReader().push(bytes, (frame) => frames.push(decodeFrame(frame)));
+      return frames;
+    };
+    try {
+      // A keystroke on a quiet link: framed and in the socket when write returns.
+      stream.write(Uint8Array.of(0x61), { now: true });
+      expect(socket.given).toHaveLength(1);
+      expect(framesOf(socket.given[0]!)).toEqual([
+        { type: 'data', stream: stream.id, offset: 0, payload: Uint8Array.of(0x61) },
+      ]);
+      // The same without `now`: at the end of the microtask, as before.
+      socket.finishWrites();
+      stream.write(Uint8Array.of(0x62));
+      expect(socket.given).toHaveLength(1);
+      await Promise.resolve();
+      await Promise.resolve();
+      expect(socket.given).toHaveLength(2);
+      // While a write is still under way (a flood), `now` bytes wait their turn like the rest.
+      stream.write(Uint8Array.of(0x63), { now: true });
+      expect(socket.given).toHaveLength(2);
+      await Promise.resolve();
+      socket.finishWrites();
+      flushes.splice(0).forEach((flush) => flush());
+      await Promise.resolve();
+      flushes.splice(0).forEach((flush) => flush());
+      expect(framesOf(concatBytes(socket.given.slice(2)))).toContainEqual({
+        type: 'data',
+        stream: stream.id,
+        offset: 2,
+        payload: Uint8Array.of(0x63),
+      });
+    } finally {
+      mux.close();
+    }
   });
 
   it('closes the link with E_PROTOCOL when the peer breaks the framing', async () => {

@@ -39,7 +39,9 @@ export class TerminalBindings implements Disposable {
 
     const backlog = attachment.readFrom(from);
     if (backlog && backlog.length > 0) stream.write(backlog);
-    subscriptions.add(attachment.onOutput((chunk) => void stream.write(chunk)));
+    // Live output (an echo) leaves before node-pty's read callback has finished (write's now);
+    // the backlog above goes after this turn, behind the answer to the attach.
+    subscriptions.add(attachment.onOutput((chunk) => void stream.write(chunk, { now: true })));
     subscriptions.add(stream.onAck((offset) => attachment.ack(offset)));
     subscriptions.add(stream.onData((data) => attachment.input(data)));
     subscriptions.add(

@@ -1,6 +1,7 @@
 import type { ListeningPort } from '@hangar/shared';
 import { execFile } from 'node:child_process';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 
 type Where = { procRoot?: string; lsof?: string };
@@ -113,37 +114,100 @@ function reachableOnLoopback(address: string): boolean {
   return address === '127.0.0.1' || address === '::1' || address === '0.0.0.0' || address === '::';
 }
 
+/** Longest the /proc scan for owners runs before it lets the event loop take a turn. */
+const SCAN_SLICE_MS = 1;
+
+interface Owner {
+  pid: number;
+  process: string;
+}
+
+/** A socket whose owner was not found (another user's process) is looked for again after this. */
+const UNOWNED_RETRY_MS = 60_000;
+
+/**
+ * What earlier scans found, by inode (unique while the socket lives): the owner and the fd that
+ * held the socket (checked again before use), or none found at that time.
+ */
+const knownOwners = new Map<string, { procRoot: string; owner?: Owner & { fd: string }; lookedAt: number }>();
+
 /**
  * inode → the process holding the socket, from /proc/<pid>/fd links (`socket:[inode]`). Only
  * processes this user may inspect are seen; the rest stay unnamed.
+ *
+ * The watch runs this whenever a port opens or closes anywhere on the machine, and a machine has
+ * a few hundred processes and a thousand fds or more: read through the thread pool (a worker and
+ * a callback on the loop per link) that was ~100 ms of CPU each time here, competing with
+ * keystrokes on a small machine. procfs answers from memory, so it is read synchronously, in
+ * slices of SCAN_SLICE_MS with a turn of the loop between them (a keystroke waits at most one
+ * slice); only sockets not seen before are looked for, and the scan stops once they are found.
  */
-async function socketOwners(
-  procRoot: string,
-  inodes: Set<string>,
-): Promise<Map<string, { pid: number; process: string }>> {
-  const owners = new Map<string, { pid: number; process: string }>();
-  if (inodes.size === 0) return owners;
-  const pids = (await readdir(procRoot).catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
-  await Promise.all(
-    pids.map(async (pid) => {
-      const fds = await readdir(`${procRoot}/${pid}/fd`).catch(() => [] as string[]);
-      for (const fd of fds) {
-        if (owners.size === inodes.size) return;
-        const target = await readlink(`${procRoot}/${pid}/fd/${fd}`).catch(() => '');
-        const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-        if (inode === undefined || !inodes.has(inode) || owners.has(inode)) continue;
-        owners.set(inode, { pid: Number(pid), process: await processName(procRoot, pid) });
+async function socketOwners(procRoot: string, inodes: Set<string>): Promise<Map<string, Owner>> {
+  const owners = new Map<string, Owner>();
+  const now = performance.now();
+  const wanted = new Set<string>();
+  for (const inode of knownOwners.keys()) if (!inodes.has(inode)) knownOwners.delete(inode);
+  for (const inode of inodes) {
+    const known = knownOwners.get(inode);
+    const owner = known?.procRoot === procRoot ? known.owner : undefined;
+    if (owner && linkTarget(`${procRoot}/${owner.pid}/fd/${owner.fd}`) === `socket:[${inode}]`) {
+      owners.set(inode, { pid: owner.pid, process: owner.process });
+    } else if (known?.procRoot !== procRoot || owner || now - known.lookedAt >= UNOWNED_RETRY_MS) {
+      wanted.add(inode);
+    }
+  }
+  if (wanted.size === 0) return owners;
+  let pids: string[];
+  try {
+    pids = readdirSync(procRoot).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return owners;
+  }
+  let sliceStart = performance.now();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`${procRoot}/${pid}/fd`);
+    } catch {
+      continue; // gone, or another user's
+    }
+    for (const fd of fds) {
+      if (performance.now() - sliceStart >= SCAN_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
       }
-    }),
-  );
+      const inode = /^socket:\[(\d+)\]$/.exec(linkTarget(`${procRoot}/${pid}/fd/${fd}`))?.[1];
+      if (inode === undefined || !wanted.has(inode)) continue;
+      const owner = { pid: Number(pid), process: processName(procRoot, pid) };
+      owners.set(inode, owner);
+      wanted.delete(inode);
+      knownOwners.set(inode, { procRoot, owner: { ...owner, fd }, lookedAt: now });
+      if (wanted.size === 0) return owners;
+    }
+  }
+  for (const inode of wanted) knownOwners.set(inode, { procRoot, lookedAt: now });
   return owners;
 }
 
+function linkTarget(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
+
 /** The command line, shortened: `node …/vite` says more than `node`. */
-async function processName(procRoot: string, pid: string): Promise<string> {
-  const cmdline = await readFile(`${procRoot}/${pid}/cmdline`, 'utf8').catch(() => '');
-  const args = cmdline.split('\0').filter((arg) => arg.length > 0);
-  if (args.length === 0) return (await readFile(`${procRoot}/${pid}/comm`, 'utf8').catch(() => '?')).trim();
+function processName(procRoot: string, pid: string): string {
+  const read = (name: string) => {
+    try {
+      return readFileSync(`${procRoot}/${pid}/${name}`, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const args = (read('cmdline') ?? '').split('\0').filter((arg) => arg.length > 0);
+  if (args.length === 0) return (read('comm') ?? '?').trim();
   return shortCommand(args);
 }
 

@@ -1,4 +1,6 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenInChild } from '../../../test/support/processes.js';
 import { listeningPorts, parseProcNetTcp } from '../../src/previews/listening-ports.js';
@@ -36,6 +38,36 @@ describe('what listens on the host', () => {
     }
     expect(found.map((l) => l.port)).toEqual([...found.map((l) => l.port)].sort((a, b) => a - b));
   });
+
+  it.runIf(process.platform === 'linux')(
+    'names the process that holds a socket now, not the one a listing found before (it exited, its child kept the socket)',
+    async () => {
+      // The parent listens, hands the socket to a child as its fd 3, and exits when told to.
+      const parent = spawn(process.execPath, [
+        '-e',
+        `const { spawn } = require('child_process');
+         const server = require('net').createServer().listen(0, '127.0.0.1', () => {
+           const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: ['ignore', 'ignore', 'ignore', server._handle.fd] });
+           console.log(server.address().port + ' ' + child.pid);
+         });
+         process.stdin.on('data', () => process.exit(0));`,
+      ]);
+      children.push(parent);
+      const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string];
+      const [port, childPid] = line.split(' ').map(Number) as [number, number];
+      children.push({ kill: () => process.kill(childPid) } as unknown as ChildProcess);
+      expect((await listeningPorts()).find((l) => l.port === port)?.pid).toBe(parent.pid);
+      const exited = once(parent, 'exit');
+      parent.stdin!.write('go\n');
+      await exited;
+      expect((await listeningPorts()).find((l) => l.port === port)).toEqual({
+        port,
+        address: '127.0.0.1',
+        pid: childPid,
+        process: expect.stringMatching(/^node/),
+      });
+    },
+  );
 
   it('reads /proc/net/tcp6 addresses, IPv4-mapped ones included, and leaves out what loopback cannot reach', () => {
     const header =

@@ -309,6 +309,15 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     }
   }
 
+  /** The first small frame after a quiet spell waits for the end of the microtask (or flush()). */
+  let nowPending = false;
+  function flushNow(): void {
+    if (!nowPending) return;
+    nowPending = false;
+    flush();
+    keyTrace?.('link.flushed', socket.writableLength);
+  }
+
   /** Nothing of ours is queued or in the socket: the link has been quiet. */
   const quiet = () => out.length === 0 && writes === 0 && !flushScheduled;
   /**
@@ -323,10 +332,8 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
     if (now) {
       flushScheduled = true;
-      queueMicrotask(() => {
-        flush();
-        keyTrace?.('link.flushed', socket.writableLength);
-      });
+      nowPending = true;
+      queueMicrotask(flushNow);
     } else if (!flushScheduled && writes < MAX_WRITES) {
       flushScheduled = true;
       batching.later(flush);
@@ -367,6 +374,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     get bufferedAmount() {
       return outBytes + Math.max(inSocket, socket.writableLength);
     },
+    flush: flushNow,
     onDataPart(listener): Disposable {
       dataParts = listener;
       return toDisposable(() => {

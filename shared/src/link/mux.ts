@@ -91,6 +91,7 @@ export class Mux implements Disposable {
     sendAck: (stream, offset) => this.sendPriority({ type: 'ack', stream, offset }),
     sendClose: (stream, reason) => this.sendPriority({ type: 'close', stream, reason: encodeReason(reason) }),
     wantsToSend: (stream) => this.scheduler.add(stream),
+    wantsToSendNow: (stream) => this.scheduler.addNow(stream),
     release: (stream) => {
       this.scheduler.remove(stream);
       if (this.streams.get(stream.id) !== stream) return;

@@ -2,6 +2,7 @@
 import type { Disposable } from '../disposable.js';
 import type { LinkStream } from './stream.js';
 import type { FrameTransport } from './transport.js';
+import { keyTrace } from './key-trace.js';
 
 /**
  * While data waits for the transport to drain, look again this often: a transport's own idea of
@@ -41,6 +42,23 @@ export class DataScheduler implements Disposable {
     this.schedule();
   }
 
+  /**
+   * The stream has bytes that should leave at once (a keystroke, its echo): on a quiet link (no
+   * other stream waiting, nothing buffered) they are framed and written now, with any ack that
+   * waits to ride along, instead of after the rest of the event loop's callback. Otherwise, or on
+   * a busy link, as add().
+   */
+  addNow(stream: LinkStream): void {
+    if (this.disposed) return;
+    if (this.pumpScheduled || this.ready.size > 0 || this.transport.bufferedAmount > 0) {
+      this.add(stream);
+      return;
+    }
+    this.ready.add(stream);
+    this.pump();
+    this.transport.flush?.();
+  }
+
   remove(stream: LinkStream): void {
     this.ready.delete(stream);
   }
@@ -62,6 +80,7 @@ export class DataScheduler implements Disposable {
   }
 
   private pump(): void {
+    keyTrace?.('pump');
     this.pumpScheduled = false;
     if (this.drainPoll !== undefined) clearTimeout(this.drainPoll);
     this.drainPoll = undefined;

@@ -1,6 +1,7 @@
 import { Emitter, type Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
 import type { CloseReason } from '../protocol/control.js';
+import { keyTrace } from './key-trace.js';
 
 export const DEFAULT_STREAM_WINDOW = 256 * 1024;
 
@@ -47,6 +48,8 @@ export interface StreamHost {
   sendClose(stream: number, reason: CloseReason): void;
   /** The stream has bytes it may send now: give it a turn in the round-robin. */
   wantsToSend(stream: LinkStream): void;
+  /** The same, for bytes that should leave at once when the link is quiet (DataScheduler.addNow). */
+  wantsToSendNow(stream: LinkStream): void;
   /** The stream is finished on this side: forget it. */
   release(stream: LinkStream): void;
 }
@@ -143,14 +146,19 @@ export class LinkStream {
    * `transfer` says the caller hands them over and will not touch them again. Returns false
    * once queued plus unacknowledged bytes reach the window: wait for onDrain before writing more,
    * or memory grows with the producer. After close the bytes are dropped and false is returned;
-   * onClose has already said why.
+   * onClose has already said why. `now`: on a quiet link the bytes are framed and written before
+   * write returns (a keystroke, its echo), not after the caller's event-loop callback.
    */
-  write(data: Uint8Array, options?: { transfer?: boolean }): boolean {
+  write(data: Uint8Array, options?: { transfer?: boolean; now?: boolean }): boolean {
     if (this.closed) return false;
     if (data.length > 0) {
+      keyTrace?.('stream.write', data.length);
       this.queue.push(options?.transfer ? data : data.slice());
       this.queued += data.length;
-      if (this.hasCredit) this.host.wantsToSend(this);
+      if (this.hasCredit) {
+        if (options?.now) this.host.wantsToSendNow(this);
+        else this.host.wantsToSend(this);
+      }
     }
     const below = this.queued + this.sent - this.peerAcked < this.window;
     if (!below) this.writerWaiting = true;

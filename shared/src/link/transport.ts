@@ -18,6 +18,12 @@ export interface FrameTransport {
   sendParts?(head: Uint8Array, body: Uint8Array): void;
   /** Bytes handed to send() that the transport has not yet passed to the network. */
   readonly bufferedAmount: number;
+  /**
+   * Optional: writes now what a quiet link's first frames wait to write at the end of the
+   * microtask (the byte-stream transport), so a keystroke or its echo leaves before the rest of
+   * the event loop's callback (a Node stream's own bookkeeping after 'data') has run.
+   */
+  flush?(): void;
   onFrame(listener: (frame: Uint8Array) => void): Disposable;
   /**
    * Optional: a transport on a byte stream may hand on a big data frame's payload in pieces as

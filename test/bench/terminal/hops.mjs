@@ -10,12 +10,16 @@ import { percentile } from '../support.mjs';
 export const HOPS = [
   ['cli.stdin', 'hangar attach reads the key from its terminal'],
   ['cli.core.input', 'its core gets it (the in-process door)'],
+  ['cli.stream.write', "written to the terminal's stream"],
+  ['cli.pump', 'the scheduler frames it (at once on a quiet link)'],
   ['cli.link.send', 'handed to the link to the agent'],
   ['cli.link.flushed', 'written to the TLS socket (uncork)'],
   ['agent.link.read', 'agent reads it from the socket'],
   ['agent.input', 'attachment gets it'],
   ['agent.pty.written', "written to the tmux client's pty"],
   ['agent.pty.read', 'tmux client’s answer read from the pty (tmux client + server + pane)'],
+  ['agent.stream.write', "written to the terminal's stream"],
+  ['agent.pump', 'the scheduler frames it (at once on a quiet link)'],
   ['agent.link.send', 'handed to the link'],
   ['agent.link.flushed', 'written to the TLS socket (uncork)'],
   ['cli.link.read', 'the core reads it from the socket'],
@@ -24,6 +28,25 @@ export const HOPS = [
   ['cli.stdout.written', 'written to its terminal'],
   ['bench.echo', 'the bench reads the echo from the terminal'],
 ];
+
+/** The same hops in node-floor.mjs's pair (`tls` or `tcp`): what two bare Node processes take. */
+export const floorHops = (kind) =>
+  HOPS.filter(([hop]) =>
+    [
+      'cli.stdin',
+      'cli.link.flushed',
+      'agent.link.read',
+      'agent.pty.written',
+      'agent.pty.read',
+      'agent.link.flushed',
+      'cli.link.read',
+      'cli.stdout.written',
+      'bench.echo',
+    ].includes(hop),
+  ).map(([hop, what]) => [
+    hop === 'bench.echo' ? `bench.${kind}-floor.echo` : `${kind}-floor.${hop}`,
+    what.replace('hangar attach', 'the client').replace(' (uncork)', '').replace('the core reads', 'the client reads'),
+  ]);
 
 /** Reads every `*.trace` file in dir: [{ at, name, bytes }] sorted by time. */
 export function readTraces(dir) {
@@ -42,21 +65,21 @@ export function readTraces(dir) {
  * For each `bench.key.<pace>` event, each hop's first event after the previous hop's and before
  * the echo. Returns rows [hop, description, ...median ms after the previous hop per pace].
  */
-export function hopTable(events, paces) {
-  const perPace = new Map(paces.map((p) => [p, HOPS.map(() => [])]));
+export function hopTable(events, paces, hops = HOPS, client = 'bench') {
+  const perPace = new Map(paces.map((p) => [p, hops.map(() => [])]));
   const totals = new Map(paces.map((p) => [p, []]));
   for (let i = 0; i < events.length; i++) {
     const key = events[i];
-    if (!key.name.startsWith('bench.key.')) continue;
-    const pace = key.name.slice('bench.key.'.length);
+    if (!key.name.startsWith(`${client}.key.`)) continue;
+    const pace = key.name.slice(`${client}.key.`.length);
     const deltas = perPace.get(pace);
     if (!deltas) continue;
     let j = i + 1;
     let previous = key.at;
-    const echo = events.slice(i + 1).find((e) => e.name === 'bench.echo');
+    const echo = events.slice(i + 1).find((e) => e.name === `${client}.echo`);
     if (!echo) continue;
     totals.get(pace).push(echo.at - key.at);
-    HOPS.forEach(([hop], h) => {
+    hops.forEach(([hop], h) => {
       let k = j;
       while (k < events.length && events[k].at <= echo.at && events[k].name !== hop) k++;
       if (k >= events.length || events[k].at > echo.at) return;
@@ -65,7 +88,7 @@ export function hopTable(events, paces) {
       j = k + 1;
     });
   }
-  const rows = HOPS.map(([hop, description], h) => [
+  const rows = hops.map(([hop, description], h) => [
     hop,
     description,
     ...paces.map((p) => {
@@ -77,10 +100,19 @@ export function hopTable(events, paces) {
   return rows;
 }
 
+/** The table for hangar attach, and for each node-floor.mjs pair that was traced. */
 export function printHopTable(dir, paces) {
-  const rows = hopTable(readTraces(dir), paces);
+  const events = readTraces(dir);
+  printTable('hangar attach', hopTable(events, paces), paces);
+  for (const kind of ['tls', 'tcp']) {
+    if (!events.some((e) => e.name.startsWith(`bench.${kind}-floor.key.`))) continue;
+    printTable(`node floor (${kind})`, hopTable(events, paces, floorHops(kind), `bench.${kind}-floor`), paces);
+  }
+}
+
+function printTable(title, rows, paces) {
   const fmt = (v) => (v === undefined ? '—' : v.toFixed(3));
-  console.log(`\nhangar attach, per hop: median ms after the previous hop (${paces.join(' | ')})\n`);
+  console.log(`\n${title}, per hop: median ms after the previous hop (${paces.join(' | ')})\n`);
   console.log(`| hop | what | ${paces.join(' | ')} |`);
   console.log(`|---|---|${paces.map(() => '---').join('|')}|`);
   for (const [hop, description, ...values] of rows)

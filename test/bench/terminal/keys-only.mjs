@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Only the keystroke part of bench:terminal (the echo at three paces against direct tmux and
 // ssh + tmux), for working on latency without the floods: `node test/bench/terminal/keys-only.mjs`.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { AGENT, HANGAR, startAgent } from '../support.mjs';
 import { echoClient, echoRows, PANE_PROGRAM, PACES, startSshd } from './keystrokes.mjs';
 import { printHopTable } from './hops.mjs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 60);
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-')));
@@ -48,6 +50,7 @@ const baseAgent =
   }));
 const ssh = await startSshd(dir);
 let rows = [];
+const floors = [];
 try {
   const code = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
   node(HANGAR, ['hosts', 'add', 'bench', agent.address, '--code', code]);
@@ -72,8 +75,43 @@ try {
       },
     });
   }
+  // BENCH_FLOOR=1: two minimal Node processes relaying the terminal over TLS (and plain TCP) on
+  // loopback at the same pace, the floor for a Node client and agent (node-floor.mjs).
+  if (process.env.BENCH_FLOOR) {
+    const floorScript = join(import.meta.dirname, 'node-floor.mjs');
+    for (const kind of ['tls', 'tcp']) {
+      const tmuxSession = `floor-${kind}`;
+      const server = spawn(process.execPath, [floorScript, 'server', kind, dir, socket, tmuxSession], {
+        env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      floors.push(server);
+      const [port] = await once(createInterface({ input: server.stdout }), 'line');
+      extraClients.push({
+        name: `node floor, ${kind} relay pair`,
+        start: () => {
+          // In the agent's tmux server, started by then with its own configuration.
+          execFileSync('tmux', ['-L', socket, 'new-session', '-d', '-s', tmuxSession, 'sh', '-c', PANE_PROGRAM], {
+            env,
+          });
+          // Its key and echo events under their own names, so the hop table can tell them apart.
+          const floorTrace = trace && {
+            event: (name) => trace.event(name.replace(/^bench\./, `bench.${kind}-floor.`)),
+          };
+          return echoClient(process.execPath, [floorScript, 'client', kind, dir, port], env, floorTrace);
+        },
+      });
+    }
+  }
   rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
 } finally {
+  await Promise.all(
+    floors.map((server) => {
+      const exited = once(server, 'exit');
+      server.kill();
+      return exited;
+    }),
+  );
   const stopped = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGTERM');
   await stopped;

@@ -234,14 +234,19 @@ export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [
     },
   ];
   clients.push(...extraClients);
-  // BENCH_CLIENTS=hangar (a substring of the names) measures only those, e.g. under a profiler.
-  const only = process.env.BENCH_CLIENTS;
-  const measured = clients.filter((c) => !only || c.name.includes(only));
+  // BENCH_CLIENTS=hangar (substrings of the names, comma-separated) measures only those, e.g.
+  // under a profiler.
+  const only = process.env.BENCH_CLIENTS?.split(',');
+  const measured = clients.filter((c) => !only || only.some((name) => c.name.includes(name)));
   // Every client is attached to its own session at once, and they take turns a line at a time,
   // so a change in the machine's load during the run falls on all of them alike.
   for (const client of measured) {
     client.attached = client.start();
-    for (let i = 0; i < 3; i++) await typeLine(client.attached, 0); // attached, warm, size driver
+    try {
+      for (let i = 0; i < 3; i++) await typeLine(client.attached, 0); // attached, warm, size driver
+    } catch (error) {
+      throw new Error(`${client.name}: ${error.message}`);
+    }
   }
   const samples = new Map();
   for (const pace of PACES) {

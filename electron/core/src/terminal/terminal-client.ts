@@ -90,7 +90,8 @@ export class TerminalClient implements Disposable {
   write(data: Uint8Array): void {
     if (this.ended) return;
     if (this.stream && !this.stream.closed && !this.moving) {
-      this.stream.write(data);
+      // A keystroke leaves before the rest of its caller's callback has run (stream.write's now).
+      this.stream.write(data, { now: true });
       return;
     }
     if (this.pendingInputBytes + data.length > MAX_PENDING_INPUT) return;
