@@ -1,4 +1,5 @@
 import {
+  isHangarError,
   Emitter,
   HangarError,
   HostAddress,
@@ -223,7 +224,18 @@ export class HangarCore {
    * cannot be told.
    */
   async removeHost(name: string): Promise<{ from_account: boolean }> {
-    const entry = (await this.hostEntries({ fresh: true })).find((e) => e.name === name);
+    const entries = await this.hostEntries({ fresh: true }).catch((error: unknown) => {
+      // A record that no longer parses names itself and says to remove it: it goes unread.
+      if (isHangarError(error) && error.code === 'E_STORE_CORRUPT' && error.details?.['record'] === name) return null;
+      throw error;
+    });
+    if (entries === null) {
+      this.registry.remove(name);
+      this.dropConnection(name);
+      this.hostsChangedEmitter.fire();
+      return { from_account: false };
+    }
+    const entry = entries.find((e) => e.name === name);
     if (entry === undefined) this.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
     const account = entry?.account;
     if (account) {
