@@ -41,7 +41,7 @@ export class HostListings<Known, Query, Answer, K extends HostEvent> {
   ) {}
 
   /** Follows the host's events and its link for as long as the connection lives. */
-  follow(name: string, connection: HostConnection): Disposable[] {
+  follow(name: string, connection: Pick<HostConnection, 'on' | 'onStatus'>): Disposable[] {
     return [
       connection.on(this.rule.event, (data) => {
         this.bump(name);
