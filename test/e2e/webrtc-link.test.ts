@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { coturnConfig } from '../support/coturn.js';
-import { AttachedCli } from '../support/pty-client.js';
+import { attachAndEcho } from '../support/pty-client.js';
 import { BASH, hangar, killTmuxServer, removeDir, startAgentProcess, type AgentProcess } from '../support/processes.js';
 import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
@@ -132,13 +132,7 @@ async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, s
   const table = await hangar(laptop, ['hosts', 'ls'], 40_000);
   expect(table.stdout).toMatch(new RegExp(`^mini\\s+online.*\\s+${want}\\s+\\d+(\\.\\d)? ms\\s+`, 'm'));
 
-  const attached = new AttachedCli(laptop, ['mini', 'work']);
-  cleanups.push(() => attached[Symbol.asyncDispose]());
-  await attached.waitForText('$ ');
-  attached.type('echo hel""lo\r');
-  await attached.waitForText(/^hello\s*$/m);
-  attached.type('\x1d');
-  expect(await attached.waitForExit()).toBe(0);
+  await attachAndEcho(laptop, 'mini', 'work', cleanups);
 }
 
 // Each test runs a dozen commands that each dial through ICE (TURN: ~30 s, up to 60 s under load).
