@@ -10,6 +10,8 @@ export const ERROR_CODES = [
   'E_NOT_FOUND',
   'E_EXISTS',
   'E_INTERNAL',
+  // a file or database row on disk is not what Hangar wrote (see parseStored)
+  'E_STORE_CORRUPT',
   'E_UNAVAILABLE',
   'E_TIMEOUT',
   // identity and pairing

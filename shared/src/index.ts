@@ -28,6 +28,7 @@ export * from './relay/enroll-token.js';
 export * from './relay/relay-client.js';
 export { encodeBase64url, decodeBase64url } from './relay/base64url.js';
 export * from './relay/relay-socket.js';
+export { awaitSpliceUpgrade } from './relay/splice-upgrade.js';
 export * from './relay/agent-socket.js';
 export * from './relay/device-socket.js';
 export * from './relay/fingerprint.js';

@@ -18,7 +18,8 @@ import { INSTALL_SH, npmEnv, publishAgent, readCalls, ROOT } from '../support/ag
 import { freePort, tempDir } from '../support/processes.js';
 import { useInstallSandboxes } from '../support/install-sandbox.js';
 import { enrollLine, signup, type SignedIn } from '../../relay/test/support/relay-fixture.js';
-import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
+import type { RelayProcess } from '../../relay/test/support/relay-process.js';
+import { startTestRelayProcess } from '../support/relay-stack.js';
 
 const exec = promisify(execFile);
 
@@ -35,16 +36,7 @@ beforeAll(async () => {
   work = tempDir('agent-install-relay');
   // A system install's enroll runs as the service user, which must reach the package and data dir.
   chmodSync(work, 0o755);
-  relay = await startRelayProcess([
-    '--listen',
-    '127.0.0.1:0',
-    '--data',
-    join(work, 'relay'),
-    '--password-hash-cost',
-    '10',
-    '--rate-limit-scale',
-    '100',
-  ]);
+  relay = await startTestRelayProcess(join(work, 'relay'));
   client = new RelayClient({ url: relay.url });
   owner = await signup(client);
   await publishAgent(registry, join(work, 'publish'), '0.1.0');
@@ -154,14 +146,7 @@ describe('hangar-agent install --token', () => {
   }, 240_000);
 
   it('status says what the relay link last failed with once the relay is gone', async () => {
-    const own = await startRelayProcess([
-      '--listen',
-      '127.0.0.1:0',
-      '--data',
-      join(work, 'gone-relay'),
-      '--password-hash-cost',
-      '10',
-    ]);
+    const own = await startTestRelayProcess(join(work, 'gone-relay'));
     try {
       const ownClient = new RelayClient({ url: own.url });
       const ownOwner = await signup(ownClient);

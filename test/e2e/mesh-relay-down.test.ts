@@ -1,10 +1,9 @@
-import { CoreTerminal, type HostView, type TerminalStatus } from '@hangar/shared';
+import type { HostView } from '@hangar/shared';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startRelayProcess } from '../../relay/test/support/relay-process.js';
 import { firewalledHost } from '../support/firewalled-host.js';
-import { openWindow } from '../support/live-window.js';
+import { openBashTerminal, openWindow } from '../support/live-window.js';
 import {
   hangar,
   killTmuxServer,
@@ -13,7 +12,7 @@ import {
   startAgentProcess,
   type AgentProcess,
 } from '../support/processes.js';
-import { HostShell, signupCli, waitForHost } from '../support/relay-stack.js';
+import { HostShell, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { TickingTerminal, until } from '../support/ticking-terminal.js';
@@ -35,16 +34,7 @@ describe('the relay down', { timeout: 180_000 }, () => {
   it('a direct link keeps running and reconnects without the relay; a host behind a firewall says "relay unreachable" within 5 s', async () => {
     const net = await firewalledHost();
     cleanups.push(() => net.dispose());
-    const relay = await startRelayProcess([
-      '--listen',
-      `${net.outsideIp}:0`,
-      '--data',
-      dir('relay'),
-      '--password-hash-cost',
-      '10',
-      '--rate-limit-scale',
-      '100',
-    ]);
+    const relay = await startTestRelayProcess(dir('relay'), 0, [], net.outsideIp);
     cleanups.push(() => relay.stop());
     const laptop = dir('laptop');
     expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
@@ -81,30 +71,10 @@ describe('the relay down', { timeout: 180_000 }, () => {
     );
     expect(named((await window.call('hosts.list', {})).hosts, 'mini')).toMatchObject({ via: 'relayed' });
 
-    await window.call('sessions.create', {
-      host: 'box',
-      session: { name: 'ticks', command: ['bash', '--norc', '--noprofile'], env: { PS1: '$ ' } },
-    });
-    let raw = '';
-    const statuses: TerminalStatus[] = [];
-    const decoder = new TextDecoder();
-    const terminal = new CoreTerminal(
-      window,
-      { host: 'box', session: 'ticks', cols: 100, rows: 30 },
-      {
-        write: (data, done) => {
-          raw += decoder.decode(data, { stream: true });
-          done();
-        },
-        status: (status) => statuses.push(status),
-        ended: () => undefined,
-      },
-    );
-    cleanups.push(() => terminal.dispose());
-    await terminal.opened;
+    const { terminal, raw, statuses } = await openBashTerminal(window, 'box', 'ticks', cleanups);
     const stop = join(boxData, 'stop-ticking');
     cleanups.push(() => writeFileSync(stop, ''));
-    const ticking = new TickingTerminal({ write: (text) => terminal.write(text), raw: () => raw }, stop);
+    const ticking = new TickingTerminal({ write: (text) => terminal.write(text), raw }, stop);
     await ticking.start();
 
     await relay.crash();

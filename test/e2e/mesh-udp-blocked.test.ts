@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useCleanups } from '../support/cleanups.js';
-import { attachIn, canNatLab, startNatLab, waitForLine, type Namespaces } from '../support/natlab.js';
+import { attachIn, canNatLab, runJob, startNatLab, waitForLine, type Namespaces } from '../support/natlab.js';
 import { BASH, HANGAR_BIN } from '../support/processes.js';
 import { TickingTerminal } from '../support/ticking-terminal.js';
 
@@ -66,18 +66,7 @@ describe.skipIf(!canNatLab)('UDP blocked at the host’s NAT (natlab namespaces)
     expect((JSON.parse(sessions.stdout) as { sessions: { name: string }[] }[])[0]!.sessions.map((s) => s.name)).toEqual(
       ['work'],
     );
-    const job = await timed([
-      'run',
-      '--host',
-      'mini',
-      '--executor',
-      'shell',
-      '--no-workspace',
-      '-c',
-      'echo job-relayed',
-    ]);
-    expect(job.code, job.stderr).toBe(0);
-    expect(job.stdout).toContain('job-relayed');
+    const job = await runJob(timed, 'job-relayed');
     const both = (t: { ms: number; dialMs?: number | undefined }) => `${t.dialMs} ms (command ${t.ms} ms)`;
     console.log(
       `[mesh-udp-blocked] UDP blocked, each command with a core of its own, dial (call to link) and whole command: ` +

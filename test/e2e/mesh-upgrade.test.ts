@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CoreTerminal, type HostView } from '@hangar/shared';
+import type { HostView } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
-import { startRelayProcess } from '../../relay/test/support/relay-process.js';
 import { firewalledHost } from '../support/firewalled-host.js';
-import { openWindow } from '../support/live-window.js';
+import { openBashTerminal, openWindow } from '../support/live-window.js';
 import { hangar, killTmuxServer, removeDir, startAgentProcess } from '../support/processes.js';
-import { HostShell, hostsLs, signupCli, waitForHost } from '../support/relay-stack.js';
+import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { TickingTerminal, until as poll } from '../support/ticking-terminal.js';
 
@@ -31,16 +30,7 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
   it('a host reached through the relay is moved to the direct path once its firewall opens, the terminal going on with no byte lost or doubled', async () => {
     const net = await firewalledHost();
     cleanups.push(() => net.dispose());
-    const relay = await startRelayProcess([
-      '--listen',
-      `${net.outsideIp}:0`,
-      '--data',
-      dir('relay'),
-      '--password-hash-cost',
-      '10',
-      '--rate-limit-scale',
-      '100',
-    ]);
+    const relay = await startTestRelayProcess(dir('relay'), 0, [], net.outsideIp);
     cleanups.push(() => relay.stop());
     const laptop = dir('laptop');
     expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
@@ -72,35 +62,15 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     expect(await splicesOpen()).toBe(1);
     const direct = `${net.outsideIp.replace(/\.1$/, '.2')}:${agent.port}`;
 
-    await window.call('sessions.create', {
-      host: 'mini',
-      session: { name: 'ticks', command: ['bash', '--norc', '--noprofile'], env: { PS1: '$ ' } },
-    });
-    let raw = '';
-    const statuses: string[] = [];
-    const decoder = new TextDecoder();
-    const terminal = new CoreTerminal(
-      window,
-      { host: 'mini', session: 'ticks', cols: 100, rows: 30 },
-      {
-        write: (data, done) => {
-          raw += decoder.decode(data, { stream: true });
-          done();
-        },
-        status: (status) => statuses.push(status),
-        ended: () => undefined,
-      },
-    );
-    cleanups.push(() => terminal.dispose());
-    await terminal.opened;
-    const waitFor = (check: () => boolean, what: string) => poll(check, what, 20_000, () => raw);
+    const { terminal, raw, statuses } = await openBashTerminal(window, 'mini', 'ticks', cleanups);
+    const waitFor = (check: () => boolean, what: string) => poll(check, what, 20_000, raw);
     const ticking = new TickingTerminal(
-      { write: (text) => terminal.write(text), raw: () => raw },
+      { write: (text) => terminal.write(text), raw },
       join(shell.home, 'stop-ticking'),
     );
     // Typed through the splice (quoted apart: the echo of what was typed is not the answer).
     terminal.write('echo through-""the-relay\r');
-    await waitFor(() => raw.includes('through-the-relay'), 'what was typed, through the splice');
+    await waitFor(() => raw().includes('through-the-relay'), 'what was typed, through the splice');
     // Ticks until a file appears: output runs through the move, whenever it comes.
     await ticking.start();
 
@@ -142,7 +112,7 @@ describe('the path upgrade', { timeout: 180_000 }, () => {
     await ticking.more(20, 'ticks after the move');
     await ticking.finish(41, `statuses ${statuses.join(', ')}`);
     terminal.write('echo after-""move\r');
-    await waitFor(() => raw.includes('after-move'), 'what was typed after the move');
+    await waitFor(() => raw().includes('after-move'), 'what was typed after the move');
 
     // One relayed link only: the move did not go back through the relay, and the old link was closed.
     const relayedLinks = () =>

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
-import { AttachedCli } from '../support/pty-client.js';
+import { attachAndEcho } from '../support/pty-client.js';
 import { openWindow } from '../support/live-window.js';
 import { BASH, HANGAR_BIN, hangar, pairWith } from '../support/processes.js';
 import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
@@ -82,13 +82,7 @@ describe('hosts of an account', () => {
     expect(db.prepare('SELECT COUNT(*) AS n FROM enrollment_secrets').get()).toEqual({ n: 0 });
     db.close();
 
-    const attached = new AttachedCli(laptop, ['mini', 'work']);
-    cleanups.push(() => attached[Symbol.asyncDispose]());
-    await attached.waitForText('$ ');
-    attached.type('echo hel""lo\r');
-    await attached.waitForText(/^hello\s*$/m);
-    attached.type('\x1d');
-    expect(await attached.waitForExit()).toBe(0);
+    await attachAndEcho(laptop, 'mini', 'work', cleanups);
   });
 
   it("--install prints the line for a new machine: the relay's installer, with the same kind of token and the name", async () => {

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { startRelayProcess, type RelayProcess } from '../../relay/test/support/relay-process.js';
+import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
 import { firewalledHost, type FirewalledHost } from '../support/firewalled-host.js';
+import { runJob } from '../support/natlab.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { RelayDouble } from '../support/relay-double.js';
 import { startServingCli } from '../support/serving-cli.js';
@@ -46,17 +47,7 @@ const cleanups = useCleanups();
 const dir = (prefix: string) => dirFor(cleanups, prefix);
 
 async function relayOn(ip: string, data: string, extra: string[] = [], port = 0): Promise<RelayProcess> {
-  const relay = await startRelayProcess([
-    '--listen',
-    `${ip}:${port}`,
-    '--data',
-    data,
-    '--password-hash-cost',
-    '10',
-    '--rate-limit-scale',
-    '100',
-    ...extra,
-  ]);
+  const relay = await startTestRelayProcess(data, port, extra, ip);
   cleanups.push(() => relay.stop());
   return relay;
 }
@@ -230,19 +221,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     cleanups.push(() => (before === undefined ? delete process.env.NODE_OPTIONS : (process.env.NODE_OPTIONS = before)));
     const runs: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const job = await hangar(laptop, [
-        'run',
-        '--host',
-        'mini',
-        '--executor',
-        'shell',
-        '--no-workspace',
-        '-c',
-        `echo job-through-relay-${i}`,
-      ]);
-      expect(job.stderr).not.toMatch(/killed by/);
-      expect(job.code, job.stderr).toBe(0);
-      expect(job.stdout).toContain(`job-through-relay-${i}`);
+      const job = await runJob((args) => hangar(laptop, args), `job-through-relay-${i}`);
       const listed = await hangar(laptop, ['session', 'ls', 'mini']);
       expect(listed.stderr).not.toMatch(/killed by/);
       expect(listed.code, listed.stderr).toBe(0);

@@ -1,11 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
-import { AttachedCli } from '../support/pty-client.js';
+import { coturnConfig } from '../support/coturn.js';
+import { attachAndEcho } from '../support/pty-client.js';
 import { BASH, hangar, killTmuxServer, removeDir, startAgentProcess, type AgentProcess } from '../support/processes.js';
 import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
@@ -65,35 +64,9 @@ async function freePort(): Promise<number> {
 async function startCoturn(): Promise<{ uri: string; secretFile: string }> {
   const port = await freePort();
   const work = dir('coturn');
-  const secret = randomBytes(24).toString('hex');
-  const secretFile = join(work, 'turn-secret');
-  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
-  const coturn = spawn(
-    'turnserver',
-    [
-      '-n',
-      '--listening-ip',
-      '127.0.0.1',
-      '--relay-ip',
-      '127.0.0.1',
-      '--listening-port',
-      String(port),
-      '--use-auth-secret',
-      '--static-auth-secret',
-      secret,
-      '--realm',
-      'hangar',
-      // Only because both peers are on this machine; a real deployment keeps loopback peers refused.
-      '--allow-loopback-peers',
-      '--no-tls',
-      '--no-dtls',
-      '--no-cli',
-      '--log-file',
-      'stdout',
-      '--simple-log',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  // Both peers are on this machine: loopback peers allowed, as a real deployment never does.
+  const { args, secretFile } = coturnConfig(work, '127.0.0.1', port, { loopbackPeers: true });
+  const coturn = spawn('turnserver', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(async () => {
     coturn.kill();
     await new Promise((resolve) => coturn.once('exit', resolve));
@@ -159,13 +132,7 @@ async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, s
   const table = await hangar(laptop, ['hosts', 'ls'], 40_000);
   expect(table.stdout).toMatch(new RegExp(`^mini\\s+online.*\\s+${want}\\s+\\d+(\\.\\d)? ms\\s+`, 'm'));
 
-  const attached = new AttachedCli(laptop, ['mini', 'work']);
-  cleanups.push(() => attached[Symbol.asyncDispose]());
-  await attached.waitForText('$ ');
-  attached.type('echo hel""lo\r');
-  await attached.waitForText(/^hello\s*$/m);
-  attached.type('\x1d');
-  expect(await attached.waitForExit()).toBe(0);
+  await attachAndEcho(laptop, 'mini', 'work', cleanups);
 }
 
 // Each test runs a dozen commands that each dial through ICE (TURN: ~30 s, up to 60 s under load).

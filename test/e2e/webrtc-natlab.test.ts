@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useCleanups } from '../support/cleanups.js';
 import { BASH, HANGAR_BIN } from '../support/processes.js';
-import { attachIn, canNatLab, captureIn, startNatLab, waitForLine, type NatLab } from '../support/natlab.js';
+import { attachIn, canNatLab, captureIn, runJob, startNatLab, waitForLine, type NatLab } from '../support/natlab.js';
 
 /**
  * Across two NATs (test/support/natlab.ts: ../shared/tools/natlab.py's namespaces, a public
@@ -33,18 +33,7 @@ async function acrossNats(mode: 'cone' | 'symmetric', want: 'p2p' | 'turn', duri
   const hosts = JSON.parse((await hangarIn(['hosts', 'ls', '--json'])).stdout) as { name: string; via: string }[];
   expect(hosts.find((h) => h.name === 'mini')).toMatchObject({ via: want });
   // A job runs through the same path.
-  const job = await hangarIn([
-    'run',
-    '--host',
-    'mini',
-    '--executor',
-    'shell',
-    '--no-workspace',
-    '-c',
-    'echo job-across',
-  ]);
-  expect(job.code, job.stderr).toBe(0);
-  expect(job.stdout).toContain('job-across');
+  await runJob(hangarIn, 'job-across');
   await during?.(lab);
   await hangarIn(['session', 'kill', 'mini', 'work']);
 }

@@ -1,4 +1,10 @@
-import { CoreApiClient, createMemoryTransportPair, type HostView } from '@hangar/shared';
+import {
+  CoreApiClient,
+  CoreTerminal,
+  createMemoryTransportPair,
+  type HostView,
+  type TerminalStatus,
+} from '@hangar/shared';
 import { CoreApiServer } from '../../electron/core/src/api/index.js';
 import { HangarCore } from '../../electron/core/src/core.js';
 import { nodePlatform } from '../../electron/core/src/platform.js';
@@ -32,4 +38,38 @@ export async function openWindow(home: string, cleanups: (() => unknown)[]) {
   const windowSays = (name: string, presence: string, timeoutMs: number) =>
     until((hosts) => hosts.find((h) => h.name === name)?.account?.presence === presence, timeoutMs);
   return { window, windowSays, until };
+}
+
+/**
+ * A bash session made on `host` through the window and a terminal on it as the window opens one:
+ * `raw()` is everything it printed so far, `statuses` each status it went through.
+ */
+export async function openBashTerminal(
+  window: CoreApiClient,
+  host: string,
+  session: string,
+  cleanups: (() => unknown)[],
+): Promise<{ terminal: CoreTerminal; raw: () => string; statuses: TerminalStatus[] }> {
+  await window.call('sessions.create', {
+    host,
+    session: { name: session, command: ['bash', '--norc', '--noprofile'], env: { PS1: '$ ' } },
+  });
+  let raw = '';
+  const statuses: TerminalStatus[] = [];
+  const decoder = new TextDecoder();
+  const terminal = new CoreTerminal(
+    window,
+    { host, session, cols: 100, rows: 30 },
+    {
+      write: (data, done) => {
+        raw += decoder.decode(data, { stream: true });
+        done();
+      },
+      status: (status) => statuses.push(status),
+      ended: () => undefined,
+    },
+  );
+  cleanups.push(() => terminal.dispose());
+  await terminal.opened;
+  return { terminal, raw: () => raw, statuses };
 }

@@ -1,5 +1,4 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,7 +8,8 @@ import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 import { RELAY_BIN } from '../../relay/test/support/relay-process.js';
 import type { Cleanups } from './cleanups.js';
 import { AGENT_BIN, HANGAR_BIN, ROOT, killTmuxServer, removeDir, tempDir } from './processes.js';
-import { PASSWORD } from './relay-stack.js';
+import { coturnConfig } from './coturn.js';
+import { PASSWORD, testRelayArgs } from './relay-stack.js';
 
 /**
  * Two NATs in network namespaces (../shared/tools/natlab.py builds them: a public segment with the
@@ -148,6 +148,18 @@ export function waitForLine(child: ChildProcess, match: (line: string) => boolea
   });
 }
 
+/**
+ * `hangar run` of a shell job on the host "mini" with no workspace that echoes `word`, through
+ * `hangar` (a lab's hangarIn, a timed or plain run): it exits 0, never by a signal, and prints the word.
+ */
+export async function runJob<R extends Ran>(hangar: (args: string[]) => Promise<R>, word: string): Promise<R> {
+  const job = await hangar(['run', '--host', 'mini', '--executor', 'shell', '--no-workspace', '-c', `echo ${word}`]);
+  expect(job.stderr).not.toMatch(/killed by/);
+  expect(job.code, job.stderr).toBe(0);
+  expect(job.stdout).toContain(word);
+  return job;
+}
+
 export interface NatLab {
   ns: Namespaces;
   /** The computer's $HANGAR_HOME (in hostB). */
@@ -182,30 +194,9 @@ export async function startNatLab(
     spawnIn(cleanups, ns, place, argv, env);
 
   // The public segment: coturn (STUN and TURN, use-auth-secret) and the relay that knows it.
-  const secret = randomBytes(24).toString('hex');
-  const secretFile = join(work, 'turn-secret');
-  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
-  const coturn = spawnHere('pub', [
-    'turnserver',
-    '-n',
-    '--listening-ip',
-    PUB_IP,
-    '--relay-ip',
-    PUB_IP,
-    '--listening-port',
-    '3478',
-    '--use-auth-secret',
-    '--static-auth-secret',
-    secret,
-    '--realm',
-    'hangar',
-    '--no-tls',
-    '--no-dtls',
-    '--no-cli',
-    '--log-file',
-    'stdout',
-    '--simple-log',
-  ]);
+  const turn = coturnConfig(work, PUB_IP, 3478);
+  const secretFile = turn.secretFile;
+  const coturn = spawnHere('pub', ['turnserver', ...turn.args]);
   await waitForLine(coturn, (line) => /Total General servers|listener opened/i.test(line), 'coturn');
   if (process.env['HANGAR_TEST_VERBOSE'])
     coturn.stdout!.on('data', (chunk: Buffer) => process.stderr.write(`[coturn] ${chunk}`));
@@ -215,14 +206,7 @@ export async function startNatLab(
       process.execPath,
       RELAY_BIN,
       'serve',
-      '--listen',
-      `${PUB_IP}:8443`,
-      '--data',
-      join(work, 'relay'),
-      '--password-hash-cost',
-      '10',
-      '--rate-limit-scale',
-      '100',
+      ...testRelayArgs(`${PUB_IP}:8443`, join(work, 'relay')),
       '--turn',
       `turn:${PUB_IP}:3478`,
       '--turn-secret-file',

@@ -1,6 +1,7 @@
 import { Terminal } from '@xterm/headless';
 import * as pty from 'node-pty';
 import { HANGAR_BIN } from './processes.js';
+import { expect } from 'vitest';
 
 /**
  * `hangar attach` running in a real pseudo-terminal, its output rendered by a headless xterm:
@@ -81,4 +82,19 @@ export class AttachedCli implements AsyncDisposable {
     await Promise.race([this.exit, new Promise((r) => setTimeout(r, 2000))]);
     this.screen.dispose();
   }
+}
+
+/**
+ * `hangar attach host session` on `home` as a person uses it: at the bash prompt, what is typed
+ * runs there and its output comes back (quoted apart, so the echo of the keys is not the answer),
+ * and Ctrl-] detaches with status 0.
+ */
+export async function attachAndEcho(home: string, host: string, session: string, cleanups: (() => unknown)[]) {
+  const attached = new AttachedCli(home, [host, session]);
+  cleanups.push(() => attached[Symbol.asyncDispose]());
+  await attached.waitForText('$ ');
+  attached.type('echo hel""lo\r');
+  await attached.waitForText(/^hello\s*$/m);
+  attached.type('\x1d');
+  expect(await attached.waitForExit()).toBe(0);
 }

@@ -24,19 +24,19 @@ import {
 
 export const PASSWORD = 'correct horse battery staple';
 
-/** `hangar-relay serve` on loopback; `port` to restart one on the port it had. */
-export function startTestRelayProcess(dataDir: string, port = 0, extra: string[] = []): Promise<RelayProcess> {
-  return startRelayProcess([
-    '--listen',
-    `127.0.0.1:${port}`,
-    '--data',
-    dataDir,
-    '--password-hash-cost',
-    '10',
-    '--rate-limit-scale',
-    '100',
-    ...extra,
-  ]);
+/** `hangar-relay serve` arguments for a test: SQLite in `dataDir`, cheap scrypt, rate limits 100 times looser. */
+export function testRelayArgs(listen: string, dataDir: string): string[] {
+  return ['--listen', listen, '--data', dataDir, '--password-hash-cost', '10', '--rate-limit-scale', '100'];
+}
+
+/** `hangar-relay serve` on `ip` (loopback by default); `port` to restart one on the port it had. */
+export function startTestRelayProcess(
+  dataDir: string,
+  port = 0,
+  extra: string[] = [],
+  ip = '127.0.0.1',
+): Promise<RelayProcess> {
+  return startRelayProcess([...testRelayArgs(`${ip}:${port}`, dataDir), ...extra]);
 }
 
 /** Runs `hangar …` with stdin (a password for --password-stdin). */

@@ -1,4 +1,5 @@
 import {
+  isHangarError,
   Emitter,
   HangarError,
   HostAddress,
@@ -20,8 +21,8 @@ import type { Logger } from 'pino';
 import { HostConnection } from './connection/host-connection.js';
 import { mergeHosts, type HostEntry } from './hosts/directory.js';
 import { listOnHosts } from './hosts/fan-out.js';
-import { KnownJobs } from './hosts/known-jobs.js';
-import { KnownSessions } from './hosts/known-sessions.js';
+import { knownJobs } from './hosts/known-jobs.js';
+import { knownSessions } from './hosts/known-sessions.js';
 import { HostRegistry } from './hosts/registry.js';
 import { JobsApi } from './jobs/index.js';
 import { createCoreLogger } from './logging.js';
@@ -54,9 +55,9 @@ export interface CoreOptions {
 export class HangarCore {
   private readonly connections = new Map<string, HostConnection>();
   /** Each linked host's session list, kept current by the host's own pushes. */
-  private readonly knownSessions = new KnownSessions();
+  private readonly knownSessions = knownSessions();
   /** Each linked host's newest jobs, kept current by its job.updated events. */
-  private readonly knownJobs = new KnownJobs();
+  private readonly knownJobs = knownJobs();
   private readonly hostsChangedEmitter = new Emitter<void>();
   /** A host was added, removed, renamed or re-addressed: its old HostConnection is gone. */
   readonly onHostsChanged = this.hostsChangedEmitter.event;
@@ -64,7 +65,7 @@ export class HangarCore {
   readonly jobs = new JobsApi(
     (host) => this.connection(host),
     () => this.registry.list().map((h) => h.name),
-    (host, limit, ask) => this.knownJobs.list(host, limit, ask),
+    (host, limit, ask) => this.knownJobs.list(host, ask, limit),
   );
 
   /** Dev-server previews on paired hosts, served on this computer (see previews/). */
@@ -223,7 +224,18 @@ export class HangarCore {
    * cannot be told.
    */
   async removeHost(name: string): Promise<{ from_account: boolean }> {
-    const entry = (await this.hostEntries({ fresh: true })).find((e) => e.name === name);
+    const entries = await this.hostEntries({ fresh: true }).catch((error: unknown) => {
+      // A record that no longer parses names itself and says to remove it: it goes unread.
+      if (isHangarError(error) && error.code === 'E_STORE_CORRUPT' && error.details?.['record'] === name) return null;
+      throw error;
+    });
+    if (entries === null) {
+      this.registry.remove(name);
+      this.dropConnection(name);
+      this.hostsChangedEmitter.fire();
+      return { from_account: false };
+    }
+    const entry = entries.find((e) => e.name === name);
     if (entry === undefined) this.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
     const account = entry?.account;
     if (account) {
@@ -337,12 +349,16 @@ export class HangarCore {
     host?: string,
   ): Promise<{ host: string; sessions: SessionInfo[]; tmux: TmuxServerState | null; error: HostFailure | null }[]> {
     const names = this.registry.list().map((h) => h.name);
-    // What a linked host last pushed, else its answer (KnownSessions).
+    // What a linked host last pushed, else its answer (hosts/known-sessions.ts).
     const ask = (name: string): Promise<{ sessions: SessionInfo[]; tmux: TmuxServerState | null }> =>
-      this.knownSessions.list(name, async () => {
-        const { sessions, tmux } = await this.connection(name).call('session.list', {});
-        return { sessions, tmux };
-      });
+      this.knownSessions.list(
+        name,
+        async () => {
+          const { sessions, tmux } = await this.connection(name).call('session.list', {});
+          return { sessions, tmux };
+        },
+        undefined,
+      );
     return listOnHosts(names, host, ask, { sessions: [], tmux: null });
   }
 

@@ -1,5 +1,7 @@
-import { Entitlement, UsageRecord } from '@hangar/shared';
+import { Entitlement, jsonOrUndefined, UsageRecord } from '@hangar/shared';
+import { z } from 'zod';
 import type { AgentStore } from '../store/db.js';
+import { agentDb } from '../store/stored-rows.js';
 
 /**
  * The billing tables of agent.db (migration 6): the relay's entitlement key, the latest
@@ -9,20 +11,23 @@ import type { AgentStore } from '../store/db.js';
 
 type StoreReader = Pick<AgentStore, 'db'>;
 
-export interface MeteredAttemptRow {
-  attempt_id: string;
-  job_id: string;
-  host_id: string;
-  started_at: number;
-  minute_ms: number;
-  minutes: number;
-  ended_at: number | null;
-}
+const MeteredAttemptRow = z.object({
+  attempt_id: z.string(),
+  job_id: z.string(),
+  host_id: z.string(),
+  started_at: z.number().int(),
+  minute_ms: z.number().int(),
+  minutes: z.number().int(),
+  ended_at: z.number().int().nullable(),
+});
+export type MeteredAttemptRow = z.infer<typeof MeteredAttemptRow>;
 
 export function entitlementKeyOf(store: StoreReader): string | null {
-  const row = store.db.prepare('SELECT entitlement_key FROM relay_enrollment WHERE id = 1').get() as
-    { entitlement_key: string | null } | undefined;
-  return row?.entitlement_key ?? null;
+  const row = store.db.prepare('SELECT entitlement_key FROM relay_enrollment WHERE id = 1').get();
+  return (
+    agentDb.row(store.db, 'relay_enrollment', z.object({ entitlement_key: z.string().nullable() }), row)
+      ?.entitlement_key ?? null
+  );
 }
 
 /** Keeps the relay's entitlement key for the current enrollment (from hosts.enroll, or a first welcome). */
@@ -31,10 +36,12 @@ export function saveEntitlementKey(store: AgentStore, hostId: string, key: strin
 }
 
 export function loadEntitlement(store: StoreReader, hostId: string): Entitlement | undefined {
-  const row = store.db.prepare('SELECT entitlement FROM relay_entitlement WHERE id = 1 AND host_id = ?').get(hostId) as
-    { entitlement: string } | undefined;
-  if (row === undefined) return undefined;
-  const parsed = Entitlement.safeParse(JSON.parse(row.entitlement));
+  const row = store.db.prepare('SELECT entitlement FROM relay_entitlement WHERE id = 1 AND host_id = ?').get(hostId);
+  const stored = agentDb.row(store.db, 'relay_entitlement', z.object({ entitlement: z.string() }), row);
+  if (stored === undefined) return undefined;
+  // A copy of what the relay signed: one that no longer parses (an older format) is as none, and
+  // the relay's next push replaces it.
+  const parsed = Entitlement.safeParse(jsonOrUndefined(stored.entitlement));
   return parsed.success ? parsed.data : undefined;
 }
 
@@ -62,12 +69,13 @@ export function insertMeteredAttempt(store: AgentStore, row: Omit<MeteredAttempt
 }
 
 export function meteredAttempt(store: StoreReader, attemptId: string): MeteredAttemptRow | undefined {
-  return store.db.prepare('SELECT * FROM metered_attempts WHERE attempt_id = ?').get(attemptId) as
-    MeteredAttemptRow | undefined;
+  const row = store.db.prepare('SELECT * FROM metered_attempts WHERE attempt_id = ?').get(attemptId);
+  return agentDb.row(store.db, 'metered_attempts', MeteredAttemptRow, row);
 }
 
 export function openMeteredAttempts(store: StoreReader): MeteredAttemptRow[] {
-  return store.db.prepare('SELECT * FROM metered_attempts WHERE ended_at IS NULL').all() as MeteredAttemptRow[];
+  const rows = store.db.prepare('SELECT * FROM metered_attempts WHERE ended_at IS NULL').all();
+  return agentDb.rows(store.db, 'metered_attempts', MeteredAttemptRow, rows);
 }
 
 /**
@@ -113,23 +121,22 @@ export function endMeteredAttempt(store: AgentStore, attemptId: string, endedAt:
 export function pendingUsage(store: StoreReader, hostId: string, limit: number, skip: ReadonlySet<string>) {
   const rows = store.db
     .prepare('SELECT key, record FROM usage_outbox WHERE host_id = ? ORDER BY created_at, key LIMIT ?')
-    .all(hostId, limit + skip.size) as { key: string; record: string }[];
+    .all(hostId, limit + skip.size);
   const records: { key: string; record: UsageRecord }[] = [];
-  for (const row of rows) {
+  for (const row of agentDb.rows(store.db, 'usage_outbox', z.object({ key: z.string(), record: z.string() }), rows)) {
     if (skip.has(row.key)) continue;
-    records.push({ key: row.key, record: UsageRecord.parse(JSON.parse(row.record)) });
+    records.push({ key: row.key, record: agentDb.json(store.db, 'usage_outbox', UsageRecord, row.record) });
     if (records.length >= limit) break;
   }
   return records;
 }
 
 export function pendingUsageCount(store: StoreReader, hostId?: string): number {
-  const row = (
+  const row =
     hostId === undefined
       ? store.db.prepare('SELECT COUNT(*) AS n FROM usage_outbox').get()
-      : store.db.prepare('SELECT COUNT(*) AS n FROM usage_outbox WHERE host_id = ?').get(hostId)
-  ) as { n: number };
-  return row.n;
+      : store.db.prepare('SELECT COUNT(*) AS n FROM usage_outbox WHERE host_id = ?').get(hostId);
+  return agentDb.row(store.db, 'usage_outbox', z.object({ n: z.number().int() }), row)!.n;
 }
 
 /** The relay holds these (acked) or will never take them (refused): the agent's copies go. */

@@ -1,9 +1,14 @@
+import { jsonOrUndefined } from '@hangar/shared';
 import { execFile } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import { z } from 'zod';
 import { SandboxExecutor } from '../jobs/executors/sandbox.js';
 import { CREATE_JOB_USER } from '../jobs/executors/sandbox-user.js';
 import { TART_INSTALL_HINT } from '../jobs/executors/tart-cli.js';
+
+/** What `tart list --format json` prints: the VMs on this Mac (only the fields read here). */
+const TartList = z.array(z.object({ Name: z.string(), Running: z.boolean() }));
 
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skip';
 
@@ -117,7 +122,17 @@ export async function macosChecks(options: Required<Pick<DoctorOptions, 'run' | 
   }
   results.push({ name: 'Tart', status: 'ok', detail: `tart ${version.stdout.trim()}` });
   const list = await run(tart, ['list', '--format', 'json']);
-  const vms = list.code === 0 ? (JSON.parse(list.stdout) as { Name: string; Running: boolean }[]) : [];
+  const listed = list.code === 0 ? TartList.safeParse(jsonOrUndefined(list.stdout)) : undefined;
+  if (listed && !listed.success) {
+    results.push({
+      name: 'Tart',
+      status: 'fail',
+      detail: `tart list --format json printed what this agent cannot read (${list.stdout.trim().slice(0, 80)})`,
+      fix: 'update Tart (brew upgrade cirruslabs/cli/tart), or the agent to one that knows its output',
+    });
+    return results;
+  }
+  const vms = listed?.data ?? [];
   if (options.tartImage) {
     const present = vms.some((vm) => vm.Name === options.tartImage);
     results.push(

@@ -1,4 +1,11 @@
-import { ErrorShapeSchema, HangarError, parseEnrollToken, RelayClient, toHangarError } from '@hangar/shared';
+import {
+  ErrorShapeSchema,
+  HangarError,
+  jsonOrUndefined,
+  parseEnrollToken,
+  RelayClient,
+  toHangarError,
+} from '@hangar/shared';
 import { spawn } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -77,14 +84,14 @@ export function enrollAsAgent(input: EnrollAsAgentInput): Promise<Enrolled> {
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) {
-        const parsed = EnrolledSchema.safeParse(safeJson(stdout));
+        const parsed = EnrolledSchema.safeParse(jsonOrUndefined(stdout));
         if (parsed.success) resolve(parsed.data);
         else
           reject(new HangarError('E_INTERNAL', `hangar-agent enroll printed something unexpected: ${stdout.trim()}`));
         return;
       }
       const shape = ErrorShapeSchema.safeParse(
-        (safeJson(stderr.trim().split('\n').at(-1) ?? '') as { error?: unknown } | undefined)?.error,
+        (jsonOrUndefined(stderr.trim().split('\n').at(-1) ?? '') as { error?: unknown } | undefined)?.error,
       );
       if (shape.success) reject(HangarError.from(shape.data));
       else {
@@ -95,15 +102,6 @@ export function enrollAsAgent(input: EnrollAsAgentInput): Promise<Enrolled> {
       }
     });
   });
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    if (error instanceof SyntaxError) return undefined; // not JSON: the caller reports the text
-    throw error;
-  }
 }
 
 /**

@@ -2,8 +2,10 @@ import Database from 'better-sqlite3';
 import { HangarError } from '@hangar/shared';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { readRunFile, processAlive } from '../service/run-file.js';
 import { SESSION_PREFIX, tmuxSocketName } from '../sessions/tmux.js';
+import { agentDb } from '../store/stored-rows.js';
 import { linkedVersion, previousLink } from '../update/versions.js';
 import type { RelayStatus } from '../relay/index.js';
 import { giveSidecarsBack, relayLink } from './enrollment.js';
@@ -134,16 +136,23 @@ function readAgentDb(dataDir: string): { devices: string[]; jobs: Record<string,
   if (!existsSync(file)) return { devices: [], jobs: {}, relay: null };
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    const devices = (db.prepare('SELECT name FROM paired_devices ORDER BY paired_at').all() as { name: string }[]).map(
-      (row) => row.name,
-    );
+    const devices = agentDb
+      .rows(
+        db,
+        'paired_devices',
+        z.object({ name: z.string() }),
+        db.prepare('SELECT name FROM paired_devices ORDER BY paired_at').all(),
+      )
+      .map((row) => row.name);
     const jobs = Object.fromEntries(
-      (
-        db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state ORDER BY state').all() as {
-          state: string;
-          n: number;
-        }[]
-      ).map((row) => [row.state, row.n]),
+      agentDb
+        .rows(
+          db,
+          'jobs',
+          z.object({ state: z.string(), n: z.number().int() }),
+          db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state ORDER BY state').all(),
+        )
+        .map((row) => [row.state, row.n]),
     );
     return { devices, jobs, relay: relayLink(dataDir) };
   } finally {

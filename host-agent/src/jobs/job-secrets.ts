@@ -4,11 +4,15 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { z } from 'zod';
+import { agentDb } from '../store/stored-rows.js';
 
 const KEY_BYTES = 32;
 /** GCM's standard nonce; random per value, so one key never sees a nonce twice in practice (2^-48 at 2^24 values). */
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
+
+const SealedSecretRow = z.object({ name: z.string(), nonce: z.instanceof(Buffer), sealed: z.instanceof(Buffer) });
 
 export function secretKeyPath(dataDir: string): string {
   return join(dataDir, 'secret-env.key');
@@ -47,11 +51,12 @@ export class JobSecrets {
 
   /** A job's secrets in the clear, for its process's environment; only when an attempt starts. */
   open(jobId: string): Record<string, string> {
-    const rows = this.db.prepare('SELECT name, nonce, sealed FROM job_secrets WHERE job_id = ?').all(jobId) as {
-      name: string;
-      nonce: Buffer;
-      sealed: Buffer;
-    }[];
+    const rows = agentDb.rows(
+      this.db,
+      'job_secrets',
+      SealedSecretRow,
+      this.db.prepare('SELECT name, nonce, sealed FROM job_secrets WHERE job_id = ?').all(jobId),
+    );
     if (rows.length === 0) return {};
     const key = this.openingKey();
     if (!key) {

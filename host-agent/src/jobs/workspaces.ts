@@ -3,10 +3,14 @@ import type Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
+import { agentDb } from '../store/stored-rows.js';
 
 export const DEFAULT_WORKSPACE_LIMIT = 2 * 1024 ** 3;
 /** How long the reason an upload failed waits for the client's commit to ask for it. */
 const FAILED_UPLOAD_KEPT_MS = 10 * 60 * 1000;
+
+const WorkspaceUse = z.object({ hash: z.string(), lastUsedAt: z.number().int(), bytes: z.number().int() });
 
 interface Upload {
   size: number;
@@ -157,9 +161,10 @@ export class WorkspaceStore {
 
   /** Workspaces by last use, oldest first, for retention. */
   sizes(): { hash: string; lastUsedAt: number; bytes: number }[] {
-    return this.db
+    const rows = this.db
       .prepare('SELECT hash, last_used_at AS lastUsedAt, size AS bytes FROM workspaces ORDER BY last_used_at')
-      .all() as { hash: string; lastUsedAt: number; bytes: number }[];
+      .all();
+    return agentDb.rows(this.db, 'workspaces', WorkspaceUse, rows);
   }
 
   remove(hash: string): void {

@@ -1,5 +1,7 @@
+import { z } from 'zod';
 import type { AgentStore } from '../store/db.js';
 import { spendAndPair } from '../store/pairing.js';
+import { agentDb } from '../store/stored-rows.js';
 
 /**
  * The relay tables of agent.db (migration 5): the host's one enrollment, the first links its
@@ -7,27 +9,29 @@ import { spendAndPair } from '../store/pairing.js';
  * signer's first link. Times are ms since the epoch.
  */
 
-export interface EnrollmentRow {
-  relay_url: string;
-  host_id: string;
-  account_id: string;
-  name: string;
-  enrolled_at: number;
-  statements_seq: number;
-  state: string | null;
-  state_error: string | null;
-  state_at: number | null;
-  state_pid: number | null;
-}
+const EnrollmentRow = z.object({
+  relay_url: z.string(),
+  host_id: z.string(),
+  account_id: z.string(),
+  name: z.string(),
+  enrolled_at: z.number().int(),
+  statements_seq: z.number().int(),
+  state: z.string().nullable(),
+  state_error: z.string().nullable(),
+  state_at: z.number().int().nullable(),
+  state_pid: z.number().int().nullable(),
+});
+export type EnrollmentRow = z.infer<typeof EnrollmentRow>;
 
-export interface FirstLinkRow {
-  token_id: string;
-  device_key: string;
-  e2e_secret: string | null;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-}
+const FirstLinkRow = z.object({
+  token_id: z.string(),
+  device_key: z.string(),
+  e2e_secret: z.string().nullable(),
+  created_at: z.number().int(),
+  expires_at: z.number().int(),
+  used_at: z.number().int().nullable(),
+});
+export type FirstLinkRow = z.infer<typeof FirstLinkRow>;
 
 /** What the read-only helpers need: `relayStatus` passes a read-only connection of its own. */
 type StoreReader = Pick<AgentStore, 'db'>;
@@ -36,12 +40,13 @@ type StoreReader = Pick<AgentStore, 'db'>;
 export const FIRST_LINK_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
 export function loadEnrollment(store: StoreReader): EnrollmentRow | undefined {
-  return store.db.prepare('SELECT * FROM relay_enrollment WHERE id = 1').get() as EnrollmentRow | undefined;
+  const row = store.db.prepare('SELECT * FROM relay_enrollment WHERE id = 1').get();
+  return agentDb.row(store.db, 'relay_enrollment', EnrollmentRow, row);
 }
 
 export function findFirstLink(store: AgentStore, tokenId: string): FirstLinkRow | undefined {
-  return store.db.prepare('SELECT * FROM relay_first_links WHERE token_id = ?').get(tokenId) as
-    FirstLinkRow | undefined;
+  const row = store.db.prepare('SELECT * FROM relay_first_links WHERE token_id = ?').get(tokenId);
+  return agentDb.row(store.db, 'relay_first_links', FirstLinkRow, row);
 }
 
 /**
@@ -100,8 +105,12 @@ export function consumeFirstLinkAndPair(
 export function pendingFirstLinkKeys(store: StoreReader, now: number): Set<string> {
   const rows = store.db
     .prepare('SELECT device_key FROM relay_first_links WHERE e2e_secret IS NOT NULL AND expires_at > ?')
-    .all(now) as { device_key: string }[];
-  return new Set(rows.map((row) => row.device_key));
+    .all(now);
+  return new Set(
+    agentDb
+      .rows(store.db, 'relay_first_links', z.object({ device_key: z.string() }), rows)
+      .map((row) => row.device_key),
+  );
 }
 
 /** Forgets the secrets of first links that can no longer happen; used rows stay (replays). */

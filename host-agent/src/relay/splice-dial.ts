@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import { HangarError, SPLICE_AGENT_PATH, SPLICE_PROTOCOL, toHangarError, type ErrorShape } from '@hangar/shared';
+import { SPLICE_AGENT_PATH, SPLICE_PROTOCOL, awaitSpliceUpgrade, relayOrigin } from '@hangar/shared';
 
 /** The relay must switch protocols within this (it is holding the device's connection meanwhile). */
 const DIAL_TIMEOUT_MS = 10_000;
@@ -20,41 +20,5 @@ export function dialSplice(relayUrl: string, spliceId: string, timeoutMs = DIAL_
     method: 'GET',
     headers: { connection: 'Upgrade', upgrade: SPLICE_PROTOCOL, 'hangar-splice': spliceId },
   });
-  return new Promise<Socket>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      request.destroy();
-      reject(new HangarError('E_TIMEOUT', `the relay did not open the splice within ${timeoutMs} ms`));
-    }, timeoutMs);
-    request.once('upgrade', (_response, socket: Socket, head: Buffer) => {
-      clearTimeout(timer);
-      // Bytes the device sent right after the switch came with the 101: they are the link's.
-      if (head.length > 0) socket.unshift(head);
-      resolve(socket);
-    });
-    request.once('response', (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body = (body + chunk).slice(0, 16_384)));
-      response.once('end', () => {
-        clearTimeout(timer);
-        reject(relayRefusal(response.statusCode ?? 0, body));
-      });
-    });
-    request.once('error', (error) => {
-      clearTimeout(timer);
-      reject(new HangarError('E_UNAVAILABLE', `could not reach the relay for a splice: ${error.message}`));
-    });
-    request.end();
-  });
-}
-
-/** The relay's error answer (`{error: {code, message}}`) as a HangarError, or the status in words. */
-export function relayRefusal(status: number, body: string): HangarError {
-  try {
-    const parsed = JSON.parse(body) as { error?: ErrorShape };
-    if (parsed.error?.code !== undefined) return HangarError.from(parsed.error);
-  } catch (error) {
-    return new HangarError('E_UNAVAILABLE', `the relay answered HTTP ${status} (${toHangarError(error).message})`);
-  }
-  return new HangarError('E_UNAVAILABLE', `the relay answered HTTP ${status}`);
+  return awaitSpliceUpgrade<Socket>(request, { where: relayOrigin(relayUrl), what: 'the splice' }, timeoutMs);
 }

@@ -1,6 +1,8 @@
 import { StoredStatement, verifyStatement } from '@hangar/shared';
+import { z } from 'zod';
 import type { AgentStore } from '../store/db.js';
 import { findPairedDevice } from '../store/pairing.js';
+import { agentDb } from '../store/stored-rows.js';
 import { isRevoked, loadEnrollment, pendingFirstLinkKeys } from './relay-store.js';
 
 /**
@@ -67,6 +69,8 @@ export function applyStatements(
     .immediate();
 }
 
+const HeldStatementRow = z.object({ seq: z.number().int(), statement: z.string() });
+
 /** `deviceKey` was just pinned at its first link: applies what it signed meanwhile, in seq order. */
 export function releaseHeldStatements(store: AgentStore, deviceKey: string, now: number): AppliedStatements {
   const { db } = store;
@@ -76,14 +80,14 @@ export function releaseHeldStatements(store: AgentStore, deviceKey: string, now:
       const enrollment = loadEnrollment(store);
       const rows = db
         .prepare('SELECT seq, statement FROM held_statements WHERE signer_key = ? ORDER BY seq')
-        .all(deviceKey) as { seq: number; statement: string }[];
+        .all(deviceKey);
       db.prepare('DELETE FROM held_statements WHERE signer_key = ?').run(deviceKey);
       if (enrollment === undefined) return applied;
-      for (const row of rows) {
-        const parsed = StoredStatement.safeParse(JSON.parse(row.statement));
-        if (!parsed.success) continue; // written by this code from a parsed statement: cannot happen
+      for (const row of agentDb.rows(db, 'held_statements', HeldStatementRow, rows)) {
+        // Written by this code from a parsed statement: one that does not parse is not what it wrote.
+        const statement = agentDb.json(db, 'held_statements', StoredStatement, row.statement);
         // Nothing is held a second time: the signer is pinned now, or was revoked since.
-        const outcome = applyOne(store, enrollment.account_id, parsed.data, new Set(), now);
+        const outcome = applyOne(store, enrollment.account_id, statement, new Set(), now);
         record(applied, outcome);
       }
       return applied;
@@ -93,8 +97,11 @@ export function releaseHeldStatements(store: AgentStore, deviceKey: string, now:
 
 /** Signers of held statements who are pinned by now (a first link made while serve was not listening to the relay). */
 export function pinnedHeldSigners(store: AgentStore): string[] {
-  const rows = store.db.prepare('SELECT DISTINCT signer_key FROM held_statements').all() as { signer_key: string }[];
-  return rows.map((row) => row.signer_key).filter((key) => findPairedDevice(store, key) !== undefined);
+  const rows = store.db.prepare('SELECT DISTINCT signer_key FROM held_statements').all();
+  return agentDb
+    .rows(store.db, 'held_statements', z.object({ signer_key: z.string() }), rows)
+    .map((row) => row.signer_key)
+    .filter((key) => findPairedDevice(store, key) !== undefined);
 }
 
 function record(applied: AppliedStatements, outcome: StatementOutcome): void {

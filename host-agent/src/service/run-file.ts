@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { jsonOrUndefined } from '@hangar/shared';
 
 /**
  * What a running agent says about itself in `<data>/run/agent.json`, written once it listens. The
@@ -29,17 +30,9 @@ export function writeRunFile(dataDir: string, info: Omit<RunFile, 'schema_versio
 export function readRunFile(dataDir: string): RunFile | undefined {
   const file = runFilePath(dataDir);
   if (!existsSync(file)) return undefined;
-  const parsed = RunFileSchema.safeParse(safeJson(readFileSync(file, 'utf8')));
+  // Renamed into place whole: text that is not JSON is a foreign file.
+  const parsed = RunFileSchema.safeParse(jsonOrUndefined(readFileSync(file, 'utf8')));
   return parsed.success ? parsed.data : undefined;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    if (error instanceof SyntaxError) return undefined; // renamed into place whole, so only a foreign file
-    throw error;
-  }
 }
 
 /**

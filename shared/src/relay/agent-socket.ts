@@ -38,21 +38,15 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
   private readonly statementsEmitter = new Emitter<StoredStatement[]>();
   /** New endorsements/revocations, in seq order; the agent verifies them (never the relay). */
   readonly onStatements = this.statementsEmitter.event;
-  private readonly signalEmitter = new Emitter<AgentSignal>();
-  readonly onSignal = this.signalEmitter.event;
-  private readonly signalErrorEmitter = new Emitter<SignalFailure>();
-  readonly onSignalError = this.signalErrorEmitter.event;
-  private readonly spliceEmitter = new Emitter<SpliceRequest>();
+  readonly onSignal = this.messageEvent('signal', (message): AgentSignal => message);
+  readonly onSignalError = this.messageEvent('signal.error', (message): SignalFailure => message);
   /** A device asks for a relayed link (PROTOCOL.md "Relayed links"); the agent dials back. */
-  readonly onSplice = this.spliceEmitter.event;
-  private readonly entitlementEmitter = new Emitter<Entitlement>();
+  readonly onSplice = this.messageEvent('splice', (message): SpliceRequest => message);
   /** Each entitlement the relay pushes, checked by the agent with verifyEntitlement (never trusted as is). */
-  readonly onEntitlement = this.entitlementEmitter.event;
-  private readonly iceEmitter = new Emitter<IceConfig>();
+  readonly onEntitlement = this.messageEvent('entitlement', (message): Entitlement => message.entitlement);
   /** TURN servers and this host's credentials for them, after welcome and before they expire. */
-  readonly onIce = this.iceEmitter.event;
-  private readonly usageAckEmitter = new Emitter<UsageAck>();
-  readonly onUsageAck = this.usageAckEmitter.event;
+  readonly onIce = this.messageEvent('ice', (message): IceConfig => message.ice);
+  readonly onUsageAck = this.messageEvent('usage.ack', (message): UsageAck => message);
   private readonly origin: string;
   private welcomed = false;
   private relayEntitlementKey: string | undefined;
@@ -100,32 +94,12 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
       case 'statements':
         if (message.statements.length > 0) this.statementsEmitter.fire(message.statements);
         return;
-      case 'signal':
-        this.signalEmitter.fire(message);
-        return;
-      case 'splice':
-        this.spliceEmitter.fire(message);
-        return;
-      case 'entitlement':
-        this.entitlementEmitter.fire(message.entitlement);
-        return;
-      case 'ice':
-        this.iceEmitter.fire(message.ice);
-        return;
-      case 'usage.ack':
-        this.usageAckEmitter.fire(message);
-        return;
-      case 'signal.error':
-        this.signalErrorEmitter.fire(message);
-        return;
       case 'error':
         if (message.error.code === 'E_NOT_FOUND' || message.error.code === 'E_FORBIDDEN') {
           this.stop(HangarError.from(message.error));
         }
         return;
-      case 'ping':
-      case 'pong':
-        return;
+      // The rest (signals, splices, entitlements, ICE, usage acks) are this socket's events (messageEvent).
     }
   }
 
@@ -165,11 +139,5 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
   override dispose(): void {
     super.dispose();
     this.statementsEmitter.dispose();
-    this.signalEmitter.dispose();
-    this.signalErrorEmitter.dispose();
-    this.spliceEmitter.dispose();
-    this.entitlementEmitter.dispose();
-    this.iceEmitter.dispose();
-    this.usageAckEmitter.dispose();
   }
 }

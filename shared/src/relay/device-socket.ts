@@ -1,4 +1,3 @@
-import { Emitter } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
 import type { Ed25519Signer } from '../link/handshake.js';
 import { RelayToDevice, type DeviceToRelay, type DeviceView, type HostPresence } from '../protocol/relay.js';
@@ -28,19 +27,13 @@ const TRANSIENT: ReadonlySet<string> = new Set(['E_UNAVAILABLE', 'E_TIMEOUT', 'E
 const RENEW_MARGIN_MS = 60_000;
 
 export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay> {
-  private readonly presenceEmitter = new Emitter<HostPresence>();
   /** Every host of the account after each connect, then every change. */
-  readonly onPresence = this.presenceEmitter.event;
-  private readonly hostRemovedEmitter = new Emitter<string>();
-  readonly onHostRemoved = this.hostRemovedEmitter.event;
-  private readonly pendingEmitter = new Emitter<DeviceView>();
-  readonly onDevicePending = this.pendingEmitter.event;
-  private readonly deviceChangedEmitter = new Emitter<DeviceView>();
-  readonly onDeviceChanged = this.deviceChangedEmitter.event;
-  private readonly signalEmitter = new Emitter<DeviceSignal>();
-  readonly onSignal = this.signalEmitter.event;
-  private readonly signalErrorEmitter = new Emitter<DeviceSignalFailure>();
-  readonly onSignalError = this.signalErrorEmitter.event;
+  readonly onPresence = this.messageEvent('presence', (message): HostPresence => message.host);
+  readonly onHostRemoved = this.messageEvent('host.removed', (message) => message.host_id);
+  readonly onDevicePending = this.messageEvent('device.pending', (message): DeviceView => message.device);
+  readonly onDeviceChanged = this.messageEvent('device.changed', (message): DeviceView => message.device);
+  readonly onSignal = this.messageEvent('signal', (message): DeviceSignal => message);
+  readonly onSignalError = this.messageEvent('signal.error', (message): DeviceSignalFailure => message);
   private renewTimer: unknown;
   private ready = false;
 
@@ -80,30 +73,10 @@ export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay>
         if (first) this.setOnline();
         return;
       }
-      case 'presence':
-        this.presenceEmitter.fire(message.host);
-        return;
-      case 'host.removed':
-        this.hostRemovedEmitter.fire(message.host_id);
-        return;
-      case 'device.pending':
-        this.pendingEmitter.fire(message.device);
-        return;
-      case 'device.changed':
-        this.deviceChangedEmitter.fire(message.device);
-        return;
-      case 'signal':
-        this.signalEmitter.fire(message);
-        return;
-      case 'signal.error':
-        this.signalErrorEmitter.fire(message);
-        return;
       case 'error':
         if (message.error.code === 'E_AUTH_DEVICE_REVOKED') this.stop(HangarError.from(message.error));
         return;
-      case 'ping':
-      case 'pong':
-        return;
+      // The rest (presence, signals, device changes) are this socket's events (messageEvent).
     }
   }
 
@@ -156,15 +129,5 @@ export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay>
   override dispose(): void {
     clearTimeout(this.renewTimer);
     super.dispose();
-    for (const emitter of [
-      this.presenceEmitter,
-      this.hostRemovedEmitter,
-      this.pendingEmitter,
-      this.deviceChangedEmitter,
-      this.signalEmitter,
-      this.signalErrorEmitter,
-    ]) {
-      emitter.dispose();
-    }
   }
 }

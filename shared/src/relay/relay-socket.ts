@@ -62,8 +62,28 @@ export abstract class RelaySocket<In extends { type: string }, Out extends { typ
   private heartbeat: unknown;
   private lastHeard = 0;
   private stopped: HangarError | undefined;
+  /** One emitter per message type that has an event (messageEvent), fired after onMessage. */
+  private readonly typeEmitters = new Map<string, Emitter<In>>();
 
   constructor(protected readonly options: RelaySocketOptions<In>) {}
+
+  /**
+   * An event of the relay's messages of one type, each as `pick` takes it apart: the agent's and
+   * the device's onSignal, onPresence … are these, with no case of their own in onMessage.
+   */
+  protected messageEvent<T extends In['type'], V>(
+    type: T,
+    pick: (message: Extract<In, { type: T }>) => V,
+  ): (listener: (value: V) => void) => Disposable {
+    let emitter = this.typeEmitters.get(type);
+    if (emitter === undefined) {
+      emitter = new Emitter<In>();
+      this.typeEmitters.set(type, emitter);
+    }
+    const messages = emitter;
+    // Only messages of `type` reach this emitter (receive fires it by message.type).
+    return (listener) => messages.event((message) => listener(pick(message as Extract<In, { type: T }>)));
+  }
 
   /** Opens the socket; from then on it reconnects until dispose(). */
   start(): void {
@@ -134,7 +154,10 @@ export abstract class RelaySocket<In extends { type: string }, Out extends { typ
     }
     const message = parsed.data;
     if (message.type === 'ping') this.send({ type: 'pong' } as Out);
-    else if (message.type !== 'pong') this.onMessage(message);
+    else if (message.type !== 'pong') {
+      this.onMessage(message);
+      this.typeEmitters.get(message.type)?.fire(message);
+    }
   }
 
   private startHeartbeat(socket: TextSocketLike): void {
@@ -184,6 +207,7 @@ export abstract class RelaySocket<In extends { type: string }, Out extends { typ
     this.socket?.close(1000, 'client closing');
     this.socket = undefined;
     this.stateEmitter.dispose();
+    for (const emitter of this.typeEmitters.values()) emitter.dispose();
   }
 }
 

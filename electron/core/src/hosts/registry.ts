@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
-import { HangarError, HostName, HostRecord, parseOrThrow } from '@hangar/shared';
+import { HangarError, HostName, HostRecord, parseOrThrow, parseStored } from '@hangar/shared';
 import { z } from 'zod';
+import { coreDb } from '../state/stored-rows.js';
 
 const Row = z.object({
   name: z.string(),
@@ -9,6 +10,8 @@ const Row = z.object({
   cert_fingerprint: z.string(),
   embedded: z.number().int(),
   added_at: z.number().int(),
+  /** Added by a later migration: null until the link to the host is first up. */
+  last_seen: z.number().int().nullable(),
 });
 
 /** The hosts this device is paired with, and the keys pinned for each (like SSH known_hosts). */
@@ -16,17 +19,12 @@ export class HostRegistry {
   constructor(private readonly db: Database.Database) {}
 
   list(): HostRecord[] {
-    const rows = this.db.prepare('SELECT * FROM hosts ORDER BY embedded DESC, name').all();
-    return rows.map((row) => this.fromRow(row));
+    return this.rows().map((row) => this.fromRow(row));
   }
 
   /** Every host with when this computer last had a link to it (null: never, or before it was recorded). */
   listSeen(): (HostRecord & { last_seen: number | null })[] {
-    const rows = this.db.prepare('SELECT * FROM hosts ORDER BY embedded DESC, name').all() as { last_seen: unknown }[];
-    return rows.map((row) => ({
-      ...this.fromRow(row),
-      last_seen: typeof row.last_seen === 'number' ? row.last_seen : null,
-    }));
+    return this.rows().map((row) => ({ ...this.fromRow(row), last_seen: row.last_seen }));
   }
 
   /** The link to `name` was up at `at`. */
@@ -35,7 +33,7 @@ export class HostRegistry {
   }
 
   find(name: string): HostRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name);
+    const row = coreDb.row(this.db, 'hosts', Row, this.db.prepare('SELECT * FROM hosts WHERE name = ?').get(name));
     return row === undefined ? undefined : this.fromRow(row);
   }
 
@@ -90,9 +88,26 @@ export class HostRegistry {
     if (result.changes === 0) this.get(name);
   }
 
+  private rows(): z.output<typeof Row>[] {
+    return coreDb.rows(
+      this.db,
+      'hosts',
+      Row,
+      this.db.prepare('SELECT * FROM hosts ORDER BY embedded DESC, name').all(),
+    );
+  }
+
   /** What is read back from disk is parsed with the same schema as what came in. */
-  private fromRow(row: unknown): HostRecord {
-    const parsed = parseOrThrow(Row, row, 'hosts table row');
-    return parseOrThrow(HostRecord, { ...parsed, embedded: parsed.embedded === 1 }, `host "${parsed.name}" on disk`);
+  private fromRow({ last_seen: _, ...row }: z.output<typeof Row>): HostRecord {
+    return parseStored(
+      HostRecord,
+      { ...row, embedded: row.embedded === 1 },
+      {
+        file: this.db.name,
+        what: `host "${row.name}"`,
+        record: row.name,
+        remedy: `remove it and pair it again: hangar hosts rm ${row.name} && hangar hosts add ${row.name} <address> --code <pairing code>`,
+      },
+    );
   }
 }

@@ -1,6 +1,14 @@
 import type Database from 'better-sqlite3';
-import { DeviceStatus, HangarError, HostPresence, SessionTokens, parseOrThrow, type DeviceView } from '@hangar/shared';
+import {
+  DeviceStatus,
+  HangarError,
+  HostPresence,
+  SessionTokens,
+  jsonOrUndefined,
+  type DeviceView,
+} from '@hangar/shared';
 import { z } from 'zod';
+import { coreDb } from '../state/stored-rows.js';
 
 /**
  * The core's record of its account on a relay (migration 3 in state/db.ts): the login and its
@@ -24,14 +32,15 @@ const AccountRow = z.object({
 });
 export type StoredAccount = z.infer<typeof AccountRow>;
 
-export interface EnrollmentSecret {
-  token_id: string;
-  account_id: string;
-  host_name: string;
-  secret: string;
-  created_at: number;
-  expires_at: number;
-}
+const EnrollmentSecret = z.object({
+  token_id: z.string(),
+  account_id: z.string(),
+  host_name: z.string(),
+  secret: z.string(),
+  created_at: z.number().int(),
+  expires_at: z.number().int(),
+});
+export type EnrollmentSecret = z.infer<typeof EnrollmentSecret>;
 
 /** How long a refresh may take before another core may try (a process killed mid-refresh). */
 const REFRESH_LEASE_MS = 20_000;
@@ -40,8 +49,12 @@ export class AccountStore {
   constructor(private readonly db: Database.Database) {}
 
   account(): StoredAccount | undefined {
-    const row = this.db.prepare('SELECT * FROM relay_account WHERE id = 1').get();
-    return row === undefined ? undefined : parseOrThrow(AccountRow, row, 'relay_account row');
+    return coreDb.row(
+      this.db,
+      'relay_account',
+      AccountRow,
+      this.db.prepare('SELECT * FROM relay_account WHERE id = 1').get(),
+    );
   }
 
   /** After signup or login: the one account of this computer, replacing none (logout first). */
@@ -150,12 +163,13 @@ export class AccountStore {
   /** Secrets of this account's tokens made for `hostName` before `enrolledAt` (give or take clock skew), newest first. */
   secretsFor(accountId: string, hostName: string, enrolledAt: number, now: number): EnrollmentSecret[] {
     this.db.prepare('DELETE FROM enrollment_secrets WHERE expires_at <= ?').run(now);
-    return this.db
+    const rows = this.db
       .prepare(
         `SELECT * FROM enrollment_secrets WHERE account_id = ? AND host_name = ? AND created_at <= ?
          ORDER BY created_at DESC`,
       )
-      .all(accountId, hostName, enrolledAt + CLOCK_SKEW_MS) as EnrollmentSecret[];
+      .all(accountId, hostName, enrolledAt + CLOCK_SKEW_MS);
+    return coreDb.rows(this.db, 'enrollment_secrets', EnrollmentSecret, rows);
   }
 
   hasSecret(tokenId: string): boolean {
@@ -170,11 +184,11 @@ export class AccountStore {
   // ---- the account's hosts as last seen --------------------------------------------------
 
   cachedHosts(accountId: string): HostPresence[] {
-    const rows = this.db.prepare('SELECT presence_json FROM account_hosts WHERE account_id = ?').all(accountId) as {
-      presence_json: string;
-    }[];
-    return rows.flatMap((row) => {
-      const parsed = HostPresence.safeParse(JSON.parse(row.presence_json));
+    const rows = this.db.prepare('SELECT presence_json FROM account_hosts WHERE account_id = ?').all(accountId);
+    return coreDb.rows(this.db, 'account_hosts', z.object({ presence_json: z.string() }), rows).flatMap((row) => {
+      // A copy of what the relay said: one that no longer parses (an older format) is passed
+      // over, and the relay's next list replaces it.
+      const parsed = HostPresence.safeParse(jsonOrUndefined(row.presence_json));
       return parsed.success ? [parsed.data] : [];
     });
   }

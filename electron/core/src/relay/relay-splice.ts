@@ -1,14 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import {
-  HangarError,
-  SPLICE_DEVICE_PATH,
-  SPLICE_PROTOCOL,
-  relayOrigin,
-  toHangarError,
-  type ErrorShape,
-} from '@hangar/shared';
+import { HangarError, SPLICE_DEVICE_PATH, SPLICE_PROTOCOL, awaitSpliceUpgrade, relayOrigin } from '@hangar/shared';
 import type { KeyObject } from 'node:crypto';
 import { connectToHost, type ConnectOptions, type ConnectedHost } from '../link/connect.js';
 import type { ReachFallback } from './reach.js';
@@ -83,50 +76,9 @@ export function openSplice(splice: SpliceDial, accessToken: string, timeoutMs: n
       'hangar-host': splice.hostId,
     },
   });
-  const where = relayOrigin(splice.relayUrl);
-  return new Promise<Socket>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      request.destroy();
-      reject(new HangarError('E_TIMEOUT', `the relay at ${where} did not open a relayed link within ${timeoutMs} ms`));
-    }, timeoutMs);
-    request.once('upgrade', (_response, socket: Socket, head: Buffer) => {
-      clearTimeout(timer);
-      if (head.length > 0) socket.unshift(head);
-      resolve(socket);
-    });
-    request.once('response', (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body = (body + chunk).slice(0, 16_384)));
-      response.once('end', () => {
-        clearTimeout(timer);
-        reject(refusal(where, response.statusCode ?? 0, body));
-      });
-    });
-    request.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(
-        new HangarError(
-          'E_UNAVAILABLE',
-          `relay unreachable: could not reach ${where} for a relayed link (${error.code ?? error.message})`,
-        ),
-      );
-    });
-    request.end();
-  });
-}
-
-function refusal(where: string, status: number, body: string): HangarError {
-  let shape: ErrorShape | undefined;
-  try {
-    shape = (JSON.parse(body) as { error?: ErrorShape }).error;
-  } catch (error) {
-    return new HangarError(
-      'E_UNAVAILABLE',
-      `the relay at ${where} answered HTTP ${status} (${toHangarError(error).message})`,
-    );
-  }
-  if (shape?.code === undefined)
-    return new HangarError('E_UNAVAILABLE', `the relay at ${where} answered HTTP ${status}`);
-  return new HangarError(shape.code, `relayed link refused by ${where}: ${shape.message}`, shape.details);
+  return awaitSpliceUpgrade<Socket>(
+    request,
+    { where: relayOrigin(splice.relayUrl), what: 'a relayed link' },
+    timeoutMs,
+  );
 }

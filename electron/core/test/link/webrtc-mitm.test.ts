@@ -10,9 +10,8 @@ import {
   type WebRtcLink,
 } from '@hangar/shared';
 import { WebRtcAnswerer } from '../../../../host-agent/src/link/webrtc-answerer.js';
-import { connectToHost } from '../../src/link/connect.js';
 import { connectOverWebRtc } from '../../src/link/webrtc-connect.js';
-import { Cleanup, eventually, newDeviceKey, startTestAgent } from './fixture.js';
+import { Cleanup, eventually, pairDevice, startTestAgent } from './fixture.js';
 
 /**
  * The link over WebRTC is bound to the DTLS certificates both ends used: a relay (this test's
@@ -30,14 +29,7 @@ afterEach(() => cleanup.run());
 
 async function pairedAgent() {
   const agent = await startTestAgent(cleanup);
-  const deviceKey = newDeviceKey();
-  const paired = await connectToHost({
-    address: agent.address,
-    deviceKey,
-    deviceName: 'laptop',
-    pairingCode: agent.issueCode(),
-  });
-  paired.transport.close();
+  const { deviceKey, pinned } = await pairDevice(agent);
   const answerer = new WebRtcAnswerer({
     accept: (link) => agent.server.accept(link),
     logger: pino({ level: 'silent' }),
@@ -50,19 +42,10 @@ async function pairedAgent() {
         resolve,
       ),
     );
-  return {
-    agent,
-    deviceKey,
-    pinned: { agent_key: paired.agent_key, cert_fingerprint: paired.cert_fingerprint },
-    toAgent,
-  };
-}
-
-describe('WebRTC link handshake bound to the DTLS fingerprints', () => {
-  it('links when the relay passes the SDP as it is', async () => {
-    const { agent, deviceKey, pinned, toAgent } = await pairedAgent();
-    const linked = await connectOverWebRtc({
-      signal: toAgent,
+  /** The device's WebRTC link to the agent with its pins, its signals carried by `signal`. */
+  const dial = (signal: (payload: string) => Promise<string>) =>
+    connectOverWebRtc({
+      signal,
       deviceKey,
       deviceName: 'laptop',
       how: { pinned },
@@ -70,6 +53,13 @@ describe('WebRTC link handshake bound to the DTLS fingerprints', () => {
       hostName: 'mini',
       iceServers: [],
     });
+  return { agent, deviceKey, pinned, toAgent, dial };
+}
+
+describe('WebRTC link handshake bound to the DTLS fingerprints', () => {
+  it('links when the relay passes the SDP as it is', async () => {
+    const { agent, pinned, toAgent, dial } = await pairedAgent();
+    const linked = await dial(toAgent);
     cleanup.add(() => linked.transport.close());
     expect(linked.agent_key).toBe(pinned.agent_key);
     expect(linked.path().kind).toBe('p2p');
@@ -77,7 +67,7 @@ describe('WebRTC link handshake bound to the DTLS fingerprints', () => {
   });
 
   it('is refused when the relay swaps the SDP and sits in the middle', async () => {
-    const { agent, deviceKey, pinned, toAgent } = await pairedAgent();
+    const { agent, toAgent, dial } = await pairedAgent();
     const middle: WebRtcLink[] = [];
     cleanup.add(() => middle.forEach((link) => link.transport.close()));
     const swapping = async (payload: string): Promise<string> => {
@@ -99,15 +89,7 @@ describe('WebRTC link handshake bound to the DTLS fingerprints', () => {
       });
       return JSON.stringify({ type: 'webrtc.answer', sdp: towardDevice.answer });
     };
-    const error = await connectOverWebRtc({
-      signal: swapping,
-      deviceKey,
-      deviceName: 'laptop',
-      how: { pinned },
-      certFingerprint: pinned.cert_fingerprint,
-      hostName: 'mini',
-      iceServers: [],
-    }).then(
+    const error = await dial(swapping).then(
       () => undefined,
       (e: unknown) => e as HangarError,
     );
