@@ -92,10 +92,10 @@ export function reachEarly(): void {
 }
 
 /**
- * Runs one command against the core API, then closes it and ends the process with its exit status
- * as soon as its output is written (and, through a running core, its goodbye to the core has
- * left): Node's own teardown of a finished process (its heap, its threads) is a good part of a
- * listing's time otherwise (issue 18).
+ * Runs one command against the core API, then closes it and sets the exit status. Through a
+ * running core, the process ends as soon as its output is written and its goodbye to the core has
+ * left: Node's own teardown of a finished process (its heap, its threads) is a good part of a
+ * listing's time otherwise (issue 18). With a core of its own, it ends as a Node program does.
  */
 export async function withApi(body: (api: CoreApi) => Promise<void | number>): Promise<void> {
   let api: CoreApi | undefined;
@@ -111,12 +111,11 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
     await api?.dispose();
   }
   process.exitCode = status;
-  // Through a running core: once the goodbye to it has left too. With a core of its own (closed
-  // above, the WebRTC library's threads released), the same explicit end: a connection the library
-  // deadlocked on (README "Known issues") would otherwise keep the process from ever exiting.
-  await Promise.all([doorWritten?.(), written(process.stdout), written(process.stderr)]);
-  timing('output written');
-  process.exit(status);
+  if (doorWritten) {
+    await Promise.all([doorWritten(), written(process.stdout), written(process.stderr)]);
+    timing('output written');
+    process.exit(status);
+  }
 }
 
 /**

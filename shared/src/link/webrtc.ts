@@ -56,8 +56,6 @@ export interface PeerConnectionLike {
   onGatheringStateChange(listener: (state: string) => void): void;
   gatheringState(): string;
   state(): string;
-  /** ICE's own state (node-datachannel has it; `state()` stays "connecting" until DTLS and SCTP are up). */
-  iceState?(): string;
   rtt(): number;
   getSelectedCandidatePair(): { local: RtcCandidateInfo; remote: RtcCandidateInfo } | null;
 }
@@ -281,66 +279,7 @@ function trackChannel(pc: PeerConnectionLike, native: RtcDataChannelLike): RtcDa
 /** Each peer connection's channels: closing the connection alone does not report them closed. */
 const channelsOf = new WeakMap<PeerConnectionLike, Set<RtcDataChannelLike>>();
 
-/**
- * Peer connections left open on purpose: ICE had connected but DTLS had not finished when the
- * attempt gave up. That is how libdatachannel 0.24.5's deadlock over a TURN pair shows (README
- * "Known issues", docs/known-issues/libdatachannel-turn-deadlock.md): closing such a connection
- * blocks the JS thread for good, and so would making a new one (the deadlocked thread holds
- * libjuice's lock). A handshake that was only slow settles later and is closed then.
- */
-const stuck = new Set<PeerConnectionLike>();
-/** How often a held-back connection is looked at again (its states are atomics: reading them cannot block). */
-const STUCK_CHECK_MS = 1_000;
-let stuckTimer: ReturnType<typeof setInterval> | undefined;
-
-function looksStuck(pc: PeerConnectionLike): boolean {
-  const ice = pc.iceState?.();
-  if (ice !== 'connected' && ice !== 'completed') return false;
-  const state = pc.state();
-  return state === 'new' || state === 'connecting';
-}
-
-/**
- * True while this process holds a connection that looks deadlocked inside the WebRTC library: no
- * new WebRTC attempt starts (other paths are used), and the library's cleanup() must not run (it
- * would wait for the deadlocked threads): a process that ends then ends with process.exit.
- */
-export function webRtcStuck(): boolean {
-  return stuck.size > 0;
-}
-
-function refuseWhileStuck(): void {
-  if (stuck.size === 0) return;
-  throw new HangarError(
-    'E_UNAVAILABLE',
-    'WebRTC is stuck in this process (a known deadlock of the WebRTC library over TURN; README "Known issues"): ' +
-      'other paths are used; restart the app to use WebRTC again',
-  );
-}
-
-/** Holds `pc` back instead of closing it when it looks deadlocked; true when it did. */
-function heldBack(pc: PeerConnectionLike): boolean {
-  if (stuck.has(pc)) return true;
-  if (!looksStuck(pc)) return false;
-  stuck.add(pc);
-  stuckTimer ??= setInterval(() => {
-    for (const held of [...stuck]) {
-      if (looksStuck(held)) continue;
-      stuck.delete(held);
-      closePeer(held);
-    }
-    if (stuck.size === 0) {
-      clearInterval(stuckTimer);
-      stuckTimer = undefined;
-    }
-  }, STUCK_CHECK_MS);
-  // A process may end while one is held back (the hangar command exits explicitly then).
-  (stuckTimer as { unref?: () => void }).unref?.();
-  return true;
-}
-
 function closePeer(pc: PeerConnectionLike): void {
-  if (heldBack(pc)) return;
   live.delete(pc);
   lastClosedAt = Date.now();
   for (const channel of channelsOf.get(pc) ?? []) {
@@ -436,7 +375,6 @@ export async function offerWebRtc(
   config: RtcConfigLike,
   gatherTimeoutMs = WEBRTC_GATHER_TIMEOUT_MS,
 ): Promise<WebRtcOffer> {
-  refuseWhileStuck();
   // Negotiation started by hand: the one the first channel starts by itself can race the answer.
   const pc = new lib.PeerConnection('hangar-device', { ...config, disableAutoNegotiation: true });
   live.add(pc);
@@ -451,7 +389,6 @@ export async function offerWebRtc(
     throw error;
   }
   const abort = () => {
-    if (heldBack(pc)) return;
     try {
       dc.close();
     } catch {
@@ -505,7 +442,6 @@ export async function answerWebRtc(
 ): Promise<WebRtcAnswer> {
   const exporterFor = (answer: string) => webrtcExporter(sdpFingerprint(offer), sdpFingerprint(answer));
   sdpFingerprint(offer); // a malformed offer fails before anything is allocated
-  refuseWhileStuck();
   const pc = new lib.PeerConnection('hangar-agent', config);
   live.add(pc);
   let channelSeen: RtcDataChannelLike | undefined;
@@ -521,7 +457,6 @@ export async function answerWebRtc(
     });
   });
   const abort = () => {
-    if (heldBack(pc)) return;
     try {
       channelSeen?.close();
     } catch {

@@ -13,7 +13,6 @@ import {
   type WebRtcLink,
   type WebRtcPath,
   WEBRTC_OPEN_TIMEOUT_MS,
-  webRtcStuck,
 } from '@hangar/shared';
 import { deviceSigner } from '../identity/device-key.js';
 import { clientHandshake, withDeadline } from './client-handshake.js';
@@ -73,9 +72,6 @@ let used = false;
  */
 export async function releaseWebRtc(): Promise<void> {
   if (!used) return;
-  // A connection deadlocked inside the library (README "Known issues"): cleanup() would wait for
-  // its threads forever. The process ends without it (the hangar command exits explicitly).
-  if (webRtcStuck()) return;
   const deadline = Date.now() + 2_000;
   while (openWebRtcPeers() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   // close() returns before its threads are done with the connection: a second after the last
