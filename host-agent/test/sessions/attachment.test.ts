@@ -84,7 +84,9 @@ describe('attachments', () => {
   it('a client that comes back gets exactly the bytes it has not acked', async () => {
     await shellSession('resume');
     const attachment = await sessions.attach('resume', { cols: 80, rows: 24 });
-    const chunks: { chunk: Uint8Array; offset: number }[] = [];
+    // What it holds already (tmux may have drawn before attach() returned), then what comes.
+    const held = attachment.readFrom(0) ?? new Uint8Array(0);
+    const chunks: { chunk: Uint8Array; offset: number }[] = held.length > 0 ? [{ chunk: held.slice(), offset: 0 }] : [];
     attachment.onOutput((chunk, offset) => chunks.push({ chunk: chunk.slice(), offset }));
     typeInto(attachment, 'echo one-$((1+1))\r');
     await waitFor(
