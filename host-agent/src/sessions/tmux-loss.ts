@@ -32,6 +32,8 @@ export class TmuxServerWatch {
   /** Listings run concurrently: each is numbered when it asks tmux, and a late, older answer is dropped. */
   private issued = 0;
   private applied = 0;
+  /** The verdicts on a missing server still being made (gone() checks exit files). */
+  private deciding: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly sessionsDir: string,
@@ -64,9 +66,19 @@ export class TmuxServerWatch {
     this.running = new Set(names);
   }
 
-  /** Listing `seq` found no server on the socket. */
+  /**
+   * Listing `seq` found no server on the socket. Resolves once every verdict on a missing server
+   * so far is in: a listing that finds the sessions already taken by another one's verdict (the
+   * agent's own 1 s check) must not answer before that verdict is recorded.
+   */
   async missing(seq: number): Promise<void> {
-    if (this.current(seq)) await this.gone();
+    if (this.current(seq)) {
+      this.deciding = Promise.all([this.deciding, this.gone()]).then(
+        () => undefined,
+        () => undefined,
+      );
+    }
+    await this.deciding;
   }
 
   /** The agent is about to end this session itself (session.kill): its absence is no loss. */
