@@ -83,18 +83,24 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
       const found = processes(marker);
       return found.length >= 2 ? found : undefined;
     }, 'both sleeps of the job');
+    let jobUid = -1;
     for (const pid of sleeps) {
-      // The host's view, from the host: real, effective, saved and file-system uid.
-      const uids = /^Uid:\s+(.*)$/m
-        .exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!
-        .split(/\s+/)
-        .map(Number);
+      // The host's view, from the host: real, effective, saved and file-system uid. A process seen
+      // a moment ago that is gone now (a fork on its way to exec, once in CI) has nothing to read.
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      } catch {
+        continue;
+      }
+      const uids = /^Uid:\s+(.*)$/m.exec(status)![1]!.split(/\s+/).map(Number);
       expect(
         uids.every((uid) => uid !== 0),
         `uids ${uids.join(' ')}`,
       ).toBe(true);
+      jobUid = uids[0]!;
     }
-    const jobUid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${sleeps[0]}/status`, 'utf8'))![1]);
+    expect(jobUid, 'no process of the job could be read').toBeGreaterThan(0);
     const owned = join(box.dataDir, 'jobs', id, '1', 'work', 'mine');
     await until(() => (existsSync(owned) ? true : undefined), 'the file the job made');
     expect(statSync(owned).uid).toBe(jobUid);
