@@ -576,6 +576,8 @@ export function wrapDataChannel(
       if (closed) return;
       const bulkStream = pacing ? isBulk(frame) : undefined;
       if (bulkStream !== undefined) {
+        // What this turn joined so far goes ahead (it was sent first, and bulk waits for it).
+        flushTurn();
         enqueueBulk(frame, bulkStream);
         pump();
       } else if (joining || pacing) sendJoining(frame);
