@@ -303,8 +303,9 @@ export function wrapDataChannel(
   const put = (message: Uint8Array): boolean => {
     channelBound += message.length;
     sentTotal += message.length;
-    // A message sent with little ahead of it measures the path, not the queue this side made.
-    if (pacing)
+    // Round trips from the reports only where the channel has no estimate of its own: a message
+    // sent with little ahead of it measures the path, not the queue this side made.
+    if (pacing && !options.roundTripMs)
       sendTimes.push({ end: sentTotal, at: now(), clean: sentTotal - consumedByPeer <= REPORT_EVERY + message.length });
     try {
       channel.sendMessageBinary(message);
