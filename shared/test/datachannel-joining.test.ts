@@ -4,6 +4,7 @@ import {
   DATACHANNEL_MESSAGE_BYTES,
   JOINED_FRAMES_FEATURE,
   LinkChallenge,
+  PACED_FEATURE,
   LinkHello,
   SCHEMA_VERSION,
   offeredTransportFeatures,
@@ -171,7 +172,7 @@ describe('data-channel transport: joined frames', () => {
     const device = side().transport as DataChannelTransport;
     const agent = side().transport as DataChannelTransport;
     const offered = offeredTransportFeatures(device);
-    expect(offered).toEqual([JOINED_FRAMES_FEATURE]);
+    expect(offered).toEqual([JOINED_FRAMES_FEATURE, PACED_FEATURE]);
     const hello = LinkHello.parse({
       schema_version: SCHEMA_VERSION,
       kind: 'link.hello',
@@ -179,10 +180,12 @@ describe('data-channel transport: joined frames', () => {
       device_key: 'a'.repeat(64),
       device_name: 'laptop',
       nonce: 'b'.repeat(64),
-      transport_features: offered,
+      transport_features: [JOINED_FRAMES_FEATURE],
     });
+    // A device that joins but does not pace: the agent turns on joining only.
     expect(useTransportFeatures(agent, hello.transport_features)).toEqual([JOINED_FRAMES_FEATURE]);
     expect(agent.joinedFrames.enabled).toBe(true);
+    expect(agent.paced.enabled).toBe(false);
     const challenge = LinkChallenge.parse({
       schema_version: SCHEMA_VERSION,
       kind: 'link.challenge',
@@ -192,6 +195,11 @@ describe('data-channel transport: joined frames', () => {
     });
     expect(useTransportFeatures(device, challenge.transport_features)).toEqual([JOINED_FRAMES_FEATURE]);
     expect(device.joinedFrames.enabled).toBe(true);
+    expect(device.paced.enabled).toBe(false);
+    // Both name both: both on.
+    const pacer = side().transport as DataChannelTransport;
+    expect(useTransportFeatures(pacer, offered)).toEqual([JOINED_FRAMES_FEATURE, PACED_FEATURE]);
+    expect(pacer.paced.enabled).toBe(true);
 
     // An older agent's challenge has no field: the device keeps one frame per message.
     const withOld = side().transport;

@@ -2,8 +2,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import nodeDataChannel from 'node-datachannel';
 import { randomBytes } from 'node:crypto';
 import {
+  BULK_FRAME_BYTES,
+  BULK_STREAM_WINDOW,
   DATACHANNEL_MESSAGE_BYTES,
   HangarError,
+  JOINED_FRAMES_FEATURE,
+  Mux,
+  offeredTransportFeatures,
+  useTransportFeatures,
+  type DataChannelTransport,
   answerWebRtc,
   offerWebRtc,
   sdpFingerprint,
@@ -184,4 +191,83 @@ describe('WebRTC FrameTransport (two node-datachannel peers on loopback)', () =>
     expect(Buffer.compare(bound, swapped)).not.toBe(0);
     expect(() => sdpFingerprint('v=0\r\n')).toThrow(HangarError);
   });
+
+  it('pacing: a keystroke round trip beside a 32 MiB bulk on another stream passes at most about 2 caps of bulk', async () => {
+    const paced = await typingBesideBulk(true);
+    const unpaced = await typingBesideBulk(false);
+    // Counted in bytes of the bulk the device took in between a keystroke leaving and its echo
+    // coming back, not in wall time: ahead of the echo are at most the cap (and the chunk that
+    // crossed it), plus what flowed while the keystroke itself travelled (the same again), plus the
+    // bulk frame that was part-way in when the keystroke left (bytes count once a frame is whole).
+    const bound = 2 * (paced.cap + DATACHANNEL_MESSAGE_BYTES) + BULK_FRAME_BYTES;
+    expect(paced.keys).toBeGreaterThan(3);
+    expect(paced.worst).toBeLessThanOrEqual(bound);
+    // The same link without pacing: the echo queues behind the library's and SCTP's buffers (the
+    // window's worth of bulk); this is what the bound above keeps out.
+    expect(unpaced.worst).toBeGreaterThan(bound);
+  }, 120_000);
 });
+
+/**
+ * A terminal and a bulk transfer on one WebRTC link through the link's mux, features turned on as
+ * the handshake does (both name what they offer; `paced` false: as with a peer that only joins).
+ * The device types a byte, the agent echoes it, while the agent sends 32 MiB on another stream.
+ */
+async function typingBesideBulk(paced: boolean): Promise<{ worst: number; keys: number; cap: number }> {
+  const { device, agent } = await pair();
+  const offer = (link: WebRtcLink) => (paced ? offeredTransportFeatures(link.transport) : [JOINED_FRAMES_FEATURE]);
+  useTransportFeatures(agent.transport, offer(device));
+  useTransportFeatures(device.transport, offer(agent));
+  expect((agent.transport as DataChannelTransport).paced.enabled).toBe(paced);
+  const deviceMux = new Mux(device.transport, { role: 'client' });
+  const agentMux = new Mux(agent.transport, { role: 'agent' });
+  const terminal = deviceMux.openStream({ id: 1 });
+  const terminalAgent = agentMux.openStream({ id: 1 });
+  terminalAgent.onData((data) => void terminalAgent.write(data, { now: true }));
+  const total = 32 * 1024 * 1024;
+  const bulk = deviceMux.openStream({ id: 3, window: BULK_STREAM_WINDOW });
+  const bulkAgent = agentMux.openStream({ id: 3, window: BULK_STREAM_WINDOW, maxFrameBytes: BULK_FRAME_BYTES });
+  let received = 0;
+  const arrived = new Promise<void>((resolve) =>
+    bulk.onData((data) => {
+      received += data.length;
+      if (received >= total) resolve();
+    }),
+  );
+  let finished = false;
+  void arrived.then(() => (finished = true));
+  const chunk = new Uint8Array(256 * 1024).fill(7);
+  let sent = 0;
+  const fill = () => {
+    while (sent < total) {
+      sent += chunk.length;
+      if (!bulkAgent.write(chunk)) return;
+    }
+  };
+  bulkAgent.onDrain(fill);
+  fill();
+  let worst = 0;
+  let keys = 0;
+  let cap = 0;
+  // The first keys go once the bulk is under way (a quarter of it in).
+  while (received < total / 4) await new Promise((resolve) => setTimeout(resolve, 5));
+  while (!finished && keys < 40) {
+    const before = received;
+    await new Promise<void>((resolve) => {
+      const echo = terminal.onData(() => {
+        void echo.dispose();
+        resolve();
+      });
+      terminal.write(Uint8Array.of(97), { now: true });
+    });
+    if (finished) break;
+    keys++;
+    worst = Math.max(worst, received - before);
+    cap = Math.max(cap, (agent.transport as DataChannelTransport).paced.cap);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await arrived;
+  deviceMux.close();
+  agentMux.close();
+  return { worst, keys, cap };
+}

@@ -1,7 +1,13 @@
 import { Emitter } from '../disposable.js';
 import { MAX_FRAME_BYTES, concatBytes } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
-import { TOO_MANY_UNCLAIMED, deliverFrame, transportListeners, type FrameTransport } from './transport.js';
+import {
+  TOO_MANY_UNCLAIMED,
+  deliverFrame,
+  transportListeners,
+  type FrameTransport,
+  type TransportFeature,
+} from './transport.js';
 
 /**
  * The subset of a WebRTC data channel the adapter needs: node-datachannel's DataChannel satisfies
@@ -43,6 +49,35 @@ const LENGTH_BYTES = 4;
 const MAX_JOINED_FRAME_BYTES = DATACHANNEL_MESSAGE_BYTES - 1 - LENGTH_BYTES;
 /** The handshake's name for "this side splits joined messages" (LinkHello/LinkChallenge.transport_features). */
 export const JOINED_FRAMES_FEATURE = 'dc-joined-frames';
+/**
+ * First byte of a message that says how many bytes of frame-carrying messages (kinds 0 to 2) this
+ * side has received and handed on since the channel opened (a float64, big-endian). Sent only to a
+ * peer that paces on them (PACED_FEATURE).
+ */
+const CONSUMED = 3;
+const CONSUMED_BYTES = 9;
+/**
+ * The handshake's name for "this side reports what it consumed, and paces on the peer's reports":
+ * once both name it, each side keeps at most `cap` bytes between its send() and the peer's
+ * consumer (the library's queue, SCTP's send buffer, the network, the peer's callback queue), and
+ * the rest in its own queues, where small frames go ahead of big data frames of other streams.
+ */
+export const PACED_FEATURE = 'dc-paced';
+/** A report goes once this many bytes arrived since the last one. */
+const REPORT_EVERY = 64 * 1024;
+/**
+ * Bounds of the bytes kept in flight while pacing: at least PACE_MIN (a few reports' worth; on
+ * loopback the whole pipe), at most PACE_MAX; in between twice what the measured delivery rate
+ * moves in the least round trip seen (what a 20 ms path needs to stay full).
+ */
+const PACE_MIN = 256 * 1024;
+const PACE_MAX = 4 * 1024 * 1024;
+/** A data frame larger than this is bulk: while pacing, it waits behind the smaller frames of other streams. */
+const BULK_DATA_FRAME_BYTES = 8 * 1024;
+/** Frame kinds with a stream id at bytes 1 to 4 (frames.ts: data, ack, close). */
+const FRAME_DATA = 2;
+const FRAME_ACK = 3;
+const FRAME_CLOSE = 4;
 
 export interface DataChannelTransportOptions {
   /**
@@ -58,6 +93,14 @@ export interface DataChannelTransportOptions {
    * path idle for a round trip at each refill. bufferedAmount reports what lies above this.
    */
   inFlightAllowance?: number;
+  /** Milliseconds, monotonic (performance.now() by default): round trips of the pacing reports. */
+  now?: () => number;
+  /**
+   * The path's round trip as the channel's own transport measures it (SCTP's estimate, ms), or
+   * null while it has none: pacing keeps twice what the delivery rate moves in the least of these.
+   * Without it, the round trips of the reports of messages sent with little ahead of them count.
+   */
+  roundTripMs?: () => number | null;
   /** Called once after the channel closed (close the peer connection here, channel first). */
   onClosed?: () => void;
   /**
@@ -116,6 +159,25 @@ export function splitFrame(frame: Uint8Array): Uint8Array[] {
 /** The WebRTC FrameTransport: see wrapDataChannel. */
 export interface DataChannelTransport extends FrameTransport {
   joinedFrames: NonNullable<FrameTransport['joinedFrames']>;
+  /** PACED_FEATURE, turned on by the handshake when both sides name it. */
+  paced: TransportFeature & {
+    /** Bytes this side keeps in flight at most now (while pacing). */
+    readonly cap: number;
+  };
+}
+
+/** The stream a data, ack or close frame belongs to; undefined for the rest (control, ping, pong). */
+function streamOf(frame: Uint8Array): number | undefined {
+  const kind = frame[0];
+  if (frame.length < 5 || (kind !== FRAME_DATA && kind !== FRAME_ACK && kind !== FRAME_CLOSE)) return undefined;
+  return new DataView(frame.buffer, frame.byteOffset, 5).getUint32(1);
+}
+
+/** A chunk of a bulk frame waiting to leave: its stream, and whether it ends the frame. */
+interface BulkChunk {
+  message: Uint8Array;
+  stream: number;
+  last: boolean;
 }
 
 /**
@@ -133,6 +195,7 @@ export function wrapDataChannel(
 ): DataChannelTransport {
   const tuning = { ...DEFAULTS, ...options };
   const later = options.later ?? defaultLater;
+  const now = options.now ?? (() => performance.now());
   const frames = new Emitter<Uint8Array>();
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
@@ -159,6 +222,30 @@ export function wrapDataChannel(
   let turnOpen = false;
   let joining = false;
 
+  // Pacing (PACED_FEATURE): what this side sent and what the peer says it consumed, in bytes of
+  // frame-carrying messages since the channel opened; the bulk frames kept back meanwhile.
+  let pacing = false;
+  let sentTotal = 0;
+  let consumedByPeer = 0;
+  let receivedTotal = 0;
+  let reportedTotal = 0;
+  let cap = PACE_MIN;
+  const bulk: BulkChunk[] = [];
+  let bulkHead = 0;
+  let bulkBytes = 0;
+  /** Frames per stream with chunks in `bulk`: that stream's later frames queue behind them. */
+  const bulkFrames = new Map<number, number>();
+  /** When each message in flight was sent (its end as sentTotal), for round trips; oldest first. */
+  const sendTimes: { end: number; at: number; clean: boolean }[] = [];
+  let sendTimesHead = 0;
+  let leastRoundTrip = Infinity;
+  /** Delivery rate, bytes/ms: the best of the current and the previous second. */
+  let rateSince = 0;
+  let rateFrom = 0;
+  let rateMark = 0;
+  let rateBest = 0;
+  let ratePrevious = 0;
+
   /**
    * The channel's bufferedAmount, or a bound above it: the library reads it under the lock its
    * SCTP thread holds while it works, so it is read again only where a decision hangs on it (at
@@ -171,13 +258,18 @@ export function wrapDataChannel(
     return channelBound;
   };
 
-  const reported = () => queuedBytes + turnBytes - 1 + Math.max(0, channelAmount() - tuning.inFlightAllowance);
+  const reported = () =>
+    queuedBytes + bulkBytes + turnBytes - 1 + Math.max(0, channelAmount() - tuning.inFlightAllowance);
 
   const finish = (reason: CloseReason) => {
     if (closed) return;
     closed = true;
     queue.length = 0;
     queuedBytes = 0;
+    bulk.length = 0;
+    bulkHead = 0;
+    bulkBytes = 0;
+    bulkFrames.clear();
     turnFrames = 0;
     turnBytes = 1;
     partial = [];
@@ -207,17 +299,50 @@ export function wrapDataChannel(
     }
   };
 
+  /** Hands one message to the channel; false when that failed (and the transport closed). */
+  const put = (message: Uint8Array): boolean => {
+    channelBound += message.length;
+    sentTotal += message.length;
+    // Round trips from the reports only where the channel has no estimate of its own: a message
+    // sent with little ahead of it measures the path, not the queue this side made.
+    if (pacing && !options.roundTripMs)
+      sendTimes.push({ end: sentTotal, at: now(), clean: sentTotal - consumedByPeer <= REPORT_EVERY + message.length });
+    try {
+      channel.sendMessageBinary(message);
+      return true;
+    } catch (error) {
+      finish({ code: 'E_UNAVAILABLE', message: `data channel send failed: ${String(error)}` });
+      return false;
+    }
+  };
+
   const pump = () => {
     while (queue.length > 0 && !closed && channelAmount() < tuning.channelHighWater) {
       const message = queue.shift()!;
       queuedBytes -= message.length;
-      channelBound += message.length;
-      try {
-        channel.sendMessageBinary(message);
-      } catch (error) {
-        finish({ code: 'E_UNAVAILABLE', message: `data channel send failed: ${String(error)}` });
-        return;
+      if (!put(message)) return;
+    }
+    // Bulk chunks only once the small frames went, and while pacing only within the cap.
+    while (
+      queue.length === 0 &&
+      bulkHead < bulk.length &&
+      !closed &&
+      channelAmount() < tuning.channelHighWater &&
+      (!pacing || sentTotal - consumedByPeer < cap)
+    ) {
+      const chunk = bulk[bulkHead]!;
+      bulk[bulkHead++] = undefined as unknown as BulkChunk;
+      if (bulkHead === bulk.length || bulkHead > 1024) {
+        bulk.splice(0, bulkHead);
+        bulkHead = 0;
       }
+      bulkBytes -= chunk.message.length;
+      if (chunk.last) {
+        const left = (bulkFrames.get(chunk.stream) ?? 1) - 1;
+        if (left === 0) bulkFrames.delete(chunk.stream);
+        else bulkFrames.set(chunk.stream, left);
+      }
+      if (!put(chunk.message)) return;
     }
     if (wasHigh && !closed && reported() < DRAIN_LOW_WATER) {
       wasHigh = false;
@@ -230,11 +355,65 @@ export function wrapDataChannel(
     queuedBytes += message.length;
   };
 
+  /**
+   * While pacing: the key under which `frame` waits in the bulk queue (a big data frame, a frame
+   * too big to join, or any frame of a stream that has one waiting there: a stream's frames stay
+   * in order), or undefined: it goes ahead, joined with the turn's other small frames.
+   */
+  const isBulk = (frame: Uint8Array): number | undefined => {
+    // Control, ping and pong frames keep their order among themselves under one key.
+    const key = streamOf(frame) ?? -1;
+    if (frame[0] === FRAME_DATA && frame.length > BULK_DATA_FRAME_BYTES) return key;
+    // Too big to join: it goes in chunks, and only the bulk queue's chunks may be split by others.
+    if (frame.length > MAX_JOINED_FRAME_BYTES) return key;
+    return bulkFrames.has(key) ? key : undefined;
+  };
+
+  const enqueueBulk = (frame: Uint8Array, stream: number) => {
+    const chunks = splitFrame(frame);
+    chunks.forEach((message, i) => bulk.push({ message, stream, last: i === chunks.length - 1 }));
+    bulkBytes += frame.length + chunks.length;
+    bulkFrames.set(stream, (bulkFrames.get(stream) ?? 0) + 1);
+  };
+
+  /** The peer consumed `total` bytes in all: a round trip, the delivery rate, and room for bulk. */
+  const consumed = (total: number) => {
+    const at = now();
+    let sentAt: number | undefined;
+    while (sendTimesHead < sendTimes.length && sendTimes[sendTimesHead]!.end <= total) {
+      const sent = sendTimes[sendTimesHead++]!;
+      sentAt = sent.clean ? sent.at : undefined;
+    }
+    if (sendTimesHead > 1024 || sendTimesHead === sendTimes.length) {
+      sendTimes.splice(0, sendTimesHead);
+      sendTimesHead = 0;
+    }
+    const measured = options.roundTripMs ? options.roundTripMs() : sentAt === undefined ? null : at - sentAt;
+    if (measured !== null && measured >= 0) leastRoundTrip = Math.min(leastRoundTrip, Math.max(0.5, measured));
+    if (at - rateSince >= 1000) {
+      ratePrevious = rateBest;
+      rateBest = 0;
+      rateSince = at;
+    }
+    // The rate over at least 20 ms, so one report's burst does not count as a rate.
+    if (at - rateFrom >= 20) {
+      if (rateFrom > 0) rateBest = Math.max(rateBest, (total - rateMark) / (at - rateFrom));
+      rateFrom = at;
+      rateMark = total;
+    }
+    consumedByPeer = total;
+    const rate = Math.max(rateBest, ratePrevious);
+    if (Number.isFinite(leastRoundTrip) && rate > 0) {
+      cap = Math.min(PACE_MAX, Math.max(PACE_MIN, Math.round(2 * rate * leastRoundTrip)));
+    }
+    pump();
+  };
+
   /** The frames of this turn so far leave as one message (one frame: as a plain last chunk). */
   const flushTurn = () => {
     if (turnFrames === 0) return;
     let message: Uint8Array;
-    if (turnFrames === 1) {
+    if (turnFrames === 1 && !pacing) {
       // One frame: a plain last chunk (its length's last byte becomes the chunk's kind).
       message = turn.slice(LENGTH_BYTES, turnBytes);
       message[0] = CHUNK_LAST;
@@ -281,12 +460,44 @@ export function wrapDataChannel(
       return;
     }
     const chunk = toBytes(message);
+    if (chunk !== undefined && chunk[0] === CONSUMED && pacing) {
+      const total = chunk.length === CONSUMED_BYTES ? new DataView(chunk.buffer, chunk.byteOffset).getFloat64(1) : NaN;
+      if (!Number.isSafeInteger(total) || total < consumedByPeer || total > sentTotal) {
+        fail('a consumed report that is malformed or counts bytes never sent');
+        return;
+      }
+      consumed(total);
+      return;
+    }
     if (chunk === undefined || chunk.length === 0 || chunk[0]! > JOINED) {
       fail('a data-channel message that is not a link chunk');
       return;
     }
+    receivedTotal += chunk.length;
+    try {
+      received(chunk);
+    } finally {
+      if (pacing && !closed && receivedTotal - reportedTotal >= REPORT_EVERY) report();
+    }
+  });
+
+  /** Tells the peer how much arrived and was handed on (PACED_FEATURE). */
+  const report = () => {
+    reportedTotal = receivedTotal;
+    const message = new Uint8Array(CONSUMED_BYTES);
+    message[0] = CONSUMED;
+    new DataView(message.buffer).setFloat64(1, receivedTotal);
+    try {
+      channel.sendMessageBinary(message);
+    } catch {
+      // The channel is going; its close tells the rest.
+    }
+  };
+
+  /** A message with frames (kinds 0 to 2). */
+  const received = (chunk: Uint8Array) => {
     if (chunk[0] === JOINED) {
-      if (partial.length > 0) {
+      if (partial.length > 0 && !pacing) {
         fail('joined frames inside a frame that was split in chunks');
         return;
       }
@@ -317,7 +528,7 @@ export function wrapDataChannel(
     partial = [];
     partialBytes = 0;
     deliver(frame);
-  });
+  };
   channel.onClosed(() => finish(peerReason ?? { code: 'closed', message: 'the data channel closed' }));
   channel.onError((error) => finish(peerReason ?? { code: 'E_UNAVAILABLE', message: `data channel error: ${error}` }));
 
@@ -335,7 +546,15 @@ export function wrapDataChannel(
     if (!turnOpen && queue.length === 0 && reported() === 0) {
       turnOpen = true;
       later(endTurn);
-      enqueue(splitFrame(frame)[0]!);
+      if (pacing) {
+        // One frame as a joined message: while pacing, a message of small frames may come between
+        // the chunks of a bulk frame, and only a joined message is told apart from them.
+        const message = new Uint8Array(1 + LENGTH_BYTES + frame.length);
+        message[0] = JOINED;
+        new DataView(message.buffer).setUint32(1, frame.length);
+        message.set(frame, 1 + LENGTH_BYTES);
+        enqueue(message);
+      } else enqueue(splitFrame(frame)[0]!);
       pump();
       return;
     }
@@ -356,7 +575,13 @@ export function wrapDataChannel(
   const transport: DataChannelTransport = {
     send(frame) {
       if (closed) return;
-      if (joining) sendJoining(frame);
+      const bulkStream = pacing ? isBulk(frame) : undefined;
+      if (bulkStream !== undefined) {
+        // What this turn joined so far goes ahead (it was sent first, and bulk waits for it).
+        flushTurn();
+        enqueueBulk(frame, bulkStream);
+        pump();
+      } else if (joining || pacing) sendJoining(frame);
       else {
         for (const chunk of splitFrame(frame)) enqueue(chunk);
         pump();
@@ -365,6 +590,9 @@ export function wrapDataChannel(
     },
     get bufferedAmount() {
       return closed ? 0 : reported();
+    },
+    get priorityFrameBytes() {
+      return pacing ? BULK_DATA_FRAME_BYTES : undefined;
     },
     ...transportListeners(emitters, () => closed),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
@@ -387,6 +615,19 @@ export function wrapDataChannel(
         return joining;
       },
     },
+    paced: {
+      feature: PACED_FEATURE,
+      enable() {
+        pacing = true;
+      },
+      get enabled() {
+        return pacing;
+      },
+      get cap() {
+        return cap;
+      },
+    },
   };
+  transport.moreFeatures = [transport.paced];
   return transport;
 }

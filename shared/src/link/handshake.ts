@@ -5,7 +5,7 @@ import { HangarError, isHangarError } from '../errors.js';
 import { decodeFrame, encodeFrame } from '../frames.js';
 import { LinkMessage, type LinkMode } from '../protocol/link.js';
 import { SCHEMA_VERSION, type CloseReason } from '../protocol/control.js';
-import type { FrameTransport } from './transport.js';
+import type { FrameTransport, TransportFeature } from './transport.js';
 import { parseOrThrow } from '../validate.js';
 
 /**
@@ -151,7 +151,12 @@ export function formatFingerprint(bytes: Uint8Array): string {
 
 /** What the device offers in its hello: its transport's features, or nothing to name. */
 export function offeredTransportFeatures(transport: FrameTransport): string[] | undefined {
-  return transport.joinedFrames ? [transport.joinedFrames.feature] : undefined;
+  const features = featuresOf(transport);
+  return features.length > 0 ? features.map((feature) => feature.feature) : undefined;
+}
+
+function featuresOf(transport: FrameTransport): TransportFeature[] {
+  return [...(transport.joinedFrames ? [transport.joinedFrames] : []), ...(transport.moreFeatures ?? [])];
 }
 
 /**
@@ -159,10 +164,13 @@ export function offeredTransportFeatures(transport: FrameTransport): string[] | 
  * result in its challenge), the device the challenge's answer. Returns what was turned on.
  */
 export function useTransportFeatures(transport: FrameTransport, named: readonly string[] | undefined): string[] {
-  const joined = transport.joinedFrames;
-  if (joined === undefined || !named?.includes(joined.feature)) return [];
-  joined.enable();
-  return [joined.feature];
+  const used: string[] = [];
+  for (const feature of featuresOf(transport)) {
+    if (!named?.includes(feature.feature)) continue;
+    feature.enable();
+    used.push(feature.feature);
+  }
+  return used;
 }
 
 export function encodeLinkMessage(message: LinkMessage): Uint8Array {

@@ -1,4 +1,4 @@
-export type { DataPartListener, FrameTransport } from './transport.js';
+export type { DataPartListener, FrameTransport, TransportFeature } from './transport.js';
 export { keyTrace, startKeyTrace, type KeyTrace, type KeyTraceOptions } from './key-trace.js';
 export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
 export { LINK_BACKLOG_CLOSE_CODE, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
@@ -56,6 +56,7 @@ export {
   splitFrame,
   DATACHANNEL_MESSAGE_BYTES,
   JOINED_FRAMES_FEATURE,
+  PACED_FEATURE,
   type DataChannelTransport,
   type DataChannelLike,
   type DataChannelTransportOptions,

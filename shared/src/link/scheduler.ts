@@ -2,6 +2,7 @@
 import type { Disposable } from '../disposable.js';
 import type { LinkStream } from './stream.js';
 import type { FrameTransport } from './transport.js';
+import { DATA_HEAD_BYTES } from '../frames.js';
 import { keyTrace } from './key-trace.js';
 
 /**
@@ -51,6 +52,18 @@ export class DataScheduler implements Disposable {
   addNow(stream: LinkStream): void {
     if (this.disposed) return;
     if (this.pumpScheduled || this.ready.size > 0 || this.transport.bufferedAmount > 0) {
+      // A transport that puts small frames ahead of what it holds takes one now, whatever it
+      // holds (the WebRTC transport while pacing); what is left of the write goes as add().
+      const small = this.transport.priorityFrameBytes;
+      if (small !== undefined && small > DATA_HEAD_BYTES) {
+        const limit = Math.min(small - DATA_HEAD_BYTES, stream.maxFrameBytes ?? this.options.maxDataFrameBytes);
+        const chunk = stream.takeChunk(limit);
+        if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
+        stream.afterSend();
+        if (stream.readyToSend) this.add(stream);
+        else this.ready.delete(stream);
+        return;
+      }
       this.add(stream);
       return;
     }

@@ -32,6 +32,13 @@ export interface FrameTransport {
    * listener every frame comes whole to onFrame.
    */
   onDataPart?(listener: DataPartListener): Disposable;
+  /**
+   * Optional: a data frame of at most this many bytes (header included) goes ahead of the bigger
+   * data frames of other streams this transport still holds (the WebRTC transport while pacing).
+   * A stream's bytes that should leave at once may then be handed over in such frames even while
+   * bufferedAmount is above the mux's high water: what that counts does not delay them.
+   */
+  readonly priorityFrameBytes?: number;
   /** Fires when bufferedAmount has fallen after being high; lets senders refill. */
   onDrain(listener: () => void): Disposable;
   /** Fires once, when the transport is gone for whatever reason. */
@@ -44,7 +51,16 @@ export interface FrameTransport {
    * the transport has this, and calls enable() once the peer named it too; a peer of an older
    * version names nothing (the field is unknown to it, so dropped) and gets one frame a message.
    */
-  joinedFrames?: { readonly feature: string; enable(): void; readonly enabled: boolean };
+  joinedFrames?: TransportFeature;
+  /** Optional: further features of the transport, offered and turned on as joinedFrames is. */
+  moreFeatures?: readonly TransportFeature[];
+}
+
+/** Something a transport does once the peer said in the handshake that it does it too. */
+export interface TransportFeature {
+  readonly feature: string;
+  enable(): void;
+  readonly enabled: boolean;
 }
 
 /** What an adapter keeps for the listening half of its FrameTransport (see transportListeners). */

@@ -352,7 +352,13 @@ function opened(
 
 function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint8Array, sdps: string[]): WebRtcLink {
   const relays = relayedAddresses(...sdps);
-  const transport = wrapDataChannel(dc, { onClosed: () => closePeer(pc) });
+  const transport = wrapDataChannel(dc, {
+    onClosed: () => closePeer(pc),
+    roundTripMs: () => {
+      const rtt = safe(() => pc.rtt(), -1);
+      return rtt >= 0 ? rtt : null;
+    },
+  });
   pc.onStateChange((state) => {
     if (state === 'failed' || state === 'closed') {
       transport.close({ code: 'E_HOST_UNREACHABLE', message: `the WebRTC connection ${state}` });

@@ -10,6 +10,9 @@
 //   p50/p99 each and the ratio.
 // - a terminal beside a bulk transfer (T6): keystroke echo through the link's mux on one WebRTC link
 //   while BENCH_MIB of bulk runs on another stream of it, p50/p99, beside the same link idle;
+// Each WebRTC figure runs twice: with the transport features both sides name in the handshake
+// (dc-joined-frames and dc-paced) and, as the reference, with dc-joined-frames only (the link
+// before pacing): the ratios paced/unpaced are from the same run.
 // - with delay (root only): the same bulk, BENCH_NETEM_MIB (64) MiB each way, WebRTC and raw TCP, in a
 //   network namespace this bench makes and removes, whose loopback `tc netem` delays by 10 ms each
 //   way (20 ms round trip); the ratio against TCP through the same delay.
@@ -26,7 +29,17 @@ import { performance } from 'node:perf_hooks';
 import nodeDataChannel from 'node-datachannel';
 import selfsigned from 'selfsigned';
 import WebSocket, { WebSocketServer } from 'ws';
-import { BULK_FRAME_BYTES, BULK_STREAM_WINDOW, Mux, answerWebRtc, offerWebRtc, wrapWebSocket } from '@hangar/shared';
+import {
+  BULK_FRAME_BYTES,
+  BULK_STREAM_WINDOW,
+  JOINED_FRAMES_FEATURE,
+  Mux,
+  answerWebRtc,
+  offerWebRtc,
+  offeredTransportFeatures,
+  useTransportFeatures,
+  wrapWebSocket,
+} from '@hangar/shared';
 import { percentile } from '../support.mjs';
 
 const OPENS = Number(process.env.BENCH_OPENS ?? 30);
@@ -40,12 +53,20 @@ if (process.env.BENCH_SCTP_SNDBUF)
 const FRAME = 256 * 1024;
 const HIGH = 1024 * 1024;
 
-async function pair() {
+/**
+ * A WebRTC link pair with the transport features turned on as the link handshake does: `paced`
+ * (the default) names everything each side offers (dc-joined-frames, dc-paced); false names only
+ * dc-joined-frames, as the link did before pacing: the reference the paced figures are set beside.
+ */
+async function pair({ paced = true } = {}) {
   for (let attempt = 0; ; attempt++) {
     try {
       const offering = await offerWebRtc(nodeDataChannel, config);
       const answering = await answerWebRtc(nodeDataChannel, config, offering.offer);
       const [device, agent] = await Promise.all([offering.connect(answering.answer), answering.link]);
+      const named = (link) => (paced ? offeredTransportFeatures(link.transport) : [JOINED_FRAMES_FEATURE]);
+      useTransportFeatures(agent.transport, named(device));
+      useTransportFeatures(device.transport, named(agent));
       return { device, agent };
     } catch (error) {
       if (error?.details?.retry !== true || attempt > 0) throw error;
@@ -90,8 +111,8 @@ function pumpTransport(sender, receiver, total) {
   });
 }
 
-async function webRtcBulk(total) {
-  const { device, agent } = await pair();
+async function webRtcBulk(total, features) {
+  const { device, agent } = await pair(features);
   const started = performance.now();
   await pumpTransport(device.transport, agent.transport, total);
   const seconds = (performance.now() - started) / 1000;
@@ -156,13 +177,13 @@ async function echoTimes(sender, echoer) {
  * time (every 5 ms) on a terminal stream and the agent echoes it. Echo times in ms, with bulk and
  * without (the same link before the bulk starts), and the bulk's MB/s.
  */
-async function keystrokesDuringBulk(total) {
-  const { device, agent } = await pair();
+async function keystrokesDuringBulk(total, features) {
+  const { device, agent } = await pair(features);
   const deviceMux = new Mux(device.transport, { role: 'client' });
   const agentMux = new Mux(agent.transport, { role: 'agent' });
   const terminal = deviceMux.openStream({ id: 1 });
   const terminalAgent = agentMux.openStream({ id: 1 });
-  terminalAgent.onData((data) => terminalAgent.write(data));
+  terminalAgent.onData((data) => terminalAgent.write(data, { now: true }));
   const type = async (until) => {
     const times = [];
     while (!until()) {
@@ -172,7 +193,7 @@ async function keystrokesDuringBulk(total) {
           echo.dispose();
           resolve();
         });
-        terminal.write(Uint8Array.of(97));
+        terminal.write(Uint8Array.of(97), { now: true });
       });
       times.push(performance.now() - began);
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -255,8 +276,9 @@ if (process.env.BENCH_NETEM_CHILD) {
   probing.destroy();
   probe.close();
   const tcpDelayed = await tcpBulk(bytes);
+  const rtcUnpaced = await webRtcBulk(bytes, { paced: false });
   const rtcDelayed = await webRtcBulk(bytes);
-  console.log(JSON.stringify({ tcp: tcpDelayed, rtc: rtcDelayed, rttMs }));
+  console.log(JSON.stringify({ tcp: tcpDelayed, rtc: rtcDelayed, rtcUnpaced, rttMs }));
   await new Promise((resolve) => setTimeout(resolve, 300));
   nodeDataChannel.cleanup();
   process.exit(0);
@@ -269,9 +291,11 @@ console.log(
 
 const total = MIB * 1024 * 1024;
 const tcp = await tcpBulk(total);
+const rtcUnpaced = await webRtcBulk(total, { paced: false });
 const rtc = await webRtcBulk(total);
 console.log(
-  `[mesh] ${MIB} MiB bulk: WebRTC link ${fmt(rtc, 1)} MB/s (${fmt((rtc * 8) / 1e3, 2)} Gbit/s), raw TCP ${fmt(tcp, 1)} MB/s; WebRTC/TCP ${fmt(rtc / tcp, 3)}`,
+  `[mesh] ${MIB} MiB bulk: WebRTC link ${fmt(rtc, 1)} MB/s (${fmt((rtc * 8) / 1e3, 2)} Gbit/s), raw TCP ${fmt(tcp, 1)} MB/s; WebRTC/TCP ${fmt(rtc / tcp, 3)}; ` +
+    `without pacing (reference) ${fmt(rtcUnpaced, 1)} MB/s, paced/unpaced ${fmt(rtc / rtcUnpaced, 2)}`,
 );
 
 const rtcPair = await pair();
@@ -287,11 +311,17 @@ console.log(
     `direct wss p50 ${fmt(p(wssEcho, 50))} µs p99 ${fmt(p(wssEcho, 99))} µs; WebRTC/wss p50 ${fmt(p(rtcEcho, 50) / p(wssEcho, 50), 2)}`,
 );
 
+const unpaced = await keystrokesDuringBulk(total, { paced: false });
 const during = await keystrokesDuringBulk(total);
 console.log(
   `[mesh] keystroke echo through the mux on one WebRTC link, during ${MIB} MiB of bulk on another stream (${fmt(during.mbps, 1)} MB/s): ` +
     `p50 ${fmt(p(during.busy, 50), 2)} ms p99 ${fmt(p(during.busy, 99), 2)} ms (${during.busy.length} keys); the same link idle (reference): ` +
     `p50 ${fmt(p(during.idle, 50), 2)} ms p99 ${fmt(p(during.idle, 99), 2)} ms; p99 ratio ${fmt(p(during.busy, 99) / p(during.idle, 99), 1)}× (T6 p99 ≤ 50 ms: ${p(during.busy, 99) <= 50 ? 'met' : 'missed'})`,
+);
+console.log(
+  `[mesh]   the same without pacing (reference; dc-joined-frames only, as before dc-paced): ${fmt(unpaced.mbps, 1)} MB/s, ` +
+    `p50 ${fmt(p(unpaced.busy, 50), 2)} ms p99 ${fmt(p(unpaced.busy, 99), 2)} ms (${unpaced.busy.length} keys); ` +
+    `paced/unpaced p50 ${fmt(p(during.busy, 50) / p(unpaced.busy, 50), 2)} p99 ${fmt(p(during.busy, 99) / p(unpaced.busy, 99), 2)}, MB/s ${fmt(during.mbps / unpaced.mbps, 2)}`,
 );
 
 console.log(
@@ -338,9 +368,10 @@ function netem() {
       console.log(`[mesh] 20 ms RTT: failed (${child.status ?? child.signal}): ${child.stderr.slice(-300)}`);
       return;
     }
-    const { tcp: tcpDelayed, rtc: rtcDelayed, rttMs } = JSON.parse(line);
+    const { tcp: tcpDelayed, rtc: rtcDelayed, rtcUnpaced, rttMs } = JSON.parse(line);
     console.log(
-      `[mesh] ${mib} MiB bulk at 20 ms RTT (tc netem on a namespace's loopback; TCP handshake ${fmt(rttMs, 1)} ms): WebRTC link ${fmt(rtcDelayed, 1)} MB/s (${fmt(rtcDelayed * 8, 0)} Mbit/s), raw TCP ${fmt(tcpDelayed, 1)} MB/s; WebRTC/TCP ${fmt(rtcDelayed / tcpDelayed, 3)}; target ≥ 40 Mbit/s: ${rtcDelayed * 8 >= 40 ? 'met' : 'missed'}`,
+      `[mesh] ${mib} MiB bulk at 20 ms RTT (tc netem on a namespace's loopback; TCP handshake ${fmt(rttMs, 1)} ms): WebRTC link ${fmt(rtcDelayed, 1)} MB/s (${fmt(rtcDelayed * 8, 0)} Mbit/s), raw TCP ${fmt(tcpDelayed, 1)} MB/s; WebRTC/TCP ${fmt(rtcDelayed / tcpDelayed, 3)}; ` +
+        `without pacing (reference) ${fmt(rtcUnpaced * 8, 0)} Mbit/s, paced/unpaced ${fmt(rtcDelayed / rtcUnpaced, 2)}; target ≥ 40 Mbit/s: ${rtcDelayed * 8 >= 40 ? 'met' : 'missed'}`,
     );
   } finally {
     execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
