@@ -15,7 +15,7 @@ import {
  * Two data-channel transports joined by fake channels: what one side sends waits in its `wire`
  * until the test delivers it; turns end when the test says.
  */
-function link(paced: boolean, roundTripMs: (() => number) | undefined = () => 1) {
+function link(paced: boolean, roundTripMs: (() => number) | null = () => 1) {
   const turnEnds: (() => void)[] = [];
   const make = () => {
     const wire: Uint8Array[] = [];
@@ -110,7 +110,7 @@ describe('data-channel transport: pacing (dc-paced)', () => {
         fc.nat(8),
         (turns, step) => {
           // No round trip from the channel: the reports' own round trips set the cap.
-          const { a, b, endTurn, deliver } = link(true, undefined);
+          const { a, b, endTurn, deliver } = link(true, null);
           const sent: { key: string; bytes: Uint8Array }[] = [];
           for (const turn of turns) {
             for (const frame of turn) {
