@@ -113,6 +113,27 @@ async function runGreetingJob(dir: string, tartExecutor: ReturnType<typeof execu
   return job;
 }
 
+/**
+ * Runs a job that leaves `sleep <seconds>` in the background and execs `sleep <seconds + 1>`,
+ * cancels it once both run, and returns its result with the sleeps `ps` still lists after.
+ */
+async function cancelTwoSleeps(tartExecutor: TartExecutor, dir: string, seconds: number) {
+  const job = request(
+    dir,
+    `sleep ${seconds} & echo started; exec sleep ${seconds + 1} # hangar-tart-cancel-${process.pid}-${Date.now()}`,
+  );
+  const execution = await tartExecutor.start(job.req);
+  for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
+  const sleeps = () =>
+    execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(`sleep ${seconds}`) || line.includes(`sleep ${seconds + 1}`));
+  expect(sleeps().length).toBeGreaterThan(0);
+  await execution.cancel(1_000);
+  const result = await execution.done;
+  return { job, result, left: sleeps() };
+}
+
 const LIFECYCLE = ['clone', 'run', 'ip', 'exec', 'stop', 'delete'];
 
 describe('tart executor (against the tart stand-in)', () => {
@@ -205,20 +226,10 @@ describe('tart executor (against the tart stand-in)', () => {
   it('cancel kills the job’s processes in the guest and deletes the VM', async () => {
     const tart = standin();
     const tartExecutor = executor(tart.dataDir, 0);
-    const marker = `hangar-tart-cancel-${process.pid}-${Date.now()}`;
-    const job = request(tart.dir, `sleep 300 & echo started; exec sleep 301 # ${marker}`);
-    const execution = await tartExecutor.start(job.req);
-    for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
-    const pids = () =>
-      execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-        .split('\n')
-        .filter((line) => /sleep 30[01]/.test(line));
-    expect(pids().length).toBeGreaterThan(0);
-    await execution.cancel(1_000);
-    const result = await execution.done;
+    const { job, result, left } = await cancelTwoSleeps(tartExecutor, tart.dir, 300);
     expect(result.exitCode).toBeNull();
     expect(result.signal).toBe('SIGTERM');
-    expect(pids()).toEqual([]);
+    expect(left).toEqual([]);
     expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
     const vm = job.checkpoint()['vm'] as string;
     expect(tart.callsFor(vm).some((argv) => argv[0] === 'exec' && argv.some((arg) => arg.includes('TERM')))).toBe(true);
@@ -340,19 +351,9 @@ describe('tart executor over SSH (images without the Tart guest agent)', () => {
     // This time `tart exec` fails at once rather than timing out: the same fallback.
     const tart = standinWithoutAgent(publicKey, 0);
     const tartExecutor = executor(tart.dataDir, 0, { sshKey: key });
-    const marker = `hangar-tart-ssh-cancel-${process.pid}-${Date.now()}`;
-    const job = request(tart.dir, `sleep 310 & echo started; exec sleep 311 # ${marker}`);
-    const execution = await tartExecutor.start(job.req);
-    for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
-    const pids = () =>
-      execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-        .split('\n')
-        .filter((line) => /sleep 31[01]/.test(line));
-    expect(pids().length).toBeGreaterThan(0);
-    await execution.cancel(1_000);
-    const result = await execution.done;
+    const { job, result, left } = await cancelTwoSleeps(tartExecutor, tart.dir, 310);
     expect(result).toEqual({ exitCode: null, signal: 'SIGTERM' });
-    expect(pids()).toEqual([]);
+    expect(left).toEqual([]);
     expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
     const vm = job.checkpoint()['vm'] as string;
     const calls = tart.callsFor(vm);
