@@ -95,30 +95,29 @@ describe('statements, verified by the host', () => {
     ).toEqual({ paired_via: 'endorsement', endorsed_by: laptop.key });
   });
 
-  it('ignores a statement signed by a key this host never pinned (a relay making one up)', () => {
-    const relayKey = device('relay');
-    const intruder = device('intruder');
-    pin(device('laptop'));
-    const applied = apply(statement(relayKey, 'endorse', intruder));
-    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/not pinned/) }]);
-    expect(pinned(intruder)).toBe(false);
-  });
-
-  it('ignores a statement about another account, even from a pinned device', () => {
+  const ignored: [string, RegExp, (laptop: Device, phone: Device) => StoredStatement][] = [
+    [
+      'signed by a key this host never pinned (a relay making one up)',
+      /not pinned/,
+      (_laptop, phone) => statement(device('relay'), 'endorse', phone),
+    ],
+    [
+      'about another account, even from a pinned device',
+      /another account/,
+      (laptop, phone) => statement(laptop, 'endorse', phone, { account: OTHER_ACCOUNT }),
+    ],
+    [
+      'changed after it was signed',
+      /signature/,
+      (laptop, phone) => ({ ...statement(laptop, 'endorse', phone), subject_name: 'not-a-phone' }),
+    ],
+  ];
+  it.each(ignored)('ignores a statement %s', (_what, reason, make) => {
     const laptop = device('laptop');
     const phone = device('phone');
     pin(laptop);
-    const applied = apply(statement(laptop, 'endorse', phone, { account: OTHER_ACCOUNT }));
-    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/another account/) }]);
-    expect(pinned(phone)).toBe(false);
-  });
-
-  it('ignores a statement changed after it was signed', () => {
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(laptop);
-    const renamed = { ...statement(laptop, 'endorse', phone), subject_name: 'not-a-phone' };
-    expect(apply(renamed).outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/signature/) }]);
+    const applied = apply(make(laptop, phone));
+    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(reason) }]);
     expect(pinned(phone)).toBe(false);
   });
 

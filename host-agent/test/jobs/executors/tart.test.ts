@@ -74,6 +74,14 @@ function executor(dataDir: string, warmSize: number, extra: Partial<TartExecutor
   return created;
 }
 
+/** Starts an executor and waits until its warm pool is full: the warm VMs' names. */
+async function warmVms(dataDir: string, warmSize: number, extra: Partial<TartExecutorOptions> = {}) {
+  const warmed = executor(dataDir, warmSize, extra);
+  await warmed.initialize();
+  await warmed.pool.settled();
+  return warmed.pool.runningVms();
+}
+
 function request(dir: string, command: string, extra: Partial<ExecutionRequest> = {}) {
   const workdir = mkdtempSync(join(dir, 'work-'));
   const log = fileOutput(mkdtempSync(join(dir, 'log-')));
@@ -184,10 +192,7 @@ describe('tart executor (against the tart stand-in)', () => {
   it('on start, leftover hangar-* VMs are deleted and an idle warm one is adopted', async () => {
     const tart = standin();
     // An earlier agent left: a warm VM in slot 0 (still running), a busy one and a stray stopped one.
-    const first = executor(join(tart.dataDir), 2);
-    await first.initialize();
-    await first.pool.settled();
-    const [warm, busy] = first.pool.runningVms() as [string, string];
+    const [warm, busy] = (await warmVms(tart.dataDir, 2)) as [string, string];
     // Pretend slot 1 was running a job when the agent died: its record says busy.
     writeFileSync(join(tart.dataDir, 'tart', 'slots', '1.json'), JSON.stringify({ vm: busy, state: 'busy' }));
     const stray = 'hangar-1-00000000-0000-0000-0000-000000000000';
@@ -206,10 +211,7 @@ describe('tart executor (against the tart stand-in)', () => {
 
   it('a warm VM whose slot record is damaged or of another shape is deleted, not adopted', async () => {
     const tart = standin();
-    const first = executor(join(tart.dataDir), 2);
-    await first.initialize();
-    await first.pool.settled();
-    const [a, b] = first.pool.runningVms() as [string, string];
+    const [a, b] = (await warmVms(tart.dataDir, 2)) as [string, string];
     writeFileSync(join(tart.dataDir, 'tart', 'slots', '0.json'), '{"vm": "' + a.slice(0, 10)); // cut short
     writeFileSync(
       join(tart.dataDir, 'tart', 'slots', '1.json'),
@@ -368,10 +370,7 @@ describe('tart executor over SSH (images without the Tart guest agent)', () => {
   it('a warm VM reached over ssh is reused, and adopted over ssh after an agent restart', async () => {
     const { key, publicKey } = sshKey();
     const tart = standinWithoutAgent(publicKey, 0);
-    const first = executor(tart.dataDir, 1, { sshKey: key });
-    await first.initialize();
-    await first.pool.settled();
-    const [warm] = first.pool.runningVms() as [string];
+    const [warm] = (await warmVms(tart.dataDir, 1, { sshKey: key })) as [string];
     expect(JSON.parse(readFileSync(join(tart.dataDir, 'tart', 'slots', '0.json'), 'utf8'))).toEqual({
       vm: warm,
       state: 'warm',
