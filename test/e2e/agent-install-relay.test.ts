@@ -56,6 +56,17 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** `hangar-agent install --user` with the enrollment line, in a fresh sandbox, on a free port. */
+async function userInstallWith(line: string) {
+  const box = sandbox();
+  const install = await run(
+    bin,
+    ['install', '--user', '--listen', `127.0.0.1:${await freePort()}`, '--token', line],
+    box.env,
+  );
+  return { box, install };
+}
+
 async function run(program: string, args: string[], env: NodeJS.ProcessEnv, timeout = 180_000, input = '') {
   const running = exec(program, args, { env, timeout });
   running.child.stdin!.end(input);
@@ -163,12 +174,7 @@ describe('hangar-agent install --token', () => {
         e: randomBytes(32).toString('hex'),
         d: ownOwner.key.publicKey,
       });
-      const box = sandbox();
-      const install = await run(
-        bin,
-        ['install', '--user', '--listen', `127.0.0.1:${await freePort()}`, '--token', line],
-        box.env,
-      );
+      const { box, install } = await userInstallWith(line);
       expect(install.code).toBe(0);
       await own.stop();
 
@@ -198,12 +204,7 @@ describe('hangar-agent install --token', () => {
       rmSync(elsewhere, { recursive: true, force: true });
     }
 
-    const box = sandbox();
-    const install = await run(
-      bin,
-      ['install', '--user', '--listen', `127.0.0.1:${await freePort()}`, '--token', line],
-      box.env,
-    );
+    const { box, install } = await userInstallWith(line);
     expect(install.code).toBe(1);
     expect(install.stderr).toMatch(/already used/i);
     expect(install.stderr).toContain('Nothing was installed');

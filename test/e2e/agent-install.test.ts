@@ -52,6 +52,16 @@ async function agent(box: Sandbox, args: string[], program = bin) {
   }
 }
 
+/** `hangar-agent install <mode> --listen 127.0.0.1:<a free port>` in a fresh sandbox; it must succeed quietly. */
+async function installed(mode: '--system' | '--user') {
+  const box = sandbox();
+  const port = await freePort();
+  const install = await agent(box, ['install', mode, '--listen', `127.0.0.1:${port}`]);
+  expect(install.stderr).toBe('');
+  expect(install.code).toBe(0);
+  return { box, port, install };
+}
+
 function runFile(dataDir: string): { pid: number; version: string; address: string } {
   return JSON.parse(readFileSync(join(dataDir, 'run', 'agent.json'), 'utf8'));
 }
@@ -155,11 +165,7 @@ describe('hangar-agent install', () => {
   });
 
   it('a system install makes the hangar users, writes units systemd-analyze verify accepts, and runs the agent', async () => {
-    const box = sandbox();
-    const port = await freePort();
-    const install = await agent(box, ['install', '--system', '--listen', `127.0.0.1:${port}`]);
-    expect(install.stderr).toBe('');
-    expect(install.code).toBe(0);
+    const { box, port, install } = await installed('--system');
     expect(install.stdout).toContain(`listening on 127.0.0.1:${port}`);
     expect(install.stdout).toContain('sudo -u hangar hangar-agent pair --data');
 
@@ -202,11 +208,7 @@ describe('hangar-agent install', () => {
   }, 240_000);
 
   it('a user install lingers, and its terminals outlive agent restarts in a tmux unit of their own', async () => {
-    const box = sandbox();
-    const port = await freePort();
-    const install = await agent(box, ['install', '--user', '--listen', `127.0.0.1:${port}`]);
-    expect(install.stderr).toBe('');
-    expect(install.code).toBe(0);
+    const { box, port, install } = await installed('--user');
     expect(JSON.parse(readFileSync(join(box.state, 'linger.json'), 'utf8'))).toEqual({ root: true });
     for (const unit of ['hangar-agent.service', 'hangar-tmux.service']) {
       const verified = await verifyUnit(join(box.home, '.config/systemd/user', unit), true);
