@@ -143,6 +143,13 @@ export async function startRelay(args) {
   return { child, url };
 }
 
+/** Prints `title`, then the rows as two aligned columns (what was measured, and the figure). */
+export function printRows(title, rows, indent = '') {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  console.log(title);
+  for (const [name, value] of rows) console.log(`${indent}${name.padEnd(width)}  ${value}`);
+}
+
 /** A port free on 127.0.0.1 now (the OS picks it). */
 export async function freePort() {
   const server = createServer();

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import pty from 'node-pty';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 import { firewalledNamespaceSteps, namespaceNames } from '../support/firewalled-namespace.mjs';
-import { AGENT, HANGAR, ROOT, sleep } from './support.mjs';
+import { AGENT, HANGAR, ROOT, percentile, sleep } from './support.mjs';
 
 const RELAY = join(ROOT, 'relay', 'bin', 'hangar-relay.js');
 const run = promisify(execFile);
@@ -179,6 +179,25 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. */
+/**
+ * Keystroke echo through `hangar attach` to near (the reference), then to far (`farPath` names
+ * how it is reached): a row of p50 / p99 each, and one of the p50 ratio and what far adds.
+ */
+export async function echoRows(stack, count, farPath) {
+  const direct = await stack.keystrokes('near', count);
+  const far = await stack.keystrokes('far', count);
+  const p = (samples, q) => percentile(samples, q).toFixed(2);
+  const [directP50, farP50] = [percentile(direct, 50), percentile(far, 50)];
+  return [
+    ['keystroke echo p50 / p99, direct link (reference)', `${p(direct, 50)} / ${p(direct, 99)} ms`],
+    [`keystroke echo p50 / p99, ${farPath}`, `${p(far, 50)} / ${p(far, 99)} ms`],
+    [
+      `echo p50 ratio ${farPath} / direct (added)`,
+      `${(farP50 / directP50).toFixed(2)}× (+${(farP50 - directP50).toFixed(2)} ms)`,
+    ],
+  ];
+}
+
 export function cpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { HANGAR, ROOT, percentile, rssKiB, sleep } from '../support.mjs';
+import { HANGAR, ROOT, percentile, printRows, rssKiB, sleep } from '../support.mjs';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../support/chromium.mjs';
 
 const ASSETS = join(ROOT, 'renderer', 'dist', 'assets');
@@ -218,8 +218,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const width = Math.max(...rows.map(([name]) => name.length));
-console.log(
+printRows(
   `\nHangar UI benchmark (web mode, Chromium headless, ${KEYSTROKES} keystrokes ${TYPING_INTERVAL_MS} ms apart)\n`,
+  rows,
 );
-for (const [name, value] of rows) console.log(`${name.padEnd(width)}  ${value}`);
