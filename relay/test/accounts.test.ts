@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { RelaySession, makeLoginProof } from '@hangar/shared';
-import { PASSWORD, login, newKey, signup, uniqueEmail, STORAGE_KINDS, useTestRelay } from './support/relay-fixture.js';
+import { PASSWORD, login, newKey, signup, uniqueEmail, describeEachStorage } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
-describe.each(STORAGE_KINDS)('relay accounts (%s)', (kind) => {
-  const relay = useTestRelay(kind);
-
+describeEachStorage('relay accounts', (relay) => {
   it('a user signs up, logs in from a second device (pending) and refreshes its session', async () => {
     const first = await signup(relay.client);
     expect(first.session.account.email).toBe(first.email);

@@ -1,14 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RELAY_PROCEDURES, makeLoginProof, makeStatement, type RelayMethod } from '@hangar/shared';
-import {
-  newKey,
-  post,
-  signup,
-  uniqueEmail,
-  type SignedIn,
-  STORAGE_KINDS,
-  useTestRelay,
-} from './support/relay-fixture.js';
+import { newKey, post, signup, uniqueEmail, type SignedIn, describeEachStorage } from './support/relay-fixture.js';
 
 /**
  * Every procedure of RELAY_PROCEDURES, given bad input: 400, E_BAD_REQUEST, the field named, and
@@ -96,8 +88,7 @@ const TABLES = [
   'subscriptions',
 ] as const;
 
-describe.each(STORAGE_KINDS)('bad input (%s)', (kind) => {
-  const relay = useTestRelay(kind);
+describeEachStorage('bad input', (relay) => {
   let user: SignedIn;
   beforeAll(async () => {
     user = await signup(relay.client);

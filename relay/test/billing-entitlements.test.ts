@@ -20,8 +20,8 @@ import {
   newHost,
   signup,
   waitFor,
-  useTestRelay,
   ownerWithHost,
+  describeEachStorage,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
@@ -132,9 +132,7 @@ describe.each(STORAGE_KINDS)('entitlements (%s)', (kind) => {
   });
 });
 
-describe.each(STORAGE_KINDS)('billing off (%s)', (kind) => {
-  const relay = useTestRelay(kind);
-
+describeEachStorage('billing off', (relay) => {
   it('without Stripe settings nothing is metered: entitlements say metered false, nothing is for sale', async () => {
     const { owner, hostId, host } = await ownerWithHost(relay.client);
     const agent = entitlementAgent(relay.url, hostId, host);

@@ -13,14 +13,12 @@ import {
   signup,
   startTestRelay,
   waitFor,
-  STORAGE_KINDS,
-  useTestRelay,
   ownerWithHost,
+  describeEachStorage,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
-describe.each(STORAGE_KINDS)('enrolling a host (%s)', (kind) => {
-  const relay = useTestRelay(kind);
+describeEachStorage('enrolling a host', (relay) => {
   const storage = relay.storage;
 
   it('the pasted line enrolls the host, whose agent then shows online with its signed addresses', async () => {

@@ -19,17 +19,14 @@ import {
   signup,
   msUntilOffline,
   waitFor,
-  STORAGE_KINDS,
-  useTestRelay,
   ownerWithHost,
   statementOf,
+  describeEachStorage,
 } from './support/relay-fixture.js';
 
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
 
-describe.each(STORAGE_KINDS)('presence (%s)', (kind) => {
-  const relay = useTestRelay(kind);
-
+describeEachStorage('presence', (relay) => {
   it('a host whose process is killed (kill -9) shows offline within 10 s', async () => {
     const { owner, host, hostId } = await ownerWithHost(relay.client);
     const device = deviceSocket(relay.url, owner);

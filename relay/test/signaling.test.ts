@@ -6,15 +6,12 @@ import {
   enroll,
   signup,
   waitFor,
-  STORAGE_KINDS,
-  useTestRelay,
   hostAndDevice,
   askHost,
+  describeEachStorage,
 } from './support/relay-fixture.js';
 
-describe.each(STORAGE_KINDS)('signaling (%s)', (kind) => {
-  const relay = useTestRelay(kind);
-
+describeEachStorage('signaling', (relay) => {
   it('a device asks a host, gets the signed answer, and trickled messages follow on the same request', async () => {
     const { owner, host, hostId, agent, device } = await hostAndDevice(relay);
     const atHost: AgentSignal[] = [];

@@ -1,36 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { SpliceRequest } from '@hangar/shared';
 import { agentSocket, post, useTestRelay, waitFor, ownerWithHost } from './support/relay-fixture.js';
+import { spliceUpgrade as upgrade, type SpliceUpgraded as Upgraded } from './support/splice-upgrade.js';
 
 /**
  * The relay's splice route (PROTOCOL.md "Relayed links") at its HTTP surface: a device's upgrade,
  * the agent asked on its socket, the agent's upgrade, and bytes copied unchanged both ways; the
  * checks before the agent is asked; the waiting and idle limits.
  */
-
-type Upgraded = { status: 101; socket: Socket } | { status: number; body: string };
-
-function upgrade(url: string, path: string, headers: Record<string, string>): Promise<Upgraded> {
-  return new Promise((resolve, reject) => {
-    const asked = request(new URL(path, url), {
-      headers: { connection: 'Upgrade', upgrade: 'hangar-splice/1', ...headers },
-    });
-    asked.once('upgrade', (_response, socket: Socket, head: Buffer) => {
-      if (head.length > 0) socket.unshift(head);
-      resolve({ status: 101, socket });
-    });
-    asked.once('response', (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.once('end', () => resolve({ status: response.statusCode ?? 0, body }));
-    });
-    asked.once('error', reject);
-    asked.end();
-  });
-}
 
 function read(socket: Socket, bytes: number): Promise<Buffer> {
   return new Promise((resolve) => {

@@ -1,7 +1,9 @@
-// What the benchmark scripts share: where the binaries are, percentiles, memory readings, and
-// starting a real agent process the way `hangar up` does (same Node flags and environment).
+// What the benchmark scripts share: where the binaries are, percentiles, memory readings,
+// starting a real agent process the way `hangar up` does (same Node flags and environment), a
+// real relay process, and a free port.
 import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,6 +12,7 @@ import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const HANGAR = join(ROOT, 'electron', 'bin', 'hangar.js');
 export const AGENT = join(ROOT, 'host-agent', 'bin', 'hangar-agent.js');
+export const RELAY = join(ROOT, 'relay', 'bin', 'hangar-relay.js');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -122,4 +125,36 @@ export function startPostgres(dir, options = '') {
     url: (db) => `postgres://hangar@localhost:5432/${db}?host=${encodeURIComponent(sock)}`,
     stop: () => run(join(bin, 'pg_ctl'), ['-D', join(pgDir, 'data'), '-m', 'fast', '-w', 'stop']),
   };
+}
+
+/** `hangar-relay serve <args>`, logging warnings to this terminal: the process and the URL it listens at. */
+export async function startRelay(args) {
+  const child = spawn(process.execPath, [RELAY, 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, HANGAR_LOG_LEVEL: 'warn' },
+  });
+  const url = await new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`hangar-relay exited with ${code}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const event = JSON.parse(line);
+      if (event.event === 'listening') resolve(event.url);
+    });
+  });
+  return { child, url };
+}
+
+/** Prints `title`, then the rows as two aligned columns (what was measured, and the figure). */
+export function printRows(title, rows, indent = '') {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  console.log(title);
+  for (const [name, value] of rows) console.log(`${indent}${name.padEnd(width)}  ${value}`);
+}
+
+/** A port free on 127.0.0.1 now (the OS picks it). */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

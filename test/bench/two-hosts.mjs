@@ -4,7 +4,7 @@
 // lets its packets out), each with an HTTP origin beside it, and keystroke timing through
 // `hangar attach`. Needs root (ip netns). Everything it starts is undone by `dispose()`.
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import pty from 'node-pty';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
-import { AGENT, HANGAR, ROOT, sleep } from './support.mjs';
+import { firewalledNamespaceSteps, namespaceNames } from '../support/firewalled-namespace.mjs';
+import { AGENT, HANGAR, ROOT, percentile, sleep } from './support.mjs';
 
 const RELAY = join(ROOT, 'relay', 'bin', 'hangar-relay.js');
 const run = promisify(execFile);
@@ -34,12 +35,9 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
   delete env.TMUX;
   const children = [];
 
-  // ---- a firewalled namespace for "far" (as test/support/firewalled-host.ts) ----
-  const id = randomBytes(3).toString('hex');
-  const ns = `hgbench-${id}`;
-  const outside = `hbo${id}`;
-  const inside = `hbi${id}`;
-  const net = `10.${100 + (parseInt(id.slice(0, 2), 16) % 100)}.${parseInt(id.slice(2, 4), 16)}`;
+  // ---- a firewalled namespace for "far" (test/support/firewalled-namespace.mjs) ----
+  const names = namespaceNames({ prefix: 'hgbench', veth: 'hb' });
+  const { name: ns, outside, net } = names;
   const wrapper = ['ip', 'netns', 'exec', ns];
   if (udp) {
     env.HANGAR_WEBRTC_BIND_ADDRESS = `${net}.1`;
@@ -82,23 +80,7 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
   }
 
   try {
-    const steps = [
-      ['ip', 'netns', 'add', ns],
-      ['ip', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', inside],
-      ['ip', 'link', 'set', inside, 'netns', ns],
-      ['ip', 'addr', 'add', `${net}.1/30`, 'dev', outside],
-      ['ip', 'link', 'set', outside, 'up'],
-      ['ip', '-n', ns, 'addr', 'add', `${net}.2/30`, 'dev', inside],
-      ['ip', '-n', ns, 'link', 'set', inside, 'up'],
-      ['ip', '-n', ns, 'link', 'set', 'lo', 'up'],
-      [
-        ...wrapper,
-        ...['iptables', '-A', 'INPUT', '-i', inside, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED'],
-        ...['-j', 'ACCEPT'],
-      ],
-      [...wrapper, 'iptables', '-A', 'INPUT', '-i', inside, '-j', 'DROP'],
-      ...(udp ? [] : [[...wrapper, 'iptables', '-A', 'OUTPUT', '-o', inside, '-p', 'udp', '-j', 'DROP']]),
-    ];
+    const steps = firewalledNamespaceSteps(names, { udp, defaultRoute: false });
     for (const [command, ...args] of steps) execFileSync(command, args);
 
     const relayUrl = await started(
@@ -197,6 +179,25 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. */
+/**
+ * Keystroke echo through `hangar attach` to near (the reference), then to far (`farPath` names
+ * how it is reached): a row of p50 / p99 each, and one of the p50 ratio and what far adds.
+ */
+export async function echoRows(stack, count, farPath) {
+  const direct = await stack.keystrokes('near', count);
+  const far = await stack.keystrokes('far', count);
+  const p = (samples, q) => percentile(samples, q).toFixed(2);
+  const [directP50, farP50] = [percentile(direct, 50), percentile(far, 50)];
+  return [
+    ['keystroke echo p50 / p99, direct link (reference)', `${p(direct, 50)} / ${p(direct, 99)} ms`],
+    [`keystroke echo p50 / p99, ${farPath}`, `${p(far, 50)} / ${p(far, 99)} ms`],
+    [
+      `echo p50 ratio ${farPath} / direct (added)`,
+      `${(farP50 / directP50).toFixed(2)}× (+${(farP50 - directP50).toFixed(2)} ms)`,
+    ],
+  ];
+}
+
 export function cpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -10,51 +10,61 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { stop as stopEsbuild } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayClient, encodeEnrollToken, type HostPresence } from '@hangar/shared';
-import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
-import { INSTALL_SH, npmEnv, publishAgent, readCalls, ROOT } from '../support/agent-releases.mjs';
+import { INSTALL_SH, npmEnv, publishAgent, readCalls } from '../support/agent-releases.mjs';
 import { freePort, tempDir } from '../support/processes.js';
-import { useInstallSandboxes } from '../support/install-sandbox.js';
+import { useInstallSandboxes, useInstallWork } from '../support/install-sandbox.js';
 import { enrollLine, signup, type SignedIn } from '../../relay/test/support/relay-fixture.js';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { startTestRelayProcess } from '../support/relay-stack.js';
 
 const exec = promisify(execFile);
 
-let registry: Awaited<ReturnType<typeof startRegistry>>;
 let relay: RelayProcess;
 let client: RelayClient;
 let owner: SignedIn;
-let work: string;
 let bin: string;
-const sandbox = useInstallSandboxes(() => ({ registry, work }));
+const installer = useInstallWork('agent-install-relay');
+const sandbox = useInstallSandboxes(() => installer);
 
 beforeAll(async () => {
-  registry = await startRegistry({ prebuilds: betterSqlitePrebuild(ROOT) });
-  work = tempDir('agent-install-relay');
   // A system install's enroll runs as the service user, which must reach the package and data dir.
-  chmodSync(work, 0o755);
-  relay = await startTestRelayProcess(join(work, 'relay'));
+  chmodSync(installer.work, 0o755);
+  relay = await startTestRelayProcess(join(installer.work, 'relay'));
   client = new RelayClient({ url: relay.url });
   owner = await signup(client);
-  await publishAgent(registry, join(work, 'publish'), '0.1.0');
+  await publishAgent(installer.registry, join(installer.work, 'publish'), '0.1.0');
   await exec(
     'npm',
-    ['install', '--global', '--prefix', join(work, 'global'), 'hangar-agent@0.1.0', '--registry', registry.url],
-    { env: npmEnv(registry, work), timeout: 240_000 },
+    [
+      'install',
+      '--global',
+      '--prefix',
+      join(installer.work, 'global'),
+      'hangar-agent@0.1.0',
+      '--registry',
+      installer.registry.url,
+    ],
+    { env: npmEnv(installer.registry, installer.work), timeout: 240_000 },
   );
-  bin = join(work, 'global', 'bin', 'hangar-agent');
+  bin = join(installer.work, 'global', 'bin', 'hangar-agent');
 }, 300_000);
 
 afterAll(async () => {
-  // Packing the agent started esbuild's service process; it is ours to end (the leak check).
-  await stopEsbuild();
   await relay?.stop();
-  await registry?.[Symbol.asyncDispose]();
-  if (work) rmSync(work, { recursive: true, force: true });
 });
+
+/** `hangar-agent install --user` with the enrollment line, in a fresh sandbox, on a free port. */
+async function userInstallWith(line: string) {
+  const box = sandbox();
+  const install = await run(
+    bin,
+    ['install', '--user', '--listen', `127.0.0.1:${await freePort()}`, '--token', line],
+    box.env,
+  );
+  return { box, install };
+}
 
 async function run(program: string, args: string[], env: NodeJS.ProcessEnv, timeout = 180_000, input = '') {
   const running = exec(program, args, { env, timeout });
@@ -146,7 +156,7 @@ describe('hangar-agent install --token', () => {
   }, 240_000);
 
   it('status says what the relay link last failed with once the relay is gone', async () => {
-    const own = await startTestRelayProcess(join(work, 'gone-relay'));
+    const own = await startTestRelayProcess(join(installer.work, 'gone-relay'));
     try {
       const ownClient = new RelayClient({ url: own.url });
       const ownOwner = await signup(ownClient);
@@ -163,12 +173,7 @@ describe('hangar-agent install --token', () => {
         e: randomBytes(32).toString('hex'),
         d: ownOwner.key.publicKey,
       });
-      const box = sandbox();
-      const install = await run(
-        bin,
-        ['install', '--user', '--listen', `127.0.0.1:${await freePort()}`, '--token', line],
-        box.env,
-      );
+      const { box, install } = await userInstallWith(line);
       expect(install.code).toBe(0);
       await own.stop();
 
@@ -198,12 +203,7 @@ describe('hangar-agent install --token', () => {
       rmSync(elsewhere, { recursive: true, force: true });
     }
 
-    const box = sandbox();
-    const install = await run(
-      bin,
-      ['install', '--user', '--listen', `127.0.0.1:${await freePort()}`, '--token', line],
-      box.env,
-    );
+    const { box, install } = await userInstallWith(line);
     expect(install.code).toBe(1);
     expect(install.stderr).toMatch(/already used/i);
     expect(install.stderr).toContain('Nothing was installed');
@@ -258,7 +258,7 @@ describe("the relay's install line", () => {
     expect(Buffer.from(await served.arrayBuffer()).equals(readFileSync(INSTALL_SH))).toBe(true);
 
     // Exactly the app's line, plus where this test's registry and address are.
-    const script = `curl -fsSL ${relay.url}/install.sh | sh -s -- --token ${line} --registry ${registry.url} --listen 127.0.0.1:${port}`;
+    const script = `curl -fsSL ${relay.url}/install.sh | sh -s -- --token ${line} --registry ${installer.registry.url} --listen 127.0.0.1:${port}`;
     const install = await run('/bin/sh', ['-c', script], box.env, 300_000);
     expect(install).toMatchObject({ code: 0, stderr: expect.not.stringMatching(/error/i) });
     expect(install.stdout).toContain('It will:');
@@ -269,7 +269,7 @@ describe("the relay's install line", () => {
 
     expect(install.stdout).toContain('systemd system service running as hangar');
     const agent = join(npmGlobal, 'bin', 'hangar-agent');
-    await publishAgent(registry, box.dir, '0.2.0');
+    await publishAgent(installer.registry, box.dir, '0.2.0');
     const update = await run(agent, ['update'], box.env);
     expect(update.stderr).toBe('');
     expect(update.code).toBe(0);
@@ -279,7 +279,7 @@ describe("the relay's install line", () => {
     await waitForHost(hostId, 'version 0.2.0 online', (host) => host.online && host.record?.version === '0.2.0');
 
     // A release that answers locally but never reaches the relay: rolled back after the 30 s.
-    await publishAgent(registry, box.dir, '0.3.0', { relayCutOff: true });
+    await publishAgent(installer.registry, box.dir, '0.3.0', { relayCutOff: true });
     const cutOff = await run(agent, ['update'], box.env);
     expect(cutOff.code).toBe(1);
     expect(cutOff.stdout).toContain(`not online on the relay ${relay.url}`);

@@ -8,39 +8,31 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as plist from 'plist';
-import { stop as stopEsbuild } from 'esbuild';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { packAgent } from '../../build/agent-package/pack.mjs';
-import { npmEnv, readCalls, ROOT, STANDIN_PATH } from '../support/agent-releases.mjs';
+import { npmEnv, readCalls, STANDIN_PATH } from '../support/agent-releases.mjs';
 import { AGENT_BIN, hangar, pairWith, tempDir, tmuxSocket, type AgentProcess, freePort } from '../support/processes.js';
-import { useInstallSandboxes, type Sandbox } from '../support/install-sandbox.js';
+import { useInstallSandboxes, useInstallWork, type Sandbox } from '../support/install-sandbox.js';
 
 const exec = promisify(execFile);
 
-let registry: Awaited<ReturnType<typeof startRegistry>>;
-let work: string;
 let bin: string;
-const sandbox = useInstallSandboxes(() => ({ registry, work }));
+const installer = useInstallWork('agent-install');
+const sandbox = useInstallSandboxes(() => installer);
 
 beforeAll(async () => {
-  registry = await startRegistry({ prebuilds: betterSqlitePrebuild(ROOT) });
-  work = tempDir('agent-install');
-  const tarball = await packAgent({ outDir: join(work, 'pack') });
+  const tarball = await packAgent({ outDir: join(installer.work, 'pack') });
   // As a user installs it: npm install -g of the tarball (its native modules fetched or built here).
-  await exec('npm', ['install', '--global', '--prefix', join(work, 'global'), tarball, '--registry', registry.url], {
-    env: npmEnv(registry, work),
-    timeout: 240_000,
-  });
-  bin = join(work, 'global', 'bin', 'hangar-agent');
+  await exec(
+    'npm',
+    ['install', '--global', '--prefix', join(installer.work, 'global'), tarball, '--registry', installer.registry.url],
+    {
+      env: npmEnv(installer.registry, installer.work),
+      timeout: 240_000,
+    },
+  );
+  bin = join(installer.work, 'global', 'bin', 'hangar-agent');
 }, 300_000);
-
-afterAll(async () => {
-  // Packing the agent started esbuild's service process; it is ours to end (the leak check).
-  await stopEsbuild();
-  await registry?.[Symbol.asyncDispose]();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
 
 async function agent(box: Sandbox, args: string[], program = bin) {
   try {
@@ -50,6 +42,16 @@ async function agent(box: Sandbox, args: string[], program = bin) {
     const failure = error as { code?: number; stdout?: string; stderr?: string };
     return { code: failure.code ?? -1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? String(error) };
   }
+}
+
+/** `hangar-agent install <mode> --listen 127.0.0.1:<a free port>` in a fresh sandbox; it must succeed quietly. */
+async function installed(mode: '--system' | '--user') {
+  const box = sandbox();
+  const port = await freePort();
+  const install = await agent(box, ['install', mode, '--listen', `127.0.0.1:${port}`]);
+  expect(install.stderr).toBe('');
+  expect(install.code).toBe(0);
+  return { box, port, install };
 }
 
 function runFile(dataDir: string): { pid: number; version: string; address: string } {
@@ -81,7 +83,7 @@ async function verifyUnit(file: string, user: boolean) {
 
 describe('hangar-agent install', () => {
   it('npm installs the package as hangar-agent, bundled, with only its native modules as dependencies', async () => {
-    const installed = join(work, 'global', 'lib', 'node_modules', 'hangar-agent');
+    const installed = join(installer.work, 'global', 'lib', 'node_modules', 'hangar-agent');
     const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
     expect(manifest).toMatchObject({
       name: 'hangar-agent',
@@ -136,7 +138,7 @@ describe('hangar-agent install', () => {
   });
 
   it('says how to install a missing tmux, and changes nothing', async () => {
-    const empty = join(work, 'empty-bin');
+    const empty = join(installer.work, 'empty-bin');
     mkdirSync(empty, { recursive: true });
     const box = sandbox({ PATH: `${STANDIN_PATH}:${empty}` });
     // From the checkout: the machine is checked before anything else, so it need not be packed.
@@ -155,11 +157,7 @@ describe('hangar-agent install', () => {
   });
 
   it('a system install makes the hangar users, writes units systemd-analyze verify accepts, and runs the agent', async () => {
-    const box = sandbox();
-    const port = await freePort();
-    const install = await agent(box, ['install', '--system', '--listen', `127.0.0.1:${port}`]);
-    expect(install.stderr).toBe('');
-    expect(install.code).toBe(0);
+    const { box, port, install } = await installed('--system');
     expect(install.stdout).toContain(`listening on 127.0.0.1:${port}`);
     expect(install.stdout).toContain('sudo -u hangar hangar-agent pair --data');
 
@@ -202,11 +200,7 @@ describe('hangar-agent install', () => {
   }, 240_000);
 
   it('a user install lingers, and its terminals outlive agent restarts in a tmux unit of their own', async () => {
-    const box = sandbox();
-    const port = await freePort();
-    const install = await agent(box, ['install', '--user', '--listen', `127.0.0.1:${port}`]);
-    expect(install.stderr).toBe('');
-    expect(install.code).toBe(0);
+    const { box, port, install } = await installed('--user');
     expect(JSON.parse(readFileSync(join(box.state, 'linger.json'), 'utf8'))).toEqual({ root: true });
     for (const unit of ['hangar-agent.service', 'hangar-tmux.service']) {
       const verified = await verifyUnit(join(box.home, '.config/systemd/user', unit), true);

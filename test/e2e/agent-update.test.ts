@@ -16,29 +16,15 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { stop as stopEsbuild } from 'esbuild';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
+import { describe, expect, it } from 'vitest';
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
-import { INSTALL_SH, installEnv, publishAgent, ROOT } from '../support/agent-releases.mjs';
-import { hangar, tempDir, tmuxSocket, freePort } from '../support/processes.js';
+import { INSTALL_SH, installEnv, publishAgent } from '../support/agent-releases.mjs';
+import { hangar, tmuxSocket, freePort } from '../support/processes.js';
+import { useInstallWork } from '../support/install-sandbox.js';
 
 const exec = promisify(execFile);
 
-let registry: Awaited<ReturnType<typeof startRegistry>>;
-let work: string;
-
-beforeAll(async () => {
-  registry = await startRegistry({ prebuilds: betterSqlitePrebuild(ROOT) });
-  work = tempDir('agent-update');
-});
-
-afterAll(async () => {
-  // Packing the agent started esbuild's service process; it is ours to end (the leak check).
-  await stopEsbuild();
-  await registry?.[Symbol.asyncDispose]();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+const installer = useInstallWork('agent-update');
 
 interface Run {
   code: number;
@@ -71,9 +57,9 @@ const SCRIPT_TOOLS = ['sh', 'uname', 'id', 'sed', 'systemctl'];
 
 describe('install.sh', () => {
   it('refuses clearly where Node is missing, and installs nothing', async () => {
-    const home = join(work, 'no-node');
+    const home = join(installer.work, 'no-node');
     mkdirSync(home, { recursive: true });
-    const path = binWith(join(work, 'bin-no-node'), SCRIPT_TOOLS);
+    const path = binWith(join(installer.work, 'bin-no-node'), SCRIPT_TOOLS);
     const result = await run('/bin/sh', [INSTALL_SH, '--token', 'hgr1_example'], { PATH: path, HOME: home });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('Node.js 20 or newer is needed and was not found on PATH');
@@ -82,7 +68,7 @@ describe('install.sh', () => {
   });
 
   it('piped into sh and cut short, runs nothing', async () => {
-    const dir = join(work, 'cut-short');
+    const dir = join(installer.work, 'cut-short');
     const path = binWith(join(dir, 'bin'), [...SCRIPT_TOOLS, 'node']);
     // An npm that only says it ran: a half-downloaded script must never get this far.
     writeFileSync(join(path, 'npm'), `#!/bin/sh\necho ran >> ${join(dir, 'npm-ran')}\n`, { mode: 0o755 });
@@ -104,11 +90,11 @@ describe('install.sh', () => {
 
   it('refuses an unsupported system by name', async () => {
     const path = binWith(
-      join(work, 'bin-bsd'),
+      join(installer.work, 'bin-bsd'),
       SCRIPT_TOOLS.filter((tool) => tool !== 'uname'),
     );
     writeFileSync(join(path, 'uname'), '#!/bin/sh\necho FreeBSD\n', { mode: 0o755 });
-    const result = await run('/bin/sh', [INSTALL_SH], { PATH: path, HOME: work });
+    const result = await run('/bin/sh', [INSTALL_SH], { PATH: path, HOME: installer.work });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('unsupported system: FreeBSD');
   });
@@ -116,22 +102,31 @@ describe('install.sh', () => {
 
 describe('hangar-agent update', () => {
   it('installs with install.sh, updates with the terminals kept, and rolls a broken release back by itself', async () => {
-    const dir = join(work, 'flow');
+    const dir = join(installer.work, 'flow');
     const box = { home: join(dir, 'home'), root: join(dir, 'root'), state: join(dir, 'state') };
     mkdirSync(box.home, { recursive: true });
     mkdirSync(box.root, { recursive: true });
-    const env = installEnv({ registry, dir, ...box });
+    const env = installEnv({ registry: installer.registry, dir, ...box });
     const data = join(box.home, '.hangar-agent');
     const versions = join(box.home, '.local/share/hangar-agent');
     const bin = join(box.home, '.local/bin/hangar-agent');
     const runFile = () =>
       JSON.parse(readFileSync(join(data, 'run/agent.json'), 'utf8')) as { pid: number; version: string };
     try {
-      await publishAgent(registry, dir, '0.1.0');
+      await publishAgent(installer.registry, dir, '0.1.0');
       const port = await freePort();
       const install = await run(
         '/bin/sh',
-        [INSTALL_SH, '--user', '--version', '0.1.0', '--registry', registry.url, '--listen', `127.0.0.1:${port}`],
+        [
+          INSTALL_SH,
+          '--user',
+          '--version',
+          '0.1.0',
+          '--registry',
+          installer.registry.url,
+          '--listen',
+          `127.0.0.1:${port}`,
+        ],
         env,
       );
       expect(install.stderr).not.toMatch(/error/i);
@@ -154,7 +149,7 @@ describe('hangar-agent update', () => {
         (await exec('tmux', [...socket, 'display', '-p', '-t', '=hangar-keep', '#{pane_pid}'])).stdout.trim();
       const panePid = await pane();
 
-      await publishAgent(registry, dir, '0.2.0');
+      await publishAgent(installer.registry, dir, '0.2.0');
       const update = await run(bin, ['update'], env);
       expect(update.stderr).toBe('');
       expect(update.code).toBe(0);
@@ -166,7 +161,7 @@ describe('hangar-agent update', () => {
       // Installing again (to change the address, say) with the 0.1.0 command keeps 0.2.0.
       const again = await run(
         bin,
-        ['install', '--user', '--listen', `127.0.0.1:${port}`, '--registry', registry.url],
+        ['install', '--user', '--listen', `127.0.0.1:${port}`, '--registry', installer.registry.url],
         env,
       );
       expect(again.code).toBe(0);
@@ -174,7 +169,7 @@ describe('hangar-agent update', () => {
       expect(runFile().version).toBe('0.2.0');
       expect(await pane()).toBe(panePid);
 
-      await publishAgent(registry, dir, '0.3.0', { broken: true });
+      await publishAgent(installer.registry, dir, '0.3.0', { broken: true });
       const broken = await run(bin, ['update'], env);
       expect(broken.code).toBe(1);
       expect(broken.stderr).toContain('the update to 0.3.0 failed');

@@ -18,6 +18,8 @@ function expectNothingActedOn(text: string): void {
 
 describe('text from a host cannot drive your terminal', () => {
   const box = usePairedHost();
+  const newSession = (name: string, ...args: string[]) =>
+    hangar(box.home, ['session', 'new', 'box', '--name', name, ...args]);
 
   it('a job command holding escape sequences is shown, not obeyed, by run, jobs and jobs show', async () => {
     const ran = await hangar(box.home, ['run', '--host', 'box', '--executor', 'shell', '-c', `true # ${HOSTILE}`]);
@@ -44,18 +46,7 @@ describe('text from a host cannot drive your terminal', () => {
   });
 
   it('a session command holding escape sequences is shown, not obeyed, by session ls', async () => {
-    const created = await hangar(box.home, [
-      'session',
-      'new',
-      'box',
-      '--name',
-      'ctl',
-      '--',
-      'sh',
-      '-c',
-      'sleep 300',
-      HOSTILE,
-    ]);
+    const created = await newSession('ctl', '--', 'sh', '-c', 'sleep 300', HOSTILE);
     expect(created.code).toBe(0);
     const listed = await hangar(box.home, ['session', 'ls']);
     expect(listed.code).toBe(0);
@@ -64,15 +55,7 @@ describe('text from a host cannot drive your terminal', () => {
   });
 
   it('an error message quoting host text shows its escape sequences', async () => {
-    const refused = await hangar(box.home, [
-      'session',
-      'new',
-      'box',
-      '--name',
-      'nowhere',
-      '--cwd',
-      `/nonexistent/${HOSTILE}`,
-    ]);
+    const refused = await newSession('nowhere', '--cwd', `/nonexistent/${HOSTILE}`);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`/nonexistent/${SHOWN}`);
     expect(refused.stderr).toContain('does not exist');

@@ -1,11 +1,12 @@
 import { Mux } from '@hangar/shared';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectUi, waitFor } from '../../electron/core/test/api/ui-client.js';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { connectToHost } from '../../electron/core/src/link/connect.js';
 import { HangarCore } from '../../electron/core/src/index.js';
 import { endAgent, hangar, hangarAgent, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { startWebUi } from '../support/serving-cli.js';
+import { useCleanups } from '../support/cleanups.js';
 
 /**
  * Logs at debug level, captured from a real agent process and a real core (`hangar ui`): every
@@ -13,10 +14,7 @@ import { startWebUi } from '../support/serving-cli.js';
  * (E_…, ENOENT) are readable, not "[Redacted]".
  */
 describe('logs keep error codes and leave secrets out', () => {
-  const cleanup: (() => unknown)[] = [];
-  afterEach(async () => {
-    while (cleanup.length > 0) await cleanup.pop()!();
-  });
+  const cleanup = useCleanups();
 
   const agentAndHome = async (logLevel?: string) => {
     const dataDir = tempDir('agent');

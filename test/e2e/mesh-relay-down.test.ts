@@ -2,17 +2,9 @@ import type { HostView } from '@hangar/shared';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { firewalledHost } from '../support/firewalled-host.js';
+import { firewalledStack } from '../support/firewalled-stack.js';
 import { openBashTerminal, openWindow } from '../support/live-window.js';
-import {
-  hangar,
-  killTmuxServer,
-  pairWith,
-  removeDir,
-  startAgentProcess,
-  type AgentProcess,
-} from '../support/processes.js';
-import { HostShell, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+import { hangar, killTmuxServer, pairWith, startAgentProcess, type AgentProcess } from '../support/processes.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { TickingTerminal, until } from '../support/ticking-terminal.js';
@@ -32,25 +24,8 @@ const dir = (prefix: string) => dirFor(cleanups, prefix);
 
 describe('the relay down', { timeout: 180_000 }, () => {
   it('a direct link keeps running and reconnects without the relay; a host behind a firewall says "relay unreachable" within 5 s', async () => {
-    const net = await firewalledHost();
-    cleanups.push(() => net.dispose());
-    const relay = await startTestRelayProcess(dir('relay'), 0, [], net.outsideIp);
-    cleanups.push(() => relay.stop());
-    const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
-
     // "mini": enrolled, behind the firewall (the splice is its only way in).
-    const shell = new HostShell();
-    const hidden = await startAgentProcess(shell.agentData, { logLevel: 'info', wrapper: net.wrapper });
-    cleanups.push(async () => {
-      await hidden.stop();
-      await killTmuxServer(shell.agentData);
-      removeDir(shell.home);
-    });
-    const line = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini']);
-    expect(line.code, line.stderr).toBe(0);
-    expect((await shell.run(line.stdout.trimEnd())).code).toBe(0);
-    await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
+    const { relay, laptop } = await firewalledStack(cleanups);
 
     // "box": paired directly, reached through a proxy the test can cut (a dropped connection).
     const boxData = dir('box');

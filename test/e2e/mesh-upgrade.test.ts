@@ -3,11 +3,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { HostView } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
-import { firewalledHost } from '../support/firewalled-host.js';
+import { firewalledStack } from '../support/firewalled-stack.js';
 import { openBashTerminal, openWindow } from '../support/live-window.js';
-import { hangar, killTmuxServer, removeDir, startAgentProcess } from '../support/processes.js';
-import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
-import { dirFor, useCleanups } from '../support/cleanups.js';
+import { hostsLs } from '../support/relay-stack.js';
+import { useCleanups } from '../support/cleanups.js';
 import { TickingTerminal, until as poll } from '../support/ticking-terminal.js';
 
 /**
@@ -24,33 +23,13 @@ const run = promisify(execFile);
 process.env['HANGAR_WEBRTC'] = 'off';
 
 const cleanups = useCleanups();
-const dir = (prefix: string) => dirFor(cleanups, prefix);
 
 describe('the path upgrade', { timeout: 180_000 }, () => {
   it('a host reached through the relay is moved to the direct path once its firewall opens, the terminal going on with no byte lost or doubled', async () => {
-    const net = await firewalledHost();
-    cleanups.push(() => net.dispose());
-    const relay = await startTestRelayProcess(dir('relay'), 0, [], net.outsideIp);
-    cleanups.push(() => relay.stop());
-    const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
-    const shell = new HostShell();
     // Listening on every address of its namespace, it publishes its veth address, which the firewall hides.
-    const agent = await startAgentProcess(shell.agentData, {
-      logLevel: 'info',
-      wrapper: net.wrapper,
-      extraArgs: ['--listen', '0.0.0.0:0'],
+    const { net, relay, laptop, shell, agent } = await firewalledStack(cleanups, {
+      agentArgs: ['--listen', '0.0.0.0:0'],
     });
-    cleanups.push(async () => {
-      await agent.stop();
-      await killTmuxServer(shell.agentData);
-      removeDir(shell.home);
-    });
-    const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini']);
-    expect(made.code, made.stderr).toBe(0);
-    const enrolled = await shell.run(made.stdout.trimEnd());
-    expect(enrolled.code, enrolled.stderr).toBe(0);
-    await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
 
     // The window links to the host it sees online: through the splice, the only way in.
     const { window, until } = await openWindow(laptop, cleanups);

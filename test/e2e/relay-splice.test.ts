@@ -1,28 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
 import { firewalledHost, type FirewalledHost } from '../support/firewalled-host.js';
+import { firewalledStack } from '../support/firewalled-stack.js';
+import { spliceUpgrade } from '../../relay/test/support/splice-upgrade.js';
 import { runJob } from '../support/natlab.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { RelayDouble } from '../support/relay-double.js';
 import { startServingCli } from '../support/serving-cli.js';
 import { AttachedCli } from '../support/pty-client.js';
-import {
-  BASH,
-  hangar as hangarCli,
-  killTmuxServer,
-  removeDir,
-  startAgentProcess,
-  tmux,
-  type AgentProcess,
-} from '../support/processes.js';
-import { HostShell, hostsLs, loginCli, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
+import { BASH, hangar as hangarCli, tmux, type AgentProcess } from '../support/processes.js';
+import { hostsLs, loginCli, relayFor, signupCli, startTestRelayProcess } from '../support/relay-stack.js';
 
 /**
  * The relayed path, end to end: a real relay, a real agent in a network namespace behind a
@@ -45,44 +37,6 @@ const ATTACH_MS = 30_000;
 
 const cleanups = useCleanups();
 const dir = (prefix: string) => dirFor(cleanups, prefix);
-
-async function relayOn(ip: string, data: string, extra: string[] = [], port = 0): Promise<RelayProcess> {
-  const relay = await startTestRelayProcess(data, port, extra, ip);
-  cleanups.push(() => relay.stop());
-  return relay;
-}
-
-/** An enrolled host behind the firewall, signed-in laptop here; the host is online on the relay. */
-async function firewalledStack(
-  relayArgs: string[] = [],
-  options: { net?: FirewalledHost; relayUrl?: string; agentArgs?: string[] } = {},
-) {
-  const net = options.net ?? (await firewalledHost());
-  if (!options.net) cleanups.push(() => net.dispose());
-  const relayData = dir('relay');
-  const relay = options.relayUrl ? undefined : await relayOn(net.outsideIp, relayData, relayArgs);
-  const relayUrl = options.relayUrl ?? relay!.url;
-  const laptop = dir('laptop');
-  const signed = await signupCli(laptop, relayUrl, 'me@example.com');
-  expect(signed.code, signed.stderr).toBe(0);
-  const shell = new HostShell();
-  const agent = await startAgentProcess(shell.agentData, {
-    logLevel: 'info',
-    wrapper: net.wrapper,
-    extraArgs: options.agentArgs ?? [],
-  });
-  cleanups.push(async () => {
-    await agent.stop();
-    await killTmuxServer(shell.agentData);
-    removeDir(shell.home);
-  });
-  const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini']);
-  expect(made.code, made.stderr).toBe(0);
-  const ran = await shell.run(made.stdout.trimEnd());
-  expect(ran.code, ran.stderr).toBe(0);
-  await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
-  return { net, relay: relay!, relayUrl, relayData, laptop, shell, agent };
-}
 
 /** How often the agent was asked for a relayed link (its log says so at info). */
 function spliceRequests(agent: AgentProcess): number {
@@ -108,6 +62,20 @@ async function devServerIn(net: FirewalledHost, body: string): Promise<number> {
       resolve(Number(line));
     });
   });
+}
+
+/** Offers `port` on mini as a preview and opens it here (`hangar preview open`, ended with the test): its local URL. */
+async function openPreview(laptop: string, port: number): Promise<string> {
+  const added = await hangar(laptop, ['preview', 'add', 'mini', String(port)]);
+  expect(added.code, added.stderr).toBe(0);
+  const preview = await startServingCli(
+    laptop,
+    ['preview', 'open', 'mini', String(port)],
+    /at (http:\/\/localhost:\d+\/)/,
+    'SIGINT',
+  );
+  cleanups.push(() => preview.stop());
+  return preview.url;
 }
 
 /** tcpdump of every TCP segment to or from the relay's port, on every interface (lo and the veth). */
@@ -147,28 +115,14 @@ function accessToken(home: string): string {
 }
 
 /** A device's splice request made by hand: the relay's status and error body. */
-function askSplice(relayUrl: string, token: string, hostId: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const asked = request(new URL('/v1/splice', relayUrl), {
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'hangar-splice/1',
-        authorization: `Bearer ${token}`,
-        'hangar-host': hostId,
-      },
-    });
-    asked.once('upgrade', (_response, socket) => {
-      socket.destroy();
-      resolve({ status: 101, body: '' });
-    });
-    asked.once('response', (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.once('end', () => resolve({ status: response.statusCode ?? 0, body }));
-    });
-    asked.once('error', reject);
-    asked.end();
+async function askSplice(relayUrl: string, token: string, hostId: string): Promise<{ status: number; body: string }> {
+  const answer = await spliceUpgrade(relayUrl, '/v1/splice', {
+    authorization: `Bearer ${token}`,
+    'hangar-host': hostId,
   });
+  if (!('socket' in answer)) return answer;
+  answer.socket.destroy();
+  return { status: 101, body: '' };
 }
 
 /**
@@ -182,7 +136,7 @@ function ticks(raw: string): number[] {
 
 describe('the relayed path (splice)', { timeout: 180_000 }, () => {
   it('a host none of whose addresses answers is reached through the relay: sessions and attach; hosts ls says relayed', async () => {
-    const { laptop, agent } = await firewalledStack();
+    const { laptop, agent } = await firewalledStack(cleanups);
     // What it published is its address in its own namespace: nothing answers there from here.
     const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
     expect(listed.address).toBe(`127.0.0.1:${agent.port}`);
@@ -213,7 +167,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     // channel of the failed attempt, collected with no closed listener, left a dangling pointer
     // there (webrtc-exit.test.ts has the details). Whether that happened depended on the collector
     // running before exit: here a preloaded module runs it every 250 ms, so it always does.
-    const { laptop, agent } = await firewalledStack();
+    const { laptop, agent } = await firewalledStack(cleanups);
     const preload = join(dir('gc-often'), 'gc-often.mjs');
     writeFileSync(preload, 'setInterval(() => globalThis.gc(), 250).unref();\n');
     const before = process.env.NODE_OPTIONS;
@@ -244,7 +198,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
   it('a host whose addresses never answer (a firewall drops them) is reached through the relay without waiting out the link’s 15 s timeout on its address', async () => {
     // Listening everywhere in its namespace, it publishes its veth address first: the firewall
     // there drops what comes to it, so nothing ever answers (no refusal either).
-    const { laptop, agent, net } = await firewalledStack([], { agentArgs: ['--listen', '0.0.0.0:0'] });
+    const { laptop, agent, net } = await firewalledStack(cleanups, { agentArgs: ['--listen', '0.0.0.0:0'] });
     const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
     expect(listed.address).toBe(`${net.outsideIp.replace(/\.1$/, '.2')}:${agent.port}`);
     expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'one', '--', 'sleep', '600'])).code).toBe(0);
@@ -260,7 +214,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
   });
 
   it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {
-    const { net, relay, laptop } = await firewalledStack();
+    const { net, relay, laptop } = await firewalledStack(cleanups);
     const canary = `CANARY${Math.random().toString(36).slice(2, 12).toUpperCase()}`;
     const devPort = await devServerIn(net, JSON.stringify(`<p>${canary}</p>`));
     const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'secret', ...BASH]);
@@ -272,16 +226,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     await attached.waitForText('$ ', ATTACH_MS);
     attached.type(`echo ${canary}\r`);
     await attached.waitForText(new RegExp(`^${canary}$`, 'm'));
-    const added = await hangar(laptop, ['preview', 'add', 'mini', String(devPort)]);
-    expect(added.code, added.stderr).toBe(0);
-    const preview = await startServingCli(
-      laptop,
-      ['preview', 'open', 'mini', String(devPort)],
-      /at (http:\/\/localhost:\d+\/)/,
-      'SIGINT',
-    );
-    cleanups.push(() => preview.stop());
-    const page = await fetch(preview.url);
+    const page = await fetch(await openPreview(laptop, devPort));
     expect(await page.text()).toContain(canary);
     attached.type('\x1d');
     expect(await attached.waitForExit()).toBe(0);
@@ -298,7 +243,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
   });
 
   it('a device of another account cannot splice to the host: refused, and the agent is never asked', async () => {
-    const { relay, laptop, agent } = await firewalledStack();
+    const { relay, laptop, agent } = await firewalledStack(cleanups);
     const hostId = (await hostsLs(laptop)).find((h) => h.name === 'mini')!.account!.host_id;
     // hosts ls may itself have linked through the relay (its probe waits for an online host).
     const asked = spliceRequests(agent);
@@ -333,7 +278,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     const relay = await startTestRelayProcess(dir('relay'), 0, ['--public-url', double.url]);
     cleanups.push(() => relay.stop());
     double.setUpstream(relay.url);
-    const { laptop, agent } = await firewalledStack([], { net, relayUrl: double.url });
+    const { laptop, agent } = await firewalledStack(cleanups, { net, relayUrl: double.url });
     // Linked once, honestly (through the relay): the host's keys are pinned here.
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
     expect(spliceRequests(agent)).toBe(1);
@@ -348,7 +293,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
   });
 
   it('the limit of open relayed links per account bites with an error that says so', async () => {
-    const { laptop } = await firewalledStack(['--splice-max', '1']);
+    const { laptop } = await firewalledStack(cleanups, { relayArgs: ['--splice-max', '1'] });
     const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'one', ...BASH]);
     expect(made.code, made.stderr).toBe(0);
     const attached = new AttachedCli(laptop, ['mini', 'one']);
@@ -365,19 +310,12 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
 
   it("the account's byte rate holds a download to it: slower, never cut", async () => {
     const rate = 1024 * 1024;
-    const { net, laptop, relay } = await firewalledStack(['--splice-rate', String(rate)]);
+    const { net, laptop, relay } = await firewalledStack(cleanups, { relayArgs: ['--splice-rate', String(rate)] });
     const size = 8 * 1024 * 1024;
     const devPort = await devServerIn(net, `'x'.repeat(${size})`);
-    expect((await hangar(laptop, ['preview', 'add', 'mini', String(devPort)])).code).toBe(0);
-    const preview = await startServingCli(
-      laptop,
-      ['preview', 'open', 'mini', String(devPort)],
-      /at (http:\/\/localhost:\d+\/)/,
-      'SIGINT',
-    );
-    cleanups.push(() => preview.stop());
+    const url = await openPreview(laptop, devPort);
     const began = Date.now();
-    const body = await (await fetch(preview.url)).text();
+    const body = await (await fetch(url)).text();
     const seconds = (Date.now() - began) / 1000;
     console.log(`[relay-splice] 8 MiB through a splice limited to 1 MiB/s (2 s of burst): ${seconds.toFixed(1)} s`);
     expect(body.length).toBe(size);
@@ -389,7 +327,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
   });
 
   it('the relay killed mid-splice: the terminal reconnects by itself once it is back, nothing lost or doubled', async () => {
-    const { relay, relayData, laptop, net, agent, shell } = await firewalledStack();
+    const { relay, relayData, laptop, net, agent, shell } = await firewalledStack(cleanups);
     const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'ticks', ...BASH]);
     expect(made.code, made.stderr).toBe(0);
     const attached = new AttachedCli(laptop, ['mini', 'ticks']);
@@ -402,7 +340,7 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     await relay.crash();
     const killed = Date.now();
     await attached.waitForText('reconnecting…');
-    const back = await relayOn(net.outsideIp, relayData, [], port);
+    const back = await relayFor(cleanups, relayData, port, [], net.outsideIp);
     expect(back.port).toBe(port);
     await attached.waitForText(/^ticks-done$/m, 40_000);
     console.log(`[relay-splice] relay killed → terminal through the relay again: ${Date.now() - killed} ms`);

@@ -59,18 +59,14 @@ describe('terminal sessions through the CLI', () => {
   });
 
   it('attach exits with the status of the command when the session ends', async () => {
-    await hangar(box.home, ['session', 'new', 'box', '--name', 'short', ...BASH]);
-    const client = box.attach('short');
-    await client.waitForText('$');
+    const client = await box.bashAttached('short');
     client.type('exit 7\r');
     // On a mismatch, what the client printed last says why (its stderr is on the same pty).
     expect(await client.waitForExit(), client.raw.slice(-400)).toBe(7);
   });
 
   it('the detach key leaves the session running, and reattaching shows it as it was', async () => {
-    await hangar(box.home, ['session', 'new', 'box', '--name', 'bg', ...BASH]);
-    const client = box.attach('bg');
-    await client.waitForText('$');
+    const client = await box.bashAttached('bg');
     client.type('echo still-here\r');
     await client.waitForText(/^still-here$/m);
     client.type('\x1d');
@@ -103,9 +99,7 @@ describe('terminal sessions through the CLI', () => {
   });
 
   it('Ctrl-C under a `yes` flood returns the prompt, 20 of 20 times', async () => {
-    await hangar(box.home, ['session', 'new', 'box', '--name', 'flood', ...BASH]);
-    const client = box.attach('flood');
-    await client.waitForText('$');
+    const client = await box.bashAttached('flood');
     for (let run = 0; run < 20; run++) {
       client.type('yes\r');
       await client.waitForText(/^y$/m, 5000);
@@ -148,9 +142,7 @@ describe('terminal sessions through the CLI', () => {
   });
 
   it('sessions survive kill -9 of the agent and are attachable with their scrollback after restart', async () => {
-    await hangar(box.home, ['session', 'new', 'box', '--name', 'keep', ...BASH]);
-    const client = box.attach('keep');
-    await client.waitForText('$');
+    const client = await box.bashAttached('keep');
     client.type('echo before-crash\r');
     await client.waitForText(/^before-crash$/m);
     await client[Symbol.asyncDispose]();

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { firewalledNamespaceSteps, namespaceNames } from './firewalled-namespace.mjs';
 
 const run = promisify(execFile);
 
@@ -22,44 +22,8 @@ export interface FirewalledHost extends AsyncDisposable {
 }
 
 export async function firewalledHost(): Promise<FirewalledHost> {
-  const id = randomBytes(3).toString('hex');
-  const name = `hgsplice-${id}`;
-  const outside = `hgo${id}`;
-  const inside = `hgi${id}`;
-  const net = `10.${100 + (parseInt(id.slice(0, 2), 16) % 100)}.${parseInt(id.slice(2, 4), 16)}`;
-  const steps: string[][] = [
-    ['ip', 'netns', 'add', name],
-    ['ip', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', inside],
-    ['ip', 'link', 'set', inside, 'netns', name],
-    ['ip', 'addr', 'add', `${net}.1/30`, 'dev', outside],
-    ['ip', 'link', 'set', outside, 'up'],
-    ['ip', '-n', name, 'addr', 'add', `${net}.2/30`, 'dev', inside],
-    ['ip', '-n', name, 'link', 'set', inside, 'up'],
-    ['ip', '-n', name, 'link', 'set', 'lo', 'up'],
-    ['ip', '-n', name, 'route', 'add', 'default', 'via', `${net}.1`],
-    // A host firewall: its own outbound connections and their answers only.
-    [
-      'ip',
-      'netns',
-      'exec',
-      name,
-      'iptables',
-      '-A',
-      'INPUT',
-      '-i',
-      inside,
-      '-m',
-      'conntrack',
-      '--ctstate',
-      'ESTABLISHED,RELATED',
-      '-j',
-      'ACCEPT',
-    ],
-    ['ip', 'netns', 'exec', name, 'iptables', '-A', 'INPUT', '-i', inside, '-j', 'DROP'],
-    // UDP blocked on the way out too, as on networks that allow only TCP: no WebRTC path forms
-    // (its outbound packets would otherwise open the stateful firewall for the answers).
-    ['ip', 'netns', 'exec', name, 'iptables', '-A', 'OUTPUT', '-o', inside, '-p', 'udp', '-j', 'DROP'],
-  ];
+  const { name, outside, inside, net } = namespaceNames({ prefix: 'hgsplice', veth: 'hg' });
+  const steps = firewalledNamespaceSteps({ name, outside, inside, net }, { udp: false, defaultRoute: true });
   const dispose = async () => {
     // Deleting the namespace deletes its veth end, and with it the pair.
     await run('ip', ['netns', 'delete', name]).catch(() => undefined);

@@ -3,11 +3,40 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tmuxSocketNameOf } from '@hangar/shared';
-import { afterEach } from 'vitest';
+import { stop as stopEsbuild } from 'esbuild';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
-import { installEnv } from './agent-releases.mjs';
+import { betterSqlitePrebuild, startRegistry } from '../fixtures/npm-registry/registry.mjs';
+import { installEnv, ROOT } from './agent-releases.mjs';
+import { tempDir } from './processes.js';
 
 const exec = promisify(execFile);
+
+export interface InstallWork {
+  /** A loopback npm registry (with better-sqlite3's prebuild) that installs and updates fetch from. */
+  registry: Awaited<ReturnType<typeof startRegistry>>;
+  /** The file's work dir: sandboxes, packed and published agents. */
+  work: string;
+}
+
+/**
+ * For an installer test file: the registry and work dir, made before the file's own beforeAll
+ * runs and gone after its afterAll, with esbuild's service process ended (packing the agent
+ * starts it; the leak check fails a file that leaves it).
+ */
+export function useInstallWork(name: string): InstallWork {
+  const made = {} as InstallWork;
+  beforeAll(async () => {
+    made.registry = await startRegistry({ prebuilds: betterSqlitePrebuild(ROOT) });
+    made.work = tempDir(name);
+  }, 60_000);
+  afterAll(async () => {
+    await stopEsbuild();
+    await made.registry?.[Symbol.asyncDispose]();
+    if (made.work) rmSync(made.work, { recursive: true, force: true });
+  });
+  return made;
+}
 
 /** One install's own home and root (the stand-ins' state beside them), under the file's work dir. */
 export interface Sandbox {

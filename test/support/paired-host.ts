@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { AttachedCli } from './pty-client.js';
 import {
+  BASH,
+  hangar,
   killTmuxServer,
   pairWith,
   removeDir,
@@ -24,6 +26,8 @@ export interface PairedHost {
   proxy: TcpProxy | undefined;
   /** `hangar attach box <session>` in a pty; closed after the test. */
   attach(session: string, size?: { cols: number; rows: number }): AttachedCli;
+  /** A new bash session of that name, attached (`hangar attach`) and showing its prompt. */
+  bashAttached(session: string): Promise<AttachedCli>;
   /** Stops the agent and starts it again on the same port and data dir. */
   restartAgent(options?: { signal?: NodeJS.Signals; replayWindowSeconds?: number }): Promise<void>;
 }
@@ -58,6 +62,13 @@ export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
     attach(session: string, size = { cols: 100, rows: 30 }) {
       const client = new AttachedCli(host.home, ['box', session], size);
       clients.push(client);
+      return client;
+    },
+    async bashAttached(session: string) {
+      const created = await hangar(host.home, ['session', 'new', 'box', '--name', session, ...BASH]);
+      if (created.code !== 0) throw new Error(`hangar session new ${session} failed: ${created.stderr}`);
+      const client = host.attach(session);
+      await client.waitForText('$');
       return client;
     },
     async restartAgent(restart: { signal?: NodeJS.Signals; replayWindowSeconds?: number } = {}) {

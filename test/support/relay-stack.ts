@@ -173,8 +173,8 @@ export async function startHostMachine(cleanups: Cleanups, options: AgentOptions
 }
 
 /** `hangar-relay serve` (see startTestRelayProcess), stopped with `cleanups`. */
-export async function relayFor(cleanups: Cleanups, data: string, port = 0, extra: string[] = []) {
-  const relay = await startTestRelayProcess(data, port, extra);
+export async function relayFor(cleanups: Cleanups, data: string, port = 0, extra: string[] = [], ip = '127.0.0.1') {
+  const relay = await startTestRelayProcess(data, port, extra, ip);
   cleanups.push(() => relay.stop());
   return relay;
 }

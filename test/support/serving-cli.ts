@@ -5,16 +5,7 @@ import type { Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { HANGAR_BIN, ROOT } from './processes.js';
 
-/** Debian's Chromium, driven by playwright-core (no browser download), with the flags CI needs. */
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
+export { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
 /** Screenshots of the UI tests, for a reviewer to look at (gitignored). */
 export const SHOTS = join(ROOT, 'test', 'e2e', 'screenshots');
 

@@ -1,7 +1,7 @@
-import { AgentStatus, Emitter, SessionName, shellQuote, type AgentState, type Disposable } from '@hangar/shared';
+import { AgentStatus, SessionName, shellQuote, type AgentState } from '@hangar/shared';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
-import { AppendedLines } from './appended-lines.js';
+import { AppendedEvents } from './appended-events.js';
 
 /**
  * Claude Code in a session tells us what it is doing through its lifecycle hooks, loaded for that
@@ -74,39 +74,27 @@ export interface AgentStatusChange {
  * Reads the hook lines as they come and turns them into each session's AgentStatus. Lines of
  * sessions that are not ours, unknown events or odd payloads are skipped, never trusted.
  */
-export class AgentHookEvents implements Disposable {
-  private readonly emitter = new Emitter<AgentStatusChange>();
-  readonly onStatus = this.emitter.event;
-  private readonly lines: AppendedLines;
+export class AgentHookEvents extends AppendedEvents<AgentStatusChange> {
+  readonly onStatus = this.onEvent;
 
   constructor(file: string, logger: Logger | undefined) {
-    this.lines = new AppendedLines(file, {
-      onLines: (lines) => this.parse(lines),
+    super(file, logger, {
+      parse: latestPerSession,
       truncateAt: TRUNCATE_AT,
       start: 'end', // a restarted agent has the states in tmux already; old lines are old news
       what: 'agent hook events',
-      logger,
     });
   }
+}
 
-  get file(): string {
-    return this.lines.file;
+/** A burst (prompt, tool, tool, stop) is one change per session: the last. */
+function latestPerSession(lines: string[]): Iterable<AgentStatusChange> {
+  const latest = new Map<string, AgentStatusChange>();
+  for (const line of lines) {
+    const change = parseHookLine(line, Date.now());
+    if (change) latest.set(change.session, change);
   }
-
-  dispose(): void {
-    this.lines.dispose();
-    this.emitter.dispose();
-  }
-
-  private parse(lines: string[]): void {
-    // A burst (prompt, tool, tool, stop) is one change per session: the last.
-    const latest = new Map<string, AgentStatusChange>();
-    for (const line of lines) {
-      const change = parseHookLine(line, Date.now());
-      if (change) latest.set(change.session, change);
-    }
-    for (const change of latest.values()) this.emitter.fire(change);
-  }
+  return latest.values();
 }
 
 /** One hook line → the status it sets, or undefined for a line that changes nothing. */

@@ -1,5 +1,5 @@
-import { Emitter, SessionName, type Disposable } from '@hangar/shared';
-import { AppendedLines } from './appended-lines.js';
+import { SessionName } from '@hangar/shared';
+import { AppendedEvents } from './appended-events.js';
 import type { Logger } from 'pino';
 import { PLAIN_PATH } from './session-changes.js';
 import { SESSION_PREFIX } from './tmux.js';
@@ -22,32 +22,19 @@ export function attentionHook(file: string): string[] {
  * an answer (with its terminal_bell notification channel), and what many builds do when done.
  * tmux sees the bell whether or not anyone is attached, so the user can be told while away.
  */
-export class SessionAttention implements Disposable {
-  private readonly emitter = new Emitter<string>();
+export class SessionAttention extends AppendedEvents<string> {
   /** A session of ours (its name without the prefix) rang its bell. */
-  readonly onBell = this.emitter.event;
-  private readonly lines: AppendedLines;
+  readonly onBell = this.onEvent;
 
   constructor(file: string, logger: Logger | undefined) {
-    this.lines = new AppendedLines(file, {
-      onLines: (lines) => this.parse(lines),
-      truncateAt: TRUNCATE_AT,
-      start: 'empty',
-      what: 'session bells',
-      logger,
-    });
+    super(file, logger, { parse: bellingSessions, truncateAt: TRUNCATE_AT, start: 'empty', what: 'session bells' });
   }
+}
 
-  dispose(): void {
-    this.lines.dispose();
-    this.emitter.dispose();
-  }
-
-  private parse(lines: string[]): void {
-    for (const line of new Set(lines)) {
-      if (!line.startsWith(SESSION_PREFIX)) continue; // a session someone made by hand on our socket
-      const name = line.slice(SESSION_PREFIX.length);
-      if (SessionName.safeParse(name).success) this.emitter.fire(name);
-    }
+function* bellingSessions(lines: string[]): Iterable<string> {
+  for (const line of new Set(lines)) {
+    if (!line.startsWith(SESSION_PREFIX)) continue; // a session someone made by hand on our socket
+    const name = line.slice(SESSION_PREFIX.length);
+    if (SessionName.safeParse(name).success) yield name;
   }
 }

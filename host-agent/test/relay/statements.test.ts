@@ -79,14 +79,19 @@ function pin(d: Device): void {
   store.db.prepare('INSERT INTO paired_devices (public_key, name, paired_at) VALUES (?, ?, ?)').run(d.key, d.name, 1);
 }
 
+/** Devices by name, the first of them pinned here (as if paired directly). */
+function firstPinned<Names extends string[]>(...names: Names): { [K in keyof Names]: Device } {
+  const devices = names.map((name) => device(name));
+  pin(devices[0]!);
+  return devices as { [K in keyof Names]: Device };
+}
+
 const pinned = (d: Device) => findPairedDevice(store, d.key) !== undefined;
 const apply = (...statements: StoredStatement[]) => applyStatements(store, statements, Date.now());
 
 describe('statements, verified by the host', () => {
   it('an endorsement signed by a pinned device pins the new device under the name in it', () => {
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(laptop);
+    const [laptop, phone] = firstPinned('laptop', 'phone');
     const applied = apply(statement(laptop, 'endorse', phone));
     expect(applied.outcomes.map((o) => o.result)).toEqual(['pinned']);
     expect(findPairedDevice(store, phone.key)).toMatchObject({ name: 'phone' });
@@ -95,37 +100,32 @@ describe('statements, verified by the host', () => {
     ).toEqual({ paired_via: 'endorsement', endorsed_by: laptop.key });
   });
 
-  it('ignores a statement signed by a key this host never pinned (a relay making one up)', () => {
-    const relayKey = device('relay');
-    const intruder = device('intruder');
-    pin(device('laptop'));
-    const applied = apply(statement(relayKey, 'endorse', intruder));
-    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/not pinned/) }]);
-    expect(pinned(intruder)).toBe(false);
-  });
-
-  it('ignores a statement about another account, even from a pinned device', () => {
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(laptop);
-    const applied = apply(statement(laptop, 'endorse', phone, { account: OTHER_ACCOUNT }));
-    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/another account/) }]);
-    expect(pinned(phone)).toBe(false);
-  });
-
-  it('ignores a statement changed after it was signed', () => {
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(laptop);
-    const renamed = { ...statement(laptop, 'endorse', phone), subject_name: 'not-a-phone' };
-    expect(apply(renamed).outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/signature/) }]);
+  const ignored: [string, RegExp, (laptop: Device, phone: Device) => StoredStatement][] = [
+    [
+      'signed by a key this host never pinned (a relay making one up)',
+      /not pinned/,
+      (_laptop, phone) => statement(device('relay'), 'endorse', phone),
+    ],
+    [
+      'about another account, even from a pinned device',
+      /another account/,
+      (laptop, phone) => statement(laptop, 'endorse', phone, { account: OTHER_ACCOUNT }),
+    ],
+    [
+      'changed after it was signed',
+      /signature/,
+      (laptop, phone) => ({ ...statement(laptop, 'endorse', phone), subject_name: 'not-a-phone' }),
+    ],
+  ];
+  it.each(ignored)('ignores a statement %s', (_what, reason, make) => {
+    const [laptop, phone] = firstPinned('laptop', 'phone');
+    const applied = apply(make(laptop, phone));
+    expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(reason) }]);
     expect(pinned(phone)).toBe(false);
   });
 
   it('revoke wins: an endorsement before it is undone, one after it is ignored', () => {
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(laptop);
+    const [laptop, phone] = firstPinned('laptop', 'phone');
     const applied = apply(
       statement(laptop, 'endorse', phone),
       statement(laptop, 'revoke', phone),
@@ -137,9 +137,7 @@ describe('statements, verified by the host', () => {
   });
 
   it('applies a batch in seq order whatever order it arrives in', () => {
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(laptop);
+    const [laptop, phone] = firstPinned('laptop', 'phone');
     const endorse = statement(laptop, 'endorse', phone);
     const revoke = statement(laptop, 'revoke', phone);
     expect(apply(revoke, endorse).outcomes.map((o) => o.result)).toEqual(['pinned', 'revoked']);
@@ -147,10 +145,7 @@ describe('statements, verified by the host', () => {
   });
 
   it('a revoked device signs nothing that counts any more, and a directly paired device can be revoked', () => {
-    const laptop = device('laptop');
-    const old = device('old-phone');
-    const friend = device('friend');
-    pin(laptop);
+    const [laptop, old, friend] = firstPinned('laptop', 'old-phone', 'friend');
     pin(old);
     const applied = apply(statement(laptop, 'revoke', old), statement(old, 'endorse', friend));
     expect(applied.outcomes.map((o) => o.result)).toEqual(['revoked', 'ignored']);
@@ -159,9 +154,7 @@ describe('statements, verified by the host', () => {
   });
 
   it('stores the highest seq seen, ignored ones included, and applies nothing twice', () => {
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(laptop);
+    const [laptop, phone] = firstPinned('laptop', 'phone');
     const first = statement(device('stranger'), 'endorse', phone);
     const second = statement(laptop, 'endorse', phone);
     apply(first, second);
@@ -190,10 +183,7 @@ describe('statements, verified by the host', () => {
   });
 
   it('a device revoked before its first link gets in neither by that link nor by what it signed', () => {
-    const admin = device('admin');
-    const laptop = device('laptop');
-    const phone = device('phone');
-    pin(admin);
+    const [admin, laptop, phone] = firstPinned('admin', 'laptop', 'phone');
     const tokenId = `tok_${randomBytes(16).toString('hex')}`;
     store.db
       .prepare(

@@ -1,18 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SessionCreateParams } from '@hangar/shared';
 import type { SessionManager } from '../../src/sessions/index.js';
-import { bash, screenText, startTestHost, typeInto, waitFor, type TestHost } from './fixture.js';
+import { bash, screenText, useTestHost, typeInto, waitFor, type TestHost } from './fixture.js';
 
 let host: TestHost;
 let sessions: SessionManager;
-beforeEach(async () => {
-  host = await startTestHost();
-});
-afterEach(async () => {
-  await host[Symbol.asyncDispose]();
-});
+useTestHost((started) => (host = started));
 
 async function shellSession(name: string, options: Parameters<TestHost['start']>[0] = {}): Promise<void> {
   sessions = await host.start(options);

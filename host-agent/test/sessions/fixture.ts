@@ -3,6 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterEach, beforeEach } from 'vitest';
 import {
   SessionManager,
   tmuxSocketName,
@@ -46,6 +47,19 @@ export async function startTestHost(): Promise<TestHost> {
       removeDir(dataDir);
     },
   };
+}
+
+/** A fresh TestHost for each test of the file, handed to `started`, disposed after the test. */
+export function useTestHost(started: (host: TestHost) => void): void {
+  let host: TestHost | undefined;
+  beforeEach(async () => {
+    host = await startTestHost();
+    started(host);
+  });
+  afterEach(async () => {
+    await host?.[Symbol.asyncDispose]();
+    host = undefined;
+  });
 }
 
 export async function waitFor(

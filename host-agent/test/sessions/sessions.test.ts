@@ -2,18 +2,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HangarError, SessionCreateParams } from '@hangar/shared';
 import { SessionManager } from '../../src/sessions/index.js';
-import { bash, screenText, startTestHost, typeInto, waitFor, type TestHost } from './fixture.js';
+import { bash, screenText, useTestHost, typeInto, waitFor, type TestHost } from './fixture.js';
 
 let host: TestHost;
-beforeEach(async () => {
-  host = await startTestHost();
-});
-afterEach(async () => {
-  await host[Symbol.asyncDispose]();
-});
+useTestHost((started) => (host = started));
 
 const params = (input: SessionCreateParams) => SessionCreateParams.parse(input);
 

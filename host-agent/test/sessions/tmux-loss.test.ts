@@ -1,14 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SessionCreateParams, TMUX_SERVER_OK, type SessionCreateParams as CreateInput } from '@hangar/shared';
-import { bash, startTestHost, waitFor, type TestHost } from './fixture.js';
+import { bash, useTestHost, waitFor, type TestHost } from './fixture.js';
 
 let host: TestHost;
-beforeEach(async () => {
-  host = await startTestHost();
-});
-afterEach(async () => {
-  await host[Symbol.asyncDispose]();
-});
+useTestHost((started) => (host = started));
 
 const params = (input: CreateInput) => SessionCreateParams.parse(input);
 

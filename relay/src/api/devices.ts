@@ -8,6 +8,7 @@ import {
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayTables } from '../store/schema.js';
 import { auditContext, signedIn, trustedDevice, type Call, type Handlers } from './call.js';
+import { accountRows } from '../store/account-rows.js';
 
 /**
  * Devices and the statements about them. The relay checks a statement's form (right kind,
@@ -20,14 +21,8 @@ export const deviceHandlers: Pick<
   'devices.list' | 'devices.endorse' | 'devices.revoke' | 'statements.list' | 'audit.list'
 > = {
   async 'devices.list'(ctx, _params, call) {
-    const device = signedIn(call);
-    const rows = await ctx.db
-      .selectFrom('devices')
-      .selectAll()
-      .where('account_id', '=', device.account_id)
-      .orderBy('created_at')
-      .execute();
-    return { devices: rows.map(deviceView), this_device: device.id };
+    const rows = await accountRows(ctx.db, 'devices', signedIn(call).account_id, 'created_at');
+    return { devices: rows.map(deviceView), this_device: signedIn(call).id };
   },
 
   async 'devices.endorse'(ctx, params, call) {

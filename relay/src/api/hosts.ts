@@ -3,6 +3,7 @@ import { HangarError, enrollProofBytes, verifyHex } from '@hangar/shared';
 import { newId, sha256Hex } from '../accounts/tokens.js';
 import { hostPresence, type RelayContext } from '../context.js';
 import { auditContext, signedIn, trustedDevice, type Handlers } from './call.js';
+import { accountRows } from '../store/account-rows.js';
 
 /** An enrollment token's relay part lives this long (the line a user pastes on a host). */
 export const ENROLL_TOKEN_TTL_MS = 15 * 60_000;
@@ -161,13 +162,7 @@ export const hostHandlers: Pick<Handlers, 'hosts.enroll_token' | 'hosts.enroll' 
   },
 
   async 'hosts.list'(ctx, _params, call) {
-    const device = signedIn(call);
-    const rows = await ctx.db
-      .selectFrom('hosts')
-      .selectAll()
-      .where('account_id', '=', device.account_id)
-      .orderBy('name')
-      .execute();
+    const rows = await accountRows(ctx.db, 'hosts', signedIn(call).account_id, 'name');
     return { hosts: rows.map(hostPresence) };
   },
 

@@ -6,6 +6,7 @@ import { deviceView, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
 import { BAD_CREDENTIALS, insertDevice, session, signIn } from './auth.js';
 import { auditContext, checkLoginProof, signedIn, trustedDevice, type Call, type Handlers } from './call.js';
+import { accountRows } from '../store/account-rows.js';
 
 /** An invitation can be accepted for this long. */
 export const INVITE_TTL_MS = 7 * 24 * 60 * 60_000;
@@ -100,13 +101,7 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
   },
 
   async 'account.members'(ctx, _params, call) {
-    const device = signedIn(call);
-    const rows = await ctx.db
-      .selectFrom('account_members')
-      .selectAll()
-      .where('account_id', '=', device.account_id)
-      .orderBy('invited_at')
-      .execute();
+    const rows = await accountRows(ctx.db, 'account_members', signedIn(call).account_id, 'invited_at');
     return {
       members: rows
         .map((row) => ({

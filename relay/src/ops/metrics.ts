@@ -4,71 +4,38 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hangar_relay_' });
+  const counter = <Label extends string>(name: string, help: string, labelNames: readonly Label[]) =>
+    new Counter<Label>({ name, help, labelNames, registers: [registry] });
+  const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
   return {
     registry,
-    logins: new Counter({
-      name: 'hangar_relay_logins_total',
-      help: 'Sign-ins and sign-ups by method and outcome',
-      labelNames: ['method', 'outcome'] as const,
-      registers: [registry],
-    }),
-    enrollments: new Counter({
-      name: 'hangar_relay_enrollments_total',
-      help: 'Host enrollments by outcome',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    }),
-    agents: new Gauge({
-      name: 'hangar_relay_connected_agents',
-      help: 'Agent sockets authenticated on this replica',
-      registers: [registry],
-    }),
-    devices: new Gauge({
-      name: 'hangar_relay_connected_devices',
-      help: 'Device sockets authenticated on this replica',
-      registers: [registry],
-    }),
-    signals: new Counter({
-      name: 'hangar_relay_signaling_messages_total',
-      help: 'Signaling messages relayed, by direction',
-      labelNames: ['direction'] as const,
-      registers: [registry],
-    }),
-    splices: new Counter({
-      name: 'hangar_relay_splices_total',
-      help: 'Relayed links (splices) asked for, by outcome: opened, or the error code that refused them',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    }),
-    splicesOpen: new Gauge({
-      name: 'hangar_relay_splices_open',
-      help: 'Relayed links (splices) open on this replica',
-      registers: [registry],
-    }),
-    splicedBytes: new Counter({
-      name: 'hangar_relay_spliced_bytes_total',
-      help: 'Bytes copied through splices (end-to-end ciphertext), by direction',
-      labelNames: ['direction'] as const,
-      registers: [registry],
-    }),
-    usageRecords: new Counter({
-      name: 'hangar_relay_usage_records_total',
-      help: 'Usage records (build minutes) reported by hosts, by outcome (stored, duplicate, refused)',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    }),
-    meterEvents: new Counter({
-      name: 'hangar_relay_meter_events_total',
-      help: 'Stripe meter events by outcome (sent, retry, failed)',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    }),
-    errors: new Counter({
-      name: 'hangar_relay_errors_total',
-      help: 'Errors answered, by code',
-      labelNames: ['code'] as const,
-      registers: [registry],
-    }),
+    logins: counter('hangar_relay_logins_total', 'Sign-ins and sign-ups by method and outcome', ['method', 'outcome']),
+    enrollments: counter('hangar_relay_enrollments_total', 'Host enrollments by outcome', ['outcome']),
+    agents: gauge('hangar_relay_connected_agents', 'Agent sockets authenticated on this replica'),
+    devices: gauge('hangar_relay_connected_devices', 'Device sockets authenticated on this replica'),
+    signals: counter('hangar_relay_signaling_messages_total', 'Signaling messages relayed, by direction', [
+      'direction',
+    ]),
+    splices: counter(
+      'hangar_relay_splices_total',
+      'Relayed links (splices) asked for, by outcome: opened, or the error code that refused them',
+      ['outcome'],
+    ),
+    splicesOpen: gauge('hangar_relay_splices_open', 'Relayed links (splices) open on this replica'),
+    splicedBytes: counter(
+      'hangar_relay_spliced_bytes_total',
+      'Bytes copied through splices (end-to-end ciphertext), by direction',
+      ['direction'],
+    ),
+    usageRecords: counter(
+      'hangar_relay_usage_records_total',
+      'Usage records (build minutes) reported by hosts, by outcome (stored, duplicate, refused)',
+      ['outcome'],
+    ),
+    meterEvents: counter('hangar_relay_meter_events_total', 'Stripe meter events by outcome (sent, retry, failed)', [
+      'outcome',
+    ]),
+    errors: counter('hangar_relay_errors_total', 'Errors answered, by code', ['code']),
   };
 }
 export type RelayMetrics = ReturnType<typeof createMetrics>;

@@ -10,6 +10,7 @@ import type { RelayContext } from '../context.js';
 import type { AgentConnection } from './agent-connection.js';
 import type { DeviceConnection } from './device-connection.js';
 import type { Peer, SocketHub } from './hub.js';
+import { accountRow } from '../store/account-rows.js';
 
 type Sender = { kind: 'host'; connection: AgentConnection } | { kind: 'device'; connection: DeviceConnection };
 type SignalIn = Extract<AgentToRelay, { type: 'signal' }> | Extract<DeviceToRelay, { type: 'signal' }>;
@@ -41,12 +42,7 @@ export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sen
   try {
     ctx.limits.take('signal', sender.connection.accountId, 'signaling messages for this account');
     if (sender.kind === 'device' && 'to_host' in message) {
-      const host = await ctx.db
-        .selectFrom('hosts')
-        .select(['id', 'online'])
-        .where('id', '=', message.to_host)
-        .where('account_id', '=', sender.connection.accountId)
-        .executeTakeFirst();
+      const host = await accountRow(ctx.db, 'hosts', message.to_host, sender.connection.accountId);
       if (host === undefined) throw new HangarError('E_NOT_FOUND', `no host ${message.to_host} in this account`);
       if (host.online !== 1)
         throw new HangarError('E_HOST_OFFLINE', 'the host is offline (its agent is not connected to the relay)');
@@ -57,12 +53,7 @@ export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sen
       return;
     }
     if (sender.kind === 'host' && 'to_device' in message) {
-      const device = await ctx.db
-        .selectFrom('devices')
-        .select(['id', 'status'])
-        .where('id', '=', message.to_device)
-        .where('account_id', '=', sender.connection.accountId)
-        .executeTakeFirst();
+      const device = await accountRow(ctx.db, 'devices', message.to_device, sender.connection.accountId);
       if (device === undefined) throw new HangarError('E_NOT_FOUND', `no device ${message.to_device} in this account`);
       if (device.status === 'revoked') throw new HangarError('E_AUTH_DEVICE_REVOKED', 'that device was revoked');
       const { hostId, hostKey } = sender.connection;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import WebSocket from 'ws';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import {
   RelayAgentSocket,
   RelayClient,
@@ -347,6 +347,14 @@ export function useTestRelay(
   const start = async (storage: Partial<RelayOptions>) => startTestRelay({ ...options, ...storage });
   handle.storage = useRelay(kind, start, (started) => Object.assign(handle, started));
   return handle;
+}
+
+/** A describe block run once per storage kind, each with a relay of its own (useTestRelay). */
+export function describeEachStorage(
+  title: string,
+  body: (relay: ReturnType<typeof useTestRelay>, kind: StorageKind) => void,
+): void {
+  describe.each(STORAGE_KINDS)(`${title} (%s)`, (kind) => body(useTestRelay(kind), kind));
 }
 
 /** How long after `since` `device` saw `hostId` go offline (the first such presence at or after it). */

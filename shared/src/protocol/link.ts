@@ -38,9 +38,12 @@ export const TransportFeatures = z
 export const LinkMode = z.enum(['auth', 'pair']);
 export type LinkMode = z.infer<typeof LinkMode>;
 
-export const LinkHello = z.object({
-  schema_version: SchemaVersion,
-  kind: z.literal('link.hello'),
+/** A handshake message: the schema version, its kind, and the fields of that kind. */
+function linkMessage<Kind extends string, Shape extends z.ZodRawShape>(kind: Kind, shape: Shape) {
+  return z.object({ schema_version: SchemaVersion, kind: z.literal(kind), ...shape });
+}
+
+export const LinkHello = linkMessage('link.hello', {
   mode: LinkMode,
   device_key: Ed25519PublicKeyHex,
   device_name: z.string().min(1).max(128),
@@ -58,9 +61,7 @@ export const LinkHello = z.object({
 });
 export type LinkHello = z.infer<typeof LinkHello>;
 
-export const LinkChallenge = z.object({
-  schema_version: SchemaVersion,
-  kind: z.literal('link.challenge'),
+export const LinkChallenge = linkMessage('link.challenge', {
   agent_key: Ed25519PublicKeyHex,
   nonce: LinkNonceHex,
   /** Pair mode only: the agent's CPace share Yb. */
@@ -69,9 +70,7 @@ export const LinkChallenge = z.object({
 });
 export type LinkChallenge = z.infer<typeof LinkChallenge>;
 
-export const LinkProof = z.object({
-  schema_version: SchemaVersion,
-  kind: z.literal('link.proof'),
+export const LinkProof = linkMessage('link.proof', {
   /** Device signature over the transcript. */
   signature: Ed25519SignatureHex,
   /** Pair mode only: the device's CPace share Ya and its key-confirmation MAC. */
@@ -80,9 +79,7 @@ export const LinkProof = z.object({
 });
 export type LinkProof = z.infer<typeof LinkProof>;
 
-export const LinkWelcome = z.object({
-  schema_version: SchemaVersion,
-  kind: z.literal('link.welcome'),
+export const LinkWelcome = linkMessage('link.welcome', {
   /** Agent signature over the transcript and host_info (the exact string below). */
   signature: Ed25519SignatureHex,
   /** Pair mode only: the agent's key-confirmation MAC. */
@@ -92,9 +89,7 @@ export const LinkWelcome = z.object({
 });
 export type LinkWelcome = z.infer<typeof LinkWelcome>;
 
-export const LinkRefused = z.object({
-  schema_version: SchemaVersion,
-  kind: z.literal('link.refused'),
+export const LinkRefused = linkMessage('link.refused', {
   error: ErrorShapeSchema,
 });
 export type LinkRefused = z.infer<typeof LinkRefused>;

@@ -10,7 +10,7 @@ import {
   type StoredStatement,
 } from '../protocol/relay.js';
 import { RelaySocket, relaySocketUrl, type RelaySocketOptions } from './relay-socket.js';
-import { agentLinkBytes, relayOrigin, signHex, signPresence, signSignal } from './statements.js';
+import { agentLinkBytes, relayOrigin, signHex, signPresence, signedSignal } from './statements.js';
 
 /**
  * The agent's one outbound link to the relay (`/v1/agent`): answers the relay's challenge with
@@ -111,12 +111,7 @@ export class RelayAgentSocket extends RelaySocket<RelayToAgent, AgentToRelay> {
   /** Sends a signed signal to a device of the account (recipientKey: the device's pinned key). */
   sendSignal(f: { toDevice: string; recipientKey: string; requestId: string; payload: string }): boolean {
     if (!this.isWelcomed) return false;
-    const signature = signSignal(this.agent.signer, {
-      recipientKey: f.recipientKey,
-      requestId: f.requestId,
-      payload: f.payload,
-    });
-    this.send({ type: 'signal', to_device: f.toDevice, request_id: f.requestId, payload: f.payload, signature });
+    this.send({ ...signedSignal(this.agent.signer, f), to_device: f.toDevice });
     return true;
   }
 

@@ -2,7 +2,7 @@ import { HangarError, toHangarError } from '../errors.js';
 import type { Ed25519Signer } from '../link/handshake.js';
 import { RelayToDevice, type DeviceToRelay, type DeviceView, type HostPresence } from '../protocol/relay.js';
 import { RelaySocket, relaySocketUrl, type RelaySocketOptions } from './relay-socket.js';
-import { signSignal } from './statements.js';
+import { signedSignal } from './statements.js';
 
 /**
  * A device's link to the relay (`/v1/device`): authenticates with an access token (and renews
@@ -83,12 +83,7 @@ export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay>
   /** Sends a signed signal to a host of the account (recipientKey: the host's pinned key). */
   sendSignal(f: { toHost: string; recipientKey: string; requestId: string; payload: string }): boolean {
     if (!this.isReady) return false;
-    const signature = signSignal(this.device.signer, {
-      recipientKey: f.recipientKey,
-      requestId: f.requestId,
-      payload: f.payload,
-    });
-    this.send({ type: 'signal', to_host: f.toHost, request_id: f.requestId, payload: f.payload, signature });
+    this.send({ ...signedSignal(this.device.signer, f), to_host: f.toHost });
     return true;
   }
 

@@ -207,6 +207,20 @@ export function signSignal(
   return signHex(signer, signalBytes({ ...f, senderKey: toHex(signer.publicKey) }));
 }
 
+/** A signal as sent on a relay socket, signed; the sender adds whom it is for (to_host or to_device). */
+export function signedSignal(
+  signer: Ed25519Signer,
+  f: { recipientKey: string; requestId: string; payload: string },
+): { type: 'signal'; request_id: string; payload: string; signature: string } {
+  const { recipientKey, requestId, payload } = f;
+  return {
+    type: 'signal',
+    request_id: requestId,
+    payload,
+    signature: signSignal(signer, { recipientKey, requestId, payload }),
+  };
+}
+
 export function verifySignal(f: {
   senderKey: string;
   recipientKey: string;

@@ -9,12 +9,10 @@
 // The stand-in is a local process-less server (test/fixtures/stripe-stand-in): these are not
 // numbers about Stripe itself.
 // Knobs: BENCH_RECORDS (10000), BENCH_HOSTS (50), BENCH_BATCH (100), BENCH_STORAGE=sqlite,postgres.
-import { spawn } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import pg from 'pg';
 import Stripe from 'stripe';
 import {
@@ -27,14 +25,13 @@ import {
   usageRecordKey,
 } from '@hangar/shared';
 import { startStripeStandIn } from '../../fixtures/stripe-stand-in/stand-in.mjs';
-import { ROOT, sleep, startPostgres } from '../support.mjs';
+import { sleep, startPostgres, startRelay } from '../support.mjs';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 50);
 const BATCH = Number(process.env.BENCH_BATCH ?? 100);
 const STORAGES = (process.env.BENCH_STORAGE ?? 'sqlite,postgres').split(',');
 const HOSTS_PER_ACCOUNT = 5;
-const RELAY = join(ROOT, 'relay', 'bin', 'hangar-relay.js');
 const PRICES = { pro: 'price_pro', team: 'price_team', overage: 'price_pro_minutes' };
 const METER = 'hangar_build_minutes';
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-billing-')));
@@ -69,48 +66,34 @@ function standInOptions() {
   };
 }
 
-async function startRelay(storageArgs, standIn) {
-  const child = spawn(
-    process.execPath,
-    [
-      RELAY,
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      ...storageArgs,
-      '--rate-limit-scale',
-      '100000',
-      '--password-hash-cost',
-      '10',
-      // One-second minutes: records of attempts that started now, after the subscription did
-      // (earlier minutes would be the trial's, counted but never billed).
-      '--billing-minute-ms',
-      '1000',
-      '--stripe-secret-key-file',
-      join(dir, 'sk'),
-      '--stripe-webhook-secret-file',
-      join(dir, 'whsec'),
-      '--stripe-price-pro',
-      PRICES.pro,
-      '--stripe-price-team',
-      PRICES.team,
-      '--stripe-price-pro-overage',
-      PRICES.overage,
-      '--stripe-meter-event-name',
-      METER,
-      '--stripe-api',
-      standIn.url,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HANGAR_LOG_LEVEL: 'warn' } },
-  );
-  const url = await new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`hangar-relay exited with ${code}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const event = JSON.parse(line);
-      if (event.event === 'listening') resolve(event.url);
-    });
-  });
-  return { child, url };
+function startBillingRelay(storageArgs, standIn) {
+  return startRelay([
+    '--listen',
+    '127.0.0.1:0',
+    ...storageArgs,
+    '--rate-limit-scale',
+    '100000',
+    '--password-hash-cost',
+    '10',
+    // One-second minutes: records of attempts that started now, after the subscription did
+    // (earlier minutes would be the trial's, counted but never billed).
+    '--billing-minute-ms',
+    '1000',
+    '--stripe-secret-key-file',
+    join(dir, 'sk'),
+    '--stripe-webhook-secret-file',
+    join(dir, 'whsec'),
+    '--stripe-price-pro',
+    PRICES.pro,
+    '--stripe-price-team',
+    PRICES.team,
+    '--stripe-price-pro-overage',
+    PRICES.overage,
+    '--stripe-meter-event-name',
+    METER,
+    '--stripe-api',
+    standIn.url,
+  ]);
 }
 
 /** Pro accounts (Checkout completed at the stand-in, webhooks applied) with 5 enrolled hosts each. */
@@ -166,7 +149,7 @@ function makeRecords(hosts) {
 
 async function benchStorage(label, storageArgs) {
   const standIn = await startStripeStandIn(standInOptions());
-  const relay = await startRelay(storageArgs, standIn);
+  const relay = await startBillingRelay(storageArgs, standIn);
   standIn.setWebhookUrl(`${relay.url}/v1/stripe/webhook`);
   try {
     const client = new RelayClient({ url: relay.url });

@@ -2,31 +2,15 @@
 // account signed up with a device key, enrollment lines as `hangar hosts enroll-token` makes them,
 // and the account's presence as the app's "Enroll a host" dialog sees it (the device socket),
 // with the time of every change.
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { RelayClient, RelayDeviceSocket, encodeEnrollToken, makeLoginProof, toHex } from '@hangar/shared';
-import { ROOT } from '../support.mjs';
-
-const RELAY = join(ROOT, 'relay', 'bin', 'hangar-relay.js');
+import { startRelay } from '../support.mjs';
 
 /** Starts a relay with its data in `dataDir` and signs up one account; dispose with stop(). */
 export async function startRelayAccount(dataDir) {
   // Cheap scrypt (the relay benchmark measures sign-ins): this one measures the installer.
-  const child = spawn(
-    process.execPath,
-    [RELAY, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir, '--password-hash-cost', '10'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HANGAR_LOG_LEVEL: 'warn' } },
-  );
-  const url = await new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`hangar-relay exited with ${code}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const event = JSON.parse(line);
-      if (event.event === 'listening') resolve(event.url);
-    });
-  });
+  const { child, url } = await startRelay(['--listen', '127.0.0.1:0', '--data', dataDir, '--password-hash-cost', '10']);
   const client = new RelayClient({ url });
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const raw = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(12));

@@ -18,7 +18,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -27,7 +26,7 @@ import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 import { betterSqlitePrebuild, startRegistry } from '../../fixtures/npm-registry/registry.mjs';
 import { killEverything } from '../../fixtures/service-manager/jobs.mjs';
 import { INSTALL_SH, installEnv, publishAgent, ROOT } from '../../support/agent-releases.mjs';
-import { AGENT, percentile } from '../support.mjs';
+import { AGENT, freePort, percentile } from '../support.mjs';
 import { startRelayAccount } from './relay-account.mjs';
 
 const exec = promisify(execFile);
@@ -213,12 +212,4 @@ function handshake(port) {
 /** The agent's tmux socket for a data dir (host-agent/src/sessions/tmux.ts). */
 function socketOf(dataDir) {
   return `hangar-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 12)}`;
-}
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }

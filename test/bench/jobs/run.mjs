@@ -35,6 +35,21 @@ const jobs = core.jobs;
 const rows = [];
 const row = (metric, measured, target, ok, note = '') => rows.push({ metric, measured, target, ok, note });
 
+/** Follows the job's first attempt to its end, handing each chunk of its log to `onData` as it arrives. */
+function followLog(job, onData) {
+  return jobs.followLogs(
+    HOST,
+    job.id,
+    { attempt: 1, follow: true },
+    {
+      data: (chunk, consumed) => {
+        onData(chunk.data);
+        consumed();
+      },
+    },
+  );
+}
+
 /**
  * Submits a job whose command prints the wall clock the moment it runs, and resolves when its
  * first log byte reaches this client. Dispatch is submit → the job's process running (its own
@@ -45,18 +60,10 @@ async function timeFirstByte(executor) {
   const job = await jobs.submit(HOST, { command: 'date +%s%N', executor });
   let first;
   let output = '';
-  await jobs.followLogs(
-    HOST,
-    job.id,
-    { attempt: 1, follow: true },
-    {
-      data: (chunk, consumed) => {
-        first ??= performance.now();
-        output += new TextDecoder().decode(chunk.data);
-        consumed();
-      },
-    },
-  );
+  await followLog(job, (data) => {
+    first ??= performance.now();
+    output += new TextDecoder().decode(data);
+  });
   const startedNs = /^(\d{19})$/m.exec(output)?.[1];
   if (!startedNs) throw new Error(`the job printed no clock reading: ${JSON.stringify(output.slice(0, 80))}`);
   // Both clocks are this machine's wall clock: the job's from `date`, ours from timeOrigin.
@@ -169,17 +176,7 @@ async function followedSeconds(command, bytes) {
   const job = await jobs.submit(HOST, { command, executor: 'shell' });
   const began = performance.now();
   let received = 0;
-  await jobs.followLogs(
-    HOST,
-    job.id,
-    { attempt: 1, follow: true },
-    {
-      data: (chunk, consumed) => {
-        received += chunk.data.length;
-        consumed();
-      },
-    },
-  );
+  await followLog(job, (data) => (received += data.length));
   const seconds = (performance.now() - began) / 1000;
   if (received !== bytes) throw new Error(`follower received ${received} of ${bytes} bytes`);
   const detail = await jobs.get(HOST, job.id);
@@ -301,20 +298,12 @@ async function logLatency() {
   const job = await jobs.submit(HOST, { command, executor: 'shell' });
   const latencies = [];
   let partial = '';
-  await jobs.followLogs(
-    HOST,
-    job.id,
-    { attempt: 1, follow: true },
-    {
-      data: (chunk, consumed) => {
-        partial += Buffer.from(chunk.data).toString();
-        const lines = partial.split('\n');
-        partial = lines.pop();
-        for (const line of lines) if (/^\d+$/.test(line)) latencies.push(Date.now() - Number(line) / 1e6);
-        consumed();
-      },
-    },
-  );
+  await followLog(job, (data) => {
+    partial += Buffer.from(data).toString();
+    const lines = partial.split('\n');
+    partial = lines.pop();
+    for (const line of lines) if (/^\d+$/.test(line)) latencies.push(Date.now() - Number(line) / 1e6);
+  });
   const p50 = percentile(latencies, 50);
   const p99 = percentile(latencies, 99);
   row(

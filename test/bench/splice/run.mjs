@@ -6,8 +6,8 @@
 // UDP out (reached only through the relay). Needs root (ip netns). Not a test: it prints numbers;
 // it fails only if it breaks.
 import { HangarCore } from '@hangar/desktop/core';
-import { percentile } from '../support.mjs';
-import { twoHosts } from '../two-hosts.mjs';
+import { percentile, printRows } from '../support.mjs';
+import { echoRows, twoHosts } from '../two-hosts.mjs';
 
 const DOWNLOAD_MIB = Number(process.env.BENCH_MIB ?? 256);
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 300);
@@ -66,21 +66,11 @@ try {
   await core.dispose();
   core = undefined;
 
-  const directEcho = await stack.keystrokes('near', KEYSTROKES);
-  const relayedEcho = await stack.keystrokes('far', KEYSTROKES);
-  const p = (samples, q) => percentile(samples, q).toFixed(2);
-  rows.push(['keystroke echo p50 / p99, direct link (reference)', `${p(directEcho, 50)} / ${p(directEcho, 99)} ms`]);
-  rows.push(['keystroke echo p50 / p99, relayed (splice)', `${p(relayedEcho, 50)} / ${p(relayedEcho, 99)} ms`]);
-  rows.push([
-    'echo p50 ratio relayed / direct (added)',
-    `${(percentile(relayedEcho, 50) / percentile(directEcho, 50)).toFixed(2)}× (+${(percentile(relayedEcho, 50) - percentile(directEcho, 50)).toFixed(2)} ms)`,
-  ]);
+  rows.push(...(await echoRows(stack, KEYSTROKES, 'relayed (splice)')));
   rows.push(['paths as hangar hosts ls shows them', `near: ${via.near}, far: ${via.far}`]);
 } finally {
   await core?.dispose();
   await stack.dispose();
 }
 
-const width = Math.max(...rows.map((r) => r[0].length));
-console.log('\nRelayed path (splice) vs direct link, this machine, same run:');
-for (const [name, value] of rows) console.log(`  ${name.padEnd(width)}  ${value}`);
+printRows('\nRelayed path (splice) vs direct link, this machine, same run:', rows, '  ');

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { HANGAR, ROOT, percentile, rssKiB, sleep } from '../support.mjs';
+import { HANGAR, ROOT, percentile, printRows, rssKiB, sleep } from '../support.mjs';
+import { CHROMIUM, CHROMIUM_ARGS } from '../../support/chromium.mjs';
 
 const ASSETS = join(ROOT, 'renderer', 'dist', 'assets');
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 200);
@@ -28,14 +29,6 @@ const TYPING_INTERVAL_MS = Number(process.env.BENCH_TYPING_MS ?? 100);
 const TERMINALS = 10;
 /** The embedded agent's default session limit; 10 terminals are 2 views of each of 5 sessions. */
 const SESSIONS = 5;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-ui-')));
 const home = join(dir, 'home');
@@ -82,7 +75,7 @@ try {
   ]);
 
   // The browser is the user's, already running: only Hangar's start is timed.
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   await page.addInitScript(() => {
     window.__parsed = [];
@@ -225,8 +218,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const width = Math.max(...rows.map(([name]) => name.length));
-console.log(
+printRows(
   `\nHangar UI benchmark (web mode, Chromium headless, ${KEYSTROKES} keystrokes ${TYPING_INTERVAL_MS} ms apart)\n`,
+  rows,
 );
-for (const [name, value] of rows) console.log(`${name.padEnd(width)}  ${value}`);

@@ -103,98 +103,85 @@ class FakeLog {
   }
 }
 
+/**
+ * A fake host serving one growing log at attempt 1, followed by a reader that hands each chunk
+ * back a turn later. `writeLines` appends 40,000 numbered lines in 20 appends.
+ */
+function followGrowingLog(throughRetries: boolean, setUp: (host: FakeHost) => void = () => {}) {
+  const host = fakeHost();
+  const log = new FakeLog();
+  host.handlers['job.logs'] = (p, agent) => ({
+    answer: { attempt: 1, from: p.from, compression: 'deflate' },
+    after: () => log.serve(agent, p.stream_id, p.from),
+  });
+  setUp(host);
+  const received: LogChunk[] = [];
+  const statuses: string[] = [];
+  const following = followJobLog(
+    host,
+    JOB,
+    { follow: true, throughRetries },
+    {
+      data: (chunk, consumed) => {
+        received.push(chunk);
+        setTimeout(consumed, 0);
+      },
+      status: (s) => statuses.push(s),
+    },
+  );
+  let line = 0;
+  const writeLines = () => {
+    for (let i = 0; i < 20; i++)
+      log.append(Buffer.from(Array.from({ length: 2000 }, () => `line ${line++}\n`).join('')));
+  };
+  return { host, log, received, statuses, following, writeLines };
+}
+
+/** The chunks hold the log's bytes, each starting where the one before ended. */
+function expectTheWholeLogInOrder(received: LogChunk[], bytes: Buffer) {
+  expect(Buffer.concat(received.map((c) => c.data)).equals(bytes)).toBe(true);
+  let at = 0;
+  for (const chunk of received) {
+    expect(chunk.offset).toBe(at);
+    at += chunk.data.length;
+  }
+}
+
 describe('following a job log', () => {
   it('a link dropped mid-log resumes at the byte it had: nothing lost, nothing doubled', async () => {
-    const host = fakeHost();
-    const log = new FakeLog();
-    host.handlers['job.logs'] = (p, agent) => ({
-      answer: { attempt: 1, from: p.from, compression: 'deflate' },
-      after: () => log.serve(agent, p.stream_id, p.from),
+    const { host, log, received, statuses, following, writeLines } = followGrowingLog(true, (host) => {
+      host.handlers['job.get'] = () => ({ answer: jobInfo('failed', 1, 3) });
     });
-    host.handlers['job.get'] = () => ({ answer: jobInfo('failed', 1, 3) });
-    const received: LogChunk[] = [];
-    const statuses: string[] = [];
-    const following = followJobLog(
-      host,
-      JOB,
-      { follow: true, throughRetries: true },
-      {
-        data: (chunk, consumed) => {
-          received.push(chunk);
-          setTimeout(consumed, 0);
-        },
-        status: (s) => statuses.push(s),
-      },
-    );
-    let line = 0;
-    const writeLines = (n: number) => {
-      const text = Array.from({ length: n }, () => `line ${line++}\n`).join('');
-      log.append(Buffer.from(text));
-    };
-    for (let i = 0; i < 20; i++) writeLines(2000);
+    writeLines();
     await until(() => received.length > 3);
     host.cut();
-    for (let i = 0; i < 20; i++) writeLines(2000);
+    writeLines();
     log.finish(3);
     const end = await following;
 
-    const got = Buffer.concat(received.map((c) => c.data));
-    expect(got.equals(log.bytes)).toBe(true);
+    expectTheWholeLogInOrder(received, log.bytes);
     expect(end).toEqual({ attempt: 1, offset: log.bytes.length, exitCode: 3 });
     expect(statuses).toEqual(['reconnecting', 'resumed']);
     expect(host.links).toBe(2);
-    // Each chunk starts where the one before ended.
-    let at = 0;
-    for (const chunk of received) {
-      expect(chunk.offset).toBe(at);
-      at += chunk.data.length;
-    }
   });
 
   it('a followed log moves to a better path at once: asked again there from the byte it had, nothing lost or doubled, no reconnect shown', async () => {
-    const host = fakeHost();
-    const log = new FakeLog();
-    host.handlers['job.logs'] = (p, agent) => ({
-      answer: { attempt: 1, from: p.from, compression: 'deflate' },
-      after: () => log.serve(agent, p.stream_id, p.from),
-    });
-    const received: LogChunk[] = [];
-    const statuses: string[] = [];
-    const following = followJobLog(
-      host,
-      JOB,
-      { follow: true, throughRetries: false },
-      {
-        data: (chunk, consumed) => {
-          received.push(chunk);
-          setTimeout(consumed, 0);
-        },
-        status: (s) => statuses.push(s),
-      },
-    );
-    let line = 0;
-    const writeLines = (n: number) =>
-      log.append(Buffer.from(Array.from({ length: n }, () => `line ${line++}\n`).join('')));
-    for (let i = 0; i < 20; i++) writeLines(2000);
+    const { host, log, received, statuses, following, writeLines } = followGrowingLog(false);
+    writeLines();
     await until(() => received.length > 3);
     await host.move();
     // The stream on the old link is closed by the follower, not left to run until that link is retired.
     await until(() => host.movedOff[0]!.openStreamCount === 0);
-    for (let i = 0; i < 20; i++) writeLines(2000);
+    writeLines();
     log.finish(0);
     const end = await following;
 
-    expect(Buffer.concat(received.map((c) => c.data)).equals(log.bytes)).toBe(true);
+    expectTheWholeLogInOrder(received, log.bytes);
     expect(end).toEqual({ attempt: 1, offset: log.bytes.length, exitCode: 0 });
     expect(statuses).toEqual([]);
     const asked = host.calls.filter((c) => c.method === 'job.logs').map((c) => c.params.from);
     expect(asked).toHaveLength(2);
     expect(asked[1]).toBeGreaterThan(0);
-    let at = 0;
-    for (const chunk of received) {
-      expect(chunk.offset).toBe(at);
-      at += chunk.data.length;
-    }
   });
 
   it('a retried job is followed into its next attempt', async () => {

@@ -96,7 +96,14 @@ describe('the supervisor keeps a child process running, within bounds', () => {
       clock.advance(restarts.at(-1)!.delayMs);
       await until(() => started.length > before, 'the restarted child to be ready');
     };
-    return { supervisor, clock, children, started, restarts, failures, crash, restart };
+    /** Crashes the child and lets it restart, `times` times over. */
+    const crashAndRestart = async (times: number) => {
+      for (let i = 0; i < times; i++) {
+        await crash();
+        await restart();
+      }
+    };
+    return { supervisor, clock, children, started, restarts, failures, crash, restart, crashAndRestart };
   }
 
   it('a child that keeps crashing is restarted after doubling delays, up to the cap', async () => {
@@ -111,10 +118,7 @@ describe('the supervisor keeps a child process running, within bounds', () => {
       },
     });
     await run.supervisor.start();
-    for (let i = 0; i < 7; i++) {
-      await run.crash();
-      await run.restart();
-    }
+    await run.crashAndRestart(7);
     // random() = 0.5 with jitter 0.5: each delay is 3/4 of 1, 2, 4, 8, 16 (the cap), 16, 16 s.
     expect(run.restarts.map((r) => r.delayMs)).toEqual([750, 1500, 3000, 6000, 12_000, 12_000, 12_000]);
     expect(run.restarts.map((r) => r.reason)).toEqual(Array(7).fill('exited with status 3'));
@@ -140,10 +144,7 @@ describe('the supervisor keeps a child process running, within bounds', () => {
   it('a sixth crash within the window ends supervision with an error that says what to do', async () => {
     const run = supervise(['serve']);
     await run.supervisor.start();
-    for (let i = 0; i < 5; i++) {
-      await run.crash();
-      await run.restart();
-    }
+    await run.crashAndRestart(5);
     expect(run.restarts.map((r) => `${r.count}/${r.maxRestarts}`)).toEqual(['1/5', '2/5', '3/5', '4/5', '5/5']);
     await run.crash();
     expect(run.failures).toHaveLength(1);
@@ -163,10 +164,7 @@ describe('the supervisor keeps a child process running, within bounds', () => {
   it('restarts older than the window no longer count', async () => {
     const run = supervise(['serve'], { policy: { stableMs: Infinity } });
     await run.supervisor.start();
-    for (let i = 0; i < 5; i++) {
-      await run.crash();
-      await run.restart();
-    }
+    await run.crashAndRestart(5);
     run.clock.advance(5 * MINUTE);
     await run.crash();
     expect(run.failures).toEqual([]);
@@ -176,10 +174,7 @@ describe('the supervisor keeps a child process running, within bounds', () => {
   it('a child that stayed up long enough starts a fresh count and the shortest delay again', async () => {
     const run = supervise(['serve'], { policy: { windowMs: Infinity } });
     await run.supervisor.start();
-    for (let i = 0; i < 5; i++) {
-      await run.crash();
-      await run.restart();
-    }
+    await run.crashAndRestart(5);
     run.clock.advance(MINUTE); // the sixth child runs a minute (stableMs) before it crashes
     await run.crash();
     expect(run.failures).toEqual([]);

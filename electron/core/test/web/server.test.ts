@@ -2,11 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { removeDir, tempDir } from '../../../../test/support/processes.js';
 import { HangarCore } from '../../src/core.js';
 import { WebServer } from '../../src/web/server.js';
 import { connectUi, connectWs } from '../api/ui-client.js';
+import { useCleanups } from '../../../../test/support/cleanups.js';
 
 const quiet = pino({ level: 'silent' });
 
@@ -23,10 +24,7 @@ function get(port: number, path: string, host = `127.0.0.1:${port}`) {
 }
 
 describe('web mode', () => {
-  const cleanup: (() => unknown)[] = [];
-  afterEach(async () => {
-    while (cleanup.length > 0) await cleanup.pop()!();
-  });
+  const cleanup = useCleanups();
 
   const start = async (staticDir?: string) => {
     const home = tempDir('web');

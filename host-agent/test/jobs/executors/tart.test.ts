@@ -74,6 +74,14 @@ function executor(dataDir: string, warmSize: number, extra: Partial<TartExecutor
   return created;
 }
 
+/** Starts an executor and waits until its warm pool is full: the warm VMs' names. */
+async function warmVms(dataDir: string, warmSize: number, extra: Partial<TartExecutorOptions> = {}) {
+  const warmed = executor(dataDir, warmSize, extra);
+  await warmed.initialize();
+  await warmed.pool.settled();
+  return warmed.pool.runningVms();
+}
+
 function request(dir: string, command: string, extra: Partial<ExecutionRequest> = {}) {
   const workdir = mkdtempSync(join(dir, 'work-'));
   const log = fileOutput(mkdtempSync(join(dir, 'log-')));
@@ -111,6 +119,27 @@ async function runGreetingJob(dir: string, tartExecutor: ReturnType<typeof execu
   expect(job.output()).toBe('out\nerr\nhello from work\n');
   expect(readFileSync(join(job.req.workdir, 'input.txt'), 'utf8')).toBe('x');
   return job;
+}
+
+/**
+ * Runs a job that leaves `sleep <seconds>` in the background and execs `sleep <seconds + 1>`,
+ * cancels it once both run, and returns its result with the sleeps `ps` still lists after.
+ */
+async function cancelTwoSleeps(tartExecutor: TartExecutor, dir: string, seconds: number) {
+  const job = request(
+    dir,
+    `sleep ${seconds} & echo started; exec sleep ${seconds + 1} # hangar-tart-cancel-${process.pid}-${Date.now()}`,
+  );
+  const execution = await tartExecutor.start(job.req);
+  for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
+  const sleeps = () =>
+    execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(`sleep ${seconds}`) || line.includes(`sleep ${seconds + 1}`));
+  expect(sleeps().length).toBeGreaterThan(0);
+  await execution.cancel(1_000);
+  const result = await execution.done;
+  return { job, result, left: sleeps() };
 }
 
 const LIFECYCLE = ['clone', 'run', 'ip', 'exec', 'stop', 'delete'];
@@ -163,10 +192,7 @@ describe('tart executor (against the tart stand-in)', () => {
   it('on start, leftover hangar-* VMs are deleted and an idle warm one is adopted', async () => {
     const tart = standin();
     // An earlier agent left: a warm VM in slot 0 (still running), a busy one and a stray stopped one.
-    const first = executor(join(tart.dataDir), 2);
-    await first.initialize();
-    await first.pool.settled();
-    const [warm, busy] = first.pool.runningVms() as [string, string];
+    const [warm, busy] = (await warmVms(tart.dataDir, 2)) as [string, string];
     // Pretend slot 1 was running a job when the agent died: its record says busy.
     writeFileSync(join(tart.dataDir, 'tart', 'slots', '1.json'), JSON.stringify({ vm: busy, state: 'busy' }));
     const stray = 'hangar-1-00000000-0000-0000-0000-000000000000';
@@ -185,10 +211,7 @@ describe('tart executor (against the tart stand-in)', () => {
 
   it('a warm VM whose slot record is damaged or of another shape is deleted, not adopted', async () => {
     const tart = standin();
-    const first = executor(join(tart.dataDir), 2);
-    await first.initialize();
-    await first.pool.settled();
-    const [a, b] = first.pool.runningVms() as [string, string];
+    const [a, b] = (await warmVms(tart.dataDir, 2)) as [string, string];
     writeFileSync(join(tart.dataDir, 'tart', 'slots', '0.json'), '{"vm": "' + a.slice(0, 10)); // cut short
     writeFileSync(
       join(tart.dataDir, 'tart', 'slots', '1.json'),
@@ -205,20 +228,10 @@ describe('tart executor (against the tart stand-in)', () => {
   it('cancel kills the job’s processes in the guest and deletes the VM', async () => {
     const tart = standin();
     const tartExecutor = executor(tart.dataDir, 0);
-    const marker = `hangar-tart-cancel-${process.pid}-${Date.now()}`;
-    const job = request(tart.dir, `sleep 300 & echo started; exec sleep 301 # ${marker}`);
-    const execution = await tartExecutor.start(job.req);
-    for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
-    const pids = () =>
-      execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-        .split('\n')
-        .filter((line) => /sleep 30[01]/.test(line));
-    expect(pids().length).toBeGreaterThan(0);
-    await execution.cancel(1_000);
-    const result = await execution.done;
+    const { job, result, left } = await cancelTwoSleeps(tartExecutor, tart.dir, 300);
     expect(result.exitCode).toBeNull();
     expect(result.signal).toBe('SIGTERM');
-    expect(pids()).toEqual([]);
+    expect(left).toEqual([]);
     expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
     const vm = job.checkpoint()['vm'] as string;
     expect(tart.callsFor(vm).some((argv) => argv[0] === 'exec' && argv.some((arg) => arg.includes('TERM')))).toBe(true);
@@ -340,19 +353,9 @@ describe('tart executor over SSH (images without the Tart guest agent)', () => {
     // This time `tart exec` fails at once rather than timing out: the same fallback.
     const tart = standinWithoutAgent(publicKey, 0);
     const tartExecutor = executor(tart.dataDir, 0, { sshKey: key });
-    const marker = `hangar-tart-ssh-cancel-${process.pid}-${Date.now()}`;
-    const job = request(tart.dir, `sleep 310 & echo started; exec sleep 311 # ${marker}`);
-    const execution = await tartExecutor.start(job.req);
-    for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
-    const pids = () =>
-      execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-        .split('\n')
-        .filter((line) => /sleep 31[01]/.test(line));
-    expect(pids().length).toBeGreaterThan(0);
-    await execution.cancel(1_000);
-    const result = await execution.done;
+    const { job, result, left } = await cancelTwoSleeps(tartExecutor, tart.dir, 310);
     expect(result).toEqual({ exitCode: null, signal: 'SIGTERM' });
-    expect(pids()).toEqual([]);
+    expect(left).toEqual([]);
     expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
     const vm = job.checkpoint()['vm'] as string;
     const calls = tart.callsFor(vm);
@@ -367,10 +370,7 @@ describe('tart executor over SSH (images without the Tart guest agent)', () => {
   it('a warm VM reached over ssh is reused, and adopted over ssh after an agent restart', async () => {
     const { key, publicKey } = sshKey();
     const tart = standinWithoutAgent(publicKey, 0);
-    const first = executor(tart.dataDir, 1, { sshKey: key });
-    await first.initialize();
-    await first.pool.settled();
-    const [warm] = first.pool.runningVms() as [string];
+    const [warm] = (await warmVms(tart.dataDir, 1, { sshKey: key })) as [string];
     expect(JSON.parse(readFileSync(join(tart.dataDir, 'tart', 'slots', '0.json'), 'utf8'))).toEqual({
       vm: warm,
       state: 'warm',
