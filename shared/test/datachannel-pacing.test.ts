@@ -10,6 +10,7 @@ import {
   type DataChannelLike,
   type Frame,
 } from '../src/index.js';
+import { fakeChannel } from './support/fake-datachannel.js';
 
 /**
  * Two data-channel transports joined by fake channels: what one side sends waits in its `wire`
@@ -18,23 +19,7 @@ import {
 function link(paced: boolean, roundTripMs: (() => number) | null = () => 1) {
   const turnEnds: (() => void)[] = [];
   const make = () => {
-    const wire: Uint8Array[] = [];
-    let onMessage: ((message: string | Uint8Array | ArrayBuffer) => void) | undefined;
-    const channel: DataChannelLike = {
-      sendMessageBinary: (message) => {
-        wire.push(message.slice());
-        return true;
-      },
-      sendMessage: () => true,
-      bufferedAmount: () => 0,
-      setBufferedAmountLowThreshold: () => undefined,
-      onBufferedAmountLow: () => undefined,
-      onMessage: (listener) => (onMessage = listener),
-      onClosed: () => undefined,
-      onError: () => undefined,
-      isOpen: () => true,
-      close: () => undefined,
-    };
+    const { channel, sent: wire, receive } = fakeChannel();
     const transport = wrapDataChannel(channel, {
       later: (flush) => turnEnds.push(flush),
       ...(roundTripMs ? { roundTripMs } : {}),
@@ -44,7 +29,7 @@ function link(paced: boolean, roundTripMs: (() => number) | null = () => 1) {
     transport.onFrame((frame) => frames.push(frame.slice()));
     const closes: CloseReason[] = [];
     transport.onClose((reason) => closes.push(reason));
-    return { transport, wire, frames, closes, receive: (message: Uint8Array) => onMessage!(message) };
+    return { transport, wire, frames, closes, receive };
   };
   const a = make();
   const b = make();
