@@ -302,10 +302,13 @@ await build({
   entryPoints: [join(CLI, 'dist', 'launch.js')],
   outfile: join(OUT, 'main.cjs'),
   define: {
+    'import.meta.url': '__hangarImportMetaUrl',
     HANGAR_BUNDLE_FILES: JSON.stringify(
       Object.fromEntries([...fileOf].map(([name, file]) => [name, `command-${file}`])),
     ),
     HANGAR_BUNDLE_HASHES: JSON.stringify(hashes),
   },
-  banner: { js: '// Made by build/cli-bundle/bundle.mjs from electron/cli/src/launch.ts.' },
+  banner: {
+    js: `// Made by build/cli-bundle/bundle.mjs from electron/cli/src/launch.ts.\n${common.banner.js}`,
+  },
 });

@@ -136,3 +136,30 @@ describe('the code cache of the hangar command (issue 18)', () => {
     expect(readdirSync(home)).toEqual([]);
   });
 });
+
+describe('hangar --version', () => {
+  it('prints the version of electron/package.json, running no command bundle (so writing no cache)', async () => {
+    const home = startHome();
+    const { version } = JSON.parse(readFileSync(join(HANGAR_BIN, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    for (const flag of ['--version', '-V']) {
+      const { stdout, stderr } = await run(process.execPath, [HANGAR_BIN, flag], {
+        env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1' },
+      });
+      expect(stdout).toBe(`${version}\n`);
+      expect(stderr).toBe('');
+    }
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('says so, and exits 1, when stdout cannot be written', async () => {
+    const failed = await run('/bin/sh', ['-c', `"${process.execPath}" "${HANGAR_BIN}" --version > /dev/full`]).catch(
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failed).toMatchObject({
+      code: 1,
+      stderr: 'hangar: cannot write to stdout: ENOSPC: no space left on device, write\n',
+    });
+  });
+});
