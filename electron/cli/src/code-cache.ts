@@ -121,10 +121,21 @@ export function runBundle(file: string, options: RunBundleOptions): void {
   module.loaded = true;
 }
 
-/** `command-session.<hash>.x64.v8-<version>.cache`: the bundle's name has no dot, the rest none it needs. */
+/**
+ * `command-session.<where>.<hash>.x64.v8-<version>.cache`: the bundle's name has no dot. <where>
+ * tells apart copies of hangar installed in different places (a checkout, the packaged app) that
+ * share a state dir: each keeps its own cache, and only replaces its own older builds' (writeCache).
+ */
 export function cacheName(file: string, hash: string): string {
   const bundle = file.replace(/^.*[\\/]/, '').replace(/\.cjs$/, '');
-  return `${bundle}.${hash}.${process.arch}.v8-${process.versions.v8}.cache`;
+  return `${bundle}.${placeOf(dirname(file))}.${hash}.${process.arch}.v8-${process.versions.v8}.cache`;
+}
+
+/** FNV-1a of the bundle's folder, 8 hex digits: a name, not a check (node:crypto costs a command more to load). */
+function placeOf(dir: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < dir.length; i++) hash = Math.imul(hash ^ dir.charCodeAt(i), 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, '0');
 }
 
 /** The cache's V8 data if it is trusted and made from a file like `header`; else why not. */
@@ -169,7 +180,7 @@ function parseHeader(text: string): Header | undefined {
 
 /**
  * Writes the cache (a new file, owner-only, renamed into place: a reader never sees half of one)
- * and removes the caches of other builds of the same bundle. Only under a state dir that exists
+ * and removes the caches of other builds of the same bundle in the same place. Only under a state dir that exists
  * and is this user's alone; any failure leaves things as they were: the cache is only a cache.
  */
 export function writeCache(path: string, header: Header, data: () => Buffer): void {
@@ -190,7 +201,8 @@ export function writeCache(path: string, header: Header, data: () => Buffer): vo
     writeFileSync(temporary, Buffer.concat([length, json, data()]), { mode: 0o600, flag: 'wx' });
     renameSync(temporary, path);
     const name = path.slice(dir.length + 1);
-    const bundle = name.slice(0, name.indexOf('.') + 1);
+    // `command-session.<where>.`: this copy's caches of this bundle (of older builds).
+    const bundle = name.split('.').slice(0, 2).join('.') + '.';
     for (const other of readdirSync(dir))
       if (other !== name && other.startsWith(bundle) && other.endsWith('.cache')) unlinkSync(join(dir, other));
   } catch {

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  cpSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -30,8 +31,8 @@ function startHome(): string {
 }
 
 /** `hangar …` with HANGAR_DEBUG: stdout, and what it said about the code cache of its bundle. */
-async function hangar(home: string, args: string[], env: Record<string, string> = {}) {
-  const { stdout, stderr } = await run(process.execPath, [HANGAR_BIN, ...args], {
+async function hangar(home: string, args: string[], env: Record<string, string> = {}, bin = HANGAR_BIN) {
+  const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
     env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1', HANGAR_LOCAL_DOOR: 'off', ...env },
   });
   const said = /^hangar: code cache (.+): (.+)$/m.exec(stderr);
@@ -128,6 +129,27 @@ describe('the code cache of the hangar command (issue 18)', () => {
     mkdirSync(join(home, 'cache'), { mode: 0o700 });
     await hangar(home, ['--help']);
     expect(readdirSync(join(home, 'cache'))).toHaveLength(1);
+  });
+
+  it('two copies of hangar (a checkout, an installed app) sharing a state dir keep a cache each', async () => {
+    const home = startHome();
+    // A second copy of the built command elsewhere: its bin, its bundle and the version file.
+    const copy = tempDir('code-cache-copy');
+    homes.push(copy);
+    const electron = join(HANGAR_BIN, '..', '..');
+    for (const part of ['bin', join('cli', 'bundle'), 'package.json'])
+      cpSync(join(electron, part), join(copy, 'electron', part), { recursive: true });
+    const copyBin = join(copy, 'electron', 'bin', 'hangar.js');
+    const [ours, theirs] = [await hangar(home, ['--help']), await hangar(home, ['--help'], {}, copyBin)];
+    expect([ours.cache, theirs.cache]).toEqual(['absent', 'absent']);
+    expect(theirs.path).not.toBe(ours.path);
+    expect([(await hangar(home, ['--help'])).cache, (await hangar(home, ['--help'], {}, copyBin)).cache]).toEqual([
+      'used',
+      'used',
+    ]);
+    expect(readdirSync(join(home, 'cache')).sort()).toEqual(
+      [ours.path, theirs.path].map((path) => path.slice(path.lastIndexOf('/') + 1)).sort(),
+    );
   });
 
   it('HANGAR_CODE_CACHE=off: none is read or written', async () => {
