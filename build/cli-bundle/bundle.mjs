@@ -14,6 +14,7 @@
 // module (@hangar/desktop/core/door) is bundled.
 //
 //   node build/cli-bundle/bundle.mjs        (npm run build runs it after tsc -b)
+import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -260,16 +261,54 @@ await Promise.all([
 ]);
 
 /**
- * main.cjs: picks the file of the command named (as command-index.ts programFor() reads the
- * arguments: the first word that is not an option, or the one after `help`) and runs it.
+ * main.cjs runs each bundle as a script compiled by node:vm (src/code-cache.ts), from its code
+ * cache: the file is CommonJS inside a function (WRAPPER, as Node's own loader wraps it), which
+ * main.cjs calls; a plain require() of it runs nothing. Such a script has no import() of its own:
+ * each import() of a module outside the bundle (the app core, shared's full client, a built-in)
+ * becomes a call of the importer main.cjs passes it, `__hangarImport`. Any other import() left in
+ * a bundle fails the build.
  */
-writeFileSync(
-  join(OUT, 'main.cjs'),
-  `'use strict';
-// Made by build/cli-bundle/bundle.mjs: runs the bundle of the command that the arguments name.
-const FILES = ${JSON.stringify(Object.fromEntries([...fileOf].map(([name, file]) => [name, `command-${file}`])))};
-const words = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-const name = words[0] === 'help' ? words[1] : words[0];
-require(\`./\${Object.hasOwn(FILES, name) ? FILES[name] : 'overview'}.cjs\`);
-`,
+const { WRAPPER } = await import(join(CLI, 'dist', 'code-cache.js'));
+for (const bundle of [...files.map((file) => `command-${file}`), 'overview']) {
+  const path = join(OUT, `${bundle}.cjs`);
+  const text = readFileSync(path, 'utf8').replace(/(?<![\w$.])import\((?="(?:@hangar\/|node:))/g, '__hangarImport(');
+  const left = /(?<![\w$.])import\(.{0,40}/.exec(text);
+  if (left) throw new Error(`${bundle}.cjs: an import() that main.cjs cannot serve: ${left[0]}`);
+  writeFileSync(path, WRAPPER[0] + text + WRAPPER[1]);
+}
+
+/**
+ * main.cjs (src/launch.ts): picks the file of the command named (as command-index.ts programFor()
+ * reads the arguments: the first word that is not an option, or the one after `help`) and runs it
+ * from its V8 code cache (src/code-cache.ts), which is kept only for a bundle of this very hash.
+ */
+const hashes = Object.fromEntries(
+  [...files.map((file) => `command-${file}`), 'overview'].map((bundle) => [
+    bundle,
+    createHash('sha256')
+      .update(readFileSync(join(OUT, `${bundle}.cjs`)))
+      .digest('hex')
+      .slice(0, 16),
+  ]),
 );
+await build({
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  logLevel: 'warning',
+  entryPoints: [join(CLI, 'dist', 'launch.js')],
+  outfile: join(OUT, 'main.cjs'),
+  define: {
+    'import.meta.url': '__hangarImportMetaUrl',
+    HANGAR_BUNDLE_FILES: JSON.stringify(
+      Object.fromEntries([...fileOf].map(([name, file]) => [name, `command-${file}`])),
+    ),
+    HANGAR_BUNDLE_HASHES: JSON.stringify(hashes),
+  },
+  banner: {
+    js: `// Made by build/cli-bundle/bundle.mjs from electron/cli/src/launch.ts.\n${common.banner.js}`,
+  },
+});

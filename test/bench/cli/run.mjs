@@ -9,7 +9,8 @@
 // over node -e 0 they leave where the issue set them: a listing +25 ms, attach's first screen +67).
 // BENCH_CLI_BASELINE=<checkout> (e.g. /work/main, built): its `hangar` runs too, interleaved with
 // this one's against the same hosts and core, each of its rows marked "(baseline)" — a busy machine
-// moves both alike, so the ratio between them is the change.
+// moves both alike, so the ratio between them is the change. BENCH_CLI_ALONE=0 skips the phase
+// with no core running (its columns then say "—"; the slow part of a run on a busy machine).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -24,6 +25,7 @@ const HOSTS = Number(process.env.BENCH_CLI_HOSTS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const ATTACH_RUNS = Number(process.env.BENCH_ATTACH_RUNS ?? 5);
 const exec = promisify(execFile);
+const ALONE = process.env.BENCH_CLI_ALONE !== '0';
 const BASELINE = process.env.BENCH_CLI_BASELINE
   ? join(realpathSync(process.env.BENCH_CLI_BASELINE), 'electron', 'bin', 'hangar.js')
   : undefined;
@@ -163,9 +165,9 @@ try {
 
   const commands = withBaseline([...quick, ...listings]);
   const bins = BASELINE ? [HANGAR, BASELINE] : [HANGAR];
-  process.stderr.write(`measuring with no core running (${RUNS} runs each)…\n`);
-  const alone = await measure(commands);
-  const [aloneAttach, aloneAttachBaseline] = await firstScreen(bins);
+  if (ALONE) process.stderr.write(`measuring with no core running (${RUNS} runs each)…\n`);
+  const alone = ALONE ? await measure(commands) : undefined;
+  const [aloneAttach, aloneAttachBaseline] = ALONE ? await firstScreen(bins) : [];
 
   process.stderr.write('starting a core (hangar ui) and waiting for its links to every host…\n');
   ui = spawn(process.execPath, [HANGAR, 'ui'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -188,7 +190,7 @@ try {
   const hopRows = await hops(withBaseline(listings.filter(([name]) => !name.includes('__complete'))));
 
   const rows = [];
-  const refAlone = alone.get('node -e 0');
+  const refAlone = alone?.get('node -e 0');
   const refRunning = running.get('node -e 0');
   const ratio = (value, ref) => `${(value / ref).toFixed(2)}×`;
   const over = (value, ref) => `${value >= ref ? '+' : '−'}${ms(Math.abs(value - ref))}`;
@@ -210,7 +212,7 @@ try {
     `${value <= absolute ? 'yes' : 'no'} (${value - refRunning.wall <= margin ? 'yes' : 'no'} over node -e 0)`;
   const metOf = (name, r) =>
     name.startsWith('hangar --')
-      ? r.wall / refRunning.wall <= 1.5 && alone.get(name).wall / refAlone.wall <= 1.5
+      ? r.wall / refRunning.wall <= 1.5 && (!alone || alone.get(name).wall / refAlone.wall <= 1.5)
         ? 'yes'
         : 'no'
       : targetOf(name).startsWith('≤ 100 ms')
@@ -227,12 +229,12 @@ try {
     };
   };
   for (const [name] of commands) {
-    const a = alone.get(name);
+    const a = alone?.get(name);
     const r = running.get(name);
     rows.push({
       command: name,
-      'no core: p50 wall': `${ms(a.wall)} (${ratio(a.wall, refAlone.wall)})`,
-      'no core: p50 cpu': `${ms(a.cpu)} (${ratio(a.cpu, refAlone.cpu)})`,
+      'no core: p50 wall': a ? `${ms(a.wall)} (${ratio(a.wall, refAlone.wall)})` : '—',
+      'no core: p50 cpu': a ? `${ms(a.cpu)} (${ratio(a.cpu, refAlone.cpu)})` : '—',
       'core running: p50 wall': `${ms(r.wall)} (${ratio(r.wall, refRunning.wall)}, ${over(r.wall, refRunning.wall)})`,
       'core running: p50 cpu': `${ms(r.cpu)} (${ratio(r.cpu, refRunning.cpu)})`,
       target: targetOf(name),
@@ -242,7 +244,7 @@ try {
   }
   const attachRow = (name, aloneValue, runningValue) => ({
     command: name,
-    'no core: p50 wall': `${ms(aloneValue)} (${ratio(aloneValue, refAlone.wall)})`,
+    'no core: p50 wall': aloneValue !== undefined ? `${ms(aloneValue)} (${ratio(aloneValue, refAlone.wall)})` : '—',
     'no core: p50 cpu': '',
     'core running: p50 wall': `${ms(runningValue)} (${ratio(runningValue, refRunning.wall)}, ${over(runningValue, refRunning.wall)})`,
     'core running: p50 cpu': '',
