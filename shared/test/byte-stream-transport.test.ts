@@ -95,11 +95,15 @@ describe('the raw link framing', () => {
   });
 
   it('hands a big data frame on in pieces (views of the reads) that make its payload, however it is split', () => {
-    // Big data frames, a big control frame (always whole) and small frames, in any order.
+    // Big data frames, a big control frame (always whole), small data frames (a part when inside
+    // one read, whole when split) and other small frames, in any order.
     const kinds = fc.array(
       fc.oneof(
         fc.record({ big: fc.integer({ min: STREAMED_DATA_FRAME_BYTES - 20, max: 300_000 }), seed: fc.nat(255) }),
-        fc.record({ small: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
+        fc.record({ smallData: fc.uint8Array({ maxLength: 3000 }) }),
+        fc.record({
+          small: fc.uint8Array({ minLength: 1, maxLength: 300 }).filter((bytes) => bytes[0] !== FRAME_TYPE.data),
+        }),
         fc.record({ control: fc.integer({ min: 140_000, max: 160_000 }) }),
       ),
       { minLength: 1, maxLength: 5 },
@@ -111,6 +115,8 @@ describe('the raw link framing', () => {
             const payload = new Uint8Array(kind.big).map((_, j) => (j * 7 + kind.seed) & 0xff);
             return encodeFrame({ type: 'data', stream: i + 1, offset: i * 1_000_000, payload });
           }
+          if ('smallData' in kind)
+            return encodeFrame({ type: 'data', stream: i + 1, offset: i * 1_000_000, payload: kind.smallData });
           if ('control' in kind)
             return encodeFrame({ type: 'control', json: JSON.stringify('x'.repeat(kind.control)) });
           return kind.small;
@@ -138,13 +144,13 @@ describe('the raw link framing', () => {
         expect(got).toHaveLength(frames.length);
         got.forEach((entry, i) => {
           // Every big data frame spans reads here: it must have come in pieces.
-          const bigData = frames[i]![0] === FRAME_TYPE.data && frames[i]!.length >= STREAMED_DATA_FRAME_BYTES;
-          expect(entry.whole === undefined).toBe(bigData);
+          const data = frames[i]![0] === FRAME_TYPE.data;
+          if (data && frames[i]!.length >= STREAMED_DATA_FRAME_BYTES) expect(entry.whole).toBeUndefined();
           if (entry.whole) {
             expect(same(entry.whole, frames[i]!)).toBe(true);
           } else {
+            expect(data).toBe(true);
             const frame = decodeFrame(frames[i]!);
-            expect(frames[i]!.length).toBeGreaterThanOrEqual(STREAMED_DATA_FRAME_BYTES);
             if (frame.type !== 'data') throw new Error('not a data frame');
             expect([entry.stream, entry.offset]).toEqual([frame.stream, frame.offset]);
             expect(same(concatBytes(entry.parts!), frame.payload)).toBe(true);

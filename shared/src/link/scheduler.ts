@@ -11,6 +11,8 @@ import { keyTrace } from './key-trace.js';
  */
 const DRAIN_POLL_MS = 20;
 
+const resolved = Promise.resolve();
+
 export interface SchedulerOptions {
   maxDataFrameBytes: number;
   transportHighWater: number;
@@ -68,8 +70,11 @@ export class DataScheduler implements Disposable {
     if (this.pumpScheduled || this.disposed || this.ready.size === 0) return;
     // A microtask, so the writes of one turn of the event loop share frames and control frames
     // sent in the same turn still go first.
+    // A promise reaction, not queueMicrotask: in Node that wraps each callback in an
+    // AsyncResource (an object, a bound function and async-id bookkeeping per request of a
+    // preview). pump() catches what it could throw (sendData closes the link instead).
     this.pumpScheduled = true;
-    queueMicrotask(() => this.pump());
+    void resolved.then(this.pumpSoon);
   }
 
   dispose(): void {
@@ -78,6 +83,8 @@ export class DataScheduler implements Disposable {
     if (this.drainPoll !== undefined) clearTimeout(this.drainPoll);
     this.drainPoll = undefined;
   }
+
+  private readonly pumpSoon = (): void => this.pump();
 
   private pump(): void {
     keyTrace?.('pump');
