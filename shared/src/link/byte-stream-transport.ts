@@ -38,6 +38,9 @@ const MAX_JOINED_BYTES = 256 * 1024;
  * a new one is taken when the current one is full, and the old one goes once its writes are done.
  */
 const SLAB_BYTES = 256 * 1024;
+/** Kinds of queued writes: ends with the head of the payload after it; a bulk payload. */
+const HEAD_GOES_ON = 1;
+const BULK = 2;
 /** Writes in the socket at once: one under way and one waiting alone behind it. */
 const MAX_WRITES = 2;
 /** At or above this many queued bytes the transport is high; onDrain fires once it empties. */
@@ -251,6 +254,30 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   let slabUsed = 0;
   /** Start of the region of `slab` still being filled (not in `out` yet); -1 when none is open. */
   let openAt = -1;
+  /**
+   * The lane for frames that may pass queued bulk: pongs, acks, and small data of a stream with
+   * nothing of its own queued (a keystroke, its echo). Written before `out`, so what waits ahead
+   * of a keystroke beside a download is the writes under way, not the payloads queued behind them.
+   */
+  const urgent: Uint8Array[] = [];
+  /** The open region belongs to the urgent lane. */
+  let openUrgent = false;
+  /** Bulk payloads in `out`: only then do frames take the urgent lane (else one write is enough). */
+  let bulkQueued = 0;
+  /**
+   * Order kept across the lanes: frames in `out` are numbered; a data frame may pass them only
+   * when every earlier one of its stream, and every control and close frame, has gone to the socket.
+   */
+  let numbered = 0;
+  let written = 0;
+  /** The number each entry of `out` ends at (`written` becomes it once the entry is in the socket). */
+  const outEnds: number[] = [];
+  /** Per entry of `out`: HEAD_GOES_ON (it ends with the head of the bulk payload after it), BULK. */
+  const outKinds: number[] = [];
+  /** The last write ended with a head whose payload must follow it before anything else. */
+  let midFrame = false;
+  let lastBarrier = 0;
+  const lastOfStream = new Map<number, number>();
   let flushScheduled = false;
   /** Bytes handed to the socket whose writes have not finished, and how many writes. */
   let inSocket = 0;
@@ -288,21 +315,29 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   socket.on('close', () => finish(closeReason ?? { code: 'closed', message: 'link connection closed' }));
 
   /** The open region, if any, goes behind what is queued: what comes next starts a new one. */
-  const closeRegion = () => {
+  const closeRegion = (kind = 0) => {
     if (openAt < 0) return;
-    out.push(slab.subarray(openAt, slabUsed));
+    if (openUrgent) urgent.push(slab.subarray(openAt, slabUsed));
+    else {
+      out.push(slab.subarray(openAt, slabUsed));
+      outEnds.push(numbered);
+      outKinds.push(kind);
+    }
     openAt = -1;
   };
 
-  /** Room for `size` bytes at the end of the open region (opening one, in a new slab if need be). */
-  const reserve = (size: number): number => {
-    if (openAt >= 0 && slabUsed - openAt + size > MAX_JOINED_BYTES) closeRegion();
+  /** Room for `size` bytes at the end of the open region of `lane` (opening one, in a new slab if need be). */
+  const reserve = (size: number, toUrgent = false): number => {
+    if (openAt >= 0 && (openUrgent !== toUrgent || slabUsed - openAt + size > MAX_JOINED_BYTES)) closeRegion();
     if (slab.length - slabUsed < size) {
       closeRegion();
       slab = new Uint8Array(Math.max(SLAB_BYTES, size));
       slabUsed = 0;
     }
-    if (openAt < 0) openAt = slabUsed;
+    if (openAt < 0) {
+      openAt = slabUsed;
+      openUrgent = toUrgent;
+    }
     const at = slabUsed;
     slabUsed += size;
     outBytes += size;
@@ -310,14 +345,44 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   };
 
   /** Something is queued (not handed to the socket yet). */
-  const queued = () => out.length > 0 || openAt >= 0;
+  const queued = () => out.length > 0 || urgent.length > 0 || openAt >= 0;
+
+  /**
+   * Whether a frame may take the urgent lane: only while bulk waits in `out`; `stream` is a data
+   * frame's (undefined: a frame with no order to keep, an ack, ping or pong).
+   */
+  const mayPass = (stream?: number): boolean => {
+    if (bulkQueued === 0) return false;
+    if (stream === undefined) return true;
+    return lastBarrier <= written && (lastOfStream.get(stream) ?? 0) <= written;
+  };
+
+  /** A frame went into `out`: numbered, for the order a later data frame must keep. */
+  const numberFrame = (stream: number | undefined) => {
+    numbered++;
+    if (stream === undefined) lastBarrier = numbered;
+    else {
+      lastOfStream.set(stream, numbered);
+      // Streams whose frames have all gone are forgotten now and then (ids are not reused soon).
+      if (lastOfStream.size > 1024) for (const [id, last] of lastOfStream) if (last <= written) lastOfStream.delete(id);
+    }
+  };
 
   function flush(): void {
     flushScheduled = false;
     closeRegion();
     // Two writes at most: one under way, one waiting behind it alone (Node joins only two or more).
-    while (writes < MAX_WRITES && out.length > 0) {
-      const bytes = out.shift()!;
+    while (writes < MAX_WRITES && (urgent.length > 0 || out.length > 0)) {
+      let bytes: Uint8Array;
+      // Never between a head and its payload: the peer would read our bytes as the payload.
+      if (urgent.length > 0 && !midFrame) bytes = urgent.shift()!;
+      else {
+        bytes = out.shift()!;
+        written = outEnds.shift()!;
+        const kind = outKinds.shift()!;
+        midFrame = (kind & HEAD_GOES_ON) !== 0;
+        if (kind & BULK) bulkQueued--;
+      }
       outBytes -= bytes.length;
       inSocket += bytes.length;
       writes++;
@@ -375,9 +440,13 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
 
   /** A bulk payload: its own write, as it is (after what is queued before it). */
   const enqueueAlone = (bytes: Uint8Array) => {
-    closeRegion();
+    // The open region ends with this payload's length (and head): they leave back to back.
+    closeRegion(HEAD_GOES_ON);
     out.push(bytes);
+    outEnds.push(numbered);
+    outKinds.push(BULK);
     outBytes += bytes.length;
+    bulkQueued++;
   };
 
   const transport: FrameTransport = {
@@ -385,14 +454,15 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       keyTrace?.('link.send', frame.length);
       if (closed) return;
       const now = frame.length <= SMALL_FRAME_BYTES && quiet();
-      if (frame.length < JOIN_BELOW_BYTES) {
-        const at = reserve(LENGTH_BYTES + frame.length);
-        writeU32(slab, at, frame.length);
-        slab.set(frame, at + LENGTH_BYTES);
-      } else {
-        writeU32(slab, reserve(LENGTH_BYTES), frame.length);
-        enqueueAlone(frame);
-      }
+      const type = frame[0];
+      // Acks, pings and pongs keep no order with anything: they may pass queued bulk.
+      const passes = (type === FRAME_TYPE.ack || type === FRAME_TYPE.ping || type === FRAME_TYPE.pong) && mayPass();
+      const small = frame.length < JOIN_BELOW_BYTES;
+      const at = reserve(LENGTH_BYTES + (small ? frame.length : 0), passes);
+      if (!passes) numberFrame(type === FRAME_TYPE.data && frame.length >= 5 ? readU32(frame, 1) : undefined);
+      writeU32(slab, at, frame.length);
+      if (small) slab.set(frame, at + LENGTH_BYTES);
+      else enqueueAlone(frame);
       queuedNow(now);
     },
     sendParts(head, body) {
@@ -406,7 +476,11 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       // payload goes to the socket alone, uncopied.
       const now = body.length <= SMALL_FRAME_BYTES && quiet();
       const joined = body.length < JOIN_BELOW_BYTES;
-      const at = reserve(LENGTH_BYTES + head.length + (joined ? body.length : 0));
+      // A data head carries its stream; a small payload of a stream with nothing queued may pass bulk.
+      const stream = head[0] === FRAME_TYPE.data && head.length >= 5 ? readU32(head, 1) : undefined;
+      const passes = body.length <= SMALL_FRAME_BYTES && stream !== undefined && mayPass(stream);
+      const at = reserve(LENGTH_BYTES + head.length + (joined ? body.length : 0), passes);
+      if (!passes) numberFrame(stream);
       writeU32(slab, at, length);
       slab.set(head, at + LENGTH_BYTES);
       if (joined) slab.set(body, at + LENGTH_BYTES + head.length);
