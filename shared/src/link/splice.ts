@@ -102,26 +102,6 @@ export interface SpliceOptions {
 }
 
 /**
- * Sockets corked this turn, uncorked together by one `later` callback: one per turn for every
- * spliced connection, not one per connection (a busy preview has dozens with a request each turn).
- */
-const corked = new Map<(flush: () => void) => void, (() => void)[]>();
-
-function uncorkLater(later: (flush: () => void) => void, uncork: () => void): void {
-  const waiting = corked.get(later);
-  if (waiting) {
-    waiting.push(uncork);
-    return;
-  }
-  const batch = [uncork];
-  corked.set(later, batch);
-  later(() => {
-    corked.delete(later);
-    for (const each of batch) each();
-  });
-}
-
-/**
  * Joins a TCP connection and a link stream, both ways, with backpressure both ways: the socket
  * is paused while the stream's window is full, and the peer gets credit only for bytes the
  * socket has taken (autoAck off), so neither end holds more than a window plus the socket's
@@ -135,10 +115,10 @@ export function spliceSocket(
 ): Promise<CloseReason> {
   stream.autoAck = false;
   let ended = false;
-  let isCorked = false;
+  let corked = false;
   const { later } = options;
   const uncork = () => {
-    isCorked = false;
+    corked = false;
     socket.uncork!();
   };
   return new Promise<CloseReason>((resolve) => {
@@ -170,10 +150,10 @@ export function spliceSocket(
 
     stream.onData((data, offset) => {
       const consumed = offset + data.length;
-      if (later && socket.cork && !isCorked) {
-        isCorked = true;
+      if (later && socket.cork && !corked) {
+        corked = true;
         socket.cork();
-        uncorkLater(later, uncork);
+        later(uncork);
       }
       if (socket.write(data)) stream.ack(consumed);
     });
