@@ -95,11 +95,15 @@ describe('the raw link framing', () => {
   });
 
   it('hands a big data frame on in pieces (views of the reads) that make its payload, however it is split', () => {
-    // Big data frames, a big control frame (always whole) and small frames, in any order.
+    // Big data frames, a big control frame (always whole), small data frames (a part when inside
+    // one read, whole when split) and other small frames, in any order.
     const kinds = fc.array(
       fc.oneof(
         fc.record({ big: fc.integer({ min: STREAMED_DATA_FRAME_BYTES - 20, max: 300_000 }), seed: fc.nat(255) }),
-        fc.record({ small: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
+        fc.record({ smallData: fc.uint8Array({ maxLength: 3000 }) }),
+        fc.record({
+          small: fc.uint8Array({ minLength: 1, maxLength: 300 }).filter((bytes) => bytes[0] !== FRAME_TYPE.data),
+        }),
         fc.record({ control: fc.integer({ min: 140_000, max: 160_000 }) }),
       ),
       { minLength: 1, maxLength: 5 },
@@ -111,6 +115,8 @@ describe('the raw link framing', () => {
             const payload = new Uint8Array(kind.big).map((_, j) => (j * 7 + kind.seed) & 0xff);
             return encodeFrame({ type: 'data', stream: i + 1, offset: i * 1_000_000, payload });
           }
+          if ('smallData' in kind)
+            return encodeFrame({ type: 'data', stream: i + 1, offset: i * 1_000_000, payload: kind.smallData });
           if ('control' in kind)
             return encodeFrame({ type: 'control', json: JSON.stringify('x'.repeat(kind.control)) });
           return kind.small;
@@ -138,13 +144,13 @@ describe('the raw link framing', () => {
         expect(got).toHaveLength(frames.length);
         got.forEach((entry, i) => {
           // Every big data frame spans reads here: it must have come in pieces.
-          const bigData = frames[i]![0] === FRAME_TYPE.data && frames[i]!.length >= STREAMED_DATA_FRAME_BYTES;
-          expect(entry.whole === undefined).toBe(bigData);
+          const data = frames[i]![0] === FRAME_TYPE.data;
+          if (data && frames[i]!.length >= STREAMED_DATA_FRAME_BYTES) expect(entry.whole).toBeUndefined();
           if (entry.whole) {
             expect(same(entry.whole, frames[i]!)).toBe(true);
           } else {
+            expect(data).toBe(true);
             const frame = decodeFrame(frames[i]!);
-            expect(frames[i]!.length).toBeGreaterThanOrEqual(STREAMED_DATA_FRAME_BYTES);
             if (frame.type !== 'data') throw new Error('not a data frame');
             expect([entry.stream, entry.offset]).toEqual([frame.stream, frame.offset]);
             expect(same(concatBytes(entry.parts!), frame.payload)).toBe(true);
@@ -237,12 +243,61 @@ describe('the raw link framing', () => {
     expect(sender.given).toHaveLength(2);
     expect(sender.pending).toHaveLength(2);
     sender.finishWrites();
-    expect(sender.given).toHaveLength(4);
-    expect(sender.given[0]!.length).toBe(4 + DATA_HEAD_BYTES);
-    expect(sender.given[1]).toBe(bulk);
-    expect(sender.given[2]!.length).toBe(2 * (4 + small().length) + 4 + DATA_HEAD_BYTES);
-    expect(sender.given[3]).toBe(bulk);
+    expect(sender.given).toHaveLength(5);
+    // The acks passed the queued bulk (one write of both), then each head and its payload.
+    expect(sender.given[0]!.length).toBe(2 * (4 + small().length));
+    expect(sender.given[1]!.length).toBe(4 + DATA_HEAD_BYTES);
+    expect(sender.given[2]).toBe(bulk);
+    expect(sender.given[3]!.length).toBe(4 + DATA_HEAD_BYTES);
+    expect(sender.given[4]).toBe(bulk);
     expect(near.bufferedAmount).toBe(0);
+  });
+
+  it('lets a keystroke, an ack and a pong pass queued bulk, never between a head and its payload, never ahead of its own stream or a control frame', async () => {
+    const sender = new FakeSocket();
+    const flushes: (() => void)[] = [];
+    const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
+    const receiver = new FakeSocket();
+    const far = wrapByteStream(receiver, { later: () => undefined });
+    const got: string[] = [];
+    far.onFrame((bytes) => {
+      const frame = decodeFrame(bytes);
+      got.push(frame.type === 'data' ? `data ${frame.stream} ${frame.payload.length}` : frame.type);
+    });
+    // Each write is played as one read here: a bulk payload comes as one part.
+    far.onDataPart!((stream, _offset, payload) => got.push(`data ${stream} ${payload.length}`));
+    const bulk = new Uint8Array(256 * 1024).fill(7);
+    const data = (stream: number, offset: number, payload: Uint8Array) =>
+      near.sendParts!(encodeFrame({ type: 'data', stream, offset, payload }).subarray(0, DATA_HEAD_BYTES), payload);
+    const key = Uint8Array.of(0x61);
+    // A download on stream 1: six bulk frames queued, two writes handed to the socket.
+    for (let i = 0; i < 6; i++) data(1, i * bulk.length, bulk);
+    flushes.splice(0)[0]!();
+    expect(sender.pending).toHaveLength(2);
+    // The first head's write finishes: the second head goes into the socket, its payload next.
+    sender.pending.shift()!();
+    expect(sender.given).toHaveLength(3);
+    // Beside it: a keystroke on stream 3, an ack and a pong, a small frame on stream 1 (must stay
+    // behind stream 1's bulk), a control message and a keystroke on stream 5 behind it.
+    data(3, 0, key);
+    near.send(encodeFrame({ type: 'ack', stream: 4, offset: 10 }));
+    near.send(encodeFrame({ type: 'pong', nonce: 1 }));
+    data(1, 6 * bulk.length, key);
+    near.send(encodeFrame({ type: 'control', json: '{}' }));
+    data(5, 0, key);
+    // The keystroke, the ack and the pong leave in one write as soon as the second head's payload
+    // has followed it: behind two bulk frames, not the six queued.
+    sender.pending.shift()!();
+    sender.pending.shift()!();
+    const keystrokeWrite = sender.given.findIndex((bytes) => bytes.length === 3 * 4 + 14 + 13 + 9);
+    expect(keystrokeWrite).toBe(4);
+    expect(sender.given[3]).toBe(bulk);
+    sender.finishWrites();
+    for (const bytes of sender.written) receiver.emit('data', bytes);
+    expect(got.filter((g) => !g.startsWith('data 1 '))).toEqual(['data 3 1', 'ack', 'pong', 'control', 'data 5 1']);
+    // Stream 1's keystroke came after all its bulk, and the control before stream 5's keystroke.
+    expect(got.filter((g) => g.startsWith('data 1 '))).toEqual([...Array(6).fill('data 1 262144'), 'data 1 1']);
+    expect(got.indexOf('data 1 1')).toBeGreaterThan(got.lastIndexOf('data 1 262144'));
   });
 
   it('writes a small frame after a quiet spell once its sender returns, with what it sent beside it, and batches the rest of the turn', async () => {

@@ -201,6 +201,42 @@ describe('flow control', () => {
     expect(flood.local.sentOffset).toBeLessThan(16 * 1024 * 1024);
   });
 
+  it('a keystroke goes to a transport that bulk keeps full at once, where more bulk waits for it to drain', async () => {
+    const pair = createMemoryTransportPair();
+    cleanups.push(() => pair.cut());
+    const sent: Frame[] = [];
+    // The client's transport as the mux sees it, recording each frame handed over.
+    const recording = new Proxy(pair[0], {
+      get(target, key) {
+        if (key === 'send')
+          return (bytes: Uint8Array) => {
+            sent.push(decodeFrame(bytes));
+            target.send(bytes);
+          };
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const client = new Mux(recording, { role: 'client' });
+    const agent = new Mux(pair[1], { role: 'agent' });
+    cleanups.push(() => {
+      client.dispose();
+      agent.dispose();
+    });
+    const flood = openBoth(client, agent, { window: 4 * 1024 * 1024 });
+    const keys = openBoth(client, agent);
+    // Nothing the client sends arrives any more: the transport stays full, no drain comes.
+    pair[0].silence();
+    flood.local.write(new Uint8Array(1024 * 1024));
+    await settle();
+    const floodFrames = () => sent.filter((f) => f.type === 'data' && f.stream === flood.local.id).length;
+    const before = floodFrames();
+    expect(pair[0].bufferedAmount).toBeGreaterThanOrEqual(64 * 1024);
+    keys.local.write(text('x'));
+    await until(() => sent.some((f) => f.type === 'data' && f.stream === keys.local.id), 'the keystroke handed over');
+    expect(floodFrames()).toBe(before);
+  });
+
   it('bulk both ways in big frames leaves a small round trip on another stream a bounded number of frames and turns', async () => {
     // Every delivery batch is one turn of the link; a batch carries at most 64 KiB (or one
     // bigger frame): a link much slower than the peers, so queues form in the mux, not past it.

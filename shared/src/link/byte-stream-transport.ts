@@ -21,17 +21,26 @@ import {
 export const RAW_LINK_ALPN = 'hangar-link/1';
 
 const LENGTH_BYTES = 4;
-/** Frames up to this size are copied behind their length: one write instead of two. */
+/** A frame up to this size on a quiet link leaves once its sender returns (a keystroke, its echo). */
 const SMALL_FRAME_BYTES = 1024;
 /**
- * Pieces below this size are joined (copied) into one write with their neighbours; bigger ones
- * (bulk payloads) go to the socket alone, uncopied. Node joins the chunks of a corked or queued
+ * Frames below this size are copied behind their length, into the write of their neighbours;
+ * bigger payloads (bulk) go to the socket alone, uncopied. Node joins the chunks of a corked or queued
  * writev into one new buffer (StreamBase, then TLSWrap for SSL_write): a copy of every bulk byte
  * and, on a virtualised host, a page fault per 4 KiB of the fresh buffer.
  */
 const JOIN_BELOW_BYTES = 64 * 1024;
 /** A joined write stops growing at this size. */
 const MAX_JOINED_BYTES = 256 * 1024;
+/**
+ * Small pieces are written straight into slabs of this size, behind each other, and handed to the
+ * socket as views: no buffer per frame, no second copy to join them. A slab is never written over:
+ * a new one is taken when the current one is full, and the old one goes once its writes are done.
+ */
+const SLAB_BYTES = 256 * 1024;
+/** Kinds of queued writes: ends with the head of the payload after it; a bulk payload. */
+const HEAD_GOES_ON = 1;
+const BULK = 2;
 /** Writes in the socket at once: one under way and one waiting alone behind it. */
 const MAX_WRITES = 2;
 /** At or above this many queued bytes the transport is high; onDrain fires once it empties. */
@@ -156,7 +165,17 @@ export class FrameReader {
         throw new HangarError('E_PROTOCOL', `frame length ${length} is outside 1..${this.maxFrameBytes} bytes`);
       }
       if (chunk.length - at >= length) {
-        onFrame(chunk.subarray(at, at + length));
+        if (onDataPart && chunk[at] === FRAME_TYPE.data && length >= DATA_HEAD_BYTES) {
+          // A whole data frame: its head read in place, its payload handed on as a view (no
+          // frame object, no DataView: one of each per request on a busy preview).
+          onDataPart(
+            readU32(chunk, at + 1),
+            readOffset(chunk, at + 5),
+            chunk.subarray(at + DATA_HEAD_BYTES, at + length),
+          );
+        } else {
+          onFrame(chunk.subarray(at, at + length));
+        }
         at += length;
       } else if (onDataPart && length >= STREAMED_DATA_FRAME_BYTES) {
         // Its head first (it may be split too): a data frame goes on in pieces, others whole.
@@ -172,6 +191,16 @@ export class FrameReader {
 
 function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/** A data frame's offset: u64 big-endian, a safe integer (frames.ts refuses larger ones to send). */
+function readOffset(bytes: Uint8Array, at: number): number {
+  const high = readU32(bytes, at);
+  const low = readU32(bytes, at + 4);
+  if (high > 0x1f_ffff) {
+    throw new HangarError('E_PROTOCOL', `offset ${(BigInt(high) << 32n) | BigInt(low)} exceeds 2^53-1`);
+  }
+  return high * 0x1_0000_0000 + low;
 }
 
 function writeU32(bytes: Uint8Array, at: number, value: number): void {
@@ -216,9 +245,39 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   let closed = false;
   let closeReason: CloseReason | undefined;
   let wasHigh = false;
-  /** Bytes for the socket, in order, not handed to it yet. */
+  /** Bytes for the socket, in order, not handed to it yet: slab regions and bulk payloads. */
   const out: Uint8Array[] = [];
+  /** Bytes queued: in `out` and in the open region. */
   let outBytes = 0;
+  /** The slab small pieces are written into, how far it is filled, and where the open region starts. */
+  let slab = new Uint8Array(0);
+  let slabUsed = 0;
+  /** Start of the region of `slab` still being filled (not in `out` yet); -1 when none is open. */
+  let openAt = -1;
+  /**
+   * The lane for frames that may pass queued bulk: pongs, acks, and small data of a stream with
+   * nothing of its own queued (a keystroke, its echo). Written before `out`, so what waits ahead
+   * of a keystroke beside a download is the writes under way, not the payloads queued behind them.
+   */
+  const urgent: Uint8Array[] = [];
+  /** The open region belongs to the urgent lane. */
+  let openUrgent = false;
+  /** Bulk payloads in `out`: only then do frames take the urgent lane (else one write is enough). */
+  let bulkQueued = 0;
+  /**
+   * Order kept across the lanes: frames in `out` are numbered; a data frame may pass them only
+   * when every earlier one of its stream, and every control and close frame, has gone to the socket.
+   */
+  let numbered = 0;
+  let written = 0;
+  /** The number each entry of `out` ends at (`written` becomes it once the entry is in the socket). */
+  const outEnds: number[] = [];
+  /** Per entry of `out`: HEAD_GOES_ON (it ends with the head of the bulk payload after it), BULK. */
+  const outKinds: number[] = [];
+  /** The last write ended with a head whose payload must follow it before anything else. */
+  let midFrame = false;
+  let lastBarrier = 0;
+  const lastOfStream = new Map<number, number>();
   let flushScheduled = false;
   /** Bytes handed to the socket whose writes have not finished, and how many writes. */
   let inSocket = 0;
@@ -255,34 +314,75 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   });
   socket.on('close', () => finish(closeReason ?? { code: 'closed', message: 'link connection closed' }));
 
-  /** The next write: one big piece as it is, or the small pieces at the front joined. */
-  const nextWrite = (): Uint8Array => {
-    const head = out[0]!;
-    if (head.length >= JOIN_BELOW_BYTES || out.length === 1 || out[1]!.length >= JOIN_BELOW_BYTES) {
-      out.shift();
-      return head;
+  /** The open region, if any, goes behind what is queued: what comes next starts a new one. */
+  const closeRegion = (kind = 0) => {
+    if (openAt < 0) return;
+    if (openUrgent) urgent.push(slab.subarray(openAt, slabUsed));
+    else {
+      out.push(slab.subarray(openAt, slabUsed));
+      outEnds.push(numbered);
+      outKinds.push(kind);
     }
-    let size = 0;
-    let count = 0;
-    for (const piece of out) {
-      if (piece.length >= JOIN_BELOW_BYTES || (count > 0 && size + piece.length > MAX_JOINED_BYTES)) break;
-      size += piece.length;
-      count++;
+    openAt = -1;
+  };
+
+  /** Room for `size` bytes at the end of the open region of `lane` (opening one, in a new slab if need be). */
+  const reserve = (size: number, toUrgent = false): number => {
+    if (openAt >= 0 && (openUrgent !== toUrgent || slabUsed - openAt + size > MAX_JOINED_BYTES)) closeRegion();
+    if (slab.length - slabUsed < size) {
+      closeRegion();
+      slab = new Uint8Array(Math.max(SLAB_BYTES, size));
+      slabUsed = 0;
     }
-    const joined = new Uint8Array(size);
-    let at = 0;
-    for (const piece of out.splice(0, count)) {
-      joined.set(piece, at);
-      at += piece.length;
+    if (openAt < 0) {
+      openAt = slabUsed;
+      openUrgent = toUrgent;
     }
-    return joined;
+    const at = slabUsed;
+    slabUsed += size;
+    outBytes += size;
+    return at;
+  };
+
+  /** Something is queued (not handed to the socket yet). */
+  const queued = () => out.length > 0 || urgent.length > 0 || openAt >= 0;
+
+  /**
+   * Whether a frame may take the urgent lane: only while bulk waits in `out`; `stream` is a data
+   * frame's (undefined: a frame with no order to keep, an ack, ping or pong).
+   */
+  const mayPass = (stream?: number): boolean => {
+    if (bulkQueued === 0) return false;
+    if (stream === undefined) return true;
+    return lastBarrier <= written && (lastOfStream.get(stream) ?? 0) <= written;
+  };
+
+  /** A frame went into `out`: numbered, for the order a later data frame must keep. */
+  const numberFrame = (stream: number | undefined) => {
+    numbered++;
+    if (stream === undefined) lastBarrier = numbered;
+    else {
+      lastOfStream.set(stream, numbered);
+      // Streams whose frames have all gone are forgotten now and then (ids are not reused soon).
+      if (lastOfStream.size > 1024) for (const [id, last] of lastOfStream) if (last <= written) lastOfStream.delete(id);
+    }
   };
 
   function flush(): void {
     flushScheduled = false;
+    closeRegion();
     // Two writes at most: one under way, one waiting behind it alone (Node joins only two or more).
-    while (writes < MAX_WRITES && out.length > 0) {
-      const bytes = nextWrite();
+    while (writes < MAX_WRITES && (urgent.length > 0 || out.length > 0)) {
+      let bytes: Uint8Array;
+      // Never between a head and its payload: the peer would read our bytes as the payload.
+      if (urgent.length > 0 && !midFrame) bytes = urgent.shift()!;
+      else {
+        bytes = out.shift()!;
+        written = outEnds.shift()!;
+        const kind = outKinds.shift()!;
+        midFrame = (kind & HEAD_GOES_ON) !== 0;
+        if (kind & BULK) bulkQueued--;
+      }
       outBytes -= bytes.length;
       inSocket += bytes.length;
       writes++;
@@ -292,12 +392,12 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
         if (!error) flush(); // else 'error' and 'close' follow and end the transport
       });
     }
-    if (out.length === 0) afterFlush();
+    if (!queued()) afterFlush();
   }
 
   /** Everything is with the socket: a writer waiting for room may go on; a close may end it. */
   function afterFlush(): void {
-    if (ending && out.length === 0) {
+    if (ending && !queued()) {
       // Node sends the FIN after the writes under way.
       if (!ended) socket.end();
       ended = true;
@@ -319,16 +419,14 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
   }
 
   /** Nothing of ours is queued or in the socket: the link has been quiet. */
-  const quiet = () => out.length === 0 && writes === 0 && !flushScheduled;
+  const quiet = () => !queued() && writes === 0 && !flushScheduled;
   /**
    * `now`: written as soon as the code that sent it returns (a microtask: the first small frame
    * after a quiet spell), else after the turn. What that code sends with it (a request's data
    * frame and the ack it carries, an answer and its event) joins the same write: one syscall per
    * request instead of two.
    */
-  const enqueue = (bytes: Uint8Array, now = false) => {
-    out.push(bytes);
-    outBytes += bytes.length;
+  const queuedNow = (now: boolean) => {
     if (outBytes + inSocket >= HIGH_WATER) wasHigh = true;
     if (now) {
       flushScheduled = true;
@@ -340,18 +438,32 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     }
   };
 
+  /** A bulk payload: its own write, as it is (after what is queued before it). */
+  const enqueueAlone = (bytes: Uint8Array) => {
+    // The open region ends with this payload's length (and head): they leave back to back.
+    closeRegion(HEAD_GOES_ON);
+    out.push(bytes);
+    outEnds.push(numbered);
+    outKinds.push(BULK);
+    outBytes += bytes.length;
+    bulkQueued++;
+  };
+
   const transport: FrameTransport = {
     send(frame) {
       keyTrace?.('link.send', frame.length);
       if (closed) return;
-      if (frame.length <= SMALL_FRAME_BYTES) {
-        enqueue(encodeLengthPrefixed(frame), quiet());
-      } else {
-        const prefix = new Uint8Array(LENGTH_BYTES);
-        writeU32(prefix, 0, frame.length);
-        enqueue(prefix);
-        enqueue(frame);
-      }
+      const now = frame.length <= SMALL_FRAME_BYTES && quiet();
+      const type = frame[0];
+      // Acks, pings and pongs keep no order with anything: they may pass queued bulk.
+      const passes = (type === FRAME_TYPE.ack || type === FRAME_TYPE.ping || type === FRAME_TYPE.pong) && mayPass();
+      const small = frame.length < JOIN_BELOW_BYTES;
+      const at = reserve(LENGTH_BYTES + (small ? frame.length : 0), passes);
+      if (!passes) numberFrame(type === FRAME_TYPE.data && frame.length >= 5 ? readU32(frame, 1) : undefined);
+      writeU32(slab, at, frame.length);
+      if (small) slab.set(frame, at + LENGTH_BYTES);
+      else enqueueAlone(frame);
+      queuedNow(now);
     },
     sendParts(head, body) {
       keyTrace?.('link.send', head.length + body.length);
@@ -359,17 +471,21 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       const length = head.length + body.length;
       if (length > MAX_FRAME_BYTES)
         throw new HangarError('E_PROTOCOL', `frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
-      // A small payload (a request, a keystroke) is cheaper copied than written on its own.
-      const small = body.length <= SMALL_FRAME_BYTES;
-      const prefixed = new Uint8Array(LENGTH_BYTES + head.length + (small ? body.length : 0));
-      writeU32(prefixed, 0, length);
-      prefixed.set(head, LENGTH_BYTES);
-      if (small) prefixed.set(body, LENGTH_BYTES + head.length);
-      if (small) enqueue(prefixed, quiet());
-      else {
-        enqueue(prefixed);
-        enqueue(body);
-      }
+      // A small payload (a request, a keystroke) leaves at once on a quiet link. Below
+      // JOIN_BELOW_BYTES it is copied behind its head (cheaper than a write of its own); a bulk
+      // payload goes to the socket alone, uncopied.
+      const now = body.length <= SMALL_FRAME_BYTES && quiet();
+      const joined = body.length < JOIN_BELOW_BYTES;
+      // A data head carries its stream; a small payload of a stream with nothing queued may pass bulk.
+      const stream = head[0] === FRAME_TYPE.data && head.length >= 5 ? readU32(head, 1) : undefined;
+      const passes = body.length <= SMALL_FRAME_BYTES && stream !== undefined && mayPass(stream);
+      const at = reserve(LENGTH_BYTES + head.length + (joined ? body.length : 0), passes);
+      if (!passes) numberFrame(stream);
+      writeU32(slab, at, length);
+      slab.set(head, at + LENGTH_BYTES);
+      if (joined) slab.set(body, at + LENGTH_BYTES + head.length);
+      else enqueueAlone(body);
+      queuedNow(now);
     },
     get bufferedAmount() {
       return outBytes + Math.max(inSocket, socket.writableLength);
@@ -391,7 +507,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       closeReason = reason;
       // What was sent before (the mux's close frame with the reason) goes out ahead of the FIN.
       ending = true;
-      if (out.length === 0) afterFlush();
+      if (!queued()) afterFlush();
       else if (!flushScheduled) flush();
       const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
       (timer as { unref?: () => void }).unref?.();

@@ -12,6 +12,10 @@ import { keyTrace } from './key-trace.js';
  */
 const DRAIN_POLL_MS = 20;
 
+const resolved = Promise.resolve();
+/** Queued bytes up to this go past a full transport (sendSmall): a keystroke, not a flood. */
+const SMALL_CHUNK_BYTES = 1024;
+
 export interface SchedulerOptions {
   maxDataFrameBytes: number;
   transportHighWater: number;
@@ -81,8 +85,11 @@ export class DataScheduler implements Disposable {
     if (this.pumpScheduled || this.disposed || this.ready.size === 0) return;
     // A microtask, so the writes of one turn of the event loop share frames and control frames
     // sent in the same turn still go first.
+    // A promise reaction, not queueMicrotask: in Node that wraps each callback in an
+    // AsyncResource (an object, a bound function and async-id bookkeeping per request of a
+    // preview). pump() catches what it could throw (sendData closes the link instead).
     this.pumpScheduled = true;
-    queueMicrotask(() => this.pump());
+    void resolved.then(this.pumpSoon);
   }
 
   dispose(): void {
@@ -92,6 +99,8 @@ export class DataScheduler implements Disposable {
     this.drainPoll = undefined;
   }
 
+  private readonly pumpSoon = (): void => this.pump();
+
   private pump(): void {
     keyTrace?.('pump');
     this.pumpScheduled = false;
@@ -99,6 +108,8 @@ export class DataScheduler implements Disposable {
     this.drainPoll = undefined;
     while (!this.disposed && this.ready.size > 0) {
       if (this.transport.bufferedAmount >= this.options.transportHighWater) {
+        this.sendSmall();
+        if (this.ready.size === 0) return;
         this.drainPoll = setTimeout(() => {
           this.drainPoll = undefined;
           this.schedule();
@@ -111,6 +122,23 @@ export class DataScheduler implements Disposable {
       if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
       stream.afterSend();
       // Back of the line: the next stream with data gets the next chunk.
+      if (stream.readyToSend) this.ready.add(stream);
+    }
+  }
+
+  /**
+   * While bulk fills the transport, streams with only a few bytes queued (a keystroke, its echo,
+   * a small request) still go: a transport with an urgent lane (the byte-stream link) writes them
+   * ahead of queued bulk. Each stream's window still bounds what it can have unacknowledged.
+   */
+  private sendSmall(): void {
+    // A copy: a stream that goes back in line must not come round again in this loop.
+    for (const stream of [...this.ready]) {
+      if (stream.queuedBytes > SMALL_CHUNK_BYTES) continue;
+      this.ready.delete(stream);
+      const chunk = stream.takeChunk(SMALL_CHUNK_BYTES);
+      if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
+      stream.afterSend();
       if (stream.readyToSend) this.ready.add(stream);
     }
   }

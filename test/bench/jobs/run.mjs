@@ -103,7 +103,7 @@ async function dispatchBench(executor, firstByteTarget) {
 
 async function manyJobs() {
   const pending = new Map();
-  const sub = jobs.onJobUpdated(HOST, (job) => {
+  const sub = core.connection(HOST).on('job.updated', ({ job }) => {
     if (['succeeded', 'failed', 'cancelled', 'timed_out', 'lost'].includes(job.state)) pending.get(job.id)?.();
   });
   const began = performance.now();
