@@ -2,8 +2,8 @@
 // starting a real agent process the way `hangar up` does (same Node flags and environment), a
 // real relay process, and a free port.
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -157,4 +157,93 @@ export async function freePort() {
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:`port` (5 s at most). */
+export async function waitForPort(port, what) {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not listen on ${port}`);
+}
+
+/** Runs a bench's cleanups, last pushed first; one that fails is reported and the rest still run. */
+export async function runCleanups(cleanups) {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      process.stderr.write(`cleanup: ${error.message}\n`);
+    }
+  }
+}
+
+/**
+ * A throwaway sshd on 127.0.0.1 with its own host and user keys in `dir`, used by the
+ * terminal, previews (`ssh -L`) and jobs benches. Returns the ssh command line for a terminal
+ * (`command`, without the remote command), `ssh(options, remote)` for any other, sshd's pid and a
+ * stop function, or the reason it cannot run: it needs openssh-server (`apt-get install openssh-server`) and root (sshd
+ * reads its host key as root and logs in as this user).
+ */
+export async function startSshd(dir) {
+  try {
+    execFileSync('which', ['/usr/sbin/sshd', 'ssh'], { stdio: 'ignore' });
+  } catch {
+    return { reason: 'not measured: install openssh-server (apt-get install openssh-server)' };
+  }
+  if (process.getuid?.() !== 0) return { reason: 'not measured: sshd needs root here (run the bench as root)' };
+  const sshDir = join(dir, 'ssh');
+  mkdirSync(sshDir, { mode: 0o700 });
+  for (const name of ['host', 'user']) {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(sshDir, name)]);
+  }
+  execFileSync('cp', [join(sshDir, 'user.pub'), join(sshDir, 'authorized_keys')]);
+  const port = await freePort();
+  const config = join(sshDir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(sshDir, 'host')}`,
+      `AuthorizedKeysFile ${join(sshDir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'StrictModes no',
+      'UsePAM no',
+      `PidFile ${join(sshDir, 'sshd.pid')}`,
+      // The remote command's environment: tmux must find the agent's server by its socket name.
+      'PermitUserEnvironment no',
+      'AllowTcpForwarding yes', // bench:previews' ssh -L
+      '',
+    ].join('\n'),
+  );
+  mkdirSync('/run/sshd', { recursive: true });
+  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
+  await waitForPort(port, 'sshd');
+  /** An ssh command line to this sshd: `options` before the destination, then `remote` after it. */
+  const ssh = (options, remote = []) => [
+    'ssh',
+    ...options,
+    '-p',
+    String(port),
+    '-i',
+    join(sshDir, 'user'),
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    `UserKnownHostsFile=${join(sshDir, 'known_hosts')}`,
+    '-o',
+    'BatchMode=yes',
+    `${userInfo().username}@127.0.0.1`,
+    ...remote,
+  ];
+  return { command: ssh(['-tt']), ssh, pid: sshd.pid, stop: () => sshd.kill() };
 }

@@ -4,14 +4,13 @@
 // lets its packets out), each with an HTTP origin beside it, and keystroke timing through
 // `hangar attach`. Needs root (ip netns). Everything it starts is undone by `dispose()`.
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import pty from 'node-pty';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS, tmuxSocketNameOf } from '@hangar/shared';
 import { firewalledNamespaceSteps, namespaceNames } from '../support/firewalled-namespace.mjs';
 import { AGENT, HANGAR, ROOT, percentile, sleep } from './support.mjs';
 
@@ -52,7 +51,7 @@ export async function twoHosts({ name, origin, udp, relayArgs = [] }) {
     // Each agent's own tmux server (its socket is named after its data dir), then the namespace:
     // deleting it deletes its veth end, and with it the pair. Either may already be gone.
     for (const host of ['near', 'far']) {
-      const socket = `hangar-${createHash('sha256').update(join(dir, host)).digest('hex').slice(0, 12)}`;
+      const socket = tmuxSocketNameOf(join(dir, host));
       spawnSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' });
     }
     spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });

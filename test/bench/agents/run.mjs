@@ -5,12 +5,12 @@
 // append noticed by a bare fs.watch in this process. Target (../shared/research/agents.md T1):
 // agent event → state in the UI p95 ≤ 1 s. Uses the stand-in Claude (test/fixtures/claude).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, realpathSync, rmSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HangarCore } from '@hangar/desktop/core';
 import { AGENT, HANGAR, ROOT, percentile, sleep, startAgent } from '../support.mjs';
+import { tmuxSocketNameOf } from '@hangar/shared';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 100);
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-agents-')));
@@ -77,7 +77,7 @@ try {
 } finally {
   agent.child.kill();
   // The agent's own tmux server (its socket is named after the data dir, as in host-agent/src/sessions/tmux.ts).
-  const socket = `hangar-${createHash('sha256').update(data).digest('hex').slice(0, 12)}`;
+  const socket = tmuxSocketNameOf(data);
   spawnSync('tmux', ['-L', socket, 'kill-server']);
   rmSync(dir, { recursive: true, force: true });
 }

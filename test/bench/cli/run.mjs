@@ -12,7 +12,6 @@
 // moves both alike, so the ratio between them is the change. BENCH_CLI_ALONE=0 skips the phase
 // with no core running (its columns then say "—"; the slow part of a run on a busy machine).
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import * as pty from 'node-pty';
 import { AGENT, HANGAR, percentile, startAgent } from '../support.mjs';
+import { tmuxSocketNameOf } from '@hangar/shared';
 
 const HOSTS = Number(process.env.BENCH_CLI_HOSTS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
@@ -276,7 +276,7 @@ try {
     ),
   );
   // The tmux server of h0's session (the agents' socket name is a hash of their data dir).
-  const socket = `hangar-${createHash('sha256').update(join(dir, 'agent-0')).digest('hex').slice(0, 12)}`;
+  const socket = tmuxSocketNameOf(join(dir, 'agent-0'));
   try {
     execFileSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' });
   } catch {

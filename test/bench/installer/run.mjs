@@ -16,13 +16,12 @@
 //
 //   npm run bench:installer            BENCH_RUNS=5 for more runs
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { promisify } from 'node:util';
-import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS, tmuxSocketNameOf } from '@hangar/shared';
 import { betterSqlitePrebuild, startRegistry } from '../../fixtures/npm-registry/registry.mjs';
 import { killEverything } from '../../fixtures/service-manager/jobs.mjs';
 import { INSTALL_SH, installEnv, publishAgent, ROOT } from '../../support/agent-releases.mjs';
@@ -211,5 +210,5 @@ function handshake(port) {
 
 /** The agent's tmux socket for a data dir (host-agent/src/sessions/tmux.ts). */
 function socketOf(dataDir) {
-  return `hangar-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 12)}`;
+  return tmuxSocketNameOf(realpathSync(dataDir));
 }

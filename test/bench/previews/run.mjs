@@ -19,14 +19,26 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { request } from 'node:http';
-import { connect, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
 import { WebSocket } from 'ws';
-import { AGENT, cpuMs, HANGAR, loadAverage, percentile, rssKiB, sleep, startAgent } from '../support.mjs';
+import {
+  AGENT,
+  cpuMs,
+  freePort,
+  HANGAR,
+  loadAverage,
+  percentile,
+  rssKiB,
+  runCleanups,
+  sleep,
+  startAgent,
+  startSshd as startSshdIn,
+  waitForPort,
+} from '../support.mjs';
 
 const WRK_SECONDS = Number(process.env.BENCH_WRK_S ?? 10);
 const DOWNLOAD_MB = Number(process.env.BENCH_DOWNLOAD_MB ?? 256);
@@ -46,29 +58,6 @@ const env = { ...process.env, HANGAR_HOME: home };
 const cleanups = [];
 const rows = [];
 const row = (metric, measured, reference, target, ok) => rows.push({ metric, measured, reference, target, ok });
-
-async function freePort() {
-  const server = createTcpServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitForPort(port, what) {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not listen on ${port}`);
-}
 
 /** nginx serving one static asset and the big download, as a production-grade origin. */
 async function startNginx() {
@@ -113,51 +102,14 @@ async function startNodeOrigin() {
  * Undefined when openssh-server is not installed or we are not root (sshd must read its keys as root).
  */
 async function startSshd() {
-  try {
-    execFileSync('which', ['sshd', 'ssh'], { stdio: 'ignore' });
-  } catch {
-    return undefined; // openssh-server not installed: the ssh -L column stays empty
-  }
-  if (process.getuid?.() !== 0) return undefined;
-  const sshDir = join(dir, 'ssh');
-  mkdirSync(sshDir, { mode: 0o700 });
-  for (const name of ['host', 'user']) {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(sshDir, name)]);
-  }
-  execFileSync('cp', [join(sshDir, 'user.pub'), join(sshDir, 'authorized_keys')]);
-  const sshdPort = await freePort();
-  const config = join(sshDir, 'sshd_config');
-  writeFileSync(
-    config,
-    `Port ${sshdPort}\nListenAddress 127.0.0.1\nHostKey ${join(sshDir, 'host')}\nAuthorizedKeysFile ${join(sshDir, 'authorized_keys')}\n` +
-      `PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile ${join(sshDir, 'sshd.pid')}\nAllowTcpForwarding yes\n`,
-  );
-  mkdirSync('/run/sshd', { recursive: true });
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
-  cleanups.push(() => sshd.kill());
-  await waitForPort(sshdPort, 'sshd');
+  const sshd = await startSshdIn(dir);
+  if (sshd.reason) return undefined; // the ssh -L column stays empty
+  cleanups.push(sshd.stop);
   return async (targetPort) => {
     const localPort = await freePort();
-    const tunnel = spawn(
-      'ssh',
-      [
-        '-N',
-        '-p',
-        String(sshdPort),
-        '-i',
-        join(sshDir, 'user'),
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        `UserKnownHostsFile=${join(sshDir, 'known_hosts')}`,
-        '-o',
-        'BatchMode=yes',
-        '-L',
-        `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`,
-        'root@127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const tunnel = spawn('ssh', sshd.ssh(['-N', '-L', `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`]).slice(1), {
+      stdio: 'ignore',
+    });
     cleanups.push(() => tunnel.kill());
     await waitForPort(localPort, 'ssh -L');
     return { port: localPort, pids: [tunnel.pid, sshd.pid] };
@@ -493,13 +445,7 @@ try {
   }
   row('agent RSS after the run', `${fmt(rssKiB(agent.child.pid) / 1024, 1)} MB`, '-', '-', '-');
 } finally {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      process.stderr.write(`cleanup: ${error.message}\n`);
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT, HANGAR, loadAverage, percentile, sleep, startAgent } from '../support.mjs';
+import { AGENT, HANGAR, loadAverage, percentile, printRows, runCleanups, sleep, startAgent } from '../support.mjs';
 import { PANE_PROGRAM, printable } from './keystrokes.mjs';
 
 const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 1024);
@@ -154,17 +154,9 @@ try {
       `${fmt(added50)} / ${fmt(added99)} ms  (target ≤ 1 / ≤ 5 ms: ${added50 <= 1 && added99 <= 5 ? 'met' : 'NOT met'})`,
     ],
   ];
-  const width = Math.max(...rows.map((r) => r[0].length));
-  console.log(`\nKeystrokes beside a download (loopback, load average ${loadAverage()})\n`);
-  for (const [name, value] of rows) console.log(`${name.padEnd(width)}  ${value}`);
+  printRows(`\nKeystrokes beside a download (loopback, load average ${loadAverage()})\n`, rows);
 } finally {
-  for (const cleanup of cleanups.reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      process.stderr.write(`cleanup: ${error.message}\n`);
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
 }
 process.exit(0);

@@ -2,23 +2,17 @@
 // Only the keystroke part of bench:terminal (the echo at three paces against direct tmux and
 // ssh + tmux), for working on latency without the floods: `node test/bench/terminal/keys-only.mjs`.
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AGENT, HANGAR, startAgent } from '../support.mjs';
-import { echoClient, echoRows, PANE_PROGRAM, PACES, startSshd } from './keystrokes.mjs';
+import { benchPlace, echoClient, echoRows, PANE_PROGRAM, PACES, startSshd } from './keystrokes.mjs';
 import { printHopTable } from './hops.mjs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { tmuxSocketNameOf } from '@hangar/shared';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 60);
-const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-')));
-const home = join(dir, 'home');
-const data = join(dir, 'agent');
-const socket = `hangar-${createHash('sha256').update(resolve(data)).digest('hex').slice(0, 12)}`;
-const env = { ...process.env, HANGAR_HOME: home };
-delete env.TMUX;
+const { dir, home, data, socket, env } = benchPlace();
 // BENCH_TRACE=1: the agent and hangar attach stamp each hop of a keystroke (HANGAR_TRACE_KEYS),
 // printed after the table as the median time per hop (hops.mjs).
 const traceDir = process.env.BENCH_TRACE ? join(dir, 'trace') : undefined;
@@ -118,7 +112,7 @@ try {
   if (baseAgent) {
     baseAgent.child.kill('SIGTERM');
     try {
-      const baseSocket = `hangar-${createHash('sha256').update(join(dir, 'base-agent')).digest('hex').slice(0, 12)}`;
+      const baseSocket = tmuxSocketNameOf(join(dir, 'base-agent'));
       execFileSync('tmux', ['-L', baseSocket, 'kill-server'], { stdio: 'ignore' });
     } catch {
       // already gone

@@ -2,12 +2,28 @@
 // `tmux attach`, `ssh localhost` + `tmux attach` (a throwaway sshd on loopback with its own host
 // and user keys), and `hangar attach`. A pty types one key into `cat`, waits for exactly that
 // key's echo, pauses, and types the next.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync, writeSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, realpathSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tmuxSocketNameOf } from '@hangar/shared';
 import pty from 'node-pty';
 import { HANGAR, percentile, sleep } from '../support.mjs';
+
+export { startSshd } from '../support.mjs';
+
+/**
+ * A terminal bench's scratch folder: the CLI's state (`home`), the agent's data (`data`), that
+ * agent's tmux socket name, and an environment for both (HANGAR_HOME set, TMUX unset).
+ */
+export function benchPlace() {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-')));
+  const home = join(dir, 'home');
+  const data = join(dir, 'agent');
+  const env = { ...process.env, HANGAR_HOME: home };
+  delete env.TMUX;
+  return { dir, home, data, socket: tmuxSocketNameOf(data), env };
+}
 
 /** Pauses between an echo and the next key: back to back, a fast typist, a person's pace. */
 export const PACES = [
@@ -116,87 +132,6 @@ export async function typeLine(client, pauseMs) {
 }
 
 const stats = (samples) => ({ p50: percentile(samples, 50), p90: percentile(samples, 90) });
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitForPort(port) {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`sshd did not listen on ${port}`);
-}
-
-/**
- * A throwaway sshd on 127.0.0.1 with its own host and user keys in `dir`, as bench:previews
- * starts. Returns the ssh command line (without the remote command) and a stop function, or the
- * reason it cannot run: it needs openssh-server (`apt-get install openssh-server`) and root (sshd
- * reads its host key as root and logs in as this user).
- */
-export async function startSshd(dir) {
-  try {
-    execFileSync('which', ['/usr/sbin/sshd', 'ssh'], { stdio: 'ignore' });
-  } catch {
-    return { reason: 'not measured: install openssh-server (apt-get install openssh-server)' };
-  }
-  if (process.getuid?.() !== 0) return { reason: 'not measured: sshd needs root here (run the bench as root)' };
-  const sshDir = join(dir, 'ssh');
-  mkdirSync(sshDir, { mode: 0o700 });
-  for (const name of ['host', 'user']) {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(sshDir, name)]);
-  }
-  execFileSync('cp', [join(sshDir, 'user.pub'), join(sshDir, 'authorized_keys')]);
-  const port = await freePort();
-  const config = join(sshDir, 'sshd_config');
-  writeFileSync(
-    config,
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${join(sshDir, 'host')}`,
-      `AuthorizedKeysFile ${join(sshDir, 'authorized_keys')}`,
-      'PermitRootLogin prohibit-password',
-      'StrictModes no',
-      'UsePAM no',
-      `PidFile ${join(sshDir, 'sshd.pid')}`,
-      // The remote command's environment: tmux must find the agent's server by its socket name.
-      'PermitUserEnvironment no',
-      '',
-    ].join('\n'),
-  );
-  mkdirSync('/run/sshd', { recursive: true });
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
-  await waitForPort(port);
-  const command = [
-    'ssh',
-    '-tt',
-    '-p',
-    String(port),
-    '-i',
-    join(sshDir, 'user'),
-    '-o',
-    'StrictHostKeyChecking=no',
-    '-o',
-    `UserKnownHostsFile=${join(sshDir, 'known_hosts')}`,
-    '-o',
-    'BatchMode=yes',
-    `${process.env.USER ?? 'root'}@127.0.0.1`,
-  ];
-  return { command, stop: () => sshd.kill() };
-}
 
 /**
  * The echo table: for each pace, p50 / p90 through each client, and the ratio to ssh + tmux. The

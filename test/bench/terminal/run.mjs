@@ -4,26 +4,19 @@
 // pty). Not a test: it prints numbers and the targets from the issue; it fails only if it breaks.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
 import pty from 'node-pty';
 import { HangarCore } from '@hangar/desktop/core';
 import { AGENT, HANGAR, percentile, rssKiB, sleep, startAgent } from '../support.mjs';
-import { echoRows, startSshd } from './keystrokes.mjs';
+import { benchPlace, echoRows, startSshd } from './keystrokes.mjs';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 60);
 const BULK_MB = Number(process.env.BENCH_MB ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-')));
-const home = join(dir, 'home');
-const data = join(dir, 'agent');
-const socket = `hangar-${createHash('sha256').update(resolve(data)).digest('hex').slice(0, 12)}`;
-const env = { ...process.env, HANGAR_HOME: home };
-delete env.TMUX;
+const { dir, home, data, socket, env } = benchPlace();
 const node = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
 const nodeAsync = (bin, args) => promisify(execFile)(process.execPath, [bin, ...args], { env });
 const tmux = (...args) => execFileSync('tmux', ['-L', socket, ...args], { env, encoding: 'utf8' });
@@ -218,7 +211,11 @@ try {
   rows.push(['agent RSS, 5 idle sessions + 20 attached clients', `${(fresh / 1024).toFixed(1)} MB  (target ≤ 80 MB)`]);
   rows.push(['  the same, on the agent that carried the floods', `${(afterFloods / 1024).toFixed(1)} MB`]);
 } finally {
+  // Waited for: an agent still writing its sessions folder made rmSync below fail (ENOTEMPTY),
+  // hiding the run's figures.
+  const gone = new Promise((r) => agent.child.once('exit', r));
   agent.child.kill('SIGTERM');
+  await Promise.race([gone, sleep(5000)]);
   ssh.stop?.();
   try {
     tmux('kill-server');

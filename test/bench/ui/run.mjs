@@ -5,7 +5,6 @@
 // open. Not a test: it prints numbers next to the targets from the issue, and a reference
 // measured in the same run (the browser's frame interval: a DOM render cannot beat one frame).
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { HANGAR, ROOT, percentile, printRows, rssKiB, sleep } from '../support.mjs';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../support/chromium.mjs';
+import { tmuxSocketNameOf } from '@hangar/shared';
 
 const ASSETS = join(ROOT, 'renderer', 'dist', 'assets');
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 200);
@@ -209,7 +209,7 @@ try {
     stack.child.kill('SIGTERM');
     await Promise.race([exited, sleep(5000)]);
   }
-  const socket = `hangar-${createHash('sha256').update(join(home, 'agent')).digest('hex').slice(0, 12)}`;
+  const socket = tmuxSocketNameOf(join(home, 'agent'));
   try {
     execFileSync('tmux', ['-L', socket, 'kill-server'], { env, stdio: 'ignore' });
   } catch {
