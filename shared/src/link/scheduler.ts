@@ -61,10 +61,7 @@ export class DataScheduler implements Disposable {
       const small = this.transport.priorityFrameBytes;
       if (small !== undefined && small > DATA_HEAD_BYTES) {
         const limit = Math.min(small - DATA_HEAD_BYTES, stream.maxFrameBytes ?? this.options.maxDataFrameBytes);
-        const chunk = stream.takeChunk(limit);
-        if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
-        stream.afterSend();
-        if (stream.readyToSend) this.add(stream);
+        if (this.sendChunk(stream, limit)) this.add(stream);
         else this.ready.delete(stream);
         return;
       }
@@ -118,12 +115,17 @@ export class DataScheduler implements Disposable {
       }
       const stream: LinkStream = this.ready.values().next().value!;
       this.ready.delete(stream);
-      const chunk = stream.takeChunk(stream.maxFrameBytes ?? this.options.maxDataFrameBytes);
-      if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
-      stream.afterSend();
       // Back of the line: the next stream with data gets the next chunk.
-      if (stream.readyToSend) this.ready.add(stream);
+      if (this.sendChunk(stream, stream.maxFrameBytes ?? this.options.maxDataFrameBytes)) this.ready.add(stream);
     }
+  }
+
+  /** Hands the stream's next chunk (up to `limit` bytes) to the transport; true while it has more to send. */
+  private sendChunk(stream: LinkStream, limit: number): boolean {
+    const chunk = stream.takeChunk(limit);
+    if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
+    stream.afterSend();
+    return stream.readyToSend;
   }
 
   /**
@@ -136,10 +138,7 @@ export class DataScheduler implements Disposable {
     for (const stream of [...this.ready]) {
       if (stream.queuedBytes > SMALL_CHUNK_BYTES) continue;
       this.ready.delete(stream);
-      const chunk = stream.takeChunk(SMALL_CHUNK_BYTES);
-      if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
-      stream.afterSend();
-      if (stream.readyToSend) this.ready.add(stream);
+      if (this.sendChunk(stream, SMALL_CHUNK_BYTES)) this.ready.add(stream);
     }
   }
 }
