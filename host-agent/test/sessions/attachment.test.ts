@@ -69,7 +69,16 @@ describe('attachments', () => {
     expect(attachment.producedOffset - attachment.ackedOffset).toBeLessThanOrEqual(liveWindowBytes + onePtyRead);
     expect(attachment.ackedOffset).toBe(0);
 
+    const foreground = async () =>
+      (await host.tmux('display-message', '-p', '-t', '=hangar-flood:', '#{pane_current_command}')).trim();
+    // The mark is written right before the last `yes` starts: a Ctrl-C typed while bash is still
+    // between the two commands is bash's to take (it may abort the list or not), not `yes`'s.
+    await waitFor(async () => (await foreground()) === 'yes', 'the last `yes` to run');
+    // Ctrl-C reaches the pane while the client is a full window behind: `yes` is gone and the
+    // shell has the terminal again, as tmux sees it. The next line is typed only then: typed at
+    // once, it could reach the pane before the signal's input flush and be discarded with it.
     typeInto(attachment, '\x03');
+    await waitFor(async () => (await foreground()) === 'bash', 'Ctrl-C to stop the flood');
     typeInto(attachment, 'echo stopped-$((6*7))\r');
     acking = true;
     attachment.ack(attachment.producedOffset);
