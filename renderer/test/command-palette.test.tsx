@@ -43,6 +43,20 @@ describe('command palette', () => {
     expect(screen.getByText(/No matching action/)).toBeTruthy();
   });
 
+  it('the group holding the best match comes first (a long label that merely holds t-h-e-m-e does not beat "Toggle theme")', () => {
+    const scattered: PaletteAction = {
+      id: 'preview:mini:40863',
+      label: 'Add preview mini:40863 (node /tmp/hangar-bench-x/dist/host-agent/src/main.js --home /tmp/e)',
+      group: 'Previews',
+      run: () => {},
+    };
+    render(<CommandPalette onClose={() => {}} actions={[scattered, ...actions([])]} />);
+    type('theme');
+    expect(labels()[0]).toBe('Toggle theme');
+    type('the');
+    expect(labels()[0]).toBe('Toggle theme');
+  });
+
   it('Enter runs the highlighted action and closes the palette', () => {
     const ran: string[] = [];
     const onClose = vi.fn();

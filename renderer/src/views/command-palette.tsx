@@ -22,6 +22,11 @@ export interface CommandPaletteProps {
 /** Non-recent matches score a little lower, so recent items come first among equals. */
 const NOT_RECENT_WEIGHT = 0.9;
 
+/** cmdk's fuzzy score, recent actions a little ahead. */
+function paletteScore(label: string, query: string, keywords: string[] | undefined, recent: boolean): number {
+  return defaultFilter(label, query, keywords) * (recent ? 1 : NOT_RECENT_WEIGHT);
+}
+
 /** Ctrl/Cmd+K: fuzzy search over every action; Enter runs the highlighted one, Escape closes. */
 export function CommandPalette({ onClose, actions, typedActions }: CommandPaletteProps) {
   const [search, setSearch] = useState('');
@@ -39,6 +44,20 @@ export function CommandPalette({ onClose, actions, typedActions }: CommandPalett
     if (recentIds.has(action.id)) continue;
     groups.set(action.group, [...(groups.get(action.group) ?? []), action]);
   }
+  // cmdk orders the items of a group by score but not the groups themselves: while searching, the
+  // group holding the best match comes first (Recent first among equals, then the usual order).
+  const best = (members: PaletteAction[]) =>
+    Math.max(...members.map((a) => paletteScore(a.label, search, a.keywords, recentIds.has(a.id))));
+  const listed: [string, PaletteAction[]][] = [
+    ...(recentActions.length > 0 ? [['Recent', recentActions] as [string, PaletteAction[]]] : []),
+    ...groups,
+  ];
+  const rankedGroups = search.trim()
+    ? listed
+        .map((entry) => ({ entry, score: best(entry[1]) }))
+        .sort((a, b) => b.score - a.score)
+        .map(({ entry }) => entry)
+    : listed;
   const run = (action: PaletteAction) => {
     rememberRecent(action.id);
     onClose();
@@ -55,9 +74,7 @@ export function CommandPalette({ onClose, actions, typedActions }: CommandPalett
         <Command
           label="Command palette"
           loop
-          filter={(value, query, keywords) =>
-            defaultFilter(value, query, keywords) * (recentLabels.has(value) ? 1 : NOT_RECENT_WEIGHT)
-          }
+          filter={(value, query, keywords) => paletteScore(value, query, keywords, recentLabels.has(value))}
           onKeyDown={(event) => {
             if (event.key === 'Escape') {
               event.preventDefault();
@@ -74,8 +91,7 @@ export function CommandPalette({ onClose, actions, typedActions }: CommandPalett
           />
           <Command.List>
             <Command.Empty>No matching action. Type a command to run it on a host.</Command.Empty>
-            {recentActions.length > 0 && <Command.Group heading="Recent">{recentActions.map(item)}</Command.Group>}
-            {[...groups].map(([group, members]) => (
+            {rankedGroups.map(([group, members]) => (
               <Command.Group key={group} heading={group}>
                 {members.map(item)}
               </Command.Group>
