@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
 import { firewalledHost, type FirewalledHost } from '../support/firewalled-host.js';
 import { firewalledStack } from '../support/firewalled-stack.js';
@@ -135,64 +135,136 @@ function ticks(raw: string): number[] {
 }
 
 describe('the relayed path (splice)', { timeout: 180_000 }, () => {
-  it('a host none of whose addresses answers is reached through the relay: sessions and attach; hosts ls says relayed', async () => {
-    const { laptop, agent } = await firewalledStack(cleanups);
-    // What it published is its address in its own namespace: nothing answers there from here.
-    const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
-    expect(listed.address).toBe(`127.0.0.1:${agent.port}`);
+  // One relay, laptop and firewalled host for these four: each builds on nothing the others did
+  // (names and counts are their own), and a stack takes a loaded CI machine 10-20 s to build.
+  describe('on one stack, built once', () => {
+    const sharedCleanups = useCleanups(afterAll);
+    let stack: Awaited<ReturnType<typeof firewalledStack>>;
+    beforeAll(async () => {
+      stack = await firewalledStack(sharedCleanups);
+    });
 
-    // The first link pairs with the enrollment line's secret, inside the splice.
-    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', ...BASH]);
-    expect(made.stderr).toBe('');
-    expect(made.code).toBe(0);
-    const sessions = await hangar(laptop, ['session', 'ls', 'mini', '--json']);
-    expect(sessions.code, sessions.stderr).toBe(0);
-    expect((JSON.parse(sessions.stdout) as { sessions: { name: string }[] }[])[0]!.sessions.map((s) => s.name)).toEqual(
-      ['work'],
-    );
-    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ status: 'online', via: 'relayed' });
-    expect(agent.stderr()).toMatch(/a device asked for a relayed link/);
+    it('a host none of whose addresses answers is reached through the relay: sessions and attach; hosts ls says relayed', async () => {
+      const { laptop, agent } = stack;
+      // What it published is its address in its own namespace: nothing answers there from here.
+      const listed = (await hostsLs(laptop)).find((h) => h.name === 'mini')!;
+      expect(listed.address).toBe(`127.0.0.1:${agent.port}`);
 
-    const attached = new AttachedCli(laptop, ['mini', 'work']);
-    cleanups.push(() => attached[Symbol.asyncDispose]());
-    await attached.waitForText('$ ', ATTACH_MS);
-    attached.type('echo rel""ayed\r');
-    await attached.waitForText(/^relayed\s*$/m);
-    attached.type('\x1d');
-    expect(await attached.waitForExit()).toBe(0);
-  });
+      // The first link pairs with the enrollment line's secret, inside the splice.
+      const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'work', ...BASH]);
+      expect(made.stderr).toBe('');
+      expect(made.code).toBe(0);
+      const sessions = await hangar(laptop, ['session', 'ls', 'mini', '--json']);
+      expect(sessions.code, sessions.stderr).toBe(0);
+      expect(
+        (JSON.parse(sessions.stdout) as { sessions: { name: string }[] }[])[0]!.sessions.map((s) => s.name),
+      ).toEqual(['work']);
+      expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({
+        status: 'online',
+        via: 'relayed',
+      });
+      expect(agent.stderr()).toMatch(/a device asked for a relayed link/);
 
-  it('a command whose WebRTC attempt failed (UDP blocked) and that linked through the splice exits 0, never by a signal, every time', async () => {
-    // It used to die now and then with SIGSEGV at exit, inside node-datachannel's cleanup(): a data
-    // channel of the failed attempt, collected with no closed listener, left a dangling pointer
-    // there (webrtc-exit.test.ts has the details). Whether that happened depended on the collector
-    // running before exit: here a preloaded module runs it every 250 ms, so it always does.
-    const { laptop, agent } = await firewalledStack(cleanups);
-    const preload = join(dir('gc-often'), 'gc-often.mjs');
-    writeFileSync(preload, 'setInterval(() => globalThis.gc(), 250).unref();\n');
-    const before = process.env.NODE_OPTIONS;
-    process.env.NODE_OPTIONS = `--expose-gc --import ${preload}`; // the hangar commands below inherit it
-    cleanups.push(() => (before === undefined ? delete process.env.NODE_OPTIONS : (process.env.NODE_OPTIONS = before)));
-    const runs: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const job = await runJob((args) => hangar(laptop, args), `job-through-relay-${i}`);
-      const listed = await hangar(laptop, ['session', 'ls', 'mini']);
-      expect(listed.stderr).not.toMatch(/killed by/);
-      expect(listed.code, listed.stderr).toBe(0);
-      runs.push(job.stdout, listed.stdout);
-    }
-    // Each of them tried WebRTC (the agent answered its offer; the channel never opened: the
-    // device closed its attempt once the splice won, and the agent gives up 5 s after answering).
-    const answered = () =>
-      agent
-        .stderr()
-        .split('\n')
-        .filter((line) => line.includes('WebRTC link not opened')).length;
-    const by = Date.now() + 15_000;
-    while (answered() < 4 && Date.now() < by) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(answered()).toBeGreaterThanOrEqual(4);
-    expect(spliceRequests(agent)).toBeGreaterThanOrEqual(4);
-    expect(runs).toHaveLength(4);
+      const attached = new AttachedCli(laptop, ['mini', 'work']);
+      cleanups.push(() => attached[Symbol.asyncDispose]());
+      await attached.waitForText('$ ', ATTACH_MS);
+      attached.type('echo rel""ayed\r');
+      await attached.waitForText(/^relayed\s*$/m);
+      attached.type('\x1d');
+      expect(await attached.waitForExit()).toBe(0);
+    });
+
+    it('a command whose WebRTC attempt failed (UDP blocked) and that linked through the splice exits 0, never by a signal, every time', async () => {
+      // It used to die now and then with SIGSEGV at exit, inside node-datachannel's cleanup(): a data
+      // channel of the failed attempt, collected with no closed listener, left a dangling pointer
+      // there (webrtc-exit.test.ts has the details). Whether that happened depended on the collector
+      // running before exit: here a preloaded module runs it every 250 ms, so it always does.
+      const { laptop, agent } = stack;
+      const preload = join(dir('gc-often'), 'gc-often.mjs');
+      writeFileSync(preload, 'setInterval(() => globalThis.gc(), 250).unref();\n');
+      const before = process.env.NODE_OPTIONS;
+      process.env.NODE_OPTIONS = `--expose-gc --import ${preload}`; // the hangar commands below inherit it
+      cleanups.push(() =>
+        before === undefined ? delete process.env.NODE_OPTIONS : (process.env.NODE_OPTIONS = before),
+      );
+      const runs: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const job = await runJob((args) => hangar(laptop, args), `job-through-relay-${i}`);
+        const listed = await hangar(laptop, ['session', 'ls', 'mini']);
+        expect(listed.stderr).not.toMatch(/killed by/);
+        expect(listed.code, listed.stderr).toBe(0);
+        runs.push(job.stdout, listed.stdout);
+      }
+      // Each of them tried WebRTC (the agent answered its offer; the channel never opened: the
+      // device closed its attempt once the splice won, and the agent gives up 5 s after answering).
+      const answered = () =>
+        agent
+          .stderr()
+          .split('\n')
+          .filter((line) => line.includes('WebRTC link not opened')).length;
+      const by = Date.now() + 15_000;
+      while (answered() < 4 && Date.now() < by) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(answered()).toBeGreaterThanOrEqual(4);
+      expect(spliceRequests(agent)).toBeGreaterThanOrEqual(4);
+      expect(runs).toHaveLength(4);
+    });
+
+    it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {
+      const { net, relay, laptop } = stack;
+      const canary = `CANARY${Math.random().toString(36).slice(2, 12).toUpperCase()}`;
+      const devPort = await devServerIn(net, JSON.stringify(`<p>${canary}</p>`));
+      const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'secret', ...BASH]);
+      expect(made.code, made.stderr).toBe(0);
+      const wire = await capture(relay.port);
+
+      const attached = new AttachedCli(laptop, ['mini', 'secret']);
+      cleanups.push(() => attached[Symbol.asyncDispose]());
+      await attached.waitForText('$ ', ATTACH_MS);
+      attached.type(`echo ${canary}\r`);
+      await attached.waitForText(new RegExp(`^${canary}$`, 'm'));
+      const page = await fetch(await openPreview(laptop, devPort));
+      expect(await page.text()).toContain(canary);
+      attached.type('\x1d');
+      expect(await attached.waitForExit()).toBe(0);
+
+      const bytes = await wire.stop();
+      // The capture holds the splices (their upgrades are in clear) and what they carried...
+      expect(bytes.includes(Buffer.from('hangar-splice/1'))).toBe(true);
+      expect(bytes.length).toBeGreaterThan(20_000);
+      // ...and not the canary, nor the command typed, in either direction.
+      expect(bytes.includes(Buffer.from(canary))).toBe(false);
+      expect(bytes.includes(Buffer.from(`echo ${canary.slice(0, 6)}`))).toBe(false);
+      const metrics = await (await fetch(`${relay.url}/metrics`)).text();
+      expect(metrics).toMatch(/hangar_relay_spliced_bytes_total\{direction="to_device"\} [1-9]/);
+    });
+
+    it('a device of another account cannot splice to the host: refused, and the agent is never asked', async () => {
+      const { relay, laptop, agent } = stack;
+      const hostId = (await hostsLs(laptop)).find((h) => h.name === 'mini')!.account!.host_id;
+      // hosts ls may itself have linked through the relay (its probe waits for an online host).
+      const asked = spliceRequests(agent);
+      const stranger = dir('stranger');
+      expect((await signupCli(stranger, relay.url, 'someone-else@example.com')).code).toBe(0);
+      expect((await hostsLs(stranger)).map((h) => h.name)).toEqual([]);
+
+      const refused = await askSplice(relay.url, accessToken(stranger), hostId);
+      expect(refused.status).toBe(404);
+      expect(JSON.parse(refused.body)).toMatchObject({
+        error: { code: 'E_NOT_FOUND', message: `no host ${hostId} in this account` },
+      });
+      // Nor can a computer of the same account that no trusted one approved yet.
+      const phone = dir('phone');
+      expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+      const pending = await askSplice(relay.url, accessToken(phone), hostId);
+      expect(pending.status).toBe(403);
+      expect(JSON.parse(pending.body)).toMatchObject({
+        error: { code: 'E_FORBIDDEN', message: expect.stringMatching(/not approved on its account yet/) },
+      });
+      // Neither refusal reached the agent; a splice of the host's own account afterwards does.
+      expect(spliceRequests(agent)).toBe(asked);
+      expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+      expect(spliceRequests(agent)).toBe(asked + 1);
+    });
   });
 
   it('a host whose addresses never answer (a firewall drops them) is reached through the relay without waiting out the link’s 15 s timeout on its address', async () => {
@@ -211,63 +283,6 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     // Its address (dropped: 3 s at most), raced with WebRTC (UDP blocked) and the splice, which wins.
     expect(took).toBeLessThan(18_000);
     expect(spliceRequests(agent)).toBe(2);
-  });
-
-  it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {
-    const { net, relay, laptop } = await firewalledStack(cleanups);
-    const canary = `CANARY${Math.random().toString(36).slice(2, 12).toUpperCase()}`;
-    const devPort = await devServerIn(net, JSON.stringify(`<p>${canary}</p>`));
-    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'secret', ...BASH]);
-    expect(made.code, made.stderr).toBe(0);
-    const wire = await capture(relay.port);
-
-    const attached = new AttachedCli(laptop, ['mini', 'secret']);
-    cleanups.push(() => attached[Symbol.asyncDispose]());
-    await attached.waitForText('$ ', ATTACH_MS);
-    attached.type(`echo ${canary}\r`);
-    await attached.waitForText(new RegExp(`^${canary}$`, 'm'));
-    const page = await fetch(await openPreview(laptop, devPort));
-    expect(await page.text()).toContain(canary);
-    attached.type('\x1d');
-    expect(await attached.waitForExit()).toBe(0);
-
-    const bytes = await wire.stop();
-    // The capture holds the splices (their upgrades are in clear) and what they carried...
-    expect(bytes.includes(Buffer.from('hangar-splice/1'))).toBe(true);
-    expect(bytes.length).toBeGreaterThan(20_000);
-    // ...and not the canary, nor the command typed, in either direction.
-    expect(bytes.includes(Buffer.from(canary))).toBe(false);
-    expect(bytes.includes(Buffer.from(`echo ${canary.slice(0, 6)}`))).toBe(false);
-    const metrics = await (await fetch(`${relay.url}/metrics`)).text();
-    expect(metrics).toMatch(/hangar_relay_spliced_bytes_total\{direction="to_device"\} [1-9]/);
-  });
-
-  it('a device of another account cannot splice to the host: refused, and the agent is never asked', async () => {
-    const { relay, laptop, agent } = await firewalledStack(cleanups);
-    const hostId = (await hostsLs(laptop)).find((h) => h.name === 'mini')!.account!.host_id;
-    // hosts ls may itself have linked through the relay (its probe waits for an online host).
-    const asked = spliceRequests(agent);
-    const stranger = dir('stranger');
-    expect((await signupCli(stranger, relay.url, 'someone-else@example.com')).code).toBe(0);
-    expect((await hostsLs(stranger)).map((h) => h.name)).toEqual([]);
-
-    const refused = await askSplice(relay.url, accessToken(stranger), hostId);
-    expect(refused.status).toBe(404);
-    expect(JSON.parse(refused.body)).toMatchObject({
-      error: { code: 'E_NOT_FOUND', message: `no host ${hostId} in this account` },
-    });
-    // Nor can a computer of the same account that no trusted one approved yet.
-    const phone = dir('phone');
-    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
-    const pending = await askSplice(relay.url, accessToken(phone), hostId);
-    expect(pending.status).toBe(403);
-    expect(JSON.parse(pending.body)).toMatchObject({
-      error: { code: 'E_FORBIDDEN', message: expect.stringMatching(/not approved on its account yet/) },
-    });
-    // Neither refusal reached the agent; a splice of the host's own account afterwards does.
-    expect(spliceRequests(agent)).toBe(asked);
-    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
-    expect(spliceRequests(agent)).toBe(asked + 1);
   });
 
   it('a relay that answers the splice itself cannot complete the link: the pinned certificate differs', async () => {

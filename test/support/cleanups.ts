@@ -1,13 +1,16 @@
-import { afterEach } from 'vitest';
+import { afterAll, afterEach } from 'vitest';
 import { removeDir, tempDir } from './processes.js';
 
 /** What a test started, undone last first when it ends. */
 export type Cleanups = (() => unknown)[];
 
-/** A list to push a test's cleanups on; an afterEach of the calling scope runs them, last first. */
-export function useCleanups(): Cleanups {
+/**
+ * A list to push a test's cleanups on; an afterEach of the calling scope runs them, last first
+ * (`after: afterAll` for what the tests of a describe share).
+ */
+export function useCleanups(after: typeof afterEach | typeof afterAll = afterEach): Cleanups {
   const cleanups: Cleanups = [];
-  afterEach(async () => {
+  after(async () => {
     while (cleanups.length > 0) await cleanups.pop()!();
   });
   return cleanups;
