@@ -34,7 +34,11 @@ export interface LogSourceInput {
  */
 export function logSourceFor(input: LogSourceInput): LogSource {
   const path = join(attemptDir(input.jobsDir, input.jobId, input.number), 'log');
+  // An ended attempt's state never changes: the sender asks once per MiB it reads, and a query, a
+  // parse and a stat for each cost more than the read itself (bench:jobs, a 100 MB log).
+  let ended: LogState | undefined;
   const state = (): LogState => {
+    if (ended) return ended;
     const live = input.live();
     if (live) return { path, size: live.size, final: undefined };
     const attempt = input.store.attempt(input.jobId, input.number);
@@ -44,7 +48,8 @@ export function logSourceFor(input: LogSourceInput): LogSource {
         : undefined;
       // An ended attempt's log is as long as it was when it ended (recorded then): a process that
       // escaped the job's group may still hold the file open, but what it writes is not the log.
-      return { path, size: final ? Math.min(attempt.log_size, fileSize(path)) : fileSize(path), final };
+      if (final) return (ended = { path, size: Math.min(attempt.log_size, fileSize(path)), final });
+      return { path, size: fileSize(path), final };
     }
     const job = input.store.job(input.jobId);
     if (!job || FINAL_JOB_STATES.includes(job.state)) {

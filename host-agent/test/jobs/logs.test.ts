@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startJobHost, waitUntil } from './fixture.js';
@@ -120,5 +121,32 @@ describe('compressed job logs', () => {
     expect(packed.blocks).toMatchObject({ deflate: 0 });
     const tail = await client.readLog(job.id, { compression: 'deflate', from: 12_345_678 });
     expect(tail.data.equals(plain.data.subarray(12_345_678))).toBe(true);
+  });
+
+  it('random bytes arrive as the job wrote them, followed live and read again from offsets around piece edges', async () => {
+    await using host = await startJobHost();
+    // The job's own copy of what it printed: the reference the log is compared with.
+    const truthDir = mkdtempSync(join(tmpdir(), 'hangar-log-truth-'));
+    const truthFile = join(truthDir, 'printed');
+    try {
+      // 3 MiB and 11 bytes: the agent reads 1 MiB pieces and sends 256 KiB frames, so every
+      // piece edge, a frame edge and a short last piece are crossed.
+      const size = 3 * MB + 11;
+      const job = await host.submit({ command: `head -c ${size} /dev/urandom | tee ${truthFile}`, executor: 'shell' });
+      const live = await host.connect().readLog(job.id, { follow: true, compression: 'deflate' });
+      expect(live.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+      const truth = readFileSync(truthFile);
+      expect(truth.length).toBe(size);
+      expect(live.data.equals(truth)).toBe(true);
+      // The ended attempt, asked again on one link from offsets just before, at and after a piece edge.
+      const client = host.connect();
+      for (const from of [MB - 1, MB, 2 * MB + 5, size - 1]) {
+        const again = await client.readLog(job.id, { from, compression: 'deflate' });
+        expect(again.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+        expect(again.data.equals(truth.subarray(from)), `from ${from}`).toBe(true);
+      }
+    } finally {
+      rmSync(truthDir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,14 +3,19 @@
 // log latency, and how fast a cancelled job's processes are gone. Uses the built packages and a
 // real agent process on loopback. Not a test: it prints numbers next to the issue's targets and
 // the reference measured in the same run; it fails only if it breaks.
+//
+// To compare two builds, run it alternately against a copy of the other build's output:
+// BENCH_AGENT_BIN=<copy>/host-agent/bin/hangar-agent.js BENCH_CORE_MODULE=<copy>/electron/core/dist/index.js
+// (the copy under node_modules/ of this checkout, so its imports resolve).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { HangarCore } from '@hangar/desktop/core';
 import { startSshd } from '../terminal/keystrokes.mjs';
 import { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } from '../support.mjs';
+
+const { HangarCore } = await import(process.env.BENCH_CORE_MODULE ?? '@hangar/desktop/core');
 
 const DISPATCH_RUNS = Number(process.env.BENCH_DISPATCH ?? 50);
 const MANY_JOBS = Number(process.env.BENCH_JOBS ?? 500);
@@ -24,7 +29,7 @@ const data = join(dir, 'agent');
 const env = { ...process.env, HANGAR_HOME: home };
 const exec = promisify(execFile);
 
-const agent = await startAgent({ data, env });
+const agent = await startAgent({ data, env, bin: process.env.BENCH_AGENT_BIN ?? AGENT });
 const { code } = JSON.parse(
   execFileSync(process.execPath, [AGENT, 'pair', '--data', data, '--json'], { encoding: 'utf8' }),
 );
@@ -150,12 +155,32 @@ async function timeShell(command) {
   return { seconds: (performance.now() - began) / 1000, stdout, cpuMs: (Number(user) + Number(system)) * 1000 };
 }
 
-/** CPU (ms) the core (this process) and the agent use while `work` runs. */
+/**
+ * CPU time (ms) of a process's main thread: the JavaScript thread, where the link's TLS, framing
+ * and the jobs code run. The rest of the process's CPU is the collector's and the thread pool's.
+ */
+function mainThreadCpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** CPU (ms) the core (this process) and the agent use while `work` runs, and their main threads'. */
 async function measureCpu(work) {
+  const pids = [process.pid, agent.child.pid];
   const core0 = cpuMs('self');
   const agent0 = cpuMs(agent.child.pid);
+  const [coreMain0, agentMain0] = pids.map(mainThreadCpuMs);
   const result = await work();
-  return { result, coreMs: cpuMs('self') - core0, agentMs: cpuMs(agent.child.pid) - agent0 };
+  const [coreMain, agentMain] = pids.map(mainThreadCpuMs);
+  return {
+    result,
+    coreMs: cpuMs('self') - core0,
+    agentMs: cpuMs(agent.child.pid) - agent0,
+    coreMainMs: coreMain - coreMain0,
+    agentMainMs: agentMain - agentMain0,
+  };
 }
 
 /**
@@ -163,10 +188,11 @@ async function measureCpu(work) {
  * busier end allows with a core to itself (core and agent run in parallel), beside the reference
  * command's own CPU per MB and rate on a free core.
  */
-function cpuNote(coreMs, agentMs, refMs, mb) {
-  const [c, a, r] = [coreMs, agentMs, refMs].map((ms) => ms / mb);
+function cpuNote(coreMs, agentMs, refMs, mb, coreMainMs, agentMainMs) {
+  const [c, a, r, cm, am] = [coreMs, agentMs, refMs, coreMainMs, agentMainMs].map((ms) => ms / mb);
   return (
-    `CPU per MB: core ${c.toFixed(2)} ms + agent ${a.toFixed(2)} ms vs ${r.toFixed(2)} ms for the reference; ` +
+    `CPU per MB: core ${c.toFixed(2)} ms (main thread ${cm.toFixed(2)}) + agent ${a.toFixed(2)} ms (main thread ${am.toFixed(2)}) ` +
+    `vs ${r.toFixed(2)} ms for the reference; ` +
     `CPU-bound rates: ${(1000 / Math.max(c, a)).toFixed(0)} vs ${(1000 / r).toFixed(0)} MB/s (${(r / Math.max(c, a)).toFixed(2)}×)`
   );
 }
@@ -202,7 +228,7 @@ async function throughput() {
     const file = [];
     const ours = [];
     const job = [];
-    const cpu = { core: [], agent: [], file: [] };
+    const cpu = { core: [], agent: [], coreMain: [], agentMain: [], file: [] };
     for (let run = 0; run < THROUGHPUT_RUNS; run++) {
       const piped = await timeShell(`${command} | wc -c`);
       if (Number(piped.stdout.trim()) !== bytes) throw new Error(`local pipe gave ${piped.stdout}`);
@@ -211,9 +237,9 @@ async function throughput() {
       file.push(LOG_MB / written.seconds);
       cpu.file.push(written.cpuMs);
       // The agent's CPU includes the job's command (a child of the agent is not counted: its own process).
-      const { result: followed, coreMs, agentMs } = await measureCpu(() => followedSeconds(command, bytes));
-      cpu.core.push(coreMs);
-      cpu.agent.push(agentMs);
+      const measured = await measureCpu(() => followedSeconds(command, bytes));
+      const followed = measured.result;
+      for (const key of ['core', 'agent', 'coreMain', 'agentMain']) cpu[key].push(measured[`${key}Ms`]);
       ours.push(LOG_MB / followed.seconds);
       job.push(LOG_MB / followed.jobSeconds);
     }
@@ -228,7 +254,11 @@ async function throughput() {
       ratio >= 0.9,
       `medians of ${THROUGHPUT_RUNS}; the same command piped to wc -c: ${p.toFixed(0)} MB/s ` +
         `(${(o / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s; ` +
-        cpuNote(percentile(cpu.core, 50), percentile(cpu.agent, 50), percentile(cpu.file, 50), LOG_MB),
+        cpuNote(
+          ...['core', 'agent', 'file'].map((key) => percentile(cpu[key], 50)),
+          LOG_MB,
+          ...['coreMain', 'agentMain'].map((key) => percentile(cpu[key], 50)),
+        ),
     );
   }
   rmSync(sample, { force: true });
@@ -252,7 +282,7 @@ async function artifactBench() {
   const local = [];
   const ours = [];
   const overSsh = [];
-  const cpu = { core: [], agent: [], local: [] };
+  const cpu = { core: [], agent: [], coreMain: [], agentMain: [], local: [] };
   // What a user would do instead: copy the file over ssh (cat on the host, written here).
   const sshd = await startSshd(dir);
   // One connection for every copy (ControlMaster), as the link is: no key exchange in the timing.
@@ -268,10 +298,10 @@ async function artifactBench() {
     if (ssh) overSsh.push(LOG_MB / (await timeShell(`${ssh} cat ${sample} > ${join(dir, 'artifact-ssh')}`)).seconds);
     const out = join(dir, `artifacts-${run}`);
     const began = performance.now();
-    const { result, coreMs, agentMs } = await measureCpu(() => jobs.downloadArtifacts(HOST, job.id, out));
+    const measured = await measureCpu(() => jobs.downloadArtifacts(HOST, job.id, out));
+    const { result } = measured;
     ours.push(LOG_MB / ((performance.now() - began) / 1000));
-    cpu.core.push(coreMs);
-    cpu.agent.push(agentMs);
+    for (const key of ['core', 'agent', 'coreMain', 'agentMain']) cpu[key].push(measured[`${key}Ms`]);
     const [got] = result;
     if (got.size !== bytes) throw new Error(`artifact of ${got.size} bytes, expected ${bytes}`);
     rmSync(out, { recursive: true, force: true });
@@ -287,7 +317,11 @@ async function artifactBench() {
     o / l >= 0.9,
     `medians of ${THROUGHPUT_RUNS}; written, sha256-checked and renamed into place; ` +
       (s ? `ssh cat > file: ${s.toFixed(0)} MB/s (${(o / s).toFixed(2)}× ssh); ` : `ssh ${sshd.reason}; `) +
-      cpuNote(percentile(cpu.core, 50), percentile(cpu.agent, 50), percentile(cpu.local, 50), LOG_MB),
+      cpuNote(
+        ...['core', 'agent', 'local'].map((key) => percentile(cpu[key], 50)),
+        LOG_MB,
+        ...['coreMain', 'agentMain'].map((key) => percentile(cpu[key], 50)),
+      ),
   );
   rmSync(sample, { force: true });
 }
