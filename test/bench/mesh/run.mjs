@@ -284,6 +284,22 @@ if (process.env.BENCH_NETEM_CHILD) {
   process.exit(0);
 }
 
+// BENCH_ONLY=T6: only the terminal beside a bulk transfer (paced, and unpaced as the reference),
+// for comparing two builds quickly.
+if (process.env.BENCH_ONLY === 'T6') {
+  const total = MIB * 1024 * 1024;
+  const p = (values, q) => percentile(values, q);
+  const unpaced = await keystrokesDuringBulk(total, { paced: false });
+  const during = await keystrokesDuringBulk(total);
+  console.log(
+    `[mesh] T6, ${MIB} MiB: paced p50 ${fmt(p(during.busy, 50), 2)} ms p99 ${fmt(p(during.busy, 99), 2)} ms (${during.busy.length} keys, ${fmt(during.mbps, 1)} MB/s); ` +
+      `idle p50 ${fmt(p(during.idle, 50), 2)} p99 ${fmt(p(during.idle, 99), 2)} ms; unpaced p50 ${fmt(p(unpaced.busy, 50), 2)} p99 ${fmt(p(unpaced.busy, 99), 2)} ms (${fmt(unpaced.mbps, 1)} MB/s)`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  nodeDataChannel.cleanup();
+  process.exit(0);
+}
+
 const opens = await openTimes();
 console.log(
   `[mesh] data channel open (loopback, offer → answer → open), ${OPENS} runs: p50 ${fmt(percentile(opens, 50))} ms, p95 ${fmt(percentile(opens, 95))} ms`,
