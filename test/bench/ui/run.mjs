@@ -49,6 +49,7 @@ const wallMinusMonotonic = () => performance.timeOrigin + performance.now() - Nu
 /** The path of a keystroke typed in the page and its echo, in order (see hops.mjs). */
 const UI_HOPS = [
   ['ui.ws.send', 'the page sends it on the WebSocket (xterm onData → CoreTerminal → mux)'],
+  ['cli.core.ws.read', "the core reads it from the page's socket"],
   ['cli.core.input', "the core's terminal stream has it"],
   ['cli.link.send', 'handed to the link to the agent'],
   ['cli.link.flushed', 'written to the TLS socket'],
