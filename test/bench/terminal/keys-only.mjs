@@ -97,6 +97,30 @@ try {
       });
     }
   }
+  // BENCH_DOOR=1: hangar attach while a core runs on this computer (`hangar up --no-ui`, as when
+  // the app is open): the command then goes through that core's door, a second link in between.
+  if (process.env.BENCH_DOOR) {
+    const doorEnv = { ...env, HANGAR_HOME: join(dir, 'door-home') };
+    delete doorEnv.HANGAR_TRACE_KEYS;
+    const doorCode = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
+    execFileSync(process.execPath, [HANGAR, 'hosts', 'add', 'bench', agent.address, '--code', doorCode], {
+      env: doorEnv,
+    });
+    const up = spawn(process.execPath, [HANGAR, 'up', '--no-ui'], {
+      env: doorEnv,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    floors.push(up);
+    const lines = createInterface({ input: up.stdout });
+    for await (const line of lines) if (line.includes('local stack up')) break;
+    extraClients.push({
+      name: 'hangar attach through a running core',
+      start: () => {
+        node(HANGAR, ['session', 'new', 'bench', '--name', 'echo-door', '--', 'sh', '-c', PANE_PROGRAM]);
+        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-door'], doorEnv);
+      },
+    });
+  }
   rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
 } finally {
   await Promise.all(
@@ -119,6 +143,12 @@ try {
     }
   }
   ssh.stop?.();
+  try {
+    // The embedded agent of BENCH_DOOR's `hangar up`.
+    execFileSync('tmux', ['-L', tmuxSocketNameOf(join(dir, 'door-home', 'agent')), 'kill-server'], { stdio: 'ignore' });
+  } catch {
+    // none
+  }
   try {
     execFileSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' });
   } catch {
