@@ -50,12 +50,8 @@ export function encodeFrame(frame: Uint8Array): Buffer {
 /**
  * A FrameTransport over a local stream socket (the core's Unix socket or named pipe), after the
  * greeting: length-prefixed frames, backpressure from the socket's own write buffer. Sends of one
- * event-loop turn leave in one write (corked until setImmediate), as the WebSocket transport does;
- * after a quiet spell, those of the code that is running leave when it returns (a microtask).
+ * event-loop turn leave in one write (corked until setImmediate), as the WebSocket transport does.
  */
-/** A promise reaction rather than queueMicrotask, which allocates an AsyncResource per call in Node. */
-const resolved = Promise.resolve();
-
 export class SocketFrameTransport implements FrameTransport {
   private readonly frames = new Emitter<Uint8Array>();
   private readonly drains = new Emitter<void>();
@@ -94,20 +90,13 @@ export class SocketFrameTransport implements FrameTransport {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      // After a quiet spell (none of ours waiting in the socket) the frames go out as soon as the
-      // code that sent them returns: a keystroke or its echo, with the ack riding along, in one
-      // write that does not wait for the end of the turn (issue 17). Otherwise (a flood) the
-      // frames of the whole turn join one write.
-      if (this.socket.writableLength === 0) void resolved.then(this.uncork);
-      else setImmediate(this.uncork);
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
     }
     this.socket.write(encodeFrame(frame));
   }
-
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
 
   onFrame(listener: (frame: Uint8Array) => void): Disposable {
     const subscription = this.frames.event(listener);
