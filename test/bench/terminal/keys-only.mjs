@@ -45,6 +45,7 @@ const baseAgent =
 const ssh = await startSshd(dir);
 let rows = [];
 const floors = [];
+const doorHomes = [];
 try {
   const code = JSON.parse(node(AGENT, ['pair', '--data', data, '--json'])).code;
   node(HANGAR, ['hosts', 'add', 'bench', agent.address, '--code', code]);
@@ -97,6 +98,70 @@ try {
       });
     }
   }
+  // BENCH_DOOR=1: hangar attach while a core runs on this computer (`hangar up --no-ui`, as when
+  // the app is open): the command then goes through that core's door, a second link in between.
+  // With BENCH_BASELINE, the baseline's too.
+  const doorClient = async ({ name, root, agentData, agentAddress, home, sessionEnv, session }) => {
+    const hangar = join(root, 'electron', 'bin', 'hangar.js');
+    const doorEnv = { ...env, HANGAR_HOME: join(dir, home) };
+    delete doorEnv.HANGAR_TRACE_KEYS;
+    const pairing = execFileSync(
+      process.execPath,
+      [join(root, 'host-agent', 'bin', 'hangar-agent.js'), 'pair', '--data', agentData, '--json'],
+      { env: doorEnv, encoding: 'utf8' },
+    );
+    const doorCode = JSON.parse(pairing).code;
+    execFileSync(process.execPath, [hangar, 'hosts', 'add', 'bench', agentAddress, '--code', doorCode], {
+      env: doorEnv,
+    });
+    const up = spawn(process.execPath, [hangar, 'up', '--no-ui'], {
+      env: doorEnv,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    floors.push(up);
+    doorHomes.push(join(dir, home, 'agent'));
+    const lines = createInterface({ input: up.stdout });
+    for await (const line of lines) if (line.includes('local stack up')) break;
+    return {
+      name,
+      start: () => {
+        execFileSync(
+          process.execPath,
+          [hangar, 'session', 'new', 'bench', '--name', session, '--', 'sh', '-c', PANE_PROGRAM],
+          {
+            env: sessionEnv,
+          },
+        );
+        return echoClient(process.execPath, [hangar, 'attach', 'bench', session], doorEnv);
+      },
+    };
+  };
+  if (process.env.BENCH_DOOR) {
+    extraClients.push(
+      await doorClient({
+        name: 'hangar attach through a running core',
+        root: resolve(import.meta.dirname, '..', '..', '..'),
+        agentData: data,
+        agentAddress: agent.address,
+        home: 'door-home',
+        sessionEnv: env,
+        session: 'echo-door',
+      }),
+    );
+    if (baseAgent) {
+      extraClients.push(
+        await doorClient({
+          name: `hangar attach through a running core, before (${process.env.BENCH_BASELINE})`,
+          root: baseline,
+          agentData: join(dir, 'base-agent'),
+          agentAddress: baseAgent.address,
+          home: 'base-door-home',
+          sessionEnv: baseEnv,
+          session: 'echo-door-before',
+        }),
+      );
+    }
+  }
   rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
 } finally {
   await Promise.all(
@@ -119,6 +184,14 @@ try {
     }
   }
   ssh.stop?.();
+  // The embedded agents of BENCH_DOOR's `hangar up`s.
+  for (const home of doorHomes) {
+    try {
+      execFileSync('tmux', ['-L', tmuxSocketNameOf(home), 'kill-server'], { stdio: 'ignore' });
+    } catch {
+      // none
+    }
+  }
   try {
     execFileSync('tmux', ['-L', socket, 'kill-server'], { stdio: 'ignore' });
   } catch {

@@ -14,18 +14,19 @@ import { chromium } from 'playwright-core';
 import { HANGAR, ROOT, percentile, printRows, rssKiB, sleep } from '../support.mjs';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../support/chromium.mjs';
 import { tmuxSocketNameOf } from '@hangar/shared';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { hopTable, readTraces } from '../terminal/hops.mjs';
 
 const ASSETS = join(ROOT, 'renderer', 'dist', 'assets');
-const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 200);
+const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 100);
 /**
- * Keystrokes go out at a fast typist's pace (~120 wpm), not the moment the previous one rendered.
- * Typed back-to-back, most echoes were held in the page after the keydown by Chromium's
- * DeferRendererTasksAfterInput (on by default; it defers renderer tasks, the WebSocket message
- * included, until the next frame): WebSocket send → echo 10.6 ms p50, against 3.4 ms back-to-back
- * with that feature disabled and 3.5 ms at this pace, so the old loop mostly measured the deferral.
- * BENCH_TYPING_MS=200 types at a person's pace (issue 17).
+ * Pauses between a key's echo on screen and the next key: a fast typist and a person's pace, as
+ * bench:terminal's (issue 17). Not back to back: typed that way, most echoes were held in the page
+ * after the keydown by Chromium's DeferRendererTasksAfterInput (on by default; it defers renderer
+ * tasks, the WebSocket message included, until the frame after the input), so such a loop mostly
+ * measures the deferral. BENCH_PAUSES=50,200 (ms, comma-separated).
  */
-const TYPING_INTERVAL_MS = Number(process.env.BENCH_TYPING_MS ?? 100);
+const PACES = (process.env.BENCH_PAUSES ?? '50,200').split(',').map(Number);
 const TERMINALS = 10;
 /** The embedded agent's default session limit; 10 terminals are 2 views of each of 5 sessions. */
 const SESSIONS = 5;
@@ -35,6 +36,33 @@ const home = join(dir, 'home');
 const env = { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: 'warn' };
 delete env.TMUX;
 const rows = [];
+// BENCH_TRACE=1: the core (`hangar up`, process `cli`) and its embedded agent stamp each hop of a
+// keystroke (HANGAR_TRACE_KEYS), the page stamps keydown, the WebSocket's sends and messages, the
+// echo parsed and rendered; printed after the table as the median time per hop.
+const traceDir = process.env.BENCH_TRACE ? join(dir, 'trace') : undefined;
+if (traceDir) {
+  mkdirSync(traceDir);
+  env.HANGAR_TRACE_KEYS = traceDir;
+}
+/** The page's wall clock (timeOrigin + now) minus the monotonic clock the traced processes stamp. */
+const wallMinusMonotonic = () => performance.timeOrigin + performance.now() - Number(process.hrtime.bigint()) / 1e6;
+/** The path of a keystroke typed in the page and its echo, in order (see hops.mjs). */
+const UI_HOPS = [
+  ['ui.ws.send', 'the page sends it on the WebSocket (xterm onData → CoreTerminal → mux)'],
+  ['cli.core.ws.read', "the core reads it from the page's socket"],
+  ['cli.core.input', "the core's terminal stream has it"],
+  ['cli.link.send', 'handed to the link to the agent'],
+  ['cli.link.flushed', 'written to the TLS socket'],
+  ['agent.link.read', 'agent reads it from the socket'],
+  ['agent.pty.written', "written to the tmux client's pty"],
+  ['agent.pty.read', 'the answer read from the pty (tmux client + server + pane)'],
+  ['agent.link.flushed', 'written to the TLS socket'],
+  ['cli.link.read', 'the core reads it from the socket'],
+  ['cli.core.output', "the core's terminal has it"],
+  ['ui.ws.message', 'a WebSocket message reaches the page'],
+  ['ui.parsed', 'xterm parsed the echo'],
+  ['ui.echo', 'the echo is in the DOM (rendered)'],
+];
 
 function bundleSize() {
   let raw = 0;
@@ -53,19 +81,148 @@ function startStack() {
   const child = spawn(process.execPath, [HANGAR, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c) => (stderr += c));
+  // The UI comes up first and the embedded agent after it (hangar up): `localUp` resolves once
+  // host "local" can take commands.
+  let localIsUp;
+  const localUp = new Promise((r) => (localIsUp = r));
   return new Promise((resolveStack, reject) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/.exec(line);
-      if (match) resolveStack({ child, url: match[1], started, printed: performance.now() });
+      if (match) resolveStack({ child, url: match[1], started, printed: performance.now(), localUp });
+      if (line.includes('local stack up')) localIsUp();
     });
     child.once('exit', (code) => reject(new Error(`hangar up exited with ${code}: ${stderr}`)));
   });
+}
+
+/**
+ * Runs in every page before its scripts: stamps (wall clock, for the trace) the echo parsed by
+ * xterm (the renderer's bench hook), each WebSocket send and each message received.
+ */
+function pageProbes() {
+  window.__parsed = [];
+  window.__trace = [];
+  const wall = () => performance.timeOrigin + performance.now();
+  window.hangarBenchHooks = {
+    writeParsed: (at) => {
+      window.__parsed.push(at);
+      window.__trace.push([performance.timeOrigin + at, 'ui.parsed']);
+    },
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    window.__trace.push([wall(), 'ui.ws.send']);
+    return send.call(this, data);
+  };
+  const listen = WebSocket.prototype.addEventListener;
+  WebSocket.prototype.addEventListener = function (type, listener, options) {
+    if (type !== 'message') return listen.call(this, type, listener, options);
+    return listen.call(
+      this,
+      type,
+      (event) => {
+        window.__trace.push([wall(), 'ui.ws.message']);
+        return listener(event);
+      },
+      options,
+    );
+  };
+}
+
+/**
+ * Types `KEYSTROKES` keys into the terminal of tab `tabId`, each `pauseMs` after the previous one's
+ * echo was rendered, and returns the times keydown → rendered and keydown → parsed, and the frame
+ * intervals seen while it started. Trace events are named `ui.key.<label><pauseMs>` and `ui.echo`.
+ */
+async function typeInPage(page, pauseMs, tabId, label = '') {
+  const pane = page.locator(`#panel-${tabId}`);
+  await pane.locator('.xterm-rows').waitFor();
+  await pane.locator('textarea').focus();
+  await pane.locator('textarea').press('Control+U');
+  await sleep(100);
+  await page.evaluate(
+    ({ tabId, keyEvent }) => {
+      const rowsElement = document.querySelector(`#panel-${tabId} .xterm-rows`);
+      const bench = { samples: [], parsed: [], pending: null, frames: [], typed: '', parsedBefore: 0 };
+      window.__bench?.stop();
+      window.__bench = bench;
+      // Rendered = some row now ends with the last few characters typed since the line was cleared.
+      const shows = (suffix) =>
+        [...rowsElement.children].some((row) => (row.textContent ?? '').replace(/\s+$/, '').endsWith(suffix));
+      const onKey = (event) => {
+        if (event.ctrlKey) {
+          if (event.key.toLowerCase() === 'u') bench.typed = '';
+          return;
+        }
+        if (!/^[a-z]$/.test(event.key)) return;
+        bench.typed += event.key;
+        bench.pending = { t0: performance.now(), suffix: bench.typed.slice(-8) };
+        bench.parsedBefore = window.__parsed.length;
+        window.__trace.push([performance.timeOrigin + bench.pending.t0, keyEvent]);
+      };
+      document.addEventListener('keydown', onKey, true);
+      const observer = new MutationObserver(() => {
+        const pending = bench.pending;
+        if (pending && shows(pending.suffix)) {
+          const now = performance.now();
+          bench.samples.push(now - pending.t0);
+          window.__trace.push([performance.timeOrigin + now, 'ui.echo']);
+          // First write parsed after the keydown (any pane; only this one is being typed into).
+          const parsedAt = window.__parsed.slice(bench.parsedBefore).find((at) => at >= pending.t0);
+          if (parsedAt !== undefined) bench.parsed.push(parsedAt - pending.t0);
+          bench.pending = null;
+        }
+      });
+      observer.observe(rowsElement, { subtree: true, childList: true, characterData: true });
+      bench.stop = () => {
+        document.removeEventListener('keydown', onKey, true);
+        observer.disconnect();
+      };
+      let last = performance.now();
+      const frame = (now) => {
+        bench.frames.push(now - last);
+        last = now;
+        if (bench.frames.length < 200) requestAnimationFrame(frame);
+      };
+      requestAnimationFrame(frame);
+    },
+    { tabId, keyEvent: `ui.key.${label}${pauseMs}` },
+  );
+  // The frame loop above runs ~3 s; typing starts after it, on a page that draws only on demand.
+  await page.waitForFunction(() => window.__bench.frames.length >= 200, null, { timeout: 20_000 });
+  for (let i = 0; i < KEYSTROKES; i++) {
+    if (i > 0 && i % 60 === 0) {
+      await page.keyboard.press('Control+U'); // clear the line before it wraps
+      await sleep(50);
+    }
+    await sleep(pauseMs);
+    await page.keyboard.press(String.fromCharCode(97 + (i % 26)));
+    await page
+      .waitForFunction((n) => window.__bench.samples.length >= n, i + 1, { timeout: 5000, polling: 1 })
+      .catch(async (error) => {
+        const screen = await pane.locator('.xterm-rows').textContent();
+        throw new Error(`keystroke ${i} never rendered; screen: ${screen}`, { cause: error });
+      });
+  }
+  return page.evaluate(() => ({
+    samples: window.__bench.samples,
+    parsed: window.__bench.parsed,
+    frames: window.__bench.frames,
+  }));
+}
+
+function echoRows({ samples, parsed }, what) {
+  const ms = (list) =>
+    `${percentile(list, 50).toFixed(1)} / ${percentile(list, 90).toFixed(1)} / ${percentile(list, 99).toFixed(1)} ms`;
+  rows.push([`keystroke → echo parsed by xterm p50 / p90 / p99, ${what}`, ms(parsed)]);
+  rows.push([`keystroke → rendered p50 / p90 / p99, ${what}`, `${ms(samples)}  (target p50 ≤ 5 ms)`]);
 }
 
 const hangar = (...args) => execFileSync(process.execPath, [HANGAR, ...args], { env, encoding: 'utf8' });
 
 let stack;
 let browser;
+let refBrowser;
 try {
   if (!statSync(ASSETS, { throwIfNoEntry: false })) throw new Error('renderer not built; run: npm run build');
   const bundle = bundleSize();
@@ -75,12 +232,11 @@ try {
   ]);
 
   // The browser is the user's, already running: only Hangar's start is timed.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  // BENCH_CHROMIUM_ARGS: more flags, e.g. --disable-features=DeferRendererTasksAfterInput.
+  const extraArgs = process.env.BENCH_CHROMIUM_ARGS?.split(' ').filter(Boolean) ?? [];
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs] });
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  await page.addInitScript(() => {
-    window.__parsed = [];
-    window.hangarBenchHooks = { writeParsed: (at) => window.__parsed.push(at) };
-  });
+  await page.addInitScript(pageProbes);
   // First start ever (pairs the embedded agent), then a normal start: the target is for the latter.
   const timeStart = async () => {
     const started = await startStack();
@@ -110,6 +266,7 @@ try {
   ]);
 
   // Sessions with a bare prompt, and 10 remembered tabs: the reload opens them all.
+  await stack.localUp;
   for (let i = 0; i < SESSIONS; i++) {
     hangar('session', 'new', 'local', '--name', `bench-${i}`, '--env', 'PS1=$ ', '--', 'bash', '--norc', '--noprofile');
   }
@@ -134,76 +291,49 @@ try {
   const coreRss = rssKiB(stack.child.pid);
   rows.push([`core RSS, ${TERMINALS} terminals open`, `${(coreRss / 1024).toFixed(1)} MB  (target ≤ 150 MB)`]);
 
-  // Keystroke → echo → rendered cell, timed inside the page (keydown to the DOM row changing).
-  const pane = page.locator('#panel-bench0');
-  await pane.locator('.xterm-rows').waitFor();
-  await pane.locator('textarea').focus();
-  await page.evaluate(() => {
-    const rowsElement = document.querySelector('#panel-bench0 .xterm-rows');
-    const bench = { samples: [], parsed: [], pending: null, frames: [], typed: '', parsedBefore: 0 };
-    window.__bench = bench;
-    // Rendered = some row now ends with the last few characters typed since the line was cleared.
-    const shows = (suffix) =>
-      [...rowsElement.children].some((row) => (row.textContent ?? '').replace(/\s+$/, '').endsWith(suffix));
-    document.addEventListener(
-      'keydown',
-      (event) => {
-        if (event.ctrlKey) {
-          if (event.key.toLowerCase() === 'u') bench.typed = '';
-          return;
-        }
-        if (!/^[a-z]$/.test(event.key)) return;
-        bench.typed += event.key;
-        bench.pending = { t0: performance.now(), suffix: bench.typed.slice(-8) };
-        bench.parsedBefore = window.__parsed.length;
-      },
-      true,
-    );
-    new MutationObserver(() => {
-      const pending = bench.pending;
-      if (pending && shows(pending.suffix)) {
-        bench.samples.push(performance.now() - pending.t0);
-        // First write parsed after the keydown (any pane; only this one is being typed into).
-        const parsedAt = window.__parsed.slice(bench.parsedBefore).find((at) => at >= pending.t0);
-        if (parsedAt !== undefined) bench.parsed.push(parsedAt - pending.t0);
-        bench.pending = null;
-      }
-    }).observe(rowsElement, { subtree: true, childList: true, characterData: true });
-    let last = performance.now();
-    const frame = (now) => {
-      bench.frames.push(now - last);
-      last = now;
-      if (bench.frames.length < 200) requestAnimationFrame(frame);
-    };
-    requestAnimationFrame(frame);
-  });
-  for (let i = 0; i < KEYSTROKES; i++) {
-    if (i > 0 && i % 60 === 0) {
-      await page.keyboard.press('Control+U'); // clear the line before it wraps
-      await sleep(50);
-    }
-    const pressed = performance.now();
-    await page.keyboard.press(String.fromCharCode(97 + (i % 26)));
-    await page
-      .waitForFunction((n) => window.__bench.samples.length >= n, i + 1, { timeout: 5000, polling: 1 })
-      .catch(async (error) => {
-        const screen = await pane.locator('.xterm-rows').textContent();
-        throw new Error(`keystroke ${i} never rendered; screen: ${screen}`, { cause: error });
-      });
-    await sleep(TYPING_INTERVAL_MS - (performance.now() - pressed));
+  // Keystroke → echo → rendered cell, timed inside the page (keydown to the DOM row changing), at
+  // each pace; then the same in a second browser without Chromium's DeferRendererTasksAfterInput
+  // (what the Electron window runs: electron/main), the reference for what that deferral costs.
+  let frames = [];
+  for (const pace of PACES) {
+    const typed = await typeInPage(page, pace, 'bench0');
+    frames = typed.frames;
+    echoRows(typed, `${pace} ms pauses, Chromium's defaults (web mode)`);
   }
-  const { samples, parsed, frames } = await page.evaluate(() => window.__bench);
-  rows.push([
-    'keystroke → echo parsed by xterm p50 / p99',
-    `${percentile(parsed, 50).toFixed(1)} / ${percentile(parsed, 99).toFixed(1)} ms`,
-  ]);
-  rows.push([
-    'keystroke → rendered p50 / p99',
-    `${percentile(samples, 50).toFixed(1)} / ${percentile(samples, 99).toFixed(1)} ms  (target p50 ≤ 10 ms)`,
-  ]);
+  refBrowser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [...CHROMIUM_ARGS, ...extraArgs, '--disable-features=DeferRendererTasksAfterInput'],
+  });
+  const refPage = await refBrowser.newPage({ viewport: { width: 1280, height: 800 } });
+  await refPage.addInitScript(pageProbes);
+  await refPage.goto(stack.url);
+  await refPage.evaluate((saved) => localStorage.setItem('hangar.tabs', JSON.stringify(saved)), {
+    tabs: [{ id: 'ref0', title: 'ref 0', panes: [{ host: 'local', session: 'bench-0' }] }],
+    active: 'ref0',
+  });
+  await refPage.reload();
+  await refPage.locator('#panel-ref0 .xterm-rows').waitFor();
+  await refPage.waitForFunction(() => document.querySelectorAll('.terminal-overlay').length === 0, null, {
+    timeout: 20_000,
+  });
+  for (const pace of PACES) {
+    echoRows(await typeInPage(refPage, pace, 'ref0', 'ref'), `${pace} ms pauses, no input deferral (as Electron)`);
+  }
+  if (traceDir) {
+    const offset = wallMinusMonotonic();
+    for (const [name, traced] of [
+      ['page', page],
+      ['ref-page', refPage],
+    ]) {
+      const events = await traced.evaluate(() => window.__trace);
+      const lines = events.map(([at, event]) => `${(at - offset).toFixed(4)} ${event} 0`);
+      writeFileSync(join(traceDir, `${name}.trace`), lines.join('\n') + '\n');
+    }
+  }
   rows.push(['reference: browser frame interval p50', `${percentile(frames.slice(1), 50).toFixed(1)} ms`]);
 } finally {
   await browser?.close();
+  await refBrowser?.close();
   if (stack) {
     const exited = new Promise((r) => stack.child.once('exit', r));
     stack.child.kill('SIGTERM');
@@ -215,10 +345,17 @@ try {
   } catch {
     // No tmux server left to stop.
   }
-  rmSync(dir, { recursive: true, force: true });
+  if (traceDir) {
+    const paces = [...PACES.map(String), ...PACES.map((p) => `ref${p}`)];
+    const table = hopTable(readTraces(traceDir), paces, UI_HOPS, 'ui');
+    const fmt = (v) => (v === undefined ? '—' : v.toFixed(3));
+    console.log(`\nkeystroke in the page, per hop: median ms after the previous hop (pauses ${paces.join(' | ')};`);
+    console.log('ref: no input deferral)\n');
+    console.log(`| hop | what | ${paces.join(' | ')} |\n|---|---|${paces.map(() => '---').join('|')}|`);
+    for (const [hop, what, ...ms] of table) console.log(`| ${hop} | ${what} | ${ms.map(fmt).join(' | ')} |`);
+  }
+  if (!process.env.BENCH_TRACE_KEEP) rmSync(dir, { recursive: true, force: true });
+  else console.log(`kept ${dir}`);
 }
 
-printRows(
-  `\nHangar UI benchmark (web mode, Chromium headless, ${KEYSTROKES} keystrokes ${TYPING_INTERVAL_MS} ms apart)\n`,
-  rows,
-);
+printRows(`\nHangar UI benchmark (web mode, Chromium headless, ${KEYSTROKES} keystrokes per pace)\n`, rows);

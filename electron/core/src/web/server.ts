@@ -1,4 +1,4 @@
-import { HangarError, wrapWebSocket, type Disposable, type MuxOptions } from '@hangar/shared';
+import { HangarError, keyTrace, wrapWebSocket, type Disposable, type MuxOptions } from '@hangar/shared';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +130,8 @@ export class WebServer implements Disposable {
       );
       return;
     }
+    // HANGAR_TRACE_KEYS: when the page's bytes reach this process, apart from when the link has them.
+    if (keyTrace) socket.prependListener('data', (chunk: Buffer) => keyTrace?.('core.ws.read', chunk.length));
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       this.logger.info('UI connected');
       this.api.serve(wrapWebSocket(ws));
