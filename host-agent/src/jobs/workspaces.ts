@@ -77,10 +77,18 @@ export class WorkspaceStore {
       const fail = (error: HangarError) => {
         if (settled) return;
         settled = true;
-        file.destroy();
-        rmSync(temp, { force: true });
-        stream.close({ code: error.code, message: error.message });
-        reject(error);
+        // The temp file goes before the sender hears of the failure. The stream opens it
+        // asynchronously: removed before that open completed, it would be created after.
+        const discard = () => {
+          rmSync(temp, { force: true });
+          stream.close({ code: error.code, message: error.message });
+          reject(error);
+        };
+        if (file.closed) discard();
+        else {
+          file.once('close', discard);
+          file.destroy();
+        }
       };
       const finish = () => {
         file.end(() => {
