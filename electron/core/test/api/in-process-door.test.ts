@@ -102,7 +102,9 @@ describe('the core API for the hangar command (in-process door)', () => {
     terminal.write('ear""ly\r');
     await terminal.opened;
     const count = (text: string) => screen.split(text).length - 1;
-    await waitFor(() => count('ear""ly') === 2, 'the early line, echoed and printed back by cat');
+    await waitFor(() => count('ear""ly') === 2, 'the early line, echoed and printed back by cat').catch((error) => {
+      throw new Error(`${(error as Error).message}; the terminal got ${JSON.stringify(screen)}`);
+    });
     terminal.write('la""ter\r');
     await waitFor(() => count('la""ter') === 2, 'a later line, after it');
     expect(count('ear""ly')).toBe(2);
