@@ -55,6 +55,7 @@ async function runCommand(args: string[]): Promise<void> {
     if (THROUGH_THE_CORE.has(args[0] ?? '') && !args.some((arg) => arg === '--help' || arg === '-h'))
       void import('./run.js').then(({ reachEarly }) => reachEarly());
     if (await ranFromTable(args)) return;
+    noteWay('commander');
     const { programFor } = await import('./programs.js');
     const program = await programFor(args);
     // On every command: commander copies settings into a subcommand only when it is made, and these
@@ -85,6 +86,18 @@ async function ranFromTable(args: string[]): Promise<boolean> {
   const top = TOP_COMMANDS.find((command) => command.name === call.path[0]);
   const action = top && actionsOf(await top.load()).get(call.path.join(' '));
   if (!action) return false;
+  // Before the action, which may end the process.
+  noteWay('table');
   await action(...call.values);
   return true;
+}
+
+/**
+ * Set by bundle/main.cjs as it runs this bundle (code-cache.ts Way): told which way this run goes,
+ * so that its code cache holds the functions of each way the command is run; undefined in the tsc build.
+ */
+declare const __hangarWay: ((way: 'table' | 'commander') => void) | undefined;
+
+function noteWay(way: 'table' | 'commander'): void {
+  if (typeof __hangarWay === 'function') __hangarWay(way);
 }
