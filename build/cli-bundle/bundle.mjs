@@ -155,6 +155,29 @@ const fileOf = new Map(
 const files = [...new Set(fileOf.values())];
 
 /**
+ * The command table (src/command-table.ts) read from the program with every command file
+ * registered: each bundle file holds the part of it for its own commands (the completion's, all
+ * of it), and runs a plain call of one from it without commander. The overview holds none.
+ */
+const { buildProgram } = await import(join(CLI, 'dist', 'program.js'));
+const { describeCommand } = await import(join(CLI, 'dist', 'describe-commands.js'));
+const fullTable = describeCommand(await buildProgram());
+const tableOf = (file) =>
+  file === 'overview'
+    ? 'undefined'
+    : JSON.stringify(
+        file === 'completion'
+          ? fullTable
+          : { ...fullTable, commands: fullTable.commands.filter((command) => fileOf.get(command.name) === file) },
+      );
+
+/**
+ * The version `hangar --version` and `--help` say (src/version.ts), from electron/package.json as
+ * it is when bundled: the command then neither reads nor parses it (issue 18).
+ */
+const { version } = JSON.parse(readFileSync(join(ROOT, 'electron', 'package.json'), 'utf8'));
+
+/**
  * In the bundle of one command's file, every other command's file is left out: main.cjs (below)
  * runs the bundle of the command named, whose command-index never loads another's. The overview
  * (`--help`, `--version`, no command) holds none, nor the way to the core (run.js: main.ts loads it
@@ -166,7 +189,7 @@ const onlyCommand = (own) => ({
     const leftOut = (name) => ({ path: name, namespace: 'left-out' });
     plugin.onResolve({ filter: /^\.\/commands\/[\w-]+\.js$/ }, (args) => {
       const file = /([\w-]+)\.js$/.exec(args.path)[1];
-      if (own === '*' || file === own || !args.importer.endsWith('command-index.js')) return undefined;
+      if (file === own || !args.importer.endsWith('command-index.js')) return undefined;
       return leftOut(`${file} command`);
     });
     plugin.onResolve({ filter: /^\.\/run\.js$/ }, (args) =>
@@ -228,7 +251,11 @@ const common = {
   minifyWhitespace: true,
   minifySyntax: true,
   external: ['bufferutil', 'utf-8-validate'],
-  define: { HANGAR_BUNDLED_PROTOCOL: JSON.stringify(protocol), 'import.meta.url': '__hangarImportMetaUrl' },
+  define: {
+    HANGAR_BUNDLED_PROTOCOL: JSON.stringify(protocol),
+    HANGAR_VERSION: JSON.stringify(version),
+    'import.meta.url': '__hangarImportMetaUrl',
+  },
   // import.meta.url of the code bundled (src/paths.ts): the file's own, as in an ES module.
   banner: { js: "const __hangarImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'linked',
@@ -255,7 +282,8 @@ await Promise.all([
       entryPoints: { [file === 'overview' ? 'overview' : `command-${file}`]: join(CLI, 'dist', 'main.js') },
       // Every file at the top of bundle/, one level under electron/cli as dist/ is: src/paths.ts relies on it.
       outdir: OUT,
-      plugins: [onlyCommand(file === 'completion' ? '*' : file), ...plugins],
+      define: { ...common.define, HANGAR_COMMAND_TABLE: tableOf(file) },
+      plugins: [onlyCommand(file), ...plugins],
     }),
   ),
 ]);
@@ -303,6 +331,7 @@ await build({
   outfile: join(OUT, 'main.cjs'),
   define: {
     'import.meta.url': '__hangarImportMetaUrl',
+    HANGAR_VERSION: JSON.stringify(version),
     HANGAR_BUNDLE_FILES: JSON.stringify(
       Object.fromEntries([...fileOf].map(([name, file]) => [name, `command-${file}`])),
     ),

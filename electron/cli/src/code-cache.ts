@@ -36,7 +36,17 @@ import { Script } from 'node:vm';
 interface Header {
   size: number;
   mtimeMs: number;
+  /**
+   * The ways through the bundle (Way) of the runs that made it. V8 keeps in a cache only the
+   * functions a run compiled: one made by `hangar session new` (commander's way) holds little of
+   * what `hangar session ls` runs from the command table, which would then compile it afresh on
+   * every run. So a run that goes a way the cache has not seen writes it again, with both.
+   */
+  ways?: string[];
 }
+
+/** How a bundle's code was run: a plain call from the command table, or commander's reading. */
+export type Way = 'table' | 'commander';
 
 /** The state dir the door and the core use ($HANGAR_HOME, default ~/.hangar: core/state/paths.ts). */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -72,11 +82,11 @@ export interface RunBundleOptions {
 
 /**
  * What build/cli-bundle puts around each bundle file's code: as Module.wrap() does, with the
- * bundle's importer as a sixth parameter. Done at build time, not here: V8 would compile a copy
+ * bundle's importer as a sixth parameter and, seventh, the function main.ts tells its Way to. Done at build time, not here: V8 would compile a copy
  * of the file's text joined to it, and that copy alone can cost a listing a garbage collection.
  */
 export const WRAPPER = [
-  '(function (exports, require, module, __filename, __dirname, __hangarImport) {',
+  '(function (exports, require, module, __filename, __dirname, __hangarImport, __hangarWay) {',
   '\n})',
 ] as const;
 
@@ -104,12 +114,18 @@ export function runBundle(file: string, options: RunBundleOptions): void {
     ...(cached.data ? { cachedData: cached.data } : {}),
   });
   const used = cached.data !== undefined && !script.cachedDataRejected;
+  const seen = used ? (cached.ways ?? []) : [];
+  let way: Way | undefined;
   if (options.debug)
     process.stderr.write(
       `hangar: code cache ${used ? 'used' : cached.data ? 'rejected by V8' : (cached.why ?? 'absent')}: ${cachePath ?? 'HANGAR_CODE_CACHE=off'}\n`,
     );
-  if (!used && cachePath !== undefined)
-    process.once('exit', () => writeCache(cachePath, header, () => script.createCachedData()));
+  if (cachePath !== undefined)
+    process.once('exit', () => {
+      if (used && (way === undefined || seen.includes(way))) return;
+      const ways = way === undefined || seen.includes(way) ? seen : [...seen, way];
+      writeCache(cachePath, { ...header, ways }, () => script.createCachedData());
+    });
 
   const module = new Module(file);
   module.filename = file;
@@ -117,7 +133,19 @@ export function runBundle(file: string, options: RunBundleOptions): void {
   // As require() would: it is in require.cache, and a require() of it again is this one.
   (Module as unknown as { _cache: Record<string, Module> })._cache[file] = module;
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
-  wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file), options.importer);
+  const noteWay = (taken: Way): void => {
+    way = taken;
+  };
+  wrapper.call(
+    module.exports,
+    module.exports,
+    createRequire(file),
+    module,
+    file,
+    dirname(file),
+    options.importer,
+    noteWay,
+  );
   module.loaded = true;
 }
 
@@ -139,7 +167,7 @@ function placeOf(dir: string): string {
 }
 
 /** The cache's V8 data if it is trusted and made from a file like `header`; else why not. */
-export function readCache(path: string, header: Header): { data?: Buffer; why?: string } {
+export function readCache(path: string, header: Header): { data?: Buffer; ways?: string[]; why?: string } {
   const uid = process.getuid?.();
   let fd: number;
   try {
@@ -159,7 +187,7 @@ export function readCache(path: string, header: Header): { data?: Buffer; why?: 
     const said = parseHeader(bytes.subarray(4, 4 + length).toString('utf8'));
     if (!said || said.size !== header.size || said.mtimeMs !== header.mtimeMs)
       return { why: 'made from another copy of the bundle' };
-    return { data: bytes.subarray(4 + length) };
+    return { data: bytes.subarray(4 + length), ways: said.ways ?? [] };
   } catch (error) {
     return { why: String(error) };
   } finally {
@@ -170,9 +198,9 @@ export function readCache(path: string, header: Header): { data?: Buffer; why?: 
 function parseHeader(text: string): Header | undefined {
   try {
     const value = JSON.parse(text) as Partial<Header>;
-    return typeof value.size === 'number' && typeof value.mtimeMs === 'number'
-      ? { size: value.size, mtimeMs: value.mtimeMs }
-      : undefined;
+    if (typeof value.size !== 'number' || typeof value.mtimeMs !== 'number') return undefined;
+    const ways = Array.isArray(value.ways) ? value.ways.filter((w): w is string => typeof w === 'string') : [];
+    return { size: value.size, mtimeMs: value.mtimeMs, ways };
   } catch {
     return undefined;
   }

@@ -54,7 +54,9 @@ async function runCommand(args: string[]): Promise<void> {
     // The running core is reached while the command loads (run.ts reachEarly).
     if (THROUGH_THE_CORE.has(args[0] ?? '') && !args.some((arg) => arg === '--help' || arg === '-h'))
       void import('./run.js').then(({ reachEarly }) => reachEarly());
-    const { programFor } = await import('./command-index.js');
+    if (await ranFromTable(args)) return;
+    noteWay('commander');
+    const { programFor } = await import('./programs.js');
     const program = await programFor(args);
     // On every command: commander copies settings into a subcommand only when it is made, and these
     // were made before. A usage error (unknown option, missing argument) exits 2, help 0.
@@ -68,4 +70,34 @@ async function runCommand(args: string[]): Promise<void> {
   } catch (error) {
     process.exitCode = await reportError(error);
   }
+}
+
+/**
+ * A plain call (`hangar session ls`, `hangar jobs --json`) read from the bundle's command table and
+ * run by the command file's own action: neither commander nor a program is loaded or built (issue
+ * 18). False when commander is to read it: the tsc build, help, anything unusual or wrong.
+ */
+async function ranFromTable(args: string[]): Promise<boolean> {
+  const { actionsOf, bundledTable, fastCall } = await import('./command-table.js');
+  const table = bundledTable();
+  const call = table && fastCall(table, args);
+  if (!call) return false;
+  const { TOP_COMMANDS } = await import('./command-index.js');
+  const top = TOP_COMMANDS.find((command) => command.name === call.path[0]);
+  const action = top && actionsOf(await top.load()).get(call.path.join(' '));
+  if (!action) return false;
+  // Before the action, which may end the process.
+  noteWay('table');
+  await action(...call.values);
+  return true;
+}
+
+/**
+ * Set by bundle/main.cjs as it runs this bundle (code-cache.ts Way): told which way this run goes,
+ * so that its code cache holds the functions of each way the command is run; undefined in the tsc build.
+ */
+declare const __hangarWay: ((way: 'table' | 'commander') => void) | undefined;
+
+function noteWay(way: 'table' | 'commander'): void {
+  if (typeof __hangarWay === 'function') __hangarWay(way);
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { rootProgram, TOP_COMMANDS } from './command-index.js';
+import { TOP_COMMANDS } from './command-index.js';
+import { rootProgram } from './programs.js';
 
 /**
  * Every hangar command, all files loaded (the procedure-table and command-index tests read it;

@@ -52,6 +52,27 @@ describe('the code cache of the hangar command (issue 18)', () => {
     expect(second.stdout).toContain('Usage: hangar');
   });
 
+  it('is written again, once, by a run that goes a way it was not made by (commander, then the command table)', async () => {
+    const home = startHome();
+    const ways = (path: string) => {
+      const bytes = readFileSync(path);
+      return (JSON.parse(bytes.subarray(4, 4 + bytes.readUInt32LE(0)).toString('utf8')) as { ways: string[] }).ways;
+    };
+    // Help is commander's to read; a plain listing is read from the table.
+    const first = await hangar(home, ['hosts', 'ls', '--help']);
+    expect(first.cache).toBe('absent');
+    expect(ways(first.path)).toEqual(['commander']);
+    const second = await hangar(home, ['hosts', 'ls', '--json']);
+    expect(second.cache).toBe('used');
+    expect(ways(second.path)).toEqual(['commander', 'table']);
+    // Written by rename: a cache written again is another inode.
+    const written = statSync(second.path).ino;
+    const third = await hangar(home, ['hosts', 'ls', '--json']);
+    expect(third.cache).toBe('used');
+    expect(third.stdout).toBe(second.stdout);
+    expect(statSync(third.path).ino).toBe(written);
+  });
+
   it('serves a command that loads the app core (an import() from a cached bundle)', async () => {
     const home = startHome();
     const first = await hangar(home, ['hosts', 'ls', '--json']);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { overviewProgram, programFor, TOP_COMMANDS } from '../src/command-index.js';
+import { TOP_COMMANDS } from '../src/command-index.js';
+import { overviewProgram, programFor } from '../src/programs.js';
 import { buildProgram } from '../src/program.js';
 
 describe('hangar loads only the command it runs', () => {

@@ -1,7 +1,9 @@
 import { shellQuote } from '@hangar/shared';
 import type { Command } from 'commander';
 import { realpathSync } from 'node:fs';
-import { TOP_COMMANDS, programFor } from '../command-index.js';
+import { TOP_COMMANDS } from '../command-index.js';
+import type { CommandSpec } from '../command-table.js';
+import { commandTable } from '../describe-commands.js';
 import { openDoor } from '../run.js';
 
 const SHELLS = ['bash', 'zsh', 'fish'] as const;
@@ -76,7 +78,7 @@ export function completionScript(shell: Shell, hangar: string): string {
 
 /**
  * What may come next: `words` are the words after `hangar`, the last one the word being typed
- * (maybe empty). Commands and options come from the command files; hosts and sessions from the
+ * (maybe empty). Commands and options come from the command table; hosts and sessions from the
  * core (the running app's, over its local socket, when it runs).
  */
 export async function complete(words: string[]): Promise<string[]> {
@@ -88,20 +90,23 @@ export async function complete(words: string[]): Promise<string[]> {
     return starting([...TOP_COMMANDS.filter((c) => !c.hidden).map((c) => c.name), 'help']);
   }
 
-  const program = await programFor(before);
-  let command: Command = program;
+  // The table of every command (command-table.ts): no command file is loaded to complete one.
+  let command: CommandSpec = await commandTable();
+  const names: string[] = [];
   const positional: string[] = [];
   for (const word of before) {
-    const sub = command.commands.find((c) => c.name() === word);
-    if (sub && positional.length === 0) command = sub;
-    else if (!word.startsWith('-')) positional.push(word);
+    const sub = command.commands.find((c) => c.name === word);
+    if (sub && positional.length === 0) {
+      command = sub;
+      names.push(sub.name);
+    } else if (!word.startsWith('-')) positional.push(word);
   }
   if (typed.startsWith('-')) return starting(command.options.flatMap((o) => (o.long ? [o.long] : [])));
   if (positional.length === 0 && command.commands.length > 0)
-    return starting(command.commands.filter((c) => c.name() !== 'help').map((c) => c.name()));
+    return starting(command.commands.filter((c) => c.name !== 'help').map((c) => c.name));
 
-  const argument = command.registeredArguments[positional.length]?.name();
-  const path = commandPath(command);
+  const argument = command.args[positional.length]?.name;
+  const path = names.join(' ');
   const wantsHost =
     argument === 'host' || ((path === 'hosts rename' || path === 'hosts rm') && positional.length === 0);
   const wantsSession = argument === 'session' || (path === 'session kill' && argument === 'name');
@@ -116,10 +121,4 @@ export async function complete(words: string[]): Promise<string[]> {
   } finally {
     await api.dispose();
   }
-}
-
-function commandPath(command: Command): string {
-  const names: string[] = [];
-  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
-  return names.join(' ');
 }
