@@ -110,4 +110,13 @@ describe('command palette', () => {
     fireEvent.keyDown(screen.getByLabelText('Search actions'), { key: 'Enter' });
     expect(ran).toEqual(['vps make test']);
   });
+
+  it('what was typed, offered to run, comes after the actions that match it', () => {
+    const typed = (search: string): PaletteAction[] => [
+      { id: `run:mini:${search}`, label: `Run on mini: ${search}`, group: 'Run', keywords: [search], run: () => {} },
+    ];
+    render(<CommandPalette onClose={() => {}} actions={actions([])} typedActions={typed} />);
+    type('new session mini');
+    expect(labels()).toEqual(['New session on mini', 'Run on mini: new session mini']);
+  });
 });

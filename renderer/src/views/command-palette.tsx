@@ -46,8 +46,12 @@ export function CommandPalette({ onClose, actions, typedActions }: CommandPalett
   }
   // cmdk orders the items of a group by score but not the groups themselves: while searching, the
   // group holding the best match comes first (Recent first among equals, then the usual order).
+  // What was typed, offered to run, always holds the search word for word: it goes last.
+  const typedIds = new Set(typed.map((a) => a.id));
   const best = (members: PaletteAction[]) =>
-    Math.max(...members.map((a) => paletteScore(a.label, search, a.keywords, recentIds.has(a.id))));
+    members.every((a) => typedIds.has(a.id))
+      ? -1
+      : Math.max(...members.map((a) => paletteScore(a.label, search, a.keywords, recentIds.has(a.id))));
   const listed: [string, PaletteAction[]][] = [
     ...(recentActions.length > 0 ? [['Recent', recentActions] as [string, PaletteAction[]]] : []),
     ...groups,
