@@ -82,8 +82,9 @@ export interface RunBundleOptions {
 
 /**
  * What build/cli-bundle puts around each bundle file's code: as Module.wrap() does, with the
- * bundle's importer as a sixth parameter and, seventh, the function main.ts tells its Way to. Done at build time, not here: V8 would compile a copy
- * of the file's text joined to it, and that copy alone can cost a listing a garbage collection.
+ * bundle's importer as a sixth parameter and, seventh, the function main.ts tells its Way to.
+ * Done at build time, not here: V8 would compile a copy of the file's text joined to it, and that
+ * copy alone can cost a listing a garbage collection.
  */
 export const WRAPPER = [
   '(function (exports, require, module, __filename, __dirname, __hangarImport, __hangarWay) {',
@@ -122,9 +123,9 @@ export function runBundle(file: string, options: RunBundleOptions): void {
     );
   if (cachePath !== undefined)
     process.once('exit', () => {
-      if (used && (way === undefined || seen.includes(way))) return;
-      const ways = way === undefined || seen.includes(way) ? seen : [...seen, way];
-      writeCache(cachePath, { ...header, ways }, () => script.createCachedData());
+      const added = way !== undefined && !seen.includes(way) ? [...seen, way] : undefined;
+      if (used && !added) return;
+      writeCache(cachePath, { ...header, ways: added ?? seen }, () => script.createCachedData());
     });
 
   const module = new Module(file);
@@ -133,9 +134,6 @@ export function runBundle(file: string, options: RunBundleOptions): void {
   // As require() would: it is in require.cache, and a require() of it again is this one.
   (Module as unknown as { _cache: Record<string, Module> })._cache[file] = module;
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
-  const noteWay = (taken: Way): void => {
-    way = taken;
-  };
   wrapper.call(
     module.exports,
     module.exports,
@@ -144,7 +142,7 @@ export function runBundle(file: string, options: RunBundleOptions): void {
     file,
     dirname(file),
     options.importer,
-    noteWay,
+    (taken: Way) => (way = taken),
   );
   module.loaded = true;
 }

@@ -1,3 +1,4 @@
+import type { Way } from './code-cache.js';
 import { hangarVersion } from './version.js';
 
 // `hangar preview ls | head -3`: the reader leaving is the end of the output, not a crash.
@@ -96,8 +97,8 @@ async function ranFromTable(args: string[]): Promise<boolean> {
  * Set by bundle/main.cjs as it runs this bundle (code-cache.ts Way): told which way this run goes,
  * so that its code cache holds the functions of each way the command is run; undefined in the tsc build.
  */
-declare const __hangarWay: ((way: 'table' | 'commander') => void) | undefined;
+declare const __hangarWay: ((way: Way) => void) | undefined;
 
-function noteWay(way: 'table' | 'commander'): void {
+function noteWay(way: Way): void {
   if (typeof __hangarWay === 'function') __hangarWay(way);
 }
