@@ -195,38 +195,43 @@ describe('the core API over web mode, against a real agent', () => {
     expect(await tab.closed).toMatchObject({ code: 'session_ended', exit_code: 3 });
   });
 
-  it('a UI that stops reading stops the flood at one window, and reading again lets it go on', async () => {
-    const { agent, ui } = await start();
-    await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
-    await ui.call('sessions.create', { host: 'mini', session: { name: 'flood', command: ['bash', '--norc'] } });
-    const tab = ui.openStream();
-    tab.stream.autoAck = false;
-    await ui.call('terminal.open', { host: 'mini', session: 'flood', cols: 80, rows: 24, stream_id: tab.stream.id });
-    // Each marker is written once its whole flood went through tmux: by then, had the window not
-    // held, the stream would have carried far more than one window. tmux may skip part of a flood
-    // for a client that lags and redraw instead (seen: 77 KB of a 4 MB flood arrived), so the test
-    // floods again until a full window is held.
-    for (let round = 0; tab.stream.recvOffset < tab.stream.window; round++) {
-      if (round === 8) throw new Error(`8 floods brought ${tab.stream.recvOffset} bytes, less than a window`);
-      const marker = join(agent.dataDir, `flood-passed-${round}`);
-      tab.stream.write(new TextEncoder().encode(`yes flood | head -c 4000000; : > ${marker}\r`));
-      await waitFor(() => existsSync(marker), 'the flood to have gone through tmux', 20_000);
-    }
-    // Nothing beyond the window while the UI has not acked (the Mux would close the stream otherwise).
-    expect(tab.stream.recvOffset).toBeLessThanOrEqual(tab.stream.window);
-    expect(tab.stream.closed).toBe(false);
-    const stalledAt = tab.stream.recvOffset;
-    // tmux skips what a stalled client missed and redraws, so the flood's tail is short: prove the
-    // stream flows again by running one more command through it.
-    const ackAll = setInterval(() => tab.stream.ack(tab.stream.recvOffset), 5);
-    try {
-      tab.stream.write(new TextEncoder().encode('echo do""ne\r'));
-      await waitFor(() => tab.text().includes('done'), 'output after acking again', 20_000);
-      expect(tab.stream.recvOffset).toBeGreaterThan(stalledAt);
-    } finally {
-      clearInterval(ackAll);
-    }
-  });
+  it(
+    'a UI that stops reading stops the flood at one window, and reading again lets it go on',
+    { timeout: 120_000 },
+    async () => {
+      const { agent, ui } = await start();
+      await ui.call('hosts.add', { name: 'mini', address: agent.address, code: await pairingCode(agent) });
+      await ui.call('sessions.create', { host: 'mini', session: { name: 'flood', command: ['bash', '--norc'] } });
+      const tab = ui.openStream();
+      tab.stream.autoAck = false;
+      await ui.call('terminal.open', { host: 'mini', session: 'flood', cols: 80, rows: 24, stream_id: tab.stream.id });
+      // Each marker is written once its whole flood went through tmux: by then, had the window not
+      // held, the stream would have carried far more than one window. tmux may skip part of a flood
+      // for a client that lags and redraw instead (seen: 77 KB of a 4 MB flood arrived), so the test
+      // floods again until a full window is held (a loaded CI run once took more than 8 floods:
+      // 112 KB after 8, each skipped down to a redraw; a flood that tmux skips takes about a second).
+      for (let round = 0; tab.stream.recvOffset < tab.stream.window; round++) {
+        if (round === 32) throw new Error(`32 floods brought ${tab.stream.recvOffset} bytes, less than a window`);
+        const marker = join(agent.dataDir, `flood-passed-${round}`);
+        tab.stream.write(new TextEncoder().encode(`yes flood | head -c 4000000; : > ${marker}\r`));
+        await waitFor(() => existsSync(marker), 'the flood to have gone through tmux', 20_000);
+      }
+      // Nothing beyond the window while the UI has not acked (the Mux would close the stream otherwise).
+      expect(tab.stream.recvOffset).toBeLessThanOrEqual(tab.stream.window);
+      expect(tab.stream.closed).toBe(false);
+      const stalledAt = tab.stream.recvOffset;
+      // tmux skips what a stalled client missed and redraws, so the flood's tail is short: prove the
+      // stream flows again by running one more command through it.
+      const ackAll = setInterval(() => tab.stream.ack(tab.stream.recvOffset), 5);
+      try {
+        tab.stream.write(new TextEncoder().encode('echo do""ne\r'));
+        await waitFor(() => tab.text().includes('done'), 'output after acking again', 20_000);
+        expect(tab.stream.recvOffset).toBeGreaterThan(stalledAt);
+      } finally {
+        clearInterval(ackAll);
+      }
+    },
+  );
 
   it('refuses bad params with E_BAD_REQUEST naming the field, before anything happens', async () => {
     const { ui } = await start();
