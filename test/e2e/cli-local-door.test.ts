@@ -352,6 +352,46 @@ describe('the hangar command and the core running on this computer', () => {
     }
   });
 
+  it('a command that exits as soon as its output is written, or a client gone without reading, leaves the core no connection and nothing to say', async () => {
+    const home = startHome();
+    const agent = await startAgent();
+    const ui = await startUi(home);
+    await pairWith(home, 'box', agent);
+    const socket = join(home, 'core.sock');
+    const said = ui.output();
+    // The core's end of each door connection: an accepted socket carries the listener's path in
+    // /proc/net/unix, connected (st 03) where the listener is not (01).
+    const open = () =>
+      readFileSync('/proc/net/unix', 'utf8')
+        .split('\n')
+        .filter((line) => line.endsWith(` ${socket}`) && line.trim().split(/\s+/)[5] === '03').length;
+    const listings = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => hangarSaying(home, [['session', 'ls'], ['jobs'], ['hosts', 'ls']][i % 3]!)),
+    );
+    for (const listing of listings) expect(listing.stderr).toContain('same protocol tables');
+    // A client that greets and is then killed, the core's greeting unread: its socket is reset. It
+    // is counted open first (the count sees a connection the core holds).
+    const client = `const s = require('net').connect(${JSON.stringify(socket)}, () => {
+      const hello = Buffer.from(JSON.stringify({ hangar: 'client', door: 1 }));
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(hello.length);
+      s.write(Buffer.concat([length, hello]), () => console.log('greeted'));
+    });`;
+    const holder = spawn(process.execPath, ['-e', client], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => holder.kill('SIGKILL'));
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    const held = Date.now() + 10_000;
+    while (open() === 0 && Date.now() < held) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(open()).toBeGreaterThan(0);
+    holder.kill('SIGKILL');
+    const closed = Date.now() + 10_000;
+    while (open() > 0 && Date.now() < closed) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(open()).toBe(0);
+    // Still serving, and nothing logged (warnings and errors) for any of it.
+    expect((await hangarSaying(home, ['hosts', 'ls'])).stdout).toMatch(/^box\s/m);
+    expect(ui.output().slice(said.length)).toBe('');
+  });
+
   it('a socket left by a core that was killed counts as no core, and the next core takes its place', async () => {
     const home = startHome();
     const first = await startUi(home);

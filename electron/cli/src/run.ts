@@ -34,7 +34,12 @@ export async function openDoor(): Promise<CoreApi> {
     timing('door answered');
     if (running.kind === 'core') {
       running.claim();
-      doorWritten = running.written;
+      // The command's goodbye (a close frame, then the socket's end) is with the kernel as soon as
+      // nothing of it waits in this process: the process may exit then, and its exit ends the
+      // socket as the shutdown would have. Waiting for the shutdown's own callback took another
+      // turn of the event loop, often a wait for the CPU on a busy machine (issue 18). A socket
+      // the core is slow to read (bytes still here) is waited for, to its end.
+      doorWritten = () => (running.transport.bufferedAmount === 0 ? Promise.resolve() : running.written());
       const peer = `the Hangar core running on this computer (pid ${running.pid})`;
       const trusted = bundledProtocol !== undefined && running.protocol === bundledProtocol;
       if (debug)
@@ -93,9 +98,10 @@ export function reachEarly(): void {
 
 /**
  * Runs one command against the core API, then closes it and sets the exit status. Through a
- * running core, the process ends as soon as its output is written and its goodbye to the core has
- * left: Node's own teardown of a finished process (its heap, its threads) is a good part of a
- * listing's time otherwise (issue 18). With a core of its own, it ends as a Node program does.
+ * running core, the process ends as soon as its output and its goodbye to the core are with the
+ * kernel (not waiting for the core's side of the close, nor for Node's own teardown of a finished
+ * program: issue 18); the core takes a command's socket ending that way as a close. With a core
+ * of its own, it ends as a Node program does.
  */
 export async function withApi(body: (api: CoreApi) => Promise<void | number>): Promise<void> {
   let api: CoreApi | undefined;

@@ -12,7 +12,7 @@
 // moves both alike, so the ratio between them is the change. BENCH_CLI_ALONE=0 skips the phase
 // with no core running (its columns then say "—"; the slow part of a run on a busy machine).
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -110,26 +110,50 @@ async function firstScreenOnce(bin, values) {
 }
 
 /**
+ * Told to every process hops() times (node --require): when the process started (its
+ * performance.timeOrigin, wall clock) and when it began to exit (its 'exit' event), in the form of
+ * HANGAR_DEBUG's marks, so that node -e 0 has the same marks as hangar.
+ */
+const exitMark = join(dir, 'exit-mark.cjs');
+writeFileSync(
+  exitMark,
+  `process.on('exit', () => require('node:fs').writeSync(2, 'hangar: ' + performance.now().toFixed(1) + ' ms: exit event\\nhangar-bench: origin ' + performance.timeOrigin + '\\n'));\n`,
+);
+
+/**
  * The p50 of each HANGAR_DEBUG mark of each command (ms since its process started: node's own
- * start-up, then the command's code loaded, the core's greeting, its answer), and the wall time
- * from spawn to exit.
+ * start-up, then the command's code loaded, the core's greeting, its answer, its output written,
+ * its 'exit' event), and from the spawn: when the process started (the exec and Node's own loading
+ * before its clock starts) and when its parent saw it exit (after Node's teardown and the
+ * kernel's). node -e 0 has the same first and last marks: the time between a listing's "exit
+ * event" and its exit seen, and its start, are read against node -e 0's, which pays them too.
  */
 async function hops(commands) {
   const marks = new Map(commands.map(([name]) => [name, new Map()]));
+  const note = (seen, step, value) => seen.set(step, [...(seen.get(step) ?? []), value]);
   for (let run = 0; run < RUNS; run++) {
     for (const [name, argv] of commands) {
-      const began = performance.now();
-      const { stderr } = await exec(argv[0], argv.slice(1), { env: { ...env, HANGAR_DEBUG: '1' } });
-      const wall = performance.now() - began;
+      const spawned = performance.timeOrigin + performance.now();
+      const { stderr } = await exec(argv[0], ['--require', exitMark, ...argv.slice(1)], {
+        env: { ...env, HANGAR_DEBUG: '1' },
+      });
+      const exited = performance.timeOrigin + performance.now();
       const seen = marks.get(name);
-      for (const [, at, step] of stderr.matchAll(/^hangar: ([\d.]+) ms: (.+)$/gm))
-        seen.set(step, [...(seen.get(step) ?? []), Number(at)]);
-      seen.set('exit (wall, from spawn)', [...(seen.get('exit (wall, from spawn)') ?? []), wall]);
+      const origin = Number(/^hangar-bench: origin ([\d.]+)$/m.exec(stderr)?.[1]);
+      note(seen, 'started (from spawn)', origin - spawned);
+      for (const [, at, step] of stderr.matchAll(/^hangar: ([\d.]+) ms: (.+)$/gm)) note(seen, step, Number(at));
+      note(seen, 'exit seen (from spawn)', exited - spawned);
     }
   }
+  // Columns in the order of a run: the start, the command's marks, its exit (node -e 0 has no marks between).
+  const last = ['exit event', 'exit seen (from spawn)'];
+  const steps = [
+    ...new Set([...marks.values()].flatMap((seen) => [...seen.keys()]).filter((step) => !last.includes(step))),
+    ...last,
+  ];
   return [...marks].map(([name, seen]) => ({
     command: name,
-    ...Object.fromEntries([...seen].map(([step, values]) => [step, ms(median(values))])),
+    ...Object.fromEntries(steps.map((step) => [step, seen.has(step) ? ms(median(seen.get(step))) : ''])),
   }));
 }
 
@@ -187,7 +211,10 @@ try {
   process.stderr.write(`measuring with the core running (${RUNS} runs each)…\n`);
   const running = await measure(commands);
   const [runningAttach, runningAttachBaseline] = await firstScreen(bins);
-  const hopRows = await hops(withBaseline(listings.filter(([name]) => !name.includes('__complete'))));
+  const hopRows = await hops([
+    ['node -e 0', node('-e', '0')],
+    ...withBaseline(listings.filter(([name]) => !name.includes('__complete'))),
+  ]);
 
   const rows = [];
   const refAlone = alone?.get('node -e 0');
@@ -263,7 +290,7 @@ try {
   );
   console.table(rows);
   console.log(
-    '\nWhere a listing spends its time with the core running (HANGAR_DEBUG marks, ms since its process started; p50 of each):',
+    '\nWhere a listing spends its time with the core running (HANGAR_DEBUG marks, ms since its process started, and from its spawn the start and the exit seen by its parent; p50 of each; node -e 0 with the same first and last marks):',
   );
   console.table(hopRows);
 } finally {
