@@ -5,6 +5,7 @@ import {
   BULK_FRAME_BYTES,
   BULK_STREAM_WINDOW,
   DATACHANNEL_MESSAGE_BYTES,
+  FRAME_TYPE,
   HangarError,
   JOINED_FRAMES_FEATURE,
   Mux,
@@ -202,6 +203,14 @@ describe('WebRTC FrameTransport (two node-datachannel peers on loopback)', () =>
     const bound = 2 * (paced.cap + DATACHANNEL_MESSAGE_BYTES) + BULK_FRAME_BYTES;
     expect(paced.keys).toBeGreaterThan(3);
     expect(paced.worst).toBeLessThanOrEqual(bound);
+    // Each echo is a 2 KiB redraw: more than the mux sends past its high water for any transport
+    // (1 KiB), less than a priority frame (8 KiB). While pacing, the transport declares the
+    // priority lane (priorityFrameBytes) and the mux hands echoes over while the bulk it holds is
+    // above the mux's high water (64 KiB); unpaced there is no lane, and every echo waits until the
+    // transport holds less than that. Counted, not timed: the byte bound above holds either way.
+    // (Here 40 of 40 paced, 0 with the lane turned off.)
+    expect(paced.echoesPastHighWater).toBeGreaterThanOrEqual(Math.max(1, Math.ceil(paced.keys / 2)));
+    expect(unpaced.echoesPastHighWater).toBe(0);
     // The same link without pacing: the echo queues behind the library's and SCTP's buffers (the
     // window's worth of bulk); this is what the bound above keeps out.
     expect(unpaced.worst).toBeGreaterThan(bound);
@@ -211,19 +220,38 @@ describe('WebRTC FrameTransport (two node-datachannel peers on loopback)', () =>
 /**
  * A terminal and a bulk transfer on one WebRTC link through the link's mux, features turned on as
  * the handshake does (both name what they offer; `paced` false: as with a peer that only joins).
- * The device types a byte, the agent echoes it, while the agent sends 32 MiB on another stream.
+ * The device types a byte, the agent answers with a 2 KiB redraw, while it sends 32 MiB on another
+ * stream.
  */
-async function typingBesideBulk(paced: boolean): Promise<{ worst: number; keys: number; cap: number }> {
+async function typingBesideBulk(
+  paced: boolean,
+): Promise<{ worst: number; keys: number; cap: number; echoesPastHighWater: number }> {
   const { device, agent } = await pair();
   const offer = (link: WebRtcLink) => (paced ? offeredTransportFeatures(link.transport) : [JOINED_FRAMES_FEATURE]);
   useTransportFeatures(agent.transport, offer(device));
   useTransportFeatures(device.transport, offer(agent));
   expect((agent.transport as DataChannelTransport).paced.enabled).toBe(paced);
   const deviceMux = new Mux(device.transport, { role: 'client' });
-  const agentMux = new Mux(agent.transport, { role: 'agent' });
+  // The agent's transport as its mux sees it, counting echoes (data frames of stream 1) handed
+  // over while the transport held at least the mux's high water (64 KiB).
+  let echoesPastHighWater = 0;
+  const watched = new Proxy(agent.transport, {
+    get(target, key) {
+      if (key === 'send')
+        return (frame: Uint8Array) => {
+          const isEcho = frame[0] === FRAME_TYPE.data && frame.length >= 5 && streamOf(frame) === 1;
+          if (isEcho && target.bufferedAmount >= 64 * 1024) echoesPastHighWater++;
+          target.send(frame);
+        };
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const agentMux = new Mux(watched, { role: 'agent' });
   const terminal = deviceMux.openStream({ id: 1 });
   const terminalAgent = agentMux.openStream({ id: 1 });
-  terminalAgent.onData((data) => void terminalAgent.write(data, { now: true }));
+  const redraw = new Uint8Array(2 * 1024).fill(98);
+  terminalAgent.onData(() => void terminalAgent.write(redraw, { now: true }));
   const total = 32 * 1024 * 1024;
   const bulk = deviceMux.openStream({ id: 3, window: BULK_STREAM_WINDOW });
   const bulkAgent = agentMux.openStream({ id: 3, window: BULK_STREAM_WINDOW, maxFrameBytes: BULK_FRAME_BYTES });
@@ -269,5 +297,9 @@ async function typingBesideBulk(paced: boolean): Promise<{ worst: number; keys: 
   await arrived;
   deviceMux.close();
   agentMux.close();
-  return { worst, keys, cap };
+  return { worst, keys, cap, echoesPastHighWater };
+}
+
+function streamOf(frame: Uint8Array): number {
+  return new DataView(frame.buffer, frame.byteOffset, 5).getUint32(1);
 }

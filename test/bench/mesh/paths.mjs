@@ -6,10 +6,14 @@
 // - preview req/s: load.mjs (32 keep-alive connections, BENCH_PREVIEW_S seconds each, alternated,
 //   medians) against far's small origin through its preview (over WebRTC) and straight to the same
 //   origin over TCP inside its namespace; ratio and p99s (T7: ≥ 50% of direct req/s, p99 ≤ 2×);
+//   beside them near's origin through its preview over the direct link (what the preview and the
+//   mux cost without WebRTC); CPU per request per process, per thread of the core and far agent
+//   (the main thread against the WebRTC library's), and UDP datagrams per request on far's veth;
 // - keystroke echo through `hangar attach` into `cat`: far (WebRTC) beside near (the direct link);
 //   p50/p99 and the added p50 (T6: ≤ 5 ms added in a namespace).
 // Needs root (ip netns). Not a test: it prints numbers; it fails only if it breaks.
 import { execFile } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
@@ -27,6 +31,34 @@ const ORIGIN = `const body = Buffer.alloc(2048, 120); require('http').createServ
     s.writeHead(200, { 'content-type': 'text/javascript', 'content-length': String(body.length) }); s.end(body);
   }).listen(0, '127.0.0.1', function () { console.log('port ' + this.address().port) })`;
 
+/** CPU seconds of each of a process's threads, summed by thread name (node's main thread is "node"). */
+function threadCpu(pid) {
+  const byName = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return byName;
+}
+
+/** Packets through this machine's ends of the bench's veth pairs (hb…), both ways: the far agent's datagrams. */
+function vethPackets() {
+  let packets = 0;
+  for (const line of readFileSync('/proc/net/dev', 'utf8').split('\n')) {
+    const match = /^\s*(hb[^:]*):\s*(.*)$/.exec(line);
+    if (!match) continue;
+    const fields = match[2].trim().split(/\s+/).map(Number);
+    packets += fields[1] + fields[9]; // received, sent
+  }
+  return packets;
+}
+
 async function load(prefix, port) {
   const [command, ...args] = [...prefix, process.execPath, LOAD, String(port), String(SECONDS), '32'];
   const { stdout } = await run(command, args);
@@ -43,6 +75,13 @@ try {
   core = await HangarCore.open({ home: stack.home });
   await core.previews.add('far', origins.far);
   const local = (await core.previews.open('far', origins.far)).local_port;
+  // The same preview through the direct link (near, wss on loopback): what the preview and the mux
+  // cost without WebRTC, so the WebRTC path's own share shows beside it.
+  await core.previews.add('near', origins.near);
+  const nearLocal = (await core.previews.open('near', origins.near)).local_port;
+  const linked = [];
+  let linkedCore = 0;
+  let linkedAgent = 0;
   const previewPath = core.existingConnection('far')?.path?.kind ?? 'direct';
   const through = [];
   const direct = [];
@@ -54,11 +93,26 @@ try {
     agent: cpuSeconds(stack.pids.far.agent),
     origin: cpuSeconds(stack.pids.far.origin),
   });
+  // The same per thread name (the main thread against the WebRTC library's), core and far agent.
+  const threads = { core: new Map(), agent: new Map() };
+  let packets = 0;
+  const addThreads = (into, before, after) => {
+    for (const [name, seconds] of after) into.set(name, (into.get(name) ?? 0) + seconds - (before.get(name) ?? 0));
+  };
   for (let round = 0; round < ROUNDS; round++) {
     const before = cpuNow();
+    const threadsBefore = { core: threadCpu(process.pid), agent: threadCpu(stack.pids.far.agent) };
+    const packetsBefore = vethPackets();
     through.push(await load([], local));
+    packets += vethPackets() - packetsBefore;
     const after = cpuNow();
+    addThreads(threads.core, threadsBefore.core, threadCpu(process.pid));
+    addThreads(threads.agent, threadsBefore.agent, threadCpu(stack.pids.far.agent));
     for (const key of ['core', 'agent', 'origin']) cpu[key] += after[key] - before[key];
+    const linkedBefore = { core: cpuNow().core, agent: cpuSeconds(stack.pids.near.agent) };
+    linked.push(await load([], nearLocal));
+    linkedCore += cpuNow().core - linkedBefore.core;
+    linkedAgent += cpuSeconds(stack.pids.near.agent) - linkedBefore.agent;
     const originBefore = cpuSeconds(stack.pids.far.origin);
     direct.push(await load(wrapper, origins.far));
     cpu.directOrigin += cpuSeconds(stack.pids.far.origin) - originBefore;
@@ -71,7 +125,7 @@ try {
       runs.map((r) => r[key]),
       50,
     );
-  const failed = [...through, ...direct].reduce((n, r) => n + r.failed, 0);
+  const failed = [...through, ...direct, ...linked].reduce((n, r) => n + r.failed, 0);
   const [rtcRps, tcpRps] = [median(through, 'rps'), median(direct, 'rps')];
   const [rtcP99, tcpP99] = [median(through, 'p99'), median(direct, 'p99')];
   const list = (runs) => runs.map((r) => r.rps.toFixed(0)).join(', ');
@@ -83,13 +137,28 @@ try {
     `preview req/s, through the preview over WebRTC (${previewPath})`,
     `${rtcRps.toFixed(0)} (${list(through)}), p99 ${rtcP99.toFixed(1)} ms`,
   ]);
+  const [linkedRps, linkedP99] = [median(linked, 'rps'), median(linked, 'p99')];
+  rows.push([
+    `preview req/s, through the preview over the direct link (near, wss; reference)`,
+    `${linkedRps.toFixed(0)} (${list(linked)}), p99 ${linkedP99.toFixed(1)} ms; ${(linkedRps / tcpRps).toFixed(2)}× direct TCP; CPU µs per request core / agent ${perRequest(linkedCore, linked)} / ${perRequest(linkedAgent, linked)}`,
+  ]);
   rows.push([
     'CPU µs per request through the preview: core / far agent / origin',
     `${perRequest(cpu.core, through)} / ${perRequest(cpu.agent, through)} / ${perRequest(cpu.origin, through)} (origin, direct: ${perRequest(cpu.directOrigin, direct)})`,
   ]);
+  const byThread = (map) =>
+    [...map]
+      .filter(([, seconds]) => seconds > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, seconds]) => `${name} ${perRequest(seconds, through)}`)
+      .join(', ');
+  rows.push(['  by thread, core', byThread(threads.core)]);
+  rows.push(['  UDP datagrams per request (both ways)', (packets / requests(through)).toFixed(2)]);
+  rows.push(['  by thread, far agent', byThread(threads.agent)]);
   rows.push([
     'req/s ratio WebRTC / direct; p99 ratio',
-    `${(rtcRps / tcpRps).toFixed(2)}× (T7 ≥ 0.5: ${rtcRps / tcpRps >= 0.5 ? 'met' : 'missed'}); ${(rtcP99 / tcpP99).toFixed(1)}× (T7 ≤ 2: ${rtcP99 / tcpP99 <= 2 ? 'met' : 'missed'})${failed ? `; ${failed} failed requests` : ''}`,
+    `${(rtcRps / tcpRps).toFixed(2)}× (T7 ≥ 0.5: ${rtcRps / tcpRps >= 0.5 ? 'met' : 'missed'}); ${(rtcP99 / tcpP99).toFixed(1)}× (T7 ≤ 2: ${rtcP99 / tcpP99 <= 2 ? 'met' : 'missed'})${failed ? `; ${failed} failed requests` : ''}; ` +
+      `WebRTC / the direct link's preview ${(rtcRps / linkedRps).toFixed(2)}×`,
   ]);
   await core.dispose();
   core = undefined;
