@@ -19,6 +19,8 @@ export abstract class Connection<In, Out extends { type: string }> {
   readonly finished = new Promise<void>((resolve) => (this.finish = resolve));
   /** What the socket is handling: messages, and work queued with them, run one at a time in order. */
   protected queue: Promise<void> = Promise.resolve();
+  /** Fails the socket when it runs out: the time to authenticate, then (devices) the token's life. */
+  private deadline: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: WebSocket,
@@ -35,15 +37,42 @@ export abstract class Connection<In, Out extends { type: string }> {
   }
 
   /**
-   * Handles each valid message after the ones before it, in arrival order: trickled candidates
-   * must reach the peer in the order sent.
+   * Serves the socket, which has AUTH_TIMEOUT_MS to authenticate (else `authMissing`): each valid
+   * message goes to `handle` after the ones before it, in arrival order (trickled candidates must
+   * reach the peer in the order sent). Once the socket closes, `closing` runs after what it was
+   * handling, and the hub waits for that (before the database closes) through `settle`.
    */
-  protected receive(handle: (message: In) => Promise<void>): void {
+  protected serve(options: {
+    handle: (message: In) => Promise<void>;
+    authMissing: HangarError;
+    closing: () => Promise<void> | void;
+    settle: (work: Promise<void>) => void;
+    logSocketError: (error: Error) => void;
+  }): void {
+    this.failAfter(AUTH_TIMEOUT_MS, options.authMissing, RELAY_CLOSE.authFailed);
     this.socket.on('message', (data) => {
       this.lastHeard = Date.now();
       const message = this.parse(data);
-      if (message !== undefined) this.enqueue(() => handle(message));
+      if (message !== undefined) this.enqueue(() => options.handle(message));
     });
+    this.socket.on('close', () => {
+      clearTimeout(this.deadline);
+      this.closed = true;
+      const settled = this.queue.then(() => options.closing());
+      options.settle(settled.catch((error: unknown) => this.internalError(error)).finally(() => this.finish()));
+    });
+    this.socket.on('error', options.logSocketError);
+  }
+
+  /** Fails the socket with `error` and `code` in `ms`, replacing the deadline set before. */
+  protected failAfter(ms: number, error: HangarError, code: number): void {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.fail(error, code), ms);
+  }
+
+  /** Authenticated for good (an agent): no deadline any more. */
+  protected clearDeadline(): void {
+    clearTimeout(this.deadline);
   }
 
   /** Handling a message failed: logged here, and the peer gets an `error` message. */
@@ -81,10 +110,6 @@ export abstract class Connection<In, Out extends { type: string }> {
     const shape = error instanceof HangarError ? error.toJSON() : error;
     this.send({ type: 'error', error: shape } as unknown as Out);
     this.close(code, shape.message);
-  }
-
-  protected markFinished(): void {
-    this.finish();
   }
 
   close(code: number, reason: string): void {
