@@ -25,7 +25,7 @@ import {
   usageRecordKey,
 } from '@hangar/shared';
 import { startStripeStandIn } from '../../fixtures/stripe-stand-in/stand-in.mjs';
-import { sleep, startPostgres, startRelay } from '../support.mjs';
+import { cpuMs, sleep, startPostgres, startRelay } from '../support.mjs';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 50);
@@ -46,12 +46,6 @@ function newKey() {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const raw = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(12));
   return { publicKey: toHex(raw), signer: { publicKey: raw, sign: (m) => new Uint8Array(sign(null, m, privateKey)) } };
-}
-
-function cpuMs(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100/s)
-  return ticks * 10;
 }
 
 function standInOptions() {
