@@ -6,7 +6,6 @@ import {
   HangarError,
   RELAY_CLOSE,
   agentLinkBytes,
-  toHangarError,
   verifyHex,
   verifyPresence,
   type RelayToAgent,
@@ -41,11 +40,11 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
 
   constructor(
     socket: WebSocket,
-    private readonly ctx: RelayContext,
-    private readonly hub: SocketHub,
+    ctx: RelayContext,
+    hub: SocketHub,
     private readonly origin: string,
   ) {
-    super(socket, AgentToRelay, Date.now());
+    super(socket, AgentToRelay, ctx, hub, 'agent');
     this.serve({
       handle: (message) => this.handle(message),
       authMissing: new HangarError('E_TIMEOUT', 'no answer to the challenge in time'),
@@ -53,8 +52,6 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
         clearTimeout(this.iceTimer);
         return this.welcomed ? this.offline() : undefined;
       },
-      settle: (work) => hub.settle(work),
-      logSocketError: (error) => ctx.logger.debug({ err: error, host_id: this.hostId }, 'agent socket error'),
     });
     this.send({ type: 'challenge', challenge: this.challenge, relay_origin: origin });
   }
@@ -223,9 +220,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
     }
   }
 
-  protected override internalError(error: unknown): void {
-    const hangarError = toHangarError(error);
-    this.ctx.logger.error({ err: error, host_id: this.hostId }, 'agent socket: handling a message failed');
-    this.send({ type: 'error', error: hangarError.toJSON() });
+  protected override logFields(): Record<string, string> {
+    return { host_id: this.hostId };
   }
 }

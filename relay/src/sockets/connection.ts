@@ -1,6 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { z } from 'zod';
-import { HangarError, RELAY_CLOSE, type ErrorShape } from '@hangar/shared';
+import { HangarError, RELAY_CLOSE, toHangarError, type ErrorShape } from '@hangar/shared';
+import type { RelayContext } from '../context.js';
+import type { SocketHub } from './hub.js';
 
 /** How long a new socket has to authenticate before it is closed. */
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -25,11 +27,16 @@ export abstract class Connection<In, Out extends { type: string }> {
   constructor(
     readonly socket: WebSocket,
     private readonly schema: z.ZodType<In>,
-    now: number,
+    protected readonly ctx: RelayContext,
+    protected readonly hub: SocketHub,
+    /** Names the socket in the log. */
+    private readonly kind: 'agent' | 'device',
   ) {
-    this.lastHeard = now;
-    this.lastPing = now;
+    this.lastHeard = this.lastPing = Date.now();
   }
+
+  /** Who is on the socket, for the log: its host or device id once authenticated. */
+  protected abstract logFields(): Record<string, string>;
 
   /** Runs `work` after everything queued before it; a failure is logged and told (internalError). */
   protected enqueue(work: () => Promise<void> | void): void {
@@ -46,8 +53,6 @@ export abstract class Connection<In, Out extends { type: string }> {
     handle: (message: In) => Promise<void>;
     authMissing: HangarError;
     closing: () => Promise<void> | void;
-    settle: (work: Promise<void>) => void;
-    logSocketError: (error: Error) => void;
   }): void {
     this.failAfter(AUTH_TIMEOUT_MS, options.authMissing, RELAY_CLOSE.authFailed);
     this.socket.on('message', (data) => {
@@ -59,9 +64,11 @@ export abstract class Connection<In, Out extends { type: string }> {
       clearTimeout(this.deadline);
       this.closed = true;
       const settled = this.queue.then(() => options.closing());
-      options.settle(settled.catch((error: unknown) => this.internalError(error)).finally(() => this.finish()));
+      this.hub.settle(settled.catch((error: unknown) => this.internalError(error)).finally(() => this.finish()));
     });
-    this.socket.on('error', options.logSocketError);
+    this.socket.on('error', (error) =>
+      this.ctx.logger.debug({ err: error, ...this.logFields() }, `${this.kind} socket error`),
+    );
   }
 
   /** Fails the socket with `error` and `code` in `ms`, replacing the deadline set before. */
@@ -76,7 +83,10 @@ export abstract class Connection<In, Out extends { type: string }> {
   }
 
   /** Handling a message failed: logged here, and the peer gets an `error` message. */
-  protected abstract internalError(error: unknown): void;
+  private internalError(error: unknown): void {
+    this.ctx.logger.error({ err: error, ...this.logFields() }, `${this.kind} socket: handling a message failed`);
+    this.send({ type: 'error', error: toHangarError(error).toJSON() } as unknown as Out);
+  }
 
   send(message: Out): void {
     if (this.closed || this.socket.readyState !== this.socket.OPEN) return;

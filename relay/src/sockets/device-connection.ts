@@ -26,20 +26,14 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   /** presence_version last sent per host: events from several replicas may arrive out of order. */
   private readonly versions = new Map<string, number>();
 
-  constructor(
-    socket: WebSocket,
-    private readonly ctx: RelayContext,
-    private readonly hub: SocketHub,
-  ) {
-    super(socket, DeviceToRelay, Date.now());
+  constructor(socket: WebSocket, ctx: RelayContext, hub: SocketHub) {
+    super(socket, DeviceToRelay, ctx, hub, 'device');
     this.serve({
       handle: (message) => this.handle(message),
       authMissing: new HangarError('E_AUTH_REQUIRED', 'send auth with an access token first'),
       closing: () => {
         if (this.ready) this.hub.removeDevice(this);
       },
-      settle: (work) => hub.settle(work),
-      logSocketError: (error) => ctx.logger.debug({ err: error, device_id: this.deviceId }, 'device socket error'),
     });
   }
 
@@ -123,8 +117,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     this.send({ type: 'presence', host });
   }
 
-  protected override internalError(error: unknown): void {
-    this.ctx.logger.error({ err: error, device_id: this.deviceId }, 'device socket: handling a message failed');
-    this.send({ type: 'error', error: toHangarError(error).toJSON() });
+  protected override logFields(): Record<string, string> {
+    return { device_id: this.deviceId };
   }
 }
