@@ -1,43 +1,18 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { get, request } from 'node:https';
-import { join } from 'node:path';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { RelayAgentSocket, RelayClient, type FetchLike, type TextSocketLike } from '@hangar/shared';
+import { selfSignedCertificate } from '../../test/support/self-signed.mjs';
 import { enroll, presenceRecord, signup, startTestRelay, tempDir, waitFor } from './support/relay-fixture.js';
 
 describe('a relay serving TLS itself (--tls-cert/--tls-key)', () => {
   it('answers over HTTPS and WSS, and agents sign the https origin', async () => {
     const dir = tempDir('tls');
     try {
-      const key = join(dir, 'key.pem');
-      const cert = join(dir, 'cert.pem');
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-        ],
-        { stdio: 'ignore' },
-      );
-      const ca = readFileSync(cert);
-      await using relay = await startTestRelay({ tls: { cert: readFileSync(cert), key: readFileSync(key) } });
+      const tls = selfSignedCertificate(dir, { name: 'relay', commonName: '127.0.0.1', ip: '127.0.0.1' });
+      const ca = tls.cert;
+      await using relay = await startTestRelay({ tls });
       expect(relay.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
       const health = await new Promise<number>((resolve, reject) =>
         get(`${relay.url}/healthz`, { ca }, (response) => {

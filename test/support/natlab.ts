@@ -1,13 +1,14 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as pty from 'node-pty';
 import { expect } from 'vitest';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '@hangar/shared';
 import { RELAY_BIN } from '../../relay/test/support/relay-process.js';
 import type { Cleanups } from './cleanups.js';
-import { AGENT_BIN, HANGAR_BIN, ROOT, killTmuxServer, removeDir, tempDir } from './processes.js';
+import { NATLAB, PUB_IP, buildLab, removeLab } from './natlab-lab.mjs';
+import { AGENT_BIN, HANGAR_BIN, killTmuxServer, removeDir, tempDir } from './processes.js';
 import { coturnConfig } from './coturn.js';
 import { PASSWORD, testRelayArgs } from './relay-stack.js';
 
@@ -19,10 +20,7 @@ import { PASSWORD, testRelayArgs } from './relay-stack.js';
  * where `ip netns` or coturn is not available (not root).
  */
 
-const NATLAB = [resolve(ROOT, '..', 'shared', 'tools', 'natlab.py'), '/work/shared/tools/natlab.py'].find((p) =>
-  existsSync(p),
-);
-export const PUB_IP = '10.99.0.1';
+export { PUB_IP };
 
 export const canNatLab = (() => {
   if (NATLAB === undefined) return false;
@@ -38,45 +36,6 @@ export const canNatLab = (() => {
 export type Place = 'pub' | 'natA' | 'hostA' | 'natB' | 'hostB';
 export type Namespaces = Record<string, string>;
 export type Ran = { code: number; stdout: string; stderr: string };
-
-/** Builds the lab with natlab.py (its namespaces outlive the script) and removes them at the end. */
-function buildLab(mode: 'cone' | 'symmetric', cleanups: Cleanups): Namespaces {
-  const script =
-    `import sys, json; sys.path.insert(0, ${JSON.stringify(resolve(NATLAB!, '..'))}); import natlab\n` +
-    `lab = natlab.NatLab(${JSON.stringify(mode)}); lab.__enter__(); print(json.dumps(lab.ns))`;
-  const ns = JSON.parse(execFileSync('python3', ['-c', script], { encoding: 'utf8', timeout: 30_000 })) as Namespaces;
-  cleanups.push(() => {
-    for (const name of Object.values(ns)) {
-      try {
-        execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-      } catch {
-        // gone already
-      }
-    }
-  });
-  return ns;
-}
-
-/**
- * natlab's public segment has no route beyond itself; the internet a TURN server sits on has one.
- * Without it coturn, relaying a check toward a peer's private host candidate (192.168.x, offered
- * with the others), gets "network unreachable" and drops the whole allocation, so no pair through
- * it ever forms. A default route into a link where nothing answers: such packets vanish, as they
- * would on the internet.
- */
-function internetBeyond(ns: Namespaces): void {
-  const pub = ns['pub']!;
-  for (const argv of [
-    ['link', 'add', 'beyond0', 'type', 'veth', 'peer', 'name', 'beyond1'],
-    ['link', 'set', 'beyond0', 'up'],
-    ['link', 'set', 'beyond1', 'up'],
-    ['addr', 'add', '10.98.0.1/30', 'dev', 'beyond0'],
-    ['neigh', 'add', '10.98.0.2', 'lladdr', '02:00:00:00:00:01', 'dev', 'beyond0', 'nud', 'permanent'],
-    ['route', 'add', 'default', 'via', '10.98.0.2'],
-  ]) {
-    execFileSync('ip', ['-n', pub, ...argv], { stdio: 'ignore' });
-  }
-}
 
 /** A long-running process in a namespace, stopped by the cleanups (SIGKILL after 5 s). */
 export function spawnIn(
@@ -185,8 +144,8 @@ export async function startNatLab(
   mode: 'cone' | 'symmetric',
   beforeEnroll?: (ns: Namespaces) => Promise<void>,
 ): Promise<NatLab> {
-  const ns = buildLab(mode, cleanups);
-  internetBeyond(ns);
+  const ns = buildLab(mode);
+  cleanups.push(() => removeLab(ns));
   await beforeEnroll?.(ns);
   const work = tempDir('natlab');
   cleanups.push(() => removeDir(work));

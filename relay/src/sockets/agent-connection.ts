@@ -6,7 +6,6 @@ import {
   HangarError,
   RELAY_CLOSE,
   agentLinkBytes,
-  toHangarError,
   verifyHex,
   verifyPresence,
   type RelayToAgent,
@@ -17,7 +16,7 @@ import type { AccountState } from '../billing/account-state.js';
 import { reportUsage } from '../billing/usage.js';
 import { MAX_STATEMENTS_PER_READ, statementsSince } from '../api/devices.js';
 import type { RelayContext } from '../context.js';
-import { AUTH_TIMEOUT_MS, Connection } from './connection.js';
+import { Connection } from './connection.js';
 import type { SocketHub } from './hub.js';
 import { routeSignal } from './signaling.js';
 
@@ -35,32 +34,25 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   /** Highest statement seq this socket has been sent; undefined until the agent asked (statements.since). */
   private sentSeq: number | undefined;
   private readonly challenge = randomBytes(32).toString('hex');
-  private readonly authTimer: NodeJS.Timeout;
   private iceTimer: NodeJS.Timeout | undefined;
   /** When this socket was last sent an entitlement (the hub renews it every renewMs). */
   entitlementSentAt = 0;
 
   constructor(
     socket: WebSocket,
-    private readonly ctx: RelayContext,
-    private readonly hub: SocketHub,
+    ctx: RelayContext,
+    hub: SocketHub,
     private readonly origin: string,
   ) {
-    super(socket, AgentToRelay, Date.now());
-    this.authTimer = setTimeout(
-      () => this.fail(new HangarError('E_TIMEOUT', 'no answer to the challenge in time'), RELAY_CLOSE.authFailed),
-      AUTH_TIMEOUT_MS,
-    );
-    this.receive((message) => this.handle(message));
-    socket.on('close', () => {
-      clearTimeout(this.authTimer);
-      clearTimeout(this.iceTimer);
-      this.closed = true;
-      // After whatever it was still handling; the hub waits for this before the database closes.
-      const settled = this.queue.then(() => (this.welcomed ? this.offline() : undefined));
-      this.hub.settle(settled.catch((error: unknown) => this.internalError(error)).finally(() => this.markFinished()));
+    super(socket, AgentToRelay, ctx, hub, 'agent');
+    this.serve({
+      handle: (message) => this.handle(message),
+      authMissing: new HangarError('E_TIMEOUT', 'no answer to the challenge in time'),
+      closing: () => {
+        clearTimeout(this.iceTimer);
+        return this.welcomed ? this.offline() : undefined;
+      },
     });
-    socket.on('error', (error) => ctx.logger.debug({ err: error, host_id: this.hostId }, 'agent socket error'));
     this.send({ type: 'challenge', challenge: this.challenge, relay_origin: origin });
   }
 
@@ -160,7 +152,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
         RELAY_CLOSE.authFailed,
       );
     }
-    clearTimeout(this.authTimer);
+    this.clearDeadline();
     if (this.closed) return;
     this.hostId = host.id;
     this.accountId = host.account_id;
@@ -228,9 +220,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
     }
   }
 
-  protected override internalError(error: unknown): void {
-    const hangarError = toHangarError(error);
-    this.ctx.logger.error({ err: error, host_id: this.hostId }, 'agent socket: handling a message failed');
-    this.send({ type: 'error', error: hangarError.toJSON() });
+  protected override logFields(): Record<string, string> {
+    return { host_id: this.hostId };
   }
 }

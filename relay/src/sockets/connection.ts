@@ -1,6 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { z } from 'zod';
-import { HangarError, RELAY_CLOSE, type ErrorShape } from '@hangar/shared';
+import { HangarError, RELAY_CLOSE, toHangarError, type ErrorShape } from '@hangar/shared';
+import type { RelayContext } from '../context.js';
+import type { SocketHub } from './hub.js';
 
 /** How long a new socket has to authenticate before it is closed. */
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -19,15 +21,22 @@ export abstract class Connection<In, Out extends { type: string }> {
   readonly finished = new Promise<void>((resolve) => (this.finish = resolve));
   /** What the socket is handling: messages, and work queued with them, run one at a time in order. */
   protected queue: Promise<void> = Promise.resolve();
+  /** Fails the socket when it runs out: the time to authenticate, then (devices) the token's life. */
+  private deadline: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: WebSocket,
     private readonly schema: z.ZodType<In>,
-    now: number,
+    protected readonly ctx: RelayContext,
+    protected readonly hub: SocketHub,
+    /** Names the socket in the log. */
+    private readonly kind: 'agent' | 'device',
   ) {
-    this.lastHeard = now;
-    this.lastPing = now;
+    this.lastHeard = this.lastPing = Date.now();
   }
+
+  /** Who is on the socket, for the log: its host or device id once authenticated. */
+  protected abstract logFields(): Record<string, string>;
 
   /** Runs `work` after everything queued before it; a failure is logged and told (internalError). */
   protected enqueue(work: () => Promise<void> | void): void {
@@ -35,19 +44,49 @@ export abstract class Connection<In, Out extends { type: string }> {
   }
 
   /**
-   * Handles each valid message after the ones before it, in arrival order: trickled candidates
-   * must reach the peer in the order sent.
+   * Serves the socket, which has AUTH_TIMEOUT_MS to authenticate (else `authMissing`): each valid
+   * message goes to `handle` after the ones before it, in arrival order (trickled candidates must
+   * reach the peer in the order sent). Once the socket closes, `closing` runs after what it was
+   * handling, and the hub waits for that (before the database closes) through `settle`.
    */
-  protected receive(handle: (message: In) => Promise<void>): void {
+  protected serve(options: {
+    handle: (message: In) => Promise<void>;
+    authMissing: HangarError;
+    closing: () => Promise<void> | void;
+  }): void {
+    this.failAfter(AUTH_TIMEOUT_MS, options.authMissing, RELAY_CLOSE.authFailed);
     this.socket.on('message', (data) => {
       this.lastHeard = Date.now();
       const message = this.parse(data);
-      if (message !== undefined) this.enqueue(() => handle(message));
+      if (message !== undefined) this.enqueue(() => options.handle(message));
     });
+    this.socket.on('close', () => {
+      clearTimeout(this.deadline);
+      this.closed = true;
+      const settled = this.queue.then(() => options.closing());
+      this.hub.settle(settled.catch((error: unknown) => this.internalError(error)).finally(() => this.finish()));
+    });
+    this.socket.on('error', (error) =>
+      this.ctx.logger.debug({ err: error, ...this.logFields() }, `${this.kind} socket error`),
+    );
+  }
+
+  /** Fails the socket with `error` and `code` in `ms`, replacing the deadline set before. */
+  protected failAfter(ms: number, error: HangarError, code: number): void {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.fail(error, code), ms);
+  }
+
+  /** Authenticated for good (an agent): no deadline any more. */
+  protected clearDeadline(): void {
+    clearTimeout(this.deadline);
   }
 
   /** Handling a message failed: logged here, and the peer gets an `error` message. */
-  protected abstract internalError(error: unknown): void;
+  private internalError(error: unknown): void {
+    this.ctx.logger.error({ err: error, ...this.logFields() }, `${this.kind} socket: handling a message failed`);
+    this.send({ type: 'error', error: toHangarError(error).toJSON() } as unknown as Out);
+  }
 
   send(message: Out): void {
     if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
@@ -81,10 +120,6 @@ export abstract class Connection<In, Out extends { type: string }> {
     const shape = error instanceof HangarError ? error.toJSON() : error;
     this.send({ type: 'error', error: shape } as unknown as Out);
     this.close(code, shape.message);
-  }
-
-  protected markFinished(): void {
-    this.finish();
   }
 
   close(code: number, reason: string): void {

@@ -9,7 +9,7 @@ import {
 } from '@hangar/shared';
 import { authenticate } from '../api/routes.js';
 import { hostPresence, type RelayContext } from '../context.js';
-import { AUTH_TIMEOUT_MS, Connection } from './connection.js';
+import { Connection } from './connection.js';
 import type { SocketHub } from './hub.js';
 import { routeSignal } from './signaling.js';
 
@@ -23,29 +23,18 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   accountId = '';
   deviceKey = '';
   private ready = false;
-  private authTimer: NodeJS.Timeout;
   /** presence_version last sent per host: events from several replicas may arrive out of order. */
   private readonly versions = new Map<string, number>();
 
-  constructor(
-    socket: WebSocket,
-    private readonly ctx: RelayContext,
-    private readonly hub: SocketHub,
-  ) {
-    super(socket, DeviceToRelay, Date.now());
-    this.authTimer = setTimeout(
-      () =>
-        this.fail(new HangarError('E_AUTH_REQUIRED', 'send auth with an access token first'), RELAY_CLOSE.authFailed),
-      AUTH_TIMEOUT_MS,
-    );
-    this.receive((message) => this.handle(message));
-    socket.on('close', () => {
-      clearTimeout(this.authTimer);
-      this.closed = true;
-      if (this.ready) this.hub.removeDevice(this);
-      this.hub.settle(this.queue.finally(() => this.markFinished()));
+  constructor(socket: WebSocket, ctx: RelayContext, hub: SocketHub) {
+    super(socket, DeviceToRelay, ctx, hub, 'device');
+    this.serve({
+      handle: (message) => this.handle(message),
+      authMissing: new HangarError('E_AUTH_REQUIRED', 'send auth with an access token first'),
+      closing: () => {
+        if (this.ready) this.hub.removeDevice(this);
+      },
     });
-    socket.on('error', (error) => ctx.logger.debug({ err: error, device_id: this.deviceId }, 'device socket error'));
   }
 
   private async handle(message: DeviceToRelay): Promise<void> {
@@ -88,15 +77,11 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       );
     }
     if (this.closed) return;
-    clearTimeout(this.authTimer);
     // Closed when the token runs out unless renewed: a revoked or logged-out device loses the socket too.
-    this.authTimer = setTimeout(
-      () =>
-        this.fail(
-          new HangarError('E_AUTH_EXPIRED', 'the access token expired; reconnect with a fresh one'),
-          RELAY_CLOSE.authExpired,
-        ),
+    this.failAfter(
       Math.max(0, authed.claims.expiresAt - this.ctx.now()),
+      new HangarError('E_AUTH_EXPIRED', 'the access token expired; reconnect with a fresh one'),
+      RELAY_CLOSE.authExpired,
     );
     const first = !this.ready;
     this.deviceId = authed.device.id;
@@ -132,8 +117,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     this.send({ type: 'presence', host });
   }
 
-  protected override internalError(error: unknown): void {
-    this.ctx.logger.error({ err: error, device_id: this.deviceId }, 'device socket: handling a message failed');
-    this.send({ type: 'error', error: toHangarError(error).toJSON() });
+  protected override logFields(): Record<string, string> {
+    return { device_id: this.deviceId };
   }
 }

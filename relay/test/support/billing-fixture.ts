@@ -10,7 +10,13 @@ import {
   type UsageRecord,
 } from '@hangar/shared';
 // The stand-in is plain JavaScript so the benchmark (node, no TypeScript) runs the same one.
-import { startStripeStandIn } from '../../../test/fixtures/stripe-stand-in/stand-in.mjs';
+import {
+  HANGAR_METER_EVENT,
+  HANGAR_PRICES,
+  hangarCatalogue,
+  relayBillingFlags,
+  startStripeStandIn,
+} from '../../../test/fixtures/stripe-stand-in/stand-in.mjs';
 import type { BillingOptions } from '../../src/billing/billing.js';
 import type { StripeSettings } from '../../src/billing/stripe-api.js';
 import {
@@ -31,8 +37,8 @@ export type StripeStandIn = Awaited<ReturnType<typeof startStripeStandIn>>;
 /** A billed minute in these tests: an attempt that started now has its minutes within seconds. */
 export const TEST_MINUTE_MS = 1_000;
 
-export const PRICES = { pro: 'price_pro_monthly', team: 'price_team_monthly', proOverage: 'price_pro_minutes' };
-export const METER_EVENT = 'hangar_build_minutes';
+export const PRICES = HANGAR_PRICES;
+export const METER_EVENT = HANGAR_METER_EVENT;
 
 /** Stripe settings for a relay pointed at `standIn`, and the secrets the stand-in checks. */
 export function stripeSettings(standIn: { url: string }, keys = testKeys()): StripeSettings {
@@ -54,16 +60,7 @@ export function testKeys() {
 }
 
 export async function startStandIn(keys = testKeys(), now?: () => number): Promise<StripeStandIn> {
-  return startStripeStandIn({
-    ...keys,
-    prices: {
-      [PRICES.pro]: { recurring: { usage_type: 'licensed' }, unit_amount: 2000 },
-      [PRICES.team]: { recurring: { usage_type: 'licensed' }, unit_amount: 20000 },
-      [PRICES.proOverage]: { recurring: { usage_type: 'metered', meter: 'mtr_build_minutes' } },
-    },
-    meterEventNames: [METER_EVENT],
-    ...(now ? { now } : {}),
-  });
+  return startStripeStandIn({ ...keys, ...hangarCatalogue(), ...(now ? { now } : {}) });
 }
 
 export interface BillingRelay extends AsyncDisposable {
@@ -167,22 +164,7 @@ export function secretFiles(keys: { secretKey: string; webhookSecret: string }) 
 }
 
 export function billingFlags(standIn: { url: string }, files: { secretKeyFile: string; webhookSecretFile: string }) {
-  return [
-    '--stripe-secret-key-file',
-    files.secretKeyFile,
-    '--stripe-webhook-secret-file',
-    files.webhookSecretFile,
-    '--stripe-price-pro',
-    PRICES.pro,
-    '--stripe-price-team',
-    PRICES.team,
-    '--stripe-price-pro-overage',
-    PRICES.proOverage,
-    '--stripe-meter-event-name',
-    METER_EVENT,
-    '--stripe-api',
-    standIn.url,
-  ];
+  return relayBillingFlags(standIn.url, files);
 }
 
 /** useRelay with a billing relay: `started` gets it and its client. */

@@ -157,6 +157,13 @@ export const IceConfig = z.object({
 });
 export type IceConfig = z.infer<typeof IceConfig>;
 
+/** A statement about one device, signed by a trusted device; the account's log stores it at `seq`. */
+const DeviceStatementCall = {
+  auth: 'device',
+  params: z.object({ device_id: DeviceId, statement: Statement }),
+  result: z.object({ seq: z.number().int().positive() }),
+} as const;
+
 export const RELAY_PROCEDURES = {
   'relay.info': {
     auth: 'none',
@@ -208,16 +215,10 @@ export const RELAY_PROCEDURES = {
     params: Empty,
     result: z.object({ devices: z.array(DeviceView), this_device: DeviceId }),
   },
-  'devices.endorse': {
-    auth: 'device',
-    params: z.object({ device_id: DeviceId, statement: Statement }),
-    result: z.object({ seq: z.number().int().positive() }),
-  },
-  'devices.revoke': {
-    auth: 'device',
-    params: z.object({ device_id: DeviceId, statement: Statement }),
-    result: z.object({ seq: z.number().int().positive() }),
-  },
+  /** A trusted device's signed approval of a pending device. */
+  'devices.endorse': DeviceStatementCall,
+  /** A trusted device's signed revocation of a device (hosts stop letting it in). */
+  'devices.revoke': DeviceStatementCall,
   'statements.list': {
     auth: 'device',
     params: z.object({ since: z.number().int().nonnegative().default(0) }),

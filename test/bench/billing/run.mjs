@@ -24,16 +24,19 @@ import {
   usageRecordBytes,
   usageRecordKey,
 } from '@hangar/shared';
-import { startStripeStandIn } from '../../fixtures/stripe-stand-in/stand-in.mjs';
-import { sleep, startPostgres, startRelay } from '../support.mjs';
+import {
+  HANGAR_METER_EVENT as METER,
+  hangarCatalogue,
+  relayBillingFlags,
+  startStripeStandIn,
+} from '../../fixtures/stripe-stand-in/stand-in.mjs';
+import { cpuMs, sleep, startPostgres, startRelay } from '../support.mjs';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 50);
 const BATCH = Number(process.env.BENCH_BATCH ?? 100);
 const STORAGES = (process.env.BENCH_STORAGE ?? 'sqlite,postgres').split(',');
 const HOSTS_PER_ACCOUNT = 5;
-const PRICES = { pro: 'price_pro', team: 'price_team', overage: 'price_pro_minutes' };
-const METER = 'hangar_build_minutes';
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-billing-')));
 const keys = {
   secretKey: `sk_test_${randomBytes(12).toString('hex')}`,
@@ -48,22 +51,8 @@ function newKey() {
   return { publicKey: toHex(raw), signer: { publicKey: raw, sign: (m) => new Uint8Array(sign(null, m, privateKey)) } };
 }
 
-function cpuMs(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100/s)
-  return ticks * 10;
-}
-
 function standInOptions() {
-  return {
-    ...keys,
-    prices: {
-      [PRICES.pro]: { recurring: { usage_type: 'licensed' }, unit_amount: 2000 },
-      [PRICES.team]: { recurring: { usage_type: 'licensed' }, unit_amount: 20000 },
-      [PRICES.overage]: { recurring: { usage_type: 'metered', meter: 'mtr_bench' } },
-    },
-    meterEventNames: [METER],
-  };
+  return { ...keys, ...hangarCatalogue() };
 }
 
 function startBillingRelay(storageArgs, standIn) {
@@ -79,20 +68,7 @@ function startBillingRelay(storageArgs, standIn) {
     // (earlier minutes would be the trial's, counted but never billed).
     '--billing-minute-ms',
     '1000',
-    '--stripe-secret-key-file',
-    join(dir, 'sk'),
-    '--stripe-webhook-secret-file',
-    join(dir, 'whsec'),
-    '--stripe-price-pro',
-    PRICES.pro,
-    '--stripe-price-team',
-    PRICES.team,
-    '--stripe-price-pro-overage',
-    PRICES.overage,
-    '--stripe-meter-event-name',
-    METER,
-    '--stripe-api',
-    standIn.url,
+    ...relayBillingFlags(standIn.url, { secretKeyFile: join(dir, 'sk'), webhookSecretFile: join(dir, 'whsec') }),
   ]);
 }
 

@@ -184,12 +184,15 @@ async function measureCpu(work) {
 }
 
 /**
- * Load-independent figures for a bulk transfer: CPU ms per MB on each end, and the rate the
- * busier end allows with a core to itself (core and agent run in parallel), beside the reference
- * command's own CPU per MB and rate on a free core.
+ * Load-independent figures for a bulk transfer of `mb` MB, from the medians of the runs' CPU
+ * samples (`cpu.core`, `cpu.agent`, `cpu.coreMain`, `cpu.agentMain` and `cpu[reference]`): CPU ms
+ * per MB on each end, and the rate the busier end allows with a core to itself (core and agent run
+ * in parallel), beside the reference command's own CPU per MB and rate on a free core.
  */
-function cpuNote(coreMs, agentMs, refMs, mb, coreMainMs, agentMainMs) {
-  const [c, a, r, cm, am] = [coreMs, agentMs, refMs, coreMainMs, agentMainMs].map((ms) => ms / mb);
+function cpuNote(cpu, reference, mb) {
+  const [c, a, r, cm, am] = ['core', 'agent', reference, 'coreMain', 'agentMain'].map(
+    (key) => percentile(cpu[key], 50) / mb,
+  );
   return (
     `CPU per MB: core ${c.toFixed(2)} ms (main thread ${cm.toFixed(2)}) + agent ${a.toFixed(2)} ms (main thread ${am.toFixed(2)}) ` +
     `vs ${r.toFixed(2)} ms for the reference; ` +
@@ -254,11 +257,7 @@ async function throughput() {
       ratio >= 0.9,
       `medians of ${THROUGHPUT_RUNS}; the same command piped to wc -c: ${p.toFixed(0)} MB/s ` +
         `(${(o / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s; ` +
-        cpuNote(
-          ...['core', 'agent', 'file'].map((key) => percentile(cpu[key], 50)),
-          LOG_MB,
-          ...['coreMain', 'agentMain'].map((key) => percentile(cpu[key], 50)),
-        ),
+        cpuNote(cpu, 'file', LOG_MB),
     );
   }
   rmSync(sample, { force: true });
@@ -317,11 +316,7 @@ async function artifactBench() {
     o / l >= 0.9,
     `medians of ${THROUGHPUT_RUNS}; written, sha256-checked and renamed into place; ` +
       (s ? `ssh cat > file: ${s.toFixed(0)} MB/s (${(o / s).toFixed(2)}× ssh); ` : `ssh ${sshd.reason}; `) +
-      cpuNote(
-        ...['core', 'agent', 'local'].map((key) => percentile(cpu[key], 50)),
-        LOG_MB,
-        ...['coreMain', 'agentMain'].map((key) => percentile(cpu[key], 50)),
-      ),
+      cpuNote(cpu, 'local', LOG_MB),
   );
   rmSync(sample, { force: true });
 }

@@ -7,41 +7,14 @@
 // offer's gathering to the channel open, signals carried by this process (no relay in between);
 // run.mjs runs it after its loopback open times, the reference. Every namespace and process is
 // removed at the end, also on failure.
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { percentile, ROOT } from '../support.mjs';
+import { percentile } from '../support.mjs';
+import { NATLAB, PUB_IP, buildLab, removeLab } from '../../support/natlab-lab.mjs';
 
 const OPENS = Number(process.env.BENCH_NAT_OPENS ?? 10);
-const PUB_IP = '10.99.0.1';
 const PEER = join(import.meta.dirname, 'natlab-peer.mjs');
-const NATLAB = [resolve(ROOT, '..', 'shared', 'tools', 'natlab.py'), '/work/shared/tools/natlab.py'].find((p) =>
-  existsSync(p),
-);
-
-function buildLab(mode) {
-  const script =
-    `import sys, json; sys.path.insert(0, ${JSON.stringify(resolve(NATLAB, '..'))}); import natlab\n` +
-    `lab = natlab.NatLab(${JSON.stringify(mode)}); lab.__enter__(); print(json.dumps(lab.ns))`;
-  return JSON.parse(execFileSync('python3', ['-c', script], { encoding: 'utf8', timeout: 30_000 }));
-}
-
-function internetBeyond(ns) {
-  // The public segment gets a route beyond itself, as in test/support/natlab.ts (internetBeyond):
-  // without one coturn, relaying a check toward a peer's private candidate, gets "network
-  // unreachable" and drops the whole allocation. Packets sent that way vanish, as on the internet.
-  for (const argv of [
-    ['link', 'add', 'beyond0', 'type', 'veth', 'peer', 'name', 'beyond1'],
-    ['link', 'set', 'beyond0', 'up'],
-    ['link', 'set', 'beyond1', 'up'],
-    ['addr', 'add', '10.98.0.1/30', 'dev', 'beyond0'],
-    ['neigh', 'add', '10.98.0.2', 'lladdr', '02:00:00:00:00:01', 'dev', 'beyond0', 'nud', 'permanent'],
-    ['route', 'add', 'default', 'via', '10.98.0.2'],
-  ]) {
-    execFileSync('ip', ['-n', ns.pub, ...argv], { stdio: 'ignore' });
-  }
-}
 
 /** A process whose stdout is JSON lines, read one at a time. */
 function lines(child) {
@@ -71,7 +44,6 @@ async function opensAcross(mode) {
   const ns = buildLab(mode);
   const children = [];
   try {
-    internetBeyond(ns);
     const inside = (where, argv, stderr = 'inherit') => {
       const child = spawn('ip', ['netns', 'exec', ns[where], ...argv], { stdio: ['pipe', 'pipe', stderr] });
       children.push(child);
@@ -141,13 +113,7 @@ async function opensAcross(mode) {
   } finally {
     for (const child of children) child.kill();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    for (const name of Object.values(ns)) {
-      try {
-        execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-      } catch {
-        // gone already
-      }
-    }
+    removeLab(ns);
   }
 }
 

@@ -388,31 +388,18 @@ try {
     );
   }
 
+  /** One row: `measure` (p50 and p99 ms) through the preview, straight to the dev server, and over ssh -L when sshd runs. */
+  const besideDirectAndSsh = async (metric, measure) => {
+    const direct = await measure(node);
+    const preview = await measure(opened.node);
+    const overSsh = ssh.node ? await measure(ssh.node.port) : undefined;
+    const pair = (figures) => `${fmt(figures.p50, 2)} / ${fmt(figures.p99, 2)} ms`;
+    row(metric, pair(preview), `direct ${pair(direct)}${overSsh ? `; ssh -L ${pair(overSsh)}` : ''}`, '-', '-');
+  };
   if (wanted('ws')) {
-    const directWs = await wsRoundTrips(node);
-    const previewWs = await wsRoundTrips(opened.node);
-    const sshWs = ssh.node ? await wsRoundTrips(ssh.node.port) : undefined;
-    row(
-      `WebSocket round trip p50 / p99 (${WS_ROUND_TRIPS} HMR-sized messages)`,
-      `${fmt(previewWs.p50, 2)} / ${fmt(previewWs.p99, 2)} ms`,
-      `direct ${fmt(directWs.p50, 2)} / ${fmt(directWs.p99, 2)} ms${sshWs ? `; ssh -L ${fmt(sshWs.p50, 2)} / ${fmt(sshWs.p99, 2)} ms` : ''}`,
-      '-',
-      '-',
-    );
+    await besideDirectAndSsh(`WebSocket round trip p50 / p99 (${WS_ROUND_TRIPS} HMR-sized messages)`, wsRoundTrips);
   }
-
-  if (wanted('fresh')) {
-    const directFresh = await freshConnections(node);
-    const previewFresh = await freshConnections(opened.node);
-    const sshFresh = ssh.node ? await freshConnections(ssh.node.port) : undefined;
-    row(
-      'new connection → first byte p50 / p99',
-      `${fmt(previewFresh.p50, 2)} / ${fmt(previewFresh.p99, 2)} ms`,
-      `direct ${fmt(directFresh.p50, 2)} / ${fmt(directFresh.p99, 2)} ms${sshFresh ? `; ssh -L ${fmt(sshFresh.p50, 2)} / ${fmt(sshFresh.p99, 2)} ms` : ''}`,
-      '-',
-      '-',
-    );
-  }
+  if (wanted('fresh')) await besideDirectAndSsh('new connection → first byte p50 / p99', freshConnections);
 
   if (wanted('idle')) {
     // T8: the HMR socket must outlive an idle stretch (tailscale serve drops WS after 10-40 s).

@@ -7,12 +7,12 @@
 //
 //   node node-floor.mjs server <tls|tcp> <dir> <tmux socket> <tmux session>   (prints its port)
 //   node node-floor.mjs client <tls|tcp> <dir> <port>
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { writeFileSync, writeSync } from 'node:fs';
 import { createServer as createTcpServer, connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
 import pty from 'node-pty';
+import { selfSignedCertificate } from '../../support/self-signed.mjs';
 
 const [role, kind, dir, ...rest] = process.argv.slice(2);
 const tls = kind === 'tls';
@@ -31,34 +31,9 @@ if (traceDir) {
   process.on('SIGTERM', () => process.exit(0));
 }
 
-/** A throwaway P-256 key and self-signed certificate in dir (made once per run). */
-export function floorCertificate(dir) {
-  const key = join(dir, 'floor-key.pem');
-  const cert = join(dir, 'floor-cert.pem');
-  if (!existsSync(cert)) {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-subj',
-        '/CN=floor',
-        '-days',
-        '1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
-  }
-  return { key: readFileSync(key), cert: readFileSync(cert) };
+/** The floor's certificate in dir (made once per run; the client trusts it as its CA). */
+function floorCertificate(dir) {
+  return selfSignedCertificate(dir, { name: 'floor', commonName: 'floor' });
 }
 
 if (role === 'server') {

@@ -222,7 +222,12 @@ try {
   } catch {
     // already gone
   }
-  rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
+  } catch (error) {
+    // Still a process writing there (a session's last log): said, and the figures still printed.
+    console.error(`[bench] could not remove ${dir}: ${error.message}`);
+  }
 }
 
 const width = Math.max(...rows.map((r) => r[0].length));

@@ -1,28 +1,10 @@
-import {
-  BULK_STREAM_WINDOW,
-  HangarError,
-  isHangarError,
-  toHangarError,
-  type ArtifactInfo,
-  type CloseReason,
-  type DownloadedArtifact,
-  type LinkStream,
-  type Mux,
-} from '@hangar/shared';
+import { HangarError, isHangarError, type ArtifactInfo, type DownloadedArtifact, type Mux } from '@hangar/shared';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
-import {
-  MOVED,
-  RECONNECT_PATIENCE_MS,
-  isTransient,
-  linkWithin,
-  onMovedOff,
-  streamError,
-  type JobLink,
-} from './job-link.js';
+import { MOVED, openPulledStream, retryOnNewLink, streamError, type JobLink } from './job-link.js';
 
 export interface DownloadProgress {
   /** The artifact being fetched now. */
@@ -70,19 +52,18 @@ export async function downloadArtifacts(
       await rm(partial, { force: true });
       try {
         let had = 0;
-        for (let tries = 1; ; tries++) {
-          try {
-            await fetchOne(connection, jobId, artifact, file, partial, progress);
-            break;
-          } catch (error) {
-            const have = await sizeOf(partial);
+        await retryOnNewLink(
+          connection,
+          FETCH_TRIES,
+          () => fetchOne(connection, jobId, artifact, file, partial, progress),
+          async (error) => {
             // Progress, or a move to a better path, is not a failed try.
-            if (have > had || (isHangarError(error) && error.details?.['moved'] === true)) tries = 0;
+            const have = await sizeOf(partial);
+            const progressed = have > had || (isHangarError(error) && error.details?.['moved'] === true);
             had = have;
-            if (!isTransient(error) || tries >= FETCH_TRIES) throw toHangarError(error);
-            await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
-          }
-        }
+            return progressed;
+          },
+        );
       } finally {
         await rm(partial, { force: true });
       }
@@ -137,22 +118,18 @@ async function fetchOne(
   let received = have;
   const out = await open(partial, 'a');
   let mux: Mux;
+  let pulled: ReturnType<typeof openPulledStream>;
   try {
     // The link is taken right before its stream opens and the move watch starts (no await between).
+    // Moved to a better path: this stream stops there and the fetch goes on on the new link from
+    // the bytes the file has (the caller's retry), instead of running on the old link until retired.
     mux = await connection.link();
+    pulled = openPulledStream(connection, mux, have);
   } catch (error) {
     await out.close();
     throw error;
   }
-  let stream: LinkStream;
-  try {
-    stream = mux.openStream({ recvOffset: have, window: BULK_STREAM_WINDOW });
-  } catch (error) {
-    await out.close();
-    throw error;
-  }
-  stream.autoAck = false;
-  const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+  const { stream, closed, movedOff } = pulled;
   // Ack once the file has the bytes: a slow disk slows the host's sending, not our memory.
   const writer = new BatchedFileWriter(out, (end) => {
     if (!stream.closed) stream.ack(end);
@@ -162,13 +139,6 @@ async function fetchOne(
     received = at + data.length;
     hasher.update(data);
     writer.push(data, received);
-  });
-  // Moved to a better path: this stream stops here and the fetch goes on there from the bytes the
-  // file has (the caller's retry), instead of running on the old link until it is retired.
-  let movedOff = false;
-  const moving = onMovedOff(connection, mux, () => {
-    movedOff = true;
-    stream.close(MOVED, { flush: false });
   });
   try {
     try {
@@ -181,7 +151,7 @@ async function fetchOne(
     await writer.drained();
     if (reason.code !== 'artifact_end') {
       if (mux.closed) throw new HangarError('E_UNAVAILABLE', `link dropped while fetching ${artifact.path}`);
-      if (movedOff) throw new HangarError('E_UNAVAILABLE', `${MOVED.message} (${artifact.path})`, { moved: true });
+      if (movedOff()) throw new HangarError('E_UNAVAILABLE', `${MOVED.message} (${artifact.path})`, { moved: true });
       throw streamError(`artifact ${artifact.path}`, reason);
     }
     const sha256 = hasher.digest('hex');
@@ -194,7 +164,6 @@ async function fetchOne(
     }
     await rename(partial, file);
   } finally {
-    moving.dispose();
     // Bytes written so far stay in the partial file for the next try, which reads its size.
     await writer.drained().catch(() => undefined);
     await out.close();

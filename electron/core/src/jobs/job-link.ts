@@ -1,4 +1,12 @@
-import { closeReasonError, toHangarError, type HangarError, type Mux } from '@hangar/shared';
+import {
+  BULK_STREAM_WINDOW,
+  closeReasonError,
+  toHangarError,
+  type CloseReason,
+  type HangarError,
+  type LinkStream,
+  type Mux,
+} from '@hangar/shared';
 import type { HostConnection } from '../connection/host-connection.js';
 
 /**
@@ -12,23 +20,31 @@ export type JobLink = Pick<HostConnection, 'call' | 'link' | 'retain' | 'on'> &
 export const MOVED = { code: 'moved', message: 'the link moved to a better path; going on there' };
 
 /**
- * Calls `moved` once if the connection's live link becomes another than `mux` (a path upgrade, or
- * a reconnect): a stream on a link that was moved off would otherwise run there until it ends, or
- * until the old link is retired (at most 30 s) and cuts it.
+ * A stream for bytes the agent sends at the reader's pace (a job log, an artifact), opened on
+ * `mux` before the request that names it (the agent may write right behind its answer); the
+ * caller acks what it has written out. Once the connection's live link becomes another than `mux`
+ * (a path upgrade, or a reconnect), `beforeMove` runs and the stream is closed with MOVED: a stream
+ * on a link that was moved off would otherwise run there until it ends, or until the old link is
+ * retired (at most 30 s) and cuts it. The caller then asks again on the new link.
  */
-export function onMovedOff(connection: JobLink, mux: Mux, moved: () => void): { dispose(): void } {
-  let done = false;
+export function openPulledStream(
+  connection: JobLink,
+  mux: Mux,
+  recvOffset: number,
+  beforeMove?: () => void,
+): { stream: LinkStream; closed: Promise<CloseReason>; movedOff: () => boolean } {
+  const stream = mux.openStream({ recvOffset, window: BULK_STREAM_WINDOW });
+  stream.autoAck = false;
+  const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+  let movedOff = false;
   const subscription = connection.onLink?.((next) => {
-    if (done || next === mux) return;
-    done = true;
-    moved();
+    if (movedOff || next === mux || stream.closed) return;
+    movedOff = true;
+    beforeMove?.();
+    stream.close(MOVED, { flush: false });
   });
-  return {
-    dispose: () => {
-      done = true;
-      void subscription?.dispose();
-    },
-  };
+  void closed.then(() => subscription?.dispose());
+  return { stream, closed, movedOff: () => movedOff };
 }
 
 /** Network trouble that a new link can fix; anything else is the answer. */
@@ -51,6 +67,29 @@ export async function linkWithin(connection: JobLink, deadline: number): Promise
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 2000);
+  }
+}
+
+/**
+ * Runs `attempt` until it succeeds, again on the next link (waited for up to RECONNECT_PATIENCE_MS)
+ * after each failure a new link can fix, giving up after `tries` failures in a row; a failure that
+ * `progressed` says moved forward (more bytes written, a move to a better path) starts the count
+ * again. Other errors are final.
+ */
+export async function retryOnNewLink<T>(
+  connection: JobLink,
+  tries: number,
+  attempt: () => Promise<T>,
+  progressed: (error: unknown) => Promise<boolean> = async () => false,
+): Promise<T> {
+  for (let failed = 1; ; failed++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (await progressed(error)) failed = 0;
+      if (!isTransient(error) || failed >= tries) throw toHangarError(error);
+      await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
+    }
   }
 }
 

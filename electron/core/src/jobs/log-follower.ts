@@ -1,22 +1,19 @@
 import {
-  BULK_STREAM_WINDOW,
   FINAL_JOB_STATES,
   HangarError,
   LogBlockReader,
   toHangarError,
-  type CloseReason,
   type Disposable,
   type JobDetail,
   type Mux,
 } from '@hangar/shared';
 import { BlockQueue } from './log-blocks.js';
 import {
-  MOVED,
   RECONNECT_PATIENCE_MS,
   callRetrying,
   isTransient,
   linkWithin,
-  onMovedOff,
+  openPulledStream,
   streamError,
   type JobLink,
 } from './job-link.js';
@@ -105,8 +102,9 @@ export async function followJobLog(
   async function readSegment(mux: Mux): Promise<Segment> {
     // Open our end before asking: the agent may write right behind its answer. The log comes
     // compressed, in blocks; the stream counts block bytes from 0, the blocks carry log offsets.
-    const stream = mux.openStream({ recvOffset: 0, window: BULK_STREAM_WINDOW });
-    stream.autoAck = false;
+    // Blocks not delivered yet are dropped with a stream the link moved off: the next request
+    // starts at `offset`, the end of the last block delivered, so nothing is lost or doubled.
+    const { stream, closed, movedOff } = openPulledStream(connection, mux, 0, () => queue.clear());
     const blocks = new LogBlockReader({ rawPieces: true });
     let known = attempt;
     let logAt = offset;
@@ -130,16 +128,6 @@ export async function followJobLog(
         consumed();
       });
     }, fail);
-    const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
-    // Blocks not delivered yet are dropped with the stream: the next request starts at `offset`,
-    // the end of the last block delivered, so nothing is lost or doubled.
-    let movedOff = false;
-    const moving = onMovedOff(connection, mux, () => {
-      movedOff = true;
-      queue.clear();
-      stream.close(MOVED, { flush: false });
-    });
-    void closed.then(() => moving.dispose());
     const stop = () => stream.close({ code: 'cancelled', message: 'the reader stopped following' });
     options.signal?.addEventListener('abort', stop);
     void closed.then(() => options.signal?.removeEventListener('abort', stop));
@@ -175,7 +163,7 @@ export async function followJobLog(
     } catch (error) {
       void subscription.dispose();
       stream.close({ code: 'cancelled', message: 'log request failed' });
-      if (movedOff && isTransient(error)) return { kind: 'moved' };
+      if (movedOff() && isTransient(error)) return { kind: 'moved' };
       if (mux.closed && isTransient(error)) return { kind: 'dropped' };
       throw toHangarError(error);
     }
@@ -183,7 +171,7 @@ export async function followJobLog(
     // Whole blocks that arrived are delivered before we say how the segment ended (offset is then exact).
     await Promise.race([queue.delivered(), aborted(options.signal)]);
     if (failure) throw failure;
-    if (movedOff && !options.signal?.aborted && reason.code !== 'log_end') return { kind: 'moved' };
+    if (movedOff() && !options.signal?.aborted && reason.code !== 'log_end') return { kind: 'moved' };
     if (options.signal?.aborted) return { kind: 'end', exitCode: null };
     if (reason.code === 'log_end') {
       if (blocks.pending > 0) throw new HangarError('E_PROTOCOL', `log of ${jobId} ended inside a block`);

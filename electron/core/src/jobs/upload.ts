@@ -1,13 +1,6 @@
-import {
-  BULK_FRAME_BYTES,
-  BULK_STREAM_WINDOW,
-  HangarError,
-  toHangarError,
-  type CloseReason,
-  type LinkStream,
-} from '@hangar/shared';
+import { BULK_FRAME_BYTES, BULK_STREAM_WINDOW, HangarError, type CloseReason, type LinkStream } from '@hangar/shared';
 import { createReadStream } from 'node:fs';
-import { RECONNECT_PATIENCE_MS, isTransient, linkWithin, streamError, type JobLink } from './job-link.js';
+import { retryOnNewLink, streamError, type JobLink } from './job-link.js';
 import type { PackedWorkspace } from './pack.js';
 
 export interface UploadProgress {
@@ -38,18 +31,13 @@ export async function uploadWorkspace(
 ): Promise<UploadResult> {
   const retained = connection.retain();
   try {
-    for (let tries = 1; ; tries++) {
-      try {
-        const { present } = await connection.call('workspace.has', { hash: packed.hash });
-        if (present) return { skipped: true, size: packed.size };
-        await sendOnce(connection, packed, onProgress);
-        const committed = await connection.call('workspace.commit', { hash: packed.hash });
-        return { skipped: false, size: committed.size };
-      } catch (error) {
-        if (!isTransient(error) || tries >= UPLOAD_TRIES) throw toHangarError(error);
-        await linkWithin(connection, Date.now() + RECONNECT_PATIENCE_MS);
-      }
-    }
+    return await retryOnNewLink(connection, UPLOAD_TRIES, async () => {
+      const { present } = await connection.call('workspace.has', { hash: packed.hash });
+      if (present) return { skipped: true, size: packed.size };
+      await sendOnce(connection, packed, onProgress);
+      const committed = await connection.call('workspace.commit', { hash: packed.hash });
+      return { skipped: false, size: committed.size };
+    });
   } finally {
     retained.dispose();
   }
