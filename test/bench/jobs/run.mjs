@@ -8,13 +8,22 @@
 // BENCH_AGENT_BIN=<copy>/host-agent/bin/hangar-agent.js BENCH_CORE_MODULE=<copy>/electron/core/dist/index.js
 // (the copy under node_modules/ of this checkout, so its imports resolve).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startSshd } from '../terminal/keystrokes.mjs';
-import { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } from '../support.mjs';
 
+// This process is the core: it starts as the core's processes do, young generation first (before
+// any other module loads), when the build under test does that (an older build given by
+// BENCH_CORE_MODULE may not).
+const youngGeneration = process.env.BENCH_CORE_MODULE
+  ? join(dirname(fileURLToPath(new URL(process.env.BENCH_CORE_MODULE, 'file:///'))), 'link', 'young-generation.js')
+  : '@hangar/desktop/core/young-generation';
+if (!process.env.BENCH_CORE_MODULE || existsSync(youngGeneration)) await import(youngGeneration);
+const { startSshd } = await import('../terminal/keystrokes.mjs');
+const { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } = await import('../support.mjs');
 const { HangarCore } = await import(process.env.BENCH_CORE_MODULE ?? '@hangar/desktop/core');
 
 const DISPATCH_RUNS = Number(process.env.BENCH_DISPATCH ?? 50);
@@ -166,9 +175,20 @@ function mainThreadCpuMs(pid) {
 }
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
+/** Collections in the core (this process) so far: scavenges and mark-compacts, and ms spent in them. */
+const gcs = { minor: 0, major: 0, ms: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if (entry.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gcs.minor++;
+    if (entry.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gcs.major++;
+    gcs.ms += entry.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 /** CPU (ms) the core (this process) and the agent use while `work` runs, and their main threads'. */
 async function measureCpu(work) {
   const pids = [process.pid, agent.child.pid];
+  const gc0 = { ...gcs };
   const core0 = cpuMs('self');
   const agent0 = cpuMs(agent.child.pid);
   const [coreMain0, agentMain0] = pids.map(mainThreadCpuMs);
@@ -180,6 +200,7 @@ async function measureCpu(work) {
     agentMs: cpuMs(agent.child.pid) - agent0,
     coreMainMs: coreMain - coreMain0,
     agentMainMs: agentMain - agentMain0,
+    gc: { minor: gcs.minor - gc0.minor, major: gcs.major - gc0.major, ms: gcs.ms - gc0.ms },
   };
 }
 
@@ -195,6 +216,13 @@ function cpuNote(coreMs, agentMs, refMs, mb, coreMainMs, agentMainMs) {
     `vs ${r.toFixed(2)} ms for the reference; ` +
     `CPU-bound rates: ${(1000 / Math.max(c, a)).toFixed(0)} vs ${(1000 / r).toFixed(0)} MB/s (${(r / Math.max(c, a)).toFixed(2)}×)`
   );
+}
+
+/** The core's collections over all runs of a row, per 100 MB received. */
+function gcNote(gcList, mb) {
+  const sum = (key) => gcList.reduce((total, gc) => total + gc[key], 0);
+  const per = (value) => ((value * 100) / (mb * gcList.length)).toFixed(1);
+  return `core GC per 100 MB: ${per(sum('major'))} mark-compacts, ${per(sum('minor'))} scavenges, ${per(sum('ms'))} ms`;
 }
 
 /** Seconds from submit until a follower has all of the job's log; and how long the job itself ran. */
@@ -229,6 +257,7 @@ async function throughput() {
     const ours = [];
     const job = [];
     const cpu = { core: [], agent: [], coreMain: [], agentMain: [], file: [] };
+    const gcList = [];
     for (let run = 0; run < THROUGHPUT_RUNS; run++) {
       const piped = await timeShell(`${command} | wc -c`);
       if (Number(piped.stdout.trim()) !== bytes) throw new Error(`local pipe gave ${piped.stdout}`);
@@ -240,6 +269,7 @@ async function throughput() {
       const measured = await measureCpu(() => followedSeconds(command, bytes));
       const followed = measured.result;
       for (const key of ['core', 'agent', 'coreMain', 'agentMain']) cpu[key].push(measured[`${key}Ms`]);
+      gcList.push(measured.gc);
       ours.push(LOG_MB / followed.seconds);
       job.push(LOG_MB / followed.jobSeconds);
     }
@@ -258,7 +288,8 @@ async function throughput() {
           ...['core', 'agent', 'file'].map((key) => percentile(cpu[key], 50)),
           LOG_MB,
           ...['coreMain', 'agentMain'].map((key) => percentile(cpu[key], 50)),
-        ),
+        ) +
+        `; ${gcNote(gcList, LOG_MB)}`,
     );
   }
   rmSync(sample, { force: true });
@@ -283,6 +314,7 @@ async function artifactBench() {
   const ours = [];
   const overSsh = [];
   const cpu = { core: [], agent: [], coreMain: [], agentMain: [], local: [] };
+  const gcList = [];
   // What a user would do instead: copy the file over ssh (cat on the host, written here).
   const sshd = await startSshd(dir);
   // One connection for every copy (ControlMaster), as the link is: no key exchange in the timing.
@@ -302,6 +334,7 @@ async function artifactBench() {
     const { result } = measured;
     ours.push(LOG_MB / ((performance.now() - began) / 1000));
     for (const key of ['core', 'agent', 'coreMain', 'agentMain']) cpu[key].push(measured[`${key}Ms`]);
+    gcList.push(measured.gc);
     const [got] = result;
     if (got.size !== bytes) throw new Error(`artifact of ${got.size} bytes, expected ${bytes}`);
     rmSync(out, { recursive: true, force: true });
@@ -321,7 +354,8 @@ async function artifactBench() {
         ...['core', 'agent', 'local'].map((key) => percentile(cpu[key], 50)),
         LOG_MB,
         ...['coreMain', 'agentMain'].map((key) => percentile(cpu[key], 50)),
-      ),
+      ) +
+      `; ${gcNote(gcList, LOG_MB)}`,
   );
   rmSync(sample, { force: true });
 }
