@@ -5,9 +5,6 @@
 // then dist runs, slower to start but current. This file is CommonJS (package.json beside it):
 // requiring the bundle then loads no ES module machinery at all (issue 18).
 'use strict';
-// First: the core's young generation stays at V8's starting size, as
-// electron/core/src/link/young-generation.ts explains (that module is ESM; this file must not wait for it).
-require('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
 const { statSync } = require('node:fs');
 const { join } = require('node:path');
 

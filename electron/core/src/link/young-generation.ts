@@ -5,10 +5,12 @@ import { setFlagsFromString } from 'node:v8';
  * semi-space), as AGENT_NODE_FLAGS keeps the agent's small. Importing this module does it
  * (`@hangar/desktop/core/young-generation`). A young generation that has grown stays grown, and
  * loading the core's modules alone grows it to 16 MiB (they are all parsed before any of them
- * runs), so a process imports this before it imports the core: `hangar`'s bin does the same
- * first thing in CommonJS, bench:jobs imports it first. The core's entry imports it too, which
- * holds the young generation where module loading left it in any other process (the Electron
- * shell's main module imports the core statically, so there it holds it at 16 MiB for now).
+ * runs), so a process imports this before it imports the core: bench:jobs does. The core's entry
+ * imports it too, for the processes that load the core statically (the CLI's `hangar up` and
+ * `hangar ui`, the Electron shell): there V8's memory reducer shrinks the young generation back
+ * to 1 MiB after some quiet seconds (~15 s here) and the flag holds it there from then on; a
+ * transfer in the first seconds still meets the grown one. In `hangar`'s bin, requiring node:v8
+ * first would cost every command ~3 ms.
  *
  * Why (issue 16): a process receiving a link's bulk bytes gets a fresh 16 KiB buffer from Node
  * for every TLS read, which V8 counts as external memory while little of it sits in the
