@@ -1,5 +1,3 @@
-// The young generation grows no further from here (see the module: processes import it before the core).
-import './link/young-generation.js';
 export { HangarCore, type CoreOptions } from './core.js';
 export { createCoreLogger } from './logging.js';
 export { HostConnection } from './connection/host-connection.js';

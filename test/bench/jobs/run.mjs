@@ -8,22 +8,14 @@
 // BENCH_AGENT_BIN=<copy>/host-agent/bin/hangar-agent.js BENCH_CORE_MODULE=<copy>/electron/core/dist/index.js
 // (the copy under node_modules/ of this checkout, so its imports resolve).
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { startSshd } from '../terminal/keystrokes.mjs';
+import { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } from '../support.mjs';
 
-// This process is the core: it starts as the core's processes do, young generation first (before
-// any other module loads), when the build under test does that (an older build given by
-// BENCH_CORE_MODULE may not).
-const youngGeneration = process.env.BENCH_CORE_MODULE
-  ? join(dirname(fileURLToPath(new URL(process.env.BENCH_CORE_MODULE, 'file:///'))), 'link', 'young-generation.js')
-  : '@hangar/desktop/core/young-generation';
-if (!process.env.BENCH_CORE_MODULE || existsSync(youngGeneration)) await import(youngGeneration);
-const { startSshd } = await import('../terminal/keystrokes.mjs');
-const { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } = await import('../support.mjs');
 const { HangarCore } = await import(process.env.BENCH_CORE_MODULE ?? '@hangar/desktop/core');
 
 const DISPATCH_RUNS = Number(process.env.BENCH_DISPATCH ?? 50);
