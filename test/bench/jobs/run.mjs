@@ -11,6 +11,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { startSshd } from '../terminal/keystrokes.mjs';
 import { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } from '../support.mjs';
@@ -166,9 +167,20 @@ function mainThreadCpuMs(pid) {
 }
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
+/** Collections in the core (this process) so far: scavenges and mark-compacts, and ms spent in them. */
+const gcs = { minor: 0, major: 0, ms: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if (entry.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gcs.minor++;
+    if (entry.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gcs.major++;
+    gcs.ms += entry.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 /** CPU (ms) the core (this process) and the agent use while `work` runs, and their main threads'. */
 async function measureCpu(work) {
   const pids = [process.pid, agent.child.pid];
+  const gc0 = { ...gcs };
   const core0 = cpuMs('self');
   const agent0 = cpuMs(agent.child.pid);
   const [coreMain0, agentMain0] = pids.map(mainThreadCpuMs);
@@ -180,6 +192,7 @@ async function measureCpu(work) {
     agentMs: cpuMs(agent.child.pid) - agent0,
     coreMainMs: coreMain - coreMain0,
     agentMainMs: agentMain - agentMain0,
+    gc: { minor: gcs.minor - gc0.minor, major: gcs.major - gc0.major, ms: gcs.ms - gc0.ms },
   };
 }
 
@@ -198,6 +211,13 @@ function cpuNote(cpu, reference, mb) {
     `vs ${r.toFixed(2)} ms for the reference; ` +
     `CPU-bound rates: ${(1000 / Math.max(c, a)).toFixed(0)} vs ${(1000 / r).toFixed(0)} MB/s (${(r / Math.max(c, a)).toFixed(2)}×)`
   );
+}
+
+/** The core's collections over all runs of a row, per 100 MB received. */
+function gcNote(gcList, mb) {
+  const sum = (key) => gcList.reduce((total, gc) => total + gc[key], 0);
+  const per = (value) => ((value * 100) / (mb * gcList.length)).toFixed(1);
+  return `core GC per 100 MB: ${per(sum('major'))} mark-compacts, ${per(sum('minor'))} scavenges, ${per(sum('ms'))} ms`;
 }
 
 /** Seconds from submit until a follower has all of the job's log; and how long the job itself ran. */
@@ -232,6 +252,7 @@ async function throughput() {
     const ours = [];
     const job = [];
     const cpu = { core: [], agent: [], coreMain: [], agentMain: [], file: [] };
+    const gcList = [];
     for (let run = 0; run < THROUGHPUT_RUNS; run++) {
       const piped = await timeShell(`${command} | wc -c`);
       if (Number(piped.stdout.trim()) !== bytes) throw new Error(`local pipe gave ${piped.stdout}`);
@@ -243,6 +264,7 @@ async function throughput() {
       const measured = await measureCpu(() => followedSeconds(command, bytes));
       const followed = measured.result;
       for (const key of ['core', 'agent', 'coreMain', 'agentMain']) cpu[key].push(measured[`${key}Ms`]);
+      gcList.push(measured.gc);
       ours.push(LOG_MB / followed.seconds);
       job.push(LOG_MB / followed.jobSeconds);
     }
@@ -257,7 +279,8 @@ async function throughput() {
       ratio >= 0.9,
       `medians of ${THROUGHPUT_RUNS}; the same command piped to wc -c: ${p.toFixed(0)} MB/s ` +
         `(${(o / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s; ` +
-        cpuNote(cpu, 'file', LOG_MB),
+        cpuNote(cpu, 'file', LOG_MB) +
+        `; ${gcNote(gcList, LOG_MB)}`,
     );
   }
   rmSync(sample, { force: true });
@@ -282,6 +305,7 @@ async function artifactBench() {
   const ours = [];
   const overSsh = [];
   const cpu = { core: [], agent: [], coreMain: [], agentMain: [], local: [] };
+  const gcList = [];
   // What a user would do instead: copy the file over ssh (cat on the host, written here).
   const sshd = await startSshd(dir);
   // One connection for every copy (ControlMaster), as the link is: no key exchange in the timing.
@@ -301,6 +325,7 @@ async function artifactBench() {
     const { result } = measured;
     ours.push(LOG_MB / ((performance.now() - began) / 1000));
     for (const key of ['core', 'agent', 'coreMain', 'agentMain']) cpu[key].push(measured[`${key}Ms`]);
+    gcList.push(measured.gc);
     const [got] = result;
     if (got.size !== bytes) throw new Error(`artifact of ${got.size} bytes, expected ${bytes}`);
     rmSync(out, { recursive: true, force: true });
@@ -316,7 +341,8 @@ async function artifactBench() {
     o / l >= 0.9,
     `medians of ${THROUGHPUT_RUNS}; written, sha256-checked and renamed into place; ` +
       (s ? `ssh cat > file: ${s.toFixed(0)} MB/s (${(o / s).toFixed(2)}× ssh); ` : `ssh ${sshd.reason}; `) +
-      cpuNote(cpu, 'local', LOG_MB),
+      cpuNote(cpu, 'local', LOG_MB) +
+      `; ${gcNote(gcList, LOG_MB)}`,
   );
   rmSync(sample, { force: true });
 }
