@@ -379,10 +379,16 @@ export class HangarCore {
     }
   }
 
-  async attach(host: string, session: string, size: { cols: number; rows: number }): Promise<TerminalClient> {
+  /** `listen` subscribes before the attach (TerminalClient.open): nothing of the first screen is missed. */
+  async attach(
+    host: string,
+    session: string,
+    size: { cols: number; rows: number },
+    listen?: (client: TerminalClient) => void,
+  ): Promise<TerminalClient> {
     // One more client on the session: its list changes (the host pushes it too, a moment later).
     this.knownSessions.forget(host);
-    return TerminalClient.open(this.connection(host), session, size);
+    return TerminalClient.open(this.connection(host), session, size, listen);
   }
 
   private dropConnection(name: string): void {

@@ -1,6 +1,7 @@
 import {
   EARLY_INPUT_LIMIT,
   keyTrace,
+  type CloseReason,
   type TerminalHandle,
   type TerminalSink,
   type TerminalTarget,
@@ -26,16 +27,25 @@ export class DirectTerminal implements TerminalHandle {
   private closing = false;
 
   constructor(core: HangarCore, target: TerminalTarget, sink: TerminalSink) {
-    this.opened = core.attach(target.host, target.session, { cols: target.cols, rows: target.rows }).then((client) => {
-      this.client = client;
+    // Output and an end can come before the attach has returned (behind the host's answer): the
+    // output goes to the sink at once (as CoreTerminal's does), the end waits for `attached`.
+    let attached = false;
+    let endedEarly: CloseReason | undefined;
+    const listen = (client: TerminalClient) => {
       client.onOutput(({ data, offset }) => {
         keyTrace?.('core.output', data.length);
         // The bytes are the host link's (never reused); acked once the sink has consumed them.
         sink.write(data, () => client.ack(offset + data.length));
       });
-      client.onStatus((status) => sink.status(status));
-      client.onEnd((reason) => sink.ended(reason));
+      client.onStatus((status) => attached && sink.status(status));
+      client.onEnd((reason) => (attached ? sink.ended(reason) : (endedEarly = reason)));
+    };
+    const size = { cols: target.cols, rows: target.rows };
+    this.opened = core.attach(target.host, target.session, size, listen).then((client) => {
+      this.client = client;
+      attached = true;
       sink.status('attached');
+      if (endedEarly) sink.ended(endedEarly);
       for (const data of this.early.splice(0)) client.write(data);
       this.earlyBytes = 0;
       if (this.closing) void client.detach();

@@ -28,19 +28,31 @@ export class UiTerminals implements Disposable {
    */
   async open(params: CoreParsedParams<'terminal.open'>): Promise<{ terminalId: string; after: () => void }> {
     checkUiStreamId(this.mux, params.stream_id);
-    const client = await this.core.attach(params.host, params.session, { cols: params.cols, rows: params.rows });
     const terminalId = `t-${randomBytes(8).toString('hex')}`;
     const ui = new UiStream(this.mux, params.stream_id);
-    this.terminals.set(terminalId, client);
-    client.onOutput(({ data, offset }) => {
-      keyTrace?.('core.output', data.length);
-      ui.write(data, () => client.ack(offset + data.length));
-    });
-    client.onStatus((status) => this.publishStatus(terminalId, status));
-    client.onEnd((reason) => {
-      this.terminals.delete(terminalId);
-      ui.end(reason);
-    });
+    // Output and an end can come before the attach has returned (behind the host's answer): the
+    // UI stream holds them until open(). Statuses are published from then on, as `after` does.
+    let attached = false;
+    let ended = false;
+    const client = await this.core.attach(
+      params.host,
+      params.session,
+      { cols: params.cols, rows: params.rows },
+      (client) => {
+        client.onOutput(({ data, offset }) => {
+          keyTrace?.('core.output', data.length);
+          ui.write(data, () => client.ack(offset + data.length));
+        });
+        client.onStatus((status) => attached && this.publishStatus(terminalId, status));
+        client.onEnd((reason) => {
+          ended = true;
+          this.terminals.delete(terminalId);
+          ui.end(reason);
+        });
+      },
+    );
+    attached = true;
+    if (!ended) this.terminals.set(terminalId, client);
     ui.onGone(() => {
       // The UI closed the tab or went away: free the host's tmux client (the session keeps running).
       this.terminals.delete(terminalId);

@@ -24,6 +24,12 @@ const INPUT_SETTLE_MS = 2_000;
  */
 export class TerminalClient implements Disposable {
   private stream: LinkStream | undefined;
+  /**
+   * The stream of an attach whose answer has not been handled yet. The host writes output right
+   * behind its answer, and both can come in one delivery: the output is handled at once, the
+   * answer a microtask later. So output, its acks and the stream's close count from here.
+   */
+  private opening: LinkStream | undefined;
   private attachmentId = '';
   private nextOffset = 0;
   private size: { cols: number; rows: number };
@@ -56,12 +62,19 @@ export class TerminalClient implements Disposable {
     this.size = { ...size };
   }
 
+  /**
+   * `listen` subscribes to the client before it attaches: output (and an end) can come before
+   * the attach's answer is handled, so a listener added once this resolves could miss the first
+   * screen.
+   */
   static async open(
     connection: HostConnection,
     sessionName: string,
     size: { cols: number; rows: number },
+    listen?: (client: TerminalClient) => void,
   ): Promise<TerminalClient> {
     const client = new TerminalClient(connection, sessionName, size);
+    listen?.(client);
     client.store.add(connection.retain());
     try {
       await client.attach(await connection.link(), false);
@@ -116,7 +129,8 @@ export class TerminalClient implements Disposable {
   }
 
   ack(offset: number): void {
-    if (this.stream && !this.stream.closed && offset <= this.stream.recvOffset) this.stream.ack(offset);
+    const stream = this.stream ?? this.opening;
+    if (stream && !stream.closed && offset <= stream.recvOffset) stream.ack(offset);
   }
 
   /** Leaves the session running and frees this client's attachment on the host. */
@@ -154,6 +168,7 @@ export class TerminalClient implements Disposable {
     this.streamStore.add(stream.onClose((reason) => this.onStreamClosed(stream, mux, reason)));
     // Input waits until the host has opened its end (after the answer).
     this.stream = undefined;
+    this.opening = stream;
     let result;
     try {
       result = await this.connection.call('session.attach', {
@@ -166,7 +181,11 @@ export class TerminalClient implements Disposable {
     } catch (error) {
       stream.close({ code: 'attach_failed', message: toHangarError(error).message });
       throw error;
+    } finally {
+      this.opening = undefined;
     }
+    // The stream closed behind the answer (the session ended at once): the end was told already.
+    if (this.ended) return;
     if (resume && !result.resumed) {
       // The replay window passed: say so, then start over with a clean redraw from tmux.
       stream.close({ code: 'superseded', message: 'replay window passed' });
@@ -176,7 +195,8 @@ export class TerminalClient implements Disposable {
     }
     this.stream = stream;
     this.attachmentId = result.attachment_id;
-    this.nextOffset = result.offset;
+    // Output handled before the answer moved the stream on already.
+    this.nextOffset = Math.max(result.offset, stream.recvOffset);
     this.statusEmitter.fire(resume ? 'resumed' : 'attached');
     for (const data of this.pendingInput) stream.write(data);
     this.pendingInput = [];
@@ -195,7 +215,7 @@ export class TerminalClient implements Disposable {
   }
 
   private onStreamClosed(stream: LinkStream, mux: Mux, reason: CloseReason): void {
-    if (this.stream !== stream) return;
+    if (this.stream !== stream && this.opening !== stream) return;
     this.stream = undefined;
     if (mux.closed) return; // the link is gone, not the session: resume follows on the next link
     if (reason.code === TERMINAL_CLOSE.ended) {

@@ -40,6 +40,9 @@ export class FakeHost implements JobLink, Disposable {
   private readonly linkEmitter = new Emitter<Mux>();
   /** A new link became the live one (after move(), as HostConnection's onLink). */
   readonly onLink = this.linkEmitter.event;
+  private readonly linkLostEmitter = new Emitter<void>();
+  /** The live link dropped (cut()), as HostConnection's onLinkLost. */
+  readonly onLinkLost = this.linkLostEmitter.event;
   /** Links moved off by move(), still open until the test disposes the host. */
   readonly movedOff: Mux[] = [];
   /** While true, link() fails as if the host were unreachable. */
@@ -96,6 +99,7 @@ export class FakeHost implements JobLink, Disposable {
   /** The network drops: both ends see the link close at once. */
   cut(): void {
     this.pair?.cut();
+    this.linkLostEmitter.fire();
   }
 
   /** A handler per method: the test's, or "no such call" (the fake answers only what a test set up). */
@@ -118,6 +122,7 @@ export class FakeHost implements JobLink, Disposable {
     for (const old of this.retiredClients) old.mux.close();
     this.client?.mux.close();
     this.linkEmitter.dispose();
+    this.linkLostEmitter.dispose();
     this.events.dispose();
   }
 }
