@@ -300,6 +300,32 @@ describe('the raw link framing', () => {
     expect(got.indexOf('data 1 1')).toBeGreaterThan(got.lastIndexOf('data 1 262144'));
   });
 
+  it('declares its lane (priorityFrameBytes): a data frame of that size passes queued bulk, one byte more waits behind it', () => {
+    const sender = new FakeSocket();
+    const flushes: (() => void)[] = [];
+    const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
+    const lane = near.priorityFrameBytes!;
+    expect(lane).toBeGreaterThan(DATA_HEAD_BYTES);
+    const bulk = new Uint8Array(256 * 1024).fill(7);
+    const data = (stream: number, payload: Uint8Array) =>
+      near.sendParts!(encodeFrame({ type: 'data', stream, offset: 0, payload }).subarray(0, DATA_HEAD_BYTES), payload);
+    // Six bulk frames on stream 1; two writes in the socket (the first head, then its payload).
+    for (let i = 0; i < 6; i++) data(1, bulk);
+    flushes.splice(0)[0]!();
+    // The largest lane frame on stream 3, one byte more on stream 5.
+    data(3, new Uint8Array(lane - DATA_HEAD_BYTES).fill(0xa3));
+    data(5, new Uint8Array(lane - DATA_HEAD_BYTES + 1).fill(0xa5));
+    sender.finishWrites();
+    const bulkWritesBefore = (marker: number) => {
+      const at = sender.given.findIndex((bytes) => bytes.includes(marker));
+      expect(at).toBeGreaterThan(0);
+      return sender.given.slice(0, at).filter((bytes) => bytes === bulk).length;
+    };
+    // Behind the one payload under way, not the six queued; the bigger frame behind all of them.
+    expect(bulkWritesBefore(0xa3)).toBe(1);
+    expect(bulkWritesBefore(0xa5)).toBe(6);
+  });
+
   it('writes a small frame after a quiet spell once its sender returns, with what it sent beside it, and batches the rest of the turn', async () => {
     const socket = new FakeSocket();
     const flushes: (() => void)[] = [];

@@ -160,6 +160,26 @@ describe('data-channel transport: pacing (dc-paced)', () => {
     expect(a.closes).toEqual([]);
   });
 
+  it('declares its lane while pacing (priorityFrameBytes): a data frame of that size goes ahead of held bulk, one byte more waits', () => {
+    expect(link(false).a.transport.priorityFrameBytes).toBeUndefined();
+    const { a, endTurn } = link(true);
+    const lane = a.transport.priorityFrameBytes!;
+    expect(lane).toBeGreaterThan(13);
+    for (let i = 0; i < 16; i++)
+      a.transport.send(encodeFrame({ type: 'data', stream: 3, offset: i, payload: new Uint8Array(256 * 1024) }));
+    expect(a.transport.bufferedAmount).toBeGreaterThan(3 * 1024 * 1024);
+    const data = (stream: number, size: number) =>
+      encodeFrame({ type: 'data', stream, offset: 0, payload: new Uint8Array(size - 13).fill(0xa0 + stream) });
+    const wireBefore = a.wire.length;
+    a.transport.send(data(1, lane));
+    a.transport.send(data(5, lane + 1));
+    endTurn();
+    // Only the lane frame left (held bulk waits for reports); the bigger one waits behind the bulk.
+    expect(a.wire.length).toBe(wireBefore + 1);
+    expect(a.wire.at(-1)!.includes(0xa1)).toBe(true);
+    expect(a.wire.at(-1)!.includes(0xa5)).toBe(false);
+  });
+
   it('without dc-paced nothing is held back or reordered, and a report is refused', () => {
     const { a, b, endTurn, deliver } = link(false);
     for (let i = 0; i < 8; i++)

@@ -201,16 +201,21 @@ describe('flow control', () => {
     expect(flood.local.sentOffset).toBeLessThan(16 * 1024 * 1024);
   });
 
-  it('a keystroke goes to a transport that bulk keeps full at once, where more bulk waits for it to drain', async () => {
+  /**
+   * A client mux on a memory transport that records each frame handed over with the bytes the
+   * transport held then; `lane`: the transport declares a priority lane of that many bytes.
+   * Nothing the client sends arrives until resume(): bulk keeps the transport full meanwhile.
+   */
+  async function fullTransport(lane: number | undefined) {
     const pair = createMemoryTransportPair();
     cleanups.push(() => pair.cut());
-    const sent: Frame[] = [];
-    // The client's transport as the mux sees it, recording each frame handed over.
+    const sent: Array<{ frame: Frame; held: number }> = [];
     const recording = new Proxy(pair[0], {
       get(target, key) {
+        if (key === 'priorityFrameBytes') return lane;
         if (key === 'send')
           return (bytes: Uint8Array) => {
-            sent.push(decodeFrame(bytes));
+            sent.push({ frame: decodeFrame(bytes), held: target.bufferedAmount });
             target.send(bytes);
           };
         const value: unknown = Reflect.get(target, key);
@@ -225,16 +230,37 @@ describe('flow control', () => {
     });
     const flood = openBoth(client, agent, { window: 4 * 1024 * 1024 });
     const keys = openBoth(client, agent);
-    // Nothing the client sends arrives any more: the transport stays full, no drain comes.
     pair[0].silence();
     flood.local.write(new Uint8Array(1024 * 1024));
     await settle();
-    const floodFrames = () => sent.filter((f) => f.type === 'data' && f.stream === flood.local.id).length;
-    const before = floodFrames();
     expect(pair[0].bufferedAmount).toBeGreaterThanOrEqual(64 * 1024);
-    keys.local.write(text('x'));
-    await until(() => sent.some((f) => f.type === 'data' && f.stream === keys.local.id), 'the keystroke handed over');
-    expect(floodFrames()).toBe(before);
+    const dataOf = (stream: LinkStream) => sent.filter((s) => s.frame.type === 'data' && s.frame.stream === stream.id);
+    return { pair, client, agent, flood, keys, sent, dataOf };
+  }
+
+  it('a keystroke goes to a transport with a priority lane that bulk keeps full at once, where more bulk waits for it to drain', async () => {
+    const { client, agent, flood, keys, dataOf } = await fullTransport(13 + 1024);
+    const paste = openBoth(client, agent);
+    const before = dataOf(flood.local).length;
+    // Written first, in the same turn: more than one lane frame queued is not a keystroke.
+    paste.local.write(new Uint8Array(1025), { now: true });
+    keys.local.write(text('x'), { now: true });
+    await until(() => dataOf(keys.local).length > 0, 'the keystroke handed over');
+    expect(dataOf(keys.local)[0]!.held).toBeGreaterThanOrEqual(64 * 1024);
+    expect(dataOf(flood.local).length).toBe(before);
+    expect(dataOf(paste.local)).toHaveLength(0);
+  });
+
+  it('on a transport without a priority lane, a keystroke waits for the drain like bulk', async () => {
+    const { pair, flood, keys, dataOf } = await fullTransport(undefined);
+    const before = dataOf(flood.local).length;
+    keys.local.write(text('x'), { now: true });
+    // Let the link deliver again: the keystroke is handed over once the transport fell below the
+    // mux's high water, not before.
+    pair[0].resume();
+    await until(() => dataOf(keys.local).length > 0, 'the keystroke handed over');
+    expect(dataOf(keys.local)[0]!.held).toBeLessThan(64 * 1024);
+    expect(dataOf(flood.local).length).toBeGreaterThan(before);
   });
 
   it('bulk both ways in big frames leaves a small round trip on another stream a bounded number of frames and turns', async () => {

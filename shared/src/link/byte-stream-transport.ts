@@ -490,6 +490,8 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     get bufferedAmount() {
       return outBytes + Math.max(inSocket, socket.writableLength);
     },
+    // The urgent lane (see `urgent`): a data frame with at most SMALL_FRAME_BYTES of payload.
+    priorityFrameBytes: DATA_HEAD_BYTES + SMALL_FRAME_BYTES,
     flush: flushNow,
     onDataPart(listener): Disposable {
       dataParts = listener;

@@ -13,8 +13,6 @@ import { keyTrace } from './key-trace.js';
 const DRAIN_POLL_MS = 20;
 
 const resolved = Promise.resolve();
-/** Queued bytes up to this go past a full transport (sendSmall): a keystroke, not a flood. */
-const SMALL_CHUNK_BYTES = 1024;
 
 export interface SchedulerOptions {
   maxDataFrameBytes: number;
@@ -50,21 +48,13 @@ export class DataScheduler implements Disposable {
   /**
    * The stream has bytes that should leave at once (a keystroke, its echo): on a quiet link (no
    * other stream waiting, nothing buffered) they are framed and written now, with any ack that
-   * waits to ride along, instead of after the rest of the event loop's callback. Otherwise, or on
-   * a busy link, as add().
+   * waits to ride along, instead of after the rest of the event loop's callback. Otherwise as
+   * add(): on a busy link the pump hands them to the transport's priority lane, if it has one
+   * (sendSmall).
    */
   addNow(stream: LinkStream): void {
     if (this.disposed) return;
     if (this.pumpScheduled || this.ready.size > 0 || this.transport.bufferedAmount > 0) {
-      // A transport that puts small frames ahead of what it holds takes one now, whatever it
-      // holds (the WebRTC transport while pacing); what is left of the write goes as add().
-      const small = this.transport.priorityFrameBytes;
-      if (small !== undefined && small > DATA_HEAD_BYTES) {
-        const limit = Math.min(small - DATA_HEAD_BYTES, stream.maxFrameBytes ?? this.options.maxDataFrameBytes);
-        if (this.sendChunk(stream, limit)) this.add(stream);
-        else this.ready.delete(stream);
-        return;
-      }
       this.add(stream);
       return;
     }
@@ -129,16 +119,21 @@ export class DataScheduler implements Disposable {
   }
 
   /**
-   * While bulk fills the transport, streams with only a few bytes queued (a keystroke, its echo,
-   * a small request) still go: a transport with an urgent lane (the byte-stream link) writes them
-   * ahead of queued bulk. Each stream's window still bounds what it can have unacknowledged.
+   * While bulk fills the transport, a stream whose whole queue fits one frame of the transport's
+   * priority lane (a keystroke, its echo, a small request) still goes: the transport writes it
+   * ahead of the bulk it holds (FrameTransport.priorityFrameBytes). A transport without a lane
+   * gets nothing more here: there, small frames wait for the drain like bulk. Each stream's
+   * window still bounds what it can have unacknowledged.
    */
   private sendSmall(): void {
+    const lane = this.transport.priorityFrameBytes;
+    if (lane === undefined || lane <= DATA_HEAD_BYTES) return;
+    const limit = lane - DATA_HEAD_BYTES;
     // A copy: a stream that goes back in line must not come round again in this loop.
     for (const stream of [...this.ready]) {
-      if (stream.queuedBytes > SMALL_CHUNK_BYTES) continue;
+      if (stream.queuedBytes > Math.min(limit, stream.maxFrameBytes ?? this.options.maxDataFrameBytes)) continue;
       this.ready.delete(stream);
-      if (this.sendChunk(stream, SMALL_CHUNK_BYTES)) this.ready.add(stream);
+      if (this.sendChunk(stream, limit)) this.ready.add(stream);
     }
   }
 }

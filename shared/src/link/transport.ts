@@ -33,10 +33,24 @@ export interface FrameTransport {
    */
   onDataPart?(listener: DataPartListener): Disposable;
   /**
-   * Optional: a data frame of at most this many bytes (header included) goes ahead of the bigger
-   * data frames of other streams this transport still holds (the WebRTC transport while pacing).
-   * A stream's bytes that should leave at once may then be handed over in such frames even while
-   * bufferedAmount is above the mux's high water: what that counts does not delay them.
+   * Optional: the transport has a priority lane for data frames of at most this many bytes (head
+   * included). The mux's one use of it (DataScheduler.sendSmall): while bufferedAmount is at or
+   * above the mux's high water, a stream whose whole queue fits one such frame (a keystroke, its
+   * echo, a small request) is still handed over, as one frame, instead of waiting for onDrain.
+   * Undefined: no lane; then such frames wait for the drain like bulk.
+   *
+   * A transport that declares it promises, for every frame it is handed:
+   * - Such a small data frame leaves ahead of the bigger data frames of other streams that the
+   *   transport still holds, so what bufferedAmount counts does not delay it (the byte-stream
+   *   link's urgent lane; the WebRTC transport while pacing).
+   * - Each stream's frames (data and close) leave in the order they were handed over: a small
+   *   frame never passes an earlier frame of its own stream.
+   * - Control frames keep their order among themselves.
+   * - Frames move only whole: never between a frame's head and its payload, nor between the
+   *   chunks of a split frame. The bytes on the wire are those of some order of whole frames, so
+   *   the peer needs nothing new (the lane is a sender's choice, not a protocol feature).
+   * - Frames above this size, and everything when nothing big is held, keep the order they were
+   *   handed over in.
    */
   readonly priorityFrameBytes?: number;
   /** Fires when bufferedAmount has fallen after being high; lets senders refill. */
