@@ -8,7 +8,8 @@ describe('cancelling a job', () => {
   const box = usePairedHost({ name: 'local', workspace: { README: 'cancel me\n' } });
 
   it('Ctrl-C in hangar run cancels the job, waits for its end, and leaves no process behind', async () => {
-    const marker = `sleep 3${process.pid % 1000}1`;
+    // A duration no other process has: other files run sleeps beside this one (sleep 300, 301, 310…).
+    const marker = `sleep ${100_000 + Math.floor(Math.random() * 800_000)}`;
     const cli = pty.spawn(
       process.execPath,
       [HANGAR_BIN, 'run', '--executor', 'shell', '--dir', box.workspace, '-c', `echo started; ${marker}; echo never`],
@@ -43,7 +44,7 @@ describe('cancelling a job', () => {
   }, 40_000);
 
   it('hangar cancel ends a detached job and its processes; the job shows as cancelled', async () => {
-    const marker = `sleep 3${process.pid % 1000}2`;
+    const marker = `sleep ${100_000 + Math.floor(Math.random() * 800_000)}`;
     const detached = await hangar(box.home, [
       'run',
       '--executor',
