@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   createMemoryTransportPair,
+  FRAME_TYPE,
   Mux,
   PooledReads,
   ReadBufferPool,
+  SPLICE_ACK_DELAY_MS,
   spliceSocket,
   type ByteSocket,
 } from '@hangar/shared';
@@ -102,5 +104,75 @@ describe('spliceSocket with pooled reads', () => {
     const first = reads.onread.buffer();
     reads.onread.callback(100, first);
     expect(reads.onread.buffer()).toBe(first);
+  });
+});
+
+describe('spliceSocket acks', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('a request and its answer cost one frame each way: acks wait for their timer instead of riding on the data', async () => {
+    // Only the ack timers are fake; frames are delivered on setImmediate.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const pair = createMemoryTransportPair({ schedule: setImmediate });
+    const sent = { client: [] as number[], agent: [] as number[] };
+    for (const [index, side] of [
+      [0, 'client'],
+      [1, 'agent'],
+    ] as const) {
+      const transport = pair[index];
+      const send = transport.send.bind(transport);
+      transport.send = (frame) => {
+        sent[side].push(frame[0]!);
+        send(frame);
+      };
+    }
+    const client = new Mux(pair[0], { role: 'client' });
+    const agent = new Mux(pair[1], { role: 'agent' });
+    cleanups.push(() => {
+      client.dispose();
+      agent.dispose();
+      pair.cut();
+    });
+    const browserStream = client.openStream();
+    const originStream = agent.openStream({ id: browserStream.id });
+    /** The browser's side and the dev server's side: each write is recorded, the server answers each request. */
+    const browser = new FakeSocket();
+    const origin = new FakeSocket();
+    const answers: string[] = [];
+    browser.write = (data: Uint8Array) => {
+      answers.push(Buffer.from(data).toString());
+      return true;
+    };
+    origin.write = (data: Uint8Array) => {
+      const request = Buffer.from(data).toString();
+      setImmediate(() => origin.emit('data', Buffer.from(`answer to ${request}`)));
+      return true;
+    };
+    void spliceSocket(browser, browserStream);
+    void spliceSocket(origin, originStream);
+
+    const requests = 20;
+    for (let i = 0; i < requests; i++) {
+      const answered = answers.length;
+      browser.emit('data', Buffer.from(`GET /${i}`));
+      while (answers.length === answered) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(answers).toEqual(Array.from({ length: requests }, (_, i) => `answer to GET /${i}`));
+    const count = (types: number[], type: number) => types.filter((t) => t === type).length;
+    // One data frame per message; the acks still wait (with riding acks: one per message too).
+    expect(count(sent.client, FRAME_TYPE.data)).toBe(requests);
+    expect(count(sent.agent, FRAME_TYPE.data)).toBe(requests);
+    expect(count(sent.client, FRAME_TYPE.ack) + count(sent.agent, FRAME_TYPE.ack)).toBe(0);
+
+    // Their timer sends one cumulative ack per side, which gives the whole window back.
+    vi.advanceTimersByTime(SPLICE_ACK_DELAY_MS);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(count(sent.client, FRAME_TYPE.ack)).toBe(1);
+    expect(count(sent.agent, FRAME_TYPE.ack)).toBe(1);
+    expect(browserStream.peerAckedOffset).toBe(browserStream.sentOffset);
+    expect(originStream.peerAckedOffset).toBe(originStream.sentOffset);
   });
 });

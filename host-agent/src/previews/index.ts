@@ -1,4 +1,5 @@
 import {
+  afterThisTask,
   HangarError,
   PREVIEW_REMOVED,
   PREVIEW_FRAME_BYTES,
@@ -140,7 +141,7 @@ export class PreviewService implements Disposable {
     }
     const stream = mux.openStream({ id: streamId, window: PREVIEW_STREAM_WINDOW, maxFrameBytes: PREVIEW_FRAME_BYTES });
     this.track(port, stream, release);
-    void spliceSocket(socket, stream, { later: setImmediate, reads }).then((reason) =>
+    void spliceSocket(socket, stream, { later: afterThisTask, reads }).then((reason) =>
       this.options.logger.debug({ port, reason }, 'preview connection ended'),
     );
     return { address, sourcePort: socket.localPort!, start: () => socket.resume() };

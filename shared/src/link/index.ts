@@ -50,7 +50,15 @@ export {
 } from './core-terminal.js';
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
-export { PooledReads, ReadBufferPool, spliceSocket, type ByteSocket, type SpliceOptions } from './splice.js';
+export {
+  afterThisTask,
+  PooledReads,
+  ReadBufferPool,
+  SPLICE_ACK_DELAY_MS,
+  spliceSocket,
+  type ByteSocket,
+  type SpliceOptions,
+} from './splice.js';
 export {
   wrapDataChannel,
   splitFrame,

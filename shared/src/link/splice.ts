@@ -20,6 +20,22 @@ export interface ByteSocket {
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
+/**
+ * A spliced stream's acks wait this long (or for a quarter window) instead of riding on the data
+ * this side sends: a request and its answer then cost one frame each way, not two, and no timer
+ * per message. The window (1 MiB for previews) is far from spent in that time.
+ */
+export const SPLICE_ACK_DELAY_MS = 20;
+
+const resolved = Promise.resolve();
+/**
+ * Runs `fn` once the current task's callbacks have returned: a promise reaction, not
+ * queueMicrotask (which Node wraps in an AsyncResource per call). The pieces of one frame arrive
+ * in one task (a TLS read hands its records over before the task ends), so a socket corked for
+ * them is uncorked by this: one writev, without waiting for the rest of the event loop's turn.
+ */
+export const afterThisTask = (fn: () => void): void => void resolved.then(fn);
+
 /** Reads smaller than this are copied out and their buffer used again at once. */
 const COPY_READS_BELOW = 16 * 1024;
 
@@ -92,9 +108,9 @@ export class PooledReads {
 
 export interface SpliceOptions {
   /**
-   * Runs `flush` after this turn's I/O (Node: setImmediate). Given, and the socket corks, the
-   * stream's bytes of one turn (a big frame comes in pieces, one per TLS record) leave in one
-   * writev, as they are: no copy, one syscall.
+   * Runs `flush` later (afterThisTask, or setImmediate for after this turn's I/O). Given, and the
+   * socket corks, the stream's bytes until then (a big frame comes in pieces, one per TLS record)
+   * leave in one writev, as they are: no copy, one syscall.
    */
   later?(flush: () => void): void;
   /** The socket reads into pooled buffers (it was connected with `reads.onread`). */
@@ -114,6 +130,8 @@ export function spliceSocket(
   options: SpliceOptions = {},
 ): Promise<CloseReason> {
   stream.autoAck = false;
+  stream.ackRidesData = false;
+  stream.ackDelayMs = SPLICE_ACK_DELAY_MS;
   let ended = false;
   let corked = false;
   const { later } = options;

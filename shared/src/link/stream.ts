@@ -79,6 +79,14 @@ export class LinkStream {
    * terminal can wait longer than a person's pause between keys: no wake-up for an ack alone.
    */
   ackDelayMs = ACK_DELAY_MS;
+  /**
+   * Default true: data this side sends takes a waiting ack along (in the same write), so a
+   * terminal's echo acks its keystroke. False: a waiting ack leaves on its timer (ackDelayMs) or
+   * once a quarter window is consumed, whatever this side sends meanwhile. For request/response
+   * traffic (a preview under load) that is one frame per message instead of two, and one timer per
+   * ackDelayMs instead of one per message.
+   */
+  ackRidesData = true;
 
   private readonly dataEmitter = new Emitter<{ data: Uint8Array; offset: number }>();
   private readonly drainEmitter = new Emitter<void>();
@@ -275,7 +283,7 @@ export class LinkStream {
    * same write), and a flushing close may finish now.
    */
   afterSend(): void {
-    if (this.ackTimer !== undefined) {
+    if (this.ackTimer !== undefined && this.ackRidesData) {
       clearTimeout(this.ackTimer);
       this.sendAck();
     }

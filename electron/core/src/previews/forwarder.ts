@@ -1,4 +1,5 @@
 import {
+  afterThisTask,
   HangarError,
   PREVIEW_FRAME_BYTES,
   PREVIEW_STREAM_WINDOW,
@@ -190,7 +191,7 @@ export class PreviewForwarder implements Disposable {
       return;
     }
     stream.write(head, { transfer: true });
-    void spliceSocket(socket, stream, { later: setImmediate });
+    void spliceSocket(socket, stream, { later: afterThisTask });
     socket.resume();
   }
 
