@@ -101,8 +101,10 @@ describe('terminal sessions through the CLI', () => {
   it('Ctrl-C under a `yes` flood returns the prompt, 20 of 20 times', async () => {
     const client = await box.bashAttached('flood');
     for (let run = 0; run < 20; run++) {
-      client.type('yes\r');
-      await client.waitForText(/^y$/m, 5000);
+      // Each run floods its own word: a plain `y` would still be on the screen from the run before,
+      // and Ctrl-C typed before this run's `yes` started would race bash's own reading of the line.
+      client.type(`yes flood-${run}\r`);
+      await client.waitForText(new RegExp(`^flood-${run}$`, 'm'), 5000);
       await new Promise((r) => setTimeout(r, 100));
       client.type('\x03');
       client.type(`echo done-${run}\r`);
