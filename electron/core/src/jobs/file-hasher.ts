@@ -102,6 +102,8 @@ export class FileHasher implements Disposable {
           if (this.failure) return reject(this.failure);
           this.pending?.reject(new Error('superseded'));
           this.pending = { id, resolve, reject };
+          // Awaited, the hash keeps the process alive until it answers (as a read would).
+          worker.ref();
           worker.postMessage({ kind: 'digest', id, end });
         }),
     };
@@ -117,12 +119,13 @@ export class FileHasher implements Disposable {
   private start(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
-    // A hash under way is awaited by its download; the worker alone keeps nothing alive.
+    // Idle between files, the worker keeps nothing alive.
     worker.unref();
     worker.on('message', (reply: { id: number; sha256?: string; error?: string }) => {
       const pending = this.pending;
       if (!pending || reply.id !== pending.id) return;
       this.pending = undefined;
+      worker.unref();
       if (reply.sha256 !== undefined) pending.resolve(reply.sha256);
       else pending.reject(new HangarError('E_INTERNAL', `could not hash the downloaded file: ${reply.error}`));
     });
