@@ -126,6 +126,32 @@ describe('build jobs through the CLI', () => {
     expect(existsSync(join(box.workspace, 'hangar-artifacts', id))).toBe(true);
   });
 
+  it('a big artifact (hashed by the core off its event loop) lands whole; changed on the host, it is refused', async () => {
+    const result = await run(
+      'mkdir -p out && head -c 3000000 /dev/urandom > out/big.bin',
+      '--artifacts',
+      'out/big.bin',
+    );
+    expect(result.code).toBe(0);
+    const id = /job (j-[a-z0-9]+)/.exec(result.stderr)![1]!;
+    const shown = JSON.parse((await hangar(['jobs', 'show', id, '--json'])).stdout) as {
+      artifacts: { path: string; sha256: string; size: number }[];
+    };
+    const [artifact] = shown.artifacts;
+    const landed = readFileSync(join(box.workspace, 'hangar-artifacts', id, 'out', 'big.bin'));
+    expect(landed.length).toBe(3_000_000);
+    expect(createHash('sha256').update(landed).digest('hex')).toBe(artifact!.sha256);
+    // One byte of the host's copy changes after its sha256 was recorded: the download is refused.
+    const onHost = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'big.bin');
+    const bytes = readFileSync(onHost);
+    bytes[2_000_000]! ^= 1;
+    writeFileSync(onHost, bytes);
+    const again = await hangar(['artifacts', id, '--out', 'damaged']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain('arrived damaged');
+    expect(existsSync(join(box.workspace, 'damaged', 'out', 'big.bin'))).toBe(false);
+  });
+
   it('a failed attempt is retried and followed into the new attempt', async () => {
     const marker = join(box.workspace, '..', `${box.workspace.split('/').pop()}-tried`);
     const result = await run(

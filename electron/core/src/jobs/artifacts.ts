@@ -1,9 +1,8 @@
 import { HangarError, isHangarError, type ArtifactInfo, type DownloadedArtifact, type Mux } from '@hangar/shared';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
+import { FileHasher } from './file-hasher.js';
 import { MOVED, openPulledStream, retryOnNewLink, streamError, type JobLink } from './job-link.js';
 
 export interface DownloadProgress {
@@ -30,6 +29,7 @@ export async function downloadArtifacts(
   only?: readonly string[],
 ): Promise<DownloadedArtifact[]> {
   const retained = connection.retain();
+  const hasher = new FileHasher();
   try {
     const listed = (await connection.call('artifact.list', { id: jobId })).artifacts;
     const missing = only?.filter((path) => !listed.some((a) => a.path === path)) ?? [];
@@ -55,7 +55,7 @@ export async function downloadArtifacts(
         await retryOnNewLink(
           connection,
           FETCH_TRIES,
-          () => fetchOne(connection, jobId, artifact, file, partial, progress),
+          () => fetchOne(connection, hasher, jobId, artifact, file, partial, progress),
           async (error) => {
             // Progress, or a move to a better path, is not a failed try.
             const have = await sizeOf(partial);
@@ -73,6 +73,7 @@ export async function downloadArtifacts(
     }
     return downloaded;
   } finally {
+    hasher.dispose();
     retained.dispose();
   }
 }
@@ -98,6 +99,7 @@ export function safeTarget(outDir: string, path: string): string {
 /** Fetches one artifact into `partial` from the byte it already has, then renames it into place. */
 async function fetchOne(
   connection: JobLink,
+  hasher: FileHasher,
   jobId: string,
   artifact: ArtifactInfo,
   file: string,
@@ -110,13 +112,12 @@ async function fetchOne(
     await rm(partial, { force: true });
     have = 0;
   }
-  // The sha256 covers the whole file: what an earlier try wrote is hashed again from disk.
-  const hasher = createHash('sha256');
-  if (have > 0) {
-    for await (const chunk of createReadStream(partial) as AsyncIterable<Buffer>) hasher.update(chunk);
-  }
   let received = have;
   const out = await open(partial, 'a');
+  // The sha256 covers the whole file as it is on disk, read back behind the writer (off the event
+  // loop for a big file): what an earlier try wrote is hashed again from there too.
+  const hash = hasher.open(partial, artifact.size);
+  hash.written(have);
   let mux: Mux;
   let pulled: ReturnType<typeof openPulledStream>;
   try {
@@ -133,11 +134,11 @@ async function fetchOne(
   // Ack once the file has the bytes: a slow disk slows the host's sending, not our memory.
   const writer = new BatchedFileWriter(out, (end) => {
     if (!stream.closed) stream.ack(end);
+    hash.written(end);
     onProgress(end);
   });
   stream.onData((data, at) => {
     received = at + data.length;
-    hasher.update(data);
     writer.push(data, received);
   });
   try {
@@ -154,7 +155,7 @@ async function fetchOne(
       if (movedOff()) throw new HangarError('E_UNAVAILABLE', `${MOVED.message} (${artifact.path})`, { moved: true });
       throw streamError(`artifact ${artifact.path}`, reason);
     }
-    const sha256 = hasher.digest('hex');
+    const sha256 = await hash.digest(received);
     if (received !== artifact.size || sha256 !== artifact.sha256) {
       throw new HangarError(
         'E_PROTOCOL',

@@ -13,6 +13,7 @@ import {
 } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
 import { downloadArtifacts } from '../../src/jobs/artifacts.js';
+import { OFF_THREAD_BYTES } from '../../src/jobs/file-hasher.js';
 import { MAX_INFLATED_AHEAD } from '../../src/jobs/log-blocks.js';
 import { followJobLog, type LogChunk } from '../../src/jobs/log-follower.js';
 import { packWorkspace, type PackedWorkspace } from '../../src/jobs/pack.js';
@@ -435,7 +436,14 @@ describe('downloading artifacts', () => {
             stream.write(bytes.subarray(0, bytes.length - 1));
             return;
           }
-          stream.write(bytes);
+          if (damage === 'flip') {
+            // One byte changed on the way, the size right.
+            const sent = Buffer.from(bytes);
+            sent[sent.length >> 1]! ^= 0x40;
+            stream.write(sent);
+          } else {
+            stream.write(damage === 'truncate' ? bytes.subarray(0, bytes.length - 1000) : bytes);
+          }
           stream.close({ code: 'artifact_end', message: 'done' });
         },
       };
@@ -444,6 +452,7 @@ describe('downloading artifacts', () => {
   }
   let cutHalfway = false;
   let holdOpen = false;
+  let damage: 'flip' | 'truncate' | undefined;
 
   it('artifacts land under the folder with their paths, sha256 checked', async () => {
     const files = { 'build/app.ipa': Buffer.alloc(700_000, 1), 'report.txt': Buffer.from('ok\n') };
@@ -520,6 +529,56 @@ describe('downloading artifacts', () => {
     ).rejects.toMatchObject({ message: expect.stringContaining('arrived damaged') });
     expect(existsSync(join(out, 'app.bin'))).toBe(false);
     expect(readdirSync(out)).toEqual([]);
+  });
+
+  // Sizes both sides of OFF_THREAD_BYTES: hashed on the event loop, and in the hashing thread.
+  for (const size of [OFF_THREAD_BYTES - 1, 3 * OFF_THREAD_BYTES + 17]) {
+    for (const how of ['flip', 'truncate'] as const) {
+      it(`an artifact of ${size} bytes that arrives with ${how === 'flip' ? 'one byte changed' : 'its end missing'} is refused and not left behind`, async () => {
+        const bytes = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7919) % 251));
+        const out = tempDir();
+        damage = how;
+        try {
+          await expect(downloadArtifacts(artifactHost({ 'app.bin': bytes }), JOB, out)).rejects.toMatchObject({
+            code: 'E_PROTOCOL',
+            message: expect.stringContaining('arrived damaged'),
+          });
+        } finally {
+          damage = undefined;
+        }
+        expect(readdirSync(out)).toEqual([]);
+        // The same bytes sent whole land, so the refusal was the damage's doing.
+        await downloadArtifacts(artifactHost({ 'app.bin': bytes }), JOB, out);
+        expect(readFileSync(join(out, 'app.bin')).equals(bytes)).toBe(true);
+      });
+    }
+  }
+
+  it('a partial file changed on disk between tries is refused: the sha256 is of what the file holds', async () => {
+    cutHalfway = true;
+    const bytes = Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 7919) % 251));
+    const host = artifactHost({ 'dist/app.tar': bytes });
+    const out = tempDir();
+    let cut = false;
+    try {
+      await expect(
+        downloadArtifacts(host, JOB, out, (p) => {
+          if (!cut && p.done === bytes.length >> 1) {
+            cut = true;
+            // A byte the first try wrote changes on disk before the next try resumes after it.
+            const partial = join(out, 'dist', '.app.tar.hangar-partial');
+            const held = readFileSync(partial);
+            held[1000]! ^= 1;
+            writeFileSync(partial, held);
+            host.cut();
+          }
+        }),
+      ).rejects.toMatchObject({ code: 'E_PROTOCOL', message: expect.stringContaining('arrived damaged') });
+    } finally {
+      cutHalfway = false;
+    }
+    expect(host.calls.filter((c) => c.method === 'artifact.fetch').map((c) => c.params.from)).toEqual([0, 1_500_000]);
+    expect(readdirSync(join(out, 'dist'))).toEqual([]);
   });
 
   it('an artifact path that escapes the folder is refused', async () => {
