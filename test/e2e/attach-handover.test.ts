@@ -57,7 +57,8 @@ describe('hangar attach with the app running', () => {
     client.type('echo after-$((6*7))\r');
     await client.waitForText(/^after-42$/m);
 
-    // The running core goes away: the terminal is no longer its.
+    // The running core goes away: the terminal is no longer its. (Kept on the core, the terminal
+    // ends here; a core whose own terminal outlived the move would detach the attachment now.)
     await ui.stop();
     client.type('echo alone-$((6*7))\r');
     await client.waitForText(/^alone-42$/m);
