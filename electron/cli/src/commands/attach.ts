@@ -196,6 +196,9 @@ async function runAttached(
           await new Promise((resolve) => setTimeout(resolve, wait));
         }
         if (finished) throw new HangarError('E_BAD_REQUEST', 'the terminal ended');
+        // Its link down, the running core would resume the attachment when it is back, taking it
+        // from us again: the terminal stays there.
+        if (overlay) throw new HangarError('E_UNAVAILABLE', 'the running core is reconnecting');
         holding = { output: [], input: [] };
         return { attachmentId: where.attachment_id, offset: where.offset + doorRead };
       };
