@@ -14,13 +14,18 @@ export class AttachedCli implements AsyncDisposable {
   private exit: Promise<number>;
   private writes: Promise<void> = Promise.resolve();
 
-  constructor(home: string, args: string[], size: { cols: number; rows: number } = { cols: 100, rows: 30 }) {
+  constructor(
+    home: string,
+    args: string[],
+    size: { cols: number; rows: number } = { cols: 100, rows: 30 },
+    env: Record<string, string> = {},
+  ) {
     this.screen = new Terminal({ cols: size.cols, rows: size.rows, allowProposedApi: true, scrollback: 1000 });
     this.process = pty.spawn(process.execPath, [HANGAR_BIN, 'attach', ...args], {
       name: 'xterm-256color',
       cols: size.cols,
       rows: size.rows,
-      env: { ...process.env, HANGAR_HOME: home } as Record<string, string>,
+      env: { ...process.env, HANGAR_HOME: home, ...env } as Record<string, string>,
     });
     this.process.onData((data) => {
       this.output += data;

@@ -21,11 +21,13 @@ export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
   'sessions.kill': { commands: ['session kill'] },
 
   // One terminal's life, all inside attach: open, the window resizing, repaints after a notice,
-  // and the detach key.
+  // the detach key.
   'terminal.open': { commands: ['attach'] },
   'terminal.resize': { commands: ['attach'] },
   'terminal.redraw': { commands: ['attach'] },
   'terminal.close': { commands: ['attach'] },
+  // attach moves the terminal onto a link of its own (a running core's terminal is resumed there).
+  'terminal.attachment': { commands: ['attach'] },
 
   'jobs.list': { commands: ['jobs'] },
   'jobs.get': { commands: ['jobs show', 'logs', 'artifacts'] },

@@ -65,6 +65,11 @@ export async function openDoor(): Promise<CoreApi> {
 /** Set when the command's door is a running core's socket: resolves once all sent to it is out. */
 let doorWritten: (() => Promise<void>) | undefined;
 
+/** Whether the command's door is a running core's socket (not a core of its own). */
+export function viaRunningCore(): boolean {
+  return doorWritten !== undefined;
+}
+
 type DoorModule = typeof import('@hangar/desktop/core/door');
 let early: Promise<{ door: DoorModule; running: Awaited<ReturnType<DoorModule['reachRunningCore']>> }> | undefined;
 

@@ -40,7 +40,7 @@ import { HostReach } from './relay/reach.js';
 import { RelayAccount } from './relay/relay-account.js';
 import { openCoreDb } from './state/db.js';
 import { hangarHome } from './state/paths.js';
-import { TerminalClient } from './terminal/terminal-client.js';
+import { TerminalClient, type TakeOver } from './terminal/terminal-client.js';
 
 export interface CoreOptions {
   home?: string;
@@ -379,16 +379,20 @@ export class HangarCore {
     }
   }
 
-  /** `listen` subscribes before the attach (TerminalClient.open): nothing of the first screen is missed. */
+  /**
+   * `listen` subscribes before the attach (TerminalClient.open): nothing of the first screen is
+   * missed. With `takeOver`, resumes an attachment another client of this device holds.
+   */
   async attach(
     host: string,
     session: string,
     size: { cols: number; rows: number },
     listen?: (client: TerminalClient) => void,
+    takeOver?: TakeOver,
   ): Promise<TerminalClient> {
     // One more client on the session: its list changes (the host pushes it too, a moment later).
     this.knownSessions.forget(host);
-    return TerminalClient.open(this.connection(host), session, size, listen);
+    return TerminalClient.open(this.connection(host), session, size, listen, takeOver);
   }
 
   private dropConnection(name: string): void {

@@ -1,7 +1,7 @@
 export { HangarCore, type CoreOptions } from './core.js';
 export { createCoreLogger } from './logging.js';
 export { HostConnection } from './connection/host-connection.js';
-export { TerminalClient } from './terminal/terminal-client.js';
+export { TerminalClient, type TakeOver } from './terminal/terminal-client.js';
 export { hangarHome } from './state/paths.js';
 export {
   JobsApi,
@@ -20,7 +20,7 @@ export {
   type JobLink,
 } from './jobs/index.js';
 export { CoreApiServer, ApiConnection, type CoreApiServerOptions, type Door } from './api/index.js';
-export { openCoreApi, type OpenCoreApiOptions } from './api/in-process-door.js';
+export { openCoreApi, type InProcessCoreApi, type OpenCoreApiOptions } from './api/in-process-door.js';
 export { LocalDoor, type LocalDoorOptions } from './door/local-door.js';
 export { PreviewsApi, PreviewForwarder, type HostPreviews, type PreviewLink } from './previews/index.js';
 export { WebServer, type WebServerOptions } from './web/server.js';

@@ -180,6 +180,16 @@ export const CORE_PROCEDURES = {
   /** Asks tmux to repaint the screen (after the client drew a notice of its own over it). */
   'terminal.redraw': { params: z.object({ terminal_id: TerminalId }), result: Empty },
   'terminal.close': { params: z.object({ terminal_id: TerminalId }), result: Empty },
+  /**
+   * The host's attachment behind an open terminal and the host's offset of the first byte its
+   * stream carried: with them the hangar command (this user, with this device's key) resumes the
+   * attachment on a link of its own from exactly the next byte it lacks, and the keystrokes no
+   * longer cross this core. The terminal here then ends with 'superseded'.
+   */
+  'terminal.attachment': {
+    params: z.object({ terminal_id: TerminalId }),
+    result: z.object({ attachment_id: z.string().min(1).max(64), offset: z.number().int().nonnegative() }),
+  },
 
   /** Jobs of one host, or of every paired host (newest first on each); an unreachable host is a value. */
   'jobs.list': {

@@ -101,7 +101,7 @@ try {
   // BENCH_DOOR=1: hangar attach while a core runs on this computer (`hangar up --no-ui`, as when
   // the app is open): the command then goes through that core's door, a second link in between.
   // With BENCH_BASELINE, the baseline's too.
-  const doorClient = async ({ name, root, agentData, agentAddress, home, sessionEnv, session }) => {
+  const doorClient = async ({ name, root, agentData, agentAddress, home, sessionEnv, session, staying }) => {
     const hangar = join(root, 'electron', 'bin', 'hangar.js');
     const doorEnv = { ...env, HANGAR_HOME: join(dir, home) };
     delete doorEnv.HANGAR_TRACE_KEYS;
@@ -122,23 +122,31 @@ try {
     doorHomes.push(join(dir, home, 'agent'));
     const lines = createInterface({ input: up.stdout });
     for await (const line of lines) if (line.includes('local stack up')) break;
-    return {
-      name,
+    const client = (clientName, clientSession, clientEnv) => ({
+      name: clientName,
       start: () => {
         execFileSync(
           process.execPath,
-          [hangar, 'session', 'new', 'bench', '--name', session, '--', 'sh', '-c', PANE_PROGRAM],
+          [hangar, 'session', 'new', 'bench', '--name', clientSession, '--', 'sh', '-c', PANE_PROGRAM],
           {
             env: sessionEnv,
           },
         );
-        return echoClient(process.execPath, [hangar, 'attach', 'bench', session], doorEnv);
+        return echoClient(process.execPath, [hangar, 'attach', 'bench', clientSession], clientEnv);
       },
-    };
+    });
+    // This build's attach moves its terminal onto a link of its own after the first screen; the
+    // same command kept on the running core (HANGAR_ATTACH_HANDOVER=off) is the same run's reference.
+    return staying
+      ? [
+          client(name, session, doorEnv),
+          client(`${name}, staying on it`, `${session}-staying`, { ...doorEnv, HANGAR_ATTACH_HANDOVER: 'off' }),
+        ]
+      : [client(name, session, doorEnv)];
   };
   if (process.env.BENCH_DOOR) {
     extraClients.push(
-      await doorClient({
+      ...(await doorClient({
         name: 'hangar attach through a running core',
         root: resolve(import.meta.dirname, '..', '..', '..'),
         agentData: data,
@@ -146,11 +154,12 @@ try {
         home: 'door-home',
         sessionEnv: env,
         session: 'echo-door',
-      }),
+        staying: true,
+      })),
     );
     if (baseAgent) {
       extraClients.push(
-        await doorClient({
+        ...(await doorClient({
           name: `hangar attach through a running core, before (${process.env.BENCH_BASELINE})`,
           root: baseline,
           agentData: join(dir, 'base-agent'),
@@ -158,7 +167,7 @@ try {
           home: 'base-door-home',
           sessionEnv: baseEnv,
           session: 'echo-door-before',
-        }),
+        })),
       );
     }
   }

@@ -183,6 +183,9 @@ export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [
       throw new Error(`${client.name}: ${error.message}`);
     }
   }
+  // hangar attach through a running core moves its terminal onto a link of its own after its
+  // first screen and a pause in typing: measured once it has.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
   const samples = new Map();
   for (const pace of PACES) {
     for (let round = 0; round * KEYS_PER_LINE < keys; round++) {

@@ -1,7 +1,16 @@
-import { CoreTerminal, HangarError, keyTrace, TERMINAL_CLOSE, type CloseReason, type CoreApi } from '@hangar/shared';
+import {
+  HangarError,
+  keyTrace,
+  TERMINAL_CLOSE,
+  type CloseReason,
+  type CoreApi,
+  type TerminalHandle,
+  type TerminalSink,
+} from '@hangar/shared';
+import type { InProcessCoreApi } from '@hangar/desktop/core';
 import type { Command } from 'commander';
 import { visibleText } from '../output.js';
-import { withApi } from '../run.js';
+import { viaRunningCore, withApi } from '../run.js';
 
 const DEFAULT_DETACH_KEY = 'ctrl-]';
 /** How long the "output skipped" notice stays on screen. */
@@ -55,12 +64,33 @@ function parseDetachKey(key: string): number {
 }
 
 /**
+ * Keys typed this recently may still be on their way through the running core: the terminal moves
+ * onto the command's own link only after a pause this long (a key through the core takes a few ms).
+ */
+const HANDOVER_QUIET_MS = 100;
+
+/** What a running core's terminal becomes once it moved onto a link of the command's own. */
+interface OwnLink {
+  api: InProcessCoreApi;
+  terminal: ReturnType<InProcessCoreApi['openTerminal']>;
+}
+
+/**
  * Opens the session's terminal through the core (shared's CoreTerminal, as the window does; the
  * core's own terminal when the core runs in this process) and wires stdin/stdout to it until it
  * ends or the user presses the detach key. Rejects, with the terminal untouched, if it cannot be
  * opened.
+ *
+ * Through a running core (the app is open), the first screen comes that way, at once; then the
+ * command opens a core of its own in this process (this user's state and device key, as without
+ * the app), links to the host and resumes the same attachment there from the next byte it lacks:
+ * the running core's terminal ends ('superseded'), and keystrokes and their echoes cross one link
+ * and no other process (issue 17). While the resume is under way, output through the running core
+ * is held and typed keys wait; it starts only after a pause in typing, so that no key is still on
+ * its way through the running core when the host switches. If it fails, the terminal stays where
+ * it was, with what was held. HANGAR_ATTACH_HANDOVER=off keeps it on the running core.
  */
-function runAttached(
+async function runAttached(
   api: CoreApi,
   target: { host: string; session: string; cols: number; rows: number },
   detachByte: number,
@@ -69,29 +99,50 @@ function runAttached(
   const stdin = process.stdin;
   const stdout = process.stdout;
   const raw = stdin.isTTY === true;
-  return new Promise<CloseReason>((resolve, reject) => {
+  const handOver = viaRunningCore() && process.env['HANGAR_ATTACH_HANDOVER'] !== 'off';
+  let own: OwnLink | undefined;
+  const end = await new Promise<CloseReason>((resolve, reject) => {
     let overlay = false;
     /** A notice kept on the bottom row over fresh output until this time, then repainted away. */
     let noticeUntil = 0;
     let notice = '';
     let wired = false;
     let finished = false;
+    /** Bytes of output read through the running core (the resume starts right after them). */
+    let doorRead = 0;
+    /** While the handover is under way: the running core's output held, and the keys typed. */
+    let holding: { output: { data: Uint8Array; done: () => void }[]; input: Uint8Array[] } | undefined;
+    /** The terminal moved onto the command's own link: the running core's end of it is ignored. */
+    let moved = false;
+    let detachAfterHandover = false;
+    let lastKeyAt = 0;
     const onInput = (chunk: Buffer) => {
       keyTrace?.('stdin', chunk.length);
+      lastKeyAt = performance.now();
       const at = chunk.indexOf(detachByte);
-      if (at >= 0) {
-        if (at > 0) terminal.write(chunk.subarray(0, at));
-        terminal.detach();
+      const keys = at >= 0 ? chunk.subarray(0, at) : chunk;
+      if (holding) {
+        if (keys.length > 0) holding.input.push(keys);
+        if (at >= 0) detachAfterHandover = true;
         return;
       }
-      terminal.write(chunk);
+      if (keys.length > 0) current.write(keys);
+      if (at >= 0) current.detach();
     };
     const onResize = () => {
       const { cols, rows } = terminalSize();
-      terminal.resize(cols, rows);
+      current.resize(cols, rows);
     };
-    const terminal = api.openTerminal(target, {
+    const sink = (throughCore: boolean): TerminalSink => ({
       write(data, done) {
+        if (throughCore) {
+          if (moved) return;
+          if (holding) {
+            holding.output.push({ data, done });
+            return;
+          }
+          doorRead += data.length;
+        }
         // Ack only once the bytes reached our terminal: a slow terminal slows the host, not our memory.
         keyTrace?.('output', data.length);
         stdout.write(data, done);
@@ -99,6 +150,7 @@ function runAttached(
         if (noticeUntil > Date.now()) showOverlay(notice);
       },
       status(status) {
+        if (throughCore && moved) return;
         if (status === 'reconnecting') {
           overlay = true;
           showOverlay(`hangar: link to ${label} lost — reconnecting…`);
@@ -108,13 +160,15 @@ function runAttached(
           notice = 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
           noticeUntil = Date.now() + NOTICE_MS;
           showOverlay(notice);
-          setTimeout(() => terminal.redraw(), NOTICE_MS).unref();
+          setTimeout(() => current.redraw(), NOTICE_MS).unref();
         } else if (status === 'resumed' && overlay) {
           overlay = false;
-          terminal.redraw();
+          current.redraw();
         }
       },
       ended(end) {
+        // The running core's terminal ends 'superseded' once the host has moved it to our link.
+        if (throughCore && (moved || (holding && end.code === 'superseded'))) return;
         finished = true;
         if (wired) {
           stdin.off('data', onInput);
@@ -126,7 +180,56 @@ function runAttached(
         resolve(end);
       },
     });
-    terminal.opened.then(() => {
+    let current: TerminalHandle = api.openTerminal(target, sink(true));
+    const door = current;
+
+    /** Moves the terminal onto a link of the command's own (see above); if that fails it stays. */
+    const moveToOwnLink = async (terminalId: string): Promise<void> => {
+      const { openCoreApi } = await import('@hangar/desktop/core');
+      const ownApi = await openCoreApi();
+      const takeOver = async () => {
+        const where = await api.call('terminal.attachment', { terminal_id: terminalId });
+        // No key still on its way through the running core when the host switches.
+        for (;;) {
+          const wait = lastKeyAt + HANDOVER_QUIET_MS - performance.now();
+          if (wait <= 0) break;
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+        if (finished) throw new HangarError('E_BAD_REQUEST', 'the terminal ended');
+        // Its link down, the running core would resume the attachment when it is back, taking it
+        // from us again: the terminal stays there.
+        if (overlay) throw new HangarError('E_UNAVAILABLE', 'the running core is reconnecting');
+        holding = { output: [], input: [] };
+        return { attachmentId: where.attachment_id, offset: where.offset + doorRead };
+      };
+      const size = terminalSize();
+      const terminal = ownApi.openTerminal({ ...target, ...size }, sink(false), takeOver);
+      try {
+        await terminal.opened;
+      } catch (error) {
+        if (debug) process.stderr.write(`hangar: the terminal stays on the running core: ${String(error)}\r\n`);
+        const held = holding;
+        holding = undefined;
+        for (const { data, done } of held?.output ?? []) sink(true).write(data, done);
+        for (const keys of held?.input ?? []) door.write(keys);
+        if (detachAfterHandover) door.detach();
+        await ownApi.dispose();
+        return;
+      }
+      const held = holding;
+      holding = undefined;
+      moved = true;
+      own = { api: ownApi, terminal };
+      current = terminal;
+      if (debug) process.stderr.write("hangar: the terminal moved onto this command's own link to the host\r\n");
+      for (const keys of held?.input ?? []) terminal.write(keys);
+      if (detachAfterHandover) terminal.detach();
+      // Nothing is said to the running core: the host has ended its stream ('superseded', and its
+      // terminal with it). A terminal.close from here could reach it first and detach the
+      // attachment that is now ours.
+    };
+
+    current.opened.then((terminalId) => {
       // A session that ended at once has already said so: nothing to wire.
       if (finished) return;
       wired = true;
@@ -134,9 +237,18 @@ function runAttached(
       stdin.on('data', onInput);
       stdin.resume();
       process.on('SIGWINCH', onResize);
+      if (handOver) void moveToOwnLink(terminalId);
     }, reject);
   });
+  if (own) {
+    // The host answers the detach before the link goes (else it keeps the tmux client for its replay window).
+    await own.terminal.detached();
+    await own.api.dispose();
+  }
+  return end;
 }
+
+const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
 
 /** A one-line notice on the bottom row that leaves the cursor where it was; tmux repaints over it. */
 function showOverlay(text: string): void {

@@ -8,7 +8,7 @@ import {
 } from '@hangar/shared';
 import { randomBytes } from 'node:crypto';
 import type { HangarCore } from '../core.js';
-import type { TerminalClient } from '../terminal/terminal-client.js';
+import type { TakeOver, TerminalClient } from '../terminal/terminal-client.js';
 
 const encoder = new TextEncoder();
 
@@ -25,8 +25,10 @@ export class DirectTerminal implements TerminalHandle {
   private early: Uint8Array[] = [];
   private earlyBytes = 0;
   private closing = false;
+  private detaching: Promise<void> = Promise.resolve();
 
-  constructor(core: HangarCore, target: TerminalTarget, sink: TerminalSink) {
+  /** With `takeOver`: resumes an attachment a running core holds (see TerminalClient's TakeOver). */
+  constructor(core: HangarCore, target: TerminalTarget, sink: TerminalSink, takeOver?: TakeOver) {
     // Output and an end can come before the attach has returned (behind the host's answer): the
     // output goes to the sink at once (as CoreTerminal's does), the end waits for `attached`.
     let attached = false;
@@ -41,14 +43,14 @@ export class DirectTerminal implements TerminalHandle {
       client.onEnd((reason) => (attached ? sink.ended(reason) : (endedEarly = reason)));
     };
     const size = { cols: target.cols, rows: target.rows };
-    this.opened = core.attach(target.host, target.session, size, listen).then((client) => {
+    this.opened = core.attach(target.host, target.session, size, listen, takeOver).then((client) => {
       this.client = client;
       attached = true;
       sink.status('attached');
       if (endedEarly) sink.ended(endedEarly);
       for (const data of this.early.splice(0)) client.write(data);
       this.earlyBytes = 0;
-      if (this.closing) void client.detach();
+      if (this.closing) this.detaching = client.detach();
       return `t-${randomBytes(8).toString('hex')}`;
     });
   }
@@ -76,7 +78,12 @@ export class DirectTerminal implements TerminalHandle {
   detach(): void {
     if (this.closing) return;
     this.closing = true;
-    void this.client?.detach();
+    if (this.client) this.detaching = this.client.detach();
+  }
+
+  /** Resolves once a detach has been answered by the host (or failed): the link may go then. */
+  detached(): Promise<void> {
+    return this.detaching;
   }
 
   dispose(): void {

@@ -80,6 +80,8 @@ export const coreHandlers: CoreHandlers = {
     return { result: {} };
   },
 
+  'terminal.attachment': async (params, { terminals }) => ({ result: terminals.attachment(params.terminal_id) }),
+
   'terminal.close': async (params, { terminals }) => {
     await terminals.close(params.terminal_id);
     return { result: {} };

@@ -2,12 +2,12 @@ import {
   CoreApiClient,
   createMemoryTransportPair,
   type FrameTransport,
-  type TerminalHandle,
   type TerminalSink,
   type TerminalTarget,
 } from '@hangar/shared';
 import { HangarCore, type CoreOptions } from '../core.js';
 import { nodePlatform, type Platform } from '../platform.js';
+import type { TakeOver } from '../terminal/terminal-client.js';
 import { DirectTerminal } from './direct-terminal.js';
 import { CoreApiServer } from './index.js';
 
@@ -22,7 +22,7 @@ export interface OpenCoreApiOptions extends CoreOptions {
  * disposing the client disposes that core. Reaching a core that already runs (issue 18: a local
  * socket) only changes where the transport comes from.
  */
-export async function openCoreApi(options: OpenCoreApiOptions = {}): Promise<CoreApiClient> {
+export async function openCoreApi(options: OpenCoreApiOptions = {}): Promise<InProcessCoreApi> {
   const core = await HangarCore.open(options);
   const server = new CoreApiServer(core, options.platform ?? nodePlatform(core.logger), { live: false });
   // Delivered on setImmediate, not a timer: a keystroke crosses this link twice (in and echoed).
@@ -31,7 +31,7 @@ export async function openCoreApi(options: OpenCoreApiOptions = {}): Promise<Cor
   return new InProcessCoreApi(clientEnd, server, core);
 }
 
-class InProcessCoreApi extends CoreApiClient {
+export class InProcessCoreApi extends CoreApiClient {
   constructor(
     transport: FrameTransport,
     private readonly server: CoreApiServer,
@@ -41,8 +41,8 @@ class InProcessCoreApi extends CoreApiClient {
   }
 
   /** The core's own terminal, not one through the in-memory link: a keystroke crosses one link, not two. */
-  override openTerminal(target: TerminalTarget, sink: TerminalSink): TerminalHandle {
-    return new DirectTerminal(this.core, target, sink);
+  override openTerminal(target: TerminalTarget, sink: TerminalSink, takeOver?: TakeOver): DirectTerminal {
+    return new DirectTerminal(this.core, target, sink, takeOver);
   }
 
   /** Closes the link, then the core behind it: what the connection held (terminals, previews) goes first. */

@@ -13,7 +13,9 @@ import { checkUiStreamId, UiStream } from './ui-stream.js';
 
 /** A client connection's open terminals: TerminalClients (which survive host link drops) piped to its streams. */
 export class UiTerminals implements Disposable {
-  private readonly terminals = new Map<string, Pick<TerminalClient, 'detach' | 'resize' | 'redraw'>>();
+  private readonly terminals = new Map<string, Pick<TerminalClient, 'detach' | 'resize' | 'redraw' | 'attachment'>>();
+  /** The host's offset of each terminal's first byte on its stream (terminal.attachment). */
+  private readonly firstOffsets = new Map<string, number>();
 
   constructor(
     private readonly core: HangarCore,
@@ -34,6 +36,7 @@ export class UiTerminals implements Disposable {
     // UI stream holds them until open(). Statuses are published from then on, as `after` does.
     let attached = false;
     let ended = false;
+    let firstOffset: number | undefined;
     const client = await this.core.attach(
       params.host,
       params.session,
@@ -41,21 +44,28 @@ export class UiTerminals implements Disposable {
       (client) => {
         client.onOutput(({ data, offset }) => {
           keyTrace?.('core.output', data.length);
+          firstOffset ??= offset;
           ui.write(data, () => client.ack(offset + data.length));
         });
         client.onStatus((status) => attached && this.publishStatus(terminalId, status));
         client.onEnd((reason) => {
           ended = true;
           this.terminals.delete(terminalId);
+          this.firstOffsets.delete(terminalId);
           ui.end(reason);
         });
       },
     );
     attached = true;
-    if (!ended) this.terminals.set(terminalId, client);
+    if (!ended) {
+      this.terminals.set(terminalId, client);
+      // No output yet: the first byte the stream will carry is the next the client expects.
+      this.firstOffsets.set(terminalId, firstOffset ?? client.offset);
+    }
     ui.onGone(() => {
       // The UI closed the tab or went away: free the host's tmux client (the session keeps running).
       this.terminals.delete(terminalId);
+      this.firstOffsets.delete(terminalId);
       void client.detach();
     });
     return {
@@ -80,9 +90,20 @@ export class UiTerminals implements Disposable {
     this.get(terminalId).redraw();
   }
 
+  /**
+   * What the hangar command needs to resume the terminal's attachment on a link of its own (see
+   * terminal.attachment): its id, and the host's offset of the first byte the terminal's stream
+   * carried (the command adds what it has read).
+   */
+  attachment(terminalId: string): { attachment_id: string; offset: number } {
+    const terminal = this.get(terminalId);
+    return { attachment_id: terminal.attachment, offset: this.firstOffsets.get(terminalId) ?? 0 };
+  }
+
   async close(terminalId: string): Promise<void> {
     const terminal = this.get(terminalId);
     this.terminals.delete(terminalId);
+    this.firstOffsets.delete(terminalId);
     await terminal.detach();
   }
 

@@ -1,6 +1,7 @@
 import {
   DisposableStore,
   Emitter,
+  HangarError,
   TERMINAL_CLOSE,
   TERMINAL_OUTPUT_ACK_DELAY_MS,
   toHangarError,
@@ -16,6 +17,13 @@ import type { HostConnection } from '../connection/host-connection.js';
 const MAX_PENDING_INPUT = 64 * 1024;
 /** Moving to a better link waits at most this long for the host to take what was typed on the old one. */
 const INPUT_SETTLE_MS = 2_000;
+
+/**
+ * An attachment another client of this device holds (a running core's terminal), taken over on
+ * this client's own link: asked once the link is up, so that the holder's output stops as late as
+ * possible. `offset` is the next byte the caller lacks; the attachment must still hold it.
+ */
+export type TakeOver = () => Promise<{ attachmentId: string; offset: number }>;
 
 /**
  * A client's view of one terminal session: output with byte offsets, input, resize, and
@@ -72,12 +80,19 @@ export class TerminalClient implements Disposable {
     sessionName: string,
     size: { cols: number; rows: number },
     listen?: (client: TerminalClient) => void,
+    takeOver?: TakeOver,
   ): Promise<TerminalClient> {
     const client = new TerminalClient(connection, sessionName, size);
     listen?.(client);
     client.store.add(connection.retain());
     try {
-      await client.attach(await connection.link(), false);
+      const mux = await connection.link();
+      if (takeOver) {
+        const { attachmentId, offset } = await takeOver();
+        client.attachmentId = attachmentId;
+        client.nextOffset = offset;
+        await client.attach(mux, true, true);
+      } else await client.attach(mux, false);
     } catch (error) {
       await client.store.dispose();
       throw toHangarError(error);
@@ -141,7 +156,8 @@ export class TerminalClient implements Disposable {
     await this.connection.call('session.detach', { attachment_id: id }).catch(() => undefined);
   }
 
-  private async attach(mux: Mux, resume: boolean): Promise<void> {
+  /** `taking`: the resume takes another client's attachment over; it fails rather than start afresh. */
+  private async attach(mux: Mux, resume: boolean, taking = false): Promise<void> {
     if (this.ended) return;
     const old = this.stream;
     if (resume && old && !old.closed) {
@@ -186,6 +202,10 @@ export class TerminalClient implements Disposable {
     }
     // The stream closed behind the answer (the session ended at once): the end was told already.
     if (this.ended) return;
+    if (taking && !result.resumed) {
+      stream.close({ code: 'superseded', message: 'not taken over' });
+      throw new HangarError('E_NOT_FOUND', `the attachment to ${this.sessionName} could not be taken over`);
+    }
     if (resume && !result.resumed) {
       // The replay window passed: say so, then start over with a clean redraw from tmux.
       stream.close({ code: 'superseded', message: 'replay window passed' });
@@ -226,7 +246,10 @@ export class TerminalClient implements Disposable {
       // Detached on the host without asking (tmux detach-client there): the session runs on.
       this.end({ code: TERMINAL_CLOSE.detached, message: reason.message });
     } else if (reason.code === 'superseded') {
-      return;
+      // The current stream taken over: another client of this device resumed the attachment on a
+      // link of its own (the hangar command moving a running core's terminal onto its own link).
+      // Its own moves clear the stream first, so they never come here.
+      this.end({ code: 'superseded', message: reason.message });
     } else {
       this.end({ code: TERMINAL_CLOSE.error, message: reason.message });
     }

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { AttachedCli } from '../support/pty-client.js';
+import {
+  BASH,
+  endAgent,
+  hangar,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+} from '../support/processes.js';
+import { startServingCli, type ServingCli } from '../support/serving-cli.js';
+import { useCleanups } from '../support/cleanups.js';
+
+const UI_ADDRESS = /Hangar UI at (\S+)/;
+const MOVED = "the terminal moved onto this command's own link";
+
+/**
+ * Issue 17: with the app running, `hangar attach` gets its first screen through the running
+ * core's door, then moves the terminal onto a link of its own to the host (resuming the same
+ * attachment from the next byte it lacks), so a keystroke no longer crosses the core.
+ */
+describe('hangar attach with the app running', () => {
+  const cleanups = useCleanups();
+
+  it('moves its terminal onto a link of its own: keys typed before, during and after arrive once and in order, and it outlives the running core', async () => {
+    const home = tempDir('handover');
+    cleanups.push(() => removeDir(home));
+    const dataDir = tempDir('handover-agent');
+    const agent: AgentProcess = await startAgentProcess(dataDir);
+    cleanups.push(() => endAgent(agent, dataDir));
+    const ui: ServingCli = await startServingCli(home, ['ui'], UI_ADDRESS);
+    cleanups.push(() => ui.stop());
+    await pairWith(home, 'box', agent);
+    const created = await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH]);
+    expect(created.code, created.stderr).toBe(0);
+
+    // HANGAR_DEBUG: the command says (on the terminal) which core answered and when it moved.
+    const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1' });
+    cleanups.push(() => client[Symbol.asyncDispose]());
+    await client.waitForText('$ ');
+    expect(client.raw).toContain('using the Hangar core running on this computer');
+    // Typed at once, one key at a time with short pauses: the first keys go through the running
+    // core, the move happens in one of the pauses, keys typed while it is under way wait for it.
+    const typed = 'echo k' + 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(2);
+    for (const key of typed) {
+      client.type(key);
+      await new Promise((resolve) => setTimeout(resolve, 15 + Math.random() * 120));
+    }
+    client.type('\r');
+    const line = typed.slice('echo '.length);
+    await client.waitForText(new RegExp(`^${line}$`, 'm'), 20_000);
+    // Said once moved (not required here: what counts is that the terminal outlives the core below).
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes(MOVED) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    client.type('echo after-$((6*7))\r');
+    await client.waitForText(/^after-42$/m);
+
+    // The running core goes away: the terminal is no longer its. (Kept on the core, the terminal
+    // ends here; a core whose own terminal outlived the move would detach the attachment now.)
+    await ui.stop();
+    client.type('echo alone-$((6*7))\r');
+    await client.waitForText(/^alone-42$/m);
+    const lines = await client.text();
+    // Each answer once (nothing replayed twice across the move), in order.
+    expect(lines.filter((l) => l === line || /^(after|alone)-42$/.test(l))).toEqual([line, 'after-42', 'alone-42']);
+    expect(client.raw.split(line).length - 1).toBeGreaterThanOrEqual(1);
+
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+  });
+});
