@@ -64,8 +64,8 @@ function parseDetachKey(key: string): number {
 }
 
 /**
- * Keys typed this recently may still be on their way through the running core: the terminal moves
- * onto the command's own link only after a pause this long (a key through the core takes a few ms).
+ * The terminal moves onto the command's own link after a pause in typing this long, so that few
+ * keys wait while it happens (none is lost either way: see takeOver).
  */
 const HANDOVER_QUIET_MS = 100;
 
@@ -86,9 +86,9 @@ interface OwnLink {
  * the app), links to the host and resumes the same attachment there from the next byte it lacks:
  * the running core's terminal ends ('superseded'), and keystrokes and their echoes cross one link
  * and no other process (issue 17). While the resume is under way, output through the running core
- * is held and typed keys wait; it starts only after a pause in typing, so that no key is still on
- * its way through the running core when the host switches. If it fails, the terminal stays where
- * it was, with what was held. HANGAR_ATTACH_HANDOVER=off keeps it on the running core.
+ * is held and typed keys wait; the running core says where the attachment stands only once the
+ * host has acknowledged every key it passed on, so that none is still on its way through it when
+ * the host switches. If it fails, the terminal stays where it was, with what was held. HANGAR_ATTACH_HANDOVER=off keeps it on the running core.
  */
 async function runAttached(
   api: CoreApi,
@@ -188,8 +188,7 @@ async function runAttached(
       const { openCoreApi } = await import('@hangar/desktop/core');
       const ownApi = await openCoreApi();
       const takeOver = async () => {
-        const where = await api.call('terminal.attachment', { terminal_id: terminalId });
-        // No key still on its way through the running core when the host switches.
+        // Move in a pause in typing, so that few keys wait while it happens.
         for (;;) {
           const wait = lastKeyAt + HANDOVER_QUIET_MS - performance.now();
           if (wait <= 0) break;
@@ -199,7 +198,11 @@ async function runAttached(
         // Its link down, the running core would resume the attachment when it is back, taking it
         // from us again: the terminal stays there.
         if (overlay) throw new HangarError('E_UNAVAILABLE', 'the running core is reconnecting');
+        // From here keys wait here. The running core answers once the host has acknowledged every
+        // key it passed on (the door delivers in order, so that is every key sent before this
+        // call): none is still on its way when the host switches to our link.
         holding = { output: [], input: [] };
+        const where = await api.call('terminal.attachment', { terminal_id: terminalId });
         return { attachmentId: where.attachment_id, offset: where.offset + doorRead };
       };
       const size = terminalSize();

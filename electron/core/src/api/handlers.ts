@@ -80,7 +80,7 @@ export const coreHandlers: CoreHandlers = {
     return { result: {} };
   },
 
-  'terminal.attachment': async (params, { terminals }) => ({ result: terminals.attachment(params.terminal_id) }),
+  'terminal.attachment': async (params, { terminals }) => ({ result: await terminals.attachment(params.terminal_id) }),
 
   'terminal.close': async (params, { terminals }) => {
     await terminals.close(params.terminal_id);

@@ -11,9 +11,15 @@ import type { HangarCore } from '../core.js';
 import type { TerminalClient } from '../terminal/terminal-client.js';
 import { checkUiStreamId, UiStream } from './ui-stream.js';
 
+/** How long terminal.attachment waits for the host to acknowledge the keys typed so far. */
+const INPUT_SETTLE_MS = 2_000;
+
 /** A client connection's open terminals: TerminalClients (which survive host link drops) piped to its streams. */
 export class UiTerminals implements Disposable {
-  private readonly terminals = new Map<string, Pick<TerminalClient, 'detach' | 'resize' | 'redraw' | 'attachment'>>();
+  private readonly terminals = new Map<
+    string,
+    Pick<TerminalClient, 'detach' | 'resize' | 'redraw' | 'attachment' | 'inputSettled'>
+  >();
   /** The host's offset of each terminal's first byte on its stream (terminal.attachment). */
   private readonly firstOffsets = new Map<string, number>();
 
@@ -93,10 +99,18 @@ export class UiTerminals implements Disposable {
   /**
    * What the hangar command needs to resume the terminal's attachment on a link of its own (see
    * terminal.attachment): its id, and the host's offset of the first byte the terminal's stream
-   * carried (the command adds what it has read).
+   * carried (the command adds what it has read). Answered only once the host has taken every key
+   * written here (the command holds the keys typed from the moment it asks): a key still on its
+   * way through this core when the host switches to the command's link would be lost.
    */
-  attachment(terminalId: string): { attachment_id: string; offset: number } {
+  async attachment(terminalId: string): Promise<{ attachment_id: string; offset: number }> {
     const terminal = this.get(terminalId);
+    if (!(await terminal.inputSettled(INPUT_SETTLE_MS))) {
+      throw new HangarError(
+        'E_UNAVAILABLE',
+        `keys typed into terminal ${terminalId} have not all reached the host yet (or its link is down); it stays on this core`,
+      );
+    }
     return { attachment_id: terminal.attachment, offset: this.firstOffsets.get(terminalId) ?? 0 };
   }
 

@@ -115,6 +115,23 @@ export class TerminalClient implements Disposable {
     return this.nextOffset;
   }
 
+  /**
+   * True once the host has taken every byte written so far on the current stream (nothing pending,
+   * queued or unacknowledged); false if the terminal is between links, its stream closed, or the
+   * host had not acknowledged it all within `timeoutMs`.
+   */
+  async inputSettled(timeoutMs: number): Promise<boolean> {
+    const stream = this.stream;
+    if (this.ended || !stream || stream.closed || this.moving || this.pendingInputBytes > 0) return false;
+    await inputTaken(stream, timeoutMs);
+    return (
+      this.stream === stream &&
+      !stream.closed &&
+      stream.queuedBytes === 0 &&
+      stream.peerAckedOffset === stream.sentOffset
+    );
+  }
+
   write(data: Uint8Array): void {
     if (this.ended) return;
     if (this.stream && !this.stream.closed && !this.moving) {
