@@ -8,6 +8,7 @@ import {
   agentLinkBytes,
   verifyHex,
   verifyPresence,
+  type ErrorShape,
   type RelayToAgent,
 } from '@hangar/shared';
 import { afterUsage } from '../api/billing.js';
@@ -222,5 +223,9 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
 
   protected override logFields(): Record<string, string> {
     return { host_id: this.hostId };
+  }
+
+  protected override errorMessage(error: ErrorShape): RelayToAgent {
+    return { type: 'error', error };
   }
 }

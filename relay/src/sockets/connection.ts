@@ -38,6 +38,9 @@ export abstract class Connection<In, Out extends { type: string }> {
   /** Who is on the socket, for the log: its host or device id once authenticated. */
   protected abstract logFields(): Record<string, string>;
 
+  /** The `error` message of this socket's protocol, carrying `error` (both protocols have one). */
+  protected abstract errorMessage(error: ErrorShape): Out;
+
   /** Runs `work` after everything queued before it; a failure is logged and told (internalError). */
   protected enqueue(work: () => Promise<void> | void): void {
     this.queue = this.queue.then(() => work()).catch((error: unknown) => this.internalError(error));
@@ -85,7 +88,7 @@ export abstract class Connection<In, Out extends { type: string }> {
   /** Handling a message failed: logged here, and the peer gets an `error` message. */
   private internalError(error: unknown): void {
     this.ctx.logger.error({ err: error, ...this.logFields() }, `${this.kind} socket: handling a message failed`);
-    this.send({ type: 'error', error: toHangarError(error).toJSON() } as unknown as Out);
+    this.send(this.errorMessage(toHangarError(error).toJSON()));
   }
 
   send(message: Out): void {
@@ -118,7 +121,7 @@ export abstract class Connection<In, Out extends { type: string }> {
   /** Says why (an `error` message) and closes with an application close code. */
   fail(error: HangarError | ErrorShape, code: number): void {
     const shape = error instanceof HangarError ? error.toJSON() : error;
-    this.send({ type: 'error', error: shape } as unknown as Out);
+    this.send(this.errorMessage(shape));
     this.close(code, shape.message);
   }
 

@@ -4,6 +4,7 @@ import {
   HangarError,
   RELAY_CLOSE,
   toHangarError,
+  type ErrorShape,
   type HostPresence,
   type RelayToDevice,
 } from '@hangar/shared';
@@ -119,5 +120,9 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
 
   protected override logFields(): Record<string, string> {
     return { device_id: this.deviceId };
+  }
+
+  protected override errorMessage(error: ErrorShape): RelayToDevice {
+    return { type: 'error', error };
   }
 }
