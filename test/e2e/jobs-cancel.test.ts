@@ -2,14 +2,13 @@ import * as pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
 import { HANGAR_BIN, hangar } from '../support/processes.js';
-import { processesMatching, until } from '../support/until.js';
+import { processesMatching, uniqueSleep, until } from '../support/until.js';
 
 describe('cancelling a job', () => {
   const box = usePairedHost({ name: 'local', workspace: { README: 'cancel me\n' } });
 
   it('Ctrl-C in hangar run cancels the job, waits for its end, and leaves no process behind', async () => {
-    // A duration no other process has: other files run sleeps beside this one (sleep 300, 301, 310…).
-    const marker = `sleep ${100_000 + Math.floor(Math.random() * 800_000)}`;
+    const marker = uniqueSleep();
     const cli = pty.spawn(
       process.execPath,
       [HANGAR_BIN, 'run', '--executor', 'shell', '--dir', box.workspace, '-c', `echo started; ${marker}; echo never`],
@@ -44,7 +43,7 @@ describe('cancelling a job', () => {
   }, 40_000);
 
   it('hangar cancel ends a detached job and its processes; the job shows as cancelled', async () => {
-    const marker = `sleep ${100_000 + Math.floor(Math.random() * 800_000)}`;
+    const marker = uniqueSleep();
     const detached = await hangar(box.home, [
       'run',
       '--executor',

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { usePairedHost } from '../support/paired-host.js';
 import { AGENT_BIN, hangarAgent, hangarFrom, startAgentProcess, type CliResult } from '../support/processes.js';
-import { processesMatching as processes, until } from '../support/until.js';
+import { processesMatching as processes, uniqueSleep, until } from '../support/until.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
 /** CI runs as root, as agents on VPSes often do: the case where a sandbox must give root's powers up. */
@@ -75,7 +75,7 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
   });
 
   it('a job runs as an unprivileged user on the host, and cancel still ends every process of it', async () => {
-    const marker = `sleep 4${process.pid % 1000}7`;
+    const marker = uniqueSleep();
     const detached = await sandboxed(`touch /work/mine; (${marker}) & ${marker}`, '--detach');
     expect(detached.code).toBe(0);
     const id = detached.stdout.trim();
@@ -110,7 +110,7 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
   });
 
   it('a job dies with its agent when the agent is killed, and shows as lost once it is back', async () => {
-    const marker = `sleep 4${process.pid % 1000}8`;
+    const marker = uniqueSleep();
     const detached = await sandboxed(`(${marker}) & ${marker}`, '--detach');
     const id = detached.stdout.trim();
     await until(() => (processes(marker).length >= 2 ? true : undefined), 'both sleeps of the job');

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 
 /** Asks `check` every 50 ms until it gives a value (not undefined), which it resolves with. */
 export async function until<T>(
@@ -22,4 +23,14 @@ export function processesMatching(needle: string): number[] {
     .split('\n')
     .filter((line) => line.includes(needle) && !line.includes('ps -eo'))
     .map((line) => Number(line.trim().split(/\s+/)[0]));
+}
+
+/**
+ * `sleep <seconds>.<ten random digits>`: a sleep no other process on the machine runs, for a job to
+ * start and processesMatching to find (and find gone after a cancel). Other test files run sleeps
+ * beside this one (`sleep 300` in tmux-loss and host-text, others in jobs): a fixed duration, or
+ * one made from the pid, can be theirs too, and ps then sees their sleep as the job's leftover.
+ */
+export function uniqueSleep(seconds = 300): string {
+  return `sleep ${seconds}.${String(randomInt(10_000_000_000)).padStart(10, '0')}`;
 }

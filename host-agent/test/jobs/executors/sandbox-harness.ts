@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -73,11 +72,6 @@ export function harness(options: Partial<SandboxExecutorOptions> = {}): Harness 
       return { result, output: output() };
     },
   };
-}
-
-export function processesWithMarker(marker: string): string[] {
-  const table = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
-  return table.split('\n').filter((line) => line.includes(marker) && !line.includes('ps -eo'));
 }
 
 /**

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../../src/jobs/executors/sandbox.js';
 import { findJobUser } from '../../../src/jobs/executors/sandbox-user.js';
-import { bwrapWithoutUserNamespaces, cleanups, harness, processesWithMarker, tempDir } from './sandbox-harness.js';
+import { processesMatching, uniqueSleep } from '../../../../test/support/until.js';
+import { bwrapWithoutUserNamespaces, cleanups, harness, tempDir } from './sandbox-harness.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
 describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
@@ -101,21 +102,22 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
   it('cancel ends every process inside, including background ones that ignore TERM', async () => {
     const h = harness();
     const marker = `hangar-cancel-${process.pid}-${Date.now()}`;
-    // A sleep length no other test uses: the process table is shared with tests running alongside.
-    const nap = 100_000 + Math.floor(Math.random() * 800_000);
+    const nap = uniqueSleep();
+    const last = uniqueSleep();
     const { request, output } = h.request(
-      `sh -c 'trap "" TERM; exec sleep ${nap}' ${marker}-a & sleep ${nap} & echo ready; exec sleep ${nap + 1} #${marker}`,
+      `sh -c 'trap "" TERM; exec ${nap}' ${marker}-a & ${nap} & echo ready; exec ${last} #${marker}`,
     );
     const execution = await h.executor.start(request);
     for (let i = 0; i < 100 && !output().includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(processesWithMarker(marker).length).toBeGreaterThan(0);
+    expect(processesMatching(marker).length).toBeGreaterThan(0);
     const began = Date.now();
     await execution.cancel(500);
     const result = await execution.done;
     expect(Date.now() - began).toBeLessThan(500 + 2_000);
     expect(result.exitCode === null || result.exitCode !== 0).toBe(true);
-    expect(processesWithMarker(marker)).toEqual([]);
-    expect(processesWithMarker(`sleep ${nap}`)).toEqual([]);
+    expect(processesMatching(marker)).toEqual([]);
+    expect(processesMatching(nap)).toEqual([]);
+    expect(processesMatching(last)).toEqual([]);
   });
 
   it('recover kills a sandbox left from a checkpoint, and leaves an unrelated pid alone', async () => {
@@ -123,8 +125,7 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     let state: Record<string, unknown> = {};
     let checkpointed!: () => void;
     const inNamespace = new Promise<void>((resolve) => (checkpointed = resolve));
-    // A sleep length no other test uses: the process table is shared (tmux-loss.test sleeps 300 too).
-    const nap = `sleep ${100_000 + Math.floor(Math.random() * 800_000)}`;
+    const nap = uniqueSleep();
     const { request } = h.request(`echo up; ${nap}`, {
       checkpoint: (s) => {
         state = s;
@@ -135,10 +136,10 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     // The checkpoint that names the sandbox's pid namespace (it took over 2 s once under CI's load).
     await inNamespace;
     await h.executor.recover({ ...state, startTime: 1 });
-    expect(processesWithMarker(nap).length).toBeGreaterThan(0);
+    expect(processesMatching(nap).length).toBeGreaterThan(0);
     await h.executor.recover(state);
     await execution.done;
-    expect(processesWithMarker(nap)).toEqual([]);
+    expect(processesMatching(nap)).toEqual([]);
     await h.executor.recover(state);
   });
 

@@ -1,11 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TartExecutor, type TartExecutorOptions } from '../../../src/jobs/executors/tart.js';
 import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
+import { processesMatching, uniqueSleep } from '../../../../test/support/until.js';
 import { fileOutput } from './output.js';
 
 const STANDIN_DIR = resolve(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tart');
@@ -127,21 +127,12 @@ async function runGreetingJob(dir: string, tartExecutor: ReturnType<typeof execu
  * cancels it once both run, and returns its result with the sleeps `ps` still lists after.
  */
 async function cancelTwoSleeps(tartExecutor: TartExecutor, dir: string, seconds: number) {
-  // Durations no other process on the machine has: other test files run `sleep 300` (tmux-loss,
-  // host-text) beside this one, and a ps match on theirs once failed the check below in CI.
-  const tag = randomBytes(4).readUInt32BE(0).toString().padStart(10, '0');
-  const first = `${seconds}.${tag}`;
-  const second = `${seconds + 1}.${tag}`;
-  const job = request(
-    dir,
-    `sleep ${first} & echo started; exec sleep ${second} # hangar-tart-cancel-${process.pid}-${Date.now()}`,
-  );
+  const first = uniqueSleep(seconds);
+  const second = uniqueSleep(seconds + 1);
+  const job = request(dir, `${first} & echo started; exec ${second} # hangar-tart-cancel-${process.pid}-${Date.now()}`);
   const execution = await tartExecutor.start(job.req);
   for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
-  const sleeps = () =>
-    execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-      .split('\n')
-      .filter((line) => line.includes(`sleep ${first}`) || line.includes(`sleep ${second}`));
+  const sleeps = () => [...processesMatching(first), ...processesMatching(second)];
   expect(sleeps().length).toBeGreaterThan(0);
   await execution.cancel(1_000);
   const result = await execution.done;
