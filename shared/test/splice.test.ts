@@ -20,7 +20,7 @@ afterEach(() => {
 class FakeSocket extends EventEmitter implements ByteSocket {
   paused = false;
   private resumed: (() => void) | undefined;
-  write(): boolean {
+  write(_data: Uint8Array): boolean {
     return true;
   }
   end(): void {
