@@ -122,7 +122,9 @@ describe('link recovery', { timeout: 120_000 }, () => {
     const made = await hangar(laptop, ['session', 'new', 'box', '--name', 'ticks', ...BASH]);
     expect(made.code, made.stderr).toBe(0);
 
-    const attached = new AttachedCli(laptop, ['box', 'ticks']);
+    // The command runs outside the core's namespace (a user's would run beside their core): kept on
+    // the running core (no move onto a link of its own, issue 17), it shows that core's recovery.
+    const attached = new AttachedCli(laptop, ['box', 'ticks'], undefined, { HANGAR_ATTACH_HANDOVER: 'off' });
     cleanups.push(() => attached[Symbol.asyncDispose]());
     await attached.waitForText('$ ');
     const stop = join(agentData, 'stop-ticking');
