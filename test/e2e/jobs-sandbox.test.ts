@@ -110,7 +110,7 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
   });
 
   it('a job dies with its agent when the agent is killed, and shows as lost once it is back', async () => {
-    const marker = uniqueSleep();
+    const marker = `sleep 4${process.pid % 1000}8`;
     const detached = await sandboxed(`(${marker}) & ${marker}`, '--detach');
     const id = detached.stdout.trim();
     await until(() => (processes(marker).length >= 2 ? true : undefined), 'both sleeps of the job');
