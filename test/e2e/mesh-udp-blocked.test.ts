@@ -94,7 +94,9 @@ describe.skipIf(!canNatLab)('UDP blocked at the host’s NAT (natlab namespaces)
       (JSON.parse((await hangarIn(['hosts', 'ls', '--json'])).stdout || '[]') as HostLine[]).find(
         (h) => h.name === 'mini',
       );
-    const attached = attachIn(cleanups, lab.ns, lab.laptop, ['mini', 'work']);
+    // Kept on the running core (no move onto a link of its own, issue 17): its terminal is what the
+    // path upgrade below must carry across without a loss.
+    const attached = attachIn(cleanups, lab.ns, lab.laptop, ['mini', 'work'], { HANGAR_ATTACH_HANDOVER: 'off' });
     await attached.waitFor('$ ');
     expect(await via()).toMatchObject({ via: 'relayed' });
     const ticking = new TickingTerminal(

@@ -269,12 +269,18 @@ export function captureIn(cleanups: Cleanups, ns: Namespaces, filter: string) {
  * escape sequences (bash's bracketed-paste toggle, ESC[?2004l, can come between a newline and a
  * command's output); `raw()` as it came.
  */
-export function attachIn(cleanups: Cleanups, ns: Namespaces, home: string, args: string[]) {
+export function attachIn(
+  cleanups: Cleanups,
+  ns: Namespaces,
+  home: string,
+  args: string[],
+  env: Record<string, string> = {},
+) {
   const term = pty.spawn('ip', ['netns', 'exec', ns['hostB']!, process.execPath, HANGAR_BIN, 'attach', ...args], {
     name: 'xterm-256color',
     cols: 100,
     rows: 30,
-    env: { ...process.env, HANGAR_HOME: home } as Record<string, string>,
+    env: { ...process.env, ...env, HANGAR_HOME: home } as Record<string, string>,
   });
   let output = '';
   let raw = '';
