@@ -27,6 +27,10 @@ describe('a relay that goes away', () => {
 
     const { window, windowSays } = await openWindow(laptop, cleanups);
     await windowSays('mini', 'online', 15_000);
+    // 'online' is also what the account's presence alone says: wait until the window's core has
+    // linked to mini (the clean-clone CI run at d4ffc84 took the relay away before it had, and saw
+    // 'relay unreachable' where the link should go on).
+    await waitForHost(laptop, 'mini', (h) => h.link === 'online', 15_000);
 
     const port = relay.port;
     await relay.crash();
@@ -67,6 +71,10 @@ describe('a relay that goes away', () => {
     expect((await shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
     const { windowSays } = await openWindow(laptop, cleanups);
     await windowSays('mini', 'online', 15_000);
+    // 'online' is also what the account's presence alone says: wait until the window's core has
+    // linked to mini (the clean-clone CI run at d4ffc84 took the relay away before it had, and saw
+    // 'relay unreachable' where the link should go on).
+    await waitForHost(laptop, 'mini', (h) => h.link === 'online', 15_000);
 
     network.setBlackhole(true);
     const silent = Date.now();
