@@ -7,17 +7,20 @@
 //   medians) against far's small origin through its preview (over WebRTC) and straight to the same
 //   origin over TCP inside its namespace; ratio and p99s (T7: ≥ 50% of direct req/s, p99 ≤ 2×);
 //   beside them near's origin through its preview over the direct link (what the preview and the
-//   mux cost without WebRTC); CPU per request per process, per thread of the core and far agent
+//   mux cost without WebRTC) and through `ssh -L` to near's origin beside direct TCP to it (what a
+//   user would pick instead, and what OpenSSH's forwarder reaches against direct TCP on this
+//   machine: the same bar T7 sets; skipped, saying so, without sshd); CPU per request per process, per thread of the core and far agent
 //   (the main thread against the WebRTC library's), and UDP datagrams per request on far's veth;
 // - keystroke echo through `hangar attach` into `cat`: far (WebRTC) beside near (the direct link);
 //   p50/p99 and the added p50 (T6: ≤ 5 ms added in a namespace).
 // Needs root (ip netns). Not a test: it prints numbers; it fails only if it breaks.
-import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HangarCore } from '@hangar/desktop/core';
-import { percentile } from '../support.mjs';
+import { freePort, percentile, startSshd, waitForPort } from '../support.mjs';
 import { cpuSeconds, twoHosts } from '../two-hosts.mjs';
 
 const SECONDS = Number(process.env.BENCH_PREVIEW_S ?? 5);
@@ -65,8 +68,31 @@ async function load(prefix, port) {
   return JSON.parse(stdout.trim().split('\n').pop());
 }
 
+/**
+ * `ssh -L` to `port` through a throwaway sshd on loopback (../support.mjs), or the reason it cannot
+ * run. `stop` ends the tunnel and sshd.
+ */
+async function sshTunnel(dir, port) {
+  const sshd = await startSshd(dir);
+  if (sshd.reason) return { reason: sshd.reason };
+  const local = await freePort();
+  const tunnel = spawn('ssh', sshd.ssh(['-N', '-L', `127.0.0.1:${local}:127.0.0.1:${port}`]).slice(1), {
+    stdio: 'ignore',
+  });
+  await waitForPort(local, 'ssh -L');
+  return {
+    port: local,
+    stop: () => {
+      tunnel.kill();
+      sshd.stop();
+    },
+  };
+}
+
 const rows = [];
 let core;
+let ssh;
+const sshDir = mkdtempSync(join(tmpdir(), 'hangar-bench-mesh-ssh-'));
 const stack = await twoHosts({ name: 'mesh', origin: ORIGIN, udp: true });
 try {
   const { via, origins, wrapper } = stack;
@@ -79,6 +105,9 @@ try {
   // cost without WebRTC, so the WebRTC path's own share shows beside it.
   await core.previews.add('near', origins.near);
   const nearLocal = (await core.previews.open('near', origins.near)).local_port;
+  ssh = await sshTunnel(sshDir, origins.near);
+  const tunneled = [];
+  const nearDirect = [];
   const linked = [];
   let linkedCore = 0;
   let linkedAgent = 0;
@@ -116,6 +145,10 @@ try {
     const originBefore = cpuSeconds(stack.pids.far.origin);
     direct.push(await load(wrapper, origins.far));
     cpu.directOrigin += cpuSeconds(stack.pids.far.origin) - originBefore;
+    if (ssh.port) {
+      tunneled.push(await load([], ssh.port));
+      nearDirect.push(await load([], origins.near));
+    }
   }
   const requests = (runs) => runs.reduce((n, r) => n + r.requests, 0);
   const perRequest = (seconds, runs) => ((seconds * 1e6) / requests(runs)).toFixed(0);
@@ -125,10 +158,11 @@ try {
       runs.map((r) => r[key]),
       50,
     );
-  const failed = [...through, ...direct, ...linked].reduce((n, r) => n + r.failed, 0);
+  const failed = [...through, ...direct, ...linked, ...tunneled, ...nearDirect].reduce((n, r) => n + r.failed, 0);
   const [rtcRps, tcpRps] = [median(through, 'rps'), median(direct, 'rps')];
   const [rtcP99, tcpP99] = [median(through, 'p99'), median(direct, 'p99')];
   const list = (runs) => runs.map((r) => r.rps.toFixed(0)).join(', ');
+  const [linkedRps, linkedP99] = [median(linked, 'rps'), median(linked, 'p99')];
   rows.push([
     `preview req/s, direct TCP to the origin (reference)`,
     `${tcpRps.toFixed(0)} (${list(direct)}), p99 ${tcpP99.toFixed(1)} ms`,
@@ -137,11 +171,17 @@ try {
     `preview req/s, through the preview over WebRTC (${previewPath})`,
     `${rtcRps.toFixed(0)} (${list(through)}), p99 ${rtcP99.toFixed(1)} ms`,
   ]);
-  const [linkedRps, linkedP99] = [median(linked, 'rps'), median(linked, 'p99')];
   rows.push([
     `preview req/s, through the preview over the direct link (near, wss; reference)`,
     `${linkedRps.toFixed(0)} (${list(linked)}), p99 ${linkedP99.toFixed(1)} ms; ${(linkedRps / tcpRps).toFixed(2)}× direct TCP; CPU µs per request core / agent ${perRequest(linkedCore, linked)} / ${perRequest(linkedAgent, linked)}`,
   ]);
+  if (ssh.port) {
+    const [sshRps, nearRps] = [median(tunneled, 'rps'), median(nearDirect, 'rps')];
+    rows.push([
+      `req/s through ssh -L to near's origin (reference: what a user would pick instead)`,
+      `${sshRps.toFixed(0)} (${list(tunneled)}), p99 ${median(tunneled, 'p99').toFixed(1)} ms; ${(sshRps / nearRps).toFixed(2)}× direct TCP to it (${nearRps.toFixed(0)}); the preview over WebRTC ${(rtcRps / sshRps).toFixed(2)}× ssh -L, over the direct link ${(linkedRps / sshRps).toFixed(2)}×`,
+    ]);
+  } else rows.push([`req/s through ssh -L`, ssh.reason]);
   rows.push([
     'CPU µs per request through the preview: core / far agent / origin',
     `${perRequest(cpu.core, through)} / ${perRequest(cpu.agent, through)} / ${perRequest(cpu.origin, through)} (origin, direct: ${perRequest(cpu.directOrigin, direct)})`,
@@ -175,8 +215,10 @@ try {
   ]);
   rows.push(['paths as hangar hosts ls shows them', `near: ${via.near}, far: ${via.far}`]);
 } finally {
+  ssh?.stop?.();
   await core?.dispose();
   await stack.dispose();
+  rmSync(sshDir, { recursive: true, force: true });
 }
 
 const width = Math.max(...rows.map((r) => r[0].length));
