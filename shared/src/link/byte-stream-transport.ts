@@ -3,6 +3,7 @@ import { HangarError } from '../errors.js';
 import { DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
+import type { LeasedReads, ReadLease } from './read-lease.js';
 import {
   LINK_CLOSED,
   TOO_MANY_UNCLAIMED,
@@ -97,12 +98,15 @@ export class FrameReader {
 
   /**
    * Calls `onFrame` for each frame `chunk` completes, and `onDataPart` (when given) for each
-   * piece of a big data frame's payload; throws E_PROTOCOL on a bad length or data head.
+   * piece of a big data frame's payload; throws E_PROTOCOL on a bad length or data head. With
+   * `lease` (chunk is a view of a pooled read buffer), a piece goes on with the lease, and a frame
+   * handed to `onFrame` as a view keeps the buffer (onFrame's listeners do not say when they are done).
    */
   push(
     chunk: Uint8Array,
     onFrame: (frame: Uint8Array) => void,
-    onDataPart?: (stream: number, offset: number, payload: Uint8Array) => void,
+    onDataPart?: DataPartListener,
+    lease?: ReadLease,
   ): void {
     let at = 0;
     while (at < chunk.length) {
@@ -113,7 +117,7 @@ export class FrameReader {
         part.offset += take;
         part.left -= take;
         if (part.left === 0) this.streaming = undefined;
-        onDataPart!(part.stream, offset, chunk.subarray(at, at + take));
+        onDataPart!(part.stream, offset, chunk.subarray(at, at + take), lease);
         at += take;
         continue;
       }
@@ -172,8 +176,10 @@ export class FrameReader {
             readU32(chunk, at + 1),
             readOffset(chunk, at + 5),
             chunk.subarray(at + DATA_HEAD_BYTES, at + length),
+            lease,
           );
         } else {
+          lease?.keep();
           onFrame(chunk.subarray(at, at + length));
         }
         at += length;
@@ -234,7 +240,12 @@ export interface ByteStreamBatching {
  * sent it returns (with whatever that code sent beside it), and the rest of its turn is batched
  * behind it.
  */
-export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBatching): FrameTransport {
+export function wrapByteStream(
+  socket: DuplexByteSocket,
+  batching: ByteStreamBatching,
+  /** The socket reads into pooled buffers (it was connected with `reads.onread`). */
+  reads?: LeasedReads,
+): FrameTransport {
   const frames = new Emitter<Uint8Array>();
   let dataParts: DataPartListener | undefined;
   const drains = new Emitter<void>();
@@ -299,16 +310,18 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
     if (!deliverFrame(emitters, frame)) transport.close({ code: 'E_PROTOCOL', message: TOO_MANY_UNCLAIMED });
   };
 
-  socket.on('data', (chunk) => {
+  const received = (chunk: Uint8Array, lease?: ReadLease) => {
     keyTrace?.('link.read', chunk.length);
     if (closed) return;
     try {
-      reader.push(chunk, deliver, dataParts);
+      reader.push(chunk, deliver, dataParts, lease);
     } catch (error) {
       transport.close({ code: 'E_PROTOCOL', message: `peer broke the link's framing: ${(error as Error).message}` });
       socket.destroy();
     }
-  });
+  };
+  socket.on('data', (chunk) => received(chunk));
+  reads?.attach(received);
   socket.on('error', (error) => {
     finish(closeReason ?? { code: 'E_UNAVAILABLE', message: `link connection failed: ${error.message}` });
   });

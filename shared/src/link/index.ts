@@ -50,6 +50,7 @@ export {
 } from './core-terminal.js';
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
+export { LeasedReads, ReadLease, type ReadBuffers } from './read-lease.js';
 export {
   afterThisTask,
   PooledReads,

@@ -4,6 +4,7 @@ import { decodeFrame, encodeDataHead, encodeFrame, MAX_FRAME_BYTES, MAX_STREAM_I
 import type { CloseReason } from '../protocol/control.js';
 import { decodeReason, encodeReason } from './close-reason.js';
 import { ControlBacklog, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
+import type { ReadLease } from './read-lease.js';
 import { DataScheduler, Heartbeat } from './scheduler.js';
 import { DEFAULT_STREAM_WINDOW, LinkStream, reportLater, type StreamHost } from './stream.js';
 import type { FrameTransport } from './transport.js';
@@ -124,10 +125,10 @@ export class Mux implements Disposable {
       transport.onFrame((bytes) => this.receive(bytes)),
       ...(transport.onDataPart
         ? [
-            transport.onDataPart((stream, offset, payload) => {
+            transport.onDataPart((stream, offset, payload, lease) => {
               if (this.closed) return;
               this.heartbeat?.received();
-              this.receiveOnStream('data', stream, offset, payload);
+              this.receiveOnStream('data', stream, offset, payload, lease);
             }),
           ]
         : []),
@@ -328,7 +329,13 @@ export class Mux implements Disposable {
   }
 
   /** A data frame (or a piece of one) or an ack for a stream. */
-  private receiveOnStream(type: 'data' | 'ack', id: number, offset: number, payload?: Uint8Array): void {
+  private receiveOnStream(
+    type: 'data' | 'ack',
+    id: number,
+    offset: number,
+    payload?: Uint8Array,
+    lease?: ReadLease,
+  ): void {
     if (id === 0) {
       this.shutdown({ code: 'E_PROTOCOL', message: `peer sent a ${type} frame on the control stream 0` }, true);
       return;
@@ -347,7 +354,7 @@ export class Mux implements Disposable {
       });
       return;
     }
-    if (type === 'data') stream.receiveData(offset, payload!);
+    if (type === 'data') stream.receiveData(offset, payload!, lease);
     else stream.receiveAck(offset);
   }
 

@@ -7,7 +7,8 @@ import type { LinkStream } from './stream.js';
  * stays platform-neutral; the agent and the app core both hand in real sockets.
  */
 export interface ByteSocket {
-  write(data: Uint8Array): boolean;
+  /** `done` runs once the socket is finished with `data` (Node: the write callback). */
+  write(data: Uint8Array, done?: (error?: Error | null) => void): boolean;
   /** Optional: holds writes until uncork(), which hands them to the kernel in one writev. */
   cork?(): void;
   uncork?(): void;
@@ -40,8 +41,8 @@ export const afterThisTask = (fn: () => void): void => void resolved.then(fn);
 const COPY_READS_BELOW = 16 * 1024;
 
 /**
- * Buffers for socket reads, shared by a process's spliced connections, used again once the
- * link is done with their bytes (the peer acked them). Node gives every socket read a fresh
+ * Buffers for socket reads, shared by a process's spliced connections (or its links' TLS reads,
+ * LeasedReads), used again once the link is done with their bytes (the peer acked them). Node gives every socket read a fresh
  * 64 KiB buffer otherwise: a preview download then allocates its size in buffers, and the
  * external memory makes V8 collect every few tens of MiB (the agent spent more CPU collecting
  * than encrypting).
@@ -131,6 +132,8 @@ export function spliceSocket(
 ): Promise<CloseReason> {
   stream.autoAck = false;
   stream.ackRidesData = false;
+  // The socket says when it is done with each write: the link's read buffer can go round again.
+  stream.borrowsData = true;
   stream.ackDelayMs = SPLICE_ACK_DELAY_MS;
   let ended = false;
   let corked = false;
@@ -166,14 +169,15 @@ export function spliceSocket(
       finish({ code: PREVIEW_EOF, message: 'connection closed' });
     });
 
-    stream.onData((data, offset) => {
+    stream.onData((data, offset, lease) => {
       const consumed = offset + data.length;
       if (later && socket.cork && !corked) {
         corked = true;
         socket.cork();
         later(uncork);
       }
-      if (socket.write(data)) stream.ack(consumed);
+      const release = lease?.hold();
+      if (release ? socket.write(data, () => release()) : socket.write(data)) stream.ack(consumed);
     });
     socket.on('drain', () => {
       if (!stream.closed) stream.ack(stream.recvOffset);

@@ -2,6 +2,7 @@ import { Emitter, type Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
+import type { ReadLease } from './read-lease.js';
 
 export const DEFAULT_STREAM_WINDOW = 256 * 1024;
 
@@ -87,13 +88,20 @@ export class LinkStream {
    * ackDelayMs instead of one per message.
    */
   ackRidesData = true;
+  /**
+   * Default false. True: every onData listener promises to hold the lease it gets with the data
+   * (ReadLease.hold) for as long as it needs the bytes after it returns, so the link's read buffer
+   * can be used again once they are done (a spliced socket's write). False: data that came in a
+   * pooled read keeps that buffer from the pool (listeners may keep views as long as they like).
+   */
+  borrowsData = false;
 
-  private readonly dataEmitter = new Emitter<{ data: Uint8Array; offset: number }>();
+  private readonly dataEmitter = new Emitter<{ data: Uint8Array; offset: number; lease: ReadLease | undefined }>();
   private readonly drainEmitter = new Emitter<void>();
   private readonly ackEmitter = new Emitter<number>();
   private readonly closeEmitter = new Emitter<CloseReason>();
-  readonly onData = (listener: (data: Uint8Array, offset: number) => void): Disposable =>
-    this.dataEmitter.event(({ data, offset }) => listener(data, offset));
+  readonly onData = (listener: (data: Uint8Array, offset: number, lease?: ReadLease) => void): Disposable =>
+    this.dataEmitter.event(({ data, offset, lease }) => listener(data, offset, lease));
   readonly onDrain = this.drainEmitter.event;
   readonly onAck = this.ackEmitter.event;
   /** Fires once. A listener that throws is reported asynchronously so the others still run. */
@@ -296,7 +304,7 @@ export class LinkStream {
   }
 
   /** @internal A data frame from the peer. Violations close this stream only. */
-  receiveData(offset: number, payload: Uint8Array): void {
+  receiveData(offset: number, payload: Uint8Array, lease?: ReadLease): void {
     if (this.closed) return; // we closed it; the peer's in-flight bytes are expected, not an error
     if (offset !== this.received) {
       this.protocolError(`data at offset ${offset}, expected ${this.received}`);
@@ -310,8 +318,9 @@ export class LinkStream {
     }
     if (payload.length === 0) return;
     this.received += payload.length;
+    if (lease && !this.borrowsData) lease.keep();
     try {
-      this.dataEmitter.fire({ data: payload, offset });
+      this.dataEmitter.fire({ data: payload, offset, lease: this.borrowsData ? lease : undefined });
     } catch (error) {
       this.abort({
         code: 'E_INTERNAL',

@@ -1,7 +1,12 @@
 import { toDisposable, type Disposable, type Emitter } from '../disposable.js';
 import type { CloseReason } from '../protocol/control.js';
+import type { ReadLease } from './read-lease.js';
 
-export type DataPartListener = (stream: number, offset: number, payload: Uint8Array) => void;
+/**
+ * `lease`, when given: `payload` is a view of a pooled read buffer, which goes back to its pool
+ * once the listener returns unless the listener holds or keeps the lease (ReadLease).
+ */
+export type DataPartListener = (stream: number, offset: number, payload: Uint8Array, lease?: ReadLease) => void;
 
 /**
  * A message-oriented, ordered, reliable, encrypted pipe between two peers: one message is one

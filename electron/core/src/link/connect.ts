@@ -5,7 +5,9 @@ import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import {
   HangarError,
+  LeasedReads,
   MAX_FRAME_BYTES,
+  ReadBufferPool,
   TLS_EXPORTER_BYTES,
   TLS_EXPORTER_LABEL,
   normalizePairingCode,
@@ -67,6 +69,13 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 export const LINK_WEBSOCKET_ENV = 'HANGAR_LINK_WEBSOCKET';
 
 /**
+ * The buffers this process's links read into (LeasedReads): TLS hands over at most one 16 KiB
+ * record per read. A buffer goes round again once what came in it is done with (a preview's bytes
+ * once the browser's socket has taken them); the spares are bounded (2 MiB), more come and go.
+ */
+const LINK_READ_BUFFERS = new ReadBufferPool(16 * 1024, 128);
+
+/**
  * Opens TLS to the agent, checks pins, and runs the signed handshake bound to the TLS session.
  * The link's frames go straight on TLS when the agent chose RAW_LINK_ALPN, else over a WebSocket
  * on `wss://address/link` (agents from before the raw link).
@@ -91,7 +100,7 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
   const name = options.hostName ?? '<name>';
   const deadline = Date.now() + timeoutMs;
 
-  const socket = await openTls(target, options.address, timeoutMs, options.carrier);
+  const { socket, reads } = await openTls(target, options.address, timeoutMs, options.carrier);
   let transport: FrameTransport | undefined;
   try {
     const seen = socket.getPeerCertificate().fingerprint256;
@@ -104,8 +113,10 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
     );
     if (socket.alpnProtocol === RAW_LINK_ALPN) {
       socket.setNoDelay(true);
-      transport = wrapByteStream(socket, { later: setImmediate });
+      transport = wrapByteStream(socket, { later: setImmediate }, reads);
     } else {
+      // An agent from before the raw link: the WebSocket reads the socket's 'data' events.
+      reads?.attach((chunk) => socket.emit('data', Buffer.from(chunk)));
       const ws = await openWebSocket(socket, target, options.address, deadline - Date.now());
       transport = wrapWebSocket(ws, { socket, later: setImmediate });
     }
@@ -202,10 +213,13 @@ async function openTls(
   address: string,
   timeoutMs: number,
   carrier?: (timeoutMs: number) => Promise<Duplex>,
-): Promise<TLSSocket> {
+): Promise<{ socket: TLSSocket; reads: LeasedReads | undefined }> {
   const started = Date.now();
   const carried = carrier ? await carrier(timeoutMs) : undefined;
   const left = Math.max(1, timeoutMs - (Date.now() - started));
+  const websocket = process.env[LINK_WEBSOCKET_ENV] === '1';
+  // Node reads a carried socket itself (tls.connect ignores onread with `socket`).
+  const reads = carried || websocket ? undefined : new LeasedReads(LINK_READ_BUFFERS);
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({
       ...(carried ? { socket: carried } : { host: target.host, port: target.port }),
@@ -214,7 +228,8 @@ async function openTls(
       minVersion: 'TLSv1.3',
       // The certificate is self-signed: trust comes from the pin (auth) or the PAKE (pair).
       rejectUnauthorized: false,
-      ALPNProtocols: process.env[LINK_WEBSOCKET_ENV] === '1' ? ['http/1.1'] : [RAW_LINK_ALPN, 'http/1.1'],
+      ALPNProtocols: websocket ? ['http/1.1'] : [RAW_LINK_ALPN, 'http/1.1'],
+      ...(reads ? { onread: reads.onread } : {}),
     });
     const timer = setTimeout(() => {
       socket.destroy();
@@ -225,7 +240,7 @@ async function openTls(
       socket.removeAllListeners('error');
       // Later errors surface through the WebSocket; keep one listener so none is unhandled.
       socket.on('error', () => undefined);
-      resolve(socket);
+      resolve({ socket, reads });
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);

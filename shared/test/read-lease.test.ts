@@ -1,0 +1,153 @@
+import { EventEmitter } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  encodeFrame,
+  encodeLengthPrefixed,
+  LeasedReads,
+  Mux,
+  ReadBufferPool,
+  spliceSocket,
+  wrapByteStream,
+  type ByteSocket,
+  type DuplexByteSocket,
+  type LinkStream,
+} from '@hangar/shared';
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+});
+
+/** The link's TLS socket: its writes finish at once; its reads come through LeasedReads. */
+class LinkSocket implements DuplexByteSocket {
+  writableLength = 0;
+  write(_data: Uint8Array, done: () => void): boolean {
+    done();
+    return true;
+  }
+  end(): void {}
+  destroy(): void {}
+  on(): unknown {
+    return this;
+  }
+}
+
+/** The browser's socket: keeps what it is given, as given, until the test finishes the writes. */
+class BrowserSocket extends EventEmitter implements ByteSocket {
+  pending: { data: Uint8Array; done?: () => void }[] = [];
+  write(data: Uint8Array, done?: () => void): boolean {
+    this.pending.push({ data, done });
+    return true;
+  }
+  end(): void {}
+  destroy(): void {}
+  pause(): void {}
+  resume(): void {}
+}
+
+const READ_BYTES = 16 * 1024;
+const WINDOW = 8 * 1024 * 1024;
+
+/**
+ * A client mux on a byte-stream transport whose socket reads land in pooled buffers, one stream
+ * open on it, and a way to make the peer's data frames arrive in reads of READ_BYTES, as Node's
+ * onread would hand them over. Counts the distinct buffers the reads went into.
+ */
+function linkWithPooledReads(): {
+  stream: LinkStream;
+  receive(payloads: Uint8Array[]): void;
+  buffers: Set<Uint8Array>;
+} {
+  const reads = new LeasedReads(new ReadBufferPool(READ_BYTES, 32));
+  const transport = wrapByteStream(new LinkSocket(), { later: setImmediate }, reads);
+  const mux = new Mux(transport, { role: 'client' });
+  cleanups.push(() => mux.dispose());
+  const stream = mux.openStream({ window: WINDOW });
+  let offset = 0;
+  const buffers = new Set<Uint8Array>();
+  return {
+    stream,
+    buffers,
+    receive(payloads) {
+      const wire = Buffer.concat(
+        payloads.map((payload) => {
+          const frame = encodeFrame({ type: 'data', stream: stream.id, offset, payload });
+          offset += payload.length;
+          return encodeLengthPrefixed(frame);
+        }),
+      );
+      for (let at = 0; at < wire.length; at += READ_BYTES) {
+        const buffer = reads.onread.buffer();
+        buffers.add(buffer);
+        const chunk = wire.subarray(at, Math.min(at + READ_BYTES, wire.length));
+        buffer.set(chunk);
+        reads.onread.callback(chunk.length, buffer);
+      }
+    },
+  };
+}
+
+/** `count` payloads of `size` bytes, each filled with its own number. */
+const numbered = (count: number, size: number, from = 0) =>
+  Array.from({ length: count }, (_, i) => new Uint8Array(size).fill((from + i) % 251));
+
+describe('link reads into pooled buffers', () => {
+  it("a spliced preview's bytes reach the browser intact, and the link's read buffers go round once the browser's socket has written them", () => {
+    const link = linkWithPooledReads();
+    const browser = new BrowserSocket();
+    void spliceSocket(browser, link.stream);
+
+    // 8 MiB in frames of 64 KiB (each comes in pieces, views of the reads); the browser's
+    // writes finish after each batch, a few reads' worth late.
+    const payloadBytes = 64 * 1024;
+    const batches = 32;
+    const perBatch = 4;
+    let expected = 0;
+    for (let batch = 0; batch < batches; batch++) {
+      link.receive(numbered(perBatch, payloadBytes, batch * perBatch));
+      for (const { data, done } of browser.pending.splice(0)) {
+        // A buffer read into again while the browser's socket still had a view of it shows here.
+        const first = expected;
+        if (!data.every((byte, i) => byte === Math.floor((first + i) / payloadBytes) % 251)) {
+          throw new Error(`bytes ${first}..${first + data.length} changed before the browser's socket wrote them`);
+        }
+        expected += data.length;
+        done?.();
+      }
+    }
+    expect(expected).toBe(batches * perBatch * payloadBytes);
+    // 512 reads of 16 KiB went into a batch's worth of buffers and a few, not one each.
+    expect(link.buffers.size).toBeLessThanOrEqual((perBatch * payloadBytes) / READ_BYTES + 4);
+  });
+
+  it('a small read is copied out of its buffer, which the next read uses again', () => {
+    const link = linkWithPooledReads();
+    const kept: Uint8Array[] = [];
+    link.stream.onData((data) => kept.push(data));
+    link.receive(numbered(1, 100));
+    link.receive(numbered(1, 100, 1));
+    expect(link.buffers.size).toBe(1);
+    expect(kept.map((data) => [...new Set(data)])).toEqual([[0], [1]]);
+  });
+
+  it('bytes a stream listener keeps stay intact: their read buffer never goes back to the pool', () => {
+    const link = linkWithPooledReads();
+    const kept: Uint8Array[] = [];
+    // Views, not copies: a listener may keep what it is given for as long as it likes.
+    link.stream.onData((data) => kept.push(data));
+    // Small frames come whole inside a read, big ones (from 64 KiB) in pieces: views of the reads.
+    const payloads = [...numbered(40, 1000), ...numbered(4, 100 * 1024, 40), ...numbered(40, 1000, 44)];
+    link.receive(payloads.slice(0, 42));
+    link.receive(payloads.slice(42));
+    const sizes = payloads.map((p) => p.length);
+    const all = Buffer.concat(kept);
+    expect(all.length).toBe(sizes.reduce((a, b) => a + b));
+    let at = 0;
+    const intact = payloads.every((payload) => Buffer.compare(payload, all.subarray(at, (at += payload.length))) === 0);
+    expect(intact).toBe(true);
+    // Every read went into a buffer of its own: none came back to the pool.
+    const reads = (n: number) => Math.ceil(n / READ_BYTES);
+    const wire = (list: Uint8Array[]) => list.reduce((n, p) => n + 4 + 13 + p.length, 0);
+    expect(link.buffers.size).toBe(reads(wire(payloads.slice(0, 42))) + reads(wire(payloads.slice(42))));
+  });
+});
