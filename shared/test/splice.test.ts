@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  afterThisTask,
   createMemoryTransportPair,
   FRAME_TYPE,
   Mux,
@@ -148,6 +149,44 @@ describe('spliceSocket with pooled reads', () => {
       // A buffer read into again before its bytes were acked would show a later read's number here.
       expect(all.subarray(i * answer, (i + 1) * answer).every((byte) => byte === i % 256)).toBe(true);
     }
+  });
+});
+
+describe('spliceSocket writes', () => {
+  it('writes a piece alone in its task as it is, and corks the socket for the pieces of one task', async () => {
+    const pair = createMemoryTransportPair({ schedule: setImmediate });
+    const client = new Mux(pair[0], { role: 'client' });
+    const agent = new Mux(pair[1], { role: 'agent' });
+    cleanups.push(() => {
+      client.dispose();
+      agent.dispose();
+      pair.cut();
+    });
+    const local = client.openStream();
+    const remote = agent.openStream({ id: local.id });
+    /** What the socket was asked to do, in order. */
+    const calls: string[] = [];
+    const socket = new FakeSocket();
+    Object.assign(socket, {
+      write: (data: Uint8Array) => calls.push(`write ${data.length}`) > 0,
+      cork: () => calls.push('cork'),
+      uncork: () => calls.push('uncork'),
+    });
+    void spliceSocket(socket, remote, { later: afterThisTask });
+    const settled = async () => {
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    // A request: one frame, one task.
+    local.write(new Uint8Array(100));
+    await settled();
+    expect(calls).toEqual(['write 100']);
+
+    // Three frames (writes of 8 KiB or more are not joined) delivered in one task.
+    calls.length = 0;
+    for (let i = 0; i < 3; i++) local.write(new Uint8Array(10_000));
+    await settled();
+    expect(calls).toEqual(['cork', 'write 10000', 'write 10000', 'write 10000', 'uncork']);
   });
 });
 

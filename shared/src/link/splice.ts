@@ -136,7 +136,10 @@ export interface SpliceOptions {
   /**
    * Runs `flush` later (afterThisTask, or setImmediate for after this turn's I/O). Given, and the
    * socket corks, the stream's bytes until then (a big frame comes in pieces, one per TLS record)
-   * leave in one writev, as they are: no copy, one syscall.
+   * leave in one writev, as they are: no copy, one syscall. A piece alone until then (a request,
+   * an answer: most of them) is written then as it is, without corking: Node queues a corked
+   * write as an object of its own and replays it at uncork, which cost the agent and the core
+   * about 1 µs a request (ab.mjs, 12 rounds: 43.3 against 45.2 µs both together).
    */
   later?(flush: () => void): void;
   /** The socket reads into pooled buffers (it was connected with `reads.onread`). */
@@ -161,9 +164,23 @@ export function spliceSocket(
   let ended = false;
   let corked = false;
   const { later } = options;
-  const uncork = () => {
-    corked = false;
-    socket.uncork!();
+  /** The task's first piece, held until its end (or until a second piece corks the socket). */
+  let held: Uint8Array | undefined;
+  let heldEnd = 0;
+  let waiting = false;
+  const send = (data: Uint8Array, consumed: number) => {
+    if (socket.write(data)) stream.ack(consumed);
+  };
+  const endOfTask = () => {
+    waiting = false;
+    if (corked) {
+      corked = false;
+      socket.uncork!();
+    } else if (held !== undefined) {
+      const data = held;
+      held = undefined;
+      send(data, heldEnd);
+    }
   };
   return new Promise<CloseReason>((resolve) => {
     const finish = (reason: CloseReason) => {
@@ -194,20 +211,43 @@ export function spliceSocket(
 
     stream.onData((data, offset) => {
       const consumed = offset + data.length;
-      if (later && socket.cork && !corked) {
+      if (!later || !socket.cork) {
+        send(data, consumed);
+        return;
+      }
+      if (!waiting) {
+        // Most tasks bring one piece (a request, an answer): written alone at the task's end,
+        // without corking (Node queues a corked write as an object and replays it at uncork).
+        waiting = true;
+        held = data;
+        heldEnd = consumed;
+        later(endOfTask);
+        return;
+      }
+      if (!corked) {
+        // A second piece in the task: the socket corks, and endOfTask uncorks it (one writev).
         corked = true;
         socket.cork();
-        later(uncork);
+        if (held !== undefined) {
+          const first = held;
+          held = undefined;
+          send(first, heldEnd);
+        }
       }
-      if (socket.write(data)) stream.ack(consumed);
+      send(data, consumed);
     });
     socket.on('drain', () => {
-      if (!stream.closed) stream.ack(stream.recvOffset);
+      // Bytes held for the end of the task are not the socket's yet.
+      if (!stream.closed) stream.ack(held === undefined ? stream.recvOffset : heldEnd - held.length);
     });
     stream.onClose((reason) => {
-      // Bytes that arrived before the close are in the socket's buffer; end() sends them first.
-      if (reason.code === PREVIEW_EOF) socket.end();
-      else socket.destroy();
+      // Bytes that arrived before the close go first (end() sends what the socket holds).
+      const last = held;
+      held = undefined;
+      if (reason.code === PREVIEW_EOF) {
+        if (last !== undefined) socket.write(last);
+        socket.end();
+      } else socket.destroy();
       finish(reason);
     });
   });
