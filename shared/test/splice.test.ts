@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  afterThisTask,
   createMemoryTransportPair,
   FRAME_TYPE,
   Mux,
@@ -65,10 +66,10 @@ describe('spliceSocket with pooled reads', () => {
 
     // 64 reads of 32 KiB, each filled with its own number, written as Node's onread would.
     const count = 64;
-    const seen = new Set<Uint8Array>();
+    const seen = new Set<ArrayBufferLike>();
     for (let i = 0; i < count; i++) {
       const buffer = reads.onread.buffer();
-      seen.add(buffer);
+      seen.add(buffer.buffer);
       buffer.fill(i);
       // False is Node's cue to pause the socket; the splice resumes it on the stream's drain.
       if (!reads.onread.callback(readSize, buffer)) {
@@ -91,19 +92,101 @@ describe('spliceSocket with pooled reads', () => {
     expect(seen.size).toBeLessThanOrEqual(window / readSize + 4);
   });
 
-  it('copies a small read out and uses its buffer again at once', () => {
+  it('puts small reads one after another in a buffer, uncopied, and reuses it only once all are acked', async () => {
     const pair = createMemoryTransportPair();
+    const client = new Mux(pair[0], { role: 'client' });
     const agent = new Mux(pair[1], { role: 'agent' });
     cleanups.push(() => {
+      client.dispose();
       agent.dispose();
       pair.cut();
     });
-    const stream = agent.openStream({ id: 1 });
-    const reads = new PooledReads(new ReadBufferPool(64 * 1024, 4));
-    void spliceSocket(new FakeSocket(), stream, { reads });
-    const first = reads.onread.buffer();
-    reads.onread.callback(100, first);
-    expect(reads.onread.buffer()).toBe(first);
+    const local = client.openStream();
+    const remote = agent.openStream({ id: local.id });
+    const received: Uint8Array[] = [];
+    // Acks wait until the test lets them go: the buffers' bytes stay unacked meanwhile.
+    local.autoAck = false;
+    local.onData((data) => received.push(data.slice()));
+    /** What the stream was given: views of pooled buffers, or copies. */
+    const written = new Set<ArrayBufferLike>();
+    const write = remote.write.bind(remote);
+    remote.write = (data, options) => {
+      written.add(data.buffer);
+      return write(data, options);
+    };
+    const pool = new ReadBufferPool(64 * 1024, 8);
+    const reads = new PooledReads(pool);
+    void spliceSocket(new FakeSocket(), remote, { reads });
+
+    /** 4 KiB answers, each filled with its own number, read as Node's onread would. */
+    const answer = 4 * 1024;
+    const read = (count: number, from: number) => {
+      for (let i = from; i < from + count; i++) {
+        const buffer = reads.onread.buffer();
+        buffer.fill(i % 256, 0, answer);
+        reads.onread.callback(answer, buffer);
+      }
+    };
+    const arrived = async (bytes: number) => {
+      while (received.reduce((n, r) => n + r.length, 0) < bytes) await new Promise((r) => setTimeout(r, 2));
+    };
+    // A buffer takes reads while 16 KiB of it are left: 13 of 4 KiB in 64 KiB.
+    read(24, 0);
+    expect(written.size).toBe(2);
+    await arrived(24 * answer);
+    // Not acked yet: once the second buffer is full, the next reads take a third.
+    read(12, 24);
+    expect(written.size).toBe(3);
+    await arrived(36 * answer);
+    local.ack(local.recvOffset);
+    await new Promise((r) => setTimeout(r, 10));
+    // Acked: the full buffers went back to the pool, and the next reads land in them again.
+    read(24, 36);
+    expect(written.size).toBe(3);
+    await arrived(60 * answer);
+    const all = Buffer.concat(received);
+    for (let i = 0; i < 60; i++) {
+      // A buffer read into again before its bytes were acked would show a later read's number here.
+      expect(all.subarray(i * answer, (i + 1) * answer).every((byte) => byte === i % 256)).toBe(true);
+    }
+  });
+});
+
+describe('spliceSocket writes', () => {
+  it('writes a piece alone in its task as it is, and corks the socket for the pieces of one task', async () => {
+    const pair = createMemoryTransportPair({ schedule: setImmediate });
+    const client = new Mux(pair[0], { role: 'client' });
+    const agent = new Mux(pair[1], { role: 'agent' });
+    cleanups.push(() => {
+      client.dispose();
+      agent.dispose();
+      pair.cut();
+    });
+    const local = client.openStream();
+    const remote = agent.openStream({ id: local.id });
+    /** What the socket was asked to do, in order. */
+    const calls: string[] = [];
+    const socket = new FakeSocket();
+    Object.assign(socket, {
+      write: (data: Uint8Array) => calls.push(`write ${data.length}`) > 0,
+      cork: () => calls.push('cork'),
+      uncork: () => calls.push('uncork'),
+    });
+    void spliceSocket(socket, remote, { later: afterThisTask });
+    const settled = async () => {
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    // A request: one frame, one task.
+    local.write(new Uint8Array(100));
+    await settled();
+    expect(calls).toEqual(['write 100']);
+
+    // Three frames (writes of 8 KiB or more are not joined) delivered in one task.
+    calls.length = 0;
+    for (let i = 0; i < 3; i++) local.write(new Uint8Array(10_000));
+    await settled();
+    expect(calls).toEqual(['cork', 'write 10000', 'write 10000', 'write 10000', 'uncork']);
   });
 });
 

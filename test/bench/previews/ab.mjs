@@ -7,7 +7,7 @@
 // the core from /proc, and read/write syscalls per request ×10 (the core's include wrk's, reaped
 // by it). Alternating under the same load is what makes a change on this shared machine visible.
 // AB_FLAGS adds Node flags to the core (--cpu-prof, --trace-gc with AB_ERR=1 to see them);
-// BENCH_AGENT_NODE_FLAGS to the agent.
+// BENCH_AGENT_NODE_FLAGS to the agent. AB_SHOW=1 prints every round (stderr), not only the medians.
 import { spawn, execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -73,6 +73,7 @@ for (let i = 0; i < ROUNDS; i++)
   for (const s of sides) {
     s.child.stdin.write(`wrk ${SECS} ${PATH} ${process.env.AB_C ?? 32}\n`);
     s.res.push(await s.next());
+    if (process.env.AB_SHOW) console.error(s.r, JSON.stringify(s.res.at(-1)));
   }
 const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 console.log('load', execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).trim());
