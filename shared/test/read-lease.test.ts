@@ -120,6 +120,35 @@ describe('link reads into pooled buffers', () => {
     expect(link.buffers.size).toBeLessThanOrEqual((perBatch * payloadBytes) / READ_BYTES + 4);
   });
 
+  it("a piece held for the end of its task, or written corked, keeps its read buffer until the browser's socket has written it", () => {
+    const link = linkWithPooledReads();
+    // A socket that corks: the first piece of a task waits for the task's end (spliceSocket's
+    // `later`), the next ones are written corked; this socket keeps all of them until the test
+    // finishes the writes, after the task.
+    const browser = Object.assign(new BrowserSocket(), { cork() {}, uncork() {} });
+    const endOfTask: Array<() => void> = [];
+    void spliceSocket(browser, link.stream, { later: (fn) => endOfTask.push(fn) });
+    // Each byte is its offset in the stream mod 251: a read's bytes landing in another's buffer show.
+    const payloadBytes = 64 * 1024;
+    const counting = (from: number) => Uint8Array.from({ length: payloadBytes }, (_, i) => (from + i) % 251);
+    let sent = 0;
+    let expected = 0;
+    for (let batch = 0; batch < 16; batch++) {
+      link.receive(Array.from({ length: 4 }, () => counting((sent += payloadBytes) - payloadBytes)));
+      for (const fn of endOfTask.splice(0)) fn();
+      for (const { data, done } of browser.pending.splice(0)) {
+        const first = expected;
+        if (!data.every((byte, i) => byte === (first + i) % 251)) {
+          throw new Error(`bytes ${first}..${first + data.length} changed before the browser's socket wrote them`);
+        }
+        expected += data.length;
+        done?.();
+      }
+    }
+    expect(expected).toBe(16 * 4 * payloadBytes);
+    expect(link.buffers.size).toBeLessThanOrEqual((4 * payloadBytes) / READ_BYTES + 4);
+  });
+
   it('a small read is copied out of its buffer, which the next read uses again', () => {
     const link = linkWithPooledReads();
     const kept: Uint8Array[] = [];
