@@ -398,6 +398,7 @@ export function wrapByteStream(socket: DuplexByteSocket, batching: ByteStreamBat
       inSocket += bytes.length;
       writes++;
       writing.push(bytes.length);
+      keyTrace?.('link.write');
       socket.write(bytes, writeDone);
     }
     if (!queued()) afterFlush();
