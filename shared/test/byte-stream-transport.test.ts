@@ -414,6 +414,112 @@ describe('the raw link framing', () => {
     }
   });
 
+  it("sends by sendData the bytes encodeFrame makes, keeping every frame and each stream's order through quiet spells, bulk and backpressure", async () => {
+    // Frames of three streams (keystrokes, bulk), control frames and acks, sent by send,
+    // sendParts and sendData, with writes finishing, turns ending and microtasks running between
+    // them at random: what arrives is every frame once, each stream's and the control frames in
+    // the order sent.
+    const op = fc.oneof(
+      fc.record({
+        data: fc.constantFrom(1, 2, 3),
+        size: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 900, max: 1100 }), fc.constant(70_000)),
+        how: fc.constantFrom('send', 'parts', 'data'),
+      }),
+      fc.record({ control: fc.nat(1000) }),
+      fc.record({ ack: fc.constantFrom(1, 2, 3) }),
+      fc.record({ step: fc.constantFrom('finishOne', 'finishAll', 'turn', 'microtask') }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        const sender = new FakeSocket();
+        const flushes: (() => void)[] = [];
+        const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
+        const offsets = new Map<number, number>();
+        const sent: Uint8Array[] = [];
+        let n = 0;
+        for (const o of ops) {
+          if ('data' in o) {
+            const offset = offsets.get(o.data) ?? 0;
+            offsets.set(o.data, offset + o.size);
+            const payload = new Uint8Array(o.size).fill(n++ & 0xff);
+            const whole = encodeFrame({ type: 'data', stream: o.data, offset, payload });
+            sent.push(whole);
+            if (o.how === 'send') near.send(whole);
+            else if (o.how === 'parts') near.sendParts!(whole.subarray(0, DATA_HEAD_BYTES), payload);
+            else near.sendData!(o.data, offset, payload);
+          } else if ('control' in o) {
+            const whole = encodeFrame({ type: 'control', json: JSON.stringify(o.control + n++) });
+            sent.push(whole);
+            near.send(whole);
+          } else if ('ack' in o) {
+            const whole = encodeFrame({ type: 'ack', stream: o.ack, offset: n++ });
+            sent.push(whole);
+            near.send(whole);
+          } else if (o.step === 'finishOne') sender.pending.shift()?.();
+          else if (o.step === 'finishAll') sender.finishWrites();
+          else if (o.step === 'turn') flushes.splice(0).forEach((flush) => flush());
+          else await Promise.resolve();
+        }
+        await Promise.resolve();
+        while (flushes.length > 0 || sender.pending.length > 0) {
+          flushes.splice(0).forEach((flush) => flush());
+          sender.finishWrites();
+        }
+        expect(near.bufferedAmount).toBe(0);
+        const got: Uint8Array[] = [];
+        new FrameReader().push(concatBytes(sender.written), (frame) => got.push(frame.slice()));
+        const key = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+        // Every frame once, byte for byte (sendData's head is encodeFrame's).
+        expect(got.map(key).sort()).toEqual(sent.map(key).sort());
+        // Each stream's data in order, the control frames in order (acks may pass bulk).
+        const orderOf = (frames: Uint8Array[], pick: (frame: Uint8Array) => boolean) => frames.filter(pick).map(key);
+        for (const stream of [1, 2, 3]) {
+          const ofStream = (frame: Uint8Array) => {
+            const decoded = decodeFrame(frame);
+            return decoded.type === 'data' && decoded.stream === stream;
+          };
+          expect(orderOf(got, ofStream)).toEqual(orderOf(sent, ofStream));
+        }
+        const control = (frame: Uint8Array) => frame[0] === FRAME_TYPE.control;
+        expect(orderOf(got, control)).toEqual(orderOf(sent, control));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses by sendData a stream or offset it cannot encode, with E_PROTOCOL, and queues nothing of it', async () => {
+    const socket = new FakeSocket();
+    const transport = wrapByteStream(socket, { later: (flush) => flush() });
+    for (const [stream, offset] of [
+      [-1, 0],
+      [2 ** 32, 0],
+      [1, -1],
+      [1, 2 ** 53],
+      [1.5, 0],
+    ] as const) {
+      let error: unknown;
+      try {
+        transport.sendData!(stream, offset, Uint8Array.of(1));
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect((error as HangarError).code).toBe('E_PROTOCOL');
+    }
+    expect(transport.bufferedAmount).toBe(0);
+    // The largest stream and offset go through as encodeFrame writes them.
+    transport.sendData!(0xffffffff, Number.MAX_SAFE_INTEGER, Uint8Array.of(7));
+    await Promise.resolve();
+    expect(socket.given).toHaveLength(1);
+    expect(
+      same(
+        socket.given[0]!,
+        encodeLengthPrefixed(
+          encodeFrame({ type: 'data', stream: 0xffffffff, offset: Number.MAX_SAFE_INTEGER, payload: Uint8Array.of(7) }),
+        ),
+      ),
+    ).toBe(true);
+  });
+
   it('closes the link with E_PROTOCOL when the peer breaks the framing', async () => {
     const socket = new FakeSocket();
     const transport = wrapByteStream(socket, { later: (flush) => flush() });

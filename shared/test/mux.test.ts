@@ -158,6 +158,37 @@ describe('flow control', () => {
     expect(sent.map((frame) => frame.type)).toEqual(['data', 'ack']);
   });
 
+  it('while typing, every ack rides a data frame; once typing stops the last one leaves within twice ackDelayMs', async () => {
+    vi.useFakeTimers();
+    const { client, agent, fromAgent, pair } = connect();
+    const { local, remote } = openBoth(client, agent);
+    local.ackDelayMs = 1000;
+    remote.ackDelayMs = 1000;
+    const fromClient: Frame[] = [];
+    pair[1].onFrame((bytes) => fromClient.push(decodeFrame(bytes)));
+    remote.onData((data) => remote.write(data.slice())); // the echo
+    const echoed = collect(local);
+    // A key every 50 ms for 3 s: the timers armed for the acks outlive the rides.
+    for (let i = 1; i <= 60; i++) {
+      local.write(text('a'));
+      await vi.advanceTimersByTimeAsync(50);
+      expect(echoed.bytes).toBe(i);
+      expect(local.peerAckedOffset).toBe(i);
+    }
+    // No ack of its own: each one came right behind a data frame of its stream.
+    for (const frames of [fromAgent, fromClient]) {
+      const ofStream = frames.filter((f) => (f.type === 'data' || f.type === 'ack') && f.stream === local.id);
+      expect(ofStream.filter((f) => f.type === 'ack').length).toBeGreaterThan(50);
+      ofStream.forEach((frame, i) => {
+        if (frame.type === 'ack') expect(ofStream[i - 1]?.type).toBe('data');
+      });
+    }
+    // The last echo's ack has no keystroke to ride: it leaves on its timer, within two periods.
+    expect(remote.peerAckedOffset).toBe(59);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(remote.peerAckedOffset).toBe(60);
+  });
+
   it('with autoAck off, nothing beyond the window is sent until the consumer acks', async () => {
     const window = 64 * 1024;
     const { client, agent } = connect();

@@ -9,6 +9,9 @@ interface Binding {
   subscriptions: DisposableStore;
 }
 
+/** How live output goes to the stream: at once on a quiet link, handed over (not copied). */
+const LIVE_OUTPUT = { now: true, transfer: true } as const;
+
 /**
  * Connects attachments (tmux clients, which outlive links) to link streams (which do not).
  * One attachment is bound to at most one stream; a resume on a new link takes it over.
@@ -41,7 +44,9 @@ export class TerminalBindings implements Disposable {
     if (backlog && backlog.length > 0) stream.write(backlog);
     // Live output (an echo) leaves before node-pty's read callback has finished (write's now);
     // the backlog above goes after this turn, behind the answer to the attach.
-    subscriptions.add(attachment.onOutput((chunk) => void stream.write(chunk, { now: true })));
+    // node-pty reads each chunk into a buffer of its own, kept unchanged by the replay buffer: the
+    // stream takes it as it is (no copy per echo).
+    subscriptions.add(attachment.onOutput((chunk) => void stream.write(chunk, LIVE_OUTPUT)));
     subscriptions.add(stream.onAck((offset) => attachment.ack(offset)));
     subscriptions.add(stream.onData((data) => attachment.input(data)));
     subscriptions.add(

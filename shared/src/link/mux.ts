@@ -265,12 +265,13 @@ export class Mux implements Disposable {
 
   /** A data frame: as head and payload when the transport takes parts (no copy of the payload). */
   private sendData(stream: number, offset: number, payload: Uint8Array): void {
-    if (this.transport.sendParts === undefined) {
+    if (this.transport.sendData === undefined && this.transport.sendParts === undefined) {
       this.sendFrame({ type: 'data', stream, offset, payload });
       return;
     }
     try {
-      this.transport.sendParts(encodeDataHead(stream, offset), payload);
+      if (this.transport.sendData) this.transport.sendData(stream, offset, payload);
+      else this.transport.sendParts!(encodeDataHead(stream, offset), payload);
       this.heartbeat?.sent();
     } catch (error) {
       this.shutdown(

@@ -21,6 +21,13 @@ export interface FrameTransport {
    * them (no copy of the payload); others leave it out and get send().
    */
   sendParts?(head: Uint8Array, body: Uint8Array): void;
+  /**
+   * Optional: sends a data frame for `stream` at `offset` with `payload`, as if send() got it
+   * encoded. A transport that writes frames into a buffer of its own writes the head there (no
+   * head object per frame); the mux prefers it to sendParts. Throws E_PROTOCOL, sending nothing,
+   * when the stream or offset cannot be encoded.
+   */
+  sendData?(stream: number, offset: number, payload: Uint8Array): void;
   /** Bytes handed to send() that the transport has not yet passed to the network. */
   readonly bufferedAmount: number;
   /**
