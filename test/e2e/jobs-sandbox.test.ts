@@ -110,13 +110,13 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
   });
 
   it('a job dies with its agent when the agent is killed, and shows as lost once it is back', async () => {
-    const marker = `sleep 4${process.pid % 1000}8`;
+    const marker = uniqueSleep();
     const detached = await sandboxed(`(${marker}) & ${marker}`, '--detach');
     const id = detached.stdout.trim();
     await until(() => (processes(marker).length >= 2 ? true : undefined), 'both sleeps of the job');
     const port = box.agent.port;
     await box.agent.stop('SIGKILL');
-    // --die-with-parent, although bwrap runs as another user than the agent it dies with.
+    // --die-with-parent and the agent link's watchers, although bwrap runs as another user than the agent.
     await until(() => (processes(marker).length === 0 ? true : undefined), 'the job to die with its agent');
     box.agent = await startAgentProcess(box.dataDir, { port });
     const shown = await hangar(['jobs', 'show', id, '--json']);
