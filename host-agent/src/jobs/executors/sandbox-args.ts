@@ -46,15 +46,15 @@ export interface SandboxArgsInput {
   inner: readonly string[];
   /** bwrap reads more arguments (the job's secrets) from this fd (`--args`), never from its command line. */
   secretArgsFd?: number;
-  /** The agent's end of this fd is held by the agent alone: its EOF means the agent is gone (see below). */
+  /** The agent alone holds the other end of this fd: its EOF means the agent is gone or done (see below). */
   agentLinkFd?: number;
 }
 
 /**
- * What the sandbox runs first when there is an agent link on `fd`: a watcher in
- * the background that reads the link until the agent's end closes, which happens only when the agent
- * is gone, then kills every process of the sandbox; then the job (the rest of the arguments) in its
- * place, without the link.
+ * What the sandbox runs first when there is an agent link on `fd`: a watcher in the background
+ * that reads the link until the agent's end closes (the agent gone, or done with the attempt once
+ * bwrap has exited), then kills every process of the sandbox; then the job (the rest of the
+ * arguments) in its place, without the link.
  *
  * bwrap's --die-with-parent alone leaves a gap: the sandbox's init asks the kernel to die with
  * bwrap only once it has set the sandbox up (PR_SET_PDEATHSIG, no check that bwrap still lives), so
