@@ -65,6 +65,106 @@ describe('cancelling a job', () => {
     expect(followed.code).toBe(130);
   }, 40_000);
 
+  /**
+   * A job that puts sleeps out of its process group: `setsid`, and a daemon's double fork (setsid,
+   * fork, exit: reparented to init, in a session of its own). Its own shell then runs `foreground`.
+   * The sleeps' commands reach it by environment, so only the sleeps themselves show them to ps.
+   */
+  const escapingJob = (escaped: string, daemon: string, foreground: string): string[] => [
+    '--env',
+    `ESCAPED=${escaped}`,
+    '--env',
+    `DAEMON=${daemon}`,
+    '--env',
+    `FOREGROUND=${foreground}`,
+    '-c',
+    [
+      'setsid $ESCAPED &',
+      `sh -c 'setsid sh -c "\\$DAEMON & echo \\$! > daemon.pid" &'`,
+      'while [ ! -s daemon.pid ]; do sleep 0.05; done',
+      'echo started',
+      '$FOREGROUND',
+    ].join('\n'),
+  ];
+
+  /** Kills what a failed case left, so that it fails alone. */
+  const leftovers = (markers: string[]): number[] => {
+    const found = markers.flatMap((marker) => processesMatching(marker));
+    for (const pid of found) process.kill(pid, 'SIGKILL');
+    return found;
+  };
+
+  it('hangar cancel also ends what left the job’s process group: a setsid sleep and a double-forked daemon', async () => {
+    const markers = [uniqueSleep(), uniqueSleep(), uniqueSleep()];
+    const [escaped, daemon, foreground] = markers as [string, string, string];
+    try {
+      const detached = await hangar(box.home, [
+        'run',
+        '--executor',
+        'shell',
+        '--dir',
+        box.workspace,
+        '--detach',
+        ...escapingJob(escaped, daemon, foreground),
+      ]);
+      const id = detached.stdout.trim();
+      await until(
+        () => (markers.every((marker) => processesMatching(marker).length > 0) ? true : undefined),
+        'the three sleeps',
+      );
+      const cancelled = await hangar(box.home, ['cancel', id]);
+      expect(cancelled).toMatchObject({ code: 0, stdout: `job ${id} on local is cancelled\n` });
+      expect({
+        escaped: processesMatching(escaped),
+        daemon: processesMatching(daemon),
+        foreground: processesMatching(foreground),
+      }).toEqual({ escaped: [], daemon: [], foreground: [] });
+    } finally {
+      leftovers(markers);
+    }
+  }, 40_000);
+
+  it('a job that times out leaves no process behind, even one it moved out of its process group', async () => {
+    const markers = [uniqueSleep(), uniqueSleep(), uniqueSleep()];
+    const [escaped, daemon, foreground] = markers as [string, string, string];
+    try {
+      const result = await hangar(box.home, [
+        'run',
+        '--executor',
+        'shell',
+        '--dir',
+        box.workspace,
+        '--timeout',
+        '3s',
+        ...escapingJob(escaped, daemon, foreground),
+      ]);
+      expect(result.stdout).toBe('started\n\n[hangar] timed out after 3 s\n');
+      expect(result.code).toBe(124);
+      expect(leftovers(markers)).toEqual([]);
+    } finally {
+      leftovers(markers);
+    }
+  }, 40_000);
+
+  it('a job whose shell exits leaves no process behind, even one it moved out of its process group', async () => {
+    const markers = [uniqueSleep(), uniqueSleep()];
+    const [escaped, daemon] = markers as [string, string];
+    try {
+      const result = await hangar(box.home, [
+        'run',
+        '--executor',
+        'shell',
+        '--dir',
+        box.workspace,
+        ...escapingJob(escaped, daemon, 'true'),
+      ]);
+      expect(result).toMatchObject({ code: 0, stdout: 'started\n' });
+      expect(leftovers(markers)).toEqual([]);
+    } finally {
+      leftovers(markers);
+    }
+  }, 40_000);
+
   it('a job id no paired host knows is reported as not found', async () => {
     const result = await hangar(box.home, ['cancel', 'j-00000000']);
     expect(result.code).toBe(3);

@@ -17,6 +17,16 @@ const AS_ROOT = process.getuid?.() === 0;
  */
 const PROBE_ROUTE = ['blackhole', `203.0.113.${1 + (process.pid % 200)}/32`, 'table', '28461'];
 
+/** Pids of the processes whose whole command line is `command` (not those that only pass it on). */
+function running(command: string): number[] {
+  const table = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return table
+    .split('\n')
+    .map((line) => /^\s*(\d+) (.*)$/.exec(line))
+    .filter((match) => match?.[2] === command)
+    .map((match) => Number(match![1]));
+}
+
 /**
  * Sandbox jobs through the `hangar` CLI against a real agent process running as root. Each probe
  * prints `name=<exit status>`; a probe that succeeds today changes the host, so afterEach undoes it.
@@ -79,8 +89,9 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
     const detached = await sandboxed(`touch /work/mine; (${marker}) & ${marker}`, '--detach');
     expect(detached.code).toBe(0);
     const id = detached.stdout.trim();
+    // The sleeps themselves: the launcher's first steps run as root with the command in their argv.
     const sleeps = await until(() => {
-      const found = processes(marker);
+      const found = running(marker);
       return found.length >= 2 ? found : undefined;
     }, 'both sleeps of the job');
     let jobUid = -1;
@@ -110,13 +121,13 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
   });
 
   it('a job dies with its agent when the agent is killed, and shows as lost once it is back', async () => {
-    const marker = `sleep 4${process.pid % 1000}8`;
+    const marker = uniqueSleep();
     const detached = await sandboxed(`(${marker}) & ${marker}`, '--detach');
     const id = detached.stdout.trim();
     await until(() => (processes(marker).length >= 2 ? true : undefined), 'both sleeps of the job');
     const port = box.agent.port;
     await box.agent.stop('SIGKILL');
-    // --die-with-parent, although bwrap runs as another user than the agent it dies with.
+    // --die-with-parent and the agent link's watchers, although bwrap runs as another user than the agent.
     await until(() => (processes(marker).length === 0 ? true : undefined), 'the job to die with its agent');
     box.agent = await startAgentProcess(box.dataDir, { port });
     const shown = await hangar(['jobs', 'show', id, '--json']);

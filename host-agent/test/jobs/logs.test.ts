@@ -78,12 +78,14 @@ describe('job logs written straight to the file', () => {
   it('stderr and stdout keep the order written, and output after the job ended is not part of its log', async () => {
     await using host = await startJobHost();
     const client = host.connect();
-    // A process that leaves the job's group keeps the log file open and writes after the end,
-    // then leaves a mark outside the workspace: the test reads the log once that write is done.
+    // A process that leaves the job's group, and drops HANGAR_JOB_ID so that the job's end does
+    // not kill it, keeps the log file open and writes after the end, then leaves a mark outside
+    // the workspace: the test reads the log once that write is done.
     const wroteLate = join(host.dataDir, 'wrote-late');
     const job = await host.submit({
       command:
-        `echo out; echo err >&2; echo out2; setsid sh -c ": > escaped; sleep 0.3; echo late; : > ${wroteLate}" & ` +
+        'echo out; echo err >&2; echo out2; ' +
+        `env -u HANGAR_JOB_ID setsid sh -c ": > escaped; sleep 0.3; echo late; : > ${wroteLate}" & ` +
         'while [ ! -e escaped ]; do sleep 0.01; done; echo done',
       executor: 'shell',
     });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { AgentStore } from '../../src/store/db.js';
+import { processesMatching, uniqueSleep } from '../../../test/support/until.js';
 import { checkpointedPgid, groupMembers, startJobHost, waitUntil } from './fixture.js';
 
 /** Runs an agent in its own process, submits `command`, and kill -9s the agent once the job runs. */
@@ -64,6 +65,27 @@ describe('crash recovery and shutdown', () => {
       expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
       expect(await groupMembers(checkpointedPgid(host.store, id)!)).toEqual([]);
     } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('after kill -9 of the agent, a restart also kills what the lost attempt moved out of its group', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hangar-crash-'));
+    const escaped = uniqueSleep();
+    const daemon = uniqueSleep();
+    try {
+      // setsid, and a daemon's double fork (reparented to init): no group or parent leads to them.
+      const command = [`setsid ${escaped} &`, `sh -c 'setsid sh -c "${daemon} &" &'`, 'exec sleep 60'].join('\n');
+      const id = await crashMidJob(dataDir, command, 0);
+      await waitUntil(() => processesMatching(escaped).length > 0 && processesMatching(daemon).length > 0);
+      await using host = await startJobHost({ dataDir });
+      expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
+      expect({ escaped: processesMatching(escaped), daemon: processesMatching(daemon) }).toEqual({
+        escaped: [],
+        daemon: [],
+      });
+    } finally {
+      for (const pid of [...processesMatching(escaped), ...processesMatching(daemon)]) process.kill(pid, 'SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

@@ -4,8 +4,6 @@ import { promisify } from 'node:util';
 import { processStartTime as linuxStartTime } from './sandbox-processes.js';
 
 const run = promisify(execFile);
-/** How often a waiting cancel looks whether the group is gone. */
-const POLL_MS = 25;
 
 /**
  * True while a process of the group is still alive. Zombies do not count: a member orphaned by
@@ -42,35 +40,6 @@ function hasLiveMember(pgid: number): boolean {
   return false;
 }
 
-export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
-/** Resolves true once the group is gone, false if it still exists after `ms`. */
-export async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (groupAlive(pgid)) {
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-  return true;
-}
-
-/**
- * SIGTERM to the whole group, SIGKILL to whatever is left after graceMs; resolves when nothing
- * of the group remains (or, for a process stuck in the kernel, 5 s after SIGKILL).
- */
-export async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
-  signalGroup(pgid, 'SIGTERM');
-  if (await waitGroupGone(pgid, graceMs)) return;
-  signalGroup(pgid, 'SIGKILL');
-  await waitGroupGone(pgid, 5000);
-}
-
 /**
  * An identity for a process that survives pid reuse: its start time. On Linux the starttime
  * field of /proc/<pid>/stat (clock ticks since boot); elsewhere `ps -o lstart`.
@@ -90,18 +59,4 @@ export async function processStartTime(pid: number): Promise<string | undefined>
     if ((error as { code?: unknown }).code === 1) return undefined;
     throw error;
   }
-}
-
-/**
- * After an agent crash: kills the group `pgid` only if it is still the one we started. The leader
- * alive with another start time means the pid was reused by a stranger; leave it alone. The
- * leader gone but the group alive means our leftovers (a pgid is not handed out again while
- * its group exists).
- */
-export async function killRecoveredGroup(pgid: number, started: string, graceMs: number): Promise<boolean> {
-  const leaderStarted = await processStartTime(pgid);
-  if (leaderStarted !== undefined && leaderStarted !== started) return false;
-  if (!groupAlive(pgid)) return false;
-  await terminateGroup(pgid, graceMs);
-  return true;
 }

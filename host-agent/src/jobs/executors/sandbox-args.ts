@@ -46,6 +46,33 @@ export interface SandboxArgsInput {
   inner: readonly string[];
   /** bwrap reads more arguments (the job's secrets) from this fd (`--args`), never from its command line. */
   secretArgsFd?: number;
+  /** The agent alone holds the other end of this fd: its EOF means the agent is gone or done (see below). */
+  agentLinkFd?: number;
+}
+
+/**
+ * What the sandbox runs first when there is an agent link on `fd`: a watcher in the background
+ * that reads the link until the agent's end closes (the agent gone, or done with the attempt once
+ * bwrap has exited), then kills every process of the sandbox; then the job (the rest of the
+ * arguments) in its place, without the link.
+ *
+ * bwrap's --die-with-parent alone leaves a gap: the sandbox's init asks the kernel to die with
+ * bwrap only once it has set the sandbox up (PR_SET_PDEATHSIG, no check that bwrap still lives), so
+ * an agent killed in its first ~100 ms took bwrap with it (sandbox-launch.ts) and left the init
+ * running the job, reparented to the host's init. The watcher closes it: started before the job,
+ * it sees an agent that died at any time, before or after. `kill -1` reaches every process of the
+ * caller's pid namespace but its init and itself, and is confined to it; with the job gone, the
+ * init and then the watcher end. The job stays the sandbox's first process (exec), so its exit
+ * status and signals are what they were; the watcher, in the background, does not keep the sandbox
+ * alive (bwrap ends it with its first process). A job may kill the watcher (same user): it then
+ * relies on --die-with-parent alone, which holds once the sandbox is up. The kill needs the pid
+ * namespace bwrapArgs always asks for (--unshare-pid), and checks it is in one: its shell is pid 2.
+ */
+function agentWatcher(fd: number): string {
+  // Only as pid 2 (or 1): a process the sandbox's pid namespace holds, never one of the host's.
+  // Silent: it writes nothing to the job's log (its kill finds nothing left when the job has ended).
+  const kill = '[ "$$" -le 2 ] && kill -s KILL -- -1';
+  return `{ while read -r _; do :; done; ${kill}; } <&${fd} >/dev/null 2>&1 & exec "$@" ${fd}<&-`;
 }
 
 /**
@@ -83,7 +110,9 @@ export function bwrapArgs(input: SandboxArgsInput): string[] {
   for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
   if (input.secretArgsFd !== undefined) args.push('--args', String(input.secretArgsFd));
   // stdout and stderr are already one open file (the attempt's log), so their order is the order written.
-  args.push('--', ...input.inner, '/bin/sh', '-c', input.command);
+  args.push('--');
+  if (input.agentLinkFd !== undefined) args.push('/bin/sh', '-c', agentWatcher(input.agentLinkFd), 'hangar-sandbox');
+  args.push(...input.inner, '/bin/sh', '-c', input.command);
   return args;
 }
 

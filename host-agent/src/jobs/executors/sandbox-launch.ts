@@ -17,7 +17,22 @@ import type { JobUser } from './sandbox-user.js';
  * pick, not the agent or the user's sessions; set by root, the job cannot lower it again) and joins
  * the attempt's cgroup when there is one, so no process of the sandbox ever runs outside it. One
  * process from spawn to bwrap (each step execs the next), so the spawned pid is bwrap's, its
- * process group is the sandbox's, and --die-with-parent ties it to the agent.
+ * process group is the sandbox's, and it dies with the agent.
+ *
+ * Dying with the agent takes more than bwrap's --die-with-parent: bwrap asks for it (PDEATHSIG)
+ * only after it has made the sandbox's first process, over 100 ms after the spawn under load, and
+ * an agent killed before that left bwrap reparented to init with nothing to tie it to anyone: the
+ * job ran on. So the last step before bwrap is `setpriv --pdeathsig KILL` (after any change of
+ * user, which would clear it; kept across exec, except of a setuid bwrap, which has only its own),
+ * then a shell that checks its parent is still the agent, since a parent that died before that
+ * prctl sends nothing. That shell also leaves a watcher beside bwrap, in its process group: it
+ * reads the agent link (AGENT_LINK_FD, whose other end only the agent holds, and closes once bwrap
+ * has exited) and on its EOF kills the group. It is there for bwrap's own first process, which
+ * stays in this group until it makes the sandbox's session: bwrap dying in its first milliseconds
+ * left that process waiting forever for a word from it (4 of 60 agents killed within 40 ms of
+ * start here). Inside the sandbox, a second watcher on the same link (sandbox-args.ts) does the
+ * same for the sandbox's pid namespace. The watcher keeps bwrap's --info-fd open, so the agent
+ * sees the attempt closed only once the watcher has gone too.
  */
 
 /** Where the root launcher binds the workdir for bwrap to find: root-owned and traversable by anyone. */
@@ -26,20 +41,36 @@ export const SANDBOX_MOUNTPOINT = '/run/hangar-sandbox';
 /** Launcher failures (cgroup, bind, privileges) exit with this, the shell's "could not run it". */
 export const LAUNCH_FAILED = 126;
 
+/** The agent's end of this socket is the agent's alone: EOF on it, and the agent is gone or done with the attempt. */
+export const AGENT_LINK_FD = 5;
+
+/**
+ * Run with PDEATHSIG set: goes on only if the agent ($1) is still its parent, leaves the watcher
+ * of the process group (the spawn made this pid its group's), then execs bwrap.
+ */
+const LAST_STEP = [
+  `[ "$PPID" = "$1" ] || exit ${LAUNCH_FAILED}`,
+  'shift',
+  `{ while read -r _; do :; done; kill -s KILL -- -$$; } <&${AGENT_LINK_FD} >/dev/null 2>&1 &`,
+  'exec "$@"',
+].join('\n');
+
 const ROOT_LAUNCHER = [
   `echo 1000 > /proc/self/oom_score_adj || exit ${LAUNCH_FAILED}`,
   `if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit ${LAUNCH_FAILED}; fi`,
   `mount --bind -- "$2" "$3" || exit ${LAUNCH_FAILED}`,
-  'uid=$4 gid=$5',
-  'shift 5',
-  'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all -- "$@"',
+  'uid=$4 gid=$5 agent=$6',
+  'shift 6',
+  'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --pdeathsig KILL -- \\',
+  `  /bin/sh -c '${LAST_STEP}' hangar-sandbox "$agent" "$@"`,
 ].join('\n');
 
 const USER_LAUNCHER = [
   `echo 1000 > /proc/self/oom_score_adj || exit ${LAUNCH_FAILED}`,
   `if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit ${LAUNCH_FAILED}; fi`,
-  'shift',
-  'exec "$@"',
+  'agent=$2',
+  'shift 2',
+  `exec setpriv --pdeathsig KILL -- /bin/sh -c '${LAST_STEP}' hangar-sandbox "$agent" "$@"`,
 ].join('\n');
 
 export interface LaunchPlan {
@@ -48,6 +79,8 @@ export interface LaunchPlan {
   workdir: string;
   cgroupDir: string | undefined;
   bwrap: string;
+  /** The agent's pid: the parent the launcher must still have once it has asked to die with it. */
+  agentPid: number;
 }
 
 /** The path bwrap binds at /work: the workdir itself, or where the root launcher bound it. */
@@ -58,7 +91,8 @@ export function workdirSource(plan: Pick<LaunchPlan, 'user' | 'workdir'>): strin
 /** The full argv to spawn: launcher, then bwrap with `bwrapArgs`. */
 export function launchArgv(plan: LaunchPlan, bwrapArgs: readonly string[]): string[] {
   const cgroup = plan.cgroupDir ?? '';
-  if (!plan.user) return ['/bin/sh', '-c', USER_LAUNCHER, 'hangar-sandbox', cgroup, plan.bwrap, ...bwrapArgs];
+  const agent = String(plan.agentPid);
+  if (!plan.user) return ['/bin/sh', '-c', USER_LAUNCHER, 'hangar-sandbox', cgroup, agent, plan.bwrap, ...bwrapArgs];
   const { uid, gid } = plan.user;
   return [
     'unshare',
@@ -75,6 +109,7 @@ export function launchArgv(plan: LaunchPlan, bwrapArgs: readonly string[]): stri
     SANDBOX_MOUNTPOINT,
     String(uid),
     String(gid),
+    agent,
     plan.bwrap,
     ...bwrapArgs,
   ];

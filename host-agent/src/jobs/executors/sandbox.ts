@@ -1,4 +1,4 @@
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { constants as osConstants, homedir, tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { HangarError } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
 import { bwrapArgs, DEFAULT_PATH } from './sandbox-args.js';
-import { ensureMountpoint, launchArgv, workdirSource, type LaunchPlan } from './sandbox-launch.js';
+import { AGENT_LINK_FD, ensureMountpoint, launchArgv, workdirSource, type LaunchPlan } from './sandbox-launch.js';
 import {
   currentLimitHost,
   describeLimitMethod,
@@ -143,7 +143,14 @@ export class SandboxExecutor implements Executor {
   ): string[] {
     const source = workdirSource({ user: this.jobUser, workdir: request.workdir });
     const secrets = Object.keys(request.secretEnv ?? {}).length > 0 ? { secretArgsFd: SECRET_ARGS_FD } : {};
-    return bwrapArgs({ ...request, workdirSource: source, hidden: this.hidden, inner, ...secrets });
+    return bwrapArgs({
+      ...request,
+      workdirSource: source,
+      hidden: this.hidden,
+      inner,
+      agentLinkFd: AGENT_LINK_FD,
+      ...secrets,
+    });
   }
 
   async start(request: ExecutionRequest): Promise<Execution> {
@@ -167,8 +174,9 @@ export class SandboxExecutor implements Executor {
     // Secrets as NUL-separated `--setenv NAME VALUE` on fd 4 (--args above), read by bwrap before the
     // sandbox starts; the launcher (unshare, setpriv) passes the fd on to it.
     const secretArgs = Object.entries(request.secretEnv ?? {}).flatMap(([key, value]) => ['--setenv', key, value]);
-    const stdio: StdioOptions = ['ignore', fd, fd, 'pipe', ...(secretArgs.length > 0 ? ['pipe' as const] : [])];
+    const stdio: StdioOptions = ['ignore', fd, fd, 'pipe', secretArgs.length > 0 ? 'pipe' : 'ignore', 'pipe'];
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio });
+    holdAgentLink(child);
     if (secretArgs.length > 0) {
       const secrets = child.stdio[SECRET_ARGS_FD] as NodeJS.WritableStream;
       secrets.on('error', (error) =>
@@ -219,7 +227,7 @@ export class SandboxExecutor implements Executor {
   }
 
   private plan(workdir: string, cgroupDir: string | undefined): LaunchPlan {
-    return { user: this.jobUser, workdir, cgroupDir, bwrap: this.bwrap ?? 'bwrap' };
+    return { user: this.jobUser, workdir, cgroupDir, bwrap: this.bwrap ?? 'bwrap', agentPid: process.pid };
   }
 }
 
@@ -301,13 +309,29 @@ function findExecutable(program: string): string | undefined {
   });
 }
 
+/**
+ * The agent's end of the link its watchers read (sandbox-launch.ts, sandbox-args.ts): held, never
+ * written, until the launcher has exited, then closed so the watchers end too. Its EOF reaches
+ * them earlier only if the agent dies.
+ */
+function holdAgentLink(child: ChildProcess): void {
+  const link = (child.stdio as readonly unknown[])[AGENT_LINK_FD] as
+    (NodeJS.ReadableStream & { destroy(): void }) | null;
+  if (!link) return;
+  link.on('error', () => undefined);
+  child.once('exit', () => link.destroy());
+}
+
 /** Runs argv to its end (killed past the timeout) and gives its status and what it printed. */
 function runBounded(argv: string[], timeoutMs: number): Promise<{ status: number | null; output: string }> {
   return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    // The agent link (AGENT_LINK_FD) is there too, as for a job: the sandbox runs its watcher.
+    const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'ignore', 'ignore', 'pipe'];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio, timeout: timeoutMs });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    holdAgentLink(child);
     child.on('error', (error) => resolveRun({ status: null, output: `${output}${error.message}` }));
     child.on('close', (status, signal) => {
       resolveRun({ status, output: signal ? `${output}killed by ${signal} after ${timeoutMs} ms` : output });

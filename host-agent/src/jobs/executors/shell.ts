@@ -1,10 +1,19 @@
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { killRecoveredGroup, processStartTime, signalGroup, terminateGroup, waitGroupGone } from './process-group.js';
+import { killJob, terminateJob, type JobProcessMarks } from './job-processes.js';
+import { groupAlive, processStartTime } from './process-group.js';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
 
-/** What a shell attempt checkpoints: enough to find its process group again, and to know it is ours. */
-const ShellCheckpoint = z.object({ pgid: z.number().int().positive(), started: z.string() });
+/**
+ * What a shell attempt checkpoints: enough to find its process group again and to know it is ours,
+ * and the marks its processes carry (absent from checkpoints written before they were recorded).
+ */
+const ShellCheckpoint = z.object({
+  pgid: z.number().int().positive(),
+  started: z.string(),
+  jobId: z.string().optional(),
+  attempt: z.number().int().positive().optional(),
+});
 
 /** Grace given to a crashed agent's leftovers: nobody is waiting for their output any more. */
 const RECOVER_GRACE_MS = 2000;
@@ -12,9 +21,11 @@ const RECOVER_GRACE_MS = 2000;
 /**
  * `shell`: the command in a plain process group in the workdir, no isolation (trusted use).
  * stdout and stderr are both the attempt's log file (one open file, appending), so the output
- * keeps the order it was written in and never passes through the agent. A process that leaves
- * the group with setsid keeps that file open, but the log's length is fixed when the attempt
- * ends: what it writes later is not part of the log.
+ * keeps the order it was written in and never passes through the agent. Cancel, timeout and the
+ * attempt's end reach every process of it, including those that left the group (setsid, a
+ * daemon's double fork): see job-processes.ts for how they are found, and how one opts out. One
+ * that opted out keeps the log file open, but the log's length is fixed when the attempt ends:
+ * what it writes later is not part of the log.
  */
 export class ShellExecutor implements Executor {
   readonly name = 'shell' as const;
@@ -47,17 +58,17 @@ export class ShellExecutor implements Executor {
       child.once('error', reject);
     });
     const pgid = child.pid!;
+    const marks: JobProcessMarks = { pgid, job: { id: request.jobId, attempt: request.attempt } };
     const startedAt = Date.now();
     const started = await processStartTime(pgid);
-    if (started !== undefined) request.checkpoint({ pgid, started });
+    if (started !== undefined) request.checkpoint({ pgid, started, jobId: request.jobId, attempt: request.attempt });
 
     let cancelling: Promise<void> | undefined;
     const done = exited.then(async (result) => {
-      // A cancel in progress gives the rest of the group its grace; otherwise the job is over when
+      // A cancel in progress gives the rest of the job its grace; otherwise the job is over when
       // its shell is, and background processes it left would be orphans.
       if (cancelling) await cancelling;
-      else signalGroup(pgid, 'SIGKILL');
-      await waitGroupGone(pgid, 5000);
+      await killJob(marks, 5000);
       request.timing('run', Date.now() - startedAt);
       return result;
     });
@@ -65,7 +76,7 @@ export class ShellExecutor implements Executor {
     return {
       done,
       cancel: async (graceMs) => {
-        cancelling ??= terminateGroup(pgid, graceMs);
+        cancelling ??= terminateJob(marks, graceMs);
         await cancelling;
         await done;
       },
@@ -75,7 +86,14 @@ export class ShellExecutor implements Executor {
   async recover(state: Record<string, unknown>): Promise<void> {
     const parsed = ShellCheckpoint.safeParse(state);
     if (!parsed.success) return;
-    await killRecoveredGroup(parsed.data.pgid, parsed.data.started, RECOVER_GRACE_MS);
+    const { pgid, started, jobId, attempt } = parsed.data;
+    // The leader alive with another start time: the pid went to a stranger, whose group is not
+    // ours. The leader gone but the group alive: our leftovers (a pgid is not handed out again
+    // while its group exists).
+    const leaderStarted = await processStartTime(pgid);
+    const groupIsOurs = (leaderStarted === undefined || leaderStarted === started) && groupAlive(pgid);
+    const job = jobId === undefined || attempt === undefined ? undefined : { id: jobId, attempt };
+    await terminateJob({ pgid: groupIsOurs ? pgid : undefined, job }, RECOVER_GRACE_MS);
   }
 
   dispose(): void {}

@@ -47,7 +47,7 @@ export interface ExecutionResult {
 
 export interface Execution {
   readonly done: Promise<ExecutionResult>;
-  /** SIGTERM to the whole process group (or the VM's command), SIGKILL after graceMs. Resolves when nothing is left. */
+  /** SIGTERM to every process of the attempt (or the VM's command), SIGKILL after graceMs. Resolves when nothing is left. */
   cancel(graceMs: number): Promise<void>;
 }
 

@@ -41,6 +41,7 @@ describe('sandbox limits with a writable cgroup v2', () => {
         workdir: '/data/w',
         cgroupDir: '/cg/hangar-j-1-1',
         bwrap: '/usr/bin/bwrap',
+        agentPid: 4242,
       },
       ['--unshare-user'],
     );
@@ -53,6 +54,7 @@ describe('sandbox limits with a writable cgroup v2', () => {
       '/run/hangar-sandbox',
       '998',
       '997',
+      '4242',
       '/usr/bin/bwrap',
       '--unshare-user',
     ]);

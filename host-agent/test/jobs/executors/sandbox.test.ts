@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../../src/jobs/executors/sandbox.js';
 import { findJobUser } from '../../../src/jobs/executors/sandbox-user.js';
-import { processesMatching, uniqueSleep } from '../../../../test/support/until.js';
+import { processesMatching, uniqueSleep, until } from '../../../../test/support/until.js';
 import { bwrapWithoutUserNamespaces, cleanups, harness, tempDir } from './sandbox-harness.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
@@ -142,6 +144,40 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     expect(processesMatching(nap)).toEqual([]);
     await h.executor.recover(state);
   });
+
+  it('a job dies with its agent, however soon after its start the agent is killed', async () => {
+    // Eight stand-in agents (sandbox-crash.mjs, on the built executor), each SIGKILLed from at once
+    // to 40 ms after start(): inside the window where bwrap and the sandbox's first process have not
+    // yet asked to die with their parent (over 100 ms under load). As b3b2499 started sandboxes, 13
+    // of 30 such jobs ran on here (bwrap's init reparented to the host's init) or sat forever in a
+    // bwrap that never made the sandbox; with either of the two watchers alone, 2 and 3 of 30.
+    const naps = [0, 0, 0, 0, 10, 20, 30, 40].map((delay) => ({ delay, nap: uniqueSleep() }));
+    const alive = () => naps.flatMap(({ nap }) => processesMatching(nap));
+    try {
+      await Promise.all(
+        naps.map(async ({ delay, nap }) => {
+          const workdir = tempDir(tmpdir(), 'work');
+          const dataDir = tempDir(existsSync('/opt') ? '/opt' : tmpdir(), 'agent-data');
+          const argv = [dataDir, workdir, join(dataDir, 'log'), `${nap} & ${nap}`, String(delay)];
+          const agent = spawn(process.execPath, [join(import.meta.dirname, 'sandbox-crash.mjs'), ...argv], {
+            stdio: ['ignore', 'ignore', 'inherit'],
+          });
+          const [, signal] = (await once(agent, 'exit')) as [number | null, string | null];
+          expect(signal).toBe('SIGKILL');
+        }),
+      );
+      // Whatever of the jobs had started goes with its agent: nothing of them left, within 10 s.
+      await until(() => (alive().length === 0 ? true : undefined), 'every job to die with its agent', 10_000);
+    } finally {
+      for (const pid of alive()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  }, 60_000);
 
   it('memory limits apply without cgroup v2 (RLIMIT_AS)', async () => {
     const h = harness();

@@ -1,0 +1,182 @@
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * Every process of a shell attempt, wherever it went. A process group alone loses whatever left it:
+ * `setsid` (a new session, so a new group), a daemon's double fork (reparented to init, so no
+ * parent chain leads back either). What they all keep is the environment the job's shell started
+ * with: the executor puts `HANGAR_JOB_ID` and `HANGAR_ATTEMPT` into it, every descendant inherits
+ * them, and the kernel shows a process's initial environment to its own user (and root) whatever
+ * session or parent it has now (Jenkins finds a build's leftovers the same way, by `BUILD_ID`).
+ * A process that starts with neither variable (`env -u HANGAR_JOB_ID setsid …`) and leaves the
+ * group has opted out, unless its parent is still one of the job's; so has, unwittingly, one that
+ * writes its process title over its environment area (some servers do), which then no longer
+ * shows the marks. The sandbox executor needs none of this: its jobs live in a pid namespace of
+ * their own. The macOS half (`ps -E`) is tested on its parser only: no Mac here.
+ */
+export interface JobProcessMarks {
+  /** The job shell's process group; undefined once that pgid is no longer known to be ours. */
+  pgid: number | undefined;
+  /** The values of HANGAR_JOB_ID and HANGAR_ATTEMPT; undefined where they are not known. */
+  job: { id: string; attempt: number } | undefined;
+}
+
+/** A row of the process table, as much as the search needs. */
+export interface ProcessRow {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  /** Exited, not yet reaped: holds nothing, and cannot be killed any deader. */
+  zombie: boolean;
+  /** Its initial environment carries the attempt's marks. */
+  marked: boolean;
+}
+
+/**
+ * Pids of the attempt's live processes: the members of its group, those carrying its marks, and
+ * every descendant of either. Never the agent itself (it would carry the marks only if it ran
+ * inside the very job it supervises).
+ */
+export async function jobProcesses(marks: JobProcessMarks): Promise<number[]> {
+  const rows = process.platform === 'linux' ? linuxRows(marks) : parsePsRows(await psEnvironment(), marks);
+  return selectJobProcesses(rows, marks.pgid).filter((pid) => pid !== process.pid);
+}
+
+/** The search over a process table: exported for tests of the platform-neutral part. */
+export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | undefined): number[] {
+  const live = rows.filter((row) => !row.zombie);
+  const children = new Map<number, number[]>();
+  for (const row of live) children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid]);
+  const found = new Set(live.filter((row) => row.marked || row.pgid === pgid).map((row) => row.pid));
+  for (const pid of found) {
+    // A Set iterates over what is added while iterating: this walks down to the last descendant.
+    for (const child of children.get(pid) ?? []) found.add(child);
+  }
+  return [...found];
+}
+
+/** Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan). */
+function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
+  const jobMark = `\0HANGAR_JOB_ID=${job?.id}\0`;
+  const attemptMark = `\0HANGAR_ATTEMPT=${job?.attempt}\0`;
+  const rows: ProcessRow[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readQuietly(`/proc/${entry}/stat`);
+    if (stat === undefined) continue;
+    // After "pid (comm) ": state, ppid, pgrp. The name may itself hold spaces or ')'.
+    const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const zombie = state === 'Z' || state === 'X';
+    let marked = false;
+    if (!zombie && job) {
+      // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
+      const environ = `\0${readQuietly(`/proc/${entry}/environ`) ?? ''}`;
+      marked = environ.includes(jobMark) && environ.includes(attemptMark);
+    }
+    rows.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgrp), zombie, marked });
+  }
+  return rows;
+}
+
+/**
+ * A file of /proc, or undefined when the process exited while we looked (ENOENT, ESRCH) or is
+ * another user's (EACCES, EPERM: its environment is not ours to read, and it is not the job's).
+ */
+function readQuietly(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * macOS (and other BSDs): `ps -E` appends each process's initial environment to its command line
+ * (for the user's own processes; root sees all). `-ww`: no truncation, or the marks could be cut off.
+ */
+async function psEnvironment(): Promise<string> {
+  const { stdout } = await run('ps', ['-axEww', '-o', 'pid=,ppid=,pgid=,stat=,command='], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/** Rows of `ps -o pid=,ppid=,pgid=,stat=,command=` output whose command has the environment after it. */
+export function parsePsRows(table: string, { job }: Pick<JobProcessMarks, 'job'>): ProcessRow[] {
+  const jobMark = new RegExp(`(^|\\s)HANGAR_JOB_ID=${escapeRegExp(job?.id ?? '')}(\\s|$)`);
+  const attemptMark = new RegExp(`(^|\\s)HANGAR_ATTEMPT=${job?.attempt ?? ''}(\\s|$)`);
+  const rows: ProcessRow[] = [];
+  for (const line of table.split('\n')) {
+    const match = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s?(.*)$/.exec(line);
+    if (!match) continue;
+    const [, pid, ppid, pgid, stat, command] = match;
+    rows.push({
+      pid: Number(pid),
+      ppid: Number(ppid),
+      pgid: Number(pgid),
+      zombie: stat!.startsWith('Z'),
+      marked: job !== undefined && jobMark.test(command!) && attemptMark.test(command!),
+    });
+  }
+  return rows;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** How often a waiting cancel looks whether the attempt's processes are gone. */
+const POLL_MS = 25;
+
+/** Signals the group (all at once, as the kernel does it) and every process found apart from it. */
+export async function signalJob(marks: JobProcessMarks, signal: NodeJS.Signals): Promise<void> {
+  if (marks.pgid !== undefined) signalQuietly(-marks.pgid, signal);
+  for (const pid of await jobProcesses(marks)) signalQuietly(pid, signal);
+}
+
+/** Resolves true once no process of the attempt is alive, false if some still are after `ms`. */
+export async function waitJobGone(marks: JobProcessMarks, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while ((await jobProcesses(marks)).length > 0) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  return true;
+}
+
+/**
+ * SIGTERM to every process of the attempt, SIGKILL to whatever is left after graceMs (and to
+ * whatever a dying process started meanwhile); resolves when nothing of it remains (or, for a
+ * process stuck in the kernel, 5 s after SIGKILL).
+ */
+export async function terminateJob(marks: JobProcessMarks, graceMs: number): Promise<void> {
+  await signalJob(marks, 'SIGTERM');
+  if (await waitJobGone(marks, graceMs)) return;
+  await killJob(marks, 5000);
+}
+
+/** SIGKILL, again and again until nothing is left: a process may fork between a scan and its kill. */
+export async function killJob(marks: JobProcessMarks, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    await signalJob(marks, 'SIGKILL');
+    if ((await jobProcesses(marks)).length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    // ESRCH: gone since the scan. EPERM: not ours (a pid reused by another user's process).
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ESRCH' && code !== 'EPERM') throw error;
+  }
+}
