@@ -63,9 +63,48 @@ describe('hangar attach with the app running', () => {
     client.type('echo alone-$((6*7))\r');
     await client.waitForText(/^alone-42$/m);
     const lines = await client.text();
-    // Each answer once (nothing replayed twice across the move), in order.
+    // The command line whole (a notice written across it would split it) and each answer once
+    // (nothing replayed twice across the move), in order.
+    expect(lines).toContain(`$ ${typed}`);
     expect(lines.filter((l) => l === line || /^(after|alone)-42$/.test(l))).toEqual([line, 'after-42', 'alone-42']);
     expect(client.raw.split(line).length - 1).toBeGreaterThanOrEqual(1);
+
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+  });
+
+  it('says it moved (HANGAR_DEBUG) without breaking the screen: the notice leaves the cursor where it was', async () => {
+    const home = tempDir('handover-notice');
+    cleanups.push(() => removeDir(home));
+    const dataDir = tempDir('handover-notice-agent');
+    const agent: AgentProcess = await startAgentProcess(dataDir);
+    cleanups.push(() => endAgent(agent, dataDir));
+    const ui: ServingCli = await startServingCli(home, ['ui'], UI_ADDRESS);
+    cleanups.push(() => ui.stop());
+    await pairWith(home, 'box', agent);
+    const created = await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH]);
+    expect(created.code, created.stderr).toBe(0);
+
+    const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1' });
+    cleanups.push(() => client[Symbol.asyncDispose]());
+    await client.waitForText('$ ');
+    // Nothing typed: the move comes (about a second in, its own core opening) while the cursor sits
+    // after the prompt. A notice written there as a line of its own moved the cursor under tmux's
+    // feet and what tmux drew next went a row lower: the prompt and the command line came apart
+    // (in the test above, when the move came right after 'echo ', the command's tail made a line
+    // like the answer's, and the answer was seen twice).
+    const deadline = Date.now() + 20_000;
+    while (!client.raw.includes(MOVED) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain(MOVED);
+    client.type('echo notice-$((6*7))\r');
+    await client.waitForText(/^notice-42$/m);
+    const lines = await client.text();
+    expect(lines).toContain('$ echo notice-$((6*7))');
+    expect(lines.filter((l) => l.startsWith('$ ') || l === 'notice-42')).toEqual([
+      '$ echo notice-$((6*7))',
+      'notice-42',
+      '$ ',
+    ]);
 
     client.type('\x1d');
     expect(await client.waitForExit()).toBe(0);

@@ -210,7 +210,7 @@ async function runAttached(
       try {
         await terminal.opened;
       } catch (error) {
-        if (debug) process.stderr.write(`hangar: the terminal stays on the running core: ${String(error)}\r\n`);
+        debugNotice(`hangar: the terminal stays on the running core: ${String(error)}`);
         const held = holding;
         holding = undefined;
         for (const { data, done } of held?.output ?? []) sink(true).write(data, done);
@@ -224,7 +224,7 @@ async function runAttached(
       moved = true;
       own = { api: ownApi, terminal };
       current = terminal;
-      if (debug) process.stderr.write("hangar: the terminal moved onto this command's own link to the host\r\n");
+      debugNotice("hangar: the terminal moved onto this command's own link to the host");
       for (const keys of held?.input ?? []) terminal.write(keys);
       if (detachAfterHandover) terminal.detach();
       // Nothing is said to the running core: the host has ended its stream ('superseded', and its
@@ -255,6 +255,21 @@ const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_D
 
 /** A one-line notice on the bottom row that leaves the cursor where it was; tmux repaints over it. */
 function showOverlay(text: string): void {
+  process.stdout.write(overlay(text));
+}
+
+function overlay(text: string): string {
   const rows = process.stdout.rows || 24;
-  process.stdout.write(`\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${text}\x1b[0m\x1b8`);
+  return `\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${text}\x1b[0m\x1b8`;
+}
+
+/**
+ * A HANGAR_DEBUG notice while the terminal is up. On a terminal it goes on the bottom row as an
+ * overlay: written as a line where the cursor is, it moved the cursor under tmux's feet, and what
+ * tmux drew next landed a row lower (a command line typed across the move came out split, its
+ * tail on a row of its own like the echo's answer). Redirected, it is a line of the log.
+ */
+function debugNotice(text: string): void {
+  if (!debug) return;
+  process.stderr.write(process.stderr.isTTY ? overlay(text) : `${text}\n`);
 }
