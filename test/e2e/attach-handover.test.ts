@@ -24,22 +24,30 @@ const MOVED = "the terminal moved onto this command's own link";
 describe('hangar attach with the app running', () => {
   const cleanups = useCleanups();
 
-  it('moves its terminal onto a link of its own: keys typed before, during and after arrive once and in order, and it outlives the running core', async () => {
-    const home = tempDir('handover');
+  /**
+   * An agent paired with a home whose app (`hangar ui`) is running, a bash session "work" on it,
+   * and `hangar attach box work` at its first prompt. HANGAR_DEBUG: the command says (on the
+   * terminal) which core answered and when it moved.
+   */
+  async function attachedWithAppRunning(name: string): Promise<{ ui: ServingCli; client: AttachedCli }> {
+    const home = tempDir(name);
     cleanups.push(() => removeDir(home));
-    const dataDir = tempDir('handover-agent');
+    const dataDir = tempDir(`${name}-agent`);
     const agent: AgentProcess = await startAgentProcess(dataDir);
     cleanups.push(() => endAgent(agent, dataDir));
-    const ui: ServingCli = await startServingCli(home, ['ui'], UI_ADDRESS);
+    const ui = await startServingCli(home, ['ui'], UI_ADDRESS);
     cleanups.push(() => ui.stop());
     await pairWith(home, 'box', agent);
     const created = await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH]);
     expect(created.code, created.stderr).toBe(0);
-
-    // HANGAR_DEBUG: the command says (on the terminal) which core answered and when it moved.
     const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1' });
     cleanups.push(() => client[Symbol.asyncDispose]());
     await client.waitForText('$ ');
+    return { ui, client };
+  }
+
+  it('moves its terminal onto a link of its own: keys typed before, during and after arrive once and in order, and it outlives the running core', async () => {
+    const { ui, client } = await attachedWithAppRunning('handover');
     expect(client.raw).toContain('using the Hangar core running on this computer');
     // Typed at once, one key at a time with short pauses: the first keys go through the running
     // core, the move happens in one of the pauses, keys typed while it is under way wait for it.
@@ -74,20 +82,7 @@ describe('hangar attach with the app running', () => {
   });
 
   it('says it moved (HANGAR_DEBUG) without breaking the screen: the notice leaves the cursor where it was', async () => {
-    const home = tempDir('handover-notice');
-    cleanups.push(() => removeDir(home));
-    const dataDir = tempDir('handover-notice-agent');
-    const agent: AgentProcess = await startAgentProcess(dataDir);
-    cleanups.push(() => endAgent(agent, dataDir));
-    const ui: ServingCli = await startServingCli(home, ['ui'], UI_ADDRESS);
-    cleanups.push(() => ui.stop());
-    await pairWith(home, 'box', agent);
-    const created = await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH]);
-    expect(created.code, created.stderr).toBe(0);
-
-    const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1' });
-    cleanups.push(() => client[Symbol.asyncDispose]());
-    await client.waitForText('$ ');
+    const { client } = await attachedWithAppRunning('handover-notice');
     // Nothing typed: the move comes (about a second in, its own core opening) while the cursor sits
     // after the prompt. A notice written there as a line of its own moved the cursor under tmux's
     // feet and what tmux drew next went a row lower: the prompt and the command line came apart
