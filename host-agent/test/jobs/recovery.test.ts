@@ -184,7 +184,8 @@ async function orphanSandbox(dataDir: string, bwrap: string, nap: string): Promi
   const store = AgentStore.open(dataDir);
   const bwrapPid = checkpointedPgid(store, id)!;
   store.dispose();
-  await waitUntil(() => (psMatching(String(bwrapPid)).every(({ pid }) => pid !== bwrapPid) ? true : undefined));
+  // bwrap gone and reaped (by the host's init): until then its pid and start time still name it.
+  await waitUntil(() => (existsSync(`/proc/${bwrapPid}`) ? undefined : true));
   // The orphan: bwrap is gone, the job is not.
   expect(sleeping(nap)).toHaveLength(1);
   return { id, bwrapPid };
