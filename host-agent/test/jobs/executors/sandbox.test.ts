@@ -140,7 +140,8 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     const execution = await h.executor.start(request);
     // The checkpoint that names the sandbox's pid namespace (it took over 2 s once under CI's load).
     await inNamespace;
-    await h.executor.recover({ ...state, startTime: 1 });
+    // Another attempt's checkpoint whose pid this bwrap now holds: another start time, other marks.
+    await h.executor.recover({ ...state, startTime: 1, jobId: 'another-job' });
     expect(processesMatching(nap).length).toBeGreaterThan(0);
     await h.executor.recover(state);
     await execution.done;
