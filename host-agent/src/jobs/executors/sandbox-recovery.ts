@@ -25,7 +25,7 @@ export const SandboxCheckpoint = z.object({
   pid: z.number().int().positive(),
   /** Clock ticks since boot at which the launcher started (field 22 of /proc/<pid>/stat). */
   startTime: z.number().int().nonnegative().optional(),
-  /** The sandbox's pid-namespace inode: trusted only while bwrap (pid and start time) still lives. */
+  /** The sandbox's pid-namespace inode: used only without marks, and only while bwrap (pid, start time) lives. */
   pidNamespace: z.number().int().positive().optional(),
   /** The marks in the environment of every process of the attempt (absent from older checkpoints). */
   jobId: z.string().min(1).optional(),
@@ -47,13 +47,17 @@ export async function recoverSandbox(state: Record<string, unknown>, timeoutMs =
   const parsed = SandboxCheckpoint.safeParse(state);
   if (!parsed.success) return;
   const checkpoint = parsed.data;
-  const { pid, startTime, pidNamespace } = checkpoint;
-  // bwrap itself, if it still lives (same pid, same start time): its group and its namespace are ours.
+  const { pid, startTime } = checkpoint;
+  const marked = checkpoint.jobId !== undefined && checkpoint.attempt !== undefined;
+  // bwrap itself, if it still lives (same pid, same start time): its group is ours. Its namespace
+  // is looked up by number only for a checkpoint without marks (written before them): the marks
+  // find the sandbox's init without it, so a number handed out again is never trusted.
+  const pidNamespace = marked ? undefined : checkpoint.pidNamespace;
   const bwrapLives = startTime !== undefined && processStartTime(pid) === startTime;
   if (bwrapLives) signalSandbox(pid, pidNamespace, 'SIGKILL');
   if (checkpoint.cgroupDir !== undefined) killCgroup(checkpoint.cgroupDir);
   const deadline = Date.now() + timeoutMs;
-  if (checkpoint.jobId !== undefined && checkpoint.attempt !== undefined) {
+  if (marked) {
     // Again and again: a process may fork between a scan and its kill.
     for (;;) {
       const found = markedProcesses(checkpoint);
