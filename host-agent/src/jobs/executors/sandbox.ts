@@ -197,7 +197,8 @@ export class SandboxExecutor implements Executor {
       secrets.end(secretArgs.map((arg) => `${arg}\0`).join(''));
     }
     const execution = new SandboxExecution(child.pid!, limits.cleanup, {
-      ...marks,
+      jobId: request.jobId,
+      attempt: request.attempt,
       uid: this.jobUser?.uid ?? process.getuid?.(),
       cgroupDir: limits.cgroupDir,
     });
@@ -254,22 +255,19 @@ class SandboxExecution implements Execution {
   constructor(
     readonly pid: number,
     private readonly cleanup: () => void,
-    private readonly identity: { HANGAR_JOB_ID: string; HANGAR_ATTEMPT: string; uid?: number; cgroupDir?: string },
+    /** What recovery tells the attempt's processes by (sandbox-recovery.ts). */
+    private readonly identity: Pick<SandboxCheckpoint, 'jobId' | 'attempt' | 'uid' | 'cgroupDir'>,
   ) {
     this.startTime = processStartTime(pid);
   }
 
   checkpointState(): Record<string, unknown> {
-    const { HANGAR_JOB_ID: jobId, HANGAR_ATTEMPT: attempt, uid, cgroupDir } = this.identity;
     const state: SandboxCheckpoint & { pgid: number } = {
       pid: this.pid,
       pgid: this.pid,
       startTime: this.startTime,
       pidNamespace: this.namespace,
-      jobId,
-      attempt: Number(attempt),
-      uid,
-      cgroupDir,
+      ...this.identity,
     };
     return state;
   }
