@@ -215,7 +215,7 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
     const nap = uniqueSleep();
     const strangerNap = uniqueSleep();
     const otherNap = uniqueSleep();
-    const executor = new SandboxExecutor({ dataDir, cgroupParent: null, bwrapPath: bwrap.path });
+    const executor = new SandboxExecutor({ dataDir, cgroupParent: null });
     try {
       const { id } = await orphanSandbox(dataDir, bwrap.path, nap);
       // A stranger: the job user's sleep, started later, in a group whose leader is gone, its
