@@ -1,28 +1,32 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { SandboxExecutor } from '../../src/jobs/executors/sandbox.js';
 import { AgentStore } from '../../src/store/db.js';
 import { processesMatching, uniqueSleep } from '../../../test/support/until.js';
 import { checkpointedPgid, groupMembers, startJobHost, waitUntil } from './fixture.js';
 
-/** Runs an agent in its own process, submits `command`, and kill -9s the agent once the job runs. */
-async function crashMidJob(dataDir: string, command: string, retries: number): Promise<string> {
-  const agent = spawn(
-    process.execPath,
-    [join(import.meta.dirname, 'crash-agent.mjs'), dataDir, command, String(retries)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+/** Runs an agent in its own process (crash-agent.mjs) and submits `command`; resolves once the job runs. */
+async function agentRunning(argv: string[]): Promise<{ agent: ChildProcess; exited: Promise<unknown>; id: string }> {
+  const agent = spawn(process.execPath, [join(import.meta.dirname, 'crash-agent.mjs'), ...argv], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise((resolve) => agent.once('exit', resolve));
   const lines = createInterface({ input: agent.stdout! });
   const id = await new Promise<string>((resolve, reject) => {
     lines.on('line', (line) => resolve((JSON.parse(line) as { running: string }).running));
     void exited.then((code) => reject(new Error(`crash agent exited with ${String(code)}`)));
   });
+  return { agent, exited, id };
+}
+
+/** Runs an agent in its own process, submits `command`, and kill -9s the agent once the job runs. */
+async function crashMidJob(dataDir: string, command: string, retries: number): Promise<string> {
+  const { agent, exited, id } = await agentRunning([dataDir, command, String(retries)]);
   agent.kill('SIGKILL');
   await exited;
   return id;
@@ -118,4 +122,156 @@ describe('crash recovery and shutdown', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+});
+
+const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
+
+/**
+ * bubblewrap without --die-with-parent: its sandbox's init then outlives bwrap, as it does when the
+ * agent dies before the init has asked to die with bwrap (a race of the first ~100 ms under load).
+ * This makes that orphan every time. The job user must be able to run it.
+ */
+function bwrapThatLeavesOrphans(): { path: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-bwrap-'));
+  chmodSync(dir, 0o755);
+  const path = join(dir, 'bwrap');
+  writeFileSync(
+    path,
+    '#!/bin/sh\nfor arg; do shift; [ "$arg" = --die-with-parent ] || set -- "$@" "$arg"; done\nexec /usr/bin/bwrap "$@"\n',
+  );
+  chmodSync(path, 0o755);
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** `ps` rows (pid, args) whose args hold every needle. */
+function psMatching(...needles: string[]): { pid: number; args: string }[] {
+  return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => /^\s*(\d+)\s(.*)$/.exec(line))
+    .filter((match) => match !== null && needles.every((needle) => match[2]!.includes(needle)))
+    .map((match) => ({ pid: Number(match![1]), args: match![2]! }));
+}
+
+/** The sleep itself (the launcher's, bwrap's and the shells' arguments hold it too). */
+function sleeping(nap: string): number[] {
+  return psMatching(nap)
+    .filter(({ args }) => args === nap)
+    .map(({ pid }) => pid);
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
+  }
+}
+
+/**
+ * A sandbox attempt left as an orphan by its agent: the agent stand-in started it on a bwrap that
+ * leaves its init behind, the test SIGKILLed the attempt's two watchers (by their exact pids), then
+ * the agent; bwrap died with it, and the sandbox's init runs on, reparented, with the job in it.
+ */
+async function orphanSandbox(dataDir: string, bwrap: string, nap: string): Promise<{ id: string; bwrapPid: number }> {
+  const { agent, exited, id } = await agentRunning([dataDir, nap, '0', 'sandbox', bwrap]);
+  await waitUntil(() => (sleeping(nap).length > 0 ? true : undefined));
+  // The watchers: the shells that read the agent link (beside bwrap, and the sandbox's first).
+  const watchers = psMatching('/bin/sh -c ', 'while read -r _', nap).filter(({ args }) => args.startsWith('/bin/sh'));
+  expect(watchers).toHaveLength(2);
+  for (const { pid } of watchers) process.kill(pid, 'SIGKILL');
+  agent.kill('SIGKILL');
+  await exited;
+  const store = AgentStore.open(dataDir);
+  const bwrapPid = checkpointedPgid(store, id)!;
+  store.dispose();
+  // bwrap gone and reaped (by the host's init): until then its pid and start time still name it.
+  await waitUntil(() => (existsSync(`/proc/${bwrapPid}`) ? undefined : true));
+  // The orphan: bwrap is gone, the job is not.
+  expect(sleeping(nap)).toHaveLength(1);
+  return { id, bwrapPid };
+}
+
+describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
+  it('after kill -9 of the agent, a restart ends a sandbox whose bwrap is gone (its init orphaned, the job in it)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hangar-crash-'));
+    const bwrap = bwrapThatLeavesOrphans();
+    const nap = uniqueSleep();
+    try {
+      const { id } = await orphanSandbox(dataDir, bwrap.path, nap);
+      const executor = new SandboxExecutor({ dataDir, cgroupParent: null, bwrapPath: bwrap.path });
+      await using host = await startJobHost({ dataDir, executors: [executor] });
+      expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
+      expect(processesMatching(nap)).toEqual([]);
+    } finally {
+      processesMatching(nap).forEach(killQuietly);
+      bwrap.remove();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('the restart ends that orphan, and no stranger that now holds its group id or its pid namespace number', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hangar-crash-'));
+    const bwrap = bwrapThatLeavesOrphans();
+    const nap = uniqueSleep();
+    const strangerNap = uniqueSleep();
+    const otherNap = uniqueSleep();
+    const executor = new SandboxExecutor({ dataDir, cgroupParent: null });
+    try {
+      const { id } = await orphanSandbox(dataDir, bwrap.path, nap);
+      // A stranger: the job user's sleep, started later, in a group whose leader is gone, its
+      // environment marked for another attempt of the same job.
+      const uid = executor.jobUser?.uid ?? process.getuid!();
+      const gid = executor.jobUser?.gid ?? process.getgid!();
+      const leader = spawn(
+        'setpriv',
+        [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '/bin/sh', '-c', `${strangerNap} >/dev/null 2>&1 &`],
+        { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH'], HANGAR_JOB_ID: id, HANGAR_ATTEMPT: '2' } },
+      );
+      await once(leader, 'exit');
+      await waitUntil(() => (sleeping(strangerNap).length > 0 ? true : undefined));
+      // Another attempt's sandbox, alive: its pid namespace.
+      let otherNamespace: number | undefined;
+      const other = await executor.start({
+        jobId: 'other',
+        attempt: 1,
+        command: otherNap,
+        env: {},
+        workdir: mkdtempSync(join(tmpdir(), 'hangar-work-')),
+        network: 'default',
+        limits: {},
+        output: { fd: 2, write() {} },
+        timing() {},
+        checkpoint: (state) => (otherNamespace = state['pidNamespace'] as number | undefined),
+      });
+      await waitUntil(() => otherNamespace);
+      await waitUntil(() => (sleeping(otherNap).length > 0 ? true : undefined));
+      // As if both numbers had been handed out again: the checkpoint now names the stranger's group
+      // (leader gone, as bwrap is) and the other sandbox's namespace.
+      const store = AgentStore.open(dataDir);
+      const row = store.db.prepare('SELECT checkpoint FROM job_attempts WHERE job_id = ? AND number = 1').get(id) as {
+        checkpoint: string;
+      };
+      const reused = { pid: leader.pid, pgid: leader.pid, pidNamespace: otherNamespace };
+      const checkpoint = JSON.stringify({ ...(JSON.parse(row.checkpoint) as object), ...reused });
+      store.db.prepare('UPDATE job_attempts SET checkpoint = ? WHERE job_id = ? AND number = 1').run(checkpoint, id);
+      store.dispose();
+
+      await using host = await startJobHost({
+        dataDir,
+        executors: [new SandboxExecutor({ dataDir, cgroupParent: null })],
+      });
+      expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
+      expect(processesMatching(nap)).toEqual([]);
+      expect(sleeping(strangerNap)).toHaveLength(1);
+      expect(sleeping(otherNap)).toHaveLength(1);
+      await other.cancel(0);
+    } finally {
+      await executor.dispose();
+      [...processesMatching(nap), ...processesMatching(strangerNap), ...processesMatching(otherNap)].forEach(
+        killQuietly,
+      );
+      bwrap.remove();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

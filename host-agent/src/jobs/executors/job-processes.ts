@@ -14,8 +14,8 @@ const run = promisify(execFile);
  * A process that starts with neither variable (`env -u HANGAR_JOB_ID setsid …`) and leaves the
  * group has opted out, unless its parent is still one of the job's; so has, unwittingly, one that
  * writes its process title over its environment area (some servers do), which then no longer
- * shows the marks. The sandbox executor needs none of this: its jobs live in a pid namespace of
- * their own. The macOS half (`ps -E`) is tested on its parser only: no Mac here.
+ * shows the marks. The sandbox executor's jobs live in a pid namespace of their own; it looks for
+ * the same marks only after a crash, for what outlived bubblewrap (sandbox-recovery.ts). The macOS half (`ps -E`) is tested on its parser only: no Mac here.
  */
 export interface JobProcessMarks {
   /** The job shell's process group; undefined once that pgid is no longer known to be ours. */

@@ -17,6 +17,7 @@ import {
   type PreparedLimits,
 } from './sandbox-limits.js';
 import { processStartTime, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
+import { attemptMarks, recoverSandbox, type SandboxCheckpoint } from './sandbox-recovery.js';
 import { chownTree, CREATE_JOB_USER, findJobUser, type JobUser } from './sandbox-user.js';
 import { explainProbeFailure, type SandboxProblem } from './sandbox-userns.js';
 
@@ -164,7 +165,14 @@ export class SandboxExecutor implements Executor {
       { job: request.jobId, attempt: request.attempt, method: limits.method, user: this.jobUser?.name },
       limits.note,
     );
-    const bwrapArgs = ['--info-fd', '3', ...this.sandboxArgs(request, limits.inner)];
+    // The attempt's marks, in the launcher's environment (so bwrap's, its forks' and the watcher's)
+    // and the job's: what a restarted agent finds its leftovers by (sandbox-recovery.ts).
+    const marks = attemptMarks(request.jobId, request.attempt);
+    const bwrapArgs = [
+      '--info-fd',
+      '3',
+      ...this.sandboxArgs({ ...request, env: { ...request.env, ...marks } }, limits.inner),
+    ];
     const argv = launchArgv(this.plan(request.workdir, limits.cgroupDir), bwrapArgs);
     const started = Date.now();
     // detached: the launcher, which execs into bwrap, leads its own process group, so a signal to
@@ -175,7 +183,11 @@ export class SandboxExecutor implements Executor {
     // sandbox starts; the launcher (unshare, setpriv) passes the fd on to it.
     const secretArgs = Object.entries(request.secretEnv ?? {}).flatMap(([key, value]) => ['--setenv', key, value]);
     const stdio: StdioOptions = ['ignore', fd, fd, 'pipe', secretArgs.length > 0 ? 'pipe' : 'ignore', 'pipe'];
-    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio });
+    // The launcher's environment: the PATH it finds its tools on, and the marks. Nothing else of the
+    // agent's, which the job could read in /proc/1/environ (the sandbox's init is a fork of bwrap,
+    // which keeps the environment it was started with).
+    const env = { PATH: process.env['PATH'] ?? DEFAULT_PATH, ...marks };
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio, env });
     holdAgentLink(child);
     if (secretArgs.length > 0) {
       const secrets = child.stdio[SECRET_ARGS_FD] as NodeJS.WritableStream;
@@ -184,7 +196,12 @@ export class SandboxExecutor implements Executor {
       );
       secrets.end(secretArgs.map((arg) => `${arg}\0`).join(''));
     }
-    const execution = new SandboxExecution(child.pid!, limits.cleanup);
+    const execution = new SandboxExecution(child.pid!, limits.cleanup, {
+      jobId: request.jobId,
+      attempt: request.attempt,
+      uid: this.jobUser?.uid ?? process.getuid?.(),
+      cgroupDir: limits.cgroupDir,
+    });
     this.running.add(execution);
     const info = child.stdio[3] as NodeJS.ReadableStream;
     let infoText = '';
@@ -209,17 +226,14 @@ export class SandboxExecutor implements Executor {
     return execution;
   }
 
+  /**
+   * Ends what a lost attempt left: bwrap while it lives, and whatever carries the attempt's marks
+   * (its sandbox's init reparented to the host's init, with the job inside), its cgroup's
+   * processes; never a stranger holding its old pid, group or namespace (sandbox-recovery.ts).
+   * A root agent may signal the job user's processes; a user's agent, its own.
+   */
   async recover(state: Record<string, unknown>): Promise<void> {
-    const pid = typeof state['pid'] === 'number' ? state['pid'] : undefined;
-    const startTime = typeof state['startTime'] === 'number' ? state['startTime'] : undefined;
-    const namespace = typeof state['pidNamespace'] === 'number' ? state['pidNamespace'] : undefined;
-    if (pid === undefined || startTime === undefined) return;
-    // The pid is ours only if it started when we recorded it; otherwise it was reused: leave it alone.
-    // (With --die-with-parent bwrap normally took its sandbox down with the crashed agent already.)
-    // A root agent may signal the job user's processes; a user's agent, its own.
-    if (processStartTime(pid) !== startTime) return;
-    signalSandbox(pid, namespace, 'SIGKILL');
-    await waitSandboxGone(pid, namespace, 5_000);
+    await recoverSandbox(state);
   }
 
   async dispose(): Promise<void> {
@@ -241,12 +255,21 @@ class SandboxExecution implements Execution {
   constructor(
     readonly pid: number,
     private readonly cleanup: () => void,
+    /** What recovery tells the attempt's processes by (sandbox-recovery.ts). */
+    private readonly identity: Pick<SandboxCheckpoint, 'jobId' | 'attempt' | 'uid' | 'cgroupDir'>,
   ) {
     this.startTime = processStartTime(pid);
   }
 
   checkpointState(): Record<string, unknown> {
-    return { pid: this.pid, pgid: this.pid, startTime: this.startTime, pidNamespace: this.namespace };
+    const state: SandboxCheckpoint & { pgid: number } = {
+      pid: this.pid,
+      pgid: this.pid,
+      startTime: this.startTime,
+      pidNamespace: this.namespace,
+      ...this.identity,
+    };
+    return state;
   }
 
   finish(): void {

@@ -97,8 +97,11 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     const h = harness();
     process.env['HANGAR_TEST_HOST_SECRET'] = 'leak';
     cleanups.push(() => void delete process.env['HANGAR_TEST_HOST_SECRET']);
-    const { output } = await h.run('echo "$GREETING:$HANGAR_TEST_HOST_SECRET:$HOME"', { env: { GREETING: 'hi' } });
-    expect(output).toBe('hi::/work\n');
+    // Not even in the environment of the sandbox's init (a fork of bwrap), which the job may read.
+    const command =
+      'echo "$GREETING:$HANGAR_TEST_HOST_SECRET:$HOME:$HANGAR_JOB_ID:$HANGAR_ATTEMPT"; grep -c leak /proc/1/environ';
+    const { output } = await h.run(command, { env: { GREETING: 'hi' } });
+    expect(output).toBe('hi::/work:job1:1\n0\n');
   });
 
   it('cancel ends every process inside, including background ones that ignore TERM', async () => {
@@ -137,7 +140,8 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
     const execution = await h.executor.start(request);
     // The checkpoint that names the sandbox's pid namespace (it took over 2 s once under CI's load).
     await inNamespace;
-    await h.executor.recover({ ...state, startTime: 1 });
+    // Another attempt's checkpoint whose pid this bwrap now holds: another start time, other marks.
+    await h.executor.recover({ ...state, startTime: 1, jobId: 'another-job' });
     expect(processesMatching(nap).length).toBeGreaterThan(0);
     await h.executor.recover(state);
     await execution.done;
