@@ -85,7 +85,7 @@ function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
  * A file of /proc, or undefined when the process exited while we looked (ENOENT, ESRCH) or is
  * another user's (EACCES, EPERM: its environment is not ours to read, and it is not the job's).
  */
-function readQuietly(path: string): string | undefined {
+export function readQuietly(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {

@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
+import { readQuietly } from './job-processes.js';
 import { processStartTime, signalQuietly, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
 
 /**
@@ -128,16 +129,5 @@ function removeCgroup(dir: string): void {
     // ENOENT: gone already; EBUSY: a process is still dying in it, and the cgroup stays behind.
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'EBUSY') throw error;
-  }
-}
-
-/** A file of /proc, or undefined when its process exited while we looked or is not ours to read. */
-function readQuietly(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return undefined;
-    throw error;
   }
 }
