@@ -256,6 +256,9 @@ export class HostMonitor implements Disposable {
     store.add(connection.on('previews.changed', (listed) => this.core.previews.hostReported(name, listed)));
     // A new link (a reconnect, or a move to a better path): the list shows its path.
     store.add(connection.onLink(() => this.changed()));
+    // … and its round trip once measured, a moment later: after a move to a better path nothing else
+    // may change, and the window (which shows what hosts.changed says) would show no RTT.
+    store.add(connection.onFirstRoundTrip(() => this.changed()));
     // HostConnection has taken the new info in already (it listens first); the host list shows it.
     store.add(connection.on('host.info', () => this.changed()));
     connection.link().catch((error: unknown) => {

@@ -97,6 +97,12 @@ export class HostConnection implements Disposable {
   readonly onLink = this.linkEmitter.event;
   private readonly linkLostEmitter = new Emitter<CloseReason>();
   readonly onLinkLost = this.linkLostEmitter.event;
+  private readonly firstRoundTripEmitter = new Emitter<number>();
+  /**
+   * A link's first round trip is measured (just after it came up or the connection moved to it):
+   * its path is shown with the RTT from now on. Later measurements (every RTT_INTERVAL_MS) say nothing.
+   */
+  readonly onFirstRoundTrip = this.firstRoundTripEmitter.event;
   private readonly events = new EventHub<typeof HOST_EVENTS>();
 
   private record: HostRecord;
@@ -147,7 +153,9 @@ export class HostConnection implements Disposable {
       return null;
     }
     if (this.mux !== mux || rtt === null) return null;
+    const first = this.measuredRtt === null;
     this.measuredRtt = rtt;
+    if (first) this.firstRoundTripEmitter.fire(rtt);
     return rtt;
   }
 
@@ -381,6 +389,7 @@ export class HostConnection implements Disposable {
     this.statusEmitter.dispose();
     this.linkEmitter.dispose();
     this.linkLostEmitter.dispose();
+    this.firstRoundTripEmitter.dispose();
     this.events.dispose();
   }
 }
