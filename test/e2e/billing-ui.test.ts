@@ -51,11 +51,11 @@ describe('the Account page', { timeout: 180_000 }, () => {
     expect(await account.getByRole('alert').count()).toBe(0);
 
     // Three days of builds, five days into the trial: 2 days left and over 80 % of the minutes.
-    await reportMinutes(billing, host, hostId, 60, billing.clock.now() - 5_000);
+    await reportMinutes(billing, host, hostId, 60);
     billing.clock.advance(DAY);
-    await reportMinutes(billing, host, hostId, 110, billing.clock.now() - 5_000);
+    await reportMinutes(billing, host, hostId, 110);
     billing.clock.advance(DAY);
-    await reportMinutes(billing, host, hostId, 75, billing.clock.now() - 5_000);
+    await reportMinutes(billing, host, hostId, 75);
     billing.clock.advance(3 * DAY);
     await showAccount(page);
     await account.getByText(/^Your trial ends in 2 days/).waitFor();
@@ -71,7 +71,7 @@ describe('the Account page', { timeout: 180_000 }, () => {
 
     // The rest of the trial's minutes: the relay refuses build jobs, the page says so.
     const used = Number(/^(\d+) used/.exec((await account.getByTestId('minutes').textContent())!)![1]);
-    await reportMinutes(billing, host, hostId, 300 - used, billing.clock.now() - 5_000);
+    await reportMinutes(billing, host, hostId, 300 - used);
     await showAccount(page);
     await account.getByText(/^Build jobs are being refused: this period's build minutes are used up/).waitFor();
     await page.screenshot({ path: join(SHOTS, 'billing-account-refusing.png') });

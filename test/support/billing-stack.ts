@@ -121,20 +121,20 @@ export function entitlementLogged(host: EnrolledHost, fields: string, timeoutMs 
   );
 }
 
+/** Calls of reportMinutes so far: each reports attempts of its own. */
+let reports = 0;
+
 /**
  * The host's own minutes, signed with its key as its agent signs them: many parallel attempts of
- * the last few seconds (within the trial's period, and none ahead of the relay's clock).
+ * the last few seconds by the relay's clock, none before the account was created (such minutes
+ * count in none of its periods; a fast run reaches here within 5 s of signing up).
  */
-export async function reportMinutes(
-  billing: BillingRelay,
-  host: EnrolledHost,
-  hostId: string,
-  minutes: number,
-  startedAt = Date.now() - 5_000,
-) {
+export async function reportMinutes(billing: BillingRelay, host: EnrolledHost, hostId: string, minutes: number) {
+  reports += 1;
+  const startedAt = Math.max(billing.clock.now() - 5_000, await accountCreatedAt(billing, hostId));
   const key = await loadOrCreateAgentKey(host.shell.agentData);
   const records = Array.from({ length: minutes }, (_, i) => {
-    const job = `j-${(startedAt.toString(16) + String(Math.floor(i / 5)).padStart(6, '0')).slice(-16)}`;
+    const job = `j-${startedAt.toString(16)}r${reports}n${Math.floor(i / 5)}`;
     return signUsageRecord(key.signer, {
       attempt_id: `${job}:1`,
       job_id: job,
@@ -149,4 +149,14 @@ export async function reportMinutes(
     });
     expect(reported.refused).toEqual([]);
   }
+}
+
+async function accountCreatedAt(billing: BillingRelay, hostId: string): Promise<number> {
+  const row = await billing.relay.relay.context.db
+    .selectFrom('hosts')
+    .innerJoin('accounts', 'accounts.id', 'hosts.account_id')
+    .select('accounts.created_at')
+    .where('hosts.id', '=', hostId)
+    .executeTakeFirstOrThrow();
+  return row.created_at;
 }
