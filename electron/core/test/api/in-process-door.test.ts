@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, get as httpGet, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Terminal } from '@xterm/headless';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach, pairingCode, startTestAgent, tempHome } from './agent-fixture.js';
@@ -83,14 +84,17 @@ describe('the core API for the hangar command (in-process door)', () => {
     const agent = await startAgent();
     const { api } = await openDoor(agent);
     await api.call('sessions.create', { host: 'mini', session: { name: 'echo', command: ['cat'] } });
-    let screen = '';
-    const decoder = new TextDecoder();
+    // Rendered as a terminal would: tmux redraws, so the raw bytes may repeat a line it shows once.
+    const screen = new Terminal({ cols: 80, rows: 24, allowProposedApi: true });
+    cleanup.push(() => screen.dispose());
+    let rendered = Promise.resolve();
     const terminal = new CoreTerminal(
       api,
       { host: 'mini', session: 'echo', cols: 80, rows: 24 },
       {
         write: (data, done) => {
-          screen += decoder.decode(data, { stream: true });
+          const bytes = data.slice();
+          rendered = rendered.then(() => new Promise<void>((resolve) => screen.write(bytes, resolve)));
           done();
         },
         status: () => undefined,
@@ -98,16 +102,30 @@ describe('the core API for the hangar command (in-process door)', () => {
       },
     );
     cleanup.push(() => terminal.dispose());
+    const lines = async (): Promise<string[]> => {
+      await rendered;
+      const buffer = screen.buffer.active;
+      return Array.from({ length: screen.rows }, (_, y) => buffer.getLine(y)?.translateToString(true) ?? '').filter(
+        (line) => line !== '',
+      );
+    };
     // Quoted apart so the line cat prints back cannot be mistaken for the tty's echo of what was typed.
     terminal.write('ear""ly\r');
     await terminal.opened;
-    const count = (text: string) => screen.split(text).length - 1;
-    await waitFor(() => count('ear""ly') === 2, 'the early line, echoed and printed back by cat').catch((error) => {
-      throw new Error(`${(error as Error).message}; the terminal got ${JSON.stringify(screen)}`);
+    const echoed = ['ear""ly', 'ear""ly'];
+    await waitFor(
+      async () => JSON.stringify(await lines()) === JSON.stringify(echoed),
+      'the early line, echoed and printed back by cat',
+    ).catch(async (error) => {
+      throw new Error(`${(error as Error).message}; the screen shows ${JSON.stringify(await lines())}`);
     });
     terminal.write('la""ter\r');
-    await waitFor(() => count('la""ter') === 2, 'a later line, after it');
-    expect(count('ear""ly')).toBe(2);
+    const after = [...echoed, 'la""ter', 'la""ter'];
+    await waitFor(async () => JSON.stringify(await lines()) === JSON.stringify(after), 'a later line, after it').catch(
+      async (error) => {
+        throw new Error(`${(error as Error).message}; the screen shows ${JSON.stringify(await lines())}`);
+      },
+    );
   });
 
   describe('beside a window', () => {
