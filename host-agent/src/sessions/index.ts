@@ -253,7 +253,7 @@ export class SessionManager implements Disposable {
       );
     }
     if (params.instructions !== undefined) await writeInstructions(cwd, params.instructions);
-    await this.tmux.run(commands);
+    await this.tmux.runStartingServer(commands);
     this.serverWatch.started(params.name);
     this.options.logger?.info({ session: params.name, command: params.command, cwd }, 'session created');
     const info = (await this.list()).find((s) => s.name === params.name);

@@ -65,6 +65,9 @@ export function isNoServer(error: unknown): boolean {
   return /no server running|error connecting to|server exited unexpectedly|lost server/.test(text);
 }
 
+/** Tries of a server-starting command that met a server on its way out (see runStartingServer). */
+const SERVER_EXIT_RETRIES = 5;
+
 export class Tmux {
   constructor(
     readonly binary: string,
@@ -98,6 +101,23 @@ export class Tmux {
         },
       );
     });
+  }
+
+  /**
+   * run() for a command that starts the server when none runs (new-session). A server exiting with
+   * its last session still accepts connections for a moment and closes them unanswered ("server
+   * exited unexpectedly": it ran nothing); about 1 in 5 new sessions made right then met it. Once
+   * it is gone, the same command starts a fresh server, so it is tried again, a few times.
+   */
+  async runStartingServer(args: readonly string[]): Promise<TmuxResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.run(args);
+      } catch (error) {
+        if (attempt === SERVER_EXIT_RETRIES || !/server exited unexpectedly/.test(String(error))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+      }
+    }
   }
 
   async hasSession(sessionName: string): Promise<boolean> {
