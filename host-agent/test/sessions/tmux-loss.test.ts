@@ -77,6 +77,8 @@ describe('a tmux server that goes away with sessions on it', () => {
     for (let round = 0; round < 20; round++) {
       await sessions.create(params({ name: 'brief', command: ['true'], cwd: host.dataDir }));
       await sessions.create(params({ name: 'next', command: ['sleep', '60'], cwd: host.dataDir }));
+      // brief's own end may come after next was made (then the server stays, as it should).
+      await waitFor(async () => (await sessions.list()).every((s) => s.name !== 'brief'), 'brief to end');
       expect((await sessions.list()).map((s) => s.name)).toEqual(['next']);
       await sessions.kill('next');
     }
