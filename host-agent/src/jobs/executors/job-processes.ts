@@ -60,8 +60,6 @@ export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | u
 
 /** Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan). */
 function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
-  const jobMark = `\0HANGAR_JOB_ID=${job?.id}\0`;
-  const attemptMark = `\0HANGAR_ATTEMPT=${job?.attempt}\0`;
   const rows: ProcessRow[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -70,15 +68,25 @@ function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
     // After "pid (comm) ": state, ppid, pgrp. The name may itself hold spaces or ')'.
     const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const zombie = state === 'Z' || state === 'X';
-    let marked = false;
-    if (!zombie && job) {
-      // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
-      const environ = `\0${readQuietly(`/proc/${entry}/environ`) ?? ''}`;
-      marked = environ.includes(jobMark) && environ.includes(attemptMark);
-    }
+    const marked = !zombie && job !== undefined && carriesMarks(entry, job);
     rows.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgrp), zombie, marked });
   }
   return rows;
+}
+
+/** The environment variables that mark a process as the attempt's: the job's shell starts with them. */
+export function attemptMarks(job: { id: string; attempt: number }): { HANGAR_JOB_ID: string; HANGAR_ATTEMPT: string } {
+  return { HANGAR_JOB_ID: job.id, HANGAR_ATTEMPT: String(job.attempt) };
+}
+
+/**
+ * Linux: whether the process's initial environment (/proc/<pid>/environ) carries both of the
+ * attempt's marks; false once it is gone or when it is another user's (not ours to read).
+ */
+export function carriesMarks(pid: number | string, job: { id: string; attempt: number }): boolean {
+  // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
+  const environ = `\0${readQuietly(`/proc/${pid}/environ`) ?? ''}`;
+  return Object.entries(attemptMarks(job)).every(([name, value]) => environ.includes(`\0${name}=${value}\0`));
 }
 
 /**
@@ -108,8 +116,9 @@ async function psEnvironment(): Promise<string> {
 
 /** Rows of `ps -o pid=,ppid=,pgid=,stat=,command=` output whose command has the environment after it. */
 export function parsePsRows(table: string, { job }: Pick<JobProcessMarks, 'job'>): ProcessRow[] {
-  const jobMark = new RegExp(`(^|\\s)HANGAR_JOB_ID=${escapeRegExp(job?.id ?? '')}(\\s|$)`);
-  const attemptMark = new RegExp(`(^|\\s)HANGAR_ATTEMPT=${job?.attempt ?? ''}(\\s|$)`);
+  const marks = Object.entries(job ? attemptMarks(job) : {}).map(
+    ([name, value]) => new RegExp(`(^|\\s)${name}=${escapeRegExp(value)}(\\s|$)`),
+  );
   const rows: ProcessRow[] = [];
   for (const line of table.split('\n')) {
     const match = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s?(.*)$/.exec(line);
@@ -120,7 +129,7 @@ export function parsePsRows(table: string, { job }: Pick<JobProcessMarks, 'job'>
       ppid: Number(ppid),
       pgid: Number(pgid),
       zombie: stat!.startsWith('Z'),
-      marked: job !== undefined && jobMark.test(command!) && attemptMark.test(command!),
+      marked: marks.length > 0 && marks.every((mark) => mark.test(command!)),
     });
   }
   return rows;

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { readQuietly } from './job-processes.js';
+import { carriesMarks, readQuietly } from './job-processes.js';
 import { processStartTime, signalQuietly, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
 
 /**
@@ -38,11 +38,6 @@ export const SandboxCheckpoint = z.object({
 });
 export type SandboxCheckpoint = z.infer<typeof SandboxCheckpoint>;
 
-/** The environment variables that mark a process as the attempt's. */
-export function attemptMarks(jobId: string, attempt: number): { HANGAR_JOB_ID: string; HANGAR_ATTEMPT: string } {
-  return { HANGAR_JOB_ID: jobId, HANGAR_ATTEMPT: String(attempt) };
-}
-
 /** Kills what a lost attempt left, from its checkpoint; safe when all of it is already gone. */
 export async function recoverSandbox(state: Record<string, unknown>, timeoutMs = 5_000): Promise<void> {
   const parsed = SandboxCheckpoint.safeParse(state);
@@ -73,9 +68,7 @@ export async function recoverSandbox(state: Record<string, unknown>, timeoutMs =
 
 /** Live processes with the attempt's marks, its uid, started no earlier than its launcher; never the agent. */
 function markedProcesses(checkpoint: SandboxCheckpoint): number[] {
-  const marks = Object.entries(attemptMarks(checkpoint.jobId!, checkpoint.attempt!)).map(
-    ([name, value]) => `\0${name}=${value}\0`,
-  );
+  const job = { id: checkpoint.jobId!, attempt: checkpoint.attempt! };
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -88,9 +81,7 @@ function markedProcesses(checkpoint: SandboxCheckpoint): number[] {
     if (fields[0] === 'Z' || fields[0] === 'X') continue;
     if (checkpoint.startTime !== undefined && Number(fields[19]) < checkpoint.startTime) continue;
     if (checkpoint.uid !== undefined && realUid(entry) !== checkpoint.uid) continue;
-    // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
-    const environ = `\0${readQuietly(`/proc/${entry}/environ`) ?? ''}`;
-    if (marks.every((mark) => environ.includes(mark))) found.push(pid);
+    if (carriesMarks(entry, job)) found.push(pid);
   }
   return found;
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { killJob, terminateJob, type JobProcessMarks } from './job-processes.js';
+import { attemptMarks, killJob, terminateJob, type JobProcessMarks } from './job-processes.js';
 import { groupAlive, processStartTime } from './process-group.js';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
 
@@ -43,8 +43,7 @@ export class ShellExecutor implements Executor {
         ...process.env,
         ...request.env,
         ...request.secretEnv,
-        HANGAR_JOB_ID: request.jobId,
-        HANGAR_ATTEMPT: String(request.attempt),
+        ...attemptMarks({ id: request.jobId, attempt: request.attempt }),
       },
       detached: true,
       stdio: ['ignore', request.output.fd, request.output.fd],
