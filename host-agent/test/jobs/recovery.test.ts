@@ -32,6 +32,20 @@ async function crashMidJob(dataDir: string, command: string, retries: number): P
   return id;
 }
 
+/** As if numbers it holds had been handed out again: attempt 1's checkpoint gets `changes`. */
+function rewriteCheckpoint(dataDir: string, id: string, changes: Record<string, unknown>): void {
+  const store = AgentStore.open(dataDir);
+  try {
+    const row = store.db.prepare('SELECT checkpoint FROM job_attempts WHERE job_id = ? AND number = 1').get(id) as {
+      checkpoint: string;
+    };
+    const checkpoint = JSON.stringify({ ...(JSON.parse(row.checkpoint) as object), ...changes });
+    store.db.prepare('UPDATE job_attempts SET checkpoint = ? WHERE job_id = ? AND number = 1').run(checkpoint, id);
+  } finally {
+    store.dispose();
+  }
+}
+
 describe('crash recovery and shutdown', () => {
   it('after kill -9 of the agent mid-job, a restart marks the attempt lost, kills what it left and retries', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hangar-crash-'));
@@ -90,6 +104,33 @@ describe('crash recovery and shutdown', () => {
       });
     } finally {
       for (const pid of [...processesMatching(escaped), ...processesMatching(daemon)]) process.kill(pid, 'SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('the restart ends the lost attempt by its marks, and no stranger that now holds its process group id', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hangar-crash-'));
+    const nap = uniqueSleep();
+    const strangerNap = uniqueSleep();
+    try {
+      const id = await crashMidJob(dataDir, nap, 0);
+      // A stranger: a sleep without the marks, in a group whose leader is gone (as the job's shell
+      // may be by the time the agent restarts).
+      const leader = spawn('/bin/sh', ['-c', `${strangerNap} >/dev/null 2>&1 &`], {
+        detached: true,
+        stdio: 'ignore',
+        env: { PATH: process.env['PATH'] },
+      });
+      await once(leader, 'exit');
+      await waitUntil(() => (processesMatching(strangerNap).length > 0 ? true : undefined));
+      rewriteCheckpoint(dataDir, id, { pgid: leader.pid });
+
+      await using host = await startJobHost({ dataDir });
+      expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
+      expect(processesMatching(nap)).toEqual([]);
+      expect(processesMatching(strangerNap)).toHaveLength(1);
+    } finally {
+      [...processesMatching(nap), ...processesMatching(strangerNap)].forEach(killQuietly);
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
@@ -245,16 +286,9 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
       });
       await waitUntil(() => otherNamespace);
       await waitUntil(() => (sleeping(otherNap).length > 0 ? true : undefined));
-      // As if both numbers had been handed out again: the checkpoint now names the stranger's group
-      // (leader gone, as bwrap is) and the other sandbox's namespace.
-      const store = AgentStore.open(dataDir);
-      const row = store.db.prepare('SELECT checkpoint FROM job_attempts WHERE job_id = ? AND number = 1').get(id) as {
-        checkpoint: string;
-      };
-      const reused = { pid: leader.pid, pgid: leader.pid, pidNamespace: otherNamespace };
-      const checkpoint = JSON.stringify({ ...(JSON.parse(row.checkpoint) as object), ...reused });
-      store.db.prepare('UPDATE job_attempts SET checkpoint = ? WHERE job_id = ? AND number = 1').run(checkpoint, id);
-      store.dispose();
+      // The checkpoint now names the stranger's group (leader gone, as bwrap is) and the other
+      // sandbox's namespace.
+      rewriteCheckpoint(dataDir, id, { pid: leader.pid, pgid: leader.pid, pidNamespace: otherNamespace });
 
       await using host = await startJobHost({
         dataDir,

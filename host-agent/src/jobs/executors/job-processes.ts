@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { processStartTime as linuxStartTime } from './sandbox-processes.js';
 
 const run = promisify(execFile);
 
@@ -137,6 +138,27 @@ export function parsePsRows(table: string, { job }: Pick<JobProcessMarks, 'job'>
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * An identity for a process that survives pid reuse: its start time. On Linux the starttime
+ * field of /proc/<pid>/stat (clock ticks since boot); elsewhere `ps -o lstart`.
+ * undefined when the process does not exist.
+ */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  if (process.platform === 'linux') {
+    const ticks = linuxStartTime(pid);
+    return ticks === undefined ? undefined : String(ticks);
+  }
+  try {
+    const { stdout } = await run('ps', ['-o', 'lstart=', '-p', String(pid)]);
+    const started = stdout.trim();
+    return started === '' ? undefined : started;
+  } catch (error) {
+    // ps exits 1 when there is no such process.
+    if ((error as { code?: unknown }).code === 1) return undefined;
+    throw error;
+  }
 }
 
 /** How often a waiting cancel looks whether the attempt's processes are gone. */
