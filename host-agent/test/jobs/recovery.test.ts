@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../src/jobs/executors/sandbox.js';
 import { AgentStore } from '../../src/store/db.js';
 import { processesMatching, uniqueSleep } from '../../../test/support/until.js';
+import { executionRequest } from './executors/execution-request.mjs';
 import { checkpointedPgid, groupMembers, startJobHost, waitUntil } from './fixture.js';
 
 /** Runs an agent in its own process (crash-agent.mjs) and submits `command`; resolves once the job runs. */
@@ -272,18 +273,15 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
       await waitUntil(() => (sleeping(strangerNap).length > 0 ? true : undefined));
       // Another attempt's sandbox, alive: its pid namespace.
       let otherNamespace: number | undefined;
-      const other = await executor.start({
-        jobId: 'other',
-        attempt: 1,
-        command: otherNap,
-        env: {},
-        workdir: mkdtempSync(join(tmpdir(), 'hangar-work-')),
-        network: 'default',
-        limits: {},
-        output: { fd: 2, write() {} },
-        timing() {},
-        checkpoint: (state) => (otherNamespace = state['pidNamespace'] as number | undefined),
-      });
+      const other = await executor.start(
+        executionRequest({
+          jobId: 'other',
+          command: otherNap,
+          workdir: mkdtempSync(join(tmpdir(), 'hangar-work-')),
+          output: { fd: 2, write() {} },
+          checkpoint: (state) => (otherNamespace = state['pidNamespace'] as number | undefined),
+        }),
+      );
       await waitUntil(() => otherNamespace);
       await waitUntil(() => (sleeping(otherNap).length > 0 ? true : undefined));
       // The checkpoint now names the stranger's group (leader gone, as bwrap is) and the other

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TartExecutor, type TartExecutorOptions } from '../../../src/jobs/executors/tart.js';
 import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
 import { processesMatching, uniqueSleep } from '../../../../test/support/until.js';
+import { executionRequest } from './execution-request.mjs';
 import { fileOutput } from './output.js';
 
 const STANDIN_DIR = resolve(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tart');
@@ -89,19 +90,15 @@ function request(dir: string, command: string, extra: Partial<ExecutionRequest> 
   cleanups.push(log.close);
   const timings = new Map<TimingPhase, number>();
   let checkpoint: Record<string, unknown> = {};
-  const req: ExecutionRequest = {
+  const req = executionRequest({
     jobId: `job${Math.random().toString(36).slice(2, 8)}`,
-    attempt: 1,
     command,
-    env: {},
     workdir,
-    network: 'default',
-    limits: {},
     output: log.output,
     timing: (phase, ms) => timings.set(phase, ms),
     checkpoint: (state) => (checkpoint = state),
     ...extra,
-  };
+  });
   return { req, output: log.text, timings, checkpoint: () => checkpoint };
 }
 
