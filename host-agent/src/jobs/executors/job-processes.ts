@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { processStartTime as linuxStartTime } from './sandbox-processes.js';
 
 const run = promisify(execFile);
 
@@ -62,17 +61,45 @@ export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | u
 /** Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan). */
 function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
   const rows: ProcessRow[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = readQuietly(`/proc/${entry}/stat`);
+  for (const pid of procPids()) {
+    const stat = procStat(pid);
     if (stat === undefined) continue;
-    // After "pid (comm) ": state, ppid, pgrp. The name may itself hold spaces or ')'.
-    const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const zombie = state === 'Z' || state === 'X';
-    const marked = !zombie && job !== undefined && carriesMarks(entry, job);
-    rows.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgrp), zombie, marked });
+    const marked = !stat.zombie && job !== undefined && carriesMarks(pid, job);
+    rows.push({ pid, ppid: stat.ppid, pgid: stat.pgrp, zombie: stat.zombie, marked });
   }
   return rows;
+}
+
+/** Linux: the pids /proc lists now. */
+export function procPids(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number);
+}
+
+/** What the process table's searches need of /proc/<pid>/stat. */
+export interface ProcStat {
+  ppid: number;
+  pgrp: number;
+  /** Clock ticks since boot at which it started: with the pid, an identity pids reused cannot fake. */
+  startTime: number;
+  /** Exited, not yet reaped (Z), or dead (X): holds nothing, and cannot be killed any deader. */
+  zombie: boolean;
+}
+
+/** Linux: /proc/<pid>/stat, or undefined once the process is gone. */
+export function procStat(pid: number): ProcStat | undefined {
+  const stat = readQuietly(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
+  // After "pid (comm) ", field 3 on: the name may itself hold spaces or ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so ppid (4) is fields[1], pgrp (5) fields[2], starttime (22) fields[19].
+  return {
+    ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
+    startTime: Number(fields[19]),
+    zombie: fields[0] === 'Z' || fields[0] === 'X',
+  };
 }
 
 /** The environment variables that mark a process as the attempt's: the job's shell starts with them. */
@@ -84,7 +111,7 @@ export function attemptMarks(job: { id: string; attempt: number }): { HANGAR_JOB
  * Linux: whether the process's initial environment (/proc/<pid>/environ) carries both of the
  * attempt's marks; false once it is gone or when it is another user's (not ours to read).
  */
-export function carriesMarks(pid: number | string, job: { id: string; attempt: number }): boolean {
+export function carriesMarks(pid: number, job: { id: string; attempt: number }): boolean {
   // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
   const environ = `\0${readQuietly(`/proc/${pid}/environ`) ?? ''}`;
   return Object.entries(attemptMarks(job)).every(([name, value]) => environ.includes(`\0${name}=${value}\0`));
@@ -147,7 +174,7 @@ function escapeRegExp(text: string): string {
  */
 export async function processStartTime(pid: number): Promise<string | undefined> {
   if (process.platform === 'linux') {
-    const ticks = linuxStartTime(pid);
+    const ticks = procStat(pid)?.startTime;
     return ticks === undefined ? undefined : String(ticks);
   }
   try {

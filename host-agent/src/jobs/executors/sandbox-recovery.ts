@@ -1,8 +1,8 @@
-import { existsSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { carriesMarks, readQuietly } from './job-processes.js';
-import { processStartTime, signalQuietly, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
+import { carriesMarks, procPids, procStat, readQuietly } from './job-processes.js';
+import { signalQuietly, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
 
 /**
  * What a sandbox attempt checkpoints, and how a restarted agent ends what a lost one left.
@@ -49,7 +49,7 @@ export async function recoverSandbox(state: Record<string, unknown>, timeoutMs =
   // is looked up by number only for a checkpoint without marks (written before them): the marks
   // find the sandbox's init without it, so a number handed out again is never trusted.
   const pidNamespace = marked ? undefined : checkpoint.pidNamespace;
-  const bwrapLives = startTime !== undefined && processStartTime(pid) === startTime;
+  const bwrapLives = startTime !== undefined && procStat(pid)?.startTime === startTime;
   if (bwrapLives) signalSandbox(pid, pidNamespace, 'SIGKILL');
   if (checkpoint.cgroupDir !== undefined) killCgroup(checkpoint.cgroupDir);
   const deadline = Date.now() + timeoutMs;
@@ -69,25 +69,18 @@ export async function recoverSandbox(state: Record<string, unknown>, timeoutMs =
 /** Live processes with the attempt's marks, its uid, started no earlier than its launcher; never the agent. */
 function markedProcesses(checkpoint: SandboxCheckpoint): number[] {
   const job = { id: checkpoint.jobId!, attempt: checkpoint.attempt! };
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid) continue;
-    const stat = readQuietly(`/proc/${entry}/stat`);
-    if (stat === undefined) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is the state (field 3), fields[19] the start time (field 22).
-    if (fields[0] === 'Z' || fields[0] === 'X') continue;
-    if (checkpoint.startTime !== undefined && Number(fields[19]) < checkpoint.startTime) continue;
-    if (checkpoint.uid !== undefined && realUid(entry) !== checkpoint.uid) continue;
-    if (carriesMarks(entry, job)) found.push(pid);
-  }
-  return found;
+  return procPids().filter((pid) => {
+    if (pid === process.pid) return false;
+    const stat = procStat(pid);
+    if (stat === undefined || stat.zombie) return false;
+    if (checkpoint.startTime !== undefined && stat.startTime < checkpoint.startTime) return false;
+    if (checkpoint.uid !== undefined && realUid(pid) !== checkpoint.uid) return false;
+    return carriesMarks(pid, job);
+  });
 }
 
-function realUid(entry: string): number | undefined {
-  const status = readQuietly(`/proc/${entry}/status`);
+function realUid(pid: number): number | undefined {
+  const status = readQuietly(`/proc/${pid}/status`);
   const match = status === undefined ? null : /^Uid:\s+(\d+)/m.exec(status);
   return match ? Number(match[1]) : undefined;
 }

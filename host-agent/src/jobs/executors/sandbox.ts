@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { HangarError } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
-import { attemptMarks } from './job-processes.js';
+import { attemptMarks, procStat } from './job-processes.js';
 import { bwrapArgs, DEFAULT_PATH } from './sandbox-args.js';
 import { AGENT_LINK_FD, ensureMountpoint, launchArgv, workdirSource, type LaunchPlan } from './sandbox-launch.js';
 import {
@@ -17,7 +17,7 @@ import {
   type LimitHost,
   type PreparedLimits,
 } from './sandbox-limits.js';
-import { processStartTime, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
+import { signalSandbox, waitSandboxGone } from './sandbox-processes.js';
 import { recoverSandbox, type SandboxCheckpoint } from './sandbox-recovery.js';
 import { chownTree, CREATE_JOB_USER, findJobUser, type JobUser } from './sandbox-user.js';
 import { explainProbeFailure, type SandboxProblem } from './sandbox-userns.js';
@@ -259,7 +259,7 @@ class SandboxExecution implements Execution {
     /** What recovery tells the attempt's processes by (sandbox-recovery.ts). */
     private readonly identity: Pick<SandboxCheckpoint, 'jobId' | 'attempt' | 'uid' | 'cgroupDir'>,
   ) {
-    this.startTime = processStartTime(pid);
+    this.startTime = procStat(pid)?.startTime;
   }
 
   checkpointState(): Record<string, unknown> {
