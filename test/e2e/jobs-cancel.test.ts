@@ -2,7 +2,7 @@ import * as pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
 import { HANGAR_BIN, hangar, type CliResult } from '../support/processes.js';
-import { processesMatching, uniqueSleep, until } from '../support/until.js';
+import { killQuietly, processesMatching, uniqueSleep, until } from '../support/until.js';
 
 describe('cancelling a job', () => {
   const box = usePairedHost({ name: 'local', workspace: { README: 'cancel me\n' } });
@@ -151,7 +151,7 @@ describe('cancelling a job', () => {
         expect(alive()).toEqual(Object.fromEntries(Object.keys(sleeps).map((role) => [role, []])));
       } finally {
         // What a failed case left, so that it fails alone.
-        for (const pid of Object.values(alive()).flat()) process.kill(pid, 'SIGKILL');
+        Object.values(alive()).flat().forEach(killQuietly);
       }
     }, 40_000);
   }

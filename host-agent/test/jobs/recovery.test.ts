@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../src/jobs/executors/sandbox.js';
 import { AgentStore } from '../../src/store/db.js';
-import { processesMatching, uniqueSleep } from '../../../test/support/until.js';
+import { killQuietly, processesMatching, processesRunning, uniqueSleep } from '../../../test/support/until.js';
 import { executionRequest } from './executors/execution-request.mjs';
 import { checkpointedPgid, groupMembers, startJobHost, waitUntil } from './fixture.js';
 
@@ -104,7 +104,7 @@ describe('crash recovery and shutdown', () => {
         daemon: [],
       });
     } finally {
-      for (const pid of [...processesMatching(escaped), ...processesMatching(daemon)]) process.kill(pid, 'SIGKILL');
+      [...processesMatching(escaped), ...processesMatching(daemon)].forEach(killQuietly);
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
@@ -194,21 +194,6 @@ function psMatching(...needles: string[]): { pid: number; args: string }[] {
     .map((match) => ({ pid: Number(match![1]), args: match![2]! }));
 }
 
-/** The sleep itself (the launcher's, bwrap's and the shells' arguments hold it too). */
-function sleeping(nap: string): number[] {
-  return psMatching(nap)
-    .filter(({ args }) => args === nap)
-    .map(({ pid }) => pid);
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone meanwhile
-  }
-}
-
 /**
  * A sandbox attempt left as an orphan by its agent: the agent stand-in started it on a bwrap that
  * leaves its init behind, the test SIGKILLed the attempt's two watchers (by their exact pids), then
@@ -216,7 +201,7 @@ function killQuietly(pid: number): void {
  */
 async function orphanSandbox(dataDir: string, bwrap: string, nap: string): Promise<{ id: string; bwrapPid: number }> {
   const { agent, exited, id } = await agentRunning([dataDir, nap, '0', 'sandbox', bwrap]);
-  await waitUntil(() => (sleeping(nap).length > 0 ? true : undefined));
+  await waitUntil(() => (processesRunning(nap).length > 0 ? true : undefined));
   // The watchers: the shells that read the agent link (beside bwrap, and the sandbox's first).
   const watchers = psMatching('/bin/sh -c ', 'while read -r _', nap).filter(({ args }) => args.startsWith('/bin/sh'));
   expect(watchers).toHaveLength(2);
@@ -229,7 +214,7 @@ async function orphanSandbox(dataDir: string, bwrap: string, nap: string): Promi
   // bwrap gone and reaped (by the host's init): until then its pid and start time still name it.
   await waitUntil(() => (existsSync(`/proc/${bwrapPid}`) ? undefined : true));
   // The orphan: bwrap is gone, the job is not.
-  expect(sleeping(nap)).toHaveLength(1);
+  expect(processesRunning(nap)).toHaveLength(1);
   return { id, bwrapPid };
 }
 
@@ -270,7 +255,7 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
         { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH'], HANGAR_JOB_ID: id, HANGAR_ATTEMPT: '2' } },
       );
       await once(leader, 'exit');
-      await waitUntil(() => (sleeping(strangerNap).length > 0 ? true : undefined));
+      await waitUntil(() => (processesRunning(strangerNap).length > 0 ? true : undefined));
       // Another attempt's sandbox, alive: its pid namespace.
       let otherNamespace: number | undefined;
       const other = await executor.start(
@@ -283,7 +268,7 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
         }),
       );
       await waitUntil(() => otherNamespace);
-      await waitUntil(() => (sleeping(otherNap).length > 0 ? true : undefined));
+      await waitUntil(() => (processesRunning(otherNap).length > 0 ? true : undefined));
       // The checkpoint now names the stranger's group (leader gone, as bwrap is) and the other
       // sandbox's namespace.
       rewriteCheckpoint(dataDir, id, { pid: leader.pid, pgid: leader.pid, pidNamespace: otherNamespace });
@@ -294,8 +279,8 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
       });
       expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
       expect(processesMatching(nap)).toEqual([]);
-      expect(sleeping(strangerNap)).toHaveLength(1);
-      expect(sleeping(otherNap)).toHaveLength(1);
+      expect(processesRunning(strangerNap)).toHaveLength(1);
+      expect(processesRunning(otherNap)).toHaveLength(1);
       await other.cancel(0);
     } finally {
       await executor.dispose();

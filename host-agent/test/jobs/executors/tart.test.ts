@@ -5,7 +5,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TartExecutor, type TartExecutorOptions } from '../../../src/jobs/executors/tart.js';
 import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
-import { processesMatching, uniqueSleep } from '../../../../test/support/until.js';
+import { killQuietly, processesMatching, uniqueSleep } from '../../../../test/support/until.js';
 import { executionRequest } from './execution-request.mjs';
 import { fileOutput } from './output.js';
 
@@ -60,14 +60,6 @@ function standin(extraVms: Record<string, unknown> = {}) {
         .calls.filter((call) => call.argv.includes(vm) || call.vm === vm)
         .map((call) => call.argv),
   };
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
 }
 
 function executor(dataDir: string, warmSize: number, extra: Partial<TartExecutorOptions> = {}): TartExecutor {
