@@ -218,22 +218,37 @@ export async function terminateJob(marks: JobProcessMarks, graceMs: number): Pro
   await killJob(marks, 5000);
 }
 
-/** SIGKILL, again and again until nothing is left: a process may fork between a scan and its kill. */
+/** SIGKILL to every process of the attempt until none is left; false if some still are after `ms`. */
 export async function killJob(marks: JobProcessMarks, ms: number): Promise<boolean> {
+  return killUntilGone(() => jobProcesses(marks), ms, marks.pgid);
+}
+
+/**
+ * SIGKILL to `group` (all at once, as the kernel does it) and to every pid `find` finds, again
+ * and again until it finds none: a process may fork between a scan and its kill. False if some
+ * are still found after `ms`.
+ */
+export async function killUntilGone(
+  find: () => number[] | Promise<number[]>,
+  ms: number,
+  group?: number,
+): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (;;) {
-    await signalJob(marks, 'SIGKILL');
-    if ((await jobProcesses(marks)).length === 0) return true;
+    if (group !== undefined) signalQuietly(-group, 'SIGKILL');
+    const found = await find();
+    if (found.length === 0) return true;
+    for (const pid of found) signalQuietly(pid, 'SIGKILL');
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
-function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+/** Sends a signal; a process gone since the scan (ESRCH), or not ours (EPERM: its pid went to another user), is no error. */
+export function signalQuietly(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
   } catch (error) {
-    // ESRCH: gone since the scan. EPERM: not ours (a pid reused by another user's process).
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ESRCH' && code !== 'EPERM') throw error;
   }

@@ -1,5 +1,5 @@
 import { readlinkSync } from 'node:fs';
-import { procPids, procStat } from './job-processes.js';
+import { procPids, procStat, signalQuietly } from './job-processes.js';
 
 /**
  * Linux process-table reads the sandbox needs to prove what is ours. Everything here reads /proc
@@ -21,15 +21,6 @@ export function pidNamespaceOf(pid: number): number | undefined {
 /** Host pids of every process living in the given pid namespace. */
 export function processesInPidNamespace(namespace: number): number[] {
   return procPids().filter((pid) => pidNamespaceOf(pid) === namespace);
-}
-
-/** Sends a signal, treating "already gone" as success. */
-export function signalQuietly(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
 }
 
 /** Signals every process of a pid namespace (a sandbox), and the process group that holds its bwrap. */

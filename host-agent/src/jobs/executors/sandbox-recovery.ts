@@ -1,8 +1,8 @@
 import { existsSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { carriesMarks, procPids, procStat, readQuietly } from './job-processes.js';
-import { signalQuietly, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
+import { carriesMarks, killUntilGone, procPids, procStat, readQuietly, signalQuietly } from './job-processes.js';
+import { signalSandbox, waitSandboxGone } from './sandbox-processes.js';
 
 /**
  * What a sandbox attempt checkpoints, and how a restarted agent ends what a lost one left.
@@ -53,15 +53,7 @@ export async function recoverSandbox(state: Record<string, unknown>, timeoutMs =
   if (bwrapLives) signalSandbox(pid, pidNamespace, 'SIGKILL');
   if (checkpoint.cgroupDir !== undefined) killCgroup(checkpoint.cgroupDir);
   const deadline = Date.now() + timeoutMs;
-  if (marked) {
-    // Again and again: a process may fork between a scan and its kill.
-    for (;;) {
-      const found = markedProcesses(checkpoint);
-      if (found.length === 0 || Date.now() >= deadline) break;
-      for (const target of found) signalQuietly(target, 'SIGKILL');
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
+  if (marked) await killUntilGone(() => markedProcesses(checkpoint), timeoutMs);
   if (bwrapLives) await waitSandboxGone(pid, pidNamespace, Math.max(0, deadline - Date.now()));
   if (checkpoint.cgroupDir !== undefined) removeCgroup(checkpoint.cgroupDir);
 }
