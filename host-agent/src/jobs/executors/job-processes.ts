@@ -15,7 +15,9 @@ const run = promisify(execFile);
  * group has opted out, unless its parent is still one of the job's; so has, unwittingly, one that
  * writes its process title over its environment area (some servers do), which then no longer
  * shows the marks. The sandbox executor's jobs live in a pid namespace of their own; it looks for
- * the same marks only after a crash, for what outlived bubblewrap (sandbox-recovery.ts). The macOS half (`ps -E`) is tested on its parser only: no Mac here.
+ * the same marks only after a crash, for what outlived bubblewrap (sandbox-recovery.ts), with the
+ * /proc readers and the kill loop below. The macOS half (`ps -E`) is tested on its parser only:
+ * no Mac here.
  */
 export interface JobProcessMarks {
   /** The job shell's process group; undefined once that pgid is no longer known to be ours. */
