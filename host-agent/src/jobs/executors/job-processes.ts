@@ -201,12 +201,17 @@ export async function signalJob(marks: JobProcessMarks, signal: NodeJS.Signals):
 
 /** Resolves true once no process of the attempt is alive, false if some still are after `ms`. */
 export async function waitJobGone(marks: JobProcessMarks, ms: number): Promise<boolean> {
+  return pollUntil(async () => (await jobProcesses(marks)).length === 0, ms);
+}
+
+/** Asks `done` every POLL_MS, at least once, until it says true (resolves true) or `ms` have passed (false). */
+export async function pollUntil(done: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
-  while ((await jobProcesses(marks)).length > 0) {
+  for (;;) {
+    if (await done()) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
-  return true;
 }
 
 /**
@@ -235,15 +240,12 @@ export async function killUntilGone(
   ms: number,
   group?: number,
 ): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
+  return pollUntil(async () => {
     if (group !== undefined) signalQuietly(-group, 'SIGKILL');
     const found = await find();
-    if (found.length === 0) return true;
     for (const pid of found) signalQuietly(pid, 'SIGKILL');
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
+    return found.length === 0;
+  }, ms);
 }
 
 /** Sends a signal; a process gone since the scan (ESRCH), or not ours (EPERM: its pid went to another user), is no error. */

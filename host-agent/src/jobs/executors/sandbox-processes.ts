@@ -1,5 +1,5 @@
 import { readlinkSync } from 'node:fs';
-import { procPids, procStat, signalQuietly } from './job-processes.js';
+import { pollUntil, procPids, procStat, signalQuietly } from './job-processes.js';
 
 /**
  * Linux process-table reads the sandbox needs to prove what is ours. Everything here reads /proc
@@ -33,17 +33,13 @@ export function signalSandbox(pgid: number, namespace: number | undefined, signa
 
 /** Waits until no process is left in the namespace and the bwrap pid is gone, or the deadline passes. */
 export async function waitSandboxGone(pid: number, namespace: number | undefined, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  return pollUntil(() => {
     const inside = namespace === undefined ? [] : processesInPidNamespace(namespace);
     // A zombie bwrap (exited, not yet reaped by Node) still has a /proc entry but no start-time change;
     // what matters is that nothing inside the namespace runs anymore.
     const bwrap = procStat(pid);
-    const bwrapAlive = bwrap !== undefined && !bwrap.zombie;
-    if (inside.length === 0 && !bwrapAlive) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+    return inside.length === 0 && (bwrap === undefined || bwrap.zombie);
+  }, timeoutMs);
 }
 
 function isGone(error: unknown): boolean {
