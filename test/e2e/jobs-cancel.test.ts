@@ -1,8 +1,8 @@
 import * as pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
-import { HANGAR_BIN, hangar } from '../support/processes.js';
-import { processesMatching, uniqueSleep, until } from '../support/until.js';
+import { HANGAR_BIN, hangar, type CliResult } from '../support/processes.js';
+import { killQuietly, processesMatching, uniqueSleep, until } from '../support/until.js';
 
 describe('cancelling a job', () => {
   const box = usePairedHost({ name: 'local', workspace: { README: 'cancel me\n' } });
@@ -65,105 +65,96 @@ describe('cancelling a job', () => {
     expect(followed.code).toBe(130);
   }, 40_000);
 
+  /** The sleeps of a job that puts some out of its process group (runEscapingJob). */
+  interface EscapingSleeps {
+    escaped: string;
+    daemon: string;
+    /** What the job's own shell then runs; none: it exits at once. */
+    foreground?: string;
+  }
+
   /**
-   * A job that puts sleeps out of its process group: `setsid`, and a daemon's double fork (setsid,
-   * fork, exit: reparented to init, in a session of its own). Its own shell then runs `foreground`.
-   * The sleeps' commands reach it by environment, so only the sleeps themselves show them to ps.
+   * `hangar run` (with `options`) of a job that puts sleeps out of its process group: `setsid`, and
+   * a daemon's double fork (setsid, fork, exit: reparented to init, in a session of its own). Its
+   * own shell then runs `foreground`. The sleeps' commands reach it by environment, so only the
+   * sleeps themselves show them to ps.
    */
-  const escapingJob = (escaped: string, daemon: string, foreground: string): string[] => [
-    '--env',
-    `ESCAPED=${escaped}`,
-    '--env',
-    `DAEMON=${daemon}`,
-    '--env',
-    `FOREGROUND=${foreground}`,
-    '-c',
-    [
+  const runEscapingJob = ({ escaped, daemon, foreground = 'true' }: EscapingSleeps, options: string[]) => {
+    const script = [
       'setsid $ESCAPED &',
       `sh -c 'setsid sh -c "\\$DAEMON & echo \\$! > daemon.pid" &'`,
       'while [ ! -s daemon.pid ]; do sleep 0.05; done',
       'echo started',
       '$FOREGROUND',
-    ].join('\n'),
-  ];
-
-  /** Kills what a failed case left, so that it fails alone. */
-  const leftovers = (markers: string[]): number[] => {
-    const found = markers.flatMap((marker) => processesMatching(marker));
-    for (const pid of found) process.kill(pid, 'SIGKILL');
-    return found;
+    ].join('\n');
+    const env = [`ESCAPED=${escaped}`, `DAEMON=${daemon}`, `FOREGROUND=${foreground}`].flatMap((setting) => [
+      '--env',
+      setting,
+    ]);
+    return hangar(box.home, ['run', '--executor', 'shell', '--dir', box.workspace, ...options, ...env, '-c', script]);
   };
 
-  it('hangar cancel also ends what left the job’s process group: a setsid sleep and a double-forked daemon', async () => {
-    const markers = [uniqueSleep(), uniqueSleep(), uniqueSleep()];
-    const [escaped, daemon, foreground] = markers as [string, string, string];
-    try {
-      const detached = await hangar(box.home, [
-        'run',
-        '--executor',
-        'shell',
-        '--dir',
-        box.workspace,
-        '--detach',
-        ...escapingJob(escaped, daemon, foreground),
-      ]);
-      const id = detached.stdout.trim();
-      await until(
-        () => (markers.every((marker) => processesMatching(marker).length > 0) ? true : undefined),
-        'the three sleeps',
-      );
-      const cancelled = await hangar(box.home, ['cancel', id]);
-      expect(cancelled).toMatchObject({ code: 0, stdout: `job ${id} on local is cancelled\n` });
-      expect({
-        escaped: processesMatching(escaped),
-        daemon: processesMatching(daemon),
-        foreground: processesMatching(foreground),
-      }).toEqual({ escaped: [], daemon: [], foreground: [] });
-    } finally {
-      leftovers(markers);
-    }
-  }, 40_000);
+  /** Each way a job ends, and what the user sees of it; no sleep of the job may outlive any. */
+  const endings: {
+    name: string;
+    /** `hangar run` options besides the job's. */
+    options: string[];
+    /** Whether the job's own shell runs a sleep too (else it exits once the others are started). */
+    foreground: boolean;
+    /** Ends the job `hangar run` started, or checks how it ended. */
+    end: (run: CliResult, sleeps: string[]) => Promise<void>;
+  }[] = [
+    {
+      name: 'hangar cancel also ends what left the job’s process group: a setsid sleep and a double-forked daemon',
+      options: ['--detach'],
+      foreground: true,
+      end: async (run, sleeps) => {
+        const id = run.stdout.trim();
+        await until(
+          () => (sleeps.every((sleep) => processesMatching(sleep).length > 0) ? true : undefined),
+          'the three sleeps',
+        );
+        const cancelled = await hangar(box.home, ['cancel', id]);
+        expect(cancelled).toMatchObject({ code: 0, stdout: `job ${id} on local is cancelled\n` });
+      },
+    },
+    {
+      name: 'a job that times out leaves no process behind, even one it moved out of its process group',
+      options: ['--timeout', '3s'],
+      foreground: true,
+      end: async (run) => {
+        expect(run).toMatchObject({ code: 124, stdout: 'started\n\n[hangar] timed out after 3 s\n' });
+      },
+    },
+    {
+      name: 'a job whose shell exits leaves no process behind, even one it moved out of its process group',
+      options: [],
+      foreground: false,
+      end: async (run) => {
+        expect(run).toMatchObject({ code: 0, stdout: 'started\n' });
+      },
+    },
+  ];
 
-  it('a job that times out leaves no process behind, even one it moved out of its process group', async () => {
-    const markers = [uniqueSleep(), uniqueSleep(), uniqueSleep()];
-    const [escaped, daemon, foreground] = markers as [string, string, string];
-    try {
-      const result = await hangar(box.home, [
-        'run',
-        '--executor',
-        'shell',
-        '--dir',
-        box.workspace,
-        '--timeout',
-        '3s',
-        ...escapingJob(escaped, daemon, foreground),
-      ]);
-      expect(result.stdout).toBe('started\n\n[hangar] timed out after 3 s\n');
-      expect(result.code).toBe(124);
-      expect(leftovers(markers)).toEqual([]);
-    } finally {
-      leftovers(markers);
-    }
-  }, 40_000);
-
-  it('a job whose shell exits leaves no process behind, even one it moved out of its process group', async () => {
-    const markers = [uniqueSleep(), uniqueSleep()];
-    const [escaped, daemon] = markers as [string, string];
-    try {
-      const result = await hangar(box.home, [
-        'run',
-        '--executor',
-        'shell',
-        '--dir',
-        box.workspace,
-        ...escapingJob(escaped, daemon, 'true'),
-      ]);
-      expect(result).toMatchObject({ code: 0, stdout: 'started\n' });
-      expect(leftovers(markers)).toEqual([]);
-    } finally {
-      leftovers(markers);
-    }
-  }, 40_000);
+  for (const { name, options, foreground, end } of endings) {
+    it(`${name}`, async () => {
+      const sleeps: EscapingSleeps = {
+        escaped: uniqueSleep(),
+        daemon: uniqueSleep(),
+        ...(foreground ? { foreground: uniqueSleep() } : {}),
+      };
+      const alive = () =>
+        Object.fromEntries(Object.entries(sleeps).map(([role, sleep]) => [role, processesMatching(sleep)]));
+      try {
+        const run = await runEscapingJob(sleeps, options);
+        await end(run, Object.values(sleeps));
+        expect(alive()).toEqual(Object.fromEntries(Object.keys(sleeps).map((role) => [role, []])));
+      } finally {
+        // What a failed case left, so that it fails alone.
+        Object.values(alive()).flat().forEach(killQuietly);
+      }
+    }, 40_000);
+  }
 
   it('a job id no paired host knows is reported as not found', async () => {
     const result = await hangar(box.home, ['cancel', 'j-00000000']);

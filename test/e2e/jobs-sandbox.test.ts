@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { usePairedHost } from '../support/paired-host.js';
 import { AGENT_BIN, hangarAgent, hangarFrom, startAgentProcess, type CliResult } from '../support/processes.js';
-import { processesMatching as processes, uniqueSleep, until } from '../support/until.js';
+import { processesMatching as processes, processesRunning, uniqueSleep, until } from '../support/until.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
 /** CI runs as root, as agents on VPSes often do: the case where a sandbox must give root's powers up. */
@@ -16,16 +16,6 @@ const AS_ROOT = process.getuid?.() === 0;
  * table no rule looks up, so it would change no traffic while the test undoes it.
  */
 const PROBE_ROUTE = ['blackhole', `203.0.113.${1 + (process.pid % 200)}/32`, 'table', '28461'];
-
-/** Pids of the processes whose whole command line is `command` (not those that only pass it on). */
-function running(command: string): number[] {
-  const table = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return table
-    .split('\n')
-    .map((line) => /^\s*(\d+) (.*)$/.exec(line))
-    .filter((match) => match?.[2] === command)
-    .map((match) => Number(match![1]));
-}
 
 /**
  * Sandbox jobs through the `hangar` CLI against a real agent process running as root. Each probe
@@ -91,7 +81,7 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
     const id = detached.stdout.trim();
     // The sleeps themselves: the launcher's first steps run as root with the command in their argv.
     const sleeps = await until(() => {
-      const found = running(marker);
+      const found = processesRunning(marker);
       return found.length >= 2 ? found : undefined;
     }, 'both sleeps of the job');
     let jobUid = -1;

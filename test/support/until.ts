@@ -25,6 +25,25 @@ export function processesMatching(needle: string): number[] {
     .map((line) => Number(line.trim().split(/\s+/)[0]));
 }
 
+/** Pids of the processes whose whole command line is `command`, not those that only pass it on (a shell, a launcher). */
+export function processesRunning(command: string): number[] {
+  const table = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return table
+    .split('\n')
+    .map((line) => /^\s*(\d+) (.*)$/.exec(line))
+    .filter((match) => match?.[2] === command)
+    .map((match) => Number(match![1]));
+}
+
+/** SIGKILL to each pid, for a test's cleanup: one that is gone meanwhile is fine. */
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
 /**
  * `sleep <seconds>.<ten random digits>`: a sleep no other process on the machine runs, for a job to
  * start and processesMatching to find (and find gone after a cancel). Other test files run sleeps

@@ -7,7 +7,8 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../src/jobs/executors/sandbox.js';
 import { AgentStore } from '../../src/store/db.js';
-import { processesMatching, uniqueSleep } from '../../../test/support/until.js';
+import { killQuietly, processesMatching, processesRunning, uniqueSleep } from '../../../test/support/until.js';
+import { executionRequest } from './executors/execution-request.mjs';
 import { checkpointedPgid, groupMembers, startJobHost, waitUntil } from './fixture.js';
 
 /** Runs an agent in its own process (crash-agent.mjs) and submits `command`; resolves once the job runs. */
@@ -30,6 +31,20 @@ async function crashMidJob(dataDir: string, command: string, retries: number): P
   agent.kill('SIGKILL');
   await exited;
   return id;
+}
+
+/** As if numbers it holds had been handed out again: attempt 1's checkpoint gets `changes`. */
+function rewriteCheckpoint(dataDir: string, id: string, changes: Record<string, unknown>): void {
+  const store = AgentStore.open(dataDir);
+  try {
+    const row = store.db.prepare('SELECT checkpoint FROM job_attempts WHERE job_id = ? AND number = 1').get(id) as {
+      checkpoint: string;
+    };
+    const checkpoint = JSON.stringify({ ...(JSON.parse(row.checkpoint) as object), ...changes });
+    store.db.prepare('UPDATE job_attempts SET checkpoint = ? WHERE job_id = ? AND number = 1').run(checkpoint, id);
+  } finally {
+    store.dispose();
+  }
 }
 
 describe('crash recovery and shutdown', () => {
@@ -89,7 +104,34 @@ describe('crash recovery and shutdown', () => {
         daemon: [],
       });
     } finally {
-      for (const pid of [...processesMatching(escaped), ...processesMatching(daemon)]) process.kill(pid, 'SIGKILL');
+      [...processesMatching(escaped), ...processesMatching(daemon)].forEach(killQuietly);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('the restart ends the lost attempt by its marks, and no stranger that now holds its process group id', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hangar-crash-'));
+    const nap = uniqueSleep();
+    const strangerNap = uniqueSleep();
+    try {
+      const id = await crashMidJob(dataDir, nap, 0);
+      // A stranger: a sleep without the marks, in a group whose leader is gone (as the job's shell
+      // may be by the time the agent restarts).
+      const leader = spawn('/bin/sh', ['-c', `${strangerNap} >/dev/null 2>&1 &`], {
+        detached: true,
+        stdio: 'ignore',
+        env: { PATH: process.env['PATH'] },
+      });
+      await once(leader, 'exit');
+      await waitUntil(() => (processesMatching(strangerNap).length > 0 ? true : undefined));
+      rewriteCheckpoint(dataDir, id, { pgid: leader.pid });
+
+      await using host = await startJobHost({ dataDir });
+      expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
+      expect(processesMatching(nap)).toEqual([]);
+      expect(processesMatching(strangerNap)).toHaveLength(1);
+    } finally {
+      [...processesMatching(nap), ...processesMatching(strangerNap)].forEach(killQuietly);
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
@@ -152,21 +194,6 @@ function psMatching(...needles: string[]): { pid: number; args: string }[] {
     .map((match) => ({ pid: Number(match![1]), args: match![2]! }));
 }
 
-/** The sleep itself (the launcher's, bwrap's and the shells' arguments hold it too). */
-function sleeping(nap: string): number[] {
-  return psMatching(nap)
-    .filter(({ args }) => args === nap)
-    .map(({ pid }) => pid);
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone meanwhile
-  }
-}
-
 /**
  * A sandbox attempt left as an orphan by its agent: the agent stand-in started it on a bwrap that
  * leaves its init behind, the test SIGKILLed the attempt's two watchers (by their exact pids), then
@@ -174,7 +201,7 @@ function killQuietly(pid: number): void {
  */
 async function orphanSandbox(dataDir: string, bwrap: string, nap: string): Promise<{ id: string; bwrapPid: number }> {
   const { agent, exited, id } = await agentRunning([dataDir, nap, '0', 'sandbox', bwrap]);
-  await waitUntil(() => (sleeping(nap).length > 0 ? true : undefined));
+  await waitUntil(() => (processesRunning(nap).length > 0 ? true : undefined));
   // The watchers: the shells that read the agent link (beside bwrap, and the sandbox's first).
   const watchers = psMatching('/bin/sh -c ', 'while read -r _', nap).filter(({ args }) => args.startsWith('/bin/sh'));
   expect(watchers).toHaveLength(2);
@@ -187,7 +214,7 @@ async function orphanSandbox(dataDir: string, bwrap: string, nap: string): Promi
   // bwrap gone and reaped (by the host's init): until then its pid and start time still name it.
   await waitUntil(() => (existsSync(`/proc/${bwrapPid}`) ? undefined : true));
   // The orphan: bwrap is gone, the job is not.
-  expect(sleeping(nap)).toHaveLength(1);
+  expect(processesRunning(nap)).toHaveLength(1);
   return { id, bwrapPid };
 }
 
@@ -228,33 +255,23 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
         { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH'], HANGAR_JOB_ID: id, HANGAR_ATTEMPT: '2' } },
       );
       await once(leader, 'exit');
-      await waitUntil(() => (sleeping(strangerNap).length > 0 ? true : undefined));
+      await waitUntil(() => (processesRunning(strangerNap).length > 0 ? true : undefined));
       // Another attempt's sandbox, alive: its pid namespace.
       let otherNamespace: number | undefined;
-      const other = await executor.start({
-        jobId: 'other',
-        attempt: 1,
-        command: otherNap,
-        env: {},
-        workdir: mkdtempSync(join(tmpdir(), 'hangar-work-')),
-        network: 'default',
-        limits: {},
-        output: { fd: 2, write() {} },
-        timing() {},
-        checkpoint: (state) => (otherNamespace = state['pidNamespace'] as number | undefined),
-      });
+      const other = await executor.start(
+        executionRequest({
+          jobId: 'other',
+          command: otherNap,
+          workdir: mkdtempSync(join(tmpdir(), 'hangar-work-')),
+          output: { fd: 2, write() {} },
+          checkpoint: (state) => (otherNamespace = state['pidNamespace'] as number | undefined),
+        }),
+      );
       await waitUntil(() => otherNamespace);
-      await waitUntil(() => (sleeping(otherNap).length > 0 ? true : undefined));
-      // As if both numbers had been handed out again: the checkpoint now names the stranger's group
-      // (leader gone, as bwrap is) and the other sandbox's namespace.
-      const store = AgentStore.open(dataDir);
-      const row = store.db.prepare('SELECT checkpoint FROM job_attempts WHERE job_id = ? AND number = 1').get(id) as {
-        checkpoint: string;
-      };
-      const reused = { pid: leader.pid, pgid: leader.pid, pidNamespace: otherNamespace };
-      const checkpoint = JSON.stringify({ ...(JSON.parse(row.checkpoint) as object), ...reused });
-      store.db.prepare('UPDATE job_attempts SET checkpoint = ? WHERE job_id = ? AND number = 1').run(checkpoint, id);
-      store.dispose();
+      await waitUntil(() => (processesRunning(otherNap).length > 0 ? true : undefined));
+      // The checkpoint now names the stranger's group (leader gone, as bwrap is) and the other
+      // sandbox's namespace.
+      rewriteCheckpoint(dataDir, id, { pid: leader.pid, pgid: leader.pid, pidNamespace: otherNamespace });
 
       await using host = await startJobHost({
         dataDir,
@@ -262,8 +279,8 @@ describe.skipIf(!HAS_BWRAP)('crash recovery of sandboxed attempts', () => {
       });
       expect(host.jobs.get(id)).toMatchObject({ state: 'lost', attempt: 1 });
       expect(processesMatching(nap)).toEqual([]);
-      expect(sleeping(strangerNap)).toHaveLength(1);
-      expect(sleeping(otherNap)).toHaveLength(1);
+      expect(processesRunning(strangerNap)).toHaveLength(1);
+      expect(processesRunning(otherNap)).toHaveLength(1);
       await other.cancel(0);
     } finally {
       await executor.dispose();

@@ -15,7 +15,9 @@ const run = promisify(execFile);
  * group has opted out, unless its parent is still one of the job's; so has, unwittingly, one that
  * writes its process title over its environment area (some servers do), which then no longer
  * shows the marks. The sandbox executor's jobs live in a pid namespace of their own; it looks for
- * the same marks only after a crash, for what outlived bubblewrap (sandbox-recovery.ts). The macOS half (`ps -E`) is tested on its parser only: no Mac here.
+ * the same marks only after a crash, for what outlived bubblewrap (sandbox-recovery.ts), with the
+ * /proc readers and the kill loop below. The macOS half (`ps -E`) is tested on its parser only:
+ * no Mac here.
  */
 export interface JobProcessMarks {
   /** The job shell's process group; undefined once that pgid is no longer known to be ours. */
@@ -60,25 +62,61 @@ export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | u
 
 /** Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan). */
 function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
-  const jobMark = `\0HANGAR_JOB_ID=${job?.id}\0`;
-  const attemptMark = `\0HANGAR_ATTEMPT=${job?.attempt}\0`;
   const rows: ProcessRow[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = readQuietly(`/proc/${entry}/stat`);
+  for (const pid of procPids()) {
+    const stat = procStat(pid);
     if (stat === undefined) continue;
-    // After "pid (comm) ": state, ppid, pgrp. The name may itself hold spaces or ')'.
-    const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const zombie = state === 'Z' || state === 'X';
-    let marked = false;
-    if (!zombie && job) {
-      // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
-      const environ = `\0${readQuietly(`/proc/${entry}/environ`) ?? ''}`;
-      marked = environ.includes(jobMark) && environ.includes(attemptMark);
-    }
-    rows.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgrp), zombie, marked });
+    const marked = !stat.zombie && job !== undefined && carriesMarks(pid, job);
+    rows.push({ pid, ppid: stat.ppid, pgid: stat.pgrp, zombie: stat.zombie, marked });
   }
   return rows;
+}
+
+/** Linux: the pids /proc lists now. */
+export function procPids(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number);
+}
+
+/** What the process table's searches need of /proc/<pid>/stat. */
+export interface ProcStat {
+  ppid: number;
+  pgrp: number;
+  /** Clock ticks since boot at which it started: with the pid, an identity pids reused cannot fake. */
+  startTime: number;
+  /** Exited, not yet reaped (Z), or dead (X): holds nothing, and cannot be killed any deader. */
+  zombie: boolean;
+}
+
+/** Linux: /proc/<pid>/stat, or undefined once the process is gone. */
+export function procStat(pid: number): ProcStat | undefined {
+  const stat = readQuietly(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
+  // After "pid (comm) ", field 3 on: the name may itself hold spaces or ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so ppid (4) is fields[1], pgrp (5) fields[2], starttime (22) fields[19].
+  return {
+    ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
+    startTime: Number(fields[19]),
+    zombie: fields[0] === 'Z' || fields[0] === 'X',
+  };
+}
+
+/** The environment variables that mark a process as the attempt's: the job's shell starts with them. */
+export function attemptMarks(job: { id: string; attempt: number }): { HANGAR_JOB_ID: string; HANGAR_ATTEMPT: string } {
+  return { HANGAR_JOB_ID: job.id, HANGAR_ATTEMPT: String(job.attempt) };
+}
+
+/**
+ * Linux: whether the process's initial environment (/proc/<pid>/environ) carries both of the
+ * attempt's marks; false once it is gone or when it is another user's (not ours to read).
+ */
+export function carriesMarks(pid: number, job: { id: string; attempt: number }): boolean {
+  // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
+  const environ = `\0${readQuietly(`/proc/${pid}/environ`) ?? ''}`;
+  return Object.entries(attemptMarks(job)).every(([name, value]) => environ.includes(`\0${name}=${value}\0`));
 }
 
 /**
@@ -108,8 +146,9 @@ async function psEnvironment(): Promise<string> {
 
 /** Rows of `ps -o pid=,ppid=,pgid=,stat=,command=` output whose command has the environment after it. */
 export function parsePsRows(table: string, { job }: Pick<JobProcessMarks, 'job'>): ProcessRow[] {
-  const jobMark = new RegExp(`(^|\\s)HANGAR_JOB_ID=${escapeRegExp(job?.id ?? '')}(\\s|$)`);
-  const attemptMark = new RegExp(`(^|\\s)HANGAR_ATTEMPT=${job?.attempt ?? ''}(\\s|$)`);
+  const marks = Object.entries(job ? attemptMarks(job) : {}).map(
+    ([name, value]) => new RegExp(`(^|\\s)${name}=${escapeRegExp(value)}(\\s|$)`),
+  );
   const rows: ProcessRow[] = [];
   for (const line of table.split('\n')) {
     const match = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s?(.*)$/.exec(line);
@@ -120,7 +159,7 @@ export function parsePsRows(table: string, { job }: Pick<JobProcessMarks, 'job'>
       ppid: Number(ppid),
       pgid: Number(pgid),
       zombie: stat!.startsWith('Z'),
-      marked: job !== undefined && jobMark.test(command!) && attemptMark.test(command!),
+      marked: marks.length > 0 && marks.every((mark) => mark.test(command!)),
     });
   }
   return rows;
@@ -128,6 +167,27 @@ export function parsePsRows(table: string, { job }: Pick<JobProcessMarks, 'job'>
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * An identity for a process that survives pid reuse: its start time. On Linux the starttime
+ * field of /proc/<pid>/stat (clock ticks since boot); elsewhere `ps -o lstart`.
+ * undefined when the process does not exist.
+ */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  if (process.platform === 'linux') {
+    const ticks = procStat(pid)?.startTime;
+    return ticks === undefined ? undefined : String(ticks);
+  }
+  try {
+    const { stdout } = await run('ps', ['-o', 'lstart=', '-p', String(pid)]);
+    const started = stdout.trim();
+    return started === '' ? undefined : started;
+  } catch (error) {
+    // ps exits 1 when there is no such process.
+    if ((error as { code?: unknown }).code === 1) return undefined;
+    throw error;
+  }
 }
 
 /** How often a waiting cancel looks whether the attempt's processes are gone. */
@@ -141,12 +201,17 @@ export async function signalJob(marks: JobProcessMarks, signal: NodeJS.Signals):
 
 /** Resolves true once no process of the attempt is alive, false if some still are after `ms`. */
 export async function waitJobGone(marks: JobProcessMarks, ms: number): Promise<boolean> {
+  return pollUntil(async () => (await jobProcesses(marks)).length === 0, ms);
+}
+
+/** Asks `done` every POLL_MS, at least once, until it says true (resolves true) or `ms` have passed (false). */
+export async function pollUntil(done: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
-  while ((await jobProcesses(marks)).length > 0) {
+  for (;;) {
+    if (await done()) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
-  return true;
 }
 
 /**
@@ -160,22 +225,34 @@ export async function terminateJob(marks: JobProcessMarks, graceMs: number): Pro
   await killJob(marks, 5000);
 }
 
-/** SIGKILL, again and again until nothing is left: a process may fork between a scan and its kill. */
+/** SIGKILL to every process of the attempt until none is left; false if some still are after `ms`. */
 export async function killJob(marks: JobProcessMarks, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    await signalJob(marks, 'SIGKILL');
-    if ((await jobProcesses(marks)).length === 0) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
+  return killUntilGone(() => jobProcesses(marks), ms, marks.pgid);
 }
 
-function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+/**
+ * SIGKILL to `group` (all at once, as the kernel does it) and to every pid `find` finds, again
+ * and again until it finds none: a process may fork between a scan and its kill. False if some
+ * are still found after `ms`.
+ */
+export async function killUntilGone(
+  find: () => number[] | Promise<number[]>,
+  ms: number,
+  group?: number,
+): Promise<boolean> {
+  return pollUntil(async () => {
+    if (group !== undefined) signalQuietly(-group, 'SIGKILL');
+    const found = await find();
+    for (const pid of found) signalQuietly(pid, 'SIGKILL');
+    return found.length === 0;
+  }, ms);
+}
+
+/** Sends a signal; a process gone since the scan (ESRCH), or not ours (EPERM: its pid went to another user), is no error. */
+export function signalQuietly(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
   } catch (error) {
-    // ESRCH: gone since the scan. EPERM: not ours (a pid reused by another user's process).
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ESRCH' && code !== 'EPERM') throw error;
   }

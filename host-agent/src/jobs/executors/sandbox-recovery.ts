@@ -1,8 +1,8 @@
-import { existsSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { readQuietly } from './job-processes.js';
-import { processStartTime, signalQuietly, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
+import { carriesMarks, killUntilGone, procPids, procStat, readQuietly, signalQuietly } from './job-processes.js';
+import { signalSandbox, waitSandboxGone } from './sandbox-processes.js';
 
 /**
  * What a sandbox attempt checkpoints, and how a restarted agent ends what a lost one left.
@@ -38,11 +38,6 @@ export const SandboxCheckpoint = z.object({
 });
 export type SandboxCheckpoint = z.infer<typeof SandboxCheckpoint>;
 
-/** The environment variables that mark a process as the attempt's. */
-export function attemptMarks(jobId: string, attempt: number): { HANGAR_JOB_ID: string; HANGAR_ATTEMPT: string } {
-  return { HANGAR_JOB_ID: jobId, HANGAR_ATTEMPT: String(attempt) };
-}
-
 /** Kills what a lost attempt left, from its checkpoint; safe when all of it is already gone. */
 export async function recoverSandbox(state: Record<string, unknown>, timeoutMs = 5_000): Promise<void> {
   const parsed = SandboxCheckpoint.safeParse(state);
@@ -54,49 +49,30 @@ export async function recoverSandbox(state: Record<string, unknown>, timeoutMs =
   // is looked up by number only for a checkpoint without marks (written before them): the marks
   // find the sandbox's init without it, so a number handed out again is never trusted.
   const pidNamespace = marked ? undefined : checkpoint.pidNamespace;
-  const bwrapLives = startTime !== undefined && processStartTime(pid) === startTime;
+  const bwrapLives = startTime !== undefined && procStat(pid)?.startTime === startTime;
   if (bwrapLives) signalSandbox(pid, pidNamespace, 'SIGKILL');
   if (checkpoint.cgroupDir !== undefined) killCgroup(checkpoint.cgroupDir);
   const deadline = Date.now() + timeoutMs;
-  if (marked) {
-    // Again and again: a process may fork between a scan and its kill.
-    for (;;) {
-      const found = markedProcesses(checkpoint);
-      if (found.length === 0 || Date.now() >= deadline) break;
-      for (const target of found) signalQuietly(target, 'SIGKILL');
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
+  if (marked) await killUntilGone(() => markedProcesses(checkpoint), timeoutMs);
   if (bwrapLives) await waitSandboxGone(pid, pidNamespace, Math.max(0, deadline - Date.now()));
   if (checkpoint.cgroupDir !== undefined) removeCgroup(checkpoint.cgroupDir);
 }
 
 /** Live processes with the attempt's marks, its uid, started no earlier than its launcher; never the agent. */
 function markedProcesses(checkpoint: SandboxCheckpoint): number[] {
-  const marks = Object.entries(attemptMarks(checkpoint.jobId!, checkpoint.attempt!)).map(
-    ([name, value]) => `\0${name}=${value}\0`,
-  );
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid) continue;
-    const stat = readQuietly(`/proc/${entry}/stat`);
-    if (stat === undefined) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is the state (field 3), fields[19] the start time (field 22).
-    if (fields[0] === 'Z' || fields[0] === 'X') continue;
-    if (checkpoint.startTime !== undefined && Number(fields[19]) < checkpoint.startTime) continue;
-    if (checkpoint.uid !== undefined && realUid(entry) !== checkpoint.uid) continue;
-    // NUL-separated NAME=value; a leading NUL lets the first variable match like the others.
-    const environ = `\0${readQuietly(`/proc/${entry}/environ`) ?? ''}`;
-    if (marks.every((mark) => environ.includes(mark))) found.push(pid);
-  }
-  return found;
+  const job = { id: checkpoint.jobId!, attempt: checkpoint.attempt! };
+  return procPids().filter((pid) => {
+    if (pid === process.pid) return false;
+    const stat = procStat(pid);
+    if (stat === undefined || stat.zombie) return false;
+    if (checkpoint.startTime !== undefined && stat.startTime < checkpoint.startTime) return false;
+    if (checkpoint.uid !== undefined && realUid(pid) !== checkpoint.uid) return false;
+    return carriesMarks(pid, job);
+  });
 }
 
-function realUid(entry: string): number | undefined {
-  const status = readQuietly(`/proc/${entry}/status`);
+function realUid(pid: number): number | undefined {
+  const status = readQuietly(`/proc/${pid}/status`);
   const match = status === undefined ? null : /^Uid:\s+(\d+)/m.exec(status);
   return match ? Number(match[1]) : undefined;
 }

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { HangarError } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
+import { attemptMarks, procStat } from './job-processes.js';
 import { bwrapArgs, DEFAULT_PATH } from './sandbox-args.js';
 import { AGENT_LINK_FD, ensureMountpoint, launchArgv, workdirSource, type LaunchPlan } from './sandbox-launch.js';
 import {
@@ -16,8 +17,8 @@ import {
   type LimitHost,
   type PreparedLimits,
 } from './sandbox-limits.js';
-import { processStartTime, signalSandbox, waitSandboxGone } from './sandbox-processes.js';
-import { attemptMarks, recoverSandbox, type SandboxCheckpoint } from './sandbox-recovery.js';
+import { signalSandbox, waitSandboxGone } from './sandbox-processes.js';
+import { recoverSandbox, type SandboxCheckpoint } from './sandbox-recovery.js';
 import { chownTree, CREATE_JOB_USER, findJobUser, type JobUser } from './sandbox-user.js';
 import { explainProbeFailure, type SandboxProblem } from './sandbox-userns.js';
 
@@ -167,7 +168,7 @@ export class SandboxExecutor implements Executor {
     );
     // The attempt's marks, in the launcher's environment (so bwrap's, its forks' and the watcher's)
     // and the job's: what a restarted agent finds its leftovers by (sandbox-recovery.ts).
-    const marks = attemptMarks(request.jobId, request.attempt);
+    const marks = attemptMarks({ id: request.jobId, attempt: request.attempt });
     const bwrapArgs = [
       '--info-fd',
       '3',
@@ -258,7 +259,7 @@ class SandboxExecution implements Execution {
     /** What recovery tells the attempt's processes by (sandbox-recovery.ts). */
     private readonly identity: Pick<SandboxCheckpoint, 'jobId' | 'attempt' | 'uid' | 'cgroupDir'>,
   ) {
-    this.startTime = processStartTime(pid);
+    this.startTime = procStat(pid)?.startTime;
   }
 
   checkpointState(): Record<string, unknown> {

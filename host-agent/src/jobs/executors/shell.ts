@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { killJob, terminateJob, type JobProcessMarks } from './job-processes.js';
-import { groupAlive, processStartTime } from './process-group.js';
+import { attemptMarks, killJob, processStartTime, terminateJob, type JobProcessMarks } from './job-processes.js';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
 
 /**
@@ -43,8 +42,7 @@ export class ShellExecutor implements Executor {
         ...process.env,
         ...request.env,
         ...request.secretEnv,
-        HANGAR_JOB_ID: request.jobId,
-        HANGAR_ATTEMPT: String(request.attempt),
+        ...attemptMarks({ id: request.jobId, attempt: request.attempt }),
       },
       detached: true,
       stdio: ['ignore', request.output.fd, request.output.fd],
@@ -87,11 +85,12 @@ export class ShellExecutor implements Executor {
     const parsed = ShellCheckpoint.safeParse(state);
     if (!parsed.success) return;
     const { pgid, started, jobId, attempt } = parsed.data;
-    // The leader alive with another start time: the pid went to a stranger, whose group is not
-    // ours. The leader gone but the group alive: our leftovers (a pgid is not handed out again
-    // while its group exists).
-    const leaderStarted = await processStartTime(pgid);
-    const groupIsOurs = (leaderStarted === undefined || leaderStarted === started) && groupAlive(pgid);
+    // The group is ours only while its leader is the shell we started (same pid, same start time).
+    // Once the leader is gone its number proves nothing: a group id is handed out again once the
+    // group is empty, and a stranger's group may hold it now. What the attempt left is then found
+    // by its marks alone, as sandbox recovery does (a checkpoint without marks, written before
+    // they were recorded, ends with its leader).
+    const groupIsOurs = (await processStartTime(pgid)) === started;
     const job = jobId === undefined || attempt === undefined ? undefined : { id: jobId, attempt };
     await terminateJob({ pgid: groupIsOurs ? pgid : undefined, job }, RECOVER_GRACE_MS);
   }

@@ -3,21 +3,13 @@
 // argv: dataDir workdir logPath command delay
 import { openSync } from 'node:fs';
 import { SandboxExecutor } from '../../../dist/jobs/executors/sandbox.js';
+import { executionRequest } from './execution-request.mjs';
 
 const [dataDir, workdir, logPath, command, delay] = process.argv.slice(2);
 const executor = new SandboxExecutor({ dataDir, cgroupParent: null });
 const problem = await executor.check();
 if (problem) throw new Error(`${problem.problem}: ${problem.fix}`);
-await executor.start({
-  jobId: 'crash',
-  attempt: 1,
-  command,
-  env: {},
-  workdir,
-  network: 'default',
-  limits: {},
-  output: { fd: openSync(logPath, 'a'), write() {} },
-  timing() {},
-  checkpoint() {},
-});
+await executor.start(
+  executionRequest({ jobId: 'crash', command, workdir, output: { fd: openSync(logPath, 'a'), write() {} } }),
+);
 setTimeout(() => process.kill(process.pid, 'SIGKILL'), Number(delay));

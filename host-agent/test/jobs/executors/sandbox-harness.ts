@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterEach } from 'vitest';
 import { SandboxExecutor, type SandboxExecutorOptions } from '../../../src/jobs/executors/sandbox.js';
 import type { ExecutionRequest, ExecutionResult } from '../../../src/jobs/executors/types.js';
+import { executionRequest } from './execution-request.mjs';
 import { fileOutput } from './output.js';
 
 /** Sandbox executors on real bubblewrap, with temp dirs and executors that go away after each test. */
@@ -45,19 +46,7 @@ export function harness(options: Partial<SandboxExecutorOptions> = {}): Harness 
     const log = fileOutput(tempDir(tmpdir(), 'log'));
     cleanups.push(log.close);
     return {
-      request: {
-        jobId: 'job1',
-        attempt: 1,
-        command,
-        env: {},
-        workdir,
-        network: 'default' as const,
-        limits: {},
-        output: log.output,
-        timing: () => {},
-        checkpoint: () => {},
-        ...extra,
-      },
+      request: executionRequest({ command, workdir, output: log.output, ...extra }),
       output: log.text,
     };
   };

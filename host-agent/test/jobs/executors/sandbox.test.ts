@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SandboxExecutor } from '../../../src/jobs/executors/sandbox.js';
 import { findJobUser } from '../../../src/jobs/executors/sandbox-user.js';
-import { processesMatching, uniqueSleep, until } from '../../../../test/support/until.js';
+import { killQuietly, processesMatching, uniqueSleep, until } from '../../../../test/support/until.js';
 import { bwrapWithoutUserNamespaces, cleanups, harness, tempDir } from './sandbox-harness.js';
 
 const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
@@ -173,13 +173,7 @@ describe.skipIf(!HAS_BWRAP)('sandbox executor (bubblewrap)', () => {
       // Whatever of the jobs had started goes with its agent: nothing of them left, within 10 s.
       await until(() => (alive().length === 0 ? true : undefined), 'every job to die with its agent', 10_000);
     } finally {
-      for (const pid of alive()) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone meanwhile
-        }
-      }
+      alive().forEach(killQuietly);
     }
   }, 60_000);
 

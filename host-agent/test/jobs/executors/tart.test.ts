@@ -5,7 +5,8 @@ import { delimiter, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TartExecutor, type TartExecutorOptions } from '../../../src/jobs/executors/tart.js';
 import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
-import { processesMatching, uniqueSleep } from '../../../../test/support/until.js';
+import { killQuietly, processesMatching, uniqueSleep } from '../../../../test/support/until.js';
+import { executionRequest } from './execution-request.mjs';
 import { fileOutput } from './output.js';
 
 const STANDIN_DIR = resolve(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tart');
@@ -61,14 +62,6 @@ function standin(extraVms: Record<string, unknown> = {}) {
   };
 }
 
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
 function executor(dataDir: string, warmSize: number, extra: Partial<TartExecutorOptions> = {}): TartExecutor {
   const created = new TartExecutor({ dataDir, defaultImage: IMAGE, warmSize, stopTimeoutS: 2, ...extra });
   cleanups.push(() => created.dispose());
@@ -89,19 +82,15 @@ function request(dir: string, command: string, extra: Partial<ExecutionRequest> 
   cleanups.push(log.close);
   const timings = new Map<TimingPhase, number>();
   let checkpoint: Record<string, unknown> = {};
-  const req: ExecutionRequest = {
+  const req = executionRequest({
     jobId: `job${Math.random().toString(36).slice(2, 8)}`,
-    attempt: 1,
     command,
-    env: {},
     workdir,
-    network: 'default',
-    limits: {},
     output: log.output,
     timing: (phase, ms) => timings.set(phase, ms),
     checkpoint: (state) => (checkpoint = state),
     ...extra,
-  };
+  });
   return { req, output: log.text, timings, checkpoint: () => checkpoint };
 }
 
