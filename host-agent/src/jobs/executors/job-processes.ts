@@ -51,7 +51,11 @@ export async function jobProcesses(marks: JobProcessMarks): Promise<number[]> {
 export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | undefined): number[] {
   const live = rows.filter((row) => !row.zombie);
   const children = new Map<number, number[]>();
-  for (const row of live) children.set(row.ppid, [...(children.get(row.ppid) ?? []), row.pid]);
+  for (const row of live) {
+    const siblings = children.get(row.ppid);
+    if (siblings === undefined) children.set(row.ppid, [row.pid]);
+    else siblings.push(row.pid);
+  }
   const found = new Set(live.filter((row) => row.marked || row.pgid === pgid).map((row) => row.pid));
   for (const pid of found) {
     // A Set iterates over what is added while iterating: this walks down to the last descendant.
