@@ -43,6 +43,30 @@ export function cpuMs(pid) {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
 }
 
+/**
+ * CPU time (ms) all threads of a process have used so far, from Linux's schedstat (ns, where
+ * /proc/<pid>/stat counts 10 ms ticks): fine enough for a keystroke's few hundred µs.
+ */
+export function threadsCpuMs(pid) {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
+ * How many times a process's main thread has gone to sleep and been woken (voluntary context
+ * switches): an event loop's wake-ups, which the machine's load does not change.
+ */
+export function wakeUps(pid) {
+  return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))[1]);
+}
+
 /** The load average over the last minute: printed beside figures measured on a shared machine. */
 export function loadAverage() {
   return readFileSync('/proc/loadavg', 'utf8').split(' ')[0];

@@ -1,4 +1,11 @@
-import { DisposableStore, type CloseReason, type Disposable, type LinkStream, type Mux } from '@hangar/shared';
+import {
+  DisposableStore,
+  TERMINAL_INPUT_ACK_DELAY_MS,
+  type CloseReason,
+  type Disposable,
+  type LinkStream,
+  type Mux,
+} from '@hangar/shared';
 import type { Attachment } from '../sessions/index.js';
 
 interface Binding {
@@ -40,6 +47,8 @@ export class TerminalBindings implements Disposable {
     const binding: Binding = { attachment, stream, mux, device, subscriptions };
     this.bindings.set(attachment.id, binding);
 
+    // Keys are acked on their echo, with no timer per key (TERMINAL_INPUT_ACK_DELAY_MS).
+    stream.ackDelayMs = TERMINAL_INPUT_ACK_DELAY_MS;
     const backlog = attachment.readFrom(from);
     if (backlog && backlog.length > 0) stream.write(backlog);
     // Live output (an echo) leaves before node-pty's read callback has finished (write's now);

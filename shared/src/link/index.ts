@@ -8,6 +8,7 @@ export {
   BULK_STREAM_WINDOW,
   BULK_FRAME_BYTES,
   TERMINAL_OUTPUT_ACK_DELAY_MS,
+  TERMINAL_INPUT_ACK_DELAY_MS,
 } from './stream.js';
 export {
   createMemoryTransportPair,

@@ -32,6 +32,16 @@ export const ACK_DELAY_MS = 5;
 export const TERMINAL_OUTPUT_ACK_DELAY_MS = 1000;
 
 /**
+ * Ack delay for a terminal's input on the host (the keys the client typed). Each key's ack rides
+ * its echo, and an armed timer covers the keys typed before it fires: with ACK_DELAY_MS the agent
+ * set a timer for every key at a person's pace and woke 5 ms later with nothing to send; with
+ * this, one per 500 ms of typing. A key with no echo (a password) is acked within twice this,
+ * well inside the 2 s the core waits for the host to take the keys typed before `hangar attach`
+ * moves a terminal off it.
+ */
+export const TERMINAL_INPUT_ACK_DELAY_MS = 500;
+
+/**
  * A listener failed where there is nobody to return the error to (the stream or link is already
  * closed, and we are inside a transport callback). Rethrown on its own so it surfaces as an
  * uncaught error instead of vanishing or unwinding the transport.

@@ -4,7 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AGENT, HANGAR, startAgent } from '../support.mjs';
+import { AGENT, HANGAR, loadAverage, startAgent, threadsCpuMs, wakeUps } from '../support.mjs';
 import { benchPlace, echoClient, echoRows, PANE_PROGRAM, PACES, startSshd } from './keystrokes.mjs';
 import { printHopTable } from './hops.mjs';
 import { once } from 'node:events';
@@ -171,7 +171,23 @@ try {
       );
     }
   }
+  // The agents' CPU and wake-ups (their main thread's) per key over the whole run: each serves
+  // one client typing the same keys for the same time (BENCH_CLIENTS=hangar: with the other
+  // clients, their tmux sessions are in this build's agent's tmux server).
+  const pids = [agent.child.pid, baseAgent?.child.pid];
+  const agentCost = () => pids.map((pid) => (pid ? [threadsCpuMs(pid), wakeUps(pid)] : [0, 0]));
+  const costBefore = agentCost();
   rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
+  const keys = KEYSTROKES * PACES.length;
+  const [ours, base] = agentCost().map(([ms, woken], i) => [
+    (ms - costBefore[i][0]) / keys,
+    (woken - costBefore[i][1]) / keys,
+  ]);
+  const fmt = ([ms, woken]) => `${ms.toFixed(3)} ms, ${woken.toFixed(2)} wake-ups`;
+  rows.push([
+    `agent CPU and main-thread wake-ups per key (whole run, load ${loadAverage()})`,
+    baseAgent ? `${fmt(ours)}; before ${fmt(base)}` : fmt(ours),
+  ]);
 } finally {
   await Promise.all(
     floors.map((server) => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { HANGAR, ROOT, percentile, printRows, rssKiB, sleep } from '../support.mjs';
+import { HANGAR, ROOT, loadAverage, percentile, printRows, rssKiB, sleep, threadsCpuMs, wakeUps } from '../support.mjs';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../support/chromium.mjs';
 import { tmuxSocketNameOf } from '@hangar/shared';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -36,6 +36,8 @@ const home = join(dir, 'home');
 const env = { ...process.env, HANGAR_HOME: home, HANGAR_LOG_LEVEL: 'warn' };
 delete env.TMUX;
 const rows = [];
+/** The processes whose CPU per key is printed: `hangar up` (the core) and its embedded agent. */
+const cpuPids = { core: 0, agent: 0 };
 // BENCH_TRACE=1: the core (`hangar up`, process `cli`) and its embedded agent stamp each hop of a
 // keystroke (HANGAR_TRACE_KEYS), the page stamps keydown, the WebSocket's sends and messages, the
 // echo parsed and rendered; printed after the table as the median time per hop.
@@ -89,7 +91,11 @@ function startStack() {
     createInterface({ input: child.stdout }).on('line', (line) => {
       const match = /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/.exec(line);
       if (match) resolveStack({ child, url: match[1], started, printed: performance.now(), localUp });
-      if (line.includes('local stack up')) localIsUp();
+      if (line.includes('local stack up')) {
+        cpuPids.core = child.pid;
+        cpuPids.agent = Number(/agent pid (\d+)/.exec(line)[1]);
+        localIsUp();
+      }
     });
     child.once('exit', (code) => reject(new Error(`hangar up exited with ${code}: ${stderr}`)));
   });
@@ -171,6 +177,7 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
           const parsedAt = window.__parsed.slice(bench.parsedBefore).find((at) => at >= pending.t0);
           if (parsedAt !== undefined) bench.parsed.push(parsedAt - pending.t0);
           bench.pending = null;
+          bench.waiter?.();
         }
       });
       observer.observe(rowsElement, { subtree: true, childList: true, characterData: true });
@@ -190,32 +197,79 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
   );
   // The frame loop above runs ~3 s; typing starts after it, on a page that draws only on demand.
   await page.waitForFunction(() => window.__bench.frames.length >= 200, null, { timeout: 20_000 });
+  // CPU per key: the page's main thread (Chromium's TaskDuration), the core and its agent.
+  const metrics = await page.context().newCDPSession(page);
+  await metrics.send('Performance.enable');
+  const cpuNow = async () => {
+    const { metrics: list } = await metrics.send('Performance.getMetrics');
+    const task = list.find((m) => m.name === 'TaskDuration').value * 1e3;
+    return {
+      task,
+      core: threadsCpuMs(cpuPids.core),
+      agent: threadsCpuMs(cpuPids.agent),
+      coreWoken: wakeUps(cpuPids.core),
+      agentWoken: wakeUps(cpuPids.agent),
+    };
+  };
+  const cpuBefore = await cpuNow();
+  // BENCH_PROFILE=<dir>: a CPU profile of the page while it types (50 µs samples), per pace.
+  const profiler = process.env.BENCH_PROFILE ? await page.context().newCDPSession(page) : undefined;
+  if (profiler) {
+    await profiler.send('Profiler.enable');
+    await profiler.send('Profiler.setSamplingInterval', { interval: 50 });
+    await profiler.send('Profiler.start');
+  }
   for (let i = 0; i < KEYSTROKES; i++) {
     if (i > 0 && i % 60 === 0) {
       await page.keyboard.press('Control+U'); // clear the line before it wraps
       await sleep(50);
     }
     await sleep(pauseMs);
+    // Resolved by the page's observer when the echo is rendered: nothing polls in the page (a
+    // 1 ms poll loop there ran tasks beside the ones measured).
+    const rendered = page.evaluate(
+      (n) =>
+        new Promise((resolve) => {
+          const check = () => (window.__bench.samples.length >= n ? resolve(true) : (window.__bench.waiter = check));
+          check();
+        }),
+      i + 1,
+    );
     await page.keyboard.press(String.fromCharCode(97 + (i % 26)));
-    await page
-      .waitForFunction((n) => window.__bench.samples.length >= n, i + 1, { timeout: 5000, polling: 1 })
-      .catch(async (error) => {
-        const screen = await pane.locator('.xterm-rows').textContent();
-        throw new Error(`keystroke ${i} never rendered; screen: ${screen}`, { cause: error });
-      });
+    const timedOut = await Promise.race([rendered.then(() => false), sleep(5000).then(() => true)]);
+    if (timedOut) {
+      const screen = await pane.locator('.xterm-rows').textContent();
+      throw new Error(`keystroke ${i} never rendered; screen: ${screen}`);
+    }
   }
-  return page.evaluate(() => ({
-    samples: window.__bench.samples,
-    parsed: window.__bench.parsed,
-    frames: window.__bench.frames,
-  }));
+  const cpuAfter = await cpuNow();
+  if (profiler) {
+    const { profile } = await profiler.send('Profiler.stop');
+    writeFileSync(join(process.env.BENCH_PROFILE, `page-${label}${pauseMs}.cpuprofile`), JSON.stringify(profile));
+    await profiler.detach();
+  }
+  await metrics.detach();
+  const cpu = Object.fromEntries(Object.keys(cpuBefore).map((k) => [k, (cpuAfter[k] - cpuBefore[k]) / KEYSTROKES]));
+  return {
+    ...(await page.evaluate(() => ({
+      samples: window.__bench.samples,
+      parsed: window.__bench.parsed,
+      frames: window.__bench.frames,
+    }))),
+    cpu,
+  };
 }
 
-function echoRows({ samples, parsed }, what) {
+function echoRows({ samples, parsed, cpu }, what) {
   const ms = (list) =>
     `${percentile(list, 50).toFixed(1)} / ${percentile(list, 90).toFixed(1)} / ${percentile(list, 99).toFixed(1)} ms`;
   rows.push([`keystroke → echo parsed by xterm p50 / p90 / p99, ${what}`, ms(parsed)]);
   rows.push([`keystroke → rendered p50 / p90 / p99, ${what}`, `${ms(samples)}  (target p50 ≤ 5 ms)`]);
+  rows.push([
+    `CPU ms per key: page main thread / core / agent, ${what}`,
+    `${cpu.task.toFixed(3)} / ${cpu.core.toFixed(3)} / ${cpu.agent.toFixed(3)}; main-thread wake-ups core ` +
+      `${cpu.coreWoken.toFixed(2)}, agent ${cpu.agentWoken.toFixed(2)}  (load ${loadAverage()})`,
+  ]);
 }
 
 const hangar = (...args) => execFileSync(process.execPath, [HANGAR, ...args], { env, encoding: 'utf8' });
@@ -300,31 +354,33 @@ try {
     frames = typed.frames;
     echoRows(typed, `${pace} ms pauses, Chromium's defaults (web mode)`);
   }
-  refBrowser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [...CHROMIUM_ARGS, ...extraArgs, '--disable-features=DeferRendererTasksAfterInput'],
-  });
-  const refPage = await refBrowser.newPage({ viewport: { width: 1280, height: 800 } });
-  await refPage.addInitScript(pageProbes);
-  await refPage.goto(stack.url);
-  await refPage.evaluate((saved) => localStorage.setItem('hangar.tabs', JSON.stringify(saved)), {
-    tabs: [{ id: 'ref0', title: 'ref 0', panes: [{ host: 'local', session: 'bench-0' }] }],
-    active: 'ref0',
-  });
-  await refPage.reload();
-  await refPage.locator('#panel-ref0 .xterm-rows').waitFor();
-  await refPage.waitForFunction(() => document.querySelectorAll('.terminal-overlay').length === 0, null, {
-    timeout: 20_000,
-  });
-  for (const pace of PACES) {
-    echoRows(await typeInPage(refPage, pace, 'ref0', 'ref'), `${pace} ms pauses, no input deferral (as Electron)`);
+  // BENCH_REF=0: only the first browser (on a loaded machine the second one's tab is where runs
+  // most often time out).
+  let refPage;
+  if (process.env.BENCH_REF !== '0') {
+    refBrowser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [...CHROMIUM_ARGS, ...extraArgs, '--disable-features=DeferRendererTasksAfterInput'],
+    });
+    refPage = await refBrowser.newPage({ viewport: { width: 1280, height: 800 } });
+    await refPage.addInitScript(pageProbes);
+    await refPage.goto(stack.url);
+    await refPage.evaluate((saved) => localStorage.setItem('hangar.tabs', JSON.stringify(saved)), {
+      tabs: [{ id: 'ref0', title: 'ref 0', panes: [{ host: 'local', session: 'bench-0' }] }],
+      active: 'ref0',
+    });
+    await refPage.reload();
+    await refPage.locator('#panel-ref0 .xterm-rows').waitFor();
+    await refPage.waitForFunction(() => document.querySelectorAll('.terminal-overlay').length === 0, null, {
+      timeout: 20_000,
+    });
+    for (const pace of PACES) {
+      echoRows(await typeInPage(refPage, pace, 'ref0', 'ref'), `${pace} ms pauses, no input deferral (as Electron)`);
+    }
   }
   if (traceDir) {
     const offset = wallMinusMonotonic();
-    for (const [name, traced] of [
-      ['page', page],
-      ['ref-page', refPage],
-    ]) {
+    for (const [name, traced] of [['page', page], ...(refPage ? [['ref-page', refPage]] : [])]) {
       const events = await traced.evaluate(() => window.__trace);
       const lines = events.map(([at, event]) => `${(at - offset).toFixed(4)} ${event} 0`);
       writeFileSync(join(traceDir, `${name}.trace`), lines.join('\n') + '\n');
@@ -346,7 +402,7 @@ try {
     // No tmux server left to stop.
   }
   if (traceDir) {
-    const paces = [...PACES.map(String), ...PACES.map((p) => `ref${p}`)];
+    const paces = [...PACES.map(String), ...(refBrowser ? PACES.map((p) => `ref${p}`) : [])];
     const table = hopTable(readTraces(traceDir), paces, UI_HOPS, 'ui');
     const fmt = (v) => (v === undefined ? '—' : v.toFixed(3));
     console.log(`\nkeystroke in the page, per hop: median ms after the previous hop (pauses ${paces.join(' | ')};`);
@@ -354,7 +410,7 @@ try {
     console.log(`| hop | what | ${paces.join(' | ')} |\n|---|---|${paces.map(() => '---').join('|')}|`);
     for (const [hop, what, ...ms] of table) console.log(`| ${hop} | ${what} | ${ms.map(fmt).join(' | ')} |`);
   }
-  if (!process.env.BENCH_TRACE_KEEP) rmSync(dir, { recursive: true, force: true });
+  if (!process.env.BENCH_TRACE_KEEP) rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
   else console.log(`kept ${dir}`);
 }
 

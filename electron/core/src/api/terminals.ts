@@ -1,6 +1,7 @@
 import {
   HangarError,
   keyTrace,
+  TERMINAL_INPUT_ACK_DELAY_MS,
   type CoreParsedParams,
   type Disposable,
   type Mux,
@@ -37,7 +38,8 @@ export class UiTerminals implements Disposable {
   async open(params: CoreParsedParams<'terminal.open'>): Promise<{ terminalId: string; after: () => void }> {
     checkUiStreamId(this.mux, params.stream_id);
     const terminalId = `t-${randomBytes(8).toString('hex')}`;
-    const ui = new UiStream(this.mux, params.stream_id);
+    // Keys are acked on their echo, with no timer per key (as the agent acks them).
+    const ui = new UiStream(this.mux, params.stream_id, {}, TERMINAL_INPUT_ACK_DELAY_MS);
     // Output and an end can come before the attach has returned (behind the host's answer): the
     // UI stream holds them until open(). Statuses are published from then on, as `after` does.
     let attached = false;

@@ -39,11 +39,16 @@ export class UiStream implements Disposable {
   /** The UI closed the stream, or its link dropped: nobody reads any more. */
   readonly onGone = this.goneEmitter.event;
 
-  /** `shape`: the window and frame size the client opened its end with (both ends use one window). */
+  /**
+   * `shape`: the window and frame size the client opened its end with (both ends use one window).
+   * `ackDelayMs`: how long the ack of what the UI sends may wait for data to ride on
+   * (LinkStream.ackDelayMs; the stream's default when not given).
+   */
   constructor(
     private readonly mux: Mux,
     readonly id: number,
     private readonly shape: Pick<OpenStreamOptions, 'window' | 'maxFrameBytes'> = {},
+    private readonly ackDelayMs?: number,
   ) {}
 
   open(): void {
@@ -57,6 +62,7 @@ export class UiStream implements Disposable {
       return;
     }
     this.stream = stream;
+    if (this.ackDelayMs !== undefined) stream.ackDelayMs = this.ackDelayMs;
     stream.onAck((offset) => this.release(offset));
     stream.onClose((reason) => this.markGone(reason));
     for (const { data, consumed } of this.early.splice(0)) this.send(data, consumed);
