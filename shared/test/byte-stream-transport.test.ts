@@ -45,12 +45,16 @@ class FakeSocket implements DuplexByteSocket {
   destroyed = false;
   writableLength = 0;
   private readonly listeners = new Map<string, ((chunk: Uint8Array & Error) => void)[]>();
+  /** Writes whose bytes the transport changed before the socket was done with them. */
+  overwritten = 0;
   write(data: Uint8Array, done: () => void): boolean {
     // The transport hands over its buffers; a copy shows that it does not touch them after.
-    this.written.push(data.slice());
+    const copy = data.slice();
+    this.written.push(copy);
     this.given.push(data);
     this.writableLength += data.length;
     this.pending.push(() => {
+      if (!same(data, copy)) this.overwritten++;
       this.writableLength -= data.length;
       done();
     });
@@ -251,6 +255,42 @@ describe('the raw link framing', () => {
     expect(sender.given[3]!.length).toBe(4 + DATA_HEAD_BYTES);
     expect(sender.given[4]).toBe(bulk);
     expect(near.bufferedAmount).toBe(0);
+  });
+
+  it('fills its slabs for small frames again once their writes are done, never while the socket holds them', async () => {
+    // Answers of a busy preview (4 KiB each, some acks and pongs between them) over many slabs,
+    // writes finishing late and in bursts: what the socket was given is unchanged until its write
+    // is done, every frame arrives, and the slabs come round again (the same memory, not fresh).
+    const sender = new FakeSocket();
+    const flushes: (() => void)[] = [];
+    const near = wrapByteStream(sender, { later: (flush) => flushes.push(flush) });
+    const sent: Uint8Array[] = [];
+    for (let i = 0; i < 600; i++) {
+      const payload = new Uint8Array(4096 + (i % 7)).fill(i & 0xff);
+      sent.push(encodeFrame({ type: 'data', stream: 1 + (i % 3), offset: i, payload }));
+      near.sendData!(1 + (i % 3), i, payload);
+      if (i % 5 === 0) {
+        const ack = encodeFrame({ type: 'ack', stream: 2, offset: i });
+        sent.push(ack);
+        near.send(ack);
+      }
+      if (i % 3 === 0) flushes.splice(0).forEach((flush) => flush());
+      if (i % 4 === 0) await Promise.resolve();
+      if (i % 61 === 0) sender.pending.shift()?.();
+      if (i % 150 === 0) sender.finishWrites();
+    }
+    await Promise.resolve();
+    while (flushes.length > 0 || sender.pending.length > 0) {
+      flushes.splice(0).forEach((flush) => flush());
+      sender.finishWrites();
+    }
+    expect(sender.overwritten).toBe(0);
+    const got: string[] = [];
+    new FrameReader().push(concatBytes(sender.written), (frame) => got.push(Buffer.from(frame).toString('hex')));
+    expect(got.sort()).toEqual(sent.map((frame) => Buffer.from(frame).toString('hex')).sort());
+    // 600 answers are about ten slabs' worth; far fewer distinct buffers carried them.
+    const buffers = new Set(sender.given.map((view) => view.buffer));
+    expect(buffers.size).toBeLessThan(6);
   });
 
   it('lets a keystroke, an ack and a pong pass queued bulk, never between a head and its payload, never ahead of its own stream or a control frame', async () => {

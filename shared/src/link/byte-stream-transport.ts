@@ -35,10 +35,14 @@ const JOIN_BELOW_BYTES = 64 * 1024;
 const MAX_JOINED_BYTES = 256 * 1024;
 /**
  * Small pieces are written straight into slabs of this size, behind each other, and handed to the
- * socket as views: no buffer per frame, no second copy to join them. A slab is never written over:
- * a new one is taken when the current one is full, and the old one goes once its writes are done.
+ * socket as views: no buffer per frame, no second copy to join them. A region of a slab is never
+ * written over while the socket may still read it: a new slab is taken when the current one is
+ * full, and the full one is used again once every write of its regions is done (SPARE_SLABS kept
+ * per link). A fresh 256 KiB slab every 60 answers of a busy preview cost the agent a memset of
+ * each and, as external memory, full collections (V8 counts it toward the old generation).
  */
 const SLAB_BYTES = 256 * 1024;
+const SPARE_SLABS = 4;
 /** Kinds of queued writes: ends with the head of the payload after it; a bulk payload. */
 const HEAD_GOES_ON = 1;
 const BULK = 2;
@@ -226,6 +230,13 @@ export function encodeLengthPrefixed(frame: Uint8Array): Uint8Array {
   return out;
 }
 
+/** A slab and how many of its regions are queued or in the socket; `full`: no region will be added. */
+interface SlabUse {
+  readonly slab: Uint8Array;
+  regions: number;
+  full: boolean;
+}
+
 export interface ByteStreamBatching {
   /** Runs `flush` after this turn's I/O (Node: setImmediate): a turn's frames leave in one write. */
   later(flush: () => void): void;
@@ -263,8 +274,20 @@ export function wrapByteStream(
   /** Bytes queued: in `out` and in the open region. */
   let outBytes = 0;
   /** The slab small pieces are written into, how far it is filled, and where the open region starts. */
-  let slab = new Uint8Array(0);
+  let slab: Uint8Array = new Uint8Array(0);
   let slabUsed = 0;
+  /** The current slab's regions not written yet (queued or in the socket), and every other slab's. */
+  let slabOwner: SlabUse = { slab, regions: 0, full: false };
+  /** Full slabs whose writes are all done, to be filled again. */
+  const spareSlabs: Uint8Array[] = [];
+  /** Which slab each entry of `urgent` and `out` is a region of (undefined: a bulk payload). */
+  const urgentOwners: SlabUse[] = [];
+  const outOwners: (SlabUse | undefined)[] = [];
+  /** A region's write is done: its slab may be used again once full and with no region left. */
+  const regionDone = (owner: SlabUse | undefined) => {
+    if (owner === undefined || --owner.regions > 0 || !owner.full) return;
+    if (owner.slab.length === SLAB_BYTES && spareSlabs.length < SPARE_SLABS) spareSlabs.push(owner.slab);
+  };
   /** Start of the region of `slab` still being filled (not in `out` yet); -1 when none is open. */
   let openAt = -1;
   /**
@@ -332,9 +355,13 @@ export function wrapByteStream(
   /** The open region, if any, goes behind what is queued: what comes next starts a new one. */
   const closeRegion = (kind = 0) => {
     if (openAt < 0) return;
-    if (openUrgent) urgent.push(slab.subarray(openAt, slabUsed));
-    else {
+    slabOwner.regions++;
+    if (openUrgent) {
+      urgent.push(slab.subarray(openAt, slabUsed));
+      urgentOwners.push(slabOwner);
+    } else {
       out.push(slab.subarray(openAt, slabUsed));
+      outOwners.push(slabOwner);
       outEnds.push(numbered);
       outKinds.push(kind);
     }
@@ -346,7 +373,11 @@ export function wrapByteStream(
     if (openAt >= 0 && (openUrgent !== toUrgent || slabUsed - openAt + size > MAX_JOINED_BYTES)) closeRegion();
     if (slab.length - slabUsed < size) {
       closeRegion();
-      slab = new Uint8Array(Math.max(SLAB_BYTES, size));
+      slabOwner.full = true;
+      slabOwner.regions++;
+      regionDone(slabOwner); // back at once if none of its regions is still to be written
+      slab = (size <= SLAB_BYTES && spareSlabs.pop()) || new Uint8Array(Math.max(SLAB_BYTES, size));
+      slabOwner = { slab, regions: 0, full: false };
       slabUsed = 0;
     }
     if (openAt < 0) {
@@ -385,10 +416,14 @@ export function wrapByteStream(
 
   /** Sizes of the writes in the socket, oldest first (a stream finishes its writes in order). */
   const writing: number[] = [];
+  /** The slab of each write in the socket, if it is a region of one. */
+  const writingOwners: (SlabUse | undefined)[] = [];
   /** One callback for every write: no closure per write. */
   function writeDone(error?: Error | null): void {
     inSocket -= writing.shift()!;
     writes--;
+    const owner = writingOwners.shift();
+    if (!error) regionDone(owner);
     if (!error) flush(); // else 'error' and 'close' follow and end the transport
   }
 
@@ -398,10 +433,14 @@ export function wrapByteStream(
     // Two writes at most: one under way, one waiting behind it alone (Node joins only two or more).
     while (writes < MAX_WRITES && (urgent.length > 0 || out.length > 0)) {
       let bytes: Uint8Array;
+      let owner: SlabUse | undefined;
       // Never between a head and its payload: the peer would read our bytes as the payload.
-      if (urgent.length > 0 && !midFrame) bytes = urgent.shift()!;
-      else {
+      if (urgent.length > 0 && !midFrame) {
+        bytes = urgent.shift()!;
+        owner = urgentOwners.shift();
+      } else {
         bytes = out.shift()!;
+        owner = outOwners.shift();
         written = outEnds.shift()!;
         const kind = outKinds.shift()!;
         midFrame = (kind & HEAD_GOES_ON) !== 0;
@@ -411,6 +450,7 @@ export function wrapByteStream(
       inSocket += bytes.length;
       writes++;
       writing.push(bytes.length);
+      writingOwners.push(owner);
       keyTrace?.('link.write');
       socket.write(bytes, writeDone);
     }
@@ -467,6 +507,7 @@ export function wrapByteStream(
     // The open region ends with this payload's length (and head): they leave back to back.
     closeRegion(HEAD_GOES_ON);
     out.push(bytes);
+    outOwners.push(undefined);
     outEnds.push(numbered);
     outKinds.push(BULK);
     outBytes += bytes.length;

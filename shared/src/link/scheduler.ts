@@ -27,8 +27,8 @@ export interface SchedulerOptions {
  * that much (plus one chunk) queued ahead of a keystroke on another stream.
  */
 export class DataScheduler implements Disposable {
-  /** Streams with data and credit, in turn order (a Set keeps insertion order). */
-  private readonly ready = new Set<LinkStream>();
+  /** Streams with data and credit, in turn order. */
+  private readonly ready = new TurnQueue();
   private pumpScheduled = false;
   private drainPoll: unknown;
   private disposed = false;
@@ -88,23 +88,24 @@ export class DataScheduler implements Disposable {
 
   private readonly pumpSoon = (): void => this.pump();
 
+  private readonly drainPollFired = (): void => {
+    this.drainPoll = undefined;
+    this.schedule();
+  };
+
   private pump(): void {
     keyTrace?.('pump');
     this.pumpScheduled = false;
-    if (this.drainPoll !== undefined) clearTimeout(this.drainPoll);
-    this.drainPoll = undefined;
     while (!this.disposed && this.ready.size > 0) {
       if (this.transport.bufferedAmount >= this.options.transportHighWater) {
         this.sendSmall();
         if (this.ready.size === 0) return;
-        this.drainPoll = setTimeout(() => {
-          this.drainPoll = undefined;
-          this.schedule();
-        }, DRAIN_POLL_MS);
+        // Armed once, not cleared by the pumps that come before it: a busy preview's agent went
+        // high at most of its pumps, and set and cleared a timer at each. Early, it only pumps.
+        this.drainPoll ??= setTimeout(this.drainPollFired, DRAIN_POLL_MS);
         return;
       }
-      const stream: LinkStream = this.ready.values().next().value!;
-      this.ready.delete(stream);
+      const stream = this.ready.shift();
       // Back of the line: the next stream with data gets the next chunk.
       if (this.sendChunk(stream, stream.maxFrameBytes ?? this.options.maxDataFrameBytes)) this.ready.add(stream);
     }
@@ -112,8 +113,9 @@ export class DataScheduler implements Disposable {
 
   /** Hands the stream's next chunk (up to `limit` bytes) to the transport; true while it has more to send. */
   private sendChunk(stream: LinkStream, limit: number): boolean {
-    const chunk = stream.takeChunk(limit);
-    if (chunk) this.options.sendData(stream, chunk.offset, chunk.payload);
+    const offset = stream.sentOffset;
+    const payload = stream.takeChunk(limit);
+    if (payload) this.options.sendData(stream, offset, payload);
     stream.afterSend();
     return stream.readyToSend;
   }
@@ -130,11 +132,55 @@ export class DataScheduler implements Disposable {
     if (lane === undefined || lane <= DATA_HEAD_BYTES) return;
     const limit = lane - DATA_HEAD_BYTES;
     // A copy: a stream that goes back in line must not come round again in this loop.
-    for (const stream of [...this.ready]) {
+    for (const stream of this.ready.snapshot()) {
       if (stream.queuedBytes > Math.min(limit, stream.maxFrameBytes ?? this.options.maxDataFrameBytes)) continue;
       this.ready.delete(stream);
       if (this.sendChunk(stream, limit)) this.ready.add(stream);
     }
+  }
+}
+
+/**
+ * The streams waiting for a turn, in order: an array, and a mark on each stream saying it is in
+ * it. A Set did the same, but emptied and filled again at every pump (32 streams of a busy
+ * preview) its table shrank and grew: a new table several times per request.
+ */
+class TurnQueue {
+  private items: LinkStream[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** At the back, unless it is already waiting (then it keeps its place). */
+  add(stream: LinkStream): void {
+    if (stream.waitsForTurn) return;
+    stream.waitsForTurn = true;
+    this.items.push(stream);
+  }
+
+  delete(stream: LinkStream): void {
+    if (!stream.waitsForTurn) return;
+    stream.waitsForTurn = false;
+    const at = this.items.indexOf(stream);
+    if (at >= 0) this.items.splice(at, 1);
+  }
+
+  /** The first in line, taken out of it (the queue must not be empty). */
+  shift(): LinkStream {
+    const stream = this.items.shift()!;
+    stream.waitsForTurn = false;
+    return stream;
+  }
+
+  /** The streams in line now, in order (a copy). */
+  snapshot(): LinkStream[] {
+    return this.items.slice();
+  }
+
+  clear(): void {
+    for (const stream of this.items) stream.waitsForTurn = false;
+    this.items = [];
   }
 }
 

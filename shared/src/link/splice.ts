@@ -29,6 +29,8 @@ export interface ByteSocket {
 export const SPLICE_ACK_DELAY_MS = 20;
 
 const resolved = Promise.resolve();
+/** stream.write's options for a socket's read, made once (not an object per read). */
+const TRANSFER = { transfer: true } as const;
 /**
  * Runs `fn` once the current task's callbacks have returned: a promise reaction, not
  * queueMicrotask (which Node wraps in an AsyncResource per call). The pieces of one frame arrive
@@ -175,7 +177,8 @@ export function spliceSocket(
   let waiting = false;
   /** `release` gives the bytes' read buffer back once the socket has written them (LeasedReads). */
   const send = (data: Uint8Array, consumed: number, release?: () => void) => {
-    if (release ? socket.write(data, () => release()) : socket.write(data)) stream.ack(consumed);
+    // `release` ignores the write's error: the buffer may go round either way.
+    if (release ? socket.write(data, release) : socket.write(data)) stream.ack(consumed);
   };
   const endOfTask = () => {
     waiting = false;
@@ -197,7 +200,7 @@ export function spliceSocket(
     };
 
     // A pooled buffer goes round once acked; Node's own reads are fresh: the stream keeps them.
-    const write = (chunk: Uint8Array) => stream.write(chunk, { transfer: true });
+    const write = (chunk: Uint8Array) => stream.write(chunk, TRANSFER);
     if (options.reads) {
       // False pauses the socket (Node's onread contract), as pause() below does.
       options.reads.attach(stream, write);

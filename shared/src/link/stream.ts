@@ -1,4 +1,4 @@
-import { Emitter, type Disposable } from '../disposable.js';
+import { Emitter, toDisposable, type Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
@@ -105,13 +105,24 @@ export class LinkStream {
    * pooled read keeps that buffer from the pool (listeners may keep views as long as they like).
    */
   borrowsData = false;
+  /** @internal The stream is in its link's line for a turn to send (DataScheduler). */
+  waitsForTurn = false;
 
-  private readonly dataEmitter = new Emitter<{ data: Uint8Array; offset: number; lease: ReadLease | undefined }>();
+  /**
+   * onData's listeners, called with the data's arguments as they are: no event object, no wrapper
+   * per listener (one of each per request of a busy preview).
+   */
+  private dataListeners: ((data: Uint8Array, offset: number, lease?: ReadLease) => void)[] = [];
   private readonly drainEmitter = new Emitter<void>();
   private readonly ackEmitter = new Emitter<number>();
   private readonly closeEmitter = new Emitter<CloseReason>();
-  readonly onData = (listener: (data: Uint8Array, offset: number, lease?: ReadLease) => void): Disposable =>
-    this.dataEmitter.event(({ data, offset, lease }) => listener(data, offset, lease));
+  readonly onData = (listener: (data: Uint8Array, offset: number, lease?: ReadLease) => void): Disposable => {
+    // A copy, so a listener added or removed while data is delivered changes only the next delivery.
+    this.dataListeners = [...this.dataListeners, listener];
+    return toDisposable(() => {
+      this.dataListeners = this.dataListeners.filter((other) => other !== listener);
+    });
+  };
   readonly onDrain = this.drainEmitter.event;
   readonly onAck = this.ackEmitter.event;
   /** Fires once. A listener that throws is reported asynchronously so the others still run. */
@@ -293,16 +304,22 @@ export class LinkStream {
     return this.queued > 0 && this.hasCredit && !this.released;
   }
 
-  /** @internal Takes the next chunk (at most maxBytes, within credit) for a data frame. */
-  takeChunk(maxBytes: number): { offset: number; payload: Uint8Array } | undefined {
+  /**
+   * @internal Takes the next chunk (at most maxBytes, within credit) for a data frame; its offset
+   * is sentOffset as it was before the call.
+   */
+  takeChunk(maxBytes: number): Uint8Array | undefined {
     const size = Math.min(maxBytes, this.queued, this.window - (this.sent - this.peerAcked));
     if (size <= 0) return undefined;
     let payload: Uint8Array;
     const head = this.queue[0]!;
-    if (head.length >= size) {
+    if (head.length === size) {
+      // The whole write (a request, an answer): as it is, no view of it.
+      payload = head;
+      this.queue.shift();
+    } else if (head.length > size) {
       payload = head.subarray(0, size);
-      if (head.length === size) this.queue.shift();
-      else this.queue[0] = head.subarray(size);
+      this.queue[0] = head.subarray(size);
     } else if (head.length >= MERGE_BELOW_BYTES) {
       // A socket read or a file chunk: its own frame, as it is. Joining it to the next one would
       // copy both (a new buffer per frame) for a saving of one frame header.
@@ -327,10 +344,9 @@ export class LinkStream {
         else this.queue[0] = part.subarray(take);
       }
     }
-    const offset = this.sent;
     this.sent += payload.length;
     this.queued -= payload.length;
-    return { offset, payload };
+    return payload;
   }
 
   /**
@@ -368,7 +384,9 @@ export class LinkStream {
     this.received += payload.length;
     if (lease && !this.borrowsData) lease.keep();
     try {
-      this.dataEmitter.fire({ data: payload, offset, lease: this.borrowsData ? lease : undefined });
+      const listeners = this.dataListeners;
+      const lent = this.borrowsData ? lease : undefined;
+      for (let i = 0; i < listeners.length; i++) listeners[i]!(payload, offset, lent);
     } catch (error) {
       this.abort({
         code: 'E_INTERNAL',
@@ -445,7 +463,7 @@ export class LinkStream {
     this.closeReason = reason;
     if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
     this.closeEmitter.fire(reason);
-    this.dataEmitter.dispose();
+    this.dataListeners = [];
     this.drainEmitter.dispose();
     this.ackEmitter.dispose();
     this.closeEmitter.dispose();
