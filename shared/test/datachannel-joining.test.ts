@@ -5,7 +5,6 @@ import {
   JOINED_FRAMES_FEATURE,
   LinkChallenge,
   PACED_FEATURE,
-  QUIET_TURN_MS,
   LinkHello,
   SCHEMA_VERSION,
   offeredTransportFeatures,
@@ -17,15 +16,11 @@ import {
 } from '../src/index.js';
 import { fakeChannel } from './support/fake-datachannel.js';
 
-/**
- * A transport over a fake channel whose turns end when the test says (endTurn), on a clock the
- * test moves (clock.ms; it starts after a quiet spell).
- */
+/** A transport over a fake channel whose turns end when the test says (endTurn). */
 function side() {
   const fake = fakeChannel();
   const turnEnds: (() => void)[] = [];
-  const clock = { ms: 1000 };
-  const transport = wrapDataChannel(fake.channel, { later: (flush) => turnEnds.push(flush), now: () => clock.ms });
+  const transport = wrapDataChannel(fake.channel, { later: (flush) => turnEnds.push(flush) });
   const frames: Uint8Array[] = [];
   transport.onFrame((frame) => frames.push(frame.slice()));
   const closes: CloseReason[] = [];
@@ -33,7 +28,7 @@ function side() {
   const endTurn = () => {
     for (const flush of turnEnds.splice(0)) flush();
   };
-  return { ...fake, transport, frames, closes, endTurn, clock };
+  return { ...fake, transport, frames, closes, endTurn };
 }
 
 function bytes(length: number, seed: number): Uint8Array {
@@ -59,14 +54,12 @@ describe('data-channel transport: joined frames', () => {
     );
     const turns = fc.array(fc.array(size, { maxLength: 40 }), { minLength: 1, maxLength: 8 });
     fc.assert(
-      fc.property(turns, fc.boolean(), fc.boolean(), (list, joining, busy) => {
+      fc.property(turns, fc.boolean(), (list, joining) => {
         const from = side();
         const to = side();
         if (joining) from.transport.joinedFrames.enable();
         const expected: Uint8Array[] = [];
-        for (const [index, turn] of list.entries()) {
-          // Turns after a quiet spell, or back to back (each within QUIET_TURN_MS of the last).
-          from.clock.ms += busy ? QUIET_TURN_MS - 1 : QUIET_TURN_MS;
+        for (const turn of list) {
           const before = from.sent.length;
           for (const length of turn) {
             const frame = bytes(length, expected.length);
@@ -75,11 +68,8 @@ describe('data-channel transport: joined frames', () => {
             frame.fill(0); // the caller may reuse its buffer once send() returned
           }
           from.endTurn();
-          // A turn of small frames: the first at once after a quiet spell, all the others in one
-          // message; while turns come back to back, all of them in one message.
-          const quiet = !busy || index === 0;
-          if (joining && turn.length >= 2 && turn.every((n) => n <= 300))
-            expect(from.sent.length - before).toBe(quiet ? 2 : 1);
+          // A turn of small frames is one message.
+          if (joining && turn.length >= 1 && turn.every((n) => n <= 300)) expect(from.sent.length - before).toBe(1);
         }
         for (const message of from.sent) {
           expect(message.length).toBeLessThanOrEqual(DATACHANNEL_MESSAGE_BYTES);
@@ -95,49 +85,27 @@ describe('data-channel transport: joined frames', () => {
     );
   });
 
-  it('the first frame after a quiet spell leaves at once, the rest of the turn in one message when it ends', () => {
+  it('every frame of a turn waits for its end, the first too: one message a turn', () => {
     const from = side();
+    const to = side();
     from.transport.joinedFrames.enable();
+    // A keystroke alone in its turn: a plain one-frame chunk, as an older peer reads it.
     from.transport.send(bytes(10, 1));
+    expect(from.sent).toHaveLength(0);
+    expect(from.transport.bufferedAmount).toBe(4 + 10);
+    from.endTurn();
     expect(from.sent).toHaveLength(1);
-    expect(from.sent[0]![0]).toBe(1); // a plain one-frame chunk
+    expect(from.sent[0]![0]).toBe(1);
     for (let i = 0; i < 20; i++) from.transport.send(bytes(100, i));
     expect(from.sent).toHaveLength(1);
-    expect(from.transport.bufferedAmount).toBeGreaterThan(20 * 100);
+    expect(from.transport.bufferedAmount).toBe(20 * (4 + 100));
     from.endTurn();
     expect(from.sent).toHaveLength(2);
     expect(from.sent[1]![0]).toBe(2);
     expect(from.sent[1]!.length).toBe(1 + 20 * (4 + 100));
     expect(from.transport.bufferedAmount).toBe(0);
-    // Quiet again: the next frame goes at once too.
-    from.clock.ms += QUIET_TURN_MS;
-    from.transport.send(bytes(10, 2));
-    expect(from.sent).toHaveLength(3);
-  });
-
-  it('while turns come back to back, the first frame of a turn waits for its end too: one message a turn', () => {
-    const from = side();
-    const to = side();
-    from.transport.joinedFrames.enable();
-    from.transport.send(bytes(10, 1));
-    from.endTurn();
-    expect(from.sent).toHaveLength(1);
-    // The next turn opens within QUIET_TURN_MS of the last: nothing leaves until it ends.
-    from.clock.ms += QUIET_TURN_MS - 1;
-    for (let i = 0; i < 5; i++) from.transport.send(bytes(100, i));
-    expect(from.sent).toHaveLength(1);
-    expect(from.transport.bufferedAmount).toBe(5 * (4 + 100));
-    from.endTurn();
-    expect(from.sent).toHaveLength(2);
-    expect(from.sent[1]![0]).toBe(2);
-    // One frame alone in a busy turn: a plain chunk, as an older peer reads it.
-    from.clock.ms += 1;
-    from.transport.send(bytes(7, 9));
-    expect(from.sent).toHaveLength(2);
-    from.endTurn();
-    expect(from.sent.map((m) => m[0])).toEqual([1, 2, 1]);
     for (const message of from.sent) to.receive(message);
-    expect(to.frames.map((f) => f.length)).toEqual([10, 100, 100, 100, 100, 100, 7]);
+    expect(to.frames.map((f) => f.length)).toEqual([10, ...Array(20).fill(100)]);
     expect(to.closes).toEqual([]);
   });
 
@@ -148,14 +116,12 @@ describe('data-channel transport: joined frames', () => {
     from.transport.send(bytes(MAX_JOINED_FRAME, 1));
     from.endTurn();
     expect(from.sent.map((m) => m.length)).toEqual([2, DATACHANNEL_MESSAGE_BYTES - 4]);
-    from.clock.ms += QUIET_TURN_MS;
     from.transport.send(bytes(1, 0));
     from.transport.send(bytes(3, 0));
     from.transport.send(bytes(MAX_JOINED_FRAME + 1, 2));
-    // The frame this turn held went before the big one, in order.
+    // The frames this turn held went before the big one, in order.
     expect(from.sent.slice(2).map((m) => [m[0], m.length])).toEqual([
-      [1, 2],
-      [1, 4],
+      [2, 1 + 5 + 7],
       [1, MAX_JOINED_FRAME + 2],
     ]);
   });

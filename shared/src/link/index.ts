@@ -66,7 +66,6 @@ export {
   DATACHANNEL_MESSAGE_BYTES,
   JOINED_FRAMES_FEATURE,
   PACED_FEATURE,
-  QUIET_TURN_MS,
   type DataChannelTransport,
   type DataChannelLike,
   type DataChannelTransportOptions,
