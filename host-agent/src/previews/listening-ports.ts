@@ -1,7 +1,7 @@
 import type { ListeningPort } from '@hangar/shared';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 
 type Where = { procRoot?: string; lsof?: string };
@@ -36,7 +36,9 @@ export async function listeningSnapshot(options: Where = {}): Promise<{ ports: L
 
 /**
  * A cheap fingerprint of what listens, to notice a dev server starting or stopping: /proc's two
- * tables without looking up owners (a few KB read); where there is no /proc, lsof's answer.
+ * tables without looking up owners (a few KB read); where there is no /proc, lsof's answer. Each
+ * socket's inode is in it, so a dev server restarted on its port between two looks (another
+ * process now) is a change too.
  */
 export async function listeningFingerprint(options: Where = {}): Promise<string> {
   const fromProc = await readProcTables(options.procRoot ?? '/proc');
@@ -46,7 +48,7 @@ export async function listeningFingerprint(options: Where = {}): Promise<string>
 
 function procFingerprint(listeners: RawListener[]): string {
   return listeners
-    .map((l) => `${l.address}:${l.port}`)
+    .map((l) => `${l.address}:${l.port}:${l.inode}`)
     .sort()
     .join(' ');
 }
@@ -61,11 +63,49 @@ interface RawListener {
 
 /** The listeners in /proc/net/tcp{,6}, owners not looked up; undefined without /proc (macOS). */
 async function readProcTables(procRoot: string): Promise<RawListener[] | undefined> {
-  const tables = await Promise.all(
-    ['tcp', 'tcp6'].map((name) => readFile(`${procRoot}/net/${name}`, 'utf8').catch(() => undefined)),
-  );
+  const tables = await Promise.all(['tcp', 'tcp6'].map((name) => readListeningSection(`${procRoot}/net/${name}`)));
   if (tables.every((table) => table === undefined)) return undefined;
   return tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
+}
+
+/** Bytes asked of a table at a time: ~50 lines, more than the listeners of most machines. */
+const TABLE_CHUNK = 8192;
+
+/**
+ * The head of a /proc/net/tcp{,6} table, up to its first socket that is not listening. The kernel
+ * prints the listening sockets first, then every other socket (connections, TIME_WAIT), formatting
+ * only as many lines as a read asks for: a preview under load has thousands of connections, and
+ * reading and splitting all of them on every look was most of the watch's cost.
+ */
+async function readListeningSection(path: string): Promise<string | undefined> {
+  let file;
+  try {
+    file = await open(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    let text = '';
+    for (;;) {
+      const buffer = Buffer.allocUnsafe(TABLE_CHUNK);
+      const { bytesRead } = await file.read(buffer, 0, TABLE_CHUNK, null);
+      if (bytesRead === 0) return text;
+      text += buffer.toString('latin1', 0, bytesRead);
+      const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+      if (complete.split('\n').some((line, i) => i > 0 && line.length > 0 && lineState(line) !== LISTEN)) {
+        return complete;
+      }
+    }
+  } catch {
+    return undefined;
+  } finally {
+    await file.close();
+  }
+}
+
+/** A table line's `st` column (the fourth). */
+function lineState(line: string): string | undefined {
+  return line.trim().split(/\s+/, 4)[3];
 }
 
 const LISTEN = '0A';
@@ -164,7 +204,16 @@ async function socketOwners(procRoot: string, inodes: Set<string>): Promise<Map<
     return owners;
   }
   let sliceStart = performance.now();
+  const ownUid = process.getuid?.();
   for (const pid of pids) {
+    // Another user's process: its fds cannot be read (a stat says so without a failed readdir).
+    if (
+      ownUid !== undefined &&
+      ownUid !== 0 &&
+      statSync(`${procRoot}/${pid}`, { throwIfNoEntry: false })?.uid !== ownUid
+    ) {
+      continue;
+    }
     let fds: string[];
     try {
       fds = readdirSync(`${procRoot}/${pid}/fd`);
@@ -176,7 +225,12 @@ async function socketOwners(procRoot: string, inodes: Set<string>): Promise<Map<
         await new Promise((resolve) => setImmediate(resolve));
         sliceStart = performance.now();
       }
-      const inode = /^socket:\[(\d+)\]$/.exec(linkTarget(`${procRoot}/${pid}/fd/${fd}`))?.[1];
+      const target = fdTarget(`${procRoot}/${pid}/fd/${fd}`);
+      // Whether a process's fds may be read is decided for the process (ptrace's rule: another
+      // user namespace, a non-dumpable or setuid process), so one refusal stands for all its fds.
+      // Here one such process held a quarter of the machine's fds, each read failing.
+      if (target === EACCES) break;
+      const inode = target === undefined ? undefined : /^socket:\[(\d+)\]$/.exec(target)?.[1];
       if (inode === undefined || !wanted.has(inode)) continue;
       const owner = { pid: Number(pid), process: processName(procRoot, pid) };
       owners.set(inode, owner);
@@ -190,10 +244,18 @@ async function socketOwners(procRoot: string, inodes: Set<string>): Promise<Map<
 }
 
 function linkTarget(path: string): string {
+  const target = fdTarget(path);
+  return typeof target === 'string' ? target : '';
+}
+
+const EACCES = Symbol('EACCES');
+
+/** Where an fd link points; EACCES when the process's fds may not be read, undefined if gone. */
+function fdTarget(path: string): string | typeof EACCES | undefined {
   try {
     return readlinkSync(path);
-  } catch {
-    return '';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EACCES' ? EACCES : undefined;
   }
 }
 

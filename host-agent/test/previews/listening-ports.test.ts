@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenInChild } from '../../../test/support/processes.js';
@@ -64,6 +67,48 @@ describe('what listens on the host', () => {
         port,
         address: '127.0.0.1',
         pid: childPid,
+        process: expect.stringMatching(/^node/),
+      });
+    },
+  );
+
+  it('finds every listener of a table longer than one read, with the connections after them left unread', async () => {
+    // /proc prints listeners first, then the rest; here 80 listeners (~12 KB) and 2,000 connections.
+    const root = mkdtempSync(join(tmpdir(), 'hangar-fake-proc-'));
+    try {
+      mkdirSync(join(root, 'net'));
+      const row = (i: number, port: number, state: string) =>
+        `${String(i).padStart(4)}: 0100007F:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000  1000        0 ${1000 + i} 1 0000000000000000 100 0 0 10 0\n`;
+      let text = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+      for (let i = 0; i < 80; i++) text += row(i, 20000 + i, '0A');
+      for (let i = 80; i < 2080; i++) text += row(i, 40000 + (i % 20000), i % 2 ? '01' : '06');
+      writeFileSync(join(root, 'net', 'tcp'), text);
+      const found = await listeningPorts({ procRoot: root });
+      expect(found.map((l) => l.port)).toEqual(Array.from({ length: 80 }, (_, i) => 20000 + i));
+      expect(found.every((l) => l.address === '127.0.0.1' && l.pid === null)).toBe(true);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(process.platform === 'linux')(
+    'finds a server that starts while a thousand connections are open',
+    async () => {
+      const busy = spawn(process.execPath, [
+        '-e',
+        `const net = require('net');
+       const server = net.createServer().listen(0, '127.0.0.1', () => {
+         let open = 0;
+         for (let i = 0; i < 500; i++) net.connect(server.address().port, '127.0.0.1', () => ++open === 500 && console.log('connected'));
+       });`,
+      ]);
+      children.push(busy);
+      await once(createInterface({ input: busy.stdout! }), 'line');
+      const dev = await start('127.0.0.1');
+      expect(await listeningPorts()).toContainEqual({
+        port: dev.port,
+        address: '127.0.0.1',
+        pid: dev.child.pid,
         process: expect.stringMatching(/^node/),
       });
     },
