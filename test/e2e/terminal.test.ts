@@ -58,6 +58,37 @@ describe('terminal sessions through the CLI', () => {
     expect(JSON.parse(after.stdout)[0].sessions).toEqual([]);
   });
 
+  it("a second attach whose terminal answers tmux's queries does not take the size from the one typing", async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'answers', ...BASH])).code).toBe(0);
+    const size = async () =>
+      (await tmux(box.dataDir, ['display', '-p', '-t', 'hangar-answers', '#{window_width}x#{window_height}'])).trim();
+    const typing = box.attach('answers', { cols: 100, rows: 30 });
+    await typing.waitForText('$');
+    typing.type('echo typed-here\r');
+    await typing.waitForText(/^typed-here$/m);
+    expect(await size()).toBe('100x30');
+
+    const viewer = box.attach('answers', { cols: 70, rows: 20 });
+    viewer.answerQueries();
+    await viewer.waitForText(/^typed-here$/m);
+    // tmux has the viewer's answer (a size hand-over for it would have come first)...
+    const clients = async () =>
+      (
+        await tmux(box.dataDir, [
+          'list-clients',
+          '-t',
+          'hangar-answers',
+          '-F',
+          '#{client_width} #{client_termfeatures}',
+        ])
+      ).split('\n');
+    await waitFor(async () => (await clients()).some((line) => line.startsWith('70 ') && line.includes('RGB')));
+    // ...and the window keeps the typing client's size.
+    expect(await size()).toBe('100x30');
+    viewer.type('\r');
+    await waitFor(async () => (await size()) === '70x20');
+  });
+
   it('attach exits with the status of the command when the session ends', async () => {
     const client = await box.bashAttached('short');
     client.type('exit 7\r');

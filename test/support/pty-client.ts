@@ -34,6 +34,20 @@ export class AttachedCli implements AsyncDisposable {
     this.exit = new Promise((resolve) => this.process.onExit(({ exitCode }) => resolve(exitCode)));
   }
 
+  /**
+   * Makes the screen answer queries as a terminal emulator does on its own (xterm.js writes its
+   * answers to onData, like keys); device attributes are answered as tmux answers them, as when
+   * `hangar attach` runs inside tmux: tmux then gives this client the RGB feature, which a test
+   * can see in `#{client_termfeatures}`. Call it right after construction, before output arrives.
+   */
+  answerQueries(): void {
+    this.screen.parser.registerCsiHandler({ prefix: '>', final: 'c' }, () => {
+      this.screen.input('\x1b[>84;0;0c', false);
+      return true;
+    });
+    this.screen.onData((data) => this.process.write(data));
+  }
+
   get raw(): string {
     return this.output;
   }

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { PtyInput } from './pty-input.js';
 import { ReplayBuffer } from './replay-buffer.js';
 import type { SizeDriver } from './size-driver.js';
+import { isTerminalReply } from './terminal-replies.js';
 import { tmuxEnv, type Tmux } from './tmux.js';
 
 export interface AttachmentEnd {
@@ -176,13 +177,16 @@ export class PtyAttachment implements Attachment {
       this.readThrottled = false;
       if (!this.paused) this.pty.resume();
     }
-    if (!this.inputChain && this.sizing.isDriver(this.tmuxSessionName, this)) {
-      // Writes go to the pty master directly; a paused read side never delays them.
+    if (!this.inputChain && (this.sizing.isDriver(this.tmuxSessionName, this) || isTerminalReply(bytes))) {
+      // Writes go to the pty master directly; a paused read side never delays them. A terminal's
+      // answer to tmux's queries is not typing: a view that merely attached (a hidden tab, a
+      // terminal window answering on its own) must not take the size from the one being typed in.
       this.ptyInput.write(bytes);
       keyTrace?.('pty.written', bytes.length);
       return;
     }
-    // This client starts typing: it becomes the size driver first, keeping keystrokes in order.
+    // This client starts typing: it becomes the size driver first, keeping keystrokes in order
+    // (an answer behind keys still waiting for the hand-over waits with them).
     const chain = (this.inputChain ?? this.sizing.takeOver(this.tmuxSessionName, this)).then(
       () => {
         if (!this.ended) this.ptyInput.write(bytes);

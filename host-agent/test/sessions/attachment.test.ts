@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { Terminal } from '@xterm/headless';
 import { describe, expect, it } from 'vitest';
 import { SessionCreateParams } from '@hangar/shared';
-import type { SessionManager } from '../../src/sessions/index.js';
+import type { Attachment, SessionManager } from '../../src/sessions/index.js';
 import { bash, screenText, useTestHost, typeInto, waitFor, type TestHost } from './fixture.js';
 
 let host: TestHost;
@@ -12,6 +13,31 @@ useTestHost((started) => (host = started));
 async function shellSession(name: string, options: Parameters<TestHost['start']>[0] = {}): Promise<void> {
   sessions = await host.start(options);
   await sessions.create(SessionCreateParams.parse({ name, command: bash, cwd: host.dataDir, env: { PS1: 'ready$ ' } }));
+}
+
+const windowSize = async (name: string) =>
+  (await host.tmux('display-message', '-p', '-t', `=hangar-${name}:`, '#{window_width}x#{window_height}')).trim();
+
+/**
+ * A terminal emulator showing an attachment: xterm.js, which answers tmux's queries on its own
+ * (through onData, like typing). Its device attributes are answered as tmux answers them (what
+ * `hangar attach` run inside tmux would send): tmux then lists the client with the RGB feature,
+ * so a test can see the answer has reached tmux.
+ */
+function answeringTerminal(attachment: Attachment, size: { cols: number; rows: number }): Terminal {
+  const terminal = new Terminal({ ...size, allowProposedApi: true });
+  terminal.parser.registerCsiHandler({ prefix: '>', final: 'c' }, () => {
+    terminal.input('\x1b[>84;0;0c', false);
+    return true;
+  });
+  terminal.onData((data) => attachment.input(new TextEncoder().encode(data)));
+  const held = attachment.readFrom(0);
+  if (held) terminal.write(held);
+  attachment.onOutput((chunk, offset) => {
+    terminal.write(chunk);
+    attachment.ack(offset + chunk.length);
+  });
+  return terminal;
 }
 
 const windowWidth = async (name: string) =>
@@ -47,6 +73,31 @@ describe('attachments', () => {
     small.resize(90, 30);
     typeInto(small, ' ');
     await waitFor(async () => (await windowWidth('sizes')) === 90, 'the resized client to drive the size');
+  });
+
+  it("a client whose terminal answers tmux's queries does not take the size from the one typing", async () => {
+    await shellSession('answers');
+    const typing = await sessions.attach('answers', { cols: 120, rows: 40 });
+    const screen = screenText(typing);
+    await waitFor(() => screen.text().includes('ready$'), 'the prompt');
+    typeInto(typing, 'echo typed-$((6*7))\r');
+    await waitFor(() => screen.text().includes('typed-42'), 'the echo');
+    expect(await windowSize('answers')).toBe('120x40');
+
+    const viewer = await sessions.attach('answers', { cols: 80, rows: 24 });
+    answeringTerminal(viewer, { cols: 80, rows: 24 });
+    const features = async () =>
+      (await host.tmux('list-clients', '-t', '=hangar-answers', '-F', '#{client_width} #{client_termfeatures}'))
+        .split('\n')
+        .find((line) => line.startsWith('80 '));
+    // The answer has reached tmux (a size hand-over would have come before it)...
+    await waitFor(async () => (await features())?.includes('RGB') === true, "the viewer's answer to reach tmux");
+    // ...and the window still has the typing client's size.
+    expect(await windowSize('answers')).toBe('120x40');
+
+    // Typing in the viewer still hands the size over.
+    typeInto(viewer, ' ');
+    await waitFor(async () => (await windowSize('answers')) === '80x24', 'the viewer to drive the size once it types');
   });
 
   it('a flood never grows the buffer past the window, and Ctrl-C still gets through', async () => {
