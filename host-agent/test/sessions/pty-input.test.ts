@@ -55,8 +55,14 @@ function blockThreadPool(): void {
   for (const fifo of fifos) execFileSync('mkfifo', [fifo]);
   const opened = fifos.map((fifo) => open(fifo, 'r').then((handle) => handle.close()));
   cleanups.push(() => {
-    for (const fifo of fifos) closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-    void Promise.all(opened).then(() => rmSync(dir, { recursive: true, force: true }));
+    // A writer that needs no reader (O_RDWR on a FIFO, Linux): a pool thread that has not yet
+    // begun its open (a busy machine) finds the writer there when it does. O_WRONLY|O_NONBLOCK
+    // failed with ENXIO then, and the throw left the test's cat running (clean-clone CI run 9).
+    const writers = fifos.map((fifo) => openSync(fifo, constants.O_RDWR));
+    void Promise.all(opened).then(() => {
+      for (const fd of writers) closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    });
   });
 }
 
