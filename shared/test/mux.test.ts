@@ -15,6 +15,7 @@ import {
   type MemoryTransportOptions,
   type MuxOptions,
 } from '@hangar/shared';
+import { connectMuxes, openBoth } from './support/mux-pair.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -22,29 +23,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function connect(options: { mux?: Omit<MuxOptions, 'role'>; transport?: MemoryTransportOptions } = {}) {
-  const pair = createMemoryTransportPair(options.transport);
-  const client = new Mux(pair[0], { role: 'client', ...options.mux });
-  const agent = new Mux(pair[1], { role: 'agent', ...options.mux });
-  cleanups.push(() => {
-    client.dispose();
-    agent.dispose();
-    pair.cut();
-  });
-  /** Sends raw frames to the agent as if the client's mux had (bypassing its checks). */
-  const inject = (frame: Frame | Uint8Array) => pair[0].send(frame instanceof Uint8Array ? frame : encodeFrame(frame));
-  /** Frames the agent sends, decoded, as the client receives them. */
-  const fromAgent: Frame[] = [];
-  pair[0].onFrame((bytes) => fromAgent.push(decodeFrame(bytes)));
-  return { pair, client, agent, inject, fromAgent };
-}
-
-/** Opens one stream on both ends, as a session attach does after its control exchange. */
-function openBoth(client: Mux, agent: Mux, options: { window?: number } = {}) {
-  const local = client.openStream(options);
-  const remote = agent.openStream({ ...options, id: local.id });
-  return { local, remote };
-}
+const connect = (options: Parameters<typeof connectMuxes>[1] = {}) => connectMuxes(cleanups, options);
 
 function collect(stream: LinkStream) {
   const chunks: Array<{ data: Uint8Array; offset: number }> = [];

@@ -2,15 +2,14 @@ import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   afterThisTask,
-  createMemoryTransportPair,
   FRAME_TYPE,
-  Mux,
   PooledReads,
   ReadBufferPool,
   SPLICE_ACK_DELAY_MS,
   spliceSocket,
   type ByteSocket,
 } from '@hangar/shared';
+import { connectMuxes, openBoth } from './support/mux-pair.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -44,17 +43,9 @@ class FakeSocket extends EventEmitter implements ByteSocket {
 
 describe('spliceSocket with pooled reads', () => {
   it('sends every read intact and hands a buffer out again only after the peer acked its bytes', async () => {
-    const pair = createMemoryTransportPair();
-    const client = new Mux(pair[0], { role: 'client' });
-    const agent = new Mux(pair[1], { role: 'agent' });
-    cleanups.push(() => {
-      client.dispose();
-      agent.dispose();
-      pair.cut();
-    });
+    const { client, agent } = connectMuxes(cleanups);
     const window = 128 * 1024;
-    const local = client.openStream({ window });
-    const remote = agent.openStream({ window, id: local.id });
+    const { local, remote } = openBoth(client, agent, { window });
     const received: Uint8Array[] = [];
     local.onData((data) => received.push(data.slice()));
 
@@ -93,16 +84,8 @@ describe('spliceSocket with pooled reads', () => {
   });
 
   it('puts small reads one after another in a buffer, uncopied, and reuses it only once all are acked', async () => {
-    const pair = createMemoryTransportPair();
-    const client = new Mux(pair[0], { role: 'client' });
-    const agent = new Mux(pair[1], { role: 'agent' });
-    cleanups.push(() => {
-      client.dispose();
-      agent.dispose();
-      pair.cut();
-    });
-    const local = client.openStream();
-    const remote = agent.openStream({ id: local.id });
+    const { client, agent } = connectMuxes(cleanups);
+    const { local, remote } = openBoth(client, agent);
     const received: Uint8Array[] = [];
     // Acks wait until the test lets them go: the buffers' bytes stay unacked meanwhile.
     local.autoAck = false;
@@ -154,16 +137,8 @@ describe('spliceSocket with pooled reads', () => {
 
 describe('spliceSocket writes', () => {
   it('writes a piece alone in its task as it is, and corks the socket for the pieces of one task', async () => {
-    const pair = createMemoryTransportPair({ schedule: setImmediate });
-    const client = new Mux(pair[0], { role: 'client' });
-    const agent = new Mux(pair[1], { role: 'agent' });
-    cleanups.push(() => {
-      client.dispose();
-      agent.dispose();
-      pair.cut();
-    });
-    const local = client.openStream();
-    const remote = agent.openStream({ id: local.id });
+    const { client, agent } = connectMuxes(cleanups, { transport: { schedule: setImmediate } });
+    const { local, remote } = openBoth(client, agent);
     /** What the socket was asked to do, in order. */
     const calls: string[] = [];
     const socket = new FakeSocket();
@@ -198,7 +173,7 @@ describe('spliceSocket acks', () => {
   it('a request and its answer cost one frame each way: acks wait for their timer instead of riding on the data', async () => {
     // Only the ack timers are fake; frames are delivered on setImmediate.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const pair = createMemoryTransportPair({ schedule: setImmediate });
+    const { pair, client, agent } = connectMuxes(cleanups, { transport: { schedule: setImmediate } });
     const sent = { client: [] as number[], agent: [] as number[] };
     for (const [index, side] of [
       [0, 'client'],
@@ -211,15 +186,7 @@ describe('spliceSocket acks', () => {
         send(frame);
       };
     }
-    const client = new Mux(pair[0], { role: 'client' });
-    const agent = new Mux(pair[1], { role: 'agent' });
-    cleanups.push(() => {
-      client.dispose();
-      agent.dispose();
-      pair.cut();
-    });
-    const browserStream = client.openStream();
-    const originStream = agent.openStream({ id: browserStream.id });
+    const { local: browserStream, remote: originStream } = openBoth(client, agent);
     /** The browser's side and the dev server's side: each write is recorded, the server answers each request. */
     const browser = new FakeSocket();
     const origin = new FakeSocket();

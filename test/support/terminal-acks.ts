@@ -1,13 +1,12 @@
 import {
-  createMemoryTransportPair,
-  decodeFrame,
-  Mux,
   TERMINAL_INPUT_ACK_DELAY_MS,
   TERMINAL_OUTPUT_ACK_DELAY_MS,
   type Frame,
   type LinkStream,
+  type Mux,
 } from '@hangar/shared';
 import { afterEach, expect, vi } from 'vitest';
+import { connectMuxes } from '../../shared/test/support/mux-pair.js';
 
 /**
  * How the end of a terminal stream that receives keys (the agent's, and the core's for a window)
@@ -77,21 +76,11 @@ export async function typingEnd(
   state: TypingEnd['state'],
   receive: (mux: Mux, streamId: number) => Promise<() => void> | (() => void),
 ): Promise<TypingEnd> {
-  const pair = createMemoryTransportPair();
-  const typing = new Mux(pair[0], { role: 'client' });
-  const receiving = new Mux(pair[1], { role: 'agent' });
-  const frames: Frame[] = [];
-  pair[0].onFrame((bytes) => frames.push(decodeFrame(bytes)));
+  const { client: typing, agent: receiving, fromAgent: frames } = connectMuxes(cleanups);
   const stream = typing.openStream();
   stream.ackDelayMs = TERMINAL_OUTPUT_ACK_DELAY_MS; // as the app's terminals (CoreTerminal)
   let echoed = 0;
   stream.onData((data) => (echoed += data.length));
-  const close = await receive(receiving, stream.id);
-  cleanups.push(() => {
-    close();
-    typing.dispose();
-    receiving.dispose();
-    pair.cut();
-  });
+  cleanups.push(await receive(receiving, stream.id));
   return { stream, echoed: () => echoed, frames, state };
 }
