@@ -86,15 +86,22 @@ async function readListeningSection(path: string): Promise<string | undefined> {
   }
   try {
     let text = '';
+    /** Where the lines not yet looked at begin: past the header line, then past each complete line. */
+    let unread = -1;
+    const buffer = Buffer.allocUnsafe(TABLE_CHUNK);
     for (;;) {
-      const buffer = Buffer.allocUnsafe(TABLE_CHUNK);
       const { bytesRead } = await file.read(buffer, 0, TABLE_CHUNK, null);
       if (bytesRead === 0) return text;
       text += buffer.toString('latin1', 0, bytesRead);
-      const complete = text.slice(0, text.lastIndexOf('\n') + 1);
-      if (complete.split('\n').some((line, i) => i > 0 && line.length > 0 && lineState(line) !== LISTEN)) {
-        return complete;
+      if (unread < 0) {
+        const header = text.indexOf('\n');
+        if (header < 0) continue;
+        unread = header + 1;
       }
+      const complete = text.lastIndexOf('\n') + 1;
+      const lines = text.slice(unread, complete).split('\n');
+      if (lines.some((line) => line.length > 0 && lineState(line) !== LISTEN)) return text.slice(0, complete);
+      unread = Math.max(unread, complete);
     }
   } catch {
     return undefined;
