@@ -186,6 +186,16 @@ try {
     'CPU µs per request through the preview: core / far agent / origin',
     `${perRequest(cpu.core, through)} / ${perRequest(cpu.agent, through)} / ${perRequest(cpu.origin, through)} (origin, direct: ${perRequest(cpu.directOrigin, direct)})`,
   ]);
+  // Every process of a run shares this machine's cores, so once they are all busy req/s goes as
+  // the inverse of the CPU a request costs end to end: the ratio of those costs is the req/s
+  // ratio such a run reaches, whatever the load average.
+  const loadCpu = (runs) => runs.reduce((n, r) => n + r.cpu_us, 0) / requests(runs);
+  const rtcCpu = loadCpu(through) + (1e6 * (cpu.origin + cpu.core + cpu.agent)) / requests(through);
+  const tcpCpu = loadCpu(direct) + (1e6 * cpu.directOrigin) / requests(direct);
+  rows.push([
+    'CPU µs per request end to end (load generator + origin + core + far agent)',
+    `over WebRTC ${rtcCpu.toFixed(0)} (load generator ${loadCpu(through).toFixed(0)}), direct TCP ${tcpCpu.toFixed(0)} (load generator ${loadCpu(direct).toFixed(0)}): with the cores all busy about ${(tcpCpu / rtcCpu).toFixed(2)}× direct req/s`,
+  ]);
   const byThread = (map) =>
     [...map]
       .filter(([, seconds]) => seconds > 0)
