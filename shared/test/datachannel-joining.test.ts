@@ -85,6 +85,63 @@ describe('data-channel transport: joined frames', () => {
     );
   });
 
+  it('turns that wait while the channel is full keep their own bytes: later turns reuse no buffer under them', () => {
+    // A channel that copies what it is handed (as node-datachannel does) and is full when the test
+    // says: turns flushed meanwhile wait in the transport while later turns are written.
+    const turns = fc.array(
+      fc.record({
+        sizes: fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 12 }),
+        full: fc.boolean(),
+      }),
+      { minLength: 1, maxLength: 12 },
+    );
+    fc.assert(
+      fc.property(turns, fc.boolean(), (list, pacing) => {
+        let buffered = 0;
+        let low: (() => void) | undefined;
+        const wire: Uint8Array[] = [];
+        const channel: DataChannelLike = {
+          ...fakeChannel().channel,
+          sendMessageBinary: (message) => {
+            wire.push(message.slice());
+            buffered += message.length;
+            return true;
+          },
+          bufferedAmount: () => buffered,
+          onBufferedAmountLow: (listener) => (low = listener),
+        };
+        const ends: (() => void)[] = [];
+        const from = wrapDataChannel(channel, {
+          later: (flush) => ends.push(flush),
+          channelHighWater: 64 * 1024,
+          inFlightAllowance: 0,
+        });
+        from.joinedFrames.enable();
+        if (pacing) from.paced.enable();
+        const to = side();
+        const expected: Uint8Array[] = [];
+        for (const turn of list) {
+          // Full: what the channel holds is past its high water until it drains below.
+          buffered = turn.full ? 1024 * 1024 : 0;
+          if (!turn.full) low?.();
+          for (const length of turn.sizes) {
+            const frame = bytes(length, expected.length);
+            expected.push(frame.slice());
+            from.send(frame);
+          }
+          for (const flush of ends.splice(0)) flush();
+        }
+        buffered = 0;
+        low?.();
+        for (const message of wire) if (message[0] !== 3) to.receive(message);
+        expect(to.closes).toEqual([]);
+        expect(to.frames.length).toBe(expected.length);
+        for (let i = 0; i < expected.length; i++) expect(same(to.frames[i]!, expected[i]!)).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('every frame of a turn waits for its end, the first too: one message a turn', () => {
     const from = side();
     const to = side();

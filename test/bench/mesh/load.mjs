@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // A small HTTP load generator (wrk's -c/-d, in Node): CONNECTIONS keep-alive connections each
 // sending GET / one after another to http://127.0.0.1:PORT/ for SECONDS; prints one JSON line:
-// requests per second and the p99 latency in ms. Run beside the origin (direct TCP, in its
-// namespace) or against a preview's local address (through the link), so both sides pay the same
-// client cost.
+// requests per second, the p99 latency in ms, and the CPU this generator spent meanwhile (µs).
+// Run beside the origin (direct TCP, in its namespace) or against a preview's local address
+// (through the link), so both sides pay the same client cost.
 import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 
@@ -33,13 +33,23 @@ function get() {
 }
 
 const started = performance.now();
+const cpuBefore = process.cpuUsage();
 await Promise.all(
   Array.from({ length: Number(connections) }, async () => {
     while (performance.now() < end) await get();
   }),
 );
 const elapsed = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage(cpuBefore);
 latencies.sort((a, b) => a - b);
 const p99 = latencies[Math.min(latencies.length - 1, Math.floor(0.99 * latencies.length))] ?? NaN;
 agent.destroy();
-console.log(JSON.stringify({ rps: latencies.length / elapsed, p99, failed, requests: latencies.length }));
+console.log(
+  JSON.stringify({
+    rps: latencies.length / elapsed,
+    p99,
+    failed,
+    requests: latencies.length,
+    cpu_us: cpu.user + cpu.system,
+  }),
+);

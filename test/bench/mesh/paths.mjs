@@ -50,6 +50,25 @@ function threadCpu(pid) {
   return byName;
 }
 
+/**
+ * Seconds each of a process's threads spent runnable but waiting for a core (/proc schedstat's
+ * second field), summed by thread name: where a loaded machine's scheduling delays a request.
+ */
+function threadWait(pid) {
+  const byName = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const waited = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+      byName.set(name, (byName.get(name) ?? 0) + waited);
+    } catch {
+      // The thread ended meanwhile, or the kernel keeps no schedstat.
+    }
+  }
+  return byName;
+}
+
 /** Packets through this machine's ends of the bench's veth pairs (hb…), both ways: the far agent's datagrams. */
 function vethPackets() {
   let packets = 0;
@@ -124,6 +143,7 @@ try {
   });
   // The same per thread name (the main thread against the WebRTC library's), core and far agent.
   const threads = { core: new Map(), agent: new Map() };
+  const waits = { core: new Map(), agent: new Map(), linkedCore: new Map(), linkedAgent: new Map() };
   let packets = 0;
   const addThreads = (into, before, after) => {
     for (const [name, seconds] of after) into.set(name, (into.get(name) ?? 0) + seconds - (before.get(name) ?? 0));
@@ -131,17 +151,23 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     const before = cpuNow();
     const threadsBefore = { core: threadCpu(process.pid), agent: threadCpu(stack.pids.far.agent) };
+    const waitsBefore = { core: threadWait(process.pid), agent: threadWait(stack.pids.far.agent) };
     const packetsBefore = vethPackets();
     through.push(await load([], local));
     packets += vethPackets() - packetsBefore;
     const after = cpuNow();
     addThreads(threads.core, threadsBefore.core, threadCpu(process.pid));
     addThreads(threads.agent, threadsBefore.agent, threadCpu(stack.pids.far.agent));
+    addThreads(waits.core, waitsBefore.core, threadWait(process.pid));
+    addThreads(waits.agent, waitsBefore.agent, threadWait(stack.pids.far.agent));
     for (const key of ['core', 'agent', 'origin']) cpu[key] += after[key] - before[key];
     const linkedBefore = { core: cpuNow().core, agent: cpuSeconds(stack.pids.near.agent) };
+    const linkedWaitsBefore = { core: threadWait(process.pid), agent: threadWait(stack.pids.near.agent) };
     linked.push(await load([], nearLocal));
     linkedCore += cpuNow().core - linkedBefore.core;
     linkedAgent += cpuSeconds(stack.pids.near.agent) - linkedBefore.agent;
+    addThreads(waits.linkedCore, linkedWaitsBefore.core, threadWait(process.pid));
+    addThreads(waits.linkedAgent, linkedWaitsBefore.agent, threadWait(stack.pids.near.agent));
     const originBefore = cpuSeconds(stack.pids.far.origin);
     direct.push(await load(wrapper, origins.far));
     cpu.directOrigin += cpuSeconds(stack.pids.far.origin) - originBefore;
@@ -186,15 +212,31 @@ try {
     'CPU µs per request through the preview: core / far agent / origin',
     `${perRequest(cpu.core, through)} / ${perRequest(cpu.agent, through)} / ${perRequest(cpu.origin, through)} (origin, direct: ${perRequest(cpu.directOrigin, direct)})`,
   ]);
-  const byThread = (map) =>
+  // Every process of a run shares this machine's cores, so once they are all busy req/s goes as
+  // the inverse of the CPU a request costs end to end: the ratio of those costs is the req/s
+  // ratio such a run reaches, whatever the load average.
+  const loadCpu = (runs) => runs.reduce((n, r) => n + r.cpu_us, 0) / requests(runs);
+  const rtcCpu = loadCpu(through) + (1e6 * (cpu.origin + cpu.core + cpu.agent)) / requests(through);
+  const tcpCpu = loadCpu(direct) + (1e6 * cpu.directOrigin) / requests(direct);
+  rows.push([
+    'CPU µs per request end to end (load generator + origin + core + far agent)',
+    `over WebRTC ${rtcCpu.toFixed(0)} (load generator ${loadCpu(through).toFixed(0)}), direct TCP ${tcpCpu.toFixed(0)} (load generator ${loadCpu(direct).toFixed(0)}): with the cores all busy about ${(tcpCpu / rtcCpu).toFixed(2)}× direct req/s`,
+  ]);
+  const byThread = (map, runs = through) =>
     [...map]
       .filter(([, seconds]) => seconds > 0)
       .sort((a, b) => b[1] - a[1])
-      .map(([name, seconds]) => `${name} ${perRequest(seconds, through)}`)
+      .map(([name, seconds]) => `${name} ${perRequest(seconds, runs)}`)
       .join(', ');
   rows.push(['  by thread, core', byThread(threads.core)]);
   rows.push(['  UDP datagrams per request (both ways)', (packets / requests(through)).toFixed(2)]);
   rows.push(['  by thread, far agent', byThread(threads.agent)]);
+  rows.push(['  µs per request each thread waited for a core, core', byThread(waits.core)]);
+  rows.push(['  µs per request each thread waited for a core, far agent', byThread(waits.agent)]);
+  rows.push([
+    '  the same over the direct link (reference), core / near agent',
+    `${byThread(waits.linkedCore, linked)} / ${byThread(waits.linkedAgent, linked)}`,
+  ]);
   rows.push([
     'req/s ratio WebRTC / direct; p99 ratio',
     `${(rtcRps / tcpRps).toFixed(2)}× (T7 ≥ 0.5: ${rtcRps / tcpRps >= 0.5 ? 'met' : 'missed'}); ${(rtcP99 / tcpP99).toFixed(1)}× (T7 ≤ 2: ${rtcP99 / tcpP99 <= 2 ? 'met' : 'missed'})${failed ? `; ${failed} failed requests` : ''}; ` +
