@@ -168,7 +168,9 @@ export async function echoRows({ socket, env, ssh, keys, trace, agentPid, extraC
       name: 'hangar attach',
       start: () => {
         session('echo-hangar');
-        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env, trace);
+        // BENCH_ATTACH_NODE_FLAGS: Node flags for hangar attach (e.g. --cpu-prof), as BENCH_AGENT_NODE_FLAGS for the agent.
+        const flags = process.env.BENCH_ATTACH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+        return echoClient(process.execPath, [...flags, HANGAR, 'attach', 'bench', 'echo-hangar'], env, trace);
       },
       roots: (attached) => [attached.proc.pid, ...(agentPid ? [agentPid] : [])],
     },
@@ -191,7 +193,8 @@ export async function echoRows({ socket, env, ssh, keys, trace, agentPid, extraC
   // hangar attach through a running core moves its terminal onto a link of its own after its
   // first screen and a pause in typing: measured once it has.
   await new Promise((resolve) => setTimeout(resolve, 1500));
-  for (const client of measured) client.pids = client.roots && relayProcesses(client.roots(client.attached));
+  // [the client's processes, the server side's]: their CPU is also shown apart.
+  for (const client of measured) client.pids = client.roots?.(client.attached).map((root) => relayProcesses([root]));
   const samples = new Map();
   const costs = new Map();
   for (const pace of PACES) {
@@ -199,12 +202,15 @@ export async function echoRows({ socket, env, ssh, keys, trace, agentPid, extraC
       for (let i = 0; i < measured.length; i++) {
         const client = measured[(round + i) % measured.length];
         const key = `${client.name}/${pace.name}`;
-        const before = client.pids && processesCost(client.pids);
+        const before = client.pids?.map(processesCost);
         samples.set(key, [...(samples.get(key) ?? []), ...(await typeLine(client.attached, pace.pauseMs))]);
         if (before) {
-          const after = processesCost(client.pids);
-          const sum = costs.get(key) ?? { cpuMs: 0, voluntary: 0, involuntary: 0, keys: 0 };
-          for (const k of ['cpuMs', 'voluntary', 'involuntary']) sum[k] += after[k] - before[k];
+          const after = client.pids.map(processesCost);
+          const sum = costs.get(key) ?? { cpuMs: 0, voluntary: 0, involuntary: 0, keys: 0, sides: before.map(() => 0) };
+          after.forEach((side, i) => {
+            for (const k of ['cpuMs', 'voluntary', 'involuntary']) sum[k] += side[k] - before[i][k];
+            sum.sides[i] += side.cpuMs - before[i].cpuMs;
+          });
           sum.keys += KEYS_PER_LINE + 1;
           costs.set(key, sum);
         }
@@ -239,7 +245,7 @@ export async function echoRows({ socket, env, ssh, keys, trace, agentPid, extraC
       if (!c) continue;
       rows.push([
         `relay CPU / wake-ups / preempted per key, ${pace.name}, ${client.name}`,
-        `${(c.cpuMs / c.keys).toFixed(3)} ms / ${(c.voluntary / c.keys).toFixed(2)} / ${(c.involuntary / c.keys).toFixed(2)}  (${client.pids.length} processes)`,
+        `${(c.cpuMs / c.keys).toFixed(3)} ms / ${(c.voluntary / c.keys).toFixed(2)} / ${(c.involuntary / c.keys).toFixed(2)}  (CPU ${c.sides.map((ms) => (ms / c.keys).toFixed(3)).join(' client + ')} server side; ${client.pids.flat().length} processes)`,
       ]);
     }
   }
