@@ -245,7 +245,7 @@ export async function echoRows({ socket, env, ssh, keys, trace, agentPid, extraC
       if (!c) continue;
       rows.push([
         `relay CPU / wake-ups / preempted per key, ${pace.name}, ${client.name}`,
-        `${(c.cpuMs / c.keys).toFixed(3)} ms / ${(c.voluntary / c.keys).toFixed(2)} / ${(c.involuntary / c.keys).toFixed(2)}  (CPU ${c.sides.map((ms) => (ms / c.keys).toFixed(3)).join(' client + ')} server side; ${client.pids.flat().length} processes)`,
+        `${(c.cpuMs / c.keys).toFixed(3)} ms / ${(c.voluntary / c.keys).toFixed(2)} / ${(c.involuntary / c.keys).toFixed(2)}  (CPU ${c.sides.map((ms, i) => `${(ms / c.keys).toFixed(3)} ${i === 0 ? 'client' : 'server side'}`).join(' + ')}; ${client.pids.flat().length} processes)`,
       ]);
     }
   }
