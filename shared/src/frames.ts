@@ -97,6 +97,18 @@ export function writeDataHead(bytes: Uint8Array, at: number, stream: number, off
   writeStreamHead(bytes, at, FRAME_TYPE.data, stream, offset);
 }
 
+/** An ack frame's size: [type][u32 stream][u64 offset]. */
+export const ACK_FRAME_BYTES = 13;
+
+/**
+ * Writes an ack frame into `bytes` at `at` (ACK_FRAME_BYTES), as writeDataHead does a data
+ * frame's head: for a transport that writes frames into a buffer it keeps. The caller has checked
+ * the values with checkDataHead.
+ */
+export function writeAckFrame(bytes: Uint8Array, at: number, stream: number, offset: number): void {
+  writeStreamHead(bytes, at, FRAME_TYPE.ack, stream, offset);
+}
+
 /** [type][u32 stream][u64 offset] at `at`, byte by byte (a DataView per frame costs more, cold). */
 function writeStreamHead(bytes: Uint8Array, at: number, type: number, stream: number, offset: number): void {
   const high = Math.floor(offset / 0x1_0000_0000);
@@ -136,7 +148,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
       checkStream(frame.stream);
       checkOffset(frame.offset);
       // One per keystroke and per echo (it rides them): no DataView.
-      const bytes = new Uint8Array(13);
+      const bytes = new Uint8Array(ACK_FRAME_BYTES);
       writeStreamHead(bytes, 0, FRAME_TYPE.ack, frame.stream, frame.offset);
       return bytes;
     }

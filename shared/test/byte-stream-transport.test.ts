@@ -320,7 +320,7 @@ describe('the raw link framing', () => {
     // Beside it: a keystroke on stream 3, an ack and a pong, a small frame on stream 1 (must stay
     // behind stream 1's bulk), a control message and a keystroke on stream 5 behind it.
     data(3, 0, key);
-    near.send(encodeFrame({ type: 'ack', stream: 4, offset: 10 }));
+    near.sendAck!(4, 10);
     near.send(encodeFrame({ type: 'pong', nonce: 1 }));
     data(1, 6 * bulk.length, key);
     near.send(encodeFrame({ type: 'control', json: '{}' }));
@@ -457,7 +457,7 @@ describe('the raw link framing', () => {
   it("sends by sendData the bytes encodeFrame makes, keeping every frame and each stream's order through quiet spells, bulk and backpressure", async () => {
     // Frames of three streams (keystrokes, bulk), control frames and acks, sent by send,
     // sendParts and sendData, with writes finishing, turns ending and microtasks running between
-    // them at random: what arrives is every frame once, each stream's and the control frames in
+    // them at random (acks by send and by sendAck): what arrives is every frame once, each stream's and the control frames in
     // the order sent.
     const op = fc.oneof(
       fc.record({
@@ -466,7 +466,7 @@ describe('the raw link framing', () => {
         how: fc.constantFrom('send', 'parts', 'data'),
       }),
       fc.record({ control: fc.nat(1000) }),
-      fc.record({ ack: fc.constantFrom(1, 2, 3) }),
+      fc.record({ ack: fc.constantFrom(1, 2, 3), how: fc.constantFrom('send', 'ack') }),
       fc.record({ step: fc.constantFrom('finishOne', 'finishAll', 'turn', 'microtask') }),
     );
     await fc.assert(
@@ -492,9 +492,10 @@ describe('the raw link framing', () => {
             sent.push(whole);
             near.send(whole);
           } else if ('ack' in o) {
-            const whole = encodeFrame({ type: 'ack', stream: o.ack, offset: n++ });
-            sent.push(whole);
-            near.send(whole);
+            const offset = n++;
+            sent.push(encodeFrame({ type: 'ack', stream: o.ack, offset }));
+            if (o.how === 'send') near.send(encodeFrame({ type: 'ack', stream: o.ack, offset }));
+            else near.sendAck!(o.ack, offset);
           } else if (o.step === 'finishOne') sender.pending.shift()?.();
           else if (o.step === 'finishAll') sender.finishWrites();
           else if (o.step === 'turn') flushes.splice(0).forEach((flush) => flush());
@@ -527,35 +528,49 @@ describe('the raw link framing', () => {
     );
   });
 
-  it('refuses by sendData a stream or offset it cannot encode, with E_PROTOCOL, and queues nothing of it', async () => {
+  it('refuses by sendData and sendAck a stream or offset it cannot encode, with E_PROTOCOL, and queues nothing of it', async () => {
     const socket = new FakeSocket();
     const transport = wrapByteStream(socket, { later: (flush) => flush() });
-    for (const [stream, offset] of [
-      [-1, 0],
-      [2 ** 32, 0],
-      [1, -1],
-      [1, 2 ** 53],
-      [1.5, 0],
-    ] as const) {
-      let error: unknown;
-      try {
-        transport.sendData!(stream, offset, Uint8Array.of(1));
-      } catch (thrown) {
-        error = thrown;
+    for (const send of [
+      (stream: number, offset: number) => transport.sendData!(stream, offset, Uint8Array.of(1)),
+      (stream: number, offset: number) => transport.sendAck!(stream, offset),
+    ]) {
+      for (const [stream, offset] of [
+        [-1, 0],
+        [2 ** 32, 0],
+        [1, -1],
+        [1, 2 ** 53],
+        [1.5, 0],
+      ] as const) {
+        let error: unknown;
+        try {
+          send(stream, offset);
+        } catch (thrown) {
+          error = thrown;
+        }
+        expect((error as HangarError).code).toBe('E_PROTOCOL');
       }
-      expect((error as HangarError).code).toBe('E_PROTOCOL');
     }
     expect(transport.bufferedAmount).toBe(0);
     // The largest stream and offset go through as encodeFrame writes them.
     transport.sendData!(0xffffffff, Number.MAX_SAFE_INTEGER, Uint8Array.of(7));
+    transport.sendAck!(0xffffffff, Number.MAX_SAFE_INTEGER);
     await Promise.resolve();
     expect(socket.given).toHaveLength(1);
     expect(
       same(
         socket.given[0]!,
-        encodeLengthPrefixed(
-          encodeFrame({ type: 'data', stream: 0xffffffff, offset: Number.MAX_SAFE_INTEGER, payload: Uint8Array.of(7) }),
-        ),
+        concatBytes([
+          encodeLengthPrefixed(
+            encodeFrame({
+              type: 'data',
+              stream: 0xffffffff,
+              offset: Number.MAX_SAFE_INTEGER,
+              payload: Uint8Array.of(7),
+            }),
+          ),
+          encodeLengthPrefixed(encodeFrame({ type: 'ack', stream: 0xffffffff, offset: Number.MAX_SAFE_INTEGER })),
+        ]),
       ),
     ).toBe(true);
   });

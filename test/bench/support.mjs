@@ -67,6 +67,64 @@ export function wakeUps(pid) {
   return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))[1]);
 }
 
+/**
+ * The relay processes of a terminal client: `roots` and their descendants, leaving out tmux (its
+ * client and server are the same in every path measured). Read from /proc.
+ */
+export function relayProcesses(roots) {
+  const children = new Map();
+  const names = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      names.set(Number(entry), name);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found = [];
+  const visit = (pid) => {
+    if (!names.has(pid) || names.get(pid).startsWith('tmux')) return;
+    found.push(pid);
+    for (const child of children.get(pid) ?? []) visit(child);
+  };
+  for (const root of roots) visit(root);
+  return found;
+}
+
+/**
+ * CPU time (ms, schedstat) and context switches (voluntary: a thread went to sleep and was woken;
+ * involuntary: preempted) over all threads of `pids`, so far.
+ */
+export function processesCost(pids) {
+  let ns = 0;
+  let voluntary = 0;
+  let involuntary = 0;
+  for (const pid of pids) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1]);
+        involuntary += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)[1]);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  }
+  return { cpuMs: ns / 1e6, voluntary, involuntary };
+}
+
 /** The load average over the last minute: printed beside figures measured on a shared machine. */
 export function loadAverage() {
   return readFileSync('/proc/loadavg', 'utf8').split(' ')[0];

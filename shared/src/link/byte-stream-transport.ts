@@ -1,6 +1,15 @@
 import { Emitter, toDisposable, type Disposable } from '../disposable.js';
 import { HangarError } from '../errors.js';
-import { checkDataHead, DATA_HEAD_BYTES, decodeFrame, FRAME_TYPE, MAX_FRAME_BYTES, writeDataHead } from '../frames.js';
+import {
+  ACK_FRAME_BYTES,
+  checkDataHead,
+  DATA_HEAD_BYTES,
+  decodeFrame,
+  FRAME_TYPE,
+  MAX_FRAME_BYTES,
+  writeAckFrame,
+  writeDataHead,
+} from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
 import type { LeasedReads, ReadLease } from './read-lease.js';
@@ -575,6 +584,19 @@ export function wrapByteStream(
       const at = startParts(DATA_HEAD_BYTES, payload, stream);
       writeDataHead(slab, at, stream, offset);
       endParts(at + DATA_HEAD_BYTES, payload);
+    },
+    sendAck(stream, offset) {
+      keyTrace?.('link.send', ACK_FRAME_BYTES);
+      if (closed) return;
+      checkDataHead(stream, offset);
+      // As send() does an encoded ack: small, it may pass queued bulk and keeps no order.
+      const now = quiet();
+      const passes = mayPass();
+      const at = reserve(LENGTH_BYTES + ACK_FRAME_BYTES, passes);
+      if (!passes) numberFrame(undefined);
+      writeU32(slab, at, ACK_FRAME_BYTES);
+      writeAckFrame(slab, at + LENGTH_BYTES, stream, offset);
+      queuedNow(now);
     },
     get bufferedAmount() {
       return outBytes + Math.max(inSocket, socket.writableLength);

@@ -1,6 +1,14 @@
 import { Emitter, type Disposable } from '../disposable.js';
 import { HangarError, toHangarError } from '../errors.js';
-import { decodeFrame, encodeDataHead, encodeFrame, MAX_FRAME_BYTES, MAX_STREAM_ID, type Frame } from '../frames.js';
+import {
+  ACK_FRAME_BYTES,
+  decodeFrame,
+  encodeDataHead,
+  encodeFrame,
+  MAX_FRAME_BYTES,
+  MAX_STREAM_ID,
+  type Frame,
+} from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { decodeReason, encodeReason } from './close-reason.js';
 import { ControlBacklog, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
@@ -89,7 +97,7 @@ export class Mux implements Disposable {
   private heartbeat: Heartbeat | undefined;
 
   private readonly streamHost: StreamHost = {
-    sendAck: (stream, offset) => this.sendPriority({ type: 'ack', stream, offset }),
+    sendAck: (stream, offset) => this.sendAck(stream, offset),
     sendClose: (stream, reason) => this.sendPriority({ type: 'close', stream, reason: encodeReason(reason) }),
     wantsToSend: (stream) => this.scheduler.add(stream),
     wantsToSendNow: (stream) => this.scheduler.addNow(stream),
@@ -256,6 +264,33 @@ export class Mux implements Disposable {
     } catch (error) {
       this.shutdown(
         { code: 'E_INTERNAL', message: `could not send a ${frame.type} frame: ${toHangarError(error).message}` },
+        true,
+      );
+      return;
+    }
+    if (overflow) this.shutdown(overflow, true);
+  }
+
+  /**
+   * An ack (priority, as sendPriority): written by the transport into its own buffer when it can,
+   * without a frame object and array per ack (one rides every keystroke and every echo).
+   */
+  private sendAck(stream: number, offset: number): void {
+    if (this.closed) return;
+    if (this.transport.sendAck === undefined) {
+      this.sendFrame({ type: 'ack', stream, offset }, this.backlog);
+      return;
+    }
+    let overflow: CloseReason | undefined;
+    try {
+      overflow = this.backlog.add(ACK_FRAME_BYTES);
+      if (overflow === undefined) {
+        this.transport.sendAck(stream, offset);
+        this.heartbeat?.sent();
+      }
+    } catch (error) {
+      this.shutdown(
+        { code: 'E_INTERNAL', message: `could not send an ack frame: ${toHangarError(error).message}` },
         true,
       );
       return;

@@ -28,6 +28,13 @@ export interface FrameTransport {
    * when the stream or offset cannot be encoded.
    */
   sendData?(stream: number, offset: number, payload: Uint8Array): void;
+  /**
+   * Optional: sends an ack frame for `stream` up to `offset`, as if send() got it encoded, written
+   * straight into the transport's own buffer (no frame object or array per ack: one rides every
+   * keystroke and every echo). Throws E_PROTOCOL, sending nothing, when the values cannot be
+   * encoded.
+   */
+  sendAck?(stream: number, offset: number): void;
   /** Bytes handed to send() that the transport has not yet passed to the network. */
   readonly bufferedAmount: number;
   /**

@@ -4,7 +4,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AGENT, HANGAR, loadAverage, startAgent, threadsCpuMs, wakeUps } from '../support.mjs';
+import { AGENT, freePort, HANGAR, loadAverage, startAgent, threadsCpuMs, wakeUps } from '../support.mjs';
+import { selfSignedCertificate } from '../../support/self-signed.mjs';
 import { benchPlace, echoClient, echoRows, PANE_PROGRAM, PACES, startSshd } from './keystrokes.mjs';
 import { printHopTable } from './hops.mjs';
 import { once } from 'node:events';
@@ -27,6 +28,15 @@ if (traceDir) {
     write: () => writeFileSync(join(traceDir, `bench-${process.pid}.trace`), lines.join('\n') + '\n'),
   };
 }
+/** The floors' certificate files (node-floor.mjs makes the same ones). */
+function floorFiles(dir) {
+  selfSignedCertificate(dir, { name: 'floor', commonName: 'floor' });
+  return { certFile: join(dir, 'floor-cert.pem'), keyFile: join(dir, 'floor-key.pem') };
+}
+const spec = (flags, env, nice) =>
+  [...flags, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...(nice === undefined ? [] : [`nice ${nice}`])].join(
+    ' ',
+  );
 const node = (bin, args) => execFileSync(process.execPath, [bin, ...args], { env, encoding: 'utf8' });
 
 const agent = await startAgent({ data, env });
@@ -68,33 +78,105 @@ try {
         baseNode(baseHangar, ['session', 'new', 'bench', '--name', 'echo-before', '--', 'sh', '-c', PANE_PROGRAM]);
         return echoClient(process.execPath, [baseHangar, 'attach', 'bench', 'echo-before'], baseEnv);
       },
+      roots: (attached) => [attached.proc.pid, baseAgent.child.pid],
     });
   }
   // BENCH_FLOOR=1: two minimal Node processes relaying the terminal over TLS (and plain TCP) on
-  // loopback at the same pace, the floor for a Node client and agent (node-floor.mjs).
+  // loopback at the same pace, the floor for a Node client and agent (node-floor.mjs); and the
+  // same relay in C (socat), when socat is installed. BENCH_FLOOR_VARIANTS adds TLS Node floors
+  // run differently, `name:token token;name:…`, each token a Node flag (`--single-threaded-gc`),
+  // an environment variable (`UV_THREADPOOL_SIZE=1`) or `nice=<n>` (both processes).
   if (process.env.BENCH_FLOOR) {
     const floorScript = join(import.meta.dirname, 'node-floor.mjs');
-    for (const kind of ['tls', 'tcp']) {
-      const tmuxSession = `floor-${kind}`;
-      const server = spawn(process.execPath, [floorScript, 'server', kind, dir, socket, tmuxSession], {
-        env,
+    const variants = [
+      { kind: 'tls', label: 'tls' },
+      { kind: 'tcp', label: 'tcp' },
+      ...(process.env.BENCH_FLOOR_VARIANTS ?? '')
+        .split(';')
+        .filter(Boolean)
+        .map((spec) => {
+          const [label, tokens = ''] = spec.split(':');
+          const words = tokens.split(' ').filter(Boolean);
+          return {
+            kind: 'tls',
+            label,
+            flags: words.filter((w) => w.startsWith('--')),
+            env: Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('='))),
+            nice: words.find((w) => w.startsWith('nice='))?.slice(5),
+          };
+        }),
+    ];
+    for (const { kind, label, flags = [], env: extraEnv = {}, nice } of variants) {
+      const tmuxSession = `floor-${label}`;
+      const floorEnv = { ...env, ...extraEnv };
+      // A variant's trace events are not told apart from the plain floor's: traced only unchanged.
+      if (label !== kind) delete floorEnv.HANGAR_TRACE_KEYS;
+      const command = (role, ...args) => {
+        const argv = [...flags, floorScript, role, kind, dir, ...args];
+        return nice === undefined ? [process.execPath, argv] : ['nice', ['-n', nice, process.execPath, ...argv]];
+      };
+      const server = spawn(...command('server', socket, tmuxSession), {
+        env: floorEnv,
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       floors.push(server);
       const [port] = await once(createInterface({ input: server.stdout }), 'line');
       extraClients.push({
-        name: `node floor, ${kind} relay pair`,
+        name:
+          label === kind
+            ? `node floor, ${kind} relay pair`
+            : `node floor, tls, ${label} (${spec(flags, extraEnv, nice)})`,
         start: () => {
           // In the agent's tmux server, started by then with its own configuration.
           execFileSync('tmux', ['-L', socket, 'new-session', '-d', '-s', tmuxSession, 'sh', '-c', PANE_PROGRAM], {
             env,
           });
           // Its key and echo events under their own names, so the hop table can tell them apart.
-          const floorTrace = trace && {
-            event: (name) => trace.event(name.replace(/^bench\./, `bench.${kind}-floor.`)),
-          };
-          return echoClient(process.execPath, [floorScript, 'client', kind, dir, port], env, floorTrace);
+          const floorTrace =
+            trace && label === kind
+              ? { event: (name) => trace.event(name.replace(/^bench\./, `bench.${kind}-floor.`)) }
+              : undefined;
+          return echoClient(...command('client', port), floorEnv, floorTrace);
         },
+        roots: (attached) => [attached.proc.pid, server.pid],
+      });
+    }
+    // The same shape in C: socat in raw mode on the terminal, TLS (OpenSSL) or TCP on loopback,
+    // and on the other end `tmux attach` in a pty it makes.
+    let socat = true;
+    try {
+      execFileSync('which', ['socat'], { stdio: 'ignore' });
+    } catch {
+      socat = false;
+      rows.push(['socat floor', 'not measured: install socat (apt-get install socat)']);
+    }
+    for (const kind of socat ? ['tls', 'tcp'] : []) {
+      const tmuxSession = `socat-${kind}`;
+      const { certFile, keyFile } = floorFiles(dir);
+      const port = await freePort();
+      const attach = `tmux -u -L ${socket} attach -t =${tmuxSession}`;
+      const listen =
+        kind === 'tls'
+          ? `OPENSSL-LISTEN:${port},bind=127.0.0.1,reuseaddr,nodelay,cert=${certFile},key=${keyFile},verify=0`
+          : `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,nodelay`;
+      const server = spawn('socat', [listen, `EXEC:${attach},pty,setsid,ctty,raw,echo=0`], {
+        env: { ...env, TERM: 'xterm-256color' },
+        stdio: 'ignore',
+      });
+      floors.push(server);
+      const target =
+        kind === 'tls'
+          ? `OPENSSL:127.0.0.1:${port},cafile=${certFile},commonname=floor,nodelay,retry=50,interval=0.1`
+          : `TCP:127.0.0.1:${port},nodelay,retry=50,interval=0.1`;
+      extraClients.push({
+        name: `socat floor, ${kind} relay pair`,
+        start: () => {
+          execFileSync('tmux', ['-L', socket, 'new-session', '-d', '-s', tmuxSession, 'sh', '-c', PANE_PROGRAM], {
+            env,
+          });
+          return echoClient('socat', ['-,raw,echo=0', target], env);
+        },
+        roots: (attached) => [attached.proc.pid, server.pid],
       });
     }
   }
@@ -177,7 +259,9 @@ try {
   const pids = [agent.child.pid, baseAgent?.child.pid];
   const agentCost = () => pids.map((pid) => (pid ? [threadsCpuMs(pid), wakeUps(pid)] : [0, 0]));
   const costBefore = agentCost();
-  rows = await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, extraClients });
+  rows.push(
+    ...(await echoRows({ socket, env, ssh, keys: KEYSTROKES, trace, agentPid: agent.child.pid, extraClients })),
+  );
   const keys = KEYSTROKES * PACES.length;
   const [ours, base] = agentCost().map(([ms, woken], i) => [
     (ms - costBefore[i][0]) / keys,

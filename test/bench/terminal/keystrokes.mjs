@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tmuxSocketNameOf } from '@hangar/shared';
 import pty from 'node-pty';
-import { HANGAR, percentile, sleep } from '../support.mjs';
+import { HANGAR, percentile, processesCost, relayProcesses, sleep } from '../support.mjs';
 
 export { startSshd } from '../support.mjs';
 
@@ -136,8 +136,11 @@ const stats = (samples) => ({ p50: percentile(samples, 50), p90: percentile(samp
 /**
  * The echo table: for each pace, p50 / p90 through each client, and the ratio to ssh + tmux. The
  * tmux session `hangar-echo` on the agent's server `socket` runs `cat`; `ssh` is startSshd's result.
+ * A client with `roots(attached)` (its relay's processes: the client process and the server side,
+ * whose descendants other than tmux count too) also gets a row per pace of their CPU time and
+ * context switches (all threads) per key, counted around its own lines (each key and Enter).
  */
-export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [] }) {
+export async function echoRows({ socket, env, ssh, keys, trace, agentPid, extraClients = [] }) {
   const started = [];
   const session = (name) => {
     started.push(name);
@@ -157,6 +160,7 @@ export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [
           {
             name: 'ssh localhost + tmux attach',
             start: () => echoClient(ssh.command[0], [...ssh.command.slice(1), 'tmux', ...session('echo-ssh')], env),
+            roots: (attached) => [attached.proc.pid, ssh.pid],
           },
         ]
       : []),
@@ -164,8 +168,11 @@ export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [
       name: 'hangar attach',
       start: () => {
         session('echo-hangar');
-        return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-hangar'], env, trace);
+        // BENCH_ATTACH_NODE_FLAGS: Node flags for hangar attach (e.g. --cpu-prof), as BENCH_AGENT_NODE_FLAGS for the agent.
+        const flags = process.env.BENCH_ATTACH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+        return echoClient(process.execPath, [...flags, HANGAR, 'attach', 'bench', 'echo-hangar'], env, trace);
       },
+      roots: (attached) => [attached.proc.pid, ...(agentPid ? [agentPid] : [])],
     },
   ];
   clients.push(...extraClients);
@@ -186,13 +193,27 @@ export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [
   // hangar attach through a running core moves its terminal onto a link of its own after its
   // first screen and a pause in typing: measured once it has.
   await new Promise((resolve) => setTimeout(resolve, 1500));
+  // [the client's processes, the server side's]: their CPU is also shown apart.
+  for (const client of measured) client.pids = client.roots?.(client.attached).map((root) => relayProcesses([root]));
   const samples = new Map();
+  const costs = new Map();
   for (const pace of PACES) {
     for (let round = 0; round * KEYS_PER_LINE < keys; round++) {
       for (let i = 0; i < measured.length; i++) {
         const client = measured[(round + i) % measured.length];
         const key = `${client.name}/${pace.name}`;
+        const before = client.pids?.map(processesCost);
         samples.set(key, [...(samples.get(key) ?? []), ...(await typeLine(client.attached, pace.pauseMs))]);
+        if (before) {
+          const after = client.pids.map(processesCost);
+          const sum = costs.get(key) ?? { cpuMs: 0, voluntary: 0, involuntary: 0, keys: 0, sides: before.map(() => 0) };
+          after.forEach((side, i) => {
+            for (const k of ['cpuMs', 'voluntary', 'involuntary']) sum[k] += side[k] - before[i][k];
+            sum.sides[i] += side.cpuMs - before[i].cpuMs;
+          });
+          sum.keys += KEYS_PER_LINE + 1;
+          costs.set(key, sum);
+        }
       }
     }
   }
@@ -216,6 +237,16 @@ export async function echoRows({ socket, env, ssh, keys, trace, extraClients = [
       const s = stats(samples.get(`${client.name}/${pace.name}`));
       const ratio = ref ? `  (${(s.p50 / ref.p50).toFixed(2)}× / ${(s.p90 / ref.p90).toFixed(2)}× ssh)` : '';
       rows.push([`echo p50 / p90, ${pace.name}, ${client.name}`, `${ms(s)}${ratio}`]);
+    }
+  }
+  for (const pace of PACES) {
+    for (const client of measured) {
+      const c = costs.get(`${client.name}/${pace.name}`);
+      if (!c) continue;
+      rows.push([
+        `relay CPU / wake-ups / preempted per key, ${pace.name}, ${client.name}`,
+        `${(c.cpuMs / c.keys).toFixed(3)} ms / ${(c.voluntary / c.keys).toFixed(2)} / ${(c.involuntary / c.keys).toFixed(2)}  (CPU ${c.sides.map((ms, i) => `${(ms / c.keys).toFixed(3)} ${i === 0 ? 'client' : 'server side'}`).join(' + ')}; ${client.pids.flat().length} processes)`,
+      ]);
     }
   }
   if (!ssh.command) rows.push(['ssh localhost + tmux attach', ssh.reason]);

@@ -99,7 +99,7 @@ try {
   writeFileSync(bigFile, line.repeat(Math.ceil((BULK_MB * 1024 * 1024) / line.length)));
 
   // 1. keystroke echo at three paces: direct tmux, ssh localhost + tmux, hangar attach
-  rows.push(...(await echoRows({ socket, env, ssh, keys: KEYSTROKES })));
+  rows.push(...(await echoRows({ socket, env, ssh, keys: KEYSTROKES, agentPid: agent.child.pid })));
 
   // 2. bulk throughput: alternate reference and hangar, report medians (2 cores are noisy)
   const directRuns = [];
