@@ -121,6 +121,16 @@ export class PooledReads {
   };
 
   /**
+   * Reads from now on are dropped, and so is what came early (the socket is answered and closed
+   * without a splice: it reads on so that the peer's close is seen).
+   */
+  discard(): void {
+    this.beforeSplice = undefined;
+    this.early = [];
+    this.deliver = () => true;
+  }
+
+  /**
    * The socket is closed (no read lands any more): the buffer reads went into goes back now if
    * the peer has acked them all, else once it has.
    */

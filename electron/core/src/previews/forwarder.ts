@@ -136,6 +136,17 @@ export class PreviewForwarder implements Disposable {
       if (fromLoopback && peers.get(source) === socket) peers.delete(source);
       reads?.release();
     });
+    let onData: ((chunk: Buffer) => void) | undefined;
+    /**
+     * Answers without forwarding and ends, reading on into nothing until the browser closes too
+     * (a socket that stopped reading would never see it, and stay open).
+     */
+    const answer = (response: Uint8Array) => {
+      if (onData !== undefined) socket.off('data', onData);
+      reads?.discard();
+      socket.end(response);
+      socket.resume();
+    };
     const chunks: Uint8Array[] = [];
     let size = 0;
     /** Each read until the request's head is whole; false once it is (reading then waits). */
@@ -145,33 +156,41 @@ export class PreviewForwarder implements Disposable {
       const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
       const verdict = checkRequestHead(head, this.localPort);
       if (verdict.kind === 'more') return true;
-      socket.pause();
       if (verdict.kind === 'refuse') {
         this.options.logger.warn(
           { host: this.options.host, port: this.options.port, why: verdict.message },
           'preview request refused',
         );
-        socket.end(plainResponse(verdict.status, verdict.message));
-        return false;
+        answer(plainResponse(verdict.status, verdict.message));
+        return true;
       }
-      void this.forward(socket, head, reads);
+      socket.pause();
+      void this.forward(socket, head, reads, answer);
       return false;
     };
     if (reads !== undefined) {
       reads.beforeSplice = onHead;
     } else {
-      const onData = (chunk: Buffer) => {
-        if (!onHead(chunk)) socket.off('data', onData);
+      const listener = (chunk: Buffer) => {
+        if (!onHead(chunk) && onData === listener) socket.off('data', listener);
       };
-      socket.on('data', onData);
+      socket.on('data', (onData = listener));
     }
     // Until the head is read a broken socket just goes; splice takes over its errors after.
     socket.on('error', (error) => this.options.logger.debug({ err: error }, 'preview client socket error'));
     socket.resume();
   }
 
-  /** `head` goes first; pooled `reads` keep what came before the splice (the head among it) and send it. */
-  private async forward(socket: Socket, head: Uint8Array, reads: PooledReads | undefined): Promise<void> {
+  /**
+   * `head` goes first; pooled `reads` keep what came before the splice (the head among it) and
+   * send it. `answer` ends the connection with a response of ours instead.
+   */
+  private async forward(
+    socket: Socket,
+    head: Uint8Array,
+    reads: PooledReads | undefined,
+    answer: (response: Uint8Array) => void,
+  ): Promise<void> {
     const { host, port } = this.options;
     const connection = this.options.connection();
     let stream: LinkStream | undefined;
@@ -190,7 +209,7 @@ export class PreviewForwarder implements Disposable {
           : `Hangar could not reach port ${port} on ${host}: ${failure.message}`;
       this.options.logger.info({ host, port, err: failure }, 'preview connection failed');
       if (head[0] === 0x16) socket.destroy();
-      else socket.end(plainResponse(status, message));
+      else answer(plainResponse(status, message));
       return;
     }
     // The host's dial may reach our listener a turn after its answer reaches us.
@@ -201,7 +220,7 @@ export class PreviewForwarder implements Disposable {
     if (looped && looped.localPort === port) {
       looped.destroy();
       stream.close({ code: 'E_UNAVAILABLE', message: 'preview loops back to itself' }, { flush: false });
-      socket.end(
+      answer(
         plainResponse(
           508,
           `port ${port} on ${host} leads back to this preview: ${host} is this computer and nothing else listens on ` +

@@ -173,6 +173,22 @@ describe('a preview connection from the browser', () => {
     expect(Buffer.concat(nextFar.received).equals(sent)).toBe(true);
   });
 
+  it('a refused request is answered, and its connection goes once the browser closes, whatever the browser sent after it', async () => {
+    const preview = await startPreview();
+    const sockets = () => process.getActiveResourcesInfo().filter((kind) => kind === 'TCPSocketWrap').length;
+    const before = sockets();
+    const browser = await preview.open();
+    const answer = readBytes(browser, 1);
+    // Another site's name (DNS rebinding), and a body after the head.
+    browser.write(Buffer.from('POST / HTTP/1.1\r\nHost: evil.example\r\ncontent-length: 5\r\n\r\nhello'));
+    expect((await answer).toString('latin1')).toMatch(/^HTTP\/1\.1 4\d\d/);
+    browser.end();
+    await new Promise((resolve) => browser.once('close', resolve));
+    // The core saw the browser's end: its socket is gone too (no connection left open).
+    await until(() => sockets() <= before);
+    expect(preview.fars).toHaveLength(0);
+  });
+
   it('stops reading the browser while the host has not acked a window, and goes on once it does', async () => {
     const preview = await startPreview();
     const browser = await preview.open();
