@@ -46,6 +46,16 @@ class BrowserSocket extends EventEmitter implements ByteSocket {
 }
 
 const READ_BYTES = 16 * 1024;
+
+/** A pool that remembers every buffer it handed out. */
+class CountingPool extends ReadBufferPool {
+  readonly handed = new Set<ArrayBufferLike>();
+  override take(): Uint8Array {
+    const buffer = super.take();
+    this.handed.add(buffer.buffer);
+    return buffer;
+  }
+}
 const WINDOW = 8 * 1024 * 1024;
 
 /**
@@ -57,8 +67,10 @@ function linkWithPooledReads(): {
   stream: LinkStream;
   receive(payloads: Uint8Array[]): void;
   buffers: Set<Uint8Array>;
+  pool: CountingPool;
 } {
-  const reads = new LeasedReads(new ReadBufferPool(READ_BYTES, 32));
+  const pool = new CountingPool(READ_BYTES, 32);
+  const reads = new LeasedReads(pool);
   const transport = wrapByteStream(new LinkSocket(), { later: setImmediate }, reads);
   const mux = new Mux(transport, { role: 'client' });
   cleanups.push(() => mux.dispose());
@@ -68,6 +80,7 @@ function linkWithPooledReads(): {
   return {
     stream,
     buffers,
+    pool,
     receive(payloads) {
       const wire = Buffer.concat(
         payloads.map((payload) => {
@@ -147,6 +160,41 @@ describe('link reads into pooled buffers', () => {
     }
     expect(expected).toBe(16 * 4 * payloadBytes);
     expect(link.buffers.size).toBeLessThanOrEqual((4 * payloadBytes) / READ_BYTES + 4);
+  });
+
+  it("answers of a few KiB split across reads are put together in the pool's buffers, which go round once the browser's socket has written them", () => {
+    const link = linkWithPooledReads();
+    const browser = new BrowserSocket();
+    void spliceSocket(browser, link.stream);
+    // A preview's 4 KiB asset with its headers, 16 to a batch: three or four to a read, one
+    // split across each read's end. Each byte is its offset in the stream mod 251.
+    const answerBytes = 4300;
+    let sent = 0;
+    let expected = 0;
+    let fresh = 0;
+    for (let batch = 0; batch < 64; batch++) {
+      link.receive(
+        Array.from({ length: 16 }, () => {
+          const from = sent;
+          sent += answerBytes;
+          return Uint8Array.from({ length: answerBytes }, (_, i) => (from + i) % 251);
+        }),
+      );
+      for (const { data, done } of browser.pending.splice(0)) {
+        const first = expected;
+        if (!data.every((byte, i) => byte === (first + i) % 251)) {
+          throw new Error(`bytes ${first}..${first + data.length} changed before the browser's socket wrote them`);
+        }
+        if (!link.pool.handed.has(data.buffer)) fresh++;
+        expected += data.length;
+        done?.();
+      }
+    }
+    expect(expected).toBe(sent);
+    // No answer in memory of its own (the small-read copies aside: none here), and a batch's
+    // reads and answers put together went round: a few buffers for 1,024 answers.
+    expect(fresh).toBe(0);
+    expect(link.pool.handed.size).toBeLessThanOrEqual(2 * Math.ceil((16 * (answerBytes + 17 + 4)) / READ_BYTES) + 4);
   });
 
   it('a small read is copied out of its buffer, which the next read uses again', () => {

@@ -63,7 +63,12 @@ export class LeasedReads {
   private deliver: ((chunk: Uint8Array, lease: ReadLease | undefined) => void) | undefined;
   private early: Uint8Array[] = [];
 
-  constructor(private readonly pool: ReadBuffers) {}
+  constructor(private readonly pool: ReadBuffers & { readonly size: number }) {}
+
+  /** The pool reads go into (the transport puts frames split across reads together in its buffers). */
+  get buffers(): ReadBuffers & { readonly size: number } {
+    return this.pool;
+  }
 
   readonly onread = {
     buffer: (): Uint8Array => this.pool.take(),

@@ -88,6 +88,11 @@ interface ReadBuffer {
 export class PooledReads {
   private deliver: ((length: number, view: Uint8Array) => boolean) | undefined;
   private early: Uint8Array[] = [];
+  /**
+   * Sees each read (its copy) that comes before the splice; true reads on (the reader waits
+   * otherwise). The core's preview reads the request's head this way before it opens a stream.
+   */
+  beforeSplice: ((chunk: Uint8Array) => boolean) | undefined;
   /** The buffer reads land in now, and where the next read starts in it. */
   private current: ReadBuffer | undefined;
   private at = 0;
@@ -107,11 +112,33 @@ export class PooledReads {
     },
     callback: (length: number, view: Uint8Array): boolean => {
       if (this.deliver) return this.deliver(length, view);
-      // Before the splice: kept (copied) for it, the buffer's room read into again; the reader waits.
-      this.early.push(view.slice(0, length));
-      return false;
+      // Before the splice: kept (copied) for it, the buffer's room read into again; the reader
+      // waits unless beforeSplice wants more.
+      const chunk = view.slice(0, length);
+      this.early.push(chunk);
+      return this.beforeSplice?.(chunk) ?? false;
     },
   };
+
+  /**
+   * Reads from now on are dropped, and so is what came early (the socket is answered and closed
+   * without a splice: it reads on so that the peer's close is seen).
+   */
+  discard(): void {
+    this.beforeSplice = undefined;
+    this.early = [];
+    this.deliver = () => true;
+  }
+
+  /**
+   * The socket is closed (no read lands any more): the buffer reads went into goes back now if
+   * the peer has acked them all, else once it has.
+   */
+  release(): void {
+    const current = this.current;
+    this.current = undefined;
+    if (current !== undefined && current.unacked === 0) this.pool.give(current.buffer);
+  }
 
   /** @internal The splice takes the reads: what came early first, through `write`. */
   attach(stream: LinkStream, write: (chunk: Uint8Array) => boolean): void {
@@ -123,6 +150,7 @@ export class PooledReads {
         if (--owner.unacked === 0 && owner !== this.current) this.pool.give(owner.buffer);
       }
     });
+    this.beforeSplice = undefined;
     for (const chunk of this.early.splice(0)) write(chunk);
     this.deliver = (length, view) => {
       const owner = this.current!;
@@ -215,6 +243,7 @@ export function spliceSocket(
       stream.close({ code: 'E_UNAVAILABLE', message: `connection failed: ${error.message}` }, { flush: false }),
     );
     socket.on('close', () => {
+      options.reads?.release();
       stream.close({ code: PREVIEW_EOF, message: 'connection closed' });
       finish({ code: PREVIEW_EOF, message: 'connection closed' });
     });

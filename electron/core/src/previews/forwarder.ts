@@ -3,6 +3,8 @@ import {
   HangarError,
   PREVIEW_FRAME_BYTES,
   PREVIEW_STREAM_WINDOW,
+  PooledReads,
+  ReadBufferPool,
   spliceSocket,
   toHangarError,
   type Disposable,
@@ -12,7 +14,14 @@ import {
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
+import { readAcceptedIntoPool } from './accepted-reads.js';
 import { checkRequestHead, plainResponse } from './request-guard.js';
+
+/**
+ * Buffers the browser's connections read into (accepted-reads.ts), shared by every preview of
+ * this core, each back once the host has acked its bytes. Each connection holds one while open.
+ */
+const PREVIEW_READ_BUFFERS = new ReadBufferPool(64 * 1024, 16);
 
 /** What a forwarder needs from a host connection (HostConnection; tests may pass their own). */
 export type PreviewLink = Pick<HostConnection, 'call' | 'link'> & {
@@ -118,36 +127,70 @@ export class PreviewForwarder implements Disposable {
     const source = socket.remotePort;
     const fromLoopback = source !== undefined && isLoopback(socket.remoteAddress);
     if (fromLoopback) peers.set(source, socket);
+    // The browser's reads land in pooled buffers, straight from the socket's handle (no
+    // 'data' event, nor a tick per read); Node's own reads where this Node does not allow it.
+    const pooled = new PooledReads(PREVIEW_READ_BUFFERS);
+    const reads = readAcceptedIntoPool(socket, pooled) ? pooled : undefined;
     socket.on('close', () => {
       this.sockets.delete(socket);
       if (fromLoopback && peers.get(source) === socket) peers.delete(source);
+      reads?.release();
     });
-    const chunks: Buffer[] = [];
+    let onData: ((chunk: Buffer) => void) | undefined;
+    /**
+     * Answers without forwarding and ends, reading on into nothing until the browser closes too
+     * (a socket that stopped reading would never see it, and stay open).
+     */
+    const answer = (response: Uint8Array) => {
+      if (onData !== undefined) socket.off('data', onData);
+      reads?.discard();
+      socket.end(response);
+      socket.resume();
+    };
+    const chunks: Uint8Array[] = [];
     let size = 0;
-    const onData = (chunk: Buffer) => {
+    /** Each read until the request's head is whole; false once it is (reading then waits). */
+    const onHead = (chunk: Uint8Array): boolean => {
       chunks.push(chunk);
       size += chunk.length;
       const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, size);
       const verdict = checkRequestHead(head, this.localPort);
-      if (verdict.kind === 'more') return;
-      socket.off('data', onData);
-      socket.pause();
+      if (verdict.kind === 'more') return true;
       if (verdict.kind === 'refuse') {
         this.options.logger.warn(
           { host: this.options.host, port: this.options.port, why: verdict.message },
           'preview request refused',
         );
-        socket.end(plainResponse(verdict.status, verdict.message));
-        return;
+        answer(plainResponse(verdict.status, verdict.message));
+        return true;
       }
-      void this.forward(socket, head);
+      socket.pause();
+      void this.forward(socket, head, reads, answer);
+      return false;
     };
-    socket.on('data', onData);
+    if (reads !== undefined) {
+      reads.beforeSplice = onHead;
+    } else {
+      const listener = (chunk: Buffer) => {
+        if (!onHead(chunk) && onData === listener) socket.off('data', listener);
+      };
+      socket.on('data', (onData = listener));
+    }
     // Until the head is read a broken socket just goes; splice takes over its errors after.
     socket.on('error', (error) => this.options.logger.debug({ err: error }, 'preview client socket error'));
+    socket.resume();
   }
 
-  private async forward(socket: Socket, head: Buffer): Promise<void> {
+  /**
+   * `head` goes first; pooled `reads` keep what came before the splice (the head among it) and
+   * send it. `answer` ends the connection with a response of ours instead.
+   */
+  private async forward(
+    socket: Socket,
+    head: Uint8Array,
+    reads: PooledReads | undefined,
+    answer: (response: Uint8Array) => void,
+  ): Promise<void> {
     const { host, port } = this.options;
     const connection = this.options.connection();
     let stream: LinkStream | undefined;
@@ -166,7 +209,7 @@ export class PreviewForwarder implements Disposable {
           : `Hangar could not reach port ${port} on ${host}: ${failure.message}`;
       this.options.logger.info({ host, port, err: failure }, 'preview connection failed');
       if (head[0] === 0x16) socket.destroy();
-      else socket.end(plainResponse(status, message));
+      else answer(plainResponse(status, message));
       return;
     }
     // The host's dial may reach our listener a turn after its answer reaches us.
@@ -177,7 +220,7 @@ export class PreviewForwarder implements Disposable {
     if (looped && looped.localPort === port) {
       looped.destroy();
       stream.close({ code: 'E_UNAVAILABLE', message: 'preview loops back to itself' }, { flush: false });
-      socket.end(
+      answer(
         plainResponse(
           508,
           `port ${port} on ${host} leads back to this preview: ${host} is this computer and nothing else listens on ` +
@@ -190,8 +233,8 @@ export class PreviewForwarder implements Disposable {
       stream.close({ code: 'eof', message: 'browser went away while connecting' });
       return;
     }
-    stream.write(head, { transfer: true });
-    void spliceSocket(socket, stream, { later: afterThisTask });
+    if (reads === undefined) stream.write(head, { transfer: true });
+    void spliceSocket(socket, stream, { later: afterThisTask, reads });
     socket.resume();
   }
 
@@ -225,7 +268,8 @@ async function listenBoth(port: number): Promise<Server[]> {
 
 function listen(host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = createServer({ pauseOnConnect: false });
+    // Paused: a socket's reads may then go into pooled buffers (accepted-reads.ts) before any starts.
+    const server = createServer({ pauseOnConnect: true });
     server.once('error', reject);
     server.listen({ host, port, exclusive: true }, () => {
       server.off('error', reject);
