@@ -63,6 +63,7 @@ const UI_HOPS = [
   ['cli.core.output', "the core's terminal has it"],
   ['ui.ws.message', 'a WebSocket message reaches the page'],
   ['ui.parsed', 'xterm parsed the echo'],
+  ['ui.frame', 'the next animation frame starts'],
   ['ui.echo', 'the echo is in the DOM (rendered)'],
 ];
 
@@ -115,6 +116,14 @@ function pageProbes() {
       window.__trace.push([performance.timeOrigin + at, 'ui.parsed']);
     },
   };
+  // The first animation frame that starts after the echo was parsed (xterm's DOM renderer draws in
+  // one): splits 'rendered' into waiting for the frame and xterm's drawing in it.
+  const raf = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (callback) =>
+    raf((now) => {
+      window.__trace.push([performance.timeOrigin + performance.now(), 'ui.frame']);
+      callback(now);
+    });
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
     window.__trace.push([wall(), 'ui.ws.send']);
