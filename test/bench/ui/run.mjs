@@ -61,6 +61,7 @@ const UI_HOPS = [
   ['agent.link.flushed', 'written to the TLS socket'],
   ['cli.link.read', 'the core reads it from the socket'],
   ['cli.core.output', "the core's terminal has it"],
+  ['cli.core.ws.written', "written to the page's socket"],
   ['ui.ws.message', 'a WebSocket message reaches the page'],
   ['ui.parsed', 'xterm parsed the echo'],
   ['ui.frame', 'the next animation frame starts'],
