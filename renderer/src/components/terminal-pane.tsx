@@ -8,6 +8,7 @@ import { describeError, openTerminal, type CoreApi, type TerminalStatus } from '
 import type { Theme } from '../views/theme.js';
 import { TERMINAL_FONT, xtermTheme } from './xterm-theme.js';
 import { SearchBar } from './search-bar.js';
+import { HiddenOutput } from './hidden-output.js';
 
 export interface TerminalPaneProps {
   api: CoreApi;
@@ -38,6 +39,9 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
   const terminal = useRef<Terminal>(null);
   const fit = useRef<FitAddon>(null);
   const search = useRef<SearchAddon>(null);
+  const output = useRef<HiddenOutput>(null);
+  /** `visible` as of the last commit, for the output of a terminal (re)opened later. */
+  const shown = useRef(visible);
   const [status, setStatus] = useState<TerminalStatus>('connecting');
   const [ended, setEnded] = useState<string>();
   const [skipped, setSkipped] = useState(false);
@@ -88,12 +92,15 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
 
     let disposed = false;
     let skippedTimer: ReturnType<typeof setTimeout> | undefined;
+    // A hidden pane's output is parsed a little later, out of the way of the shown one's echo.
+    const hiddenOutput = new HiddenOutput((data, done) => term.write(data, done), shown.current);
+    output.current = hiddenOutput;
     // Usable at once: keys typed before it is open (right after the tab appears) are kept and sent.
     const connection = openTerminal(
       api,
       { host, session, cols: term.cols, rows: term.rows },
       {
-        write: (data, done) => term.write(data, done),
+        write: (data, done) => hiddenOutput.push(data, done),
         status(next) {
           setStatus(next);
           if (next === 'skipped') {
@@ -127,6 +134,7 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
     observer.observe(container.current!);
     return () => {
       disposed = true;
+      hiddenOutput.dispose();
       observer.disconnect();
       clearTimeout(resizeTimer);
       clearTimeout(skippedTimer);
@@ -146,6 +154,8 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
   }, [theme]);
 
   useEffect(() => {
+    shown.current = visible;
+    if (output.current) output.current.shown = visible;
     if (!visible || !fit.current) return;
     safeFit(fit.current);
     if (autoFocus) terminal.current?.focus();

@@ -33,6 +33,26 @@ const MAX_FRAME_BYTES = 1024 * 1024;
  * (`/api?token=<secret>`) needs the per-launch secret, our own Host (DNS rebinding) and our own
  * Origin (cross-site pages); anything else is refused before a single frame is read.
  */
+/**
+ * HANGAR_TRACE_KEYS: when the page's bytes reach this process (apart from when the link has them),
+ * and when a message to the page has been written to its socket (`ws` corks a frame's head and
+ * body: the write is the uncork's).
+ */
+function traceWebSocketBytes(socket: Duplex): void {
+  socket.prependListener('data', (chunk: Buffer) => keyTrace?.('core.ws.read', chunk.length));
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  const uncork = socket.uncork.bind(socket);
+  socket.write = ((...args: unknown[]) => {
+    const wrote = write(...args);
+    if (socket.writableCorked === 0) keyTrace?.('core.ws.written', socket.writableLength);
+    return wrote;
+  }) as typeof socket.write;
+  socket.uncork = () => {
+    uncork();
+    if (socket.writableCorked === 0) keyTrace?.('core.ws.written', socket.writableLength);
+  };
+}
+
 export class WebServer implements Disposable {
   readonly secret = newLaunchSecret();
   readonly api: CoreApiServer;
@@ -131,7 +151,7 @@ export class WebServer implements Disposable {
       return;
     }
     // HANGAR_TRACE_KEYS: when the page's bytes reach this process, apart from when the link has them.
-    if (keyTrace) socket.prependListener('data', (chunk: Buffer) => keyTrace?.('core.ws.read', chunk.length));
+    if (keyTrace) traceWebSocketBytes(socket);
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       this.logger.info('UI connected');
       this.api.serve(wrapWebSocket(ws));
