@@ -152,13 +152,18 @@ export class TestClient {
   async readLog(
     id: string,
     options: { from?: number; follow?: boolean; stopAfter?: number; attempt?: number; compression?: 'deflate' } = {},
-  ): Promise<{ data: Buffer; end: number; reason: CloseReason; blocks: { raw: number; deflate: number } }> {
+  ): Promise<{
+    data: Buffer;
+    end: number;
+    reason: CloseReason;
+    blocks: { raw: number; deflate: number; largest: number };
+  }> {
     const from = options.from ?? 0;
     const compressed = options.compression === 'deflate';
     // Compressed, the stream counts block bytes from 0 and the blocks carry the log.
     const stream = this.openStream(compressed ? 0 : from);
     const reader = new LogBlockReader();
-    const blocks = { raw: 0, deflate: 0 };
+    const blocks = { raw: 0, deflate: 0, largest: 0 };
     const chunks: Buffer[] = [];
     let expected = compressed ? 0 : from;
     let end = from;
@@ -178,6 +183,7 @@ export class TestClient {
         if (bytes.length !== block.logBytes)
           throw new Error(`block of ${bytes.length} bytes, header said ${block.logBytes}`);
         blocks[block.kind === LOG_BLOCK.deflate ? 'deflate' : 'raw']++;
+        blocks.largest = Math.max(blocks.largest, block.logBytes);
         take(bytes);
       }
       if (options.stopAfter !== undefined && received >= options.stopAfter) {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_LOG_BLOCK_BYTES } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
 import { startJobHost, waitUntil } from './fixture.js';
 
@@ -123,6 +124,36 @@ describe('compressed job logs', () => {
     expect(packed.blocks).toMatchObject({ deflate: 0 });
     const tail = await client.readLog(job.id, { compression: 'deflate', from: 12_345_678 });
     expect(tail.data.equals(plain.data.subarray(12_345_678))).toBe(true);
+  });
+
+  it('a log that compresses, then does not, then does again arrives whole, in blocks any core accepts', async () => {
+    await using host = await startJobHost();
+    const truthDir = mkdtempSync(join(tmpdir(), 'hangar-log-truth-'));
+    const truthFile = join(truthDir, 'printed');
+    try {
+      // While blocks compress the agent reads bigger pieces; a random stretch inside one of them
+      // sends it raw, and the pieces after it are 1 MiB again until text compresses once more.
+      const size = 30 * MB + 7;
+      const command =
+        `{ yes compressible-line | head -c ${12 * MB}; head -c ${6 * MB + 3} /dev/urandom; ` +
+        `yes another-line | head -c ${12 * MB + 4}; } | tee ${truthFile}`;
+      const job = await host.submit({ command, executor: 'shell' });
+      const live = await host.connect().readLog(job.id, { follow: true, compression: 'deflate' });
+      expect(live.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+      const truth = readFileSync(truthFile);
+      expect(truth.length).toBe(size);
+      expect(live.data.equals(truth)).toBe(true);
+      // The ended log read again: the whole file is there, so the pieces are as big as they get.
+      const again = await host.connect().readLog(job.id, { compression: 'deflate' });
+      expect(again.data.equals(truth)).toBe(true);
+      expect(again.blocks.deflate).toBeGreaterThan(0);
+      expect(again.blocks.raw).toBeGreaterThan(0);
+      // Bigger than the 1 MiB pieces of raw stretches, within what a core accepts (the reader checks).
+      expect(again.blocks.largest).toBeGreaterThan(MB);
+      expect(again.blocks.largest).toBeLessThanOrEqual(MAX_LOG_BLOCK_BYTES);
+    } finally {
+      rmSync(truthDir, { recursive: true, force: true });
+    }
   });
 
   it('random bytes arrive as the job wrote them, followed live and read again from offsets around piece edges', async () => {

@@ -31,10 +31,18 @@ export function decodeLogBlock(block: LogBlock): Uint8Array {
  * of a log that compresses 170× could make us hold hundreds of MB of inflated blocks.
  */
 export const MAX_INFLATED_AHEAD = 4 * 1024 * 1024;
+/**
+ * A block's log goes to the sink in pieces of at most this (agents send up to 4 MiB per block
+ * while a log compresses): a sink that consumes as it goes (a UI acking what it rendered) lets
+ * the next block through after a piece, not only after the whole block.
+ */
+export const DELIVER_BYTES = 1024 * 1024;
 
 /**
- * Gives blocks to `deliver` in order, inflating each only while less than MAX_INFLATED_AHEAD of
- * inflated bytes wait to be consumed; `consumed` (once per block) lets the next ones through.
+ * Gives blocks' log bytes to `deliver` in order, in pieces of at most DELIVER_BYTES, inflating a
+ * block only while less than MAX_INFLATED_AHEAD of inflated bytes wait to be consumed;
+ * `consumed` (once per piece) lets the next ones through. `end` is the block's stream offset,
+ * given with its last piece only (ack it once that piece is consumed), undefined before.
  */
 export class BlockQueue {
   private readonly blocks: LogBlock[] = [];
@@ -42,9 +50,11 @@ export class BlockQueue {
   private open = false;
   private pumping = false;
   private idleWaiters: (() => void)[] = [];
+  /** Counts clear() calls: the rest of a block being delivered is dropped too. */
+  private cleared = 0;
 
   constructor(
-    private readonly deliver: (data: Uint8Array, block: LogBlock, consumed: () => void) => void,
+    private readonly deliver: (data: Uint8Array, end: number | undefined, consumed: () => void) => void,
     private readonly fail: (error: unknown) => void,
     private readonly limit = MAX_INFLATED_AHEAD,
   ) {}
@@ -63,6 +73,7 @@ export class BlockQueue {
   /** Drops what is not delivered yet (the follow failed or stopped). */
   clear(): void {
     this.blocks.length = 0;
+    this.cleared++;
     this.pump();
   }
 
@@ -86,14 +97,18 @@ export class BlockQueue {
           this.fail(error);
           break;
         }
-        this.ahead += data.length;
-        let done = false;
-        this.deliver(data, block, () => {
-          if (done) return;
-          done = true;
-          this.ahead -= data.length;
-          this.pump();
-        });
+        const generation = this.cleared;
+        for (let at = 0; at < data.length && this.cleared === generation; at += DELIVER_BYTES) {
+          const piece = data.subarray(at, at + DELIVER_BYTES);
+          this.ahead += piece.length;
+          let done = false;
+          this.deliver(piece, at + piece.length === data.length ? block.end : undefined, () => {
+            if (done) return;
+            done = true;
+            this.ahead -= piece.length;
+            this.pump();
+          });
+        }
       }
     } finally {
       this.pumping = false;

@@ -103,7 +103,7 @@ export async function followJobLog(
     // Open our end before asking: the agent may write right behind its answer. The log comes
     // compressed, in blocks; the stream counts block bytes from 0, the blocks carry log offsets.
     // Blocks not delivered yet are dropped with a stream the link moved off: the next request
-    // starts at `offset`, the end of the last block delivered, so nothing is lost or doubled.
+    // starts at `offset`, the end of the last piece delivered, so nothing is lost or doubled.
     const { stream, closed, movedOff } = openPulledStream(connection, mux, 0, () => queue.clear());
     const blocks = new LogBlockReader({ rawPieces: true });
     let known = attempt;
@@ -115,7 +115,7 @@ export async function followJobLog(
       stream.close({ code: failure.code, message: failure.message.slice(0, 500) });
     };
     // Blocks wait for the answer (it names the attempt), then go out as the sink keeps up.
-    const queue = new BlockQueue((data, block, consumed) => {
+    const queue = new BlockQueue((data, end, consumed) => {
       const at = logAt;
       logAt += data.length;
       offset = logAt;
@@ -124,7 +124,7 @@ export async function followJobLog(
         sink.attempt?.(known!, at);
       }
       sink.data({ attempt: known!, offset: at, data }, () => {
-        if (!stream.closed) stream.ack(block.end);
+        if (end !== undefined && !stream.closed) stream.ack(end);
         consumed();
       });
     }, fail);
