@@ -9,8 +9,8 @@ const READ_CHUNK = 1024 * 1024;
 /**
  * While a log compresses, it is read (and deflated) this much at a time: a quarter of the calls,
  * frames and acks per MB of 1 MiB pieces, the same deflate work. At most MAX_LOG_BLOCK_BYTES, so
- * any core reads these blocks; raw stretches stay at READ_CHUNK (a raw block is sent as it is,
- * and four of them fill a bulk stream's window).
+ * any core reads these blocks; raw blocks stay at most READ_CHUNK (a raw block is sent as it is,
+ * and four of them fill a bulk stream's window), also when such a piece does not compress.
  */
 const COMPRESSED_READ_CHUNK = 4 * 1024 * 1024;
 /** Pieces read and encoded ahead of the one being sent. */
@@ -64,7 +64,7 @@ export class LogBlockEncoder {
   }
 
   async encode(chunk: Uint8Array): Promise<Uint8Array[]> {
-    const raw = () => [encodeLogBlockHeader(LOG_BLOCK.raw, chunk.length, chunk.length), chunk];
+    const raw = () => rawBlocks(chunk);
     if (chunk.length < MIN_COMPRESS_BYTES) return raw();
     if (this.skip > 0) {
       this.skip--;
@@ -92,6 +92,21 @@ export class LogBlockEncoder {
     this.penalty = Math.min(MAX_PENALTY, this.penalty === 0 ? FIRST_PENALTY : this.penalty * 2);
     this.skip = this.penalty;
   }
+}
+
+/**
+ * `chunk` as raw blocks of at most READ_CHUNK: a bigger piece that turned out not to compress
+ * would be a block over the bulk window (4 MiB and its header), which a reader that acks whole
+ * blocks only (cores before raw blocks were taken in pieces) could never receive the end of.
+ */
+function rawBlocks(chunk: Uint8Array): Uint8Array[] {
+  if (chunk.length <= READ_CHUNK) return [encodeLogBlockHeader(LOG_BLOCK.raw, chunk.length, chunk.length), chunk];
+  const parts: Uint8Array[] = [];
+  for (let at = 0; at < chunk.length; at += READ_CHUNK) {
+    const body = chunk.subarray(at, at + READ_CHUNK);
+    parts.push(encodeLogBlockHeader(LOG_BLOCK.raw, body.length, body.length), body);
+  }
+  return parts;
 }
 
 /** A piece of log ready to send, and the read buffer to account for once it is sent raw. */
@@ -152,7 +167,8 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
     }
     const piece = buffer.subarray(0, length);
     const parts = encoder ? await encoder.encode(piece) : [piece];
-    const raw = parts.includes(piece);
+    // Sent raw (whole or in blocks), the parts are views of the read buffer.
+    const raw = parts.some((part) => part.buffer === buffer.buffer);
     if (!raw) pool.giveBack(buffer);
     return { parts, buffer: raw ? buffer : undefined, pool };
   };

@@ -151,7 +151,15 @@ export class TestClient {
    */
   async readLog(
     id: string,
-    options: { from?: number; follow?: boolean; stopAfter?: number; attempt?: number; compression?: 'deflate' } = {},
+    options: {
+      from?: number;
+      follow?: boolean;
+      stopAfter?: number;
+      attempt?: number;
+      compression?: 'deflate';
+      /** Ack each whole block once it is read, nothing before (as cores did before raw blocks came in pieces). */
+      ackBlocks?: boolean;
+    } = {},
   ): Promise<{
     data: Buffer;
     end: number;
@@ -162,6 +170,7 @@ export class TestClient {
     const compressed = options.compression === 'deflate';
     // Compressed, the stream counts block bytes from 0 and the blocks carry the log.
     const stream = this.openStream(compressed ? 0 : from);
+    if (options.ackBlocks) stream.autoAck = false;
     const reader = new LogBlockReader();
     const blocks = { raw: 0, deflate: 0, largest: 0 };
     const chunks: Buffer[] = [];
@@ -185,6 +194,7 @@ export class TestClient {
         blocks[block.kind === LOG_BLOCK.deflate ? 'deflate' : 'raw']++;
         blocks.largest = Math.max(blocks.largest, block.logBytes);
         take(bytes);
+        if (options.ackBlocks && !stream.closed) stream.ack(block.end);
       }
       if (options.stopAfter !== undefined && received >= options.stopAfter) {
         stream.close({ code: 'client_gone', message: 'test disconnects' });

@@ -156,6 +156,26 @@ describe('compressed job logs', () => {
     }
   });
 
+  it('a big piece that turns out not to compress goes in raw blocks a block-at-a-time reader can take in its window', async () => {
+    await using host = await startJobHost();
+    const truthDir = mkdtempSync(join(tmpdir(), 'hangar-log-truth-'));
+    const truthFile = join(truthDir, 'printed');
+    try {
+      // Text makes the agent read 4 MiB pieces; one of them then is all random. Sent as one raw
+      // block (4 MiB and a header), it is more than the 4 MiB window: a reader that acks whole
+      // blocks only (cores before raw blocks came in pieces) could never get its end.
+      const command = `{ yes compressible-line | head -c ${7 * MB}; head -c ${12 * MB} /dev/urandom; } | tee ${truthFile}`;
+      const job = await host.submit({ command, executor: 'shell' });
+      await host.waitFor(job.id);
+      const log = await host.connect().readLog(job.id, { compression: 'deflate', ackBlocks: true });
+      expect(log.reason).toMatchObject({ code: 'log_end', exit_code: 0 });
+      expect(log.data.equals(readFileSync(truthFile))).toBe(true);
+      expect(log.blocks.raw).toBeGreaterThan(0);
+    } finally {
+      rmSync(truthDir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('random bytes arrive as the job wrote them, followed live and read again from offsets around piece edges', async () => {
     await using host = await startJobHost();
     // The job's own copy of what it printed: the reference the log is compared with.

@@ -51,7 +51,17 @@ export interface ForwarderOptions {
   sameMachine: boolean;
   loopbackPeers: LoopbackPeers;
   logger: Logger;
+  /** How long a connection answered by the core itself may go on sending; default ANSWERED_LINGER_MS. */
+  answeredLingerMs?: number;
 }
+
+/**
+ * A connection the core answered itself (refused head, 404/502, loop) reads on into nothing so
+ * that the browser's close is seen; one that is still open this long after is closed by us: a
+ * client that sends without end would otherwise keep the core reading (and dropping) for ever.
+ * Long enough for a browser to read the answer and stop sending a body it had under way.
+ */
+export const ANSWERED_LINGER_MS = 5000;
 
 /**
  * Serves one preview on this computer: listens on 127.0.0.1 and ::1 (the same port on both, so
@@ -139,13 +149,17 @@ export class PreviewForwarder implements Disposable {
     let onData: ((chunk: Buffer) => void) | undefined;
     /**
      * Answers without forwarding and ends, reading on into nothing until the browser closes too
-     * (a socket that stopped reading would never see it, and stay open).
+     * (a socket that stopped reading would never see it, and stay open), for ANSWERED_LINGER_MS
+     * at most.
      */
     const answer = (response: Uint8Array) => {
       if (onData !== undefined) socket.off('data', onData);
       reads?.discard();
       socket.end(response);
       socket.resume();
+      const linger = setTimeout(() => socket.destroy(), this.options.answeredLingerMs ?? ANSWERED_LINGER_MS);
+      linger.unref();
+      socket.once('close', () => clearTimeout(linger));
     };
     const chunks: Uint8Array[] = [];
     let size = 0;

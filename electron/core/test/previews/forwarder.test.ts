@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectMuxes } from '../../../../shared/test/support/mux-pair.js';
-import { PreviewForwarder, type PreviewLink } from '../../src/previews/forwarder.js';
+import { PreviewForwarder, type ForwarderOptions, type PreviewLink } from '../../src/previews/forwarder.js';
 
 /**
  * A preview's forwarder on this computer's loopback, its link a memory mux pair whose far end
@@ -27,7 +27,7 @@ interface Far {
   closed: Promise<string>;
 }
 
-async function startPreview() {
+async function startPreview(extra: Partial<ForwarderOptions> = {}) {
   const { client, agent } = connectMuxes(cleanups);
   const fars: Far[] = [];
   const waiting: Array<(far: Far) => void> = [];
@@ -64,10 +64,11 @@ async function startPreview() {
     sameMachine: true,
     loopbackPeers: new Map(),
     logger: quiet,
+    ...extra,
   });
   cleanups.push(() => forwarder.dispose());
-  const open = async (): Promise<Socket> => {
-    const socket = connect({ host: '127.0.0.1', port: forwarder.localPort, noDelay: true });
+  const open = async (allowHalfOpen = false): Promise<Socket> => {
+    const socket = connect({ host: '127.0.0.1', port: forwarder.localPort, noDelay: true, allowHalfOpen });
     cleanups.push(() => void socket.destroy());
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
@@ -188,6 +189,24 @@ describe('a preview connection from the browser', () => {
     await until(() => sockets() <= before);
     expect(preview.fars).toHaveLength(0);
   });
+
+  it('a refused request whose browser never stops sending is closed by the core after a while', async () => {
+    const preview = await startPreview({ answeredLingerMs: 100 });
+    // Sends on after the core's end, as a browser with a body under way may.
+    const browser = await preview.open(true);
+    let gone = false;
+    browser.on('error', () => undefined);
+    browser.once('close', () => (gone = true));
+    const answer = readBytes(browser, 1);
+    browser.write(Buffer.from('POST / HTTP/1.1\r\nHost: evil.example\r\ncontent-length: 999999999999\r\n\r\n'));
+    expect((await answer).toString('latin1')).toMatch(/^HTTP\/1\.1 4\d\d/);
+    // A body without end: the core reads it into nothing, and not for ever (it used to until the test's timeout).
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    while (!gone) {
+      if (!browser.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(preview.fars).toHaveLength(0);
+  }, 15_000);
 
   it('stops reading the browser while the host has not acked a window, and goes on once it does', async () => {
     const preview = await startPreview();
