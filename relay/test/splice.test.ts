@@ -4,28 +4,13 @@ import { describe, expect, it } from 'vitest';
 import type { SpliceRequest } from '@hangar/shared';
 import { agentSocket, post, useTestRelay, waitFor, ownerWithHost } from './support/relay-fixture.js';
 import { spliceUpgrade as upgrade, type SpliceUpgraded as Upgraded } from './support/splice-upgrade.js';
+import { readBytes } from '../../test/support/socket-bytes.js';
 
 /**
  * The relay's splice route (PROTOCOL.md "Relayed links") at its HTTP surface: a device's upgrade,
  * the agent asked on its socket, the agent's upgrade, and bytes copied unchanged both ways; the
  * checks before the agent is asked; the waiting and idle limits.
  */
-
-function read(socket: Socket, bytes: number): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.length;
-      if (got >= bytes) {
-        socket.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    socket.on('data', onData);
-  });
-}
 
 describe('splices', () => {
   const relay = useTestRelay('sqlite', { splice: { joinTimeoutMs: 500, idleMs: 1000 } });
@@ -64,8 +49,8 @@ describe('splices', () => {
       const hostSocket = (host as { socket: Socket }).socket;
       const up = randomBytes(300_000);
       const down = randomBytes(200_000);
-      const atHost = read(hostSocket, up.length);
-      const atDevice = read(deviceSocket, down.length);
+      const atHost = readBytes(hostSocket, up.length);
+      const atDevice = readBytes(deviceSocket, down.length);
       deviceSocket.write(up);
       hostSocket.write(down);
       expect((await atHost).equals(up)).toBe(true);

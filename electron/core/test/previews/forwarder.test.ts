@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectMuxes } from '../../../../shared/test/support/mux-pair.js';
+import { readBytes } from '../../../../test/support/socket-bytes.js';
 import { PreviewForwarder, type ForwarderOptions, type PreviewLink } from '../../src/previews/forwarder.js';
 
 /**
@@ -86,24 +87,6 @@ const until = async (done: () => boolean): Promise<void> => {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
 };
 const turns = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Everything the socket reads until it has `size` bytes. */
-function readBytes(socket: Socket, size: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let got = 0;
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.length;
-      if (got >= size) {
-        socket.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-  });
-}
 
 describe('a preview connection from the browser', () => {
   it('carries a head split over reads, and a body merged with it and into big reads, intact both ways', async () => {
