@@ -5,7 +5,10 @@
 // sides); wrk runs on each in turn, AB_ROUNDS rounds of AB_S seconds (AB_C connections, AB_PATH),
 // and the medians are printed: req/s, p50/p99, CPU per request (user/system µs) of the agent and
 // the core from /proc, and read/write syscalls per request ×10 (the core's include wrk's, reaped
-// by it). Alternating under the same load is what makes a change on this shared machine visible.
+// by it); then each side's mean ± standard error of the CPU per request, and every later side's
+// differences from the first, paired round by round (mean ± standard error: a difference of
+// 1 µs hides in medians of few rounds, not in the pairs). Alternating under the same load is what
+// makes a change on this shared machine visible.
 // AB_FLAGS adds Node flags to the core (--cpu-prof, --trace-gc with AB_ERR=1 to see them);
 // BENCH_AGENT_NODE_FLAGS to the agent. AB_SHOW=1 prints every round (stderr), not only the medians.
 import { spawn, execFileSync } from 'node:child_process';
@@ -102,8 +105,38 @@ for (const s of sides) {
     'all',
     s.res.map((x) => x.rps.toFixed(0)).join(','),
   );
-  s.child.stdin.write('quit\n');
 }
+/** Mean and standard error of the mean. */
+const meanSe = (a) => {
+  const mean = a.reduce((x, y) => x + y, 0) / a.length;
+  const sd = Math.sqrt(a.reduce((x, y) => x + (y - mean) ** 2, 0) / Math.max(1, a.length - 1));
+  return `${mean.toFixed(2)} ± ${(sd / Math.sqrt(a.length)).toFixed(2)}`;
+};
+const measures = {
+  rps: (x) => x.rps,
+  'agent u': (x) => x.agentUs[0],
+  'agent s': (x) => x.agentUs[1],
+  'core u': (x) => x.coreUs[0],
+  'core s': (x) => x.coreUs[1],
+  'agent+core': (x) => x.agentUs[0] + x.agentUs[1] + x.coreUs[0] + x.coreUs[1],
+};
+console.log('mean ± standard error per side (µs per request; rps)');
+for (const s of sides)
+  console.log(
+    s.r.padEnd(34),
+    Object.entries(measures)
+      .map(([name, f]) => `${name} ${meanSe(s.res.map(f))}`)
+      .join('  '),
+  );
+console.log(`paired differences from ${sides[0]?.r} (this side minus it, round by round)`);
+for (const s of sides.slice(1))
+  console.log(
+    s.r.padEnd(34),
+    Object.entries(measures)
+      .map(([name, f]) => `${name} ${meanSe(s.res.map((x, i) => f(x) - f(sides[0].res[i])))}`)
+      .join('  '),
+  );
+for (const s of sides) s.child.stdin.write('quit\n');
 await new Promise((r) => setTimeout(r, 1000));
 ng.kill();
 rmSync(dir, { recursive: true, force: true });
