@@ -1,7 +1,7 @@
 import { connect } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { encodeFrame } from '@hangar/shared';
+import { encodeFrame, RAW_LINK_ALPN } from '@hangar/shared';
 import { useCleanups } from '../../../test/support/cleanups.js';
 import { startLinkServer } from './link-server.js';
 
@@ -52,6 +52,29 @@ describe('link server', () => {
     expect(await done).toBe(1009);
     const next = await openRaw(address);
     expect(next.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('closes a raw link whose peer sends more than it may before authenticating', async () => {
+    const address = await start(60_000);
+    const [host, port] = address.split(':');
+    const socket = connect({
+      host: host!,
+      port: Number(port),
+      rejectUnauthorized: false,
+      ALPNProtocols: [RAW_LINK_ALPN],
+    });
+    cleanups.push(() => socket.destroy());
+    socket.on('error', () => undefined);
+    // Sent as the handshake ends: a 1 MiB frame's length, then 64 KiB of it (never finished).
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(1024 * 1024);
+    socket.write(length);
+    socket.write(Buffer.alloc(64 * 1024, 0x41));
+    socket.resume();
+    await new Promise<void>((resolve) => socket.once('secureConnect', resolve));
+    expect(socket.alpnProtocol).toBe(RAW_LINK_ALPN);
+    // Long before the handshake's deadline (60 s).
+    await new Promise((resolve) => socket.once('close', resolve));
   });
 
   it('speaks TLS 1.3 only', async () => {
