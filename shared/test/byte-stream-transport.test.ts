@@ -64,6 +64,13 @@ class FakeSocket implements DuplexByteSocket {
   finishWrites(): void {
     while (this.pending.length > 0) this.pending.shift()!();
   }
+  /** Runs the transport's deferred flushes and finishes writes, until neither is left. */
+  settle(flushes: (() => void)[]): void {
+    while (flushes.length > 0 || this.pending.length > 0) {
+      flushes.splice(0).forEach((flush) => flush());
+      this.finishWrites();
+    }
+  }
   end(): void {
     this.ended = true;
   }
@@ -210,10 +217,7 @@ describe('the raw link framing', () => {
         await Promise.resolve();
         expect(sender.written.length).toBeLessThanOrEqual(2);
         expect(flushes.length).toBeLessThanOrEqual(1);
-        while (flushes.length > 0 || sender.pending.length > 0) {
-          flushes.splice(0).forEach((flush) => flush());
-          sender.finishWrites();
-        }
+        sender.settle(flushes);
 
         const receiver = new FakeSocket();
         const far = wrapByteStream(receiver, { later: (flush) => flush() });
@@ -280,10 +284,7 @@ describe('the raw link framing', () => {
       if (i % 150 === 0) sender.finishWrites();
     }
     await Promise.resolve();
-    while (flushes.length > 0 || sender.pending.length > 0) {
-      flushes.splice(0).forEach((flush) => flush());
-      sender.finishWrites();
-    }
+    sender.settle(flushes);
     expect(sender.overwritten).toBe(0);
     const got: string[] = [];
     new FrameReader().push(concatBytes(sender.written), (frame) => got.push(Buffer.from(frame).toString('hex')));
@@ -502,10 +503,7 @@ describe('the raw link framing', () => {
           else await Promise.resolve();
         }
         await Promise.resolve();
-        while (flushes.length > 0 || sender.pending.length > 0) {
-          flushes.splice(0).forEach((flush) => flush());
-          sender.finishWrites();
-        }
+        sender.settle(flushes);
         expect(near.bufferedAmount).toBe(0);
         const got: Uint8Array[] = [];
         new FrameReader().push(concatBytes(sender.written), (frame) => got.push(frame.slice()));
