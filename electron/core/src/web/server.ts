@@ -29,11 +29,6 @@ export const API_PATH = '/api';
 const MAX_FRAME_BYTES = 1024 * 1024;
 
 /**
- * Web mode: the renderer and the core API for a browser, on 127.0.0.1 only. The API WebSocket
- * (`/api?token=<secret>`) needs the per-launch secret, our own Host (DNS rebinding) and our own
- * Origin (cross-site pages); anything else is refused before a single frame is read.
- */
-/**
  * HANGAR_TRACE_KEYS: when the page's bytes reach this process (apart from when the link has them),
  * and when a message to the page has been written to its socket (`ws` corks a frame's head and
  * body: the write is the uncork's).
@@ -53,6 +48,11 @@ function traceWebSocketBytes(socket: Duplex): void {
   };
 }
 
+/**
+ * Web mode: the renderer and the core API for a browser, on 127.0.0.1 only. The API WebSocket
+ * (`/api?token=<secret>`) needs the per-launch secret, our own Host (DNS rebinding) and our own
+ * Origin (cross-site pages); anything else is refused before a single frame is read.
+ */
 export class WebServer implements Disposable {
   readonly secret = newLaunchSecret();
   readonly api: CoreApiServer;
@@ -150,7 +150,7 @@ export class WebServer implements Disposable {
       );
       return;
     }
-    // HANGAR_TRACE_KEYS: when the page's bytes reach this process, apart from when the link has them.
+    // HANGAR_TRACE_KEYS: the page's bytes in, and its messages out, stamped (traceWebSocketBytes).
     if (keyTrace) traceWebSocketBytes(socket);
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       this.logger.info('UI connected');
