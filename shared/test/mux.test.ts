@@ -407,6 +407,38 @@ describe('handlers', () => {
     });
     expect(fine.remote.closed).toBe(false);
   });
+
+  it('a transport that refuses an ack ends the link, saying which frame could not be sent', async () => {
+    const pair = createMemoryTransportPair();
+    let refuse = false;
+    const refusing: FrameTransport = new Proxy(pair[1], {
+      get(target, key) {
+        if (key === 'send')
+          return (bytes: Uint8Array) => {
+            if (refuse) throw new Error('socket is gone');
+            target.send(bytes);
+          };
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const client = new Mux(pair[0], { role: 'client' });
+    const agent = new Mux(refusing, { role: 'agent' });
+    cleanups.push(() => {
+      client.dispose();
+      agent.dispose();
+    });
+    const reasons: CloseReason[] = [];
+    agent.onClose((reason) => reasons.push(reason));
+    const { local } = openBoth(client, agent);
+    refuse = true;
+    local.write(text('key'), { now: true });
+    await until(() => reasons.length === 1, 'the agent link closed');
+    expect(reasons[0]).toEqual({
+      code: 'E_INTERNAL',
+      message: expect.stringMatching(/^could not send an ack frame: socket is gone/),
+    });
+  });
 });
 
 describe('protocol violations', () => {

@@ -262,10 +262,7 @@ export class Mux implements Disposable {
         this.heartbeat?.sent();
       }
     } catch (error) {
-      this.shutdown(
-        { code: 'E_INTERNAL', message: `could not send a ${frame.type} frame: ${toHangarError(error).message}` },
-        true,
-      );
+      this.cannotSend(frame.type, error);
       return;
     }
     if (overflow) this.shutdown(overflow, true);
@@ -289,13 +286,19 @@ export class Mux implements Disposable {
         this.heartbeat?.sent();
       }
     } catch (error) {
-      this.shutdown(
-        { code: 'E_INTERNAL', message: `could not send an ack frame: ${toHangarError(error).message}` },
-        true,
-      );
+      this.cannotSend('ack', error);
       return;
     }
     if (overflow) this.shutdown(overflow, true);
+  }
+
+  /** The transport refused a frame (or it could not be encoded): the link cannot go on. */
+  private cannotSend(type: Frame['type'], error: unknown): void {
+    const article = type === 'ack' ? 'an' : 'a';
+    this.shutdown(
+      { code: 'E_INTERNAL', message: `could not send ${article} ${type} frame: ${toHangarError(error).message}` },
+      true,
+    );
   }
 
   /** A data frame: as head and payload when the transport takes parts (no copy of the payload). */
@@ -309,10 +312,7 @@ export class Mux implements Disposable {
       else this.transport.sendParts!(encodeDataHead(stream, offset), payload);
       this.heartbeat?.sent();
     } catch (error) {
-      this.shutdown(
-        { code: 'E_INTERNAL', message: `could not send a data frame: ${toHangarError(error).message}` },
-        true,
-      );
+      this.cannotSend('data', error);
     }
   }
 
