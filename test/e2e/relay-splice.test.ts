@@ -13,7 +13,7 @@ import { dirFor, useCleanups } from '../support/cleanups.js';
 import { RelayDouble } from '../support/relay-double.js';
 import { startServingCli } from '../support/serving-cli.js';
 import { AttachedCli } from '../support/pty-client.js';
-import { BASH, hangar as hangarCli, tmux, type AgentProcess } from '../support/processes.js';
+import { BASH, hangar as hangarCli, startAgentProcess, tmux, type AgentProcess } from '../support/processes.js';
 import { hostsLs, loginCli, relayFor, signupCli, startTestRelayProcess } from '../support/relay-stack.js';
 
 /**
@@ -264,6 +264,23 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
       expect(spliceRequests(agent)).toBe(asked);
       expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
       expect(spliceRequests(agent)).toBe(asked + 1);
+    });
+
+    it("a paired host whose address another machine's agent now answers is still reached through the relay, with the same pins", async () => {
+      // The host published 127.0.0.1:<port> in its own namespace; here another agent takes that port
+      // (as a busy CI machine once did by chance, or a LAN address seen from another network).
+      const { laptop, agent } = stack;
+      const decoy = await startAgentProcess(dir('decoy'), { port: agent.port });
+      cleanups.push(() => decoy.stop());
+      const asked = spliceRequests(agent);
+      const listed = await hangar(laptop, ['session', 'ls', 'mini', '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(JSON.parse(listed.stdout)).toHaveLength(1);
+      expect(spliceRequests(agent)).toBe(asked + 1);
+      expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({
+        status: 'online',
+        via: 'relayed',
+      });
     });
   });
 

@@ -161,10 +161,11 @@ export class HostReach {
     const accountOf = async () => (await lookUp()).find((e) => e.record?.agent_key === record.agent_key)?.account;
     // An address that took the TCP connection is being linked: the fallbacks wait for its verdict.
     let answered = false;
+    const withFallbacks = this.fallbacks.length > 0;
     const viaAddresses = async (): Promise<Dialed> => {
       try {
         // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
-        if (this.fallbacks.length > 0 && !record.embedded && (await answering([record.address])).length === 0) {
+        if (withFallbacks && !record.embedded && (await answering([record.address])).length === 0) {
           throw new HangarError('E_HOST_UNREACHABLE', `nothing answers at ${record.address}`);
         }
         answered = true;
@@ -173,7 +174,10 @@ export class HostReach {
       } catch (error) {
         clearTimeout(early);
         const failure = toHangarError(error);
-        if (!transient(failure) || record.embedded) throw failure;
+        // Another key at the address: with an account, it may be another machine now at that address
+        // (a published 127.0.0.1 or LAN address seen from elsewhere), so the host's other ways are
+        // tried with the same pins. If none links, this is the answer.
+        if ((!transient(failure) && !(withFallbacks && keyChanged(failure))) || record.embedded) throw failure;
         const account = await accountOf();
         const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
         const reachable = await answering(others);
@@ -187,13 +191,19 @@ export class HostReach {
             return dialed;
           } catch (next) {
             // Another machine at an old LAN address presents another key: not ours, go on.
-            if (!transient(toHangarError(next)) && toHangarError(next).code !== 'E_AUTH_HOST_KEY_CHANGED') throw next;
+            if (!transient(toHangarError(next)) && !keyChanged(toHangarError(next))) throw next;
           }
+        }
+        if (keyChanged(failure)) {
+          this.deps.logger.warn(
+            { host: record.name, address: record.address, err: failure.message },
+            'the address a paired host was reached at presents another key: trying its other ways, with the same pins',
+          );
         }
         throw failure;
       }
     };
-    if (this.fallbacks.length === 0 || record.embedded) return viaAddresses();
+    if (!withFallbacks || record.embedded) return viaAddresses();
     const notInAccount = new HangarError('E_HOST_UNREACHABLE', 'not in the account: no fallback');
     try {
       const { value } = await raceDials<Dialed>(
@@ -212,13 +222,17 @@ export class HostReach {
         ],
         {
           close: (loser) => loser.transport.close({ code: 'closed', message: 'another path opened first' }),
-          final: (f) => !transient(f),
+          // Another key at one way does not end the race: every way checks the same pins.
+          final: (f) => !transient(f) && !keyChanged(f),
         },
       );
       return value;
     } catch (error) {
       clearTimeout(early);
       if (!(error instanceof RaceFailed)) throw error;
+      // No way linked and one met another key: that is the answer (an interception, or a reinstall).
+      const changed = error.flat().find((f) => keyChanged(f.error));
+      if (changed) throw changed.error;
       const [addresses, ...rest] = error.flat();
       const others = rest.filter((f) => f.error !== notInAccount);
       if (others.length === 0) throw addresses!.error;
@@ -550,6 +564,10 @@ export function colonFingerprint(hex: string): string {
 
 function sameCertificate(colon: string, hex: string): boolean {
   return colon.replace(/:/g, '').toLowerCase() === hex.toLowerCase();
+}
+
+function keyChanged(error: HangarError): boolean {
+  return error.code === 'E_AUTH_HOST_KEY_CHANGED';
 }
 
 function transient(error: HangarError): boolean {
