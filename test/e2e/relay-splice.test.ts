@@ -284,6 +284,19 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     });
   });
 
+  it("an enrolled host's first link never offers the enrollment's proof to another machine at its address: it links through the relay", async () => {
+    const { laptop, agent } = await firewalledStack(cleanups);
+    // Another agent here takes the port the host published as 127.0.0.1:<port> in its namespace.
+    const decoy = await startAgentProcess(dir('decoy'), { port: agent.port, logLevel: 'info' });
+    cleanups.push(() => decoy.stop());
+    const listed = await hangar(laptop, ['session', 'ls', 'mini']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(spliceRequests(agent)).toBe(1);
+    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ status: 'online', via: 'relayed' });
+    // The decoy saw a TLS connection and nothing after it: no handshake to refuse (it logs one it refuses).
+    expect(decoy.stderr()).not.toMatch(/handshake refused/);
+  });
+
   it('a host whose addresses never answer (a firewall drops them) is reached through the relay without waiting out the link’s 15 s timeout on its address', async () => {
     // Listening everywhere in its namespace, it publishes its veth address first: the firewall
     // there drops what comes to it, so nothing ever answers (no refusal either).

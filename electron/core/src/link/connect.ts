@@ -37,6 +37,11 @@ export interface ConnectOptions {
    * end-to-end secret `e` it kept (relay/PROTOCOL.md step 4). Pairs like a code, keyed by `e`.
    */
   enrollment?: { token_id: string; secret: string };
+  /**
+   * With `enrollment`: the certificate (colon form) the host's record at the relay lists. A machine
+   * presenting another one is not that host, and is sent nothing (E_AUTH_HOST_KEY_CHANGED).
+   */
+  expectCertificate?: string;
   /** The user's name for the host, used in messages ("mini"). */
   hostName?: string;
   /**
@@ -107,6 +112,15 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
     // Checked before a single byte of ours is sent over this TLS session.
     if (options.pinned && seen.toUpperCase() !== options.pinned.cert_fingerprint.toUpperCase()) {
       throw keyChanged(name, options.address, 'TLS certificate', seen, options.pinned.cert_fingerprint);
+    }
+    if (enrollment && options.expectCertificate && seen.toUpperCase() !== options.expectCertificate.toUpperCase()) {
+      throw new HangarError(
+        'E_AUTH_HOST_KEY_CHANGED',
+        `the machine at ${options.address} is not the "${name}" the relay describes (its TLS certificate ${seen} is not ` +
+          `the listed ${options.expectCertificate}): the relay may be compromised, another machine may hold that address, ` +
+          'or the host was reinstalled (enroll it again). Nothing was sent to it',
+        { seen, expected: options.expectCertificate },
+      );
     }
     const exporter = new Uint8Array(
       socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0)),

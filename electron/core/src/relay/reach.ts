@@ -337,6 +337,12 @@ export class HostReach {
             refused = f;
             continue;
           }
+          if (keyChanged(f)) {
+            // Not the certificate the host's record lists: another machine there, sent nothing. The
+            // host is not at this address (a lying relay's own machine fails the same way).
+            failure = new HangarError('E_HOST_UNREACHABLE', f.message, f.details);
+            break;
+          }
           if (!transient(f)) throw f;
           failure = f;
           break;
@@ -494,6 +500,8 @@ export class HostReach {
       deviceName: this.deps.deviceName,
       hostName: name,
       ...how,
+      // A first link offers the enrollment's proof only to the certificate the host's record lists.
+      ...('enrollment' in how && host ? { expectCertificate: colonFingerprint(host.cert_fingerprint) } : {}),
     });
     return { ...connected, address };
   }
