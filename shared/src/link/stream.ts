@@ -4,6 +4,8 @@ import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
 import type { ReadLease } from './read-lease.js';
 
+const noRelease = (): void => undefined;
+
 export const DEFAULT_STREAM_WINDOW = 256 * 1024;
 
 /**
@@ -105,6 +107,15 @@ export class LinkStream {
    * pooled read keeps that buffer from the pool (listeners may keep views as long as they like).
    */
   borrowsData = false;
+  /**
+   * Default false. True, with autoAck false: acking an offset says the consumer is done with every
+   * byte before it and keeps no view of them (a file writer acks once the bytes are written). Data
+   * that came in a pooled read (ReadLease) then holds that buffer only until it is acked, and the
+   * buffer goes round again, instead of being left to the collector: a bulk stream (a job log, an
+   * artifact) replaced every 16 KiB read with a fresh buffer, external memory that V8 counts toward
+   * its next mark-compact (about 3 per 100 MB received). Listeners get no lease: the stream holds it.
+   */
+  releasesDataOnAck = false;
   /** @internal The stream is in its link's line for a turn to send (DataScheduler). */
   waitsForTurn = false;
 
@@ -153,6 +164,13 @@ export class LinkStream {
   /** Set while a locally closed stream still flushes its queue before the close frame. */
   private flushThenClose: CloseReason | undefined;
   private released = false;
+  /**
+   * Leases held for releasesDataOnAck, in stream order from heldHead on: each is released once
+   * the stream offset after its bytes (heldEnds) is acked.
+   */
+  private heldEnds: number[] = [];
+  private heldReleases: (() => void)[] = [];
+  private heldHead = 0;
 
   constructor(
     private readonly host: StreamHost,
@@ -214,6 +232,7 @@ export class LinkStream {
         `stream ${this.id}: cannot ack offset ${offset}, only ${this.received} received`,
       );
     }
+    if (this.heldHead < this.heldEnds.length) this.releaseHeld(offset);
     if (this.closed || offset <= this.ackedByUs) return;
     this.ackedByUs = offset;
     // A quarter window consumed: ack now (within this batch), the sender may be waiting for credit.
@@ -235,6 +254,28 @@ export class LinkStream {
     }
     // Else the timer armed for an ack that has since ridden data is still running: it covers
     // this one too (see ackTimerFired).
+  }
+
+  /** Gives back the read buffers of the bytes before `offset` (releasesDataOnAck). */
+  private releaseHeld(offset: number): void {
+    const ends = this.heldEnds;
+    let head = this.heldHead;
+    while (head < ends.length && ends[head]! <= offset) {
+      const release = this.heldReleases[head]!;
+      this.heldReleases[head] = noRelease;
+      head++;
+      release();
+    }
+    if (head === ends.length) {
+      this.heldEnds = [];
+      this.heldReleases = [];
+      head = 0;
+    } else if (head >= 1024) {
+      this.heldEnds = ends.slice(head);
+      this.heldReleases = this.heldReleases.slice(head);
+      head = 0;
+    }
+    this.heldHead = head;
   }
 
   /** The waiting ack leaves at the end of this microtask, not on its timer. */
@@ -382,7 +423,14 @@ export class LinkStream {
     }
     if (payload.length === 0) return;
     this.received += payload.length;
-    if (lease && !this.borrowsData) lease.keep();
+    if (lease && !this.borrowsData) {
+      if (this.releasesDataOnAck && !this.autoAck) {
+        this.heldEnds.push(this.received);
+        this.heldReleases.push(lease.hold());
+      } else {
+        lease.keep();
+      }
+    }
     try {
       const listeners = this.dataListeners;
       const lent = this.borrowsData ? lease : undefined;
@@ -461,6 +509,11 @@ export class LinkStream {
     if (!options?.keepRegistered) this.release();
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
+    // Bytes not acked may still be in use (a file write under way): their buffers are left to
+    // the collector, never read into again.
+    this.heldEnds = [];
+    this.heldReleases = [];
+    this.heldHead = 0;
     if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
     this.closeEmitter.fire(reason);
     this.dataListeners = [];

@@ -26,7 +26,11 @@ export interface LogChunk {
 }
 
 export interface LogSink {
-  /** Bytes in order; call `consumed()` once they are written out, which lets the agent send more. */
+  /**
+   * Bytes in order; call `consumed()` once they are written out, which lets the agent send more.
+   * The bytes are the sink's until then only: they may be in a link read buffer that goes round
+   * again after (copy them to keep them).
+   */
   data(chunk: LogChunk, consumed: () => void): void;
   /** A new attempt's log starts (the first one, and each retry while following). */
   attempt?(attempt: number, from: number): void;
