@@ -244,6 +244,32 @@ describe('link reads into pooled buffers', () => {
     expect(link.buffers.size).toBeLessThanOrEqual(2 * perBatch + 2);
   });
 
+  it('bytes of a stream that releases on ack stay intact after it closes with them unacked (a file write under way)', () => {
+    const link = linkWithPooledReads();
+    const { stream } = link;
+    stream.autoAck = false;
+    stream.releasesDataOnAck = true;
+    const kept: { data: Uint8Array; offset: number }[] = [];
+    stream.onData((data, offset) => kept.push({ data, offset }));
+    let sent = 0;
+    const counting = (size: number) => {
+      const from = sent;
+      sent += size;
+      return Uint8Array.from({ length: size }, (_, i) => (from + i) % 251);
+    };
+    link.receive([counting(100 * 1024), counting(100 * 1024)]);
+    // The first half is written out; the rest is still being written when the link drops it.
+    const half = kept.findIndex(({ offset }) => offset >= 100 * 1024);
+    stream.ack(kept[half]!.offset);
+    stream.close({ code: 'cancelled', message: 'test' });
+    // More reads (for a stream that is gone) take buffers from the pool and fill them.
+    link.receive([new Uint8Array(300 * 1024).fill(7)]);
+    const changed = kept
+      .slice(half)
+      .filter(({ data, offset }) => !data.every((byte, i) => byte === (offset + i) % 251));
+    expect(changed.map(({ offset }) => offset)).toEqual([]);
+  });
+
   it('a small read is copied out of its buffer, which the next read uses again', () => {
     const link = linkWithPooledReads();
     const kept: Uint8Array[] = [];
