@@ -65,7 +65,8 @@ const WINDOW = 8 * 1024 * 1024;
  */
 function linkWithPooledReads(): {
   stream: LinkStream;
-  receive(payloads: Uint8Array[]): void;
+  /** Returns the buffers the reads went into. */
+  receive(payloads: Uint8Array[]): Uint8Array[];
   buffers: Set<Uint8Array>;
   pool: CountingPool;
 } {
@@ -89,13 +90,16 @@ function linkWithPooledReads(): {
           return encodeLengthPrefixed(frame);
         }),
       );
+      const used: Uint8Array[] = [];
       for (let at = 0; at < wire.length; at += READ_BYTES) {
         const buffer = reads.onread.buffer();
         buffers.add(buffer);
+        used.push(buffer);
         const chunk = wire.subarray(at, Math.min(at + READ_BYTES, wire.length));
         buffer.set(chunk);
         reads.onread.callback(chunk.length, buffer);
       }
+      return used;
     },
   };
 }
@@ -244,7 +248,7 @@ describe('link reads into pooled buffers', () => {
     expect(link.buffers.size).toBeLessThanOrEqual(2 * perBatch + 2);
   });
 
-  it('bytes of a stream that releases on ack stay intact after it closes with them unacked (a file write under way)', () => {
+  it('bytes of a stream that releases on ack stay intact after it closes with them unacked (a file write under way), and their buffers go round once acked', () => {
     const link = linkWithPooledReads();
     const { stream } = link;
     stream.autoAck = false;
@@ -268,6 +272,11 @@ describe('link reads into pooled buffers', () => {
       .slice(half)
       .filter(({ data, offset }) => !data.every((byte, i) => byte === (offset + i) % 251));
     expect(changed.map(({ offset }) => offset)).toEqual([]);
+    // The last write finishes after the end: its ack sends nothing, and its buffers go round.
+    const unacked = new Set(kept.slice(half).map(({ data }) => data.buffer));
+    stream.ack(sent);
+    const next = link.receive([new Uint8Array(64 * 1024).fill(8)]);
+    expect(next.filter((buffer) => unacked.has(buffer.buffer)).length).toBeGreaterThan(0);
   });
 
   it('a small read is copied out of its buffer, which the next read uses again', () => {

@@ -114,6 +114,8 @@ export class LinkStream {
    * buffer goes round again, instead of being left to the collector: a bulk stream (a job log, an
    * artifact) replaced every 16 KiB read with a fresh buffer, external memory that V8 counts toward
    * its next mark-compact (about 3 per 100 MB received). Listeners get no lease: the stream holds it.
+   * Acks go on releasing after the stream is closed (the last file writes of a download finish
+   * after its end came); bytes never acked keep their buffers out of the pool.
    */
   releasesDataOnAck = false;
   /** @internal The stream is in its link's line for a turn to send (DataScheduler). */
@@ -224,7 +226,10 @@ export class LinkStream {
     return below;
   }
 
-  /** The consumer has used every byte before `offset`; the peer may send `window` bytes beyond it. */
+  /**
+   * The consumer has used every byte before `offset`; the peer may send `window` bytes beyond it.
+   * On a closed stream nothing is sent (releasesDataOnAck's buffers still go back).
+   */
   ack(offset: number): void {
     if (!Number.isSafeInteger(offset) || offset > this.received) {
       throw new HangarError(
@@ -509,11 +514,6 @@ export class LinkStream {
     if (!options?.keepRegistered) this.release();
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
-    // Bytes not acked may still be in use (a file write under way): their buffers are left to
-    // the collector, never read into again.
-    this.heldEnds = [];
-    this.heldReleases = [];
-    this.heldHead = 0;
     if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
     this.closeEmitter.fire(reason);
     this.dataListeners = [];

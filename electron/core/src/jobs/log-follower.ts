@@ -128,7 +128,8 @@ export async function followJobLog(
         sink.attempt?.(known!, at);
       }
       sink.data({ attempt: known!, offset: at, data }, () => {
-        if (end !== undefined && !stream.closed) stream.ack(end);
+        // Also once the stream has ended: the ack then sends nothing, but gives the read buffers back.
+        if (end !== undefined) stream.ack(end);
         consumed();
       });
     }, fail);
