@@ -104,7 +104,8 @@ export class LinkStream {
    * Default false. True: every onData listener promises to hold the lease it gets with the data
    * (ReadLease.hold) for as long as it needs the bytes after it returns, so the link's read buffer
    * can be used again once they are done (a spliced socket's write). False: data that came in a
-   * pooled read keeps that buffer from the pool (listeners may keep views as long as they like).
+   * pooled read keeps that buffer from the pool (listeners may keep views as long as they like),
+   * unless releasesDataOnAck.
    */
   borrowsData = false;
   /**
