@@ -65,7 +65,8 @@ const WINDOW = 8 * 1024 * 1024;
  */
 function linkWithPooledReads(): {
   stream: LinkStream;
-  receive(payloads: Uint8Array[]): void;
+  /** Returns the buffers the reads went into. */
+  receive(payloads: Uint8Array[]): Uint8Array[];
   buffers: Set<Uint8Array>;
   pool: CountingPool;
 } {
@@ -89,13 +90,16 @@ function linkWithPooledReads(): {
           return encodeLengthPrefixed(frame);
         }),
       );
+      const used: Uint8Array[] = [];
       for (let at = 0; at < wire.length; at += READ_BYTES) {
         const buffer = reads.onread.buffer();
         buffers.add(buffer);
+        used.push(buffer);
         const chunk = wire.subarray(at, Math.min(at + READ_BYTES, wire.length));
         buffer.set(chunk);
         reads.onread.callback(chunk.length, buffer);
       }
+      return used;
     },
   };
 }
@@ -195,6 +199,84 @@ describe('link reads into pooled buffers', () => {
     // reads and answers put together went round: a few buffers for 1,024 answers.
     expect(fresh).toBe(0);
     expect(link.pool.handed.size).toBeLessThanOrEqual(2 * Math.ceil((16 * (answerBytes + 17 + 4)) / READ_BYTES) + 4);
+  });
+
+  it("a stream that releases its data on ack (a job log, an artifact) keeps each read's buffer until every byte of it is acked, then the buffer goes round", () => {
+    const link = linkWithPooledReads();
+    const { stream } = link;
+    stream.autoAck = false;
+    stream.releasesDataOnAck = true;
+    // A file writer: keeps views of what it is given, writes them later, then acks up to there.
+    const pending: { data: Uint8Array; end: number }[] = [];
+    let leases = 0;
+    stream.onData((data, offset, lease) => {
+      if (lease) leases++;
+      pending.push({ data, end: offset + data.length });
+    });
+    let written = 0;
+    const write = (leave: number) => {
+      while (pending.length > leave) {
+        const { data, end } = pending.shift()!;
+        const first = written;
+        // A buffer read into again before its bytes were acked shows here.
+        if (!data.every((byte, i) => byte === (first + i) % 251)) {
+          throw new Error(`bytes ${first}..${end} changed before they were acked`);
+        }
+        written = end;
+        stream.ack(end);
+      }
+    };
+    // Big frames in pieces (views of 16 KiB reads), small ones whole inside a read or put together
+    // in a pooled buffer: the acks land inside reads whose other bytes still wait to be written.
+    let sent = 0;
+    const counting = (size: number) => {
+      const from = sent;
+      sent += size;
+      return Uint8Array.from({ length: size }, (_, i) => (from + i) % 251);
+    };
+    for (let batch = 0; batch < 48; batch++) {
+      link.receive([counting(100 * 1024), counting(5000), counting(100 * 1024), counting(6000)]);
+      // The last pieces wait for the next batch's reads (the writer is behind).
+      write(3);
+    }
+    write(0);
+    expect(written).toBe(sent);
+    // The listener gets no lease: the stream holds it.
+    expect(leases).toBe(0);
+    // About 10 MiB in 16 KiB reads went into a few batches' worth of buffers, not one each.
+    const perBatch = Math.ceil((2 * 100 * 1024 + 11000 + 4 * 21) / READ_BYTES);
+    expect(link.buffers.size).toBeLessThanOrEqual(2 * perBatch + 2);
+  });
+
+  it('bytes of a stream that releases on ack stay intact after it closes with them unacked (a file write under way), and their buffers go round once acked', () => {
+    const link = linkWithPooledReads();
+    const { stream } = link;
+    stream.autoAck = false;
+    stream.releasesDataOnAck = true;
+    const kept: { data: Uint8Array; offset: number }[] = [];
+    stream.onData((data, offset) => kept.push({ data, offset }));
+    let sent = 0;
+    const counting = (size: number) => {
+      const from = sent;
+      sent += size;
+      return Uint8Array.from({ length: size }, (_, i) => (from + i) % 251);
+    };
+    link.receive([counting(100 * 1024), counting(100 * 1024)]);
+    // The first half is written out; the rest is still being written when the link drops it.
+    const half = kept.findIndex(({ offset }) => offset >= 100 * 1024);
+    stream.ack(kept[half]!.offset);
+    stream.close({ code: 'cancelled', message: 'test' });
+    // More reads (for a stream that is gone) take buffers from the pool and fill them.
+    link.receive([new Uint8Array(300 * 1024).fill(7)]);
+    const changed = kept
+      .slice(half)
+      .filter(({ data, offset }) => !data.every((byte, i) => byte === (offset + i) % 251));
+    expect(changed.map(({ offset }) => offset)).toEqual([]);
+    // The last write finishes after the end: its ack sends nothing, and its buffers go round.
+    const unacked = new Set(kept.slice(half).map(({ data }) => data.buffer));
+    stream.ack(sent);
+    const next = link.receive([new Uint8Array(64 * 1024).fill(8)]);
+    expect(next.filter((buffer) => unacked.has(buffer.buffer)).length).toBeGreaterThan(0);
   });
 
   it('a small read is copied out of its buffer, which the next read uses again', () => {

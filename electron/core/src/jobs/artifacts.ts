@@ -133,7 +133,8 @@ async function fetchOne(
   const { stream, closed, movedOff } = pulled;
   // Ack once the file has the bytes: a slow disk slows the host's sending, not our memory.
   const writer = new BatchedFileWriter(out, (end) => {
-    if (!stream.closed) stream.ack(end);
+    // Also once the stream has ended: the ack then sends nothing, but gives the read buffers back.
+    stream.ack(end);
     hash.written(end);
     onProgress(end);
   });

@@ -22,10 +22,12 @@ export const MOVED = { code: 'moved', message: 'the link moved to a better path;
 /**
  * A stream for bytes the agent sends at the reader's pace (a job log, an artifact), opened on
  * `mux` before the request that names it (the agent may write right behind its answer); the
- * caller acks what it has written out. Once the connection's live link becomes another than `mux`
- * (a path upgrade, or a reconnect), `beforeMove` runs and the stream is closed with MOVED: a stream
- * on a link that was moved off would otherwise run there until it ends, or until the old link is
- * retired (at most 30 s) and cuts it. The caller then asks again on the new link.
+ * caller acks what it has written out, and keeps no view of the bytes it acked: their read
+ * buffers go round again (LinkStream.releasesDataOnAck). Once the connection's live link becomes
+ * another than `mux` (a path upgrade, or a reconnect), `beforeMove` runs and the stream is closed
+ * with MOVED: a stream on a link that was moved off would otherwise run there until it ends, or
+ * until the old link is retired (at most 30 s) and cuts it. The caller then asks again on the new
+ * link.
  */
 export function openPulledStream(
   connection: JobLink,
@@ -35,6 +37,7 @@ export function openPulledStream(
 ): { stream: LinkStream; closed: Promise<CloseReason>; movedOff: () => boolean } {
   const stream = mux.openStream({ recvOffset, window: BULK_STREAM_WINDOW });
   stream.autoAck = false;
+  stream.releasesDataOnAck = true;
   const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
   let movedOff = false;
   const subscription = connection.onLink?.((next) => {

@@ -26,7 +26,11 @@ export interface LogChunk {
 }
 
 export interface LogSink {
-  /** Bytes in order; call `consumed()` once they are written out, which lets the agent send more. */
+  /**
+   * Bytes in order; call `consumed()` once they are written out, which lets the agent send more.
+   * The bytes are the sink's until then only: they may be in a link read buffer that goes round
+   * again after (copy them to keep them).
+   */
   data(chunk: LogChunk, consumed: () => void): void;
   /** A new attempt's log starts (the first one, and each retry while following). */
   attempt?(attempt: number, from: number): void;
@@ -124,7 +128,8 @@ export async function followJobLog(
         sink.attempt?.(known!, at);
       }
       sink.data({ attempt: known!, offset: at, data }, () => {
-        if (end !== undefined && !stream.closed) stream.ack(end);
+        // Also once the stream has ended: the ack then sends nothing, but gives the read buffers back.
+        if (end !== undefined) stream.ack(end);
         consumed();
       });
     }, fail);

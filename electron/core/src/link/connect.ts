@@ -76,9 +76,12 @@ export const LINK_WEBSOCKET_ENV = 'HANGAR_LINK_WEBSOCKET';
 /**
  * The buffers this process's links read into (LeasedReads): TLS hands over at most one 16 KiB
  * record per read. A buffer goes round again once what came in it is done with (a preview's bytes
- * once the browser's socket has taken them); the spares are bounded (2 MiB), more come and go.
+ * once the browser's socket has taken them, a job log's or an artifact's once written out). The
+ * spares are bounded by a bulk stream's window and a little more (5 MiB): an artifact's file
+ * writes hold up to a window of reads at a time, all given back together, and with 2 MiB of spares
+ * a fifth of its reads came in fresh buffers (8,300 of 39,000 for 200 MB).
  */
-const LINK_READ_BUFFERS = new ReadBufferPool(16 * 1024, 128);
+const LINK_READ_BUFFERS = new ReadBufferPool(16 * 1024, 320);
 
 /**
  * Opens TLS to the agent, checks pins, and runs the signed handshake bound to the TLS session.
