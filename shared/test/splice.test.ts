@@ -234,8 +234,8 @@ describe('spliceSocket acks', () => {
 describe('spliceSocket writing to the socket handle (HandleWrites)', () => {
   const WINDOW = 256 * 1024;
   const CHUNK = 4 * 1024;
-  /** More than loopback's socket buffers hold: a reader that does not read stops the writer. */
-  const TOTAL = 16 * 1024 * 1024;
+  /** Far more than loopback's socket buffers hold (4 MiB of send buffer at most by default): a reader that does not read stops the writer. */
+  const TOTAL = 32 * 1024 * 1024;
   /** Byte i of the stream is i mod 251: a byte lost, doubled or moved shows. */
   const pattern = (offset: number, length: number) => {
     const bytes = new Uint8Array(length);
