@@ -1,13 +1,17 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   afterThisTask,
   FRAME_TYPE,
+  HandleWrites,
+  PREVIEW_EOF,
   PooledReads,
   ReadBufferPool,
   SPLICE_ACK_DELAY_MS,
   spliceSocket,
   type ByteSocket,
+  type LinkStream,
 } from '@hangar/shared';
 import { connectMuxes, openBoth } from './support/mux-pair.js';
 
@@ -224,5 +228,148 @@ describe('spliceSocket acks', () => {
     expect(count(sent.agent, FRAME_TYPE.ack)).toBe(1);
     expect(browserStream.peerAckedOffset).toBe(browserStream.sentOffset);
     expect(originStream.peerAckedOffset).toBe(originStream.sentOffset);
+  });
+});
+
+describe('spliceSocket writing to the socket handle (HandleWrites)', () => {
+  const WINDOW = 256 * 1024;
+  const CHUNK = 4 * 1024;
+  /** Far more than loopback's socket buffers hold (4 MiB of send buffer at most by default): a reader that does not read stops the writer. */
+  const TOTAL = 32 * 1024 * 1024;
+  /** Byte i of the stream is i mod 251: a byte lost, doubled or moved shows. */
+  const pattern = (offset: number, length: number) => {
+    const bytes = new Uint8Array(length);
+    for (let i = 0; i < length; i++) bytes[i] = (offset + i) % 251;
+    return bytes;
+  };
+
+  /**
+   * A spliced TCP connection over a mux pair: `local` is the stream's far end (what the browser's
+   * side writes), `reader` the accepted socket at the other end of the spliced one (the dev
+   * server), paused until the test reads.
+   */
+  async function splicedConnection() {
+    const { client, agent } = connectMuxes(cleanups, { transport: { schedule: setImmediate } });
+    const { local, remote } = openBoth(client, agent, { window: WINDOW });
+    const server = createServer({ pauseOnConnect: true });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = once(server, 'connection') as Promise<[Socket]>;
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    await once(socket, 'connect');
+    const [reader] = await accepted;
+    cleanups.push(() => {
+      socket.destroy();
+      reader.destroy();
+      server.close();
+    });
+    const writes = HandleWrites.of(socket);
+    expect(writes).toBeDefined();
+    /** Writes that went through the socket's Writable (the rest went to its handle). */
+    let writableWrites = 0;
+    const write = socket.write.bind(socket) as (data: Uint8Array, done?: () => void) => boolean;
+    socket.write = ((data: Uint8Array, done?: () => void) => {
+      writableWrites++;
+      return write(data, done);
+    }) as typeof socket.write;
+    const spliced = spliceSocket(socket, remote, { later: afterThisTask, writes });
+    return { local, remote, socket, reader, spliced, writableWrites: () => writableWrites };
+  }
+
+  /**
+   * Writes the pattern into `local` with backpressure until `total` or until it is closed, one
+   * chunk a turn: each arrives alone in its task, as a request or an answer does.
+   */
+  async function writePattern(local: LinkStream, remote: LinkStream, total: number): Promise<number> {
+    let offset = 0;
+    while (offset < total && !local.closed) {
+      const room = local.write(pattern(offset, CHUNK));
+      offset += CHUNK;
+      if (!room) await new Promise<void>((resolve) => local.onDrain(() => resolve()));
+      while (remote.recvOffset < offset && !local.closed) await new Promise((resolve) => setImmediate(resolve));
+    }
+    return offset;
+  }
+
+  /** Waits until the stream's sender is stuck: all it sent delivered, the rest waiting for credit. */
+  async function stalled(local: LinkStream, remote: LinkStream) {
+    let last = -1;
+    // Each look is after the acks' delay: a writer still moving has moved by then.
+    while (local.sentOffset !== last || remote.recvOffset !== local.sentOffset) {
+      last = local.sentOffset;
+      await new Promise((resolve) => setTimeout(resolve, SPLICE_ACK_DELAY_MS * 5));
+    }
+  }
+
+  it('a reader that does not read holds the writer to the socket buffers and a window, then gets every byte in order, and the end', async () => {
+    const { local, remote, reader, writableWrites } = await splicedConnection();
+    const writing = writePattern(local, remote, TOTAL);
+    await stalled(local, remote);
+    // Credit only for bytes the kernel took: the sender is held far short of the whole.
+    expect(local.sentOffset).toBeLessThan(TOTAL / 2);
+    expect(local.sentOffset - local.peerAckedOffset).toBeLessThanOrEqual(WINDOW);
+    const held = local.sentOffset;
+
+    let got = 0;
+    let intact = true;
+    const ended = once(reader, 'end');
+    reader.on('data', (chunk: Buffer) => {
+      if (intact && !chunk.equals(pattern(got, chunk.length))) intact = false;
+      got += chunk.length;
+    });
+    reader.resume();
+    const written = await writing;
+    local.close({ code: PREVIEW_EOF, message: 'done' });
+    await ended;
+    expect(written).toBe(TOTAL);
+    expect(got).toBe(TOTAL);
+    expect(intact).toBe(true);
+    expect(held).toBeGreaterThan(0);
+    // Pieces alone in their task went to the handle, the waiting ones too: the Writable saw
+    // few of them, if any.
+    expect(writableWrites()).toBeLessThan(TOTAL / CHUNK / 10);
+  });
+
+  it('an end that comes while writes wait in the handle reaches the reader after all of them', async () => {
+    const { local, remote, reader, spliced } = await splicedConnection();
+    void writePattern(local, remote, TOTAL);
+    await stalled(local, remote);
+    // What the stream took: sent, and queued for credit (a close with flush sends it first).
+    const accepted = local.sentOffset + local.queuedBytes;
+    local.close({ code: PREVIEW_EOF, message: 'done' });
+    let got = 0;
+    let intact = true;
+    const ended = once(reader, 'end');
+    reader.on('data', (chunk: Buffer) => {
+      if (intact && !chunk.equals(pattern(got, chunk.length))) intact = false;
+      got += chunk.length;
+    });
+    reader.resume();
+    await ended;
+    expect(got).toBe(accepted);
+    expect(intact).toBe(true);
+    expect((await spliced).code).toBe(PREVIEW_EOF);
+  });
+
+  it('a stream closed while writes wait in the handle destroys the socket and ends the splice', async () => {
+    const { local, remote, socket, spliced } = await splicedConnection();
+    void writePattern(local, remote, TOTAL);
+    await stalled(local, remote);
+    local.close({ code: 'E_UNAVAILABLE', message: 'browser went away' }, { flush: false });
+    expect((await spliced).code).toBe('E_UNAVAILABLE');
+    expect(socket.destroyed).toBe(true);
+    // The handle's cancelled writes come back after the close: no ack, no throw.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(remote.closed).toBe(true);
+  });
+
+  it('a reader that goes away while writes wait in the handle ends the stream', async () => {
+    const { local, remote, reader, spliced } = await splicedConnection();
+    void writePattern(local, remote, TOTAL);
+    await stalled(local, remote);
+    const closed = new Promise((resolve) => local.onClose(resolve));
+    reader.resetAndDestroy();
+    await spliced;
+    await closed;
+    expect(local.closed).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 import {
   afterThisTask,
+  HandleWrites,
   HangarError,
   PREVIEW_REMOVED,
   PREVIEW_FRAME_BYTES,
@@ -141,7 +142,7 @@ export class PreviewService implements Disposable {
     }
     const stream = mux.openStream({ id: streamId, window: PREVIEW_STREAM_WINDOW, maxFrameBytes: PREVIEW_FRAME_BYTES });
     this.track(port, stream, release);
-    void spliceSocket(socket, stream, { later: afterThisTask, reads }).then((reason) =>
+    void spliceSocket(socket, stream, { later: afterThisTask, reads, writes: HandleWrites.of(socket) }).then((reason) =>
       this.options.logger.debug({ port, reason }, 'preview connection ended'),
     );
     return { address, sourcePort: socket.localPort!, start: () => socket.resume() };

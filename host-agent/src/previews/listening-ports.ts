@@ -68,8 +68,21 @@ async function readProcTables(procRoot: string): Promise<RawListener[] | undefin
   return tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
 }
 
-/** Bytes asked of a table at a time: ~50 lines, more than the listeners of most machines. */
+/** Bytes asked of a table at a time: more than the kernel gives per read (below). */
 const TABLE_CHUNK = 8192;
+
+/**
+ * A read of a /proc/net table shorter than this was its last. The kernel (seq_file's
+ * seq_read_iter) formats a read's lines into a buffer of one page (4 KiB or more; only a line
+ * longer than the page makes it bigger) and returns when the next line would not fit, when the
+ * caller asked for no more, or when the table ends: asked for TABLE_CHUNK, a read short of a
+ * 4 KiB page by more than a line (150 bytes in tcp, under 300 in tcp6) means the table ended. The
+ * read that would confirm it (0 bytes) is not free: the kernel walks its whole table of
+ * connections again, every namespace's, to find none of ours after the last (~0.5 ms per read on
+ * a machine with a few thousand TIME_WAIT sockets, for tcp6 on every look when IPv6 carries no
+ * connection). A regular file (a test's fake /proc) reads short only at its end too.
+ */
+const LAST_READ_BELOW = 4096 - 512;
 
 /**
  * The head of a /proc/net/tcp{,6} table, up to its first socket that is not listening. The kernel
@@ -93,6 +106,7 @@ async function readListeningSection(path: string): Promise<string | undefined> {
       const { bytesRead } = await file.read(buffer, 0, TABLE_CHUNK, null);
       if (bytesRead === 0) return text;
       text += buffer.toString('latin1', 0, bytesRead);
+      if (bytesRead < LAST_READ_BELOW) return text;
       if (unread < 0) {
         const header = text.indexOf('\n');
         if (header < 0) continue;

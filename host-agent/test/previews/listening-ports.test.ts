@@ -114,6 +114,37 @@ describe('what listens on the host', () => {
     },
   );
 
+  it.runIf(process.platform === 'linux')(
+    'finds every listener when they fill more than a page of /proc/net/tcp and tcp6 (the kernel gives a page per read)',
+    async () => {
+      // 60 listeners are ~9 KB of tcp (150 bytes a line), 40 ~6 KB of tcp6: three and two reads.
+      const many = spawn(process.execPath, [
+        '-e',
+        `const net = require('net');
+         const listen = (host) => new Promise((r) => { const s = net.createServer().listen(0, host, () => r(s.address().port)); });
+         (async () => {
+           const ports = [];
+           for (let i = 0; i < 60; i++) ports.push(await listen('127.0.0.1'));
+           for (let i = 0; i < 40; i++) ports.push(await listen('::1'));
+           console.log(JSON.stringify(ports));
+         })();`,
+      ]);
+      children.push(many);
+      const [line] = (await once(createInterface({ input: many.stdout! }), 'line')) as [string];
+      const ports = JSON.parse(line) as number[];
+      const found = await listeningPorts();
+      const byPort = new Map(found.map((l) => [l.port, l]));
+      for (const [i, port] of ports.entries()) {
+        expect(byPort.get(port)).toEqual({
+          port,
+          address: i < 60 ? '127.0.0.1' : '::1',
+          pid: many.pid,
+          process: expect.stringMatching(/^node/),
+        });
+      }
+    },
+  );
+
   it('reads /proc/net/tcp6 addresses, IPv4-mapped ones included, and leaves out what loopback cannot reach', () => {
     const header =
       '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';

@@ -52,6 +52,7 @@ export {
 export { EventHub, type AnyEvent, type EventData, type EventInput, type EventTable } from './event-hub.js';
 export { wrapFramePort, type FramePort } from './port-transport.js';
 export { LeasedReads, ReadLease, type ReadBuffers } from './read-lease.js';
+export { HandleWrites, type HandleSocket, type WrittenLater } from './handle-writes.js';
 export {
   afterThisTask,
   PooledReads,

@@ -1,5 +1,6 @@
 import type { CloseReason } from '../protocol/control.js';
 import { PREVIEW_EOF } from '../protocol/previews.js';
+import type { HandleWrites } from './handle-writes.js';
 import type { LinkStream } from './stream.js';
 
 /**
@@ -175,6 +176,12 @@ export interface SpliceOptions {
   later?(flush: () => void): void;
   /** The socket reads into pooled buffers (it was connected with `reads.onread`). */
   reads?: PooledReads;
+  /**
+   * The socket's handle, written past its Writable stream while nothing of the socket's own is
+   * queued (handle-writes.ts): a piece written alone then costs no Writable bookkeeping and no
+   * `process.nextTick`. Corked pieces still go through the socket.
+   */
+  writes?: HandleWrites;
 }
 
 /**
@@ -196,7 +203,7 @@ export function spliceSocket(
   stream.ackDelayMs = SPLICE_ACK_DELAY_MS;
   let ended = false;
   let corked = false;
-  const { later } = options;
+  const { later, writes } = options;
   /** The task's first piece, held until its end (or until a second piece corks the socket). */
   let held: Uint8Array | undefined;
   let heldEnd = 0;
@@ -205,9 +212,26 @@ export function spliceSocket(
   let waiting = false;
   /** `release` gives the bytes' read buffer back once the socket has written them (LeasedReads). */
   const send = (data: Uint8Array, consumed: number, release?: () => void) => {
+    if (writes !== undefined) {
+      const now = writes.write(data, consumed, release);
+      if (now === true) {
+        release?.();
+        stream.ack(consumed);
+        return;
+      }
+      // False: writes.writtenLater acks once the handle has written it.
+      if (now === false) return;
+    }
     // `release` ignores the write's error: the buffer may go round either way.
     if (release ? socket.write(data, release) : socket.write(data)) stream.ack(consumed);
   };
+  if (writes !== undefined) {
+    writes.writtenLater = (error, consumed, release) => {
+      release?.();
+      // A failed write destroyed the socket: its 'error' and 'close' end the stream.
+      if (error === undefined && !stream.closed) stream.ack(consumed);
+    };
+  }
   const endOfTask = () => {
     waiting = false;
     if (corked) {

@@ -1,5 +1,6 @@
 import {
   afterThisTask,
+  HandleWrites,
   HangarError,
   PREVIEW_FRAME_BYTES,
   PREVIEW_STREAM_WINDOW,
@@ -248,7 +249,7 @@ export class PreviewForwarder implements Disposable {
       return;
     }
     if (reads === undefined) stream.write(head, { transfer: true });
-    void spliceSocket(socket, stream, { later: afterThisTask, reads });
+    void spliceSocket(socket, stream, { later: afterThisTask, reads, writes: HandleWrites.of(socket) });
     socket.resume();
   }
 
