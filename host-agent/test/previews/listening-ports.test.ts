@@ -135,7 +135,11 @@ describe('what listens on the host', () => {
       const found = await listeningPorts();
       const byPort = new Map(found.map((l) => [l.port, l]));
       for (const [i, port] of ports.entries()) {
-        expect(byPort.get(port)).toEqual({
+        const listed = byPort.get(port);
+        // A port is listed once (a preview is by port), 127.0.0.1 first: a ::1 listener may get a
+        // port that something on 127.0.0.1 of this machine holds, and then that one is listed.
+        if (i >= 60 && listed?.address === '127.0.0.1') continue;
+        expect(listed).toEqual({
           port,
           address: i < 60 ? '127.0.0.1' : '::1',
           pid: many.pid,
