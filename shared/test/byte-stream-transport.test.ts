@@ -230,6 +230,53 @@ describe('the raw link framing', () => {
     );
   });
 
+  it('hands an ack that comes whole in a read to onAck as its numbers, in order with the frames; a split ack and a bad one go to onFrame', () => {
+    const frame = fc.oneof(
+      fc.record({ type: fc.constant('ack' as const), stream: fc.integer({ min: 1, max: 99 }), offset: fc.nat() }),
+      fc.record({
+        type: fc.constant('data' as const),
+        stream: fc.integer({ min: 1, max: 99 }),
+        offset: fc.nat(),
+        payload: fc.uint8Array({ minLength: 1, maxLength: 40 }),
+      }),
+      fc.record({ type: fc.constant('control' as const), json: fc.json() }),
+    );
+    fc.assert(
+      fc.property(fc.array(frame, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }), (frames, points) => {
+        // An ack whose offset is past 2^53-1 (not encodable by encodeFrame): built by hand.
+        const bad = encodeFrame({ type: 'ack', stream: 1, offset: 0 });
+        bad[5] = 0xff;
+        const wire = concatBytes([
+          ...frames.map((f) => encodeLengthPrefixed(encodeFrame(f))),
+          encodeLengthPrefixed(bad),
+        ]);
+        const pieces = cut(wire, points);
+        const socket = new FakeSocket();
+        const transport = wrapByteStream(socket, { later: (flush) => flush() });
+        const got: string[] = [];
+        transport.onFrame((bytes) => {
+          if (bytes[0] === FRAME_TYPE.ack && bytes[5] === 0xff) got.push('bad ack');
+          else got.push(JSON.stringify(decodeFrame(bytes), (_, v: unknown) => (v instanceof Uint8Array ? [...v] : v)));
+        });
+        transport.onDataPart!((stream, offset, payload) =>
+          got.push(JSON.stringify({ type: 'data', stream, offset, payload: [...payload] })),
+        );
+        let fast = 0;
+        transport.onAck!((stream, offset) => {
+          fast++;
+          got.push(JSON.stringify({ type: 'ack', stream, offset }));
+        });
+        for (const piece of pieces) socket.emit('data', piece);
+        const expected = frames.map((f) =>
+          JSON.stringify(f, (_, v: unknown) => (v instanceof Uint8Array ? [...v] : v)),
+        );
+        expect(got).toEqual([...expected, 'bad ack']);
+        // Every ack inside one read took the short way (all of them when the wire came whole).
+        if (pieces.length === 1) expect(fast).toBe(frames.filter((f) => f.type === 'ack').length);
+      }),
+    );
+  });
+
   it('joins a turn of small frames into one write and hands a bulk payload to the socket alone, uncopied', async () => {
     const sender = new FakeSocket();
     const flushes: (() => void)[] = [];

@@ -65,7 +65,10 @@ export class PtyAttachment implements Attachment {
   /** Reading paused briefly to batch a flood's small updates (see throttleReads). */
   private readThrottled = false;
   private readTimer: NodeJS.Timeout | undefined;
+  /** When the first output after the last keystroke was read (see throttleReads). */
   private lastInputAt = 0;
+  /** A keystroke came and no output has been read since. */
+  private inputSinceOutput = false;
   private detachRequested = false;
   private windowTimer: NodeJS.Timeout | undefined;
   private endResult: AttachmentEnd | undefined;
@@ -170,7 +173,9 @@ export class PtyAttachment implements Attachment {
     keyTrace?.('input', data.length);
     if (this.ended) return;
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.lastInputAt = performance.now();
+    // No clock read here, on the keystroke's way to the pty (10-17 µs after a pause): the
+    // interactive spell is timed from the first output after it (throttleReads).
+    this.inputSinceOutput = true;
     if (this.readThrottled) {
       // The answer to this keystroke must not wait for the batch.
       clearTimeout(this.readTimer);
@@ -261,9 +266,17 @@ export class PtyAttachment implements Attachment {
    * agent and the app CPU that tmux itself needs (test/bench/terminal measured 0.7x of a direct
    * attach that way). So output that does not follow a keystroke pauses reading for READ_BATCH_MS:
    * the pty gathers the next updates and one read takes them all. Echoes are never delayed.
+   * The interactive spell is INTERACTIVE_MS from the first output read after a keystroke (its
+   * echo, read after it has gone on): the clock is not read on the keystroke's own way.
    */
   private throttleReads(): void {
-    if (this.readThrottled || this.ended || performance.now() - this.lastInputAt < INTERACTIVE_MS) return;
+    if (this.readThrottled || this.ended) return;
+    if (this.inputSinceOutput) {
+      this.inputSinceOutput = false;
+      this.lastInputAt = performance.now();
+      return;
+    }
+    if (performance.now() - this.lastInputAt < INTERACTIVE_MS) return;
     this.readThrottled = true;
     this.pty.pause();
     this.readTimer = setTimeout(() => {

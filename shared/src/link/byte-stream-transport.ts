@@ -18,6 +18,7 @@ import {
   TOO_MANY_UNCLAIMED,
   deliverFrame,
   transportListeners,
+  type AckListener,
   type DataPartListener,
   type FrameTransport,
 } from './transport.js';
@@ -159,12 +160,14 @@ export class FrameReader {
    * piece of a big data frame's payload; throws E_PROTOCOL on a bad length or data head. With
    * `lease` (chunk is a view of a pooled read buffer), a piece goes on with the lease, and a frame
    * handed to `onFrame` as a view keeps the buffer (onFrame's listeners do not say when they are done).
+   * With `onAck`, an ack frame within the chunk goes there as its stream and offset.
    */
   push(
     chunk: Uint8Array,
     onFrame: (frame: Uint8Array) => void,
     onDataPart?: DataPartListener,
     lease?: ReadLease,
+    onAck?: AckListener,
   ): void {
     let at = 0;
     while (at < chunk.length) {
@@ -232,6 +235,15 @@ export class FrameReader {
             chunk.subarray(at + DATA_HEAD_BYTES, at + length),
             lease,
           );
+        } else if (
+          onAck &&
+          length === ACK_FRAME_BYTES &&
+          chunk[at] === FRAME_TYPE.ack &&
+          readU32(chunk, at + 5) <= MAX_OFFSET_HIGH
+        ) {
+          // An ack read in place (one rides every keystroke and every echo). An offset past
+          // 2^53-1 goes the usual way, to be refused as the mux refuses it.
+          onAck(readU32(chunk, at + 1), readOffset(chunk, at + 5));
         } else {
           lease?.keep();
           onFrame(chunk.subarray(at, at + length));
@@ -253,11 +265,14 @@ function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 
+/** The highest high half of a safe integer offset (2^53-1). */
+const MAX_OFFSET_HIGH = 0x1f_ffff;
+
 /** A data frame's offset: u64 big-endian, a safe integer (frames.ts refuses larger ones to send). */
 function readOffset(bytes: Uint8Array, at: number): number {
   const high = readU32(bytes, at);
   const low = readU32(bytes, at + 4);
-  if (high > 0x1f_ffff) {
+  if (high > MAX_OFFSET_HIGH) {
     throw new HangarError('E_PROTOCOL', `offset ${(BigInt(high) << 32n) | BigInt(low)} exceeds 2^53-1`);
   }
   return high * 0x1_0000_0000 + low;
@@ -309,6 +324,7 @@ export function wrapByteStream(
 ): FrameTransport {
   const frames = new Emitter<Uint8Array>();
   let dataParts: DataPartListener | undefined;
+  let acks: AckListener | undefined;
   const drains = new Emitter<void>();
   const closes = new Emitter<CloseReason>();
   const unclaimed: Uint8Array[] = [];
@@ -387,7 +403,7 @@ export function wrapByteStream(
     keyTrace?.('link.read', chunk.length);
     if (closed) return;
     try {
-      reader.push(chunk, deliver, dataParts, lease);
+      reader.push(chunk, deliver, dataParts, lease, acks);
     } catch (error) {
       transport.close({ code: 'E_PROTOCOL', message: `peer broke the link's framing: ${(error as Error).message}` });
       socket.destroy();
@@ -521,7 +537,10 @@ export function wrapByteStream(
 
   /** The first small frame after a quiet spell waits for the end of the microtask (or flush()). */
   let nowPending = false;
+  /** Set by willFlush() until flush(): the caller writes what it sends before it returns. */
+  let flushComing = false;
   function flushNow(): void {
+    flushComing = false;
     if (!nowPending) return;
     nowPending = false;
     flush();
@@ -542,8 +561,8 @@ export function wrapByteStream(
       flushScheduled = true;
       nowPending = true;
       // A promise reaction, not queueMicrotask (an AsyncResource per call in Node: some 20 µs
-      // per keystroke on a cold cache, measured after 50 ms pauses).
-      void resolved.then(flushNow);
+      // per keystroke on a cold cache, measured after 50 ms pauses); none when flush() follows.
+      if (!flushComing) void resolved.then(flushNow);
     } else if (!flushScheduled && writes < MAX_WRITES) {
       flushScheduled = true;
       batching.later(flush);
@@ -643,10 +662,19 @@ export function wrapByteStream(
     // The urgent lane (see `urgent`): a data frame with at most SMALL_FRAME_BYTES of payload.
     priorityFrameBytes: DATA_HEAD_BYTES + SMALL_FRAME_BYTES,
     flush: flushNow,
+    willFlush() {
+      flushComing = true;
+    },
     onDataPart(listener): Disposable {
       dataParts = listener;
       return toDisposable(() => {
         if (dataParts === listener) dataParts = undefined;
+      });
+    },
+    onAck(listener): Disposable {
+      acks = listener;
+      return toDisposable(() => {
+        if (acks === listener) acks = undefined;
       });
     },
     ...transportListeners(

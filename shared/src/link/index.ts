@@ -1,4 +1,4 @@
-export type { DataPartListener, FrameTransport, TransportFeature } from './transport.js';
+export type { AckListener, DataPartListener, FrameTransport, TransportFeature } from './transport.js';
 export { keyTrace, startKeyTrace, type KeyTrace, type KeyTraceOptions } from './key-trace.js';
 export { Mux, type MuxOptions, type OpenStreamOptions } from './mux.js';
 export { LINK_BACKLOG_CLOSE_CODE, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';

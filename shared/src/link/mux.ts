@@ -140,6 +140,15 @@ export class Mux implements Disposable {
             }),
           ]
         : []),
+      ...(transport.onAck
+        ? [
+            transport.onAck((stream, offset) => {
+              if (this.closed) return;
+              this.heartbeat?.received();
+              this.receiveOnStream('ack', stream, offset);
+            }),
+          ]
+        : []),
       transport.onDrain(() => {
         this.backlog.drained();
         this.scheduler.schedule();

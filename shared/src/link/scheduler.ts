@@ -58,8 +58,16 @@ export class DataScheduler implements Disposable {
       this.add(stream);
       return;
     }
-    this.ready.add(stream);
-    this.pump();
+    // This stream alone, framed now (no turn in line: nothing else waits), then written.
+    this.transport.willFlush?.();
+    keyTrace?.('pump');
+    while (!this.disposed && this.sendChunk(stream, stream.maxFrameBytes ?? this.options.maxDataFrameBytes)) {
+      // More than a frame's worth, or over the transport's high-water mark: the rest takes turns.
+      if (this.transport.bufferedAmount >= this.options.transportHighWater) {
+        this.add(stream);
+        break;
+      }
+    }
     this.transport.flush?.();
   }
 

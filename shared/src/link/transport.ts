@@ -6,6 +6,9 @@ import type { ReadLease } from './read-lease.js';
  * `lease`, when given: `payload` is a view of a pooled read buffer, which goes back to its pool
  * once the listener returns unless the listener holds or keeps the lease (ReadLease).
  */
+/** An ack frame for `stream` up to `offset` (FrameTransport.onAck). */
+export type AckListener = (stream: number, offset: number) => void;
+
 export type DataPartListener = (stream: number, offset: number, payload: Uint8Array, lease?: ReadLease) => void;
 
 /**
@@ -43,6 +46,12 @@ export interface FrameTransport {
    * the event loop's callback (a Node stream's own bookkeeping after 'data') has run.
    */
   flush?(): void;
+  /**
+   * Optional, with flush: the caller is about to send frames and calls flush() before it returns,
+   * so a quiet link's first frame need not be scheduled for the end of the microtask (a promise
+   * reaction per keystroke and per echo, run for nothing once flush() has written it).
+   */
+  willFlush?(): void;
   onFrame(listener: (frame: Uint8Array) => void): Disposable;
   /**
    * Optional: a transport on a byte stream may hand on a big data frame's payload in pieces as
@@ -51,6 +60,13 @@ export interface FrameTransport {
    * listener every frame comes whole to onFrame.
    */
   onDataPart?(listener: DataPartListener): Disposable;
+  /**
+   * Optional: a transport that reads frames out of a byte stream may hand on an ack frame that
+   * arrived whole as its two numbers, to this one listener, in order with the frames (no frame
+   * object or DataView per ack: one rides every keystroke and every echo). Without a listener
+   * acks come to onFrame.
+   */
+  onAck?(listener: AckListener): Disposable;
   /**
    * Optional: the transport has a priority lane for data frames of at most this many bytes (head
    * included). The mux's one use of it (DataScheduler.sendSmall): while bufferedAmount is at or

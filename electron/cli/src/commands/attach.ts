@@ -118,8 +118,9 @@ async function runAttached(
     let lastKeyAt = 0;
     const onInput = (chunk: Buffer) => {
       keyTrace?.('stdin', chunk.length);
-      lastKeyAt = performance.now();
-      const at = chunk.indexOf(detachByte);
+      // Only a move to the command's own link still to come needs the time (a clock read per key).
+      if (handOver && !moved) lastKeyAt = performance.now();
+      const at = indexOfByte(chunk, detachByte);
       const keys = at >= 0 ? chunk.subarray(0, at) : chunk;
       if (holding) {
         if (keys.length > 0) holding.input.push(keys);
@@ -147,7 +148,10 @@ async function runAttached(
         keyTrace?.('output', data.length);
         stdout.write(data, done);
         keyTrace?.('stdout.written', data.length);
-        if (noticeUntil > Date.now()) showOverlay(notice);
+        if (noticeUntil !== 0) {
+          if (noticeUntil > Date.now()) showOverlay(notice);
+          else noticeUntil = 0;
+        }
       },
       status(status) {
         if (throughCore && moved) return;
@@ -249,6 +253,16 @@ async function runAttached(
     await own.api.dispose();
   }
   return end;
+}
+
+/**
+ * Where `byte` is in `chunk`, or -1. A keystroke is a byte or a few: a loop here, where Buffer's
+ * indexOf is a call into C++ per key (a few µs after a pause, on a cold cache).
+ */
+function indexOfByte(chunk: Buffer, byte: number): number {
+  if (chunk.length > 64) return chunk.indexOf(byte);
+  for (let i = 0; i < chunk.length; i++) if (chunk[i] === byte) return i;
+  return -1;
 }
 
 const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
