@@ -162,6 +162,8 @@ export class HostReach {
     // An address that took the TCP connection is being linked: the fallbacks wait for its verdict.
     let answered = false;
     const withFallbacks = this.fallbacks.length > 0;
+    // Another key met at the host's address: if no way links, the answer, whatever failed after it.
+    let changedAtAddress: HangarError | undefined;
     const viaAddresses = async (): Promise<Dialed> => {
       try {
         // With fallbacks to go to, an address that drops packets costs 3 s, not the link's 15 s timeout.
@@ -178,6 +180,7 @@ export class HostReach {
         // (a published 127.0.0.1 or LAN address seen from elsewhere), so the host's other ways are
         // tried with the same pins. If none links, this is the answer.
         if ((!transient(failure) && !(withFallbacks && keyChanged(failure))) || record.embedded) throw failure;
+        if (keyChanged(failure)) changedAtAddress = failure;
         const account = await accountOf();
         const others = account ? publishedAddresses(account.host).filter((a) => a !== record.address) : [];
         const reachable = await answering(others);
@@ -229,6 +232,9 @@ export class HostReach {
       return value;
     } catch (error) {
       clearTimeout(early);
+      // Not the account's failure to answer (asked after the key was seen), nor a fallback's refusal
+      // (the relay's word): those would hide an interception at the address.
+      if (changedAtAddress) throw changedAtAddress;
       if (!(error instanceof RaceFailed)) throw error;
       // No way linked and one met another key: that is the answer (an interception, or a reinstall).
       const changed = error.flat().find((f) => keyChanged(f.error));

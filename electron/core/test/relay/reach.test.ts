@@ -1,0 +1,87 @@
+import { HangarError, type HostPresence, type HostRecord } from '@hangar/shared';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { HostEntry } from '../../src/hosts/directory.js';
+import type { HostRegistry } from '../../src/hosts/registry.js';
+import { HostReach, type ReachFallback } from '../../src/relay/reach.js';
+import type { RelayAccount } from '../../src/relay/relay-account.js';
+import { Cleanup, newDeviceKey, pairDevice, startTestAgent } from '../link/fixture.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+/**
+ * A paired host whose address another machine's agent now answers (another key there), in an
+ * account, with one fallback that fails as `fallback` says: the dial's answer.
+ */
+async function dialWithAnotherKeyAtTheAddress(options: {
+  entries: (record: HostRecord) => Promise<HostEntry[]>;
+  fallback: () => Promise<never>;
+}): Promise<HangarError> {
+  const host = await startTestAgent(cleanup);
+  const decoy = await startTestAgent(cleanup);
+  const deviceKey = newDeviceKey();
+  const { pinned } = await pairDevice(host, 'laptop', deviceKey);
+  const record: HostRecord = { name: 'mini', address: decoy.address, ...pinned, embedded: false, added_at: 0 };
+  const registry = {
+    find: (name: string) => (name === 'mini' ? record : undefined),
+    list: () => [record],
+    updateAddress: () => undefined,
+  } as unknown as HostRegistry;
+  const fallback: ReachFallback = { name: 'relayed', dial: options.fallback };
+  const reach = new HostReach({
+    registry,
+    account: {} as RelayAccount,
+    entries: () => options.entries(record),
+    deviceKey,
+    deviceName: 'laptop',
+    saved: () => undefined,
+    fallbacks: [fallback],
+    logger: pino({ level: 'silent' }),
+  });
+  return reach.dial('mini').then(
+    () => {
+      throw new Error('linked to the decoy');
+    },
+    (error: HangarError) => error,
+  );
+}
+
+function presence(record: HostRecord): HostPresence {
+  return {
+    host_id: 'host_1',
+    name: 'mini',
+    public_key: record.agent_key,
+    cert_fingerprint: record.cert_fingerprint.replace(/:/g, '').toLowerCase(),
+    enrolled_at: 0,
+    online: true,
+    last_seen: null,
+    record: null,
+    signature: null,
+  } as HostPresence;
+}
+
+describe('HostReach: another key at a paired host’s address', () => {
+  it('is the answer when the account’s word on the host cannot be had (not the account’s error)', async () => {
+    const failure = await dialWithAnotherKeyAtTheAddress({
+      entries: () => Promise.reject(new HangarError('E_AUTH_REQUIRED', 'signed out: sign in again')),
+      fallback: () => Promise.reject(new HangarError('E_HOST_UNREACHABLE', 'no fallback')),
+    });
+    expect(failure.code, failure.message).toBe('E_AUTH_HOST_KEY_CHANGED');
+  });
+
+  it('is the answer when the fallbacks then fail with a refusal of their own (the relay’s word)', async () => {
+    const failure = await dialWithAnotherKeyAtTheAddress({
+      entries: async (record) => [
+        {
+          name: 'mini',
+          record: { ...record, last_seen: null },
+          account: { host: presence(record), presence: 'online' },
+        },
+      ],
+      fallback: () =>
+        Promise.reject(new HangarError('E_RATE_LIMITED', 'a relayed link refused by the relay: slow down')),
+    });
+    expect(failure.code, failure.message).toBe('E_AUTH_HOST_KEY_CHANGED');
+  });
+});
