@@ -401,10 +401,13 @@ export class HostReach {
         const f = toHangarError(error);
         if (f.code === 'E_AUTH_UNKNOWN_DEVICE' || f.code === 'E_AUTH_DEVICE_REVOKED') throw this.notApproved(name);
         if (f.code === 'E_AUTH_HOST_KEY_CHANGED') {
+          // Checked before a byte was sent. The host is not at this address (another machine holds
+          // it, or the relay lies): an unreachable address, so the fallbacks still try the same keys.
           failure = new HangarError(
-            'E_AUTH_HOST_KEY_CHANGED',
+            'E_HOST_UNREACHABLE',
             `the machine at ${address} is not the "${name}" the relay describes (its key differs from the relay's record): ` +
-              'the relay may be compromised, or the host was reinstalled (enroll it again). Nothing was sent to it',
+              'another machine may hold that address, the relay may be compromised, or the host was reinstalled ' +
+              '(enroll it again). Nothing was sent to it',
           );
           continue;
         }

@@ -1,10 +1,13 @@
-import { HangarError, type HostPresence, type HostRecord } from '@hangar/shared';
+import { HangarError, signPresence, type HostPresence, type HostRecord } from '@hangar/shared';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HostEntry } from '../../src/hosts/directory.js';
 import type { HostRegistry } from '../../src/hosts/registry.js';
 import { HostReach, type ReachFallback } from '../../src/relay/reach.js';
 import type { RelayAccount } from '../../src/relay/relay-account.js';
+import { loadOrCreateAgentKey } from '../../../../host-agent/src/identity/keys.js';
+import { loadOrCreateTlsCert } from '../../../../host-agent/src/identity/tls.js';
+import { connectToHost } from '../../src/link/connect.js';
 import { Cleanup, newDeviceKey, pairDevice, startTestAgent } from '../link/fixture.js';
 
 const cleanup = new Cleanup();
@@ -83,5 +86,59 @@ describe('HostReach: another key at a paired host’s address', () => {
         Promise.reject(new HangarError('E_RATE_LIMITED', 'a relayed link refused by the relay: slow down')),
     });
     expect(failure.code, failure.message).toBe('E_AUTH_HOST_KEY_CHANGED');
+  });
+});
+
+describe('HostReach: an account host this computer has no secret for (the keys the relay lists)', () => {
+  it('passes over another machine at the address it published (sent nothing) and links through a fallback', async () => {
+    const host = await startTestAgent(cleanup);
+    const decoy = await startTestAgent(cleanup);
+    const deviceKey = newDeviceKey();
+    await pairDevice(host, 'laptop', deviceKey); // let in, as an approved device would be
+    const key = await loadOrCreateAgentKey(host.dataDir);
+    const cert = await loadOrCreateTlsCert(host.dataDir);
+    const record = { addresses: [decoy.address], tailnet: [], version: '1', issued_at: Date.now() };
+    const presence: HostPresence = {
+      host_id: 'host_1',
+      name: 'mini',
+      public_key: key.publicKeyHex,
+      cert_fingerprint: cert.fingerprint.replace(/:/g, '').toLowerCase(),
+      enrolled_at: 0,
+      online: true,
+      last_seen: null,
+      record,
+      signature: signPresence(key.signer, record),
+    };
+    const saved: HostRecord[] = [];
+    const registry = {
+      find: () => undefined,
+      list: () => saved,
+      save: (r: HostRecord) => saved.push(r),
+    } as unknown as HostRegistry;
+    const fallback: ReachFallback = {
+      name: 'relayed',
+      dial: async ({ how }) => ({
+        ...(await connectToHost({ address: host.address, deviceKey, deviceName: 'laptop', hostName: 'mini', ...how })),
+        path: () => ({ kind: 'relayed', rtt_ms: null }),
+      }),
+    };
+    const reach = new HostReach({
+      registry,
+      account: {
+        stored: () => ({ account_id: 'acct_1', device_name: 'laptop' }),
+        store: { secretsFor: () => [] },
+      } as unknown as RelayAccount,
+      entries: async () => [{ name: 'mini', record: undefined, account: { host: presence, presence: 'online' } }],
+      deviceKey,
+      deviceName: 'laptop',
+      saved: () => undefined,
+      fallbacks: [fallback],
+      logger: pino({ level: 'silent' }),
+    });
+    const dialed = await reach.dial('mini');
+    dialed.transport.close();
+    expect(dialed.agent_key).toBe(key.publicKeyHex);
+    expect(saved.map((r) => r.agent_key)).toEqual([key.publicKeyHex]);
+    expect(decoy.links).toHaveLength(0);
   });
 });
