@@ -10,7 +10,8 @@ interface XtermCore {
  * cursor move, inside the task that parses the output: for a key's echo, in the page's WebSocket
  * message. The animation frame that draws the echo comes about a millisecond after that task
  * ends (in `bench:ui`, work added to the task delayed the frame by as much), and the move is
- * 0.1–0.25 ms of it in profiles on this machine (style writes on the focused textarea). Deferred to
+ * 0.1–0.25 ms of it in profiles on this machine (style writes on the focused textarea; most of it
+ * is asking for a frame, which xterm's requestAnimationFrame then pays instead). Deferred to
  * a task of its own right after (a zero timeout: before the frame, which is still on its way), the
  * message's task ends sooner. Several moves before it runs move the textarea once, to where the
  * cursor is then. Deferred to a microtask instead (the same task) the frame came later; to the
