@@ -9,6 +9,7 @@ import type { Theme } from '../views/theme.js';
 import { TERMINAL_FONT, xtermTheme } from './xterm-theme.js';
 import { SearchBar } from './search-bar.js';
 import { HiddenOutput } from './hidden-output.js';
+import { deferTextareaSync } from './xterm-textarea.js';
 
 export interface TerminalPaneProps {
   api: CoreApi;
@@ -61,6 +62,8 @@ export function TerminalPane({ api, host, session, theme, visible, autoFocus }: 
     term.loadAddon(searchAddon);
     term.loadAddon(new WebLinksAddon((_event, uri) => window.open(uri, '_blank', 'noopener,noreferrer')));
     term.open(container.current!);
+    // The message that brings an echo ends sooner, and its frame comes sooner (xterm-textarea.ts).
+    deferTextareaSync(term);
     terminal.current = term;
     fit.current = fitAddon;
     search.current = searchAddon;

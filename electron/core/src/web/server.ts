@@ -8,6 +8,7 @@ import { CoreApiServer } from '../api/index.js';
 import type { HangarCore } from '../core.js';
 import { nodePlatform, type Platform } from '../platform.js';
 import { checkHost, checkOrigin, checkToken, contentSecurityPolicy, newLaunchSecret, type Refusal } from './guard.js';
+import { smallFramesInOneWrite } from './small-frames.js';
 import { send, serveStatic } from './static-files.js';
 
 export interface WebServerOptions {
@@ -154,7 +155,7 @@ export class WebServer implements Disposable {
     if (keyTrace) traceWebSocketBytes(socket);
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       this.logger.info('UI connected');
-      this.api.serve(wrapWebSocket(ws));
+      this.api.serve(wrapWebSocket(smallFramesInOneWrite(ws, socket)));
     });
   }
 

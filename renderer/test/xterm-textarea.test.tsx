@@ -1,0 +1,69 @@
+// @vitest-environment jsdom
+import { Terminal } from '@xterm/xterm';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { deferTextareaSync } from '../src/components/xterm-textarea.js';
+
+beforeAll(() => {
+  // What xterm's open() asks of the window that jsdom lacks.
+  window.matchMedia ??= () =>
+    ({
+      matches: false,
+      addListener() {},
+      removeListener() {},
+      addEventListener() {},
+      removeEventListener() {},
+    }) as never;
+});
+
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** An open xterm whose textarea moves are counted (xterm's own move is replaced by the count). */
+function countedTerminal() {
+  const term = new Terminal({ cols: 20, rows: 5 });
+  term.open(document.body.appendChild(document.createElement('div')));
+  const moves = { count: 0 };
+  (term as unknown as { _core: { _syncTextArea(): void } })._core._syncTextArea = () => void moves.count++;
+  return { term, moves };
+}
+
+describe('deferTextareaSync', () => {
+  let term: Terminal | undefined;
+  afterEach(() => term?.dispose());
+
+  it('moves the textarea in a task of its own after the write that moved the cursor, once', async () => {
+    const counted = countedTerminal();
+    term = counted.term;
+    expect(deferTextareaSync(term)).toBe(true);
+    // Two writes parsed in one task (the first would be parsed at once after a key, the rest
+    // after xterm's timer): the textarea moves once, after both.
+    const inCallback: number[] = [];
+    await new Promise<void>((resolve) => {
+      term!.write('ab', () => inCallback.push(counted.moves.count));
+      term!.write('cd', () => {
+        inCallback.push(counted.moves.count);
+        resolve();
+      });
+    });
+    expect(inCallback).toEqual([0, 0]);
+    await Promise.resolve();
+    expect(counted.moves.count).toBe(0); // not at the end of the task: after it
+    await nextTask();
+    expect(counted.moves.count).toBe(1);
+    // And again for the next cursor move.
+    await new Promise<void>((resolve) => term!.write('e', resolve));
+    await nextTask();
+    expect(counted.moves.count).toBe(2);
+  });
+
+  it('is what xterm calls on a cursor move (without it the move is synchronous)', async () => {
+    const counted = countedTerminal();
+    term = counted.term;
+    const inCallback = await new Promise<number>((resolve) => term!.write('ab', () => resolve(counted.moves.count)));
+    expect(inCallback).toBe(1);
+  });
+
+  it('changes nothing on a terminal without the method', () => {
+    const fake = { _core: {} } as unknown as Terminal;
+    expect(deferTextareaSync(fake)).toBe(false);
+  });
+});
