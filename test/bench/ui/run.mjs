@@ -156,6 +156,11 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
   const pane = page.locator(`#panel-${tabId}`);
   await pane.locator('.xterm-rows').waitFor();
   await pane.locator('textarea').focus();
+  // The letters typed below once, untimed: xterm measures a glyph's width the first time it draws
+  // it (a forced layout, ~0.25 ms), which a fresh terminal would otherwise pay on the first 26 keys
+  // of the first row only. A person's terminal has drawn them long before.
+  await pane.locator('textarea').pressSequentially('abcdefghijklmnopqrstuvwxyz');
+  await sleep(300);
   await pane.locator('textarea').press('Control+U');
   await sleep(100);
   await page.evaluate(
