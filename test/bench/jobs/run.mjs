@@ -8,7 +8,7 @@
 // BENCH_AGENT_BIN=<copy>/host-agent/bin/hangar-agent.js BENCH_CORE_MODULE=<copy>/electron/core/dist/index.js
 // (the copy under node_modules/ of this checkout, so its imports resolve).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
@@ -16,7 +16,9 @@ import { promisify } from 'node:util';
 import { startSshd } from '../terminal/keystrokes.mjs';
 import { AGENT, cpuMs, HANGAR, loadAverage, percentile, sleep, startAgent } from '../support.mjs';
 
-const { HangarCore } = await import(process.env.BENCH_CORE_MODULE ?? '@hangar/desktop/core');
+const { HangarCore, CoreApiServer, LocalDoor, nodePlatform } = await import(
+  process.env.BENCH_CORE_MODULE ?? '@hangar/desktop/core'
+);
 
 const DISPATCH_RUNS = Number(process.env.BENCH_DISPATCH ?? 50);
 const MANY_JOBS = Number(process.env.BENCH_JOBS ?? 500);
@@ -36,6 +38,9 @@ const { code } = JSON.parse(
 );
 execFileSync(process.execPath, [HANGAR, 'hosts', 'add', 'bench', agent.address, '--code', code], { env });
 const core = await HangarCore.open({ home });
+// The running app's door: `hangar logs --follow` reaches this core over $HANGAR_HOME/core.sock.
+const doorApi = new CoreApiServer(core, nodePlatform(core.logger), { live: false });
+const door = await LocalDoor.start({ api: doorApi, home, logger: core.logger });
 const HOST = 'bench';
 const jobs = core.jobs;
 const rows = [];
@@ -232,7 +237,45 @@ async function followedSeconds(command, bytes) {
   return { seconds, jobSeconds: (detail.attempts.at(-1)?.timings.run ?? NaN) / 1000 };
 }
 
-const THROUGHPUT_RUNS = 3;
+/**
+ * The user's path: `hangar logs <job> --follow > file`, through this core's door (the log crosses
+ * the host link into the core, then the door's stream to the command, which writes it out). Seconds
+ * from submit until the command has exited with the whole log in the file, and the command's CPU
+ * (ms) and mark-compacts (gc-count.cjs; observed entries may miss the last collection before exit).
+ */
+async function cliFollowedSeconds(command, bytes) {
+  const out = join(dir, 'log-cli');
+  const job = await jobs.submit(HOST, { command, executor: 'shell' });
+  const began = performance.now();
+  const cli = await timeShell(
+    `HANGAR_HOME=${home} HANGAR_DEBUG=1 ${process.execPath} --require ${join(import.meta.dirname, 'gc-count.cjs')} ${HANGAR} logs ${job.id} --host ${HOST} --follow > ${out} 2> ${out}.gc`,
+  ).catch((error) => {
+    throw new Error(
+      `hangar logs --follow failed (${error.message.split('\n')[0]}): ${readFileSync(`${out}.gc`, 'utf8')
+        .replace(/^\[.*\n/gm, '')
+        .slice(0, 1500)}`,
+    );
+  });
+  const seconds = (performance.now() - began) / 1000;
+  const trace = readFileSync(`${out}.gc`, 'utf8');
+  const size = statSync(out).size;
+  // The command ends a log that does not end a line with a newline of its own.
+  if (size !== bytes && size !== bytes + 1) {
+    throw new Error(`hangar logs --follow wrote ${size} of ${bytes} bytes: ${trace.slice(-300)}`);
+  }
+  // Byte for byte what the same command wrote to a local file (the reference's run just before).
+  await exec('cmp', ['-n', String(bytes), out, join(dir, 'log-local')]);
+  if (!trace.includes(`core running on this computer (pid ${process.pid},`))
+    throw new Error(`hangar logs did not use this core's door: ${trace.slice(0, 300)}`);
+  rmSync(out, { force: true });
+  const counted = /gc-count (\d+)/.exec(trace);
+  if (!counted) throw new Error(`hangar logs --follow did not say its collections: ${trace.slice(-300)}`);
+  return { seconds, cliMs: cli.cpuMs, cliMajor: Number(counted[1]) };
+}
+
+// BENCH_LOG_CLI=off leaves out the rows of `hangar logs --follow` through the door.
+const wantCli = process.env.BENCH_LOG_CLI !== 'off';
+const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 3);
 
 async function throughput() {
   const bytes = LOG_MB * 1000 * 1000;
@@ -253,6 +296,10 @@ async function throughput() {
     const job = [];
     const cpu = { core: [], agent: [], coreMain: [], agentMain: [], file: [] };
     const gcList = [];
+    const viaCli = [];
+    const cliCpu = { core: [], agent: [], coreMain: [], agentMain: [], cli: [], file: cpu.file };
+    const cliGc = [];
+    const cliMajor = [];
     for (let run = 0; run < THROUGHPUT_RUNS; run++) {
       const piped = await timeShell(`${command} | wc -c`);
       if (Number(piped.stdout.trim()) !== bytes) throw new Error(`local pipe gave ${piped.stdout}`);
@@ -267,6 +314,14 @@ async function throughput() {
       gcList.push(measured.gc);
       ours.push(LOG_MB / followed.seconds);
       job.push(LOG_MB / followed.jobSeconds);
+      if (wantCli) {
+        const measuredCli = await measureCpu(() => cliFollowedSeconds(command, bytes));
+        for (const key of ['core', 'agent', 'coreMain', 'agentMain']) cliCpu[key].push(measuredCli[`${key}Ms`]);
+        cliCpu.cli.push(measuredCli.result.cliMs);
+        cliMajor.push(measuredCli.result.cliMajor);
+        cliGc.push(measuredCli.gc);
+        viaCli.push(LOG_MB / measuredCli.result.seconds);
+      }
     }
     const [p, f, o, j] = [pipe, file, ours, job].map((rates) => percentile(rates, 50));
     // Issue 16: a log is persisted on the host as it streams, so the same command writing to a
@@ -281,6 +336,20 @@ async function throughput() {
         `(${(o / p).toFixed(2)}× the pipe); the job itself, writing its log while followed: ${j.toFixed(0)} MB/s; ` +
         cpuNote(cpu, 'file', LOG_MB) +
         `; ${gcNote(gcList, LOG_MB)}`,
+    );
+    if (!wantCli) continue;
+    const c = percentile(viaCli, 50);
+    const perMb = (key) => (percentile(cliCpu[key], 50) / LOG_MB).toFixed(2);
+    row(
+      `log throughput (${LOG_MB} MB ${name}, hangar logs --follow > file)`,
+      `${c.toFixed(0)} MB/s vs ${f.toFixed(0)} MB/s to a local file (${(c / f).toFixed(2)}×)`,
+      '≥ 0.9× local file',
+      c / f >= 0.9,
+      `medians of ${THROUGHPUT_RUNS}, submit → the command exited with the whole log written, through this core's door; ` +
+        `CPU per MB: core ${perMb('core')} ms (main thread ${perMb('coreMain')}) + command ${perMb('cli')} ms + ` +
+        `agent ${perMb('agent')} ms vs ${perMb('file')} ms for the reference; ` +
+        `${gcNote(cliGc, LOG_MB)}; the command's mark-compacts per 100 MB: ` +
+        `${((cliMajor.reduce((a, b) => a + b, 0) * 100) / (LOG_MB * cliMajor.length)).toFixed(1)}`,
     );
   }
   rmSync(sample, { force: true });
@@ -415,6 +484,8 @@ try {
       line([r.metric, r.measured, r.target, r.ok === '-' ? '-' : r.ok ? 'yes' : 'NO']) +
         (r.note ? `  (${r.note})` : ''),
     );
+  await door?.dispose();
+  await doorApi.dispose();
   await core.dispose();
   agent.child.kill('SIGTERM');
   await new Promise((r) => agent.child.once('exit', r));

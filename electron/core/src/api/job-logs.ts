@@ -40,7 +40,9 @@ export async function openJobLog(
         publish('jobs.log_attempt', { stream_id: streamId, attempt, stream_offset: ui.offset });
         named(attempt);
       },
-      data: (chunk, consumed) => ui.write(chunk.data, consumed),
+      // The bytes may be in a pooled read buffer of the host's link: lent to the UI's stream, not
+      // copied (a copy per 16 KiB read is external memory that V8 collects by marking the heap).
+      data: (chunk, consumed) => ui.write(chunk.data, consumed, { lend: true }),
       status: (status) => publish('jobs.log_link', { stream_id: streamId, status }),
     },
   );

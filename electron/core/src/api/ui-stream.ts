@@ -12,6 +12,18 @@ interface Waiting {
   /** UI stream offset after this chunk. */
   end: number;
   consumed: () => void;
+  /** The stream was lent the bytes (not copied): consumed only once the UI acked them. */
+  lent: boolean;
+}
+
+export interface UiWriteOptions {
+  /**
+   * The bytes are lent until `consumed` runs (a link's pooled read buffer): they go to the UI as
+   * they are, not copied, and `consumed` runs only once the UI has acked them. If the stream
+   * closes first, bytes it has not acked never are consumed: nothing says they have left this
+   * process (a queue the close flushes still holds them), so their buffer stays out of any pool.
+   */
+  lend?: boolean;
 }
 
 /** The UI opens streams with odd ids (Mux role 'client'); the core only takes over such an id. */
@@ -30,7 +42,7 @@ export function checkUiStreamId(mux: Mux, id: number): void {
  */
 export class UiStream implements Disposable {
   private stream: LinkStream | undefined;
-  private early: { data: Uint8Array; consumed?: () => void }[] = [];
+  private early: { data: Uint8Array; consumed?: () => void; options?: UiWriteOptions }[] = [];
   private endReason: CloseReason | undefined;
   private written = 0;
   private waiting: Waiting[] = [];
@@ -65,7 +77,7 @@ export class UiStream implements Disposable {
     if (this.ackDelayMs !== undefined) stream.ackDelayMs = this.ackDelayMs;
     stream.onAck((offset) => this.release(offset));
     stream.onClose((reason) => this.markGone(reason));
-    for (const { data, consumed } of this.early.splice(0)) this.send(data, consumed);
+    for (const { data, consumed, options } of this.early.splice(0)) this.send(data, consumed, options);
     if (this.endReason) stream.close(this.endReason);
   }
 
@@ -80,14 +92,18 @@ export class UiStream implements Disposable {
     return this.stream.onData(listener);
   }
 
-  write(data: Uint8Array, consumed?: () => void): void {
+  /**
+   * `consumed` runs once the UI has acked the bytes, or (unless `lend`) once nobody will: the
+   * stream closed or the UI went away.
+   */
+  write(data: Uint8Array, consumed?: () => void, options?: UiWriteOptions): void {
     if (this.gone || this.endReason) {
       // Nobody reads: let the host go on (a log follower drains to its end).
       consumed?.();
       return;
     }
-    if (!this.stream) this.early.push(consumed ? { data, consumed } : { data });
-    else this.send(data, consumed);
+    if (!this.stream) this.early.push(consumed ? { data, consumed, ...(options ? { options } : {}) } : { data });
+    else this.send(data, consumed, options);
   }
 
   /** Ends the stream after the bytes already written, with `reason` for the UI. */
@@ -97,10 +113,11 @@ export class UiStream implements Disposable {
     this.stream?.close(reason);
   }
 
-  private send(data: Uint8Array, consumed?: () => void): void {
-    this.stream!.write(data);
+  private send(data: Uint8Array, consumed?: () => void, options?: UiWriteOptions): void {
+    const lent = consumed !== undefined && options?.lend === true;
+    this.stream!.write(data, lent ? { transfer: true } : undefined);
     this.written += data.length;
-    if (consumed) this.waiting.push({ end: this.written, consumed });
+    if (consumed) this.waiting.push({ end: this.written, consumed, lent });
   }
 
   private release(offset: number): void {
@@ -110,7 +127,9 @@ export class UiStream implements Disposable {
   private markGone(reason: CloseReason): void {
     if (this.gone) return;
     this.gone = true;
-    for (const { consumed } of this.waiting.splice(0)) consumed();
+    // Lent bytes not acked may still be queued (a closing stream flushes its queue): not consumed.
+    for (const { consumed, lent } of this.waiting.splice(0)) if (!lent) consumed();
+    // Never handed to the stream.
     for (const { consumed } of this.early.splice(0)) consumed?.();
     this.goneEmitter.fire(reason);
     this.goneEmitter.dispose();

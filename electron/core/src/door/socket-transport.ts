@@ -6,6 +6,8 @@ export const MAX_DOOR_FRAME_BYTES = 1024 * 1024;
 const LENGTH_BYTES = 4;
 /** Frames kept while nobody listens yet (between the greeting and the mux subscribing). */
 const MAX_UNCLAIMED_FRAMES = 4096;
+/** A data frame's payload at least this big is written beside its head, not copied behind it. */
+const SEPARATE_PAYLOAD_BYTES = 4 * 1024;
 
 /**
  * Splits a byte stream into frames, each a 4-byte big-endian length and that many bytes. A length
@@ -87,15 +89,39 @@ export class SocketFrameTransport implements FrameTransport {
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork();
     this.socket.write(encodeFrame(frame));
+  }
+
+  /**
+   * A data frame as its head and payload: a bulk payload (a job log's piece) goes to the socket as
+   * it is, beside a buffer with the length and the head, where joining them copied it twice (the
+   * frame, then the length before it). The socket holds the payload until the kernel has it; a
+   * lent payload (a pooled read) is given back only on the peer's ack, so after that. Small ones
+   * (a keystroke's echo) are joined as before.
+   */
+  sendParts(head: Uint8Array, body: Uint8Array): void {
+    if (this.closed) return;
+    this.cork();
+    const length = head.length + body.length;
+    const joined = body.length < SEPARATE_PAYLOAD_BYTES;
+    const out = Buffer.allocUnsafe(LENGTH_BYTES + (joined ? length : head.length));
+    out.writeUInt32BE(length, 0);
+    out.set(head, LENGTH_BYTES);
+    if (joined) out.set(body, LENGTH_BYTES + head.length);
+    this.socket.write(out);
+    if (!joined) this.socket.write(body);
+  }
+
+  /** Sends of one event-loop turn leave in one write (writev for several buffers). */
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   onFrame(listener: (frame: Uint8Array) => void): Disposable {
