@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -24,6 +24,13 @@ export interface JobProcessMarks {
   pgid: number | undefined;
   /** The values of HANGAR_JOB_ID and HANGAR_ATTEMPT; undefined where they are not known. */
   job: { id: string; attempt: number } | undefined;
+  /**
+   * Linux: when the job's shell started (starttime of /proc/<pid>/stat, clock ticks since boot),
+   * where known. Every process of the attempt descends from that shell, so none started earlier:
+   * the environment of a process that did is not read (most of a machine's processes, and most of
+   * the search's cost). A double-forked, setsid'd leftover started later, so it is still read.
+   */
+  since?: number;
 }
 
 /** A row of the process table, as much as the search needs. */
@@ -43,7 +50,7 @@ export interface ProcessRow {
  * inside the very job it supervises).
  */
 export async function jobProcesses(marks: JobProcessMarks): Promise<number[]> {
-  const rows = process.platform === 'linux' ? linuxRows(marks) : parsePsRows(await psEnvironment(), marks);
+  const rows = process.platform === 'linux' ? await linuxRows(marks) : parsePsRows(await psEnvironment(), marks);
   return selectJobProcesses(rows, marks.pgid).filter((pid) => pid !== process.pid);
 }
 
@@ -64,17 +71,32 @@ export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | u
   return [...found];
 }
 
-/** Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan). */
-function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
+/**
+ * Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan), in
+ * slices of SCAN_SLICE_MS with a turn of the event loop between them: every job's end runs this,
+ * and the agent's loop (every keystroke on the host) waits at most one slice, whatever the number
+ * of processes. A process's environment is read only when its stat leaves it possibly the job's
+ * (alive, and started no earlier than the job's shell when that is known).
+ */
+async function linuxRows({ job, since }: JobProcessMarks): Promise<ProcessRow[]> {
   const rows: ProcessRow[] = [];
+  let sliceStart = performance.now();
   for (const pid of procPids()) {
+    if (performance.now() - sliceStart >= SCAN_SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
     const stat = procStat(pid);
     if (stat === undefined) continue;
-    const marked = !stat.zombie && job !== undefined && carriesMarks(pid, job);
+    const candidate = !stat.zombie && job !== undefined && (since === undefined || stat.startTime >= since);
+    const marked = candidate && carriesMarks(pid, job);
     rows.push({ pid, ppid: stat.ppid, pgid: stat.pgrp, zombie: stat.zombie, marked });
   }
   return rows;
 }
+
+/** The longest the /proc scan holds the event loop before it lets other work run. */
+const SCAN_SLICE_MS = 1;
 
 /** Linux: the pids /proc lists now. */
 export function procPids(): number[] {
@@ -95,7 +117,7 @@ export interface ProcStat {
 
 /** Linux: /proc/<pid>/stat, or undefined once the process is gone. */
 export function procStat(pid: number): ProcStat | undefined {
-  const stat = readQuietly(`/proc/${pid}/stat`);
+  const stat = readSmall(`/proc/${pid}/stat`);
   if (stat === undefined) return undefined;
   // After "pid (comm) ", field 3 on: the name may itself hold spaces or ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -131,10 +153,39 @@ export function readQuietly(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return undefined;
-    throw error;
+    return quietly(error);
   }
+}
+
+/** One buffer for every stat read: a stat line is a few hundred bytes (the name at most 64). */
+const statBuffer = Buffer.allocUnsafe(4096);
+
+/**
+ * readQuietly for a file that fits statBuffer, read once into it: procfs answers a stat in one
+ * read, and readFileSync's extra fstat, reads and buffers were a quarter of a scan's cost.
+ */
+function readSmall(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    return quietly(error);
+  }
+  try {
+    const length = readSync(fd, statBuffer, 0, statBuffer.length, 0);
+    return statBuffer.toString('latin1', 0, length);
+  } catch (error) {
+    return quietly(error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** undefined for the errors of a process that is gone or not ours (see readQuietly), else throws. */
+function quietly(error: unknown): undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return undefined;
+  throw error;
 }
 
 /**
