@@ -150,6 +150,23 @@ describe('job queue', () => {
     expect(await groupMembers(pgid)).toEqual([]);
   });
 
+  it('a cancel also waits out, then kills, what left the group and ignores SIGTERM', async () => {
+    await using host = await startJobHost({ killGraceMs: 300 });
+    const client = host.connect();
+    const stubborn = uniqueSleep();
+    try {
+      // Out of the group (setsid) and deaf to SIGTERM: every look during the grace finds it again,
+      // so only the SIGKILL after the grace ends it.
+      const command = [`setsid sh -c 'trap "" TERM; ${stubborn}; true' > /dev/null 2>&1 &`, 'exec sleep 30'].join('\n');
+      const job = await host.submit({ command, executor: 'shell' });
+      await waitUntil(() => (processesMatching(stubborn).length === 2 ? true : undefined));
+      expect((await client.call<JobInfo>('job.cancel', { id: job.id })).state).toBe('cancelled');
+      expect(processesMatching(stubborn)).toEqual([]);
+    } finally {
+      processesMatching(stubborn).forEach(killQuietly);
+    }
+  });
+
   it('what a finished job moved out of its group is stopped too, unless it dropped the marks', async () => {
     await using host = await startJobHost();
     const escaped = uniqueSleep();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -75,24 +75,57 @@ export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | u
  * Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan), in
  * slices of SCAN_SLICE_MS with a turn of the event loop between them: every job's end runs this,
  * and the agent's loop (every keystroke on the host) waits at most one slice, whatever the number
- * of processes. A process's environment is read only when its stat leaves it possibly the job's
- * (alive, and started no earlier than the job's shell when that is known).
+ * of processes.
+ *
+ * When the job's shell's start is known (`since`), a process that started before it is none of
+ * the attempt's, nor the parent of one (a parent starts before its child), nor in its group (that
+ * id was the shell's pid, free before): it is left out, and its environment never read. Its start
+ * is read once: /proc/<pid>'s inode (number and change time) is made for one process and stays
+ * while it lives, and a stat of that directory costs a fifth of reading /proc/<pid>/stat, so
+ * a process whose inode is the one seen before with an earlier start is skipped on that alone
+ * (a reused pid gets a new inode, so it is read again).
  */
 async function linuxRows({ job, since }: JobProcessMarks): Promise<ProcessRow[]> {
   const rows: ProcessRow[] = [];
+  const pids = procPids();
   let sliceStart = performance.now();
-  for (const pid of procPids()) {
+  for (const pid of pids) {
     if (performance.now() - sliceStart >= SCAN_SLICE_MS) {
       await new Promise((resolve) => setImmediate(resolve));
       sliceStart = performance.now();
     }
+    let inode: { ino: number; ctimeMs: number } | undefined;
+    if (since !== undefined) {
+      inode = procDirInode(pid);
+      if (inode === undefined) continue;
+      const known = knownStarts.get(pid);
+      if (known?.ino === inode.ino && known.ctimeMs === inode.ctimeMs && known.startTime < since) continue;
+    }
     const stat = procStat(pid);
     if (stat === undefined) continue;
-    const candidate = !stat.zombie && job !== undefined && (since === undefined || stat.startTime >= since);
-    const marked = candidate && carriesMarks(pid, job);
+    if (inode !== undefined) knownStarts.set(pid, { ...inode, startTime: stat.startTime });
+    if (since !== undefined && stat.startTime < since) continue;
+    const marked = !stat.zombie && job !== undefined && carriesMarks(pid, job);
     rows.push({ pid, ppid: stat.ppid, pgid: stat.pgrp, zombie: stat.zombie, marked });
   }
+  if (since !== undefined) {
+    const listed = new Set(pids);
+    for (const pid of knownStarts.keys()) if (!listed.has(pid)) knownStarts.delete(pid);
+  }
   return rows;
+}
+
+/** pid → the /proc/<pid> inode seen and the start time read with it (see linuxRows). */
+const knownStarts = new Map<number, { ino: number; ctimeMs: number; startTime: number }>();
+
+/** Linux: the identity of /proc/<pid>'s inode, or undefined once the process is gone. */
+function procDirInode(pid: number): { ino: number; ctimeMs: number } | undefined {
+  try {
+    const stats = statSync(`/proc/${pid}`, { throwIfNoEntry: false });
+    return stats === undefined ? undefined : { ino: stats.ino, ctimeMs: stats.ctimeMs };
+  } catch (error) {
+    return quietly(error);
+  }
 }
 
 /** The longest the /proc scan holds the event loop before it lets other work run. */
