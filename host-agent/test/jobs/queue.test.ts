@@ -2,6 +2,7 @@ import { HangarError, type JobInfo } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
 import { ShellExecutor } from '../../src/jobs/index.js';
 import type { Executor } from '../../src/jobs/index.js';
+import { killQuietly, processesMatching, uniqueSleep } from '../../../test/support/until.js';
 import { checkpointedPgid, groupMembers, startJobHost, waitUntil } from './fixture.js';
 
 /** A shell executor under another name, to test per-executor limits and unavailability. */
@@ -147,5 +148,53 @@ describe('job queue', () => {
     const pgid = Number((await host.connect().readLog(job.id)).data.toString().trim());
     expect(pgid).toBeGreaterThan(1);
     expect(await groupMembers(pgid)).toEqual([]);
+  });
+
+  it('a cancel also waits out, then kills, what left the group and ignores SIGTERM', async () => {
+    await using host = await startJobHost({ killGraceMs: 300 });
+    const client = host.connect();
+    const stubborn = uniqueSleep();
+    try {
+      // Out of the group (setsid) and deaf to SIGTERM: every look during the grace finds it again,
+      // so only the SIGKILL after the grace ends it.
+      const command = [`setsid sh -c 'trap "" TERM; ${stubborn}; true' > /dev/null 2>&1 &`, 'exec sleep 30'].join('\n');
+      const job = await host.submit({ command, executor: 'shell' });
+      await waitUntil(() => (processesMatching(stubborn).length === 2 ? true : undefined));
+      expect((await client.call<JobInfo>('job.cancel', { id: job.id })).state).toBe('cancelled');
+      expect(processesMatching(stubborn)).toEqual([]);
+    } finally {
+      processesMatching(stubborn).forEach(killQuietly);
+    }
+  });
+
+  it('what a finished job moved out of its group is stopped too, unless it dropped the marks', async () => {
+    await using host = await startJobHost();
+    const escaped = uniqueSleep();
+    const daemon = uniqueSleep();
+    const optedOut = uniqueSleep();
+    try {
+      // setsid, a daemon's double fork (reparented to init, a session of its own), and one that
+      // leaves the job on purpose. The job ends once all three have started.
+      const command = [
+        `setsid sh -c '${escaped} & echo started > escaped' > /dev/null 2>&1 &`,
+        `sh -c 'setsid sh -c "${daemon} & echo started > daemon" &' > /dev/null 2>&1`,
+        `env -u HANGAR_JOB_ID setsid sh -c 'echo started > opted-out; exec ${optedOut}' > /dev/null 2>&1 &`,
+        'until [ -s escaped ] && [ -s daemon ] && [ -s opted-out ]; do sleep 0.01; done',
+        'echo done',
+      ].join('\n');
+      const job = await host.submit({ command, executor: 'shell' });
+      const done = await host.waitFor(job.id);
+      expect(done.state).toBe('succeeded');
+      expect((await host.connect().readLog(job.id)).data.toString()).toContain('done');
+      expect({ escaped: processesMatching(escaped), daemon: processesMatching(daemon) }).toEqual({
+        escaped: [],
+        daemon: [],
+      });
+      expect(processesMatching(optedOut)).toHaveLength(1);
+    } finally {
+      [...processesMatching(escaped), ...processesMatching(daemon), ...processesMatching(optedOut)].forEach(
+        killQuietly,
+      );
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -24,6 +24,13 @@ export interface JobProcessMarks {
   pgid: number | undefined;
   /** The values of HANGAR_JOB_ID and HANGAR_ATTEMPT; undefined where they are not known. */
   job: { id: string; attempt: number } | undefined;
+  /**
+   * Linux: when the job's shell started (starttime of /proc/<pid>/stat, clock ticks since boot),
+   * where known. Every process of the attempt descends from that shell, so none started earlier:
+   * the environment of a process that did is not read (most of a machine's processes, and most of
+   * the search's cost). A double-forked, setsid'd leftover started later, so it is still read.
+   */
+  since?: number;
 }
 
 /** A row of the process table, as much as the search needs. */
@@ -43,7 +50,7 @@ export interface ProcessRow {
  * inside the very job it supervises).
  */
 export async function jobProcesses(marks: JobProcessMarks): Promise<number[]> {
-  const rows = process.platform === 'linux' ? linuxRows(marks) : parsePsRows(await psEnvironment(), marks);
+  const rows = process.platform === 'linux' ? await linuxRows(marks) : parsePsRows(await psEnvironment(), marks);
   return selectJobProcesses(rows, marks.pgid).filter((pid) => pid !== process.pid);
 }
 
@@ -64,17 +71,65 @@ export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | u
   return [...found];
 }
 
-/** Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan). */
-function linuxRows({ job }: JobProcessMarks): ProcessRow[] {
+/**
+ * Linux: /proc, read directly (a `ps` every 25 ms of a cancel would cost more than the scan), in
+ * slices of SCAN_SLICE_MS with a turn of the event loop between them: every job's end runs this,
+ * and the agent's loop (every keystroke on the host) waits at most one slice, whatever the number
+ * of processes.
+ *
+ * When the job's shell's start is known (`since`), a process that started before it is none of
+ * the attempt's, nor the parent of one (a parent starts before its child), nor in its group (that
+ * id was the shell's pid, free before): it is left out, and its environment never read. Its start
+ * is read once: /proc/<pid>'s inode (number and change time) is made for one process and stays
+ * while it lives, and a stat of that directory costs a fifth of reading /proc/<pid>/stat, so
+ * a process whose inode is the one seen before with an earlier start is skipped on that alone
+ * (a reused pid gets a new inode, so it is read again).
+ */
+async function linuxRows({ job, since }: JobProcessMarks): Promise<ProcessRow[]> {
   const rows: ProcessRow[] = [];
-  for (const pid of procPids()) {
+  const pids = procPids();
+  let sliceStart = performance.now();
+  for (const pid of pids) {
+    if (performance.now() - sliceStart >= SCAN_SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+    let inode: { ino: number; ctimeMs: number } | undefined;
+    if (since !== undefined) {
+      inode = procDirInode(pid);
+      if (inode === undefined) continue;
+      const known = knownStarts.get(pid);
+      if (known?.ino === inode.ino && known.ctimeMs === inode.ctimeMs && known.startTime < since) continue;
+    }
     const stat = procStat(pid);
     if (stat === undefined) continue;
+    if (inode !== undefined) knownStarts.set(pid, { ...inode, startTime: stat.startTime });
+    if (since !== undefined && stat.startTime < since) continue;
     const marked = !stat.zombie && job !== undefined && carriesMarks(pid, job);
     rows.push({ pid, ppid: stat.ppid, pgid: stat.pgrp, zombie: stat.zombie, marked });
   }
+  if (since !== undefined) {
+    const listed = new Set(pids);
+    for (const pid of knownStarts.keys()) if (!listed.has(pid)) knownStarts.delete(pid);
+  }
   return rows;
 }
+
+/** pid → the /proc/<pid> inode seen and the start time read with it (see linuxRows). */
+const knownStarts = new Map<number, { ino: number; ctimeMs: number; startTime: number }>();
+
+/** Linux: the identity of /proc/<pid>'s inode, or undefined once the process is gone. */
+function procDirInode(pid: number): { ino: number; ctimeMs: number } | undefined {
+  try {
+    const stats = statSync(`/proc/${pid}`, { throwIfNoEntry: false });
+    return stats === undefined ? undefined : { ino: stats.ino, ctimeMs: stats.ctimeMs };
+  } catch (error) {
+    return quietly(error);
+  }
+}
+
+/** The longest the /proc scan holds the event loop before it lets other work run. */
+const SCAN_SLICE_MS = 1;
 
 /** Linux: the pids /proc lists now. */
 export function procPids(): number[] {
@@ -95,7 +150,7 @@ export interface ProcStat {
 
 /** Linux: /proc/<pid>/stat, or undefined once the process is gone. */
 export function procStat(pid: number): ProcStat | undefined {
-  const stat = readQuietly(`/proc/${pid}/stat`);
+  const stat = readSmall(`/proc/${pid}/stat`);
   if (stat === undefined) return undefined;
   // After "pid (comm) ", field 3 on: the name may itself hold spaces or ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -131,10 +186,39 @@ export function readQuietly(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return undefined;
-    throw error;
+    return quietly(error);
   }
+}
+
+/** One buffer for every stat read: a stat line is a few hundred bytes (the name at most 64). */
+const statBuffer = Buffer.allocUnsafe(4096);
+
+/**
+ * readQuietly for a file that fits statBuffer, read once into it: procfs answers a stat in one
+ * read, and readFileSync's extra fstat, reads and buffers were a quarter of a scan's cost.
+ */
+function readSmall(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    return quietly(error);
+  }
+  try {
+    const length = readSync(fd, statBuffer, 0, statBuffer.length, 0);
+    return statBuffer.toString('latin1', 0, length);
+  } catch (error) {
+    return quietly(error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** undefined for the errors of a process that is gone or not ours (see readQuietly), else throws. */
+function quietly(error: unknown): undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return undefined;
+  throw error;
 }
 
 /**

@@ -17,6 +17,11 @@ const ShellCheckpoint = z.object({
 /** Grace given to a crashed agent's leftovers: nobody is waiting for their output any more. */
 const RECOVER_GRACE_MS = 2000;
 
+/** Linux: a start time from processStartTime as the clock ticks JobProcessMarks.since takes. */
+function startTicks(started: string | undefined): number | undefined {
+  return process.platform === 'linux' && started !== undefined && /^\d+$/.test(started) ? Number(started) : undefined;
+}
+
 /**
  * `shell`: the command in a plain process group in the workdir, no isolation (trusted use).
  * stdout and stderr are both the attempt's log file (one open file, appending), so the output
@@ -56,9 +61,14 @@ export class ShellExecutor implements Executor {
       child.once('error', reject);
     });
     const pgid = child.pid!;
-    const marks: JobProcessMarks = { pgid, job: { id: request.jobId, attempt: request.attempt } };
     const startedAt = Date.now();
+    // Read before the loop turns again: the shell is not reaped before then, even if it exited.
     const started = await processStartTime(pgid);
+    const marks: JobProcessMarks = {
+      pgid,
+      job: { id: request.jobId, attempt: request.attempt },
+      since: startTicks(started),
+    };
     if (started !== undefined) request.checkpoint({ pgid, started, jobId: request.jobId, attempt: request.attempt });
 
     let cancelling: Promise<void> | undefined;
@@ -92,7 +102,8 @@ export class ShellExecutor implements Executor {
     // they were recorded, ends with its leader).
     const groupIsOurs = (await processStartTime(pgid)) === started;
     const job = jobId === undefined || attempt === undefined ? undefined : { id: jobId, attempt };
-    await terminateJob({ pgid: groupIsOurs ? pgid : undefined, job }, RECOVER_GRACE_MS);
+    // Whatever the attempt left descends from that shell, so started no earlier than it.
+    await terminateJob({ pgid: groupIsOurs ? pgid : undefined, job, since: startTicks(started) }, RECOVER_GRACE_MS);
   }
 
   dispose(): void {}
