@@ -62,6 +62,32 @@ describe('deferTextareaSync', () => {
     expect(inCallback).toBe(1);
   });
 
+  it('does not move the textarea of a terminal disposed before the move runs', async () => {
+    term = new Terminal({ cols: 20, rows: 5 });
+    term.open(document.body.appendChild(document.createElement('div')));
+    expect(deferTextareaSync(term)).toBe(true);
+    // Output that moves the cursor, then the pane unmounts (the session ended) in the same task.
+    const disposed = term;
+    await new Promise<void>((resolve) =>
+      disposed.write('ab', () => {
+        disposed.dispose();
+        resolve();
+      }),
+    );
+    term = undefined;
+    // The deferred move runs now: on a disposed xterm it would throw (its renderer is gone).
+    const errors: unknown[] = [];
+    const onError = (error: unknown) => errors.push(error);
+    process.prependListener('uncaughtException', onError);
+    try {
+      await nextTask();
+      await nextTask();
+    } finally {
+      process.removeListener('uncaughtException', onError);
+    }
+    expect(errors).toEqual([]);
+  });
+
   it('changes nothing on a terminal without the method', () => {
     const fake = { _core: {} } as unknown as Terminal;
     expect(deferTextareaSync(fake)).toBe(false);

@@ -22,15 +22,22 @@ export function deferTextareaSync(term: Terminal): boolean {
   const core = (term as unknown as { _core?: XtermCore })._core;
   const sync = core?._syncTextArea;
   if (!core || typeof sync !== 'function') return false;
-  let queued = false;
+  let queued: ReturnType<typeof setTimeout> | undefined;
   const run = () => {
-    queued = false;
+    queued = undefined;
     sync.call(core);
   };
   core._syncTextArea = () => {
-    if (queued) return;
-    queued = true;
-    setTimeout(run);
+    if (queued !== undefined) return;
+    queued = setTimeout(run);
+  };
+  // A move still to come when the terminal is disposed (output, then the pane unmounts in the
+  // same task) would run on a disposed xterm, whose renderer is gone (a TypeError): dropped.
+  const dispose = term.dispose.bind(term);
+  term.dispose = () => {
+    if (queued !== undefined) clearTimeout(queued);
+    queued = undefined;
+    dispose();
   };
   return true;
 }

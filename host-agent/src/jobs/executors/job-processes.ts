@@ -85,35 +85,61 @@ export function selectJobProcesses(rows: readonly ProcessRow[], pgid: number | u
  * a process whose inode is the one seen before with an earlier start is skipped on that alone
  * (a reused pid gets a new inode, so it is read again).
  */
-async function linuxRows({ job, since }: JobProcessMarks): Promise<ProcessRow[]> {
+async function linuxRows({ job, since, pgid }: JobProcessMarks): Promise<ProcessRow[]> {
   const rows: ProcessRow[] = [];
-  const pids = procPids();
+  let pids = procPids();
+  const listed = new Set(pids);
+  /** One of the attempt's was read (a live one marked or in its group): the caller looks again. */
+  let foundAny = false;
   let sliceStart = performance.now();
-  for (const pid of pids) {
-    if (performance.now() - sliceStart >= SCAN_SLICE_MS) {
-      await new Promise((resolve) => setImmediate(resolve));
-      sliceStart = performance.now();
+  for (let pass = 1; ; pass++) {
+    /** A listed process ended (or is a zombie) before it was read: it may have forked since. */
+    let ended = false;
+    for (const pid of pids) {
+      if (performance.now() - sliceStart >= SCAN_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+      let inode: { ino: number; ctimeMs: number } | undefined;
+      if (since !== undefined) {
+        inode = procDirInode(pid);
+        if (inode === undefined) {
+          ended = true;
+          continue;
+        }
+        const known = knownStarts.get(pid);
+        if (known?.ino === inode.ino && known.ctimeMs === inode.ctimeMs && known.startTime < since) continue;
+      }
+      const stat = procStat(pid);
+      if (stat === undefined) {
+        ended = true;
+        continue;
+      }
+      if (inode !== undefined) knownStarts.set(pid, { ...inode, startTime: stat.startTime });
+      if (since !== undefined && stat.startTime < since) continue;
+      if (stat.zombie) ended = true;
+      const marked = !stat.zombie && job !== undefined && carriesMarks(pid, job);
+      if (!stat.zombie && (marked || (pgid !== undefined && stat.pgrp === pgid))) foundAny = true;
+      rows.push({ pid, ppid: stat.ppid, pgid: stat.pgrp, zombie: stat.zombie, marked });
     }
-    let inode: { ino: number; ctimeMs: number } | undefined;
-    if (since !== undefined) {
-      inode = procDirInode(pid);
-      if (inode === undefined) continue;
-      const known = knownStarts.get(pid);
-      if (known?.ino === inode.ino && known.ctimeMs === inode.ctimeMs && known.startTime < since) continue;
-    }
-    const stat = procStat(pid);
-    if (stat === undefined) continue;
-    if (inode !== undefined) knownStarts.set(pid, { ...inode, startTime: stat.startTime });
-    if (since !== undefined && stat.startTime < since) continue;
-    const marked = !stat.zombie && job !== undefined && carriesMarks(pid, job);
-    rows.push({ pid, ppid: stat.ppid, pgid: stat.pgrp, zombie: stat.zombie, marked });
+    // The listing is older than the reads (by slices, with the loop turning between them): a
+    // process of the attempt that forked after it and ended before its read (a daemon's double
+    // fork) left a child that neither shows. Found nothing else, the kill loop would stop with
+    // that child alive: the pids listed since are read too. Bounded, for a machine that starts
+    // and ends processes all the time.
+    if (!ended || foundAny || pass >= MAX_SCAN_PASSES) break;
+    pids = procPids().filter((pid) => !listed.has(pid));
+    if (pids.length === 0) break;
+    for (const pid of pids) listed.add(pid);
   }
   if (since !== undefined) {
-    const listed = new Set(pids);
     for (const pid of knownStarts.keys()) if (!listed.has(pid)) knownStarts.delete(pid);
   }
   return rows;
 }
+
+/** Listings of /proc in one scan at most (see linuxRows). */
+const MAX_SCAN_PASSES = 8;
 
 /** pid → the /proc/<pid> inode seen and the start time read with it (see linuxRows). */
 const knownStarts = new Map<number, { ino: number; ctimeMs: number; startTime: number }>();
