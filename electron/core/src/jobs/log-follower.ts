@@ -133,6 +133,8 @@ export async function followJobLog(
         consumed();
       });
     }, fail);
+    // No block comes after the stream's close: once the last is delivered, the zlib stream can go.
+    void closed.then(() => queue.delivered()).then(() => queue.close());
     const stop = () => stream.close({ code: 'cancelled', message: 'the reader stopped following' });
     options.signal?.addEventListener('abort', stop);
     void closed.then(() => options.signal?.removeEventListener('abort', stop));

@@ -305,6 +305,128 @@ describe('a slow reader of a log that compresses well', () => {
   });
 });
 
+describe('a log that compresses well, inflated into buffers that go round', () => {
+  const MB = 1024 * 1024;
+  const BLOCK = 4 * MB;
+  /** 24 MiB of numbered lines: every piece different, each 4 MiB block well compressed. */
+  const log = Buffer.from(Array.from({ length: 1_700_000 }, (_, i) => `line ${i} of the log\n`).join('')).subarray(
+    0,
+    24 * MB,
+  );
+
+  /** Serves `log` from any offset in deflated blocks of 4 MiB (as an agent does while a log compresses). */
+  function serving(): FakeHost {
+    const host = fakeHost();
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: 1, from: p.from, compression: 'deflate' },
+      after: () => {
+        const stream = agent.openStream({ id: p.stream_id, sendOffset: 0, window: BULK_STREAM_WINDOW });
+        let sent = p.from;
+        const pump = () => {
+          while (!stream.closed && sent < log.length) {
+            const chunk = log.subarray(sent, Math.min(log.length, sent + BLOCK));
+            sent += chunk.length;
+            const body = deflateRawSync(chunk, { level: 1 });
+            stream.write(encodeLogBlockHeader(LOG_BLOCK.deflate, chunk.length, body.length));
+            if (!stream.write(body)) {
+              const drain = stream.onDrain(() => {
+                void drain.dispose();
+                pump();
+              });
+              return;
+            }
+          }
+          if (!stream.closed) stream.close({ code: 'log_end', message: 'attempt ended', exit_code: 0 });
+        };
+        pump();
+      },
+    });
+    return host;
+  }
+
+  interface Held {
+    chunk: LogChunk;
+    consumed: () => void;
+  }
+  /** The piece's bytes are the log's at its offset (now, whatever happened to its buffer since). */
+  const intact = ({ chunk }: Held) =>
+    Buffer.from(chunk.data).equals(log.subarray(chunk.offset, chunk.offset + chunk.data.length));
+
+  it('arrives byte for byte while its buffers are reused, and a piece never consumed is never overwritten', async () => {
+    const pieces: Held[] = [];
+    const copies: LogChunk[] = [];
+    /** The blocks each buffer held pieces of. */
+    const buffers = new Map<ArrayBufferLike, Set<number>>();
+    let wrong = 0;
+    const end = await followJobLog(
+      serving(),
+      JOB,
+      { follow: true },
+      {
+        data: (chunk, consumed) => {
+          const held = { chunk, consumed };
+          if (!intact(held)) wrong++;
+          pieces.push(held);
+          copies.push({ ...chunk, data: Buffer.from(chunk.data) });
+          const blocks = buffers.get(chunk.data.buffer) ?? new Set();
+          buffers.set(chunk.data.buffer, blocks.add(Math.floor(chunk.offset / BLOCK)));
+          // The first piece stays lent (to a stream that closed before the UI acked it); the rest
+          // are consumed a turn later, as a UI acks.
+          if (pieces.length > 1) setTimeout(consumed, 0);
+        },
+      },
+    );
+    expect(end).toEqual({ attempt: 1, offset: log.length, exitCode: 0 });
+    expect(wrong).toBe(0);
+    // Copies made as each piece arrived: a consumed piece's buffer is read into again after.
+    expectTheWholeLogInOrder(copies, log);
+    expect(intact(pieces[0]!)).toBe(true);
+    expect(pieces[0]!.chunk.data.length).toBe(MB);
+    // 24 pieces of 1 MiB: buffers held pieces of one block, then of another.
+    expect(pieces.length).toBe(24);
+    expect([...buffers.values()].some((blocks) => blocks.size > 1)).toBe(true);
+  });
+
+  it('a follower that stops mid-log keeps the pieces it holds intact, and following again from where it got gives the rest', async () => {
+    const host = serving();
+    const stop = new AbortController();
+    const first: Held[] = [];
+    let afterEnd = 0;
+    let ended = false;
+    const following = followJobLog(
+      host,
+      JOB,
+      { follow: true, signal: stop.signal },
+      {
+        data: (chunk, consumed) => {
+          if (ended) afterEnd++;
+          first.push({ chunk, consumed });
+        },
+      },
+    );
+    // Nothing consumed: 4 MiB are handed out, then the follower stops.
+    await until(() => first.length === 4);
+    stop.abort();
+    const end = await following;
+    ended = true;
+    expect(end).toEqual({ attempt: 1, offset: 4 * MB, exitCode: null });
+    // Late acks of two of them (the UI acked just before it went): their buffers may go round.
+    first[0]!.consumed();
+    first[1]!.consumed();
+    const rest: LogChunk[] = [];
+    const again = await followJobLog(
+      host,
+      JOB,
+      { follow: true, from: end.offset },
+      { data: (chunk, consumed) => (rest.push({ ...chunk, data: Buffer.from(chunk.data) }), consumed()) },
+    );
+    expect(again).toEqual({ attempt: 1, offset: log.length, exitCode: 0 });
+    expect(Buffer.concat(rest.map((chunk) => chunk.data)).equals(log.subarray(4 * MB))).toBe(true);
+    expect(afterEnd).toBe(0);
+    expect(first.slice(2).every(intact)).toBe(true);
+  });
+});
+
 describe('a compressed log from a host that lies', () => {
   /** Serves exactly these stream bytes as the log, then closes with log_end. */
   function serving(bytes: Uint8Array): FakeHost {
