@@ -243,6 +243,20 @@ describe('spliceSocket writing to the socket handle (HandleWrites)', () => {
     return bytes;
   };
 
+  /** Reads `reader` to its end: how many bytes, and whether they were `pattern` from 0. */
+  const readPattern = async (reader: Socket): Promise<{ got: number; intact: boolean }> => {
+    let got = 0;
+    let intact = true;
+    const ended = once(reader, 'end');
+    reader.on('data', (chunk: Buffer) => {
+      if (intact && !chunk.equals(pattern(got, chunk.length))) intact = false;
+      got += chunk.length;
+    });
+    reader.resume();
+    await ended;
+    return { got, intact };
+  };
+
   /**
    * A spliced TCP connection over a mux pair: `local` is the stream's far end (what the browser's
    * side writes), `reader` the accepted socket at the other end of the spliced one (the dev
@@ -309,20 +323,11 @@ describe('spliceSocket writing to the socket handle (HandleWrites)', () => {
     expect(local.sentOffset - local.peerAckedOffset).toBeLessThanOrEqual(WINDOW);
     const held = local.sentOffset;
 
-    let got = 0;
-    let intact = true;
-    const ended = once(reader, 'end');
-    reader.on('data', (chunk: Buffer) => {
-      if (intact && !chunk.equals(pattern(got, chunk.length))) intact = false;
-      got += chunk.length;
-    });
-    reader.resume();
+    const read = readPattern(reader);
     const written = await writing;
     local.close({ code: PREVIEW_EOF, message: 'done' });
-    await ended;
     expect(written).toBe(TOTAL);
-    expect(got).toBe(TOTAL);
-    expect(intact).toBe(true);
+    expect(await read).toEqual({ got: TOTAL, intact: true });
     expect(held).toBeGreaterThan(0);
     // Pieces alone in their task went to the handle, the waiting ones too: the Writable saw
     // few of them, if any.
@@ -336,17 +341,8 @@ describe('spliceSocket writing to the socket handle (HandleWrites)', () => {
     // What the stream took: sent, and queued for credit (a close with flush sends it first).
     const accepted = local.sentOffset + local.queuedBytes;
     local.close({ code: PREVIEW_EOF, message: 'done' });
-    let got = 0;
-    let intact = true;
-    const ended = once(reader, 'end');
-    reader.on('data', (chunk: Buffer) => {
-      if (intact && !chunk.equals(pattern(got, chunk.length))) intact = false;
-      got += chunk.length;
-    });
-    reader.resume();
-    await ended;
-    expect(got).toBe(accepted);
-    expect(intact).toBe(true);
+    const read = readPattern(reader);
+    expect(await read).toEqual({ got: accepted, intact: true });
     expect((await spliced).code).toBe(PREVIEW_EOF);
   });
 

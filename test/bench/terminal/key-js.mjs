@@ -7,7 +7,8 @@
 // `node test/bench/terminal/key-js.mjs <checkout> [<another checkout>]` (PAUSE ms between keys,
 // default 50; N keys each, default 150).
 import { EventEmitter } from 'node:events';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { keyStreams, percentile } from './key-streams.mjs';
 
 const builds = process.argv.slice(2).map((b) => resolve(b));
 const PAUSE = Number(process.env.PAUSE ?? 50),
@@ -37,18 +38,8 @@ function fakePair() {
   return [near, far];
 }
 async function setup(root) {
-  const shared = await import(join(root, 'shared', 'dist', 'index.js'));
   const [nearSocket, farSocket] = fakePair();
-  const near = new shared.Mux(shared.wrapByteStream(nearSocket, { later: setImmediate }), { role: 'client' });
-  const far = new shared.Mux(shared.wrapByteStream(farSocket, { later: setImmediate }), { role: 'agent' });
-  const local = near.openStream();
-  const remote = far.openStream({ id: local.id });
-  local.ackDelayMs = 1000;
-  remote.ackDelayMs = 500;
-  let got = () => {};
-  local.onData(() => got());
-  remote.onData(() => got());
-  return { root, local, remote, until: () => new Promise((r) => (got = r)) };
+  return keyStreams(root, nearSocket, farSocket);
 }
 const sides = [];
 for (const b of builds) sides.push(await setup(b));
@@ -72,10 +63,7 @@ for (let i = 0; i < N; i++) {
     await keyIn;
   }
 }
-const pct = (a, p) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.floor((s.length - 1) * p)];
-};
+const pct = percentile;
 const fmt = (t) => `p50 ${pct(t, 0.5).toFixed(1)} us, p90 ${pct(t, 0.9).toFixed(1)} us (${t.length})`;
 for (const b of builds) {
   console.log(`${b}: key write with riding ack ${fmt(writes.get(b))}`);

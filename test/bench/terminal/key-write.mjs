@@ -6,14 +6,14 @@
 // (PAUSE ms between keys, default 50; N keys each, default 150).
 import { createServer, connect } from 'node:net';
 import { once } from 'node:events';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { keyStreams, percentile } from './key-streams.mjs';
 
 const builds = process.argv.slice(2).map((b) => resolve(b));
 const PAUSE = Number(process.env.PAUSE ?? 50),
   N = Number(process.env.N ?? 150);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function setup(root) {
-  const shared = await import(join(root, 'shared', 'dist', 'index.js'));
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -22,16 +22,7 @@ async function setup(root) {
   await once(client, 'connect');
   client.setNoDelay(true);
   agentSocket.setNoDelay(true);
-  const near = new shared.Mux(shared.wrapByteStream(client, { later: setImmediate }), { role: 'client' });
-  const far = new shared.Mux(shared.wrapByteStream(agentSocket, { later: setImmediate }), { role: 'agent' });
-  const local = near.openStream();
-  const remote = far.openStream({ id: local.id });
-  local.ackDelayMs = 1000;
-  remote.ackDelayMs = 500;
-  let got = () => {};
-  local.onData(() => got());
-  remote.onData(() => got());
-  return { root, local, remote, until: () => new Promise((r) => (got = r)) };
+  return keyStreams(root, client, agentSocket);
 }
 const sides = [];
 for (const b of builds) sides.push(await setup(b));
@@ -52,10 +43,7 @@ for (let i = 0; i < N; i++) {
     await keyIn;
   }
 }
-const pct = (a, p) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.floor((s.length - 1) * p)];
-};
+const pct = percentile;
 for (const [b, t] of times)
   console.log(
     `${b}: write with riding ack p50 ${pct(t, 0.5).toFixed(1)} us, p90 ${pct(t, 0.9).toFixed(1)} us (${t.length})`,
