@@ -12,31 +12,58 @@ const SEPARATE_PAYLOAD_BYTES = 4 * 1024;
 /**
  * Splits a byte stream into frames, each a 4-byte big-endian length and that many bytes. A length
  * above `maxBytes` is an error: the other end is not speaking this framing.
+ *
+ * A frame inside one chunk comes out as a view of it; only a frame split across chunks is copied,
+ * into a buffer of its own length. (Joining the rest of a chunk with the next one copied every
+ * byte of a job log once more: 64 KiB reads of 16 KiB frames split most reads.)
  */
 export class FrameReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** A frame whose bytes are still coming, and how many of them it has. */
+  private partial: Buffer | undefined;
+  private filled = 0;
+  /** A length split across chunks: its first bytes. */
+  private readonly head = Buffer.alloc(LENGTH_BYTES);
+  private headFilled = 0;
 
   constructor(private readonly maxBytes = MAX_DOOR_FRAME_BYTES) {}
 
   /** The whole frames `chunk` completes; throws on a length no frame of ours has. */
   push(chunk: Buffer): Buffer[] {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
     const frames: Buffer[] = [];
-    while (this.pendingBytes >= LENGTH_BYTES) {
-      const head = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-      const length = head.readUInt32BE(0);
+    let at = 0;
+    const partial = this.partial;
+    if (partial) {
+      const taken = Math.min(partial.length - this.filled, chunk.length);
+      partial.set(chunk.subarray(0, taken), this.filled);
+      this.filled += taken;
+      at = taken;
+      if (this.filled < partial.length) return frames;
+      this.partial = undefined;
+      frames.push(partial);
+    }
+    while (at < chunk.length) {
+      let length: number;
+      if (this.headFilled > 0 || chunk.length - at < LENGTH_BYTES) {
+        while (this.headFilled < LENGTH_BYTES && at < chunk.length) this.head[this.headFilled++] = chunk[at++]!;
+        if (this.headFilled < LENGTH_BYTES) break;
+        this.headFilled = 0;
+        length = this.head.readUInt32BE(0);
+      } else {
+        length = chunk.readUInt32BE(at);
+        at += LENGTH_BYTES;
+      }
       if (length > this.maxBytes)
         throw new HangarError('E_PROTOCOL', `a frame of ${length} bytes (at most ${this.maxBytes})`);
-      if (head.length < LENGTH_BYTES + length) {
-        this.pending = [head];
-        break;
+      if (chunk.length - at >= length) {
+        frames.push(chunk.subarray(at, at + length));
+        at += length;
+        continue;
       }
-      frames.push(head.subarray(LENGTH_BYTES, LENGTH_BYTES + length));
-      const rest = head.subarray(LENGTH_BYTES + length);
-      this.pending = rest.length > 0 ? [rest] : [];
-      this.pendingBytes = rest.length;
+      const rest = Buffer.allocUnsafe(length);
+      rest.set(chunk.subarray(at));
+      this.partial = rest;
+      this.filled = chunk.length - at;
+      break;
     }
     return frames;
   }

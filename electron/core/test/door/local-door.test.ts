@@ -40,6 +40,26 @@ describe('the local door: length-prefixed frames', () => {
     );
   });
 
+  it('a frame far bigger than the reads that carry it comes out whole, after frames that fit a read', () => {
+    const big = Buffer.alloc(256 * 1024, 7);
+    for (let i = 0; i < big.length; i += 997) big[i] = i & 0xff;
+    const small = Buffer.from('small');
+    const bytes = Buffer.concat([
+      encodeFrame(small),
+      encodeFrame(big),
+      encodeFrame(Buffer.alloc(0)),
+      encodeFrame(small),
+    ]);
+    for (const read of [1, 3, 4096, 64 * 1024]) {
+      const reader = new FrameReader();
+      const received: Buffer[] = [];
+      for (let at = 0; at < bytes.length; at += read) received.push(...reader.push(bytes.subarray(at, at + read)));
+      expect(received.map((f) => f.length)).toEqual([5, big.length, 0, 5]);
+      expect(received[1]!.equals(big)).toBe(true);
+      expect(received[3]!.toString()).toBe('small');
+    }
+  });
+
   it('refuses a length no frame of ours has (the other end speaks something else)', () => {
     expect(() => new FrameReader(1024).push(Buffer.from('HTTP/1.1 200 OK\r\n'))).toThrow(/a frame of \d+ bytes/);
   });
