@@ -1,4 +1,12 @@
-import { Emitter, HangarError, type CloseReason, type Disposable, type FrameTransport } from '@hangar/shared';
+import {
+  Emitter,
+  FrameReader,
+  type AckListener,
+  type CloseReason,
+  type DataPartListener,
+  type Disposable,
+  type FrameTransport,
+} from '@hangar/shared';
 import type { Socket } from 'node:net';
 
 /** A link frame is at most a 32 KiB data chunk plus its header; far larger is not one of ours (as in web mode). */
@@ -8,66 +16,6 @@ const LENGTH_BYTES = 4;
 const MAX_UNCLAIMED_FRAMES = 4096;
 /** A data frame's payload at least this big is written beside its head, not copied behind it. */
 const SEPARATE_PAYLOAD_BYTES = 4 * 1024;
-
-/**
- * Splits a byte stream into frames, each a 4-byte big-endian length and that many bytes. A length
- * above `maxBytes` is an error: the other end is not speaking this framing.
- *
- * A frame inside one chunk comes out as a view of it; only a frame split across chunks is copied,
- * into a buffer of its own length. (Joining the rest of a chunk with the next one copied every
- * byte of a job log once more: 64 KiB reads of 16 KiB frames split most reads.)
- */
-export class FrameReader {
-  /** A frame whose bytes are still coming, and how many of them it has. */
-  private partial: Buffer | undefined;
-  private filled = 0;
-  /** A length split across chunks: its first bytes. */
-  private readonly head = Buffer.alloc(LENGTH_BYTES);
-  private headFilled = 0;
-
-  constructor(private readonly maxBytes = MAX_DOOR_FRAME_BYTES) {}
-
-  /** The whole frames `chunk` completes; throws on a length no frame of ours has. */
-  push(chunk: Buffer): Buffer[] {
-    const frames: Buffer[] = [];
-    let at = 0;
-    const partial = this.partial;
-    if (partial) {
-      const taken = Math.min(partial.length - this.filled, chunk.length);
-      partial.set(chunk.subarray(0, taken), this.filled);
-      this.filled += taken;
-      at = taken;
-      if (this.filled < partial.length) return frames;
-      this.partial = undefined;
-      frames.push(partial);
-    }
-    while (at < chunk.length) {
-      let length: number;
-      if (this.headFilled > 0 || chunk.length - at < LENGTH_BYTES) {
-        while (this.headFilled < LENGTH_BYTES && at < chunk.length) this.head[this.headFilled++] = chunk[at++]!;
-        if (this.headFilled < LENGTH_BYTES) break;
-        this.headFilled = 0;
-        length = this.head.readUInt32BE(0);
-      } else {
-        length = chunk.readUInt32BE(at);
-        at += LENGTH_BYTES;
-      }
-      if (length > this.maxBytes)
-        throw new HangarError('E_PROTOCOL', `a frame of ${length} bytes (at most ${this.maxBytes})`);
-      if (chunk.length - at >= length) {
-        frames.push(chunk.subarray(at, at + length));
-        at += length;
-        continue;
-      }
-      const rest = Buffer.allocUnsafe(length);
-      rest.set(chunk.subarray(at));
-      this.partial = rest;
-      this.filled = chunk.length - at;
-      break;
-    }
-    return frames;
-  }
-}
 
 export function encodeFrame(frame: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(LENGTH_BYTES + frame.length);
@@ -80,12 +28,20 @@ export function encodeFrame(frame: Uint8Array): Buffer {
  * A FrameTransport over a local stream socket (the core's Unix socket or named pipe), after the
  * greeting: length-prefixed frames, backpressure from the socket's own write buffer. Sends of one
  * event-loop turn leave in one write (corked until setImmediate), as the WebSocket transport does.
+ *
+ * Frames are cut out of the reads by the link's own FrameReader (the framing is the raw TLS
+ * link's): a frame inside a read is a view of it, a big data frame split across reads (a job
+ * log's, up to 256 KiB, read 64 KiB at a time) goes to the mux in pieces as its bytes arrive
+ * (onDataPart), where a buffer of its own and a copy of every byte were needed, and an ack is
+ * read in place (onAck). Until the mux listens, frames come whole and wait (unclaimed).
  */
 export class SocketFrameTransport implements FrameTransport {
   private readonly frames = new Emitter<Uint8Array>();
   private readonly drains = new Emitter<void>();
   private readonly closes = new Emitter<CloseReason>();
   private readonly reader: FrameReader;
+  private dataParts: DataPartListener | undefined;
+  private acks: AckListener | undefined;
   private unclaimed: Uint8Array[] | undefined = [];
   private closeReason: CloseReason | undefined;
   private corked = false;
@@ -159,6 +115,16 @@ export class SocketFrameTransport implements FrameTransport {
     return subscription;
   }
 
+  onDataPart(listener: DataPartListener): Disposable {
+    this.dataParts = listener;
+    return { dispose: () => void (this.dataParts === listener && (this.dataParts = undefined)) };
+  }
+
+  onAck(listener: AckListener): Disposable {
+    this.acks = listener;
+    return { dispose: () => void (this.acks === listener && (this.acks = undefined)) };
+  }
+
   onDrain(listener: () => void): Disposable {
     return this.drains.event(listener);
   }
@@ -180,21 +146,20 @@ export class SocketFrameTransport implements FrameTransport {
 
   private receive(chunk: Buffer): void {
     if (this.closed) return;
-    let frames: Buffer[];
     try {
-      frames = this.reader.push(chunk);
+      this.reader.push(chunk, this.deliver, this.dataParts, undefined, this.acks);
     } catch (error) {
       this.finish({ code: 'protocol_error', message: `the local socket sent ${(error as Error).message}` });
       this.socket.destroy();
-      return;
-    }
-    for (const frame of frames) {
-      if (this.unclaimed) {
-        if (this.unclaimed.length >= MAX_UNCLAIMED_FRAMES) continue;
-        this.unclaimed.push(frame);
-      } else this.frames.fire(frame);
     }
   }
+
+  private readonly deliver = (frame: Uint8Array): void => {
+    if (this.closed) return;
+    if (this.unclaimed) {
+      if (this.unclaimed.length < MAX_UNCLAIMED_FRAMES) this.unclaimed.push(frame);
+    } else this.frames.fire(frame);
+  };
 
   private finish(reason: CloseReason): void {
     if (this.closeReason) return;

@@ -111,7 +111,8 @@ describe('UiStream over the door socket', () => {
   it('delivers lent bytes byte for byte while their buffers go round, also when it ends with bytes queued', async () => {
     const { core, ui } = await door();
     const reader = uiEnd(ui);
-    const stream = new UiStream(core, reader.stream.id, { window: WINDOW });
+    // A job log's frames (BULK_FRAME_BYTES).
+    const stream = new UiStream(core, reader.stream.id, { window: WINDOW, maxFrameBytes: 256 * 1024 });
     stream.open();
     const pool = new ReusingPool();
     const pieces = 200;
