@@ -2,6 +2,8 @@ import {
   Emitter,
   FrameReader,
   type AckListener,
+  type LeasedReads,
+  type ReadLease,
   type CloseReason,
   type DataPartListener,
   type Disposable,
@@ -46,14 +48,19 @@ export class SocketFrameTransport implements FrameTransport {
   private closeReason: CloseReason | undefined;
   private corked = false;
 
-  /** `leftover`: bytes that arrived with the greeting, already past it. */
+  /**
+   * `leftover`: bytes that arrived with the greeting, already past it. `reads`: the socket reads
+   * into pooled buffers (connected with its onread); a data frame's bytes go on with their lease.
+   */
   constructor(
     private readonly socket: Socket,
     leftover: Buffer[] = [],
     maxFrameBytes = MAX_DOOR_FRAME_BYTES,
+    reads?: LeasedReads,
   ) {
-    this.reader = new FrameReader(maxFrameBytes);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.reader = new FrameReader(maxFrameBytes, reads?.buffers);
+    if (reads) reads.attach((chunk, lease) => this.receive(chunk, lease));
+    else socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('drain', () => this.drains.fire());
     socket.on('error', (error: NodeJS.ErrnoException) =>
       this.finish({ code: 'door_error', message: `the local socket failed: ${error.code ?? error.message}` }),
@@ -144,10 +151,10 @@ export class SocketFrameTransport implements FrameTransport {
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
-  private receive(chunk: Buffer): void {
+  private receive(chunk: Uint8Array, lease?: ReadLease): void {
     if (this.closed) return;
     try {
-      this.reader.push(chunk, this.deliver, this.dataParts, undefined, this.acks);
+      this.reader.push(chunk, this.deliver, this.dataParts, lease, this.acks);
     } catch (error) {
       this.finish({ code: 'protocol_error', message: `the local socket sent ${(error as Error).message}` });
       this.socket.destroy();
