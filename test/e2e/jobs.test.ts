@@ -100,6 +100,48 @@ describe('build jobs through the CLI', () => {
     expectSequence(Buffer.concat(out).toString(), 1, 2_000_000);
   }, 60_000);
 
+  it('a reader that stops reading holds the log back: the command does not take it all into memory', async () => {
+    const bytes = 256_000_000;
+    const detached = await run(`yes hangar-backpressure | head -c ${bytes}`, '--detach');
+    const id = detached.stdout.trim();
+    const follower = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
+      cwd: box.workspace,
+      env: { ...process.env, HANGAR_HOME: box.home },
+    });
+    let received = 0;
+    let paused: (() => void) | undefined;
+    const pausedOnce = new Promise<void>((resolve) => (paused = resolve));
+    follower.stdout.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= 1_000_000 && paused) {
+        follower.stdout.pause();
+        paused();
+        paused = undefined;
+      }
+    });
+    const exited = new Promise<number>((resolve) => follower.on('exit', (code) => resolve(code ?? -1)));
+    await pausedOnce;
+    const memory = (field: string) =>
+      Number(
+        new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${follower.pid}/status`, 'utf8'))![1],
+      ) * 1024;
+    const rssAtPause = memory('VmRSS');
+    // The whole log is on the host (the job ended), and the command had time to take more of it.
+    for (;;) {
+      const listed = JSON.parse((await hangar(['jobs', '--json'])).stdout) as {
+        jobs: { id: string; state: string }[];
+      }[];
+      if (listed[0]!.jobs.find((job) => job.id === id)?.state === 'succeeded') break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const peak = memory('VmHWM');
+    follower.stdout.resume();
+    expect(await exited).toBe(0);
+    // Whole lines of 20 bytes.
+    expect(received).toBe(bytes);
+    expect(peak - rssAtPause).toBeLessThan(64 * 1024 * 1024);
+  }, 120_000);
+
   it('artifacts come back into ./hangar-artifacts/<job>/ with their sha256 checked', async () => {
     const result = await run(
       'mkdir -p out/nested && echo report > out/report.txt && head -c 300000 /dev/urandom > out/nested/app.bin',

@@ -34,6 +34,9 @@ export async function followCoreJobLog(
 ): Promise<FollowedJobLog> {
   // jobs.logs: the core's end uses the bulk window, and both ends of a stream share one window.
   const stream = api.openStream({ window: BULK_STREAM_WINDOW });
+  // A sink is done with a piece's bytes once it called done() (they are acked then): data that
+  // came in a pooled read gives its buffer back at the ack, not to the collector.
+  stream.releasesDataOnAck = true;
   const starts: { offset: number; attempt: number }[] = [];
   let attempt = 0;
   const subscriptions: Disposable[] = [
@@ -48,8 +51,8 @@ export async function followCoreJobLog(
     for (const subscription of subscriptions.splice(0)) void subscription.dispose();
   };
   stream.onData((data, offset) => {
-    // Copy: the frame buffer may be reused once this returns.
-    const bytes = data.slice();
+    // Not copied: a pooled read's buffer is held until the ack (releasesDataOnAck).
+    const bytes = data;
     let at = 0;
     while (at < bytes.length) {
       while (starts.length > 0 && starts[0]!.offset <= offset + at) {

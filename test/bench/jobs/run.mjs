@@ -238,6 +238,13 @@ async function followedSeconds(command, bytes) {
 }
 
 /**
+ * To look into the command: BENCH_CLI_NODE_FLAGS, node flags for it (`--cpu-prof --cpu-prof-dir=/tmp/prof`);
+ * BENCH_CLI_PREFIX, a command to run it under (`strace -f -c -o /tmp/calls`).
+ */
+const CLI_NODE_FLAGS = process.env.BENCH_CLI_NODE_FLAGS ?? '';
+const CLI_PREFIX = process.env.BENCH_CLI_PREFIX ?? '';
+
+/**
  * The user's path: `hangar logs <job> --follow > file`, through this core's door (the log crosses
  * the host link into the core, then the door's stream to the command, which writes it out). Seconds
  * from submit until the command has exited with the whole log in the file, and the command's CPU
@@ -248,7 +255,7 @@ async function cliFollowedSeconds(command, bytes) {
   const job = await jobs.submit(HOST, { command, executor: 'shell' });
   const began = performance.now();
   const cli = await timeShell(
-    `HANGAR_HOME=${home} HANGAR_DEBUG=1 ${process.execPath} --require ${join(import.meta.dirname, 'gc-count.cjs')} ${HANGAR} logs ${job.id} --host ${HOST} --follow > ${out} 2> ${out}.gc`,
+    `HANGAR_HOME=${home} HANGAR_DEBUG=1 ${CLI_PREFIX} ${process.execPath} --require ${join(import.meta.dirname, 'gc-count.cjs')} ${CLI_NODE_FLAGS} ${HANGAR} logs ${job.id} --host ${HOST} --follow > ${out} 2> ${out}.gc`,
   ).catch((error) => {
     throw new Error(
       `hangar logs --follow failed (${error.message.split('\n')[0]}): ${readFileSync(`${out}.gc`, 'utf8')

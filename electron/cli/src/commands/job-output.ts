@@ -8,6 +8,7 @@ import {
   type JobDetail,
   type JobInfo,
 } from '@hangar/shared';
+import { fstatSync, writevSync } from 'node:fs';
 
 /** Where a followed log goes (logPrinter is the one this command uses). */
 export interface LogSink {
@@ -91,6 +92,11 @@ export function describeEnd(job: JobDetail): string {
 /**
  * Writes log bytes raw (colours and all) and acks them once the terminal or pipe took them, so a
  * slow reader slows the host rather than growing our memory. Retries get a visible separator.
+ *
+ * The pieces that arrive together (one read of the core's socket holds several) leave in one
+ * write at the end of the microtask: to a file with one writev, elsewhere corked (a pipe's
+ * socket writes them with one writev too), where a write per piece (16 KiB of a job's output)
+ * cost a system call and the stream's bookkeeping each.
  */
 export function logPrinter(
   out: NodeJS.WriteStream,
@@ -98,12 +104,46 @@ export function logPrinter(
 ): LogSink & { endsWithNewline(): boolean } {
   let lastByte = 0x0a;
   let firstAttempt: number | undefined;
+  const file = regularFileFd(out);
+  let pieces: Uint8Array[] = [];
+  let dones: (() => void)[] = [];
+  let flushQueued = false;
+  const flush = (): void => {
+    flushQueued = false;
+    if (pieces.length === 0) return;
+    const batch = pieces;
+    const consumed = dones;
+    pieces = [];
+    dones = [];
+    if (file !== undefined && !out.destroyed && out.writableLength === 0) {
+      try {
+        writeAllSync(file, batch);
+      } catch (error) {
+        out.destroy(error as Error);
+        return;
+      }
+      for (const done of consumed) done();
+      return;
+    }
+    if (batch.length > 1) out.cork();
+    for (let i = 0; i < batch.length; i++) out.write(batch[i]!, consumed[i]!);
+    if (batch.length > 1) out.uncork();
+  };
   return {
     data(chunk, consumed) {
-      if (chunk.data.length > 0) lastByte = chunk.data[chunk.data.length - 1]!;
-      out.write(chunk.data, () => consumed());
+      if (chunk.data.length === 0) {
+        consumed();
+        return;
+      }
+      lastByte = chunk.data[chunk.data.length - 1]!;
+      pieces.push(chunk.data);
+      dones.push(consumed);
+      if (flushQueued) return;
+      flushQueued = true;
+      queueMicrotask(flush);
     },
     attempt(attempt) {
+      flush();
       firstAttempt ??= attempt;
       if (attempt === firstAttempt) return;
       const gap = lastByte === 0x0a ? '' : '\n';
@@ -115,8 +155,34 @@ export function logPrinter(
         status === 'reconnecting' ? `\nhangar: link lost — reconnecting…\n` : `hangar: reconnected; log resumed\n`,
       );
     },
-    endsWithNewline: () => lastByte === 0x0a,
+    endsWithNewline: () => {
+      flush();
+      return lastByte === 0x0a;
+    },
   };
+}
+
+/** `out`'s descriptor when it is a regular file (Node writes those synchronously anyway). */
+function regularFileFd(out: NodeJS.WriteStream): number | undefined {
+  const fd = (out as { fd?: unknown }).fd;
+  if (typeof fd !== 'number') return undefined;
+  try {
+    return fstatSync(fd).isFile() ? fd : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes every byte of `pieces` to `fd` (writev; a short write goes on where it stopped). */
+function writeAllSync(fd: number, pieces: Uint8Array[]): void {
+  let rest = pieces;
+  while (rest.length > 0) {
+    let written = writevSync(fd, rest);
+    let i = 0;
+    while (i < rest.length && written >= rest[i]!.length) written -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (written > 0) rest[0] = rest[0]!.subarray(written);
+  }
 }
 
 /** `90s`, `60m`, `1h30m`, `2d`; a bare number is seconds. */

@@ -14,6 +14,26 @@ interface Waiting {
   consumed: () => void;
   /** The stream was lent the bytes (not copied): consumed only once the UI acked them. */
   lent: boolean;
+  /** A gathering buffer of ours (see GATHER_BELOW_BYTES), free again once the UI acked it. */
+  gathered?: Buffer;
+}
+
+/**
+ * Lent pieces smaller than this (a host link's 16 KiB reads of a log that does not compress) are
+ * copied together into one buffer of GATHER_BYTES, sent at the end of the event loop's turn or
+ * once full, instead of one frame each: every frame cost the core's door and the hangar command a
+ * round of framing, a frame event, a write and an ack's bookkeeping. Each piece is still consumed
+ * only once the UI acked it (the host's window still bounds what the core holds).
+ */
+const GATHER_BELOW_BYTES = 32 * 1024;
+const GATHER_BYTES = 128 * 1024;
+/** Gathering buffers kept for reuse: a bulk window's worth (a fresh one each is external memory V8 marks for). */
+const SPARE_GATHER_BUFFERS = 32;
+
+interface Gathering {
+  buffer: Buffer;
+  length: number;
+  consumed: (() => void)[];
 }
 
 export interface UiWriteOptions {
@@ -46,6 +66,9 @@ export class UiStream implements Disposable {
   private endReason: CloseReason | undefined;
   private written = 0;
   private waiting: Waiting[] = [];
+  private gathering: Gathering | undefined;
+  private gatherFlushQueued = false;
+  private readonly spareGatherBuffers: Buffer[] = [];
   private gone = false;
   private readonly goneEmitter = new Emitter<CloseReason>();
   /** The UI closed the stream, or its link dropped: nobody reads any more. */
@@ -83,7 +106,7 @@ export class UiStream implements Disposable {
 
   /** Stream offset of the next byte written: what was sent plus what waits for open(). */
   get offset(): number {
-    return this.written + this.early.reduce((sum, chunk) => sum + chunk.data.length, 0);
+    return this.written + (this.gathering?.length ?? 0) + this.early.reduce((sum, chunk) => sum + chunk.data.length, 0);
   }
 
   /** Input typed in the UI. */
@@ -110,18 +133,69 @@ export class UiStream implements Disposable {
   end(reason: CloseReason): void {
     if (this.endReason || this.gone) return;
     this.endReason = reason;
+    this.sendGathered();
     this.stream?.close(reason);
   }
 
   private send(data: Uint8Array, consumed?: () => void, options?: UiWriteOptions): void {
     const lent = consumed !== undefined && options?.lend === true;
+    if (lent && data.length < GATHER_BELOW_BYTES) {
+      this.gather(data, consumed);
+      return;
+    }
+    this.sendGathered();
     this.stream!.write(data, lent ? { transfer: true } : undefined);
     this.written += data.length;
     if (consumed) this.waiting.push({ end: this.written, consumed, lent });
   }
 
+  /** Copies a small lent piece behind the ones gathered this turn (GATHER_BELOW_BYTES). */
+  private gather(data: Uint8Array, consumed: () => void): void {
+    let gathering = this.gathering;
+    if (gathering && gathering.length + data.length > gathering.buffer.length) {
+      this.sendGathered();
+      gathering = undefined;
+    }
+    if (!gathering) {
+      const buffer = this.spareGatherBuffers.pop() ?? Buffer.allocUnsafeSlow(GATHER_BYTES);
+      gathering = this.gathering = { buffer, length: 0, consumed: [] };
+    }
+    gathering.buffer.set(data, gathering.length);
+    gathering.length += data.length;
+    gathering.consumed.push(consumed);
+    if (this.gatherFlushQueued) return;
+    this.gatherFlushQueued = true;
+    setImmediate(this.sendGatheredSoon);
+  }
+
+  private readonly sendGatheredSoon = (): void => {
+    this.gatherFlushQueued = false;
+    if (!this.gone) this.sendGathered();
+  };
+
+  /** What was gathered goes to the stream, given (not copied): the buffer is ours until the UI acked it. */
+  private sendGathered(): void {
+    const gathering = this.gathering;
+    if (!gathering || !this.stream) return;
+    this.gathering = undefined;
+    this.stream.write(gathering.buffer.subarray(0, gathering.length), { transfer: true });
+    this.written += gathering.length;
+    const { consumed } = gathering;
+    this.waiting.push({
+      end: this.written,
+      consumed: consumed.length === 1 ? consumed[0]! : () => consumed.forEach((done) => done()),
+      // As lent pieces: a gone UI leaves them unconsumed (a close may still be flushing the buffer).
+      lent: true,
+      gathered: gathering.buffer,
+    });
+  }
+
   private release(offset: number): void {
-    while (this.waiting.length > 0 && this.waiting[0]!.end <= offset) this.waiting.shift()!.consumed();
+    while (this.waiting.length > 0 && this.waiting[0]!.end <= offset) {
+      const { consumed, gathered } = this.waiting.shift()!;
+      if (gathered && this.spareGatherBuffers.length < SPARE_GATHER_BUFFERS) this.spareGatherBuffers.push(gathered);
+      consumed();
+    }
   }
 
   private markGone(reason: CloseReason): void {
@@ -131,6 +205,8 @@ export class UiStream implements Disposable {
     for (const { consumed, lent } of this.waiting.splice(0)) if (!lent) consumed();
     // Never handed to the stream.
     for (const { consumed } of this.early.splice(0)) consumed?.();
+    for (const consumed of this.gathering?.consumed ?? []) consumed();
+    this.gathering = undefined;
     this.goneEmitter.fire(reason);
     this.goneEmitter.dispose();
   }

@@ -1,4 +1,4 @@
-import type { FrameTransport } from '@hangar/shared';
+import { LeasedReads, ReadBufferPool, type FrameTransport } from '@hangar/shared';
 import { lstatSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -11,6 +11,14 @@ import { SocketFrameTransport } from './socket-transport.js';
  * that is not one and says nothing (then the command works on its own, only later).
  */
 export const DEFAULT_GREETING_TIMEOUT_MS = 1500;
+
+/**
+ * The command's reads of the door socket land in these (Node's own reads are a fresh 64 KiB
+ * buffer each: 3,000 for a 200 MB job log, each malloc'd, page-faulted and freed). A read's buffer
+ * goes round again once the mux's stream is done with its bytes (a followed log's: once the command
+ * wrote them out and acked them, LinkStream.releasesDataOnAck).
+ */
+const DOOR_READ_BUFFERS = new ReadBufferPool(64 * 1024, 96);
 
 export type RunningCore =
   | {
@@ -54,7 +62,11 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
   if (untrusted === 'absent') return Promise.resolve({ kind: 'none', path });
   if (untrusted) return Promise.resolve({ kind: 'refused', path, reason: untrusted });
   return new Promise<RunningCore>((resolve) => {
-    const socket = connect(path);
+    const reads = new LeasedReads(DOOR_READ_BUFFERS);
+    const socket = connect({ path, onread: reads.onread });
+    // With onread Node emits no 'data': until the transport takes the reads, they go on as 'data'
+    // (copies) for the greeting's reader.
+    reads.attach((chunk) => socket.emit('data', Buffer.from(chunk)));
     if (options.early) socket.unref();
     const early = (error: NodeJS.ErrnoException) => {
       socket.destroy();
@@ -71,7 +83,7 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
           sendGreeting(socket, { hangar: 'client', door: DOOR_VERSION });
           resolve({
             kind: 'core',
-            transport: new SocketFrameTransport(socket, leftover),
+            transport: new SocketFrameTransport(socket, leftover, undefined, reads),
             claim: () => socket.ref(),
             written: () => writtenOut(socket),
             pid: greeting.pid,

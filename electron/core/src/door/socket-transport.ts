@@ -1,4 +1,14 @@
-import { Emitter, HangarError, type CloseReason, type Disposable, type FrameTransport } from '@hangar/shared';
+import {
+  Emitter,
+  FrameReader,
+  type AckListener,
+  type LeasedReads,
+  type ReadLease,
+  type CloseReason,
+  type DataPartListener,
+  type Disposable,
+  type FrameTransport,
+} from '@hangar/shared';
 import type { Socket } from 'node:net';
 
 /** A link frame is at most a 32 KiB data chunk plus its header; far larger is not one of ours (as in web mode). */
@@ -8,39 +18,6 @@ const LENGTH_BYTES = 4;
 const MAX_UNCLAIMED_FRAMES = 4096;
 /** A data frame's payload at least this big is written beside its head, not copied behind it. */
 const SEPARATE_PAYLOAD_BYTES = 4 * 1024;
-
-/**
- * Splits a byte stream into frames, each a 4-byte big-endian length and that many bytes. A length
- * above `maxBytes` is an error: the other end is not speaking this framing.
- */
-export class FrameReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-
-  constructor(private readonly maxBytes = MAX_DOOR_FRAME_BYTES) {}
-
-  /** The whole frames `chunk` completes; throws on a length no frame of ours has. */
-  push(chunk: Buffer): Buffer[] {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    const frames: Buffer[] = [];
-    while (this.pendingBytes >= LENGTH_BYTES) {
-      const head = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-      const length = head.readUInt32BE(0);
-      if (length > this.maxBytes)
-        throw new HangarError('E_PROTOCOL', `a frame of ${length} bytes (at most ${this.maxBytes})`);
-      if (head.length < LENGTH_BYTES + length) {
-        this.pending = [head];
-        break;
-      }
-      frames.push(head.subarray(LENGTH_BYTES, LENGTH_BYTES + length));
-      const rest = head.subarray(LENGTH_BYTES + length);
-      this.pending = rest.length > 0 ? [rest] : [];
-      this.pendingBytes = rest.length;
-    }
-    return frames;
-  }
-}
 
 export function encodeFrame(frame: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(LENGTH_BYTES + frame.length);
@@ -53,24 +30,37 @@ export function encodeFrame(frame: Uint8Array): Buffer {
  * A FrameTransport over a local stream socket (the core's Unix socket or named pipe), after the
  * greeting: length-prefixed frames, backpressure from the socket's own write buffer. Sends of one
  * event-loop turn leave in one write (corked until setImmediate), as the WebSocket transport does.
+ *
+ * Frames are cut out of the reads by the link's own FrameReader (the framing is the raw TLS
+ * link's): a frame inside a read is a view of it, a big data frame split across reads (a job
+ * log's, up to 256 KiB, read 64 KiB at a time) goes to the mux in pieces as its bytes arrive
+ * (onDataPart), where a buffer of its own and a copy of every byte were needed, and an ack is
+ * read in place (onAck). Until the mux listens, frames come whole and wait (unclaimed).
  */
 export class SocketFrameTransport implements FrameTransport {
   private readonly frames = new Emitter<Uint8Array>();
   private readonly drains = new Emitter<void>();
   private readonly closes = new Emitter<CloseReason>();
   private readonly reader: FrameReader;
+  private dataParts: DataPartListener | undefined;
+  private acks: AckListener | undefined;
   private unclaimed: Uint8Array[] | undefined = [];
   private closeReason: CloseReason | undefined;
   private corked = false;
 
-  /** `leftover`: bytes that arrived with the greeting, already past it. */
+  /**
+   * `leftover`: bytes that arrived with the greeting, already past it. `reads`: the socket reads
+   * into pooled buffers (connected with its onread); a data frame's bytes go on with their lease.
+   */
   constructor(
     private readonly socket: Socket,
     leftover: Buffer[] = [],
     maxFrameBytes = MAX_DOOR_FRAME_BYTES,
+    reads?: LeasedReads,
   ) {
-    this.reader = new FrameReader(maxFrameBytes);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.reader = new FrameReader(maxFrameBytes, reads?.buffers);
+    if (reads) reads.attach((chunk, lease) => this.receive(chunk, lease));
+    else socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('drain', () => this.drains.fire());
     socket.on('error', (error: NodeJS.ErrnoException) =>
       this.finish({ code: 'door_error', message: `the local socket failed: ${error.code ?? error.message}` }),
@@ -132,6 +122,16 @@ export class SocketFrameTransport implements FrameTransport {
     return subscription;
   }
 
+  onDataPart(listener: DataPartListener): Disposable {
+    this.dataParts = listener;
+    return { dispose: () => void (this.dataParts === listener && (this.dataParts = undefined)) };
+  }
+
+  onAck(listener: AckListener): Disposable {
+    this.acks = listener;
+    return { dispose: () => void (this.acks === listener && (this.acks = undefined)) };
+  }
+
   onDrain(listener: () => void): Disposable {
     return this.drains.event(listener);
   }
@@ -151,23 +151,22 @@ export class SocketFrameTransport implements FrameTransport {
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
-  private receive(chunk: Buffer): void {
+  private receive(chunk: Uint8Array, lease?: ReadLease): void {
     if (this.closed) return;
-    let frames: Buffer[];
     try {
-      frames = this.reader.push(chunk);
+      this.reader.push(chunk, this.deliver, this.dataParts, lease, this.acks);
     } catch (error) {
       this.finish({ code: 'protocol_error', message: `the local socket sent ${(error as Error).message}` });
       this.socket.destroy();
-      return;
-    }
-    for (const frame of frames) {
-      if (this.unclaimed) {
-        if (this.unclaimed.length >= MAX_UNCLAIMED_FRAMES) continue;
-        this.unclaimed.push(frame);
-      } else this.frames.fire(frame);
     }
   }
+
+  private readonly deliver = (frame: Uint8Array): void => {
+    if (this.closed) return;
+    if (this.unclaimed) {
+      if (this.unclaimed.length < MAX_UNCLAIMED_FRAMES) this.unclaimed.push(frame);
+    } else this.frames.fire(frame);
+  };
 
   private finish(reason: CloseReason): void {
     if (this.closeReason) return;

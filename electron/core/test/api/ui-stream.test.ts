@@ -1,4 +1,4 @@
-import { Mux, type CloseReason } from '@hangar/shared';
+import { LeasedReads, Mux, ReadBufferPool, type CloseReason } from '@hangar/shared';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -46,7 +46,7 @@ describe('UiStream over the door socket', () => {
   });
 
   /** The core's mux and the UI's (the hangar command's), over a real local socket as the door's. */
-  async function door(): Promise<{ core: Mux; ui: Mux }> {
+  async function door(reads?: LeasedReads): Promise<{ core: Mux; ui: Mux }> {
     const dir = tempDir('ui-stream');
     cleanup.push(() => removeDir(dir));
     const path = join(dir, 'door.sock');
@@ -54,10 +54,10 @@ describe('UiStream over the door socket', () => {
     const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
     await new Promise<void>((resolve) => server.listen(path, resolve));
     cleanup.push(() => new Promise((resolve) => server.close(resolve)));
-    const client = connect(path);
+    const client = reads ? connect({ path, onread: reads.onread }) : connect(path);
     const coreSocket = await accepted;
     const core = new Mux(new SocketFrameTransport(coreSocket), { role: 'agent' });
-    const ui = new Mux(new SocketFrameTransport(client), { role: 'client' });
+    const ui = new Mux(new SocketFrameTransport(client, [], undefined, reads), { role: 'client' });
     cleanup.push(() => {
       core.close();
       ui.close();
@@ -111,7 +111,8 @@ describe('UiStream over the door socket', () => {
   it('delivers lent bytes byte for byte while their buffers go round, also when it ends with bytes queued', async () => {
     const { core, ui } = await door();
     const reader = uiEnd(ui);
-    const stream = new UiStream(core, reader.stream.id, { window: WINDOW });
+    // A job log's frames (BULK_FRAME_BYTES).
+    const stream = new UiStream(core, reader.stream.id, { window: WINDOW, maxFrameBytes: 256 * 1024 });
     stream.open();
     const pool = new ReusingPool();
     const pieces = 200;
@@ -124,6 +125,50 @@ describe('UiStream over the door socket', () => {
     // The buffers went round (not one per piece), and what was never acked was never given back.
     expect(pool.fresh).toBeLessThan(pieces / 2);
     expect(pool.consumedBytes).toBeLessThan(pieces * CHUNK);
+  });
+
+  it('a UI reading into pooled buffers (the hangar command) keeps the bytes it has not acked intact while buffers go round', async () => {
+    class CountingPool extends ReadBufferPool {
+      private readonly seen = new Set<Uint8Array>();
+      override take(): Uint8Array {
+        const buffer = super.take();
+        this.seen.add(buffer);
+        return buffer;
+      }
+      get fresh(): number {
+        return this.seen.size;
+      }
+    }
+    const readPool = new CountingPool(64 * 1024, 64);
+    const { core, ui } = await door(new LeasedReads(readPool));
+    const stream = ui.openStream({ window: WINDOW });
+    stream.autoAck = false;
+    stream.releasesDataOnAck = true;
+    // Views kept (not copied) until acked, a few pieces at a time, a turn later.
+    const held: Uint8Array[] = [];
+    const parts: Buffer[] = [];
+    let received = 0;
+    stream.onData((data) => {
+      held.push(data);
+      received += data.length;
+      if (held.length === 1) {
+        setImmediate(() => {
+          parts.push(Buffer.concat(held.splice(0)));
+          stream.ack(received);
+        });
+      }
+    });
+    const closed = new Promise<CloseReason>((resolve) => stream.onClose(resolve));
+    const writer = new UiStream(core, stream.id, { window: WINDOW, maxFrameBytes: 256 * 1024 });
+    writer.open();
+    const pieces = 400;
+    await writeLent(writer, new ReusingPool(), pieces);
+    writer.end({ code: 'log_end', message: 'the attempt ended' });
+    expect((await closed).code).toBe('log_end');
+    await waitFor(() => held.length === 0, 'the last pieces');
+    expect(Buffer.concat(parts).equals(expected(pieces))).toBe(true);
+    // 6.4 MB came in far fewer buffers than reads of it.
+    expect(readPool.fresh).toBeLessThan(32);
   });
 
   it('a UI that goes away mid-log: what it acked is consumed, what it did not stays lent', async () => {

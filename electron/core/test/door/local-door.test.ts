@@ -1,4 +1,4 @@
-import { CoreApiClient } from '@hangar/shared';
+import { CoreApiClient, FrameReader } from '@hangar/shared';
 import fc from 'fast-check';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -14,34 +14,50 @@ import { protocolFingerprint } from '../../src/door/fingerprint.js';
 import { isCoreGreeting } from '../../src/door/greeting.js';
 import { CoreGreetingSchema } from '../../src/door/greeting-schemas.js';
 import { LocalDoor } from '../../src/door/local-door.js';
-import { encodeFrame, FrameReader } from '../../src/door/socket-transport.js';
+import { encodeFrame } from '../../src/door/socket-transport.js';
 import { nodePlatform } from '../../src/platform.js';
 
 const quiet = pino({ level: 'silent' });
 
 describe('the local door: length-prefixed frames', () => {
-  it('gives back the frames that were sent, however the bytes are split on the way', () => {
+  /** The frames the link's reader (the door's) cuts out of `bytes` read `cuts` at a time, in turn. */
+  function readFrames(bytes: Buffer, cuts: number[], reader = new FrameReader()): number[][] {
+    const received: number[][] = [];
+    for (let at = 0, i = 0; at < bytes.length; i++) {
+      const size = cuts[i % cuts.length]!;
+      reader.push(bytes.subarray(at, at + size), (frame) => received.push([...frame]));
+      at += size;
+    }
+    return received;
+  }
+
+  it('gives back the frames encodeFrame wrote, however the bytes are split on the way', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }),
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { maxLength: 20 }),
         fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 10 }),
         (frames, cuts) => {
           const bytes = Buffer.concat(frames.map(encodeFrame));
-          const reader = new FrameReader();
-          const received: Buffer[] = [];
-          for (let at = 0, i = 0; at < bytes.length; i++) {
-            const size = cuts[i % cuts.length]!;
-            received.push(...reader.push(bytes.subarray(at, at + size)));
-            at += size;
-          }
-          expect(received.map((f) => [...f])).toEqual(frames.map((f) => [...f]));
+          expect(readFrames(bytes, cuts)).toEqual(frames.map((f) => [...f]));
         },
       ),
     );
   });
 
+  it('a frame far bigger than the reads that carry it comes out whole, between frames that fit a read', () => {
+    const big = Buffer.alloc(256 * 1024, 7);
+    for (let i = 0; i < big.length; i += 997) big[i] = i & 0xff;
+    const small = Buffer.from('small');
+    const bytes = Buffer.concat([encodeFrame(small), encodeFrame(big), encodeFrame(small)]);
+    for (const read of [1, 3, 4096, 64 * 1024]) {
+      expect(readFrames(bytes, [read])).toEqual([[...small], [...big], [...small]]);
+    }
+  });
+
   it('refuses a length no frame of ours has (the other end speaks something else)', () => {
-    expect(() => new FrameReader(1024).push(Buffer.from('HTTP/1.1 200 OK\r\n'))).toThrow(/a frame of \d+ bytes/);
+    expect(() => new FrameReader(1024).push(Buffer.from('HTTP/1.1 200 OK\r\n'), () => undefined)).toThrow(
+      /frame length \d+ is outside/,
+    );
   });
 });
 
