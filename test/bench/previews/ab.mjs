@@ -49,7 +49,7 @@ for (const spec of roots) {
       extra
         .split(',')
         .filter(Boolean)
-        .map((kv) => kv.split('=')),
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     ),
   };
   const child = spawn(
