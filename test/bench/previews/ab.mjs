@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // A/B of the preview path: node test/bench/previews/ab.mjs CHECKOUT_A CHECKOUT_B … (built
-// checkouts; `CHECKOUT:ENV=V,ENV2=W` gives one side its own environment). Each side runs in its own
+// checkouts; `CHECKOUT:ENV=V,ENV2=W` gives one side its own environment; `ssh` is a side of `ssh -L`
+// through a throwaway sshd, sshd's forwarding process in the agent's columns and ssh in the core's,
+// whose syscalls do not include wrk's). Each side runs in its own
 // process (ab-side.mjs: that checkout's agent and core, a preview of one nginx shared by all
 // sides); wrk runs on each in turn, AB_ROUNDS rounds of AB_S seconds (AB_C connections, AB_PATH),
 // and the medians are printed: req/s, p50/p99, CPU per request (user/system µs) of the agent and
@@ -47,7 +49,7 @@ for (const spec of roots) {
       extra
         .split(',')
         .filter(Boolean)
-        .map((kv) => kv.split('=')),
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     ),
   };
   const child = spawn(
@@ -102,6 +104,9 @@ for (const s of sides) {
     'c r/w',
     m((x) => x.coreIo[0] * 10),
     m((x) => x.coreIo[1] * 10),
+    'wakes a/c',
+    m((x) => (x.wakes?.[0] ?? 0) * 10),
+    m((x) => (x.wakes?.[1] ?? 0) * 10),
     'all',
     s.res.map((x) => x.rps.toFixed(0)).join(','),
   );
