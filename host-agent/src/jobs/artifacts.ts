@@ -4,7 +4,6 @@ import { createReadStream } from 'node:fs';
 import { copyFile, lstat, mkdir, open, realpath, stat } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { AckedBuffers } from './acked-buffers.js';
-import { framedBufferBytes, readFramed } from './framed-read.js';
 import { isInside } from './unpack.js';
 
 /** Log and artifact bytes are read from disk this much at a time (bulk frames are 256 KiB). */
@@ -88,22 +87,17 @@ export async function streamFile(path: string, stream: LinkStream, from = 0): Pr
     wake?.();
   });
   const file = await open(path, 'r');
-  // Buffers go round once the peer acked their bytes (a window's worth, a few MiB). Each holds a
-  // frame's worth of file behind room for the frame's head (framed-read.ts).
-  const buffers = new AckedBuffers(stream, framedBufferBytes(READ_CHUNK), 8);
+  // Buffers go round once the peer acked their bytes (a window's worth, a few MiB).
+  const buffers = new AckedBuffers(stream, READ_CHUNK, 8);
   try {
     let offset = from;
     while (!closed) {
       const buffer = buffers.take();
-      const { bytesRead, withRoom } = await readFramed(file, buffer, READ_CHUNK, offset);
-      if (bytesRead === 0) {
-        buffers.giveBack(buffer);
-        break;
-      }
+      const { bytesRead } = await file.read(buffer, 0, READ_CHUNK, offset);
+      if (bytesRead === 0) break;
       offset += bytesRead;
       if (closed) return;
-      let room = true;
-      for (const segment of withRoom) room = stream.write(segment, { transfer: true, headRoom: true });
+      const room = stream.write(buffer.subarray(0, bytesRead), { transfer: true });
       buffers.written(buffer);
       if (!room) {
         await new Promise<void>((resolve) => (wake = resolve));

@@ -1,16 +1,8 @@
-import {
-  encodeLogBlockHeader,
-  LOG_BLOCK,
-  WRITE_HEAD_ROOM,
-  type Disposable,
-  type LogCompression,
-  type LinkStream,
-} from '@hangar/shared';
+import { encodeLogBlockHeader, LOG_BLOCK, type Disposable, type LogCompression, type LinkStream } from '@hangar/shared';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
 import { AckedBuffers } from './acked-buffers.js';
-import { framedBufferBytes, readFramed } from './framed-read.js';
 
 /** Log bytes are read from disk this much at a time (bulk frames are 256 KiB); also one block. */
 const READ_CHUNK = 1024 * 1024;
@@ -71,35 +63,26 @@ export class LogBlockEncoder {
     return this.hit && this.penalty === 0;
   }
 
-  /**
-   * `input`: the piece, whole or as consecutive parts of at most READ_CHUNK in all (a framed
-   * read's segments; sent raw, they go out as they are, each its own write).
-   */
-  async encode(input: Uint8Array | readonly Uint8Array[]): Promise<Uint8Array[]> {
-    const parts = input instanceof Uint8Array ? [input] : input;
-    let length = 0;
-    for (const part of parts) length += part.length;
-    const first = parts[0]!;
-    const raw = () => rawBlocks(parts, length);
-    if (length < MIN_COMPRESS_BYTES) return raw();
+  async encode(chunk: Uint8Array): Promise<Uint8Array[]> {
+    const raw = () => rawBlocks(chunk);
+    if (chunk.length < MIN_COMPRESS_BYTES) return raw();
     if (this.skip > 0) {
       this.skip--;
       return raw();
     }
-    if ((!this.hit || this.penalty > 0) && length > 2 * PROBE_BYTES && first.length >= PROBE_BYTES) {
-      const probe = await deflate(first.subarray(0, PROBE_BYTES), { level: 1 });
+    if ((!this.hit || this.penalty > 0) && chunk.length > 2 * PROBE_BYTES) {
+      const probe = await deflate(chunk.subarray(0, PROBE_BYTES), { level: 1 });
       if (probe.length > PROBE_BYTES * WORTH_IT) {
         this.miss();
         return raw();
       }
     }
     // Bigger output pieces than zlib's 16 KiB: each piece is a trip back to the event loop.
-    const chunk = parts.length === 1 ? first : Buffer.concat(parts, length);
     const body = await deflate(chunk, { level: 1, chunkSize: DEFLATE_OUTPUT_CHUNK });
-    if (body.length <= length * WORTH_IT) {
+    if (body.length <= chunk.length * WORTH_IT) {
       this.penalty = 0;
       this.hit = true;
-      return [encodeLogBlockHeader(LOG_BLOCK.deflate, length, body.length), body];
+      return [encodeLogBlockHeader(LOG_BLOCK.deflate, chunk.length, body.length), body];
     }
     this.miss();
     return raw();
@@ -116,10 +99,8 @@ export class LogBlockEncoder {
  * would be a block over the bulk window (4 MiB and its header), which a reader that acks whole
  * blocks only (cores before raw blocks were taken in pieces) could never receive the end of.
  */
-function rawBlocks(pieces: readonly Uint8Array[], length: number): Uint8Array[] {
-  if (length <= READ_CHUNK) return [encodeLogBlockHeader(LOG_BLOCK.raw, length, length), ...pieces];
-  // Only a whole piece (one part) is bigger than a block.
-  const chunk = pieces[0]!;
+function rawBlocks(chunk: Uint8Array): Uint8Array[] {
+  if (chunk.length <= READ_CHUNK) return [encodeLogBlockHeader(LOG_BLOCK.raw, chunk.length, chunk.length), chunk];
   const parts: Uint8Array[] = [];
   for (let at = 0; at < chunk.length; at += READ_CHUNK) {
     const body = chunk.subarray(at, at + READ_CHUNK);
@@ -131,9 +112,6 @@ function rawBlocks(pieces: readonly Uint8Array[], length: number): Uint8Array[] 
 /** A piece of log ready to send, and the read buffer to account for once it is sent raw. */
 interface Piece {
   parts: Uint8Array[];
-  /** The parts read behind head room (framed-read.ts), and the same with their room, written so. */
-  framed: readonly Uint8Array[];
-  withRoom: readonly Uint8Array[];
   buffer: Buffer | undefined;
   pool: AckedBuffers;
 }
@@ -175,55 +153,27 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
   const sleep = () => new Promise<void>((resolve) => (wake = resolve));
 
   // Read buffers go round: used again once compressed, or once the peer acked their raw bytes.
-  // Pieces up to READ_CHUNK are read a frame's worth at a time behind room for the frame's head.
-  const buffers = new AckedBuffers(stream, framedBufferBytes(READ_CHUNK), READ_AHEAD + 8);
+  const buffers = new AckedBuffers(stream, READ_CHUNK, READ_AHEAD + 8);
   // Pieces of a compressing log (given back once deflated, unless the block turned out raw).
   const bigBuffers = new AckedBuffers(stream, COMPRESSED_READ_CHUNK, READ_AHEAD);
   /** Reads [at, at + length) and encodes it; undefined when the file turned out shorter. */
   const readPiece = async (file: FileHandle, at: number, length: number): Promise<Piece | undefined> => {
     const pool = length > READ_CHUNK ? bigBuffers : buffers;
     const buffer = pool.take();
-    let framed: readonly Uint8Array[] = [];
-    let withRoom: readonly Uint8Array[] = [];
-    let piece: Uint8Array | readonly Uint8Array[];
-    if (pool === buffers && !encoder?.compressing) {
-      const read = await readFramed(file, buffer, length, at);
-      if (read.bytesRead < length) {
-        pool.giveBack(buffer);
-        return undefined;
-      }
-      piece = framed = read.segments;
-      withRoom = read.withRoom;
-    } else {
-      // Whole, for DEFLATE (a block that turns out raw then goes in frames with no head room but
-      // the first's, when behind room too).
-      const start = pool === buffers ? WRITE_HEAD_ROOM : 0;
-      const { bytesRead } = await file.read(buffer, start, length, at);
-      if (bytesRead < length) {
-        pool.giveBack(buffer);
-        return undefined;
-      }
-      piece = buffer.subarray(start, start + length);
-      if (start > 0) {
-        framed = [piece];
-        withRoom = [buffer.subarray(0, start + length)];
-      }
+    const { bytesRead } = await file.read(buffer, 0, length, at);
+    if (bytesRead < length) {
+      pool.giveBack(buffer);
+      return undefined;
     }
-    const parts = encoder ? await encoder.encode(piece) : framed.length > 0 ? [...framed] : [piece as Uint8Array];
+    const piece = buffer.subarray(0, length);
+    const parts = encoder ? await encoder.encode(piece) : [piece];
     // Sent raw (whole or in blocks), the parts are views of the read buffer.
     const raw = parts.some((part) => part.buffer === buffer.buffer);
     if (!raw) pool.giveBack(buffer);
-    return { parts, framed, withRoom, buffer: raw ? buffer : undefined, pool };
+    return { parts, buffer: raw ? buffer : undefined, pool };
   };
   const send = (piece: Piece) => {
-    for (const part of piece.parts) {
-      const framed = piece.framed.length > 0 ? piece.framed.indexOf(part) : -1;
-      const written =
-        framed < 0
-          ? stream.write(part, { transfer: true })
-          : stream.write(piece.withRoom[framed]!, { transfer: true, headRoom: true });
-      if (!written) blocked = true;
-    }
+    for (const part of piece.parts) if (!stream.write(part, { transfer: true })) blocked = true;
     if (piece.buffer) piece.pool.written(piece.buffer);
   };
 

@@ -12,7 +12,6 @@ import {
 } from '../frames.js';
 import type { CloseReason } from '../protocol/control.js';
 import { keyTrace } from './key-trace.js';
-import { WRITE_HEAD_ROOM } from './stream.js';
 import { ReadLease, type LeasedReads, type ReadBuffers } from './read-lease.js';
 import {
   LINK_CLOSED,
@@ -33,8 +32,6 @@ import {
 export const RAW_LINK_ALPN = 'hangar-link/1';
 
 const LENGTH_BYTES = 4;
-/** A data frame's bytes before its payload on the wire: the length prefix and the data head. */
-const FRAME_HEAD_BYTES = LENGTH_BYTES + DATA_HEAD_BYTES;
 /** A frame up to this size on a quiet link leaves once its sender returns (a keystroke, its echo). */
 const SMALL_FRAME_BYTES = 1024;
 /**
@@ -584,31 +581,6 @@ export function wrapByteStream(
     bulkQueued++;
   };
 
-  /**
-   * A bulk data frame whose payload has head room (FrameTransport.sendData): its length and head
-   * are written in front of the payload, in the payload's own buffer, and the frame leaves as one
-   * write: one SSL_write and TLS record run, not a 17-byte record and write of its own before it.
-   */
-  const enqueueWithHeadRoom = (stream: number, offset: number, withRoom: Uint8Array) => {
-    // A view of the writer's own class (a Node Buffer stays one; see headRoomOf).
-    const frame = withRoom.subarray(WRITE_HEAD_ROOM - FRAME_HEAD_BYTES);
-    const length = frame.length - LENGTH_BYTES;
-    if (length > MAX_FRAME_BYTES)
-      throw new HangarError('E_PROTOCOL', `frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
-    writeU32(frame, 0, length);
-    writeDataHead(frame, LENGTH_BYTES, stream, offset);
-    // What is queued before it goes first; no head waits for it in the open region.
-    closeRegion();
-    numberFrame(stream);
-    out.push(frame);
-    outOwners.push(undefined);
-    outEnds.push(numbered);
-    outKinds.push(BULK);
-    outBytes += frame.length;
-    bulkQueued++;
-    queuedNow(false);
-  };
-
   /** Whether the frame being sent by parts leaves at once (quiet() before it was queued). */
   let partsNow = false;
   /**
@@ -663,14 +635,10 @@ export function wrapByteStream(
       slab.set(head, at);
       endParts(at + head.length, body);
     },
-    sendData(stream, offset, payload, withRoom) {
+    sendData(stream, offset, payload) {
       keyTrace?.('link.send', DATA_HEAD_BYTES + payload.length);
       if (closed) return;
       checkDataHead(stream, offset);
-      if (withRoom !== undefined && payload.length >= JOIN_BELOW_BYTES) {
-        enqueueWithHeadRoom(stream, offset, withRoom);
-        return;
-      }
       const at = startParts(DATA_HEAD_BYTES, payload, stream);
       writeDataHead(slab, at, stream, offset);
       endParts(at + DATA_HEAD_BYTES, payload);

@@ -14,7 +14,7 @@ import { decodeReason, encodeReason } from './close-reason.js';
 import { ControlBacklog, DEFAULT_CONTROL_BACKLOG, type ControlBacklogLimits } from './control-backlog.js';
 import type { ReadLease } from './read-lease.js';
 import { DataScheduler, Heartbeat } from './scheduler.js';
-import { DEFAULT_STREAM_WINDOW, headRoomOf, LinkStream, reportLater, type StreamHost } from './stream.js';
+import { DEFAULT_STREAM_WINDOW, LinkStream, reportLater, type StreamHost } from './stream.js';
 import type { FrameTransport } from './transport.js';
 
 export interface MuxOptions {
@@ -317,7 +317,7 @@ export class Mux implements Disposable {
       return;
     }
     try {
-      if (this.transport.sendData) this.transport.sendData(stream, offset, payload, headRoomOf(payload));
+      if (this.transport.sendData) this.transport.sendData(stream, offset, payload);
       else this.transport.sendParts!(encodeDataHead(stream, offset), payload);
       this.heartbeat?.sent();
     } catch (error) {

@@ -20,31 +20,6 @@ export const BULK_STREAM_WINDOW = 4 * 1024 * 1024;
  */
 export const BULK_FRAME_BYTES = 256 * 1024;
 
-/**
- * Bytes a bulk writer may leave free in front of each write (`write(data, { headRoom: true })`):
- * a transport that writes frames on a byte stream puts the frame's length and head there, so
- * head and payload leave as one buffer (one TLS record run, one socket write) with no copy.
- * At least the byte-stream transport's 17 (length prefix and data head).
- */
-export const WRITE_HEAD_ROOM = 32;
-
-/**
- * Bytes written with head room, each to the view it came in (the room, then the bytes): a chunk
- * taken whole keeps its identity (and so its room); a part of one (a view) or several joined do
- * not, and go the usual way.
- */
-const headRoomed = new WeakMap<Uint8Array, Uint8Array>();
-
-/**
- * When `payload` (a chunk a stream handed to the scheduler) was written with head room: the view
- * it was written as, WRITE_HEAD_ROOM bytes that may be written over until the frame's write is
- * done, then the payload. Of the writer's own class (a Node Buffer stays one: Node's socket
- * takes a Buffer with less work than another Uint8Array, ~10% of a bulk write's CPU measured).
- */
-export function headRoomOf(payload: Uint8Array): Uint8Array | undefined {
-  return headRoomed.get(payload);
-}
-
 /** Writes smaller than this are joined into one frame; bigger ones go as they are, uncopied. */
 const MERGE_BELOW_BYTES = 8 * 1024;
 
@@ -235,18 +210,9 @@ export class LinkStream {
    * or memory grows with the producer. After close the bytes are dropped and false is returned;
    * onClose has already said why. `now`: on a quiet link the bytes are framed and written before
    * write returns (a keystroke, its echo), not after the caller's event-loop callback.
-   * `headRoom` (with `transfer`): the first WRITE_HEAD_ROOM bytes of `data` are room, not bytes
-   * of the stream, and the caller leaves all of `data` alone until the peer acked its bytes; sent
-   * as one frame (it fits one and the window has room for all of it), the frame's head is
-   * written into the room and leaves with the payload as one buffer.
    */
-  write(data: Uint8Array, options?: { transfer?: boolean; now?: boolean; headRoom?: boolean }): boolean {
+  write(data: Uint8Array, options?: { transfer?: boolean; now?: boolean }): boolean {
     if (this.closed) return false;
-    if (options?.headRoom) {
-      const bytes = data.subarray(WRITE_HEAD_ROOM);
-      if (options.transfer && bytes.length > 0) headRoomed.set(bytes, data);
-      data = bytes;
-    }
     if (data.length > 0) {
       keyTrace?.('stream.write', data.length);
       this.queue.push(options?.transfer ? data : data.slice());
@@ -380,21 +346,9 @@ export class LinkStream {
     return this.sent - this.peerAcked < this.window;
   }
 
-  /**
-   * Credit the next chunk waits for: a write with head room goes as one frame (up to the stream's
-   * frame size and the window), so it waits for credit for all of it instead of going in two
-   * frames, the second without room for its head (and a small frame of its own). Credit comes
-   * back a quarter window at a time, so this waits for less than one ack.
-   */
-  private get creditWanted(): number {
-    const head = this.queue[0];
-    if (head === undefined || !headRoomed.has(head)) return 1;
-    return Math.min(head.length, this.maxFrameBytes ?? head.length, this.window);
-  }
-
   /** @internal True when the scheduler can send a chunk of this stream now. */
   get readyToSend(): boolean {
-    return this.queued > 0 && this.window - (this.sent - this.peerAcked) >= this.creditWanted && !this.released;
+    return this.queued > 0 && this.hasCredit && !this.released;
   }
 
   /**
@@ -406,8 +360,6 @@ export class LinkStream {
     if (size <= 0) return undefined;
     let payload: Uint8Array;
     const head = this.queue[0]!;
-    // A write with head room waits for credit for the whole frame it makes (see creditWanted).
-    if (size < head.length && size < maxBytes && size < this.window && headRoomed.has(head)) return undefined;
     if (head.length === size) {
       // The whole write (a request, an answer): as it is, no view of it.
       payload = head;

@@ -28,11 +28,9 @@ export interface FrameTransport {
    * Optional: sends a data frame for `stream` at `offset` with `payload`, as if send() got it
    * encoded. A transport that writes frames into a buffer of its own writes the head there (no
    * head object per frame); the mux prefers it to sendParts. Throws E_PROTOCOL, sending nothing,
-   * when the stream or offset cannot be encoded. `withRoom`: a view of WRITE_HEAD_ROOM free bytes
-   * and then `payload` (LinkStream.write's `headRoom`), free until the payload's write is done: a
-   * transport may write the frame's head there and send both as one buffer.
+   * when the stream or offset cannot be encoded.
    */
-  sendData?(stream: number, offset: number, payload: Uint8Array, withRoom?: Uint8Array): void;
+  sendData?(stream: number, offset: number, payload: Uint8Array): void;
   /**
    * Optional: sends an ack frame for `stream` up to `offset`, as if send() got it encoded, written
    * straight into the transport's own buffer (no frame object or array per ack: one rides every
