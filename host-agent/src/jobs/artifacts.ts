@@ -1,6 +1,5 @@
 import { HangarError, type ArtifactInfo, type LinkStream } from '@hangar/shared';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { copyFile, lstat, mkdir, open, realpath, stat } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { AckedBuffers } from './acked-buffers.js';
@@ -64,12 +63,25 @@ async function lstatOrUndefined(path: string) {
   }
 }
 
+/**
+ * Size and sha256 of a file, read READ_CHUNK at a time into one buffer: a read stream's fresh
+ * 64 KiB buffer per read (external memory) made the agent collect whole-heap several times while
+ * a job's big artifacts were hashed.
+ */
 export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
+  const file = await open(path, 'r');
+  const buffer = Buffer.allocUnsafeSlow(READ_CHUNK);
   let size = 0;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
+  try {
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, 0, READ_CHUNK, size);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+  } finally {
+    await file.close();
   }
   return { size, sha256: hash.digest('hex') };
 }
