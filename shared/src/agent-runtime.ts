@@ -7,8 +7,16 @@
  * load average 12-14): agent CPU per MB 4.7 / 4.0 / 3.8 ms with 2 MiB against 3.9 / 4.0 / 4.9 ms
  * with 16 MiB, and the collector 11 % against 10 % of the agent's busy time in --cpu-prof. The
  * ~30 % seen before came from a fresh buffer per read, which senders no longer allocate (AckedBuffers).
+ *
+ * `--no-memory-reducer`: V8's memory reducer waits for a process that has gone quiet after a
+ * mark-compact (allocating little: an agent serving a person typing) and then runs up to three
+ * mark-compacts in a row to shrink the heap, each marked in ~40-120 incremental steps run as tasks
+ * between the keys, with pauses of 3-24 ms (--trace-gc, 200 ms between keys, load 3.5-5.5): a key
+ * that lands in one waits for it, and the run costs the agent ~50-100 ms of CPU (main thread and
+ * the concurrent markers) for ~3 MB of heap given back (20 -> 16 MB) that the next ordinary
+ * mark-compact also frees.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--no-memory-reducer'];
 
 /**
  * Environment the agent runs with. glibc gives each thread that allocates its own malloc arena;
