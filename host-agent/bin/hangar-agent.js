@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --memory-reducer-single-gc
 // The `hangar-agent` command. Built output lives in host-agent/dist (`npm run build`).
 // The shebang's environment and flags are AGENT_ENV and AGENT_NODE_FLAGS in
 // shared/src/agent-runtime.ts; keep them equal (host-agent/test/bin.test.ts checks).

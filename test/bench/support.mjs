@@ -130,13 +130,16 @@ export function loadAverage() {
   return readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 }
 
-/** `hangar-agent serve` on loopback; resolves with the process and the address it printed. */
-export async function startAgent({ data, env, port = 0, bin = AGENT }) {
+/**
+ * `hangar-agent serve` on loopback; resolves with the process and the address it printed. `flags`:
+ * the Node flags its checkout runs it with (another checkout's AGENT_NODE_FLAGS for a baseline).
+ */
+export async function startAgent({ data, env, port = 0, bin = AGENT, flags = AGENT_NODE_FLAGS }) {
   execFileSync('mkdir', ['-p', data]);
   const child = spawn(
     process.execPath,
     [
-      ...AGENT_NODE_FLAGS,
+      ...flags,
       ...(process.env.BENCH_AGENT_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       bin,
       'serve',

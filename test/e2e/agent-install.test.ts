@@ -104,7 +104,7 @@ describe('hangar-agent install', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('nothing was changed');
     expect(result.stdout).toMatch(
-      /\| ExecStart=\S*node --max-semi-space-size=2 \S*\/opt\/hangar\/current\/bin\/hangar-agent\.js serve/,
+      /\| ExecStart=\S*node --max-semi-space-size=2 --memory-reducer-single-gc \S*\/opt\/hangar\/current\/bin\/hangar-agent\.js serve/,
     );
     expect(result.stdout).toContain('| KillMode=mixed');
     expect(result.stdout).toContain('| Delegate=yes');

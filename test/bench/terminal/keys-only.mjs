@@ -51,6 +51,8 @@ const baseAgent =
     data: join(dir, 'base-agent'),
     env: baseEnv,
     bin: join(baseline, 'host-agent', 'bin', 'hangar-agent.js'),
+    // Run as that checkout runs its agent (its shared/src/agent-runtime.ts), not with this one's flags.
+    flags: (await import(join(baseline, 'shared', 'dist', 'agent-runtime.js'))).AGENT_NODE_FLAGS,
   }));
 const ssh = await startSshd(dir);
 let rows = [];
