@@ -270,6 +270,65 @@ describe('the hangar command and the core running on this computer', () => {
     for (const session of listed!.sessions) expect(session.command.slice(-2)).toEqual([long, long]);
   });
 
+  it("a job's log through the running core reaches hangar logs byte for byte: into a pipe whose reader pauses, into a file, and a short log without --follow", async () => {
+    const home = startHome();
+    const box = await startAgent();
+    await startUi(home);
+    await pairWith(home, 'box', box);
+    // 24 MB that do not compress (the host link's 16 KiB reads, gathered by the core into bigger
+    // frames), made alike here and in the job (a job has a /tmp of its own).
+    const random = `openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 0 -in /dev/zero 2>/dev/null | head -c 24000000`;
+    const expected = Buffer.concat([
+      (await run('sh', ['-c', random], { encoding: 'buffer', maxBuffer: 64e6 })).stdout,
+      Buffer.from('end\n'),
+    ]);
+    const ran = await hangar(home, ['run', '--host', 'box', '--no-workspace', '--detach', '-c', `${random}; echo end`]);
+    expect(ran.code, ran.stderr).toBe(0);
+    const id = ran.stdout.trim();
+    // A reader that stops for a while, again and again: the command's read buffers go round while
+    // some of their bytes wait in the pipe.
+    const follower = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--host', 'box', '--follow'], {
+      env: { ...process.env, HANGAR_HOME: home, HANGAR_DEBUG: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(() => void (follower.exitCode === null && follower.kill('SIGKILL')));
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let nextPause = 1_000_000;
+    follower.stdout.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (received >= nextPause) {
+        nextPause += 3_000_000;
+        follower.stdout.pause();
+        setTimeout(() => follower.stdout.resume(), 200);
+      }
+    });
+    let stderr = '';
+    follower.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => follower.once('close', resolve));
+    expect(code, stderr).toBe(0);
+    expect(stderr).toContain('same protocol tables');
+    const piped = Buffer.concat(chunks);
+    expect(piped.length).toBe(expected.length);
+    expect(piped.equals(expected)).toBe(true);
+    // Into a file (one writev per read's pieces).
+    const file = join(home, 'log.out');
+    await run('sh', ['-c', `"$0" "$1" logs ${id} --host box --follow > ${file}`, process.execPath, HANGAR_BIN], {
+      env: { ...process.env, HANGAR_HOME: home },
+    });
+    expect(readFileSync(file).equals(expected)).toBe(true);
+    // A short log of an ended job, without --follow.
+    const short = await hangar(home, ['run', '--host', 'box', '--no-workspace', '--detach', '-c', 'echo short']);
+    const shortId = short.stdout.trim();
+    await hangar(home, ['logs', shortId, '--host', 'box', '--follow']);
+    for (let i = 0; i < 3; i++) {
+      const logs = await hangar(home, ['logs', shortId, '--host', 'box']);
+      expect(logs.code, logs.stderr).toBe(0);
+      expect(logs.stdout).toBe('short\n');
+    }
+  }, 120_000);
+
   it('a tmux server killed under a running core (which no tmux hook tells) is reported by the listings', async () => {
     const home = startHome();
     const agent = await startAgent();

@@ -15,24 +15,35 @@ const sup = await import(join(SSH ? join(import.meta.dirname, '..', '..', '..') 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-ab-side-')));
 let agentPid, corePid, port, stop;
 if (SSH) {
-  const sshd = await sup.startSshd(dir);
-  if (sshd.reason) throw new Error(sshd.reason);
-  port = await sup.freePort();
-  const tunnel = spawn('ssh', sshd.ssh(['-N', '-L', `127.0.0.1:${port}:127.0.0.1:${ORIGIN}`]).slice(1), {
-    stdio: 'ignore',
-  });
-  await sup.waitForPort(port, 'ssh -L');
-  // The session's sshd: the forwarding one, a grandchild of the listener (sshd forks per connection).
-  const kids = (pid) =>
-    readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-  let session = sshd.pid;
-  for (let k = kids(session); k.length > 0; k = kids(session)) session = k.at(-1);
-  agentPid = session;
-  corePid = tunnel.pid;
+  const sshd = await sup.startSshd(dir).catch((error) => ({ reason: error.message }));
+  if (sshd.reason) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(sshd.reason);
+  }
+  let tunnel;
   stop = () => {
-    tunnel.kill();
+    tunnel?.kill();
     sshd.stop();
   };
+  try {
+    port = await sup.freePort();
+    tunnel = spawn('ssh', sshd.ssh(['-N', '-L', `127.0.0.1:${port}:127.0.0.1:${ORIGIN}`]).slice(1), {
+      stdio: 'ignore',
+    });
+    await sup.waitForPort(port, 'ssh -L');
+    // The session's sshd: the forwarding one, a grandchild of the listener (sshd forks per connection).
+    const kids = (pid) =>
+      readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+    let session = sshd.pid;
+    for (let k = kids(session); k.length > 0; k = kids(session)) session = k.at(-1);
+    agentPid = session;
+    corePid = tunnel.pid;
+  } catch (error) {
+    // sshd runs as root on a port of 127.0.0.1 with the keys in `dir`: not left behind.
+    stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 } else {
   const { HangarCore } = await import(join(ROOT, 'electron/core/dist/index.js'));
   const home = join(dir, 'home');

@@ -101,7 +101,11 @@ export class UiStream implements Disposable {
     stream.onAck((offset) => this.release(offset));
     stream.onClose((reason) => this.markGone(reason));
     for (const { data, consumed, options } of this.early.splice(0)) this.send(data, consumed, options);
-    if (this.endReason) stream.close(this.endReason);
+    if (this.endReason) {
+      // An end that came before open(): what was written before it is gathered, not sent yet.
+      this.sendGathered();
+      stream.close(this.endReason);
+    }
   }
 
   /** Stream offset of the next byte written: what was sent plus what waits for open(). */

@@ -171,6 +171,20 @@ describe('UiStream over the door socket', () => {
     expect(readPool.fresh).toBeLessThan(32);
   });
 
+  it('a short log that ended before the stream opened (its answer still on the way) arrives whole before the end', async () => {
+    const { core, ui } = await door();
+    const reader = uiEnd(ui);
+    const stream = new UiStream(core, reader.stream.id, { window: WINDOW, maxFrameBytes: 256 * 1024 });
+    const pool = new ReusingPool();
+    const pieces = 3;
+    // The host's bytes and the log's end, before open() (jobs.logs opens once it has answered).
+    await writeLent(stream, pool, pieces);
+    stream.end({ code: 'log_end', message: 'end of the log so far' });
+    stream.open();
+    expect((await reader.closed).code).toBe('log_end');
+    expect(reader.bytes().equals(expected(pieces))).toBe(true);
+  });
+
   it('a UI that goes away mid-log: what it acked is consumed, what it did not stays lent', async () => {
     const { core, ui } = await door();
     const reader = uiEnd(ui, true);
