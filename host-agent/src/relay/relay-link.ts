@@ -13,6 +13,7 @@ import {
   type TextSocketLike,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
+import type Database from 'better-sqlite3';
 import WebSocket from 'ws';
 import type { AgentStore } from '../store/db.js';
 import { AGENT_VERSION } from '../version.js';
@@ -68,6 +69,10 @@ export interface RelayLinkStatus {
  * the account's statements after the highest seq stored, and answers signals. Enrolling while
  * serving is noticed within `pollMs`. Owned by the agent's composition root.
  */
+type EnrollmentKey = Pick<EnrollmentRow, 'relay_url' | 'host_id' | 'account_id' | 'enrolled_at'>;
+const enrollmentKey = (row: EnrollmentKey | undefined): string =>
+  row ? `${row.relay_url}|${row.host_id}|${row.account_id}|${row.enrolled_at}` : '';
+
 export class RelayLink implements Disposable {
   private socket: RelayAgentSocket | undefined;
   private billingAttached: Disposable | undefined;
@@ -121,19 +126,28 @@ export class RelayLink implements Disposable {
     this.report(releaseHeldStatements(this.options.store, deviceKey, Date.now()));
   }
 
+  /**
+   * The periodic look's read, prepared once (preparing it at each look, every 2 s, was most of its
+   * 0.1-0.2 ms): only the columns that tell one enrollment from another.
+   */
+  private enrollmentKeyRead: Database.Statement<[], EnrollmentKey> | undefined;
+
   /** Looks for a new or changed enrollment (`hangar-agent enroll` may run while this serves). */
   private check(): void {
     if (this.disposed) return;
     let enrollment: EnrollmentRow | undefined;
     try {
+      this.enrollmentKeyRead ??= this.options.store.db.prepare<[], EnrollmentKey>(
+        'SELECT relay_url, host_id, account_id, enrolled_at FROM relay_enrollment WHERE id = 1',
+      );
+      const seen = this.enrollmentKeyRead.get();
+      if (enrollmentKey(seen) === enrollmentKey(this.current)) return;
       enrollment = loadEnrollment(this.options.store);
     } catch (error) {
       this.options.logger.warn({ err: error }, 'could not read the relay enrollment');
       return;
     }
-    const key = (row: EnrollmentRow | undefined) =>
-      row ? `${row.relay_url}|${row.host_id}|${row.account_id}|${row.enrolled_at}` : '';
-    if (key(enrollment) === key(this.current)) return;
+    if (enrollmentKey(enrollment) === enrollmentKey(this.current)) return;
     this.billingAttached?.dispose();
     this.billingAttached = undefined;
     this.socket?.dispose();

@@ -59,7 +59,9 @@ export interface SessionManagerOptions {
  * How often the agent looks whether its tmux server, last seen running sessions, still lives (a
  * signal 0 to its pid: no tmux run). No hook tells of a killed server; this way its loss is pushed
  * to clients as any other change, instead of waiting for someone to list (issue 18: a running core
- * answers listings from what the agent pushed).
+ * answers listings from what the agent pushed). Only while no terminal is attached: an attached
+ * terminal's tmux client ends with its server, and its end makes the same look at once (it woke
+ * the agent of a person typing once per 5 keys for nothing).
  */
 const SERVER_CHECK_MS = 1000;
 
@@ -73,7 +75,7 @@ export class SessionManager implements Disposable {
   /** create() is check-then-act against the limit; one at a time keeps the limit exact. */
   private createQueue: Promise<unknown> = Promise.resolve();
   private disposed = false;
-  private readonly serverCheck: NodeJS.Timeout;
+  private serverCheck: NodeJS.Timeout | undefined;
   private readonly sizing: SizeDriver;
   private readonly outputLogs: OutputLogRotation;
   private readonly changes: SessionChanges;
@@ -100,17 +102,7 @@ export class SessionManager implements Disposable {
     this.serverWatch = new TmuxServerWatch(sessionsDir, options.logger);
     this.changes = new SessionChanges(files.changedFile, () => this.list(), options.logger);
     this.onChanged = this.changes.onChanged;
-    this.serverCheck = setInterval(() => {
-      const pid = this.serverWatch.livePid;
-      if (pid === undefined) return;
-      try {
-        process.kill(pid, 0);
-      } catch {
-        // ESRCH: gone; EPERM: the pid is another user's process now, so ours is gone too.
-        this.changes.poke();
-      }
-    }, SERVER_CHECK_MS);
-    this.serverCheck.unref();
+    this.watchServer();
     this.attention = new SessionAttention(files.bellFile, options.logger);
     this.onBell = this.attention.onBell;
     this.agentHooks = new AgentHookEvents(files.agentEventsFile, options.logger);
@@ -337,14 +329,37 @@ export class SessionManager implements Disposable {
       throw notFound(name);
     }
     this.attachments.set(attachment.id, attachment);
+    this.watchServer();
     // Subscribed first, so by the time anyone else hears of the end the id no longer resolves.
     attachment.onEnd(() => {
       this.attachments.delete(attachment.id);
       // Its tmux client ended: maybe with the server, which no hook reports. A look tells.
       this.changes.poke();
+      this.watchServer();
     });
     this.options.logger?.info({ session: name, attachment: attachment.id }, 'attached');
     return attachment;
+  }
+
+  /** Looks at the tmux server every SERVER_CHECK_MS while no terminal is attached (see there). */
+  private watchServer(): void {
+    if (this.disposed || this.attachments.size > 0) {
+      clearInterval(this.serverCheck);
+      this.serverCheck = undefined;
+      return;
+    }
+    if (this.serverCheck !== undefined) return;
+    this.serverCheck = setInterval(() => {
+      const pid = this.serverWatch.livePid;
+      if (pid === undefined) return;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        // ESRCH: gone; EPERM: the pid is another user's process now, so ours is gone too.
+        this.changes.poke();
+      }
+    }, SERVER_CHECK_MS);
+    this.serverCheck.unref();
   }
 
   getAttachment(id: string): Attachment | undefined {
@@ -356,6 +371,7 @@ export class SessionManager implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     clearInterval(this.serverCheck);
+    this.serverCheck = undefined;
     this.outputLogs.dispose();
     this.changes.dispose();
     this.attention.dispose();

@@ -35,7 +35,7 @@ async function enrolledHost(relay: TestRelay, owner: SignedIn) {
   return { dataDir, enrolled };
 }
 
-async function startLink(dataDir: string, tailnet: () => TailnetStatus) {
+async function startLink(dataDir: string, tailnet: () => TailnetStatus, pollMs?: number) {
   const store = AgentStore.open(dataDir);
   cleanups.push(() => store.dispose());
   const key = await loadOrCreateAgentKey(dataDir);
@@ -48,6 +48,7 @@ async function startLink(dataDir: string, tailnet: () => TailnetStatus) {
     readTailnet: async () => tailnet(),
     addressesEveryMs: 50,
     backoff: { initialMs: 50, maxMs: 500 },
+    ...(pollMs === undefined ? {} : { pollMs }),
   });
   cleanups.push(() => link.dispose());
   return { link, key };
@@ -74,6 +75,22 @@ describe('the relay link of an enrolled agent', () => {
       device.hosts.get(enrolled.host_id)?.record?.tailnet.includes('100.64.0.8:7070'),
     );
     expect(relayStatus(dataDir)).toMatchObject({ state: 'online', error: null, first_links_pending: 1 });
+  });
+
+  it('notices an enrollment made while it runs (hangar-agent enroll beside a serving agent)', async () => {
+    const relay = await startTestRelay();
+    cleanups.push(() => relay.stop());
+    const owner = await signup(relay.client);
+    const dataDir = await mkdtemp(join(tmpdir(), 'hangar-relay-link-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const { link } = await startLink(dataDir, () => ({ state: 'absent' }), 50);
+    // Several looks at no enrollment first.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(link.info()).toBeNull();
+    const { line } = await enrollLine(relay.client, owner);
+    const enrolled = await enroll({ dataDir, token: line, name: 'late' });
+    await waitFor('the link online', () => link.info()?.connected === true);
+    expect(link.info()).toMatchObject({ host_id: enrolled.host_id, relay_url: relay.url });
   });
 
   it('answers a device signal at once, signed, saying it has no WebRTC yet', async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SessionCreateParams, TMUX_SERVER_OK, type SessionCreateParams as CreateInput } from '@hangar/shared';
 import { bash, useTestHost, waitFor, type TestHost } from './fixture.js';
 
@@ -53,6 +53,44 @@ describe('a tmux server that goes away with sessions on it', () => {
     process.kill(await serverPid(), 'SIGKILL');
     await attachment.closed;
     await waitFor(() => changes.some((c) => c.names.length === 0 && !c.ok), 'a change that tells the loss');
+  });
+
+  it('is pushed when no terminal is attached any more, after one was (the look every second resumes)', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'left', command: bash, cwd: host.dataDir }));
+    for (let i = 0; i < 2; i++) {
+      const attachment = await sessions.attach('left', { cols: 80, rows: 24 });
+      attachment.detach();
+      await attachment.closed;
+    }
+    // The looks the detaches' ends and tmux's hooks cause run out first (they would tell too).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const changes: { names: string[]; ok: boolean }[] = [];
+    sessions.onChanged((list) => changes.push({ names: list.map((s) => s.name), ok: sessions.tmuxState().ok }));
+    process.kill(await serverPid(), 'SIGKILL');
+    // Nobody lists: only the agent's own look can tell.
+    await waitFor(() => changes.some((c) => c.names.length === 0 && !c.ok), 'a change that tells the loss');
+  });
+
+  it('is not signalled while a terminal is attached (its client ends with the server), and is again once it left', async () => {
+    const sessions = await host.start();
+    await sessions.create(params({ name: 'typing', command: bash, cwd: host.dataDir }));
+    const pid = await serverPid();
+    const looks = vi.spyOn(process, 'kill');
+    try {
+      const lookedAt = () => looks.mock.calls.filter(([target, signal]) => target === pid && signal === 0).length;
+      await waitFor(() => lookedAt() > 0, 'a look at the server with nothing attached');
+      const attachment = await sessions.attach('typing', { cols: 80, rows: 24 });
+      const before = lookedAt();
+      // Three looks' worth of time attached: none.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(lookedAt()).toBe(before);
+      attachment.detach();
+      await attachment.closed;
+      await waitFor(() => lookedAt() > before, 'a look once the terminal left');
+    } finally {
+      looks.mockRestore();
+    }
   });
 
   it('is no loss when it exits with its last session, ended on its own or through the agent', async () => {
