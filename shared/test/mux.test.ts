@@ -48,6 +48,36 @@ async function until(condition: () => boolean, what: string, timeoutMs = 3000): 
   }
 }
 
+/**
+ * Counts the callbacks run of the timers (setTimeout and setInterval) armed from now on for 100 ms
+ * or more: what wakes a process between a person's keys (the memory transport's deliveries are
+ * timers of 0 ms). Fake timers must be on; the spies go with the test's cleanups.
+ */
+function countSlowTimerFirings(): { count: number } {
+  const counter = { count: 0 };
+  const wrap = <F extends (callback: () => void, ms?: number) => unknown>(fake: F) =>
+    ((callback: () => void, ms?: number) =>
+      fake(
+        ms !== undefined && ms >= 100
+          ? () => {
+              counter.count += 1;
+              callback();
+            }
+          : callback,
+        ms,
+      )) as unknown as F;
+  const fakeTimeout = globalThis.setTimeout;
+  const fakeInterval = globalThis.setInterval;
+  const spies = [
+    vi.spyOn(globalThis, 'setTimeout').mockImplementation(wrap(fakeTimeout)),
+    vi.spyOn(globalThis, 'setInterval').mockImplementation(wrap(fakeInterval)),
+  ];
+  cleanups.push(() => {
+    for (const spy of spies) spy.mockRestore();
+  });
+  return counter;
+}
+
 const settle = () => new Promise<void>((resolve) => setTimeout(() => resolve(), 30));
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -581,12 +611,52 @@ describe('liveness', () => {
     await vi.advanceTimersByTimeAsync(5000);
     expect(client.closed).toBe(false);
     pair.silence();
-    // The last ping arrived at most 2.5 s before the silence began: no alarm before 3.5 s.
-    await vi.advanceTimersByTimeAsync(3000);
+    // The last ping arrived at most 3 s before the silence began: no alarm before 3 s.
+    await vi.advanceTimersByTimeAsync(2900);
     expect(client.closed).toBe(false);
-    await vi.advanceTimersByTimeAsync(3000 + 500);
+    await vi.advanceTimersByTimeAsync(100 + 4000);
     expect(reasons).toEqual([{ code: 'E_TIMEOUT', message: 'link silent for 6 s' }]);
     expect(streamClosed).toEqual(reasons);
+  });
+
+  it("a busy link's heartbeat checks once a second on each end and sends no ping", async () => {
+    vi.useFakeTimers();
+    // Stream ack timers below 100 ms are not counted: these are the heartbeats' checks.
+    const firings = countSlowTimerFirings();
+    const { client, agent, fromAgent, pair } = connect();
+    const { local, remote } = openBoth(client, agent);
+    const fromClient: Frame[] = [];
+    pair[1].onFrame((bytes) => fromClient.push(decodeFrame(bytes)));
+    remote.onData((data) => remote.write(data.slice()));
+    for (let i = 1; i <= 100; i++) {
+      local.write(text('a'));
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    expect(client.closed || agent.closed).toBe(false);
+    expect([...fromAgent, ...fromClient].filter((f) => f.type === 'ping')).toEqual([]);
+    // 20 s of a key and its echo every 200 ms: a check per second per end (a check every 500 ms
+    // was 40 per end).
+    expect(firings.count).toBeLessThanOrEqual(2 * 21);
+  });
+
+  it('a peer that stops mid-typing is declared dead 6-7 s after its last frame', async () => {
+    vi.useFakeTimers();
+    const { client, agent, pair } = connect();
+    const { local, remote } = openBoth(client, agent);
+    remote.onData((data) => remote.write(data.slice()));
+    const reasons: CloseReason[] = [];
+    client.onClose((r) => reasons.push(r));
+    for (let i = 1; i <= 17; i++) {
+      local.write(text('a'));
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    // The last echo arrived within 1 ms of the last key; from now on the agent's frames are lost.
+    pair[1].silence();
+    local.write(text('a'));
+    await vi.advanceTimersByTimeAsync(6000 - 200 - 2);
+    expect(client.closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1000 + 4);
+    expect(reasons).toEqual([{ code: 'E_TIMEOUT', message: 'link silent for 6 s' }]);
   });
 
   it('pings keep an idle but alive link open', async () => {

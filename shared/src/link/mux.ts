@@ -22,7 +22,7 @@ export interface MuxOptions {
   role: 'client' | 'agent';
   /** Send a ping when nothing was sent for this long. */
   heartbeatIntervalMs?: number;
-  /** Nothing received for this long: the link is dead (noticed at most a quarter period later). */
+  /** Nothing received for this long: the link is dead (noticed at most half the shorter of the two periods later). */
   deadAfterMs?: number;
   maxDataFrameBytes?: number;
   /** Data frames go to the transport only while its bufferedAmount is below this. */
