@@ -6,10 +6,10 @@ import type { ReadLease } from './read-lease.js';
  * `lease`, when given: `payload` is a view of a pooled read buffer, which goes back to its pool
  * once the listener returns unless the listener holds or keeps the lease (ReadLease).
  */
+export type DataPartListener = (stream: number, offset: number, payload: Uint8Array, lease?: ReadLease) => void;
+
 /** An ack frame for `stream` up to `offset` (FrameTransport.onAck). */
 export type AckListener = (stream: number, offset: number) => void;
-
-export type DataPartListener = (stream: number, offset: number, payload: Uint8Array, lease?: ReadLease) => void;
 
 /**
  * A message-oriented, ordered, reliable, encrypted pipe between two peers: one message is one
