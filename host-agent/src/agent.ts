@@ -1,5 +1,7 @@
-import { DisposableStore, toHangarError, type HostInfo, type PublishHostEvent } from '@hangar/shared';
+import { DisposableStore, toHangarError, type Disposable, type HostInfo, type PublishHostEvent } from '@hangar/shared';
+import { writeFileSync } from 'node:fs';
 import { arch, hostname, platform, release } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Metering } from './billing/index.js';
 import { loadOrCreateAgentKey } from './identity/keys.js';
@@ -18,6 +20,8 @@ import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
 import { secureDataDir } from './store/data-dir.js';
+import { findPairedDevice, UNPAIRED_FILE } from './store/pairing.js';
+import { watchFile } from './file-watch.js';
 import { AgentStore } from './store/db.js';
 import { UpdateCheck, type UpdateCheckOptions } from './update/update-check.js';
 import { AGENT_VERSION } from './version.js';
@@ -184,6 +188,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }),
     );
     linkPort = server.address().port;
+    owned.add(watchUnpairing(options.dataDir, store, peerDevices, logger));
     relayLink = owned.add(
       RelayLink.start({
         store,
@@ -239,4 +244,38 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     await owned.dispose();
     throw error;
   }
+}
+
+/**
+ * `hangar-agent unpair` (another process) forgets a device in the database and then writes
+ * UNPAIRED_FILE: each open link of a device no longer pinned ends then, not at its next link only.
+ * A watch (inotify, kqueue) costs nothing while nobody unpairs.
+ */
+function watchUnpairing(
+  dataDir: string,
+  store: AgentStore,
+  peerDevices: Map<ClientPeer, string>,
+  logger: Logger,
+): Disposable {
+  const file = join(dataDir, UNPAIRED_FILE);
+  writeFileSync(file, '', { flag: 'a', mode: 0o600 });
+  const watcher = watchFile(
+    file,
+    () => {
+      for (const [peer, key] of peerDevices) {
+        if (findPairedDevice(store, key) !== undefined) continue;
+        logger.info({ device: key }, 'closing the links of an unpaired device');
+        peer.mux.close({
+          code: 'E_AUTH_UNKNOWN_DEVICE',
+          message: 'this device was unpaired on the host (hangar-agent unpair); pair it again with a code',
+        });
+      }
+    },
+    (error) =>
+      logger.warn(
+        { err: toHangarError(error) },
+        'cannot watch for unpaired devices; their links end at their next connect',
+      ),
+  );
+  return { dispose: () => watcher?.close() };
 }

@@ -17,6 +17,7 @@ import { issuePairingCode } from './link/pairing.js';
 import { createAgentLogger } from './logging.js';
 import { enroll } from './relay/index.js';
 import { AgentStore } from './store/db.js';
+import { unpairDevice } from './store/pairing.js';
 
 const DEFAULT_DATA = join(homedir(), '.hangar-agent');
 
@@ -150,6 +151,29 @@ program
             `valid until ${new Date(issued.expiresAt).toLocaleTimeString()} (10 minutes), once. On your computer run:\n` +
             `  npx hangar hosts add <name> <this host's address>:<port> --code ${issued.code}\n`,
         );
+      }
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+program
+  .command('unpair')
+  .argument('<device>', "the device's name, as `hangar-agent status` lists it, or the start of its key (hex)")
+  .description('forget a paired device (a lost or retired computer): its open links end, its next one is refused')
+  .option('--data <dir>', 'data directory of the agent', DEFAULT_DATA)
+  .action((device: string, options: { data: string }) => {
+    try {
+      const dataDir = resolve(options.data);
+      const store = AgentStore.open(dataDir);
+      try {
+        const removed = unpairDevice(store, dataDir, device);
+        process.stdout.write(
+          `unpaired ${removed.name} (key ${removed.public_key.slice(0, 16)}…): a running agent ends its links now, ` +
+            'and refuses its next. To let it in again, pair it with a new code (hangar-agent pair).\n',
+        );
+      } finally {
+        store.dispose();
       }
     } catch (error) {
       fail(error);

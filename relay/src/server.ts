@@ -138,7 +138,11 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     const hub = new SocketHub(ctx, options.heartbeatMs, options.deadAfterMs, options.signalTimeoutMs);
     disposables.add(toDisposable(() => background.releaseHosts()));
     disposables.add(hub);
-    const splices = disposables.add(new SpliceHub(ctx, hub, { ...DEFAULT_SPLICE_LIMITS, ...options.splice }));
+    const splices = disposables.add(
+      new SpliceHub(ctx, hub, { ...DEFAULT_SPLICE_LIMITS, ...options.splice }, (request) =>
+        clientAddress(request, options.trustProxy === true),
+      ),
+    );
     const stripe = ctx.billing.stripe;
     if (stripe !== undefined) {
       // Sends only while this replica holds the background lock; new minutes anywhere wake it.
@@ -151,7 +155,10 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     // One instance type whether it serves HTTP or HTTPS; nothing here depends on which.
     const app = Fastify({
       loggerInstance: logger as FastifyBaseLogger,
-      trustProxy: options.trustProxy ?? false,
+      // One proxy, the peer of our socket: its last X-Forwarded-For entry is the address it saw. Trusting
+      // every hop (`true`) would take the first entry, which the client writes itself when the proxy
+      // appends (nginx's $proxy_add_x_forwarded_for): a new address per request, past every limit.
+      trustProxy: options.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
       bodyLimit: 256 * 1024,
       // On stop, end keep-alive connections too: one that went idle just after close() began
       // otherwise holds the server open until its keep-alive timeout (72 s).
@@ -209,4 +216,16 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     await disposables.dispose();
     throw error;
   }
+}
+
+/**
+ * The client's address for what Fastify does not route (the splice upgrades), as `request.ip` has it:
+ * behind --trust-proxy the last X-Forwarded-For entry, the one the proxy (our socket's peer) wrote.
+ */
+function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
+  const peer = request.socket.remoteAddress ?? 'unknown';
+  if (!trustProxy) return peer;
+  const header = request.headers['x-forwarded-for'];
+  const last = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').pop()?.trim();
+  return last || peer;
 }

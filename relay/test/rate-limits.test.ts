@@ -11,6 +11,7 @@ import {
   useTestRelay,
   hostAndDevice,
 } from './support/relay-fixture.js';
+import { spliceUpgrade } from './support/splice-upgrade.js';
 
 /** The relay with its real limits (scale 1), on loopback: every request comes from 127.0.0.1. */
 describe('rate limits', () => {
@@ -77,6 +78,42 @@ describe('rate limits', () => {
     expect(outcomes.filter((s) => s === 101).length).toBeGreaterThanOrEqual(60);
     expect(outcomes.filter((s) => s === 429).length).toBeGreaterThanOrEqual(3);
     expect(outcomes.every((s) => s === 101 || s === 429)).toBe(true);
+  });
+});
+
+describe('rate limits behind a reverse proxy (--trust-proxy)', () => {
+  it("a client cannot pick its own address with an X-Forwarded-For of its own: the proxy's last entry counts", async () => {
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
+    // nginx's `proxy_add_x_forwarded_for` (and any proxy that appends) keeps what the client sent and
+    // adds the address it saw: here the attacker's 203.0.113.7, behind a new made-up address each time.
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const email = uniqueEmail('spoof');
+      const key = newKey();
+      const response = await fetch(`${relay.url}/v1/auth.signup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': `198.51.100.${i}, 203.0.113.7` },
+        body: JSON.stringify({
+          email,
+          password: 'a long enough password',
+          device: { public_key: key.publicKey, name: 'laptop' },
+          proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+        }),
+      });
+      statuses.push(response.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
+  it("relayed-link requests count against the client's address, not the proxy's: one client cannot spend everyone's", async () => {
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
+    const ask = (client: string) =>
+      spliceUpgrade(relay.url, '/v1/splice', { 'x-forwarded-for': client, 'hangar-host': `host_${'0'.repeat(32)}` });
+    const flood: number[] = [];
+    for (let i = 0; i < 70; i++) flood.push((await ask('203.0.113.7')).status);
+    expect(flood.slice(-3)).toEqual([429, 429, 429]);
+    // Another client behind the same proxy is refused only for what it is: not signed in.
+    expect((await ask('203.0.113.8')).status).toBe(401);
   });
 });
 

@@ -128,7 +128,15 @@ export class RunningAttempt {
     else this.setup.onRunning();
 
     const timer = setTimeout(() => void this.stop('timed_out'), job.spec.timeout_ms);
-    const result = await this.execution.done.finally(() => clearTimeout(timer));
+    let result: Awaited<Execution['done']>;
+    try {
+      result = await this.execution.done.finally(() => clearTimeout(timer));
+    } catch (error) {
+      // What the job left where the host takes its results is unsafe (a link out of a VM's share):
+      // the job's doing, not the agent's, and it would do the same again.
+      if (error instanceof HangarError && error.code === 'E_ARTIFACT_UNSAFE') return fail(error, false);
+      throw error;
+    }
     await this.stopping;
     if (this.stopReason) return this.stoppedOutcome(result.exitCode);
 

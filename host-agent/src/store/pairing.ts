@@ -1,3 +1,6 @@
+import { HangarError } from '@hangar/shared';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { AgentStore } from './db.js';
 
@@ -123,4 +126,36 @@ export function touchPairedDevice(store: AgentStore, publicKey: string, now: num
 
 export function removePairedDevice(store: AgentStore, publicKey: string): boolean {
   return store.db.prepare('DELETE FROM paired_devices WHERE public_key = ?').run(publicKey).changes === 1;
+}
+
+/**
+ * `hangar-agent unpair` writes this file in the data dir; a running agent watches it and ends the
+ * open links of every device no longer pinned (the command is another process than the agent).
+ */
+export const UNPAIRED_FILE = 'unpaired';
+
+/**
+ * Forgets one pinned device, named by its name or the start of its key (hex, 8 characters or more):
+ * its next link is refused, and a running agent ends its open ones. Several matches: nothing removed.
+ */
+export function unpairDevice(store: AgentStore, dataDir: string, which: string): PairedDevice {
+  const byKey = /^[0-9a-f]{8,}$/i.test(which);
+  const matches = listPairedDevices(store).filter((device) =>
+    byKey ? device.public_key.startsWith(which.toLowerCase()) || device.name === which : device.name === which,
+  );
+  if (matches.length === 0) {
+    throw new HangarError(
+      'E_NOT_FOUND',
+      `no paired device is named or has a key starting "${which}"; hangar-agent status lists the paired devices`,
+    );
+  }
+  if (matches.length > 1) {
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      `${matches.length} paired devices match "${which}" (${matches.map((d) => `${d.name} ${d.public_key.slice(0, 12)}…`).join(', ')}); name one by the start of its key`,
+    );
+  }
+  removePairedDevice(store, matches[0]!.public_key);
+  writeFileSync(join(dataDir, UNPAIRED_FILE), `${Date.now()}\n`, { mode: 0o600 });
+  return matches[0]!;
 }

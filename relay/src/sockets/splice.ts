@@ -101,6 +101,9 @@ export class SpliceHub implements Disposable {
     private readonly ctx: RelayContext,
     private readonly hub: SocketHub,
     private readonly limits: SpliceLimits = DEFAULT_SPLICE_LIMITS,
+    /** Who connected: the socket's peer, or behind --trust-proxy the address the proxy saw (server.ts). */
+    private readonly clientAddress: (request: IncomingMessage) => string = (request) =>
+      request.socket.remoteAddress ?? 'unknown',
   ) {}
 
   /** Whether an HTTP upgrade is one of ours (the others are WebSockets). */
@@ -128,7 +131,7 @@ export class SpliceHub implements Disposable {
   }
 
   private async fromDevice(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const ip = request.socket.remoteAddress ?? 'unknown';
+    const ip = this.clientAddress(request);
     this.ctx.limits.take('socket', ip, 'connections from this address');
     const header = request.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
@@ -271,7 +274,7 @@ export class SpliceHub implements Disposable {
       {
         accountId: splice.accountId,
         actor: `host:${splice.hostId}`,
-        ip: request.socket.remoteAddress ?? null,
+        ip: this.clientAddress(request),
         requestId: null,
       },
       'splice.opened',

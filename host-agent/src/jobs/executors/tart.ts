@@ -1,6 +1,19 @@
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  cpSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { HangarError, shellQuote } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { GUEST_SHARE_ROOT, TART_INSTALL_HINT, TartCli } from './tart-cli.js';
@@ -148,10 +161,13 @@ export class TartExecutor implements Executor {
       throw error;
     }
     const guestScript = `${GUEST_SHARE_ROOT}/${SHARE_NAME}/${request.jobId}-${request.attempt}/run.sh`;
-    const execution = new TartExecution(this.cli, this.pool, lease, jobDir, request, guestScript);
+    const stopTimeoutS = this.options.stopTimeoutS ?? 5;
+    const execution = new TartExecution(this.cli, this.pool, lease, jobDir, request, guestScript, stopTimeoutS);
     this.options.logger?.debug({ vm: lease.vm, access: lease.guest.kind }, 'tart job started');
     this.running.add(execution);
-    void execution.done.finally(() => this.running.delete(execution));
+    // Both ways: a `finally` here would make a second promise whose rejection nobody handles.
+    const forget = () => void this.running.delete(execution);
+    execution.done.then(forget, forget);
     return execution;
   }
 
@@ -191,6 +207,7 @@ class TartExecution implements Execution {
     private readonly jobDir: string,
     request: ExecutionRequest,
     guestScript: string,
+    stopTimeoutS: number,
   ) {
     const started = Date.now();
     // bash, not sh: its `set -m` gives the job its own process group without a terminal (dash refuses).
@@ -207,13 +224,20 @@ class TartExecution implements Execution {
       this.finished = true;
       request.timing('run', Date.now() - started);
       const collectStarted = Date.now();
-      const exitFile = join(jobDir, 'exit');
-      // The wrapper's own record is the job's status; the transport's code also covers its own errors.
-      const code = existsSync(exitFile) ? Number(readFileSync(exitFile, 'utf8').trim()) : execCode;
-      if (existsSync(join(jobDir, 'work'))) moveDir(join(jobDir, 'work'), request.workdir);
-      rmSync(jobDir, { recursive: true, force: true });
-      request.timing('collect', Date.now() - collectStarted);
-      await pool.release(lease, request.timing);
+      let code = execCode;
+      try {
+        // The guest writes what it likes into the share, links too (virtiofs keeps them as they are), and
+        // a process of it may outlive the job: the share is read only once the VM is off (the shutdown
+        // counts as collect), and no link in it is followed.
+        await this.cli.stop(lease.vm, stopTimeoutS);
+        code = takeResults(jobDir, request.workdir) ?? execCode;
+      } catch (error) {
+        failure ??= error;
+      } finally {
+        rmSync(jobDir, { recursive: true, force: true });
+        request.timing('collect', Date.now() - collectStarted);
+        await pool.release(lease, request.timing);
+      }
       if (failure !== undefined) throw failure;
       if (this.cancelled && code !== undefined && code > 128) {
         const signal = Object.entries(constants.signals).find(([, number]) => number === code - 128)?.[0];
@@ -226,8 +250,13 @@ class TartExecution implements Execution {
   async cancel(graceMs: number): Promise<void> {
     if (this.finished) return this.done.then(() => undefined);
     this.cancelled = true;
-    const pgidFile = join(this.jobDir, 'pgid');
-    const pgid = existsSync(pgidFile) ? Number(readFileSync(pgidFile, 'utf8').trim()) : undefined;
+    // Read while the guest runs: a link there is not followed, and the VM itself is stopped instead.
+    let pgid: number | undefined;
+    try {
+      pgid = readGuestNumber(join(this.jobDir, 'pgid'));
+    } catch (error) {
+      if (!(error instanceof HangarError)) throw error;
+    }
     let signalled = false;
     if (pgid !== undefined && Number.isInteger(pgid) && pgid > 1) {
       signalled = (await this.signalGroup(pgid, 'TERM')) === 0;
@@ -264,6 +293,60 @@ function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> 
       },
     );
   });
+}
+
+/**
+ * From a stopped VM's job folder: the exit code the wrapper wrote, and the workdir moved back to
+ * `workdir`. A link where the folder, the workdir or the exit file should be is refused, never
+ * followed: through one a job would have the host move one of its folders into the workdir (to be
+ * collected as artifacts, then deleted) or read a device that never ends.
+ */
+function takeResults(jobDir: string, workdir: string): number | undefined {
+  const folder = lstatSync(jobDir, { throwIfNoEntry: false });
+  if (folder === undefined) return undefined; // the job removed it: nothing to take back
+  if (!folder.isDirectory()) throw unsafeShare('its job folder');
+  const code = readGuestNumber(join(jobDir, 'exit'));
+  const work = join(jobDir, 'work');
+  const found = lstatSync(work, { throwIfNoEntry: false });
+  if (found !== undefined) {
+    if (!found.isDirectory()) throw unsafeShare('its workdir');
+    moveDir(work, workdir);
+  }
+  return code;
+}
+
+/** A small number the guest wrote (exit code, process group): undefined when absent or not one. */
+function readGuestNumber(path: string): number | undefined {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO opens at once (then is refused below) instead of waiting for a writer.
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw unsafeShare(`its ${basename(path)} file`);
+    throw error;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw unsafeShare(`its ${basename(path)} file`);
+    const bytes = Buffer.alloc(32);
+    const value = Number(
+      bytes
+        .subarray(0, readSync(fd, bytes, 0, bytes.length, 0))
+        .toString('utf8')
+        .trim(),
+    );
+    return Number.isInteger(value) ? value : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function unsafeShare(what: string): HangarError {
+  return new HangarError(
+    'E_ARTIFACT_UNSAFE',
+    `the job replaced ${what} in the folder it shares with its VM by a link or a special file; nothing was taken from it`,
+  );
 }
 
 /** A rename when both sides share a filesystem (the usual case: both under the data dir), else a copy. */

@@ -8,6 +8,7 @@ import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/
 import { killQuietly, processesMatching, uniqueSleep } from '../../../../test/support/until.js';
 import { executionRequest } from './execution-request.mjs';
 import { fileOutput } from './output.js';
+import { startJobHost } from '../fixture.js';
 
 const STANDIN_DIR = resolve(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tart');
 const IMAGE = 'ghcr.io/cirruslabs/macos-sequoia-base:latest';
@@ -292,6 +293,40 @@ function standinWithoutAgent(publicKey: string | undefined, agentWaitMs: number)
 function fold(verbs: (string | undefined)[]): (string | undefined)[] {
   return verbs.filter((verb, index) => verb !== verbs[index - 1]);
 }
+
+describe('a tart job and the host folder it shares with its VM', () => {
+  // The guest writes to the share as it likes (virtiofs stores its symlinks as they are): whatever it
+  // leaves there, the host must not follow a link out of it when it takes the workdir and exit back.
+  it('a job that swaps its workdir or its job folder for a link to a host folder gets nothing of it, and the folder stays', async () => {
+    const tart = standin();
+    const outside = mkdtempSync(join(tmpdir(), 'hangar-outside-'));
+    cleanups.push(() => rmSync(outside, { recursive: true, force: true }));
+    mkdirSync(join(outside, 'work'));
+    writeFileSync(join(outside, 'work', 'secret'), 'a host file');
+    writeFileSync(join(outside, 'secret'), 'a host file');
+    await using host = await startJobHost({ executors: [executor(tart.dataDir, 0)] });
+    const client = host.connect();
+    for (const command of [
+      `cd .. && rm -rf work && ln -s ${outside} work`,
+      `d=$(cd .. && pwd) && cd / && rm -rf "$d" && ln -s ${outside} "$d"`,
+    ]) {
+      const job = await host.submit({ command, executor: 'tart', artifacts: ['secret'] });
+      const done = await host.waitFor(job.id);
+      expect(done, command).toMatchObject({ state: 'failed', error: expect.stringMatching(/by a link/) });
+      expect(await client.call('artifact.list', { id: job.id }), command).toEqual({ artifacts: [] });
+      expect(readFileSync(join(outside, 'work', 'secret'), 'utf8'), command).toBe('a host file');
+    }
+  });
+
+  it('an exit file that is a link out of the share is not read (to /dev/zero or a FIFO it would hang the agent)', async () => {
+    const tart = standin();
+    await using host = await startJobHost({ executors: [executor(tart.dataDir, 0)] });
+    // The wrapper writes the code through exit.tmp (here into /dev/null), then renames the link to exit.
+    const job = await host.submit({ command: 'ln -s /dev/null ../exit.tmp; exit 3', executor: 'tart' });
+    const done = await host.waitFor(job.id);
+    expect(done).toMatchObject({ state: 'failed', error: expect.stringMatching(/its exit file .* by a link/) });
+  });
+});
 
 describe('tart executor over SSH (images without the Tart guest agent)', () => {
   it('probes `tart exec` once, then runs the job over ssh: clone → run → ip → exec → ssh → stop → delete', async () => {
