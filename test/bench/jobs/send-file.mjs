@@ -123,6 +123,8 @@ async function run(root, kind) {
   const child = spawn(
     process.execPath,
     [
+      // The Node flags the agent runs with (that checkout's), then any asked for.
+      ...(shared.AGENT_NODE_FLAGS ?? []),
       ...(process.env.BENCH_SENDER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       import.meta.filename,
       'sender',
@@ -143,7 +145,11 @@ async function run(root, kind) {
   server.close();
   // A log's raw blocks carry a small header each: the bytes received are at least the file's.
   if (got < total) throw new Error(`received ${got} of ${total} bytes`);
-  return { ...JSON.parse(out), mbps: total / 1e6 / seconds };
+  // The figures are the last line; what comes before (--trace-gc) goes to stderr.
+  const lines = out.trim().split('\n');
+  const figures = lines.pop();
+  if (lines.length > 0) process.stderr.write(lines.join('\n') + '\n');
+  return { ...JSON.parse(figures), mbps: total / 1e6 / seconds };
 }
 
 console.log(`send-file: ${MB} MiB x ${REPEAT} per run, load average ${loadAverage()}`);
