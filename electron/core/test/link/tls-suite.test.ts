@@ -1,3 +1,4 @@
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LINK_TLS_CIPHERS } from '@hangar/shared';
 import { connectToHost } from '../../src/link/connect.js';
@@ -53,6 +54,45 @@ describe("the link's TLS cipher suite", () => {
       AES_256_GCM,
       CHACHA20_POLY1305,
     ]);
+    expect(helloSuites(first['to-client']!)).toEqual({ type: 2, suites: [AES_128_GCM] });
+  });
+
+  it('is AES-128-GCM on a relay-spliced link too (the agent serves a socket it was handed, the core dials over one)', async () => {
+    const agent = await startTestAgent(cleanup);
+    // The relay's part: a byte pipe. The agent's end goes to acceptSpliced, as a splice's does.
+    const ends = new Set<Socket>();
+    const relay = createServer((socket) => {
+      ends.add(socket);
+      agent.server.acceptSpliced(socket);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    cleanup.add(
+      () => new Promise<void>((resolve) => (ends.forEach((end) => end.destroy()), relay.close(() => resolve()))),
+    );
+    const first: Partial<Record<'to-server' | 'to-client', Buffer>> = {};
+    const proxy = await startTcpProxy(
+      cleanup,
+      `127.0.0.1:${(relay.address() as AddressInfo).port}`,
+      (chunk, direction, index) => {
+        if (index === 0) first[direction] = chunk;
+        return chunk;
+      },
+    );
+    const [host, port] = proxy.address.split(':') as [string, string];
+    const linked = await connectToHost({
+      address: 'relay:mini',
+      carrier: () =>
+        new Promise((resolve, reject) => {
+          const socket = connect(Number(port), host, () => resolve(socket));
+          socket.once('error', reject);
+        }),
+      deviceKey: newDeviceKey(),
+      deviceName: 'laptop',
+      pairingCode: agent.issueCode(),
+    });
+    cleanup.add(() => linked.transport.close());
+    await eventually(() => agent.links.length === 1);
+    expect(helloSuites(first['to-server']!).suites[0]).toBe(AES_128_GCM);
     expect(helloSuites(first['to-client']!)).toEqual({ type: 2, suites: [AES_128_GCM] });
   });
 
