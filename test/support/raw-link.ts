@@ -49,13 +49,22 @@ export function tlsConnectFrom(options: TlsFromOptions): TLSSocket {
   return tlsConnect(options);
 }
 
-/** TLS, then the WebSocket upgrade on /link; no handshake message sent yet. */
-export async function openRawLink(address: string, localAddress = '127.0.0.1', timeoutMs = 10_000): Promise<RawLink> {
+/**
+ * TLS, then the WebSocket upgrade on /link; no handshake message sent yet. `ciphers` is the TLS
+ * 1.3 suites offered, in order (Node's default when not given: TLS_AES_256_GCM_SHA384 first).
+ */
+export async function openRawLink(
+  address: string,
+  localAddress = '127.0.0.1',
+  timeoutMs = 10_000,
+  ciphers?: string,
+): Promise<RawLink> {
   const socket = tlsConnectFrom({
     host: '127.0.0.1',
     port: port(address),
     localAddress,
     minVersion: 'TLSv1.3',
+    ...(ciphers ? { ciphers } : {}),
     rejectUnauthorized: false,
     ALPNProtocols: ['http/1.1'],
   });

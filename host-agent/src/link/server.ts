@@ -8,6 +8,7 @@ import {
   RAW_LINK_ALPN,
   TLS_EXPORTER_BYTES,
   TLS_EXPORTER_LABEL,
+  LINK_TLS_CIPHERS,
   refusedMessage,
   toHangarError,
   wrapByteStream,
@@ -157,6 +158,9 @@ export class LinkServer implements Disposable {
         key: tls.key,
         // RFC 8446 only: the exporter binding relies on TLS 1.3's exporter (RFC 8446 §7.5).
         minVersion: 'TLSv1.3',
+        // AES-128-GCM first (shared/src/link/tls-suites.ts); this server's order is what links get.
+        ciphers: LINK_TLS_CIPHERS,
+        honorCipherOrder: true,
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         headersTimeout: HANDSHAKE_TIMEOUT_MS,
         requestTimeout: HANDSHAKE_TIMEOUT_MS,

@@ -82,3 +82,4 @@ export {
   type ByteStreamBatching,
   type DuplexByteSocket,
 } from './byte-stream-transport.js';
+export { LINK_TLS_CIPHERS } from './tls-suites.js';

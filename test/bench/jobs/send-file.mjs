@@ -28,8 +28,11 @@ if (process.argv[2] === 'sender') {
     ca: readFileSync(join(certDir, 'cert.pem')),
     servername: 'localhost',
     ALPNProtocols: [ALPN],
+    // The link's suites, as the core offers them (a build from before them: Node's default).
+    ...(shared.LINK_TLS_CIPHERS ? { ciphers: shared.LINK_TLS_CIPHERS } : {}),
   });
   await new Promise((r) => socket.once('secureConnect', r));
+  const cipher = socket.getCipher().standardName;
   const mux = new shared.Mux(shared.wrapByteStream(socket, { later: setImmediate }), { role: 'agent' });
   const size = Number(readFileSync(`${file}.size`, 'utf8'));
   const before = process.cpuUsage();
@@ -49,7 +52,7 @@ if (process.argv[2] === 'sender') {
   }
   const used = process.cpuUsage(before);
   const mb = (size * Number(repeat)) / 1e6;
-  process.stdout.write(JSON.stringify({ msPerMb: (used.user + used.system) / 1000 / mb }) + '\n');
+  process.stdout.write(JSON.stringify({ msPerMb: (used.user + used.system) / 1000 / mb, cipher }) + '\n');
   // The receiver closes the connection once it has everything.
   socket.on('error', () => {});
   if (!socket.destroyed) await new Promise((r) => socket.once('close', r));
@@ -92,6 +95,8 @@ async function run(root, kind) {
     key: readFileSync(join(dir, 'key.pem')),
     cert: readFileSync(join(dir, 'cert.pem')),
     ALPNProtocols: [ALPN],
+    // The link's suites, as the agent's server orders them (a build from before them: Node's default).
+    ...(shared.LINK_TLS_CIPHERS ? { ciphers: shared.LINK_TLS_CIPHERS, honorCipherOrder: true } : {}),
   });
   const total = MB * 1024 * 1024 * REPEAT;
   let got = 0;
@@ -118,6 +123,8 @@ async function run(root, kind) {
   const child = spawn(
     process.execPath,
     [
+      // The Node flags the agent runs with (that checkout's), then any asked for.
+      ...(shared.AGENT_NODE_FLAGS ?? []),
       ...(process.env.BENCH_SENDER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       import.meta.filename,
       'sender',
@@ -138,7 +145,11 @@ async function run(root, kind) {
   server.close();
   // A log's raw blocks carry a small header each: the bytes received are at least the file's.
   if (got < total) throw new Error(`received ${got} of ${total} bytes`);
-  return { ...JSON.parse(out), mbps: total / 1e6 / seconds };
+  // The figures are the last line; what comes before (--trace-gc) goes to stderr.
+  const lines = out.trim().split('\n');
+  const figures = lines.pop();
+  if (lines.length > 0) process.stderr.write(lines.join('\n') + '\n');
+  return { ...JSON.parse(figures), mbps: total / 1e6 / seconds };
 }
 
 console.log(`send-file: ${MB} MiB x ${REPEAT} per run, load average ${loadAverage()}`);
@@ -148,7 +159,7 @@ try {
       for (const root of roots) {
         const r = await run(root, kind);
         console.log(
-          `round ${round} ${kind.padEnd(8)} ${root.padEnd(24)} sender ${r.msPerMb.toFixed(3)} ms/MB  ${r.mbps.toFixed(0)} MB/s  load ${loadAverage()}`,
+          `round ${round} ${kind.padEnd(8)} ${root.padEnd(24)} sender ${r.msPerMb.toFixed(3)} ms/MB  ${r.mbps.toFixed(0)} MB/s  ${r.cipher}  load ${loadAverage()}`,
         );
       }
     }

@@ -10,6 +10,7 @@ import {
   ReadBufferPool,
   TLS_EXPORTER_BYTES,
   TLS_EXPORTER_LABEL,
+  LINK_TLS_CIPHERS,
   normalizePairingCode,
   RAW_LINK_ALPN,
   parseHostAddress,
@@ -243,6 +244,8 @@ async function openTls(
       // SNI must not carry an IP address (RFC 6066 §3).
       ...(isIP(target.host) === 0 && !carried ? { servername: target.host } : {}),
       minVersion: 'TLSv1.3',
+      // Offered in the link's order (shared/src/link/tls-suites.ts); the agent's order decides.
+      ciphers: LINK_TLS_CIPHERS,
       // The certificate is self-signed: trust comes from the pin (auth) or the PAKE (pair).
       rejectUnauthorized: false,
       ALPNProtocols: websocket ? ['http/1.1'] : [RAW_LINK_ALPN, 'http/1.1'],
