@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
 import pty from 'node-pty';
 import { selfSignedCertificate } from '../../support/self-signed.mjs';
+// The link's own suite order (the build's), so the floor's TLS costs what the link's does.
+import { LINK_TLS_CIPHERS } from '../../../shared/dist/link/tls-suites.js';
 
 const [role, kind, dir, ...rest] = process.argv.slice(2);
 const tls = kind === 'tls';
@@ -62,14 +64,14 @@ if (role === 'server') {
     term.onExit(() => conn.destroy());
   };
   const server = tls
-    ? createTlsServer({ ...floorCertificate(dir), minVersion: 'TLSv1.3' }, onConnection)
+    ? createTlsServer({ ...floorCertificate(dir), minVersion: 'TLSv1.3', ciphers: LINK_TLS_CIPHERS, honorCipherOrder: true }, onConnection)
     : createTcpServer(onConnection);
   server.listen(0, '127.0.0.1', () => console.log(String(server.address().port)));
 } else if (role === 'client') {
   const [port] = rest;
   const options = { host: '127.0.0.1', port: Number(port) };
   const conn = tls
-    ? connectTls({ ...options, ca: floorCertificate(dir).cert, servername: 'floor', minVersion: 'TLSv1.3' })
+    ? connectTls({ ...options, ca: floorCertificate(dir).cert, servername: 'floor', minVersion: 'TLSv1.3', ciphers: LINK_TLS_CIPHERS })
     : connectTcp(options);
   conn.setNoDelay(true);
   process.stdin.setRawMode(true);
