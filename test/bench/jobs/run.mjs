@@ -265,8 +265,6 @@ async function cliFollowedSeconds(command, bytes) {
   });
   const seconds = (performance.now() - began) / 1000;
   const trace = readFileSync(`${out}.gc`, 'utf8');
-  // BENCH_CLI_TRACE=1 prints the command's HANGAR_DEBUG lines (which core, a move onto its own link).
-  if (process.env.BENCH_CLI_TRACE) process.stderr.write(trace.replace(/^\[.*\n/gm, ''));
   const size = statSync(out).size;
   // The command ends a log that does not end a line with a newline of its own.
   if (size !== bytes && size !== bytes + 1) {

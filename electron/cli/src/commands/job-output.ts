@@ -8,7 +8,6 @@ import {
   type JobDetail,
   type JobInfo,
 } from '@hangar/shared';
-import type { InProcessCoreApi } from '@hangar/desktop/core';
 import { fstatSync, writevSync } from 'node:fs';
 
 /** Where a followed log goes (logPrinter is the one this command uses). */
@@ -37,165 +36,6 @@ export async function followLog(
   });
   const end = await log.ended;
   if (end.code !== 'log_end') throw closeReasonError(end);
-}
-
-/**
- * A log that comes through the running core's door this fast (MOVE_CHECK_BYTES within
- * MOVE_RATE_MS) moves onto a link of the command's own to the host. Below that the door stays:
- * the move costs loading the core in this process and a TLS handshake (~MOVE_COST in the README).
- */
-const MOVE_CHECK_BYTES = 4 * 1024 * 1024;
-const MOVE_RATE_MS = 1000;
-
-const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_DEBUG'] !== '';
-function debugLine(text: string): void {
-  if (debug) process.stderr.write(`hangar: ${performance.now().toFixed(1)} ms: ${text}\n`);
-}
-
-/**
- * followLog through a running core, for a log that comes fast: once the door has carried
- * MOVE_CHECK_BYTES within MOVE_RATE_MS, the command opens a core of its own in this process (this
- * user's state dir and device key, as `hangar attach` does) and follows the same log there from
- * the next byte it has not written, through the same retries; once the host has answered there,
- * the running core's stream is closed (its follow ends) and the log's bytes cross one link and no
- * other process: the running core's hop cost more CPU per MB of an incompressible log than the
- * agent's whole send. Bytes the door wrote meanwhile are skipped on the new link (by their offset
- * in the attempt's log), so none is lost or doubled. If the host cannot be reached that way, or
- * the door's log ends first, the log stays on the door. HANGAR_DEBUG says which.
- */
-export async function followLogMoving(
-  api: CoreApi,
-  params: Omit<CoreCallParams<'jobs.logs'>, 'stream_id'> & { follow: true },
-  sink: LogSink,
-): Promise<void> {
-  /** Where the next byte written goes: its attempt and its offset in that attempt's log. */
-  let attempt: number | undefined;
-  let at = 0;
-  let linkDown = false;
-  let moving = false;
-  let moved = false;
-  let doorEnded = false;
-  let delivered = 0;
-  let checkAt = MOVE_CHECK_BYTES;
-  let lastCheck = performance.now();
-  let own: InProcessCoreApi | undefined;
-  let ownEnd: Promise<unknown> | undefined;
-  const stopOwn = new AbortController();
-
-  const move = async (): Promise<void> => {
-    const from = { attempt: attempt!, at };
-    debugLine(`moving the log onto this command's own link, from byte ${from.at} of attempt ${from.attempt}`);
-    try {
-      const { openCoreApi } = await import('@hangar/desktop/core');
-      debugLine('core loaded');
-      own = await openCoreApi();
-      debugLine('own core opened');
-    } catch (error) {
-      debugLine(`the log stays on the running core: ${String(error)}`);
-      return;
-    }
-    if (doorEnded) return;
-    const commit = (): boolean => {
-      if (moved) return true;
-      if (doorEnded) return false;
-      moved = true;
-      // The running core's stream ends (it stops following); what it sent on is not written.
-      doorLog.dispose();
-      debugLine(`the log moved onto this command's own link to ${params.host} at byte ${at} of attempt ${attempt}`);
-      return true;
-    };
-    ownEnd = own.followJobLog(
-      params.host,
-      params.id,
-      {
-        attempt: from.attempt,
-        from: from.at,
-        follow: true,
-        throughRetries: params.through_retries ?? false,
-        signal: stopOwn.signal,
-      },
-      {
-        attempt: (next, start) => {
-          // The host answered on our link: from here the log comes this way.
-          if (!commit()) return;
-          if (next > attempt!) {
-            attempt = next;
-            at = start;
-            sink.attempt?.(next);
-          }
-        },
-        data: (chunk, consumed) => {
-          if (!commit()) {
-            consumed();
-            return;
-          }
-          let data = chunk.data;
-          const end = chunk.offset + data.length;
-          if (chunk.attempt < attempt! || (chunk.attempt === attempt && end <= at)) {
-            // The door wrote these already.
-            consumed();
-            return;
-          }
-          if (chunk.attempt === attempt && chunk.offset < at) data = data.subarray(at - chunk.offset);
-          if (chunk.attempt > attempt!) sink.attempt?.(chunk.attempt);
-          attempt = chunk.attempt;
-          at = end;
-          sink.data({ attempt: chunk.attempt, data }, consumed);
-        },
-        status: (status) => {
-          if (moved) sink.status?.(status);
-        },
-      },
-    );
-    ownEnd.catch((error: unknown) => {
-      if (!moved) debugLine(`the log stays on the running core: ${String(error)}`);
-    });
-  };
-
-  const doorLog = await followCoreJobLog(api, params, {
-    data: (data, dataAttempt, done) => {
-      if (moved) return;
-      at += data.length;
-      sink.data({ attempt: dataAttempt, data }, done);
-      delivered += data.length;
-      if (delivered < checkAt) return;
-      // One clock read per MOVE_CHECK_BYTES.
-      const now = performance.now();
-      const fast = now - lastCheck < MOVE_RATE_MS;
-      lastCheck = now;
-      checkAt = delivered + MOVE_CHECK_BYTES;
-      if (fast && !moving && !linkDown && attempt !== undefined) {
-        moving = true;
-        void move();
-      }
-    },
-    attempt: (next) => {
-      if (moved) return;
-      // The first attempt starts where we asked; a retry's log at its start.
-      at = attempt === undefined ? (params.from ?? 0) : 0;
-      attempt = next;
-      sink.attempt?.(next);
-    },
-    link: (status) => {
-      if (moved) return;
-      linkDown = status === 'reconnecting';
-      sink.status?.(status);
-    },
-  });
-  try {
-    const doorEnd = await doorLog.ended;
-    if (!moved) {
-      doorEnded = true;
-      if (doorEnd.code !== 'log_end') throw closeReasonError(doorEnd);
-      return;
-    }
-    await ownEnd;
-  } finally {
-    stopOwn.abort();
-    // Settled (its follow may still be dialing): the core closes its links.
-    await ownEnd?.catch(() => undefined);
-    await own?.dispose();
-  }
 }
 
 /**
@@ -253,9 +93,8 @@ export function describeEnd(job: JobDetail): string {
  * Writes log bytes raw (colours and all) and acks them once the terminal or pipe took them, so a
  * slow reader slows the host rather than growing our memory. Retries get a visible separator.
  *
- * The pieces that arrive in one turn of the event loop (a read of the core's socket holds
- * several; on the command's own link, each of the TLS socket's 16 KiB reads of a turn is one) leave
- * in one write at the end of the turn: to a file with one writev, elsewhere corked (a pipe's
+ * The pieces that arrive together (one read of the core's socket holds several) leave in one
+ * write at the end of the microtask: to a file with one writev, elsewhere corked (a pipe's
  * socket writes them with one writev too), where a write per piece (16 KiB of a job's output)
  * cost a system call and the stream's bookkeeping each.
  */
@@ -301,7 +140,7 @@ export function logPrinter(
       dones.push(consumed);
       if (flushQueued) return;
       flushQueued = true;
-      setImmediate(flush);
+      queueMicrotask(flush);
     },
     attempt(attempt) {
       flush();

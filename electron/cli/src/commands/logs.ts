@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { visibleText } from '../output.js';
-import { viaRunningCore, withApi } from '../run.js';
-import { describeEnd, followLog, followLogMoving, jobExitStatus, logPrinter, parseCount } from './job-output.js';
+import { withApi } from '../run.js';
+import { describeEnd, followLog, jobExitStatus, logPrinter, parseCount } from './job-output.js';
 
 interface LogsOptions {
   host?: string;
@@ -27,17 +27,18 @@ export function registerLogs(program: Command): void {
         });
         const printer = logPrinter(process.stdout, process.stderr);
         const follow = options.follow === true;
-        const params = {
-          host,
-          id: job.id,
-          through_retries: follow && options.attempt === undefined,
-          ...(options.from !== undefined ? { from: parseCount(options.from, '--from') } : {}),
-          ...(options.attempt !== undefined ? { attempt: parseCount(options.attempt, '--attempt') } : {}),
-        };
-        // A fast log followed through the running app moves onto a link of the command's own.
-        if (follow && viaRunningCore() && process.env['HANGAR_LOGS_HANDOVER'] !== 'off')
-          await followLogMoving(api, { ...params, follow }, printer);
-        else await followLog(api, { ...params, follow }, printer);
+        await followLog(
+          api,
+          {
+            host,
+            id: job.id,
+            follow,
+            through_retries: follow && options.attempt === undefined,
+            ...(options.from !== undefined ? { from: parseCount(options.from, '--from') } : {}),
+            ...(options.attempt !== undefined ? { attempt: parseCount(options.attempt, '--attempt') } : {}),
+          },
+          printer,
+        );
         if (!follow) return 0;
         const final = (await api.call('jobs.wait', { host, id: job.id })).job;
         if (!printer.endsWithNewline()) process.stdout.write('\n');

@@ -8,7 +8,6 @@ import {
 import { HangarCore, type CoreOptions } from '../core.js';
 import { nodePlatform, type Platform } from '../platform.js';
 import type { TakeOver } from '../terminal/terminal-client.js';
-import type { FollowOptions, LogEnd, LogSink } from '../jobs/log-follower.js';
 import { DirectTerminal } from './direct-terminal.js';
 import { CoreApiServer } from './index.js';
 
@@ -44,15 +43,6 @@ export class InProcessCoreApi extends CoreApiClient {
   /** The core's own terminal, not one through the in-memory link: a keystroke crosses one link, not two. */
   override openTerminal(target: TerminalTarget, sink: TerminalSink, takeOver?: TakeOver): DirectTerminal {
     return new DirectTerminal(this.core, target, sink, takeOver);
-  }
-
-  /**
-   * A job's log followed by this process's core itself, not through the in-memory link (no stream,
-   * frames or acks in between): the pieces of the host link's reads go to `sink` as they come, lent
-   * until consumed. `hangar logs --follow` moves a fast log onto this (the command's own link).
-   */
-  followJobLog(host: string, id: string, options: FollowOptions, sink: LogSink): Promise<LogEnd> {
-    return this.core.jobs.followLogs(host, id, options, sink);
   }
 
   /** Closes the link, then the core behind it: what the connection held (terminals, previews) goes first. */
