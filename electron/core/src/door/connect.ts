@@ -18,7 +18,7 @@ export const DEFAULT_GREETING_TIMEOUT_MS = 1500;
  * goes round again once the mux's stream is done with its bytes (a followed log's: once the command
  * wrote them out and acked them, LinkStream.releasesDataOnAck).
  */
-const DOOR_READ_BUFFERS = new ReadBufferPool(64 * 1024, 96);
+const DOOR_READ_BUFFERS = new ReadBufferPool(256 * 1024, 24);
 
 export type RunningCore =
   | {
