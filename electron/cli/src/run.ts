@@ -73,9 +73,13 @@ export function viaRunningCore(): boolean {
 type DoorModule = typeof import('@hangar/desktop/core/door');
 let early: Promise<{ door: DoorModule; running: Awaited<ReturnType<DoorModule['reachRunningCore']>> }> | undefined;
 
+/** Commands that follow a job's log through the door: they read it in bigger pieces (ReachOptions.bulkReads). */
+const FOLLOWS_LOGS = new Set(['logs', 'run']);
+
 async function reach(isEarly: boolean) {
   const door = await import('@hangar/desktop/core/door');
-  return { door, running: await door.reachRunningCore(door.hangarHome(), { early: isEarly }) };
+  const bulkReads = FOLLOWS_LOGS.has(process.argv[2] ?? '');
+  return { door, running: await door.reachRunningCore(door.hangarHome(), { early: isEarly, bulkReads }) };
 }
 
 /** An early reach's socket does not keep the process alive: until it is settled, this does. */

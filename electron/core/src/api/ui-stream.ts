@@ -1,4 +1,6 @@
 import {
+  BULK_FRAME_BYTES,
+  BULK_STREAM_WINDOW,
   Emitter,
   HangarError,
   type CloseReason,
@@ -26,9 +28,13 @@ interface Waiting {
  * only once the UI acked it (the host's window still bounds what the core holds).
  */
 const GATHER_BELOW_BYTES = 32 * 1024;
-const GATHER_BYTES = 128 * 1024;
+/**
+ * A bulk frame's size (one frame per buffer). 128 KiB buffers cost the core 0.1-0.3 ms more CPU
+ * per MB of an incompressible log through the door; 512 KiB (two frames each) no less than this.
+ */
+const GATHER_BYTES = BULK_FRAME_BYTES;
 /** Gathering buffers kept for reuse: a bulk window's worth (a fresh one each is external memory V8 marks for). */
-const SPARE_GATHER_BUFFERS = 32;
+const SPARE_GATHER_BUFFERS = BULK_STREAM_WINDOW / GATHER_BYTES;
 
 interface Gathering {
   buffer: Buffer;

@@ -19,6 +19,13 @@ export const DEFAULT_GREETING_TIMEOUT_MS = 1500;
  * wrote them out and acked them, LinkStream.releasesDataOnAck).
  */
 const DOOR_READ_BUFFERS = new ReadBufferPool(64 * 1024, 96);
+/**
+ * ReachOptions.bulkReads: 256 KiB (a bulk frame) per read, the same 6 MiB in all: fewer reads and
+ * frame parts per MB of a followed log, 0.2-0.3 ms less CPU per MB in the command (random bytes and
+ * text alike). Not for every command: a stream that keeps what it gets (a terminal's output) keeps
+ * a whole buffer per read of 4 KiB or more, four times as much external memory for V8 to mark for.
+ */
+let bulkReadBuffers: ReadBufferPool | undefined;
 
 export type RunningCore =
   | {
@@ -49,6 +56,8 @@ export interface ReachOptions {
    * ends without it (a usage error, its help) exits as it would have.
    */
   early?: boolean;
+  /** The command follows a log (its stream gives each read's buffer back once written): bigger reads. */
+  bulkReads?: boolean;
 }
 
 /**
@@ -62,7 +71,9 @@ export function reachRunningCore(home: string, options: ReachOptions = {}): Prom
   if (untrusted === 'absent') return Promise.resolve({ kind: 'none', path });
   if (untrusted) return Promise.resolve({ kind: 'refused', path, reason: untrusted });
   return new Promise<RunningCore>((resolve) => {
-    const reads = new LeasedReads(DOOR_READ_BUFFERS);
+    const reads = new LeasedReads(
+      options.bulkReads ? (bulkReadBuffers ??= new ReadBufferPool(256 * 1024, 24)) : DOOR_READ_BUFFERS,
+    );
     const socket = connect({ path, onread: reads.onread });
     // With onread Node emits no 'data': until the transport takes the reads, they go on as 'data'
     // (copies) for the greeting's reader.
