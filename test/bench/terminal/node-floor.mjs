@@ -64,14 +64,23 @@ if (role === 'server') {
     term.onExit(() => conn.destroy());
   };
   const server = tls
-    ? createTlsServer({ ...floorCertificate(dir), minVersion: 'TLSv1.3', ciphers: LINK_TLS_CIPHERS, honorCipherOrder: true }, onConnection)
+    ? createTlsServer(
+        { ...floorCertificate(dir), minVersion: 'TLSv1.3', ciphers: LINK_TLS_CIPHERS, honorCipherOrder: true },
+        onConnection,
+      )
     : createTcpServer(onConnection);
   server.listen(0, '127.0.0.1', () => console.log(String(server.address().port)));
 } else if (role === 'client') {
   const [port] = rest;
   const options = { host: '127.0.0.1', port: Number(port) };
   const conn = tls
-    ? connectTls({ ...options, ca: floorCertificate(dir).cert, servername: 'floor', minVersion: 'TLSv1.3', ciphers: LINK_TLS_CIPHERS })
+    ? connectTls({
+        ...options,
+        ca: floorCertificate(dir).cert,
+        servername: 'floor',
+        minVersion: 'TLSv1.3',
+        ciphers: LINK_TLS_CIPHERS,
+      })
     : connectTcp(options);
   conn.setNoDelay(true);
   process.stdin.setRawMode(true);
