@@ -42,6 +42,7 @@ interface ServeOptions {
   drainGrace: number;
   tartImage?: string;
   bwrap?: string;
+  stopWithStdin?: boolean;
 }
 
 program
@@ -71,6 +72,10 @@ program
   )
   .option('--tart-image <name>', 'macOS only: the Tart base image that VM jobs clone (enables the tart executor)')
   .option('--bwrap <path>', 'Linux: the bubblewrap binary for sandbox jobs (default: bwrap on PATH)')
+  .option(
+    '--stop-with-stdin',
+    'stop (as on Ctrl-C) when stdin ends: the supervisor that holds its other end is gone (hangar up)',
+  )
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
@@ -124,6 +129,13 @@ program
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      if (options.stopWithStdin) {
+        // Its supervisor was killed (kill -9, a crash): an agent left running would serve this data
+        // dir beside the one the next `hangar up` starts, which takes its running jobs for lost.
+        process.stdin.on('end', () => stop('stdin closed'));
+        process.stdin.on('error', () => stop('stdin closed'));
+        process.stdin.resume();
+      }
     } catch (error) {
       fail(error);
     }
