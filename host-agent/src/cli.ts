@@ -11,6 +11,7 @@ import { runProgram } from './install/plan.js';
 import { enterDelegatedLeaf } from './service/cgroup-leaf.js';
 import { installedChannel } from './update/update-check.js';
 import { writeRunFile } from './service/run-file.js';
+import { lockDataDir } from './service/data-dir-lock.js';
 import { AGENT_VERSION } from './version.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
 import { issuePairingCode } from './link/pairing.js';
@@ -83,6 +84,9 @@ program
     const logger = createAgentLogger();
     traceKeys('agent');
     try {
+      // Before anything of the data dir is touched: a second agent's start took the running
+      // one's jobs for lost and killed them.
+      await lockDataDir(resolve(options.data));
       const sandboxCgroupParent = delegatedCgroup(logger);
       const channel = installedChannel(resolve(options.data), logger);
       const agent = await startAgent({
