@@ -11,6 +11,7 @@ import { runProgram } from './install/plan.js';
 import { enterDelegatedLeaf } from './service/cgroup-leaf.js';
 import { installedChannel } from './update/update-check.js';
 import { writeRunFile } from './service/run-file.js';
+import { lockDataDir } from './service/data-dir-lock.js';
 import { AGENT_VERSION } from './version.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
 import { issuePairingCode } from './link/pairing.js';
@@ -43,6 +44,7 @@ interface ServeOptions {
   drainGrace: number;
   tartImage?: string;
   bwrap?: string;
+  stopWithStdin?: boolean;
 }
 
 program
@@ -72,6 +74,10 @@ program
   )
   .option('--tart-image <name>', 'macOS only: the Tart base image that VM jobs clone (enables the tart executor)')
   .option('--bwrap <path>', 'Linux: the bubblewrap binary for sandbox jobs (default: bwrap on PATH)')
+  .option(
+    '--stop-with-stdin',
+    'stop (as on Ctrl-C) when stdin ends: the supervisor that holds its other end is gone (hangar up)',
+  )
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     if (!listen)
@@ -79,6 +85,9 @@ program
     const logger = createAgentLogger();
     traceKeys('agent');
     try {
+      // Before anything of the data dir is touched: a second agent's start took the running
+      // one's jobs for lost and killed them.
+      await lockDataDir(resolve(options.data));
       const sandboxCgroupParent = delegatedCgroup(logger);
       const channel = installedChannel(resolve(options.data), logger);
       const agent = await startAgent({
@@ -125,6 +134,13 @@ program
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      if (options.stopWithStdin) {
+        // Its supervisor was killed (kill -9, a crash): an agent left running would serve this data
+        // dir beside the one the next `hangar up` starts, which takes its running jobs for lost.
+        process.stdin.on('end', () => stop('stdin closed'));
+        process.stdin.on('error', () => stop('stdin closed'));
+        process.stdin.resume();
+      }
     } catch (error) {
       fail(error);
     }

@@ -276,11 +276,14 @@ export async function runCleanups(cleanups) {
  * terminal, previews (`ssh -L`) and jobs benches. Returns the ssh command line for a terminal
  * (`command`, without the remote command), `ssh(options, remote)` for any other, sshd's pid and a
  * stop function, or the reason it cannot run: it needs openssh-server (`apt-get install openssh-server`) and root (sshd
- * reads its host key as root and logs in as this user).
+ * reads its host key as root and logs in as this user). An sshd that exits or does not listen
+ * within 5 s is stopped (it would go on under init, as root, with the keys in `dir`) and the
+ * promise rejects. `options.sshd`: another sshd binary (tests).
  */
-export async function startSshd(dir) {
+export async function startSshd(dir, options = {}) {
+  const sshdPath = options.sshd ?? '/usr/sbin/sshd';
   try {
-    execFileSync('which', ['/usr/sbin/sshd', 'ssh'], { stdio: 'ignore' });
+    execFileSync('which', [sshdPath, 'ssh'], { stdio: 'ignore' });
   } catch {
     return { reason: 'not measured: install openssh-server (apt-get install openssh-server)' };
   }
@@ -311,8 +314,25 @@ export async function startSshd(dir) {
     ].join('\n'),
   );
   mkdirSync('/run/sshd', { recursive: true });
-  const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: 'ignore' });
-  await waitForPort(port, 'sshd');
+  const sshd = spawn(sshdPath, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let said = '';
+  sshd.stderr.on('data', (chunk) => (said = (said + chunk).slice(-2000)));
+  const exited = new Promise((resolve) => sshd.once('exit', (code, signal) => resolve(signal ?? code)));
+  try {
+    await Promise.race([
+      waitForPort(port, 'sshd'),
+      exited.then((status) => {
+        throw new Error(`sshd exited (${status}) before it listened: ${said.trim()}`);
+      }),
+    ]);
+  } catch (error) {
+    if (sshd.exitCode === null && sshd.signalCode === null) {
+      sshd.kill();
+      await exited;
+    }
+    throw error;
+  }
+  sshd.stderr.resume();
   /** An ssh command line to this sshd: `options` before the destination, then `remote` after it. */
   const ssh = (options, remote = []) => [
     'ssh',

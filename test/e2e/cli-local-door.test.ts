@@ -21,7 +21,7 @@ import {
   type AgentOptions,
   type AgentProcess,
 } from '../support/processes.js';
-import { startServingCli, type ServingCli } from '../support/serving-cli.js';
+import { startServingCli, supervise, type ServingCli } from '../support/serving-cli.js';
 import { useCleanups } from '../support/cleanups.js';
 
 const run = promisify(execFile);
@@ -449,6 +449,46 @@ describe('the hangar command and the core running on this computer', () => {
     // Still serving, and nothing logged (warnings and errors) for any of it.
     expect((await hangarSaying(home, ['hosts', 'ls'])).stdout).toMatch(/^box\s/m);
     expect(ui.output().slice(said.length)).toBe('');
+  });
+
+  it('hangar preview open through the running core ends saying why when the preview is removed, or when the app stops', async () => {
+    const home = startHome();
+    const box = await startAgent();
+    await startUi(home);
+    await pairWith(home, 'box', box);
+    const serve = async (port: number) => {
+      expect((await hangar(home, ['preview', 'add', 'box', String(port)])).code).toBe(0);
+      const open = supervise(
+        spawn(process.execPath, [HANGAR_BIN, 'preview', 'open', 'box', String(port)], {
+          env: { ...process.env, HANGAR_HOME: home },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+        'SIGINT',
+      );
+      cleanups.push(() => open.stop());
+      const exited = new Promise<number | null>((resolve) => open.child.once('exit', (code) => resolve(code)));
+      while (!open.output().includes('Ctrl-C stops it')) {
+        if (open.child.exitCode !== null) throw new Error(open.output());
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return { output: open.output, exited };
+    };
+    // Was: it went on running, serving nothing (the core closed the port), until Ctrl-C.
+    const removed = await serve(47001);
+    expect((await hangar(home, ['preview', 'rm', 'box', '47001'])).code).toBe(0);
+    expect(await removed.exited).toBe(3);
+    expect(removed.output()).toMatch(
+      /hangar: the preview of box:47001 was removed .*; http:\/\/localhost:\d+\/ stopped/,
+    );
+    // Was: it exited 0 without a word when the app it went through was killed.
+    const orphaned = await serve(47002);
+    const core = await hangarSaying(home, ['hosts', 'ls']);
+    const pid = Number(/pid (\d+)/.exec(core.stderr)![1]);
+    process.kill(pid, 'SIGKILL');
+    expect(await orphaned.exited).toBe(1);
+    expect(orphaned.output()).toContain(
+      'hangar: the Hangar app running on this computer stopped while this command ran',
+    );
   });
 
   it('a socket left by a core that was killed counts as no core, and the next core takes its place', async () => {

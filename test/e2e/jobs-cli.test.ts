@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
 import { hangar, removeDir, tempDir } from '../support/processes.js';
 
 /** What the job commands say about bad input, before any host is contacted. */
@@ -12,6 +13,13 @@ describe('job commands: arguments and help', () => {
   it.each([
     [['run', '-c', 'true', '--timeout', '5x'], '--timeout 5x: expected a duration like 90s, 60m or 1h30m'],
     [['run', '-c', 'true', '--timeout', '0s'], '--timeout 0s: must be longer than zero'],
+    // Bounds of the host's spec, in the option's words (was: jobs.submit: spec.timeout_ms: Too small)
+    [['run', '-c', 'true', '--timeout', '0'], '--timeout 0: expected from 1s to 7d'],
+    [['run', '-c', 'true', '--timeout', '500ms'], '--timeout 500ms: expected from 1s to 7d'],
+    [['run', '-c', 'true', '--timeout', '8d'], '--timeout 8d: expected from 1s to 7d'],
+    // Was: ENOENT: no such file or directory, realpath '…' (status 1)
+    [['run', '-c', 'true', '--dir', '/nonexistent-hangar-dir'], '--dir /nonexistent-hangar-dir: no such folder'],
+    [['run', '-c', 'true', '--dir', '/etc/hostname'], '--dir /etc/hostname: not a folder'],
     [['run', '-c', 'true', '--retries', 'two'], '--retries two: expected a whole number'],
     [['run', '-c', 'true', '--env', 'NOVALUE'], '--env NOVALUE: expected KEY=VALUE'],
     [['run', '-c', 'true', '--executor', 'docker'], '--executor'],
@@ -48,5 +56,22 @@ describe('job commands: arguments and help', () => {
     }
     const run = await hangar(home, ['run', '--help']);
     expect(run.stdout).toContain('124 timed out, 130 cancelled, 125 lost, 126 could not run');
+  });
+});
+
+describe('hangar retry', () => {
+  const box = usePairedHost({ name: 'local', workspace: { README: 'retry me\n' } });
+
+  it('names the attempt it queued, the one logs --follow then shows', async () => {
+    const first = await hangar(box.home, ['run', '-c', 'echo attempt-$HANGAR_ATTEMPT', '--no-workspace', '--detach']);
+    const id = first.stdout.trim();
+    expect(await hangar(box.home, ['logs', id, '--follow'])).toMatchObject({ code: 0, stdout: 'attempt-1\n' });
+    const retried = await hangar(box.home, ['retry', id]);
+    expect(retried.code).toBe(0);
+    // Was "(attempt 1)": the agent answers with the job as queued, whose count is still the last attempt's.
+    expect(retried.stdout).toMatch(new RegExp(`^job ${id} on local is (queued|running) \\(attempt 2\\)\n$`));
+    const followed = await hangar(box.home, ['logs', id, '--follow']);
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toContain('attempt-2\n');
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BASH, HANGAR_BIN, hangar, killTmuxServer, removeDir, tempDir } from '../support/processes.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
+import { until } from '../support/until.js';
 
 /** `npm start` runs `hangar up`: an embedded agent for this machine, paired as host "local". */
 describe('the local stack (npm start)', () => {
@@ -131,6 +132,23 @@ describe('the local stack restarts its agent', () => {
     const second = agentPid(stack.child);
     expect(second).not.toBe(first);
     expect(stack.output()).toContain(`(agent pid ${second};`);
+    await cliWorks();
+  });
+
+  it('hangar up killed with kill -9 takes its agent with it: the next one is the only agent on the data dir', async () => {
+    const stack = await startUpNoUi();
+    const first = agentPid(stack.child);
+    const exited = new Promise((resolve) => stack.child.once('exit', resolve));
+    stack.child.kill('SIGKILL');
+    await exited;
+    // Was: the agent ran on under init, and the next hangar up started a second one on the same
+    // data dir, which took the first one's running jobs for lost.
+    const gone = await until(() => (isAlive(first) ? undefined : true), 'the orphaned agent to stop', 20_000).catch(
+      () => false,
+    );
+    if (!gone) process.kill(first, 'SIGKILL');
+    expect(gone).toBe(true);
+    up = await startServingCli(home!, ['up', '--no-ui'], /local stack up — host "local" at (\S+)/, 'SIGINT');
     await cliWorks();
   });
 

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
@@ -97,5 +97,34 @@ describe('session environment and working directory reach the session exactly', 
       sessions: unknown[];
     }[];
     expect(listed[0]!.sessions).toEqual([]);
+  });
+});
+
+describe('session new --instructions', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach(removeDir));
+
+  it('a file that is not a regular one, or more than 1 MiB, is refused before anything is read whole or sent', async () => {
+    const home = tempDir('home');
+    const dir = tempDir('instructions');
+    dirs.push(home, dir);
+    const big = join(dir, 'BIG.md');
+    writeFileSync(big, 'x'.repeat(2 * 1024 * 1024));
+    const session = (file: string) =>
+      hangar(home, ['session', 'new', 'box', '--name', 'n', '--instructions', file, '--', 'true']);
+    // Was: the whole file sent to the core, refused as "sessions.create: instructions: Too big".
+    expect(await session(big)).toMatchObject({
+      code: 2,
+      stderr: `hangar: --instructions ${big}: 2097152 bytes; at most 1 MiB\n`,
+    });
+    // Was: read for ever (memory growing until the command died).
+    expect(await session('/dev/zero')).toMatchObject({
+      code: 2,
+      stderr: 'hangar: --instructions /dev/zero: not a regular file\n',
+    });
+    expect(await session(dir)).toMatchObject({
+      code: 2,
+      stderr: `hangar: --instructions ${dir}: not a regular file\n`,
+    });
   });
 });

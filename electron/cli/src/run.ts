@@ -121,7 +121,7 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
     timing('answered');
     if (typeof result === 'number') status = result;
   } catch (error) {
-    status = (await import('./exit-codes.js')).reportError(error);
+    status = (await import('./exit-codes.js')).reportError(api && viaRunningCore() ? appGone(api, error) : error);
   } finally {
     await api?.dispose();
   }
@@ -131,6 +131,22 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
     timing('output written');
     process.exit(status);
   }
+}
+
+/**
+ * A command whose running core stopped under it (the app was quit or killed) failed with whatever
+ * that did to it, e.g. the door's bare "the local socket closed": say what happened and what to
+ * do. What it asked of a host goes on there.
+ */
+function appGone(api: CoreApi, error: unknown): unknown {
+  if (!api.closed || typeof error !== 'object' || error === null) return error;
+  const said = 'message' in error && typeof error.message === 'string' ? ` (${error.message})` : '';
+  return Object.assign(new Error(), {
+    code: 'code' in error ? error.code : 'E_INTERNAL',
+    message:
+      `the Hangar app running on this computer stopped while this command ran${said}; ` +
+      'what the command started on a host goes on there: run the command again (with no app running it works alone)',
+  });
 }
 
 /**

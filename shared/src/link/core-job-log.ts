@@ -37,14 +37,27 @@ export async function followCoreJobLog(
   // A sink is done with a piece's bytes once it called done() (they are acked then): data that
   // came in a pooled read gives its buffer back at the ack, not to the collector.
   stream.releasesDataOnAck = true;
-  const starts: { offset: number; attempt: number }[] = [];
+  // Where on the stream an attempt starts or the host link dropped or came back, in the order the
+  // core said so: each is handed on between the bytes before it and those after.
+  const marks: { offset: number; attempt?: number; link?: 'reconnecting' | 'resumed' }[] = [];
   let attempt = 0;
+  let received = 0;
+  const passMark = (): void => {
+    const mark = marks.shift()!;
+    if (mark.attempt !== undefined) {
+      attempt = mark.attempt;
+      sink.attempt?.(attempt);
+    } else sink.link?.(mark.link!);
+  };
   const subscriptions: Disposable[] = [
     api.on('jobs.log_attempt', (event) => {
-      if (event.stream_id === stream.id) starts.push({ offset: event.stream_offset, attempt: event.attempt });
+      if (event.stream_id === stream.id) marks.push({ offset: event.stream_offset, attempt: event.attempt });
     }),
     api.on('jobs.log_link', (event) => {
-      if (event.stream_id === stream.id) sink.link?.(event.status);
+      if (event.stream_id !== stream.id) return;
+      // The core's event overtakes the bytes still on their way: said once they are handed on.
+      marks.push({ offset: event.stream_offset ?? received, link: event.status });
+      while (marks.length > 0 && marks[0]!.offset <= received) passMark();
     }),
   ];
   const stop = () => {
@@ -53,25 +66,22 @@ export async function followCoreJobLog(
   stream.onData((data, offset) => {
     // Not copied: a pooled read's buffer is held until the ack (releasesDataOnAck).
     const bytes = data;
+    received = offset + bytes.length;
     let at = 0;
     while (at < bytes.length) {
-      while (starts.length > 0 && starts[0]!.offset <= offset + at) {
-        attempt = starts.shift()!.attempt;
-        sink.attempt?.(attempt);
-      }
-      const end = starts.length > 0 ? Math.min(bytes.length, starts[0]!.offset - offset) : bytes.length;
+      while (marks.length > 0 && marks[0]!.offset <= offset + at) passMark();
+      const end = marks.length > 0 ? Math.min(bytes.length, marks[0]!.offset - offset) : bytes.length;
       const piece = bytes.subarray(at, end);
       const ackAt = offset + end;
-      sink.data(piece, attempt, () => {
-        if (!stream.closed) stream.ack(ackAt);
-      });
+      // Also after the stream closed: nothing is sent then, but the read buffers go back to the pool.
+      sink.data(piece, attempt, () => stream.ack(ackAt));
       at = end;
     }
   });
   const ended = new Promise<CloseReason>((resolve) =>
     stream.onClose((reason) => {
       // An attempt that starts at the very end (an empty retry) is still announced.
-      for (const start of starts.splice(0)) sink.attempt?.(start.attempt);
+      while (marks.length > 0) passMark();
       stop();
       resolve(reason);
     }),

@@ -320,8 +320,15 @@ export const CORE_EVENTS = {
     attempt: z.number().int().positive(),
     stream_offset: z.number().int().nonnegative(),
   }),
-  /** A jobs.logs stream's host link dropped (`reconnecting`) or came back and the log goes on (`resumed`). */
-  'jobs.log_link': z.object({ stream_id: StreamId, status: z.enum(['reconnecting', 'resumed']) }),
+  /**
+   * A jobs.logs stream's host link dropped (`reconnecting`) or came back and the log goes on
+   * (`resumed`), after the bytes before `stream_offset` (an older core sends none: at once).
+   */
+  'jobs.log_link': z.object({
+    stream_id: StreamId,
+    status: z.enum(['reconnecting', 'resumed']),
+    stream_offset: z.number().int().nonnegative().optional(),
+  }),
   /** How far a call with this `op_id` has got (bytes of an upload or a download). */
   progress: z.object({
     op_id: OperationId,

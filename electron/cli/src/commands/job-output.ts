@@ -151,9 +151,13 @@ export function logPrinter(
       out.write(gap, () => notes.write(`── attempt ${attempt} ──\n`));
     },
     status(status) {
-      notes.write(
-        status === 'reconnecting' ? `\nhangar: link lost — reconnecting…\n` : `hangar: reconnected; log resumed\n`,
-      );
+      // After the log bytes that came before it: they may still wait for this turn's batch, or
+      // in a pipe's queue (then the note waits for them; bytes after it may overtake it there).
+      flush();
+      const note =
+        status === 'reconnecting' ? `\nhangar: link lost — reconnecting…\n` : `hangar: reconnected; log resumed\n`;
+      if (out.writableLength === 0) notes.write(note);
+      else out.write('', () => notes.write(note));
     },
     endsWithNewline: () => {
       flush();

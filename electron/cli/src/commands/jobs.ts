@@ -92,7 +92,9 @@ export function registerJobs(program: Command): void {
           id,
           ...(options.host !== undefined ? { host: options.host } : {}),
         });
-        process.stdout.write(`job ${job.id} on ${host} is ${job.state} (attempt ${job.attempt})\n`);
+        // A queued job's `attempt` is still its last one: the retry runs as the next.
+        const attempt = job.state === 'queued' ? job.attempt + 1 : job.attempt;
+        process.stdout.write(`job ${job.id} on ${host} is ${job.state} (attempt ${attempt})\n`);
       }),
     );
 }

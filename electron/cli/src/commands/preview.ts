@@ -1,4 +1,12 @@
-import { HangarError, PreviewPort, parseOrThrow, type CoreCallResult } from '@hangar/shared';
+import {
+  closeReasonError,
+  HangarError,
+  PreviewPort,
+  parseOrThrow,
+  type CoreApi,
+  type CoreCallResult,
+  type Disposable,
+} from '@hangar/shared';
 import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
 import { withApi } from '../run.js';
@@ -79,7 +87,7 @@ export function registerPreview(program: Command): void {
           const { createCoreLogger, nodePlatform } = await import('@hangar/desktop/core');
           await nodePlatform(createCoreLogger()).openExternal(opened.url);
         }
-        await untilStopped();
+        await untilStopped(api, host, remote, opened.url);
       }),
     );
 }
@@ -106,16 +114,42 @@ function printPreviews(groups: HostPreviews[]): void {
   }
 }
 
-/** Resolves on Ctrl-C or SIGTERM; the caller's withApi then closes the connection, which stops the preview. */
-function untilStopped(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
+/**
+ * Resolves on Ctrl-C or SIGTERM; the caller's withApi then closes the connection, which stops the
+ * preview. Rejects, saying why, once it is no longer served here for another reason: the preview
+ * was removed (here, in the window or from another device) or closed in the window, or the running
+ * app that served it stopped. (It went on silently serving nothing, or exited 0 with the app.)
+ */
+function untilStopped(api: CoreApi, host: string, port: number, url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const subscriptions: Disposable[] = [];
+    const settle = (error?: HangarError) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      resolve();
+      for (const subscription of subscriptions.splice(0)) void subscription.dispose();
+      if (error) reject(error);
+      else resolve();
     };
+    const stop = () => settle();
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    subscriptions.push(
+      api.on('previews.changed', (event) => {
+        if (event.host !== host) return;
+        const preview = event.previews.find((p) => p.port === port);
+        if (preview?.local_url === url) return;
+        settle(
+          new HangarError(
+            'E_NOT_FOUND',
+            preview
+              ? `the preview of ${host}:${port} is no longer served here (closed in the window, or its host renamed); ${url} stopped`
+              : `the preview of ${host}:${port} was removed (hangar preview rm, the window or another device); ${url} stopped`,
+          ),
+        );
+      }),
+      // The running app that served it stopped: withApi says so, and what to do.
+      api.onDisconnect((reason) => settle(closeReasonError(reason))),
+    );
   });
 }
 

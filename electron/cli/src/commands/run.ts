@@ -8,6 +8,7 @@ import {
   type JobSpecInput,
 } from '@hangar/shared';
 import type { Command } from 'commander';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { printJson, visibleText } from '../output.js';
 import { withApi } from '../run.js';
@@ -142,6 +143,20 @@ async function runJob(api: CoreApi, options: RunOptions): Promise<number> {
   return jobExitStatus(final);
 }
 
+/** A job's longest timeout (JobSpec.timeout_ms): 7 days. */
+const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+
+/** The workspace folder must be one: else the core's packing failed with a bare ENOENT (status 1). */
+function checkFolder(dir: string): void {
+  let isFolder: boolean | undefined;
+  try {
+    isFolder = statSync(dir).isDirectory();
+  } catch {
+    throw new HangarError('E_BAD_REQUEST', `--dir ${dir}: no such folder (give the folder to pack)`);
+  }
+  if (!isFolder) throw new HangarError('E_BAD_REQUEST', `--dir ${dir}: not a folder (give the folder to pack)`);
+}
+
 function buildSpec(options: RunOptions): JobSpecInput {
   const input: JobSpecInput = {
     command: options.command,
@@ -150,7 +165,14 @@ function buildSpec(options: RunOptions): JobSpecInput {
     secret_env: parseSecrets(options.secret),
   };
   if (options.executor !== undefined) input.executor = parseOrThrow(Executor, options.executor, '--executor');
-  if (options.timeout !== undefined) input.timeout_ms = parseDuration(options.timeout, '--timeout');
+  if (options.timeout !== undefined) {
+    const ms = parseDuration(options.timeout, '--timeout');
+    // The host's bounds (JobSpec.timeout_ms), said in the option's units rather than as spec.timeout_ms.
+    if (ms < 1000 || ms > MAX_TIMEOUT_MS) {
+      throw new HangarError('E_BAD_REQUEST', `--timeout ${options.timeout}: expected from 1s to 7d`);
+    }
+    input.timeout_ms = ms;
+  }
   if (options.retries !== undefined) input.retries = parseCount(options.retries, '--retries');
   if (options.network !== undefined) {
     if (options.network !== 'none' && options.network !== 'default') {
@@ -161,6 +183,7 @@ function buildSpec(options: RunOptions): JobSpecInput {
   if (!options.workspace && options.dir !== '.') {
     throw new HangarError('E_BAD_REQUEST', `--dir ${options.dir} and --no-workspace: give one or the other`);
   }
+  if (options.workspace) checkFolder(options.dir);
   const limits: JobLimits = {};
   if (options.cpus !== undefined) {
     const cpus = parseDecimal(options.cpus, '--cpus', 'a number of CPUs like 2 or 0.5');

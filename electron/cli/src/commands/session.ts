@@ -1,6 +1,6 @@
 import { HangarError, type AgentState, type CoreApi, type TmuxServerState } from '@hangar/shared';
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
@@ -124,11 +124,29 @@ function reportTmuxLoss(groups: { host: string; tmux: TmuxServerState | null }[]
   return status;
 }
 
+/** The most a session's instructions may be (SessionCreateParams.instructions). */
+const MAX_INSTRUCTIONS_BYTES = 1024 * 1024;
+
 function readInstructions(file: string): string {
+  let fd: number;
   try {
-    return readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (error) {
     throw new HangarError('E_BAD_REQUEST', `--instructions ${file}: ${(error as Error).message}`);
+  }
+  try {
+    // Checked before reading: /dev/zero or a pipe was read for ever, a huge file read whole.
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new HangarError('E_BAD_REQUEST', `--instructions ${file}: not a regular file`);
+    if (stat.size > MAX_INSTRUCTIONS_BYTES) {
+      throw new HangarError('E_BAD_REQUEST', `--instructions ${file}: ${stat.size} bytes; at most 1 MiB`);
+    }
+    return readFileSync(fd, 'utf8');
+  } catch (error) {
+    if (error instanceof HangarError) throw error;
+    throw new HangarError('E_BAD_REQUEST', `--instructions ${file}: ${(error as Error).message}`);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -43,7 +43,8 @@ export async function openJobLog(
       // The bytes may be in a pooled read buffer of the host's link: lent to the UI's stream, not
       // copied (a copy per 16 KiB read is external memory that V8 collects by marking the heap).
       data: (chunk, consumed) => ui.write(chunk.data, consumed, { lend: true }),
-      status: (status) => publish('jobs.log_link', { stream_id: streamId, status }),
+      // The event overtakes bytes still queued on the stream: its offset says which come first.
+      status: (status) => publish('jobs.log_link', { stream_id: streamId, status, stream_offset: ui.offset }),
     },
   );
   following.then(

@@ -102,9 +102,11 @@ export class EmbeddedAgent implements Disposable {
     const { listen } = this.options;
     return spawn(
       this.options.nodePath ?? process.execPath,
-      [...AGENT_NODE_FLAGS, agentBinPath(), 'serve', '--listen', listen, '--data', this.dataDir],
+      [...AGENT_NODE_FLAGS, agentBinPath(), 'serve', '--listen', listen, '--data', this.dataDir, '--stop-with-stdin'],
       {
-        stdio: ['ignore', 'pipe', 'inherit'],
+        // Its stdin is a pipe only this process writes to: this process gone (even by kill -9),
+        // the agent sees its end and stops, rather than serve the data dir beside the next one.
+        stdio: ['pipe', 'pipe', 'inherit'],
         // The embedded agent logs only what needs attention into this terminal, unless asked for more.
         env: {
           ...(this.options.env ?? process.env),

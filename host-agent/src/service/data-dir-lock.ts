@@ -1,0 +1,66 @@
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { HangarError } from '@hangar/shared';
+import { readRunFile } from './run-file.js';
+
+/** The longest Unix socket path macOS takes (Linux: 108); a longer data dir goes without the lock. */
+const MAX_SOCKET_PATH = 103;
+
+/**
+ * One agent per data dir. A second one (an agent started by hand while the service runs, or one
+ * left running by a supervisor that was killed) took the first one's running jobs for lost at its
+ * start, and killed them, before it failed to listen on the same port. The lock is a Unix socket
+ * in `<data>/run/` that the agent listens on while it lives: one that connects belongs to a live
+ * agent; one that refuses was left by a dead one and is taken over. Waits up to `waitMs` for an
+ * agent that is stopping, then refuses with what to do.
+ */
+export async function lockDataDir(dataDir: string, waitMs = 5000): Promise<Server | undefined> {
+  const path = join(dataDir, 'run', 'agent.lock');
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH || process.platform === 'win32') return undefined;
+  mkdirSync(join(dataDir, 'run'), { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const server = await listenAt(path);
+    if (server) return server;
+    if (!(await answers(path))) {
+      // Left by an agent that died: take it over.
+      if (existsSync(path)) unlinkSync(path);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      const running = readRunFile(dataDir);
+      const who = running ? `hangar-agent (pid ${running.pid}, at ${running.address})` : 'hangar-agent';
+      throw new HangarError(
+        'E_EXISTS',
+        `another ${who} serves ${dataDir}; stop it first (hangar-agent status says how it runs), or give this one another --data`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function listenAt(path: string): Promise<Server | undefined> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((connection) => connection.destroy());
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') resolve(undefined);
+      else reject(error);
+    });
+    server.listen(path, () => {
+      // It must not keep a stopping agent alive.
+      server.unref();
+      resolve(server);
+    });
+  });
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
