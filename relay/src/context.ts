@@ -1,6 +1,7 @@
 import type { TurnConfig } from './turn.js';
 import type { Logger } from 'pino';
 import { PresenceRecord, type DeviceView, type HostPresence } from '@hangar/shared';
+import type { LoginThrottle } from './accounts/login-throttle.js';
 import type { AccessTokens } from './accounts/tokens.js';
 import type { Billing } from './billing/billing.js';
 import type { OidcVerifier } from './accounts/oidc.js';
@@ -19,6 +20,8 @@ export interface RelayContext {
   readonly now: () => number;
   readonly logger: Logger;
   readonly limits: RateLimiter;
+  /** Wrong passwords: backoff per (email, address), per address and per trusted key; a high bound per email. */
+  readonly loginThrottle: LoginThrottle;
   readonly audit: AuditLog;
   readonly metrics: RelayMetrics;
   readonly accessTokens: AccessTokens;

@@ -30,6 +30,7 @@ import { AuditLog } from './ops/audit.js';
 import { BackgroundWork } from './ops/background.js';
 import { createMetrics } from './ops/metrics.js';
 import { RateLimiter, scaledLimits } from './ops/rate-limit.js';
+import { LoginThrottle, scaledLoginThrottle } from './accounts/login-throttle.js';
 import { AgentConnection } from './sockets/agent-connection.js';
 import { DeviceConnection } from './sockets/device-connection.js';
 import { SocketHub } from './sockets/hub.js';
@@ -113,6 +114,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       store.pool ? await PgBus.start(store.pool, store.db, logger) : new MemoryBus(),
     );
     const limits = disposables.add(new RateLimiter(scaledLimits(options.rateLimitScale ?? 1), now));
+    const loginThrottle = disposables.add(new LoginThrottle(scaledLoginThrottle(options.rateLimitScale ?? 1), now));
     const replicaId = `replica_${randomBytes(8).toString('hex')}`;
     const ctx: RelayContext = {
       db: store.db,
@@ -121,6 +123,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       now,
       logger,
       limits,
+      loginThrottle,
       audit: new AuditLog(store.db, now),
       metrics: createMetrics(),
       accessTokens: new AccessTokens(await loadAccessKey(store.db), now),

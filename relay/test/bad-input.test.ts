@@ -115,7 +115,7 @@ describeEachStorage('bad input', (relay) => {
     it(`${method} answers bad input with 400 naming the field, and stores nothing`, async () => {
       const { body, field } = badInputs(user, relay.client.origin)[method];
       const before = await rowCounts();
-      const auth = RELAY_PROCEDURES[method].auth === 'device' ? user.session.access_token : undefined;
+      const auth = RELAY_PROCEDURES[method].auth !== 'none' ? user.session.access_token : undefined;
       const response = await post(relay.url, method, body, auth);
       expect(response.status).toBe(400);
       expect(response.body['error'].code).toBe('E_BAD_REQUEST');

@@ -139,7 +139,7 @@ describe.each(STORAGE_KINDS)('plans and Stripe (%s)', (kind) => {
     });
   });
 
-  it("only the owner's approved device may buy or manage billing; every device may read the status", async () => {
+  it("only the owner's approved device may buy or manage billing; a pending device may not even read the status", async () => {
     const owner = await signup(client);
     const phone = await login(client, owner.email); // pending until approved
     await expect(
@@ -148,6 +148,7 @@ describe.each(STORAGE_KINDS)('plans and Stripe (%s)', (kind) => {
     await expect(client.call('billing.portal', {}, { accessToken: phone.session.access_token })).rejects.toMatchObject({
       code: 'E_FORBIDDEN',
     });
-    expect((await status(phone)).plan).toBe('trial');
+    await expect(status(phone)).rejects.toMatchObject({ code: 'E_FORBIDDEN' });
+    expect((await status(owner)).plan).toBe('trial');
   });
 });

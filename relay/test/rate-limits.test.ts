@@ -2,6 +2,8 @@ import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { makeLoginProof, type DeviceSignalFailure } from '@hangar/shared';
 import {
+  PASSWORD,
+  TestClock,
   newKey,
   post,
   signup,
@@ -12,6 +14,7 @@ import {
   hostAndDevice,
 } from './support/relay-fixture.js';
 import { spliceUpgrade } from './support/splice-upgrade.js';
+import type { TestKey, TestRelay } from './support/relay-fixture.js';
 
 /** The relay with its real limits (scale 1), on loopback: every request comes from 127.0.0.1. */
 describe('rate limits', () => {
@@ -35,23 +38,6 @@ describe('rate limits', () => {
     expect(last!.body['error'].code).toBe('E_RATE_LIMITED');
     expect(Number(last!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(last!.body['error'].message).toMatch(/try again in \d+ s/);
-  });
-
-  it('password guesses for one account are limited even before the per-address budget runs out', async () => {
-    const email = uniqueEmail('target');
-    const statuses: number[] = [];
-    for (let i = 0; i < 7; i++) {
-      const key = newKey();
-      const response = await post(relay.url, 'auth.login', {
-        email,
-        password: `guess number ${i}`,
-        device: { public_key: key.publicKey, name: 'x' },
-        proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
-      });
-      statuses.push(response.status);
-    }
-    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
-    expect(statuses.slice(5)).toEqual([429, 429]);
   });
 
   it('socket creation from one address is limited: the upgrade is answered 429', async () => {
@@ -114,6 +100,93 @@ describe('rate limits behind a reverse proxy (--trust-proxy)', () => {
     expect(flood.slice(-3)).toEqual([429, 429, 429]);
     // Another client behind the same proxy is refused only for what it is: not signed in.
     expect((await ask('203.0.113.8')).status).toBe(401);
+  });
+});
+
+/** auth.login from client `address` (behind --trust-proxy): the status and error code. */
+async function loginFrom(relay: TestRelay, address: string, email: string, password: string, key: TestKey = newKey()) {
+  const response = await fetch(`${relay.url}/v1/auth.login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': address },
+    body: JSON.stringify({
+      email,
+      password,
+      device: { public_key: key.publicKey, name: 'x' },
+      proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+    }),
+  });
+  const body = (await response.json()) as { error?: { code: string; message: string } };
+  return {
+    status: response.status,
+    message: body.error?.message ?? '',
+    retryAfter: response.headers.get('retry-after'),
+  };
+}
+
+describe('wrong passwords (real limits, client addresses from a trusted proxy)', () => {
+  it("a guesser's wrong passwords make the guesser wait, doubling, not the account's owner at another address", async () => {
+    const clock = new TestClock();
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true, now: clock.now });
+    const owner = await signup(relay.client);
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++)
+      statuses.push((await loginFrom(relay, '203.0.113.7', owner.email, `wrong guess ${i}`)).status);
+    // Five free, the sixth starts a 30 s wait.
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 401, 429]);
+    const waiting = await loginFrom(relay, '203.0.113.7', owner.email, PASSWORD);
+    expect(waiting).toMatchObject({ status: 429, retryAfter: '30' });
+    expect(waiting.message).toMatch(/too many wrong passwords for \S+ from this address; try again in 30 s/);
+    // The owner, elsewhere, signs in: on a new device (pending) and on the one the account trusts.
+    expect((await loginFrom(relay, '198.51.100.20', owner.email, PASSWORD)).status).toBe(200);
+    expect((await loginFrom(relay, '198.51.100.21', owner.email, PASSWORD, owner.key)).status).toBe(200);
+    // After the wait, one more wrong password doubles it.
+    clock.advance(31_000);
+    expect((await loginFrom(relay, '203.0.113.7', owner.email, 'wrong guess 7')).status).toBe(401);
+    expect(await loginFrom(relay, '203.0.113.7', owner.email, 'wrong guess 8')).toMatchObject({
+      status: 429,
+      retryAfter: '60',
+    });
+  });
+
+  it('one address guessing many accounts slowly waits after 20 wrong passwords; other addresses do not', async () => {
+    const clock = new TestClock();
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true, now: clock.now });
+    const owner = await signup(relay.client);
+    const statuses: number[] = [];
+    for (let i = 0; i < 22; i++) {
+      clock.advance(3_000); // under the 20 requests a minute an address may make
+      statuses.push((await loginFrom(relay, '203.0.113.9', uniqueEmail('someone'), `wrong guess ${i}`)).status);
+    }
+    expect(statuses.slice(0, 21)).toEqual(Array.from({ length: 21 }, () => 401));
+    const last = await loginFrom(relay, '203.0.113.9', owner.email, PASSWORD);
+    expect(last.status).toBe(429);
+    expect(last.message).toMatch(/too many wrong passwords from this address/);
+    expect((await loginFrom(relay, '198.51.100.30', owner.email, PASSWORD)).status).toBe(200);
+  });
+
+  it('guessing spread over many addresses meets the per-email bound, and a device key the account trusts still signs in', async () => {
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
+    const owner = await signup(relay.client);
+    const statuses: number[] = [];
+    for (let i = 0; i < 101; i++) {
+      statuses.push(
+        (await loginFrom(relay, `10.0.${Math.floor(i / 250)}.${i % 250}`, owner.email, `wrong guess ${i}`)).status,
+      );
+    }
+    expect(statuses.slice(0, 100).every((s) => s === 401)).toBe(true);
+    expect(statuses[100]).toBe(429);
+    // A new device needs its password checked, and the email's budget is spent: it waits too.
+    const fresh = await loginFrom(relay, '198.51.100.40', owner.email, PASSWORD);
+    expect(fresh.status).toBe(429);
+    expect(fresh.message).toMatch(/from many addresses; sign in on a device this account already trusts/);
+    // The owner's own device key (proven by the login proof) is not the guessers' to lock.
+    expect((await loginFrom(relay, '198.51.100.40', owner.email, PASSWORD, owner.key)).status).toBe(200);
+    // Wrong passwords on that key have a backoff of their own.
+    const onKey: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      onKey.push((await loginFrom(relay, `192.0.2.${i}`, owner.email, `a typo here ${i}`, owner.key)).status);
+    }
+    expect(onKey).toEqual([401, 401, 401, 401, 401, 401, 429]);
   });
 });
 

@@ -1,4 +1,6 @@
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { makeStatement, signPresence, toHex, type Ed25519Signer, type HostPresence } from '@hangar/shared';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
@@ -21,12 +23,13 @@ const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
 async function compromisedRelay() {
   const double = await RelayDouble.start();
   cleanups.push(() => double[Symbol.asyncDispose]());
-  const relay = await relayAt(dir('relay'), 0, ['--public-url', double.url]);
+  const relayData = dir('relay');
+  const relay = await relayAt(relayData, 0, ['--public-url', double.url]);
   double.setUpstream(relay.url);
   const laptop = dir('laptop');
   const signed = await signupCli(laptop, double.url, 'me@example.com');
   expect(signed.code, signed.stderr).toBe(0);
-  return { double, laptop };
+  return { double, laptop, relayData };
 }
 
 async function enrolledHost(laptop: string) {
@@ -101,7 +104,7 @@ describe('a compromised relay', () => {
   });
 
   it('forges an endorsement for a device: the host ignores it, says so in its log, and refuses the device', async () => {
-    const { double, laptop } = await compromisedRelay();
+    const { double, laptop, relayData } = await compromisedRelay();
     const { agent } = await enrolledHost(laptop);
     expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
     const phone = dir('phone');
@@ -139,6 +142,14 @@ describe('a compromised relay', () => {
     expect(agent.stderr()).toMatch(/it is signed by a device this host has not pinned/);
     expect(agent.stderr()).toMatch(/its signature does not verify with the signer key/);
 
+    // The operator also marks the phone approved in the relay's own record, so the relay shows it
+    // the account's hosts (an honest relay shows a pending device none): the host still decides.
+    const relayDb = new Database(join(relayData, 'relay.db'));
+    try {
+      relayDb.prepare("UPDATE devices SET status = 'endorsed' WHERE public_key = ?").run(phoneKey);
+    } finally {
+      relayDb.close();
+    }
     const refused = await hangar(phone, ['session', 'ls', 'mini']);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/does not let this computer in: a device it trusts must approve this one first/);

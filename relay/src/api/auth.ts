@@ -1,9 +1,10 @@
-import { HangarError, oidcIdentity, type LoginResult, type SessionTokens } from '@hangar/shared';
+import { HangarError, oidcIdentity, type LoginResult, type RelayParams, type SessionTokens } from '@hangar/shared';
+import type { LoginSource } from '../accounts/login-throttle.js';
 import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/passwords.js';
 import { REFRESH_TOKEN_TTL_MS, newId, newRefreshToken, sha256Hex } from '../accounts/tokens.js';
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
-import { auditContext, checkLoginProof, isUniqueViolation, type Call, type Handlers } from './call.js';
+import { auditContext, checkLoginProof, isTrusted, isUniqueViolation, type Call, type Handlers } from './call.js';
 import { insertOwner, isMember, memberLogin } from './members.js';
 
 type Registration = { public_key: string; name: string };
@@ -27,26 +28,23 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
     },
 
     async 'auth.login'(ctx, params, call) {
-      ctx.limits.take('login', call.ip, 'sign-in attempts from this address');
-      ctx.limits.take('loginAccount', params.email, `sign-in attempts for ${params.email}`);
+      // The proof first: it shows this request holds the device key, so a key the account trusts
+      // can be told apart from anyone else who knows the email (login-throttle.ts).
       checkLoginProof(ctx, call, { identity: params.email, publicKey: params.device.public_key, proof: params.proof });
-      const account = await ctx.db
-        .selectFrom('accounts')
-        .selectAll()
-        .where('email', '=', params.email)
-        .executeTakeFirst();
-      if (account === undefined) return memberLogin(ctx, call, params);
-      if (account.password_hash === null) {
-        await burnPasswordTime(params.password, ctx.passwordCost);
-        ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
-        throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
+      const source: LoginSource = (await isTrustedKey(ctx, params.email, params.device.public_key))
+        ? { email: params.email, trustedKey: params.device.public_key }
+        : { email: params.email, address: call.ip };
+      if ('address' in source) ctx.limits.take('login', call.ip, 'sign-in attempts from this address');
+      ctx.loginThrottle.check(source);
+      let result: LoginResult;
+      try {
+        result = await passwordLogin(ctx, call, params);
+      } catch (error) {
+        if (error instanceof HangarError && error.code === 'E_AUTH_BAD_CREDENTIALS') ctx.loginThrottle.failed(source);
+        throw error;
       }
-      if (!(await verifyPassword(params.password, account.password_hash))) {
-        ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
-        await ctx.audit.record(auditContext(call, account.id), 'auth.login_refused', { reason: 'wrong password' });
-        throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
-      }
-      return signIn(ctx, call, { account_id: account.id, email: account.email }, params.device, 'password');
+      ctx.loginThrottle.succeeded(source);
+      return result;
     },
 
     async 'auth.oidc'(ctx, params, call) {
@@ -194,6 +192,50 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
       return {};
     },
   };
+
+async function passwordLogin(ctx: RelayContext, call: Call, params: RelayParams<'auth.login'>): Promise<LoginResult> {
+  const account = await ctx.db.selectFrom('accounts').selectAll().where('email', '=', params.email).executeTakeFirst();
+  if (account === undefined) return memberLogin(ctx, call, params);
+  if (account.password_hash === null) {
+    await burnPasswordTime(params.password, ctx.passwordCost);
+    ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
+    throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
+  }
+  if (!(await verifyPassword(params.password, account.password_hash))) {
+    ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
+    await ctx.audit.record(auditContext(call, account.id), 'auth.login_refused', { reason: 'wrong password' });
+    throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
+  }
+  return signIn(ctx, call, { account_id: account.id, email: account.email }, params.device, 'password');
+}
+
+/**
+ * `publicKey` is a device the account of `email` (its owner's, or the member's with that email)
+ * already trusts: first or endorsed, and that person's.
+ */
+async function isTrustedKey(ctx: RelayContext, email: string, publicKey: string): Promise<boolean> {
+  const owner = await ctx.db.selectFrom('accounts').select('id').where('email', '=', email).executeTakeFirst();
+  const member =
+    owner === undefined
+      ? await ctx.db
+          .selectFrom('account_members')
+          .select('account_id')
+          .where('email', '=', email)
+          .where('role', '=', 'member')
+          .where('joined_at', 'is not', null)
+          .executeTakeFirst()
+      : undefined;
+  const accountId = owner?.id ?? member?.account_id;
+  if (accountId === undefined) return false;
+  const device = await ctx.db
+    .selectFrom('devices')
+    .select(['status', 'member_email'])
+    .where('account_id', '=', accountId)
+    .where('public_key', '=', publicKey)
+    .executeTakeFirst();
+  if (device === undefined || !isTrusted(device)) return false;
+  return owner !== undefined ? device.member_email === null : device.member_email === email;
+}
 
 /** A new account with its owner and first device, signed in on that device. */
 async function createAccount(

@@ -3,12 +3,12 @@ import { LIVE_STATUSES } from '../billing/account-state.js';
 import type { StripeApi } from '../billing/stripe-api.js';
 import { reportUsage } from '../billing/usage.js';
 import type { DeviceRow, RelayContext } from '../context.js';
-import { auditContext, signedIn, trustedDevice, type Call, type Handlers } from './call.js';
+import { auditContext, signedIn, type Call, type Handlers } from './call.js';
 
 /**
- * Billing procedures (PROTOCOL.md "Billing"). Reading the status is for every device of the
- * account; buying and managing are for the owner's approved devices only; usage.report is a
- * host's, authenticated by the host signature on every record.
+ * Billing procedures (PROTOCOL.md "Billing"). Reading the status is for every trusted device of
+ * the account (the owner's and members'); buying and managing are for the owner's only;
+ * usage.report is a host's, authenticated by the host signature on every record.
  */
 export const billingHandlers: Pick<
   Handlers,
@@ -69,8 +69,9 @@ export async function afterUsage(ctx: RelayContext, accountId: string, stored: n
   await ctx.bus.publish({ t: 'billing.usage', account_id: accountId });
 }
 
+/** The router let only trusted devices in (RELAY_PROCEDURES' auth); of those, the owner's. */
 function owner(call: Call, what: string): DeviceRow {
-  const device = trustedDevice(call, what);
+  const device = signedIn(call);
   if (device.member_email !== null) {
     throw new HangarError('E_FORBIDDEN', `${what} is for the account's owner; ask them (you are a member)`);
   }

@@ -28,26 +28,31 @@ export type Handler<M extends RelayMethod> = (
 ) => Promise<RelayResult<M>>;
 export type Handlers = { [M in RelayMethod]: Handler<M> };
 
-/** The signed-in device of a 'device' procedure (the router guarantees it). */
+/** The signed-in device of a 'device' or 'any_device' procedure (the router guarantees it). */
 export function signedIn(call: Call): DeviceRow {
   if (call.device === undefined) throw new HangarError('E_AUTH_REQUIRED', 'log in to the relay first');
   return call.device;
 }
 
 /**
- * Privileged reads and changes (audit log, removing a host, signing statements) need a device
- * the account already trusts by the relay's record: the first one or an endorsed one. A
- * device that only knows the password waits, pending, until one of those approves it.
+ * The account trusts a device, by the relay's record, when it is the first one or a trusted device
+ * endorsed it. A device that only knows the password stays pending until then: it sees its own
+ * pending state and nothing of the account (hosts, devices, presence, addresses, billing). This is
+ * the one rule; the procedure table's `auth` (RELAY_PROCEDURES), the device socket, signaling and
+ * splices all ask it here.
  */
-export function trustedDevice(call: Call, what: string): DeviceRow {
-  const device = signedIn(call);
-  if (device.status !== 'first' && device.status !== 'endorsed') {
-    throw new HangarError(
-      'E_FORBIDDEN',
-      `${what} needs an approved device; this device is ${device.status}: approve it from a trusted device (hangar devices approve)`,
-    );
-  }
-  return device;
+export function isTrusted(device: Pick<DeviceRow, 'status'>): boolean {
+  return device.status === 'first' || device.status === 'endorsed';
+}
+
+/** E_FORBIDDEN naming what to do, for `what` asked by a device the account does not trust yet. */
+export function requireTrusted<D extends Pick<DeviceRow, 'status' | 'name'>>(device: D, what: string): D {
+  if (isTrusted(device)) return device;
+  throw new HangarError(
+    'E_FORBIDDEN',
+    `${what} needs a device the account trusts; this device ("${device.name}") is not approved on its account yet: ` +
+      `approve this device from a trusted one: hangar devices approve "${device.name}"`,
+  );
 }
 
 export function auditContext(call: Call, accountId: string | null, actor?: string): AuditContext {

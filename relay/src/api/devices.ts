@@ -7,7 +7,7 @@ import {
 } from '@hangar/shared';
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayTables } from '../store/schema.js';
-import { auditContext, signedIn, trustedDevice, type Call, type Handlers } from './call.js';
+import { auditContext, isTrusted, signedIn, type Call, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
 
 /**
@@ -21,8 +21,11 @@ export const deviceHandlers: Pick<
   'devices.list' | 'devices.endorse' | 'devices.revoke' | 'statements.list' | 'audit.list'
 > = {
   async 'devices.list'(ctx, _params, call) {
-    const rows = await accountRows(ctx.db, 'devices', signedIn(call).account_id, 'created_at');
-    return { devices: rows.map(deviceView), this_device: signedIn(call).id };
+    const device = signedIn(call);
+    // A pending device sees itself only: enough to show its fingerprint and learn it was approved.
+    if (!isTrusted(device)) return { devices: [deviceView(device)], this_device: device.id };
+    const rows = await accountRows(ctx.db, 'devices', device.account_id, 'created_at');
+    return { devices: rows.map(deviceView), this_device: device.id };
   },
 
   async 'devices.endorse'(ctx, params, call) {
@@ -39,7 +42,7 @@ export const deviceHandlers: Pick<
   },
 
   async 'audit.list'(ctx, params, call) {
-    const device = trustedDevice(call, 'reading the audit log');
+    const device = signedIn(call);
     const entries = await ctx.audit.list({
       accountId: device.account_id,
       limit: params.limit,
@@ -84,7 +87,7 @@ async function storeStatement(
   deviceId: string,
   statement: Statement,
 ): Promise<number> {
-  const signer = trustedDevice(call, kind === 'endorse' ? 'approving a device' : 'revoking a device');
+  const signer = signedIn(call);
   const subject = await checkStatement(ctx, signer, kind, deviceId, statement);
   const duplicate = await ctx.db
     .selectFrom('statements')

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HangarError, enrollProofBytes, verifyHex } from '@hangar/shared';
 import { newId, sha256Hex } from '../accounts/tokens.js';
 import { hostPresence, type RelayContext } from '../context.js';
-import { auditContext, signedIn, trustedDevice, type Handlers } from './call.js';
+import { auditContext, signedIn, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
 
 /** An enrollment token's relay part lives this long (the line a user pastes on a host). */
@@ -167,7 +167,7 @@ export const hostHandlers: Pick<Handlers, 'hosts.enroll_token' | 'hosts.enroll' 
   },
 
   async 'hosts.remove'(ctx, params, call) {
-    const device = trustedDevice(call, 'removing a host');
+    const device = signedIn(call);
     const removed = await ctx.db
       .deleteFrom('hosts')
       .where('id', '=', params.host_id)

@@ -5,7 +5,7 @@ import { sha256Hex } from '../accounts/tokens.js';
 import { deviceView, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
 import { BAD_CREDENTIALS, insertDevice, session, signIn } from './auth.js';
-import { auditContext, checkLoginProof, signedIn, trustedDevice, type Call, type Handlers } from './call.js';
+import { auditContext, checkLoginProof, signedIn, type Call, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
 
 /** An invitation can be accepted for this long. */
@@ -21,7 +21,7 @@ export const INVITE_TTL_MS = 7 * 24 * 60 * 60_000;
  */
 export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_invite' | 'account.members'> = {
   async 'account.invite'(ctx, params, call) {
-    const device = trustedDevice(call, 'inviting someone');
+    const device = signedIn(call);
     if (device.member_email !== null) {
       throw new HangarError('E_FORBIDDEN', "inviting people is for the account's owner; ask them (you are a member)");
     }

@@ -13,7 +13,7 @@ import { httpStatus } from '../ops/http-status.js';
 import { ping } from '../store/db.js';
 import { authHandlers } from './auth.js';
 import { billingHandlers } from './billing.js';
-import { signedIn, type Call, type Handler, type Handlers } from './call.js';
+import { requireTrusted, signedIn, type Call, type Handler, type Handlers } from './call.js';
 import { DEVICE_TURN_TTL_MS, turnCredentials } from '../turn.js';
 import { deviceHandlers } from './devices.js';
 import { hostHandlers } from './hosts.js';
@@ -127,11 +127,13 @@ async function callProcedure(ctx: RelayContext, method: RelayMethod, request: Fa
     origin: requestOrigin(ctx, request),
     device: undefined,
   };
-  if (spec.auth === 'device') {
+  if (spec.auth !== 'none') {
     const header = request.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
     call.device = (await authenticate(ctx, token)).device;
     ctx.limits.take('api', call.device.account_id, 'requests for this account');
+    // The table says who may call what (RELAY_PROCEDURES' `auth`); this is the only place that checks it.
+    if (spec.auth === 'device') requireTrusted(call.device, method);
   }
   const params = parseOrThrow(spec.params, request.body ?? {}, method);
   const handler = handlers[method] as Handler<RelayMethod>;

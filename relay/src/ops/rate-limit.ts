@@ -14,9 +14,8 @@ export interface BucketSpec {
 
 export const DEFAULT_LIMITS = {
   signup: { burst: 5, perMinute: 5 },
+  /** Sign-in requests per address (not from a trusted device key); wrong passwords: accounts/login-throttle.ts. */
   login: { burst: 10, perMinute: 20 },
-  /** Per email, on top of per address: a password guesser spread over many addresses. */
-  loginAccount: { burst: 5, perMinute: 10 },
   refresh: { burst: 30, perMinute: 60 },
   enrollToken: { burst: 10, perMinute: 10 },
   enroll: { burst: 10, perMinute: 10 },

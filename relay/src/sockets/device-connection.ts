@@ -8,6 +8,7 @@ import {
   type HostPresence,
   type RelayToDevice,
 } from '@hangar/shared';
+import { isTrusted } from '../api/call.js';
 import { authenticate } from '../api/routes.js';
 import { hostPresence, type RelayContext } from '../context.js';
 import { Connection } from './connection.js';
@@ -17,12 +18,17 @@ import { routeSignal } from './signaling.js';
 /**
  * One device's socket (`/v1/device`). The first message is `auth` with an access token; the
  * socket then lives until that token expires, unless the device sends a fresh `auth` first
- * (same device only). It receives every host of the account at once and every change after.
+ * (same device only). A trusted device receives every host of the account at once and every
+ * change after. A pending one receives only news of itself (`device.changed` when approved, and
+ * from then on what a trusted device gets); it may not signal (isTrusted in api/call.ts).
  */
 export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   deviceId = '';
   accountId = '';
   deviceKey = '';
+  deviceName = '';
+  /** The device's status by the relay's record, as of auth or the last device.changed about it. */
+  deviceStatus = '';
   private ready = false;
   /** presence_version last sent per host: events from several replicas may arrive out of order. */
   private readonly versions = new Map<string, number>();
@@ -88,6 +94,9 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     this.deviceId = authed.device.id;
     this.accountId = authed.device.account_id;
     this.deviceKey = authed.device.public_key;
+    this.deviceName = authed.device.name;
+    const wasTrusted = this.trusted;
+    this.deviceStatus = authed.device.status;
     this.send({
       type: 'ready',
       device_id: this.deviceId,
@@ -95,7 +104,10 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       expires_at: authed.claims.expiresAt,
       heartbeat_ms: this.hub.heartbeatMs,
     });
-    if (!first) return;
+    if (!first) {
+      if (this.trusted && !wasTrusted) await this.becameTrusted();
+      return;
+    }
     this.ready = true;
     this.hub.addDevice(this);
     await this.ctx.db
@@ -106,13 +118,26 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     await this.sendSnapshot();
   }
 
+  /** The account trusts it (api/call.ts isTrusted): it gets the account's hosts and news, and may signal. */
+  get trusted(): boolean {
+    return isTrusted({ status: this.deviceStatus });
+  }
+
+  /** Approved while connected: from now on it gets what a trusted device gets, hosts first. */
+  async becameTrusted(): Promise<void> {
+    this.hub.addDevice(this);
+    await this.sendSnapshot();
+  }
+
   /** Every host of the account as it is now (on connect, and after the bus may have missed events). */
   async sendSnapshot(): Promise<void> {
+    if (!this.trusted) return;
     const rows = await this.ctx.db.selectFrom('hosts').selectAll().where('account_id', '=', this.accountId).execute();
     for (const row of rows) this.sendPresence(hostPresence(row), row.presence_version);
   }
 
   sendPresence(host: HostPresence, version: number): void {
+    if (!this.trusted) return;
     if ((this.versions.get(host.host_id) ?? -1) >= version) return; // older news than what it has
     this.versions.set(host.host_id, version);
     this.send({ type: 'presence', host });

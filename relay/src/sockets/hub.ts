@@ -6,6 +6,7 @@ import {
   SIGNAL_TIMEOUT_MS,
   type Disposable,
   type RelayToAgent,
+  type DeviceView,
   type RelayToDevice,
 } from '@hangar/shared';
 import type { BusEvent } from '../bus/bus.js';
@@ -71,8 +72,9 @@ export class SocketHub implements Disposable {
     this.ctx.metrics.agents.set(this.agents.size);
   }
 
+  /** A pending device is reachable by its id only (news of itself); a trusted one hears the account's news too. */
   addDevice(device: DeviceConnection): void {
-    addTo(this.devicesByAccount, device.accountId, device);
+    if (device.trusted) addTo(this.devicesByAccount, device.accountId, device);
     addTo(this.devicesById, device.deviceId, device);
     this.ctx.metrics.devices.set(this.deviceCount());
   }
@@ -121,6 +123,7 @@ export class SocketHub implements Disposable {
         for (const device of this.devicesByAccount.get(event.account_id) ?? []) {
           device.send({ type: event.t, device: event.device });
         }
+        if (event.t === 'device.changed') this.toPendingSubject(event.device);
         return;
       case 'device.revoked':
         for (const device of this.devicesById.get(event.device_id) ?? []) {
@@ -145,6 +148,24 @@ export class SocketHub implements Disposable {
       case 'resync':
         for (const set of this.devicesById.values()) for (const device of set) void device.sendSnapshot();
         return;
+    }
+  }
+
+  /** A pending device hears of itself: approved (it then gets the account's hosts) or otherwise changed. */
+  private toPendingSubject(view: DeviceView): void {
+    for (const device of this.devicesById.get(view.device_id) ?? []) {
+      if (device.trusted) continue; // it heard it with the account's devices
+      device.send({ type: 'device.changed', device: view });
+      device.deviceStatus = view.status;
+      if (device.trusted)
+        void device
+          .becameTrusted()
+          .catch((error: unknown) =>
+            this.ctx.logger.error(
+              { err: error, device_id: view.device_id },
+              'sending hosts to an approved device failed',
+            ),
+          );
     }
   }
 

@@ -6,6 +6,7 @@ import {
   type RelayToAgent,
   type RelayToDevice,
 } from '@hangar/shared';
+import { isTrusted, requireTrusted } from '../api/call.js';
 import type { RelayContext } from '../context.js';
 import type { AgentConnection } from './agent-connection.js';
 import type { DeviceConnection } from './device-connection.js';
@@ -42,6 +43,10 @@ export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sen
   try {
     ctx.limits.take('signal', sender.connection.accountId, 'signaling messages for this account');
     if (sender.kind === 'device' && 'to_host' in message) {
+      requireTrusted(
+        { status: sender.connection.deviceStatus, name: sender.connection.deviceName },
+        'signaling a host',
+      );
       const host = await accountRow(ctx.db, 'hosts', message.to_host, sender.connection.accountId);
       if (host === undefined) throw new HangarError('E_NOT_FOUND', `no host ${message.to_host} in this account`);
       if (host.online !== 1)
@@ -56,6 +61,8 @@ export async function routeSignal(ctx: RelayContext, hub: SocketHub, sender: Sen
       const device = await accountRow(ctx.db, 'devices', message.to_device, sender.connection.accountId);
       if (device === undefined) throw new HangarError('E_NOT_FOUND', `no device ${message.to_device} in this account`);
       if (device.status === 'revoked') throw new HangarError('E_AUTH_DEVICE_REVOKED', 'that device was revoked');
+      // A pending device learns nothing of the account's hosts, their keys included.
+      if (!isTrusted(device)) throw new HangarError('E_FORBIDDEN', 'that device is not approved on the account yet');
       const { hostId, hostKey } = sender.connection;
       track(`host:${hostId}`, `device:${device.id}`, 'host_to_device');
       const out: RelayToDevice = { ...signal, from_host: { host_id: hostId, public_key: hostKey } };

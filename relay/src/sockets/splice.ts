@@ -12,6 +12,7 @@ import {
   toHangarError,
   type Disposable,
 } from '@hangar/shared';
+import { requireTrusted } from '../api/call.js';
 import { authenticate } from '../api/routes.js';
 import type { RelayContext } from '../context.js';
 import { httpStatus } from '../ops/http-status.js';
@@ -135,13 +136,7 @@ export class SpliceHub implements Disposable {
     this.ctx.limits.take('socket', ip, 'connections from this address');
     const header = request.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
-    const { device } = await authenticate(this.ctx, token);
-    if (device.status !== 'first' && device.status !== 'endorsed') {
-      throw new HangarError(
-        'E_FORBIDDEN',
-        `this device (${device.name}) is not approved on its account yet: a trusted device must approve it (hangar devices approve)`,
-      );
-    }
+    const device = requireTrusted((await authenticate(this.ctx, token)).device, 'a relayed link');
     const hostId = HostId.safeParse(request.headers['hangar-host']);
     if (!hostId.success) throw new HangarError('E_BAD_REQUEST', `Hangar-Host: ${hostId.error.issues[0]!.message}`);
     this.ctx.limits.take('splice', device.account_id, 'relayed connections opened for this account');

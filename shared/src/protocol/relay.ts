@@ -143,7 +143,6 @@ export type AuditEntry = z.infer<typeof AuditEntry>;
 
 const LoginParams = z.object({ email: Email, password: Password, device: DeviceRegistration, proof: DeviceProof });
 
-/** `auth`: 'device' needs `Authorization: Bearer <access_token>`; 'none' is open (and rate-limited). */
 /**
  * STUN/TURN servers and short-lived TURN credentials (the TURN REST API scheme coturn's
  * use-auth-secret checks: username `expiry:id`, credential base64 HMAC-SHA1 of it under the
@@ -163,6 +162,18 @@ const DeviceStatementCall = {
   params: z.object({ device_id: DeviceId, statement: Statement }),
   result: z.object({ seq: z.number().int().positive() }),
 } as const;
+
+/**
+ * Who may call what, the one place that says so (the relay's router enforces it):
+ * - `none`: open (and rate-limited).
+ * - `device`: `Authorization: Bearer <access_token>` of a device the account trusts by the
+ *   relay's record (its first device or an endorsed one). Any new procedure is this unless it
+ *   says otherwise.
+ * - `any_device`: any signed-in device, a `pending` one too. A pending device knows only the
+ *   password: it may see its own pending state and wait for approval (and sign out with
+ *   auth.logout), nothing of the account's hosts, devices, presence, addresses or billing.
+ */
+export type RelayAuth = 'none' | 'device' | 'any_device';
 
 export const RELAY_PROCEDURES = {
   'relay.info': {
@@ -210,8 +221,9 @@ export const RELAY_PROCEDURES = {
   'turn.credentials': { auth: 'device', params: Empty, result: z.object({ ice: IceConfig.nullable() }) },
   'hosts.remove': { auth: 'device', params: z.object({ host_id: HostId }), result: Empty },
 
+  /** A pending device gets only its own entry (how it learns it was approved). */
   'devices.list': {
-    auth: 'device',
+    auth: 'any_device',
     params: Empty,
     result: z.object({ devices: z.array(DeviceView), this_device: DeviceId }),
   },
@@ -255,7 +267,7 @@ export const RELAY_PROCEDURES = {
     result: LoginResult,
   },
   'account.members': { auth: 'device', params: Empty, result: z.object({ members: z.array(AccountMember) }) },
-} as const;
+} as const satisfies Record<string, { auth: RelayAuth; params: z.ZodType; result: z.ZodType }>;
 
 export type RelayMethod = keyof typeof RELAY_PROCEDURES;
 export type RelayParams<M extends RelayMethod> = z.input<(typeof RELAY_PROCEDURES)[M]['params']>;

@@ -61,7 +61,7 @@ export class RelayClient {
   ): Promise<RelayResult<M>> {
     const spec = RELAY_PROCEDURES[method];
     const checked: unknown = parseOrThrow(spec.params, params, method);
-    if (spec.auth === 'device' && options.accessToken === undefined) {
+    if (spec.auth !== 'none' && options.accessToken === undefined) {
       throw new HangarError('E_AUTH_REQUIRED', `${method} needs a signed-in device: log in to the relay first`);
     }
     const headers: Record<string, string> = { 'content-type': 'application/json' };

@@ -148,7 +148,13 @@ export class AccountHosts implements Disposable {
       this.account.store.cacheHosts(accountId, hosts, Date.now());
     } catch (error) {
       // The relay is away (RelayAccount marked it unreachable): the cached word is shown, marked so.
-      if (!isHangarError(error) || !['E_UNAVAILABLE', 'E_TIMEOUT'].includes(error.code)) throw error;
+      if (isHangarError(error) && ['E_UNAVAILABLE', 'E_TIMEOUT'].includes(error.code)) return;
+      // This device waits for approval: the relay shows it none of the account's hosts until then.
+      if (isHangarError(error) && error.code === 'E_FORBIDDEN') {
+        this.hosts.clear();
+        return;
+      }
+      throw error;
     }
   }
 
