@@ -1,5 +1,5 @@
 import { HangarError } from '@hangar/shared';
-import { writeFileSync } from 'node:fs';
+import { chownSync, lstatSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AgentStore } from './db.js';
@@ -156,6 +156,11 @@ export function unpairDevice(store: AgentStore, dataDir: string, which: string):
     );
   }
   removePairedDevice(store, matches[0]!.public_key);
-  writeFileSync(join(dataDir, UNPAIRED_FILE), `${Date.now()}\n`, { mode: 0o600 });
+  const file = join(dataDir, UNPAIRED_FILE);
+  writeFileSync(file, `${Date.now()}\n`, { mode: 0o600 });
+  // Run as root (sudo) on an agent user's data dir, and the file new (an agent from before it, or one
+  // that never ran): the agent's, as its database is, or that agent cannot open it to start.
+  const owner = statSync(join(dataDir, 'agent.db'), { throwIfNoEntry: false });
+  if (owner !== undefined && lstatSync(file).uid !== owner.uid) chownSync(file, owner.uid, owner.gid);
   return matches[0]!;
 }

@@ -75,6 +75,8 @@ export class UiStream implements Disposable {
   private gathering: Gathering | undefined;
   private gatherFlushQueued = false;
   private readonly spareGatherBuffers: Buffer[] = [];
+  /** Gathering buffers sent and not acked yet (see sendGathered). */
+  private gatheredInFlight = 0;
   private gone = false;
   private readonly goneEmitter = new Emitter<CloseReason>();
   /** The UI closed the stream, or its link dropped: nobody reads any more. */
@@ -183,26 +185,37 @@ export class UiStream implements Disposable {
     if (!this.gone) this.sendGathered();
   };
 
-  /** What was gathered goes to the stream, given (not copied): the buffer is ours until the UI acked it. */
+  /**
+   * What was gathered goes to the stream, given (not copied): the buffer is ours until the UI acked it.
+   * Once a bulk window's worth of buffers waits for the UI's ack, what was gathered goes as a copy of
+   * its own size and the buffer is free at once: a log that trickles in (a line per turn) to a UI that
+   * stopped reading would otherwise hold a whole buffer per line, up to the host's window in lines.
+   */
   private sendGathered(): void {
     const gathering = this.gathering;
     if (!gathering || !this.stream) return;
     this.gathering = undefined;
-    this.stream.write(gathering.buffer.subarray(0, gathering.length), { transfer: true });
-    this.written += gathering.length;
-    const { consumed } = gathering;
+    const { buffer, length, consumed } = gathering;
+    const copied = this.gatheredInFlight >= SPARE_GATHER_BUFFERS;
+    this.stream.write(copied ? new Uint8Array(buffer.subarray(0, length)) : buffer.subarray(0, length), {
+      transfer: true,
+    });
+    this.written += length;
+    if (copied) this.spareGatherBuffers.push(buffer);
+    else this.gatheredInFlight++;
     this.waiting.push({
       end: this.written,
       consumed: consumed.length === 1 ? consumed[0]! : () => consumed.forEach((done) => done()),
       // As lent pieces: a gone UI leaves them unconsumed (a close may still be flushing the buffer).
       lent: true,
-      gathered: gathering.buffer,
+      ...(copied ? {} : { gathered: buffer }),
     });
   }
 
   private release(offset: number): void {
     while (this.waiting.length > 0 && this.waiting[0]!.end <= offset) {
       const { consumed, gathered } = this.waiting.shift()!;
+      if (gathered) this.gatheredInFlight--;
       if (gathered && this.spareGatherBuffers.length < SPARE_GATHER_BUFFERS) this.spareGatherBuffers.push(gathered);
       consumed();
     }

@@ -1,4 +1,11 @@
-import { LeasedReads, Mux, ReadBufferPool, type CloseReason } from '@hangar/shared';
+import {
+  BULK_FRAME_BYTES,
+  BULK_STREAM_WINDOW,
+  LeasedReads,
+  Mux,
+  ReadBufferPool,
+  type CloseReason,
+} from '@hangar/shared';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -169,6 +176,27 @@ describe('UiStream over the door socket', () => {
     expect(Buffer.concat(parts).equals(expected(pieces))).toBe(true);
     // 6.4 MB came in far fewer buffers than reads of it.
     expect(readPool.fresh).toBeLessThan(32);
+  });
+
+  it('a UI that stops reading while a log trickles in: the core holds about the bytes, not a gathering buffer per line', async () => {
+    const { core, ui } = await door();
+    // `hangar logs --follow | less`, paused: nothing is acked, the host goes on up to its window.
+    const reader = uiEnd(ui, true);
+    const stream = new UiStream(core, reader.stream.id, {
+      window: BULK_STREAM_WINDOW,
+      maxFrameBytes: BULK_FRAME_BYTES,
+    });
+    stream.open();
+    const before = process.memoryUsage().arrayBuffers;
+    const lines = 1000;
+    // A job printing a line now and then: each comes in its own turn of the event loop.
+    for (let i = 0; i < lines; i++) {
+      stream.write(Buffer.from(`line ${i}`.padEnd(99) + '\n'), () => undefined, { lend: true });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => reader.received() === lines * 100, 'the lines');
+    // 100 kB of lines; a 256 KiB buffer kept per line until acked would be 256 MiB.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
   });
 
   it('a short log that ended before the stream opened (its answer still on the way) arrives whole before the end', async () => {

@@ -1,4 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { chownSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Mux, type CloseReason } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
 import { connectToHost } from '../../src/link/connect.js';
@@ -66,4 +68,36 @@ describe('hangar-agent unpair', () => {
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toMatch(/no paired device is named or has a key starting "lost-laptop"/);
   });
+
+  // The installed agent runs as its own user; its owner runs `sudo hangar-agent unpair`. A file root
+  // made there and kept (0600) would stop that agent from starting (it opens `unpaired` to append).
+  it.skipIf(process.getuid?.() !== 0)(
+    "run as root, leaves what it writes in the data dir to the agent's user (the agent down, from before unpair existed)",
+    async () => {
+      const agent = await startTestAgent(cleanup, 'hangar-unpair-');
+      const paired = await connectToHost({
+        address: agent.address,
+        deviceKey: generateKeyPairSync('ed25519').privateKey,
+        deviceName: 'lost-laptop',
+        pairingCode: await pairingCode(agent),
+      });
+      paired.transport.close();
+      await agent.stop();
+      rmSync(join(agent.dataDir, 'unpaired'));
+      const agentUser = 65534;
+      const chownAll = (dir: string) => {
+        chownSync(dir, agentUser, agentUser);
+        for (const entry of readdirSync(dir, { withFileTypes: true })) {
+          if (entry.isDirectory()) chownAll(join(dir, entry.name));
+          else chownSync(join(dir, entry.name), agentUser, agentUser);
+        }
+      };
+      chownAll(agent.dataDir);
+      const unpaired = await processes.hangarAgent(['unpair', 'lost-laptop', '--data', agent.dataDir]);
+      expect(unpaired).toMatchObject({ code: 0 });
+      const owners = readdirSync(agent.dataDir).map((name) => [name, statSync(join(agent.dataDir, name)).uid]);
+      expect(owners).toContainEqual(['unpaired', agentUser]);
+      expect(owners.filter(([, uid]) => uid !== agentUser)).toEqual([]);
+    },
+  );
 });

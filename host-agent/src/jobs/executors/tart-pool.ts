@@ -192,6 +192,15 @@ export class TartPool {
     this.fill();
   }
 
+  /**
+   * Stops a leased VM and waits until it is off (its `tart run` exited; `tart stop` returns right after
+   * its SIGKILL): from then on no guest process writes to the slot's share.
+   */
+  async stopVm(lease: Lease): Promise<void> {
+    await this.cli.stop(lease.vm, this.options.stopTimeoutS ?? 5);
+    await this.waitStopped(lease.vm, this.slots[lease.slot]!.run);
+  }
+
   /** Resolves when no VM is booting or being torn down (tests; shutdown). */
   async settled(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);

@@ -161,8 +161,7 @@ export class TartExecutor implements Executor {
       throw error;
     }
     const guestScript = `${GUEST_SHARE_ROOT}/${SHARE_NAME}/${request.jobId}-${request.attempt}/run.sh`;
-    const stopTimeoutS = this.options.stopTimeoutS ?? 5;
-    const execution = new TartExecution(this.cli, this.pool, lease, jobDir, request, guestScript, stopTimeoutS);
+    const execution = new TartExecution(this.cli, this.pool, lease, jobDir, request, guestScript);
     this.options.logger?.debug({ vm: lease.vm, access: lease.guest.kind }, 'tart job started');
     this.running.add(execution);
     // Both ways: a `finally` here would make a second promise whose rejection nobody handles.
@@ -207,7 +206,6 @@ class TartExecution implements Execution {
     private readonly jobDir: string,
     request: ExecutionRequest,
     guestScript: string,
-    stopTimeoutS: number,
   ) {
     const started = Date.now();
     // bash, not sh: its `set -m` gives the job its own process group without a terminal (dash refuses).
@@ -225,16 +223,20 @@ class TartExecution implements Execution {
       request.timing('run', Date.now() - started);
       const collectStarted = Date.now();
       let code = execCode;
+      let off = false;
       try {
         // The guest writes what it likes into the share, links too (virtiofs keeps them as they are), and
         // a process of it may outlive the job: the share is read only once the VM is off (the shutdown
         // counts as collect), and no link in it is followed.
-        await this.cli.stop(lease.vm, stopTimeoutS);
+        await pool.stopVm(lease);
+        off = true;
         code = takeResults(jobDir, request.workdir) ?? execCode;
       } catch (error) {
         failure ??= error;
       } finally {
-        rmSync(jobDir, { recursive: true, force: true });
+        // A VM that did not stop may still change the share under a recursive delete (a folder swapped
+        // for a link mid-way): the pool's teardown clears it once the VM is off.
+        if (off) rmSync(jobDir, { recursive: true, force: true });
         request.timing('collect', Date.now() - collectStarted);
         await pool.release(lease, request.timing);
       }

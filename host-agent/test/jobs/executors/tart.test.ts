@@ -1,5 +1,14 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -316,6 +325,30 @@ describe('a tart job and the host folder it shares with its VM', () => {
       expect(await client.call('artifact.list', { id: job.id }), command).toEqual({ artifacts: [] });
       expect(readFileSync(join(outside, 'work', 'secret'), 'utf8'), command).toBe('a host file');
     }
+  });
+
+  it('a VM that does not stop: the host takes and removes nothing from the share while the guest still runs', async () => {
+    const tart = standin();
+    const outside = mkdtempSync(join(tmpdir(), 'hangar-outside-'));
+    cleanups.push(() => rmSync(outside, { recursive: true, force: true }));
+    const tartExecutor = executor(tart.dataDir, 0);
+    await tartExecutor.initialize();
+    // A process of the job outlives it and watches its workdir; the next `tart stop` fails.
+    const job = request(
+      tart.dir,
+      `(d=$PWD; while [ -d "$d" ]; do :; done; echo gone > ${outside}/flag) >/dev/null 2>&1 &
+      echo started; while [ ! -e ${outside}/go ]; do sleep 0.05; done; exit 0`,
+    );
+    const execution = await tartExecutor.start(job.req);
+    for (let i = 0; i < 200 && !job.output().includes('started'); i++) await new Promise((r) => setTimeout(r, 25));
+    // Replaced whole (the stand-in's processes read the state file meanwhile).
+    writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopRefusals: 1 }));
+    renameSync(`${tart.statePath}.new`, tart.statePath);
+    writeFileSync(join(outside, 'go'), '');
+    await expect(execution.done).rejects.toThrow(/tart stop failed/);
+    // The second stop (the pool's teardown) ended the VM, its processes with it, before the share was cleared.
+    expect(tart.read().vms[job.checkpoint()['vm'] as string]).toBeUndefined();
+    expect(existsSync(join(outside, 'flag'))).toBe(false);
   });
 
   it('an exit file that is a link out of the share is not read (to /dev/zero or a FIFO it would hang the agent)', async () => {
