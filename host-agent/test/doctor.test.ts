@@ -98,6 +98,20 @@ describe('hangar-agent doctor', () => {
     },
   );
 
+  it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap'))(
+    'without slirp4netns, the sandbox network fails with the package to install; with it, it passes',
+    async () => {
+      const missing = await runDoctor({ platform: 'linux', slirp4netnsPath: '/nonexistent/slirp4netns' });
+      const network = missing.find((result) => result.name === 'sandbox network')!;
+      expect(network.status).toBe('fail');
+      expect(network.detail).toContain('slirp4netns is not installed');
+      expect(network.fix).toContain('apt-get install slirp4netns');
+      expect(missing.find((result) => result.name === 'bubblewrap sandbox')!.status).toBe('ok');
+      const present = await runDoctor({ platform: 'linux', slirp4netnsPath: '/bin/true' });
+      expect(present.find((result) => result.name === 'sandbox network')!.status).toBe('ok');
+    },
+  );
+
   it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap') || process.getuid?.() !== 0)(
     'an agent that is root says who jobs run as, and how to give them a user of their own',
     async () => {

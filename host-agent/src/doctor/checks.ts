@@ -32,6 +32,8 @@ export interface DoctorOptions {
   tartImage?: string;
   /** The bubblewrap binary to check (default: bwrap on PATH). */
   bwrapPath?: string;
+  /** The slirp4netns binary to check (default: slirp4netns on PATH). */
+  slirp4netnsPath?: string;
   run?: CommandRunner;
   /** Free bytes on the volume holding the VMs; injectable for tests. */
   freeBytes?: (path: string) => Promise<number>;
@@ -72,8 +74,16 @@ export async function checkTmux(run: CommandRunner): Promise<CheckResult> {
  * The sandbox: whether a job's sandbox can be made here (by making one), how limits apply, and who
  * jobs run as. A host that refuses user namespaces fails with the sysctl to change.
  */
-export async function checkSandbox(dataDir: string, bwrapPath?: string): Promise<CheckResult[]> {
-  const executor = new SandboxExecutor({ dataDir, ...(bwrapPath ? { bwrapPath } : {}) });
+export async function checkSandbox(
+  dataDir: string,
+  bwrapPath?: string,
+  slirp4netnsPath?: string,
+): Promise<CheckResult[]> {
+  const executor = new SandboxExecutor({
+    dataDir,
+    ...(bwrapPath ? { bwrapPath } : {}),
+    ...(slirp4netnsPath ? { slirp4netnsPath } : {}),
+  });
   const problem = await executor.check();
   if (problem) return [{ name: 'bubblewrap sandbox', status: 'fail', detail: problem.problem, fix: problem.fix }];
   const user = executor.jobUser;
@@ -84,6 +94,21 @@ export async function checkSandbox(dataDir: string, bwrapPath?: string): Promise
       detail: `jobs run in a user namespace with no capabilities; ${executor.limitNote}`,
     },
   ];
+  const outbound = executor.outboundProblem();
+  results.push(
+    outbound
+      ? {
+          name: 'sandbox network',
+          status: 'fail',
+          detail: `${outbound.problem} (--network none still runs)`,
+          fix: outbound.fix,
+        }
+      : {
+          name: 'sandbox network',
+          status: 'ok',
+          detail: 'jobs get outbound networking through slirp4netns, not the host’s loopback services',
+        },
+  );
   if (!user) {
     results.push({ name: 'sandbox user', status: 'ok', detail: 'jobs run as the agent’s own (unprivileged) user' });
   } else if (user.name === 'nobody') {
