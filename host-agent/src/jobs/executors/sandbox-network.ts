@@ -101,6 +101,10 @@ export class OutboundNetwork {
       '--configure',
       `--mtu=${MTU}`,
       '--disable-host-loopback',
+      // It parses the job's packets: a flaw in libslirp would run code as the job's user on the host,
+      // so it gets a syscall filter. Not --enable-sandbox: unprivileged, it needs gid 0 mapped in
+      // the user namespace it joins (setegid(0) fails), and the job's uid stays itself there.
+      '--enable-seccomp',
       `--exit-fd=${EXIT_FD}`,
       `--ready-fd=${READY_FD}`,
       `--userns-path=/proc/${target}/ns/user`,

@@ -149,7 +149,7 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     },
   );
 
-  it('slirp4netns runs while the job runs and is gone when it ends', async () => {
+  it('slirp4netns runs while the job runs, under seccomp, and is gone when it ends', async () => {
     const h = harness();
     const id = jobId();
     const { request, output } = h.request('echo up; read -r _ < /work/fifo || sleep 1', { jobId: id });
@@ -158,6 +158,10 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     const execution = await h.executor.start(request);
     await until(() => (output().includes('up') ? true : undefined), 'the job to start');
     expect(slirpOf(id)).toHaveLength(1);
+    // It parses the job's packets outside the sandbox, so it runs under a syscall filter.
+    const [slirp] = slirpOf(id);
+    const filtered = () => (/^Seccomp:\s+2$/m.test(readFileSync(`/proc/${slirp}/status`, 'utf8')) ? true : undefined);
+    await until(filtered, 'slirp4netns to filter its syscalls', 5_000);
     writeFileSync(join(request.workdir, 'fifo'), 'go\n');
     expect((await execution.done).exitCode).toBe(0);
     expect(slirpOf(id)).toEqual([]);
