@@ -70,7 +70,7 @@ export const RESOLV_CONF_FD = 7;
 const OUTBOUND_STEP = [
   `[ "$PPID" = "$1" ] || exit ${LAUNCH_FAILED}`,
   `echo netns >&${NETWORK_FD} && read -r up <&${NETWORK_FD} && [ "$up" = up ] || {`,
-  `  echo "hangar: the sandbox network (slirp4netns) did not start; see the agent log" >&2; exit ${LAUNCH_FAILED}; }`,
+  `  echo "hangar: the sandbox network (slirp4netns) did not start" >&2; exit ${LAUNCH_FAILED}; }`,
   `exec ${NETWORK_FD}<&-`,
   'shift',
   `{ while read -r _; do :; done; kill -s KILL -- -$$; } <&${AGENT_LINK_FD} >/dev/null 2>&1 &`,

@@ -43,6 +43,8 @@ export interface OutboundNetworkOptions {
   env: Record<string, string>;
   logger: Logger | undefined;
   jobId: string;
+  /** Appends to the attempt's log: what slirp4netns said when it failed (no /dev/net/tun, say). */
+  note(text: string): void;
 }
 
 /** Brings up the launcher's network namespace once it says it is made; `ended` once slirp4netns has gone. */
@@ -128,6 +130,7 @@ export class OutboundNetwork {
     const failed = (why: string) => {
       if (ready || this.finished) return;
       this.options.logger?.warn({ job: this.options.jobId, stderr: stderr.trim() }, `slirp4netns ${why}`);
+      this.options.note(`hangar: slirp4netns ${why}: ${stderr.trim().split('\n').slice(-3).join(' / ')}\n`);
       this.handshake().destroy();
     };
     slirp.on('error', (error) => {

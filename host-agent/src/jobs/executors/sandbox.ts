@@ -234,6 +234,7 @@ export class SandboxExecutor implements Executor {
             env,
             logger: this.options.logger,
             jobId: request.jobId,
+            note: (text) => request.output.write(Buffer.from(text)),
           })
         : undefined;
     if (outboundNetwork) {
