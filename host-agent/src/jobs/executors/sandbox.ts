@@ -273,7 +273,8 @@ export class SandboxExecutor implements Executor {
       child.on('error', rejectDone);
       child.on('close', (code, signal) => {
         request.timing('run', Date.now() - started);
-        // The attempt ends with its network: slirp4netns gone too (its exit fd closed at the launcher's exit).
+        // The attempt ends with its network: slirp4netns gone too (its exit fd closed at the launcher's
+        // exit). That takes 15-25 ms, SIGKILL or not: the kernel takes its tap device down.
         void (outboundNetwork?.ended ?? Promise.resolve()).then(() => {
           this.running.delete(execution);
           execution.finish();
