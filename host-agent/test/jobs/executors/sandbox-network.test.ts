@@ -131,6 +131,44 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     },
   );
 
+  it.skipIf(process.getuid?.() !== 0 || spawnSync('ip', ['-V']).status !== 0)(
+    'a job with the default network reaches a server in a network namespace the test makes, behind a veth of the host',
+    async () => {
+      // The host reaches 10.231.<n>.2 through the veth the test adds; the job goes through slirp4netns
+      // and the host's routes, as to any machine of the host's networks.
+      const n = (process.pid % 250) + 1;
+      const ns = `hangar-net-${process.pid}`;
+      const [outside, inside] = [`hnh${process.pid % 100_000}`, `hnn${process.pid % 100_000}`];
+      const ip = (...args: string[]) => {
+        const result = spawnSync('ip', args, { encoding: 'utf8' });
+        if (result.status !== 0) throw new Error(`ip ${args.join(' ')}: ${result.stderr}`);
+      };
+      ip('netns', 'add', ns);
+      // Deleting the namespace takes the veth pair with it, once the server inside has gone.
+      cleanups.push(() => void spawnSync('ip', ['netns', 'del', ns]));
+      ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', inside, 'netns', ns);
+      ip('addr', 'add', `10.231.${n}.1/30`, 'dev', outside);
+      ip('link', 'set', outside, 'up');
+      ip('-n', ns, 'addr', 'add', `10.231.${n}.2/30`, 'dev', inside);
+      ip('-n', ns, 'link', 'set', inside, 'up');
+      const script = `require('node:net').createServer((s) => s.end('hello\\n')).listen(0, '10.231.${n}.2', function () { console.log(this.address().port); })`;
+      const server = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      cleanups.push(async () => {
+        server.kill('SIGKILL');
+        if (server.exitCode === null && server.signalCode === null) await once(server, 'exit');
+      });
+      const [port] = (await once(server.stdout!, 'data')) as [Buffer];
+      const target = `10.231.${n}.2:${port.toString().trim()}`;
+
+      const outbound = await probe([target]);
+      expect(outbound.lines[target], outbound.output).toBe('read hello');
+      const none = await probe([target], { network: 'none' });
+      expect(none.lines[target]).toBe('ENETUNREACH');
+    },
+  );
+
   it('the sandbox resolves names through slirp4netns’ DNS, not the host’s resolver', async () => {
     const h = harness();
     const { result, output } = await h.run('cat /etc/resolv.conf; getent hosts localhost');
