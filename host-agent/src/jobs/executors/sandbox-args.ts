@@ -81,8 +81,8 @@ function agentWatcher(fd: number): string {
 /**
  * bwrap's arguments for a job: a user namespace of its own in which the job holds no capability
  * and may make no further namespace (each new one would be a fresh set of capabilities to attack
- * the kernel with), new pid/ipc/uts namespaces (and net, for `network: none`), system dirs
- * read-only, its workdir at /work, its own /tmp, /proc and minimal /dev, and a clean environment.
+ * the kernel with), new pid/ipc/uts namespaces (and net for `none`; `outbound` shares the one
+ * the launcher made), system dirs read-only, its workdir at /work, its own /tmp, /proc and minimal /dev, and a clean environment.
  */
 export function bwrapArgs(input: SandboxArgsInput): string[] {
   const args: string[] = ['--unshare-user', '--disable-userns', '--cap-drop', 'ALL'];

@@ -65,8 +65,9 @@ const PROBE_TIMEOUT_MS = 10_000;
  * Linux jobs in bubblewrap, with no privilege whatever user runs the agent: an unprivileged user
  * (see sandbox-user.ts) in a user namespace of its own with no capability, no further user
  * namespaces, and limits on processes and memory by default. The attempt's fresh workdir is
- * writable at /work, system dirs read-only, new pid/ipc/uts (and, for `network: none`, net)
- * namespaces, its own /tmp, /proc and minimal /dev. Nothing of the host's $HOME, the agent's data
+ * writable at /work, system dirs read-only, new pid/ipc/uts namespaces and a network namespace of
+ * its own (`outbound`, the default: with slirp4netns as its way out, sandbox-network.ts; `none`:
+ * loopback only; `host` shares the host's), its own /tmp, /proc and minimal /dev. Nothing of the host's $HOME, the agent's data
  * dir or other attempts' dirs is bound, so a job cannot name them, let alone read them. Where the
  * kernel refuses an unprivileged user namespace, it refuses to run jobs at all.
  */
