@@ -1,5 +1,8 @@
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { registerDoctor } from '../src/doctor/command.js';
 import { formatDoctor, runDoctor } from '../src/doctor/index.js';
@@ -95,6 +98,44 @@ describe('hangar-agent doctor', () => {
       expect(sandbox.fix).toContain('sysctl -w user.max_user_namespaces=15000');
       expect(sandbox.fix).toContain('sysctl -w kernel.apparmor_restrict_unprivileged_userns=0');
       expect(formatDoctor(results)).toMatch(/^✗ bubblewrap sandbox: bubblewrap cannot create .*\n {4}fix: allow /m);
+    },
+  );
+
+  it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap'))(
+    'without slirp4netns, the sandbox network fails with the package to install; with it, it passes',
+    async () => {
+      const missing = await runDoctor({ platform: 'linux', slirp4netnsPath: '/nonexistent/slirp4netns' });
+      const network = missing.find((result) => result.name === 'sandbox network')!;
+      expect(network.status).toBe('fail');
+      expect(network.detail).toContain('slirp4netns is not installed');
+      expect(network.fix).toContain('apt-get install slirp4netns');
+      expect(missing.find((result) => result.name === 'bubblewrap sandbox')!.status).toBe('ok');
+      if (spawnSync('slirp4netns', ['--version']).status === 0) {
+        const present = await runDoctor({ platform: 'linux' });
+        expect(present.find((result) => result.name === 'sandbox network')!.status).toBe('ok');
+      }
+    },
+  );
+
+  it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap'))(
+    'a slirp4netns that cannot bring the network up (no /dev/net/tun) fails the check with what it said',
+    async () => {
+      // What slirp4netns says in a container started without --device /dev/net/tun.
+      const dir = mkdtempSync(join(tmpdir(), 'hangar-fake-slirp-'));
+      try {
+        chmodSync(dir, 0o755);
+        const fake = join(dir, 'slirp4netns');
+        writeFileSync(fake, '#!/bin/sh\necho "open(\"/dev/net/tun\"): No such file or directory" >&2\nexit 1\n', {
+          mode: 0o755,
+        });
+        const results = await runDoctor({ platform: 'linux', slirp4netnsPath: fake });
+        const network = results.find((result) => result.name === 'sandbox network')!;
+        expect(network.status).toBe('fail');
+        expect(network.detail).toContain('/dev/net/tun');
+        expect(network.fix).toContain('--device /dev/net/tun');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   );
 

@@ -23,7 +23,10 @@ describe('job commands: arguments and help', () => {
     [['run', '-c', 'true', '--retries', 'two'], '--retries two: expected a whole number'],
     [['run', '-c', 'true', '--env', 'NOVALUE'], '--env NOVALUE: expected KEY=VALUE'],
     [['run', '-c', 'true', '--executor', 'docker'], '--executor'],
-    [['run', '-c', 'true', '--network', 'host'], '--network host: expected none or default'],
+    [
+      ['run', '-c', 'true', '--network', 'bridge'],
+      '--network: unknown network "bridge": expected outbound (the default), none or host',
+    ],
     [['run', '-c', 'true', '--artifacts', '../secrets'], 'artifact globs may not contain ".."'],
     [['run', '-c', 'true', '--pids', 'many'], '--pids many: expected a whole number'],
     [['run', '-c', 'true', '--pids', '4'], '--pids 4: at least 16 processes'],

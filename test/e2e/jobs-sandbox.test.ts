@@ -1,4 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -142,6 +145,25 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
     expect(result).toMatchObject({ code: 0, stdout: 'hello from the workspace\nscratch\nfirst\n' });
     const id = /job (j-[a-z0-9]+)/.exec(result.stderr)![1]!;
     expect(readFileSync(join(box.workspace, 'hangar-artifacts', id, 'out', 'app.txt'), 'utf8')).toBe('built\n');
+  });
+
+  it('a job reaches no service on the host’s loopback by default (the core’s preview forwarders listen there); with --network host it does', async () => {
+    const server = createServer((_request, response) => response.end('loopback service\n'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const probe = `curl -sS -m 5 ${url}; echo reached=$?`;
+      const outbound = await sandboxed(probe);
+      expect(outbound.code).toBe(0);
+      expect(statuses(outbound.stdout)['reached']).not.toBe(0);
+      expect(outbound.stdout).not.toContain('loopback service');
+      const host = await sandboxed(probe, '--network', 'host');
+      expect(statuses(host.stdout)['reached']).toBe(0);
+      expect(host.stdout).toContain('loopback service');
+    } finally {
+      server.close();
+    }
   });
 
   it('--pids caps the processes a job may start: the 100th sleep of a job limited to 64 cannot fork', async () => {

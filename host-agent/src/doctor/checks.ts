@@ -1,7 +1,9 @@
 import { jsonOrUndefined } from '@hangar/shared';
 import { execFile } from 'node:child_process';
-import { statfs } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { appendFileSync, closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, statfs } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { SandboxExecutor } from '../jobs/executors/sandbox.js';
 import { CREATE_JOB_USER } from '../jobs/executors/sandbox-user.js';
@@ -32,6 +34,8 @@ export interface DoctorOptions {
   tartImage?: string;
   /** The bubblewrap binary to check (default: bwrap on PATH). */
   bwrapPath?: string;
+  /** The slirp4netns binary to check (default: slirp4netns on PATH). */
+  slirp4netnsPath?: string;
   run?: CommandRunner;
   /** Free bytes on the volume holding the VMs; injectable for tests. */
   freeBytes?: (path: string) => Promise<number>;
@@ -72,8 +76,16 @@ export async function checkTmux(run: CommandRunner): Promise<CheckResult> {
  * The sandbox: whether a job's sandbox can be made here (by making one), how limits apply, and who
  * jobs run as. A host that refuses user namespaces fails with the sysctl to change.
  */
-export async function checkSandbox(dataDir: string, bwrapPath?: string): Promise<CheckResult[]> {
-  const executor = new SandboxExecutor({ dataDir, ...(bwrapPath ? { bwrapPath } : {}) });
+export async function checkSandbox(
+  dataDir: string,
+  bwrapPath?: string,
+  slirp4netnsPath?: string,
+): Promise<CheckResult[]> {
+  const executor = new SandboxExecutor({
+    dataDir,
+    ...(bwrapPath ? { bwrapPath } : {}),
+    ...(slirp4netnsPath ? { slirp4netnsPath } : {}),
+  });
   const problem = await executor.check();
   if (problem) return [{ name: 'bubblewrap sandbox', status: 'fail', detail: problem.problem, fix: problem.fix }];
   const user = executor.jobUser;
@@ -84,6 +96,7 @@ export async function checkSandbox(dataDir: string, bwrapPath?: string): Promise
       detail: `jobs run in a user namespace with no capabilities; ${executor.limitNote}`,
     },
   ];
+  results.push(await checkSandboxNetwork(executor));
   if (!user) {
     results.push({ name: 'sandbox user', status: 'ok', detail: 'jobs run as the agent’s own (unprivileged) user' });
   } else if (user.name === 'nobody') {
@@ -97,6 +110,56 @@ export async function checkSandbox(dataDir: string, bwrapPath?: string): Promise
     results.push({ name: 'sandbox user', status: 'ok', detail: `jobs run as ${user.name} (uid ${user.uid})` });
   }
   return results;
+}
+
+/**
+ * The default (outbound) network: slirp4netns installed, and a job that uses it runs (slirp4netns
+ * also needs /dev/net/tun, which a container may lack).
+ */
+async function checkSandboxNetwork(executor: SandboxExecutor): Promise<CheckResult> {
+  const name = 'sandbox network';
+  const outbound = executor.outboundProblem();
+  if (outbound)
+    return { name, status: 'fail', detail: `${outbound.problem} (--network none still runs)`, fix: outbound.fix };
+  const said = await runOutboundProbe(executor);
+  if (said !== undefined) {
+    return {
+      name,
+      status: 'fail',
+      detail: `a job with the default (outbound) network could not start: ${said}`,
+      fix: 'slirp4netns needs /dev/net/tun (in a container: --device /dev/net/tun); or run jobs with --network none',
+    };
+  }
+  return { name, status: 'ok', detail: 'jobs get outbound networking through slirp4netns, not the host’s loopback' };
+}
+
+/** Runs `true` in a sandbox with the outbound network; what it printed if it failed, else undefined. */
+async function runOutboundProbe(executor: SandboxExecutor): Promise<string | undefined> {
+  const dir = await mkdtemp(join(tmpdir(), 'hangar-doctor-network-'));
+  const workdir = join(dir, 'work');
+  const log = join(dir, 'log');
+  await mkdir(workdir);
+  const fd = openSync(log, 'a');
+  try {
+    const execution = await executor.start({
+      jobId: 'doctor',
+      attempt: 1,
+      command: 'true',
+      env: {},
+      workdir,
+      network: 'outbound',
+      limits: {},
+      output: { fd, write: (chunk) => appendFileSync(fd, chunk) },
+      timing: () => undefined,
+      checkpoint: () => undefined,
+    });
+    const result = await execution.done;
+    if (result.exitCode === 0) return undefined;
+    return readFileSync(log, 'utf8').trim().split('\n').slice(-3).join(' / ') || `exit ${result.exitCode}`;
+  } finally {
+    closeSync(fd);
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export async function macosChecks(options: Required<Pick<DoctorOptions, 'run' | 'freeBytes'>> & DoctorOptions) {

@@ -18,7 +18,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<CheckResul
   const run = options.run ?? runCommand;
   const dataDir = options.dataDir ?? join(homedir(), '.hangar-agent');
   const results: CheckResult[] = [await checkTmux(run)];
-  if (platform === 'linux') results.push(...(await checkSandbox(dataDir, options.bwrapPath)));
+  if (platform === 'linux') results.push(...(await checkSandbox(dataDir, options.bwrapPath, options.slirp4netnsPath)));
   else results.push({ name: 'bubblewrap sandbox', status: 'skip', detail: 'Linux only' });
   if (platform === 'darwin') {
     results.push(...(await macosChecks({ ...options, run, freeBytes: options.freeBytes ?? freeBytesAt })));

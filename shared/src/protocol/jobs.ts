@@ -64,6 +64,17 @@ export type JobLimits = z.infer<typeof JobLimits>;
  */
 export const DEFAULT_JOB_PIDS = 2048;
 
+/**
+ * A job's network. `outbound` (what `default` means): a network namespace of its own with user-mode
+ * networking (sandbox: slirp4netns), so it reaches the internet but not the host's loopback
+ * services nor its abstract Unix sockets. `none`: loopback only. `host`: the host's own network
+ * namespace, every service on its loopback included (trusted jobs only).
+ */
+export const JobNetwork = z.enum(['default', 'outbound', 'none', 'host'], {
+  error: (issue) => `unknown network ${JSON.stringify(issue.input)}: expected outbound (the default), none or host`,
+});
+export type JobNetwork = z.output<typeof JobNetwork>;
+
 const JobSpecFields = z.object({
   /** Run with `sh -c` in the workdir. */
   command: argumentText(64 * 1024).min(1),
@@ -84,7 +95,7 @@ const JobSpecFields = z.object({
    * job's process when it runs, and never returned (JobDetail lists their names only) nor logged.
    */
   secret_env: z.record(EnvName, EnvValue).default({}),
-  network: z.enum(['default', 'none']).default('default'),
+  network: JobNetwork.default('default'),
   limits: JobLimits.default({}),
   /** Tart only: the base image to clone (default from the agent's config). */
   image: z.string().min(1).max(256).optional(),

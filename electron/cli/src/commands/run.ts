@@ -3,6 +3,7 @@ import {
   Executor,
   HangarError,
   JobLimits,
+  JobNetwork,
   parseOrThrow,
   type CoreApi,
   type JobSpecInput,
@@ -65,7 +66,10 @@ export function registerRun(program: Command): void {
     .option('--artifacts <glob>', 'files to bring back, relative to the workspace (repeatable)', collect, [])
     .option('--timeout <duration>', 'kill the job after this long, e.g. 90s, 60m, 2h (default 60m)')
     .option('--retries <n>', 'run a failed or lost job again up to n times (default 0)')
-    .option('--network <mode>', 'none: no network inside the job (sandbox and tart)')
+    .option(
+      '--network <mode>',
+      'outbound (default): internet, not the host’s loopback (sandbox); none: no network (sandbox, tart); host: the host’s network, its loopback services included (sandbox)',
+    )
     .option('--cpus <n>', 'CPUs the job may use, e.g. 2 or 0.5 (sandbox)')
     .option('--memory <size>', 'memory the job may use, e.g. 512M or 4G (sandbox; default set by the host)')
     .option('--pids <n>', `processes and threads the job may have at once (sandbox; default ${DEFAULT_JOB_PIDS})`)
@@ -175,10 +179,7 @@ function buildSpec(options: RunOptions): JobSpecInput {
   }
   if (options.retries !== undefined) input.retries = parseCount(options.retries, '--retries');
   if (options.network !== undefined) {
-    if (options.network !== 'none' && options.network !== 'default') {
-      throw new HangarError('E_BAD_REQUEST', `--network ${options.network}: expected none or default`);
-    }
-    input.network = options.network;
+    input.network = parseOrThrow(JobNetwork, options.network, '--network');
   }
   if (!options.workspace && options.dir !== '.') {
     throw new HangarError('E_BAD_REQUEST', `--dir ${options.dir} and --no-workspace: give one or the other`);

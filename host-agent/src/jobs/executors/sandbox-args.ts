@@ -37,7 +37,10 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export interface SandboxArgsInput {
   command: string;
   env: Record<string, string>;
-  network: 'default' | 'none';
+  /** `outbound`: the launcher made the network namespace bwrap shares (sandbox-launch.ts). */
+  network: 'outbound' | 'none' | 'host';
+  /** With `outbound`: bwrap reads the sandbox's /etc/resolv.conf (slirp4netns' DNS) from this fd. */
+  resolvConfFd?: number;
   /** The host path bwrap binds at /work (see sandbox-launch.ts for why it may not be the workdir's). */
   workdirSource: string;
   /** Host paths never to expose, even under a bound system dir. */
@@ -78,12 +81,14 @@ function agentWatcher(fd: number): string {
 /**
  * bwrap's arguments for a job: a user namespace of its own in which the job holds no capability
  * and may make no further namespace (each new one would be a fresh set of capabilities to attack
- * the kernel with), new pid/ipc/uts namespaces (and net, for `network: none`), system dirs
- * read-only, its workdir at /work, its own /tmp, /proc and minimal /dev, and a clean environment.
+ * the kernel with), new pid/ipc/uts namespaces (and net for `none`; `outbound` shares the one
+ * the launcher made), system dirs read-only, its workdir at /work, its own /tmp, /proc and minimal /dev, and a clean environment.
  */
 export function bwrapArgs(input: SandboxArgsInput): string[] {
   const args: string[] = ['--unshare-user', '--disable-userns', '--cap-drop', 'ALL'];
   args.push('--die-with-parent', '--new-session', '--unshare-pid', '--unshare-ipc', '--unshare-uts');
+  // `outbound` shares the namespace the launcher made, whose only way out is slirp4netns; `host`
+  // shares the host's (its loopback services too).
   if (input.network === 'none') args.push('--unshare-net');
   args.push('--hostname', 'hangar-sandbox');
   const bound: string[] = [];
@@ -95,7 +100,12 @@ export function bwrapArgs(input: SandboxArgsInput): string[] {
       bound.push(realpathSync(dir));
     }
   }
-  for (const name of ETC_ENTRIES) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+  for (const name of ETC_ENTRIES) {
+    // The host's resolver may be on its loopback (127.0.0.53), which the sandbox cannot reach.
+    if (name === 'resolv.conf' && input.resolvConfFd !== undefined) {
+      args.push('--ro-bind-data', String(input.resolvConfFd), '/etc/resolv.conf');
+    } else args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+  }
   // A hidden path under a bound system dir (a data dir in /opt, a $HOME under /usr/local) gets an
   // empty tmpfs over it, so binding /usr never exposes it.
   for (const path of input.hidden) {

@@ -55,22 +55,55 @@ const LAST_STEP = [
   'exec "$@"',
 ].join('\n');
 
+/** The launcher's end of the network handshake (outbound only): it says "netns", the agent "up". */
+export const NETWORK_FD = 6;
+
+/** bwrap reads the sandbox's /etc/resolv.conf from this fd (outbound only). */
+export const RESOLV_CONF_FD = 7;
+
+/**
+ * LAST_STEP in a network namespace of its own (outbound): it tells the agent the namespace is
+ * made, waits until slirp4netns has brought it up (sandbox-network.ts), and only then runs bwrap.
+ * An agent that could not start slirp4netns closes the fd: the job never runs, rather than run
+ * with no network or another one.
+ */
+const OUTBOUND_STEP = [
+  `[ "$PPID" = "$1" ] || exit ${LAUNCH_FAILED}`,
+  `echo netns >&${NETWORK_FD} && read -r up <&${NETWORK_FD} && [ "$up" = up ] || {`,
+  `  echo "hangar: the sandbox network (slirp4netns) did not start" >&2; exit ${LAUNCH_FAILED}; }`,
+  `exec ${NETWORK_FD}<&-`,
+  'shift',
+  `{ while read -r _; do :; done; kill -s KILL -- -$$; } <&${AGENT_LINK_FD} >/dev/null 2>&1 &`,
+  'exec "$@"',
+].join('\n');
+
+/**
+ * What runs LAST_STEP: for outbound, `unshare` first makes a user namespace (the launching user
+ * mapped to itself, so bwrap and the job keep their uid) holding a new network namespace. The user
+ * namespace is what lets slirp4netns, run as that same unprivileged user, join the network
+ * namespace and configure it; bwrap's own namespaces, nested inside, cannot be joined (its
+ * --disable-userns nests one more user namespace, and --userns-block-fd refuses to go with it).
+ */
+function lastStep(network: LaunchPlan['network']): string[] {
+  if (network !== 'outbound') return ['/bin/sh', '-c', LAST_STEP];
+  return ['unshare', '--user', '--map-current-user', '--net', '--', '/bin/sh', '-c', OUTBOUND_STEP];
+}
+
+/** Runs as root: binds the workdir, drops to the job user and runs the last step ("$@" from $6). */
 const ROOT_LAUNCHER = [
   `echo 1000 > /proc/self/oom_score_adj || exit ${LAUNCH_FAILED}`,
   `if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit ${LAUNCH_FAILED}; fi`,
   `mount --bind -- "$2" "$3" || exit ${LAUNCH_FAILED}`,
-  'uid=$4 gid=$5 agent=$6',
-  'shift 6',
-  'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --pdeathsig KILL -- \\',
-  `  /bin/sh -c '${LAST_STEP}' hangar-sandbox "$agent" "$@"`,
+  'uid=$4 gid=$5',
+  'shift 5',
+  'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --pdeathsig KILL -- "$@"',
 ].join('\n');
 
 const USER_LAUNCHER = [
   `echo 1000 > /proc/self/oom_score_adj || exit ${LAUNCH_FAILED}`,
   `if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit ${LAUNCH_FAILED}; fi`,
-  'agent=$2',
-  'shift 2',
-  `exec setpriv --pdeathsig KILL -- /bin/sh -c '${LAST_STEP}' hangar-sandbox "$agent" "$@"`,
+  'shift',
+  'exec setpriv --pdeathsig KILL -- "$@"',
 ].join('\n');
 
 export interface LaunchPlan {
@@ -81,6 +114,8 @@ export interface LaunchPlan {
   bwrap: string;
   /** The agent's pid: the parent the launcher must still have once it has asked to die with it. */
   agentPid: number;
+  /** outbound: the launcher makes the network namespace bwrap shares (see OUTBOUND_STEP). */
+  network: 'outbound' | 'none' | 'host';
 }
 
 /** The path bwrap binds at /work: the workdir itself, or where the root launcher bound it. */
@@ -92,7 +127,8 @@ export function workdirSource(plan: Pick<LaunchPlan, 'user' | 'workdir'>): strin
 export function launchArgv(plan: LaunchPlan, bwrapArgs: readonly string[]): string[] {
   const cgroup = plan.cgroupDir ?? '';
   const agent = String(plan.agentPid);
-  if (!plan.user) return ['/bin/sh', '-c', USER_LAUNCHER, 'hangar-sandbox', cgroup, agent, plan.bwrap, ...bwrapArgs];
+  const last = [...lastStep(plan.network), 'hangar-sandbox', agent, plan.bwrap, ...bwrapArgs];
+  if (!plan.user) return ['/bin/sh', '-c', USER_LAUNCHER, 'hangar-sandbox', cgroup, ...last];
   const { uid, gid } = plan.user;
   return [
     'unshare',
@@ -109,9 +145,7 @@ export function launchArgv(plan: LaunchPlan, bwrapArgs: readonly string[]): stri
     SANDBOX_MOUNTPOINT,
     String(uid),
     String(gid),
-    agent,
-    plan.bwrap,
-    ...bwrapArgs,
+    ...last,
   ];
 }
 

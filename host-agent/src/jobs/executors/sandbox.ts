@@ -8,7 +8,14 @@ import type { Logger } from 'pino';
 import type { Execution, ExecutionRequest, ExecutionResult, Executor } from './types.js';
 import { attemptMarks, procStat } from './job-processes.js';
 import { bwrapArgs, DEFAULT_PATH } from './sandbox-args.js';
-import { AGENT_LINK_FD, ensureMountpoint, launchArgv, workdirSource, type LaunchPlan } from './sandbox-launch.js';
+import {
+  AGENT_LINK_FD,
+  ensureMountpoint,
+  launchArgv,
+  RESOLV_CONF_FD,
+  workdirSource,
+  type LaunchPlan,
+} from './sandbox-launch.js';
 import {
   currentLimitHost,
   describeLimitMethod,
@@ -17,6 +24,7 @@ import {
   type LimitHost,
   type PreparedLimits,
 } from './sandbox-limits.js';
+import { OutboundNetwork, SANDBOX_RESOLV_CONF, SLIRP_INSTALL_HINT } from './sandbox-network.js';
 import { signalSandbox, waitSandboxGone } from './sandbox-processes.js';
 import { recoverSandbox, type SandboxCheckpoint } from './sandbox-recovery.js';
 import { chownTree, CREATE_JOB_USER, findJobUser, type JobUser } from './sandbox-user.js';
@@ -32,6 +40,8 @@ export interface SandboxExecutorOptions {
   dataDir: string;
   /** Defaults to `bwrap` from PATH. */
   bwrapPath?: string;
+  /** What gives `outbound` jobs their network; defaults to `slirp4netns` from PATH. */
+  slirp4netnsPath?: string;
   /** More host paths to hide (other users' homes, caches). The user's $HOME is always hidden. */
   hiddenPaths?: string[];
   /** At most this many sandboxes at once. */
@@ -55,8 +65,9 @@ const PROBE_TIMEOUT_MS = 10_000;
  * Linux jobs in bubblewrap, with no privilege whatever user runs the agent: an unprivileged user
  * (see sandbox-user.ts) in a user namespace of its own with no capability, no further user
  * namespaces, and limits on processes and memory by default. The attempt's fresh workdir is
- * writable at /work, system dirs read-only, new pid/ipc/uts (and, for `network: none`, net)
- * namespaces, its own /tmp, /proc and minimal /dev. Nothing of the host's $HOME, the agent's data
+ * writable at /work, system dirs read-only, new pid/ipc/uts namespaces and a network namespace of
+ * its own (`outbound`, the default: with slirp4netns as its way out, sandbox-network.ts; `none`:
+ * loopback only; `host` shares the host's), its own /tmp, /proc and minimal /dev. Nothing of the host's $HOME, the agent's data
  * dir or other attempts' dirs is bound, so a job cannot name them, let alone read them. Where the
  * kernel refuses an unprivileged user namespace, it refuses to run jobs at all.
  */
@@ -68,6 +79,7 @@ export class SandboxExecutor implements Executor {
   readonly jobUser: JobUser | undefined;
   private readonly agentIsRoot: boolean;
   private readonly bwrap: string | undefined;
+  private readonly slirp4netns: string | undefined;
   private readonly hidden: string[];
   private readonly cgroupParent: string | undefined;
   private readonly limitHost: LimitHost;
@@ -77,6 +89,7 @@ export class SandboxExecutor implements Executor {
 
   constructor(private readonly options: SandboxExecutorOptions) {
     this.bwrap = findExecutable(options.bwrapPath ?? 'bwrap');
+    this.slirp4netns = findExecutable(options.slirp4netnsPath ?? 'slirp4netns');
     this.maxConcurrency = options.maxConcurrency ?? 4;
     this.hidden = [options.dataDir, homedir(), ...(options.hiddenPaths ?? [])].map((path) => resolve(path));
     this.cgroupParent = options.cgroupParent === null ? undefined : (options.cgroupParent ?? findCgroupParentSafely());
@@ -89,6 +102,18 @@ export class SandboxExecutor implements Executor {
   async unavailableReason(): Promise<string | undefined> {
     const problem = await this.check();
     return problem && `${problem.problem}: ${problem.fix}`;
+  }
+
+  /**
+   * Why jobs with the default (`outbound`) network cannot run here, if they cannot. They then fail
+   * with this, never run with the host's network instead; `--network none` still runs.
+   */
+  outboundProblem(): SandboxProblem | undefined {
+    if (this.slirp4netns) return undefined;
+    return {
+      problem: 'slirp4netns is not installed: jobs with the default (outbound) network cannot run',
+      fix: SLIRP_INSTALL_HINT,
+    };
   }
 
   /**
@@ -124,8 +149,10 @@ export class SandboxExecutor implements Executor {
     try {
       limits = prepareLimits({}, this.cgroupParent, `probe-${process.pid}-${++this.probes}`, this.limitHost);
       if (this.jobUser) await chownTree(workdir, this.jobUser);
-      const request = { workdir, network: 'default' as const, env: {}, command: 'true' };
-      const argv = launchArgv(this.plan(workdir, limits.cgroupDir), this.sandboxArgs(request, limits.inner));
+      // `none`: whether bwrap works here does not depend on slirp4netns (outboundProblem says that).
+      const request = { workdir, network: 'none' as const, env: {}, command: 'true' };
+      const plan = this.plan(workdir, limits.cgroupDir, 'none');
+      const argv = launchArgv(plan, this.sandboxArgs(request, limits.inner));
       const { status, output } = await runBounded(argv, PROBE_TIMEOUT_MS);
       return status === 0 ? undefined : explainProbeFailure(output, this.options.sysctlDir);
     } finally {
@@ -145,8 +172,11 @@ export class SandboxExecutor implements Executor {
   ): string[] {
     const source = workdirSource({ user: this.jobUser, workdir: request.workdir });
     const secrets = Object.keys(request.secretEnv ?? {}).length > 0 ? { secretArgsFd: SECRET_ARGS_FD } : {};
+    const network = sandboxNetwork(request.network);
     return bwrapArgs({
       ...request,
+      network,
+      ...(network === 'outbound' ? { resolvConfFd: RESOLV_CONF_FD } : {}),
       workdirSource: source,
       hidden: this.hidden,
       inner,
@@ -158,6 +188,9 @@ export class SandboxExecutor implements Executor {
   async start(request: ExecutionRequest): Promise<Execution> {
     const problem = await this.check();
     if (problem) throw new HangarError('E_EXECUTOR_UNAVAILABLE', `${problem.problem}: ${problem.fix}`);
+    const network = sandboxNetwork(request.network);
+    const noWayOut = network === 'outbound' ? this.outboundProblem() : undefined;
+    if (noWayOut) throw new HangarError('E_EXECUTOR_UNAVAILABLE', `${noWayOut.problem}: ${noWayOut.fix}`);
     // The job user owns its workdir, so the job can write /work and nothing else of the host.
     if (this.jobUser) await chownTree(request.workdir, this.jobUser);
     const attemptKey = `${request.jobId}-${request.attempt}`;
@@ -174,7 +207,7 @@ export class SandboxExecutor implements Executor {
       '3',
       ...this.sandboxArgs({ ...request, env: { ...request.env, ...marks } }, limits.inner),
     ];
-    const argv = launchArgv(this.plan(request.workdir, limits.cgroupDir), bwrapArgs);
+    const argv = launchArgv(this.plan(request.workdir, limits.cgroupDir, network), bwrapArgs);
     const started = Date.now();
     // detached: the launcher, which execs into bwrap, leads its own process group, so a signal to
     // -pgid never reaches the agent. The log file is stdout and stderr: the job's output and the
@@ -183,13 +216,35 @@ export class SandboxExecutor implements Executor {
     // Secrets as NUL-separated `--setenv NAME VALUE` on fd 4 (--args above), read by bwrap before the
     // sandbox starts; the launcher (unshare, setpriv) passes the fd on to it.
     const secretArgs = Object.entries(request.secretEnv ?? {}).flatMap(([key, value]) => ['--setenv', key, value]);
-    const stdio: StdioOptions = ['ignore', fd, fd, 'pipe', secretArgs.length > 0 ? 'pipe' : 'ignore', 'pipe'];
+    // 6 and 7, outbound only: the network handshake with the launcher and the sandbox's resolv.conf.
+    const outbound = network === 'outbound' ? 'pipe' : 'ignore';
+    const secretsPipe = secretArgs.length > 0 ? 'pipe' : 'ignore';
+    const stdio: StdioOptions = ['ignore', fd, fd, 'pipe', secretsPipe, 'pipe', outbound, outbound];
     // The launcher's environment: the PATH it finds its tools on, and the marks. Nothing else of the
     // agent's, which the job could read in /proc/1/environ (the sandbox's init is a fork of bwrap,
     // which keeps the environment it was started with).
     const env = { PATH: process.env['PATH'] ?? DEFAULT_PATH, ...marks };
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio, env });
     holdAgentLink(child);
+    const outboundNetwork =
+      network === 'outbound'
+        ? new OutboundNetwork({
+            launcher: child,
+            slirp4netns: this.slirp4netns!,
+            user: this.jobUser,
+            env,
+            logger: this.options.logger,
+            jobId: request.jobId,
+            note: (text) => request.output.write(Buffer.from(text)),
+          })
+        : undefined;
+    if (outboundNetwork) {
+      const resolvConf = (child.stdio as readonly unknown[])[RESOLV_CONF_FD] as NodeJS.WritableStream;
+      resolvConf.on('error', (error) =>
+        this.options.logger?.warn({ err: error, job: request.jobId }, 'could not pass the sandbox its resolv.conf'),
+      );
+      resolvConf.end(SANDBOX_RESOLV_CONF);
+    }
     if (secretArgs.length > 0) {
       const secrets = child.stdio[SECRET_ARGS_FD] as NodeJS.WritableStream;
       secrets.on('error', (error) =>
@@ -219,9 +274,13 @@ export class SandboxExecutor implements Executor {
       child.on('error', rejectDone);
       child.on('close', (code, signal) => {
         request.timing('run', Date.now() - started);
-        this.running.delete(execution);
-        execution.finish();
-        resolveDone(execution.result(code, signal));
+        // The attempt ends with its network: slirp4netns gone too (its exit fd closed at the launcher's
+        // exit). That takes 15-25 ms, SIGKILL or not: the kernel takes its tap device down.
+        void (outboundNetwork?.ended ?? Promise.resolve()).then(() => {
+          this.running.delete(execution);
+          execution.finish();
+          resolveDone(execution.result(code, signal));
+        });
       });
     });
     return execution;
@@ -241,8 +300,8 @@ export class SandboxExecutor implements Executor {
     await Promise.all([...this.running].map((execution) => execution.cancel(0)));
   }
 
-  private plan(workdir: string, cgroupDir: string | undefined): LaunchPlan {
-    return { user: this.jobUser, workdir, cgroupDir, bwrap: this.bwrap ?? 'bwrap', agentPid: process.pid };
+  private plan(workdir: string, cgroupDir: string | undefined, network: LaunchPlan['network']): LaunchPlan {
+    return { user: this.jobUser, workdir, cgroupDir, bwrap: this.bwrap ?? 'bwrap', agentPid: process.pid, network };
   }
 }
 
@@ -298,6 +357,11 @@ class SandboxExecution implements Execution {
     }
     await this.done.catch(() => undefined);
   }
+}
+
+/** The sandbox's network for a job's: `default` is `outbound`. */
+function sandboxNetwork(network: ExecutionRequest['network']): LaunchPlan['network'] {
+  return network === 'default' ? 'outbound' : network;
 }
 
 function signalName(number: number): string | null {

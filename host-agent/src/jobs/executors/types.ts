@@ -28,7 +28,8 @@ export interface ExecutionRequest {
   secretEnv?: Record<string, string>;
   /** Host path of this attempt's fresh working directory (the unpacked workspace). */
   workdir: string;
-  network: 'default' | 'none';
+  /** `default` means `outbound`; see JobNetwork in shared. */
+  network: 'default' | 'outbound' | 'none' | 'host';
   limits: { cpus?: number; memoryMb?: number; pids?: number };
   /** Tart: base image to clone. */
   image?: string;

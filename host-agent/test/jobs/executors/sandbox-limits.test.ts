@@ -42,22 +42,24 @@ describe('sandbox limits with a writable cgroup v2', () => {
         cgroupDir: '/cg/hangar-j-1-1',
         bwrap: '/usr/bin/bwrap',
         agentPid: 4242,
+        network: 'none',
       },
       ['--unshare-user'],
     );
     const script = argv[argv.indexOf('-c') + 1]!;
     expect(script.indexOf('cgroup.procs')).toBeLessThan(script.indexOf('setpriv'));
-    expect(argv.slice(argv.indexOf('-c') + 2)).toEqual([
+    const rest = argv.slice(argv.indexOf('-c') + 2);
+    expect(rest.slice(0, 6)).toEqual([
       'hangar-sandbox',
       '/cg/hangar-j-1-1',
       '/data/w',
       '/run/hangar-sandbox',
       '998',
       '997',
-      '4242',
-      '/usr/bin/bwrap',
-      '--unshare-user',
     ]);
+    // Then the last step as the job user: a shell, which checks its parent is still the agent, runs bwrap.
+    expect(rest.slice(6, 8)).toEqual(['/bin/sh', '-c']);
+    expect(rest.slice(9)).toEqual(['hangar-sandbox', '4242', '/usr/bin/bwrap', '--unshare-user']);
   });
 });
 

@@ -1,0 +1,256 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ExecutionRequest } from '../../../src/jobs/executors/types.js';
+import { killQuietly, until } from '../../../../test/support/until.js';
+import { cleanups, harness, tempDir } from './sandbox-harness.js';
+
+/**
+ * The sandbox's network, through the executor as the jobs service drives it: the default
+ * (`outbound`) reaches out through slirp4netns but not the host's loopback services nor its
+ * abstract Unix sockets; `host` (the old default) reaches both, which is what shows each of these
+ * tests can fail; `none` reaches nothing.
+ */
+
+const HAS_BWRAP = process.platform === 'linux' && existsSync('/usr/bin/bwrap');
+const HAS_SLIRP = spawnSync('slirp4netns', ['--version']).status === 0;
+
+/** What the job runs: tries each target (host:port, or @name for an abstract Unix socket), one line each. */
+const PROBE = `
+const net = require('node:net');
+const targets = process.argv.slice(2);
+(async () => {
+  for (const target of targets) {
+    const said = await new Promise((resolve) => {
+      const socket = target.startsWith('@')
+        ? net.connect('\\0' + target.slice(1))
+        : net.connect(Number(target.split(':')[1]), target.split(':')[0]);
+      socket.setTimeout(3000, () => { socket.destroy(); resolve('timeout'); });
+      socket.on('data', (data) => { socket.destroy(); resolve('read ' + data.toString().trim()); });
+      socket.on('error', (error) => resolve(error.code));
+    });
+    console.log(target + ' ' + said);
+  }
+})();
+`;
+
+async function listen(server: Server, ...args: unknown[]): Promise<void> {
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  (server.listen as (...a: unknown[]) => void)(...args);
+  await once(server, 'listening');
+}
+
+/** A TCP or abstract-socket server that says `hello` to whoever connects. */
+function helloServer(): Server {
+  return createServer((socket) => socket.end('hello\n'));
+}
+
+/** The host's first non-loopback IPv4 address, or undefined. */
+function hostAddress(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((entry) => entry && entry.family === 'IPv4' && !entry.internal)?.address;
+}
+
+/** Pids of slirp4netns processes started for this job (its marks are in their environment). */
+function slirpOf(jobId: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const program = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!;
+        if (!program.endsWith('/slirp4netns') && program !== 'setpriv') return false;
+        return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`HANGAR_JOB_ID=${jobId}`);
+      } catch {
+        return false; // gone meanwhile, or not ours to read
+      }
+    })
+    .map(Number);
+}
+
+function jobId(): string {
+  return `net-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+async function probe(targets: string[], extra: Partial<ExecutionRequest> = {}) {
+  const h = harness();
+  const { request, output } = h.request(`node /work/probe.js ${targets.join(' ')}`, { jobId: jobId(), ...extra });
+  writeFileSync(join(request.workdir, 'probe.js'), PROBE, { mode: 0o644 });
+  const execution = await h.executor.start(request);
+  const result = await execution.done;
+  const lines = Object.fromEntries(
+    output()
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '))
+      .map(([target, ...said]) => [target!, said.join(' ')]),
+  );
+  return { result, lines, output: output(), request };
+}
+
+describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slirp4netns)', () => {
+  it('a job with the default network cannot reach the host’s loopback services nor its abstract sockets; with host it can', async () => {
+    const tcp = helloServer();
+    await listen(tcp, 0, '127.0.0.1');
+    const port = (tcp.address() as AddressInfo).port;
+    const name = `hangar-test-${jobId()}`;
+    const abstract = helloServer();
+    await listen(abstract, `\0${name}`);
+    const targets = [`127.0.0.1:${port}`, `10.0.2.2:${port}`, `@${name}`];
+
+    const outbound = await probe(targets);
+    expect(outbound.result.exitCode, outbound.output).toBe(0);
+    expect(outbound.lines[`127.0.0.1:${port}`]).toBe('ECONNREFUSED');
+    expect(outbound.lines[`10.0.2.2:${port}`]).not.toMatch(/^read/);
+    expect(outbound.lines[`@${name}`]).toBe('ECONNREFUSED');
+
+    const host = await probe(targets, { network: 'host' });
+    expect(host.lines[`127.0.0.1:${port}`]).toBe('read hello');
+    expect(host.lines[`@${name}`]).toBe('read hello');
+  });
+
+  it.skipIf(hostAddress() === undefined)(
+    'a job with the default network reaches a server on the host’s own address; with none it does not',
+    async () => {
+      const address = hostAddress()!;
+      // Only on that address: the sandbox gets there through slirp4netns, as any machine of the network would.
+      const tcp = helloServer();
+      await listen(tcp, 0, address);
+      const target = `${address}:${(tcp.address() as AddressInfo).port}`;
+
+      const outbound = await probe([target], { network: 'outbound' });
+      expect(outbound.lines[target], outbound.output).toBe('read hello');
+      const byDefault = await probe([target]);
+      expect(byDefault.lines[target], byDefault.output).toBe('read hello');
+      const none = await probe([target], { network: 'none' });
+      expect(none.lines[target]).toBe('ENETUNREACH');
+    },
+  );
+
+  it.skipIf(process.getuid?.() !== 0 || spawnSync('ip', ['-V']).status !== 0)(
+    'a job with the default network reaches a server in a network namespace the test makes, behind a veth of the host',
+    async () => {
+      // The host reaches 10.231.<n>.2 through the veth the test adds; the job goes through slirp4netns
+      // and the host's routes, as to any machine of the host's networks.
+      const n = (process.pid % 250) + 1;
+      const ns = `hangar-net-${process.pid}`;
+      const [outside, inside] = [`hnh${process.pid % 100_000}`, `hnn${process.pid % 100_000}`];
+      const ip = (...args: string[]) => {
+        const result = spawnSync('ip', args, { encoding: 'utf8' });
+        if (result.status !== 0) throw new Error(`ip ${args.join(' ')}: ${result.stderr}`);
+      };
+      ip('netns', 'add', ns);
+      // Deleting the namespace takes the veth pair with it, once the server inside has gone.
+      cleanups.push(() => void spawnSync('ip', ['netns', 'del', ns]));
+      ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', inside, 'netns', ns);
+      ip('addr', 'add', `10.231.${n}.1/30`, 'dev', outside);
+      ip('link', 'set', outside, 'up');
+      ip('-n', ns, 'addr', 'add', `10.231.${n}.2/30`, 'dev', inside);
+      ip('-n', ns, 'link', 'set', inside, 'up');
+      const script = `require('node:net').createServer((s) => s.end('hello\\n')).listen(0, '10.231.${n}.2', function () { console.log(this.address().port); })`;
+      const server = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      cleanups.push(async () => {
+        server.kill('SIGKILL');
+        if (server.exitCode === null && server.signalCode === null) await once(server, 'exit');
+      });
+      const [port] = (await once(server.stdout!, 'data')) as [Buffer];
+      const target = `10.231.${n}.2:${port.toString().trim()}`;
+
+      const outbound = await probe([target]);
+      expect(outbound.lines[target], outbound.output).toBe('read hello');
+      const none = await probe([target], { network: 'none' });
+      expect(none.lines[target]).toBe('ENETUNREACH');
+    },
+  );
+
+  it('the sandbox resolves names through slirp4netns’ DNS, not the host’s resolver', async () => {
+    const h = harness();
+    const { result, output } = await h.run('cat /etc/resolv.conf; getent hosts localhost');
+    expect(result.exitCode, output).toBe(0);
+    expect(output).toContain('nameserver 10.0.2.3');
+    expect(output).toMatch(/(127\.0\.0\.1|::1)\s+localhost/);
+    // A real lookup needs the host's resolver to answer, which no test here controls: see below.
+  });
+
+  it.skipIf(spawnSync('getent', ['hosts', 'example.com'], { timeout: 5_000 }).status !== 0)(
+    'a name the host resolves, the job resolves too (skipped offline: slirp4netns forwards to the host’s resolver)',
+    async () => {
+      const h = harness();
+      const { result, output } = await h.run('getent hosts example.com');
+      expect(result.exitCode, output).toBe(0);
+    },
+  );
+
+  it('slirp4netns runs while the job runs, under seccomp, and is gone when it ends', async () => {
+    const h = harness();
+    const id = jobId();
+    const { request, output } = h.request('echo up; read -r _ < /work/fifo || sleep 1', { jobId: id });
+    spawnSync('mkfifo', [join(request.workdir, 'fifo')]);
+    spawnSync('chmod', ['666', join(request.workdir, 'fifo')]);
+    const execution = await h.executor.start(request);
+    await until(() => (output().includes('up') ? true : undefined), 'the job to start');
+    expect(slirpOf(id)).toHaveLength(1);
+    // It parses the job's packets outside the sandbox, so it runs under a syscall filter.
+    const [slirp] = slirpOf(id);
+    const filtered = () => (/^Seccomp:\s+2$/m.test(readFileSync(`/proc/${slirp}/status`, 'utf8')) ? true : undefined);
+    await until(filtered, 'slirp4netns to filter its syscalls', 5_000);
+    writeFileSync(join(request.workdir, 'fifo'), 'go\n');
+    expect((await execution.done).exitCode).toBe(0);
+    expect(slirpOf(id)).toEqual([]);
+  });
+
+  it('cancel (and so a timeout) ends slirp4netns with the job', async () => {
+    const h = harness();
+    const id = jobId();
+    const { request, output } = h.request('echo up; exec sleep 300', { jobId: id });
+    const execution = await h.executor.start(request);
+    await until(() => (output().includes('up') ? true : undefined), 'the job to start');
+    expect(slirpOf(id)).toHaveLength(1);
+    await execution.cancel(500);
+    await execution.done;
+    expect(slirpOf(id)).toEqual([]);
+  });
+
+  it('slirp4netns dies with its agent', async () => {
+    const workdir = tempDir(tmpdir(), 'work');
+    const dataDir = tempDir(existsSync('/opt') ? '/opt' : tmpdir(), 'agent-data');
+    const id = jobId();
+    const log = join(dataDir, 'log');
+    // The stand-in agent kills itself 1.5 s after start(): the job is up by then, and slirp4netns with it.
+    const argv = [dataDir, workdir, log, 'echo up; exec sleep 300', '1500', id];
+    const agent = spawn(process.execPath, [join(import.meta.dirname, 'sandbox-crash.mjs'), ...argv], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    let seen = 0;
+    const watch = setInterval(() => (seen = Math.max(seen, slirpOf(id).length)), 50);
+    try {
+      await once(agent, 'exit');
+      clearInterval(watch);
+      expect(readFileSync(log, 'utf8')).toContain('up');
+      expect(seen).toBe(1);
+      await until(() => (slirpOf(id).length === 0 ? true : undefined), 'slirp4netns to die with its agent', 10_000);
+    } finally {
+      clearInterval(watch);
+      slirpOf(id).forEach(killQuietly);
+    }
+  }, 30_000);
+});
+
+describe.skipIf(!HAS_BWRAP)('a sandbox host without slirp4netns', () => {
+  it('fails a job with the default network, saying what to install, and still runs one with none', async () => {
+    const h = harness({ slirp4netnsPath: '/nonexistent/slirp4netns' });
+    expect(h.executor.outboundProblem()?.fix).toContain('apt-get install slirp4netns');
+    await expect(h.run('echo ran')).rejects.toMatchObject({
+      code: 'E_EXECUTOR_UNAVAILABLE',
+      message: expect.stringContaining('apt-get install slirp4netns'),
+    });
+    const none = await h.run('echo ran', { network: 'none' });
+    expect(none.output).toContain('ran');
+  });
+});
