@@ -62,8 +62,10 @@ function slirpOf(jobId: string): number[] {
     .filter((name) => /^\d+$/.test(name))
     .filter((pid) => {
       try {
-        const program = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]!;
-        if (!program.endsWith('/slirp4netns') && program !== 'setpriv') return false;
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        // setpriv before it execs slirp4netns; the bwrap launcher's own setpriv is not one.
+        const slirp = (arg: string) => arg.endsWith('/slirp4netns') || arg === 'slirp4netns';
+        if (!slirp(argv[0]!) && !(argv[0] === 'setpriv' && argv.some(slirp))) return false;
         return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`HANGAR_JOB_ID=${jobId}`);
       } catch {
         return false; // gone meanwhile, or not ours to read
