@@ -259,15 +259,21 @@ class TartExecution implements Execution {
     } catch (error) {
       if (!(error instanceof HangarError)) throw error;
     }
+    // The grace is the job's, until its guest process ends: what follows (the VM's shutdown, the
+    // results, the delete) may take longer, and is not a job that ignored the signal.
+    const jobEnded = this.exec.done.then(
+      () => undefined,
+      () => undefined,
+    );
     let signalled = false;
     if (pgid !== undefined && Number.isInteger(pgid) && pgid > 1) {
       signalled = (await this.signalGroup(pgid, 'TERM')) === 0;
-      if (signalled && !(await settlesWithin(this.done, graceMs))) {
+      if (signalled && !(await settlesWithin(jobEnded, graceMs))) {
         signalled = (await this.signalGroup(pgid, 'KILL')) === 0;
       }
     }
     // No process group to signal (not started yet, or the guest unreachable): stop the VM itself.
-    if (!signalled || !(await settlesWithin(this.done, 5_000))) {
+    if (!signalled || !(await settlesWithin(jobEnded, 5_000))) {
       await this.cli.stop(this.lease.vm, 0);
       this.exec.kill();
     }

@@ -421,6 +421,21 @@ describe('tart executor over SSH (images without the Tart guest agent)', () => {
     expect(calls.filter((argv) => argv[0] === 'ssh').length).toBe(3);
   });
 
+  it('a cancel whose VM is slow to stop sends no KILL and no second stop: the grace ends with the job, not the shutdown', async () => {
+    const { key, publicKey } = sshKey();
+    const tart = standinWithoutAgent(publicKey, 0);
+    // Each `tart stop` takes 2 s, longer than the 1 s grace: the job itself ended on TERM at once.
+    writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopDelayMs: 2_000 }));
+    renameSync(`${tart.statePath}.new`, tart.statePath);
+    const tartExecutor = executor(tart.dataDir, 0, { sshKey: key });
+    const { job, result, left } = await cancelTwoSleeps(tartExecutor, tart.dir, 320);
+    expect(result).toEqual({ exitCode: null, signal: 'SIGTERM' });
+    expect(left).toEqual([]);
+    const calls = tart.callsFor(job.checkpoint()['vm'] as string);
+    expect(calls.filter((argv) => argv[0] === 'ssh' && argv.at(-1)!.includes('KILL'))).toEqual([]);
+    expect(fold(calls.map((argv) => argv[0]))).toEqual(['clone', 'run', 'ip', 'exec', 'ssh', 'stop', 'delete']);
+  }, 30_000);
+
   it('a warm VM reached over ssh is reused, and adopted over ssh after an agent restart', async () => {
     const { key, publicKey } = sshKey();
     const tart = standinWithoutAgent(publicKey, 0);
