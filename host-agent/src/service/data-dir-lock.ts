@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { HangarError } from '@hangar/shared';
@@ -23,9 +23,11 @@ export async function lockDataDir(dataDir: string, waitMs = 5000): Promise<Serve
   for (;;) {
     const server = await listenAt(path);
     if (server) return server;
+    const asked = identity(path);
     if (!(await answers(path))) {
-      // Left by an agent that died: take it over.
-      if (existsSync(path)) unlinkSync(path);
+      // Left by an agent that died: take it over, unless another agent starting now took it over
+      // first (then the file is its live socket, and removing it would let both run).
+      if (asked !== undefined && identity(path) === asked) unlinkSync(path);
       continue;
     }
     if (Date.now() >= deadline) {
@@ -63,4 +65,17 @@ function answers(path: string): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * Which file the path names, or undefined when there is none. With its change time: a socket made
+ * in place of a removed one may get the same inode number.
+ */
+function identity(path: string): string | undefined {
+  try {
+    const stat = lstatSync(path, { bigint: true });
+    return `${stat.dev}:${stat.ino}:${stat.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
 }
