@@ -42,4 +42,22 @@ describe.skipIf(process.platform === 'win32')('the data dir lock', () => {
       expect(String(refused.reason)).toContain('stop it first');
     }
   });
+
+  it.skipIf(process.platform !== 'linux')(
+    'a data dir whose socket path is too long for a Unix socket is locked too',
+    async () => {
+      const dir = join(dataDir(), 'a-data-dir-deep-under-a-long-home'.repeat(3));
+      mkdirSync(dir);
+      expect(Buffer.byteLength(join(dir, 'run', 'agent.lock'))).toBeGreaterThan(108);
+      const first = await lockDataDir(dir, 300);
+      cleanups.push(() => first?.close());
+      expect(first).toBeDefined();
+      await expect(lockDataDir(dir, 300)).rejects.toThrow(/stop it first/);
+      // Once it is closed, the next one gets it.
+      first!.close();
+      const next = await lockDataDir(dir, 300);
+      cleanups.push(() => next?.close());
+      expect(next).toBeDefined();
+    },
+  );
 });
