@@ -164,6 +164,25 @@ describe('wrong passwords (real limits, client addresses from a trusted proxy)',
     expect((await loginFrom(relay, '198.51.100.30', owner.email, PASSWORD)).status).toBe(200);
   });
 
+  it('an IPv6 guesser is one address per /64 (a host is given one whole): it waits after 20 wrong passwords', async () => {
+    const clock = new TestClock();
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true, now: clock.now });
+    const owner = await signup(relay.client);
+    const statuses: number[] = [];
+    for (let i = 0; i < 22; i++) {
+      clock.advance(3_000);
+      const address = `2001:db8:1:2:${(i + 1).toString(16)}::${i % 3 === 0 ? 'a' : 'b'}`;
+      statuses.push((await loginFrom(relay, address, uniqueEmail('someone'), `wrong guess ${i}`)).status);
+    }
+    expect(statuses.slice(0, 21)).toEqual(Array.from({ length: 21 }, () => 401));
+    const last = await loginFrom(relay, '2001:db8:1:2:ffff::1', owner.email, PASSWORD);
+    expect(last.status).toBe(429);
+    expect(last.message).toMatch(/too many wrong passwords from this address/);
+    // The next /64, and IPv4 clients (mapped or not), are other addresses.
+    expect((await loginFrom(relay, '2001:db8:1:3::1', owner.email, PASSWORD)).status).toBe(200);
+    expect((await loginFrom(relay, '::ffff:198.51.100.31', owner.email, PASSWORD)).status).toBe(200);
+  });
+
   it('guessing spread over many addresses meets the per-email bound, and a device key the account trusts still signs in', async () => {
     await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
     const owner = await signup(relay.client);

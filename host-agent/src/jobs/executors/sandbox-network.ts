@@ -45,6 +45,65 @@ export interface OutboundNetworkOptions {
   jobId: string;
   /** Appends to the attempt's log: what slirp4netns said when it failed (no /dev/net/tun, say). */
   note(text: string): void;
+  /** The attempt's cgroup, if it has one: slirp4netns joins it (see slirpArgv). */
+  cgroupDir?: string;
+}
+
+/** slirp4netns' open files: each is a host socket the job made it open (one per connection). */
+export const SLIRP_MAX_FILES = 4096;
+
+/**
+ * Before slirp4netns: what the job's own processes get (sandbox-launch.ts). It is the job's: every
+ * connection the job makes is one of its sockets and buffers on the host, outside the sandbox. So
+ * it joins the attempt's cgroup (its memory counts against the job's limit), is the OOM killer's
+ * first pick like the job, and may open SLIRP_MAX_FILES files (the agent's limit, which Node raises
+ * to the hard one, would let a job hold tens of thousands of host sockets).
+ */
+const SLIRP_STEP = [
+  'echo 1000 > /proc/self/oom_score_adj || exit 126',
+  'if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs" || exit 126; fi',
+  // Fails only where the hard limit is already lower, which then stays.
+  `ulimit -n ${SLIRP_MAX_FILES} 2>/dev/null`,
+  'shift',
+  'exec "$@"',
+].join('\n');
+
+/** How slirp4netns is started for the network namespace of the launcher `target` (a pid). */
+export function slirpArgv(input: {
+  slirp4netns: string;
+  user: JobUser | undefined;
+  cgroupDir: string | undefined;
+  target: number;
+}): string[] {
+  const { user, target } = input;
+  // setpriv: the job's user, no group or capability of the agent's, and dead with the agent.
+  const asUser = user
+    ? ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--inh-caps=-all']
+    : ['setpriv'];
+  return [
+    '/bin/sh',
+    '-c',
+    SLIRP_STEP,
+    'hangar-slirp',
+    input.cgroupDir ?? '',
+    ...asUser,
+    '--pdeathsig',
+    'KILL',
+    '--',
+    input.slirp4netns,
+    '--configure',
+    `--mtu=${MTU}`,
+    '--disable-host-loopback',
+    // It parses the job's packets: a flaw in libslirp would run code as the job's user on the host,
+    // so it gets a syscall filter. Not --enable-sandbox: unprivileged, it needs gid 0 mapped in
+    // the user namespace it joins (setegid(0) fails), and the job's uid stays itself there.
+    '--enable-seccomp',
+    `--exit-fd=${EXIT_FD}`,
+    `--ready-fd=${READY_FD}`,
+    `--userns-path=/proc/${target}/ns/user`,
+    String(target),
+    'tap0',
+  ];
 }
 
 /** Brings up the launcher's network namespace once it says it is made; `ended` once slirp4netns has gone. */
@@ -89,30 +148,8 @@ export class OutboundNetwork {
   }
 
   private startSlirp(target: number): void {
-    const { user } = this.options;
-    // setpriv: the job's user, no group or capability of the agent's, and dead with the agent.
-    const asUser = user
-      ? ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--inh-caps=-all']
-      : ['setpriv'];
-    const argv = [
-      ...asUser,
-      '--pdeathsig',
-      'KILL',
-      '--',
-      this.options.slirp4netns,
-      '--configure',
-      `--mtu=${MTU}`,
-      '--disable-host-loopback',
-      // It parses the job's packets: a flaw in libslirp would run code as the job's user on the host,
-      // so it gets a syscall filter. Not --enable-sandbox: unprivileged, it needs gid 0 mapped in
-      // the user namespace it joins (setegid(0) fails), and the job's uid stays itself there.
-      '--enable-seccomp',
-      `--exit-fd=${EXIT_FD}`,
-      `--ready-fd=${READY_FD}`,
-      `--userns-path=/proc/${target}/ns/user`,
-      String(target),
-      'tap0',
-    ];
+    const { cgroupDir, slirp4netns, user } = this.options;
+    const argv = slirpArgv({ slirp4netns, user, cgroupDir, target });
     const stdio: StdioOptions = ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'];
     const slirp = spawn(argv[0]!, argv.slice(1), { stdio, env: this.options.env });
     this.slirp = slirp;

@@ -236,6 +236,7 @@ export class SandboxExecutor implements Executor {
             logger: this.options.logger,
             jobId: request.jobId,
             note: (text) => request.output.write(Buffer.from(text)),
+            cgroupDir: limits.cgroupDir,
           })
         : undefined;
     if (outboundNetwork) {

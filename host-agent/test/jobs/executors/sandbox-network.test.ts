@@ -6,6 +6,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExecutionRequest } from '../../../src/jobs/executors/types.js';
+import { slirpArgv } from '../../../src/jobs/executors/sandbox-network.js';
 import { killQuietly, until } from '../../../../test/support/until.js';
 import { cleanups, harness, tempDir } from './sandbox-harness.js';
 
@@ -207,6 +208,24 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     expect(slirpOf(id)).toEqual([]);
   });
 
+  it('slirp4netns counts as the job’s: first for the OOM killer, with few file descriptors', async () => {
+    // Every socket the job opens through it is one of slirp4netns' on the host, outside the sandbox:
+    // it must not be bounded only by the agent's own (raised) fd limit, nor outlive the job in an OOM.
+    const h = harness();
+    const id = jobId();
+    const { request, output } = h.request('echo up; exec sleep 300', { jobId: id });
+    const execution = await h.executor.start(request);
+    await until(() => (output().includes('up') ? true : undefined), 'the job to start');
+    const [slirp] = slirpOf(id);
+    expect(readFileSync(`/proc/${slirp}/oom_score_adj`, 'utf8').trim()).toBe('1000');
+    const nofile = /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${slirp}/limits`, 'utf8'));
+    expect(Number(nofile?.[1])).toBeLessThanOrEqual(4096);
+    expect(Number(nofile?.[2])).toBeLessThanOrEqual(4096);
+    await execution.cancel(500);
+    await execution.done;
+    expect(slirpOf(id)).toEqual([]);
+  });
+
   it('cancel (and so a timeout) ends slirp4netns with the job', async () => {
     const h = harness();
     const id = jobId();
@@ -242,6 +261,25 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
       slirpOf(id).forEach(killQuietly);
     }
   }, 30_000);
+});
+
+describe('how slirp4netns is started', () => {
+  it('it joins the attempt’s cgroup (its memory counts against the job’s), as root, before it becomes the job user', () => {
+    const argv = slirpArgv({
+      slirp4netns: '/usr/bin/slirp4netns',
+      user: { name: 'hangar-job', uid: 998, gid: 997 },
+      cgroupDir: '/cg/hangar-j-1-1',
+      target: 4242,
+    });
+    expect(argv.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+    expect(argv[2]).toContain('cgroup.procs');
+    expect(argv.slice(3, 6)).toEqual(['hangar-slirp', '/cg/hangar-j-1-1', 'setpriv']);
+    expect(argv).toContain('--reuid=998');
+    expect(argv.indexOf('--pdeathsig')).toBeLessThan(argv.indexOf('/usr/bin/slirp4netns'));
+    // Without a cgroup the shell gets an empty one and joins none.
+    const plain = slirpArgv({ slirp4netns: 'slirp4netns', user: undefined, cgroupDir: undefined, target: 1 });
+    expect(plain.slice(3, 6)).toEqual(['hangar-slirp', '', 'setpriv']);
+  });
 });
 
 describe.skipIf(!HAS_BWRAP)('a sandbox host without slirp4netns', () => {
