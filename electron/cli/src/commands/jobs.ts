@@ -1,6 +1,14 @@
 import type { AttemptInfo, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
-import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
+import {
+  ago,
+  printJson,
+  printNothingListed,
+  reportUnreachable,
+  table,
+  visibleText,
+  withoutNullErrors,
+} from '../output.js';
 import { withApi } from '../run.js';
 import { formatDuration, parseCount } from './job-output.js';
 
@@ -38,7 +46,7 @@ export function registerJobs(program: Command): void {
           process.stdout.write(
             table(['ID', 'HOST', 'STATE', 'EXECUTOR', 'ATTEMPT', 'EXIT', 'CREATED', 'COMMAND'], rows),
           );
-        else process.stdout.write('no jobs; start one with: hangar run -c "<command>"\n');
+        else printNothingListed(groups, 'no jobs', 'start one with: hangar run -c "<command>"');
         return reportUnreachable(groups);
       }),
     );

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
+import { hangar } from '../support/processes.js';
+
+/** What `hangar` tells a user when something is not there or did not work: the truth, and what to run. */
+describe('CLI messages', () => {
+  const box = usePairedHost();
+
+  it('with the only host unreachable, listings say so and do not claim there is nothing', async () => {
+    await box.agent.stop('SIGKILL');
+    for (const args of [['session', 'ls'], ['jobs'], ['preview', 'ls']]) {
+      const listed = await hangar(box.home, args);
+      expect(listed.code, `hangar ${args.join(' ')}: ${listed.stderr}`).toBe(5);
+      expect(listed.stderr).toMatch(/^hangar: box: /m);
+      expect(listed.stdout, `hangar ${args.join(' ')}`).not.toMatch(/^no /m);
+    }
+  });
+});
