@@ -6,6 +6,32 @@ import { hangar } from '../support/processes.js';
 describe('CLI messages', () => {
   const box = usePairedHost();
 
+  it('jobs show says which network a job asked for: none or host; nothing for the default', async () => {
+    for (const [network, note] of [
+      ['host', 'executor  shell, host network\n'],
+      ['none', 'executor  shell, no network\n'],
+      ['outbound', 'executor  shell\n'],
+    ] as const) {
+      const ran = await hangar(box.home, [
+        'run',
+        '--host',
+        'box',
+        '--executor',
+        'shell',
+        '--network',
+        network,
+        '--no-workspace',
+        '--detach',
+        '-c',
+        'true',
+      ]);
+      expect(ran.code, ran.stderr).toBe(0);
+      const shown = await hangar(box.home, ['jobs', 'show', ran.stdout.trim(), '--host', 'box']);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).toContain(note);
+    }
+  });
+
   it('with the only host unreachable, listings say so and do not claim there is nothing', async () => {
     await box.agent.stop('SIGKILL');
     for (const args of [['session', 'ls'], ['jobs'], ['preview', 'ls']]) {

@@ -107,12 +107,20 @@ export function registerJobs(program: Command): void {
     );
 }
 
+/** What `jobs show` adds after the executor: nothing for the default network (outbound). */
+const NETWORK_NOTES: Record<JobDetail['spec']['network'], string> = {
+  default: '',
+  outbound: '',
+  none: ', no network',
+  host: ', host network',
+};
+
 function describeJob(host: string, job: JobDetail): string {
   const lines = [
     `job       ${job.id} on ${host}`,
     `state     ${job.state}${job.exit_code !== null ? ` (exit ${job.exit_code})` : ''}${job.error ? ` — ${visibleText(job.error)}` : ''}`,
     `command   ${visibleText(job.command)}`,
-    `executor  ${job.executor}${job.spec.network === 'none' ? ', no network' : ''}`,
+    `executor  ${job.executor}${NETWORK_NOTES[job.spec.network]}`,
     `created   ${new Date(job.created_at).toISOString()} (${ago(job.created_at)})`,
     `timeout   ${formatDuration(job.spec.timeout_ms)}, retries ${job.retries}`,
   ];
