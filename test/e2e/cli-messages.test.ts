@@ -32,6 +32,16 @@ describe('CLI messages', () => {
     }
   });
 
+  it('a session that is not there is named with its host, and how to list what is there', async () => {
+    const expected = 'no session named "nosuch" on host "box"; list its sessions with: hangar session ls box';
+    const killed = await hangar(box.home, ['session', 'kill', 'box', 'nosuch']);
+    expect(killed.code).not.toBe(0);
+    expect(killed.stderr).toContain(expected);
+    const attached = await hangar(box.home, ['attach', 'box', 'nosuch']);
+    expect(attached.code).not.toBe(0);
+    expect(attached.stderr).toContain(expected);
+  });
+
   it('with the only host unreachable, listings say so and do not claim there is nothing', async () => {
     await box.agent.stop('SIGKILL');
     for (const args of [['session', 'ls'], ['jobs'], ['preview', 'ls']]) {

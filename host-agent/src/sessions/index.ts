@@ -415,7 +415,7 @@ export class SessionManager implements Disposable {
 function notFound(name: string): HangarError {
   return new HangarError(
     'E_SESSION_NOT_FOUND',
-    `no session named "${name}" on this host; list sessions to see what is running`,
+    `no session named "${name}" on this host; list its sessions with: hangar session ls <host>`,
     { name },
   );
 }
