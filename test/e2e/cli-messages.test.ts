@@ -32,6 +32,21 @@ describe('CLI messages', () => {
     }
   });
 
+  it('a session whose program is not there is refused, saying so, and nothing is created', async () => {
+    for (const [name, program, why] of [
+      ['gone', '/bin/nonexistent', 'no such file'],
+      ['gone2', 'hangar-no-such-program', 'not found in PATH'],
+    ] as const) {
+      const created = await hangar(box.home, ['session', 'new', 'box', '--name', name, '--', program, '--flag']);
+      expect(created.code).not.toBe(0);
+      expect(created.stdout).toBe('');
+      expect(created.stderr).toContain(`cannot run "${program}" on this host: ${why}`);
+      expect(created.stderr).toContain('no session was created');
+    }
+    const listed = await hangar(box.home, ['session', 'ls', 'box', '--json']);
+    expect((JSON.parse(listed.stdout) as { sessions: unknown[] }[])[0]!.sessions).toEqual([]);
+  });
+
   it('a session that is not there is named with its host, and how to list what is there', async () => {
     const expected = 'no session named "nosuch" on host "box"; list its sessions with: hangar session ls box';
     const killed = await hangar(box.home, ['session', 'kill', 'box', 'nosuch']);
