@@ -145,7 +145,9 @@ describe('host list', () => {
     const mini = screen.getByRole('listitem', { name: 'mini, online' });
     expect(within(mini).getByText('linux x64')).toBeTruthy();
     expect(within(mini).getByText('tmux')).toBeTruthy();
-    expect(within(mini).getByText('Tart (missing)')).toBeTruthy();
+    // Tart is macOS only: a Linux host is not told it lacks it.
+    expect(within(mini).queryByText(/Tart/)).toBeNull();
+    expect(within(mini).getByText('bubblewrap')).toBeTruthy();
     expect(within(mini).getByText('25%')).toBeTruthy(); // load 2 on 8 CPUs
     expect(within(mini).getByText('75%')).toBeTruthy(); // memory
     expect(within(mini).getByText('2 running')).toBeTruthy();
@@ -153,6 +155,38 @@ describe('host list', () => {
     const laptop = screen.getByRole('listitem', { name: 'laptop, offline' });
     expect(within(laptop).getByText(/connection refused/)).toBeTruthy();
     expect(within(laptop).getByText(/hangar-agent serve/)).toBeTruthy();
+  });
+
+  it('shows only the executors that apply to a host: Tart on macOS, bubblewrap on Linux', () => {
+    const mac = hostView('studio', {
+      info: {
+        hostname: 'studio',
+        os: 'darwin 24.1.0',
+        arch: 'arm64',
+        agent_version: '0.1.0',
+        tmux_version: '3.4',
+        session_limit: 5,
+      },
+      stats: { ...stats, capabilities: { tmux: true, tart: false, bubblewrap: false } },
+    });
+    const linux = hostView('vps', {
+      info: {
+        hostname: 'vps',
+        os: 'linux 6.1.0',
+        arch: 'x64',
+        agent_version: '0.1.0',
+        tmux_version: '3.4',
+        session_limit: 5,
+      },
+      stats: { ...stats, capabilities: { tmux: true, tart: false, bubblewrap: false } },
+    });
+    render(<HostList {...props({ hosts: [mac, linux] })} />);
+    const studio = within(screen.getByRole('listitem', { name: 'studio, online' }));
+    expect(studio.getByText('Tart (missing)')).toBeTruthy();
+    expect(studio.queryByText(/bubblewrap/)).toBeNull();
+    const vps = within(screen.getByRole('listitem', { name: 'vps, online' }));
+    expect(vps.getByText('bubblewrap (missing)')).toBeTruthy();
+    expect(vps.queryByText(/Tart/)).toBeNull();
   });
 
   it("says when a host's agent has an update on its channel, and how to apply it; nothing otherwise", () => {

@@ -58,6 +58,17 @@ export function reportUnreachable(groups: { host: string; error: { message: stri
   return status;
 }
 
+/**
+ * The line for a listing that found nothing: "no sessions; start one with …" only when every host
+ * answered. A host that could not be asked (reportUnreachable says why) may have some: then only
+ * the hosts that answered are said to have none.
+ */
+export function printNothingListed(groups: { host: string; error: unknown }[], nothing: string, hint: string): void {
+  const answered = groups.filter((g) => !g.error).map((g) => g.host);
+  if (answered.length === groups.length) process.stdout.write(`${nothing}; ${hint}\n`);
+  else if (answered.length > 0) process.stdout.write(`${nothing} on ${answered.join(', ')}\n`);
+}
+
 /** `--json` of a listing over hosts: a host's `error` appears only when there was one. */
 export function withoutNullErrors<T extends { error: unknown }>(groups: T[]): (Omit<T, 'error'> | T)[] {
   return groups.map(({ error, ...group }) => (error === null ? group : { ...group, error }));

@@ -20,8 +20,8 @@ export interface PrerequisiteOptions {
 
 /**
  * What the agent needs before it is worth installing a service: Node 20+, tmux 3.2+ (every
- * terminal is a tmux session), bubblewrap on Linux (the sandbox executor), Tart on a Mac when
- * asked. Each miss says how to install it on this system.
+ * terminal is a tmux session), bubblewrap on Linux (the sandbox executor) and slirp4netns (its
+ * default network; a warning only), Tart on a Mac when asked. Each miss says how to install it on this system.
  */
 export async function checkPrerequisites(options: PrerequisiteOptions): Promise<CheckResult[]> {
   const { run } = options;
@@ -57,6 +57,7 @@ export async function checkPrerequisites(options: PrerequisiteOptions): Promise<
       });
     }
   }
+  if (options.platform === 'linux' && !options.withoutSandbox) results.push(await checkSlirp4netns(run, installer));
   if (options.platform === 'darwin' && options.tart) {
     const tart = await run(['tart', '--version']);
     results.push(
@@ -66,6 +67,24 @@ export async function checkPrerequisites(options: PrerequisiteOptions): Promise<
     );
   }
   return results;
+}
+
+/**
+ * A sandbox job's default network (outbound) is slirp4netns'. Without it only such jobs fail
+ * (terminals, shell jobs and `--network none` sandbox jobs run), so the install goes on and says
+ * how to add it, rather than refuse.
+ */
+async function checkSlirp4netns(run: Runner, installer: string): Promise<CheckResult> {
+  const slirp = await run(['slirp4netns', '--version']);
+  if (slirp.code === 0) {
+    return { name: 'slirp4netns', status: 'ok', detail: slirp.stdout.split('\n')[0]!.trim() };
+  }
+  return {
+    name: 'slirp4netns',
+    status: 'warn',
+    detail: 'not installed: sandbox jobs with the default network (outbound) will fail; --network none ones run',
+    fix: `${installer} slirp4netns`,
+  };
 }
 
 export function failedPrerequisites(results: readonly CheckResult[]): HangarError | undefined {

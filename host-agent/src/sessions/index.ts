@@ -34,6 +34,7 @@ import {
 import { attentionHook, SessionAttention } from './session-attention.js';
 import { changeHooks, SessionChanges } from './session-changes.js';
 import { ifMissing, resolveWorkdir, writeInstructions } from './workdir.js';
+import { assertProgramRuns } from './program-check.js';
 import { TmuxServerWatch } from './tmux-loss.js';
 import { LIST_FORMAT, encodeOption, newSessionCommands, parseSessionList } from './session-records.js';
 
@@ -202,6 +203,7 @@ export class SessionManager implements Disposable {
       );
     }
     const cwd = await resolveWorkdir(params.cwd);
+    await assertProgramRuns(params.command[0]!, cwd, params.env?.['PATH']);
 
     const sessionDir = join(this.sessionsDir, params.name);
     await mkdir(sessionDir, { recursive: true, mode: 0o700 });
@@ -415,7 +417,7 @@ export class SessionManager implements Disposable {
 function notFound(name: string): HangarError {
   return new HangarError(
     'E_SESSION_NOT_FOUND',
-    `no session named "${name}" on this host; list sessions to see what is running`,
+    `no session named "${name}" on this host; list its sessions with: hangar session ls <host>`,
     { name },
   );
 }

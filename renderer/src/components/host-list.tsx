@@ -107,7 +107,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
       {stats && (
         <>
           <div className="host-caps" aria-label="Capabilities">
-            {(['tmux', 'tart', 'bubblewrap'] as const).map((cap) => (
+            {capabilitiesFor(host.info?.os).map((cap) => (
               <span key={cap} className={stats.capabilities[cap] ? 'cap cap-on' : 'cap cap-off'}>
                 {cap === 'tart' ? 'Tart' : cap}
                 {stats.capabilities[cap] ? '' : ' (missing)'}
@@ -253,4 +253,15 @@ function OfflineReason({ host }: { host: HostView }) {
 
 function percent(fraction: number): string {
   return `${Math.round(Math.min(1, Math.max(0, fraction)) * 100)}%`;
+}
+
+/**
+ * What the host's platform can use: Tart runs only on macOS and bubblewrap only on Linux, so a
+ * Linux host is not shown "Tart (missing)". A host whose OS is not known yet shows all three.
+ */
+function capabilitiesFor(os: string | undefined): ('tmux' | 'tart' | 'bubblewrap')[] {
+  const platform = os?.split(' ')[0];
+  if (platform === 'linux') return ['tmux', 'bubblewrap'];
+  if (platform === 'darwin') return ['tmux', 'tart'];
+  return ['tmux', 'tart', 'bubblewrap'];
 }

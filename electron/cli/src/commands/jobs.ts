@@ -1,6 +1,14 @@
 import type { AttemptInfo, JobDetail } from '@hangar/shared';
 import type { Command } from 'commander';
-import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
+import {
+  ago,
+  printJson,
+  printNothingListed,
+  reportUnreachable,
+  table,
+  visibleText,
+  withoutNullErrors,
+} from '../output.js';
 import { withApi } from '../run.js';
 import { formatDuration, parseCount } from './job-output.js';
 
@@ -38,7 +46,7 @@ export function registerJobs(program: Command): void {
           process.stdout.write(
             table(['ID', 'HOST', 'STATE', 'EXECUTOR', 'ATTEMPT', 'EXIT', 'CREATED', 'COMMAND'], rows),
           );
-        else process.stdout.write('no jobs; start one with: hangar run -c "<command>"\n');
+        else printNothingListed(groups, 'no jobs', 'start one with: hangar run -c "<command>"');
         return reportUnreachable(groups);
       }),
     );
@@ -99,12 +107,20 @@ export function registerJobs(program: Command): void {
     );
 }
 
+/** What `jobs show` adds after the executor: nothing for the default network (outbound). */
+const NETWORK_NOTES: Record<JobDetail['spec']['network'], string> = {
+  default: '',
+  outbound: '',
+  none: ', no network',
+  host: ', host network',
+};
+
 function describeJob(host: string, job: JobDetail): string {
   const lines = [
     `job       ${job.id} on ${host}`,
     `state     ${job.state}${job.exit_code !== null ? ` (exit ${job.exit_code})` : ''}${job.error ? ` — ${visibleText(job.error)}` : ''}`,
     `command   ${visibleText(job.command)}`,
-    `executor  ${job.executor}${job.spec.network === 'none' ? ', no network' : ''}`,
+    `executor  ${job.executor}${NETWORK_NOTES[job.spec.network]}`,
     `created   ${new Date(job.created_at).toISOString()} (${ago(job.created_at)})`,
     `timeout   ${formatDuration(job.spec.timeout_ms)}, retries ${job.retries}`,
   ];

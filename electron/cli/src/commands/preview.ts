@@ -8,7 +8,7 @@ import {
   type Disposable,
 } from '@hangar/shared';
 import type { Command } from 'commander';
-import { ago, printJson, reportUnreachable, table, withoutNullErrors } from '../output.js';
+import { ago, printJson, printNothingListed, reportUnreachable, table, withoutNullErrors } from '../output.js';
 import { withApi } from '../run.js';
 
 type HostPreviews = CoreCallResult<'previews.list'>['hosts'][number];
@@ -104,7 +104,7 @@ function printPreviews(groups: HostPreviews[]): void {
     ]),
   );
   if (rows.length > 0) process.stdout.write(table(['HOST', 'PORT', 'LABEL', 'LISTENING', 'HERE', 'ADDED'], rows));
-  else process.stdout.write('no previews; add one with: hangar preview add <host> <port>\n');
+  else printNothingListed(groups, 'no previews', 'add one with: hangar preview add <host> <port>');
   const candidates = groups.flatMap((g) =>
     g.listening.map((l) => [g.host, String(l.port), l.address, l.process ?? '', l.pid === null ? '' : String(l.pid)]),
   );

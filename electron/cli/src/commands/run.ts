@@ -68,7 +68,7 @@ export function registerRun(program: Command): void {
     .option('--retries <n>', 'run a failed or lost job again up to n times (default 0)')
     .option(
       '--network <mode>',
-      'outbound (default): internet, not the host’s loopback (sandbox); none: no network (sandbox, tart); host: the host’s network, its loopback services included (sandbox)',
+      'sandbox only (shell and tart ignore it): outbound (default): internet, not the host’s loopback; none: no network; host: the host’s network, its loopback services included',
     )
     .option('--cpus <n>', 'CPUs the job may use, e.g. 2 or 0.5 (sandbox)')
     .option('--memory <size>', 'memory the job may use, e.g. 512M or 4G (sandbox; default set by the host)')

@@ -3,7 +3,15 @@ import type { Command } from 'commander';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
+import {
+  ago,
+  printJson,
+  printNothingListed,
+  reportUnreachable,
+  table,
+  visibleText,
+  withoutNullErrors,
+} from '../output.js';
 import { collect, parseEnv } from '../options.js';
 import { withApi } from '../run.js';
 import { EXIT } from '../exit-codes.js';
@@ -83,7 +91,11 @@ export function registerSession(program: Command): void {
         if (rows.length > 0)
           process.stdout.write(table(['HOST', 'NAME', 'COMMAND', 'CREATED', 'CLIENTS', 'ALIVE', 'CLAUDE'], rows));
         else
-          process.stdout.write('no sessions; start one with: hangar session new <host> --name <name> -- <command>\n');
+          printNothingListed(
+            groups,
+            'no sessions',
+            'start one with: hangar session new <host> --name <name> -- <command>',
+          );
         const lost = reportTmuxLoss(groups);
         return reportUnreachable(groups) || lost;
       }),

@@ -185,7 +185,27 @@ export class HostConnection implements Disposable {
 
   async call<M extends HostMethod>(method: M, params: HostParams<M>): Promise<HostResult<M>> {
     await this.link();
-    return this.client!.call(method, params);
+    try {
+      return await this.client!.call(method, params);
+    } catch (error) {
+      throw this.withHostName(error);
+    }
+  }
+
+  /**
+   * The agent says "no session named … on this host": it does not know the name this computer
+   * gives it. The user is told which host, and how to list what runs there.
+   */
+  private withHostName(error: unknown): unknown {
+    const failure = toHangarError(error);
+    const session = failure.details?.['name'];
+    if (failure.code !== 'E_SESSION_NOT_FOUND' || typeof session !== 'string') return error;
+    const host = this.host.name;
+    return new HangarError(
+      'E_SESSION_NOT_FOUND',
+      `no session named "${session}" on host "${host}"; list its sessions with: hangar session ls ${host}`,
+      failure.details,
+    );
   }
 
   /** Events the host publishes (HOST_EVENTS), validated; a listener stays through reconnects. */

@@ -152,6 +152,8 @@ export class AccountHosts implements Disposable {
       // This device waits for approval: the relay shows it none of the account's hosts until then.
       if (isHangarError(error) && error.code === 'E_FORBIDDEN') {
         this.hosts.clear();
+        // Only a device the account does not trust is refused its host list (the relay's one rule).
+        this.account.noteOwnStatus('pending');
         return;
       }
       throw error;

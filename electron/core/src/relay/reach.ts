@@ -101,8 +101,27 @@ export class HostReach {
     if (record) return this.pinned(record);
     const entry = (await this.deps.entries(true)).find((e) => e.name === name);
     if (entry?.record) return this.pinned(entry.record);
-    if (!entry?.account) this.deps.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
+    if (!entry?.account) {
+      this.refuseWhilePending(name);
+      this.deps.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
+    }
     return this.enrolled(name, entry!.account!);
+  }
+
+  /**
+   * A device the account has not approved sees none of its hosts (the relay answers its host list
+   * with E_FORBIDDEN): a name it does not know may well be one of them, so "no host named …; add
+   * one" would send the user the wrong way.
+   */
+  private refuseWhilePending(name: string): void {
+    const account = this.deps.account.stored();
+    if (account?.device_status !== 'pending') return;
+    throw new HangarError(
+      'E_FORBIDDEN',
+      `"${name}" is not paired with this computer, and this computer is waiting for approval on your account ` +
+        `(${account.email}), so it sees none of the account's hosts yet: approve it from a trusted one with: ` +
+        `hangar devices approve "${account.device_name}"`,
+    );
   }
 
   /**
