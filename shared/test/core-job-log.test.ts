@@ -7,29 +7,15 @@ import {
   Mux,
   ReadBufferPool,
   wrapByteStream,
-  type DuplexByteSocket,
   type JobLogApi,
   type OpenStreamOptions,
 } from '@hangar/shared';
+import { NullSocket } from './support/null-socket.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0).reverse()) cleanup();
 });
-
-/** The door's socket: its writes finish at once; its reads come through LeasedReads. */
-class DoorSocket implements DuplexByteSocket {
-  writableLength = 0;
-  write(_data: Uint8Array, done: () => void): boolean {
-    done();
-    return true;
-  }
-  end(): void {}
-  destroy(): void {}
-  on(): unknown {
-    return this;
-  }
-}
 
 const READ_BYTES = 16 * 1024;
 
@@ -50,7 +36,7 @@ class CountingPool extends ReadBufferPool {
 function coreWithPooledReads() {
   const pool = new CountingPool(READ_BYTES, 32);
   const reads = new LeasedReads(pool);
-  const mux = new Mux(wrapByteStream(new DoorSocket(), { later: setImmediate }, reads), { role: 'client' });
+  const mux = new Mux(wrapByteStream(new NullSocket(), { later: setImmediate }, reads), { role: 'client' });
   cleanups.push(() => mux.dispose());
   const listeners = new Map<string, (data: unknown) => void>();
   let streamId = 0;

@@ -9,28 +9,14 @@ import {
   spliceSocket,
   wrapByteStream,
   type ByteSocket,
-  type DuplexByteSocket,
   type LinkStream,
 } from '@hangar/shared';
+import { NullSocket } from './support/null-socket.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0).reverse()) cleanup();
 });
-
-/** The link's TLS socket: its writes finish at once; its reads come through LeasedReads. */
-class LinkSocket implements DuplexByteSocket {
-  writableLength = 0;
-  write(_data: Uint8Array, done: () => void): boolean {
-    done();
-    return true;
-  }
-  end(): void {}
-  destroy(): void {}
-  on(): unknown {
-    return this;
-  }
-}
 
 /** The browser's socket: keeps what it is given, as given, until the test finishes the writes. */
 class BrowserSocket extends EventEmitter implements ByteSocket {
@@ -72,7 +58,7 @@ function linkWithPooledReads(): {
 } {
   const pool = new CountingPool(READ_BYTES, 32);
   const reads = new LeasedReads(pool);
-  const transport = wrapByteStream(new LinkSocket(), { later: setImmediate }, reads);
+  const transport = wrapByteStream(new NullSocket(), { later: setImmediate }, reads);
   const mux = new Mux(transport, { role: 'client' });
   cleanups.push(() => mux.dispose());
   const stream = mux.openStream({ window: WINDOW });
