@@ -1,4 +1,11 @@
-import { DisposableStore, toHangarError, type Disposable, type HostInfo, type PublishHostEvent } from '@hangar/shared';
+import {
+  DisposableStore,
+  toHangarError,
+  type CloseReason,
+  type Disposable,
+  type HostInfo,
+  type PublishHostEvent,
+} from '@hangar/shared';
 import { writeFileSync } from 'node:fs';
 import { arch, hostname, platform, release } from 'node:os';
 import { join } from 'node:path';
@@ -212,16 +219,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
               log.warn({ err: toHangarError(error), device_id: request.device_id }, 'could not open a relayed link'),
           );
         },
-        closeLinksOf: (deviceKey) => {
-          for (const [peer, key] of peerDevices) {
-            if (key !== deviceKey) continue;
-            logger.info({ device: deviceKey }, 'closing the links of a revoked device');
-            peer.mux.close({
-              code: 'E_AUTH_DEVICE_REVOKED',
-              message: 'this device was revoked by a trusted device of the account; this host no longer accepts it',
-            });
-          }
-        },
+        closeLinksOf: (deviceKey) =>
+          closeDeviceLinks(peerDevices, (key) => key === deviceKey, logger, 'a revoked device', {
+            code: 'E_AUTH_DEVICE_REVOKED',
+            message: 'this device was revoked by a trusted device of the account; this host no longer accepts it',
+          }),
       }),
     );
     if (options.updates) {
@@ -261,16 +263,11 @@ function watchUnpairing(
   writeFileSync(file, '', { flag: 'a', mode: 0o600 });
   const watcher = watchFile(
     file,
-    () => {
-      for (const [peer, key] of peerDevices) {
-        if (findPairedDevice(store, key) !== undefined) continue;
-        logger.info({ device: key }, 'closing the links of an unpaired device');
-        peer.mux.close({
-          code: 'E_AUTH_UNKNOWN_DEVICE',
-          message: 'this device was unpaired on the host (hangar-agent unpair); pair it again with a code',
-        });
-      }
-    },
+    () =>
+      closeDeviceLinks(peerDevices, (key) => findPairedDevice(store, key) === undefined, logger, 'an unpaired device', {
+        code: 'E_AUTH_UNKNOWN_DEVICE',
+        message: 'this device was unpaired on the host (hangar-agent unpair); pair it again with a code',
+      }),
     (error) =>
       logger.warn(
         { err: toHangarError(error) },
@@ -278,4 +275,19 @@ function watchUnpairing(
       ),
   );
   return { dispose: () => watcher?.close() };
+}
+
+/** Ends every open link of a device `ends` picks (by its key), saying why: revoked, unpaired. */
+function closeDeviceLinks(
+  peerDevices: Map<ClientPeer, string>,
+  ends: (deviceKey: string) => boolean,
+  logger: Logger,
+  which: string,
+  reason: CloseReason,
+): void {
+  for (const [peer, key] of peerDevices) {
+    if (!ends(key)) continue;
+    logger.info({ device: key }, `closing the links of ${which}`);
+    peer.mux.close(reason);
+  }
 }
