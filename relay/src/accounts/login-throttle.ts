@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { HangarError, type Disposable } from '@hangar/shared';
+import { refill, type Bucket } from '../ops/rate-limit.js';
 
 /**
  * Throttling of password sign-ins by wrong passwords, as OWASP's authentication cheat sheet and
@@ -49,14 +50,9 @@ interface Backoff {
   blockedUntil: number;
 }
 
-interface EmailBucket {
-  tokens: number;
-  updatedAt: number;
-}
-
 export class LoginThrottle implements Disposable {
   private readonly backoffs = new Map<string, Backoff>();
-  private readonly emails = new Map<string, EmailBucket>();
+  private readonly emails = new Map<string, Bucket>();
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
@@ -122,13 +118,8 @@ export class LoginThrottle implements Disposable {
     }
   }
 
-  private emailBucket(email: string, now: number): EmailBucket {
-    const bucket = this.emails.get(email) ?? { tokens: this.limits.emailBurst, updatedAt: now };
-    bucket.tokens = Math.min(
-      this.limits.emailBurst,
-      bucket.tokens + ((now - bucket.updatedAt) / 3_600_000) * this.limits.emailPerHour,
-    );
-    bucket.updatedAt = now;
+  private emailBucket(email: string, now: number): Bucket {
+    const bucket = refill(this.emails.get(email), this.limits.emailBurst, this.limits.emailPerHour, 3_600_000, now);
     this.emails.set(email, bucket);
     return bucket;
   }

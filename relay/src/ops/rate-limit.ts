@@ -29,9 +29,26 @@ export const DEFAULT_LIMITS = {
 } satisfies Record<string, BucketSpec>;
 export type LimitName = keyof typeof DEFAULT_LIMITS;
 
-interface Bucket {
+export interface Bucket {
   tokens: number;
   updatedAt: number;
+}
+
+/**
+ * Refills `bucket` (or a full new one) up to `burst` at `perPeriod` tokens per `periodMs`, as of
+ * `now`. Every token bucket of the relay: these limits, and the login throttle's per-email bound.
+ */
+export function refill(
+  bucket: Bucket | undefined,
+  burst: number,
+  perPeriod: number,
+  periodMs: number,
+  now: number,
+): Bucket {
+  const refilled = bucket ?? { tokens: burst, updatedAt: now };
+  refilled.tokens = Math.min(burst, refilled.tokens + ((now - refilled.updatedAt) / periodMs) * perPeriod);
+  refilled.updatedAt = now;
+  return refilled;
 }
 
 const FORGET_AFTER_MS = 10 * 60_000;
@@ -53,9 +70,7 @@ export class RateLimiter implements Disposable {
     const spec = this.limits[limit];
     const id = `${limit}\u0000${key}`;
     const now = this.now();
-    const bucket = this.buckets.get(id) ?? { tokens: spec.burst, updatedAt: now };
-    bucket.tokens = Math.min(spec.burst, bucket.tokens + ((now - bucket.updatedAt) / 60_000) * spec.perMinute);
-    bucket.updatedAt = now;
+    const bucket = refill(this.buckets.get(id), spec.burst, spec.perMinute, 60_000, now);
     this.buckets.set(id, bucket);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
