@@ -101,6 +101,19 @@ describe('stream data', () => {
     expect(remote.recvOffset).toBe(expected.length);
   });
 
+  it('a Node Buffer written without transfer is copied: the caller may reuse it at once', async () => {
+    const { client, agent } = connect();
+    const { local, remote } = openBoth(client, agent);
+    const received = collect(remote);
+    // The write queues the bytes until a later turn; a reader that reuses its buffer overwrites
+    // it before then. Buffer's own slice() is a view, so only a real copy keeps "first".
+    const reused = Buffer.from('first');
+    local.write(reused);
+    reused.write('XXXXX');
+    await until(() => received.bytes === 5, 'the bytes');
+    expect(received.text()).toBe('first');
+  });
+
   it('a stream opened at offset N starts counting at N (a resumed terminal)', async () => {
     const { client, agent } = connect();
     const local = client.openStream({ sendOffset: 5000 });

@@ -204,7 +204,7 @@ export class LinkStream {
   }
 
   /**
-   * Queues the bytes, copied (callers such as Node streams reuse their buffers) unless
+   * Queues the bytes, copied (a caller may reuse its buffer once write returns) unless
    * `transfer` says the caller hands them over and will not touch them again. Returns false
    * once queued plus unacknowledged bytes reach the window: wait for onDrain before writing more,
    * or memory grows with the producer. After close the bytes are dropped and false is returned;
@@ -215,7 +215,7 @@ export class LinkStream {
     if (this.closed) return false;
     if (data.length > 0) {
       keyTrace?.('stream.write', data.length);
-      this.queue.push(options?.transfer ? data : data.slice());
+      this.queue.push(options?.transfer ? data : copyOf(data));
       this.queued += data.length;
       if (this.hasCredit) {
         if (options?.now) this.host.wantsToSendNow(this);
@@ -528,4 +528,9 @@ export class LinkStream {
     this.released = true;
     this.host.release(this);
   }
+}
+
+/** A copy of the bytes, a Node Buffer too: Buffer's own slice() is a view of the same memory. */
+function copyOf(data: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(data);
 }

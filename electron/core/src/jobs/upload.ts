@@ -90,7 +90,8 @@ async function writeFile(stream: LinkStream, path: string, closed: Promise<Close
   try {
     for await (const chunk of file) {
       if (streamClosed) return;
-      if (!stream.write(chunk as Buffer)) {
+      // A file stream's chunks are fresh buffers, never reused: handed over, not copied.
+      if (!stream.write(chunk as Buffer, { transfer: true })) {
         await new Promise<void>((resolve) => {
           const drain = stream.onDrain(() => {
             void drain.dispose();
