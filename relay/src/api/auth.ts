@@ -117,6 +117,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
           .where('family_id', '=', row.family_id)
           .where('revoked_at', 'is', null)
           .execute();
+        await endedSession(ctx, row);
         await ctx.audit.record(auditContext(call, row.account_id, `device:${row.device_id}`), 'auth.refresh_reused', {
           device_id: row.device_id,
         });
@@ -163,7 +164,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
       if (!spent)
         throw new HangarError('E_AUTH_REFRESH_REUSED', 'this refresh token was used concurrently; log in again');
       await ctx.db.updateTable('devices').set({ last_seen: now }).where('id', '=', device.id).execute();
-      const access = await ctx.accessTokens.issue(row.account_id, row.device_id);
+      const access = await ctx.accessTokens.issue(row.account_id, row.device_id, row.family_id);
       return {
         access_token: access.token,
         access_expires_at: access.expiresAt,
@@ -186,12 +187,21 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
         .where('family_id', '=', row.family_id)
         .where('revoked_at', 'is', null)
         .execute();
+      await endedSession(ctx, row);
       await ctx.audit.record(auditContext(call, row.account_id, `device:${row.device_id}`), 'auth.logout', {
         device_id: row.device_id,
       });
       return {};
     },
   };
+
+/**
+ * A login's refresh tokens were just revoked: its access tokens are refused from now on (they
+ * name it, and authenticate checks it is live) and every replica closes its device sockets.
+ */
+async function endedSession(ctx: RelayContext, row: { family_id: string; device_id: string }): Promise<void> {
+  await ctx.bus.publish({ t: 'session.ended', device_id: row.device_id, session_id: row.family_id });
+}
 
 async function passwordLogin(ctx: RelayContext, call: Call, params: RelayParams<'auth.login'>): Promise<LoginResult> {
   const account = await ctx.db.selectFrom('accounts').selectAll().where('email', '=', params.email).executeTakeFirst();
@@ -373,11 +383,12 @@ export async function session(
 ): Promise<LoginResult> {
   const now = ctx.now();
   const refresh = newRefreshToken();
+  const familyId = newId('fam');
   await ctx.db
     .insertInto('refresh_tokens')
     .values({
       id: newId('rt'),
-      family_id: newId('fam'),
+      family_id: familyId,
       account_id: account.account_id,
       device_id: device.id,
       token_hash: refresh.hash,
@@ -387,7 +398,7 @@ export async function session(
       revoked_at: null,
     })
     .execute();
-  const access = await ctx.accessTokens.issue(account.account_id, device.id);
+  const access = await ctx.accessTokens.issue(account.account_id, device.id, familyId);
   const tokens: SessionTokens = {
     access_token: access.token,
     access_expires_at: access.expiresAt,

@@ -50,12 +50,33 @@ export async function authenticate(ctx: RelayContext, token: string | undefined)
     );
   }
   const claims = await ctx.accessTokens.verify(token);
-  const device = await ctx.db.selectFrom('devices').selectAll().where('id', '=', claims.deviceId).executeTakeFirst();
-  if (device === undefined || device.account_id !== claims.accountId) {
+  // One read for both: the device, and whether the token's login still has an unrevoked refresh token.
+  const row = await ctx.db
+    .selectFrom('devices')
+    .selectAll('devices')
+    .select((eb) =>
+      eb
+        .exists(
+          eb
+            .selectFrom('refresh_tokens')
+            .select('refresh_tokens.id')
+            .where('refresh_tokens.family_id', '=', claims.sessionId)
+            .where('refresh_tokens.device_id', '=', claims.deviceId)
+            .where('refresh_tokens.revoked_at', 'is', null),
+        )
+        .as('login_live'),
+    )
+    .where('devices.id', '=', claims.deviceId)
+    .executeTakeFirst();
+  if (row === undefined || row.account_id !== claims.accountId) {
     throw new HangarError('E_AUTH_REQUIRED', 'this device is not on the account any more; log in again');
   }
+  const { login_live: live, ...device } = row;
   if (device.status === 'revoked') {
     throw new HangarError('E_AUTH_DEVICE_REVOKED', `this device (${device.name}) was revoked on this account`);
+  }
+  if (!live) {
+    throw new HangarError('E_AUTH_REQUIRED', 'this login was ended (logout or a reused refresh token); log in again');
   }
   return { device, claims };
 }
