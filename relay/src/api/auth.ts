@@ -4,10 +4,12 @@ import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/pass
 import { REFRESH_TOKEN_TTL_MS, newId, newRefreshToken, sha256Hex } from '../accounts/tokens.js';
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
+import type { RelayTables } from '../store/schema.js';
 import { auditContext, checkLoginProof, isTrusted, isUniqueViolation, type Call, type Handlers } from './call.js';
 import { insertOwner, isMember, memberLogin } from './members.js';
 
 type Registration = { public_key: string; name: string };
+type AccountRow = RelayTables['accounts'];
 
 export const BAD_CREDENTIALS = 'email or password is wrong (or the account does not exist); check them and try again';
 
@@ -31,14 +33,20 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
       // The proof first: it shows this request holds the device key, so a key the account trusts
       // can be told apart from anyone else who knows the email (login-throttle.ts).
       checkLoginProof(ctx, call, { identity: params.email, publicKey: params.device.public_key, proof: params.proof });
-      const source: LoginSource = (await isTrustedKey(ctx, params.email, params.device.public_key))
+      // Read once: the throttle asks whose key this is, the password check needs the same row.
+      const account = await ctx.db
+        .selectFrom('accounts')
+        .selectAll()
+        .where('email', '=', params.email)
+        .executeTakeFirst();
+      const source: LoginSource = (await isTrustedKey(ctx, params.email, params.device.public_key, account))
         ? { email: params.email, trustedKey: params.device.public_key }
         : { email: params.email, address: call.ip };
       if ('address' in source) ctx.limits.take('login', call.ip, 'sign-in attempts from this address');
       ctx.loginThrottle.check(source);
       let result: LoginResult;
       try {
-        result = await passwordLogin(ctx, call, params);
+        result = await passwordLogin(ctx, call, params, account);
       } catch (error) {
         if (error instanceof HangarError && error.code === 'E_AUTH_BAD_CREDENTIALS') ctx.loginThrottle.failed(source);
         throw error;
@@ -203,8 +211,12 @@ async function endedSession(ctx: RelayContext, row: { family_id: string; device_
   await ctx.bus.publish({ t: 'session.ended', device_id: row.device_id, session_id: row.family_id });
 }
 
-async function passwordLogin(ctx: RelayContext, call: Call, params: RelayParams<'auth.login'>): Promise<LoginResult> {
-  const account = await ctx.db.selectFrom('accounts').selectAll().where('email', '=', params.email).executeTakeFirst();
+async function passwordLogin(
+  ctx: RelayContext,
+  call: Call,
+  params: RelayParams<'auth.login'>,
+  account: AccountRow | undefined,
+): Promise<LoginResult> {
   if (account === undefined) return memberLogin(ctx, call, params);
   if (account.password_hash === null) {
     await burnPasswordTime(params.password, ctx.passwordCost);
@@ -220,11 +232,16 @@ async function passwordLogin(ctx: RelayContext, call: Call, params: RelayParams<
 }
 
 /**
- * `publicKey` is a device the account of `email` (its owner's, or the member's with that email)
- * already trusts: first or endorsed, and that person's.
+ * `publicKey` is a device the account of `email` (its owner's: `owner`, the accounts row of that
+ * email, read by the caller; or the member's with that email) already trusts: first or endorsed,
+ * and that person's.
  */
-async function isTrustedKey(ctx: RelayContext, email: string, publicKey: string): Promise<boolean> {
-  const owner = await ctx.db.selectFrom('accounts').select('id').where('email', '=', email).executeTakeFirst();
+async function isTrustedKey(
+  ctx: RelayContext,
+  email: string,
+  publicKey: string,
+  owner: AccountRow | undefined,
+): Promise<boolean> {
   const member =
     owner === undefined
       ? await ctx.db
