@@ -8,7 +8,8 @@ import {
   toHangarError,
   type RelayMethod,
 } from '@hangar/shared';
-import type { RelayContext } from '../context.js';
+import { sql } from 'kysely';
+import type { DeviceRow, RelayContext } from '../context.js';
 import { httpStatus } from '../ops/http-status.js';
 import { ping } from '../store/db.js';
 import { authHandlers } from './auth.js';
@@ -50,24 +51,16 @@ export async function authenticate(ctx: RelayContext, token: string | undefined)
     );
   }
   const claims = await ctx.accessTokens.verify(token);
-  // One read for both: the device, and whether the token's login still has an unrevoked refresh token.
-  const row = await ctx.db
-    .selectFrom('devices')
-    .selectAll('devices')
-    .select((eb) =>
-      eb
-        .exists(
-          eb
-            .selectFrom('refresh_tokens')
-            .select('refresh_tokens.id')
-            .where('refresh_tokens.family_id', '=', claims.sessionId)
-            .where('refresh_tokens.device_id', '=', claims.deviceId)
-            .where('refresh_tokens.revoked_at', 'is', null),
-        )
-        .as('login_live'),
-    )
-    .where('devices.id', '=', claims.deviceId)
-    .executeTakeFirst();
+  // One read for both: the device, and whether the token's login still has an unrevoked refresh
+  // token (refresh_tokens_family index). Written out: the query builder's subquery cost ~25 µs of
+  // CPU per call more than this (SQLite, every signed-in call runs it).
+  const { rows } = await sql<DeviceRow & { login_live: number | boolean }>`
+    select devices.*, exists (
+      select 1 from refresh_tokens
+      where family_id = ${claims.sessionId} and device_id = devices.id and revoked_at is null
+    ) as login_live
+    from devices where devices.id = ${claims.deviceId}`.execute(ctx.db);
+  const row = rows[0];
   if (row === undefined || row.account_id !== claims.accountId) {
     throw new HangarError('E_AUTH_REQUIRED', 'this device is not on the account any more; log in again');
   }
