@@ -190,7 +190,7 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     },
   );
 
-  it('slirp4netns runs while the job runs, under seccomp, and is gone when it ends', async () => {
+  it('slirp4netns runs while the job runs, under seccomp in a mount namespace of its own, and is gone when it ends', async () => {
     const h = harness();
     const id = jobId();
     const { request, output } = h.request('echo up; read -r _ < /work/fifo || sleep 1', { jobId: id });
@@ -203,6 +203,8 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     const [slirp] = slirpOf(id);
     const filtered = () => (/^Seccomp:\s+2$/m.test(readFileSync(`/proc/${slirp}/status`, 'utf8')) ? true : undefined);
     await until(filtered, 'slirp4netns to filter its syscalls', 5_000);
+    // And it sees no host file but /etc and /run (--enable-sandbox), whoever runs the agent.
+    expect(readdirSync(`/proc/${slirp}/root`).sort()).toEqual(['etc', 'run']);
     writeFileSync(join(request.workdir, 'fifo'), 'go\n');
     expect((await execution.done).exitCode).toBe(0);
     expect(slirpOf(id)).toEqual([]);
