@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { RelaySession, makeLoginProof } from '@hangar/shared';
-import { PASSWORD, login, newKey, signup, uniqueEmail, describeEachStorage } from './support/relay-fixture.js';
+import { RELAY_CLOSE, RelaySession, makeLoginProof } from '@hangar/shared';
+import {
+  PASSWORD,
+  login,
+  newKey,
+  signup,
+  uniqueEmail,
+  describeEachStorage,
+  waitFor,
+  rawDeviceSocket as openDevice,
+} from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
 describeEachStorage('relay accounts', (relay) => {
@@ -104,8 +113,39 @@ describeEachStorage('relay accounts', (relay) => {
     // The thief's replay also killed the legitimate newer token of the same login.
     const after = await refusal(relay.client.call('auth.refresh', { refresh_token: rotated.refresh_token }));
     expect(after.code).toBe('E_AUTH_REQUIRED');
-    const audit = await relay.client.call('audit.list', {}, { accessToken: rotated.access_token });
+    // And that login's access tokens, the newest too, are refused at once, not when they expire.
+    for (const accessToken of [user.session.access_token, rotated.access_token]) {
+      expect((await refusal(relay.client.call('hosts.list', {}, { accessToken }))).code).toBe('E_AUTH_REQUIRED');
+    }
+    const again = await login(relay.client, user.email, user.key);
+    const audit = await relay.client.call('audit.list', {}, { accessToken: again.session.access_token });
     expect(audit.entries.map((e) => e.action)).toContain('auth.refresh_reused');
+  });
+
+  it("logout refuses that login's access tokens and closes its device sockets at once; the device's other login stays", async () => {
+    const user = await signup(relay.client);
+    const other = await login(relay.client, user.email, user.key); // the same device, signed in twice
+    const ended = openDevice(relay.url, user.session.access_token);
+    const kept = openDevice(relay.url, other.session.access_token);
+    try {
+      for (const socket of [ended, kept]) await waitFor('ready', () => socket.messages.find((m) => m.type === 'ready'));
+      await relay.client.call('auth.logout', { refresh_token: user.session.refresh_token });
+      const refused = await refusal(relay.client.call('hosts.list', {}, { accessToken: user.session.access_token }));
+      expect(refused.code).toBe('E_AUTH_REQUIRED');
+      expect(refused.message).toMatch(/log in again/);
+      const closed = await waitFor('the logged-out socket closed', () => ended.closed());
+      expect(closed.code).toBe(RELAY_CLOSE.authFailed);
+      expect(ended.messages.at(-1)).toMatchObject({ type: 'error', error: { code: 'E_AUTH_REQUIRED' } });
+      // The same token cannot open a new socket either.
+      const reopened = openDevice(relay.url, user.session.access_token);
+      expect((await waitFor('refused', () => reopened.closed())).code).toBe(RELAY_CLOSE.authFailed);
+
+      await relay.client.call('hosts.list', {}, { accessToken: other.session.access_token });
+      expect(kept.closed()).toBeUndefined();
+    } finally {
+      ended.socket.terminate();
+      kept.socket.terminate();
+    }
   });
 
   it('after logout the refresh token is dead, and a second logout is harmless', async () => {
@@ -129,14 +169,14 @@ describeEachStorage('relay accounts', (relay) => {
   it('the audit log records signup, login and logout for the account owner, and the logs never hold a secret', async () => {
     const user = await signup(relay.client);
     const second = await login(relay.client, user.email);
+    // A pending device cannot read it.
+    const denied = await refusal(relay.client.call('audit.list', {}, { accessToken: second.session.access_token }));
+    expect(denied.code).toBe('E_FORBIDDEN');
     await relay.client.call('auth.logout', { refresh_token: second.session.refresh_token });
     const audit = await relay.client.call('audit.list', {}, { accessToken: user.session.access_token });
     const actions = audit.entries.map((e) => e.action);
     expect(actions).toEqual(expect.arrayContaining(['account.signup', 'auth.login', 'auth.logout']));
     expect(audit.entries.every((e) => e.ip === '127.0.0.1')).toBe(true);
-    // A pending device cannot read it.
-    const denied = await refusal(relay.client.call('audit.list', {}, { accessToken: second.session.access_token }));
-    expect(denied.code).toBe('E_FORBIDDEN');
 
     const logs = relay.logs.join('\n');
     expect(logs).toMatch(/"reqId":"req_[0-9a-f]{16}"/);

@@ -91,6 +91,41 @@ describe('rate limits behind a reverse proxy (--trust-proxy)', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
   });
 
+  it('an IPv6 client is one address per /64, and a port in the X-Forwarded-For entry is not part of the address', async () => {
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
+    const signupFrom = async (address: string) => {
+      const email = uniqueEmail('spread');
+      const key = newKey();
+      const response = await fetch(`${relay.url}/v1/auth.signup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': address },
+        body: JSON.stringify({
+          email,
+          password: 'a long enough password',
+          device: { public_key: key.publicKey, name: 'laptop' },
+          proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+        }),
+      });
+      return response.status;
+    };
+    // Five sign-ups a burst per address: a new address in the same /64, or a new source port, each time.
+    const clients = [
+      (i: number) => `2001:db8:1:2:${(i + 1).toString(16)}::${i + 1}`,
+      (i: number) => `203.0.113.7:${51234 + i}`,
+      (i: number) => `[2001:db8:7::1]:${443 + i}`,
+    ];
+    for (const client of clients) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push(await signupFrom(client(i)));
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+    }
+    // Without the port, the same clients: spent too. The next /64 and another IPv4 address are not.
+    expect(await signupFrom('203.0.113.7')).toBe(429);
+    expect(await signupFrom('2001:db8:7::2')).toBe(429);
+    expect(await signupFrom('2001:db8:1:3::1')).toBe(200);
+    expect(await signupFrom('203.0.113.8:51234')).toBe(200);
+  });
+
   it("relayed-link requests count against the client's address, not the proxy's: one client cannot spend everyone's", async () => {
     await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
     const ask = (client: string) =>
@@ -181,6 +216,18 @@ describe('wrong passwords (real limits, client addresses from a trusted proxy)',
     // The next /64, and IPv4 clients (mapped or not), are other addresses.
     expect((await loginFrom(relay, '2001:db8:1:3::1', owner.email, PASSWORD)).status).toBe(200);
     expect((await loginFrom(relay, '::ffff:198.51.100.31', owner.email, PASSWORD)).status).toBe(200);
+  });
+
+  it('wrong passwords from one client count as one whatever source port the proxy names', async () => {
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
+    const owner = await signup(relay.client);
+    for (const client of [(i: number) => `203.0.113.7:${40000 + i}`, (i: number) => `[2001:db8:5::${i + 1}]:443`]) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++)
+        statuses.push((await loginFrom(relay, client(i), owner.email, `wrong guess ${i}`)).status);
+      // Five free, the sixth starts a wait: as from one address without a port.
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 401, 429]);
+    }
   });
 
   it('guessing spread over many addresses meets the per-email bound, and a device key the account trusts still signs in', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayClient, type StoredStatement } from '@hangar/shared';
+import { RELAY_CLOSE, RelayClient, type StoredStatement } from '@hangar/shared';
 import {
   agentSocket,
   deviceSocket,
@@ -12,7 +12,9 @@ import {
   type TestRelay,
   statementOf,
   askHost,
+  rawDeviceSocket,
 } from './support/relay-fixture.js';
+import { refusal } from '../../test/support/refusal.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 import { startRelayProcess } from './support/relay-process.js';
 
@@ -93,6 +95,21 @@ describe('two relay replicas on one PostgreSQL', () => {
       expect(received[0]!.subject_device_key).toBe(phone.key.publicKey);
     } finally {
       agent.dispose();
+    }
+  });
+
+  it("a logout through replica A closes the login's device socket on replica B and B refuses its token", async () => {
+    const owner = await signup(a.client);
+    const socket = rawDeviceSocket(b.url, owner.session.access_token);
+    try {
+      await waitFor('ready on B', () => socket.messages.find((m) => m.type === 'ready'));
+      await a.client.call('auth.logout', { refresh_token: owner.session.refresh_token });
+      const closed = await waitFor('closed on B', () => socket.closed());
+      expect(closed.code).toBe(RELAY_CLOSE.authFailed);
+      const refused = await refusal(b.client.call('hosts.list', {}, { accessToken: owner.session.access_token }));
+      expect(refused.code).toBe('E_AUTH_REQUIRED');
+    } finally {
+      socket.socket.terminate();
     }
   });
 

@@ -1,6 +1,5 @@
-import { isIP } from 'node:net';
 import { HangarError, type Disposable } from '@hangar/shared';
-import { refill, type Bucket } from '../ops/rate-limit.js';
+import { clientKey, refill, type Bucket } from '../ops/rate-limit.js';
 
 /**
  * Throttling of password sign-ins by wrong passwords, as OWASP's authentication cheat sheet and
@@ -155,39 +154,11 @@ export function scaledLoginThrottle(scale: number): LoginThrottleLimits {
 }
 
 function pairOf(source: { email: string; address: string }): string {
-  return `pair\u0000${source.email}\u0000${clientOf(source.address)}`;
+  return `pair\u0000${source.email}\u0000${clientKey(source.address)}`;
 }
 
 function addressOf(source: { address: string }): string {
-  return `address\u0000${clientOf(source.address)}`;
-}
-
-/**
- * Who an address stands for: an IPv4 address itself (also IPv4-mapped, ::ffff:a.b.c.d), an IPv6
- * one by its /64, the least a host or a home is given: one guesser has 2^64 addresses, one per
- * wrong password, past the address's and the pair's bounds.
- */
-function clientOf(address: string): string {
-  const bare = address.replace(/%.*$/, '');
-  if (isIP(bare) !== 6) return address;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped) return mapped[1]!;
-  const [head = '', tail] = bare.split('::');
-  const groups = (part: string) => (part === '' ? [] : part.split(':').flatMap(hextets));
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const full = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  return `${full
-    .slice(0, 4)
-    .map((group) => parseInt(group, 16).toString(16))
-    .join(':')}::/64`;
-}
-
-/** A group of an IPv6 address as hextets: an embedded IPv4 address (…:1.2.3.4) is two. */
-function hextets(group: string): string[] {
-  if (!group.includes('.')) return [group];
-  const [a, b, c, d] = group.split('.').map(Number) as [number, number, number, number];
-  return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
+  return `address\u0000${clientKey(source.address)}`;
 }
 
 function keyOf(source: { email: string; trustedKey: string }): string {

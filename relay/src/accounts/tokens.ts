@@ -4,10 +4,13 @@ import { HangarError } from '@hangar/shared';
 import type { RelayDb } from '../store/db.js';
 
 /**
- * Access tokens: JWT (HS256) for 10 minutes, claims {sub: device, acc: account, scope}. The
+ * Access tokens: JWT (HS256) for 10 minutes, claims {sub: device, acc: account, sid: login, scope}. The
  * HMAC key is made once (migrate/serve) and kept in the database so every replica verifies
  * every other's tokens; it authorizes relay API calls only, never anything on a host.
  * Refresh tokens: 32 random bytes, stored as SHA-256, rotated on every use.
+ * `sid` is the login's refresh-token family: once that family is ended (logout, a spent refresh
+ * token presented again) the relay refuses the login's access tokens at once (api/routes.ts
+ * authenticate) and closes its device sockets (the bus's `session.ended`).
  */
 export const ACCESS_TOKEN_TTL_MS = 10 * 60_000;
 export const REFRESH_TOKEN_TTL_MS = 30 * 24 * 60 * 60_000;
@@ -17,6 +20,8 @@ const SCOPE = 'relay';
 export interface AccessClaims {
   deviceId: string;
   accountId: string;
+  /** The login (refresh-token family) the token was issued for. */
+  sessionId: string;
   expiresAt: number;
 }
 
@@ -40,10 +45,10 @@ export class AccessTokens {
     private readonly now: () => number,
   ) {}
 
-  async issue(accountId: string, deviceId: string): Promise<{ token: string; expiresAt: number }> {
+  async issue(accountId: string, deviceId: string, sessionId: string): Promise<{ token: string; expiresAt: number }> {
     const now = this.now();
     const expiresAt = now + ACCESS_TOKEN_TTL_MS;
-    const token = await new SignJWT({ acc: accountId, scope: SCOPE })
+    const token = await new SignJWT({ acc: accountId, sid: sessionId, scope: SCOPE })
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuer(ISSUER)
       .setAudience(ISSUER)
@@ -65,7 +70,17 @@ export class AccessTokens {
       if (payload['scope'] !== SCOPE || typeof payload['acc'] !== 'string' || typeof payload.sub !== 'string') {
         throw new HangarError('E_AUTH_REQUIRED', 'the access token is not a relay token; log in again');
       }
-      return { deviceId: payload.sub, accountId: payload['acc'], expiresAt: (payload.exp ?? 0) * 1000 };
+      if (typeof payload['sid'] !== 'string') {
+        // Issued before tokens named their login: its login cannot be checked, so it is not
+        // taken; the client refreshes (which checks the login) as for an expired one.
+        throw new HangarError('E_AUTH_EXPIRED', 'the access token names no login; refresh it (auth.refresh) and retry');
+      }
+      return {
+        deviceId: payload.sub,
+        accountId: payload['acc'],
+        sessionId: payload['sid'],
+        expiresAt: (payload.exp ?? 0) * 1000,
+      };
     } catch (error) {
       if (error instanceof HangarError) throw error;
       if (error instanceof joseErrors.JWTExpired) {

@@ -4,10 +4,12 @@ import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/pass
 import { REFRESH_TOKEN_TTL_MS, newId, newRefreshToken, sha256Hex } from '../accounts/tokens.js';
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
+import type { RelayTables } from '../store/schema.js';
 import { auditContext, checkLoginProof, isTrusted, isUniqueViolation, type Call, type Handlers } from './call.js';
 import { insertOwner, isMember, memberLogin } from './members.js';
 
 type Registration = { public_key: string; name: string };
+type AccountRow = RelayTables['accounts'];
 
 export const BAD_CREDENTIALS = 'email or password is wrong (or the account does not exist); check them and try again';
 
@@ -31,14 +33,20 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
       // The proof first: it shows this request holds the device key, so a key the account trusts
       // can be told apart from anyone else who knows the email (login-throttle.ts).
       checkLoginProof(ctx, call, { identity: params.email, publicKey: params.device.public_key, proof: params.proof });
-      const source: LoginSource = (await isTrustedKey(ctx, params.email, params.device.public_key))
+      // Read once: the throttle asks whose key this is, the password check needs the same row.
+      const account = await ctx.db
+        .selectFrom('accounts')
+        .selectAll()
+        .where('email', '=', params.email)
+        .executeTakeFirst();
+      const source: LoginSource = (await isTrustedKey(ctx, params.email, params.device.public_key, account))
         ? { email: params.email, trustedKey: params.device.public_key }
         : { email: params.email, address: call.ip };
       if ('address' in source) ctx.limits.take('login', call.ip, 'sign-in attempts from this address');
       ctx.loginThrottle.check(source);
       let result: LoginResult;
       try {
-        result = await passwordLogin(ctx, call, params);
+        result = await passwordLogin(ctx, call, params, account);
       } catch (error) {
         if (error instanceof HangarError && error.code === 'E_AUTH_BAD_CREDENTIALS') ctx.loginThrottle.failed(source);
         throw error;
@@ -117,6 +125,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
           .where('family_id', '=', row.family_id)
           .where('revoked_at', 'is', null)
           .execute();
+        await endedSession(ctx, row);
         await ctx.audit.record(auditContext(call, row.account_id, `device:${row.device_id}`), 'auth.refresh_reused', {
           device_id: row.device_id,
         });
@@ -163,7 +172,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
       if (!spent)
         throw new HangarError('E_AUTH_REFRESH_REUSED', 'this refresh token was used concurrently; log in again');
       await ctx.db.updateTable('devices').set({ last_seen: now }).where('id', '=', device.id).execute();
-      const access = await ctx.accessTokens.issue(row.account_id, row.device_id);
+      const access = await ctx.accessTokens.issue(row.account_id, row.device_id, row.family_id);
       return {
         access_token: access.token,
         access_expires_at: access.expiresAt,
@@ -186,6 +195,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
         .where('family_id', '=', row.family_id)
         .where('revoked_at', 'is', null)
         .execute();
+      await endedSession(ctx, row);
       await ctx.audit.record(auditContext(call, row.account_id, `device:${row.device_id}`), 'auth.logout', {
         device_id: row.device_id,
       });
@@ -193,8 +203,20 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
     },
   };
 
-async function passwordLogin(ctx: RelayContext, call: Call, params: RelayParams<'auth.login'>): Promise<LoginResult> {
-  const account = await ctx.db.selectFrom('accounts').selectAll().where('email', '=', params.email).executeTakeFirst();
+/**
+ * A login's refresh tokens were just revoked: its access tokens are refused from now on (they
+ * name it, and authenticate checks it is live) and every replica closes its device sockets.
+ */
+async function endedSession(ctx: RelayContext, row: { family_id: string; device_id: string }): Promise<void> {
+  await ctx.bus.publish({ t: 'session.ended', device_id: row.device_id, session_id: row.family_id });
+}
+
+async function passwordLogin(
+  ctx: RelayContext,
+  call: Call,
+  params: RelayParams<'auth.login'>,
+  account: AccountRow | undefined,
+): Promise<LoginResult> {
   if (account === undefined) return memberLogin(ctx, call, params);
   if (account.password_hash === null) {
     await burnPasswordTime(params.password, ctx.passwordCost);
@@ -210,11 +232,16 @@ async function passwordLogin(ctx: RelayContext, call: Call, params: RelayParams<
 }
 
 /**
- * `publicKey` is a device the account of `email` (its owner's, or the member's with that email)
- * already trusts: first or endorsed, and that person's.
+ * `publicKey` is a device the account of `email` (its owner's: `owner`, the accounts row of that
+ * email, read by the caller; or the member's with that email) already trusts: first or endorsed,
+ * and that person's.
  */
-async function isTrustedKey(ctx: RelayContext, email: string, publicKey: string): Promise<boolean> {
-  const owner = await ctx.db.selectFrom('accounts').select('id').where('email', '=', email).executeTakeFirst();
+async function isTrustedKey(
+  ctx: RelayContext,
+  email: string,
+  publicKey: string,
+  owner: AccountRow | undefined,
+): Promise<boolean> {
   const member =
     owner === undefined
       ? await ctx.db
@@ -373,11 +400,12 @@ export async function session(
 ): Promise<LoginResult> {
   const now = ctx.now();
   const refresh = newRefreshToken();
+  const familyId = newId('fam');
   await ctx.db
     .insertInto('refresh_tokens')
     .values({
       id: newId('rt'),
-      family_id: newId('fam'),
+      family_id: familyId,
       account_id: account.account_id,
       device_id: device.id,
       token_hash: refresh.hash,
@@ -387,7 +415,7 @@ export async function session(
       revoked_at: null,
     })
     .execute();
-  const access = await ctx.accessTokens.issue(account.account_id, device.id);
+  const access = await ctx.accessTokens.issue(account.account_id, device.id, familyId);
   const tokens: SessionTokens = {
     access_token: access.token,
     access_expires_at: access.expiresAt,

@@ -8,7 +8,8 @@ import {
   toHangarError,
   type RelayMethod,
 } from '@hangar/shared';
-import type { RelayContext } from '../context.js';
+import { sql } from 'kysely';
+import type { DeviceRow, RelayContext } from '../context.js';
 import { httpStatus } from '../ops/http-status.js';
 import { ping } from '../store/db.js';
 import { authHandlers } from './auth.js';
@@ -50,12 +51,25 @@ export async function authenticate(ctx: RelayContext, token: string | undefined)
     );
   }
   const claims = await ctx.accessTokens.verify(token);
-  const device = await ctx.db.selectFrom('devices').selectAll().where('id', '=', claims.deviceId).executeTakeFirst();
-  if (device === undefined || device.account_id !== claims.accountId) {
+  // One read for both: the device, and whether the token's login still has an unrevoked refresh
+  // token (refresh_tokens_family index). Written out: the query builder's subquery cost ~25 µs of
+  // CPU per call more than this (SQLite, every signed-in call runs it).
+  const { rows } = await sql<DeviceRow & { login_live: number | boolean }>`
+    select devices.*, exists (
+      select 1 from refresh_tokens
+      where family_id = ${claims.sessionId} and device_id = devices.id and revoked_at is null
+    ) as login_live
+    from devices where devices.id = ${claims.deviceId}`.execute(ctx.db);
+  const row = rows[0];
+  if (row === undefined || row.account_id !== claims.accountId) {
     throw new HangarError('E_AUTH_REQUIRED', 'this device is not on the account any more; log in again');
   }
+  const { login_live: live, ...device } = row;
   if (device.status === 'revoked') {
     throw new HangarError('E_AUTH_DEVICE_REVOKED', `this device (${device.name}) was revoked on this account`);
+  }
+  if (!live) {
+    throw new HangarError('E_AUTH_REQUIRED', 'this login was ended (logout or a reused refresh token); log in again');
   }
   return { device, claims };
 }

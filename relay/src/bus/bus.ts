@@ -17,6 +17,8 @@ export const BusEvent = z.discriminatedUnion('t', [
   z.object({ t: z.literal('statements'), account_id: z.string() }),
   z.object({ t: z.enum(['device.pending', 'device.changed']), account_id: z.string(), device: DeviceView }),
   z.object({ t: z.literal('device.revoked'), device_id: z.string() }),
+  /** A login (refresh-token family) was ended: logout, or a spent refresh token presented again. */
+  z.object({ t: z.literal('session.ended'), device_id: z.string(), session_id: z.string() }),
   z.object({ t: z.literal('to_host'), host_id: z.string(), message: RelayToAgent }),
   z.object({ t: z.literal('to_device'), device_id: z.string(), message: RelayToDevice }),
   /** An account's plan changed (a Stripe webhook): its hosts get fresh entitlements. */

@@ -1,7 +1,9 @@
+import { isIP } from 'node:net';
 import { HangarError, type Disposable } from '@hangar/shared';
 
 /**
- * Token buckets per (limit, key): key is a source address or an account. Kept in memory per
+ * Token buckets per (limit, key): key is a source address (counted as clientKey has it) or an
+ * account. Kept in memory per
  * replica, so with N replicas behind a balancer a client gets at most N times the budget;
  * the limits are set so that this is still far below what a guesser needs.
  */
@@ -68,7 +70,7 @@ export class RateLimiter implements Disposable {
   /** Takes one token or throws E_RATE_LIMITED with details.retry_after_ms. */
   take(limit: LimitName, key: string, what: string): void {
     const spec = this.limits[limit];
-    const id = `${limit}\u0000${key}`;
+    const id = `${limit}\u0000${clientKey(key)}`;
     const now = this.now();
     const bucket = refill(this.buckets.get(id), spec.burst, spec.perMinute, 60_000, now);
     this.buckets.set(id, bucket);
@@ -91,6 +93,48 @@ export class RateLimiter implements Disposable {
     clearInterval(this.sweep);
     this.buckets.clear();
   }
+}
+
+/**
+ * Who an address stands for, for every per-address limit (these and the login throttle's):
+ * - a port is dropped: behind --trust-proxy the X-Forwarded-For entry may carry one
+ *   (`203.0.113.7:51234`, `[2001:db8::1]:443`), a new one per connection;
+ * - an IPv4 address is itself (also IPv4-mapped, ::ffff:a.b.c.d);
+ * - an IPv6 address counts by its /64, the least a host or a home is given: one client has 2^64
+ *   addresses, a new budget each.
+ * Anything else (an account id, a peer Node could not name) is returned as it is.
+ */
+export function clientKey(address: string): string {
+  const bare = withoutPort(address).replace(/%.*$/, '');
+  const family = isIP(bare);
+  if (family === 4) return bare;
+  if (family !== 6) return address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  if (mapped) return mapped[1]!;
+  const [head = '', tail] = bare.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':').flatMap(hextets));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const full = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${full
+    .slice(0, 4)
+    .map((group) => parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+}
+
+/** `[v6]:port` and `[v6]` → v6; `a.b.c.d:port` → a.b.c.d; anything else as it is. */
+function withoutPort(address: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(address);
+  return v4 ? v4[1]! : address;
+}
+
+/** A group of an IPv6 address as hextets: an embedded IPv4 address (…:1.2.3.4) is two. */
+function hextets(group: string): string[] {
+  if (!group.includes('.')) return [group];
+  const [a, b, c, d] = group.split('.').map(Number) as [number, number, number, number];
+  return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
 }
 
 /** `--rate-limit-scale`: multiplies every budget (tests, benchmarks, a big office behind one NAT). */

@@ -27,6 +27,8 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   accountId = '';
   deviceKey = '';
   deviceName = '';
+  /** The login its latest token was issued for: ending that login closes the socket (hub.ts). */
+  sessionId = '';
   /** The device's status by the relay's record, as of auth or the last device.changed about it. */
   deviceStatus = '';
   private ready = false;
@@ -84,7 +86,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       );
     }
     if (this.closed) return;
-    // Closed when the token runs out unless renewed: a revoked or logged-out device loses the socket too.
+    // Closed when the token runs out unless renewed; a revoked device, or an ended login, at once (hub.ts).
     this.failAfter(
       Math.max(0, authed.claims.expiresAt - this.ctx.now()),
       new HangarError('E_AUTH_EXPIRED', 'the access token expired; reconnect with a fresh one'),
@@ -95,6 +97,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     this.accountId = authed.device.account_id;
     this.deviceKey = authed.device.public_key;
     this.deviceName = authed.device.name;
+    this.sessionId = authed.claims.sessionId;
     const wasTrusted = this.trusted;
     this.deviceStatus = authed.device.status;
     this.send({

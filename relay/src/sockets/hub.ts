@@ -133,6 +133,15 @@ export class SocketHub implements Disposable {
           );
         }
         return;
+      case 'session.ended':
+        for (const device of this.devicesById.get(event.device_id) ?? []) {
+          if (device.sessionId !== event.session_id) continue; // another login of the same device
+          device.fail(
+            new HangarError('E_AUTH_REQUIRED', 'this login was ended (logout or a reused refresh token); log in again'),
+            RELAY_CLOSE.authFailed,
+          );
+        }
+        return;
       case 'to_host':
         this.toLocalHost(event.host_id, event.message);
         return;

@@ -18,6 +18,7 @@ import {
   type HostPresence,
   type LoginResult,
   type PresenceRecord,
+  type RelayToDevice,
   type TextSocketLike,
 } from '@hangar/shared';
 import { startRelay, type RelayOptions, type RunningRelay } from '../../src/index.js';
@@ -243,6 +244,17 @@ export function deviceSocket(url: string, user: SignedIn) {
   });
   socket.start();
   return { socket, hosts, seen };
+}
+
+/** A raw device socket that sends `auth` with `accessToken` once open. */
+export function rawDeviceSocket(url: string, accessToken: string) {
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/v1/device`);
+  const messages: RelayToDevice[] = [];
+  let closed: { code: number; reason: string } | undefined;
+  socket.on('message', (data) => messages.push(JSON.parse(String(data)) as RelayToDevice));
+  socket.on('close', (code, reason) => (closed = { code, reason: reason.toString() }));
+  socket.once('open', () => socket.send(JSON.stringify({ type: 'auth', access_token: accessToken })));
+  return { socket, messages, closed: () => closed };
 }
 
 /** `device` asks `host` (by its id) with `payload` as request `requestId`; resolves with the host's answer. */

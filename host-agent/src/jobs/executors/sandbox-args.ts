@@ -41,6 +41,12 @@ export interface SandboxArgsInput {
   network: 'outbound' | 'none' | 'host';
   /** With `outbound`: bwrap reads the sandbox's /etc/resolv.conf (slirp4netns' DNS) from this fd. */
   resolvConfFd?: number;
+  /**
+   * With `outbound`: the job's host uid and gid. The launcher's user namespace maps them to root
+   * (so slirp4netns can sandbox itself there, sandbox-network.ts); bwrap maps them back, so the
+   * job's uid and gid are what they are on the host, as with the other networks.
+   */
+  jobIds?: { uid: number; gid: number };
   /** The host path bwrap binds at /work (see sandbox-launch.ts for why it may not be the workdir's). */
   workdirSource: string;
   /** Host paths never to expose, even under a bound system dir. */
@@ -90,6 +96,7 @@ export function bwrapArgs(input: SandboxArgsInput): string[] {
   // `outbound` shares the namespace the launcher made, whose only way out is slirp4netns; `host`
   // shares the host's (its loopback services too).
   if (input.network === 'none') args.push('--unshare-net');
+  if (input.jobIds) args.push('--uid', String(input.jobIds.uid), '--gid', String(input.jobIds.gid));
   args.push('--hostname', 'hangar-sandbox');
   const bound: string[] = [];
   for (const dir of SYSTEM_DIRS) {

@@ -78,15 +78,17 @@ const OUTBOUND_STEP = [
 ].join('\n');
 
 /**
- * What runs LAST_STEP: for outbound, `unshare` first makes a user namespace (the launching user
- * mapped to itself, so bwrap and the job keep their uid) holding a new network namespace. The user
- * namespace is what lets slirp4netns, run as that same unprivileged user, join the network
- * namespace and configure it; bwrap's own namespaces, nested inside, cannot be joined (its
- * --disable-userns nests one more user namespace, and --userns-block-fd refuses to go with it).
+ * What runs LAST_STEP: for outbound, `unshare` first makes a user namespace holding a new network
+ * namespace. The user namespace is what lets slirp4netns, run as that same unprivileged user, join
+ * the network namespace and configure it; bwrap's own namespaces, nested inside, cannot be joined
+ * (its --disable-userns nests one more user namespace, and --userns-block-fd refuses to go with
+ * it). The launching user is root there: slirp4netns --enable-sandbox becomes uid and gid 0 in it
+ * to make its own mount namespace (sandbox-network.ts); bwrap maps the job back to its host uid
+ * and gid (bwrapArgs' jobIds), so the job sees what it would with the other networks.
  */
 function lastStep(network: LaunchPlan['network']): string[] {
   if (network !== 'outbound') return ['/bin/sh', '-c', LAST_STEP];
-  return ['unshare', '--user', '--map-current-user', '--net', '--', '/bin/sh', '-c', OUTBOUND_STEP];
+  return ['unshare', '--user', '--map-root-user', '--net', '--', '/bin/sh', '-c', OUTBOUND_STEP];
 }
 
 /** Runs as root: binds the workdir, drops to the job user and runs the last step ("$@" from $6). */

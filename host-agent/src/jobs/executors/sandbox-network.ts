@@ -14,10 +14,17 @@ import type { JobUser } from './sandbox-user.js';
  * any machine of its network.
  *
  * slirp4netns runs as the job's user (the job user, or the agent's own), joins the launcher's user
- * namespace, where that user holds every capability, to configure the network namespace it owns,
- * and ends at EOF on its exit fd, which only the agent holds: when the attempt's launcher has
- * exited, or the agent died (also PDEATHSIG). It carries the attempt's marks, so the recovery after
- * an agent crash finds it like the sandbox's own processes (sandbox-recovery.ts).
+ * namespace, where that user is root, to configure the network namespace it owns, and ends at EOF
+ * on its exit fd, which only the agent holds: when the attempt's launcher has exited, or the agent
+ * died (also PDEATHSIG). It carries the attempt's marks, so the recovery after an agent crash finds
+ * it like the sandbox's own processes (sandbox-recovery.ts).
+ *
+ * It parses the job's packets outside the sandbox, so a flaw in libslirp would run code as the
+ * job's user on the host. It is confined: --enable-seccomp (a syscall filter) and --enable-sandbox:
+ * once the network is up it becomes root of the launcher's user namespace, makes a mount namespace
+ * of its own whose root is an empty read-only tmpfs with only the host's /etc and /run bound
+ * read-only, and drops every capability but binding low ports. The user's home, the agent's data
+ * dir, the workdir and every other file of the host are not in it.
  */
 
 export const SLIRP_INSTALL_HINT =
@@ -94,10 +101,10 @@ export function slirpArgv(input: {
     '--configure',
     `--mtu=${MTU}`,
     '--disable-host-loopback',
-    // It parses the job's packets: a flaw in libslirp would run code as the job's user on the host,
-    // so it gets a syscall filter. Not --enable-sandbox: unprivileged, it needs gid 0 mapped in
-    // the user namespace it joins (setegid(0) fails), and the job's uid stays itself there.
+    // It parses the job's packets: a syscall filter, and a mount namespace with no host file but
+    // /etc and /run (it needs uid and gid 0 mapped in the launcher's user namespace: lastStep).
     '--enable-seccomp',
+    '--enable-sandbox',
     `--exit-fd=${EXIT_FD}`,
     `--ready-fd=${READY_FD}`,
     `--userns-path=/proc/${target}/ns/user`,

@@ -176,13 +176,18 @@ export class SandboxExecutor implements Executor {
     return bwrapArgs({
       ...request,
       network,
-      ...(network === 'outbound' ? { resolvConfFd: RESOLV_CONF_FD } : {}),
+      ...(network === 'outbound' ? { resolvConfFd: RESOLV_CONF_FD, jobIds: this.jobIds() } : {}),
       workdirSource: source,
       hidden: this.hidden,
       inner,
       agentLinkFd: AGENT_LINK_FD,
       ...secrets,
     });
+  }
+
+  /** The host uid and gid jobs run as: the job user's, or the agent's own. */
+  private jobIds(): { uid: number; gid: number } {
+    return this.jobUser ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   }
 
   async start(request: ExecutionRequest): Promise<Execution> {

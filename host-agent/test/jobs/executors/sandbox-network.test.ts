@@ -190,7 +190,7 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     },
   );
 
-  it('slirp4netns runs while the job runs, under seccomp, and is gone when it ends', async () => {
+  it('slirp4netns runs while the job runs, under seccomp in a mount namespace of its own, and is gone when it ends', async () => {
     const h = harness();
     const id = jobId();
     const { request, output } = h.request('echo up; read -r _ < /work/fifo || sleep 1', { jobId: id });
@@ -203,6 +203,8 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     const [slirp] = slirpOf(id);
     const filtered = () => (/^Seccomp:\s+2$/m.test(readFileSync(`/proc/${slirp}/status`, 'utf8')) ? true : undefined);
     await until(filtered, 'slirp4netns to filter its syscalls', 5_000);
+    // And it sees no host file but /etc and /run (--enable-sandbox), whoever runs the agent.
+    expect(readdirSync(`/proc/${slirp}/root`).sort()).toEqual(['etc', 'run']);
     writeFileSync(join(request.workdir, 'fifo'), 'go\n');
     expect((await execution.done).exitCode).toBe(0);
     expect(slirpOf(id)).toEqual([]);
@@ -237,6 +239,70 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     await execution.done;
     expect(slirpOf(id)).toEqual([]);
   });
+
+  it.skipIf(process.getuid?.() !== 0 || hostAddress() === undefined)(
+    'with an agent that is not root, slirp4netns sees no home, no agent data dir and no workdir, and the job’s network works',
+    async () => {
+      // The agent runs as a user of its own (here nobody); slirp4netns then runs as that user on the
+      // host, and a flaw in it reachable from the job's packets must not reach the user's files.
+      const uid = 65534;
+      const gid = 65534;
+      const owned = (prefix: string) => {
+        const dir = tempDir(tmpdir(), prefix);
+        spawnSync('chown', [`${uid}:${gid}`, dir]);
+        return dir;
+      };
+      const home = owned('home');
+      writeFileSync(join(home, 'secret'), 'the agent user’s file\n');
+      const dataDir = owned('agent-data');
+      const workdir = owned('work');
+      const log = join(owned('log'), 'log');
+      writeFileSync(join(workdir, 'probe.js'), PROBE, { mode: 0o644 });
+      const tcp = helloServer();
+      await listen(tcp, 0, hostAddress()!);
+      const target = `${hostAddress()!}:${(tcp.address() as AddressInfo).port}`;
+      const id = jobId();
+      const argv = [dataDir, workdir, log, `node /work/probe.js ${target}; echo up; exec sleep 300`, id];
+      const agent = spawn(
+        'setpriv',
+        [
+          `--reuid=${uid}`,
+          `--regid=${gid}`,
+          '--clear-groups',
+          '--',
+          process.execPath,
+          join(import.meta.dirname, 'sandbox-user-agent.mjs'),
+          ...argv,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: process.env['PATH'] ?? '', HOME: home } },
+      );
+      cleanups.push(() => {
+        agent.kill('SIGKILL');
+        slirpOf(id).forEach(killQuietly);
+      });
+      const said = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+      await until(() => (said().includes('up') ? true : undefined), 'the job to start', 15_000);
+      expect(said()).toContain(`${target} read hello`);
+      const [slirp] = slirpOf(id);
+      expect(slirp).toBeDefined();
+      expect(readFileSync(`/proc/${slirp}/status`, 'utf8')).toMatch(new RegExp(`^Uid:\\s+${uid}\\s`, 'm'));
+      // Its sandbox is made once the network is up, before the job runs (the job said `up` after).
+      const root = `/proc/${slirp}/root`;
+      for (const path of [home, join(home, 'secret'), dataDir, workdir, '/usr', '/work']) {
+        expect(existsSync(`${root}${path}`), path).toBe(false);
+      }
+      expect(readdirSync(root).sort()).toEqual(['etc', 'run']);
+      const mounts = readFileSync(`/proc/${slirp}/mountinfo`, 'utf8');
+      for (const path of [home, dataDir, workdir]) expect(mounts).not.toContain(path);
+      expect(readFileSync(`/proc/${slirp}/status`, 'utf8')).toMatch(/^Seccomp:\s+2$/m);
+
+      agent.stdin!.end();
+      const [out] = (await once(agent.stdout!, 'data')) as [Buffer];
+      expect(JSON.parse(out.toString())).toMatchObject({ exitCode: null });
+      await until(() => (slirpOf(id).length === 0 ? true : undefined), 'slirp4netns to end with the job', 10_000);
+    },
+    30_000,
+  );
 
   it('slirp4netns dies with its agent', async () => {
     const workdir = tempDir(tmpdir(), 'work');
