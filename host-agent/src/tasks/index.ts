@@ -58,7 +58,7 @@ export class TaskService implements Disposable {
         if (event !== 'Stop') return;
         const task = this.store.active().find((t) => t.session === session);
         // The agent ended its turn: the task is done (the session stays, the user may go on in it).
-        if (task) this.change(task.id, { state: 'completed' });
+        if (task) this.change(task.id, { state: 'completed', detail: null });
       }),
     ];
   }
@@ -179,7 +179,7 @@ export class TaskService implements Disposable {
       }
       if (this.creating.has(task.id)) continue;
       const exit = await this.options.sessions.exitStatus(task.session!);
-      if (exit === 0) this.change(task.id, { state: 'completed', exit_code: 0 });
+      if (exit === 0) this.change(task.id, { state: 'completed', exit_code: 0, detail: null });
       else if (exit !== null)
         this.change(task.id, { state: 'error', exit_code: exit, reason: `its agent exited with status ${exit}` });
       else
