@@ -1,4 +1,5 @@
 import { isHangarError, type TaskInfo, type TaskSpecInput } from '@hangar/shared';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -41,7 +42,7 @@ async function refusal(promise: Promise<unknown>): Promise<{ code: string; messa
 
 describe('a host claims agent tasks over the link', () => {
   const box = usePairedHost({
-    agent: { env: WITH_CLAUDE, extraArgs: ['--max-tasks', '1', '--label', 'gpu'] },
+    agent: { env: WITH_CLAUDE, maxSessions: 2, extraArgs: ['--max-tasks', '1', '--label', 'gpu'] },
   });
   let core: HangarCore | undefined;
   afterEach(async () => {
@@ -98,6 +99,14 @@ describe('a host claims agent tasks over the link', () => {
     expect(next.state).not.toBe('error');
   });
 
+  it('a host whose sessions are all taken refuses a task, which needs one', async () => {
+    const host = await link();
+    for (const name of ['one', 'two']) await host.call('session.create', { name, command: ['sleep', '60'] });
+    const full = await refusal(host.call('task.claim', { id: newId(), spec: spec('go'), created_at: 1 }));
+    expect(full.code).toBe('E_TASK_LIMIT');
+    expect(full.message).toContain('runs 2 sessions already, its limit (hangar-agent serve --max-sessions 2)');
+  });
+
   it('a task whose directory is not on the host does not fit it', async () => {
     const host = await link();
     const refused = await refusal(
@@ -108,6 +117,7 @@ describe('a host claims agent tasks over the link', () => {
   });
 });
 
+/** In order, on one computer and two hosts: alpha (no claude) from the start, beta paired by the first test. */
 describe('hangar task', () => {
   let home: string;
   let alpha: AgentProcess;
@@ -152,7 +162,7 @@ describe('hangar task', () => {
     throw new Error(`task ${id} never became ${state}; last: ${JSON.stringify(last)}`);
   };
   const add = async (args: string[]): Promise<TaskInfo> => {
-    const added = await hangar(home, ['task', 'add', ...args, '--json']);
+    const added = await hangar(home, ['task', 'add', '--json', ...args]);
     expect(added.code, added.stderr).toBe(0);
     return JSON.parse(added.stdout) as TaskInfo;
   };
@@ -191,7 +201,8 @@ describe('hangar task', () => {
       new RegExp(`^${added.id}\\s+beta\\s+waiting_input\\s+${added.session}\\s.*Claude needs your permission`, 'm'),
     );
 
-    const terminal = new AttachedCli(home, ['beta', added.session!]);
+    // hangar task attach <id> is hangar attach beta <its session>.
+    const terminal = new AttachedCli(home, [added.id], undefined, {}, ['task', 'attach']);
     clients.push(terminal);
     await terminal.waitForText('Allow Bash to run');
     terminal.type('y\r');
@@ -207,6 +218,22 @@ describe('hangar task', () => {
     expect(changes.at(-1)).toBe('completed');
     expect(changes).toContain('waiting_input');
     expect(changes.every((state) => ['starting', 'running', 'waiting_input', 'completed'].includes(state))).toBe(true);
+  });
+
+  it('an agent command without hooks: running while it runs, completed on exit 0, error with its status otherwise', async () => {
+    // The prompt is the command's last argument: here sh's $0. It runs until the test says stop.
+    const workdir = tempDir('task-cwd');
+    dirs.push(workdir);
+    const waiting = 'while [ ! -e stop ]; do sleep 0.1; done';
+    const ok = await add(['fine', '--host', 'beta', '--cwd', workdir, '--', 'sh', '-c', waiting]);
+    expect(ok.host).toBe('beta');
+    expect((await waitFor(ok.id, 'running')).exit_code).toBeNull();
+    writeFileSync(join(workdir, 'stop'), '');
+    expect((await waitFor(ok.id, 'completed')).exit_code).toBe(0);
+
+    const failed = await add(['broken', '--host', 'beta', '--', 'sh', '-c', 'exit 3']);
+    const error = await waitFor(failed.id, 'error');
+    expect(error).toMatchObject({ exit_code: 3, reason: 'its agent exited with status 3' });
   });
 
   it('cancel ends a running task and its session; a queued one leaves the queue', async () => {

@@ -133,6 +133,15 @@ export class TaskService implements Disposable {
         { limit: this.options.maxTasks },
       );
     }
+    // Its session counts against --max-sessions too: a host with none free lets another take it.
+    const sessions = (await this.options.sessions.list()).length;
+    if (sessions >= this.options.sessions.sessionLimit) {
+      throw new HangarError(
+        'E_TASK_LIMIT',
+        `runs ${sessions} sessions already, its limit (hangar-agent serve --max-sessions ${this.options.sessions.sessionLimit}); a task needs one`,
+        { limit: this.options.sessions.sessionLimit },
+      );
+    }
     const session = taskSessionName(params.id);
     const claimed = this.store.insert({ ...params, session, device }, Date.now());
     this.options.logger.info({ task: params.id, session }, 'task claimed');
