@@ -288,5 +288,9 @@ describe('hangar task', () => {
     const added = await add(['only alpha may', '--host', 'alpha']);
     expect(added.state).toBe('queued');
     expect(added.reason).toMatch(/^no host can take it now: alpha: cannot be reached \(/);
+    // Without a running app nothing offers it again, and the command says so.
+    const told = await hangar(home, ['task', 'add', 'again', '--host', 'alpha']);
+    expect(told.stdout).toMatch(/^task t-[0-9a-f]{16} is queued: no host can take it now: alpha: cannot be reached/);
+    expect(told.stderr).toContain('the running app (npm start, hangar ui) offers it again');
   });
 });

@@ -1,7 +1,7 @@
 import { HangarError, type TaskInfo } from '@hangar/shared';
 import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
-import { withApi } from '../run.js';
+import { viaRunningCore, withApi } from '../run.js';
 import { attachSession, DEFAULT_DETACH_KEY } from './attach.js';
 
 interface AddOptions {
@@ -52,6 +52,11 @@ export function registerTask(program: Command): void {
           );
         } else {
           process.stdout.write(`task ${added.id} is queued: ${visibleText(added.reason ?? 'waiting for a host')}\n`);
+          // Only a running app offers the queue again; this command's own core ends with it.
+          if (!viaRunningCore())
+            process.stderr.write(
+              'hangar: the running app (npm start, hangar ui) offers it again as hosts come online or end tasks; none runs now\n',
+            );
         }
       }),
     );
