@@ -234,6 +234,14 @@ describe('hangar task', () => {
     const failed = await add(['broken', '--host', 'beta', '--', 'sh', '-c', 'exit 3']);
     const error = await waitFor(failed.id, 'error');
     expect(error).toMatchObject({ exit_code: 3, reason: 'its agent exited with status 3' });
+
+    const killed = await add(['killed', '--host', 'beta', '--cwd', workdir, '--', 'sh', '-c', 'sleep 60']);
+    await waitFor(killed.id, 'running');
+    expect((await hangar(home, ['session', 'kill', 'beta', killed.session!])).code).toBe(0);
+    expect(await waitFor(killed.id, 'error')).toMatchObject({
+      exit_code: null,
+      reason: 'its session ended without an exit status: killed (hangar session kill, or tmux itself)',
+    });
   });
 
   it('cancel ends a running task and its session; a queued one leaves the queue', async () => {

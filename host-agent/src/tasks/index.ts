@@ -194,7 +194,7 @@ export class TaskService implements Disposable {
       else
         this.change(task.id, {
           state: 'error',
-          reason: 'its session ended without an exit status (killed outside Hangar)',
+          reason: 'its session ended without an exit status: killed (hangar session kill, or tmux itself)',
         });
     }
   }
