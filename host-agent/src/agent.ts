@@ -21,6 +21,8 @@ import { TartExecutor } from './jobs/executors/tart.js';
 import { createJobProcedures } from './peer/job-procedures.js';
 import { createPreviewProcedures } from './peer/preview-procedures.js';
 import { PreviewService } from './previews/index.js';
+import { createTaskProcedures } from './peer/task-procedures.js';
+import { DEFAULT_MAX_TASKS, TaskService } from './tasks/index.js';
 import { hostStatsProvider } from './peer/host-stats.js';
 import { RelayLink, dialSplice, type SignalHandler } from './relay/index.js';
 import { createProcedures } from './peer/procedures.js';
@@ -57,6 +59,8 @@ export interface AgentOptions {
   sandboxCgroupParent?: string;
   /** An installed agent's channel to follow: the app then shows "update available" (update/update-check.ts). */
   updates?: Omit<UpdateCheckOptions, 'logger' | 'onChange'>;
+  /** Agent tasks run at once (default DEFAULT_MAX_TASKS), and the labels a task's `label:` needs match. */
+  tasks?: { maxTasks?: number; labels?: readonly string[] };
 }
 
 export interface RunningAgent {
@@ -97,10 +101,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     // Filled once the link server listens; until then no link can ask for host info.
     let relayLink: RelayLink | undefined;
     let updateCheck: UpdateCheck | undefined;
+    // Filled once the task service runs (after the sessions); until then no link can ask.
+    let tasksOffer: () => HostInfo['tasks'] = () => undefined;
     const hostInfo = (): HostInfo => ({
       ...info,
       relay: relayLink?.info() ?? null,
       update: updateCheck?.current ?? null,
+      tasks: tasksOffer(),
     });
     const peers = new Set<ClientPeer>();
     /** Each open link's device key: a revocation from the relay closes that device's links now. */
@@ -155,6 +162,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         logger: logger.child({ component: 'previews' }),
       }),
     );
+    const tasks = owned.add(
+      await TaskService.start({
+        db: store.db,
+        sessions,
+        publish,
+        maxTasks: options.tasks?.maxTasks ?? DEFAULT_MAX_TASKS,
+        labels: options.tasks?.labels ?? [],
+        // An installed agent follows an update channel; one run by a person does not.
+        runner: options.updates ? 'service' : 'user',
+        logger: logger.child({ component: 'tasks' }),
+      }),
+    );
+    tasksOffer = () => tasks.capabilities();
     const procedures = createProcedures(
       {
         sessions,
@@ -170,6 +190,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       },
       createJobProcedures(jobs),
       createPreviewProcedures(previews),
+      createTaskProcedures(tasks),
     );
     owned.add({ dispose: () => peers.forEach((peer) => peer.dispose()) });
     const server = owned.add(

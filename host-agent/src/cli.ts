@@ -1,4 +1,4 @@
-import { HangarError, parseHostAddress, startKeyTrace, toHangarError } from '@hangar/shared';
+import { HangarError, HostLabel, parseHostAddress, startKeyTrace, toHangarError } from '@hangar/shared';
 import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { homedir } from 'node:os';
@@ -14,6 +14,7 @@ import { writeRunFile } from './service/run-file.js';
 import { lockDataDir } from './service/data-dir-lock.js';
 import { AGENT_VERSION } from './version.js';
 import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_MAX_JOBS } from './jobs/index.js';
+import { DEFAULT_MAX_TASKS } from './tasks/index.js';
 import { issuePairingCode } from './link/pairing.js';
 import { createAgentLogger } from './logging.js';
 import { enroll } from './relay/index.js';
@@ -45,6 +46,8 @@ interface ServeOptions {
   tartImage?: string;
   bwrap?: string;
   stopWithStdin?: boolean;
+  maxTasks: number;
+  label: string[];
 }
 
 program
@@ -72,6 +75,8 @@ program
     positiveInt,
     DEFAULT_DRAIN_GRACE_MS / 1000,
   )
+  .option('--max-tasks <n>', 'agent tasks (AI coding agents) running at once', positiveInt, DEFAULT_MAX_TASKS)
+  .option('--label <label>', 'a label agent tasks can need (label:<label>); repeat for more', collectLabel, [])
   .option('--tart-image <name>', 'macOS only: the Tart base image that VM jobs clone (enables the tart executor)')
   .option('--bwrap <path>', 'Linux: the bubblewrap binary for sandbox jobs (default: bwrap on PATH)')
   .option(
@@ -98,6 +103,7 @@ program
         sessionLogBytes: options.sessionLogMb * 1024 * 1024,
         logger,
         jobs: { maxJobs: options.maxJobs },
+        tasks: { maxTasks: options.maxTasks, labels: options.label },
         ...(options.tartImage ? { tartImage: options.tartImage } : {}),
         ...(options.bwrap ? { bwrapPath: resolve(options.bwrap) } : {}),
         ...(sandboxCgroupParent ? { sandboxCgroupParent } : {}),
@@ -256,6 +262,12 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
   return n;
+}
+
+function collectLabel(value: string, labels: string[]): string[] {
+  const parsed = HostLabel.safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]!.message);
+  return [...labels, parsed.data];
 }
 
 function fail(error: unknown): never {

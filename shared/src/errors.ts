@@ -37,6 +37,11 @@ export const ERROR_CODES = [
   'E_WORKSPACE_MISSING',
   'E_ARTIFACT_UNSAFE',
   'E_EXECUTOR_UNAVAILABLE',
+  // agent tasks
+  'E_TASK_NOT_FOUND',
+  'E_TASK_UNFIT',
+  'E_TASK_LIMIT',
+  'E_TASK_STATE',
   // hosts (client side)
   'E_HOST_NOT_FOUND',
   'E_HOST_EXISTS',

@@ -21,6 +21,7 @@ const run = () => import('./commands/run.js').then((m) => m.registerRun);
 const jobs = () => import('./commands/jobs.js').then((m) => m.registerJobs);
 const logs = () => import('./commands/logs.js').then((m) => m.registerLogs);
 const artifacts = () => import('./commands/artifacts.js').then((m) => m.registerArtifacts);
+const task = () => import('./commands/task.js').then((m) => m.registerTask);
 const preview = () => import('./commands/preview.js').then((m) => m.registerPreview);
 const account = () => import('./commands/account.js').then((m) => m.registerAccount);
 const devices = () => import('./commands/devices.js').then((m) => m.registerDevices);
@@ -100,6 +101,12 @@ export const TOP_COMMANDS: readonly TopCommand[] = [
     term: 'artifacts [options] <job>',
     description: 'download a job’s artifacts (sha256 checked) into ./hangar-artifacts/<job>/ or --out',
     load: artifacts,
+  },
+  {
+    name: 'task',
+    term: 'task',
+    description: 'queue prompts for AI coding agents (Claude Code) that a fitting host claims and runs in a session',
+    load: task,
   },
   {
     name: 'preview',

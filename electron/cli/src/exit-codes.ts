@@ -20,7 +20,7 @@ export function exitCodeFor(code: ErrorCode): number {
   if (code.endsWith('_NOT_FOUND')) return EXIT.notFound;
   if (code.startsWith('E_AUTH_')) return EXIT.auth;
   if (code === 'E_HOST_UNREACHABLE' || code === 'E_UNAVAILABLE' || code === 'E_TIMEOUT') return EXIT.unreachable;
-  if (code === 'E_SESSION_LIMIT') return EXIT.limit;
+  if (code === 'E_SESSION_LIMIT' || code === 'E_TASK_LIMIT') return EXIT.limit;
   return EXIT.error;
 }
 

@@ -38,6 +38,11 @@ export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
   'jobs.retry': { commands: ['retry'] },
   'artifacts.download': { commands: ['artifacts', 'run'] },
 
+  'tasks.add': { commands: ['task add'] },
+  'tasks.list': { commands: ['task ls'] },
+  'tasks.get': { commands: ['task show', 'task attach'] },
+  'tasks.cancel': { commands: ['task cancel'] },
+
   'previews.list': { commands: ['preview ls'] },
   'previews.add': { commands: ['preview add'] },
   'previews.remove': { commands: ['preview rm'] },

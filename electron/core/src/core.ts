@@ -29,6 +29,7 @@ import { createCoreLogger } from './logging.js';
 import { loadOrCreateDeviceKey, type DeviceKey } from './identity/device-key.js';
 import { connectToHost } from './link/connect.js';
 import { PreviewsApi } from './previews/index.js';
+import { TasksApi } from './tasks/index.js';
 import { RememberedPreviews } from './previews/remembered.js';
 import { AccountDevices } from './relay/account-devices.js';
 import { AccountHosts } from './relay/account-hosts.js';
@@ -70,6 +71,8 @@ export class HangarCore {
 
   /** Dev-server previews on paired hosts, served on this computer (see previews/). */
   readonly previews: PreviewsApi;
+  /** Agent tasks: this computer's queue and the hosts that claim from it (see tasks/). */
+  readonly tasks: TasksApi;
   /** This computer's account on a relay, if signed in (see relay/). */
   readonly account: RelayAccount;
   /** The account's devices: list, approve, revoke. */
@@ -133,6 +136,12 @@ export class HangarCore {
       logger,
     );
     this.onHostsChanged(() => this.previews.hostsChanged());
+    this.tasks = new TasksApi(
+      db,
+      (host) => this.connection(host),
+      () => this.registry.list().map((h) => h.name),
+      logger.child({ component: 'tasks' }),
+    );
   }
 
   static async open(options: CoreOptions = {}): Promise<HangarCore> {
@@ -404,6 +413,7 @@ export class HangarCore {
 
   async dispose(): Promise<void> {
     await this.previews.dispose();
+    this.tasks.dispose();
     for (const connection of this.connections.values()) connection.dispose();
     this.connections.clear();
     this.accountHosts.dispose();

@@ -32,7 +32,9 @@ export type JobMethod = Extract<HostMethod, `job.${string}` | `workspace.${strin
 export type JobProcedureTable = Pick<ProcedureTable, JobMethod>;
 export type PreviewMethod = Extract<HostMethod, `preview.${string}`>;
 export type PreviewProcedureTable = Pick<ProcedureTable, PreviewMethod>;
-export type SessionProcedureTable = Omit<ProcedureTable, JobMethod | PreviewMethod>;
+export type TaskMethod = Extract<HostMethod, `task.${string}`>;
+export type TaskProcedureTable = Pick<ProcedureTable, TaskMethod>;
+export type SessionProcedureTable = Omit<ProcedureTable, JobMethod | PreviewMethod | TaskMethod>;
 
 /**
  * One handler per call in shared's HOST_PROCEDURES. Params arrive already validated by that
@@ -42,8 +44,9 @@ export function createProcedures(
   services: AgentServices,
   jobs: JobProcedureTable,
   previews: PreviewProcedureTable,
+  tasks: TaskProcedureTable,
 ): ProcedureTable {
-  return { ...sessionProcedures(services), ...jobs, ...previews };
+  return { ...sessionProcedures(services), ...jobs, ...previews, ...tasks };
 }
 
 function sessionProcedures(services: AgentServices): SessionProcedureTable {

@@ -68,6 +68,8 @@ export function hookSettings(session: string, eventsFile: string): string {
 export interface AgentStatusChange {
   session: string;
   status: AgentStatus;
+  /** The hook event that set it (`Stop`: the agent ended its turn); agent tasks tell a finished turn by it. */
+  event: string;
 }
 
 /**
@@ -114,7 +116,7 @@ export function parseHookLine(line: string, now: number): AgentStatusChange | un
   }
   if (state === undefined) return undefined;
   const status = AgentStatus.safeParse({ kind: 'claude-code', state, since: now, detail });
-  return status.success ? { session, status: status.data } : undefined;
+  return status.success ? { session, status: status.data, event } : undefined;
 }
 
 function unescapeJson(text: string): string {

@@ -86,6 +86,8 @@ export class SessionManager implements Disposable {
   /** A session rang the terminal bell (an agent waiting for an answer, say): its name. */
   readonly onBell: SessionAttention['onBell'];
   private readonly agentHooks: AgentHookEvents;
+  /** A coding agent's hook changed its status (with the event: a task ends at its agent's `Stop`). */
+  readonly onAgentStatus: AgentHookEvents['onStatus'];
   private agentStatusWrites: Promise<void> = Promise.resolve();
   /** Whether the tmux server went away with sessions on it (reported by tmuxState()). */
   private readonly serverWatch: TmuxServerWatch;
@@ -107,6 +109,7 @@ export class SessionManager implements Disposable {
     this.attention = new SessionAttention(files.bellFile, options.logger);
     this.onBell = this.attention.onBell;
     this.agentHooks = new AgentHookEvents(files.agentEventsFile, options.logger);
+    this.onAgentStatus = this.agentHooks.onStatus;
     // One at a time, in order: a later status must not be overwritten by an earlier one still on its way.
     this.agentHooks.onStatus((change) => {
       this.agentStatusWrites = this.agentStatusWrites.then(() => this.recordAgentStatus(change));
@@ -170,6 +173,11 @@ export class SessionManager implements Disposable {
 
   tmuxVersion(): string {
     return this.version;
+  }
+
+  /** How many sessions may run at once (serve --max-sessions). */
+  get sessionLimit(): number {
+    return this.options.maxSessions;
   }
 
   /** Whether sessions were lost with their tmux server, as of the last list(). */
@@ -362,6 +370,12 @@ export class SessionManager implements Disposable {
       }
     }, SERVER_CHECK_MS);
     this.serverCheck.unref();
+  }
+
+  /** The exit status a session's command ended with; null while it runs, or when it was killed. */
+  async exitStatus(name: string): Promise<number | null> {
+    const text = await readFile(join(this.sessionsDir, name, 'exit'), 'utf8').catch(ifMissing(''));
+    return text === '' ? null : Number(text);
   }
 
   getAttachment(id: string): Attachment | undefined {

@@ -176,4 +176,25 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'agent tasks: each task this host claimed, its session and state',
+    sql: `
+      CREATE TABLE tasks (
+        id          TEXT PRIMARY KEY,          -- t- and 16 hex digits, the queue's id (claims are idempotent by it)
+        spec        TEXT NOT NULL,             -- TaskSpec JSON, parsed with the same schema on read
+        state       TEXT NOT NULL,
+        session     TEXT NOT NULL,             -- the tmux session it runs in (task-<first 8 hex digits>)
+        device      TEXT NOT NULL,             -- public key of the device that handed it over
+        created_at  INTEGER NOT NULL,          -- when it was queued
+        claimed_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        detail      TEXT,
+        reason      TEXT,
+        exit_code   INTEGER
+      );
+      CREATE INDEX tasks_by_state ON tasks(state);
+    `,
+  },
 ];

@@ -49,6 +49,7 @@ describe('Claude Code hooks of a session', () => {
         since: 7,
         detail: 'Claude needs your permission to use Bash\nnow',
       },
+      event: 'Notification',
     });
     expect(() => readFileSync(join(dir, 'pwned'))).toThrow();
   });

@@ -5,6 +5,7 @@ import { HostInfo } from './host.js';
 import { HostAddress, HostName } from './hosts.js';
 import { ArtifactInfo, JobDetail, JobId, JobInfo, JobListParams, JobSpec } from './jobs.js';
 import { ListeningPort, PreviewInfo, PreviewLabel, PreviewPort } from './previews.js';
+import { TaskInfo, TaskRef, TaskSpec } from './tasks.js';
 import {
   SessionCreateParams,
   SessionInfo,
@@ -288,6 +289,28 @@ export const CORE_PROCEDURES = {
   },
   'previews.close': { params: PreviewRef, result: Empty },
 
+  /**
+   * Queues an agent task in this computer's queue and hands it at once to the first linked host
+   * that fits (by name order; `host`: only that one). No host fits now: it stays queued with the
+   * reason (which hosts lack what, or cannot be reached), and a running core tries again when
+   * hosts come online or end tasks.
+   */
+  'tasks.add': {
+    params: z.object({ spec: TaskSpec, host: HostName.optional() }),
+    result: z.object({ task: TaskInfo }),
+  },
+  /** This computer's queue (tasks no host took yet) and every host's tasks; an unreachable host is a value. */
+  'tasks.list': {
+    params: z.object({}),
+    result: z.object({
+      queued: z.array(TaskInfo),
+      hosts: z.array(z.object({ host: HostName, tasks: z.array(TaskInfo), error: HostFailure.nullable() })),
+    }),
+  },
+  'tasks.get': { params: TaskRef, result: z.object({ task: TaskInfo }) },
+  /** A queued task leaves the queue; a claimed one's session is ended on its host. */
+  'tasks.cancel': { params: TaskRef, result: z.object({ task: TaskInfo }) },
+
   ...ACCOUNT_PROCEDURES,
 } as const;
 
@@ -336,6 +359,8 @@ export const CORE_EVENTS = {
     done: z.number().nonnegative(),
     total: z.number().nonnegative(),
   }),
+  /** A task changed: queued here (host null), or on a host (claimed, running, needs you, ended). */
+  'task.updated': z.object({ task: TaskInfo }),
   ...ACCOUNT_EVENTS,
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

@@ -41,6 +41,8 @@ import {
   PreviewsChangedEvent,
 } from './previews.js';
 
+import { TaskClaimParams, TaskIdParams, TaskInfo, TaskListResult, TaskUpdatedEvent } from './tasks.js';
+
 const Empty = z.object({}).strict();
 
 /**
@@ -74,6 +76,10 @@ export const HOST_PROCEDURES = {
   'preview.add': { params: PreviewAddParams, result: PreviewInfo },
   'preview.remove': { params: PreviewPortParams, result: Empty },
   'preview.connect': { params: PreviewConnectParams, result: PreviewConnectResult },
+  'task.claim': { params: TaskClaimParams, result: TaskInfo },
+  'task.list': { params: Empty, result: TaskListResult },
+  'task.get': { params: TaskIdParams, result: TaskInfo },
+  'task.cancel': { params: TaskIdParams, result: TaskInfo },
 } as const;
 
 export type HostMethod = keyof typeof HOST_PROCEDURES;
@@ -96,6 +102,8 @@ export const HOST_EVENTS = {
   'previews.changed': PreviewsChangedEvent,
   /** The host's info changed while linked (an agent update became available, say): all of it. */
   'host.info': HostInfo,
+  /** An agent task on the host changed state (claimed, running, waiting for the user, ended). */
+  'task.updated': TaskUpdatedEvent,
 } as const;
 export type HostEvent = keyof typeof HOST_EVENTS;
 /** How a component of the agent sends an event to every connected client. */

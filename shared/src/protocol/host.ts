@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HostTaskCapabilities } from './tasks.js';
 
 /**
  * What an installed agent knows of its own updates: the channel it follows, the version it runs,
@@ -38,5 +39,7 @@ export const HostInfo = z.object({
     .optional(),
   /** "Update available" for the app; absent from older agents, null where the agent is not installed. */
   update: HostUpdate.nullable().optional(),
+  /** What it offers agent tasks (tasks.ts); absent from agents older than tasks. */
+  tasks: HostTaskCapabilities.optional(),
 });
 export type HostInfo = z.infer<typeof HostInfo>;

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { visibleText } from '../output.js';
 import { viaRunningCore, withApi } from '../run.js';
 
-const DEFAULT_DETACH_KEY = 'ctrl-]';
+export const DEFAULT_DETACH_KEY = 'ctrl-]';
 /** How long the "output skipped" notice stays on screen. */
 const NOTICE_MS = 4000;
 
@@ -28,25 +28,28 @@ export function registerAttach(program: Command): void {
       DEFAULT_DETACH_KEY,
     )
     .action((host: string, session: string, options: { detachKey: string }) =>
-      withApi(async (api) => {
-        const detachByte = parseDetachKey(options.detachKey);
-        const size = terminalSize();
-        const end = await runAttached(api, { host, session, ...size }, detachByte, `${host}/${session}`);
-        if (end.code === TERMINAL_CLOSE.ended) {
-          const exitCode = end.exit_code ?? null;
-          process.stderr.write(`[session ${session} ended${exitCode !== null ? ` with status ${exitCode}` : ''}]\n`);
-          return exitCode ?? 0;
-        }
-        if (end.code === TERMINAL_CLOSE.detached) {
-          process.stderr.write(
-            `[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
-          );
-          return 0;
-        }
-        process.stderr.write(`hangar: ${visibleText(end.message)}\n`);
-        return end.code === TERMINAL_CLOSE.killed ? 0 : 1;
-      }),
+      withApi((api) => attachSession(api, host, session, options.detachKey)),
     );
+}
+
+/** `hangar attach` (and `hangar task attach`): this terminal on the session until it ends or detaches; the exit status. */
+export async function attachSession(api: CoreApi, host: string, session: string, detachKey: string): Promise<number> {
+  const detachByte = parseDetachKey(detachKey);
+  const size = terminalSize();
+  const end = await runAttached(api, { host, session, ...size }, detachByte, `${host}/${session}`);
+  if (end.code === TERMINAL_CLOSE.ended) {
+    const exitCode = end.exit_code ?? null;
+    process.stderr.write(`[session ${session} ended${exitCode !== null ? ` with status ${exitCode}` : ''}]\n`);
+    return exitCode ?? 0;
+  }
+  if (end.code === TERMINAL_CLOSE.detached) {
+    process.stderr.write(
+      `[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
+    );
+    return 0;
+  }
+  process.stderr.write(`hangar: ${visibleText(end.message)}\n`);
+  return end.code === TERMINAL_CLOSE.killed ? 0 : 1;
 }
 
 function terminalSize(): { cols: number; rows: number } {

@@ -80,6 +80,7 @@ export class ApiConnection implements Disposable {
       }),
     );
     this.store.add(monitor.onJobUpdated((update) => publish('job.updated', update)));
+    this.store.add(core.tasks.onUpdated((task) => publish('task.updated', { task })));
     this.store.add(monitor.onSessionsChanged((update) => publish('sessions.changed', update)));
     this.store.add(monitor.onSessionBell((bell) => publish('session.bell', bell)));
     this.store.add(core.previews.onChanged((update) => publish('previews.changed', update)));

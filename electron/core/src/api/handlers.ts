@@ -89,6 +89,14 @@ export const coreHandlers: CoreHandlers = {
 
   ...jobHandlers,
 
+  'tasks.add': async (params, { core }) => ({ result: { task: await core.tasks.add(params.spec, params.host) } }),
+
+  'tasks.list': async (_params, { core }) => ({ result: await core.tasks.list() }),
+
+  'tasks.get': async (params, { core }) => ({ result: { task: await core.tasks.get(params.id, params.host) } }),
+
+  'tasks.cancel': async (params, { core }) => ({ result: { task: await core.tasks.cancel(params.id, params.host) } }),
+
   ...accountHandlers,
 
   'previews.list': async (params, { core }) => ({ result: { hosts: await core.previews.list(params.host) } }),

@@ -234,6 +234,8 @@ export class HostMonitor implements Disposable {
         if (status === 'online') {
           watched.error = null;
           this.core.warmListings(name);
+          // A host came: what waits in this computer's task queue may fit it.
+          this.core.tasks.dispatchQueued();
           // Load and capabilities come with the status, so the UI need not ask.
           void this.stats(name).then((stats) => {
             watched.stats = stats;
@@ -246,6 +248,7 @@ export class HostMonitor implements Disposable {
     );
     // The connection validated each event against HOST_EVENTS: these see only well-formed data.
     store.add(connection.on('job.updated', ({ job }) => this.jobUpdated(name, job)));
+    store.add(connection.on('task.updated', ({ task }) => this.core.tasks.hostReported(name, task)));
     store.add(
       connection.on('sessions.changed', ({ sessions, tmux }) => {
         for (const note of this.agents.observe(name, sessions)) this.notify(note);

@@ -39,6 +39,7 @@ export class CoreApiServer implements Disposable {
     if (live) {
       void core.previews.restore();
       core.goLive();
+      core.tasks.keepDispatching();
     }
   }
 

@@ -60,6 +60,20 @@ const MIGRATIONS: readonly string[] = [
      updated_at INTEGER NOT NULL
    ) STRICT;
    ALTER TABLE hosts ADD COLUMN last_seen INTEGER;`,
+  // Agent tasks waiting for a host (tasks/task-queue.ts), and where each went once claimed.
+  // lease_until: the core offering it now (so two cores of this user never offer one task at once).
+  `CREATE TABLE tasks (
+     id TEXT PRIMARY KEY,
+     spec TEXT NOT NULL,
+     host_pin TEXT,
+     state TEXT NOT NULL,
+     host TEXT,
+     reason TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     lease_until INTEGER NOT NULL DEFAULT 0
+   ) STRICT;
+   CREATE INDEX tasks_by_state ON tasks(state, created_at);`,
 ];
 
 export function openCoreDb(home: string): Db {

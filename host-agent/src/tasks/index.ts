@@ -1,0 +1,211 @@
+import {
+  FINAL_TASK_STATES,
+  HangarError,
+  taskSessionName,
+  toHangarError,
+  type Disposable,
+  type HostTaskCapabilities,
+  type PublishHostEvent,
+  type SessionInfo,
+  type TaskInfo,
+  type TaskSpec,
+} from '@hangar/shared';
+import type Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { SessionManager } from '../sessions/index.js';
+import { resolveWorkdir } from '../sessions/workdir.js';
+import { assertFits, hostTaskCapabilities } from './fit.js';
+import { TaskStore, type TaskChange } from './task-store.js';
+
+export { KNOWN_AGENT_COMMANDS } from './fit.js';
+
+/** Tasks run at once unless `serve --max-tasks` says otherwise: each is a coding agent, a heavy program. */
+export const DEFAULT_MAX_TASKS = 2;
+
+export interface TaskServiceOptions {
+  db: Database.Database;
+  sessions: SessionManager;
+  publish: PublishHostEvent;
+  maxTasks: number;
+  labels: readonly string[];
+  runner: 'user' | 'service';
+  logger: Logger;
+}
+
+/**
+ * The agent tasks this host claimed. Each runs in a tmux session of its own (`task-<short id>`,
+ * in its workspace), its agent started with the prompt as its last argument; what the agent does
+ * is read from its hooks (Claude Code's, as any session running claude): `starting` until it
+ * reports, `running` / `waiting_input` as it says, `completed` when it ends its turn (the Stop
+ * hook: the session stays, for the user to read and go on) or its command exits 0, `error` on a
+ * non-zero exit or a session that went away without one. Tasks and tmux sessions outlive the agent:
+ * a restarted agent takes its tasks up again from agent.db and the sessions it finds.
+ */
+export class TaskService implements Disposable {
+  private readonly store: TaskStore;
+  private readonly subscriptions: Disposable[];
+  /** claim() is check-then-act against the limit; one at a time keeps the limit exact. */
+  private claims: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+  /** Tasks whose session is being made: a listing taken before it was made must not end them. */
+  private readonly creating = new Set<string>();
+
+  private constructor(private readonly options: TaskServiceOptions) {
+    this.store = new TaskStore(options.db);
+    this.subscriptions = [
+      options.sessions.onChanged((sessions) => void this.follow(sessions)),
+      options.sessions.onAgentStatus(({ session, event }) => {
+        if (event !== 'Stop') return;
+        const task = this.store.active().find((t) => t.session === session);
+        // The agent ended its turn: the task is done (the session stays, the user may go on in it).
+        if (task) this.change(task.id, { state: 'completed', detail: null });
+      }),
+    ];
+  }
+
+  /** Takes up the tasks a previous agent left: their sessions as they are now. */
+  static async start(options: TaskServiceOptions): Promise<TaskService> {
+    const service = new TaskService(options);
+    await service.follow(await options.sessions.list());
+    return service;
+  }
+
+  capabilities(): HostTaskCapabilities {
+    return hostTaskCapabilities({
+      labels: this.options.labels,
+      runner: this.options.runner,
+      maxTasks: this.options.maxTasks,
+    });
+  }
+
+  claim(params: { id: string; spec: TaskSpec; created_at: number }, device: string): Promise<TaskInfo> {
+    const run = this.claims.then(() => this.claimNow(params, device));
+    this.claims = run.catch(() => undefined);
+    return run;
+  }
+
+  list(): TaskInfo[] {
+    return this.store.list();
+  }
+
+  get(id: string): TaskInfo {
+    const task = this.store.get(id);
+    if (!task) {
+      throw new HangarError('E_TASK_NOT_FOUND', `no task ${id} on this host; list them with: hangar task ls`, { id });
+    }
+    return task;
+  }
+
+  /** Ends a task that has not ended: its session is killed. One that ended is answered as it is. */
+  async cancel(id: string): Promise<TaskInfo> {
+    const task = this.get(id);
+    if (FINAL_TASK_STATES.includes(task.state)) return task;
+    // Recorded first: the session's end that follows is then no error.
+    this.change(id, { state: 'cancelled', reason: 'cancelled by the user' });
+    await this.options.sessions.kill(task.session!).catch((error: unknown) => {
+      const failure = toHangarError(error);
+      if (failure.code !== 'E_SESSION_NOT_FOUND') throw failure;
+    });
+    return this.get(id);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const subscription of this.subscriptions) subscription.dispose();
+  }
+
+  private async claimNow(
+    params: { id: string; spec: TaskSpec; created_at: number },
+    device: string,
+  ): Promise<TaskInfo> {
+    const known = this.store.get(params.id);
+    if (known) return known; // the same task offered again (its first answer was lost): as it is
+    const host = this.capabilities();
+    assertFits(params.spec, host);
+    const workdir = await resolveWorkdir(params.spec.cwd).catch((error: unknown) => {
+      throw new HangarError('E_TASK_UNFIT', `does not fit: ${toHangarError(error).message}`);
+    });
+    const active = this.store.active().length;
+    if (active >= this.options.maxTasks) {
+      throw new HangarError(
+        'E_TASK_LIMIT',
+        `runs ${active} tasks already, its limit (hangar-agent serve --max-tasks ${this.options.maxTasks})`,
+        { limit: this.options.maxTasks },
+      );
+    }
+    // Its session counts against --max-sessions too: a host with none free lets another take it.
+    const sessions = (await this.options.sessions.list()).length;
+    if (sessions >= this.options.sessions.sessionLimit) {
+      throw new HangarError(
+        'E_TASK_LIMIT',
+        `runs ${sessions} sessions already, its limit (hangar-agent serve --max-sessions ${this.options.sessions.sessionLimit}); a task needs one`,
+        { limit: this.options.sessions.sessionLimit },
+      );
+    }
+    const session = taskSessionName(params.id);
+    const claimed = this.store.insert({ ...params, session, device }, Date.now());
+    this.options.logger.info({ task: params.id, session }, 'task claimed');
+    this.publish(claimed);
+    this.creating.add(params.id);
+    try {
+      const made = await this.options.sessions.create({
+        name: session,
+        command: [...params.spec.agent, params.spec.prompt],
+        cwd: workdir,
+        cols: 120,
+        rows: 40,
+      });
+      // An agent that reports nothing (not Claude Code): it runs as long as its session does.
+      if (made.agent === null && made.alive) this.change(params.id, { state: 'running' });
+    } catch (error) {
+      const failure = toHangarError(error);
+      this.change(params.id, { state: 'error', reason: `its agent could not start: ${failure.message}` });
+    } finally {
+      this.creating.delete(params.id);
+    }
+    // A command that ended at once took its session with it: said now, not at the next change.
+    await this.follow(await this.options.sessions.list());
+    return this.get(params.id);
+  }
+
+  /** The sessions as they are now: each active task's state follows its session and agent. */
+  private async follow(sessions: SessionInfo[]): Promise<void> {
+    if (this.disposed) return;
+    for (const task of this.store.active()) {
+      const session = sessions.find((s) => s.name === task.session);
+      if (session?.alive) {
+        const agent = session.agent;
+        if (agent === null) {
+          if (task.state === 'starting') this.change(task.id, { state: 'running' });
+        } else if (agent.state === 'running') this.change(task.id, { state: 'running', detail: null });
+        else if (agent.state === 'waiting_input')
+          this.change(task.id, { state: 'waiting_input', detail: agent.detail });
+        else if (agent.state === 'idle' && (task.state === 'running' || task.state === 'waiting_input')) {
+          // Its turn ended while no Stop was seen (the agent was restarted meanwhile).
+          this.change(task.id, { state: 'completed', detail: null });
+        }
+        continue;
+      }
+      if (this.creating.has(task.id)) continue;
+      const exit = await this.options.sessions.exitStatus(task.session!);
+      if (exit === 0) this.change(task.id, { state: 'completed', exit_code: 0, detail: null });
+      else if (exit !== null)
+        this.change(task.id, { state: 'error', exit_code: exit, reason: `its agent exited with status ${exit}` });
+      else
+        this.change(task.id, {
+          state: 'error',
+          reason: 'its session ended without an exit status: killed (hangar session kill, or tmux itself)',
+        });
+    }
+  }
+
+  private change(id: string, change: TaskChange): void {
+    const after = this.store.update(id, change, Date.now());
+    if (after) this.publish(after);
+  }
+
+  private publish(task: TaskInfo): void {
+    this.options.logger.debug({ task: task.id, state: task.state }, 'task changed');
+    this.options.publish('task.updated', { task });
+  }
+}

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { HostName } from './hosts.js';
+import { SessionName, argumentText } from './sessions.js';
+
+/**
+ * Agent tasks: a prompt for an AI coding agent, queued on the user's computer and claimed by a host
+ * that fits, where it runs in a terminal session (`task-<short id>`) the user can attach to.
+ * README "Agent tasks" says what each field and state means to a user.
+ */
+
+export const TaskId = z.string().regex(/^t-[0-9a-f]{16}$/, { error: 'expected a task id like t-1a2b3c4d5e6f7a8b' });
+export type TaskId = z.infer<typeof TaskId>;
+
+/** The session a task runs in: `task-` and the first 8 hex digits of its id. */
+export function taskSessionName(id: string): string {
+  return `task-${id.slice(2, 10)}`;
+}
+
+/** What a task may still become (queued… paused) or has ended as (completed, error, cancelled). */
+export const TASK_STATES = [
+  'queued',
+  'starting',
+  'running',
+  'waiting_input',
+  'paused',
+  'completed',
+  'error',
+  'cancelled',
+] as const;
+export const TaskState = z.enum(TASK_STATES);
+export type TaskState = z.infer<typeof TaskState>;
+export const FINAL_TASK_STATES: readonly TaskState[] = ['completed', 'error', 'cancelled'];
+
+/**
+ * Which kind of host agent may run it. `user`: an agent run by a person (`hangar-agent serve` by
+ * hand, the one `npm start` embeds), with that login's files and credentials. `service`: an agent
+ * installed as a system service (`hangar-agent install`). `any`: either. `action` (a CI runner such
+ * as GitHub Actions) is a runner Hangar does not have: refused with a message that says so.
+ */
+export const TaskRunner = z
+  .enum(['any', 'user', 'service', 'action'], {
+    error: (issue) => `unknown runner ${JSON.stringify(issue.input)}: expected any, user or service`,
+  })
+  .refine((runner) => runner !== 'action', {
+    error:
+      'runner "action": Hangar has no CI runners (GitHub Actions or the like) to run a task on; use any, user or service',
+  });
+export type TaskRunner = z.output<typeof TaskRunner>;
+
+/** The kind of agent a host runs as (see TaskRunner). */
+export const HostRunner = z.enum(['user', 'service']);
+
+/** The operating systems a need may name, as `os:<name>` (Node's platform() linux and darwin). */
+export const TASK_OS = ['linux', 'macos'] as const;
+
+/**
+ * One capability a task needs: `os:linux` or `os:macos`, `arch:<x64|arm64|…>`, `label:<name>` (a
+ * label the host's agent was started with, `hangar-agent serve --label gpu`), or a bare program name
+ * that must be on the host agent's PATH (`claude`, `codex`, `docker`).
+ */
+export const TaskNeed = z
+  .string()
+  .max(64, { error: 'a need is at most 64 characters' })
+  .regex(
+    /^(?:os:(?:linux|macos)|arch:[a-z0-9_]{1,16}|label:[a-z0-9][a-z0-9._-]{0,47}|[A-Za-z0-9][A-Za-z0-9._+-]{0,63})$/,
+    {
+      error: 'expected a need like os:linux, os:macos, arch:arm64, label:<name> or a program name such as claude',
+    },
+  );
+export type TaskNeed = z.infer<typeof TaskNeed>;
+
+/** A host's label (`serve --label`): what `label:<name>` needs match. */
+export const HostLabel = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,47}$/, {
+  error: 'expected a label of 1-48 lowercase letters, digits, ".", "_" or "-"',
+});
+
+/** Prompts beyond this belong in a file in the workspace, which the prompt can name. */
+export const MAX_PROMPT_BYTES = 64 * 1024;
+
+export const TaskSpec = z
+  .object({
+    prompt: argumentText(MAX_PROMPT_BYTES)
+      .min(1, { error: 'the prompt is empty: say what the agent should do' })
+      .refine((p) => p.trim() !== '', { error: 'the prompt is only blanks: say what the agent should do' }),
+    /**
+     * The directory on the host the agent works in: absolute, or `~/…` (the host user's home), as a
+     * session's --cwd. It must exist there. Default: that home.
+     */
+    cwd: argumentText(4096)
+      .min(1)
+      .refine((p) => p.startsWith('/') || p === '~' || p.startsWith('~/'), {
+        error: 'expected an absolute directory on the host, or one starting with ~/',
+      })
+      .optional(),
+    /** The agent's command; the prompt is given as its last argument. */
+    agent: z
+      .array(argumentText(4096).min(1, { error: 'an empty agent argument' }))
+      .min(1, { error: 'the agent command is empty' })
+      .max(64, { error: 'at most 64 agent arguments' })
+      .default(['claude']),
+    needs: z.array(TaskNeed).max(32, { error: 'at most 32 needs' }).default([]),
+    runner: TaskRunner.default('any'),
+  })
+  .strict();
+export type TaskSpec = z.output<typeof TaskSpec>;
+export type TaskSpecInput = z.input<typeof TaskSpec>;
+
+export const TaskInfo = z.object({
+  id: TaskId,
+  spec: TaskSpec,
+  state: TaskState,
+  /** The host that claimed it; null while it waits in a computer's queue. */
+  host: HostName.nullable(),
+  /** The tmux session it runs in on that host (attach to answer the agent). */
+  session: SessionName.nullable(),
+  created_at: z.number().int(),
+  /** When a host took it. */
+  claimed_at: z.number().int().nullable(),
+  /** When it last changed state. */
+  updated_at: z.number().int(),
+  finished_at: z.number().int().nullable(),
+  /** The agent's last words (a question it asks, say), when it gave some. */
+  detail: z.string().max(512).nullable(),
+  /** Why it waits (queued: which hosts lack what) or failed (error), in words. */
+  reason: z.string().max(4096).nullable(),
+  /** The agent's exit status, once its command ended. */
+  exit_code: z.number().int().nullable(),
+});
+export type TaskInfo = z.infer<typeof TaskInfo>;
+
+// Host procedures (HOST_PROCEDURES) -------------------------------------------------------------
+
+/**
+ * A computer hands the host a task. Idempotent by id: claiming a task the host has returns its
+ * record as it is. Refused with E_TASK_UNFIT (a need is missing: which) or E_TASK_LIMIT (the host
+ * runs `serve --max-tasks` tasks already).
+ */
+export const TaskClaimParams = z.object({ id: TaskId, spec: TaskSpec, created_at: z.number().int() });
+export const TaskIdParams = z.object({ id: TaskId });
+export const TaskListResult = z.object({ tasks: z.array(TaskInfo) });
+/** Event `task.updated`: a task on the host changed state. */
+export const TaskUpdatedEvent = z.object({ task: TaskInfo });
+
+/**
+ * What a host offers tasks (in host.info): its os (`linux`, `macos`, or Node's name for another),
+ * arch, the known agent commands on its agent's PATH, its labels, its kind of runner and how many
+ * tasks it runs at once.
+ */
+export const HostTaskCapabilities = z.object({
+  os: z.string().max(32),
+  arch: z.string().max(32),
+  agents: z.array(z.string().max(64)).max(32),
+  labels: z.array(HostLabel).max(32),
+  runner: HostRunner,
+  max_tasks: z.number().int().nonnegative(),
+});
+export type HostTaskCapabilities = z.infer<typeof HostTaskCapabilities>;
+
+// Core procedures (CORE_PROCEDURES) -------------------------------------------------------------
+
+/** A task as the core's callers see it: null host while it waits in this computer's queue. */
+export const TaskRef = z.object({
+  id: TaskId,
+  /** Where it runs, when the caller knows; absent: this computer's queue, then every host. */
+  host: HostName.optional(),
+});

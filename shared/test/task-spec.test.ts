@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { HOST_PROCEDURES, TaskSpec, taskSessionName } from '@hangar/shared';
+
+/** The first problem zod finds, as `path: message`. */
+function problem(input: unknown): string {
+  const parsed = TaskSpec.safeParse(input);
+  if (parsed.success) return 'accepted';
+  const issue = parsed.error.issues[0]!;
+  return `${issue.path.join('.')}: ${issue.message}`;
+}
+
+describe('a task spec', () => {
+  it('takes a prompt alone, with claude, no needs and any runner by default', () => {
+    expect(TaskSpec.parse({ prompt: 'fix the flaky test' })).toEqual({
+      prompt: 'fix the flaky test',
+      agent: ['claude'],
+      needs: [],
+      runner: 'any',
+    });
+  });
+
+  it('names the field it refuses and says what it expected', () => {
+    expect(problem({ prompt: '' })).toBe('prompt: the prompt is empty: say what the agent should do');
+    expect(problem({ prompt: '  \n' })).toBe('prompt: the prompt is only blanks: say what the agent should do');
+    expect(problem({ prompt: 'x'.repeat(64 * 1024 + 1) })).toMatch(/^prompt: /);
+    expect(problem({ prompt: 'a\0b' })).toMatch(/^prompt: may not contain a NUL byte/);
+    expect(problem({ prompt: 'go', cwd: 'src/app' })).toBe(
+      'cwd: expected an absolute directory on the host, or one starting with ~/',
+    );
+    expect(problem({ prompt: 'go', agent: [] })).toBe('agent: the agent command is empty');
+    expect(problem({ prompt: 'go', agent: Array(65).fill('x') })).toBe('agent: at most 64 agent arguments');
+    expect(problem({ prompt: 'go', needs: ['os:windows'] })).toMatch(/^needs\.0: expected a need like os:linux/);
+    expect(problem({ prompt: 'go', needs: ['rm -rf'] })).toMatch(/^needs\.0: expected a need like/);
+    expect(problem({ prompt: 'go', runner: 'cloud' })).toBe(
+      'runner: unknown runner "cloud": expected any, user or service',
+    );
+    expect(problem({ prompt: 'go', runner: 'action' })).toMatch(/^runner: runner "action": Hangar has no CI runners/);
+    expect(problem({ prompt: 'go', budget: 5 })).toMatch(/budget/);
+  });
+
+  it('accepts the needs it documents', () => {
+    const needs = ['os:linux', 'os:macos', 'arch:arm64', 'label:gpu', 'claude', 'docker-compose'];
+    expect(TaskSpec.parse({ prompt: 'go', needs }).needs).toEqual(needs);
+  });
+
+  it('runs in a session named after its id, which a session name accepts', () => {
+    expect(taskSessionName('t-0123456789abcdef')).toBe('task-01234567');
+    expect(Object.keys(HOST_PROCEDURES)).toEqual(
+      expect.arrayContaining(['task.claim', 'task.list', 'task.get', 'task.cancel']),
+    );
+  });
+});
