@@ -19,9 +19,11 @@ export class AttachedCli implements AsyncDisposable {
     args: string[],
     size: { cols: number; rows: number } = { cols: 100, rows: 30 },
     env: Record<string, string> = {},
+    /** The hangar command that attaches (`task attach` for a task's session). */
+    command: string[] = ['attach'],
   ) {
     this.screen = new Terminal({ cols: size.cols, rows: size.rows, allowProposedApi: true, scrollback: 1000 });
-    this.process = pty.spawn(process.execPath, [HANGAR_BIN, 'attach', ...args], {
+    this.process = pty.spawn(process.execPath, [HANGAR_BIN, ...command, ...args], {
       name: 'xterm-256color',
       cols: size.cols,
       rows: size.rows,

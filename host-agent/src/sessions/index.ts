@@ -175,6 +175,11 @@ export class SessionManager implements Disposable {
     return this.version;
   }
 
+  /** How many sessions may run at once (serve --max-sessions). */
+  get sessionLimit(): number {
+    return this.options.maxSessions;
+  }
+
   /** Whether sessions were lost with their tmux server, as of the last list(). */
   tmuxState(): TmuxServerState {
     return this.serverWatch.state();

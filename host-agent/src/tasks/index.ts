@@ -58,7 +58,7 @@ export class TaskService implements Disposable {
         if (event !== 'Stop') return;
         const task = this.store.active().find((t) => t.session === session);
         // The agent ended its turn: the task is done (the session stays, the user may go on in it).
-        if (task) this.change(task.id, { state: 'completed' });
+        if (task) this.change(task.id, { state: 'completed', detail: null });
       }),
     ];
   }
@@ -133,6 +133,15 @@ export class TaskService implements Disposable {
         { limit: this.options.maxTasks },
       );
     }
+    // Its session counts against --max-sessions too: a host with none free lets another take it.
+    const sessions = (await this.options.sessions.list()).length;
+    if (sessions >= this.options.sessions.sessionLimit) {
+      throw new HangarError(
+        'E_TASK_LIMIT',
+        `runs ${sessions} sessions already, its limit (hangar-agent serve --max-sessions ${this.options.sessions.sessionLimit}); a task needs one`,
+        { limit: this.options.sessions.sessionLimit },
+      );
+    }
     const session = taskSessionName(params.id);
     const claimed = this.store.insert({ ...params, session, device }, Date.now());
     this.options.logger.info({ task: params.id, session }, 'task claimed');
@@ -179,7 +188,7 @@ export class TaskService implements Disposable {
       }
       if (this.creating.has(task.id)) continue;
       const exit = await this.options.sessions.exitStatus(task.session!);
-      if (exit === 0) this.change(task.id, { state: 'completed', exit_code: 0 });
+      if (exit === 0) this.change(task.id, { state: 'completed', exit_code: 0, detail: null });
       else if (exit !== null)
         this.change(task.id, { state: 'error', exit_code: exit, reason: `its agent exited with status ${exit}` });
       else
