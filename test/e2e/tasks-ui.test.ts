@@ -184,6 +184,7 @@ describe('agent tasks in the web UI, with the Claude stand-in on a real host age
 
   it('a running task is cancelled from the palette: its session on the host ends', async () => {
     const prompt = `${ASKS} again`;
+    await page.getByRole('button', { name: 'Tasks', exact: true }).click();
     await promptBox().fill(prompt);
     await page.getByLabel('Needs (optional)').fill('');
     await page.getByRole('button', { name: 'Queue task' }).click();
