@@ -182,7 +182,7 @@ describe('agent tasks in the web UI, with the Claude stand-in on a real host age
     await expect(page.getByRole('button', { name: 'Cancel task…' }).count()).resolves.toBe(0);
   });
 
-  it('a running task is cancelled from the palette: its session on the host ends', async () => {
+  it('a running task is opened and cancelled from the palette: its session on the host ends', async () => {
     const prompt = `${ASKS} again`;
     await page.getByRole('button', { name: 'Tasks', exact: true }).click();
     await promptBox().fill(prompt);
@@ -193,6 +193,15 @@ describe('agent tasks in the web UI, with the Claude stand-in on a real host age
     expect(session).toMatch(/^task-/);
     const sessions = async () => (await hangar(home, ['session', 'ls', 'mini'])).stdout;
     await expect(sessions()).resolves.toContain(session);
+
+    // The palette opens its terminal too, where the agent's question waits.
+    await palette(
+      page,
+      `open task's terminal ${prompt}`,
+      /^Open task's terminal: please run bash on the tests again \(mini · t-/,
+    );
+    await waitForScreen(page, `mini/${session}`, /Allow Bash to run/);
+    await page.getByRole('button', { name: 'Tasks', exact: true }).click();
 
     await palette(page, `cancel task ${prompt}`, /^Cancel task: please run bash on the tests again \(mini · t-/);
     const dialog = page.getByRole('dialog', { name: 'Cancel this task?' });
