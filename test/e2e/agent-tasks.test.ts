@@ -265,4 +265,28 @@ describe('hangar task', () => {
     terminal.type('y\r');
     await waitFor(added.id, 'completed');
   });
+
+  it('a task the command line gets wrong is refused with the field named, before anything is queued', async () => {
+    const empty = await hangar(home, ['task', 'add', '']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('the prompt is empty: say what the agent should do');
+    const action = await hangar(home, ['task', 'add', 'go', '--runner', 'action']);
+    expect(action.code).toBe(2);
+    expect(action.stderr).toContain('Hangar has no CI runners');
+    const needs = await hangar(home, ['task', 'add', 'go', '--needs', 'os:windows']);
+    expect(needs.code).toBe(2);
+    expect(needs.stderr).toMatch(/needs.*expected a need like os:linux/);
+    const unknown = await hangar(home, ['task', 'add', 'go', '--host', 'gamma']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('no host named "gamma"');
+    const { queued } = JSON.parse((await hangar(home, ['task', 'ls', '--json'])).stdout) as { queued: TaskInfo[] };
+    expect(queued).toEqual([]);
+  });
+
+  it('a host that cannot be reached is passed over, and named in the reason', async () => {
+    await alpha.stop();
+    const added = await add(['only alpha may', '--host', 'alpha']);
+    expect(added.state).toBe('queued');
+    expect(added.reason).toMatch(/^no host can take it now: alpha: cannot be reached \(/);
+  });
 });

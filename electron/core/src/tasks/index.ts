@@ -28,6 +28,8 @@ export interface HostTasks {
 
 /** A host that does not answer within this is passed over (its reason: it cannot be reached). */
 const LINK_PATIENCE_MS = 5000;
+/** A claim that failed so may have been made on the host: not offered to the next host this round. */
+const MAY_HAVE_CLAIMED = new Set(['E_UNAVAILABLE', 'E_TIMEOUT', 'E_HOST_UNREACHABLE', 'E_INTERNAL']);
 /** A running core tries the queue again this often, besides when a host comes online or ends a task. */
 const RETRY_EVERY_MS = 30_000;
 
@@ -177,12 +179,19 @@ export class TasksApi implements Disposable {
         });
       } catch (error) {
         const failure = toHangarError(error);
-        if (failure.code !== 'E_TASK_UNFIT' && failure.code !== 'E_TASK_LIMIT') {
+        if (MAY_HAVE_CLAIMED.has(failure.code)) {
+          // The link went while it answered: it may have the task. No later host is asked this
+          // round; the next asks the hosts in the same order, and this one answers with the task if
+          // it has it (only a host before it that fits by then would take it a second time).
           this.queue.stillQueued(id, `${host}: ${failure.message}`, Date.now());
-          this.logger.warn({ task: id, host, err: failure }, 'a host failed to claim a task');
+          this.logger.warn({ task: id, host, err: failure }, 'a host did not answer a claim');
+          this.updatedEmitter.fire(queuedTaskInfo(this.queue.get(id)!));
           return undefined;
         }
-        refusals.push(`${host}: ${failure.message}`);
+        const why = /unknown method "task\.claim"/.test(failure.message)
+          ? 'its agent is older than agent tasks (update it: hangar-agent update)'
+          : failure.message;
+        refusals.push(`${host}: ${why}`);
         continue;
       }
       const info = on(host)(claimed);
