@@ -34,3 +34,23 @@ export { CoreApiClient as CoreClient };
 export function describeError(error: unknown): string {
   return visibleText(toHangarError(error).message);
 }
+
+/**
+ * The fields a refused call named (E_BAD_REQUEST from a schema check, in the window or in the
+ * core), each with what was wrong, by dotted path: `spec.cwd` → "expected an absolute directory…".
+ * A form marks those fields; the error's message still says it all in one line.
+ */
+export function badFields(error: unknown): Map<string, string> {
+  const fields = new Map<string, string>();
+  const hangarError = toHangarError(error);
+  if (hangarError.code !== 'E_BAD_REQUEST') return fields;
+  const issues = hangarError.details?.['issues'];
+  if (!Array.isArray(issues)) return fields;
+  for (const issue of issues as unknown[]) {
+    const { path, message } = (issue ?? {}) as { path?: unknown; message?: unknown };
+    if (!Array.isArray(path) || typeof message !== 'string') continue;
+    const key = path.map(String).join('.');
+    if (!fields.has(key)) fields.set(key, visibleText(message));
+  }
+  return fields;
+}

@@ -1,5 +1,5 @@
 // The renderer's only door to the core: views import from here, never from @hangar/shared's link.
-export { CoreClient, describeError, type CoreApi, type CoreEventData } from './core-client.js';
+export { CoreClient, badFields, describeError, type CoreApi, type CoreEventData } from './core-client.js';
 export { connectToCore, isDesktop } from './transport.js';
 export {
   followJobLog,
@@ -24,5 +24,14 @@ export type {
   AccountStatus,
   BillingStatus,
   DeviceEntry,
+  TaskInfo,
+  TaskState,
 } from '@hangar/shared';
-export { FINAL_JOB_STATES, PreviewPort, formatBytes, formatRoundTrip, visibleText } from '@hangar/shared';
+export {
+  FINAL_JOB_STATES,
+  FINAL_TASK_STATES,
+  PreviewPort,
+  formatBytes,
+  formatRoundTrip,
+  visibleText,
+} from '@hangar/shared';

@@ -1,7 +1,8 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
-import { describeError, type CoreApi, type DeviceEntry } from '../api/index.js';
+import { describeError, type CoreApi, type DeviceEntry, type TaskInfo } from '../api/index.js';
 import { AccountDialog, ApproveDeviceDialog, SignInDialog } from '../components/account-dialogs.js';
 import { EnrollHostDialog } from '../components/enroll-dialog.js';
+import { CancelTaskDialog } from '../components/cancel-task-dialog.js';
 import { AddHostDialog, RemoveHostDialog, RenameHostDialog, RenameTabDialog } from '../components/host-dialogs.js';
 import { HostList } from '../components/host-list.js';
 import { Modal } from '../components/modal.js';
@@ -13,10 +14,12 @@ import { useTheme, type ThemeChoice } from './theme.js';
 import { useAccount } from './use-account.js';
 import { useHangarData, type JobEntry } from './use-hangar-data.js';
 import { usePreviews } from './use-previews.js';
+import { useTasks } from './use-tasks.js';
 
 // The jobs view (and its log renderer) and the previews view load on first use, keeping the first frame small.
 const JobsView = lazy(() => import('./jobs-view.js'));
 const PreviewsView = lazy(() => import('./previews-view.js'));
+const TasksView = lazy(() => import('./tasks-view.js'));
 // The account page carries the chart library: loaded when it is first shown.
 const AccountView = lazy(() => import('./account-view.js'));
 
@@ -29,7 +32,8 @@ type Dialog =
   | { kind: 'sign-in'; mode: 'signin' | 'signup' }
   | { kind: 'enroll' }
   | { kind: 'account' }
-  | { kind: 'approve'; device: DeviceEntry };
+  | { kind: 'approve'; device: DeviceEntry }
+  | { kind: 'cancel-task'; id: string };
 
 const isMac = typeof navigator !== 'undefined' && /Mac/.test(navigator.platform);
 
@@ -39,13 +43,16 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const account = useAccount(api);
   const tabs = useTerminalTabs();
   const { theme, choice, setChoice, toggle } = useTheme();
-  const [view, setView] = useState<'terminals' | 'jobs' | 'previews' | 'account'>('terminals');
+  const [view, setView] = useState<'terminals' | 'jobs' | 'tasks' | 'previews' | 'account'>('terminals');
   const [paletteOpen, setPaletteOpen] = useState(false);
   const [dialog, setDialog] = useState<Dialog>();
   const [notice, setNotice] = useState<string>();
   const [selectedJob, setSelectedJob] = useState<{ host: string; id: string }>();
   const hosts = useMemo(() => data.hosts ?? [], [data.hosts]);
   const previews = usePreviews(api, hosts);
+  const tasks = useTasks(api, hosts);
+  const [selectedTask, setSelectedTask] = useState<string>();
+  const [taskFocus, setTaskFocus] = useState(0);
   // A bell from a terminal on screen needs no mark: the user is looking at it.
   const { bells, clearBell } = data;
   const onScreen = view === 'terminals' ? tabs.tabs.find((t) => t.id === tabs.activeId)?.panes : undefined;
@@ -73,6 +80,23 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
       setView('jobs');
     },
     [data],
+  );
+  const showTask = useCallback(
+    (task: TaskInfo) => {
+      tasks.addTask(task);
+      setSelectedTask(task.id);
+      setView('tasks');
+    },
+    [tasks],
+  );
+  // A task's agent runs in a terminal session on its host: the user answers it there.
+  const openTask = useCallback(
+    (task: TaskInfo) => {
+      if (!task.host || !task.session) return;
+      tabs.open({ host: task.host, session: task.session });
+      setView('terminals');
+    },
+    [tabs],
   );
   const newSession = useCallback(
     (host: string) =>
@@ -124,6 +148,16 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
     enrollHost: () => setDialog({ kind: 'enroll' }),
     showAccount: () => setDialog({ kind: 'account' }),
     signOut: () => void api.call('account.logout', {}).catch(fail),
+    newTask: () => {
+      setView('tasks');
+      setTaskFocus((n) => n + 1);
+    },
+    showTasks: () => setView('tasks'),
+    cancelTask: (id) => setDialog({ kind: 'cancel-task', id }),
+    openTask: (id) => {
+      const task = tasks.tasks?.find((t) => t.id === id);
+      if (task) openTask(task);
+    },
     approveDevice: (deviceId) => {
       const device = account.pending.find((d) => d.device_id === deviceId);
       if (device) setDialog({ kind: 'approve', device });
@@ -138,11 +172,13 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
     activeTab: tabs.activeId,
     account: account.status,
     pendingDevices: account.pending,
+    tasks: tasks.tasks,
   };
   // A device that asked to join while no other dialog is open: the prompt shows by itself.
   const asking = account.pending[0];
   const approving = dialog?.kind === 'approve' ? dialog.device : dialog === undefined ? asking : undefined;
   const signedIn = account.status?.account ?? null;
+  const cancelling = dialog?.kind === 'cancel-task' ? tasks.tasks?.find((t) => t.id === dialog.id) : undefined;
 
   return (
     <div className="app">
@@ -154,6 +190,9 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
           </button>
           <button type="button" aria-pressed={view === 'jobs'} onClick={() => setView('jobs')}>
             Jobs
+          </button>
+          <button type="button" aria-pressed={view === 'tasks'} onClick={() => setView('tasks')}>
+            Tasks
           </button>
           <button type="button" aria-pressed={view === 'previews'} onClick={() => setView('previews')}>
             Previews
@@ -248,6 +287,21 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
               />
             </Suspense>
           )}
+          {view === 'tasks' && (
+            <Suspense fallback={<p className="empty-state">Loading tasks…</p>}>
+              <TasksView
+                api={api}
+                hosts={hosts}
+                data={tasks}
+                selected={selectedTask}
+                focusRequest={taskFocus}
+                onSelect={setSelectedTask}
+                onAdded={showTask}
+                onOpen={openTask}
+                onCancel={(task) => setDialog({ kind: 'cancel-task', id: task.id })}
+              />
+            </Suspense>
+          )}
           {view === 'previews' && (
             <Suspense fallback={<p className="empty-state">Loading previews…</p>}>
               <PreviewsView hosts={hosts} previews={previews} />
@@ -299,6 +353,14 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
             account.dismiss(approving.device_id);
             setDialog(undefined);
           }}
+        />
+      )}
+      {dialog?.kind === 'cancel-task' && cancelling && (
+        <CancelTaskDialog
+          api={api}
+          task={cancelling}
+          onCancelled={tasks.addTask}
+          onClose={() => setDialog(undefined)}
         />
       )}
       {dialog?.kind === 'settings' && (

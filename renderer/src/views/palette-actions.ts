@@ -1,6 +1,15 @@
-import { FINAL_JOB_STATES, visibleText, type AccountStatus, type DeviceEntry, type HostView } from '../api/index.js';
+import {
+  FINAL_JOB_STATES,
+  FINAL_TASK_STATES,
+  visibleText,
+  type AccountStatus,
+  type DeviceEntry,
+  type HostView,
+  type TaskInfo,
+} from '../api/index.js';
 import type { PaletteAction } from './command-palette.js';
 import { loadRecent } from './recent-actions.js';
+import { canOpen, promptTitle } from './task-words.js';
 import type { TerminalTab } from './terminal-tabs-state.js';
 import type { HostSessions, JobEntry } from './use-hangar-data.js';
 import type { HostPreviews } from './use-previews.js';
@@ -29,6 +38,13 @@ export interface PaletteCommands {
   showAccount(): void;
   signOut(): void;
   approveDevice(deviceId: string): void;
+  /** Shows the Tasks view with its prompt focused. */
+  newTask(): void;
+  showTasks(): void;
+  /** Asks first, then cancels. */
+  cancelTask(id: string): void;
+  /** The task's terminal session, in the Terminals view. */
+  openTask(id: string): void;
 }
 
 export interface PaletteContext {
@@ -42,6 +58,8 @@ export interface PaletteContext {
   account?: AccountStatus | undefined;
   /** Devices that asked to join, for this trusted one to approve. */
   pendingDevices?: DeviceEntry[];
+  /** Agent tasks, newest first (undefined: not listed yet). */
+  tasks?: TaskInfo[] | undefined;
 }
 
 const RUN_PREFIX = 'run:';
@@ -102,6 +120,7 @@ export function paletteActions(ctx: PaletteContext, commands: PaletteCommands): 
     keywords: ['history', 'logs'],
     run: commands.showJobs,
   });
+  actions.push(...taskActions(ctx, commands));
   actions.push(...previewActions(ctx, commands));
   for (const tab of ctx.tabs) {
     actions.push({
@@ -189,6 +208,47 @@ function accountActions(ctx: PaletteContext, commands: PaletteCommands): Palette
   return actions;
 }
 
+/** A palette line holds this much of a task's prompt. */
+const PROMPT_IN_LABEL = 50;
+
+/** New task, the list; open each task's terminal, cancel each task that has not ended. */
+function taskActions(ctx: PaletteContext, commands: PaletteCommands): PaletteAction[] {
+  const actions: PaletteAction[] = [
+    {
+      id: 'new-task',
+      label: 'New task…',
+      group: 'Tasks',
+      keywords: ['agent', 'claude', 'prompt'],
+      run: commands.newTask,
+    },
+    { id: 'show-tasks', label: 'Show tasks', group: 'Tasks', keywords: ['agent', 'claude'], run: commands.showTasks },
+  ];
+  for (const task of ctx.tasks ?? []) {
+    const title = shorten(promptTitle(task), PROMPT_IN_LABEL);
+    // Two tasks may have the same prompt: the short id tells them apart (labels are unique).
+    const where = `${task.host ?? 'queued'} · ${task.id.slice(0, 10)}`;
+    if (canOpen(task)) {
+      actions.push({
+        id: `open-task:${task.id}`,
+        label: `Open task's terminal: ${title} (${where})`,
+        group: 'Tasks',
+        keywords: ['agent', 'answer', task.id, task.session ?? ''],
+        run: () => commands.openTask(task.id),
+      });
+    }
+    if (!FINAL_TASK_STATES.includes(task.state)) {
+      actions.push({
+        id: `cancel-task:${task.id}`,
+        label: `Cancel task: ${title} (${where})…`,
+        group: 'Tasks',
+        keywords: ['agent', 'stop', task.id],
+        run: () => commands.cancelTask(task.id),
+      });
+    }
+  }
+  return actions;
+}
+
 /** Open each registered preview; add each port that listens but is not one yet. */
 function previewActions(ctx: PaletteContext, commands: PaletteCommands): PaletteAction[] {
   const actions: PaletteAction[] = [];
@@ -215,7 +275,7 @@ function previewActions(ctx: PaletteContext, commands: PaletteCommands): Palette
     for (const candidate of ctx.previews[host.name]?.listening ?? []) {
       actions.push({
         id: `add-preview:${host.name}:${candidate.port}`,
-        label: `Add preview ${host.name}:${candidate.port}${candidate.process ? ` (${visibleText(shorten(candidate.process))})` : ''}`,
+        label: `Add preview ${host.name}:${candidate.port}${candidate.process ? ` (${visibleText(shorten(candidate.process, PROCESS_IN_LABEL))})` : ''}`,
         group: 'Previews',
         keywords: ['port', 'dev server', ...(candidate.process ? [candidate.process] : [])],
         run: () => commands.addPreview(host.name, candidate.port),
@@ -241,8 +301,8 @@ export function typedRunActions(search: string, hosts: HostView[], commands: Pal
 /** A process is shown with its arguments (`node vite.js --port 5173 …`); one palette line holds this much. */
 const PROCESS_IN_LABEL = 40;
 
-function shorten(process: string): string {
-  return process.length > PROCESS_IN_LABEL ? `${process.slice(0, PROCESS_IN_LABEL - 1).trimEnd()}…` : process;
+function shorten(text: string, room: number): string {
+  return text.length > room ? `${text.slice(0, room - 1).trimEnd()}…` : text;
 }
 
 function dedupe(actions: PaletteAction[]): PaletteAction[] {
