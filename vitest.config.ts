@@ -17,6 +17,7 @@ const ALONE = [
   'test/e2e/previews-ui.test.ts',
   'test/e2e/relay-ui.test.ts',
   'test/e2e/billing-ui.test.ts',
+  'test/e2e/tasks-ui.test.ts',
 ];
 
 export default defineConfig({
