@@ -1,4 +1,5 @@
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +19,8 @@ import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } 
  */
 
 const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
+/** What hangar login prints on a computer that waits for approval. */
+const CODE = /approval code: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
 
 /** The double in front of a real relay (which signs and checks the double's origin), and a signed-up laptop. */
 async function compromisedRelay() {
@@ -153,6 +156,70 @@ describe('a compromised relay', () => {
     const refused = await hangar(phone, ['session', 'ls', 'mini']);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/does not let this computer in: a device it trusts must approve this one first/);
+  });
+
+  it("swaps a new computer's key for its own: the code the user types does not match, and nothing is approved", async () => {
+    const { double, laptop } = await compromisedRelay();
+    const phone = dir('phone');
+    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    expect(joined.code, joined.stderr).toBe(0);
+    const code = CODE.exec(joined.stdout)![1]!;
+    // The relay's own key in place of the phone's, wherever it describes the phone.
+    const own = fakeKey().publicKey;
+    const phoneKey = (await loadOrCreateDeviceKey(phone)).publicKeyHex;
+    double.rewriteResult = (method, result) =>
+      method === 'devices.tag' || method === 'devices.list'
+        ? JSON.parse(JSON.stringify(result).replaceAll(phoneKey, own))
+        : result;
+
+    const tried = await hangar(laptop, ['devices', 'approve', 'phone', '--code', code]);
+    expect(tried.code).toBe(1);
+    expect(tried.stderr).toMatch(
+      /the code given is not the one "phone" shows.*the relay may have swapped its key\. Nothing was approved/,
+    );
+    double.rewriteResult = undefined;
+    const devices = JSON.parse((await hangar(laptop, ['devices', 'ls', '--json'])).stdout) as {
+      name: string;
+      status: string;
+    }[];
+    expect(devices.find((d) => d.name === 'phone')?.status).toBe('pending');
+    expect(double.calls).not.toContain('devices.endorse');
+  });
+
+  it('shows a newly approved computer a machine of its own as an existing host: refused before any dial; the real one links', async () => {
+    const { double, laptop } = await compromisedRelay();
+    await enrolledHost(laptop);
+    expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
+    const phone = dir('phone');
+    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    expect(joined.code, joined.stderr).toBe(0);
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
+    expect(approved.code, approved.stderr).toBe(0);
+
+    // The attacker's machine: an address that counts who connects to it, and a key of the relay's.
+    let dialed = 0;
+    const trap = createServer((socket) => {
+      dialed++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
+    double.rewriteHost = impersonate(fakeKey(), certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`]);
+    const tried = await hangar(phone, ['session', 'ls', 'mini']);
+    expect(tried.code).toBe(4);
+    expect(tried.stderr).toMatch(
+      /the relay lists "mini" with a key that the computer which approved this one did not hand over: the relay may be compromised.*Nothing was dialed/,
+    );
+    expect(dialed).toBe(0);
+    expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ via: 'relay', link: 'offline' });
+
+    // The relay tells the truth again: the key the laptop handed over is the real mini's.
+    double.rewriteHost = undefined;
+    const honest = await hangar(phone, ['session', 'ls', 'mini']);
+    expect(honest.code, honest.stderr).toBe(0);
+    expect(honest.stdout).toContain('mine');
+    expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: false });
   });
 
   it('answers a used enrollment token as if it were new: the host refuses it without asking', async () => {

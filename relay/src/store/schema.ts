@@ -69,6 +69,14 @@ export interface RelayTables {
     record_signature: string | null;
     presence_version: number;
   };
+  /** What a pending device offered for its approval (a tag) and what its approver left it (a sealed bundle). */
+  device_approvals: {
+    device_id: string;
+    account_id: string;
+    tag: string | null;
+    bundle_json: string | null;
+    updated_at: number;
+  };
   statements: {
     account_id: string;
     seq: number;

@@ -128,6 +128,27 @@ export type Statement = z.infer<typeof Statement>;
 export const StoredStatement = Statement.extend({ seq: z.number().int().positive(), stored_at: EpochMs });
 export type StoredStatement = z.infer<typeof StoredStatement>;
 
+/**
+ * What a trusted computer hands a computer it approves, through the relay but sealed for it
+ * (relay/PROTOCOL.md "More devices: the approval code"): MACed with a key derived from the code the
+ * user carried between them, which the relay never sees, and bound to both device keys.
+ */
+export const ApprovalBundle = z.object({
+  account_id: AccountId,
+  approver_device_key: Ed25519PublicKeyHex,
+  device_key: Ed25519PublicKeyHex,
+  issued_at: EpochMs,
+  /** Device keys the approver trusts (its own first). */
+  devices: z.array(Ed25519PublicKeyHex).max(256),
+  /** Hosts the approver pinned: what the new computer pins instead of the relay's word. */
+  hosts: z
+    .array(z.object({ name: HostName, host_key: Ed25519PublicKeyHex, cert_fingerprint: CertFingerprintHex }))
+    .max(256),
+  /** HMAC-SHA256 over approvalBundleBytes under HKDF(code) (shared/src/relay/approval.ts). */
+  mac: hex(32, 'bundle MAC'),
+});
+export type ApprovalBundle = z.infer<typeof ApprovalBundle>;
+
 export const AuditEntry = z.object({
   id: z.number().int().positive(),
   at: EpochMs,
@@ -227,8 +248,24 @@ export const RELAY_PROCEDURES = {
     params: Empty,
     result: z.object({ devices: z.array(DeviceView), this_device: DeviceId }),
   },
-  /** A trusted device's signed approval of a pending device. */
-  'devices.endorse': DeviceStatementCall,
+  /**
+   * A pending device offers its approval tag: HMAC(code, its key ‖ account id), the code being what
+   * the user carries to a trusted computer. Only for itself, while pending.
+   */
+  'devices.offer_tag': { auth: 'any_device', params: z.object({ tag: hex(32, 'approval tag') }), result: Empty },
+  /** The tag a pending device offered, with the key the relay holds for it (the approver checks both). */
+  'devices.tag': {
+    auth: 'device',
+    params: z.object({ device_id: DeviceId }),
+    result: z.object({ public_key: Ed25519PublicKeyHex, tag: hex(32, 'approval tag').nullable() }),
+  },
+  /** A trusted device's signed approval of a pending device, with the bundle sealed for it (none: --yes). */
+  'devices.endorse': {
+    ...DeviceStatementCall,
+    params: DeviceStatementCall.params.extend({ bundle: ApprovalBundle.optional() }),
+  },
+  /** The bundle an approver left for this device (null: approved without a code, or not yet). */
+  'devices.bundle': { auth: 'any_device', params: Empty, result: z.object({ bundle: ApprovalBundle.nullable() }) },
   /** A trusted device's signed revocation of a device (hosts stop letting it in). */
   'devices.revoke': DeviceStatementCall,
   'statements.list': {

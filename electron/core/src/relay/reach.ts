@@ -1,7 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import {
   HangarError,
-  deviceFingerprint,
   isHangarError,
   toHangarError,
   verifyPresence,
@@ -14,6 +13,7 @@ import type { HostRegistry } from '../hosts/registry.js';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import type { AccountHost } from './account-hosts.js';
 import { answering } from './answering.js';
+import { hostKeysFor, type HostKeysFrom } from './host-trust.js';
 import { RaceFailed, raceDials, type RaceWay } from './dial-race.js';
 import type { RelayAccount } from './relay-account.js';
 
@@ -290,10 +290,13 @@ export class HostReach {
     const signedIn = this.deps.account.stored();
     if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
     const secrets = this.deps.account.store.secretsFor(signedIn.account_id, host.name, host.enrolled_at, Date.now());
+    // No secret of ours proves this host: its keys are trusted only if the computer that approved
+    // this one handed them over (or, approved without a code, on the relay's word). Before any dial.
+    const keysFrom: HostKeysFrom = secrets.length > 0 ? 'own' : await hostKeysFor(this.deps.account, name, host);
     const linkAt = (addresses: string[], signal?: AbortSignal) =>
       secrets.length > 0
         ? this.firstLink(name, host, addresses, secrets, signal)
-        : this.viaRelayPins(name, host, addresses, signal);
+        : this.viaRelayPins(name, host, addresses, keysFrom, signal);
     let answered: string[] = [];
     let fallbacksStarted = false;
     const viaAddresses = async () => {
@@ -407,6 +410,7 @@ export class HostReach {
     name: string,
     host: HostPresence,
     addresses: string[],
+    keysFrom: HostKeysFrom,
     signal?: AbortSignal,
   ): Promise<Dialed> {
     const pinned = { agent_key: host.public_key, cert_fingerprint: colonFingerprint(host.cert_fingerprint) };
@@ -415,6 +419,18 @@ export class HostReach {
       try {
         const dialed = await this.connect(name, address, { pinned }, host, signal);
         this.save(name, dialed);
+        if (keysFrom === 'relay') {
+          const accountId = this.deps.account.stored()?.account_id;
+          if (accountId !== undefined) {
+            this.deps.account.store.trustKey(accountId, {
+              kind: 'relay_host',
+              key: host.public_key,
+              name,
+              cert_fingerprint: host.cert_fingerprint,
+            });
+          }
+          this.deps.logger.warn({ host: name }, "pinned an account host on the relay's word (approved without a code)");
+        }
         return dialed;
       } catch (error) {
         const f = toHangarError(error);
@@ -442,7 +458,7 @@ export class HostReach {
     return new HangarError(
       'E_AUTH_UNKNOWN_DEVICE',
       `"${name}" does not let this computer in: a device it trusts must approve this one first. On that device run ` +
-        `hangar devices approve "${me}" and check that it shows this fingerprint: ${deviceFingerprint(this.deps.account.publicKey)} ` +
+        `hangar devices approve "${me}" and type the approval code hangar account shows here ` +
         '(a device that was revoked stays refused)',
     );
   }
