@@ -38,6 +38,7 @@ function badInputs(user: SignedIn, origin: string): Record<RelayMethod, { body: 
     'hosts.list': { body: { all: true }, field: 'all' },
     'turn.credentials': { body: { ttl: 1 }, field: 'ttl' },
     'hosts.remove': { body: { host_id: 'mini' }, field: 'host_id' },
+    'hosts.vouch': { body: { host_id: 'mini', statement: {} }, field: 'host_id' },
     'devices.list': { body: { all: true }, field: 'all' },
     'devices.offer_tag': { body: { tag: 'not hex' }, field: 'tag' },
     'devices.tag': { body: { device_id: 'phone' }, field: 'device_id' },

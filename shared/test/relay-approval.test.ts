@@ -1,7 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   approvalTag,
+  makeHostStatement,
+  verifyHostStatement,
   deviceFingerprint,
   newApprovalCode,
   openApprovalBundle,
@@ -78,5 +81,26 @@ describe('the approval code, its tag and the sealed bundle', () => {
         expect(() => openApprovalBundle(code, changed, { deviceKey: device, accountId: 'acc_1' })).toThrow(refused);
       }),
     );
+  });
+});
+
+describe('host statements', () => {
+  it('a statement that a host has a key verifies with its signer, and not once any field changed', () => {
+    const secret = ed25519.utils.randomSecretKey();
+    const signer = { publicKey: ed25519.getPublicKey(secret), sign: (m: Uint8Array) => ed25519.sign(m, secret) };
+    const statement = makeHostStatement(signer, {
+      kind: 'host',
+      account_id: 'acc_1',
+      host_key: key(),
+      cert_fingerprint: cert(),
+      name: 'vps',
+      issued_at: 1_700_000_000_000,
+    });
+    expect(verifyHostStatement(statement)).toBe(true);
+    expect(verifyHostStatement({ ...statement, host_key: key() })).toBe(false);
+    expect(verifyHostStatement({ ...statement, cert_fingerprint: cert() })).toBe(false);
+    expect(verifyHostStatement({ ...statement, name: 'mini' })).toBe(false);
+    expect(verifyHostStatement({ ...statement, account_id: 'acc_2' })).toBe(false);
+    expect(verifyHostStatement({ ...statement, signer_device_key: key() })).toBe(false);
   });
 });

@@ -3,7 +3,14 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { makeStatement, signPresence, toHex, type Ed25519Signer, type HostPresence } from '@hangar/shared';
+import {
+  makeHostStatement,
+  makeStatement,
+  signPresence,
+  toHex,
+  type Ed25519Signer,
+  type HostPresence,
+} from '@hangar/shared';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
 import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
@@ -51,9 +58,14 @@ function fakeKey(): { signer: Ed25519Signer; publicKey: string } {
 }
 
 /** What the double puts in place of the host: `key` and `addresses`, the record signed by that key. */
-function impersonate(key: { signer: Ed25519Signer; publicKey: string }, certHex: string, addresses: string[]) {
+function impersonate(
+  key: { signer: Ed25519Signer; publicKey: string },
+  certHex: string,
+  addresses: string[],
+  name = 'mini',
+) {
   return (host: HostPresence): HostPresence => {
-    if (host.name !== 'mini' || host.record === null) return host;
+    if (host.name !== name || host.record === null) return host;
     const record = { ...host.record, addresses, tailnet: [], issued_at: Date.now() };
     return {
       ...host,
@@ -209,7 +221,7 @@ describe('a compromised relay', () => {
     const tried = await hangar(phone, ['session', 'ls', 'mini']);
     expect(tried.code).toBe(4);
     expect(tried.stderr).toMatch(
-      /the relay lists "mini" with a key that the computer which approved this one did not hand over: the relay may be compromised.*Nothing was dialed/,
+      /the relay lists "mini" with a key that no computer this one trusts vouched for.*the relay may be compromised.*Nothing was dialed/,
     );
     expect(dialed).toBe(0);
     expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ via: 'relay', link: 'offline' });
@@ -220,6 +232,59 @@ describe('a compromised relay', () => {
     expect(honest.code, honest.stderr).toBe(0);
     expect(honest.stdout).toContain('mine');
     expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: false });
+  });
+
+  it('lists its own machine as a host enrolled after a computer was approved: refused unless a trusted computer vouched for its key', async () => {
+    const { double, laptop } = await compromisedRelay();
+    await enrolledHost(laptop);
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+    const phone = dir('phone');
+    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect((await hangar(phone, ['session', 'ls', 'mini'])).code).toBe(0);
+
+    // A host enrolled after the phone was approved: the laptop's first link vouches for its key.
+    const vps = await hostMachine();
+    expect((await vps.shell.run(await enrollLine(laptop, 'vps'))).code).toBe(0);
+    await waitForHost(laptop, 'vps', (h) => h.status === 'online');
+    expect((await hangar(laptop, ['session', 'new', 'vps', '--name', 'there', '--', 'sleep', '600'])).code).toBe(0);
+
+    // The relay puts its own machine and key in its place, with a vouch signed by a key of its own.
+    let dialed = 0;
+    const trap = createServer((socket) => {
+      dialed++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const own = fakeKey();
+    const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
+    const fake = impersonate(own, certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`], 'vps');
+    double.rewriteHost = (host) => {
+      const listed = fake(host);
+      if (listed === host) return host;
+      const fields = {
+        kind: 'host' as const,
+        account_id: listed.vouches![0]!.account_id,
+        host_key: own.publicKey,
+        cert_fingerprint: certHex,
+        name: 'vps',
+        issued_at: Date.now(),
+      };
+      return { ...listed, vouches: [makeHostStatement(fakeKey().signer, fields)] };
+    };
+    const tried = await hangar(phone, ['session', 'ls', 'vps']);
+    expect(tried.code).toBe(4);
+    expect(tried.stderr).toMatch(
+      /the relay lists "vps" with a key that no computer this one trusts vouched for.*Nothing was dialed/,
+    );
+    expect(dialed).toBe(0);
+
+    double.rewriteHost = undefined;
+    const honest = await hangar(phone, ['session', 'ls', 'vps']);
+    expect(honest.code, honest.stderr).toBe(0);
+    expect(honest.stdout).toContain('there');
   });
 
   it('answers a used enrollment token as if it were new: the host refuses it without asking', async () => {

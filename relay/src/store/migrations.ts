@@ -142,6 +142,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('bundle_json', 'text')
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
           .execute();
+        // Devices' statements that a host has its key (hosts.vouch), a JSON array.
+        await db.schema.alterTable('hosts').addColumn('vouches_json', 'text').execute();
       },
     },
   };

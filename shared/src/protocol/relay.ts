@@ -97,6 +97,23 @@ export const PresenceRecord = z.object({
 });
 export type PresenceRecord = z.infer<typeof PresenceRecord>;
 
+/**
+ * A device's word that a host of the account has this key and certificate: made by the computer
+ * that pinned it at its enrollment's first link, kept with the relay's host record, accepted by
+ * other computers when signed by a device key they trust (PROTOCOL.md "Hosts enrolled later").
+ */
+export const HostStatement = z.object({
+  kind: z.literal('host'),
+  account_id: AccountId,
+  host_key: Ed25519PublicKeyHex,
+  cert_fingerprint: CertFingerprintHex,
+  name: HostName,
+  issued_at: EpochMs,
+  signer_device_key: Ed25519PublicKeyHex,
+  signature: Ed25519SignatureHex,
+});
+export type HostStatement = z.infer<typeof HostStatement>;
+
 export const HostPresence = z.object({
   host_id: HostId,
   name: HostName,
@@ -108,6 +125,8 @@ export const HostPresence = z.object({
   record: PresenceRecord.nullable(),
   /** Host signature over presenceRecordBytes(public_key, record); verify before dialing. */
   signature: Ed25519SignatureHex.nullable(),
+  /** Devices' statements that this host has this key (one per signer, newest kept). */
+  vouches: z.array(HostStatement).max(16).optional(),
 });
 export type HostPresence = z.infer<typeof HostPresence>;
 
@@ -241,6 +260,8 @@ export const RELAY_PROCEDURES = {
   /** TURN credentials for this device's WebRTC links (valid an hour). */
   'turn.credentials': { auth: 'device', params: Empty, result: z.object({ ice: IceConfig.nullable() }) },
   'hosts.remove': { auth: 'device', params: z.object({ host_id: HostId }), result: Empty },
+  /** A device vouches for a host it pinned at its first link: kept with the host's record. */
+  'hosts.vouch': { auth: 'device', params: z.object({ host_id: HostId, statement: HostStatement }), result: Empty },
 
   /** A pending device gets only its own entry (how it learns it was approved). */
   'devices.list': {

@@ -1,4 +1,11 @@
-import { HangarError, openApprovalBundle, type HostPresence } from '@hangar/shared';
+import {
+  HangarError,
+  makeHostStatement,
+  openApprovalBundle,
+  verifyHostStatement,
+  verifyStatement,
+  type HostPresence,
+} from '@hangar/shared';
 import type { RelayAccount } from './relay-account.js';
 
 /**
@@ -18,17 +25,66 @@ export async function hostKeysFor(account: RelayAccount, name: string, host: Hos
   const vouched = account.store
     .trustedKeys(signedIn.account_id, 'host')
     .find((k) => k.key === host.public_key && k.cert_fingerprint === host.cert_fingerprint);
-  if (vouched === undefined) {
-    throw new HangarError(
-      'E_AUTH_HOST_KEY_CHANGED',
-      `the relay lists "${name}" with a key that the computer which approved this one did not hand over: ` +
-        'the relay may be compromised (showing this computer a machine of its own), or the host was enrolled ' +
-        'after this computer was approved. Nothing was dialed. Pair with it directly (hangar-agent pair on the ' +
-        'host, then hangar hosts add), or approve this computer again from one that has linked to it',
-      { listed: host.public_key },
-    );
+  if (vouched !== undefined || (await vouchedByTrusted(account, host))) return 'bundle';
+  throw new HangarError(
+    'E_AUTH_HOST_KEY_CHANGED',
+    `the relay lists "${name}" with a key that no computer this one trusts vouched for (not handed over at its ` +
+      'approval, nor signed by a trusted computer that linked to it): the relay may be compromised (showing this ' +
+      'computer a machine of its own). Nothing was dialed. Approve this computer again from a trusted one that ' +
+      'has linked to the host, or pair with it directly (hangar-agent pair on the host, then hangar hosts add)',
+    { listed: host.public_key },
+  );
+}
+
+/**
+ * Whether a device key this computer trusts signed that the host has this key and certificate. The
+ * trusted keys: its own, its approver's bundle's, and any a trusted key endorsed since, in the
+ * account's statement order, revocations winning (as hosts walk them).
+ */
+async function vouchedByTrusted(account: RelayAccount, host: HostPresence): Promise<boolean> {
+  const accountId = account.stored()!.account_id;
+  const vouches = (host.vouches ?? []).filter(
+    (v) =>
+      v.account_id === accountId &&
+      v.host_key === host.public_key &&
+      v.cert_fingerprint === host.cert_fingerprint &&
+      verifyHostStatement(v),
+  );
+  if (vouches.length === 0) return false;
+  const trusted = new Set(account.trustedDeviceKeys());
+  const revoked = new Set<string>();
+  let since = 0;
+  for (;;) {
+    const { statements } = await account.call('statements.list', { since });
+    for (const st of statements) {
+      since = Math.max(since, st.seq);
+      if (st.account_id !== accountId || !verifyStatement(st)) continue;
+      if (!trusted.has(st.signer_device_key)) continue;
+      if (st.kind === 'revoke') {
+        revoked.add(st.subject_device_key);
+        trusted.delete(st.subject_device_key);
+      } else if (!revoked.has(st.subject_device_key)) {
+        trusted.add(st.subject_device_key);
+      }
+    }
+    if (statements.length === 0 || statements.length < 1000) break;
   }
-  return 'bundle';
+  return vouches.some((v) => trusted.has(v.signer_device_key));
+}
+
+/** This computer pinned the host at its first link: it says so, signed, beside the relay's record. */
+export async function vouchFor(account: RelayAccount, host: HostPresence): Promise<void> {
+  const signedIn = account.stored();
+  if (signedIn === undefined) return;
+  const statement = makeHostStatement(account.signer, {
+    kind: 'host',
+    account_id: signedIn.account_id,
+    host_key: host.public_key,
+    cert_fingerprint: host.cert_fingerprint,
+    name: host.name,
+    issued_at: Date.now(),
+  });
+  await account.call('hosts.vouch', { host_id: host.host_id, statement }, { timeoutMs: 5_000 });
 }
 
 /** Opens the approver's bundle once this computer is approved; the outcome is kept in the database. */
