@@ -208,4 +208,26 @@ describe('hosts of an account', () => {
     // The laptop, which nobody revoked, goes on.
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
   });
+
+  it("a computer approved without a code (--yes) takes the hosts' keys on the relay's word, and says so", async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const { shell } = await hostMachine();
+    expect((await shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
+    await waitForHost(laptop, 'mini', (h) => h.status === 'online');
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+
+    const phone = dir('phone');
+    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--yes']);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toMatch(/approved without a code: it takes the account's hosts' keys on the relay's word/);
+    await until(() => hangar(phone, ['session', 'ls', 'mini']), 'the phone');
+    expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: true });
+    expect((await hangar(phone, ['hosts', 'ls'])).stdout).toMatch(/mini \(keys: the relay's word\)/);
+    expect((await hangar(phone, ['account'])).stdout).toMatch(/without a code: its hosts' keys are the relay's word/);
+    // The laptop pinned mini itself: nothing of that on it.
+    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: false });
+  });
 });
