@@ -88,8 +88,10 @@ export const deviceHandlers: Pick<
         throw new HangarError('E_BAD_REQUEST', 'bundle: not made by this device for the device it endorses');
       }
     }
-    // Stored before the endorsement: a device that sees itself approved finds its bundle there.
+    // Stored before the endorsement (once the statement is known to be good): a device that sees
+    // itself approved finds its bundle there, never a moment without it.
     if (bundle !== undefined) {
+      await checkStatement(ctx, signer, 'endorse', params.device_id, params.statement);
       const now = ctx.now();
       const json = JSON.stringify(bundle);
       await ctx.db
