@@ -230,4 +230,27 @@ describe('hosts of an account', () => {
     // The laptop pinned mini itself: nothing of that on it.
     expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: false });
   });
+
+  it('a host paired with a code and enrolled later is vouched for by the window linked to it: a computer approved with a code then takes it', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const phone = dir('phone');
+    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
+    expect(approved.code, approved.stderr).toBe(0);
+
+    // Paired with a code on the laptop, then enrolled: no first link, so no vouch from the command.
+    const { shell, agent } = await hostMachine();
+    await pairWith(laptop, 'box', agent);
+    expect((await shell.run(await enrollLine(laptop, 'vps'))).code).toBe(0);
+    await waitForHost(laptop, 'box', (h) => h.account?.presence === 'online');
+    const refused = await hangar(phone, ['session', 'ls', 'vps']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/no computer this one trusts vouched for/);
+
+    // The laptop's window links to its paired hosts, and vouches for this one at the relay.
+    await openWindow(laptop, cleanups);
+    await until(() => hangar(phone, ['session', 'ls', 'vps']), 'the phone', 20_000);
+  });
 });

@@ -100,6 +100,7 @@ export class HangarCore {
       deviceKey: deviceKey.privateKey,
       deviceName: this.deviceName,
       saved: () => this.hostsChangedEmitter.fire(),
+      longLived: () => this.accountHosts.isLive,
       logger,
       fallbacks: [
         // HANGAR_WEBRTC=off leaves WebRTC out (a network known to block UDP: only its 5 s of ICE would be added).

@@ -85,6 +85,9 @@ export async function vouchFor(account: RelayAccount, host: HostPresence): Promi
     issued_at: Date.now(),
   });
   await account.call('hosts.vouch', { host_id: host.host_id, statement }, { timeoutMs: 5_000 });
+  // Known here at once (the relay's presence message says it too, to a window's socket).
+  const others = (host.vouches ?? []).filter((v) => v.signer_device_key !== statement.signer_device_key);
+  account.store.cacheHost(signedIn.account_id, { ...host, vouches: [...others, statement].slice(-16) }, Date.now());
 }
 
 /** Opens the approver's bundle once this computer is approved; the outcome is kept in the database. */

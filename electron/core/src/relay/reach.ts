@@ -77,6 +77,8 @@ export interface HostReachDeps {
   deviceName: string;
   /** A host was saved to the registry (an enrolled host's first link): the host list changed. */
   saved: () => void;
+  /** A window's core (it keeps running): it may vouch for paired hosts at the relay after a dial. */
+  longLived?: () => boolean;
   /** Tried in order when no published address answers (the dial order's one hook). */
   fallbacks?: ReachFallback[];
   logger: Logger;
@@ -97,15 +99,43 @@ export class HostReach {
   constructor(private readonly deps: HostReachDeps) {}
 
   async dial(name: string): Promise<Dialed> {
-    const record = this.deps.registry.find(name);
-    if (record) return this.pinned(record);
-    const entry = (await this.deps.entries(true)).find((e) => e.name === name);
-    if (entry?.record) return this.pinned(entry.record);
+    const found = this.deps.registry.find(name);
+    const entry = found ? undefined : (await this.deps.entries(true)).find((e) => e.name === name);
+    const record = found ?? entry?.record;
+    if (record) {
+      const dialed = await this.pinned(record);
+      void this.vouchIfUnsaid(record);
+      return dialed;
+    }
     if (!entry?.account) {
       this.refuseWhilePending(name);
       this.deps.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
     }
     return this.enrolled(name, entry!.account!);
+  }
+
+  /**
+   * A host this computer pinned (with a code, at a first link) that the account lists with the same
+   * keys, and that this computer has not vouched for at the relay yet (paired before it enrolled, or
+   * before host statements): vouched for now, so the account's other computers may take it
+   * (relay/PROTOCOL.md "Hosts enrolled later"). From what this core already knows, and only in a
+   * window's core (long-lived): a hangar command must not wait on the relay to exit.
+   */
+  private async vouchIfUnsaid(record: HostRecord): Promise<void> {
+    if (!this.deps.longLived?.()) return;
+    try {
+      const account = (await this.deps.entries(false)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+      const host = account?.host;
+      if (host === undefined || host.public_key !== record.agent_key) return;
+      if (!sameCertificate(record.cert_fingerprint, host.cert_fingerprint)) return;
+      if ((host.vouches ?? []).some((v) => v.signer_device_key === this.deps.account.publicKey)) return;
+      await vouchFor(this.deps.account, host);
+    } catch (error) {
+      this.deps.logger.info(
+        { host: record.name, err: toHangarError(error) },
+        'could not vouch for the host at the relay',
+      );
+    }
   }
 
   /**
