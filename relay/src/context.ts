@@ -1,6 +1,7 @@
 import type { TurnConfig } from './turn.js';
 import type { Logger } from 'pino';
-import { PresenceRecord, type DeviceView, type HostPresence } from '@hangar/shared';
+import { HostStatement, PresenceRecord, type DeviceView, type HostPresence } from '@hangar/shared';
+import { z } from 'zod';
 import type { LoginThrottle } from './accounts/login-throttle.js';
 import type { AccessTokens } from './accounts/tokens.js';
 import type { Billing } from './billing/billing.js';
@@ -66,5 +67,6 @@ export function hostPresence(row: HostRow): HostPresence {
     last_seen: row.last_seen,
     record: row.record_json === null ? null : PresenceRecord.parse(JSON.parse(row.record_json)),
     signature: row.record_signature,
+    ...(row.vouches_json === null ? {} : { vouches: z.array(HostStatement).parse(JSON.parse(row.vouches_json)) }),
   };
 }

@@ -38,7 +38,11 @@ function badInputs(user: SignedIn, origin: string): Record<RelayMethod, { body: 
     'hosts.list': { body: { all: true }, field: 'all' },
     'turn.credentials': { body: { ttl: 1 }, field: 'ttl' },
     'hosts.remove': { body: { host_id: 'mini' }, field: 'host_id' },
+    'hosts.vouch': { body: { host_id: 'mini', statement: {} }, field: 'host_id' },
     'devices.list': { body: { all: true }, field: 'all' },
+    'devices.offer_tag': { body: { tag: 'not hex' }, field: 'tag' },
+    'devices.tag': { body: { device_id: 'phone' }, field: 'device_id' },
+    'devices.bundle': { body: { all: true }, field: 'all' },
     'devices.endorse': {
       body: { device_id: user.session.device.device_id, statement: { ...statement, account_id: 'me' } },
       field: 'statement.account_id',

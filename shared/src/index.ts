@@ -33,6 +33,7 @@ export { awaitSpliceUpgrade } from './relay/splice-upgrade.js';
 export * from './relay/agent-socket.js';
 export * from './relay/device-socket.js';
 export * from './relay/fingerprint.js';
+export * from './relay/approval.js';
 export * from './format-bytes.js';
 export * from './shell-quote.js';
 export * from './tmux-socket.js';

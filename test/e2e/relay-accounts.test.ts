@@ -224,8 +224,8 @@ describe('an account on a relay, through the hangar command', () => {
     expect((await signupCli(home, url, 'me@example.com')).code).toBe(0);
     const signedIn: [string[], RegExp][] = [
       [['hosts', 'enroll-token', '--name', 'no spaces'], /hosts\.enroll_token: name: expected 1-32 letters/],
-      [['devices', 'approve', 'phone', '--fingerprint', 'not a fingerprint!'], /devices\.approve: fingerprint: /],
-      [['devices', 'approve', '', '--fingerprint', 'ABCD'], /devices\.approve: device: /],
+      [['devices', 'approve', 'phone', '--code', 'not a code!'], /devices\.approve: code: /],
+      [['devices', 'approve', '', '--code', 'ABCD'], /devices\.approve: device: /],
       [['devices', 'revoke', ''], /devices\.revoke: device: /],
     ];
     for (const [args, message] of signedIn) {

@@ -28,7 +28,7 @@ async function until(run: () => Promise<{ code: number; stderr: string }>, what:
   }
 }
 
-/** `hangar devices approve` in a terminal, answering its question. */
+/** `hangar devices approve` in a terminal, typing `answer` when it asks for the code. */
 async function approveInTerminal(home: string, device: string, answer: string) {
   const child = pty.spawn(process.execPath, [HANGAR_BIN, 'devices', 'approve', device], {
     cols: 200,
@@ -39,7 +39,7 @@ async function approveInTerminal(home: string, device: string, answer: string) {
   const exited = new Promise<number>((resolve) => child.onExit(({ exitCode }) => resolve(exitCode)));
   child.onData((data) => {
     output += data;
-    if (output.includes('[y/N]') && answer !== '') {
+    if (output.includes('Type the approval code') && answer !== '') {
       child.write(`${answer}\r`);
       answer = '';
     }
@@ -50,7 +50,7 @@ async function approveInTerminal(home: string, device: string, answer: string) {
   return { code, output };
 }
 
-const FINGERPRINT = /fingerprint: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
+const CODE = /approval code: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
 
 describe('hosts of an account', () => {
   it('the printed line enrolls a host: online in hangar hosts ls, the first session pairs with its secret, attach works', async () => {
@@ -146,7 +146,7 @@ describe('hosts of an account', () => {
     expect(listed[0]!.sessions.map((x) => x.name)).toEqual(['there']);
   });
 
-  it('a second computer is refused until a trusted one approves it (comparing fingerprints), then let in, then shut out by a revocation', async () => {
+  it('a second computer is refused until a trusted one approves it (typing its code), then let in, then shut out by a revocation', async () => {
     const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');
     expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
@@ -158,7 +158,7 @@ describe('hosts of an account', () => {
     const phone = dir('phone');
     const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
     expect(joined.code, joined.stderr).toBe(0);
-    const fingerprint = FINGERPRINT.exec(joined.stdout)![1]!;
+    const code = CODE.exec(joined.stdout)![1]!;
     // The phone's window is open all along. Knowing the password is not enough to see the account:
     // until a trusted computer approves it, the relay shows it none of the hosts (nor their addresses).
     const phoneWindow = await openWindow(phone, cleanups);
@@ -168,25 +168,19 @@ describe('hosts of an account', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('this computer is waiting for approval on your account');
 
-    // Approving shows the key's fingerprint and asks; "no" approves nothing, nor does a wrong one.
-    const declined = await approveInTerminal(laptop, 'phone', 'n');
-    expect(declined.output).toContain(fingerprint);
-    expect(declined.code).toBe(1);
-    expect(declined.output).toMatch(/not approved: the fingerprints differ/);
-    const wrong = await hangar(laptop, [
-      'devices',
-      'approve',
-      'phone',
-      '--fingerprint',
-      'AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH',
-    ]);
+    // Approving asks for the code the phone shows; a wrong one approves nothing.
+    const wrong = await approveInTerminal(laptop, 'phone', 'AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH');
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toMatch(/not the one the relay holds for "phone".*Nothing was approved/);
+    expect(wrong.output).toMatch(/the code given is not the one "phone" shows.*Nothing was approved/);
+    const typo = await hangar(laptop, ['devices', 'approve', 'phone', '--code', 'ABCD-EFGH']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/not an approval code/);
     expect((await hangar(phone, ['session', 'ls', 'mini'])).stderr).toContain('waiting for approval');
 
-    const approved = await approveInTerminal(laptop, 'phone', 'y');
+    const approved = await approveInTerminal(laptop, 'phone', code.toLowerCase());
     expect(approved.code, approved.output).toBe(0);
     expect(approved.output).toMatch(/approved "phone"/);
+    expect(approved.output).toMatch(/handed the keys of the hosts this computer pinned/);
     const devices = JSON.parse((await hangar(laptop, ['devices', 'ls', '--json'])).stdout) as {
       name: string;
       status: string;
@@ -213,5 +207,50 @@ describe('hosts of an account', () => {
     expect(last.code).toBe(4);
     // The laptop, which nobody revoked, goes on.
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+  });
+
+  it("a computer approved without a code (--yes) takes the hosts' keys on the relay's word, and says so", async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const { shell } = await hostMachine();
+    expect((await shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
+    await waitForHost(laptop, 'mini', (h) => h.status === 'online');
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+
+    const phone = dir('phone');
+    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--yes']);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toMatch(/approved without a code: it takes the account's hosts' keys on the relay's word/);
+    await until(() => hangar(phone, ['session', 'ls', 'mini']), 'the phone');
+    expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: true });
+    expect((await hangar(phone, ['hosts', 'ls'])).stdout).toMatch(/mini \(keys: the relay's word\)/);
+    expect((await hangar(phone, ['account'])).stdout).toMatch(/without a code: its hosts' keys are the relay's word/);
+    // The laptop pinned mini itself: nothing of that on it.
+    expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: false });
+  });
+
+  it('a host paired with a code and enrolled later is vouched for by the window linked to it: a computer approved with a code then takes it', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const phone = dir('phone');
+    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
+    expect(approved.code, approved.stderr).toBe(0);
+
+    // Paired with a code on the laptop, then enrolled: no first link, so no vouch from the command.
+    const { shell, agent } = await hostMachine();
+    await pairWith(laptop, 'box', agent);
+    expect((await shell.run(await enrollLine(laptop, 'vps'))).code).toBe(0);
+    await waitForHost(laptop, 'box', (h) => h.account?.presence === 'online');
+    const refused = await hangar(phone, ['session', 'ls', 'vps']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/no computer this one trusts vouched for/);
+
+    // The laptop's window links to its paired hosts, and vouches for this one at the relay.
+    await openWindow(laptop, cleanups);
+    await until(() => hangar(phone, ['session', 'ls', 'vps']), 'the phone', 20_000);
   });
 });

@@ -1,8 +1,16 @@
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { makeStatement, signPresence, toHex, type Ed25519Signer, type HostPresence } from '@hangar/shared';
+import {
+  makeHostStatement,
+  makeStatement,
+  signPresence,
+  toHex,
+  type Ed25519Signer,
+  type HostPresence,
+} from '@hangar/shared';
 import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
 import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
@@ -18,6 +26,8 @@ import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } 
  */
 
 const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
+/** What hangar login prints on a computer that waits for approval. */
+const CODE = /approval code: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
 
 /** The double in front of a real relay (which signs and checks the double's origin), and a signed-up laptop. */
 async function compromisedRelay() {
@@ -48,9 +58,14 @@ function fakeKey(): { signer: Ed25519Signer; publicKey: string } {
 }
 
 /** What the double puts in place of the host: `key` and `addresses`, the record signed by that key. */
-function impersonate(key: { signer: Ed25519Signer; publicKey: string }, certHex: string, addresses: string[]) {
+function impersonate(
+  key: { signer: Ed25519Signer; publicKey: string },
+  certHex: string,
+  addresses: string[],
+  name = 'mini',
+) {
   return (host: HostPresence): HostPresence => {
-    if (host.name !== 'mini' || host.record === null) return host;
+    if (host.name !== name || host.record === null) return host;
     const record = { ...host.record, addresses, tailnet: [], issued_at: Date.now() };
     return {
       ...host,
@@ -153,6 +168,123 @@ describe('a compromised relay', () => {
     const refused = await hangar(phone, ['session', 'ls', 'mini']);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/does not let this computer in: a device it trusts must approve this one first/);
+  });
+
+  it("swaps a new computer's key for its own: the code the user types does not match, and nothing is approved", async () => {
+    const { double, laptop } = await compromisedRelay();
+    const phone = dir('phone');
+    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    expect(joined.code, joined.stderr).toBe(0);
+    const code = CODE.exec(joined.stdout)![1]!;
+    // The relay's own key in place of the phone's, wherever it describes the phone.
+    const own = fakeKey().publicKey;
+    const phoneKey = (await loadOrCreateDeviceKey(phone)).publicKeyHex;
+    double.rewriteResult = (method, result) =>
+      method === 'devices.tag' || method === 'devices.list'
+        ? JSON.parse(JSON.stringify(result).replaceAll(phoneKey, own))
+        : result;
+
+    const tried = await hangar(laptop, ['devices', 'approve', 'phone', '--code', code]);
+    expect(tried.code).toBe(1);
+    expect(tried.stderr).toMatch(
+      /the code given is not the one "phone" shows.*the relay may have swapped its key\. Nothing was approved/,
+    );
+    double.rewriteResult = undefined;
+    const devices = JSON.parse((await hangar(laptop, ['devices', 'ls', '--json'])).stdout) as {
+      name: string;
+      status: string;
+    }[];
+    expect(devices.find((d) => d.name === 'phone')?.status).toBe('pending');
+    expect(double.calls).not.toContain('devices.endorse');
+  });
+
+  it('shows a newly approved computer a machine of its own as an existing host: refused before any dial; the real one links', async () => {
+    const { double, laptop } = await compromisedRelay();
+    await enrolledHost(laptop);
+    expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
+    const phone = dir('phone');
+    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    expect(joined.code, joined.stderr).toBe(0);
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
+    expect(approved.code, approved.stderr).toBe(0);
+
+    // The attacker's machine: an address that counts who connects to it, and a key of the relay's.
+    let dialed = 0;
+    const trap = createServer((socket) => {
+      dialed++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
+    double.rewriteHost = impersonate(fakeKey(), certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`]);
+    const tried = await hangar(phone, ['session', 'ls', 'mini']);
+    expect(tried.code).toBe(4);
+    expect(tried.stderr).toMatch(
+      /the relay lists "mini" with a key that no computer this one trusts vouched for.*the relay may be compromised.*Nothing was dialed/,
+    );
+    expect(dialed).toBe(0);
+    expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ via: 'relay', link: 'offline' });
+
+    // The relay tells the truth again: the key the laptop handed over is the real mini's.
+    double.rewriteHost = undefined;
+    const honest = await hangar(phone, ['session', 'ls', 'mini']);
+    expect(honest.code, honest.stderr).toBe(0);
+    expect(honest.stdout).toContain('mine');
+    expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ keys_from_relay: false });
+  });
+
+  it('lists its own machine as a host enrolled after a computer was approved: refused unless a trusted computer vouched for its key', async () => {
+    const { double, laptop } = await compromisedRelay();
+    await enrolledHost(laptop);
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+    const phone = dir('phone');
+    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect((await hangar(phone, ['session', 'ls', 'mini'])).code).toBe(0);
+
+    // A host enrolled after the phone was approved: the laptop's first link vouches for its key.
+    const vps = await hostMachine();
+    expect((await vps.shell.run(await enrollLine(laptop, 'vps'))).code).toBe(0);
+    await waitForHost(laptop, 'vps', (h) => h.status === 'online');
+    expect((await hangar(laptop, ['session', 'new', 'vps', '--name', 'there', '--', 'sleep', '600'])).code).toBe(0);
+
+    // The relay puts its own machine and key in its place, with a vouch signed by a key of its own.
+    let dialed = 0;
+    const trap = createServer((socket) => {
+      dialed++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const own = fakeKey();
+    const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
+    const fake = impersonate(own, certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`], 'vps');
+    double.rewriteHost = (host) => {
+      const listed = fake(host);
+      if (listed === host) return host;
+      const fields = {
+        kind: 'host' as const,
+        account_id: listed.vouches![0]!.account_id,
+        host_key: own.publicKey,
+        cert_fingerprint: certHex,
+        name: 'vps',
+        issued_at: Date.now(),
+      };
+      return { ...listed, vouches: [makeHostStatement(fakeKey().signer, fields)] };
+    };
+    const tried = await hangar(phone, ['session', 'ls', 'vps']);
+    expect(tried.code).toBe(4);
+    expect(tried.stderr).toMatch(
+      /the relay lists "vps" with a key that no computer this one trusts vouched for.*Nothing was dialed/,
+    );
+    expect(dialed).toBe(0);
+
+    double.rewriteHost = undefined;
+    const honest = await hangar(phone, ['session', 'ls', 'vps']);
+    expect(honest.code, honest.stderr).toBe(0);
+    expect(honest.stdout).toContain('there');
   });
 
   it('answers a used enrollment token as if it were new: the host refuses it without asking', async () => {

@@ -10,8 +10,8 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/
 /**
  * The account in the web UI, in Debian's Chromium against `hangar ui`, a real relay process and a
  * real agent: sign up, enroll a host from the dialog (it shows the line and turns green when the
- * host appears), see it in the host list, approve a computer that asks to join (comparing its
- * fingerprint), and see the relay go away and come back. Screenshots: test/e2e/screenshots/relay-*.png.
+ * host appears), see it in the host list, approve a computer that asks to join (typing its
+ * code), and see the relay go away and come back. Screenshots: test/e2e/screenshots/relay-*.png.
  */
 
 describe('the account in the web UI', () => {
@@ -89,17 +89,21 @@ describe('the account in the web UI', () => {
     await page.screenshot({ path: join(SHOTS, 'relay-host-list.png') });
   });
 
-  it('asks on this trusted computer when a new one signs in, shows its fingerprint, and approves it', async () => {
+  it('asks on this trusted computer when a new one signs in, and approves it once the code it shows is typed', async () => {
     const phone = join(dir, 'phone');
     const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
     expect(joined.code, joined.stderr).toBe(0);
-    const fingerprint = /fingerprint: (\S+)/.exec(joined.stdout)![1]!;
+    const code = /approval code: (\S+)/.exec(joined.stdout)![1]!;
 
     const prompt = page.getByRole('dialog', { name: 'phone asks to join your account' });
     await prompt.waitFor({ timeout: 20_000 });
-    await expect(prompt.getByLabel('Fingerprint to compare').textContent()).resolves.toBe(fingerprint);
+    // A code that is not the phone's approves nothing, and says why.
+    await prompt.getByLabel('Its approval code').fill('AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH');
+    await prompt.getByRole('button', { name: 'Approve phone' }).click();
+    await prompt.getByRole('alert').filter({ hasText: 'the relay may have swapped its key' }).waitFor();
+    await prompt.getByLabel('Its approval code').fill(code);
     await page.screenshot({ path: join(SHOTS, 'relay-approve-device.png') });
-    await prompt.getByRole('button', { name: 'It matches: approve phone' }).click();
+    await prompt.getByRole('button', { name: 'Approve phone' }).click();
     await prompt.waitFor({ state: 'detached' });
     const devices = JSON.parse((await hangar(laptop, ['devices', 'ls', '--json'])).stdout) as {
       name: string;

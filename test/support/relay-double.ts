@@ -16,6 +16,8 @@ import type { HostPresence, RelayToAgent } from '@hangar/shared';
 export class RelayDouble implements AsyncDisposable {
   /** Rewrites every host the relay describes (hosts.list and the device socket's presence). */
   rewriteHost: ((host: HostPresence) => HostPresence) | undefined;
+  /** Rewrites the result of any other procedure it passes on (what it returns replaces the result). */
+  rewriteResult: ((method: string, result: unknown) => unknown) | undefined;
   /** Answers hosts.enroll itself, with success, for a token already used once through it. */
   replayUsedTokens = false;
   /**
@@ -82,6 +84,9 @@ export class RelayDouble implements AsyncDisposable {
     if (upstream.status === 200 && method === 'hosts.list' && this.rewriteHost) {
       const listed = JSON.parse(text) as { hosts: HostPresence[] };
       text = JSON.stringify({ hosts: listed.hosts.map(this.rewriteHost) });
+    }
+    if (upstream.status === 200 && this.rewriteResult) {
+      text = JSON.stringify(this.rewriteResult(method, JSON.parse(text)));
     }
     if (upstream.status === 200 && method === 'hosts.enroll') {
       this.enrolled.set((JSON.parse(body) as { token_id: string }).token_id, text);

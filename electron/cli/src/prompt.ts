@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 /**
  * Asking the user at the terminal: a password without echo, a yes/no. Both refuse when stdin is not
  * a terminal (a script): the script passes what it means instead (--password-stdin, --yes,
- * --fingerprint), so nothing waits forever for an answer no one can type.
+ * --code), so nothing waits forever for an answer no one can type.
  */
 
 export async function promptHidden(question: string, flag: string): Promise<string> {
@@ -65,6 +65,19 @@ export async function confirm(question: string, instead: string): Promise<boolea
   try {
     const answer = await new Promise<string>((resolve) => lines.question(`${question} [y/N] `, resolve));
     return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    lines.close();
+  }
+}
+
+/** A line typed at the terminal (echoed: a code read off another screen, not a secret kept here). */
+export async function ask(question: string, instead: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    throw new HangarError('E_BAD_REQUEST', `there is no terminal to ask "${question}" on; ${instead}`);
+  }
+  const lines = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await new Promise<string>((resolve) => lines.question(`${question} `, resolve));
   } finally {
     lines.close();
   }

@@ -94,7 +94,7 @@ export class HangarCore {
       defaultDeviceName: hostname().slice(0, 64) || 'computer',
       logger: logger.child({ component: 'relay' }),
     });
-    this.devices = new AccountDevices(this.account);
+    this.devices = new AccountDevices(this.account, () => registry.list());
     this.accountHosts = new AccountHosts(this.account, this.devices, logger.child({ component: 'relay' }));
     this.reach = new HostReach({
       registry,
@@ -103,6 +103,7 @@ export class HangarCore {
       deviceKey: deviceKey.privateKey,
       deviceName: this.deviceName,
       saved: () => this.hostsChangedEmitter.fire(),
+      longLived: () => this.accountHosts.isLive,
       logger,
       fallbacks: [
         // HANGAR_WEBRTC=off leaves WebRTC out (a network known to block UDP: only its 5 s of ICE would be added).
@@ -165,13 +166,27 @@ export class HangarCore {
    * Every host: paired ones and the account's, one entry when both (hosts/directory.ts). `fresh`:
    * ask the relay now when this core has no socket to it (at most 3 s; the last word otherwise).
    */
+  /** Marks the hosts whose keys this computer took on the relay's word (approved without a code). */
+  private markRelayKeys(entries: HostEntry[]): HostEntry[] {
+    const account = this.account.stored();
+    if (account === undefined) return entries;
+    const store = this.account.store;
+    const relayWord = store.trust(account.account_id)?.host_trust === 'relay';
+    const taken = new Set(store.trustedKeys(account.account_id, 'relay_host').map((k) => k.key));
+    if (!relayWord && taken.size === 0) return entries;
+    return entries.map((entry) => ({
+      ...entry,
+      keys_from_relay: entry.record ? taken.has(entry.record.agent_key) : relayWord && entry.account !== undefined,
+    }));
+  }
+
   async hostEntries(options: { fresh?: boolean } = {}): Promise<HostEntry[]> {
-    return mergeHosts(this.registry.listSeen(), await this.accountHosts.list(options));
+    return this.markRelayKeys(mergeHosts(this.registry.listSeen(), await this.accountHosts.list(options)));
   }
 
   /** The same from what this core knows now, without asking anyone. */
   hostEntriesNow(): HostEntry[] {
-    return mergeHosts(this.registry.listSeen(), this.accountHosts.current());
+    return this.markRelayKeys(mergeHosts(this.registry.listSeen(), this.accountHosts.current()));
   }
 
   /** Every host with the status of this core's link to it (the tray lists them). */

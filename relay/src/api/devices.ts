@@ -1,6 +1,8 @@
 import {
+  ApprovalBundle,
   HangarError,
   LOGIN_PROOF_WINDOW_MS,
+  jsonOrUndefined,
   verifyStatement,
   type Statement,
   type StoredStatement,
@@ -18,7 +20,14 @@ import { accountRows } from '../store/account-rows.js';
  */
 export const deviceHandlers: Pick<
   Handlers,
-  'devices.list' | 'devices.endorse' | 'devices.revoke' | 'statements.list' | 'audit.list'
+  | 'devices.list'
+  | 'devices.offer_tag'
+  | 'devices.tag'
+  | 'devices.endorse'
+  | 'devices.bundle'
+  | 'devices.revoke'
+  | 'statements.list'
+  | 'audit.list'
 > = {
   async 'devices.list'(ctx, _params, call) {
     const device = signedIn(call);
@@ -28,8 +37,87 @@ export const deviceHandlers: Pick<
     return { devices: rows.map(deviceView), this_device: device.id };
   },
 
+  /*
+   * The approval code's two halves (PROTOCOL.md "More devices: the approval code"): the relay keeps
+   * and hands over a tag and a sealed bundle it can neither make nor open. It checks their form only.
+   */
+  async 'devices.offer_tag'(ctx, params, call) {
+    const device = signedIn(call);
+    if (device.status !== 'pending') {
+      throw new HangarError('E_BAD_REQUEST', 'this device is not waiting for approval: it has no code to offer');
+    }
+    const now = ctx.now();
+    await ctx.db
+      .insertInto('device_approvals')
+      .values({
+        device_id: device.id,
+        account_id: device.account_id,
+        tag: params.tag,
+        bundle_json: null,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.column('device_id').doUpdateSet({ tag: params.tag, updated_at: now }))
+      .execute();
+    return {};
+  },
+
+  async 'devices.tag'(ctx, params, call) {
+    const device = signedIn(call);
+    const subject = await ctx.db
+      .selectFrom('devices')
+      .leftJoin('device_approvals', 'device_approvals.device_id', 'devices.id')
+      .select(['devices.public_key', 'device_approvals.tag'])
+      .where('devices.id', '=', params.device_id)
+      .where('devices.account_id', '=', device.account_id)
+      .executeTakeFirst();
+    if (subject === undefined) {
+      throw new HangarError('E_NOT_FOUND', `no device ${params.device_id} in this account (devices.list shows them)`);
+    }
+    return { public_key: subject.public_key, tag: subject.tag ?? null };
+  },
+
   async 'devices.endorse'(ctx, params, call) {
+    const signer = signedIn(call);
+    const bundle = params.bundle;
+    if (bundle !== undefined) {
+      if (
+        bundle.account_id !== signer.account_id ||
+        bundle.approver_device_key !== signer.public_key ||
+        bundle.device_key !== params.statement.subject_device_key
+      ) {
+        throw new HangarError('E_BAD_REQUEST', 'bundle: not made by this device for the device it endorses');
+      }
+    }
+    // Stored before the endorsement (once the statement is known to be good): a device that sees
+    // itself approved finds its bundle there, never a moment without it.
+    if (bundle !== undefined) {
+      await checkStatement(ctx, signer, 'endorse', params.device_id, params.statement);
+      const now = ctx.now();
+      const json = JSON.stringify(bundle);
+      await ctx.db
+        .insertInto('device_approvals')
+        .values({
+          device_id: params.device_id,
+          account_id: signer.account_id,
+          tag: null,
+          bundle_json: json,
+          updated_at: now,
+        })
+        .onConflict((oc) => oc.column('device_id').doUpdateSet({ bundle_json: json, updated_at: now }))
+        .execute();
+    }
     return { seq: await storeStatement(ctx, call, 'endorse', params.device_id, params.statement) };
+  },
+
+  async 'devices.bundle'(ctx, _params, call) {
+    const device = signedIn(call);
+    const row = await ctx.db
+      .selectFrom('device_approvals')
+      .select('bundle_json')
+      .where('device_id', '=', device.id)
+      .executeTakeFirst();
+    const parsed = ApprovalBundle.safeParse(row?.bundle_json ? jsonOrUndefined(row.bundle_json) : undefined);
+    return { bundle: parsed.success ? parsed.data : null };
   },
 
   async 'devices.revoke'(ctx, params, call) {

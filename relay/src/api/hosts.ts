@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { HangarError, enrollProofBytes, verifyHex } from '@hangar/shared';
+import { HangarError, HostStatement, enrollProofBytes, verifyHex, verifyHostStatement } from '@hangar/shared';
+import { z } from 'zod';
 import { newId, sha256Hex } from '../accounts/tokens.js';
 import { hostPresence, type RelayContext } from '../context.js';
 import { auditContext, signedIn, type Handlers } from './call.js';
@@ -10,7 +11,10 @@ export const ENROLL_TOKEN_TTL_MS = 15 * 60_000;
 
 const MAKE_ANOTHER = 'make a new one with `hangar hosts enroll-token`';
 
-export const hostHandlers: Pick<Handlers, 'hosts.enroll_token' | 'hosts.enroll' | 'hosts.list' | 'hosts.remove'> = {
+export const hostHandlers: Pick<
+  Handlers,
+  'hosts.enroll_token' | 'hosts.enroll' | 'hosts.list' | 'hosts.remove' | 'hosts.vouch'
+> = {
   async 'hosts.enroll_token'(ctx, params, call) {
     const device = signedIn(call);
     ctx.limits.take('enrollToken', device.account_id, 'enrollment tokens for this account');
@@ -138,6 +142,7 @@ export const hostHandlers: Pick<Handlers, 'hosts.enroll_token' | 'hosts.enroll' 
             record_json: null,
             record_signature: null,
             presence_version: 1,
+            vouches_json: null,
           })
           .execute();
       }
@@ -164,6 +169,44 @@ export const hostHandlers: Pick<Handlers, 'hosts.enroll_token' | 'hosts.enroll' 
   async 'hosts.list'(ctx, _params, call) {
     const rows = await accountRows(ctx.db, 'hosts', signedIn(call).account_id, 'name');
     return { hosts: rows.map(hostPresence) };
+  },
+
+  /**
+   * Keeps a device's statement that a host has its key beside the host's record (PROTOCOL.md "Hosts
+   * enrolled later"): checked for form (this account, this host's key, signed by the caller), one
+   * per signer. Other computers verify it against the device keys they trust; the relay cannot make one.
+   */
+  async 'hosts.vouch'(ctx, params, call) {
+    const device = signedIn(call);
+    const statement = params.statement;
+    const host = await ctx.db
+      .selectFrom('hosts')
+      .selectAll()
+      .where('id', '=', params.host_id)
+      .where('account_id', '=', device.account_id)
+      .executeTakeFirst();
+    if (host === undefined) {
+      throw new HangarError('E_NOT_FOUND', `no host ${params.host_id} in this account (hosts.list shows them)`);
+    }
+    if (statement.account_id !== device.account_id || statement.host_key !== host.public_key) {
+      throw new HangarError('E_BAD_REQUEST', 'statement: not about this host of this account');
+    }
+    if (statement.signer_device_key !== device.public_key || !verifyHostStatement(statement)) {
+      throw new HangarError(
+        'E_AUTH_BAD_SIGNATURE',
+        'statement.signature: not signed by this device (hostStatementBytes)',
+      );
+    }
+    const kept = host.vouches_json === null ? [] : z.array(HostStatement).parse(JSON.parse(host.vouches_json));
+    const vouches = [...kept.filter((v) => v.signer_device_key !== device.public_key), statement].slice(-16);
+    await ctx.db
+      .updateTable('hosts')
+      .set((eb) => ({ vouches_json: JSON.stringify(vouches), presence_version: eb('presence_version', '+', 1) }))
+      .where('id', '=', host.id)
+      .execute();
+    await ctx.audit.record(auditContext(call, device.account_id), 'host.vouched', { host_id: host.id });
+    await publishHost(ctx, host.id);
+    return {};
   },
 
   async 'hosts.remove'(ctx, params, call) {

@@ -130,6 +130,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       },
     },
     '002_billing': { up: billingSchema },
+    // A pending device's approval tag (HMAC of the code the user carries to a trusted computer) and
+    // the bundle its approver sealed for it (relay/PROTOCOL.md "More devices: the approval code").
+    '003_device_approvals': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('device_approvals')
+          .addColumn('device_id', 'text', (c) => c.primaryKey().references('devices.id').onDelete('cascade'))
+          .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('tag', 'text')
+          .addColumn('bundle_json', 'text')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // Devices' statements that a host has its key (hosts.vouch), a JSON array.
+        await db.schema.alterTable('hosts').addColumn('vouches_json', 'text').execute();
+      },
+    },
   };
 }
 

@@ -68,6 +68,16 @@ export interface RelayTables {
     record_json: string | null;
     record_signature: string | null;
     presence_version: number;
+    /** Devices' statements that this host has its key (hosts.vouch): a JSON array of HostStatement. */
+    vouches_json: string | null;
+  };
+  /** What a pending device offered for its approval (a tag) and what its approver left it (a sealed bundle). */
+  device_approvals: {
+    device_id: string;
+    account_id: string;
+    tag: string | null;
+    bundle_json: string | null;
+    updated_at: number;
   };
   statements: {
     account_id: string;

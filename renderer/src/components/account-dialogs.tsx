@@ -113,6 +113,14 @@ export function AccountDialog({
         This computer, <strong>{visibleText(account.device.name)}</strong>, is {DEVICE_STATUS[account.device.status]}.
         Its key’s fingerprint: <code className="fingerprint">{account.device.fingerprint}</code>
       </p>
+      {account.device.approval_code && (
+        <p>
+          To approve it, type this code on a computer already in the account:{' '}
+          <code className="fingerprint" aria-label="Approval code">
+            {account.device.approval_code}
+          </code>
+        </p>
+      )}
       <DialogError error={error} />
       {devices && (
         <ul className="device-list" aria-label="Devices of the account">
@@ -161,40 +169,36 @@ export function AccountDialog({
 }
 
 /**
- * A new device asks to join: its key's fingerprint as the relay holds it, to compare with what the
- * new device shows. Approving signs an endorsement with this computer's key; hosts check it.
+ * A new device asks to join: the user types the code it shows (relay/PROTOCOL.md "More devices: the
+ * approval code"). The core approves only if that code made the tag the relay holds for the device's
+ * key, then hands it this computer's hosts' keys sealed with the code.
  */
 export function ApproveDeviceDialog({ api, device, onDone }: { api: CoreApi; device: DeviceEntry; onDone(): void }) {
   const { error, busy, run } = useDialogCall();
+  const [code, setCode] = useState('');
   return (
     <Modal title={`${device.name} asks to join your account`} onClose={onDone}>
       <p>
-        A computer named <strong>{visibleText(device.name)}</strong> signed in to your account. Its key’s fingerprint:
+        A computer named <strong>{visibleText(device.name)}</strong> signed in to your account. It shows an approval
+        code (hangar login printed it there; its window shows it under Account).
       </p>
-      <p>
-        <code className="fingerprint" aria-label="Fingerprint to compare">
-          {device.fingerprint}
-        </code>
-      </p>
-      <p className="muted">
-        Approve only if {device.name} shows this same fingerprint (hangar login printed it there; its window shows it
-        under Account). If it differs, the relay may have swapped its key.
-      </p>
-      <DialogError error={error} />
-      <div className="modal-actions">
-        <button type="button" onClick={onDone}>
-          Not now
-        </button>
-        <button
-          type="button"
-          disabled={busy}
-          onClick={() =>
-            run(api.call('devices.approve', { device: device.device_id, fingerprint: device.fingerprint }), onDone)
-          }
-        >
-          It matches: approve {device.name}
-        </button>
-      </div>
+      <DialogForm
+        onSubmit={() => run(api.call('devices.approve', { device: device.device_id, code }), onDone)}
+        onCancel={onDone}
+        busy={busy}
+        error={error}
+        submit={`Approve ${device.name}`}
+      >
+        <Field
+          label="Its approval code"
+          value={code}
+          onValue={setCode}
+          autoComplete="off"
+          spellCheck={false}
+          required
+        />
+      </DialogForm>
+      <p className="muted">If the code does not match, the relay may have swapped its key: nothing is approved.</p>
     </Modal>
   );
 }

@@ -33,11 +33,14 @@ export const RelayUrl = z
 /** An email as typed; lowercased here, since the relay checks proofs signed over the lowercase form. */
 export const AccountEmail = z.string().trim().toLowerCase().pipe(Email);
 
-/** A device key's fingerprint as printed (deviceFingerprint: 8 groups of 4), or as a user types it. */
-export const DeviceFingerprint = z
+/** An approval code as shown (8 groups of 4, like a fingerprint), or as a user types it. */
+export const ApprovalCode = z
   .string()
   .max(100)
-  .regex(/^[A-Za-z2-7\s-]+$/, 'expected a fingerprint like ABCD-EFGH-… (letters A-Z and digits 2-7)');
+  .regex(
+    /^[A-Za-z2-7\s-]+$/,
+    'expected the code the new computer shows, like ABCD-EFGH-… (letters A-Z and digits 2-7)',
+  );
 
 /** A device of the account by its name or id (`dev_…`), as `hangar devices ls` shows them. */
 export const DeviceRef = z.string().min(1).max(64);
@@ -48,6 +51,14 @@ export const ThisDevice = z.object({
   /** The relay's record (`first`, `pending`, `endorsed`, `revoked`); hosts decide for themselves. */
   status: DeviceStatus,
   fingerprint: z.string(),
+  /** While pending: the code the user types on a trusted computer to approve this one. */
+  approval_code: z.string().nullable(),
+  /**
+   * Where this computer's account hosts' keys come from: `bundle` (handed over by the computer that
+   * approved it, sealed with the code), `relay` (approved without a code: the relay's word), null
+   * (the account's first computer, or one waiting: it pins the hosts it enrolls itself).
+   */
+  host_keys_from: z.enum(['bundle', 'relay']).nullable(),
 });
 
 export const AccountStatus = z.object({
@@ -129,11 +140,13 @@ export const ACCOUNT_PROCEDURES = {
   'devices.list': { params: Empty, result: z.object({ devices: z.array(DeviceEntry) }) },
   /**
    * Signs an endorsement of the device with this computer's key; hosts let it in once they verify
-   * it. `fingerprint` is the one the user compared with the new device's screen: the call is refused
-   * unless it matches the key the relay holds for that device.
+   * it. `code` is what the user typed from the new device's screen: the call is refused unless the
+   * tag the new device gave the relay was made with it for the key the relay holds; then this
+   * computer's hosts and trusted devices are sealed for the new one with it. `code: null`
+   * (`--yes`, scripts): no check, no bundle; the new computer takes its hosts on the relay's word.
    */
   'devices.approve': {
-    params: z.object({ device: DeviceRef, fingerprint: DeviceFingerprint }),
+    params: z.object({ device: DeviceRef, code: ApprovalCode.nullable() }),
     result: z.object({ device: DeviceEntry }),
   },
   /** Signs a revocation: hosts refuse the device from then on and close its open links. */

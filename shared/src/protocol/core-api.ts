@@ -74,6 +74,11 @@ export const HostView = z.object({
    * the end-to-end encrypted link's ciphertext, PROTOCOL.md "Relayed links").
    */
   via: z.enum(['direct', 'tailnet', 'relay', 'p2p', 'turn', 'relayed']),
+  /**
+   * Its keys are the account relay's word, not proved to this computer: it was approved without a
+   * code (`hangar devices approve --yes`), relay/PROTOCOL.md "More devices: the approval code".
+   */
+  keys_from_relay: z.boolean().optional(),
   /** The link's round trip in ms, where known (ICE's estimate on a WebRTC link). */
   rtt_ms: z.number().nonnegative().nullable().optional(),
   /** The account host it is (matched by its key), when it is enrolled in this computer's account. */

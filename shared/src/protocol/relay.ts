@@ -97,6 +97,23 @@ export const PresenceRecord = z.object({
 });
 export type PresenceRecord = z.infer<typeof PresenceRecord>;
 
+/**
+ * A device's word that a host of the account has this key and certificate: made by the computer
+ * that pinned it at its enrollment's first link, kept with the relay's host record, accepted by
+ * other computers when signed by a device key they trust (PROTOCOL.md "Hosts enrolled later").
+ */
+export const HostStatement = z.object({
+  kind: z.literal('host'),
+  account_id: AccountId,
+  host_key: Ed25519PublicKeyHex,
+  cert_fingerprint: CertFingerprintHex,
+  name: HostName,
+  issued_at: EpochMs,
+  signer_device_key: Ed25519PublicKeyHex,
+  signature: Ed25519SignatureHex,
+});
+export type HostStatement = z.infer<typeof HostStatement>;
+
 export const HostPresence = z.object({
   host_id: HostId,
   name: HostName,
@@ -108,6 +125,8 @@ export const HostPresence = z.object({
   record: PresenceRecord.nullable(),
   /** Host signature over presenceRecordBytes(public_key, record); verify before dialing. */
   signature: Ed25519SignatureHex.nullable(),
+  /** Devices' statements that this host has this key (one per signer, newest kept). */
+  vouches: z.array(HostStatement).max(16).optional(),
 });
 export type HostPresence = z.infer<typeof HostPresence>;
 
@@ -127,6 +146,27 @@ export type Statement = z.infer<typeof Statement>;
 /** A statement as stored: `seq` increases by one per statement of the account. */
 export const StoredStatement = Statement.extend({ seq: z.number().int().positive(), stored_at: EpochMs });
 export type StoredStatement = z.infer<typeof StoredStatement>;
+
+/**
+ * What a trusted computer hands a computer it approves, through the relay but sealed for it
+ * (relay/PROTOCOL.md "More devices: the approval code"): MACed with a key derived from the code the
+ * user carried between them, which the relay never sees, and bound to both device keys.
+ */
+export const ApprovalBundle = z.object({
+  account_id: AccountId,
+  approver_device_key: Ed25519PublicKeyHex,
+  device_key: Ed25519PublicKeyHex,
+  issued_at: EpochMs,
+  /** Device keys the approver trusts (its own first). */
+  devices: z.array(Ed25519PublicKeyHex).max(256),
+  /** Hosts the approver pinned: what the new computer pins instead of the relay's word. */
+  hosts: z
+    .array(z.object({ name: HostName, host_key: Ed25519PublicKeyHex, cert_fingerprint: CertFingerprintHex }))
+    .max(256),
+  /** HMAC-SHA256 over approvalBundleBytes under HKDF(code) (shared/src/relay/approval.ts). */
+  mac: hex(32, 'bundle MAC'),
+});
+export type ApprovalBundle = z.infer<typeof ApprovalBundle>;
 
 export const AuditEntry = z.object({
   id: z.number().int().positive(),
@@ -220,6 +260,8 @@ export const RELAY_PROCEDURES = {
   /** TURN credentials for this device's WebRTC links (valid an hour). */
   'turn.credentials': { auth: 'device', params: Empty, result: z.object({ ice: IceConfig.nullable() }) },
   'hosts.remove': { auth: 'device', params: z.object({ host_id: HostId }), result: Empty },
+  /** A device vouches for a host it pinned at its first link: kept with the host's record. */
+  'hosts.vouch': { auth: 'device', params: z.object({ host_id: HostId, statement: HostStatement }), result: Empty },
 
   /** A pending device gets only its own entry (how it learns it was approved). */
   'devices.list': {
@@ -227,8 +269,24 @@ export const RELAY_PROCEDURES = {
     params: Empty,
     result: z.object({ devices: z.array(DeviceView), this_device: DeviceId }),
   },
-  /** A trusted device's signed approval of a pending device. */
-  'devices.endorse': DeviceStatementCall,
+  /**
+   * A pending device offers its approval tag: HMAC(code, its key ‖ account id), the code being what
+   * the user carries to a trusted computer. Only for itself, while pending.
+   */
+  'devices.offer_tag': { auth: 'any_device', params: z.object({ tag: hex(32, 'approval tag') }), result: Empty },
+  /** The tag a pending device offered, with the key the relay holds for it (the approver checks both). */
+  'devices.tag': {
+    auth: 'device',
+    params: z.object({ device_id: DeviceId }),
+    result: z.object({ public_key: Ed25519PublicKeyHex, tag: hex(32, 'approval tag').nullable() }),
+  },
+  /** A trusted device's signed approval of a pending device, with the bundle sealed for it (none: --yes). */
+  'devices.endorse': {
+    ...DeviceStatementCall,
+    params: DeviceStatementCall.params.extend({ bundle: ApprovalBundle.optional() }),
+  },
+  /** The bundle an approver left for this device (null: approved without a code, or not yet). */
+  'devices.bundle': { auth: 'any_device', params: Empty, result: z.object({ bundle: ApprovalBundle.nullable() }) },
   /** A trusted device's signed revocation of a device (hosts stop letting it in). */
   'devices.revoke': DeviceStatementCall,
   'statements.list': {

@@ -13,7 +13,11 @@ const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const FINGERPRINT_BYTES = 20;
 
 export function deviceFingerprint(publicKeyHex: string): string {
-  const digest = sha256(fromHex(publicKeyHex)).subarray(0, FINGERPRINT_BYTES);
+  return base32Groups(sha256(fromHex(publicKeyHex)).subarray(0, FINGERPRINT_BYTES));
+}
+
+/** 20 bytes as people read them: base32, 8 groups of 4 (a fingerprint, an approval code). */
+export function base32Groups(digest: Uint8Array): string {
   let bits = 0;
   let value = 0;
   let out = '';
@@ -27,6 +31,27 @@ export function deviceFingerprint(publicKeyHex: string): string {
     value &= (1 << bits) - 1;
   }
   return out.match(/.{4}/g)!.join('-');
+}
+
+/** The 20 bytes behind a typed fingerprint or code (case, spaces and dashes ignored); undefined if it is not one. */
+export function parseBase32Groups(text: string): Uint8Array | undefined {
+  const plain = text.toUpperCase().replace(/[\s-]/g, '');
+  if (plain.length !== (FINGERPRINT_BYTES * 8) / 5) return undefined;
+  const out = new Uint8Array(FINGERPRINT_BYTES);
+  let bits = 0;
+  let value = 0;
+  let at = 0;
+  for (const char of plain) {
+    const index = ALPHABET.indexOf(char);
+    if (index < 0) return undefined;
+    value = ((value << 5) | index) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[at++] = (value >>> bits) & 0xff;
+    }
+  }
+  return out;
 }
 
 /** What a user typed or pasted, compared without case, spaces or dashes. */

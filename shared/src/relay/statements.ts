@@ -3,7 +3,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { HangarError } from '../errors.js';
 import { fromHex, lvConcat, toHex, type Ed25519Signer } from '../link/handshake.js';
 import type { EntitlementFields, UsageRecord } from '../protocol/billing.js';
-import type { PresenceRecord, Statement, StatementKind } from '../protocol/relay.js';
+import type { HostStatement, PresenceRecord, Statement, StatementKind } from '../protocol/relay.js';
 
 /**
  * The bytes behind every relay-related signature, defined once. Each kind has its own label,
@@ -18,6 +18,7 @@ export const RELAY_SIGNATURE_LABELS = {
   agentLink: 'hangar-relay agent-link v1',
   presence: 'hangar-relay presence v1',
   statement: 'hangar-relay statement v1',
+  hostStatement: 'hangar-relay host statement v1',
   signal: 'hangar-relay signal v1',
   usage: 'hangar-relay usage v1',
   usageKey: 'hangar-relay usage-key v1',
@@ -92,6 +93,32 @@ export function statementBytes(f: StatementFields) {
     f.subject_name,
     String(f.issued_at),
   );
+}
+
+export type HostStatementFields = Omit<HostStatement, 'signer_device_key' | 'signature'>;
+
+export function hostStatementBytes(f: HostStatementFields) {
+  return lvConcat(
+    RELAY_SIGNATURE_LABELS.hostStatement,
+    f.account_id,
+    fromHex(f.host_key),
+    fromHex(f.cert_fingerprint),
+    f.name,
+    String(f.issued_at),
+  );
+}
+
+/** A device vouches for a host it pinned itself (relay/PROTOCOL.md "Hosts enrolled later"). */
+export function makeHostStatement(signer: Ed25519Signer, fields: HostStatementFields): HostStatement {
+  return {
+    ...fields,
+    signer_device_key: toHex(signer.publicKey),
+    signature: signHex(signer, hostStatementBytes(fields)),
+  };
+}
+
+export function verifyHostStatement(statement: HostStatement): boolean {
+  return verifyHex(statement.signer_device_key, hostStatementBytes(statement), statement.signature);
 }
 
 /**

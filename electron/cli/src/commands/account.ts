@@ -182,16 +182,19 @@ function report(status: AccountStatus, json: boolean | undefined): void {
   const device = account.device;
   const standing =
     device.status === 'pending'
-      ? `waiting for approval: on a computer already in the account run\n  hangar devices approve "${device.name}"\nand check that it shows the fingerprint above`
+      ? `waiting for approval: on a computer already in the account run\n  hangar devices approve "${device.name}"\nand type this code there: ${device.approval_code ?? '(none: sign in again to make one)'}`
       : device.status === 'revoked'
         ? 'revoked: hosts refuse it'
         : device.status === 'first'
           ? "trusted (the account's first device)"
-          : 'trusted (approved by another device)';
+          : device.host_keys_from === 'relay'
+            ? "trusted (approved by another device without a code: its hosts' keys are the relay's word)"
+            : 'trusted (approved by another device)';
   process.stdout.write(
     `signed in to ${account.relay_url} as ${account.email}\n` +
       `this device: ${visibleText(device.name)} (${device.device_id})\n` +
       `fingerprint: ${device.fingerprint}\n` +
+      (device.approval_code ? `approval code: ${device.approval_code}\n` : '') +
       `status: ${standing}\n`,
   );
 }

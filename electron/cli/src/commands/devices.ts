@@ -1,7 +1,7 @@
 import { HangarError, type CoreApi, type DeviceEntry } from '@hangar/shared';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ago, printJson, table, visibleText } from '../output.js';
-import { confirm } from '../prompt.js';
+import { ask } from '../prompt.js';
 import { withApi } from '../run.js';
 
 const STATUS_WORDS: Record<DeviceEntry['status'], string> = {
@@ -41,22 +41,29 @@ export function registerDevices(program: Command): void {
 
   devices
     .command('approve')
-    .description('let a new device of the account into your hosts: signs an endorsement with this computer’s key')
+    .description(
+      'let a new device of the account into your hosts: checks the code it shows, signs an endorsement with this computer’s key and hands it your hosts’ keys',
+    )
     .argument('<device>', 'its name or id (hangar devices ls)')
     .option(
-      '--fingerprint <fingerprint>',
-      'the fingerprint `hangar login` printed on the new device (no question asked)',
+      '--code <code>',
+      'the approval code the new device shows (hangar login printed it; hangar account there shows it)',
     )
+    .addOption(new Option('--fingerprint <code>', 'the old name of --code').hideHelp())
     .option(
       '--yes',
-      'approve without comparing fingerprints (scripts only: this skips the check that stops a relay from swapping the key)',
+      "approve without a code (scripts only: no check that the relay did not swap the device's key, and the new device takes your hosts' keys on the relay's word)",
     )
-    .action((device: string, options: { fingerprint?: string; yes?: boolean }) =>
+    .action((device: string, options: { code?: string; fingerprint?: string; yes?: boolean }) =>
       withApi(async (api) => {
-        const fingerprint = options.fingerprint ?? (await comparedFingerprint(api, device, options.yes ?? false));
-        const approved = await api.call('devices.approve', { device, fingerprint });
+        const given = options.code ?? options.fingerprint;
+        const code = given ?? (options.yes ? null : await typedCode(api, device));
+        const approved = await api.call('devices.approve', { device, code });
         process.stdout.write(
-          `approved "${visibleText(approved.device.name)}" (${approved.device.fingerprint}); hosts let it in once they see the endorsement\n`,
+          `approved "${visibleText(approved.device.name)}" (${approved.device.fingerprint}); hosts let it in once they see the endorsement\n` +
+            (code === null
+              ? "approved without a code: it takes the account's hosts' keys on the relay's word (hangar hosts ls there marks them)\n"
+              : 'it was handed the keys of the hosts this computer pinned, sealed with its code\n'),
         );
       }),
     );
@@ -73,8 +80,8 @@ export function registerDevices(program: Command): void {
     );
 }
 
-/** Shows the fingerprint the relay holds for the device and asks whether the device shows the same. */
-async function comparedFingerprint(api: CoreApi, ref: string, yes: boolean): Promise<string> {
+/** Asks for the code the new device shows, naming the device the relay lists under that name. */
+async function typedCode(api: CoreApi, ref: string): Promise<string> {
   const { devices } = await api.call('devices.list', {});
   const matches = devices.filter((d) => d.device_id === ref || d.name === ref);
   if (matches.length === 0) {
@@ -88,19 +95,11 @@ async function comparedFingerprint(api: CoreApi, ref: string, yes: boolean): Pro
     throw new HangarError('E_BAD_REQUEST', `device: ${matches.length} devices are named "${ref}"; give its id instead`);
   }
   const device = matches[0]!;
-  process.stderr.write(
-    `"${visibleText(device.name)}" (${device.device_id}) asks to join with the key whose fingerprint is\n  ${device.fingerprint}\n`,
+  process.stderr.write(`"${visibleText(device.name)}" (${device.device_id}) asks to join the account.\n`);
+  const code = await ask(
+    'Type the approval code it shows (hangar login printed it there; hangar account shows it again):',
+    'pass --code with what the new device shows (or --yes to approve without one)',
   );
-  if (yes) return device.fingerprint;
-  const same = await confirm(
-    'Does that device show this same fingerprint (hangar login printed it; hangar account shows it again)?',
-    'pass --fingerprint with what the new device printed (or --yes to skip the check)',
-  );
-  if (!same) {
-    throw new HangarError(
-      'E_FORBIDDEN',
-      'not approved: the fingerprints differ (if the new device shows another one, the relay may have swapped its key)',
-    );
-  }
-  return device.fingerprint;
+  if (code.trim() === '') throw new HangarError('E_BAD_REQUEST', 'not approved: no code was typed');
+  return code;
 }

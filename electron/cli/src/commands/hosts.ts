@@ -51,6 +51,7 @@ export function registerHosts(program: Command): void {
               cert_fingerprint: h.cert_fingerprint,
               added_at: h.added_at,
               account: h.account,
+              keys_from_relay: h.keys_from_relay ?? false,
               error: h.error,
               agent_version: h.info?.agent_version ?? null,
               update: h.info?.update ?? null,
@@ -69,7 +70,7 @@ export function registerHosts(program: Command): void {
           table(
             ['NAME', 'STATUS', 'LAST SEEN', 'VIA', 'RTT', 'ADDRESS'],
             list.map((h) => [
-              h.name + (h.embedded ? ' (this machine)' : ''),
+              h.name + (h.embedded ? ' (this machine)' : '') + (h.keys_from_relay ? " (keys: the relay's word)" : ''),
               statusWords(h),
               statusWords(h).startsWith('online') ? 'now' : h.last_seen === null ? '-' : ago(h.last_seen, now),
               h.via,

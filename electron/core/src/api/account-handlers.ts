@@ -53,7 +53,7 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
   'devices.list': async (_params, { core }) => ({ result: { devices: await core.devices.list() } }),
 
   'devices.approve': async (params, { core }) => ({
-    result: { device: await core.devices.approve(params.device, params.fingerprint) },
+    result: { device: await core.devices.approve(params.device, params.code) },
   }),
 
   'devices.revoke': async (params, { core }) => ({ result: { device: await core.devices.revoke(params.device) } }),

@@ -52,6 +52,7 @@ export function hostView(entry: HostEntry, link: LinkState, now = Date.now()): H
             : 'direct'
           : 'relay',
     rtt_ms: online && link.path ? link.path.rtt_ms : null,
+    ...(entry.keys_from_relay ? { keys_from_relay: true } : {}),
     account: presence
       ? {
           host_id: presence.host_id,

@@ -13,6 +13,8 @@ export interface HostEntry {
   /** Paired (with a code, or at an enrolled host's first link): the pins this computer holds. */
   record: (HostRecord & { last_seen: number | null }) | undefined;
   account: AccountHost | undefined;
+  /** Its keys are the relay's word: this computer was approved without a code (relay/PROTOCOL.md). */
+  keys_from_relay?: boolean;
 }
 
 export function mergeHosts(

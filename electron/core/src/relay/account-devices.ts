@@ -1,10 +1,14 @@
 import {
   HangarError,
+  HostName,
   deviceFingerprint,
   makeStatement,
-  sameFingerprint,
+  sealApprovalBundle,
+  tagMatches,
+  type ApprovalBundle,
   type DeviceEntry,
   type DeviceView,
+  type HostRecord,
   type RelayResult,
 } from '@hangar/shared';
 import { NOT_SIGNED_IN, type RelayAccount } from './relay-account.js';
@@ -17,6 +21,8 @@ import { NOT_SIGNED_IN, type RelayAccount } from './relay-account.js';
 export class AccountDevices {
   constructor(
     private readonly account: RelayAccount,
+    /** The hosts this computer pinned (its registry): what it hands a computer it approves. */
+    private readonly pinnedHosts: () => HostRecord[],
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -28,11 +34,13 @@ export class AccountDevices {
   }
 
   /**
-   * Endorses a device of the account: only when `fingerprint` (what the user compared with the new
-   * device's screen) matches the key the relay holds for it, so a relay that swapped that key gets
-   * nothing signed.
+   * Endorses a device of the account (relay/PROTOCOL.md "More devices: the approval code"): only
+   * when `code` (what the user typed from the new device's screen) made the tag the relay hands
+   * over for the key it holds, so a relay that swapped that key gets nothing signed; then seals
+   * for the new device, with the code, the hosts and device keys this computer trusts. `code` null
+   * (--yes): no check and no bundle.
    */
-  async approve(ref: string, fingerprint: string): Promise<DeviceEntry> {
+  async approve(ref: string, code: string | null): Promise<DeviceEntry> {
     const { device, raw } = await this.find(ref);
     if (device.this_device) throw new HangarError('E_BAD_REQUEST', 'device: a device cannot approve itself');
     if (device.status === 'revoked') {
@@ -41,14 +49,48 @@ export class AccountDevices {
         `"${device.name}" was revoked; a revoked device stays revoked (log in from it as a new device)`,
       );
     }
-    if (!sameFingerprint(fingerprint, device.fingerprint)) {
-      throw new HangarError(
-        'E_FORBIDDEN',
-        `the fingerprint given (${fingerprint}) is not the one the relay holds for "${device.name}" (${device.fingerprint}). ` +
-          'Compare again with what hangar login printed on that device; if they differ, the relay may have swapped its key. Nothing was approved',
-      );
+    const signedIn = this.account.stored();
+    if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
+    let bundle: ApprovalBundle | undefined;
+    if (code !== null) {
+      const offered = await this.account.call('devices.tag', { device_id: raw.device_id });
+      if (offered.tag === null) {
+        throw new HangarError(
+          'E_FORBIDDEN',
+          `"${device.name}" offered no approval code (it signed in with an older Hangar?): sign in on it again. Nothing was approved`,
+        );
+      }
+      if (
+        offered.public_key !== raw.public_key ||
+        !tagMatches(code, raw.public_key, signedIn.account_id, offered.tag)
+      ) {
+        throw new HangarError(
+          'E_FORBIDDEN',
+          `the code given is not the one "${device.name}" shows for the key the relay holds for it. ` +
+            'Type it again from that computer (hangar account on it shows it); if it still does not match, ' +
+            'the relay may have swapped its key. Nothing was approved',
+        );
+      }
+      bundle = sealApprovalBundle(code, {
+        account_id: signedIn.account_id,
+        approver_device_key: this.account.publicKey,
+        device_key: raw.public_key,
+        issued_at: this.now(),
+        devices: this.account.trustedDeviceKeys(),
+        hosts: this.pinnedHosts().flatMap((h) =>
+          h.embedded || !HostName.safeParse(h.name).success
+            ? []
+            : [
+                {
+                  name: h.name,
+                  host_key: h.agent_key,
+                  cert_fingerprint: h.cert_fingerprint.replace(/:/g, '').toLowerCase(),
+                },
+              ],
+        ),
+      });
     }
-    await this.state('endorse', raw);
+    await this.state('endorse', raw, bundle);
     return (await this.find(device.device_id)).device;
   }
 
@@ -77,7 +119,7 @@ export class AccountDevices {
     };
   }
 
-  private async state(kind: 'endorse' | 'revoke', raw: DeviceView): Promise<void> {
+  private async state(kind: 'endorse' | 'revoke', raw: DeviceView, bundle?: ApprovalBundle): Promise<void> {
     const signedIn = this.account.stored();
     if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
     const statement = makeStatement(this.account.signer, {
@@ -87,10 +129,15 @@ export class AccountDevices {
       subject_name: raw.name,
       issued_at: this.now(),
     });
-    await this.account.call(kind === 'endorse' ? 'devices.endorse' : 'devices.revoke', {
-      device_id: raw.device_id,
-      statement,
-    });
+    if (kind === 'endorse') {
+      await this.account.call('devices.endorse', {
+        device_id: raw.device_id,
+        statement,
+        ...(bundle ? { bundle } : {}),
+      });
+    } else {
+      await this.account.call('devices.revoke', { device_id: raw.device_id, statement });
+    }
   }
 
   private async find(ref: string): Promise<{ device: DeviceEntry; raw: DeviceView }> {

@@ -72,6 +72,11 @@ export class AccountHosts implements Disposable {
     });
   }
 
+  /** A UI door is up (this core is a window's, long-lived). */
+  get isLive(): boolean {
+    return this.live;
+  }
+
   /** A UI door is up: keep a device socket to the relay while signed in. */
   goLive(): void {
     this.live = true;

@@ -42,6 +42,23 @@ const EnrollmentSecret = z.object({
 });
 export type EnrollmentSecret = z.infer<typeof EnrollmentSecret>;
 
+const AccountTrust = z.object({
+  account_id: z.string(),
+  approval_code: z.string().nullable(),
+  host_trust: z.enum(['bundle', 'relay']).nullable(),
+  updated_at: z.number().int(),
+});
+export type AccountTrust = z.infer<typeof AccountTrust>;
+
+const TrustedKey = z.object({
+  account_id: z.string(),
+  kind: z.enum(['device', 'host', 'relay_host']),
+  key: z.string(),
+  name: z.string(),
+  cert_fingerprint: z.string().nullable(),
+});
+export type TrustedKey = z.infer<typeof TrustedKey>;
+
 /** How long a refresh may take before another core may try (a process killed mid-refresh). */
 const REFRESH_LEASE_MS = 20_000;
 
@@ -100,7 +117,61 @@ export class AccountStore {
       this.db.prepare('DELETE FROM relay_account').run();
       this.db.prepare('DELETE FROM account_hosts').run();
       this.db.prepare('DELETE FROM enrollment_secrets').run();
+      this.db.prepare('DELETE FROM account_trust').run();
+      this.db.prepare('DELETE FROM trusted_keys').run();
     })();
+  }
+
+  // ---- whom a computer approved after the first trusts (relay/PROTOCOL.md "the approval code") ----
+
+  trust(accountId: string): AccountTrust | undefined {
+    return coreDb.row(
+      this.db,
+      'account_trust',
+      AccountTrust,
+      this.db.prepare('SELECT * FROM account_trust WHERE account_id = ?').get(accountId),
+    );
+  }
+
+  /** A new code for this computer's approval: the bundle sealed with an older one is no longer awaited. */
+  keepApprovalCode(accountId: string, code: string, now: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO account_trust (account_id, approval_code, host_trust, updated_at) VALUES (?, ?, NULL, ?)
+         ON CONFLICT (account_id) DO UPDATE SET approval_code = excluded.approval_code, updated_at = excluded.updated_at`,
+      )
+      .run(accountId, code, now);
+  }
+
+  /** The bundle opened (its keys trusted), or none came (approved without a code): the code's job is done. */
+  settleTrust(
+    accountId: string,
+    hostTrust: 'bundle' | 'relay',
+    keys: Omit<TrustedKey, 'account_id'>[],
+    now: number,
+  ): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare('UPDATE account_trust SET approval_code = NULL, host_trust = ?, updated_at = ? WHERE account_id = ?')
+        .run(hostTrust, now, accountId);
+      for (const key of keys) this.trustKey(accountId, key);
+    })();
+  }
+
+  trustKey(accountId: string, key: Omit<TrustedKey, 'account_id'>): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO trusted_keys (account_id, kind, key, name, cert_fingerprint)
+         VALUES (@account_id, @kind, @key, @name, @cert_fingerprint)`,
+      )
+      .run({ account_id: accountId, ...key });
+  }
+
+  trustedKeys(accountId: string, kind: TrustedKey['kind']): TrustedKey[] {
+    const rows = this.db
+      .prepare('SELECT * FROM trusted_keys WHERE account_id = ? AND kind = ? ORDER BY rowid')
+      .all(accountId, kind);
+    return coreDb.rows(this.db, 'trusted_keys', TrustedKey, rows);
   }
 
   /** Drops the login only (signing in again to the same account replaces it). */

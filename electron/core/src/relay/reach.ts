@@ -1,7 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import {
   HangarError,
-  deviceFingerprint,
   isHangarError,
   toHangarError,
   verifyPresence,
@@ -14,6 +13,7 @@ import type { HostRegistry } from '../hosts/registry.js';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import type { AccountHost } from './account-hosts.js';
 import { answering } from './answering.js';
+import { hostKeysFor, vouchFor, type HostKeysFrom } from './host-trust.js';
 import { RaceFailed, raceDials, type RaceWay } from './dial-race.js';
 import type { RelayAccount } from './relay-account.js';
 
@@ -77,6 +77,8 @@ export interface HostReachDeps {
   deviceName: string;
   /** A host was saved to the registry (an enrolled host's first link): the host list changed. */
   saved: () => void;
+  /** A window's core (it keeps running): it may vouch for paired hosts at the relay after a dial. */
+  longLived?: () => boolean;
   /** Tried in order when no published address answers (the dial order's one hook). */
   fallbacks?: ReachFallback[];
   logger: Logger;
@@ -97,15 +99,43 @@ export class HostReach {
   constructor(private readonly deps: HostReachDeps) {}
 
   async dial(name: string): Promise<Dialed> {
-    const record = this.deps.registry.find(name);
-    if (record) return this.pinned(record);
-    const entry = (await this.deps.entries(true)).find((e) => e.name === name);
-    if (entry?.record) return this.pinned(entry.record);
+    const found = this.deps.registry.find(name);
+    const entry = found ? undefined : (await this.deps.entries(true)).find((e) => e.name === name);
+    const record = found ?? entry?.record;
+    if (record) {
+      const dialed = await this.pinned(record);
+      void this.vouchIfUnsaid(record);
+      return dialed;
+    }
     if (!entry?.account) {
       this.refuseWhilePending(name);
       this.deps.registry.get(name); // throws E_HOST_NOT_FOUND with the known names
     }
     return this.enrolled(name, entry!.account!);
+  }
+
+  /**
+   * A host this computer pinned (with a code, at a first link) that the account lists with the same
+   * keys, and that this computer has not vouched for at the relay yet (paired before it enrolled, or
+   * before host statements): vouched for now, so the account's other computers may take it
+   * (relay/PROTOCOL.md "Hosts enrolled later"). From what this core already knows, and only in a
+   * window's core (long-lived): a hangar command must not wait on the relay to exit.
+   */
+  private async vouchIfUnsaid(record: HostRecord): Promise<void> {
+    if (!this.deps.longLived?.()) return;
+    try {
+      const account = (await this.deps.entries(false)).find((e) => e.record?.agent_key === record.agent_key)?.account;
+      const host = account?.host;
+      if (host === undefined || host.public_key !== record.agent_key) return;
+      if (!sameCertificate(record.cert_fingerprint, host.cert_fingerprint)) return;
+      if ((host.vouches ?? []).some((v) => v.signer_device_key === this.deps.account.publicKey)) return;
+      await vouchFor(this.deps.account, host);
+    } catch (error) {
+      this.deps.logger.info(
+        { host: record.name, err: toHangarError(error) },
+        'could not vouch for the host at the relay',
+      );
+    }
   }
 
   /**
@@ -290,10 +320,13 @@ export class HostReach {
     const signedIn = this.deps.account.stored();
     if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
     const secrets = this.deps.account.store.secretsFor(signedIn.account_id, host.name, host.enrolled_at, Date.now());
+    // No secret of ours proves this host: its keys are trusted only if the computer that approved
+    // this one handed them over (or, approved without a code, on the relay's word). Before any dial.
+    const keysFrom: HostKeysFrom = secrets.length > 0 ? 'own' : await hostKeysFor(this.deps.account, name, host);
     const linkAt = (addresses: string[], signal?: AbortSignal) =>
       secrets.length > 0
         ? this.firstLink(name, host, addresses, secrets, signal)
-        : this.viaRelayPins(name, host, addresses, signal);
+        : this.viaRelayPins(name, host, addresses, keysFrom, signal);
     let answered: string[] = [];
     let fallbacksStarted = false;
     const viaAddresses = async () => {
@@ -384,6 +417,10 @@ export class HostReach {
         }
         this.save(name, dialed);
         this.deps.account.store.forgetSecret(token_id);
+        await vouchFor(this.deps.account, host).catch((error: unknown) =>
+          // The link stands; other computers of the account just cannot take this host from the relay yet.
+          this.deps.logger.warn({ host: name, err: toHangarError(error) }, 'could not vouch for the host at the relay'),
+        );
         return dialed;
       }
     }
@@ -407,6 +444,7 @@ export class HostReach {
     name: string,
     host: HostPresence,
     addresses: string[],
+    keysFrom: HostKeysFrom,
     signal?: AbortSignal,
   ): Promise<Dialed> {
     const pinned = { agent_key: host.public_key, cert_fingerprint: colonFingerprint(host.cert_fingerprint) };
@@ -415,6 +453,18 @@ export class HostReach {
       try {
         const dialed = await this.connect(name, address, { pinned }, host, signal);
         this.save(name, dialed);
+        if (keysFrom === 'relay') {
+          const accountId = this.deps.account.stored()?.account_id;
+          if (accountId !== undefined) {
+            this.deps.account.store.trustKey(accountId, {
+              kind: 'relay_host',
+              key: host.public_key,
+              name,
+              cert_fingerprint: host.cert_fingerprint,
+            });
+          }
+          this.deps.logger.warn({ host: name }, "pinned an account host on the relay's word (approved without a code)");
+        }
         return dialed;
       } catch (error) {
         const f = toHangarError(error);
@@ -442,7 +492,7 @@ export class HostReach {
     return new HangarError(
       'E_AUTH_UNKNOWN_DEVICE',
       `"${name}" does not let this computer in: a device it trusts must approve this one first. On that device run ` +
-        `hangar devices approve "${me}" and check that it shows this fingerprint: ${deviceFingerprint(this.deps.account.publicKey)} ` +
+        `hangar devices approve "${me}" and type the approval code hangar account shows here ` +
         '(a device that was revoked stays refused)',
     );
   }

@@ -3,7 +3,9 @@ import {
   HangarError,
   RelayClient,
   RelaySession,
+  approvalTag,
   deviceFingerprint,
+  newApprovalCode,
   newEnrollLine,
   isHangarError,
   makeLoginProof,
@@ -99,6 +101,7 @@ export class RelayAccount implements Disposable {
   status(): AccountStatus {
     const account = this.stored();
     if (account === undefined) return { account: null, relay: 'unknown', error: null };
+    const trust = this.options.store.trust(account.account_id);
     return {
       account: {
         relay_url: account.relay_url,
@@ -110,6 +113,8 @@ export class RelayAccount implements Disposable {
           name: account.device_name,
           status: account.device_status,
           fingerprint: deviceFingerprint(this.publicKey),
+          approval_code: account.device_status === 'pending' ? (trust?.approval_code ?? null) : null,
+          host_keys_from: trust?.host_trust ?? null,
         },
       },
       relay: this.reach.state,
@@ -168,8 +173,19 @@ export class RelayAccount implements Disposable {
       now: this.now(),
     });
     this.session = undefined;
+    if (result.device.status === 'pending') await this.offerApprovalCode(result.account.account_id);
     this.changedEmitter.fire();
     return this.status();
+  }
+
+  /**
+   * A computer that waits for approval makes its code (relay/PROTOCOL.md "More devices: the
+   * approval code"): kept here, shown to the user, and only its tag given to the relay.
+   */
+  private async offerApprovalCode(accountId: string): Promise<void> {
+    const code = newApprovalCode();
+    this.options.store.keepApprovalCode(accountId, code, this.now());
+    await this.call('devices.offer_tag', { tag: approvalTag(code, this.publicKey, accountId) });
   }
 
   /** Ends the login at the relay if it answers, and forgets it here either way. */
@@ -269,6 +285,13 @@ export class RelayAccount implements Disposable {
       expires_at: this.now() + SECRET_KEPT_MS,
     });
     return { token_id: made.token_id, expires_at: made.expires_at, token, relay_url: account.relay_url };
+  }
+
+  /** The device keys this computer trusts: its own, then those its approver handed it. */
+  trustedDeviceKeys(): string[] {
+    const account = this.stored();
+    const handed = account ? this.options.store.trustedKeys(account.account_id, 'device').map((k) => k.key) : [];
+    return [this.publicKey, ...handed.filter((key) => key !== this.publicKey)];
   }
 
   /** This device's status as the relay records it (pending until a trusted device approves it). */

@@ -74,6 +74,25 @@ const MIGRATIONS: readonly string[] = [
      lease_until INTEGER NOT NULL DEFAULT 0
    ) STRICT;
    CREATE INDEX tasks_by_state ON tasks(state, created_at);`,
+  // How a computer approved after the account's first learns whom to trust (relay/PROTOCOL.md "More
+  // devices: the approval code"): the code it showed (kept until its approver's bundle is opened),
+  // then where its hosts' keys come from: 'bundle' (its approver, through the user) or 'relay'
+  // (approved without a code). Trusted keys: the bundle's devices and hosts, and the hosts taken
+  // on the relay's word (marked so in hangar hosts ls).
+  `CREATE TABLE account_trust (
+     account_id TEXT PRIMARY KEY,
+     approval_code TEXT,
+     host_trust TEXT CHECK (host_trust IN ('bundle', 'relay')),
+     updated_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE trusted_keys (
+     account_id TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('device', 'host', 'relay_host')),
+     key TEXT NOT NULL,
+     name TEXT NOT NULL,
+     cert_fingerprint TEXT,
+     PRIMARY KEY (account_id, kind, key)
+   ) STRICT;`,
 ];
 
 export function openCoreDb(home: string): Db {

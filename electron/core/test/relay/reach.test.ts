@@ -126,7 +126,7 @@ describe('HostReach: an account host this computer has no secret for (the keys t
       registry,
       account: {
         stored: () => ({ account_id: 'acct_1', device_name: 'laptop' }),
-        store: { secretsFor: () => [] },
+        store: { secretsFor: () => [], trust: () => undefined },
       } as unknown as RelayAccount,
       entries: async () => [{ name: 'mini', record: undefined, account: { host: presence, presence: 'online' } }],
       deviceKey,

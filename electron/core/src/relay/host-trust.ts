@@ -1,0 +1,129 @@
+import {
+  HangarError,
+  makeHostStatement,
+  openApprovalBundle,
+  verifyHostStatement,
+  verifyStatement,
+  type HostPresence,
+} from '@hangar/shared';
+import type { RelayAccount } from './relay-account.js';
+
+/**
+ * Whether this computer may take an account host's keys from the relay's list (relay/PROTOCOL.md
+ * "More devices: the approval code"). A computer approved with a code opens the bundle its approver
+ * sealed with that code and trusts the hosts in it, and no host the relay lists besides: a relay
+ * that lists a machine of its own as "mini" is refused before anything is dialed. One approved
+ * without a code (--yes) takes them on the relay's word, and says so (hosts ls). The account's first
+ * computer pins the hosts it enrolls itself (the enrollment secret proves them).
+ */
+export type HostKeysFrom = 'bundle' | 'relay' | 'own';
+
+export async function hostKeysFor(account: RelayAccount, name: string, host: HostPresence): Promise<HostKeysFrom> {
+  const from = await settle(account);
+  if (from !== 'bundle') return from;
+  const signedIn = account.stored()!;
+  const vouched = account.store
+    .trustedKeys(signedIn.account_id, 'host')
+    .find((k) => k.key === host.public_key && k.cert_fingerprint === host.cert_fingerprint);
+  if (vouched !== undefined || (await vouchedByTrusted(account, host))) return 'bundle';
+  throw new HangarError(
+    'E_AUTH_HOST_KEY_CHANGED',
+    `the relay lists "${name}" with a key that no computer this one trusts vouched for (not handed over at its ` +
+      'approval, nor signed by a trusted computer that linked to it): the relay may be compromised (showing this ' +
+      'computer a machine of its own). Nothing was dialed. Approve this computer again from a trusted one that ' +
+      'has linked to the host, or pair with it directly (hangar-agent pair on the host, then hangar hosts add)',
+    { listed: host.public_key },
+  );
+}
+
+/**
+ * Whether a device key this computer trusts signed that the host has this key and certificate. The
+ * trusted keys: its own, its approver's bundle's, and any a trusted key endorsed since, in the
+ * account's statement order, revocations winning (as hosts walk them).
+ */
+async function vouchedByTrusted(account: RelayAccount, host: HostPresence): Promise<boolean> {
+  const accountId = account.stored()!.account_id;
+  const vouches = (host.vouches ?? []).filter(
+    (v) =>
+      v.account_id === accountId &&
+      v.host_key === host.public_key &&
+      v.cert_fingerprint === host.cert_fingerprint &&
+      verifyHostStatement(v),
+  );
+  if (vouches.length === 0) return false;
+  const trusted = new Set(account.trustedDeviceKeys());
+  const revoked = new Set<string>();
+  let since = 0;
+  for (;;) {
+    const { statements } = await account.call('statements.list', { since });
+    for (const st of statements) {
+      since = Math.max(since, st.seq);
+      if (st.account_id !== accountId || !verifyStatement(st)) continue;
+      if (!trusted.has(st.signer_device_key)) continue;
+      if (st.kind === 'revoke') {
+        revoked.add(st.subject_device_key);
+        trusted.delete(st.subject_device_key);
+      } else if (!revoked.has(st.subject_device_key)) {
+        trusted.add(st.subject_device_key);
+      }
+    }
+    if (statements.length === 0 || statements.length < 1000) break;
+  }
+  return vouches.some((v) => trusted.has(v.signer_device_key));
+}
+
+/** This computer pinned the host at its first link: it says so, signed, beside the relay's record. */
+export async function vouchFor(account: RelayAccount, host: HostPresence): Promise<void> {
+  const signedIn = account.stored();
+  if (signedIn === undefined) return;
+  const statement = makeHostStatement(account.signer, {
+    kind: 'host',
+    account_id: signedIn.account_id,
+    host_key: host.public_key,
+    cert_fingerprint: host.cert_fingerprint,
+    name: host.name,
+    issued_at: Date.now(),
+  });
+  await account.call('hosts.vouch', { host_id: host.host_id, statement }, { timeoutMs: 5_000 });
+  // Known here at once (the relay's presence message says it too, to a window's socket).
+  const others = (host.vouches ?? []).filter((v) => v.signer_device_key !== statement.signer_device_key);
+  account.store.cacheHost(signedIn.account_id, { ...host, vouches: [...others, statement].slice(-16) }, Date.now());
+}
+
+/** Opens the approver's bundle once this computer is approved; the outcome is kept in the database. */
+async function settle(account: RelayAccount): Promise<HostKeysFrom> {
+  const signedIn = account.stored();
+  if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
+  const trust = account.store.trust(signedIn.account_id);
+  if (trust === undefined) return 'own';
+  if (trust.host_trust !== null) return trust.host_trust;
+  const code = trust.approval_code;
+  if (code === null) return 'own';
+  const { bundle } = await account.call('devices.bundle', {});
+  const now = Date.now();
+  if (bundle === null) {
+    const listed = await account.call('devices.list', {});
+    const mine = listed.devices.find((d) => d.device_id === listed.this_device);
+    if (mine === undefined || mine.status !== 'endorsed') return 'own'; // not approved yet: hosts refuse it anyway
+    // Approved, and no bundle: approved without a code (--yes). A relay that withholds the bundle
+    // gets the same, in plain sight: hosts ls marks such hosts, hangar account says so.
+    account.store.settleTrust(signedIn.account_id, 'relay', [], now);
+    return 'relay';
+  }
+  const opened = openApprovalBundle(code, bundle, { deviceKey: account.publicKey, accountId: signedIn.account_id });
+  account.store.settleTrust(
+    signedIn.account_id,
+    'bundle',
+    [
+      ...opened.devices.map((key) => ({ kind: 'device' as const, key, name: '', cert_fingerprint: null })),
+      ...opened.hosts.map((h) => ({
+        kind: 'host' as const,
+        key: h.host_key,
+        name: h.name,
+        cert_fingerprint: h.cert_fingerprint,
+      })),
+    ],
+    now,
+  );
+  return 'bundle';
+}

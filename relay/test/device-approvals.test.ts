@@ -1,0 +1,72 @@
+import { expect, it } from 'vitest';
+import { approvalTag, newApprovalCode, openApprovalBundle, sealApprovalBundle } from '@hangar/shared';
+import { describeEachStorage, login, newKey, post, signup, statementOf } from './support/relay-fixture.js';
+
+describeEachStorage('an approval code through the relay', (relay) => {
+  it('carries a pending device’s tag to the approver and the sealed bundle back to that device only', async () => {
+    const owner = await signup(relay.client);
+    const accountId = owner.session.account.account_id;
+    const phoneKey = newKey();
+    const phone = await login(relay.client, owner.email, phoneKey, 'phone');
+    const code = newApprovalCode();
+    const tag = approvalTag(code, phoneKey.publicKey, accountId);
+    const offered = await post(relay.url, 'devices.offer_tag', { tag }, phone.session.access_token);
+    expect(offered.status).toBe(200);
+    // Only a pending device offers a tag, for itself.
+    const trusted = await post(relay.url, 'devices.offer_tag', { tag }, owner.session.access_token);
+    expect(trusted.body['error']?.code).toBe('E_BAD_REQUEST');
+
+    const phoneId = phone.session.device.device_id;
+    const held = await post(relay.url, 'devices.tag', { device_id: phoneId }, owner.session.access_token);
+    expect(held.body).toEqual({ public_key: phoneKey.publicKey, tag });
+
+    const fields = {
+      account_id: accountId,
+      approver_device_key: owner.key.publicKey,
+      device_key: phoneKey.publicKey,
+      issued_at: Date.now(),
+      devices: [owner.key.publicKey],
+      hosts: [],
+    };
+    // A bundle for another key than the endorsed device's is refused, and nothing is endorsed.
+    const other = sealApprovalBundle(code, { ...fields, device_key: newKey().publicKey });
+    const refused = await post(
+      relay.url,
+      'devices.endorse',
+      { device_id: phoneId, statement: statementOf(owner, 'endorse', phoneKey, 'phone'), bundle: other },
+      owner.session.access_token,
+    );
+    expect(refused.body['error']?.code).toBe('E_BAD_REQUEST');
+    // A statement about another key, with a bundle to match it: the statement is refused, and the
+    // bundle is not kept for the phone either.
+    const stranger = newKey();
+    const misfiled = await post(
+      relay.url,
+      'devices.endorse',
+      {
+        device_id: phoneId,
+        statement: statementOf(owner, 'endorse', stranger, 'phone'),
+        bundle: sealApprovalBundle(code, { ...fields, device_key: stranger.publicKey }),
+      },
+      owner.session.access_token,
+    );
+    expect(misfiled.body['error']?.code).toBe('E_BAD_REQUEST');
+    const none = await post(relay.url, 'devices.bundle', {}, phone.session.access_token);
+    expect(none.body).toEqual({ bundle: null });
+
+    const bundle = sealApprovalBundle(code, fields);
+    const endorsed = await post(
+      relay.url,
+      'devices.endorse',
+      { device_id: phoneId, statement: statementOf(owner, 'endorse', phoneKey, 'phone'), bundle },
+      owner.session.access_token,
+    );
+    expect(endorsed.status, JSON.stringify(endorsed.body)).toBe(200);
+    const handed = await post(relay.url, 'devices.bundle', {}, phone.session.access_token);
+    expect(openApprovalBundle(code, handed.body['bundle'], { deviceKey: phoneKey.publicKey, accountId })).toEqual(
+      fields,
+    );
+    // The owner's own call gets none: the bundle is the phone's.
+    expect((await post(relay.url, 'devices.bundle', {}, owner.session.access_token)).body).toEqual({ bundle: null });
+  });
+});
