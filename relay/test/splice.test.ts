@@ -142,7 +142,16 @@ describe('splices', () => {
 
 describe('splices and the logins they were opened with', () => {
   // Splices idle out after a minute here: whatever closes one in a test is what the test did.
-  const relay = useTestRelay('sqlite', { splice: { joinTimeoutMs: 5_000, idleMs: 60_000 } });
+  // `during` runs once in authenticate, after its read of the device and login (a race's gap).
+  let during: (() => Promise<unknown>) | undefined;
+  const relay = useTestRelay('sqlite', {
+    splice: { joinTimeoutMs: 5_000, idleMs: 60_000 },
+    afterAuthRead: async () => {
+      const run = during;
+      during = undefined;
+      await run?.();
+    },
+  });
 
   it('ending the login it was opened with (logout), or revoking its device, closes a splice at once', async () => {
     const { owner, hostId, agent } = await hostOnlineAt(relay);
@@ -179,6 +188,27 @@ describe('splices and the logins they were opened with', () => {
         { accessToken: admin.session.access_token },
       );
       await waitFor('the revoked device’s splice to close', () => phoneSplice.closed());
+    } finally {
+      agent.dispose();
+    }
+  });
+
+  it('a splice whose login is ended between its auth read and its registration is closed', async () => {
+    const { owner, hostId, agent } = await hostOnlineAt(relay);
+    const asked: string[] = [];
+    agent.onSplice((request) => {
+      asked.push(request.splice_id);
+      void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id });
+    });
+    try {
+      during = () => relay.client.call('auth.logout', { refresh_token: owner.session.refresh_token });
+      const device = await upgrade(relay.url, '/v1/splice', {
+        authorization: `Bearer ${owner.session.access_token}`,
+        'hangar-host': hostId,
+      });
+      expect(during).toBeUndefined(); // the logout ran in that gap
+      expect(device.status).toBe(401);
+      expect(asked).toEqual([]);
     } finally {
       agent.dispose();
     }

@@ -212,6 +212,15 @@ export class SpliceHub implements Disposable {
       clearTimeout(waiting.timer);
       this.waiting.delete(id);
     });
+    // A revocation or logout since authenticate's read was announced before it could find this
+    // splice: read again, now that any later one will.
+    try {
+      await authenticate(this.ctx, token);
+    } catch (error) {
+      clearTimeout(waiting.timer);
+      if (this.waiting.get(id) === waiting) this.waiting.delete(id);
+      throw error;
+    }
     await this.hub.sendToHost(host.id, { type: 'splice', splice_id: id, device_id: waiting.deviceId });
     await this.ctx.audit.record(
       { accountId: device.account_id, actor: `device:${device.id}`, ip, requestId: null },
