@@ -26,6 +26,8 @@ import type { JobUser } from './sandbox-user.js';
  * read-only, and drops every capability but binding low ports. The user's home, the agent's data
  * dir, the workdir and every other file of the host are not in it; its /run is empty but for
  * resolv.conf's directory (RUN_STEP), so no Unix socket of the user's (bus, agents) either.
+ * What it keeps: the host's network namespace (abstract Unix sockets, loopback) and kill(2) on
+ * processes of its own user; its filter allows both (README, "Where jobs run").
  */
 
 export const SLIRP_INSTALL_HINT =
