@@ -38,6 +38,8 @@ export interface RelayContext {
   readonly billing: Billing;
   /** The TURN server beside the relay (--turn), whose short-lived credentials devices and hosts get. */
   readonly turn: TurnConfig | undefined;
+  /** Tests only (RelayOptions.afterAuthRead). */
+  readonly afterAuthRead?: (() => Promise<void>) | undefined;
 }
 
 export type DeviceRow = RelayTables['devices'];

@@ -66,6 +66,8 @@ export interface RelayOptions {
   installScript?: string;
   /** coturn beside the relay: its URIs and static-auth-secret (hosts and devices get credentials). */
   turn?: TurnConfig;
+  /** Tests only: awaited in authenticate after its read of the device and login, to open races there. */
+  afterAuthRead?: () => Promise<void>;
 }
 
 export interface RunningRelay extends Disposable {
@@ -132,6 +134,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       replicaId,
       publicOrigin: options.publicUrl ? relayOrigin(options.publicUrl) : undefined,
       turn: options.turn,
+      afterAuthRead: options.afterAuthRead,
       version: RELAY_VERSION,
       billing: new Billing(store.db, await loadEntitlementSigner(store.db), options.billing ?? {}, now),
     };

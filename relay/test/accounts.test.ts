@@ -9,6 +9,7 @@ import {
   describeEachStorage,
   waitFor,
   rawDeviceSocket as openDevice,
+  useTestRelay,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
@@ -183,5 +184,32 @@ describeEachStorage('relay accounts', (relay) => {
     expect(logs).not.toContain(PASSWORD);
     expect(logs).not.toContain(user.session.refresh_token);
     expect(logs).not.toContain(user.session.access_token);
+  });
+});
+
+describe('a logout racing a sign-in', () => {
+  // Runs once, in authenticate, after its read of the device and login: what ends the login then
+  // is announced before the socket is the hub's to close.
+  let during: (() => Promise<unknown>) | undefined;
+  const relay = useTestRelay('sqlite', {
+    afterAuthRead: async () => {
+      const run = during;
+      during = undefined;
+      await run?.();
+    },
+  });
+
+  it('a device socket whose login is ended between its auth read and its registration is closed', async () => {
+    const user = await signup(relay.client);
+    during = () => relay.client.call('auth.logout', { refresh_token: user.session.refresh_token });
+    const socket = openDevice(relay.url, user.session.access_token);
+    try {
+      const closed = await waitFor('the socket closed', () => socket.closed());
+      expect(during).toBeUndefined(); // the logout ran in that gap
+      expect(closed.code).toBe(RELAY_CLOSE.authFailed);
+      expect(socket.messages.at(-1)).toMatchObject({ type: 'error', error: { code: 'E_AUTH_REQUIRED' } });
+    } finally {
+      socket.socket.terminate();
+    }
   });
 });

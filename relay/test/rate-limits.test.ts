@@ -40,6 +40,35 @@ describe('rate limits', () => {
     expect(last!.body['error'].message).toMatch(/try again in \d+ s/);
   });
 
+  it('without --trust-proxy, an X-Forwarded-For of the client’s own is never its address', async () => {
+    await using own = await startTestRelay({ rateLimitScale: 1 });
+    const statuses: number[] = [];
+    for (const forwarded of [
+      '198.51.100.1',
+      '2001:db8:9::1',
+      '[2001:db8:a::1]:443',
+      'unknown',
+      ' ',
+      '198.51.100.2:1',
+    ]) {
+      const email = uniqueEmail('forged');
+      const key = newKey();
+      const response = await fetch(`${own.url}/v1/auth.signup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': forwarded },
+        body: JSON.stringify({
+          email,
+          password: 'a long enough password',
+          device: { public_key: key.publicKey, name: 'laptop' },
+          proof: makeLoginProof(key.signer, { relayOrigin: own.client.origin, identity: email }),
+        }),
+      });
+      statuses.push(response.status);
+    }
+    // One peer (127.0.0.1), one budget: five sign-ups, whatever the header said.
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
   it('socket creation from one address is limited: the upgrade is answered 429', async () => {
     const url = `${relay.url.replace('http', 'ws')}/v1/device`;
     const outcomes = await Promise.all(

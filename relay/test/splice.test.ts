@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { SpliceRequest } from '@hangar/shared';
-import { agentSocket, post, useTestRelay, waitFor, ownerWithHost } from './support/relay-fixture.js';
+import {
+  agentSocket,
+  login,
+  post,
+  statementOf,
+  useTestRelay,
+  waitFor,
+  ownerWithHost,
+} from './support/relay-fixture.js';
 import { spliceUpgrade as upgrade, type SpliceUpgraded as Upgraded } from './support/splice-upgrade.js';
 import { readBytes } from '../../test/support/socket-bytes.js';
 
@@ -12,15 +20,17 @@ import { readBytes } from '../../test/support/socket-bytes.js';
  * checks before the agent is asked; the waiting and idle limits.
  */
 
+async function hostOnlineAt(relay: { client: Parameters<typeof ownerWithHost>[0]; url: string }) {
+  const { owner, host, hostId } = await ownerWithHost(relay.client);
+  const agent = agentSocket(relay.url, hostId, host);
+  await waitFor('the agent online', () => agent.isWelcomed);
+  return { owner, hostId, agent };
+}
+
 describe('splices', () => {
   const relay = useTestRelay('sqlite', { splice: { joinTimeoutMs: 500, idleMs: 1000 } });
 
-  async function hostOnline() {
-    const { owner, host, hostId } = await ownerWithHost(relay.client);
-    const agent = agentSocket(relay.url, hostId, host);
-    await waitFor('the agent online', () => agent.isWelcomed);
-    return { owner, hostId, agent };
-  }
+  const hostOnline = () => hostOnlineAt(relay);
 
   it('joins the device and the agent it asked, and copies bytes unchanged both ways', async () => {
     const { owner, hostId, agent } = await hostOnline();
@@ -124,6 +134,81 @@ describe('splices', () => {
       await new Promise<void>((resolve) => socket.once('close', () => resolve()));
       // idleMs is 1 s here (60 s by default).
       expect(Date.now() - began).toBeGreaterThanOrEqual(900);
+    } finally {
+      agent.dispose();
+    }
+  });
+});
+
+describe('splices and the logins they were opened with', () => {
+  // Splices idle out after a minute here: whatever closes one in a test is what the test did.
+  // `during` runs once in authenticate, after its read of the device and login (a race's gap).
+  let during: (() => Promise<unknown>) | undefined;
+  const relay = useTestRelay('sqlite', {
+    splice: { joinTimeoutMs: 5_000, idleMs: 60_000 },
+    afterAuthRead: async () => {
+      const run = during;
+      during = undefined;
+      await run?.();
+    },
+  });
+
+  it('ending the login it was opened with (logout), or revoking its device, closes a splice at once', async () => {
+    const { owner, hostId, agent } = await hostOnlineAt(relay);
+    const phone = await login(relay.client, owner.email);
+    await relay.client.call(
+      'devices.endorse',
+      { device_id: phone.session.device.device_id, statement: statementOf(owner, 'endorse', phone.key, 'phone') },
+      { accessToken: owner.session.access_token },
+    );
+    agent.onSplice((request) => void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id }));
+    const spliced = async (accessToken: string) => {
+      const device = await upgrade(relay.url, '/v1/splice', {
+        authorization: `Bearer ${accessToken}`,
+        'hangar-host': hostId,
+      });
+      expect(device.status).toBe(101);
+      const socket = (device as { socket: Socket }).socket;
+      let closed = false;
+      socket.once('close', () => (closed = true));
+      socket.resume();
+      return { closed: () => closed };
+    };
+    try {
+      const ownerSplice = await spliced(owner.session.access_token);
+      const phoneSplice = await spliced(phone.session.access_token);
+      await relay.client.call('auth.logout', { refresh_token: owner.session.refresh_token });
+      await waitFor('the logged-out splice to close', () => ownerSplice.closed());
+      // The phone's splice, another login's, stays.
+      expect(phoneSplice.closed()).toBe(false);
+      const admin = await login(relay.client, owner.email, owner.key, 'laptop');
+      await relay.client.call(
+        'devices.revoke',
+        { device_id: phone.session.device.device_id, statement: statementOf(owner, 'revoke', phone.key, 'phone') },
+        { accessToken: admin.session.access_token },
+      );
+      await waitFor('the revoked device’s splice to close', () => phoneSplice.closed());
+    } finally {
+      agent.dispose();
+    }
+  });
+
+  it('a splice whose login is ended between its auth read and its registration is closed', async () => {
+    const { owner, hostId, agent } = await hostOnlineAt(relay);
+    const asked: string[] = [];
+    agent.onSplice((request) => {
+      asked.push(request.splice_id);
+      void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id });
+    });
+    try {
+      during = () => relay.client.call('auth.logout', { refresh_token: owner.session.refresh_token });
+      const device = await upgrade(relay.url, '/v1/splice', {
+        authorization: `Bearer ${owner.session.access_token}`,
+        'hangar-host': hostId,
+      });
+      expect(during).toBeUndefined(); // the logout ran in that gap
+      expect(device.status).toBe(401);
+      expect(asked).toEqual([]);
     } finally {
       agent.dispose();
     }

@@ -60,6 +60,7 @@ export async function authenticate(ctx: RelayContext, token: string | undefined)
       where family_id = ${claims.sessionId} and device_id = devices.id and revoked_at is null
     ) as login_live
     from devices where devices.id = ${claims.deviceId}`.execute(ctx.db);
+  if (ctx.afterAuthRead) await ctx.afterAuthRead();
   const row = rows[0];
   if (row === undefined || row.account_id !== claims.accountId) {
     throw new HangarError('E_AUTH_REQUIRED', 'this device is not on the account any more; log in again');

@@ -70,14 +70,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     try {
       authed = await authenticate(this.ctx, token);
     } catch (error) {
-      const hangarError = toHangarError(error);
-      const code =
-        hangarError.code === 'E_AUTH_DEVICE_REVOKED'
-          ? RELAY_CLOSE.revoked
-          : hangarError.code === 'E_AUTH_EXPIRED'
-            ? RELAY_CLOSE.authExpired
-            : RELAY_CLOSE.authFailed;
-      return this.fail(hangarError, code);
+      return this.authFailed(error);
     }
     if (this.ready && authed.device.id !== this.deviceId) {
       return this.fail(
@@ -107,18 +100,40 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       expires_at: authed.claims.expiresAt,
       heartbeat_ms: this.hub.heartbeatMs,
     });
+    if (first) {
+      this.ready = true;
+      this.hub.addDevice(this);
+    }
+    // A logout or a revocation between authenticate's read and now was announced (session.ended,
+    // device.revoked) before the hub could match it to this socket and its login: read again, now
+    // that any later one will find it.
+    try {
+      await authenticate(this.ctx, token);
+    } catch (error) {
+      return this.authFailed(error);
+    }
+    if (this.closed) return;
     if (!first) {
       if (this.trusted && !wasTrusted) await this.becameTrusted();
       return;
     }
-    this.ready = true;
-    this.hub.addDevice(this);
     await this.ctx.db
       .updateTable('devices')
       .set({ last_seen: this.ctx.now() })
       .where('id', '=', this.deviceId)
       .execute();
     await this.sendSnapshot();
+  }
+
+  private authFailed(error: unknown): void {
+    const hangarError = toHangarError(error);
+    const code =
+      hangarError.code === 'E_AUTH_DEVICE_REVOKED'
+        ? RELAY_CLOSE.revoked
+        : hangarError.code === 'E_AUTH_EXPIRED'
+          ? RELAY_CLOSE.authExpired
+          : RELAY_CLOSE.authFailed;
+    this.fail(hangarError, code);
   }
 
   /** The account trusts it (api/call.ts isTrusted): it gets the account's hosts and news, and may signal. */

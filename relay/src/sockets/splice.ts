@@ -14,6 +14,7 @@ import {
 } from '@hangar/shared';
 import { requireTrusted } from '../api/call.js';
 import { authenticate } from '../api/routes.js';
+import type { BusEvent } from '../bus/bus.js';
 import type { RelayContext } from '../context.js';
 import { httpStatus } from '../ops/http-status.js';
 import type { SocketHub } from './hub.js';
@@ -49,6 +50,8 @@ interface Waiting {
   accountId: string;
   hostId: string;
   deviceId: string;
+  /** The login of the device's access token: ending it (logout) closes the splice. */
+  sessionId: string;
   device: Duplex;
   head: Buffer;
   timer: NodeJS.Timeout;
@@ -58,6 +61,8 @@ interface Open {
   accountId: string;
   hostId: string;
   deviceId: string;
+  sessionId: string;
+  close(why: string): void;
   sockets: [Duplex, Duplex];
   openedAt: number;
   toHost: number;
@@ -97,6 +102,7 @@ export class SpliceHub implements Disposable {
   private readonly open = new Set<Open>();
   private readonly budgets = new Map<string, ByteBudget>();
   private disposed = false;
+  private readonly subscription: Disposable;
 
   constructor(
     private readonly ctx: RelayContext,
@@ -105,7 +111,24 @@ export class SpliceHub implements Disposable {
     /** Who connected: the socket's peer, or behind --trust-proxy the address the proxy saw (server.ts). */
     private readonly clientAddress: (request: IncomingMessage) => string = (request) =>
       request.socket.remoteAddress ?? 'unknown',
-  ) {}
+  ) {
+    // A revoked device, or an ended login, loses its splices at once, as its device sockets (hub.ts).
+    this.subscription = ctx.bus.onEvent((event) => this.ended(event));
+  }
+
+  private ended(event: BusEvent): void {
+    if (event.t !== 'device.revoked' && event.t !== 'session.ended') return;
+    const ends = (s: { deviceId: string; sessionId: string }) =>
+      s.deviceId === event.device_id && (event.t === 'device.revoked' || s.sessionId === event.session_id);
+    const why = event.t === 'device.revoked' ? 'the device was revoked' : 'the login was ended';
+    for (const waiting of [...this.waiting.values()]) {
+      if (!ends(waiting)) continue;
+      clearTimeout(waiting.timer);
+      this.waiting.delete(waiting.id);
+      waiting.device.destroy();
+    }
+    for (const splice of [...this.open]) if (ends(splice)) splice.close(why);
+  }
 
   /** Whether an HTTP upgrade is one of ours (the others are WebSockets). */
   handles(request: IncomingMessage): boolean {
@@ -136,7 +159,8 @@ export class SpliceHub implements Disposable {
     this.ctx.limits.take('socket', ip, 'connections from this address');
     const header = request.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
-    const device = requireTrusted((await authenticate(this.ctx, token)).device, 'a relayed link');
+    const authed = await authenticate(this.ctx, token);
+    const device = requireTrusted(authed.device, 'a relayed link');
     const hostId = HostId.safeParse(request.headers['hangar-host']);
     if (!hostId.success) throw new HangarError('E_BAD_REQUEST', `Hangar-Host: ${hostId.error.issues[0]!.message}`);
     this.ctx.limits.take('splice', device.account_id, 'relayed connections opened for this account');
@@ -166,6 +190,7 @@ export class SpliceHub implements Disposable {
       accountId: device.account_id,
       hostId: host.id,
       deviceId: DeviceId.parse(device.id),
+      sessionId: authed.claims.sessionId,
       device: socket,
       head,
       timer: setTimeout(() => {
@@ -187,6 +212,15 @@ export class SpliceHub implements Disposable {
       clearTimeout(waiting.timer);
       this.waiting.delete(id);
     });
+    // A revocation or logout since authenticate's read was announced before it could find this
+    // splice: read again, now that any later one will.
+    try {
+      await authenticate(this.ctx, token);
+    } catch (error) {
+      clearTimeout(waiting.timer);
+      if (this.waiting.get(id) === waiting) this.waiting.delete(id);
+      throw error;
+    }
     await this.hub.sendToHost(host.id, { type: 'splice', splice_id: id, device_id: waiting.deviceId });
     await this.ctx.audit.record(
       { accountId: device.account_id, actor: `device:${device.id}`, ip, requestId: null },
@@ -210,6 +244,8 @@ export class SpliceHub implements Disposable {
       accountId: waiting.accountId,
       hostId: waiting.hostId,
       deviceId: waiting.deviceId,
+      sessionId: waiting.sessionId,
+      close: () => undefined,
       sockets: [waiting.device, socket],
       openedAt: Date.now(),
       toHost: 0,
@@ -255,6 +291,7 @@ export class SpliceHub implements Disposable {
         )
         .catch((error: unknown) => this.ctx.logger.error({ err: error }, 'could not audit a splice'));
     };
+    splice.close = close;
     for (const side of splice.sockets) {
       side.on('close', () => close('a side closed'));
       side.on('end', () => close('a side ended'));
@@ -323,6 +360,7 @@ export class SpliceHub implements Disposable {
 
   dispose(): void {
     this.disposed = true;
+    this.subscription.dispose();
     for (const waiting of this.waiting.values()) {
       clearTimeout(waiting.timer);
       waiting.device.destroy();

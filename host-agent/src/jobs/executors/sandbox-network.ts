@@ -24,7 +24,10 @@ import type { JobUser } from './sandbox-user.js';
  * once the network is up it becomes root of the launcher's user namespace, makes a mount namespace
  * of its own whose root is an empty read-only tmpfs with only the host's /etc and /run bound
  * read-only, and drops every capability but binding low ports. The user's home, the agent's data
- * dir, the workdir and every other file of the host are not in it.
+ * dir, the workdir and every other file of the host are not in it; its /run is empty but for
+ * resolv.conf's directory (RUN_STEP), so no Unix socket of the user's (bus, agents) either.
+ * What it keeps: the host's network namespace (abstract Unix sockets, loopback) and kill(2) on
+ * processes of its own user; its filter allows both (README, "Where jobs run").
  */
 
 export const SLIRP_INSTALL_HINT =
@@ -75,6 +78,29 @@ const SLIRP_STEP = [
   'exec "$@"',
 ].join('\n');
 
+/**
+ * Then, in the launcher's user namespace (nsenter: root there) and a mount namespace of its own
+ * (unshare), slirp4netns' view of /run is made empty: its --enable-sandbox binds the host's /run as
+ * it finds it, and its syscall filter lets it connect to a Unix socket there (the user's systemd
+ * --user bus, whence systemd-run starts any process as the user; ssh-agent, gpg-agent, docker.sock).
+ * Only the directory /etc/resolv.conf points into, when under /run (systemd-resolved's stub), comes
+ * back: libslirp reads it to forward DNS. slirp4netns, already in that user namespace, then skips
+ * joining it (setns fails with EINVAL, which it ignores for its network setup).
+ */
+const RUN_STEP = [
+  // Each command here is a process per job (~1 ms of CPU): none for a resolv.conf that is a file.
+  'keep=',
+  'if [ -L /etc/resolv.conf ]; then keep=$(readlink -f /etc/resolv.conf); fi',
+  'case "$keep" in /run/?*/*) keep=${keep%/*} ;; *) keep= ;; esac',
+  'opts=nosuid,nodev,noexec,size=64k',
+  'if [ -n "$keep" ]; then',
+  '  mount -t tmpfs -o "$opts,mode=0700" tmpfs /tmp && mkdir /tmp/keep && mount --rbind "$keep" /tmp/keep || exit 126',
+  'fi',
+  'mount -t tmpfs -o "$opts,mode=0755" tmpfs /run || exit 126',
+  'if [ -n "$keep" ]; then mkdir -p "$keep" && mount --move /tmp/keep "$keep" || exit 126; fi',
+  'exec "$@"',
+].join('\n');
+
 /** How slirp4netns is started for the network namespace of the launcher `target` (a pid). */
 export function slirpArgv(input: {
   slirp4netns: string;
@@ -97,6 +123,19 @@ export function slirpArgv(input: {
     '--pdeathsig',
     'KILL',
     '--',
+    'nsenter',
+    `--user=/proc/${target}/ns/user`,
+    '--preserve-credentials',
+    '--',
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    '/bin/sh',
+    '-c',
+    RUN_STEP,
+    'hangar-slirp-run',
     input.slirp4netns,
     '--configure',
     `--mtu=${MTU}`,

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -258,6 +258,13 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
       const workdir = owned('work');
       const log = join(owned('log'), 'log');
       writeFileSync(join(workdir, 'probe.js'), PROBE, { mode: 0o644 });
+      // A socket of the agent's user under /run, as its systemd --user bus (/run/user/<uid>/bus,
+      // whence systemd-run starts any process as the user), ssh-agent or docker.sock are: slirp4netns'
+      // syscall filter lets it connect to one, so it must not see it.
+      const runDir = mkdtempSync('/run/hangar-test-');
+      cleanups.push(() => rmSync(runDir, { recursive: true, force: true }));
+      spawnSync('chown', [`${uid}:${gid}`, runDir]);
+      await listen(createServer(), join(runDir, 'bus'));
       const tcp = helloServer();
       await listen(tcp, 0, hostAddress()!);
       const target = `${hostAddress()!}:${(tcp.address() as AddressInfo).port}`;
@@ -288,7 +295,7 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
       expect(readFileSync(`/proc/${slirp}/status`, 'utf8')).toMatch(new RegExp(`^Uid:\\s+${uid}\\s`, 'm'));
       // Its sandbox is made once the network is up, before the job runs (the job said `up` after).
       const root = `/proc/${slirp}/root`;
-      for (const path of [home, join(home, 'secret'), dataDir, workdir, '/usr', '/work']) {
+      for (const path of [home, join(home, 'secret'), dataDir, workdir, '/usr', '/work', runDir, '/run/user']) {
         expect(existsSync(`${root}${path}`), path).toBe(false);
       }
       expect(readdirSync(root).sort()).toEqual(['etc', 'run']);
