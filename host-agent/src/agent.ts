@@ -165,6 +165,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const tasks = owned.add(
       await TaskService.start({
         db: store.db,
+        dataDir: options.dataDir,
         sessions,
         publish,
         maxTasks: options.tasks?.maxTasks ?? DEFAULT_MAX_TASKS,

@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { HOST_PROCEDURES, TaskSpec, taskSessionName } from '@hangar/shared';
+import { GitRef, HOST_PROCEDURES, TaskSpec, taskSessionName } from '@hangar/shared';
 
 /** The first problem zod finds, as `path: message`. */
 function problem(input: unknown): string {
@@ -48,5 +49,55 @@ describe('a task spec', () => {
     expect(Object.keys(HOST_PROCEDURES)).toEqual(
       expect.arrayContaining(['task.claim', 'task.list', 'task.get', 'task.cancel']),
     );
+  });
+
+  it('takes a ref as git check-ref-format does, and never one starting with "-"', () => {
+    const refs = [
+      'main',
+      'feature/x',
+      'v1.2.3',
+      'a1b2c3d',
+      'release-2026',
+      'a..b',
+      'a b',
+      'x~1',
+      'HEAD^',
+      'a:b',
+      'a?',
+      'a*',
+      'a[b',
+      'a\\b',
+      'a@{1}',
+      '@',
+      'a//b',
+      '/a',
+      'a/',
+      'a.',
+      '.a',
+      'a/.b',
+      'a.lock',
+      'a/b.lock/c',
+      'a\tb',
+    ];
+    for (const ref of refs) {
+      const git = spawnSync('git', ['check-ref-format', '--allow-onelevel', ref]).status === 0;
+      expect({ ref, valid: GitRef.safeParse(ref).success }).toEqual({ ref, valid: git });
+    }
+    for (const ref of ['-x', '--upload-pack=touch /tmp/x', '-']) {
+      expect(GitRef.safeParse(ref).error?.issues[0]?.message).toMatch(/^a ref may not start with "-"/);
+    }
+  });
+
+  it('has a repo or a cwd, not both, and a ref only with a repo', () => {
+    expect(TaskSpec.parse({ prompt: 'go', repo: '~/src/app', ref: 'main' })).toMatchObject({
+      repo: '~/src/app',
+      ref: 'main',
+    });
+    expect(problem({ prompt: 'go', repo: 'src/app' })).toBe(
+      'repo: expected an absolute directory on the host, or one starting with ~/',
+    );
+    expect(problem({ prompt: 'go', repo: '/r', cwd: '/r' })).toMatch(/^repo: give cwd or repo, not both/);
+    expect(problem({ prompt: 'go', ref: 'main' })).toMatch(/^ref: a ref needs a repo/);
+    expect(problem({ prompt: 'go', repo: '/r', ref: '-x' })).toMatch(/^ref: a ref may not start with "-"/);
   });
 });

@@ -51,7 +51,7 @@ export function hostTaskCapabilities(options: {
 
 /**
  * Refuses a task this host does not fit with E_TASK_UNFIT, naming every need it lacks. The agent
- * command itself is always a need (a task whose agent is not here cannot run here).
+ * command itself is always a need, and so is git for a task with a repo (a task whose agent is not here cannot run here).
  */
 export function assertFits(spec: TaskSpec, host: HostTaskCapabilities): void {
   const lacks: string[] = [];
@@ -60,7 +60,8 @@ export function assertFits(spec: TaskSpec, host: HostTaskCapabilities): void {
       `it needs a ${spec.runner} runner and this host's agent is a ${host.runner} one (${host.runner === 'service' ? 'installed as a service' : 'run by a person, not installed as a service'})`,
     );
   }
-  const needs = [...new Set([spec.agent[0]!, ...spec.needs])];
+  // A task with a repo needs git to make its worktree.
+  const needs = [...new Set([spec.agent[0]!, ...(spec.repo !== undefined ? ['git'] : []), ...spec.needs])];
   for (const need of needs) {
     const [kind, value] = need.includes(':') && !need.includes('/') ? need.split(':', 2) : ['program', need];
     if (kind === 'os' && value !== host.os) lacks.push(`it needs os:${value} and this host runs ${host.os}`);

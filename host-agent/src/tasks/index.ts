@@ -16,6 +16,7 @@ import type { SessionManager } from '../sessions/index.js';
 import { resolveWorkdir } from '../sessions/workdir.js';
 import { assertFits, hostTaskCapabilities } from './fit.js';
 import { TaskStore, type TaskChange } from './task-store.js';
+import { addTaskWorktree } from './worktree.js';
 
 export { KNOWN_AGENT_COMMANDS } from './fit.js';
 
@@ -24,6 +25,8 @@ export const DEFAULT_MAX_TASKS = 2;
 
 export interface TaskServiceOptions {
   db: Database.Database;
+  /** The agent's data directory: a task with a repo has its worktree in tasks/<id>/work there. */
+  dataDir: string;
   sessions: SessionManager;
   publish: PublishHostEvent;
   maxTasks: number;
@@ -51,7 +54,7 @@ export class TaskService implements Disposable {
   private readonly creating = new Set<string>();
 
   private constructor(private readonly options: TaskServiceOptions) {
-    this.store = new TaskStore(options.db);
+    this.store = new TaskStore(options.db, options.dataDir);
     this.subscriptions = [
       options.sessions.onChanged((sessions) => void this.follow(sessions)),
       options.sessions.onAgentStatus(({ session, event }) => {
@@ -122,7 +125,7 @@ export class TaskService implements Disposable {
     if (known) return known; // the same task offered again (its first answer was lost): as it is
     const host = this.capabilities();
     assertFits(params.spec, host);
-    const workdir = await resolveWorkdir(params.spec.cwd).catch((error: unknown) => {
+    const workdir = await resolveWorkdir(params.spec.repo ?? params.spec.cwd).catch((error: unknown) => {
       throw new HangarError('E_TASK_UNFIT', `does not fit: ${toHangarError(error).message}`);
     });
     const active = this.store.active().length;
@@ -142,6 +145,11 @@ export class TaskService implements Disposable {
         { limit: this.options.sessions.sessionLimit },
       );
     }
+    // A task with a repo works in a worktree of its own, on its own branch; both outlive the task.
+    const cwd =
+      params.spec.repo !== undefined
+        ? (await addTaskWorktree(this.options.dataDir, params.id, workdir, params.spec.ref)).path
+        : workdir;
     const session = taskSessionName(params.id);
     const claimed = this.store.insert({ ...params, session, device }, Date.now());
     this.options.logger.info({ task: params.id, session }, 'task claimed');
@@ -151,7 +159,7 @@ export class TaskService implements Disposable {
       const made = await this.options.sessions.create({
         name: session,
         command: [...params.spec.agent, params.spec.prompt],
-        cwd: workdir,
+        cwd,
         cols: 120,
         rows: 40,
       });

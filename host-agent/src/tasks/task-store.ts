@@ -2,6 +2,7 @@ import { FINAL_TASK_STATES, TaskSpec, TaskState, type TaskInfo } from '@hangar/s
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { agentDb } from '../store/stored-rows.js';
+import { taskWorktree } from './worktree.js';
 
 const Row = z.object({
   id: z.string(),
@@ -24,7 +25,11 @@ export type TaskChange = Partial<Pick<TaskInfo, 'state' | 'detail' | 'reason' | 
 
 /** The tasks this host claimed (agent.db `tasks`), kept across agent restarts. */
 export class TaskStore {
-  constructor(private readonly db: Database.Database) {}
+  constructor(
+    private readonly db: Database.Database,
+    /** Where a task with a repo has its worktree (tasks/<id>/work): made at its claim, never moved. */
+    private readonly dataDir: string,
+  ) {}
 
   insert(
     task: { id: string; spec: TaskSpec; session: string; device: string; created_at: number },
@@ -75,9 +80,10 @@ export class TaskStore {
   }
 
   private info(row: Row): TaskInfo {
+    const spec = agentDb.json(this.db, 'tasks', TaskSpec, row.spec);
     return {
       id: row.id,
-      spec: agentDb.json(this.db, 'tasks', TaskSpec, row.spec),
+      spec,
       state: row.state,
       host: null,
       session: row.session,
@@ -88,6 +94,8 @@ export class TaskStore {
       detail: row.detail,
       reason: row.reason,
       exit_code: row.exit_code,
+      // A task is stored only once its worktree was made: it has one when it has a repo.
+      ...(spec.repo !== undefined ? { worktree: taskWorktree(this.dataDir, row.id) } : {}),
     };
   }
 }

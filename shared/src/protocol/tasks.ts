@@ -77,6 +77,52 @@ export const HostLabel = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,47}$/, {
 /** Prompts beyond this belong in a file in the workspace, which the prompt can name. */
 export const MAX_PROMPT_BYTES = 64 * 1024;
 
+/**
+ * What a task's worktree starts from: a branch, tag or commit of its repository, as `git
+ * check-ref-format --allow-onelevel` allows (the host asks git too). Never starting with `-`, so
+ * it is never read as an option (`--upload-pack=…`).
+ */
+export const GitRef = z
+  .string()
+  .min(1, { error: 'the ref is empty: name a branch, tag or commit' })
+  .max(256, { error: 'a ref is at most 256 characters' })
+  .refine((ref) => !ref.startsWith('-'), {
+    error: 'a ref may not start with "-" (git would read it as an option): name a branch, tag or commit',
+  })
+  .refine(
+    (ref) =>
+      // git check-ref-format's rules: no control characters, space, ~ ^ : ? * [ \, "..", "@{",
+      // "//"; not "@"; no part starting with "." or ending with ".lock"; not ending with "/" or ".".
+      !/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\//.test(ref) &&
+      ref !== '@' &&
+      !ref.startsWith('/') &&
+      !ref.endsWith('/') &&
+      !ref.endsWith('.') &&
+      ref.split('/').every((part) => !part.startsWith('.') && !part.endsWith('.lock')),
+    { error: 'not a valid git ref (git check-ref-format): name a branch, tag or commit' },
+  );
+
+/** Where a task with a repo works: a git worktree on a branch of its own, left for the user to merge. */
+export const TaskWorktree = z.object({
+  /** `hangar/task-<8 hex>`, made from the task's ref. */
+  branch: z.string(),
+  /** The worktree's directory on the host (in its agent's data directory). */
+  path: z.string(),
+});
+export type TaskWorktree = z.infer<typeof TaskWorktree>;
+
+/** The branch a task with a repo works on: `hangar/` and its session's name. */
+export function taskBranchName(id: string): string {
+  return `hangar/${taskSessionName(id)}`;
+}
+
+const hostDirectory = (max: number) =>
+  argumentText(max)
+    .min(1)
+    .refine((p) => p.startsWith('/') || p === '~' || p.startsWith('~/'), {
+      error: 'expected an absolute directory on the host, or one starting with ~/',
+    });
+
 export const TaskSpec = z
   .object({
     prompt: argumentText(MAX_PROMPT_BYTES)
@@ -86,12 +132,14 @@ export const TaskSpec = z
      * The directory on the host the agent works in: absolute, or `~/…` (the host user's home), as a
      * session's --cwd. It must exist there. Default: that home.
      */
-    cwd: argumentText(4096)
-      .min(1)
-      .refine((p) => p.startsWith('/') || p === '~' || p.startsWith('~/'), {
-        error: 'expected an absolute directory on the host, or one starting with ~/',
-      })
-      .optional(),
+    cwd: hostDirectory(4096).optional(),
+    /**
+     * A git repository on the host (absolute, or `~/…`): the agent works in a worktree of its own,
+     * on branch `hangar/task-<8 hex>` made from `ref`, instead of in `cwd` (the two exclude each other).
+     */
+    repo: hostDirectory(4096).optional(),
+    /** What the worktree starts from; default the repository's HEAD. Only with `repo`. */
+    ref: GitRef.optional(),
     /** The agent's command; the prompt is given as its last argument. */
     agent: z
       .array(argumentText(4096).min(1, { error: 'an empty agent argument' }))
@@ -101,7 +149,15 @@ export const TaskSpec = z
     needs: z.array(TaskNeed).max(32, { error: 'at most 32 needs' }).default([]),
     runner: TaskRunner.default('any'),
   })
-  .strict();
+  .strict()
+  .refine((spec) => spec.cwd === undefined || spec.repo === undefined, {
+    error: 'give cwd or repo, not both: a task with a repo works in a git worktree of its own',
+    path: ['repo'],
+  })
+  .refine((spec) => spec.ref === undefined || spec.repo !== undefined, {
+    error: 'a ref needs a repo: it says what the worktree of that repository starts from',
+    path: ['ref'],
+  });
 export type TaskSpec = z.output<typeof TaskSpec>;
 export type TaskSpecInput = z.input<typeof TaskSpec>;
 
@@ -125,6 +181,8 @@ export const TaskInfo = z.object({
   reason: z.string().max(4096).nullable(),
   /** The agent's exit status, once its command ended. */
   exit_code: z.number().int().nullable(),
+  /** A task with a repo, once claimed: the branch and worktree it works in (they outlive it). */
+  worktree: TaskWorktree.optional(),
 });
 export type TaskInfo = z.infer<typeof TaskInfo>;
 

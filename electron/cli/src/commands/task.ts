@@ -8,6 +8,8 @@ interface AddOptions {
   host?: string;
   needs?: string;
   cwd?: string;
+  repo?: string;
+  ref?: string;
   runner?: string;
   json?: boolean;
 }
@@ -27,10 +29,21 @@ export function registerTask(program: Command): void {
     .option('--host <host>', 'only this host may take it')
     .option('--needs <needs>', 'comma-separated: os:linux, os:macos, arch:<arch>, label:<name>, or a program on PATH')
     .option('--cwd <dir>', 'the directory on the host the agent works in (absolute, or ~/…); default: its home')
+    .option('--repo <dir>', 'a git repository on the host: the agent works in a worktree of it, on a branch of its own')
+    .option('--ref <ref>', 'with --repo: the branch, tag or commit the worktree starts from (default: its HEAD)')
     .option('--runner <runner>', 'any (default), user (an agent run by a person) or service (an installed agent)')
     .option('--json', 'print JSON')
     .action((prompt: string, agent: string[], options: AddOptions) =>
       withApi(async (api) => {
+        if (options.cwd !== undefined && options.repo !== undefined) {
+          throw new HangarError(
+            'E_BAD_REQUEST',
+            '--cwd and --repo exclude each other: a task with --repo works in a git worktree of that repository; give one',
+          );
+        }
+        if (options.ref !== undefined && options.repo === undefined) {
+          throw new HangarError('E_BAD_REQUEST', '--ref needs --repo: it says what the worktree starts from');
+        }
         const needs = options.needs
           ?.split(',')
           .map((n) => n.trim())
@@ -41,6 +54,8 @@ export function registerTask(program: Command): void {
             ...(agent.length > 0 ? { agent } : {}),
             ...(needs !== undefined ? { needs } : {}),
             ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+            ...(options.repo !== undefined ? { repo: options.repo } : {}),
+            ...(options.ref !== undefined ? { ref: options.ref } : {}),
             ...(options.runner !== undefined ? { runner: options.runner as 'any' } : {}),
           },
           ...(options.host !== undefined ? { host: options.host } : {}),
@@ -152,6 +167,14 @@ function describeTask(task: TaskInfo): string {
   lines.push(`prompt    ${visibleText(oneLine(task.spec.prompt, 200))}`);
   lines.push(`agent     ${visibleText(task.spec.agent.join(' '))}`);
   if (task.spec.cwd !== undefined) lines.push(`cwd       ${visibleText(task.spec.cwd)}`);
+  if (task.spec.repo !== undefined)
+    lines.push(
+      `repo      ${visibleText(task.spec.repo)}${task.spec.ref !== undefined ? ` at ${visibleText(task.spec.ref)}` : ''}`,
+    );
+  if (task.worktree !== undefined) {
+    lines.push(`branch    ${visibleText(task.worktree.branch)}`);
+    lines.push(`worktree  ${visibleText(task.worktree.path)}`);
+  }
   if (task.spec.needs.length > 0) lines.push(`needs     ${task.spec.needs.join(', ')}`);
   if (task.spec.runner !== 'any') lines.push(`runner    ${task.spec.runner}`);
   lines.push(`created   ${new Date(task.created_at).toISOString()} (${ago(task.created_at)})`);

@@ -1,0 +1,146 @@
+import { isHangarError, type TaskInfo } from '@hangar/shared';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HangarCore } from '../../electron/core/src/index.js';
+import { usePairedHost } from '../support/paired-host.js';
+import { hangar, removeDir, tempDir } from '../support/processes.js';
+
+/**
+ * Agent tasks with a repo: each claimed task works in a git worktree of its own, on branch
+ * hangar/task-<8 hex>, so two agents on one repository never edit the same files. Real git.
+ */
+const git = (repo: string, ...args: string[]): string =>
+  execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+    encoding: 'utf8',
+  });
+
+describe('agent tasks in git worktrees', () => {
+  const box = usePairedHost({ agent: { maxSessions: 4, extraArgs: ['--max-tasks', '2'] } });
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach(removeDir));
+
+  const newRepo = (): string => {
+    const repo = tempDir('repo');
+    dirs.push(repo);
+    git(repo, 'init', '-q', '-b', 'main');
+    writeFileSync(join(repo, 'README'), 'main\n');
+    git(repo, 'add', 'README');
+    git(repo, 'commit', '-q', '-m', 'main');
+    return repo;
+  };
+  const hangarBranches = (repo: string) => git(repo, 'branch', '--list', 'hangar/*', '--format=%(refname:short)');
+  const add = async (args: string[]): Promise<TaskInfo> => {
+    const added = await hangar(box.home, ['task', 'add', '--json', ...args]);
+    expect(added.code, added.stderr).toBe(0);
+    return JSON.parse(added.stdout) as TaskInfo;
+  };
+  const waitFor = async (id: string, state: string): Promise<TaskInfo> => {
+    const deadline = Date.now() + 15_000;
+    let last: TaskInfo | undefined;
+    while (Date.now() < deadline) {
+      last = JSON.parse((await hangar(box.home, ['task', 'show', id, '--json'])).stdout) as TaskInfo;
+      if (last.state === state) return last;
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    throw new Error(`task ${id} never became ${state}; last: ${JSON.stringify(last)}`);
+  };
+
+  it('two tasks on one repository run in two worktrees on two branches, which stay after they end', async () => {
+    const repo = newRepo();
+    git(repo, 'checkout', '-q', '-b', 'feature');
+    writeFileSync(join(repo, 'FEATURE'), 'feature\n');
+    git(repo, 'add', 'FEATURE');
+    git(repo, 'commit', '-q', '-m', 'feature');
+    git(repo, 'checkout', '-q', 'main');
+    // The prompt is sh's $0: each agent writes the same file name, in its own worktree.
+    const agent = ['--', 'sh', '-c', 'echo "$0" > note.txt && git rev-parse --abbrev-ref HEAD > branch.txt && sleep 1'];
+    const one = await add(['first', '--repo', repo, ...agent]);
+    const two = await add(['second', '--repo', repo, '--ref', 'feature', ...agent]);
+    expect(one.host).toBe('box');
+    expect(two.host).toBe('box');
+    const done = [await waitFor(one.id, 'completed'), await waitFor(two.id, 'completed')];
+
+    const [first, second] = done.map((task) => task.worktree!);
+    expect(first).toEqual({
+      branch: `hangar/task-${one.id.slice(2, 10)}`,
+      path: join(box.dataDir, 'tasks', one.id, 'work'),
+    });
+    expect(second).toEqual({
+      branch: `hangar/task-${two.id.slice(2, 10)}`,
+      path: join(box.dataDir, 'tasks', two.id, 'work'),
+    });
+    expect(readFileSync(join(first!.path, 'note.txt'), 'utf8')).toBe('first\n');
+    expect(readFileSync(join(second!.path, 'note.txt'), 'utf8')).toBe('second\n');
+    expect(readFileSync(join(first!.path, 'branch.txt'), 'utf8')).toBe(`${first!.branch}\n`);
+    expect(readFileSync(join(second!.path, 'branch.txt'), 'utf8')).toBe(`${second!.branch}\n`);
+    expect(existsSync(join(first!.path, 'FEATURE'))).toBe(false); // from HEAD (main)
+    expect(existsSync(join(second!.path, 'FEATURE'))).toBe(true); // from --ref feature
+    expect(existsSync(join(repo, 'note.txt'))).toBe(false);
+    expect(hangarBranches(repo).split('\n').filter(Boolean).sort()).toEqual([first!.branch, second!.branch].sort());
+    const worktrees = git(repo, 'worktree', 'list', '--porcelain');
+    expect(worktrees).toContain(`worktree ${first!.path}\n`);
+    expect(worktrees).toContain(`worktree ${second!.path}\n`);
+
+    const shown = await hangar(box.home, ['task', 'show', two.id]);
+    expect(shown.stdout).toContain(`repo      ${repo} at feature\n`);
+    expect(shown.stdout).toContain(`branch    ${second!.branch}\n`);
+    expect(shown.stdout).toContain(`worktree  ${second!.path}\n`);
+  });
+
+  it('an unknown ref or a directory that is no repository is refused at the claim with the reason, leaving nothing behind', async () => {
+    const repo = newRepo();
+    const unknown = await add(['go', '--repo', repo, '--ref', 'no-such-branch', '--', 'true']);
+    expect(unknown.state).toBe('queued');
+    expect(unknown.reason).toMatch(
+      new RegExp(
+        `box: does not fit: git could not make its worktree from "no-such-branch" in ${repo}: fatal: .*no-such-branch`,
+      ),
+    );
+    expect(hangarBranches(repo)).toBe('');
+    expect(existsSync(join(box.dataDir, 'tasks', unknown.id))).toBe(false);
+    expect(git(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
+
+    const plain = tempDir('plain');
+    dirs.push(plain);
+    const notRepo = await add(['go', '--repo', plain, '--', 'true']);
+    expect(notRepo.state).toBe('queued');
+    expect(notRepo.reason).toContain(`"${plain}" is not a git repository (fatal: not a git repository`);
+    expect(notRepo.reason).toContain('git init');
+  });
+
+  it('a ref git would read as an option, or not a ref at all, is refused before anything is queued; so are --cwd with --repo', async () => {
+    const repo = newRepo();
+    for (const ref of ['--upload-pack=touch /tmp/hangar-pwned', '-x']) {
+      const refused = await hangar(box.home, ['task', 'add', 'go', '--repo', repo, `--ref=${ref}`]);
+      expect(refused.code, refused.stdout).toBe(2);
+      expect(refused.stderr).toContain('a ref may not start with "-" (git would read it as an option)');
+    }
+    const dots = await hangar(box.home, ['task', 'add', 'go', '--repo', repo, '--ref', 'main..x']);
+    expect(dots.code).toBe(2);
+    expect(dots.stderr).toContain('not a valid git ref (git check-ref-format)');
+    const both = await hangar(box.home, ['task', 'add', 'go', '--repo', repo, '--cwd', repo]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--cwd and --repo exclude each other');
+    const { queued } = JSON.parse((await hangar(box.home, ['task', 'ls', '--json'])).stdout) as { queued: TaskInfo[] };
+    expect(queued.filter((t) => t.spec.repo === repo)).toEqual([]);
+
+    // The host refuses one too, whoever sends it.
+    const core = await HangarCore.open({ home: box.home });
+    try {
+      const claim = core
+        .connection('box')
+        .call('task.claim', { id: 't-00000000000000aa', spec: { prompt: 'go', repo, ref: '-x' }, created_at: 1 });
+      const error = await claim.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isHangarError(error) && error.message).toContain('a ref may not start with "-"');
+    } finally {
+      await core.dispose();
+    }
+    expect(hangarBranches(repo)).toBe('');
+    expect(existsSync('/tmp/hangar-pwned')).toBe(false);
+  });
+});
