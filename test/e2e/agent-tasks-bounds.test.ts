@@ -1,7 +1,10 @@
 import type { TaskInfo } from '@hangar/shared';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
-import { hangar, removeDir, tempDir } from '../support/processes.js';
+import { hangar, hangarFrom, removeDir, tempDir } from '../support/processes.js';
+import { until } from '../support/until.js';
 
 /**
  * Agent tasks at their edges, through the hangar command: a reason longer than a task may carry,
@@ -37,5 +40,21 @@ describe('agent tasks at their edges', () => {
     const listed = await hangar(box.home, ['task', 'ls', '--json']);
     expect(listed.code, listed.stderr).toBe(0);
     expect((JSON.parse(listed.stdout) as { queued: TaskInfo[] }).queued.map((t) => t.id)).toEqual([task.id]);
+  });
+
+  it('--cwd under this computer’s home (as the shell expands ~/…) is the host user’s home there', async () => {
+    // The host's home has proj; this computer's home (another here) does not.
+    mkdirSync(join(agentHome, 'proj'));
+    const out = join(agentHome, 'where');
+    const added = await hangarFrom(
+      box.home,
+      ['task', 'add', 'where', '--json', '--cwd', join(cliHome, 'proj'), '--', 'sh', '-c', `pwd > ${out}`],
+      { cwd: cliHome, env: { HOME: cliHome } },
+    );
+    expect(added.code, added.stderr).toBe(0);
+    const task = JSON.parse(added.stdout) as TaskInfo;
+    expect(task).toMatchObject({ host: 'box', spec: { cwd: '~/proj' } });
+    await until(async () => ((await show(box.home, task.id)).state === 'completed' ? true : undefined), 'completed');
+    expect(readFileSync(out, 'utf8').trim()).toBe(join(agentHome, 'proj'));
   });
 });

@@ -166,7 +166,7 @@ function readInstructions(file: string): string {
  * The shell expands `--cwd ~/src/app` with *this* computer's home before we see it; for a remote
  * host the user meant the home over there, so a path under the local home becomes `~/…` again.
  */
-function remoteCwd(cwd: string, embedded: boolean): string {
+export function remoteCwd(cwd: string, embedded: boolean): string {
   if (cwd === '~' || cwd.startsWith('~/')) return cwd;
   if (embedded) return resolve(cwd);
   if (!isAbsolute(cwd)) {

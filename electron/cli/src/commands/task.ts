@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
 import { viaRunningCore, withApi } from '../run.js';
 import { attachSession, DEFAULT_DETACH_KEY } from './attach.js';
+import { remoteCwd } from './session.js';
 
 interface AddOptions {
   host?: string;
@@ -40,7 +41,8 @@ export function registerTask(program: Command): void {
             prompt,
             ...(agent.length > 0 ? { agent } : {}),
             ...(needs !== undefined ? { needs } : {}),
-            ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+            // The host is not known yet: a path under this computer's home is the host user's home there.
+            ...(options.cwd !== undefined ? { cwd: remoteCwd(options.cwd, false) } : {}),
             ...(options.runner !== undefined ? { runner: options.runner as 'any' } : {}),
           },
           ...(options.host !== undefined ? { host: options.host } : {}),
