@@ -1,7 +1,9 @@
-import type { TaskInfo } from '@hangar/shared';
+import { isHangarError, taskSessionName, type TaskInfo } from '@hangar/shared';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { HangarCore } from '../../electron/core/src/index.js';
 import { usePairedHost } from '../support/paired-host.js';
 import { hangar, hangarFrom, removeDir, tempDir } from '../support/processes.js';
 import { until } from '../support/until.js';
@@ -56,5 +58,36 @@ describe('agent tasks at their edges', () => {
     expect(task).toMatchObject({ host: 'box', spec: { cwd: '~/proj' } });
     await until(async () => ((await show(box.home, task.id)).state === 'completed' ? true : undefined), 'completed');
     expect(readFileSync(out, 'utf8').trim()).toBe(join(agentHome, 'proj'));
+  });
+});
+
+describe('a task cancelled while its host makes its session', () => {
+  const box = usePairedHost();
+  let core: HangarCore | undefined;
+  afterEach(async () => {
+    await core?.dispose();
+    core = undefined;
+  });
+
+  it('stays cancelled, and its agent does not run on', async () => {
+    core = await HangarCore.open({ home: box.home });
+    const host = core.connection('box');
+    await host.link();
+    const id = `t-${randomBytes(8).toString('hex')}`;
+    const spec = { prompt: 'go', agent: ['sh', '-c', 'sleep 60'] };
+    const claim = host.call('task.claim', { id, spec, created_at: Date.now() });
+    // Cancelled as soon as the host knows the task: while its session is being made.
+    let cancelled: TaskInfo | undefined;
+    while (!cancelled) {
+      cancelled = await host.call('task.cancel', { id }).catch((error: unknown) => {
+        if (isHangarError(error) && error.code === 'E_TASK_NOT_FOUND') return undefined;
+        throw error;
+      });
+    }
+    expect(cancelled.state).toBe('cancelled');
+    await claim;
+    expect((await host.call('task.get', { id })).state).toBe('cancelled');
+    const { sessions } = await host.call('session.list', {});
+    expect(sessions.map((s) => s.name)).not.toContain(taskSessionName(id));
   });
 });
