@@ -1,11 +1,11 @@
-import { isHangarError, taskSessionName, type TaskInfo } from '@hangar/shared';
+import { MAX_PROMPT_BYTES, isHangarError, taskSessionName, type TaskInfo } from '@hangar/shared';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
 import { usePairedHost } from '../support/paired-host.js';
-import { hangar, hangarFrom, removeDir, tempDir } from '../support/processes.js';
+import { ROOT, hangar, hangarFrom, removeDir, tempDir } from '../support/processes.js';
 import { until } from '../support/until.js';
 
 /**
@@ -89,5 +89,37 @@ describe('a task cancelled while its host makes its session', () => {
     expect((await host.call('task.get', { id })).state).toBe('cancelled');
     const { sessions } = await host.call('session.list', {});
     expect(sessions.map((s) => s.name)).not.toContain(taskSessionName(id));
+  });
+});
+
+describe('a long prompt', () => {
+  const box = usePairedHost({
+    agent: { env: { PATH: `${join(ROOT, 'test', 'fixtures', 'claude')}:${process.env['PATH']}` } },
+  });
+  let core: HangarCore | undefined;
+  afterEach(async () => {
+    await core?.dispose();
+    core = undefined;
+  });
+
+  it('of the most bytes a task may carry starts its agent', async () => {
+    core = await HangarCore.open({ home: box.home });
+    const host = core.connection('box');
+    const id = `t-${randomBytes(8).toString('hex')}`;
+    const prompt = 'é'.repeat(MAX_PROMPT_BYTES / 2);
+    const task = await host.call('task.claim', {
+      id,
+      spec: { prompt, agent: ['sh', '-c', 'sleep 60'] },
+      created_at: Date.now(),
+    });
+    expect(task).toMatchObject({ state: 'running', reason: null });
+    // Claude Code's command has its hook settings besides (the stand-in here).
+    const claude = await host.call('task.claim', {
+      id: `t-${randomBytes(8).toString('hex')}`,
+      spec: { prompt },
+      created_at: Date.now(),
+    });
+    expect(claude.reason).toBeNull();
+    expect(claude.state).not.toBe('error');
   });
 });
