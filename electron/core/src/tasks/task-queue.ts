@@ -72,6 +72,15 @@ export class TaskQueue {
       .run(carried, now, id);
   }
 
+  /**
+   * About to ask `host` to claim it: kept (in `host`, while queued) so that, if the answer is lost or
+   * this core dies before it, the next offer asks that host first: it may have the task. Null: the
+   * host answered that it did not take it.
+   */
+  asking(id: string, host: string | null): void {
+    this.db.prepare(`UPDATE tasks SET host = ? WHERE id = ? AND state = 'queued'`).run(host, id);
+  }
+
   /** A host took it: from now on that host's record is the task's. False when it was cancelled meanwhile. */
   claimed(id: string, host: string, now: number): boolean {
     const done = this.db
