@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { GitRef, HOST_PROCEDURES, TaskSpec, taskSessionName } from '@hangar/shared';
+import { GitRef, HOST_PROCEDURES, MAX_PROMPT_BYTES, TaskSpec, taskSessionName } from '@hangar/shared';
 
 /** The first problem zod finds, as `path: message`. */
 function problem(input: unknown): string {
@@ -24,6 +24,11 @@ describe('a task spec', () => {
     expect(problem({ prompt: '' })).toBe('prompt: the prompt is empty: say what the agent should do');
     expect(problem({ prompt: '  \n' })).toBe('prompt: the prompt is only blanks: say what the agent should do');
     expect(problem({ prompt: 'x'.repeat(64 * 1024 + 1) })).toMatch(/^prompt: /);
+    // Bytes, not characters: é is two.
+    expect(problem({ prompt: 'é'.repeat(MAX_PROMPT_BYTES / 2) })).toBe('accepted');
+    expect(problem({ prompt: `${'é'.repeat(MAX_PROMPT_BYTES / 2)}x` })).toBe(
+      "prompt: the prompt is over 6 KiB: put the long part in a file in the task's directory and name it in the prompt",
+    );
     expect(problem({ prompt: 'a\0b' })).toMatch(/^prompt: may not contain a NUL byte/);
     expect(problem({ prompt: 'go', cwd: 'src/app' })).toBe(
       'cwd: expected an absolute directory on the host, or one starting with ~/',

@@ -105,11 +105,15 @@ export class TaskService implements Disposable {
     if (FINAL_TASK_STATES.includes(task.state)) return task;
     // Recorded first: the session's end that follows is then no error.
     this.change(id, { state: 'cancelled', reason: 'cancelled by the user' });
-    await this.options.sessions.kill(task.session!).catch((error: unknown) => {
+    await this.killSession(task.session!);
+    return this.get(id);
+  }
+
+  private async killSession(session: string): Promise<void> {
+    await this.options.sessions.kill(session).catch((error: unknown) => {
       const failure = toHangarError(error);
       if (failure.code !== 'E_SESSION_NOT_FOUND') throw failure;
     });
-    return this.get(id);
   }
 
   dispose(): void {
@@ -163,8 +167,10 @@ export class TaskService implements Disposable {
         cols: 120,
         rows: 40,
       });
+      // Cancelled while its session was being made (cancel found no session to kill): ended now.
+      if (this.get(params.id).state === 'cancelled') await this.killSession(session);
       // An agent that reports nothing (not Claude Code): it runs as long as its session does.
-      if (made.agent === null && made.alive) this.change(params.id, { state: 'running' });
+      else if (made.agent === null && made.alive) this.change(params.id, { state: 'running' });
     } catch (error) {
       const failure = toHangarError(error);
       this.change(params.id, { state: 'error', reason: `its agent could not start: ${failure.message}` });

@@ -62,10 +62,13 @@ export class TaskStore {
     return agentDb.rows(this.db, 'tasks', Row, rows).map((row) => this.info(row));
   }
 
-  /** Applies a change; returns the task after it, or undefined when nothing changed. */
+  /**
+   * Applies a change; returns the task after it, or undefined when nothing changed. A task that
+   * ended stays as it ended (cancelled while its session was being made: not running after all).
+   */
   update(id: string, change: TaskChange, now: number): TaskInfo | undefined {
     const before = this.get(id);
-    if (!before) return undefined;
+    if (!before || FINAL_TASK_STATES.includes(before.state)) return undefined;
     const after = { ...before, ...change };
     if (after.state === before.state && after.detail === before.detail && after.reason === before.reason) {
       if (after.exit_code === before.exit_code) return undefined;

@@ -74,8 +74,13 @@ export const HostLabel = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,47}$/, {
   error: 'expected a label of 1-48 lowercase letters, digits, ".", "_" or "-"',
 });
 
-/** Prompts beyond this belong in a file in the workspace, which the prompt can name. */
-export const MAX_PROMPT_BYTES = 64 * 1024;
+/**
+ * Prompts beyond this (UTF-8 bytes) belong in a file in the workspace, which the prompt can name.
+ * The prompt is the agent's last argument, and tmux takes a session's whole command in one message
+ * of 16 KiB in which the command counts about 2.3 times (TMUX_MAX_COMMAND_BYTES): 6 KiB leaves room
+ * for the rest; a longer prompt was claimed, then failed to start on every host.
+ */
+export const MAX_PROMPT_BYTES = 6 * 1024;
 
 /**
  * What a task's worktree starts from: a branch, tag or commit of its repository, as `git
@@ -127,6 +132,9 @@ export const TaskSpec = z
   .object({
     prompt: argumentText(MAX_PROMPT_BYTES)
       .min(1, { error: 'the prompt is empty: say what the agent should do' })
+      .refine((p) => new TextEncoder().encode(p).length <= MAX_PROMPT_BYTES, {
+        error: `the prompt is over ${MAX_PROMPT_BYTES / 1024} KiB: put the long part in a file in the task's directory and name it in the prompt`,
+      })
       .refine((p) => p.trim() !== '', { error: 'the prompt is only blanks: say what the agent should do' }),
     /**
      * The directory on the host the agent works in: absolute, or `~/…` (the host user's home), as a

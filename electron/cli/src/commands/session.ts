@@ -166,13 +166,13 @@ function readInstructions(file: string): string {
  * The shell expands `--cwd ~/src/app` with *this* computer's home before we see it; for a remote
  * host the user meant the home over there, so a path under the local home becomes `~/…` again.
  */
-function remoteCwd(cwd: string, embedded: boolean): string {
+export function remoteCwd(cwd: string, embedded: boolean, flag = '--cwd'): string {
   if (cwd === '~' || cwd.startsWith('~/')) return cwd;
   if (embedded) return resolve(cwd);
   if (!isAbsolute(cwd)) {
     throw new HangarError(
       'E_BAD_REQUEST',
-      `--cwd ${cwd}: give an absolute path or ~/… (relative paths mean nothing on another host)`,
+      `${flag} ${cwd}: give an absolute path or ~/… (relative paths mean nothing on another host)`,
     );
   }
   const home = homedir();

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ago, printJson, reportUnreachable, table, visibleText, withoutNullErrors } from '../output.js';
 import { viaRunningCore, withApi } from '../run.js';
 import { attachSession, DEFAULT_DETACH_KEY } from './attach.js';
+import { remoteCwd } from './session.js';
 
 interface AddOptions {
   host?: string;
@@ -53,8 +54,9 @@ export function registerTask(program: Command): void {
             prompt,
             ...(agent.length > 0 ? { agent } : {}),
             ...(needs !== undefined ? { needs } : {}),
-            ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-            ...(options.repo !== undefined ? { repo: options.repo } : {}),
+            // The host is not known yet: a path under this computer's home is the host user's home there.
+            ...(options.cwd !== undefined ? { cwd: remoteCwd(options.cwd, false) } : {}),
+            ...(options.repo !== undefined ? { repo: remoteCwd(options.repo, false, '--repo') } : {}),
             ...(options.ref !== undefined ? { ref: options.ref } : {}),
             ...(options.runner !== undefined ? { runner: options.runner as 'any' } : {}),
           },

@@ -159,16 +159,27 @@ export class TasksApi implements Disposable {
   private async offer(id: string): Promise<TaskInfo | undefined> {
     if (!this.queue.lease(id, Date.now())) return undefined;
     const task = this.queue.get(id)!;
+    // A host asked before without an answer (lost, or this computer's core died) may have the task:
+    // it is asked first, and while it cannot be, no other host is (one task never runs on two).
+    const asked = task.host;
     const hosts = task.host_pin !== null ? [task.host_pin] : this.sortedHosts();
+    if (asked !== null && hosts.includes(asked)) hosts.sort((a, b) => Number(b === asked) - Number(a === asked));
     const refusals: string[] = [];
     for (const host of hosts) {
       let claimed: TaskInfo;
       try {
         await withPatience(this.connectionFor(host).link(), host);
       } catch (error) {
-        refusals.push(`${host}: cannot be reached (${toHangarError(error).message})`);
+        const why = `${host}: cannot be reached (${toHangarError(error).message})`;
+        if (host === asked) {
+          this.queue.stillQueued(id, `${why}; it may have taken the task, so no other host is asked`, Date.now());
+          this.updatedEmitter.fire(queuedTaskInfo(this.queue.get(id)!));
+          return undefined;
+        }
+        refusals.push(why);
         continue;
       }
+      this.queue.asking(id, host);
       try {
         // Answered by a linked host: a lost answer is asked again next round, and the claim is
         // idempotent, so the same host answers with the same task rather than a second host running it.
@@ -181,13 +192,13 @@ export class TasksApi implements Disposable {
         const failure = toHangarError(error);
         if (MAY_HAVE_CLAIMED.has(failure.code)) {
           // The link went while it answered: it may have the task. No later host is asked this
-          // round; the next asks the hosts in the same order, and this one answers with the task if
-          // it has it (only a host before it that fits by then would take it a second time).
+          // round; the next asks this one first (asking()), which answers with the task if it has it.
           this.queue.stillQueued(id, `${host}: ${failure.message}`, Date.now());
           this.logger.warn({ task: id, host, err: failure }, 'a host did not answer a claim');
           this.updatedEmitter.fire(queuedTaskInfo(this.queue.get(id)!));
           return undefined;
         }
+        this.queue.asking(id, null); // it answered: it does not have the task
         const why = /unknown method "task\.claim"/.test(failure.message)
           ? 'its agent is older than agent tasks (update it: hangar-agent update)'
           : failure.message;

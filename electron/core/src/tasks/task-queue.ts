@@ -22,6 +22,9 @@ const Row = z.object({
 });
 export type QueuedTask = Omit<z.infer<typeof Row>, 'spec'> & { spec: TaskSpec };
 
+/** A task's reason carries at most this (TaskInfo.reason): each host's refusal adds to it. */
+const MAX_REASON_CHARS = 4096;
+
 /** How long one core may try to hand a task out before another may try (a core that died meanwhile). */
 const LEASE_MS = 60_000;
 
@@ -58,11 +61,24 @@ export class TaskQueue {
     return taken.changes === 1;
   }
 
-  /** Still queued: why no host took it. The lease is given back. */
+  /**
+   * Still queued: why no host took it (cut to what a task carries: many hosts, or one naming many
+   * needs it lacks, say more). The lease is given back.
+   */
   stillQueued(id: string, reason: string, now: number): void {
+    const carried = reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS - 1)}…` : reason;
     this.db
       .prepare(`UPDATE tasks SET reason = ?, updated_at = ?, lease_until = 0 WHERE id = ? AND state = 'queued'`)
-      .run(reason, now, id);
+      .run(carried, now, id);
+  }
+
+  /**
+   * About to ask `host` to claim it: kept (in `host`, while queued) so that, if the answer is lost or
+   * this core dies before it, the next offer asks that host first: it may have the task. Null: the
+   * host answered that it did not take it.
+   */
+  asking(id: string, host: string | null): void {
+    this.db.prepare(`UPDATE tasks SET host = ? WHERE id = ? AND state = 'queued'`).run(host, id);
   }
 
   /** A host took it: from now on that host's record is the task's. False when it was cancelled meanwhile. */
