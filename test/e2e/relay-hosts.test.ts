@@ -219,7 +219,10 @@ describe('hosts of an account', () => {
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
 
     const phone = dir('phone');
-    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    expect(joined.code, joined.stderr).toBe(0);
+    // Said before the choice is made: without the code, the keys will be the relay's word.
+    expect(joined.stdout).toMatch(/approved without it, with --yes, this computer takes .* on the relay's word/);
     const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--yes']);
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toMatch(/approved without a code: it takes the account's hosts' keys on the relay's word/);
