@@ -140,6 +140,20 @@ describe('host list', () => {
     expect(within(screen.getByRole('listitem', { name: 'laptop, offline' })).queryByText(/ms/)).toBeNull();
   });
 
+  it("marks a host whose keys this computer took on the relay's word (approved without a code), and no other", () => {
+    const box = {
+      ...accountHost('box', 'online'),
+      status: 'online' as const,
+      via: 'relay' as const,
+      keys_from_relay: true,
+    };
+    render(<HostList {...props({ hosts: [box, hosts[0]!] })} />);
+    expect(
+      within(screen.getByRole('listitem', { name: 'box, online' })).getByText(/keys: the relay's word/),
+    ).toBeTruthy();
+    expect(within(screen.getByRole('listitem', { name: 'mini, online' })).queryByText(/relay's word/)).toBeNull();
+  });
+
   it('shows each host with its status, OS, capabilities and load', () => {
     render(<HostList {...props()} />);
     const mini = screen.getByRole('listitem', { name: 'mini, online' });

@@ -219,7 +219,10 @@ describe('hosts of an account', () => {
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
 
     const phone = dir('phone');
-    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    expect(joined.code, joined.stderr).toBe(0);
+    // Said before the choice is made: without the code, the keys will be the relay's word.
+    expect(joined.stdout).toMatch(/approved without it, with --yes, this computer takes .* on the relay's word/);
     const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--yes']);
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toMatch(/approved without a code: it takes the account's hosts' keys on the relay's word/);
@@ -252,5 +255,42 @@ describe('hosts of an account', () => {
     // The laptop's window links to its paired hosts, and vouches for this one at the relay.
     await openWindow(laptop, cleanups);
     await until(() => hangar(phone, ['session', 'ls', 'vps']), 'the phone', 20_000);
+  });
+
+  it("a computer approved with --yes never vouches for a host whose keys it took on the relay's word", async () => {
+    const relayData = dir('relay');
+    const relay = await relayAt(relayData);
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const mini = await hostMachine();
+    expect((await mini.shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
+    await waitForHost(laptop, 'mini', (h) => h.status === 'online');
+    expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
+
+    const phone = dir('phone');
+    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    expect((await hangar(laptop, ['devices', 'approve', 'phone', '--yes'])).code).toBe(0);
+    await until(() => hangar(phone, ['session', 'ls', 'mini']), 'the phone');
+    // Linked again from its registry: the pinned record is what a vouch would be made from.
+    expect((await hangar(phone, ['session', 'ls', 'mini'])).code).toBe(0);
+
+    const vouchers = (name: string): string[] => {
+      const db = new Database(join(relayData, 'relay.db'), { readonly: true });
+      try {
+        const row = db.prepare('SELECT vouches_json FROM hosts WHERE name = ?').get(name) as
+          { vouches_json: string | null } | undefined;
+        return (JSON.parse(row?.vouches_json ?? '[]') as { signer_device_key: string }[]).map(
+          (v) => v.signer_device_key,
+        );
+      } finally {
+        db.close();
+      }
+    };
+    expect(vouchers('mini')).toHaveLength(1); // the laptop's, from its first link
+    // The phone's window links to the hosts it pinned, and would vouch for those the account lists.
+    const phoneWindow = await openWindow(phone, cleanups);
+    await phoneWindow.until((hosts) => hosts.find((h) => h.name === 'mini')?.status === 'online');
+    expect((await hangar(phone, ['session', 'ls', 'mini'])).code).toBe(0);
+    expect(vouchers('mini')).toHaveLength(1);
   });
 });

@@ -287,6 +287,45 @@ describe('a compromised relay', () => {
     expect(honest.stdout).toContain('there');
   });
 
+  it("lists its own machine as a host another computer enrolled: the account's first computer refuses it too, and dials the real one on that computer's vouch", async () => {
+    const { double, laptop } = await compromisedRelay();
+    const phone = dir('phone');
+    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
+    expect(approved.code, approved.stderr).toBe(0);
+
+    // The phone enrolls a host; its first link vouches for its key. The laptop never linked to it.
+    const vps = await hostMachine();
+    expect((await vps.shell.run(await enrollLine(phone, 'vps'))).code).toBe(0);
+    await waitForHost(phone, 'vps', (h) => h.status === 'online');
+    expect((await hangar(phone, ['session', 'new', 'vps', '--name', 'there', '--', 'sleep', '600'])).code).toBe(0);
+
+    let dialed = 0;
+    const trap = createServer((socket) => {
+      dialed++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
+    double.rewriteHost = impersonate(fakeKey(), certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`], 'vps');
+    const tried = await hangar(laptop, ['session', 'ls', 'vps']);
+    expect(tried.code).toBe(4);
+    expect(tried.stderr).toMatch(
+      /the relay lists "vps" with a key that no computer this one trusts vouched for.*Nothing was dialed/,
+    );
+    expect(dialed).toBe(0);
+
+    // The relay tells the truth again: the phone, which the laptop approved, vouched for the real key,
+    // so the laptop dials the real vps, which answers (it lets in the phone and whom the phone endorses).
+    double.rewriteHost = undefined;
+    const honest = await hangar(laptop, ['session', 'ls', 'vps']);
+    expect(honest.stderr).toMatch(
+      /"vps" does not let this computer in: a device it trusts must approve this one first/,
+    );
+    expect(dialed).toBe(0);
+  });
+
   it('answers a used enrollment token as if it were new: the host refuses it without asking', async () => {
     const { double, laptop } = await compromisedRelay();
     const { shell, line } = await enrolledHost(laptop);

@@ -113,6 +113,9 @@ export function AccountDialog({
         This computer, <strong>{visibleText(account.device.name)}</strong>, is {DEVICE_STATUS[account.device.status]}.
         Its key’s fingerprint: <code className="fingerprint">{account.device.fingerprint}</code>
       </p>
+      {account.device.host_keys_from === 'relay' && (
+        <p>It was approved without a code: it took the account’s hosts’ keys on the relay’s word (hosts marked so).</p>
+      )}
       {account.device.approval_code && (
         <p>
           To approve it, type this code on a computer already in the account:{' '}

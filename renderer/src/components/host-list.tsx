@@ -99,6 +99,7 @@ function HostItem(props: HostListProps & { host: HostView; hostSessions: HostSes
         {host.info ? visibleText(`${host.info.os} ${host.info.arch}`) : host.address}
         {host.embedded ? ' · this computer' : ''}
         {host.account ? ` · via ${host.via}` : ''}
+        {host.keys_from_relay ? " · keys: the relay's word (this computer was approved without a code)" : ''}
         {host.status === 'online' && typeof host.rtt_ms === 'number' ? ` · ${formatRoundTrip(host.rtt_ms)}` : ''}
         {!word.startsWith('online') && host.last_seen !== null ? ` · last seen ${ago(host.last_seen)}` : ''}
       </div>

@@ -182,7 +182,8 @@ function report(status: AccountStatus, json: boolean | undefined): void {
   const device = account.device;
   const standing =
     device.status === 'pending'
-      ? `waiting for approval: on a computer already in the account run\n  hangar devices approve "${device.name}"\nand type this code there: ${device.approval_code ?? '(none: sign in again to make one)'}`
+      ? `waiting for approval: on a computer already in the account run\n  hangar devices approve "${device.name}"\nand type this code there: ${device.approval_code ?? '(none: sign in again to make one)'}\n` +
+        "(approved without it, with --yes, this computer takes the account's hosts' keys on the relay's word)"
       : device.status === 'revoked'
         ? 'revoked: hosts refuse it'
         : device.status === 'first'

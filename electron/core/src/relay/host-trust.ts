@@ -13,25 +13,34 @@ import type { RelayAccount } from './relay-account.js';
  * "More devices: the approval code"). A computer approved with a code opens the bundle its approver
  * sealed with that code and trusts the hosts in it, and no host the relay lists besides: a relay
  * that lists a machine of its own as "mini" is refused before anything is dialed. One approved
- * without a code (--yes) takes them on the relay's word, and says so (hosts ls). The account's first
- * computer pins the hosts it enrolls itself (the enrollment secret proves them).
+ * without a code (--yes) takes them on the relay's word, and says so (hosts ls). Any other computer
+ * (the account's first, one approved before approval codes) trusts its own key and the devices it
+ * endorsed and what they endorsed: it takes a host another computer enrolled only when one of those
+ * vouched for its key (a host it enrolls itself is proved by the enrollment secret, not here).
  */
 export type HostKeysFrom = 'bundle' | 'relay' | 'own';
 
 export async function hostKeysFor(account: RelayAccount, name: string, host: HostPresence): Promise<HostKeysFrom> {
   const from = await settle(account);
-  if (from !== 'bundle') return from;
+  if (from === 'relay') return from;
   const signedIn = account.stored()!;
-  const vouched = account.store
-    .trustedKeys(signedIn.account_id, 'host')
-    .find((k) => k.key === host.public_key && k.cert_fingerprint === host.cert_fingerprint);
-  if (vouched !== undefined || (await vouchedByTrusted(account, host))) return 'bundle';
+  const handed =
+    from === 'bundle' &&
+    account.store
+      .trustedKeys(signedIn.account_id, 'host')
+      .some((k) => k.key === host.public_key && k.cert_fingerprint === host.cert_fingerprint);
+  if (handed || (await vouchedByTrusted(account, host))) return from;
   throw new HangarError(
     'E_AUTH_HOST_KEY_CHANGED',
-    `the relay lists "${name}" with a key that no computer this one trusts vouched for (not handed over at its ` +
-      'approval, nor signed by a trusted computer that linked to it): the relay may be compromised (showing this ' +
-      'computer a machine of its own). Nothing was dialed. Approve this computer again from a trusted one that ' +
-      'has linked to the host, or pair with it directly (hangar-agent pair on the host, then hangar hosts add)',
+    `the relay lists "${name}" with a key that no computer this one trusts vouched for (` +
+      (from === 'bundle' ? 'not handed over at its approval, nor ' : 'not ') +
+      'signed by a trusted computer that linked to it): the relay may be compromised (showing this ' +
+      'computer a machine of its own). Nothing was dialed. ' +
+      (from === 'bundle'
+        ? 'Approve this computer again from a trusted one that has linked to the host, or pair with it directly'
+        : 'If another of your computers enrolled it, open the Hangar window there and link to the host once ' +
+          '(it vouches for the hosts it linked to); or pair with it directly') +
+      ' (hangar-agent pair on the host, then hangar hosts add)',
     { listed: host.public_key },
   );
 }

@@ -129,6 +129,12 @@ export class HostReach {
       if (host === undefined || host.public_key !== record.agent_key) return;
       if (!sameCertificate(record.cert_fingerprint, host.cert_fingerprint)) return;
       if ((host.vouches ?? []).some((v) => v.signer_device_key === this.deps.account.publicKey)) return;
+      // A key this computer took on the relay's word (approved with --yes) is not its to vouch for:
+      // the relay's word would come back to the account's other computers as a trusted device's.
+      const accountId = this.deps.account.stored()?.account_id;
+      if (accountId === undefined) return;
+      const relayWord = this.deps.account.store.trustedKeys(accountId, 'relay_host');
+      if (relayWord.some((k) => k.key === record.agent_key)) return;
       await vouchFor(this.deps.account, host);
     } catch (error) {
       this.deps.logger.info(

@@ -1,4 +1,12 @@
-import { HangarError, signPresence, type HostPresence, type HostRecord } from '@hangar/shared';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import {
+  HangarError,
+  makeHostStatement,
+  signPresence,
+  toHex,
+  type HostPresence,
+  type HostRecord,
+} from '@hangar/shared';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HostEntry } from '../../src/hosts/directory.js';
@@ -109,6 +117,20 @@ describe('HostReach: an account host this computer has no secret for (the keys t
       record,
       signature: signPresence(key.signer, record),
     };
+    // This computer vouched for the host's key (the account's first computer takes no other).
+    const own = generateKeyPairSync('ed25519');
+    const ownKey = new Uint8Array(own.publicKey.export({ format: 'der', type: 'spki' }).subarray(12));
+    const signer = { publicKey: ownKey, sign: (m: Uint8Array) => new Uint8Array(sign(null, m, own.privateKey)) };
+    presence.vouches = [
+      makeHostStatement(signer, {
+        kind: 'host',
+        account_id: 'acct_1',
+        host_key: presence.public_key,
+        cert_fingerprint: presence.cert_fingerprint,
+        name: 'mini',
+        issued_at: 0,
+      }),
+    ];
     const saved: HostRecord[] = [];
     const registry = {
       find: () => undefined,
@@ -127,6 +149,8 @@ describe('HostReach: an account host this computer has no secret for (the keys t
       account: {
         stored: () => ({ account_id: 'acct_1', device_name: 'laptop' }),
         store: { secretsFor: () => [], trust: () => undefined },
+        trustedDeviceKeys: () => [toHex(ownKey)],
+        call: async () => ({ statements: [] }),
       } as unknown as RelayAccount,
       entries: async () => [{ name: 'mini', record: undefined, account: { host: presence, presence: 'online' } }],
       deviceKey,
