@@ -37,6 +37,8 @@ export interface OptionSpec {
   negate: boolean;
   /** A parser of its own (`--env` collects), choices, an optional value…: when given, commander reads the call. */
   custom: boolean;
+  /** Hidden from help (an old name kept working): not offered by completion. */
+  hidden?: boolean;
 }
 
 /** A call fastCall read: the command's path (`['session', 'ls']`) and its action's arguments. */

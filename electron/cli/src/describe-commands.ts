@@ -39,6 +39,7 @@ export function describeCommand(command: Command): CommandSpec {
         o.presetArg !== undefined ||
         o.conflictsWith.length > 0 ||
         o.implied !== undefined,
+      ...(o.hidden ? { hidden: true } : {}),
     };
   });
   const defaults: Record<string, string | boolean> = {};

@@ -101,7 +101,7 @@ export async function complete(words: string[]): Promise<string[]> {
       names.push(sub.name);
     } else if (!word.startsWith('-')) positional.push(word);
   }
-  if (typed.startsWith('-')) return starting(command.options.flatMap((o) => (o.long ? [o.long] : [])));
+  if (typed.startsWith('-')) return starting(command.options.flatMap((o) => (o.long && !o.hidden ? [o.long] : [])));
   if (positional.length === 0 && command.commands.length > 0)
     return starting(command.commands.filter((c) => c.name !== 'help').map((c) => c.name));
 
