@@ -11,7 +11,15 @@ import {
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
-import { CHROMIUM, CHROMIUM_ARGS, SHOTS, palette, startWebUi, type ServingCli } from '../support/serving-cli.js';
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  SHOTS,
+  palette,
+  startWebUi,
+  waitForScreen,
+  type ServingCli,
+} from '../support/serving-cli.js';
 
 /**
  * Agent tasks from the window, all real: `hangar ui` in Debian's Chromium, its core, a host agent
@@ -21,24 +29,6 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, palette, startWebUi, type ServingCli } 
  */
 const STAND_IN_DIR = join(ROOT, 'test', 'fixtures', 'claude');
 const ASKS = 'please run bash on the tests';
-
-/** Text of the visible rows of the terminal pane for host/session (the DOM renderer's rows). */
-async function screenText(page: Page, target: string): Promise<string> {
-  return page
-    .locator(`section[aria-label="Terminal ${target}"] .xterm-rows`)
-    .evaluate((rows) => [...rows.children].map((row) => row.textContent ?? '').join('\n'));
-}
-
-async function waitForScreen(page: Page, target: string, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = await screenText(page, target).catch(() => '');
-    if (pattern.test(text)) return text;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`terminal ${target} never showed ${pattern}; it shows:\n${text}`);
-}
 
 describe('agent tasks in the web UI, with the Claude stand-in on a real host agent', () => {
   let dir: string;

@@ -3,31 +3,13 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endAgent, hangar, hangarAgent, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
-import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/serving-cli.js';
+import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette, waitForScreen } from '../support/serving-cli.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 /**
  * The web UI in Debian's Chromium against `hangar ui`, a real agent and tmux: what a user does
  * with the mouse-free keyboard flow, checked on screen. Screenshots land in test/e2e/screenshots/.
  */
-/** Text of the visible rows of the terminal pane for host/session (the DOM renderer's rows). */
-async function screenText(page: Page, target: string): Promise<string> {
-  return page
-    .locator(`section[aria-label="Terminal ${target}"] .xterm-rows`)
-    .evaluate((rows) => [...rows.children].map((row) => row.textContent ?? '').join('\n'));
-}
-
-async function waitForScreen(page: Page, target: string, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = await screenText(page, target).catch(() => '');
-    if (pattern.test(text)) return text;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`terminal ${target} never showed ${pattern}; it shows:\n${text}`);
-}
-
 describe('the web UI in a real browser', () => {
   let dir: string;
   let home: string;

@@ -95,3 +95,21 @@ export async function palette(page: Page, search: string, option: string | RegEx
   await expect(page.locator('[cmdk-item][data-selected="true"]').first().textContent()).resolves.toMatch(option);
   await page.keyboard.press('Enter');
 }
+
+/** Text of the visible rows of the terminal pane for host/session (the DOM renderer's rows). */
+export async function screenText(page: Page, target: string): Promise<string> {
+  return page
+    .locator(`section[aria-label="Terminal ${target}"] .xterm-rows`)
+    .evaluate((rows) => [...rows.children].map((row) => row.textContent ?? '').join('\n'));
+}
+
+export async function waitForScreen(page: Page, target: string, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = await screenText(page, target).catch(() => '');
+    if (pattern.test(text)) return text;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`terminal ${target} never showed ${pattern}; it shows:\n${text}`);
+}
