@@ -87,6 +87,19 @@ describe('agent tasks in git worktrees', () => {
     expect(shown.stdout).toContain(`repo      ${repo} at feature\n`);
     expect(shown.stdout).toContain(`branch    ${second!.branch}\n`);
     expect(shown.stdout).toContain(`worktree  ${second!.path}\n`);
+
+    // task ls shows each one's branch, in a column of its own.
+    const listed = await hangar(box.home, ['task', 'ls']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const header = listed.stdout.split('\n')[0]!;
+    expect(header).toMatch(/\bBRANCH\b/);
+    for (const [task, worktree] of [
+      [one, first!],
+      [two, second!],
+    ] as const) {
+      const row = listed.stdout.split('\n').find((line) => line.startsWith(task.id))!;
+      expect(row.slice(header.indexOf('BRANCH')).split(/\s+/)[0]).toBe(worktree.branch);
+    }
   });
 
   it('an unknown ref or a directory that is no repository is refused at the claim with the reason, leaving nothing behind', async () => {

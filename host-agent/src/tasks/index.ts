@@ -1,6 +1,9 @@
 import {
   FINAL_TASK_STATES,
   HangarError,
+  TASK_LIST_BUDGET_BYTES,
+  TASK_LIST_MAX_TASKS,
+  TASK_LIST_PROMPT_CHARS,
   taskSessionName,
   toHangarError,
   type Disposable,
@@ -19,6 +22,16 @@ import { TaskStore, type TaskChange } from './task-store.js';
 import { addTaskWorktree } from './worktree.js';
 
 export { KNOWN_AGENT_COMMANDS } from './fit.js';
+
+/** A task as a listing carries it: its prompt cut to TASK_LIST_PROMPT_CHARS, flagged so. */
+function listedTask(task: TaskInfo): TaskInfo {
+  const prompt = task.spec.prompt;
+  if (prompt.length <= TASK_LIST_PROMPT_CHARS) return task;
+  // Never half a surrogate pair.
+  let end = TASK_LIST_PROMPT_CHARS - 1;
+  if (/[\uD800-\uDBFF]/.test(prompt[end - 1]!)) end -= 1;
+  return { ...task, spec: { ...task.spec, prompt: `${prompt.slice(0, end)}…` }, prompt_cut: true };
+}
 
 /** Tasks run at once unless `serve --max-tasks` says otherwise: each is a coding agent, a heavy program. */
 export const DEFAULT_MAX_TASKS = 2;
@@ -87,8 +100,22 @@ export class TaskService implements Disposable {
     return run;
   }
 
-  list(): TaskInfo[] {
-    return this.store.list();
+  /**
+   * Newest first, each prompt cut to TASK_LIST_PROMPT_CHARS (prompt_cut), as many as fit in
+   * TASK_LIST_BUDGET_BYTES of JSON: 200 whole 6 KiB prompts (more bytes where JSON escapes control
+   * characters) were past the link's 1 MiB control frame, and the host's whole listing failed.
+   */
+  list(): { tasks: TaskInfo[]; truncated: number } {
+    const all = this.store.list(TASK_LIST_MAX_TASKS + 1);
+    const tasks: TaskInfo[] = [];
+    let bytes = 0;
+    for (const task of all.slice(0, TASK_LIST_MAX_TASKS)) {
+      const listed = listedTask(task);
+      bytes += Buffer.byteLength(JSON.stringify(listed)) + 1;
+      if (bytes > TASK_LIST_BUDGET_BYTES) break;
+      tasks.push(listed);
+    }
+    return { tasks, truncated: this.store.count() - tasks.length };
   }
 
   get(id: string): TaskInfo {
