@@ -19,7 +19,7 @@ import type { SessionManager } from '../sessions/index.js';
 import { resolveWorkdir } from '../sessions/workdir.js';
 import { assertFits, hostTaskCapabilities } from './fit.js';
 import { TaskStore, type TaskChange } from './task-store.js';
-import { addTaskWorktree } from './worktree.js';
+import { addTaskWorktree, checkTaskRepo } from './worktree.js';
 
 export { KNOWN_AGENT_COMMANDS } from './fit.js';
 
@@ -176,17 +176,41 @@ export class TaskService implements Disposable {
         { limit: this.options.sessions.sessionLimit },
       );
     }
-    // A task with a repo works in a worktree of its own, on its own branch; both outlive the task.
-    const cwd =
-      params.spec.repo !== undefined
-        ? (await addTaskWorktree(this.options.dataDir, params.id, workdir, params.spec.ref)).path
-        : workdir;
+    // What is cheap to check is refused at the claim: not a repository, no such ref.
+    if (params.spec.repo !== undefined) await checkTaskRepo(workdir, params.spec.ref);
     const session = taskSessionName(params.id);
     const claimed = this.store.insert({ ...params, session, device }, Date.now());
     this.options.logger.info({ task: params.id, session }, 'task claimed');
     this.publish(claimed);
     this.creating.add(params.id);
+    const started = this.startTask(params, workdir, session).catch((error: unknown) =>
+      this.options.logger.error({ task: params.id, err: error }, 'task start failed'),
+    );
+    // A task with a repo is answered at once, `starting`: its worktree's checkout may take longer
+    // than the core waits for a claim's answer. Any other is answered once its session is made.
+    if (params.spec.repo === undefined) await started;
+    return this.get(params.id);
+  }
+
+  /** Makes the task's worktree (a task with a repo) and its session; a failure is the task's error. */
+  private async startTask(
+    params: { id: string; spec: TaskSpec; created_at: number },
+    workdir: string,
+    session: string,
+  ): Promise<void> {
     try {
+      let cwd = workdir;
+      if (params.spec.repo !== undefined) {
+        try {
+          // A worktree of its own, on its own branch; both outlive the task.
+          cwd = (await addTaskWorktree(this.options.dataDir, params.id, workdir, params.spec.ref)).path;
+        } catch (error) {
+          this.change(params.id, { state: 'error', reason: toHangarError(error).message });
+          return;
+        }
+        // Cancelled while its worktree was being made: no session then.
+        if (this.get(params.id).state === 'cancelled') return;
+      }
       const made = await this.options.sessions.create({
         name: session,
         command: [...params.spec.agent, params.spec.prompt],
@@ -205,8 +229,9 @@ export class TaskService implements Disposable {
       this.creating.delete(params.id);
     }
     // A command that ended at once took its session with it: said now, not at the next change.
-    await this.follow(await this.options.sessions.list());
-    return this.get(params.id);
+    await this.follow(await this.options.sessions.list()).catch((error: unknown) =>
+      this.options.logger.warn({ task: params.id, err: error }, 'following sessions failed'),
+    );
   }
 
   /** The sessions as they are now: each active task's state follows its session and agent. */

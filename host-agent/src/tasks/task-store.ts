@@ -30,7 +30,7 @@ export type TaskChange = Partial<Pick<TaskInfo, 'state' | 'detail' | 'reason' | 
 export class TaskStore {
   constructor(
     private readonly db: Database.Database,
-    /** Where a task with a repo has its worktree (tasks/<id>/work): made at its claim, never moved. */
+    /** Where a task with a repo has its worktree (tasks/<id>/work): made after its claim, never moved. */
     private readonly dataDir: string,
   ) {}
 
@@ -107,7 +107,7 @@ export class TaskStore {
       detail: row.detail,
       reason: row.reason,
       exit_code: row.exit_code,
-      // A task is stored only once its worktree was made: it has one when it has a repo.
+      // A task with a repo has its worktree's place from its claim (made just after; removed when git failed).
       ...(spec.repo !== undefined ? { worktree: taskWorktree(this.dataDir, row.id) } : {}),
     };
   }

@@ -203,7 +203,9 @@ export type TaskInfo = z.infer<typeof TaskInfo>;
 
 /**
  * A computer hands the host a task. Idempotent by id: claiming a task the host has returns its
- * record as it is. Refused with E_TASK_UNFIT (a need is missing: which) or E_TASK_LIMIT (the host
+ * record as it is. A task with a repo is answered `starting` before its worktree is made (that
+ * comes after; git's failure then ends it `error`). Refused with E_TASK_UNFIT (a need is missing:
+ * which; not a repository, no such ref) or E_TASK_LIMIT (the host
  * runs `serve --max-tasks` tasks already).
  */
 export const TaskClaimParams = z.object({ id: TaskId, spec: TaskSpec, created_at: z.number().int() });
