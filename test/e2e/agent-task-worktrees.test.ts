@@ -221,7 +221,8 @@ describe('a task whose worktree takes long, or fails, to make', () => {
 
   it('ends in error with git’s reason when git fails, its branch and worktree removed', async () => {
     const repo = newRepo();
-    writeFileSync(join(control, 'fail'), '');
+    // git's words are long: the task carries the first 4096 characters of its reason.
+    writeFileSync(join(control, 'fail'), `: ${'x'.repeat(5000)}`);
     const claimed = await claim(repo);
     expect(claimed.state).toBe('starting');
     const failed = await settled(claimed.id);
@@ -229,6 +230,8 @@ describe('a task whose worktree takes long, or fails, to make', () => {
     expect(failed.reason).toContain(
       `git could not make its worktree from HEAD in ${repo}: fatal: stand-in git gave up after the checkout`,
     );
+    expect(failed.reason!.length).toBe(4096);
+    expect(failed.reason!.endsWith('x…')).toBe(true);
     expect(hangarBranches(repo)).toBe('');
     expect(git(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
     expect(existsSync(join(box.dataDir, 'tasks', claimed.id))).toBe(false);
