@@ -1,11 +1,13 @@
 import { isHangarError, type TaskInfo } from '@hangar/shared';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
 import { usePairedHost } from '../support/paired-host.js';
-import { hangar, removeDir, tempDir } from '../support/processes.js';
+import { ROOT, hangar, removeDir, tempDir } from '../support/processes.js';
+import { until } from '../support/until.js';
+import { randomBytes } from 'node:crypto';
 
 /**
  * Agent tasks with a repo: each claimed task works in a git worktree of its own, on branch
@@ -87,6 +89,19 @@ describe('agent tasks in git worktrees', () => {
     expect(shown.stdout).toContain(`repo      ${repo} at feature\n`);
     expect(shown.stdout).toContain(`branch    ${second!.branch}\n`);
     expect(shown.stdout).toContain(`worktree  ${second!.path}\n`);
+
+    // task ls shows each one's branch, in a column of its own.
+    const listed = await hangar(box.home, ['task', 'ls']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const header = listed.stdout.split('\n')[0]!;
+    expect(header).toMatch(/\bBRANCH\b/);
+    for (const [task, worktree] of [
+      [one, first!],
+      [two, second!],
+    ] as const) {
+      const row = listed.stdout.split('\n').find((line) => line.startsWith(task.id))!;
+      expect(row.slice(header.indexOf('BRANCH')).split(/\s+/)[0]).toBe(worktree.branch);
+    }
   });
 
   it('an unknown ref or a directory that is no repository is refused at the claim with the reason, leaving nothing behind', async () => {
@@ -95,7 +110,7 @@ describe('agent tasks in git worktrees', () => {
     expect(unknown.state).toBe('queued');
     expect(unknown.reason).toMatch(
       new RegExp(
-        `box: does not fit: git could not make its worktree from "no-such-branch" in ${repo}: fatal: .*no-such-branch`,
+        `box: does not fit: "no-such-branch" is no branch, tag or commit of ${repo} \\(git rev-parse --verify\\)`,
       ),
     );
     expect(hangarBranches(repo)).toBe('');
@@ -144,3 +159,83 @@ describe('agent tasks in git worktrees', () => {
     expect(existsSync('/tmp/hangar-pwned')).toBe(false);
   });
 });
+
+describe('a task whose worktree takes long, or fails, to make', () => {
+  // A stand-in git on the agent's PATH: its `worktree add` waits or fails as the test says.
+  const control = tempDir('git-control');
+  const box = usePairedHost({
+    agent: {
+      env: {
+        PATH: `${join(ROOT, 'test', 'fixtures', 'slow-git')}:${process.env['PATH']}`,
+        HANGAR_TEST_GIT_CONTROL: control,
+        HANGAR_TEST_REAL_GIT: execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim(),
+      },
+    },
+  });
+  const dirs: string[] = [control];
+  let core: HangarCore | undefined;
+  afterEach(async () => {
+    await core?.dispose();
+    core = undefined;
+    rmSync(join(control, 'hold'), { force: true });
+    rmSync(join(control, 'fail'), { force: true });
+  });
+  afterAll(() => dirs.forEach(removeDir));
+
+  const newRepo = (): string => {
+    const repo = tempDir('repo');
+    dirs.push(repo);
+    git(repo, 'init', '-q', '-b', 'main');
+    writeFileSync(join(repo, 'README'), 'main\n');
+    git(repo, 'add', 'README');
+    git(repo, 'commit', '-q', '-m', 'main');
+    return repo;
+  };
+  const claim = async (repo: string): Promise<TaskInfo> => {
+    core = await HangarCore.open({ home: box.home });
+    return core.connection('box').call('task.claim', {
+      id: `t-${randomBytes(8).toString('hex')}`,
+      spec: { prompt: 'go', repo, agent: ['sh', '-c', 'git rev-parse --abbrev-ref HEAD > branch.txt'] },
+      created_at: Date.now(),
+    });
+  };
+  const settled = (id: string) =>
+    until(async () => {
+      const task = await core!.connection('box').call('task.get', { id });
+      return ['completed', 'error', 'cancelled'].includes(task.state) ? task : undefined;
+    }, `task ${id} ended`);
+
+  it('is claimed at once, starting; it runs once the worktree is made', async () => {
+    const repo = newRepo();
+    mkdirSync(control, { recursive: true });
+    writeFileSync(join(control, 'hold'), '');
+    // git's checkout is held: the claim is answered all the same.
+    const claimed = await claim(repo);
+    expect(claimed.state).toBe('starting');
+    expect(existsSync(claimed.worktree!.path)).toBe(false);
+    rmSync(join(control, 'hold'));
+    const done = await settled(claimed.id);
+    expect(done).toMatchObject({ state: 'completed', reason: null });
+    expect(readFileSync(join(done.worktree!.path, 'branch.txt'), 'utf8')).toBe(`${done.worktree!.branch}\n`);
+  });
+
+  it('ends in error with git’s reason when git fails, its branch and worktree removed', async () => {
+    const repo = newRepo();
+    // git's words are long: the task carries the first 4096 characters of its reason.
+    writeFileSync(join(control, 'fail'), `: ${'x'.repeat(5000)}`);
+    const claimed = await claim(repo);
+    expect(claimed.state).toBe('starting');
+    const failed = await settled(claimed.id);
+    expect(failed.state).toBe('error');
+    expect(failed.reason).toContain(
+      `git could not make its worktree from HEAD in ${repo}: fatal: stand-in git gave up after the checkout`,
+    );
+    expect(failed.reason!.length).toBe(4096);
+    expect(failed.reason!.endsWith('x…')).toBe(true);
+    expect(hangarBranches(repo)).toBe('');
+    expect(git(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
+    expect(existsSync(join(box.dataDir, 'tasks', claimed.id))).toBe(false);
+  });
+});
+
+const hangarBranches = (repo: string) => git(repo, 'branch', '--list', 'hangar/*', '--format=%(refname:short)');

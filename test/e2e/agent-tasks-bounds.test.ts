@@ -123,3 +123,57 @@ describe('a long prompt', () => {
     expect(claude.state).not.toBe('error');
   });
 });
+
+describe("a host's listing", () => {
+  const box = usePairedHost({ agent: { maxSessions: 64, extraArgs: ['--max-tasks', '64'] } });
+  let core: HangarCore | undefined;
+  afterEach(async () => {
+    await core?.dispose();
+    core = undefined;
+  });
+  const claim = (host: ReturnType<HangarCore['connection']>, spec: { prompt: string; agent: string[] }) =>
+    host.call('task.claim', { id: `t-${randomBytes(8).toString('hex')}`, spec, created_at: Date.now() });
+
+  it('of many long prompts stays under the link’s frame: prompts cut and flagged, whole in task show', async () => {
+    core = await HangarCore.open({ home: box.home });
+    const host = core.connection('box');
+    // 6 KiB of a control character is 36 KiB of JSON: 32 of them were past the 1 MiB frame.
+    const prompt = '\x01'.repeat(MAX_PROMPT_BYTES);
+    const ids: string[] = [];
+    for (let i = 0; i < 32; i++) ids.push((await claim(host, { prompt, agent: ['sh', '-c', 'exit 0'] })).id);
+
+    const listed = await hangar(box.home, ['task', 'ls', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const { hosts } = JSON.parse(listed.stdout) as { hosts: { host: string; tasks: TaskInfo[]; error?: unknown }[] };
+    const onBox = hosts.find((h) => h.host === 'box')!;
+    expect(onBox.error).toBeUndefined();
+    expect(onBox.tasks.map((t) => t.id).sort()).toEqual([...ids].sort());
+    for (const task of onBox.tasks) {
+      expect(task.prompt_cut).toBe(true);
+      expect(task.spec.prompt.length).toBeLessThan(400);
+      expect(task.spec.prompt.endsWith('…')).toBe(true);
+    }
+    const whole = await show(box.home, ids[0]!);
+    expect(whole.spec.prompt).toBe(prompt);
+    expect(whole.prompt_cut).toBeUndefined();
+  });
+
+  it('of tasks with long agent commands lists the newest up to its byte bound and counts the rest', async () => {
+    core = await HangarCore.open({ home: box.home });
+    const host = core.connection('box');
+    // About 300 KiB of JSON each (its session cannot start, tmux's bound: the task ends in error).
+    const agent = ['sh', '-c', 'exit 0', ...Array.from({ length: 12 }, () => '\x01'.repeat(4096))];
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await claim(host, { prompt: 'go', agent })).id);
+      await new Promise((resolve) => setTimeout(resolve, 5)); // distinct claim times: newest first
+    }
+    const { tasks, truncated } = await host.call('task.list', {});
+    expect(tasks.map((t) => t.id)).toEqual([ids[2]]);
+    expect(truncated).toBe(2);
+
+    const listed = await hangar(box.home, ['task', 'ls']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain('box: 2 older tasks not listed');
+  });
+});

@@ -8,7 +8,7 @@ import type { TaskProcedureTable } from './procedures.js';
 export function createTaskProcedures(tasks: TaskService): TaskProcedureTable {
   return {
     'task.claim': async (params, call) => ({ result: await tasks.claim(params, call.device) }),
-    'task.list': async () => ({ result: { tasks: tasks.list() } }),
+    'task.list': async () => ({ result: tasks.list() }),
     'task.get': async (params) => ({ result: tasks.get(params.id) }),
     'task.cancel': async (params) => ({ result: await tasks.cancel(params.id) }),
   };

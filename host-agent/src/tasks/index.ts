@@ -1,6 +1,9 @@
 import {
   FINAL_TASK_STATES,
   HangarError,
+  TASK_LIST_BUDGET_BYTES,
+  TASK_LIST_MAX_TASKS,
+  TASK_LIST_PROMPT_CHARS,
   taskSessionName,
   toHangarError,
   type Disposable,
@@ -16,9 +19,19 @@ import type { SessionManager } from '../sessions/index.js';
 import { resolveWorkdir } from '../sessions/workdir.js';
 import { assertFits, hostTaskCapabilities } from './fit.js';
 import { TaskStore, type TaskChange } from './task-store.js';
-import { addTaskWorktree } from './worktree.js';
+import { addTaskWorktree, checkTaskRepo } from './worktree.js';
 
 export { KNOWN_AGENT_COMMANDS } from './fit.js';
+
+/** A task as a listing carries it: its prompt cut to TASK_LIST_PROMPT_CHARS, flagged so. */
+function listedTask(task: TaskInfo): TaskInfo {
+  const prompt = task.spec.prompt;
+  if (prompt.length <= TASK_LIST_PROMPT_CHARS) return task;
+  // Never half a surrogate pair.
+  let end = TASK_LIST_PROMPT_CHARS - 1;
+  if (/[\uD800-\uDBFF]/.test(prompt[end - 1]!)) end -= 1;
+  return { ...task, spec: { ...task.spec, prompt: `${prompt.slice(0, end)}…` }, prompt_cut: true };
+}
 
 /** Tasks run at once unless `serve --max-tasks` says otherwise: each is a coding agent, a heavy program. */
 export const DEFAULT_MAX_TASKS = 2;
@@ -87,8 +100,22 @@ export class TaskService implements Disposable {
     return run;
   }
 
-  list(): TaskInfo[] {
-    return this.store.list();
+  /**
+   * Newest first, each prompt cut to TASK_LIST_PROMPT_CHARS (prompt_cut), as many as fit in
+   * TASK_LIST_BUDGET_BYTES of JSON: 200 whole 6 KiB prompts (more bytes where JSON escapes control
+   * characters) were past the link's 1 MiB control frame, and the host's whole listing failed.
+   */
+  list(): { tasks: TaskInfo[]; truncated: number } {
+    const all = this.store.list(TASK_LIST_MAX_TASKS + 1);
+    const tasks: TaskInfo[] = [];
+    let bytes = 0;
+    for (const task of all.slice(0, TASK_LIST_MAX_TASKS)) {
+      const listed = listedTask(task);
+      bytes += Buffer.byteLength(JSON.stringify(listed)) + 1;
+      if (bytes > TASK_LIST_BUDGET_BYTES) break;
+      tasks.push(listed);
+    }
+    return { tasks, truncated: this.store.count() - tasks.length };
   }
 
   get(id: string): TaskInfo {
@@ -149,17 +176,41 @@ export class TaskService implements Disposable {
         { limit: this.options.sessions.sessionLimit },
       );
     }
-    // A task with a repo works in a worktree of its own, on its own branch; both outlive the task.
-    const cwd =
-      params.spec.repo !== undefined
-        ? (await addTaskWorktree(this.options.dataDir, params.id, workdir, params.spec.ref)).path
-        : workdir;
+    // What is cheap to check is refused at the claim: not a repository, no such ref.
+    if (params.spec.repo !== undefined) await checkTaskRepo(workdir, params.spec.ref);
     const session = taskSessionName(params.id);
     const claimed = this.store.insert({ ...params, session, device }, Date.now());
     this.options.logger.info({ task: params.id, session }, 'task claimed');
     this.publish(claimed);
     this.creating.add(params.id);
+    const started = this.startTask(params, workdir, session).catch((error: unknown) =>
+      this.options.logger.error({ task: params.id, err: error }, 'task start failed'),
+    );
+    // A task with a repo is answered at once, `starting`: its worktree's checkout may take longer
+    // than the core waits for a claim's answer. Any other is answered once its session is made.
+    if (params.spec.repo === undefined) await started;
+    return this.get(params.id);
+  }
+
+  /** Makes the task's worktree (a task with a repo) and its session; a failure is the task's error. */
+  private async startTask(
+    params: { id: string; spec: TaskSpec; created_at: number },
+    workdir: string,
+    session: string,
+  ): Promise<void> {
     try {
+      let cwd = workdir;
+      if (params.spec.repo !== undefined) {
+        try {
+          // A worktree of its own, on its own branch; both outlive the task.
+          cwd = (await addTaskWorktree(this.options.dataDir, params.id, workdir, params.spec.ref)).path;
+        } catch (error) {
+          this.change(params.id, { state: 'error', reason: toHangarError(error).message });
+          return;
+        }
+        // Cancelled while its worktree was being made: no session then.
+        if (this.get(params.id).state === 'cancelled') return;
+      }
       const made = await this.options.sessions.create({
         name: session,
         command: [...params.spec.agent, params.spec.prompt],
@@ -178,8 +229,9 @@ export class TaskService implements Disposable {
       this.creating.delete(params.id);
     }
     // A command that ended at once took its session with it: said now, not at the next change.
-    await this.follow(await this.options.sessions.list());
-    return this.get(params.id);
+    await this.follow(await this.options.sessions.list()).catch((error: unknown) =>
+      this.options.logger.warn({ task: params.id, err: error }, 'following sessions failed'),
+    );
   }
 
   /** The sessions as they are now: each active task's state follows its session and agent. */

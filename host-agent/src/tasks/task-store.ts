@@ -20,6 +20,9 @@ const Row = z.object({
 });
 type Row = z.infer<typeof Row>;
 
+/** A task's reason carries at most this (TaskInfo.reason). */
+const MAX_REASON_CHARS = 4096;
+
 /** What may change of a task after its claim. */
 export type TaskChange = Partial<Pick<TaskInfo, 'state' | 'detail' | 'reason' | 'exit_code'>>;
 
@@ -27,7 +30,7 @@ export type TaskChange = Partial<Pick<TaskInfo, 'state' | 'detail' | 'reason' | 
 export class TaskStore {
   constructor(
     private readonly db: Database.Database,
-    /** Where a task with a repo has its worktree (tasks/<id>/work): made at its claim, never moved. */
+    /** Where a task with a repo has its worktree (tasks/<id>/work): made after its claim, never moved. */
     private readonly dataDir: string,
   ) {}
 
@@ -55,6 +58,10 @@ export class TaskStore {
     return agentDb.rows(this.db, 'tasks', Row, rows).map((row) => this.info(row));
   }
 
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM tasks').get() as { n: number }).n;
+  }
+
   /** Tasks not yet in a final state (starting, running, waiting for the user, paused). */
   active(): TaskInfo[] {
     const final = FINAL_TASK_STATES.map(() => '?').join(', ');
@@ -70,6 +77,9 @@ export class TaskStore {
     const before = this.get(id);
     if (!before || FINAL_TASK_STATES.includes(before.state)) return undefined;
     const after = { ...before, ...change };
+    // TaskInfo carries at most MAX_REASON_CHARS of a reason (git's or a session's words can be longer).
+    if (after.reason !== null && after.reason.length > MAX_REASON_CHARS)
+      after.reason = `${after.reason.slice(0, MAX_REASON_CHARS - 1)}…`;
     if (after.state === before.state && after.detail === before.detail && after.reason === before.reason) {
       if (after.exit_code === before.exit_code) return undefined;
     }
@@ -97,7 +107,7 @@ export class TaskStore {
       detail: row.detail,
       reason: row.reason,
       exit_code: row.exit_code,
-      // A task is stored only once its worktree was made: it has one when it has a repo.
+      // A task with a repo has its worktree's place from its claim (made just after; removed when git failed).
       ...(spec.repo !== undefined ? { worktree: taskWorktree(this.dataDir, row.id) } : {}),
     };
   }

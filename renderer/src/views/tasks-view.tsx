@@ -67,6 +67,11 @@ export default function TasksView(props: TasksViewProps) {
             Tasks on {h.host} are not shown: {h.message}
           </p>
         ))}
+        {data.hostTruncated.map((h) => (
+          <p key={h.host} className="task-words">
+            {h.count} older tasks on {h.host} are not listed (a host lists its newest).
+          </p>
+        ))}
         {data.tasks === undefined ? (
           <p className="empty-state">Listing tasks…</p>
         ) : tasks.length === 0 ? (
@@ -85,6 +90,7 @@ export default function TasksView(props: TasksViewProps) {
                   <span className="job-command">{promptTitle(task)}</span>
                   <span className="job-host">
                     {task.host ?? 'queue'} · {age(task.created_at, now)}
+                    {task.worktree ? ` · ${visibleText(task.worktree.branch)}` : ''}
                   </span>
                   {note(task) && <span className="task-note">{note(task)}</span>}
                 </button>
@@ -148,6 +154,11 @@ function TaskDetail({
       <pre className="task-prompt" aria-label="Task prompt">
         {visibleLines(task.spec.prompt)}
       </pre>
+      {task.prompt_cut && (
+        <p className="task-words">
+          The listing carries the prompt's beginning; <code>hangar task show {task.id}</code> prints it whole.
+        </p>
+      )}
       <dl className="task-spec">
         <dt>Agent</dt>
         <dd>
@@ -156,7 +167,13 @@ function TaskDetail({
         <dt>Needs</dt>
         <dd>{task.spec.needs.length > 0 ? visibleText(task.spec.needs.join(', ')) : 'nothing in particular'}</dd>
         <dt>Working directory</dt>
-        <dd>{task.spec.cwd ? visibleText(task.spec.cwd) : "the host's home"}</dd>
+        <dd>
+          {task.worktree
+            ? `${visibleText(task.worktree.path)} (branch ${visibleText(task.worktree.branch)})`
+            : task.spec.cwd
+              ? visibleText(task.spec.cwd)
+              : "the host's home"}
+        </dd>
         <dt>Runner</dt>
         <dd>{task.spec.runner}</dd>
       </dl>

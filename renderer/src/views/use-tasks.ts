@@ -6,6 +6,8 @@ export interface TasksData {
   tasks: TaskInfo[] | undefined;
   /** Hosts whose tasks could not be listed, with why (their tasks are missing from `tasks`). */
   hostErrors: { host: string; message: string }[];
+  /** Hosts that left older tasks out of their listing (a byte bound), with how many. */
+  hostTruncated: { host: string; count: number }[];
   /** Why the listing itself failed. */
   error: string | undefined;
   /** A task this window just added or cancelled, shown before its event arrives. */
@@ -20,6 +22,7 @@ export interface TasksData {
 export function useTasks(api: CoreApi, hosts: HostView[]): TasksData {
   const [tasks, setTasks] = useState<TaskInfo[]>();
   const [hostErrors, setHostErrors] = useState<{ host: string; message: string }[]>([]);
+  const [hostTruncated, setHostTruncated] = useState<{ host: string; count: number }[]>([]);
   const [error, setError] = useState<string>();
   // Events that arrive while a listing is on its way are newer than it: they win.
   const heard = useRef(new Map<string, TaskInfo>());
@@ -57,6 +60,9 @@ export function useTasks(api: CoreApi, hosts: HostView[]): TasksData {
         setHostErrors(
           result.hosts.flatMap((h) => (h.error ? [{ host: h.host, message: visibleText(h.error.message) }] : [])),
         );
+        setHostTruncated(
+          result.hosts.flatMap((h) => ((h.truncated ?? 0) > 0 ? [{ host: h.host, count: h.truncated! }] : [])),
+        );
         setError(undefined);
       },
       (e: unknown) => current && setError(describeError(e)),
@@ -66,7 +72,7 @@ export function useTasks(api: CoreApi, hosts: HostView[]): TasksData {
     };
   }, [api, online]);
 
-  return { tasks, hostErrors, error, addTask: show };
+  return { tasks, hostErrors, hostTruncated, error, addTask: show };
 }
 
 function sortTasks(tasks: TaskInfo[]): TaskInfo[] {

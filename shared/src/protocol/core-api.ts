@@ -309,7 +309,15 @@ export const CORE_PROCEDURES = {
     params: z.object({}),
     result: z.object({
       queued: z.array(TaskInfo),
-      hosts: z.array(z.object({ host: HostName, tasks: z.array(TaskInfo), error: HostFailure.nullable() })),
+      hosts: z.array(
+        z.object({
+          host: HostName,
+          tasks: z.array(TaskInfo),
+          /** Older tasks the host left out of its listing (its byte bound). */
+          truncated: z.number().int().nonnegative().optional(),
+          error: HostFailure.nullable(),
+        }),
+      ),
     }),
   },
   'tasks.get': { params: TaskRef, result: z.object({ task: TaskInfo }) },

@@ -191,6 +191,11 @@ export const TaskInfo = z.object({
   exit_code: z.number().int().nullable(),
   /** A task with a repo, once claimed: the branch and worktree it works in (they outlive it). */
   worktree: TaskWorktree.optional(),
+  /**
+   * True in a host's listing when the prompt is cut to its first TASK_LIST_PROMPT_CHARS characters
+   * (and `…`); task.get (hangar task show) gives it whole.
+   */
+  prompt_cut: z.boolean().optional(),
 });
 export type TaskInfo = z.infer<typeof TaskInfo>;
 
@@ -198,12 +203,25 @@ export type TaskInfo = z.infer<typeof TaskInfo>;
 
 /**
  * A computer hands the host a task. Idempotent by id: claiming a task the host has returns its
- * record as it is. Refused with E_TASK_UNFIT (a need is missing: which) or E_TASK_LIMIT (the host
+ * record as it is. A task with a repo is answered `starting` before its worktree is made (that
+ * comes after; git's failure then ends it `error`). Refused with E_TASK_UNFIT (a need is missing:
+ * which; not a repository, no such ref) or E_TASK_LIMIT (the host
  * runs `serve --max-tasks` tasks already).
  */
 export const TaskClaimParams = z.object({ id: TaskId, spec: TaskSpec, created_at: z.number().int() });
 export const TaskIdParams = z.object({ id: TaskId });
-export const TaskListResult = z.object({ tasks: z.array(TaskInfo) });
+/**
+ * A host's listing: newest first, each prompt cut to TASK_LIST_PROMPT_CHARS characters, at most
+ * TASK_LIST_MAX_TASKS tasks and TASK_LIST_BUDGET_BYTES of JSON (the link's control frames are 1 MiB);
+ * `truncated` counts the older tasks left out.
+ */
+export const TaskListResult = z.object({
+  tasks: z.array(TaskInfo),
+  truncated: z.number().int().nonnegative().optional(),
+});
+export const TASK_LIST_PROMPT_CHARS = 300;
+export const TASK_LIST_MAX_TASKS = 200;
+export const TASK_LIST_BUDGET_BYTES = 512 * 1024;
 /** Event `task.updated`: a task on the host changed state. */
 export const TaskUpdatedEvent = z.object({ task: TaskInfo });
 

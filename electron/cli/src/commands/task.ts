@@ -90,12 +90,13 @@ export function registerTask(program: Command): void {
         if (all.length > 0)
           process.stdout.write(
             table(
-              ['ID', 'HOST', 'STATE', 'SESSION', 'CREATED', 'PROMPT', 'NOTE'],
+              ['ID', 'HOST', 'STATE', 'SESSION', 'BRANCH', 'CREATED', 'PROMPT', 'NOTE'],
               all.map((t) => [
                 t.id,
                 t.host ?? '-',
                 t.state,
                 t.session ?? '-',
+                t.worktree !== undefined ? visibleText(t.worktree.branch) : '-',
                 ago(t.created_at),
                 oneLine(t.spec.prompt),
                 oneLine(t.detail ?? (t.state === 'queued' || t.state === 'error' ? (t.reason ?? '') : '')),
@@ -103,6 +104,10 @@ export function registerTask(program: Command): void {
             ),
           );
         else process.stdout.write('no tasks; queue one with: hangar task add "<prompt>"\n');
+        // A host lists its newest tasks up to a byte bound: the older ones are said, not shown.
+        for (const h of hosts)
+          if ((h.truncated ?? 0) > 0)
+            process.stdout.write(`${h.host}: ${h.truncated} older tasks not listed (a host lists its newest)\n`);
         return reportUnreachable(hosts);
       }),
     );

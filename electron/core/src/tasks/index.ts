@@ -23,6 +23,8 @@ export type TaskLink = Pick<HostConnection, 'call' | 'link'>;
 export interface HostTasks {
   host: string;
   tasks: TaskInfo[];
+  /** Older tasks the host left out of its listing (its byte bound); 0 when it listed them all. */
+  truncated: number;
   error: HostFailure | null;
 }
 
@@ -78,8 +80,11 @@ export class TasksApi implements Disposable {
     const hosts = await listOnHosts(
       this.sortedHosts(),
       undefined,
-      async (host) => ({ tasks: (await this.connectionFor(host).call('task.list', {})).tasks.map(on(host)) }),
-      { tasks: [] as TaskInfo[] },
+      async (host) => {
+        const listed = await this.connectionFor(host).call('task.list', {});
+        return { tasks: listed.tasks.map(on(host)), truncated: listed.truncated ?? 0 };
+      },
+      { tasks: [] as TaskInfo[], truncated: 0 },
     );
     return { queued, hosts };
   }
