@@ -51,14 +51,18 @@ describe('a claim whose answer was lost', () => {
     const hold = await add(['hold', '--host', 'alpha', '--', 'sh', '-c', 'sleep 60']);
     expect(hold.host).toBe('alpha');
 
+    // What beta sends is lost from now on: the claim reaches it, its answer never comes back.
+    // (Cutting the link once beta lists the task raced the answer under load: CI run 30.)
+    proxy.setBlackhole(true, 'fromTarget');
     const adding = add(['go', '--', 'sh', '-c', 'sleep 60']);
-    // Once beta has the task, the link to it goes before its answer is back.
+    // Once beta has the task, the link to it goes, its answer unheard.
     const taken = await until(async () => {
       const { tasks } = await onBeta.call('task.list', {});
       return tasks.find((t) => t.spec.prompt === 'go');
     }, 'beta to take the task');
-    proxy.cutAll();
     proxy.setRefusing(true);
+    proxy.cutAll();
+    proxy.setBlackhole(false);
     const added = await adding;
     expect(added).toMatchObject({ id: taken.id, state: 'queued', host: null });
 

@@ -8,7 +8,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export class TcpProxy implements AsyncDisposable {
   readonly captured: Buffer[] = [];
   private readonly sockets = new Set<Socket>();
-  private blackhole = false;
+  private blackhole: false | 'both' | 'fromTarget' = false;
   private refusing = false;
 
   private constructor(
@@ -46,7 +46,7 @@ export class TcpProxy implements AsyncDisposable {
     }
     const pipe = (from: Socket, to: Socket) =>
       from.on('data', (chunk: Buffer) => {
-        if (this.blackhole) return;
+        if (this.blackhole === 'both' || (this.blackhole === 'fromTarget' && from === upstream)) return;
         this.captured.push(Buffer.from(chunk));
         to.write(chunk);
       });
@@ -66,9 +66,12 @@ export class TcpProxy implements AsyncDisposable {
     this.refusing = on;
   }
 
-  /** Keep sockets open but deliver nothing (until cleared). */
-  setBlackhole(on: boolean): void {
-    this.blackhole = on;
+  /**
+   * Keep sockets open but deliver nothing (until cleared); `fromTarget`: only what the target sends
+   * is dropped, so a request still arrives and its answer is lost on the way back.
+   */
+  setBlackhole(on: boolean, direction: 'both' | 'fromTarget' = 'both'): void {
+    this.blackhole = on ? direction : false;
   }
 
   get openConnections(): number {
