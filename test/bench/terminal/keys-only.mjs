@@ -316,7 +316,14 @@ try {
     );
   }
   if (process.env.BENCH_TRACE_KEEP) console.log(`trace kept in ${traceDir}`);
-  else rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
+  else {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
+    } catch (error) {
+      // A session's output pipe may still be writing there as tmux goes: the figures count more.
+      console.error(`left ${dir} behind: ${error.message}`);
+    }
+  }
 }
 const width = Math.max(...rows.map((r) => r[0].length));
 console.log(`\nHangar keystroke echo (loopback, ${KEYSTROKES} keys per row)\n`);
