@@ -18,20 +18,23 @@ const git = (repo: string, ...args: string[]): string =>
     encoding: 'utf8',
   });
 
+/** A repository with one commit on main, in a temp dir that goes into `dirs` (removed after). */
+function repoWithOneCommit(dirs: string[]): string {
+  const repo = tempDir('repo');
+  dirs.push(repo);
+  git(repo, 'init', '-q', '-b', 'main');
+  writeFileSync(join(repo, 'README'), 'main\n');
+  git(repo, 'add', 'README');
+  git(repo, 'commit', '-q', '-m', 'main');
+  return repo;
+}
+
 describe('agent tasks in git worktrees', () => {
   const box = usePairedHost({ agent: { maxSessions: 4, extraArgs: ['--max-tasks', '2'] } });
   const dirs: string[] = [];
   afterAll(() => dirs.forEach(removeDir));
 
-  const newRepo = (): string => {
-    const repo = tempDir('repo');
-    dirs.push(repo);
-    git(repo, 'init', '-q', '-b', 'main');
-    writeFileSync(join(repo, 'README'), 'main\n');
-    git(repo, 'add', 'README');
-    git(repo, 'commit', '-q', '-m', 'main');
-    return repo;
-  };
+  const newRepo = (): string => repoWithOneCommit(dirs);
   const hangarBranches = (repo: string) => git(repo, 'branch', '--list', 'hangar/*', '--format=%(refname:short)');
   const add = async (args: string[]): Promise<TaskInfo> => {
     const added = await hangar(box.home, ['task', 'add', '--json', ...args]);
@@ -182,15 +185,7 @@ describe('a task whose worktree takes long, or fails, to make', () => {
   });
   afterAll(() => dirs.forEach(removeDir));
 
-  const newRepo = (): string => {
-    const repo = tempDir('repo');
-    dirs.push(repo);
-    git(repo, 'init', '-q', '-b', 'main');
-    writeFileSync(join(repo, 'README'), 'main\n');
-    git(repo, 'add', 'README');
-    git(repo, 'commit', '-q', '-m', 'main');
-    return repo;
-  };
+  const newRepo = (): string => repoWithOneCommit(dirs);
   const claim = async (repo: string): Promise<TaskInfo> => {
     core = await HangarCore.open({ home: box.home });
     return core.connection('box').call('task.claim', {

@@ -51,6 +51,23 @@ async function enrolledHost(laptop: string) {
   return { ...machine, line };
 }
 
+/** The attacker's machine: an address on loopback that counts who connects to it (and hangs up). */
+async function countingTrap(): Promise<{ address: string; readonly dialed: number }> {
+  let dialed = 0;
+  const trap = createServer((socket) => {
+    dialed++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+  return {
+    address: `127.0.0.1:${(trap.address() as AddressInfo).port}`,
+    get dialed() {
+      return dialed;
+    },
+  };
+}
+
 function fakeKey(): { signer: Ed25519Signer; publicKey: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const raw = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(12));
@@ -209,21 +226,15 @@ describe('a compromised relay', () => {
     expect(approved.code, approved.stderr).toBe(0);
 
     // The attacker's machine: an address that counts who connects to it, and a key of the relay's.
-    let dialed = 0;
-    const trap = createServer((socket) => {
-      dialed++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const trap = await countingTrap();
     const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
-    double.rewriteHost = impersonate(fakeKey(), certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`]);
+    double.rewriteHost = impersonate(fakeKey(), certHex, [trap.address]);
     const tried = await hangar(phone, ['session', 'ls', 'mini']);
     expect(tried.code).toBe(4);
     expect(tried.stderr).toMatch(
       /the relay lists "mini" with a key that no computer this one trusts vouched for.*the relay may be compromised.*Nothing was dialed/,
     );
-    expect(dialed).toBe(0);
+    expect(trap.dialed).toBe(0);
     expect((await hostsLs(phone)).find((h) => h.name === 'mini')).toMatchObject({ via: 'relay', link: 'offline' });
 
     // The relay tells the truth again: the key the laptop handed over is the real mini's.
@@ -251,16 +262,10 @@ describe('a compromised relay', () => {
     expect((await hangar(laptop, ['session', 'new', 'vps', '--name', 'there', '--', 'sleep', '600'])).code).toBe(0);
 
     // The relay puts its own machine and key in its place, with a vouch signed by a key of its own.
-    let dialed = 0;
-    const trap = createServer((socket) => {
-      dialed++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const trap = await countingTrap();
     const own = fakeKey();
     const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
-    const fake = impersonate(own, certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`], 'vps');
+    const fake = impersonate(own, certHex, [trap.address], 'vps');
     double.rewriteHost = (host) => {
       const listed = fake(host);
       if (listed === host) return host;
@@ -279,7 +284,7 @@ describe('a compromised relay', () => {
     expect(tried.stderr).toMatch(
       /the relay lists "vps" with a key that no computer this one trusts vouched for.*Nothing was dialed/,
     );
-    expect(dialed).toBe(0);
+    expect(trap.dialed).toBe(0);
 
     double.rewriteHost = undefined;
     const honest = await hangar(phone, ['session', 'ls', 'vps']);
@@ -300,21 +305,15 @@ describe('a compromised relay', () => {
     await waitForHost(phone, 'vps', (h) => h.status === 'online');
     expect((await hangar(phone, ['session', 'new', 'vps', '--name', 'there', '--', 'sleep', '600'])).code).toBe(0);
 
-    let dialed = 0;
-    const trap = createServer((socket) => {
-      dialed++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => trap.close(() => resolve())));
+    const trap = await countingTrap();
     const certHex = createHash('sha256').update(randomBytes(32)).digest('hex');
-    double.rewriteHost = impersonate(fakeKey(), certHex, [`127.0.0.1:${(trap.address() as AddressInfo).port}`], 'vps');
+    double.rewriteHost = impersonate(fakeKey(), certHex, [trap.address], 'vps');
     const tried = await hangar(laptop, ['session', 'ls', 'vps']);
     expect(tried.code).toBe(4);
     expect(tried.stderr).toMatch(
       /the relay lists "vps" with a key that no computer this one trusts vouched for.*Nothing was dialed/,
     );
-    expect(dialed).toBe(0);
+    expect(trap.dialed).toBe(0);
 
     // The relay tells the truth again: the phone, which the laptop approved, vouched for the real key,
     // so the laptop dials the real vps, which answers (it lets in the phone and whom the phone endorses).
@@ -323,7 +322,7 @@ describe('a compromised relay', () => {
     expect(honest.stderr).toMatch(
       /"vps" does not let this computer in: a device it trusts must approve this one first/,
     );
-    expect(dialed).toBe(0);
+    expect(trap.dialed).toBe(0);
   });
 
   it('answers a used enrollment token as if it were new: the host refuses it without asking', async () => {
