@@ -9,6 +9,7 @@ import { AttachedCli } from '../support/pty-client.js';
 import { BASH, HANGAR_BIN, hangar, hangarAgent, killTmuxServer, startAgentProcess } from '../support/processes.js';
 import { supervise } from '../support/serving-cli.js';
 import { dirFor, useCleanups } from '../support/cleanups.js';
+import { ticks } from '../support/ticking-terminal.js';
 
 /**
  * A device whose address changes mid-session (Wi-Fi to another network, a DHCP renewal): the
@@ -77,26 +78,6 @@ async function coreIn(wrapper: string[], home: string): Promise<void> {
       resolve();
     });
   });
-}
-
-/**
- * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost
- * or doubled byte. tmux writes a line as `tick-N` and CR LF, or, when it draws several at once
- * after a scroll (CSI S), with an erase to the end of the line (ESC [ K) before the CR LF.
- * tmux may also repaint the whole screen in place, from the cursor home (ESC [ H; seen around the
- * reconnect): the ticks it draws again at the start of a repaint are ones already on the screen,
- * not output received twice, so they are left out.
- */
-function ticks(raw: string): number[] {
-  const seen: number[] = [];
-  for (const part of raw.split('\x1b[H')) {
-    const drawn = [...part.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
-    const last = seen.at(-1) ?? 0;
-    let repainted = 0;
-    while (repainted < drawn.length && drawn[repainted]! <= last) repainted++;
-    seen.push(...drawn.slice(repainted));
-  }
-  return seen;
 }
 
 describe('link recovery', { timeout: 120_000 }, () => {

@@ -4,9 +4,22 @@ import { writeFileSync } from 'node:fs';
  * `tick-N` lines in the order the terminal received them as new lines: a gap or a repeat is a lost
  * or doubled byte. tmux writes a line as `tick-N` and CR LF, or, when it draws several at once
  * after a scroll (CSI S), with an erase to the end of the line (ESC [ K) before the CR LF.
+ * tmux may also repaint the whole screen in place, from the cursor home (ESC [ H), around a
+ * reconnect or right after attaching (both seen in CI): the screen's last lines drawn again, which
+ * are not output received twice. So the run of ticks at the start of a repaint that ends at the last
+ * tick seen (N-k+1 … N) is left out; any other repeat still counts.
  */
 export function ticks(raw: string): number[] {
-  return [...raw.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
+  const seen: number[] = [];
+  for (const part of raw.split('\x1b[H')) {
+    const drawn = [...part.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
+    const last = seen.at(-1) ?? 0;
+    let repainted = 0;
+    while (repainted < drawn.length && drawn[repainted]! <= last) repainted++;
+    const isRepaint = drawn.slice(0, repainted).every((n, i) => n === last - repainted + 1 + i);
+    seen.push(...drawn.slice(isRepaint ? repainted : 0));
+  }
+  return seen;
 }
 
 /** Polls `check` every 25 ms; fails saying `what` (and `context()`, the output so far) after `timeoutMs`. */
