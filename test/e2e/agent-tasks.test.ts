@@ -244,6 +244,16 @@ describe('hangar task', () => {
     });
   });
 
+  it('a prompt starting with "-" reaches the agent as its prompt, not as an option', async () => {
+    // After the CLI's own `--` the first argument is the prompt; claude refuses an unknown option.
+    const added = await add(['--host', 'beta', '--', '--help me fix x']);
+    expect(added.spec.prompt).toBe('--help me fix x');
+    expect(await waitFor(added.id, 'completed')).toMatchObject({ exit_code: null, reason: null });
+    const terminal = new AttachedCli(home, ['beta', added.session!]);
+    clients.push(terminal);
+    await terminal.waitForText('Working on: --help me fix x');
+  });
+
   it('cancel ends a running task and its session; a queued one leaves the queue', async () => {
     const running = await add(['please run bash', '--needs', 'claude']);
     await waitFor(running.id, 'waiting_input');

@@ -14,10 +14,11 @@ import {
   type TaskSpec,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import type { SessionManager } from '../sessions/index.js';
 import { resolveWorkdir } from '../sessions/workdir.js';
-import { assertFits, hostTaskCapabilities } from './fit.js';
+import { assertFits, hostTaskCapabilities, isKnownAgent } from './fit.js';
 import { TaskStore, type TaskChange } from './task-store.js';
 import { addTaskWorktree, checkTaskRepo } from './worktree.js';
 
@@ -31,6 +32,20 @@ function listedTask(task: TaskInfo): TaskInfo {
   let end = TASK_LIST_PROMPT_CHARS - 1;
   if (/[\uD800-\uDBFF]/.test(prompt[end - 1]!)) end -= 1;
   return { ...task, spec: { ...task.spec, prompt: `${prompt.slice(0, end)}…` }, prompt_cut: true };
+}
+
+/**
+ * The task's command line: its agent's and the prompt last. A prompt starting with "-" ("--help me
+ * fix x", "- [ ] a checklist") would be read as an option (claude: `error: unknown option`, and the
+ * task ends at once): a known agent command (KNOWN_AGENT_COMMANDS, by its file's name; each parses
+ * its options as POSIX does) gets `--` before it, which ends its options. Another command is the
+ * user's own, run as given: its parsing is unknown (`sh -c … <prompt>` takes `--` as $0), so its
+ * argv may end with `--` itself.
+ */
+export function agentCommand(spec: Pick<TaskSpec, 'agent' | 'prompt'>): string[] {
+  const program = basename(spec.agent[0]!);
+  const ends = spec.prompt.startsWith('-') && spec.agent.at(-1) !== '--' && isKnownAgent(program);
+  return [...spec.agent, ...(ends ? ['--'] : []), spec.prompt];
 }
 
 /** Tasks run at once unless `serve --max-tasks` says otherwise: each is a coding agent, a heavy program. */
@@ -213,7 +228,7 @@ export class TaskService implements Disposable {
       }
       const made = await this.options.sessions.create({
         name: session,
-        command: [...params.spec.agent, params.spec.prompt],
+        command: agentCommand(params.spec),
         cwd,
         cols: 120,
         rows: 40,

@@ -25,7 +25,7 @@ export function registerTask(program: Command): void {
     .description(
       'queue a task and hand it to the first host that fits (it stays queued, with the reason, while none does)',
     )
-    .argument('<prompt>', 'what the agent should do')
+    .argument('<prompt>', 'what the agent should do (one starting with "-" goes after --: task add -- "-v …")')
     .argument('[agent...]', 'after --: the agent command (default: claude); the prompt is its last argument')
     .option('--host <host>', 'only this host may take it')
     .option('--needs <needs>', 'comma-separated: os:linux, os:macos, arch:<arch>, label:<name>, or a program on PATH')
