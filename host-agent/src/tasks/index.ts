@@ -182,8 +182,12 @@ export class TaskService implements Disposable {
         { limit: this.options.maxTasks },
       );
     }
-    // Its session counts against --max-sessions too: a host with none free lets another take it.
-    const sessions = (await this.options.sessions.list()).length;
+    // Its session counts against --max-sessions too: a host with none free lets another take it. A
+    // task claimed whose session is not made yet (a --repo one is answered while git checks out)
+    // counts as the session it will have.
+    const listed = await this.options.sessions.list();
+    const coming = [...this.creating].filter((id) => !listed.some((s) => s.name === taskSessionName(id)));
+    const sessions = listed.length + coming.length;
     if (sessions >= this.options.sessions.sessionLimit) {
       throw new HangarError(
         'E_TASK_LIMIT',
@@ -220,6 +224,8 @@ export class TaskService implements Disposable {
           // A worktree of its own, on its own branch; both outlive the task.
           cwd = (await addTaskWorktree(this.options.dataDir, params.id, workdir, params.spec.ref)).path;
         } catch (error) {
+          // What git made is removed: the task shows no worktree (nor branch) it does not have.
+          this.store.markWorktreeFailed(params.id);
           this.change(params.id, { state: 'error', reason: toHangarError(error).message });
           return;
         }
