@@ -288,6 +288,15 @@ describe('hangar task', () => {
     const empty = await hangar(home, ['task', 'add', '']);
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('the prompt is empty: say what the agent should do');
+    // The prompt's own words, once, not zod's "Too big"; an agent command of 1.5 MiB of JSON named.
+    const long = await hangar(home, ['task', 'add', 'x'.repeat(6 * 1024 + 1)]);
+    expect(long.code).toBe(2);
+    expect(long.stderr).toBe(
+      "hangar: tasks.add: spec.prompt: the prompt is over 6 KiB: put the long part in a file in the task's directory and name it in the prompt\n",
+    );
+    const huge = await hangar(home, ['task', 'add', 'go', '--', ...Array<string>(64).fill('\x01'.repeat(4096))]);
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toContain('spec.agent: the agent command is 262208 bytes (UTF-8), at most 4096: tmux takes');
     const action = await hangar(home, ['task', 'add', 'go', '--runner', 'action']);
     expect(action.code).toBe(2);
     expect(action.stderr).toContain('Hangar has no CI runners');
