@@ -14,6 +14,7 @@ import {
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
+import { hangarWithInput } from '../support/relay-stack.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
 
 /**
@@ -244,6 +245,8 @@ describe('hangar task', () => {
     });
   });
 
+  /** A task whose session stays (the stand-in ended its turn): the next test attaches to it. */
+  let attachable: TaskInfo | undefined;
   it('a prompt starting with "-" reaches the agent as its prompt, not as an option', async () => {
     // After the CLI's own `--` the first argument is the prompt; claude refuses an unknown option.
     const added = await add(['--host', 'beta', '--', '--help me fix x']);
@@ -252,6 +255,22 @@ describe('hangar task', () => {
     const terminal = new AttachedCli(home, ['beta', added.session!]);
     clients.push(terminal);
     await terminal.waitForText('Working on: --help me fix x');
+    attachable = added;
+  });
+
+  it('attach with input that is no terminal detaches when the input ends, the session left running', async () => {
+    const added = attachable!;
+    // Input that is no terminal (< /dev/null, a pipe) detaches when it ends, as ssh ends with its
+    // stdin: the command exits and the session keeps running. It waited for keys forever.
+    for (const args of [
+      ['task', 'attach', added.id],
+      ['attach', 'beta', added.session!],
+    ]) {
+      const piped = await hangarWithInput(home, args, '');
+      expect(piped.code, piped.stderr).toBe(0);
+      expect(piped.stderr).toContain(`[detached from beta/${added.session}; it keeps running`);
+    }
+    expect((await hangar(home, ['session', 'ls', 'beta'])).stdout).toContain(added.session!);
   });
 
   it('cancel ends a running task and its session; a queued one leaves the queue', async () => {
