@@ -5,13 +5,14 @@ import {
   HOST_PROCEDURES,
   MAX_AGENT_COMMAND_BYTES,
   MAX_PROMPT_BYTES,
+  NewTaskSpec,
   TaskSpec,
   taskSessionName,
 } from '@hangar/shared';
 
 /** The first problem zod finds, as `path: message`. */
 function problem(input: unknown): string {
-  const parsed = TaskSpec.safeParse(input);
+  const parsed = NewTaskSpec.safeParse(input);
   if (parsed.success) return 'accepted';
   const issue = parsed.error.issues[0]!;
   return `${issue.path.join('.')}: ${issue.message}`;
@@ -83,6 +84,8 @@ describe('a task spec', () => {
     };
     expect(problem(largest)).toBe('accepted');
     expect(JSON.stringify(largest).length).toBeLessThan(20 * 1024);
+    // What is stored or listed reads as before: a task taken before these bounds still reads.
+    expect(TaskSpec.safeParse({ prompt: 'go', agent }).success).toBe(true);
   });
 
   it('accepts the needs it documents', () => {

@@ -130,8 +130,8 @@ const noNul = () =>
     .refine((text) => !text.includes('\0'), { error: 'may not contain a NUL byte (\\0): no program can be given one' });
 
 /**
- * A directory on the host: at most PATH_MAX (4096) bytes, as the kernel takes a path, so a spec's
- * directory is bounded in bytes and not only in characters (4096 of them can be 16 KiB of UTF-8).
+ * A directory on the host: at most PATH_MAX (4096) bytes, as the kernel takes a path (NewTaskSpec
+ * counts the bytes: 4096 characters can be 16 KiB of UTF-8).
  */
 const MAX_DIRECTORY_BYTES = 4096;
 const directoryTooLong = (field: string) =>
@@ -140,9 +140,6 @@ const hostDirectory = (field: string) =>
   noNul()
     .min(1, { error: `the ${field} is empty: give a directory on the host` })
     .max(MAX_DIRECTORY_BYTES, { error: directoryTooLong(field) })
-    .refine((p) => p.length > MAX_DIRECTORY_BYTES || utf8Bytes(p) <= MAX_DIRECTORY_BYTES, {
-      error: directoryTooLong(field),
-    })
     .refine((p) => p.startsWith('/') || p === '~' || p.startsWith('~/'), {
       error: 'expected an absolute directory on the host, or one starting with ~/',
     });
@@ -186,10 +183,6 @@ export const TaskSpec = z
       )
       .min(1, { error: 'the agent command is empty' })
       .max(64, { error: 'at most 64 agent arguments' })
-      .refine((agent) => agent.reduce((sum, arg) => sum + utf8Bytes(arg) + 1, 0) <= MAX_AGENT_COMMAND_BYTES, {
-        error: (issue) =>
-          `the agent command is ${(issue.input as string[]).reduce((sum, arg) => sum + utf8Bytes(arg) + 1, 0)} bytes (UTF-8), at most ${MAX_AGENT_COMMAND_BYTES}: tmux takes a session's whole command line in one 16 KiB message; put long options in a file the agent reads`,
-      })
       .default(['claude']),
     needs: z.array(TaskNeed).max(32, { error: 'at most 32 needs' }).default([]),
     runner: TaskRunner.default('any'),
@@ -205,6 +198,28 @@ export const TaskSpec = z
   });
 export type TaskSpec = z.output<typeof TaskSpec>;
 export type TaskSpecInput = z.input<typeof TaskSpec>;
+
+/**
+ * A task as it comes in (tasks.add, task.claim): TaskSpec, bounded in bytes as well, each field
+ * named when over, so a whole spec is some 17 KiB at most (64 agent arguments of 4096 control
+ * characters, each allowed, were 1.5 MiB of JSON). TaskSpec alone reads what is stored and
+ * listed, so that a task taken before these bounds still reads.
+ */
+export const NewTaskSpec = TaskSpec.superRefine((spec, ctx) => {
+  const agentBytes = spec.agent.reduce((sum, arg) => sum + utf8Bytes(arg) + 1, 0);
+  if (agentBytes > MAX_AGENT_COMMAND_BYTES) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['agent'],
+      message: `the agent command is ${agentBytes} bytes (UTF-8), at most ${MAX_AGENT_COMMAND_BYTES}: tmux takes a session's whole command line in one 16 KiB message; put long options in a file the agent reads`,
+    });
+  }
+  for (const field of ['cwd', 'repo'] as const) {
+    const dir = spec[field];
+    if (dir !== undefined && utf8Bytes(dir) > MAX_DIRECTORY_BYTES)
+      ctx.addIssue({ code: 'custom', path: [field], message: directoryTooLong(field) });
+  }
+});
 
 export const TaskInfo = z.object({
   id: TaskId,
@@ -245,7 +260,7 @@ export type TaskInfo = z.infer<typeof TaskInfo>;
  * which; not a repository, no such ref) or E_TASK_LIMIT (the host
  * runs `serve --max-tasks` tasks already).
  */
-export const TaskClaimParams = z.object({ id: TaskId, spec: TaskSpec, created_at: z.number().int() });
+export const TaskClaimParams = z.object({ id: TaskId, spec: NewTaskSpec, created_at: z.number().int() });
 export const TaskIdParams = z.object({ id: TaskId });
 /**
  * A host's listing: newest first, each prompt cut to TASK_LIST_PROMPT_CHARS characters, at most
