@@ -248,6 +248,11 @@ describe('hangar task', () => {
   /** A task whose session stays (the stand-in ended its turn): the next test attaches to it. */
   let attachable: TaskInfo | undefined;
   it('a prompt starting with "-" reaches the agent as its prompt, not as an option', async () => {
+    // Before the CLI's own `--` it is an option the CLI does not know: it says where the prompt goes.
+    const unknown = await hangar(home, ['task', 'add', '--help me fix x']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(`error: unknown option '--help me fix x'`);
+    expect(unknown.stderr).toContain('a prompt that starts with "-" goes after --: hangar task add -- "<prompt>"');
     // After the CLI's own `--` the first argument is the prompt; claude refuses an unknown option.
     const added = await add(['--host', 'beta', '--', '--help me fix x']);
     expect(added.spec.prompt).toBe('--help me fix x');

@@ -34,6 +34,10 @@ export function registerTask(program: Command): void {
     .option('--ref <ref>', 'with --repo: the branch, tag or commit the worktree starts from (default: its HEAD)')
     .option('--runner <runner>', 'any (default), user (an agent run by a person) or service (an installed agent)')
     .option('--json', 'print JSON')
+    // commander reads a prompt that starts with "-" as an option it does not know: say where it goes.
+    .showHelpAfterError(
+      '(a prompt that starts with "-" goes after --: hangar task add -- "<prompt>"; run with --help for usage)',
+    )
     .action((prompt: string, agent: string[], options: AddOptions) =>
       withApi(async (api) => {
         if (options.cwd !== undefined && options.repo !== undefined) {
