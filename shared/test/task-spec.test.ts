@@ -1,10 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { GitRef, HOST_PROCEDURES, MAX_PROMPT_BYTES, TaskSpec, taskSessionName } from '@hangar/shared';
+import {
+  GitRef,
+  HOST_PROCEDURES,
+  MAX_AGENT_COMMAND_BYTES,
+  MAX_PROMPT_BYTES,
+  NewTaskSpec,
+  TaskSpec,
+  taskSessionName,
+} from '@hangar/shared';
 
 /** The first problem zod finds, as `path: message`. */
 function problem(input: unknown): string {
-  const parsed = TaskSpec.safeParse(input);
+  const parsed = NewTaskSpec.safeParse(input);
   if (parsed.success) return 'accepted';
   const issue = parsed.error.issues[0]!;
   return `${issue.path.join('.')}: ${issue.message}`;
@@ -29,6 +37,10 @@ describe('a task spec', () => {
     expect(problem({ prompt: `${'é'.repeat(MAX_PROMPT_BYTES / 2)}x` })).toBe(
       "prompt: the prompt is over 6 KiB: put the long part in a file in the task's directory and name it in the prompt",
     );
+    // More characters than the bound: the same words, not zod's generic "Too big".
+    expect(problem({ prompt: 'x'.repeat(MAX_PROMPT_BYTES + 1) })).toBe(
+      "prompt: the prompt is over 6 KiB: put the long part in a file in the task's directory and name it in the prompt",
+    );
     expect(problem({ prompt: 'a\0b' })).toMatch(/^prompt: may not contain a NUL byte/);
     expect(problem({ prompt: 'go', cwd: 'src/app' })).toBe(
       'cwd: expected an absolute directory on the host, or one starting with ~/',
@@ -42,6 +54,38 @@ describe('a task spec', () => {
     );
     expect(problem({ prompt: 'go', runner: 'action' })).toMatch(/^runner: runner "action": Hangar has no CI runners/);
     expect(problem({ prompt: 'go', budget: 5 })).toMatch(/budget/);
+  });
+
+  it('is bounded as a whole: each field in bytes, named when over (a spec of 1.5 MiB of JSON was taken)', () => {
+    // 64 arguments of 4096 control characters: each allowed alone, 1.5 MiB of JSON together.
+    const agent = Array<string>(64).fill('\x01'.repeat(4096));
+    expect(JSON.stringify({ prompt: 'go', agent }).length).toBeGreaterThan(1.5 * 1024 * 1024);
+    expect(problem({ prompt: 'go', agent })).toBe(
+      `agent: the agent command is ${64 * 4097} bytes (UTF-8), at most ${MAX_AGENT_COMMAND_BYTES}: tmux takes a session's whole command line in one 16 KiB message; put long options in a file the agent reads`,
+    );
+    expect(problem({ prompt: 'go', agent: ['claude', 'x'.repeat(4097)] })).toBe(
+      'agent.1: an agent argument is at most 4096 characters',
+    );
+    expect(problem({ prompt: 'go', agent: ['codex', 'é'.repeat(2000)] })).toBe('accepted');
+    // A directory is a path: PATH_MAX bytes, not characters.
+    expect(problem({ prompt: 'go', cwd: `/${'é'.repeat(2048)}` })).toBe(
+      'cwd: the cwd is over 4096 bytes (UTF-8), more than a path on the host may be',
+    );
+    expect(problem({ prompt: 'go', repo: `/${'x'.repeat(4096)}` })).toBe(
+      'repo: the repo is over 4096 bytes (UTF-8), more than a path on the host may be',
+    );
+    // The largest spec each field allows is some 17 KiB.
+    const largest = {
+      prompt: 'x'.repeat(MAX_PROMPT_BYTES),
+      repo: `/${'x'.repeat(4095)}`,
+      ref: 'r'.repeat(256),
+      agent: ['claude', 'y'.repeat(MAX_AGENT_COMMAND_BYTES - 8)],
+      needs: Array.from({ length: 32 }, (_, i) => `n${i}`.padEnd(64, 'z')),
+    };
+    expect(problem(largest)).toBe('accepted');
+    expect(JSON.stringify(largest).length).toBeLessThan(20 * 1024);
+    // What is stored or listed reads as before: a task taken before these bounds still reads.
+    expect(TaskSpec.safeParse({ prompt: 'go', agent }).success).toBe(true);
   });
 
   it('accepts the needs it documents', () => {

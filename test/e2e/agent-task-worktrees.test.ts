@@ -166,8 +166,10 @@ describe('agent tasks in git worktrees', () => {
 describe('a task whose worktree takes long, or fails, to make', () => {
   // A stand-in git on the agent's PATH: its `worktree add` waits or fails as the test says.
   const control = tempDir('git-control');
+  // One session: a task whose worktree is being made holds it.
   const box = usePairedHost({
     agent: {
+      maxSessions: 1,
       env: {
         PATH: `${join(ROOT, 'test', 'fixtures', 'slow-git')}:${process.env['PATH']}`,
         HANGAR_TEST_GIT_CONTROL: control,
@@ -187,7 +189,7 @@ describe('a task whose worktree takes long, or fails, to make', () => {
 
   const newRepo = (): string => repoWithOneCommit(dirs);
   const claim = async (repo: string): Promise<TaskInfo> => {
-    core = await HangarCore.open({ home: box.home });
+    core ??= await HangarCore.open({ home: box.home });
     return core.connection('box').call('task.claim', {
       id: `t-${randomBytes(8).toString('hex')}`,
       spec: { prompt: 'go', repo, agent: ['sh', '-c', 'git rev-parse --abbrev-ref HEAD > branch.txt'] },
@@ -214,6 +216,24 @@ describe('a task whose worktree takes long, or fails, to make', () => {
     expect(readFileSync(join(done.worktree!.path, 'branch.txt'), 'utf8')).toBe(`${done.worktree!.branch}\n`);
   });
 
+  it('a task still making its worktree holds its session: the host at its --max-sessions refuses another', async () => {
+    const repo = newRepo();
+    mkdirSync(control, { recursive: true });
+    writeFileSync(join(control, 'hold'), '');
+    const first = await claim(repo);
+    expect(first.state).toBe('starting');
+    const refused = await claim(repo).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isHangarError(refused) && refused.code).toBe('E_TASK_LIMIT');
+    expect(isHangarError(refused) && refused.message).toContain(
+      'runs 1 sessions already, its limit (hangar-agent serve --max-sessions 1)',
+    );
+    rmSync(join(control, 'hold'));
+    expect((await settled(first.id)).state).toBe('completed');
+  });
+
   it('ends in error with git’s reason when git fails, its branch and worktree removed', async () => {
     const repo = newRepo();
     // git's words are long: the task carries the first 4096 characters of its reason.
@@ -230,6 +250,12 @@ describe('a task whose worktree takes long, or fails, to make', () => {
     expect(hangarBranches(repo)).toBe('');
     expect(git(repo, 'worktree', 'list', '--porcelain').match(/^worktree /gm)).toHaveLength(1);
     expect(existsSync(join(box.dataDir, 'tasks', claimed.id))).toBe(false);
+    // It has no worktree (nor branch) to show.
+    expect(failed.worktree).toBeUndefined();
+    const shown = await hangar(box.home, ['task', 'show', claimed.id]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(`repo      ${repo}\n`);
+    expect(shown.stdout).not.toMatch(/^(branch|worktree) /m);
   });
 });
 

@@ -14,6 +14,7 @@ import {
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
+import { hangarWithInput } from '../support/relay-stack.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
 
 /**
@@ -244,6 +245,39 @@ describe('hangar task', () => {
     });
   });
 
+  /** A task whose session stays (the stand-in ended its turn): the next test attaches to it. */
+  let attachable: TaskInfo | undefined;
+  it('a prompt starting with "-" reaches the agent as its prompt, not as an option', async () => {
+    // Before the CLI's own `--` it is an option the CLI does not know: it says where the prompt goes.
+    const unknown = await hangar(home, ['task', 'add', '--help me fix x']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(`error: unknown option '--help me fix x'`);
+    expect(unknown.stderr).toContain('a prompt that starts with "-" goes after --: hangar task add -- "<prompt>"');
+    // After the CLI's own `--` the first argument is the prompt; claude refuses an unknown option.
+    const added = await add(['--host', 'beta', '--', '--help me fix x']);
+    expect(added.spec.prompt).toBe('--help me fix x');
+    expect(await waitFor(added.id, 'completed')).toMatchObject({ exit_code: null, reason: null });
+    const terminal = new AttachedCli(home, ['beta', added.session!]);
+    clients.push(terminal);
+    await terminal.waitForText('Working on: --help me fix x');
+    attachable = added;
+  });
+
+  it('attach with input that is no terminal detaches when the input ends, the session left running', async () => {
+    const added = attachable!;
+    // Input that is no terminal (< /dev/null, a pipe) detaches when it ends, as ssh ends with its
+    // stdin: the command exits and the session keeps running. It waited for keys forever.
+    for (const args of [
+      ['task', 'attach', added.id],
+      ['attach', 'beta', added.session!],
+    ]) {
+      const piped = await hangarWithInput(home, args, '');
+      expect(piped.code, piped.stderr).toBe(0);
+      expect(piped.stderr).toContain(`[detached from beta/${added.session}; it keeps running`);
+    }
+    expect((await hangar(home, ['session', 'ls', 'beta'])).stdout).toContain(added.session!);
+  });
+
   it('cancel ends a running task and its session; a queued one leaves the queue', async () => {
     const running = await add(['please run bash', '--needs', 'claude']);
     await waitFor(running.id, 'waiting_input');
@@ -278,6 +312,15 @@ describe('hangar task', () => {
     const empty = await hangar(home, ['task', 'add', '']);
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('the prompt is empty: say what the agent should do');
+    // The prompt's own words, once, not zod's "Too big"; an agent command of 1.5 MiB of JSON named.
+    const long = await hangar(home, ['task', 'add', 'x'.repeat(6 * 1024 + 1)]);
+    expect(long.code).toBe(2);
+    expect(long.stderr).toBe(
+      "hangar: tasks.add: spec.prompt: the prompt is over 6 KiB: put the long part in a file in the task's directory and name it in the prompt\n",
+    );
+    const huge = await hangar(home, ['task', 'add', 'go', '--', ...Array<string>(64).fill('\x01'.repeat(4096))]);
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toContain('spec.agent: the agent command is 262208 bytes (UTF-8), at most 4096: tmux takes');
     const action = await hangar(home, ['task', 'add', 'go', '--runner', 'action']);
     expect(action.code).toBe(2);
     expect(action.stderr).toContain('Hangar has no CI runners');

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,5 +200,45 @@ describe('agent tasks in the web UI, with the Claude stand-in on a real host age
     await dialog.getByRole('button', { name: 'Cancel task', exact: true }).click();
     await row(prompt).getByText('cancelled', { exact: true }).waitFor({ timeout: 15_000 });
     await expect.poll(sessions, { timeout: 10_000 }).not.toContain(session);
+  });
+
+  it('a task with a repository (and ref) works on a branch of its own, which its row and detail show', async () => {
+    const repo = join(dir, 'repo');
+    mkdirSync(repo);
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+    git('init', '-q', '-b', 'main');
+    writeFileSync(join(repo, 'README'), 'main\n');
+    git('add', 'README');
+    git('commit', '-q', '-m', 'main');
+
+    await page.getByRole('button', { name: 'Tasks', exact: true }).click();
+    const prompt = 'add a changelog';
+    await promptBox().fill(prompt);
+    const cwd = page.getByLabel('Working directory (optional)');
+    const repository = page.getByLabel('Repository (optional)');
+    // With a working directory too, the repository is marked in the schema's words.
+    await cwd.fill(workspace);
+    await repository.fill(repo);
+    await page.getByLabel('Ref (optional)').fill('main');
+    await page.getByRole('button', { name: 'Queue task' }).click();
+    await page.getByRole('alert').filter({ hasText: 'spec.repo: give cwd or repo, not both' }).waitFor();
+    await expect(repository.getAttribute('aria-invalid')).resolves.toBe('true');
+
+    await cwd.fill('');
+    await page.getByRole('button', { name: 'Queue task' }).click();
+    const task = row(prompt);
+    await task.getByText('completed', { exact: true }).waitFor({ timeout: 20_000 });
+    const branch = (await task.textContent())!.match(/hangar\/task-[0-9a-f]{8}/)?.[0];
+    expect(branch).toMatch(/^hangar\/task-[0-9a-f]{8}$/);
+    await task.getByRole('button').click();
+    await expect
+      .poll(() => page.locator('dl.task-spec').textContent())
+      .toMatch(
+        new RegExp(`Repository${repo} at mainWorking directory.*/tasks/t-[0-9a-f]{16}/work \\(branch ${branch}\\)`),
+      );
+    // The branch is the repository's, from main.
+    expect(git('branch', '--list', 'hangar/*', '--format=%(refname:short)').toString()).toBe(`${branch}\n`);
+    await page.screenshot({ path: join(SHOTS, 'task-repo.png') });
   });
 });

@@ -197,4 +197,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_by_state ON tasks(state);
     `,
   },
+  {
+    version: 8,
+    name: 'agent tasks: whether git failed to make a task worktree (then it has none)',
+    sql: `
+      ALTER TABLE tasks ADD COLUMN worktree_failed INTEGER NOT NULL DEFAULT 0; -- 1: git worktree add failed, what it made removed
+    `,
+  },
 ];

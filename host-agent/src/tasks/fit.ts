@@ -6,6 +6,10 @@ import { delimiter, join } from 'node:path';
 /** Coding agents whose commands a host lists in host.info when its agent finds them on PATH. */
 export const KNOWN_AGENT_COMMANDS = ['claude', 'codex', 'gemini', 'aider', 'opencode', 'cursor-agent'] as const;
 
+export function isKnownAgent(program: string): boolean {
+  return (KNOWN_AGENT_COMMANDS as readonly string[]).includes(program);
+}
+
 /** Node's platform name as a need says it (`os:macos` is darwin). */
 export function taskOs(): string {
   const name = platform();

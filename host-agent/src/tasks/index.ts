@@ -14,10 +14,11 @@ import {
   type TaskSpec,
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import type { SessionManager } from '../sessions/index.js';
 import { resolveWorkdir } from '../sessions/workdir.js';
-import { assertFits, hostTaskCapabilities } from './fit.js';
+import { assertFits, hostTaskCapabilities, isKnownAgent } from './fit.js';
 import { TaskStore, type TaskChange } from './task-store.js';
 import { addTaskWorktree, checkTaskRepo } from './worktree.js';
 
@@ -31,6 +32,20 @@ function listedTask(task: TaskInfo): TaskInfo {
   let end = TASK_LIST_PROMPT_CHARS - 1;
   if (/[\uD800-\uDBFF]/.test(prompt[end - 1]!)) end -= 1;
   return { ...task, spec: { ...task.spec, prompt: `${prompt.slice(0, end)}…` }, prompt_cut: true };
+}
+
+/**
+ * The task's command line: its agent's and the prompt last. A prompt starting with "-" ("--help me
+ * fix x", "- [ ] a checklist") would be read as an option (claude: `error: unknown option`, and the
+ * task ends at once): a known agent command (KNOWN_AGENT_COMMANDS, by its file's name; each parses
+ * its options as POSIX does) gets `--` before it, which ends its options. Another command is the
+ * user's own, run as given: its parsing is unknown (`sh -c … <prompt>` takes `--` as $0), so its
+ * argv may end with `--` itself.
+ */
+export function agentCommand(spec: Pick<TaskSpec, 'agent' | 'prompt'>): string[] {
+  const program = basename(spec.agent[0]!);
+  const ends = spec.prompt.startsWith('-') && spec.agent.at(-1) !== '--' && isKnownAgent(program);
+  return [...spec.agent, ...(ends ? ['--'] : []), spec.prompt];
 }
 
 /** Tasks run at once unless `serve --max-tasks` says otherwise: each is a coding agent, a heavy program. */
@@ -167,8 +182,12 @@ export class TaskService implements Disposable {
         { limit: this.options.maxTasks },
       );
     }
-    // Its session counts against --max-sessions too: a host with none free lets another take it.
-    const sessions = (await this.options.sessions.list()).length;
+    // Its session counts against --max-sessions too: a host with none free lets another take it. A
+    // task claimed whose session is not made yet (a --repo one is answered while git checks out)
+    // counts as the session it will have.
+    const listed = await this.options.sessions.list();
+    const coming = [...this.creating].filter((id) => !listed.some((s) => s.name === taskSessionName(id)));
+    const sessions = listed.length + coming.length;
     if (sessions >= this.options.sessions.sessionLimit) {
       throw new HangarError(
         'E_TASK_LIMIT',
@@ -205,6 +224,8 @@ export class TaskService implements Disposable {
           // A worktree of its own, on its own branch; both outlive the task.
           cwd = (await addTaskWorktree(this.options.dataDir, params.id, workdir, params.spec.ref)).path;
         } catch (error) {
+          // What git made is removed: the task shows no worktree (nor branch) it does not have.
+          this.store.markWorktreeFailed(params.id);
           this.change(params.id, { state: 'error', reason: toHangarError(error).message });
           return;
         }
@@ -213,7 +234,7 @@ export class TaskService implements Disposable {
       }
       const made = await this.options.sessions.create({
         name: session,
-        command: [...params.spec.agent, params.spec.prompt],
+        command: agentCommand(params.spec),
         cwd,
         cols: 120,
         rows: 40,

@@ -17,6 +17,7 @@ const Row = z.object({
   detail: z.string().nullable(),
   reason: z.string().nullable(),
   exit_code: z.number().int().nullable(),
+  worktree_failed: z.number().int(),
 });
 type Row = z.infer<typeof Row>;
 
@@ -60,6 +61,11 @@ export class TaskStore {
 
   count(): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM tasks').get() as { n: number }).n;
+  }
+
+  /** git could not make the task's worktree (what it made was removed): the task has none to show. */
+  markWorktreeFailed(id: string): void {
+    this.db.prepare('UPDATE tasks SET worktree_failed = 1 WHERE id = ?').run(id);
   }
 
   /** Tasks not yet in a final state (starting, running, waiting for the user, paused). */
@@ -107,8 +113,8 @@ export class TaskStore {
       detail: row.detail,
       reason: row.reason,
       exit_code: row.exit_code,
-      // A task with a repo has its worktree's place from its claim (made just after; removed when git failed).
-      ...(spec.repo !== undefined ? { worktree: taskWorktree(this.dataDir, row.id) } : {}),
+      // A task with a repo has its worktree's place from its claim (made just after); none when git failed.
+      ...(spec.repo !== undefined && row.worktree_failed === 0 ? { worktree: taskWorktree(this.dataDir, row.id) } : {}),
     };
   }
 }

@@ -2,11 +2,12 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { badFields, describeError, type CoreApi, type HostView, type TaskInfo } from '../api/index.js';
 
 /** Which of the form's fields a bad field of tasks.add (`spec.needs.1`) belongs to. */
-function fieldOf(path: string): 'prompt' | 'host' | 'needs' | 'cwd' | undefined {
+const FIELDS = ['prompt', 'needs', 'cwd', 'repo', 'ref'] as const;
+function fieldOf(path: string): 'host' | (typeof FIELDS)[number] | undefined {
   const [first, second] = path.split('.');
   if (first === 'host') return 'host';
   if (first !== 'spec') return undefined;
-  return second === 'prompt' || second === 'needs' || second === 'cwd' ? second : undefined;
+  return FIELDS.find((field) => field === second);
 }
 
 /**
@@ -29,6 +30,8 @@ export function NewTaskForm({
   const [host, setHost] = useState('');
   const [needs, setNeeds] = useState('');
   const [cwd, setCwd] = useState('');
+  const [repo, setRepo] = useState('');
+  const [ref, setRef] = useState('');
   const [error, setError] = useState<string>();
   const [fields, setFields] = useState<Map<string, string>>(new Map());
   const [busy, setBusy] = useState(false);
@@ -65,6 +68,8 @@ export function NewTaskForm({
           prompt,
           needs: needs.split(/[\s,]+/).filter(Boolean),
           ...(cwd.trim() ? { cwd: cwd.trim() } : {}),
+          ...(repo.trim() ? { repo: repo.trim() } : {}),
+          ...(ref.trim() ? { ref: ref.trim() } : {}),
         };
         api.call('tasks.add', { spec, ...(host ? { host } : {}) }).then(
           ({ task }) => {
@@ -125,6 +130,26 @@ export function NewTaskForm({
         />
       </label>
       {fieldError('cwd')}
+      <label>
+        Repository (optional)
+        <input
+          value={repo}
+          onChange={(event) => setRepo(event.target.value)}
+          placeholder="~/src/app: a git worktree of its own, on branch hangar/task-…"
+          {...described('repo')}
+        />
+      </label>
+      {fieldError('repo')}
+      <label>
+        Ref (optional)
+        <input
+          value={ref}
+          onChange={(event) => setRef(event.target.value)}
+          placeholder="with a repository: main, a tag or a commit (default: its HEAD)"
+          {...described('ref')}
+        />
+      </label>
+      {fieldError('ref')}
       <button type="submit" disabled={busy || prompt.trim() === ''}>
         {busy ? 'Queueing…' : 'Queue task'}
       </button>

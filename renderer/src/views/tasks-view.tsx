@@ -166,6 +166,15 @@ function TaskDetail({
         </dd>
         <dt>Needs</dt>
         <dd>{task.spec.needs.length > 0 ? visibleText(task.spec.needs.join(', ')) : 'nothing in particular'}</dd>
+        {task.spec.repo !== undefined && (
+          <>
+            <dt>Repository</dt>
+            <dd>
+              {visibleText(task.spec.repo)}
+              {task.spec.ref !== undefined ? ` at ${visibleText(task.spec.ref)}` : ''}
+            </dd>
+          </>
+        )}
         <dt>Working directory</dt>
         <dd>
           {task.worktree

@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { describeError, type CoreApi, type HostView, type ListeningPort, type PreviewView } from '../api/index.js';
+import { useOnlineHosts } from './use-online-hosts.js';
 
 /** One host's previews as last heard from it. */
 export interface HostPreviews {
@@ -32,14 +33,7 @@ export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
   const [byHost, setByHost] = useState<Record<string, HostPreviews>>({});
   // A listing answered after a newer one was asked for is stale: only the newest counts.
   const generation = useRef(new Map<string, number>());
-  const online = useMemo(
-    () =>
-      hosts
-        .filter((h) => h.status === 'online')
-        .map((h) => h.name)
-        .join('\n'),
-    [hosts],
-  );
+  const online = useOnlineHosts(hosts);
 
   const refreshHost = useCallback(
     (host: string) => {
@@ -69,17 +63,15 @@ export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
 
   const refresh = useCallback(
     (host?: string) => {
-      const names = online === '' ? [] : online.split('\n');
-      for (const name of host ? names.filter((n) => n === host) : names) refreshHost(name);
+      for (const name of host ? online.filter((n) => n === host) : online) refreshHost(name);
     },
     [online, refreshHost],
   );
 
   // A host that comes online is listed; one that goes away is forgotten.
   useEffect(() => {
-    const names = online === '' ? [] : online.split('\n');
-    for (const name of names) refreshHost(name);
-    setByHost((all) => Object.fromEntries(Object.entries(all).filter(([name]) => names.includes(name))));
+    for (const name of online) refreshHost(name);
+    setByHost((all) => Object.fromEntries(Object.entries(all).filter(([name]) => online.includes(name))));
   }, [online, refreshHost]);
 
   useEffect(() => {

@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { describeError, visibleText, type CoreApi, type HostView, type TaskInfo } from '../api/index.js';
+import { useOnlineHosts } from './use-online-hosts.js';
 
 export interface TasksData {
   /** This computer's queue and every host's tasks, newest first; undefined until first listed. */
@@ -26,14 +27,7 @@ export function useTasks(api: CoreApi, hosts: HostView[]): TasksData {
   const [error, setError] = useState<string>();
   // Events that arrive while a listing is on its way are newer than it: they win.
   const heard = useRef(new Map<string, TaskInfo>());
-  const online = useMemo(
-    () =>
-      hosts
-        .filter((h) => h.status === 'online')
-        .map((h) => h.name)
-        .join('\n'),
-    [hosts],
-  );
+  const online = useOnlineHosts(hosts);
 
   const show = useCallback((task: TaskInfo) => {
     heard.current.set(task.id, task);

@@ -5,7 +5,7 @@ import { HostInfo } from './host.js';
 import { HostAddress, HostName } from './hosts.js';
 import { ArtifactInfo, JobDetail, JobId, JobInfo, JobListParams, JobSpec } from './jobs.js';
 import { ListeningPort, PreviewInfo, PreviewLabel, PreviewPort } from './previews.js';
-import { TaskInfo, TaskRef, TaskSpec } from './tasks.js';
+import { NewTaskSpec, TaskInfo, TaskRef } from './tasks.js';
 import {
   SessionCreateParams,
   SessionInfo,
@@ -301,7 +301,7 @@ export const CORE_PROCEDURES = {
    * hosts come online or end tasks.
    */
   'tasks.add': {
-    params: z.object({ spec: TaskSpec, host: HostName.optional() }),
+    params: z.object({ spec: NewTaskSpec, host: HostName.optional() }),
     result: z.object({ task: TaskInfo }),
   },
   /** This computer's queue (tasks no host took yet) and every host's tasks; an unreachable host is a value. */

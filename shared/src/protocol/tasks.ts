@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { HostName } from './hosts.js';
-import { SessionName, argumentText } from './sessions.js';
+import { SessionName } from './sessions.js';
 
 /**
  * Agent tasks: a prompt for an AI coding agent, queued on the user's computer and claimed by a host
@@ -121,36 +121,66 @@ export function taskBranchName(id: string): string {
   return `hangar/${taskSessionName(id)}`;
 }
 
-const hostDirectory = (max: number) =>
-  argumentText(max)
-    .min(1)
+const utf8Bytes = (text: string): number => new TextEncoder().encode(text).length;
+
+/** argumentText without its bound: each field below says its own (zod's "Too big" says nothing of why). */
+const noNul = () =>
+  z
+    .string()
+    .refine((text) => !text.includes('\0'), { error: 'may not contain a NUL byte (\\0): no program can be given one' });
+
+/**
+ * A directory on the host: at most PATH_MAX (4096) bytes, as the kernel takes a path (NewTaskSpec
+ * counts the bytes: 4096 characters can be 16 KiB of UTF-8).
+ */
+const MAX_DIRECTORY_BYTES = 4096;
+const directoryTooLong = (field: string) =>
+  `the ${field} is over ${MAX_DIRECTORY_BYTES} bytes (UTF-8), more than a path on the host may be`;
+const hostDirectory = (field: string) =>
+  noNul()
+    .min(1, { error: `the ${field} is empty: give a directory on the host` })
+    .max(MAX_DIRECTORY_BYTES, { error: directoryTooLong(field) })
     .refine((p) => p.startsWith('/') || p === '~' || p.startsWith('~/'), {
       error: 'expected an absolute directory on the host, or one starting with ~/',
     });
 
+/**
+ * The agent's command line without the prompt, in UTF-8 bytes (each argument and its NUL): it goes
+ * to tmux with the prompt in one 16 KiB message where the command counts about 2.3 times, so a
+ * longer one could never start; 4 KiB is far more than any agent's options.
+ */
+export const MAX_AGENT_COMMAND_BYTES = 4 * 1024;
+
+const promptTooLong = `the prompt is over ${MAX_PROMPT_BYTES / 1024} KiB: put the long part in a file in the task's directory and name it in the prompt`;
+
 export const TaskSpec = z
   .object({
-    prompt: argumentText(MAX_PROMPT_BYTES)
+    // More characters than bytes allowed is over the byte bound too: the same words, not zod's "Too big".
+    prompt: noNul()
       .min(1, { error: 'the prompt is empty: say what the agent should do' })
-      .refine((p) => new TextEncoder().encode(p).length <= MAX_PROMPT_BYTES, {
-        error: `the prompt is over ${MAX_PROMPT_BYTES / 1024} KiB: put the long part in a file in the task's directory and name it in the prompt`,
-      })
+      .max(MAX_PROMPT_BYTES, { error: promptTooLong })
+      // said once: a prompt over in characters is over in bytes too (max said it)
+      .refine((p) => p.length > MAX_PROMPT_BYTES || utf8Bytes(p) <= MAX_PROMPT_BYTES, { error: promptTooLong })
       .refine((p) => p.trim() !== '', { error: 'the prompt is only blanks: say what the agent should do' }),
     /**
      * The directory on the host the agent works in: absolute, or `~/…` (the host user's home), as a
      * session's --cwd. It must exist there. Default: that home.
      */
-    cwd: hostDirectory(4096).optional(),
+    cwd: hostDirectory('cwd').optional(),
     /**
      * A git repository on the host (absolute, or `~/…`): the agent works in a worktree of its own,
      * on branch `hangar/task-<8 hex>` made from `ref`, instead of in `cwd` (the two exclude each other).
      */
-    repo: hostDirectory(4096).optional(),
+    repo: hostDirectory('repo').optional(),
     /** What the worktree starts from; default the repository's HEAD. Only with `repo`. */
     ref: GitRef.optional(),
     /** The agent's command; the prompt is given as its last argument. */
     agent: z
-      .array(argumentText(4096).min(1, { error: 'an empty agent argument' }))
+      .array(
+        noNul()
+          .min(1, { error: 'an empty agent argument' })
+          .max(4096, { error: 'an agent argument is at most 4096 characters' }),
+      )
       .min(1, { error: 'the agent command is empty' })
       .max(64, { error: 'at most 64 agent arguments' })
       .default(['claude']),
@@ -168,6 +198,28 @@ export const TaskSpec = z
   });
 export type TaskSpec = z.output<typeof TaskSpec>;
 export type TaskSpecInput = z.input<typeof TaskSpec>;
+
+/**
+ * A task as it comes in (tasks.add, task.claim): TaskSpec, bounded in bytes as well, each field
+ * named when over, so a whole spec is some 17 KiB at most (64 agent arguments of 4096 control
+ * characters, each allowed, were 1.5 MiB of JSON). TaskSpec alone reads what is stored and
+ * listed, so that a task taken before these bounds still reads.
+ */
+export const NewTaskSpec = TaskSpec.superRefine((spec, ctx) => {
+  const agentBytes = spec.agent.reduce((sum, arg) => sum + utf8Bytes(arg) + 1, 0);
+  if (agentBytes > MAX_AGENT_COMMAND_BYTES) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['agent'],
+      message: `the agent command is ${agentBytes} bytes (UTF-8), at most ${MAX_AGENT_COMMAND_BYTES}: tmux takes a session's whole command line in one 16 KiB message; put long options in a file the agent reads`,
+    });
+  }
+  for (const field of ['cwd', 'repo'] as const) {
+    const dir = spec[field];
+    if (dir !== undefined && utf8Bytes(dir) > MAX_DIRECTORY_BYTES)
+      ctx.addIssue({ code: 'custom', path: [field], message: directoryTooLong(field) });
+  }
+});
 
 export const TaskInfo = z.object({
   id: TaskId,
@@ -208,7 +260,7 @@ export type TaskInfo = z.infer<typeof TaskInfo>;
  * which; not a repository, no such ref) or E_TASK_LIMIT (the host
  * runs `serve --max-tasks` tasks already).
  */
-export const TaskClaimParams = z.object({ id: TaskId, spec: TaskSpec, created_at: z.number().int() });
+export const TaskClaimParams = z.object({ id: TaskId, spec: NewTaskSpec, created_at: z.number().int() });
 export const TaskIdParams = z.object({ id: TaskId });
 /**
  * A host's listing: newest first, each prompt cut to TASK_LIST_PROMPT_CHARS characters, at most

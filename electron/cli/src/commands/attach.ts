@@ -133,6 +133,13 @@ async function runAttached(
       if (keys.length > 0) current.write(keys);
       if (at >= 0) current.detach();
     };
+    // Input that is no terminal (a pipe, a file, < /dev/null) is typed as it comes, and its end
+    // detaches, as ssh ends on its stdin's end: the session keeps running (an EOF typed into it
+    // would end its shell), and the command ends instead of waiting for keys that never come.
+    const onInputEnd = () => {
+      if (holding) detachAfterHandover = true;
+      else current.detach();
+    };
     const onResize = () => {
       const { cols, rows } = terminalSize();
       current.resize(cols, rows);
@@ -179,6 +186,7 @@ async function runAttached(
         finished = true;
         if (wired) {
           stdin.off('data', onInput);
+          stdin.off('end', onInputEnd);
           process.off('SIGWINCH', onResize);
           if (raw) stdin.setRawMode(false);
           stdin.pause();
@@ -245,6 +253,7 @@ async function runAttached(
       wired = true;
       if (raw) stdin.setRawMode(true);
       stdin.on('data', onInput);
+      if (!raw) stdin.once('end', onInputEnd);
       stdin.resume();
       process.on('SIGWINCH', onResize);
       if (handOver) void moveToOwnLink(terminalId);

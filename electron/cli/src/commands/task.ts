@@ -25,7 +25,7 @@ export function registerTask(program: Command): void {
     .description(
       'queue a task and hand it to the first host that fits (it stays queued, with the reason, while none does)',
     )
-    .argument('<prompt>', 'what the agent should do')
+    .argument('<prompt>', 'what the agent should do (one starting with "-" goes after --: task add -- "-v …")')
     .argument('[agent...]', 'after --: the agent command (default: claude); the prompt is its last argument')
     .option('--host <host>', 'only this host may take it')
     .option('--needs <needs>', 'comma-separated: os:linux, os:macos, arch:<arch>, label:<name>, or a program on PATH')
@@ -34,6 +34,10 @@ export function registerTask(program: Command): void {
     .option('--ref <ref>', 'with --repo: the branch, tag or commit the worktree starts from (default: its HEAD)')
     .option('--runner <runner>', 'any (default), user (an agent run by a person) or service (an installed agent)')
     .option('--json', 'print JSON')
+    // commander reads a prompt that starts with "-" as an option it does not know: say where it goes.
+    .showHelpAfterError(
+      '(a prompt that starts with "-" goes after --: hangar task add -- "<prompt>"; run with --help for usage)',
+    )
     .action((prompt: string, agent: string[], options: AddOptions) =>
       withApi(async (api) => {
         if (options.cwd !== undefined && options.repo !== undefined) {

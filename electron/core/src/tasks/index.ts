@@ -2,7 +2,7 @@ import {
   Emitter,
   FINAL_TASK_STATES,
   HangarError,
-  TaskSpec,
+  NewTaskSpec,
   parseOrThrow,
   toHangarError,
   type Disposable,
@@ -61,7 +61,7 @@ export class TasksApi implements Disposable {
 
   /** Queues the task and offers it to the hosts now; answers with where it went, or why it waits. */
   async add(spec: TaskSpecInput, host?: string): Promise<TaskInfo> {
-    const checked = parseOrThrow(TaskSpec, spec, 'task');
+    const checked = parseOrThrow(NewTaskSpec, spec, 'task');
     if (host !== undefined && !this.hostNames().includes(host)) {
       throw new HangarError(
         'E_HOST_NOT_FOUND',
