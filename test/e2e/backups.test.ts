@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { HangarCore } from '../../electron/core/src/index.js';
 import { usePairedHost } from '../support/paired-host.js';
 import { hangar, hangarAgent, removeDir, tempDir, type CliResult } from '../support/processes.js';
 import { until } from '../support/until.js';
@@ -171,6 +172,48 @@ describe('backups on a schedule', () => {
     expect(idle.next_at).toBeNull();
     const snapshots = JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout) as unknown[];
     expect(snapshots).toHaveLength(2);
+  });
+});
+
+describe('one restic run at a time', () => {
+  // The real restic, whose backups wait (at most 30 s) until the test opens the gate: so the test
+  // asks again while one surely runs.
+  const slow = tempDir('slow-restic');
+  const gate = join(slow, 'open');
+  writeFileSync(
+    join(slow, 'restic'),
+    `#!/bin/sh\nif [ "$1" = backup ]; then i=0; while [ ! -e ${gate} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; fi\nexec /usr/bin/restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  afterAll(() => removeDir(slow));
+
+  it('a second backup joins the running one, and a restore meanwhile is refused, saying what runs', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    const first = run(box.home, ['backup', 'now', 'box', '--json']);
+    await until(async () => {
+      const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+        running: unknown;
+      };
+      return status.running ?? undefined;
+    }, 'the backup to run');
+    const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', restoreTarget()]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/cannot restore now: a backup \(b-[0-9a-f]{16}\) is running on this host since/);
+    // Over the link, backup.now answers at once with the run it started or joined.
+    const core = await HangarCore.open({ home: box.home });
+    try {
+      const joined = await core.connection('box').call('backup.now', {});
+      expect(joined.state).toBe('running');
+      writeFileSync(gate, '');
+      const ended = JSON.parse((await first).stdout) as { id: string; state: string };
+      expect(ended.id).toBe(joined.id);
+      expect(ended.state).toBe('ok');
+    } finally {
+      await core.dispose();
+    }
+    expect(JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout)).toHaveLength(1);
   });
 });
 
