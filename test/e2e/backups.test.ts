@@ -87,6 +87,10 @@ describe('backups on demand', () => {
     expect(key.length).toBeGreaterThan(20);
     const local = await hangarAgent(['backup', 'key', '--data', box.dataDir]);
     expect(local.stdout.trim()).toBe(key);
+    const unlocked = await hangarAgent(['backup', 'unlock', '--data', box.dataDir]);
+    expect(unlocked.stdout, unlocked.stderr).toContain(
+      `removed stale locks from ${join(box.dataDir, 'backups', 'restic')}`,
+    );
     for (const output of printed) expect(output).not.toContain(key);
     expect(box.agent.stderr()).not.toContain(key);
   });

@@ -137,11 +137,9 @@ export const BackupStatus = z.object({
 export type BackupStatus = z.infer<typeof BackupStatus>;
 
 /** restic's snapshot id, short (8 hex) or full, or `latest`. */
-export const SnapshotRef = z
-  .string()
-  .regex(/^(?:[0-9a-f]{8,64}|latest)$/, {
-    error: 'expected a snapshot id (8-64 hex digits, see hangar backup ls) or latest',
-  });
+export const SnapshotRef = z.string().regex(/^(?:[0-9a-f]{8,64}|latest)$/, {
+  error: 'expected a snapshot id (8-64 hex digits, see hangar backup ls) or latest',
+});
 
 export const BackupSnapshot = z.object({
   id: z.string(),
