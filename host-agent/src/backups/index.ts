@@ -51,6 +51,7 @@ const TICK_SECONDS = 15;
 /** Progress events at most this often: a terminal's bar redraws at about this rate anyway. */
 const PROGRESS_GAP_MS = 250;
 const RECENT_RUNS = 10;
+const VERSION_TTL_MS = 60_000;
 
 type RestoreParams = z.output<typeof BackupRestoreParams>;
 
@@ -98,6 +99,7 @@ export class BackupService implements Disposable {
   private disposed = false;
   private readonly secondMs: number;
   private readonly bin: string;
+  private version: { value: string | null; at: number } | undefined;
 
   constructor(private readonly options: BackupServiceOptions) {
     this.store = new BackupStore(options.db);
@@ -121,7 +123,7 @@ export class BackupService implements Disposable {
 
   async status(): Promise<BackupStatus> {
     const stored = this.store.settings();
-    const version = await resticVersion(this.bin);
+    const version = await this.resticVersion();
     return {
       settings: stored?.settings ?? null,
       repository: stored?.settings.repository ?? this.defaultRepository,
@@ -133,6 +135,17 @@ export class BackupService implements Disposable {
       next_at: this.nextAt(),
       recent: this.store.recent(RECENT_RUNS),
     };
+  }
+
+  /**
+   * restic's version, asked again at most once a minute: the core asks for the status every few
+   * seconds while it waits for a run, and an install (or removal) of restic is seen within that.
+   */
+  private async resticVersion(): Promise<string | null> {
+    if (this.version && Date.now() - this.version.at < VERSION_TTL_MS) return this.version.value;
+    const value = await resticVersion(this.bin);
+    this.version = { value, at: Date.now() };
+    return value;
   }
 
   /** Starts a backup (or joins the one running) and answers with its run at once. */
