@@ -1,9 +1,19 @@
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
 import { usePairedHost } from '../support/paired-host.js';
-import { hangar, hangarAgent, removeDir, tempDir, type CliResult } from '../support/processes.js';
+import {
+  endAgent,
+  hangar,
+  hangarAgent,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+  type CliResult,
+} from '../support/processes.js';
 import { until } from '../support/until.js';
 
 /**
@@ -218,6 +228,27 @@ describe('one restic run at a time', () => {
       await core.dispose();
     }
     expect(JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout)).toHaveLength(1);
+  });
+});
+
+describe("a directory that holds the agent's data directory", () => {
+  let agent: AgentProcess | undefined;
+  let parent: string;
+  afterAll(async () => endAgent(agent, parent));
+
+  it('is backed up without it: no keys and no backup password in the snapshot', async () => {
+    parent = tempDir('holds-agent');
+    const home = join(parent, 'home');
+    writeFileSync(join(parent, 'work.txt'), 'mine\n');
+    agent = await startAgentProcess(join(parent, 'agent-data'));
+    await pairWith(home, 'box', agent);
+    expect((await run(home, ['backup', 'set', 'box', '--path', parent])).code).toBe(0);
+    expect((await run(home, ['backup', 'now', 'box'])).code).toBe(0);
+    const to = restoreTarget();
+    expect((await run(home, ['backup', 'restore', 'box', 'latest', '--to', to])).code).toBe(0);
+    expect(readFileSync(join(to, parent, 'work.txt'), 'utf8')).toBe('mine\n');
+    expect(existsSync(join(parent, 'agent-data', 'backups', 'password'))).toBe(true);
+    expect(existsSync(join(to, parent, 'agent-data'))).toBe(false);
   });
 });
 
