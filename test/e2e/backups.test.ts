@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -133,6 +134,37 @@ describe('backups on demand', () => {
     const inData = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(box.dataDir, 'x')]);
     expect(inData.code).not.toBe(0);
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
+  });
+
+  it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir, '--keep-last', '1']);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const repository = join(box.dataDir, 'backups', 'restic');
+    const password = join(box.dataDir, 'backups', 'password');
+    // A real restic that holds a lock while it reads stdin: the prune after the next backup needs
+    // the repository to itself.
+    const holder = spawn('/usr/bin/restic', ['backup', '--stdin', '--stdin-filename', 'held'], {
+      env: { ...process.env, RESTIC_REPOSITORY: repository, RESTIC_PASSWORD_FILE: password },
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    try {
+      await until(() => (readdirSync(join(repository, 'locks')).length > 0 ? true : undefined), 'the lock');
+      const locked = await run(box.home, ['backup', 'now', 'box']);
+      expect(locked.code, locked.stderr).toBe(0);
+      expect(locked.stdout).toMatch(
+        /note: the snapshot was made, but the keep policy was not applied: .*is locked by another restic run.*hangar-agent backup unlock/,
+      );
+    } finally {
+      const exited = new Promise((resolve) => holder.once('exit', resolve));
+      holder.kill('SIGKILL');
+      await exited;
+    }
+
+    writeFileSync(password, 'not the key\n');
+    const wrong = await run(box.home, ['backup', 'now', 'box']);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
   });
 
   it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
