@@ -22,6 +22,8 @@ import { until } from '../support/until.js';
  * running the real restic (its repository in the agent's data directory, a temp dir).
  */
 
+// Each test runs a few dozen hangar commands (a Node start each) and restic runs: minutes under load.
+
 /** What every command printed: the backup key must be in none of it. */
 const printed: string[] = [];
 async function run(home: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
@@ -104,7 +106,7 @@ describe('backups on demand', () => {
     );
     for (const output of printed) expect(output).not.toContain(key);
     expect(box.agent.stderr()).not.toContain(key);
-  });
+  }, 180_000);
 
   it('a restore refuses a directory that is not empty, a ".." and a symbolic link, and writes nothing', async () => {
     const dir = project();
@@ -134,7 +136,7 @@ describe('backups on demand', () => {
     const inData = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(box.dataDir, 'x')]);
     expect(inData.code).not.toBe(0);
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
-  });
+  }, 120_000);
 
   it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
     const dir = project();
@@ -165,7 +167,7 @@ describe('backups on demand', () => {
     const wrong = await run(box.home, ['backup', 'now', 'box']);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
-  });
+  }, 120_000);
 
   it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
     const none = await run(box.home, ['backup', 'now', 'box']);
@@ -218,7 +220,7 @@ describe('backups on a schedule', () => {
     expect(idle.next_at).toBeNull();
     const snapshots = JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout) as unknown[];
     expect(snapshots).toHaveLength(2);
-  });
+  }, 180_000);
 });
 
 describe('one restic run at a time', () => {
@@ -260,7 +262,7 @@ describe('one restic run at a time', () => {
       await core.dispose();
     }
     expect(JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout)).toHaveLength(1);
-  });
+  }, 120_000);
 });
 
 describe("a directory that holds the agent's data directory", () => {
@@ -281,7 +283,7 @@ describe("a directory that holds the agent's data directory", () => {
     expect(readFileSync(join(to, parent, 'work.txt'), 'utf8')).toBe('mine\n');
     expect(existsSync(join(parent, 'agent-data', 'backups', 'password'))).toBe(true);
     expect(existsSync(join(to, parent, 'agent-data'))).toBe(false);
-  });
+  }, 120_000);
 });
 
 describe('backups without restic', () => {
