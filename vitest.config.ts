@@ -18,6 +18,7 @@ const ALONE = [
   'test/e2e/relay-ui.test.ts',
   'test/e2e/billing-ui.test.ts',
   'test/e2e/tasks-ui.test.ts',
+  'test/e2e/backups-ui.test.ts',
 ];
 
 export default defineConfig({

@@ -22,6 +22,8 @@ import { createJobProcedures } from './peer/job-procedures.js';
 import { createPreviewProcedures } from './peer/preview-procedures.js';
 import { PreviewService } from './previews/index.js';
 import { createTaskProcedures } from './peer/task-procedures.js';
+import { createBackupProcedures } from './peer/backup-procedures.js';
+import { BackupService } from './backups/index.js';
 import { DEFAULT_MAX_TASKS, TaskService } from './tasks/index.js';
 import { hostStatsProvider } from './peer/host-stats.js';
 import { RelayLink, dialSplice, type SignalHandler } from './relay/index.js';
@@ -61,6 +63,8 @@ export interface AgentOptions {
   updates?: Omit<UpdateCheckOptions, 'logger' | 'onChange'>;
   /** Agent tasks run at once (default DEFAULT_MAX_TASKS), and the labels a task's `label:` needs match. */
   tasks?: { maxTasks?: number; labels?: readonly string[] };
+  /** Backups: the restic binary, and a test-only clock for the schedule (BackupServiceOptions). */
+  backups?: { resticPath?: string; secondMs?: number };
 }
 
 export interface RunningAgent {
@@ -176,6 +180,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }),
     );
     tasksOffer = () => tasks.capabilities();
+    const backups = owned.add(
+      new BackupService({
+        db: store.db,
+        dataDir: options.dataDir,
+        publish,
+        logger: logger.child({ component: 'backups' }),
+        ...options.backups,
+      }),
+    );
     const procedures = createProcedures(
       {
         sessions,
@@ -192,6 +205,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       createJobProcedures(jobs),
       createPreviewProcedures(previews),
       createTaskProcedures(tasks),
+      createBackupProcedures(backups),
     );
     owned.add({ dispose: () => peers.forEach((peer) => peer.dispose()) });
     const server = owned.add(

@@ -1,6 +1,7 @@
 import { HangarError, HostLabel, parseHostAddress, startKeyTrace, toHangarError } from '@hangar/shared';
 import { writeFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { registerBackupCommands } from './backups/commands.js';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startAgent } from './agent.js';
@@ -48,6 +49,8 @@ interface ServeOptions {
   stopWithStdin?: boolean;
   maxTasks: number;
   label: string[];
+  backupSecondMs?: number;
+  restic?: string;
 }
 
 program
@@ -79,6 +82,13 @@ program
   .option('--label <label>', 'a label agent tasks can need (label:<label>); repeat for more', collectLabel, [])
   .option('--tart-image <name>', 'macOS only: the Tart base image that VM jobs clone (enables the tart executor)')
   .option('--bwrap <path>', 'Linux: the bubblewrap binary for sandbox jobs (default: bwrap on PATH)')
+  .option('--restic <path>', 'the restic binary for backups (default: restic on PATH)')
+  .addOption(
+    // A test-only clock: how long a second of a backup schedule lasts (a 1m schedule in tests).
+    new Option('--backup-second-ms <n>', 'tests only: ms per second of the backup schedule')
+      .argParser(positiveInt)
+      .hideHelp(),
+  )
   .option(
     '--stop-with-stdin',
     'stop (as on Ctrl-C) when stdin ends: the supervisor that holds its other end is gone (hangar up)',
@@ -104,6 +114,10 @@ program
         logger,
         jobs: { maxJobs: options.maxJobs },
         tasks: { maxTasks: options.maxTasks, labels: options.label },
+        backups: {
+          ...(options.backupSecondMs !== undefined ? { secondMs: options.backupSecondMs } : {}),
+          ...(options.restic ? { resticPath: options.restic } : {}),
+        },
         ...(options.tartImage ? { tartImage: options.tartImage } : {}),
         ...(options.bwrap ? { bwrapPath: resolve(options.bwrap) } : {}),
         ...(sandboxCgroupParent ? { sandboxCgroupParent } : {}),
@@ -153,6 +167,7 @@ program
   });
 
 registerDoctor(program);
+registerBackupCommands(program, DEFAULT_DATA, fail);
 registerInstallCommands(program, fail);
 
 program

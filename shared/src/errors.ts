@@ -42,6 +42,11 @@ export const ERROR_CODES = [
   'E_TASK_UNFIT',
   'E_TASK_LIMIT',
   'E_TASK_STATE',
+  // backups
+  'E_BACKUP_NOT_SET',
+  'E_BACKUP_UNAVAILABLE',
+  'E_BACKUP_BUSY',
+  'E_BACKUP_FAILED',
   // hosts (client side)
   'E_HOST_NOT_FOUND',
   'E_HOST_EXISTS',

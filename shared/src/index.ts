@@ -19,6 +19,7 @@ export * from './agent-runtime.js';
 export * from './protocol/jobs.js';
 export * from './protocol/previews.js';
 export * from './protocol/tasks.js';
+export * from './protocol/backups.js';
 export * from './protocol/core-api.js';
 export * from './protocol/core-account.js';
 export * from './protocol/relay.js';

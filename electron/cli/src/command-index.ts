@@ -22,6 +22,7 @@ const jobs = () => import('./commands/jobs.js').then((m) => m.registerJobs);
 const logs = () => import('./commands/logs.js').then((m) => m.registerLogs);
 const artifacts = () => import('./commands/artifacts.js').then((m) => m.registerArtifacts);
 const task = () => import('./commands/task.js').then((m) => m.registerTask);
+const backup = () => import('./commands/backup.js').then((m) => m.registerBackup);
 const preview = () => import('./commands/preview.js').then((m) => m.registerPreview);
 const account = () => import('./commands/account.js').then((m) => m.registerAccount);
 const devices = () => import('./commands/devices.js').then((m) => m.registerDevices);
@@ -107,6 +108,12 @@ export const TOP_COMMANDS: readonly TopCommand[] = [
     term: 'task',
     description: 'queue prompts for AI coding agents (Claude Code) that a fitting host claims and runs in a session',
     load: task,
+  },
+  {
+    name: 'backup',
+    term: 'backup',
+    description: "restic snapshots of a host's directories, on a schedule and on demand, kept on that host",
+    load: backup,
   },
   {
     name: 'preview',

@@ -35,6 +35,7 @@ const THROUGH_THE_CORE = new Set([
   'logs',
   'artifacts',
   'preview',
+  'backup',
   'signup',
   'login',
   'logout',

@@ -43,6 +43,12 @@ export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
   'tasks.get': { commands: ['task show', 'task attach'] },
   'tasks.cancel': { commands: ['task cancel'] },
 
+  'backups.set': { commands: ['backup set'] },
+  'backups.status': { commands: ['backup status'] },
+  'backups.now': { commands: ['backup now'] },
+  'backups.list': { commands: ['backup ls'] },
+  'backups.restore': { commands: ['backup restore'] },
+
   'previews.list': { commands: ['preview ls'] },
   'previews.add': { commands: ['preview add'] },
   'previews.remove': { commands: ['preview rm'] },

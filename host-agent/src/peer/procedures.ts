@@ -34,7 +34,9 @@ export type PreviewMethod = Extract<HostMethod, `preview.${string}`>;
 export type PreviewProcedureTable = Pick<ProcedureTable, PreviewMethod>;
 export type TaskMethod = Extract<HostMethod, `task.${string}`>;
 export type TaskProcedureTable = Pick<ProcedureTable, TaskMethod>;
-export type SessionProcedureTable = Omit<ProcedureTable, JobMethod | PreviewMethod | TaskMethod>;
+export type BackupMethod = Extract<HostMethod, `backup.${string}`>;
+export type BackupProcedureTable = Pick<ProcedureTable, BackupMethod>;
+export type SessionProcedureTable = Omit<ProcedureTable, JobMethod | PreviewMethod | TaskMethod | BackupMethod>;
 
 /**
  * One handler per call in shared's HOST_PROCEDURES. Params arrive already validated by that
@@ -45,8 +47,9 @@ export function createProcedures(
   jobs: JobProcedureTable,
   previews: PreviewProcedureTable,
   tasks: TaskProcedureTable,
+  backups: BackupProcedureTable,
 ): ProcedureTable {
-  return { ...sessionProcedures(services), ...jobs, ...previews, ...tasks };
+  return { ...sessionProcedures(services), ...jobs, ...previews, ...tasks, ...backups };
 }
 
 function sessionProcedures(services: AgentServices): SessionProcedureTable {

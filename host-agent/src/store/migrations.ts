@@ -204,4 +204,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN worktree_failed INTEGER NOT NULL DEFAULT 0; -- 1: git worktree add failed, what it made removed
     `,
   },
+  {
+    version: 9,
+    name: 'backups: what this host backs up (one row), and each restic run of it',
+    sql: `
+      CREATE TABLE backup_settings (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        settings    TEXT NOT NULL,             -- BackupSettings JSON, parsed with the same schema on read
+        updated_at  INTEGER NOT NULL           -- the schedule counts from here until the first run
+      );
+      CREATE TABLE backup_runs (
+        id          TEXT PRIMARY KEY,          -- b- and 16 hex digits
+        kind        TEXT NOT NULL,             -- backup, restore
+        trigger     TEXT NOT NULL,             -- user, schedule
+        state       TEXT NOT NULL,             -- running, ok, error
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        snapshot    TEXT,                      -- restic's snapshot id, made or restored from
+        files       INTEGER,
+        bytes       INTEGER,
+        added_bytes INTEGER,
+        message     TEXT,
+        restore_to  TEXT
+      );
+      CREATE INDEX backup_runs_by_start ON backup_runs(started_at);
+    `,
+  },
 ];

@@ -25,7 +25,12 @@ import { JobService, ShellExecutor, type JobServiceOptions } from '../../src/job
 import { ClientPeer } from '../../src/peer/client-peer.js';
 import { createJobProcedures } from '../../src/peer/job-procedures.js';
 import { createPreviewProcedures } from '../../src/peer/preview-procedures.js';
-import { createProcedures, type AgentServices, type TaskProcedureTable } from '../../src/peer/procedures.js';
+import {
+  createProcedures,
+  type AgentServices,
+  type BackupProcedureTable,
+  type TaskProcedureTable,
+} from '../../src/peer/procedures.js';
 import { PreviewService } from '../../src/previews/index.js';
 import { rawCall } from '../../../test/support/raw-call.js';
 import { AgentStore } from '../../src/store/db.js';
@@ -122,6 +127,7 @@ export class TestClient {
       createJobProcedures(jobs),
       createPreviewProcedures(previews),
       {} as TaskProcedureTable,
+      {} as BackupProcedureTable,
     );
     this.peer = new ClientPeer(
       { transport: agentEnd, device: { public_key: DEVICE, name: 'test' }, remoteAddress: 'memory', via: 'pinned' },

@@ -26,6 +26,9 @@ export type {
   DeviceEntry,
   TaskInfo,
   TaskState,
+  BackupRun,
+  BackupSnapshot,
+  BackupStatus,
 } from '@hangar/shared';
 export {
   FINAL_JOB_STATES,

@@ -20,6 +20,7 @@ import { useTasks } from './use-tasks.js';
 const JobsView = lazy(() => import('./jobs-view.js'));
 const PreviewsView = lazy(() => import('./previews-view.js'));
 const TasksView = lazy(() => import('./tasks-view.js'));
+const BackupsView = lazy(() => import('./backups-view.js'));
 // The account page carries the chart library: loaded when it is first shown.
 const AccountView = lazy(() => import('./account-view.js'));
 
@@ -43,7 +44,7 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const account = useAccount(api);
   const tabs = useTerminalTabs();
   const { theme, choice, setChoice, toggle } = useTheme();
-  const [view, setView] = useState<'terminals' | 'jobs' | 'tasks' | 'previews' | 'account'>('terminals');
+  const [view, setView] = useState<'terminals' | 'jobs' | 'tasks' | 'previews' | 'backups' | 'account'>('terminals');
   const [paletteOpen, setPaletteOpen] = useState(false);
   const [dialog, setDialog] = useState<Dialog>();
   const [notice, setNotice] = useState<string>();
@@ -197,6 +198,9 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
           <button type="button" aria-pressed={view === 'previews'} onClick={() => setView('previews')}>
             Previews
           </button>
+          <button type="button" aria-pressed={view === 'backups'} onClick={() => setView('backups')}>
+            Backups
+          </button>
           {signedIn && (
             <button type="button" aria-pressed={view === 'account'} onClick={() => setView('account')}>
               Account
@@ -285,6 +289,11 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
                 onSelect={setSelectedJob}
                 onSubmitted={showJob}
               />
+            </Suspense>
+          )}
+          {view === 'backups' && (
+            <Suspense fallback={<p className="empty-state">Loading backups…</p>}>
+              <BackupsView api={api} hosts={hosts} />
             </Suspense>
           )}
           {view === 'tasks' && (

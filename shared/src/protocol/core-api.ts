@@ -7,6 +7,14 @@ import { ArtifactInfo, JobDetail, JobId, JobInfo, JobListParams, JobSpec } from 
 import { ListeningPort, PreviewInfo, PreviewLabel, PreviewPort } from './previews.js';
 import { NewTaskSpec, TaskInfo, TaskRef } from './tasks.js';
 import {
+  BackupProgress,
+  BackupRestoreParams,
+  BackupRun,
+  BackupSettings,
+  BackupSnapshot,
+  BackupStatus,
+} from './backups.js';
+import {
   SessionCreateParams,
   SessionInfo,
   SessionName,
@@ -324,6 +332,21 @@ export const CORE_PROCEDURES = {
   /** A queued task leaves the queue; a claimed one's session is ended on its host. */
   'tasks.cancel': { params: TaskRef, result: z.object({ task: TaskInfo }) },
 
+  /** What a host backs up, where, how often and what it keeps (stored on the host). */
+  'backups.set': { params: z.object({ host: HostName, settings: BackupSettings }), result: BackupStatus },
+  'backups.status': { params: z.object({ host: HostName }), result: BackupStatus },
+  /**
+   * Backs the host up now (or joins the backup running there) and answers when it ended, with its
+   * run: ok (snapshot id, sizes) or error (why, what to do). `backup.progress` events meanwhile.
+   */
+  'backups.now': { params: z.object({ host: HostName }), result: z.object({ run: BackupRun }) },
+  'backups.list': { params: z.object({ host: HostName }), result: z.object({ snapshots: z.array(BackupSnapshot) }) },
+  /** Restores a snapshot into a new or empty directory on the host; answers when it ended, as backups.now. */
+  'backups.restore': {
+    params: BackupRestoreParams.extend({ host: HostName }),
+    result: z.object({ run: BackupRun }),
+  },
+
   ...ACCOUNT_PROCEDURES,
 } as const;
 
@@ -374,6 +397,8 @@ export const CORE_EVENTS = {
   }),
   /** A task changed: queued here (host null), or on a host (claimed, running, needs you, ended). */
   'task.updated': z.object({ task: TaskInfo }),
+  /** A backup the calling connection waits for (backups.now) has got this far. */
+  'backup.progress': BackupProgress.extend({ host: HostName }),
   ...ACCOUNT_EVENTS,
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

@@ -41,6 +41,15 @@ import {
   PreviewsChangedEvent,
 } from './previews.js';
 
+import {
+  BackupProgress,
+  BackupRestoreParams,
+  BackupRun,
+  BackupSettings,
+  BackupSnapshot,
+  BackupStatus,
+  BackupUpdatedEvent,
+} from './backups.js';
 import { TaskClaimParams, TaskIdParams, TaskInfo, TaskListResult, TaskUpdatedEvent } from './tasks.js';
 
 const Empty = z.object({}).strict();
@@ -80,6 +89,17 @@ export const HOST_PROCEDURES = {
   'task.list': { params: Empty, result: TaskListResult },
   'task.get': { params: TaskIdParams, result: TaskInfo },
   'task.cancel': { params: TaskIdParams, result: TaskInfo },
+  /** What is backed up, where, how often and what is kept; answers with the status it makes. */
+  'backup.set': { params: BackupSettings, result: BackupStatus },
+  'backup.status': { params: Empty, result: BackupStatus },
+  /**
+   * Starts a backup now and answers at once with its run (`running`); one already running is
+   * joined (the same run). `backup.progress` and `backup.updated` events follow it.
+   */
+  'backup.now': { params: Empty, result: BackupRun },
+  'backup.snapshots': { params: Empty, result: z.object({ snapshots: z.array(BackupSnapshot) }) },
+  /** Starts a restore into a new or empty directory and answers at once with its run, as backup.now. */
+  'backup.restore': { params: BackupRestoreParams, result: BackupRun },
 } as const;
 
 export type HostMethod = keyof typeof HOST_PROCEDURES;
@@ -104,6 +124,10 @@ export const HOST_EVENTS = {
   'host.info': HostInfo,
   /** An agent task on the host changed state (claimed, running, waiting for the user, ended). */
   'task.updated': TaskUpdatedEvent,
+  /** How far the running backup has got (at most a few a second). */
+  'backup.progress': BackupProgress,
+  /** A backup or restore started or ended. */
+  'backup.updated': BackupUpdatedEvent,
 } as const;
 export type HostEvent = keyof typeof HOST_EVENTS;
 /** How a component of the agent sends an event to every connected client. */

@@ -8,6 +8,7 @@ import {
 import type { HangarCore } from '../core.js';
 import type { Platform } from '../platform.js';
 import { accountHandlers } from './account-handlers.js';
+import { backupHandlers } from './backup-handlers.js';
 import type { Door, PublishCoreEvent } from './connection.js';
 import type { HostMonitor } from './host-monitor.js';
 import { jobHandlers } from './job-handlers.js';
@@ -96,6 +97,8 @@ export const coreHandlers: CoreHandlers = {
   'tasks.get': async (params, { core }) => ({ result: { task: await core.tasks.get(params.id, params.host) } }),
 
   'tasks.cancel': async (params, { core }) => ({ result: { task: await core.tasks.cancel(params.id, params.host) } }),
+
+  ...backupHandlers,
 
   ...accountHandlers,
 

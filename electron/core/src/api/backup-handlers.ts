@@ -1,0 +1,45 @@
+import type { CORE_PROCEDURES, ProcedureHandlers } from '@hangar/shared';
+import { runToEnd } from '../backups/index.js';
+import type { ApiContext } from './handlers.js';
+
+type BackupMethod = Extract<keyof typeof CORE_PROCEDURES, `backups.${string}`>;
+
+/**
+ * The backup calls of CORE_PROCEDURES: each is one host's, carried over the link to its agent
+ * (never through the relay's servers, whose splice only forwards the link's encrypted bytes). A
+ * backup or restore is answered when it ended; its progress goes to the calling connection only.
+ */
+export const backupHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, ApiContext>, BackupMethod> = {
+  'backups.set': async (params, { core }) => ({
+    result: await core.connection(params.host).call('backup.set', params.settings),
+  }),
+
+  'backups.status': async (params, { core }) => ({
+    result: await core.connection(params.host).call('backup.status', {}),
+  }),
+
+  'backups.now': async (params, { core, publish }) => {
+    const connection = core.connection(params.host);
+    const run = await runToEnd(
+      connection,
+      () => connection.call('backup.now', {}),
+      (progress) => publish('backup.progress', { ...progress, host: params.host }),
+    );
+    return { result: { run } };
+  },
+
+  'backups.list': async (params, { core }) => ({
+    result: await core.connection(params.host).call('backup.snapshots', {}),
+  }),
+
+  'backups.restore': async (params, { core, publish }) => {
+    const { host, ...restore } = params;
+    const connection = core.connection(host);
+    const run = await runToEnd(
+      connection,
+      () => connection.call('backup.restore', restore),
+      (progress) => publish('backup.progress', { ...progress, host }),
+    );
+    return { result: { run } };
+  },
+};

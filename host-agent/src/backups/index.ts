@@ -1,0 +1,421 @@
+import {
+  BackupRestoreParams,
+  HangarError,
+  toHangarError,
+  type BackupRun,
+  type BackupSettings,
+  type BackupSnapshot,
+  type BackupStatus,
+  type Disposable,
+  type PublishHostEvent,
+} from '@hangar/shared';
+import type Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { lstat, readdir, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { BackupStore, type RunEnd } from './backup-store.js';
+import { checkBackupPath, expandHome, prepareRestoreTarget } from './paths.js';
+import {
+  RESTIC_INSTALL,
+  isMissingRepository,
+  resticFailure,
+  resticVersion,
+  runRestic,
+  type ResticOptions,
+} from './restic.js';
+
+import { ensureBackupKey } from './key.js';
+
+export { backupPasswordFile, readBackupKey } from './key.js';
+
+export interface BackupServiceOptions {
+  db: Database.Database;
+  /** The agent's data directory: the password file and the default repository live in backups/ there. */
+  dataDir: string;
+  publish: PublishHostEvent;
+  logger: Logger;
+  /** The restic binary (default: restic on PATH). */
+  resticPath?: string;
+  /**
+   * How long a second of a schedule's `every` lasts, in ms: 1000, except in tests (a test-only
+   * clock, `serve --backup-second-ms`), where a schedule of 1m then comes round in well under one.
+   */
+  secondMs?: number;
+}
+
+/** How often the schedule looks whether a backup is due (scaled with secondMs). */
+const TICK_SECONDS = 15;
+/** Progress events at most this often: a terminal's bar redraws at about this rate anyway. */
+const PROGRESS_GAP_MS = 250;
+const RECENT_RUNS = 10;
+const VERSION_TTL_MS = 60_000;
+
+type RestoreParams = z.output<typeof BackupRestoreParams>;
+
+const StatusLine = z.object({
+  message_type: z.literal('status'),
+  percent_done: z.number().default(0),
+  total_files: z.number().default(0),
+  files_done: z.number().default(0),
+  total_bytes: z.number().default(0),
+  bytes_done: z.number().default(0),
+});
+const SummaryLine = z.object({
+  message_type: z.literal('summary'),
+  snapshot_id: z.string(),
+  data_added: z.number().default(0),
+  total_files_processed: z.number().default(0),
+  total_bytes_processed: z.number().default(0),
+});
+const ErrorLine = z.object({
+  message_type: z.literal('error'),
+  item: z.string().optional(),
+  error: z.object({ Op: z.string().optional(), Path: z.string().optional(), Err: z.unknown() }).partial().optional(),
+});
+const SnapshotsJson = z.array(
+  z.object({
+    id: z.string(),
+    short_id: z.string(),
+    time: z.string(),
+    paths: z.array(z.string()),
+    hostname: z.string(),
+  }),
+);
+
+/**
+ * Backups of this host: restic snapshots of the directories the user named, on demand and on a
+ * schedule, into a repository whose password was made here (backups/password, 0600) and never
+ * leaves this host. One restic run at a time: a second backup joins the running one, a restore
+ * waits its turn (refused while another runs). Each run is recorded in agent.db; a keep policy is
+ * applied (restic forget --prune) after each successful backup.
+ */
+export class BackupService implements Disposable {
+  private readonly store: BackupStore;
+  private current: { run: BackupRun; kill: () => void } | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private disposed = false;
+  private readonly secondMs: number;
+  private readonly bin: string;
+  private version: { value: string | null; at: number } | undefined;
+
+  constructor(private readonly options: BackupServiceOptions) {
+    this.store = new BackupStore(options.db);
+    this.store.endInterrupted(Date.now());
+    this.secondMs = options.secondMs ?? 1000;
+    this.bin = options.resticPath ?? 'restic';
+    this.timer = setInterval(() => this.tick(), TICK_SECONDS * this.secondMs);
+    this.timer.unref();
+  }
+
+  get defaultRepository(): string {
+    return join(this.options.dataDir, 'backups', 'restic');
+  }
+
+  async set(settings: BackupSettings): Promise<BackupStatus> {
+    for (const path of settings.paths) await checkBackupPath(path, this.options.dataDir);
+    this.store.setSettings(settings, Date.now());
+    this.options.logger.info({ paths: settings.paths.length, every_s: settings.every_s }, 'backup settings changed');
+    return this.status();
+  }
+
+  async status(): Promise<BackupStatus> {
+    const stored = this.store.settings();
+    const version = await this.resticVersion();
+    return {
+      settings: stored?.settings ?? null,
+      repository: stored?.settings.repository ?? this.defaultRepository,
+      restic_version: version,
+      restic_missing: version === null ? RESTIC_INSTALL : null,
+      running: this.current?.run ?? null,
+      last: this.store.lastBackup(false) ?? null,
+      last_ok: this.store.lastBackup(true) ?? null,
+      next_at: this.nextAt(),
+      recent: this.store.recent(RECENT_RUNS),
+    };
+  }
+
+  /**
+   * restic's version, asked again at most once a minute: the core asks for the status every few
+   * seconds while it waits for a run, and an install (or removal) of restic is seen within that.
+   */
+  private async resticVersion(): Promise<string | null> {
+    if (this.version && Date.now() - this.version.at < VERSION_TTL_MS) return this.version.value;
+    const value = await resticVersion(this.bin);
+    this.version = { value, at: Date.now() };
+    return value;
+  }
+
+  /** Starts a backup (or joins the one running) and answers with its run at once. */
+  now(trigger: 'user' | 'schedule' = 'user'): BackupRun {
+    if (this.current?.run.kind === 'backup') return this.current.run;
+    this.refuseWhileBusy('back up');
+    const stored = this.store.settings();
+    if (!stored) {
+      throw new HangarError(
+        'E_BACKUP_NOT_SET',
+        'nothing to back up on this host yet: name what to back up with: hangar backup set <host> --path DIR',
+      );
+    }
+    const run = this.begin({ kind: 'backup', trigger, snapshot: null, to: null });
+    void this.finish(run, (onKill) => this.backup(run, stored.settings, onKill));
+    return run;
+  }
+
+  async snapshots(): Promise<BackupSnapshot[]> {
+    const restic = await this.restic();
+    const result = await runRestic(restic, ['snapshots', '--json']).done;
+    if (result.code !== 0) {
+      if (isMissingRepository(result)) return [];
+      throw resticFailure('could not list the snapshots', result, restic.repository);
+    }
+    return SnapshotsJson.parse(JSON.parse(result.stdout))
+      .map((s) => ({ id: s.id, short_id: s.short_id, time: s.time, paths: s.paths, hostname: s.hostname }))
+      .reverse();
+  }
+
+  /** Checks the target and starts the restore; answers with its run at once. */
+  async restore(params: RestoreParams): Promise<BackupRun> {
+    this.refuseWhileBusy('restore');
+    const to = await prepareRestoreTarget(params.to, this.options.dataDir);
+    this.refuseWhileBusy('restore');
+    const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to });
+    void this.finish(run, (onKill) => this.restoreInto(to, params, onKill));
+    return run;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    clearInterval(this.timer);
+    if (this.current) {
+      // restic stops on SIGINT and removes its lock; the run is recorded as interrupted now, while
+      // the database is still open.
+      this.current.kill();
+      this.store.endInterrupted(Date.now());
+      this.current = undefined;
+    }
+  }
+
+  private refuseWhileBusy(what: string): void {
+    if (!this.current) return;
+    const { run } = this.current;
+    throw new HangarError(
+      'E_BACKUP_BUSY',
+      `cannot ${what} now: a ${run.kind} (${run.id}) is running on this host since ${new Date(run.started_at).toISOString()}; wait for it to end (hangar backup status <host>) and try again`,
+      { run: run.id },
+    );
+  }
+
+  private begin(run: Pick<BackupRun, 'kind' | 'trigger' | 'snapshot' | 'to'>): BackupRun {
+    const started = this.store.insertRun({
+      ...run,
+      id: `b-${randomBytes(8).toString('hex')}`,
+      started_at: Date.now(),
+    });
+    this.current = { run: started, kill: () => undefined };
+    this.options.logger.info({ run: started.id, kind: run.kind, trigger: run.trigger }, 'backup run started');
+    this.options.publish('backup.updated', { run: started });
+    return started;
+  }
+
+  private async finish(run: BackupRun, work: (onKill: (kill: () => void) => void) => Promise<RunEnd>): Promise<void> {
+    let end: RunEnd;
+    try {
+      end = await work((kill) => {
+        if (this.current?.run.id === run.id) this.current.kill = kill;
+      });
+    } catch (error) {
+      end = { state: 'error', message: toHangarError(error).message };
+    }
+    if (this.disposed) return;
+    this.current = undefined;
+    const ended = this.store.endRun(run.id, end, Date.now());
+    this.options.logger.info(
+      { run: run.id, kind: run.kind, state: ended.state, message: ended.message },
+      'backup run ended',
+    );
+    this.options.publish('backup.updated', { run: ended });
+  }
+
+  private async backup(run: BackupRun, settings: BackupSettings, onKill: (kill: () => void) => void): Promise<RunEnd> {
+    const paths: string[] = [];
+    for (const path of settings.paths) paths.push(await checkBackupPath(path, this.options.dataDir));
+    const restic = await this.restic(settings);
+    // Never in a snapshot: the agent's data directory (its keys, the backup password), nor a local
+    // repository (a backup of itself).
+    const excluded = [await realpath(this.options.dataDir)];
+    if (restic.repository.startsWith('/')) excluded.push(restic.repository);
+    let summary: z.infer<typeof SummaryLine> | undefined;
+    const unreadable: string[] = [];
+    let sentAt = 0;
+    const restic$ = runRestic(
+      restic,
+      ['backup', '--json', ...excluded.flatMap((path) => ['--exclude', path]), '--', ...paths],
+      (line) => {
+        const message = parseLine(line);
+        const status = StatusLine.safeParse(message);
+        if (status.success) {
+          if (Date.now() - sentAt < PROGRESS_GAP_MS) return;
+          sentAt = Date.now();
+          const s = status.data;
+          this.options.publish('backup.progress', {
+            run: run.id,
+            percent: Math.min(1, Math.max(0, s.percent_done)),
+            bytes_done: s.bytes_done,
+            total_bytes: s.total_bytes,
+            files_done: Math.round(s.files_done),
+            total_files: Math.round(s.total_files),
+          });
+          return;
+        }
+        const done = SummaryLine.safeParse(message);
+        if (done.success) summary = done.data;
+        const failed = ErrorLine.safeParse(message);
+        if (failed.success && unreadable.length < 5)
+          unreadable.push(failed.data.item ?? failed.data.error?.Path ?? '?');
+      },
+    );
+    onKill(restic$.kill);
+    const result = await restic$.done;
+    // 3: the snapshot was made, but some files could not be read.
+    if ((result.code !== 0 && result.code !== 3) || !summary) {
+      throw resticFailure('the backup failed', result, restic.repository);
+    }
+    const end: RunEnd = {
+      state: 'ok',
+      snapshot: summary.snapshot_id,
+      files: summary.total_files_processed,
+      bytes: summary.total_bytes_processed,
+      added_bytes: summary.data_added,
+    };
+    const notes: string[] = [];
+    if (result.code === 3) {
+      notes.push(
+        `some files could not be read and are not in the snapshot (${unreadable.join(', ')}): the agent's user must be able to read them`,
+      );
+    }
+    const prune = await this.applyKeep(restic, settings).catch((error: unknown) => toHangarError(error).message);
+    if (prune) notes.push(`the snapshot was made, but the keep policy was not applied: ${prune}`);
+    if (notes.length > 0) end.message = notes.join('; ');
+    this.options.publish('backup.progress', {
+      run: run.id,
+      percent: 1,
+      bytes_done: end.bytes!,
+      total_bytes: end.bytes!,
+      files_done: end.files!,
+      total_files: end.files!,
+    });
+    return end;
+  }
+
+  /** restic forget --prune with the --keep-* options set: nothing without any (every snapshot stays). */
+  private async applyKeep(restic: ResticOptions, settings: BackupSettings): Promise<void> {
+    const keep = Object.entries(settings.keep).filter((entry): entry is [string, number] => entry[1] !== undefined);
+    if (keep.length === 0) return;
+    const args = ['forget', '--prune', '--json', ...keep.flatMap(([kind, n]) => [`--keep-${kind}`, String(n)])];
+    const result = await runRestic(restic, args).done;
+    if (result.code !== 0) throw resticFailure('restic forget --prune failed', result, restic.repository);
+  }
+
+  private async restoreInto(to: string, params: RestoreParams, onKill: (kill: () => void) => void): Promise<RunEnd> {
+    const restic = await this.restic();
+    const include = (params.include ?? []).flatMap((path) => ['--include', expandHome(path)]);
+    const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to, ...include]);
+    onKill(restic$.kill);
+    const result = await restic$.done;
+    if (result.code !== 0) {
+      if (/no matching ID found|invalid id|no snapshot found/i.test(result.stderr)) {
+        throw new HangarError(
+          'E_NOT_FOUND',
+          `no snapshot ${params.snapshot} in ${restic.repository}; list them with: hangar backup ls <host>`,
+        );
+      }
+      throw resticFailure('the restore failed', result, restic.repository);
+    }
+    const written = await sizeOf(to);
+    return { state: 'ok', files: written.files, bytes: written.bytes };
+  }
+
+  /** restic's options for the repository, made (restic init) the first time it is used. */
+  private async restic(settings = this.store.settings()?.settings): Promise<ResticOptions> {
+    const repository = settings?.repository ?? this.defaultRepository;
+    const options: ResticOptions = {
+      bin: this.bin,
+      repository: repository.startsWith('/') ? expandHome(repository) : repository,
+      passwordFile: ensureBackupKey(this.options.dataDir),
+      cacheDir: join(this.options.dataDir, 'backups', 'cache'),
+    };
+    const config = await runRestic(options, ['cat', 'config']).done;
+    if (config.code === 0) return options;
+    if (!isMissingRepository(config)) throw resticFailure('could not open the repository', config, repository);
+    if (repository === this.defaultRepository)
+      mkdirSync(join(this.options.dataDir, 'backups'), { recursive: true, mode: 0o700 });
+    const init = await runRestic(options, ['init']).done;
+    if (init.code !== 0) throw resticFailure('could not make the repository (restic init)', init, repository);
+    this.options.logger.info({ repository }, 'backup repository made');
+    return options;
+  }
+
+  private nextAt(): number | null {
+    const stored = this.store.settings();
+    if (!stored || stored.settings.every_s === null) return null;
+    const last = this.store.recent(1, "kind = 'backup'")[0];
+    const from = last ? Math.max(last.started_at, 0) : stored.updated_at;
+    return from + stored.settings.every_s * this.secondMs;
+  }
+
+  private tick(): void {
+    if (this.disposed || this.current) return;
+    const next = this.nextAt();
+    if (next === null || next > Date.now()) return;
+    try {
+      this.now('schedule');
+    } catch (error) {
+      this.options.logger.warn({ err: toHangarError(error) }, 'the scheduled backup did not start');
+    }
+  }
+}
+
+function parseLine(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    // restic prints a few lines that are not JSON even with --json (restic init's text): not ours to read.
+    return undefined;
+  }
+}
+
+/** Files and bytes under a directory a restore wrote (links are counted, not followed). */
+async function sizeOf(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  const walk = async (path: string): Promise<void> => {
+    for (const entry of await readdir(path, { withFileTypes: true })) {
+      const child = join(path, entry.name);
+      if (entry.isDirectory()) await walk(child);
+      else {
+        files += 1;
+        if (entry.isFile()) bytes += (await lstat(child)).size;
+      }
+    }
+  };
+  await walk(dir);
+  return { files, bytes };
+}
+
+/** `hangar-agent backup unlock`, on the host: restic unlock on this host's repository (stale locks only). */
+export async function unlockRepository(dataDir: string, db: Database.Database, resticPath = 'restic'): Promise<string> {
+  const settings = new BackupStore(db).settings()?.settings;
+  const repository = settings?.repository ?? join(dataDir, 'backups', 'restic');
+  const options: ResticOptions = {
+    bin: resticPath,
+    repository: expandHome(repository),
+    passwordFile: ensureBackupKey(dataDir),
+    cacheDir: join(dataDir, 'backups', 'cache'),
+  };
+  const result = await runRestic(options, ['unlock']).done;
+  if (result.code !== 0) throw resticFailure('restic unlock failed', result, repository);
+  return repository;
+}

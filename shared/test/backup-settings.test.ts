@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { BackupRestoreParams, BackupSettings, HOST_PROCEDURES } from '@hangar/shared';
+
+/** The first problem zod finds, as `path: message`. */
+function problem(schema: typeof BackupSettings | typeof BackupRestoreParams, input: unknown): string {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return 'accepted';
+  const issue = parsed.error.issues[0]!;
+  return `${issue.path.join('.')}: ${issue.message}`;
+}
+
+describe("a host's backup settings", () => {
+  it('takes paths alone: on demand only, every snapshot kept, the default repository', () => {
+    expect(BackupSettings.parse({ paths: ['~/src', '/srv/data'] })).toEqual({
+      paths: ['~/src', '/srv/data'],
+      every_s: null,
+      keep: {},
+      repository: null,
+    });
+  });
+
+  it('refuses a relative path, a ".." part and no path at all, naming the field', () => {
+    expect(problem(BackupSettings, { paths: [] })).toBe('paths: name at least one directory to back up (--path DIR)');
+    expect(problem(BackupSettings, { paths: ['src'] })).toBe(
+      'paths.0: expected an absolute path on the host, or one starting with ~/',
+    );
+    expect(problem(BackupSettings, { paths: ['/srv/../etc'] })).toBe(
+      'paths.0: a path may not contain a ".." part: name it directly',
+    );
+    expect(problem(BackupSettings, { paths: ['~/..'] })).toMatch(/^paths\.0: a path may not contain a "\.\." part/);
+    expect(problem(BackupSettings, { paths: ['/a\0b'] })).toMatch(/^paths\.0: may not contain a NUL byte/);
+  });
+
+  it('takes a schedule of a minute or more and whole keep counts of at least one', () => {
+    expect(problem(BackupSettings, { paths: ['/x'], every_s: 59 })).toBe('every_s: the schedule is at least 1m apart');
+    expect(problem(BackupSettings, { paths: ['/x'], every_s: 60, keep: { last: 3, daily: 7 } })).toBe('accepted');
+    expect(problem(BackupSettings, { paths: ['/x'], keep: { last: 0 } })).toBe(
+      'keep.last: keep at least 1 (leave the option out to not limit it)',
+    );
+    expect(problem(BackupSettings, { paths: ['/x'], keep: { forever: 1 } })).toMatch(/^keep: /);
+  });
+
+  it("takes restic's repository forms, and refuses an option, a relative path and a password in the location", () => {
+    for (const repository of [
+      '/mnt/backups/repo',
+      'sftp:me@nas:/srv/restic',
+      'rest:https://nas:8000/',
+      's3:s3.amazonaws.com/b',
+    ]) {
+      expect(problem(BackupSettings, { paths: ['/x'], repository })).toBe('accepted');
+    }
+    expect(problem(BackupSettings, { paths: ['/x'], repository: '--repo=/x' })).toMatch(
+      /^repository: .*start with "-"/,
+    );
+    expect(problem(BackupSettings, { paths: ['/x'], repository: 'repo' })).toMatch(
+      /^repository: expected an absolute directory on the host or a restic location/,
+    );
+    expect(problem(BackupSettings, { paths: ['/x'], repository: 'rest:https://me:secret@nas:8000/' })).toMatch(
+      /^repository: the location carries a password: keep credentials on the host/,
+    );
+  });
+});
+
+describe('a restore', () => {
+  it('takes a snapshot id or latest, and a target on the host without ".."', () => {
+    expect(problem(BackupRestoreParams, { snapshot: 'latest', to: '~/restored' })).toBe('accepted');
+    expect(problem(BackupRestoreParams, { snapshot: '1a2b3c4d', to: '/tmp/r', include: ['/srv/data'] })).toBe(
+      'accepted',
+    );
+    expect(problem(BackupRestoreParams, { snapshot: '1a2b', to: '/tmp/r' })).toMatch(
+      /^snapshot: expected a snapshot id/,
+    );
+    expect(problem(BackupRestoreParams, { snapshot: '--target=/', to: '/tmp/r' })).toMatch(/^snapshot: /);
+    expect(problem(BackupRestoreParams, { snapshot: 'latest', to: '/tmp/../etc' })).toMatch(/^to: .*"\.\." part/);
+    expect(problem(BackupRestoreParams, { snapshot: 'latest', to: '/tmp/r', include: ['../x'] })).toMatch(
+      /^include\.0: /,
+    );
+  });
+
+  it('the agent serves these backup calls on the link', () => {
+    expect(Object.keys(HOST_PROCEDURES).filter((m) => m.startsWith('backup.'))).toEqual([
+      'backup.set',
+      'backup.status',
+      'backup.now',
+      'backup.snapshots',
+      'backup.restore',
+    ]);
+  });
+});

@@ -1,0 +1,300 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { HangarCore } from '../../electron/core/src/index.js';
+import { usePairedHost } from '../support/paired-host.js';
+import {
+  endAgent,
+  hangar,
+  hangarAgent,
+  pairWith,
+  removeDir,
+  startAgentProcess,
+  tempDir,
+  type AgentProcess,
+  type CliResult,
+} from '../support/processes.js';
+import { until } from '../support/until.js';
+
+/**
+ * Backups: restic snapshots of a host's directories, through the hangar command and a real agent
+ * running the real restic (its repository in the agent's data directory, a temp dir).
+ */
+
+// Each test runs a few dozen hangar commands (a Node start each) and restic runs: minutes under load.
+
+/** What every command printed: the backup key must be in none of it. */
+const printed: string[] = [];
+async function run(home: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  const result = await hangar(home, args, timeoutMs);
+  printed.push(result.stdout, result.stderr);
+  return result;
+}
+const dirs: string[] = [];
+function project(): string {
+  const dir = tempDir('backed-up');
+  dirs.push(dir);
+  mkdirSync(join(dir, 'src'));
+  writeFileSync(join(dir, 'README'), 'hello\n');
+  writeFileSync(join(dir, 'src', 'main.c'), 'int main(void) { return 0; }\n');
+  writeFileSync(join(dir, 'blob.bin'), Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 251)));
+  return dir;
+}
+function restoreTarget(): string {
+  const parent = tempDir('restore');
+  dirs.push(parent);
+  return join(parent, 'here');
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) removeDir(dir);
+});
+
+describe('backups on demand', () => {
+  const box = usePairedHost();
+
+  it('a backup shows in the list, restores byte for byte into a new directory, and a change makes a second snapshot', async () => {
+    const dir = project();
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    const first = await run(box.home, ['backup', 'now', 'box']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain('backing up box');
+    const snapshot = /^snapshot ([0-9a-f]{8,}): 3 files, /m.exec(first.stdout)?.[1];
+    expect(snapshot, first.stdout).toBeDefined();
+
+    const listed = await run(box.home, ['backup', 'ls', 'box', '--json']);
+    const snapshots = JSON.parse(listed.stdout) as { id: string; short_id: string; paths: string[] }[];
+    expect(snapshots).toHaveLength(1);
+    expect(snapshots[0]!.id.startsWith(snapshot!)).toBe(true);
+    expect(snapshots[0]!.paths).toEqual([dir]);
+
+    const to = restoreTarget();
+    const restored = await run(box.home, ['backup', 'restore', 'box', snapshot!, '--to', to]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toContain(`restored ${snapshot} into ${to}: 3 files`);
+    for (const file of ['README', 'src/main.c', 'blob.bin']) {
+      expect(readFileSync(join(to, dir, file))).toEqual(readFileSync(join(dir, file)));
+    }
+
+    writeFileSync(join(dir, 'README'), 'hello again\n');
+    const second = await run(box.home, ['backup', 'now', 'box', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    const run2 = JSON.parse(second.stdout) as { state: string; snapshot: string };
+    expect(run2.state).toBe('ok');
+    expect(run2.snapshot).not.toBe(snapshot);
+    expect(JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout)).toHaveLength(2);
+
+    // The newer snapshot has the change, the older one still the first text.
+    const newer = restoreTarget();
+    expect((await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', newer])).code).toBe(0);
+    expect(readFileSync(join(newer, dir, 'README'), 'utf8')).toBe('hello again\n');
+    expect(readFileSync(join(to, dir, 'README'), 'utf8')).toBe('hello\n');
+
+    const status = await run(box.home, ['backup', 'status', 'box', '--json']);
+    const parsed = JSON.parse(status.stdout) as { last: { state: string; trigger: string }; next_at: number | null };
+    expect(parsed.last).toMatchObject({ state: 'ok', trigger: 'user' });
+    expect(parsed.next_at).toBeNull();
+
+    // The key: printed on the host by hangar-agent, in nothing that crossed the link.
+    const key = readFileSync(join(box.dataDir, 'backups', 'password'), 'utf8').trim();
+    expect(key.length).toBeGreaterThan(20);
+    const local = await hangarAgent(['backup', 'key', '--data', box.dataDir]);
+    expect(local.stdout.trim()).toBe(key);
+    const unlocked = await hangarAgent(['backup', 'unlock', '--data', box.dataDir]);
+    expect(unlocked.stdout, unlocked.stderr).toContain(
+      `removed stale locks from ${join(box.dataDir, 'backups', 'restic')}`,
+    );
+    for (const output of printed) expect(output).not.toContain(key);
+    expect(box.agent.stderr()).not.toContain(key);
+  }, 180_000);
+
+  it('a restore refuses a directory that is not empty, a ".." and a symbolic link, and writes nothing', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+
+    const full = tempDir('full');
+    dirs.push(full);
+    writeFileSync(join(full, 'mine'), 'keep me\n');
+    const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', full]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/is not empty, and a restore never writes over existing files/);
+    expect(readFileSync(join(full, 'mine'), 'utf8')).toBe('keep me\n');
+
+    const dotdot = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', `${full}/../escape`]);
+    expect(dotdot.code).not.toBe(0);
+    expect(dotdot.stderr).toMatch(/may not contain a "\.\." part/);
+
+    const parent = tempDir('links');
+    dirs.push(parent);
+    mkdirSync(join(parent, 'empty'));
+    symlinkSync(join(parent, 'empty'), join(parent, 'link'));
+    const viaLink = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(parent, 'link')]);
+    expect(viaLink.code).not.toBe(0);
+    expect(viaLink.stderr).toMatch(/is a symbolic link/);
+
+    const inData = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(box.dataDir, 'x')]);
+    expect(inData.code).not.toBe(0);
+    expect(inData.stderr).toMatch(/in the agent's own data directory/);
+  }, 120_000);
+
+  it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir, '--keep-last', '1']);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const repository = join(box.dataDir, 'backups', 'restic');
+    const password = join(box.dataDir, 'backups', 'password');
+    // A real restic that holds a lock while it reads stdin: the prune after the next backup needs
+    // the repository to itself.
+    const holder = spawn('/usr/bin/restic', ['backup', '--stdin', '--stdin-filename', 'held'], {
+      env: { ...process.env, RESTIC_REPOSITORY: repository, RESTIC_PASSWORD_FILE: password },
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    try {
+      await until(() => (readdirSync(join(repository, 'locks')).length > 0 ? true : undefined), 'the lock');
+      const locked = await run(box.home, ['backup', 'now', 'box']);
+      expect(locked.code, locked.stderr).toBe(0);
+      expect(locked.stdout).toMatch(
+        /note: the snapshot was made, but the keep policy was not applied: .*is locked by another restic run.*hangar-agent backup unlock/,
+      );
+    } finally {
+      const exited = new Promise((resolve) => holder.once('exit', resolve));
+      holder.kill('SIGKILL');
+      await exited;
+    }
+
+    writeFileSync(password, 'not the key\n');
+    const wrong = await run(box.home, ['backup', 'now', 'box']);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
+  }, 120_000);
+
+  it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
+    const none = await run(box.home, ['backup', 'now', 'box']);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('hangar backup set <host> --path DIR');
+    const own = await run(box.home, ['backup', 'set', 'box', '--path', box.dataDir]);
+    expect(own.code).not.toBe(0);
+    expect(own.stderr).toMatch(/is the agent's own data directory/);
+    const missing = await run(box.home, ['backup', 'set', 'box', '--path', '/no/such/dir']);
+    expect(missing.stderr).toMatch(/"\/no\/such\/dir" does not exist on this host/);
+  });
+});
+
+describe('backups on a schedule', () => {
+  // A test-only clock: a second of the schedule lasts 20 ms, so `--every 1m` comes round in 1.2 s.
+  const box = usePairedHost({ agent: { extraArgs: ['--backup-second-ms', '20'] } });
+
+  it('runs due backups itself, records each, and prunes to the keep policy', async () => {
+    const dir = project();
+    const set = await run(box.home, ['backup', 'set', 'box', '--path', dir, '--every', '1m', '--keep-last', '2']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain('every 1m, keeping last 2');
+
+    type Status = { recent: { state: string; trigger: string }[]; next_at: number | null; running: unknown };
+    const status = async () =>
+      JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as Status;
+    const ran = await until(
+      async () => {
+        // Each look is a hangar command (a Node start): a few a second are plenty.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const s = await status();
+        return s.recent.filter((r) => r.trigger === 'schedule' && r.state === 'ok').length >= 3 ? s : undefined;
+      },
+      'three scheduled backups',
+      60_000,
+    );
+    expect(ran.next_at).not.toBeNull();
+    expect(ran.recent.every((r) => r.state !== 'error')).toBe(true);
+    // The schedule off, and the run it may have started ended (pruned after it): the last two stay.
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir, '--keep-last', '2'])).code).toBe(0);
+    const idle = await until(
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const s = await status();
+        return s.running === null ? s : undefined;
+      },
+      'the last scheduled backup to end',
+      60_000,
+    );
+    expect(idle.next_at).toBeNull();
+    const snapshots = JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout) as unknown[];
+    expect(snapshots).toHaveLength(2);
+  }, 180_000);
+});
+
+describe('one restic run at a time', () => {
+  // The real restic, whose backups wait (at most 30 s) until the test opens the gate: so the test
+  // asks again while one surely runs.
+  const slow = tempDir('slow-restic');
+  const gate = join(slow, 'open');
+  writeFileSync(
+    join(slow, 'restic'),
+    `#!/bin/sh\nif [ "$1" = backup ]; then i=0; while [ ! -e ${gate} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; fi\nexec /usr/bin/restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  afterAll(() => removeDir(slow));
+
+  it('a second backup joins the running one, and a restore meanwhile is refused, saying what runs', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    const first = run(box.home, ['backup', 'now', 'box', '--json']);
+    await until(async () => {
+      const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+        running: unknown;
+      };
+      return status.running ?? undefined;
+    }, 'the backup to run');
+    const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', restoreTarget()]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/cannot restore now: a backup \(b-[0-9a-f]{16}\) is running on this host since/);
+    // Over the link, backup.now answers at once with the run it started or joined.
+    const core = await HangarCore.open({ home: box.home });
+    try {
+      const joined = await core.connection('box').call('backup.now', {});
+      expect(joined.state).toBe('running');
+      writeFileSync(gate, '');
+      const ended = JSON.parse((await first).stdout) as { id: string; state: string };
+      expect(ended.id).toBe(joined.id);
+      expect(ended.state).toBe('ok');
+    } finally {
+      await core.dispose();
+    }
+    expect(JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout)).toHaveLength(1);
+  }, 120_000);
+});
+
+describe("a directory that holds the agent's data directory", () => {
+  let agent: AgentProcess | undefined;
+  let parent: string;
+  afterAll(async () => endAgent(agent, parent));
+
+  it('is backed up without it: no keys and no backup password in the snapshot', async () => {
+    parent = tempDir('holds-agent');
+    const home = join(parent, 'home');
+    writeFileSync(join(parent, 'work.txt'), 'mine\n');
+    agent = await startAgentProcess(join(parent, 'agent-data'));
+    await pairWith(home, 'box', agent);
+    expect((await run(home, ['backup', 'set', 'box', '--path', parent])).code).toBe(0);
+    expect((await run(home, ['backup', 'now', 'box'])).code).toBe(0);
+    const to = restoreTarget();
+    expect((await run(home, ['backup', 'restore', 'box', 'latest', '--to', to])).code).toBe(0);
+    expect(readFileSync(join(to, parent, 'work.txt'), 'utf8')).toBe('mine\n');
+    expect(existsSync(join(parent, 'agent-data', 'backups', 'password'))).toBe(true);
+    expect(existsSync(join(to, parent, 'agent-data'))).toBe(false);
+  }, 120_000);
+});
+
+describe('backups without restic', () => {
+  const box = usePairedHost({ agent: { extraArgs: ['--restic', '/nonexistent/restic'] } });
+
+  it('says how to install restic', async () => {
+    const dir = project();
+    const set = await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect(set.stdout).toMatch(/warning: restic is not installed on this host/);
+    const now = await run(box.home, ['backup', 'now', 'box']);
+    expect(now.code).not.toBe(0);
+    expect(now.stderr).toMatch(/sudo apt-get install restic/);
+  });
+});
