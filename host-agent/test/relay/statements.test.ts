@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeStatement, toHex, type Ed25519Signer, type StatementKind, type StoredStatement } from '@hangar/shared';
 import { AgentStore } from '../../src/store/db.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
 import { findPairedDevice } from '../../src/store/pairing.js';
 import { consumeFirstLinkAndPair, loadEnrollment, saveEnrollment } from '../../src/relay/relay-store.js';
 import { applyStatements, reevaluateStatements } from '../../src/relay/statements.js';
@@ -233,5 +234,39 @@ describe('statements, verified by the host', () => {
     expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
     expect(pinned(laptop)).toBe(false);
     expect(pinned(phone)).toBe(false);
+  });
+
+  it('a host upgraded from before the chain keeps what it held and reads the account again from the start', async () => {
+    const older = await mkdtemp(join(tmpdir(), 'hangar-statements-old-'));
+    try {
+      const before = AgentStore.open(
+        older,
+        MIGRATIONS.filter((m) => m.version <= 7),
+      );
+      const laptop = device('laptop');
+      const held = statement(laptop, 'endorse', device('phone'));
+      before.db
+        .prepare(
+          `INSERT INTO relay_enrollment (id, relay_url, host_id, account_id, name, enrolled_at, statements_seq)
+           VALUES (1, 'http://relay.test', ?, ?, 'mini', 1, 7)`,
+        )
+        .run(`host_${'3'.repeat(32)}`, ACCOUNT);
+      before.db
+        .prepare('INSERT INTO held_statements (seq, signer_key, statement) VALUES (?, ?, ?)')
+        .run(held.seq, laptop.key, JSON.stringify(held));
+      before.dispose();
+      const after = AgentStore.open(older);
+      try {
+        expect(loadEnrollment(after)?.statements_seq).toBe(0);
+        expect(after.db.prepare('SELECT seq, signer_key, applied_at FROM account_statements').all()).toEqual([
+          { seq: held.seq, signer_key: laptop.key, applied_at: null },
+        ]);
+        expect(after.db.prepare('SELECT COUNT(*) AS n FROM held_statements').get()).toEqual({ n: 0 });
+      } finally {
+        after.dispose();
+      }
+    } finally {
+      await rm(older, { recursive: true, force: true });
+    }
   });
 });
