@@ -4,7 +4,8 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { makeStatement, toHex, type Ed25519Signer, type StatementKind } from '@hangar/shared';
 import { deviceSigner, loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
-import { hangar, type CliResult } from '../support/processes.js';
+import { openWindow } from '../support/live-window.js';
+import { hangar, pairWith, type CliResult } from '../support/processes.js';
 import { RelayDouble } from '../support/relay-double.js';
 import { enrollLine, loginCli, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
 
@@ -143,5 +144,26 @@ describe('trust follows the chain', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('a window vouches for a host it paired with a code though another computer enrolled it: a computer approved with a code then takes it', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const phone = await approvedComputer(laptop, relay.url, 'phone');
+    const desk = await approvedComputer(laptop, relay.url, 'desk');
+    // The laptop pairs with the host by a code; the desk enrolls it and never links to it (no vouch).
+    const { shell, agent } = await hostMachine();
+    await pairWith(laptop, 'box', agent);
+    const ran = await shell.run(await enrollLine(desk, 'vps'));
+    expect(ran.code, ran.stderr).toBe(0);
+    await waitForHost(laptop, 'box', (h) => h.account?.presence === 'online');
+    const refused = await hangar(phone, ['session', 'ls', 'vps']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/no computer this one trusts vouched for/);
+
+    // The laptop's window links to the host it paired with, and vouches for it at the relay.
+    await openWindow(laptop, cleanups);
+    await until(() => hangar(phone, ['session', 'ls', 'vps']), 'the phone');
   });
 });
