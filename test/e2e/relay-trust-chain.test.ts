@@ -81,6 +81,31 @@ describe('trust follows the chain', () => {
     expect(listed.stdout).toMatch(/laptop/);
   });
 
+  it('a computer whose trust was settled before computers vouched back does so once, at its next enrollment token', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const desk = await approvedComputer(laptop, relay.url, 'desk');
+    // What an older Hangar left in the desk's database: the bundle opened (its keys trusted, the
+    // approver's first), the code forgotten, and no vouch made.
+    const db = new Database(join(desk, 'hangar.db'));
+    try {
+      const accountId = (db.prepare('SELECT account_id FROM relay_account').get() as { account_id: string }).account_id;
+      db.prepare(
+        `INSERT INTO account_trust (account_id, approval_code, host_trust, updated_at, vouched_back_at)
+         VALUES (?, NULL, 'bundle', 1, NULL)
+         ON CONFLICT (account_id) DO UPDATE SET approval_code = NULL, host_trust = 'bundle', vouched_back_at = NULL`,
+      ).run(accountId);
+      db.prepare(
+        `INSERT INTO trusted_keys (account_id, kind, key, name, cert_fingerprint) VALUES (?, 'device', ?, '', NULL)`,
+      ).run(accountId, (await loadOrCreateDeviceKey(laptop)).publicKeyHex);
+    } finally {
+      db.close();
+    }
+    await hostEnrolledBy(desk);
+    await until(() => sessionsOn(laptop), 'listing mini from the laptop');
+  });
+
   it('a revoked device stays out though a trusted computer endorses it again, and what a key nobody vouched for signs changes nothing', async () => {
     const double = await RelayDouble.start();
     cleanups.push(() => double[Symbol.asyncDispose]());

@@ -143,6 +143,13 @@ async function settle(account: RelayAccount): Promise<HostKeysFrom> {
   if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
   const trust = account.store.trust(signedIn.account_id);
   if (trust === undefined) return 'own';
+  if (trust.host_trust === 'bundle' && trust.vouched_back_at === null) {
+    // Settled before computers vouched back: the bundle's first device key is the approver's own
+    // (approve() puts it first), checked through the code when the bundle opened.
+    const approver = account.store.trustedKeys(signedIn.account_id, 'device')[0];
+    if (approver !== undefined) await vouchBack(account, approver.key);
+    account.store.noteVouchedBack(signedIn.account_id, Date.now());
+  }
   if (trust.host_trust !== null) return trust.host_trust;
   const code = trust.approval_code;
   if (code === null) return 'own';
@@ -159,6 +166,7 @@ async function settle(account: RelayAccount): Promise<HostKeysFrom> {
   }
   const opened = openApprovalBundle(code, bundle, { deviceKey: account.publicKey, accountId: signedIn.account_id });
   await vouchBack(account, opened.approver_device_key);
+  account.store.noteVouchedBack(signedIn.account_id, now);
   account.store.settleTrust(
     signedIn.account_id,
     'bundle',
