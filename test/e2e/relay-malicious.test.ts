@@ -135,7 +135,7 @@ describe('a compromised relay', () => {
     expect((await hostsLs(laptop)).find((h) => h.name === 'mini')).toMatchObject({ via: 'relay', link: 'offline' });
   });
 
-  it('forges an endorsement for a device: the host ignores it, says so in its log, and refuses the device', async () => {
+  it('forges an endorsement for a device: it changes nothing on the host, which says so in its log and refuses the device', async () => {
     const { double, laptop, relayData } = await compromisedRelay();
     const { agent } = await enrolledHost(laptop);
     expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
