@@ -226,7 +226,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
             peerDevices.delete(peer);
             previews.setWatching(peers.size > 0);
           });
-          if (link.via === 'enrollment') relayLink?.devicePinned(link.device.public_key);
+          if (link.via !== 'pinned') relayLink?.devicePinned();
         },
       }),
     );

@@ -70,3 +70,35 @@ describeEachStorage('an approval code through the relay', (relay) => {
     expect((await post(relay.url, 'devices.bundle', {}, owner.session.access_token)).body).toEqual({ bundle: null });
   });
 });
+
+describeEachStorage('a computer vouching back for its approver', (relay) => {
+  it('is stored as a statement, and the approver keeps its status and who approved it', async () => {
+    const owner = await signup(relay.client);
+    const phoneKey = newKey();
+    const phone = await login(relay.client, owner.email, phoneKey, 'phone');
+    const phoneId = phone.session.device.device_id;
+    const ownerId = owner.session.device.device_id;
+    const approve = await post(
+      relay.url,
+      'devices.endorse',
+      { device_id: phoneId, statement: statementOf(owner, 'endorse', phoneKey, 'phone') },
+      owner.session.access_token,
+    );
+    expect(approve.status, JSON.stringify(approve.body)).toBe(200);
+    const back = await post(
+      relay.url,
+      'devices.endorse',
+      { device_id: ownerId, statement: statementOf(phone, 'endorse', owner.key, 'laptop') },
+      phone.session.access_token,
+    );
+    expect(back.status, JSON.stringify(back.body)).toBe(200);
+    expect(back.body['seq']).toBe((approve.body['seq'] as number) + 1);
+    const listed = await post(relay.url, 'devices.list', {}, owner.session.access_token);
+    const devices = listed.body['devices'] as { device_id: string; status: string; endorsed_by: string | null }[];
+    expect(devices.find((d) => d.device_id === ownerId)).toMatchObject({ status: 'first', endorsed_by: null });
+    expect(devices.find((d) => d.device_id === phoneId)).toMatchObject({
+      status: 'endorsed',
+      endorsed_by: owner.key.publicKey,
+    });
+  });
+});

@@ -20,7 +20,7 @@ import { AGENT_VERSION } from '../version.js';
 import { directAddresses, tailnetAddresses, type ListenAddress } from './addresses.js';
 import { loadEnrollment, recordRelayState, voidExpiredFirstLinks, type EnrollmentRow } from './relay-store.js';
 import { noWebRtcYet, type SignalHandler } from './signals.js';
-import { applyStatements, pinnedHeldSigners, releaseHeldStatements, type AppliedStatements } from './statements.js';
+import { applyStatements, reevaluateStatements, type AppliedStatements } from './statements.js';
 import { readTailnet, type TailnetStatus } from './tailscale.js';
 
 export interface RelayLinkOptions {
@@ -121,9 +121,12 @@ export class RelayLink implements Disposable {
       : null;
   }
 
-  /** A device was pinned at its enrollment's first link: what it signed meanwhile applies now. */
-  devicePinned(deviceKey: string): void {
-    this.report(releaseHeldStatements(this.options.store, deviceKey, Date.now()));
+  /**
+   * A device was pinned (an enrollment's first link, a code): what it signed, and what the devices
+   * it vouches for signed, applies now.
+   */
+  devicePinned(): void {
+    this.report(reevaluateStatements(this.options.store, Date.now()));
   }
 
   /**
@@ -156,7 +159,8 @@ export class RelayLink implements Disposable {
     this.linkStatus = undefined;
     if (enrollment === undefined) return;
     voidExpiredFirstLinks(this.options.store, Date.now());
-    for (const signer of pinnedHeldSigners(this.options.store)) this.devicePinned(signer);
+    // A first link or a code pairing may have come while serve was not listening to the relay.
+    this.devicePinned();
     this.options.logger.info(
       { relay: enrollment.relay_url, host_id: enrollment.host_id, name: enrollment.name },
       'enrolled on a relay: connecting',
@@ -232,7 +236,9 @@ export class RelayLink implements Disposable {
     for (const outcome of applied.outcomes) {
       const fields = { seq: outcome.seq, kind: outcome.kind, device: outcome.subject_name, signer: outcome.signer };
       if (outcome.result === 'ignored') log.warn({ ...fields, reason: outcome.reason }, 'ignored a statement');
-      else log.info({ ...fields, result: outcome.result }, 'applied a statement');
+      else if (outcome.result === 'kept') {
+        log.warn({ ...fields, reason: outcome.reason }, 'kept a statement without effect');
+      } else log.info({ ...fields, result: outcome.result }, 'applied a statement');
     }
     for (const key of applied.revoked) this.options.closeLinksOf(key);
   }

@@ -4,9 +4,9 @@ import { spendAndPair } from '../store/pairing.js';
 import { agentDb } from '../store/stored-rows.js';
 
 /**
- * The relay tables of agent.db (migration 5): the host's one enrollment, the first links its
- * enrollment tokens promise, the devices revoked by statements, and statements held until their
- * signer's first link. Times are ms since the epoch.
+ * The relay tables of agent.db (migrations 5 and 8): the host's one enrollment, the first links its
+ * enrollment tokens promise, the devices revoked by statements, and the account's statements kept
+ * (statements.ts). Times are ms since the epoch.
  */
 
 const EnrollmentRow = z.object({
@@ -51,8 +51,8 @@ export function findFirstLink(store: AgentStore, tokenId: string): FirstLinkRow 
 
 /**
  * Stores the enrollment and the first link its token promises, together. Enrolled again in the
- * same account, the host keeps the statements it applied; in another account (or on another
- * relay) it starts from that account's first statement.
+ * same account, the host keeps the statements it kept and applied; in another account (or on
+ * another relay) it starts from that account's first statement.
  */
 export function saveEnrollment(
   store: AgentStore,
@@ -63,7 +63,7 @@ export function saveEnrollment(
   db.transaction(() => {
     const before = loadEnrollment(store);
     const sameAccount = before?.account_id === enrollment.account_id && before.relay_url === enrollment.relay_url;
-    if (!sameAccount) db.prepare('DELETE FROM held_statements').run();
+    if (!sameAccount) db.prepare('DELETE FROM account_statements').run();
     db.prepare(
       `INSERT INTO relay_enrollment (id, relay_url, host_id, account_id, name, enrolled_at, statements_seq)
        VALUES (1, @relay_url, @host_id, @account_id, @name, @enrolled_at, 0)
@@ -101,7 +101,7 @@ export function consumeFirstLinkAndPair(
   });
 }
 
-/** Keys of devices whose first link is still to come: their statements are held, not ignored. */
+/** Keys of devices whose first link is still to come. */
 export function pendingFirstLinkKeys(store: StoreReader, now: number): Set<string> {
   const rows = store.db
     .prepare('SELECT device_key FROM relay_first_links WHERE e2e_secret IS NOT NULL AND expires_at > ?')

@@ -3,18 +3,21 @@ import { z } from 'zod';
 import type { AgentStore } from '../store/db.js';
 import { findPairedDevice } from '../store/pairing.js';
 import { agentDb } from '../store/stored-rows.js';
-import { isRevoked, loadEnrollment, pendingFirstLinkKeys } from './relay-store.js';
+import { isRevoked, loadEnrollment } from './relay-store.js';
 
 /**
  * Endorsements and revocations, verified here: the relay only carries them, and a relay that
- * makes one up must change nothing. A statement counts only if it is about this host's account
- * and signed by a device this host has pinned (paired with a code, at an enrollment's first
- * link, or endorsed by such a device). One signed by a device whose first link is still to come
- * is held until that link pins it, since the user carried that device's key here in the token.
- * Revocation wins: a revoked key stays revoked, whatever endorsement comes later.
+ * makes one up must change nothing. Every statement about this host's account whose signature
+ * verifies is kept (`account_statements`), whoever signed it; it counts once its signer is trusted
+ * here: pinned by a code, at an enrollment's first link, or endorsed by a trusted device. The
+ * trusted set is the closure from those roots: each new pin (an endorsement applied, a first link,
+ * a code pairing) looks again at what is kept, so a device endorsed by a computer this host learns
+ * to trust only later gets in then. Revocation wins: a revoked key stays revoked, whatever
+ * endorsement comes before or after, and what it signs counts no more. A statement signed by a key
+ * no trusted device vouched for (one the relay made) stays kept and changes nothing.
  */
 
-export type StatementResult = 'pinned' | 'already pinned' | 'revoked' | 'held' | 'ignored';
+export type StatementResult = 'pinned' | 'already pinned' | 'revoked' | 'kept' | 'ignored';
 
 export interface StatementOutcome {
   seq: number;
@@ -23,7 +26,7 @@ export interface StatementOutcome {
   subject_name: string;
   signer: string;
   result: StatementResult;
-  /** Why it was ignored. */
+  /** Why it was ignored, or kept without effect. */
   reason?: string;
 }
 
@@ -34,8 +37,9 @@ export interface AppliedStatements {
 }
 
 /**
- * Applies the statements after the stored highest seq, in seq order, in one transaction, and
- * stores the new highest seq (an ignored statement counts as seen: it is never applied later).
+ * Keeps the statements after the stored highest seq that verify, applies what their signers'
+ * trust allows, in one transaction, and stores the new highest seq. One about another account or
+ * with a bad signature is ignored (and counts as seen); one whose signer is not trusted yet is kept.
  */
 export function applyStatements(
   store: AgentStore,
@@ -49,88 +53,105 @@ export function applyStatements(
       const applied: AppliedStatements = { outcomes: [], revoked: [] };
       if (enrollment === undefined) return applied;
       let seq = enrollment.statements_seq;
-      const pending = pendingFirstLinkKeys(store, now);
+      const fresh: StoredStatement[] = [];
       for (const statement of [...statements].sort((a, b) => a.seq - b.seq)) {
         if (statement.seq <= seq) continue; // sent again after a reconnect
         seq = statement.seq;
-        const outcome = applyOne(store, enrollment.account_id, statement, pending, now);
-        if (outcome.result === 'held') {
-          db.prepare('INSERT OR REPLACE INTO held_statements (seq, signer_key, statement) VALUES (?, ?, ?)').run(
+        const ignored = (reason: string) =>
+          applied.outcomes.push({ ...outcomeBase(statement), result: 'ignored', reason });
+        if (statement.account_id !== enrollment.account_id) {
+          ignored('it is about another account than the one this host is in');
+        } else if (!verifyStatement(statement)) {
+          ignored('its signature does not verify with the signer key');
+        } else {
+          db.prepare('INSERT OR IGNORE INTO account_statements (seq, signer_key, statement) VALUES (?, ?, ?)').run(
             statement.seq,
             statement.signer_device_key,
             JSON.stringify(statement),
           );
+          fresh.push(statement);
         }
-        record(applied, outcome);
       }
       db.prepare('UPDATE relay_enrollment SET statements_seq = ? WHERE id = 1').run(seq);
+      settle(store, applied, now);
+      const done = new Set(applied.outcomes.map((o) => o.seq));
+      for (const statement of fresh) {
+        if (done.has(statement.seq)) continue;
+        applied.outcomes.push({
+          ...outcomeBase(statement),
+          result: 'kept',
+          reason:
+            'it is signed by a device this host does not trust (yet): it counts once a trusted one vouches for it',
+        });
+      }
+      applied.outcomes.sort((a, b) => a.seq - b.seq);
       return applied;
     })
     .immediate();
 }
 
-const HeldStatementRow = z.object({ seq: z.number().int(), statement: z.string() });
-
-/** `deviceKey` was just pinned at its first link: applies what it signed meanwhile, in seq order. */
-export function releaseHeldStatements(store: AgentStore, deviceKey: string, now: number): AppliedStatements {
-  const { db } = store;
-  return db
+/**
+ * A device was pinned (a first link, a code pairing) or serve starts: what is kept and signed by
+ * keys trusted now applies, and so on through what those endorse.
+ */
+export function reevaluateStatements(store: AgentStore, now: number): AppliedStatements {
+  return store.db
     .transaction(() => {
       const applied: AppliedStatements = { outcomes: [], revoked: [] };
-      const enrollment = loadEnrollment(store);
-      const rows = db
-        .prepare('SELECT seq, statement FROM held_statements WHERE signer_key = ? ORDER BY seq')
-        .all(deviceKey);
-      db.prepare('DELETE FROM held_statements WHERE signer_key = ?').run(deviceKey);
-      if (enrollment === undefined) return applied;
-      for (const row of agentDb.rows(db, 'held_statements', HeldStatementRow, rows)) {
-        // Written by this code from a parsed statement: one that does not parse is not what it wrote.
-        const statement = agentDb.json(db, 'held_statements', StoredStatement, row.statement);
-        // Nothing is held a second time: the signer is pinned now, or was revoked since.
-        const outcome = applyOne(store, enrollment.account_id, statement, new Set(), now);
-        record(applied, outcome);
-      }
+      if (loadEnrollment(store) === undefined) return applied;
+      settle(store, applied, now);
       return applied;
     })
     .immediate();
 }
 
-/** Signers of held statements who are pinned by now (a first link made while serve was not listening to the relay). */
-export function pinnedHeldSigners(store: AgentStore): string[] {
-  const rows = store.db.prepare('SELECT DISTINCT signer_key FROM held_statements').all();
-  return agentDb
-    .rows(store.db, 'held_statements', z.object({ signer_key: z.string() }), rows)
-    .map((row) => row.signer_key)
-    .filter((key) => findPairedDevice(store, key) !== undefined);
-}
+const KeptStatementRow = z.object({ seq: z.number().int(), statement: z.string() });
 
-function record(applied: AppliedStatements, outcome: StatementOutcome): void {
-  applied.outcomes.push(outcome);
-  if (outcome.result === 'revoked') applied.revoked.push(outcome.subject);
-}
-
-function applyOne(
-  store: AgentStore,
-  accountId: string,
-  statement: StoredStatement,
-  pending: Set<string>,
-  now: number,
-): StatementOutcome {
+/**
+ * Applies kept statements whose signer is trusted, in seq order, again until nothing changes (an
+ * endorsement applied may make the signer of an earlier one trusted). Each is applied once: a
+ * device the user unpaired on this host is not pinned again by the same endorsement.
+ */
+function settle(store: AgentStore, applied: AppliedStatements, now: number): void {
   const { db } = store;
-  const base = {
+  for (;;) {
+    const rows = db
+      .prepare('SELECT seq, statement FROM account_statements WHERE applied_at IS NULL ORDER BY seq')
+      .all();
+    let progressed = false;
+    for (const row of agentDb.rows(db, 'account_statements', KeptStatementRow, rows)) {
+      // Written by this code from a parsed statement: one that does not parse is not what it wrote.
+      const statement = agentDb.json(db, 'account_statements', StoredStatement, row.statement);
+      const outcome = applyOne(store, statement, now);
+      if (outcome === undefined) continue;
+      db.prepare('UPDATE account_statements SET applied_at = ? WHERE seq = ?').run(now, statement.seq);
+      applied.outcomes.push(outcome);
+      if (outcome.result === 'revoked') applied.revoked.push(outcome.subject);
+      progressed = true;
+    }
+    if (!progressed) return;
+  }
+}
+
+function outcomeBase(statement: StoredStatement): Omit<StatementOutcome, 'result'> {
+  return {
     seq: statement.seq,
     kind: statement.kind,
     subject: statement.subject_device_key,
     subject_name: statement.subject_name,
     signer: statement.signer_device_key,
   };
+}
+
+/** What a kept statement does now; undefined while its signer is not trusted here (it stays kept). */
+function applyOne(store: AgentStore, statement: StoredStatement, now: number): StatementOutcome | undefined {
+  const { db } = store;
+  const base = outcomeBase(statement);
   const ignored = (reason: string): StatementOutcome => ({ ...base, result: 'ignored', reason });
-  if (statement.account_id !== accountId) return ignored('it is about another account than the one this host is in');
-  if (!verifyStatement(statement)) return ignored('its signature does not verify with the signer key');
-  if (findPairedDevice(store, statement.signer_device_key) === undefined) {
-    if (pending.has(statement.signer_device_key)) return { ...base, result: 'held' };
-    return ignored('it is signed by a device this host has not pinned');
+  if (isRevoked(store, statement.signer_device_key)) {
+    return ignored('it is signed by a revoked device, and a revoked key signs nothing that counts');
   }
+  if (findPairedDevice(store, statement.signer_device_key) === undefined) return undefined;
   const subject = statement.subject_device_key;
   if (statement.kind === 'endorse') {
     if (isRevoked(store, subject)) return ignored('the device was revoked, and a revoked key stays revoked');
@@ -150,7 +171,5 @@ function applyOne(
   );
   // A revoked device gets in neither by a first link it was promised nor by what it signed.
   db.prepare('UPDATE relay_first_links SET e2e_secret = NULL WHERE device_key = ? AND used_at IS NULL').run(subject);
-  db.prepare('DELETE FROM held_statements WHERE signer_key = ?').run(subject);
-  pending.delete(subject);
   return { ...base, result: 'revoked' };
 }

@@ -230,4 +230,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX backup_runs_by_start ON backup_runs(started_at);
     `,
   },
+  {
+    version: 10,
+    name: 'relay: every statement of the account that verifies is kept, applied once its signer is trusted',
+    sql: `
+      CREATE TABLE account_statements (
+        seq        INTEGER PRIMARY KEY,            -- the relay's seq in the account
+        signer_key TEXT NOT NULL,
+        statement  TEXT NOT NULL,                  -- StoredStatement JSON, parsed with its schema on read
+        applied_at INTEGER                         -- NULL while its signer is not trusted here (yet)
+      );
+      INSERT INTO account_statements (seq, signer_key, statement)
+        SELECT seq, signer_key, statement FROM held_statements;
+      DELETE FROM held_statements;
+      -- Statements signed by a device this host did not pin were dropped before: read them all again.
+      UPDATE relay_enrollment SET statements_seq = 0;
+    `,
+  },
 ];

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeStatement, toHex, type Ed25519Signer, type StatementKind, type StoredStatement } from '@hangar/shared';
 import { AgentStore } from '../../src/store/db.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
 import { findPairedDevice } from '../../src/store/pairing.js';
 import { consumeFirstLinkAndPair, loadEnrollment, saveEnrollment } from '../../src/relay/relay-store.js';
-import { applyStatements, pinnedHeldSigners, releaseHeldStatements } from '../../src/relay/statements.js';
+import { applyStatements, reevaluateStatements } from '../../src/relay/statements.js';
 
 /**
  * The host verifies what the relay carries: statements are applied here by the same functions
@@ -102,11 +103,6 @@ describe('statements, verified by the host', () => {
 
   const ignored: [string, RegExp, (laptop: Device, phone: Device) => StoredStatement][] = [
     [
-      'signed by a key this host never pinned (a relay making one up)',
-      /not pinned/,
-      (_laptop, phone) => statement(device('relay'), 'endorse', phone),
-    ],
-    [
       'about another account, even from a pinned device',
       /another account/,
       (laptop, phone) => statement(laptop, 'endorse', phone, { account: OTHER_ACCOUNT }),
@@ -121,6 +117,50 @@ describe('statements, verified by the host', () => {
     const [laptop, phone] = firstPinned('laptop', 'phone');
     const applied = apply(make(laptop, phone));
     expect(applied.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(reason) }]);
+    expect(pinned(phone)).toBe(false);
+    expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
+  });
+
+  it('keeps a statement signed by a key no trusted device vouched for (a relay making one up): it changes nothing', () => {
+    const [, phone] = firstPinned('laptop', 'phone');
+    const relay = device('relay');
+    const applied = apply(statement(relay, 'endorse', phone), statement(relay, 'revoke', device('other')));
+    expect(applied.outcomes).toMatchObject([
+      { result: 'kept', reason: expect.stringMatching(/does not trust/) },
+      { result: 'kept' },
+    ]);
+    expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
+    expect(pinned(phone)).toBe(false);
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM revoked_devices').get()).toEqual({ n: 0 });
+  });
+
+  it('follows the chain: what a device signed before this host trusted it applies once a trusted one endorses it', () => {
+    const [second, first, phone, old] = firstPinned('second', 'first', 'phone', 'old-phone');
+    pin(old);
+    // The first computer endorsed the phone and revoked the old phone before this host knew it;
+    // then the second computer (pinned here) vouched back for the first.
+    const early = apply(statement(first, 'endorse', phone), statement(first, 'revoke', old));
+    expect(early.outcomes.map((o) => o.result)).toEqual(['kept', 'kept']);
+    expect(pinned(phone)).toBe(false);
+    const later = apply(statement(second, 'endorse', first));
+    expect(later.outcomes.map((o) => [o.seq, o.result])).toEqual([
+      [1, 'pinned'],
+      [2, 'revoked'],
+      [3, 'pinned'],
+    ]);
+    expect(later.revoked).toEqual([old.key]);
+    expect(pinned(first) && pinned(phone)).toBe(true);
+    expect(pinned(old)).toBe(false);
+  });
+
+  it('revocation wins along the chain: a device revoked stays out though a device trusted later endorses it', () => {
+    const [second, first, phone] = firstPinned('second', 'first', 'phone');
+    apply(statement(first, 'revoke', phone), statement(first, 'endorse', phone), statement(second, 'endorse', phone));
+    expect(pinned(phone)).toBe(true); // the second computer's endorsement: the first is not trusted yet
+    const later = apply(statement(second, 'endorse', first));
+    expect(later.revoked).toEqual([phone.key]);
+    expect(pinned(phone)).toBe(false);
+    expect(apply(statement(second, 'endorse', phone)).outcomes).toMatchObject([{ result: 'ignored' }]);
     expect(pinned(phone)).toBe(false);
   });
 
@@ -149,6 +189,7 @@ describe('statements, verified by the host', () => {
     pin(old);
     const applied = apply(statement(laptop, 'revoke', old), statement(old, 'endorse', friend));
     expect(applied.outcomes.map((o) => o.result)).toEqual(['revoked', 'ignored']);
+    expect(applied.outcomes[1]?.reason).toMatch(/revoked device/);
     expect(pinned(old)).toBe(false);
     expect(pinned(friend)).toBe(false);
   });
@@ -162,7 +203,7 @@ describe('statements, verified by the host', () => {
     expect(apply(first, second).outcomes).toEqual([]); // sent again after a reconnect
   });
 
-  it('holds what the enrolling device signs before its first link, and applies it once that link pins it', () => {
+  it('keeps what the enrolling device signs before its first link, and applies it once that link pins it', () => {
     const laptop = device('laptop');
     const phone = device('phone');
     const tokenId = `tok_${randomBytes(16).toString('hex')}`;
@@ -171,15 +212,13 @@ describe('statements, verified by the host', () => {
         'INSERT INTO relay_first_links (token_id, device_key, e2e_secret, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
       )
       .run(tokenId, laptop.key, randomBytes(32).toString('hex'), Date.now(), Date.now() + 60_000);
-    expect(apply(statement(laptop, 'endorse', phone)).outcomes.map((o) => o.result)).toEqual(['held']);
+    expect(apply(statement(laptop, 'endorse', phone)).outcomes.map((o) => o.result)).toEqual(['kept']);
     expect(pinned(phone)).toBe(false);
 
-    expect(pinnedHeldSigners(store)).toEqual([]);
     expect(consumeFirstLinkAndPair(store, tokenId, { public_key: laptop.key, name: 'laptop' }, Date.now())).toBe(true);
-    // What serve looks for at start, should the link have come while it was not listening.
-    expect(pinnedHeldSigners(store)).toEqual([laptop.key]);
-    expect(releaseHeldStatements(store, laptop.key, Date.now()).outcomes.map((o) => o.result)).toEqual(['pinned']);
+    expect(reevaluateStatements(store, Date.now()).outcomes.map((o) => o.result)).toEqual(['pinned']);
     expect(pinned(phone)).toBe(true);
+    expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]); // applied once
   });
 
   it('a device revoked before its first link gets in neither by that link nor by what it signed', () => {
@@ -192,8 +231,42 @@ describe('statements, verified by the host', () => {
       .run(tokenId, laptop.key, randomBytes(32).toString('hex'), Date.now(), Date.now() + 60_000);
     apply(statement(laptop, 'endorse', phone), statement(admin, 'revoke', laptop));
     expect(consumeFirstLinkAndPair(store, tokenId, { public_key: laptop.key, name: 'laptop' }, Date.now())).toBe(false);
-    expect(releaseHeldStatements(store, laptop.key, Date.now()).outcomes).toEqual([]);
+    expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
     expect(pinned(laptop)).toBe(false);
     expect(pinned(phone)).toBe(false);
+  });
+
+  it('a host upgraded from before the chain keeps what it held and reads the account again from the start', async () => {
+    const older = await mkdtemp(join(tmpdir(), 'hangar-statements-old-'));
+    try {
+      const before = AgentStore.open(
+        older,
+        MIGRATIONS.filter((m) => m.version <= 7),
+      );
+      const laptop = device('laptop');
+      const held = statement(laptop, 'endorse', device('phone'));
+      before.db
+        .prepare(
+          `INSERT INTO relay_enrollment (id, relay_url, host_id, account_id, name, enrolled_at, statements_seq)
+           VALUES (1, 'http://relay.test', ?, ?, 'mini', 1, 7)`,
+        )
+        .run(`host_${'3'.repeat(32)}`, ACCOUNT);
+      before.db
+        .prepare('INSERT INTO held_statements (seq, signer_key, statement) VALUES (?, ?, ?)')
+        .run(held.seq, laptop.key, JSON.stringify(held));
+      before.dispose();
+      const after = AgentStore.open(older);
+      try {
+        expect(loadEnrollment(after)?.statements_seq).toBe(0);
+        expect(after.db.prepare('SELECT seq, signer_key, applied_at FROM account_statements').all()).toEqual([
+          { seq: held.seq, signer_key: laptop.key, applied_at: null },
+        ]);
+        expect(after.db.prepare('SELECT COUNT(*) AS n FROM held_statements').get()).toEqual({ n: 0 });
+      } finally {
+        after.dispose();
+      }
+    } finally {
+      await rm(older, { recursive: true, force: true });
+    }
   });
 });

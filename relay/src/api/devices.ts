@@ -209,11 +209,13 @@ async function storeStatement(
       })
       .execute();
     if (kind === 'endorse') {
+      // Only a pending device changes: one already trusted (the account's first, vouched for back by
+      // a computer it approved) keeps its status and who approved it.
       await trx
         .updateTable('devices')
         .set({ status: 'endorsed', endorsed_by: signer.public_key })
         .where('id', '=', subject.id)
-        .where('status', '!=', 'revoked')
+        .where('status', '=', 'pending')
         .execute();
     } else {
       await trx

@@ -1,4 +1,5 @@
 import type { CORE_PROCEDURES, ProcedureHandlers } from '@hangar/shared';
+import { settleHostTrust } from '../relay/host-trust.js';
 import type { ApiContext } from './handlers.js';
 
 type AccountMethod = Extract<
@@ -40,6 +41,11 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
   'account.portal': async (_params, { core }) => ({ result: await core.account.call('billing.portal', {}) }),
 
   'hosts.enroll_token': async (params, { core }) => {
+    // The new host will trust this computer first: it vouches for the one that approved it now, so
+    // that computer gets in too (relay/PROTOCOL.md "Trust follows the chain"); the first link tries again.
+    await settleHostTrust(core.account).catch((error: unknown) =>
+      core.logger.warn({ err: error }, 'could not vouch for the computer that approved this one'),
+    );
     const made = await core.account.enrollToken(params.name);
     // --name carries the name typed here: the relay names the host from what the agent sends.
     const { relay_url: relayUrl, ...token } = made;

@@ -47,6 +47,7 @@ const AccountTrust = z.object({
   approval_code: z.string().nullable(),
   host_trust: z.enum(['bundle', 'relay']).nullable(),
   updated_at: z.number().int(),
+  vouched_back_at: z.number().int().nullable(),
 });
 export type AccountTrust = z.infer<typeof AccountTrust>;
 
@@ -156,6 +157,11 @@ export class AccountStore {
         .run(hostTrust, now, accountId);
       for (const key of keys) this.trustKey(accountId, key);
     })();
+  }
+
+  /** This computer vouched back for its approver (or found it owed none): done once. */
+  noteVouchedBack(accountId: string, now: number): void {
+    this.db.prepare('UPDATE account_trust SET vouched_back_at = ? WHERE account_id = ?').run(now, accountId);
   }
 
   trustKey(accountId: string, key: Omit<TrustedKey, 'account_id'>): void {

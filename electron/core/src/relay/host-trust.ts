@@ -1,6 +1,8 @@
 import {
   HangarError,
+  isHangarError,
   makeHostStatement,
+  makeStatement,
   openApprovalBundle,
   verifyHostStatement,
   verifyStatement,
@@ -99,12 +101,55 @@ export async function vouchFor(account: RelayAccount, host: HostPresence): Promi
   account.store.cacheHost(signedIn.account_id, { ...host, vouches: [...others, statement].slice(-16) }, Date.now());
 }
 
-/** Opens the approver's bundle once this computer is approved; the outcome is kept in the database. */
+/**
+ * Opens the approver's bundle once this computer is approved, and vouches back for the approver; the
+ * outcome is kept in the database. Done when first needed (a host to take from the relay), and by a
+ * computer about to enroll or link a host of its own: that host trusts this computer first, and
+ * the approver only through what this computer signs (relay/PROTOCOL.md "Trust follows the chain").
+ */
+export async function settleHostTrust(account: RelayAccount): Promise<HostKeysFrom> {
+  return settle(account);
+}
+
+/**
+ * This computer checked its approver's key through the approval code (the bundle opened with it):
+ * it endorses that key, signed, so that a host that pinned this computer but never met the approver
+ * lets the approver in, and what the approver endorsed. Nothing is vouched for on the relay's word:
+ * a computer approved without a code never gets here. An approver revoked or gone meanwhile is owed
+ * nothing; any other refusal is an error (the trust is not settled, so it is tried again).
+ */
+async function vouchBack(account: RelayAccount, approverKey: string): Promise<void> {
+  const signedIn = account.stored()!;
+  const listed = await account.call('devices.list', {});
+  const approver = listed.devices.find((d) => d.public_key === approverKey);
+  if (approver === undefined || approver.status === 'revoked') return;
+  const statement = makeStatement(account.signer, {
+    kind: 'endorse',
+    account_id: signedIn.account_id,
+    subject_device_key: approverKey,
+    subject_name: approver.name,
+    issued_at: Date.now(),
+  });
+  try {
+    await account.call('devices.endorse', { device_id: approver.device_id, statement });
+  } catch (error) {
+    if (isHangarError(error) && error.code === 'E_AUTH_DEVICE_REVOKED') return;
+    throw error;
+  }
+}
+
 async function settle(account: RelayAccount): Promise<HostKeysFrom> {
   const signedIn = account.stored();
   if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', 'signed out while linking; sign in again');
   const trust = account.store.trust(signedIn.account_id);
   if (trust === undefined) return 'own';
+  if (trust.host_trust === 'bundle' && trust.vouched_back_at === null) {
+    // Settled before computers vouched back: the bundle's first device key is the approver's own
+    // (approve() puts it first), checked through the code when the bundle opened.
+    const approver = account.store.trustedKeys(signedIn.account_id, 'device')[0];
+    if (approver !== undefined) await vouchBack(account, approver.key);
+    account.store.noteVouchedBack(signedIn.account_id, Date.now());
+  }
   if (trust.host_trust !== null) return trust.host_trust;
   const code = trust.approval_code;
   if (code === null) return 'own';
@@ -120,6 +165,8 @@ async function settle(account: RelayAccount): Promise<HostKeysFrom> {
     return 'relay';
   }
   const opened = openApprovalBundle(code, bundle, { deviceKey: account.publicKey, accountId: signedIn.account_id });
+  await vouchBack(account, opened.approver_device_key);
+  account.store.noteVouchedBack(signedIn.account_id, now);
   account.store.settleTrust(
     signedIn.account_id,
     'bundle',

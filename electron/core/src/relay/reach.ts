@@ -13,7 +13,7 @@ import type { HostRegistry } from '../hosts/registry.js';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import type { AccountHost } from './account-hosts.js';
 import { answering } from './answering.js';
-import { hostKeysFor, vouchFor, type HostKeysFrom } from './host-trust.js';
+import { hostKeysFor, settleHostTrust, vouchFor, type HostKeysFrom } from './host-trust.js';
 import { RaceFailed, raceDials, type RaceWay } from './dial-race.js';
 import type { RelayAccount } from './relay-account.js';
 
@@ -423,6 +423,13 @@ export class HostReach {
         }
         this.save(name, dialed);
         this.deps.account.store.forgetSecret(token_id);
+        // The host trusts this computer first: the computer that approved it gets in by what this one signs.
+        await settleHostTrust(this.deps.account).catch((error: unknown) =>
+          this.deps.logger.warn(
+            { host: name, err: toHangarError(error) },
+            'could not vouch for the computer that approved this one (hangar hosts enroll-token tries again)',
+          ),
+        );
         await vouchFor(this.deps.account, host).catch((error: unknown) =>
           // The link stands; other computers of the account just cannot take this host from the relay yet.
           this.deps.logger.warn({ host: name, err: toHangarError(error) }, 'could not vouch for the host at the relay'),

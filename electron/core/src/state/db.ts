@@ -93,6 +93,9 @@ const MIGRATIONS: readonly string[] = [
      cert_fingerprint TEXT,
      PRIMARY KEY (account_id, kind, key)
    ) STRICT;`,
+  // When this computer vouched back for the computer that approved it with the code (relay/PROTOCOL.md
+  // "Trust follows the chain"): NULL on a computer whose trust was settled before it did so.
+  `ALTER TABLE account_trust ADD COLUMN vouched_back_at INTEGER;`,
 ];
 
 export function openCoreDb(home: string): Db {
