@@ -29,7 +29,7 @@ import type { RelayContext } from './context.js';
 import { AuditLog } from './ops/audit.js';
 import { BackgroundWork } from './ops/background.js';
 import { createMetrics } from './ops/metrics.js';
-import { RateLimiter, scaledLimits } from './ops/rate-limit.js';
+import { forwardedClient, RateLimiter, scaledLimits } from './ops/rate-limit.js';
 import { LoginThrottle, scaledLoginThrottle } from './accounts/login-throttle.js';
 import { AgentConnection } from './sockets/agent-connection.js';
 import { DeviceConnection } from './sockets/device-connection.js';
@@ -224,14 +224,8 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   }
 }
 
-/**
- * The client's address for what Fastify does not route (the splice upgrades), as `request.ip` has it:
- * behind --trust-proxy the last X-Forwarded-For entry, the one the proxy (our socket's peer) wrote.
- */
+/** The client's address for what Fastify does not route (the splice upgrades), as `request.ip` has it. */
 function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
   const peer = request.socket.remoteAddress ?? 'unknown';
-  if (!trustProxy) return peer;
-  const header = request.headers['x-forwarded-for'];
-  const last = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').pop()?.trim();
-  return last || peer;
+  return trustProxy ? forwardedClient(peer, request.headers['x-forwarded-for']) : peer;
 }
