@@ -134,6 +134,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       replicaId,
       publicOrigin: options.publicUrl ? relayOrigin(options.publicUrl) : undefined,
       turn: options.turn,
+      clientAddress: (request) => clientAddress(request, options.trustProxy === true),
       afterAuthRead: options.afterAuthRead,
       version: RELAY_VERSION,
       billing: new Billing(store.db, await loadEntitlementSigner(store.db), options.billing ?? {}, now),
@@ -145,9 +146,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     disposables.add(toDisposable(() => background.releaseHosts()));
     disposables.add(hub);
     const splices = disposables.add(
-      new SpliceHub(ctx, hub, { ...DEFAULT_SPLICE_LIMITS, ...options.splice }, (request) =>
-        clientAddress(request, options.trustProxy === true),
-      ),
+      new SpliceHub(ctx, hub, { ...DEFAULT_SPLICE_LIMITS, ...options.splice }, ctx.clientAddress),
     );
     const stripe = ctx.billing.stripe;
     if (stripe !== undefined) {
@@ -194,7 +193,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     });
     const socketLimit = async (request: FastifyRequest, reply: FastifyReply) => {
       try {
-        limits.take('socket', request.ip, 'connections from this address');
+        limits.take('socket', ctx.clientAddress(request.raw), 'connections from this address');
       } catch (error) {
         return sendError(ctx, reply, toHangarError(error));
       }
@@ -224,7 +223,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   }
 }
 
-/** The client's address for what Fastify does not route (the splice upgrades), as `request.ip` has it. */
+/** RelayContext.clientAddress: the same as Fastify's `request.ip`, but ours, for every path. */
 function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
   const peer = request.socket.remoteAddress ?? 'unknown';
   return trustProxy ? forwardedClient(peer, request.headers['x-forwarded-for']) : peer;
