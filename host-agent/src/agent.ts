@@ -26,7 +26,7 @@ import { createBackupProcedures } from './peer/backup-procedures.js';
 import { BackupService } from './backups/index.js';
 import { DEFAULT_MAX_TASKS, TaskService } from './tasks/index.js';
 import { hostStatsProvider } from './peer/host-stats.js';
-import { RelayLink, dialSplice, type SignalHandler } from './relay/index.js';
+import { RelayLink, SpliceDialer, type SignalHandler } from './relay/index.js';
 import { createProcedures } from './peer/procedures.js';
 import { TerminalBindings } from './peer/terminal-bindings.js';
 import { SessionManager } from './sessions/index.js';
@@ -232,6 +232,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     );
     linkPort = server.address().port;
     owned.add(watchUnpairing(options.dataDir, store, peerDevices, logger));
+    const spliceDialer = new SpliceDialer();
     relayLink = owned.add(
       RelayLink.start({
         store,
@@ -249,7 +250,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         onSplice: (request) => {
           const log = logger.child({ component: 'relay' });
           log.info({ device_id: request.device_id }, 'a device asked for a relayed link: dialing the relay');
-          dialSplice(request.relay_url, request.splice_id).then(
+          spliceDialer.dial(request.relay_url, request.splice_id).then(
             (socket) => server.acceptSpliced(socket),
             (error: unknown) =>
               log.warn({ err: toHangarError(error), device_id: request.device_id }, 'could not open a relayed link'),

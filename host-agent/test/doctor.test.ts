@@ -140,6 +140,32 @@ describe('hangar-agent doctor', () => {
   );
 
   it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap') || process.getuid?.() !== 0)(
+    'an agent that is not root but in supplementary groups warns that its jobs keep them, and says how not to',
+    () => {
+      // Run as nobody, with and without a supplementary group (adm, gid 4), through the built agent.
+      const dataDir = mkdtempSync(join(tmpdir(), 'hangar-doctor-user-'));
+      try {
+        chmodSync(dataDir, 0o777);
+        const doctorAs = (groups: string) => {
+          const script = join(import.meta.dirname, 'doctor-as-user.mjs');
+          const argv = ['--reuid=65534', '--regid=65534', groups, '--', process.execPath, script, dataDir];
+          const child = spawnSync('setpriv', argv, { encoding: 'utf8', timeout: 30_000 });
+          expect(child.status, child.stderr).toBe(0);
+          const results = JSON.parse(child.stdout) as { name: string; status: string; detail: string; fix?: string }[];
+          return results.find((result) => result.name === 'sandbox user')!;
+        };
+        const inAdm = doctorAs('--groups=4');
+        expect(inAdm.status).toBe('warn');
+        expect(inAdm.detail).toContain('keep its supplementary groups (gid 4)');
+        expect(inAdm.fix).toContain('run the agent as root');
+        expect(doctorAs('--clear-groups')).toMatchObject({ status: 'ok' });
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.skipIf(process.platform !== 'linux' || !existsSync('/usr/bin/bwrap') || process.getuid?.() !== 0)(
     'an agent that is root says who jobs run as, and how to give them a user of their own',
     async () => {
       const results = await runDoctor({ platform: 'linux' });

@@ -1,4 +1,5 @@
 import type { TurnConfig } from './turn.js';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { HostStatement, PresenceRecord, type DeviceView, type HostPresence } from '@hangar/shared';
 import { z } from 'zod';
@@ -38,6 +39,12 @@ export interface RelayContext {
   readonly billing: Billing;
   /** The TURN server beside the relay (--turn), whose short-lived credentials devices and hosts get. */
   readonly turn: TurnConfig | undefined;
+  /**
+   * Who a request comes from, for every per-address limit and the audit log: the socket's peer, or
+   * behind --trust-proxy the address the proxy saw (forwardedClient). The one reading for Fastify's
+   * routes, the WebSocket upgrades and the splice upgrades alike.
+   */
+  readonly clientAddress: (request: IncomingMessage) => string;
   /** Tests only (RelayOptions.afterAuthRead). */
   readonly afterAuthRead?: (() => Promise<void>) | undefined;
 }

@@ -29,7 +29,7 @@ import type { RelayContext } from './context.js';
 import { AuditLog } from './ops/audit.js';
 import { BackgroundWork } from './ops/background.js';
 import { createMetrics } from './ops/metrics.js';
-import { RateLimiter, scaledLimits } from './ops/rate-limit.js';
+import { forwardedClient, RateLimiter, scaledLimits } from './ops/rate-limit.js';
 import { LoginThrottle, scaledLoginThrottle } from './accounts/login-throttle.js';
 import { AgentConnection } from './sockets/agent-connection.js';
 import { DeviceConnection } from './sockets/device-connection.js';
@@ -134,6 +134,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       replicaId,
       publicOrigin: options.publicUrl ? relayOrigin(options.publicUrl) : undefined,
       turn: options.turn,
+      clientAddress: (request) => clientAddress(request, options.trustProxy === true),
       afterAuthRead: options.afterAuthRead,
       version: RELAY_VERSION,
       billing: new Billing(store.db, await loadEntitlementSigner(store.db), options.billing ?? {}, now),
@@ -145,9 +146,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     disposables.add(toDisposable(() => background.releaseHosts()));
     disposables.add(hub);
     const splices = disposables.add(
-      new SpliceHub(ctx, hub, { ...DEFAULT_SPLICE_LIMITS, ...options.splice }, (request) =>
-        clientAddress(request, options.trustProxy === true),
-      ),
+      new SpliceHub(ctx, hub, { ...DEFAULT_SPLICE_LIMITS, ...options.splice }, ctx.clientAddress),
     );
     const stripe = ctx.billing.stripe;
     if (stripe !== undefined) {
@@ -194,7 +193,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     });
     const socketLimit = async (request: FastifyRequest, reply: FastifyReply) => {
       try {
-        limits.take('socket', request.ip, 'connections from this address');
+        limits.take('socket', ctx.clientAddress(request.raw), 'connections from this address');
       } catch (error) {
         return sendError(ctx, reply, toHangarError(error));
       }
@@ -224,14 +223,8 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   }
 }
 
-/**
- * The client's address for what Fastify does not route (the splice upgrades), as `request.ip` has it:
- * behind --trust-proxy the last X-Forwarded-For entry, the one the proxy (our socket's peer) wrote.
- */
+/** RelayContext.clientAddress: the same as Fastify's `request.ip`, but ours, for every path. */
 function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
   const peer = request.socket.remoteAddress ?? 'unknown';
-  if (!trustProxy) return peer;
-  const header = request.headers['x-forwarded-for'];
-  const last = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').pop()?.trim();
-  return last || peer;
+  return trustProxy ? forwardedClient(peer, request.headers['x-forwarded-for']) : peer;
 }

@@ -165,6 +165,31 @@ describe('rate limits behind a reverse proxy (--trust-proxy)', () => {
     // Another client behind the same proxy is refused only for what it is: not signed in.
     expect((await ask('203.0.113.8')).status).toBe(401);
   });
+
+  it('an X-Forwarded-For with empty entries names the same client for relayed links as for every other request', async () => {
+    // Fastify reads `203.0.113.7, ` (a trailing empty entry) as 203.0.113.7; so must the splice path,
+    // or one client has two budgets, and a splice keyed by the proxy's own address spends everyone's.
+    await using relay = await startTestRelay({ rateLimitScale: 1, trustProxy: true });
+    const ask = (client: string) =>
+      spliceUpgrade(relay.url, '/v1/splice', { 'x-forwarded-for': client, 'hangar-host': `host_${'0'.repeat(32)}` });
+    const flood: number[] = [];
+    for (let i = 0; i < 70; i++) flood.push((await ask(i % 2 === 0 ? '203.0.113.7, ' : ',203.0.113.7,,\t')).status);
+    expect(flood.slice(-3)).toEqual([429, 429, 429]);
+    expect((await ask('203.0.113.7')).status).toBe(429);
+    // Fastify's own path (a WebSocket upgrade) keys it the same: spent too.
+    const device = await new Promise<number>((resolve) => {
+      const socket = new WebSocket(`${relay.url.replace('http', 'ws')}/v1/device`, {
+        headers: { 'x-forwarded-for': '203.0.113.7' },
+      });
+      socket.on('open', () => (resolve(101), socket.terminate()));
+      socket.on('unexpected-response', (_request, response) => (resolve(response.statusCode ?? 0), socket.terminate()));
+      socket.on('error', () => resolve(-1));
+    });
+    expect(device).toBe(429);
+    // The proxy's other clients are not.
+    expect((await ask('203.0.113.8')).status).toBe(401);
+    expect((await ask(', 203.0.113.9 ,')).status).toBe(401);
+  });
 });
 
 /** auth.login from client `address` (behind --trust-proxy): the status and error code. */

@@ -98,7 +98,7 @@ export async function checkSandbox(
   ];
   results.push(await checkSandboxNetwork(executor));
   if (!user) {
-    results.push({ name: 'sandbox user', status: 'ok', detail: 'jobs run as the agent’s own (unprivileged) user' });
+    results.push(agentUserCheck());
   } else if (user.name === 'nobody') {
     results.push({
       name: 'sandbox user',
@@ -110,6 +110,31 @@ export async function checkSandbox(
     results.push({ name: 'sandbox user', status: 'ok', detail: `jobs run as ${user.name} (uid ${user.uid})` });
   }
   return results;
+}
+
+/**
+ * A job of an agent that is not root runs as the agent's user, and keeps that user's supplementary
+ * groups: an unprivileged process cannot drop them (setgroups needs CAP_SETGID, which a user
+ * namespace made without privilege grants only with setgroups denied), so the job and its
+ * slirp4netns can open what those groups may (a `docker` group's socket, an `adm` group's logs).
+ * Shown in its user namespace as nogroup, they still count on the host's files. A root agent
+ * clears them (setpriv --clear-groups) for both.
+ */
+export function agentUserCheck(
+  groups: readonly number[] = process.getgroups?.() ?? [],
+  gid: number = process.getgid?.() ?? 0,
+): CheckResult {
+  const name = 'sandbox user';
+  const extra = [...new Set(groups.filter((group) => group !== gid))];
+  if (extra.length === 0) return { name, status: 'ok', detail: 'jobs run as the agent’s own (unprivileged) user' };
+  return {
+    name,
+    status: 'warn',
+    detail:
+      `jobs run as the agent’s own user and keep its supplementary groups (gid ${extra.join(', ')}): ` +
+      'an unprivileged agent cannot drop them, so a job can open what those groups may',
+    fix: `run the agent as root (jobs then run as hangar-job, in no group of yours: ${CREATE_JOB_USER}), or as a user in no other group`,
+  };
 }
 
 /**

@@ -85,13 +85,20 @@ export class LinkServer implements Disposable {
   /**
    * A link that arrived another way (a WebRTC data channel): the same signed handshake, bound to
    * `exporter` (there: both DTLS fingerprints), then onLink. `source` keys the pairing rate limit.
+   * Settles once the handshake is over (authenticated, refused or timed out): until then the caller
+   * counts it as a connection that has not authenticated.
    */
-  accept(link: { transport: FrameTransport; exporter: Uint8Array; remoteAddress: string; source: string }): void {
+  accept(link: {
+    transport: FrameTransport;
+    exporter: Uint8Array;
+    remoteAddress: string;
+    source: string;
+  }): Promise<void> {
     const timer = setTimeout(() => {
       this.deps.log.info({ remoteAddress: link.remoteAddress }, 'handshake timed out');
       link.transport.close({ code: 'E_TIMEOUT', message: 'handshake timed out' });
     }, this.deps.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
-    this.handshake({
+    return this.handshake({
       transport: link.transport,
       exporter: link.exporter,
       remoteAddress: link.remoteAddress,
@@ -108,10 +115,10 @@ export class LinkServer implements Disposable {
     takePairingAttempt: () => ReturnType<PerSourceBuckets['take']>;
     timer: ReturnType<typeof setTimeout>;
     authenticated: () => void;
-  }): void {
+  }): Promise<void> {
     const { options, log } = this.deps;
     const { transport, remoteAddress, timer } = h;
-    serverHandshake({
+    return serverHandshake({
       transport,
       exporter: h.exporter,
       certFingerprint: this.deps.certFingerprint,
@@ -230,7 +237,7 @@ export class LinkServer implements Disposable {
         terminate();
         return;
       }
-      linkServer.handshake({
+      void linkServer.handshake({
         transport,
         exporter,
         remoteAddress,

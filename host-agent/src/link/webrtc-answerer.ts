@@ -12,12 +12,26 @@ import {
 import type { Logger } from 'pino';
 import type { IncomingSignal, SignalHandler } from '../relay/signals.js';
 
-/** WebRTC connections that have answered but not yet opened their channel, at most. */
-const MAX_PENDING = 8;
+/**
+ * WebRTC connections that have not authenticated, at most: answered and opening their channel, or
+ * open and in the signed handshake. Each holds a peer connection (its sockets, and a frame of up to
+ * 1 MiB being joined), so the count lasts until the handshake is over, not only until the channel
+ * opens: else a peer that opens channels and never authenticates holds as many as the relay lets
+ * it signal for in a handshake's timeout.
+ */
+export const MAX_PENDING_WEBRTC = 8;
 
 export interface WebRtcAnswererOptions {
-  /** The link server's accept(): runs the signed handshake bound to the DTLS fingerprints. */
-  accept: (link: { transport: FrameTransport; exporter: Uint8Array; remoteAddress: string; source: string }) => void;
+  /**
+   * The link server's accept(): runs the signed handshake bound to the DTLS fingerprints, and
+   * settles once it is over (authenticated, refused or timed out).
+   */
+  accept: (link: {
+    transport: FrameTransport;
+    exporter: Uint8Array;
+    remoteAddress: string;
+    source: string;
+  }) => Promise<void>;
   /** STUN/TURN servers (with this host's TURN credentials) as the relay handed them out; none: host candidates only. */
   iceServers?: () => RtcIceServer[];
   logger: Logger;
@@ -28,7 +42,7 @@ export interface WebRtcAnswererOptions {
  * device signature checked out): answers a device's offer with this host's SDP and candidates, then
  * hands the open channel to the link server, which lets the device in only through the same signed
  * handshake as a direct link. Who may link is decided there, not here; this caps connections that
- * have not opened yet, and the relay rate-limits signals per account.
+ * have not authenticated yet (MAX_PENDING_WEBRTC), and the relay rate-limits signals per account.
  */
 export class WebRtcAnswerer implements SignalHandler {
   private pending = 0;
@@ -43,9 +57,9 @@ export class WebRtcAnswerer implements SignalHandler {
       fail(new HangarError('E_BAD_REQUEST', 'this host answers WebRTC offers only ({"type":"webrtc.offer","sdp":…})'));
       return;
     }
-    if (this.pending >= MAX_PENDING) {
+    if (this.pending >= MAX_PENDING_WEBRTC) {
       fail(
-        new HangarError('E_RATE_LIMITED', 'too many WebRTC connections opening at once; try again', {
+        new HangarError('E_RATE_LIMITED', 'too many WebRTC connections opening or authenticating at once; try again', {
           retry_after_ms: 1000,
         }),
       );
@@ -70,7 +84,7 @@ export class WebRtcAnswerer implements SignalHandler {
           return answered.link.then((link) => {
             const path = link.path();
             log.info({ device, path: path.kind, remote: path.remote }, 'WebRTC channel open; authenticating');
-            this.options.accept({
+            return this.options.accept({
               transport: link.transport,
               exporter: link.exporter,
               remoteAddress: `webrtc ${path.remote}`,

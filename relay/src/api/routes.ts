@@ -137,7 +137,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RelayContext): void {
 async function callProcedure(ctx: RelayContext, method: RelayMethod, request: FastifyRequest): Promise<unknown> {
   const spec = RELAY_PROCEDURES[method];
   const call: Call = {
-    ip: request.ip,
+    ip: ctx.clientAddress(request.raw),
     requestId: String(request.id),
     origin: requestOrigin(ctx, request),
     device: undefined,

@@ -122,6 +122,22 @@ export function clientKey(address: string): string {
     .join(':')}::/64`;
 }
 
+/**
+ * The client's address behind --trust-proxy, exactly as Fastify's `request.ip` has it (its
+ * @fastify/forwarded parse with our one trusted hop): the last non-empty X-Forwarded-For entry, the
+ * one the proxy (our socket's peer) wrote, trimmed of spaces and tabs only; with none, the peer.
+ * `203.0.113.7, ` is 203.0.113.7, never the proxy's own address. Every path reads the client's
+ * address through it (RelayContext.clientAddress: routes, WebSocket and splice upgrades), so that
+ * every per-address limit keys one client the same (clientKey), and the same as Fastify's logs.
+ */
+export function forwardedClient(peer: string, header: string | string[] | undefined): string {
+  const entries = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    .split(',')
+    .map((entry) => entry.replace(/^[ \t]+|[ \t]+$/g, ''))
+    .filter((entry) => entry !== '');
+  return entries.at(-1) ?? peer;
+}
+
 /** `[v6]:port` and `[v6]` → v6; `a.b.c.d:port` → a.b.c.d; anything else as it is. */
 function withoutPort(address: string): string {
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);

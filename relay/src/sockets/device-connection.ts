@@ -32,6 +32,8 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   /** The device's status by the relay's record, as of auth or the last device.changed about it. */
   deviceStatus = '';
   private ready = false;
+  /** Between the hub's taking a new socket and its `ready`: what the hub sent it meanwhile, in order. */
+  private held: RelayToDevice[] | undefined;
   /** presence_version last sent per host: events from several replicas may arrive out of order. */
   private readonly versions = new Map<string, number>();
 
@@ -93,6 +95,25 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     this.sessionId = authed.claims.sessionId;
     const wasTrusted = this.trusted;
     this.deviceStatus = authed.device.status;
+    if (first) {
+      // The hub's from now on (what it routes here waits in `held` until `ready` has gone), so that
+      // the bus's session.ended or device.revoked finds it.
+      this.held = [];
+      this.ready = true;
+      this.hub.addDevice(this);
+    }
+    // A logout or a revocation between authenticate's read and now was announced (session.ended,
+    // device.revoked) before the hub could match it to this socket and its login: read again, now
+    // that any later one will find it, and only then say `ready`: nothing reaches a socket whose
+    // login has ended (it is closed with the reason alone).
+    try {
+      await authenticate(this.ctx, token);
+    } catch (error) {
+      return this.authFailed(error);
+    }
+    if (this.closed) return;
+    const held = this.held ?? [];
+    this.held = undefined;
     this.send({
       type: 'ready',
       device_id: this.deviceId,
@@ -100,19 +121,7 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       expires_at: authed.claims.expiresAt,
       heartbeat_ms: this.hub.heartbeatMs,
     });
-    if (first) {
-      this.ready = true;
-      this.hub.addDevice(this);
-    }
-    // A logout or a revocation between authenticate's read and now was announced (session.ended,
-    // device.revoked) before the hub could match it to this socket and its login: read again, now
-    // that any later one will find it.
-    try {
-      await authenticate(this.ctx, token);
-    } catch (error) {
-      return this.authFailed(error);
-    }
-    if (this.closed) return;
+    for (const message of held) this.send(message);
     if (!first) {
       if (this.trusted && !wasTrusted) await this.becameTrusted();
       return;
@@ -123,6 +132,12 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       .where('id', '=', this.deviceId)
       .execute();
     await this.sendSnapshot();
+  }
+
+  /** Sends at once, but what the hub routes here before `ready` waits for it; errors go as they come. */
+  override send(message: RelayToDevice): void {
+    if (this.held !== undefined && message.type !== 'error') this.held.push(message);
+    else super.send(message);
   }
 
   private authFailed(error: unknown): void {

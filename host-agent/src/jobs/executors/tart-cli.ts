@@ -31,7 +31,16 @@ export interface TartRunProcess {
   pid: number;
   /** Resolves when this `tart run` process has exited (the VM is then off). */
   exited: Promise<void>;
+  /** SIGKILL to this `tart run`, as `tart stop` does after its timeout (Stop.swift): the VM goes with it. */
+  kill(): void;
 }
+
+/**
+ * How long `tart stop` may take beyond its own `--timeout` (it SIGINTs the VM's `tart run`, then
+ * SIGKILLs it at the timeout, so it is done soon after). Past that the call is cut off (E_TIMEOUT)
+ * and the pool kills its `tart run` itself.
+ */
+export const STOP_GRACE_MS = 5_000;
 
 /** Upper bound for commands that answer at once (list, set, stop's own timeout comes on top). */
 const QUICK_TIMEOUT_MS = 60_000;
@@ -89,7 +98,7 @@ export class TartCli {
         child.once('exit', () => resolve());
       });
       child.unref();
-      return { pid: child.pid ?? -1, exited };
+      return { pid: child.pid ?? -1, exited, kill: () => void child.kill('SIGKILL') };
     } finally {
       closeSync(log);
     }
@@ -121,10 +130,17 @@ export class TartCli {
     return { done, kill: () => child.kill('SIGKILL') };
   }
 
-  /** SIGINT to `tart run`, SIGKILL after `timeoutSeconds` (Stop.swift). A stopped or missing VM is not an error here. */
+  /**
+   * SIGINT to `tart run`, SIGKILL after `timeoutSeconds` (Stop.swift). A stopped or missing VM is not
+   * an error here. A `tart stop` still going STOP_GRACE_MS after its timeout is killed: E_TIMEOUT.
+   */
   async stop(name: string, timeoutSeconds: number): Promise<void> {
     try {
-      await this.invoke(['stop', name, '--timeout', String(timeoutSeconds)], (timeoutSeconds + 30) * 1000);
+      await this.invoke(
+        ['stop', name, '--timeout', String(timeoutSeconds)],
+        timeoutSeconds * 1000 + STOP_GRACE_MS,
+        'SIGKILL',
+      );
     } catch (error) {
       if (!/is not running|does not exist/.test((error as Error).message)) throw error;
     }
@@ -139,16 +155,24 @@ export class TartCli {
     }
   }
 
-  private invoke(args: string[], timeoutMs = QUICK_TIMEOUT_MS): Promise<string> {
+  private invoke(
+    args: string[],
+    timeoutMs = QUICK_TIMEOUT_MS,
+    killSignal: NodeJS.Signals = 'SIGTERM',
+  ): Promise<string> {
     return new Promise((resolve, reject) => {
       execFile(
         this.binary,
         args,
-        { env: this.env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+        { env: this.env, timeout: timeoutMs, killSignal, maxBuffer: 16 * 1024 * 1024 },
         (error, stdout, stderr) => {
           if (!error) return resolve(stdout);
           const missing = notInstalled(error);
           if (missing) return reject(missing);
+          if (error.killed) {
+            const what = `tart ${args[0]} did not finish within ${timeoutMs / 1000} s and was killed`;
+            return reject(new HangarError('E_TIMEOUT', what, { args }));
+          }
           const detail = stderr.trim() || error.message;
           reject(new HangarError('E_INTERNAL', `tart ${args[0]} failed: ${detail}`, { args }));
         },

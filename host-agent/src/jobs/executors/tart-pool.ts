@@ -14,6 +14,8 @@ export const VM_PREFIX = 'hangar-';
 export const MAX_MACOS_VMS = 2;
 /** Every slot mounts its one directory under this share name (`--dir=hangar:<slot dir>`). */
 export const SHARE_NAME = 'hangar';
+/** How long a VM's `tart run` may take to exit once `tart stop` returned (or we killed it). */
+const RUN_EXIT_MS = 30_000;
 
 /** How jobs reach the guest (cli, image, guest access, ssh, probe timeouts, logger) and the pool's own settings. */
 export interface TartPoolOptions extends GuestAccessOptions {
@@ -197,8 +199,25 @@ export class TartPool {
    * its SIGKILL): from then on no guest process writes to the slot's share.
    */
   async stopVm(lease: Lease): Promise<void> {
-    await this.cli.stop(lease.vm, this.options.stopTimeoutS ?? 5);
-    await this.waitStopped(lease.vm, this.slots[lease.slot]!.run);
+    await this.stopAndWait(lease.vm, this.slots[lease.slot]!.run);
+  }
+
+  /**
+   * `tart stop`, then the wait for the VM's `tart run` to exit, both bounded. A `tart stop` that has
+   * not returned STOP_GRACE_MS after its own timeout (a loaded Mac, a hung XPC service) is cut off
+   * (E_TIMEOUT) and our `tart run` is killed as Tart itself does after the timeout (Stop.swift): the
+   * VM goes with it. Another failure (Tart's own kill refused) is thrown; an adopted VM's `tart run`
+   * is not our child, so its stop's failure is thrown too.
+   */
+  private async stopAndWait(name: string, run: TartRunProcess | undefined): Promise<void> {
+    try {
+      await this.cli.stop(name, this.options.stopTimeoutS ?? 5);
+    } catch (error) {
+      if (!run || !(error instanceof HangarError) || error.code !== 'E_TIMEOUT') throw error;
+      this.options.logger?.warn({ err: error, vm: name, pid: run.pid }, 'tart stop hung: killing the VM’s tart run');
+      run.kill();
+    }
+    await this.waitStopped(name, run);
   }
 
   /** Resolves when no VM is booting or being torn down (tests; shutdown). */
@@ -272,8 +291,7 @@ export class TartPool {
     const name = slot.vm;
     slot.state = 'draining';
     if (name) {
-      await this.cli.stop(name, this.options.stopTimeoutS ?? 5);
-      await this.waitStopped(name, slot.run);
+      await this.stopAndWait(name, slot.run);
       await this.cli.delete(name);
     }
     slot.vm = undefined;
@@ -295,8 +313,19 @@ export class TartPool {
 
   private async waitStopped(name: string, run: TartRunProcess | undefined): Promise<void> {
     if (run) {
-      await run.exited.catch(() => undefined);
-      return;
+      const exited = run.exited.then(
+        () => true,
+        () => true,
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), RUN_EXIT_MS)));
+      const off = await Promise.race([exited, bound]);
+      clearTimeout(timer);
+      if (off) return;
+      throw new HangarError(
+        'E_TIMEOUT',
+        `tart VM ${name} (tart run, pid ${run.pid}) still runs ${RUN_EXIT_MS / 1000} s after \`tart stop\`; end it with: kill -9 ${run.pid}`,
+      );
     }
     // An adopted VM's `tart run` is not our child: watch `tart list` instead.
     for (let i = 0; i < 120; i++) {

@@ -311,6 +311,37 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     30_000,
   );
 
+  it.skipIf(process.getuid?.() !== 0)(
+    'a root agent in supplementary groups gives none of them to the job nor to its slirp4netns',
+    async () => {
+      // The agent (root, here also in adm and dialout: gid 4, 20) runs the job as the job user.
+      const workdir = tempDir(tmpdir(), 'work');
+      const dataDir = tempDir(existsSync('/opt') ? '/opt' : tmpdir(), 'agent-data');
+      const log = join(tempDir(tmpdir(), 'log'), 'log');
+      const id = jobId();
+      const argv = [dataDir, workdir, log, 'grep ^Groups: /proc/self/status; echo up; exec sleep 300', id];
+      const agent = spawn(
+        'setpriv',
+        ['--groups=4,20', '--', process.execPath, join(import.meta.dirname, 'sandbox-user-agent.mjs'), ...argv],
+        { stdio: ['pipe', 'pipe', 'inherit'], env: { PATH: process.env['PATH'] ?? '' } },
+      );
+      cleanups.push(() => {
+        agent.kill('SIGKILL');
+        slirpOf(id).forEach(killQuietly);
+      });
+      const said = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+      await until(() => (said().includes('up') ? true : undefined), 'the job to start', 15_000);
+      expect(readFileSync(`/proc/${agent.pid}/status`, 'utf8')).toMatch(/^Groups:\s+4 20\s*$/m);
+      expect(said()).toMatch(/^Groups:\s*$/m);
+      const [slirp] = slirpOf(id);
+      expect(slirp).toBeDefined();
+      expect(readFileSync(`/proc/${slirp}/status`, 'utf8')).toMatch(/^Groups:\s*$/m);
+      agent.stdin!.end();
+      await once(agent.stdout!, 'data');
+    },
+    30_000,
+  );
+
   it('slirp4netns dies with its agent', async () => {
     const workdir = tempDir(tmpdir(), 'work');
     const dataDir = tempDir(existsSync('/opt') ? '/opt' : tmpdir(), 'agent-data');

@@ -327,6 +327,23 @@ describe('a tart job and the host folder it shares with its VM', () => {
     }
   });
 
+  it('a `tart stop` that hangs is cut off after its timeout and the VM’s `tart run` killed: the job ends, the VM is deleted', async () => {
+    const tart = standin();
+    // Each `tart stop` waits 10 minutes before it even signals the VM (a hung XPC service, say).
+    writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopDelayMs: 600_000 }));
+    renameSync(`${tart.statePath}.new`, tart.statePath);
+    const tartExecutor = executor(tart.dataDir, 0, { stopTimeoutS: 0 });
+    const job = request(tart.dir, 'echo done > result; exit 3');
+    const result = await (await tartExecutor.start(job.req)).done;
+    expect(result).toEqual({ exitCode: 3, signal: null });
+    expect(readFileSync(join(job.req.workdir, 'result'), 'utf8')).toBe('done\n');
+    const vm = job.checkpoint()['vm'] as string;
+    expect(tart.read().vms[vm]).toBeUndefined();
+    // Neither the VM's `tart run` nor a `tart stop` of it is left running.
+    expect(processesMatching(vm)).toEqual([]);
+    expect(tart.callsFor(vm).find((argv) => argv[0] === 'stop')).toEqual(['stop', vm, '--timeout', '0']);
+  }, 25_000);
+
   it('a VM that does not stop: the host takes and removes nothing from the share while the guest still runs', async () => {
     const tart = standin();
     const outside = mkdtempSync(join(tmpdir(), 'hangar-outside-'));
