@@ -18,7 +18,7 @@ import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import type { SessionManager } from '../sessions/index.js';
 import { resolveWorkdir } from '../sessions/workdir.js';
-import { assertFits, hostTaskCapabilities, isKnownAgent } from './fit.js';
+import { assertFits, hostTaskCapabilities, isKnownAgent, isPromptOption } from './fit.js';
 import { TaskStore, type TaskChange } from './task-store.js';
 import { addTaskWorktree, checkTaskRepo } from './worktree.js';
 
@@ -38,14 +38,21 @@ function listedTask(task: TaskInfo): TaskInfo {
  * The task's command line: its agent's and the prompt last. A prompt starting with "-" ("--help me
  * fix x", "- [ ] a checklist") would be read as an option (claude: `error: unknown option`, and the
  * task ends at once): a known agent command (KNOWN_AGENT_COMMANDS, by its file's name; each parses
- * its options as POSIX does) gets `--` before it, which ends its options. Another command is the
- * user's own, run as given: its parsing is unknown (`sh -c … <prompt>` takes `--` as $0), so its
- * argv may end with `--` itself.
+ * its options as POSIX does) gets `--` before it, which ends its options. One ending in an option
+ * that takes the prompt as its value (`aider --message`, `gemini -p`: isPromptOption) gets it joined
+ * to that option instead (`--message=-v`, as argparse and yargs both read it): a `--` there is taken
+ * as the option's missing value and refused (argparse: "expected one argument"; yargs: "Not enough
+ * arguments following: p"), and "-v" alone is an option. Another command is the user's own, run as
+ * given: its parsing is unknown (`sh -c … <prompt>` takes `--` as $0), so its argv may end with `--` itself.
  */
 export function agentCommand(spec: Pick<TaskSpec, 'agent' | 'prompt'>): string[] {
   const program = basename(spec.agent[0]!);
-  const ends = spec.prompt.startsWith('-') && spec.agent.at(-1) !== '--' && isKnownAgent(program);
-  return [...spec.agent, ...(ends ? ['--'] : []), spec.prompt];
+  const last = spec.agent.at(-1)!;
+  if (!spec.prompt.startsWith('-') || last === '--' || !isKnownAgent(program)) return [...spec.agent, spec.prompt];
+  if (spec.agent.length > 1 && isPromptOption(program, last)) {
+    return [...spec.agent.slice(0, -1), `${last}=${spec.prompt}`];
+  }
+  return [...spec.agent, '--', spec.prompt];
 }
 
 /** Tasks run at once unless `serve --max-tasks` says otherwise: each is a coding agent, a heavy program. */
