@@ -192,9 +192,7 @@ export class TaskService implements Disposable {
     // Its session counts against --max-sessions too: a host with none free lets another take it. A
     // task claimed whose session is not made yet (a --repo one is answered while git checks out)
     // counts as the session it will have.
-    const listed = await this.options.sessions.list();
-    const coming = [...this.creating].filter((id) => !listed.some((s) => s.name === taskSessionName(id)));
-    const sessions = listed.length + coming.length;
+    const sessions = (await this.options.sessions.slotsTaken()).taken;
     if (sessions >= this.options.sessions.sessionLimit) {
       throw new HangarError(
         'E_TASK_LIMIT',
@@ -209,7 +207,10 @@ export class TaskService implements Disposable {
     this.options.logger.info({ task: params.id, session }, 'task claimed');
     this.publish(claimed);
     this.creating.add(params.id);
-    const started = this.startTask(params, workdir, session).catch((error: unknown) =>
+    // Its slot is held until its session is made or it fails: a session of the user's made while
+    // git checks out cannot take it.
+    const slot = this.options.sessions.reserve(session);
+    const started = this.startTask(params, workdir, session, slot).catch((error: unknown) =>
       this.options.logger.error({ task: params.id, err: error }, 'task start failed'),
     );
     // A task with a repo is answered at once, `starting`: its worktree's checkout may take longer
@@ -223,6 +224,7 @@ export class TaskService implements Disposable {
     params: { id: string; spec: TaskSpec; created_at: number },
     workdir: string,
     session: string,
+    slot: Disposable,
   ): Promise<void> {
     try {
       let cwd = workdir;
@@ -254,6 +256,7 @@ export class TaskService implements Disposable {
       const failure = toHangarError(error);
       this.change(params.id, { state: 'error', reason: `its agent could not start: ${failure.message}` });
     } finally {
+      slot.dispose();
       this.creating.delete(params.id);
     }
     // A command that ended at once took its session with it: said now, not at the next change.
