@@ -230,6 +230,18 @@ describe('a task whose worktree takes long, or fails, to make', () => {
     expect(isHangarError(refused) && refused.message).toContain(
       'runs 1 sessions already, its limit (hangar-agent serve --max-sessions 1)',
     );
+    // Nor does a session of the user's take it meanwhile (the task's own would then be refused).
+    const taken = await core!
+      .connection('box')
+      .call('session.create', { name: 'other', command: ['sleep', '60'] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(isHangarError(taken) && taken.code).toBe('E_SESSION_LIMIT');
+    expect(isHangarError(taken) && taken.message).toContain(
+      'this host already runs 1 sessions (1 of them a task’s, still being made), the limit is 1',
+    );
     rmSync(join(control, 'hold'));
     expect((await settled(first.id)).state).toBe('completed');
   });
@@ -256,6 +268,8 @@ describe('a task whose worktree takes long, or fails, to make', () => {
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toContain(`repo      ${repo}\n`);
     expect(shown.stdout).not.toMatch(/^(branch|worktree) /m);
+    // The session it held (the host's one) is free again.
+    await core!.connection('box').call('session.create', { name: 'after', command: ['sleep', '60'] });
   });
 });
 

@@ -1,5 +1,5 @@
 import { isHangarError, type TaskInfo, type TaskSpecInput } from '@hangar/shared';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -10,12 +10,14 @@ import {
   endAgent,
   hangar,
   pairWith,
+  removeDir,
   startAgentProcess,
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
 import { hangarWithInput } from '../support/relay-stack.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
+import { until } from '../support/until.js';
 
 /**
  * Agent tasks: a prompt queued on this computer, claimed by a host that fits and run there by an AI
@@ -115,6 +117,46 @@ describe('a host claims agent tasks over the link', () => {
     );
     expect(refused.code).toBe('E_TASK_UNFIT');
     expect(refused.message).toMatch(/"\/no\/such\/dir" does not exist on this host/);
+  });
+});
+
+describe('a task for an agent that takes its prompt as an option’s value', () => {
+  // aider's CLI (its argparse: test/fixtures/aider) on the agent's PATH.
+  const box = usePairedHost({
+    agent: { env: { PATH: `${join(ROOT, 'test', 'fixtures', 'aider')}:${process.env['PATH']}` } },
+  });
+  let core: HangarCore | undefined;
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await core?.dispose();
+    core = undefined;
+    dirs.splice(0).forEach(removeDir);
+  });
+
+  it('hands a prompt starting with "-" to that option (aider --message, gemini -p), with no `--` as its value', async () => {
+    core = await HangarCore.open({ home: box.home });
+    const host = core.connection('box');
+    // A `--` after `--message` is argparse's "expected one argument" (gemini's yargs: "Not enough
+    // arguments following: p"); "-v" alone after it is an option argparse does not know.
+    for (const [agent, prompt] of [
+      [['aider', '--yes-always', '--message'], '--help me fix x'],
+      [['aider', '-m'], '- [ ] a checklist'],
+      [['aider', '--msg'], '-v'],
+    ] as const) {
+      const cwd = tempDir('aider-task');
+      dirs.push(cwd);
+      const claimed = await host.call('task.claim', {
+        id: newId(),
+        spec: spec(prompt, { agent: [...agent], cwd }),
+        created_at: Date.now(),
+      });
+      const ended = await until(async () => {
+        const task = await host.call('task.get', { id: claimed.id });
+        return ['completed', 'error', 'cancelled'].includes(task.state) ? task : undefined;
+      }, `task ${claimed.id} ended`);
+      expect(ended, agent.join(' ')).toMatchObject({ state: 'completed', exit_code: 0 });
+      expect(readFileSync(join(cwd, 'aider-message.txt'), 'utf8')).toBe(prompt);
+    }
   });
 });
 

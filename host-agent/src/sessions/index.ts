@@ -75,6 +75,11 @@ export class SessionManager implements Disposable {
   private readonly killing = new Set<string>();
   /** create() is check-then-act against the limit; one at a time keeps the limit exact. */
   private createQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * Session names promised to a caller that makes them later (a task claimed while git makes its
+   * worktree): each counts against --max-sessions until it exists or its reservation is released.
+   */
+  private readonly reserved = new Set<string>();
   private disposed = false;
   private serverCheck: NodeJS.Timeout | undefined;
   private readonly sizing: SizeDriver;
@@ -185,6 +190,25 @@ export class SessionManager implements Disposable {
     return this.serverWatch.state();
   }
 
+  /**
+   * Holds a session slot for `name` until it is made (create() of that name uses it) or the
+   * reservation is disposed: another session made meanwhile cannot take it.
+   */
+  reserve(name: string): Disposable {
+    this.reserved.add(name);
+    return { dispose: () => void this.reserved.delete(name) };
+  }
+
+  /**
+   * What counts against --max-sessions: the sessions running and those reserved and not made yet
+   * (but `name`'s own reservation, for its create), each count for the refusal's words.
+   */
+  async slotsTaken(name?: string): Promise<{ taken: number; reserved: number; sessions: SessionInfo[] }> {
+    const sessions = await this.list();
+    const reserved = [...this.reserved].filter((r) => r !== name && !sessions.some((s) => s.name === r)).length;
+    return { taken: sessions.length + reserved, reserved, sessions };
+  }
+
   create(params: CreateParams): Promise<SessionInfo> {
     const run = this.createQueue.then(() => this.createNow(params));
     // The caller gets the error through `run`; the queue only needs to know it settled.
@@ -194,7 +218,7 @@ export class SessionManager implements Disposable {
 
   private async createNow(params: CreateParams): Promise<SessionInfo> {
     this.assertOpen();
-    const sessions = await this.list();
+    const { taken, reserved, sessions } = await this.slotsTaken(params.name);
     if (sessions.some((s) => s.name === params.name)) {
       throw new HangarError(
         'E_SESSION_EXISTS',
@@ -203,10 +227,11 @@ export class SessionManager implements Disposable {
       );
     }
     const max = this.options.maxSessions;
-    if (sessions.length >= max) {
+    if (taken >= max) {
+      const coming = reserved > 0 ? ` (${reserved} of them a task’s, still being made)` : '';
       throw new HangarError(
         'E_SESSION_LIMIT',
-        `this host already runs ${sessions.length} sessions, the limit is ${max}. Kill one, or restart the agent with a higher limit: hangar-agent serve --max-sessions ${max + 5}`,
+        `this host already runs ${taken} sessions${coming}, the limit is ${max}. Kill one, or restart the agent with a higher limit: hangar-agent serve --max-sessions ${max + 5}`,
         { limit: max },
       );
     }

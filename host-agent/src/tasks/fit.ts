@@ -10,6 +10,22 @@ export function isKnownAgent(program: string): boolean {
   return (KNOWN_AGENT_COMMANDS as readonly string[]).includes(program);
 }
 
+/**
+ * The known agents' options whose value is a prompt, as each documents them: aider's
+ * `--message/--msg/-m COMMAND` (argparse), gemini's `-p/--prompt` and `-i/--prompt-interactive`
+ * (yargs), opencode's `--prompt` (yargs). An agent command ending in one gives the prompt as its value.
+ */
+const PROMPT_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  aider: ['--message', '--msg', '-m'],
+  gemini: ['--prompt', '-p', '--prompt-interactive', '-i'],
+  opencode: ['--prompt'],
+};
+
+/** Whether `option`, the last argument of `program`'s command, takes the prompt as its value. */
+export function isPromptOption(program: string, option: string): boolean {
+  return Object.hasOwn(PROMPT_OPTIONS, program) && PROMPT_OPTIONS[program]!.includes(option);
+}
+
 /** Node's platform name as a need says it (`os:macos` is darwin). */
 export function taskOs(): string {
   const name = platform();

@@ -18,7 +18,7 @@ import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import type { SessionManager } from '../sessions/index.js';
 import { resolveWorkdir } from '../sessions/workdir.js';
-import { assertFits, hostTaskCapabilities, isKnownAgent } from './fit.js';
+import { assertFits, hostTaskCapabilities, isKnownAgent, isPromptOption } from './fit.js';
 import { TaskStore, type TaskChange } from './task-store.js';
 import { addTaskWorktree, checkTaskRepo } from './worktree.js';
 
@@ -38,14 +38,21 @@ function listedTask(task: TaskInfo): TaskInfo {
  * The task's command line: its agent's and the prompt last. A prompt starting with "-" ("--help me
  * fix x", "- [ ] a checklist") would be read as an option (claude: `error: unknown option`, and the
  * task ends at once): a known agent command (KNOWN_AGENT_COMMANDS, by its file's name; each parses
- * its options as POSIX does) gets `--` before it, which ends its options. Another command is the
- * user's own, run as given: its parsing is unknown (`sh -c … <prompt>` takes `--` as $0), so its
- * argv may end with `--` itself.
+ * its options as POSIX does) gets `--` before it, which ends its options. One ending in an option
+ * that takes the prompt as its value (`aider --message`, `gemini -p`: isPromptOption) gets it joined
+ * to that option instead (`--message=-v`, as argparse and yargs both read it): a `--` there is taken
+ * as the option's missing value and refused (argparse: "expected one argument"; yargs: "Not enough
+ * arguments following: p"), and "-v" alone is an option. Another command is the user's own, run as
+ * given: its parsing is unknown (`sh -c … <prompt>` takes `--` as $0), so its argv may end with `--` itself.
  */
 export function agentCommand(spec: Pick<TaskSpec, 'agent' | 'prompt'>): string[] {
   const program = basename(spec.agent[0]!);
-  const ends = spec.prompt.startsWith('-') && spec.agent.at(-1) !== '--' && isKnownAgent(program);
-  return [...spec.agent, ...(ends ? ['--'] : []), spec.prompt];
+  const last = spec.agent.at(-1)!;
+  if (!spec.prompt.startsWith('-') || last === '--' || !isKnownAgent(program)) return [...spec.agent, spec.prompt];
+  if (spec.agent.length > 1 && isPromptOption(program, last)) {
+    return [...spec.agent.slice(0, -1), `${last}=${spec.prompt}`];
+  }
+  return [...spec.agent, '--', spec.prompt];
 }
 
 /** Tasks run at once unless `serve --max-tasks` says otherwise: each is a coding agent, a heavy program. */
@@ -185,9 +192,7 @@ export class TaskService implements Disposable {
     // Its session counts against --max-sessions too: a host with none free lets another take it. A
     // task claimed whose session is not made yet (a --repo one is answered while git checks out)
     // counts as the session it will have.
-    const listed = await this.options.sessions.list();
-    const coming = [...this.creating].filter((id) => !listed.some((s) => s.name === taskSessionName(id)));
-    const sessions = listed.length + coming.length;
+    const sessions = (await this.options.sessions.slotsTaken()).taken;
     if (sessions >= this.options.sessions.sessionLimit) {
       throw new HangarError(
         'E_TASK_LIMIT',
@@ -202,7 +207,10 @@ export class TaskService implements Disposable {
     this.options.logger.info({ task: params.id, session }, 'task claimed');
     this.publish(claimed);
     this.creating.add(params.id);
-    const started = this.startTask(params, workdir, session).catch((error: unknown) =>
+    // Its slot is held until its session is made or it fails: a session of the user's made while
+    // git checks out cannot take it.
+    const slot = this.options.sessions.reserve(session);
+    const started = this.startTask(params, workdir, session, slot).catch((error: unknown) =>
       this.options.logger.error({ task: params.id, err: error }, 'task start failed'),
     );
     // A task with a repo is answered at once, `starting`: its worktree's checkout may take longer
@@ -216,6 +224,7 @@ export class TaskService implements Disposable {
     params: { id: string; spec: TaskSpec; created_at: number },
     workdir: string,
     session: string,
+    slot: Disposable,
   ): Promise<void> {
     try {
       let cwd = workdir;
@@ -247,6 +256,7 @@ export class TaskService implements Disposable {
       const failure = toHangarError(error);
       this.change(params.id, { state: 'error', reason: `its agent could not start: ${failure.message}` });
     } finally {
+      slot.dispose();
       this.creating.delete(params.id);
     }
     // A command that ended at once took its session with it: said now, not at the next change.

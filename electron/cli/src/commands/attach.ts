@@ -134,8 +134,10 @@ async function runAttached(
       if (at >= 0) current.detach();
     };
     // Input that is no terminal (a pipe, a file, < /dev/null) is typed as it comes, and its end
-    // detaches, as ssh ends on its stdin's end: the session keeps running (an EOF typed into it
-    // would end its shell), and the command ends instead of waiting for keys that never come.
+    // detaches at once: the session keeps running (an EOF typed into it would end its shell), and
+    // the command ends instead of waiting for keys that never come. Unlike ssh, which waits for the
+    // remote end to close, nothing waits for what those keys cause (a session has no end to wait
+    // for): their output comes after the detach and is not shown (README says so).
     const onInputEnd = () => {
       if (holding) detachAfterHandover = true;
       else current.detach();
