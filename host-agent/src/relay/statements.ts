@@ -32,8 +32,10 @@ export interface StatementOutcome {
 
 export interface AppliedStatements {
   outcomes: StatementOutcome[];
-  /** Keys unpinned by a revocation now: their open links are to be closed. */
+  /** Keys unpinned by a revocation now (the revoked and those only it vouched for): their open links are to be closed. */
   revoked: string[];
+  /** Devices unpinned because no trusted device vouches for them any more (their endorser was revoked). */
+  unvouched: { key: string; name: string }[];
 }
 
 /**
@@ -50,7 +52,7 @@ export function applyStatements(
   return db
     .transaction(() => {
       const enrollment = loadEnrollment(store);
-      const applied: AppliedStatements = { outcomes: [], revoked: [] };
+      const applied: AppliedStatements = { outcomes: [], revoked: [], unvouched: [] };
       if (enrollment === undefined) return applied;
       let seq = enrollment.statements_seq;
       const fresh: StoredStatement[] = [];
@@ -97,7 +99,7 @@ export function applyStatements(
 export function reevaluateStatements(store: AgentStore, now: number): AppliedStatements {
   return store.db
     .transaction(() => {
-      const applied: AppliedStatements = { outcomes: [], revoked: [] };
+      const applied: AppliedStatements = { outcomes: [], revoked: [], unvouched: [] };
       if (loadEnrollment(store) === undefined) return applied;
       settle(store, applied, now);
       return applied;
@@ -129,7 +131,71 @@ function settle(store: AgentStore, applied: AppliedStatements, now: number): voi
       if (outcome.result === 'revoked') applied.revoked.push(outcome.subject);
       progressed = true;
     }
-    if (!progressed) return;
+    if (!progressed) break;
+  }
+  if (applied.revoked.length > 0) dropUnvouched(store, applied);
+}
+
+const EndorsedRow = z.object({ public_key: z.string(), name: z.string() });
+const RootRow = z.object({ public_key: z.string() });
+
+/**
+ * A revocation also takes back what the revoked key vouched for: a device pinned here only by
+ * endorsement stays only while the chain from a device this host pinned itself (a code, a first
+ * link) through endorsements by trusted, unrevoked devices still reaches it. A stolen laptop
+ * revoked: what it endorsed the minute before is unpinned too, unless another trusted device
+ * vouched for it as well. Unpinned, not revoked: a trusted device that endorses it again lets it in.
+ */
+function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
+  const { db } = store;
+  const trusted = new Set(
+    agentDb
+      .rows(
+        db,
+        'paired_devices',
+        RootRow,
+        db.prepare("SELECT public_key FROM paired_devices WHERE paired_via != 'endorsement'").all(),
+      )
+      .map((row) => row.public_key),
+  );
+  const revoked = new Set(
+    agentDb
+      .rows(db, 'revoked_devices', RootRow, db.prepare('SELECT public_key FROM revoked_devices').all())
+      .map((row) => row.public_key),
+  );
+  const endorsedBy = new Map<string, string[]>(); // signer -> subjects
+  for (const row of agentDb.rows(
+    db,
+    'account_statements',
+    KeptStatementRow,
+    db.prepare('SELECT seq, statement FROM account_statements').all(),
+  )) {
+    const statement = agentDb.json(db, 'account_statements', StoredStatement, row.statement);
+    if (statement.kind !== 'endorse' || revoked.has(statement.signer_device_key)) continue;
+    const subjects = endorsedBy.get(statement.signer_device_key) ?? [];
+    subjects.push(statement.subject_device_key);
+    endorsedBy.set(statement.signer_device_key, subjects);
+  }
+  // Breadth first from the roots: each key is visited once, so a cycle of endorsements ends.
+  const queue = [...trusted];
+  for (let next = 0; next < queue.length; next++) {
+    for (const subject of endorsedBy.get(queue[next]!) ?? []) {
+      if (trusted.has(subject) || revoked.has(subject)) continue;
+      trusted.add(subject);
+      queue.push(subject);
+    }
+  }
+  const endorsed = agentDb.rows(
+    db,
+    'paired_devices',
+    EndorsedRow,
+    db.prepare("SELECT public_key, name FROM paired_devices WHERE paired_via = 'endorsement'").all(),
+  );
+  for (const device of endorsed) {
+    if (trusted.has(device.public_key)) continue;
+    db.prepare('DELETE FROM paired_devices WHERE public_key = ?').run(device.public_key);
+    applied.revoked.push(device.public_key);
+    applied.unvouched.push({ key: device.public_key, name: device.name });
   }
 }
 

@@ -194,6 +194,44 @@ describe('statements, verified by the host', () => {
     expect(pinned(friend)).toBe(false);
   });
 
+  it('a stolen laptop revoked: what it endorsed before, and what those endorsed, is unpinned too, whatever the order', () => {
+    const [admin, stolen, friend, friendsPhone] = firstPinned('admin', 'stolen', 'friend', 'friends-phone');
+    apply(statement(admin, 'endorse', stolen), statement(stolen, 'endorse', friend));
+    apply(statement(friend, 'endorse', friendsPhone), statement(friendsPhone, 'endorse', friend)); // a cycle
+    expect(pinned(friend) && pinned(friendsPhone)).toBe(true);
+    const applied = apply(statement(admin, 'revoke', stolen));
+    expect(applied.outcomes.map((o) => o.result)).toEqual(['revoked']);
+    expect(applied.revoked.sort()).toEqual([stolen.key, friend.key, friendsPhone.key].sort());
+    expect(applied.unvouched.map((d) => d.name).sort()).toEqual(['friend', 'friends-phone']);
+    expect(pinned(stolen) || pinned(friend) || pinned(friendsPhone)).toBe(false);
+    // Unpinned, not revoked: a trusted computer that vouches for it again lets it in.
+    expect(apply(statement(admin, 'endorse', friend)).outcomes.map((o) => o.result)).toEqual(['pinned']);
+    expect(pinned(friend)).toBe(true);
+  });
+
+  it('the same in one batch: an endorsement, then its signer revoked, leaves nothing it vouched for', () => {
+    const [admin, stolen, friend] = firstPinned('admin', 'stolen', 'friend');
+    pin(stolen);
+    const endorse = statement(stolen, 'endorse', friend);
+    const applied = apply(statement(admin, 'revoke', stolen), endorse); // applied in seq order
+    expect(applied.outcomes.map((o) => o.result)).toEqual(['pinned', 'revoked']);
+    expect(pinned(friend)).toBe(false);
+  });
+
+  it('a device another trusted computer also vouched for stays when one of its endorsers is revoked', () => {
+    const [admin, stolen, phone, pinnedByCode] = firstPinned('admin', 'stolen', 'phone', 'by-code');
+    pin(stolen);
+    pin(pinnedByCode);
+    apply(
+      statement(stolen, 'endorse', phone),
+      statement(admin, 'endorse', phone),
+      statement(stolen, 'endorse', pinnedByCode),
+    );
+    const applied = apply(statement(admin, 'revoke', stolen));
+    expect(applied.unvouched).toEqual([]);
+    expect(pinned(phone) && pinned(pinnedByCode) && pinned(admin)).toBe(true);
+  });
+
   it('stores the highest seq seen, ignored ones included, and applies nothing twice', () => {
     const [laptop, phone] = firstPinned('laptop', 'phone');
     const first = statement(device('stranger'), 'endorse', phone);
