@@ -158,11 +158,19 @@ function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
       )
       .map((row) => row.public_key),
   );
-  const revoked = new Set(
+  const excluded = new Set(
     agentDb
       .rows(db, 'revoked_devices', RootRow, db.prepare('SELECT public_key FROM revoked_devices').all())
       .map((row) => row.public_key),
   );
+  for (const row of agentDb.rows(
+    db,
+    'unpaired_devices',
+    RootRow,
+    db.prepare('SELECT public_key FROM unpaired_devices').all(),
+  )) {
+    excluded.add(row.public_key); // unpaired by the host's owner: vouches for nothing here either
+  }
   const endorsedBy = new Map<string, string[]>(); // signer -> subjects
   for (const row of agentDb.rows(
     db,
@@ -171,7 +179,7 @@ function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
     db.prepare('SELECT seq, statement FROM account_statements').all(),
   )) {
     const statement = agentDb.json(db, 'account_statements', StoredStatement, row.statement);
-    if (statement.kind !== 'endorse' || revoked.has(statement.signer_device_key)) continue;
+    if (statement.kind !== 'endorse' || excluded.has(statement.signer_device_key)) continue;
     const subjects = endorsedBy.get(statement.signer_device_key) ?? [];
     subjects.push(statement.subject_device_key);
     endorsedBy.set(statement.signer_device_key, subjects);
@@ -180,7 +188,7 @@ function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
   const queue = [...trusted];
   for (let next = 0; next < queue.length; next++) {
     for (const subject of endorsedBy.get(queue[next]!) ?? []) {
-      if (trusted.has(subject) || revoked.has(subject)) continue;
+      if (trusted.has(subject) || excluded.has(subject)) continue;
       trusted.add(subject);
       queue.push(subject);
     }
@@ -197,6 +205,30 @@ function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
     applied.revoked.push(device.public_key);
     applied.unvouched.push({ key: device.public_key, name: device.name });
   }
+}
+
+const PreChainRow = z.object({ statements_seq: z.number().int() });
+
+/**
+ * Whether the host's owner unpaired the subject here: a tombstone, or (a host from before migration
+ * 10, reading the account again) an endorsement it had applied then, of a device not pinned then.
+ */
+function wasUnpaired(store: AgentStore, statement: StoredStatement): boolean {
+  const { db } = store;
+  const subject = statement.subject_device_key;
+  if (db.prepare('SELECT 1 FROM unpaired_devices WHERE public_key = ?').get(subject) !== undefined) return true;
+  const before = agentDb.row(
+    db,
+    'relay_pre_chain',
+    PreChainRow,
+    db.prepare('SELECT statements_seq FROM relay_pre_chain WHERE id = 1').get(),
+  );
+  if (before === undefined || statement.seq > before.statements_seq) return false;
+  const pinnedThen = (key: string) =>
+    db.prepare('SELECT 1 FROM relay_pre_chain_pins WHERE public_key = ?').get(key) !== undefined;
+  if (!pinnedThen(statement.signer_device_key) || pinnedThen(subject)) return false;
+  db.prepare('INSERT OR IGNORE INTO unpaired_devices (public_key, unpaired_at) VALUES (?, ?)').run(subject, Date.now());
+  return true;
 }
 
 function outcomeBase(statement: StoredStatement): Omit<StatementOutcome, 'result'> {
@@ -222,6 +254,9 @@ function applyOne(store: AgentStore, statement: StoredStatement, now: number): S
   if (statement.kind === 'endorse') {
     if (isRevoked(store, subject)) return ignored('the device was revoked, and a revoked key stays revoked');
     if (findPairedDevice(store, subject) !== undefined) return { ...base, result: 'already pinned' };
+    if (wasUnpaired(store, statement)) {
+      return ignored('the host owner unpaired this device here (hangar-agent unpair): only a new pairing lets it in');
+    }
     db.prepare(
       `INSERT INTO paired_devices (public_key, name, paired_at, paired_via, endorsed_by)
        VALUES (?, ?, ?, 'endorsement', ?)`,

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeStatement, toHex, type Ed25519Signer, type StatementKind, type StoredStatement } from '@hangar/shared';
 import { AgentStore } from '../../src/store/db.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
-import { findPairedDevice } from '../../src/store/pairing.js';
+import { consumeCodeAndPair, findPairedDevice, insertPairingCode, unpairDevice } from '../../src/store/pairing.js';
 import { consumeFirstLinkAndPair, loadEnrollment, saveEnrollment } from '../../src/relay/relay-store.js';
 import { applyStatements, reevaluateStatements } from '../../src/relay/statements.js';
 
@@ -272,6 +272,67 @@ describe('statements, verified by the host', () => {
     expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
     expect(pinned(laptop)).toBe(false);
     expect(pinned(phone)).toBe(false);
+  });
+
+  it('a device the host owner unpaired is not pinned again by an endorsement, only by a new pairing', () => {
+    const [laptop, phone] = firstPinned('laptop', 'phone');
+    apply(statement(laptop, 'endorse', phone));
+    expect(pinned(phone)).toBe(true);
+    unpairDevice(store, dir, 'phone');
+    const again = apply(statement(laptop, 'endorse', phone));
+    expect(again.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/unpaired/) }]);
+    expect(pinned(phone)).toBe(false);
+    const code = insertPairingCode(store, '123456', Date.now(), 60_000);
+    expect(consumeCodeAndPair(store, code.id, { public_key: phone.key, name: 'phone' }, Date.now())).toBe(true);
+    unpairDevice(store, dir, 'laptop');
+    expect(pinned(laptop)).toBe(false);
+    // Paired again with a code, the phone's own endorsement of the laptop does not undo the unpairing.
+    expect(apply(statement(phone, 'endorse', laptop)).outcomes).toMatchObject([{ result: 'ignored' }]);
+    expect(pinned(phone) && !pinned(laptop)).toBe(true);
+  });
+
+  it('a host upgraded from before the chain does not pin again a device its owner unpaired before the upgrade', async () => {
+    const older = await mkdtemp(join(tmpdir(), 'hangar-statements-old-'));
+    try {
+      const before = AgentStore.open(
+        older,
+        MIGRATIONS.filter((m) => m.version <= 9),
+      );
+      const [second, phone, first, tablet] = [device('second'), device('phone'), device('first'), device('tablet')];
+      seq = 0;
+      const endorsePhone = statement(second, 'endorse', phone); // applied then; phone unpaired since
+      const endorseTablet = statement(first, 'endorse', tablet); // ignored then: first was not pinned
+      before.db
+        .prepare(
+          `INSERT INTO relay_enrollment (id, relay_url, host_id, account_id, name, enrolled_at, statements_seq)
+           VALUES (1, 'http://relay.test', ?, ?, 'mini', 1, 2)`,
+        )
+        .run(`host_${'3'.repeat(32)}`, ACCOUNT);
+      before.db
+        .prepare(
+          "INSERT INTO paired_devices (public_key, name, paired_at, paired_via) VALUES (?, 'second', 1, 'enrollment')",
+        )
+        .run(second.key);
+      before.dispose();
+      const after = AgentStore.open(older);
+      try {
+        expect(loadEnrollment(after)?.statements_seq).toBe(0);
+        const read = applyStatements(after, [endorsePhone, endorseTablet], Date.now());
+        expect(read.outcomes).toMatchObject([
+          { result: 'ignored', reason: expect.stringMatching(/unpaired/) },
+          { result: 'kept' },
+        ]);
+        expect(findPairedDevice(after, phone.key)).toBeUndefined();
+        // The chain still works for what was ignored before: the second vouches back for the first.
+        applyStatements(after, [statement(second, 'endorse', first)], Date.now());
+        expect(findPairedDevice(after, tablet.key)).toBeDefined();
+        expect(findPairedDevice(after, phone.key)).toBeUndefined();
+      } finally {
+        after.dispose();
+      }
+    } finally {
+      await rm(older, { recursive: true, force: true });
+    }
   });
 
   it('a host upgraded from before the chain keeps what it held and reads the account again from the start', async () => {
