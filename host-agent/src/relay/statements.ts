@@ -43,10 +43,21 @@ export interface AppliedStatements {
  * trust allows, in one transaction, and stores the new highest seq. One about another account or
  * with a bad signature is ignored (and counts as seen); one whose signer is not trusted yet is kept.
  */
+/**
+ * How many statements this host keeps without effect (signed by keys it does not trust yet). An
+ * account's own devices make a few; a relay signing with keys of its own could make any number,
+ * so past this a new one from an untrusted key is ignored (logged). That gives a relay nothing it
+ * lacks already: it can withhold statements anyway.
+ */
+export const MAX_KEPT_UNTRUSTED = 5000;
+
+const CountRow = z.object({ n: z.number().int() });
+
 export function applyStatements(
   store: AgentStore,
   statements: readonly StoredStatement[],
   now: number,
+  maxKeptUntrusted = MAX_KEPT_UNTRUSTED,
 ): AppliedStatements {
   const { db } = store;
   return db
@@ -56,6 +67,9 @@ export function applyStatements(
       if (enrollment === undefined) return applied;
       let seq = enrollment.statements_seq;
       const fresh: StoredStatement[] = [];
+      let waiting = CountRow.parse(
+        db.prepare('SELECT COUNT(*) AS n FROM account_statements WHERE applied_at IS NULL').get(),
+      ).n;
       for (const statement of [...statements].sort((a, b) => a.seq - b.seq)) {
         if (statement.seq <= seq) continue; // sent again after a reconnect
         seq = statement.seq;
@@ -65,7 +79,12 @@ export function applyStatements(
           ignored('it is about another account than the one this host is in');
         } else if (!verifyStatement(statement)) {
           ignored('its signature does not verify with the signer key');
+        } else if (waiting >= maxKeptUntrusted && !knownHere(store, statement.signer_device_key)) {
+          ignored(
+            `this host already keeps ${maxKeptUntrusted} statements signed by keys it does not trust: a relay may be flooding it`,
+          );
         } else {
+          waiting++;
           db.prepare('INSERT OR IGNORE INTO account_statements (seq, signer_key, statement) VALUES (?, ?, ?)').run(
             statement.seq,
             statement.signer_device_key,
@@ -109,6 +128,11 @@ export function reevaluateStatements(store: AgentStore, now: number): AppliedSta
 
 const KeptStatementRow = z.object({ seq: z.number().int(), statement: z.string() });
 
+/** Pinned or revoked here: what it signs is applied (or ignored) at once, never left waiting. */
+function knownHere(store: AgentStore, key: string): boolean {
+  return findPairedDevice(store, key) !== undefined || isRevoked(store, key);
+}
+
 /**
  * Applies kept statements whose signer is trusted, in seq order, again until nothing changes (an
  * endorsement applied may make the signer of an earlier one trusted). Each is applied once: a
@@ -118,7 +142,15 @@ function settle(store: AgentStore, applied: AppliedStatements, now: number): voi
   const { db } = store;
   for (;;) {
     const rows = db
-      .prepare('SELECT seq, statement FROM account_statements WHERE applied_at IS NULL ORDER BY seq')
+      .prepare(
+        // Only those whose signer is pinned or revoked can change anything: what keys nobody vouched
+        // for signed (a relay's, up to MAX_KEPT_UNTRUSTED) is not read again on every pass.
+        `SELECT seq, statement FROM account_statements
+         WHERE applied_at IS NULL
+           AND (signer_key IN (SELECT public_key FROM paired_devices)
+             OR signer_key IN (SELECT public_key FROM revoked_devices))
+         ORDER BY seq`,
+      )
       .all();
     let progressed = false;
     for (const row of agentDb.rows(db, 'account_statements', KeptStatementRow, rows)) {

@@ -271,6 +271,8 @@ export const MIGRATIONS: readonly Migration[] = [
         statements_seq INTEGER NOT NULL
       );
       CREATE TABLE IF NOT EXISTS relay_pre_chain_pins (public_key TEXT PRIMARY KEY);
+      -- settle() looks up what waits by its signer.
+      CREATE INDEX account_statements_waiting ON account_statements(signer_key) WHERE applied_at IS NULL;
     `,
   },
 ];

@@ -134,6 +134,25 @@ describe('statements, verified by the host', () => {
     expect(store.db.prepare('SELECT COUNT(*) AS n FROM revoked_devices').get()).toEqual({ n: 0 });
   });
 
+  it('keeps a bounded number of statements from keys nobody vouched for (a relay flooding it), and still applies trusted ones', () => {
+    const [laptop, phone] = firstPinned('laptop', 'phone');
+    const LIMIT = 50; // MAX_KEPT_UNTRUSTED in the agent; smaller here, as signing thousands takes long
+    const relayKeys = Array.from({ length: 20 }, (_, i) => device(`relay-${i}`));
+    const flood = Array.from({ length: LIMIT + 10 }, (_, i) =>
+      statement(relayKeys[i % relayKeys.length]!, 'endorse', relayKeys[(i + 1) % relayKeys.length]!),
+    );
+    const applied = applyStatements(store, [...flood, statement(laptop, 'endorse', phone)], Date.now(), LIMIT);
+    const results = applied.outcomes.map((o) => o.result);
+    expect(results.filter((r) => r === 'kept')).toHaveLength(LIMIT);
+    expect(applied.outcomes.filter((o) => o.result === 'ignored')).toHaveLength(10);
+    expect(applied.outcomes.find((o) => o.result === 'ignored')?.reason).toMatch(/flooding/);
+    expect(results.at(-1)).toBe('pinned');
+    expect(pinned(phone)).toBe(true);
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM account_statements').get()).toEqual({
+      n: LIMIT + 1,
+    });
+  });
+
   it('follows the chain: what a device signed before this host trusted it applies once a trusted one endorses it', () => {
     const [second, first, phone, old] = firstPinned('second', 'first', 'phone', 'old-phone');
     pin(old);
