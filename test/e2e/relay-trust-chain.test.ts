@@ -204,6 +204,11 @@ describe('trust follows the chain', () => {
     await waitFor('mini never unpinned what the stolen laptop vouched for', () => !pinnedOnMini().includes(friendKey));
     expect(pinnedOnMini()).toEqual([await key(laptop)]);
     expect(mini.agent.stderr()).toMatch(/unpinned a device no trusted device vouches for any more/);
+
+    // Unpinned, not revoked: the user vouches for it again from a trusted computer, as the log says.
+    const again = await hangar(laptop, ['devices', 'approve', 'friend', '--yes']);
+    expect(again.code, again.stderr).toBe(0);
+    await waitFor('mini never pinned the friend approved again', () => pinnedOnMini().includes(friendKey));
   });
 
   it('a window vouches for a host it paired with a code though another computer enrolled it: a computer approved with a code then takes it', async () => {

@@ -243,7 +243,7 @@ export class RelayLink implements Disposable {
     for (const device of applied.unvouched) {
       log.warn(
         { device: device.name, key: device.key },
-        'unpinned a device no trusted device vouches for any more (its endorser was revoked): approve it again from a trusted computer',
+        'unpinned a device no trusted device vouches for any more (its endorser was revoked): if it is yours, hangar devices approve <name> --yes on a trusted computer lets it in again',
       );
     }
     for (const key of applied.revoked) this.options.closeLinksOf(key);
