@@ -79,17 +79,20 @@ export function applyStatements(
           ignored('it is about another account than the one this host is in');
         } else if (!verifyStatement(statement)) {
           ignored('its signature does not verify with the signer key');
+        } else if (
+          db.prepare('SELECT 1 FROM account_statements WHERE signature = ?').get(statement.signature) !== undefined
+        ) {
+          // A relay replaying one (the honest one stores a statement once): kept once, applied once.
+          ignored('it is a copy of a statement this host already keeps, under another seq');
         } else if (waiting >= maxKeptUntrusted && !knownHere(store, statement.signer_device_key)) {
           ignored(
             `this host already keeps ${maxKeptUntrusted} statements signed by keys it does not trust: a relay may be flooding it`,
           );
         } else {
           waiting++;
-          db.prepare('INSERT OR IGNORE INTO account_statements (seq, signer_key, statement) VALUES (?, ?, ?)').run(
-            statement.seq,
-            statement.signer_device_key,
-            JSON.stringify(statement),
-          );
+          db.prepare(
+            'INSERT OR IGNORE INTO account_statements (seq, signer_key, signature, statement) VALUES (?, ?, ?, ?)',
+          ).run(statement.seq, statement.signer_device_key, statement.signature, JSON.stringify(statement));
           fresh.push(statement);
         }
       }

@@ -273,6 +273,10 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE IF NOT EXISTS relay_pre_chain_pins (public_key TEXT PRIMARY KEY);
       -- settle() looks up what waits by its signer.
       CREATE INDEX account_statements_waiting ON account_statements(signer_key) WHERE applied_at IS NULL;
+      -- A statement the relay sends again under a new seq is kept once (statements.ts).
+      ALTER TABLE account_statements ADD COLUMN signature TEXT;
+      UPDATE account_statements SET signature = json_extract(statement, '$.signature');
+      CREATE INDEX account_statements_by_signature ON account_statements(signature);
     `,
   },
 ];

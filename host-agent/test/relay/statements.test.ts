@@ -153,6 +153,17 @@ describe('statements, verified by the host', () => {
     });
   });
 
+  it('keeps once a statement the relay sends again under another seq', () => {
+    const [laptop, phone] = firstPinned('laptop', 'phone');
+    const endorse = statement(laptop, 'endorse', phone);
+    apply(endorse);
+    const copies = apply(...[2, 3, 4].map((n) => ({ ...endorse, seq: n })));
+    expect(copies.outcomes).toMatchObject([2, 3, 4].map((n) => ({ seq: n, result: 'ignored' })));
+    expect(copies.outcomes[0]?.reason).toMatch(/copy/);
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM account_statements').get()).toEqual({ n: 1 });
+    expect(loadEnrollment(store)?.statements_seq).toBe(4);
+  });
+
   it('follows the chain: what a device signed before this host trusted it applies once a trusted one endorses it', () => {
     const [second, first, phone, old] = firstPinned('second', 'first', 'phone', 'old-phone');
     pin(old);
