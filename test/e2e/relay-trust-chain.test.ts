@@ -171,6 +171,46 @@ describe('trust follows the chain', () => {
     }
   });
 
+  it('a stolen laptop revoked takes back what it approved before: the host unpins the devices only it vouched for', async () => {
+    const relay = await relayAt(dir('relay'));
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    const mini = await hostEnrolledBy(laptop);
+    const stolen = await approvedComputer(laptop, relay.url, 'stolen');
+    const friend = await approvedComputer(stolen, relay.url, 'friend');
+    const key = async (home: string) => (await loadOrCreateDeviceKey(home)).publicKeyHex;
+    const pinnedOnMini = () => {
+      const db = new Database(join(mini.shell.agentData, 'agent.db'), { readonly: true });
+      try {
+        return (db.prepare('SELECT public_key FROM paired_devices').all() as { public_key: string }[])
+          .map((row) => row.public_key)
+          .sort();
+      } finally {
+        db.close();
+      }
+    };
+    const waitFor = async (what: string, done: () => boolean) => {
+      const deadline = Date.now() + 15_000;
+      while (!done()) {
+        if (Date.now() > deadline) throw new Error(`${what}: ${mini.agent.stderr()}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    const friendKey = await key(friend);
+    await waitFor('mini never pinned the friend the stolen laptop approved', () => pinnedOnMini().includes(friendKey));
+
+    const revoked = await hangar(laptop, ['devices', 'revoke', 'stolen']);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    await waitFor('mini never unpinned what the stolen laptop vouched for', () => !pinnedOnMini().includes(friendKey));
+    expect(pinnedOnMini()).toEqual([await key(laptop)]);
+    expect(mini.agent.stderr()).toMatch(/unpinned a device no trusted device vouches for any more/);
+
+    // Unpinned, not revoked: the user vouches for it again from a trusted computer, as the log says.
+    const again = await hangar(laptop, ['devices', 'approve', 'friend', '--yes']);
+    expect(again.code, again.stderr).toBe(0);
+    await waitFor('mini never pinned the friend approved again', () => pinnedOnMini().includes(friendKey));
+  });
+
   it('a window vouches for a host it paired with a code though another computer enrolled it: a computer approved with a code then takes it', async () => {
     const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');

@@ -240,6 +240,12 @@ export class RelayLink implements Disposable {
         log.warn({ ...fields, reason: outcome.reason }, 'kept a statement without effect');
       } else log.info({ ...fields, result: outcome.result }, 'applied a statement');
     }
+    for (const device of applied.unvouched) {
+      log.warn(
+        { device: device.name, key: device.key },
+        'unpinned a device no trusted device vouches for any more (its endorser was revoked): if it is yours, hangar devices approve <name> --yes on a trusted computer lets it in again',
+      );
+    }
     for (const key of applied.revoked) this.options.closeLinksOf(key);
   }
 

@@ -63,7 +63,10 @@ export function saveEnrollment(
   db.transaction(() => {
     const before = loadEnrollment(store);
     const sameAccount = before?.account_id === enrollment.account_id && before.relay_url === enrollment.relay_url;
-    if (!sameAccount) db.prepare('DELETE FROM account_statements').run();
+    if (!sameAccount) {
+      db.prepare('DELETE FROM account_statements').run();
+      db.prepare('DELETE FROM relay_pre_chain').run(); // its seqs were the other account's
+    }
     db.prepare(
       `INSERT INTO relay_enrollment (id, relay_url, host_id, account_id, name, enrolled_at, statements_seq)
        VALUES (1, @relay_url, @host_id, @account_id, @name, @enrolled_at, 0)

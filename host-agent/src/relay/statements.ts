@@ -32,8 +32,10 @@ export interface StatementOutcome {
 
 export interface AppliedStatements {
   outcomes: StatementOutcome[];
-  /** Keys unpinned by a revocation now: their open links are to be closed. */
+  /** Keys unpinned by a revocation now (the revoked and those only it vouched for): their open links are to be closed. */
   revoked: string[];
+  /** Devices unpinned because no trusted device vouches for them any more (their endorser was revoked). */
+  unvouched: { key: string; name: string }[];
 }
 
 /**
@@ -41,19 +43,33 @@ export interface AppliedStatements {
  * trust allows, in one transaction, and stores the new highest seq. One about another account or
  * with a bad signature is ignored (and counts as seen); one whose signer is not trusted yet is kept.
  */
+/**
+ * How many statements this host keeps without effect (signed by keys it does not trust yet). An
+ * account's own devices make a few; a relay signing with keys of its own could make any number,
+ * so past this a new one from an untrusted key is ignored (logged). That gives a relay nothing it
+ * lacks already: it can withhold statements anyway.
+ */
+export const MAX_KEPT_UNTRUSTED = 5000;
+
+const CountRow = z.object({ n: z.number().int() });
+
 export function applyStatements(
   store: AgentStore,
   statements: readonly StoredStatement[],
   now: number,
+  maxKeptUntrusted = MAX_KEPT_UNTRUSTED,
 ): AppliedStatements {
   const { db } = store;
   return db
     .transaction(() => {
       const enrollment = loadEnrollment(store);
-      const applied: AppliedStatements = { outcomes: [], revoked: [] };
+      const applied: AppliedStatements = { outcomes: [], revoked: [], unvouched: [] };
       if (enrollment === undefined) return applied;
       let seq = enrollment.statements_seq;
       const fresh: StoredStatement[] = [];
+      let waiting = CountRow.parse(
+        db.prepare('SELECT COUNT(*) AS n FROM account_statements WHERE applied_at IS NULL').get(),
+      ).n;
       for (const statement of [...statements].sort((a, b) => a.seq - b.seq)) {
         if (statement.seq <= seq) continue; // sent again after a reconnect
         seq = statement.seq;
@@ -63,12 +79,20 @@ export function applyStatements(
           ignored('it is about another account than the one this host is in');
         } else if (!verifyStatement(statement)) {
           ignored('its signature does not verify with the signer key');
-        } else {
-          db.prepare('INSERT OR IGNORE INTO account_statements (seq, signer_key, statement) VALUES (?, ?, ?)').run(
-            statement.seq,
-            statement.signer_device_key,
-            JSON.stringify(statement),
+        } else if (
+          db.prepare('SELECT 1 FROM account_statements WHERE signature = ?').get(statement.signature) !== undefined
+        ) {
+          // A relay replaying one (the honest one stores a statement once): kept once, applied once.
+          ignored('it is a copy of a statement this host already keeps, under another seq');
+        } else if (waiting >= maxKeptUntrusted && !knownHere(store, statement.signer_device_key)) {
+          ignored(
+            `this host already keeps ${maxKeptUntrusted} statements signed by keys it does not trust: a relay may be flooding it`,
           );
+        } else {
+          waiting++;
+          db.prepare(
+            'INSERT OR IGNORE INTO account_statements (seq, signer_key, signature, statement) VALUES (?, ?, ?, ?)',
+          ).run(statement.seq, statement.signer_device_key, statement.signature, JSON.stringify(statement));
           fresh.push(statement);
         }
       }
@@ -97,7 +121,7 @@ export function applyStatements(
 export function reevaluateStatements(store: AgentStore, now: number): AppliedStatements {
   return store.db
     .transaction(() => {
-      const applied: AppliedStatements = { outcomes: [], revoked: [] };
+      const applied: AppliedStatements = { outcomes: [], revoked: [], unvouched: [] };
       if (loadEnrollment(store) === undefined) return applied;
       settle(store, applied, now);
       return applied;
@@ -106,6 +130,11 @@ export function reevaluateStatements(store: AgentStore, now: number): AppliedSta
 }
 
 const KeptStatementRow = z.object({ seq: z.number().int(), statement: z.string() });
+
+/** Pinned or revoked here: what it signs is applied (or ignored) at once, never left waiting. */
+function knownHere(store: AgentStore, key: string): boolean {
+  return findPairedDevice(store, key) !== undefined || isRevoked(store, key);
+}
 
 /**
  * Applies kept statements whose signer is trusted, in seq order, again until nothing changes (an
@@ -116,7 +145,15 @@ function settle(store: AgentStore, applied: AppliedStatements, now: number): voi
   const { db } = store;
   for (;;) {
     const rows = db
-      .prepare('SELECT seq, statement FROM account_statements WHERE applied_at IS NULL ORDER BY seq')
+      .prepare(
+        // Only those whose signer is pinned or revoked can change anything: what keys nobody vouched
+        // for signed (a relay's, up to MAX_KEPT_UNTRUSTED) is not read again on every pass.
+        `SELECT seq, statement FROM account_statements
+         WHERE applied_at IS NULL
+           AND (signer_key IN (SELECT public_key FROM paired_devices)
+             OR signer_key IN (SELECT public_key FROM revoked_devices))
+         ORDER BY seq`,
+      )
       .all();
     let progressed = false;
     for (const row of agentDb.rows(db, 'account_statements', KeptStatementRow, rows)) {
@@ -129,8 +166,104 @@ function settle(store: AgentStore, applied: AppliedStatements, now: number): voi
       if (outcome.result === 'revoked') applied.revoked.push(outcome.subject);
       progressed = true;
     }
-    if (!progressed) return;
+    if (!progressed) break;
   }
+  if (applied.revoked.length > 0) dropUnvouched(store, applied);
+}
+
+const EndorsedRow = z.object({ public_key: z.string(), name: z.string() });
+const RootRow = z.object({ public_key: z.string() });
+
+/**
+ * A revocation also takes back what the revoked key vouched for: a device pinned here only by
+ * endorsement stays only while the chain from a device this host pinned itself (a code, a first
+ * link) through endorsements by trusted, unrevoked devices still reaches it. A stolen laptop
+ * revoked: what it endorsed the minute before is unpinned too, unless another trusted device
+ * vouched for it as well. Unpinned, not revoked: a trusted device that endorses it again lets it in.
+ */
+function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
+  const { db } = store;
+  const trusted = new Set(
+    agentDb
+      .rows(
+        db,
+        'paired_devices',
+        RootRow,
+        db.prepare("SELECT public_key FROM paired_devices WHERE paired_via != 'endorsement'").all(),
+      )
+      .map((row) => row.public_key),
+  );
+  const excluded = new Set(
+    agentDb
+      .rows(db, 'revoked_devices', RootRow, db.prepare('SELECT public_key FROM revoked_devices').all())
+      .map((row) => row.public_key),
+  );
+  for (const row of agentDb.rows(
+    db,
+    'unpaired_devices',
+    RootRow,
+    db.prepare('SELECT public_key FROM unpaired_devices').all(),
+  )) {
+    excluded.add(row.public_key); // unpaired by the host's owner: vouches for nothing here either
+  }
+  const endorsedBy = new Map<string, string[]>(); // signer -> subjects
+  for (const row of agentDb.rows(
+    db,
+    'account_statements',
+    KeptStatementRow,
+    db.prepare('SELECT seq, statement FROM account_statements').all(),
+  )) {
+    const statement = agentDb.json(db, 'account_statements', StoredStatement, row.statement);
+    if (statement.kind !== 'endorse' || excluded.has(statement.signer_device_key)) continue;
+    const subjects = endorsedBy.get(statement.signer_device_key) ?? [];
+    subjects.push(statement.subject_device_key);
+    endorsedBy.set(statement.signer_device_key, subjects);
+  }
+  // Breadth first from the roots: each key is visited once, so a cycle of endorsements ends.
+  const queue = [...trusted];
+  for (let next = 0; next < queue.length; next++) {
+    for (const subject of endorsedBy.get(queue[next]!) ?? []) {
+      if (trusted.has(subject) || excluded.has(subject)) continue;
+      trusted.add(subject);
+      queue.push(subject);
+    }
+  }
+  const endorsed = agentDb.rows(
+    db,
+    'paired_devices',
+    EndorsedRow,
+    db.prepare("SELECT public_key, name FROM paired_devices WHERE paired_via = 'endorsement'").all(),
+  );
+  for (const device of endorsed) {
+    if (trusted.has(device.public_key)) continue;
+    db.prepare('DELETE FROM paired_devices WHERE public_key = ?').run(device.public_key);
+    applied.revoked.push(device.public_key);
+    applied.unvouched.push({ key: device.public_key, name: device.name });
+  }
+}
+
+const PreChainRow = z.object({ statements_seq: z.number().int() });
+
+/**
+ * Whether the host's owner unpaired the subject here: a tombstone, or (a host from before migration
+ * 10, reading the account again) an endorsement it had applied then, of a device not pinned then.
+ */
+function wasUnpaired(store: AgentStore, statement: StoredStatement): boolean {
+  const { db } = store;
+  const subject = statement.subject_device_key;
+  if (db.prepare('SELECT 1 FROM unpaired_devices WHERE public_key = ?').get(subject) !== undefined) return true;
+  const before = agentDb.row(
+    db,
+    'relay_pre_chain',
+    PreChainRow,
+    db.prepare('SELECT statements_seq FROM relay_pre_chain WHERE id = 1').get(),
+  );
+  if (before === undefined || statement.seq > before.statements_seq) return false;
+  const pinnedThen = (key: string) =>
+    db.prepare('SELECT 1 FROM relay_pre_chain_pins WHERE public_key = ?').get(key) !== undefined;
+  if (!pinnedThen(statement.signer_device_key) || pinnedThen(subject)) return false;
+  db.prepare('INSERT OR IGNORE INTO unpaired_devices (public_key, unpaired_at) VALUES (?, ?)').run(subject, Date.now());
+  return true;
 }
 
 function outcomeBase(statement: StoredStatement): Omit<StatementOutcome, 'result'> {
@@ -156,6 +289,9 @@ function applyOne(store: AgentStore, statement: StoredStatement, now: number): S
   if (statement.kind === 'endorse') {
     if (isRevoked(store, subject)) return ignored('the device was revoked, and a revoked key stays revoked');
     if (findPairedDevice(store, subject) !== undefined) return { ...base, result: 'already pinned' };
+    if (wasUnpaired(store, statement)) {
+      return ignored('the host owner unpaired this device here (hangar-agent unpair): only a new pairing lets it in');
+    }
     db.prepare(
       `INSERT INTO paired_devices (public_key, name, paired_at, paired_via, endorsed_by)
        VALUES (?, ?, ?, 'endorsement', ?)`,

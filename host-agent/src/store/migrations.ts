@@ -243,8 +243,40 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO account_statements (seq, signer_key, statement)
         SELECT seq, signer_key, statement FROM held_statements;
       DELETE FROM held_statements;
+      -- What the host had applied before it reads the account again: an endorsement up to this seq,
+      -- signed by a device pinned then, of one not pinned then, was applied and the device unpaired
+      -- since (hangar-agent unpair): statements.ts does not pin it again (migration 11's tombstone).
+      CREATE TABLE relay_pre_chain (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        statements_seq INTEGER NOT NULL
+      );
+      INSERT INTO relay_pre_chain (id, statements_seq) SELECT 1, statements_seq FROM relay_enrollment;
+      CREATE TABLE relay_pre_chain_pins (public_key TEXT PRIMARY KEY);
+      INSERT INTO relay_pre_chain_pins (public_key) SELECT public_key FROM paired_devices;
       -- Statements signed by a device this host did not pin were dropped before: read them all again.
       UPDATE relay_enrollment SET statements_seq = 0;
+    `,
+  },
+  {
+    version: 11,
+    name: 'pairing: devices the host owner unpaired, which no endorsement pins again (only a new pairing)',
+    sql: `
+      CREATE TABLE unpaired_devices (
+        public_key  TEXT PRIMARY KEY,
+        unpaired_at INTEGER NOT NULL
+      );
+      -- A development build ran migration 10 without these (empty: nothing to protect from then).
+      CREATE TABLE IF NOT EXISTS relay_pre_chain (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        statements_seq INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS relay_pre_chain_pins (public_key TEXT PRIMARY KEY);
+      -- settle() looks up what waits by its signer.
+      CREATE INDEX account_statements_waiting ON account_statements(signer_key) WHERE applied_at IS NULL;
+      -- A statement the relay sends again under a new seq is kept once (statements.ts).
+      ALTER TABLE account_statements ADD COLUMN signature TEXT;
+      UPDATE account_statements SET signature = json_extract(statement, '$.signature');
+      CREATE INDEX account_statements_by_signature ON account_statements(signature);
     `,
   },
 ];

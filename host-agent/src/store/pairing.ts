@@ -97,6 +97,8 @@ export function spendAndPair(
   return db
     .transaction(() => {
       if (!spend()) return false;
+      // The user carried this key here again: an unpairing before no longer stands.
+      db.prepare('DELETE FROM unpaired_devices WHERE public_key = ?').run(device.public_key);
       db.prepare(
         `INSERT INTO paired_devices (public_key, name, paired_at, paired_via) VALUES (?, ?, ?, ?)
          ON CONFLICT(public_key) DO UPDATE SET name = excluded.name, paired_at = excluded.paired_at`,
@@ -136,7 +138,8 @@ export const UNPAIRED_FILE = 'unpaired';
 
 /**
  * Forgets one pinned device, named by its name or the start of its key (hex, 8 characters or more):
- * its next link is refused, and a running agent ends its open ones. Several matches: nothing removed.
+ * its next link is refused, and a running agent ends its open ones; no endorsement pins it here again,
+ * only a new pairing (a code, an enrollment's first link). Several matches: nothing removed.
  */
 export function unpairDevice(store: AgentStore, dataDir: string, which: string): PairedDevice {
   const byKey = /^[0-9a-f]{8,}$/i.test(which);
@@ -155,7 +158,15 @@ export function unpairDevice(store: AgentStore, dataDir: string, which: string):
       `${matches.length} paired devices match "${which}" (${matches.map((d) => `${d.name} ${d.public_key.slice(0, 12)}…`).join(', ')}); name one by the start of its key`,
     );
   }
-  removePairedDevice(store, matches[0]!.public_key);
+  // A tombstone: no endorsement (kept, or read again) pins it here again, only a new pairing.
+  store.db
+    .transaction(() => {
+      removePairedDevice(store, matches[0]!.public_key);
+      store.db
+        .prepare('INSERT OR REPLACE INTO unpaired_devices (public_key, unpaired_at) VALUES (?, ?)')
+        .run(matches[0]!.public_key, Date.now());
+    })
+    .immediate();
   const file = join(dataDir, UNPAIRED_FILE);
   writeFileSync(file, `${Date.now()}\n`, { mode: 0o600 });
   // Run as root (sudo) on an agent user's data dir, and the file new (an agent from before it, or one

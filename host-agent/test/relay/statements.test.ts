@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeStatement, toHex, type Ed25519Signer, type StatementKind, type StoredStatement } from '@hangar/shared';
 import { AgentStore } from '../../src/store/db.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
-import { findPairedDevice } from '../../src/store/pairing.js';
+import { consumeCodeAndPair, findPairedDevice, insertPairingCode, unpairDevice } from '../../src/store/pairing.js';
 import { consumeFirstLinkAndPair, loadEnrollment, saveEnrollment } from '../../src/relay/relay-store.js';
 import { applyStatements, reevaluateStatements } from '../../src/relay/statements.js';
 
@@ -134,6 +134,36 @@ describe('statements, verified by the host', () => {
     expect(store.db.prepare('SELECT COUNT(*) AS n FROM revoked_devices').get()).toEqual({ n: 0 });
   });
 
+  it('keeps a bounded number of statements from keys nobody vouched for (a relay flooding it), and still applies trusted ones', () => {
+    const [laptop, phone] = firstPinned('laptop', 'phone');
+    const LIMIT = 50; // MAX_KEPT_UNTRUSTED in the agent; smaller here, as signing thousands takes long
+    const relayKeys = Array.from({ length: 20 }, (_, i) => device(`relay-${i}`));
+    const flood = Array.from({ length: LIMIT + 10 }, (_, i) =>
+      statement(relayKeys[i % relayKeys.length]!, 'endorse', relayKeys[(i + 1) % relayKeys.length]!),
+    );
+    const applied = applyStatements(store, [...flood, statement(laptop, 'endorse', phone)], Date.now(), LIMIT);
+    const results = applied.outcomes.map((o) => o.result);
+    expect(results.filter((r) => r === 'kept')).toHaveLength(LIMIT);
+    expect(applied.outcomes.filter((o) => o.result === 'ignored')).toHaveLength(10);
+    expect(applied.outcomes.find((o) => o.result === 'ignored')?.reason).toMatch(/flooding/);
+    expect(results.at(-1)).toBe('pinned');
+    expect(pinned(phone)).toBe(true);
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM account_statements').get()).toEqual({
+      n: LIMIT + 1,
+    });
+  });
+
+  it('keeps once a statement the relay sends again under another seq', () => {
+    const [laptop, phone] = firstPinned('laptop', 'phone');
+    const endorse = statement(laptop, 'endorse', phone);
+    apply(endorse);
+    const copies = apply(...[2, 3, 4].map((n) => ({ ...endorse, seq: n })));
+    expect(copies.outcomes).toMatchObject([2, 3, 4].map((n) => ({ seq: n, result: 'ignored' })));
+    expect(copies.outcomes[0]?.reason).toMatch(/copy/);
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM account_statements').get()).toEqual({ n: 1 });
+    expect(loadEnrollment(store)?.statements_seq).toBe(4);
+  });
+
   it('follows the chain: what a device signed before this host trusted it applies once a trusted one endorses it', () => {
     const [second, first, phone, old] = firstPinned('second', 'first', 'phone', 'old-phone');
     pin(old);
@@ -194,6 +224,44 @@ describe('statements, verified by the host', () => {
     expect(pinned(friend)).toBe(false);
   });
 
+  it('a stolen laptop revoked: what it endorsed before, and what those endorsed, is unpinned too, whatever the order', () => {
+    const [admin, stolen, friend, friendsPhone] = firstPinned('admin', 'stolen', 'friend', 'friends-phone');
+    apply(statement(admin, 'endorse', stolen), statement(stolen, 'endorse', friend));
+    apply(statement(friend, 'endorse', friendsPhone), statement(friendsPhone, 'endorse', friend)); // a cycle
+    expect(pinned(friend) && pinned(friendsPhone)).toBe(true);
+    const applied = apply(statement(admin, 'revoke', stolen));
+    expect(applied.outcomes.map((o) => o.result)).toEqual(['revoked']);
+    expect(applied.revoked.sort()).toEqual([stolen.key, friend.key, friendsPhone.key].sort());
+    expect(applied.unvouched.map((d) => d.name).sort()).toEqual(['friend', 'friends-phone']);
+    expect(pinned(stolen) || pinned(friend) || pinned(friendsPhone)).toBe(false);
+    // Unpinned, not revoked: a trusted computer that vouches for it again lets it in.
+    expect(apply(statement(admin, 'endorse', friend)).outcomes.map((o) => o.result)).toEqual(['pinned']);
+    expect(pinned(friend)).toBe(true);
+  });
+
+  it('the same in one batch: an endorsement, then its signer revoked, leaves nothing it vouched for', () => {
+    const [admin, stolen, friend] = firstPinned('admin', 'stolen', 'friend');
+    pin(stolen);
+    const endorse = statement(stolen, 'endorse', friend);
+    const applied = apply(statement(admin, 'revoke', stolen), endorse); // applied in seq order
+    expect(applied.outcomes.map((o) => o.result)).toEqual(['pinned', 'revoked']);
+    expect(pinned(friend)).toBe(false);
+  });
+
+  it('a device another trusted computer also vouched for stays when one of its endorsers is revoked', () => {
+    const [admin, stolen, phone, pinnedByCode] = firstPinned('admin', 'stolen', 'phone', 'by-code');
+    pin(stolen);
+    pin(pinnedByCode);
+    apply(
+      statement(stolen, 'endorse', phone),
+      statement(admin, 'endorse', phone),
+      statement(stolen, 'endorse', pinnedByCode),
+    );
+    const applied = apply(statement(admin, 'revoke', stolen));
+    expect(applied.unvouched).toEqual([]);
+    expect(pinned(phone) && pinned(pinnedByCode) && pinned(admin)).toBe(true);
+  });
+
   it('stores the highest seq seen, ignored ones included, and applies nothing twice', () => {
     const [laptop, phone] = firstPinned('laptop', 'phone');
     const first = statement(device('stranger'), 'endorse', phone);
@@ -234,6 +302,67 @@ describe('statements, verified by the host', () => {
     expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
     expect(pinned(laptop)).toBe(false);
     expect(pinned(phone)).toBe(false);
+  });
+
+  it('a device the host owner unpaired is not pinned again by an endorsement, only by a new pairing', () => {
+    const [laptop, phone] = firstPinned('laptop', 'phone');
+    apply(statement(laptop, 'endorse', phone));
+    expect(pinned(phone)).toBe(true);
+    unpairDevice(store, dir, 'phone');
+    const again = apply(statement(laptop, 'endorse', phone));
+    expect(again.outcomes).toMatchObject([{ result: 'ignored', reason: expect.stringMatching(/unpaired/) }]);
+    expect(pinned(phone)).toBe(false);
+    const code = insertPairingCode(store, '123456', Date.now(), 60_000);
+    expect(consumeCodeAndPair(store, code.id, { public_key: phone.key, name: 'phone' }, Date.now())).toBe(true);
+    unpairDevice(store, dir, 'laptop');
+    expect(pinned(laptop)).toBe(false);
+    // Paired again with a code, the phone's own endorsement of the laptop does not undo the unpairing.
+    expect(apply(statement(phone, 'endorse', laptop)).outcomes).toMatchObject([{ result: 'ignored' }]);
+    expect(pinned(phone) && !pinned(laptop)).toBe(true);
+  });
+
+  it('a host upgraded from before the chain does not pin again a device its owner unpaired before the upgrade', async () => {
+    const older = await mkdtemp(join(tmpdir(), 'hangar-statements-old-'));
+    try {
+      const before = AgentStore.open(
+        older,
+        MIGRATIONS.filter((m) => m.version <= 9),
+      );
+      const [second, phone, first, tablet] = [device('second'), device('phone'), device('first'), device('tablet')];
+      seq = 0;
+      const endorsePhone = statement(second, 'endorse', phone); // applied then; phone unpaired since
+      const endorseTablet = statement(first, 'endorse', tablet); // ignored then: first was not pinned
+      before.db
+        .prepare(
+          `INSERT INTO relay_enrollment (id, relay_url, host_id, account_id, name, enrolled_at, statements_seq)
+           VALUES (1, 'http://relay.test', ?, ?, 'mini', 1, 2)`,
+        )
+        .run(`host_${'3'.repeat(32)}`, ACCOUNT);
+      before.db
+        .prepare(
+          "INSERT INTO paired_devices (public_key, name, paired_at, paired_via) VALUES (?, 'second', 1, 'enrollment')",
+        )
+        .run(second.key);
+      before.dispose();
+      const after = AgentStore.open(older);
+      try {
+        expect(loadEnrollment(after)?.statements_seq).toBe(0);
+        const read = applyStatements(after, [endorsePhone, endorseTablet], Date.now());
+        expect(read.outcomes).toMatchObject([
+          { result: 'ignored', reason: expect.stringMatching(/unpaired/) },
+          { result: 'kept' },
+        ]);
+        expect(findPairedDevice(after, phone.key)).toBeUndefined();
+        // The chain still works for what was ignored before: the second vouches back for the first.
+        applyStatements(after, [statement(second, 'endorse', first)], Date.now());
+        expect(findPairedDevice(after, tablet.key)).toBeDefined();
+        expect(findPairedDevice(after, phone.key)).toBeUndefined();
+      } finally {
+        after.dispose();
+      }
+    } finally {
+      await rm(older, { recursive: true, force: true });
+    }
   });
 
   it('a host upgraded from before the chain keeps what it held and reads the account again from the start', async () => {
