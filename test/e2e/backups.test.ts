@@ -106,6 +106,22 @@ describe('backups on demand', () => {
     );
     for (const output of printed) expect(output).not.toContain(key);
     expect(box.agent.stderr()).not.toContain(key);
+
+    // The agent's own help names both, so a user who lost the README finds them.
+    const help = await hangarAgent(['--help']);
+    expect(help.stdout).toMatch(/backup\s+this host's backups: key, unlock/);
+
+    // Another data directory than the agent's (the default ~/.hangar-agent, where npm start's agent
+    // is not): both say to name the agent's with --data, and make nothing there (no agent.db, no key).
+    const elsewhere = tempDir('not-agent-data');
+    dirs.push(elsewhere);
+    for (const command of ['key', 'unlock']) {
+      const wrong = await hangarAgent(['backup', command, '--data', elsewhere]);
+      expect(wrong.code, command).not.toBe(0);
+      expect(wrong.stderr).toContain(`no agent data in ${elsewhere}: name the data directory`);
+      expect(wrong.stderr).toContain('~/.hangar/agent');
+      expect(readdirSync(elsewhere), command).toEqual([]);
+    }
   }, 180_000);
 
   it('a restore refuses a directory that is not empty, a ".." and a symbolic link, and writes nothing', async () => {
@@ -157,6 +173,8 @@ describe('backups on demand', () => {
       expect(locked.stdout).toMatch(
         /note: the snapshot was made, but the keep policy was not applied: .*is locked by another restic run.*hangar-agent backup unlock/,
       );
+      // What to run names this agent's data directory, not the default one.
+      expect(locked.stdout).toContain(`hangar-agent backup unlock --data ${box.dataDir}`);
     } finally {
       const exited = new Promise((resolve) => holder.once('exit', resolve));
       holder.kill('SIGKILL');
@@ -167,6 +185,7 @@ describe('backups on demand', () => {
     const wrong = await run(box.home, ['backup', 'now', 'box']);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
+    expect(wrong.stderr).toContain(`Put that repository's key in ${password} on the host`);
   }, 120_000);
 
   it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
