@@ -1,4 +1,5 @@
 import {
+  describeBackupSchedule,
   formatBytes,
   HangarError,
   type BackupKeep,
@@ -69,7 +70,7 @@ export function registerBackup(program: Command): void {
         });
         if (options.json) return printJson(status);
         process.stdout.write(
-          `${host} backs up ${status.settings!.paths.join(', ')} to ${status.repository}, ${schedule(status)}\n` +
+          `${host} backs up ${status.settings!.paths.join(', ')} to ${status.repository}, ${describeBackupSchedule(status.settings!)}\n` +
             (status.restic_missing
               ? `warning: ${status.restic_missing}\n`
               : `back it up now with: hangar backup now ${host}\n`),
@@ -224,17 +225,6 @@ function failedRun(run: BackupRun): void {
   throw new HangarError('E_BACKUP_FAILED', `${run.kind} ${run.id} failed: ${run.message ?? 'no reason given'}`);
 }
 
-function schedule(status: BackupStatus): string {
-  const every = status.settings?.every_s;
-  const keep = Object.entries(status.settings?.keep ?? {})
-    .map(([kind, n]) => `${kind} ${n}`)
-    .join(', ');
-  return (
-    (every ? `every ${formatInterval(every)}` : 'on demand only (no --every)') +
-    (keep ? `, keeping ${keep}` : ', keeping every snapshot')
-  );
-}
-
 function printStatus(host: string, status: BackupStatus): void {
   const lines: string[] = [];
   if (!status.settings)
@@ -242,7 +232,7 @@ function printStatus(host: string, status: BackupStatus): void {
   else {
     lines.push(`paths:      ${status.settings.paths.join(', ')}`);
     lines.push(`repository: ${status.repository}`);
-    lines.push(`schedule:   ${schedule(status)}`);
+    lines.push(`schedule:   ${describeBackupSchedule(status.settings)}`);
   }
   lines.push(`restic:     ${status.restic_version ?? `missing: ${status.restic_missing}`}`);
   if (status.running)
@@ -278,17 +268,6 @@ export function parseInterval(text: string): number {
   if (!match)
     throw new HangarError('E_BAD_REQUEST', `--every ${text}: expected a number and a unit, like 30m, 6h or 1d`);
   return Number(match[1]) * UNITS[match[2]!]!;
-}
-
-function formatInterval(seconds: number): string {
-  for (const [unit, size] of [
-    ['d', 86400],
-    ['h', 3600],
-    ['m', 60],
-  ] as const) {
-    if (seconds % size === 0) return `${seconds / size}${unit}`;
-  }
-  return `${seconds}s`;
 }
 
 function parseCount(text: string, flag: string): number {
