@@ -197,6 +197,12 @@ describe('backups on demand', () => {
     expect(own.stderr).toMatch(/is the agent's own data directory/);
     const missing = await run(box.home, ['backup', 'set', 'box', '--path', '/no/such/dir']);
     expect(missing.stderr).toMatch(/"\/no\/such\/dir" does not exist on this host/);
+
+    // Every backup command's help says what its <host> is, as session and preview commands do.
+    for (const command of ['set', 'now', 'ls', 'restore', 'status']) {
+      const help = await run(box.home, ['backup', command, '--help']);
+      expect(help.stdout, command).toMatch(/Arguments:\n\s+host\s+host name \(see `hangar hosts ls`\)/);
+    }
   });
 });
 

@@ -81,7 +81,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('now')
     .description('back a host up now, showing progress; joins a backup already running there')
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .option('--json', 'print the run as JSON')
     .action((host: string, options: { json?: boolean }) =>
       withApi(async (api) => {
@@ -96,7 +96,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('ls')
     .description("list a host's snapshots, newest first")
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .option('--json', 'print JSON')
     .action((host: string, options: { json?: boolean }) =>
       withApi(async (api) => {
@@ -118,7 +118,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('restore')
     .description('restore a snapshot into a new or empty directory on the host (never over existing files)')
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .argument('<snapshot>', 'a snapshot id (hangar backup ls) or latest')
     .requiredOption('--to <dir>', 'a new or empty directory on the host; files land under it at their original paths')
     .option('--include <path>', 'only this path of the snapshot (as it was on the host); repeat for more', collect, [])
@@ -145,7 +145,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('status')
     .description("a host's backup schedule, last and next run, and recent errors")
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .option('--json', 'print JSON')
     .action((host: string, options: { json?: boolean }) =>
       withApi(async (api) => {
