@@ -318,6 +318,11 @@ describe('backups without restic', () => {
     const dir = project();
     const set = await run(box.home, ['backup', 'set', 'box', '--path', dir]);
     expect(set.stdout).toMatch(/warning: restic is not installed on this host/);
+    // No backup yet: unlock says there is nothing to unlock, and makes no key (it made one before).
+    const unlock = await hangarAgent(['backup', 'unlock', '--data', box.dataDir]);
+    expect(unlock.code).not.toBe(0);
+    expect(unlock.stderr).toContain(`no backup has run with the agent data in ${box.dataDir}`);
+    expect(existsSync(join(box.dataDir, 'backups', 'password'))).toBe(false);
     const now = await run(box.home, ['backup', 'now', 'box']);
     expect(now.code).not.toBe(0);
     expect(now.stderr).toMatch(/sudo apt-get install restic/);
