@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -7,6 +7,7 @@ import { usePairedHost } from '../support/paired-host.js';
 import {
   endAgent,
   hangar,
+  HANGAR_BIN,
   hangarAgent,
   pairWith,
   removeDir,
@@ -287,6 +288,45 @@ describe('one restic run at a time', () => {
       await core.dispose();
     }
     expect(JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout)).toHaveLength(1);
+  }, 120_000);
+
+  it('Ctrl-C on backup now stops the watching only, and says the backup goes on and where to see it', async () => {
+    rmSync(gate, { force: true });
+    await run(box.home, ['backup', 'set', 'box', '--path', project()]);
+    const watching = spawn(process.execPath, [HANGAR_BIN, 'backup', 'now', 'box'], {
+      env: { ...process.env, HANGAR_HOME: box.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    watching.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => watching.once('exit', (code) => resolve(code)));
+    try {
+      await until(async () => {
+        const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+          running: unknown;
+        };
+        return status.running ?? undefined;
+      }, 'the backup to run');
+      watching.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(stderr).toContain(
+        'hangar: stopped watching; the run goes on on box: see it with: hangar backup status box',
+      );
+      const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+        running: unknown;
+      };
+      expect(status.running).not.toBeNull();
+    } finally {
+      watching.kill('SIGKILL');
+      writeFileSync(gate, '');
+    }
+    await until(async () => {
+      const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+        running: unknown;
+        last: { state: string } | null;
+      };
+      return status.running === null && status.last?.state === 'ok' ? true : undefined;
+    }, 'the backup to end');
   }, 120_000);
 });
 

@@ -165,9 +165,19 @@ async function withProgress<T>(
   const subscription = api.on('backup.progress', (p) => {
     if (p.host === host) view.update(p);
   });
+  // Ctrl-C ends the watching only: the run is the agent's and goes on; say so, and where to see it.
+  const onSignal = (): void => {
+    view.stop();
+    process.stderr.write(
+      `hangar: stopped watching; the run goes on on ${host}: see it with: hangar backup status ${host}\n`,
+    );
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
   try {
     return await call();
   } finally {
+    process.off('SIGINT', onSignal);
     void subscription.dispose();
     view.stop();
   }
