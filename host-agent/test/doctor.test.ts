@@ -31,6 +31,27 @@ describe('hangar-agent doctor', () => {
     expect(output).toMatch(/^- Tart \(macOS VMs\): macOS only/m);
   });
 
+  it('restic: this host has it; a missing or old one warns (backups need it) with how to install it', async () => {
+    const here = await runDoctor({ platform: 'linux' });
+    expect(formatDoctor(here)).toMatch(/^✓ restic ≥ 0\.14 \(backups\): restic 0\.\d+/m);
+    const missing = await runDoctor({ platform: 'linux', run: fakeHost({ tmux: { stdout: 'tmux 3.4\n' } }) });
+    expect(formatDoctor(missing)).toContain(
+      '! restic ≥ 0.14 (backups): restic is not installed: hangar backup needs it\n    fix: restic is not installed on this host',
+    );
+    expect(formatDoctor(missing)).toContain('sudo apt-get install restic');
+    const old = await runDoctor({
+      platform: 'linux',
+      run: fakeHost({
+        tmux: { stdout: 'tmux 3.4\n' },
+        restic: { stdout: 'restic 0.12.1 compiled with go1.16 on linux/amd64\n' },
+      }),
+    });
+    expect(old.find((result) => result.name.startsWith('restic'))).toMatchObject({
+      status: 'warn',
+      detail: 'restic 0.12.1 is too old for hangar backup',
+    });
+  });
+
   it('a missing or old tmux fails with the command that fixes it', async () => {
     const missing = await runDoctor({ platform: 'linux', run: fakeHost({}) });
     expect(formatDoctor(missing)).toContain('✗ tmux ≥ 3.2: tmux is not installed\n    fix: install tmux 3.2 or newer');

@@ -27,7 +27,7 @@ describe('backups in the web UI, with a real host agent and restic', () => {
     mkdirSync(SHOTS, { recursive: true });
     agent = await startAgentProcess(join(dir, 'agent'));
     await pairWith(home, 'mini', agent);
-    const set = await hangar(home, ['backup', 'set', 'mini', '--path', project]);
+    const set = await hangar(home, ['backup', 'set', 'mini', '--path', project, '--every', '6h', '--keep-last', '3']);
     if (set.code !== 0) throw new Error(`hangar backup set failed: ${set.stderr}`);
     ui = await startWebUi(home);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -49,6 +49,9 @@ describe('backups in the web UI, with a real host agent and restic', () => {
     const status = page.getByRole('definition').filter({ hasText: project });
     await status.waitFor();
     await expect(page.getByText('No snapshots yet.').isVisible()).resolves.toBe(true);
+    // The schedule in the words `hangar backup set` took and `hangar backup status` prints.
+    const schedule = await page.getByRole('definition').filter({ hasText: 'every' }).textContent();
+    expect(schedule).toMatch(/^every 6h, keeping last 3, next /);
 
     await page.getByRole('button', { name: 'Back up now' }).click();
     const outcome = page.getByLabel('Backup outcome');

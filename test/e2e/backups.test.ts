@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -7,6 +7,7 @@ import { usePairedHost } from '../support/paired-host.js';
 import {
   endAgent,
   hangar,
+  HANGAR_BIN,
   hangarAgent,
   pairWith,
   removeDir,
@@ -106,6 +107,22 @@ describe('backups on demand', () => {
     );
     for (const output of printed) expect(output).not.toContain(key);
     expect(box.agent.stderr()).not.toContain(key);
+
+    // The agent's own help names both, so a user who lost the README finds them.
+    const help = await hangarAgent(['--help']);
+    expect(help.stdout).toMatch(/backup\s+this host's backups: key, unlock/);
+
+    // Another data directory than the agent's (the default ~/.hangar-agent, where npm start's agent
+    // is not): both say to name the agent's with --data, and make nothing there (no agent.db, no key).
+    const elsewhere = tempDir('not-agent-data');
+    dirs.push(elsewhere);
+    for (const command of ['key', 'unlock']) {
+      const wrong = await hangarAgent(['backup', command, '--data', elsewhere]);
+      expect(wrong.code, command).not.toBe(0);
+      expect(wrong.stderr).toContain(`no agent data in ${elsewhere}: name the data directory`);
+      expect(wrong.stderr).toContain('~/.hangar/agent');
+      expect(readdirSync(elsewhere), command).toEqual([]);
+    }
   }, 180_000);
 
   it('a restore refuses a directory that is not empty, a ".." and a symbolic link, and writes nothing', async () => {
@@ -157,6 +174,8 @@ describe('backups on demand', () => {
       expect(locked.stdout).toMatch(
         /note: the snapshot was made, but the keep policy was not applied: .*is locked by another restic run.*hangar-agent backup unlock/,
       );
+      // What to run names this agent's data directory, not the default one.
+      expect(locked.stdout).toContain(`hangar-agent backup unlock --data ${box.dataDir}`);
     } finally {
       const exited = new Promise((resolve) => holder.once('exit', resolve));
       holder.kill('SIGKILL');
@@ -167,6 +186,7 @@ describe('backups on demand', () => {
     const wrong = await run(box.home, ['backup', 'now', 'box']);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
+    expect(wrong.stderr).toContain(`Put that repository's key in ${password} on the host`);
   }, 120_000);
 
   it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
@@ -178,6 +198,12 @@ describe('backups on demand', () => {
     expect(own.stderr).toMatch(/is the agent's own data directory/);
     const missing = await run(box.home, ['backup', 'set', 'box', '--path', '/no/such/dir']);
     expect(missing.stderr).toMatch(/"\/no\/such\/dir" does not exist on this host/);
+
+    // Every backup command's help says what its <host> is, as session and preview commands do.
+    for (const command of ['set', 'now', 'ls', 'restore', 'status']) {
+      const help = await run(box.home, ['backup', command, '--help']);
+      expect(help.stdout, command).toMatch(/Arguments:\n\s+host\s+host name \(see `hangar hosts ls`\)/);
+    }
   });
 });
 
@@ -263,6 +289,45 @@ describe('one restic run at a time', () => {
     }
     expect(JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout)).toHaveLength(1);
   }, 120_000);
+
+  it('Ctrl-C on backup now stops the watching only, and says the backup goes on and where to see it', async () => {
+    rmSync(gate, { force: true });
+    await run(box.home, ['backup', 'set', 'box', '--path', project()]);
+    const watching = spawn(process.execPath, [HANGAR_BIN, 'backup', 'now', 'box'], {
+      env: { ...process.env, HANGAR_HOME: box.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    watching.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => watching.once('exit', (code) => resolve(code)));
+    try {
+      await until(async () => {
+        const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+          running: unknown;
+        };
+        return status.running ?? undefined;
+      }, 'the backup to run');
+      watching.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(stderr).toContain(
+        'hangar: stopped watching; the run goes on on box: see it with: hangar backup status box',
+      );
+      const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+        running: unknown;
+      };
+      expect(status.running).not.toBeNull();
+    } finally {
+      watching.kill('SIGKILL');
+      writeFileSync(gate, '');
+    }
+    await until(async () => {
+      const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+        running: unknown;
+        last: { state: string } | null;
+      };
+      return status.running === null && status.last?.state === 'ok' ? true : undefined;
+    }, 'the backup to end');
+  }, 120_000);
 });
 
 describe("a directory that holds the agent's data directory", () => {
@@ -293,6 +358,11 @@ describe('backups without restic', () => {
     const dir = project();
     const set = await run(box.home, ['backup', 'set', 'box', '--path', dir]);
     expect(set.stdout).toMatch(/warning: restic is not installed on this host/);
+    // No backup yet: unlock says there is nothing to unlock, and makes no key (it made one before).
+    const unlock = await hangarAgent(['backup', 'unlock', '--data', box.dataDir]);
+    expect(unlock.code).not.toBe(0);
+    expect(unlock.stderr).toContain(`no backup has run with the agent data in ${box.dataDir}`);
+    expect(existsSync(join(box.dataDir, 'backups', 'password'))).toBe(false);
     const now = await run(box.home, ['backup', 'now', 'box']);
     expect(now.code).not.toBe(0);
     expect(now.stderr).toMatch(/sudo apt-get install restic/);

@@ -1,16 +1,34 @@
+import { HangarError } from '@hangar/shared';
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { AgentStore } from '../store/db.js';
+import { AgentStore, agentDbPath } from '../store/db.js';
 import { readBackupKey, unlockRepository } from './index.js';
 
 /**
  * `hangar-agent backup …`: what only the host itself may do. The key never crosses a link: these
  * read it from the data directory, on the host, for the user who runs them.
  */
+/**
+ * The data directory of an agent that exists: these commands never make one (opening the store
+ * would create `agent.db`, and a key made there would be no repository's). `npm start`'s agent is
+ * not in the default directory, which is the trap this names.
+ */
+function agentData(dir: string): string {
+  const dataDir = resolve(dir);
+  if (!existsSync(agentDbPath(dataDir))) {
+    throw new HangarError(
+      'E_BACKUP_NOT_SET',
+      `no agent data in ${dataDir}: name the data directory of the agent that backs up with --data (the one its serve was given; npm start's embedded agent uses ~/.hangar/agent, that is $HANGAR_HOME/agent)`,
+    );
+  }
+  return dataDir;
+}
+
 export function registerBackupCommands(program: Command, defaultData: string, fail: (error: unknown) => never): void {
   const backup = program
     .command('backup')
-    .description("this host's backups (set them up from your computer: hangar backup)");
+    .description("this host's backups: key, unlock (set them up from your computer: hangar backup)");
 
   backup
     .command('key')
@@ -20,7 +38,7 @@ export function registerBackupCommands(program: Command, defaultData: string, fa
     .option('--data <dir>', 'data directory of the agent', defaultData)
     .action((options: { data: string }) => {
       try {
-        process.stdout.write(`${readBackupKey(resolve(options.data))}\n`);
+        process.stdout.write(`${readBackupKey(agentData(options.data))}\n`);
       } catch (error) {
         fail(error);
       }
@@ -32,7 +50,7 @@ export function registerBackupCommands(program: Command, defaultData: string, fa
     .option('--data <dir>', 'data directory of the agent', defaultData)
     .action(async (options: { data: string }) => {
       try {
-        const dataDir = resolve(options.data);
+        const dataDir = agentData(options.data);
         const store = AgentStore.open(dataDir);
         try {
           const repository = await unlockRepository(dataDir, store.db);

@@ -11,7 +11,7 @@ import {
 } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -27,7 +27,7 @@ import {
   type ResticOptions,
 } from './restic.js';
 
-import { ensureBackupKey } from './key.js';
+import { backupPasswordFile, ensureBackupKey } from './key.js';
 
 export { backupPasswordFile, readBackupKey } from './key.js';
 
@@ -169,7 +169,7 @@ export class BackupService implements Disposable {
     const result = await runRestic(restic, ['snapshots', '--json']).done;
     if (result.code !== 0) {
       if (isMissingRepository(result)) return [];
-      throw resticFailure('could not list the snapshots', result, restic.repository);
+      throw resticFailure('could not list the snapshots', result, restic.repository, this.options.dataDir);
     }
     return SnapshotsJson.parse(JSON.parse(result.stdout))
       .map((s) => ({ id: s.id, short_id: s.short_id, time: s.time, paths: s.paths, hostname: s.hostname }))
@@ -281,7 +281,7 @@ export class BackupService implements Disposable {
     const result = await restic$.done;
     // 3: the snapshot was made, but some files could not be read.
     if ((result.code !== 0 && result.code !== 3) || !summary) {
-      throw resticFailure('the backup failed', result, restic.repository);
+      throw resticFailure('the backup failed', result, restic.repository, this.options.dataDir);
     }
     const end: RunEnd = {
       state: 'ok',
@@ -316,7 +316,8 @@ export class BackupService implements Disposable {
     if (keep.length === 0) return;
     const args = ['forget', '--prune', '--json', ...keep.flatMap(([kind, n]) => [`--keep-${kind}`, String(n)])];
     const result = await runRestic(restic, args).done;
-    if (result.code !== 0) throw resticFailure('restic forget --prune failed', result, restic.repository);
+    if (result.code !== 0)
+      throw resticFailure('restic forget --prune failed', result, restic.repository, this.options.dataDir);
   }
 
   private async restoreInto(to: string, params: RestoreParams, onKill: (kill: () => void) => void): Promise<RunEnd> {
@@ -332,7 +333,7 @@ export class BackupService implements Disposable {
           `no snapshot ${params.snapshot} in ${restic.repository}; list them with: hangar backup ls <host>`,
         );
       }
-      throw resticFailure('the restore failed', result, restic.repository);
+      throw resticFailure('the restore failed', result, restic.repository, this.options.dataDir);
     }
     const written = await sizeOf(to);
     return { state: 'ok', files: written.files, bytes: written.bytes };
@@ -349,11 +350,13 @@ export class BackupService implements Disposable {
     };
     const config = await runRestic(options, ['cat', 'config']).done;
     if (config.code === 0) return options;
-    if (!isMissingRepository(config)) throw resticFailure('could not open the repository', config, repository);
+    if (!isMissingRepository(config))
+      throw resticFailure('could not open the repository', config, repository, this.options.dataDir);
     if (repository === this.defaultRepository)
       mkdirSync(join(this.options.dataDir, 'backups'), { recursive: true, mode: 0o700 });
     const init = await runRestic(options, ['init']).done;
-    if (init.code !== 0) throw resticFailure('could not make the repository (restic init)', init, repository);
+    if (init.code !== 0)
+      throw resticFailure('could not make the repository (restic init)', init, repository, this.options.dataDir);
     this.options.logger.info({ repository }, 'backup repository made');
     return options;
   }
@@ -409,13 +412,21 @@ async function sizeOf(dir: string): Promise<{ files: number; bytes: number }> {
 export async function unlockRepository(dataDir: string, db: Database.Database, resticPath = 'restic'): Promise<string> {
   const settings = new BackupStore(db).settings()?.settings;
   const repository = settings?.repository ?? join(dataDir, 'backups', 'restic');
+  // No key yet means no backup yet, so nothing to unlock: never make a key here (it would not be
+  // the repository's, if one exists elsewhere).
+  if (!existsSync(backupPasswordFile(dataDir))) {
+    throw new HangarError(
+      'E_BACKUP_NOT_SET',
+      `no backup has run with the agent data in ${dataDir} (no key in ${backupPasswordFile(dataDir)}), so there is nothing to unlock`,
+    );
+  }
   const options: ResticOptions = {
     bin: resticPath,
     repository: expandHome(repository),
-    passwordFile: ensureBackupKey(dataDir),
+    passwordFile: backupPasswordFile(dataDir),
     cacheDir: join(dataDir, 'backups', 'cache'),
   };
   const result = await runRestic(options, ['unlock']).done;
-  if (result.code !== 0) throw resticFailure('restic unlock failed', result, repository);
+  if (result.code !== 0) throw resticFailure('restic unlock failed', result, repository, dataDir);
   return repository;
 }

@@ -1,5 +1,6 @@
 import { HangarError } from '@hangar/shared';
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 /** How install is said when restic is not on the host agent's PATH. */
@@ -90,14 +91,16 @@ export function isMissingRepository(result: ResticResult): boolean {
  * What went wrong, from restic's exit and stderr, said with what to do: the common failures by
  * name (a lock, the password, a full disk, the repository unreachable), else restic's own words.
  */
-export function resticFailure(what: string, result: ResticResult, repository: string): HangarError {
+export function resticFailure(what: string, result: ResticResult, repository: string, dataDir: string): HangarError {
   const said = result.stderr.trim();
+  // The agent's data directory is named in what to run: `hangar-agent backup unlock` alone reads
+  // ~/.hangar-agent, which is not the data of `npm start`'s agent (~/.hangar/agent) nor of a --data one.
   const last = said.split('\n').slice(-4).join(' ').trim();
   let message: string;
   if (/repository is already locked|unable to create lock/i.test(said)) {
-    message = `${what}: the repository ${repository} is locked by another restic run. If none is running (one was killed), remove the stale lock on the host: hangar-agent backup unlock`;
+    message = `${what}: the repository ${repository} is locked by another restic run. If none is running (one was killed), remove the stale lock on the host: hangar-agent backup unlock --data ${dataDir}`;
   } else if (/wrong password or no key found/i.test(said)) {
-    message = `${what}: the repository ${repository} does not open with this host's backup key (it was made with another). Put that repository's key in the agent's backups/password file, or back up to a new repository (hangar backup set … --repo …)`;
+    message = `${what}: the repository ${repository} does not open with this host's backup key (it was made with another). Put that repository's key in ${join(dataDir, 'backups', 'password')} on the host, or back up to a new repository (hangar backup set … --repo …)`;
   } else if (/no space left on device/i.test(said)) {
     message = `${what}: the disk holding ${repository} is full: free space there, or keep fewer snapshots (hangar backup set … --keep-last N) and run again`;
   } else if (/permission denied/i.test(said) && result.code !== 3) {

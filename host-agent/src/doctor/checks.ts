@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { SandboxExecutor } from '../jobs/executors/sandbox.js';
 import { CREATE_JOB_USER } from '../jobs/executors/sandbox-user.js';
 import { TART_INSTALL_HINT } from '../jobs/executors/tart-cli.js';
+import { RESTIC_INSTALL } from '../backups/restic.js';
 
 /** What `tart list --format json` prints: the VMs on this Mac (only the fields read here). */
 const TartList = z.array(z.object({ Name: z.string(), Running: z.boolean() }));
@@ -36,6 +37,8 @@ export interface DoctorOptions {
   bwrapPath?: string;
   /** The slirp4netns binary to check (default: slirp4netns on PATH). */
   slirp4netnsPath?: string;
+  /** The restic binary the agent is given (`serve --restic`; default: restic on PATH). */
+  resticPath?: string;
   run?: CommandRunner;
   /** Free bytes on the volume holding the VMs; injectable for tests. */
   freeBytes?: (path: string) => Promise<number>;
@@ -70,6 +73,27 @@ export async function checkTmux(run: CommandRunner): Promise<CheckResult> {
   return ok
     ? { name, status: 'ok', detail: result.stdout.trim() }
     : { name, status: 'fail', detail: `${result.stdout.trim()} is too old`, fix: install };
+}
+
+export const MIN_RESTIC = [0, 14] as const;
+
+/**
+ * restic, for backups (`hangar backup`): a warning, not a failure, since a host that backs nothing
+ * up needs none. Said here so a host is ready before the first `backup set` finds out.
+ */
+export async function checkRestic(run: CommandRunner, bin = 'restic'): Promise<CheckResult> {
+  const name = 'restic ≥ 0.14 (backups)';
+  const result = await run(bin, ['version']);
+  if (result.code !== 0)
+    return { name, status: 'warn', detail: `${bin} is not installed: hangar backup needs it`, fix: RESTIC_INSTALL };
+  const match = /restic (\d+)\.(\d+)\S*/.exec(result.stdout);
+  if (!match)
+    return { name, status: 'warn', detail: `unrecognised version: ${result.stdout.trim()}`, fix: RESTIC_INSTALL };
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  const ok = major > MIN_RESTIC[0] || (major === MIN_RESTIC[0] && minor >= MIN_RESTIC[1]);
+  return ok
+    ? { name, status: 'ok', detail: match[0] }
+    : { name, status: 'warn', detail: `${match[0]} is too old for hangar backup`, fix: RESTIC_INSTALL };
 }
 
 /**

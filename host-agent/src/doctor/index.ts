@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
+  checkRestic,
   checkSandbox,
   checkTmux,
   freeBytesAt,
@@ -20,6 +21,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<CheckResul
   const results: CheckResult[] = [await checkTmux(run)];
   if (platform === 'linux') results.push(...(await checkSandbox(dataDir, options.bwrapPath, options.slirp4netnsPath)));
   else results.push({ name: 'bubblewrap sandbox', status: 'skip', detail: 'Linux only' });
+  results.push(await checkRestic(run, options.resticPath));
   if (platform === 'darwin') {
     results.push(...(await macosChecks({ ...options, run, freeBytes: options.freeBytes ?? freeBytesAt })));
   } else {

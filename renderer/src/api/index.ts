@@ -31,6 +31,7 @@ export type {
   BackupStatus,
 } from '@hangar/shared';
 export {
+  describeBackupSchedule,
   FINAL_JOB_STATES,
   FINAL_TASK_STATES,
   PreviewPort,

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import {
+  describeBackupSchedule,
   describeError,
   formatBytes,
   visibleText,
@@ -121,7 +122,7 @@ export default function BackupsView({ api, hosts }: BackupsViewProps) {
             <dd>{status.repository}</dd>
             <dt>Schedule</dt>
             <dd>
-              {status.settings?.every_s ? `every ${Math.round(status.settings.every_s / 60)} min` : 'on demand only'}
+              {status.settings ? describeBackupSchedule(status.settings) : 'on demand only'}
               {status.next_at !== null && `, next ${new Date(status.next_at).toLocaleString()}`}
             </dd>
             <dt>Last run</dt>

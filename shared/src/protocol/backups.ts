@@ -81,6 +81,32 @@ export const BackupSettings = z
 export type BackupSettings = z.output<typeof BackupSettings>;
 export type BackupSettingsInput = z.input<typeof BackupSettings>;
 
+/** Seconds as `--every` takes them: `30m`, `6h`, `1d` (`90s` when no whole minute). */
+export function formatBackupInterval(seconds: number): string {
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}
+
+/**
+ * A schedule and keep policy in the words of `hangar backup set`'s options, the same in `hangar
+ * backup status` and the window: `every 6h, keeping daily 7, weekly 4`.
+ */
+export function describeBackupSchedule(settings: Pick<BackupSettings, 'every_s' | 'keep'>): string {
+  const keep = Object.entries(settings.keep)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(', ');
+  return (
+    (settings.every_s ? `every ${formatBackupInterval(settings.every_s)}` : 'on demand only (no --every)') +
+    (keep ? `, keeping ${keep}` : ', keeping every snapshot')
+  );
+}
+
 export const BackupRunId = z.string().regex(/^b-[0-9a-f]{16}$/, { error: 'expected a run id like b-1a2b3c4d5e6f7a8b' });
 
 /** One restic run of the agent: a backup (by the user or the schedule) or a restore. */

@@ -1,4 +1,5 @@
 import {
+  describeBackupSchedule,
   formatBytes,
   HangarError,
   type BackupKeep,
@@ -69,7 +70,7 @@ export function registerBackup(program: Command): void {
         });
         if (options.json) return printJson(status);
         process.stdout.write(
-          `${host} backs up ${status.settings!.paths.join(', ')} to ${status.repository}, ${schedule(status)}\n` +
+          `${host} backs up ${status.settings!.paths.join(', ')} to ${status.repository}, ${describeBackupSchedule(status.settings!)}\n` +
             (status.restic_missing
               ? `warning: ${status.restic_missing}\n`
               : `back it up now with: hangar backup now ${host}\n`),
@@ -80,7 +81,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('now')
     .description('back a host up now, showing progress; joins a backup already running there')
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .option('--json', 'print the run as JSON')
     .action((host: string, options: { json?: boolean }) =>
       withApi(async (api) => {
@@ -95,7 +96,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('ls')
     .description("list a host's snapshots, newest first")
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .option('--json', 'print JSON')
     .action((host: string, options: { json?: boolean }) =>
       withApi(async (api) => {
@@ -117,7 +118,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('restore')
     .description('restore a snapshot into a new or empty directory on the host (never over existing files)')
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .argument('<snapshot>', 'a snapshot id (hangar backup ls) or latest')
     .requiredOption('--to <dir>', 'a new or empty directory on the host; files land under it at their original paths')
     .option('--include <path>', 'only this path of the snapshot (as it was on the host); repeat for more', collect, [])
@@ -144,7 +145,7 @@ export function registerBackup(program: Command): void {
   backup
     .command('status')
     .description("a host's backup schedule, last and next run, and recent errors")
-    .argument('<host>')
+    .argument('<host>', 'host name (see `hangar hosts ls`)')
     .option('--json', 'print JSON')
     .action((host: string, options: { json?: boolean }) =>
       withApi(async (api) => {
@@ -164,9 +165,19 @@ async function withProgress<T>(
   const subscription = api.on('backup.progress', (p) => {
     if (p.host === host) view.update(p);
   });
+  // Ctrl-C ends the watching only: the run is the agent's and goes on; say so, and where to see it.
+  const onSignal = (): void => {
+    view.stop();
+    process.stderr.write(
+      `hangar: stopped watching; the run goes on on ${host}: see it with: hangar backup status ${host}\n`,
+    );
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
   try {
     return await call();
   } finally {
+    process.off('SIGINT', onSignal);
     void subscription.dispose();
     view.stop();
   }
@@ -224,17 +235,6 @@ function failedRun(run: BackupRun): void {
   throw new HangarError('E_BACKUP_FAILED', `${run.kind} ${run.id} failed: ${run.message ?? 'no reason given'}`);
 }
 
-function schedule(status: BackupStatus): string {
-  const every = status.settings?.every_s;
-  const keep = Object.entries(status.settings?.keep ?? {})
-    .map(([kind, n]) => `${kind} ${n}`)
-    .join(', ');
-  return (
-    (every ? `every ${formatInterval(every)}` : 'on demand only (no --every)') +
-    (keep ? `, keeping ${keep}` : ', keeping every snapshot')
-  );
-}
-
 function printStatus(host: string, status: BackupStatus): void {
   const lines: string[] = [];
   if (!status.settings)
@@ -242,7 +242,7 @@ function printStatus(host: string, status: BackupStatus): void {
   else {
     lines.push(`paths:      ${status.settings.paths.join(', ')}`);
     lines.push(`repository: ${status.repository}`);
-    lines.push(`schedule:   ${schedule(status)}`);
+    lines.push(`schedule:   ${describeBackupSchedule(status.settings)}`);
   }
   lines.push(`restic:     ${status.restic_version ?? `missing: ${status.restic_missing}`}`);
   if (status.running)
@@ -278,17 +278,6 @@ export function parseInterval(text: string): number {
   if (!match)
     throw new HangarError('E_BAD_REQUEST', `--every ${text}: expected a number and a unit, like 30m, 6h or 1d`);
   return Number(match[1]) * UNITS[match[2]!]!;
-}
-
-function formatInterval(seconds: number): string {
-  for (const [unit, size] of [
-    ['d', 86400],
-    ['h', 3600],
-    ['m', 60],
-  ] as const) {
-    if (seconds % size === 0) return `${seconds / size}${unit}`;
-  }
-  return `${seconds}s`;
 }
 
 function parseCount(text: string, flag: string): number {
