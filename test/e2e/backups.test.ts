@@ -286,6 +286,28 @@ describe("a directory that holds the agent's data directory", () => {
   }, 120_000);
 });
 
+describe("a directory that holds the agent's data directory, whose name is a restic pattern", () => {
+  let agent: AgentProcess | undefined;
+  let parent: string;
+  afterAll(async () => endAgent(agent, parent));
+
+  // restic's --exclude takes a pattern: "agent-data[1]" unescaped matches "agent-data1", not itself.
+  it('is backed up without it all the same', async () => {
+    parent = tempDir('holds-agent-glob');
+    const home = join(parent, 'home');
+    writeFileSync(join(parent, 'work.txt'), 'mine\n');
+    agent = await startAgentProcess(join(parent, 'agent-data[1]*?'));
+    await pairWith(home, 'box', agent);
+    expect((await run(home, ['backup', 'set', 'box', '--path', parent])).code).toBe(0);
+    expect((await run(home, ['backup', 'now', 'box'])).code).toBe(0);
+    const to = restoreTarget();
+    expect((await run(home, ['backup', 'restore', 'box', 'latest', '--to', to])).code).toBe(0);
+    expect(readFileSync(join(to, parent, 'work.txt'), 'utf8')).toBe('mine\n');
+    expect(existsSync(join(parent, 'agent-data[1]*?', 'backups', 'password'))).toBe(true);
+    expect(readdirSync(join(to, parent)).sort()).toEqual(['home', 'work.txt']);
+  }, 120_000);
+});
+
 describe('backups without restic', () => {
   const box = usePairedHost({ agent: { extraArgs: ['--restic', '/nonexistent/restic'] } });
 

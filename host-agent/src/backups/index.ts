@@ -245,14 +245,15 @@ export class BackupService implements Disposable {
     const restic = await this.restic(settings);
     // Never in a snapshot: the agent's data directory (its keys, the backup password), nor a local
     // repository (a backup of itself).
+    // Real paths (the backed-up ones are), each as a literal pattern: restic reads --exclude as a glob.
     const excluded = [await realpath(this.options.dataDir)];
-    if (restic.repository.startsWith('/')) excluded.push(restic.repository);
+    if (restic.repository.startsWith('/')) excluded.push(await realpath(restic.repository));
     let summary: z.infer<typeof SummaryLine> | undefined;
     const unreadable: string[] = [];
     let sentAt = 0;
     const restic$ = runRestic(
       restic,
-      ['backup', '--json', ...excluded.flatMap((path) => ['--exclude', path]), '--', ...paths],
+      ['backup', '--json', ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]), '--', ...paths],
       (line) => {
         const message = parseLine(line);
         const status = StatusLine.safeParse(message);
@@ -376,6 +377,14 @@ export class BackupService implements Disposable {
       this.options.logger.warn({ err: toHangarError(error) }, 'the scheduled backup did not start');
     }
   }
+}
+
+/**
+ * A path as a restic pattern that matches only itself: restic's --exclude and --include are globs
+ * (Go's filepath.Match for each part, with \\ escaping), so `*`, `?`, `[` and `\\` in a name are escaped.
+ */
+export function literalPattern(path: string): string {
+  return path.replace(/[\\*?[]/g, (c) => `\\${c}`);
 }
 
 function parseLine(line: string): unknown {
