@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -137,6 +137,27 @@ describe('backups on demand', () => {
     expect(inData.code).not.toBe(0);
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
   }, 120_000);
+
+  // Another user's empty directory (say one made in /tmp before you named it) is theirs to read and
+  // to fill with symbolic links while restic writes: the restore refuses it.
+  it.runIf(process.getuid?.() === 0)(
+    "a restore refuses an empty directory of another user's",
+    async () => {
+      const dir = project();
+      await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+      expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+      const parent = tempDir('theirs');
+      dirs.push(parent);
+      const theirs = join(parent, 'theirs');
+      mkdirSync(theirs, { mode: 0o777 });
+      chownSync(theirs, 65534, 65534);
+      const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', theirs]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/belongs to another user/);
+      expect(readdirSync(theirs)).toEqual([]);
+    },
+    120_000,
+  );
 
   it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
     const dir = project();

@@ -12,12 +12,12 @@ import {
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { lstat, readdir, realpath } from 'node:fs/promises';
+import { lstat, readdir, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BackupStore, type RunEnd } from './backup-store.js';
-import { checkBackupPath, expandHome, prepareRestoreTarget } from './paths.js';
+import { checkBackupPath, expandHome, finishRestore, prepareRestoreTarget, type RestoreTarget } from './paths.js';
 import {
   RESTIC_INSTALL,
   isMissingRepository,
@@ -25,6 +25,7 @@ import {
   resticVersion,
   runRestic,
   type ResticOptions,
+  type ResticResult,
 } from './restic.js';
 
 import { ensureBackupKey } from './key.js';
@@ -180,8 +181,13 @@ export class BackupService implements Disposable {
   async restore(params: RestoreParams): Promise<BackupRun> {
     this.refuseWhileBusy('restore');
     const to = await prepareRestoreTarget(params.to, this.options.dataDir);
-    this.refuseWhileBusy('restore');
-    const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to });
+    try {
+      this.refuseWhileBusy('restore');
+    } catch (error) {
+      await rm(to.staging, { recursive: true, force: true });
+      throw error;
+    }
+    const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to: to.target });
     void this.finish(run, (onKill) => this.restoreInto(to, params, onKill));
     return run;
   }
@@ -320,23 +326,36 @@ export class BackupService implements Disposable {
     if (result.code !== 0) throw resticFailure('restic forget --prune failed', result, restic.repository);
   }
 
-  private async restoreInto(to: string, params: RestoreParams, onKill: (kill: () => void) => void): Promise<RunEnd> {
-    const restic = await this.restic();
-    const include = (params.include ?? []).flatMap((path) => ['--include', expandHome(path)]);
-    const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to, ...include]);
-    onKill(restic$.kill);
-    const result = await restic$.done;
-    if (result.code !== 0) {
-      if (/no matching ID found|invalid id|no snapshot found/i.test(result.stderr)) {
-        throw new HangarError(
-          'E_NOT_FOUND',
-          `no snapshot ${params.snapshot} in ${restic.repository}; list them with: hangar backup ls <host>`,
-        );
-      }
-      throw resticFailure('the restore failed', result, restic.repository);
+  private async restoreInto(
+    to: RestoreTarget,
+    params: RestoreParams,
+    onKill: (kill: () => void) => void,
+  ): Promise<RunEnd> {
+    try {
+      const restic = await this.restic();
+      const include = (params.include ?? []).flatMap((path) => ['--include', expandHome(path)]);
+      const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to.staging, ...include]);
+      onKill(restic$.kill);
+      const result = await restic$.done;
+      if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
+    } catch (error) {
+      // What a failed (or stopped) restore wrote is in the agent's own staging directory: removed.
+      await rm(to.staging, { recursive: true, force: true });
+      throw error;
     }
-    const written = await sizeOf(to);
+    await finishRestore(to, params.to);
+    const written = await sizeOf(to.target);
     return { state: 'ok', files: written.files, bytes: written.bytes };
+  }
+
+  private restoreFailed(params: RestoreParams, result: ResticResult, repository: string): never {
+    if (/no matching ID found|invalid id|no snapshot found/i.test(result.stderr)) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `no snapshot ${params.snapshot} in ${repository}; list them with: hangar backup ls <host>`,
+      );
+    }
+    throw resticFailure('the restore failed', result, repository);
   }
 
   /** restic's options for the repository, made (restic init) the first time it is used. */
