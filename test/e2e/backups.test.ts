@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -242,6 +243,40 @@ describe('backups on a schedule', () => {
     const snapshots = JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout) as unknown[];
     expect(snapshots).toHaveLength(2);
   }, 180_000);
+});
+
+describe('backups on a schedule, after the clock went back', () => {
+  const box = usePairedHost({ agent: { extraArgs: ['--backup-second-ms', '20'] } });
+
+  // The last run started "in a year" by the clock of then (set back since, say by NTP after a
+  // wrong RTC): counting from it, the schedule would wait a year.
+  it('runs a due backup at once, and lists the runs in the order they ran', async () => {
+    const dir = project();
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    const future = Date.now() + 365 * 24 * 3600 * 1000;
+    const db = new Database(join(box.dataDir, 'agent.db'));
+    try {
+      db.prepare(
+        `INSERT INTO backup_runs (id, kind, trigger, state, started_at, finished_at, snapshot, files, bytes, added_bytes)
+         VALUES ('b-00000000000000ff', 'backup', 'schedule', 'ok', ?, ?, NULL, 0, 0, 0)`,
+      ).run(future, future + 1000);
+    } finally {
+      db.close();
+    }
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir, '--every', '1m'])).code).toBe(0);
+    type Status = { recent: { id: string; state: string; trigger: string }[]; next_at: number | null };
+    const ran = await until(
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const s = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as Status;
+        return s.recent[0]?.id !== 'b-00000000000000ff' && s.recent[0]?.state === 'ok' ? s : undefined;
+      },
+      'a scheduled backup',
+      60_000,
+    );
+    expect(ran.recent[0]!.trigger).toBe('schedule');
+    expect(ran.next_at).toBeLessThan(future);
+  }, 120_000);
 });
 
 describe('one restic run at a time', () => {

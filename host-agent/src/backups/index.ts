@@ -382,7 +382,11 @@ export class BackupService implements Disposable {
     const stored = this.store.settings();
     if (!stored || stored.settings.every_s === null) return null;
     const last = this.store.recent(1, "kind = 'backup'")[0];
-    const from = last ? Math.max(last.started_at, 0) : stored.updated_at;
+    const from = last ? last.started_at : stored.updated_at;
+    // A start "in the future": the clock was set back since. How long ago it really was is not
+    // known, so the backup is due now (counting from it would wait as long as the clock jumped).
+    const now = Date.now();
+    if (from > now) return now;
     return from + stored.settings.every_s * this.secondMs;
   }
 
