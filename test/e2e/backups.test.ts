@@ -1,6 +1,16 @@
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -361,6 +371,29 @@ describe("a directory that holds the agent's data directory, whose name is a res
     expect(readFileSync(join(to, parent, 'work.txt'), 'utf8')).toBe('mine\n');
     expect(existsSync(join(parent, 'agent-data[1]*?', 'backups', 'password'))).toBe(true);
     expect(readdirSync(join(to, parent)).sort()).toEqual(['home', 'work.txt']);
+  }, 120_000);
+});
+
+describe('the backup key', () => {
+  const box = usePairedHost();
+
+  // A crash between making the key file and writing it left it empty, and restic refuses an empty
+  // password: every backup failed. A key file others can read is made 0600 again.
+  it('is made whole in place of an empty file left by a crash, and kept 0600', async () => {
+    const dir = project();
+    const file = join(box.dataDir, 'backups', 'password');
+    mkdirSync(join(box.dataDir, 'backups'), { recursive: true, mode: 0o700 });
+    writeFileSync(file, '', { mode: 0o600 });
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    const first = await run(box.home, ['backup', 'now', 'box']);
+    expect(first.code, first.stderr).toBe(0);
+    const key = readFileSync(file, 'utf8').trim();
+    expect(key.length).toBeGreaterThan(20);
+    chmodSync(file, 0o644);
+    const second = await run(box.home, ['backup', 'now', 'box']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, 'utf8').trim()).toBe(key);
   }, 120_000);
 });
 

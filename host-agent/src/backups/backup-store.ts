@@ -91,7 +91,6 @@ export class BackupStore {
     return row && toRun(row);
   }
 
-  /** Newest first. */
   /** The newest runs, in the order they began here (rowid), whatever the clock said then. */
   recent(limit: number, where = '1 = 1'): BackupRun[] {
     const rows = this.db.prepare(`SELECT * FROM backup_runs WHERE ${where} ORDER BY rowid DESC LIMIT ?`).all(limit);
