@@ -286,9 +286,24 @@ describe('backups on a schedule, after the clock went back', () => {
       'a scheduled backup',
       60_000,
     );
-    expect(ran.recent[0]!.id).not.toBe('b-00000000000000ff');
-    expect(ran.recent[0]!.trigger).toBe('schedule');
-    expect(ran.next_at).toBeLessThan(future);
+    const seen = JSON.stringify(ran);
+    expect(ran.recent[0]!.id, seen).not.toBe('b-00000000000000ff');
+    expect(ran.recent[0]!.trigger, seen).toBe('schedule');
+    expect(ran.next_at, seen).toBeLessThan(future);
+    // The schedule off and its last run ended, so that no restic still writes the data directory as
+    // the test removes it (the agent does not wait for the restic it stops).
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    await until(
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const s = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+          running: unknown;
+        };
+        return s.running === null ? true : undefined;
+      },
+      'the last scheduled backup to end',
+      60_000,
+    );
   }, 120_000);
 });
 
