@@ -59,6 +59,23 @@ describe("a host's backup settings", () => {
       /^repository: the location carries a password: keep credentials on the host/,
     );
   });
+
+  it('refuses an sftp host that ssh would read as an option (restic passes the host to ssh first)', () => {
+    for (const repository of [
+      'sftp:-oProxyCommand=touch /tmp/x:/srv/restic',
+      'sftp:me@-oProxyCommand=touch /tmp/x:/srv/restic',
+      'sftp:a/b@-oProxyCommand=x:/srv/restic',
+      'sftp://-oProxyCommand=x/srv/restic',
+      'sftp://me@-oProxyCommand=x:22/srv/restic',
+    ]) {
+      expect(problem(BackupSettings, { paths: ['/x'], repository }), repository).toMatch(
+        /^repository: the sftp host may not start with "-"/,
+      );
+    }
+    for (const repository of ['sftp:me@nas-2:/srv/restic', 'sftp://me@nas:22/srv/a@-b', 'sftp:nas:/srv/-x']) {
+      expect(problem(BackupSettings, { paths: ['/x'], repository }), repository).toBe('accepted');
+    }
+  });
 });
 
 describe('a restore', () => {

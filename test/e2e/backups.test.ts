@@ -1,5 +1,17 @@
+import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/index.js';
@@ -155,6 +167,27 @@ describe('backups on demand', () => {
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
   }, 120_000);
 
+  // Another user's empty directory (say one made in /tmp before you named it) is theirs to read and
+  // to fill with symbolic links while restic writes: the restore refuses it.
+  it.runIf(process.getuid?.() === 0)(
+    "a restore refuses an empty directory of another user's",
+    async () => {
+      const dir = project();
+      await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+      expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+      const parent = tempDir('theirs');
+      dirs.push(parent);
+      const theirs = join(parent, 'theirs');
+      mkdirSync(theirs, { mode: 0o777 });
+      chownSync(theirs, 65534, 65534);
+      const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', theirs]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/belongs to another user/);
+      expect(readdirSync(theirs)).toEqual([]);
+    },
+    120_000,
+  );
+
   it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
     const dir = project();
     await run(box.home, ['backup', 'set', 'box', '--path', dir, '--keep-last', '1']);
@@ -247,6 +280,58 @@ describe('backups on a schedule', () => {
     const snapshots = JSON.parse((await run(box.home, ['backup', 'ls', 'box', '--json'])).stdout) as unknown[];
     expect(snapshots).toHaveLength(2);
   }, 180_000);
+});
+
+describe('backups on a schedule, after the clock went back', () => {
+  const box = usePairedHost({ agent: { extraArgs: ['--backup-second-ms', '20'] } });
+
+  // The last run started "in a year" by the clock of then (set back since, say by NTP after a
+  // wrong RTC): counting from it, the schedule would wait a year.
+  it('runs a due backup at once, and lists the runs in the order they ran', async () => {
+    const dir = project();
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    const future = Date.now() + 365 * 24 * 3600 * 1000;
+    const db = new Database(join(box.dataDir, 'agent.db'));
+    try {
+      db.prepare(
+        `INSERT INTO backup_runs (id, kind, trigger, state, started_at, finished_at, snapshot, files, bytes, added_bytes)
+         VALUES ('b-00000000000000ff', 'backup', 'schedule', 'ok', ?, ?, NULL, 0, 0, 0)`,
+      ).run(future, future + 1000);
+    } finally {
+      db.close();
+    }
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir, '--every', '1m'])).code).toBe(0);
+    type Status = { recent: { id: string; state: string; trigger: string }[]; next_at: number | null };
+    const ran = await until(
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const s = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as Status;
+        // Every 1.2 s by the test clock: the newest is often still running, so any that ended ok.
+        const ok = s.recent.some((r) => r.id !== 'b-00000000000000ff' && r.trigger === 'schedule' && r.state === 'ok');
+        return ok ? s : undefined;
+      },
+      'a scheduled backup',
+      60_000,
+    );
+    const seen = JSON.stringify(ran);
+    expect(ran.recent[0]!.id, seen).not.toBe('b-00000000000000ff');
+    expect(ran.recent[0]!.trigger, seen).toBe('schedule');
+    expect(ran.next_at, seen).toBeLessThan(future);
+    // The schedule off and its last run ended, so that no restic still writes the data directory as
+    // the test removes it (the agent does not wait for the restic it stops).
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    await until(
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const s = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+          running: unknown;
+        };
+        return s.running === null ? true : undefined;
+      },
+      'the last scheduled backup to end',
+      60_000,
+    );
+  }, 120_000);
 });
 
 describe('one restic run at a time', () => {
@@ -348,6 +433,51 @@ describe("a directory that holds the agent's data directory", () => {
     expect(readFileSync(join(to, parent, 'work.txt'), 'utf8')).toBe('mine\n');
     expect(existsSync(join(parent, 'agent-data', 'backups', 'password'))).toBe(true);
     expect(existsSync(join(to, parent, 'agent-data'))).toBe(false);
+  }, 120_000);
+});
+
+describe("a directory that holds the agent's data directory, whose name is a restic pattern", () => {
+  let agent: AgentProcess | undefined;
+  let parent: string;
+  afterAll(async () => endAgent(agent, parent));
+
+  // restic's --exclude takes a pattern: "agent-data[1]" unescaped matches "agent-data1", not itself.
+  it('is backed up without it all the same', async () => {
+    parent = tempDir('holds-agent-glob');
+    const home = join(parent, 'home');
+    writeFileSync(join(parent, 'work.txt'), 'mine\n');
+    agent = await startAgentProcess(join(parent, 'agent-data[1]*?'));
+    await pairWith(home, 'box', agent);
+    expect((await run(home, ['backup', 'set', 'box', '--path', parent])).code).toBe(0);
+    expect((await run(home, ['backup', 'now', 'box'])).code).toBe(0);
+    const to = restoreTarget();
+    expect((await run(home, ['backup', 'restore', 'box', 'latest', '--to', to])).code).toBe(0);
+    expect(readFileSync(join(to, parent, 'work.txt'), 'utf8')).toBe('mine\n');
+    expect(existsSync(join(parent, 'agent-data[1]*?', 'backups', 'password'))).toBe(true);
+    expect(readdirSync(join(to, parent)).sort()).toEqual(['home', 'work.txt']);
+  }, 120_000);
+});
+
+describe('the backup key', () => {
+  const box = usePairedHost();
+
+  // A crash between making the key file and writing it left it empty, and restic refuses an empty
+  // password: every backup failed. A key file others can read is made 0600 again.
+  it('is made whole in place of an empty file left by a crash, and kept 0600', async () => {
+    const dir = project();
+    const file = join(box.dataDir, 'backups', 'password');
+    mkdirSync(join(box.dataDir, 'backups'), { recursive: true, mode: 0o700 });
+    writeFileSync(file, '', { mode: 0o600 });
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    const first = await run(box.home, ['backup', 'now', 'box']);
+    expect(first.code, first.stderr).toBe(0);
+    const key = readFileSync(file, 'utf8').trim();
+    expect(key.length).toBeGreaterThan(20);
+    chmodSync(file, 0o644);
+    const second = await run(box.home, ['backup', 'now', 'box']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, 'utf8').trim()).toBe(key);
   }, 120_000);
 });
 

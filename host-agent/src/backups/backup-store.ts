@@ -91,11 +91,9 @@ export class BackupStore {
     return row && toRun(row);
   }
 
-  /** Newest first. */
+  /** The newest runs, in the order they began here (rowid), whatever the clock said then. */
   recent(limit: number, where = '1 = 1'): BackupRun[] {
-    const rows = this.db
-      .prepare(`SELECT * FROM backup_runs WHERE ${where} ORDER BY started_at DESC, rowid DESC LIMIT ?`)
-      .all(limit);
+    const rows = this.db.prepare(`SELECT * FROM backup_runs WHERE ${where} ORDER BY rowid DESC LIMIT ?`).all(limit);
     return agentDb.rows(this.db, 'backup_runs', RunRow, rows).map(toRun);
   }
 

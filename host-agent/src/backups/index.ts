@@ -12,12 +12,12 @@ import {
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { lstat, readdir, realpath } from 'node:fs/promises';
+import { lstat, readdir, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BackupStore, type RunEnd } from './backup-store.js';
-import { checkBackupPath, expandHome, prepareRestoreTarget } from './paths.js';
+import { checkBackupPath, expandHome, finishRestore, prepareRestoreTarget, type RestoreTarget } from './paths.js';
 import {
   RESTIC_INSTALL,
   isMissingRepository,
@@ -25,6 +25,7 @@ import {
   resticVersion,
   runRestic,
   type ResticOptions,
+  type ResticResult,
 } from './restic.js';
 
 import { backupPasswordFile, ensureBackupKey } from './key.js';
@@ -180,8 +181,13 @@ export class BackupService implements Disposable {
   async restore(params: RestoreParams): Promise<BackupRun> {
     this.refuseWhileBusy('restore');
     const to = await prepareRestoreTarget(params.to, this.options.dataDir);
-    this.refuseWhileBusy('restore');
-    const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to });
+    try {
+      this.refuseWhileBusy('restore');
+    } catch (error) {
+      await rm(to.staging, { recursive: true, force: true });
+      throw error;
+    }
+    const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to: to.target });
     void this.finish(run, (onKill) => this.restoreInto(to, params, onKill));
     return run;
   }
@@ -245,14 +251,15 @@ export class BackupService implements Disposable {
     const restic = await this.restic(settings);
     // Never in a snapshot: the agent's data directory (its keys, the backup password), nor a local
     // repository (a backup of itself).
+    // Real paths (the backed-up ones are), each as a literal pattern: restic reads --exclude as a glob.
     const excluded = [await realpath(this.options.dataDir)];
-    if (restic.repository.startsWith('/')) excluded.push(restic.repository);
+    if (restic.repository.startsWith('/')) excluded.push(await realpath(restic.repository));
     let summary: z.infer<typeof SummaryLine> | undefined;
     const unreadable: string[] = [];
     let sentAt = 0;
     const restic$ = runRestic(
       restic,
-      ['backup', '--json', ...excluded.flatMap((path) => ['--exclude', path]), '--', ...paths],
+      ['backup', '--json', ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]), '--', ...paths],
       (line) => {
         const message = parseLine(line);
         const status = StatusLine.safeParse(message);
@@ -320,23 +327,36 @@ export class BackupService implements Disposable {
       throw resticFailure('restic forget --prune failed', result, restic.repository, this.options.dataDir);
   }
 
-  private async restoreInto(to: string, params: RestoreParams, onKill: (kill: () => void) => void): Promise<RunEnd> {
-    const restic = await this.restic();
-    const include = (params.include ?? []).flatMap((path) => ['--include', expandHome(path)]);
-    const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to, ...include]);
-    onKill(restic$.kill);
-    const result = await restic$.done;
-    if (result.code !== 0) {
-      if (/no matching ID found|invalid id|no snapshot found/i.test(result.stderr)) {
-        throw new HangarError(
-          'E_NOT_FOUND',
-          `no snapshot ${params.snapshot} in ${restic.repository}; list them with: hangar backup ls <host>`,
-        );
-      }
-      throw resticFailure('the restore failed', result, restic.repository, this.options.dataDir);
+  private async restoreInto(
+    to: RestoreTarget,
+    params: RestoreParams,
+    onKill: (kill: () => void) => void,
+  ): Promise<RunEnd> {
+    try {
+      const restic = await this.restic();
+      const include = (params.include ?? []).flatMap((path) => ['--include', expandHome(path)]);
+      const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to.staging, ...include]);
+      onKill(restic$.kill);
+      const result = await restic$.done;
+      if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
+    } catch (error) {
+      // What a failed (or stopped) restore wrote is in the agent's own staging directory: removed.
+      await rm(to.staging, { recursive: true, force: true });
+      throw error;
     }
-    const written = await sizeOf(to);
+    await finishRestore(to, params.to);
+    const written = await sizeOf(to.target);
     return { state: 'ok', files: written.files, bytes: written.bytes };
+  }
+
+  private restoreFailed(params: RestoreParams, result: ResticResult, repository: string): never {
+    if (/no matching ID found|invalid id|no snapshot found/i.test(result.stderr)) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `no snapshot ${params.snapshot} in ${repository}; list them with: hangar backup ls <host>`,
+      );
+    }
+    throw resticFailure('the restore failed', result, repository, this.options.dataDir);
   }
 
   /** restic's options for the repository, made (restic init) the first time it is used. */
@@ -365,7 +385,11 @@ export class BackupService implements Disposable {
     const stored = this.store.settings();
     if (!stored || stored.settings.every_s === null) return null;
     const last = this.store.recent(1, "kind = 'backup'")[0];
-    const from = last ? Math.max(last.started_at, 0) : stored.updated_at;
+    const from = last ? last.started_at : stored.updated_at;
+    // A start "in the future": the clock was set back since. How long ago it really was is not
+    // known, so the backup is due now (counting from it would wait as long as the clock jumped).
+    const now = Date.now();
+    if (from > now) return now;
     return from + stored.settings.every_s * this.secondMs;
   }
 
@@ -379,6 +403,14 @@ export class BackupService implements Disposable {
       this.options.logger.warn({ err: toHangarError(error) }, 'the scheduled backup did not start');
     }
   }
+}
+
+/**
+ * A path as a restic pattern that matches only itself: restic's --exclude and --include are globs
+ * (Go's filepath.Match for each part, with \\ escaping), so `*`, `?`, `[` and `\\` in a name are escaped.
+ */
+export function literalPattern(path: string): string {
+  return path.replace(/[\\*?[]/g, (c) => `\\${c}`);
 }
 
 function parseLine(line: string): unknown {

@@ -1,7 +1,7 @@
 import { HangarError } from '@hangar/shared';
-import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, realpath, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, relative, isAbsolute } from 'node:path';
+import { basename, dirname, join, relative, isAbsolute } from 'node:path';
 import { ifMissing } from '../sessions/workdir.js';
 
 /** `~` and `~/…` are the agent user's home (the schema already refused anything not absolute and any `..`). */
@@ -39,13 +39,25 @@ export async function checkBackupPath(path: string, dataDir: string): Promise<st
   return real;
 }
 
+/** Where a restore goes: restic writes into `staging`, which the agent made; `target` is its name at the end. */
+export interface RestoreTarget {
+  /** The real path the user's directory ends up at (its parent resolved). */
+  target: string;
+  /** A new 0700 directory beside it, made by the agent: nobody else can put anything in it meanwhile. */
+  staging: string;
+}
+
 /**
- * Makes (or checks) the directory a restore writes into, and answers with its real path. A
- * restore never writes over existing files: the directory must be new or empty. A symbolic link is
- * refused by name (so that where the files land is what the user wrote), and so is any place whose
- * real path, through whatever links its parents are, is the agent's data directory or inside it.
+ * Checks the directory a restore writes into and makes the staging directory restic writes to. A
+ * restore never writes over existing files: the target must be new, or an empty directory of the
+ * agent's own user (another user's, say one made in /tmp beforehand, is theirs to read and to fill
+ * with symbolic links while restic writes). A symbolic link is refused by name (so that where the
+ * files land is what the user wrote), and so is any place whose real path, through whatever links
+ * its parents are, is the agent's data directory or inside it. restic then writes only into a new
+ * directory the agent made (mkdtemp, 0700, beside the target), which is renamed to the target at
+ * the end (finishRestore): what is checked here cannot be swapped for something else meanwhile.
  */
-export async function prepareRestoreTarget(to: string, dataDir: string): Promise<string> {
+export async function prepareRestoreTarget(to: string, dataDir: string): Promise<RestoreTarget> {
   const target = expandHome(to);
   const data = await realpath(dataDir);
   const info = await lstat(target).catch(ifMissing(undefined));
@@ -60,6 +72,14 @@ export async function prepareRestoreTarget(to: string, dataDir: string): Promise
     if (!info.isDirectory()) {
       throw new HangarError('E_BAD_REQUEST', `to: "${to}" is a file; name a new or empty directory`, { to });
     }
+    const uid = process.getuid?.();
+    if (uid !== undefined && info.uid !== uid) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `to: "${to}" belongs to another user (uid ${info.uid}), who could read what is restored or change where it goes; name a new directory`,
+        { to },
+      );
+    }
     if ((await readdir(target)).length > 0) {
       throw new HangarError(
         'E_EXISTS',
@@ -72,11 +92,31 @@ export async function prepareRestoreTarget(to: string, dataDir: string): Promise
     let existing = dirname(target);
     while ((await lstat(existing).catch(ifMissing(undefined))) === undefined) existing = dirname(existing);
     if (isInside(await realpath(existing), data)) throw insideData(to);
-    await mkdir(target, { recursive: true, mode: 0o700 });
+    await mkdir(dirname(target), { recursive: true, mode: 0o700 });
   }
-  const real = await realpath(target);
+  const real = join(await realpath(dirname(target)), basename(target));
   if (isInside(real, data)) throw insideData(to);
-  return real;
+  const staging = await mkdtemp(join(dirname(real), `.${basename(real)}.restoring-`));
+  return { target: real, staging };
+}
+
+/**
+ * Puts what restic wrote into `staging` at the target: a rename, which replaces an empty directory
+ * and nothing else (a file, a link or a directory that is no longer empty stays as it is, and the
+ * restored files stay in `staging`, which the error names).
+ */
+export async function finishRestore({ target, staging }: RestoreTarget, to: string): Promise<void> {
+  try {
+    await rename(staging, target);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR' && code !== 'EISDIR') throw error;
+    throw new HangarError(
+      'E_EXISTS',
+      `to: "${to}" was changed while restoring (it is no longer a new or empty directory), and a restore never writes over existing files: the restored files are in ${staging}`,
+      { to },
+    );
+  }
 }
 
 function insideData(to: string): HangarError {

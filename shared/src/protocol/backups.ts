@@ -50,10 +50,29 @@ export const BackupRepository = argumentText(1024)
     error:
       'expected an absolute directory on the host or a restic location: sftp:…, rest:…, s3:…, b2:…, azure:…, gs:… or swift:…',
   })
+  .refine((r) => !sftpHostIsOption(r), {
+    error:
+      'the sftp host may not start with "-": restic hands it to ssh as its first argument, where it would be read as an option (-oProxyCommand=… runs a command); name the host itself',
+  })
   .refine((r) => !/:\/\/[^/@]*:[^/@]*@/.test(r), {
     error:
       "the location carries a password: keep credentials on the host (restic reads RESTIC_REST_USERNAME/RESTIC_REST_PASSWORD, AWS_* and the like from the agent's environment) and give the location without it",
   });
+
+/**
+ * restic runs `ssh <host> [-p port] [-l user] -s sftp` for an sftp: repository, the host first and
+ * with no `--` before it: a host starting with "-" is an option to ssh. restic reads the host as
+ * what follows `sftp:` up to the first ":" (after a `user@`), or the URL's host in `sftp://…`
+ * (after the last "@" of the part before the first "/"). Refused whenever "-" starts it or follows
+ * any "@" there, which covers both readings.
+ */
+function sftpHostIsOption(repository: string): boolean {
+  let authority: string;
+  if (repository.startsWith('sftp://')) authority = repository.slice('sftp://'.length).split('/')[0]!;
+  else if (repository.startsWith('sftp:')) authority = repository.slice('sftp:'.length).split(':')[0]!;
+  else return false;
+  return authority.startsWith('-') || authority.includes('@-');
+}
 
 /** Shortest schedule: a snapshot a minute is already more than restic's locking is made for. */
 export const MIN_BACKUP_EVERY_S = 60;
