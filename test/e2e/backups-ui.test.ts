@@ -1,9 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endAgent, hangar, pairWith, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
-import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, type ServingCli } from '../support/serving-cli.js';
+import { SHOTS, openUiPage, startWebUi, type ServingCli } from '../support/serving-cli.js';
 
 /**
  * Backups from the window, all real: `hangar ui` in Debian's Chromium, its core, a host agent on
@@ -30,12 +30,7 @@ describe('backups in the web UI, with a real host agent and restic', () => {
     const set = await hangar(home, ['backup', 'set', 'mini', '--path', project, '--every', '6h', '--keep-last', '3']);
     if (set.code !== 0) throw new Error(`hangar backup set failed: ${set.stderr}`);
     ui = await startWebUi(home);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(10_000);
-    page = await context.newPage();
-    await page.goto(ui.url);
-    await page.getByRole('listitem', { name: 'mini, online' }).waitFor({ timeout: 20_000 });
+    ({ browser, page } = await openUiPage(ui, 'mini'));
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ROOT,
@@ -12,15 +12,7 @@ import {
   tempDir,
   type AgentProcess,
 } from '../support/processes.js';
-import {
-  CHROMIUM,
-  CHROMIUM_ARGS,
-  SHOTS,
-  palette,
-  startWebUi,
-  waitForScreen,
-  type ServingCli,
-} from '../support/serving-cli.js';
+import { SHOTS, openUiPage, palette, startWebUi, waitForScreen, type ServingCli } from '../support/serving-cli.js';
 
 /**
  * Agent tasks from the window, all real: `hangar ui` in Debian's Chromium, its core, a host agent
@@ -59,12 +51,7 @@ describe('agent tasks in the web UI, with the Claude stand-in on a real host age
     });
     await pairWith(home, 'mini', agent);
     ui = await startWebUi(home);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(10_000);
-    page = await context.newPage();
-    await page.goto(ui.url);
-    await page.getByRole('listitem', { name: 'mini, online' }).waitFor({ timeout: 20_000 });
+    ({ browser, page } = await openUiPage(ui, 'mini'));
   });
 
   afterAll(async () => {

@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { HANGAR_BIN, ROOT } from './processes.js';
 
-export { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+
+export { CHROMIUM, CHROMIUM_ARGS };
 /** Screenshots of the UI tests, for a reviewer to look at (gitignored). */
 export const SHOTS = join(ROOT, 'test', 'e2e', 'screenshots');
 
@@ -82,6 +84,20 @@ export async function startWebUi(
 ): Promise<ServingCli & { origin: string }> {
   const ui = await startServingCli(home, ['ui'], /(http:\/\/127\.0\.0\.1:\d+\/#token=\S+)/, 'SIGTERM', env);
   return { ...ui, origin: new URL(ui.url).origin };
+}
+
+/**
+ * Debian's Chromium on `ui`'s page (1280×800, 10 s for each step), once the host list shows `host`
+ * online: what a window test starts from. The caller closes `browser`.
+ */
+export async function openUiPage(ui: ServingCli, host: string): Promise<{ browser: Browser; page: Page }> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  await page.goto(ui.url);
+  await page.getByRole('listitem', { name: `${host}, online` }).waitFor({ timeout: 20_000 });
+  return { browser, page };
 }
 
 /** Runs a command from the palette (Control+K): searches, checks the highlighted match is `option`, presses Enter. */
