@@ -93,6 +93,8 @@ export class LinkServer implements Disposable {
     exporter: Uint8Array;
     remoteAddress: string;
     source: string;
+    /** Called once the handshake let the device in (the caller lifts its pre-authentication limits). */
+    authenticated?: () => void;
   }): Promise<void> {
     const timer = setTimeout(() => {
       this.deps.log.info({ remoteAddress: link.remoteAddress }, 'handshake timed out');
@@ -104,7 +106,7 @@ export class LinkServer implements Disposable {
       remoteAddress: link.remoteAddress,
       takePairingAttempt: () => this.deps.pairBuckets.take(link.source),
       timer,
-      authenticated: () => undefined,
+      authenticated: () => link.authenticated?.(),
     });
   }
 

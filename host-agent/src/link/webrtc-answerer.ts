@@ -11,13 +11,15 @@ import {
 } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { IncomingSignal, SignalHandler } from '../relay/signals.js';
+import { DEFAULT_PENDING_LIMITS } from './pending-connections.js';
 
 /**
  * WebRTC connections that have not authenticated, at most: answered and opening their channel, or
  * open and in the signed handshake. Each holds a peer connection (its sockets, and a frame of up to
  * 1 MiB being joined), so the count lasts until the handshake is over, not only until the channel
  * opens: else a peer that opens channels and never authenticates holds as many as the relay lets
- * it signal for in a handshake's timeout.
+ * it signal for in a handshake's timeout. Until then each may send DEFAULT_PENDING_LIMITS'
+ * bytesBeforeAuth (16 KiB), as on the TCP paths, so no 1 MiB frame is joined for it.
  */
 export const MAX_PENDING_WEBRTC = 8;
 
@@ -31,6 +33,8 @@ export interface WebRtcAnswererOptions {
     exporter: Uint8Array;
     remoteAddress: string;
     source: string;
+    /** The handshake let the device in: what it sends is no longer limited here. */
+    authenticated: () => void;
   }) => Promise<void>;
   /** STUN/TURN servers (with this host's TURN credentials) as the relay handed them out; none: host candidates only. */
   iceServers?: () => RtcIceServer[];
@@ -84,11 +88,18 @@ export class WebRtcAnswerer implements SignalHandler {
           return answered.link.then((link) => {
             const path = link.path();
             log.info({ device, path: path.kind, remote: path.remote }, 'WebRTC channel open; authenticating');
+            // As on the TCP paths (PendingConnections): little may come before the handshake is
+            // over, not a frame of up to 1 MiB joined in memory for each link in the handshake.
+            const unlimit = link.limitReceived(DEFAULT_PENDING_LIMITS.bytesBeforeAuth, (bytes) => {
+              log.debug({ device, bytes }, 'dropped a WebRTC peer that sent too much before authenticating');
+              link.transport.close({ code: 'E_PROTOCOL', message: 'too much data before authentication' });
+            });
             return this.options.accept({
               transport: link.transport,
               exporter: link.exporter,
               remoteAddress: `webrtc ${path.remote}`,
               source: `webrtc:${device}`,
+              authenticated: unlimit,
             });
           });
         },

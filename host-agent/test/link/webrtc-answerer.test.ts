@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import nodeDataChannel from 'node-datachannel';
 import { pino } from 'pino';
-import { offerWebRtc, WebRtcSignal, type RtcLibrary, type WebRtcLink } from '@hangar/shared';
+import { offerWebRtc, WebRtcSignal, type CloseReason, type RtcLibrary, type WebRtcLink } from '@hangar/shared';
 import { MAX_PENDING_WEBRTC, WebRtcAnswerer } from '../../src/link/webrtc-answerer.js';
 
 /**
@@ -29,12 +29,12 @@ afterAll(async () => {
 });
 
 function answerer() {
-  const inHandshake: { transport: WebRtcLink['transport']; settle: () => void }[] = [];
+  const inHandshake: { transport: WebRtcLink['transport']; settle: () => void; authenticated: () => void }[] = [];
   const waiters: (() => void)[] = [];
   const answering = new WebRtcAnswerer({
     accept: (link) =>
       new Promise<void>((settle) => {
-        inHandshake.push({ transport: link.transport, settle });
+        inHandshake.push({ transport: link.transport, settle, authenticated: link.authenticated });
         waiters.splice(0).forEach((wake) => wake());
       }),
     logger: pino({ level: 'silent' }),
@@ -87,5 +87,47 @@ describe('WebRTC links that do not authenticate (an unpaired peer)', () => {
       link.transport.close();
       link.settle();
     }
+  }, 30_000);
+});
+
+describe('what a WebRTC peer may send before it authenticates', () => {
+  /** The agent's side of one link in the handshake, the device's link, and what each side saw. */
+  async function linked() {
+    const agent = answerer();
+    const device = await agent.dial(0);
+    if ('error' in device) throw new Error(device.error);
+    await agent.handshaking(1);
+    const atAgent = agent.inHandshake[0]!;
+    const frames: number[] = [];
+    let arrived!: () => void;
+    const frameArrived = new Promise<'a frame arrived'>((resolve) => (arrived = () => resolve('a frame arrived')));
+    atAgent.transport.onFrame((frame) => {
+      frames.push(frame.length);
+      arrived();
+    });
+    const closed = new Promise<CloseReason>((resolve) => device.transport.onClose(resolve));
+    return { device, atAgent, frames, closed, frameArrived };
+  }
+
+  it('a frame over the 16 KiB allowance closes the link, as on TCP; none is joined for it', async () => {
+    const { device, atAgent, frames, closed, frameArrived } = await linked();
+    device.transport.send(new Uint8Array(256 * 1024).fill(7));
+    expect(await Promise.race([closed, frameArrived])).toEqual({
+      code: 'E_PROTOCOL',
+      message: 'too much data before authentication',
+    });
+    expect(frames).toEqual([]);
+    atAgent.settle();
+  }, 30_000);
+
+  it('once the handshake let the device in, frames of any size up to the link limit pass', async () => {
+    const { device, atAgent, frames } = await linked();
+    device.transport.send(new Uint8Array(1024).fill(1)); // a handshake message's size
+    atAgent.authenticated();
+    device.transport.send(new Uint8Array(256 * 1024).fill(7));
+    while (frames.length < 2 && !device.transport.closed) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(frames).toEqual([1024, 256 * 1024]);
+    expect(atAgent.transport.closed).toBe(false);
+    atAgent.settle();
   }, 30_000);
 });

@@ -164,6 +164,12 @@ export interface DataChannelTransport extends FrameTransport {
     /** Bytes this side keeps in flight at most now (while pacing). */
     readonly cap: number;
   };
+  /**
+   * Calls `onOver` once when the peer has sent more than `bytes` (every message counted as it
+   * arrives, before any frame is joined) from now until the returned function is called: the link
+   * server's allowance for a peer that has not authenticated, as its TCP paths count socket bytes.
+   */
+  limitReceived(bytes: number, onOver: (received: number) => void): () => void;
 }
 
 /** The stream a data, ack or close frame belongs to; undefined for the rest (control, ping, pong). */
@@ -443,8 +449,22 @@ export function wrapDataChannel(
     if (!deliverFrame(emitters, frame)) fail(TOO_MANY_UNCLAIMED);
   };
 
+  /** The pre-authentication allowance while it applies; once over, nothing more is read. */
+  let limit: { bytes: number; seen: number; onOver: (received: number) => void } | undefined;
+  let overLimit = false;
+
   channel.onMessage((message) => {
-    if (closed) return;
+    if (closed || overLimit) return;
+    if (limit !== undefined) {
+      limit.seen += typeof message === 'string' ? new TextEncoder().encode(message).length : message.byteLength;
+      if (limit.seen > limit.bytes) {
+        overLimit = true;
+        const { onOver, seen } = limit;
+        limit = undefined;
+        onOver(seen);
+        return;
+      }
+    }
     if (typeof message === 'string') {
       // The peer's reason, sent just before it closed the channel.
       try {
@@ -612,6 +632,13 @@ export function wrapDataChannel(
       get cap() {
         return cap;
       },
+    },
+    limitReceived(bytes, onOver) {
+      const own = { bytes, seen: 0, onOver };
+      limit = own;
+      return () => {
+        if (limit === own) limit = undefined;
+      };
     },
   };
   transport.moreFeatures = [transport.paced];

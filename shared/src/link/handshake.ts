@@ -196,11 +196,22 @@ export function decodeLinkMessage(bytes: Uint8Array): LinkMessage {
 }
 
 /**
+ * Frames a handshake reader keeps before they are asked for, at most (and their bytes). A peer
+ * sends one message and waits for the answer (two in all, each side), so more waiting means a peer
+ * that floods: the handshake is refused rather than each frame kept (up to 1 MiB each where the
+ * transport allows it before authentication).
+ */
+export const HANDSHAKE_QUEUE_FRAMES = 4;
+export const HANDSHAKE_QUEUE_BYTES = 64 * 1024;
+
+/**
  * Pulls handshake messages off a transport one at a time. A close before the next message
- * rejects with `closedError()`; a malformed message rejects with E_PROTOCOL.
+ * rejects with `closedError()`; a malformed message, or more waiting than the handshake has
+ * (HANDSHAKE_QUEUE_FRAMES, HANDSHAKE_QUEUE_BYTES), rejects with E_PROTOCOL.
  */
 export function handshakeReader(transport: FrameTransport, closedError: (reason: CloseReason) => HangarError) {
   const queue: Uint8Array[] = [];
+  let queuedBytes = 0;
   let waiter: { resolve: (m: LinkMessage) => void; reject: (e: HangarError) => void } | undefined;
   let closedWith: HangarError | undefined;
   const deliver = () => {
@@ -208,6 +219,7 @@ export function handshakeReader(transport: FrameTransport, closedError: (reason:
     const { resolve, reject } = waiter;
     const bytes = queue.shift();
     if (bytes !== undefined) {
+      queuedBytes -= bytes.length;
       waiter = undefined;
       try {
         resolve(decodeLinkMessage(bytes));
@@ -220,11 +232,24 @@ export function handshakeReader(transport: FrameTransport, closedError: (reason:
     }
   };
   const frames = transport.onFrame((bytes) => {
+    if (closedWith !== undefined) return;
+    if (queue.length >= HANDSHAKE_QUEUE_FRAMES || queuedBytes + bytes.length > HANDSHAKE_QUEUE_BYTES) {
+      // Keep none of it: the next read fails, and the handshake is refused.
+      queue.length = 0;
+      queuedBytes = 0;
+      closedWith = new HangarError(
+        'E_PROTOCOL',
+        `the peer sent more than the handshake has room for (${HANDSHAKE_QUEUE_FRAMES} messages, ${HANDSHAKE_QUEUE_BYTES} bytes) before an answer`,
+      );
+      deliver();
+      return;
+    }
     queue.push(bytes);
+    queuedBytes += bytes.length;
     deliver();
   });
   const closes = transport.onClose((reason) => {
-    closedWith = closedError(reason);
+    closedWith ??= closedError(reason);
     deliver();
   });
   return {

@@ -1,7 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { HangarError } from '../errors.js';
 import { LINK_PROTOCOL_LABEL, fingerprintToBytes, lvConcat, toHex } from './handshake.js';
-import { wrapDataChannel, type DataChannelLike } from './datachannel-transport.js';
+import { wrapDataChannel, type DataChannelLike, type DataChannelTransport } from './datachannel-transport.js';
 import type { FrameTransport } from './transport.js';
 
 /**
@@ -85,6 +85,8 @@ export interface WebRtcLink {
    */
   exporter: Uint8Array;
   path(): WebRtcPath;
+  /** The transport's limitReceived (datachannel-transport.ts): the agent's pre-authentication allowance. */
+  limitReceived: DataChannelTransport['limitReceived'];
 }
 
 export const WEBRTC_CHANNEL_LABEL = 'hangar-link';
@@ -364,7 +366,7 @@ function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint
       transport.close({ code: 'E_HOST_UNREACHABLE', message: `the WebRTC connection ${state}` });
     }
   });
-  return { transport, exporter, path: () => pathOf(pc, relays) };
+  return { transport, exporter, path: () => pathOf(pc, relays), limitReceived: transport.limitReceived };
 }
 
 export interface WebRtcOffer {

@@ -16,6 +16,12 @@ export const MAX_MACOS_VMS = 2;
 export const SHARE_NAME = 'hangar';
 /** How long a VM's `tart run` may take to exit once `tart stop` returned (or we killed it). */
 const RUN_EXIT_MS = 30_000;
+/**
+ * After a teardown gave up on a VM that would not go off: how often, and how long, `tart list` is
+ * asked again whether an adopted VM is off (ours is watched through its `tart run`'s exit instead).
+ */
+const RECHECK_MS = 5_000;
+const RECHECK_FOR_MS = 60 * 60_000;
 
 /** How jobs reach the guest (cli, image, guest access, ssh, probe timeouts, logger) and the pool's own settings. */
 export interface TartPoolOptions extends GuestAccessOptions {
@@ -28,6 +34,8 @@ export interface TartPoolOptions extends GuestAccessOptions {
   /** Seconds `tart stop` waits before it SIGKILLs a VM we are done with. */
   stopTimeoutS?: number;
   vmSettings?: { cpu?: number; memoryMb?: number };
+  /** How long a VM's `tart run` may take to exit after `tart stop` (default 30 s; tests shorten it). */
+  runExitMs?: number;
 }
 
 type SlotState = 'empty' | 'warming' | 'warm' | 'busy' | 'draining';
@@ -291,9 +299,20 @@ export class TartPool {
     const name = slot.vm;
     slot.state = 'draining';
     if (name) {
-      await this.stopAndWait(name, slot.run);
+      try {
+        await this.stopAndWait(name, slot.run);
+      } catch (error) {
+        // The error tells the user how to end the VM: once they have, the slot comes back.
+        this.recoverWhenOff(slot, name, slot.run);
+        throw error;
+      }
       await this.cli.delete(name);
     }
+    this.emptied(slot);
+  }
+
+  /** The slot's VM is off and deleted: the slot is free. */
+  private emptied(slot: Slot): void {
     slot.vm = undefined;
     slot.run = undefined;
     slot.guest = undefined;
@@ -301,6 +320,47 @@ export class TartPool {
     this.clearJobDirs(slot.index);
     slot.state = 'empty';
     this.notify();
+  }
+
+  /**
+   * A slot left draining by a VM that did not go off (its `tart run` outlived `tart stop` and the
+   * wait): once the VM is off after all (the user killed its `tart run`, as the error said), it is
+   * deleted and the slot is free again, without an agent restart. Ours is watched through its
+   * `tart run`'s exit; an adopted one through `tart list`, every RECHECK_MS for RECHECK_FOR_MS.
+   */
+  private recoverWhenOff(slot: Slot, name: string, run: TartRunProcess | undefined): void {
+    const stillOurs = () => !this.disposed && slot.state === 'draining' && slot.vm === name;
+    const recover = async () => {
+      if (!stillOurs()) return;
+      try {
+        await this.cli.delete(name);
+      } catch (error) {
+        this.options.logger?.error({ err: error, vm: name }, 'deleting a tart VM that went off late failed');
+        return;
+      }
+      if (!stillOurs()) return;
+      this.options.logger?.info(
+        { vm: name, slot: slot.index },
+        'a tart VM that would not stop is off: slot free again',
+      );
+      this.emptied(slot);
+      this.fill();
+    };
+    if (run) {
+      void run.exited.then(recover, recover);
+      return;
+    }
+    const deadline = Date.now() + RECHECK_FOR_MS;
+    const check = async () => {
+      if (!stillOurs()) return;
+      const vm = await this.cli.list().then(
+        (vms) => vms.find((entry) => entry.Name === name),
+        () => ({ Running: true }),
+      );
+      if (!vm?.Running) return recover();
+      if (Date.now() < deadline) setTimeout(() => void check(), RECHECK_MS).unref();
+    };
+    setTimeout(() => void check(), RECHECK_MS).unref();
   }
 
   private async waitRunning(name: string): Promise<void> {
@@ -318,13 +378,14 @@ export class TartPool {
         () => true,
       );
       let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), RUN_EXIT_MS)));
+      const runExitMs = this.options.runExitMs ?? RUN_EXIT_MS;
+      const bound = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), runExitMs)));
       const off = await Promise.race([exited, bound]);
       clearTimeout(timer);
       if (off) return;
       throw new HangarError(
         'E_TIMEOUT',
-        `tart VM ${name} (tart run, pid ${run.pid}) still runs ${RUN_EXIT_MS / 1000} s after \`tart stop\`; end it with: kill -9 ${run.pid}`,
+        `tart VM ${name} (tart run, pid ${run.pid}) still runs ${runExitMs / 1000} s after \`tart stop\`; end it with: kill -9 ${run.pid}`,
       );
     }
     // An adopted VM's `tart run` is not our child: watch `tart list` instead.

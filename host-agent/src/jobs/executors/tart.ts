@@ -40,6 +40,8 @@ export interface TartExecutorOptions {
   bootTimeoutS?: number;
   readyTimeoutS?: number;
   stopTimeoutS?: number;
+  /** How long a VM's `tart run` may take to exit after `tart stop` (default 30 s; tests shorten it). */
+  runExitMs?: number;
   /**
    * How jobs reach the guest. 'exec': `tart exec` through the Tart guest agent (Cirrus Labs'
    * images ship it; no network or keys needed). 'ssh': the system ssh client to `tart ip`'s address.
@@ -96,6 +98,7 @@ export class TartExecutor implements Executor {
       ...(options.bootTimeoutS === undefined ? {} : { bootTimeoutS: options.bootTimeoutS }),
       ...(options.readyTimeoutS === undefined ? {} : { readyTimeoutS: options.readyTimeoutS }),
       ...(options.stopTimeoutS === undefined ? {} : { stopTimeoutS: options.stopTimeoutS }),
+      ...(options.runExitMs === undefined ? {} : { runExitMs: options.runExitMs }),
       ...(options.vmSettings === undefined ? {} : { vmSettings: options.vmSettings }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
       ...(options.execProbeTimeoutMs === undefined ? {} : { execProbeTimeoutMs: options.execProbeTimeoutMs }),

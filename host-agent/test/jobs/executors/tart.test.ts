@@ -344,6 +344,45 @@ describe('a tart job and the host folder it shares with its VM', () => {
     expect(tart.callsFor(vm).find((argv) => argv[0] === 'stop')).toEqual(['stop', vm, '--timeout', '0']);
   }, 25_000);
 
+  it('a VM whose `tart run` outlives `tart stop`: the job fails saying what to kill; once killed, the slot is free again', async () => {
+    const tart = standin();
+    // Both stops (the job's, then the pool's teardown) return without the VM going off.
+    writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopLeavesRun: 2 }));
+    renameSync(`${tart.statePath}.new`, tart.statePath);
+    const tartExecutor = executor(tart.dataDir, 0, { runExitMs: 500 });
+    await tartExecutor.initialize();
+    const job = request(tart.dir, 'exit 0');
+    const execution = await tartExecutor.start(job.req);
+    const error = (await execution.done.then(
+      () => new Error('the job should have failed'),
+      (failure: unknown) => failure,
+    )) as Error;
+    const vm = job.checkpoint()['vm'] as string;
+    expect(error.message).toMatch(
+      new RegExp(`tart VM ${vm} \\(tart run, pid \\d+\\) still runs .*; end it with: kill -9 \\d+`),
+    );
+    expect(tartExecutor.pool.runningVms()).toEqual([vm]);
+    // The user does as told; the slot's VM is deleted and the slot emptied, with no restart.
+    const pid = Number(/kill -9 (\d+)/.exec(error.message)![1]);
+    expect(tart.read().vms[vm]?.runPid).toBe(pid);
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 400 && tartExecutor.pool.runningVms().length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(tartExecutor.pool.runningVms()).toEqual([]);
+    expect(tart.read().vms[vm]).toBeUndefined();
+    // Both slots serve jobs again.
+    const [a, b] = [request(tart.dir, 'exit 4'), request(tart.dir, 'exit 5')];
+    const results = await Promise.all([a, b].map(async (next) => (await tartExecutor.start(next.req)).done));
+    expect(results).toEqual([
+      { exitCode: 4, signal: null },
+      { exitCode: 5, signal: null },
+    ]);
+    expect(new Set([a, b].map((next) => Number(/^hangar-(\d)-/.exec(next.checkpoint()['vm'] as string)![1])))).toEqual(
+      new Set([0, 1]),
+    );
+  }, 30_000);
+
   it('a VM that does not stop: the host takes and removes nothing from the share while the guest still runs', async () => {
     const tart = standin();
     const outside = mkdtempSync(join(tmpdir(), 'hangar-outside-'));
