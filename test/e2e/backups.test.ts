@@ -415,6 +415,38 @@ describe('one restic run at a time', () => {
   }, 120_000);
 });
 
+describe('an agent that stops during a backup', () => {
+  let agent: AgentProcess | undefined;
+  let parent: string;
+  afterAll(async () => endAgent(agent, parent));
+
+  // A restic that, on SIGINT, takes a while to end (as the real one does, writing and removing its
+  // lock): the agent must not be gone before it is, or a new agent finds the repository locked.
+  it('ends only once restic has ended', async () => {
+    parent = tempDir('stop-during');
+    const started = join(parent, 'started');
+    const ended = join(parent, 'ended');
+    writeFileSync(
+      join(parent, 'restic'),
+      `#!/bin/sh\nif [ "$1" = backup ]; then trap 'sleep 1; touch ${ended}; exit 130' INT; touch ${started}; while :; do sleep 0.1; done; fi\nexec /usr/bin/restic "$@"\n`,
+      { mode: 0o755 },
+    );
+    const home = join(parent, 'home');
+    agent = await startAgentProcess(join(parent, 'agent-data'), { extraArgs: ['--restic', join(parent, 'restic')] });
+    await pairWith(home, 'box', agent);
+    expect((await run(home, ['backup', 'set', 'box', '--path', project()])).code).toBe(0);
+    const core = await HangarCore.open({ home });
+    try {
+      expect((await core.connection('box').call('backup.now', {})).state).toBe('running');
+    } finally {
+      await core.dispose();
+    }
+    await until(async () => existsSync(started) || undefined, 'restic to run');
+    await agent.stop('SIGTERM');
+    expect(existsSync(ended)).toBe(true);
+  }, 120_000);
+});
+
 describe("a directory that holds the agent's data directory", () => {
   let agent: AgentProcess | undefined;
   let parent: string;
