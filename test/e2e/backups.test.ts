@@ -167,6 +167,30 @@ describe('backups on demand', () => {
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
   }, 120_000);
 
+  // --include takes a restic pattern: a name with `[`, `*` or `?` matched nothing (0 files, "ok").
+  it('restores an --include whose name is a restic pattern, and says so when one is not in the snapshot', async () => {
+    const dir = project();
+    writeFileSync(join(dir, 'a[1]*?.txt'), 'odd name\n');
+    writeFileSync(join(dir, 'a1x.txt'), 'not me\n');
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+
+    const to = restoreTarget();
+    const odd = join(dir, 'a[1]*?.txt');
+    const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to, '--include', odd]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(readdirSync(join(to, dir))).toEqual(['a[1]*?.txt']);
+    expect(readFileSync(join(to, odd), 'utf8')).toBe('odd name\n');
+
+    const elsewhere = restoreTarget();
+    const missing = join(dir, 'not-there');
+    const none = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', elsewhere, '--include', missing]);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain(`nothing restored: ${missing} is not in snapshot latest`);
+    expect(existsSync(elsewhere)).toBe(false);
+    expect(readdirSync(join(elsewhere, '..'))).toEqual([]);
+  }, 120_000);
+
   // Another user's empty directory (say one made in /tmp before you named it) is theirs to read and
   // to fill with symbolic links while restic writes: the restore refuses it.
   it.runIf(process.getuid?.() === 0)(

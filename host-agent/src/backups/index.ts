@@ -352,11 +352,24 @@ export class BackupService implements Disposable {
   ): Promise<RunEnd> {
     try {
       const restic = await this.restic();
-      const include = (params.include ?? []).flatMap((path) => ['--include', expandHome(path)]);
+      // --include is a restic pattern: the path is escaped so that `[`, `*` or `?` in it match only themselves.
+      const included = (params.include ?? []).map((path) => ({ path, real: expandHome(path) }));
+      const include = included.flatMap(({ real }) => ['--include', literalPattern(real)]);
       const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to.staging, ...include]);
       onKill(restic$.kill);
       const result = await restic$.done;
       if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
+      // restic restores nothing for an --include that is not in the snapshot, and says ok.
+      const missing: { path: string }[] = [];
+      for (const one of included) {
+        if (!(await lstat(join(to.staging, one.real)).catch(() => undefined))) missing.push(one);
+      }
+      if (missing.length > 0) {
+        throw new HangarError(
+          'E_NOT_FOUND',
+          `nothing restored: ${missing.map(({ path }) => path).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in snapshot ${params.snapshot}: name a file or directory under the paths it holds (hangar backup ls <host> lists each snapshot's paths)`,
+        );
+      }
     } catch (error) {
       // What a failed (or stopped) restore wrote is in the agent's own staging directory: removed.
       await rm(to.staging, { recursive: true, force: true });
