@@ -179,6 +179,7 @@ describe('backups on demand', () => {
     const odd = join(dir, 'a[1]*?.txt');
     const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to, '--include', odd]);
     expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/: 1 file, /);
     expect(readdirSync(join(to, dir))).toEqual(['a[1]*?.txt']);
     expect(readFileSync(join(to, odd), 'utf8')).toBe('odd name\n');
 
@@ -245,6 +246,17 @@ describe('backups on demand', () => {
     expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
     expect(wrong.stderr).toContain(`Put that repository's key in ${password} on the host`);
   }, 120_000);
+
+  // "backing up …" / "restoring …" say the host took the run on: not printed before a refusal.
+  it('says nothing of backing up or restoring when the host refuses', async () => {
+    const unknown = await run(box.home, ['backup', 'now', 'nosuchhost']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).not.toContain('backing up');
+    const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(box.dataDir, 'x')]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/in the agent's own data directory/);
+    expect(refused.stderr).not.toContain('restoring');
+  }, 60_000);
 
   it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
     const none = await run(box.home, ['backup', 'now', 'box']);

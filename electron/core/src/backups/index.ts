@@ -22,6 +22,8 @@ export interface RunToEndOptions {
   host: string;
   pollMs?: number;
   quietMs?: number;
+  /** The host accepted: the run is running (not called for one that ended at once). */
+  onStarted?: (run: BackupRun) => void;
 }
 
 /**
@@ -60,6 +62,7 @@ export async function runToEnd(
   try {
     const run = await start();
     if (run.state !== 'running') return run;
+    options.onStarted?.(run);
     return await new Promise<BackupRun>((resolve, reject) => {
       const known = ended.get(run.id);
       if (known) return resolve(known);
