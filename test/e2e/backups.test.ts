@@ -167,6 +167,31 @@ describe('backups on demand', () => {
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
   }, 120_000);
 
+  // --include takes a restic pattern: a name with `[`, `*` or `?` matched nothing (0 files, "ok").
+  it('restores an --include whose name is a restic pattern, and says so when one is not in the snapshot', async () => {
+    const dir = project();
+    writeFileSync(join(dir, 'a[1]*?.txt'), 'odd name\n');
+    writeFileSync(join(dir, 'a1x.txt'), 'not me\n');
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+
+    const to = restoreTarget();
+    const odd = join(dir, 'a[1]*?.txt');
+    const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to, '--include', odd]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/: 1 file, /);
+    expect(readdirSync(join(to, dir))).toEqual(['a[1]*?.txt']);
+    expect(readFileSync(join(to, odd), 'utf8')).toBe('odd name\n');
+
+    const elsewhere = restoreTarget();
+    const missing = join(dir, 'not-there');
+    const none = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', elsewhere, '--include', missing]);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain(`nothing restored: ${missing} is not in snapshot latest`);
+    expect(existsSync(elsewhere)).toBe(false);
+    expect(readdirSync(join(elsewhere, '..'))).toEqual([]);
+  }, 120_000);
+
   // Another user's empty directory (say one made in /tmp before you named it) is theirs to read and
   // to fill with symbolic links while restic writes: the restore refuses it.
   it.runIf(process.getuid?.() === 0)(
@@ -221,6 +246,17 @@ describe('backups on demand', () => {
     expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
     expect(wrong.stderr).toContain(`Put that repository's key in ${password} on the host`);
   }, 120_000);
+
+  // "backing up …" / "restoring …" say the host took the run on: not printed before a refusal.
+  it('says nothing of backing up or restoring when the host refuses', async () => {
+    const unknown = await run(box.home, ['backup', 'now', 'nosuchhost']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).not.toContain('backing up');
+    const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(box.dataDir, 'x')]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/in the agent's own data directory/);
+    expect(refused.stderr).not.toContain('restoring');
+  }, 60_000);
 
   it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
     const none = await run(box.home, ['backup', 'now', 'box']);
@@ -412,6 +448,38 @@ describe('one restic run at a time', () => {
       };
       return status.running === null && status.last?.state === 'ok' ? true : undefined;
     }, 'the backup to end');
+  }, 120_000);
+});
+
+describe('an agent that stops during a backup', () => {
+  let agent: AgentProcess | undefined;
+  let parent: string;
+  afterAll(async () => endAgent(agent, parent));
+
+  // A restic that, on SIGINT, takes a while to end (as the real one does, writing and removing its
+  // lock): the agent must not be gone before it is, or a new agent finds the repository locked.
+  it('ends only once restic has ended', async () => {
+    parent = tempDir('stop-during');
+    const started = join(parent, 'started');
+    const ended = join(parent, 'ended');
+    writeFileSync(
+      join(parent, 'restic'),
+      `#!/bin/sh\nif [ "$1" = backup ]; then trap 'sleep 1; touch ${ended}; exit 130' INT; touch ${started}; while :; do sleep 0.1; done; fi\nexec /usr/bin/restic "$@"\n`,
+      { mode: 0o755 },
+    );
+    const home = join(parent, 'home');
+    agent = await startAgentProcess(join(parent, 'agent-data'), { extraArgs: ['--restic', join(parent, 'restic')] });
+    await pairWith(home, 'box', agent);
+    expect((await run(home, ['backup', 'set', 'box', '--path', project()])).code).toBe(0);
+    const core = await HangarCore.open({ home });
+    try {
+      expect((await core.connection('box').call('backup.now', {})).state).toBe('running');
+    } finally {
+      await core.dispose();
+    }
+    await until(async () => existsSync(started) || undefined, 'restic to run');
+    await agent.stop('SIGTERM');
+    expect(existsSync(ended)).toBe(true);
   }, 120_000);
 });
 

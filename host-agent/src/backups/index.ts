@@ -95,7 +95,7 @@ const SnapshotsJson = z.array(
  */
 export class BackupService implements Disposable {
   private readonly store: BackupStore;
-  private current: { run: BackupRun; kill: () => void } | undefined;
+  private current: { run: BackupRun; kill: () => Promise<void> } | undefined;
   private readonly timer: NodeJS.Timeout;
   private disposed = false;
   private readonly secondMs: number;
@@ -192,15 +192,17 @@ export class BackupService implements Disposable {
     return run;
   }
 
-  dispose(): void {
+  async dispose(): Promise<void> {
     this.disposed = true;
     clearInterval(this.timer);
     if (this.current) {
       // restic stops on SIGINT and removes its lock; the run is recorded as interrupted now, while
-      // the database is still open.
-      this.current.kill();
+      // the database is still open. The agent ends only once restic has (SIGKILL after
+      // RESTIC_STOP_MS): a restic still writing would hold the lock when a new agent starts.
+      const { kill } = this.current;
       this.store.endInterrupted(Date.now());
       this.current = undefined;
+      await kill();
     }
   }
 
@@ -220,13 +222,16 @@ export class BackupService implements Disposable {
       id: `b-${randomBytes(8).toString('hex')}`,
       started_at: Date.now(),
     });
-    this.current = { run: started, kill: () => undefined };
+    this.current = { run: started, kill: async () => undefined };
     this.options.logger.info({ run: started.id, kind: run.kind, trigger: run.trigger }, 'backup run started');
     this.options.publish('backup.updated', { run: started });
     return started;
   }
 
-  private async finish(run: BackupRun, work: (onKill: (kill: () => void) => void) => Promise<RunEnd>): Promise<void> {
+  private async finish(
+    run: BackupRun,
+    work: (onKill: (kill: () => Promise<void>) => void) => Promise<RunEnd>,
+  ): Promise<void> {
     let end: RunEnd;
     try {
       end = await work((kill) => {
@@ -245,7 +250,11 @@ export class BackupService implements Disposable {
     this.options.publish('backup.updated', { run: ended });
   }
 
-  private async backup(run: BackupRun, settings: BackupSettings, onKill: (kill: () => void) => void): Promise<RunEnd> {
+  private async backup(
+    run: BackupRun,
+    settings: BackupSettings,
+    onKill: (kill: () => Promise<void>) => void,
+  ): Promise<RunEnd> {
     const paths: string[] = [];
     for (const path of settings.paths) paths.push(await checkBackupPath(path, this.options.dataDir));
     const restic = await this.restic(settings);
@@ -303,7 +312,9 @@ export class BackupService implements Disposable {
         `some files could not be read and are not in the snapshot (${unreadable.join(', ')}): the agent's user must be able to read them`,
       );
     }
-    const prune = await this.applyKeep(restic, settings).catch((error: unknown) => toHangarError(error).message);
+    const prune = await this.applyKeep(restic, settings, onKill).catch(
+      (error: unknown) => toHangarError(error).message,
+    );
     if (prune) notes.push(`the snapshot was made, but the keep policy was not applied: ${prune}`);
     if (notes.length > 0) end.message = notes.join('; ');
     this.options.publish('backup.progress', {
@@ -318,11 +329,18 @@ export class BackupService implements Disposable {
   }
 
   /** restic forget --prune with the --keep-* options set: nothing without any (every snapshot stays). */
-  private async applyKeep(restic: ResticOptions, settings: BackupSettings): Promise<void> {
+  private async applyKeep(
+    restic: ResticOptions,
+    settings: BackupSettings,
+    onKill: (kill: () => Promise<void>) => void,
+  ): Promise<void> {
     const keep = Object.entries(settings.keep).filter((entry): entry is [string, number] => entry[1] !== undefined);
     if (keep.length === 0) return;
     const args = ['forget', '--prune', '--json', ...keep.flatMap(([kind, n]) => [`--keep-${kind}`, String(n)])];
-    const result = await runRestic(restic, args).done;
+    // forget --prune holds the repository's exclusive lock: stopped (and waited for) as a backup is.
+    const restic$ = runRestic(restic, args);
+    onKill(restic$.kill);
+    const result = await restic$.done;
     if (result.code !== 0)
       throw resticFailure('restic forget --prune failed', result, restic.repository, this.options.dataDir);
   }
@@ -330,15 +348,28 @@ export class BackupService implements Disposable {
   private async restoreInto(
     to: RestoreTarget,
     params: RestoreParams,
-    onKill: (kill: () => void) => void,
+    onKill: (kill: () => Promise<void>) => void,
   ): Promise<RunEnd> {
     try {
       const restic = await this.restic();
-      const include = (params.include ?? []).flatMap((path) => ['--include', expandHome(path)]);
+      // --include is a restic pattern: the path is escaped so that `[`, `*` or `?` in it match only themselves.
+      const included = (params.include ?? []).map((path) => ({ path, real: expandHome(path) }));
+      const include = included.flatMap(({ real }) => ['--include', literalPattern(real)]);
       const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to.staging, ...include]);
       onKill(restic$.kill);
       const result = await restic$.done;
       if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
+      // restic restores nothing for an --include that is not in the snapshot, and says ok.
+      const missing: { path: string }[] = [];
+      for (const one of included) {
+        if (!(await lstat(join(to.staging, one.real)).catch(() => undefined))) missing.push(one);
+      }
+      if (missing.length > 0) {
+        throw new HangarError(
+          'E_NOT_FOUND',
+          `nothing restored: ${missing.map(({ path }) => path).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in snapshot ${params.snapshot}: name a file or directory under the paths it holds (hangar backup ls <host> lists each snapshot's paths)`,
+        );
+      }
     } catch (error) {
       // What a failed (or stopped) restore wrote is in the agent's own staging directory: removed.
       await rm(to.staging, { recursive: true, force: true });

@@ -22,6 +22,9 @@ export interface ResticResult {
   stderr: string;
 }
 
+/** How long a stopped restic has to end (remove its lock, finish writing) before it is killed. */
+export const RESTIC_STOP_MS = 10_000;
+
 /** stderr kept for the error message: restic's last lines are what went wrong. */
 const MAX_STDERR_CHARS = 16 * 1024;
 
@@ -31,12 +34,15 @@ const MAX_STDERR_CHARS = 16 * 1024;
  * agent's own environment is dropped so that the file is the one key. Credentials of a remote
  * repository (AWS_*, RESTIC_REST_*, ssh's config) come from the agent's environment as they are.
  * `onLine`: each line of stdout as it comes (restic's --json messages).
+ * `kill`: SIGINT (restic stops and removes its lock), then SIGKILL if it has not ended within
+ * `stopMs`; resolves once restic has exited, so that nothing still writes the repository after.
  */
 export function runRestic(
   options: ResticOptions,
   args: readonly string[],
   onLine?: (line: string) => void,
-): { done: Promise<ResticResult>; kill: () => void } {
+  stopMs = RESTIC_STOP_MS,
+): { done: Promise<ResticResult>; kill: () => Promise<void> } {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     RESTIC_REPOSITORY: options.repository,
@@ -66,7 +72,19 @@ export function runRestic(
     // 'close', not 'exit': every line of stdout has been read by then.
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
   });
-  return { done, kill: () => child.kill('SIGINT') };
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  const kill = async (): Promise<void> => {
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), stopMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { done, kill };
 }
 
 /** `restic version`'s number, or null when restic is not there. */

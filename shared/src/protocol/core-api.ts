@@ -399,6 +399,8 @@ export const CORE_EVENTS = {
   'task.updated': z.object({ task: TaskInfo }),
   /** A backup the calling connection waits for (backups.now) has got this far. */
   'backup.progress': BackupProgress.extend({ host: HostName }),
+  /** The host accepted the backup or restore the calling connection waits for: it runs now. */
+  'backup.started': z.object({ host: HostName, run: BackupRun }),
   ...ACCOUNT_EVENTS,
 } as const;
 export type CoreEvent = keyof typeof CORE_EVENTS;

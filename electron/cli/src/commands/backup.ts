@@ -162,9 +162,15 @@ async function withProgress<T>(
   view: BackupProgressView,
   call: () => Promise<T>,
 ): Promise<T> {
-  const subscription = api.on('backup.progress', (p) => {
-    if (p.host === host) view.update(p);
-  });
+  // The label is printed once the host accepted (backup.started), not before a refusal.
+  const subscriptions = [
+    api.on('backup.started', (started) => {
+      if (started.host === host) view.start();
+    }),
+    api.on('backup.progress', (p) => {
+      if (p.host === host) view.update(p);
+    }),
+  ];
   // Ctrl-C ends the watching only: the run is the agent's and goes on; say so, and where to see it.
   const onSignal = (): void => {
     view.stop();
@@ -178,7 +184,7 @@ async function withProgress<T>(
     return await call();
   } finally {
     process.off('SIGINT', onSignal);
-    void subscription.dispose();
+    for (const subscription of subscriptions) void subscription.dispose();
     view.stop();
   }
 }
@@ -186,19 +192,25 @@ async function withProgress<T>(
 /** One line rewritten in place on a terminal; on a pipe, a line at each quarter. */
 class BackupProgressView {
   private shown = false;
+  private started = false;
   private quarter = 0;
 
   constructor(
     private readonly label: string,
     private readonly stream: NodeJS.WriteStream = process.stderr,
-  ) {
-    stream.write(`${label}…\n`);
+  ) {}
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.stream.write(`${this.label}…\n`);
   }
 
   update(p: CoreEventData<'backup.progress'>): void {
+    this.start();
     const line =
       `${this.label}: ${Math.floor(p.percent * 100)}% ${formatBytes(p.bytes_done)} / ${formatBytes(p.total_bytes)}, ` +
-      `${p.files_done} / ${p.total_files} files`;
+      `${p.files_done} / ${plural(p.total_files, 'file')}`;
     if (this.stream.isTTY) {
       this.stream.write(`\r\x1b[2K${line}`);
       this.shown = true;
@@ -221,10 +233,10 @@ function describeRun(run: BackupRun): string {
   const took = run.finished_at !== null ? ` in ${formatDuration(run.finished_at - run.started_at)}` : '';
   const note = run.message ? `\nnote: ${run.message}` : '';
   if (run.kind === 'restore') {
-    return `restored ${run.snapshot} into ${run.to}: ${run.files ?? 0} files, ${formatBytes(run.bytes ?? 0)}${took}${note}`;
+    return `restored ${run.snapshot} into ${run.to}: ${plural(run.files ?? 0, 'file')}, ${formatBytes(run.bytes ?? 0)}${took}${note}`;
   }
   return (
-    `snapshot ${run.snapshot}: ${run.files ?? 0} files, ${formatBytes(run.bytes ?? 0)}, ` +
+    `snapshot ${run.snapshot}: ${plural(run.files ?? 0, 'file')}, ${formatBytes(run.bytes ?? 0)}, ` +
     `${formatBytes(run.added_bytes ?? 0)} added to the repository${took}${note}`
   );
 }
@@ -284,4 +296,9 @@ function parseCount(text: string, flag: string): number {
   if (!/^\d+$/.test(text))
     throw new HangarError('E_BAD_REQUEST', `${flag} ${text}: expected a whole number of snapshots`);
   return Number(text);
+}
+
+/** "1 file", "2 files", "0 files". */
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -24,6 +24,7 @@ export const backupHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, ApiC
       connection,
       () => connection.call('backup.now', {}),
       (progress) => publish('backup.progress', { ...progress, host: params.host }),
+      { host: params.host, onStarted: (run) => publish('backup.started', { host: params.host, run }) },
     );
     return { result: { run } };
   },
@@ -39,6 +40,7 @@ export const backupHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, ApiC
       connection,
       () => connection.call('backup.restore', restore),
       (progress) => publish('backup.progress', { ...progress, host }),
+      { host, onStarted: (run) => publish('backup.started', { host, run }) },
     );
     return { result: { run } };
   },
