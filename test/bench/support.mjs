@@ -272,6 +272,28 @@ export async function runCleanups(cleanups) {
 }
 
 /**
+ * Exits (status 2) saying what to install when a program a bench runs is not on PATH, rather than
+ * failing later with spawn's ENOENT. `programs`: name → Debian package.
+ */
+export function requirePrograms(programs) {
+  const missing = Object.entries(programs).filter(([name]) => {
+    try {
+      execFileSync('which', [name], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return;
+  const names = missing.map(([name]) => name).join(', ');
+  const packages = [...new Set(missing.map(([, pkg]) => pkg))].join(' ');
+  console.error(
+    `this bench needs ${names}: install with apt-get install ${packages} (or your system's package manager)`,
+  );
+  process.exit(2);
+}
+
+/**
  * A throwaway sshd on 127.0.0.1 with its own host and user keys in `dir`, used by the
  * terminal, previews (`ssh -L`) and jobs benches. Returns the ssh command line for a terminal
  * (`command`, without the remote command), `ssh(options, remote)` for any other, sshd's pid and a

@@ -32,6 +32,7 @@ import {
   HANGAR,
   loadAverage,
   percentile,
+  requirePrograms,
   rssKiB,
   runCleanups,
   sleep,
@@ -52,6 +53,7 @@ const ASSET_BYTES = 4096;
 const only = process.env.BENCH_ONLY?.split(',');
 const wanted = (name) => only === undefined || only.includes(name);
 
+requirePrograms({ nginx: 'nginx', ...(wanted('wrk') ? { wrk: 'wrk' } : {}) });
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-previews-')));
 const home = join(dir, 'home');
 const env = { ...process.env, HANGAR_HOME: home };
