@@ -87,9 +87,7 @@ export function registerBackup(program: Command): void {
       withApi(async (api) => {
         const progress = new BackupProgressView(`backing up ${host}`);
         const { run } = await withProgress(api, host, progress, () => api.call('backups.now', { host }));
-        failedRun(run);
-        if (options.json) printJson(run);
-        else process.stdout.write(`${describeRun(run)}\n`);
+        printRun(run, options.json);
       }),
     );
 
@@ -136,9 +134,7 @@ export function registerBackup(program: Command): void {
               : {}),
           }),
         );
-        failedRun(run);
-        if (options.json) printJson(run);
-        else process.stdout.write(`${describeRun(run)}\n`);
+        printRun(run, options.json);
       }),
     );
 
@@ -242,9 +238,13 @@ function describeRun(run: BackupRun): string {
 }
 
 /** A run that ended in error is the command's error: its message says what to do. */
-function failedRun(run: BackupRun): void {
-  if (run.state === 'ok') return;
-  throw new HangarError('E_BACKUP_FAILED', `${run.kind} ${run.id} failed: ${run.message ?? 'no reason given'}`);
+/** A finished run: an error unless it ended ok, else printed (JSON or a line). */
+function printRun(run: BackupRun, json: boolean | undefined): void {
+  if (run.state !== 'ok') {
+    throw new HangarError('E_BACKUP_FAILED', `${run.kind} ${run.id} failed: ${run.message ?? 'no reason given'}`);
+  }
+  if (json) printJson(run);
+  else process.stdout.write(`${describeRun(run)}\n`);
 }
 
 function printStatus(host: string, status: BackupStatus): void {
