@@ -1,5 +1,13 @@
+import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
+import { agentLinkBytes, signHex, signPresence, type RelayToAgent } from '@hangar/shared';
 import {
+  enroll,
+  presenceRecord,
+  rawDeviceSocket,
+  startTestRelay,
+  waitFor,
+  type TestKey,
   enrollParams,
   login,
   newHost,
@@ -55,4 +63,66 @@ describe('security review', () => {
     const listed = await relay.client.call('hosts.list', {}, { accessToken: owner.session.access_token });
     expect(listed.hosts).toEqual([]);
   });
+
+  it('an agent flooding presence updates is refused past a budget (each costs a signature check, a write and a broadcast)', async () => {
+    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    const owner = await signup(limited.client);
+    const { host, hostId } = await enroll(limited.client, owner);
+    const agent = await rawAgent(limited.url, limited.client.origin, hostId, host);
+    try {
+      for (let i = 0; i < 60; i++) {
+        const record = presenceRecord([`192.168.1.${i}:7070`]);
+        agent.socket.send(
+          JSON.stringify({ type: 'presence.update', record, signature: signPresence(host.signer, record) }),
+        );
+      }
+      const refused = await waitFor('a refusal', () =>
+        agent.messages.find((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+      );
+      expect(refused.type === 'error' && refused.error.message).toMatch(/presence updates/);
+      // The socket stays up (an honest agent that changed addresses often is slowed, not cut off).
+      expect(agent.socket.readyState).toBe(WebSocket.OPEN);
+      const listed = await limited.client.call('hosts.list', {}, { accessToken: owner.session.access_token });
+      const kept = listed.hosts[0]!.record!.addresses[0]!;
+      expect(Number(/^192\.168\.1\.(\d+):/.exec(kept)![1])).toBeLessThan(30);
+    } finally {
+      agent.socket.close();
+    }
+  });
+
+  it('a device socket flooding `auth` renewals is refused past a budget (each costs two database reads)', async () => {
+    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    const owner = await signup(limited.client);
+    const device = rawDeviceSocket(limited.url, owner.session.access_token);
+    try {
+      await waitFor('ready', () => device.messages.some((m) => m.type === 'ready'));
+      for (let i = 0; i < 80; i++) {
+        device.socket.send(JSON.stringify({ type: 'auth', access_token: owner.session.access_token }));
+      }
+      const refused = await waitFor('a refusal', () =>
+        device.messages.find((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+      );
+      expect(refused.type === 'error' && refused.error.message).toMatch(/renewals/);
+      expect(device.messages.filter((m) => m.type === 'ready').length).toBeLessThan(40);
+      expect(device.closed()).toBeUndefined();
+    } finally {
+      device.socket.close();
+    }
+  });
 });
+
+/** An agent socket spoken by hand: answers the challenge and waits for welcome. */
+async function rawAgent(url: string, origin: string, hostId: string, host: TestKey) {
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/v1/agent`);
+  const messages: RelayToAgent[] = [];
+  socket.on('message', (data) => {
+    const message = JSON.parse(String(data)) as RelayToAgent;
+    messages.push(message);
+    if (message.type === 'challenge') {
+      const signature = signHex(host.signer, agentLinkBytes({ relayOrigin: origin, challenge: message.challenge }));
+      socket.send(JSON.stringify({ type: 'auth', host_id: hostId, signature }));
+    }
+  });
+  await waitFor('welcome', () => messages.some((m) => m.type === 'welcome'));
+  return { socket, messages };
+}

@@ -26,6 +26,13 @@ export const DEFAULT_LIMITS = {
   /** Relayed links asked for, per account (each makes the agent dial back). */
   splice: { burst: 30, perMinute: 60 },
   api: { burst: 120, perMinute: 600 },
+  /**
+   * presence.update on an agent socket, per host: an agent sends one at connect and when its
+   * addresses change; each costs a signature check, a write and a message to every device.
+   */
+  presence: { burst: 10, perMinute: 20 },
+  /** An `auth` that renews a device socket's token, per account (the first one is the socket limit's). */
+  socketAuth: { burst: 20, perMinute: 60 },
   /** usage.report over HTTP, per address (the agent socket carries most reports). */
   usage: { burst: 60, perMinute: 600 },
 } satisfies Record<string, BucketSpec>;

@@ -6,6 +6,7 @@ import {
   HangarError,
   RELAY_CLOSE,
   agentLinkBytes,
+  toHangarError,
   verifyHex,
   verifyPresence,
   type ErrorShape,
@@ -74,6 +75,13 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       case 'auth':
         return this.fail(new HangarError('E_PROTOCOL', 'this socket is already authenticated'), RELAY_CLOSE.protocol);
       case 'presence.update': {
+        try {
+          this.ctx.limits.take('presence', this.hostId, 'presence updates from this host');
+        } catch (error) {
+          // Dropped, the socket kept: the agent sends its record again when its addresses change.
+          this.send({ type: 'error', error: toHangarError(error).toJSON() });
+          return;
+        }
         if (!verifyPresence(this.hostKey, message.record, message.signature)) {
           this.send({
             type: 'error',
