@@ -1,8 +1,10 @@
+import net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { agentLinkBytes, signHex, signPresence, type RelayToAgent } from '@hangar/shared';
 import {
   enroll,
+  hostAndDevice,
   presenceRecord,
   rawDeviceSocket,
   startTestRelay,
@@ -18,6 +20,8 @@ import {
   useTestRelay,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
+import { readBytes } from '../../test/support/socket-bytes.js';
+import { spliceUpgrade, type SpliceUpgraded } from './support/splice-upgrade.js';
 
 /**
  * What an adversarial review of the relay's open surface found, one test each: what a user of an
@@ -107,6 +111,75 @@ describe('security review', () => {
       expect(device.closed()).toBeUndefined();
     } finally {
       device.socket.close();
+    }
+  });
+
+  it('a connection that sends its request slowly, or nothing at all, is closed (slowloris holds no descriptor for long)', async () => {
+    await using quick = await startTestRelay({ requestTimeoutMs: 1_000 });
+    const port = Number(new URL(quick.url).port);
+    const closed = (socket: net.Socket) =>
+      new Promise<'closed'>((resolve) => {
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve('closed'));
+        socket.resume(); // read (the relay's 408) so that its end is seen
+      });
+    // Headers, then a body of 1000 bytes announced and sent a byte every 200 ms.
+    const slow = net.connect(port, '127.0.0.1');
+    slow.write(
+      'POST /v1/relay.info HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
+    );
+    const trickle = setInterval(() => slow.write(' '), 200);
+    // Connected, and silent.
+    const idle = net.connect(port, '127.0.0.1');
+    // Half the headers, never the rest.
+    const halfHeaders = net.connect(port, '127.0.0.1');
+    halfHeaders.write('GET /healthz HTTP/1.1\r\nHost: rel');
+    try {
+      // Dropped within a second or two of the 1 s timeout (Node looks every second); bounded at 6 s.
+      const bound = new Promise<'still open'>((resolve) => setTimeout(() => resolve('still open'), 6_000));
+      const outcomes = await Promise.all([slow, idle, halfHeaders].map((s) => Promise.race([closed(s), bound])));
+      expect(outcomes).toEqual(['closed', 'closed', 'closed']);
+    } finally {
+      clearInterval(trickle);
+      for (const socket of [slow, idle, halfHeaders]) socket.destroy();
+    }
+  });
+
+  it('upgraded sockets outlive the request timeout: agent and device sockets, and a splice whose agent joins late', async () => {
+    await using quick = await startTestRelay({ requestTimeoutMs: 1_000 });
+    const { owner, hostId, agent, device } = await hostAndDevice(quick);
+    let reconnects = 0;
+    agent.onState((state) => state.state !== 'online' && reconnects++);
+    const joins: Promise<SpliceUpgraded>[] = [];
+    // The agent dials back after 1.5 s: the device's upgrade waited past the request timeout.
+    agent.onSplice((request) =>
+      setTimeout(
+        () => joins.push(spliceUpgrade(quick.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id })),
+        1_500,
+      ),
+    );
+    try {
+      await waitFor('sockets up', () => agent.isWelcomed && device.socket.isReady);
+      const asked = await spliceUpgrade(quick.url, '/v1/splice', {
+        authorization: `Bearer ${owner.session.access_token}`,
+        'hangar-host': hostId,
+      });
+      expect(asked.status).toBe(101);
+      const joined = await joins[0]!;
+      expect(joined.status).toBe(101);
+      const deviceEnd = (asked as { socket: net.Socket }).socket;
+      const hostEnd = (joined as { socket: net.Socket }).socket;
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const got = readBytes(hostEnd, 5);
+      deviceEnd.write('hello');
+      expect((await got).toString()).toBe('hello');
+      expect(agent.isWelcomed && device.socket.isReady).toBe(true);
+      expect(reconnects).toBe(0);
+      deviceEnd.destroy();
+      hostEnd.destroy();
+    } finally {
+      agent.dispose();
+      device.socket.dispose();
     }
   });
 });
