@@ -21,6 +21,7 @@ import {
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 import { readBytes } from '../../test/support/socket-bytes.js';
+import { usageRecords } from './support/billing-fixture.js';
 import { spliceUpgrade, type SpliceUpgraded } from './support/splice-upgrade.js';
 
 /**
@@ -180,6 +181,29 @@ describe('security review', () => {
     } finally {
       agent.dispose();
       device.socket.dispose();
+    }
+  });
+
+  it('an agent flooding usage reports on its socket meets the same budget as over HTTP (each record costs a signature check)', async () => {
+    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    const owner = await signup(limited.client);
+    const { host, hostId } = await enroll(limited.client, owner);
+    const agent = await rawAgent(limited.url, limited.client.origin, hostId, host);
+    try {
+      const records = usageRecords(host, 1);
+      for (let i = 0; i < 100; i++) {
+        agent.socket.send(JSON.stringify({ type: 'usage.report', batch_id: `b${i}`, records }));
+      }
+      const refused = await waitFor('a refusal', () =>
+        agent.messages.find((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+      );
+      expect(refused.type === 'error' && refused.error.message).toMatch(/usage reports/);
+      // The first reports were answered; the refused ones were not (the agent sends them again).
+      await waitFor('the answered ones', () => agent.messages.filter((m) => m.type === 'usage.ack').length >= 60);
+      expect(agent.messages.filter((m) => m.type === 'usage.ack').length).toBeLessThan(100);
+      expect(agent.socket.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      agent.socket.close();
     }
   });
 });

@@ -33,7 +33,7 @@ export const DEFAULT_LIMITS = {
   presence: { burst: 10, perMinute: 20 },
   /** An `auth` that renews a device socket's token, per account (the first one is the socket limit's). */
   socketAuth: { burst: 20, perMinute: 60 },
-  /** usage.report over HTTP, per address (the agent socket carries most reports). */
+  /** usage.report over HTTP per address, and on an agent socket per host (each up to 500 records). */
   usage: { burst: 60, perMinute: 600 },
 } satisfies Record<string, BucketSpec>;
 export type LimitName = keyof typeof DEFAULT_LIMITS;

@@ -112,6 +112,14 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       case 'signal':
         return routeSignal(this.ctx, this.hub, { kind: 'host', connection: this }, message);
       case 'usage.report': {
+        try {
+          // The budget of usage.report over HTTP (per address there, per host here): each record
+          // costs a signature check. Refused unanswered: the agent sends the batch again later.
+          this.ctx.limits.take('usage', `host:${this.hostId}`, 'usage reports from this host');
+        } catch (error) {
+          this.send({ type: 'error', error: toHangarError(error).toJSON() });
+          return;
+        }
         const result = await reportUsage(this.ctx, this.hostId, message.records);
         this.send({ type: 'usage.ack', batch_id: message.batch_id, acked: result.acked, refused: result.refused });
         return afterUsage(this.ctx, this.accountId, result.stored);
