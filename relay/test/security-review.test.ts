@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
@@ -205,6 +206,17 @@ describe('security review', () => {
     } finally {
       agent.socket.close();
     }
+  });
+
+  it('auth.logout, open to anyone, is rate-limited per address like auth.refresh (each is a lookup of a token)', async () => {
+    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 32; i++) {
+      const guess = randomBytes(32).toString('base64url');
+      statuses.push((await post(limited.url, 'auth.logout', { refresh_token: guess })).status);
+    }
+    expect(statuses.slice(0, 30).every((status) => status === 200)).toBe(true);
+    expect(statuses.slice(30)).toEqual([429, 429]);
   });
 });
 

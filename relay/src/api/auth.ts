@@ -182,6 +182,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
     },
 
     async 'auth.logout'(ctx, params, call) {
+      ctx.limits.take('refresh', call.ip, 'token refreshes and logouts from this address');
       const row = await ctx.db
         .selectFrom('refresh_tokens')
         .select(['family_id', 'account_id', 'device_id'])

@@ -18,6 +18,7 @@ export const DEFAULT_LIMITS = {
   signup: { burst: 5, perMinute: 5 },
   /** Sign-in requests per address (not from a trusted device key); wrong passwords: accounts/login-throttle.ts. */
   login: { burst: 10, perMinute: 20 },
+  /** auth.refresh and auth.logout, per address. */
   refresh: { burst: 30, perMinute: 60 },
   enrollToken: { burst: 10, perMinute: 10 },
   enroll: { burst: 10, perMinute: 10 },
