@@ -218,6 +218,36 @@ describe('security review', () => {
     expect(statuses.slice(0, 30).every((status) => status === 200)).toBe(true);
     expect(statuses.slice(30)).toEqual([429, 429]);
   });
+
+  it('removing a host from the account closes the relayed links to it at once', async () => {
+    const { owner, hostId, agent, device } = await hostAndDevice(relay);
+    const joins: Promise<SpliceUpgraded>[] = [];
+    agent.onSplice((request) =>
+      joins.push(spliceUpgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id })),
+    );
+    try {
+      await waitFor('sockets up', () => agent.isWelcomed && device.socket.isReady);
+      const asked = await spliceUpgrade(relay.url, '/v1/splice', {
+        authorization: `Bearer ${owner.session.access_token}`,
+        'hangar-host': hostId,
+      });
+      expect(asked.status).toBe(101);
+      const joined = await joins[0]!;
+      expect(joined.status).toBe(101);
+      const ends = [asked, joined].map((side) => {
+        const socket = (side as { socket: net.Socket }).socket;
+        socket.resume();
+        return new Promise<'closed'>((resolve) => socket.once('close', () => resolve('closed')));
+      });
+      await relay.client.call('hosts.remove', { host_id: hostId }, { accessToken: owner.session.access_token });
+      // Well before the splice's idle limit (60 s).
+      const bound = new Promise<'still open'>((resolve) => setTimeout(() => resolve('still open'), 3_000));
+      expect(await Promise.all(ends.map((end) => Promise.race([end, bound])))).toEqual(['closed', 'closed']);
+    } finally {
+      agent.dispose();
+      device.socket.dispose();
+    }
+  });
 });
 
 /** An agent socket spoken by hand: answers the challenge and waits for welcome. */
