@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { agentLinkBytes, signHex, signPresence, type RelayToAgent } from '@hangar/shared';
+import { RELAY_CLOSE, agentLinkBytes, signHex, signPresence, type RelayToAgent } from '@hangar/shared';
 import {
   enroll,
   hostAndDevice,
@@ -246,6 +246,24 @@ describe('security review', () => {
     } finally {
       agent.dispose();
       device.socket.dispose();
+    }
+  });
+
+  it('one device holds at most 8 sockets on a replica: a ninth closes its oldest', async () => {
+    const owner = await signup(relay.client);
+    const sockets: ReturnType<typeof rawDeviceSocket>[] = [];
+    try {
+      for (let i = 0; i < 12; i++) {
+        const socket = rawDeviceSocket(relay.url, owner.session.access_token);
+        sockets.push(socket);
+        await waitFor(`socket ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
+      }
+      await waitFor('the oldest four closed', () => sockets.slice(0, 4).every((s) => s.closed() !== undefined));
+      expect(sockets.slice(0, 4).map((s) => s.closed()!.code)).toEqual(Array(4).fill(RELAY_CLOSE.rateLimited));
+      expect(sockets[0]!.closed()!.reason).toMatch(/8 sockets/);
+      expect(sockets.slice(4).every((s) => s.closed() === undefined)).toBe(true);
+    } finally {
+      for (const socket of sockets) socket.socket.close();
     }
   });
 });
