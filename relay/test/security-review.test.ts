@@ -71,7 +71,7 @@ describe('security review', () => {
   });
 
   it('an agent flooding presence updates is refused past a budget (each costs a signature check, a write and a broadcast)', async () => {
-    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    await using limited = await limitedRelay();
     const owner = await signup(limited.client);
     const { host, hostId } = await enroll(limited.client, owner);
     const agent = await rawAgent(limited.url, limited.client.origin, hostId, host);
@@ -97,7 +97,7 @@ describe('security review', () => {
   });
 
   it('a device socket flooding `auth` renewals is refused past a budget (each costs two database reads)', async () => {
-    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    await using limited = await limitedRelay();
     const owner = await signup(limited.client);
     const device = rawDeviceSocket(limited.url, owner.session.access_token);
     try {
@@ -186,7 +186,7 @@ describe('security review', () => {
   });
 
   it('an agent flooding usage reports on its socket meets the same budget as over HTTP (each record costs a signature check)', async () => {
-    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    await using limited = await limitedRelay();
     const owner = await signup(limited.client);
     const { host, hostId } = await enroll(limited.client, owner);
     const agent = await rawAgent(limited.url, limited.client.origin, hostId, host);
@@ -209,7 +209,7 @@ describe('security review', () => {
   });
 
   it('auth.logout, open to anyone, is rate-limited per address like auth.refresh (each is a lookup of a token)', async () => {
-    await using limited = await startTestRelay({ rateLimitScale: 1 });
+    await using limited = await limitedRelay();
     const statuses: number[] = [];
     for (let i = 0; i < 32; i++) {
       const guess = randomBytes(32).toString('base64url');
@@ -266,6 +266,27 @@ describe('security review', () => {
       for (const socket of sockets) socket.socket.close();
     }
   });
+
+  it('sign-ins whose proof does not verify are limited per address (each costs a signature check), and a good proof still signs in', async () => {
+    await using limited = await limitedRelay();
+    const owner = await signup(limited.client);
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++) {
+      const key = newKey();
+      const response = await post(limited.url, 'auth.login', {
+        email: owner.email,
+        password: 'whatever it is',
+        device: { public_key: key.publicKey, name: 'guess' },
+        proof: { issued_at: Date.now(), signature: 'ab'.repeat(64) },
+      });
+      statuses.push(response.status);
+    }
+    expect(statuses.slice(0, 10).every((status) => status === 401)).toBe(true);
+    expect(statuses.slice(10)).toEqual([429, 429, 429, 429]);
+    // The owner's device, its proof good, is not held by what others' bad proofs spent.
+    const again = await login(limited.client, owner.email, owner.key, 'laptop');
+    expect(again.session.device.device_id).toBe(owner.session.device.device_id);
+  });
 });
 
 /** An agent socket spoken by hand: answers the challenge and waits for welcome. */
@@ -282,4 +303,13 @@ async function rawAgent(url: string, origin: string, hostId: string, host: TestK
   });
   await waitFor('welcome', () => messages.some((m) => m.type === 'welcome'));
   return { socket, messages };
+}
+
+/**
+ * A relay with its real limits and its clock stopped: no budget refills while a test spends it,
+ * however slowly the machine runs it.
+ */
+function limitedRelay() {
+  const stopped = Date.now();
+  return startTestRelay({ rateLimitScale: 1, now: () => stopped });
 }

@@ -30,16 +30,30 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
     },
 
     async 'auth.login'(ctx, params, call) {
-      // The proof first: it shows this request holds the device key, so a key the account trusts
-      // can be told apart from anyone else who knows the email (login-throttle.ts).
-      checkLoginProof(ctx, call, { identity: params.email, publicKey: params.device.public_key, proof: params.proof });
       // Read once: the throttle asks whose key this is, the password check needs the same row.
       const account = await ctx.db
         .selectFrom('accounts')
         .selectAll()
         .where('email', '=', params.email)
         .executeTakeFirst();
-      const source: LoginSource = (await isTrustedKey(ctx, params.email, params.device.public_key, account))
+      const claimsTrustedKey = await isTrustedKey(ctx, params.email, params.device.public_key, account);
+      // The proof shows this request holds the device key, so a key the account trusts can be told
+      // apart from anyone else who knows the email (login-throttle.ts). Each is a signature check,
+      // the dearest thing an anonymous request makes: one that fails is charged to the address,
+      // and past that budget only a key the account trusts is checked at all.
+      const badProofs = 'sign-ins with a proof that does not verify from this address';
+      if (!claimsTrustedKey) ctx.limits.check('badProof', call.ip, badProofs);
+      try {
+        checkLoginProof(ctx, call, {
+          identity: params.email,
+          publicKey: params.device.public_key,
+          proof: params.proof,
+        });
+      } catch (error) {
+        ctx.limits.spend('badProof', call.ip);
+        throw error;
+      }
+      const source: LoginSource = claimsTrustedKey
         ? { email: params.email, trustedKey: params.device.public_key }
         : { email: params.email, address: call.ip };
       if ('address' in source) ctx.limits.take('login', call.ip, 'sign-in attempts from this address');

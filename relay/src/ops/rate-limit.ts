@@ -20,6 +20,12 @@ export const DEFAULT_LIMITS = {
   login: { burst: 10, perMinute: 20 },
   /** auth.refresh and auth.logout, per address. */
   refresh: { burst: 30, perMinute: 60 },
+  /**
+   * auth.login proofs that do not verify, per address: each costs a signature check before any
+   * other limit can tell who is asking. Good proofs never count, and a key the account trusts
+   * is checked even past it (a trusted device is not held by others at its address).
+   */
+  badProof: { burst: 10, perMinute: 20 },
   enrollToken: { burst: 10, perMinute: 10 },
   enroll: { burst: 10, perMinute: 10 },
   socket: { burst: 60, perMinute: 120 },
@@ -77,19 +83,36 @@ export class RateLimiter implements Disposable {
 
   /** Takes one token or throws E_RATE_LIMITED with details.retry_after_ms. */
   take(limit: LimitName, key: string, what: string): void {
-    const spec = this.limits[limit];
-    const id = `${limit}\u0000${clientKey(key)}`;
-    const now = this.now();
-    const bucket = refill(this.buckets.get(id), spec.burst, spec.perMinute, 60_000, now);
-    this.buckets.set(id, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return;
-    }
-    const retryAfterMs = Math.ceil(((1 - bucket.tokens) / spec.perMinute) * 60_000);
+    const bucket = this.bucket(limit, key);
+    this.refuseIfEmpty(bucket, limit, what);
+    bucket.tokens -= 1;
+  }
+
+  /** Throws as take would, but takes nothing: for work that is charged only when it fails. */
+  check(limit: LimitName, key: string, what: string): void {
+    this.refuseIfEmpty(this.bucket(limit, key), limit, what);
+  }
+
+  /** Takes one token, or what is left of one, never refusing: for work already done. */
+  spend(limit: LimitName, key: string): void {
+    const bucket = this.bucket(limit, key);
+    bucket.tokens = Math.max(0, bucket.tokens - 1);
+  }
+
+  private refuseIfEmpty(bucket: Bucket, limit: LimitName, what: string): void {
+    if (bucket.tokens >= 1) return;
+    const retryAfterMs = Math.ceil(((1 - bucket.tokens) / this.limits[limit].perMinute) * 60_000);
     throw new HangarError('E_RATE_LIMITED', `too many ${what}; try again in ${Math.ceil(retryAfterMs / 1000)} s`, {
       retry_after_ms: retryAfterMs,
     });
+  }
+
+  private bucket(limit: LimitName, key: string): Bucket {
+    const spec = this.limits[limit];
+    const id = `${limit}\u0000${clientKey(key)}`;
+    const bucket = refill(this.buckets.get(id), spec.burst, spec.perMinute, 60_000, this.now());
+    this.buckets.set(id, bucket);
+    return bucket;
   }
 
   private forgetIdle(): void {
