@@ -287,6 +287,21 @@ describe('security review', () => {
     const again = await login(limited.client, owner.email, owner.key, 'laptop');
     expect(again.session.device.device_id).toBe(owner.session.device.device_id);
   });
+
+  it('an account holds at most 16 computers waiting for approval: past that a new one is refused, saying what to do', async () => {
+    const owner = await signup(relay.client);
+    for (let i = 0; i < 16; i++) {
+      const waiting = await login(relay.client, owner.email, newKey(), `new-${i}`);
+      expect(waiting.session.device.status).toBe('pending');
+    }
+    const refused = await refusal(login(relay.client, owner.email, newKey(), 'one-too-many'));
+    expect(refused.code).toBe('E_FORBIDDEN');
+    expect(refused.message).toMatch(/16 computers waiting for approval.*hangar devices/);
+    const listed = await relay.client.call('devices.list', {}, { accessToken: owner.session.access_token });
+    expect(listed.devices).toHaveLength(17);
+    // A computer already waiting signs in again; the account's own trusted device too.
+    await login(relay.client, owner.email, owner.key, 'laptop');
+  });
 });
 
 /** An agent socket spoken by hand: answers the challenge and waits for welcome. */

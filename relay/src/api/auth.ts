@@ -324,6 +324,30 @@ function revoked(device: DeviceRow): HangarError {
   );
 }
 
+/**
+ * Computers an account may have waiting for approval at once. Each is offered to every trusted
+ * device (a prompt in the window), so someone who learnt the password cannot flood them; the
+ * owner approves or revokes some to make room.
+ */
+export const MAX_PENDING_DEVICES = 16;
+
+/** E_FORBIDDEN saying what to do when the account already has MAX_PENDING_DEVICES waiting. */
+export async function refuseIfTooManyWaiting(db: RelayDb, accountId: string): Promise<void> {
+  const { count } = await db
+    .selectFrom('devices')
+    .select((eb) => eb.fn.countAll<number | string>().as('count'))
+    .where('account_id', '=', accountId)
+    .where('status', '=', 'pending')
+    .executeTakeFirstOrThrow();
+  if (Number(count) >= MAX_PENDING_DEVICES) {
+    throw new HangarError(
+      'E_FORBIDDEN',
+      `this account already has ${MAX_PENDING_DEVICES} computers waiting for approval, the most it may; ` +
+        'on a computer it trusts, approve or revoke them (hangar devices ls), then sign in again',
+    );
+  }
+}
+
 export async function insertDevice(
   db: RelayDb, // a transaction is one too
   ctx: RelayContext,
@@ -365,6 +389,7 @@ export async function signIn(
     .executeTakeFirst();
   const isNew = device === undefined;
   if (device === undefined) {
+    await refuseIfTooManyWaiting(ctx.db, account.account_id);
     try {
       device = await insertDevice(ctx.db, ctx, account.account_id, registration, 'pending', memberEmail);
     } catch (error) {

@@ -4,7 +4,7 @@ import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/pass
 import { sha256Hex } from '../accounts/tokens.js';
 import { deviceView, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
-import { BAD_CREDENTIALS, insertDevice, session, signIn } from './auth.js';
+import { BAD_CREDENTIALS, insertDevice, refuseIfTooManyWaiting, session, signIn } from './auth.js';
 import { auditContext, checkLoginProof, signedIn, type Call, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
 
@@ -82,6 +82,7 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
       'this account is not on the Team plan any more, so it takes no new people; ask its owner to renew it',
     );
     await refuseIfInAnAccount(ctx, params.email);
+    await refuseIfTooManyWaiting(ctx.db, row.account_id);
     const passwordHash = await hashPassword(params.password, ctx.passwordCost);
     const device = await ctx.db.transaction().execute(async (trx) => {
       const joined = await trx
