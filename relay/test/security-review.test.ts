@@ -26,8 +26,9 @@ import { usageRecords } from './support/billing-fixture.js';
 import { spliceUpgrade, type SpliceUpgraded } from './support/splice-upgrade.js';
 
 /**
- * What an adversarial review of the relay's open surface found, one test each: what a user of an
- * account of their own (or a device the account shut out) could do that they should not.
+ * What an adversarial review of the relay's open surface found, one test each: what someone with
+ * an account of their own, a device the account shut out, or no account at all could do that they
+ * should not (and, beside them, that the fixes leave honest clients alone).
  */
 describe('security review', () => {
   const relay = useTestRelay('sqlite');
