@@ -66,6 +66,8 @@ export interface RelayOptions {
   installScript?: string;
   /** coturn beside the relay: its URIs and static-auth-secret (hosts and devices get credentials). */
   turn?: TurnConfig;
+  /** A request's headers and body must arrive within this (default REQUEST_TIMEOUT_MS; tests lower it). */
+  requestTimeoutMs?: number;
   /** Tests only: awaited in authenticate after its read of the device and login, to open races there. */
   afterAuthRead?: () => Promise<void>;
 }
@@ -76,6 +78,14 @@ export interface RunningRelay extends Disposable {
   readonly replicaId: string;
   readonly context: RelayContext;
 }
+
+/**
+ * A request (headers and body, at most 256 KiB) that has not arrived in this long is dropped, and a
+ * connection that sends nothing is too: else each peer that dawdles holds a descriptor for ever
+ * (slowloris), and enough of them stop the relay accepting anyone. Upgraded sockets (agents,
+ * devices, splices) have their own deadlines past the upgrade.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Never logged: what would let a reader act as a user, a device or the relay. */
 const REDACT = [
@@ -157,8 +167,18 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       void outbox.wake();
     }
 
+    const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    // Node's own limits (Fastify's defaults turn the request timeout off): headers and the whole
+    // request within requestTimeout, looked at every second (Node's default: every 30 s).
+    const serverTimeouts = {
+      headersTimeout: requestTimeout,
+      requestTimeout,
+      connectionsCheckingInterval: Math.min(1_000, requestTimeout),
+    };
     // One instance type whether it serves HTTP or HTTPS; nothing here depends on which.
     const app = Fastify({
+      requestTimeout,
+      http: serverTimeouts,
       loggerInstance: logger as FastifyBaseLogger,
       // One proxy, the peer of our socket: its last X-Forwarded-For entry is the address it saw. Trusting
       // every hop (`true`) would take the first entry, which the client writes itself when the proxy
@@ -169,7 +189,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       // otherwise holds the server open until its keep-alive timeout (72 s).
       forceCloseConnections: true,
       genReqId: () => `req_${randomBytes(8).toString('hex')}`,
-      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, ...serverTimeouts } } : {}),
     }) as unknown as FastifyInstance;
     app.addHook('onSend', async (request, reply) => {
       reply.header('x-request-id', request.id);

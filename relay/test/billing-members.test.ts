@@ -98,4 +98,30 @@ describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
       client.call('account.invite', { email: other.email }, { accessToken: owner.session.access_token }),
     ).rejects.toMatchObject({ code: 'E_EXISTS' });
   });
+
+  it('an invitation made on Team lets nobody in once the account has left Team', async () => {
+    const owner = await signup(client);
+    const { subscription } = await upgrade(client, owner, billing.standIn, 'team');
+    const anaEmail = uniqueEmail('ana');
+    const invite = await client.call(
+      'account.invite',
+      { email: anaEmail },
+      { accessToken: owner.session.access_token },
+    );
+    const cancelled = billing.standIn.updateSubscription(
+      subscription.id,
+      { status: 'canceled', ended_at: Math.floor(billing.clock.now() / 1000) },
+      'customer.subscription.deleted',
+    );
+    expect((await billing.standIn.deliver(cancelled)).status).toBe(200);
+    await expect(accept(invite.invite_token, anaEmail)).rejects.toMatchObject({
+      code: 'E_PLAN_LIMIT',
+      message: expect.stringMatching(/Team plan/),
+    });
+    const members = await client.call('account.members', {}, { accessToken: owner.session.access_token });
+    expect(members.members.map((m) => [m.email, m.status])).toEqual([
+      [owner.email, 'active'],
+      [anaEmail, 'invited'],
+    ]);
+  });
 });

@@ -30,16 +30,30 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
     },
 
     async 'auth.login'(ctx, params, call) {
-      // The proof first: it shows this request holds the device key, so a key the account trusts
-      // can be told apart from anyone else who knows the email (login-throttle.ts).
-      checkLoginProof(ctx, call, { identity: params.email, publicKey: params.device.public_key, proof: params.proof });
       // Read once: the throttle asks whose key this is, the password check needs the same row.
       const account = await ctx.db
         .selectFrom('accounts')
         .selectAll()
         .where('email', '=', params.email)
         .executeTakeFirst();
-      const source: LoginSource = (await isTrustedKey(ctx, params.email, params.device.public_key, account))
+      const claimsTrustedKey = await isTrustedKey(ctx, params.email, params.device.public_key, account);
+      // The proof shows this request holds the device key, so a key the account trusts can be told
+      // apart from anyone else who knows the email (login-throttle.ts). Each is a signature check,
+      // the dearest thing an anonymous request makes: one that fails is charged to the address,
+      // and past that budget only a key the account trusts is checked at all.
+      const badProofs = 'sign-ins with a proof that does not verify from this address';
+      if (!claimsTrustedKey) ctx.limits.check('badProof', call.ip, badProofs);
+      try {
+        checkLoginProof(ctx, call, {
+          identity: params.email,
+          publicKey: params.device.public_key,
+          proof: params.proof,
+        });
+      } catch (error) {
+        ctx.limits.spend('badProof', call.ip);
+        throw error;
+      }
+      const source: LoginSource = claimsTrustedKey
         ? { email: params.email, trustedKey: params.device.public_key }
         : { email: params.email, address: call.ip };
       if ('address' in source) ctx.limits.take('login', call.ip, 'sign-in attempts from this address');
@@ -182,6 +196,7 @@ export const authHandlers: Pick<Handlers, 'auth.signup' | 'auth.login' | 'auth.o
     },
 
     async 'auth.logout'(ctx, params, call) {
+      ctx.limits.take('refresh', call.ip, 'token refreshes and logouts from this address');
       const row = await ctx.db
         .selectFrom('refresh_tokens')
         .select(['family_id', 'account_id', 'device_id'])
@@ -309,6 +324,30 @@ function revoked(device: DeviceRow): HangarError {
   );
 }
 
+/**
+ * Computers an account may have waiting for approval at once. Each is offered to every trusted
+ * device (a prompt in the window), so someone who learnt the password cannot flood them; the
+ * owner approves or revokes some to make room.
+ */
+export const MAX_PENDING_DEVICES = 16;
+
+/** E_FORBIDDEN saying what to do when the account already has MAX_PENDING_DEVICES waiting. */
+export async function refuseIfTooManyWaiting(db: RelayDb, accountId: string): Promise<void> {
+  const { count } = await db
+    .selectFrom('devices')
+    .select((eb) => eb.fn.countAll<number | string>().as('count'))
+    .where('account_id', '=', accountId)
+    .where('status', '=', 'pending')
+    .executeTakeFirstOrThrow();
+  if (Number(count) >= MAX_PENDING_DEVICES) {
+    throw new HangarError(
+      'E_FORBIDDEN',
+      `this account already has ${MAX_PENDING_DEVICES} computers waiting for approval, the most it may; ` +
+        'on a computer it trusts, approve or revoke them (hangar devices ls), then sign in again',
+    );
+  }
+}
+
 export async function insertDevice(
   db: RelayDb, // a transaction is one too
   ctx: RelayContext,
@@ -350,6 +389,7 @@ export async function signIn(
     .executeTakeFirst();
   const isNew = device === undefined;
   if (device === undefined) {
+    await refuseIfTooManyWaiting(ctx.db, account.account_id);
     try {
       device = await insertDevice(ctx.db, ctx, account.account_id, registration, 'pending', memberEmail);
     } catch (error) {

@@ -88,6 +88,23 @@ export const hostHandlers: Pick<
         token.account_id,
       );
     }
+    // The token acts for the computer that made it: one the account has since revoked (or removed)
+    // enrolls nothing with what it made while trusted.
+    const maker = await ctx.db
+      .selectFrom('devices')
+      .select('status')
+      .where('id', '=', token.device_id)
+      .where('account_id', '=', token.account_id)
+      .executeTakeFirst();
+    if (maker === undefined || maker.status === 'revoked') {
+      throw await refuse(
+        new HangarError(
+          'E_TOKEN_INVALID',
+          `the computer that made this enrollment token was revoked on its account since; ${MAKE_ANOTHER} on a computer the account trusts`,
+        ),
+        token.account_id,
+      );
+    }
     const known = await ctx.db
       .selectFrom('hosts')
       .select(['id', 'account_id'])

@@ -4,7 +4,7 @@ import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/pass
 import { sha256Hex } from '../accounts/tokens.js';
 import { deviceView, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
-import { BAD_CREDENTIALS, insertDevice, session, signIn } from './auth.js';
+import { BAD_CREDENTIALS, insertDevice, refuseIfTooManyWaiting, session, signIn } from './auth.js';
 import { auditContext, checkLoginProof, signedIn, type Call, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
 
@@ -25,13 +25,11 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
     if (device.member_email !== null) {
       throw new HangarError('E_FORBIDDEN', "inviting people is for the account's owner; ask them (you are a member)");
     }
-    const state = await ctx.billing.state(device.account_id);
-    if (state.plan !== 'team' && state.plan !== 'unmetered') {
-      throw new HangarError(
-        'E_PLAN_LIMIT',
-        'several people in one account needs the Team plan: hangar account upgrade team',
-      );
-    }
+    await requireTeam(
+      ctx,
+      device.account_id,
+      'several people in one account needs the Team plan: hangar account upgrade team',
+    );
     await refuseIfInAnAccount(ctx, params.email);
     const token = `inv1_${randomBytes(32).toString('base64url')}`;
     const now = ctx.now();
@@ -76,7 +74,15 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
         'this invitation expired (they last 7 days); ask the owner for a new one',
       );
     }
+    // Made on Team, accepted later: the account must still be on it (else a lapsed or cancelled
+    // Team account keeps letting people in for the invitations' 7 days).
+    await requireTeam(
+      ctx,
+      row.account_id,
+      'this account is not on the Team plan any more, so it takes no new people; ask its owner to renew it',
+    );
     await refuseIfInAnAccount(ctx, params.email);
+    await refuseIfTooManyWaiting(ctx.db, row.account_id);
     const passwordHash = await hashPassword(params.password, ctx.passwordCost);
     const device = await ctx.db.transaction().execute(async (trx) => {
       const joined = await trx
@@ -135,6 +141,12 @@ export async function insertOwner(db: RelayDb, accountId: string, email: string,
 }
 
 /** Someone who joined an account as a member (members sign in with their own email and password). */
+/** E_PLAN_LIMIT with `message` unless the account is on Team (or billing is off: everything allowed). */
+async function requireTeam(ctx: RelayContext, accountId: string, message: string): Promise<void> {
+  const state = await ctx.billing.state(accountId);
+  if (state.plan !== 'team' && state.plan !== 'unmetered') throw new HangarError('E_PLAN_LIMIT', message);
+}
+
 /** E_EXISTS if `email` owns an account or has joined one: a person is in one account. */
 async function refuseIfInAnAccount(ctx: RelayContext, email: string): Promise<void> {
   const taken = await ctx.db.selectFrom('accounts').select('id').where('email', '=', email).executeTakeFirst();

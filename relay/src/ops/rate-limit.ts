@@ -18,7 +18,14 @@ export const DEFAULT_LIMITS = {
   signup: { burst: 5, perMinute: 5 },
   /** Sign-in requests per address (not from a trusted device key); wrong passwords: accounts/login-throttle.ts. */
   login: { burst: 10, perMinute: 20 },
+  /** auth.refresh and auth.logout, per address. */
   refresh: { burst: 30, perMinute: 60 },
+  /**
+   * auth.login proofs that do not verify, per address: each costs a signature check before any
+   * other limit can tell who is asking. Good proofs never count, and a key the account trusts
+   * is checked even past it (a trusted device is not held by others at its address).
+   */
+  badProof: { burst: 10, perMinute: 20 },
   enrollToken: { burst: 10, perMinute: 10 },
   enroll: { burst: 10, perMinute: 10 },
   socket: { burst: 60, perMinute: 120 },
@@ -26,7 +33,14 @@ export const DEFAULT_LIMITS = {
   /** Relayed links asked for, per account (each makes the agent dial back). */
   splice: { burst: 30, perMinute: 60 },
   api: { burst: 120, perMinute: 600 },
-  /** usage.report over HTTP, per address (the agent socket carries most reports). */
+  /**
+   * presence.update on an agent socket, per host: an agent sends one at connect and when its
+   * addresses change; each costs a signature check, a write and a message to every device.
+   */
+  presence: { burst: 10, perMinute: 20 },
+  /** An `auth` that renews a device socket's token, per account (the first one is the socket limit's). */
+  socketAuth: { burst: 20, perMinute: 60 },
+  /** usage.report over HTTP per address, and on an agent socket per host (each up to 500 records). */
   usage: { burst: 60, perMinute: 600 },
 } satisfies Record<string, BucketSpec>;
 export type LimitName = keyof typeof DEFAULT_LIMITS;
@@ -69,19 +83,36 @@ export class RateLimiter implements Disposable {
 
   /** Takes one token or throws E_RATE_LIMITED with details.retry_after_ms. */
   take(limit: LimitName, key: string, what: string): void {
-    const spec = this.limits[limit];
-    const id = `${limit}\u0000${clientKey(key)}`;
-    const now = this.now();
-    const bucket = refill(this.buckets.get(id), spec.burst, spec.perMinute, 60_000, now);
-    this.buckets.set(id, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return;
-    }
-    const retryAfterMs = Math.ceil(((1 - bucket.tokens) / spec.perMinute) * 60_000);
+    const bucket = this.bucket(limit, key);
+    this.refuseIfEmpty(bucket, limit, what);
+    bucket.tokens -= 1;
+  }
+
+  /** Throws as take would, but takes nothing: for work that is charged only when it fails. */
+  check(limit: LimitName, key: string, what: string): void {
+    this.refuseIfEmpty(this.bucket(limit, key), limit, what);
+  }
+
+  /** Takes one token, or what is left of one, never refusing: for work already done. */
+  spend(limit: LimitName, key: string): void {
+    const bucket = this.bucket(limit, key);
+    bucket.tokens = Math.max(0, bucket.tokens - 1);
+  }
+
+  private refuseIfEmpty(bucket: Bucket, limit: LimitName, what: string): void {
+    if (bucket.tokens >= 1) return;
+    const retryAfterMs = Math.ceil(((1 - bucket.tokens) / this.limits[limit].perMinute) * 60_000);
     throw new HangarError('E_RATE_LIMITED', `too many ${what}; try again in ${Math.ceil(retryAfterMs / 1000)} s`, {
       retry_after_ms: retryAfterMs,
     });
+  }
+
+  private bucket(limit: LimitName, key: string): Bucket {
+    const spec = this.limits[limit];
+    const id = `${limit}\u0000${clientKey(key)}`;
+    const bucket = refill(this.buckets.get(id), spec.burst, spec.perMinute, 60_000, this.now());
+    this.buckets.set(id, bucket);
+    return bucket;
   }
 
   private forgetIdle(): void {

@@ -6,6 +6,7 @@ import {
   HangarError,
   RELAY_CLOSE,
   agentLinkBytes,
+  toHangarError,
   verifyHex,
   verifyPresence,
   type ErrorShape,
@@ -74,6 +75,13 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       case 'auth':
         return this.fail(new HangarError('E_PROTOCOL', 'this socket is already authenticated'), RELAY_CLOSE.protocol);
       case 'presence.update': {
+        try {
+          this.ctx.limits.take('presence', this.hostId, 'presence updates from this host');
+        } catch (error) {
+          // Dropped, the socket kept: the agent sends its record again when its addresses change.
+          this.send({ type: 'error', error: toHangarError(error).toJSON() });
+          return;
+        }
         if (!verifyPresence(this.hostKey, message.record, message.signature)) {
           this.send({
             type: 'error',
@@ -104,6 +112,14 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       case 'signal':
         return routeSignal(this.ctx, this.hub, { kind: 'host', connection: this }, message);
       case 'usage.report': {
+        try {
+          // The budget of usage.report over HTTP (per address there, per host here): each record
+          // costs a signature check. Refused unanswered: the agent sends the batch again later.
+          this.ctx.limits.take('usage', `host:${this.hostId}`, 'usage reports from this host');
+        } catch (error) {
+          this.send({ type: 'error', error: toHangarError(error).toJSON() });
+          return;
+        }
         const result = await reportUsage(this.ctx, this.hostId, message.records);
         this.send({ type: 'usage.ack', batch_id: message.batch_id, acked: result.acked, refused: result.refused });
         return afterUsage(this.ctx, this.accountId, result.stored);

@@ -68,6 +68,14 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
   }
 
   private async authenticate(token: string): Promise<void> {
+    if (this.ready) {
+      // A renewal: the client sends one before its token runs out (about every 10 minutes).
+      try {
+        this.ctx.limits.take('socketAuth', this.accountId, 'token renewals on device sockets of this account');
+      } catch (error) {
+        return this.send({ type: 'error', error: toHangarError(error).toJSON() });
+      }
+    }
     let authed;
     try {
       authed = await authenticate(this.ctx, token);

@@ -112,11 +112,23 @@ export class SpliceHub implements Disposable {
     private readonly clientAddress: (request: IncomingMessage) => string = (request) =>
       request.socket.remoteAddress ?? 'unknown',
   ) {
-    // A revoked device, or an ended login, loses its splices at once, as its device sockets (hub.ts).
+    // A revoked device, or an ended login, loses its splices at once, as its device sockets (hub.ts);
+    // a host removed from the account loses its own.
     this.subscription = ctx.bus.onEvent((event) => this.ended(event));
   }
 
   private ended(event: BusEvent): void {
+    if (event.t === 'host.removed') {
+      // Out of the account: no more bytes to or from it through here, waiting or open.
+      for (const waiting of [...this.waiting.values()]) {
+        if (waiting.hostId !== event.host_id) continue;
+        clearTimeout(waiting.timer);
+        this.waiting.delete(waiting.id);
+        waiting.device.destroy();
+      }
+      for (const splice of [...this.open]) if (splice.hostId === event.host_id) splice.close('the host was removed');
+      return;
+    }
     if (event.t !== 'device.revoked' && event.t !== 'session.ended') return;
     const ends = (s: { deviceId: string; sessionId: string }) =>
       s.deviceId === event.device_id && (event.t === 'device.revoked' || s.sessionId === event.session_id);
