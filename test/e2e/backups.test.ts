@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -448,6 +449,36 @@ describe('one restic run at a time', () => {
       };
       return status.running === null && status.last?.state === 'ok' ? true : undefined;
     }, 'the backup to end');
+  }, 120_000);
+});
+
+describe('a restore that takes a while', () => {
+  // The real restic, its restore held to 2 MB/s (restic's own --limit-download): the 8 MB below take
+  // seconds, so the agent looks at what was written many times before the end.
+  const slow = tempDir('slow-restore');
+  writeFileSync(
+    join(slow, 'restic'),
+    `#!/bin/sh\nif [ "$1" = restore ]; then exec /usr/bin/restic --limit-download 2000 "$@"; fi\nexec /usr/bin/restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  afterAll(() => removeDir(slow));
+
+  it('shows its progress as a backup does: bytes and files written against the snapshot', async () => {
+    const dir = project();
+    mkdirSync(join(dir, 'big'));
+    for (let i = 0; i < 16; i += 1) writeFileSync(join(dir, 'big', `part${i}`), randomBytes(512 * 1024));
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const to = restoreTarget();
+    const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/restored latest into .*: 19 files, 8\.\d MiB/);
+    // On a pipe, a line at each quarter: at least one before the end, each against the whole.
+    const lines = restored.stderr.split('\n').filter((line) => /^restoring latest on box: \d+% /.test(line));
+    expect(lines.length, restored.stderr).toBeGreaterThanOrEqual(1);
+    for (const line of lines) expect(line).toMatch(/: [1-9]\d?% [\d.]+ [KM]iB \/ 8\.\d MiB, \d+ \/ 19 files$/);
+    expect(readFileSync(join(to, dir, 'big', 'part15'))).toEqual(readFileSync(join(dir, 'big', 'part15')));
   }, 120_000);
 });
 

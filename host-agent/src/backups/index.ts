@@ -76,6 +76,13 @@ const ErrorLine = z.object({
   item: z.string().optional(),
   error: z.object({ Op: z.string().optional(), Path: z.string().optional(), Err: z.unknown() }).partial().optional(),
 });
+/** A line of `restic ls --json`: a node of the snapshot's tree (the first line, the snapshot, is not one). */
+const LsNode = z.object({
+  struct_type: z.literal('node'),
+  type: z.string(),
+  path: z.string(),
+  size: z.number().nonnegative().optional(),
+});
 const SnapshotsJson = z.array(
   z.object({
     id: z.string(),
@@ -188,7 +195,7 @@ export class BackupService implements Disposable {
       throw error;
     }
     const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to: to.target });
-    void this.finish(run, (onKill) => this.restoreInto(to, params, onKill));
+    void this.finish(run, (onKill) => this.restoreInto(run, to, params, onKill));
     return run;
   }
 
@@ -346,18 +353,38 @@ export class BackupService implements Disposable {
   }
 
   private async restoreInto(
+    run: BackupRun,
     to: RestoreTarget,
     params: RestoreParams,
     onKill: (kill: () => Promise<void>) => void,
   ): Promise<RunEnd> {
+    let totals = { files: 0, bytes: 0 };
     try {
       const restic = await this.restic();
       // --include is a restic pattern: the path is escaped so that `[`, `*` or `?` in it match only themselves.
       const included = (params.include ?? []).map((path) => ({ path, real: expandHome(path) }));
       const include = included.flatMap(({ real }) => ['--include', literalPattern(real)]);
+      totals = await this.restoreTotals(
+        restic,
+        params,
+        included.map(({ real }) => real),
+        onKill,
+      );
       const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to.staging, ...include]);
       onKill(restic$.kill);
-      const result = await restic$.done;
+      // restic 0.14's restore has no --json: how far it got is what it wrote into the staging
+      // directory (the agent's own), against what the snapshot holds. One look at a time.
+      let watching = true;
+      const watched = (async () => {
+        while (watching) {
+          await new Promise((resolve) => setTimeout(resolve, PROGRESS_GAP_MS));
+          if (!watching) break;
+          const written = await sizeOf(to.staging).catch(() => undefined);
+          if (written && watching) this.publishRestoreProgress(run, written, totals, false);
+        }
+      })();
+      const result = await restic$.done.finally(() => (watching = false));
+      await watched;
       if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
       // restic restores nothing for an --include that is not in the snapshot, and says ok.
       const missing: { path: string }[] = [];
@@ -377,7 +404,61 @@ export class BackupService implements Disposable {
     }
     await finishRestore(to, params.to);
     const written = await sizeOf(to.target);
+    this.publishRestoreProgress(run, written, totals, true);
     return { state: 'ok', files: written.files, bytes: written.bytes };
+  }
+
+  /**
+   * What the restore will write: the files (and links) and bytes under the snapshot's paths, or
+   * under the --include ones, from `restic ls --json` (one line a node, read as they come).
+   */
+  private async restoreTotals(
+    restic: ResticOptions,
+    params: RestoreParams,
+    included: string[],
+    onKill: (kill: () => Promise<void>) => void,
+  ): Promise<{ files: number; bytes: number }> {
+    const totals = { files: 0, bytes: 0 };
+    const wanted = (path: string) =>
+      included.length === 0 ||
+      included.some((one) => path === one || path.startsWith(one.endsWith('/') ? one : `${one}/`));
+    const restic$ = runRestic(restic, ['ls', '--json', params.snapshot], (line) => {
+      const node = LsNode.safeParse(parseLine(line));
+      if (!node.success || node.data.type === 'dir' || !wanted(node.data.path)) return;
+      totals.files += 1;
+      if (node.data.type === 'file') totals.bytes += node.data.size ?? 0;
+    });
+    onKill(restic$.kill);
+    const result = await restic$.done;
+    if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
+    return totals;
+  }
+
+  /** A restore's progress, as a backup's: at most every PROGRESS_GAP_MS while it runs, and at the end. */
+  private publishRestoreProgress(
+    run: BackupRun,
+    written: { files: number; bytes: number },
+    totals: { files: number; bytes: number },
+    done: boolean,
+  ): void {
+    const total_bytes = done ? written.bytes : Math.max(totals.bytes, written.bytes);
+    const total_files = done ? written.files : Math.max(totals.files, written.files);
+    const fraction = done
+      ? 1
+      : total_bytes > 0
+        ? written.bytes / total_bytes
+        : total_files > 0
+          ? written.files / total_files
+          : 0;
+    this.options.publish('backup.progress', {
+      run: run.id,
+      // Not 100% before restic ended: it still sets times and modes.
+      percent: done ? 1 : Math.min(0.99, Math.max(0, fraction)),
+      bytes_done: written.bytes,
+      total_bytes,
+      files_done: written.files,
+      total_files,
+    });
   }
 
   private restoreFailed(params: RestoreParams, result: ResticResult, repository: string): never {
