@@ -168,6 +168,21 @@ describe('backups on demand', () => {
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
   }, 120_000);
 
+  it("a restore into an empty directory keeps that directory's mode", async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const parent = tempDir('restore');
+    dirs.push(parent);
+    const empty = join(parent, 'empty');
+    mkdirSync(empty);
+    chmodSync(empty, 0o751);
+    const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', empty]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(statSync(empty).mode & 0o7777).toBe(0o751);
+    expect(readFileSync(join(empty, dir, 'README'), 'utf8')).toBe('hello\n');
+  }, 120_000);
+
   // --include takes a restic pattern: a name with `[`, `*` or `?` matched nothing (0 files, "ok").
   it('restores an --include whose name is a restic pattern, and says so when one is not in the snapshot', async () => {
     const dir = project();
@@ -479,6 +494,58 @@ describe('a restore that takes a while', () => {
     expect(lines.length, restored.stderr).toBeGreaterThanOrEqual(1);
     for (const line of lines) expect(line).toMatch(/: [1-9]\d?% [\d.]+ [KM]iB \/ 8\.\d MiB, \d+ \/ 19 files$/);
     expect(readFileSync(join(to, dir, 'big', 'part15'))).toEqual(readFileSync(join(dir, 'big', 'part15')));
+  }, 120_000);
+});
+
+describe('an agent killed during a restore', () => {
+  // restic restores for real, then holds on (at most 30 s) as if it were still writing: the agent
+  // is killed meanwhile, with restic's files in its staging directory.
+  const slow = tempDir('killed-restore');
+  const pidFile = join(slow, 'pid');
+  writeFileSync(
+    join(slow, 'restic'),
+    `#!/bin/sh\nif [ "$1" = restore ]; then echo $$ > ${pidFile}; /usr/bin/restic "$@"; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 1; fi\nexec /usr/bin/restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  afterAll(() => removeDir(slow));
+
+  it('leaves no staging directory after the next start, and removes nothing it did not make', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const parent = tempDir('restore');
+    dirs.push(parent);
+    const to = join(parent, 'here');
+    // Named as the agent names its own, but the user's: stays. So does a link named so.
+    mkdirSync(join(parent, '.here.restoring-AbC123'));
+    writeFileSync(join(parent, '.here.restoring-AbC123', 'mine'), 'mine\n');
+    symlinkSync(dir, join(parent, '.here.restoring-LnK123'));
+    const core = await HangarCore.open({ home: box.home });
+    try {
+      const started = await core.connection('box').call('backup.restore', { snapshot: 'latest', to });
+      expect(started.state).toBe('running');
+    } finally {
+      await core.dispose();
+    }
+    const staging = await until(() => {
+      const made = readdirSync(parent).filter(
+        (name) => !['.here.restoring-AbC123', '.here.restoring-LnK123'].includes(name),
+      );
+      return made.length === 1 && existsSync(join(parent, made[0]!, dir, 'README'))
+        ? join(parent, made[0]!)
+        : undefined;
+    }, 'restic to write into the staging directory');
+    await box.restartAgent({ signal: 'SIGKILL' });
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    await until(() => (existsSync(staging) ? undefined : true), 'the staging directory to go');
+    expect(readdirSync(parent).sort()).toEqual(['.here.restoring-AbC123', '.here.restoring-LnK123']);
+    expect(readFileSync(join(parent, '.here.restoring-AbC123', 'mine'), 'utf8')).toBe('mine\n');
+    expect(readFileSync(join(dir, 'README'), 'utf8')).toBe('hello\n');
+    const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+      recent: { kind: string; state: string; message: string }[];
+    };
+    expect(status.recent[0]).toMatchObject({ kind: 'restore', state: 'error' });
   }, 120_000);
 });
 

@@ -18,6 +18,7 @@ const RunRow = z.object({
   added_bytes: z.number().nullable(),
   message: z.string().nullable(),
   restore_to: z.string().nullable(),
+  restore_staging: z.string().nullable(),
 });
 type RunRow = z.infer<typeof RunRow>;
 
@@ -52,13 +53,15 @@ export class BackupStore {
       .run(JSON.stringify(settings), now);
   }
 
-  insertRun(run: Pick<BackupRun, 'id' | 'kind' | 'trigger' | 'started_at' | 'snapshot' | 'to'>): BackupRun {
+  insertRun(
+    run: Pick<BackupRun, 'id' | 'kind' | 'trigger' | 'started_at' | 'snapshot' | 'to'> & { staging: string | null },
+  ): BackupRun {
     this.db
       .prepare(
-        `INSERT INTO backup_runs (id, kind, trigger, state, started_at, snapshot, restore_to)
-         VALUES (?, ?, ?, 'running', ?, ?, ?)`,
+        `INSERT INTO backup_runs (id, kind, trigger, state, started_at, snapshot, restore_to, restore_staging)
+         VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
       )
-      .run(run.id, run.kind, run.trigger, run.started_at, run.snapshot, run.to);
+      .run(run.id, run.kind, run.trigger, run.started_at, run.snapshot, run.to, run.staging);
     return this.get(run.id)!;
   }
 
@@ -101,6 +104,16 @@ export class BackupStore {
     return this.recent(1, `kind = 'backup' AND state ${onlyOk ? "= 'ok'" : "!= 'running'"}`)[0];
   }
 
+  /** The staging directories (and targets) of restores a previous agent left `running` (it was killed during them). */
+  interruptedStaging(): { staging: string; target: string | null }[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM backup_runs WHERE state = 'running' AND kind = 'restore' AND restore_staging IS NOT NULL`)
+      .all();
+    return agentDb
+      .rows(this.db, 'backup_runs', RunRow, rows)
+      .map((row) => ({ staging: row.restore_staging!, target: row.restore_to }));
+  }
+
   /** Runs a previous agent left `running`: it stopped (or was killed) during them. */
   endInterrupted(now: number): void {
     this.db
@@ -113,6 +126,6 @@ export class BackupStore {
 }
 
 function toRun(row: RunRow): BackupRun {
-  const { restore_to, ...rest } = row;
+  const { restore_to, restore_staging: _staging, ...rest } = row;
   return { ...rest, to: restore_to };
 }

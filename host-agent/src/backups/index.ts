@@ -17,7 +17,14 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BackupStore, type RunEnd } from './backup-store.js';
-import { checkBackupPath, expandHome, finishRestore, prepareRestoreTarget, type RestoreTarget } from './paths.js';
+import {
+  checkBackupPath,
+  expandHome,
+  finishRestore,
+  prepareRestoreTarget,
+  removeLeftStaging,
+  type RestoreTarget,
+} from './paths.js';
 import {
   RESTIC_INSTALL,
   isMissingRepository,
@@ -108,9 +115,14 @@ export class BackupService implements Disposable {
   private readonly secondMs: number;
   private readonly bin: string;
   private version: { value: string | null; at: number } | undefined;
+  /** The removal of what restores a killed agent left: done before any new restore begins. */
+  private readonly leftovers: Promise<void>;
 
   constructor(private readonly options: BackupServiceOptions) {
     this.store = new BackupStore(options.db);
+    // A restore the agent was killed during left its staging directory: removed, before the runs
+    // are marked ended (which forgets which they were).
+    this.leftovers = this.removeLeftovers(this.store.interruptedStaging());
     this.store.endInterrupted(Date.now());
     this.secondMs = options.secondMs ?? 1000;
     this.bin = options.resticPath ?? 'restic';
@@ -167,7 +179,7 @@ export class BackupService implements Disposable {
         'nothing to back up on this host yet: name what to back up with: hangar backup set <host> --path DIR',
       );
     }
-    const run = this.begin({ kind: 'backup', trigger, snapshot: null, to: null });
+    const run = this.begin({ kind: 'backup', trigger, snapshot: null, to: null, staging: null });
     void this.finish(run, (onKill) => this.backup(run, stored.settings, onKill));
     return run;
   }
@@ -186,6 +198,7 @@ export class BackupService implements Disposable {
 
   /** Checks the target and starts the restore; answers with its run at once. */
   async restore(params: RestoreParams): Promise<BackupRun> {
+    await this.leftovers;
     this.refuseWhileBusy('restore');
     const to = await prepareRestoreTarget(params.to, this.options.dataDir);
     try {
@@ -194,7 +207,13 @@ export class BackupService implements Disposable {
       await rm(to.staging, { recursive: true, force: true });
       throw error;
     }
-    const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to: to.target });
+    const run = this.begin({
+      kind: 'restore',
+      trigger: 'user',
+      snapshot: params.snapshot,
+      to: to.target,
+      staging: to.staging,
+    });
     void this.finish(run, (onKill) => this.restoreInto(run, to, params, onKill));
     return run;
   }
@@ -213,6 +232,17 @@ export class BackupService implements Disposable {
     }
   }
 
+  private async removeLeftovers(left: { staging: string; target: string | null }[]): Promise<void> {
+    for (const { staging, target } of left) {
+      try {
+        if (await removeLeftStaging(staging, target))
+          this.options.logger.info({ staging }, 'removed what a restore left when the agent stopped during it');
+      } catch (error) {
+        this.options.logger.warn({ err: toHangarError(error), staging }, 'could not remove what a restore left');
+      }
+    }
+  }
+
   private refuseWhileBusy(what: string): void {
     if (!this.current) return;
     const { run } = this.current;
@@ -223,7 +253,7 @@ export class BackupService implements Disposable {
     );
   }
 
-  private begin(run: Pick<BackupRun, 'kind' | 'trigger' | 'snapshot' | 'to'>): BackupRun {
+  private begin(run: Pick<BackupRun, 'kind' | 'trigger' | 'snapshot' | 'to'> & { staging: string | null }): BackupRun {
     const started = this.store.insertRun({
       ...run,
       id: `b-${randomBytes(8).toString('hex')}`,
