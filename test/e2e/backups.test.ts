@@ -183,6 +183,55 @@ describe('backups on demand', () => {
     expect(readFileSync(join(empty, dir, 'README'), 'utf8')).toBe('hello\n');
   }, 120_000);
 
+  it('leaves out what --exclude names (restic patterns), keeps them across a restart, and refuses a bad one', async () => {
+    const dir = project();
+    writeFileSync(join(dir, 'debug.log'), 'noise\n');
+    writeFileSync(join(dir, 'src', 'trace.log'), 'noise\n');
+    mkdirSync(join(dir, 'tmp'));
+    writeFileSync(join(dir, 'tmp', 'scratch'), 'scratch\n');
+    const set = await run(box.home, [
+      'backup',
+      'set',
+      'box',
+      '--path',
+      dir,
+      '--exclude',
+      '*.log',
+      '--exclude',
+      join(dir, 'tmp'),
+    ]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain(`backs up ${dir} (leaving out *.log, ${join(dir, 'tmp')}) to `);
+    await box.restartAgent();
+    const status = await run(box.home, ['backup', 'status', 'box']);
+    expect(status.stdout).toContain(`excludes:   *.log, ${join(dir, 'tmp')}`);
+    const made = await run(box.home, ['backup', 'now', 'box']);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toMatch(/: 3 files, /);
+    const to = restoreTarget();
+    expect((await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to])).code).toBe(0);
+    expect(readdirSync(join(to, dir)).sort()).toEqual(['README', 'blob.bin', 'src']);
+    expect(readdirSync(join(to, dir, 'src'))).toEqual(['main.c']);
+
+    // Refused by the same checks before anything changes: the excludes set stay.
+    for (const [pattern, said] of [
+      ['', 'settings.excludes.0: an exclude pattern is empty'],
+      ['data[1', 'settings.excludes.0: not a pattern restic takes'],
+      ['x'.repeat(1025), 'settings.excludes.0: '],
+    ] as const) {
+      const bad = await run(box.home, ['backup', 'set', 'box', '--path', dir, '--exclude', pattern]);
+      expect(bad.code, pattern).not.toBe(0);
+      expect(bad.stderr, pattern).toContain(said);
+    }
+    const many = ['--path', dir, ...Array.from({ length: 65 }, (_, i) => ['--exclude', `n${i}`]).flat()];
+    const tooMany = await run(box.home, ['backup', 'set', 'box', ...many]);
+    expect(tooMany.stderr).toContain('settings.excludes: at most 64 exclude patterns');
+    expect((await run(box.home, ['backup', 'status', 'box'])).stdout).toContain('excludes:   *.log');
+    // Set again without --exclude: none left out.
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    expect((await run(box.home, ['backup', 'status', 'box'])).stdout).not.toContain('excludes:');
+  }, 120_000);
+
   // --include takes a restic pattern: a name with `[`, `*` or `?` matched nothing (0 files, "ok").
   it('restores an --include whose name is a restic pattern, and says so when one is not in the snapshot', async () => {
     const dir = project();

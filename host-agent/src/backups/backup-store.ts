@@ -1,9 +1,15 @@
-import { BackupRun, BackupSettings } from '@hangar/shared';
+import { BackupExclude, BackupRun, BackupSettings } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { agentDb } from '../store/stored-rows.js';
 
-const SettingsRow = z.object({ id: z.literal(1), settings: z.string(), updated_at: z.number().int() });
+const SettingsRow = z.object({
+  id: z.literal(1),
+  settings: z.string(),
+  updated_at: z.number().int(),
+  excludes: z.string(),
+});
+const Excludes = z.array(BackupExclude);
 
 const RunRow = z.object({
   id: z.string(),
@@ -41,16 +47,23 @@ export class BackupStore {
     );
     if (!row) return undefined;
     const settings = agentDb.json(this.db, 'backup_settings', BackupSettings, row.settings);
-    return { settings, updated_at: row.updated_at };
+    const excludes = agentDb.json(this.db, 'backup_settings', Excludes, row.excludes);
+    return { settings: excludes.length > 0 ? { ...settings, excludes } : settings, updated_at: row.updated_at };
   }
 
+  /**
+   * The excludes (migration 13) are kept in a column of their own: an agent from before them reads
+   * the settings JSON with a strict schema, and still can after a downgrade (without the excludes).
+   */
   setSettings(settings: BackupSettings, now: number): void {
+    const { excludes, ...rest } = settings;
     this.db
       .prepare(
-        `INSERT INTO backup_settings (id, settings, updated_at) VALUES (1, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at`,
+        `INSERT INTO backup_settings (id, settings, updated_at, excludes) VALUES (1, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at,
+         excludes = excluded.excludes`,
       )
-      .run(JSON.stringify(settings), now);
+      .run(JSON.stringify(rest), now, JSON.stringify(excludes ?? []));
   }
 
   insertRun(

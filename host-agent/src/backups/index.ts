@@ -305,7 +305,15 @@ export class BackupService implements Disposable {
     let sentAt = 0;
     const restic$ = runRestic(
       restic,
-      ['backup', '--json', ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]), '--', ...paths],
+      [
+        'backup',
+        '--json',
+        ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]),
+        // The user's own, as restic's patterns; `=` so that one starting with "-" is never an option.
+        ...(settings.excludes ?? []).map((pattern) => `--exclude=${pattern}`),
+        '--',
+        ...paths,
+      ],
       (line) => {
         const message = parseLine(line);
         const status = StatusLine.safeParse(message);

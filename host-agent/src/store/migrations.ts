@@ -286,4 +286,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE backup_runs ADD COLUMN restore_staging TEXT; -- the agent's .<name>.restoring-XXXXXX beside the target
     `,
   },
+  {
+    version: 13,
+    name: "backups: the user's exclude patterns (restic --exclude), beside the settings an older agent still reads",
+    sql: `
+      ALTER TABLE backup_settings ADD COLUMN excludes TEXT NOT NULL DEFAULT '[]'; -- JSON array of BackupExclude
+    `,
+  },
 ];
