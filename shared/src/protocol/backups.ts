@@ -159,6 +159,18 @@ export function formatBackupInterval(seconds: number): string {
   return `${seconds}s`;
 }
 
+const INTERVAL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/**
+ * `30m`, `6h`, `1d` (`90s`) as seconds, as `hangar backup set --every` and the window's Schedule
+ * take it; undefined for anything else. Whether it is long enough is BackupSettings' own check.
+ */
+export function parseBackupInterval(text: string): number | undefined {
+  const match = /^(\d{1,9})([smhd])$/.exec(text.trim());
+  return match ? Number(match[1]) * INTERVAL_UNITS[match[2]!]! : undefined;
+}
+export const BACKUP_INTERVAL_EXPECTED = 'expected a number and a unit, like 30m, 6h or 1d';
+
 /**
  * A schedule and keep policy in the words of `hangar backup set`'s options, the same in `hangar
  * backup status` and the window: `every 6h, keeping daily 7, weekly 4`.

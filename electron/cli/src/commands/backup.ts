@@ -1,5 +1,7 @@
 import {
+  BACKUP_INTERVAL_EXPECTED,
   describeBackupSchedule,
+  parseBackupInterval,
   formatBytes,
   HangarError,
   type BackupKeep,
@@ -291,14 +293,11 @@ function printStatus(host: string, status: BackupStatus): void {
   }
 }
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
 /** `30m`, `6h`, `1d`: seconds. */
 export function parseInterval(text: string): number {
-  const match = /^(\d+)([smhd])$/.exec(text.trim());
-  if (!match)
-    throw new HangarError('E_BAD_REQUEST', `--every ${text}: expected a number and a unit, like 30m, 6h or 1d`);
-  return Number(match[1]) * UNITS[match[2]!]!;
+  const seconds = parseBackupInterval(text);
+  if (seconds === undefined) throw new HangarError('E_BAD_REQUEST', `--every ${text}: ${BACKUP_INTERVAL_EXPECTED}`);
+  return seconds;
 }
 
 function parseCount(text: string, flag: string): number {
