@@ -596,6 +596,29 @@ describe('an agent killed during a restore', () => {
     };
     expect(status.recent[0]).toMatchObject({ kind: 'restore', state: 'error' });
   }, 120_000);
+
+  it('that stops (SIGTERM) during a restore removes what it wrote before it has exited', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const parent = tempDir('restore');
+    dirs.push(parent);
+    const core = await HangarCore.open({ home: box.home });
+    try {
+      const started = await core
+        .connection('box')
+        .call('backup.restore', { snapshot: 'latest', to: join(parent, 'here') });
+      expect(started.state).toBe('running');
+    } finally {
+      await core.dispose();
+    }
+    await until(() => {
+      const made = readdirSync(parent);
+      return made.length === 1 && existsSync(join(parent, made[0]!, dir, 'README')) ? true : undefined;
+    }, 'restic to write into the staging directory');
+    await box.agent.stop('SIGTERM');
+    expect(readdirSync(parent)).toEqual([]);
+  }, 120_000);
 });
 
 describe('an agent that stops during a backup', () => {

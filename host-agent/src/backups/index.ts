@@ -109,7 +109,8 @@ const SnapshotsJson = z.array(
  */
 export class BackupService implements Disposable {
   private readonly store: BackupStore;
-  private current: { run: BackupRun; kill: () => Promise<void> } | undefined;
+  /** The run going on; `ended`, for a restore: its work done (what it wrote removed, if it failed). */
+  private current: { run: BackupRun; kill: () => Promise<void>; ended?: Promise<void> } | undefined;
   private readonly timer: NodeJS.Timeout;
   private disposed = false;
   private readonly secondMs: number;
@@ -214,7 +215,8 @@ export class BackupService implements Disposable {
       to: to.target,
       staging: to.staging,
     });
-    void this.finish(run, (onKill) => this.restoreInto(run, to, params, onKill));
+    const ended = this.finish(run, (onKill) => this.restoreInto(run, to, params, onKill));
+    if (this.current?.run.id === run.id) this.current.ended = ended;
     return run;
   }
 
@@ -225,10 +227,13 @@ export class BackupService implements Disposable {
       // restic stops on SIGINT and removes its lock; the run is recorded as interrupted now, while
       // the database is still open. The agent ends only once restic has (SIGKILL after
       // RESTIC_STOP_MS): a restic still writing would hold the lock when a new agent starts.
-      const { kill } = this.current;
+      // A restore stopped so removes what it wrote into its staging directory: waited for too, so
+      // that nothing of it is left once the agent is gone.
+      const { kill, ended } = this.current;
       this.store.endInterrupted(Date.now());
       this.current = undefined;
       await kill();
+      await ended;
     }
   }
 
@@ -241,6 +246,11 @@ export class BackupService implements Disposable {
         this.options.logger.warn({ err: toHangarError(error), staging }, 'could not remove what a restore left');
       }
     }
+  }
+
+  /** A run the agent stops during goes no further than the restic it runs (which was asked to stop). */
+  private refuseWhileStopping(): void {
+    if (this.disposed) throw new HangarError('E_UNAVAILABLE', 'the agent stopped during this run; run it again');
   }
 
   private refuseWhileBusy(what: string): void {
@@ -402,12 +412,14 @@ export class BackupService implements Disposable {
       // --include is a restic pattern: the path is escaped so that `[`, `*` or `?` in it match only themselves.
       const included = (params.include ?? []).map((path) => ({ path, real: expandHome(path) }));
       const include = included.flatMap(({ real }) => ['--include', literalPattern(real)]);
+      this.refuseWhileStopping();
       totals = await this.restoreTotals(
         restic,
         params,
         included.map(({ real }) => real),
         onKill,
       );
+      this.refuseWhileStopping();
       const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to.staging, ...include]);
       onKill(restic$.kill);
       // restic 0.14's restore has no --json: how far it got is what it wrote into the staging
