@@ -40,6 +40,25 @@ describe("a host's backup settings", () => {
     expect(problem(BackupSettings, { paths: ['/x'], keep: { forever: 1 } })).toMatch(/^keep: /);
   });
 
+  it("takes restic's exclude patterns, and refuses an empty one, one restic would refuse, and too many", () => {
+    const excludes = ['*.log', 'node_modules', '/srv/data/tmp', 'a\\[1]', '[abc]*', '-odd', '!keep.log'];
+    expect(problem(BackupSettings, { paths: ['/x'], excludes })).toBe('accepted');
+    expect(BackupSettings.parse({ paths: ['/x'] }).excludes).toBeUndefined();
+    expect(problem(BackupSettings, { paths: ['/x'], excludes: [''] })).toMatch(
+      /^excludes\.0: an exclude pattern is empty/,
+    );
+    for (const bad of ['data[1', 'ends\\', '[\\]']) {
+      expect(problem(BackupSettings, { paths: ['/x'], excludes: [bad] }), bad).toMatch(
+        /^excludes\.0: not a pattern restic takes/,
+      );
+    }
+    expect(problem(BackupSettings, { paths: ['/x'], excludes: ['a\nb'] })).toMatch(/^excludes\.0: .*line break/);
+    expect(problem(BackupSettings, { paths: ['/x'], excludes: ['x'.repeat(1025)] })).toMatch(/^excludes\.0: /);
+    expect(problem(BackupSettings, { paths: ['/x'], excludes: Array.from({ length: 65 }, (_, i) => `n${i}`) })).toBe(
+      'excludes: at most 64 exclude patterns',
+    );
+  });
+
   it("takes restic's repository forms, and refuses an option, a relative path and a password in the location", () => {
     for (const repository of [
       '/mnt/backups/repo',

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -165,6 +166,70 @@ describe('backups on demand', () => {
     const inData = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(box.dataDir, 'x')]);
     expect(inData.code).not.toBe(0);
     expect(inData.stderr).toMatch(/in the agent's own data directory/);
+  }, 120_000);
+
+  it("a restore into an empty directory keeps that directory's mode", async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const parent = tempDir('restore');
+    dirs.push(parent);
+    const empty = join(parent, 'empty');
+    mkdirSync(empty);
+    chmodSync(empty, 0o751);
+    const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', empty]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(statSync(empty).mode & 0o7777).toBe(0o751);
+    expect(readFileSync(join(empty, dir, 'README'), 'utf8')).toBe('hello\n');
+  }, 120_000);
+
+  it('leaves out what --exclude names (restic patterns), keeps them across a restart, and refuses a bad one', async () => {
+    const dir = project();
+    writeFileSync(join(dir, 'debug.log'), 'noise\n');
+    writeFileSync(join(dir, 'src', 'trace.log'), 'noise\n');
+    mkdirSync(join(dir, 'tmp'));
+    writeFileSync(join(dir, 'tmp', 'scratch'), 'scratch\n');
+    const set = await run(box.home, [
+      'backup',
+      'set',
+      'box',
+      '--path',
+      dir,
+      '--exclude',
+      '*.log',
+      '--exclude',
+      join(dir, 'tmp'),
+    ]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain(`backs up ${dir} (leaving out *.log, ${join(dir, 'tmp')}) to `);
+    await box.restartAgent();
+    const status = await run(box.home, ['backup', 'status', 'box']);
+    expect(status.stdout).toContain(`excludes:   *.log, ${join(dir, 'tmp')}`);
+    const made = await run(box.home, ['backup', 'now', 'box']);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toMatch(/: 3 files, /);
+    const to = restoreTarget();
+    expect((await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to])).code).toBe(0);
+    expect(readdirSync(join(to, dir)).sort()).toEqual(['README', 'blob.bin', 'src']);
+    expect(readdirSync(join(to, dir, 'src'))).toEqual(['main.c']);
+
+    // Refused by the same checks before anything changes: the excludes set stay.
+    for (const [pattern, said] of [
+      ['', 'settings.excludes.0: an exclude pattern is empty'],
+      ['data[1', 'settings.excludes.0: not a pattern restic takes'],
+      ['x'.repeat(1025), 'settings.excludes.0: '],
+    ] as const) {
+      const bad = await run(box.home, ['backup', 'set', 'box', '--path', dir, '--exclude', pattern]);
+      expect(bad.code, pattern).not.toBe(0);
+      expect(bad.stderr, pattern).toContain(said);
+    }
+    const many = ['--path', dir, ...Array.from({ length: 65 }, (_, i) => ['--exclude', `n${i}`]).flat()];
+    const tooMany = await run(box.home, ['backup', 'set', 'box', ...many]);
+    expect(tooMany.stderr).toContain('settings.excludes: at most 64 exclude patterns');
+    expect((await run(box.home, ['backup', 'status', 'box'])).stdout).toContain('excludes:   *.log');
+    // Set again without --exclude: none left out.
+    expect((await run(box.home, ['backup', 'set', 'box', '--path', dir])).code).toBe(0);
+    expect((await run(box.home, ['backup', 'status', 'box'])).stdout).not.toContain('excludes:');
   }, 120_000);
 
   // --include takes a restic pattern: a name with `[`, `*` or `?` matched nothing (0 files, "ok").
@@ -448,6 +513,111 @@ describe('one restic run at a time', () => {
       };
       return status.running === null && status.last?.state === 'ok' ? true : undefined;
     }, 'the backup to end');
+  }, 120_000);
+});
+
+describe('a restore that takes a while', () => {
+  // The real restic, its restore held to 2 MB/s (restic's own --limit-download): the 8 MB below take
+  // seconds, so the agent looks at what was written many times before the end.
+  const slow = tempDir('slow-restore');
+  writeFileSync(
+    join(slow, 'restic'),
+    `#!/bin/sh\nif [ "$1" = restore ]; then exec /usr/bin/restic --limit-download 2000 "$@"; fi\nexec /usr/bin/restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  afterAll(() => removeDir(slow));
+
+  it('shows its progress as a backup does: bytes and files written against the snapshot', async () => {
+    const dir = project();
+    mkdirSync(join(dir, 'big'));
+    for (let i = 0; i < 16; i += 1) writeFileSync(join(dir, 'big', `part${i}`), randomBytes(512 * 1024));
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const to = restoreTarget();
+    const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/restored latest into .*: 19 files, 8\.\d MiB/);
+    // On a pipe, a line at each quarter: at least one before the end, each against the whole.
+    const lines = restored.stderr.split('\n').filter((line) => /^restoring latest on box: \d+% /.test(line));
+    expect(lines.length, restored.stderr).toBeGreaterThanOrEqual(1);
+    for (const line of lines) expect(line).toMatch(/: [1-9]\d?% [\d.]+ [KM]iB \/ 8\.\d MiB, \d+ \/ 19 files$/);
+    expect(readFileSync(join(to, dir, 'big', 'part15'))).toEqual(readFileSync(join(dir, 'big', 'part15')));
+  }, 120_000);
+});
+
+describe('an agent killed during a restore', () => {
+  // restic restores for real, then holds on (at most 30 s) as if it were still writing: the agent
+  // is killed meanwhile, with restic's files in its staging directory.
+  const slow = tempDir('killed-restore');
+  const pidFile = join(slow, 'pid');
+  writeFileSync(
+    join(slow, 'restic'),
+    `#!/bin/sh\nif [ "$1" = restore ]; then echo $$ > ${pidFile}; /usr/bin/restic "$@"; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 1; fi\nexec /usr/bin/restic "$@"\n`,
+    { mode: 0o755 },
+  );
+  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  afterAll(() => removeDir(slow));
+
+  it('leaves no staging directory after the next start, and removes nothing it did not make', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const parent = tempDir('restore');
+    dirs.push(parent);
+    const to = join(parent, 'here');
+    // Named as the agent names its own, but the user's: stays. So does a link named so.
+    mkdirSync(join(parent, '.here.restoring-AbC123'));
+    writeFileSync(join(parent, '.here.restoring-AbC123', 'mine'), 'mine\n');
+    symlinkSync(dir, join(parent, '.here.restoring-LnK123'));
+    const core = await HangarCore.open({ home: box.home });
+    try {
+      const started = await core.connection('box').call('backup.restore', { snapshot: 'latest', to });
+      expect(started.state).toBe('running');
+    } finally {
+      await core.dispose();
+    }
+    const staging = await until(() => {
+      const made = readdirSync(parent).filter(
+        (name) => !['.here.restoring-AbC123', '.here.restoring-LnK123'].includes(name),
+      );
+      return made.length === 1 && existsSync(join(parent, made[0]!, dir, 'README'))
+        ? join(parent, made[0]!)
+        : undefined;
+    }, 'restic to write into the staging directory');
+    await box.restartAgent({ signal: 'SIGKILL' });
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    await until(() => (existsSync(staging) ? undefined : true), 'the staging directory to go');
+    expect(readdirSync(parent).sort()).toEqual(['.here.restoring-AbC123', '.here.restoring-LnK123']);
+    expect(readFileSync(join(parent, '.here.restoring-AbC123', 'mine'), 'utf8')).toBe('mine\n');
+    expect(readFileSync(join(dir, 'README'), 'utf8')).toBe('hello\n');
+    const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
+      recent: { kind: string; state: string; message: string }[];
+    };
+    expect(status.recent[0]).toMatchObject({ kind: 'restore', state: 'error' });
+  }, 120_000);
+
+  it('that stops (SIGTERM) during a restore removes what it wrote before it has exited', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const parent = tempDir('restore');
+    dirs.push(parent);
+    const core = await HangarCore.open({ home: box.home });
+    try {
+      const started = await core
+        .connection('box')
+        .call('backup.restore', { snapshot: 'latest', to: join(parent, 'here') });
+      expect(started.state).toBe('running');
+    } finally {
+      await core.dispose();
+    }
+    await until(() => {
+      const made = readdirSync(parent);
+      return made.length === 1 && existsSync(join(parent, made[0]!, dir, 'README')) ? true : undefined;
+    }, 'restic to write into the staging directory');
+    await box.agent.stop('SIGTERM');
+    expect(readdirSync(parent)).toEqual([]);
   }, 120_000);
 });
 

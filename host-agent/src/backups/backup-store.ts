@@ -1,9 +1,15 @@
-import { BackupRun, BackupSettings } from '@hangar/shared';
+import { BackupExclude, BackupRun, BackupSettings } from '@hangar/shared';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { agentDb } from '../store/stored-rows.js';
 
-const SettingsRow = z.object({ id: z.literal(1), settings: z.string(), updated_at: z.number().int() });
+const SettingsRow = z.object({
+  id: z.literal(1),
+  settings: z.string(),
+  updated_at: z.number().int(),
+  excludes: z.string(),
+});
+const Excludes = z.array(BackupExclude);
 
 const RunRow = z.object({
   id: z.string(),
@@ -18,6 +24,7 @@ const RunRow = z.object({
   added_bytes: z.number().nullable(),
   message: z.string().nullable(),
   restore_to: z.string().nullable(),
+  restore_staging: z.string().nullable(),
 });
 type RunRow = z.infer<typeof RunRow>;
 
@@ -40,25 +47,34 @@ export class BackupStore {
     );
     if (!row) return undefined;
     const settings = agentDb.json(this.db, 'backup_settings', BackupSettings, row.settings);
-    return { settings, updated_at: row.updated_at };
+    const excludes = agentDb.json(this.db, 'backup_settings', Excludes, row.excludes);
+    return { settings: excludes.length > 0 ? { ...settings, excludes } : settings, updated_at: row.updated_at };
   }
 
+  /**
+   * The excludes (migration 13) are kept in a column of their own: an agent from before them reads
+   * the settings JSON with a strict schema, and still can after a downgrade (without the excludes).
+   */
   setSettings(settings: BackupSettings, now: number): void {
+    const { excludes, ...rest } = settings;
     this.db
       .prepare(
-        `INSERT INTO backup_settings (id, settings, updated_at) VALUES (1, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at`,
+        `INSERT INTO backup_settings (id, settings, updated_at, excludes) VALUES (1, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at,
+         excludes = excluded.excludes`,
       )
-      .run(JSON.stringify(settings), now);
+      .run(JSON.stringify(rest), now, JSON.stringify(excludes ?? []));
   }
 
-  insertRun(run: Pick<BackupRun, 'id' | 'kind' | 'trigger' | 'started_at' | 'snapshot' | 'to'>): BackupRun {
+  insertRun(
+    run: Pick<BackupRun, 'id' | 'kind' | 'trigger' | 'started_at' | 'snapshot' | 'to'> & { staging: string | null },
+  ): BackupRun {
     this.db
       .prepare(
-        `INSERT INTO backup_runs (id, kind, trigger, state, started_at, snapshot, restore_to)
-         VALUES (?, ?, ?, 'running', ?, ?, ?)`,
+        `INSERT INTO backup_runs (id, kind, trigger, state, started_at, snapshot, restore_to, restore_staging)
+         VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
       )
-      .run(run.id, run.kind, run.trigger, run.started_at, run.snapshot, run.to);
+      .run(run.id, run.kind, run.trigger, run.started_at, run.snapshot, run.to, run.staging);
     return this.get(run.id)!;
   }
 
@@ -101,6 +117,16 @@ export class BackupStore {
     return this.recent(1, `kind = 'backup' AND state ${onlyOk ? "= 'ok'" : "!= 'running'"}`)[0];
   }
 
+  /** The staging directories (and targets) of restores a previous agent left `running` (it was killed during them). */
+  interruptedStaging(): { staging: string; target: string | null }[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM backup_runs WHERE state = 'running' AND kind = 'restore' AND restore_staging IS NOT NULL`)
+      .all();
+    return agentDb
+      .rows(this.db, 'backup_runs', RunRow, rows)
+      .map((row) => ({ staging: row.restore_staging!, target: row.restore_to }));
+  }
+
   /** Runs a previous agent left `running`: it stopped (or was killed) during them. */
   endInterrupted(now: number): void {
     this.db
@@ -113,6 +139,6 @@ export class BackupStore {
 }
 
 function toRun(row: RunRow): BackupRun {
-  const { restore_to, ...rest } = row;
+  const { restore_to, restore_staging: _staging, ...rest } = row;
   return { ...rest, to: restore_to };
 }

@@ -17,7 +17,14 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { BackupStore, type RunEnd } from './backup-store.js';
-import { checkBackupPath, expandHome, finishRestore, prepareRestoreTarget, type RestoreTarget } from './paths.js';
+import {
+  checkBackupPath,
+  expandHome,
+  finishRestore,
+  prepareRestoreTarget,
+  removeLeftStaging,
+  type RestoreTarget,
+} from './paths.js';
 import {
   RESTIC_INSTALL,
   isMissingRepository,
@@ -76,6 +83,13 @@ const ErrorLine = z.object({
   item: z.string().optional(),
   error: z.object({ Op: z.string().optional(), Path: z.string().optional(), Err: z.unknown() }).partial().optional(),
 });
+/** A line of `restic ls --json`: a node of the snapshot's tree (the first line, the snapshot, is not one). */
+const LsNode = z.object({
+  struct_type: z.literal('node'),
+  type: z.string(),
+  path: z.string(),
+  size: z.number().nonnegative().optional(),
+});
 const SnapshotsJson = z.array(
   z.object({
     id: z.string(),
@@ -95,15 +109,21 @@ const SnapshotsJson = z.array(
  */
 export class BackupService implements Disposable {
   private readonly store: BackupStore;
-  private current: { run: BackupRun; kill: () => Promise<void> } | undefined;
+  /** The run going on; `ended`, for a restore: its work done (what it wrote removed, if it failed). */
+  private current: { run: BackupRun; kill: () => Promise<void>; ended?: Promise<void> } | undefined;
   private readonly timer: NodeJS.Timeout;
   private disposed = false;
   private readonly secondMs: number;
   private readonly bin: string;
   private version: { value: string | null; at: number } | undefined;
+  /** The removal of what restores a killed agent left: done before any new restore begins. */
+  private readonly leftovers: Promise<void>;
 
   constructor(private readonly options: BackupServiceOptions) {
     this.store = new BackupStore(options.db);
+    // A restore the agent was killed during left its staging directory: removed, before the runs
+    // are marked ended (which forgets which they were).
+    this.leftovers = this.removeLeftovers(this.store.interruptedStaging());
     this.store.endInterrupted(Date.now());
     this.secondMs = options.secondMs ?? 1000;
     this.bin = options.resticPath ?? 'restic';
@@ -160,7 +180,7 @@ export class BackupService implements Disposable {
         'nothing to back up on this host yet: name what to back up with: hangar backup set <host> --path DIR',
       );
     }
-    const run = this.begin({ kind: 'backup', trigger, snapshot: null, to: null });
+    const run = this.begin({ kind: 'backup', trigger, snapshot: null, to: null, staging: null });
     void this.finish(run, (onKill) => this.backup(run, stored.settings, onKill));
     return run;
   }
@@ -179,6 +199,7 @@ export class BackupService implements Disposable {
 
   /** Checks the target and starts the restore; answers with its run at once. */
   async restore(params: RestoreParams): Promise<BackupRun> {
+    await this.leftovers;
     this.refuseWhileBusy('restore');
     const to = await prepareRestoreTarget(params.to, this.options.dataDir);
     try {
@@ -187,8 +208,15 @@ export class BackupService implements Disposable {
       await rm(to.staging, { recursive: true, force: true });
       throw error;
     }
-    const run = this.begin({ kind: 'restore', trigger: 'user', snapshot: params.snapshot, to: to.target });
-    void this.finish(run, (onKill) => this.restoreInto(to, params, onKill));
+    const run = this.begin({
+      kind: 'restore',
+      trigger: 'user',
+      snapshot: params.snapshot,
+      to: to.target,
+      staging: to.staging,
+    });
+    const ended = this.finish(run, (onKill) => this.restoreInto(run, to, params, onKill));
+    if (this.current?.run.id === run.id) this.current.ended = ended;
     return run;
   }
 
@@ -199,11 +227,30 @@ export class BackupService implements Disposable {
       // restic stops on SIGINT and removes its lock; the run is recorded as interrupted now, while
       // the database is still open. The agent ends only once restic has (SIGKILL after
       // RESTIC_STOP_MS): a restic still writing would hold the lock when a new agent starts.
-      const { kill } = this.current;
+      // A restore stopped so removes what it wrote into its staging directory: waited for too, so
+      // that nothing of it is left once the agent is gone.
+      const { kill, ended } = this.current;
       this.store.endInterrupted(Date.now());
       this.current = undefined;
       await kill();
+      await ended;
     }
+  }
+
+  private async removeLeftovers(left: { staging: string; target: string | null }[]): Promise<void> {
+    for (const { staging, target } of left) {
+      try {
+        if (await removeLeftStaging(staging, target))
+          this.options.logger.info({ staging }, 'removed what a restore left when the agent stopped during it');
+      } catch (error) {
+        this.options.logger.warn({ err: toHangarError(error), staging }, 'could not remove what a restore left');
+      }
+    }
+  }
+
+  /** A run the agent stops during goes no further than the restic it runs (which was asked to stop). */
+  private refuseWhileStopping(): void {
+    if (this.disposed) throw new HangarError('E_UNAVAILABLE', 'the agent stopped during this run; run it again');
   }
 
   private refuseWhileBusy(what: string): void {
@@ -216,7 +263,7 @@ export class BackupService implements Disposable {
     );
   }
 
-  private begin(run: Pick<BackupRun, 'kind' | 'trigger' | 'snapshot' | 'to'>): BackupRun {
+  private begin(run: Pick<BackupRun, 'kind' | 'trigger' | 'snapshot' | 'to'> & { staging: string | null }): BackupRun {
     const started = this.store.insertRun({
       ...run,
       id: `b-${randomBytes(8).toString('hex')}`,
@@ -268,7 +315,15 @@ export class BackupService implements Disposable {
     let sentAt = 0;
     const restic$ = runRestic(
       restic,
-      ['backup', '--json', ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]), '--', ...paths],
+      [
+        'backup',
+        '--json',
+        ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]),
+        // The user's own, as restic's patterns; `=` so that one starting with "-" is never an option.
+        ...(settings.excludes ?? []).map((pattern) => `--exclude=${pattern}`),
+        '--',
+        ...paths,
+      ],
       (line) => {
         const message = parseLine(line);
         const status = StatusLine.safeParse(message);
@@ -346,18 +401,40 @@ export class BackupService implements Disposable {
   }
 
   private async restoreInto(
+    run: BackupRun,
     to: RestoreTarget,
     params: RestoreParams,
     onKill: (kill: () => Promise<void>) => void,
   ): Promise<RunEnd> {
+    let totals = { files: 0, bytes: 0 };
     try {
       const restic = await this.restic();
       // --include is a restic pattern: the path is escaped so that `[`, `*` or `?` in it match only themselves.
       const included = (params.include ?? []).map((path) => ({ path, real: expandHome(path) }));
       const include = included.flatMap(({ real }) => ['--include', literalPattern(real)]);
+      this.refuseWhileStopping();
+      totals = await this.restoreTotals(
+        restic,
+        params,
+        included.map(({ real }) => real),
+        onKill,
+      );
+      this.refuseWhileStopping();
       const restic$ = runRestic(restic, ['restore', params.snapshot, '--target', to.staging, ...include]);
       onKill(restic$.kill);
-      const result = await restic$.done;
+      // restic 0.14's restore has no --json: how far it got is what it wrote into the staging
+      // directory (the agent's own), against what the snapshot holds. One look at a time.
+      let watching = true;
+      const watched = (async () => {
+        while (watching) {
+          await new Promise((resolve) => setTimeout(resolve, PROGRESS_GAP_MS));
+          if (!watching) break;
+          const written = await sizeOf(to.staging).catch(() => undefined);
+          if (written && watching) this.publishRestoreProgress(run, written, totals, false);
+        }
+      })();
+      const result = await restic$.done.finally(() => (watching = false));
+      await watched;
       if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
       // restic restores nothing for an --include that is not in the snapshot, and says ok.
       const missing: { path: string }[] = [];
@@ -377,7 +454,61 @@ export class BackupService implements Disposable {
     }
     await finishRestore(to, params.to);
     const written = await sizeOf(to.target);
+    this.publishRestoreProgress(run, written, totals, true);
     return { state: 'ok', files: written.files, bytes: written.bytes };
+  }
+
+  /**
+   * What the restore will write: the files (and links) and bytes under the snapshot's paths, or
+   * under the --include ones, from `restic ls --json` (one line a node, read as they come).
+   */
+  private async restoreTotals(
+    restic: ResticOptions,
+    params: RestoreParams,
+    included: string[],
+    onKill: (kill: () => Promise<void>) => void,
+  ): Promise<{ files: number; bytes: number }> {
+    const totals = { files: 0, bytes: 0 };
+    const wanted = (path: string) =>
+      included.length === 0 ||
+      included.some((one) => path === one || path.startsWith(one.endsWith('/') ? one : `${one}/`));
+    const restic$ = runRestic(restic, ['ls', '--json', params.snapshot], (line) => {
+      const node = LsNode.safeParse(parseLine(line));
+      if (!node.success || node.data.type === 'dir' || !wanted(node.data.path)) return;
+      totals.files += 1;
+      if (node.data.type === 'file') totals.bytes += node.data.size ?? 0;
+    });
+    onKill(restic$.kill);
+    const result = await restic$.done;
+    if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
+    return totals;
+  }
+
+  /** A restore's progress, as a backup's: at most every PROGRESS_GAP_MS while it runs, and at the end. */
+  private publishRestoreProgress(
+    run: BackupRun,
+    written: { files: number; bytes: number },
+    totals: { files: number; bytes: number },
+    done: boolean,
+  ): void {
+    const total_bytes = done ? written.bytes : Math.max(totals.bytes, written.bytes);
+    const total_files = done ? written.files : Math.max(totals.files, written.files);
+    const fraction = done
+      ? 1
+      : total_bytes > 0
+        ? written.bytes / total_bytes
+        : total_files > 0
+          ? written.files / total_files
+          : 0;
+    this.options.publish('backup.progress', {
+      run: run.id,
+      // Not 100% before restic ended: it still sets times and modes.
+      percent: done ? 1 : Math.min(0.99, Math.max(0, fraction)),
+      bytes_done: written.bytes,
+      total_bytes,
+      files_done: written.files,
+      total_files,
+    });
   }
 
   private restoreFailed(params: RestoreParams, result: ResticResult, repository: string): never {

@@ -1,5 +1,5 @@
 import { HangarError } from '@hangar/shared';
-import { lstat, mkdir, mkdtemp, readdir, realpath, rename } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, relative, isAbsolute } from 'node:path';
 import { ifMissing } from '../sessions/workdir.js';
@@ -45,7 +45,12 @@ export interface RestoreTarget {
   target: string;
   /** A new 0700 directory beside it, made by the agent: nobody else can put anything in it meanwhile. */
   staging: string;
+  /** The mode of the empty directory the user named, which the restored one keeps (none: a new one, 0700). */
+  mode: number | undefined;
 }
+
+/** `.<name>.restoring-XXXXXX`: what mkdtemp makes beside a restore's target (six letters or digits). */
+export const STAGING_NAME = /^\.(.+)\.restoring-[A-Za-z0-9]{6}$/;
 
 /**
  * Checks the directory a restore writes into and makes the staging directory restic writes to. A
@@ -97,7 +102,7 @@ export async function prepareRestoreTarget(to: string, dataDir: string): Promise
   const real = join(await realpath(dirname(target)), basename(target));
   if (isInside(real, data)) throw insideData(to);
   const staging = await mkdtemp(join(dirname(real), `.${basename(real)}.restoring-`));
-  return { target: real, staging };
+  return { target: real, staging, mode: info ? info.mode & 0o7777 : undefined };
 }
 
 /**
@@ -105,7 +110,10 @@ export async function prepareRestoreTarget(to: string, dataDir: string): Promise
  * and nothing else (a file, a link or a directory that is no longer empty stays as it is, and the
  * restored files stay in `staging`, which the error names).
  */
-export async function finishRestore({ target, staging }: RestoreTarget, to: string): Promise<void> {
+export async function finishRestore({ target, staging, mode }: RestoreTarget, to: string): Promise<void> {
+  // The directory the user named keeps its mode (the staging one is 0700): given to the staging
+  // directory, the agent's own, before it takes the name.
+  if (mode !== undefined) await chmod(staging, mode);
   try {
     await rename(staging, target);
   } catch (error) {
@@ -123,4 +131,23 @@ function insideData(to: string): HangarError {
   return new HangarError('E_BAD_REQUEST', `to: "${to}" is in the agent's own data directory; restore somewhere else`, {
     to,
   });
+}
+
+/**
+ * Removes a staging directory a restore left when the agent was killed during it (recorded in
+ * agent.db when the restore began): only that exact directory, only if it still is what the agent
+ * made (named `.<target>.restoring-XXXXXX` beside its target, a directory and not a symbolic link,
+ * of the agent's user, its parent the real one it was made in). fs.rm removes links inside it, never
+ * what they point to. Answers whether it removed it.
+ */
+export async function removeLeftStaging(staging: string, target: string | null): Promise<boolean> {
+  const match = STAGING_NAME.exec(basename(staging));
+  if (!match || target === null || match[1] !== basename(target) || dirname(staging) !== dirname(target)) return false;
+  const info = await lstat(staging).catch(ifMissing(undefined));
+  if (!info || !info.isDirectory()) return false;
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) return false;
+  if ((await realpath(dirname(staging)).catch(ifMissing(undefined))) !== dirname(staging)) return false;
+  await rm(staging, { recursive: true, force: true });
+  return true;
 }

@@ -279,4 +279,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX account_statements_by_signature ON account_statements(signature);
     `,
   },
+  {
+    version: 12,
+    name: 'backups: the staging directory a restore writes into, removed at start if a crash left it',
+    sql: `
+      ALTER TABLE backup_runs ADD COLUMN restore_staging TEXT; -- the agent's .<name>.restoring-XXXXXX beside the target
+    `,
+  },
+  {
+    version: 13,
+    name: "backups: the user's exclude patterns (restic --exclude), beside the settings an older agent still reads",
+    sql: `
+      ALTER TABLE backup_settings ADD COLUMN excludes TEXT NOT NULL DEFAULT '[]'; -- JSON array of BackupExclude
+    `,
+  },
 ];

@@ -31,7 +31,10 @@ export type {
   BackupStatus,
 } from '@hangar/shared';
 export {
+  BACKUP_INTERVAL_EXPECTED,
   describeBackupSchedule,
+  formatBackupInterval,
+  parseBackupInterval,
   FINAL_JOB_STATES,
   FINAL_TASK_STATES,
   PreviewPort,

@@ -11,6 +11,7 @@ import {
   type CoreEventData,
   type HostView,
 } from '../api/index.js';
+import { BackupSettingsForm, RestoreForm } from '../components/backup-forms.js';
 
 export interface BackupsViewProps {
   api: CoreApi;
@@ -30,8 +31,8 @@ function describeRun(run: BackupRun): string {
 
 /**
  * One host's backups, through the same calls as `hangar backup`: what it backs up and when, its
- * last and next run, its snapshots, and Back up now (with restic's progress). Setting paths and
- * restoring stay in the command line for now (README "Backups").
+ * last and next run, its snapshots, Back up now, a form for what `backup set` sets and one for
+ * `backup restore` (both with restic's progress while they run). README "Backups".
  */
 export default function BackupsView({ api, hosts }: BackupsViewProps) {
   const online = hosts.filter((h) => h.status === 'online');
@@ -41,8 +42,8 @@ export default function BackupsView({ api, hosts }: BackupsViewProps) {
   const [snapshots, setSnapshots] = useState<BackupSnapshot[]>();
   const [error, setError] = useState<string>();
   const [progress, setProgress] = useState<CoreEventData<'backup.progress'>>();
-  const [busy, setBusy] = useState(false);
-  const [outcome, setOutcome] = useState<string>();
+  const [busy, setBusy] = useState<'backup' | 'restore'>();
+  const [outcome, setOutcome] = useState<{ kind: 'backup' | 'restore'; text: string }>();
 
   const refresh = useCallback(
     (name: string) => {
@@ -74,19 +75,19 @@ export default function BackupsView({ api, hosts }: BackupsViewProps) {
 
   const backUpNow = () => {
     if (chosen === undefined) return;
-    setBusy(true);
+    setBusy('backup');
     setOutcome(undefined);
     setProgress(undefined);
     api.call('backups.now', { host: chosen }).then(
       ({ run }) => {
-        setOutcome(describeRun(run));
-        setBusy(false);
+        setOutcome({ kind: 'backup', text: describeRun(run) });
+        setBusy(undefined);
         setProgress(undefined);
         refresh(chosen);
       },
       (failure: unknown) => {
-        setOutcome(describeError(failure));
-        setBusy(false);
+        setOutcome({ kind: 'backup', text: describeError(failure) });
+        setBusy(undefined);
         setProgress(undefined);
       },
     );
@@ -135,17 +136,22 @@ export default function BackupsView({ api, hosts }: BackupsViewProps) {
             )}
           </dl>
         )}
-        <button type="button" disabled={busy || !status?.settings} onClick={backUpNow}>
+        <button type="button" disabled={busy !== undefined || !status?.settings} onClick={backUpNow}>
           Back up now
         </button>
         {busy && (
-          <p role="status" aria-label="Backup progress">
+          <p role="status" aria-label={busy === 'backup' ? 'Backup progress' : 'Restore progress'}>
             {progress
               ? `${Math.floor(progress.percent * 100)}% ${formatBytes(progress.bytes_done)} / ${formatBytes(progress.total_bytes)}, ${progress.files_done} / ${progress.total_files} files`
-              : 'backing up…'}
+              : busy === 'backup'
+                ? 'backing up…'
+                : 'restoring…'}
           </p>
         )}
-        {outcome && <p aria-label="Backup outcome">{outcome}</p>}
+        {outcome && <p aria-label={outcome.kind === 'backup' ? 'Backup outcome' : 'Restore outcome'}>{outcome.text}</p>}
+        {status && (
+          <BackupSettingsForm key={chosen} api={api} host={chosen} status={status} onSaved={() => refresh(chosen)} />
+        )}
       </div>
       <div className="job-detail">
         <h2>Snapshots</h2>
@@ -161,6 +167,26 @@ export default function BackupsView({ api, hosts }: BackupsViewProps) {
               </li>
             ))}
           </ul>
+        )}
+        {snapshots !== undefined && snapshots.length > 0 && (
+          <RestoreForm
+            key={chosen}
+            api={api}
+            host={chosen}
+            snapshots={snapshots}
+            busy={busy !== undefined}
+            onStart={() => {
+              setBusy('restore');
+              setOutcome(undefined);
+              setProgress(undefined);
+            }}
+            onEnd={(end) => {
+              setBusy(undefined);
+              setProgress(undefined);
+              setOutcome({ kind: 'restore', text: 'run' in end ? describeRun(end.run) : end.error });
+              refresh(chosen);
+            }}
+          />
         )}
       </div>
     </div>

@@ -74,6 +74,48 @@ function sftpHostIsOption(repository: string): boolean {
   return authority.startsWith('-') || authority.includes('@-');
 }
 
+export const MAX_BACKUP_EXCLUDES = 64;
+export const MAX_BACKUP_EXCLUDE_CHARS = 1024;
+
+/**
+ * A pattern of restic's `--exclude`, taken as restic takes it: a glob (`*`, `?`, `[…]`, `**`, `\\`
+ * escaping) matched against each file's path (a pattern without "/" matches a name anywhere; one
+ * starting with "/" is from the root). Refused here as restic would refuse it: an unclosed `[` or a
+ * trailing `\\`.
+ */
+export const BackupExclude = argumentText(MAX_BACKUP_EXCLUDE_CHARS)
+  .min(1, { error: 'an exclude pattern is empty: name a file or directory pattern, like *.log or /srv/data/tmp' })
+  .refine((p) => !/[\n\r]/.test(p), { error: 'an exclude pattern may not contain a line break' })
+  .refine((p) => !isBadGlob(p), {
+    error:
+      'not a pattern restic takes: a "[" is never closed by "]", or it ends with a lone "\\" (write \\[ for a "[" itself)',
+  });
+
+/** What Go's filepath.Match (restic's patterns) refuses: an unclosed character class, a trailing escape. */
+function isBadGlob(pattern: string): boolean {
+  for (let i = 0; i < pattern.length; i += 1) {
+    const c = pattern[i];
+    if (c === '\\') {
+      if (i + 1 >= pattern.length) return true;
+      i += 1;
+    } else if (c === '[') {
+      let j = i + 1;
+      if (pattern[j] === '^') j += 1;
+      let closed = false;
+      for (let first = true; j < pattern.length; j += 1, first = false) {
+        if (pattern[j] === '\\') j += 1;
+        else if (pattern[j] === ']' && !first) {
+          closed = true;
+          break;
+        }
+      }
+      if (!closed) return true;
+      i = j;
+    }
+  }
+  return false;
+}
+
 /** Shortest schedule: a snapshot a minute is already more than restic's locking is made for. */
 export const MIN_BACKUP_EVERY_S = 60;
 export const MAX_BACKUP_PATHS = 64;
@@ -95,6 +137,11 @@ export const BackupSettings = z
     keep: BackupKeep.default({}),
     /** Default: `<agent data dir>/backups/restic` on the host. */
     repository: BackupRepository.nullable().default(null),
+    /** restic --exclude patterns of the user's (none when left out). */
+    excludes: z
+      .array(BackupExclude)
+      .max(MAX_BACKUP_EXCLUDES, { error: `at most ${MAX_BACKUP_EXCLUDES} exclude patterns` })
+      .optional(),
   })
   .strict();
 export type BackupSettings = z.output<typeof BackupSettings>;
@@ -111,6 +158,18 @@ export function formatBackupInterval(seconds: number): string {
   }
   return `${seconds}s`;
 }
+
+const INTERVAL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/**
+ * `30m`, `6h`, `1d` (`90s`) as seconds, as `hangar backup set --every` and the window's Schedule
+ * take it; undefined for anything else. Whether it is long enough is BackupSettings' own check.
+ */
+export function parseBackupInterval(text: string): number | undefined {
+  const match = /^(\d{1,9})([smhd])$/.exec(text.trim());
+  return match ? Number(match[1]) * INTERVAL_UNITS[match[2]!]! : undefined;
+}
+export const BACKUP_INTERVAL_EXPECTED = 'expected a number and a unit, like 30m, 6h or 1d';
 
 /**
  * A schedule and keep policy in the words of `hangar backup set`'s options, the same in `hangar

@@ -1,5 +1,7 @@
 import {
+  BACKUP_INTERVAL_EXPECTED,
   describeBackupSchedule,
+  parseBackupInterval,
   formatBytes,
   HangarError,
   type BackupKeep,
@@ -16,6 +18,7 @@ import { remoteCwd } from './session.js';
 
 interface SetOptions {
   path: string[];
+  exclude: string[];
   every?: string;
   repo?: string;
   keepLast?: string;
@@ -39,6 +42,12 @@ export function registerBackup(program: Command): void {
     .description('say what a host backs up, how often and what it keeps (replaces what was set)')
     .argument('<host>', 'host name (see `hangar hosts ls`)')
     .option('--path <dir>', 'a directory on the host to back up (absolute, or ~/…); repeat for more', collect, [])
+    .option(
+      '--exclude <pattern>',
+      "leave out what matches restic's --exclude pattern (*.log, node_modules, /srv/data/tmp); repeat for more",
+      collect,
+      [],
+    )
     .option('--every <interval>', 'back up on a schedule: 30m, 6h, 1d, … (default: only on demand)')
     .option(
       '--repo <location>',
@@ -66,11 +75,12 @@ export function registerBackup(program: Command): void {
             every_s: options.every !== undefined ? parseInterval(options.every) : null,
             keep,
             repository: options.repo ?? null,
+            ...(options.exclude.length > 0 ? { excludes: options.exclude } : {}),
           },
         });
         if (options.json) return printJson(status);
         process.stdout.write(
-          `${host} backs up ${status.settings!.paths.join(', ')} to ${status.repository}, ${describeBackupSchedule(status.settings!)}\n` +
+          `${host} backs up ${status.settings!.paths.join(', ')}${describeExcludes(status.settings!.excludes)} to ${status.repository}, ${describeBackupSchedule(status.settings!)}\n` +
             (status.restic_missing
               ? `warning: ${status.restic_missing}\n`
               : `back it up now with: hangar backup now ${host}\n`),
@@ -253,6 +263,7 @@ function printStatus(host: string, status: BackupStatus): void {
     lines.push(`${host} backs nothing up yet; set it up with: hangar backup set ${host} --path DIR`);
   else {
     lines.push(`paths:      ${status.settings.paths.join(', ')}`);
+    if (status.settings.excludes) lines.push(`excludes:   ${status.settings.excludes.join(', ')}`);
     lines.push(`repository: ${status.repository}`);
     lines.push(`schedule:   ${describeBackupSchedule(status.settings)}`);
   }
@@ -282,20 +293,22 @@ function printStatus(host: string, status: BackupStatus): void {
   }
 }
 
-const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
 /** `30m`, `6h`, `1d`: seconds. */
 export function parseInterval(text: string): number {
-  const match = /^(\d+)([smhd])$/.exec(text.trim());
-  if (!match)
-    throw new HangarError('E_BAD_REQUEST', `--every ${text}: expected a number and a unit, like 30m, 6h or 1d`);
-  return Number(match[1]) * UNITS[match[2]!]!;
+  const seconds = parseBackupInterval(text);
+  if (seconds === undefined) throw new HangarError('E_BAD_REQUEST', `--every ${text}: ${BACKUP_INTERVAL_EXPECTED}`);
+  return seconds;
 }
 
 function parseCount(text: string, flag: string): number {
   if (!/^\d+$/.test(text))
     throw new HangarError('E_BAD_REQUEST', `${flag} ${text}: expected a whole number of snapshots`);
   return Number(text);
+}
+
+/** ` (leaving out *.log, tmp)`, or nothing without excludes. */
+function describeExcludes(excludes: string[] | undefined): string {
+  return excludes && excludes.length > 0 ? ` (leaving out ${excludes.join(', ')})` : '';
 }
 
 /** "1 file", "2 files", "0 files". */
