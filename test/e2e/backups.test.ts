@@ -138,6 +138,64 @@ describe('backups on demand', () => {
     }
   }, 180_000);
 
+  it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir, '--keep-last', '1']);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const repository = join(box.dataDir, 'backups', 'restic');
+    const password = join(box.dataDir, 'backups', 'password');
+    // A real restic that holds a lock while it reads stdin: the prune after the next backup needs
+    // the repository to itself.
+    const holder = spawn('/usr/bin/restic', ['backup', '--stdin', '--stdin-filename', 'held'], {
+      env: { ...process.env, RESTIC_REPOSITORY: repository, RESTIC_PASSWORD_FILE: password },
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    try {
+      await until(() => (readdirSync(join(repository, 'locks')).length > 0 ? true : undefined), 'the lock');
+      const locked = await run(box.home, ['backup', 'now', 'box']);
+      expect(locked.code, locked.stderr).toBe(0);
+      expect(locked.stdout).toMatch(
+        /note: the snapshot was made, but the keep policy was not applied: .*is locked by another restic run.*hangar-agent backup unlock/,
+      );
+      // What to run names this agent's data directory, not the default one.
+      expect(locked.stdout).toContain(`hangar-agent backup unlock --data ${box.dataDir}`);
+    } finally {
+      const exited = new Promise((resolve) => holder.once('exit', resolve));
+      holder.kill('SIGKILL');
+      await exited;
+    }
+
+    writeFileSync(password, 'not the key\n');
+    const wrong = await run(box.home, ['backup', 'now', 'box']);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
+    expect(wrong.stderr).toContain(`Put that repository's key in ${password} on the host`);
+  }, 120_000);
+
+  it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
+    const none = await run(box.home, ['backup', 'now', 'box']);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('hangar backup set <host> --path DIR');
+    const own = await run(box.home, ['backup', 'set', 'box', '--path', box.dataDir]);
+    expect(own.code).not.toBe(0);
+    expect(own.stderr).toMatch(/is the agent's own data directory/);
+    const missing = await run(box.home, ['backup', 'set', 'box', '--path', '/no/such/dir']);
+    expect(missing.stderr).toMatch(/"\/no\/such\/dir" does not exist on this host/);
+
+    // Every backup command's help says what its <host> is, as session and preview commands do.
+    for (const command of ['set', 'now', 'ls', 'restore', 'status']) {
+      const help = await run(box.home, ['backup', command, '--help']);
+      expect(help.stdout, command).toMatch(/Arguments:\n\s+host\s+host name \(see `hangar hosts ls`\)/);
+    }
+  });
+});
+
+// One host for these: each backs up a directory of its own and restores (or is refused) from its
+// own latest snapshot; none counts the snapshots or changes the key or the keep policy (those above
+// have a host each).
+describe('backups on demand, restores and refusals on one host', () => {
+  const box = usePairedHost({ shared: true });
+
   it('a restore refuses a directory that is not empty, a ".." and a symbolic link, and writes nothing', async () => {
     const dir = project();
     await run(box.home, ['backup', 'set', 'box', '--path', dir]);
@@ -278,40 +336,6 @@ describe('backups on demand', () => {
     120_000,
   );
 
-  it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
-    const dir = project();
-    await run(box.home, ['backup', 'set', 'box', '--path', dir, '--keep-last', '1']);
-    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
-    const repository = join(box.dataDir, 'backups', 'restic');
-    const password = join(box.dataDir, 'backups', 'password');
-    // A real restic that holds a lock while it reads stdin: the prune after the next backup needs
-    // the repository to itself.
-    const holder = spawn('/usr/bin/restic', ['backup', '--stdin', '--stdin-filename', 'held'], {
-      env: { ...process.env, RESTIC_REPOSITORY: repository, RESTIC_PASSWORD_FILE: password },
-      stdio: ['pipe', 'ignore', 'ignore'],
-    });
-    try {
-      await until(() => (readdirSync(join(repository, 'locks')).length > 0 ? true : undefined), 'the lock');
-      const locked = await run(box.home, ['backup', 'now', 'box']);
-      expect(locked.code, locked.stderr).toBe(0);
-      expect(locked.stdout).toMatch(
-        /note: the snapshot was made, but the keep policy was not applied: .*is locked by another restic run.*hangar-agent backup unlock/,
-      );
-      // What to run names this agent's data directory, not the default one.
-      expect(locked.stdout).toContain(`hangar-agent backup unlock --data ${box.dataDir}`);
-    } finally {
-      const exited = new Promise((resolve) => holder.once('exit', resolve));
-      holder.kill('SIGKILL');
-      await exited;
-    }
-
-    writeFileSync(password, 'not the key\n');
-    const wrong = await run(box.home, ['backup', 'now', 'box']);
-    expect(wrong.code).not.toBe(0);
-    expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
-    expect(wrong.stderr).toContain(`Put that repository's key in ${password} on the host`);
-  }, 120_000);
-
   // "backing up …" / "restoring …" say the host took the run on: not printed before a refusal.
   it('says nothing of backing up or restoring when the host refuses', async () => {
     const unknown = await run(box.home, ['backup', 'now', 'nosuchhost']);
@@ -322,23 +346,6 @@ describe('backups on demand', () => {
     expect(refused.stderr).toMatch(/in the agent's own data directory/);
     expect(refused.stderr).not.toContain('restoring');
   }, 60_000);
-
-  it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
-    const none = await run(box.home, ['backup', 'now', 'box']);
-    expect(none.code).not.toBe(0);
-    expect(none.stderr).toContain('hangar backup set <host> --path DIR');
-    const own = await run(box.home, ['backup', 'set', 'box', '--path', box.dataDir]);
-    expect(own.code).not.toBe(0);
-    expect(own.stderr).toMatch(/is the agent's own data directory/);
-    const missing = await run(box.home, ['backup', 'set', 'box', '--path', '/no/such/dir']);
-    expect(missing.stderr).toMatch(/"\/no\/such\/dir" does not exist on this host/);
-
-    // Every backup command's help says what its <host> is, as session and preview commands do.
-    for (const command of ['set', 'now', 'ls', 'restore', 'status']) {
-      const help = await run(box.home, ['backup', command, '--help']);
-      expect(help.stdout, command).toMatch(/Arguments:\n\s+host\s+host name \(see `hangar hosts ls`\)/);
-    }
-  });
 });
 
 describe('backups on a schedule', () => {
@@ -445,7 +452,9 @@ describe('one restic run at a time', () => {
     `#!/bin/sh\nif [ "$1" = backup ]; then i=0; while [ ! -e ${gate} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; fi\nexec /usr/bin/restic "$@"\n`,
     { mode: 0o755 },
   );
-  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  // One host for both: the first counts the snapshots (one, its own), the second none; the second
+  // closes the gate again before it starts, and waits for its backup to end.
+  const box = usePairedHost({ shared: true, agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
   afterAll(() => removeDir(slow));
 
   it('a second backup joins the running one, and a restore meanwhile is refused, saying what runs', async () => {

@@ -4,7 +4,9 @@ import { hangar } from '../support/processes.js';
 
 /** What `hangar` tells a user when something is not there or did not work: the truth, and what to run. */
 describe('CLI messages', () => {
-  const box = usePairedHost();
+  // One host for these: the jobs of the first are no sessions (the second counts those), and the
+  // last one kills the agent, so it stays last.
+  const box = usePairedHost({ shared: true });
 
   it('jobs show says which network a job asked for: none or host; nothing for the default', async () => {
     for (const [network, note] of [

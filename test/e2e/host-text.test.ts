@@ -17,7 +17,8 @@ function expectNothingActedOn(text: string): void {
 }
 
 describe('text from a host cannot drive your terminal', () => {
-  const box = usePairedHost();
+  // One host for the three: each looks at what its own command printed (a job, a session, a refusal).
+  const box = usePairedHost({ shared: true });
   const newSession = (name: string, ...args: string[]) =>
     hangar(box.home, ['session', 'new', 'box', '--name', name, ...args]);
 

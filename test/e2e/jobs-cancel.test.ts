@@ -5,7 +5,9 @@ import { HANGAR_BIN, hangar, type CliResult } from '../support/processes.js';
 import { killQuietly, processesMatching, uniqueSleep, until } from '../support/until.js';
 
 describe('cancelling a job', () => {
-  const box = usePairedHost({ name: 'local', workspace: { README: 'cancel me\n' } });
+  // One host for these: each job runs in a directory of its own, with sleeps no other job runs
+  // (uniqueSleep), and each case checks that its own are gone.
+  const box = usePairedHost({ shared: true, name: 'local', workspace: { README: 'cancel me\n' } });
 
   it('Ctrl-C in hangar run cancels the job, waits for its end, and leaves no process behind', async () => {
     const marker = uniqueSleep();

@@ -8,7 +8,9 @@ import { hangarFrom, type CliResult } from '../support/processes.js';
 
 /** An empty folder and a fresh `git init` are workspaces; a whole home directory is not. */
 describe('hangar run from a folder with nothing in it', () => {
-  const box = usePairedHost();
+  // One host for these: each job runs in a directory of its own on it, and each case looks at its
+  // own job's output and status only.
+  const box = usePairedHost({ shared: true });
   const cleanups = useCleanups();
   const folder = () => dirFor(cleanups, 'folder');
 

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { dirFor, useCleanups } from '../support/cleanups.js';
 import { usePairedHost } from '../support/paired-host.js';
 import { AGENT_BIN, hangarAgent, hangarFrom, startAgentProcess, type CliResult } from '../support/processes.js';
@@ -200,9 +200,11 @@ describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs on an agent that runs as r
 });
 
 describe.skipIf(!HAS_BWRAP || !AS_ROOT)('sandbox jobs where the kernel refuses user namespaces', () => {
-  const cleanups = useCleanups();
+  // One host (and stand-in bwrap) for both: a refused run starts nothing, and doctor only looks.
+  const cleanups = useCleanups(afterAll);
   let bin: string;
   const box = usePairedHost({
+    shared: true,
     name: 'local',
     workspace: { README: 'a workspace\n' },
     beforeStart: () => {

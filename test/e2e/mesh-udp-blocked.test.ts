@@ -85,9 +85,12 @@ describe.skipIf(!canNatLab)('UDP blocked at the host’s NAT (natlab namespaces)
     }
 
     // A live core (hangar ui) holds the link; a terminal attached through it ticks.
+    // It looks for a better path every second (README: HANGAR_UPGRADE_DELAY_MS), not 10 s after the
+    // link was made and then 15 s, 20 s: the test watches the move happen, not the default's wait.
     const ui = lab.spawn('hostB', [process.execPath, HANGAR_BIN, 'ui'], {
       HANGAR_HOME: lab.laptop,
       HANGAR_LOG_LEVEL: 'warn',
+      HANGAR_UPGRADE_DELAY_MS: process.env['HANGAR_UPGRADE_DELAY_MS'] ?? '1000',
     });
     await waitForLine(ui, (line) => /http:\/\/127\.0\.0\.1:\d+\//.test(line), 'hangar ui');
     const via = async () =>

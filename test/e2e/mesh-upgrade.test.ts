@@ -21,6 +21,10 @@ const run = promisify(execFile);
 // The splice is the only fallback here (WebRTC needs UDP, which this firewall drops anyway; with
 // it left out the link forms through the splice at once, and the upgrade tries addresses only).
 process.env['HANGAR_WEBRTC'] = 'off';
+// The core looks for a better path every second (README: HANGAR_UPGRADE_DELAY_MS), not 10 s after
+// the link was made and then 15 s, 20 s: the test watches the move happen, not the default's wait.
+// A run may set its own (10000: as the default's first look).
+process.env['HANGAR_UPGRADE_DELAY_MS'] ??= '1000';
 
 const cleanups = useCleanups();
 

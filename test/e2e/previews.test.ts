@@ -443,6 +443,12 @@ describe('previews through the CLI', () => {
     expect(heldAt).toBeLessThan(total);
     expect(received).toBeGreaterThan(heldAt / 2);
   });
+});
+
+// One host for these: each command is refused before it adds anything, and each case checks that
+// the host still has no preview (one that had added one would fail there itself).
+describe('previews refused as bad input', () => {
+  const host = usePairedHost({ shared: true });
 
   it.each([
     [['preview', 'add', 'box', '0'], 'hangar: port: a port is 1-65535'],

@@ -18,7 +18,7 @@ import {
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { HostConnection } from './connection/host-connection.js';
+import { HostConnection, upgradeDelaysFromEnv } from './connection/host-connection.js';
 import { mergeHosts, type HostEntry } from './hosts/directory.js';
 import { listOnHosts } from './hosts/fan-out.js';
 import { knownJobs } from './hosts/known-jobs.js';
@@ -87,6 +87,8 @@ export class HangarCore {
     readonly registry: HostRegistry,
     private readonly deviceKey: DeviceKey,
     readonly logger: Logger,
+    /** Waits before each look for a better path (HANGAR_UPGRADE_DELAY_MS, else host-connection's defaults). */
+    private readonly upgradeDelaysMs: readonly number[],
   ) {
     this.account = new RelayAccount({
       store: new AccountStore(db),
@@ -147,10 +149,19 @@ export class HangarCore {
 
   static async open(options: CoreOptions = {}): Promise<HangarCore> {
     const home = options.home ?? hangarHome();
+    // Checked before anything is opened: a bad value stops the core with an error that names it.
+    const upgradeDelaysMs = upgradeDelaysFromEnv();
     const logger = options.logger ?? createCoreLogger();
     const db = openCoreDb(home);
     const deviceKey = await loadOrCreateDeviceKey(home);
-    return new HangarCore(home, db, new HostRegistry(db), deviceKey, logger.child({ component: 'core' }));
+    return new HangarCore(
+      home,
+      db,
+      new HostRegistry(db),
+      deviceKey,
+      logger.child({ component: 'core' }),
+      upgradeDelaysMs,
+    );
   }
 
   get deviceName(): string {
@@ -322,6 +333,7 @@ export class HangarCore {
       logger: this.logger,
       dial: () => this.reach.dial(name),
       better: (current) => this.reach.better(name, current),
+      upgradeDelaysMs: this.upgradeDelaysMs,
       onNotFound: () =>
         queueMicrotask(() => {
           if (this.connections.get(name) !== connection) return;

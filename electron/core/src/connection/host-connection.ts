@@ -20,6 +20,7 @@ import {
 } from '@hangar/shared';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { connectToHost, type ConnectedHost } from '../link/connect.js';
 import { pathRank } from '../relay/reach.js';
 import { retireLink, roundTrip } from './link-lifetime.js';
@@ -45,6 +46,8 @@ export interface HostConnectionOptions {
   better?: (current: string | undefined) => Promise<DialedLink | undefined>;
   /** The dial found no such host (an account host that went): the owner forgets this connection. */
   onNotFound?: () => void;
+  /** The waits before each look for a better path, the last repeated (default 10 s, 15 s, then 20 s). */
+  upgradeDelaysMs?: readonly number[];
 }
 
 /** Backoff after a dropped link: quick first retry (a blip), capped so a sleeping laptop recovers fast. */
@@ -55,7 +58,29 @@ const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 3000];
  * 20 s, each attempt bounded by its dials (3 s of address probes, a WebRTC attempt). Tailscale
  * looks once a minute (upgradeUDPDirectInterval); a user waiting on a slow splice is worth more.
  */
-const UPGRADE_DELAYS_MS = [10_000, 15_000, 20_000];
+const UPGRADE_DELAYS_MS: readonly number[] = [10_000, 15_000, 20_000];
+
+/** HANGAR_UPGRADE_DELAY_MS: the wait before every upgrade attempt, in place of the delays above. */
+export const UPGRADE_DELAY_ENV = 'HANGAR_UPGRADE_DELAY_MS';
+const upgradeDelaySchema = z.coerce.number().int().min(100).max(600_000);
+
+/**
+ * The upgrade's delays from the environment: the defaults when the variable is unset or empty, else
+ * its one delay, repeated (a network whose firewall is known to open soon; the tests that watch an
+ * upgrade happen). A value that is not a whole number of milliseconds from 100 to 600000 is an
+ * error naming the variable, not a default in silence.
+ */
+export function upgradeDelaysFromEnv(env: NodeJS.ProcessEnv = process.env): readonly number[] {
+  const value = env[UPGRADE_DELAY_ENV];
+  if (value === undefined || value.trim() === '') return UPGRADE_DELAYS_MS;
+  const parsed = upgradeDelaySchema.safeParse(value.trim());
+  if (!parsed.success) {
+    throw new Error(
+      `${UPGRADE_DELAY_ENV} must be a whole number of milliseconds from 100 to 600000 (the wait before each path upgrade attempt), not ${JSON.stringify(value)}`,
+    );
+  }
+  return [parsed.data];
+}
 /** The round trip is measured when a link comes up and this often while it is held open. */
 const RTT_INTERVAL_MS = 10_000;
 /** A ping not answered within this long leaves the last round trip as it was (the heartbeat judges liveness). */
@@ -306,7 +331,8 @@ export class HostConnection implements Disposable {
   private scheduleUpgrade(): void {
     if (this.upgradeTimer || this.upgrading || this.disposed || !this.options.better) return;
     if (this.retainers === 0 || !this.mux || this.mux.closed || pathRank(this.path?.kind) === 0) return;
-    const delay = UPGRADE_DELAYS_MS[Math.min(this.upgradeAttempt, UPGRADE_DELAYS_MS.length - 1)]!;
+    const delays = this.options.upgradeDelaysMs ?? UPGRADE_DELAYS_MS;
+    const delay = delays[Math.min(this.upgradeAttempt, delays.length - 1)]!;
     this.upgradeAttempt++;
     this.upgradeTimer = setTimeout(() => {
       this.upgradeTimer = undefined;
