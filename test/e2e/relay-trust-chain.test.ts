@@ -106,6 +106,44 @@ describe('trust follows the chain', () => {
     await until(() => sessionsOn(laptop), 'listing mini from the laptop');
   });
 
+  it('a computer whose vouch back was dropped by the relay makes it when its window next reaches the relay', async () => {
+    const double = await RelayDouble.start();
+    cleanups.push(() => double[Symbol.asyncDispose]());
+    const relay = await relayAt(dir('relay'), 0, ['--public-url', double.url]);
+    double.setUpstream(relay.url);
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, double.url, 'me@example.com')).code).toBe(0);
+    const desk = await approvedComputer(laptop, double.url, 'desk');
+    const deskKey = (await loadOrCreateDeviceKey(desk)).publicKeyHex;
+    const vouchedBackAt = () => {
+      const db = new Database(join(desk, 'hangar.db'), { readonly: true });
+      try {
+        return (db.prepare('SELECT vouched_back_at FROM account_trust').get() as { vouched_back_at: number | null })
+          ?.vouched_back_at;
+      } finally {
+        db.close();
+      }
+    };
+    // The relay goes away just as the desk sends its endorsement of the laptop, every time.
+    const fromDesk = (method: string, body: string) => method === 'devices.endorse' && body.includes(deskKey);
+    double.dropCall = fromDesk;
+    const made = await hangar(desk, ['hosts', 'enroll-token', '--name', 'mini']);
+    expect(made.code, made.stderr).toBe(0); // the token is made all the same
+    const tried = double.calls.filter((m) => m === 'devices.endorse').length;
+    expect(tried).toBeGreaterThan(0);
+    expect(vouchedBackAt() ?? null).toBeNull();
+
+    // The relay is back; the desk's window reaches it and vouches without being asked for a host.
+    double.dropCall = undefined;
+    await openWindow(desk, cleanups);
+    const deadline = Date.now() + 15_000;
+    while ((vouchedBackAt() ?? null) === null) {
+      if (Date.now() > deadline) throw new Error(`the desk never vouched back: ${double.calls.join(' ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(double.calls.filter((m) => m === 'devices.endorse').length).toBeGreaterThan(tried);
+  });
+
   it('a revoked device stays out though a trusted computer endorses it again, and what a key nobody vouched for signs changes nothing', async () => {
     const double = await RelayDouble.start();
     cleanups.push(() => double[Symbol.asyncDispose]());
