@@ -23,6 +23,8 @@ export class RelayDouble implements AsyncDisposable {
    * moment: for each call, whether to drop it.
    */
   dropCall: ((method: string, body: string) => boolean) | undefined;
+  /** Answers these procedures itself with this status and JSON body (a relay without them, say). */
+  readonly answers = new Map<string, { status: number; body: unknown }>();
   /** Answers hosts.enroll itself, with success, for a token already used once through it. */
   replayUsedTokens = false;
   /**
@@ -72,6 +74,11 @@ export class RelayDouble implements AsyncDisposable {
     if (method) this.calls.push(method);
     if (this.dropCall?.(method, body)) {
       request.socket.destroy();
+      return;
+    }
+    const answer = this.answers.get(method);
+    if (answer !== undefined) {
+      response.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
       return;
     }
     if (method === 'hosts.enroll' && this.replayUsedTokens) {
