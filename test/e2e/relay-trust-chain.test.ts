@@ -262,7 +262,7 @@ describe('trust follows the chain', () => {
     const relisted = await hangar(laptop, ['devices', 'ls']);
     expect(relisted.stdout).toMatch(/^watch\s+trusted/m);
     expect(relisted.stdout).not.toContain('approved before by');
-  });
+  }, 120_000); // four computers approved one by another, a host, two waits for the agent: ~30 s alone
 
   it('a window vouches for a host it paired with a code though another computer enrolled it: a computer approved with a code then takes it', async () => {
     const relay = await relayAt(dir('relay'));
