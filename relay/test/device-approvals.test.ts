@@ -165,3 +165,45 @@ describeEachStorage('trust through a revoked device', (relay) => {
     expect((await post(relay.url, 'hosts.list', {}, c.session.access_token)).status).toBe(200);
   });
 });
+
+describeEachStorage('the account’s first computer revoked by another', (relay) => {
+  it('the computer that revoked it takes its place on the relay; what only the first vouched for waits again', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const phone = await login(relay.client, owner.email, newKey(), 'phone');
+    for (const [subject, name] of [
+      [tablet, 'tablet'],
+      [phone, 'phone'],
+    ] as const) {
+      const done = await post(
+        relay.url,
+        'devices.endorse',
+        { device_id: subject.session.device.device_id, statement: statementOf(owner, 'endorse', subject.key, name) },
+        owner.session.access_token,
+      );
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+    }
+    // The laptop was stolen: the tablet revokes it.
+    const revoked = await post(
+      relay.url,
+      'devices.revoke',
+      { device_id: owner.session.device.device_id, statement: statementOf(tablet, 'revoke', owner.key, 'laptop') },
+      tablet.session.access_token,
+    );
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    const listed = await post(relay.url, 'devices.list', {}, tablet.session.access_token);
+    const devices = listed.body['devices'] as { name: string; status: string; needs_approval_again?: string }[];
+    expect(devices.map((d) => [d.name, d.status])).toEqual([
+      ['laptop', 'revoked'],
+      ['tablet', 'first'],
+      ['phone', 'pending'],
+    ]);
+    expect(devices.find((d) => d.name === 'phone')?.needs_approval_again).toContain(
+      'hangar devices approve phone --yes',
+    );
+    // The tablet may still approve and enroll: the account is not left with nobody to do so.
+    expect((await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, tablet.session.access_token)).status).toBe(
+      200,
+    );
+  });
+});

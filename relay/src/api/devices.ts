@@ -287,7 +287,7 @@ async function storeStatement(
         .where('revoked_at', 'is', null)
         .execute();
       // What only the revoked device vouched for needs approval again, as on every host.
-      changed.push(...(await settleTrust(trx, signer.account_id)));
+      changed.push(...(await settleTrust(trx, signer.account_id, signer.id)));
     }
     return counter.statement_seq;
   });
@@ -322,8 +322,13 @@ async function storeStatement(
  * device that enrolled a host of the account (that host pinned it at its first link). A device
  * pending again whose chain comes back (its approver approved again) is endorsed again. Returns the
  * ids of the devices it changed.
+ *
+ * `revoker`: the device that just signed a revocation. Should it no longer be reached (it revoked
+ * the root its own chain came from: the account's first computer, stolen), it takes that root's
+ * place on the relay (`first`) rather than leave the account with no device that may approve or
+ * enroll anything; hosts that pinned only the revoked root refuse it until it pairs by a code.
  */
-export async function settleTrust(trx: RelayDb, accountId: string): Promise<string[]> {
+export async function settleTrust(trx: RelayDb, accountId: string, revoker?: string): Promise<string[]> {
   const devices = await trx.selectFrom('devices').selectAll().where('account_id', '=', accountId).execute();
   const enrollers = new Set(
     (await trx.selectFrom('hosts').select('enrolled_by').where('account_id', '=', accountId).execute()).map(
@@ -344,20 +349,31 @@ export async function settleTrust(trx: RelayDb, accountId: string): Promise<stri
     endorsedBy.set(row.signer_device_key, [...(endorsedBy.get(row.signer_device_key) ?? []), row.subject_device_key]);
   }
   const reachedBy = new Map<string, string | null>(); // key -> the key that vouched for it (null: a root)
-  for (const device of devices) {
-    if (revoked.has(device.public_key)) continue;
-    if (device.status === 'first' || enrollers.has(device.id)) reachedBy.set(device.public_key, null);
-  }
-  // Breadth first from the roots: each key is visited once, so a cycle of endorsements ends.
-  const queue = [...reachedBy.keys()];
-  for (let next = 0; next < queue.length; next++) {
-    for (const subject of endorsedBy.get(queue[next]!) ?? []) {
-      if (reachedBy.has(subject) || revoked.has(subject)) continue;
-      reachedBy.set(subject, queue[next]!);
-      queue.push(subject);
+  const queue: string[] = [];
+  const reachFrom = (root: string) => {
+    reachedBy.set(root, null);
+    queue.push(root);
+    // Breadth first from the roots: each key is visited once, so a cycle of endorsements ends.
+    for (let next = queue.length - 1; next < queue.length; next++) {
+      for (const subject of endorsedBy.get(queue[next]!) ?? []) {
+        if (reachedBy.has(subject) || revoked.has(subject)) continue;
+        reachedBy.set(subject, queue[next]!);
+        queue.push(subject);
+      }
     }
+  };
+  for (const device of devices) {
+    if (revoked.has(device.public_key) || reachedBy.has(device.public_key)) continue;
+    if (device.status === 'first' || enrollers.has(device.id)) reachFrom(device.public_key);
   }
   const changed: string[] = [];
+  const acting = devices.find((d) => d.id === revoker);
+  if (acting !== undefined && !revoked.has(acting.public_key) && !reachedBy.has(acting.public_key)) {
+    await trx.updateTable('devices').set({ status: 'first' }).where('id', '=', acting.id).execute();
+    acting.status = 'first';
+    changed.push(acting.id);
+    reachFrom(acting.public_key);
+  }
   for (const device of devices) {
     const voucher = reachedBy.get(device.public_key);
     if (device.status === 'endorsed' && voucher === undefined) {
