@@ -102,3 +102,108 @@ describeEachStorage('a computer vouching back for its approver', (relay) => {
     });
   });
 });
+
+describeEachStorage('trust through a revoked device', (relay) => {
+  it('what only a revoked device vouched for is listed as needing approval again, may not call what a trusted one may, and comes back with its approver', async () => {
+    const owner = await signup(relay.client);
+    const a = await login(relay.client, owner.email, newKey(), 'tablet');
+    const b = await login(relay.client, owner.email, newKey(), 'phone');
+    const c = await login(relay.client, owner.email, newKey(), 'watch');
+    const id = (d: typeof a) => d.session.device.device_id;
+    const endorse = async (signer: typeof a, subject: typeof a, name: string) => {
+      const done = await post(
+        relay.url,
+        'devices.endorse',
+        { device_id: id(subject), statement: statementOf(signer, 'endorse', subject.key, name) },
+        signer.session.access_token,
+      );
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+    };
+    await endorse(owner, a, 'tablet');
+    await endorse(a, b, 'phone'); // the owner → tablet → phone → watch
+    await endorse(b, c, 'watch');
+    const listed = async () => {
+      const answer = await post(relay.url, 'devices.list', {}, owner.session.access_token);
+      return answer.body['devices'] as { device_id: string; status: string; needs_approval_again?: string }[];
+    };
+    const of = async (d: typeof a) => (await listed()).find((row) => row.device_id === id(d))!;
+    expect((await of(c)).status).toBe('endorsed');
+    expect((await post(relay.url, 'hosts.list', {}, c.session.access_token)).status).toBe(200);
+
+    const revoked = await post(
+      relay.url,
+      'devices.revoke',
+      { device_id: id(a), statement: statementOf(owner, 'revoke', a.key, 'tablet') },
+      owner.session.access_token,
+    );
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    // As on every host: the phone and the watch were vouched for through the tablet only.
+    for (const [device, name, by] of [
+      [b, 'phone', 'tablet (revoked)'],
+      [c, 'watch', 'phone (itself waiting for approval)'],
+    ] as const) {
+      const row = await of(device);
+      expect(row.status).toBe('pending');
+      expect(row.needs_approval_again).toContain(`approved before by ${by}`);
+      expect(row.needs_approval_again).toContain(`hangar devices approve ${name} --yes`);
+      const refused = await post(relay.url, 'hosts.list', {}, device.session.access_token);
+      expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+    }
+    // The watch sees the same about itself.
+    const own = await post(relay.url, 'devices.list', {}, c.session.access_token);
+    expect((own.body['devices'] as { needs_approval_again?: string }[])[0]?.needs_approval_again).toContain(
+      'hosts refuse it',
+    );
+    expect((await of(owner)).needs_approval_again).toBeUndefined();
+
+    // The owner approves the phone again: its approval of the watch stands, and nothing revoked the watch.
+    await endorse(owner, b, 'phone');
+    expect(await of(b)).toMatchObject({ status: 'endorsed' });
+    const watch = await of(c);
+    expect(watch).toMatchObject({ status: 'endorsed' });
+    expect(watch.needs_approval_again).toBeUndefined();
+    expect((await post(relay.url, 'hosts.list', {}, c.session.access_token)).status).toBe(200);
+  });
+});
+
+describeEachStorage('the account’s first computer revoked by another', (relay) => {
+  it('the computer that revoked it takes its place on the relay; what only the first vouched for waits again', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const phone = await login(relay.client, owner.email, newKey(), 'phone');
+    for (const [subject, name] of [
+      [tablet, 'tablet'],
+      [phone, 'phone'],
+    ] as const) {
+      const done = await post(
+        relay.url,
+        'devices.endorse',
+        { device_id: subject.session.device.device_id, statement: statementOf(owner, 'endorse', subject.key, name) },
+        owner.session.access_token,
+      );
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+    }
+    // The laptop was stolen: the tablet revokes it.
+    const revoked = await post(
+      relay.url,
+      'devices.revoke',
+      { device_id: owner.session.device.device_id, statement: statementOf(tablet, 'revoke', owner.key, 'laptop') },
+      tablet.session.access_token,
+    );
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    const listed = await post(relay.url, 'devices.list', {}, tablet.session.access_token);
+    const devices = listed.body['devices'] as { name: string; status: string; needs_approval_again?: string }[];
+    expect(devices.map((d) => [d.name, d.status])).toEqual([
+      ['laptop', 'revoked'],
+      ['tablet', 'first'],
+      ['phone', 'pending'],
+    ]);
+    expect(devices.find((d) => d.name === 'phone')?.needs_approval_again).toContain(
+      'hangar devices approve phone --yes',
+    );
+    // The tablet may still approve and enroll: the account is not left with nobody to do so.
+    expect((await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, tablet.session.access_token)).status).toBe(
+      200,
+    );
+  });
+});

@@ -122,4 +122,70 @@ describeEachStorage('a pending device', (relay) => {
       agent.dispose();
     }
   });
+
+  it('a device pending again (its approver revoked) is treated so on the socket it has open: no signals, no news of hosts', async () => {
+    const { owner, host, hostId } = await ownerWithHost(relay.client);
+    const agent = agentSocket(relay.url, hostId, host);
+    const tablet = await login(relay.client, owner.email, undefined, 'tablet');
+    const phone = await login(relay.client, owner.email, undefined, 'phone');
+    const endorse = (signer: SignedIn, subject: SignedIn, name: string) =>
+      relay.client.call(
+        'devices.endorse',
+        { device_id: subject.session.device.device_id, statement: statementOf(signer, 'endorse', subject.key, name) },
+        { accessToken: signer.session.access_token },
+      );
+    await endorse(owner, tablet, 'tablet');
+    await endorse(tablet, phone, 'phone');
+    const phoneSocket = rawDeviceSocket(relay.url, phone);
+    const ownerSocket = deviceSocket(relay.url, owner);
+    const disposables: (() => void)[] = [];
+    try {
+      await waitFor('the phone trusted, with the host', () =>
+        phoneSocket.messages.some((m) => m.type === 'presence' && m.host.host_id === hostId),
+      );
+      await relay.client.call(
+        'devices.revoke',
+        {
+          device_id: tablet.session.device.device_id,
+          statement: statementOf(owner, 'revoke', tablet.key, 'tablet'),
+        },
+        { accessToken: owner.session.access_token },
+      );
+      await waitFor('the phone hears it waits again', () =>
+        phoneSocket.messages.some(
+          (m) =>
+            m.type === 'device.changed' &&
+            m.device.device_id === phone.session.device.device_id &&
+            m.device.status === 'pending',
+        ),
+      );
+      const before = phoneSocket.messages.length;
+      // A host comes online meanwhile: the owner hears of it; the phone, waiting again, does not.
+      const secondHost = newHost('second');
+      const second = await enroll(relay.client, owner, secondHost);
+      const secondAgent = agentSocket(relay.url, second.hostId, secondHost);
+      disposables.push(() => secondAgent.dispose());
+      await waitFor('the second host online at the owner', () => ownerSocket.hosts.get(second.hostId)?.online);
+      phoneSocket.send({
+        type: 'signal',
+        to_host: hostId,
+        request_id: 'req-demoted-1',
+        payload: 'offer',
+        signature: '0'.repeat(128),
+      });
+      const refused = await waitFor('signal refused', () =>
+        phoneSocket.messages.find((m) => m.type === 'signal.error'),
+      );
+      expect(refused.type === 'signal.error' && refused.error.code).toBe('E_FORBIDDEN');
+      // Nothing of the new host reached it (its presence went out before that answer).
+      expect(
+        phoneSocket.messages.slice(before).some((m) => m.type === 'presence' && m.host.host_id === second.hostId),
+      ).toBe(false);
+    } finally {
+      for (const dispose of disposables) dispose();
+      phoneSocket.socket.terminate();
+      ownerSocket.socket.dispose();
+      agent.dispose();
+    }
+  });
 });

@@ -106,6 +106,44 @@ describe('trust follows the chain', () => {
     await until(() => sessionsOn(laptop), 'listing mini from the laptop');
   });
 
+  it('a computer whose vouch back was dropped by the relay makes it when its window next reaches the relay', async () => {
+    const double = await RelayDouble.start();
+    cleanups.push(() => double[Symbol.asyncDispose]());
+    const relay = await relayAt(dir('relay'), 0, ['--public-url', double.url]);
+    double.setUpstream(relay.url);
+    const laptop = dir('laptop');
+    expect((await signupCli(laptop, double.url, 'me@example.com')).code).toBe(0);
+    const desk = await approvedComputer(laptop, double.url, 'desk');
+    const deskKey = (await loadOrCreateDeviceKey(desk)).publicKeyHex;
+    const vouchedBackAt = () => {
+      const db = new Database(join(desk, 'hangar.db'), { readonly: true });
+      try {
+        return (db.prepare('SELECT vouched_back_at FROM account_trust').get() as { vouched_back_at: number | null })
+          ?.vouched_back_at;
+      } finally {
+        db.close();
+      }
+    };
+    // The relay goes away just as the desk sends its endorsement of the laptop, every time.
+    const fromDesk = (method: string, body: string) => method === 'devices.endorse' && body.includes(deskKey);
+    double.dropCall = fromDesk;
+    const made = await hangar(desk, ['hosts', 'enroll-token', '--name', 'mini']);
+    expect(made.code, made.stderr).toBe(0); // the token is made all the same
+    const tried = double.calls.filter((m) => m === 'devices.endorse').length;
+    expect(tried).toBeGreaterThan(0);
+    expect(vouchedBackAt() ?? null).toBeNull();
+
+    // The relay is back; the desk's window reaches it and vouches without being asked for a host.
+    double.dropCall = undefined;
+    await openWindow(desk, cleanups);
+    const deadline = Date.now() + 15_000;
+    while ((vouchedBackAt() ?? null) === null) {
+      if (Date.now() > deadline) throw new Error(`the desk never vouched back: ${double.calls.join(' ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(double.calls.filter((m) => m === 'devices.endorse').length).toBeGreaterThan(tried);
+  });
+
   it('a revoked device stays out though a trusted computer endorses it again, and what a key nobody vouched for signs changes nothing', async () => {
     const double = await RelayDouble.start();
     cleanups.push(() => double[Symbol.asyncDispose]());
@@ -171,13 +209,14 @@ describe('trust follows the chain', () => {
     }
   });
 
-  it('a stolen laptop revoked takes back what it approved before: the host unpins the devices only it vouched for', async () => {
+  it('a stolen laptop revoked takes back what it approved before: the host unpins the devices only it vouched for, the relay lists them as waiting, and one approved again brings back what it approved', async () => {
     const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');
     expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
     const mini = await hostEnrolledBy(laptop);
     const stolen = await approvedComputer(laptop, relay.url, 'stolen');
     const friend = await approvedComputer(stolen, relay.url, 'friend');
+    const watch = await approvedComputer(friend, relay.url, 'watch');
     const key = async (home: string) => (await loadOrCreateDeviceKey(home)).publicKeyHex;
     const pinnedOnMini = () => {
       const db = new Database(join(mini.shell.agentData, 'agent.db'), { readonly: true });
@@ -197,19 +236,33 @@ describe('trust follows the chain', () => {
       }
     };
     const friendKey = await key(friend);
-    await waitFor('mini never pinned the friend the stolen laptop approved', () => pinnedOnMini().includes(friendKey));
+    const watchKey = await key(watch);
+    await waitFor('mini never pinned the watch the friend approved', () => pinnedOnMini().includes(watchKey));
 
     const revoked = await hangar(laptop, ['devices', 'revoke', 'stolen']);
     expect(revoked.code, revoked.stderr).toBe(0);
     await waitFor('mini never unpinned what the stolen laptop vouched for', () => !pinnedOnMini().includes(friendKey));
+    await waitFor('mini never unpinned the watch', () => !pinnedOnMini().includes(watchKey));
     expect(pinnedOnMini()).toEqual([await key(laptop)]);
     expect(mini.agent.stderr()).toMatch(/unpinned a device no trusted device vouches for any more/);
+    // The relay's list agrees with the host: both wait for approval again, and the list says why.
+    const listed = await hangar(laptop, ['devices', 'ls']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/^friend\s+waiting for approval/m);
+    expect(listed.stdout).toMatch(/^watch\s+waiting for approval/m);
+    expect(listed.stdout).toContain('friend: approved before by stolen (revoked)');
+    expect(listed.stdout).toContain('hangar devices approve friend --yes');
 
-    // Unpinned, not revoked: the user vouches for it again from a trusted computer, as the log says.
+    // Unpinned, not revoked: the user vouches for it again from a trusted computer, as the log says;
+    // what it had approved (the watch) comes back with it, on the host and in the relay's list.
     const again = await hangar(laptop, ['devices', 'approve', 'friend', '--yes']);
     expect(again.code, again.stderr).toBe(0);
     await waitFor('mini never pinned the friend approved again', () => pinnedOnMini().includes(friendKey));
-  });
+    await waitFor('mini never pinned again the watch the friend had approved', () => pinnedOnMini().includes(watchKey));
+    const relisted = await hangar(laptop, ['devices', 'ls']);
+    expect(relisted.stdout).toMatch(/^watch\s+trusted/m);
+    expect(relisted.stdout).not.toContain('approved before by');
+  }, 120_000); // four computers approved one by another, a host, two waits for the agent: ~30 s alone
 
   it('a window vouches for a host it paired with a code though another computer enrolled it: a computer approved with a code then takes it', async () => {
     const relay = await relayAt(dir('relay'));

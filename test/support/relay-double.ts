@@ -18,6 +18,13 @@ export class RelayDouble implements AsyncDisposable {
   rewriteHost: ((host: HostPresence) => HostPresence) | undefined;
   /** Rewrites the result of any other procedure it passes on (what it returns replaces the result). */
   rewriteResult: ((method: string, result: unknown) => unknown) | undefined;
+  /**
+   * Drops a call it is given (the connection closed, no answer), as a relay that went away at that
+   * moment: for each call, whether to drop it.
+   */
+  dropCall: ((method: string, body: string) => boolean) | undefined;
+  /** Answers these procedures itself with this status and JSON body (a relay without them, say). */
+  readonly answers = new Map<string, { status: number; body: unknown }>();
   /** Answers hosts.enroll itself, with success, for a token already used once through it. */
   replayUsedTokens = false;
   /**
@@ -65,6 +72,15 @@ export class RelayDouble implements AsyncDisposable {
     for await (const chunk of request) body += (chunk as Buffer).toString();
     const method = request.url?.startsWith('/v1/') ? request.url.slice(4) : '';
     if (method) this.calls.push(method);
+    if (this.dropCall?.(method, body)) {
+      request.socket.destroy();
+      return;
+    }
+    const answer = this.answers.get(method);
+    if (answer !== undefined) {
+      response.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
+      return;
+    }
     if (method === 'hosts.enroll' && this.replayUsedTokens) {
       const tokenId = (JSON.parse(body) as { token_id?: string }).token_id ?? '';
       const answer = this.enrolled.get(tokenId);

@@ -138,8 +138,10 @@ function knownHere(store: AgentStore, key: string): boolean {
 
 /**
  * Applies kept statements whose signer is trusted, in seq order, again until nothing changes (an
- * endorsement applied may make the signer of an earlier one trusted). Each is applied once: a
- * device the user unpaired on this host is not pinned again by the same endorsement.
+ * endorsement applied may make the signer of an earlier one trusted). Each is applied once while
+ * its signer stays trusted; the endorsements of a device unpinned because no chain reaches it any
+ * more (dropUnvouched) wait again, and apply again once it is trusted again. A device the user
+ * unpaired on this host stays out by its tombstone (wasUnpaired), whatever endorses it.
  */
 function settle(store: AgentStore, applied: AppliedStatements, now: number): void {
   const { db } = store;
@@ -179,7 +181,8 @@ const RootRow = z.object({ public_key: z.string() });
  * endorsement stays only while the chain from a device this host pinned itself (a code, a first
  * link) through endorsements by trusted, unrevoked devices still reaches it. A stolen laptop
  * revoked: what it endorsed the minute before is unpinned too, unless another trusted device
- * vouched for it as well. Unpinned, not revoked: a trusted device that endorses it again lets it in.
+ * vouched for it as well. Unpinned, not revoked: a trusted device that endorses it again lets it in,
+ * and with it what it had endorsed (relay/PROTOCOL.md "A device approved again").
  */
 function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
   const { db } = store;
@@ -237,6 +240,12 @@ function dropUnvouched(store: AgentStore, applied: AppliedStatements): void {
   for (const device of endorsed) {
     if (trusted.has(device.public_key)) continue;
     db.prepare('DELETE FROM paired_devices WHERE public_key = ?').run(device.public_key);
+    // Unvouched, not revoked: its key still speaks for it, so what it endorsed counts again once a
+    // trusted device vouches for it again (settle applies these then, as any kept statement).
+    db.prepare(
+      `UPDATE account_statements SET applied_at = NULL
+       WHERE signer_key = ? AND json_extract(statement, '$.kind') = 'endorse'`,
+    ).run(device.public_key);
     applied.revoked.push(device.public_key);
     applied.unvouched.push({ key: device.public_key, name: device.name });
   }

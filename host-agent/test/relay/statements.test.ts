@@ -236,9 +236,49 @@ describe('statements, verified by the host', () => {
     expect(applied.revoked.sort()).toEqual([stolen.key, friend.key, friendsPhone.key].sort());
     expect(applied.unvouched.map((d) => d.name).sort()).toEqual(['friend', 'friends-phone']);
     expect(pinned(stolen) || pinned(friend) || pinned(friendsPhone)).toBe(false);
-    // Unpinned, not revoked: a trusted computer that vouches for it again lets it in.
-    expect(apply(statement(admin, 'endorse', friend)).outcomes.map((o) => o.result)).toEqual(['pinned']);
-    expect(pinned(friend)).toBe(true);
+    // Unpinned, not revoked: a trusted computer that vouches for it again lets it in, and with it
+    // what it had endorsed (in seq order: its endorsement of the phone, the phone's of it, the new one).
+    expect(apply(statement(admin, 'endorse', friend)).outcomes.map((o) => o.result)).toEqual([
+      'pinned',
+      'already pinned',
+      'pinned',
+    ]);
+    expect(pinned(friend) && pinned(friendsPhone)).toBe(true);
+  });
+
+  it('a device approved again after its approver was revoked brings back what it had approved, not what a revoked or unpaired key touched', () => {
+    const [admin, stolen, friend, watch, old, unpaired] = firstPinned(
+      'admin',
+      'stolen',
+      'friend',
+      'watch',
+      'old',
+      'unpaired',
+    );
+    apply(statement(admin, 'endorse', stolen), statement(stolen, 'endorse', friend));
+    apply(
+      statement(friend, 'endorse', watch),
+      statement(friend, 'endorse', old),
+      statement(friend, 'endorse', unpaired),
+    );
+    expect(pinned(watch) && pinned(old) && pinned(unpaired)).toBe(true);
+    apply(statement(admin, 'revoke', old)); // revoked on its own: stays out
+    unpairDevice(store, dir, 'unpaired'); // the host's owner took it out here: stays out
+    const dropped = apply(statement(admin, 'revoke', stolen));
+    expect(dropped.unvouched.map((d) => d.name).sort()).toEqual(['friend', 'watch']);
+
+    const again = apply(statement(admin, 'endorse', friend));
+    // In seq order: the friend's endorsements (made before) apply again after the new one pins it.
+    expect(again.outcomes.map((o) => [o.subject_name, o.result])).toEqual([
+      ['watch', 'pinned'], // the friend's endorsement of it stands, signed by a key trusted again
+      ['old', 'ignored'],
+      ['unpaired', 'ignored'],
+      ['friend', 'pinned'],
+    ]);
+    expect(pinned(friend) && pinned(watch)).toBe(true);
+    expect(pinned(old) || pinned(unpaired) || pinned(stolen)).toBe(false);
+    // Applied once again, not on every pass.
+    expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
   });
 
   it('the same in one batch: an endorsement, then its signer revoked, leaves nothing it vouched for', () => {

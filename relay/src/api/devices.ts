@@ -5,9 +5,11 @@ import {
   jsonOrUndefined,
   verifyStatement,
   type Statement,
+  type DeviceView,
   type StoredStatement,
 } from '@hangar/shared';
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
+import type { RelayDb } from '../store/db.js';
 import type { RelayTables } from '../store/schema.js';
 import { auditContext, isTrusted, signedIn, type Call, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
@@ -32,9 +34,9 @@ export const deviceHandlers: Pick<
   async 'devices.list'(ctx, _params, call) {
     const device = signedIn(call);
     // A pending device sees itself only: enough to show its fingerprint and learn it was approved.
-    if (!isTrusted(device)) return { devices: [deviceView(device)], this_device: device.id };
+    if (!isTrusted(device)) return { devices: await withApprovalNotes(ctx, [device]), this_device: device.id };
     const rows = await accountRows(ctx.db, 'devices', device.account_id, 'created_at');
-    return { devices: rows.map(deviceView), this_device: device.id };
+    return { devices: await withApprovalNotes(ctx, rows), this_device: device.id };
   },
 
   /*
@@ -140,6 +142,57 @@ export const deviceHandlers: Pick<
   },
 };
 
+/**
+ * The devices as listed, each pending one that was approved before (settleTrust took its approval
+ * back) with why and what to do: the user must not believe it works while every host refuses it.
+ */
+async function withApprovalNotes(ctx: RelayContext, rows: DeviceRow[]): Promise<DeviceView[]> {
+  const pending = rows.filter((row) => row.status === 'pending');
+  if (pending.length === 0) return rows.map(deviceView);
+  const accountId = pending[0]!.account_id;
+  const endorsements = await ctx.db
+    .selectFrom('statements')
+    .select(['subject_device_id', 'signer_device_key'])
+    .where('account_id', '=', accountId)
+    .where('kind', '=', 'endorse')
+    .where(
+      'subject_device_id',
+      'in',
+      pending.map((row) => row.id),
+    )
+    .orderBy('seq')
+    .execute();
+  if (endorsements.length === 0) return rows.map(deviceView);
+  const devices = await ctx.db
+    .selectFrom('devices')
+    .select(['public_key', 'name', 'status'])
+    .where('account_id', '=', accountId)
+    .execute();
+  const byKey = new Map(devices.map((d) => [d.public_key, d]));
+  const anyTrusted = devices.some((d) => isTrusted(d));
+  return rows.map((row) => {
+    const view = deviceView(row);
+    const signers = [
+      ...new Set(endorsements.filter((e) => e.subject_device_id === row.id).map((e) => e.signer_device_key)),
+    ];
+    if (row.status !== 'pending' || signers.length === 0) return view;
+    const named = signers.map((key) => {
+      const signer = byKey.get(key);
+      if (signer === undefined) return 'a device no longer in the account';
+      return `${signer.name} (${signer.status === 'revoked' ? 'revoked' : 'itself waiting for approval'})`;
+    });
+    const remedy = anyTrusted
+      ? `approve it again from a trusted computer: hangar devices approve ${row.name} --yes, or with the approval code it shows (hangar account on it)`
+      : 'no device of the account is trusted any more: pair it with each host by a code (hangar-agent pair on the host, then hangar hosts add on it with --code)';
+    return {
+      ...view,
+      needs_approval_again:
+        `approved before by ${named.join(', ')}, but no chain of approvals from a trusted device reaches it now, ` +
+        `so hosts refuse it: ${remedy}`,
+    };
+  });
+}
+
 export const MAX_STATEMENTS_PER_READ = 1000;
 
 export async function statementsSince(ctx: RelayContext, accountId: string, since: number): Promise<StoredStatement[]> {
@@ -185,6 +238,7 @@ async function storeStatement(
     .executeTakeFirst();
   if (duplicate !== undefined) return duplicate.seq; // the same statement sent twice: stored once
   const now = ctx.now();
+  const changed: string[] = []; // devices settleTrust moved, besides the subject
   const seq = await ctx.db.transaction().execute(async (trx) => {
     // The account row is the counter: its update serializes concurrent statements (both dialects).
     const counter = await trx
@@ -217,6 +271,8 @@ async function storeStatement(
         .where('id', '=', subject.id)
         .where('status', '=', 'pending')
         .execute();
+      // A device approved again brings back what it had approved (PROTOCOL.md "Trust follows the chain").
+      changed.push(...(await settleTrust(trx, signer.account_id)));
     } else {
       await trx
         .updateTable('devices')
@@ -230,6 +286,8 @@ async function storeStatement(
         .where('device_id', '=', subject.id)
         .where('revoked_at', 'is', null)
         .execute();
+      // What only the revoked device vouched for needs approval again, as on every host.
+      changed.push(...(await settleTrust(trx, signer.account_id, signer.id)));
     }
     return counter.statement_seq;
   });
@@ -246,7 +304,95 @@ async function storeStatement(
   await ctx.bus.publish({ t: 'statements', account_id: signer.account_id });
   await ctx.bus.publish({ t: 'device.changed', account_id: signer.account_id, device: deviceView(updated) });
   if (kind === 'revoke') await ctx.bus.publish({ t: 'device.revoked', device_id: subject.id });
+  for (const id of new Set(changed)) {
+    if (id === subject.id) continue;
+    const row = await ctx.db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+    if (row !== undefined) {
+      await ctx.bus.publish({ t: 'device.changed', account_id: signer.account_id, device: deviceView(row) });
+    }
+  }
   return seq;
+}
+
+/**
+ * The relay's record follows what a host computes from the same signed statements
+ * (host-agent/src/relay/statements.ts): a device counts as endorsed while a chain of endorsements by
+ * unrevoked devices reaches it from a root, and needs approval again (pending) once none does. The
+ * relay's roots are the hosts' roots as far as it knows them: the account's first device and every
+ * device that enrolled a host of the account (that host pinned it at its first link). A device
+ * pending again whose chain comes back (its approver approved again) is endorsed again. Returns the
+ * ids of the devices it changed.
+ *
+ * `revoker`: the device that just signed a revocation. Should it no longer be reached (it revoked
+ * the root its own chain came from: the account's first computer, stolen), it takes that root's
+ * place on the relay (`first`) rather than leave the account with no device that may approve or
+ * enroll anything; hosts that pinned only the revoked root refuse it until it pairs by a code.
+ */
+export async function settleTrust(trx: RelayDb, accountId: string, revoker?: string): Promise<string[]> {
+  const devices = await trx.selectFrom('devices').selectAll().where('account_id', '=', accountId).execute();
+  const enrollers = new Set(
+    (await trx.selectFrom('hosts').select('enrolled_by').where('account_id', '=', accountId).execute()).map(
+      (row) => row.enrolled_by,
+    ),
+  );
+  const revoked = new Set(devices.filter((d) => d.status === 'revoked').map((d) => d.public_key));
+  const endorsements = await trx
+    .selectFrom('statements')
+    .select(['signer_device_key', 'subject_device_key'])
+    .where('account_id', '=', accountId)
+    .where('kind', '=', 'endorse')
+    .orderBy('seq')
+    .execute();
+  const endorsedBy = new Map<string, string[]>(); // signer -> subjects
+  for (const row of endorsements) {
+    if (revoked.has(row.signer_device_key)) continue; // a revoked key signs nothing that counts
+    endorsedBy.set(row.signer_device_key, [...(endorsedBy.get(row.signer_device_key) ?? []), row.subject_device_key]);
+  }
+  const reachedBy = new Map<string, string | null>(); // key -> the key that vouched for it (null: a root)
+  const queue: string[] = [];
+  const reachFrom = (root: string) => {
+    reachedBy.set(root, null);
+    queue.push(root);
+    // Breadth first from the roots: each key is visited once, so a cycle of endorsements ends.
+    for (let next = queue.length - 1; next < queue.length; next++) {
+      for (const subject of endorsedBy.get(queue[next]!) ?? []) {
+        if (reachedBy.has(subject) || revoked.has(subject)) continue;
+        reachedBy.set(subject, queue[next]!);
+        queue.push(subject);
+      }
+    }
+  };
+  for (const device of devices) {
+    if (revoked.has(device.public_key) || reachedBy.has(device.public_key)) continue;
+    if (device.status === 'first' || enrollers.has(device.id)) reachFrom(device.public_key);
+  }
+  const changed: string[] = [];
+  const acting = devices.find((d) => d.id === revoker);
+  if (acting !== undefined && !revoked.has(acting.public_key) && !reachedBy.has(acting.public_key)) {
+    await trx.updateTable('devices').set({ status: 'first' }).where('id', '=', acting.id).execute();
+    acting.status = 'first';
+    changed.push(acting.id);
+    reachFrom(acting.public_key);
+  }
+  for (const device of devices) {
+    const voucher = reachedBy.get(device.public_key);
+    if (device.status === 'endorsed' && voucher === undefined) {
+      await trx
+        .updateTable('devices')
+        .set({ status: 'pending', endorsed_by: null })
+        .where('id', '=', device.id)
+        .execute();
+      changed.push(device.id);
+    } else if (device.status === 'pending' && typeof voucher === 'string') {
+      await trx
+        .updateTable('devices')
+        .set({ status: 'endorsed', endorsed_by: voucher })
+        .where('id', '=', device.id)
+        .execute();
+      changed.push(device.id);
+    }
+  }
+  return changed;
 }
 
 async function checkStatement(

@@ -9,6 +9,7 @@ import {
   type DeviceView,
   type RelayToDevice,
 } from '@hangar/shared';
+import { isTrusted } from '../api/call.js';
 import type { BusEvent } from '../bus/bus.js';
 import type { RelayContext } from '../context.js';
 import type { AgentConnection } from './agent-connection.js';
@@ -142,7 +143,10 @@ export class SocketHub implements Disposable {
         for (const device of this.devicesByAccount.get(event.account_id) ?? []) {
           device.send({ type: event.t, device: event.device });
         }
-        if (event.t === 'device.changed') this.toPendingSubject(event.device);
+        if (event.t === 'device.changed') {
+          this.toDemotedSubject(event.device);
+          this.toPendingSubject(event.device);
+        }
         return;
       case 'device.revoked':
         for (const device of this.devicesById.get(event.device_id) ?? []) {
@@ -176,6 +180,20 @@ export class SocketHub implements Disposable {
       case 'resync':
         for (const set of this.devicesById.values()) for (const device of set) void device.sendSnapshot();
         return;
+    }
+  }
+
+  /**
+   * A trusted device that needs approval again (the only chain that vouched for it went through a
+   * revoked device: devices.ts settleTrust): from now on it hears of itself only and may not signal,
+   * as a pending one. It heard this change with the account's devices, just before.
+   */
+  private toDemotedSubject(view: DeviceView): void {
+    if (isTrusted(view)) return;
+    for (const device of this.devicesById.get(view.device_id) ?? []) {
+      if (!device.trusted) continue;
+      device.deviceStatus = view.status;
+      removeFrom(this.devicesByAccount, device.accountId, device);
     }
   }
 

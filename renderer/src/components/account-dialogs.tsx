@@ -135,6 +135,7 @@ export function AccountDialog({
                 <code className="fingerprint">{d.fingerprint}</code>
                 {d.approved_by && <span className="muted"> · approved by {visibleText(d.approved_by.name)}</span>}
               </div>
+              {d.needs_approval_again && <p className="muted">{visibleText(d.needs_approval_again)}</p>}
               {trusted && !d.this_device && d.status === 'pending' && (
                 <button type="button" onClick={() => onApprove(d)}>
                   Approve {d.name}…

@@ -94,6 +94,8 @@ export const DeviceEntry = z.object({
   /** The device whose signed statement approved it: its name in the account (or "unknown device") and fingerprint. */
   approved_by: Signer,
   revoked_by: Signer,
+  /** Approved before, refused by hosts now (its approver was revoked): why, and what to do. */
+  needs_approval_again: z.string().optional(),
 });
 export type DeviceEntry = z.infer<typeof DeviceEntry>;
 

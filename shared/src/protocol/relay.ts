@@ -70,6 +70,12 @@ export const DeviceView = z.object({
   /** Key of the device whose statement endorsed / revoked it, when one did. */
   endorsed_by: Ed25519PublicKeyHex.nullable(),
   revoked_by: Ed25519PublicKeyHex.nullable(),
+  /**
+   * A pending device that was approved before: why no approval counts now (each chain of
+   * endorsements to it went through a revoked device, so hosts unpinned it) and what to do. Absent
+   * otherwise (and from relays older than this field).
+   */
+  needs_approval_again: z.string().max(2000).optional(),
 });
 export type DeviceView = z.infer<typeof DeviceView>;
 

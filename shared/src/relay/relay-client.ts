@@ -91,7 +91,7 @@ export class RelayClient {
       clearTimeout(timer);
     }
     const body = parseJson(text);
-    if (status !== 200) throw relayError(method, status, body, retryAfter);
+    if (status !== 200) throw relayError(method, status, body, retryAfter, this.baseUrl);
     return parseResult(method, body);
   }
 }
@@ -115,10 +115,32 @@ function parseResult<M extends RelayMethod>(method: M, body: unknown): RelayResu
   }
 }
 
-function relayError(method: string, status: number, body: unknown, retryAfter: string | null): HangarError {
+function relayError(
+  method: string,
+  status: number,
+  body: unknown,
+  retryAfter: string | null,
+  baseUrl: string,
+): HangarError {
   const shaped = ErrorShapeSchema.safeParse((body as { error?: unknown } | null)?.error);
   const details: Record<string, unknown> = { status };
   if (retryAfter !== null && /^\d+$/.test(retryAfter)) details['retry_after_ms'] = Number(retryAfter) * 1000;
+  // How every hangar-relay answers a procedure it does not have (relay/src/api/routes.ts), before it
+  // looks at the caller: one older than this client.
+  if (
+    status === 404 &&
+    shaped.success &&
+    shaped.data.code === 'E_NOT_FOUND' &&
+    shaped.data.message === `no procedure "${method}" on this relay`
+  ) {
+    return new HangarError(
+      'E_PROTOCOL',
+      `the relay at ${baseUrl} is older than this Hangar: it has no ${method}. Its operator should upgrade ` +
+        'hangar-relay to the release of this Hangar and restart it; until then use the Hangar release that ' +
+        'matches the relay (hangar-relay --version there, or its /healthz)',
+      { ...details, relay_lacks: method },
+    );
+  }
   if (shaped.success) {
     const code: ErrorCode = (ERROR_CODES as readonly string[]).includes(shaped.data.code)
       ? shaped.data.code

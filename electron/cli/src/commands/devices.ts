@@ -36,6 +36,10 @@ export function registerDevices(program: Command): void {
             ]),
           ),
         );
+        // A device approved before whose approval no longer counts: the table alone reads "waiting".
+        for (const d of list) {
+          if (d.needs_approval_again !== undefined) process.stdout.write(`${d.name}: ${d.needs_approval_again}\n`);
+        }
       }),
     );
 

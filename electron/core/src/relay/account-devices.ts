@@ -176,5 +176,6 @@ function devicesFrom(listed: RelayResult<'devices.list'>): DeviceEntry[] {
     this_device: d.device_id === listed.this_device,
     approved_by: signer(d.endorsed_by),
     revoked_by: signer(d.revoked_by),
+    ...(d.needs_approval_again !== undefined ? { needs_approval_again: d.needs_approval_again } : {}),
   }));
 }

@@ -13,6 +13,7 @@ import {
 } from '@hangar/shared';
 import type { Logger } from 'pino';
 import type { AccountDevices } from './account-devices.js';
+import { settleHostTrust, trustOwed } from './host-trust.js';
 import type { RelayAccount } from './relay-account.js';
 
 /**
@@ -69,7 +70,35 @@ export class AccountHosts implements Disposable {
     this.subscription = account.onChanged(() => {
       this.follow();
       this.changedEmitter.fire();
+      this.settleOwedTrust();
     });
+  }
+
+  private settlingTrust = false;
+
+  /**
+   * The relay answers again (the socket connected, a call went through after it was away, or this
+   * computer signed in or was approved): a vouch back that failed before is made now
+   * (host-trust.ts trustOwed), once at a time; done, nothing is owed and nothing is called again.
+   */
+  private settleOwedTrust(): void {
+    const reach = this.account.reachState;
+    if (this.settlingTrust || (reach !== 'reachable' && reach !== 'connected') || !trustOwed(this.account)) return;
+    this.settlingTrust = true;
+    void settleHostTrust(this.account)
+      .then(
+        () => {
+          if (!trustOwed(this.account)) this.logger.info('vouched for the computer that approved this one');
+        },
+        (error: unknown) =>
+          this.logger.warn(
+            { err: toHangarError(error) },
+            'could not vouch for the computer that approved this one; tried again when the relay answers again',
+          ),
+      )
+      .finally(() => {
+        this.settlingTrust = false;
+      });
   }
 
   /** A UI door is up (this core is a window's, long-lived). */

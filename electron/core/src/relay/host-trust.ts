@@ -112,6 +112,24 @@ export async function settleHostTrust(account: RelayAccount): Promise<HostKeysFr
 }
 
 /**
+ * Whether this computer still owes its trust a step that needs the relay: its approver's bundle
+ * not opened yet (an approval code kept: approved or not, settle asks), or opened without the vouch
+ * back made.
+ * A vouch that failed (the relay dropped at that moment) leaves it so; the core tries again when it
+ * next reaches the relay (AccountHosts), not only at the next enrollment token or host lookup.
+ */
+export function trustOwed(account: RelayAccount): boolean {
+  const signedIn = account.stored();
+  if (signedIn === undefined) return false;
+  const trust = account.store.trust(signedIn.account_id);
+  if (trust === undefined) return false;
+  if (trust.host_trust === 'bundle') return trust.vouched_back_at === null;
+  // Still waiting, as far as this computer knows (its record of its own status may lag: the
+  // relay's word is asked in settle, one call when no bundle is there yet).
+  return trust.host_trust === null && trust.approval_code !== null;
+}
+
+/**
  * This computer checked its approver's key through the approval code (the bundle opened with it):
  * it endorses that key, signed, so that a host that pinned this computer but never met the approver
  * lets the approver in, and what the approver endorsed. Nothing is vouched for on the relay's word:

@@ -173,7 +173,23 @@ export class RelayAccount implements Disposable {
       now: this.now(),
     });
     this.session = undefined;
-    if (result.device.status === 'pending') await this.offerApprovalCode(result.account.account_id);
+    if (result.device.status === 'pending') {
+      try {
+        await this.offerApprovalCode(result.account.account_id);
+      } catch (error) {
+        if (!relayLacks(error, 'devices.offer_tag')) throw error;
+        // A relay older than approval codes: the one flow it has (approval without a code) takes the
+        // hosts' keys on the relay's word, which is less safe. Refused, and the login not kept.
+        await this.logOut();
+        throw new HangarError(
+          'E_PROTOCOL',
+          `${error.message}. This computer was not signed in: it would wait for an approval code that relay ` +
+            'cannot carry (relay/PROTOCOL.md "More devices: the approval code"), and approving it without one ' +
+            "would take your hosts' keys on the relay's word",
+          { relay_lacks: 'devices.offer_tag' },
+        );
+      }
+    }
     this.changedEmitter.fire();
     return this.status();
   }
@@ -323,6 +339,11 @@ export class RelayAccount implements Disposable {
   dispose(): void {
     this.changedEmitter.dispose();
   }
+}
+
+/** The relay answered that it has no such procedure: it is older than this client (relay-client.ts). */
+function relayLacks(error: unknown, method: string): error is HangarError {
+  return isHangarError(error) && error.details?.['relay_lacks'] === method;
 }
 
 export interface SignIn {
