@@ -23,6 +23,7 @@ import {
 import { refusal } from '../../test/support/refusal.js';
 import { readBytes } from '../../test/support/socket-bytes.js';
 import { usageRecords } from './support/billing-fixture.js';
+import { MAX_SOCKETS_PER_DEVICE } from '../src/sockets/hub.js';
 import { spliceUpgrade, type SpliceUpgraded } from './support/splice-upgrade.js';
 
 /**
@@ -250,21 +251,41 @@ describe('security review', () => {
     }
   });
 
-  it('one device holds at most 8 sockets on a replica: a ninth closes its oldest', async () => {
+  it("one device holds at most 32 sockets on a replica: past that the newest is refused, the window's own (the oldest) kept", async () => {
     const owner = await signup(relay.client);
-    const sockets: ReturnType<typeof rawDeviceSocket>[] = [];
+    // The window's core connects first and stays; then a script runs many hangar commands at once,
+    // each with a socket of the same device key while it runs.
+    const window = rawDeviceSocket(relay.url, owner.session.access_token);
+    const commands: ReturnType<typeof rawDeviceSocket>[] = [];
     try {
-      for (let i = 0; i < 12; i++) {
+      await waitFor('the window ready', () => window.messages.some((m) => m.type === 'ready'));
+      for (let i = 0; i < MAX_SOCKETS_PER_DEVICE - 1; i++) {
         const socket = rawDeviceSocket(relay.url, owner.session.access_token);
-        sockets.push(socket);
-        await waitFor(`socket ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
+        commands.push(socket);
+        await waitFor(`command ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
       }
-      await waitFor('the oldest four closed', () => sockets.slice(0, 4).every((s) => s.closed() !== undefined));
-      expect(sockets.slice(0, 4).map((s) => s.closed()!.code)).toEqual(Array(4).fill(RELAY_CLOSE.rateLimited));
-      expect(sockets[0]!.closed()!.reason).toMatch(/8 sockets/);
-      expect(sockets.slice(4).every((s) => s.closed() === undefined)).toBe(true);
+      const tooMany = rawDeviceSocket(relay.url, owner.session.access_token);
+      commands.push(tooMany);
+      const closed = await waitFor('the newest refused', () => tooMany.closed());
+      expect(closed.code).toBe(RELAY_CLOSE.rateLimited);
+      const refused = tooMany.messages.find((m) => m.type === 'error');
+      expect(refused?.type === 'error' && refused.error.message).toMatch(
+        /32 connections open to this relay \(its window and hangar commands\).*once one of them ends/,
+      );
+      expect(tooMany.messages.some((m) => m.type === 'ready')).toBe(false);
+      // The window and every command already running keep theirs.
+      expect(window.closed()).toBeUndefined();
+      expect(commands.slice(0, -1).every((s) => s.closed() === undefined)).toBe(true);
+      // A command ends: the next one gets in, and the window is still not the one closed.
+      commands[0]!.socket.close();
+      await waitFor('the first command gone', () => commands[0]!.closed());
+      const next = rawDeviceSocket(relay.url, owner.session.access_token);
+      commands.push(next);
+      await waitFor('the next command ready', () => next.messages.some((m) => m.type === 'ready'));
+      expect(window.closed()).toBeUndefined();
     } finally {
-      for (const socket of sockets) socket.socket.close();
+      window.socket.close();
+      for (const socket of commands) socket.socket.close();
     }
   });
 
