@@ -2,7 +2,16 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { RELAY_CLOSE, agentLinkBytes, signHex, signPresence, type RelayToAgent } from '@hangar/shared';
+import {
+  RELAY_CLOSE,
+  RelayDeviceSocket,
+  agentLinkBytes,
+  signHex,
+  signPresence,
+  type RelayToAgent,
+  type RelayToDevice,
+  type TextSocketLike,
+} from '@hangar/shared';
 import {
   enroll,
   hostAndDevice,
@@ -115,6 +124,54 @@ describe('security review', () => {
       expect(device.closed()).toBeUndefined();
     } finally {
       device.socket.close();
+    }
+  });
+
+  it('a device socket whose renewal meets that budget asks again once there is room, and is not closed', async () => {
+    // The relay's clock, set by hand: nothing refills unless the test moves it.
+    let clock = Date.now();
+    await using limited = await startTestRelay({ rateLimitScale: 1, now: () => clock });
+    const owner = await signup(limited.client);
+    // Tokens from now on run out 30 s from now by this machine's clock, so the client renews at
+    // once (a minute ahead of the end), while the relay's own deadline is 10 minutes off.
+    clock = Date.now() - 9.5 * 60_000;
+    const fresh = await limited.client.call('auth.refresh', { refresh_token: owner.session.refresh_token });
+    // The account's renewals spent by another socket (its first auth is not a renewal).
+    const spender = rawDeviceSocket(limited.url, fresh.access_token);
+    await waitFor('spender ready', () => spender.messages.some((m) => m.type === 'ready'));
+    for (let i = 0; i < 25; i++) {
+      spender.socket.send(JSON.stringify({ type: 'auth', access_token: fresh.access_token }));
+    }
+    await waitFor('the budget spent', () =>
+      spender.messages.some((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+    );
+    const seen: RelayToDevice[] = [];
+    const socket = new RelayDeviceSocket({
+      relayUrl: limited.url,
+      signer: owner.key.signer,
+      socketFactory: (url) => {
+        const ws = new WebSocket(url);
+        ws.on('message', (data) => seen.push(JSON.parse(String(data)) as RelayToDevice));
+        return ws as unknown as TextSocketLike;
+      },
+      accessToken: async () => fresh.access_token,
+      backoff: { initialMs: 100, maxMs: 1_000 },
+    });
+    socket.start();
+    try {
+      const readies = () => seen.filter((m) => m.type === 'ready').length;
+      await waitFor('connected', () => readies() === 1);
+      await waitFor('its renewal refused', () =>
+        seen.some((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+      );
+      // Room again (a few seconds on by the relay's clock): the renewal goes through on the same socket.
+      clock += 5_000;
+      await waitFor('renewed', () => readies() === 2);
+      expect(socket.isReady).toBe(true);
+      expect(seen.filter((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED').length).toBeLessThan(15);
+    } finally {
+      socket.dispose();
+      spender.socket.close();
     }
   });
 
