@@ -107,6 +107,40 @@ describe('security review', () => {
     }
   });
 
+  it('the latest presence refused for that budget is applied once there is room, not left stale', async () => {
+    // The relay's clock, set by hand: nothing refills unless the test moves it.
+    let clock = Date.now();
+    await using limited = await startTestRelay({ rateLimitScale: 1, now: () => clock });
+    const owner = await signup(limited.client);
+    const { host, hostId } = await enroll(limited.client, owner);
+    const agent = await rawAgent(limited.url, limited.client.origin, hostId, host);
+    try {
+      // Addresses that change often (containers, a VPN going up and down), the last the one that stays.
+      for (let i = 0; i < 30; i++) {
+        const record = presenceRecord([`192.168.1.${i}:7070`]);
+        agent.socket.send(
+          JSON.stringify({ type: 'presence.update', record, signature: signPresence(host.signer, record) }),
+        );
+      }
+      await waitFor('a refusal', () =>
+        agent.messages.find((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+      );
+      const addresses = async () =>
+        (await limited.client.call('hosts.list', {}, { accessToken: owner.session.access_token })).hosts[0]!.record!
+          .addresses;
+      expect(await addresses()).not.toEqual(['192.168.1.29:7070']);
+      // Room again by the relay's clock: the agent sends nothing more, and the relay has its last word.
+      clock += 60_000;
+      for (const deadline = Date.now() + 10_000; ;) {
+        if ((await addresses())[0] === '192.168.1.29:7070') break;
+        if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(await addresses())}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      agent.socket.close();
+    }
+  });
+
   it('a device socket flooding `auth` renewals is refused past a budget (each costs two database reads)', async () => {
     await using limited = await limitedRelay();
     const owner = await signup(limited.client);
