@@ -361,8 +361,10 @@ describe('security review', () => {
       expect(closed.code).toBe(RELAY_CLOSE.rateLimited);
       const refused = tooMany.messages.find((m) => m.type === 'error');
       expect(refused?.type === 'error' && refused.error.message).toMatch(
-        /32 connections open to this relay \(its window and hangar commands\).*once one of them ends/,
+        /32 connections open to this relay \(its window, hangar commands\).*retries once one ends/,
       );
+      // The close reason, what a client logs, says it whole.
+      expect(closed.reason).toBe(refused?.type === 'error' && refused.error.message);
       expect(tooMany.messages.some((m) => m.type === 'ready')).toBe(false);
       // The window and every command already running keep theirs.
       expect(window.closed()).toBeUndefined();

@@ -108,8 +108,9 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
       return this.fail(
         new HangarError(
           'E_RATE_LIMITED',
-          `this computer has ${MAX_SOCKETS_PER_DEVICE} connections open to this relay (its window and hangar commands), ` +
-            'the most it may; it connects once one of them ends',
+          // Whole in the close reason too (at most 123 bytes), which is what a client logs.
+          `this computer has ${MAX_SOCKETS_PER_DEVICE} connections open to this relay (its window, hangar commands), ` +
+            'the most; it retries once one ends',
         ),
         RELAY_CLOSE.rateLimited,
       );
