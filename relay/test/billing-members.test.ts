@@ -124,4 +124,34 @@ describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
       [anaEmail, 'invited'],
     ]);
   });
+  it('an invitee refused because 16 computers already wait is told to ask the owner, and the invitation still works after', async () => {
+    const owner = await signup(client);
+    await upgrade(client, owner, billing.standIn, 'team');
+    const anaEmail = uniqueEmail('ana');
+    const invite = await client.call(
+      'account.invite',
+      { email: anaEmail },
+      { accessToken: owner.session.access_token },
+    );
+    const waiting = [];
+    for (let i = 0; i < 16; i++) waiting.push(await login(client, owner.email, newKey(), `new-${i}`));
+    // The invitee has no computer the account trusts: the refusal sends them to the owner.
+    await expect(accept(invite.invite_token, anaEmail)).rejects.toMatchObject({
+      code: 'E_FORBIDDEN',
+      message: expect.stringMatching(
+        /16 computers waiting for approval.*ask the account's owner.*accept the invitation again/,
+      ),
+    });
+    // The owner makes room; the same invitation lets her in.
+    await client.call(
+      'devices.revoke',
+      {
+        device_id: waiting[0]!.session.device.device_id,
+        statement: statementOf(owner, 'revoke', waiting[0]!.key, 'new-0'),
+      },
+      { accessToken: owner.session.access_token },
+    );
+    const ana = await accept(invite.invite_token, anaEmail);
+    expect(ana.session.device.status).toBe('pending');
+  });
 });

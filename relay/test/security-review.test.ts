@@ -2,7 +2,16 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { RELAY_CLOSE, agentLinkBytes, signHex, signPresence, type RelayToAgent } from '@hangar/shared';
+import {
+  RELAY_CLOSE,
+  RelayDeviceSocket,
+  agentLinkBytes,
+  signHex,
+  signPresence,
+  type RelayToAgent,
+  type RelayToDevice,
+  type TextSocketLike,
+} from '@hangar/shared';
 import {
   enroll,
   hostAndDevice,
@@ -23,6 +32,7 @@ import {
 import { refusal } from '../../test/support/refusal.js';
 import { readBytes } from '../../test/support/socket-bytes.js';
 import { usageRecords } from './support/billing-fixture.js';
+import { MAX_SOCKETS_PER_DEVICE } from '../src/sockets/hub.js';
 import { spliceUpgrade, type SpliceUpgraded } from './support/splice-upgrade.js';
 
 /**
@@ -97,6 +107,40 @@ describe('security review', () => {
     }
   });
 
+  it('the latest presence refused for that budget is applied once there is room, not left stale', async () => {
+    // The relay's clock, set by hand: nothing refills unless the test moves it.
+    let clock = Date.now();
+    await using limited = await startTestRelay({ rateLimitScale: 1, now: () => clock });
+    const owner = await signup(limited.client);
+    const { host, hostId } = await enroll(limited.client, owner);
+    const agent = await rawAgent(limited.url, limited.client.origin, hostId, host);
+    try {
+      // Addresses that change often (containers, a VPN going up and down), the last the one that stays.
+      for (let i = 0; i < 30; i++) {
+        const record = presenceRecord([`192.168.1.${i}:7070`]);
+        agent.socket.send(
+          JSON.stringify({ type: 'presence.update', record, signature: signPresence(host.signer, record) }),
+        );
+      }
+      await waitFor('a refusal', () =>
+        agent.messages.find((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+      );
+      const addresses = async () =>
+        (await limited.client.call('hosts.list', {}, { accessToken: owner.session.access_token })).hosts[0]!.record!
+          .addresses;
+      expect(await addresses()).not.toEqual(['192.168.1.29:7070']);
+      // Room again by the relay's clock: the agent sends nothing more, and the relay has its last word.
+      clock += 60_000;
+      for (const deadline = Date.now() + 10_000; ;) {
+        if ((await addresses())[0] === '192.168.1.29:7070') break;
+        if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(await addresses())}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      agent.socket.close();
+    }
+  });
+
   it('a device socket flooding `auth` renewals is refused past a budget (each costs two database reads)', async () => {
     await using limited = await limitedRelay();
     const owner = await signup(limited.client);
@@ -114,6 +158,54 @@ describe('security review', () => {
       expect(device.closed()).toBeUndefined();
     } finally {
       device.socket.close();
+    }
+  });
+
+  it('a device socket whose renewal meets that budget asks again once there is room, and is not closed', async () => {
+    // The relay's clock, set by hand: nothing refills unless the test moves it.
+    let clock = Date.now();
+    await using limited = await startTestRelay({ rateLimitScale: 1, now: () => clock });
+    const owner = await signup(limited.client);
+    // Tokens from now on run out 30 s from now by this machine's clock, so the client renews at
+    // once (a minute ahead of the end), while the relay's own deadline is 10 minutes off.
+    clock = Date.now() - 9.5 * 60_000;
+    const fresh = await limited.client.call('auth.refresh', { refresh_token: owner.session.refresh_token });
+    // The account's renewals spent by another socket (its first auth is not a renewal).
+    const spender = rawDeviceSocket(limited.url, fresh.access_token);
+    await waitFor('spender ready', () => spender.messages.some((m) => m.type === 'ready'));
+    for (let i = 0; i < 25; i++) {
+      spender.socket.send(JSON.stringify({ type: 'auth', access_token: fresh.access_token }));
+    }
+    await waitFor('the budget spent', () =>
+      spender.messages.some((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+    );
+    const seen: RelayToDevice[] = [];
+    const socket = new RelayDeviceSocket({
+      relayUrl: limited.url,
+      signer: owner.key.signer,
+      socketFactory: (url) => {
+        const ws = new WebSocket(url);
+        ws.on('message', (data) => seen.push(JSON.parse(String(data)) as RelayToDevice));
+        return ws as unknown as TextSocketLike;
+      },
+      accessToken: async () => fresh.access_token,
+      backoff: { initialMs: 100, maxMs: 1_000 },
+    });
+    socket.start();
+    try {
+      const readies = () => seen.filter((m) => m.type === 'ready').length;
+      await waitFor('connected', () => readies() === 1);
+      await waitFor('its renewal refused', () =>
+        seen.some((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED'),
+      );
+      // Room again (a few seconds on by the relay's clock): the renewal goes through on the same socket.
+      clock += 5_000;
+      await waitFor('renewed', () => readies() === 2);
+      expect(socket.isReady).toBe(true);
+      expect(seen.filter((m) => m.type === 'error' && m.error.code === 'E_RATE_LIMITED').length).toBeLessThan(15);
+    } finally {
+      socket.dispose();
+      spender.socket.close();
     }
   });
 
@@ -250,21 +342,43 @@ describe('security review', () => {
     }
   });
 
-  it('one device holds at most 8 sockets on a replica: a ninth closes its oldest', async () => {
+  it("one device holds at most 32 sockets on a replica: past that the newest is refused, the window's own (the oldest) kept", async () => {
     const owner = await signup(relay.client);
-    const sockets: ReturnType<typeof rawDeviceSocket>[] = [];
+    // The window's core connects first and stays; then a script runs many hangar commands at once,
+    // each with a socket of the same device key while it runs.
+    const window = rawDeviceSocket(relay.url, owner.session.access_token);
+    const commands: ReturnType<typeof rawDeviceSocket>[] = [];
     try {
-      for (let i = 0; i < 12; i++) {
+      await waitFor('the window ready', () => window.messages.some((m) => m.type === 'ready'));
+      for (let i = 0; i < MAX_SOCKETS_PER_DEVICE - 1; i++) {
         const socket = rawDeviceSocket(relay.url, owner.session.access_token);
-        sockets.push(socket);
-        await waitFor(`socket ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
+        commands.push(socket);
+        await waitFor(`command ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
       }
-      await waitFor('the oldest four closed', () => sockets.slice(0, 4).every((s) => s.closed() !== undefined));
-      expect(sockets.slice(0, 4).map((s) => s.closed()!.code)).toEqual(Array(4).fill(RELAY_CLOSE.rateLimited));
-      expect(sockets[0]!.closed()!.reason).toMatch(/8 sockets/);
-      expect(sockets.slice(4).every((s) => s.closed() === undefined)).toBe(true);
+      const tooMany = rawDeviceSocket(relay.url, owner.session.access_token);
+      commands.push(tooMany);
+      const closed = await waitFor('the newest refused', () => tooMany.closed());
+      expect(closed.code).toBe(RELAY_CLOSE.rateLimited);
+      const refused = tooMany.messages.find((m) => m.type === 'error');
+      expect(refused?.type === 'error' && refused.error.message).toMatch(
+        /32 connections open to this relay \(its window, hangar commands\).*retries once one ends/,
+      );
+      // The close reason, what a client logs, says it whole.
+      expect(closed.reason).toBe(refused?.type === 'error' && refused.error.message);
+      expect(tooMany.messages.some((m) => m.type === 'ready')).toBe(false);
+      // The window and every command already running keep theirs.
+      expect(window.closed()).toBeUndefined();
+      expect(commands.slice(0, -1).every((s) => s.closed() === undefined)).toBe(true);
+      // A command ends: the next one gets in, and the window is still not the one closed.
+      commands[0]!.socket.close();
+      await waitFor('the first command gone', () => commands[0]!.closed());
+      const next = rawDeviceSocket(relay.url, owner.session.access_token);
+      commands.push(next);
+      await waitFor('the next command ready', () => next.messages.some((m) => m.type === 'ready'));
+      expect(window.closed()).toBeUndefined();
     } finally {
-      for (const socket of sockets) socket.socket.close();
+      window.socket.close();
+      for (const socket of commands) socket.socket.close();
     }
   });
 

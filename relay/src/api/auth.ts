@@ -331,8 +331,20 @@ function revoked(device: DeviceRow): HangarError {
  */
 export const MAX_PENDING_DEVICES = 16;
 
+/** What the one refused does next: a computer signing in has the account's trusted ones; an invitee has none. */
+const MAKE_ROOM = {
+  login: 'on a computer it trusts, approve or revoke them (hangar devices ls), then sign in again',
+  invite:
+    "ask the account's owner to approve or revoke them (hangar devices ls on a computer the account trusts), " +
+    'then accept the invitation again (it stays valid)',
+} as const;
+
 /** E_FORBIDDEN saying what to do when the account already has MAX_PENDING_DEVICES waiting. */
-export async function refuseIfTooManyWaiting(db: RelayDb, accountId: string): Promise<void> {
+export async function refuseIfTooManyWaiting(
+  db: RelayDb,
+  accountId: string,
+  who: keyof typeof MAKE_ROOM = 'login',
+): Promise<void> {
   const { count } = await db
     .selectFrom('devices')
     .select((eb) => eb.fn.countAll<number | string>().as('count'))
@@ -342,8 +354,7 @@ export async function refuseIfTooManyWaiting(db: RelayDb, accountId: string): Pr
   if (Number(count) >= MAX_PENDING_DEVICES) {
     throw new HangarError(
       'E_FORBIDDEN',
-      `this account already has ${MAX_PENDING_DEVICES} computers waiting for approval, the most it may; ` +
-        'on a computer it trusts, approve or revoke them (hangar devices ls), then sign in again',
+      `this account already has ${MAX_PENDING_DEVICES} computers waiting for approval, the most it may; ${MAKE_ROOM[who]}`,
     );
   }
 }

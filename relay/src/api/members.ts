@@ -82,7 +82,7 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
       'this account is not on the Team plan any more, so it takes no new people; ask its owner to renew it',
     );
     await refuseIfInAnAccount(ctx, params.email);
-    await refuseIfTooManyWaiting(ctx.db, row.account_id);
+    await refuseIfTooManyWaiting(ctx.db, row.account_id, 'invite');
     const passwordHash = await hashPassword(params.password, ctx.passwordCost);
     const device = await ctx.db.transaction().execute(async (trx) => {
       const joined = await trx

@@ -52,6 +52,7 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
       authMissing: new HangarError('E_TIMEOUT', 'no answer to the challenge in time'),
       closing: () => {
         clearTimeout(this.iceTimer);
+        clearTimeout(this.laterPresenceTimer);
         return this.welcomed ? this.offline() : undefined;
       },
     });
@@ -60,6 +61,26 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
 
   get isWelcomed(): boolean {
     return this.welcomed && !this.closed;
+  }
+
+  /** The latest presence.update refused for the rate limit, applied when its timer fires. */
+  private laterPresence: Extract<AgentToRelay, { type: 'presence.update' }> | undefined;
+  private laterPresenceTimer: NodeJS.Timeout | undefined;
+
+  /** Keeps `message` (replacing an older one kept back) and handles it again once the budget has room. */
+  private presenceLater(message: Extract<AgentToRelay, { type: 'presence.update' }>, refused: HangarError): void {
+    this.laterPresence = message;
+    if (this.laterPresenceTimer !== undefined) return;
+    const retryAfter = Number(refused.details?.['retry_after_ms'] ?? 0);
+    this.laterPresenceTimer = setTimeout(
+      () => {
+        this.laterPresenceTimer = undefined;
+        const later = this.laterPresence;
+        this.laterPresence = undefined;
+        if (later !== undefined && !this.closed) this.enqueue(() => this.handle(later));
+      },
+      Math.max(1_000, retryAfter),
+    );
   }
 
   private async handle(message: AgentToRelay): Promise<void> {
@@ -78,10 +99,15 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
         try {
           this.ctx.limits.take('presence', this.hostId, 'presence updates from this host');
         } catch (error) {
-          // Dropped, the socket kept: the agent sends its record again when its addresses change.
-          this.send({ type: 'error', error: toHangarError(error).toJSON() });
+          // The socket kept, and the latest record kept back: applied once there is room (the agent
+          // sends its record only when its addresses change, so one dropped would stay stale).
+          const refused = toHangarError(error);
+          this.send({ type: 'error', error: refused.toJSON() });
+          this.presenceLater(message, refused);
           return;
         }
+        // Newer than any kept back: that one is not applied after it.
+        this.laterPresence = undefined;
         if (!verifyPresence(this.hostKey, message.record, message.signature)) {
           this.send({
             type: 'error',

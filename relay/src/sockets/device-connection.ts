@@ -12,7 +12,7 @@ import { isTrusted } from '../api/call.js';
 import { authenticate } from '../api/routes.js';
 import { hostPresence, type RelayContext } from '../context.js';
 import { Connection } from './connection.js';
-import type { SocketHub } from './hub.js';
+import { MAX_SOCKETS_PER_DEVICE, type SocketHub } from './hub.js';
 import { routeSignal } from './signaling.js';
 
 /**
@@ -103,6 +103,18 @@ export class DeviceConnection extends Connection<DeviceToRelay, RelayToDevice> {
     this.sessionId = authed.claims.sessionId;
     const wasTrusted = this.trusted;
     this.deviceStatus = authed.device.status;
+    if (first && !this.hub.hasRoomFor(this.deviceId)) {
+      // The newest is refused, never an older one: the oldest is most likely the window's own.
+      return this.fail(
+        new HangarError(
+          'E_RATE_LIMITED',
+          // Whole in the close reason too (at most 123 bytes), which is what a client logs.
+          `this computer has ${MAX_SOCKETS_PER_DEVICE} connections open to this relay (its window, hangar commands), ` +
+            'the most; it retries once one ends',
+        ),
+        RELAY_CLOSE.rateLimited,
+      );
+    }
     if (first) {
       // The hub's from now on (what it routes here waits in `held` until `ready` has gone), so that
       // the bus's session.ended or device.revoked finds it.

@@ -26,11 +26,14 @@ interface PendingSignal {
 /** Outstanding requests one socket may have before it must wait for answers. */
 const MAX_PENDING_PER_SOCKET = 64;
 /**
- * Sockets one device may hold on a replica (its window's core keeps one). A new one past it closes
- * the device's oldest: a client that lost track of its sockets still gets in, and no device holds
- * sockets (and renews them) without bound.
+ * Sockets one device may hold on a replica. One computer's device key is shared by its window's core
+ * (one socket, for as long as the window is open) and by every `hangar` command that dials a host
+ * through the relay (one each, while it runs), so a script running many commands at once opens many.
+ * Past this the newest is refused (4029) and its client dials again with backoff: the window's
+ * long-lived socket is never the one closed (its presence would go stale, "relay unreachable"), and
+ * a client that lost track of its sockets is let in again once their heartbeats lapse.
  */
-export const MAX_SOCKETS_PER_DEVICE = 8;
+export const MAX_SOCKETS_PER_DEVICE = 32;
 /** How often the heartbeat sweep runs: a dead socket is found within this of its deadline. */
 const SWEEP_MS = 500;
 
@@ -79,21 +82,13 @@ export class SocketHub implements Disposable {
     this.ctx.metrics.agents.set(this.agents.size);
   }
 
+  /** Whether a new socket of this device may join (MAX_SOCKETS_PER_DEVICE): else it is refused, the others kept. */
+  hasRoomFor(deviceId: string): boolean {
+    return (this.devicesById.get(deviceId)?.size ?? 0) < MAX_SOCKETS_PER_DEVICE;
+  }
+
   /** A pending device is reachable by its id only (news of itself); a trusted one hears the account's news too. */
   addDevice(device: DeviceConnection): void {
-    const own = this.devicesById.get(device.deviceId);
-    if (own !== undefined && !own.has(device) && own.size >= MAX_SOCKETS_PER_DEVICE) {
-      // In arrival order: the first is the oldest. Out of the hub now, not when its close comes.
-      const oldest = own.values().next().value!;
-      oldest.fail(
-        new HangarError(
-          'E_RATE_LIMITED',
-          `this device has ${MAX_SOCKETS_PER_DEVICE} sockets open on this relay, the most it may; its oldest is closed`,
-        ),
-        RELAY_CLOSE.rateLimited,
-      );
-      this.removeDevice(oldest);
-    }
     if (device.trusted) addTo(this.devicesByAccount, device.accountId, device);
     addTo(this.devicesById, device.deviceId, device);
     this.ctx.metrics.devices.set(this.deviceCount());

@@ -36,6 +36,8 @@ export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay>
   readonly onSignalError = this.messageEvent('signal.error', (message): DeviceSignalFailure => message);
   private renewTimer: unknown;
   private ready = false;
+  /** A renewal was sent and not yet answered with `ready`. */
+  private renewing = false;
 
   constructor(private readonly device: RelayDeviceSocketOptions) {
     super({ ...device, url: relaySocketUrl(device.relayUrl, 'device'), incoming: RelayToDevice });
@@ -47,7 +49,26 @@ export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay>
 
   protected onOpen(): void {
     this.ready = false;
+    this.renewing = false;
     this.authenticate();
+  }
+
+  /** The token renewal on an open socket (the relay answers `ready` again, or refuses it). */
+  private renew(): void {
+    this.renewing = true;
+    this.authenticate();
+  }
+
+  /**
+   * The relay refused a renewal for its rate limit (socket renewals per account): asked again once
+   * it says there is room, at least a second on, so that the socket is not closed when its token
+   * runs out (4002, "relay unreachable" until it reconnects); a token that runs out meanwhile
+   * closes it as before, and it reconnects.
+   */
+  private renewLater(details: Record<string, unknown> | undefined): void {
+    const retryAfter = typeof details?.['retry_after_ms'] === 'number' ? details['retry_after_ms'] : 0;
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => this.renew(), Math.max(1_000, retryAfter));
   }
 
   private authenticate(): void {
@@ -68,13 +89,15 @@ export class RelayDeviceSocket extends RelaySocket<RelayToDevice, DeviceToRelay>
         const first = !this.ready;
         this.ready = true;
         clearTimeout(this.renewTimer);
+        this.renewing = false;
         const renewIn = Math.max(1_000, message.expires_at - Date.now() - RENEW_MARGIN_MS);
-        this.renewTimer = setTimeout(() => this.authenticate(), renewIn);
+        this.renewTimer = setTimeout(() => this.renew(), renewIn);
         if (first) this.setOnline();
         return;
       }
       case 'error':
         if (message.error.code === 'E_AUTH_DEVICE_REVOKED') this.stop(HangarError.from(message.error));
+        else if (message.error.code === 'E_RATE_LIMITED' && this.renewing) this.renewLater(message.error.details);
         return;
       // The rest (presence, signals, device changes) are this socket's events (messageEvent).
     }
