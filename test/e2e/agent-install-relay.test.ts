@@ -278,10 +278,13 @@ describe("the relay's install line", () => {
     );
     await waitForHost(hostId, 'version 0.2.0 online', (host) => host.online && host.record?.version === '0.2.0');
 
-    // A release that answers locally but never reaches the relay: rolled back after the 30 s.
+    // A release that answers locally but never reaches the relay: rolled back once the health
+    // timeout is out (10 s here with --health-timeout, not the default 30 s: nothing comes of
+    // waiting longer for a release that will never be online; the rollback is given the 30 s).
     await publishAgent(installer.registry, box.dir, '0.3.0', { relayCutOff: true });
-    const cutOff = await run(agent, ['update'], box.env);
+    const cutOff = await run(agent, ['update', '--health-timeout', '10'], box.env);
     expect(cutOff.code).toBe(1);
+    expect(cutOff.stdout).toContain('did not answer within 10 s');
     expect(cutOff.stdout).toContain(`not online on the relay ${relay.url}`);
     expect(cutOff.stderr).toContain('the update to 0.3.0 failed');
     expect(cutOff.stderr).toContain('rolled back to 0.2.0, which answers again');

@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { killEverything } from '../fixtures/service-manager/jobs.mjs';
 import { INSTALL_SH, installEnv, publishAgent } from '../support/agent-releases.mjs';
-import { hangar, tmuxSocket, freePort } from '../support/processes.js';
+import { hangar, hangarAgent, tmuxSocket, freePort } from '../support/processes.js';
 import { useInstallWork } from '../support/install-sandbox.js';
 
 const exec = promisify(execFile);
@@ -101,6 +101,20 @@ describe('install.sh', () => {
 });
 
 describe('hangar-agent update', () => {
+  it.each(['0', 'abc', '1.5', '3601', '-5'])(
+    '--health-timeout %s is refused, naming the option and what it takes, before anything is looked at',
+    async (value) => {
+      const refused = await hangarAgent(['update', '--health-timeout', value]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain(
+        `--health-timeout: expected a whole number of seconds from 1 to 3600, not "${value}"`,
+      );
+      // Refused before it looks for an install (there is none here) or asks the registry.
+      expect(refused.stderr).not.toContain('no hangar-agent service is installed');
+      expect(refused.stdout).toBe('');
+    },
+  );
+
   it('installs with install.sh, updates with the terminals kept, and rolls a broken release back by itself', async () => {
     const dir = join(installer.work, 'flow');
     const box = { home: join(dir, 'home'), root: join(dir, 'root'), state: join(dir, 'state') };

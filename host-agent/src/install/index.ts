@@ -1,6 +1,7 @@
 import { HangarError } from '@hangar/shared';
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
+import { HEALTH_TIMEOUT_MS } from '../update/health.js';
 import { updateAgent } from '../update/update.js';
 import { checkVersion } from '../update/versions.js';
 import { runInstall, type InstallOptions } from './install.js';
@@ -135,33 +136,55 @@ export function registerInstallCommands(program: Command, fail: (error: unknown)
   program
     .command('update')
     .description(
-      'install a newer version beside this one, switch to it, and roll back by itself if it does not answer in 30 s',
+      'install a newer version beside this one, switch to it, and roll back by itself if it does not answer in 30 s (--health-timeout)',
     )
     .option('--version <version>', 'go to this version (default: the newest on the channel)')
     .option('--channel <name>', 'the channel to follow (default: the one chosen at install, stable)')
     .option('--rollback', 'go back to the version that ran before the last update')
+    .option(
+      '--health-timeout <seconds>',
+      'how long the new version has to answer (and be online on its relay if the host was) before it is rolled back',
+      String(HEALTH_TIMEOUT_MS / 1000),
+    )
     .option('--user', 'the user install')
     .option('--system', 'the system install')
     .action(
-      action(async (options: ModeFlags & { version?: string; channel?: string; rollback?: boolean }) => {
-        const environment = currentEnvironment();
-        const found = findInstall(environment, modeOf(options).mode);
-        if (!found) throw notInstalled(modeOf(options).mode);
-        if (options.rollback && options.version) {
-          throw new HangarError('E_BAD_REQUEST', '--rollback goes to the previous version; leave out --version');
-        }
-        await updateAgent({
-          record: found.record,
-          layout: found.layout,
-          run: runProgram,
-          uid: environment.uid,
-          log: (line) => process.stdout.write(`${line}\n`),
-          ...(options.version ? { version: checkVersion(options.version) } : {}),
-          ...(options.channel ? { channel: options.channel } : {}),
-          ...(options.rollback ? { rollback: true } : {}),
-        });
-      }),
+      action(
+        async (
+          options: ModeFlags & { version?: string; channel?: string; rollback?: boolean; healthTimeout: string },
+        ) => {
+          const healthTimeoutMs = healthTimeoutOption(options.healthTimeout);
+          const environment = currentEnvironment();
+          const found = findInstall(environment, modeOf(options).mode);
+          if (!found) throw notInstalled(modeOf(options).mode);
+          if (options.rollback && options.version) {
+            throw new HangarError('E_BAD_REQUEST', '--rollback goes to the previous version; leave out --version');
+          }
+          await updateAgent({
+            record: found.record,
+            layout: found.layout,
+            run: runProgram,
+            uid: environment.uid,
+            log: (line) => process.stdout.write(`${line}\n`),
+            ...(options.version ? { version: checkVersion(options.version) } : {}),
+            ...(options.channel ? { channel: options.channel } : {}),
+            ...(options.rollback ? { rollback: true } : {}),
+            healthTimeoutMs,
+          });
+        },
+      ),
     );
+}
+
+/** `update --health-timeout`: whole seconds, 1 to 3600; checked before anything is looked at or changed. */
+function healthTimeoutOption(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1 || Number(value) > 3600) {
+    throw new HangarError(
+      'E_BAD_REQUEST',
+      `--health-timeout: expected a whole number of seconds from 1 to 3600, not "${value}"`,
+    );
+  }
+  return Number(value) * 1000;
 }
 
 async function readStdin(): Promise<string> {

@@ -21,6 +21,10 @@ export interface UpdateOptions {
   version?: string;
   channel?: string;
   rollback?: boolean;
+  /**
+   * How long the version switched to has to answer (health.ts; default 30 s). A rollback after it
+   * failed is given the default: the version that ran before is waited for as long as ever.
+   */
   healthTimeoutMs?: number;
 }
 
@@ -30,9 +34,9 @@ export type UpdateOutcome =
 
 /**
  * `hangar-agent update`: the new version is installed beside the running one, `current` is
- * switched to it, the service restarted, and the agent must answer (health.ts) within 30 s, and be
- * online on its relay if it was before; if it does not, `current` goes back to the version that ran before, which is restarted and checked
- * the same way. tmux sessions are untouched throughout: they live in their own unit (systemd)
+ * switched to it, the service restarted, and the agent must answer (health.ts) within 30 s (or
+ * `healthTimeoutMs`), and be online on its relay if it was before; if it does not, `current` goes
+ * back to the version that ran before, which is restarted and checked the same way (within 30 s). tmux sessions are untouched throughout: they live in their own unit (systemd)
  * or outside the job's process group (launchd).
  */
 export async function updateAgent(options: UpdateOptions): Promise<UpdateOutcome> {
@@ -58,7 +62,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateOutcome
       await fetchVersion(layout, run, to, record.registry);
     }
     log(`switching ${from ?? '(none)'} -> ${to} and restarting the agent (terminals keep running)`);
-    const switched = await switchAndCheck(options, to, relay);
+    const switched = await switchAndCheck(options, to, relay, options.healthTimeoutMs);
     if ('healthy' in switched) {
       if (!options.rollback) {
         const removed = pruneVersions(layout);
@@ -70,7 +74,7 @@ export async function updateAgent(options: UpdateOptions): Promise<UpdateOutcome
     }
     if (!from) throw switched.failure;
     log(`hangar-agent ${to} did not come up: ${switched.failure.message}; putting ${from} back`);
-    const back = await switchAndCheck(options, from, relay);
+    const back = await switchAndCheck(options, from, relay, undefined);
     if ('failure' in back) {
       throw new HangarError(
         'E_UNAVAILABLE',
@@ -96,6 +100,7 @@ async function switchAndCheck(
   options: UpdateOptions,
   version: string,
   relay: boolean,
+  timeoutMs: number | undefined,
 ): Promise<{ healthy: Healthy; downtimeMs: number } | { failure: HangarError }> {
   const { layout, record } = options;
   const before = readRunFile(record.data_dir)?.pid;
@@ -108,7 +113,7 @@ async function switchAndCheck(
       dataDir: record.data_dir,
       version,
       ...(before !== undefined ? { notPid: before } : {}),
-      ...(options.healthTimeoutMs !== undefined ? { timeoutMs: options.healthTimeoutMs } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(relay ? { relayPresence: (pid: number) => relayPresence(record.data_dir, pid) } : {}),
       serviceGaveUp: () => serviceGaveUp(control, options.run),
     });
