@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { approvalTag, newApprovalCode, openApprovalBundle, sealApprovalBundle } from '@hangar/shared';
-import { describeEachStorage, login, newKey, post, signup, statementOf } from './support/relay-fixture.js';
+import { describeEachStorage, enroll, login, newKey, post, signup, statementOf } from './support/relay-fixture.js';
 
 describeEachStorage('an approval code through the relay', (relay) => {
   it('carries a pending device’s tag to the approver and the sealed bundle back to that device only', async () => {
@@ -205,5 +205,60 @@ describeEachStorage('the account’s first computer revoked by another', (relay)
     expect((await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, tablet.session.access_token)).status).toBe(
       200,
     );
+  });
+});
+
+describeEachStorage('the root passes to a revoker only when nobody else is trusted', (relay) => {
+  type Device = Awaited<ReturnType<typeof signup>>;
+  const id = (d: Device) => d.session.device.device_id;
+  const call = async (signer: Device, kind: 'endorse' | 'revoke', subject: Device, name: string) => {
+    const done = await post(
+      relay.url,
+      `devices.${kind}`,
+      { device_id: id(subject), statement: statementOf(signer, kind, subject.key, name) },
+      signer.session.access_token,
+    );
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+  };
+  const statuses = async (asking: Device) => {
+    const listed = await post(relay.url, 'devices.list', {}, asking.session.access_token);
+    return (listed.body['devices'] as { name: string; status: string }[]).map((d) => [d.name, d.status]);
+  };
+
+  it('a device that revokes its own approver while the first computer stands waits again; it does not become a root', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const phone = await login(relay.client, owner.email, newKey(), 'phone');
+    await call(owner, 'endorse', tablet, 'tablet');
+    await call(tablet, 'endorse', phone, 'phone'); // laptop → tablet → phone
+    await call(phone, 'revoke', tablet, 'tablet');
+    // As on every host: the phone was vouched for through the tablet only. Were it `first`, a later
+    // revocation up its old chain would never reach it, and it would approve and enroll on its own.
+    expect(await statuses(owner)).toEqual([
+      ['laptop', 'first'],
+      ['tablet', 'revoked'],
+      ['phone', 'pending'],
+    ]);
+    const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, phone.session.access_token);
+    expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+  });
+
+  it('a stolen laptop that revokes the first computer while the owner keeps a computer that enrolled a host does not take over', async () => {
+    const owner = await signup(relay.client);
+    const desktop = await login(relay.client, owner.email, newKey(), 'desktop');
+    const stolen = await login(relay.client, owner.email, newKey(), 'stolen');
+    await call(owner, 'endorse', desktop, 'desktop');
+    await call(owner, 'endorse', stolen, 'stolen');
+    await enroll(relay.client, desktop); // the desktop is a root of that host (its first link)
+    await call(stolen, 'revoke', owner, 'laptop');
+    expect(await statuses(desktop)).toEqual([
+      ['laptop', 'revoked'],
+      ['desktop', 'endorsed'],
+      ['stolen', 'pending'],
+    ]);
+    // The stolen laptop may approve, enroll or revoke nothing now; the owner's desktop still may.
+    const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, stolen.session.access_token);
+    expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+    await call(desktop, 'revoke', stolen, 'stolen');
   });
 });

@@ -323,10 +323,13 @@ async function storeStatement(
  * pending again whose chain comes back (its approver approved again) is endorsed again. Returns the
  * ids of the devices it changed.
  *
- * `revoker`: the device that just signed a revocation. Should it no longer be reached (it revoked
- * the root its own chain came from: the account's first computer, stolen), it takes that root's
- * place on the relay (`first`) rather than leave the account with no device that may approve or
- * enroll anything; hosts that pinned only the revoked root refuse it until it pairs by a code.
+ * `revoker`: the device that just signed a revocation. Should that leave no device of the account
+ * trusted at all (it revoked the last root: the account's first computer, stolen, when no other
+ * computer enrolled a host), it takes that root's place on the relay (`first`) rather than leave
+ * the account with no device that may approve or enroll anything; hosts that pinned only the
+ * revoked root refuse it until it pairs by a code. While any other device is still reached, it is
+ * not: a device that revokes its approver, or a stolen laptop that revokes the first computer,
+ * would otherwise make itself a root the owner's remaining computers could no longer outrank.
  */
 export async function settleTrust(trx: RelayDb, accountId: string, revoker?: string): Promise<string[]> {
   const devices = await trx.selectFrom('devices').selectAll().where('account_id', '=', accountId).execute();
@@ -343,10 +346,12 @@ export async function settleTrust(trx: RelayDb, accountId: string, revoker?: str
     .where('kind', '=', 'endorse')
     .orderBy('seq')
     .execute();
-  const endorsedBy = new Map<string, string[]>(); // signer -> subjects
+  const endorsedBy = new Map<string, Set<string>>(); // signer -> subjects (each once, however often endorsed)
   for (const row of endorsements) {
     if (revoked.has(row.signer_device_key)) continue; // a revoked key signs nothing that counts
-    endorsedBy.set(row.signer_device_key, [...(endorsedBy.get(row.signer_device_key) ?? []), row.subject_device_key]);
+    const subjects = endorsedBy.get(row.signer_device_key);
+    if (subjects === undefined) endorsedBy.set(row.signer_device_key, new Set([row.subject_device_key]));
+    else subjects.add(row.subject_device_key);
   }
   const reachedBy = new Map<string, string | null>(); // key -> the key that vouched for it (null: a root)
   const queue: string[] = [];
@@ -368,7 +373,15 @@ export async function settleTrust(trx: RelayDb, accountId: string, revoker?: str
   }
   const changed: string[] = [];
   const acting = devices.find((d) => d.id === revoker);
-  if (acting !== undefined && !revoked.has(acting.public_key) && !reachedBy.has(acting.public_key)) {
+  // Only when nobody is left: a device that revokes its own approver, or a stolen laptop that
+  // revokes the first computer while the owner keeps another root (a computer that enrolled a host),
+  // waits again as hosts have it, rather than becoming a root no later revocation up its chain reaches.
+  if (
+    acting !== undefined &&
+    !revoked.has(acting.public_key) &&
+    !reachedBy.has(acting.public_key) &&
+    reachedBy.size === 0
+  ) {
     await trx.updateTable('devices').set({ status: 'first' }).where('id', '=', acting.id).execute();
     acting.status = 'first';
     changed.push(acting.id);
