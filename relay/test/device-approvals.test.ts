@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { approvalTag, newApprovalCode, openApprovalBundle, sealApprovalBundle } from '@hangar/shared';
+import { approvalTag, makeStatement, newApprovalCode, openApprovalBundle, sealApprovalBundle } from '@hangar/shared';
 import { describeEachStorage, enroll, login, newKey, post, signup, statementOf } from './support/relay-fixture.js';
 
 describeEachStorage('an approval code through the relay', (relay) => {
@@ -260,5 +260,45 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
     const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, stolen.session.access_token);
     expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
     await call(desktop, 'revoke', stolen, 'stolen');
+  });
+});
+
+describeEachStorage('a statement said again', (relay) => {
+  it('the same signer endorsing or revoking the same device again (another issued_at) is stored once', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const phone = await login(relay.client, owner.email, newKey(), 'phone');
+    const say = async (kind: 'endorse' | 'revoke', subject: typeof owner, name: string, issuedAt: number) => {
+      const signed = makeStatement(owner.key.signer, {
+        kind,
+        account_id: owner.session.account.account_id,
+        subject_device_key: subject.key.publicKey,
+        subject_name: name,
+        issued_at: issuedAt,
+      });
+      const done = await post(
+        relay.url,
+        `devices.${kind}`,
+        { device_id: subject.session.device.device_id, statement: signed },
+        owner.session.access_token,
+      );
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+      return done.body['seq'] as number;
+    };
+    const now = Date.now();
+    const first = await say('endorse', tablet, 'tablet', now - 2000);
+    expect(await say('endorse', tablet, 'tablet', now - 1000)).toBe(first);
+    expect(await say('endorse', tablet, 'tablet', now)).toBe(first);
+    await say('endorse', phone, 'phone', now);
+    const revoked = await say('revoke', phone, 'phone', now - 1000);
+    expect(await say('revoke', phone, 'phone', now)).toBe(revoked);
+    const listed = await post(relay.url, 'statements.list', { since: 0 }, owner.session.access_token);
+    expect(
+      (listed.body['statements'] as { kind: string; subject_name: string }[]).map((s) => [s.kind, s.subject_name]),
+    ).toEqual([
+      ['endorse', 'tablet'],
+      ['endorse', 'phone'],
+      ['revoke', 'phone'],
+    ]);
   });
 });

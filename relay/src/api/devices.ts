@@ -237,6 +237,20 @@ async function storeStatement(
     .where('signature', '=', statement.signature)
     .executeTakeFirst();
   if (duplicate !== undefined) return duplicate.seq; // the same statement sent twice: stored once
+  // The same signer saying the same of the same key again (another issued_at) adds nothing: an
+  // endorsement counts for as long as its signer is trusted and a revocation for ever, on hosts as
+  // here. Answered with the first one's seq, so a device cannot grow its account's statements (which
+  // hosts keep and settleTrust reads on every statement) without bound.
+  const said = await ctx.db
+    .selectFrom('statements')
+    .select('seq')
+    .where('account_id', '=', signer.account_id)
+    .where('kind', '=', kind)
+    .where('signer_device_key', '=', statement.signer_device_key)
+    .where('subject_device_key', '=', statement.subject_device_key)
+    .orderBy('seq')
+    .executeTakeFirst();
+  if (said !== undefined) return said.seq;
   const now = ctx.now();
   const changed: string[] = []; // devices settleTrust moved, besides the subject
   const seq = await ctx.db.transaction().execute(async (trx) => {
