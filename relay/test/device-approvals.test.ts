@@ -1,6 +1,23 @@
 import { expect, it } from 'vitest';
-import { approvalTag, makeStatement, newApprovalCode, openApprovalBundle, sealApprovalBundle } from '@hangar/shared';
-import { describeEachStorage, enroll, login, newKey, post, signup, statementOf } from './support/relay-fixture.js';
+import {
+  approvalTag,
+  makeLoginProof,
+  makeStatement,
+  newApprovalCode,
+  openApprovalBundle,
+  sealApprovalBundle,
+} from '@hangar/shared';
+import {
+  PASSWORD,
+  describeEachStorage,
+  enroll,
+  login,
+  newKey,
+  post,
+  signup,
+  statementOf,
+  uniqueEmail,
+} from './support/relay-fixture.js';
 
 describeEachStorage('an approval code through the relay', (relay) => {
   it('carries a pending device’s tag to the approver and the sealed bundle back to that device only', async () => {
@@ -240,6 +257,27 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
       ['phone', 'pending'],
     ]);
     const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, phone.session.access_token);
+    expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+  });
+
+  it("a member's device that revokes the owner's first computer does not become the account's root", async () => {
+    const owner = await signup(relay.client);
+    const email = uniqueEmail('ana');
+    const invite = await relay.client.call('account.invite', { email }, { accessToken: owner.session.access_token });
+    const key = newKey();
+    const session = await relay.client.call('account.accept_invite', {
+      invite_token: invite.invite_token,
+      email,
+      password: PASSWORD,
+      device: { public_key: key.publicKey, name: 'ana-laptop' },
+      proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+    });
+    const ana = { key, session, email };
+    await call(owner, 'endorse', ana, 'ana-laptop');
+    await call(ana, 'revoke', owner, 'laptop');
+    // Nobody is left trusted, but the root is the owner's to pass on, not another person's to take.
+    expect(await statuses(ana)).toEqual([['ana-laptop', 'pending']]);
+    const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, ana.session.access_token);
     expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
   });
 

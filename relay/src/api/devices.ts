@@ -301,7 +301,7 @@ async function storeStatement(
         .where('revoked_at', 'is', null)
         .execute();
       // What only the revoked device vouched for needs approval again, as on every host.
-      changed.push(...(await settleTrust(trx, signer.account_id, signer.id)));
+      changed.push(...(await settleTrust(trx, signer.account_id, { revoker: signer.id, revoked: subject.id })));
     }
     return counter.statement_seq;
   });
@@ -337,15 +337,20 @@ async function storeStatement(
  * pending again whose chain comes back (its approver approved again) is endorsed again. Returns the
  * ids of the devices it changed.
  *
- * `revoker`: the device that just signed a revocation. Should that leave no device of the account
- * trusted at all (it revoked the last root: the account's first computer, stolen, when no other
+ * `revocation`: the device that just signed one, and the one it revoked. Should that leave no
+ * device of the account trusted at all (it revoked the last root: the account's first computer, stolen, when no other
  * computer enrolled a host), it takes that root's place on the relay (`first`) rather than leave
  * the account with no device that may approve or enroll anything; hosts that pinned only the
  * revoked root refuse it until it pairs by a code. While any other device is still reached, it is
  * not: a device that revokes its approver, or a stolen laptop that revokes the first computer,
- * would otherwise make itself a root the owner's remaining computers could no longer outrank.
+ * would otherwise make itself a root the owner's remaining computers could no longer outrank. Nor
+ * does it when the revoker is another person's (a member's device revoking the owner's computer).
  */
-export async function settleTrust(trx: RelayDb, accountId: string, revoker?: string): Promise<string[]> {
+export async function settleTrust(
+  trx: RelayDb,
+  accountId: string,
+  revocation?: { revoker: string; revoked: string },
+): Promise<string[]> {
   const devices = await trx.selectFrom('devices').selectAll().where('account_id', '=', accountId).execute();
   const enrollers = new Set(
     (await trx.selectFrom('hosts').select('enrolled_by').where('account_id', '=', accountId).execute()).map(
@@ -386,7 +391,8 @@ export async function settleTrust(trx: RelayDb, accountId: string, revoker?: str
     if (device.status === 'first' || enrollers.has(device.id)) reachFrom(device.public_key);
   }
   const changed: string[] = [];
-  const acting = devices.find((d) => d.id === revoker);
+  const acting = devices.find((d) => d.id === revocation?.revoker);
+  const gone = devices.find((d) => d.id === revocation?.revoked);
   // Only when nobody is left: a device that revokes its own approver, or a stolen laptop that
   // revokes the first computer while the owner keeps another root (a computer that enrolled a host),
   // waits again as hosts have it, rather than becoming a root no later revocation up its chain reaches.
@@ -394,7 +400,10 @@ export async function settleTrust(trx: RelayDb, accountId: string, revoker?: str
     acting !== undefined &&
     !revoked.has(acting.public_key) &&
     !reachedBy.has(acting.public_key) &&
-    reachedBy.size === 0
+    reachedBy.size === 0 &&
+    // The same person's: a member revoking the owner's first computer does not take the account over.
+    gone !== undefined &&
+    gone.member_email === acting.member_email
   ) {
     await trx.updateTable('devices').set({ status: 'first' }).where('id', '=', acting.id).execute();
     acting.status = 'first';
