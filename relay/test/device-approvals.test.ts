@@ -237,6 +237,20 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
     );
     expect(done.status, JSON.stringify(done.body)).toBe(200);
   };
+  /** A person invited into the owner's account, signed in on her laptop (pending). */
+  const member = async (owner: Device): Promise<Device> => {
+    const email = uniqueEmail('ana');
+    const invite = await relay.client.call('account.invite', { email }, { accessToken: owner.session.access_token });
+    const key = newKey();
+    const session = await relay.client.call('account.accept_invite', {
+      invite_token: invite.invite_token,
+      email,
+      password: PASSWORD,
+      device: { public_key: key.publicKey, name: 'ana-laptop' },
+      proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+    });
+    return { key, session, email };
+  };
   const statuses = async (asking: Device) => {
     const listed = await post(relay.url, 'devices.list', {}, asking.session.access_token);
     return (listed.body['devices'] as { name: string; status: string }[]).map((d) => [d.name, d.status]);
@@ -262,23 +276,29 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
 
   it("a member's device that revokes the owner's first computer does not become the account's root", async () => {
     const owner = await signup(relay.client);
-    const email = uniqueEmail('ana');
-    const invite = await relay.client.call('account.invite', { email }, { accessToken: owner.session.access_token });
-    const key = newKey();
-    const session = await relay.client.call('account.accept_invite', {
-      invite_token: invite.invite_token,
-      email,
-      password: PASSWORD,
-      device: { public_key: key.publicKey, name: 'ana-laptop' },
-      proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
-    });
-    const ana = { key, session, email };
+    const ana = await member(owner);
     await call(owner, 'endorse', ana, 'ana-laptop');
     await call(ana, 'revoke', owner, 'laptop');
     // Nobody is left trusted, but the root is the owner's to pass on, not another person's to take.
     expect(await statuses(ana)).toEqual([['ana-laptop', 'pending']]);
     const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, ana.session.access_token);
     expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+  });
+
+  it("the owner's computer that revokes the owner's stolen first computer takes its place though a member's computer is still trusted", async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const ana = await member(owner);
+    await call(owner, 'endorse', tablet, 'tablet');
+    await call(owner, 'endorse', ana, 'ana-laptop');
+    await enroll(relay.client, ana); // ana's laptop is a root of her host
+    await call(tablet, 'revoke', owner, 'laptop');
+    // The owner is not left waiting on another person to approve their own computer again.
+    expect(await statuses(tablet)).toEqual([
+      ['laptop', 'revoked'],
+      ['tablet', 'first'],
+      ['ana-laptop', 'endorsed'],
+    ]);
   });
 
   it('a stolen laptop that revokes the first computer while the owner keeps a computer that enrolled a host does not take over', async () => {

@@ -338,13 +338,14 @@ async function storeStatement(
  * ids of the devices it changed.
  *
  * `revocation`: the device that just signed one, and the one it revoked. Should that leave no
- * device of the account trusted at all (it revoked the last root: the account's first computer, stolen, when no other
- * computer enrolled a host), it takes that root's place on the relay (`first`) rather than leave
- * the account with no device that may approve or enroll anything; hosts that pinned only the
- * revoked root refuse it until it pairs by a code. While any other device is still reached, it is
- * not: a device that revokes its approver, or a stolen laptop that revokes the first computer,
- * would otherwise make itself a root the owner's remaining computers could no longer outrank. Nor
- * does it when the revoker is another person's (a member's device revoking the owner's computer).
+ * device of the revoker's person trusted (it revoked their last root: the owner's first computer,
+ * stolen, when none of the owner's other computers enrolled a host), and the revoked device was
+ * that person's, the revoker takes its place on the relay (`first`) rather than leave them with no
+ * device that may approve or enroll anything; hosts that pinned only the revoked root refuse it
+ * until it pairs by a code. While another device of theirs is still reached, it is not: a device
+ * that revokes its approver, or a stolen laptop that revokes the first computer, would otherwise
+ * make itself a root the owner's remaining computers could no longer outrank. Nor does another
+ * person's device (a member's revoking the owner's computer) take the owner's place.
  */
 export async function settleTrust(
   trx: RelayDb,
@@ -400,10 +401,11 @@ export async function settleTrust(
     acting !== undefined &&
     !revoked.has(acting.public_key) &&
     !reachedBy.has(acting.public_key) &&
-    reachedBy.size === 0 &&
-    // The same person's: a member revoking the owner's first computer does not take the account over.
+    // The same person's: a member revoking the owner's first computer does not take the account over,
+    // and the owner is not left waiting on a member to approve their own computer again.
     gone !== undefined &&
-    gone.member_email === acting.member_email
+    gone.member_email === acting.member_email &&
+    !devices.some((d) => d.member_email === acting.member_email && reachedBy.has(d.public_key))
   ) {
     await trx.updateTable('devices').set({ status: 'first' }).where('id', '=', acting.id).execute();
     acting.status = 'first';
