@@ -206,8 +206,11 @@ program
       try {
         const removed = unpairDevice(store, dataDir, device);
         process.stdout.write(
-          `unpaired ${removed.name} (key ${removed.public_key.slice(0, 16)}…): a running agent ends its links now, ` +
-            'and refuses its next. To let it in again, pair it with a new code (hangar-agent pair).\n',
+          `unpaired ${removed.name} (key ${removed.public_key.slice(0, 16)}…): ` +
+            (removed.pinned
+              ? 'a running agent ends its links now, and refuses its next. '
+              : 'it was waiting to be approved again; it now stays out here even if it or its approver is. ') +
+            'To let it in again, pair it with a new code (hangar-agent pair).\n',
         );
       } finally {
         store.dispose();

@@ -1,6 +1,23 @@
 import { expect, it } from 'vitest';
-import { approvalTag, newApprovalCode, openApprovalBundle, sealApprovalBundle } from '@hangar/shared';
-import { describeEachStorage, login, newKey, post, signup, statementOf } from './support/relay-fixture.js';
+import {
+  approvalTag,
+  makeLoginProof,
+  makeStatement,
+  newApprovalCode,
+  openApprovalBundle,
+  sealApprovalBundle,
+} from '@hangar/shared';
+import {
+  PASSWORD,
+  describeEachStorage,
+  enroll,
+  login,
+  newKey,
+  post,
+  signup,
+  statementOf,
+  uniqueEmail,
+} from './support/relay-fixture.js';
 
 describeEachStorage('an approval code through the relay', (relay) => {
   it('carries a pending device’s tag to the approver and the sealed bundle back to that device only', async () => {
@@ -205,5 +222,141 @@ describeEachStorage('the account’s first computer revoked by another', (relay)
     expect((await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, tablet.session.access_token)).status).toBe(
       200,
     );
+  });
+});
+
+describeEachStorage('the root passes to a revoker only when nobody else is trusted', (relay) => {
+  type Device = Awaited<ReturnType<typeof signup>>;
+  const id = (d: Device) => d.session.device.device_id;
+  const call = async (signer: Device, kind: 'endorse' | 'revoke', subject: Device, name: string) => {
+    const done = await post(
+      relay.url,
+      `devices.${kind}`,
+      { device_id: id(subject), statement: statementOf(signer, kind, subject.key, name) },
+      signer.session.access_token,
+    );
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+  };
+  /** A person invited into the owner's account, signed in on her laptop (pending). */
+  const member = async (owner: Device): Promise<Device> => {
+    const email = uniqueEmail('ana');
+    const invite = await relay.client.call('account.invite', { email }, { accessToken: owner.session.access_token });
+    const key = newKey();
+    const session = await relay.client.call('account.accept_invite', {
+      invite_token: invite.invite_token,
+      email,
+      password: PASSWORD,
+      device: { public_key: key.publicKey, name: 'ana-laptop' },
+      proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+    });
+    return { key, session, email };
+  };
+  const statuses = async (asking: Device) => {
+    const listed = await post(relay.url, 'devices.list', {}, asking.session.access_token);
+    return (listed.body['devices'] as { name: string; status: string }[]).map((d) => [d.name, d.status]);
+  };
+
+  it('a device that revokes its own approver while the first computer stands waits again; it does not become a root', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const phone = await login(relay.client, owner.email, newKey(), 'phone');
+    await call(owner, 'endorse', tablet, 'tablet');
+    await call(tablet, 'endorse', phone, 'phone'); // laptop → tablet → phone
+    await call(phone, 'revoke', tablet, 'tablet');
+    // As on every host: the phone was vouched for through the tablet only. Were it `first`, a later
+    // revocation up its old chain would never reach it, and it would approve and enroll on its own.
+    expect(await statuses(owner)).toEqual([
+      ['laptop', 'first'],
+      ['tablet', 'revoked'],
+      ['phone', 'pending'],
+    ]);
+    const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, phone.session.access_token);
+    expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+  });
+
+  it("a member's device that revokes the owner's first computer does not become the account's root", async () => {
+    const owner = await signup(relay.client);
+    const ana = await member(owner);
+    await call(owner, 'endorse', ana, 'ana-laptop');
+    await call(ana, 'revoke', owner, 'laptop');
+    // Nobody is left trusted, but the root is the owner's to pass on, not another person's to take.
+    expect(await statuses(ana)).toEqual([['ana-laptop', 'pending']]);
+    const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, ana.session.access_token);
+    expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+  });
+
+  it("the owner's computer that revokes the owner's stolen first computer takes its place though a member's computer is still trusted", async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const ana = await member(owner);
+    await call(owner, 'endorse', tablet, 'tablet');
+    await call(owner, 'endorse', ana, 'ana-laptop');
+    await enroll(relay.client, ana); // ana's laptop is a root of her host
+    await call(tablet, 'revoke', owner, 'laptop');
+    // The owner is not left waiting on another person to approve their own computer again.
+    expect(await statuses(tablet)).toEqual([
+      ['laptop', 'revoked'],
+      ['tablet', 'first'],
+      ['ana-laptop', 'endorsed'],
+    ]);
+  });
+
+  it('a stolen laptop that revokes the first computer while the owner keeps a computer that enrolled a host does not take over', async () => {
+    const owner = await signup(relay.client);
+    const desktop = await login(relay.client, owner.email, newKey(), 'desktop');
+    const stolen = await login(relay.client, owner.email, newKey(), 'stolen');
+    await call(owner, 'endorse', desktop, 'desktop');
+    await call(owner, 'endorse', stolen, 'stolen');
+    await enroll(relay.client, desktop); // the desktop is a root of that host (its first link)
+    await call(stolen, 'revoke', owner, 'laptop');
+    expect(await statuses(desktop)).toEqual([
+      ['laptop', 'revoked'],
+      ['desktop', 'endorsed'],
+      ['stolen', 'pending'],
+    ]);
+    // The stolen laptop may approve, enroll or revoke nothing now; the owner's desktop still may.
+    const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, stolen.session.access_token);
+    expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
+    await call(desktop, 'revoke', stolen, 'stolen');
+  });
+});
+
+describeEachStorage('a statement said again', (relay) => {
+  it('the same signer endorsing or revoking the same device again (another issued_at) is stored once', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
+    const phone = await login(relay.client, owner.email, newKey(), 'phone');
+    const say = async (kind: 'endorse' | 'revoke', subject: typeof owner, name: string, issuedAt: number) => {
+      const signed = makeStatement(owner.key.signer, {
+        kind,
+        account_id: owner.session.account.account_id,
+        subject_device_key: subject.key.publicKey,
+        subject_name: name,
+        issued_at: issuedAt,
+      });
+      const done = await post(
+        relay.url,
+        `devices.${kind}`,
+        { device_id: subject.session.device.device_id, statement: signed },
+        owner.session.access_token,
+      );
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+      return done.body['seq'] as number;
+    };
+    const now = Date.now();
+    const first = await say('endorse', tablet, 'tablet', now - 2000);
+    expect(await say('endorse', tablet, 'tablet', now - 1000)).toBe(first);
+    expect(await say('endorse', tablet, 'tablet', now)).toBe(first);
+    await say('endorse', phone, 'phone', now);
+    const revoked = await say('revoke', phone, 'phone', now - 1000);
+    expect(await say('revoke', phone, 'phone', now)).toBe(revoked);
+    const listed = await post(relay.url, 'statements.list', { since: 0 }, owner.session.access_token);
+    expect(
+      (listed.body['statements'] as { kind: string; subject_name: string }[]).map((s) => [s.kind, s.subject_name]),
+    ).toEqual([
+      ['endorse', 'tablet'],
+      ['endorse', 'phone'],
+      ['revoke', 'phone'],
+    ]);
   });
 });

@@ -193,6 +193,37 @@ describe('splices and the logins they were opened with', () => {
     }
   });
 
+  it('a device that needs approval again (its approver revoked) loses its open splice at once, as a revoked one', async () => {
+    const { owner, hostId, agent } = await hostOnlineAt(relay);
+    const tablet = await login(relay.client, owner.email, undefined, 'tablet');
+    const phone = await login(relay.client, owner.email, undefined, 'phone');
+    const sign = (kind: 'endorse' | 'revoke', signer: typeof owner, subject: typeof owner, name: string) =>
+      relay.client.call(
+        `devices.${kind}`,
+        { device_id: subject.session.device.device_id, statement: statementOf(signer, kind, subject.key, name) },
+        { accessToken: signer.session.access_token },
+      );
+    await sign('endorse', owner, tablet, 'tablet');
+    await sign('endorse', tablet, phone, 'phone'); // laptop → tablet → phone
+    agent.onSplice((request) => void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id }));
+    try {
+      const device = await upgrade(relay.url, '/v1/splice', {
+        authorization: `Bearer ${phone.session.access_token}`,
+        'hangar-host': hostId,
+      });
+      expect(device.status).toBe(101);
+      const socket = (device as { socket: Socket }).socket;
+      let closed = false;
+      socket.once('close', () => (closed = true));
+      socket.resume();
+      await sign('revoke', owner, tablet, 'tablet');
+      // Pending again: no relayed link may start (requireTrusted), and none it holds stays open.
+      await waitFor('the splice of the device waiting again to close', () => closed);
+    } finally {
+      agent.dispose();
+    }
+  });
+
   it('a splice whose login is ended between its auth read and its registration is closed', async () => {
     const { owner, hostId, agent } = await hostOnlineAt(relay);
     const asked: string[] = [];

@@ -130,6 +130,29 @@ export function removePairedDevice(store: AgentStore, publicKey: string): boolea
   return store.db.prepare('DELETE FROM paired_devices WHERE public_key = ?').run(publicKey).changes === 1;
 }
 
+const WaitingRow = z.object({ public_key: z.string(), name: z.string() });
+
+/**
+ * Devices the account's kept statements endorsed that are not pinned here, revoked, or unpaired
+ * already: those a revocation unpinned (their chain cut), or whose signer is not trusted yet.
+ */
+function waitingDevices(store: AgentStore): { public_key: string; name: string; pinned: false }[] {
+  const rows = store.db
+    .prepare(
+      `SELECT json_extract(statement, '$.subject_device_key') AS public_key,
+              json_extract(statement, '$.subject_name') AS name, MAX(seq) AS last
+       FROM account_statements
+       WHERE json_extract(statement, '$.kind') = 'endorse'
+       GROUP BY public_key
+       HAVING public_key NOT IN (SELECT public_key FROM paired_devices)
+          AND public_key NOT IN (SELECT public_key FROM revoked_devices)
+          AND public_key NOT IN (SELECT public_key FROM unpaired_devices)
+       ORDER BY last DESC`,
+    )
+    .all();
+  return rows.map((row) => ({ ...WaitingRow.parse(row), pinned: false as const }));
+}
+
 /**
  * `hangar-agent unpair` writes this file in the data dir; a running agent watches it and ends the
  * open links of every device no longer pinned (the command is another process than the agent).
@@ -141,15 +164,27 @@ export const UNPAIRED_FILE = 'unpaired';
  * its next link is refused, and a running agent ends its open ones; no endorsement pins it here again,
  * only a new pairing (a code, an enrollment's first link). Several matches: nothing removed.
  */
-export function unpairDevice(store: AgentStore, dataDir: string, which: string): PairedDevice {
+export function unpairDevice(
+  store: AgentStore,
+  dataDir: string,
+  which: string,
+): { public_key: string; name: string; pinned: boolean } {
   const byKey = /^[0-9a-f]{8,}$/i.test(which);
-  const matches = listPairedDevices(store).filter((device) =>
-    byKey ? device.public_key.startsWith(which.toLowerCase()) || device.name === which : device.name === which,
-  );
+  const named = (device: { public_key: string; name: string }) =>
+    byKey ? device.public_key.startsWith(which.toLowerCase()) || device.name === which : device.name === which;
+  const pinned = listPairedDevices(store).filter(named);
+  // Not pinned now: a device endorsed here before whose chain a revocation cut (it waits for a
+  // trusted device to approve it again). Its endorsements would bring it back with its approver's
+  // (relay/PROTOCOL.md "A device approved again"); the host's owner can say no to it beforehand.
+  const matches: { public_key: string; name: string; pinned: boolean }[] =
+    pinned.length > 0
+      ? pinned.map((d) => ({ public_key: d.public_key, name: d.name, pinned: true }))
+      : waitingDevices(store).filter(named);
   if (matches.length === 0) {
     throw new HangarError(
       'E_NOT_FOUND',
-      `no paired device is named or has a key starting "${which}"; hangar-agent status lists the paired devices`,
+      `no paired device is named or has a key starting "${which}", nor one waiting to be approved again; ` +
+        'hangar-agent status lists the paired devices',
     );
   }
   if (matches.length > 1) {
@@ -161,7 +196,7 @@ export function unpairDevice(store: AgentStore, dataDir: string, which: string):
   // A tombstone: no endorsement (kept, or read again) pins it here again, only a new pairing.
   store.db
     .transaction(() => {
-      removePairedDevice(store, matches[0]!.public_key);
+      if (matches[0]!.pinned) removePairedDevice(store, matches[0]!.public_key);
       store.db
         .prepare('INSERT OR REPLACE INTO unpaired_devices (public_key, unpaired_at) VALUES (?, ?)')
         .run(matches[0]!.public_key, Date.now());

@@ -281,6 +281,28 @@ describe('statements, verified by the host', () => {
     expect(reevaluateStatements(store, Date.now()).outcomes).toEqual([]);
   });
 
+  it("a device waiting to be approved again can be unpaired on the host: its approver's return does not bring it back", () => {
+    const [admin, stolen, friend, watch] = firstPinned('admin', 'stolen', 'friend', 'watch');
+    apply(
+      statement(admin, 'endorse', stolen),
+      statement(stolen, 'endorse', friend),
+      statement(friend, 'endorse', watch),
+    );
+    apply(statement(admin, 'revoke', stolen));
+    expect(pinned(friend) || pinned(watch)).toBe(false);
+    // The host's owner does not want the watch back, whoever approves the friend again.
+    expect(unpairDevice(store, dir, 'watch')).toMatchObject({ name: 'watch', pinned: false });
+    const again = apply(statement(admin, 'endorse', friend));
+    expect(again.outcomes.map((o) => [o.subject_name, o.result])).toEqual([
+      ['watch', 'ignored'],
+      ['friend', 'pinned'],
+    ]);
+    expect(pinned(friend)).toBe(true);
+    expect(pinned(watch)).toBe(false);
+    // Nothing else waits under that name now.
+    expect(() => unpairDevice(store, dir, 'watch')).toThrow(/no paired device is named/);
+  });
+
   it('the same in one batch: an endorsement, then its signer revoked, leaves nothing it vouched for', () => {
     const [admin, stolen, friend] = firstPinned('admin', 'stolen', 'friend');
     pin(stolen);

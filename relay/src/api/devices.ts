@@ -237,6 +237,20 @@ async function storeStatement(
     .where('signature', '=', statement.signature)
     .executeTakeFirst();
   if (duplicate !== undefined) return duplicate.seq; // the same statement sent twice: stored once
+  // The same signer saying the same of the same key again (another issued_at) adds nothing: an
+  // endorsement counts for as long as its signer is trusted and a revocation for ever, on hosts as
+  // here. Answered with the first one's seq, so a device cannot grow its account's statements (which
+  // hosts keep and settleTrust reads on every statement) without bound.
+  const said = await ctx.db
+    .selectFrom('statements')
+    .select('seq')
+    .where('account_id', '=', signer.account_id)
+    .where('kind', '=', kind)
+    .where('signer_device_key', '=', statement.signer_device_key)
+    .where('subject_device_key', '=', statement.subject_device_key)
+    .orderBy('seq')
+    .executeTakeFirst();
+  if (said !== undefined) return said.seq;
   const now = ctx.now();
   const changed: string[] = []; // devices settleTrust moved, besides the subject
   const seq = await ctx.db.transaction().execute(async (trx) => {
@@ -287,7 +301,7 @@ async function storeStatement(
         .where('revoked_at', 'is', null)
         .execute();
       // What only the revoked device vouched for needs approval again, as on every host.
-      changed.push(...(await settleTrust(trx, signer.account_id, signer.id)));
+      changed.push(...(await settleTrust(trx, signer.account_id, { revoker: signer.id, revoked: subject.id })));
     }
     return counter.statement_seq;
   });
@@ -323,12 +337,21 @@ async function storeStatement(
  * pending again whose chain comes back (its approver approved again) is endorsed again. Returns the
  * ids of the devices it changed.
  *
- * `revoker`: the device that just signed a revocation. Should it no longer be reached (it revoked
- * the root its own chain came from: the account's first computer, stolen), it takes that root's
- * place on the relay (`first`) rather than leave the account with no device that may approve or
- * enroll anything; hosts that pinned only the revoked root refuse it until it pairs by a code.
+ * `revocation`: the device that just signed one, and the one it revoked. Should that leave no
+ * device of the revoker's person trusted (it revoked their last root: the owner's first computer,
+ * stolen, when none of the owner's other computers enrolled a host), and the revoked device was
+ * that person's, the revoker takes its place on the relay (`first`) rather than leave them with no
+ * device that may approve or enroll anything; hosts that pinned only the revoked root refuse it
+ * until it pairs by a code. While another device of theirs is still reached, it is not: a device
+ * that revokes its approver, or a stolen laptop that revokes the first computer, would otherwise
+ * make itself a root the owner's remaining computers could no longer outrank. Nor does another
+ * person's device (a member's revoking the owner's computer) take the owner's place.
  */
-export async function settleTrust(trx: RelayDb, accountId: string, revoker?: string): Promise<string[]> {
+export async function settleTrust(
+  trx: RelayDb,
+  accountId: string,
+  revocation?: { revoker: string; revoked: string },
+): Promise<string[]> {
   const devices = await trx.selectFrom('devices').selectAll().where('account_id', '=', accountId).execute();
   const enrollers = new Set(
     (await trx.selectFrom('hosts').select('enrolled_by').where('account_id', '=', accountId).execute()).map(
@@ -343,10 +366,12 @@ export async function settleTrust(trx: RelayDb, accountId: string, revoker?: str
     .where('kind', '=', 'endorse')
     .orderBy('seq')
     .execute();
-  const endorsedBy = new Map<string, string[]>(); // signer -> subjects
+  const endorsedBy = new Map<string, Set<string>>(); // signer -> subjects (each once, however often endorsed)
   for (const row of endorsements) {
     if (revoked.has(row.signer_device_key)) continue; // a revoked key signs nothing that counts
-    endorsedBy.set(row.signer_device_key, [...(endorsedBy.get(row.signer_device_key) ?? []), row.subject_device_key]);
+    const subjects = endorsedBy.get(row.signer_device_key);
+    if (subjects === undefined) endorsedBy.set(row.signer_device_key, new Set([row.subject_device_key]));
+    else subjects.add(row.subject_device_key);
   }
   const reachedBy = new Map<string, string | null>(); // key -> the key that vouched for it (null: a root)
   const queue: string[] = [];
@@ -367,8 +392,21 @@ export async function settleTrust(trx: RelayDb, accountId: string, revoker?: str
     if (device.status === 'first' || enrollers.has(device.id)) reachFrom(device.public_key);
   }
   const changed: string[] = [];
-  const acting = devices.find((d) => d.id === revoker);
-  if (acting !== undefined && !revoked.has(acting.public_key) && !reachedBy.has(acting.public_key)) {
+  const acting = devices.find((d) => d.id === revocation?.revoker);
+  const gone = devices.find((d) => d.id === revocation?.revoked);
+  // Only when nobody is left: a device that revokes its own approver, or a stolen laptop that
+  // revokes the first computer while the owner keeps another root (a computer that enrolled a host),
+  // waits again as hosts have it, rather than becoming a root no later revocation up its chain reaches.
+  if (
+    acting !== undefined &&
+    !revoked.has(acting.public_key) &&
+    !reachedBy.has(acting.public_key) &&
+    // The same person's: a member revoking the owner's first computer does not take the account over,
+    // and the owner is not left waiting on a member to approve their own computer again.
+    gone !== undefined &&
+    gone.member_email === acting.member_email &&
+    !devices.some((d) => d.member_email === acting.member_email && reachedBy.has(d.public_key))
+  ) {
     await trx.updateTable('devices').set({ status: 'first' }).where('id', '=', acting.id).execute();
     acting.status = 'first';
     changed.push(acting.id);

@@ -12,7 +12,7 @@ import {
   toHangarError,
   type Disposable,
 } from '@hangar/shared';
-import { requireTrusted } from '../api/call.js';
+import { isTrusted, requireTrusted } from '../api/call.js';
 import { authenticate } from '../api/routes.js';
 import type { BusEvent } from '../bus/bus.js';
 import type { RelayContext } from '../context.js';
@@ -129,10 +129,22 @@ export class SpliceHub implements Disposable {
       for (const splice of [...this.open]) if (splice.hostId === event.host_id) splice.close('the host was removed');
       return;
     }
+    if (event.t === 'device.changed' && !isTrusted(event.device)) {
+      // Needs approval again (api/devices.ts settleTrust): a pending device holds no relayed link.
+      return this.endFor(() => true, event.device.device_id, 'the device needs approval again');
+    }
     if (event.t !== 'device.revoked' && event.t !== 'session.ended') return;
-    const ends = (s: { deviceId: string; sessionId: string }) =>
-      s.deviceId === event.device_id && (event.t === 'device.revoked' || s.sessionId === event.session_id);
-    const why = event.t === 'device.revoked' ? 'the device was revoked' : 'the login was ended';
+    const sessionId = event.t === 'session.ended' ? event.session_id : undefined;
+    this.endFor(
+      (s) => sessionId === undefined || s.sessionId === sessionId,
+      event.device_id,
+      event.t === 'device.revoked' ? 'the device was revoked' : 'the login was ended',
+    );
+  }
+
+  /** Ends the device's splices, waiting or open, that `which` picks. */
+  private endFor(which: (s: { sessionId: string }) => boolean, deviceId: string, why: string): void {
+    const ends = (s: { deviceId: string; sessionId: string }) => s.deviceId === deviceId && which(s);
     for (const waiting of [...this.waiting.values()]) {
       if (!ends(waiting)) continue;
       clearTimeout(waiting.timer);
@@ -224,10 +236,10 @@ export class SpliceHub implements Disposable {
       clearTimeout(waiting.timer);
       this.waiting.delete(id);
     });
-    // A revocation or logout since authenticate's read was announced before it could find this
-    // splice: read again, now that any later one will.
+    // A revocation, logout or loss of approval since authenticate's read was announced before it
+    // could find this splice: read again, now that any later one will.
     try {
-      await authenticate(this.ctx, token);
+      requireTrusted((await authenticate(this.ctx, token)).device, 'a relayed link');
     } catch (error) {
       clearTimeout(waiting.timer);
       if (this.waiting.get(id) === waiting) this.waiting.delete(id);

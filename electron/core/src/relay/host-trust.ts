@@ -136,7 +136,7 @@ export function trustOwed(account: RelayAccount): boolean {
  * a computer approved without a code never gets here. An approver revoked or gone meanwhile is owed
  * nothing; any other refusal is an error (the trust is not settled, so it is tried again).
  */
-async function vouchBack(account: RelayAccount, approverKey: string): Promise<void> {
+async function vouchBack(account: RelayAccount, approverKey: string, issuedAt: number): Promise<void> {
   const signedIn = account.stored()!;
   const listed = await account.call('devices.list', {});
   const approver = listed.devices.find((d) => d.public_key === approverKey);
@@ -146,7 +146,10 @@ async function vouchBack(account: RelayAccount, approverKey: string): Promise<vo
     account_id: signedIn.account_id,
     subject_device_key: approverKey,
     subject_name: approver.name,
-    issued_at: Date.now(),
+    // The same moment on every try (Ed25519 signs deterministically): a vouch tried again after the
+    // relay dropped it is the same statement, stored once by the relay and by hosts, however often a
+    // relay that comes and goes makes this computer try.
+    issued_at: issuedAt,
   });
   try {
     await account.call('devices.endorse', { device_id: approver.device_id, statement });
@@ -165,7 +168,7 @@ async function settle(account: RelayAccount): Promise<HostKeysFrom> {
     // Settled before computers vouched back: the bundle's first device key is the approver's own
     // (approve() puts it first), checked through the code when the bundle opened.
     const approver = account.store.trustedKeys(signedIn.account_id, 'device')[0];
-    if (approver !== undefined) await vouchBack(account, approver.key);
+    if (approver !== undefined) await vouchBack(account, approver.key, trust.updated_at);
     account.store.noteVouchedBack(signedIn.account_id, Date.now());
   }
   if (trust.host_trust !== null) return trust.host_trust;
@@ -183,7 +186,7 @@ async function settle(account: RelayAccount): Promise<HostKeysFrom> {
     return 'relay';
   }
   const opened = openApprovalBundle(code, bundle, { deviceKey: account.publicKey, accountId: signedIn.account_id });
-  await vouchBack(account, opened.approver_device_key);
+  await vouchBack(account, opened.approver_device_key, trust.updated_at); // when the code was made
   account.store.noteVouchedBack(signedIn.account_id, now);
   account.store.settleTrust(
     signedIn.account_id,
