@@ -318,9 +318,11 @@ export class BackupService implements Disposable {
       [
         'backup',
         '--json',
-        ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]),
         // The user's own, as restic's patterns; `=` so that one starting with "-" is never an option.
         ...(settings.excludes ?? []).map((pattern) => `--exclude=${pattern}`),
+        // The agent's after them: restic takes "!pattern" as a negation and the last pattern that
+        // matches decides, so a user's "!*" or "!data" before these would put the keys back in.
+        ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]),
         '--',
         ...paths,
       ],
