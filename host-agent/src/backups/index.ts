@@ -23,10 +23,12 @@ import {
   finishRestore,
   prepareRestoreTarget,
   removeLeftStaging,
+  stopLeftRestic,
   type RestoreTarget,
 } from './paths.js';
 import {
   RESTIC_INSTALL,
+  RESTIC_STOP_MS,
   isMissingRepository,
   resticFailure,
   resticVersion,
@@ -240,6 +242,12 @@ export class BackupService implements Disposable {
   private async removeLeftovers(left: { staging: string; target: string | null }[]): Promise<void> {
     for (const { staging, target } of left) {
       try {
+        const stopped = await stopLeftRestic(staging, RESTIC_STOP_MS);
+        if (stopped > 0)
+          this.options.logger.info(
+            { staging, stopped },
+            'stopped the restic a restore left running when the agent stopped',
+          );
         if (await removeLeftStaging(staging, target))
           this.options.logger.info({ staging }, 'removed what a restore left when the agent stopped during it');
       } catch (error) {
