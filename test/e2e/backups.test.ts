@@ -556,13 +556,14 @@ describe('a restore that takes a while', () => {
 });
 
 describe('an agent killed during a restore', () => {
-  // restic restores for real, then holds on (at most 30 s) as if it were still writing: the agent
-  // is killed meanwhile, with restic's files in its staging directory.
+  // restic restores for real, then goes on (at most 30 s) writing into its target ($4, the staging
+  // directory) as restic does, making the directories of what it restores: the agent is killed
+  // meanwhile, and its restic outlives it (a SIGKILL of the agent is not one of its children).
   const slow = tempDir('killed-restore');
   const pidFile = join(slow, 'pid');
   writeFileSync(
     join(slow, 'restic'),
-    `#!/bin/sh\nif [ "$1" = restore ]; then echo $$ > ${pidFile}; /usr/bin/restic "$@"; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 1; fi\nexec /usr/bin/restic "$@"\n`,
+    `#!/bin/sh\nif [ "$1" = restore ]; then echo $$ > ${pidFile}; /usr/bin/restic "$@"; i=0; while [ $i -lt 300 ]; do sleep 0.1; mkdir -p "$4/late"; i=$((i+1)); done; exit 1; fi\nexec /usr/bin/restic "$@"\n`,
     { mode: 0o755 },
   );
   const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
@@ -594,9 +595,21 @@ describe('an agent killed during a restore', () => {
         ? join(parent, made[0]!)
         : undefined;
     }, 'restic to write into the staging directory');
-    await box.restartAgent({ signal: 'SIGKILL' });
-    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
-    await until(() => (existsSync(staging) ? undefined : true), 'the staging directory to go');
+    const restic = Number(readFileSync(pidFile, 'utf8'));
+    // Gone, or a zombie no one has reaped yet (its parent, the agent, was killed).
+    const alive = () => {
+      const stat = existsSync(`/proc/${restic}/stat`) ? readFileSync(`/proc/${restic}/stat`, 'utf8') : '';
+      return stat !== '' && !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+    };
+    try {
+      await box.restartAgent({ signal: 'SIGKILL' });
+      // The new agent stops the restic left writing (else it made the staging directory again
+      // once removed), then removes the staging directory.
+      await until(() => (alive() ? undefined : true), 'the restic the killed agent left to be stopped');
+      await until(() => (existsSync(staging) ? undefined : true), 'the staging directory to go');
+    } finally {
+      if (alive()) process.kill(restic, 'SIGKILL');
+    }
     expect(readdirSync(parent).sort()).toEqual(['.here.restoring-AbC123', '.here.restoring-LnK123']);
     expect(readFileSync(join(parent, '.here.restoring-AbC123', 'mine'), 'utf8')).toBe('mine\n');
     expect(readFileSync(join(dir, 'README'), 'utf8')).toBe('hello\n');
@@ -671,13 +684,19 @@ describe.each([
   let parent: string;
   afterAll(async () => endAgent(agent, parent));
 
-  it('is backed up without it: no keys and no backup password in the snapshot', async () => {
+  // restic reads "!pattern" as a negation, and the last matching pattern decides: the user's
+  // excludes came after the agent's own, and "!*" put the keys back in the snapshot.
+  it("is backed up without it: no keys and no backup password in the snapshot, whatever the user's excludes say", async () => {
     parent = tempDir('holds-agent');
     const home = join(parent, 'home');
     writeFileSync(join(parent, 'work.txt'), 'mine\n');
     agent = await startAgentProcess(join(parent, dataName));
     await pairWith(home, 'box', agent);
-    expect((await run(home, ['backup', 'set', 'box', '--path', parent])).code).toBe(0);
+    const negations = ['!*', '!**', `!${join(parent, dataName).replace(/[\\*?[]/g, (c) => `\\${c}`)}`].flatMap((p) => [
+      '--exclude',
+      p,
+    ]);
+    expect((await run(home, ['backup', 'set', 'box', '--path', parent, ...negations])).code).toBe(0);
     expect((await run(home, ['backup', 'now', 'box'])).code).toBe(0);
     const to = restoreTarget();
     expect((await run(home, ['backup', 'restore', 'box', 'latest', '--to', to])).code).toBe(0);

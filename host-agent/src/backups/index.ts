@@ -23,10 +23,12 @@ import {
   finishRestore,
   prepareRestoreTarget,
   removeLeftStaging,
+  stopLeftRestic,
   type RestoreTarget,
 } from './paths.js';
 import {
   RESTIC_INSTALL,
+  RESTIC_STOP_MS,
   isMissingRepository,
   resticFailure,
   resticVersion,
@@ -58,6 +60,12 @@ export interface BackupServiceOptions {
 const TICK_SECONDS = 15;
 /** Progress events at most this often: a terminal's bar redraws at about this rate anyway. */
 const PROGRESS_GAP_MS = 250;
+/**
+ * A restore's look at its staging directory walks all of it (O(files)): the next look waits this
+ * many times as long as the last took (at least PROGRESS_GAP_MS), so that on a restore of a million
+ * files the walks take a tenth of the time at most, not all of it beside restic.
+ */
+const WALK_GAP_FACTOR = 9;
 const RECENT_RUNS = 10;
 const VERSION_TTL_MS = 60_000;
 
@@ -240,6 +248,12 @@ export class BackupService implements Disposable {
   private async removeLeftovers(left: { staging: string; target: string | null }[]): Promise<void> {
     for (const { staging, target } of left) {
       try {
+        const stopped = await stopLeftRestic(staging, RESTIC_STOP_MS);
+        if (stopped > 0)
+          this.options.logger.info(
+            { staging, stopped },
+            'stopped the restic a restore left running when the agent stopped',
+          );
         if (await removeLeftStaging(staging, target))
           this.options.logger.info({ staging }, 'removed what a restore left when the agent stopped during it');
       } catch (error) {
@@ -318,9 +332,11 @@ export class BackupService implements Disposable {
       [
         'backup',
         '--json',
-        ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]),
         // The user's own, as restic's patterns; `=` so that one starting with "-" is never an option.
         ...(settings.excludes ?? []).map((pattern) => `--exclude=${pattern}`),
+        // The agent's after them: restic takes "!pattern" as a negation and the last pattern that
+        // matches decides, so a user's "!*" or "!data" before these would put the keys back in.
+        ...excluded.flatMap((path) => ['--exclude', literalPattern(path)]),
         '--',
         ...paths,
       ],
@@ -425,15 +441,29 @@ export class BackupService implements Disposable {
       // restic 0.14's restore has no --json: how far it got is what it wrote into the staging
       // directory (the agent's own), against what the snapshot holds. One look at a time.
       let watching = true;
+      let wake: (() => void) | undefined;
       const watched = (async () => {
+        let gap = PROGRESS_GAP_MS;
         while (watching) {
-          await new Promise((resolve) => setTimeout(resolve, PROGRESS_GAP_MS));
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, gap);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
           if (!watching) break;
-          const written = await sizeOf(to.staging).catch(() => undefined);
+          const began = performance.now();
+          const written = await sizeOf(to.staging, () => watching).catch(() => undefined);
+          gap = Math.max(PROGRESS_GAP_MS, WALK_GAP_FACTOR * (performance.now() - began));
           if (written && watching) this.publishRestoreProgress(run, written, totals, false);
         }
       })();
-      const result = await restic$.done.finally(() => (watching = false));
+      const result = await restic$.done.finally(() => {
+        watching = false;
+        // A gap grown long on a big restore does not hold its end back.
+        wake?.();
+      });
       await watched;
       if (result.code !== 0) this.restoreFailed(params, result, restic.repository);
       // restic restores nothing for an --include that is not in the snapshot, and says ok.
@@ -584,11 +614,21 @@ function parseLine(line: string): unknown {
   }
 }
 
-/** Files and bytes under a directory a restore wrote (links are counted, not followed). */
-async function sizeOf(dir: string): Promise<{ files: number; bytes: number }> {
+/**
+ * Files and bytes under a directory a restore wrote (links are counted, not followed). `keepOn`:
+ * asked at each directory; once false the walk ends early (undefined), as restic has ended.
+ */
+async function sizeOf(dir: string): Promise<{ files: number; bytes: number }>;
+async function sizeOf(dir: string, keepOn: () => boolean): Promise<{ files: number; bytes: number } | undefined>;
+async function sizeOf(dir: string, keepOn = () => true): Promise<{ files: number; bytes: number } | undefined> {
   let files = 0;
   let bytes = 0;
+  let ended = false;
   const walk = async (path: string): Promise<void> => {
+    if (ended || !keepOn()) {
+      ended = true;
+      return;
+    }
     for (const entry of await readdir(path, { withFileTypes: true })) {
       const child = join(path, entry.name);
       if (entry.isDirectory()) await walk(child);
@@ -599,7 +639,7 @@ async function sizeOf(dir: string): Promise<{ files: number; bytes: number }> {
     }
   };
   await walk(dir);
-  return { files, bytes };
+  return ended ? undefined : { files, bytes };
 }
 
 /** `hangar-agent backup unlock`, on the host: restic unlock on this host's repository (stale locks only). */

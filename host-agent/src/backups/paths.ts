@@ -2,6 +2,7 @@ import { HangarError } from '@hangar/shared';
 import { chmod, lstat, mkdir, mkdtemp, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, relative, isAbsolute } from 'node:path';
+import { pollUntil, procPids, procStat, readQuietly, signalQuietly } from '../jobs/executors/job-processes.js';
 import { ifMissing } from '../sessions/workdir.js';
 
 /** `~` and `~/…` are the agent user's home (the schema already refused anything not absolute and any `..`). */
@@ -150,4 +151,44 @@ export async function removeLeftStaging(staging: string, target: string | null):
   if ((await realpath(dirname(staging)).catch(ifMissing(undefined))) !== dirname(staging)) return false;
   await rm(staging, { recursive: true, force: true });
   return true;
+}
+
+/**
+ * Stops the restic a killed agent left writing into `staging` (a child of the agent, it outlives a
+ * SIGKILL of it): else it goes on writing, makes the staging directory again after it was removed
+ * (restic makes the directories of what it restores), and nothing records it any more. Found in
+ * /proc by its arguments (`--target <staging>`, a name with six random letters) and the agent's
+ * uid, never the agent itself; SIGINT (restic ends cleanly), SIGKILL after `stopMs`. Answers how
+ * many it stopped. Linux only (no /proc: none found).
+ */
+export async function stopLeftRestic(staging: string, stopMs: number): Promise<number> {
+  if (!STAGING_NAME.test(basename(staging))) return 0;
+  const uid = process.getuid?.();
+  const writers = (): number[] => {
+    let pids: number[];
+    try {
+      pids = procPids();
+    } catch {
+      return [];
+    }
+    return pids.filter((pid) => {
+      if (pid === process.pid) return false;
+      const stat = procStat(pid);
+      if (stat === undefined || stat.zombie) return false;
+      const status = readQuietly(`/proc/${pid}/status`);
+      const owner = status === undefined ? undefined : /^Uid:\s+(\d+)/m.exec(status)?.[1];
+      if (uid !== undefined && owner !== String(uid)) return false;
+      const args = (readQuietly(`/proc/${pid}/cmdline`) ?? '').split('\0');
+      return args.some((arg, i) => arg === '--target' && args[i + 1] === staging);
+    });
+  };
+  const found = writers();
+  for (const pid of found) signalQuietly(pid, 'SIGINT');
+  if (found.length === 0 || (await pollUntil(() => writers().length === 0, stopMs))) return found.length;
+  await pollUntil(() => {
+    const left = writers();
+    for (const pid of left) signalQuietly(pid, 'SIGKILL');
+    return left.length === 0;
+  }, stopMs);
+  return found.length;
 }
