@@ -241,6 +241,9 @@ describe('trust follows the chain', () => {
 
     const revoked = await hangar(laptop, ['devices', 'revoke', 'stolen']);
     expect(revoked.code, revoked.stderr).toBe(0);
+    // The revocation says at once which computers it shut out with the stolen one, and what to do.
+    expect(revoked.stdout).toContain('friend: approved before by stolen (revoked)');
+    expect(revoked.stdout).toContain('watch: approved before by friend');
     await waitFor('mini never unpinned what the stolen laptop vouched for', () => !pinnedOnMini().includes(friendKey));
     await waitFor('mini never unpinned the watch', () => !pinnedOnMini().includes(watchKey));
     expect(pinnedOnMini()).toEqual([await key(laptop)]);
