@@ -207,6 +207,9 @@ describe('hosts of an account', () => {
       last = await hangar(phone, ['session', 'ls', 'mini']);
     }
     expect(last.code).toBe(4);
+    // Asked, the phone says it was revoked (the relay's word), not the trust it had before.
+    const standing = await hangar(phone, ['account']);
+    expect(standing.stdout).toContain('status: revoked: hosts refuse it');
     // The laptop, which nobody revoked, goes on.
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
   });
