@@ -207,7 +207,7 @@ describe('hosts of an account', () => {
       last = await hangar(phone, ['session', 'ls', 'mini']);
     }
     expect(last.code).toBe(4);
-    // Asked, the phone says it was revoked (the relay's word), not the trust it had before.
+    // Asked, the phone (its window open: the socket told it) says it was revoked, not the trust it had.
     const standing = await hangar(phone, ['account']);
     expect(standing.stdout).toContain('status: revoked: hosts refuse it');
     // The laptop, which nobody revoked, goes on.
