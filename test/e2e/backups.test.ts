@@ -616,7 +616,11 @@ describe('an agent killed during a restore', () => {
     const status = JSON.parse((await run(box.home, ['backup', 'status', 'box', '--json'])).stdout) as {
       recent: { kind: string; state: string; message: string }[];
     };
-    expect(status.recent[0]).toMatchObject({ kind: 'restore', state: 'error' });
+    expect(status.recent[0]).toMatchObject({
+      kind: 'restore',
+      state: 'error',
+      message: 'the agent stopped during this restore; nothing was restored: run it again (hangar backup restore)',
+    });
   }, 120_000);
 
   it('that stops (SIGTERM) during a restore removes what it wrote before it has exited', async () => {

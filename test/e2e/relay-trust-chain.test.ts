@@ -251,6 +251,12 @@ describe('trust follows the chain', () => {
 
     const revoked = await hangar(laptop, ['devices', 'revoke', 'stolen']);
     expect(revoked.code, revoked.stderr).toBe(0);
+    // The revocation says at once which computers it shut out with the stolen one, and what to do.
+    expect(revoked.stdout).toContain('friend: approved before by stolen (revoked)');
+    expect(revoked.stdout).toContain('watch: approved before by friend');
+    // The stolen laptop, no window open, asked: it says it was revoked (the relay's word), not the
+    // trust it had before.
+    expect((await hangar(stolen, ['account'])).stdout).toContain('status: revoked: hosts refuse it');
     await waitFor('mini never unpinned what the stolen laptop vouched for', () => !pinnedOnMini().includes(friendKey));
     await waitFor('mini never unpinned the watch', () => !pinnedOnMini().includes(watchKey));
     expect(pinnedOnMini()).toEqual([await key(laptop)]);

@@ -132,7 +132,10 @@ export class BackupStore {
     this.db
       .prepare(
         `UPDATE backup_runs SET state = 'error', finished_at = ?,
-         message = 'the agent stopped during this run; run it again (hangar backup now)' WHERE state = 'running'`,
+         message = CASE kind
+           WHEN 'restore' THEN 'the agent stopped during this restore; nothing was restored: run it again (hangar backup restore)'
+           ELSE 'the agent stopped during this backup; run it again (hangar backup now)' END
+         WHERE state = 'running'`,
       )
       .run(now);
   }

@@ -83,7 +83,12 @@ export const MAX_BACKUP_EXCLUDE_CHARS = 1024;
  * starting with "/" is from the root). Refused here as restic would refuse it: an unclosed `[` or a
  * trailing `\\`.
  */
-export const BackupExclude = argumentText(MAX_BACKUP_EXCLUDE_CHARS)
+export const BackupExclude = z
+  .string()
+  .max(MAX_BACKUP_EXCLUDE_CHARS, {
+    error: `an exclude pattern is longer than ${MAX_BACKUP_EXCLUDE_CHARS} characters: shorten it (a * or ** stands for any part of a name or path)`,
+  })
+  .refine((text) => !text.includes('\0'), { error: 'may not contain a NUL byte (\\0): no program can be given one' })
   .min(1, { error: 'an exclude pattern is empty: name a file or directory pattern, like *.log or /srv/data/tmp' })
   .refine((p) => !/[\n\r]/.test(p), { error: 'an exclude pattern may not contain a line break' })
   .refine((p) => !isBadGlob(p), {

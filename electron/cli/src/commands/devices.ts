@@ -37,9 +37,7 @@ export function registerDevices(program: Command): void {
           ),
         );
         // A device approved before whose approval no longer counts: the table alone reads "waiting".
-        for (const d of list) {
-          if (d.needs_approval_again !== undefined) process.stdout.write(`${d.name}: ${d.needs_approval_again}\n`);
-        }
+        printNeedsApprovalAgain(list);
       }),
     );
 
@@ -80,8 +78,21 @@ export function registerDevices(program: Command): void {
       withApi(async (api) => {
         const revoked = await api.call('devices.revoke', { device });
         process.stdout.write(`revoked "${visibleText(revoked.device.name)}"; hosts refuse it from now on\n`);
+        // The computers it approved (and those they approved) that no other chain reaches are shut
+        // out with it: say which, and how to let in again those that are yours.
+        const { devices: list } = await api.call('devices.list', {});
+        printNeedsApprovalAgain(list);
       }),
     );
+}
+
+/** Each device approved before that waits for approval again: who approved it, and what to do. */
+function printNeedsApprovalAgain(list: DeviceEntry[]): void {
+  for (const d of list) {
+    if (d.needs_approval_again !== undefined) {
+      process.stdout.write(`${visibleText(d.name)}: ${visibleText(d.needs_approval_again)}\n`);
+    }
+  }
 }
 
 /** Asks for the code the new device shows, naming the device the relay lists under that name. */

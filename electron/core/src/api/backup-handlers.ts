@@ -19,10 +19,9 @@ export const backupHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, ApiC
   }),
 
   'backups.now': async (params, { core, publish }) => {
-    const connection = core.connection(params.host);
     const run = await runToEnd(
-      connection,
-      () => connection.call('backup.now', {}),
+      () => core.connection(params.host),
+      () => core.connection(params.host).call('backup.now', {}),
       (progress) => publish('backup.progress', { ...progress, host: params.host }),
       { host: params.host, onStarted: (run) => publish('backup.started', { host: params.host, run }) },
     );
@@ -35,10 +34,9 @@ export const backupHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, ApiC
 
   'backups.restore': async (params, { core, publish }) => {
     const { host, ...restore } = params;
-    const connection = core.connection(host);
     const run = await runToEnd(
-      connection,
-      () => connection.call('backup.restore', restore),
+      () => core.connection(host),
+      () => core.connection(host).call('backup.restore', restore),
       (progress) => publish('backup.progress', { ...progress, host }),
       { host, onStarted: (run) => publish('backup.started', { host, run }) },
     );

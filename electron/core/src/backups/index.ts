@@ -26,6 +26,9 @@ export interface RunToEndOptions {
   onStarted?: (run: BackupRun) => void;
 }
 
+/** What the wait talks to the host through. */
+type Link = Pick<HostConnection, 'call' | 'on'>;
+
 /**
  * Starts a host's backup or restore (`start`: backup.now or backup.restore, which answer at once
  * with the running run) and answers with the run once it ended. Progress of that run meanwhile to
@@ -33,9 +36,12 @@ export interface RunToEndOptions {
  * answer is not missed. One status call at a time (the next is asked `pollMs` after the last one
  * answered, so a hanging call never piles up others); after `quietMs` without a word from the host
  * about the run, the wait ends with an error saying the run goes on there and where to see it.
+ * `link` answers the host's connection as it is now: the core replaces a host's connection when its
+ * address changes (the embedded agent restarted on another port), and the one it dropped answers
+ * nothing any more, so each status call and the events go through the current one.
  */
 export async function runToEnd(
-  connection: Pick<HostConnection, 'call' | 'on'>,
+  link: () => Link,
   start: () => Promise<BackupRun>,
   onProgress: (progress: BackupProgress) => void,
   options: RunToEndOptions,
@@ -44,18 +50,32 @@ export async function runToEnd(
   const quietMs = options.quietMs ?? QUIET_MS;
   const ended = new Map<string, BackupRun>();
   let waiting: { id: string; resolve: (run: BackupRun) => void; heard: () => void } | undefined;
-  const subscriptions: Disposable[] = [
-    connection.on('backup.progress', (progress) => {
-      if (waiting?.id !== progress.run) return;
-      waiting.heard();
-      onProgress(progress);
-    }),
-    connection.on('backup.updated', ({ run }) => {
-      if (run.state === 'running') return;
-      ended.set(run.id, run);
-      if (waiting?.id === run.id) waiting.resolve(run);
-    }),
-  ];
+  let subscribed: Link | undefined;
+  let subscriptions: Disposable[] = [];
+  const unsubscribe = () => {
+    for (const subscription of subscriptions.splice(0)) void subscription.dispose();
+  };
+  /** The current connection, listened to (again, when it is a new one). */
+  const current = (): Link => {
+    const connection = link();
+    if (connection === subscribed) return connection;
+    unsubscribe();
+    subscribed = connection;
+    subscriptions = [
+      connection.on('backup.progress', (progress) => {
+        if (waiting?.id !== progress.run) return;
+        waiting.heard();
+        onProgress(progress);
+      }),
+      connection.on('backup.updated', ({ run }) => {
+        if (run.state === 'running') return;
+        ended.set(run.id, run);
+        if (waiting?.id === run.id) waiting.resolve(run);
+      }),
+    ];
+    return connection;
+  };
+  current();
   let poll: NodeJS.Timeout | undefined;
   let quiet: NodeJS.Timeout | undefined;
   let done = false;
@@ -81,31 +101,33 @@ export async function runToEnd(
       heard();
       waiting = { id: run.id, resolve, heard };
       const ask = () => {
-        connection.call('backup.status', {}).then(
-          (status) => {
-            if (done) return;
-            if (status.running?.id === run.id) {
-              heard();
-              poll = setTimeout(ask, pollMs);
-              return;
-            }
-            const found = status.recent.find((r) => r.id === run.id);
-            if (found && found.state !== 'running') resolve(found);
-            else if (!found) {
-              reject(
-                new HangarError(
-                  'E_NOT_FOUND',
-                  `the host no longer knows run ${run.id}; see: hangar backup status ${options.host}`,
-                ),
-              );
-            } else poll = setTimeout(ask, pollMs);
-          },
-          (error: unknown) => {
-            if (done) return;
-            if (!PASSING.has(toHangarError(error).code)) reject(error);
-            else poll = setTimeout(ask, pollMs);
-          },
-        );
+        current()
+          .call('backup.status', {})
+          .then(
+            (status) => {
+              if (done) return;
+              if (status.running?.id === run.id) {
+                heard();
+                poll = setTimeout(ask, pollMs);
+                return;
+              }
+              const found = status.recent.find((r) => r.id === run.id);
+              if (found && found.state !== 'running') resolve(found);
+              else if (!found) {
+                reject(
+                  new HangarError(
+                    'E_NOT_FOUND',
+                    `the host no longer knows run ${run.id}; see: hangar backup status ${options.host}`,
+                  ),
+                );
+              } else poll = setTimeout(ask, pollMs);
+            },
+            (error: unknown) => {
+              if (done) return;
+              if (!PASSING.has(toHangarError(error).code)) reject(error);
+              else poll = setTimeout(ask, pollMs);
+            },
+          );
       };
       poll = setTimeout(ask, pollMs);
     });
@@ -113,6 +135,6 @@ export async function runToEnd(
     done = true;
     clearTimeout(poll);
     clearTimeout(quiet);
-    for (const subscription of subscriptions) void subscription.dispose();
+    unsubscribe();
   }
 }

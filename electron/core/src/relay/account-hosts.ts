@@ -75,6 +75,8 @@ export class AccountHosts implements Disposable {
   }
 
   private settlingTrust = false;
+  /** The core closed (a command's core exits as soon as it answered): a settle it cut short is no news. */
+  private disposed = false;
 
   /**
    * The relay answers again (the socket connected, a call went through after it was away, or this
@@ -83,18 +85,27 @@ export class AccountHosts implements Disposable {
    */
   private settleOwedTrust(): void {
     const reach = this.account.reachState;
-    if (this.settlingTrust || (reach !== 'reachable' && reach !== 'connected') || !trustOwed(this.account)) return;
+    if (
+      this.disposed ||
+      this.settlingTrust ||
+      (reach !== 'reachable' && reach !== 'connected') ||
+      !trustOwed(this.account)
+    )
+      return;
     this.settlingTrust = true;
     void settleHostTrust(this.account)
       .then(
         () => {
           if (!trustOwed(this.account)) this.logger.info('vouched for the computer that approved this one');
         },
-        (error: unknown) =>
+        (error: unknown) => {
+          // Cut short by the core closing (its database with it): still owed, settled at the next start.
+          if (this.disposed) return;
           this.logger.warn(
             { err: toHangarError(error) },
             'could not vouch for the computer that approved this one; tried again when the relay answers again',
-          ),
+          );
+        },
       )
       .finally(() => {
         this.settlingTrust = false;
@@ -278,6 +289,7 @@ export class AccountHosts implements Disposable {
   }
 
   dispose(): void {
+    this.disposed = true;
     void this.subscription.dispose();
     void this.socket?.store.dispose();
     this.socket = undefined;

@@ -233,7 +233,16 @@ export class RelayAccount implements Disposable {
     params: RelayParams<M>,
     options: { timeoutMs?: number } = {},
   ): Promise<RelayResult<M>> {
-    return this.tracked(this.requireSession().call(method, params, options));
+    try {
+      return await this.tracked(this.requireSession().call(method, params, options));
+    } catch (error) {
+      // The relay says this device was revoked (any call but an endorsement, where it names the
+      // device endorsed): hangar account then says so, not the trust it had.
+      if (isHangarError(error) && error.code === 'E_AUTH_DEVICE_REVOKED' && method !== 'devices.endorse') {
+        this.noteOwnStatus('revoked');
+      }
+      throw error;
+    }
   }
 
   /** A RelaySession over the stored tokens: it refreshes by itself, coordinated with the other cores. */

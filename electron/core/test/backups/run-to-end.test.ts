@@ -1,4 +1,4 @@
-import type { BackupRun } from '@hangar/shared';
+import { HangarError, type BackupRun } from '@hangar/shared';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runToEnd } from '../../src/backups/index.js';
 import type { HostConnection } from '../../src/connection/host-connection.js';
@@ -57,7 +57,7 @@ describe('the wait for a backup to end', () => {
     vi.useFakeTimers();
     const host = standIn('hang');
     const waited = runToEnd(
-      host.connection,
+      () => host.connection,
       async () => RUN,
       () => undefined,
       { host: 'box' },
@@ -78,7 +78,7 @@ describe('the wait for a backup to end', () => {
     const progress: number[] = [];
     let result: BackupRun | undefined;
     void runToEnd(
-      host.connection,
+      () => host.connection,
       async () => RUN,
       (p) => progress.push(p.percent),
       { host: 'box' },
@@ -97,5 +97,33 @@ describe('the wait for a backup to end', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(progress).toEqual([0.5]);
     expect(result?.state).toBe('ok');
+  });
+
+  it('asks through the connection the core holds now: one dropped (the agent moved port) does not hold the wait', async () => {
+    vi.useFakeTimers();
+    // The dropped connection answers every call as a closed one does; the new one knows the run
+    // ended (the restarted agent recorded it as stopped).
+    const dropped = {
+      call: () => Promise.reject(new HangarError('E_UNAVAILABLE', 'connection to "local" was closed')),
+      on: () => ({ dispose: () => undefined }),
+    } as unknown as Pick<HostConnection, 'call' | 'on'>;
+    const ended: BackupRun = { ...RUN, kind: 'restore', state: 'error', finished_at: 1, message: 'the agent stopped' };
+    const fresh = {
+      call: () => Promise.resolve({ running: null, recent: [ended] }),
+      on: () => ({ dispose: () => undefined }),
+    } as unknown as Pick<HostConnection, 'call' | 'on'>;
+    let now = dropped;
+    let result: BackupRun | undefined;
+    void runToEnd(
+      () => now,
+      async () => ({ ...RUN, kind: 'restore' }),
+      () => undefined,
+      { host: 'local' },
+    ).then((run) => (result = run));
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(result).toBeUndefined();
+    now = fresh;
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(result).toMatchObject({ state: 'error', message: 'the agent stopped' });
   });
 });
