@@ -137,4 +137,42 @@ describeEachStorage('bad input', (relay) => {
     expect(unknown.status).toBe(404);
     expect(unknown.body['error'].message).toContain('hosts.explode');
   });
+
+  it('what the framework refuses (no such route, a body too large, a wrong content type) answers the same shape', async () => {
+    const shapeOf = async (response: Response) => {
+      const body = (await response.json()) as Record<string, any>;
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(response.headers.get('x-request-id')).toMatch(/^req_/);
+      return { status: response.status, code: body['error'].code, message: String(body['error'].message) };
+    };
+    const noRoute = await shapeOf(await fetch(`${relay.url}/v2/nothing`));
+    expect(noRoute).toMatchObject({ status: 404, code: 'E_NOT_FOUND' });
+    expect(noRoute.message).toContain('/v2/nothing');
+    const tooLarge = await shapeOf(
+      await fetch(`${relay.url}/v1/relay.info`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pad: 'x'.repeat(300 * 1024) }),
+      }),
+    );
+    expect(tooLarge).toMatchObject({ status: 413, code: 'E_BAD_REQUEST' });
+    expect(tooLarge.message).toMatch(/256 KiB/);
+    const wrongType = await shapeOf(
+      await fetch(`${relay.url}/v1/relay.info`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml' },
+        body: '<info/>',
+      }),
+    );
+    expect(wrongType).toMatchObject({ status: 415, code: 'E_BAD_REQUEST' });
+    expect(wrongType.message).toContain('application/json');
+    const badJson = await shapeOf(
+      await fetch(`${relay.url}/v1/relay.info`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"surprise": ',
+      }),
+    );
+    expect(badJson).toMatchObject({ status: 400, code: 'E_BAD_REQUEST' });
+  });
 });
