@@ -208,7 +208,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
         logger.error({ err: error }, 'request failed');
         return sendError(ctx, reply, toHangarError(error));
       }
-      return sendError(ctx, reply, new HangarError('E_BAD_REQUEST', frameworkRefusal(error)), status);
+      return sendError(ctx, reply, new HangarError('E_BAD_REQUEST', frameworkRefusal(error as Error)), status);
     });
     app.setNotFoundHandler((request, reply) =>
       sendError(
@@ -292,7 +292,11 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex, req
           ),
         ]
       : error.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request Header Fields Too Large', new HangarError('E_BAD_REQUEST', 'the request headers are too large')]
+        ? [
+            431,
+            'Request Header Fields Too Large',
+            new HangarError('E_BAD_REQUEST', 'the request headers are too large'),
+          ]
         : [400, 'Bad Request', new HangarError('E_BAD_REQUEST', 'the request is not valid HTTP/1.1')];
   const json = JSON.stringify({ error: body.toJSON() });
   if (socket.writable) {
