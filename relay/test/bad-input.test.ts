@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RELAY_PROCEDURES, makeLoginProof, makeStatement, type RelayMethod } from '@hangar/shared';
 import { newKey, post, signup, uniqueEmail, type SignedIn, describeEachStorage } from './support/relay-fixture.js';
@@ -174,5 +175,28 @@ describeEachStorage('bad input', (relay) => {
       }),
     );
     expect(badJson).toMatchObject({ status: 400, code: 'E_BAD_REQUEST' });
+  });
+
+  it('what the HTTP parser refuses (headers too large, bytes that are not HTTP) answers the same shape', async () => {
+    const { port } = new URL(relay.url);
+    const raw = (bytes: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        let heard = '';
+        socket.on('data', (chunk: Buffer) => (heard += chunk.toString()));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(heard));
+        setTimeout(() => reject(new Error('no answer in 5 s')), 5_000).unref();
+        socket.write(bytes);
+      });
+    const shapeOf = (answer: string) => {
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, any>;
+      expect(Object.keys(body)).toEqual(['error']);
+      return { status: Number(answer.split(' ')[1]), code: body['error'].code };
+    };
+    const bigHeaders = await raw(`GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Pad: ${'x'.repeat(40_000)}\r\n\r\n`);
+    expect(shapeOf(bigHeaders)).toEqual({ status: 431, code: 'E_BAD_REQUEST' });
+    const notHttp = await raw('HELLO THERE\r\n\r\n');
+    expect(shapeOf(notHttp)).toEqual({ status: 400, code: 'E_BAD_REQUEST' });
   });
 });
