@@ -87,6 +87,9 @@ export interface RunningRelay extends Disposable {
  */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
+/** The largest request body the relay takes. */
+const BODY_LIMIT = 256 * 1024;
+
 /** Never logged: what would let a reader act as a user, a device or the relay. */
 const REDACT = [
   'req.headers.authorization',
@@ -178,13 +181,16 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     // One instance type whether it serves HTTP or HTTPS; nothing here depends on which.
     const app = Fastify({
       requestTimeout,
+      // A request that did not arrive in time (408), headers too large (431), bytes that are not
+      // HTTP (400): Node's parser refuses them before any route, and this answers in the relay's shape.
+      clientErrorHandler: (error, socket) => answerClientError(error, socket, requestTimeout),
       http: serverTimeouts,
       loggerInstance: logger as FastifyBaseLogger,
       // One proxy, the peer of our socket: its last X-Forwarded-For entry is the address it saw. Trusting
       // every hop (`true`) would take the first entry, which the client writes itself when the proxy
       // appends (nginx's $proxy_add_x_forwarded_for): a new address per request, past every limit.
       trustProxy: options.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
-      bodyLimit: 256 * 1024,
+      bodyLimit: BODY_LIMIT,
       // On stop, end keep-alive connections too: one that went idle just after close() began
       // otherwise holds the server open until its keep-alive timeout (72 s).
       forceCloseConnections: true,
@@ -194,14 +200,23 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     app.addHook('onSend', async (request, reply) => {
       reply.header('x-request-id', request.id);
     });
-    // Malformed JSON, a wrong content type, a body too large: 4xx in the relay's error shape.
+    // Malformed JSON (400), a body too large (413), a wrong content type (415): that status, in the
+    // relay's error shape with E_BAD_REQUEST and a message saying what to send instead.
     app.setErrorHandler((error, _request, reply) => {
       const status = (error as { statusCode?: number }).statusCode ?? 500;
-      const hangarError =
-        status < 500 ? new HangarError('E_BAD_REQUEST', toHangarError(error).message) : toHangarError(error);
-      if (status >= 500) logger.error({ err: error }, 'request failed');
-      return sendError(ctx, reply, hangarError);
+      if (status >= 500) {
+        logger.error({ err: error }, 'request failed');
+        return sendError(ctx, reply, toHangarError(error));
+      }
+      return sendError(ctx, reply, new HangarError('E_BAD_REQUEST', frameworkRefusal(error as Error)), status);
     });
+    app.setNotFoundHandler((request, reply) =>
+      sendError(
+        ctx,
+        reply,
+        new HangarError('E_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]} on this relay`),
+      ),
+    );
     await app.register(websocket, { options: { maxPayload: 160 * 1024 } });
     // Splices are plain HTTP upgrades (not WebSockets): taken before @fastify/websocket's
     // listener, which would answer them 400; every other upgrade goes on to it unchanged.
@@ -247,4 +262,48 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
 function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
   const peer = request.socket.remoteAddress ?? 'unknown';
   return trustProxy ? forwardedClient(peer, request.headers['x-forwarded-for']) : peer;
+}
+
+/** What a client sent that the framework refused before the router, as a message saying what to do. */
+function frameworkRefusal(error: Error): string {
+  switch ((error as { code?: string }).code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `the request body is larger than the relay takes (${BODY_LIMIT / 1024} KiB): send less`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'the relay takes only Content-Type: application/json bodies';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'the body is empty: send a JSON object ({} when a procedure takes no params)';
+    default:
+      return `the request is not valid JSON: ${error.message}`;
+  }
+}
+
+/** Node's clientError (no request, so no x-request-id): the status and an error body, then the socket is ended. */
+function answerClientError(error: Error & { code?: string }, socket: Duplex, requestTimeoutMs: number): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, body] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [
+          408,
+          'Request Timeout',
+          new HangarError(
+            'E_TIMEOUT',
+            `the request did not arrive within ${Math.round(requestTimeoutMs / 1000)} s: send it again, whole`,
+          ),
+        ]
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [
+            431,
+            'Request Header Fields Too Large',
+            new HangarError('E_BAD_REQUEST', 'the request headers are too large'),
+          ]
+        : [400, 'Bad Request', new HangarError('E_BAD_REQUEST', 'the request is not valid HTTP/1.1')];
+  const json = JSON.stringify({ error: body.toJSON() });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(json)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${json}`,
+    );
+  }
+  socket.destroy(error);
 }

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RELAY_PROCEDURES, makeLoginProof, makeStatement, type RelayMethod } from '@hangar/shared';
 import { newKey, post, signup, uniqueEmail, type SignedIn, describeEachStorage } from './support/relay-fixture.js';
@@ -136,5 +137,66 @@ describeEachStorage('bad input', (relay) => {
     const unknown = await post(relay.url, 'hosts.explode', {});
     expect(unknown.status).toBe(404);
     expect(unknown.body['error'].message).toContain('hosts.explode');
+  });
+
+  it('what the framework refuses (no such route, a body too large, a wrong content type) answers the same shape', async () => {
+    const shapeOf = async (response: Response) => {
+      const body = (await response.json()) as Record<string, any>;
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(response.headers.get('x-request-id')).toMatch(/^req_/);
+      return { status: response.status, code: body['error'].code, message: String(body['error'].message) };
+    };
+    const noRoute = await shapeOf(await fetch(`${relay.url}/v2/nothing`));
+    expect(noRoute).toMatchObject({ status: 404, code: 'E_NOT_FOUND' });
+    expect(noRoute.message).toContain('/v2/nothing');
+    const tooLarge = await shapeOf(
+      await fetch(`${relay.url}/v1/relay.info`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pad: 'x'.repeat(300 * 1024) }),
+      }),
+    );
+    expect(tooLarge).toMatchObject({ status: 413, code: 'E_BAD_REQUEST' });
+    expect(tooLarge.message).toMatch(/256 KiB/);
+    const wrongType = await shapeOf(
+      await fetch(`${relay.url}/v1/relay.info`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml' },
+        body: '<info/>',
+      }),
+    );
+    expect(wrongType).toMatchObject({ status: 415, code: 'E_BAD_REQUEST' });
+    expect(wrongType.message).toContain('application/json');
+    const badJson = await shapeOf(
+      await fetch(`${relay.url}/v1/relay.info`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"surprise": ',
+      }),
+    );
+    expect(badJson).toMatchObject({ status: 400, code: 'E_BAD_REQUEST' });
+  });
+
+  it('what the HTTP parser refuses (headers too large, bytes that are not HTTP) answers the same shape', async () => {
+    const { port } = new URL(relay.url);
+    const raw = (bytes: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        let heard = '';
+        socket.on('data', (chunk: Buffer) => (heard += chunk.toString()));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(heard));
+        setTimeout(() => reject(new Error('no answer in 5 s')), 5_000).unref();
+        socket.write(bytes);
+      });
+    const shapeOf = (answer: string) => {
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, any>;
+      expect(Object.keys(body)).toEqual(['error']);
+      return { status: Number(answer.split(' ')[1]), code: body['error'].code };
+    };
+    const bigHeaders = await raw(`GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Pad: ${'x'.repeat(40_000)}\r\n\r\n`);
+    expect(shapeOf(bigHeaders)).toEqual({ status: 431, code: 'E_BAD_REQUEST' });
+    const notHttp = await raw('HELLO THERE\r\n\r\n');
+    expect(shapeOf(notHttp)).toEqual({ status: 400, code: 'E_BAD_REQUEST' });
   });
 });

@@ -220,6 +220,8 @@ describe('security review', () => {
       });
     // Headers, then a body of 1000 bytes announced and sent a byte every 200 ms.
     const slow = net.connect(port, '127.0.0.1');
+    const heard: string[] = [];
+    slow.on('data', (chunk: Buffer) => heard.push(chunk.toString()));
     slow.write(
       'POST /v1/relay.info HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
     );
@@ -234,6 +236,13 @@ describe('security review', () => {
       const bound = new Promise<'still open'>((resolve) => setTimeout(() => resolve('still open'), 6_000));
       const outcomes = await Promise.all([slow, idle, halfHeaders].map((s) => Promise.race([closed(s), bound])));
       expect(outcomes).toEqual(['closed', 'closed', 'closed']);
+      // The slow one was told why, in the relay's error shape (not the framework's).
+      const answer = heard.join('');
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, any>;
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(body['error'].code).toBe('E_TIMEOUT');
+      expect(body['error'].message).toMatch(/within 1 s/);
     } finally {
       clearInterval(trickle);
       for (const socket of [slow, idle, halfHeaders]) socket.destroy();

@@ -1,7 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { MAX_SOCKETS_PER_DEVICE } from '../../relay/src/sockets/hub.js';
+import { rawDeviceSocket, waitFor } from '../../relay/test/support/relay-fixture.js';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { coturnConfig } from '../support/coturn.js';
 import { attachAndEcho } from '../support/pty-client.js';
@@ -135,6 +138,16 @@ async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, s
   await attachAndEcho(laptop, 'mini', 'work', cleanups);
 }
 
+/** The device's access token, as its core keeps it (to open sockets as that computer by hand). */
+function accessToken(home: string): string {
+  const db = new Database(join(home, 'hangar.db'), { readonly: true });
+  try {
+    return (db.prepare('SELECT access_token FROM relay_account').get() as { access_token: string }).access_token;
+  } finally {
+    db.close();
+  }
+}
+
 // Each test runs a dozen commands that each dial through ICE (TURN: ~30 s, up to 60 s under load).
 describe.skipIf(!canFirewall)(
   'WebRTC link to an enrolled host (iptables needed to close its port)',
@@ -142,6 +155,43 @@ describe.skipIf(!canFirewall)(
   () => {
     it('published addresses refuse: attach and session ls work over p2p, and hosts ls says p2p', async () => {
       await reachEnrolledHost([], {}, 'p2p');
+    });
+
+    it('a computer holding the most connections to the relay is told so, not "relay unreachable", when a command must signal', async () => {
+      const relay: RelayProcess = await startTestRelayProcess(dir('relay'), 0);
+      cleanups.push(() => relay.stop());
+      const laptop = dir('laptop');
+      expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+      const shell = new HostShell();
+      const agent: AgentProcess = await startAgentProcess(shell.agentData, { logLevel: 'info' });
+      cleanups.push(async () => {
+        await agent.stop();
+        await killTmuxServer(shell.agentData);
+        removeDir(shell.home);
+      });
+      const line = (await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini'])).stdout.trimEnd();
+      expect((await shell.run(line)).code).toBe(0);
+      await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
+      iptables('-I', agent.port);
+      cleanups.push(() => iptables('-D', agent.port));
+      // Only WebRTC could reach it now (no relayed link: HANGAR_SPLICE=off), and WebRTC needs signaling.
+      process.env.HANGAR_SPLICE = 'off';
+      cleanups.push(() => delete process.env.HANGAR_SPLICE);
+      // This computer's 32 connections to the relay (windows, other commands) are all open.
+      const token = accessToken(laptop);
+      const held: ReturnType<typeof rawDeviceSocket>[] = [];
+      cleanups.push(() => held.forEach((s) => s.socket.close()));
+      for (let i = 0; i < MAX_SOCKETS_PER_DEVICE; i++) {
+        const socket = rawDeviceSocket(relay.url, token);
+        held.push(socket);
+        await waitFor(`socket ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
+      }
+
+      const listing = await hangar(laptop, ['session', 'ls', 'mini'], 40_000);
+      expect(listing.code).not.toBe(0);
+      expect(listing.stderr).toMatch(/32 connections open to this relay/);
+      expect(listing.stderr).toMatch(/let some end \(or stop them\) and try again/);
+      expect(listing.stderr).not.toMatch(/no signaling socket/);
     });
 
     // retry 1: the library deadlock over TURN that webrtc-natlab.test.ts describes (a command that

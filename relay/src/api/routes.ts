@@ -75,12 +75,13 @@ export async function authenticate(ctx: RelayContext, token: string | undefined)
   return { device, claims };
 }
 
-export function sendError(ctx: RelayContext, reply: FastifyReply, error: HangarError): FastifyReply {
+/** `status` only where HTTP has a truer one than the code's (413, 415 of a body the framework refused). */
+export function sendError(ctx: RelayContext, reply: FastifyReply, error: HangarError, status?: number): FastifyReply {
   ctx.metrics.errors.inc({ code: error.code });
   const retryAfterMs = error.details?.['retry_after_ms'];
   if (typeof retryAfterMs === 'number')
     reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-  return reply.code(httpStatus(error.code)).send({ error: error.toJSON() });
+  return reply.code(status ?? httpStatus(error.code)).send({ error: error.toJSON() });
 }
 
 export function registerRoutes(app: FastifyInstance, ctx: RelayContext): void {

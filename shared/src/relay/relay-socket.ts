@@ -189,7 +189,10 @@ export abstract class RelaySocket<In extends { type: string }, Out extends { typ
     }
     const error =
       this.stopped ??
-      new HangarError('E_UNAVAILABLE', `relay connection closed (${code}${reason ? `: ${reason}` : ''})`);
+      (code === RELAY_CLOSE.rateLimited
+        ? // Refused, not lost: the relay says why (too many sockets of this computer) and when it retries.
+          new HangarError('E_RATE_LIMITED', `${reason || 'the relay refused the connection'} (close ${code})`)
+        : new HangarError('E_UNAVAILABLE', `relay connection closed (${code}${reason ? `: ${reason}` : ''})`));
     if (this.stopped !== undefined) {
       this.stateEmitter.fire({ state: 'offline', error, retry_in_ms: null });
       return;

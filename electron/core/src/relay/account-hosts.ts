@@ -41,13 +41,21 @@ export interface AccountHost {
   presence: AccountPresence;
 }
 
+interface HeldSocket {
+  key: string;
+  socket: RelayDeviceSocket;
+  store: DisposableStore;
+  /** Why it last closed (the relay's close code and reason), until it is online again. */
+  lastClose?: HangarError;
+}
+
 const wsFactory = (url: string) =>
   new WebSocket(url, { handshakeTimeout: SOCKET_HANDSHAKE_MS }) as unknown as TextSocketLike;
 
 export class AccountHosts implements Disposable {
   private readonly hosts = new Map<string, HostPresence>();
   private loadedFor: string | undefined;
-  private socket: { key: string; socket: RelayDeviceSocket; store: DisposableStore } | undefined;
+  private socket: HeldSocket | undefined;
   private live = false;
   /** A WebRTC dial needs the socket (signaling) even in a core without a UI door. */
   private signalingWanted = false;
@@ -125,23 +133,21 @@ export class AccountHosts implements Disposable {
 
   /**
    * The device socket, open and authenticated, to send signals through (a WebRTC dial). Opens it if
-   * this core had none; E_UNAVAILABLE ("relay unreachable") when it is not ready within timeoutMs.
+   * this core had none; when it is not ready within timeoutMs, E_RATE_LIMITED if the relay refused it
+   * for this computer's many connections (close 4029), else E_UNAVAILABLE ("relay unreachable") with
+   * why it last closed.
    */
   async signaling(timeoutMs = 5_000): Promise<RelayDeviceSocket> {
     this.signalingWanted = true;
     this.follow();
-    const socket = this.socket?.socket;
+    const held = this.socket;
+    const socket = held?.socket;
     if (socket === undefined) throw new HangarError('E_AUTH_REQUIRED', 'not signed in to a relay');
     if (socket.isReady) return socket;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         subscription.dispose();
-        reject(
-          new HangarError(
-            'E_UNAVAILABLE',
-            `relay unreachable: no signaling socket to ${this.account.stored()?.relay_url ?? 'the relay'} within ${timeoutMs} ms`,
-          ),
-        );
+        reject(this.noSignaling(held?.lastClose, timeoutMs));
       }, timeoutMs);
       const subscription = socket.onState(() => {
         if (!socket.isReady) return;
@@ -151,6 +157,24 @@ export class AccountHosts implements Disposable {
       });
     });
     return socket;
+  }
+
+  /** Why signaling() has no socket: the relay's refusal when it refused one, in words that say what to do. */
+  private noSignaling(lastClose: HangarError | undefined, timeoutMs: number): HangarError {
+    const relay = this.account.stored()?.relay_url ?? 'the relay';
+    if (lastClose?.code === 'E_RATE_LIMITED') {
+      return new HangarError(
+        'E_RATE_LIMITED',
+        `the relay at ${relay} refused this computer's signaling socket: ${lastClose.message}. ` +
+          'Each running hangar command that dials through the relay holds one: let some end (or stop them) and try again',
+        { relay_url: relay },
+      );
+    }
+    const why = lastClose ? ` (${lastClose.message})` : '';
+    return new HangarError(
+      'E_UNAVAILABLE',
+      `relay unreachable: no signaling socket to ${relay} within ${timeoutMs} ms${why}`,
+    );
   }
 
   /**
@@ -235,11 +259,14 @@ export class AccountHosts implements Disposable {
         backoff: SOCKET_BACKOFF,
       }),
     );
-    this.socket = { key, socket, store };
+    const held: HeldSocket = { key, socket, store };
+    this.socket = held;
     const accountId = account.account_id;
     store.add(
       socket.onState((state) => {
+        if (state.state === 'offline') held.lastClose = state.error;
         if (state.state === 'online') {
+          held.lastClose = undefined;
           this.account.setReach('connected');
           // The snapshot that follows each connect names every host; one that went meanwhile is not in it.
           void this.fetch(accountId).then(() => this.changedEmitter.fire());
