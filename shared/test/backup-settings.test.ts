@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BackupRestoreParams, BackupSettings, HOST_PROCEDURES } from '@hangar/shared';
+import { BackupRestoreParams, BackupSettings, CORE_PROCEDURES, HOST_PROCEDURES } from '@hangar/shared';
 
 /** The first problem zod finds, as `path: message`. */
 function problem(schema: typeof BackupSettings | typeof BackupRestoreParams, input: unknown): string {
@@ -123,5 +123,65 @@ describe('a restore', () => {
       'backup.snapshots',
       'backup.restore',
     ]);
+  });
+});
+
+// An older core talks to a newer agent (the agent is updated host by host): what the agent answers may
+// carry settings this core has not heard of, as `excludes` once was. The core reads the rest; what it
+// sends stays strict.
+describe('settings across versions', () => {
+  const status = {
+    repository: '/data/backups/restic',
+    restic_version: '0.14.0',
+    restic_missing: null,
+    running: null,
+    last: null,
+    last_ok: null,
+    next_at: null,
+    recent: [],
+  };
+  const newer = {
+    paths: ['/srv/data'],
+    every_s: 3600,
+    keep: { daily: 7, within: '2y' },
+    repository: null,
+    compression: 'max',
+  };
+
+  it("reads a newer agent's status, leaving out the keys it does not know", () => {
+    for (const result of [HOST_PROCEDURES['backup.status'].result, HOST_PROCEDURES['backup.set'].result]) {
+      const parsed = result.safeParse({ ...status, settings: newer });
+      expect(parsed.success, parsed.error?.message).toBe(true);
+      expect(parsed.data!.settings).toEqual({
+        paths: ['/srv/data'],
+        every_s: 3600,
+        keep: { daily: 7 },
+        repository: null,
+      });
+    }
+    // Known fields are still checked as strictly.
+    expect(
+      HOST_PROCEDURES['backup.status'].result.safeParse({ ...status, settings: { ...newer, paths: [] } }).success,
+    ).toBe(false);
+    expect(HOST_PROCEDURES['backup.status'].result.safeParse({ ...status, settings: null }).success).toBe(true);
+  });
+
+  it('refuses a key it does not know in what it sends, naming it', () => {
+    const issue = (parsed: { success: boolean; error?: { issues: { message: string }[] } }): string =>
+      parsed.success ? 'accepted' : parsed.error!.issues[0]!.message;
+    expect(issue(HOST_PROCEDURES['backup.set'].params.safeParse({ paths: ['/x'], compression: 'max' }))).toMatch(
+      /compression/,
+    );
+    expect(issue(HOST_PROCEDURES['backup.set'].params.safeParse({ paths: ['/x'], keep: { within: '2y' } }))).toMatch(
+      /within/,
+    );
+    expect(
+      issue(
+        CORE_PROCEDURES['backups.set'].params.safeParse({
+          host: 'box',
+          settings: { paths: ['/x'], compression: 'max' },
+        }),
+      ),
+    ).toMatch(/compression/);
   });
 });

@@ -241,6 +241,34 @@ describe('backups on demand, restores and refusals on one host', () => {
     expect(readFileSync(join(empty, dir, 'README'), 'utf8')).toBe('hello\n');
   }, 120_000);
 
+  // Another user who can write the directory a restore goes in could swap the staging directory for a
+  // symbolic link while the agent removes or renames it: refused unless that directory is sticky.
+  it('a restore refuses a place under a directory others can write to without the sticky bit, and takes a sticky one', async () => {
+    const dir = project();
+    await run(box.home, ['backup', 'set', 'box', '--path', dir]);
+    expect((await run(box.home, ['backup', 'now', 'box'])).code).toBe(0);
+    const parent = tempDir('shared');
+    dirs.push(parent);
+    const open = join(parent, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    for (const to of [join(open, 'here'), join(open, 'new', 'here')]) {
+      const refused = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', to]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain(
+        `is under ${open}, which other users can write to (mode 0777, no sticky bit): they could swap the directory the restore writes for a symbolic link while it runs; restore under a directory only you can write, or a sticky one such as /tmp`,
+      );
+      expect(refused.stderr).not.toContain('restoring');
+    }
+    expect(readdirSync(open)).toEqual([]);
+
+    chmodSync(open, 0o1777);
+    const restored = await run(box.home, ['backup', 'restore', 'box', 'latest', '--to', join(open, 'here')]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(readFileSync(join(open, 'here', dir, 'README'), 'utf8')).toBe('hello\n');
+    expect(readdirSync(open)).toEqual(['here']);
+  }, 120_000);
+
   it('leaves out what --exclude names (restic patterns), keeps them across a restart, and refuses a bad one', async () => {
     const dir = project();
     writeFileSync(join(dir, 'debug.log'), 'noise\n');

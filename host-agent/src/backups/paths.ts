@@ -61,7 +61,9 @@ export const STAGING_NAME = /^\.(.+)\.restoring-[A-Za-z0-9]{6}$/;
  * files land is what the user wrote), and so is any place whose real path, through whatever links
  * its parents are, is the agent's data directory or inside it. restic then writes only into a new
  * directory the agent made (mkdtemp, 0700, beside the target), which is renamed to the target at
- * the end (finishRestore): what is checked here cannot be swapped for something else meanwhile.
+ * the end (finishRestore): what is checked here cannot be swapped for something else meanwhile. The
+ * directory it goes in, and those above it, must be writable only by their owner or sticky
+ * (checkOnlyOwnerWrites): else another user could swap the staging directory itself.
  */
 export async function prepareRestoreTarget(to: string, dataDir: string): Promise<RestoreTarget> {
   const target = expandHome(to);
@@ -93,11 +95,15 @@ export async function prepareRestoreTarget(to: string, dataDir: string): Promise
         { to },
       );
     }
+    await checkOnlyOwnerWrites(await realpath(dirname(target)), to);
   } else {
     // The nearest part that exists decides where the new directories really go.
     let existing = dirname(target);
     while ((await lstat(existing).catch(ifMissing(undefined))) === undefined) existing = dirname(existing);
-    if (isInside(await realpath(existing), data)) throw insideData(to);
+    const realExisting = await realpath(existing);
+    if (isInside(realExisting, data)) throw insideData(to);
+    // The directories made below it are the agent's own, 0700: only it can write them.
+    await checkOnlyOwnerWrites(realExisting, to);
     await mkdir(dirname(target), { recursive: true, mode: 0o700 });
   }
   const real = join(await realpath(dirname(target)), basename(target));
@@ -125,6 +131,29 @@ export async function finishRestore({ target, staging, mode }: RestoreTarget, to
       `to: "${to}" was changed while restoring (it is no longer a new or empty directory), and a restore never writes over existing files: the restored files are in ${staging}`,
       { to },
     );
+  }
+}
+
+/**
+ * Refuses a restore whose staging directory and target would sit under a directory another user can
+ * write to (group- or other-writable) without the sticky bit, as OpenSSH's StrictModes does for its
+ * files: that user could rename the staging directory away and put a symbolic link in its place
+ * between fs.rm's lstat and its readdir (a failed restore's cleanup would then remove what the link
+ * points to), or put something at the target's name just before the final rename. `dir` is a real
+ * path (no links); it and every directory above it are checked, since whoever can rename one of
+ * them can swap everything below it. A sticky directory (/tmp) lets nobody rename what is not theirs.
+ */
+async function checkOnlyOwnerWrites(dir: string, to: string): Promise<void> {
+  for (let at = dir; ; at = dirname(at)) {
+    const mode = (await lstat(at)).mode;
+    if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `to: "${to}" is under ${at}, which other users can write to (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}, no sticky bit): they could swap the directory the restore writes for a symbolic link while it runs; restore under a directory only you can write, or a sticky one such as /tmp (or chmod go-w ${at})`,
+        { to },
+      );
+    }
+    if (at === dirname(at)) return;
   }
 }
 

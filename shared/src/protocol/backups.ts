@@ -152,6 +152,18 @@ export const BackupSettings = z
 export type BackupSettings = z.output<typeof BackupSettings>;
 export type BackupSettingsInput = z.input<typeof BackupSettings>;
 
+/**
+ * The settings as an agent reports them (BackupStatus): the same fields, checked the same way, but a
+ * key this side does not know (at the top or in `keep`) is dropped, not refused. A newer agent may
+ * have a field an older core has not heard of (`excludes` was one), and the core must still read the
+ * rest. What is sent to an agent (BackupSettings: backup.set, backups.set) stays strict, so a typo
+ * is an error and not a setting silently left out.
+ */
+export const ReportedBackupSettings = z.object({
+  ...BackupSettings.shape,
+  keep: z.object(BackupKeep.shape).default({}),
+});
+
 /** Seconds as `--every` takes them: `30m`, `6h`, `1d` (`90s` when no whole minute). */
 export function formatBackupInterval(seconds: number): string {
   for (const [unit, size] of [
@@ -228,7 +240,7 @@ export type BackupProgress = z.infer<typeof BackupProgress>;
 
 export const BackupStatus = z.object({
   /** Null: nothing set up on this host yet (hangar backup set). */
-  settings: BackupSettings.nullable(),
+  settings: ReportedBackupSettings.nullable(),
   /** Where snapshots go (the default one when settings name none). */
   repository: z.string(),
   /** restic's version on the host, or null with `restic_missing` saying how to install it. */
