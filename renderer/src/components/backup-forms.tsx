@@ -11,6 +11,7 @@ import {
   type CoreApi,
 } from '../api/index.js';
 import { TextField, useFieldErrors } from './field-errors.js';
+import { DialogError } from './form-dialog.js';
 
 const KEEP_KINDS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
 type KeepKind = (typeof KEEP_KINDS)[number];
@@ -165,11 +166,7 @@ export function BackupSettingsForm({
       <button type="submit" disabled={busy}>
         {busy ? 'Saving…' : 'Save backup settings'}
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
       {saved && <p role="status">{saved}</p>}
     </form>
   );
@@ -262,11 +259,7 @@ export function RestoreForm({
       <button type="submit" disabled={busy}>
         Restore
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
     </form>
   );
 }

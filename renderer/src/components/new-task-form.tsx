@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { badFields, describeError, type CoreApi, type HostView, type TaskInfo } from '../api/index.js';
 import { TextField, useFieldErrors } from './field-errors.js';
+import { DialogError } from './form-dialog.js';
 
 /** Which of the form's fields a bad field of tasks.add (`spec.needs.1`) belongs to. */
 const FIELDS = ['prompt', 'needs', 'cwd', 'repo', 'ref'] as const;
@@ -130,11 +131,7 @@ export function NewTaskForm({
       <button type="submit" disabled={busy || prompt.trim() === ''}>
         {busy ? 'Queueing…' : 'Queue task'}
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
     </form>
   );
 }

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { describeError, type CoreApi, type HostView } from '../api/index.js';
 import type { JobEntry } from '../views/use-hangar-data.js';
-import { Field } from './form-dialog.js';
+import { DialogError, Field } from './form-dialog.js';
 
 /** Host, command and optional artifact globs; submits a job with the host's default executor. */
 export function RunJobForm({
@@ -62,11 +62,7 @@ export function RunJobForm({
       <button type="submit" disabled={busy || command.trim() === ''}>
         {busy ? 'Submitting…' : 'Run job'}
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
     </form>
   );
 }
