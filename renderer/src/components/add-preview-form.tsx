@@ -1,5 +1,6 @@
 import { useId, useState } from 'react';
 import { describeError, PreviewPort } from '../api/index.js';
+import { Field } from './form-dialog.js';
 
 const BAD_PORT = 'A port is a whole number from 1 to 65535, such as 5173.';
 
@@ -51,22 +52,17 @@ export function AddPreviewForm({
         );
       }}
     >
-      <label>
-        Port
-        <input
-          value={port}
-          inputMode="numeric"
-          placeholder="5173"
-          size={7}
-          aria-invalid={problem === BAD_PORT}
-          aria-describedby={problem ? problemId : undefined}
-          onChange={(event) => setPort(event.target.value)}
-        />
-      </label>
-      <label>
-        Label (optional)
-        <input value={label} maxLength={64} placeholder="web" onChange={(event) => setLabel(event.target.value)} />
-      </label>
+      <Field
+        label="Port"
+        value={port}
+        inputMode="numeric"
+        placeholder="5173"
+        size={7}
+        aria-invalid={problem === BAD_PORT}
+        aria-describedby={problem ? problemId : undefined}
+        onValue={setPort}
+      />
+      <Field label="Label (optional)" value={label} maxLength={64} placeholder="web" onValue={setLabel} />
       <button type="submit" disabled={busy} aria-label={`Add port as a preview on ${host}`}>
         {busy ? 'Adding…' : 'Add port'}
       </button>

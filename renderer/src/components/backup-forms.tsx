@@ -1,4 +1,4 @@
-import { useState, type ReactNode } from 'react';
+import { useState } from 'react';
 import {
   BACKUP_INTERVAL_EXPECTED,
   badFields,
@@ -10,6 +10,8 @@ import {
   type BackupStatus,
   type CoreApi,
 } from '../api/index.js';
+import { TextField, useFieldErrors } from './field-errors.js';
+import { DialogError } from './form-dialog.js';
 
 const KEEP_KINDS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
 type KeepKind = (typeof KEEP_KINDS)[number];
@@ -22,30 +24,12 @@ function lines(text: string): string[] {
     .filter(Boolean);
 }
 
-/**
- * The problems of a form by field: what the core refused (its zod checks, `settings.paths.1` →
- * "paths"), under the field they name. `prefix` is dropped from each path (`settings.`).
- */
-function useFieldErrors(id: string, prefix: string) {
-  const [fields, setFields] = useState<Map<string, string>>(new Map());
-  const problem = (field: string): string | undefined => {
-    for (const [path, message] of fields) {
-      const rest = path.startsWith(prefix) ? path.slice(prefix.length) : path;
-      if (rest === field || rest.startsWith(`${field}.`)) return message;
-    }
-    return undefined;
+/** A bad path of a core call (`settings.paths.1`) is about `field` (`paths`) once `prefix` is dropped. */
+function under(prefix: string) {
+  return (path: string, field: string) => {
+    const rest = path.startsWith(prefix) ? path.slice(prefix.length) : path;
+    return rest === field || rest.startsWith(`${field}.`);
   };
-  const described = (field: string) =>
-    problem(field) ? { 'aria-invalid': true, 'aria-describedby': `${id}-${field.split('.')[0]}-error` } : {};
-  const fieldError = (field: string): ReactNode => {
-    const message = problem(field);
-    return message ? (
-      <span className="field-error" id={`${id}-${field}-error`}>
-        {message}
-      </span>
-    ) : null;
-  };
-  return { setFields, described, fieldError };
 }
 
 /**
@@ -79,7 +63,8 @@ export function BackupSettingsForm({
   const [error, setError] = useState<string>();
   const [saved, setSaved] = useState<string>();
   const [busy, setBusy] = useState(false);
-  const { setFields, described, fieldError } = useFieldErrors('backup-settings', 'settings.');
+  const errors = useFieldErrors('backup-settings', under('settings.'));
+  const { setFields, described, fieldError } = errors;
 
   return (
     <form
@@ -128,38 +113,32 @@ export function BackupSettingsForm({
       }}
     >
       <h2>What {host} backs up</h2>
-      <label>
-        Paths on the host (one a line)
-        <textarea
-          rows={3}
-          value={paths}
-          onChange={(event) => setPaths(event.target.value)}
-          placeholder={'~/src\n/srv/data'}
-          {...described('paths')}
-        />
-      </label>
-      {fieldError('paths')}
-      <label>
-        Leave out (restic --exclude patterns, one a line)
-        <textarea
-          rows={2}
-          value={excludes}
-          onChange={(event) => setExcludes(event.target.value)}
-          placeholder={'*.log\nnode_modules'}
-          {...described('excludes')}
-        />
-      </label>
-      {fieldError('excludes')}
-      <label>
-        Every (empty: on demand only)
-        <input
-          value={every}
-          onChange={(event) => setEvery(event.target.value)}
-          placeholder="6h"
-          {...described('every_s')}
-        />
-      </label>
-      {fieldError('every_s')}
+      <TextField
+        label="Paths on the host (one a line)"
+        field="paths"
+        errors={errors}
+        value={paths}
+        onValue={setPaths}
+        placeholder={'~/src\n/srv/data'}
+        rows={3}
+      />
+      <TextField
+        label="Leave out (restic --exclude patterns, one a line)"
+        field="excludes"
+        errors={errors}
+        value={excludes}
+        onValue={setExcludes}
+        placeholder={'*.log\nnode_modules'}
+        rows={2}
+      />
+      <TextField
+        label="Every (empty: on demand only)"
+        field="every_s"
+        errors={errors}
+        value={every}
+        onValue={setEvery}
+        placeholder="6h"
+      />
       <fieldset className="backup-keep">
         <legend>Keep (empty: every snapshot)</legend>
         {KEEP_KINDS.map((kind) => (
@@ -176,24 +155,18 @@ export function BackupSettingsForm({
         ))}
       </fieldset>
       {fieldError('keep')}
-      <label>
-        Repository (empty: in the agent&apos;s data)
-        <input
-          value={repository}
-          onChange={(event) => setRepository(event.target.value)}
-          placeholder="/mnt/backups/restic or sftp:nas:/srv/restic"
-          {...described('repository')}
-        />
-      </label>
-      {fieldError('repository')}
+      <TextField
+        label="Repository (empty: in the agent's data)"
+        field="repository"
+        errors={errors}
+        value={repository}
+        onValue={setRepository}
+        placeholder="/mnt/backups/restic or sftp:nas:/srv/restic"
+      />
       <button type="submit" disabled={busy}>
         {busy ? 'Saving…' : 'Save backup settings'}
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
       {saved && <p role="status">{saved}</p>}
     </form>
   );
@@ -223,7 +196,8 @@ export function RestoreForm({
   const [to, setTo] = useState('');
   const [include, setInclude] = useState('');
   const [error, setError] = useState<string>();
-  const { setFields, described, fieldError } = useFieldErrors('backup-restore', '');
+  const errors = useFieldErrors('backup-restore', under(''));
+  const { setFields, described, fieldError } = errors;
 
   return (
     <form
@@ -266,34 +240,26 @@ export function RestoreForm({
         </select>
       </label>
       {fieldError('snapshot')}
-      <label>
-        Into (a new or empty directory on the host)
-        <input
-          value={to}
-          onChange={(event) => setTo(event.target.value)}
-          placeholder="~/restored"
-          {...described('to')}
-        />
-      </label>
-      {fieldError('to')}
-      <label>
-        Only these paths (optional, one a line, as they were on the host)
-        <textarea
-          rows={2}
-          value={include}
-          onChange={(event) => setInclude(event.target.value)}
-          {...described('include')}
-        />
-      </label>
-      {fieldError('include')}
+      <TextField
+        label="Into (a new or empty directory on the host)"
+        field="to"
+        errors={errors}
+        value={to}
+        onValue={setTo}
+        placeholder="~/restored"
+      />
+      <TextField
+        label="Only these paths (optional, one a line, as they were on the host)"
+        field="include"
+        errors={errors}
+        value={include}
+        onValue={setInclude}
+        rows={2}
+      />
       <button type="submit" disabled={busy}>
         Restore
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
     </form>
   );
 }

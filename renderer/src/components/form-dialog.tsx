@@ -1,7 +1,7 @@
 import { useState, type InputHTMLAttributes, type ReactNode } from 'react';
 import { describeError } from '../api/index.js';
 
-/** What went wrong, as an alert under the dialog's fields; nothing when all is well. */
+/** What went wrong, as an alert under a dialog's or form's fields; nothing when all is well. */
 export function DialogError({ error }: { error: string | undefined }) {
   if (!error) return null;
   return (

@@ -1,5 +1,7 @@
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { badFields, describeError, type CoreApi, type HostView, type TaskInfo } from '../api/index.js';
+import { TextField, useFieldErrors } from './field-errors.js';
+import { DialogError } from './form-dialog.js';
 
 /** Which of the form's fields a bad field of tasks.add (`spec.needs.1`) belongs to. */
 const FIELDS = ['prompt', 'needs', 'cwd', 'repo', 'ref'] as const;
@@ -33,27 +35,13 @@ export function NewTaskForm({
   const [repo, setRepo] = useState('');
   const [ref, setRef] = useState('');
   const [error, setError] = useState<string>();
-  const [fields, setFields] = useState<Map<string, string>>(new Map());
   const [busy, setBusy] = useState(false);
+  const errors = useFieldErrors('new-task', (path, field) => fieldOf(path) === field);
+  const { setFields, described, fieldError } = errors;
   const promptBox = useRef<HTMLTextAreaElement>(null);
   useEffect(() => {
     if (focusRequest > 0) promptBox.current?.focus();
   }, [focusRequest]);
-
-  const problem = (field: string): string | undefined => {
-    for (const [path, message] of fields) if (fieldOf(path) === field) return message;
-    return undefined;
-  };
-  const described = (field: string) =>
-    problem(field) ? { 'aria-invalid': true, 'aria-describedby': `new-task-${field}-error` } : {};
-  const fieldError = (field: string): ReactNode => {
-    const message = problem(field);
-    return message ? (
-      <span className="field-error" id={`new-task-${field}-error`}>
-        {message}
-      </span>
-    ) : null;
-  };
 
   return (
     <form
@@ -86,18 +74,16 @@ export function NewTaskForm({
       }}
     >
       <h2>New task</h2>
-      <label>
-        Prompt
-        <textarea
-          ref={promptBox}
-          rows={4}
-          value={prompt}
-          onChange={(event) => setPrompt(event.target.value)}
-          placeholder="Fix the failing test in src/parse.ts"
-          {...described('prompt')}
-        />
-      </label>
-      {fieldError('prompt')}
+      <TextField
+        label="Prompt"
+        field="prompt"
+        errors={errors}
+        value={prompt}
+        onValue={setPrompt}
+        placeholder="Fix the failing test in src/parse.ts"
+        rows={4}
+        ref={promptBox}
+      />
       <label>
         Host
         <select value={host} onChange={(event) => setHost(event.target.value)} {...described('host')}>
@@ -110,54 +96,42 @@ export function NewTaskForm({
         </select>
       </label>
       {fieldError('host')}
-      <label>
-        Needs (optional)
-        <input
-          value={needs}
-          onChange={(event) => setNeeds(event.target.value)}
-          placeholder="claude, os:linux, label:gpu"
-          {...described('needs')}
-        />
-      </label>
-      {fieldError('needs')}
-      <label>
-        Working directory (optional)
-        <input
-          value={cwd}
-          onChange={(event) => setCwd(event.target.value)}
-          placeholder="~/src/app (default: the host's home)"
-          {...described('cwd')}
-        />
-      </label>
-      {fieldError('cwd')}
-      <label>
-        Repository (optional)
-        <input
-          value={repo}
-          onChange={(event) => setRepo(event.target.value)}
-          placeholder="~/src/app: a git worktree of its own, on branch hangar/task-…"
-          {...described('repo')}
-        />
-      </label>
-      {fieldError('repo')}
-      <label>
-        Ref (optional)
-        <input
-          value={ref}
-          onChange={(event) => setRef(event.target.value)}
-          placeholder="with a repository: main, a tag or a commit (default: its HEAD)"
-          {...described('ref')}
-        />
-      </label>
-      {fieldError('ref')}
+      <TextField
+        label="Needs (optional)"
+        field="needs"
+        errors={errors}
+        value={needs}
+        onValue={setNeeds}
+        placeholder="claude, os:linux, label:gpu"
+      />
+      <TextField
+        label="Working directory (optional)"
+        field="cwd"
+        errors={errors}
+        value={cwd}
+        onValue={setCwd}
+        placeholder="~/src/app (default: the host's home)"
+      />
+      <TextField
+        label="Repository (optional)"
+        field="repo"
+        errors={errors}
+        value={repo}
+        onValue={setRepo}
+        placeholder="~/src/app: a git worktree of its own, on branch hangar/task-…"
+      />
+      <TextField
+        label="Ref (optional)"
+        field="ref"
+        errors={errors}
+        value={ref}
+        onValue={setRef}
+        placeholder="with a repository: main, a tag or a commit (default: its HEAD)"
+      />
       <button type="submit" disabled={busy || prompt.trim() === ''}>
         {busy ? 'Queueing…' : 'Queue task'}
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
     </form>
   );
 }

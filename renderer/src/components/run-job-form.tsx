@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { describeError, type CoreApi, type HostView } from '../api/index.js';
 import type { JobEntry } from '../views/use-hangar-data.js';
+import { DialogError, Field } from './form-dialog.js';
 
 /** Host, command and optional artifact globs; submits a job with the host's default executor. */
 export function RunJobForm({
@@ -51,22 +52,17 @@ export function RunJobForm({
           ))}
         </select>
       </label>
-      <label>
-        Command
-        <input required value={command} onChange={(event) => setCommand(event.target.value)} placeholder="make test" />
-      </label>
-      <label>
-        Artifacts (globs, optional)
-        <input value={artifacts} onChange={(event) => setArtifacts(event.target.value)} placeholder="dist/**, *.log" />
-      </label>
+      <Field label="Command" required value={command} onValue={setCommand} placeholder="make test" />
+      <Field
+        label="Artifacts (globs, optional)"
+        value={artifacts}
+        onValue={setArtifacts}
+        placeholder="dist/**, *.log"
+      />
       <button type="submit" disabled={busy || command.trim() === ''}>
         {busy ? 'Submitting…' : 'Run job'}
       </button>
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
     </form>
   );
 }

@@ -12,6 +12,7 @@ import {
   type HostView,
 } from '../api/index.js';
 import { BackupSettingsForm, RestoreForm } from '../components/backup-forms.js';
+import { DialogError } from '../components/form-dialog.js';
 
 export interface BackupsViewProps {
   api: CoreApi;
@@ -108,11 +109,7 @@ export default function BackupsView({ api, hosts }: BackupsViewProps) {
             ))}
           </select>
         </label>
-        {error && (
-          <p className="host-error" role="alert">
-            {error}
-          </p>
-        )}
+        <DialogError error={error} />
         {status && (
           <dl aria-label="Backup status">
             <dt>Paths</dt>

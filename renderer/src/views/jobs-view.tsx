@@ -8,6 +8,7 @@ import {
   type HostView,
   type JobDetail,
 } from '../api/index.js';
+import { DialogError } from '../components/form-dialog.js';
 import { JobLog } from '../components/job-log.js';
 import { RunJobForm } from '../components/run-job-form.js';
 import type { JobEntry } from './use-hangar-data.js';
@@ -114,11 +115,7 @@ function JobDetailPanel({
         )}
       </header>
       {job?.error && <p className="host-error">{visibleText(job.error)}</p>}
-      {error && (
-        <p className="host-error" role="alert">
-          {error}
-        </p>
-      )}
+      <DialogError error={error} />
       {detail && detail.artifacts.length > 0 && (
         <ul className="artifacts" aria-label="Artifacts">
           {detail.artifacts.map((artifact) => (
