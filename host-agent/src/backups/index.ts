@@ -618,9 +618,9 @@ function parseLine(line: string): unknown {
  * Files and bytes under a directory a restore wrote (links are counted, not followed). `keepOn`:
  * asked at each directory; once false the walk ends early (undefined), as restic has ended.
  */
-async function sizeOf(dir: string): Promise<{ files: number; bytes: number }>;
-async function sizeOf(dir: string, keepOn: () => boolean): Promise<{ files: number; bytes: number } | undefined>;
-async function sizeOf(dir: string, keepOn = () => true): Promise<{ files: number; bytes: number } | undefined> {
+export async function sizeOf(dir: string): Promise<{ files: number; bytes: number }>;
+export async function sizeOf(dir: string, keepOn: () => boolean): Promise<{ files: number; bytes: number } | undefined>;
+export async function sizeOf(dir: string, keepOn = () => true): Promise<{ files: number; bytes: number } | undefined> {
   let files = 0;
   let bytes = 0;
   let ended = false;

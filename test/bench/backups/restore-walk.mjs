@@ -6,32 +6,14 @@
 // Alternating rounds A, B, A, B, … on this machine. Run: node test/bench/backups/restore-walk.mjs
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+// The agent's own walk (built: npm run build).
+import { sizeOf } from '../../../host-agent/dist/backups/index.js';
 
 const FILES = Number(process.env.FILES ?? 200_000);
 const WRITES = Number(process.env.WRITES ?? 60_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
-
-/** The same walk as the agent's sizeOf. */
-async function sizeOf(dir, keepOn) {
-  let files = 0;
-  let bytes = 0;
-  const walk = async (path) => {
-    if (!keepOn()) return;
-    for (const entry of await readdir(path, { withFileTypes: true })) {
-      const child = join(path, entry.name);
-      if (entry.isDirectory()) await walk(child);
-      else {
-        files += 1;
-        if (entry.isFile()) bytes += (await lstat(child)).size;
-      }
-    }
-  };
-  await walk(dir);
-  return { files, bytes };
-}
 
 const root = mkdtempSync(join(tmpdir(), 'restore-walk-'));
 const tree = join(root, 'staging');
