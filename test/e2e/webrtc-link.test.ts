@@ -90,10 +90,10 @@ async function startCoturn(): Promise<{ uri: string; secretFile: string }> {
 }
 
 /**
- * A relay, a laptop signed in, a host enrolled, and its TCP port closed: the first session, session ls,
- * hosts ls and attach then run over whatever WebRTC finds.
+ * A relay, a laptop signed up on it, a host "mini" enrolled from it and online, then the host's TCP
+ * port closed (iptables), so only what goes through the relay or WebRTC can reach it.
  */
-async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, string>, want: 'p2p' | 'turn') {
+async function enrolledBehindFirewall(relayArgs: string[] = [], agentEnv: Record<string, string> = {}) {
   const relay: RelayProcess = await startTestRelayProcess(dir('relay'), 0, relayArgs);
   cleanups.push(() => relay.stop());
   const laptop = dir('laptop');
@@ -108,9 +108,17 @@ async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, s
   const line = (await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini'])).stdout.trimEnd();
   expect((await shell.run(line)).code).toBe(0);
   await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
-
   iptables('-I', agent.port);
   cleanups.push(() => iptables('-D', agent.port));
+  return { relay, laptop, agent };
+}
+
+/**
+ * A relay, a laptop signed in, a host enrolled, and its TCP port closed: the first session, session ls,
+ * hosts ls and attach then run over whatever WebRTC finds.
+ */
+async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, string>, want: 'p2p' | 'turn') {
+  const { relay, laptop, agent } = await enrolledBehindFirewall(relayArgs, agentEnv);
   // Nothing answers at the published addresses now.
   const direct = await fetch(`https://127.0.0.1:${agent.port}/`).then(
     () => 'answered',
@@ -158,22 +166,7 @@ describe.skipIf(!canFirewall)(
     });
 
     it('a computer holding the most connections to the relay is told so, not "relay unreachable", when a command must signal', async () => {
-      const relay: RelayProcess = await startTestRelayProcess(dir('relay'), 0);
-      cleanups.push(() => relay.stop());
-      const laptop = dir('laptop');
-      expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
-      const shell = new HostShell();
-      const agent: AgentProcess = await startAgentProcess(shell.agentData, { logLevel: 'info' });
-      cleanups.push(async () => {
-        await agent.stop();
-        await killTmuxServer(shell.agentData);
-        removeDir(shell.home);
-      });
-      const line = (await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini'])).stdout.trimEnd();
-      expect((await shell.run(line)).code).toBe(0);
-      await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
-      iptables('-I', agent.port);
-      cleanups.push(() => iptables('-D', agent.port));
+      const { relay, laptop } = await enrolledBehindFirewall();
       // Only WebRTC could reach it now (no relayed link: HANGAR_SPLICE=off), and WebRTC needs signaling.
       process.env.HANGAR_SPLICE = 'off';
       cleanups.push(() => delete process.env.HANGAR_SPLICE);
