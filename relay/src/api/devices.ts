@@ -230,17 +230,10 @@ async function storeStatement(
 ): Promise<number> {
   const signer = signedIn(call);
   const subject = await checkStatement(ctx, signer, kind, deviceId, statement);
-  const duplicate = await ctx.db
-    .selectFrom('statements')
-    .select('seq')
-    .where('account_id', '=', signer.account_id)
-    .where('signature', '=', statement.signature)
-    .executeTakeFirst();
-  if (duplicate !== undefined) return duplicate.seq; // the same statement sent twice: stored once
-  // The same signer saying the same of the same key again (another issued_at) adds nothing: an
-  // endorsement counts for as long as its signer is trusted and a revocation for ever, on hosts as
-  // here. Answered with the first one's seq, so a device cannot grow its account's statements (which
-  // hosts keep and settleTrust reads on every statement) without bound.
+  // The same statement sent twice, or the same signer saying the same of the same key again (another
+  // issued_at), adds nothing: an endorsement counts for as long as its signer is trusted and a
+  // revocation for ever, on hosts as here. Answered with the first one's seq, so a device cannot grow
+  // its account's statements (which hosts keep and settleTrust reads on every statement) without bound.
   const said = await ctx.db
     .selectFrom('statements')
     .select('seq')
