@@ -48,7 +48,8 @@ describe('what the plan allows', { timeout: 180_000 }, () => {
     await reportMinutes(billing, host, hostId, 300 - used);
     await entitlementLogged(host, '"reason":"minutes_used_up"');
     const refused = await hangarIn(laptop, project, ['run', '--host', 'mini', '-c', 'true']);
-    expect(refused.code).not.toBe(0);
+    // A limit (exit 6), not a failure of the job or of Hangar.
+    expect(refused.code).toBe(6);
     expect(refused.stderr).toContain("this period's build minutes are used up");
     expect(refused.stderr).toContain('hangar account upgrade pro');
     await terminalWorks(laptop, 'still');
@@ -58,7 +59,7 @@ describe('what the plan allows', { timeout: 180_000 }, () => {
     billing.clock.advance(8 * DAY);
     await entitlementLogged(host, '"reason":"trial_ended"');
     const ended = await hangarIn(laptop, project, ['run', '--host', 'mini', '-c', 'true']);
-    expect(ended.code).not.toBe(0);
+    expect(ended.code).toBe(6);
     expect(ended.stderr).toContain(
       'the 7-day trial has ended; upgrade to keep running build jobs: hangar account upgrade pro',
     );

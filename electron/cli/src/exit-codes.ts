@@ -15,12 +15,20 @@ export const EXIT = {
   limit: 6,
 } as const;
 
+/** Refusals that waiting, upgrading or raising a setting would lift: a host's caps, the plan, a rate. */
+const LIMITS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'E_SESSION_LIMIT',
+  'E_TASK_LIMIT',
+  'E_PLAN_LIMIT',
+  'E_RATE_LIMITED',
+]);
+
 export function exitCodeFor(code: ErrorCode): number {
   if (code === 'E_BAD_REQUEST') return EXIT.usage;
   if (code.endsWith('_NOT_FOUND')) return EXIT.notFound;
   if (code.startsWith('E_AUTH_')) return EXIT.auth;
   if (code === 'E_HOST_UNREACHABLE' || code === 'E_UNAVAILABLE' || code === 'E_TIMEOUT') return EXIT.unreachable;
-  if (code === 'E_SESSION_LIMIT' || code === 'E_TASK_LIMIT') return EXIT.limit;
+  if (LIMITS.has(code)) return EXIT.limit;
   return EXIT.error;
 }
 
