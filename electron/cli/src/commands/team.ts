@@ -79,7 +79,9 @@ export function registerTeam(program: Command): void {
     .action((email: string, options: { yes?: boolean }) =>
       withApi(async (api) => {
         const { members } = await api.call('account.team', {});
-        const member = members.find((m) => m.email === email && m.role === 'member' && m.status === 'active');
+        const member = members.find((m) => m.email === email && m.status === 'active');
+        // The owner: the relay refuses (an account keeps its owner), saying so; nothing to confirm.
+        if (member?.role === 'owner') await api.call('account.remove_member', { email });
         if (member === undefined) {
           throw new HangarError(
             'E_NOT_FOUND',
