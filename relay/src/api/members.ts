@@ -206,47 +206,57 @@ export const memberHandlers: Pick<
     // The relay holds no trust: it cannot revoke a key, only require that the owner's device did.
     // A device ever approved (endorsed by a statement, or a root) may be pinned by hosts, so it must
     // be revoked; one never approved was never trusted anywhere through the relay and is deleted.
-    const now = await ctx.db
-      .selectFrom('devices')
-      .selectAll()
-      .where('account_id', '=', owner.account_id)
-      .where('member_email', '=', member.email)
-      .execute();
-    const endorsed = new Set(
-      (
-        await ctx.db
-          .selectFrom('statements')
-          .select('subject_device_id')
-          .where('account_id', '=', owner.account_id)
-          .where('kind', '=', 'endorse')
-          .execute()
-      ).map((row) => row.subject_device_id),
-    );
-    const open = now.filter((d) => d.status !== 'revoked' && (d.status !== 'pending' || endorsed.has(d.id)));
-    if (open.length > 0) {
-      throw new HangarError(
-        'E_FORBIDDEN',
-        `${member.email} still has devices the account approved: ${open.map((d) => `${d.name} (${d.id})`).join(', ')}. ` +
-          'Each must be revoked by a statement this device signs (hangar team rm does it); the member was not removed',
-        { devices: open.map((d) => d.id) },
+    // Read in the transaction that removes them, so a device approved meanwhile is not deleted unrevoked.
+    const { revoked, deleted } = await ctx.db.transaction().execute(async (trx) => {
+      const now = await trx
+        .selectFrom('devices')
+        .selectAll()
+        .where('account_id', '=', owner.account_id)
+        .where('member_email', '=', member.email)
+        .execute();
+      const live = now.filter((d) => d.status !== 'revoked');
+      const endorsed = new Set(
+        live.length === 0
+          ? []
+          : (
+              await trx
+                .selectFrom('statements')
+                .select('subject_device_id')
+                .where('account_id', '=', owner.account_id)
+                .where('kind', '=', 'endorse')
+                .where(
+                  'subject_device_id',
+                  'in',
+                  live.map((d) => d.id),
+                )
+                .execute()
+            ).map((row) => row.subject_device_id),
       );
-    }
-    const revoked = now.filter((d) => d.status === 'revoked');
-    const deleted = now.filter((d) => d.status !== 'revoked');
-    await ctx.db.transaction().execute(async (trx) => {
-      const ids = deleted.map((d) => d.id);
+      const open = live.filter((d) => d.status !== 'pending' || endorsed.has(d.id));
+      if (open.length > 0) {
+        throw new HangarError(
+          'E_FORBIDDEN',
+          `${member.email} still has devices the account approved: ${open.map((d) => `${d.name} (${d.id})`).join(', ')}. ` +
+            'Each must be revoked by a statement this device signs (hangar team rm does it); the member was not removed',
+          { devices: open.map((d) => d.id) },
+        );
+      }
+      const ids = live.map((d) => d.id);
       if (ids.length > 0) {
         await trx.deleteFrom('refresh_tokens').where('device_id', 'in', ids).execute();
         await trx.deleteFrom('device_approvals').where('device_id', 'in', ids).execute();
         await trx.deleteFrom('devices').where('id', 'in', ids).execute();
       }
-      // A revocation ended the revoked ones' logins already; this one closes any left.
-      const all = now.map((d) => d.id);
-      if (all.length > 0) {
+      // A revocation ended the revoked ones' logins already; this ends any left.
+      if (now.length > 0) {
         await trx
           .updateTable('refresh_tokens')
           .set({ revoked_at: ctx.now() })
-          .where('device_id', 'in', all)
+          .where(
+            'device_id',
+            'in',
+            now.map((d) => d.id),
+          )
           .where('revoked_at', 'is', null)
           .execute();
       }
@@ -272,6 +282,7 @@ export const memberHandlers: Pick<
           }),
         )
         .execute();
+      return { revoked: now.filter((d) => d.status === 'revoked'), deleted: live };
     });
     const named = (rows: DeviceRow[]) => rows.map((d) => ({ device_id: d.id, name: d.name }));
     await ctx.audit.record(auditContext(call, owner.account_id), 'member.removed', {
@@ -280,7 +291,9 @@ export const memberHandlers: Pick<
       deleted: deleted.map((d) => d.name),
     });
     // Every socket and splice of theirs closes, saying why (a revoked one's closed already as it was revoked).
-    for (const device of now) await ctx.bus.publish({ t: 'device.revoked', device_id: device.id, reason });
+    for (const device of [...revoked, ...deleted]) {
+      await ctx.bus.publish({ t: 'device.revoked', device_id: device.id, reason });
+    }
     return { email: member.email, revoked: named(revoked), deleted: named(deleted) };
   },
 
