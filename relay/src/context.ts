@@ -62,6 +62,7 @@ export function deviceView(row: DeviceRow): DeviceView {
     last_seen: row.last_seen,
     endorsed_by: row.endorsed_by,
     revoked_by: row.revoked_by,
+    member_email: row.member_email,
   };
 }
 

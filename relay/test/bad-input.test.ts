@@ -76,6 +76,12 @@ function badInputs(user: SignedIn, origin: string): Record<RelayMethod, { body: 
       field: 'invite_token',
     },
     'account.members': { body: { all: true }, field: 'all' },
+    'account.invites': { body: { all: true }, field: 'all' },
+    'account.withdraw_invite': { body: { email: 'not an email' }, field: 'email' },
+    'account.remove_member': {
+      body: { email: 'ana@example.com', revocations: [{ device_id: 'd-1', statement: { kind: 'revoke' } }] },
+      field: 'revocations.0',
+    },
   };
 }
 
@@ -89,6 +95,7 @@ const TABLES = [
   'audit',
   'usage_records',
   'account_members',
+  'removed_members',
   'billing_customers',
   'subscriptions',
 ] as const;

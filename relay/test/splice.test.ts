@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { SpliceRequest } from '@hangar/shared';
+import { makeLoginProof, type SpliceRequest } from '@hangar/shared';
 import {
+  PASSWORD,
   agentSocket,
   login,
+  newKey,
+  uniqueEmail,
   post,
   statementOf,
   useTestRelay,
@@ -219,6 +222,57 @@ describe('splices and the logins they were opened with', () => {
       await sign('revoke', owner, tablet, 'tablet');
       // Pending again: no relayed link may start (requireTrusted), and none it holds stays open.
       await waitFor('the splice of the device waiting again to close', () => closed);
+    } finally {
+      agent.dispose();
+    }
+  });
+
+  it("a removed member's device loses its open splice at once", async () => {
+    const { owner, hostId, agent } = await hostOnlineAt(relay);
+    const anaEmail = uniqueEmail('ana');
+    const invite = await relay.client.call(
+      'account.invite',
+      { email: anaEmail },
+      { accessToken: owner.session.access_token },
+    );
+    const key = newKey();
+    const ana = {
+      key,
+      email: anaEmail,
+      session: await relay.client.call('account.accept_invite', {
+        invite_token: invite.invite_token,
+        email: anaEmail,
+        password: PASSWORD,
+        device: { public_key: key.publicKey, name: 'ana-laptop' },
+        proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: anaEmail }),
+      }),
+    };
+    const deviceId = ana.session.device.device_id;
+    await relay.client.call(
+      'devices.endorse',
+      { device_id: deviceId, statement: statementOf(owner, 'endorse', key, 'ana-laptop') },
+      { accessToken: owner.session.access_token },
+    );
+    agent.onSplice((request) => void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id }));
+    try {
+      const device = await upgrade(relay.url, '/v1/splice', {
+        authorization: `Bearer ${ana.session.access_token}`,
+        'hangar-host': hostId,
+      });
+      expect(device.status).toBe(101);
+      const socket = (device as { socket: Socket }).socket;
+      let closed = false;
+      socket.once('close', () => (closed = true));
+      socket.resume();
+      await relay.client.call(
+        'account.remove_member',
+        {
+          email: anaEmail,
+          revocations: [{ device_id: deviceId, statement: statementOf(owner, 'revoke', key, 'ana-laptop') }],
+        },
+        { accessToken: owner.session.access_token },
+      );
+      await waitFor("the removed member's splice to close", () => closed);
     } finally {
       agent.dispose();
     }

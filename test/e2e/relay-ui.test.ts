@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RelayClient, makeLoginProof } from '@hangar/shared';
+import { deviceSigner, loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { endAgent, hangar, removeDir, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { HostShell, PASSWORD, loginCli, startTestRelayProcess } from '../support/relay-stack.js';
@@ -111,6 +113,65 @@ describe('the account in the web UI', () => {
     }[];
     expect(devices.find((d) => d.name === 'phone')?.status).toBe('endorsed');
     removeDir(phone);
+  });
+
+  it('lists the people in the account dialog, and withdraws an invitation and removes a member once confirmed', async () => {
+    const invited = await hangar(laptop, ['team', 'invite', 'ana@example.com', '--json']);
+    expect(invited.code, invited.stderr).toBe(0);
+    expect((await hangar(laptop, ['team', 'invite', 'bob@example.com'])).code).toBe(0);
+    // Ana accepts (no hangar command does yet: the relay call) and signs in on her own computer.
+    const client = new RelayClient({ url: relay.url });
+    const anaHome = join(dir, 'ana');
+    const anaKey = await loadOrCreateDeviceKey(join(dir, 'ana-first'));
+    await client.call('account.accept_invite', {
+      invite_token: (JSON.parse(invited.stdout) as { invite_token: string }).invite_token,
+      email: 'ana@example.com',
+      password: PASSWORD,
+      device: { public_key: anaKey.publicKeyHex, name: 'ana-first' },
+      proof: makeLoginProof(deviceSigner(anaKey.privateKey), {
+        relayOrigin: client.origin,
+        identity: 'ana@example.com',
+      }),
+    });
+    expect((await loginCli(anaHome, relay.url, 'ana@example.com', 'ana-desk')).code).toBe(0);
+    // The window asks about each new computer; not the question here.
+    const dismissed: string[] = [];
+    while (dismissed.length < 2) {
+      const asked = page.getByRole('dialog', { name: /^ana-(first|desk) asks to join your account$/ });
+      await asked.waitFor({ timeout: 20_000 });
+      const name = (await asked.getAttribute('aria-label'))!;
+      await asked.getByRole('button', { name: 'Cancel' }).click();
+      await page.getByRole('dialog', { name }).waitFor({ state: 'detached' });
+      dismissed.push(name);
+    }
+    await page.getByRole('button', { name: 'Account me@example.com' }).click();
+    const people = page.getByRole('region', { name: 'People of the account' });
+    await people.getByRole('listitem', { name: 'ana@example.com, member' }).waitFor({ timeout: 20_000 });
+    await people.getByRole('listitem', { name: 'bob@example.com, invited' }).waitFor();
+
+    await people.getByRole('button', { name: 'Withdraw bob@example.com…' }).click();
+    await people.getByRole('alertdialog', { name: 'Withdraw an invitation' }).waitFor();
+    await people.getByRole('button', { name: 'Withdraw bob@example.com', exact: true }).click();
+    await people.getByRole('listitem', { name: 'bob@example.com, invited' }).waitFor({ state: 'detached' });
+
+    await people.getByRole('button', { name: 'Remove ana@example.com…' }).click();
+    const asking = people.getByRole('alertdialog', { name: 'Remove a member' });
+    await asking.getByText(/revokes their devices \(ana-first, ana-desk\)/).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'relay-team-remove.png') });
+    // Cancelled, nothing changes; confirmed, she is gone and her devices revoked.
+    await asking.getByRole('button', { name: 'Cancel' }).click();
+    await asking.waitFor({ state: 'detached' });
+    await people.getByRole('button', { name: 'Remove ana@example.com…' }).click();
+    await people.getByRole('button', { name: 'Remove ana@example.com', exact: true }).click();
+    await people.waitFor({ state: 'detached', timeout: 20_000 }); // the owner alone again: no people section
+    await page.getByRole('listitem', { name: 'ana-desk, revoked' }).waitFor();
+    const team = JSON.parse((await hangar(laptop, ['team', 'ls', '--json'])).stdout) as {
+      members: { email: string }[];
+      invites: unknown[];
+    };
+    expect(team).toMatchObject({ members: [{ email: 'me@example.com' }], invites: [] });
+    await page.getByRole('button', { name: 'Done' }).click();
+    removeDir(anaHome);
   });
 
   it('shows the relay going away on account hosts within 5 s, and its return', async () => {

@@ -26,6 +26,7 @@ const backup = () => import('./commands/backup.js').then((m) => m.registerBackup
 const preview = () => import('./commands/preview.js').then((m) => m.registerPreview);
 const account = () => import('./commands/account.js').then((m) => m.registerAccount);
 const devices = () => import('./commands/devices.js').then((m) => m.registerDevices);
+const team = () => import('./commands/team.js').then((m) => m.registerTeam);
 const completion = () => import('./commands/completion.js').then((m) => m.registerCompletion);
 
 /**
@@ -151,6 +152,12 @@ export const TOP_COMMANDS: readonly TopCommand[] = [
     term: 'devices',
     description: "the account's devices: list, approve a new one, revoke one",
     load: devices,
+  },
+  {
+    name: 'team',
+    term: 'team',
+    description: "the account's people: list them and the invitations waiting, invite, remove, withdraw",
+    load: team,
   },
   {
     name: 'completion',

@@ -41,6 +41,7 @@ const THROUGH_THE_CORE = new Set([
   'logout',
   'account',
   'devices',
+  'team',
   '__complete',
 ]);
 

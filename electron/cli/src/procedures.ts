@@ -67,7 +67,11 @@ export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
   'account.billing': { commands: ['account'] },
   'account.checkout': { commands: ['account upgrade'] },
   'account.portal': { commands: ['account manage'] },
-  'devices.list': { commands: ['devices ls', 'devices approve'] },
+  'devices.list': { commands: ['devices ls', 'devices approve', 'team rm'] },
   'devices.approve': { commands: ['devices approve'] },
   'devices.revoke': { commands: ['devices revoke'] },
+  'account.team': { commands: ['team ls', 'team rm'] },
+  'account.invite': { commands: ['team invite'] },
+  'account.withdraw_invite': { commands: ['team withdraw'] },
+  'account.remove_member': { commands: ['team rm'] },
 };

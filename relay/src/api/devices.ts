@@ -221,12 +221,14 @@ export function storedStatement(row: RelayTables['statements']): StoredStatement
   };
 }
 
-async function storeStatement(
+/** `reason`: for a revocation, what the device's sockets and splices are told as they close. */
+export async function storeStatement(
   ctx: RelayContext,
   call: Call,
   kind: 'endorse' | 'revoke',
   deviceId: string,
   statement: Statement,
+  reason?: string,
 ): Promise<number> {
   const signer = signedIn(call);
   const subject = await checkStatement(ctx, signer, kind, deviceId, statement);
@@ -310,7 +312,9 @@ async function storeStatement(
   const updated = await ctx.db.selectFrom('devices').selectAll().where('id', '=', subject.id).executeTakeFirstOrThrow();
   await ctx.bus.publish({ t: 'statements', account_id: signer.account_id });
   await ctx.bus.publish({ t: 'device.changed', account_id: signer.account_id, device: deviceView(updated) });
-  if (kind === 'revoke') await ctx.bus.publish({ t: 'device.revoked', device_id: subject.id });
+  if (kind === 'revoke') {
+    await ctx.bus.publish({ t: 'device.revoked', device_id: subject.id, ...(reason !== undefined ? { reason } : {}) });
+  }
   for (const id of new Set(changed)) {
     if (id === subject.id) continue;
     const row = await ctx.db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
@@ -426,7 +430,7 @@ export async function settleTrust(
   return changed;
 }
 
-async function checkStatement(
+export async function checkStatement(
   ctx: RelayContext,
   signer: DeviceRow,
   kind: 'endorse' | 'revoke',

@@ -2,14 +2,18 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HangarError, type LoginResult, type RelayParams } from '@hangar/shared';
 import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/passwords.js';
 import { sha256Hex } from '../accounts/tokens.js';
-import { deviceView, type RelayContext } from '../context.js';
+import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
 import { BAD_CREDENTIALS, insertDevice, refuseIfTooManyWaiting, session, signIn } from './auth.js';
 import { auditContext, checkLoginProof, signedIn, type Call, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
+import { checkStatement, storeStatement } from './devices.js';
 
 /** An invitation can be accepted for this long. */
 export const INVITE_TTL_MS = 7 * 24 * 60 * 60_000;
+
+/** At most this many invitations wait at once in an account (each is a live secret). */
+export const MAX_OUTSTANDING_INVITES = 50;
 
 /**
  * Team accounts: several people in one account. The owner invites by email (the relay sends no
@@ -19,20 +23,33 @@ export const INVITE_TTL_MS = 7 * 24 * 60 * 60_000;
  * (devices.member_email), so the audit log says which person did what. Only the owner buys,
  * manages billing and invites.
  */
-export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_invite' | 'account.members'> = {
+export const memberHandlers: Pick<
+  Handlers,
+  | 'account.invite'
+  | 'account.accept_invite'
+  | 'account.members'
+  | 'account.invites'
+  | 'account.withdraw_invite'
+  | 'account.remove_member'
+> = {
   async 'account.invite'(ctx, params, call) {
-    const device = signedIn(call);
-    if (device.member_email !== null) {
-      throw new HangarError('E_FORBIDDEN', "inviting people is for the account's owner; ask them (you are a member)");
-    }
+    const device = ownerOnly(call, 'inviting people');
     await requireTeam(
       ctx,
       device.account_id,
       'several people in one account needs the Team plan: hangar account upgrade team',
     );
     await refuseIfInAnAccount(ctx, params.email);
-    const token = `inv1_${randomBytes(32).toString('base64url')}`;
     const now = ctx.now();
+    const waiting = await outstandingInvites(ctx, device.account_id, now);
+    if (waiting.length >= MAX_OUTSTANDING_INVITES && !waiting.some((row) => row.email === params.email)) {
+      throw new HangarError(
+        'E_RATE_LIMITED',
+        `${MAX_OUTSTANDING_INVITES} invitations of this account are waiting to be accepted, the most there may be: ` +
+          'withdraw those no one will accept (hangar team ls lists them; hangar team withdraw <email>), or wait for them to expire (7 days)',
+      );
+    }
+    const token = `inv1_${randomBytes(32).toString('base64url')}`;
     const expiresAt = now + INVITE_TTL_MS;
     const invite = {
       role: 'member',
@@ -93,6 +110,8 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
         .where('joined_at', 'is', null)
         .executeTakeFirst();
       if (Number(joined.numUpdatedRows) !== 1) return undefined;
+      // Removed before and invited again: the old removal no longer speaks for them at sign-in.
+      await trx.deleteFrom('removed_members').where('email', '=', row.email).execute();
       return insertDevice(trx, ctx, row.account_id, params.device, 'pending', row.email);
     });
     if (device === undefined)
@@ -104,6 +123,178 @@ export const memberHandlers: Pick<Handlers, 'account.invite' | 'account.accept_i
     });
     await ctx.bus.publish({ t: 'device.pending', account_id: row.account_id, device: deviceView(device) });
     return session(ctx, { account_id: row.account_id, email: row.email }, device);
+  },
+
+  async 'account.invites'(ctx, _params, call) {
+    const device = ownerOnly(call, 'listing invitations');
+    const rows = await outstandingInvites(ctx, device.account_id, ctx.now());
+    return {
+      invites: rows.map((row) => ({
+        email: row.email,
+        invited_at: row.invited_at,
+        expires_at: row.invite_expires_at!,
+      })),
+    };
+  },
+
+  async 'account.withdraw_invite'(ctx, params, call) {
+    const device = ownerOnly(call, 'withdrawing invitations');
+    const gone = await ctx.db
+      .deleteFrom('account_members')
+      .where('account_id', '=', device.account_id)
+      .where('email', '=', params.email)
+      .where('role', '=', 'member')
+      .where('joined_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(gone.numDeletedRows) === 0) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `no invitation for ${params.email} waits in this account (hangar team ls lists them; a member who joined is removed with hangar team rm)`,
+      );
+    }
+    await ctx.audit.record(auditContext(call, device.account_id), 'member.invite_withdrawn', { email: params.email });
+    return {};
+  },
+
+  async 'account.remove_member'(ctx, params, call) {
+    const owner = ownerOnly(call, 'removing people');
+    const account = await ctx.db
+      .selectFrom('accounts')
+      .select(['id', 'email'])
+      .where('id', '=', owner.account_id)
+      .executeTakeFirstOrThrow();
+    if (params.email === account.email) {
+      throw new HangarError(
+        'E_FORBIDDEN',
+        'the owner cannot remove themself: an account keeps its owner (delete what you no longer need, or revoke a device with hangar devices revoke)',
+      );
+    }
+    const member = await ctx.db
+      .selectFrom('account_members')
+      .selectAll()
+      .where('account_id', '=', owner.account_id)
+      .where('email', '=', params.email)
+      .where('role', '=', 'member')
+      .where('joined_at', 'is not', null)
+      .executeTakeFirst();
+    if (member === undefined) {
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `${params.email} is not a member of this account (hangar team ls lists them; an invitation is withdrawn with hangar team withdraw)`,
+      );
+    }
+    const theirs = await ctx.db
+      .selectFrom('devices')
+      .selectAll()
+      .where('account_id', '=', owner.account_id)
+      .where('member_email', '=', member.email)
+      .execute();
+    // Every revocation is checked before any is stored: a bad one changes nothing.
+    for (const revocation of params.revocations) {
+      if (!theirs.some((d) => d.id === revocation.device_id)) {
+        throw new HangarError(
+          'E_BAD_REQUEST',
+          `revocations: device ${revocation.device_id} is not a device of ${member.email}; nothing was changed`,
+        );
+      }
+      await checkStatement(ctx, owner, 'revoke', revocation.device_id, revocation.statement);
+    }
+    const reason = `you are no longer a member of ${account.email}'s Hangar account (its owner removed you)`;
+    for (const revocation of params.revocations) {
+      await storeStatement(ctx, call, 'revoke', revocation.device_id, revocation.statement, reason);
+    }
+    // The relay holds no trust: it cannot revoke a key, only require that the owner's device did.
+    // A device ever approved (endorsed by a statement, or a root) may be pinned by hosts, so it must
+    // be revoked; one never approved was never trusted anywhere through the relay and is deleted.
+    // Read in the transaction that removes them, so a device approved meanwhile is not deleted unrevoked.
+    const { revoked, deleted } = await ctx.db.transaction().execute(async (trx) => {
+      const now = await trx
+        .selectFrom('devices')
+        .selectAll()
+        .where('account_id', '=', owner.account_id)
+        .where('member_email', '=', member.email)
+        .execute();
+      const live = now.filter((d) => d.status !== 'revoked');
+      const endorsed = new Set(
+        live.length === 0
+          ? []
+          : (
+              await trx
+                .selectFrom('statements')
+                .select('subject_device_id')
+                .where('account_id', '=', owner.account_id)
+                .where('kind', '=', 'endorse')
+                .where(
+                  'subject_device_id',
+                  'in',
+                  live.map((d) => d.id),
+                )
+                .execute()
+            ).map((row) => row.subject_device_id),
+      );
+      const open = live.filter((d) => d.status !== 'pending' || endorsed.has(d.id));
+      if (open.length > 0) {
+        throw new HangarError(
+          'E_FORBIDDEN',
+          `${member.email} still has devices the account approved: ${open.map((d) => `${d.name} (${d.id})`).join(', ')}. ` +
+            'Each must be revoked by a statement this device signs (hangar team rm does it); the member was not removed',
+          { devices: open.map((d) => d.id) },
+        );
+      }
+      const ids = live.map((d) => d.id);
+      if (ids.length > 0) {
+        await trx.deleteFrom('refresh_tokens').where('device_id', 'in', ids).execute();
+        await trx.deleteFrom('device_approvals').where('device_id', 'in', ids).execute();
+        await trx.deleteFrom('devices').where('id', 'in', ids).execute();
+      }
+      // A revocation ended the revoked ones' logins already; this ends any left.
+      if (now.length > 0) {
+        await trx
+          .updateTable('refresh_tokens')
+          .set({ revoked_at: ctx.now() })
+          .where(
+            'device_id',
+            'in',
+            now.map((d) => d.id),
+          )
+          .where('revoked_at', 'is', null)
+          .execute();
+      }
+      await trx
+        .deleteFrom('account_members')
+        .where('account_id', '=', owner.account_id)
+        .where('email', '=', member.email)
+        .execute();
+      await trx
+        .insertInto('removed_members')
+        .values({
+          account_id: owner.account_id,
+          email: member.email,
+          password_hash: member.password_hash,
+          removed_at: ctx.now(),
+          removed_by: owner.id,
+        })
+        .onConflict((oc) =>
+          oc.columns(['account_id', 'email']).doUpdateSet({
+            password_hash: member.password_hash,
+            removed_at: ctx.now(),
+            removed_by: owner.id,
+          }),
+        )
+        .execute();
+      return { revoked: now.filter((d) => d.status === 'revoked'), deleted: live };
+    });
+    const named = (rows: DeviceRow[]) => rows.map((d) => ({ device_id: d.id, name: d.name }));
+    await ctx.audit.record(auditContext(call, owner.account_id), 'member.removed', {
+      email: member.email,
+      revoked: revoked.map((d) => d.name),
+      deleted: deleted.map((d) => d.name),
+    });
+    // Every socket and splice of theirs closes, saying why (a revoked one's closed already as it was revoked).
+    for (const device of [...revoked, ...deleted]) {
+      await ctx.bus.publish({ t: 'device.revoked', device_id: device.id, reason });
+    }
+    return { email: member.email, revoked: named(revoked), deleted: named(deleted) };
   },
 
   async 'account.members'(ctx, _params, call) {
@@ -140,7 +331,28 @@ export async function insertOwner(db: RelayDb, accountId: string, email: string,
     .execute();
 }
 
-/** Someone who joined an account as a member (members sign in with their own email and password). */
+/** The calling device, when it is the owner's; E_FORBIDDEN for a member's (`what` is what they tried). */
+function ownerOnly(call: Call, what: string): DeviceRow {
+  const device = signedIn(call);
+  if (device.member_email !== null) {
+    throw new HangarError('E_FORBIDDEN', `${what} is for the account's owner; ask them (you are a member)`);
+  }
+  return device;
+}
+
+/** Invitations not accepted and not expired: what the owner sees and the cap counts. */
+async function outstandingInvites(ctx: RelayContext, accountId: string, now: number) {
+  return ctx.db
+    .selectFrom('account_members')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .where('role', '=', 'member')
+    .where('joined_at', 'is', null)
+    .where('invite_expires_at', '>', now)
+    .orderBy('invited_at')
+    .execute();
+}
+
 /** E_PLAN_LIMIT with `message` unless the account is on Team (or billing is off: everything allowed). */
 async function requireTeam(ctx: RelayContext, accountId: string, message: string): Promise<void> {
   const state = await ctx.billing.state(accountId);
@@ -180,7 +392,8 @@ export async function memberLogin(
     .where('joined_at', 'is not', null)
     .executeTakeFirst();
   if (member?.password_hash == null) {
-    await burnPasswordTime(params.password, ctx.passwordCost);
+    // One password check either way: a removed person's (then told so) or a burnt one.
+    if (!(await refuseIfRemoved(ctx, params))) await burnPasswordTime(params.password, ctx.passwordCost);
     ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
     throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
   }
@@ -199,6 +412,27 @@ export async function memberLogin(
     params.device,
     'password',
     member.email,
+  );
+}
+
+/**
+ * A person the owner removed who signs in with their password: told so (E_FORBIDDEN), not "wrong
+ * password". Only with the right password, so the email alone says nothing about who was removed.
+ */
+async function refuseIfRemoved(ctx: RelayContext, params: RelayParams<'auth.login'>): Promise<boolean> {
+  const removed = await ctx.db
+    .selectFrom('removed_members')
+    .innerJoin('accounts', 'accounts.id', 'removed_members.account_id')
+    .select(['removed_members.password_hash', 'accounts.email as account_email'])
+    .where('removed_members.email', '=', params.email)
+    .orderBy('removed_members.removed_at', 'desc')
+    .executeTakeFirst();
+  if (removed?.password_hash == null) return false;
+  if (!(await verifyPassword(params.password, removed.password_hash))) return true;
+  ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
+  throw new HangarError(
+    'E_FORBIDDEN',
+    `you are no longer a member of ${removed.account_email}'s Hangar account (its owner removed you); ask them to invite you again`,
   );
 }
 

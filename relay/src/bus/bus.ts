@@ -16,7 +16,8 @@ export const BusEvent = z.discriminatedUnion('t', [
   /** A statement was stored: agents of the account read what they have not been sent. */
   z.object({ t: z.literal('statements'), account_id: z.string() }),
   z.object({ t: z.enum(['device.pending', 'device.changed']), account_id: z.string(), device: DeviceView }),
-  z.object({ t: z.literal('device.revoked'), device_id: z.string() }),
+  /** `reason`: why, in words, for the device's sockets and splices (a removed member's: no longer a member). */
+  z.object({ t: z.literal('device.revoked'), device_id: z.string(), reason: z.string().max(300).optional() }),
   /** A login (refresh-token family) was ended: logout, or a spent refresh token presented again. */
   z.object({ t: z.literal('session.ended'), device_id: z.string(), session_id: z.string() }),
   z.object({ t: z.literal('to_host'), host_id: z.string(), message: RelayToAgent }),

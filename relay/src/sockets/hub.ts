@@ -146,7 +146,7 @@ export class SocketHub implements Disposable {
       case 'device.revoked':
         for (const device of this.devicesById.get(event.device_id) ?? []) {
           device.fail(
-            new HangarError('E_AUTH_DEVICE_REVOKED', 'this device was revoked on its account'),
+            new HangarError('E_AUTH_DEVICE_REVOKED', event.reason ?? 'this device was revoked on its account'),
             RELAY_CLOSE.revoked,
           );
         }

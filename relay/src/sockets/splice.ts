@@ -138,7 +138,7 @@ export class SpliceHub implements Disposable {
     this.endFor(
       (s) => sessionId === undefined || s.sessionId === sessionId,
       event.device_id,
-      event.t === 'device.revoked' ? 'the device was revoked' : 'the login was ended',
+      event.t === 'device.revoked' ? (event.reason ?? 'the device was revoked') : 'the login was ended',
     );
   }
 

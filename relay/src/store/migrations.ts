@@ -146,6 +146,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('hosts').addColumn('vouches_json', 'text').execute();
       },
     },
+    // People the owner removed from a Team account (relay/PROTOCOL.md "Team members: removing a
+    // person"): their password hash stays only so that signing in with it says why it fails.
+    '004_removed_members': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('removed_members')
+          .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('email', 'text', (c) => c.notNull())
+          .addColumn('password_hash', 'text')
+          .addColumn('removed_at', 'bigint', (c) => c.notNull())
+          .addColumn('removed_by', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('removed_members_pk', ['account_id', 'email'])
+          .execute();
+        await db.schema.createIndex('removed_members_email').on('removed_members').column('email').execute();
+      },
+    },
   };
 }
 

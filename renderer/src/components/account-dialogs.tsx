@@ -1,5 +1,12 @@
 import { useEffect, useState } from 'react';
-import { describeError, visibleText, type AccountStatus, type CoreApi, type DeviceEntry } from '../api/index.js';
+import {
+  describeError,
+  visibleText,
+  type AccountStatus,
+  type CoreApi,
+  type CoreResult,
+  type DeviceEntry,
+} from '../api/index.js';
 import { DialogError, DialogForm, Field, useDialogCall } from './form-dialog.js';
 import { Modal } from './modal.js';
 
@@ -160,6 +167,18 @@ export function AccountDialog({
           ))}
         </ul>
       )}
+      {trusted && devices && (
+        <TeamSection
+          api={api}
+          devices={devices}
+          onRemoved={() =>
+            api.call('devices.list', {}).then(
+              (listed) => setDevices(listed.devices),
+              (e: unknown) => setError(describeError(e)),
+            )
+          }
+        />
+      )}
       <div className="modal-actions">
         <button type="button" onClick={() => void api.call('account.logout', {}).then(onClose, setErrorOf(setError))}>
           Sign out
@@ -169,6 +188,100 @@ export function AccountDialog({
         </button>
       </div>
     </Modal>
+  );
+}
+
+type Team = CoreResult<'account.team'>;
+
+/**
+ * The account's people (Team, relay/PROTOCOL.md "Team members"): the members and, for the owner,
+ * the invitations waiting, each with a button that asks first. Removing a member revokes each of
+ * their devices with a statement this computer signs (the core does it, as for Revoke). Shown only
+ * when there is someone besides the owner or an invitation waits.
+ */
+function TeamSection({ api, devices, onRemoved }: { api: CoreApi; devices: DeviceEntry[]; onRemoved(): void }) {
+  const [team, setTeam] = useState<Team>();
+  const [asking, setAsking] = useState<{ kind: 'remove' | 'withdraw'; email: string }>();
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const [loads, setLoads] = useState(0); // bumped after a change: the list is read again
+  useEffect(() => {
+    api.call('account.team', {}).then(setTeam, (e: unknown) => setError(describeError(e)));
+  }, [api, loads]);
+  if (!team) return error ? <DialogError error={error} /> : null;
+  const owner = team.invites !== null;
+  const joined = team.members.filter((m) => m.status === 'active');
+  if (joined.length <= 1 && (team.invites ?? []).length === 0) return null;
+  const theirDevices = (email: string) =>
+    devices.filter((d) => d.member_email === email && d.status !== 'revoked').map((d) => visibleText(d.name));
+  const confirmed = () => {
+    if (!asking) return;
+    setBusy(true);
+    const call =
+      asking.kind === 'remove'
+        ? api.call('account.remove_member', { email: asking.email }).then(onRemoved)
+        : api.call('account.withdraw_invite', { email: asking.email });
+    void call
+      .then(
+        () => {
+          setAsking(undefined);
+          setError(undefined);
+          setLoads((n) => n + 1);
+        },
+        (e: unknown) => setError(describeError(e)),
+      )
+      .finally(() => setBusy(false));
+  };
+  return (
+    <section aria-label="People of the account">
+      <h3>People</h3>
+      <ul className="device-list">
+        {joined.map((m) => (
+          <li key={m.email} aria-label={`${m.email}, ${m.role}`}>
+            <strong>{visibleText(m.email)}</strong> <span className="muted">{m.role}</span>{' '}
+            {owner && m.role === 'member' && (
+              <button type="button" className="danger" onClick={() => setAsking({ kind: 'remove', email: m.email })}>
+                Remove {m.email}…
+              </button>
+            )}
+          </li>
+        ))}
+        {(team.invites ?? []).map((i) => (
+          <li key={i.email} aria-label={`${i.email}, invited`}>
+            <strong>{visibleText(i.email)}</strong>{' '}
+            <span className="muted">invited, until {new Date(i.expires_at).toLocaleDateString()}</span>
+            <button type="button" onClick={() => setAsking({ kind: 'withdraw', email: i.email })}>
+              Withdraw {i.email}…
+            </button>
+          </li>
+        ))}
+      </ul>
+      {asking && (
+        <div role="alertdialog" aria-label={asking.kind === 'remove' ? 'Remove a member' : 'Withdraw an invitation'}>
+          {asking.kind === 'remove' ? (
+            <p>
+              Remove <strong>{visibleText(asking.email)}</strong> from the account?{' '}
+              {theirDevices(asking.email).length > 0
+                ? `This revokes their devices (${theirDevices(asking.email).join(', ')}): every host of the account refuses them, and their password no longer signs in.`
+                : 'Their password no longer signs in.'}
+            </p>
+          ) : (
+            <p>
+              Withdraw the invitation of <strong>{visibleText(asking.email)}</strong>? It no longer lets anyone join.
+            </p>
+          )}
+          <div className="modal-actions">
+            <button type="button" className="danger" disabled={busy} onClick={confirmed}>
+              {asking.kind === 'remove' ? `Remove ${asking.email}` : `Withdraw ${asking.email}`}
+            </button>
+            <button type="button" onClick={() => setAsking(undefined)}>
+              Cancel
+            </button>
+          </div>
+        </div>
+      )}
+      <DialogError error={error} />
+    </section>
   );
 }
 

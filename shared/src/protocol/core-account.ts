@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BillingStatus, PaidPlanId } from './billing.js';
+import { AccountMember, BillingStatus, InviteToken, PaidPlanId } from './billing.js';
 import { HostName } from './hosts.js';
 import {
   AccountId,
@@ -10,6 +10,7 @@ import {
   EnrollTokenId,
   EpochMs,
   HostId,
+  InviteView,
   Password,
 } from './relay.js';
 
@@ -96,6 +97,8 @@ export const DeviceEntry = z.object({
   revoked_by: Signer,
   /** Approved before, refused by hosts now (its approver was revoked): why, and what to do. */
   needs_approval_again: z.string().optional(),
+  /** Whose it is in a Team account: a member's email, null for the owner's (absent from older relays). */
+  member_email: Email.nullable().optional(),
 });
 export type DeviceEntry = z.infer<typeof DeviceEntry>;
 
@@ -153,6 +156,32 @@ export const ACCOUNT_PROCEDURES = {
   },
   /** Signs a revocation: hosts refuse the device from then on and close its open links. */
   'devices.revoke': { params: z.object({ device: DeviceRef }), result: z.object({ device: DeviceEntry }) },
+  /** The account's people and (for its owner) the invitations waiting, from the relay. */
+  'account.team': {
+    params: Empty,
+    result: z.object({ members: z.array(AccountMember), invites: z.array(InviteView).nullable() }),
+  },
+  /** The owner invites `email`: the token is theirs to hand over (the relay sends no mail). */
+  'account.invite': {
+    params: z.object({ email: Email }),
+    result: z.object({ email: Email, invite_token: InviteToken, expires_at: EpochMs }),
+  },
+  /** The owner withdraws an invitation: its token is refused from then on. */
+  'account.withdraw_invite': { params: z.object({ email: Email }), result: Empty },
+  /**
+   * The owner removes a member: this computer signs a revocation of each of their devices (hosts
+   * refuse them from then on), the relay forgets the membership and ends their logins.
+   */
+  'account.remove_member': {
+    params: z.object({ email: Email }),
+    result: z.object({
+      email: Email,
+      /** Their devices now revoked: every host of the account refuses them. */
+      revoked: z.array(z.object({ device_id: DeviceId, name: DeviceName })),
+      /** Their devices never approved, deleted. */
+      deleted: z.array(z.object({ device_id: DeviceId, name: DeviceName })),
+    }),
+  },
 } as const;
 
 export const ACCOUNT_EVENTS = {

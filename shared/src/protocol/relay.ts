@@ -76,6 +76,8 @@ export const DeviceView = z.object({
    * otherwise (and from relays older than this field).
    */
   needs_approval_again: z.string().max(2000).optional(),
+  /** Whose it is in a Team account: a member's email, null for the owner's (absent from older relays). */
+  member_email: Email.nullable().optional(),
 });
 export type DeviceView = z.infer<typeof DeviceView>;
 
@@ -203,6 +205,12 @@ export const IceConfig = z.object({
 export type IceConfig = z.infer<typeof IceConfig>;
 
 /** A statement about one device, signed by a trusted device; the account's log stores it at `seq`. */
+/** An outstanding invitation as the owner sees it (the token stays with whoever was given it). */
+export const InviteView = z.object({ email: Email, invited_at: EpochMs.nullable(), expires_at: EpochMs });
+export type InviteView = z.infer<typeof InviteView>;
+
+const RemovedDevice = z.object({ device_id: DeviceId, name: DeviceName });
+
 const DeviceStatementCall = {
   auth: 'device',
   params: z.object({ device_id: DeviceId, statement: Statement }),
@@ -331,6 +339,32 @@ export const RELAY_PROCEDURES = {
     result: LoginResult,
   },
   'account.members': { auth: 'device', params: Empty, result: z.object({ members: z.array(AccountMember) }) },
+  /** The owner's outstanding invitations: who and until when, never the token. */
+  'account.invites': { auth: 'device', params: Empty, result: z.object({ invites: z.array(InviteView) }) },
+  /** The owner withdraws an invitation: its token is refused from then on. */
+  'account.withdraw_invite': { auth: 'device', params: z.object({ email: Email }), result: Empty },
+  /**
+   * The owner removes a member (PROTOCOL.md "Team members: removing a person"): every device of
+   * theirs that was ever approved must be revoked, by a revocation stored before or one in
+   * `revocations` (signed by the calling device, as devices.revoke); one never approved is deleted.
+   */
+  'account.remove_member': {
+    auth: 'device',
+    params: z.object({
+      email: Email,
+      revocations: z
+        .array(z.object({ device_id: DeviceId, statement: Statement }))
+        .max(100)
+        .default([]),
+    }),
+    result: z.object({
+      email: Email,
+      /** Their devices revoked (by this call or before): hosts refuse them. */
+      revoked: z.array(RemovedDevice),
+      /** Their devices never approved, deleted: no host ever trusted them. */
+      deleted: z.array(RemovedDevice),
+    }),
+  },
 } as const satisfies Record<string, { auth: RelayAuth; params: z.ZodType; result: z.ZodType }>;
 
 export type RelayMethod = keyof typeof RELAY_PROCEDURES;

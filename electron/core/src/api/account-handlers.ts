@@ -1,4 +1,4 @@
-import type { CORE_PROCEDURES, ProcedureHandlers } from '@hangar/shared';
+import { HangarError, type CORE_PROCEDURES, type ProcedureHandlers } from '@hangar/shared';
 import { settleHostTrust } from '../relay/host-trust.js';
 import type { ApiContext } from './handlers.js';
 
@@ -63,4 +63,25 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
   }),
 
   'devices.revoke': async (params, { core }) => ({ result: { device: await core.devices.revoke(params.device) } }),
+
+  // Team (relay/PROTOCOL.md "Team members"): the relay decides who may; a member sees no invitations.
+  'account.team': async (_params, { core }) => {
+    const { members } = await core.account.call('account.members', {});
+    const invites = await core.account.call('account.invites', {}).then(
+      (listed) => listed.invites,
+      (error: unknown) => {
+        if (error instanceof HangarError && error.code === 'E_FORBIDDEN') return null;
+        throw error;
+      },
+    );
+    return { result: { members, invites } };
+  },
+
+  'account.invite': async (params, { core }) => ({ result: await core.account.call('account.invite', params) }),
+
+  'account.withdraw_invite': async (params, { core }) => ({
+    result: await core.account.call('account.withdraw_invite', params),
+  }),
+
+  'account.remove_member': async (params, { core }) => ({ result: await core.devices.removeMember(params.email) }),
 };

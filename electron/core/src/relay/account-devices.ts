@@ -104,6 +104,30 @@ export class AccountDevices {
     return (await this.find(device.device_id)).device;
   }
 
+  /**
+   * Removes a member of the account (relay/PROTOCOL.md "Team members: removing a person"): the
+   * relay holds no trust, so this computer signs a revocation of each of their devices not revoked
+   * yet, which the relay stores and hosts verify, and the relay then forgets the membership.
+   */
+  async removeMember(email: string): Promise<RelayResult<'account.remove_member'>> {
+    const signedIn = this.account.stored();
+    if (signedIn === undefined) throw new HangarError('E_AUTH_REQUIRED', NOT_SIGNED_IN);
+    const listed = await this.account.call('devices.list', {});
+    const revocations = listed.devices
+      .filter((d) => d.member_email === email && d.status !== 'revoked')
+      .map((d) => ({
+        device_id: d.device_id,
+        statement: makeStatement(this.account.signer, {
+          kind: 'revoke',
+          account_id: signedIn.account_id,
+          subject_device_key: d.public_key,
+          subject_name: d.name,
+          issued_at: this.now(),
+        }),
+      }));
+    return this.account.call('account.remove_member', { email, revocations });
+  }
+
   /** A DeviceView from the relay's socket, as clients see devices. */
   entryOf(device: DeviceView): DeviceEntry {
     return {
@@ -177,5 +201,6 @@ function devicesFrom(listed: RelayResult<'devices.list'>): DeviceEntry[] {
     approved_by: signer(d.endorsed_by),
     revoked_by: signer(d.revoked_by),
     ...(d.needs_approval_again !== undefined ? { needs_approval_again: d.needs_approval_again } : {}),
+    ...(d.member_email !== undefined ? { member_email: d.member_email } : {}),
   }));
 }
