@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LANE_PREFACE } from '@hangar/lane';
@@ -30,6 +31,15 @@ async function sending(port: number, source: string, bytes: Uint8Array): Promise
   return socket;
 }
 
+/** A TLS handshake with the link port (a link's first step), then gone. */
+async function tlsHandshake(port: number): Promise<void> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, localAddress: '127.0.0.9' });
+  socket.on('error', () => undefined);
+  cleanups.push(() => socket.destroy());
+  await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+  socket.destroy();
+}
+
 /** Resolves with what the agent sent before it closed the connection; fails after 5 s. */
 const closed = (socket: Socket) =>
   new Promise<Buffer>((resolve, reject) => {
@@ -44,9 +54,13 @@ const closed = (socket: Socket) =>
   });
 
 describe('lanes at the link port', () => {
-  it('a preface and then nothing is dropped at the deadline, with no answer', async () => {
+  it('a preface and then nothing waits for its HELLO, and is dropped at the deadline with no answer', async () => {
     const port = await start({}, 300);
     const socket = await sending(port, '127.0.0.2', LANE_PREFACE);
+    // A whole TLS handshake on another connection: the agent has long read the preface by then
+    // (had it gone to TLS, it would have been refused already).
+    await tlsHandshake(port);
+    expect(socket.destroyed).toBe(false);
     expect((await closed(socket)).length).toBe(0);
   });
 
@@ -57,6 +71,7 @@ describe('lanes at the link port', () => {
     const neighbour = await sending(port, '127.0.0.3', LANE_PREFACE);
     const third = await sending(port, '127.0.0.2', LANE_PREFACE);
     await closed(first);
+    await tlsHandshake(port);
     expect([second, neighbour, third].map((socket) => socket.destroyed)).toEqual([false, false, false]);
   });
 
