@@ -33,7 +33,7 @@ async function sending(port: number, source: string, bytes: Uint8Array): Promise
 
 /** A TLS handshake with the link port (a link's first step), then gone. */
 async function tlsHandshake(port: number): Promise<void> {
-  const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, localAddress: '127.0.0.9' });
+  const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false });
   socket.on('error', () => undefined);
   cleanups.push(() => socket.destroy());
   await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
