@@ -4,6 +4,9 @@
  * lane end the test speaks itself with sealRecord/RecordReader.
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import fc from 'fast-check';
 import { spawn as spawnPty, type IPty } from 'node-pty';
@@ -355,6 +358,42 @@ describe('a pty (node-pty running cat) as the local side', () => {
     peerEnd.end();
     expect((await relay.ended).how).toBe('eof');
     internals._socket.destroy();
+  });
+});
+
+describe("a terminal's stdin and stdout as the local side", () => {
+  it('reads stdin to its end (EOF), writes the lane to stdout, and leaves the fds open; regular files too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      const input = randomBytes(1 << 20);
+      writeFileSync(join(dir, 'in'), input);
+      const stdin = openSync(join(dir, 'in'), 'r');
+      const stdout = openSync(join(dir, 'out'), 'w');
+      const [peerEnd, laneEnd] = await pair();
+      const relay = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: stdin,
+          localWrite: stdout,
+          localKind: 'terminal',
+          closeLocal: false,
+        },
+        'client',
+      );
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+      const { data, then } = await peer.dataUntil();
+      expect(data.equals(input)).toBe(true);
+      expect(then?.type).toBe(RecordType.Eof);
+      peer.send(RecordType.Data, Buffer.from('the output'));
+      peer.send(RecordType.Eof);
+      peerEnd.end();
+      expect(await relay.ended).toEqual({ how: 'eof', bytesIn: 10, bytesOut: input.length });
+      expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('the output');
+      closeSync(stdin); // still open: a terminal's fds are not the relay's to close
+      closeSync(stdout);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
