@@ -261,7 +261,7 @@ export class LaneAcceptor implements Disposable {
     socket.once('close', () => lanes.open.delete(pending));
     const refuse = (error: HangarError) => {
       lanes.open.delete(pending);
-      this.log.info({ peer, code: error.code, why: error.message }, 'lane refused');
+      this.log.debug({ peer, code: error.code, why: error.message }, 'lane refused');
       const payload = Buffer.from(JSON.stringify({ code: error.code, message: error.message.slice(0, 1024) }));
       socket.end(sealRecord(keys.send, 0n, RecordType.Refuse, payload));
       // A client that does not close after REFUSE is closed for.
@@ -328,7 +328,7 @@ export class LaneAcceptor implements Disposable {
         close: () => relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))),
       };
       lanes.open.add(open);
-      this.log.info({ peer, purpose, device: lanes.link.device }, 'lane opened');
+      this.log.debug({ peer, purpose, device: lanes.link.device }, 'lane opened');
       void relay.ended.then((end) => {
         lanes.open.delete(open);
         this.stats.open--;
