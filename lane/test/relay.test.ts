@@ -332,10 +332,13 @@ describe('a pty (node-pty running cat) as the local side', () => {
   it('carries keys in and output out; the pty ending (EIO) is EOF', async () => {
     const pty: IPty = spawnPty('cat', [], { cols: 80, rows: 24, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     const exited = new Promise<number>((resolve) => pty.onExit(({ exitCode }) => resolve(exitCode)));
-    // node-pty's own reader of the master must not take the output: stop it, then relay a dup.
+    // node-pty's own reader of the master must not take the output: stop it (after the resume it
+    // scheduled when it was made, which would start it again), then relay a dup.
     const internals = pty as unknown as { _fd: number; _socket: Socket & { _handle: { readStop(): void } } };
     internals._socket.pause();
+    await new Promise((resolve) => setImmediate(resolve));
     internals._socket._handle.readStop();
+    expect(internals._socket.read()).toBeNull(); // cat has said nothing yet
     const master = lanes.dupFd(internals._fd);
     const [peerEnd, laneEnd] = await pair();
     const relay = start(
