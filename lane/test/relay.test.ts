@@ -15,6 +15,7 @@ import {
   RecordType,
   deriveLaneKeys,
   loadNativeLanes,
+  sealRecord,
   type NativeLanes,
   type Relay,
   type RelayOptions,
@@ -252,10 +253,14 @@ describe('a relay against a lane end written with sealRecord', () => {
   });
 
   it('holdNet reads nothing off the lane until release, while the local side flows', async () => {
-    const { app, peer, relay } = await againstPeer({ holdNet: true, toNet: Buffer.from('first') });
+    const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    // fromNet is held too: what was read before the hand-over is not written before release.
+    const fromNet = sealRecord(peerKeys.send, 0n, RecordType.Data, Buffer.from('held '));
+    const { app, peer, relay } = await againstPeer({ holdNet: true, toNet: Buffer.from('first'), fromNet });
+    peer.skip(1); // record 0 was fromNet
     const atApp: Buffer[] = [];
     app.on('data', (chunk: Buffer) => atApp.push(chunk));
-    peer.send(RecordType.Data, Buffer.from('held in'));
+    peer.send(RecordType.Data, Buffer.from('in'));
     expect((await peer.next())?.payload.toString()).toBe('first'); // toNet goes out while held
     // Two round trips through the local side: the relay's loop has run with the lane readable.
     for (const ping of ['ping 1', 'ping 2']) {
