@@ -433,6 +433,18 @@ describe('adoptSocket', () => {
     expect((await relay.ended).how).toBe('closed_here');
   });
 
+  it('dupFd dups with close-on-exec set', () => {
+    const copy = lanes.dupFd(0);
+    try {
+      const flags = /^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${copy}`, 'utf8'))?.[1];
+      expect(copy).not.toBe(0);
+      expect(parseInt(flags ?? '0', 8) & 0o2000000).toBe(0o2000000); // O_CLOEXEC
+    } finally {
+      closeSync(copy);
+    }
+    expect(() => lanes.dupFd(100_000)).toThrow(/dupFd\(100000\): Bad file descriptor/);
+  });
+
   it('refuses a socket with no descriptor', async () => {
     const [, mine] = await pair();
     await closed(mine);
