@@ -15,6 +15,7 @@ import {
   RecordType,
   deriveLaneKeys,
   loadNativeLanes,
+  sealRecord,
   type NativeLanes,
   type Relay,
   type RelayOptions,
@@ -252,10 +253,14 @@ describe('a relay against a lane end written with sealRecord', () => {
   });
 
   it('holdNet reads nothing off the lane until release, while the local side flows', async () => {
-    const { app, peer, relay } = await againstPeer({ holdNet: true, toNet: Buffer.from('first') });
+    const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    // fromNet is held too: what was read before the hand-over is not written before release.
+    const fromNet = sealRecord(peerKeys.send, 0n, RecordType.Data, Buffer.from('held '));
+    const { app, peer, relay } = await againstPeer({ holdNet: true, toNet: Buffer.from('first'), fromNet });
+    peer.skip(1); // record 0 was fromNet
     const atApp: Buffer[] = [];
     app.on('data', (chunk: Buffer) => atApp.push(chunk));
-    peer.send(RecordType.Data, Buffer.from('held in'));
+    peer.send(RecordType.Data, Buffer.from('in'));
     expect((await peer.next())?.payload.toString()).toBe('first'); // toNet goes out while held
     // Two round trips through the local side: the relay's loop has run with the lane readable.
     for (const ping of ['ping 1', 'ping 2']) {
@@ -332,10 +337,13 @@ describe('a pty (node-pty running cat) as the local side', () => {
   it('carries keys in and output out; the pty ending (EIO) is EOF', async () => {
     const pty: IPty = spawnPty('cat', [], { cols: 80, rows: 24, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     const exited = new Promise<number>((resolve) => pty.onExit(({ exitCode }) => resolve(exitCode)));
-    // node-pty's own reader of the master must not take the output: stop it, then relay a dup.
+    // node-pty's own reader of the master must not take the output: stop it (after the resume it
+    // scheduled when it was made, which would start it again), then relay a dup.
     const internals = pty as unknown as { _fd: number; _socket: Socket & { _handle: { readStop(): void } } };
     internals._socket.pause();
+    await new Promise((resolve) => setImmediate(resolve));
     internals._socket._handle.readStop();
+    expect(internals._socket.read()).toBeNull(); // cat has said nothing yet
     const master = lanes.dupFd(internals._fd);
     const [peerEnd, laneEnd] = await pair();
     const relay = start(
@@ -394,6 +402,53 @@ describe("a terminal's stdin and stdout as the local side", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('adoptSocket', () => {
+  it('returns what Node had read and keeps the connection: no FIN, no reset, the relay carries on', async () => {
+    const [peerEnd, mine] = await pair();
+    const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
+    let peerSawEnd = false;
+    peerEnd.on('end', () => (peerSawEnd = true));
+    const first = peer.send(RecordType.Data, Buffer.from('read by Node '));
+    mine.pause();
+    await new Promise((resolve) => mine.once('readable', resolve));
+    const { fd, pending } = lanes.adoptSocket(mine);
+    expect(pending.equals(first)).toBe(true);
+    expect(mine.destroyed).toBe(true);
+    const { app, fd: localFd } = await local();
+    const relay = start(
+      { net: fd, localRead: localFd, localWrite: localFd, localKind: 'socket', fromNet: pending },
+      'agent',
+    );
+    peer.send(RecordType.Data, Buffer.from('then by the relay'));
+    expect((await readBytes(app, 30)).toString()).toBe('read by Node then by the relay');
+    app.write('back');
+    expect((await peer.next())?.payload.toString()).toBe('back');
+    expect(peerSawEnd).toBe(false);
+    relay.close();
+    expect((await peer.next())?.type).toBe(RecordType.Close);
+    peerEnd.end();
+    expect((await relay.ended).how).toBe('closed_here');
+  });
+
+  it('dupFd dups with close-on-exec set', () => {
+    const copy = lanes.dupFd(0);
+    try {
+      const flags = /^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${copy}`, 'utf8'))?.[1];
+      expect(copy).not.toBe(0);
+      expect(parseInt(flags ?? '0', 8) & 0o2000000).toBe(0o2000000); // O_CLOEXEC
+    } finally {
+      closeSync(copy);
+    }
+    expect(() => lanes.dupFd(100_000)).toThrow(/dupFd\(100000\): Bad file descriptor/);
+  });
+
+  it('refuses a socket with no descriptor', async () => {
+    const [, mine] = await pair();
+    await closed(mine);
+    expect(() => lanes.adoptSocket(mine)).toThrow(/no file descriptor/);
   });
 });
 
