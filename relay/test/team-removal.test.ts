@@ -130,11 +130,11 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     await expect(client().call('auth.refresh', { refresh_token: laptop.session.refresh_token })).rejects.toMatchObject({
       code: expect.stringMatching(/^E_AUTH/),
     });
+    // Her password is forgotten with her membership (no hash of it kept): the right one gets the
+    // refusal a wrong one gets, saying nothing of who was removed.
     await expect(login(client(), anaEmail, newKey(), 'ana-new')).rejects.toMatchObject({
-      code: 'E_FORBIDDEN',
-      message: expect.stringContaining(`no longer a member of ${owner.email}'s`),
+      code: 'E_AUTH_BAD_CREDENTIALS',
     });
-    // The reason is told only to the right password.
     const wrong = newKey();
     await expect(
       client().call('auth.login', {
@@ -194,5 +194,42 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     await client().call('account.withdraw_invite', { email: emails[1]! }, as(owner));
     await client().call('account.invite', { email: uniqueEmail('one-more') }, as(owner));
     expect((await client().call('account.invites', {}, as(owner))).invites).toHaveLength(50);
+  });
+});
+
+describe.each(STORAGE_KINDS)('a member signing in as they are removed (%s)', (kind) => {
+  // Runs once, in a member's auth.login, after their password checked out and before their device
+  // and session are made: the owner's removal commits in that gap.
+  let during: (() => Promise<unknown>) | undefined;
+  const relay = useTestRelay(kind, {
+    afterMemberPasswordCheck: async () => {
+      const run = during;
+      during = undefined;
+      await run?.();
+    },
+  });
+
+  it('a removal that commits between the password check and the new device: refused, no device, no login', async () => {
+    const owner = await signup(relay.client);
+    const as = { accessToken: owner.session.access_token };
+    const email = uniqueEmail('ana');
+    const invite = await relay.client.call('account.invite', { email }, as);
+    const key = newKey();
+    await relay.client.call('account.accept_invite', {
+      invite_token: invite.invite_token,
+      email,
+      password: PASSWORD,
+      device: { public_key: key.publicKey, name: 'ana-first' },
+      proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+    });
+    during = () => relay.client.call('account.remove_member', { email, revocations: [] }, as);
+    await expect(login(relay.client, email, newKey(), 'ana-new')).rejects.toMatchObject({
+      code: expect.stringMatching(/^E_(AUTH_BAD_CREDENTIALS|FORBIDDEN)$/),
+    });
+    expect(during).toBeUndefined(); // the removal ran in that gap
+    const { devices } = await relay.client.call('devices.list', {}, as);
+    expect(devices.map((d) => d.name)).toEqual(['laptop']);
+    const members = await relay.client.call('account.members', {}, as);
+    expect(members.members.map((m) => m.email)).toEqual([owner.email]);
   });
 });

@@ -181,6 +181,6 @@ describe('a team through the hangar command', () => {
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
     const again = await loginCli(dir('ana-other'), relay.url, 'ana@example.com', 'ana-other');
     expect(again.code).not.toBe(0);
-    expect(again.stderr).toMatch(/no longer a member of owner@example\.com's/);
+    expect(again.stderr).toMatch(/email or password/); // no hash of her password is kept to say more
   });
 });
