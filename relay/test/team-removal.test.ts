@@ -1,4 +1,6 @@
+import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { INVITE_TTL_MS } from '../src/api/members.js';
 import { RELAY_CLOSE, makeLoginProof, type RelayClient } from '@hangar/shared';
 import {
   PASSWORD,
@@ -7,7 +9,10 @@ import {
   newKey,
   rawDeviceSocket,
   signup,
+  startTestRelay,
   statementOf,
+  tempDir,
+  TestClock,
   uniqueEmail,
   useTestRelay,
   waitFor,
@@ -194,6 +199,41 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     await client().call('account.withdraw_invite', { email: emails[1]! }, as(owner));
     await client().call('account.invite', { email: uniqueEmail('one-more') }, as(owner));
     expect((await client().call('account.invites', {}, as(owner))).invites).toHaveLength(50);
+  });
+});
+
+describe.each(STORAGE_KINDS)('expired invitations (%s)', (kind) => {
+  const storage = useTestRelay(kind).storage;
+
+  it('are deleted by the sweeper a day after they expire (until then: "expired"; then not valid)', async () => {
+    const clock = new TestClock();
+    const dataDir = kind === 'sqlite' ? tempDir('invites') : undefined;
+    const options = dataDir ? { storage: { kind: 'sqlite' as const, dataDir } } : await storage.relayOptions();
+    try {
+      await using first = await startTestRelay({ ...options, now: clock.now });
+      const owner = await signup(first.client);
+      const email = uniqueEmail('late');
+      const invite = await first.client.call('account.invite', { email }, { accessToken: owner.session.access_token });
+      const accept = (client: RelayClient) => {
+        const key = newKey();
+        return client.call('account.accept_invite', {
+          invite_token: invite.invite_token,
+          email,
+          password: PASSWORD,
+          device: { public_key: key.publicKey, name: 'late' },
+          proof: makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email, issuedAt: clock.now() }),
+        });
+      };
+      clock.advance(INVITE_TTL_MS + 60_000);
+      await expect(accept(first.client)).rejects.toMatchObject({ code: 'E_TOKEN_EXPIRED' });
+      // A day later, the next relay's first sweep (at its start) deletes it.
+      clock.advance(24 * 60 * 60_000);
+      await first.stop();
+      await using second = await startTestRelay({ ...options, now: clock.now });
+      await expect(accept(second.client)).rejects.toMatchObject({ code: 'E_TOKEN_INVALID' });
+    } finally {
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
