@@ -5,7 +5,9 @@ import { RELAY_CLOSE, makeLoginProof, type RelayClient } from '@hangar/shared';
 import {
   PASSWORD,
   STORAGE_KINDS,
+  enrollParams,
   login,
+  newHost,
   newKey,
   rawDeviceSocket,
   signup,
@@ -167,6 +169,48 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     const back = await accept(owner, anaEmail, 'ana-again');
     expect(back.session.device.status).toBe('pending');
     await expect(login(client(), anaEmail, newKey(), 'ana-other')).resolves.toMatchObject({ email: anaEmail });
+  });
+
+  it("what a removed member made or holds is refused after: an unused enrollment token, the laptop's login, a new socket", async () => {
+    const { owner, anaEmail, laptop } = await teamWithAna();
+    const host = newHost('ana-box');
+    const token = await client().call('hosts.enroll_token', { name: host.name }, as(laptop));
+    // A member invites no one.
+    await expect(client().call('account.invite', { email: uniqueEmail('friend') }, as(laptop))).rejects.toMatchObject({
+      code: 'E_FORBIDDEN',
+    });
+    await client().call(
+      'account.remove_member',
+      {
+        email: anaEmail,
+        revocations: [
+          {
+            device_id: laptop.session.device.device_id,
+            statement: statementOf(owner, 'revoke', laptop.key, 'ana-laptop'),
+          },
+        ],
+      },
+      as(owner),
+    );
+    await expect(
+      client().call('hosts.enroll', enrollParams(token.token_id, token.relay_secret, host)),
+    ).rejects.toMatchObject({ code: 'E_TOKEN_INVALID', message: expect.stringMatching(/revoked/) });
+    await expect(client().call('hosts.enroll_token', { name: 'x' }, as(laptop))).rejects.toMatchObject({
+      code: 'E_AUTH_DEVICE_REVOKED',
+    });
+    await expect(client().call('auth.refresh', { refresh_token: laptop.session.refresh_token })).rejects.toMatchObject({
+      code: expect.stringMatching(/^E_AUTH/),
+    });
+    const socket = rawDeviceSocket(relay.url, laptop.session.access_token);
+    try {
+      const closed = await waitFor('the socket refused', () => socket.closed());
+      expect(closed.code).not.toBe(1000);
+      expect(socket.messages.some((m) => (m as { type?: string }).type === 'ready')).toBe(false);
+    } finally {
+      socket.socket.terminate();
+    }
+    const { hosts } = await client().call('hosts.list', {}, as(owner));
+    expect(hosts.map((h) => h.name)).not.toContain('ana-box');
   });
 
   it('the owner lists and withdraws invitations (a withdrawn token is refused), and at most 50 wait at once', async () => {
