@@ -15,9 +15,10 @@ import {
 
 /**
  * A Team account's people through the hangar command (relay/PROTOCOL.md "Team members"), against a
- * real relay process and a real enrolled host: the owner invites, lists and withdraws invitations,
- * and removes a member, whose device that host let in is refused from then on; the member cannot
- * sign in again, nor remove anyone; the owner cannot remove themself.
+ * real relay process and a real enrolled host: the owner invites, lists and withdraws invitations;
+ * the invited person joins with the line `hangar team invite` printed (`hangar team join`) and waits
+ * for approval; the owner removes her, and her device that host let in is refused from then on;
+ * she cannot sign in again, nor remove anyone; the owner cannot remove themself.
  */
 
 const { dir, relayAt, hostMachine } = useRelayStack();

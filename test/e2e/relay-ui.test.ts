@@ -11,7 +11,8 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/
  * The account in the web UI, in Debian's Chromium against `hangar ui`, a real relay process and a
  * real agent: sign up, enroll a host from the dialog (it shows the line and turns green when the
  * host appears), see it in the host list, approve a computer that asks to join (typing its
- * code), and see the relay go away and come back. Screenshots: test/e2e/screenshots/relay-*.png.
+ * code), join a team with a pasted invitation in a second window, and see the relay go away and
+ * come back. Screenshots: test/e2e/screenshots/relay-*.png.
  */
 
 describe('the account in the web UI', () => {
