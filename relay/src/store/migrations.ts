@@ -164,9 +164,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     },
     // The removed people's password hashes go (relay/PROTOCOL.md "Team members: removing a person"):
     // a secret-derived value of someone who left is kept for no one; they get the refusal anyone gets.
+    // And the sweeper finds expired invitations by an index, not by reading every member.
     '005_forget_removed_members': {
       async up(db: Kysely<unknown>) {
         await db.schema.dropTable('removed_members').execute();
+        await db.schema
+          .createIndex('account_members_invite_expires')
+          .on('account_members')
+          .column('invite_expires_at')
+          .execute();
       },
     },
   };
