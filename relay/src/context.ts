@@ -47,6 +47,8 @@ export interface RelayContext {
   readonly clientAddress: (request: IncomingMessage) => string;
   /** Tests only (RelayOptions.afterAuthRead). */
   readonly afterAuthRead?: (() => Promise<void>) | undefined;
+  /** Tests only (RelayOptions.afterMemberPasswordCheck). */
+  readonly afterMemberPasswordCheck?: (() => Promise<void>) | undefined;
 }
 
 export type DeviceRow = RelayTables['devices'];

@@ -70,6 +70,8 @@ export interface RelayOptions {
   requestTimeoutMs?: number;
   /** Tests only: awaited in authenticate after its read of the device and login, to open races there. */
   afterAuthRead?: () => Promise<void>;
+  /** Tests only: awaited in a member's auth.login after their password checked out, before the device and session are made. */
+  afterMemberPasswordCheck?: () => Promise<void>;
 }
 
 export interface RunningRelay extends Disposable {
@@ -149,6 +151,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       turn: options.turn,
       clientAddress: (request) => clientAddress(request, options.trustProxy === true),
       afterAuthRead: options.afterAuthRead,
+      afterMemberPasswordCheck: options.afterMemberPasswordCheck,
       version: RELAY_VERSION,
       billing: new Billing(store.db, await loadEntitlementSigner(store.db), options.billing ?? {}, now),
     };

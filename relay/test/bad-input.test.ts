@@ -95,7 +95,6 @@ const TABLES = [
   'audit',
   'usage_records',
   'account_members',
-  'removed_members',
   'billing_customers',
   'subscriptions',
 ] as const;

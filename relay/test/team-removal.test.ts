@@ -1,13 +1,20 @@
+import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { INVITE_TTL_MS } from '../src/api/members.js';
 import { RELAY_CLOSE, makeLoginProof, type RelayClient } from '@hangar/shared';
 import {
   PASSWORD,
   STORAGE_KINDS,
+  enrollParams,
   login,
+  newHost,
   newKey,
   rawDeviceSocket,
   signup,
+  startTestRelay,
   statementOf,
+  tempDir,
+  TestClock,
   uniqueEmail,
   useTestRelay,
   waitFor,
@@ -130,11 +137,11 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     await expect(client().call('auth.refresh', { refresh_token: laptop.session.refresh_token })).rejects.toMatchObject({
       code: expect.stringMatching(/^E_AUTH/),
     });
+    // Her password is forgotten with her membership (no hash of it kept): the right one gets the
+    // refusal a wrong one gets, saying nothing of who was removed.
     await expect(login(client(), anaEmail, newKey(), 'ana-new')).rejects.toMatchObject({
-      code: 'E_FORBIDDEN',
-      message: expect.stringContaining(`no longer a member of ${owner.email}'s`),
+      code: 'E_AUTH_BAD_CREDENTIALS',
     });
-    // The reason is told only to the right password.
     const wrong = newKey();
     await expect(
       client().call('auth.login', {
@@ -162,6 +169,48 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     const back = await accept(owner, anaEmail, 'ana-again');
     expect(back.session.device.status).toBe('pending');
     await expect(login(client(), anaEmail, newKey(), 'ana-other')).resolves.toMatchObject({ email: anaEmail });
+  });
+
+  it("what a removed member made or holds is refused after: an unused enrollment token, the laptop's login, a new socket", async () => {
+    const { owner, anaEmail, laptop } = await teamWithAna();
+    const host = newHost('ana-box');
+    const token = await client().call('hosts.enroll_token', { name: host.name }, as(laptop));
+    // A member invites no one.
+    await expect(client().call('account.invite', { email: uniqueEmail('friend') }, as(laptop))).rejects.toMatchObject({
+      code: 'E_FORBIDDEN',
+    });
+    await client().call(
+      'account.remove_member',
+      {
+        email: anaEmail,
+        revocations: [
+          {
+            device_id: laptop.session.device.device_id,
+            statement: statementOf(owner, 'revoke', laptop.key, 'ana-laptop'),
+          },
+        ],
+      },
+      as(owner),
+    );
+    await expect(
+      client().call('hosts.enroll', enrollParams(token.token_id, token.relay_secret, host)),
+    ).rejects.toMatchObject({ code: 'E_TOKEN_INVALID', message: expect.stringMatching(/revoked/) });
+    await expect(client().call('hosts.enroll_token', { name: 'x' }, as(laptop))).rejects.toMatchObject({
+      code: 'E_AUTH_DEVICE_REVOKED',
+    });
+    await expect(client().call('auth.refresh', { refresh_token: laptop.session.refresh_token })).rejects.toMatchObject({
+      code: expect.stringMatching(/^E_AUTH/),
+    });
+    const socket = rawDeviceSocket(relay.url, laptop.session.access_token);
+    try {
+      const closed = await waitFor('the socket refused', () => socket.closed());
+      expect(closed.code).not.toBe(1000);
+      expect(socket.messages.some((m) => (m as { type?: string }).type === 'ready')).toBe(false);
+    } finally {
+      socket.socket.terminate();
+    }
+    const { hosts } = await client().call('hosts.list', {}, as(owner));
+    expect(hosts.map((h) => h.name)).not.toContain('ana-box');
   });
 
   it('the owner lists and withdraws invitations (a withdrawn token is refused), and at most 50 wait at once', async () => {
@@ -194,5 +243,77 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     await client().call('account.withdraw_invite', { email: emails[1]! }, as(owner));
     await client().call('account.invite', { email: uniqueEmail('one-more') }, as(owner));
     expect((await client().call('account.invites', {}, as(owner))).invites).toHaveLength(50);
+  });
+});
+
+describe.each(STORAGE_KINDS)('expired invitations (%s)', (kind) => {
+  const storage = useTestRelay(kind).storage;
+
+  it('are deleted by the sweeper a day after they expire (until then: "expired"; then not valid)', async () => {
+    const clock = new TestClock();
+    const dataDir = kind === 'sqlite' ? tempDir('invites') : undefined;
+    const options = dataDir ? { storage: { kind: 'sqlite' as const, dataDir } } : await storage.relayOptions();
+    try {
+      await using first = await startTestRelay({ ...options, now: clock.now });
+      const owner = await signup(first.client);
+      const email = uniqueEmail('late');
+      const invite = await first.client.call('account.invite', { email }, { accessToken: owner.session.access_token });
+      const accept = (client: RelayClient) => {
+        const key = newKey();
+        return client.call('account.accept_invite', {
+          invite_token: invite.invite_token,
+          email,
+          password: PASSWORD,
+          device: { public_key: key.publicKey, name: 'late' },
+          proof: makeLoginProof(key.signer, { relayOrigin: client.origin, identity: email, issuedAt: clock.now() }),
+        });
+      };
+      clock.advance(INVITE_TTL_MS + 60_000);
+      await expect(accept(first.client)).rejects.toMatchObject({ code: 'E_TOKEN_EXPIRED' });
+      // A day later, the next relay's first sweep (at its start) deletes it.
+      clock.advance(24 * 60 * 60_000);
+      await first.stop();
+      await using second = await startTestRelay({ ...options, now: clock.now });
+      await expect(accept(second.client)).rejects.toMatchObject({ code: 'E_TOKEN_INVALID' });
+    } finally {
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.each(STORAGE_KINDS)('a member signing in as they are removed (%s)', (kind) => {
+  // Runs once, in a member's auth.login, after their password checked out and before their device
+  // and session are made: the owner's removal commits in that gap.
+  let during: (() => Promise<unknown>) | undefined;
+  const relay = useTestRelay(kind, {
+    afterMemberPasswordCheck: async () => {
+      const run = during;
+      during = undefined;
+      await run?.();
+    },
+  });
+
+  it('a removal that commits between the password check and the new device: refused, no device, no login', async () => {
+    const owner = await signup(relay.client);
+    const as = { accessToken: owner.session.access_token };
+    const email = uniqueEmail('ana');
+    const invite = await relay.client.call('account.invite', { email }, as);
+    const key = newKey();
+    await relay.client.call('account.accept_invite', {
+      invite_token: invite.invite_token,
+      email,
+      password: PASSWORD,
+      device: { public_key: key.publicKey, name: 'ana-first' },
+      proof: makeLoginProof(key.signer, { relayOrigin: relay.client.origin, identity: email }),
+    });
+    during = () => relay.client.call('account.remove_member', { email, revocations: [] }, as);
+    await expect(login(relay.client, email, newKey(), 'ana-new')).rejects.toMatchObject({
+      code: expect.stringMatching(/^E_(AUTH_BAD_CREDENTIALS|FORBIDDEN)$/),
+    });
+    expect(during).toBeUndefined(); // the removal ran in that gap
+    const { devices } = await relay.client.call('devices.list', {}, as);
+    expect(devices.map((d) => d.name)).toEqual(['laptop']);
+    const members = await relay.client.call('account.members', {}, as);
+    expect(members.members.map((m) => m.email)).toEqual([owner.email]);
   });
 });

@@ -30,6 +30,9 @@ export const LOG_REDACT_PATHS: readonly string[] = [
   '*.access_token',
   'refresh_token',
   '*.refresh_token',
+  // account.join's invitation (lets one person join, once)
+  'invite_token',
+  '*.invite_token',
 ];
 
 export const LOG_REDACT_CENSOR = '[Redacted]';

@@ -2,8 +2,6 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayClient, makeLoginProof } from '@hangar/shared';
-import { deviceSigner, loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
 import { endAgent, hangar, removeDir, startAgentProcess, tempDir, type AgentProcess } from '../support/processes.js';
 import { HostShell, PASSWORD, loginCli, startTestRelayProcess } from '../support/relay-stack.js';
@@ -13,7 +11,8 @@ import { CHROMIUM, CHROMIUM_ARGS, SHOTS, startWebUi, palette } from '../support/
  * The account in the web UI, in Debian's Chromium against `hangar ui`, a real relay process and a
  * real agent: sign up, enroll a host from the dialog (it shows the line and turns green when the
  * host appears), see it in the host list, approve a computer that asks to join (typing its
- * code), and see the relay go away and come back. Screenshots: test/e2e/screenshots/relay-*.png.
+ * code), join a team with a pasted invitation in a second window, and see the relay go away and
+ * come back. Screenshots: test/e2e/screenshots/relay-*.png.
  */
 
 describe('the account in the web UI', () => {
@@ -116,23 +115,37 @@ describe('the account in the web UI', () => {
   });
 
   it('lists the people in the account dialog, and withdraws an invitation and removes a member once confirmed', async () => {
-    const invited = await hangar(laptop, ['team', 'invite', 'ana@example.com', '--json']);
+    const invited = await hangar(laptop, ['team', 'invite', 'ana@example.com']);
     expect(invited.code, invited.stderr).toBe(0);
     expect((await hangar(laptop, ['team', 'invite', 'bob@example.com'])).code).toBe(0);
-    // Ana accepts (no hangar command does yet: the relay call) and signs in on her own computer.
-    const client = new RelayClient({ url: relay.url });
+    // Ana joins in her own window (signed out): Sign in…, she has an invitation, and pastes the
+    // whole line the owner was given (the relay and email are read from it), choosing a password.
     const anaHome = join(dir, 'ana');
-    const anaKey = await loadOrCreateDeviceKey(join(dir, 'ana-first'));
-    await client.call('account.accept_invite', {
-      invite_token: (JSON.parse(invited.stdout) as { invite_token: string }).invite_token,
-      email: 'ana@example.com',
-      password: PASSWORD,
-      device: { public_key: anaKey.publicKeyHex, name: 'ana-first' },
-      proof: makeLoginProof(deviceSigner(anaKey.privateKey), {
-        relayOrigin: client.origin,
-        identity: 'ana@example.com',
-      }),
-    });
+    const line = /^\s*(hangar team join .*)$/m.exec(invited.stdout)![1]!;
+    const anaUi = await startWebUi(join(dir, 'ana-first'));
+    const anaPage = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await anaPage.goto(anaUi.url);
+      await anaPage.getByRole('button', { name: 'Sign in…' }).click();
+      await anaPage.getByRole('button', { name: 'I have an invitation to a team' }).click();
+      const joining = anaPage.getByRole('dialog', { name: 'Join a team' });
+      await joining.getByLabel('Invitation').fill(line);
+      expect(await joining.getByLabel('Relay').inputValue()).toBe(relay.url);
+      expect(await joining.getByLabel('Email').inputValue()).toBe('ana@example.com');
+      await joining.getByLabel('Password', { exact: true }).fill(PASSWORD);
+      await joining.getByLabel('Password again').fill(PASSWORD);
+      await joining.getByLabel('This computer’s name (optional)').fill('ana-first');
+      await anaPage.screenshot({ path: join(SHOTS, 'relay-team-join.png') });
+      await joining.getByRole('button', { name: 'Join' }).click();
+      await joining.waitFor({ state: 'detached', timeout: 20_000 });
+      // Signed in as Ana, waiting for approval: her account dialog shows the code to type on a trusted computer.
+      await anaPage.getByRole('button', { name: 'Account ana@example.com' }).click();
+      await anaPage.getByText('ana-first, is waiting for approval', { exact: false }).waitFor();
+      expect(await anaPage.getByLabel('Approval code').textContent()).toMatch(/^(?:[A-Z2-7]{4}-){7}[A-Z2-7]{4}$/);
+    } finally {
+      await anaPage.close();
+      await anaUi.stop();
+    }
     expect((await loginCli(anaHome, relay.url, 'ana@example.com', 'ana-desk')).code).toBe(0);
     // The window asks about each new computer; not the question here.
     const dismissed: string[] = [];

@@ -156,7 +156,8 @@ export const TOP_COMMANDS: readonly TopCommand[] = [
   {
     name: 'team',
     term: 'team',
-    description: "the account's people: list them and the invitations waiting, invite, remove, withdraw",
+    description:
+      "the account's people: list them and the invitations waiting, invite, join with an invitation, remove, withdraw",
     load: team,
   },
   {

@@ -62,6 +62,7 @@ export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
 
   'account.signup': { commands: ['signup'] },
   'account.login': { commands: ['login'] },
+  'account.join': { commands: ['team join'] },
   'account.logout': { commands: ['logout'] },
   'account.status': { commands: ['account'] },
   'account.billing': { commands: ['account'] },

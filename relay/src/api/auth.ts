@@ -392,7 +392,57 @@ export async function signIn(
   method: 'password' | 'oidc',
   memberEmail: string | null = null,
 ): Promise<LoginResult> {
-  let device = await ctx.db
+  // A member's device and session are made in one transaction with a read of their membership,
+  // locked (as account.remove_member locks it first): a removal that committed since the password
+  // was checked refuses this login, and one that comes after sees (and deletes) the device made.
+  const { device, isNew, result } =
+    memberEmail === null
+      ? await deviceAndSession(ctx, ctx.db, account, registration, method, null)
+      : await ctx.db.transaction().execute(async (trx) => {
+          if (!(await lockMembership(ctx, trx, account.account_id, memberEmail))) {
+            ctx.metrics.logins.inc({ method, outcome: 'refused' });
+            throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
+          }
+          return deviceAndSession(ctx, trx, account, registration, method, memberEmail);
+        });
+  ctx.metrics.logins.inc({ method, outcome: 'ok' });
+  await ctx.audit.record(auditContext(call, account.account_id, `device:${device.id}`), 'auth.login', {
+    method,
+    device_id: device.id,
+    device_name: device.name,
+    new_device: isNew,
+  });
+  if (isNew) await ctx.bus.publish({ t: 'device.pending', account_id: account.account_id, device: deviceView(device) });
+  return result;
+}
+
+/**
+ * Whether `email` is still a member who joined `accountId`, locking that row until the transaction
+ * ends on Postgres (SQLite runs one transaction at a time): what a member's sign-in and the
+ * member's removal both read first, so one of them sees the other's result.
+ */
+export async function lockMembership(ctx: RelayContext, trx: RelayDb, accountId: string, email: string) {
+  const row = await trx
+    .selectFrom('account_members')
+    .select('email')
+    .where('account_id', '=', accountId)
+    .where('email', '=', email)
+    .where('joined_at', 'is not', null)
+    .$if(ctx.dialect === 'postgres', (q) => q.forUpdate())
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** A known device key signs in again (its name and last_seen updated), or a new one joins as pending; then its session. */
+async function deviceAndSession(
+  ctx: RelayContext,
+  db: RelayDb, // a transaction for a member's
+  account: { account_id: string; email: string },
+  registration: Registration,
+  method: 'password' | 'oidc',
+  memberEmail: string | null,
+): Promise<{ device: DeviceRow; isNew: boolean; result: LoginResult }> {
+  let device = await db
     .selectFrom('devices')
     .selectAll()
     .where('account_id', '=', account.account_id)
@@ -400,13 +450,17 @@ export async function signIn(
     .executeTakeFirst();
   const isNew = device === undefined;
   if (device === undefined) {
-    await refuseIfTooManyWaiting(ctx.db, account.account_id);
+    await refuseIfTooManyWaiting(db, account.account_id);
     try {
-      device = await insertDevice(ctx.db, ctx, account.account_id, registration, 'pending', memberEmail);
+      device = await insertDevice(db, ctx, account.account_id, registration, 'pending', memberEmail);
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
-      // The same device signed in twice at once; the other request made the row.
-      device = await ctx.db
+      // The same device signed in twice at once; the other request made the row. (In a member's
+      // transaction the failed insert ended it on Postgres: that sign-in is asked to try again.)
+      if (db !== ctx.db && ctx.dialect === 'postgres') {
+        throw new HangarError('E_UNAVAILABLE', 'this device signed in twice at once; sign in again');
+      }
+      device = await db
         .selectFrom('devices')
         .selectAll()
         .where('account_id', '=', account.account_id)
@@ -426,33 +480,26 @@ export async function signIn(
       ctx.metrics.logins.inc({ method, outcome: 'refused' });
       throw revoked(device);
     }
-    await ctx.db
+    await db
       .updateTable('devices')
       .set({ name: registration.name, last_seen: ctx.now() })
       .where('id', '=', device.id)
       .execute();
     device = { ...device, name: registration.name, last_seen: ctx.now() };
   }
-  ctx.metrics.logins.inc({ method, outcome: 'ok' });
-  await ctx.audit.record(auditContext(call, account.account_id, `device:${device.id}`), 'auth.login', {
-    method,
-    device_id: device.id,
-    device_name: device.name,
-    new_device: isNew,
-  });
-  if (isNew) await ctx.bus.publish({ t: 'device.pending', account_id: account.account_id, device: deviceView(device) });
-  return session(ctx, account, device);
+  return { device, isNew, result: await session(ctx, account, device, db) };
 }
 
 export async function session(
   ctx: RelayContext,
   account: { account_id: string; email: string },
   device: DeviceRow,
+  db: RelayDb = ctx.db, // a transaction where the device was made in one
 ): Promise<LoginResult> {
   const now = ctx.now();
   const refresh = newRefreshToken();
   const familyId = newId('fam');
-  await ctx.db
+  await db
     .insertInto('refresh_tokens')
     .values({
       id: newId('rt'),

@@ -4,7 +4,7 @@ import { burnPasswordTime, hashPassword, verifyPassword } from '../accounts/pass
 import { sha256Hex } from '../accounts/tokens.js';
 import { deviceView, type DeviceRow, type RelayContext } from '../context.js';
 import type { RelayDb } from '../store/db.js';
-import { BAD_CREDENTIALS, insertDevice, refuseIfTooManyWaiting, session, signIn } from './auth.js';
+import { BAD_CREDENTIALS, insertDevice, lockMembership, refuseIfTooManyWaiting, session, signIn } from './auth.js';
 import { auditContext, checkLoginProof, signedIn, type Call, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
 import { checkStatement, storeStatement } from './devices.js';
@@ -110,8 +110,6 @@ export const memberHandlers: Pick<
         .where('joined_at', 'is', null)
         .executeTakeFirst();
       if (Number(joined.numUpdatedRows) !== 1) return undefined;
-      // Removed before and invited again: the old removal no longer speaks for them at sign-in.
-      await trx.deleteFrom('removed_members').where('email', '=', row.email).execute();
       return insertDevice(trx, ctx, row.account_id, params.device, 'pending', row.email);
     });
     if (device === undefined)
@@ -208,6 +206,14 @@ export const memberHandlers: Pick<
     // be revoked; one never approved was never trusted anywhere through the relay and is deleted.
     // Read in the transaction that removes them, so a device approved meanwhile is not deleted unrevoked.
     const { revoked, deleted } = await ctx.db.transaction().execute(async (trx) => {
+      // Locked first, as a member's sign-in locks it: a sign-in that made a device before this
+      // commits is seen below (and its device deleted); one after is refused (auth.ts signIn).
+      if (!(await lockMembership(ctx, trx, owner.account_id, member.email))) {
+        throw new HangarError(
+          'E_NOT_FOUND',
+          `${member.email} is not a member of this account any more (removed meanwhile)`,
+        );
+      }
       const now = await trx
         .selectFrom('devices')
         .selectAll()
@@ -264,23 +270,6 @@ export const memberHandlers: Pick<
         .deleteFrom('account_members')
         .where('account_id', '=', owner.account_id)
         .where('email', '=', member.email)
-        .execute();
-      await trx
-        .insertInto('removed_members')
-        .values({
-          account_id: owner.account_id,
-          email: member.email,
-          password_hash: member.password_hash,
-          removed_at: ctx.now(),
-          removed_by: owner.id,
-        })
-        .onConflict((oc) =>
-          oc.columns(['account_id', 'email']).doUpdateSet({
-            password_hash: member.password_hash,
-            removed_at: ctx.now(),
-            removed_by: owner.id,
-          }),
-        )
         .execute();
       return { revoked: now.filter((d) => d.status === 'revoked'), deleted: live };
     });
@@ -392,8 +381,9 @@ export async function memberLogin(
     .where('joined_at', 'is not', null)
     .executeTakeFirst();
   if (member?.password_hash == null) {
-    // One password check either way: a removed person's (then told so) or a burnt one.
-    if (!(await refuseIfRemoved(ctx, params))) await burnPasswordTime(params.password, ctx.passwordCost);
+    // No such member (never one, or removed: the relay keeps no password of someone who left, so
+    // they get the refusal anyone gets): a password check's time all the same.
+    await burnPasswordTime(params.password, ctx.passwordCost);
     ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
     throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
   }
@@ -405,6 +395,7 @@ export async function memberLogin(
     });
     throw new HangarError('E_AUTH_BAD_CREDENTIALS', BAD_CREDENTIALS);
   }
+  if (ctx.afterMemberPasswordCheck) await ctx.afterMemberPasswordCheck();
   return signIn(
     ctx,
     call,
@@ -412,27 +403,6 @@ export async function memberLogin(
     params.device,
     'password',
     member.email,
-  );
-}
-
-/**
- * A person the owner removed who signs in with their password: told so (E_FORBIDDEN), not "wrong
- * password". Only with the right password, so the email alone says nothing about who was removed.
- */
-async function refuseIfRemoved(ctx: RelayContext, params: RelayParams<'auth.login'>): Promise<boolean> {
-  const removed = await ctx.db
-    .selectFrom('removed_members')
-    .innerJoin('accounts', 'accounts.id', 'removed_members.account_id')
-    .select(['removed_members.password_hash', 'accounts.email as account_email'])
-    .where('removed_members.email', '=', params.email)
-    .orderBy('removed_members.removed_at', 'desc')
-    .executeTakeFirst();
-  if (removed?.password_hash == null) return false;
-  if (!(await verifyPassword(params.password, removed.password_hash))) return true;
-  ctx.metrics.logins.inc({ method: 'password', outcome: 'refused' });
-  throw new HangarError(
-    'E_FORBIDDEN',
-    `you are no longer a member of ${removed.account_email}'s Hangar account (its owner removed you); ask them to invite you again`,
   );
 }
 

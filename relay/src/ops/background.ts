@@ -10,6 +10,8 @@ export const REPLICA_DEAD_AFTER_MS = 15_000;
 /** Any number unique to this application: the session-level advisory lock of the sweeper. */
 const SWEEPER_LOCK = 0x68616e67; // "hang"
 const ENROLL_TOKEN_KEEP_MS = 24 * 60 * 60_000;
+/** An expired invitation is kept this long past its expiry, then deleted. */
+const INVITE_KEEP_MS = 24 * 60 * 60_000;
 const BUS_MESSAGE_KEEP_MS = 60_000;
 
 /**
@@ -129,6 +131,12 @@ export class BackgroundWork implements Disposable {
       .where('expires_at', '<', now - ENROLL_TOKEN_KEEP_MS)
       .execute();
     await this.ctx.db.deleteFrom('refresh_tokens').where('expires_at', '<', now).execute();
+    // Invitations never accepted, a day after they expired (until then the person is told "expired").
+    await this.ctx.db
+      .deleteFrom('account_members')
+      .where('joined_at', 'is', null)
+      .where('invite_expires_at', '<', now - INVITE_KEEP_MS)
+      .execute();
     await this.ctx.db
       .deleteFrom('bus_messages')
       .where('created_at', '<', now - BUS_MESSAGE_KEEP_MS)

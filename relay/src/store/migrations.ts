@@ -146,8 +146,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('hosts').addColumn('vouches_json', 'text').execute();
       },
     },
-    // People the owner removed from a Team account (relay/PROTOCOL.md "Team members: removing a
-    // person"): their password hash stays only so that signing in with it says why it fails.
+    // People the owner removed from a Team account, with their password hash, to tell them so at
+    // sign-in: dropped by 005.
     '004_removed_members': {
       async up(db: Kysely<unknown>) {
         await db.schema
@@ -160,6 +160,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addPrimaryKeyConstraint('removed_members_pk', ['account_id', 'email'])
           .execute();
         await db.schema.createIndex('removed_members_email').on('removed_members').column('email').execute();
+      },
+    },
+    // The removed people's password hashes go (relay/PROTOCOL.md "Team members: removing a person"):
+    // a secret-derived value of someone who left is kept for no one; they get the refusal anyone gets.
+    // And the sweeper finds expired invitations by an index, not by reading every member.
+    '005_forget_removed_members': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.dropTable('removed_members').execute();
+        await db.schema
+          .createIndex('account_members_invite_expires')
+          .on('account_members')
+          .column('invite_expires_at')
+          .execute();
       },
     },
   };

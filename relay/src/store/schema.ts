@@ -148,12 +148,4 @@ export interface RelayTables {
     invite_expires_at: number | null;
     joined_at: number | null;
   };
-  /** A person the owner removed (migration 004): their password is kept only to say so at sign-in. */
-  removed_members: {
-    account_id: string;
-    email: string;
-    password_hash: string | null;
-    removed_at: number;
-    removed_by: string;
-  };
 }

@@ -10,28 +10,64 @@ import {
 import { DialogError, DialogForm, Field, useDialogCall } from './form-dialog.js';
 import { Modal } from './modal.js';
 
+/** What the sign-in dialog does: sign in, make an account, or join a Team account with an invitation. */
+export type SignInMode = 'signin' | 'signup' | 'join';
+
+/** An invitation token in pasted text: alone, or in the `hangar team join …` line the owner was given. */
+const INVITE_TOKEN = /inv1_[A-Za-z0-9_-]{43}/;
+
 /**
- * Signing in to an account on a relay, or making one. The password goes to this computer's core,
- * which proves to the relay that it holds this computer's key; the key itself never leaves it.
+ * What a pasted invitation says: the token, and the relay and email when the whole line
+ * (`hangar team join --relay URL --email EMAIL inv1_…`) was pasted.
  */
-export function SignInDialog({ api, mode, onClose }: { api: CoreApi; mode: 'signin' | 'signup'; onClose(): void }) {
+export function readInvitation(text: string): { token: string; relay?: string; email?: string } {
+  const word = (flag: string) => new RegExp(`--${flag}\\s+'?([^\\s']+)'?`).exec(text)?.[1];
+  return { token: INVITE_TOKEN.exec(text)?.[0] ?? text.trim(), relay: word('relay'), email: word('email') };
+}
+
+/**
+ * Signing in to an account on a relay, making one, or joining a Team account with the invitation
+ * its owner gave (pasted whole: the relay and email are read from it). The password goes to this
+ * computer's core, which proves to the relay that it holds this computer's key; the key itself
+ * never leaves it.
+ */
+export function SignInDialog({ api, mode: initial, onClose }: { api: CoreApi; mode: SignInMode; onClose(): void }) {
+  const [mode, setMode] = useState(initial);
   const [relay, setRelay] = useState('');
   const [email, setEmail] = useState('');
+  const [invitation, setInvitation] = useState('');
   const [password, setPassword] = useState('');
   const [again, setAgain] = useState('');
   const [deviceName, setDeviceName] = useState('');
   const { error, setError, busy, run } = useDialogCall();
   const signup = mode === 'signup';
+  const join = mode === 'join';
+  const newPassword = signup || join;
+  const pasted = (text: string) => {
+    setInvitation(text);
+    const read = readInvitation(text);
+    if (read.relay !== undefined) setRelay(read.relay);
+    if (read.email !== undefined) setEmail(read.email);
+  };
   return (
-    <Modal title={signup ? 'Create an account' : 'Sign in'} onClose={onClose}>
+    <Modal title={signup ? 'Create an account' : join ? 'Join a team' : 'Sign in'} onClose={onClose}>
       <p className="muted">
         {signup
           ? 'This computer becomes the account’s first, trusted device.'
-          : 'A computer new to the account waits until one you already use approves it.'}
+          : join
+            ? 'Paste the invitation the account’s owner gave you and choose a password. This computer then waits until a computer of the team approves it, with the code it shows.'
+            : 'A computer new to the account waits until one you already use approves it.'}
       </p>
+      {mode === 'signin' && (
+        <p>
+          <button type="button" className="link" onClick={() => setMode('join')}>
+            I have an invitation to a team
+          </button>
+        </p>
+      )}
       <DialogForm
         onSubmit={() => {
-          if (signup && password !== again) {
+          if (newPassword && password !== again) {
             setError('The two passwords differ.');
             return;
           }
@@ -41,13 +77,29 @@ export function SignInDialog({ api, mode, onClose }: { api: CoreApi; mode: 'sign
             password,
             ...(deviceName.trim() ? { device_name: deviceName.trim() } : {}),
           };
-          run(api.call(signup ? 'account.signup' : 'account.login', params), onClose);
+          run(
+            join
+              ? api.call('account.join', { ...params, invite_token: readInvitation(invitation).token })
+              : api.call(signup ? 'account.signup' : 'account.login', params),
+            onClose,
+          );
         }}
         onCancel={onClose}
         error={error}
         busy={busy}
-        submit={busy ? 'Signing in…' : signup ? 'Create account' : 'Sign in'}
+        submit={busy ? (join ? 'Joining…' : 'Signing in…') : signup ? 'Create account' : join ? 'Join' : 'Sign in'}
       >
+        {join && (
+          <Field
+            label="Invitation"
+            required
+            value={invitation}
+            onValue={pasted}
+            placeholder="hangar team join --relay … --email … inv1_…"
+            autoComplete="off"
+            spellCheck={false}
+          />
+        )}
         <Field label="Relay" required value={relay} onValue={setRelay} placeholder="https://relay.example.com" />
         <Field label="Email" required type="email" value={email} onValue={setEmail} autoComplete="email" />
         <Field
@@ -56,9 +108,9 @@ export function SignInDialog({ api, mode, onClose }: { api: CoreApi; mode: 'sign
           type="password"
           value={password}
           onValue={setPassword}
-          autoComplete={signup ? 'new-password' : 'current-password'}
+          autoComplete={newPassword ? 'new-password' : 'current-password'}
         />
-        {signup && (
+        {newPassword && (
           <Field
             label="Password again"
             required

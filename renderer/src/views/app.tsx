@@ -1,6 +1,6 @@
 import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
 import { describeError, type CoreApi, type DeviceEntry, type TaskInfo } from '../api/index.js';
-import { AccountDialog, ApproveDeviceDialog, SignInDialog } from '../components/account-dialogs.js';
+import { AccountDialog, ApproveDeviceDialog, SignInDialog, type SignInMode } from '../components/account-dialogs.js';
 import { EnrollHostDialog } from '../components/enroll-dialog.js';
 import { CancelTaskDialog } from '../components/cancel-task-dialog.js';
 import { AddHostDialog, RemoveHostDialog, RenameHostDialog, RenameTabDialog } from '../components/host-dialogs.js';
@@ -30,7 +30,7 @@ type Dialog =
   | { kind: 'remove-host'; host: string }
   | { kind: 'rename-tab'; tabId: string }
   | { kind: 'settings' }
-  | { kind: 'sign-in'; mode: 'signin' | 'signup' }
+  | { kind: 'sign-in'; mode: SignInMode }
   | { kind: 'enroll' }
   | { kind: 'account' }
   | { kind: 'approve'; device: DeviceEntry }
@@ -146,6 +146,7 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
     },
     signIn: () => setDialog({ kind: 'sign-in', mode: 'signin' }),
     signUp: () => setDialog({ kind: 'sign-in', mode: 'signup' }),
+    joinTeam: () => setDialog({ kind: 'sign-in', mode: 'join' }),
     enrollHost: () => setDialog({ kind: 'enroll' }),
     showAccount: () => setDialog({ kind: 'account' }),
     signOut: () => void api.call('account.logout', {}).catch(fail),

@@ -34,6 +34,7 @@ export interface PaletteCommands {
   activateTab(tabId: string): void;
   signIn(): void;
   signUp(): void;
+  joinTeam(): void;
   enrollHost(): void;
   showAccount(): void;
   signOut(): void;
@@ -176,6 +177,13 @@ function accountActions(ctx: PaletteContext, commands: PaletteCommands): Palette
         group: 'Account',
         keywords: ['signup', 'register', 'relay'],
         run: commands.signUp,
+      },
+      {
+        id: 'join-team',
+        label: 'Join a team…',
+        group: 'Account',
+        keywords: ['invitation', 'invite', 'team', 'relay'],
+        run: commands.joinTeam,
       },
     ];
   }

@@ -115,6 +115,11 @@ export const ACCOUNT_PROCEDURES = {
   'account.signup': { params: SignIn, result: AccountStatus },
   /** Signs in; a key the account has not seen joins as `pending` until a trusted device approves it. */
   'account.login': { params: SignIn, result: AccountStatus },
+  /**
+   * Joins a Team account with the owner's invitation and a new password of the person's own
+   * (relay `account.accept_invite`); this computer's key joins as `pending`, like a login's.
+   */
+  'account.join': { params: SignIn.extend({ invite_token: InviteToken }), result: AccountStatus },
   /** Ends this login at the relay (when it answers) and forgets it here, with the enrollment secrets kept for it. */
   'account.logout': { params: Empty, result: z.object({ relay_told: z.boolean() }) },
   'account.status': { params: Empty, result: AccountStatus },
@@ -164,7 +169,13 @@ export const ACCOUNT_PROCEDURES = {
   /** The owner invites `email`: the token is theirs to hand over (the relay sends no mail). */
   'account.invite': {
     params: z.object({ email: Email }),
-    result: z.object({ email: Email, invite_token: InviteToken, expires_at: EpochMs }),
+    result: z.object({
+      email: Email,
+      invite_token: InviteToken,
+      expires_at: EpochMs,
+      /** What the invited person runs to join (hangar team join with this relay, their email and the token). */
+      join_command: z.string(),
+    }),
   },
   /** The owner withdraws an invitation: its token is refused from then on. */
   'account.withdraw_invite': { params: z.object({ email: Email }), result: Empty },

@@ -5,7 +5,7 @@ import { printJson, visibleText } from '../output.js';
 import { promptHidden, readStdin } from '../prompt.js';
 import { withApi } from '../run.js';
 
-interface SignInOptions {
+export interface SignInOptions {
   relay: string;
   email: string;
   passwordStdin?: boolean;
@@ -158,7 +158,8 @@ export function billingText(b: BillingStatus): string {
   return lines.join('\n') + '\n';
 }
 
-function params(options: SignInOptions, password: string) {
+/** The core's sign-in parameters from the command's options. */
+export function params(options: SignInOptions, password: string) {
   return {
     relay_url: options.relay,
     email: options.email,
@@ -167,7 +168,8 @@ function params(options: SignInOptions, password: string) {
   };
 }
 
-async function passwordFrom(options: SignInOptions, twice: boolean): Promise<string> {
+/** The password from stdin (--password-stdin) or asked for unechoed; a new one (`twice`) is asked for twice. */
+export async function passwordFrom(options: SignInOptions, twice: boolean): Promise<string> {
   if (options.passwordStdin) return readStdin();
   const password = await promptHidden('Password: ', '--password-stdin');
   if (twice && (await promptHidden('Password again: ', '--password-stdin')) !== password) {
@@ -176,7 +178,8 @@ async function passwordFrom(options: SignInOptions, twice: boolean): Promise<str
   return password;
 }
 
-function report(status: AccountStatus, json: boolean | undefined): void {
+/** What signup, login and team join print: the account, this device and its standing (or JSON). */
+export function report(status: AccountStatus, json: boolean | undefined): void {
   if (json) return printJson(status);
   const account = status.account!;
   const device = account.device;

@@ -1,18 +1,21 @@
-import { HangarError } from '@hangar/shared';
+import { HangarError, InviteToken } from '@hangar/shared';
 import type { Command } from 'commander';
 import { printJson, table, visibleText } from '../output.js';
 import { confirm } from '../prompt.js';
+import { params, passwordFrom, report, type SignInOptions } from './account.js';
 import { withApi } from '../run.js';
 
 /**
- * hangar team ls | invite | rm | withdraw: the people of a Team account (relay/PROTOCOL.md "Team
+ * hangar team ls | invite | join | rm | withdraw: the people of a Team account (relay/PROTOCOL.md "Team
  * members"). Removing a person revokes each of their devices with a statement this computer signs,
  * as `hangar devices revoke` does: the relay holds no trust, hosts verify the revocations.
  */
 export function registerTeam(program: Command): void {
   const team = program
     .command('team')
-    .description("the account's people: list them and the invitations waiting, invite, remove, withdraw");
+    .description(
+      "the account's people: list them and the invitations waiting, invite, join with an invitation, remove, withdraw",
+    );
 
   team
     .command('ls')
@@ -61,11 +64,42 @@ export function registerTeam(program: Command): void {
         if (options.json) return printJson(invite);
         process.stdout.write(
           `invited ${visibleText(invite.email)} until ${new Date(invite.expires_at).toISOString()}.\n` +
-            `Give them this invitation (it is a secret: anyone holding it may join as them, once):\n` +
-            `${invite.invite_token}\n` +
-            'Their device joins waiting for approval; approve it with hangar devices approve <name>.\n' +
-            'hangar team withdraw takes the invitation back.\n',
+            'Give them this line to run (it is a secret: anyone holding it may join as them, once):\n' +
+            `  ${visibleText(invite.join_command)}\n` +
+            '(in the window: Join a team…, and paste it.) Their computer then waits for approval: approve it\n' +
+            'with hangar devices approve <name> and the approval code it shows them. hangar team withdraw takes it back.\n',
         );
+      }),
+    );
+
+  team
+    .command('join')
+    .description(
+      'join a Team account with the invitation its owner gave you: choose a password; this computer then waits for approval by a computer of the team',
+    )
+    .argument('<invitation>', 'the inv1_… token (hangar team invite printed the whole line)')
+    .requiredOption('--relay <url>', "the team's relay, e.g. https://relay.example.com")
+    .requiredOption('--email <email>', 'your email address: the one you were invited as')
+    .option(
+      '--password-stdin',
+      'read the new password from stdin (scripts); otherwise it is asked for twice, not echoed',
+    )
+    .option('--device-name <name>', 'what the account calls this computer (default: its host name)')
+    .option('--json', 'print the account status as JSON')
+    .action((invitation: string, options: SignInOptions) =>
+      withApi(async (api) => {
+        // Checked here too, so a mistyped token is said before a password is asked for.
+        const token = InviteToken.safeParse(invitation.trim());
+        if (!token.success) {
+          throw new HangarError(
+            'E_BAD_REQUEST',
+            `invitation: ${token.error.issues[0]?.message ?? 'not an invitation'}; copy it whole from what hangar team invite printed`,
+          );
+        }
+        const password = await passwordFrom(options, true);
+        const status = await api.call('account.join', { ...params(options, password), invite_token: token.data });
+        if (!options.json) process.stdout.write(`joined the team account as ${visibleText(status.account!.email)}\n`);
+        report(status, options.json);
       }),
     );
 

@@ -1,4 +1,4 @@
-import { HangarError, type CORE_PROCEDURES, type ProcedureHandlers } from '@hangar/shared';
+import { HangarError, shellQuote, type CORE_PROCEDURES, type ProcedureHandlers } from '@hangar/shared';
 import { settleHostTrust } from '../relay/host-trust.js';
 import type { ApiContext } from './handlers.js';
 
@@ -6,6 +6,11 @@ type AccountMethod = Extract<
   keyof typeof CORE_PROCEDURES,
   `account.${string}` | `devices.${string}` | 'hosts.enroll_token'
 >;
+
+/** `value` as one word for /bin/sh: bare when nothing in it is special (a URL, an email), else quoted. */
+function shellWord(value: string): string {
+  return /^[A-Za-z0-9@%+=:,./_-]+$/.test(value) ? value : shellQuote(value);
+}
 
 /** Where `hangar-agent enroll` keeps its data unless told otherwise: the line names it so that serve finds it. */
 const AGENT_DATA = '~/.hangar-agent';
@@ -18,6 +23,8 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
   'account.signup': async (params, { core }) => ({ result: await core.account.signUp(params) }),
 
   'account.login': async (params, { core }) => ({ result: await core.account.logIn(params) }),
+
+  'account.join': async (params, { core }) => ({ result: await core.account.join(params) }),
 
   'account.logout': async (_params, { core }) => ({ result: await core.account.logOut() }),
 
@@ -77,7 +84,12 @@ export const accountHandlers: Pick<ProcedureHandlers<typeof CORE_PROCEDURES, Api
     return { result: { members, invites } };
   },
 
-  'account.invite': async (params, { core }) => ({ result: await core.account.call('account.invite', params) }),
+  'account.invite': async (params, { core }) => {
+    const invite = await core.account.call('account.invite', params);
+    const relay = core.account.stored()!.relay_url;
+    const join_command = `hangar team join --relay ${shellWord(relay)} --email ${shellWord(invite.email)} ${invite.invite_token}`;
+    return { result: { ...invite, join_command } };
+  },
 
   'account.withdraw_invite': async (params, { core }) => ({
     result: await core.account.call('account.withdraw_invite', params),

@@ -141,7 +141,15 @@ export class RelayAccount implements Disposable {
     return this.signIn('auth.login', input);
   }
 
-  private async signIn(method: 'auth.signup' | 'auth.login', given: SignIn): Promise<AccountStatus> {
+  /** Joins a Team account with an invitation (relay `account.accept_invite`): pending, like a login. */
+  async join(input: SignIn & { invite_token: string }): Promise<AccountStatus> {
+    return this.signIn('account.accept_invite', input);
+  }
+
+  private async signIn(
+    method: 'auth.signup' | 'auth.login' | 'account.accept_invite',
+    given: SignIn & { invite_token?: string },
+  ): Promise<AccountStatus> {
     // One spelling of the relay's URL, so the same relay is recognised (and the line carries it bare).
     const input = { ...given, relay_url: given.relay_url.replace(/\/+$/, '') };
     const current = this.stored();
@@ -155,13 +163,16 @@ export class RelayAccount implements Disposable {
     }
     const client = this.client(input.relay_url);
     const proof = makeLoginProof(this.signer, { relayOrigin: client.origin, identity: input.email });
+    const login = {
+      email: input.email,
+      password: input.password,
+      device: { public_key: this.publicKey, name: input.device_name ?? this.options.defaultDeviceName },
+      proof,
+    };
     const result = await this.tracked(
-      client.call(method, {
-        email: input.email,
-        password: input.password,
-        device: { public_key: this.publicKey, name: input.device_name ?? this.options.defaultDeviceName },
-        proof,
-      }),
+      method === 'account.accept_invite'
+        ? client.call(method, { ...login, invite_token: input.invite_token ?? '' })
+        : client.call(method, login),
     );
     // The same account again: the new login replaces the old; its hosts and secrets stay.
     if (again) this.options.store.forgetLogin();
