@@ -8,6 +8,10 @@ const WHY = {
     'shared/ runs everywhere, browser included: no node: modules (its tsconfig has no @types/node either)',
   'shared-imports-nothing-of-ours': 'shared/ is the protocol; it depends on no other package of ours',
   'shared-allow-listed-packages': 'shared/ may use only these npm packages; adding one is a visible change here',
+  'lane-imports-nothing-of-ours':
+    'lane/ is the native relay of lanes: a leaf package the agent and the core use, depending on none of ours',
+  'lane-stays-off-shared-and-renderer':
+    'shared/ runs in browsers and the renderer in a sandboxed page: neither can load a native relay',
   'agent-imports-shared-only': 'the host agent runs on hosts; it must not depend on the desktop app',
   'relay-imports-shared-only':
     'the relay is a rendezvous on its own server; it shares only the protocol with the app and the agent',
@@ -35,7 +39,7 @@ function rule(name, from, to) {
 /** Paths into the core's sources or build other than its entry point(s), `entry` a pattern. */
 const coreBut = (entry) => `^electron/core/(src|dist)/(?!${entry}\\.(js|ts)$)`;
 const NPM = ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-no-pkg', 'npm-unknown'];
-const PRODUCT = '^(shared|host-agent|relay|electron)/[^/]+/src|^(shared|host-agent|relay)/src';
+const PRODUCT = '^(shared|host-agent|relay|electron)/[^/]+/src|^(shared|lane|host-agent|relay)/src';
 
 module.exports = {
   forbidden: [
@@ -45,6 +49,8 @@ module.exports = {
       dependencyTypes: NPM,
       pathNot: '(^|/)node_modules/(zod|@noble/curves|@noble/hashes)/',
     }),
+    rule('lane-imports-nothing-of-ours', '^lane/src', { path: '^(shared|host-agent|electron|renderer|relay)/' }),
+    rule('lane-stays-off-shared-and-renderer', '^(shared|renderer)/src', { path: '^lane/' }),
     rule('agent-imports-shared-only', '^host-agent/src', { path: '^(electron|renderer|relay)/' }),
     rule('relay-imports-shared-only', '^relay/src', { path: '^(host-agent|electron|renderer)/' }),
     rule('core-imports-shared-only', '^electron/core/src', {
@@ -62,7 +68,7 @@ module.exports = {
     rule('renderer-never-imports-the-app', '^renderer/src', { path: '^(host-agent|relay|electron)/' }),
     rule('renderer-uses-api-entry', '^renderer/src/(?!api/)', { path: '^renderer/src/api/(?!index\\.(ts|tsx)$)' }),
     rule('only-entry-points-across-packages', '^(host-agent|relay|electron|renderer)/', {
-      path: '^shared/(src|dist)/(?!index\\.(js|d\\.ts|ts)$)',
+      path: '^(shared|lane)/(src|dist)/(?!index\\.(js|d\\.ts|ts)$)',
     }),
     rule('not-to-unresolvable', undefined, { couldNotResolve: true }),
     rule('nothing-imports-tests', PRODUCT, { path: '(^|/)test/' }),

@@ -25,6 +25,7 @@ export default defineConfig({
   resolve: {
     alias: {
       '@hangar/shared': fileURLToPath(new URL('./shared/src/index.ts', import.meta.url)),
+      '@hangar/lane': fileURLToPath(new URL('./lane/src/index.ts', import.meta.url)),
     },
   },
   test: {
@@ -43,7 +44,7 @@ export default defineConfig({
         test: {
           name: 'suite',
           include: [
-            '{shared,host-agent,relay,electron/core,electron/cli}/test/**/*.test.ts',
+            '{shared,lane,host-agent,relay,electron/core,electron/cli}/test/**/*.test.ts',
             'renderer/test/**/*.test.tsx',
             'test/**/*.test.ts',
           ],

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Metering } from './billing/index.js';
 import { loadOrCreateAgentKey } from './identity/keys.js';
+import { loadNativeLanes } from '@hangar/lane';
 import { LinkServer } from './link/index.js';
+import { LaneAcceptor } from './link/lanes.js';
+import { createLaneProcedures } from './peer/lane-procedures.js';
 import { WebRtcAnswerer } from './link/webrtc-answerer.js';
 import { ClientPeer } from './peer/client-peer.js';
 import { JobService, ShellExecutor, type JobServiceOptions } from './jobs/index.js';
@@ -189,6 +192,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         ...options.backups,
       }),
     );
+    const nativeLanes = loadNativeLanes();
+    const lanes = owned.add(new LaneAcceptor(logger.child({ component: 'lanes' }), nativeLanes));
+    if ('unavailable' in nativeLanes) {
+      logger.info({ why: nativeLanes.unavailable }, 'no lanes: previews and terminals use the link streams');
+    } else {
+      lanes.handle('preview', (hello, link) => previews.takeLane(hello.port, link.mux, nativeLanes));
+    }
     const procedures = createProcedures(
       {
         sessions,
@@ -206,6 +216,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       createPreviewProcedures(previews),
       createTaskProcedures(tasks),
       createBackupProcedures(backups),
+      createLaneProcedures(lanes),
     );
     owned.add({ dispose: () => peers.forEach((peer) => peer.dispose()) });
     const server = owned.add(
@@ -216,6 +227,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         store,
         hostInfo,
         logger: logger.child({ component: 'link' }),
+        lanes,
         onLink: (link) => {
           const peer = new ClientPeer(link, procedures, logger.child({ component: 'peer', device: link.device.name }));
           peers.add(peer);

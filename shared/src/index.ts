@@ -18,6 +18,7 @@ export * from './link/index.js';
 export * from './agent-runtime.js';
 export * from './protocol/jobs.js';
 export * from './protocol/previews.js';
+export * from './protocol/lanes.js';
 export * from './protocol/tasks.js';
 export * from './protocol/backups.js';
 export * from './protocol/core-api.js';

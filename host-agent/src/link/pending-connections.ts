@@ -63,6 +63,8 @@ export class PendingConnections implements Disposable {
   private readonly all = new Set<Entry>();
   private readonly bySource = new Map<string, Set<Entry>>();
   private readonly byPeer = new Map<string, Entry>();
+  /** Sockets admitted once: the link port's front server admits, and the HTTPS server sees them again. */
+  private readonly admitted = new WeakSet<Socket>();
   private dropped = 0;
   private lastWarnAt = 0;
 
@@ -77,6 +79,8 @@ export class PendingConnections implements Disposable {
 
   /** A TCP connection was accepted (before TLS). */
   admit(socket: Socket): void {
+    if (this.admitted.has(socket)) return;
+    this.admitted.add(socket);
     if (socket.remoteAddress === undefined) {
       socket.destroy(); // already gone
       return;

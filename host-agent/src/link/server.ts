@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -21,6 +21,7 @@ import { loadOrCreateAgentKey } from '../identity/keys.js';
 import { loadOrCreateTlsCert } from '../identity/tls.js';
 import type { AgentStore } from '../store/db.js';
 import { DEFAULT_PENDING_LIMITS, PendingConnections, type PendingLimits } from './pending-connections.js';
+import { startsLikeLane, type LaneAcceptor } from './lanes.js';
 import { PerSourceBuckets } from './rate-limit.js';
 import { serverHandshake, type HandshakeDevice } from './server-handshake.js';
 
@@ -47,6 +48,8 @@ export interface LinkServerOptions {
   pairRateLimit?: { burst: number; perSecond: number };
   /** Caps on connections that have not authenticated (tests lower them). */
   pendingLimits?: Partial<PendingLimits>;
+  /** Takes the connections that start with a lane's preface (lane/PROTOCOL.md); without it they are dropped. */
+  lanes?: LaneAcceptor;
 }
 
 /**
@@ -67,8 +70,11 @@ export const LINK_PATH = '/link';
 export class LinkServer implements Disposable {
   private readonly sockets = new Set<WebSocket>();
   private readonly rawSockets = new Set<TLSSocket>();
+  /** Every connection the port accepted and that is still open (links, lanes, strangers). */
+  private readonly frontSockets = new Set<Socket>();
 
   private constructor(
+    private readonly front: NetServer,
     private readonly server: Server,
     private readonly wss: WebSocketServer,
     private readonly pending: PendingConnections,
@@ -193,7 +199,38 @@ export class LinkServer implements Disposable {
     // far less. ws answers pings itself and drops a peer with over 60 unanswered (maxPendingAutoPongs).
     const wss = new WebSocketServer({ server, path: LINK_PATH, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     wss.on('error', (error) => log.warn({ err: error.message }, 'link server error'));
-    const linkServer = new LinkServer(server, wss, pending, {
+    // The port's listener: each connection's first 8 bytes say what it is. "HGLANE/1" is a lane
+    // (lane/PROTOCOL.md); anything else (a TLS ClientHello starts 0x16) goes to the HTTPS server
+    // with those bytes put back. Both are counted as pending from accept on.
+    const front = createNetServer((socket) => {
+      linkServer.frontSockets.add(socket);
+      socket.once('close', () => linkServer.frontSockets.delete(socket));
+      pending.admit(socket);
+      if (socket.destroyed) return;
+      let first = Buffer.alloc(0);
+      const onError = (error: Error) => log.debug({ err: error.message }, 'connection error before its first bytes');
+      const onData = (chunk: Buffer) => {
+        first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);
+        if (first.length < 8 && startsLikeLane(first)) return;
+        socket.off('data', onData);
+        socket.off('error', onError);
+        if (startsLikeLane(first)) {
+          const lanes = options.lanes;
+          if (lanes === undefined) {
+            socket.destroy();
+            return;
+          }
+          lanes.accept(socket, first, () => pending.claim(socket)?.authenticated());
+          return;
+        }
+        socket.pause();
+        socket.unshift(first);
+        server.emit('connection', socket);
+      };
+      socket.on('error', onError);
+      socket.on('data', onData);
+    });
+    const linkServer = new LinkServer(front, server, wss, pending, {
       options,
       agentKey,
       certFingerprint: tls.fingerprint,
@@ -286,15 +323,16 @@ export class LinkServer implements Disposable {
     });
 
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
+      front.once('error', reject);
+      front.listen(options.port, options.host, () => {
+        front.off('error', reject);
         resolve();
       });
     });
+    front.on('error', (error) => log.error({ err: error.message }, 'link server error'));
     server.on('error', (error) => log.error({ err: error.message }, 'link server error'));
     log.info(
-      { address: server.address(), agent_key: agentKey.publicKeyHex, cert: tls.fingerprint },
+      { address: front.address(), agent_key: agentKey.publicKeyHex, cert: tls.fingerprint },
       'link server listening',
     );
     return linkServer;
@@ -312,7 +350,7 @@ export class LinkServer implements Disposable {
   }
 
   address(): { host: string; port: number } {
-    const info = this.server.address() as AddressInfo;
+    const info = this.front.address() as AddressInfo;
     return { host: info.address, port: info.port };
   }
 
@@ -324,6 +362,8 @@ export class LinkServer implements Disposable {
     this.rawSockets.clear();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.frontSockets) socket.destroy();
+    // The HTTPS server never listened itself (the front server hands it connections): only the front closes.
+    await new Promise<void>((resolve) => this.front.close(() => resolve()));
   }
 }

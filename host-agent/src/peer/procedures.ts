@@ -36,7 +36,12 @@ export type TaskMethod = Extract<HostMethod, `task.${string}`>;
 export type TaskProcedureTable = Pick<ProcedureTable, TaskMethod>;
 export type BackupMethod = Extract<HostMethod, `backup.${string}`>;
 export type BackupProcedureTable = Pick<ProcedureTable, BackupMethod>;
-export type SessionProcedureTable = Omit<ProcedureTable, JobMethod | PreviewMethod | TaskMethod | BackupMethod>;
+export type LaneMethod = Extract<HostMethod, `lane.${string}`>;
+export type LaneProcedureTable = Pick<ProcedureTable, LaneMethod>;
+export type SessionProcedureTable = Omit<
+  ProcedureTable,
+  JobMethod | PreviewMethod | TaskMethod | BackupMethod | LaneMethod
+>;
 
 /**
  * One handler per call in shared's HOST_PROCEDURES. Params arrive already validated by that
@@ -48,8 +53,9 @@ export function createProcedures(
   previews: PreviewProcedureTable,
   tasks: TaskProcedureTable,
   backups: BackupProcedureTable,
+  lanes: LaneProcedureTable,
 ): ProcedureTable {
-  return { ...sessionProcedures(services), ...jobs, ...previews, ...tasks, ...backups };
+  return { ...sessionProcedures(services), ...jobs, ...previews, ...tasks, ...backups, ...lanes };
 }
 
 function sessionProcedures(services: AgentServices): SessionProcedureTable {

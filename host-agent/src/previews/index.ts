@@ -15,9 +15,12 @@ import {
   type PreviewListResult,
   type PublishHostEvent,
 } from '@hangar/shared';
+import type { NativeLanes, Relay } from '@hangar/lane';
 import type Database from 'better-sqlite3';
+import { closeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { LaneTaken } from '../link/lanes.js';
 import { listeningFingerprint, listeningSnapshot } from './listening-ports.js';
 import { PreviewStore, type PreviewRecord } from './preview-store.js';
 
@@ -60,6 +63,8 @@ export interface PreviewConnection {
 export class PreviewService implements Disposable {
   private readonly store: PreviewStore;
   private readonly live = new Map<number, Set<LinkStream>>();
+  /** Preview connections on lanes, by port: their native relays. */
+  private readonly liveLanes = new Map<number, Set<Relay>>();
   private readonly perLink = new WeakMap<Mux, number>();
   private watchTimer: NodeJS.Timeout | undefined;
   private lastFingerprint: string | undefined;
@@ -104,6 +109,8 @@ export class PreviewService implements Disposable {
       stream.close({ code: PREVIEW_REMOVED, message: `preview of port ${port} was removed` }, { flush: false });
     }
     this.live.delete(port);
+    for (const relay of this.liveLanes.get(port) ?? []) relay.close(closeReasonBytes(PREVIEW_REMOVED, `preview of port ${port} was removed`));
+    this.liveLanes.delete(port);
     await this.changed();
   }
 
@@ -122,7 +129,7 @@ export class PreviewService implements Disposable {
     // Counted from now: connections still dialing count against the link's limit too.
     this.perLink.set(mux, held + 1);
     const release = () => this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
-    let dialed: { socket: Socket; address: Loopback; reads: PooledReads };
+    let dialed: { socket: Socket; address: Loopback; reads?: PooledReads };
     try {
       dialed = await this.dial(port);
     } catch (error) {
@@ -148,6 +155,87 @@ export class PreviewService implements Disposable {
     return { address, sourcePort: socket.localPort!, start: () => socket.resume() };
   }
 
+  /**
+   * A preview connection on a lane (lane/PROTOCOL.md, purpose `preview`): the checks and the dial
+   * of connect(), the same errors; once the lane is accepted, the native relay joins the lane's
+   * socket and the dev server's (no JavaScript per byte). Counted against the link's connections.
+   */
+  async takeLane(port: number, mux: Mux, native: NativeLanes): Promise<LaneTaken> {
+    if (!this.store.get(port)) throw notAPreview(port);
+    const max = this.options.maxConnectionsPerLink ?? DEFAULT_MAX_CONNECTIONS_PER_LINK;
+    const held = this.perLink.get(mux) ?? 0;
+    if (held >= max) {
+      throw new HangarError('E_UNAVAILABLE', `this link already has ${max} preview connections open; close some`);
+    }
+    this.perLink.set(mux, held + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
+    };
+    let socket: Socket;
+    try {
+      ({ socket } = await this.dial(port, false));
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const refusal = !this.store.get(port)
+      ? notAPreview(port)
+      : mux.closed
+        ? new HangarError('E_UNAVAILABLE', 'the link closed while connecting')
+        : undefined;
+    if (refusal) {
+      socket.destroy();
+      release();
+      throw refusal;
+    }
+    const sourcePort = socket.localPort!;
+    // Until the relay has it: a dev server that hangs up meanwhile is seen by the relay (EOF).
+    const onError = (error: Error) => this.options.logger.debug({ port, err: error.message }, 'preview socket error');
+    socket.on('error', onError);
+    return {
+      accept: { source_port: sourcePort },
+      run: (lane) => {
+        const local = native.adoptSocket(socket);
+        let net: { fd: number; pending: Buffer };
+        try {
+          net = native.adoptSocket(lane.socket);
+        } catch (error) {
+          closeQuietly(local.fd);
+          throw error;
+        }
+        const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+        const relay = native.relay({
+          net: net.fd,
+          localRead: local.fd,
+          localWrite: local.fd,
+          closeLocal: true,
+          keys: lane.keys,
+          sendSeq: lane.sendSeq,
+          receiveSeq: lane.receiveSeq,
+          ...(fromNet.length > 0 ? { fromNet } : {}),
+          ...(local.pending.length > 0 ? { toNet: local.pending } : {}),
+          localKind: 'socket',
+        });
+        let relays = this.liveLanes.get(port);
+        if (!relays) this.liveLanes.set(port, (relays = new Set()));
+        relays.add(relay);
+        void relay.ended.then((end) => {
+          this.liveLanes.get(port)?.delete(relay);
+          release();
+          this.options.logger.debug({ port, how: end.how }, 'preview lane ended');
+        });
+        return relay;
+      },
+      abandon: () => {
+        socket.destroy();
+        release();
+      },
+    };
+  }
+
   private track(port: number, stream: LinkStream, release: () => void): void {
     let streams = this.live.get(port);
     if (!streams) this.live.set(port, (streams = new Set()));
@@ -158,11 +246,12 @@ export class PreviewService implements Disposable {
     });
   }
 
-  private async dial(port: number): Promise<{ socket: Socket; address: Loopback; reads: PooledReads }> {
+  private async dial(port: number, pooled = true): Promise<{ socket: Socket; address: Loopback; reads?: PooledReads }> {
     const failures: string[] = [];
     for (const address of LOOPBACKS) {
       try {
-        const reads = new PooledReads(this.readBuffers);
+        // A lane's socket goes to the native relay: no pooled reads (it reads nothing in Node).
+        const reads = pooled ? new PooledReads(this.readBuffers) : undefined;
         return { socket: await this.dialOne(address, port, reads), address, reads };
       } catch (error) {
         failures.push(`${address}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
@@ -174,10 +263,10 @@ export class PreviewService implements Disposable {
     );
   }
 
-  private dialOne(host: Loopback, port: number, reads: PooledReads): Promise<Socket> {
+  private dialOne(host: Loopback, port: number, reads: PooledReads | undefined): Promise<Socket> {
     const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port, noDelay: true, onread: reads.onread });
+      const socket = connect({ host, port, noDelay: true, ...(reads ? { onread: reads.onread } : {}) });
       socket.pause();
       const onError = (error: Error) => {
         clearTimeout(timer);
@@ -240,13 +329,22 @@ export class PreviewService implements Disposable {
         stream.close({ code: 'E_UNAVAILABLE', message: 'agent stopping' }, { flush: false });
     }
     this.live.clear();
+    for (const relays of this.liveLanes.values()) {
+      for (const relay of relays) relay.close(closeReasonBytes('E_UNAVAILABLE', 'agent stopping'));
+    }
+    this.liveLanes.clear();
   }
 }
 
-function toInfo(record: PreviewRecord, listening: boolean): PreviewInfo {
-  return { port: record.port, label: record.label, created_at: record.createdAt, listening };
+/** A lane's CLOSE payload: a CloseReason's JSON. */
+function closeReasonBytes(code: string, message: string): Buffer {
+  return Buffer.from(JSON.stringify({ code, message }));
 }
 
-function notAPreview(port: number): HangarError {
-  return new HangarError('E_NOT_FOUND', `port ${port} is not a preview on this host; add it first`);
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed: nothing to let go of
+  }
 }

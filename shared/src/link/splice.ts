@@ -132,6 +132,18 @@ export class PooledReads {
   }
 
   /**
+   * Hands what came before the splice to someone else (the core's preview gives a browser's
+   * socket to a lane's native relay): the reads so far, in order; any later read is dropped.
+   */
+  takeEarly(): Uint8Array[] {
+    const early = this.early;
+    this.early = [];
+    this.beforeSplice = undefined;
+    this.deliver = () => false;
+    return early;
+  }
+
+  /**
    * The socket is closed (no read lands any more): the buffer reads went into goes back now if
    * the peer has acked them all, else once it has.
    */

@@ -40,6 +40,7 @@ import {
   PreviewPortParams,
   PreviewsChangedEvent,
 } from './previews.js';
+import { LaneGrantResult } from './lanes.js';
 
 import {
   BackupProgress,
@@ -85,6 +86,11 @@ export const HOST_PROCEDURES = {
   'preview.add': { params: PreviewAddParams, result: PreviewInfo },
   'preview.remove': { params: PreviewPortParams, result: Empty },
   'preview.connect': { params: PreviewConnectParams, result: PreviewConnectResult },
+  /**
+   * A grant for lanes beside this link (lane/PROTOCOL.md): kept by the agent until the link
+   * closes, at most 4 per link (a fifth forgets the oldest). Only over a direct TCP link.
+   */
+  'lane.grant': { params: Empty, result: LaneGrantResult },
   'task.claim': { params: TaskClaimParams, result: TaskInfo },
   'task.list': { params: Empty, result: TaskListResult },
   'task.get': { params: TaskIdParams, result: TaskInfo },

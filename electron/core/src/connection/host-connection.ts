@@ -106,6 +106,8 @@ export class HostConnection implements Disposable {
   private failedSinceOnline = false;
   private hostInfo: HostInfo | undefined;
   private linkPath: (() => { kind: string; rtt_ms: number | null }) | undefined;
+  /** The live link's TCP peer, when it is a TCP connection of ours to the host (lanes go there). */
+  private linkTcp: { mux: Mux; host: string; port: number } | undefined;
   /** The live link's round trip by the mux's ping, ms (null until measured). */
   private measuredRtt: number | null = null;
   private rttTimer: NodeJS.Timeout | undefined;
@@ -164,6 +166,15 @@ export class HostConnection implements Disposable {
     if (!this.mux || this.mux.closed) return undefined;
     const path = this.linkPath?.() ?? { kind: 'direct', rtt_ms: null };
     return { kind: path.kind, rtt_ms: path.rtt_ms ?? this.measuredRtt };
+  }
+
+  /**
+   * Where lanes beside `mux` go (lane/PROTOCOL.md): the address and port its TCP connection
+   * reached, when `mux` is the live link and that link is a direct TCP connection; else undefined.
+   */
+  laneTarget(mux: Mux): { host: string; port: number } | undefined {
+    const tcp = this.linkTcp;
+    return tcp !== undefined && tcp.mux === mux && !mux.closed ? { host: tcp.host, port: tcp.port } : undefined;
   }
 
   /** Measures the live link's round trip now (at most 2 s); null when there is no link or no answer. */
@@ -301,6 +312,8 @@ export class HostConnection implements Disposable {
     this.measuredRtt = null;
     const mux = new Mux(connected.transport, { role: 'client' });
     this.mux = mux;
+    // A fallback's link (relay splice, WebRTC) has a path of its own: no lanes beside it.
+    this.linkTcp = connected.tcp !== undefined && connected.path === undefined ? { mux, ...connected.tcp } : undefined;
     // Subscribed before the client: when the link drops, our status changes before its calls fail.
     mux.onClose((reason) => this.onMuxClosed(mux, reason));
     this.client = new ControlClient(mux, HOST_PROCEDURES, HOST_EVENTS, {

@@ -61,6 +61,12 @@ export interface ConnectedHost {
    * ConnectOptions.carrier, the socket a relay splice hands the TLS link to run over.
    */
   carrier?: 'tls' | 'websocket';
+  /**
+   * The agent's IP address and port this link's TCP connection reached, when the link is a TCP
+   * connection of ours to the host (not a relay splice, not WebRTC): where its lanes go
+   * (lane/PROTOCOL.md, "Where lanes run").
+   */
+  tcp?: { host: string; port: number };
   agent_key: string;
   cert_fingerprint: string;
   host: HostInfo;
@@ -161,9 +167,11 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
       deadline,
       `host at ${options.address} accepted the connection but did not finish the handshake in time`,
     );
+    const remote = options.carrier ? undefined : { host: socket.remoteAddress, port: socket.remotePort };
     return {
       transport,
       carrier: socket.alpnProtocol === RAW_LINK_ALPN ? 'tls' : 'websocket',
+      ...(remote?.host !== undefined && remote.port !== undefined ? { tcp: { host: remote.host, port: remote.port } } : {}),
       agent_key: agentKey,
       cert_fingerprint: seen,
       host,

@@ -2,6 +2,7 @@ import {
   afterThisTask,
   HandleWrites,
   HangarError,
+  LanePreviewAccept,
   PREVIEW_FRAME_BYTES,
   PREVIEW_STREAM_WINDOW,
   PooledReads,
@@ -12,9 +13,12 @@ import {
   type HostRecord,
   type LinkStream,
 } from '@hangar/shared';
+import { closeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { NativeLanes, Relay } from '@hangar/lane';
 import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
+import { lanesHere, openLane, type OpenedLane } from '../link/lanes.js';
 import { readAcceptedIntoPool } from './accepted-reads.js';
 import { checkRequestHead, plainResponse } from './request-guard.js';
 
@@ -25,9 +29,10 @@ import { checkRequestHead, plainResponse } from './request-guard.js';
 const PREVIEW_READ_BUFFERS = new ReadBufferPool(64 * 1024, 16);
 
 /** What a forwarder needs from a host connection (HostConnection; tests may pass their own). */
-export type PreviewLink = Pick<HostConnection, 'call' | 'link'> & {
-  host: Pick<HostRecord, 'name' | 'address' | 'embedded'>;
-};
+export type PreviewLink = Pick<HostConnection, 'call' | 'link'> &
+  Partial<Pick<HostConnection, 'laneTarget'>> & {
+    host: Pick<HostRecord, 'name' | 'address' | 'embedded'>;
+  };
 
 /**
  * Connections that previews of this core accepted from this computer's loopback, by their
@@ -75,6 +80,8 @@ export const ANSWERED_LINGER_MS = 5000;
 export class PreviewForwarder implements Disposable {
   private readonly servers: Server[] = [];
   private readonly sockets = new Set<Socket>();
+  /** Connections carried by lanes: their native relays. */
+  private readonly relays = new Set<Relay>();
   private closed = false;
 
   private constructor(
@@ -208,6 +215,11 @@ export class PreviewForwarder implements Disposable {
   ): Promise<void> {
     const { host, port } = this.options;
     const connection = this.options.connection();
+    const native = connection.laneTarget !== undefined ? lanesHere() : undefined;
+    if (native !== undefined && !('unavailable' in native)) {
+      const onLane = await this.forwardOnLane(socket, head, reads, answer, connection, native);
+      if (onLane) return;
+    }
     let stream: LinkStream | undefined;
     let sourcePort: number;
     try {
@@ -216,32 +228,11 @@ export class PreviewForwarder implements Disposable {
       sourcePort = (await connection.call('preview.connect', { port, stream_id: stream.id })).source_port;
     } catch (error) {
       stream?.close({ code: 'cancelled', message: 'preview.connect failed' }, { flush: false });
-      const failure = toHangarError(error);
-      const status = failure.code === 'E_NOT_FOUND' ? 404 : 502;
-      const message =
-        failure.code === 'E_NOT_FOUND'
-          ? `port ${port} on ${host} is not a preview any more; add it again with: hangar preview add ${host} ${port}`
-          : `Hangar could not reach port ${port} on ${host}: ${failure.message}`;
-      this.options.logger.info({ host, port, err: failure }, 'preview connection failed');
-      if (head[0] === 0x16) socket.destroy();
-      else answer(plainResponse(status, message));
+      this.failed(socket, head, answer, toHangarError(error));
       return;
     }
-    // The host's dial may reach our listener a turn after its answer reaches us.
-    await new Promise((resolve) => setImmediate(resolve));
-    // A loop: the host dialed `port` from sourcePort, and a forwarder here listening on `port`
-    // accepted that very connection (a source port alone may be shared by connections elsewhere).
-    const looped = this.options.loopbackPeers.get(sourcePort);
-    if (looped && looped.localPort === port) {
-      looped.destroy();
+    if (await this.looped(sourcePort, answer)) {
       stream.close({ code: 'E_UNAVAILABLE', message: 'preview loops back to itself' }, { flush: false });
-      answer(
-        plainResponse(
-          508,
-          `port ${port} on ${host} leads back to this preview: ${host} is this computer and nothing else listens on ` +
-            `port ${port}. Start the dev server there, or open the preview on another local port.`,
-        ),
-      );
       return;
     }
     if (socket.destroyed) {
@@ -253,8 +244,125 @@ export class PreviewForwarder implements Disposable {
     socket.resume();
   }
 
+  /** Answers a connection the host could not take as the browser has always been answered. */
+  private failed(socket: Socket, head: Uint8Array, answer: (response: Uint8Array) => void, failure: HangarError): void {
+    const { host, port } = this.options;
+    const status = failure.code === 'E_NOT_FOUND' ? 404 : 502;
+    const message =
+      failure.code === 'E_NOT_FOUND'
+        ? `port ${port} on ${host} is not a preview any more; add it again with: hangar preview add ${host} ${port}`
+        : `Hangar could not reach port ${port} on ${host}: ${failure.message}`;
+    this.options.logger.info({ host, port, err: failure }, 'preview connection failed');
+    if (head[0] === 0x16) socket.destroy();
+    else answer(plainResponse(status, message));
+  }
+
+  /**
+   * After the host dialed the port from `sourcePort`: a loop (a forwarder here listening on the
+   * port accepted that very connection: a source port alone may be shared by connections
+   * elsewhere) is cut and answered 508, and true returned.
+   */
+  private async looped(sourcePort: number, answer: (response: Uint8Array) => void): Promise<boolean> {
+    const { host, port } = this.options;
+    // The host's dial may reach our listener a turn after its answer reaches us.
+    await new Promise((resolve) => setImmediate(resolve));
+    const looped = this.options.loopbackPeers.get(sourcePort);
+    if (!looped || looped.localPort !== port) return false;
+    looped.destroy();
+    answer(
+      plainResponse(
+        508,
+        `port ${port} on ${host} leads back to this preview: ${host} is this computer and nothing else listens on ` +
+          `port ${port}. Start the dev server there, or open the preview on another local port.`,
+      ),
+    );
+    return true;
+  }
+
+  /**
+   * The connection on a lane of its own (lane/PROTOCOL.md): the native relay carries its bytes,
+   * sealed, straight to the agent's relay and the dev server. True once it is done with the
+   * connection (relayed, or answered as over the mux: not a preview, unreachable, a loop); false
+   * when no lane could be had, and nothing was sent: the caller goes through the mux.
+   */
+  private async forwardOnLane(
+    socket: Socket,
+    head: Uint8Array,
+    reads: PooledReads | undefined,
+    answer: (response: Uint8Array) => void,
+    connection: PreviewLink,
+    native: NativeLanes,
+  ): Promise<boolean> {
+    const { host, port } = this.options;
+    let lane: OpenedLane;
+    try {
+      lane = await openLane(connection as Parameters<typeof openLane>[0], { purpose: 'preview', port });
+    } catch (error) {
+      const failure = toHangarError(error);
+      if (failure.details?.['lane'] === 'refused' && (failure.code === 'E_NOT_FOUND' || failure.code === 'E_UNAVAILABLE')) {
+        this.failed(socket, head, answer, failure);
+        return true;
+      }
+      this.options.logger.debug({ host, port, why: (error as Error).message }, 'no lane for a preview connection: using the link');
+      return false;
+    }
+    const accepted = LanePreviewAccept.safeParse(lane.accept);
+    if (!accepted.success) {
+      lane.socket.destroy();
+      this.options.logger.debug({ host, port }, 'a preview lane was accepted without a source port: using the link');
+      return false;
+    }
+    if (await this.looped(accepted.data.source_port, answer)) {
+      lane.socket.destroy();
+      return true;
+    }
+    if (socket.destroyed) {
+      lane.socket.destroy();
+      return true;
+    }
+    let local: { fd: number; pending: Buffer };
+    try {
+      local = native.adoptSocket(socket);
+    } catch (error) {
+      lane.socket.destroy();
+      this.options.logger.debug({ host, port, why: (error as Error).message }, 'cannot hand a browser connection to the lane relay');
+      return false;
+    }
+    // What the browser sent so far: the head, and with pooled reads whatever came with it.
+    const early = reads !== undefined ? reads.takeEarly() : [head];
+    const toNet = Buffer.concat([...early, local.pending]);
+    try {
+      const net = native.adoptSocket(lane.socket);
+      const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+      const relay = native.relay({
+        net: net.fd,
+        localRead: local.fd,
+        localWrite: local.fd,
+        closeLocal: true,
+        keys: lane.keys,
+        sendSeq: lane.sendSeq,
+        receiveSeq: lane.receiveSeq,
+        ...(fromNet.length > 0 ? { fromNet } : {}),
+        ...(toNet.length > 0 ? { toNet } : {}),
+        localKind: 'socket',
+      });
+      this.relays.add(relay);
+      void relay.ended.then((end) => {
+        this.relays.delete(relay);
+        if (end.how === 'error') this.options.logger.debug({ host, port, why: end.message }, 'preview lane broke');
+      });
+    } catch (error) {
+      closeFd(local.fd);
+      lane.socket.destroy();
+      this.options.logger.warn({ host, port, err: toHangarError(error) }, 'could not start a preview lane relay');
+    }
+    return true;
+  }
+
   dispose(): Promise<void> {
     this.closed = true;
+    for (const relay of this.relays) relay.close();
+    this.relays.clear();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
     return Promise.all(
@@ -291,6 +399,14 @@ function listen(host: string, port: number): Promise<Server> {
       resolve(server);
     });
   });
+}
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
 }
 
 function isLoopback(address: string | undefined): boolean {

@@ -1,0 +1,259 @@
+/**
+ * The native relay (lane/PROTOCOL.md, "Native relay"): a C addon with one thread and libuv loop of
+ * its own that joins a lane's socket to a local fd, sealing and opening records with OpenSSL's
+ * AES-256-GCM. This file is its typed face: options are checked here (zod) before they reach C.
+ */
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { z } from 'zod';
+import { LaneError, MAX_CONTROL_PAYLOAD, type LaneKeys } from './records.js';
+
+export interface RelayOptions {
+  /** The lane's socket fd; the relay owns it (closes it at the end). */
+  net: number;
+  /** The plain side: a socket or pty master (the same fd for both), or stdin ... */
+  localRead: number;
+  /** ... and stdout. */
+  localWrite: number;
+  /** Close localRead/localWrite at the end (false for stdin/stdout). */
+  closeLocal: boolean;
+  keys: LaneKeys;
+  /** The seq of the next record this side sends. */
+  sendSeq: bigint;
+  /** The seq of the next record expected from `net`. */
+  receiveSeq: bigint;
+  /** Bytes already read off `net` (whole or cut records). */
+  fromNet?: Uint8Array;
+  /** Plaintext sent first (as DATA), before anything read locally. */
+  toNet?: Uint8Array;
+  /** Written to localWrite first. */
+  toLocal?: Uint8Array;
+  /** Do not read `net` until release('net'). */
+  holdNet?: boolean;
+  /** Do not read localRead until release('local'). */
+  holdLocal?: boolean;
+  /** 0-255: reading localRead stops at this byte (the bytes before it are sent); onDetach fires; output keeps flowing. */
+  detachByte?: number;
+  onDetach?: () => void;
+  /**
+   * socket: EOF both ways is a half-close (shutdown(SHUT_WR) on the local socket at a net EOF);
+   * pty: EIO on read is EOF; terminal: stdin's EOF sends EOF, a net EOF just stops writing.
+   */
+  localKind: 'socket' | 'pty' | 'terminal';
+}
+
+export interface Relay {
+  /** Starts reading a side held with holdNet/holdLocal. */
+  release(side: 'net' | 'local'): void;
+  /** Sent as DATA after what is queued (keys that reached JS before the hand-over). */
+  write(plain: Uint8Array): void;
+  /** After everything queued: CLOSE(reason) (≤ 4 KiB), then the lane closes; `ended` is 'closed_here'. */
+  close(reason?: Uint8Array): void;
+  /** Settles once, never rejects. */
+  readonly ended: Promise<RelayEnd>;
+}
+
+/** bytesIn: DATA bytes that came off the lane; bytesOut: DATA bytes sent on it. */
+export type RelayEnd =
+  | { how: 'closed'; reason: Buffer; bytesIn: number; bytesOut: number }
+  | { how: 'closed_here'; bytesIn: number; bytesOut: number }
+  | { how: 'eof'; bytesIn: number; bytesOut: number }
+  | { how: 'error'; message: string; bytesIn: number; bytesOut: number };
+
+export type NativeLanes = {
+  /**
+   * Takes a connected net.Socket's descriptor: returns a dup of it and anything Node had already
+   * read into the socket's buffers, then destroys the Node socket without sending anything (no
+   * FIN, no RST: the dup keeps the connection). Throws on Windows / a socket with no fd.
+   */
+  adoptSocket(socket: Socket): { fd: number; pending: Buffer };
+  /** dup(2), close-on-exec set. */
+  dupFd(fd: number): number;
+  relay(options: RelayOptions): Relay;
+};
+
+/** What lane.node exports (lane/src/native/addon.c). */
+interface Addon {
+  dupFd(fd: number): number;
+  relay(options: AddonRelayOptions, onEvent: (event: AddonEvent) => void): number;
+  release(id: number, side: 0 | 1): void;
+  write(id: number, plain: Buffer): void;
+  close(id: number, reason: Buffer): void;
+}
+interface AddonRelayOptions {
+  net: number;
+  localRead: number;
+  localWrite: number;
+  closeLocal: boolean;
+  kind: 0 | 1 | 2;
+  sendKey: Buffer;
+  receiveKey: Buffer;
+  sendSeq: bigint;
+  receiveSeq: bigint;
+  fromNet: Buffer | undefined;
+  toNet: Buffer | undefined;
+  toLocal: Buffer | undefined;
+  holdNet: boolean;
+  holdLocal: boolean;
+  detachByte: number;
+}
+type AddonEvent =
+  | { event: 'detach' }
+  | { event: 'end'; how: RelayEnd['how']; reason?: Buffer; message?: string; bytesIn: number; bytesOut: number };
+
+const KINDS = { socket: 0, pty: 1, terminal: 2 } as const;
+const MAX_SEQ = (1n << 64n) - 1n;
+
+const fd = z.number().int().min(0).max(0x7fffffff);
+const key = z.instanceof(Uint8Array).refine((bytes) => bytes.length === 32, 'must be 32 bytes');
+const seq = z.bigint().min(0n).max(MAX_SEQ);
+const bytes = z.instanceof(Uint8Array).optional();
+const RelayOptionsSchema = z.object({
+  net: fd,
+  localRead: fd,
+  localWrite: fd,
+  closeLocal: z.boolean(),
+  keys: z.object({ send: key, receive: key }),
+  sendSeq: seq,
+  receiveSeq: seq,
+  fromNet: bytes,
+  toNet: bytes,
+  toLocal: bytes,
+  holdNet: z.boolean().optional(),
+  holdLocal: z.boolean().optional(),
+  detachByte: z.number().int().min(0).max(255).optional(),
+  onDetach: z.function().optional(),
+  localKind: z.enum(['socket', 'pty', 'terminal']),
+});
+
+function checkOptions(options: RelayOptions): void {
+  const parsed = RelayOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new LaneError('bad_options', `RelayOptions.${issue.path.join('.') || '(options)'}: ${issue.message}`);
+  }
+}
+
+const copy = (data: Uint8Array | undefined) => (data && data.length > 0 ? Buffer.from(data) : undefined);
+
+function wrap(addon: Addon): NativeLanes {
+  return {
+    dupFd(descriptor) {
+      const parsed = fd.safeParse(descriptor);
+      if (!parsed.success) throw new LaneError('bad_options', `dupFd: fd must be an integer ≥ 0, got ${descriptor}`);
+      return addon.dupFd(descriptor);
+    },
+    adoptSocket(socket) {
+      if (process.platform === 'win32') throw new LaneError('unavailable', 'lanes need POSIX file descriptors');
+      const handle = (socket as unknown as { _handle?: { fd?: number } | null })._handle;
+      const descriptor = handle?.fd;
+      if (typeof descriptor !== 'number' || descriptor < 0) {
+        throw new LaneError('bad_options', 'adoptSocket: the socket has no file descriptor (not connected, or closed)');
+      }
+      const dup = addon.dupFd(descriptor);
+      // Whatever libuv read and Node has not handed out yet; anything still in the kernel stays
+      // there for the dup. Nothing else runs between this and destroy(): it is all synchronous.
+      socket.pause();
+      const pending: Buffer[] = [];
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+        pending.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      }
+      socket.removeAllListeners('data');
+      // destroy() closes Node's descriptor only: no shutdown, no linger, so the connection lives on in the dup.
+      socket.destroy();
+      return { fd: dup, pending: Buffer.concat(pending) };
+    },
+    relay(options) {
+      checkOptions(options);
+      let settle!: (end: RelayEnd) => void;
+      const ended = new Promise<RelayEnd>((resolve) => (settle = resolve));
+      let done = false;
+      const onEvent = (event: AddonEvent) => {
+        if (event.event === 'detach') {
+          options.onDetach?.();
+          return;
+        }
+        if (done) return;
+        done = true;
+        const counts = { bytesIn: event.bytesIn, bytesOut: event.bytesOut };
+        if (event.how === 'closed') settle({ how: 'closed', reason: event.reason ?? Buffer.alloc(0), ...counts });
+        else if (event.how === 'error') settle({ how: 'error', message: event.message ?? 'relay failed', ...counts });
+        else settle({ how: event.how, ...counts });
+      };
+      const id = addon.relay(
+        {
+          net: options.net,
+          localRead: options.localRead,
+          localWrite: options.localWrite,
+          closeLocal: options.closeLocal,
+          kind: KINDS[options.localKind],
+          sendKey: Buffer.from(options.keys.send),
+          receiveKey: Buffer.from(options.keys.receive),
+          sendSeq: options.sendSeq,
+          receiveSeq: options.receiveSeq,
+          fromNet: copy(options.fromNet),
+          toNet: copy(options.toNet),
+          toLocal: copy(options.toLocal),
+          holdNet: options.holdNet ?? false,
+          holdLocal: options.holdLocal ?? false,
+          detachByte: options.detachByte ?? -1,
+        },
+        onEvent,
+      );
+      return {
+        ended,
+        release(side) {
+          if (side !== 'net' && side !== 'local')
+            throw new LaneError('bad_options', `release: side must be 'net' or 'local'`);
+          addon.release(id, side === 'net' ? 0 : 1);
+        },
+        write(plain) {
+          if (!(plain instanceof Uint8Array)) throw new LaneError('bad_options', 'write: takes a Uint8Array');
+          if (plain.length > 0) addon.write(id, Buffer.from(plain));
+        },
+        close(reason) {
+          if (reason !== undefined && !(reason instanceof Uint8Array)) {
+            throw new LaneError('bad_options', 'close: the reason is a Uint8Array (UTF-8 JSON)');
+          }
+          if (reason && reason.length > MAX_CONTROL_PAYLOAD) {
+            throw new LaneError(
+              'too_big',
+              `close: a reason is at most ${MAX_CONTROL_PAYLOAD} bytes, got ${reason.length}`,
+            );
+          }
+          addon.close(id, Buffer.from(reason ?? new Uint8Array(0)));
+        },
+      };
+    },
+  };
+}
+
+/** lane/build/Release/lane.node, the same relative path from src/ (vitest) and dist/ (built). */
+const ADDON_PATH = '../build/Release/lane.node';
+let loaded: NativeLanes | { unavailable: string } | undefined;
+
+/**
+ * The native relay, or why it cannot run here (not built, Windows, Electron's BoringSSL): loaded
+ * once and cached; never throws. Callers fall back to the mux stream on `unavailable`.
+ */
+export function loadNativeLanes(): NativeLanes | { unavailable: string } {
+  if (loaded) return loaded;
+  loaded = load();
+  return loaded;
+}
+
+function load(): NativeLanes | { unavailable: string } {
+  if (process.platform === 'win32') return { unavailable: 'lanes need POSIX file descriptors (not on Windows)' };
+  if (process.versions.electron !== undefined) {
+    return { unavailable: "Electron's BoringSSL has no EVP AES-256-GCM build of this addon" };
+  }
+  try {
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    return wrap(addon);
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    return {
+      unavailable: `lane.node did not load (${message}); build it with \`npm ci\` or \`npx node-gyp rebuild\` in lane/`,
+    };
+  }
+}

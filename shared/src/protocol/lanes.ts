@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../errors.js';
+import { PreviewPort } from './previews.js';
+
+/**
+ * Lanes (lane/PROTOCOL.md): a hot byte stream (a preview's TCP connection, an attached terminal)
+ * on a TCP connection of its own to the link's port, sealed and relayed by native code. The link
+ * grants them (`lane.grant`); a lane's first record says what it is for (`LaneHello`).
+ */
+
+const base64url = (bytes: number, what: string) => {
+  const chars = Math.ceil((bytes * 4) / 3);
+  return z
+    .string()
+    .regex(new RegExp(`^[A-Za-z0-9_-]{${chars}}$`), { error: `expected ${what}: ${bytes} bytes, base64url (${chars} characters)` });
+};
+
+export const LaneGrantResult = z.object({
+  /** 16 random bytes, base64url: names the grant in each lane's preface. */
+  grant_id: base64url(16, 'a grant id'),
+  /** 32 random bytes, base64url: the lanes' keys derive from it; never leaves the two processes. */
+  secret: base64url(32, 'a grant secret'),
+});
+export type LaneGrantResult = z.infer<typeof LaneGrantResult>;
+
+/** Bytes of a HELLO, ACCEPT or REFUSE record's JSON, at most. */
+export const MAX_LANE_CONTROL_BYTES = 4096;
+
+export const LanePreviewHello = z.object({ purpose: z.literal('preview'), port: PreviewPort }).strict();
+export const LaneTerminalHello = z
+  .object({
+    purpose: z.literal('terminal'),
+    attachment_id: z.string().min(1).max(64),
+    /** Bytes of keys the client wrote to the attachment's mux stream; it writes no more there. */
+    input_offset: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  })
+  .strict();
+
+/** A lane's record 0 from the client: what the lane is for. */
+export const LaneHello = z.discriminatedUnion('purpose', [LanePreviewHello, LaneTerminalHello], {
+  error: "expected a lane purpose: 'preview' or 'terminal'",
+});
+export type LaneHello = z.infer<typeof LaneHello>;
+export type LanePurpose = LaneHello['purpose'];
+
+/** The agent's record 0 when it takes a lane: what the purpose answers (preview: `source_port`). */
+export const LaneAccept = z.record(z.string(), z.unknown());
+export type LaneAccept = z.infer<typeof LaneAccept>;
+
+export const LanePreviewAccept = z.object({
+  /** The port the agent's connection to the preview comes from (the core's loop check). */
+  source_port: PreviewPort,
+});
+export type LanePreviewAccept = z.infer<typeof LanePreviewAccept>;
+
+/** The agent's record 0 when it does not take a valid HELLO; it then closes the lane. */
+export const LaneRefuse = z.object({ code: z.enum(ERROR_CODES), message: z.string().max(1024) });
+export type LaneRefuse = z.infer<typeof LaneRefuse>;
