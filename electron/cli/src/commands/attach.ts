@@ -1,4 +1,5 @@
 import {
+  decodeReason,
   HangarError,
   keyTrace,
   TERMINAL_CLOSE,
@@ -7,7 +8,7 @@ import {
   type TerminalHandle,
   type TerminalSink,
 } from '@hangar/shared';
-import type { InProcessCoreApi } from '@hangar/desktop/core';
+import type { DirectTerminal, InProcessCoreApi, OpenedLane, TerminalLane } from '@hangar/desktop/core';
 import type { Command } from 'commander';
 import { visibleText } from '../output.js';
 import { viaRunningCore, withApi } from '../run.js';
@@ -103,6 +104,7 @@ async function runAttached(
   const stdout = process.stdout;
   const raw = stdin.isTTY === true;
   const handOver = viaRunningCore() && process.env['HANGAR_ATTACH_HANDOVER'] !== 'off';
+  const lanes = raw && stdout.isTTY === true && process.env['HANGAR_LANES']?.trim().toLowerCase() !== 'off';
   let own: OwnLink | undefined;
   const end = await new Promise<CloseReason>((resolve, reject) => {
     let overlay = false;
@@ -200,6 +202,69 @@ async function runAttached(
     let current: TerminalHandle = api.openTerminal(target, sink(true));
     const door = current;
 
+    /** JavaScript stops reading stdin (the lane's relay reads fd 0): see stopReading. */
+    const resumeInput = () => {
+      if (!finished) stdin.resume();
+    };
+
+    /** Relays a lane the host accepted between this terminal and the lane, natively (see above). */
+    const startLane = (native: NativeRelays, lane: OpenedLane, held: Uint8Array[]): TerminalLane => {
+      stopReading(stdin);
+      let relay: ReturnType<NativeRelays['relay']>;
+      try {
+        const net = native.adoptSocket(lane.socket);
+        const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+        relay = native.relay({
+          net: net.fd,
+          localRead: 0,
+          localWrite: 1,
+          closeLocal: false,
+          keys: lane.keys,
+          sendSeq: lane.sendSeq,
+          receiveSeq: lane.receiveSeq,
+          ...(fromNet.length > 0 ? { fromNet } : {}),
+          ...(held.length > 0 ? { toNet: Buffer.concat(held) } : {}),
+          // The stream's last output goes to stdout first (streamDone).
+          holdNet: true,
+          detachByte,
+          onDetach: () => current.detach(),
+          localKind: 'terminal',
+        });
+      } catch (error) {
+        resumeInput();
+        throw error;
+      }
+      return {
+        write: (data) => relay.write(data),
+        // Behind what the stream's output wrote to stdout (written in order, callbacks in order).
+        streamDone: () => void stdout.write('', () => relay.release('net')),
+        close: () => relay.close(),
+        ended: relay.ended.then((end) => {
+          if (end.how === 'closed') return { reason: decodeReason(end.reason.toString('utf8'), 0) };
+          // The terminal goes back to the link: JavaScript reads the keys again.
+          resumeInput();
+          return { broke: end.how === 'error' ? end.message : end.how };
+        }),
+      };
+    };
+
+    /** Moves the terminal's keys and output onto a lane, if one can be had (see above). */
+    const moveToLane = async (terminal: DirectTerminal): Promise<void> => {
+      const { lanesHere } = await import('@hangar/desktop/core');
+      const native = lanesHere();
+      if ('unavailable' in native) {
+        debugNotice(`hangar: no lane (${native.unavailable}); the terminal stays on the link`);
+        return;
+      }
+      try {
+        if (await terminal.toLane((lane, held) => startLane(native, lane, held))) {
+          debugNotice('hangar: keys and output go over a lane beside the link');
+        }
+      } catch (error) {
+        debugNotice(`hangar: no lane; the terminal stays on the link: ${String(error)}`);
+      }
+    };
+
     /** Moves the terminal onto a link of the command's own (see above); if that fails it stays. */
     const moveToOwnLink = async (terminalId: string): Promise<void> => {
       const { openCoreApi } = await import('@hangar/desktop/core');
@@ -244,6 +309,7 @@ async function runAttached(
       debugNotice("hangar: the terminal moved onto this command's own link to the host");
       for (const keys of held?.input ?? []) terminal.write(keys);
       if (detachAfterHandover) terminal.detach();
+      else if (lanes) void moveToLane(terminal);
       // Nothing is said to the running core: the host has ended its stream ('superseded', and its
       // terminal with it). A terminal.close from here could reach it first and detach the
       // attachment that is now ours.
@@ -259,6 +325,7 @@ async function runAttached(
       stdin.resume();
       process.on('SIGWINCH', onResize);
       if (handOver) void moveToOwnLink(terminalId);
+      else if (lanes && isDirect(current)) void moveToLane(current);
     }, reject);
   });
   if (own) {
@@ -267,6 +334,28 @@ async function runAttached(
     await own.api.dispose();
   }
   return end;
+}
+
+type NativeRelays = Exclude<ReturnType<typeof import('@hangar/desktop/core').lanesHere>, { unavailable: string }>;
+
+/** The terminal of the command's own core (not one through a running core's door): it can take a lane. */
+function isDirect(terminal: TerminalHandle): terminal is DirectTerminal {
+  return 'toLane' in terminal;
+}
+
+/**
+ * Stops JavaScript reading `stdin` while a native relay reads fd 0. pause() alone leaves libuv
+ * reading into the stream's buffer until it is full: keys the relay would never see, or would see
+ * out of order. So the handle stops too (what net.Socket's own pause does when it reads into a
+ * buffer of its own); resume() starts it again (net.Socket's _read sees it not reading).
+ */
+function stopReading(stdin: NodeJS.ReadStream): void {
+  stdin.pause();
+  const handle = (stdin as unknown as { _handle?: { reading?: boolean; readStop(): number } | null })._handle;
+  if (handle?.reading) {
+    handle.reading = false;
+    handle.readStop();
+  }
 }
 
 /**

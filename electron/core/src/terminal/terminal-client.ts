@@ -12,6 +12,7 @@ import {
   type TerminalStatus,
 } from '@hangar/shared';
 import type { HostConnection } from '../connection/host-connection.js';
+import { openLane, type OpenedLane } from '../link/lanes.js';
 
 /** Keystrokes typed while reconnecting are held up to this much, then dropped (never replayed twice). */
 const MAX_PENDING_INPUT = 64 * 1024;
@@ -24,14 +25,6 @@ const INPUT_SETTLE_MS = 2_000;
  * possible. `offset` is the next byte the caller lacks; the attachment must still hold it.
  */
 export type TakeOver = () => Promise<{ attachmentId: string; offset: number }>;
-
-/** What a terminal asks of a lane (shared's LaneHello for the purpose `terminal`). */
-export interface TerminalLaneHello {
-  purpose: 'terminal';
-  attachment_id: string;
-  /** Bytes of keys written to the mux stream; none go there after. */
-  input_offset: number;
-}
 
 /**
  * A terminal's keys and output over a lane (lane/PROTOCOL.md, "Purposes: terminal"), relayed by
@@ -49,11 +42,10 @@ export interface TerminalLane {
 }
 
 /**
- * Opens a lane for `hello` and starts relaying it. `held()` gives (once) the keys typed since the
- * move began, to send before any read from the terminal. Rejects if no lane can be had: the
- * terminal stays on its stream.
+ * Starts relaying a lane the agent accepted; `held` are the keys typed since the move began, to
+ * be sent before anything read from the terminal. Throwing leaves the terminal on its stream.
  */
-export type LaneOpener = (hello: TerminalLaneHello, held: () => Uint8Array[]) => Promise<TerminalLane>;
+export type LaneStarter = (lane: OpenedLane, held: Uint8Array[]) => TerminalLane;
 
 /**
  * A client's view of one terminal session: output with byte offsets, input, resize, and
@@ -217,25 +209,32 @@ export class TerminalClient implements Disposable {
   }
 
   /**
-   * Moves keys and output from the mux stream onto a lane `open` opens (lane/PROTOCOL.md,
+   * Moves keys and output from the mux stream onto a lane beside the link, relayed by `start`
+   * (lane/PROTOCOL.md,
    * "Purposes: terminal"): no key is written to the stream after the offset the lane is told, and
    * the stream's output comes before the lane's (TerminalLane.streamDone). False if it cannot move
    * now; rejects, the terminal on its stream, if the lane could not be had. Resize, redraw and
    * detach still go over the link. A lane that breaks re-attaches through the link afresh (the
    * host could not resume that attachment: its output went around the replay buffer).
    */
-  async toLane(open: LaneOpener): Promise<boolean> {
+  async toLane(start: LaneStarter): Promise<boolean> {
     const stream = this.stream;
     if (this.ended || !stream || stream.closed || this.moving || this.laning || this.lane) return false;
     this.laning = true;
-    const hello: TerminalLaneHello = {
-      purpose: 'terminal',
-      attachment_id: this.attachmentId,
-      input_offset: stream.sentOffset + stream.queuedBytes,
-    };
     let lane: TerminalLane;
     try {
-      lane = await open(hello, () => this.takePendingInput());
+      const opened = await openLane(this.connection, {
+        purpose: 'terminal',
+        attachment_id: this.attachmentId,
+        input_offset: stream.sentOffset + stream.queuedBytes,
+      });
+      if (this.ended || (this.stream !== stream && this.streamLaned !== stream)) {
+        // Ended, or the link dropped meanwhile: the terminal resumes (or did) on a new stream.
+        opened.socket.destroy();
+        this.laning = false;
+        return false;
+      }
+      lane = start(opened, this.takePendingInput());
     } catch (error) {
       this.laning = false;
       if (this.ended) return false;
@@ -247,18 +246,15 @@ export class TerminalClient implements Disposable {
       throw error;
     }
     this.laning = false;
-    if (this.ended || (this.stream !== stream && this.streamLaned !== stream)) {
-      // Ended, or the link dropped meanwhile and the terminal resumed (or will) on a new stream.
-      lane.close();
-      return false;
-    }
     this.lane = lane;
     for (const data of this.takePendingInput()) lane.write(data);
     if (this.streamLaned === stream) lane.streamDone();
     void lane.ended.then((end) => {
       if (this.lane !== lane) return;
       this.lane = undefined;
-      if ('reason' in end) this.end(terminalEnd(end.reason));
+      // The session's end as its stream would have said it; any other close (the agent closing
+      // the lanes of a link that went, say) is a lane gone, not the terminal.
+      if ('reason' in end && TERMINAL_ENDS.has(end.reason.code)) this.end(terminalEnd(end.reason));
       else void this.restartAfterLane();
     });
     return true;
@@ -376,7 +372,9 @@ export class TerminalClient implements Disposable {
     if (reason.code === TERMINAL_CLOSE.lane) {
       // Its last byte delivered: the lane's output may follow (toLane).
       this.streamLaned = stream;
-      this.lane?.streamDone();
+      if (this.lane) this.lane.streamDone();
+      // The host moved the attachment but our lane failed: it cannot be resumed; start afresh.
+      else if (!this.laning) void this.restartAfterLane();
       return;
     }
     this.end(terminalEnd(reason));
@@ -422,6 +420,8 @@ function inputTaken(stream: LinkStream, timeoutMs: number): Promise<void> {
     subscriptions.add(stream.onClose(done));
   });
 }
+
+const TERMINAL_ENDS = new Set<string>([TERMINAL_CLOSE.ended, TERMINAL_CLOSE.killed, TERMINAL_CLOSE.detached]);
 
 /** How a terminal ends for a stream's (or a lane's) close reason. */
 function terminalEnd(reason: CloseReason): CloseReason {
