@@ -108,8 +108,9 @@ export class TerminalBindings implements Disposable {
   /**
    * Takes a bound attachment off its stream for a lane (lane/PROTOCOL.md, "Purposes: terminal"),
    * for `device`, its owner: waits until the stream has delivered `inputOffset` bytes of keys (at
-   * most LANE_INPUT_WAIT_MS), makes this client the size driver, takes the pty away from
-   * JavaScript and closes the stream with code `lane` after its last byte. The caller answers
+   * most LANE_INPUT_WAIT_MS), checks that it drives the session's size (the client that typed
+   * last), takes the pty away from JavaScript and closes the stream with code `lane` after its
+   * last byte. The caller answers
    * ACCEPT and starts the relay on (a dup of) `masterFd`, then `run`s it here: the attachment's end
    * comes as the lane's CLOSE, and a lane that breaks detaches the attachment (its output went
    * around the replay buffer: it cannot be resumed); `abandon` if the lane went before that.
@@ -141,8 +142,14 @@ export class TerminalBindings implements Disposable {
         `input_offset: only ${stream.recvOffset} of ${inputOffset} bytes of keys arrived within ${LANE_INPUT_WAIT_MS} ms`,
       );
     }
-    await attachment.prepareLane();
+    const drives = await attachment.prepareLane();
     if (!current()) throw new HangarError('E_UNAVAILABLE', `the attachment ${attachmentId} left its stream`);
+    if (!drives) {
+      throw new HangarError(
+        'E_UNAVAILABLE',
+        `the attachment ${attachmentId} does not drive the session's size: it moves onto a lane once it has typed`,
+      );
+    }
     const masterFd = attachment.leavePty();
     if (masterFd === undefined) {
       throw new HangarError('E_UNAVAILABLE', `the attachment ${attachmentId} has no pty to relay`);
@@ -168,6 +175,16 @@ export class TerminalBindings implements Disposable {
           void subscriptions.dispose();
           relay.close(Buffer.from(encodeReason(endReason(attachment, end))));
         }),
+      );
+      // Keys from the lane never pass input(): once another client takes the size, this one
+      // could not take it back by typing. So its lane ends (the client attaches again through
+      // the link, as after a lane that broke) and this attachment goes with it.
+      subscriptions.add(
+        attachment.onDriveLost(() =>
+          relay.close(
+            Buffer.from(encodeReason({ code: 'size_taken', message: 'another client typed: it drives the size now' })),
+          ),
+        ),
       );
       void relay.ended.then((end) => {
         if (this.lanes.get(attachmentId) !== lane) return;

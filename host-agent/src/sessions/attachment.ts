@@ -34,10 +34,13 @@ export interface Attachment {
   readonly closed: Promise<void>;
   detach(): void;
   /**
-   * Readies a move onto a lane: keys already passed to input() reach the pty, and this client
-   * drives the session's size (keys from a lane reach the pty master without input()).
+   * Readies a move onto a lane: keys already passed to input() reach the pty. True if this
+   * client drives the session's size then (keys from a lane reach the pty master without
+   * input(), so a client that does not drive could not take the size by typing).
    */
-  prepareLane(): Promise<void>;
+  prepareLane(): Promise<boolean>;
+  /** Another client typed and drives the session's size now (see SizeDriver). */
+  readonly onDriveLost: (listener: () => void) => Disposable;
   /**
    * Stops reading the pty in JavaScript (what node-pty had read is delivered through onOutput
    * first) and returns its master fd for a native relay, or undefined if there is none (ended, or
@@ -78,6 +81,8 @@ export class PtyAttachment implements Attachment {
   private readonly buffer = new ReplayBuffer();
   private readonly outputEmitter = new Emitter<{ chunk: Uint8Array; offset: number }>();
   private readonly endEmitter = new Emitter<AttachmentEnd>();
+  private readonly driveLostEmitter = new Emitter<void>();
+  readonly onDriveLost = (listener: () => void): Disposable => this.driveLostEmitter.event(listener);
   private readonly pty: IPty;
   private readonly ptyInput: PtyInput;
   private tty: string | undefined;
@@ -148,6 +153,7 @@ export class PtyAttachment implements Attachment {
             this.endEmitter.fire(result);
             this.outputEmitter.dispose();
             this.endEmitter.dispose();
+            this.driveLostEmitter.dispose();
             resolve();
           });
       });
@@ -277,17 +283,14 @@ export class PtyAttachment implements Attachment {
     void this.closed.then(() => clearTimeout(escalate));
   }
 
-  async prepareLane(): Promise<void> {
+  async prepareLane(): Promise<boolean> {
     while (this.inputChain) await this.inputChain;
-    if (this.ended) return;
-    if (!this.sizing.isDriver(this.tmuxSessionName, this)) {
-      await this.sizing
-        .takeOver(this.tmuxSessionName, this)
-        .catch((error: unknown) =>
-          this.logger?.warn({ err: error, session: this.sessionName }, 'could not hand over the window size'),
-        );
-    }
     await this.ptyInput.flushed();
+    return !this.ended && this.sizing.isDriver(this.tmuxSessionName, this);
+  }
+
+  driveLost(): void {
+    this.driveLostEmitter.fire();
   }
 
   leavePty(): number | undefined {

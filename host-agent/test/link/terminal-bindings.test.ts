@@ -43,7 +43,8 @@ function fakeAttachment() {
     onEnd: (listener) => ends.event(listener),
     closed: new Promise(() => undefined),
     detach: () => undefined,
-    prepareLane: async () => undefined,
+    prepareLane: async () => true,
+    onDriveLost: () => ({ dispose: () => undefined }),
     leavePty: () => undefined,
   };
   return { attachment, state };

@@ -121,10 +121,19 @@ async function runAttached(
     let moved = false;
     let detachAfterHandover = false;
     let lastKeyAt = 0;
+    /** The command's own terminal, while its keys still pass here (not on a lane). */
+    let laneCandidate: DirectTerminal | undefined;
+    let laneTimer: NodeJS.Timeout | undefined;
     const onInput = (chunk: Buffer) => {
       keyTrace?.('stdin', chunk.length);
       // Only a move to the command's own link still to come needs the time (a clock read per key).
       if (handOver && !moved) lastKeyAt = performance.now();
+      // The move onto a lane comes in a pause in typing, once this client typed (and so drives
+      // the session's size, as the host requires: see moveToLane).
+      if (laneCandidate) {
+        clearTimeout(laneTimer);
+        laneTimer = setTimeout(() => void moveToLane(), HANDOVER_QUIET_MS);
+      }
       const at = indexOfByte(chunk, detachByte);
       const keys = at >= 0 ? chunk.subarray(0, at) : chunk;
       if (holding) {
@@ -188,6 +197,8 @@ async function runAttached(
         // The running core's terminal ends 'superseded' once the host has moved it to our link.
         if (throughCore && (moved || (holding && end.code === 'superseded'))) return;
         finished = true;
+        laneCandidate = undefined;
+        clearTimeout(laneTimer);
         if (wired) {
           stdin.off('data', onInput);
           stdin.off('end', onInputEnd);
@@ -208,7 +219,12 @@ async function runAttached(
     };
 
     /** Relays a lane the host accepted between this terminal and the lane, natively (see above). */
-    const startLane = (native: NativeRelays, lane: OpenedLane, held: Uint8Array[]): TerminalLane => {
+    const startLane = (
+      native: NativeRelays,
+      terminal: DirectTerminal,
+      lane: OpenedLane,
+      held: Uint8Array[],
+    ): TerminalLane => {
       stopReading(stdin);
       let relay: ReturnType<NativeRelays['relay']>;
       try {
@@ -227,7 +243,7 @@ async function runAttached(
           // The stream's last output goes to stdout first (streamDone).
           holdNet: true,
           detachByte,
-          onDetach: () => current.detach(),
+          onDetach: () => terminal.detach(),
           localKind: 'terminal',
         });
       } catch (error) {
@@ -240,27 +256,41 @@ async function runAttached(
         streamDone: () => void stdout.write('', () => relay.release('net')),
         close: () => relay.close(),
         ended: relay.ended.then((end) => {
-          if (end.how === 'closed') return { reason: decodeReason(end.reason.toString('utf8'), 0) };
-          // The terminal goes back to the link: JavaScript reads the keys again.
-          resumeInput();
+          const reason = end.how === 'closed' ? decodeReason(end.reason.toString('utf8'), 0) : undefined;
+          // Unless the terminal ended, it goes back to the link (TerminalClient): JavaScript reads
+          // the keys again, and the next pause in typing may find a lane again.
+          if (!finished && !(reason && SESSION_ENDS.has(reason.code))) {
+            resumeInput();
+            laneCandidate = terminal;
+          }
+          if (reason) return { reason };
           return { broke: end.how === 'error' ? end.message : end.how };
         }),
       };
     };
 
-    /** Moves the terminal's keys and output onto a lane, if one can be had (see above). */
-    const moveToLane = async (terminal: DirectTerminal): Promise<void> => {
+    /**
+     * Moves the terminal's keys and output onto a lane, if one can be had (see above); tried again
+     * in the next pause in typing if not (the host takes only the client that typed last, which
+     * drives the size), and after a lane that ended without the terminal.
+     */
+    const moveToLane = async (): Promise<void> => {
+      const terminal = laneCandidate;
+      if (!terminal || finished) return;
       const { lanesHere } = await import('@hangar/desktop/core');
       const native = lanesHere();
       if ('unavailable' in native) {
+        laneCandidate = undefined;
         debugNotice(`hangar: no lane (${native.unavailable}); the terminal stays on the link`);
         return;
       }
+      laneCandidate = undefined;
       try {
-        if (await terminal.toLane((lane, held) => startLane(native, lane, held))) {
+        if (await terminal.toLane((opened, held) => startLane(native, terminal, opened, held))) {
           debugNotice('hangar: keys and output go over a lane beside the link');
-        }
+        } else if (!finished) laneCandidate = terminal;
       } catch (error) {
+        if (!finished) laneCandidate = terminal;
         debugNotice(`hangar: no lane; the terminal stays on the link: ${String(error)}`);
       }
     };
@@ -309,7 +339,7 @@ async function runAttached(
       debugNotice("hangar: the terminal moved onto this command's own link to the host");
       for (const keys of held?.input ?? []) terminal.write(keys);
       if (detachAfterHandover) terminal.detach();
-      else if (lanes) void moveToLane(terminal);
+      else if (lanes) laneCandidate = terminal;
       // Nothing is said to the running core: the host has ended its stream ('superseded', and its
       // terminal with it). A terminal.close from here could reach it first and detach the
       // attachment that is now ours.
@@ -325,7 +355,7 @@ async function runAttached(
       stdin.resume();
       process.on('SIGWINCH', onResize);
       if (handOver) void moveToOwnLink(terminalId);
-      else if (lanes && isDirect(current)) void moveToLane(current);
+      else if (lanes && isDirect(current)) laneCandidate = current;
     }, reject);
   });
   if (own) {
@@ -335,6 +365,9 @@ async function runAttached(
   }
   return end;
 }
+
+/** A lane's CLOSE reasons that end the terminal (any other sends it back to the link). */
+const SESSION_ENDS = new Set<string>([TERMINAL_CLOSE.ended, TERMINAL_CLOSE.killed, TERMINAL_CLOSE.detached]);
 
 type NativeRelays = Exclude<ReturnType<typeof import('@hangar/desktop/core').lanesHere>, { unavailable: string }>;
 
