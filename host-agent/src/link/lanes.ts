@@ -125,7 +125,10 @@ export class LaneAcceptor implements Disposable {
   /** `lane.grant` on a link: a new grant, kept until the link closes (at most MAX_GRANTS_PER_LINK). */
   grant(link: LaneLink): LaneGrantResult {
     if ('unavailable' in this.native) {
-      throw new HangarError('E_UNAVAILABLE', `no lanes on this host (${this.native.unavailable}); use the link's streams`);
+      throw new HangarError(
+        'E_UNAVAILABLE',
+        `no lanes on this host (${this.native.unavailable}); use the link's streams`,
+      );
     }
     if (link.mux.closed) throw new HangarError('E_UNAVAILABLE', 'the link is closing');
     let lanes = this.links.get(link.mux);
@@ -158,7 +161,7 @@ export class LaneAcceptor implements Disposable {
    */
   accept(socket: Socket, first: Buffer, authenticated: () => void): void {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    let got = first;
+    let got: Buffer = first;
     let finished = false;
     const drop = (why: string) => {
       if (finished) return;
@@ -311,7 +314,9 @@ export class LaneAcceptor implements Disposable {
       }
       this.stats.accepted[purpose] = (this.stats.accepted[purpose] ?? 0) + 1;
       this.stats.open++;
-      const open = { close: () => relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))) };
+      const open = {
+        close: () => relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))),
+      };
       lanes.open.add(open);
       this.log.info({ peer, purpose, device: lanes.link.device }, 'lane opened');
       void relay.ended.then((end) => {
@@ -329,7 +334,8 @@ export class LaneAcceptor implements Disposable {
     lanes.grants = [];
     const open = [...lanes.open];
     lanes.open.clear();
-    if (open.length > 0) this.log.info({ device: lanes.link.device, lanes: open.length }, 'closing the lanes of a closed link');
+    if (open.length > 0)
+      this.log.info({ device: lanes.link.device, lanes: open.length }, 'closing the lanes of a closed link');
     for (const lane of open) lane.close();
   }
 

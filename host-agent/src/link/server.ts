@@ -207,7 +207,7 @@ export class LinkServer implements Disposable {
       socket.once('close', () => linkServer.frontSockets.delete(socket));
       pending.admit(socket);
       if (socket.destroyed) return;
-      let first = Buffer.alloc(0);
+      let first: Buffer = Buffer.alloc(0);
       const onError = (error: Error) => log.debug({ err: error.message }, 'connection error before its first bytes');
       const onData = (chunk: Buffer) => {
         first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);

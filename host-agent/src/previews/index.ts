@@ -109,7 +109,8 @@ export class PreviewService implements Disposable {
       stream.close({ code: PREVIEW_REMOVED, message: `preview of port ${port} was removed` }, { flush: false });
     }
     this.live.delete(port);
-    for (const relay of this.liveLanes.get(port) ?? []) relay.close(closeReasonBytes(PREVIEW_REMOVED, `preview of port ${port} was removed`));
+    for (const relay of this.liveLanes.get(port) ?? [])
+      relay.close(closeReasonBytes(PREVIEW_REMOVED, `preview of port ${port} was removed`));
     this.liveLanes.delete(port);
     await this.changed();
   }
@@ -347,4 +348,12 @@ function closeQuietly(fd: number): void {
   } catch {
     // already closed: nothing to let go of
   }
+}
+
+function toInfo(record: PreviewRecord, listening: boolean): PreviewInfo {
+  return { port: record.port, label: record.label, created_at: record.createdAt, listening };
+}
+
+function notAPreview(port: number): HangarError {
+  return new HangarError('E_NOT_FOUND', `port ${port} is not a preview on this host; add it first`);
 }

@@ -29,6 +29,7 @@ import {
   createProcedures,
   type AgentServices,
   type BackupProcedureTable,
+  type LaneProcedureTable,
   type TaskProcedureTable,
 } from '../../src/peer/procedures.js';
 import { PreviewService } from '../../src/previews/index.js';
@@ -128,6 +129,7 @@ export class TestClient {
       createPreviewProcedures(previews),
       {} as TaskProcedureTable,
       {} as BackupProcedureTable,
+      {} as LaneProcedureTable,
     );
     this.peer = new ClientPeer(
       { transport: agentEnd, device: { public_key: DEVICE, name: 'test' }, remoteAddress: 'memory', via: 'pinned' },

@@ -128,7 +128,10 @@ export async function openLane(
     const onError = (error: NodeJS.ErrnoException) => {
       // Refused, unreachable: the port takes the link's connection but not ours. Remembered.
       if (!connected && grants.get(mux) === state) {
-        grants.set(mux, Promise.resolve({ kind: 'none', why: `lane port not reachable (${error.code ?? error.message})` }));
+        grants.set(
+          mux,
+          Promise.resolve({ kind: 'none', why: `lane port not reachable (${error.code ?? error.message})` }),
+        );
       }
       fail(new LaneUnavailable(`lane connection failed: ${error.code ?? error.message}`));
     };
@@ -183,8 +186,8 @@ async function fetchGrant(connection: LaneConnection, mux: Mux): Promise<GrantSt
     const granted = LaneGrantResult.parse(await connection.call('lane.grant', {}));
     return {
       kind: 'granted',
-      grantId: Buffer.from(decodeBase64url(granted.grant_id)),
-      secret: Buffer.from(decodeBase64url(granted.secret)),
+      grantId: Buffer.from(decodeBase64url(granted.grant_id)!),
+      secret: Buffer.from(decodeBase64url(granted.secret)!),
       nextLaneNo: 0n,
       target,
     };

@@ -1,0 +1,301 @@
+/*
+ * lane.node: the N-API face of the relay thread (relay.c). Its exports are wrapped and checked by
+ * lane/src/native.ts; this file still checks every length and type it is handed.
+ *
+ *   dupFd(fd) -> fd                     dup with close-on-exec
+ *   relay(options, onEvent) -> id       onEvent({ event: 'detach' } | { event: 'end', how, ... })
+ *   release(id, side) / write(id, buffer) / close(id, buffer)
+ *
+ * Each relay holds a threadsafe function (ref'd: an active relay keeps Node alive) until its end
+ * event, after which it is released.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+
+#include <node_api.h>
+
+#include "relay.h"
+
+#define CHECK(call)                                    \
+  do {                                                 \
+    if ((call) != napi_ok) return throw_last(env);     \
+  } while (0)
+
+static napi_value throw_last(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    napi_get_last_error_info(env, &info);
+    napi_throw_error(env, NULL, info && info->error_message ? info->error_message : "N-API call failed");
+  }
+  return NULL;
+}
+
+static napi_value fail(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fail(env, "dupFd: fd must be an integer ≥ 0");
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    char message[160];
+    snprintf(message, sizeof message, "dupFd(%d): %s", fd, strerror(errno));
+    return fail(env, message);
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, copy, &result));
+  return result;
+}
+
+static int get_int(napi_env env, napi_value object, const char *name, int32_t *out) {
+  napi_value value;
+  if (napi_get_named_property(env, object, name, &value) != napi_ok) return 0;
+  return napi_get_value_int32(env, value, out) == napi_ok;
+}
+
+static int get_bool(napi_env env, napi_value object, const char *name, int *out) {
+  napi_value value;
+  bool flag;
+  if (napi_get_named_property(env, object, name, &value) != napi_ok) return 0;
+  if (napi_get_value_bool(env, value, &flag) != napi_ok) return 0;
+  *out = flag;
+  return 1;
+}
+
+static int get_u64(napi_env env, napi_value object, const char *name, uint64_t *out) {
+  napi_value value;
+  bool lossless;
+  if (napi_get_named_property(env, object, name, &value) != napi_ok) return 0;
+  return napi_get_value_bigint_uint64(env, value, out, &lossless) == napi_ok && lossless;
+}
+
+/* A Buffer property copied into malloc'd memory (NULL, 0 when absent or empty). 0 on a bad type. */
+static int get_bytes(napi_env env, napi_value object, const char *name, uint8_t **out, size_t *length) {
+  napi_value value;
+  napi_valuetype type;
+  bool is_buffer;
+  void *data;
+  *out = NULL;
+  *length = 0;
+  if (napi_get_named_property(env, object, name, &value) != napi_ok) return 0;
+  if (napi_typeof(env, value, &type) != napi_ok) return 0;
+  if (type == napi_undefined) return 1;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer) return 0;
+  if (napi_get_buffer_info(env, value, &data, length) != napi_ok) return 0;
+  if (*length == 0) return 1;
+  *out = malloc(*length);
+  if (!*out) return 0;
+  memcpy(*out, data, *length);
+  return 1;
+}
+
+static int get_key(napi_env env, napi_value object, const char *name, uint8_t key[LANE_KEY_LENGTH]) {
+  uint8_t *bytes;
+  size_t length;
+  if (!get_bytes(env, object, name, &bytes, &length)) return 0;
+  int ok = length == LANE_KEY_LENGTH;
+  if (ok) memcpy(key, bytes, LANE_KEY_LENGTH);
+  if (bytes) {
+    memset(bytes, 0, length);
+    free(bytes);
+  }
+  return ok;
+}
+
+static const char *HOW[] = {"closed", "closed_here", "eof", "error"};
+
+static void set_string(napi_env env, napi_value object, const char *name, const char *text) {
+  napi_value value;
+  if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &value) == napi_ok) napi_set_named_property(env, object, name, value);
+}
+
+static void set_number(napi_env env, napi_value object, const char *name, double number) {
+  napi_value value;
+  if (napi_create_double(env, number, &value) == napi_ok) napi_set_named_property(env, object, name, value);
+}
+
+/* On the JS thread: one event of a relay, then freed. */
+static void call_js(napi_env env, napi_value callback, void *context, void *data) {
+  lane_event *event = data;
+  if (env && callback) {
+    napi_value object, undefined;
+    if (napi_create_object(env, &object) == napi_ok && napi_get_undefined(env, &undefined) == napi_ok) {
+      set_string(env, object, "event", event->is_end ? "end" : "detach");
+      if (event->is_end) {
+        set_string(env, object, "how", HOW[event->how]);
+        set_number(env, object, "bytesIn", event->bytes_in);
+        set_number(env, object, "bytesOut", event->bytes_out);
+        if (event->how == LANE_END_ERROR) set_string(env, object, "message", event->message);
+        if (event->how == LANE_END_CLOSED) {
+          napi_value reason;
+          void *copy;
+          if (napi_create_buffer_copy(env, event->reason_length, event->reason ? (void *)event->reason : (void *)"",
+                                      &copy, &reason) == napi_ok) {
+            napi_set_named_property(env, object, "reason", reason);
+          }
+        }
+      }
+      napi_call_function(env, undefined, callback, 1, &object, NULL);
+    }
+  }
+  free(event->reason);
+  free(event);
+}
+
+/* On the relay thread. */
+static void on_event(void *context, lane_event *event) {
+  napi_threadsafe_function tsfn = context;
+  int is_end = event->is_end;
+  if (napi_call_threadsafe_function(tsfn, event, napi_tsfn_blocking) != napi_ok) {
+    free(event->reason);
+    free(event);
+  }
+  if (is_end) napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+}
+
+static uint32_t next_id = 1;
+
+static void free_options(lane_relay_options *o) {
+  free(o->from_net);
+  free(o->to_net);
+  free(o->to_local);
+  memset(o, 0, sizeof *o);
+}
+
+static napi_value relay(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_valuetype type;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return fail(env, "relay(options, onEvent)");
+  CHECK(napi_typeof(env, argv[1], &type));
+  if (type != napi_function) return fail(env, "relay: onEvent must be a function");
+
+  lane_relay_options o;
+  memset(&o, 0, sizeof o);
+  int32_t net, local_read, local_write, kind, detach;
+  if (!get_int(env, argv[0], "net", &net) || !get_int(env, argv[0], "localRead", &local_read) ||
+      !get_int(env, argv[0], "localWrite", &local_write) || net < 0 || local_read < 0 || local_write < 0)
+    return fail(env, "relay: net, localRead and localWrite must be fds ≥ 0");
+  if (!get_int(env, argv[0], "kind", &kind) || kind < 0 || kind > 2) return fail(env, "relay: kind must be 0, 1 or 2");
+  if (!get_int(env, argv[0], "detachByte", &detach) || detach < -1 || detach > 255)
+    return fail(env, "relay: detachByte must be -1..255");
+  if (!get_bool(env, argv[0], "closeLocal", &o.close_local) || !get_bool(env, argv[0], "holdNet", &o.hold_net) ||
+      !get_bool(env, argv[0], "holdLocal", &o.hold_local))
+    return fail(env, "relay: closeLocal, holdNet and holdLocal must be booleans");
+  if (!get_key(env, argv[0], "sendKey", o.send_key) || !get_key(env, argv[0], "receiveKey", o.receive_key))
+    return fail(env, "relay: sendKey and receiveKey must be 32-byte Buffers");
+  if (!get_u64(env, argv[0], "sendSeq", &o.send_seq) || !get_u64(env, argv[0], "receiveSeq", &o.receive_seq))
+    return fail(env, "relay: sendSeq and receiveSeq must be bigints 0..2^64-1");
+  o.net = net;
+  o.local_read = local_read;
+  o.local_write = local_write;
+  o.kind = kind;
+  o.detach_byte = detach;
+  if (!get_bytes(env, argv[0], "fromNet", &o.from_net, &o.from_net_length) ||
+      !get_bytes(env, argv[0], "toNet", &o.to_net, &o.to_net_length) ||
+      !get_bytes(env, argv[0], "toLocal", &o.to_local, &o.to_local_length)) {
+    free_options(&o);
+    return fail(env, "relay: fromNet, toNet and toLocal must be Buffers or undefined");
+  }
+
+  napi_value name;
+  napi_threadsafe_function tsfn;
+  if (napi_create_string_utf8(env, "hangar lane relay", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &tsfn) != napi_ok) {
+    free_options(&o);
+    return throw_last(env);
+  }
+  o.on_event = on_event;
+  o.context = tsfn;
+  uint32_t id = next_id++;
+  char error[256];
+  if (lane_relay_start(id, &o, error, sizeof error) != 0) {
+    napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+    free_options(&o);
+    return fail(env, error);
+  }
+  memset(o.send_key, 0, sizeof o.send_key);
+  memset(o.receive_key, 0, sizeof o.receive_key);
+  napi_value result;
+  CHECK(napi_create_uint32(env, id, &result));
+  return result;
+}
+
+/* (id, side) or (id, buffer): the id and, for write/close, a malloc'd copy of the buffer. */
+static int command_args(napi_env env, napi_callback_info info, uint32_t *id, uint8_t **data, size_t *length, int32_t *side) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return 0;
+  if (napi_get_value_uint32(env, argv[0], id) != napi_ok) return 0;
+  if (side) return napi_get_value_int32(env, argv[1], side) == napi_ok && (*side == 0 || *side == 1);
+  bool is_buffer;
+  void *bytes;
+  if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) return 0;
+  if (napi_get_buffer_info(env, argv[1], &bytes, length) != napi_ok) return 0;
+  *data = malloc(*length > 0 ? *length : 1);
+  if (!*data) return 0;
+  if (*length > 0) memcpy(*data, bytes, *length);
+  return 1;
+}
+
+static napi_value release(napi_env env, napi_callback_info info) {
+  uint32_t id;
+  int32_t side;
+  if (!command_args(env, info, &id, NULL, NULL, &side)) return fail(env, "release(id, 0 | 1)");
+  lane_relay_release(id, side);
+  return NULL;
+}
+
+static napi_value write_(napi_env env, napi_callback_info info) {
+  uint32_t id;
+  uint8_t *data = NULL;
+  size_t length = 0;
+  if (!command_args(env, info, &id, &data, &length, NULL)) return fail(env, "write(id, buffer)");
+  if (length == 0) {
+    free(data);
+    return NULL;
+  }
+  lane_relay_write(id, data, length);
+  return NULL;
+}
+
+static napi_value close_(napi_env env, napi_callback_info info) {
+  uint32_t id;
+  uint8_t *data = NULL;
+  size_t length = 0;
+  if (!command_args(env, info, &id, &data, &length, NULL)) return fail(env, "close(id, buffer)");
+  if (length > LANE_MAX_CONTROL) {
+    free(data);
+    return fail(env, "close: a reason is at most 4096 bytes");
+  }
+  lane_relay_close(id, data, length);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"relay", NULL, relay, NULL, NULL, NULL, napi_default, NULL},
+      {"release", NULL, release, NULL, NULL, NULL, napi_default, NULL},
+      {"write", NULL, write_, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, close_, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,822 @@
+/*
+ * The relay thread of lanes (lane/PROTOCOL.md, "Native relay"). One thread with its own libuv loop
+ * relays every lane of the process: a uv_poll_t per fd, level-triggered, and one `pump` that makes
+ * every bit of progress it can without blocking, then asks the polls only for what it can take:
+ *
+ *   local ── read ≤ 64 KiB straight into `nout` ── seal in place ── one send() ──▶ net
+ *   net ── recv into `nin` ── open each whole record in place ── write its payload ──▶ local
+ *
+ * Memory per relay is bounded: `nout` ~256 KiB (local is read only while it has room for a whole
+ * record), `nin` one record plus 64 KiB (net is read only while nothing waits to be written
+ * locally). A record that does not open ends the relay at once; nothing after it is delivered.
+ */
+#define _GNU_SOURCE
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define NIN_CAP (LANE_MAX_RECORD + 65536)
+#define NOUT_CAP (4 * LANE_MAX_RECORD)
+#define RECORD_OVERHEAD (4 + 1 + LANE_TAG_LENGTH)
+/* After sending CLOSE, how long to wait for the peer's end before closing anyway (not a hot path). */
+#define LINGER_MS 5000
+
+typedef struct chunk {
+  struct chunk *next;
+  uint8_t *data;
+  size_t length, offset;
+} chunk;
+
+typedef struct relay {
+  struct relay *next;
+  uint32_t id;
+  lane_relay_options o;
+  EVP_CIPHER_CTX *enc, *dec;
+  uint64_t send_seq, receive_seq;
+  int send_spent, receive_spent;
+
+  uint8_t *nin;
+  size_t nin_cap, nin_start, nin_end;
+  const uint8_t *lout; /* plaintext waiting to be written locally: in nin, or o.to_local */
+  size_t lout_length;
+
+  uint8_t *nout;
+  size_t nout_start, nout_end;
+  chunk *js_head, *js_tail; /* toNet and write(): sealed before anything read locally */
+  uint8_t *close_reason;
+  size_t close_reason_length;
+
+  int net_held, local_held, detached, local_eof, eof_sealed, net_eof, local_shut, net_shut;
+  int close_requested, close_sealed, lingering, ended;
+  double bytes_in, bytes_out;
+
+  /* Polls: net; local read; local write when it is another fd. *_always: a regular file (no epoll). */
+  uv_poll_t net_poll, lr_poll, lw_poll;
+  int net_polled, lr_polled, lw_polled, lr_always, lw_always, lw_separate;
+  int net_events, lr_events, lw_events;
+  uv_timer_t linger;
+  int linger_inited, open_handles;
+} relay;
+
+typedef struct command {
+  struct command *next;
+  enum { CMD_START, CMD_RELEASE, CMD_WRITE, CMD_CLOSE } op;
+  uint32_t id;
+  relay *start;
+  uint8_t *data;
+  size_t length;
+  int side;
+} command;
+
+static uv_once_t once = UV_ONCE_INIT;
+static int init_error;
+static uv_loop_t loop;
+static uv_async_t wake;
+static uv_mutex_t mutex;
+static uv_thread_t thread;
+static command *queue_head, *queue_tail;
+static relay *relays; /* loop thread only */
+
+static void pump(relay *r);
+
+/* ---- crypto ---------------------------------------------------------------------------------- */
+
+static void nonce_of(uint64_t seq, uint8_t nonce[12]) {
+  memset(nonce, 0, 4);
+  for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+static void put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* Seals, in place, the record at `at`: at[4] is the type, at[5..5+n) the payload; writes length and tag. */
+static int seal_in_place(relay *r, uint8_t *at, size_t n) {
+  uint8_t nonce[12];
+  int out = 0;
+  uint32_t body = (uint32_t)(1 + n + LANE_TAG_LENGTH);
+  if (r->send_spent) return -1;
+  put_be32(at, body);
+  nonce_of(r->send_seq, nonce);
+  if (EVP_EncryptInit_ex(r->enc, NULL, NULL, NULL, nonce) != 1) return -1;
+  if (EVP_EncryptUpdate(r->enc, NULL, &out, at, 4) != 1) return -1;
+  if (EVP_EncryptUpdate(r->enc, at + 4, &out, at + 4, (int)(1 + n)) != 1 || (size_t)out != 1 + n) return -1;
+  if (EVP_EncryptFinal_ex(r->enc, at + 5 + n, &out) != 1 || out != 0) return -1;
+  if (EVP_CIPHER_CTX_ctrl(r->enc, EVP_CTRL_GCM_GET_TAG, LANE_TAG_LENGTH, at + 5 + n) != 1) return -1;
+  r->send_seq++;
+  if (r->send_seq == 0) r->send_spent = 1;
+  return 0;
+}
+
+/* Opens, in place, a whole record at `at` of body length `body` (checked by the caller). */
+static int open_in_place(relay *r, uint8_t *at, uint32_t body) {
+  uint8_t nonce[12];
+  int out = 0;
+  size_t plain = body - LANE_TAG_LENGTH;
+  if (r->receive_spent) return -1;
+  nonce_of(r->receive_seq, nonce);
+  if (EVP_DecryptInit_ex(r->dec, NULL, NULL, NULL, nonce) != 1) return -1;
+  if (EVP_DecryptUpdate(r->dec, NULL, &out, at, 4) != 1) return -1;
+  if (EVP_DecryptUpdate(r->dec, at + 4, &out, at + 4, (int)plain) != 1 || (size_t)out != plain) return -1;
+  if (EVP_CIPHER_CTX_ctrl(r->dec, EVP_CTRL_GCM_SET_TAG, LANE_TAG_LENGTH, at + 4 + plain) != 1) return -1;
+  if (EVP_DecryptFinal_ex(r->dec, at + 4 + plain, &out) != 1) return -1;
+  r->receive_seq++;
+  if (r->receive_seq == 0) r->receive_spent = 1;
+  return 0;
+}
+
+/* ---- the end --------------------------------------------------------------------------------- */
+
+static void free_relay(relay *r) {
+  chunk *c = r->js_head;
+  while (c) {
+    chunk *next = c->next;
+    free(c->data);
+    free(c);
+    c = next;
+  }
+  EVP_CIPHER_CTX_free(r->enc);
+  EVP_CIPHER_CTX_free(r->dec);
+  free(r->nin);
+  free(r->nout);
+  free(r->close_reason);
+  free(r->o.from_net);
+  free(r->o.to_net);
+  free(r->o.to_local);
+  free(r);
+}
+
+static void on_handle_closed(uv_handle_t *handle) {
+  relay *r = handle->data;
+  if (--r->open_handles == 0) free_relay(r);
+}
+
+static void close_handle(relay *r, uv_handle_t *handle) {
+  r->open_handles++;
+  uv_close(handle, on_handle_closed);
+}
+
+/* Ends the relay once: stops its polls, closes its fds, reports `how` and frees it when libuv is done. */
+static void finish(relay *r, int how, const uint8_t *reason, size_t reason_length, const char *format, ...) {
+  if (r->ended) return;
+  r->ended = 1;
+  lane_event *event = calloc(1, sizeof *event);
+  if (event) {
+    event->is_end = 1;
+    event->how = how;
+    event->bytes_in = r->bytes_in;
+    event->bytes_out = r->bytes_out;
+    if (how == LANE_END_CLOSED && reason_length > 0) {
+      event->reason = malloc(reason_length);
+      if (event->reason) {
+        memcpy(event->reason, reason, reason_length);
+        event->reason_length = reason_length;
+      }
+    }
+    if (format) {
+      va_list args;
+      va_start(args, format);
+      vsnprintf(event->message, sizeof event->message, format, args);
+      va_end(args);
+    }
+  }
+  for (relay **p = &relays; *p; p = &(*p)->next) {
+    if (*p == r) {
+      *p = r->next;
+      break;
+    }
+  }
+  r->open_handles = 1; /* held until the handles below are closed */
+  if (r->net_polled) close_handle(r, (uv_handle_t *)&r->net_poll);
+  if (r->lr_polled) close_handle(r, (uv_handle_t *)&r->lr_poll);
+  if (r->lw_polled) close_handle(r, (uv_handle_t *)&r->lw_poll);
+  if (r->linger_inited) close_handle(r, (uv_handle_t *)&r->linger);
+  if (how == LANE_END_ERROR && r->o.kind == LANE_KIND_SOCKET && r->o.close_local) {
+    /* A cut stays a cut: the local peer gets a reset, never a clean end it could take for the whole stream. */
+    struct linger abortive = {1, 0};
+    setsockopt(r->o.local_read, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+  }
+  close(r->o.net);
+  if (r->o.close_local) {
+    close(r->o.local_read);
+    if (r->o.local_write != r->o.local_read) close(r->o.local_write);
+  }
+  if (event) r->o.on_event(r->o.context, event);
+  if (--r->open_handles == 0) free_relay(r); /* drops the hold taken above */
+}
+
+static void fail_errno(relay *r, const char *what, int error) {
+  finish(r, LANE_END_ERROR, NULL, 0, "%s: %s", what, strerror(error));
+}
+
+/* ---- moving bytes ---------------------------------------------------------------------------- */
+
+static int would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
+
+static ssize_t send_all_flags(int fd, const void *data, size_t length, int is_socket) {
+  return is_socket ? send(fd, data, length, MSG_NOSIGNAL) : write(fd, data, length);
+}
+
+/* Writes what waits for the local side. 1: progress, 0: blocked or nothing, -1: ended. */
+static int flush_local(relay *r) {
+  int progress = 0;
+  while (r->lout_length > 0) {
+    ssize_t n = send_all_flags(r->o.local_write, r->lout, r->lout_length, r->o.kind == LANE_KIND_SOCKET);
+    if (n < 0) {
+      if (would_block(errno)) return progress;
+      if (errno == EIO && r->o.kind == LANE_KIND_PTY) {
+        r->lout_length = 0; /* the pty's process is gone: keys for it go nowhere */
+        return 1;
+      }
+      fail_errno(r, "writing the local side", errno);
+      return -1;
+    }
+    r->lout += n;
+    r->lout_length -= (size_t)n;
+    progress = 1;
+  }
+  return progress;
+}
+
+/* Sends what is sealed. 1: progress, 0: blocked or nothing, -1: ended. */
+static int flush_net(relay *r) {
+  int progress = 0;
+  while (r->nout_start < r->nout_end) {
+    ssize_t n = send(r->o.net, r->nout + r->nout_start, r->nout_end - r->nout_start, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (would_block(errno)) return progress;
+      fail_errno(r, "writing the lane", errno);
+      return -1;
+    }
+    r->nout_start += (size_t)n;
+    progress = 1;
+  }
+  r->nout_start = r->nout_end = 0;
+  return progress;
+}
+
+/* Room for a record of `n` bytes of payload at the end of nout, compacting if that makes it. */
+static uint8_t *nout_room(relay *r, size_t n) {
+  size_t need = RECORD_OVERHEAD + n;
+  if (NOUT_CAP - r->nout_end < need && r->nout_start > 0) {
+    memmove(r->nout, r->nout + r->nout_start, r->nout_end - r->nout_start);
+    r->nout_end -= r->nout_start;
+    r->nout_start = 0;
+  }
+  if (NOUT_CAP - r->nout_end < need) return NULL;
+  return r->nout + r->nout_end;
+}
+
+static int seal_copy(relay *r, int type, const uint8_t *payload, size_t n) {
+  uint8_t *at = nout_room(r, n);
+  if (!at) return 0;
+  at[4] = (uint8_t)type;
+  if (n > 0) memcpy(at + 5, payload, n);
+  if (seal_in_place(r, at, n) != 0) {
+    finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed (the sequence numbers are used up)");
+    return -1;
+  }
+  r->nout_end += RECORD_OVERHEAD + n;
+  return 1;
+}
+
+/* Seals what JS queued, then EOF or CLOSE when their time comes. */
+static int fill_nout(relay *r) {
+  int progress = 0;
+  while (r->js_head) {
+    chunk *c = r->js_head;
+    size_t n = c->length - c->offset;
+    if (n > LANE_MAX_PAYLOAD) n = LANE_MAX_PAYLOAD;
+    int sealed = seal_copy(r, LANE_DATA, c->data + c->offset, n);
+    if (sealed <= 0) return sealed < 0 ? -1 : progress;
+    r->bytes_out += (double)n;
+    c->offset += n;
+    progress = 1;
+    if (c->offset == c->length) {
+      r->js_head = c->next;
+      if (!r->js_head) r->js_tail = NULL;
+      free(c->data);
+      free(c);
+    }
+  }
+  if (r->close_requested && !r->close_sealed) {
+    int sealed = seal_copy(r, LANE_CLOSE, r->close_reason, r->close_reason_length);
+    if (sealed < 0) return -1;
+    if (sealed > 0) r->close_sealed = progress = 1;
+  } else if (r->local_eof && !r->eof_sealed && !r->close_requested) {
+    int sealed = seal_copy(r, LANE_EOF, NULL, 0);
+    if (sealed < 0) return -1;
+    if (sealed > 0) r->eof_sealed = progress = 1;
+  }
+  return progress;
+}
+
+/* Opens every whole record in nin while nothing waits for the local side. */
+static int open_records(relay *r) {
+  int progress = 0;
+  while (r->lout_length == 0 && !r->lingering) {
+    size_t available = r->nin_end - r->nin_start;
+    uint8_t *at = r->nin + r->nin_start;
+    if (available < 4) break;
+    uint32_t body = get_be32(at);
+    if (body < LANE_MIN_BODY || body > LANE_MAX_BODY) {
+      finish(r, LANE_END_ERROR, NULL, 0, "too_big: record %llu has length %u, outside %u..%u",
+             (unsigned long long)r->receive_seq, body, LANE_MIN_BODY, LANE_MAX_BODY);
+      return -1;
+    }
+    if (available < 4 + (size_t)body) break;
+    uint64_t seq = r->receive_seq;
+    if (open_in_place(r, at, body) != 0) {
+      finish(r, LANE_END_ERROR, NULL, 0, "tampered: record %llu does not open (changed, out of order or the wrong key)",
+             (unsigned long long)seq);
+      return -1;
+    }
+    r->nin_start += 4 + (size_t)body;
+    progress = 1;
+    int type = at[4];
+    uint8_t *payload = at + 5;
+    size_t n = body - LANE_MIN_BODY;
+    switch (type) {
+      case LANE_DATA:
+        if (r->net_eof) {
+          finish(r, LANE_END_ERROR, NULL, 0, "bad_record: DATA after EOF (record %llu)", (unsigned long long)seq);
+          return -1;
+        }
+        r->bytes_in += (double)n;
+        r->lout = payload;
+        r->lout_length = n;
+        break;
+      case LANE_EOF:
+        if (n != 0 || r->net_eof) {
+          finish(r, LANE_END_ERROR, NULL, 0, "bad_record: a second EOF, or one with a payload (record %llu)",
+                 (unsigned long long)seq);
+          return -1;
+        }
+        r->net_eof = 1;
+        break;
+      case LANE_CLOSE:
+        if (n > LANE_MAX_CONTROL) {
+          finish(r, LANE_END_ERROR, NULL, 0, "too_big: a CLOSE of %zu bytes (at most %d)", n, LANE_MAX_CONTROL);
+          return -1;
+        }
+        finish(r, LANE_END_CLOSED, payload, n, NULL);
+        return -1;
+      default:
+        finish(r, LANE_END_ERROR, NULL, 0, "bad_type: record %llu has type %d, which a relay does not take",
+               (unsigned long long)seq, type);
+        return -1;
+    }
+  }
+  if (r->lout_length == 0 && r->nin_start > 0) {
+    memmove(r->nin, r->nin + r->nin_start, r->nin_end - r->nin_start);
+    r->nin_end -= r->nin_start;
+    r->nin_start = 0;
+  }
+  return progress;
+}
+
+static int net_readable_wanted(relay *r) {
+  return !r->ended && !r->net_held && r->lout_length == 0 && r->nin_end < r->nin_cap;
+}
+
+static int local_readable_wanted(relay *r) {
+  if (r->ended || r->local_held || r->detached || r->local_eof || r->close_requested || r->js_head) return 0;
+  return NOUT_CAP - (r->nout_end - r->nout_start) >= LANE_MAX_RECORD;
+}
+
+static void report_detach(relay *r) {
+  lane_event *event = calloc(1, sizeof *event);
+  if (!event) return;
+  event->is_end = 0;
+  r->o.on_event(r->o.context, event);
+}
+
+static void read_local(relay *r) {
+  if (!local_readable_wanted(r)) return;
+  uint8_t *at = nout_room(r, LANE_MAX_PAYLOAD);
+  if (!at) return;
+  ssize_t n = read(r->o.local_read, at + 5, LANE_MAX_PAYLOAD);
+  if (n < 0) {
+    if (would_block(errno)) return;
+    if (errno == EIO && r->o.kind == LANE_KIND_PTY) {
+      r->local_eof = 1; /* the pty's other side closed: its end of output */
+    } else {
+      fail_errno(r, "reading the local side", errno);
+      return;
+    }
+  } else if (n == 0) {
+    r->local_eof = 1;
+  } else {
+    if (r->o.detach_byte >= 0) {
+      uint8_t *hit = memchr(at + 5, r->o.detach_byte, (size_t)n);
+      if (hit) {
+        n = hit - (at + 5);
+        r->detached = 1;
+      }
+    }
+    if (n > 0) {
+      at[4] = LANE_DATA;
+      if (seal_in_place(r, at, (size_t)n) != 0) {
+        finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed (the sequence numbers are used up)");
+        return;
+      }
+      r->nout_end += RECORD_OVERHEAD + (size_t)n;
+      r->bytes_out += (double)n;
+    }
+    if (r->detached) report_detach(r);
+  }
+  pump(r);
+}
+
+static void on_linger(uv_timer_t *timer) {
+  relay *r = timer->data;
+  finish(r, LANE_END_CLOSED_HERE, NULL, 0, NULL);
+}
+
+static void read_net(relay *r) {
+  if (!net_readable_wanted(r)) return;
+  ssize_t n = recv(r->o.net, r->nin + r->nin_end, r->nin_cap - r->nin_end, 0);
+  if (n < 0) {
+    if (would_block(errno)) return;
+    if (r->lingering) {
+      finish(r, LANE_END_CLOSED_HERE, NULL, 0, NULL);
+      return;
+    }
+    fail_errno(r, "reading the lane", errno);
+    return;
+  }
+  if (n == 0) {
+    if (r->lingering) {
+      finish(r, LANE_END_CLOSED_HERE, NULL, 0, NULL);
+    } else if (r->net_eof && r->eof_sealed && r->nout_start == r->nout_end && r->nin_end == r->nin_start &&
+               r->lout_length == 0) {
+      if (!r->net_shut) shutdown(r->o.net, SHUT_WR);
+      finish(r, LANE_END_EOF, NULL, 0, NULL);
+    } else if (r->nin_end > r->nin_start) {
+      finish(r, LANE_END_ERROR, NULL, 0, "truncated: the lane's connection ended inside record %llu",
+             (unsigned long long)r->receive_seq);
+    } else {
+      finish(r, LANE_END_ERROR, NULL, 0, "truncated: the lane's connection ended without CLOSE or EOF both ways");
+    }
+    return;
+  }
+  if (r->lingering) {
+    r->nin_end = r->nin_start = 0; /* after our CLOSE nothing the peer says is delivered */
+    return;
+  }
+  r->nin_end += (size_t)n;
+  pump(r);
+}
+
+/* ---- polls ----------------------------------------------------------------------------------- */
+
+static void set_poll(relay *r, uv_poll_t *poll, int polled, int *current, int wanted, uv_poll_cb cb) {
+  if (!polled || *current == wanted) return;
+  *current = wanted;
+  if (wanted) uv_poll_start(poll, wanted, cb);
+  else uv_poll_stop(poll);
+}
+
+static void on_net_poll(uv_poll_t *poll, int status, int events);
+static void on_local_poll(uv_poll_t *poll, int status, int events);
+static void on_local_write_poll(uv_poll_t *poll, int status, int events);
+
+static void update_polls(relay *r) {
+  if (r->ended) return;
+  int net = (net_readable_wanted(r) ? UV_READABLE : 0) | (r->nout_start < r->nout_end ? UV_WRITABLE : 0);
+  int lr = local_readable_wanted(r) && !r->lr_always ? UV_READABLE : 0;
+  int lw = r->lout_length > 0 && !r->lw_always ? UV_WRITABLE : 0;
+  set_poll(r, &r->net_poll, r->net_polled, &r->net_events, net, on_net_poll);
+  if (r->lw_separate) {
+    set_poll(r, &r->lr_poll, r->lr_polled, &r->lr_events, lr, on_local_poll);
+    set_poll(r, &r->lw_poll, r->lw_polled, &r->lw_events, lw, on_local_write_poll);
+  } else {
+    set_poll(r, &r->lr_poll, r->lr_polled, &r->lr_events, lr | lw, on_local_poll);
+  }
+}
+
+/* Every bit of progress that needs no readiness, then the polls for the rest. */
+static void pump(relay *r) {
+  for (int progress = 1; progress && !r->ended;) {
+    progress = 0;
+    int step;
+    if ((step = flush_local(r)) < 0) return;
+    progress |= step;
+    if ((step = open_records(r)) < 0) return;
+    progress |= step;
+    if ((step = flush_local(r)) < 0) return;
+    progress |= step;
+    if (r->net_eof && r->lout_length == 0 && !r->local_shut) {
+      r->local_shut = 1;
+      if (r->o.kind == LANE_KIND_SOCKET) shutdown(r->o.local_write, SHUT_WR);
+    }
+    if ((step = fill_nout(r)) < 0) return;
+    progress |= step;
+    if ((step = flush_net(r)) < 0) return;
+    progress |= step;
+    int drained = r->nout_start == r->nout_end;
+    if (r->close_sealed && drained && !r->lingering) {
+      /* CLOSE is out: half-close and wait (bounded) for the peer's end, so our close sends no reset over it. */
+      r->lingering = 1;
+      r->net_held = 0;
+      r->lout_length = 0;
+      shutdown(r->o.net, SHUT_WR);
+      if (uv_timer_init(&loop, &r->linger) == 0) {
+        r->linger_inited = 1;
+        r->linger.data = r;
+        uv_timer_start(&r->linger, on_linger, LINGER_MS, 0);
+      }
+    }
+    if (r->eof_sealed && drained && r->net_eof && r->lout_length == 0 && !r->net_shut && !r->close_requested) {
+      r->net_shut = 1;
+      shutdown(r->o.net, SHUT_WR);
+    }
+    if (r->lr_always && local_readable_wanted(r)) {
+      read_local(r); /* a regular file: always ready (it pumps again itself) */
+      return;
+    }
+  }
+  update_polls(r);
+}
+
+static void on_net_poll(uv_poll_t *poll, int status, int events) {
+  relay *r = poll->data;
+  if (r->ended) return;
+  if (status < 0) {
+    finish(r, LANE_END_ERROR, NULL, 0, "polling the lane: %s", uv_strerror(status));
+    return;
+  }
+  if (events & UV_READABLE) read_net(r);
+  if (!r->ended) pump(r);
+}
+
+static void on_local_poll(uv_poll_t *poll, int status, int events) {
+  relay *r = poll->data;
+  if (r->ended) return;
+  if (status < 0) {
+    finish(r, LANE_END_ERROR, NULL, 0, "polling the local side: %s", uv_strerror(status));
+    return;
+  }
+  if (events & UV_READABLE) read_local(r);
+  if (!r->ended) pump(r);
+}
+
+static void on_local_write_poll(uv_poll_t *poll, int status, int events) {
+  on_local_poll(poll, status, events & ~UV_READABLE);
+}
+
+/* ---- commands from JS ------------------------------------------------------------------------ */
+
+static relay *find(uint32_t id) {
+  for (relay *r = relays; r; r = r->next)
+    if (r->id == id) return r;
+  return NULL;
+}
+
+static int init_poll(relay *r, uv_poll_t *poll, int fd, int *always) {
+  int rc = uv_poll_init(&loop, poll, fd);
+  if (rc == UV_EPERM && always && r->o.kind == LANE_KIND_TERMINAL) {
+    *always = 1; /* stdin/stdout redirected to a regular file: epoll refuses it, and it never blocks */
+    return 0;
+  }
+  if (rc != 0) return rc;
+  poll->data = r;
+  return 1;
+}
+
+static void start(relay *r) {
+  int rc;
+  r->next = relays;
+  relays = r;
+  if ((rc = init_poll(r, &r->net_poll, r->o.net, NULL)) < 0) {
+    finish(r, LANE_END_ERROR, NULL, 0, "watching the lane fd %d: %s", r->o.net, uv_strerror(rc));
+    return;
+  }
+  r->net_polled = 1;
+  if ((rc = init_poll(r, &r->lr_poll, r->o.local_read, &r->lr_always)) < 0) {
+    finish(r, LANE_END_ERROR, NULL, 0, "watching the local fd %d: %s", r->o.local_read, uv_strerror(rc));
+    return;
+  }
+  r->lr_polled = rc == 1;
+  if (r->lw_separate) {
+    if ((rc = init_poll(r, &r->lw_poll, r->o.local_write, &r->lw_always)) < 0) {
+      finish(r, LANE_END_ERROR, NULL, 0, "watching the local fd %d: %s", r->o.local_write, uv_strerror(rc));
+      return;
+    }
+    r->lw_polled = rc == 1;
+  }
+  pump(r);
+}
+
+static void run(command *c) {
+  if (c->op == CMD_START) {
+    start(c->start);
+    return;
+  }
+  relay *r = find(c->id);
+  if (!r) {
+    free(c->data);
+    return;
+  }
+  switch (c->op) {
+    case CMD_RELEASE:
+      if (c->side == 0) r->net_held = 0;
+      else r->local_held = 0;
+      break;
+    case CMD_WRITE: {
+      chunk *k = calloc(1, sizeof *k);
+      if (!k || r->close_requested) {
+        free(k);
+        free(c->data);
+        break;
+      }
+      k->data = c->data;
+      k->length = c->length;
+      if (r->js_tail) r->js_tail->next = k;
+      else r->js_head = k;
+      r->js_tail = k;
+      c->data = NULL;
+      break;
+    }
+    case CMD_CLOSE:
+      if (r->close_requested) {
+        free(c->data);
+        break;
+      }
+      r->close_requested = 1;
+      r->close_reason = c->data;
+      r->close_reason_length = c->length;
+      c->data = NULL;
+      break;
+    default:
+      break;
+  }
+  pump(r);
+}
+
+static void on_wake(uv_async_t *async) {
+  uv_mutex_lock(&mutex);
+  command *c = queue_head;
+  queue_head = queue_tail = NULL;
+  uv_mutex_unlock(&mutex);
+  while (c) {
+    command *next = c->next;
+    run(c);
+    free(c);
+    c = next;
+  }
+}
+
+static void thread_main(void *arg) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are Node's business, on its own thread */
+  uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+static void init_once(void) {
+  if ((init_error = uv_mutex_init(&mutex)) != 0) return;
+  if ((init_error = uv_loop_init(&loop)) != 0) return;
+  if ((init_error = uv_async_init(&loop, &wake, on_wake)) != 0) return;
+  init_error = uv_thread_create(&thread, thread_main, NULL);
+}
+
+static void enqueue(command *c) {
+  uv_mutex_lock(&mutex);
+  if (queue_tail) queue_tail->next = c;
+  else queue_head = c;
+  queue_tail = c;
+  uv_mutex_unlock(&mutex);
+  uv_async_send(&wake);
+}
+
+static int set_nonblocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return -errno;
+  if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return -errno;
+  return 0;
+}
+
+static EVP_CIPHER_CTX *cipher(const uint8_t key[LANE_KEY_LENGTH], int encrypt) {
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (!ctx) return NULL;
+  if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, NULL, encrypt) != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size_t error_size) {
+  uv_once(&once, init_once);
+  if (init_error != 0) {
+    snprintf(error, error_size, "the relay thread did not start: %s", uv_strerror(init_error));
+    return init_error;
+  }
+  int fds[3] = {options->net, options->local_read, options->local_write};
+  for (int i = 0; i < 3; i++) {
+    if (fcntl(fds[i], F_GETFL) < 0) {
+      int e = errno;
+      snprintf(error, error_size, "RelayOptions.%s: fd %d is not open (%s)", i == 0 ? "net" : i == 1 ? "localRead" : "localWrite",
+               fds[i], strerror(e));
+      return -e;
+    }
+  }
+  int owned = options->kind == LANE_KIND_TERMINAL ? 1 : 3; /* stdin/stdout are Node's too: their flags stay */
+  for (int i = 0; i < owned; i++) {
+    int rc = set_nonblocking(fds[i]);
+    if (rc < 0) {
+      snprintf(error, error_size, "O_NONBLOCK on fd %d: %s", fds[i], strerror(-rc));
+      return rc;
+    }
+  }
+  if (options->from_net_length > (size_t)1 << 30 || options->to_local_length > (size_t)1 << 30) {
+    snprintf(error, error_size, "fromNet/toLocal over 1 GiB");
+    return -EINVAL;
+  }
+  relay *r = calloc(1, sizeof *r);
+  command *c = calloc(1, sizeof *c);
+  if (r) {
+    r->nin_cap = NIN_CAP;
+    if (options->from_net_length > NIN_CAP - LANE_MAX_RECORD) r->nin_cap = options->from_net_length + LANE_MAX_RECORD;
+    r->nin = malloc(r->nin_cap);
+    r->nout = malloc(NOUT_CAP);
+    r->enc = cipher(options->send_key, 1);
+    r->dec = cipher(options->receive_key, 0);
+  }
+  chunk *first = NULL;
+  if (r && options->to_net_length > 0) first = calloc(1, sizeof *first);
+  if (!r || !c || !r->nin || !r->nout || !r->enc || !r->dec || (options->to_net_length > 0 && !first)) {
+    if (r) {
+      EVP_CIPHER_CTX_free(r->enc);
+      EVP_CIPHER_CTX_free(r->dec);
+      free(r->nin);
+      free(r->nout);
+    }
+    free(r);
+    free(c);
+    free(first);
+    snprintf(error, error_size, "out of memory, or AES-256-GCM unavailable in this OpenSSL");
+    return -ENOMEM;
+  }
+  r->id = id;
+  r->o = *options;
+  r->send_seq = options->send_seq;
+  r->receive_seq = options->receive_seq;
+  r->net_held = options->hold_net;
+  r->local_held = options->hold_local;
+  r->lw_separate = options->local_write != options->local_read;
+  if (options->from_net_length > 0) {
+    memcpy(r->nin, options->from_net, options->from_net_length);
+    r->nin_end = options->from_net_length;
+  }
+  if (options->to_local_length > 0) {
+    r->lout = options->to_local;
+    r->lout_length = options->to_local_length;
+  }
+  if (first) {
+    first->data = options->to_net;
+    first->length = options->to_net_length;
+    r->o.to_net = NULL; /* the chunk owns it now */
+    r->js_head = r->js_tail = first;
+  }
+  c->op = CMD_START;
+  c->start = r;
+  enqueue(c);
+  return 0;
+}
+
+static void send_command(int op, uint32_t id, int side, uint8_t *data, size_t length) {
+  command *c = calloc(1, sizeof *c);
+  if (!c) {
+    free(data);
+    return;
+  }
+  c->op = op;
+  c->id = id;
+  c->side = side;
+  c->data = data;
+  c->length = length;
+  enqueue(c);
+}
+
+void lane_relay_release(uint32_t id, int side) { send_command(CMD_RELEASE, id, side, NULL, 0); }
+void lane_relay_write(uint32_t id, uint8_t *data, size_t length) { send_command(CMD_WRITE, id, 0, data, length); }
+void lane_relay_close(uint32_t id, uint8_t *reason, size_t length) { send_command(CMD_CLOSE, id, 0, reason, length); }
