@@ -3,7 +3,7 @@ export { createCoreLogger } from './logging.js';
 export { HostConnection } from './connection/host-connection.js';
 export { TerminalClient, type TakeOver, type LaneStarter, type TerminalLane } from './terminal/terminal-client.js';
 export { DirectTerminal } from './api/direct-terminal.js';
-export { lanesHere, type OpenedLane } from './link/lanes.js';
+export { lanesHere, openLane, type OpenedLane } from './link/lanes.js';
 export { hangarHome } from './state/paths.js';
 export {
   JobsApi,

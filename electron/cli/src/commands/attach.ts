@@ -213,9 +213,9 @@ async function runAttached(
     let current: TerminalHandle = api.openTerminal(target, sink(true));
     const door = current;
 
-    /** JavaScript stops reading stdin (the lane's relay reads fd 0): see stopReading. */
+    /** JavaScript reads stdin again after a lane's relay read it (see stopReading). */
     const resumeInput = () => {
-      if (!finished) stdin.resume();
+      if (!finished) startReading(stdin);
     };
 
     /** Relays a lane the host accepted between this terminal and the lane, natively (see above). */
@@ -380,15 +380,33 @@ function isDirect(terminal: TerminalHandle): terminal is DirectTerminal {
  * Stops JavaScript reading `stdin` while a native relay reads fd 0. pause() alone leaves libuv
  * reading into the stream's buffer until it is full: keys the relay would never see, or would see
  * out of order. So the handle stops too (what net.Socket's own pause does when it reads into a
- * buffer of its own); resume() starts it again (net.Socket's _read sees it not reading).
+ * buffer of its own); startReading starts it again.
  */
 function stopReading(stdin: NodeJS.ReadStream): void {
   stdin.pause();
-  const handle = (stdin as unknown as { _handle?: { reading?: boolean; readStop(): number } | null })._handle;
+  const handle = readHandle(stdin);
   if (handle?.reading) {
     handle.reading = false;
     handle.readStop();
   }
+}
+
+/**
+ * Undoes stopReading. resume() alone does not restart the handle: the stream still counts the
+ * read it asked for before the stop as under way, so it asks for none.
+ */
+function startReading(stdin: NodeJS.ReadStream): void {
+  const handle = readHandle(stdin);
+  if (handle && !handle.reading) {
+    handle.reading = true;
+    handle.readStart();
+  }
+  stdin.resume();
+}
+
+function readHandle(stdin: NodeJS.ReadStream) {
+  return (stdin as unknown as { _handle?: { reading?: boolean; readStop(): number; readStart(): number } | null })
+    ._handle;
 }
 
 /**
