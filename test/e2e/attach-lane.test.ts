@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -113,12 +113,32 @@ describe('hangar attach over a lane', () => {
 describe('hangar attach when its lane is cut', () => {
   const box = usePairedHost({ agent: { logLevel: 'info' }, viaProxy: true });
 
-  it('attaches again through the link, and typing still works', async () => {
-    const client = await onLane(box, 'cut');
+  it('attaches again through the link, and typing still works; the agent keeps no fd or tmux client of it', async () => {
+    const client = await box.bashAttached('cut');
+    // Sockets and pty masters (the native relay's own loop keeps an epoll and an eventfd once started).
+    const fds = () => {
+      const dir = `/proc/${box.agent.child.pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          return /^socket:|ptmx/.test(readlinkSync(join(dir, fd)));
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const clients = async () =>
+      (await tmux(box.dataDir, ['list-clients', '-t', 'hangar-cut', '-F', '#{client_pid}'])).split('\n').filter(Boolean)
+        .length;
+    // On the link's stream, before typing: what the agent holds for one attachment.
+    const held = fds();
+    client.type('echo typed-once\r');
+    await client.waitForText(/^typed-once$/m);
+    await waitFor(async () => lanesMoved(box) === 1);
     expect(box.proxy!.cutWhere('HGLANE/1')).toBe(1);
     // The host detaches the lane's attachment (it cannot be resumed); the command attaches anew.
     await waitFor(async () => /lane of an attachment ended; detaching/.test(box.agent.stderr()));
-    await waitFor(async () => attachments(box) === 2);
+    await waitFor(async () => attachments(box) === 2 && (await clients()) === 1);
+    await waitFor(async () => fds() === held);
     client.type('echo after-the-cut\r');
     await client.waitForText(/^after-the-cut$/m);
   });

@@ -247,6 +247,7 @@ async function runAttached(
           localKind: 'terminal',
         });
       } catch (error) {
+        lane.socket.destroy();
         resumeInput();
         throw error;
       }
