@@ -210,12 +210,12 @@ export class TerminalClient implements Disposable {
 
   /**
    * Moves keys and output from the mux stream onto a lane beside the link, relayed by `start`
-   * (lane/PROTOCOL.md,
-   * "Purposes: terminal"): no key is written to the stream after the offset the lane is told, and
-   * the stream's output comes before the lane's (TerminalLane.streamDone). False if it cannot move
-   * now; rejects, the terminal on its stream, if the lane could not be had. Resize, redraw and
-   * detach still go over the link. A lane that breaks re-attaches through the link afresh (the
-   * host could not resume that attachment: its output went around the replay buffer).
+   * (lane/PROTOCOL.md, "Purposes: terminal"): no key is written to the stream after the offset
+   * the lane is told, and the stream's output comes before the lane's (TerminalLane.streamDone).
+   * False if it cannot move now; rejects, the terminal on its stream, if the lane could not be
+   * had. Resize, redraw and detach still go over the link. A lane that breaks re-attaches through
+   * the link afresh (the host could not resume that attachment: its output went around the
+   * replay buffer).
    */
   async toLane(start: LaneStarter): Promise<boolean> {
     const stream = this.stream;
