@@ -90,6 +90,28 @@ describe('hangar attach over a lane', () => {
     }
   });
 
+  it('the size follows the client that typed last, on a lane or not', async () => {
+    const size = async () =>
+      (await tmux(box.dataDir, ['display', '-p', '-t', 'hangar-two', '#{window_width}x#{window_height}'])).trim();
+    const first = await onLane(box, 'two');
+    first.resize(90, 25);
+    await waitFor(async () => (await size()) === '90x25');
+    const second = box.attach('two', { cols: 70, rows: 20 });
+    await second.waitForText('$');
+    // Attached without typing, the second client follows the first's window; it stays off lanes.
+    expect(await size()).toBe('90x25');
+    second.type('echo from-second\r');
+    await second.waitForText(/^from-second$/m);
+    await waitFor(async () => (await size()) === '70x20');
+    // The first client's lane ended (its keys could not take the size back) and it attached again.
+    await waitFor(async () => /lane of an attachment ended/.test(box.agent.stderr()));
+    first.type('echo from-first\r');
+    await first.waitForText(/^from-first$/m);
+    await waitFor(async () => (await size()) === '90x25');
+    // And once both paused after typing, each moved onto a lane of its own.
+    await waitFor(async () => lanesMoved(box) >= 3);
+  });
+
   it("a lane of another device's link cannot take the attachment", async () => {
     const client = await onLane(box, 'mine');
     const attachment = /"attachment":"([^"]+)","msg":"attachment moved onto a lane"/.exec(box.agent.stderr())?.[1];
