@@ -3,9 +3,11 @@ import { createServer, request, type IncomingMessage, type Server } from 'node:h
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { LANE_PREFACE, RecordReader, RecordType, deriveLaneKeys, sealRecord } from '@hangar/lane';
+import { decodeBase64url } from '@hangar/shared';
 import { HangarCore } from '../../electron/core/src/core.js';
 import { usePairedHost } from '../support/paired-host.js';
-import { hangar, listenInChild } from '../support/processes.js';
+import { hangar, hangarAgent, listenInChild } from '../support/processes.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
 
 /**
@@ -23,11 +25,22 @@ interface DevServer {
   close(): Promise<void>;
 }
 
-/** A small dev server: GET / says hello, POST /echo answers the body's sha256, /hmr is a WebSocket. */
+/** What GET /blob answers: 4 MiB of random bytes, with their sha256 in x-sha256. */
+const BLOB = randomBytes(4 * 1024 * 1024);
+
+/**
+ * A small dev server: GET / says hello, GET /blob answers BLOB, POST /echo answers the body's
+ * sha256, /hmr is a WebSocket.
+ */
 async function startDevServer(host = '127.0.0.1'): Promise<DevServer> {
   const dev = { connections: 0, requests: [] as string[] } as DevServer;
   const server = createServer((req, res) => {
     dev.requests.push(`${req.method} ${req.url} host=${req.headers.host}`);
+    if (req.url === '/blob') {
+      res.setHeader('x-sha256', createHash('sha256').update(BLOB).digest('hex'));
+      res.end(BLOB);
+      return;
+    }
     if (req.method === 'POST') {
       const hash = createHash('sha256');
       req.on('data', (chunk: Buffer) => hash.update(chunk));
@@ -61,12 +74,18 @@ interface OpenPreview extends ServingCli {
 }
 
 /** `hangar preview open box <port>` as a user runs it, stopped with Ctrl-C. */
-async function openPreview(home: string, port: number, extra: string[] = []): Promise<OpenPreview> {
+async function openPreview(
+  home: string,
+  port: number,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Promise<OpenPreview> {
   const served = await startServingCli(
     home,
     ['preview', 'open', 'box', String(port), ...extra],
     /at (http:\/\/localhost:\d+\/)/,
     'SIGINT',
+    env,
   );
   return { ...served, port: Number(new URL(served.url).port) };
 }
@@ -468,5 +487,176 @@ describe('previews refused as bad input', () => {
       previews: unknown[];
     }[];
     expect(listed[0]!.previews).toEqual([]);
+  });
+});
+
+/**
+ * Previews on lanes (lane/PROTOCOL.md): each browser connection on a TCP connection of its own to
+ * the agent's link port, relayed by native code at both ends. The agent logs each lane it opens
+ * (info): that is how these tests know a connection took a lane and not the link's mux.
+ */
+describe('previews over lanes', () => {
+  const host = usePairedHost({ agent: { logLevel: 'info' } });
+  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()!();
+  });
+  const devServer = async () => {
+    const dev = await startDevServer();
+    cleanup.push(() => dev.close());
+    const added = await hangar(host.home, ['preview', 'add', 'box', String(dev.port)]);
+    expect(added.code).toBe(0);
+    return dev;
+  };
+  const open = async (port: number, env: Record<string, string> = {}) => {
+    const preview = await openPreview(host.home, port, [], env);
+    cleanup.push(() => preview.stop());
+    return preview;
+  };
+  const agentLog = () =>
+    host.agent
+      .stderr()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { msg: string; purpose?: string; lanes?: number; code?: string });
+  const lanesOpened = () =>
+    agentLog().filter((line) => line.msg === 'lane opened' && line.purpose === 'preview').length;
+  /** The agent's log comes through a pipe: a line may come a little after the bytes it tells of. */
+  const logged = async (what: string, seen: () => boolean) => {
+    for (let tries = 0; tries < 100 && !seen(); tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen(), `the agent's log: ${what}`).toBe(true);
+  };
+
+  it('HTTP, a WebSocket (HMR), 4 MiB each way and a half-closed request all travel on lanes', async () => {
+    const dev = await devServer();
+    const preview = await open(dev.port);
+
+    expect(await get(preview.port, '/')).toEqual({ status: 200, body: '<h1>hello from the dev server</h1>' });
+    await logged('1 lane opened', () => lanesOpened() === 1);
+
+    const upload = randomBytes(4 * 1024 * 1024);
+    const echoed = await send(preview.port, 'POST', '/echo', { host: `localhost:${preview.port}` }, upload);
+    expect(echoed.body).toBe(createHash('sha256').update(upload).digest('hex'));
+    const download = await new Promise<{ sha: string; expected: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: preview.port,
+          path: '/blob',
+          headers: { host: `localhost:${preview.port}` },
+          agent: false,
+        },
+        (res) => {
+          const hash = createHash('sha256');
+          res.on('data', (chunk: Buffer) => hash.update(chunk));
+          res.on('end', () => resolve({ sha: hash.digest('hex'), expected: String(res.headers['x-sha256']) }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(download.sha).toBe(download.expected);
+
+    const { socket, first } = await openSocket(`ws://localhost:${preview.port}/hmr`);
+    cleanup.push(() => socket.terminate());
+    expect(first).toBe('connected');
+    socket.send('hi');
+    expect(await nextMessage(socket)).toBe('pong:hi');
+
+    // A client that ends its side once the request is out still gets the whole answer.
+    const raw = connect(preview.port, '127.0.0.1');
+    cleanup.push(() => raw.destroy());
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      raw.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      raw.on('end', () => resolve(text));
+    });
+    raw.end(`GET / HTTP/1.1\r\nHost: localhost:${preview.port}\r\nConnection: close\r\n\r\n`);
+    expect(await answer).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*<h1>hello from the dev server<\/h1>$/);
+    await logged('5 lanes opened', () => lanesOpened() === 5);
+  });
+
+  it('a port that is no longer a preview is refused on the lane, and the browser gets the same 404 page', async () => {
+    const dev = await devServer();
+    const preview = await open(dev.port);
+    expect((await get(preview.port, '/')).status).toBe(200);
+    expect((await hangar(host.home, ['preview', 'rm', 'box', String(dev.port)])).code).toBe(0);
+    const gone = await get(preview.port, '/');
+    expect(gone.status).toBe(404);
+    expect(gone.body).toContain(`port ${dev.port} on box is not a preview any more`);
+    await logged('a lane refused', () =>
+      agentLog().some((line) => line.msg === 'lane refused' && line.code === 'E_NOT_FOUND'),
+    );
+  });
+
+  it('HANGAR_LANES=off keeps previews on the link', async () => {
+    const dev = await devServer();
+    const preview = await open(dev.port, { HANGAR_LANES: 'off' });
+    expect(await get(preview.port, '/')).toEqual({ status: 200, body: '<h1>hello from the dev server</h1>' });
+    const { socket } = await openSocket(`ws://localhost:${preview.port}/hmr`);
+    cleanup.push(() => socket.terminate());
+    // Then one request on a lane (another preview, without the variable): once its line is in the
+    // log, any line of the connections before it is too.
+    const other = await devServer();
+    const onLanes = await open(other.port);
+    expect((await get(onLanes.port, '/')).status).toBe(200);
+    await logged('1 lane opened', () => lanesOpened() >= 1);
+    expect(lanesOpened()).toBe(1);
+  });
+
+  it("the end of a link ends its lanes: an unpaired device's open preview connections close", async () => {
+    const dev = await devServer();
+    const preview = await open(dev.port);
+    const { socket } = await openSocket(`ws://localhost:${preview.port}/hmr`);
+    cleanup.push(() => socket.terminate());
+    await logged('1 lane opened', () => lanesOpened() === 1);
+    const core = await HangarCore.open({ home: host.home });
+    const device = core.deviceName;
+    await core.dispose();
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const unpaired = await hangarAgent(['unpair', device, '--data', host.dataDir]);
+    expect(unpaired.code).toBe(0);
+    await closed;
+    await logged('the lanes of the closed link closed', () =>
+      agentLog().some((line) => line.msg === 'closing the lanes of a closed link' && line.lanes === 1),
+    );
+  });
+
+  it('a lane said again (its grant and number, bytes as captured) is dropped with no answer', async () => {
+    const dev = await devServer();
+    const core = await HangarCore.open({ home: host.home });
+    cleanup.push(() => core.dispose());
+    const grant = await core.connection('box').call('lane.grant', {});
+    const grantId = Buffer.from(decodeBase64url(grant.grant_id)!);
+    const keys = deriveLaneKeys(decodeBase64url(grant.secret)!, grantId, 0n, 'client');
+    const hello = Buffer.from(JSON.stringify({ purpose: 'preview', port: dev.port }));
+    const bytes = Buffer.concat([
+      LANE_PREFACE,
+      grantId,
+      Buffer.alloc(8),
+      sealRecord(keys.send, 0n, RecordType.Hello, hello),
+    ]);
+    /** Sends `bytes` on a new connection to the agent's port: what came back before it closed, or after 1 record. */
+    const lane = (): Promise<Buffer> =>
+      new Promise((resolve) => {
+        const socket = connect(host.agent.port, '127.0.0.1');
+        cleanup.push(() => socket.destroy());
+        const got: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => {
+          got.push(chunk);
+          const reader = new RecordReader(keys.receive, 0n);
+          reader.push(Buffer.concat(got));
+          if (reader.next() !== undefined) resolve(Buffer.concat(got));
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(Buffer.concat(got)));
+        socket.write(bytes);
+      });
+    const first = new RecordReader(keys.receive, 0n);
+    first.push(await lane());
+    const accepted = first.next();
+    expect(accepted?.type).toBe(RecordType.Accept);
+    expect(JSON.parse(accepted!.payload.toString())).toMatchObject({ source_port: expect.any(Number) });
+    expect((await lane()).length).toBe(0);
   });
 });

@@ -161,6 +161,9 @@ export class LaneAcceptor implements Disposable {
    */
   accept(socket: Socket, first: Buffer, authenticated: () => void): void {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    // The relay writes each read as one record: small answers (an HTTP head, then its body) must
+    // not wait on Nagle for the ack of the one before.
+    socket.setNoDelay(true);
     let got: Buffer = first;
     let finished = false;
     const drop = (why: string) => {

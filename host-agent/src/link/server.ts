@@ -209,9 +209,16 @@ export class LinkServer implements Disposable {
       if (socket.destroyed) return;
       let first: Buffer = Buffer.alloc(0);
       const onError = (error: Error) => log.debug({ err: error.message }, 'connection error before its first bytes');
+      // A peer that says nothing goes as one that stalls its TLS handshake would (handshakeTimeout).
+      const silent = setTimeout(() => {
+        log.debug({ remoteAddress: socket.remoteAddress }, 'dropped a connection that sent nothing');
+        socket.destroy();
+      }, HANDSHAKE_TIMEOUT_MS);
+      socket.once('close', () => clearTimeout(silent));
       const onData = (chunk: Buffer) => {
         first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);
         if (first.length < 8 && startsLikeLane(first)) return;
+        clearTimeout(silent);
         socket.off('data', onData);
         socket.off('error', onError);
         if (startsLikeLane(first)) {
@@ -329,6 +336,9 @@ export class LinkServer implements Disposable {
         resolve();
       });
     });
+    // The HTTPS server never listens itself (the front hands it its connections), yet its checks of
+    // headersTimeout and requestTimeout start on 'listening' (Node's setupConnectionsTracking).
+    server.emit('listening');
     front.on('error', (error) => log.error({ err: error.message }, 'link server error'));
     server.on('error', (error) => log.error({ err: error.message }, 'link server error'));
     log.info(
@@ -363,6 +373,8 @@ export class LinkServer implements Disposable {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     this.server.closeAllConnections();
     for (const socket of this.frontSockets) socket.destroy();
+    // Stops its connection checks; it never listened, so its callback only says so.
+    this.server.close(() => undefined);
     // The HTTPS server never listened itself (the front server hands it connections): only the front closes.
     await new Promise<void>((resolve) => this.front.close(() => resolve()));
   }

@@ -12,7 +12,9 @@ const base64url = (bytes: number, what: string) => {
   const chars = Math.ceil((bytes * 4) / 3);
   return z
     .string()
-    .regex(new RegExp(`^[A-Za-z0-9_-]{${chars}}$`), { error: `expected ${what}: ${bytes} bytes, base64url (${chars} characters)` });
+    .regex(new RegExp(`^[A-Za-z0-9_-]{${chars}}$`), {
+      error: `expected ${what}: ${bytes} bytes, base64url (${chars} characters)`,
+    });
 };
 
 export const LaneGrantResult = z.object({

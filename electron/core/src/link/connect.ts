@@ -171,7 +171,9 @@ export async function connectToHost(options: ConnectOptions): Promise<ConnectedH
     return {
       transport,
       carrier: socket.alpnProtocol === RAW_LINK_ALPN ? 'tls' : 'websocket',
-      ...(remote?.host !== undefined && remote.port !== undefined ? { tcp: { host: remote.host, port: remote.port } } : {}),
+      ...(remote?.host !== undefined && remote.port !== undefined
+        ? { tcp: { host: remote.host, port: remote.port } }
+        : {}),
       agent_key: agentKey,
       cert_fingerprint: seen,
       host,

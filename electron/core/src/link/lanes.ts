@@ -28,6 +28,13 @@ import {
 export const LANES_ENV = 'HANGAR_LANES';
 /** A lane's TCP connect, preface, HELLO and the agent's record 0 take at most this. */
 export const LANE_OPEN_TIMEOUT_MS = 5000;
+/**
+ * Lanes one link opens at once, at most; more wait their turn. The agent counts a lane among the
+ * connections that have not authenticated until its HELLO checks out, 16 per source address at
+ * most (PendingConnections): a browser's burst (wrk -c32 opens 32 at once) must not have the
+ * agent drop this core's own lanes as a flood.
+ */
+export const MAX_OPENING_LANES = 8;
 
 /** What openLane needs of a host connection (HostConnection). */
 export interface LaneConnection {
@@ -59,7 +66,16 @@ export class LaneUnavailable extends Error {
 }
 
 type GrantState =
-  | { kind: 'granted'; grantId: Buffer; secret: Buffer; nextLaneNo: bigint; target: { host: string; port: number } }
+  | {
+      kind: 'granted';
+      grantId: Buffer;
+      secret: Buffer;
+      nextLaneNo: bigint;
+      target: { host: string; port: number };
+      /** Lanes of this grant between their connect and the agent's answer, and those waiting for a turn. */
+      opening: number;
+      waiting: (() => void)[];
+    }
   /** No lanes beside this link: the agent gives none, or its port cannot be reached again. */
   | { kind: 'none'; why: string };
 
@@ -97,6 +113,25 @@ export async function openLane(
   }
   const grant = await state;
   if (grant.kind === 'none') throw new LaneUnavailable(grant.why);
+  // A lane that finishes opening hands its turn to the next waiting one, if any.
+  if (grant.opening >= MAX_OPENING_LANES) await new Promise<void>((resolve) => grant.waiting.push(resolve));
+  else grant.opening++;
+  try {
+    return await dialLane(grant, mux, state, hello, timeoutMs);
+  } finally {
+    const next = grant.waiting.shift();
+    if (next !== undefined) next();
+    else grant.opening--;
+  }
+}
+
+async function dialLane(
+  grant: Extract<GrantState, { kind: 'granted' }>,
+  mux: Mux,
+  state: Promise<GrantState>,
+  hello: LaneHello,
+  timeoutMs: number,
+): Promise<OpenedLane> {
   const laneNo = grant.nextLaneNo++;
   const keys = deriveLaneKeys(grant.secret, grant.grantId, laneNo, 'client');
   const laneNoBytes = Buffer.alloc(8);
@@ -190,6 +225,8 @@ async function fetchGrant(connection: LaneConnection, mux: Mux): Promise<GrantSt
       secret: Buffer.from(decodeBase64url(granted.secret)!),
       nextLaneNo: 0n,
       target,
+      opening: 0,
+      waiting: [],
     };
   } catch (error) {
     // An agent without lanes (older, or no native relay there) says so once per link.

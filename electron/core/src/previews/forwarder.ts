@@ -299,11 +299,17 @@ export class PreviewForwarder implements Disposable {
       lane = await openLane(connection as Parameters<typeof openLane>[0], { purpose: 'preview', port });
     } catch (error) {
       const failure = toHangarError(error);
-      if (failure.details?.['lane'] === 'refused' && (failure.code === 'E_NOT_FOUND' || failure.code === 'E_UNAVAILABLE')) {
+      if (
+        failure.details?.['lane'] === 'refused' &&
+        (failure.code === 'E_NOT_FOUND' || failure.code === 'E_UNAVAILABLE')
+      ) {
         this.failed(socket, head, answer, failure);
         return true;
       }
-      this.options.logger.debug({ host, port, why: (error as Error).message }, 'no lane for a preview connection: using the link');
+      this.options.logger.debug(
+        { host, port, why: (error as Error).message },
+        'no lane for a preview connection: using the link',
+      );
       return false;
     }
     const accepted = LanePreviewAccept.safeParse(lane.accept);
@@ -325,7 +331,10 @@ export class PreviewForwarder implements Disposable {
       local = native.adoptSocket(socket);
     } catch (error) {
       lane.socket.destroy();
-      this.options.logger.debug({ host, port, why: (error as Error).message }, 'cannot hand a browser connection to the lane relay');
+      this.options.logger.debug(
+        { host, port, why: (error as Error).message },
+        'cannot hand a browser connection to the lane relay',
+      );
       return false;
     }
     // What the browser sent so far: the head, and with pooled reads whatever came with it.
