@@ -9,12 +9,17 @@
 // native modules: better-sqlite3 and node-pty, which must be built or fetched for the host's Node
 // (prebuild-install, else node-gyp), and node-datachannel (WebRTC), whose binary npm fetches as an
 // optional per-platform package. Fewer packages to fetch also makes the install line faster.
+// The native relay of lanes (@hangar/lane, private like shared) cannot come from the registry: its C
+// sources and binding.gyp are staged into the package, whose own install script builds them with
+// node-gyp where it is installed (as node-pty builds where it has no prebuilt binary). The bundle
+// loads build/Release/lane.node from the package root; where the build fails the install goes on
+// and lanes report themselves unavailable (the agent keeps to the link).
 // The workspace keeps its name and its tsc output, so the desktop app's link to it is unchanged.
 //
 //   node build/agent-package/pack.mjs [--version 1.2.3] [--out DIR]
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,6 +28,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const AGENT = join(ROOT, 'host-agent');
 // node-datachannel: the WebRTC link; its binary comes as an optional per-platform package.
 const NATIVE = ['better-sqlite3', 'node-pty', 'node-datachannel'];
+const LANE = join(ROOT, 'lane');
+/** Builds the lanes' relay on the host; a host without a compiler still gets a working agent. */
+const LANE_INSTALL =
+  'node-gyp rebuild || node -e "console.warn(\'hangar-agent: the native relay of lanes did not build; the agent relays over its link\')"';
 
 /**
  * Writes the package's files into `<outDir>/hangar-agent/` and returns that directory.
@@ -44,7 +53,7 @@ export async function stageAgentPackage({ version, outDir = join(ROOT, 'dist-age
     format: 'esm',
     target: 'node20',
     external: [...NATIVE, 'bufferutil', 'utf-8-validate'],
-    alias: { '@hangar/shared': join(ROOT, 'shared/src/index.ts') },
+    alias: { '@hangar/shared': join(ROOT, 'shared/src/index.ts'), '@hangar/lane': join(LANE, 'src/index.ts') },
     // Bundled CommonJS dependencies call require(); an ES module has none of its own.
     banner: {
       js: "import { createRequire as __hangarRequire } from 'node:module';\nconst require = __hangarRequire(import.meta.url);",
@@ -54,6 +63,9 @@ export async function stageAgentPackage({ version, outDir = join(ROOT, 'dist-age
     logLevel: 'warning',
   });
   copyFileSync(join(AGENT, 'bin', 'hangar-agent.js'), join(stage, 'bin', 'hangar-agent.js'));
+  // The relay's sources; dist/ is one level down, as lane/src is, so the bundle finds build/Release/lane.node.
+  copyFileSync(join(LANE, 'binding.gyp'), join(stage, 'binding.gyp'));
+  cpSync(join(LANE, 'src', 'native'), join(stage, 'src', 'native'), { recursive: true });
 
   const manifest = {
     name: 'hangar-agent',
@@ -61,9 +73,11 @@ export async function stageAgentPackage({ version, outDir = join(ROOT, 'dist-age
     description: 'The Hangar host agent: persistent tmux terminals, build jobs and previews for the Hangar app',
     type: 'module',
     bin: { 'hangar-agent': 'bin/hangar-agent.js' },
-    files: ['bin', 'dist'],
+    files: ['bin', 'dist', 'binding.gyp', 'src/native'],
     engines: { node: '>=20' },
     os: ['linux', 'darwin'],
+    gypfile: true,
+    scripts: { install: LANE_INSTALL },
     dependencies: Object.fromEntries(NATIVE.map((name) => [name, workspace.dependencies[name]])),
   };
   writeFileSync(join(stage, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');

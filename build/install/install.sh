@@ -114,7 +114,7 @@ main() {
 	if [ -z "$dry_run" ]; then
 		# shellcheck disable=SC2086
 		npm install --global $prefix_args "hangar-agent@$version" $registry_args \
-			--allow-scripts=better-sqlite3,node-pty --no-audit --no-fund </dev/null ||
+			--allow-scripts=better-sqlite3,node-pty,hangar-agent --no-audit --no-fund </dev/null ||
 			refuse "npm could not install hangar-agent@$version (see npm's message above)"
 	else
 		bin="$(command -v hangar-agent 2>/dev/null || echo "$bin")"

@@ -82,17 +82,19 @@ async function verifyUnit(file: string, user: boolean) {
 }
 
 describe('hangar-agent install', () => {
-  it('npm installs the package as hangar-agent, bundled, with only its native modules as dependencies', async () => {
+  it('npm installs the package as hangar-agent, bundled, with only its native modules as dependencies and the lanes relay built', async () => {
     const installed = join(installer.work, 'global', 'lib', 'node_modules', 'hangar-agent');
     const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
     expect(manifest).toMatchObject({
       name: 'hangar-agent',
       bin: { 'hangar-agent': 'bin/hangar-agent.js' },
-      files: ['bin', 'dist'],
+      files: ['bin', 'dist', 'binding.gyp', 'src/native'],
       engines: { node: '>=20' },
     });
     expect(Object.keys(manifest.dependencies).sort()).toEqual(['better-sqlite3', 'node-datachannel', 'node-pty']);
     expect(existsSync(join(installed, 'node_modules', '@hangar'))).toBe(false);
+    // The package's install script built the native relay of lanes where the bundle looks for it.
+    expect(existsSync(join(installed, 'build', 'Release', 'lane.node'))).toBe(true);
     const help = await agent(sandbox(), ['--help']);
     expect(help.stdout).toMatch(/install \[options\][\s\S]*uninstall[\s\S]*status[\s\S]*logs[\s\S]*update/);
   });

@@ -6,8 +6,8 @@ import type { Runner } from '../install/plan.js';
 import { CHANNEL_PATTERN, checkVersion, packageVersion, versionDir } from './versions.js';
 
 export const PACKAGE_NAME = 'hangar-agent';
-/** The native dependencies whose install scripts npm must run (npm 11 asks for them by name). */
-const NATIVE_SCRIPTS = '--allow-scripts=better-sqlite3,node-pty';
+/** The install scripts npm must run (npm 11 asks for them by name): the native dependencies, and the package's own (lanes' relay). */
+const NATIVE_SCRIPTS = '--allow-scripts=better-sqlite3,node-pty,hangar-agent';
 /** npm builds better-sqlite3 from source where no prebuilt binary fits: minutes on a small VPS. */
 const NPM_INSTALL_TIMEOUT_MS = 15 * 60_000;
 

@@ -65,7 +65,8 @@ typedef struct relay {
   int net_polled, lr_polled, lw_polled, lr_always, lw_always, lw_separate;
   int net_events, lr_events, lw_events;
   uv_timer_t linger;
-  int linger_inited, open_handles;
+  uv_idle_t lr_idle; /* reads a regular-file stdin once per loop turn (it is never "ready" to epoll) */
+  int linger_inited, idle_inited, idle_active, open_handles;
 } relay;
 
 typedef struct command {
@@ -208,6 +209,7 @@ static void finish(relay *r, int how, const uint8_t *reason, size_t reason_lengt
   if (r->lr_polled) close_handle(r, (uv_handle_t *)&r->lr_poll);
   if (r->lw_polled) close_handle(r, (uv_handle_t *)&r->lw_poll);
   if (r->linger_inited) close_handle(r, (uv_handle_t *)&r->linger);
+  if (r->idle_inited) close_handle(r, (uv_handle_t *)&r->lr_idle);
   if (how == LANE_END_ERROR && r->o.kind == LANE_KIND_SOCKET && r->o.close_local) {
     /* A cut stays a cut: the local peer gets a reset, never a clean end it could take for the whole stream. */
     struct linger abortive = {1, 0};
@@ -498,8 +500,16 @@ static void on_net_poll(uv_poll_t *poll, int status, int events);
 static void on_local_poll(uv_poll_t *poll, int status, int events);
 static void on_local_write_poll(uv_poll_t *poll, int status, int events);
 
+static void on_idle(uv_idle_t *idle) { read_local(idle->data); }
+
 static void update_polls(relay *r) {
   if (r->ended) return;
+  if (r->idle_inited) {
+    int wanted = local_readable_wanted(r);
+    if (wanted && !r->idle_active) uv_idle_start(&r->lr_idle, on_idle);
+    if (!wanted && r->idle_active) uv_idle_stop(&r->lr_idle);
+    r->idle_active = wanted;
+  }
   int net = (net_readable_wanted(r) ? UV_READABLE : 0) | (r->nout_start < r->nout_end ? UV_WRITABLE : 0);
   int lr = local_readable_wanted(r) && !r->lr_always ? UV_READABLE : 0;
   int lw = r->lout_length > 0 && !r->lw_always ? UV_WRITABLE : 0;
@@ -547,10 +557,6 @@ static void pump(relay *r) {
     if (r->eof_sealed && drained && r->net_eof && r->lout_length == 0 && !r->net_shut && !r->close_requested) {
       r->net_shut = 1;
       shutdown(r->o.net, SHUT_WR);
-    }
-    if (r->lr_always && local_readable_wanted(r)) {
-      read_local(r); /* a regular file: always ready (it pumps again itself) */
-      return;
     }
   }
   update_polls(r);
@@ -615,6 +621,14 @@ static void start(relay *r) {
     return;
   }
   r->lr_polled = rc == 1;
+  if (r->lr_always) {
+    if ((rc = uv_idle_init(&loop, &r->lr_idle)) != 0) {
+      finish(r, LANE_END_ERROR, NULL, 0, "reading the local file: %s", uv_strerror(rc));
+      return;
+    }
+    r->idle_inited = 1;
+    r->lr_idle.data = r;
+  }
   if (r->lw_separate) {
     if ((rc = init_poll(r, &r->lw_poll, r->o.local_write, &r->lw_always)) < 0) {
       finish(r, LANE_END_ERROR, NULL, 0, "watching the local fd %d: %s", r->o.local_write, uv_strerror(rc));

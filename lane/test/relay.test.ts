@@ -1,0 +1,423 @@
+/**
+ * The native relay through @hangar/lane's public API, on real loopback TCP sockets adopted with
+ * adoptSocket (and a node-pty pty running cat): two relays back to back, and one relay against a
+ * lane end the test speaks itself with sealRecord/RecordReader.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import fc from 'fast-check';
+import { spawn as spawnPty, type IPty } from 'node-pty';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  RecordType,
+  deriveLaneKeys,
+  loadNativeLanes,
+  type NativeLanes,
+  type Relay,
+  type RelayOptions,
+} from '@hangar/lane';
+import {
+  PeerLane,
+  closed,
+  hashUntilEnd,
+  openFds,
+  readBytes,
+  readUntilEnd,
+  sendRandom,
+  tcpPair,
+} from './support/sockets.js';
+
+let lanes: NativeLanes;
+const secret = randomBytes(32);
+const grantId = randomBytes(16);
+const sockets: Socket[] = [];
+const relays: Relay[] = [];
+
+beforeAll(() => {
+  const loaded = loadNativeLanes();
+  if ('unavailable' in loaded) throw new Error(`the native relay must be built for these tests: ${loaded.unavailable}`);
+  lanes = loaded;
+});
+
+afterEach(async () => {
+  for (const relay of relays.splice(0)) relay.close();
+  await Promise.all(sockets.splice(0).map(closed));
+});
+
+async function pair(): Promise<[Socket, Socket]> {
+  const ends = await tcpPair();
+  sockets.push(...ends);
+  return ends;
+}
+
+/** A local TCP connection: the app's end, and the relay's fd for the other end. */
+async function local(): Promise<{ app: Socket; fd: number }> {
+  const [app, relayEnd] = await pair();
+  return { app, fd: lanes.adoptSocket(relayEnd).fd };
+}
+
+function start(
+  options: Omit<RelayOptions, 'keys' | 'sendSeq' | 'receiveSeq' | 'closeLocal'> & Partial<RelayOptions>,
+  role: 'client' | 'agent',
+  laneNo = 1n,
+): Relay {
+  const relay = lanes.relay({
+    keys: deriveLaneKeys(secret, grantId, laneNo, role),
+    sendSeq: 0n,
+    receiveSeq: 0n,
+    closeLocal: true,
+    ...options,
+  });
+  relays.push(relay);
+  return relay;
+}
+
+/** app A ↔ relay A ↔ lane ↔ relay B ↔ app B. */
+async function backToBack(laneNo = 1n) {
+  const [laneA, laneB] = await pair();
+  const a = await local();
+  const b = await local();
+  const relayA = start(
+    { net: lanes.adoptSocket(laneA).fd, localRead: a.fd, localWrite: a.fd, localKind: 'socket' },
+    'client',
+    laneNo,
+  );
+  const relayB = start(
+    { net: lanes.adoptSocket(laneB).fd, localRead: b.fd, localWrite: b.fd, localKind: 'socket' },
+    'agent',
+    laneNo,
+  );
+  return { appA: a.app, appB: b.app, relayA, relayB };
+}
+
+/** app ↔ relay (the agent's side) ↔ lane ↔ the test's PeerLane (the client's keys). */
+async function againstPeer(options: Partial<RelayOptions> = {}) {
+  const [peerEnd, laneEnd] = await pair();
+  const { app, fd } = await local();
+  const relay = start(
+    { net: lanes.adoptSocket(laneEnd).fd, localRead: fd, localWrite: fd, localKind: 'socket', ...options },
+    'agent',
+  );
+  const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
+  return { app, relay, peer, peerEnd };
+}
+
+describe('two relays back to back', () => {
+  it('carry 32 MiB of random bytes both ways at once, then end with EOF both ways', async () => {
+    const { appA, appB, relayA, relayB } = await backToBack();
+    const size = 32 << 20;
+    const atB = hashUntilEnd(appB);
+    const atA = hashUntilEnd(appA);
+    const [sentByA, sentByB] = await Promise.all([sendRandom(appA, size), sendRandom(appB, size)]);
+    expect(await atB).toEqual({ hash: sentByA, length: size });
+    expect(await atA).toEqual({ hash: sentByB, length: size });
+    expect(await relayA.ended).toEqual({ how: 'eof', bytesIn: size, bytesOut: size });
+    expect(await relayB.ended).toEqual({ how: 'eof', bytesIn: size, bytesOut: size });
+  });
+
+  it('an HTTP-like client that shuts its write side still gets the whole answer', async () => {
+    const { appA: client, appB: server, relayA, relayB } = await backToBack();
+    const request = readUntilEnd(server);
+    client.end('GET / HTTP/1.0\r\n\r\n');
+    expect((await request).data.toString()).toBe('GET / HTTP/1.0\r\n\r\n');
+    const answer = readUntilEnd(client);
+    const body = randomBytes(3 << 20);
+    server.end(body);
+    expect((await answer).data.equals(body)).toBe(true);
+    expect((await relayA.ended).how).toBe('eof');
+    expect((await relayB.ended).how).toBe('eof');
+  });
+
+  it('close(reason) arrives on the other side as closed with that reason, after what was queued', async () => {
+    const { appB, relayA, relayB } = await backToBack();
+    const got = readBytes(appB, 5);
+    relayA.write(Buffer.from('queue'));
+    relayA.close(Buffer.from('{"code":"ended"}'));
+    expect((await got).toString()).toBe('queue');
+    const endB = await relayB.ended;
+    expect(endB).toMatchObject({ how: 'closed', bytesIn: 5 });
+    expect(endB.how === 'closed' && endB.reason.toString()).toBe('{"code":"ended"}');
+    expect(await relayA.ended).toEqual({ how: 'closed_here', bytesIn: 0, bytesOut: 5 });
+  });
+
+  it('leaves no fd open once both have ended and the apps closed', async () => {
+    const before = openFds();
+    const { appA, appB, relayA, relayB } = await backToBack();
+    const atB = hashUntilEnd(appB);
+    const atA = hashUntilEnd(appA);
+    await Promise.all([sendRandom(appA, 100_000), sendRandom(appB, 100_000)]);
+    await Promise.all([atA, atB, relayA.ended, relayB.ended]);
+    await Promise.all(sockets.splice(0).map(closed));
+    expect(openFds()).toBe(before);
+  });
+});
+
+describe('a relay against a lane end written with sealRecord', () => {
+  it('delivers records written in any chunking, fromNet included, exactly', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ maxLength: 70_000 }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 100_000 }), { maxLength: 12 }),
+        fc.nat(),
+        async (payloads, cuts, handOver) => {
+          const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+          const [peerEnd, laneEnd] = await pair();
+          const { app, fd } = await local();
+          const peer = new PeerLane(peerEnd, peerKeys);
+          const chunks = payloads.flatMap((p) => {
+            const out: Uint8Array[] = [];
+            for (let at = 0; at < p.length; at += 65536) out.push(p.subarray(at, at + 65536));
+            return out.length === 0 ? [p] : out;
+          });
+          const stream = Buffer.concat([
+            ...chunks.map((c) => peer.seal(RecordType.Data, c)),
+            peer.seal(RecordType.Eof),
+          ]);
+          const expected = Buffer.concat(chunks);
+          // The first `fromNet` bytes are handed over as already read (whole or cut records).
+          const fromNet = stream.subarray(0, handOver % stream.length);
+          const relay = start(
+            { net: lanes.adoptSocket(laneEnd).fd, localRead: fd, localWrite: fd, localKind: 'socket', fromNet },
+            'agent',
+          );
+          const got = readUntilEnd(app);
+          let from = fromNet.length;
+          for (const cut of cuts) {
+            const to = Math.min(stream.length, from + cut);
+            peerEnd.write(stream.subarray(from, to));
+            from = to;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          peerEnd.write(stream.subarray(from));
+          const { data } = await got;
+          expect(data.equals(expected)).toBe(true);
+          app.end();
+          expect(await peer.next()).toEqual({ type: RecordType.Eof, payload: Buffer.alloc(0) });
+          peerEnd.end();
+          expect(await relay.ended).toEqual({ how: 'eof', bytesIn: expected.length, bytesOut: 0 });
+        },
+      ),
+      { numRuns: 15 },
+    );
+  });
+
+  it('seals what it reads into records RecordReader opens, EOF last', async () => {
+    const { app, peer, relay, peerEnd } = await againstPeer();
+    const sent = randomBytes(300_000);
+    app.end(sent);
+    const { data, then } = await peer.dataUntil();
+    expect(data.equals(sent)).toBe(true);
+    expect(then?.type).toBe(RecordType.Eof);
+    peer.send(RecordType.Eof);
+    peerEnd.end();
+    expect(await relay.ended).toEqual({ how: 'eof', bytesIn: 0, bytesOut: sent.length });
+  });
+
+  it('ends at a changed byte with an error, and nothing after it reaches the local side', async () => {
+    const { app, peer, relay } = await againstPeer();
+    const got = readUntilEnd(app);
+    peer.send(RecordType.Data, Buffer.from('before'));
+    const bad = peer.seal(RecordType.Data, Buffer.from('changed'));
+    bad[bad.length - 20]! ^= 0x40;
+    peer.socket.write(bad);
+    peer.send(RecordType.Data, Buffer.from('after'));
+    const end = await relay.ended;
+    expect(end).toMatchObject({ how: 'error', bytesIn: 6 });
+    expect(end.how === 'error' && end.message).toMatch(/^tampered: record 1 /);
+    expect((await got).data.toString()).toBe('before');
+  });
+
+  it('a TCP end with no EOF or CLOSE is an error (truncated), not an end; the local side gets a reset', async () => {
+    const { app, peer, relay, peerEnd } = await againstPeer();
+    peer.send(RecordType.Data, Buffer.from('partial answer'));
+    // Read first: libuv takes data and a reset that arrive together for an end.
+    expect((await readBytes(app, 14)).toString()).toBe('partial answer');
+    const got = readUntilEnd(app);
+    peerEnd.end();
+    const end = await relay.ended;
+    expect(end.how).toBe('error');
+    expect(end.how === 'error' && end.message).toMatch(/^truncated/);
+    const { error } = await got;
+    expect(error?.message).toMatch(/ECONNRESET/); // never a clean end the app could take for the whole answer
+  });
+
+  it('a cut inside a record is truncated too', async () => {
+    const { peer, relay, peerEnd } = await againstPeer();
+    peerEnd.end(peer.seal(RecordType.Data, Buffer.from('cut')).subarray(0, 10));
+    const end = await relay.ended;
+    expect(end.how === 'error' && end.message).toMatch(/^truncated: .* inside record 0/);
+  });
+
+  it('holdNet reads nothing off the lane until release, while the local side flows', async () => {
+    const { app, peer, relay } = await againstPeer({ holdNet: true, toNet: Buffer.from('first') });
+    const atApp: Buffer[] = [];
+    app.on('data', (chunk: Buffer) => atApp.push(chunk));
+    peer.send(RecordType.Data, Buffer.from('held in'));
+    expect((await peer.next())?.payload.toString()).toBe('first'); // toNet goes out while held
+    // Two round trips through the local side: the relay's loop has run with the lane readable.
+    for (const ping of ['ping 1', 'ping 2']) {
+      app.write(ping);
+      expect((await peer.next())?.payload.toString()).toBe(ping);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Buffer.concat(atApp).toString()).toBe('');
+    relay.release('net');
+    await expect.poll(() => Buffer.concat(atApp).toString()).toBe('held in');
+  });
+
+  it('holdLocal reads nothing locally until release, while the lane flows', async () => {
+    const { app, peer, relay } = await againstPeer({ holdLocal: true });
+    app.write('held out');
+    for (const ping of ['ping 1', 'ping 2']) {
+      peer.send(RecordType.Data, Buffer.from(ping));
+      expect((await readBytes(app, ping.length)).toString()).toBe(ping);
+    }
+    relay.write(Buffer.from('marker')); // queued behind nothing: the first record the lane gets
+    expect((await peer.next())?.payload.toString()).toBe('marker');
+    relay.release('local');
+    expect((await peer.next())?.payload.toString()).toBe('held out');
+  });
+
+  it('toLocal is written first; write() goes out after toNet, as DATA', async () => {
+    const { app, peer } = await againstPeer({ toLocal: Buffer.from('output so far|'), toNet: Buffer.from('keys|') });
+    peer.send(RecordType.Data, Buffer.from('more output'));
+    expect((await readBytes(app, 25)).toString()).toBe('output so far|more output');
+    expect((await peer.next())?.payload.toString()).toBe('keys|');
+  });
+
+  it('detachByte: sends what came before it, fires onDetach, stops reading local; output keeps flowing', async () => {
+    let detached = 0;
+    const { app, peer, relay } = await againstPeer({ detachByte: 0x1c, onDetach: () => detached++ });
+    app.write(Buffer.from('ls\r\x1cnot sent'));
+    expect((await peer.next())?.payload.toString()).toBe('ls\r');
+    peer.send(RecordType.Data, Buffer.from('still shown'));
+    expect((await readBytes(app, 11)).toString()).toBe('still shown');
+    expect(detached).toBe(1);
+    app.write('typed after detaching');
+    relay.close(Buffer.from('{"code":"detached"}'));
+    expect(await peer.next()).toEqual({ type: RecordType.Close, payload: Buffer.from('{"code":"detached"}') });
+    peer.socket.end(); // a CLOSE ends the lane: the peer closes too
+    expect(await relay.ended).toMatchObject({ how: 'closed_here', bytesOut: 3 });
+  });
+
+  it('stops reading its local side while the lane does not take what it sends (bounded memory)', async () => {
+    const { app, relay, peerEnd } = await againstPeer();
+    peerEnd.pause(); // the peer never reads
+    const total = 96 << 20;
+    const block = randomBytes(1 << 20);
+    for (let sent = 0; sent < total; sent += block.length) app.write(block);
+    // Wait until the app's writes stop draining into the kernel: the relay stopped reading.
+    let last = -1;
+    let still = 0;
+    while (still < 10) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const taken = total - app.writableLength;
+      still = taken === last ? still + 1 : 0;
+      last = taken;
+    }
+    const unsent = app.writableLength;
+    peerEnd.destroy();
+    const end = await relay.ended;
+    expect(end.how).toBe('error');
+    // What it read is what the kernel's buffers and its own ~256 KiB hold, far from all 96 MiB.
+    expect(end.bytesOut).toBeLessThan(32 << 20);
+    expect(unsent).toBeGreaterThan(48 << 20);
+  });
+});
+
+describe('a pty (node-pty running cat) as the local side', () => {
+  it('carries keys in and output out; the pty ending (EIO) is EOF', async () => {
+    const pty: IPty = spawnPty('cat', [], { cols: 80, rows: 24, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    const exited = new Promise<number>((resolve) => pty.onExit(({ exitCode }) => resolve(exitCode)));
+    // node-pty's own reader of the master must not take the output: stop it, then relay a dup.
+    const internals = pty as unknown as { _fd: number; _socket: Socket & { _handle: { readStop(): void } } };
+    internals._socket.pause();
+    internals._socket._handle.readStop();
+    const master = lanes.dupFd(internals._fd);
+    const [peerEnd, laneEnd] = await pair();
+    const relay = start(
+      { net: lanes.adoptSocket(laneEnd).fd, localRead: master, localWrite: master, localKind: 'pty' },
+      'agent',
+    );
+    const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
+    peer.send(RecordType.Data, Buffer.from('hello lane\r'));
+    let output = '';
+    while ((output.match(/hello lane/g) ?? []).length < 2) {
+      const record = await peer.next();
+      expect(record?.type).toBe(RecordType.Data);
+      output += record!.payload.toString();
+    }
+    peer.send(RecordType.Data, Buffer.from('\x04')); // ^D: cat reads its end and exits
+    const { then } = await peer.dataUntil();
+    expect(then?.type).toBe(RecordType.Eof);
+    expect(await exited).toBe(0);
+    peer.send(RecordType.Eof);
+    peerEnd.end();
+    expect((await relay.ended).how).toBe('eof');
+    internals._socket.destroy();
+  });
+});
+
+describe("a terminal's stdin and stdout as the local side", () => {
+  it('reads stdin to its end (EOF), writes the lane to stdout, and leaves the fds open; regular files too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      const input = randomBytes(1 << 20);
+      writeFileSync(join(dir, 'in'), input);
+      const stdin = openSync(join(dir, 'in'), 'r');
+      const stdout = openSync(join(dir, 'out'), 'w');
+      const [peerEnd, laneEnd] = await pair();
+      const relay = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: stdin,
+          localWrite: stdout,
+          localKind: 'terminal',
+          closeLocal: false,
+        },
+        'client',
+      );
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+      const { data, then } = await peer.dataUntil();
+      expect(data.equals(input)).toBe(true);
+      expect(then?.type).toBe(RecordType.Eof);
+      peer.send(RecordType.Data, Buffer.from('the output'));
+      peer.send(RecordType.Eof);
+      peerEnd.end();
+      expect(await relay.ended).toEqual({ how: 'eof', bytesIn: 10, bytesOut: input.length });
+      expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('the output');
+      closeSync(stdin); // still open: a terminal's fds are not the relay's to close
+      closeSync(stdout);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('options', () => {
+  it('are checked at the boundary, naming the field', async () => {
+    const keys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    const base: RelayOptions = {
+      net: 1000,
+      localRead: 1001,
+      localWrite: 1001,
+      closeLocal: false,
+      keys,
+      sendSeq: 0n,
+      receiveSeq: 0n,
+      localKind: 'socket',
+    };
+    expect(() => lanes.relay({ ...base, net: -1 })).toThrow(/RelayOptions\.net/);
+    expect(() => lanes.relay({ ...base, keys: { ...keys, send: Buffer.alloc(16) } })).toThrow(
+      /RelayOptions\.keys\.send: must be 32 bytes/,
+    );
+    expect(() => lanes.relay({ ...base, sendSeq: 1n << 64n })).toThrow(/RelayOptions\.sendSeq/);
+    expect(() => lanes.relay({ ...base, detachByte: 256 })).toThrow(/RelayOptions\.detachByte/);
+    expect(() => lanes.relay({ ...base, localKind: 'file' as 'socket' })).toThrow(/RelayOptions\.localKind/);
+    // fds that are not open are refused by the native side, naming the field.
+    expect(() => lanes.relay(base)).toThrow(/RelayOptions\.net: fd 1000 is not open/);
+  });
+});
