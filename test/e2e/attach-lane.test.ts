@@ -45,16 +45,18 @@ describe('hangar attach over a lane', () => {
     for (let line = 0; line < 40; line++)
       typed += `${String(line).padStart(4, '0')}-${'abcdefghij'.repeat(5).slice(0, 44)}\r`;
     expect(typed.length).toBe(2000);
+    expect(lanesMoved(box)).toBe(0);
     for (let at = 0, piece = 0; at < typed.length; piece++) {
       const size = 7 + (piece % 13);
       client.type(typed.slice(at, at + size));
       at += size;
       await new Promise((r) => setTimeout(r, piece % 5 === 4 ? 90 + (piece % 3) * 10 : 3));
     }
+    // It moved while the keys were being typed (in one of the pauses).
+    expect(lanesMoved(box)).toBe(1);
     client.type('\x04');
     await client.waitForText(/^\$ $/m);
     expect(readFileSync(file, 'utf8')).toBe(typed.replaceAll('\r', '\n'));
-    expect(lanesMoved(box)).toBeGreaterThanOrEqual(1);
   });
 
   it("the detach key detaches with today's message and exit 0; the session keeps running", async () => {
@@ -110,6 +112,32 @@ describe('hangar attach over a lane', () => {
     await waitFor(async () => (await size()) === '90x25');
     // And once both paused after typing, each moved onto a lane of its own.
     await waitFor(async () => lanesMoved(box) >= 3);
+  });
+
+  it('a lane waits for the keys its stream was said to carry: refused if fewer come in 3 s, or more came', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'wait', ...BASH])).code).toBe(0);
+    const client = new AttachedCli(box.home, ['box', 'wait'], { cols: 100, rows: 30 }, { HANGAR_LANES: 'off' });
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      await client.waitForText('$');
+      client.type('echo typed\r');
+      await client.waitForText(/^typed$/m);
+      const attachment = /"attachment":"([^"]+)","msg":"attached"/.exec(box.agent.stderr())?.[1];
+      expect(attachment).toBeDefined();
+      // The same device on a link of its own (as the command is), naming more keys than were typed...
+      const lane = (input_offset: number) =>
+        openLane(core.connection('box'), { purpose: 'terminal', attachment_id: attachment!, input_offset });
+      await expect(lane(1_000_000)).rejects.toMatchObject({ code: 'E_TIMEOUT', details: { lane: 'refused' } });
+      // ...or fewer.
+      await expect(lane(1)).rejects.toMatchObject({ code: 'E_BAD_REQUEST', details: { lane: 'refused' } });
+      // The terminal stayed on its stream.
+      client.type('echo still-on-the-stream\r');
+      await client.waitForText(/^still-on-the-stream$/m);
+      expect(lanesMoved(box)).toBe(0);
+    } finally {
+      await core.dispose();
+      await client[Symbol.asyncDispose]();
+    }
   });
 
   it("a lane of another device's link cannot take the attachment", async () => {
