@@ -622,41 +622,71 @@ describe('previews over lanes', () => {
     );
   });
 
-  it('a lane said again (its grant and number, bytes as captured) is dropped with no answer', async () => {
-    const dev = await devServer();
+  /**
+   * A grant from a core of this home (its link), and lanes crafted with it: `lane(laneNo, hello)`
+   * sends preface, ids and HELLO on a new connection to the agent's port, and resolves with the
+   * bytes sent (to say them again) and the agent's record 0, or undefined when it closed without one.
+   */
+  const granted = async () => {
     const core = await HangarCore.open({ home: host.home });
     cleanup.push(() => core.dispose());
     const grant = await core.connection('box').call('lane.grant', {});
     const grantId = Buffer.from(decodeBase64url(grant.grant_id)!);
-    const keys = deriveLaneKeys(decodeBase64url(grant.secret)!, grantId, 0n, 'client');
-    const hello = Buffer.from(JSON.stringify({ purpose: 'preview', port: dev.port }));
-    const bytes = Buffer.concat([
-      LANE_PREFACE,
-      grantId,
-      Buffer.alloc(8),
-      sealRecord(keys.send, 0n, RecordType.Hello, hello),
-    ]);
-    /** Sends `bytes` on a new connection to the agent's port: what came back before it closed, or after 1 record. */
-    const lane = (): Promise<Buffer> =>
-      new Promise((resolve) => {
+    const secret = decodeBase64url(grant.secret)!;
+    const send = (bytes: Buffer, keys: { receive: Buffer }) =>
+      new Promise<{ type: RecordType; payload: Buffer } | undefined>((resolve) => {
         const socket = connect(host.agent.port, '127.0.0.1');
         cleanup.push(() => socket.destroy());
-        const got: Buffer[] = [];
+        const reader = new RecordReader(keys.receive, 0n);
         socket.on('data', (chunk: Buffer) => {
-          got.push(chunk);
-          const reader = new RecordReader(keys.receive, 0n);
-          reader.push(Buffer.concat(got));
-          if (reader.next() !== undefined) resolve(Buffer.concat(got));
+          reader.push(chunk);
+          const record = reader.next();
+          if (record !== undefined) resolve(record);
         });
         socket.on('error', () => undefined);
-        socket.on('close', () => resolve(Buffer.concat(got)));
+        socket.on('close', () => resolve(undefined));
         socket.write(bytes);
       });
-    const first = new RecordReader(keys.receive, 0n);
-    first.push(await lane());
-    const accepted = first.next();
-    expect(accepted?.type).toBe(RecordType.Accept);
-    expect(JSON.parse(accepted!.payload.toString())).toMatchObject({ source_port: expect.any(Number) });
-    expect((await lane()).length).toBe(0);
+    const lane = async (laneNo: bigint, hello: unknown) => {
+      const keys = deriveLaneKeys(secret, grantId, laneNo, 'client');
+      const number = Buffer.alloc(8);
+      number.writeBigUInt64BE(laneNo);
+      const payload = Buffer.from(JSON.stringify(hello));
+      const bytes = Buffer.concat([
+        LANE_PREFACE,
+        grantId,
+        number,
+        sealRecord(keys.send, 0n, RecordType.Hello, payload),
+      ]);
+      return { bytes, keys, record: await send(bytes, keys), again: () => send(bytes, keys) };
+    };
+    return lane;
+  };
+  const json = (record: { payload: Buffer } | undefined) => JSON.parse(record!.payload.toString()) as unknown;
+
+  it('a lane said again (its grant and number, bytes as captured) is dropped with no answer', async () => {
+    const dev = await devServer();
+    const lane = await granted();
+    const first = await lane(0n, { purpose: 'preview', port: dev.port });
+    expect(first.record?.type).toBe(RecordType.Accept);
+    expect(json(first.record)).toMatchObject({ source_port: expect.any(Number) });
+    expect(await first.again()).toBeUndefined();
+  });
+
+  it('a HELLO that is not one gets REFUSE naming the field; one for an unregistered port gets E_NOT_FOUND', async () => {
+    const dev = await devServer();
+    const lane = await granted();
+    const badPort = await lane(0n, { purpose: 'preview', port: 0 });
+    expect(badPort.record?.type).toBe(RecordType.Refuse);
+    expect(json(badPort.record)).toEqual({ code: 'E_BAD_REQUEST', message: 'lane HELLO: port: a port is 1-65535' });
+    const badPurpose = await lane(1n, { purpose: 'tunnel', port: dev.port });
+    expect(badPurpose.record?.type).toBe(RecordType.Refuse);
+    expect(json(badPurpose.record)).toMatchObject({
+      code: 'E_BAD_REQUEST',
+      message: expect.stringContaining('purpose'),
+    });
+    const notPreview = await lane(2n, { purpose: 'preview', port: dev.port + 1 });
+    expect(json(notPreview.record)).toMatchObject({ code: 'E_NOT_FOUND' });
+    expect(dev.connections).toBe(0);
   });
 });

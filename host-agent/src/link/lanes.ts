@@ -165,6 +165,8 @@ export class LaneAcceptor implements Disposable {
     // not wait on Nagle for the ack of the one before.
     socket.setNoDelay(true);
     let got: Buffer = first;
+    /** Bytes read off the connection so far (the preface's among them). */
+    let total = first.length;
     let finished = false;
     const drop = (why: string) => {
       if (finished) return;
@@ -176,6 +178,7 @@ export class LaneAcceptor implements Disposable {
     const timer = setTimeout(() => drop('no HELLO in time'), this.helloTimeoutMs);
     const onData = (chunk: Buffer) => {
       got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
+      total += chunk.length;
       step();
     };
     const cleanup = () => {
@@ -217,7 +220,11 @@ export class LaneAcceptor implements Disposable {
       } catch (error) {
         return drop(`bad record: ${(error as Error).message}`);
       }
-      if (record === undefined) return;
+      if (record === undefined) {
+        // The reader holds a record until it is whole: a HELLO is 4 KiB at most.
+        if (total > LANE_HELLO_MAX_BYTES) drop('too many bytes before HELLO');
+        return;
+      }
       if (record.type !== RecordType.Hello || record.payload.length > MAX_LANE_CONTROL_BYTES) {
         return drop('record 0 is not a HELLO');
       }

@@ -10,11 +10,8 @@ import { PreviewPort } from './previews.js';
 
 const base64url = (bytes: number, what: string) => {
   const chars = Math.ceil((bytes * 4) / 3);
-  return z
-    .string()
-    .regex(new RegExp(`^[A-Za-z0-9_-]{${chars}}$`), {
-      error: `expected ${what}: ${bytes} bytes, base64url (${chars} characters)`,
-    });
+  const error = `expected ${what}: ${bytes} bytes, base64url (${chars} characters)`;
+  return z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${chars}}$`), { error });
 };
 
 export const LaneGrantResult = z.object({

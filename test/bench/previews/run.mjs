@@ -381,7 +381,7 @@ try {
       '  … forwarding CPU per MB',
       `${fmt(previewCpu, 2)} ms (agent + core)${vsSsh(previewCpu, sshCpu)}`,
       sshCpu !== undefined ? `ssh -L ${fmt(sshCpu, 2)} ms (ssh + sshd)` : '-',
-      '≤ ssh -L',
+      '≤ 1.0× ssh -L',
       meets(sshCpu !== undefined && previewCpu <= sshCpu),
     );
     row(
