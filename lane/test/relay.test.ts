@@ -15,6 +15,7 @@ import {
   RecordType,
   deriveLaneKeys,
   loadNativeLanes,
+  sealRecord,
   type NativeLanes,
   type Relay,
   type RelayOptions,
@@ -252,10 +253,14 @@ describe('a relay against a lane end written with sealRecord', () => {
   });
 
   it('holdNet reads nothing off the lane until release, while the local side flows', async () => {
-    const { app, peer, relay } = await againstPeer({ holdNet: true, toNet: Buffer.from('first') });
+    const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    // fromNet is held too: what was read before the hand-over is not written before release.
+    const fromNet = sealRecord(peerKeys.send, 0n, RecordType.Data, Buffer.from('held '));
+    const { app, peer, relay } = await againstPeer({ holdNet: true, toNet: Buffer.from('first'), fromNet });
+    peer.skip(1); // record 0 was fromNet
     const atApp: Buffer[] = [];
     app.on('data', (chunk: Buffer) => atApp.push(chunk));
-    peer.send(RecordType.Data, Buffer.from('held in'));
+    peer.send(RecordType.Data, Buffer.from('in'));
     expect((await peer.next())?.payload.toString()).toBe('first'); // toNet goes out while held
     // Two round trips through the local side: the relay's loop has run with the lane readable.
     for (const ping of ['ping 1', 'ping 2']) {
@@ -332,10 +337,13 @@ describe('a pty (node-pty running cat) as the local side', () => {
   it('carries keys in and output out; the pty ending (EIO) is EOF', async () => {
     const pty: IPty = spawnPty('cat', [], { cols: 80, rows: 24, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     const exited = new Promise<number>((resolve) => pty.onExit(({ exitCode }) => resolve(exitCode)));
-    // node-pty's own reader of the master must not take the output: stop it, then relay a dup.
+    // node-pty's own reader of the master must not take the output: stop it (after the resume it
+    // scheduled when it was made, which would start it again), then relay a dup.
     const internals = pty as unknown as { _fd: number; _socket: Socket & { _handle: { readStop(): void } } };
     internals._socket.pause();
+    await new Promise((resolve) => setImmediate(resolve));
     internals._socket._handle.readStop();
+    expect(internals._socket.read()).toBeNull(); // cat has said nothing yet
     const master = lanes.dupFd(internals._fd);
     const [peerEnd, laneEnd] = await pair();
     const relay = start(

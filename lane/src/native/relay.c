@@ -333,7 +333,7 @@ static int fill_nout(relay *r) {
 /* Opens every whole record in nin while nothing waits for the local side. */
 static int open_records(relay *r) {
   int progress = 0;
-  while (r->lout_length == 0 && !r->lingering) {
+  while (r->lout_length == 0 && !r->lingering && !r->net_held) { /* held: fromNet waits too */
     size_t available = r->nin_end - r->nin_start;
     uint8_t *at = r->nin + r->nin_start;
     if (available < 4) break;

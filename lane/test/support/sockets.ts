@@ -131,6 +131,11 @@ export class PeerLane {
     return record;
   }
 
+  /** Counts `count` records as sent another way (fromNet). */
+  skip(count: number): void {
+    this.#sendSeq += BigInt(count);
+  }
+
   /** The next record sealed, without writing it (for tests that write it their own way). */
   seal(type: RecordType, payload: Uint8Array = new Uint8Array(0)): Buffer {
     return sealRecord(this.keys.send, this.#sendSeq++, type, payload);
