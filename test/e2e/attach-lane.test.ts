@@ -105,13 +105,16 @@ describe('hangar attach over a lane', () => {
     second.type('echo from-second\r');
     await second.waitForText(/^from-second$/m);
     await waitFor(async () => (await size()) === '70x20');
-    // The first client's lane ended (its keys could not take the size back) and it attached again.
+    // The first client's lane ended (its keys could not take the size back) and it attached
+    // again; the second, having typed, moved onto a lane in its pause.
     await waitFor(async () => /lane of an attachment ended/.test(box.agent.stderr()));
+    await waitFor(async () => lanesMoved(box) === 2);
     first.type('echo from-first\r');
     await first.waitForText(/^from-first$/m);
     await waitFor(async () => (await size()) === '90x25');
-    // And once both paused after typing, each moved onto a lane of its own.
-    await waitFor(async () => lanesMoved(box) >= 3);
+    // The second's lane went the same way, and the first is on a lane again.
+    await waitFor(async () => box.agent.stderr().split('lane of an attachment ended').length - 1 === 2);
+    await waitFor(async () => lanesMoved(box) === 3);
   });
 
   it('a lane waits for the keys its stream was said to carry: refused if fewer come in 3 s, or more came', async () => {

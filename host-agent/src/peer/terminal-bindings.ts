@@ -129,7 +129,10 @@ export class TerminalBindings implements Disposable {
     }
     const { attachment, stream } = binding;
     const current = () => this.bindings.get(attachmentId) === binding && !stream.closed;
-    if (!(await keysArrived(stream, inputOffset))) {
+    // Within the client's own wait for an answer (LANE_OPEN_TIMEOUT_MS, 5 s): past it, it stays on
+    // its stream, and so must the attachment.
+    const deadline = performance.now() + LANE_INPUT_WAIT_MS;
+    if (!(await keysArrived(stream, inputOffset, LANE_INPUT_WAIT_MS))) {
       if (stream.recvOffset > inputOffset) {
         throw new HangarError(
           'E_BAD_REQUEST',
@@ -142,7 +145,13 @@ export class TerminalBindings implements Disposable {
         `input_offset: only ${stream.recvOffset} of ${inputOffset} bytes of keys arrived within ${LANE_INPUT_WAIT_MS} ms`,
       );
     }
-    const drives = await attachment.prepareLane();
+    const drives = await withinMs(attachment.prepareLane(), deadline - performance.now());
+    if (drives === undefined) {
+      throw new HangarError(
+        'E_TIMEOUT',
+        `the keys before the lane did not reach the session within ${LANE_INPUT_WAIT_MS} ms`,
+      );
+    }
     if (!current()) throw new HangarError('E_UNAVAILABLE', `the attachment ${attachmentId} left its stream`);
     if (!drives) {
       throw new HangarError(
@@ -238,9 +247,9 @@ function endReason(attachment: Attachment, end: AttachmentEnd): CloseReason {
 /**
  * True once `stream` has delivered exactly `offset` bytes of keys (each passed on to the
  * attachment by the binding's listener, added before this one); false if it carried more, closed,
- * or LANE_INPUT_WAIT_MS passed.
+ * or `timeoutMs` passed.
  */
-function keysArrived(stream: LinkStream, offset: number): Promise<boolean> {
+function keysArrived(stream: LinkStream, offset: number, timeoutMs: number): Promise<boolean> {
   const settled = () => stream.closed || stream.recvOffset >= offset;
   const arrived = () => !stream.closed && stream.recvOffset === offset;
   if (settled()) return Promise.resolve(arrived());
@@ -251,8 +260,21 @@ function keysArrived(stream: LinkStream, offset: number): Promise<boolean> {
       void subscriptions.dispose();
       resolve(arrived());
     };
-    const timer = setTimeout(done, LANE_INPUT_WAIT_MS);
+    const timer = setTimeout(done, timeoutMs);
     subscriptions.add(stream.onData(() => settled() && done()));
     subscriptions.add(stream.onClose(done));
   });
+}
+
+/** `promise`'s value, or undefined if it has not settled within `ms`. */
+async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
