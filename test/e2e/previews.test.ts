@@ -493,10 +493,11 @@ describe('previews refused as bad input', () => {
 /**
  * Previews on lanes (lane/PROTOCOL.md): each browser connection on a TCP connection of its own to
  * the agent's link port, relayed by native code at both ends. The agent logs each lane it opens
- * (info): that is how these tests know a connection took a lane and not the link's mux.
+ * (debug): that is how these tests know a connection took a lane and not the link's mux.
  */
 describe('previews over lanes', () => {
-  const host = usePairedHost({ agent: { logLevel: 'info' } });
+  // Lanes opened and refused are debug lines (one per browser connection).
+  const host = usePairedHost({ agent: { logLevel: 'debug' } });
   const cleanup: (() => Promise<unknown> | unknown)[] = [];
   afterEach(async () => {
     while (cleanup.length > 0) await cleanup.pop()!();

@@ -88,13 +88,6 @@ interface LinkLanes {
   closed: boolean;
 }
 
-export interface LaneStats {
-  /** Lanes accepted since the agent started, by purpose. */
-  accepted: Record<string, number>;
-  /** Lanes open now. */
-  open: number;
-}
-
 /**
  * The lanes beside the links (lane/PROTOCOL.md): grants per authenticated link (`lane.grant`),
  * and the acceptor for connections to the link port that start with "HGLANE/1". A connection
@@ -106,7 +99,6 @@ export class LaneAcceptor implements Disposable {
   private readonly grants = new Map<string, Grant>();
   private readonly links = new WeakMap<Mux, LinkLanes>();
   private readonly handlers = new Map<string, LanePurposeHandler<never>>();
-  private readonly stats: LaneStats = { accepted: {}, open: 0 };
   private readonly everyLink = new Set<LinkLanes>();
 
   constructor(
@@ -147,11 +139,6 @@ export class LaneAcceptor implements Disposable {
     this.grants.set(id, grant);
     while (lanes.grants.length > MAX_GRANTS_PER_LINK) this.grants.delete(lanes.grants.shift()!.id);
     return { grant_id: encodeBase64url(grantId), secret: encodeBase64url(secret) };
-  }
-
-  /** Lanes accepted and open (for host.stats and the tests that prove a preview took a lane). */
-  counts(): LaneStats {
-    return { accepted: { ...this.stats.accepted }, open: this.stats.open };
   }
 
   /**
@@ -261,7 +248,7 @@ export class LaneAcceptor implements Disposable {
     socket.once('close', () => lanes.open.delete(pending));
     const refuse = (error: HangarError) => {
       lanes.open.delete(pending);
-      this.log.info({ peer, code: error.code, why: error.message }, 'lane refused');
+      this.log.debug({ peer, code: error.code, why: error.message }, 'lane refused');
       const payload = Buffer.from(JSON.stringify({ code: error.code, message: error.message.slice(0, 1024) }));
       socket.end(sealRecord(keys.send, 0n, RecordType.Refuse, payload));
       // A client that does not close after REFUSE is closed for.
@@ -322,16 +309,13 @@ export class LaneAcceptor implements Disposable {
         socket.destroy();
         return;
       }
-      this.stats.accepted[purpose] = (this.stats.accepted[purpose] ?? 0) + 1;
-      this.stats.open++;
       const open = {
         close: () => relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))),
       };
       lanes.open.add(open);
-      this.log.info({ peer, purpose, device: lanes.link.device }, 'lane opened');
+      this.log.debug({ peer, purpose, device: lanes.link.device }, 'lane opened');
       void relay.ended.then((end) => {
         lanes.open.delete(open);
-        this.stats.open--;
         this.log.debug({ peer, purpose, how: end.how, bytes_in: end.bytesIn, bytes_out: end.bytesOut }, 'lane ended');
       });
     });

@@ -47,6 +47,8 @@ describe('how the link travels', () => {
     const agent = await startTestAgent(cleanup);
     const linked = await pairAndLink(agent);
     expect(linked.carrier).toBe('tls');
+    // Where its lanes would go: the agent's address and port as the link reached them.
+    expect(linked.tcp).toEqual({ host: '127.0.0.1', port: Number(agent.address.split(':')[1]) });
     await eventually(() => agent.links.length === 1);
     const bytes = new Uint8Array(3 * 1024 * 1024 + 17).map((_, i) => (i * 7919) % 251);
     const arrived = await carry(linked.transport, agent.links[0]!.transport, bytes);

@@ -94,6 +94,8 @@ describe("the link's TLS cipher suite", () => {
     await eventually(() => agent.links.length === 1);
     expect(helloSuites(first['to-server']!).suites[0]).toBe(AES_128_GCM);
     expect(helloSuites(first['to-client']!)).toEqual({ type: 2, suites: [AES_128_GCM] });
+    // Not a TCP connection of ours to the host: no lanes beside it (lane/PROTOCOL.md).
+    expect(linked.tcp).toBeUndefined();
   });
 
   it("is the agent's choice: a peer offering TLS_AES_256_GCM_SHA384 first, as Node does, gets AES-128-GCM", async () => {
