@@ -405,6 +405,53 @@ describe("a terminal's stdin and stdout as the local side", () => {
   });
 });
 
+describe('adoptSocket', () => {
+  it('returns what Node had read and keeps the connection: no FIN, no reset, the relay carries on', async () => {
+    const [peerEnd, mine] = await pair();
+    const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
+    let peerSawEnd = false;
+    peerEnd.on('end', () => (peerSawEnd = true));
+    const first = peer.send(RecordType.Data, Buffer.from('read by Node '));
+    mine.pause();
+    await new Promise((resolve) => mine.once('readable', resolve));
+    const { fd, pending } = lanes.adoptSocket(mine);
+    expect(pending.equals(first)).toBe(true);
+    expect(mine.destroyed).toBe(true);
+    const { app, fd: localFd } = await local();
+    const relay = start(
+      { net: fd, localRead: localFd, localWrite: localFd, localKind: 'socket', fromNet: pending },
+      'agent',
+    );
+    peer.send(RecordType.Data, Buffer.from('then by the relay'));
+    expect((await readBytes(app, 30)).toString()).toBe('read by Node then by the relay');
+    app.write('back');
+    expect((await peer.next())?.payload.toString()).toBe('back');
+    expect(peerSawEnd).toBe(false);
+    relay.close();
+    expect((await peer.next())?.type).toBe(RecordType.Close);
+    peerEnd.end();
+    expect((await relay.ended).how).toBe('closed_here');
+  });
+
+  it('dupFd dups with close-on-exec set', () => {
+    const copy = lanes.dupFd(0);
+    try {
+      const flags = /^flags:\s+(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${copy}`, 'utf8'))?.[1];
+      expect(copy).not.toBe(0);
+      expect(parseInt(flags ?? '0', 8) & 0o2000000).toBe(0o2000000); // O_CLOEXEC
+    } finally {
+      closeSync(copy);
+    }
+    expect(() => lanes.dupFd(100_000)).toThrow(/dupFd\(100000\): Bad file descriptor/);
+  });
+
+  it('refuses a socket with no descriptor', async () => {
+    const [, mine] = await pair();
+    await closed(mine);
+    expect(() => lanes.adoptSocket(mine)).toThrow(/no file descriptor/);
+  });
+});
+
 describe('options', () => {
   it('are checked at the boundary, naming the field', async () => {
     const keys = deriveLaneKeys(secret, grantId, 1n, 'client');
