@@ -16,6 +16,7 @@ import { loadNativeLanes } from '@hangar/lane';
 import { LinkServer } from './link/index.js';
 import { LaneAcceptor } from './link/lanes.js';
 import { createLaneProcedures } from './peer/lane-procedures.js';
+import { terminalLanes } from './peer/terminal-lanes.js';
 import { WebRtcAnswerer } from './link/webrtc-answerer.js';
 import { ClientPeer } from './peer/client-peer.js';
 import { JobService, ShellExecutor, type JobServiceOptions } from './jobs/index.js';
@@ -198,6 +199,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       logger.info({ why: nativeLanes.unavailable }, 'no lanes: previews and terminals use the link streams');
     } else {
       lanes.handle('preview', (hello, link) => previews.takeLane(hello.port, link.mux, nativeLanes));
+      lanes.handle('terminal', terminalLanes(bindings, nativeLanes));
     }
     const procedures = createProcedures(
       {

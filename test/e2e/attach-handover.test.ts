@@ -15,6 +15,7 @@ import { useCleanups } from '../support/cleanups.js';
 
 const UI_ADDRESS = /Hangar UI at (\S+)/;
 const MOVED = "the terminal moved onto this command's own link";
+const ON_LANE = 'keys and output go over a lane beside the link';
 
 /**
  * Issue 17: with the app running, `hangar attach` gets its first screen through the running
@@ -64,6 +65,10 @@ describe('hangar attach with the app running', () => {
     while (!client.raw.includes(MOVED) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     client.type('echo after-$((6*7))\r');
     await client.waitForText(/^after-42$/m);
+    // On its own link it then moves onto a lane in a pause in typing (lane/PROTOCOL.md).
+    const onLane = Date.now() + 10_000;
+    while (!client.raw.includes(ON_LANE) && Date.now() < onLane) await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain(ON_LANE);
 
     // The running core goes away: the terminal is no longer its. (Kept on the core, the terminal
     // ends here; a core whose own terminal outlived the move would detach the attachment now.)

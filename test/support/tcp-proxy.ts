@@ -8,6 +8,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export class TcpProxy implements AsyncDisposable {
   readonly captured: Buffer[] = [];
   private readonly sockets = new Set<Socket>();
+  /** Each connection's client side: its first bytes (up to 16) and the other end. */
+  private readonly connections = new Map<Socket, { first: Buffer; upstream: Socket }>();
   private blackhole: false | 'both' | 'fromTarget' = false;
   private refusing = false;
 
@@ -39,6 +41,12 @@ export class TcpProxy implements AsyncDisposable {
       return;
     }
     const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
+    const connection = { first: Buffer.alloc(0), upstream };
+    this.connections.set(client, connection);
+    client.on('close', () => this.connections.delete(client));
+    client.on('data', (chunk: Buffer) => {
+      if (connection.first.length < 16) connection.first = Buffer.concat([connection.first, chunk]).subarray(0, 16);
+    });
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -59,6 +67,18 @@ export class TcpProxy implements AsyncDisposable {
   /** Every connection dies at once, as when Wi-Fi drops. New connections still work. */
   cutAll(): void {
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** The connections whose client began with `prefix` die (a lane: "HGLANE/1"); the others go on. */
+  cutWhere(prefix: string): number {
+    let cut = 0;
+    for (const [client, { first, upstream }] of this.connections) {
+      if (!first.subarray(0, prefix.length).equals(Buffer.from(prefix))) continue;
+      client.destroy();
+      upstream.destroy();
+      cut++;
+    }
+    return cut;
   }
 
   /** New connections are dropped at once, as when the host is unreachable (until cleared). */

@@ -1,7 +1,9 @@
 export { HangarCore, type CoreOptions } from './core.js';
 export { createCoreLogger } from './logging.js';
 export { HostConnection } from './connection/host-connection.js';
-export { TerminalClient, type TakeOver } from './terminal/terminal-client.js';
+export { TerminalClient, type TakeOver, type LaneStarter, type TerminalLane } from './terminal/terminal-client.js';
+export { DirectTerminal } from './api/direct-terminal.js';
+export { lanesHere, openLane, type OpenedLane } from './link/lanes.js';
 export { hangarHome } from './state/paths.js';
 export {
   JobsApi,

@@ -33,12 +33,38 @@ export interface Attachment {
   /** Resolves once the tmux client has exited and onEnd has fired. */
   readonly closed: Promise<void>;
   detach(): void;
+  /**
+   * Readies a move onto a lane: keys already passed to input() reach the pty. True if this
+   * client drives the session's size then (keys from a lane reach the pty master without
+   * input(), so a client that does not drive could not take the size by typing).
+   */
+  prepareLane(): Promise<boolean>;
+  /** Another client typed and drives the session's size now (see SizeDriver). */
+  readonly onDriveLost: (listener: () => void) => Disposable;
+  /**
+   * Stops reading the pty in JavaScript (what node-pty had read is delivered through onOutput
+   * first) and returns its master fd for a native relay, or undefined if there is none (ended, or
+   * a node-pty without one). From then on output goes around the replay buffer: the attachment
+   * cannot be resumed from an offset.
+   */
+  leavePty(): number | undefined;
 }
 
 export interface AttachmentLimits {
   replayLimitBytes: number;
   replayWindowMs: number;
   liveWindowBytes: number;
+}
+
+/** node-pty's Unix terminal beyond IPty: its master fd and the tty stream reading it (see PtyInput). */
+interface PtyReader {
+  fd?: unknown;
+  _socket?: {
+    destroyed?: unknown;
+    pause(): void;
+    read(): unknown;
+    _handle?: { reading?: boolean; readStop(): number };
+  };
 }
 
 /** Output this soon after a keystroke is its echo or answer: reads are never batched then. */
@@ -55,6 +81,8 @@ export class PtyAttachment implements Attachment {
   private readonly buffer = new ReplayBuffer();
   private readonly outputEmitter = new Emitter<{ chunk: Uint8Array; offset: number }>();
   private readonly endEmitter = new Emitter<AttachmentEnd>();
+  private readonly driveLostEmitter = new Emitter<void>();
+  readonly onDriveLost = (listener: () => void): Disposable => this.driveLostEmitter.event(listener);
   private readonly pty: IPty;
   private readonly ptyInput: PtyInput;
   private tty: string | undefined;
@@ -70,6 +98,8 @@ export class PtyAttachment implements Attachment {
   /** A keystroke came and no output has been read since. */
   private inputSinceOutput = false;
   private detachRequested = false;
+  /** The pty is read by a lane's native relay, not here (leavePty). */
+  private laned = false;
   private windowTimer: NodeJS.Timeout | undefined;
   private endResult: AttachmentEnd | undefined;
   /** Resolves once the pty has exited and onEnd has fired. */
@@ -123,6 +153,7 @@ export class PtyAttachment implements Attachment {
             this.endEmitter.fire(result);
             this.outputEmitter.dispose();
             this.endEmitter.dispose();
+            this.driveLostEmitter.dispose();
             resolve();
           });
       });
@@ -161,7 +192,7 @@ export class PtyAttachment implements Attachment {
   };
 
   readFrom(offset: number): Uint8Array | undefined {
-    return this.buffer.readFrom(offset);
+    return this.laned ? undefined : this.buffer.readFrom(offset);
   }
 
   ack(offset: number): void {
@@ -227,7 +258,7 @@ export class PtyAttachment implements Attachment {
   }
 
   setConnected(connected: boolean): void {
-    if (this.ended || this.connected === connected) return;
+    if (this.ended || this.laned || this.connected === connected) return;
     this.connected = connected;
     this.clearWindowTimer();
     if (!connected) {
@@ -252,6 +283,39 @@ export class PtyAttachment implements Attachment {
     void this.closed.then(() => clearTimeout(escalate));
   }
 
+  async prepareLane(): Promise<boolean> {
+    while (this.inputChain) await this.inputChain;
+    await this.ptyInput.flushed();
+    return !this.ended && this.sizing.isDriver(this.tmuxSessionName, this);
+  }
+
+  driveLost(): void {
+    this.driveLostEmitter.fire();
+  }
+
+  leavePty(): number | undefined {
+    if (this.ended || this.laned) return undefined;
+    const { fd, _socket: reader } = this.pty as unknown as PtyReader;
+    const handle = reader?._handle;
+    if (typeof fd !== 'number' || !reader || reader.destroyed !== false || !handle) return undefined;
+    this.laned = true;
+    clearTimeout(this.readTimer);
+    this.readThrottled = false;
+    this.clearWindowTimer();
+    // pause() alone leaves libuv reading into the stream's buffer until it is full, bytes the
+    // native relay would never see: stop the handle itself (what net.Socket's own pause does when
+    // it reads into a buffer of its own), then hand on what was read before that.
+    reader.pause();
+    if (handle.reading) {
+      handle.reading = false;
+      handle.readStop();
+    }
+    // In paused mode read() emits 'data' for what it returns: node-pty's onData, handleOutput.
+    while (reader.read() !== null);
+    this.buffer.release(this.buffer.producedOffset);
+    return fd;
+  }
+
   private handleOutput(chunk: Buffer): void {
     keyTrace?.('pty.read', chunk.length);
     const offset = this.buffer.append(chunk);
@@ -270,7 +334,7 @@ export class PtyAttachment implements Attachment {
    * echo, read after it has gone on): the clock is not read on the keystroke's own way.
    */
   private throttleReads(): void {
-    if (this.readThrottled || this.ended) return;
+    if (this.readThrottled || this.ended || this.laned) return;
     if (this.inputSinceOutput) {
       this.inputSinceOutput = false;
       this.lastInputAt = performance.now();
@@ -292,7 +356,7 @@ export class PtyAttachment implements Attachment {
    * memory here nor minutes of replay later, and other clients are not held back.
    */
   private updateFlow(): void {
-    if (this.ended) return;
+    if (this.ended || this.laned) return;
     const limit = this.connected ? this.limits.liveWindowBytes : this.limits.replayLimitBytes;
     const unacked = this.buffer.heldBytes;
     if (!this.paused && unacked > limit) {

@@ -50,6 +50,13 @@ export class PtyInput {
     this.flush();
   }
 
+  /** Resolves once everything written so far has reached the pty (or been dropped with it). */
+  async flushed(): Promise<void> {
+    while (this.queue.length > 0 && this.fd !== undefined) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   dispose(): void {
     if (this.retry) clearImmediate(this.retry);
     this.retry = undefined;

@@ -5,6 +5,8 @@ export interface SizedClient {
   readonly id: string;
   readonly ended: boolean;
   clientTty(): Promise<string | undefined>;
+  /** Another client took the size over (it typed). */
+  driveLost?(): void;
 }
 
 /**
@@ -35,6 +37,7 @@ export class SizeDriver {
     const previous = this.drivers.get(session);
     if (previous === client) return;
     this.drivers.set(session, client);
+    if (previous && !previous.ended) previous.driveLost?.();
     const tty = await client.clientTty();
     if (tty) await this.tmux.run(['refresh-client', '-t', tty, '-f', '!ignore-size']);
     if (previous && !previous.ended) {

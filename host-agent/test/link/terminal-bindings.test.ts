@@ -43,6 +43,9 @@ function fakeAttachment() {
     onEnd: (listener) => ends.event(listener),
     closed: new Promise(() => undefined),
     detach: () => undefined,
+    prepareLane: async () => true,
+    onDriveLost: () => ({ dispose: () => undefined }),
+    leavePty: () => undefined,
   };
   return { attachment, state };
 }

@@ -83,3 +83,4 @@ export {
   type DuplexByteSocket,
 } from './byte-stream-transport.js';
 export { LINK_TLS_CIPHERS } from './tls-suites.js';
+export { encodeReason, decodeReason } from './close-reason.js';

@@ -83,6 +83,19 @@ try {
       roots: (attached) => [attached.proc.pid, baseAgent.child.pid],
     });
   }
+  // `hangar attach` (the row of that name) moves its keys and echoes onto a lane beside the link
+  // in its first pause in typing (lane/PROTOCOL.md); the same command kept on the link's mux
+  // stream (HANGAR_LANES=off) is the same run's reference.
+  extraClients.push({
+    name: 'hangar attach, link stream (HANGAR_LANES=off)',
+    start: () => {
+      node(HANGAR, ['session', 'new', 'bench', '--name', 'echo-mux', '--', 'sh', '-c', PANE_PROGRAM]);
+      const muxEnv = { ...env, HANGAR_LANES: 'off' };
+      delete muxEnv.HANGAR_TRACE_KEYS; // its hops are not told apart from the lane's
+      return echoClient(process.execPath, [HANGAR, 'attach', 'bench', 'echo-mux'], muxEnv);
+    },
+    roots: (attached) => [attached.proc.pid, agent.child.pid],
+  });
   // BENCH_FLOOR=1: two minimal Node processes relaying the terminal over TLS (and plain TCP) on
   // loopback at the same pace, the floor for a Node client and agent (node-floor.mjs); and the
   // same relay in C (socat), when socat is installed. BENCH_FLOOR_VARIANTS adds TLS Node floors

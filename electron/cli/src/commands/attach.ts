@@ -1,4 +1,5 @@
 import {
+  decodeReason,
   HangarError,
   keyTrace,
   TERMINAL_CLOSE,
@@ -7,7 +8,7 @@ import {
   type TerminalHandle,
   type TerminalSink,
 } from '@hangar/shared';
-import type { InProcessCoreApi } from '@hangar/desktop/core';
+import type { DirectTerminal, InProcessCoreApi, OpenedLane, TerminalLane } from '@hangar/desktop/core';
 import type { Command } from 'commander';
 import { visibleText } from '../output.js';
 import { viaRunningCore, withApi } from '../run.js';
@@ -103,6 +104,7 @@ async function runAttached(
   const stdout = process.stdout;
   const raw = stdin.isTTY === true;
   const handOver = viaRunningCore() && process.env['HANGAR_ATTACH_HANDOVER'] !== 'off';
+  const lanes = raw && stdout.isTTY === true && process.env['HANGAR_LANES']?.trim().toLowerCase() !== 'off';
   let own: OwnLink | undefined;
   const end = await new Promise<CloseReason>((resolve, reject) => {
     let overlay = false;
@@ -119,10 +121,19 @@ async function runAttached(
     let moved = false;
     let detachAfterHandover = false;
     let lastKeyAt = 0;
+    /** The command's own terminal, while its keys still pass here (not on a lane). */
+    let laneCandidate: DirectTerminal | undefined;
+    let laneTimer: NodeJS.Timeout | undefined;
     const onInput = (chunk: Buffer) => {
       keyTrace?.('stdin', chunk.length);
       // Only a move to the command's own link still to come needs the time (a clock read per key).
       if (handOver && !moved) lastKeyAt = performance.now();
+      // The move onto a lane comes in a pause in typing, once this client typed (and so drives
+      // the session's size, as the host requires: see moveToLane).
+      if (laneCandidate) {
+        clearTimeout(laneTimer);
+        laneTimer = setTimeout(() => void moveToLane(), HANDOVER_QUIET_MS);
+      }
       const at = indexOfByte(chunk, detachByte);
       const keys = at >= 0 ? chunk.subarray(0, at) : chunk;
       if (holding) {
@@ -186,6 +197,8 @@ async function runAttached(
         // The running core's terminal ends 'superseded' once the host has moved it to our link.
         if (throughCore && (moved || (holding && end.code === 'superseded'))) return;
         finished = true;
+        laneCandidate = undefined;
+        clearTimeout(laneTimer);
         if (wired) {
           stdin.off('data', onInput);
           stdin.off('end', onInputEnd);
@@ -199,6 +212,89 @@ async function runAttached(
     });
     let current: TerminalHandle = api.openTerminal(target, sink(true));
     const door = current;
+
+    /** JavaScript reads stdin again after a lane's relay read it (see stopReading). */
+    const resumeInput = () => {
+      if (!finished) startReading(stdin);
+    };
+
+    /** Relays a lane the host accepted between this terminal and the lane, natively (see above). */
+    const startLane = (
+      native: NativeRelays,
+      terminal: DirectTerminal,
+      lane: OpenedLane,
+      held: Uint8Array[],
+    ): TerminalLane => {
+      stopReading(stdin);
+      let relay: ReturnType<NativeRelays['relay']>;
+      try {
+        const net = native.adoptSocket(lane.socket);
+        const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+        relay = native.relay({
+          net: net.fd,
+          localRead: 0,
+          localWrite: 1,
+          closeLocal: false,
+          keys: lane.keys,
+          sendSeq: lane.sendSeq,
+          receiveSeq: lane.receiveSeq,
+          ...(fromNet.length > 0 ? { fromNet } : {}),
+          ...(held.length > 0 ? { toNet: Buffer.concat(held) } : {}),
+          // The stream's last output goes to stdout first (streamDone).
+          holdNet: true,
+          detachByte,
+          onDetach: () => terminal.detach(),
+          localKind: 'terminal',
+        });
+      } catch (error) {
+        lane.socket.destroy();
+        resumeInput();
+        throw error;
+      }
+      return {
+        write: (data) => relay.write(data),
+        // Behind what the stream's output wrote to stdout (written in order, callbacks in order).
+        streamDone: () => void stdout.write('', () => relay.release('net')),
+        close: () => relay.close(),
+        ended: relay.ended.then((end) => {
+          const reason = end.how === 'closed' ? decodeReason(end.reason.toString('utf8'), 0) : undefined;
+          // Unless the terminal ended, it goes back to the link (TerminalClient): JavaScript reads
+          // the keys again, and the next pause in typing may find a lane again.
+          if (!finished && !(reason && SESSION_ENDS.has(reason.code))) {
+            resumeInput();
+            laneCandidate = terminal;
+          }
+          if (reason) return { reason };
+          return { broke: end.how === 'error' ? end.message : end.how };
+        }),
+      };
+    };
+
+    /**
+     * Moves the terminal's keys and output onto a lane, if one can be had (see above); tried again
+     * in the next pause in typing if not (the host takes only the client that typed last, which
+     * drives the size), and after a lane that ended without the terminal.
+     */
+    const moveToLane = async (): Promise<void> => {
+      const terminal = laneCandidate;
+      if (!terminal || finished) return;
+      const { lanesHere } = await import('@hangar/desktop/core');
+      const native = lanesHere();
+      if ('unavailable' in native) {
+        laneCandidate = undefined;
+        debugNotice(`hangar: no lane (${native.unavailable}); the terminal stays on the link`);
+        return;
+      }
+      laneCandidate = undefined;
+      try {
+        if (await terminal.toLane((opened, held) => startLane(native, terminal, opened, held))) {
+          debugNotice('hangar: keys and output go over a lane beside the link');
+        } else if (!finished) laneCandidate = terminal;
+      } catch (error) {
+        if (!finished) laneCandidate = terminal;
+        debugNotice(`hangar: no lane; the terminal stays on the link: ${String(error)}`);
+      }
+    };
 
     /** Moves the terminal onto a link of the command's own (see above); if that fails it stays. */
     const moveToOwnLink = async (terminalId: string): Promise<void> => {
@@ -244,6 +340,7 @@ async function runAttached(
       debugNotice("hangar: the terminal moved onto this command's own link to the host");
       for (const keys of held?.input ?? []) terminal.write(keys);
       if (detachAfterHandover) terminal.detach();
+      else if (lanes) laneCandidate = terminal;
       // Nothing is said to the running core: the host has ended its stream ('superseded', and its
       // terminal with it). A terminal.close from here could reach it first and detach the
       // attachment that is now ours.
@@ -259,6 +356,7 @@ async function runAttached(
       stdin.resume();
       process.on('SIGWINCH', onResize);
       if (handOver) void moveToOwnLink(terminalId);
+      else if (lanes && isDirect(current)) laneCandidate = current;
     }, reject);
   });
   if (own) {
@@ -267,6 +365,49 @@ async function runAttached(
     await own.api.dispose();
   }
   return end;
+}
+
+/** A lane's CLOSE reasons that end the terminal (any other sends it back to the link). */
+const SESSION_ENDS = new Set<string>([TERMINAL_CLOSE.ended, TERMINAL_CLOSE.killed, TERMINAL_CLOSE.detached]);
+
+type NativeRelays = Exclude<ReturnType<typeof import('@hangar/desktop/core').lanesHere>, { unavailable: string }>;
+
+/** The terminal of the command's own core (not one through a running core's door): it can take a lane. */
+function isDirect(terminal: TerminalHandle): terminal is DirectTerminal {
+  return 'toLane' in terminal;
+}
+
+/**
+ * Stops JavaScript reading `stdin` while a native relay reads fd 0. pause() alone leaves libuv
+ * reading into the stream's buffer until it is full: keys the relay would never see, or would see
+ * out of order. So the handle stops too (what net.Socket's own pause does when it reads into a
+ * buffer of its own); startReading starts it again.
+ */
+function stopReading(stdin: NodeJS.ReadStream): void {
+  stdin.pause();
+  const handle = readHandle(stdin);
+  if (handle?.reading) {
+    handle.reading = false;
+    handle.readStop();
+  }
+}
+
+/**
+ * Undoes stopReading. resume() alone does not restart the handle: the stream still counts the
+ * read it asked for before the stop as under way, so it asks for none.
+ */
+function startReading(stdin: NodeJS.ReadStream): void {
+  const handle = readHandle(stdin);
+  if (handle && !handle.reading) {
+    handle.reading = true;
+    handle.readStart();
+  }
+  stdin.resume();
+}
+
+function readHandle(stdin: NodeJS.ReadStream) {
+  return (stdin as unknown as { _handle?: { reading?: boolean; readStop(): number; readStart(): number } | null })
+    ._handle;
 }
 
 /**

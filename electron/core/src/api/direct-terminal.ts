@@ -8,7 +8,7 @@ import {
 } from '@hangar/shared';
 import { randomBytes } from 'node:crypto';
 import type { HangarCore } from '../core.js';
-import type { TakeOver, TerminalClient } from '../terminal/terminal-client.js';
+import type { LaneStarter, TakeOver, TerminalClient } from '../terminal/terminal-client.js';
 
 const encoder = new TextEncoder();
 
@@ -65,6 +65,15 @@ export class DirectTerminal implements TerminalHandle {
       this.early.push(data);
       this.earlyBytes += data.length;
     }
+  }
+
+  /**
+   * Moves keys and output onto a lane beside the host link, relayed by `start` (TerminalClient's
+   * toLane): false if the terminal cannot move now; rejects, staying on its stream, if no lane.
+   */
+  async toLane(start: LaneStarter): Promise<boolean> {
+    if (this.closing || !this.client) return false;
+    return this.client.toLane(start);
   }
 
   resize(cols: number, rows: number): void {

@@ -12,6 +12,7 @@ import {
   type TerminalStatus,
 } from '@hangar/shared';
 import type { HostConnection } from '../connection/host-connection.js';
+import { openLane, type OpenedLane } from '../link/lanes.js';
 
 /** Keystrokes typed while reconnecting are held up to this much, then dropped (never replayed twice). */
 const MAX_PENDING_INPUT = 64 * 1024;
@@ -24,6 +25,27 @@ const INPUT_SETTLE_MS = 2_000;
  * possible. `offset` is the next byte the caller lacks; the attachment must still hold it.
  */
 export type TakeOver = () => Promise<{ attachmentId: string; offset: number }>;
+
+/**
+ * A terminal's keys and output over a lane (lane/PROTOCOL.md, "Purposes: terminal"), relayed by
+ * its opener (the hangar command: its terminal ↔ the lane, natively).
+ */
+export interface TerminalLane {
+  /** Keys that reached JavaScript after the move: sent behind what the relay has sent. */
+  write(data: Uint8Array): void;
+  /** The mux stream's output has all been delivered (its `lane` close): the lane's may follow. */
+  streamDone(): void;
+  /** Ends the lane (CLOSE); ended then settles. */
+  close(): void;
+  /** The terminal's end (the lane's CLOSE), or `broke` when the lane ended otherwise. */
+  readonly ended: Promise<{ reason: CloseReason } | { broke: string }>;
+}
+
+/**
+ * Starts relaying a lane the agent accepted; `held` are the keys typed since the move began, to
+ * be sent before anything read from the terminal. Throwing leaves the terminal on its stream.
+ */
+export type LaneStarter = (lane: OpenedLane, held: Uint8Array[]) => TerminalLane;
 
 /**
  * A client's view of one terminal session: output with byte offsets, input, resize, and
@@ -45,6 +67,14 @@ export class TerminalClient implements Disposable {
   private pendingInputBytes = 0;
   /** Moving to another link while the old one still runs: input waits for the new stream. */
   private moving = false;
+  /** Moving onto a lane: input waits (pendingInput) until the lane's relay takes it. */
+  private laning = false;
+  /** The lane keys and output go over, once moved (toLane). */
+  private lane: TerminalLane | undefined;
+  /** The stream that closed with code `lane` (its output all delivered). */
+  private streamLaned: LinkStream | undefined;
+  /** The link is down; onLink resumes (or restarts) the terminal when it is back. */
+  private linkDown = false;
   private ended = false;
   private readonly store = new DisposableStore();
   /** Subscriptions to the current link's stream; replaced on every (re)attach. */
@@ -100,6 +130,7 @@ export class TerminalClient implements Disposable {
     client.store.add(connection.onLinkLost(() => client.onLinkLost()));
     client.store.add(
       connection.onLink((mux) => {
+        client.linkDown = false;
         client.attach(mux, true).catch((error: unknown) => client.end(endFromError(error)));
       }),
     );
@@ -134,7 +165,11 @@ export class TerminalClient implements Disposable {
 
   write(data: Uint8Array): void {
     if (this.ended) return;
-    if (this.stream && !this.stream.closed && !this.moving) {
+    if (this.lane) {
+      this.lane.write(data);
+      return;
+    }
+    if (this.stream && !this.stream.closed && !this.moving && !this.laning) {
       // A keystroke leaves before the rest of its caller's callback has run (stream.write's now).
       this.stream.write(data, { now: true });
       return;
@@ -146,7 +181,7 @@ export class TerminalClient implements Disposable {
 
   resize(cols: number, rows: number): void {
     this.size = { cols, rows };
-    if (!this.stream || this.ended) return;
+    if ((!this.stream && !this.lane) || this.ended) return;
     this.connection.call('terminal.resize', { attachment_id: this.attachmentId, cols, rows }).catch(() => {
       // A resize lost with the link is re-sent by the next attach, which carries the size.
     });
@@ -154,7 +189,7 @@ export class TerminalClient implements Disposable {
 
   /** Asks tmux to repaint this client's screen, e.g. after a notice was drawn over it. */
   redraw(): void {
-    if (!this.stream || this.ended) return;
+    if ((!this.stream && !this.lane) || this.ended) return;
     this.connection.call('terminal.redraw', { attachment_id: this.attachmentId }).catch(() => {
       // Cosmetic: a repaint lost with the link is not worth an error.
     });
@@ -173,9 +208,87 @@ export class TerminalClient implements Disposable {
     await this.connection.call('session.detach', { attachment_id: id }).catch(() => undefined);
   }
 
+  /**
+   * Moves keys and output from the mux stream onto a lane beside the link, relayed by `start`
+   * (lane/PROTOCOL.md, "Purposes: terminal"): no key is written to the stream after the offset
+   * the lane is told, and the stream's output comes before the lane's (TerminalLane.streamDone).
+   * False if it cannot move now; rejects, the terminal on its stream, if the lane could not be
+   * had. Resize, redraw and detach still go over the link. A lane that breaks re-attaches through
+   * the link afresh (the host could not resume that attachment: its output went around the
+   * replay buffer).
+   */
+  async toLane(start: LaneStarter): Promise<boolean> {
+    const stream = this.stream;
+    if (this.ended || !stream || stream.closed || this.moving || this.laning || this.lane) return false;
+    this.laning = true;
+    let lane: TerminalLane;
+    try {
+      const opened = await openLane(this.connection, {
+        purpose: 'terminal',
+        attachment_id: this.attachmentId,
+        input_offset: stream.sentOffset + stream.queuedBytes,
+      });
+      if (this.ended || (this.stream !== stream && this.streamLaned !== stream)) {
+        // Ended, or the link dropped meanwhile: the terminal resumes (or did) on a new stream.
+        opened.socket.destroy();
+        this.laning = false;
+        return false;
+      }
+      lane = start(opened, this.takePendingInput());
+    } catch (error) {
+      this.laning = false;
+      if (this.ended) return false;
+      // The host moved the attachment off its stream but the lane did not come: start afresh.
+      if (this.streamLaned === stream) void this.restartAfterLane();
+      else if (this.stream === stream && !stream.closed) {
+        for (const data of this.takePendingInput()) stream.write(data);
+      }
+      throw error;
+    }
+    this.laning = false;
+    this.lane = lane;
+    for (const data of this.takePendingInput()) lane.write(data);
+    if (this.streamLaned === stream) lane.streamDone();
+    void lane.ended.then((end) => {
+      if (this.lane !== lane) return;
+      this.lane = undefined;
+      // The session's end as its stream would have said it; any other close (the agent closing
+      // the lanes of a link that went, say) is a lane gone, not the terminal.
+      if ('reason' in end && TERMINAL_ENDS.has(end.reason.code)) this.end(terminalEnd(end.reason));
+      else void this.restartAfterLane();
+    });
+    return true;
+  }
+
+  private takePendingInput(): Uint8Array[] {
+    const held = this.pendingInput;
+    this.pendingInput = [];
+    this.pendingInputBytes = 0;
+    return held;
+  }
+
+  /** After a lane broke (or never came once the host moved the attachment): attach afresh. */
+  private async restartAfterLane(): Promise<void> {
+    // Link lost: onLink resumes when it is back, and the host, unable to, has us start afresh.
+    if (this.ended || this.linkDown) return;
+    let mux: Mux | undefined;
+    try {
+      mux = await this.connection.link();
+      await this.attach(mux, false);
+    } catch (error) {
+      if (!mux?.closed) this.end(endFromError(error));
+    }
+  }
+
   /** `taking`: the resume takes another client's attachment over; it fails rather than start afresh. */
   private async attach(mux: Mux, resume: boolean, taking = false): Promise<void> {
     if (this.ended) return;
+    if (this.lane) {
+      // The link came back while on a lane: the lane goes, the resume (or a fresh attach) follows.
+      const lane = this.lane;
+      this.lane = undefined;
+      lane.close();
+    }
     const old = this.stream;
     if (resume && old && !old.closed) {
       // The connection moved to a better path and the old link still runs: keystrokes sent on it
@@ -247,6 +360,7 @@ export class TerminalClient implements Disposable {
 
   private onLinkLost(): void {
     if (this.ended) return;
+    this.linkDown = true;
     this.stream = undefined;
     this.statusEmitter.fire('reconnecting');
   }
@@ -255,33 +369,33 @@ export class TerminalClient implements Disposable {
     if (this.stream !== stream && this.opening !== stream) return;
     this.stream = undefined;
     if (mux.closed) return; // the link is gone, not the session: resume follows on the next link
-    if (reason.code === TERMINAL_CLOSE.ended) {
-      this.end({ code: TERMINAL_CLOSE.ended, message: reason.message, exit_code: reason.exit_code ?? null });
-    } else if (reason.code === TERMINAL_CLOSE.killed) {
-      this.end({ code: TERMINAL_CLOSE.killed, message: reason.message });
-    } else if (reason.code === TERMINAL_CLOSE.detached) {
-      // Detached on the host without asking (tmux detach-client there): the session runs on.
-      this.end({ code: TERMINAL_CLOSE.detached, message: reason.message });
-    } else if (reason.code === 'superseded') {
-      // The current stream taken over: another client of this device resumed the attachment on a
-      // link of its own (the hangar command moving a running core's terminal onto its own link).
-      // Its own moves clear the stream first, so they never come here.
-      this.end({ code: 'superseded', message: reason.message });
-    } else {
-      this.end({ code: TERMINAL_CLOSE.error, message: reason.message });
+    if (reason.code === TERMINAL_CLOSE.lane) {
+      // Its last byte delivered: the lane's output may follow (toLane).
+      this.streamLaned = stream;
+      if (this.lane) this.lane.streamDone();
+      // The host moved the attachment but our lane failed: it cannot be resumed; start afresh.
+      else if (!this.laning) void this.restartAfterLane();
+      return;
     }
+    this.end(terminalEnd(reason));
   }
 
   private end(end: CloseReason): void {
     if (this.ended) return;
     this.ended = true;
     this.stream = undefined;
+    const lane = this.lane;
+    this.lane = undefined;
+    lane?.close();
     this.endEmitter.fire(end);
     void this.dispose();
   }
 
   async dispose(): Promise<void> {
     this.ended = true;
+    const lane = this.lane;
+    this.lane = undefined;
+    lane?.close();
     await this.streamStore.dispose();
     await this.store.dispose();
     this.outputEmitter.dispose();
@@ -305,6 +419,23 @@ function inputTaken(stream: LinkStream, timeoutMs: number): Promise<void> {
     subscriptions.add(stream.onAck(() => taken() && done()));
     subscriptions.add(stream.onClose(done));
   });
+}
+
+const TERMINAL_ENDS = new Set<string>([TERMINAL_CLOSE.ended, TERMINAL_CLOSE.killed, TERMINAL_CLOSE.detached]);
+
+/** How a terminal ends for a stream's (or a lane's) close reason. */
+function terminalEnd(reason: CloseReason): CloseReason {
+  if (reason.code === TERMINAL_CLOSE.ended) {
+    return { code: TERMINAL_CLOSE.ended, message: reason.message, exit_code: reason.exit_code ?? null };
+  }
+  if (reason.code === TERMINAL_CLOSE.killed) return { code: TERMINAL_CLOSE.killed, message: reason.message };
+  // Detached on the host without asking (tmux detach-client there): the session runs on.
+  if (reason.code === TERMINAL_CLOSE.detached) return { code: TERMINAL_CLOSE.detached, message: reason.message };
+  // The current stream taken over: another client of this device resumed the attachment on a
+  // link of its own (the hangar command moving a running core's terminal onto its own link).
+  // Its own moves clear the stream first, so they never come here.
+  if (reason.code === 'superseded') return { code: 'superseded', message: reason.message };
+  return { code: TERMINAL_CLOSE.error, message: reason.message };
 }
 
 function endFromError(error: unknown): CloseReason {

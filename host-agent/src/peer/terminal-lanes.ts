@@ -1,0 +1,47 @@
+import { closeSync } from 'node:fs';
+import type { NativeLanes, Relay } from '@hangar/lane';
+import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
+import type { TerminalBindings } from './terminal-bindings.js';
+
+/**
+ * The lane purpose `terminal` (lane/PROTOCOL.md, "Purposes: terminal"): an attached terminal's keys
+ * and output move from its mux stream onto the lane, relayed natively between the lane and the
+ * tmux client's pty master. Only the device that owns the attachment may move it, on a lane of
+ * its own link (TerminalBindings.takeForLane says what else is checked).
+ */
+export function terminalLanes(bindings: TerminalBindings, native: NativeLanes): LanePurposeHandler<'terminal'> {
+  return async (hello, link, log): Promise<LaneTaken> => {
+    const taken = await bindings.takeForLane(hello.attachment_id, link.device, hello.input_offset, log);
+    return {
+      accept: {},
+      run(lane) {
+        const pty = native.dupFd(taken.masterFd);
+        let netFd: number | undefined;
+        let relay: Relay;
+        try {
+          const net = native.adoptSocket(lane.socket);
+          netFd = net.fd;
+          const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+          relay = native.relay({
+            net: net.fd,
+            localRead: pty,
+            localWrite: pty,
+            closeLocal: true,
+            keys: lane.keys,
+            sendSeq: lane.sendSeq,
+            receiveSeq: lane.receiveSeq,
+            ...(fromNet.length > 0 ? { fromNet } : {}),
+            localKind: 'pty',
+          });
+        } catch (error) {
+          closeSync(pty);
+          if (netFd !== undefined) closeSync(netFd);
+          throw error;
+        }
+        taken.run(relay);
+        return relay;
+      },
+      abandon: () => taken.abandon(),
+    };
+  };
+}

@@ -1,0 +1,224 @@
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { HangarCore, openLane } from '@hangar/desktop/core';
+import { usePairedHost, type PairedHost } from '../support/paired-host.js';
+import { AttachedCli } from '../support/pty-client.js';
+import { BASH, hangar, pairWith, removeDir, tempDir, tmux } from '../support/processes.js';
+
+/**
+ * `hangar attach` with its keys and echoes on a lane (lane/PROTOCOL.md, "Purposes: terminal"):
+ * a real agent, real tmux, the command in a pty. The agent says when an attachment moved onto a
+ * lane (its log, at info); the command moves in a pause in typing once it has typed.
+ */
+describe('hangar attach over a lane', () => {
+  const box = usePairedHost({ agent: { logLevel: 'info' } });
+
+  it('typed text echoes over a lane, a flood arrives whole, resize reaches tmux', async () => {
+    const client = await onLane(box, 'lane');
+    client.type('echo over-the-lane\r');
+    await client.waitForText(/^over-the-lane$/m);
+
+    client.type('seq 1 200000; echo flood-done\r');
+    const lines = await client.waitForText(/^flood-done$/m, 30_000);
+    expect(lines[lines.indexOf('flood-done') - 1]).toBe('200000');
+
+    client.resize(90, 25);
+    await waitFor(
+      async () => (await tmux(box.dataDir, ['display', '-p', '-t', 'hangar-lane', '#{window_width}'])).trim() === '90',
+    );
+    client.type('echo still-typing\r');
+    await client.waitForText(/^still-typing$/m);
+    expect(lanesMoved(box)).toBe(1);
+  });
+
+  it('2,000 keys typed across the move onto the lane arrive whole and in order', async () => {
+    const file = join(box.home, 'typed.txt');
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'burst', ...BASH])).code).toBe(0);
+    const client = box.attach('burst');
+    await client.waitForText('$');
+    client.type(`cat > ${file}\r`);
+    // 40 lines of 49 keys and a newline, typed in pieces with pauses around the move's (100 ms
+    // after the last key), so that keys are on their way while the lane opens.
+    let typed = '';
+    for (let line = 0; line < 40; line++)
+      typed += `${String(line).padStart(4, '0')}-${'abcdefghij'.repeat(5).slice(0, 44)}\r`;
+    expect(typed.length).toBe(2000);
+    expect(lanesMoved(box)).toBe(0);
+    for (let at = 0, piece = 0; at < typed.length; piece++) {
+      const size = 7 + (piece % 13);
+      client.type(typed.slice(at, at + size));
+      at += size;
+      await new Promise((r) => setTimeout(r, piece % 5 === 4 ? 90 + (piece % 3) * 10 : 3));
+    }
+    // It moved while the keys were being typed (in one of the pauses).
+    expect(lanesMoved(box)).toBe(1);
+    client.type('\x04');
+    await client.waitForText(/^\$ $/m);
+    expect(readFileSync(file, 'utf8')).toBe(typed.replaceAll('\r', '\n'));
+  });
+
+  it("the detach key detaches with today's message and exit 0; the session keeps running", async () => {
+    const client = await onLane(box, 'away');
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    expect(client.raw).toContain('[detached from box/away; it keeps running — reattach with: hangar attach box away]');
+    const listed = await hangar(box.home, ['session', 'ls', 'box', '--json']);
+    expect(JSON.parse(listed.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'away', alive: true })]);
+  });
+
+  it("the session's command exiting with 3 makes attach exit 3 with today's message", async () => {
+    const client = await onLane(box, 'three');
+    client.type('exit 3\r');
+    expect(await client.waitForExit(), client.raw.slice(-400)).toBe(3);
+    expect(client.raw).toContain('[session three ended with status 3]');
+  });
+
+  it('HANGAR_LANES=off keeps the terminal on the link', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'mux', ...BASH])).code).toBe(0);
+    const client = new AttachedCli(box.home, ['box', 'mux'], { cols: 100, rows: 30 }, { HANGAR_LANES: 'off' });
+    try {
+      await client.waitForText('$');
+      client.type('echo first\r');
+      await client.waitForText(/^first$/m);
+      // Past the pause the move would wait for.
+      await new Promise((r) => setTimeout(r, 400));
+      client.type('echo second\r');
+      await client.waitForText(/^second$/m);
+      expect(lanesMoved(box)).toBe(0);
+    } finally {
+      await client[Symbol.asyncDispose]();
+    }
+  });
+
+  it('the size follows the client that typed last, on a lane or not', async () => {
+    const size = async () =>
+      (await tmux(box.dataDir, ['display', '-p', '-t', 'hangar-two', '#{window_width}x#{window_height}'])).trim();
+    const first = await onLane(box, 'two');
+    first.resize(90, 25);
+    await waitFor(async () => (await size()) === '90x25');
+    const second = box.attach('two', { cols: 70, rows: 20 });
+    await second.waitForText('$');
+    // Attached without typing, the second client follows the first's window; it stays off lanes.
+    expect(await size()).toBe('90x25');
+    second.type('echo from-second\r');
+    await second.waitForText(/^from-second$/m);
+    await waitFor(async () => (await size()) === '70x20');
+    // The first client's lane ended (its keys could not take the size back) and it attached
+    // again; the second, having typed, moved onto a lane in its pause.
+    await waitFor(async () => /lane of an attachment ended/.test(box.agent.stderr()));
+    await waitFor(async () => lanesMoved(box) === 2);
+    first.type('echo from-first\r');
+    await first.waitForText(/^from-first$/m);
+    await waitFor(async () => (await size()) === '90x25');
+    // The second's lane went the same way, and the first is on a lane again.
+    await waitFor(async () => box.agent.stderr().split('lane of an attachment ended').length - 1 === 2);
+    await waitFor(async () => lanesMoved(box) === 3);
+  });
+
+  it('a lane waits for the keys its stream was said to carry: refused if fewer come in 3 s, or more came', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'wait', ...BASH])).code).toBe(0);
+    const client = new AttachedCli(box.home, ['box', 'wait'], { cols: 100, rows: 30 }, { HANGAR_LANES: 'off' });
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      await client.waitForText('$');
+      client.type('echo typed\r');
+      await client.waitForText(/^typed$/m);
+      const attachment = /"attachment":"([^"]+)","msg":"attached"/.exec(box.agent.stderr())?.[1];
+      expect(attachment).toBeDefined();
+      // The same device on a link of its own (as the command is), naming more keys than were typed...
+      const lane = (input_offset: number) =>
+        openLane(core.connection('box'), { purpose: 'terminal', attachment_id: attachment!, input_offset });
+      await expect(lane(1_000_000)).rejects.toMatchObject({ code: 'E_TIMEOUT', details: { lane: 'refused' } });
+      // ...or fewer.
+      await expect(lane(1)).rejects.toMatchObject({ code: 'E_BAD_REQUEST', details: { lane: 'refused' } });
+      // The terminal stayed on its stream.
+      client.type('echo still-on-the-stream\r');
+      await client.waitForText(/^still-on-the-stream$/m);
+      expect(lanesMoved(box)).toBe(0);
+    } finally {
+      await core.dispose();
+      await client[Symbol.asyncDispose]();
+    }
+  });
+
+  it("a lane of another device's link cannot take the attachment", async () => {
+    const client = await onLane(box, 'mine');
+    const attachment = /"attachment":"([^"]+)","msg":"attachment moved onto a lane"/.exec(box.agent.stderr())?.[1];
+    expect(attachment).toBeDefined();
+    const otherHome = tempDir('other-device');
+    const other = await HangarCore.open({ home: otherHome, logger: pino({ level: 'silent' }) });
+    try {
+      await pairWith(otherHome, 'box', box.agent);
+      await expect(
+        openLane(other.connection('box'), { purpose: 'terminal', attachment_id: attachment!, input_offset: 0 }),
+      ).rejects.toMatchObject({ code: 'E_NOT_FOUND', details: { lane: 'refused' } });
+    } finally {
+      await other.dispose();
+      removeDir(otherHome);
+    }
+    client.type('echo still-mine\r');
+    await client.waitForText(/^still-mine$/m);
+  });
+});
+
+describe('hangar attach when its lane is cut', () => {
+  const box = usePairedHost({ agent: { logLevel: 'info' }, viaProxy: true });
+
+  it('attaches again through the link, and typing still works; the agent keeps no fd or tmux client of it', async () => {
+    const client = await box.bashAttached('cut');
+    // Sockets and pty masters (the native relay's own loop keeps an epoll and an eventfd once started).
+    const fds = () => {
+      const dir = `/proc/${box.agent.child.pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          return /^socket:|ptmx/.test(readlinkSync(join(dir, fd)));
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const clients = async () =>
+      (await tmux(box.dataDir, ['list-clients', '-t', 'hangar-cut', '-F', '#{client_pid}'])).split('\n').filter(Boolean)
+        .length;
+    // On the link's stream, before typing: what the agent holds for one attachment.
+    const held = fds();
+    client.type('echo typed-once\r');
+    await client.waitForText(/^typed-once$/m);
+    await waitFor(async () => lanesMoved(box) === 1);
+    expect(box.proxy!.cutWhere('HGLANE/1')).toBe(1);
+    // The host detaches the lane's attachment (it cannot be resumed); the command attaches anew.
+    await waitFor(async () => /lane of an attachment ended; detaching/.test(box.agent.stderr()));
+    await waitFor(async () => attachments(box) === 2 && (await clients()) === 1);
+    await waitFor(async () => fds() === held);
+    client.type('echo after-the-cut\r');
+    await client.waitForText(/^after-the-cut$/m);
+  });
+});
+
+/** A new bash session, attached; typed into and left quiet until the agent moved it onto a lane. */
+async function onLane(box: PairedHost, session: string): Promise<AttachedCli> {
+  const before = lanesMoved(box);
+  const client = await box.bashAttached(session);
+  client.type('echo typed-once\r');
+  await client.waitForText(/^typed-once$/m);
+  await waitFor(async () => lanesMoved(box) > before);
+  return client;
+}
+
+function lanesMoved(box: PairedHost): number {
+  return box.agent.stderr().split('attachment moved onto a lane').length - 1;
+}
+
+function attachments(box: PairedHost): number {
+  return box.agent.stderr().split('"msg":"attached"').length - 1;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
