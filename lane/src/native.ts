@@ -47,7 +47,11 @@ export interface Relay {
   release(side: 'net' | 'local'): void;
   /** Sent as DATA after what is queued (keys that reached JS before the hand-over). */
   write(plain: Uint8Array): void;
-  /** After everything queued: CLOSE(reason) (≤ 4 KiB), then the lane closes; `ended` is 'closed_here'. */
+  /**
+   * After everything queued: CLOSE(reason) (≤ 4 KiB), then the lane closes; `ended` is 'closed_here'.
+   * From here the peer's DATA is dropped, and the lane ends within 5 s whatever the peer does (one
+   * that reads nothing, so CLOSE cannot go out, ends as an error).
+   */
   close(reason?: Uint8Array): void;
   /** Settles once, never rejects. */
   readonly ended: Promise<RelayEnd>;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { LANE_PREFACE, RecordReader, RecordType, deriveLaneKeys, sealRecord } from '@hangar/lane';
@@ -689,5 +689,67 @@ describe('previews over lanes', () => {
     const notPreview = await lane(2n, { purpose: 'preview', port: dev.port + 1 });
     expect(json(notPreview.record)).toMatchObject({ code: 'E_NOT_FOUND' });
     expect(dev.connections).toBe(0);
+  });
+
+  it("an unpaired device's lane closes at once, even one whose download it stopped reading, and nothing it sends after reaches the port", async () => {
+    // A port that sends without end (a download) and keeps every byte it is sent.
+    const received: Buffer[] = [];
+    let pressed!: () => void;
+    const backpressure = new Promise<void>((resolve) => (pressed = resolve));
+    let ended!: () => void;
+    const dropped = new Promise<void>((resolve) => (ended = resolve));
+    const firehose = createNetServer((socket) => {
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      socket.on('error', () => undefined);
+      socket.on('close', () => ended());
+      const block = Buffer.alloc(64 * 1024, 7);
+      const pour = () => {
+        while (!socket.destroyed && socket.write(block));
+        if (!socket.destroyed) pressed();
+      };
+      socket.on('drain', pour);
+      pour();
+    });
+    await new Promise<void>((resolve) => firehose.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => firehose.close(() => resolve())));
+    const port = (firehose.address() as AddressInfo).port;
+    expect((await hangar(host.home, ['preview', 'add', 'box', String(port)])).code).toBe(0);
+
+    const core = await HangarCore.open({ home: host.home });
+    cleanup.push(() => core.dispose());
+    const grant = await core.connection('box').call('lane.grant', {});
+    const grantId = Buffer.from(decodeBase64url(grant.grant_id)!);
+    const keys = deriveLaneKeys(decodeBase64url(grant.secret)!, grantId, 0n, 'client');
+    const socket = connect(host.agent.port, '127.0.0.1');
+    cleanup.push(() => socket.destroy());
+    socket.on('error', () => undefined);
+    const reader = new RecordReader(keys.receive, 0n);
+    const accepted = new Promise<RecordType | undefined>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        reader.push(chunk);
+        const record = reader.next();
+        if (record === undefined) return;
+        socket.pause(); // the client reads nothing more: the agent's buffers fill
+        resolve(record.type);
+      });
+      socket.on('close', () => resolve(undefined));
+    });
+    const hello = Buffer.from(JSON.stringify({ purpose: 'preview', port }));
+    socket.write(
+      Buffer.concat([LANE_PREFACE, grantId, Buffer.alloc(8), sealRecord(keys.send, 0n, RecordType.Hello, hello)]),
+    );
+    expect(await accepted).toBe(RecordType.Accept);
+    socket.write(sealRecord(keys.send, 1n, RecordType.Data, Buffer.from('before')));
+    await backpressure;
+
+    expect((await hangarAgent(['unpair', core.deviceName, '--data', host.dataDir])).code).toBe(0);
+    await logged('the lanes of the closed link closed', () =>
+      agentLog().some((line) => line.msg === 'closing the lanes of a closed link' && line.lanes === 1),
+    );
+    socket.write(sealRecord(keys.send, 2n, RecordType.Data, Buffer.from('after')));
+    await dropped;
+    const got = Buffer.concat(received).toString();
+    expect(got).toContain('before');
+    expect(got).not.toContain('after');
   });
 });

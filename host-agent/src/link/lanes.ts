@@ -176,6 +176,8 @@ export class LaneAcceptor implements Disposable {
     let grant: Grant | undefined;
     let laneNo = 0n;
     let keys: LaneKeys | undefined;
+    /** Why a connection read on with keys nobody holds will be dropped (see below). */
+    let decoy: string | undefined;
     const step = () => {
       if (finished) return;
       if (got.length > LANE_HELLO_MAX_BYTES) return drop('too many bytes before HELLO');
@@ -187,12 +189,16 @@ export class LaneAcceptor implements Disposable {
           return;
         }
         if (!got.subarray(0, 8).equals(LANE_PREFACE)) return drop('not a lane preface');
-        const grantId = got.subarray(8, 24);
+        const grantId = Buffer.from(got.subarray(8, 24));
         laneNo = got.readBigUInt64BE(24);
-        grant = this.grants.get(grantId.toString('hex'));
-        if (grant === undefined || grant.link.closed) return drop('no such grant');
-        if (grant.usedLaneNos.has(laneNo)) return drop('lane number used already');
-        keys = deriveLaneKeys(grant.secret, grant.grantId, laneNo, 'agent');
+        const found = this.grants.get(grantId.toString('hex'));
+        // A grant nobody gave, one of a closed link or a lane number said again is read on like a
+        // good one, with keys nobody holds: its HELLO never opens, so it is dropped on the same
+        // byte, by the same code, as a guess at a grant that exists (the stranger learns nothing).
+        if (found === undefined || found.link.closed) decoy = 'no such grant';
+        else if (found.usedLaneNos.has(laneNo)) decoy = 'lane number used already';
+        grant = decoy === undefined ? found : undefined;
+        keys = deriveLaneKeys(grant?.secret ?? randomBytes(32), grantId, laneNo, 'agent');
         reader = new RecordReader(keys.receive, 0n);
         const rest = got.subarray(HEADER_BYTES);
         got = Buffer.alloc(0);
@@ -205,7 +211,7 @@ export class LaneAcceptor implements Disposable {
       try {
         record = reader.next();
       } catch (error) {
-        return drop(`bad record: ${(error as Error).message}`);
+        return drop(decoy ?? `bad record: ${(error as Error).message}`);
       }
       if (record === undefined) {
         // The reader holds a record until it is whole: a HELLO is 4 KiB at most.
@@ -215,6 +221,8 @@ export class LaneAcceptor implements Disposable {
       if (record.type !== RecordType.Hello || record.payload.length > MAX_LANE_CONTROL_BYTES) {
         return drop('record 0 is not a HELLO');
       }
+      // Two connections with one lane number, both past the preface: the first HELLO takes it.
+      if (grant === undefined || grant.usedLaneNos.has(laneNo)) return drop(decoy ?? 'lane number used already');
       // From here the client has shown it holds the grant's secret: the lane is the link's.
       grant!.usedLaneNos.add(laneNo);
       finished = true;

@@ -199,6 +199,9 @@ export class PreviewService implements Disposable {
     return {
       accept: { source_port: sourcePort },
       run: (lane) => {
+        // Removed between the answer and now (ACCEPT was on its way): remove() cut this
+        // preview's lanes without this one, so it never starts (the acceptor drops it).
+        if (!this.store.get(port)) throw notAPreview(port);
         const local = native.adoptSocket(socket);
         let net: { fd: number; pending: Buffer };
         try {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { pino } from 'pino';
@@ -79,6 +80,23 @@ describe('lanes at the link port', () => {
     const port = await start({});
     const header = Buffer.concat([LANE_PREFACE, Buffer.alloc(16, 7), Buffer.alloc(8)]);
     const socket = await sending(port, '127.0.0.2', Buffer.concat([header, Buffer.alloc(64, 1)]));
+    expect((await closed(socket)).length).toBe(0);
+  });
+
+  it('a grant id guessed is read on like one that exists: dropped only once its record is whole', async () => {
+    const port = await start({});
+    const header = Buffer.concat([LANE_PREFACE, randomBytes(16), Buffer.alloc(8)]);
+    const socket = await sending(port, '127.0.0.2', header);
+    // Had the agent dropped it on the grant id, it would be gone after a whole TLS handshake (as
+    // it is, on the same byte, for a grant that exists and a HELLO sealed with the wrong secret).
+    await tlsHandshake(port);
+    expect(socket.destroyed).toBe(false);
+    const record = Buffer.alloc(4 + 17 + 8, 1);
+    record.writeUInt32BE(17 + 8);
+    socket.write(record.subarray(0, record.length - 1));
+    await tlsHandshake(port);
+    expect(socket.destroyed).toBe(false);
+    socket.write(record.subarray(record.length - 1));
     expect((await closed(socket)).length).toBe(0);
   });
 

@@ -28,7 +28,10 @@
 #define NIN_CAP (LANE_MAX_RECORD + 65536)
 #define NOUT_CAP (4 * LANE_MAX_RECORD)
 #define RECORD_OVERHEAD (4 + 1 + LANE_TAG_LENGTH)
-/* After sending CLOSE, how long to wait for the peer's end before closing anyway (not a hot path). */
+/*
+ * From close(), how long the relay waits for CLOSE to go out and for the peer's end before closing
+ * anyway (not a hot path): a peer that reads nothing (a revoked device) cannot keep its lane open.
+ */
 #define LINGER_MS 5000
 
 typedef struct chunk {
@@ -361,6 +364,9 @@ static int open_records(relay *r) {
           finish(r, LANE_END_ERROR, NULL, 0, "bad_record: DATA after EOF (record %llu)", (unsigned long long)seq);
           return -1;
         }
+        /* After close() the peer's DATA is opened and dropped: nothing more reaches the local side
+           (a revoked device's lane), while its EOF or CLOSE still ends the lane. */
+        if (r->close_requested) break;
         r->bytes_in += (double)n;
         r->lout = payload;
         r->lout_length = n;
@@ -449,7 +455,19 @@ static void read_local(relay *r) {
 
 static void on_linger(uv_timer_t *timer) {
   relay *r = timer->data;
-  finish(r, LANE_END_CLOSED_HERE, NULL, 0, NULL);
+  if (r->lingering) finish(r, LANE_END_CLOSED_HERE, NULL, 0, NULL);
+  else
+    finish(r, LANE_END_ERROR, NULL, 0, "closing: the peer took nothing for %d ms, so CLOSE could not go out",
+           LINGER_MS);
+}
+
+/* close(): the lane ends within LINGER_MS whatever the peer does (the timer runs from here). */
+static void start_linger(relay *r) {
+  if (r->linger_inited) return;
+  if (uv_timer_init(&loop, &r->linger) != 0) return;
+  r->linger_inited = 1;
+  r->linger.data = r;
+  uv_timer_start(&r->linger, on_linger, LINGER_MS, 0);
 }
 
 static void read_net(relay *r) {
@@ -547,12 +565,9 @@ static void pump(relay *r) {
       r->lingering = 1;
       r->net_held = 0;
       r->lout_length = 0;
+      r->nin_start = r->nin_end = 0; /* what the peer sent after our close() is not delivered */
       shutdown(r->o.net, SHUT_WR);
-      if (uv_timer_init(&loop, &r->linger) == 0) {
-        r->linger_inited = 1;
-        r->linger.data = r;
-        uv_timer_start(&r->linger, on_linger, LINGER_MS, 0);
-      }
+      start_linger(r);
     }
     if (r->eof_sealed && drained && r->net_eof && r->lout_length == 0 && !r->net_shut && !r->close_requested) {
       r->net_shut = 1;
@@ -678,6 +693,7 @@ static void run(command *c) {
       r->close_reason = c->data;
       r->close_reason_length = c->length;
       c->data = NULL;
+      start_linger(r);
       break;
     default:
       break;

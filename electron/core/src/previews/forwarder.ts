@@ -326,22 +326,34 @@ export class PreviewForwarder implements Disposable {
       lane.socket.destroy();
       return true;
     }
-    let local: { fd: number; pending: Buffer };
+    // The lane first: one the agent dropped after ACCEPT (its handle gone) leaves the browser's
+    // connection untouched, for the mux to carry; nothing has been sent on it.
+    let net: { fd: number; pending: Buffer };
     try {
-      local = native.adoptSocket(socket);
+      net = native.adoptSocket(lane.socket);
     } catch (error) {
       lane.socket.destroy();
       this.options.logger.debug(
         { host, port, why: (error as Error).message },
-        'cannot hand a browser connection to the lane relay',
+        'the lane went before its relay: using the link',
       );
       return false;
+    }
+    let local: { fd: number; pending: Buffer };
+    try {
+      local = native.adoptSocket(socket);
+    } catch (error) {
+      closeFd(net.fd);
+      this.options.logger.debug(
+        { host, port, why: (error as Error).message },
+        'cannot hand a browser connection to the lane relay',
+      );
+      return true; // the browser's connection is gone: nothing to carry
     }
     // What the browser sent so far: the head, and with pooled reads whatever came with it.
     const early = reads !== undefined ? reads.takeEarly() : [head];
     const toNet = Buffer.concat([...early, local.pending]);
     try {
-      const net = native.adoptSocket(lane.socket);
       const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
       const relay = native.relay({
         net: net.fd,
@@ -362,7 +374,7 @@ export class PreviewForwarder implements Disposable {
       });
     } catch (error) {
       closeFd(local.fd);
-      lane.socket.destroy();
+      closeFd(net.fd);
       this.options.logger.warn({ host, port, err: toHangarError(error) }, 'could not start a preview lane relay');
     }
     return true;
