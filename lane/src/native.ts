@@ -73,12 +73,19 @@ export type NativeLanes = {
   adoptSocket(socket: Socket): { fd: number; pending: Buffer };
   /** dup(2), close-on-exec set. */
   dupFd(fd: number): number;
+  /**
+   * Up to `max` (1-64) bytes a socket has received, left on it (recv with MSG_PEEK): empty if
+   * nothing has come yet, null once the peer has closed. For a socket Node is not reading
+   * (`pauseOnConnect`), to decide who reads it.
+   */
+  peek(fd: number, max: number): Buffer | null;
   relay(options: RelayOptions): Relay;
 };
 
 /** What lane.node exports (lane/src/native/addon.c). */
 interface Addon {
   dupFd(fd: number): number;
+  peek(fd: number, max: number): Buffer | null;
   relay(options: AddonRelayOptions, onEvent: (event: AddonEvent) => void): number;
   release(id: number, side: 0 | 1): void;
   write(id: number, plain: Buffer): void;
@@ -146,6 +153,13 @@ function wrap(addon: Addon): NativeLanes {
       const parsed = fd.safeParse(descriptor);
       if (!parsed.success) throw new LaneError('bad_options', `dupFd: fd must be an integer ≥ 0, got ${descriptor}`);
       return addon.dupFd(descriptor);
+    },
+    peek(descriptor, max) {
+      if (!fd.safeParse(descriptor).success)
+        throw new LaneError('bad_options', `peek: fd must be an integer ≥ 0, got ${descriptor}`);
+      if (!Number.isInteger(max) || max < 1 || max > 64)
+        throw new LaneError('bad_options', `peek: max must be 1-64, got ${max}`);
+      return addon.peek(descriptor, max);
     },
     adoptSocket(socket) {
       if (process.platform === 'win32') throw new LaneError('unavailable', 'lanes need POSIX file descriptors');

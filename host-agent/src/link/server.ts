@@ -200,42 +200,67 @@ export class LinkServer implements Disposable {
     const wss = new WebSocketServer({ server, path: LINK_PATH, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     wss.on('error', (error) => log.warn({ err: error.message }, 'link server error'));
     // The port's listener: each connection's first 8 bytes say what it is. "HGLANE/1" is a lane
-    // (lane/PROTOCOL.md); anything else (a TLS ClientHello starts 0x16) goes to the HTTPS server
-    // with those bytes put back. Both are counted as pending from accept on.
-    const front = createNetServer((socket) => {
+    // (lane/PROTOCOL.md); anything else (a TLS ClientHello starts 0x16) goes to the HTTPS server.
+    // The bytes are looked at where they lie (MSG_PEEK), not read: the TLS server gets a socket
+    // nothing has read, as when it listened itself (a socket read in JavaScript and its bytes put
+    // back made TLS read a flooding peer so that the agent's memory grew by 100 MB:
+    // link-slow-reader.test). With no native relay there are no lanes: straight to TLS. Both are
+    // counted as pending from accept on.
+    const native =
+      options.lanes !== undefined && !('unavailable' in options.lanes.native) ? options.lanes.native : undefined;
+    const front = createNetServer({ pauseOnConnect: true }, (socket) => {
       linkServer.frontSockets.add(socket);
       socket.once('close', () => linkServer.frontSockets.delete(socket));
       pending.admit(socket);
       if (socket.destroyed) return;
-      let first: Buffer = Buffer.alloc(0);
+      const descriptor = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+      if (native === undefined || typeof descriptor !== 'number' || descriptor < 0) {
+        server.emit('connection', socket);
+        return;
+      }
       const onError = (error: Error) => log.debug({ err: error.message }, 'connection error before its first bytes');
+      socket.on('error', onError);
+      let timer: NodeJS.Timeout | undefined;
       // A peer that says nothing goes as one that stalls its TLS handshake would (handshakeTimeout).
       const silent = setTimeout(() => {
         log.debug({ remoteAddress: socket.remoteAddress }, 'dropped a connection that sent nothing');
         socket.destroy();
       }, HANDSHAKE_TIMEOUT_MS);
-      socket.once('close', () => clearTimeout(silent));
-      const onData = (chunk: Buffer) => {
-        first = first.length === 0 ? chunk : Buffer.concat([first, chunk]);
-        if (first.length < 8 && startsLikeLane(first)) return;
+      socket.once('close', () => {
         clearTimeout(silent);
-        socket.off('data', onData);
-        socket.off('error', onError);
-        if (startsLikeLane(first)) {
-          const lanes = options.lanes;
-          if (lanes === undefined) {
-            socket.destroy();
-            return;
-          }
-          lanes.accept(socket, first, () => pending.claim(socket)?.authenticated());
+        clearTimeout(timer);
+      });
+      /** Looks again after 1, 2, 4 … 50 ms while nothing (or a part of the preface) has come. */
+      let wait = 0;
+      const look = () => {
+        if (socket.destroyed) return;
+        let seen: Buffer | null;
+        try {
+          seen = native.peek(descriptor, 8);
+        } catch (error) {
+          log.debug({ err: (error as Error).message }, 'could not look at a connection');
+          socket.destroy();
           return;
         }
-        socket.pause();
-        socket.unshift(first);
+        if (seen === null) {
+          socket.destroy(); // gone before a byte
+          return;
+        }
+        if (seen.length === 0 || (seen.length < 8 && startsLikeLane(seen))) {
+          wait = Math.min(wait === 0 ? 1 : wait * 2, 50);
+          timer = setTimeout(look, wait);
+          return;
+        }
+        clearTimeout(silent);
+        socket.off('error', onError);
+        if (startsLikeLane(seen)) {
+          options.lanes!.accept(socket, Buffer.alloc(0), () => pending.claim(socket)?.authenticated());
+          socket.resume();
+          return;
+        }
         server.emit('connection', socket);
       };
-      socket.on('error', onError);
-      socket.on('data', onData);
+      look();
     });
     const linkServer = new LinkServer(front, server, wss, pending, {
       options,

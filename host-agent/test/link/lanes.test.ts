@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { LANE_PREFACE } from '@hangar/lane';
+import { LANE_PREFACE, loadNativeLanes } from '@hangar/lane';
 import { LaneAcceptor } from '../../src/link/lanes.js';
 import type { PendingLimits } from '../../src/link/pending-connections.js';
 import { useCleanups } from '../../../test/support/cleanups.js';
@@ -16,7 +16,8 @@ import { startLinkServer } from './link-server.js';
 const cleanups = useCleanups();
 
 async function start(pendingLimits: Partial<PendingLimits>, helloTimeoutMs = 60_000): Promise<number> {
-  const lanes = new LaneAcceptor(pino({ level: 'silent' }), { unavailable: 'not needed here' }, helloTimeoutMs);
+  // The port looks for lanes only with the native relay there (it peeks at the first bytes with it).
+  const lanes = new LaneAcceptor(pino({ level: 'silent' }), loadNativeLanes(), helloTimeoutMs);
   cleanups.push(() => lanes.dispose());
   const server = await startLinkServer(cleanups, { onLink: () => undefined, pendingLimits, lanes });
   return server.address().port;

@@ -3,6 +3,8 @@
  * lane/src/native.ts; this file still checks every length and type it is handed.
  *
  *   dupFd(fd) -> fd                     dup with close-on-exec
+ *   peek(fd, max) -> Buffer | null      up to max (≤ 64) bytes waiting on a socket, left there;
+ *                                       empty if none yet, null once the peer has closed
  *   relay(options, onEvent) -> id       onEvent({ event: 'detach' } | { event: 'end', how, ... })
  *   release(id, side) / write(id, buffer) / close(id, buffer)
  *
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 
@@ -286,9 +290,45 @@ static napi_value close_(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * What a connection has sent so far, without taking it off the socket (MSG_PEEK): the link port
+ * tells a lane from TLS by its first bytes while the TLS server still gets a socket that nothing
+ * has read (one read in JavaScript and put back changed how TLS then read it).
+ */
+static napi_value peek(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd, max;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fail(env, "peek: fd must be an integer ≥ 0");
+  if (napi_get_value_int32(env, argv[1], &max) != napi_ok || max < 1 || max > 64) return fail(env, "peek: max must be 1-64");
+  unsigned char seen[64];
+  ssize_t n;
+  do {
+    n = recv(fd, seen, (size_t)max, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      char message[160];
+      snprintf(message, sizeof message, "peek(%d): %s", fd, strerror(errno));
+      return fail(env, message);
+    }
+    n = 0;
+  } else if (n == 0) {
+    napi_value nothing;
+    CHECK(napi_get_null(env, &nothing));
+    return nothing;
+  }
+  napi_value result;
+  void *data;
+  CHECK(napi_create_buffer_copy(env, (size_t)n, seen, &data, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"peek", NULL, peek, NULL, NULL, NULL, napi_default, NULL},
       {"relay", NULL, relay, NULL, NULL, NULL, napi_default, NULL},
       {"release", NULL, release, NULL, NULL, NULL, napi_default, NULL},
       {"write", NULL, write_, NULL, NULL, NULL, napi_default, NULL},
