@@ -13,8 +13,10 @@
 #define _GNU_SOURCE
 #include "relay.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -706,6 +708,14 @@ static void thread_main(void *arg) {
 }
 
 static void init_once(void) {
+  /* The thread runs this library's code for the rest of the process, but Node unloads an addon with
+   * the last environment that loaded it (a Worker's): pin it (RTLD_NODELETE) before starting. */
+  Dl_info self;
+  if (dladdr((void *)init_once, &self) == 0 || !self.dli_fname ||
+      !dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) {
+    init_error = UV_ENOENT;
+    return;
+  }
   if ((init_error = uv_mutex_init(&mutex)) != 0) return;
   if ((init_error = uv_loop_init(&loop)) != 0) return;
   if ((init_error = uv_async_init(&loop, &wake, on_wake)) != 0) return;
@@ -753,6 +763,13 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
       return -e;
     }
   }
+  if (options->net == options->local_read || options->net == options->local_write) {
+    /* Each fd is closed once at the end: one fd on both sides would be closed twice (the second
+     * time perhaps a descriptor another thread has just opened). */
+    snprintf(error, error_size, "RelayOptions.net: fd %d is also localRead or localWrite; the lane needs a socket of its own",
+             options->net);
+    return -EINVAL;
+  }
   int owned = options->kind == LANE_KIND_TERMINAL ? 1 : 3; /* stdin/stdout are Node's too: their flags stay */
   for (int i = 0; i < owned; i++) {
     int rc = set_nonblocking(fds[i]);
@@ -792,6 +809,9 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
   }
   r->id = id;
   r->o = *options;
+  /* The keys live on only inside the cipher contexts (cleansed by EVP_CIPHER_CTX_free at the end). */
+  OPENSSL_cleanse(r->o.send_key, sizeof r->o.send_key);
+  OPENSSL_cleanse(r->o.receive_key, sizeof r->o.receive_key);
   r->send_seq = options->send_seq;
   r->receive_seq = options->receive_seq;
   r->net_held = options->hold_net;
