@@ -475,4 +475,21 @@ describe('options', () => {
     // fds that are not open are refused by the native side, naming the field.
     expect(() => lanes.relay(base)).toThrow(/RelayOptions\.net: fd 1000 is not open/);
   });
+
+  it('refuse a lane fd that is also a local fd (it would be closed twice), and leave it open', async () => {
+    const { fd } = await local();
+    const keys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    const same = { net: fd, closeLocal: true, keys, sendSeq: 0n, receiveSeq: 0n, localKind: 'socket' as const };
+    try {
+      expect(() => lanes.relay({ ...same, localRead: fd, localWrite: fd })).toThrow(
+        /RelayOptions\.net: fd \d+ is also localRead or localWrite/,
+      );
+      expect(() =>
+        lanes.relay({ ...same, localRead: 0, localWrite: fd, localKind: 'terminal', closeLocal: false }),
+      ).toThrow(/RelayOptions\.net: fd \d+ is also localRead or localWrite/);
+      expect(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).toMatch(/^flags:/m); // still the caller's
+    } finally {
+      closeSync(fd);
+    }
+  });
 });
