@@ -205,6 +205,72 @@ describe('a relay against a lane end written with sealRecord', () => {
     );
   });
 
+  it('a changed bit or a cut anywhere: an error, and exactly the records before it delivered (any chunking)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ minLength: 65536, maxLength: 65536 })), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.nat(),
+        fc.nat(7),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 70_000 }), { maxLength: 8 }),
+        async (payloads, where, bit, cut, cuts) => {
+          const { app, peer, relay, peerEnd } = await againstPeer();
+          app.resume();
+          const records = [...payloads.map((p) => peer.seal(RecordType.Data, p)), peer.seal(RecordType.Eof)];
+          let stream = Buffer.concat(records);
+          const at = where % stream.length;
+          if (cut) stream = stream.subarray(0, at);
+          else stream[at]! ^= 1 << bit;
+          // The records wholly before the changed byte (or the cut) are delivered; nothing after.
+          let delivered = 0;
+          for (let i = 0, start = 0; i < payloads.length && start + records[i]!.length <= at; i++) {
+            delivered += payloads[i]!.length;
+            start += records[i]!.length;
+          }
+          let from = 0;
+          for (const size of cuts) {
+            peerEnd.write(stream.subarray(from, from + size));
+            from = Math.min(stream.length, from + size);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          peerEnd.end(stream.subarray(from));
+          const end = await relay.ended;
+          expect(end.how).toBe('error');
+          expect(end.how === 'error' && end.message).toMatch(cut ? /^truncated: / : /^(tampered|too_big|truncated): /);
+          expect(end.bytesIn).toBe(delivered);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('opens records at the length limits (17 and 65,553) and refuses 16, 65,554 and lengths near 2^32', async () => {
+    const { app, peer, relay, peerEnd } = await againstPeer();
+    const full = randomBytes(65536);
+    const got = readBytes(app, full.length + 1);
+    expect(peer.send(RecordType.Data, new Uint8Array(0)).readUInt32BE(0)).toBe(17);
+    expect(peer.send(RecordType.Data, full).readUInt32BE(0)).toBe(65553);
+    peer.send(RecordType.Data, Buffer.from('!'));
+    expect((await got).equals(Buffer.concat([full, Buffer.from('!')]))).toBe(true);
+    peer.send(RecordType.Eof);
+    app.end();
+    expect((await peer.next())?.type).toBe(RecordType.Eof);
+    peerEnd.end();
+    expect(await relay.ended).toEqual({ how: 'eof', bytesIn: 65537, bytesOut: 0 });
+
+    for (const length of [0, 16, 65554, 0x7fffffff, 0x80000000, 0xffffffef, 0xffffffff]) {
+      const bad = await againstPeer();
+      const record = Buffer.alloc(4 + 64);
+      record.writeUInt32BE(length, 0);
+      bad.peerEnd.write(record);
+      const end = await bad.relay.ended;
+      expect(end.how === 'error' && end.message).toBe(`too_big: record 0 has length ${length}, outside 17..65553`);
+    }
+  });
+
   it('seals what it reads into records RecordReader opens, EOF last', async () => {
     const { app, peer, relay, peerEnd } = await againstPeer();
     const sent = randomBytes(300_000);
