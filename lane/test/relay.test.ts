@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { spawn as spawnPty, type IPty } from 'node-pty';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -396,6 +396,96 @@ describe('a relay against a lane end written with sealRecord', () => {
     // What it read is what the kernel's buffers and its own ~256 KiB hold, far from all 96 MiB.
     expect(end.bytesOut).toBeLessThan(32 << 20);
     expect(unsent).toBeGreaterThan(48 << 20);
+  });
+});
+
+/** utime + stime of this whole process (the relay thread included), in clock ticks. */
+function cpuTicks(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+describe('a thousand relays in one process', () => {
+  it('sit idle on peers that send a byte at a time and never read, and each end path closes every fd', async () => {
+    // The relay thread and its loop's fds are made with the first relay() of the process, even one refused.
+    const keys = deriveLaneKeys(secret, grantId, 1n, 'agent');
+    const refused = { net: 1000, localRead: 1001, localWrite: 1001, closeLocal: false, localKind: 'socket' as const };
+    expect(() => lanes.relay({ ...refused, keys, sendSeq: 0n, receiveSeq: 0n })).toThrow(/not open/);
+    const before = openFds();
+    const server = createServer({ allowHalfOpen: true });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const incoming: Socket[] = [];
+    const waiting: ((socket: Socket) => void)[] = [];
+    server.on('connection', (socket: Socket) => {
+      const take = waiting.shift();
+      if (take) take(socket);
+      else incoming.push(socket);
+    });
+    const connected = async (): Promise<[Socket, Socket]> => {
+      const other = new Promise<Socket>((resolve) => {
+        const ready = incoming.shift();
+        if (ready) resolve(ready);
+        else waiting.push(resolve);
+      });
+      const mine = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      await new Promise<void>((resolve, reject) => mine.once('connect', resolve).once('error', reject));
+      const ends: [Socket, Socket] = [mine, await other];
+      sockets.push(...ends);
+      return ends;
+    };
+    const count = 1000;
+    const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    const up: { relay: Relay; peerEnd: Socket; app: Socket; record: Buffer }[] = [];
+    for (let i = 0; i < count; i++) {
+      const [peerEnd, laneEnd] = await connected();
+      const [app, relayEnd] = await connected();
+      const fd = lanes.adoptSocket(relayEnd).fd;
+      const relay = start(
+        { net: lanes.adoptSocket(laneEnd).fd, localRead: fd, localWrite: fd, localKind: 'socket' },
+        'agent',
+      );
+      peerEnd.pause(); // never reads what the relay sends
+      app.write(randomBytes(1024));
+      const record = sealRecord(peerKeys.send, 0n, RecordType.Data, randomBytes(100));
+      peerEnd.write(record.subarray(0, 1));
+      up.push({ relay, peerEnd, app, record });
+    }
+    server.close();
+    // Each lane waits inside a record that comes a byte at a time: the relay thread must sleep.
+    const ticks = cpuTicks();
+    for (let byte = 1; byte <= 4; byte++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      for (const lane of up) lane.peerEnd.write(lane.record.subarray(byte, byte + 1));
+    }
+    const spent = cpuTicks() - ticks; // clock ticks (1/100 s) over about a second, both cores
+    expect(spent).toBeLessThan(30); // about 11 here; a relay thread spinning on writable sockets took 59
+
+    // Four ways to end: the peer's CLOSE, close() here, a cut, EOF both ways.
+    const ends = up.map(async ({ relay, peerEnd, app, record }, i) => {
+      const rest = record.subarray(5);
+      const seal = (seq: bigint, type: RecordType) => sealRecord(peerKeys.send, seq, type, new Uint8Array(0));
+      if (i % 4 === 0) {
+        peerEnd.write(Buffer.concat([rest, seal(1n, RecordType.Close)]));
+        return ['closed', await relay.ended] as const;
+      }
+      if (i % 4 === 1) {
+        relay.close();
+        peerEnd.end();
+        return ['closed_here', await relay.ended] as const;
+      }
+      if (i % 4 === 2) {
+        peerEnd.destroy();
+        return ['error', await relay.ended] as const;
+      }
+      peerEnd.on('end', () => peerEnd.end()).resume();
+      peerEnd.write(Buffer.concat([rest, seal(1n, RecordType.Eof)]));
+      app.on('data', () => {}).end();
+      return ['eof', await relay.ended] as const;
+    });
+    for (const [how, end] of await Promise.all(ends)) expect(end.how).toBe(how);
+    await Promise.all(sockets.splice(0).map(closed));
+    expect(openFds()).toBe(before);
   });
 });
 
