@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { spawn as spawnPty, type IPty } from 'node-pty';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  RecordReader,
   RecordType,
   deriveLaneKeys,
   loadNativeLanes,
@@ -269,6 +270,39 @@ describe('a relay against a lane end written with sealRecord', () => {
       const end = await bad.relay.ended;
       expect(end.how === 'error' && end.message).toBe(`too_big: record 0 has length ${length}, outside 17..65553`);
     }
+  });
+
+  it('uses the last sequence number each way and then ends with bad_record, never wrapping to a used nonce', async () => {
+    const max = (1n << 64n) - 1n;
+    const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    const [peerEnd, laneEnd] = await pair();
+    const { app, fd } = await local();
+    const relay = start(
+      { net: lanes.adoptSocket(laneEnd).fd, localRead: fd, localWrite: fd, localKind: 'socket', sendSeq: max },
+      'agent',
+    );
+    const reader = new RecordReader(peerKeys.receive, max);
+    const opened = new Promise<Buffer>((resolve) =>
+      peerEnd.on('data', (chunk: Buffer) => {
+        reader.push(chunk);
+        const record = reader.next();
+        if (record) resolve(record.payload);
+      }),
+    );
+    app.write('last');
+    expect((await opened).toString()).toBe('last'); // record 2^64-1
+    app.write('one too many');
+    const end = await relay.ended;
+    expect(end.how === 'error' && end.message).toMatch(/^bad_record: the sequence numbers this side sends are used up/);
+
+    const receiving = await againstPeer({ receiveSeq: max });
+    const got = readBytes(receiving.app, 4);
+    receiving.peerEnd.write(sealRecord(peerKeys.send, max, RecordType.Data, Buffer.from('last')));
+    expect((await got).toString()).toBe('last');
+    receiving.peerEnd.write(sealRecord(peerKeys.send, 0n, RecordType.Data, Buffer.from('wrapped')));
+    const receivingEnd = await receiving.relay.ended;
+    expect(receivingEnd).toMatchObject({ how: 'error', bytesIn: 4 });
+    expect(receivingEnd.how === 'error' && receivingEnd.message).toMatch(/^bad_record: .* used up/);
   });
 
   it('seals what it reads into records RecordReader opens, EOF last', async () => {

@@ -226,6 +226,12 @@ static void finish(relay *r, int how, const uint8_t *reason, size_t reason_lengt
   if (--r->open_handles == 0) free_relay(r); /* drops the hold taken above */
 }
 
+/* A seal that failed: the sequence numbers used up (2^64 records: a nonce is never used twice), or OpenSSL. */
+static void fail_seal(relay *r) {
+  if (r->send_spent) finish(r, LANE_END_ERROR, NULL, 0, "bad_record: the sequence numbers this side sends are used up");
+  else finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed in OpenSSL's AES-256-GCM");
+}
+
 static void fail_errno(relay *r, const char *what, int error) {
   finish(r, LANE_END_ERROR, NULL, 0, "%s: %s", what, strerror(error));
 }
@@ -294,7 +300,7 @@ static int seal_copy(relay *r, int type, const uint8_t *payload, size_t n) {
   at[4] = (uint8_t)type;
   if (n > 0) memcpy(at + 5, payload, n);
   if (seal_in_place(r, at, n) != 0) {
-    finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed (the sequence numbers are used up)");
+    fail_seal(r);
     return -1;
   }
   r->nout_end += RECORD_OVERHEAD + n;
@@ -347,6 +353,10 @@ static int open_records(relay *r) {
     }
     if (available < 4 + (size_t)body) break;
     uint64_t seq = r->receive_seq;
+    if (r->receive_spent) {
+      finish(r, LANE_END_ERROR, NULL, 0, "bad_record: the sequence numbers of the lane's records are used up");
+      return -1;
+    }
     if (open_in_place(r, at, body) != 0) {
       finish(r, LANE_END_ERROR, NULL, 0, "tampered: record %llu does not open (changed, out of order or the wrong key)",
              (unsigned long long)seq);
@@ -438,7 +448,7 @@ static void read_local(relay *r) {
     if (n > 0) {
       at[4] = LANE_DATA;
       if (seal_in_place(r, at, (size_t)n) != 0) {
-        finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed (the sequence numbers are used up)");
+        fail_seal(r);
         return;
       }
       r->nout_end += RECORD_OVERHEAD + (size_t)n;
