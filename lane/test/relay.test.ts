@@ -305,6 +305,22 @@ describe('a relay against a lane end written with sealRecord', () => {
     expect(receivingEnd.how === 'error' && receivingEnd.message).toMatch(/^bad_record: .* used up/);
   });
 
+  it("close() racing the peer's CLOSE ends once, either way; release, write and close after the end do nothing", async () => {
+    for (let round = 0; round < 20; round++) {
+      const { peer, relay, peerEnd } = await againstPeer();
+      peer.send(RecordType.Close, Buffer.from('{"code":"theirs"}'));
+      relay.close(Buffer.from('{"code":"ours"}'));
+      peerEnd.end();
+      const end = await relay.ended;
+      expect(['closed', 'closed_here']).toContain(end.how);
+      relay.release('net');
+      relay.release('local');
+      relay.write(Buffer.from('late'));
+      relay.close();
+      expect(await relay.ended).toBe(end);
+    }
+  });
+
   it('seals what it reads into records RecordReader opens, EOF last', async () => {
     const { app, peer, relay, peerEnd } = await againstPeer();
     const sent = randomBytes(300_000);
