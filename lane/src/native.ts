@@ -198,26 +198,35 @@ function wrap(addon: Addon): NativeLanes {
         else if (event.how === 'error') settle({ how: 'error', message: event.message ?? 'relay failed', ...counts });
         else settle({ how: event.how, ...counts });
       };
-      const id = addon.relay(
-        {
-          net: options.net,
-          localRead: options.localRead,
-          localWrite: options.localWrite,
-          closeLocal: options.closeLocal,
-          kind: KINDS[options.localKind],
-          sendKey: Buffer.from(options.keys.send),
-          receiveKey: Buffer.from(options.keys.receive),
-          sendSeq: options.sendSeq,
-          receiveSeq: options.receiveSeq,
-          fromNet: copy(options.fromNet),
-          toNet: copy(options.toNet),
-          toLocal: copy(options.toLocal),
-          holdNet: options.holdNet ?? false,
-          holdLocal: options.holdLocal ?? false,
-          detachByte: options.detachByte ?? -1,
-        },
-        onEvent,
-      );
+      // Copies the addon reads once; zeroed right after, so no copy of a key outlives the call here.
+      const sendKey = Buffer.from(options.keys.send);
+      const receiveKey = Buffer.from(options.keys.receive);
+      let id: number;
+      try {
+        id = addon.relay(
+          {
+            net: options.net,
+            localRead: options.localRead,
+            localWrite: options.localWrite,
+            closeLocal: options.closeLocal,
+            kind: KINDS[options.localKind],
+            sendKey,
+            receiveKey,
+            sendSeq: options.sendSeq,
+            receiveSeq: options.receiveSeq,
+            fromNet: copy(options.fromNet),
+            toNet: copy(options.toNet),
+            toLocal: copy(options.toLocal),
+            holdNet: options.holdNet ?? false,
+            holdLocal: options.holdLocal ?? false,
+            detachByte: options.detachByte ?? -1,
+          },
+          onEvent,
+        );
+      } finally {
+        sendKey.fill(0);
+        receiveKey.fill(0);
+      }
       return {
         ended,
         release(side) {

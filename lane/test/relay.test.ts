@@ -7,11 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { spawn as spawnPty, type IPty } from 'node-pty';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  RecordReader,
   RecordType,
   deriveLaneKeys,
   loadNativeLanes,
@@ -205,6 +206,121 @@ describe('a relay against a lane end written with sealRecord', () => {
     );
   });
 
+  it('a changed bit or a cut anywhere: an error, and exactly the records before it delivered (any chunking)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ minLength: 65536, maxLength: 65536 })), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.nat(),
+        fc.nat(7),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 70_000 }), { maxLength: 8 }),
+        async (payloads, where, bit, cut, cuts) => {
+          const { app, peer, relay, peerEnd } = await againstPeer();
+          app.resume();
+          const records = [...payloads.map((p) => peer.seal(RecordType.Data, p)), peer.seal(RecordType.Eof)];
+          let stream = Buffer.concat(records);
+          const at = where % stream.length;
+          if (cut) stream = stream.subarray(0, at);
+          else stream[at]! ^= 1 << bit;
+          // The records wholly before the changed byte (or the cut) are delivered; nothing after.
+          let delivered = 0;
+          for (let i = 0, start = 0; i < payloads.length && start + records[i]!.length <= at; i++) {
+            delivered += payloads[i]!.length;
+            start += records[i]!.length;
+          }
+          let from = 0;
+          for (const size of cuts) {
+            peerEnd.write(stream.subarray(from, from + size));
+            from = Math.min(stream.length, from + size);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          peerEnd.end(stream.subarray(from));
+          const end = await relay.ended;
+          expect(end.how).toBe('error');
+          expect(end.how === 'error' && end.message).toMatch(cut ? /^truncated: / : /^(tampered|too_big|truncated): /);
+          expect(end.bytesIn).toBe(delivered);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('opens records at the length limits (17 and 65,553) and refuses 16, 65,554 and lengths near 2^32', async () => {
+    const { app, peer, relay, peerEnd } = await againstPeer();
+    const full = randomBytes(65536);
+    const got = readBytes(app, full.length + 1);
+    expect(peer.send(RecordType.Data, new Uint8Array(0)).readUInt32BE(0)).toBe(17);
+    expect(peer.send(RecordType.Data, full).readUInt32BE(0)).toBe(65553);
+    peer.send(RecordType.Data, Buffer.from('!'));
+    expect((await got).equals(Buffer.concat([full, Buffer.from('!')]))).toBe(true);
+    peer.send(RecordType.Eof);
+    app.end();
+    expect((await peer.next())?.type).toBe(RecordType.Eof);
+    peerEnd.end();
+    expect(await relay.ended).toEqual({ how: 'eof', bytesIn: 65537, bytesOut: 0 });
+
+    for (const length of [0, 16, 65554, 0x7fffffff, 0x80000000, 0xffffffef, 0xffffffff]) {
+      const bad = await againstPeer();
+      const record = Buffer.alloc(4 + 64);
+      record.writeUInt32BE(length, 0);
+      bad.peerEnd.write(record);
+      const end = await bad.relay.ended;
+      expect(end.how === 'error' && end.message).toBe(`too_big: record 0 has length ${length}, outside 17..65553`);
+    }
+  });
+
+  it('uses the last sequence number each way and then ends with bad_record, never wrapping to a used nonce', async () => {
+    const max = (1n << 64n) - 1n;
+    const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    const [peerEnd, laneEnd] = await pair();
+    const { app, fd } = await local();
+    const relay = start(
+      { net: lanes.adoptSocket(laneEnd).fd, localRead: fd, localWrite: fd, localKind: 'socket', sendSeq: max },
+      'agent',
+    );
+    const reader = new RecordReader(peerKeys.receive, max);
+    const opened = new Promise<Buffer>((resolve) =>
+      peerEnd.on('data', (chunk: Buffer) => {
+        reader.push(chunk);
+        const record = reader.next();
+        if (record) resolve(record.payload);
+      }),
+    );
+    app.write('last');
+    expect((await opened).toString()).toBe('last'); // record 2^64-1
+    app.write('one too many');
+    const end = await relay.ended;
+    expect(end.how === 'error' && end.message).toMatch(/^bad_record: the sequence numbers this side sends are used up/);
+
+    const receiving = await againstPeer({ receiveSeq: max });
+    const got = readBytes(receiving.app, 4);
+    receiving.peerEnd.write(sealRecord(peerKeys.send, max, RecordType.Data, Buffer.from('last')));
+    expect((await got).toString()).toBe('last');
+    receiving.peerEnd.write(sealRecord(peerKeys.send, 0n, RecordType.Data, Buffer.from('wrapped')));
+    const receivingEnd = await receiving.relay.ended;
+    expect(receivingEnd).toMatchObject({ how: 'error', bytesIn: 4 });
+    expect(receivingEnd.how === 'error' && receivingEnd.message).toMatch(/^bad_record: .* used up/);
+  });
+
+  it("close() racing the peer's CLOSE ends once, either way; release, write and close after the end do nothing", async () => {
+    for (let round = 0; round < 20; round++) {
+      const { peer, relay, peerEnd } = await againstPeer();
+      peer.send(RecordType.Close, Buffer.from('{"code":"theirs"}'));
+      relay.close(Buffer.from('{"code":"ours"}'));
+      peerEnd.end();
+      const end = await relay.ended;
+      expect(['closed', 'closed_here']).toContain(end.how);
+      relay.release('net');
+      relay.release('local');
+      relay.write(Buffer.from('late'));
+      relay.close();
+      expect(await relay.ended).toBe(end);
+    }
+  });
+
   it('seals what it reads into records RecordReader opens, EOF last', async () => {
     const { app, peer, relay, peerEnd } = await againstPeer();
     const sent = randomBytes(300_000);
@@ -330,6 +446,96 @@ describe('a relay against a lane end written with sealRecord', () => {
     // What it read is what the kernel's buffers and its own ~256 KiB hold, far from all 96 MiB.
     expect(end.bytesOut).toBeLessThan(32 << 20);
     expect(unsent).toBeGreaterThan(48 << 20);
+  });
+});
+
+/** utime + stime of this whole process (the relay thread included), in clock ticks. */
+function cpuTicks(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+describe('a thousand relays in one process', () => {
+  it('sit idle on peers that send a byte at a time and never read, and each end path closes every fd', async () => {
+    // The relay thread and its loop's fds are made with the first relay() of the process, even one refused.
+    const keys = deriveLaneKeys(secret, grantId, 1n, 'agent');
+    const refused = { net: 1000, localRead: 1001, localWrite: 1001, closeLocal: false, localKind: 'socket' as const };
+    expect(() => lanes.relay({ ...refused, keys, sendSeq: 0n, receiveSeq: 0n })).toThrow(/not open/);
+    const before = openFds();
+    const server = createServer({ allowHalfOpen: true });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const incoming: Socket[] = [];
+    const waiting: ((socket: Socket) => void)[] = [];
+    server.on('connection', (socket: Socket) => {
+      const take = waiting.shift();
+      if (take) take(socket);
+      else incoming.push(socket);
+    });
+    const connected = async (): Promise<[Socket, Socket]> => {
+      const other = new Promise<Socket>((resolve) => {
+        const ready = incoming.shift();
+        if (ready) resolve(ready);
+        else waiting.push(resolve);
+      });
+      const mine = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      await new Promise<void>((resolve, reject) => mine.once('connect', resolve).once('error', reject));
+      const ends: [Socket, Socket] = [mine, await other];
+      sockets.push(...ends);
+      return ends;
+    };
+    const count = 1000;
+    const peerKeys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    const up: { relay: Relay; peerEnd: Socket; app: Socket; record: Buffer }[] = [];
+    for (let i = 0; i < count; i++) {
+      const [peerEnd, laneEnd] = await connected();
+      const [app, relayEnd] = await connected();
+      const fd = lanes.adoptSocket(relayEnd).fd;
+      const relay = start(
+        { net: lanes.adoptSocket(laneEnd).fd, localRead: fd, localWrite: fd, localKind: 'socket' },
+        'agent',
+      );
+      peerEnd.pause(); // never reads what the relay sends
+      app.write(randomBytes(1024));
+      const record = sealRecord(peerKeys.send, 0n, RecordType.Data, randomBytes(100));
+      peerEnd.write(record.subarray(0, 1));
+      up.push({ relay, peerEnd, app, record });
+    }
+    server.close();
+    // Each lane waits inside a record that comes a byte at a time: the relay thread must sleep.
+    const ticks = cpuTicks();
+    for (let byte = 1; byte <= 4; byte++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      for (const lane of up) lane.peerEnd.write(lane.record.subarray(byte, byte + 1));
+    }
+    const spent = cpuTicks() - ticks; // clock ticks (1/100 s) over about a second, both cores
+    expect(spent).toBeLessThan(30); // about 11 here; a relay thread spinning on writable sockets took 59
+
+    // Four ways to end: the peer's CLOSE, close() here, a cut, EOF both ways.
+    const ends = up.map(async ({ relay, peerEnd, app, record }, i) => {
+      const rest = record.subarray(5);
+      const seal = (seq: bigint, type: RecordType) => sealRecord(peerKeys.send, seq, type, new Uint8Array(0));
+      if (i % 4 === 0) {
+        peerEnd.write(Buffer.concat([rest, seal(1n, RecordType.Close)]));
+        return ['closed', await relay.ended] as const;
+      }
+      if (i % 4 === 1) {
+        relay.close();
+        peerEnd.end();
+        return ['closed_here', await relay.ended] as const;
+      }
+      if (i % 4 === 2) {
+        peerEnd.destroy();
+        return ['error', await relay.ended] as const;
+      }
+      peerEnd.on('end', () => peerEnd.end()).resume();
+      peerEnd.write(Buffer.concat([rest, seal(1n, RecordType.Eof)]));
+      app.on('data', () => {}).end();
+      return ['eof', await relay.ended] as const;
+    });
+    for (const [how, end] of await Promise.all(ends)) expect(end.how).toBe(how);
+    await Promise.all(sockets.splice(0).map(closed));
+    expect(openFds()).toBe(before);
   });
 });
 
@@ -474,5 +680,22 @@ describe('options', () => {
     expect(() => lanes.relay({ ...base, localKind: 'file' as 'socket' })).toThrow(/RelayOptions\.localKind/);
     // fds that are not open are refused by the native side, naming the field.
     expect(() => lanes.relay(base)).toThrow(/RelayOptions\.net: fd 1000 is not open/);
+  });
+
+  it('refuse a lane fd that is also a local fd (it would be closed twice), and leave it open', async () => {
+    const { fd } = await local();
+    const keys = deriveLaneKeys(secret, grantId, 1n, 'client');
+    const same = { net: fd, closeLocal: true, keys, sendSeq: 0n, receiveSeq: 0n, localKind: 'socket' as const };
+    try {
+      expect(() => lanes.relay({ ...same, localRead: fd, localWrite: fd })).toThrow(
+        /RelayOptions\.net: fd \d+ is also localRead or localWrite/,
+      );
+      expect(() =>
+        lanes.relay({ ...same, localRead: 0, localWrite: fd, localKind: 'terminal', closeLocal: false }),
+      ).toThrow(/RelayOptions\.net: fd \d+ is also localRead or localWrite/);
+      expect(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')).toMatch(/^flags:/m); // still the caller's
+    } finally {
+      closeSync(fd);
+    }
   });
 });

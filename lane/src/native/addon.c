@@ -9,7 +9,9 @@
  *   release(id, side) / write(id, buffer) / close(id, buffer)
  *
  * Each relay holds a threadsafe function (ref'd: an active relay keeps Node alive) until its end
- * event, after which it is released.
+ * event, after which it is released. The environment can go first (a Worker terminated, the
+ * process torn down): Node then frees the threadsafe function, so the relay thread reaches it only
+ * through a `relay_link` that the finalizer marks gone under a mutex, and that relay is closed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +25,8 @@
 
 
 #include <node_api.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
 
 #include "relay.h"
 
@@ -113,7 +117,7 @@ static int get_key(napi_env env, napi_value object, const char *name, uint8_t ke
   int ok = length == LANE_KEY_LENGTH;
   if (ok) memcpy(key, bytes, LANE_KEY_LENGTH);
   if (bytes) {
-    memset(bytes, 0, length);
+    OPENSSL_cleanse(bytes, length);
     free(bytes);
   }
   return ok;
@@ -159,24 +163,62 @@ static void call_js(napi_env env, napi_value callback, void *context, void *data
   free(event);
 }
 
+/*
+ * What the relay thread and the JS thread share about one relay. Freed by the second of: the relay's
+ * end (it will not call again) and the threadsafe function's finalizer (after the last release, or
+ * when the environment is torn down with the relay still running).
+ */
+typedef struct relay_link {
+  napi_threadsafe_function tsfn;
+  uint32_t id;
+  int tsfn_gone;  /* finalized: never call or release it again */
+  int relay_done; /* the relay sent its end event */
+} relay_link;
+
+static pthread_mutex_t link_mutex = PTHREAD_MUTEX_INITIALIZER;
+
 /* On the relay thread. */
 static void on_event(void *context, lane_event *event) {
-  napi_threadsafe_function tsfn = context;
-  int is_end = event->is_end;
-  if (napi_call_threadsafe_function(tsfn, event, napi_tsfn_blocking) != napi_ok) {
+  relay_link *link = context;
+  int is_end = event->is_end, free_link = 0;
+  pthread_mutex_lock(&link_mutex);
+  if (link->tsfn_gone || napi_call_threadsafe_function(link->tsfn, event, napi_tsfn_nonblocking) != napi_ok) {
     free(event->reason);
     free(event);
   }
-  if (is_end) napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+  if (is_end) {
+    if (!link->tsfn_gone) napi_release_threadsafe_function(link->tsfn, napi_tsfn_release);
+    link->relay_done = 1;
+    free_link = link->tsfn_gone;
+  }
+  pthread_mutex_unlock(&link_mutex);
+  if (free_link) free(link);
 }
 
+/* On the JS thread, once: after the end's release, or as the environment is torn down (Node frees the tsfn next). */
+static void on_tsfn_finalized(napi_env env, void *data, void *hint) {
+  relay_link *link = data;
+  pthread_mutex_lock(&link_mutex);
+  link->tsfn_gone = 1;
+  int free_link = link->relay_done;
+  pthread_mutex_unlock(&link_mutex);
+  if (free_link) {
+    free(link);
+    return;
+  }
+  /* No one is left to hear this relay: it ends as a close() would (CLOSE, then the lane closes). */
+  uint8_t *empty = malloc(1);
+  if (empty) lane_relay_close(link->id, empty, 0);
+}
+
+/* Worker threads each call relay(): ids come from one counter. */
 static uint32_t next_id = 1;
 
 static void free_options(lane_relay_options *o) {
   free(o->from_net);
   free(o->to_net);
   free(o->to_local);
-  memset(o, 0, sizeof *o);
+  OPENSSL_cleanse(o, sizeof *o); /* the keys too (a memset before going out of scope may be optimized away) */
 }
 
 static napi_value relay(napi_env env, napi_callback_info info) {
@@ -200,10 +242,14 @@ static napi_value relay(napi_env env, napi_callback_info info) {
   if (!get_bool(env, argv[0], "closeLocal", &o.close_local) || !get_bool(env, argv[0], "holdNet", &o.hold_net) ||
       !get_bool(env, argv[0], "holdLocal", &o.hold_local))
     return fail(env, "relay: closeLocal, holdNet and holdLocal must be booleans");
-  if (!get_key(env, argv[0], "sendKey", o.send_key) || !get_key(env, argv[0], "receiveKey", o.receive_key))
+  if (!get_key(env, argv[0], "sendKey", o.send_key) || !get_key(env, argv[0], "receiveKey", o.receive_key)) {
+    free_options(&o);
     return fail(env, "relay: sendKey and receiveKey must be 32-byte Buffers");
-  if (!get_u64(env, argv[0], "sendSeq", &o.send_seq) || !get_u64(env, argv[0], "receiveSeq", &o.receive_seq))
+  }
+  if (!get_u64(env, argv[0], "sendSeq", &o.send_seq) || !get_u64(env, argv[0], "receiveSeq", &o.receive_seq)) {
+    free_options(&o);
     return fail(env, "relay: sendSeq and receiveSeq must be bigints 0..2^64-1");
+  }
   o.net = net;
   o.local_read = local_read;
   o.local_write = local_write;
@@ -217,23 +263,32 @@ static napi_value relay(napi_env env, napi_callback_info info) {
   }
 
   napi_value name;
-  napi_threadsafe_function tsfn;
+  relay_link *link = calloc(1, sizeof *link);
+  if (!link) {
+    free_options(&o);
+    return fail(env, "relay: out of memory");
+  }
+  link->id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
   if (napi_create_string_utf8(env, "hangar lane relay", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &tsfn) != napi_ok) {
+      napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, link, on_tsfn_finalized, NULL, call_js,
+                                      &link->tsfn) != napi_ok) {
+    free(link);
     free_options(&o);
     return throw_last(env);
   }
   o.on_event = on_event;
-  o.context = tsfn;
-  uint32_t id = next_id++;
+  o.context = link;
+  uint32_t id = link->id;
   char error[256];
-  if (lane_relay_start(id, &o, error, sizeof error) != 0) {
-    napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
+  int started = lane_relay_start(id, &o, error, sizeof error);
+  OPENSSL_cleanse(o.send_key, sizeof o.send_key);
+  OPENSSL_cleanse(o.receive_key, sizeof o.receive_key);
+  if (started != 0) {
+    link->relay_done = 1; /* nothing will call: the finalizer frees the link */
+    napi_release_threadsafe_function(link->tsfn, napi_tsfn_abort);
     free_options(&o);
     return fail(env, error);
   }
-  memset(o.send_key, 0, sizeof o.send_key);
-  memset(o.receive_key, 0, sizeof o.receive_key);
   napi_value result;
   CHECK(napi_create_uint32(env, id, &result));
   return result;

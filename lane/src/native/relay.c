@@ -13,8 +13,10 @@
 #define _GNU_SOURCE
 #include "relay.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -227,6 +229,12 @@ static void finish(relay *r, int how, const uint8_t *reason, size_t reason_lengt
   if (--r->open_handles == 0) free_relay(r); /* drops the hold taken above */
 }
 
+/* A seal that failed: the sequence numbers used up (2^64 records: a nonce is never used twice), or OpenSSL. */
+static void fail_seal(relay *r) {
+  if (r->send_spent) finish(r, LANE_END_ERROR, NULL, 0, "bad_record: the sequence numbers this side sends are used up");
+  else finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed in OpenSSL's AES-256-GCM");
+}
+
 static void fail_errno(relay *r, const char *what, int error) {
   finish(r, LANE_END_ERROR, NULL, 0, "%s: %s", what, strerror(error));
 }
@@ -295,7 +303,7 @@ static int seal_copy(relay *r, int type, const uint8_t *payload, size_t n) {
   at[4] = (uint8_t)type;
   if (n > 0) memcpy(at + 5, payload, n);
   if (seal_in_place(r, at, n) != 0) {
-    finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed (the sequence numbers are used up)");
+    fail_seal(r);
     return -1;
   }
   r->nout_end += RECORD_OVERHEAD + n;
@@ -348,6 +356,10 @@ static int open_records(relay *r) {
     }
     if (available < 4 + (size_t)body) break;
     uint64_t seq = r->receive_seq;
+    if (r->receive_spent) {
+      finish(r, LANE_END_ERROR, NULL, 0, "bad_record: the sequence numbers of the lane's records are used up");
+      return -1;
+    }
     if (open_in_place(r, at, body) != 0) {
       finish(r, LANE_END_ERROR, NULL, 0, "tampered: record %llu does not open (changed, out of order or the wrong key)",
              (unsigned long long)seq);
@@ -442,7 +454,7 @@ static void read_local(relay *r) {
     if (n > 0) {
       at[4] = LANE_DATA;
       if (seal_in_place(r, at, (size_t)n) != 0) {
-        finish(r, LANE_END_ERROR, NULL, 0, "sealing a record failed (the sequence numbers are used up)");
+        fail_seal(r);
         return;
       }
       r->nout_end += RECORD_OVERHEAD + (size_t)n;
@@ -722,6 +734,14 @@ static void thread_main(void *arg) {
 }
 
 static void init_once(void) {
+  /* The thread runs this library's code for the rest of the process, but Node unloads an addon with
+   * the last environment that loaded it (a Worker's): pin it (RTLD_NODELETE) before starting. */
+  Dl_info self;
+  if (dladdr((void *)init_once, &self) == 0 || !self.dli_fname ||
+      !dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) {
+    init_error = UV_ENOENT;
+    return;
+  }
   if ((init_error = uv_mutex_init(&mutex)) != 0) return;
   if ((init_error = uv_loop_init(&loop)) != 0) return;
   if ((init_error = uv_async_init(&loop, &wake, on_wake)) != 0) return;
@@ -769,6 +789,13 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
       return -e;
     }
   }
+  if (options->net == options->local_read || options->net == options->local_write) {
+    /* Each fd is closed once at the end: one fd on both sides would be closed twice (the second
+     * time perhaps a descriptor another thread has just opened). */
+    snprintf(error, error_size, "RelayOptions.net: fd %d is also localRead or localWrite; the lane needs a socket of its own",
+             options->net);
+    return -EINVAL;
+  }
   int owned = options->kind == LANE_KIND_TERMINAL ? 1 : 3; /* stdin/stdout are Node's too: their flags stay */
   for (int i = 0; i < owned; i++) {
     int rc = set_nonblocking(fds[i]);
@@ -808,6 +835,9 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
   }
   r->id = id;
   r->o = *options;
+  /* The keys live on only inside the cipher contexts (cleansed by EVP_CIPHER_CTX_free at the end). */
+  OPENSSL_cleanse(r->o.send_key, sizeof r->o.send_key);
+  OPENSSL_cleanse(r->o.receive_key, sizeof r->o.receive_key);
   r->send_seq = options->send_seq;
   r->receive_seq = options->receive_seq;
   r->net_held = options->hold_net;
