@@ -197,6 +197,34 @@ describe('hangar attach when its lane is cut', () => {
   });
 });
 
+describe('hangar attach on a link far away (50 ms each way)', () => {
+  const box = usePairedHost({ agent: { logLevel: 'info' }, viaProxy: true });
+
+  it('a 100 KiB paste while the lane opens arrives whole and in order', async () => {
+    const file = join(box.home, 'pasted.txt');
+    const client = await box.bashAttached('paste');
+    box.proxy!.setDelay(50);
+    client.type(`cat > ${file}\r`);
+    // Lines of 63 keys and a newline (under the pty's 4 KiB line), 100 KiB in all.
+    let pasted = '';
+    for (let line = 0; pasted.length < 100 * 1024; line++)
+      pasted += `${String(line).padStart(5, '0')}-${'x'.repeat(57)}\r`;
+    // The move begins 100 ms after the last key and takes round trips: the paste comes while it
+    // is under way (held until the lane is there).
+    await new Promise((r) => setTimeout(r, 130));
+    expect(lanesMoved(box)).toBe(0);
+    client.type(pasted);
+    await waitFor(async () => lanesMoved(box) === 1);
+    const expected = pasted.replaceAll('\r', '\n');
+    await waitFor(async () => readFileSync(file, 'utf8').length >= expected.length, 20_000).catch(() => undefined);
+    const written = readFileSync(file, 'utf8');
+    expect(written.length).toBe(expected.length);
+    expect(written === expected).toBe(true);
+    client.type('\x04');
+    await client.waitForText(/^\$ $/m, 20_000);
+  });
+});
+
 /** A new bash session, attached; typed into and left quiet until the agent moved it onto a lane. */
 async function onLane(box: PairedHost, session: string): Promise<AttachedCli> {
   const before = lanesMoved(box);

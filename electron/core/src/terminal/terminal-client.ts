@@ -174,7 +174,9 @@ export class TerminalClient implements Disposable {
       this.stream.write(data, { now: true });
       return;
     }
-    if (this.pendingInputBytes + data.length > MAX_PENDING_INPUT) return;
+    // A move onto a lane is bounded (the lane's answer within 5 s) and drops nothing: a paste
+    // while it is under way goes on whole, after the keys before it.
+    if (!this.laning && this.pendingInputBytes + data.length > MAX_PENDING_INPUT) return;
     this.pendingInput.push(data);
     this.pendingInputBytes += data.length;
   }
