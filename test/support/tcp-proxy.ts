@@ -58,11 +58,7 @@ export class TcpProxy implements AsyncDisposable {
       // Delayed chunks wait in order, each until its time (a later, shorter delay never overtakes).
       const queue: { chunk: Buffer; at: number }[] = [];
       let timer: NodeJS.Timeout | undefined;
-      const drain = () => {
-        timer = undefined;
-        while (queue.length > 0 && queue[0]!.at <= performance.now()) to.write(queue.shift()!.chunk);
-        if (queue.length > 0) timer = setTimeout(drain, Math.max(1, queue[0]!.at - performance.now()));
-      };
+      let drain: () => void;
       from.on('data', (chunk: Buffer) => {
         if (this.blackhole === 'both' || (this.blackhole === 'fromTarget' && from === upstream)) return;
         this.captured.push(Buffer.from(chunk));
@@ -73,12 +69,21 @@ export class TcpProxy implements AsyncDisposable {
         queue.push({ chunk, at: performance.now() + this.delayMs });
         timer ??= setTimeout(drain, this.delayMs);
       });
-      from.on('close', () => clearTimeout(timer));
+      // What was sent before the end still arrives (a cut, which destroys both, drops it).
+      let ended = false;
+      drain = () => {
+        timer = undefined;
+        while (queue.length > 0 && queue[0]!.at <= performance.now()) to.write(queue.shift()!.chunk);
+        if (queue.length > 0) timer = setTimeout(drain, Math.max(1, queue[0]!.at - performance.now()));
+        else if (ended) to.end();
+      };
+      from.on('close', () => {
+        ended = true;
+        if (queue.length === 0) to.destroy();
+      });
     };
     pipe(client, upstream);
     pipe(upstream, client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
   }
 
   /** Every connection dies at once, as when Wi-Fi drops. New connections still work. */
