@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { HangarCore, openLane } from '@hangar/desktop/core';
+import { HangarCore, openLane, type TerminalClient } from '@hangar/desktop/core';
 import { usePairedHost, type PairedHost } from '../support/paired-host.js';
 import { AttachedCli } from '../support/pty-client.js';
 import { BASH, hangar, pairWith, removeDir, tempDir, tmux } from '../support/processes.js';
@@ -119,24 +119,58 @@ describe('hangar attach over a lane', () => {
 
   it('a lane waits for the keys its stream was said to carry: refused if fewer come in 3 s, or more came', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'wait', ...BASH])).code).toBe(0);
-    const client = new AttachedCli(box.home, ['box', 'wait'], { cols: 100, rows: 30 }, { HANGAR_LANES: 'off' });
     const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    let client: TerminalClient | undefined;
     try {
-      await client.waitForText('$');
-      client.type('echo typed\r');
-      await client.waitForText(/^typed$/m);
-      const attachment = /"attachment":"([^"]+)","msg":"attached"/.exec(box.agent.stderr())?.[1];
-      expect(attachment).toBeDefined();
-      // The same device on a link of its own (as the command is), naming more keys than were typed...
+      let echoed = '';
+      client = await core.attach('box', 'wait', { cols: 100, rows: 30 }, (attached) =>
+        attached.onOutput(({ data }) => (echoed += Buffer.from(data).toString('latin1'))),
+      );
+      client.write(Buffer.from('echo typed-$((1+1))\r'));
+      await waitFor(async () => echoed.includes('typed-2'));
+      // A lane of the attachment's own link, naming more keys than were typed...
       const lane = (input_offset: number) =>
-        openLane(core.connection('box'), { purpose: 'terminal', attachment_id: attachment!, input_offset });
+        openLane(core.connection('box'), { purpose: 'terminal', attachment_id: client!.attachment, input_offset });
       await expect(lane(1_000_000)).rejects.toMatchObject({ code: 'E_TIMEOUT', details: { lane: 'refused' } });
       // ...or fewer.
       await expect(lane(1)).rejects.toMatchObject({ code: 'E_BAD_REQUEST', details: { lane: 'refused' } });
       // The terminal stayed on its stream.
+      client.write(Buffer.from('echo still-on-the-stream-$((2+2))\r'));
+      await waitFor(async () => echoed.includes('still-on-the-stream-4'));
+      expect(lanesMoved(box)).toBe(0);
+    } finally {
+      await client?.detach();
+      await core.dispose();
+    }
+  });
+
+  it('a lane of another link of the same device cannot take the attachment, nor learn it exists', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'own', ...BASH])).code).toBe(0);
+    const client = new AttachedCli(box.home, ['box', 'own'], { cols: 100, rows: 30 }, { HANGAR_LANES: 'off' });
+    // The same device on a link of its own (another core: the window's, say).
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      await client.waitForText('$');
+      const typed = 'echo typed\r';
+      client.type(typed);
+      await client.waitForText(/^typed$/m);
+      const attachment = /"attachment":"([^"]+)","msg":"attached"/.exec(box.agent.stderr())?.[1];
+      expect(attachment).toBeDefined();
+      // The keys its stream carried, exactly: only the link was wrong.
+      const lane = (attachment_id: string) =>
+        openLane(core.connection('box'), { purpose: 'terminal', attachment_id, input_offset: typed.length });
+      const refused = await lane(attachment!).catch((error: unknown) => error);
+      const guessed = await lane('AAAAAAAAAAAAAAAAAAAAAA').catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: 'E_NOT_FOUND', details: { lane: 'refused' } });
+      expect(guessed).toMatchObject({ code: 'E_NOT_FOUND', details: { lane: 'refused' } });
+      expect(String((refused as Error).message).replace(attachment!, 'X')).toBe(
+        String((guessed as Error).message).replace('AAAAAAAAAAAAAAAAAAAAAA', 'X'),
+      );
+      // The terminal stayed where it was, on its own stream.
       client.type('echo still-on-the-stream\r');
       await client.waitForText(/^still-on-the-stream$/m);
       expect(lanesMoved(box)).toBe(0);
+      expect(attachments(box)).toBe(1);
     } finally {
       await core.dispose();
       await client[Symbol.asyncDispose]();
@@ -194,6 +228,59 @@ describe('hangar attach when its lane is cut', () => {
     await waitFor(async () => fds() === held);
     client.type('echo after-the-cut\r');
     await client.waitForText(/^after-the-cut$/m);
+  });
+});
+
+describe('hangar attach on a link far away (50 ms each way)', () => {
+  // At debug the agent says how many bytes each lane carried.
+  const box = usePairedHost({ agent: { logLevel: 'debug' }, viaProxy: true });
+
+  it('a 100 KiB paste while the lane opens arrives whole and in order', async () => {
+    const file = join(box.home, 'pasted.txt');
+    const client = await box.bashAttached('paste');
+    box.proxy!.setDelay(50);
+    client.type(`cat > ${file}\r`);
+    // Lines of 63 keys and a newline (under the pty's 4 KiB line), 100 KiB in all.
+    let pasted = '';
+    for (let line = 0; pasted.length < 100 * 1024; line++)
+      pasted += `${String(line).padStart(5, '0')}-${'x'.repeat(57)}\r`;
+    // The move begins 100 ms after the last key and takes round trips: the paste comes while it
+    // is under way (held until the lane is there).
+    await new Promise((r) => setTimeout(r, 130));
+    expect(lanesMoved(box)).toBe(0);
+    client.type(pasted);
+    await waitFor(async () => lanesMoved(box) === 1);
+    const expected = pasted.replaceAll('\r', '\n');
+    await waitFor(async () => readFileSync(file, 'utf8').length >= expected.length, 20_000).catch(() => undefined);
+    const written = readFileSync(file, 'utf8');
+    expect(written.length).toBe(expected.length);
+    expect(written === expected).toBe(true);
+    client.type('\x04');
+    await client.waitForText(/^\$ $/m, 20_000);
+  });
+
+  it('keys typed with the detach key while the lane opens go over the lane before the detach', async () => {
+    const file = join(box.home, 'before-detach.txt');
+    const client = await box.bashAttached('leave');
+    box.proxy!.setDelay(50);
+    client.type(`cat > ${file}\r`);
+    await new Promise((r) => setTimeout(r, 130));
+    const keys = 'typed-before-detach\r';
+    client.type(`${keys}\x1d`);
+    expect(await client.waitForExit()).toBe(0);
+    expect(client.raw).toContain('[detached from box/leave; it keeps running');
+    // The move finished, the held keys went over the lane, and its CLOSE after them detached the
+    // attachment (a session.detach over the link could overtake them). Whether tmux read them
+    // from its pty before the host's SIGHUP reached its client is a race the link's stream shares:
+    // the file is not checked here.
+    expect(lanesMoved(box)).toBe(1);
+    await waitFor(async () => /lane of an attachment ended; detaching/.test(box.agent.stderr()));
+    const ended = box.agent
+      .stderr()
+      .split('\n')
+      .filter((line) => line.includes('"purpose":"terminal"') && line.includes('"msg":"lane ended"'))
+      .map((line) => JSON.parse(line) as { how: string; bytes_in: number });
+    expect(ended).toEqual([expect.objectContaining({ how: 'closed', bytes_in: keys.length })]);
   });
 });
 

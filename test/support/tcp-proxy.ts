@@ -12,6 +12,8 @@ export class TcpProxy implements AsyncDisposable {
   private readonly connections = new Map<Socket, { first: Buffer; upstream: Socket }>();
   private blackhole: false | 'both' | 'fromTarget' = false;
   private refusing = false;
+  /** Each byte reaches the other end this long after it came (setDelay): a link far away. */
+  private delayMs = 0;
 
   private constructor(
     private readonly server: Server,
@@ -52,16 +54,36 @@ export class TcpProxy implements AsyncDisposable {
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());
     }
-    const pipe = (from: Socket, to: Socket) =>
+    const pipe = (from: Socket, to: Socket) => {
+      // Delayed chunks wait in order, each until its time (a later, shorter delay never overtakes).
+      const queue: { chunk: Buffer; at: number }[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      let drain: () => void;
       from.on('data', (chunk: Buffer) => {
         if (this.blackhole === 'both' || (this.blackhole === 'fromTarget' && from === upstream)) return;
         this.captured.push(Buffer.from(chunk));
-        to.write(chunk);
+        if (this.delayMs === 0 && queue.length === 0) {
+          to.write(chunk);
+          return;
+        }
+        queue.push({ chunk, at: performance.now() + this.delayMs });
+        timer ??= setTimeout(drain, this.delayMs);
       });
+      // What was sent before the end still arrives (a cut, which destroys both, drops it).
+      let ended = false;
+      drain = () => {
+        timer = undefined;
+        while (queue.length > 0 && queue[0]!.at <= performance.now()) to.write(queue.shift()!.chunk);
+        if (queue.length > 0) timer = setTimeout(drain, Math.max(1, queue[0]!.at - performance.now()));
+        else if (ended) to.end();
+      };
+      from.on('close', () => {
+        ended = true;
+        if (queue.length === 0) to.destroy();
+      });
+    };
     pipe(client, upstream);
     pipe(upstream, client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
   }
 
   /** Every connection dies at once, as when Wi-Fi drops. New connections still work. */
@@ -79,6 +101,11 @@ export class TcpProxy implements AsyncDisposable {
       cut++;
     }
     return cut;
+  }
+
+  /** Every byte from now on crosses `ms` later, each way (0: at once again, behind what waits). */
+  setDelay(ms: number): void {
+    this.delayMs = ms;
   }
 
   /** New connections are dropped at once, as when the host is unreachable (until cleared). */

@@ -107,7 +107,7 @@ export class TerminalBindings implements Disposable {
 
   /**
    * Takes a bound attachment off its stream for a lane (lane/PROTOCOL.md, "Purposes: terminal"),
-   * for `device`, its owner: waits until the stream has delivered `inputOffset` bytes of keys (at
+   * for the link it is bound on (of its owner's device): waits until the stream has delivered `inputOffset` bytes of keys (at
    * most LANE_INPUT_WAIT_MS), checks that it drives the session's size (the client that typed
    * last), takes the pty away from JavaScript and closes the stream with code `lane` after its
    * last byte. The caller answers
@@ -119,12 +119,13 @@ export class TerminalBindings implements Disposable {
    */
   async takeForLane(
     attachmentId: string,
-    device: string,
+    link: { device: string; mux: Mux },
     inputOffset: number,
     logger?: Logger,
   ): Promise<{ masterFd: number; run(relay: TerminalLaneRelay): void; abandon(): void }> {
     const binding = this.bindings.get(attachmentId);
-    if (!binding || binding.device !== device) {
+    // Its device's other links (another core of the same device) are told no more than a stranger.
+    if (!binding || binding.device !== link.device || binding.mux !== link.mux) {
       throw new HangarError('E_NOT_FOUND', `no attachment ${attachmentId} of this device is attached; attach again`);
     }
     const { attachment, stream } = binding;

@@ -11,7 +11,7 @@ import type { TerminalBindings } from './terminal-bindings.js';
  */
 export function terminalLanes(bindings: TerminalBindings, native: NativeLanes): LanePurposeHandler<'terminal'> {
   return async (hello, link, log): Promise<LaneTaken> => {
-    const taken = await bindings.takeForLane(hello.attachment_id, link.device, hello.input_offset, log);
+    const taken = await bindings.takeForLane(hello.attachment_id, link, hello.input_offset, log);
     return {
       accept: {},
       run(lane) {

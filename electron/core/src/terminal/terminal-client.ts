@@ -18,6 +18,8 @@ import { openLane, type OpenedLane } from '../link/lanes.js';
 const MAX_PENDING_INPUT = 64 * 1024;
 /** Moving to a better link waits at most this long for the host to take what was typed on the old one. */
 const INPUT_SETTLE_MS = 2_000;
+/** A detach on a lane waits this long at most for the lane's CLOSE to leave (see detach). */
+const LANE_DETACH_WAIT_MS = 2_000;
 
 /**
  * An attachment another client of this device holds (a running core's terminal), taken over on
@@ -69,6 +71,9 @@ export class TerminalClient implements Disposable {
   private moving = false;
   /** Moving onto a lane: input waits (pendingInput) until the lane's relay takes it. */
   private laning = false;
+  private detaching = false;
+  /** Settles when the move onto a lane under way has (a detach waits for it: see detach). */
+  private laneMove: Promise<void> | undefined;
   /** The lane keys and output go over, once moved (toLane). */
   private lane: TerminalLane | undefined;
   /** The stream that closed with code `lane` (its output all delivered). */
@@ -174,7 +179,9 @@ export class TerminalClient implements Disposable {
       this.stream.write(data, { now: true });
       return;
     }
-    if (this.pendingInputBytes + data.length > MAX_PENDING_INPUT) return;
+    // A move onto a lane is bounded (the lane's answer within 5 s) and drops nothing: a paste
+    // while it is under way goes on whole, after the keys before it.
+    if (!this.laning && this.pendingInputBytes + data.length > MAX_PENDING_INPUT) return;
     this.pendingInput.push(data);
     this.pendingInputBytes += data.length;
   }
@@ -202,9 +209,21 @@ export class TerminalClient implements Disposable {
 
   /** Leaves the session running and frees this client's attachment on the host. */
   async detach(): Promise<void> {
+    if (this.ended || this.detaching) return;
+    this.detaching = true;
+    // Keys typed while a lane opens wait for it: they reach the session (over the lane, or the
+    // stream if none came) before the detach.
+    if (this.laneMove) await this.laneMove;
     if (this.ended) return;
     const id = this.attachmentId;
+    const lane = this.lane;
     this.end({ code: TERMINAL_CLOSE.detached, message: 'detached' });
+    if (lane) {
+      // On a lane the host detaches once the lane closes, after every key sent before its CLOSE
+      // reached the pty: a session.detach over the link could overtake keys still on the lane.
+      await Promise.race([lane.ended, new Promise((resolve) => setTimeout(resolve, LANE_DETACH_WAIT_MS))]);
+      return;
+    }
     await this.connection.call('session.detach', { attachment_id: id }).catch(() => undefined);
   }
 
@@ -220,6 +239,19 @@ export class TerminalClient implements Disposable {
   async toLane(start: LaneStarter): Promise<boolean> {
     const stream = this.stream;
     if (this.ended || !stream || stream.closed || this.moving || this.laning || this.lane) return false;
+    const moving = this.moveOntoLane(stream, start);
+    this.laneMove = moving.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await moving;
+    } finally {
+      this.laneMove = undefined;
+    }
+  }
+
+  private async moveOntoLane(stream: LinkStream, start: LaneStarter): Promise<boolean> {
     this.laning = true;
     let lane: TerminalLane;
     try {
