@@ -280,7 +280,9 @@ function load(): NativeLanes | { unavailable: string } {
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     return {
-      unavailable: `lane.node did not load (${message}); build it with \`npm ci\` or \`npx node-gyp rebuild\` in lane/`,
+      unavailable:
+        `lane.node did not load (${message}); build it with \`npx node-gyp rebuild\` where its binding.gyp is ` +
+        '(lane/ of a checkout, which `npm ci` builds; the folder of the installed hangar-agent package)',
     };
   }
 }

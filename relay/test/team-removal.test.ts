@@ -130,8 +130,10 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     const closed = await waitFor('the laptop socket to close', () => socket.closed());
     expect(closed.code).toBe(RELAY_CLOSE.revoked);
     expect(closed.reason).toMatch(/no longer a member/);
+    // Each later call of hers says why, as her socket did (not only "revoked").
     await expect(client().call('devices.list', {}, as(laptop))).rejects.toMatchObject({
       code: 'E_AUTH_DEVICE_REVOKED',
+      message: expect.stringMatching(/you are no longer a member of .+'s Hangar account/),
     });
     await expect(client().call('devices.list', {}, as(phone))).rejects.toMatchObject({ code: 'E_AUTH_REQUIRED' });
     await expect(client().call('auth.refresh', { refresh_token: laptop.session.refresh_token })).rejects.toMatchObject({

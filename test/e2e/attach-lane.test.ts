@@ -77,7 +77,12 @@ describe('hangar attach over a lane', () => {
 
   it('HANGAR_LANES=off keeps the terminal on the link', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'mux', ...BASH])).code).toBe(0);
-    const client = new AttachedCli(box.home, ['box', 'mux'], { cols: 100, rows: 30 }, { HANGAR_LANES: 'off' });
+    const client = new AttachedCli(
+      box.home,
+      ['box', 'mux'],
+      { cols: 100, rows: 30 },
+      { HANGAR_LANES: 'off', HANGAR_DEBUG: '1' },
+    );
     try {
       await client.waitForText('$');
       client.type('echo first\r');
@@ -87,6 +92,8 @@ describe('hangar attach over a lane', () => {
       client.type('echo second\r');
       await client.waitForText(/^second$/m);
       expect(lanesMoved(box)).toBe(0);
+      // HANGAR_DEBUG says why there is no lane, as it does for every other reason.
+      expect(client.raw).toContain('hangar: no lane (HANGAR_LANES=off); the terminal stays on the link');
     } finally {
       await client[Symbol.asyncDispose]();
     }

@@ -67,12 +67,35 @@ export async function authenticate(ctx: RelayContext, token: string | undefined)
   }
   const { login_live: live, ...device } = row;
   if (device.status === 'revoked') {
-    throw new HangarError('E_AUTH_DEVICE_REVOKED', `this device (${device.name}) was revoked on this account`);
+    throw new HangarError('E_AUTH_DEVICE_REVOKED', await revokedMessage(ctx, device));
   }
   if (!live) {
     throw new HangarError('E_AUTH_REQUIRED', 'this login was ended (logout or a reused refresh token); log in again');
   }
   return { device, claims };
+}
+
+/**
+ * Why a revoked device is refused. A member's device whose membership is gone was revoked by the
+ * owner's removal: it is told so, as its sockets were as they closed (account.remove_member).
+ */
+async function revokedMessage(ctx: RelayContext, device: DeviceRow): Promise<string> {
+  const revoked = `this device (${device.name}) was revoked on this account`;
+  if (device.member_email === null) return revoked;
+  const membership = await ctx.db
+    .selectFrom('account_members')
+    .select('email')
+    .where('account_id', '=', device.account_id)
+    .where('email', '=', device.member_email)
+    .where('joined_at', 'is not', null)
+    .executeTakeFirst();
+  if (membership !== undefined) return revoked;
+  const account = await ctx.db
+    .selectFrom('accounts')
+    .select('email')
+    .where('id', '=', device.account_id)
+    .executeTakeFirst();
+  return `you are no longer a member of ${account?.email ?? 'this'}'s Hangar account (its owner removed you): ${revoked}`;
 }
 
 /** `status` only where HTTP has a truer one than the code's (413, 415 of a body the framework refused). */

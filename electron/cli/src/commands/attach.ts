@@ -104,7 +104,14 @@ async function runAttached(
   const stdout = process.stdout;
   const raw = stdin.isTTY === true;
   const handOver = viaRunningCore() && process.env['HANGAR_ATTACH_HANDOVER'] !== 'off';
-  const lanes = raw && stdout.isTTY === true && process.env['HANGAR_LANES']?.trim().toLowerCase() !== 'off';
+  const lanesOff = process.env['HANGAR_LANES']?.trim().toLowerCase() === 'off';
+  const lanes = raw && stdout.isTTY === true && !lanesOff;
+  /** Where a lane would have been tried: HANGAR_DEBUG says why none is, as for every other reason. */
+  const noLaneWanted = (): void => {
+    if (lanesOff && raw && stdout.isTTY === true) {
+      debugNotice('hangar: no lane (HANGAR_LANES=off); the terminal stays on the link');
+    }
+  };
   let own: OwnLink | undefined;
   const end = await new Promise<CloseReason>((resolve, reject) => {
     let overlay = false;
@@ -341,6 +348,7 @@ async function runAttached(
       for (const keys of held?.input ?? []) terminal.write(keys);
       if (detachAfterHandover) terminal.detach();
       else if (lanes) laneCandidate = terminal;
+      else noLaneWanted();
       // Nothing is said to the running core: the host has ended its stream ('superseded', and its
       // terminal with it). A terminal.close from here could reach it first and detach the
       // attachment that is now ours.
@@ -356,7 +364,10 @@ async function runAttached(
       stdin.resume();
       process.on('SIGWINCH', onResize);
       if (handOver) void moveToOwnLink(terminalId);
-      else if (lanes && isDirect(current)) laneCandidate = current;
+      else if (isDirect(current)) {
+        if (lanes) laneCandidate = current;
+        else noLaneWanted();
+      }
     }, reject);
   });
   if (own) {

@@ -104,6 +104,8 @@ export class AccountHosts implements Disposable {
     void settleHostTrust(this.account)
       .then(
         () => {
+          // The core closed meanwhile (its database with it): nothing to say, and nothing to read.
+          if (this.disposed) return;
           if (!trustOwed(this.account)) this.logger.info('vouched for the computer that approved this one');
         },
         (error: unknown) => {
