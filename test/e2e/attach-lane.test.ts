@@ -309,10 +309,11 @@ function attachments(box: PairedHost): number {
   return box.agent.stderr().split('"msg":"attached"').length - 1;
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+/** Bounded: 15 s, room for a loaded CI machine (a re-attach after a cut takes a few round trips and a tmux client). */
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
+    if (Date.now() > deadline) throw new Error(`not met in ${timeoutMs} ms: ${check.toString().slice(0, 160)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
