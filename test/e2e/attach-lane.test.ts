@@ -238,6 +238,32 @@ describe('hangar attach when its lane is cut', () => {
   });
 });
 
+describe("hangar attach while its lane's ACCEPT is on its way", () => {
+  const box = usePairedHost({ agent: { logLevel: 'info' }, viaProxy: true });
+
+  it("a resize between the stream's `lane` close and the lane's ACCEPT reaches tmux", async () => {
+    const size = async () =>
+      (await tmux(box.dataDir, ['display', '-p', '-t', 'hangar-grow', '#{window_width}x#{window_height}'])).trim();
+    const client = await box.bashAttached('grow');
+    const before = await size();
+    expect(before).not.toBe('90x25');
+    // What the agent sends on a lane (its ACCEPT first) comes 1.5 s late; the stream's `lane`
+    // close, on the link, at once: the command is between the two that long.
+    box.proxy!.setAnswerDelayWhere('HGLANE/1', 1500);
+    client.type('echo typed-once\r');
+    await client.waitForText(/^typed-once$/m);
+    // The agent says so once its ACCEPT has gone (its relay runs).
+    await waitFor(async () => lanesMoved(box) === 1);
+    client.resize(90, 25);
+    await waitFor(async () => (await size()) === '90x25');
+    // The lane came, and the terminal is on it.
+    client.type('echo on-the-lane\r');
+    await client.waitForText(/^on-the-lane$/m);
+    expect(lanesMoved(box)).toBe(1);
+    expect(await size()).toBe('90x25');
+  });
+});
+
 describe('hangar attach on a link far away (50 ms each way)', () => {
   // At debug the agent says how many bytes each lane carried.
   const box = usePairedHost({ agent: { logLevel: 'debug' }, viaProxy: true });

@@ -14,6 +14,8 @@ export class TcpProxy implements AsyncDisposable {
   private refusing = false;
   /** Each byte reaches the other end this long after it came (setDelay): a link far away. */
   private delayMs = 0;
+  /** What the target sends on connections whose client began with `prefix` crosses this much later. */
+  private answerDelay: { prefix: Buffer; ms: number } | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -62,12 +64,13 @@ export class TcpProxy implements AsyncDisposable {
       from.on('data', (chunk: Buffer) => {
         if (this.blackhole === 'both' || (this.blackhole === 'fromTarget' && from === upstream)) return;
         this.captured.push(Buffer.from(chunk));
-        if (this.delayMs === 0 && queue.length === 0) {
+        const delayMs = this.delayMs + (from === upstream ? this.answerDelayOf(connection.first) : 0);
+        if (delayMs === 0 && queue.length === 0) {
           to.write(chunk);
           return;
         }
-        queue.push({ chunk, at: performance.now() + this.delayMs });
-        timer ??= setTimeout(drain, this.delayMs);
+        queue.push({ chunk, at: performance.now() + delayMs });
+        timer ??= setTimeout(drain, delayMs);
       });
       // What was sent before the end still arrives (a cut, which destroys both, drops it).
       let ended = false;
@@ -106,6 +109,19 @@ export class TcpProxy implements AsyncDisposable {
   /** Every byte from now on crosses `ms` later, each way (0: at once again, behind what waits). */
   setDelay(ms: number): void {
     this.delayMs = ms;
+  }
+
+  /**
+   * What the target sends on the connections whose client began with `prefix` (a lane: "HGLANE/1")
+   * crosses `ms` later, on top of setDelay's (0: no longer); the other connections are not held.
+   */
+  setAnswerDelayWhere(prefix: string, ms: number): void {
+    this.answerDelay = ms > 0 ? { prefix: Buffer.from(prefix), ms } : undefined;
+  }
+
+  private answerDelayOf(first: Buffer): number {
+    const held = this.answerDelay;
+    return held && first.subarray(0, held.prefix.length).equals(held.prefix) ? held.ms : 0;
   }
 
   /** New connections are dropped at once, as when the host is unreachable (until cleared). */

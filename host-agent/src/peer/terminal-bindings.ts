@@ -111,8 +111,9 @@ export class TerminalBindings implements Disposable {
    * most LANE_INPUT_WAIT_MS), checks that it drives the session's size (the client that typed
    * last), takes the pty away from JavaScript and closes the stream with code `lane` after its
    * last byte. The caller answers
-   * ACCEPT and starts the relay on (a dup of) `masterFd`, then `run`s it here: the attachment's end
-   * comes as the lane's CLOSE, and a lane that breaks detaches the attachment (its output went
+   * ACCEPT and starts the relay on a dup of `masterFd` (taken at once: the fd goes with the
+   * attachment's end), then `run`s it here: the attachment's end comes as the lane's CLOSE (also
+   * one that came before `run`), and a lane that breaks detaches the attachment (its output went
    * around the replay buffer: it cannot be resumed); `abandon` if the lane went before that.
    * Throws a HangarError (the lane's REFUSE) when the attachment cannot move; it then stays on
    * its stream.
@@ -167,25 +168,39 @@ export class TerminalBindings implements Disposable {
     // From here the attachment's output no longer passes the replay buffer: a failure detaches it.
     this.bindings.delete(attachmentId);
     void binding.subscriptions.dispose();
+    // Its end is heard from before the hand-over: the session can end while the lane's ACCEPT is
+    // on its way, before run, and the lane's CLOSE must still say how (not a lane that broke).
+    const subscriptions = new DisposableStore();
+    let ended: CloseReason | undefined;
+    let laneRelay: TerminalLaneRelay | undefined;
+    const closeWithEnd = (relay: TerminalLaneRelay, reason: CloseReason) => {
+      // Not forget(): its unbind would close the lane without the reason.
+      this.lanes.delete(attachmentId);
+      this.owners.delete(attachmentId);
+      void subscriptions.dispose();
+      relay.close(Buffer.from(encodeReason(reason)));
+    };
+    subscriptions.add(
+      attachment.onEnd((end) => {
+        ended = endReason(attachment, end);
+        if (laneRelay) closeWithEnd(laneRelay, ended);
+      }),
+    );
     stream.close({ code: TERMINAL_CLOSE.lane, message: 'the terminal goes on over a lane' });
     const abandon = () => {
+      void subscriptions.dispose();
       this.owners.delete(attachmentId);
       attachment.detach();
     };
     const run = (relay: TerminalLaneRelay) => {
-      const subscriptions = new DisposableStore();
       const lane: LaneBinding = { attachment, relay, subscriptions };
       this.lanes.set(attachmentId, lane);
       logger?.info({ session: attachment.sessionName, attachment: attachmentId }, 'attachment moved onto a lane');
-      subscriptions.add(
-        attachment.onEnd((end) => {
-          // Not forget(): its unbind would close the lane without the reason.
-          this.lanes.delete(attachmentId);
-          this.owners.delete(attachmentId);
-          void subscriptions.dispose();
-          relay.close(Buffer.from(encodeReason(endReason(attachment, end))));
-        }),
-      );
+      laneRelay = relay;
+      if (ended) {
+        closeWithEnd(relay, ended);
+        return;
+      }
       // Keys from the lane never pass input(): once another client takes the size, this one
       // could not take it back by typing. So its lane ends (the client attaches again through
       // the link, as after a lane that broke) and this attachment goes with it.

@@ -12,10 +12,25 @@ import type { TerminalBindings } from './terminal-bindings.js';
 export function terminalLanes(bindings: TerminalBindings, native: NativeLanes): LanePurposeHandler<'terminal'> {
   return async (hello, link, log): Promise<LaneTaken> => {
     const taken = await bindings.takeForLane(hello.attachment_id, link, hello.input_offset, log);
+    // Duplicated at once, before the ACCEPT goes out: a session that ends meanwhile closes
+    // node-pty's fd (its number could then be another file's), while this one stays the pty's
+    // master, read to its end by the relay ahead of the CLOSE that says how it ended.
+    let pty: number | undefined;
+    try {
+      pty = native.dupFd(taken.masterFd);
+    } catch (error) {
+      taken.abandon();
+      throw error;
+    }
+    const closePty = () => {
+      if (pty !== undefined) closeSync(pty);
+      pty = undefined;
+    };
     return {
       accept: {},
       run(lane) {
-        const pty = native.dupFd(taken.masterFd);
+        const local = pty;
+        if (local === undefined) throw new Error('the lane already ran or was abandoned');
         let netFd: number | undefined;
         let relay: Relay;
         try {
@@ -24,8 +39,8 @@ export function terminalLanes(bindings: TerminalBindings, native: NativeLanes): 
           const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
           relay = native.relay({
             net: net.fd,
-            localRead: pty,
-            localWrite: pty,
+            localRead: local,
+            localWrite: local,
             closeLocal: true,
             keys: lane.keys,
             sendSeq: lane.sendSeq,
@@ -34,14 +49,19 @@ export function terminalLanes(bindings: TerminalBindings, native: NativeLanes): 
             localKind: 'pty',
           });
         } catch (error) {
-          closeSync(pty);
+          closePty();
           if (netFd !== undefined) closeSync(netFd);
           throw error;
         }
+        // The relay owns it now (closeLocal).
+        pty = undefined;
         taken.run(relay);
         return relay;
       },
-      abandon: () => taken.abandon(),
+      abandon: () => {
+        closePty();
+        taken.abandon();
+      },
     };
   };
 }

@@ -188,7 +188,7 @@ export class TerminalClient implements Disposable {
 
   resize(cols: number, rows: number): void {
     this.size = { cols, rows };
-    if ((!this.stream && !this.lane) || this.ended) return;
+    if (!this.onAttachment()) return;
     this.connection.call('terminal.resize', { attachment_id: this.attachmentId, cols, rows }).catch(() => {
       // A resize lost with the link is re-sent by the next attach, which carries the size.
     });
@@ -196,10 +196,20 @@ export class TerminalClient implements Disposable {
 
   /** Asks tmux to repaint this client's screen, e.g. after a notice was drawn over it. */
   redraw(): void {
-    if ((!this.stream && !this.lane) || this.ended) return;
+    if (!this.onAttachment()) return;
     this.connection.call('terminal.redraw', { attachment_id: this.attachmentId }).catch(() => {
       // Cosmetic: a repaint lost with the link is not worth an error.
     });
+  }
+
+  /**
+   * The host holds this client's attachment where terminal.resize and terminal.redraw reach it:
+   * on its stream, on a lane, or moving onto one (between the stream's `lane` close and the
+   * lane's ACCEPT it is on neither; a resize dropped there would leave the window at the old size
+   * until the next one). If the lane does not come, the fresh attach carries the size.
+   */
+  private onAttachment(): boolean {
+    return !this.ended && (this.stream !== undefined || this.lane !== undefined || this.laning);
   }
 
   ack(offset: number): void {
