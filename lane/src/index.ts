@@ -16,4 +16,12 @@ export {
   type LaneKeys,
   type LaneRecord,
 } from './records.js';
-export { loadNativeLanes, type NativeLanes, type Relay, type RelayEnd, type RelayOptions } from './native.js';
+export {
+  loadNativeLanes,
+  relaySockets,
+  type AcceptedLane,
+  type NativeLanes,
+  type Relay,
+  type RelayEnd,
+  type RelayOptions,
+} from './native.js';

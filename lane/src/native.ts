@@ -286,3 +286,39 @@ function load(): NativeLanes | { unavailable: string } {
     };
   }
 }
+
+/** A lane the agent accepted, as either end holds it once HELLO/ACCEPT are done. */
+export interface AcceptedLane {
+  keys: LaneKeys;
+  sendSeq: bigint;
+  receiveSeq: bigint;
+  /** Bytes read past the handshake's record (the start of what the relay opens next). */
+  leftover: Buffer;
+}
+
+/**
+ * Joins two sockets `adoptSocket` took: the lane's (`net`) and a plain TCP one (`local`: the
+ * browser's in the core, the dev server's on the host), half-closes carried both ways. `toNet`
+ * goes first (default: what Node had read off the local socket).
+ */
+export function relaySockets(
+  native: NativeLanes,
+  lane: AcceptedLane,
+  net: { fd: number; pending: Buffer },
+  local: { fd: number; pending: Buffer },
+  toNet: Buffer = local.pending,
+): Relay {
+  const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+  return native.relay({
+    net: net.fd,
+    localRead: local.fd,
+    localWrite: local.fd,
+    closeLocal: true,
+    keys: lane.keys,
+    sendSeq: lane.sendSeq,
+    receiveSeq: lane.receiveSeq,
+    ...(fromNet.length > 0 ? { fromNet } : {}),
+    ...(toNet.length > 0 ? { toNet } : {}),
+    localKind: 'socket',
+  });
+}

@@ -15,7 +15,7 @@ import {
   type PreviewListResult,
   type PublishHostEvent,
 } from '@hangar/shared';
-import type { NativeLanes, Relay } from '@hangar/lane';
+import { relaySockets, type NativeLanes, type Relay } from '@hangar/lane';
 import type Database from 'better-sqlite3';
 import { closeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -115,21 +115,34 @@ export class PreviewService implements Disposable {
     await this.changed();
   }
 
+  /** A registered preview, and room on this link for one more of its connections: else the error. */
+  private checkRoom(port: number, mux: Mux): void {
+    if (!this.store.get(port)) throw notAPreview(port);
+    const max = this.options.maxConnectionsPerLink ?? DEFAULT_MAX_CONNECTIONS_PER_LINK;
+    if ((this.perLink.get(mux) ?? 0) >= max) {
+      throw new HangarError('E_UNAVAILABLE', `this link already has ${max} preview connections open; close some`);
+    }
+  }
+
+  /** Counts a connection against its link from now (one still dialing counts too); the returned call uncounts it, once. */
+  private countConnection(mux: Mux): () => void {
+    this.perLink.set(mux, (this.perLink.get(mux) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
+    };
+  }
+
   /**
    * Connects to the registered port on loopback and opens the caller's stream for it. The
    * socket stays paused until start(), so no byte overtakes the answer.
    */
   async connect(port: number, mux: Mux, streamId: number): Promise<PreviewConnection> {
-    if (!this.store.get(port)) throw notAPreview(port);
-    const max = this.options.maxConnectionsPerLink ?? DEFAULT_MAX_CONNECTIONS_PER_LINK;
-    const held = this.perLink.get(mux) ?? 0;
-    if (held >= max) {
-      throw new HangarError('E_UNAVAILABLE', `this link already has ${max} preview connections open; close some`);
-    }
+    this.checkRoom(port, mux);
     if (mux.getStream(streamId)) throw new HangarError('E_BAD_REQUEST', `stream ${streamId} is already in use`);
-    // Counted from now: connections still dialing count against the link's limit too.
-    this.perLink.set(mux, held + 1);
-    const release = () => this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
+    const release = this.countConnection(mux);
     let dialed: { socket: Socket; address: Loopback; reads?: PooledReads };
     try {
       dialed = await this.dial(port);
@@ -162,19 +175,8 @@ export class PreviewService implements Disposable {
    * socket and the dev server's (no JavaScript per byte). Counted against the link's connections.
    */
   async takeLane(port: number, mux: Mux, native: NativeLanes): Promise<LaneTaken> {
-    if (!this.store.get(port)) throw notAPreview(port);
-    const max = this.options.maxConnectionsPerLink ?? DEFAULT_MAX_CONNECTIONS_PER_LINK;
-    const held = this.perLink.get(mux) ?? 0;
-    if (held >= max) {
-      throw new HangarError('E_UNAVAILABLE', `this link already has ${max} preview connections open; close some`);
-    }
-    this.perLink.set(mux, held + 1);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.perLink.set(mux, (this.perLink.get(mux) ?? 1) - 1);
-    };
+    this.checkRoom(port, mux);
+    const release = this.countConnection(mux);
     let socket: Socket;
     try {
       ({ socket } = await this.dial(port, false));
@@ -210,19 +212,7 @@ export class PreviewService implements Disposable {
           closeQuietly(local.fd);
           throw error;
         }
-        const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
-        const relay = native.relay({
-          net: net.fd,
-          localRead: local.fd,
-          localWrite: local.fd,
-          closeLocal: true,
-          keys: lane.keys,
-          sendSeq: lane.sendSeq,
-          receiveSeq: lane.receiveSeq,
-          ...(fromNet.length > 0 ? { fromNet } : {}),
-          ...(local.pending.length > 0 ? { toNet: local.pending } : {}),
-          localKind: 'socket',
-        });
+        const relay = relaySockets(native, lane, net, local);
         let relays = this.liveLanes.get(port);
         if (!relays) this.liveLanes.set(port, (relays = new Set()));
         relays.add(relay);

@@ -15,7 +15,7 @@ import {
 } from '@hangar/shared';
 import { closeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { NativeLanes, Relay } from '@hangar/lane';
+import { relaySockets, type NativeLanes, type Relay } from '@hangar/lane';
 import type { Logger } from 'pino';
 import type { HostConnection } from '../connection/host-connection.js';
 import { lanesHere, openLane, type OpenedLane } from '../link/lanes.js';
@@ -354,19 +354,7 @@ export class PreviewForwarder implements Disposable {
     const early = reads !== undefined ? reads.takeEarly() : [head];
     const toNet = Buffer.concat([...early, local.pending]);
     try {
-      const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
-      const relay = native.relay({
-        net: net.fd,
-        localRead: local.fd,
-        localWrite: local.fd,
-        closeLocal: true,
-        keys: lane.keys,
-        sendSeq: lane.sendSeq,
-        receiveSeq: lane.receiveSeq,
-        ...(fromNet.length > 0 ? { fromNet } : {}),
-        ...(toNet.length > 0 ? { toNet } : {}),
-        localKind: 'socket',
-      });
+      const relay = relaySockets(native, lane, net, local, toNet);
       this.relays.add(relay);
       void relay.ended.then((end) => {
         this.relays.delete(relay);
