@@ -352,6 +352,9 @@ function opened(
   });
 }
 
+/** How long a closed peer connection waits for its data channel's last message (the reason) and end. */
+const PEER_REASON_GRACE_MS = 250;
+
 function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint8Array, sdps: string[]): WebRtcLink {
   const relays = relayedAddresses(...sdps);
   const transport = wrapDataChannel(dc, {
@@ -363,7 +366,13 @@ function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint
   });
   pc.onStateChange((state) => {
     if (state === 'failed' || state === 'closed') {
-      transport.close({ code: 'E_HOST_UNREACHABLE', message: `the WebRTC connection ${state}` });
+      // The peer's reason comes as the channel's last message, on another callback than this
+      // state: under load the state can come first (CI saw the reason lost). The channel's own
+      // end, reason and all, is given a moment to arrive; a connection really gone ends here.
+      setTimeout(
+        () => transport.close({ code: 'E_HOST_UNREACHABLE', message: `the WebRTC connection ${state}` }),
+        PEER_REASON_GRACE_MS,
+      );
     }
   });
   return { transport, exporter, path: () => pathOf(pc, relays), limitReceived: transport.limitReceived };
