@@ -48,7 +48,7 @@ export interface LinkServerOptions {
   pairRateLimit?: { burst: number; perSecond: number };
   /** Caps on connections that have not authenticated (tests lower them). */
   pendingLimits?: Partial<PendingLimits>;
-  /** Takes the connections that start with a lane's preface (lane/PROTOCOL.md); without it they are dropped. */
+  /** Takes the connections that start with a lane's preface (lane/PROTOCOL.md); without it, or without its native relay, the port looks for no lanes (TLS drops a preface). */
   lanes?: LaneAcceptor;
 }
 
