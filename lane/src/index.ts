@@ -17,6 +17,7 @@ export {
   type LaneRecord,
 } from './records.js';
 export {
+  laneFromNet,
   loadNativeLanes,
   relaySockets,
   type AcceptedLane,

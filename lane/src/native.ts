@@ -296,6 +296,11 @@ export interface AcceptedLane {
   leftover: Buffer;
 }
 
+/** What the relay opens first: the bytes read past the handshake, then what Node had read off the lane's socket. */
+export function laneFromNet(lane: AcceptedLane, net: { pending: Buffer }): Buffer {
+  return net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+}
+
 /**
  * Joins two sockets `adoptSocket` took: the lane's (`net`) and a plain TCP one (`local`: the
  * browser's in the core, the dev server's on the host), half-closes carried both ways. `toNet`
@@ -308,7 +313,7 @@ export function relaySockets(
   local: { fd: number; pending: Buffer },
   toNet: Buffer = local.pending,
 ): Relay {
-  const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+  const fromNet = laneFromNet(lane, net);
   return native.relay({
     net: net.fd,
     localRead: local.fd,

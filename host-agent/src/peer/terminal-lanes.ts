@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs';
-import type { NativeLanes, Relay } from '@hangar/lane';
+import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
 import type { TerminalBindings } from './terminal-bindings.js';
 
@@ -36,7 +36,7 @@ export function terminalLanes(bindings: TerminalBindings, native: NativeLanes): 
         try {
           const net = native.adoptSocket(lane.socket);
           netFd = net.fd;
-          const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+          const fromNet = laneFromNet(lane, net);
           relay = native.relay({
             net: net.fd,
             localRead: local,
