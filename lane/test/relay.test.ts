@@ -770,7 +770,7 @@ describe('options', () => {
     );
     expect(() => lanes.relay({ ...base, sendSeq: 1n << 64n })).toThrow(/RelayOptions\.sendSeq/);
     expect(() => lanes.relay({ ...base, detachByte: 256 })).toThrow(/RelayOptions\.detachByte/);
-    expect(() => lanes.relay({ ...base, localKind: 'file' as 'socket' })).toThrow(/RelayOptions\.localKind/);
+    expect(() => lanes.relay({ ...base, localKind: 'fifo' as 'socket' })).toThrow(/RelayOptions\.localKind/);
     // fds that are not open are refused by the native side, naming the field.
     expect(() => lanes.relay(base)).toThrow(/RelayOptions\.net: fd 1000 is not open/);
   });
