@@ -7,7 +7,7 @@ import {
   type DownloadedArtifact,
   type Mux,
 } from '@hangar/shared';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
@@ -122,20 +122,27 @@ async function fetchOne(
     await rm(partial, { force: true });
     have = 0;
   }
+  let received = have;
+  const out = await open(partial, 'a');
   // The sha256 covers the whole file as it is on disk, read back behind the writer (off the event
   // loop for a big file): what an earlier try wrote is hashed again from there too.
   const hash = hasher.open(partial, artifact.size);
   hash.written(have);
   const native = connection.laneTarget !== undefined ? lanesHere() : undefined;
   if (native !== undefined && !('unavailable' in native)) {
-    const onLane = await fetchOnLane(connection, native, hash, jobId, artifact, partial, have, onProgress);
+    let onLane: boolean;
+    try {
+      onLane = await fetchOnLane(connection, native, hash, jobId, artifact, out.fd, have, onProgress);
+    } catch (error) {
+      await out.close();
+      throw error;
+    }
     if (onLane) {
+      await out.close();
       await rename(partial, file);
       return;
     }
   }
-  let received = have;
-  const out = await open(partial, 'a');
   let mux: Mux;
   let pulled: ReturnType<typeof openPulledStream>;
   try {
@@ -196,7 +203,7 @@ async function checkWhole(hash: FileHash, received: number, artifact: ArtifactIn
 }
 
 /** How often a lane's download looks at the file's size for progress (and the hash's read-behind). */
-const LANE_PROGRESS_MS = 100;
+const LANE_PROGRESS_MS = 25;
 
 /**
  * The bytes [have, size) of an artifact on a lane (lane/PROTOCOL.md, "Purposes: artifact"), written
@@ -211,12 +218,15 @@ async function fetchOnLane(
   hash: FileHash,
   jobId: string,
   artifact: ArtifactInfo,
-  partial: string,
+  /** The partial file, open for append (the relay writes to a dup of it). */
+  partialFd: number,
   have: number,
   onProgress: (done: number) => void,
 ): Promise<boolean> {
   let lane: Awaited<ReturnType<typeof openLane>>;
+  let mux: Mux;
   try {
+    mux = await connection.link();
     lane = await openLane(connection as Parameters<typeof openLane>[0], {
       purpose: 'artifact',
       id: jobId,
@@ -235,7 +245,7 @@ async function fetchOnLane(
   let net: { fd: number; pending: Buffer } | undefined;
   let relay: ReturnType<NativeLanes['relay']>;
   try {
-    out = openSync(partial, 'a');
+    out = native.dupFd(partialFd);
     net = native.adoptSocket(lane.socket);
     const fromNet = laneFromNet(lane, net);
     relay = native.relay({
@@ -257,23 +267,27 @@ async function fetchOnLane(
     else lane.socket.destroy();
     return false;
   }
-  // The relay owns `out` now: progress (and the hash's reading behind) looks at the file's size.
-  const watch = openSync(partial, 'r');
+  // The relay owns its dup now: progress (and the hash's reading behind) looks at the file's size.
   const look = () => {
-    const size = fstatSync(watch).size;
+    const size = fstatSync(partialFd).size;
     hash.written(size);
     onProgress(size);
   };
   const ticker = setInterval(look, LANE_PROGRESS_MS);
+  // The lane lives no longer than the link it was granted beside: a link this side found dead (the
+  // agent closes its lanes when it finds it so) ends it here too, and the next try resumes.
+  const linkGone = mux.onClose(() =>
+    relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))),
+  );
   let end: Awaited<typeof relay.ended>;
   try {
     end = await relay.ended;
     look();
   } finally {
     clearInterval(ticker);
-    closeSync(watch);
+    linkGone.dispose();
   }
-  const received = await sizeOf(partial);
+  const received = fstatSync(partialFd).size;
   if (end.how !== 'eof') {
     const why = end.how === 'error' ? end.message : end.how === 'closed' ? end.reason.toString('utf8') : end.how;
     throw new HangarError('E_UNAVAILABLE', `the lane broke while fetching ${artifact.path} (${why})`);
