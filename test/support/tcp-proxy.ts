@@ -55,6 +55,8 @@ export class TcpProxy implements AsyncDisposable {
     this.connections.set(client, connection);
     client.on('close', () => this.connections.delete(client));
     let passed = 0;
+    /** Held by a stall: the target's end does not reach the client either (only a cut ends it). */
+    let stalledHere = false;
     client.on('data', (chunk: Buffer) => {
       if (connection.first.length < 16) connection.first = Buffer.concat([connection.first, chunk]).subarray(0, 16);
       const refused = this.refusedPrefix;
@@ -70,6 +72,7 @@ export class TcpProxy implements AsyncDisposable {
       const room = Math.max(0, stall.afterBytes - passed);
       passed += Math.min(room, chunk.length);
       this.stalledBytes += Math.max(0, chunk.length - room);
+      if (chunk.length > room) stalledHere = true;
       return chunk.subarray(0, room);
     };
     for (const socket of [client, upstream]) {
@@ -105,6 +108,7 @@ export class TcpProxy implements AsyncDisposable {
       };
       from.on('close', () => {
         ended = true;
+        if (from === upstream && stalledHere) return;
         if (queue.length === 0) to.destroy();
       });
     };

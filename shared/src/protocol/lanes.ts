@@ -64,8 +64,8 @@ export const LanePreviewAccept = z.object({
 });
 export type LanePreviewAccept = z.infer<typeof LanePreviewAccept>;
 
-/** ACCEPT of an `artifact` lane: the artifact as recorded (the bytes [from, size) follow, then EOF). */
-export const LaneArtifactAccept = ArtifactInfo;
+/** ACCEPT of an `artifact` lane: the artifact's size and sha256 as recorded (the bytes [from, size) follow, then EOF). */
+export const LaneArtifactAccept = ArtifactInfo.pick({ size: true, sha256: true });
 export type LaneArtifactAccept = z.infer<typeof LaneArtifactAccept>;
 
 /** The agent's record 0 when it does not take a valid HELLO; it then closes the lane. */
