@@ -16,6 +16,7 @@ import { loadNativeLanes } from '@hangar/lane';
 import { LinkServer } from './link/index.js';
 import { LaneAcceptor } from './link/lanes.js';
 import { createLaneProcedures } from './peer/lane-procedures.js';
+import { artifactLanes } from './peer/artifact-lanes.js';
 import { terminalLanes } from './peer/terminal-lanes.js';
 import { WebRtcAnswerer } from './link/webrtc-answerer.js';
 import { ClientPeer } from './peer/client-peer.js';
@@ -196,10 +197,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const nativeLanes = loadNativeLanes();
     const lanes = owned.add(new LaneAcceptor(logger.child({ component: 'lanes' }), nativeLanes));
     if ('unavailable' in nativeLanes) {
-      logger.info({ why: nativeLanes.unavailable }, 'no lanes: previews and terminals use the link streams');
+      logger.info({ why: nativeLanes.unavailable }, 'no lanes: previews, terminals and artifacts use the link streams');
     } else {
       lanes.handle('preview', (hello, link) => previews.takeLane(hello.port, link.mux, nativeLanes));
       lanes.handle('terminal', terminalLanes(bindings, nativeLanes));
+      lanes.handle('artifact', artifactLanes(jobs, nativeLanes));
     }
     const procedures = createProcedures(
       {

@@ -37,9 +37,14 @@ export interface RelayOptions {
   onDetach?: () => void;
   /**
    * socket: EOF both ways is a half-close (shutdown(SHUT_WR) on the local socket at a net EOF);
-   * pty: EIO on read is EOF; terminal: stdin's EOF sends EOF, a net EOF just stops writing.
+   * pty: EIO on read is EOF; terminal: stdin's EOF sends EOF, a net EOF just stops writing;
+   * file: localRead is a regular file sent from `file.offset` up to `file.limit` (pread: the fd's
+   * own offset is left alone), then EOF; a file shorter than that ends as an error (`truncated:`),
+   * never as EOF. The lane's DATA is written to localWrite (a file opened for append, say).
    */
-  localKind: 'socket' | 'pty' | 'terminal';
+  localKind: 'socket' | 'pty' | 'terminal' | 'file';
+  /** For localKind 'file' (required there): which bytes of localRead go out. */
+  file?: { offset: number; limit: number };
 }
 
 export interface Relay {
@@ -96,7 +101,7 @@ interface AddonRelayOptions {
   localRead: number;
   localWrite: number;
   closeLocal: boolean;
-  kind: 0 | 1 | 2;
+  kind: 0 | 1 | 2 | 3;
   sendKey: Buffer;
   receiveKey: Buffer;
   sendSeq: bigint;
@@ -107,12 +112,14 @@ interface AddonRelayOptions {
   holdNet: boolean;
   holdLocal: boolean;
   detachByte: number;
+  fileOffset: bigint;
+  fileLimit: bigint;
 }
 type AddonEvent =
   | { event: 'detach' }
   | { event: 'end'; how: RelayEnd['how']; reason?: Buffer; message?: string; bytesIn: number; bytesOut: number };
 
-const KINDS = { socket: 0, pty: 1, terminal: 2 } as const;
+const KINDS = { socket: 0, pty: 1, terminal: 2, file: 3 } as const;
 const MAX_SEQ = (1n << 64n) - 1n;
 
 const fd = z.number().int().min(0).max(0x7fffffff);
@@ -134,7 +141,14 @@ const RelayOptionsSchema = z.object({
   holdLocal: z.boolean().optional(),
   detachByte: z.number().int().min(0).max(255).optional(),
   onDetach: z.function().optional(),
-  localKind: z.enum(['socket', 'pty', 'terminal']),
+  localKind: z.enum(['socket', 'pty', 'terminal', 'file']),
+  file: z
+    .object({
+      offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+      limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    })
+    .refine((file) => file.offset <= file.limit, 'offset must be ≤ limit')
+    .optional(),
 });
 
 function checkOptions(options: RelayOptions): void {
@@ -142,6 +156,9 @@ function checkOptions(options: RelayOptions): void {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new LaneError('bad_options', `RelayOptions.${issue.path.join('.') || '(options)'}: ${issue.message}`);
+  }
+  if ((options.localKind === 'file') !== (options.file !== undefined)) {
+    throw new LaneError('bad_options', "RelayOptions.file: given with localKind 'file', and only then");
   }
 }
 
@@ -220,6 +237,8 @@ function wrap(addon: Addon): NativeLanes {
             holdNet: options.holdNet ?? false,
             holdLocal: options.holdLocal ?? false,
             detachByte: options.detachByte ?? -1,
+            fileOffset: BigInt(options.file?.offset ?? 0),
+            fileLimit: BigInt(options.file?.limit ?? 0),
           },
           onEvent,
         );

@@ -611,6 +611,99 @@ describe("a terminal's stdin and stdout as the local side", () => {
   });
 });
 
+describe('a regular file as the local side (file)', () => {
+  it('sends [offset, limit) with pread, then EOF; two file relays back to back copy a file exactly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      const input = randomBytes((3 << 20) + 12345);
+      writeFileSync(join(dir, 'in'), input);
+      const from = 1000;
+      // The receiving file has the first `from` bytes already (a resumed download): DATA is appended.
+      writeFileSync(join(dir, 'out'), input.subarray(0, from));
+      const source = openSync(join(dir, 'in'), 'r');
+      const target = openSync(join(dir, 'out'), 'a');
+      const [laneA, laneB] = await pair();
+      const sender = start(
+        {
+          net: lanes.adoptSocket(laneA).fd,
+          localRead: source,
+          localWrite: source,
+          localKind: 'file',
+          file: { offset: from, limit: input.length },
+        },
+        'agent',
+      );
+      const receiver = start(
+        {
+          net: lanes.adoptSocket(laneB).fd,
+          localRead: target,
+          localWrite: target,
+          localKind: 'file',
+          file: { offset: 0, limit: 0 },
+        },
+        'client',
+      );
+      const sent = input.length - from;
+      expect(await sender.ended).toEqual({ how: 'eof', bytesIn: 0, bytesOut: sent });
+      expect(await receiver.ended).toEqual({ how: 'eof', bytesIn: sent, bytesOut: 0 });
+      expect(readFileSync(join(dir, 'out')).equals(input)).toBe(true);
+      expect(() => closeSync(source)).toThrow(/EBADF/); // closeLocal: the relay closed them
+      expect(() => closeSync(target)).toThrow(/EBADF/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a file shorter than its limit ends as truncated, never EOF: the peer sees a cut', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      writeFileSync(join(dir, 'in'), randomBytes(100_000));
+      const [peerEnd, laneEnd] = await pair();
+      const relay = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: openSync(join(dir, 'in'), 'r'),
+          localWrite: openSync(join(dir, 'in'), 'r'),
+          localKind: 'file',
+          file: { offset: 0, limit: 200_000 },
+        },
+        'agent',
+      );
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
+      const end = await relay.ended;
+      expect(end.how).toBe('error');
+      expect(end).toMatchObject({ message: expect.stringMatching(/^truncated: the file ends at byte 100000/) });
+      const { data, then } = await peer.dataUntil();
+      expect(data.length).toBe(100_000);
+      expect(then?.type).not.toBe(RecordType.Eof);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('checks file against localKind at the boundary', async () => {
+    const [, laneEnd] = await pair();
+    const net = lanes.adoptSocket(laneEnd).fd;
+    const base = {
+      net,
+      localRead: 0,
+      localWrite: 1,
+      closeLocal: false,
+      keys: deriveLaneKeys(secret, grantId, 1n, 'agent'),
+      sendSeq: 0n,
+      receiveSeq: 0n,
+    };
+    expect(() => lanes.relay({ ...base, localKind: 'file' })).toThrow(/RelayOptions\.file/);
+    expect(() => lanes.relay({ ...base, localKind: 'terminal', file: { offset: 0, limit: 1 } })).toThrow(
+      /RelayOptions\.file/,
+    );
+    expect(() => lanes.relay({ ...base, localKind: 'file', file: { offset: 2, limit: 1 } })).toThrow(
+      /offset must be ≤ limit/,
+    );
+    closeSync(net);
+  });
+});
+
 describe('adoptSocket', () => {
   it('returns what Node had read and keeps the connection: no FIN, no reset, the relay carries on', async () => {
     const [peerEnd, mine] = await pair();
@@ -677,7 +770,7 @@ describe('options', () => {
     );
     expect(() => lanes.relay({ ...base, sendSeq: 1n << 64n })).toThrow(/RelayOptions\.sendSeq/);
     expect(() => lanes.relay({ ...base, detachByte: 256 })).toThrow(/RelayOptions\.detachByte/);
-    expect(() => lanes.relay({ ...base, localKind: 'file' as 'socket' })).toThrow(/RelayOptions\.localKind/);
+    expect(() => lanes.relay({ ...base, localKind: 'fifo' as 'socket' })).toThrow(/RelayOptions\.localKind/);
     // fds that are not open are refused by the native side, naming the field.
     expect(() => lanes.relay(base)).toThrow(/RelayOptions\.net: fd 1000 is not open/);
   });

@@ -16,6 +16,12 @@ export class TcpProxy implements AsyncDisposable {
   private delayMs = 0;
   /** What the target sends on connections whose client began with `prefix` crosses this much later. */
   private answerDelay: { prefix: Buffer; ms: number } | undefined;
+  /** Connections whose client began with `prefix` get this many bytes of the target's, then nothing. */
+  private stall: { prefix: Buffer; afterBytes: number } | undefined;
+  /** Connections whose client began with `prefix` are closed once that is seen. */
+  private refusedPrefix: Buffer | undefined;
+  /** Bytes held back by the stall so far (the test waits for them to know it took hold). */
+  stalledBytes = 0;
 
   private constructor(
     private readonly server: Server,
@@ -48,9 +54,27 @@ export class TcpProxy implements AsyncDisposable {
     const connection = { first: Buffer.alloc(0), upstream };
     this.connections.set(client, connection);
     client.on('close', () => this.connections.delete(client));
+    let passed = 0;
+    /** Held by a stall: the target's end does not reach the client either (only a cut ends it). */
+    let stalledHere = false;
     client.on('data', (chunk: Buffer) => {
       if (connection.first.length < 16) connection.first = Buffer.concat([connection.first, chunk]).subarray(0, 16);
+      const refused = this.refusedPrefix;
+      if (refused && connection.first.subarray(0, refused.length).equals(refused)) {
+        client.destroy();
+        upstream.destroy();
+      }
     });
+    /** The part of a chunk from the target that a stall lets through (all of it without one). */
+    const throughStall = (chunk: Buffer): Buffer => {
+      const stall = this.stall;
+      if (!stall || !connection.first.subarray(0, stall.prefix.length).equals(stall.prefix)) return chunk;
+      const room = Math.max(0, stall.afterBytes - passed);
+      passed += Math.min(room, chunk.length);
+      this.stalledBytes += Math.max(0, chunk.length - room);
+      if (chunk.length > room) stalledHere = true;
+      return chunk.subarray(0, room);
+    };
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -63,6 +87,8 @@ export class TcpProxy implements AsyncDisposable {
       let drain: () => void;
       from.on('data', (chunk: Buffer) => {
         if (this.blackhole === 'both' || (this.blackhole === 'fromTarget' && from === upstream)) return;
+        if (from === upstream) chunk = throughStall(chunk);
+        if (chunk.length === 0) return;
         this.captured.push(Buffer.from(chunk));
         const delayMs = this.delayMs + (from === upstream ? this.answerDelayOf(connection.first) : 0);
         if (delayMs === 0 && queue.length === 0) {
@@ -82,6 +108,7 @@ export class TcpProxy implements AsyncDisposable {
       };
       from.on('close', () => {
         ended = true;
+        if (from === upstream && stalledHere) return;
         if (queue.length === 0) to.destroy();
       });
     };
@@ -104,6 +131,21 @@ export class TcpProxy implements AsyncDisposable {
       cut++;
     }
     return cut;
+  }
+
+  /**
+   * On connections whose client began with `prefix` (a lane: "HGLANE/1"), the target's first
+   * `afterBytes` bytes cross and the rest is dropped (`stalledBytes` counts it), until cleared with
+   * undefined: a connection that stops mid-stream, for a test to cut (cutWhere) at a known point.
+   */
+  stallWhere(prefix: string | undefined, afterBytes = 0): void {
+    this.stall = prefix === undefined ? undefined : { prefix: Buffer.from(prefix), afterBytes };
+    this.stalledBytes = 0;
+  }
+
+  /** New connections whose client begins with `prefix` are closed at once (undefined: none are). */
+  refuseWhere(prefix: string | undefined): void {
+    this.refusedPrefix = prefix === undefined ? undefined : Buffer.from(prefix);
   }
 
   /** Every byte from now on crosses `ms` later, each way (0: at once again, behind what waits). */

@@ -236,7 +236,7 @@ static napi_value relay(napi_env env, napi_callback_info info) {
   if (!get_int(env, argv[0], "net", &net) || !get_int(env, argv[0], "localRead", &local_read) ||
       !get_int(env, argv[0], "localWrite", &local_write) || net < 0 || local_read < 0 || local_write < 0)
     return fail(env, "relay: net, localRead and localWrite must be fds ≥ 0");
-  if (!get_int(env, argv[0], "kind", &kind) || kind < 0 || kind > 2) return fail(env, "relay: kind must be 0, 1 or 2");
+  if (!get_int(env, argv[0], "kind", &kind) || kind < 0 || kind > 3) return fail(env, "relay: kind must be 0-3");
   if (!get_int(env, argv[0], "detachByte", &detach) || detach < -1 || detach > 255)
     return fail(env, "relay: detachByte must be -1..255");
   if (!get_bool(env, argv[0], "closeLocal", &o.close_local) || !get_bool(env, argv[0], "holdNet", &o.hold_net) ||
@@ -249,6 +249,10 @@ static napi_value relay(napi_env env, napi_callback_info info) {
   if (!get_u64(env, argv[0], "sendSeq", &o.send_seq) || !get_u64(env, argv[0], "receiveSeq", &o.receive_seq)) {
     free_options(&o);
     return fail(env, "relay: sendSeq and receiveSeq must be bigints 0..2^64-1");
+  }
+  if (!get_u64(env, argv[0], "fileOffset", &o.file_offset) || !get_u64(env, argv[0], "fileLimit", &o.file_limit)) {
+    free_options(&o);
+    return fail(env, "relay: fileOffset and fileLimit must be bigints 0..2^64-1");
   }
   o.net = net;
   o.local_read = local_read;

@@ -72,6 +72,7 @@ typedef struct relay {
   uv_timer_t linger;
   uv_idle_t lr_idle; /* reads a regular-file stdin once per loop turn (it is never "ready" to epoll) */
   int linger_inited, idle_inited, idle_active, open_handles;
+  uint64_t file_at; /* LANE_KIND_FILE: the next byte of local_read to send */
 } relay;
 
 typedef struct command {
@@ -428,8 +429,45 @@ static void report_detach(relay *r) {
   r->o.on_event(r->o.context, event);
 }
 
+/*
+ * LANE_KIND_FILE: the next piece of [file_at, file_limit) of a regular file, read with pread (the
+ * fd's own offset is never used, so it may be shared), then EOF. A file shorter than its limit is
+ * an error, never an early EOF: the receiver would take a cut for the whole file.
+ */
+static void read_file(relay *r, uint8_t *at) {
+  uint64_t left = r->o.file_limit - r->file_at;
+  if (left == 0) {
+    r->local_eof = 1;
+    pump(r);
+    return;
+  }
+  ssize_t n = pread(r->o.local_read, at + 5, left < LANE_MAX_PAYLOAD ? (size_t)left : LANE_MAX_PAYLOAD,
+                    (off_t)r->file_at);
+  if (n < 0 && would_block(errno)) return;
+  if (n <= 0) {
+    if (n == 0) finish(r, LANE_END_ERROR, NULL, 0, "truncated: the file ends at byte %llu, before %llu",
+                       (unsigned long long)r->file_at, (unsigned long long)r->o.file_limit);
+    else fail_errno(r, "reading the local file", errno);
+    return;
+  }
+  at[4] = LANE_DATA;
+  if (seal_in_place(r, at, (size_t)n) != 0) {
+    fail_seal(r);
+    return;
+  }
+  r->file_at += (uint64_t)n;
+  r->nout_end += RECORD_OVERHEAD + (size_t)n;
+  r->bytes_out += (double)n;
+  pump(r);
+}
+
 static void read_local(relay *r) {
   if (!local_readable_wanted(r)) return;
+  if (r->o.kind == LANE_KIND_FILE) {
+    uint8_t *room = nout_room(r, LANE_MAX_PAYLOAD);
+    if (room) read_file(r, room);
+    return;
+  }
   uint8_t *at = nout_room(r, LANE_MAX_PAYLOAD);
   if (!at) return;
   ssize_t n = read(r->o.local_read, at + 5, LANE_MAX_PAYLOAD);
@@ -625,7 +663,7 @@ static relay *find(uint32_t id) {
 
 static int init_poll(relay *r, uv_poll_t *poll, int fd, int *always) {
   int rc = uv_poll_init(&loop, poll, fd);
-  if (rc == UV_EPERM && always && r->o.kind == LANE_KIND_TERMINAL) {
+  if (rc == UV_EPERM && always && (r->o.kind == LANE_KIND_TERMINAL || r->o.kind == LANE_KIND_FILE)) {
     *always = 1; /* stdin/stdout redirected to a regular file: epoll refuses it, and it never blocks */
     return 0;
   }
@@ -804,6 +842,11 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
       return rc;
     }
   }
+  if (options->kind == LANE_KIND_FILE && options->file_offset > options->file_limit) {
+    snprintf(error, error_size, "RelayOptions.file: offset %llu is past limit %llu",
+             (unsigned long long)options->file_offset, (unsigned long long)options->file_limit);
+    return -EINVAL;
+  }
   if (options->from_net_length > (size_t)1 << 30 || options->to_local_length > (size_t)1 << 30) {
     snprintf(error, error_size, "fromNet/toLocal over 1 GiB");
     return -EINVAL;
@@ -843,6 +886,7 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
   r->net_held = options->hold_net;
   r->local_held = options->hold_local;
   r->lw_separate = options->local_write != options->local_read;
+  r->file_at = options->file_offset;
   if (options->from_net_length > 0) {
     memcpy(r->nin, options->from_net, options->from_net_length);
     r->nin_end = options->from_net_length;

@@ -17,7 +17,9 @@
 #define LANE_MAX_BODY (1 + LANE_MAX_PAYLOAD + LANE_TAG_LENGTH)
 #define LANE_MAX_RECORD (4 + LANE_MAX_BODY)
 
-enum lane_kind { LANE_KIND_SOCKET = 0, LANE_KIND_PTY = 1, LANE_KIND_TERMINAL = 2 };
+/* FILE: local_read is a regular file sent from file_offset up to file_limit, then EOF; the lane's
+ * DATA is written to local_write (a regular file too, or the same fd opened for append). */
+enum lane_kind { LANE_KIND_SOCKET = 0, LANE_KIND_PTY = 1, LANE_KIND_TERMINAL = 2, LANE_KIND_FILE = 3 };
 enum lane_type { LANE_DATA = 0, LANE_EOF = 1, LANE_CLOSE = 2, LANE_HELLO = 3, LANE_ACCEPT = 4, LANE_REFUSE = 5 };
 enum lane_end_how { LANE_END_CLOSED = 0, LANE_END_CLOSED_HERE = 1, LANE_END_EOF = 2, LANE_END_ERROR = 3 };
 
@@ -42,6 +44,7 @@ typedef struct lane_relay_options {
   uint8_t *from_net, *to_net, *to_local;
   size_t from_net_length, to_net_length, to_local_length;
   int hold_net, hold_local, detach_byte; /* detach_byte -1: none */
+  uint64_t file_offset, file_limit;      /* LANE_KIND_FILE: what of local_read is sent */
   lane_event_fn on_event;
   void *context;
 } lane_relay_options;

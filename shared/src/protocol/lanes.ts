@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../errors.js';
+import { ArtifactInfo, JobId } from './jobs.js';
 import { PreviewPort } from './previews.js';
 
 /**
@@ -35,9 +36,20 @@ export const LaneTerminalHello = z
   })
   .strict();
 
+/** Like `artifact.fetch` (the path is looked up among the job's artifacts, never opened as given). */
+export const LaneArtifactHello = z
+  .object({
+    purpose: z.literal('artifact'),
+    id: JobId,
+    path: z.string().min(1).max(4096),
+    /** Byte offset to start from (what the client already has). */
+    from: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  })
+  .strict();
+
 /** A lane's record 0 from the client: what the lane is for. */
-export const LaneHello = z.discriminatedUnion('purpose', [LanePreviewHello, LaneTerminalHello], {
-  error: "expected a lane purpose: 'preview' or 'terminal'",
+export const LaneHello = z.discriminatedUnion('purpose', [LanePreviewHello, LaneTerminalHello, LaneArtifactHello], {
+  error: "expected a lane purpose: 'preview', 'terminal' or 'artifact'",
 });
 export type LaneHello = z.infer<typeof LaneHello>;
 export type LanePurpose = LaneHello['purpose'];
@@ -51,6 +63,10 @@ export const LanePreviewAccept = z.object({
   source_port: PreviewPort,
 });
 export type LanePreviewAccept = z.infer<typeof LanePreviewAccept>;
+
+/** ACCEPT of an `artifact` lane: the artifact's size and sha256 as recorded (the bytes [from, size) follow, then EOF). */
+export const LaneArtifactAccept = ArtifactInfo.pick({ size: true, sha256: true });
+export type LaneArtifactAccept = z.infer<typeof LaneArtifactAccept>;
 
 /** The agent's record 0 when it does not take a valid HELLO; it then closes the lane. */
 export const LaneRefuse = z.object({ code: z.enum(ERROR_CODES), message: z.string().max(1024) });

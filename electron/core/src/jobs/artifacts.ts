@@ -1,8 +1,18 @@
-import { HangarError, isHangarError, type ArtifactInfo, type DownloadedArtifact, type Mux } from '@hangar/shared';
+import { laneFromNet, type NativeLanes } from '@hangar/lane';
+import {
+  HangarError,
+  LaneArtifactAccept,
+  isHangarError,
+  type ArtifactInfo,
+  type DownloadedArtifact,
+  type Mux,
+} from '@hangar/shared';
+import { closeSync, fstatSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
-import { FileHasher } from './file-hasher.js';
+import { FileHasher, type FileHash } from './file-hasher.js';
+import { lanesHere, openLane } from '../link/lanes.js';
 import { MOVED, openPulledStream, retryOnNewLink, streamError, type JobLink } from './job-link.js';
 
 export interface DownloadProgress {
@@ -118,6 +128,21 @@ async function fetchOne(
   // loop for a big file): what an earlier try wrote is hashed again from there too.
   const hash = hasher.open(partial, artifact.size);
   hash.written(have);
+  const native = connection.laneTarget !== undefined ? lanesHere() : undefined;
+  if (native !== undefined && !('unavailable' in native)) {
+    let onLane: boolean;
+    try {
+      onLane = await fetchOnLane(connection, native, hash, jobId, artifact, out.fd, have, onProgress);
+    } catch (error) {
+      await out.close();
+      throw error;
+    }
+    if (onLane) {
+      await out.close();
+      await rename(partial, file);
+      return;
+    }
+  }
   let mux: Mux;
   let pulled: ReturnType<typeof openPulledStream>;
   try {
@@ -156,18 +181,117 @@ async function fetchOne(
       if (movedOff()) throw new HangarError('E_UNAVAILABLE', `${MOVED.message} (${artifact.path})`, { moved: true });
       throw streamError(`artifact ${artifact.path}`, reason);
     }
-    const sha256 = await hash.digest(received);
-    if (received !== artifact.size || sha256 !== artifact.sha256) {
-      throw new HangarError(
-        'E_PROTOCOL',
-        `artifact ${artifact.path} arrived damaged: ${received} bytes with sha256 ${sha256}, ` +
-          `expected ${artifact.size} bytes with sha256 ${artifact.sha256}; download it again with: hangar artifacts ${jobId}`,
-      );
-    }
+    await checkWhole(hash, received, artifact, jobId);
     await rename(partial, file);
   } finally {
     // Bytes written so far stay in the partial file for the next try, which reads its size.
     await writer.drained().catch(() => undefined);
     await out.close();
   }
+}
+
+/** The file has the artifact's size and sha256, or the download fails as damaged. */
+async function checkWhole(hash: FileHash, received: number, artifact: ArtifactInfo, jobId: string): Promise<void> {
+  const sha256 = await hash.digest(received);
+  if (received !== artifact.size || sha256 !== artifact.sha256) {
+    throw new HangarError(
+      'E_PROTOCOL',
+      `artifact ${artifact.path} arrived damaged: ${received} bytes with sha256 ${sha256}, ` +
+        `expected ${artifact.size} bytes with sha256 ${artifact.sha256}; download it again with: hangar artifacts ${jobId}`,
+    );
+  }
+}
+
+/** How often a lane's download looks at the file's size for progress (and the hash's read-behind). */
+const LANE_PROGRESS_MS = 25;
+
+/**
+ * The bytes [have, size) of an artifact on a lane (lane/PROTOCOL.md, "Purposes: artifact"), written
+ * to `partial` by the native relay, then checked as the mux path checks them. False: no lane (none
+ * here, refused, or the agent's record differs from the listing), nothing written: the caller uses
+ * the mux. A lane that breaks throws E_UNAVAILABLE; the bytes it wrote stay in `partial` for the
+ * next try, which resumes from there.
+ */
+async function fetchOnLane(
+  connection: JobLink,
+  native: NativeLanes,
+  hash: FileHash,
+  jobId: string,
+  artifact: ArtifactInfo,
+  /** The partial file, open for append (the relay writes to a dup of it). */
+  partialFd: number,
+  have: number,
+  onProgress: (done: number) => void,
+): Promise<boolean> {
+  let lane: Awaited<ReturnType<typeof openLane>>;
+  let mux: Mux;
+  try {
+    mux = await connection.link();
+    lane = await openLane(connection as Parameters<typeof openLane>[0], {
+      purpose: 'artifact',
+      id: jobId,
+      path: artifact.path,
+      from: have,
+    });
+  } catch {
+    return false; // refused or unreachable: the mux says the same (or carries it), with its own errors
+  }
+  const accepted = LaneArtifactAccept.safeParse(lane.accept);
+  if (!accepted.success || accepted.data.size !== artifact.size || accepted.data.sha256 !== artifact.sha256) {
+    lane.socket.destroy();
+    return false;
+  }
+  let out: number | undefined;
+  let net: { fd: number; pending: Buffer } | undefined;
+  let relay: ReturnType<NativeLanes['relay']>;
+  try {
+    out = native.dupFd(partialFd);
+    net = native.adoptSocket(lane.socket);
+    const fromNet = laneFromNet(lane, net);
+    relay = native.relay({
+      net: net.fd,
+      localRead: out,
+      localWrite: out,
+      closeLocal: true,
+      keys: lane.keys,
+      sendSeq: lane.sendSeq,
+      receiveSeq: lane.receiveSeq,
+      ...(fromNet.length > 0 ? { fromNet } : {}),
+      localKind: 'file',
+      // This side sends nothing: EOF at once.
+      file: { offset: 0, limit: 0 },
+    });
+  } catch {
+    if (out !== undefined) closeSync(out);
+    if (net !== undefined) closeSync(net.fd);
+    else lane.socket.destroy();
+    return false;
+  }
+  // The relay owns its dup now: progress (and the hash's reading behind) looks at the file's size.
+  const look = () => {
+    const size = fstatSync(partialFd).size;
+    hash.written(size);
+    onProgress(size);
+  };
+  const ticker = setInterval(look, LANE_PROGRESS_MS);
+  // The lane lives no longer than the link it was granted beside: a link this side found dead (the
+  // agent closes its lanes when it finds it so) ends it here too, and the next try resumes.
+  const linkGone = mux.onClose(() =>
+    relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))),
+  );
+  let end: Awaited<typeof relay.ended>;
+  try {
+    end = await relay.ended;
+    look();
+  } finally {
+    clearInterval(ticker);
+    linkGone.dispose();
+  }
+  const received = fstatSync(partialFd).size;
+  if (end.how !== 'eof') {
+    const why = end.how === 'error' ? end.message : end.how === 'closed' ? end.reason.toString('utf8') : end.how;
+    throw new HangarError('E_UNAVAILABLE', `the lane broke while fetching ${artifact.path} (${why})`);
+  }
+  await checkWhole(hash, received, artifact, jobId);
+  return true;
 }

@@ -14,7 +14,7 @@ import type { HostConnection } from '../connection/host-connection.js';
  * an in-memory one, so packing, upload, log follow and downloads run without a real agent.
  */
 export type JobLink = Pick<HostConnection, 'call' | 'link' | 'retain' | 'on'> &
-  Partial<Pick<HostConnection, 'onLink'>> & { host: { name: string } };
+  Partial<Pick<HostConnection, 'onLink' | 'laneTarget'>> & { host: { name: string } };
 
 /** The reason a follow or a download gives the stream it leaves when the link moves to a better path. */
 export const MOVED = { code: 'moved', message: 'the link moved to a better path; going on there' };

@@ -1,0 +1,80 @@
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
+import { HangarError } from '@hangar/shared';
+import type { JobService } from '../jobs/index.js';
+import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
+
+/**
+ * The lane purpose `artifact` (lane/PROTOCOL.md, "Purposes: artifact"): what `artifact.fetch`
+ * sends on a mux stream, read from the file by the native relay (pread) instead. The same checks
+ * as that call: jobs belong to the host, so any paired device's link may fetch any job's
+ * artifacts; the path is looked up among the job's recorded artifacts (JobService.artifactFile),
+ * never opened as the network gave it.
+ */
+export function artifactLanes(jobs: JobService, native: NativeLanes): LanePurposeHandler<'artifact'> {
+  return async (hello, _link, log): Promise<LaneTaken> => {
+    const { info, file } = jobs.artifactFile(hello.id, hello.path);
+    if (hello.from > info.size) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `artifact "${info.path}" has ${info.size} bytes; cannot start at ${hello.from}`,
+      );
+    }
+    // Opened before ACCEPT: a file gone meanwhile (pruned) is a REFUSE, not a lane that breaks.
+    let fd: number | undefined = openSync(file, 'r');
+    if (fstatSync(fd).size < info.size) {
+      closeSync(fd);
+      throw new HangarError('E_NOT_FOUND', `artifact "${info.path}" is shorter on disk than recorded`);
+    }
+    const closeFile = () => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    };
+    return {
+      // Not the path: it may be 4 KiB on its own, and the client knows it.
+      accept: { size: info.size, sha256: info.sha256 },
+      run(lane): Relay {
+        const local = fd;
+        if (local === undefined) throw new Error('the lane already ran or was abandoned');
+        let netFd: number | undefined;
+        try {
+          const net = native.adoptSocket(lane.socket);
+          netFd = net.fd;
+          const fromNet = laneFromNet(lane, net);
+          const relay = native.relay({
+            net: net.fd,
+            localRead: local,
+            localWrite: local,
+            closeLocal: true,
+            keys: lane.keys,
+            sendSeq: lane.sendSeq,
+            receiveSeq: lane.receiveSeq,
+            ...(fromNet.length > 0 ? { fromNet } : {}),
+            localKind: 'file',
+            file: { offset: hello.from, limit: info.size },
+          });
+          fd = undefined; // the relay owns it now (closeLocal)
+          log.info({ job: hello.id, path: info.path, from: hello.from }, 'artifact sent on a lane');
+          void relay.ended.then((end) =>
+            log.info(
+              {
+                job: hello.id,
+                path: info.path,
+                how: end.how,
+                bytes: end.bytesOut,
+                ...('message' in end ? { why: end.message } : {}),
+              },
+              'artifact lane ended',
+            ),
+          );
+          return relay;
+        } catch (error) {
+          closeFile();
+          if (netFd !== undefined) closeSync(netFd);
+          throw error;
+        }
+      },
+      abandon: closeFile,
+    };
+  };
+}
