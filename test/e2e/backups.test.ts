@@ -29,6 +29,7 @@ import {
   type AgentProcess,
   type CliResult,
 } from '../support/processes.js';
+import { ResticTemplate } from '../support/restic-template.js';
 import { until } from '../support/until.js';
 
 /**
@@ -63,6 +64,15 @@ function restoreTarget(): string {
 afterEach(() => {
   for (const dir of dirs.splice(0)) removeDir(dir);
 });
+
+/**
+ * An empty repository with its password, copied into the data directory of the agents whose tests
+ * are about something else than the agent making them (see ResticTemplate: made once, its key cheap
+ * to derive). "backups on demand" and "the backup key" start with none: the agent makes both.
+ */
+const template = new ResticTemplate();
+afterAll(() => template.dispose());
+const seedRepository = (dataDir: string) => template.seed(dataDir);
 
 describe('backups on demand', () => {
   const box = usePairedHost();
@@ -194,7 +204,7 @@ describe('backups on demand', () => {
 // own latest snapshot; none counts the snapshots or changes the key or the keep policy (those above
 // have a host each).
 describe('backups on demand, restores and refusals on one host', () => {
-  const box = usePairedHost({ shared: true });
+  const box = usePairedHost({ shared: true, beforeStart: seedRepository });
 
   it('a restore refuses a directory that is not empty, a ".." and a symbolic link, and writes nothing', async () => {
     const dir = project();
@@ -378,7 +388,7 @@ describe('backups on demand, restores and refusals on one host', () => {
 
 describe('backups on a schedule', () => {
   // A test-only clock: a second of the schedule lasts 20 ms, so `--every 1m` comes round in 1.2 s.
-  const box = usePairedHost({ agent: { extraArgs: ['--backup-second-ms', '20'] } });
+  const box = usePairedHost({ beforeStart: seedRepository, agent: { extraArgs: ['--backup-second-ms', '20'] } });
 
   it('runs due backups itself, records each, and prunes to the keep policy', async () => {
     const dir = project();
@@ -419,7 +429,7 @@ describe('backups on a schedule', () => {
 });
 
 describe('backups on a schedule, after the clock went back', () => {
-  const box = usePairedHost({ agent: { extraArgs: ['--backup-second-ms', '20'] } });
+  const box = usePairedHost({ beforeStart: seedRepository, agent: { extraArgs: ['--backup-second-ms', '20'] } });
 
   // The last run started "in a year" by the clock of then (set back since, say by NTP after a
   // wrong RTC): counting from it, the schedule would wait a year.
@@ -482,7 +492,11 @@ describe('one restic run at a time', () => {
   );
   // One host for both: the first counts the snapshots (one, its own), the second none; the second
   // closes the gate again before it starts, and waits for its backup to end.
-  const box = usePairedHost({ shared: true, agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  const box = usePairedHost({
+    shared: true,
+    beforeStart: seedRepository,
+    agent: { extraArgs: ['--restic', join(slow, 'restic')] },
+  });
   afterAll(() => removeDir(slow));
 
   it('a second backup joins the running one, and a restore meanwhile is refused, saying what runs', async () => {
@@ -562,7 +576,7 @@ describe('a restore that takes a while', () => {
     `#!/bin/sh\nif [ "$1" = restore ]; then exec /usr/bin/restic --limit-download 2000 "$@"; fi\nexec /usr/bin/restic "$@"\n`,
     { mode: 0o755 },
   );
-  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  const box = usePairedHost({ beforeStart: seedRepository, agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
   afterAll(() => removeDir(slow));
 
   it('shows its progress as a backup does: bytes and files written against the snapshot', async () => {
@@ -594,7 +608,7 @@ describe('an agent killed during a restore', () => {
     `#!/bin/sh\nif [ "$1" = restore ]; then echo $$ > ${pidFile}; /usr/bin/restic "$@"; i=0; while [ $i -lt 300 ]; do sleep 0.1; mkdir -p "$4/late"; i=$((i+1)); done; exit 1; fi\nexec /usr/bin/restic "$@"\n`,
     { mode: 0o755 },
   );
-  const box = usePairedHost({ agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  const box = usePairedHost({ beforeStart: seedRepository, agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
   afterAll(() => removeDir(slow));
 
   it('leaves no staging directory after the next start, and removes nothing it did not make', async () => {
@@ -692,6 +706,7 @@ describe('an agent that stops during a backup', () => {
       { mode: 0o755 },
     );
     const home = join(parent, 'home');
+    seedRepository(join(parent, 'agent-data'));
     agent = await startAgentProcess(join(parent, 'agent-data'), { extraArgs: ['--restic', join(parent, 'restic')] });
     await pairWith(home, 'box', agent);
     expect((await run(home, ['backup', 'set', 'box', '--path', project()])).code).toBe(0);
@@ -722,6 +737,7 @@ describe.each([
     parent = tempDir('holds-agent');
     const home = join(parent, 'home');
     writeFileSync(join(parent, 'work.txt'), 'mine\n');
+    seedRepository(join(parent, dataName));
     agent = await startAgentProcess(join(parent, dataName));
     await pairWith(home, 'box', agent);
     const negations = ['!*', '!**', `!${join(parent, dataName).replace(/[\\*?[]/g, (c) => `\\${c}`)}`].flatMap((p) => [

@@ -135,8 +135,9 @@ function ticks(raw: string): number[] {
 }
 
 describe('the relayed path (splice)', { timeout: 180_000 }, () => {
-  // One relay, laptop and firewalled host for these four: each builds on nothing the others did
-  // (names and counts are their own), and a stack takes a loaded CI machine 10-20 s to build.
+  // One relay, laptop and firewalled host for these: each builds on nothing the others did (names
+  // and counts are their own), and a stack takes a loaded CI machine 10-20 s to build. The relay
+  // killed goes last: the others need it as it was made.
   describe('on one stack, built once', () => {
     const sharedCleanups = useCleanups(afterAll);
     let stack: Awaited<ReturnType<typeof firewalledStack>>;
@@ -282,6 +283,37 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
         via: 'relayed',
       });
     });
+
+    // Last on this stack: it kills the relay (and starts it again on its port, till the stack ends).
+    it('the relay killed mid-splice: the terminal reconnects by itself once it is back, nothing lost or doubled', async () => {
+      const { relay, relayData, laptop, net, agent, shell } = stack;
+      const asked = spliceRequests(agent);
+      const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'ticks', ...BASH]);
+      expect(made.code, made.stderr).toBe(0);
+      const attached = new AttachedCli(laptop, ['mini', 'ticks']);
+      cleanups.push(() => attached[Symbol.asyncDispose]());
+      await attached.waitForText('$ ', ATTACH_MS);
+      attached.type('for i in $(seq 1 80); do echo tick-$i; sleep 0.1; done; echo ticks-done\r');
+      await attached.waitForText(/^tick-5$/m);
+
+      const port = relay.port;
+      await relay.crash();
+      const killed = Date.now();
+      await attached.waitForText('reconnecting…');
+      const back = await relayFor(sharedCleanups, relayData, port, [], net.outsideIp);
+      expect(back.port).toBe(port);
+      await attached.waitForText(/^ticks-done$/m, 40_000);
+      console.log(`[relay-splice] relay killed → terminal through the relay again: ${Date.now() - killed} ms`);
+      expect(ticks(attached.raw)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+      // And the screen shows what tmux holds.
+      const pane = (await tmux(shell.agentData, ['capture-pane', '-p', '-t', 'hangar-ticks'])).split('\n');
+      const shown = await attached.text();
+      expect(shown.slice(0, 20).map((l) => l.trimEnd())).toEqual(pane.slice(0, 20).map((l) => l.trimEnd()));
+      attached.type('echo after-relay-restart\r');
+      await attached.waitForText(/^after-relay-restart$/m);
+      // Its attach, then the one after the relay came back.
+      expect(spliceRequests(agent)).toBeGreaterThanOrEqual(asked + 2);
+    });
   });
 
   it("an enrolled host's first link never offers the enrollment's proof to another machine at its address: it links through the relay", async () => {
@@ -369,33 +401,5 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     const metrics = await (await fetch(`${relay.url}/metrics`)).text();
     const bytes = Number(/hangar_relay_spliced_bytes_total\{direction="to_device"\} (\d+)/.exec(metrics)![1]);
     expect(bytes).toBeGreaterThan(size);
-  });
-
-  it('the relay killed mid-splice: the terminal reconnects by itself once it is back, nothing lost or doubled', async () => {
-    const { relay, relayData, laptop, net, agent, shell } = await firewalledStack(cleanups);
-    const made = await hangar(laptop, ['session', 'new', 'mini', '--name', 'ticks', ...BASH]);
-    expect(made.code, made.stderr).toBe(0);
-    const attached = new AttachedCli(laptop, ['mini', 'ticks']);
-    cleanups.push(() => attached[Symbol.asyncDispose]());
-    await attached.waitForText('$ ', ATTACH_MS);
-    attached.type('for i in $(seq 1 80); do echo tick-$i; sleep 0.1; done; echo ticks-done\r');
-    await attached.waitForText(/^tick-5$/m);
-
-    const port = relay.port;
-    await relay.crash();
-    const killed = Date.now();
-    await attached.waitForText('reconnecting…');
-    const back = await relayFor(cleanups, relayData, port, [], net.outsideIp);
-    expect(back.port).toBe(port);
-    await attached.waitForText(/^ticks-done$/m, 40_000);
-    console.log(`[relay-splice] relay killed → terminal through the relay again: ${Date.now() - killed} ms`);
-    expect(ticks(attached.raw)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
-    // And the screen shows what tmux holds.
-    const pane = (await tmux(shell.agentData, ['capture-pane', '-p', '-t', 'hangar-ticks'])).split('\n');
-    const shown = await attached.text();
-    expect(shown.slice(0, 20).map((l) => l.trimEnd())).toEqual(pane.slice(0, 20).map((l) => l.trimEnd()));
-    attached.type('echo after-relay-restart\r');
-    await attached.waitForText(/^after-relay-restart$/m);
-    expect(spliceRequests(agent)).toBeGreaterThanOrEqual(2);
   });
 });
