@@ -1,6 +1,7 @@
 /*
- * The relay thread of lanes (lane/PROTOCOL.md, "Native relay"). One thread with its own libuv loop
- * relays every lane of the process: a uv_poll_t per fd, level-triggered, and one `pump` that makes
+ * The relay threads of lanes (lane/PROTOCOL.md, "Native relay"). Two threads, each with its own libuv
+ * loop, relay the lanes of the process: terminals' on one at the process's priority, the rest (bulk)
+ * on one at BULK_NICE. Each relay has a uv_poll_t per fd, level-triggered, and one `pump` that makes
  * every bit of progress it can without blocking, then asks the polls only for what it can take:
  *
  *   local ── read ≤ 64 KiB straight into `nout` ── seal in place ── one send() ──▶ net
@@ -18,12 +19,16 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -35,6 +40,30 @@
  * anyway (not a hot path): a peer that reads nothing (a revoked device) cannot keep its lane open.
  */
 #define LINGER_MS 5000
+/*
+ * Bulk lanes (every kind but a terminal's) have a relay thread of their own, this much nicer than
+ * the process: a keystroke's echo on the link's streams (the main threads) or on a terminal lane
+ * (the other relay thread) is not kept waiting for a CPU behind a download. Nice only weighs
+ * threads that want a CPU at once: a download with the machine to itself goes as fast as before.
+ */
+#define BULK_NICE 10
+/*
+ * And a short slice (Linux 6.12 and later; older kernels ignore it): EEVDF lets the running thread
+ * finish its slice (1.4 ms here) before a woken one of equal or better weight runs, so a keystroke
+ * waking the main thread waited up to that behind the relay; 0.1 ms is the shortest it takes.
+ */
+#define BULK_SLICE_NS 100000
+
+/* The kernel's struct sched_attr (glibc's sched.h has none before 2.41, and linux/sched/types.h clashes with it). */
+struct lane_sched_attr {
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+typedef struct worker worker;
 
 typedef struct chunk {
   struct chunk *next;
@@ -44,6 +73,7 @@ typedef struct chunk {
 
 typedef struct relay {
   struct relay *next;
+  worker *w;
   uint32_t id;
   lane_relay_options o;
   EVP_CIPHER_CTX *enc, *dec;
@@ -85,14 +115,30 @@ typedef struct command {
   int side;
 } command;
 
+/* A relay thread: its loop, its commands, its relays. */
+struct worker {
+  const char *name;
+  int nice; /* added to the process's */
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_thread_t thread;
+  command *queue_head, *queue_tail; /* under `mutex` */
+  relay *relays;                    /* its loop thread only */
+};
+
+/* Which worker has a relay, for commands from JS (under `mutex`; removed by finish). */
+typedef struct route {
+  struct route *next;
+  uint32_t id;
+  worker *w;
+} route;
+
+enum { INTERACTIVE = 0, BULK = 1 };
+static worker workers[2] = {{.name = "lane-relay", .nice = 0}, {.name = "lane-bulk", .nice = BULK_NICE}};
 static uv_once_t once = UV_ONCE_INIT;
 static int init_error;
-static uv_loop_t loop;
-static uv_async_t wake;
 static uv_mutex_t mutex;
-static uv_thread_t thread;
-static command *queue_head, *queue_tail;
-static relay *relays; /* loop thread only */
+static route *routes;
 
 static void pump(relay *r);
 
@@ -204,12 +250,22 @@ static void finish(relay *r, int how, const uint8_t *reason, size_t reason_lengt
       va_end(args);
     }
   }
-  for (relay **p = &relays; *p; p = &(*p)->next) {
+  for (relay **p = &r->w->relays; *p; p = &(*p)->next) {
     if (*p == r) {
       *p = r->next;
       break;
     }
   }
+  uv_mutex_lock(&mutex);
+  for (route **p = &routes; *p; p = &(*p)->next) {
+    if ((*p)->id == r->id) {
+      route *gone = *p;
+      *p = gone->next;
+      free(gone);
+      break;
+    }
+  }
+  uv_mutex_unlock(&mutex);
   r->open_handles = 1; /* held until the handles below are closed */
   if (r->net_polled) close_handle(r, (uv_handle_t *)&r->net_poll);
   if (r->lr_polled) close_handle(r, (uv_handle_t *)&r->lr_poll);
@@ -514,7 +570,7 @@ static void on_linger(uv_timer_t *timer) {
 /* close(): the lane ends within LINGER_MS whatever the peer does (the timer runs from here). */
 static void start_linger(relay *r) {
   if (r->linger_inited) return;
-  if (uv_timer_init(&loop, &r->linger) != 0) return;
+  if (uv_timer_init(&r->w->loop, &r->linger) != 0) return;
   r->linger_inited = 1;
   r->linger.data = r;
   uv_timer_start(&r->linger, on_linger, LINGER_MS, 0);
@@ -655,14 +711,14 @@ static void on_local_write_poll(uv_poll_t *poll, int status, int events) {
 
 /* ---- commands from JS ------------------------------------------------------------------------ */
 
-static relay *find(uint32_t id) {
-  for (relay *r = relays; r; r = r->next)
+static relay *find(worker *w, uint32_t id) {
+  for (relay *r = w->relays; r; r = r->next)
     if (r->id == id) return r;
   return NULL;
 }
 
 static int init_poll(relay *r, uv_poll_t *poll, int fd, int *always) {
-  int rc = uv_poll_init(&loop, poll, fd);
+  int rc = uv_poll_init(&r->w->loop, poll, fd);
   if (rc == UV_EPERM && always && (r->o.kind == LANE_KIND_TERMINAL || r->o.kind == LANE_KIND_FILE)) {
     *always = 1; /* stdin/stdout redirected to a regular file: epoll refuses it, and it never blocks */
     return 0;
@@ -674,8 +730,8 @@ static int init_poll(relay *r, uv_poll_t *poll, int fd, int *always) {
 
 static void start(relay *r) {
   int rc;
-  r->next = relays;
-  relays = r;
+  r->next = r->w->relays;
+  r->w->relays = r;
   if ((rc = init_poll(r, &r->net_poll, r->o.net, NULL)) < 0) {
     finish(r, LANE_END_ERROR, NULL, 0, "watching the lane fd %d: %s", r->o.net, uv_strerror(rc));
     return;
@@ -687,7 +743,7 @@ static void start(relay *r) {
   }
   r->lr_polled = rc == 1;
   if (r->lr_always) {
-    if ((rc = uv_idle_init(&loop, &r->lr_idle)) != 0) {
+    if ((rc = uv_idle_init(&r->w->loop, &r->lr_idle)) != 0) {
       finish(r, LANE_END_ERROR, NULL, 0, "reading the local file: %s", uv_strerror(rc));
       return;
     }
@@ -704,12 +760,12 @@ static void start(relay *r) {
   pump(r);
 }
 
-static void run(command *c) {
+static void run(worker *w, command *c) {
   if (c->op == CMD_START) {
     start(c->start);
     return;
   }
-  relay *r = find(c->id);
+  relay *r = find(w, c->id);
   if (!r) {
     free(c->data);
     return;
@@ -752,23 +808,38 @@ static void run(command *c) {
 }
 
 static void on_wake(uv_async_t *async) {
+  worker *w = async->data;
   uv_mutex_lock(&mutex);
-  command *c = queue_head;
-  queue_head = queue_tail = NULL;
+  command *c = w->queue_head;
+  w->queue_head = w->queue_tail = NULL;
   uv_mutex_unlock(&mutex);
   while (c) {
     command *next = c->next;
-    run(c);
+    run(w, c);
     free(c);
     c = next;
   }
 }
 
 static void thread_main(void *arg) {
+  worker *w = arg;
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are Node's business, on its own thread */
-  uv_run(&loop, UV_RUN_DEFAULT);
+  pthread_setname_np(pthread_self(), w->name); /* what ps -L, top -H and /proc/<pid>/task/<tid>/comm show */
+  if (w->nice != 0) {
+    /* This thread only (Linux: nice is per thread). Raising nice needs no privilege; if it fails
+     * anyway, bulk runs at the process's priority, as before. */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0) setpriority(PRIO_PROCESS, (id_t)tid, base + w->nice > 19 ? 19 : base + w->nice);
+    struct lane_sched_attr attr = {.size = sizeof attr, .sched_policy = SCHED_OTHER, .sched_runtime = BULK_SLICE_NS};
+    errno = 0;
+    attr.sched_nice = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno == 0) syscall(SYS_sched_setattr, 0, &attr, 0);
+  }
+  uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
 static void init_once(void) {
@@ -781,18 +852,30 @@ static void init_once(void) {
     return;
   }
   if ((init_error = uv_mutex_init(&mutex)) != 0) return;
-  if ((init_error = uv_loop_init(&loop)) != 0) return;
-  if ((init_error = uv_async_init(&loop, &wake, on_wake)) != 0) return;
-  init_error = uv_thread_create(&thread, thread_main, NULL);
+  for (int i = 0; i < 2; i++) {
+    worker *w = &workers[i];
+    if ((init_error = uv_loop_init(&w->loop)) != 0) return;
+    if ((init_error = uv_async_init(&w->loop, &w->wake, on_wake)) != 0) return;
+    w->wake.data = w;
+    if ((init_error = uv_thread_create(&w->thread, thread_main, w)) != 0) return;
+  }
 }
 
-static void enqueue(command *c) {
+/* Queues `c` for `w`; NULL: for the worker that has relay c->id (none: the relay has ended). */
+static int enqueue(worker *w, command *c) {
   uv_mutex_lock(&mutex);
-  if (queue_tail) queue_tail->next = c;
-  else queue_head = c;
-  queue_tail = c;
+  if (!w) {
+    for (route *k = routes; k && !w; k = k->next)
+      if (k->id == c->id) w = k->w;
+  }
+  if (w) {
+    if (w->queue_tail) w->queue_tail->next = c;
+    else w->queue_head = c;
+    w->queue_tail = c;
+  }
   uv_mutex_unlock(&mutex);
-  uv_async_send(&wake);
+  if (w) uv_async_send(&w->wake);
+  return w != NULL;
 }
 
 static int set_nonblocking(int fd) {
@@ -853,6 +936,7 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
   }
   relay *r = calloc(1, sizeof *r);
   command *c = calloc(1, sizeof *c);
+  route *k = calloc(1, sizeof *k);
   if (r) {
     r->nin_cap = NIN_CAP;
     if (options->from_net_length > NIN_CAP - LANE_MAX_RECORD) r->nin_cap = options->from_net_length + LANE_MAX_RECORD;
@@ -863,7 +947,7 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
   }
   chunk *first = NULL;
   if (r && options->to_net_length > 0) first = calloc(1, sizeof *first);
-  if (!r || !c || !r->nin || !r->nout || !r->enc || !r->dec || (options->to_net_length > 0 && !first)) {
+  if (!r || !c || !k || !r->nin || !r->nout || !r->enc || !r->dec || (options->to_net_length > 0 && !first)) {
     if (r) {
       EVP_CIPHER_CTX_free(r->enc);
       EVP_CIPHER_CTX_free(r->dec);
@@ -872,6 +956,7 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
     }
     free(r);
     free(c);
+    free(k);
     free(first);
     snprintf(error, error_size, "out of memory, or AES-256-GCM unavailable in this OpenSSL");
     return -ENOMEM;
@@ -901,9 +986,16 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
     r->o.to_net = NULL; /* the chunk owns it now */
     r->js_head = r->js_tail = first;
   }
+  r->w = &workers[options->kind == LANE_KIND_PTY || options->kind == LANE_KIND_TERMINAL ? INTERACTIVE : BULK];
+  k->id = id;
+  k->w = r->w;
+  uv_mutex_lock(&mutex);
+  k->next = routes;
+  routes = k;
+  uv_mutex_unlock(&mutex);
   c->op = CMD_START;
   c->start = r;
-  enqueue(c);
+  enqueue(r->w, c);
   return 0;
 }
 
@@ -918,7 +1010,10 @@ static void send_command(int op, uint32_t id, int side, uint8_t *data, size_t le
   c->side = side;
   c->data = data;
   c->length = length;
-  enqueue(c);
+  if (!enqueue(NULL, c)) {
+    free(c->data); /* the relay has ended: as run() does with a command for it */
+    free(c);
+  }
 }
 
 void lane_relay_release(uint32_t id, int side) { send_command(CMD_RELEASE, id, side, NULL, 0); }

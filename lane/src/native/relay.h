@@ -1,6 +1,6 @@
 /*
- * The relay thread of lanes (lane/PROTOCOL.md, "Native relay"): one thread with a libuv loop of its
- * own joins lane sockets to local fds, sealing and opening AES-256-GCM records. addon.c is the
+ * The relay threads of lanes (lane/PROTOCOL.md, "Native relay"): two threads (terminals', bulk's),
+ * each with a libuv loop of its own, join lane sockets to local fds, sealing and opening AES-256-GCM records. addon.c is the
  * N-API face; this is all that crosses between them.
  */
 #ifndef HANGAR_LANE_RELAY_H

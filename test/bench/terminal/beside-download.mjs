@@ -4,17 +4,35 @@
 // terminal of that core types into a tmux pane (the tty echoes each key), first with the link
 // idle, then while curl downloads BENCH_BIG_MB (default 1 GiB) through a preview of the same
 // host, over the same link. Prints both, the echo added by the download and the target (p50
-// ≤ 1 ms, p99 ≤ 5 ms added). Not a test: figures from a shared machine, with the reference
-// (the idle link) measured in the same run. Needs curl.
+// ≤ 1 ms, p99 ≤ 5 ms added). Then the same through OpenSSH, what a user would get from it: `ssh`
+// + `tmux attach` of a session running the same pane, idle and beside a `ssh -L` download of the
+// same origin, both on one ControlMaster connection (a throwaway sshd, as the other benches; "not
+// measured" without openssh-server or root). Also, for each, where the busy run's CPUs went: the
+// time the echo's main threads (this core's, the agent's) waited for a CPU per wake-up, and what
+// the download's relay threads ran and waited (Linux schedstat). Not a test: figures from a
+// shared machine, with the reference (the idle link) measured in the same run. Needs curl.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { tmuxSocketNameOf } from '@hangar/shared';
 import { HangarCore } from '@hangar/desktop/core';
-import { AGENT, HANGAR, loadAverage, percentile, printRows, runCleanups, sleep, startAgent } from '../support.mjs';
-import { PANE_PROGRAM, printable } from './keystrokes.mjs';
+import {
+  AGENT,
+  HANGAR,
+  loadAverage,
+  percentile,
+  printRows,
+  runCleanups,
+  sleep,
+  startAgent,
+  startSshd,
+  waitForPort,
+  freePort,
+} from '../support.mjs';
+import { PANE_PROGRAM, echoClient, printable } from './keystrokes.mjs';
 
 const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 1024);
 const IDLE_KEYS = Number(process.env.BENCH_KEYS ?? 200);
@@ -105,8 +123,123 @@ async function type(terminal, screen, more, state) {
   return samples;
 }
 
+/** Each thread's schedstat (ns on a CPU, ns waiting for one, times run) and name, by tid. */
+function threadStats(pid) {
+  const stats = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [run, wait, slices] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      stats.set(tid, { name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), run, wait, slices });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return stats;
+}
+
+/**
+ * Where the CPUs went between two threadStats of `pid`: its main thread's wait for a CPU per
+ * wake-up, and the busiest other thread (the download's relay) with its CPU time and wait.
+ */
+function cpuShare(pid, before, after) {
+  const delta = (tid) => {
+    const a = after.get(tid);
+    const b = before.get(tid) ?? { run: 0, wait: 0, slices: 0 };
+    return { name: a.name, run: (a.run - b.run) / 1e6, wait: (a.wait - b.wait) / 1e6, slices: a.slices - b.slices };
+  };
+  const main = delta(String(pid));
+  const busiest = [...after.keys()]
+    .filter((tid) => tid !== String(pid))
+    .map(delta)
+    .sort((a, b) => b.run - a.run)[0];
+  const perWake = main.slices ? (main.wait * 1000) / main.slices : 0;
+  const what = `main ran ${main.run.toFixed(0)} ms, waited ${perWake.toFixed(0)} µs per wake-up for a CPU`;
+  return busiest && busiest.run >= 1
+    ? `${what}; ${busiest.name} ran ${busiest.run.toFixed(0)} ms, waited ${busiest.wait.toFixed(0)} ms`
+    : what;
+}
+
+/** The descendant of `pid` named sshd* that has used the most CPU: the session's sshd. */
+function busiestSshd(pid) {
+  const parent = new Map();
+  const cpu = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(entry, fields[1]);
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('sshd')) {
+        cpu.set(entry, Number(fields[11]) + Number(fields[12]));
+      }
+    } catch {
+      // It ended meanwhile.
+    }
+  }
+  const under = (p) => p !== undefined && p !== '0' && p !== '1' && (p === String(pid) || under(parent.get(p)));
+  return [...cpu.entries()]
+    .filter(([p]) => p !== String(pid) && under(parent.get(p)))
+    .sort((a, b) => b[1] - a[1])[0]?.[0];
+}
+
+/** curl of `url` to /dev/null; resolves with MB/s once it has all BIG_MB MiB. */
+async function download(url) {
+  const began = performance.now();
+  const { stdout } = await promisify(execFile)(
+    'curl',
+    ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', url],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const [status, bytes] = stdout.trim().split(' ').map(Number);
+  if (status !== 200 || bytes !== BIG_MB * (1 << 20)) throw new Error(`download answered ${status}, ${bytes} bytes`);
+  return bytes / 1e6 / ((performance.now() - began) / 1000);
+}
+
+/**
+ * Idle keys, then keys while `url` downloads: each list of echo times, the download's MB/s and
+ * where the CPUs went meanwhile in `pids` ({ label: pid }).
+ */
+async function idleThenBusy(terminal, screen, url, pidsOf) {
+  const state = { lines: 0 };
+  await type(terminal, screen, (n) => n < 20, state); // warm-up
+  const idle = await type(terminal, screen, (n) => n < IDLE_KEYS, state);
+  const pids = pidsOf();
+  const before = Object.fromEntries(Object.entries(pids).map(([label, pid]) => [label, threadStats(pid)]));
+  let done = false;
+  const downloaded = download(url).finally(() => (done = true));
+  const busy = await type(terminal, screen, () => !done, state);
+  const shares = Object.entries(pids).map(
+    ([label, pid]) => `${label}: ${cpuShare(pid, before[label], threadStats(pid))}`,
+  );
+  return { idle, busy, mbps: await downloaded, shares };
+}
+
 const fmt = (n) => n.toFixed(2);
 const keyBytes = (key) => new TextEncoder().encode(key);
+const p = (list, q) => percentile(list, q);
+const added = (run, q) => Math.max(0, p(run.busy, q) - p(run.idle, q));
+/** The rows of one client's run. */
+function rowsOf(name, via, run) {
+  const [a50, a99] = [added(run, 50), added(run, 99)];
+  return [
+    [
+      `${name}: keystroke echo, idle p50 / p99`,
+      `${fmt(p(run.idle, 50))} / ${fmt(p(run.idle, 99))} ms (${run.idle.length} keys)`,
+    ],
+    [
+      `${name}: during a ${BIG_MB} MiB download ${via} p50 / p99`,
+      `${fmt(p(run.busy, 50))} / ${fmt(p(run.busy, 99))} ms (${run.busy.length} keys; download ${run.mbps.toFixed(0)} MB/s)`,
+    ],
+    [
+      `${name}: echo added by the download p50 / p99`,
+      `${fmt(a50)} / ${fmt(a99)} ms  (target ≤ 1 / ≤ 5 ms: ${a50 <= 1 && a99 <= 5 ? 'met' : 'NOT met'})`,
+    ],
+    ...run.shares.map((share) => [`${name}: CPUs during the download`, share]),
+  ];
+}
+
 try {
   const data = join(dir, 'agent');
   const agent = await startAgent({ data, env });
@@ -123,37 +256,56 @@ try {
 
   const terminal = await core.attach('bench', 'keys', { cols: 120, rows: 40 });
   cleanups.push(() => terminal.detach());
-  const screen = watch(terminal);
-  const state = { lines: 0 };
-  await type(terminal, screen, (n) => n < 20, state); // warm-up
-  const idle = await type(terminal, screen, (n) => n < IDLE_KEYS, state);
+  const hangar = await idleThenBusy(terminal, watch(terminal), `http://127.0.0.1:${local}/big`, () => ({
+    core: process.pid,
+    agent: agent.child.pid,
+  }));
+  const rows = rowsOf('hangar', 'through a preview on the same link', hangar);
 
-  const began = performance.now();
-  let done = false;
-  const download = promisify(execFile)(
-    'curl',
-    ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://127.0.0.1:${local}/big`],
-    { encoding: 'utf8' },
-  ).finally(() => (done = true));
-  const busy = await type(terminal, screen, () => !done, state);
-  const [status, bytes] = (await download).stdout.trim().split(' ').map(Number);
-  if (status !== 200 || bytes !== BIG_MB * (1 << 20)) throw new Error(`download answered ${status}, ${bytes} bytes`);
-  const mbps = bytes / 1e6 / ((performance.now() - began) / 1000);
-
-  const p = (list, q) => percentile(list, q);
-  const added50 = Math.max(0, p(busy, 50) - p(idle, 50));
-  const added99 = Math.max(0, p(busy, 99) - p(idle, 99));
-  const rows = [
-    ['keystroke echo, idle link p50 / p99', `${fmt(p(idle, 50))} / ${fmt(p(idle, 99))} ms (${idle.length} keys)`],
-    [
-      `keystroke echo during a ${BIG_MB} MiB preview download on the same link p50 / p99`,
-      `${fmt(p(busy, 50))} / ${fmt(p(busy, 99))} ms (${busy.length} keys; download ${mbps.toFixed(0)} MB/s)`,
-    ],
-    [
-      'echo added by the download p50 / p99',
-      `${fmt(added50)} / ${fmt(added99)} ms  (target ≤ 1 / ≤ 5 ms: ${added50 <= 1 && added99 <= 5 ? 'met' : 'NOT met'})`,
-    ],
-  ];
+  const sshd = await startSshd(dir);
+  if (sshd.reason) {
+    rows.push(['ssh + tmux attach', sshd.reason]);
+  } else {
+    cleanups.push(sshd.stop);
+    // One ControlMaster connection carries the terminal and the ssh -L tunnel, as the preview
+    // shares the link (whose download goes on a lane, a TCP connection beside it).
+    const control = join(dir, 'ssh-control');
+    const master = spawn('ssh', sshd.ssh(['-M', '-S', control, '-N']).slice(1), { stdio: 'ignore' });
+    cleanups.push(() => master.kill());
+    for (let tries = 0; ; tries++) {
+      try {
+        execFileSync('ssh', sshd.ssh(['-S', control, '-O', 'check']).slice(1), { stdio: 'ignore' });
+        break;
+      } catch (error) {
+        if (tries > 50) throw new Error(`the ssh ControlMaster did not start: ${error.message}`);
+        await sleep(100);
+      }
+    }
+    const forwarded = await freePort();
+    execFileSync(
+      'ssh',
+      sshd.ssh(['-S', control, '-O', 'forward', '-L', `127.0.0.1:${forwarded}:127.0.0.1:${origin}`]).slice(1),
+      {
+        stdio: 'ignore',
+      },
+    );
+    await waitForPort(forwarded, 'ssh -L');
+    node(HANGAR, ['session', 'new', 'bench', '--name', 'keys-ssh', '--', 'sh', '-c', PANE_PROGRAM]);
+    cleanups.push(() => node(HANGAR, ['session', 'kill', 'bench', 'keys-ssh']));
+    const tmux = ['tmux', '-u', '-L', tmuxSocketNameOf(data), 'attach', '-t', '=hangar-keys-ssh'];
+    const client = echoClient('ssh', sshd.ssh(['-S', control, '-tt'], tmux).slice(1), env);
+    cleanups.push(() => client.proc.kill());
+    const ssh = await idleThenBusy(
+      // One write(2), as keystrokes.mjs types (node-pty's write() goes through the thread pool).
+      { write: (bytes) => writeSync(client.proc.fd, bytes) },
+      client,
+      `http://127.0.0.1:${forwarded}/big`,
+      () => ({ ssh: master.pid, sshd: busiestSshd(sshd.pid) }),
+    );
+    rows.push(...rowsOf('ssh + tmux attach', 'through ssh -L on the same ControlMaster connection', ssh));
+    const ratio = (q) => fmt(p(hangar.busy, q) / p(ssh.busy, q));
+    rows.push(['hangar / ssh during the download p50 / p99', `${ratio(50)}× / ${ratio(99)}×`]);
+  }
   printRows(`\nKeystrokes beside a download (loopback, load average ${loadAverage()})\n`, rows);
 } finally {
   await runCleanups(cleanups);

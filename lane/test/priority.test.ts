@@ -1,0 +1,165 @@
+/**
+ * Bulk lanes must not starve interactive ones (issue 16): a socket lane (a preview, a download) is
+ * relayed by a thread of its own at a lower CPU priority (nice +10 over the process), a terminal's
+ * lane (a pty here) by a thread at the process's priority. Read from /proc: the threads' names and
+ * nice values, and which thread's CPU time grows while each lane carries bytes.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { release } from 'node:os';
+import { spawn as spawnPty, type IPty } from 'node-pty';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RecordType, deriveLaneKeys, loadNativeLanes, type NativeLanes, type Relay } from '@hangar/lane';
+import { PeerLane, closed, hashUntilEnd, sendRandom, tcpPair } from './support/sockets.js';
+
+let lanes: NativeLanes;
+const secret = randomBytes(32);
+const grantId = randomBytes(16);
+const sockets: Socket[] = [];
+const relays: Relay[] = [];
+
+beforeAll(() => {
+  const loaded = loadNativeLanes();
+  if ('unavailable' in loaded) throw new Error(`the native relay must be built for these tests: ${loaded.unavailable}`);
+  lanes = loaded;
+});
+
+afterEach(async () => {
+  for (const relay of relays.splice(0)) relay.close();
+  await Promise.all(sockets.splice(0).map(closed));
+});
+
+async function pair(): Promise<[Socket, Socket]> {
+  const ends = await tcpPair();
+  sockets.push(...ends);
+  return ends;
+}
+
+type Thread = { tid: string; nice: number; cpuNs: number; sliceNs: number | undefined };
+
+/** This process's threads named `name` (/proc/self/task/<tid>/comm), with nice and CPU time. */
+function threadsNamed(name: string): Thread[] {
+  const found: Thread[] = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== name) continue;
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19
+      const cpuNs = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const slice = /^se\.slice\s*:\s*(\d+)/m.exec(readFileSync(`/proc/self/task/${tid}/sched`, 'utf8'));
+      found.push({ tid, nice, cpuNs, sliceNs: slice ? Number(slice[1]) : undefined });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return found;
+}
+
+function theThread(name: string): Thread {
+  const found = threadsNamed(name);
+  expect(
+    found.map((t) => t.tid),
+    `threads named ${name}`,
+  ).toHaveLength(1);
+  return found[0]!;
+}
+
+function mainNice(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+/** Relays 8 MiB through two socket relays back to back. */
+async function carryBulk() {
+  const [laneA, laneB] = await pair();
+  const [appA, endA] = await pair();
+  const [appB, endB] = await pair();
+  for (const [net, local, role] of [
+    [laneA, endA, 'client'],
+    [laneB, endB, 'agent'],
+  ] as const) {
+    const fd = lanes.adoptSocket(local).fd;
+    relays.push(
+      lanes.relay({
+        net: lanes.adoptSocket(net).fd,
+        localRead: fd,
+        localWrite: fd,
+        localKind: 'socket',
+        closeLocal: true,
+        keys: deriveLaneKeys(secret, grantId, 1n, role),
+        sendSeq: 0n,
+        receiveSeq: 0n,
+      }),
+    );
+  }
+  const size = 8 << 20;
+  const atB = hashUntilEnd(appB);
+  const sent = await sendRandom(appA, size);
+  appB.end();
+  expect(await atB).toEqual({ hash: sent, length: size });
+  expect((await Promise.all(relays.map((relay) => relay.ended))).map((end) => end.how)).toEqual(['eof', 'eof']);
+}
+
+/** Echoes keys through cat in a pty relayed as a terminal's lane. */
+async function carryKeys() {
+  const pty: IPty = spawnPty('cat', [], { cols: 80, rows: 24, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const internals = pty as unknown as { _fd: number; _socket: Socket & { _handle: { readStop(): void } } };
+  internals._socket.pause();
+  await new Promise((resolve) => setImmediate(resolve));
+  internals._socket._handle.readStop();
+  const master = lanes.dupFd(internals._fd);
+  const [peerEnd, laneEnd] = await pair();
+  relays.push(
+    lanes.relay({
+      net: lanes.adoptSocket(laneEnd).fd,
+      localRead: master,
+      localWrite: master,
+      localKind: 'pty',
+      closeLocal: true,
+      keys: deriveLaneKeys(secret, grantId, 2n, 'agent'),
+      sendSeq: 0n,
+      receiveSeq: 0n,
+    }),
+  );
+  const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 2n, 'client'));
+  for (let i = 0; i < 20; i++) {
+    const key = `key ${i}\r`;
+    peer.send(RecordType.Data, Buffer.from(key));
+    let output = '';
+    while (!output.includes(`key ${i}\r\n`)) output += (await peer.next())!.payload.toString();
+  }
+  pty.kill();
+  internals._socket.destroy();
+}
+
+describe("lanes' relay threads", () => {
+  it('relay a socket lane on a thread 10 nicer than the process, with a short slice, and a terminal lane at its priority', async () => {
+    await carryBulk(); // both threads exist from the first relay on
+    const bulkBefore = theThread('lane-bulk');
+    const interactiveBefore = theThread('lane-relay');
+    expect(bulkBefore.nice).toBe(Math.min(19, mainNice() + 10));
+    expect(interactiveBefore.nice).toBe(mainNice());
+    // A slice of 0.1 ms where the kernel takes one per thread (6.12 on); the terminals' keep the default.
+    const [major, minor] = release().split('.').map(Number);
+    if (major! > 6 || (major === 6 && minor! >= 12)) {
+      expect(bulkBefore.sliceNs).toBe(100_000);
+      expect(interactiveBefore.sliceNs).toBeGreaterThan(100_000);
+    }
+
+    relays.splice(0);
+    await carryBulk();
+    const bulkAfter = theThread('lane-bulk');
+    const interactiveAfter = theThread('lane-relay');
+    // 8 MiB sealed and opened: the bulk thread did it, the other one slept through it.
+    expect(bulkAfter.cpuNs).toBeGreaterThan(bulkBefore.cpuNs);
+    expect(interactiveAfter.cpuNs).toBe(interactiveBefore.cpuNs);
+
+    await carryKeys();
+    const bulkLast = theThread('lane-bulk');
+    const interactiveLast = theThread('lane-relay');
+    // The keys: on the other thread (the bulk one may still close the last relays' handles).
+    expect(interactiveLast.cpuNs - interactiveAfter.cpuNs).toBeGreaterThan(bulkLast.cpuNs - bulkAfter.cpuNs);
+    expect([bulkLast.nice, interactiveLast.nice]).toEqual([Math.min(19, mainNice() + 10), mainNice()]);
+  });
+});
