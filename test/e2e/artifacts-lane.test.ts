@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -122,5 +123,43 @@ describe('artifacts over a lane', () => {
       await core.dispose();
     }
     expect(existsSync(join(box.workspace, 'hangar-artifacts', id, 'out', 'big.bin'))).toBe(true);
+  }, 60_000);
+
+  it('an artifact swapped on disk after collection (a symlink to a secret, a FIFO) is refused before a byte is sent', async () => {
+    const { id } = await bigArtifact(1000);
+    // The agent's copy, collected at the job's end into its own data dir (jobs/<id>/<attempt>/artifacts).
+    const copy = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'big.bin');
+    expect(existsSync(copy)).toBe(true);
+    const secret = join(box.dataDir, 'not-an-artifact');
+    writeFileSync(secret, 'secret\n'.repeat(1000));
+    /** The agent's fds on files under its jobs dir (each lane's file is closed once it ends or is refused). */
+    const jobFds = () => {
+      const dir = `/proc/${box.agent.child.pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          return readlinkSync(join(dir, fd)).startsWith(join(box.dataDir, 'jobs'));
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      const lane = () => openLane(core.connection('local'), { purpose: 'artifact', id, path: 'out/big.bin', from: 0 });
+      const before = lanesSent();
+      for (const swap of [() => symlinkSync(secret, copy), () => execFileSync('mkfifo', [copy])]) {
+        rmSync(copy);
+        swap();
+        await expect(lane()).rejects.toMatchObject({ code: 'E_ARTIFACT_UNSAFE', details: { lane: 'refused' } });
+        const fetched = await hangar(['artifacts', id, '--out', 'swapped']);
+        expect(fetched.code).not.toBe(0);
+        expect(fetched.stderr).toMatch(/out\/big\.bin.*not the regular file the agent collected/);
+        expect(existsSync(join(box.workspace, 'swapped', 'out', 'big.bin'))).toBe(false);
+      }
+      expect(lanesSent()).toBe(before);
+    } finally {
+      await core.dispose();
+    }
+    expect(jobFds()).toBe(0);
   }, 60_000);
 });
