@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -125,7 +134,7 @@ describe('artifacts over a lane', () => {
     expect(existsSync(join(box.workspace, 'hangar-artifacts', id, 'out', 'big.bin'))).toBe(true);
   }, 60_000);
 
-  it('an artifact swapped on disk after collection (a symlink to a secret, a FIFO) is refused before a byte is sent', async () => {
+  it('an artifact swapped on disk after collection (a symlink to a secret or in its folders, a FIFO, another size) is refused before a byte is sent', async () => {
     const { id } = await bigArtifact(1000);
     // The agent's copy, collected at the job's end into its own data dir (jobs/<id>/<attempt>/artifacts).
     const copy = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'big.bin');
@@ -147,8 +156,22 @@ describe('artifacts over a lane', () => {
     try {
       const lane = () => openLane(core.connection('local'), { purpose: 'artifact', id, path: 'out/big.bin', from: 0 });
       const before = lanesSent();
-      for (const swap of [() => symlinkSync(secret, copy), () => execFileSync('mkfifo', [copy])]) {
-        rmSync(copy);
+      const outDir = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out');
+      const elsewhere = join(box.dataDir, 'elsewhere');
+      const swaps = [
+        () => symlinkSync(secret, copy),
+        () => execFileSync('mkfifo', [copy]),
+        () => writeFileSync(copy, Buffer.alloc(1001)), // another size than recorded
+        () => {
+          // A folder of its path a symlink, to a folder with a file of that name and size.
+          rmSync(outDir, { recursive: true });
+          mkdirSync(elsewhere);
+          writeFileSync(join(elsewhere, 'big.bin'), Buffer.alloc(1000));
+          symlinkSync(elsewhere, outDir);
+        },
+      ];
+      for (const swap of swaps) {
+        rmSync(copy, { force: true });
         swap();
         await expect(lane()).rejects.toMatchObject({ code: 'E_ARTIFACT_UNSAFE', details: { lane: 'refused' } });
         const fetched = await hangar(['artifacts', id, '--out', 'swapped']);
