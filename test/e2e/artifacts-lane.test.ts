@@ -185,4 +185,64 @@ describe('artifacts over a lane', () => {
     }
     expect(jobFds()).toBe(0);
   }, 60_000);
+
+  it('the core and the agent keep no fd of a download on a lane: done, cut, refused, damaged', async () => {
+    const { id, artifact } = await bigArtifact(4_000_000);
+    const copy = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'big.bin');
+    const original = readFileSync(copy);
+    /** Sockets and files under `under` that process `pid` holds. */
+    const fds = (pid: number | 'self', under: string) => {
+      const dir = `/proc/${pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          const target = readlinkSync(join(dir, fd));
+          return target.startsWith('socket:') || target.startsWith(under);
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const outs = join(box.workspace, 'fds');
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      let n = 0;
+      const download = () => core.jobs.downloadArtifacts('local', id, join(outs, String(n++)));
+      // The link is up (and its sockets counted) after a first download.
+      await download();
+      const coreHeld = fds('self', outs);
+      const agentHeld = fds(box.agent.child.pid!, join(box.dataDir, 'jobs'));
+      const before = lanesSent();
+      // Cut mid-lane: resumes on a second lane.
+      box.proxy!.stallWhere('HGLANE/1', 1_000_000);
+      const cut = download();
+      await until(() => (box.proxy!.stalledBytes > 0 ? true : undefined), 'the lane to stall');
+      box.proxy!.stallWhere(undefined);
+      expect(box.proxy!.cutWhere('HGLANE/1')).toBe(1);
+      await cut;
+      expect(lanesSent()).toBe(before + 2);
+      // The host's copy changed (same size): arrives damaged, on a lane.
+      const damaged = Buffer.from(original);
+      damaged[10]! ^= 1;
+      writeFileSync(copy, damaged);
+      await expect(download()).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+      expect(lanesSent()).toBe(before + 3);
+      // Refused: a symlink in its place.
+      rmSync(copy);
+      symlinkSync(join(box.dataDir, 'jobs', id, '1', 'log'), copy);
+      await expect(download()).rejects.toMatchObject({ code: 'E_ARTIFACT_UNSAFE' });
+      rmSync(copy);
+      writeFileSync(copy, original);
+      await download();
+      expect(lanesSent()).toBe(before + 4);
+      await until(
+        () =>
+          fds('self', outs) === coreHeld && fds(box.agent.child.pid!, join(box.dataDir, 'jobs')) === agentHeld
+            ? true
+            : undefined,
+        `the core's fds back to ${coreHeld} (${fds('self', outs)}) and the agent's to ${agentHeld} (${fds(box.agent.child.pid!, join(box.dataDir, 'jobs'))})`,
+      );
+    } finally {
+      await core.dispose();
+    }
+  }, 90_000);
 });
