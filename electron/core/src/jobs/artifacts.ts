@@ -276,8 +276,8 @@ async function fetchOnLane(
       receiveSeq: lane.receiveSeq,
       ...(fromNet.length > 0 ? { fromNet } : {}),
       localKind: 'file',
-      // This side sends nothing: EOF at once.
-      file: { offset: 0, limit: 0 },
+      // This side sends nothing (EOF at once), and takes no more than the artifact's rest.
+      file: { offset: 0, limit: 0, receiveLimit: artifact.size - have },
     });
   } catch {
     if (out !== undefined) closeSync(out);
@@ -306,6 +306,7 @@ async function fetchOnLane(
     linkGone.dispose();
   }
   const received = fstatSync(partialFd).size;
+  if (end.how === 'error' && end.message.startsWith('too_big: the peer sent more than')) throw overrun(artifact, jobId);
   if (end.how !== 'eof') {
     const why = end.how === 'error' ? end.message : end.how === 'closed' ? end.reason.toString('utf8') : end.how;
     throw new HangarError('E_UNAVAILABLE', `the lane broke while fetching ${artifact.path} (${why})`);
