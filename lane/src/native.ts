@@ -40,11 +40,15 @@ export interface RelayOptions {
    * pty: EIO on read is EOF; terminal: stdin's EOF sends EOF, a net EOF just stops writing;
    * file: localRead is a regular file sent from `file.offset` up to `file.limit` (pread: the fd's
    * own offset is left alone), then EOF; a file shorter than that ends as an error (`truncated:`),
-   * never as EOF. The lane's DATA is written to localWrite (a file opened for append, say).
+   * never as EOF. The lane's DATA is written to localWrite (a file opened for append, say), at most
+   * `file.receiveLimit` bytes of it: a peer that sends more ends the lane as an error (`too_big:`).
    */
   localKind: 'socket' | 'pty' | 'terminal' | 'file';
-  /** For localKind 'file' (required there): which bytes of localRead go out. */
-  file?: { offset: number; limit: number };
+  /**
+   * For localKind 'file' (required there): which bytes of localRead go out, and how many of the
+   * peer's are taken at most (no limit without receiveLimit).
+   */
+  file?: { offset: number; limit: number; receiveLimit?: number };
 }
 
 export interface Relay {
@@ -114,6 +118,7 @@ interface AddonRelayOptions {
   detachByte: number;
   fileOffset: bigint;
   fileLimit: bigint;
+  fileReceiveLimit: bigint;
 }
 type AddonEvent =
   | { event: 'detach' }
@@ -146,6 +151,7 @@ const RelayOptionsSchema = z.object({
     .object({
       offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
       limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+      receiveLimit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     })
     .refine((file) => file.offset <= file.limit, 'offset must be ≤ limit')
     .optional(),
@@ -239,6 +245,7 @@ function wrap(addon: Addon): NativeLanes {
             detachByte: options.detachByte ?? -1,
             fileOffset: BigInt(options.file?.offset ?? 0),
             fileLimit: BigInt(options.file?.limit ?? 0),
+            fileReceiveLimit: options.file?.receiveLimit === undefined ? MAX_SEQ : BigInt(options.file.receiveLimit),
           },
           onEvent,
         );

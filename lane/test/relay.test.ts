@@ -681,6 +681,55 @@ describe('a regular file as the local side (file)', () => {
     }
   });
 
+  it('takes at most receiveLimit bytes of DATA: a peer that sends more ends the lane as too_big, and no more is written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      const target = openSync(join(dir, 'out'), 'a');
+      const [peerEnd, laneEnd] = await pair();
+      const relay = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: target,
+          localWrite: target,
+          localKind: 'file',
+          file: { offset: 0, limit: 0, receiveLimit: 100_000 },
+        },
+        'client',
+      );
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+      for (let i = 0; i < 4; i++) peer.send(RecordType.Data, randomBytes(65_536));
+      const end = await relay.ended;
+      expect(end).toMatchObject({
+        how: 'error',
+        message: expect.stringMatching(/^too_big: the peer sent more than 100000 bytes/),
+      });
+      expect(readFileSync(join(dir, 'out')).length).toBe(65_536);
+      // Up to the limit exactly is taken.
+      const exact = openSync(join(dir, 'exact'), 'a');
+      const [peerEnd2, laneEnd2] = await pair();
+      const whole = start(
+        {
+          net: lanes.adoptSocket(laneEnd2).fd,
+          localRead: exact,
+          localWrite: exact,
+          localKind: 'file',
+          file: { offset: 0, limit: 0, receiveLimit: 65_537 },
+        },
+        'client',
+      );
+      const peer2 = new PeerLane(peerEnd2, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+      peer2.send(RecordType.Data, randomBytes(65_536));
+      peer2.send(RecordType.Data, randomBytes(1));
+      peer2.send(RecordType.Eof);
+      expect(await peer2.next()).toMatchObject({ type: RecordType.Eof });
+      peerEnd2.end();
+      expect(await whole.ended).toMatchObject({ how: 'eof', bytesIn: 65_537 });
+      expect(readFileSync(join(dir, 'exact')).length).toBe(65_537);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('checks file against localKind at the boundary', async () => {
     const [, laneEnd] = await pair();
     const net = lanes.adoptSocket(laneEnd).fd;

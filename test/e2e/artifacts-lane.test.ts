@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -123,4 +133,116 @@ describe('artifacts over a lane', () => {
     }
     expect(existsSync(join(box.workspace, 'hangar-artifacts', id, 'out', 'big.bin'))).toBe(true);
   }, 60_000);
+
+  it('an artifact swapped on disk after collection (a symlink to a secret or in its folders, a FIFO, another size) is refused before a byte is sent', async () => {
+    const { id } = await bigArtifact(1000);
+    // The agent's copy, collected at the job's end into its own data dir (jobs/<id>/<attempt>/artifacts).
+    const copy = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'big.bin');
+    expect(existsSync(copy)).toBe(true);
+    const secret = join(box.dataDir, 'not-an-artifact');
+    writeFileSync(secret, 'secret\n'.repeat(1000));
+    /** The agent's fds on files under its jobs dir (each lane's file is closed once it ends or is refused). */
+    const jobFds = () => {
+      const dir = `/proc/${box.agent.child.pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          return readlinkSync(join(dir, fd)).startsWith(join(box.dataDir, 'jobs'));
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      const lane = () => openLane(core.connection('local'), { purpose: 'artifact', id, path: 'out/big.bin', from: 0 });
+      const before = lanesSent();
+      const outDir = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out');
+      const elsewhere = join(box.dataDir, 'elsewhere');
+      const swaps = [
+        () => symlinkSync(secret, copy),
+        () => execFileSync('mkfifo', [copy]),
+        () => writeFileSync(copy, Buffer.alloc(1001)), // another size than recorded
+        () => {
+          // A folder of its path a symlink, to a folder with a file of that name and size.
+          rmSync(outDir, { recursive: true });
+          mkdirSync(elsewhere);
+          writeFileSync(join(elsewhere, 'big.bin'), Buffer.alloc(1000));
+          symlinkSync(elsewhere, outDir);
+        },
+      ];
+      for (const swap of swaps) {
+        rmSync(copy, { force: true });
+        swap();
+        await expect(lane()).rejects.toMatchObject({ code: 'E_ARTIFACT_UNSAFE', details: { lane: 'refused' } });
+        const fetched = await hangar(['artifacts', id, '--out', 'swapped']);
+        expect(fetched.code).not.toBe(0);
+        expect(fetched.stderr).toMatch(/out\/big\.bin.*not the regular file the agent collected/);
+        expect(existsSync(join(box.workspace, 'swapped', 'out', 'big.bin'))).toBe(false);
+      }
+      expect(lanesSent()).toBe(before);
+    } finally {
+      await core.dispose();
+    }
+    expect(jobFds()).toBe(0);
+  }, 60_000);
+
+  it('the core and the agent keep no fd of a download on a lane: done, cut, refused, damaged', async () => {
+    const { id, artifact } = await bigArtifact(4_000_000);
+    const copy = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'big.bin');
+    const original = readFileSync(copy);
+    /** Sockets and files under `under` that process `pid` holds. */
+    const fds = (pid: number | 'self', under: string) => {
+      const dir = `/proc/${pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          const target = readlinkSync(join(dir, fd));
+          return target.startsWith('socket:') || target.startsWith(under);
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const outs = join(box.workspace, 'fds');
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      let n = 0;
+      const download = () => core.jobs.downloadArtifacts('local', id, join(outs, String(n++)));
+      // The link is up (and its sockets counted) after a first download.
+      await download();
+      const coreHeld = fds('self', outs);
+      const agentHeld = fds(box.agent.child.pid!, join(box.dataDir, 'jobs'));
+      const before = lanesSent();
+      // Cut mid-lane: resumes on a second lane.
+      box.proxy!.stallWhere('HGLANE/1', 1_000_000);
+      const cut = download();
+      await until(() => (box.proxy!.stalledBytes > 0 ? true : undefined), 'the lane to stall');
+      box.proxy!.stallWhere(undefined);
+      expect(box.proxy!.cutWhere('HGLANE/1')).toBe(1);
+      await cut;
+      expect(lanesSent()).toBe(before + 2);
+      // The host's copy changed (same size): arrives damaged, on a lane.
+      const damaged = Buffer.from(original);
+      damaged[10]! ^= 1;
+      writeFileSync(copy, damaged);
+      await expect(download()).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+      expect(lanesSent()).toBe(before + 3);
+      // Refused: a symlink in its place.
+      rmSync(copy);
+      symlinkSync(join(box.dataDir, 'jobs', id, '1', 'log'), copy);
+      await expect(download()).rejects.toMatchObject({ code: 'E_ARTIFACT_UNSAFE' });
+      rmSync(copy);
+      writeFileSync(copy, original);
+      await download();
+      expect(lanesSent()).toBe(before + 4);
+      await until(
+        () =>
+          fds('self', outs) === coreHeld && fds(box.agent.child.pid!, join(box.dataDir, 'jobs')) === agentHeld
+            ? true
+            : undefined,
+        `the core's fds back to ${coreHeld} (${fds('self', outs)}) and the agent's to ${agentHeld} (${fds(box.agent.child.pid!, join(box.dataDir, 'jobs'))})`,
+      );
+    } finally {
+      await core.dispose();
+    }
+  }, 90_000);
 });

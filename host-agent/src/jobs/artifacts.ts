@@ -1,5 +1,6 @@
 import { HangarError, type ArtifactInfo, type LinkStream } from '@hangar/shared';
 import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, read, realpathSync } from 'node:fs';
 import { copyFile, lstat, mkdir, open, realpath, stat } from 'node:fs/promises';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { AckedBuffers } from './acked-buffers.js';
@@ -87,10 +88,52 @@ export async function hashFile(path: string): Promise<{ size: number; sha256: st
 }
 
 /**
- * Sends a file's bytes from `from` on a stream, reading only while the stream has room, then
- * closes it with `artifact_end`. A stream closed by the peer stops the reading.
+ * Opens the agent's copy of a recorded artifact for sending (`artifact.fetch`, the `artifact`
+ * lane): the regular file collected at the job's end, at its recorded size. What took its place
+ * on disk since is refused with E_ARTIFACT_UNSAFE before a byte is read: a symlink (O_NOFOLLOW on
+ * the file; its folders are checked by realpath), a FIFO or device (O_NONBLOCK, so opening a FIFO
+ * does not wait for a writer with the event loop stuck in open()), a file of another size. The
+ * caller closes the fd. (A hard link in its place is not told apart: the folder is the agent's
+ * own, 0700, which a job's sandbox never mounts; the client's sha256 check still catches it.)
  */
-export async function streamFile(path: string, stream: LinkStream, from = 0): Promise<void> {
+export function openArtifactCopy(artifactsDir: string, info: ArtifactInfo): number {
+  const file = join(artifactsDir, info.path);
+  const unsafe = (why: string) =>
+    new HangarError(
+      'E_ARTIFACT_UNSAFE',
+      `artifact "${info.path}" on the host is not the regular file the agent collected (${why}); run the job again to collect it anew`,
+      { path: info.path },
+    );
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw unsafe('a symlink is in its place');
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new HangarError('E_NOT_FOUND', `artifact "${info.path}" is gone from the host (pruned?)`);
+    }
+    throw error;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw unsafe('not a regular file');
+    if (stat.size !== info.size) throw unsafe(`${stat.size} bytes, recorded ${info.size}`);
+    if (realpathSync(file) !== join(realpathSync(artifactsDir), info.path))
+      throw unsafe('a folder of its path is a symlink');
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/**
+ * Sends a file's bytes from `from` on a stream, reading only while the stream has room, then
+ * closes it with `artifact_end`. A stream closed by the peer stops the reading. `file` is a path
+ * (the bench's), or what gives the fd (openArtifactCopy, as artifact.fetch does); closed here.
+ */
+export async function streamFile(file: string | (() => number), stream: LinkStream, from = 0): Promise<void> {
   let wake: (() => void) | undefined;
   let closed = stream.closed;
   const drain = stream.onDrain(() => wake?.());
@@ -98,14 +141,21 @@ export async function streamFile(path: string, stream: LinkStream, from = 0): Pr
     closed = true;
     wake?.();
   });
-  const file = await open(path, 'r');
+  let fd: number;
+  try {
+    fd = typeof file === 'string' ? openSync(file, 'r') : file();
+  } catch (error) {
+    drain.dispose();
+    close.dispose();
+    throw error;
+  }
   // Buffers go round once the peer acked their bytes (a window's worth, a few MiB).
   const buffers = new AckedBuffers(stream, READ_CHUNK, 8);
   try {
     let offset = from;
     while (!closed) {
       const buffer = buffers.take();
-      const { bytesRead } = await file.read(buffer, 0, READ_CHUNK, offset);
+      const bytesRead = await readAt(fd, buffer, offset);
       if (bytesRead === 0) break;
       offset += bytesRead;
       if (closed) return;
@@ -121,6 +171,13 @@ export async function streamFile(path: string, stream: LinkStream, from = 0): Pr
     drain.dispose();
     close.dispose();
     buffers.dispose();
-    await file.close();
+    closeSync(fd);
   }
+}
+
+/** One read of up to READ_CHUNK bytes at `position` (off the event loop, as FileHandle.read). */
+function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, buffer, 0, READ_CHUNK, position, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))),
+  );
 }

@@ -6,7 +6,7 @@ export {
   type JobServiceOptions,
 } from './job-service.js';
 export { streamLog } from './log-sender.js';
-export { streamFile } from './artifacts.js';
+export { openArtifactCopy, streamFile } from './artifacts.js';
 export { ShellExecutor } from './executors/shell.js';
 export type { Executor } from './executors/types.js';
 export { DEFAULT_RETENTION, type RetentionPolicy } from './retention.js';

@@ -229,15 +229,19 @@ export class JobService implements Disposable {
     return this.store.artifacts(id).artifacts;
   }
 
-  /** Where a recorded artifact's bytes are; anything not recorded is refused. */
-  artifactFile(id: string, path: string): { info: ArtifactInfo; file: string } {
+  /**
+   * Where a recorded artifact's bytes are (`dir`: the attempt's artifacts folder, `file` in it);
+   * anything not recorded is refused. Open it with openArtifactCopy.
+   */
+  artifactFile(id: string, path: string): { info: ArtifactInfo; dir: string; file: string } {
     this.job(id);
     const { attempt, artifacts } = this.store.artifacts(id);
     const info = artifacts.find((a) => a.path === path);
     if (!info) {
       throw new HangarError('E_NOT_FOUND', `job ${id} has no artifact "${path}"; see hangar artifacts ${id}`);
     }
-    return { info, file: join(attemptDir(this.jobsDir, id, attempt), 'artifacts', path) };
+    const dir = join(attemptDir(this.jobsDir, id, attempt), 'artifacts');
+    return { info, dir, file: join(dir, path) };
   }
 
   /**

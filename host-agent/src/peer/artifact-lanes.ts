@@ -1,7 +1,7 @@
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
 import { HangarError } from '@hangar/shared';
-import type { JobService } from '../jobs/index.js';
+import { openArtifactCopy, type JobService } from '../jobs/index.js';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
 
 /**
@@ -9,23 +9,20 @@ import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
  * sends on a mux stream, read from the file by the native relay (pread) instead. The same checks
  * as that call: jobs belong to the host, so any paired device's link may fetch any job's
  * artifacts; the path is looked up among the job's recorded artifacts (JobService.artifactFile),
- * never opened as the network gave it.
+ * never opened as the network gave it, and opened as that call opens it (openArtifactCopy).
  */
 export function artifactLanes(jobs: JobService, native: NativeLanes): LanePurposeHandler<'artifact'> {
   return async (hello, _link, log): Promise<LaneTaken> => {
-    const { info, file } = jobs.artifactFile(hello.id, hello.path);
+    const { info, dir } = jobs.artifactFile(hello.id, hello.path);
     if (hello.from > info.size) {
       throw new HangarError(
         'E_BAD_REQUEST',
         `artifact "${info.path}" has ${info.size} bytes; cannot start at ${hello.from}`,
       );
     }
-    // Opened before ACCEPT: a file gone meanwhile (pruned) is a REFUSE, not a lane that breaks.
-    let fd: number | undefined = openSync(file, 'r');
-    if (fstatSync(fd).size < info.size) {
-      closeSync(fd);
-      throw new HangarError('E_NOT_FOUND', `artifact "${info.path}" is shorter on disk than recorded`);
-    }
+    // Opened before ACCEPT: a file gone meanwhile (pruned) is a REFUSE, not a lane that breaks; so
+    // is one that is no longer the collected copy (a symlink, a FIFO, another size: openArtifactCopy).
+    let fd: number | undefined = openArtifactCopy(dir, info);
     const closeFile = () => {
       if (fd !== undefined) closeSync(fd);
       fd = undefined;

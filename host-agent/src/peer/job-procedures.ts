@@ -1,5 +1,6 @@
 import { BULK_FRAME_BYTES, BULK_STREAM_WINDOW, HangarError, toHangarError, type LinkStream } from '@hangar/shared';
-import { streamFile, streamLog, type JobService } from '../jobs/index.js';
+import { closeSync } from 'node:fs';
+import { openArtifactCopy, streamFile, streamLog, type JobService } from '../jobs/index.js';
 import type { CallContext, JobProcedureTable } from './procedures.js';
 
 function checkStreamFree(call: CallContext, id: number): void {
@@ -81,13 +82,15 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
 
     'artifact.fetch': async (params, call) => {
       checkStreamFree(call, params.stream_id);
-      const { info, file } = jobs.artifactFile(params.id, params.path);
+      const { info, dir } = jobs.artifactFile(params.id, params.path);
       if (params.from > info.size) {
         throw new HangarError(
           'E_BAD_REQUEST',
           `artifact "${info.path}" has ${info.size} bytes; cannot start at ${params.from}`,
         );
       }
+      // What took the collected copy's place is refused in the answer (opened again to send it).
+      closeSync(openArtifactCopy(dir, info));
       return {
         result: info,
         after: () => {
@@ -97,7 +100,7 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
             window: BULK_STREAM_WINDOW,
             maxFrameBytes: BULK_FRAME_BYTES,
           });
-          streamFile(file, stream, params.from).catch(closeOnFailure(stream));
+          streamFile(() => openArtifactCopy(dir, info), stream, params.from).catch(closeOnFailure(stream));
         },
       };
     },

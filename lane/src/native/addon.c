@@ -250,9 +250,10 @@ static napi_value relay(napi_env env, napi_callback_info info) {
     free_options(&o);
     return fail(env, "relay: sendSeq and receiveSeq must be bigints 0..2^64-1");
   }
-  if (!get_u64(env, argv[0], "fileOffset", &o.file_offset) || !get_u64(env, argv[0], "fileLimit", &o.file_limit)) {
+  if (!get_u64(env, argv[0], "fileOffset", &o.file_offset) || !get_u64(env, argv[0], "fileLimit", &o.file_limit) ||
+      !get_u64(env, argv[0], "fileReceiveLimit", &o.file_receive_limit)) {
     free_options(&o);
-    return fail(env, "relay: fileOffset and fileLimit must be bigints 0..2^64-1");
+    return fail(env, "relay: fileOffset, fileLimit and fileReceiveLimit must be bigints 0..2^64-1");
   }
   o.net = net;
   o.local_read = local_read;

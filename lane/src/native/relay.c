@@ -103,6 +103,7 @@ typedef struct relay {
   uv_idle_t lr_idle; /* reads a regular-file stdin once per loop turn (it is never "ready" to epoll) */
   int linger_inited, idle_inited, idle_active, open_handles;
   uint64_t file_at; /* LANE_KIND_FILE: the next byte of local_read to send */
+  uint64_t file_in; /* LANE_KIND_FILE: DATA bytes taken (at most o.file_receive_limit) */
 } relay;
 
 typedef struct command {
@@ -436,6 +437,15 @@ static int open_records(relay *r) {
         /* After close() the peer's DATA is opened and dropped: nothing more reaches the local side
            (a revoked device's lane), while its EOF or CLOSE still ends the lane. */
         if (r->close_requested) break;
+        if (r->o.kind == LANE_KIND_FILE) {
+          /* A peer that sends more than the file it announced must not fill the disk. */
+          if (n > r->o.file_receive_limit - r->file_in) {
+            finish(r, LANE_END_ERROR, NULL, 0, "too_big: the peer sent more than %llu bytes (record %llu)",
+                   (unsigned long long)r->o.file_receive_limit, (unsigned long long)seq);
+            return -1;
+          }
+          r->file_in += n;
+        }
         r->bytes_in += (double)n;
         r->lout = payload;
         r->lout_length = n;

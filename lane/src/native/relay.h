@@ -45,6 +45,7 @@ typedef struct lane_relay_options {
   size_t from_net_length, to_net_length, to_local_length;
   int hold_net, hold_local, detach_byte; /* detach_byte -1: none */
   uint64_t file_offset, file_limit;      /* LANE_KIND_FILE: what of local_read is sent */
+  uint64_t file_receive_limit;           /* LANE_KIND_FILE: DATA bytes taken at most (more: an error) */
   lane_event_fn on_event;
   void *context;
 } lane_relay_options;

@@ -163,7 +163,15 @@ async function fetchOne(
     hash.written(end);
     onProgress(end);
   });
+  /** The host sent past the artifact's recorded size: stopped there, not written (a full disk). */
+  let overran = false;
   stream.onData((data, at) => {
+    if (overran) return;
+    if (at + data.length > artifact.size) {
+      overran = true;
+      stream.close({ code: 'too_big', message: `more than the artifact's ${artifact.size} bytes` }, { flush: false });
+      return;
+    }
     received = at + data.length;
     writer.push(data, received);
   });
@@ -176,6 +184,7 @@ async function fetchOne(
     }
     const reason = await closed;
     await writer.drained();
+    if (overran) throw overrun(artifact, jobId);
     if (reason.code !== 'artifact_end') {
       if (mux.closed) throw new HangarError('E_UNAVAILABLE', `link dropped while fetching ${artifact.path}`);
       if (movedOff()) throw new HangarError('E_UNAVAILABLE', `${MOVED.message} (${artifact.path})`, { moved: true });
@@ -200,6 +209,15 @@ async function checkWhole(hash: FileHash, received: number, artifact: ArtifactIn
         `expected ${artifact.size} bytes with sha256 ${artifact.sha256}; download it again with: hangar artifacts ${jobId}`,
     );
   }
+}
+
+/** The host sent more than the size it recorded: the download stops there, as damaged. */
+function overrun(artifact: ArtifactInfo, jobId: string): HangarError {
+  return new HangarError(
+    'E_PROTOCOL',
+    `artifact ${artifact.path} arrived damaged: the host sent more than its recorded ${artifact.size} bytes; ` +
+      `download it again with: hangar artifacts ${jobId}`,
+  );
 }
 
 /** How often a lane's download looks at the file's size for progress (and the hash's read-behind). */
@@ -258,8 +276,8 @@ async function fetchOnLane(
       receiveSeq: lane.receiveSeq,
       ...(fromNet.length > 0 ? { fromNet } : {}),
       localKind: 'file',
-      // This side sends nothing: EOF at once.
-      file: { offset: 0, limit: 0 },
+      // This side sends nothing (EOF at once), and takes no more than the artifact's rest.
+      file: { offset: 0, limit: 0, receiveLimit: artifact.size - have },
     });
   } catch {
     if (out !== undefined) closeSync(out);
@@ -288,6 +306,7 @@ async function fetchOnLane(
     linkGone.dispose();
   }
   const received = fstatSync(partialFd).size;
+  if (end.how === 'error' && end.message.startsWith('too_big: the peer sent more than')) throw overrun(artifact, jobId);
   if (end.how !== 'eof') {
     const why = end.how === 'error' ? end.message : end.how === 'closed' ? end.reason.toString('utf8') : end.how;
     throw new HangarError('E_UNAVAILABLE', `the lane broke while fetching ${artifact.path} (${why})`);

@@ -563,6 +563,17 @@ describe('downloading artifacts', () => {
             const sent = Buffer.from(bytes);
             sent[sent.length >> 1]! ^= 0x40;
             stream.write(sent);
+          } else if (damage === 'endless') {
+            // A host that sends past the recorded size, for as long as the stream takes it.
+            stream.write(bytes);
+            const more = () => {
+              while (!stream.closed && sentPast < 256 * 1024 * 1024 && stream.write(Buffer.alloc(1024 * 1024, 7))) {
+                sentPast += 1024 * 1024;
+              }
+            };
+            stream.onDrain(more);
+            more();
+            return;
           } else {
             stream.write(damage === 'truncate' ? bytes.subarray(0, bytes.length - 1000) : bytes);
           }
@@ -574,7 +585,8 @@ describe('downloading artifacts', () => {
   }
   let cutHalfway = false;
   let holdOpen = false;
-  let damage: 'flip' | 'truncate' | undefined;
+  let damage: 'flip' | 'truncate' | 'endless' | undefined;
+  let sentPast = 0;
 
   it('artifacts land under the folder with their paths, sha256 checked', async () => {
     const files = { 'build/app.ipa': Buffer.alloc(700_000, 1), 'report.txt': Buffer.from('ok\n') };
@@ -675,6 +687,28 @@ describe('downloading artifacts', () => {
       });
     }
   }
+
+  it('a host that sends past the recorded size is stopped there: nothing more lands, the download fails as damaged', async () => {
+    const bytes = Buffer.alloc(100_000, 3);
+    const out = tempDir();
+    damage = 'endless';
+    sentPast = 0;
+    const written: number[] = [];
+    try {
+      await expect(
+        downloadArtifacts(artifactHost({ 'app.bin': bytes }), JOB, out, (p) => written.push(p.done)),
+      ).rejects.toMatchObject({
+        code: 'E_PROTOCOL',
+        message: expect.stringContaining('more than its recorded 100000 bytes'),
+      });
+    } finally {
+      damage = undefined;
+    }
+    expect(Math.max(...written)).toBeLessThanOrEqual(bytes.length);
+    // Stopped within a window of the end, not after the host's 256 MiB.
+    expect(sentPast).toBeLessThan(64 * 1024 * 1024);
+    expect(readdirSync(out)).toEqual([]);
+  });
 
   it('a partial file changed on disk between tries is refused: the sha256 is of what the file holds', async () => {
     cutHalfway = true;
