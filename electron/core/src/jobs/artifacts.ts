@@ -294,9 +294,10 @@ async function fetchOnLane(
   const ticker = setInterval(look, LANE_PROGRESS_MS);
   // The lane lives no longer than the link it was granted beside: a link this side found dead (the
   // agent closes its lanes when it finds it so) ends it here too, and the next try resumes.
-  const linkGone = mux.onClose(() =>
-    relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))),
-  );
+  const endWithLink = () => relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' })));
+  const linkGone = mux.onClose(endWithLink);
+  // onClose does not fire for a link that closed while the lane was being opened.
+  if (mux.closed) endWithLink();
   let end: Awaited<typeof relay.ended>;
   try {
     end = await relay.ended;
