@@ -43,8 +43,12 @@ export interface RelayOptions {
    * never as EOF. The lane's DATA is written to localWrite (a file opened for append, say).
    */
   localKind: 'socket' | 'pty' | 'terminal' | 'file';
-  /** For localKind 'file' (required there): which bytes of localRead go out. */
-  file?: { offset: number; limit: number };
+  /**
+   * For localKind 'file' (required there): which bytes of localRead go out. `growing`: the file is
+   * still being written (a job's log): at `limit` the relay waits for `fileLimit()` to move it, and
+   * sends EOF only after a final one.
+   */
+  file?: { offset: number; limit: number; growing?: boolean };
 }
 
 export interface Relay {
@@ -58,6 +62,11 @@ export interface Relay {
    * that reads nothing, so CLOSE cannot go out, ends as an error).
    */
   close(reason?: Uint8Array): void;
+  /**
+   * A growing `file` relay: its limit moves forward to `limit` (never back: a smaller one is
+   * ignored); `final`: it moves no more, and EOF follows the bytes up to it. Ignored once final.
+   */
+  fileLimit(limit: number, final: boolean): void;
   /** Settles once, never rejects. */
   readonly ended: Promise<RelayEnd>;
 }
@@ -95,6 +104,7 @@ interface Addon {
   release(id: number, side: 0 | 1): void;
   write(id: number, plain: Buffer): void;
   close(id: number, reason: Buffer): void;
+  fileLimit(id: number, limit: bigint, final: boolean): void;
 }
 interface AddonRelayOptions {
   net: number;
@@ -114,6 +124,7 @@ interface AddonRelayOptions {
   detachByte: number;
   fileOffset: bigint;
   fileLimit: bigint;
+  fileGrowing: boolean;
 }
 type AddonEvent =
   | { event: 'detach' }
@@ -146,6 +157,7 @@ const RelayOptionsSchema = z.object({
     .object({
       offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
       limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+      growing: z.boolean().optional(),
     })
     .refine((file) => file.offset <= file.limit, 'offset must be ≤ limit')
     .optional(),
@@ -239,6 +251,7 @@ function wrap(addon: Addon): NativeLanes {
             detachByte: options.detachByte ?? -1,
             fileOffset: BigInt(options.file?.offset ?? 0),
             fileLimit: BigInt(options.file?.limit ?? 0),
+            fileGrowing: options.file?.growing ?? false,
           },
           onEvent,
         );
@@ -268,6 +281,13 @@ function wrap(addon: Addon): NativeLanes {
             );
           }
           addon.close(id, Buffer.from(reason ?? new Uint8Array(0)));
+        },
+        fileLimit(limit, final) {
+          if (!Number.isSafeInteger(limit) || limit < 0) {
+            throw new LaneError('bad_options', `fileLimit: limit must be an integer ≥ 0, got ${limit}`);
+          }
+          if (typeof final !== 'boolean') throw new LaneError('bad_options', 'fileLimit: final must be a boolean');
+          addon.fileLimit(id, BigInt(limit), final);
         },
       };
     },
