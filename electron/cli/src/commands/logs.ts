@@ -86,6 +86,10 @@ async function followOnOwnLink(
         fd: stdout,
         drained: () => printer.drained(),
         wrote: (attempt, at, bytes) => (laneEnd = { attempt, offset: at + bytes }),
+        // `hangar logs -f | head`: the reader leaving is the end of the output, as main.ts has it.
+        broke: (message) => {
+          if (message.startsWith('writing the local side: Broken pipe')) process.exit(process.exitCode ?? 0);
+        },
       },
     },
     {

@@ -69,6 +69,8 @@ export interface LaneOut {
   drained(): Promise<void>;
   /** After a lane: `bytes` were written to `fd` from log offset `at` of `attempt`. */
   wrote?(attempt: number, at: number, bytes: number): void;
+  /** A lane ended short with this relay message (`writing the local side: Broken pipe`: the reader left). */
+  broke?(message: string): void;
 }
 
 /** A follow's lanes that may break (each resumes from the bytes written) before it stays on the mux. */
@@ -214,6 +216,7 @@ export async function followJobLog(
     if (end.bytesIn > 0) out.wrote?.(attempt, at, end.bytesIn);
     if (options.signal?.aborted) return { kind: 'end', exitCode: null };
     if (end.how !== 'eof') {
+      if (end.how === 'error') out.broke?.(end.message);
       laneBreaks++;
       if (mux.closed) return { kind: 'dropped' };
       return { kind: 'moved' }; // asked again from the bytes written (a lane, or the mux)
