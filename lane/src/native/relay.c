@@ -79,7 +79,6 @@ typedef struct command {
   struct command *next;
   enum { CMD_START, CMD_RELEASE, CMD_WRITE, CMD_CLOSE, CMD_FILE_LIMIT } op;
   uint32_t id;
-  uint64_t limit; /* CMD_FILE_LIMIT */
   relay *start;
   uint8_t *data;
   size_t length;
@@ -429,6 +428,17 @@ static int local_readable_wanted(relay *r) {
   return NOUT_CAP - (r->nout_end - r->nout_start) >= LANE_MAX_RECORD;
 }
 
+/*
+ * lane_relay_file_limit on the loop thread: a growing file's limit moves forward (a log that
+ * learned its new size), never back; `final` fixes it, and EOF follows the bytes up to it.
+ * Ignored for a relay whose limit is already final.
+ */
+static void move_file_limit(relay *r, uint64_t limit, int final) {
+  if (r->o.kind != LANE_KIND_FILE || !r->o.file_growing) return;
+  if (limit > r->o.file_limit) r->o.file_limit = limit;
+  if (final) r->o.file_growing = 0;
+}
+
 static void report_detach(relay *r) {
   lane_event *event = calloc(1, sizeof *event);
   if (!event) return;
@@ -711,17 +721,6 @@ static void start(relay *r) {
   pump(r);
 }
 
-/*
- * lane_relay_file_limit on the loop thread: a growing file's limit moves forward (a log that
- * learned its new size), never back; `final` fixes it, and EOF follows the bytes up to it.
- * Ignored for a relay whose limit is already final.
- */
-static void move_file_limit(relay *r, uint64_t limit, int final) {
-  if (r->o.kind != LANE_KIND_FILE || !r->o.file_growing) return;
-  if (limit > r->o.file_limit) r->o.file_limit = limit;
-  if (final) r->o.file_growing = 0;
-}
-
 static void run(command *c) {
   if (c->op == CMD_START) {
     start(c->start);
@@ -752,9 +751,13 @@ static void run(command *c) {
       c->data = NULL;
       break;
     }
-    case CMD_FILE_LIMIT:
-      move_file_limit(r, c->limit, c->side);
+    case CMD_FILE_LIMIT: { /* data: the limit (a uint64_t) */
+      uint64_t limit;
+      memcpy(&limit, c->data, sizeof limit);
+      free(c->data);
+      move_file_limit(r, limit, c->side);
       break;
+    }
     case CMD_CLOSE:
       if (r->close_requested) {
         free(c->data);
@@ -947,11 +950,8 @@ void lane_relay_write(uint32_t id, uint8_t *data, size_t length) { send_command(
 void lane_relay_close(uint32_t id, uint8_t *reason, size_t length) { send_command(CMD_CLOSE, id, 0, reason, length); }
 
 void lane_relay_file_limit(uint32_t id, uint64_t limit, int final) {
-  command *c = calloc(1, sizeof *c);
-  if (!c) return;
-  c->op = CMD_FILE_LIMIT;
-  c->id = id;
-  c->side = final ? 1 : 0;
-  c->limit = limit;
-  enqueue(c);
+  uint8_t *data = malloc(sizeof limit);
+  if (!data) return;
+  memcpy(data, &limit, sizeof limit);
+  send_command(CMD_FILE_LIMIT, id, final ? 1 : 0, data, sizeof limit);
 }
