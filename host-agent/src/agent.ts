@@ -17,6 +17,7 @@ import { LinkServer } from './link/index.js';
 import { LaneAcceptor } from './link/lanes.js';
 import { createLaneProcedures } from './peer/lane-procedures.js';
 import { artifactLanes } from './peer/artifact-lanes.js';
+import { logLanes } from './peer/log-lanes.js';
 import { terminalLanes } from './peer/terminal-lanes.js';
 import { WebRtcAnswerer } from './link/webrtc-answerer.js';
 import { ClientPeer } from './peer/client-peer.js';
@@ -197,11 +198,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const nativeLanes = loadNativeLanes();
     const lanes = owned.add(new LaneAcceptor(logger.child({ component: 'lanes' }), nativeLanes));
     if ('unavailable' in nativeLanes) {
-      logger.info({ why: nativeLanes.unavailable }, 'no lanes: previews, terminals and artifacts use the link streams');
+      logger.info(
+        { why: nativeLanes.unavailable },
+        'no lanes: previews, terminals, artifacts and logs use the link streams',
+      );
     } else {
       lanes.handle('preview', (hello, link) => previews.takeLane(hello.port, link.mux, nativeLanes));
       lanes.handle('terminal', terminalLanes(bindings, nativeLanes));
       lanes.handle('artifact', artifactLanes(jobs, nativeLanes));
+      lanes.handle('log', logLanes(jobs, nativeLanes));
     }
     const procedures = createProcedures(
       {

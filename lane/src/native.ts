@@ -46,9 +46,11 @@ export interface RelayOptions {
   localKind: 'socket' | 'pty' | 'terminal' | 'file';
   /**
    * For localKind 'file' (required there): which bytes of localRead go out, and how many of the
-   * peer's are taken at most (no limit without receiveLimit).
+   * peer's are taken at most (no limit without receiveLimit). `growing`: the file is still being
+   * written (a job's log): at `limit` the relay waits for `fileLimit()` to move it, and sends EOF
+   * only after a final one.
    */
-  file?: { offset: number; limit: number; receiveLimit?: number };
+  file?: { offset: number; limit: number; receiveLimit?: number; growing?: boolean };
 }
 
 export interface Relay {
@@ -62,6 +64,11 @@ export interface Relay {
    * that reads nothing, so CLOSE cannot go out, ends as an error).
    */
   close(reason?: Uint8Array): void;
+  /**
+   * A growing `file` relay: its limit moves forward to `limit` (never back: a smaller one is
+   * ignored); `final`: it moves no more, and EOF follows the bytes up to it. Ignored once final.
+   */
+  fileLimit(limit: number, final: boolean): void;
   /** Settles once, never rejects. */
   readonly ended: Promise<RelayEnd>;
 }
@@ -99,6 +106,7 @@ interface Addon {
   release(id: number, side: 0 | 1): void;
   write(id: number, plain: Buffer): void;
   close(id: number, reason: Buffer): void;
+  fileLimit(id: number, limit: bigint, final: boolean): void;
 }
 interface AddonRelayOptions {
   net: number;
@@ -119,6 +127,7 @@ interface AddonRelayOptions {
   fileOffset: bigint;
   fileLimit: bigint;
   fileReceiveLimit: bigint;
+  fileGrowing: boolean;
 }
 type AddonEvent =
   | { event: 'detach' }
@@ -152,6 +161,7 @@ const RelayOptionsSchema = z.object({
       offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
       limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
       receiveLimit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+      growing: z.boolean().optional(),
     })
     .refine((file) => file.offset <= file.limit, 'offset must be ≤ limit')
     .optional(),
@@ -246,6 +256,7 @@ function wrap(addon: Addon): NativeLanes {
             fileOffset: BigInt(options.file?.offset ?? 0),
             fileLimit: BigInt(options.file?.limit ?? 0),
             fileReceiveLimit: options.file?.receiveLimit === undefined ? MAX_SEQ : BigInt(options.file.receiveLimit),
+            fileGrowing: options.file?.growing ?? false,
           },
           onEvent,
         );
@@ -275,6 +286,13 @@ function wrap(addon: Addon): NativeLanes {
             );
           }
           addon.close(id, Buffer.from(reason ?? new Uint8Array(0)));
+        },
+        fileLimit(limit, final) {
+          if (!Number.isSafeInteger(limit) || limit < 0) {
+            throw new LaneError('bad_options', `fileLimit: limit must be an integer ≥ 0, got ${limit}`);
+          }
+          if (typeof final !== 'boolean') throw new LaneError('bad_options', 'fileLimit: final must be a boolean');
+          addon.fileLimit(id, BigInt(limit), final);
         },
       };
     },

@@ -4,7 +4,7 @@
  * lane end the test speaks itself with sealRecord/RecordReader.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
@@ -676,6 +676,89 @@ describe('a regular file as the local side (file)', () => {
       const { data, then } = await peer.dataUntil();
       expect(data.length).toBe(100_000);
       expect(then?.type).not.toBe(RecordType.Eof);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a growing file: sends up to its limit and waits (no EOF), follows fileLimit forward, EOF after the final one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      const path = join(dir, 'log');
+      const all = randomBytes(300_000);
+      // The file always holds more than the limit says: bytes past it are not sent until it moves.
+      writeFileSync(path, all.subarray(0, 150_000));
+      const [peerEnd, laneEnd] = await pair();
+      const relay = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: openSync(path, 'r'),
+          localWrite: openSync(path, 'r'),
+          localKind: 'file',
+          file: { offset: 1000, limit: 100_000, growing: true },
+        },
+        'agent',
+      );
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
+      const received: Buffer[] = [];
+      let count = 0;
+      const upTo = async (n: number) => {
+        while (count < n) {
+          const record = await peer.next();
+          if (!record) throw new Error(`the lane ended at ${count} of ${n}`);
+          expect(record.type).toBe(RecordType.Data);
+          received.push(Buffer.from(record.payload));
+          count += record.payload.length;
+        }
+        expect(count).toBe(n);
+      };
+      await upTo(99_000);
+      relay.fileLimit(50_000, false); // back: ignored
+      appendFileSync(path, all.subarray(150_000, 200_000));
+      relay.fileLimit(180_000, false);
+      await upTo(179_000);
+      appendFileSync(path, all.subarray(200_000));
+      relay.fileLimit(250_000, true);
+      relay.fileLimit(300_000, false); // after final: ignored
+      await upTo(249_000);
+      expect((await peer.next())?.type).toBe(RecordType.Eof);
+      peer.send(RecordType.Eof);
+      peerEnd.end();
+      expect(await relay.ended).toEqual({ how: 'eof', bytesIn: 0, bytesOut: 249_000 });
+      expect(Buffer.concat(received).equals(all.subarray(1000, 250_000))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a growing file whose limit never becomes final ends only by close(): CLOSE, never EOF', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      writeFileSync(join(dir, 'log'), randomBytes(10_000));
+      const [peerEnd, laneEnd] = await pair();
+      const relay = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: openSync(join(dir, 'log'), 'r'),
+          localWrite: openSync(join(dir, 'log'), 'r'),
+          localKind: 'file',
+          file: { offset: 0, limit: 10_000, growing: true },
+        },
+        'agent',
+      );
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
+      let count = 0;
+      while (count < 10_000) {
+        const record = await peer.next();
+        expect(record?.type).toBe(RecordType.Data);
+        count += record!.payload.length;
+      }
+      relay.close(Buffer.from('{"code":"gone"}'));
+      const then = await peer.next();
+      expect(then?.type).toBe(RecordType.Close);
+      expect(Buffer.from(then!.payload).toString()).toBe('{"code":"gone"}');
+      peerEnd.end();
+      expect((await relay.ended).how).toBe('closed_here');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -109,7 +109,10 @@ export class TcpProxy implements AsyncDisposable {
       from.on('close', () => {
         ended = true;
         if (from === upstream && stalledHere) return;
-        if (queue.length === 0) to.destroy();
+        // Bytes still in `to`'s write buffer (a slow reader) go out before its end, as a real
+        // network delivers what was sent before a FIN; destroyed at once they were lost.
+        if (queue.length === 0 && to.writableLength === 0) to.destroy();
+        else if (queue.length === 0) to.end();
       });
     };
     pipe(client, upstream);

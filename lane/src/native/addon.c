@@ -7,6 +7,7 @@
  *                                       empty if none yet, null once the peer has closed
  *   relay(options, onEvent) -> id       onEvent({ event: 'detach' } | { event: 'end', how, ... })
  *   release(id, side) / write(id, buffer) / close(id, buffer)
+ *   fileLimit(id, limit: bigint, final: boolean)   a growing `file` relay's limit moves forward
  *
  * Each relay holds a threadsafe function (ref'd: an active relay keeps Node alive) until its end
  * event, after which it is released. The environment can go first (a Worker terminated, the
@@ -255,6 +256,10 @@ static napi_value relay(napi_env env, napi_callback_info info) {
     free_options(&o);
     return fail(env, "relay: fileOffset, fileLimit and fileReceiveLimit must be bigints 0..2^64-1");
   }
+  if (!get_bool(env, argv[0], "fileGrowing", &o.file_growing)) {
+    free_options(&o);
+    return fail(env, "relay: fileGrowing must be a boolean");
+  }
   o.net = net;
   o.local_read = local_read;
   o.local_write = local_write;
@@ -350,6 +355,22 @@ static napi_value close_(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* (id, limit, final): a growing file's limit moves forward; final fixes it (then EOF). */
+static napi_value file_limit(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  uint32_t id;
+  uint64_t limit;
+  bool lossless, final;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_get_value_uint32(env, argv[0], &id) != napi_ok ||
+      napi_get_value_bigint_uint64(env, argv[1], &limit, &lossless) != napi_ok || !lossless ||
+      napi_get_value_bool(env, argv[2], &final) != napi_ok)
+    return fail(env, "fileLimit(id, limit: bigint, final: boolean)");
+  lane_relay_file_limit(id, limit, final ? 1 : 0);
+  return NULL;
+}
+
 /*
  * What a connection has sent so far, without taking it off the socket (MSG_PEEK): the link port
  * tells a lane from TLS by its first bytes while the TLS server still gets a socket that nothing
@@ -393,6 +414,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"release", NULL, release, NULL, NULL, NULL, napi_default, NULL},
       {"write", NULL, write_, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_, NULL, NULL, NULL, napi_default, NULL},
+      {"fileLimit", NULL, file_limit, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) return NULL;
   return exports;

@@ -108,7 +108,7 @@ typedef struct relay {
 
 typedef struct command {
   struct command *next;
-  enum { CMD_START, CMD_RELEASE, CMD_WRITE, CMD_CLOSE } op;
+  enum { CMD_START, CMD_RELEASE, CMD_WRITE, CMD_CLOSE, CMD_FILE_LIMIT } op;
   uint32_t id;
   relay *start;
   uint8_t *data;
@@ -483,9 +483,26 @@ static int net_readable_wanted(relay *r) {
   return !r->ended && !r->net_held && r->lout_length == 0 && r->nin_end < r->nin_cap;
 }
 
+/* LANE_KIND_FILE with a growing limit: every byte up to it is sent, and more may come (not EOF yet). */
+static int file_waits(relay *r) {
+  return r->o.kind == LANE_KIND_FILE && r->o.file_growing && r->file_at >= r->o.file_limit;
+}
+
 static int local_readable_wanted(relay *r) {
   if (r->ended || r->local_held || r->detached || r->local_eof || r->close_requested || r->js_head) return 0;
+  if (file_waits(r)) return 0;
   return NOUT_CAP - (r->nout_end - r->nout_start) >= LANE_MAX_RECORD;
+}
+
+/*
+ * lane_relay_file_limit on the loop thread: a growing file's limit moves forward (a log that
+ * learned its new size), never back; `final` fixes it, and EOF follows the bytes up to it.
+ * Ignored for a relay whose limit is already final.
+ */
+static void move_file_limit(relay *r, uint64_t limit, int final) {
+  if (r->o.kind != LANE_KIND_FILE || !r->o.file_growing) return;
+  if (limit > r->o.file_limit) r->o.file_limit = limit;
+  if (final) r->o.file_growing = 0;
 }
 
 static void report_detach(relay *r) {
@@ -800,6 +817,13 @@ static void run(worker *w, command *c) {
       c->data = NULL;
       break;
     }
+    case CMD_FILE_LIMIT: { /* data: the limit (a uint64_t) */
+      uint64_t limit;
+      memcpy(&limit, c->data, sizeof limit);
+      free(c->data);
+      move_file_limit(r, limit, c->side);
+      break;
+    }
     case CMD_CLOSE:
       if (r->close_requested) {
         free(c->data);
@@ -1029,3 +1053,10 @@ static void send_command(int op, uint32_t id, int side, uint8_t *data, size_t le
 void lane_relay_release(uint32_t id, int side) { send_command(CMD_RELEASE, id, side, NULL, 0); }
 void lane_relay_write(uint32_t id, uint8_t *data, size_t length) { send_command(CMD_WRITE, id, 0, data, length); }
 void lane_relay_close(uint32_t id, uint8_t *reason, size_t length) { send_command(CMD_CLOSE, id, 0, reason, length); }
+
+void lane_relay_file_limit(uint32_t id, uint64_t limit, int final) {
+  uint8_t *data = malloc(sizeof limit);
+  if (!data) return;
+  memcpy(data, &limit, sizeof limit);
+  send_command(CMD_FILE_LIMIT, id, final ? 1 : 0, data, sizeof limit);
+}

@@ -46,6 +46,7 @@ typedef struct lane_relay_options {
   int hold_net, hold_local, detach_byte; /* detach_byte -1: none */
   uint64_t file_offset, file_limit;      /* LANE_KIND_FILE: what of local_read is sent */
   uint64_t file_receive_limit;           /* LANE_KIND_FILE: DATA bytes taken at most (more: an error) */
+  int file_growing;                      /* LANE_KIND_FILE: file_limit moves (lane_relay_file_limit) until final */
   lane_event_fn on_event;
   void *context;
 } lane_relay_options;
@@ -56,5 +57,8 @@ void lane_relay_release(uint32_t id, int side); /* 0: net, 1: local */
 /* Takes ownership of `data` (malloc'd). */
 void lane_relay_write(uint32_t id, uint8_t *data, size_t length);
 void lane_relay_close(uint32_t id, uint8_t *reason, size_t length);
+/* LANE_KIND_FILE with file_growing: the limit moves forward to `limit` (never back); `final`: it moves
+ * no more, and EOF follows once the bytes up to it are sent. */
+void lane_relay_file_limit(uint32_t id, uint64_t limit, int final);
 
 #endif

@@ -47,10 +47,26 @@ export const LaneArtifactHello = z
   })
   .strict();
 
+/** Like `job.logs` (raw bytes, never compressed: the lane's records are the framing). */
+export const LaneLogHello = z
+  .object({
+    purpose: z.literal('log'),
+    id: JobId,
+    /** Default: the latest attempt. */
+    attempt: z.number().int().positive().optional(),
+    /** Byte offset to start from (what the client already wrote out). */
+    from: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    /** Until the attempt ends (else EOF at the log's end as the agent sees it now). */
+    follow: z.boolean(),
+  })
+  .strict();
+
 /** A lane's record 0 from the client: what the lane is for. */
-export const LaneHello = z.discriminatedUnion('purpose', [LanePreviewHello, LaneTerminalHello, LaneArtifactHello], {
-  error: "expected a lane purpose: 'preview', 'terminal' or 'artifact'",
-});
+export const LaneHello = z.discriminatedUnion(
+  'purpose',
+  [LanePreviewHello, LaneTerminalHello, LaneArtifactHello, LaneLogHello],
+  { error: "expected a lane purpose: 'preview', 'terminal', 'artifact' or 'log'" },
+);
 export type LaneHello = z.infer<typeof LaneHello>;
 export type LanePurpose = LaneHello['purpose'];
 
@@ -67,6 +83,10 @@ export type LanePreviewAccept = z.infer<typeof LanePreviewAccept>;
 /** ACCEPT of an `artifact` lane: the artifact's size and sha256 as recorded (the bytes [from, size) follow, then EOF). */
 export const LaneArtifactAccept = ArtifactInfo.pick({ size: true, sha256: true });
 export type LaneArtifactAccept = z.infer<typeof LaneArtifactAccept>;
+
+/** ACCEPT of a `log` lane: the attempt whose log the bytes [from, …) are, then EOF once it is final (or now, without follow). */
+export const LaneLogAccept = z.object({ attempt: z.number().int().positive() });
+export type LaneLogAccept = z.infer<typeof LaneLogAccept>;
 
 /** The agent's record 0 when it does not take a valid HELLO; it then closes the lane. */
 export const LaneRefuse = z.object({ code: z.enum(ERROR_CODES), message: z.string().max(1024) });

@@ -280,8 +280,36 @@ async function cliFollowedSeconds(command, bytes) {
   return { seconds, cliMs: cli.cpuMs, cliMajor: Number(counted[1]) };
 }
 
+/**
+ * `hangar logs <job> --follow > file` with a core of its own (HANGAR_LOCAL_DOOR=off, as without the
+ * app): its own direct link to the agent, and on it a lane (lane/PROTOCOL.md, "Purposes: log")
+ * whose relay writes the log to the file; with `lanes: false` (HANGAR_LANES=off) the same command
+ * on the link's mux, the path it took before lanes. Seconds from submit until the command exited
+ * with the whole log written, and the command's CPU (ms). BENCH_CLI_BIN: another build's command.
+ */
+async function cliOwnLinkSeconds(command, bytes, lanes) {
+  const out = join(dir, 'log-cli-own');
+  const job = await jobs.submit(HOST, { command, executor: 'shell' });
+  const began = performance.now();
+  const cli = await timeShell(
+    `HANGAR_HOME=${home} HANGAR_LOCAL_DOOR=off ${lanes ? '' : 'HANGAR_LANES=off '}${process.execPath} ` +
+      `${process.env.BENCH_CLI_BIN ?? HANGAR} logs ${job.id} --host ${HOST} --follow > ${out} 2> ${out}.err`,
+  ).catch((error) => {
+    throw new Error(`hangar logs --follow (own link) failed: ${readFileSync(`${out}.err`, 'utf8').slice(0, 1500)}`);
+  });
+  const seconds = (performance.now() - began) / 1000;
+  const size = statSync(out).size;
+  if (size !== bytes && size !== bytes + 1)
+    throw new Error(`hangar logs --follow (own link) wrote ${size} of ${bytes} bytes`);
+  await exec('cmp', ['-n', String(bytes), out, join(dir, 'log-local')]);
+  rmSync(out, { force: true });
+  return { seconds, cliMs: cli.cpuMs };
+}
+
 // BENCH_LOG_CLI=off leaves out the rows of `hangar logs --follow` through the door.
 const wantCli = process.env.BENCH_LOG_CLI !== 'off';
+// BENCH_LOG_CLI_OWN=off leaves out the rows of `hangar logs --follow` with a core of its own (lane and mux).
+const wantOwn = process.env.BENCH_LOG_CLI_OWN !== 'off';
 const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 3);
 
 async function throughput() {
@@ -307,6 +335,8 @@ async function throughput() {
     const cliCpu = { core: [], agent: [], coreMain: [], agentMain: [], cli: [], file: cpu.file };
     const cliGc = [];
     const cliMajor = [];
+    // The command with a core of its own: on a lane and on the mux (HANGAR_LANES=off), alternated.
+    const own = { lane: { rates: [], agent: [], cli: [] }, mux: { rates: [], agent: [], cli: [] } };
     for (let run = 0; run < THROUGHPUT_RUNS; run++) {
       const piped = await timeShell(`${command} | wc -c`);
       if (Number(piped.stdout.trim()) !== bytes) throw new Error(`local pipe gave ${piped.stdout}`);
@@ -329,6 +359,15 @@ async function throughput() {
         cliGc.push(measuredCli.gc);
         viaCli.push(LOG_MB / measuredCli.result.seconds);
       }
+      if (wantOwn) {
+        const order = run % 2 === 0 ? ['lane', 'mux'] : ['mux', 'lane'];
+        for (const way of order) {
+          const measuredOwn = await measureCpu(() => cliOwnLinkSeconds(command, bytes, way === 'lane'));
+          own[way].rates.push(LOG_MB / measuredOwn.result.seconds);
+          own[way].agent.push(measuredOwn.agentMs);
+          own[way].cli.push(measuredOwn.result.cliMs);
+        }
+      }
     }
     const [p, f, o, j] = [pipe, file, ours, job].map((rates) => percentile(rates, 50));
     // Issue 16: a log is persisted on the host as it streams, so the same command writing to a
@@ -344,6 +383,21 @@ async function throughput() {
         cpuNote(cpu, 'file', LOG_MB) +
         `; ${gcNote(gcList, LOG_MB)}`,
     );
+    if (wantOwn) {
+      for (const way of ['lane', 'mux']) {
+        const m = percentile(own[way].rates, 50);
+        const list = (values) => values.map((v) => v.toFixed(0)).join(', ');
+        row(
+          `log throughput (${LOG_MB} MB ${name}, hangar logs --follow > file, own link, ${way === 'lane' ? 'a lane' : 'the mux (HANGAR_LANES=off)'})`,
+          `${m.toFixed(0)} MB/s vs ${f.toFixed(0)} MB/s to a local file (${(m / f).toFixed(2)}×)`,
+          '≥ 0.9× local file',
+          m / f >= 0.9,
+          `medians of ${THROUGHPUT_RUNS}, alternated with the other way; rates ${list(own[way].rates)} MB/s; CPU per MB: ` +
+            `command ${(percentile(own[way].cli, 50) / LOG_MB).toFixed(2)} ms + agent ${(percentile(own[way].agent, 50) / LOG_MB).toFixed(2)} ms ` +
+            `vs ${(percentile(cpu.file, 50) / LOG_MB).toFixed(2)} ms for the reference`,
+        );
+      }
+    }
     if (!wantCli) continue;
     const c = percentile(viaCli, 50);
     const perMb = (key) => (percentile(cliCpu[key], 50) / LOG_MB).toFixed(2);

@@ -101,7 +101,13 @@ export function describeEnd(job: JobDetail): string {
 export function logPrinter(
   out: NodeJS.WriteStream,
   notes: NodeJS.WriteStream,
-): LogSink & { endsWithNewline(): boolean } {
+): LogSink & {
+  endsWithNewline(): boolean;
+  /** Resolves once every byte given to it is written out (before a lane writes to `out` itself). */
+  drained(): Promise<void>;
+  /** Bytes were written to `out` around it (a lane), the last of them this one. */
+  wroteElsewhere(lastByte: number): void;
+} {
   let lastByte = 0x0a;
   let firstAttempt: number | undefined;
   const file = regularFileFd(out);
@@ -162,6 +168,14 @@ export function logPrinter(
     endsWithNewline: () => {
       flush();
       return lastByte === 0x0a;
+    },
+    drained: () => {
+      flush();
+      if (out.writableLength === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => out.write('', () => resolve()));
+    },
+    wroteElsewhere: (last) => {
+      lastByte = last;
     },
   };
 }

@@ -7,6 +7,7 @@ import {
 } from '@hangar/shared';
 import { HangarCore, type CoreOptions } from '../core.js';
 import { nodePlatform, type Platform } from '../platform.js';
+import type { FollowOptions, LogEnd, LogSink } from '../jobs/log-follower.js';
 import type { TakeOver } from '../terminal/terminal-client.js';
 import { DirectTerminal } from './direct-terminal.js';
 import { CoreApiServer } from './index.js';
@@ -43,6 +44,15 @@ export class InProcessCoreApi extends CoreApiClient {
   /** The core's own terminal, not one through the in-memory link: a keystroke crosses one link, not two. */
   override openTerminal(target: TerminalTarget, sink: TerminalSink, takeOver?: TakeOver): DirectTerminal {
     return new DirectTerminal(this.core, target, sink, takeOver);
+  }
+
+  /**
+   * A job's log followed by this process's own core (its own link to the host), not through the
+   * in-memory link: with `laneOut` its bytes go on a lane straight to that descriptor (the
+   * command's stdout) when one can be had (FollowOptions.laneOut).
+   */
+  followLogDirect(host: string, id: string, options: FollowOptions, sink: LogSink): Promise<LogEnd> {
+    return this.core.jobs.followLogs(host, id, options, sink);
   }
 
   /** Closes the link, then the core behind it: what the connection held (terminals, previews) goes first. */

@@ -1,6 +1,9 @@
+import { closeSync, openSync } from 'node:fs';
+import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
 import {
   FINAL_JOB_STATES,
   HangarError,
+  LaneLogAccept,
   LogBlockReader,
   toHangarError,
   type Disposable,
@@ -17,6 +20,7 @@ import {
   streamError,
   type JobLink,
 } from './job-link.js';
+import { lanesHere, openLane } from '../link/lanes.js';
 
 export interface LogChunk {
   attempt: number;
@@ -51,7 +55,26 @@ export interface FollowOptions {
   reconnectPatienceMs?: number;
   /** Stop: the host stops sending, and the follow returns where it got to (exit code null). */
   signal?: AbortSignal;
+  /**
+   * Write the log's bytes straight to this descriptor (the hangar command's stdout) on a lane
+   * beside a direct link (lane/PROTOCOL.md, "Purposes: log"), relayed natively, when one can be
+   * had; else (no direct link, no relay, HANGAR_LANES=off, refused) the sink gets them as without.
+   */
+  laneOut?: LaneOut;
 }
+
+export interface LaneOut {
+  fd: number;
+  /** Before a lane writes to `fd`: resolves once what the sink was given is written out there. */
+  drained(): Promise<void>;
+  /** After a lane: `bytes` were written to `fd` from log offset `at` of `attempt`. */
+  wrote?(attempt: number, at: number, bytes: number): void;
+  /** A lane ended short with this relay message (`writing the local side: Broken pipe`: the reader left). */
+  broke?(message: string): void;
+}
+
+/** A follow's lanes that may break (each resumes from the bytes written) before it stays on the mux. */
+const MAX_LANE_BREAKS = 3;
 
 export interface LogEnd {
   attempt: number;
@@ -80,11 +103,17 @@ export async function followJobLog(
   let offset = options.from ?? 0;
   let announced: number | undefined;
   let dropped = false;
+  let laneBreaks = 0;
+  const native = options.laneOut !== undefined && connection.laneTarget !== undefined ? lanesHere() : undefined;
   try {
     for (;;) {
       if (options.signal?.aborted) return { attempt: attempt ?? 0, offset, exitCode: null };
       const mux = await linkWithin(connection, Date.now() + patience);
-      const segment = await readSegment(mux);
+      const onLane =
+        native !== undefined && !('unavailable' in native) && laneBreaks < MAX_LANE_BREAKS
+          ? await readSegmentOnLane(mux, native, options.laneOut!)
+          : undefined;
+      const segment = onLane ?? (await readSegment(mux));
       // Moved to a better path: asked again there from the last byte delivered, with nothing to say.
       if (segment.kind === 'moved') continue;
       if (segment.kind === 'dropped') {
@@ -101,6 +130,103 @@ export async function followJobLog(
     }
   } finally {
     retained.dispose();
+  }
+
+  /**
+   * A segment on a lane: the relay writes the log's bytes to laneOut.fd from `offset` on (this side
+   * counts them: a lane that breaks resumes from the bytes written, nothing lost or doubled).
+   * Undefined: no lane (refused, unreachable): the mux carries this segment, with its own errors.
+   */
+  async function readSegmentOnLane(mux: Mux, native: NativeLanes, out: LaneOut): Promise<Segment | undefined> {
+    let lane: Awaited<ReturnType<typeof openLane>>;
+    try {
+      lane = await openLane(connection as Parameters<typeof openLane>[0], {
+        purpose: 'log',
+        id: jobId,
+        ...(attempt !== undefined ? { attempt } : {}),
+        from: offset,
+        follow: options.follow,
+      });
+    } catch {
+      return undefined;
+    }
+    const accepted = LaneLogAccept.safeParse(lane.accept);
+    if (!accepted.success || (attempt !== undefined && accepted.data.attempt !== attempt)) {
+      lane.socket.destroy();
+      return undefined;
+    }
+    attempt = accepted.data.attempt;
+    if (announced !== attempt) {
+      announced = attempt;
+      sink.attempt?.(attempt, offset);
+    }
+    if (dropped) {
+      dropped = false;
+      sink.status?.('resumed');
+    }
+    // What the sink had goes out first: the relay writes to the same descriptor.
+    await out.drained();
+    let nothing: number | undefined;
+    let target: number | undefined;
+    let net: { fd: number; pending: Buffer } | undefined;
+    let relay: Relay;
+    try {
+      // Reads nothing (EOF at once: this side sends nothing); writes what comes to a dup of the output.
+      nothing = openSync('/dev/null', 'r');
+      target = native.dupFd(out.fd);
+      net = native.adoptSocket(lane.socket);
+      const fromNet = laneFromNet(lane, net);
+      relay = native.relay({
+        net: net.fd,
+        localRead: nothing,
+        localWrite: target,
+        closeLocal: true,
+        keys: lane.keys,
+        sendSeq: lane.sendSeq,
+        receiveSeq: lane.receiveSeq,
+        ...(fromNet.length > 0 ? { fromNet } : {}),
+        // Its descriptors keep their flags (stdout is Node's too), polled or, for a file, written at once.
+        localKind: 'terminal',
+      });
+    } catch {
+      if (nothing !== undefined) closeSync(nothing);
+      if (target !== undefined) closeSync(target);
+      if (net !== undefined) closeSync(net.fd);
+      else lane.socket.destroy();
+      return undefined;
+    }
+    const stop = () => relay.close(Buffer.from(JSON.stringify({ code: 'cancelled', message: 'stopped following' })));
+    options.signal?.addEventListener('abort', stop);
+    // The lane lives no longer than the link it was granted beside (the agent closes it then too).
+    const linkGone = mux.onClose(() =>
+      relay.close(Buffer.from(JSON.stringify({ code: 'closed', message: 'link closed' }))),
+    );
+    let end: Awaited<Relay['ended']>;
+    try {
+      end = await relay.ended;
+    } finally {
+      options.signal?.removeEventListener('abort', stop);
+      linkGone.dispose();
+    }
+    // bytesIn: DATA that came off the lane. The relay opens a record only once the one before is
+    // written, and reads the lane only then: at a cut, a tampered record or the agent's CLOSE every
+    // byte counted is on stdout (only a failed write to stdout, or our own close, leaves some out).
+    const at = offset;
+    offset += end.bytesIn;
+    if (end.bytesIn > 0) out.wrote?.(attempt, at, end.bytesIn);
+    if (options.signal?.aborted) return { kind: 'end', exitCode: null };
+    if (end.how !== 'eof') {
+      if (end.how === 'error') out.broke?.(end.message);
+      laneBreaks++;
+      if (mux.closed) return { kind: 'dropped' };
+      return { kind: 'moved' }; // asked again from the bytes written (a lane, or the mux)
+    }
+    // The status and exit code come over the link, as the mux stream's close would carry them.
+    const detail = await callRetrying(connection, Date.now() + patience, () =>
+      connection.call('job.get', { id: jobId }),
+    );
+    const info = detail.attempts.find((a) => a.number === attempt);
+    return { kind: 'end', exitCode: info && isFinal(info.state) ? info.exit_code : null };
   }
 
   async function readSegment(mux: Mux): Promise<Segment> {

@@ -1,0 +1,101 @@
+import { closeSync, openSync } from 'node:fs';
+import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
+import { HangarError } from '@hangar/shared';
+import type { JobService } from '../jobs/index.js';
+import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
+
+/**
+ * The lane purpose `log` (lane/PROTOCOL.md, "Purposes: log"): what `job.logs` sends on a mux
+ * stream, read from the attempt's log file by the native relay (pread) instead. The same checks
+ * as that call (jobs belong to the host: any paired device's link may read any job's log; the
+ * job and attempt must exist; `from` past the end of a final log is refused). The relay's limit
+ * is the size the log source reports (AttemptLog: bytes already in the file, never more), moved
+ * forward as it learns new sizes and made final when the attempt ends; then EOF. The job's status
+ * and exit code stay on the link (`job.get`).
+ */
+export function logLanes(jobs: JobService, native: NativeLanes): LanePurposeHandler<'log'> {
+  return async (hello, _link, log): Promise<LaneTaken> => {
+    const { attempt, source } = jobs.logs(hello.id, hello.attempt);
+    const first = source.state();
+    if (hello.from > first.size && first.final !== undefined) {
+      throw new HangarError(
+        'E_BAD_REQUEST',
+        `log of attempt ${attempt} has ${first.size} bytes; cannot start at ${hello.from}`,
+      );
+    }
+    if (first.path === undefined) {
+      // A queued job's attempt has no file yet: the mux stream waits for it (the client falls back).
+      throw new HangarError('E_UNAVAILABLE', `attempt ${attempt} of ${hello.id} has not started; no log file yet`);
+    }
+    // Opened before ACCEPT: a log gone meanwhile (pruned) is a REFUSE, not a lane that breaks.
+    let fd: number | undefined = openSync(first.path, 'r');
+    const closeFile = () => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    };
+    return {
+      accept: { attempt },
+      run(lane): Relay {
+        const local = fd;
+        if (local === undefined) throw new Error('the lane already ran or was abandoned');
+        let netFd: number | undefined;
+        try {
+          const net = native.adoptSocket(lane.socket);
+          netFd = net.fd;
+          const fromNet = laneFromNet(lane, net);
+          // Subscribed before the size is read again, so no growth falls between the two.
+          let relay: Relay | undefined;
+          const moved = () => {
+            if (!relay) return;
+            const state = source.state();
+            relay.fileLimit(Math.max(state.size, hello.from), state.final !== undefined || !hello.follow);
+          };
+          const subscription = source.onChange(moved);
+          const now = source.state();
+          const growing = hello.follow && now.final === undefined;
+          try {
+            relay = native.relay({
+              net: net.fd,
+              localRead: local,
+              localWrite: local,
+              closeLocal: true,
+              keys: lane.keys,
+              sendSeq: lane.sendSeq,
+              receiveSeq: lane.receiveSeq,
+              ...(fromNet.length > 0 ? { fromNet } : {}),
+              localKind: 'file',
+              file: { offset: hello.from, limit: Math.max(now.size, hello.from), growing },
+            });
+          } catch (error) {
+            void subscription.dispose();
+            throw error;
+          }
+          fd = undefined; // the relay owns it now (closeLocal)
+          if (growing) moved(); // a change between the read above and the subscription's first event
+          log.info({ job: hello.id, attempt, from: hello.from, follow: hello.follow }, 'log sent on a lane');
+          const started = relay;
+          void started.ended.then((end) => {
+            void subscription.dispose();
+            relay = undefined;
+            log.info(
+              {
+                job: hello.id,
+                attempt,
+                how: end.how,
+                bytes: end.bytesOut,
+                ...('message' in end ? { why: end.message } : {}),
+              },
+              'log lane ended',
+            );
+          });
+          return started;
+        } catch (error) {
+          closeFile();
+          if (netFd !== undefined) closeSync(netFd);
+          throw error;
+        }
+      },
+      abandon: closeFile,
+    };
+  };
+}

@@ -1,0 +1,165 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { HangarCore, openLane } from '@hangar/desktop/core';
+import { usePairedHost } from '../support/paired-host.js';
+import { HANGAR_BIN, hangarFrom, type CliResult } from '../support/processes.js';
+import { until } from '../support/until.js';
+
+/**
+ * `hangar logs` (and `--follow`) on a lane (lane/PROTOCOL.md, "Purposes: log"): the agent's native
+ * relay reads the attempt's log file as it grows, the command's writes it to stdout (a pipe here).
+ * The agent logs each log lane, so a log on the mux fails the tests that expect a lane. Through a
+ * TcpProxy that can stall, cut and refuse lanes alone.
+ */
+describe('logs over a lane', () => {
+  const box = usePairedHost({
+    viaProxy: true,
+    name: 'local',
+    workspace: { 'hello.txt': 'hi\n' },
+    agent: { logLevel: 'info' },
+  });
+  const hangar = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+    hangarFrom(box.home, args, { cwd: box.workspace, timeoutMs: 60_000, env });
+
+  /** `hangar …` with its stdout as bytes (a log of random bytes is no text). */
+  const hangarBytes = (args: string[], env: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, [HANGAR_BIN, ...args], {
+      cwd: box.workspace,
+      env: { ...process.env, ...env, HANGAR_HOME: box.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const done = new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) =>
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout: Buffer.concat(out), stderr: err });
+      }),
+    );
+    return { done, received: () => out.reduce((n, chunk) => n + chunk.length, 0) };
+  };
+
+  /** A detached job printing random bytes (the same bytes kept as an artifact); its id. */
+  async function randomLog(script: string): Promise<string> {
+    const result = await hangar([
+      'run',
+      '--detach',
+      '--executor',
+      'shell',
+      '-c',
+      `mkdir -p out && ${script}`,
+      '--artifacts',
+      'out/log.bin',
+    ]);
+    expect(result.code).toBe(0);
+    return /(j-[a-z0-9]+)/.exec(result.stdout + result.stderr)![1]!;
+  }
+  const artifactOf = async (id: string) =>
+    (
+      JSON.parse((await hangar(['jobs', 'show', id, '--json'])).stdout) as {
+        artifacts: { sha256: string; size: number }[];
+      }
+    ).artifacts[0]!;
+
+  /** Waits for the job to succeed (through the link, not its log). */
+  const ended = (id: string) =>
+    until(async () => {
+      const shown = JSON.parse((await hangar(['jobs', 'show', id, '--json'])).stdout) as { state: string };
+      return shown.state === 'succeeded' ? true : undefined;
+    }, `job ${id} to succeed`);
+  const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+  const lanesSent = () => box.agent.stderr().split('log sent on a lane').length - 1;
+
+  it('a followed log of random bytes arrives byte for byte on a lane while the job writes it', async () => {
+    const id = await randomLog(
+      'sleep 1; head -c 6000000 /dev/urandom | tee out/log.bin; sleep 1; head -c 4000000 /dev/urandom | tee -a out/log.bin',
+    );
+    const followed = hangarBytes(['logs', id, '--follow']);
+    const result = await followed.done;
+    expect(result.stderr).toMatch(new RegExp(`job ${id} succeeded`));
+    expect(result.code).toBe(0);
+    expect(lanesSent()).toBe(1);
+    const artifact = await artifactOf(id);
+    expect(lanesSent()).toBe(1);
+    // The log is the job's stdout and nothing else, and the command's newline rule after it.
+    const body = result.stdout.subarray(0, artifact.size);
+    expect(sha256(body)).toBe(artifact.sha256);
+    expect(result.stdout.length - artifact.size).toBe(body[body.length - 1] === 0x0a ? 0 : 1);
+    expect(lanesSent()).toBe(1);
+    expect(box.agent.stderr()).toMatch(/"how":"eof","bytes":10000000,"msg":"log lane ended"/);
+    // Plain `hangar logs` of the ended job: a lane too, the same bytes.
+    const plain = await hangarBytes(['logs', id]).done;
+    expect(plain.code).toBe(0);
+    expect(sha256(plain.stdout)).toBe(artifact.sha256);
+    expect(lanesSent()).toBe(2);
+  }, 90_000);
+
+  it('a lane cut mid-log resumes from the bytes written: nothing lost or doubled', async () => {
+    const id = await randomLog('head -c 8000000 /dev/urandom | tee out/log.bin');
+    await ended(id);
+    const artifact = await artifactOf(id);
+    // The next lane carries 3 MB, then nothing: ACCEPT (under 4 KiB) and 45 whole DATA records of
+    // 64 KiB (65,557 bytes sealed), and part of the 46th, which is never written. Cut there.
+    box.proxy!.stallWhere('HGLANE/1', 3_000_000);
+    const had = 45 * 65_536;
+    const reading = hangarBytes(['logs', id]);
+    await until(
+      () => (box.proxy!.stalledBytes > 0 && reading.received() === had ? true : undefined),
+      'the lane to stall',
+    );
+    box.proxy!.stallWhere(undefined);
+    expect(box.proxy!.cutWhere('HGLANE/1')).toBe(1);
+    const result = await reading.done;
+    expect(result.code).toBe(0);
+    expect(result.stdout.length).toBe(artifact.size);
+    expect(sha256(result.stdout)).toBe(artifact.sha256);
+    const froms = [...box.agent.stderr().matchAll(/"from":(\d+),"follow":false,"msg":"log sent on a lane"/g)].map((m) =>
+      Number(m[1]),
+    );
+    expect(froms.slice(-2)).toEqual([0, had]);
+  }, 90_000);
+
+  it('falls back to the link when lanes are off or the lane port refuses them', async () => {
+    const id = await randomLog('head -c 3000000 /dev/urandom | tee out/log.bin');
+    await ended(id);
+    const artifact = await artifactOf(id);
+    const before = lanesSent();
+    const off = await hangarBytes(['logs', id, '--follow'], { HANGAR_LANES: 'off' }).done;
+    expect(off.code).toBe(0);
+    expect(sha256(off.stdout.subarray(0, artifact.size))).toBe(artifact.sha256);
+    box.proxy!.refuseWhere('HGLANE/1');
+    const refused = await hangarBytes(['logs', id, '--follow']).done;
+    box.proxy!.refuseWhere(undefined);
+    expect(refused.code).toBe(0);
+    expect(refused.stdout.equals(off.stdout)).toBe(true);
+    expect(refused.stderr).toBe(off.stderr);
+    expect(lanesSent()).toBe(before);
+  }, 90_000);
+
+  it('a lane gets only what job.logs would: a job and attempt that exist, from within a final log', async () => {
+    const id = await randomLog('head -c 1000 /dev/urandom | tee out/log.bin');
+    await ended(id);
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      const lane = (hello: { id: string; attempt?: number; from: number }) =>
+        openLane(core.connection('local'), { purpose: 'log', follow: true, ...hello });
+      for (const [hello, code] of [
+        [{ id: 'j-0000000000000000', from: 0 }, 'E_JOB_NOT_FOUND'],
+        [{ id, attempt: 2, from: 0 }, 'E_NOT_FOUND'],
+        [{ id, from: 1001 }, 'E_BAD_REQUEST'],
+      ] as const) {
+        await expect(lane(hello)).rejects.toMatchObject({ code, details: { lane: 'refused' } });
+      }
+      const taken = await lane({ id, from: 0 });
+      expect(taken.accept).toEqual({ attempt: 1 });
+      taken.socket.destroy();
+    } finally {
+      await core.dispose();
+    }
+  }, 60_000);
+});
