@@ -1,11 +1,21 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as pty from 'node-pty';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { RelayProcess } from '../../relay/test/support/relay-process.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 import { attachAndEcho } from '../support/pty-client.js';
 import { openWindow } from '../support/live-window.js';
 import { BASH, HANGAR_BIN, hangar, pairWith } from '../support/processes.js';
-import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
+import {
+  enrollLine,
+  hostsLs,
+  loginCli,
+  relayFor,
+  signupCli,
+  useRelayStack,
+  waitForHost,
+} from '../support/relay-stack.js';
 
 /**
  * Hosts of an account, end to end on loopback: a real relay process, real agent processes, the
@@ -15,7 +25,24 @@ import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } 
  * relay that goes away: relay-unreachable.test.ts).
  */
 
-const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
+const { cleanups, dir, hostMachine } = useRelayStack();
+
+/**
+ * One relay for the whole file: each test signs up an account of its own (its own email), and
+ * what the relay keeps is per account, so no test sees what another did there.
+ */
+const shared = useCleanups(afterAll);
+let stack: { relay: RelayProcess; relayData: string };
+/** This test's account: an email no other test of the file signs up with. */
+let email = '';
+let accounts = 0;
+beforeAll(async () => {
+  const relayData = dirFor(shared, 'relay');
+  stack = { relay: await relayFor(shared, relayData), relayData };
+});
+beforeEach(() => {
+  email = `me-${++accounts}@example.com`;
+});
 
 /** Runs a command until it exits 0, or fails with its last output at the deadline. */
 async function until(run: () => Promise<{ code: number; stderr: string }>, what: string, timeoutMs = 15_000) {
@@ -54,9 +81,9 @@ const CODE = /approval code: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
 
 describe('hosts of an account', () => {
   it('the printed line enrolls a host: online in hangar hosts ls, the first session pairs with its secret, attach works', async () => {
-    const relay = await relayAt(dir('relay'));
+    const { relay } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const { shell, agent } = await hostMachine();
 
     const line = await enrollLine(laptop, 'mini');
@@ -86,9 +113,9 @@ describe('hosts of an account', () => {
   });
 
   it("--install prints the line for a new machine: the relay's installer, with the same kind of token and the name", async () => {
-    const relay = await relayAt(dir('relay'));
+    const { relay } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const made = await hangar(laptop, ['hosts', 'enroll-token', '--name', 'mini', '--install']);
     expect(made.code, made.stderr).toBe(0);
     const line = made.stdout.trimEnd();
@@ -102,9 +129,9 @@ describe('hosts of an account', () => {
   });
 
   it('a host paired with a code and enrolled too is one entry, under the name given here', async () => {
-    const relay = await relayAt(dir('relay'));
+    const { relay } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const { shell, agent } = await hostMachine();
     await pairWith(laptop, 'box', agent);
     expect((await shell.run(await enrollLine(laptop, 'vps'))).code).toBe(0);
@@ -119,9 +146,9 @@ describe('hosts of an account', () => {
   });
 
   it('an account host whose name is taken here is listed as mini-2, and that name reaches it', async () => {
-    const relay = await relayAt(dir('relay'));
+    const { relay } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const paired = await hostMachine();
     await pairWith(laptop, 'mini', paired.agent);
     const enrolled = await hostMachine();
@@ -147,16 +174,16 @@ describe('hosts of an account', () => {
   });
 
   it('a second computer is refused until a trusted one approves it (typing its code), then let in, then shut out by a revocation', async () => {
-    const relay = await relayAt(dir('relay'));
+    const { relay } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const { shell } = await hostMachine();
     expect((await shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
     await waitForHost(laptop, 'mini', (h) => h.status === 'online');
     expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
 
     const phone = dir('phone');
-    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    const joined = await loginCli(phone, relay.url, email, 'phone');
     expect(joined.code, joined.stderr).toBe(0);
     // Its core closes as login ends: the check for an approval it began then is cut short, not news.
     expect(joined.stderr).not.toContain('could not vouch');
@@ -222,16 +249,16 @@ describe('hosts of an account', () => {
   });
 
   it("a computer approved without a code (--yes) takes the hosts' keys on the relay's word, and says so", async () => {
-    const relay = await relayAt(dir('relay'));
+    const { relay } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const { shell } = await hostMachine();
     expect((await shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
     await waitForHost(laptop, 'mini', (h) => h.status === 'online');
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
 
     const phone = dir('phone');
-    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    const joined = await loginCli(phone, relay.url, email, 'phone');
     expect(joined.code, joined.stderr).toBe(0);
     // Said before the choice is made: without the code, the keys will be the relay's word.
     expect(joined.stdout).toMatch(/approved without it, with --yes, this computer takes .* on the relay's word/);
@@ -247,11 +274,11 @@ describe('hosts of an account', () => {
   });
 
   it('a host paired with a code and enrolled later is vouched for by the window linked to it: a computer approved with a code then takes it', async () => {
-    const relay = await relayAt(dir('relay'));
+    const { relay } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const phone = dir('phone');
-    const joined = await loginCli(phone, relay.url, 'me@example.com', 'phone');
+    const joined = await loginCli(phone, relay.url, email, 'phone');
     const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
     expect(approved.code, approved.stderr).toBe(0);
 
@@ -270,27 +297,31 @@ describe('hosts of an account', () => {
   });
 
   it("a computer approved with --yes never vouches for a host whose keys it took on the relay's word", async () => {
-    const relayData = dir('relay');
-    const relay = await relayAt(relayData);
+    const { relay, relayData } = stack;
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const mini = await hostMachine();
     expect((await mini.shell.run(await enrollLine(laptop, 'mini'))).code).toBe(0);
     await waitForHost(laptop, 'mini', (h) => h.status === 'online');
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
 
     const phone = dir('phone');
-    expect((await loginCli(phone, relay.url, 'me@example.com', 'phone')).code).toBe(0);
+    expect((await loginCli(phone, relay.url, email, 'phone')).code).toBe(0);
     expect((await hangar(laptop, ['devices', 'approve', 'phone', '--yes'])).code).toBe(0);
     await until(() => hangar(phone, ['session', 'ls', 'mini']), 'the phone');
     // Linked again from its registry: the pinned record is what a vouch would be made from.
     expect((await hangar(phone, ['session', 'ls', 'mini'])).code).toBe(0);
 
+    // The relay is shared by the file's tests: this account's host of that name.
+    const accountId = (
+      JSON.parse((await hangar(laptop, ['account', '--json'])).stdout) as { account: { account_id: string } }
+    ).account.account_id;
     const vouchers = (name: string): string[] => {
       const db = new Database(join(relayData, 'relay.db'), { readonly: true });
       try {
-        const row = db.prepare('SELECT vouches_json FROM hosts WHERE name = ?').get(name) as
-          { vouches_json: string | null } | undefined;
+        const row = db
+          .prepare('SELECT vouches_json FROM hosts WHERE account_id = ? AND name = ?')
+          .get(accountId, name) as { vouches_json: string | null } | undefined;
         return (JSON.parse(row?.vouches_json ?? '[]') as { signer_device_key: string }[]).map(
           (v) => v.signer_device_key,
         );

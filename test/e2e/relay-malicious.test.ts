@@ -2,7 +2,7 @@ import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   makeHostStatement,
   makeStatement,
@@ -15,8 +15,17 @@ import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-k
 import { loadOrCreateAgentKey } from '../../host-agent/src/identity/keys.js';
 import { loadOrCreateTlsCert } from '../../host-agent/src/identity/tls.js';
 import { hangar } from '../support/processes.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 import { RelayDouble } from '../support/relay-double.js';
-import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
+import {
+  enrollLine,
+  hostsLs,
+  loginCli,
+  relayFor,
+  signupCli,
+  useRelayStack,
+  waitForHost,
+} from '../support/relay-stack.js';
 
 /**
  * A relay whose operator turned hostile, played by a test double in front of a real relay
@@ -25,19 +34,42 @@ import { enrollLine, hostsLs, loginCli, signupCli, useRelayStack, waitForHost } 
  * refused by the device or the host, saying why, and nothing is pinned or let in.
  */
 
-const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
+const { cleanups, dir, hostMachine } = useRelayStack();
 /** What hangar login prints on a computer that waits for approval. */
 const CODE = /approval code: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
 
-/** The double in front of a real relay (which signs and checks the double's origin), and a signed-up laptop. */
-async function compromisedRelay() {
+/**
+ * One double in front of one real relay (which signs and checks the double's origin) for the whole
+ * file: each test has an account of its own (its own email), so nothing one test does on the relay
+ * is seen by another; what a test tells the double to lie about is undone before the next.
+ */
+const shared = useCleanups(afterAll);
+let stack: { double: RelayDouble; relayData: string };
+/** This test's account: an email no other test of the file signs up with. */
+let email = '';
+let accounts = 0;
+beforeAll(async () => {
   const double = await RelayDouble.start();
-  cleanups.push(() => double[Symbol.asyncDispose]());
-  const relayData = dir('relay');
-  const relay = await relayAt(relayData, 0, ['--public-url', double.url]);
+  shared.push(() => double[Symbol.asyncDispose]());
+  const relayData = dirFor(shared, 'relay');
+  const relay = await relayFor(shared, relayData, 0, ['--public-url', double.url]);
   double.setUpstream(relay.url);
+  stack = { double, relayData };
+});
+beforeEach(() => {
+  const { double } = stack;
+  double.rewriteHost = undefined;
+  double.rewriteResult = undefined;
+  double.replayUsedTokens = false;
+  double.calls.splice(0);
+  email = `me-${++accounts}@example.com`;
+});
+
+/** The shared double and relay, and a laptop signed up to an account of this test's own. */
+async function compromisedRelay() {
+  const { double, relayData } = stack;
   const laptop = dir('laptop');
-  const signed = await signupCli(laptop, double.url, 'me@example.com');
+  const signed = await signupCli(laptop, double.url, email);
   expect(signed.code, signed.stderr).toBe(0);
   return { double, laptop, relayData };
 }
@@ -140,7 +172,7 @@ describe('a compromised relay', () => {
     const { agent } = await enrolledHost(laptop);
     expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
     const phone = dir('phone');
-    expect((await loginCli(phone, double.url, 'me@example.com', 'phone')).code).toBe(0);
+    expect((await loginCli(phone, double.url, email, 'phone')).code).toBe(0);
 
     const accountId = (
       JSON.parse((await hangar(laptop, ['account', '--json'])).stdout) as { account: { account_id: string } }
@@ -194,7 +226,7 @@ describe('a compromised relay', () => {
   it("swaps a new computer's key for its own: the code the user types does not match, and nothing is approved", async () => {
     const { double, laptop } = await compromisedRelay();
     const phone = dir('phone');
-    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    const joined = await loginCli(phone, double.url, email, 'phone');
     expect(joined.code, joined.stderr).toBe(0);
     const code = CODE.exec(joined.stdout)![1]!;
     // The relay's own key in place of the phone's, wherever it describes the phone.
@@ -224,7 +256,7 @@ describe('a compromised relay', () => {
     await enrolledHost(laptop);
     expect((await hangar(laptop, ['session', 'new', 'mini', '--name', 'mine', '--', 'sleep', '600'])).code).toBe(0);
     const phone = dir('phone');
-    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    const joined = await loginCli(phone, double.url, email, 'phone');
     expect(joined.code, joined.stderr).toBe(0);
     const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
     expect(approved.code, approved.stderr).toBe(0);
@@ -254,7 +286,7 @@ describe('a compromised relay', () => {
     await enrolledHost(laptop);
     expect((await hangar(laptop, ['session', 'ls', 'mini'])).code).toBe(0);
     const phone = dir('phone');
-    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    const joined = await loginCli(phone, double.url, email, 'phone');
     const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
     expect(approved.code, approved.stderr).toBe(0);
     expect((await hangar(phone, ['session', 'ls', 'mini'])).code).toBe(0);
@@ -299,7 +331,7 @@ describe('a compromised relay', () => {
   it("lists its own machine as a host another computer enrolled: the account's first computer refuses it too, and dials the real one on that computer's vouch", async () => {
     const { double, laptop } = await compromisedRelay();
     const phone = dir('phone');
-    const joined = await loginCli(phone, double.url, 'me@example.com', 'phone');
+    const joined = await loginCli(phone, double.url, email, 'phone');
     const approved = await hangar(laptop, ['devices', 'approve', 'phone', '--code', CODE.exec(joined.stdout)![1]!]);
     expect(approved.code, approved.stderr).toBe(0);
 

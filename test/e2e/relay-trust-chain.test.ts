@@ -1,13 +1,14 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeStatement, toHex, type Ed25519Signer, type StatementKind } from '@hangar/shared';
 import { deviceSigner, loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
 import { openWindow } from '../support/live-window.js';
+import { dirFor, useCleanups } from '../support/cleanups.js';
 import { hangar, pairWith, type CliResult } from '../support/processes.js';
 import { RelayDouble } from '../support/relay-double.js';
-import { enrollLine, loginCli, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
+import { enrollLine, loginCli, relayFor, signupCli, useRelayStack, waitForHost } from '../support/relay-stack.js';
 
 /**
  * Trust follows the account's endorsement chain (relay/PROTOCOL.md "Trust follows the chain"), end
@@ -17,7 +18,31 @@ import { enrollLine, loginCli, signupCli, useRelayStack, waitForHost } from '../
  * vouched for signs changes nothing.
  */
 
-const { cleanups, dir, relayAt, hostMachine } = useRelayStack();
+const { cleanups, dir, hostMachine } = useRelayStack();
+
+/**
+ * Two relays for the whole file: a plain one, and one behind a double for the tests where it
+ * turns hostile. Each test signs up an account of its own (its own email), and what a relay keeps
+ * is per account; what a test tells the double to do is undone before the next.
+ */
+const shared = useCleanups(afterAll);
+let relay: { url: string };
+let double: RelayDouble;
+/** This test's account: an email no other test of the file signs up with. */
+let email = '';
+let accounts = 0;
+beforeAll(async () => {
+  relay = await relayFor(shared, dirFor(shared, 'relay'));
+  double = await RelayDouble.start();
+  shared.push(() => double[Symbol.asyncDispose]());
+  const behind = await relayFor(shared, dirFor(shared, 'relay'), 0, ['--public-url', double.url]);
+  double.setUpstream(behind.url);
+});
+beforeEach(() => {
+  double.dropCall = undefined;
+  double.calls.splice(0);
+  email = `me-${++accounts}@example.com`;
+});
 /** What hangar login prints on a computer that waits for approval. */
 const CODE = /approval code: ((?:[A-Z2-7]{4}-){7}[A-Z2-7]{4})/;
 
@@ -35,7 +60,7 @@ async function until(run: () => Promise<CliResult>, what: string, timeoutMs = 20
 /** A computer that logs in to the account and is approved from `approver` with the code it shows. */
 async function approvedComputer(approver: string, relayUrl: string, name: string): Promise<string> {
   const home = dir(name);
-  const joined = await loginCli(home, relayUrl, 'me@example.com', name);
+  const joined = await loginCli(home, relayUrl, email, name);
   expect(joined.code, joined.stderr).toBe(0);
   const approved = await hangar(approver, ['devices', 'approve', name, '--code', CODE.exec(joined.stdout)![1]!]);
   expect(approved.code, approved.stderr).toBe(0);
@@ -63,9 +88,8 @@ function fakeKey(): Ed25519Signer {
 
 describe('trust follows the chain', () => {
   it('a host a second computer enrolled lets in the computer that approved it, and the devices that one approved before the host existed', async () => {
-    const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const phone = await approvedComputer(laptop, relay.url, 'phone');
     const desk = await approvedComputer(laptop, relay.url, 'desk');
     await hostEnrolledBy(desk);
@@ -82,9 +106,8 @@ describe('trust follows the chain', () => {
   });
 
   it('a computer whose trust was settled before computers vouched back does so once, at its next enrollment token', async () => {
-    const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const desk = await approvedComputer(laptop, relay.url, 'desk');
     // What an older Hangar left in the desk's database: the bundle opened (its keys trusted, the
     // approver's first), the code forgotten, and no vouch made.
@@ -107,12 +130,8 @@ describe('trust follows the chain', () => {
   });
 
   it('a computer whose vouch back was dropped by the relay makes it when its window next reaches the relay', async () => {
-    const double = await RelayDouble.start();
-    cleanups.push(() => double[Symbol.asyncDispose]());
-    const relay = await relayAt(dir('relay'), 0, ['--public-url', double.url]);
-    double.setUpstream(relay.url);
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, double.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, double.url, email)).code).toBe(0);
     const desk = await approvedComputer(laptop, double.url, 'desk');
     const deskKey = (await loadOrCreateDeviceKey(desk)).publicKeyHex;
     const vouchedBackAt = () => {
@@ -155,12 +174,8 @@ describe('trust follows the chain', () => {
   });
 
   it('a revoked device stays out though a trusted computer endorses it again, and what a key nobody vouched for signs changes nothing', async () => {
-    const double = await RelayDouble.start();
-    cleanups.push(() => double[Symbol.asyncDispose]());
-    const relay = await relayAt(dir('relay'), 0, ['--public-url', double.url]);
-    double.setUpstream(relay.url);
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, double.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, double.url, email)).code).toBe(0);
     const old = await approvedComputer(laptop, double.url, 'old-phone');
     const revoked = await hangar(laptop, ['devices', 'revoke', 'old-phone']);
     expect(revoked.code, revoked.stderr).toBe(0);
@@ -220,9 +235,8 @@ describe('trust follows the chain', () => {
   });
 
   it('a stolen laptop revoked takes back what it approved before: the host unpins the devices only it vouched for, the relay lists them as waiting, and one approved again brings back what it approved', async () => {
-    const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const mini = await hostEnrolledBy(laptop);
     const stolen = await approvedComputer(laptop, relay.url, 'stolen');
     const friend = await approvedComputer(stolen, relay.url, 'friend');
@@ -281,9 +295,8 @@ describe('trust follows the chain', () => {
   }, 120_000); // four computers approved one by another, a host, two waits for the agent: ~30 s alone
 
   it('a window vouches for a host it paired with a code though another computer enrolled it: a computer approved with a code then takes it', async () => {
-    const relay = await relayAt(dir('relay'));
     const laptop = dir('laptop');
-    expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
+    expect((await signupCli(laptop, relay.url, email)).code).toBe(0);
     const phone = await approvedComputer(laptop, relay.url, 'phone');
     const desk = await approvedComputer(laptop, relay.url, 'desk');
     // The laptop pairs with the host by a code; the desk enrolls it and never links to it (no vouch).
