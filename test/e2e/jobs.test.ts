@@ -194,6 +194,16 @@ describe('build jobs through the CLI', () => {
     expect(existsSync(join(box.workspace, 'damaged', 'out', 'big.bin'))).toBe(false);
   });
 
+  it('an artifact that links out of the workdir fails the job: status 126, the reason and what to do', async () => {
+    const result = await run('echo built; ln -s /etc/hostname app.bin', '--artifacts', 'app.bin');
+    expect(result.code).toBe(126);
+    expect(result.stdout).toMatch(/^built\n/);
+    // The command exited 0: the last line says why the job failed, not "exit status 0".
+    const last = result.stderr.trim().split('\n').at(-1)!;
+    expect(last).toMatch(/^job j-[a-z0-9]+ failed: artifact "app\.bin" resolves to \/etc\/hostname, outside the job's workdir/);
+    expect(last).toContain('have the job copy the file into its workdir');
+  });
+
   it('a failed attempt is retried and followed into the new attempt', async () => {
     const marker = join(box.workspace, '..', `${box.workspace.split('/').pop()}-tried`);
     const result = await run(

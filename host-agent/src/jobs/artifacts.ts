@@ -42,7 +42,8 @@ export async function collectArtifacts(
     if (!isInside(root, real) || !isInside(root, join(root, match))) {
       throw new HangarError(
         'E_ARTIFACT_UNSAFE',
-        `artifact "${match}" resolves to ${real}, outside the job's workdir; it was not collected`,
+        `artifact "${match}" resolves to ${real}, outside the job's workdir; it was not collected ` +
+          '(an artifact is a file inside the workdir: have the job copy the file into its workdir, not link to it)',
         { path: match },
       );
     }
