@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
@@ -202,6 +202,25 @@ describe('build jobs through the CLI', () => {
     const last = result.stderr.trim().split('\n').at(-1)!;
     expect(last).toMatch(/^job j-[a-z0-9]+ failed: artifact "app\.bin" resolves to \/etc\/hostname, outside the job's workdir/);
     expect(last).toContain('have the job copy the file into its workdir');
+  });
+
+  it("an artifact whose copy on the host became a link is refused, naming the retry that brings it back", async () => {
+    const result = await run('mkdir -p out && echo v1 > out/v.txt', '--artifacts', 'out/v.txt');
+    expect(result.code).toBe(0);
+    const id = /job (j-[a-z0-9]+)/.exec(result.stderr)![1]!;
+    const onHost = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'v.txt');
+    rmSync(onHost);
+    symlinkSync('/etc/hostname', onHost);
+    const refused = await hangar(['artifacts', id, '--out', 'swapped']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('"out/v.txt" on the host is not the regular file the agent collected');
+    expect(refused.stderr).toContain(`hangar retry ${id}`);
+    // What it says to do works: the retry collects the artifact anew, and it downloads.
+    expect((await hangar(['retry', id])).code).toBe(0);
+    expect((await hangar(['logs', id, '--follow'])).code).toBe(0);
+    const again = await hangar(['artifacts', id, '--out', 'swapped']);
+    expect(again.code).toBe(0);
+    expect(readFileSync(join(box.workspace, 'swapped', 'out', 'v.txt'), 'utf8')).toBe('v1\n');
   });
 
   it('a failed attempt is retried and followed into the new attempt', async () => {

@@ -97,12 +97,13 @@ export async function hashFile(path: string): Promise<{ size: number; sha256: st
  * caller closes the fd. (A hard link in its place is not told apart: the folder is the agent's
  * own, 0700, which a job's sandbox never mounts; the client's sha256 check still catches it.)
  */
-export function openArtifactCopy(artifactsDir: string, info: ArtifactInfo): number {
+export function openArtifactCopy(artifactsDir: string, info: ArtifactInfo, jobId: string): number {
   const file = join(artifactsDir, info.path);
   const unsafe = (why: string) =>
     new HangarError(
       'E_ARTIFACT_UNSAFE',
-      `artifact "${info.path}" on the host is not the regular file the agent collected (${why}); run the job again to collect it anew`,
+      `artifact "${info.path}" on the host is not the regular file the agent collected (${why}); ` +
+        `run the job again to collect it anew: hangar retry ${jobId}`,
       { path: info.path },
     );
   let fd: number;
