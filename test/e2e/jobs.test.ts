@@ -191,6 +191,8 @@ describe('build jobs through the CLI', () => {
     const again = await hangar(['artifacts', id, '--out', 'damaged']);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain('arrived damaged');
+    // Downloading again cannot help when the host's copy itself changed: it says what will.
+    expect(again.stderr).toContain(`hangar retry ${id}`);
     expect(existsSync(join(box.workspace, 'damaged', 'out', 'big.bin'))).toBe(false);
   });
 
@@ -221,6 +223,12 @@ describe('build jobs through the CLI', () => {
     const again = await hangar(['artifacts', id, '--out', 'swapped']);
     expect(again.code).toBe(0);
     expect(readFileSync(join(box.workspace, 'swapped', 'out', 'v.txt'), 'utf8')).toBe('v1\n');
+    // Gone from the host: not found, and the same way back.
+    rmSync(join(box.dataDir, 'jobs', id, '2', 'artifacts', 'out', 'v.txt'));
+    const gone = await hangar(['artifacts', id, '--out', 'gone']);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain('"out/v.txt" is gone from the host');
+    expect(gone.stderr).toContain(`hangar retry ${id}`);
   });
 
   it('a failed attempt is retried and followed into the new attempt', async () => {

@@ -113,7 +113,10 @@ export function openArtifactCopy(artifactsDir: string, info: ArtifactInfo, jobId
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw unsafe('a symlink is in its place');
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new HangarError('E_NOT_FOUND', `artifact "${info.path}" is gone from the host (pruned?)`);
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `artifact "${info.path}" is gone from the host (pruned?); run the job again to collect it anew: hangar retry ${jobId}`,
+      );
     }
     throw error;
   }
