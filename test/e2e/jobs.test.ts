@@ -202,11 +202,13 @@ describe('build jobs through the CLI', () => {
     expect(result.stdout).toMatch(/^built\n/);
     // The command exited 0: the last line says why the job failed, not "exit status 0".
     const last = result.stderr.trim().split('\n').at(-1)!;
-    expect(last).toMatch(/^job j-[a-z0-9]+ failed: artifact "app\.bin" resolves to \/etc\/hostname, outside the job's workdir/);
+    expect(last).toMatch(
+      /^job j-[a-z0-9]+ failed: artifact "app\.bin" resolves to \/etc\/hostname, outside the job's workdir/,
+    );
     expect(last).toContain('have the job copy the file into its workdir');
   });
 
-  it("an artifact whose copy on the host became a link is refused, naming the retry that brings it back", async () => {
+  it('an artifact whose copy on the host became a link is refused, naming the retry that brings it back', async () => {
     const result = await run('mkdir -p out && echo v1 > out/v.txt', '--artifacts', 'out/v.txt');
     expect(result.code).toBe(0);
     const id = /job (j-[a-z0-9]+)/.exec(result.stderr)![1]!;
