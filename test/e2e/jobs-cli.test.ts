@@ -58,7 +58,9 @@ describe('job commands: arguments and help', () => {
       expect(result.stdout).toContain(`Usage: hangar ${command.join(' ')}`);
     }
     const run = await hangar(home, ['run', '--help']);
-    expect(run.stdout).toContain('124 timed out, 130 cancelled, 125 lost, 126 could not run');
+    expect(run.stdout).toContain(
+      '124 timed out, 130 cancelled, 125 lost, 126 could not run (or its artifacts could not be collected)',
+    );
   });
 });
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
@@ -191,7 +191,46 @@ describe('build jobs through the CLI', () => {
     const again = await hangar(['artifacts', id, '--out', 'damaged']);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain('arrived damaged');
+    // Downloading again cannot help when the host's copy itself changed: it says what will.
+    expect(again.stderr).toContain(`hangar retry ${id}`);
     expect(existsSync(join(box.workspace, 'damaged', 'out', 'big.bin'))).toBe(false);
+  });
+
+  it('an artifact that links out of the workdir fails the job: status 126, the reason and what to do', async () => {
+    const result = await run('echo built; ln -s /etc/hostname app.bin', '--artifacts', 'app.bin');
+    expect(result.code).toBe(126);
+    expect(result.stdout).toMatch(/^built\n/);
+    // The command exited 0: the last line says why the job failed, not "exit status 0".
+    const last = result.stderr.trim().split('\n').at(-1)!;
+    expect(last).toMatch(
+      /^job j-[a-z0-9]+ failed: artifact "app\.bin" resolves to \/etc\/hostname, outside the job's workdir/,
+    );
+    expect(last).toContain('have the job copy the file into its workdir');
+  });
+
+  it('an artifact whose copy on the host became a link is refused, naming the retry that brings it back', async () => {
+    const result = await run('mkdir -p out && echo v1 > out/v.txt', '--artifacts', 'out/v.txt');
+    expect(result.code).toBe(0);
+    const id = /job (j-[a-z0-9]+)/.exec(result.stderr)![1]!;
+    const onHost = join(box.dataDir, 'jobs', id, '1', 'artifacts', 'out', 'v.txt');
+    rmSync(onHost);
+    symlinkSync('/etc/hostname', onHost);
+    const refused = await hangar(['artifacts', id, '--out', 'swapped']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('"out/v.txt" on the host is not the regular file the agent collected');
+    expect(refused.stderr).toContain(`hangar retry ${id}`);
+    // What it says to do works: the retry collects the artifact anew, and it downloads.
+    expect((await hangar(['retry', id])).code).toBe(0);
+    expect((await hangar(['logs', id, '--follow'])).code).toBe(0);
+    const again = await hangar(['artifacts', id, '--out', 'swapped']);
+    expect(again.code).toBe(0);
+    expect(readFileSync(join(box.workspace, 'swapped', 'out', 'v.txt'), 'utf8')).toBe('v1\n');
+    // Gone from the host: not found, and the same way back.
+    rmSync(join(box.dataDir, 'jobs', id, '2', 'artifacts', 'out', 'v.txt'));
+    const gone = await hangar(['artifacts', id, '--out', 'gone']);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain('"out/v.txt" is gone from the host');
+    expect(gone.stderr).toContain(`hangar retry ${id}`);
   });
 
   it('a failed attempt is retried and followed into the new attempt', async () => {

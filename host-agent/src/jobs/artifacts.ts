@@ -42,7 +42,8 @@ export async function collectArtifacts(
     if (!isInside(root, real) || !isInside(root, join(root, match))) {
       throw new HangarError(
         'E_ARTIFACT_UNSAFE',
-        `artifact "${match}" resolves to ${real}, outside the job's workdir; it was not collected`,
+        `artifact "${match}" resolves to ${real}, outside the job's workdir; it was not collected ` +
+          '(an artifact is a file inside the workdir: have the job copy the file into its workdir, not link to it)',
         { path: match },
       );
     }
@@ -96,12 +97,13 @@ export async function hashFile(path: string): Promise<{ size: number; sha256: st
  * caller closes the fd. (A hard link in its place is not told apart: the folder is the agent's
  * own, 0700, which a job's sandbox never mounts; the client's sha256 check still catches it.)
  */
-export function openArtifactCopy(artifactsDir: string, info: ArtifactInfo): number {
+export function openArtifactCopy(artifactsDir: string, info: ArtifactInfo, jobId: string): number {
   const file = join(artifactsDir, info.path);
   const unsafe = (why: string) =>
     new HangarError(
       'E_ARTIFACT_UNSAFE',
-      `artifact "${info.path}" on the host is not the regular file the agent collected (${why}); run the job again to collect it anew`,
+      `artifact "${info.path}" on the host is not the regular file the agent collected (${why}); ` +
+        `run the job again to collect it anew: hangar retry ${jobId}`,
       { path: info.path },
     );
   let fd: number;
@@ -111,7 +113,10 @@ export function openArtifactCopy(artifactsDir: string, info: ArtifactInfo): numb
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw unsafe('a symlink is in its place');
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new HangarError('E_NOT_FOUND', `artifact "${info.path}" is gone from the host (pruned?)`);
+      throw new HangarError(
+        'E_NOT_FOUND',
+        `artifact "${info.path}" is gone from the host (pruned?); run the job again to collect it anew: hangar retry ${jobId}`,
+      );
     }
     throw error;
   }

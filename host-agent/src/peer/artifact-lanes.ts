@@ -22,7 +22,7 @@ export function artifactLanes(jobs: JobService, native: NativeLanes): LanePurpos
     }
     // Opened before ACCEPT: a file gone meanwhile (pruned) is a REFUSE, not a lane that breaks; so
     // is one that is no longer the collected copy (a symlink, a FIFO, another size: openArtifactCopy).
-    let fd: number | undefined = openArtifactCopy(dir, info);
+    let fd: number | undefined = openArtifactCopy(dir, info, hello.id);
     const closeFile = () => {
       if (fd !== undefined) closeSync(fd);
       fd = undefined;

@@ -90,7 +90,7 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
         );
       }
       // What took the collected copy's place is refused in the answer (opened again to send it).
-      closeSync(openArtifactCopy(dir, info));
+      closeSync(openArtifactCopy(dir, info, params.id));
       return {
         result: info,
         after: () => {
@@ -100,7 +100,7 @@ export function createJobProcedures(jobs: JobService): JobProcedureTable {
             window: BULK_STREAM_WINDOW,
             maxFrameBytes: BULK_FRAME_BYTES,
           });
-          streamFile(() => openArtifactCopy(dir, info), stream, params.from).catch(closeOnFailure(stream));
+          streamFile(() => openArtifactCopy(dir, info, params.id), stream, params.from).catch(closeOnFailure(stream));
         },
       };
     },

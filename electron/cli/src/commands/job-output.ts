@@ -75,7 +75,8 @@ export function describeEnd(job: JobDetail): string {
     case 'succeeded':
       return `job ${job.id} succeeded${attempts}`;
     case 'failed':
-      return job.exit_code !== null
+      // A command that exited 0 fails only for what came after it (its artifacts): say that, not "status 0".
+      return job.exit_code !== null && job.exit_code !== 0
         ? `job ${job.id} failed with exit status ${job.exit_code}${attempts}`
         : `job ${job.id} failed${attempts}: ${job.error ?? 'no exit status'}`;
     case 'timed_out':

@@ -88,7 +88,7 @@ export function registerRun(program: Command): void {
     .addHelpText(
       'after',
       `\nExit status: the job's own, or ${JOB_EXIT.timedOut} timed out, ${JOB_EXIT.cancelled} cancelled, ` +
-        `${JOB_EXIT.lost} lost, ${JOB_EXIT.couldNotRun} could not run; 1-6 are hangar's own errors (see README).`,
+        `${JOB_EXIT.lost} lost, ${JOB_EXIT.couldNotRun} could not run (or its artifacts could not be collected); 1-6 are hangar's own errors (see README).`,
     )
     .action((options: RunOptions) => withApi((api) => runJob(api, options)));
 }

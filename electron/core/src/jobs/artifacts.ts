@@ -206,7 +206,8 @@ async function checkWhole(hash: FileHash, received: number, artifact: ArtifactIn
     throw new HangarError(
       'E_PROTOCOL',
       `artifact ${artifact.path} arrived damaged: ${received} bytes with sha256 ${sha256}, ` +
-        `expected ${artifact.size} bytes with sha256 ${artifact.sha256}; download it again with: hangar artifacts ${jobId}`,
+        `expected ${artifact.size} bytes with sha256 ${artifact.sha256}; download it again with: hangar artifacts ${jobId} ` +
+        `(damaged again: the host's copy changed since the job recorded it; run the job again with: hangar retry ${jobId})`,
     );
   }
 }
