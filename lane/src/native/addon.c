@@ -417,6 +417,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fileLimit", NULL, file_limit, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) return NULL;
+  lane_relay_prepare(); /* a failure shows at the first relay(), with its reason */
   return exports;
 }
 

@@ -929,6 +929,8 @@ static EVP_CIPHER_CTX *cipher(const uint8_t key[LANE_KEY_LENGTH], int encrypt) {
   return ctx;
 }
 
+void lane_relay_prepare(void) { uv_once(&once, init_once); }
+
 int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size_t error_size) {
   uv_once(&once, init_once);
   if (init_error != 0) {

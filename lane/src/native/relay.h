@@ -52,6 +52,13 @@ typedef struct lane_relay_options {
 } lane_relay_options;
 
 /* All thread-safe, called from the JS thread. Start returns 0 or a negative errno (nothing taken then). */
+/*
+ * Starts the relay threads (once per process; lane_relay_start does too). Called when the addon
+ * loads, before any key exists: a thread begins with a copy of its creator's registers, and the
+ * SIMD ones may still hold the key a caller just copied; the new thread's first lazily bound call
+ * (_dl_runtime_resolve's XSAVE) would spill them onto its stack, where an idle thread keeps them.
+ */
+void lane_relay_prepare(void);
 int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size_t error_size);
 void lane_relay_release(uint32_t id, int side); /* 0: net, 1: local */
 /* Takes ownership of `data` (malloc'd). */
