@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import pino from 'pino';
@@ -193,6 +193,55 @@ describe('logs over a lane', () => {
     },
     60_000,
   );
+
+  it('the agent keeps no fd of a log lane its reader left: following, read, waiting past the end', async () => {
+    /** The agent's fds on files under its jobs dir (the running attempt's log holds one of its own). */
+    const jobFds = () => {
+      const dir = `/proc/${box.agent.child.pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          return readlinkSync(join(dir, fd)).startsWith(join(box.dataDir, 'jobs'));
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const result = await hangar([
+      'run',
+      '--detach',
+      '--executor',
+      'shell',
+      '--no-workspace',
+      '-c',
+      'echo hi; sleep 60',
+    ]);
+    expect(result.code).toBe(0);
+    const id = /(j-[a-z0-9]+)/.exec(result.stdout + result.stderr)![1]!;
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      await until(async () => {
+        const shown = JSON.parse((await hangar(['jobs', 'show', id, '--json'])).stdout) as { state: string };
+        return shown.state === 'running' ? true : undefined;
+      }, `job ${id} to run`);
+      const running = jobFds();
+      const lane = (hello: { from: number; follow: boolean }) =>
+        openLane(core.connection('local'), { purpose: 'log', id, ...hello });
+      for (const follow of [true, false]) {
+        const before = lanesSent();
+        const taken = await lane({ from: 0, follow });
+        await until(() => (lanesSent() === before + 1 ? true : undefined), 'the agent to send the log');
+        taken.socket.destroy(); // the reader leaves (a follower waiting at the log's end, or one done)
+        await until(() => (jobFds() === running ? true : undefined), `the agent's fds back to ${running}`);
+      }
+      const far = await lane({ from: 1_000_000, follow: true }); // waits past the end, then left
+      far.socket.destroy();
+      await until(() => (jobFds() === running ? true : undefined), `the agent's fds back to ${running}`);
+    } finally {
+      await core.dispose();
+      await hangar(['cancel', id]);
+    }
+    await until(() => (jobFds() === 0 ? true : undefined), "the agent's fds of the job all closed");
+  }, 60_000);
 
   it('a lane gets only what job.logs would: a job and attempt that exist, from within a final log', async () => {
     const id = await randomLog('head -c 1000 /dev/urandom | tee out/log.bin');
