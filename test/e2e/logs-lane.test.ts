@@ -181,7 +181,7 @@ describe('logs over a lane', () => {
       const id = /(j-[a-z0-9]+)/.exec(result.stdout + result.stderr)![1]!;
       try {
         await until(() => (existsSync(swapped) ? true : undefined), 'the job to swap its log');
-        for (const env of [{}, { HANGAR_LANES: 'off' }]) {
+        for (const env of [{}, { HANGAR_LANES: 'off' }] as Record<string, string>[]) {
           const logs = await hangarFrom(box.home, ['logs', id], { cwd: box.workspace, timeoutMs: 15_000, env });
           expect(logs.stdout).not.toContain('SECRET');
           expect(logs.stderr).toContain(`not the log the agent wrote (${why})`);
