@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -140,6 +142,106 @@ describe('logs over a lane', () => {
     expect(refused.stderr).toBe(off.stderr);
     expect(lanesSent()).toBe(before);
   }, 90_000);
+
+  it.each([
+    [
+      'a symlink to another file',
+      (secret: string) => `ln -s ${secret} ../log.swap && mv ../log.swap ../log`,
+      'a symlink is in its place',
+    ],
+    ['a FIFO', () => 'mkfifo ../log.swap && mv ../log.swap ../log', 'not a regular file'],
+    [
+      // The attempt's folder (jobs/<job>/1) moved aside, a symlink to a folder whose log is the secret in its place.
+      'a symlink in its folders',
+      (secret: string) => {
+        const fake = `${secret}.attempt-${Date.now()}`;
+        return `mkdir ${fake} && cp ${secret} ${fake}/log && cd ../.. && mv 1 1.old && ln -s ${fake} 1 && cd 1.old/work`;
+      },
+      'a folder of its path is a symlink',
+    ],
+  ])(
+    'a running log swapped for %s is refused, on a lane and on the link, not sent',
+    async (_what, swap, why) => {
+      // A file of the agent's user outside the job (its shell job could read it itself; a paired
+      // device should still get only the attempt's own log, as openArtifactCopy has it for
+      // artifacts). A FIFO: opening it would wait for a writer (the agent's whole event loop, on a lane).
+      const secret = join(box.home, 'not-the-log.txt');
+      const swapped = join(box.home, `swapped-${Date.now()}`);
+      writeFileSync(secret, 'SECRET-'.repeat(200));
+      const result = await hangar([
+        'run',
+        '--detach',
+        '--executor',
+        'shell',
+        '--no-workspace',
+        '-c',
+        `echo before; ${swap(secret)} && echo after && touch ${swapped}; sleep 60`,
+      ]);
+      expect(result.code).toBe(0);
+      const id = /(j-[a-z0-9]+)/.exec(result.stdout + result.stderr)![1]!;
+      try {
+        await until(() => (existsSync(swapped) ? true : undefined), 'the job to swap its log');
+        for (const env of [{}, { HANGAR_LANES: 'off' }] as Record<string, string>[]) {
+          const logs = await hangarFrom(box.home, ['logs', id], { cwd: box.workspace, timeoutMs: 15_000, env });
+          expect(logs.stdout).not.toContain('SECRET');
+          expect(logs.stderr).toContain(`not the log the agent wrote (${why})`);
+          expect(logs.code).not.toBe(0);
+        }
+      } finally {
+        await hangar(['cancel', id]);
+      }
+    },
+    60_000,
+  );
+
+  it('the agent keeps no fd of a log lane its reader left: following, read, waiting past the end', async () => {
+    /** The agent's fds on files under its jobs dir (the running attempt's log holds one of its own). */
+    const jobFds = () => {
+      const dir = `/proc/${box.agent.child.pid}/fd`;
+      return readdirSync(dir).filter((fd) => {
+        try {
+          return readlinkSync(join(dir, fd)).startsWith(join(box.dataDir, 'jobs'));
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    };
+    const result = await hangar([
+      'run',
+      '--detach',
+      '--executor',
+      'shell',
+      '--no-workspace',
+      '-c',
+      'echo hi; sleep 60',
+    ]);
+    expect(result.code).toBe(0);
+    const id = /(j-[a-z0-9]+)/.exec(result.stdout + result.stderr)![1]!;
+    const core = await HangarCore.open({ home: box.home, logger: pino({ level: 'silent' }) });
+    try {
+      await until(async () => {
+        const shown = JSON.parse((await hangar(['jobs', 'show', id, '--json'])).stdout) as { state: string };
+        return shown.state === 'running' ? true : undefined;
+      }, `job ${id} to run`);
+      const running = jobFds();
+      const lane = (hello: { from: number; follow: boolean }) =>
+        openLane(core.connection('local'), { purpose: 'log', id, ...hello });
+      for (const follow of [true, false]) {
+        const before = lanesSent();
+        const taken = await lane({ from: 0, follow });
+        await until(() => (lanesSent() === before + 1 ? true : undefined), 'the agent to send the log');
+        taken.socket.destroy(); // the reader leaves (a follower waiting at the log's end, or one done)
+        await until(() => (jobFds() === running ? true : undefined), `the agent's fds back to ${running}`);
+      }
+      const far = await lane({ from: 1_000_000, follow: true }); // waits past the end, then left
+      far.socket.destroy();
+      await until(() => (jobFds() === running ? true : undefined), `the agent's fds back to ${running}`);
+    } finally {
+      await core.dispose();
+      await hangar(['cancel', id]);
+    }
+    await until(() => (jobFds() === 0 ? true : undefined), "the agent's fds of the job all closed");
+  }, 60_000);
 
   it('a lane gets only what job.logs would: a job and attempt that exist, from within a final log', async () => {
     const id = await randomLog('head -c 1000 /dev/urandom | tee out/log.bin');

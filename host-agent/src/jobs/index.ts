@@ -5,7 +5,7 @@ export {
   JobService,
   type JobServiceOptions,
 } from './job-service.js';
-export { streamLog } from './log-sender.js';
+export { openLogSync, streamLog } from './log-sender.js';
 export { openArtifactCopy, streamFile } from './artifacts.js';
 export { ShellExecutor } from './executors/shell.js';
 export type { Executor } from './executors/types.js';

@@ -1,4 +1,13 @@
-import { encodeLogBlockHeader, LOG_BLOCK, type Disposable, type LogCompression, type LinkStream } from '@hangar/shared';
+import {
+  encodeLogBlockHeader,
+  HangarError,
+  LOG_BLOCK,
+  type Disposable,
+  type LogCompression,
+  type LinkStream,
+} from '@hangar/shared';
+import { closeSync, constants, fstatSync, openSync, realpathSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
@@ -188,7 +197,7 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
         const state = source.state();
         if (state.path !== undefined && !blocked) {
           while (pieces.length < READ_AHEAD && offset < state.size) {
-            file ??= await open(state.path, 'r');
+            file ??= await openLog(state.path);
             const chunk = encoder?.compressing ? COMPRESSED_READ_CHUNK : READ_CHUNK;
             const length = Math.min(chunk, state.size - offset);
             pieces.push(readPiece(file, offset, length));
@@ -233,4 +242,69 @@ export function streamLog(source: LogSource, stream: LinkStream, options: Stream
     }
   };
   return run();
+}
+
+/*
+ * An attempt's log is opened as the agent wrote it, or not at all: a symlink in its place (a job
+ * that runs as the agent's user, unsandboxed, can reach ../log from its workdir) is refused
+ * (O_NOFOLLOW), so is one in the attempt's or job's folder (realpath, below the jobs folder), and
+ * anything but a regular file (a FIFO would block the open: O_NONBLOCK). As openArtifactCopy has
+ * it for artifacts. The path is the agent's own (LogState.path: <jobs>/<job>/<attempt>/log).
+ * (A hard link in its place is not told apart, as for artifacts.)
+ */
+const LOG_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+function notTheLog(why: string): HangarError {
+  return new HangarError(
+    'E_JOB_STATE',
+    `the attempt's log on the host is not the log the agent wrote (${why}); it is not sent ` +
+      '(did the job replace ../log from its workdir?)',
+  );
+}
+
+/** Throws unless no folder between the jobs folder and the log is a symlink (after the open). */
+function checkFolders(path: string): void {
+  const jobsDir = resolve(path, '..', '..', '..');
+  if (realpathSync(path) !== join(realpathSync(jobsDir), relative(jobsDir, path))) {
+    throw notTheLog('a folder of its path is a symlink');
+  }
+}
+
+function refusedOpen(error: unknown): unknown {
+  return (error as NodeJS.ErrnoException).code === 'ELOOP' ? notTheLog('a symlink is in its place') : error;
+}
+
+/** The log at `path` opened for reading (pread), refused unless it is a regular file (see above). */
+export function openLogSync(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, LOG_OPEN_FLAGS);
+  } catch (error) {
+    throw refusedOpen(error);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw notTheLog('not a regular file');
+    checkFolders(path);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  return fd;
+}
+
+async function openLog(path: string): Promise<FileHandle> {
+  let file: FileHandle;
+  try {
+    file = await open(path, LOG_OPEN_FLAGS);
+  } catch (error) {
+    throw refusedOpen(error);
+  }
+  try {
+    if (!(await file.stat()).isFile()) throw notTheLog('not a regular file');
+    checkFolders(path);
+  } catch (error) {
+    await file.close();
+    throw error;
+  }
+  return file;
 }

@@ -1,7 +1,7 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
 import { HangarError } from '@hangar/shared';
-import type { JobService } from '../jobs/index.js';
+import { openLogSync, type JobService } from '../jobs/index.js';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
 
 /**
@@ -27,8 +27,9 @@ export function logLanes(jobs: JobService, native: NativeLanes): LanePurposeHand
       // A queued job's attempt has no file yet: the mux stream waits for it (the client falls back).
       throw new HangarError('E_UNAVAILABLE', `attempt ${attempt} of ${hello.id} has not started; no log file yet`);
     }
-    // Opened before ACCEPT: a log gone meanwhile (pruned) is a REFUSE, not a lane that breaks.
-    let fd: number | undefined = openSync(first.path, 'r');
+    // Opened before ACCEPT: a log gone meanwhile (pruned) is a REFUSE, not a lane that breaks; so is
+    // one that is no longer the file the agent wrote (a symlink, a FIFO: openLogSync).
+    let fd: number | undefined = openLogSync(first.path);
     const closeFile = () => {
       if (fd !== undefined) closeSync(fd);
       fd = undefined;
