@@ -17,7 +17,7 @@ export {
   type LaneRecord,
 } from './records.js';
 export {
-  laneFromNet,
+  laneRelayOptions,
   loadNativeLanes,
   relaySockets,
   type AcceptedLane,

@@ -340,9 +340,23 @@ export interface AcceptedLane {
   leftover: Buffer;
 }
 
-/** What the relay opens first: the bytes read past the handshake, then what Node had read off the lane's socket. */
-export function laneFromNet(lane: AcceptedLane, net: { pending: Buffer }): Buffer {
-  return net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+/**
+ * The options every relay of an accepted lane starts with: the lane's socket (as `adoptSocket`
+ * took it), its keys and sequence numbers, and what the relay opens first (the bytes read past the
+ * handshake, then what Node had read off the socket). The caller adds its local side.
+ */
+export function laneRelayOptions(
+  lane: AcceptedLane,
+  net: { fd: number; pending: Buffer },
+): Pick<RelayOptions, 'net' | 'keys' | 'sendSeq' | 'receiveSeq' | 'fromNet'> {
+  const fromNet = net.pending.length > 0 ? Buffer.concat([lane.leftover, net.pending]) : lane.leftover;
+  return {
+    net: net.fd,
+    keys: lane.keys,
+    sendSeq: lane.sendSeq,
+    receiveSeq: lane.receiveSeq,
+    ...(fromNet.length > 0 ? { fromNet } : {}),
+  };
 }
 
 /**
@@ -357,16 +371,11 @@ export function relaySockets(
   local: { fd: number; pending: Buffer },
   toNet: Buffer = local.pending,
 ): Relay {
-  const fromNet = laneFromNet(lane, net);
   return native.relay({
-    net: net.fd,
+    ...laneRelayOptions(lane, net),
     localRead: local.fd,
     localWrite: local.fd,
     closeLocal: true,
-    keys: lane.keys,
-    sendSeq: lane.sendSeq,
-    receiveSeq: lane.receiveSeq,
-    ...(fromNet.length > 0 ? { fromNet } : {}),
     ...(toNet.length > 0 ? { toNet } : {}),
     localKind: 'socket',
   });

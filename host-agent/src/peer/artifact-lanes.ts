@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs';
-import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
+import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
 import { HangarError } from '@hangar/shared';
 import { openArtifactCopy, type JobService } from '../jobs/index.js';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
@@ -37,16 +37,11 @@ export function artifactLanes(jobs: JobService, native: NativeLanes): LanePurpos
         try {
           const net = native.adoptSocket(lane.socket);
           netFd = net.fd;
-          const fromNet = laneFromNet(lane, net);
           const relay = native.relay({
-            net: net.fd,
+            ...laneRelayOptions(lane, net),
             localRead: local,
             localWrite: local,
             closeLocal: true,
-            keys: lane.keys,
-            sendSeq: lane.sendSeq,
-            receiveSeq: lane.receiveSeq,
-            ...(fromNet.length > 0 ? { fromNet } : {}),
             localKind: 'file',
             file: { offset: hello.from, limit: info.size },
           });

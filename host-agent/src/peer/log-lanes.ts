@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs';
-import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
+import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
 import { HangarError } from '@hangar/shared';
 import { openLogSync, type JobService } from '../jobs/index.js';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
@@ -43,7 +43,6 @@ export function logLanes(jobs: JobService, native: NativeLanes): LanePurposeHand
         try {
           const net = native.adoptSocket(lane.socket);
           netFd = net.fd;
-          const fromNet = laneFromNet(lane, net);
           // Subscribed before the size is read again, so no growth falls between the two.
           let relay: Relay | undefined;
           const moved = () => {
@@ -56,14 +55,10 @@ export function logLanes(jobs: JobService, native: NativeLanes): LanePurposeHand
           const growing = hello.follow && now.final === undefined;
           try {
             relay = native.relay({
-              net: net.fd,
+              ...laneRelayOptions(lane, net),
               localRead: local,
               localWrite: local,
               closeLocal: true,
-              keys: lane.keys,
-              sendSeq: lane.sendSeq,
-              receiveSeq: lane.receiveSeq,
-              ...(fromNet.length > 0 ? { fromNet } : {}),
               localKind: 'file',
               file: { offset: hello.from, limit: Math.max(now.size, hello.from), growing },
             });

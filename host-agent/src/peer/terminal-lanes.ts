@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs';
-import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
+import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
 import type { TerminalBindings } from './terminal-bindings.js';
 
@@ -36,16 +36,11 @@ export function terminalLanes(bindings: TerminalBindings, native: NativeLanes): 
         try {
           const net = native.adoptSocket(lane.socket);
           netFd = net.fd;
-          const fromNet = laneFromNet(lane, net);
           relay = native.relay({
-            net: net.fd,
+            ...laneRelayOptions(lane, net),
             localRead: local,
             localWrite: local,
             closeLocal: true,
-            keys: lane.keys,
-            sendSeq: lane.sendSeq,
-            receiveSeq: lane.receiveSeq,
-            ...(fromNet.length > 0 ? { fromNet } : {}),
             localKind: 'pty',
           });
         } catch (error) {

@@ -1,4 +1,4 @@
-import { laneFromNet, type NativeLanes } from '@hangar/lane';
+import { laneRelayOptions, type NativeLanes } from '@hangar/lane';
 import {
   HangarError,
   LaneArtifactAccept,
@@ -266,16 +266,11 @@ async function fetchOnLane(
   try {
     out = native.dupFd(partialFd);
     net = native.adoptSocket(lane.socket);
-    const fromNet = laneFromNet(lane, net);
     relay = native.relay({
-      net: net.fd,
+      ...laneRelayOptions(lane, net),
       localRead: out,
       localWrite: out,
       closeLocal: true,
-      keys: lane.keys,
-      sendSeq: lane.sendSeq,
-      receiveSeq: lane.receiveSeq,
-      ...(fromNet.length > 0 ? { fromNet } : {}),
       localKind: 'file',
       // This side sends nothing (EOF at once), and takes no more than the artifact's rest.
       file: { offset: 0, limit: 0, receiveLimit: artifact.size - have },

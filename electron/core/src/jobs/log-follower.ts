@@ -1,5 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import { laneFromNet, type NativeLanes, type Relay } from '@hangar/lane';
+import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
 import {
   FINAL_JOB_STATES,
   HangarError,
@@ -175,16 +175,11 @@ export async function followJobLog(
       nothing = openSync('/dev/null', 'r');
       target = native.dupFd(out.fd);
       net = native.adoptSocket(lane.socket);
-      const fromNet = laneFromNet(lane, net);
       relay = native.relay({
-        net: net.fd,
+        ...laneRelayOptions(lane, net),
         localRead: nothing,
         localWrite: target,
         closeLocal: true,
-        keys: lane.keys,
-        sendSeq: lane.sendSeq,
-        receiveSeq: lane.receiveSeq,
-        ...(fromNet.length > 0 ? { fromNet } : {}),
         // Its descriptors keep their flags (stdout is Node's too), polled or, for a file, written at once.
         localKind: 'terminal',
       });
