@@ -166,7 +166,13 @@ describe('without the Node internals Hangar uses where present', () => {
     expect(run.stdout === expected).toBe(true);
     const id = /job (j-[a-z0-9]+)/.exec(run.stderr)?.[1];
     expect(id).toBeDefined();
-    const logs = await hangarFrom(host.home, ['logs', id!], { cwd: host.workspace, env, timeoutMs: 60_000 });
+    // On the link's stream: a lane (lane/PROTOCOL.md, "Purposes: log") carries the log raw, past
+    // the inflating this test is about.
+    const logs = await hangarFrom(host.home, ['logs', id!], {
+      cwd: host.workspace,
+      env: { ...env, HANGAR_LANES: 'off' },
+      timeoutMs: 60_000,
+    });
     expect(logs.code).toBe(0);
     expect(logs.stdout === expected).toBe(true);
     const inflated = counts().filter((entry) => entry.argv.includes('run') || entry.argv.includes('logs'));
