@@ -9,32 +9,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { release } from 'node:os';
 import { spawn as spawnPty, type IPty } from 'node-pty';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RecordType, deriveLaneKeys, loadNativeLanes, type NativeLanes, type Relay } from '@hangar/lane';
-import { PeerLane, closed, hashUntilEnd, sendRandom, tcpPair } from './support/sockets.js';
+import { describe, expect, it } from 'vitest';
+import { RecordType, deriveLaneKeys, type NativeLanes } from '@hangar/lane';
+import { PeerLane, hashUntilEnd, sendRandom, useNativeRelay } from './support/sockets.js';
 
 let lanes: NativeLanes;
 const secret = randomBytes(32);
 const grantId = randomBytes(16);
-const sockets: Socket[] = [];
-const relays: Relay[] = [];
-
-beforeAll(() => {
-  const loaded = loadNativeLanes();
-  if ('unavailable' in loaded) throw new Error(`the native relay must be built for these tests: ${loaded.unavailable}`);
-  lanes = loaded;
-});
-
-afterEach(async () => {
-  for (const relay of relays.splice(0)) relay.close();
-  await Promise.all(sockets.splice(0).map(closed));
-});
-
-async function pair(): Promise<[Socket, Socket]> {
-  const ends = await tcpPair();
-  sockets.push(...ends);
-  return ends;
-}
+const { relays, pair } = useNativeRelay((loaded) => (lanes = loaded));
 
 type Thread = { tid: string; nice: number; cpuNs: number; sliceNs: number | undefined };
 

@@ -10,12 +10,11 @@ import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { spawn as spawnPty, type IPty } from 'node-pty';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   RecordReader,
   RecordType,
   deriveLaneKeys,
-  loadNativeLanes,
   sealRecord,
   type NativeLanes,
   type Relay,
@@ -29,31 +28,13 @@ import {
   readBytes,
   readUntilEnd,
   sendRandom,
-  tcpPair,
+  useNativeRelay,
 } from './support/sockets.js';
 
 let lanes: NativeLanes;
 const secret = randomBytes(32);
 const grantId = randomBytes(16);
-const sockets: Socket[] = [];
-const relays: Relay[] = [];
-
-beforeAll(() => {
-  const loaded = loadNativeLanes();
-  if ('unavailable' in loaded) throw new Error(`the native relay must be built for these tests: ${loaded.unavailable}`);
-  lanes = loaded;
-});
-
-afterEach(async () => {
-  for (const relay of relays.splice(0)) relay.close();
-  await Promise.all(sockets.splice(0).map(closed));
-});
-
-async function pair(): Promise<[Socket, Socket]> {
-  const ends = await tcpPair();
-  sockets.push(...ends);
-  return ends;
-}
+const { sockets, relays, pair } = useNativeRelay((loaded) => (lanes = loaded));
 
 /** A local TCP connection: the app's end, and the relay's fd for the other end. */
 async function local(): Promise<{ app: Socket; fd: number }> {
@@ -521,6 +502,11 @@ describe('a thousand relays in one process', () => {
       }
       if (i % 4 === 1) {
         relay.close();
+        // The peer ends only once the relay's CLOSE came: close() reaches the relay's thread as a
+        // command, and a FIN inside a record arriving first is a cut ('error'), as it should be.
+        const peer = new PeerLane(peerEnd, peerKeys);
+        peerEnd.resume();
+        for (let got = await peer.next(); got && got.type !== RecordType.Close; got = await peer.next());
         peerEnd.end();
         return ['closed_here', await relay.ended] as const;
       }

@@ -2,7 +2,47 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
-import { RecordReader, RecordType, sealRecord, type LaneKeys, type LaneRecord } from '@hangar/lane';
+import { afterEach, beforeAll } from 'vitest';
+import {
+  RecordReader,
+  RecordType,
+  loadNativeLanes,
+  sealRecord,
+  type LaneKeys,
+  type LaneRecord,
+  type NativeLanes,
+  type Relay,
+} from '@hangar/lane';
+
+/**
+ * A test file's native relay: `onLoaded` gets it before the tests (a file fails at once without a
+ * built addon); the sockets and relays a test puts in the lists are closed after it. `pair()` is a
+ * loopback TCP pair, listed.
+ */
+export function useNativeRelay(onLoaded: (lanes: NativeLanes) => void): {
+  sockets: Socket[];
+  relays: Relay[];
+  pair: () => Promise<[Socket, Socket]>;
+} {
+  const sockets: Socket[] = [];
+  const relays: Relay[] = [];
+  beforeAll(() => {
+    const loaded = loadNativeLanes();
+    if ('unavailable' in loaded)
+      throw new Error(`the native relay must be built for these tests: ${loaded.unavailable}`);
+    onLoaded(loaded);
+  });
+  afterEach(async () => {
+    for (const relay of relays.splice(0)) relay.close();
+    await Promise.all(sockets.splice(0).map(closed));
+  });
+  const pair = async (): Promise<[Socket, Socket]> => {
+    const ends = await tcpPair();
+    sockets.push(...ends);
+    return ends;
+  };
+  return { sockets, relays, pair };
+}
 
 /** Two connected ends of one loopback TCP connection (half-open allowed: an end is not answered by one). */
 export async function tcpPair(): Promise<[Socket, Socket]> {
