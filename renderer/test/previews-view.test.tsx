@@ -45,7 +45,10 @@ function fakeCore() {
     const { host, port, label } = params as { host: string; port: number; label?: string };
     switch (method) {
       case 'previews.list':
-        return { hosts: [{ host, ...state[host]!, error: null }] };
+        // A copy, as over the wire: a listing answers with the host's state when it was asked.
+        return {
+          hosts: [{ host, previews: [...state[host]!.previews], listening: [...state[host]!.listening], error: null }],
+        };
       case 'previews.open':
         return { url: `http://localhost:${port}/`, local_port: port };
       case 'previews.add': {
@@ -115,6 +118,23 @@ describe('previews view', () => {
     fireEvent.click(await screen.findByRole('button', { name: 'Add preview mini:3000' }));
     expect(call).toHaveBeenCalledWith('previews.add', { host: 'mini', port: 3000 });
     await screen.findByRole('listitem', { name: 'Preview mini:3000' });
+    // A listing answered while the Add was on its way may show both; once the Add is done, only the preview.
+    await vi.waitFor(() => expect(screen.queryByRole('button', { name: 'Add preview mini:3000' })).toBeNull());
+  });
+
+  it('a listing asked for before an Add and answered after it does not bring the old list back', async () => {
+    const { api, call, state } = fakeCore();
+    render(<Harness api={api} />);
+    const add = await screen.findByRole('button', { name: 'Add preview mini:3000' });
+    // Refresh asks for a listing; its answer (the list before the Add) is held until after the Add.
+    let answer: (value: unknown) => void = () => {};
+    const before = { host: 'mini', previews: [...state['mini']!.previews], listening: [...state['mini']!.listening] };
+    call.mockImplementationOnce(() => new Promise((resolve) => (answer = resolve)));
+    fireEvent.click(screen.getByRole('button', { name: 'Refresh previews on mini' }));
+    fireEvent.click(add);
+    await screen.findByRole('listitem', { name: 'Preview mini:3000' });
+    await act(async () => answer({ hosts: [{ ...before, error: null }] }));
+    expect(screen.getByRole('listitem', { name: 'Preview mini:3000' })).toBeTruthy();
     expect(screen.queryByRole('button', { name: 'Add preview mini:3000' })).toBeNull();
   });
 

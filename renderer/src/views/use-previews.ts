@@ -100,7 +100,9 @@ export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
   const add = useCallback(
     async (host: string, port: number, label?: string) => {
       const added = await api.call('previews.add', { host, port, ...(label ? { label } : {}) });
-      // Shown at once; the host's previews.changed follows with the same list.
+      // Shown at once; the host's previews.changed follows with the same list. A listing asked for
+      // before the Add and answered after it would bring the old list back: it no longer counts.
+      generation.current.set(host, (generation.current.get(host) ?? 0) + 1);
       setByHost((all) => {
         const before = all[host] ?? { previews: [], listening: [], error: null };
         return {
