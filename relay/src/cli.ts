@@ -36,6 +36,7 @@ interface ServeOptions extends StorageOptions, BillingFlags {
   installScript?: string;
   turn?: string[];
   turnSecretFile?: string;
+  metricsTokenFile?: string;
 }
 
 const program = new Command('hangar-relay')
@@ -125,9 +126,14 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
     (uri: string, previous: string[] = []) => [...previous, uri],
   )
   .option('--turn-secret-file <file>', "a file holding coturn's static-auth-secret (use-auth-secret)")
+  .option(
+    '--metrics-token-file <file>',
+    'a file holding a bearer token that opens /metrics from anywhere (else only from this host)',
+  )
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
     const turn = turnFromFlags(options);
+    const metricsToken = secretFromFile('--metrics-token-file', options.metricsTokenFile);
     if (!listen)
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:8443`));
     if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
@@ -159,6 +165,7 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
         },
         ...(options.installScript !== undefined ? { installScript: resolve(options.installScript) } : {}),
         ...(turn ? { turn } : {}),
+        ...(metricsToken !== undefined ? { metricsToken } : {}),
       });
       // One JSON line on stdout: scripts and tests read where it listens.
       process.stdout.write(JSON.stringify({ event: 'listening', url: relay.url, replica: relay.replicaId }) + '\n');
@@ -256,21 +263,22 @@ function turnFromFlags(options: ServeOptions): TurnConfig | undefined {
       fail(new HangarError('E_BAD_REQUEST', `--turn ${uri}: expected turn:HOST:3478 or turns:HOST:5349`));
     }
   }
+  return { urls, secret: secretFromFile('--turn-secret-file', options.turnSecretFile)! };
+}
+
+/** A secret kept in a file (out of ps and shell history): read, trimmed, at least 16 characters. */
+function secretFromFile(flag: string, file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
   let secret: string;
   try {
-    secret = readFileSync(options.turnSecretFile!, 'utf8').trim();
+    secret = readFileSync(file, 'utf8').trim();
   } catch (error) {
-    fail(new HangarError('E_BAD_REQUEST', `--turn-secret-file ${options.turnSecretFile}: ${(error as Error).message}`));
+    fail(new HangarError('E_BAD_REQUEST', `${flag} ${file}: ${(error as Error).message}`));
   }
   if (secret.length < 16) {
-    fail(
-      new HangarError(
-        'E_BAD_REQUEST',
-        `--turn-secret-file ${options.turnSecretFile}: the secret must be at least 16 characters`,
-      ),
-    );
+    fail(new HangarError('E_BAD_REQUEST', `${flag} ${file}: the secret must be at least 16 characters`));
   }
-  return { urls, secret };
+  return secret;
 }
 
 function intIn(min: number, max: number) {

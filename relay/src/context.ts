@@ -39,6 +39,8 @@ export interface RelayContext {
   readonly billing: Billing;
   /** The TURN server beside the relay (--turn), whose short-lived credentials devices and hosts get. */
   readonly turn: TurnConfig | undefined;
+  /** --metrics-token-file's token: /metrics answers a request bearing it, and otherwise only from this host. */
+  readonly metricsToken: string | undefined;
   /**
    * Who a request comes from, for every per-address limit and the audit log: the socket's peer, or
    * behind --trust-proxy the address the proxy saw (forwardedClient). The one reading for Fastify's

@@ -66,6 +66,8 @@ export interface RelayOptions {
   installScript?: string;
   /** coturn beside the relay: its URIs and static-auth-secret (hosts and devices get credentials). */
   turn?: TurnConfig;
+  /** A bearer token that opens /metrics from anywhere (Prometheus' `authorization.credentials_file`); without it, this host only. */
+  metricsToken?: string;
   /** A request's headers and body must arrive within this (default REQUEST_TIMEOUT_MS; tests lower it). */
   requestTimeoutMs?: number;
   /** Tests only: awaited in authenticate after its read of the device and login, to open races there. */
@@ -149,6 +151,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       replicaId,
       publicOrigin: options.publicUrl ? relayOrigin(options.publicUrl) : undefined,
       turn: options.turn,
+      metricsToken: options.metricsToken,
       clientAddress: (request) => clientAddress(request, options.trustProxy === true),
       afterAuthRead: options.afterAuthRead,
       afterMemberPasswordCheck: options.afterMemberPasswordCheck,

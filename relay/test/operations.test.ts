@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeLoginProof } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
@@ -12,8 +13,9 @@ import {
   useTestRelay,
   hostAndDevice,
   ownerWithHost,
+  tempDir,
 } from './support/relay-fixture.js';
-import { relayCli } from './support/relay-process.js';
+import { relayCli, startRelayProcess } from './support/relay-process.js';
 
 describe('operating a relay', () => {
   const relay = useTestRelay();
@@ -40,6 +42,44 @@ describe('operating a relay', () => {
     } finally {
       agent.dispose();
     }
+  });
+
+  it("/metrics answers on the relay's own host or to --metrics-token-file's token, never to the internet through a proxy", async () => {
+    const dir = tempDir('metrics');
+    const tokenFile = join(dir, 'metrics-token');
+    writeFileSync(tokenFile, 'scrape-me-with-this-long-token\n', { mode: 0o600 });
+    const missing = await relayCli([
+      'serve',
+      '--data',
+      dir,
+      '--listen',
+      '127.0.0.1:0',
+      '--metrics-token-file',
+      join(dir, 'none'),
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--metrics-token-file .*none: ENOENT/);
+    await using served = await startRelayProcess([
+      '--data',
+      dir,
+      '--listen',
+      '127.0.0.1:0',
+      '--trust-proxy',
+      '--metrics-token-file',
+      tokenFile,
+    ]);
+    const scrape = (headers: Record<string, string> = {}) => fetch(`${served.url}/metrics`, { headers });
+    // From this host, no proxy in between: the operator's scraper.
+    expect((await scrape()).status).toBe(200);
+    // Through the proxy (a client on the internet): refused, saying how to scrape instead.
+    const forwarded = { 'x-forwarded-for': '203.0.113.7' };
+    const refused = await scrape(forwarded);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toMatch(/own host.*--metrics-token-file/);
+    expect((await scrape({ ...forwarded, authorization: 'Bearer scrape-me-with-this-long-tokeX' })).status).toBe(403);
+    const withToken = await scrape({ ...forwarded, authorization: 'Bearer scrape-me-with-this-long-token' });
+    expect(withToken.status).toBe(200);
+    expect(await withToken.text()).toMatch(/hangar_relay_connected_agents 0/);
   });
 
   it("hangar-relay audit prints an account's privileged actions; doctor and migrate check the database", async () => {

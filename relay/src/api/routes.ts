@@ -8,6 +8,8 @@ import {
   toHangarError,
   type RelayMethod,
 } from '@hangar/shared';
+import { timingSafeEqual } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { sql } from 'kysely';
 import type { DeviceRow, RelayContext } from '../context.js';
 import { httpStatus } from '../ops/http-status.js';
@@ -152,7 +154,19 @@ export function registerRoutes(app: FastifyInstance, ctx: RelayContext): void {
       .send(`<!doctype html><meta charset="utf-8"><title>Hangar billing</title><p>${text}</p>`);
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', async (request, reply) => {
+    // Counts of agents, devices, logins and billing are the operator's, not the internet's.
+    if (!mayReadMetrics(ctx, request)) {
+      return sendError(
+        ctx,
+        reply,
+        new HangarError(
+          'E_FORBIDDEN',
+          "/metrics answers only on the relay's own host (one of its addresses, not through a proxy) or to " +
+            "Authorization: Bearer <the token in the relay's --metrics-token-file>",
+        ),
+      );
+    }
     const text = await ctx.metrics.registry.metrics();
     return reply.type(ctx.metrics.registry.contentType).send(text);
   });
@@ -177,4 +191,23 @@ async function callProcedure(ctx: RelayContext, method: RelayMethod, request: Fa
   const params = parseOrThrow(spec.params, request.body ?? {}, method);
   const handler = handlers[method] as Handler<RelayMethod>;
   return handler(ctx, params as never, call);
+}
+
+/** The token of --metrics-token-file, or a request from this host that no proxy forwarded. */
+function mayReadMetrics(ctx: RelayContext, request: FastifyRequest): boolean {
+  const header = request.headers.authorization;
+  if (ctx.metricsToken !== undefined && header?.startsWith('Bearer ')) {
+    const given = Buffer.from(header.slice('Bearer '.length).trim());
+    const expected = Buffer.from(ctx.metricsToken);
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return true;
+  }
+  if (request.headers['x-forwarded-for'] !== undefined) return false;
+  return isThisHost(ctx.clientAddress(request.raw));
+}
+
+/** A connection from one of this machine's own addresses (loopback or an interface's). */
+function isThisHost(address: string): boolean {
+  const bare = address.replace(/^::ffff:(?=\d+\.)/, '');
+  if (bare === '::1' || bare.startsWith('127.')) return true;
+  return Object.values(networkInterfaces()).some((list) => list?.some((entry) => entry.address === bare));
 }
