@@ -1,4 +1,4 @@
-import { laneRelayOptions, type NativeLanes } from '@hangar/lane';
+import { type NativeLanes } from '@hangar/lane';
 import {
   HangarError,
   LaneArtifactAccept,
@@ -7,12 +7,12 @@ import {
   type DownloadedArtifact,
   type Mux,
 } from '@hangar/shared';
-import { closeSync, fstatSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
 import { FileHasher, type FileHash } from './file-hasher.js';
-import { lanesHere, openLane } from '../link/lanes.js';
+import { lanesHere, openLane, relayLaneToFd } from '../link/lanes.js';
 import { MOVED, openPulledStream, retryOnNewLink, streamError, type JobLink } from './job-link.js';
 
 export interface DownloadProgress {
@@ -266,27 +266,12 @@ async function fetchOnLane(
     lane.socket.destroy();
     return false;
   }
-  let out: number | undefined;
-  let net: { fd: number; pending: Buffer } | undefined;
-  let relay: ReturnType<NativeLanes['relay']>;
-  try {
-    out = native.dupFd(partialFd);
-    net = native.adoptSocket(lane.socket);
-    relay = native.relay({
-      ...laneRelayOptions(lane, net),
-      localRead: out,
-      localWrite: out,
-      closeLocal: true,
-      localKind: 'file',
-      // This side sends nothing (EOF at once), and takes no more than the artifact's rest.
-      file: { offset: 0, limit: 0, receiveLimit: artifact.size - have, sha256: { prefix: have } },
-    });
-  } catch {
-    if (out !== undefined) closeSync(out);
-    if (net !== undefined) closeSync(net.fd);
-    else lane.socket.destroy();
-    return false;
-  }
+  const relay = relayLaneToFd(native, lane, partialFd, {
+    localKind: 'file',
+    // This side sends nothing (EOF at once), and takes no more than the artifact's rest.
+    file: { offset: 0, limit: 0, receiveLimit: artifact.size - have, sha256: { prefix: have } },
+  });
+  if (relay === undefined) return false;
   // The relay owns its dup now: progress looks at the file's size.
   const look = () => onProgress(fstatSync(partialFd).size);
   const ticker = setInterval(look, LANE_PROGRESS_MS);

@@ -1,5 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
-import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
+import { type NativeLanes, type Relay } from '@hangar/lane';
 import {
   FINAL_JOB_STATES,
   HangarError,
@@ -20,7 +19,7 @@ import {
   streamError,
   type JobLink,
 } from './job-link.js';
-import { lanesHere, openLane } from '../link/lanes.js';
+import { lanesHere, openLane, relayLaneToFd } from '../link/lanes.js';
 
 export interface LogChunk {
   attempt: number;
@@ -166,30 +165,10 @@ export async function followJobLog(
     }
     // What the sink had goes out first: the relay writes to the same descriptor.
     await out.drained();
-    let nothing: number | undefined;
-    let target: number | undefined;
-    let net: { fd: number; pending: Buffer } | undefined;
-    let relay: Relay;
-    try {
-      // Reads nothing (EOF at once: this side sends nothing); writes what comes to a dup of the output.
-      nothing = openSync('/dev/null', 'r');
-      target = native.dupFd(out.fd);
-      net = native.adoptSocket(lane.socket);
-      relay = native.relay({
-        ...laneRelayOptions(lane, net),
-        localRead: nothing,
-        localWrite: target,
-        closeLocal: true,
-        // Its descriptors keep their flags (stdout is Node's too), polled or, for a file, written at once.
-        localKind: 'terminal',
-      });
-    } catch {
-      if (nothing !== undefined) closeSync(nothing);
-      if (target !== undefined) closeSync(target);
-      if (net !== undefined) closeSync(net.fd);
-      else lane.socket.destroy();
-      return undefined;
-    }
+    // Reads nothing (EOF at once: this side sends nothing); writes what comes to a dup of the output,
+    // whose flags stay (stdout is Node's too): polled or, for a file, written at once.
+    const relay = relayLaneToFd(native, lane, out.fd, { localKind: 'terminal', readNothing: true });
+    if (relay === undefined) return undefined;
     const stop = () => relay.close(Buffer.from(JSON.stringify({ code: 'cancelled', message: 'stopped following' })));
     options.signal?.addEventListener('abort', stop);
     // The lane lives no longer than the link it was granted beside (the agent closes it then too).
