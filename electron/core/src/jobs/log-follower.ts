@@ -3,6 +3,7 @@ import {
   FINAL_JOB_STATES,
   HangarError,
   LaneLogAccept,
+  isHangarError,
   LogBlockReader,
   toHangarError,
   type Disposable,
@@ -103,6 +104,8 @@ export async function followJobLog(
   let announced: number | undefined;
   let dropped = false;
   let laneBreaks = 0;
+  /** The attempt (-1: the latest) whose start a refused lane waited for: once each. */
+  let waitedForStart: number | undefined;
   const native = options.laneOut !== undefined && connection.laneTarget !== undefined ? lanesHere() : undefined;
   try {
     for (;;) {
@@ -146,8 +149,22 @@ export async function followJobLog(
         from: offset,
         follow: options.follow,
       });
-    } catch {
-      return undefined;
+    } catch (error) {
+      // A queued attempt has no log file yet (lane/PROTOCOL.md, "Purposes: log"): rather than
+      // follow all of its log on the mux, wait for the job to run and ask for a lane again.
+      const refusedForNow =
+        isHangarError(error) && error.code === 'E_UNAVAILABLE' && error.details?.['lane'] === 'refused';
+      if (!options.follow || !refusedForNow || waitedForStart === (attempt ?? -1)) return undefined;
+      waitedForStart = attempt ?? -1;
+      try {
+        await Promise.race([
+          waitForJob(connection, jobId, patience, (job) => job.state === 'running' || isFinal(job.state)),
+          aborted(options.signal),
+        ]);
+      } catch {
+        return undefined;
+      }
+      return { kind: 'moved' }; // asked again, a lane or the mux, from the same offset
     }
     const accepted = LaneLogAccept.safeParse(lane.accept);
     if (!accepted.success || (attempt !== undefined && accepted.data.attempt !== attempt)) {
