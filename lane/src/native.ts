@@ -48,9 +48,11 @@ export interface RelayOptions {
    * For localKind 'file' (required there): which bytes of localRead go out, and how many of the
    * peer's are taken at most (no limit without receiveLimit). `growing`: the file is still being
    * written (a job's log): at `limit` the relay waits for `fileLimit()` to move it, and sends EOF
-   * only after a final one.
+   * only after a final one. `sha256`: the relay hashes what localWrite holds, first its `prefix`
+   * bytes already there (read back with pread: localWrite open for reading too, 'a+'), then each
+   * DATA payload as it takes it for writing; an 'eof' end carries the hex digest of them all.
    */
-  file?: { offset: number; limit: number; receiveLimit?: number; growing?: boolean };
+  file?: { offset: number; limit: number; receiveLimit?: number; growing?: boolean; sha256?: { prefix: number } };
 }
 
 export interface Relay {
@@ -77,7 +79,7 @@ export interface Relay {
 export type RelayEnd =
   | { how: 'closed'; reason: Buffer; bytesIn: number; bytesOut: number }
   | { how: 'closed_here'; bytesIn: number; bytesOut: number }
-  | { how: 'eof'; bytesIn: number; bytesOut: number }
+  | { how: 'eof'; bytesIn: number; bytesOut: number; /** With file.sha256. */ sha256?: string }
   | { how: 'error'; message: string; bytesIn: number; bytesOut: number };
 
 export type NativeLanes = {
@@ -128,10 +130,20 @@ interface AddonRelayOptions {
   fileLimit: bigint;
   fileReceiveLimit: bigint;
   fileGrowing: boolean;
+  fileSha256: boolean;
+  fileHashPrefix: bigint;
 }
 type AddonEvent =
   | { event: 'detach' }
-  | { event: 'end'; how: RelayEnd['how']; reason?: Buffer; message?: string; bytesIn: number; bytesOut: number };
+  | {
+      event: 'end';
+      how: RelayEnd['how'];
+      reason?: Buffer;
+      message?: string;
+      sha256?: string;
+      bytesIn: number;
+      bytesOut: number;
+    };
 
 const KINDS = { socket: 0, pty: 1, terminal: 2, file: 3 } as const;
 const MAX_SEQ = (1n << 64n) - 1n;
@@ -162,6 +174,7 @@ const RelayOptionsSchema = z.object({
       limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
       receiveLimit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
       growing: z.boolean().optional(),
+      sha256: z.object({ prefix: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }).optional(),
     })
     .refine((file) => file.offset <= file.limit, 'offset must be ≤ limit')
     .optional(),
@@ -229,6 +242,8 @@ function wrap(addon: Addon): NativeLanes {
         const counts = { bytesIn: event.bytesIn, bytesOut: event.bytesOut };
         if (event.how === 'closed') settle({ how: 'closed', reason: event.reason ?? Buffer.alloc(0), ...counts });
         else if (event.how === 'error') settle({ how: 'error', message: event.message ?? 'relay failed', ...counts });
+        else if (event.how === 'eof' && event.sha256 !== undefined)
+          settle({ how: 'eof', ...counts, sha256: event.sha256 });
         else settle({ how: event.how, ...counts });
       };
       // Copies the addon reads once; zeroed right after, so no copy of a key outlives the call here.
@@ -257,6 +272,8 @@ function wrap(addon: Addon): NativeLanes {
             fileLimit: BigInt(options.file?.limit ?? 0),
             fileReceiveLimit: options.file?.receiveLimit === undefined ? MAX_SEQ : BigInt(options.file.receiveLimit),
             fileGrowing: options.file?.growing ?? false,
+            fileSha256: options.file?.sha256 !== undefined,
+            fileHashPrefix: BigInt(options.file?.sha256?.prefix ?? 0),
           },
           onEvent,
         );

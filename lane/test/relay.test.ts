@@ -3,7 +3,7 @@
  * adoptSocket (and a node-pty pty running cat): two relays back to back, and one relay against a
  * lane end the test speaks itself with sealRecord/RecordReader.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -794,6 +794,80 @@ describe('a regular file as the local side (file)', () => {
       peerEnd2.end();
       expect(await whole.ended).toMatchObject({ how: 'eof', bytesIn: 65_537 });
       expect(readFileSync(join(dir, 'exact')).length).toBe(65_537);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sha256: hashes the prefix the file already has, then each DATA as written; EOF carries the digest, a cut none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      const whole = randomBytes(70_000 + 3 * 65_536 + 17);
+      const prefix = 70_000; // more than one pread's worth
+      writeFileSync(join(dir, 'out'), whole.subarray(0, prefix));
+      const target = openSync(join(dir, 'out'), 'a+');
+      const [peerEnd, laneEnd] = await pair();
+      const relay = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: target,
+          localWrite: target,
+          localKind: 'file',
+          file: { offset: 0, limit: 0, sha256: { prefix } },
+        },
+        'client',
+      );
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+      for (let at = prefix; at < whole.length; at += 65_536)
+        peer.send(RecordType.Data, whole.subarray(at, at + 65_536));
+      peer.send(RecordType.Eof);
+      expect(await peer.next()).toMatchObject({ type: RecordType.Eof });
+      peerEnd.end();
+      const sha256 = createHash('sha256').update(whole).digest('hex');
+      expect(await relay.ended).toEqual({ how: 'eof', bytesIn: whole.length - prefix, bytesOut: 0, sha256 });
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(dir, 'out')))
+          .digest('hex'),
+      ).toBe(sha256);
+
+      // A lane cut before EOF reports no digest: the bytes it wrote stay for a resumed try.
+      const cut = openSync(join(dir, 'out'), 'a+');
+      const [peerEnd2, laneEnd2] = await pair();
+      const broken = start(
+        {
+          net: lanes.adoptSocket(laneEnd2).fd,
+          localRead: cut,
+          localWrite: cut,
+          localKind: 'file',
+          file: { offset: 0, limit: 0, sha256: { prefix: whole.length } },
+        },
+        'client',
+      );
+      const peer2 = new PeerLane(peerEnd2, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+      peer2.send(RecordType.Data, randomBytes(1000));
+      peerEnd2.destroy();
+      const end = await broken.ended;
+      expect(end.how).toBe('error');
+      expect(end).not.toHaveProperty('sha256');
+
+      // A prefix longer than the file is an error before anything is taken.
+      const short = openSync(join(dir, 'out'), 'a+');
+      const [, laneEnd3] = await pair();
+      const refused = start(
+        {
+          net: lanes.adoptSocket(laneEnd3).fd,
+          localRead: short,
+          localWrite: short,
+          localKind: 'file',
+          file: { offset: 0, limit: 0, sha256: { prefix: whole.length + 5000 } },
+        },
+        'client',
+      );
+      expect(await refused.ended).toMatchObject({
+        how: 'error',
+        message: expect.stringMatching(/^truncated: the file ends at byte \d+, before the \d+ to hash/),
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

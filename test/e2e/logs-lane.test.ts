@@ -265,3 +265,58 @@ describe('logs over a lane', () => {
     }
   }, 60_000);
 });
+
+describe('a followed log whose job is still queued', () => {
+  // One job at a time: the second waits in the queue behind the first.
+  const box = usePairedHost({
+    viaProxy: true,
+    name: 'local',
+    workspace: { 'hello.txt': 'hi\n' },
+    agent: { logLevel: 'info', extraArgs: ['--max-jobs', '1'] },
+  });
+  const hangar = (args: string[]): Promise<CliResult> =>
+    hangarFrom(box.home, args, { cwd: box.workspace, timeoutMs: 60_000 });
+  const detached = async (script: string, artifacts: string[] = []): Promise<string> => {
+    const result = await hangar([
+      'run',
+      '--detach',
+      '--executor',
+      'shell',
+      '-c',
+      script,
+      ...artifacts.flatMap((path) => ['--artifacts', path]),
+    ]);
+    expect(result.code).toBe(0);
+    return /(j-[a-z0-9]+)/.exec(result.stdout + result.stderr)![1]!;
+  };
+  const show = async (id: string) =>
+    JSON.parse((await hangar(['jobs', 'show', id, '--json'])).stdout) as {
+      state: string;
+      artifacts: { sha256: string; size: number }[];
+    };
+
+  it('comes on a lane once the job runs (the agent refuses a lane before its log exists), not all on the link', async () => {
+    await detached('sleep 3');
+    const id = await detached('mkdir -p out && head -c 4000000 /dev/urandom | tee out/log.bin', ['out/log.bin']);
+    expect((await show(id)).state).toBe('queued');
+    const child = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
+      cwd: box.workspace,
+      env: { ...process.env, HANGAR_HOME: box.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    expect(code).toBe(0);
+    const artifact = (await show(id)).artifacts[0]!;
+    const stdout = Buffer.concat(out);
+    expect(createHash('sha256').update(stdout.subarray(0, artifact.size)).digest('hex')).toBe(artifact.sha256);
+    // The agent refused a lane while the job was queued, then sent the whole log on one.
+    expect(box.agent.stderr()).toMatch(
+      new RegExp(`"job":"${id}","attempt":1,"from":0,"follow":true,"msg":"log sent on a lane"`),
+    );
+    expect(box.agent.stderr()).toMatch(/"how":"eof","bytes":4000000,"msg":"log lane ended"/);
+  }, 60_000);
+});

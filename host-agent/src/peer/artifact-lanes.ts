@@ -1,8 +1,9 @@
 import { closeSync } from 'node:fs';
-import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
+import { type NativeLanes, type Relay } from '@hangar/lane';
 import { HangarError } from '@hangar/shared';
 import { openArtifactCopy, type JobService } from '../jobs/index.js';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
+import { sendFileOnLane } from './file-lanes.js';
 
 /**
  * The lane purpose `artifact` (lane/PROTOCOL.md, "Purposes: artifact"): what `artifact.fetch`
@@ -33,36 +34,16 @@ export function artifactLanes(jobs: JobService, native: NativeLanes): LanePurpos
       run(lane): Relay {
         const local = fd;
         if (local === undefined) throw new Error('the lane already ran or was abandoned');
-        let netFd: number | undefined;
         try {
-          const net = native.adoptSocket(lane.socket);
-          netFd = net.fd;
-          const relay = native.relay({
-            ...laneRelayOptions(lane, net),
-            localRead: local,
-            localWrite: local,
-            closeLocal: true,
-            localKind: 'file',
-            file: { offset: hello.from, limit: info.size },
+          const relay = sendFileOnLane(native, lane, local, { offset: hello.from, limit: info.size }, log, {
+            fields: { job: hello.id, path: info.path, from: hello.from },
+            sent: 'artifact sent on a lane',
+            ended: 'artifact lane ended',
           });
           fd = undefined; // the relay owns it now (closeLocal)
-          log.info({ job: hello.id, path: info.path, from: hello.from }, 'artifact sent on a lane');
-          void relay.ended.then((end) =>
-            log.info(
-              {
-                job: hello.id,
-                path: info.path,
-                how: end.how,
-                bytes: end.bytesOut,
-                ...('message' in end ? { why: end.message } : {}),
-              },
-              'artifact lane ended',
-            ),
-          );
           return relay;
         } catch (error) {
           closeFile();
-          if (netFd !== undefined) closeSync(netFd);
           throw error;
         }
       },

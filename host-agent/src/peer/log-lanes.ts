@@ -1,8 +1,9 @@
 import { closeSync } from 'node:fs';
-import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
+import { type NativeLanes, type Relay } from '@hangar/lane';
 import { HangarError } from '@hangar/shared';
 import { openLogSync, type JobService } from '../jobs/index.js';
 import type { LanePurposeHandler, LaneTaken } from '../link/lanes.js';
+import { sendFileOnLane } from './file-lanes.js';
 
 /**
  * The lane purpose `log` (lane/PROTOCOL.md, "Purposes: log"): what `job.logs` sends on a mux
@@ -39,10 +40,7 @@ export function logLanes(jobs: JobService, native: NativeLanes): LanePurposeHand
       run(lane): Relay {
         const local = fd;
         if (local === undefined) throw new Error('the lane already ran or was abandoned');
-        let netFd: number | undefined;
         try {
-          const net = native.adoptSocket(lane.socket);
-          netFd = net.fd;
           // Subscribed before the size is read again, so no growth falls between the two.
           let relay: Relay | undefined;
           const moved = () => {
@@ -54,40 +52,31 @@ export function logLanes(jobs: JobService, native: NativeLanes): LanePurposeHand
           const now = source.state();
           const growing = hello.follow && now.final === undefined;
           try {
-            relay = native.relay({
-              ...laneRelayOptions(lane, net),
-              localRead: local,
-              localWrite: local,
-              closeLocal: true,
-              localKind: 'file',
-              file: { offset: hello.from, limit: Math.max(now.size, hello.from), growing },
-            });
+            relay = sendFileOnLane(
+              native,
+              lane,
+              local,
+              { offset: hello.from, limit: Math.max(now.size, hello.from), growing },
+              log,
+              {
+                fields: { job: hello.id, attempt, from: hello.from, follow: hello.follow },
+                sent: 'log sent on a lane',
+                ended: 'log lane ended',
+              },
+              () => {
+                void subscription.dispose();
+                relay = undefined;
+              },
+            );
           } catch (error) {
             void subscription.dispose();
             throw error;
           }
           fd = undefined; // the relay owns it now (closeLocal)
           if (growing) moved(); // a change between the read above and the subscription's first event
-          log.info({ job: hello.id, attempt, from: hello.from, follow: hello.follow }, 'log sent on a lane');
-          const started = relay;
-          void started.ended.then((end) => {
-            void subscription.dispose();
-            relay = undefined;
-            log.info(
-              {
-                job: hello.id,
-                attempt,
-                how: end.how,
-                bytes: end.bytesOut,
-                ...('message' in end ? { why: end.message } : {}),
-              },
-              'log lane ended',
-            );
-          });
-          return started;
+          return relay;
         } catch (error) {
           closeFile();
-          if (netFd !== undefined) closeSync(netFd);
           throw error;
         }
       },

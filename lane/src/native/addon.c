@@ -148,6 +148,11 @@ static void call_js(napi_env env, napi_value callback, void *context, void *data
         set_number(env, object, "bytesIn", event->bytes_in);
         set_number(env, object, "bytesOut", event->bytes_out);
         if (event->how == LANE_END_ERROR) set_string(env, object, "message", event->message);
+        if (event->has_sha256) {
+          char hex[2 * sizeof event->sha256 + 1];
+          for (size_t i = 0; i < sizeof event->sha256; i++) snprintf(hex + 2 * i, 3, "%02x", event->sha256[i]);
+          set_string(env, object, "sha256", hex);
+        }
         if (event->how == LANE_END_CLOSED) {
           napi_value reason;
           void *copy;
@@ -256,9 +261,13 @@ static napi_value relay(napi_env env, napi_callback_info info) {
     free_options(&o);
     return fail(env, "relay: fileOffset, fileLimit and fileReceiveLimit must be bigints 0..2^64-1");
   }
-  if (!get_bool(env, argv[0], "fileGrowing", &o.file_growing)) {
+  if (!get_bool(env, argv[0], "fileGrowing", &o.file_growing) || !get_bool(env, argv[0], "fileSha256", &o.file_sha256)) {
     free_options(&o);
-    return fail(env, "relay: fileGrowing must be a boolean");
+    return fail(env, "relay: fileGrowing and fileSha256 must be booleans");
+  }
+  if (!get_u64(env, argv[0], "fileHashPrefix", &o.file_hash_prefix)) {
+    free_options(&o);
+    return fail(env, "relay: fileHashPrefix must be a bigint 0..2^64-1");
   }
   o.net = net;
   o.local_read = local_read;

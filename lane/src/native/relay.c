@@ -104,6 +104,7 @@ typedef struct relay {
   int linger_inited, idle_inited, idle_active, open_handles;
   uint64_t file_at; /* LANE_KIND_FILE: the next byte of local_read to send */
   uint64_t file_in; /* LANE_KIND_FILE: DATA bytes taken (at most o.file_receive_limit) */
+  EVP_MD_CTX *sha;  /* o.file_sha256: the digest of what local_write holds, fed as DATA is taken */
 } relay;
 
 typedef struct command {
@@ -142,6 +143,7 @@ static uv_mutex_t mutex;
 static route *routes;
 
 static void pump(relay *r);
+static void sha_end(relay *r, lane_event *event);
 
 /* ---- crypto ---------------------------------------------------------------------------------- */
 
@@ -208,6 +210,7 @@ static void free_relay(relay *r) {
   }
   EVP_CIPHER_CTX_free(r->enc);
   EVP_CIPHER_CTX_free(r->dec);
+  EVP_MD_CTX_free(r->sha);
   free(r->nin);
   free(r->nout);
   free(r->close_reason);
@@ -283,6 +286,7 @@ static void finish(relay *r, int how, const uint8_t *reason, size_t reason_lengt
     close(r->o.local_read);
     if (r->o.local_write != r->o.local_read) close(r->o.local_write);
   }
+  sha_end(r, event);
   if (event) r->o.on_event(r->o.context, event);
   if (--r->open_handles == 0) free_relay(r); /* drops the hold taken above */
 }
@@ -295,6 +299,68 @@ static void fail_seal(relay *r) {
 
 static void fail_errno(relay *r, const char *what, int error) {
   finish(r, LANE_END_ERROR, NULL, 0, "%s: %s", what, strerror(error));
+}
+
+/* ---- the written file's sha256 (o.file_sha256) ----------------------------------------------- */
+
+/*
+ * A download checks the file's sha256 before it renames it into place. Hashing each DATA payload as
+ * it is taken for writing (hot in cache, on this thread) costs its sha256 alone; reading the file
+ * back behind the writer on another thread cost that plus a second copy out of the page cache and
+ * a thread (bench:jobs). What was written before this relay (a resumed download) is read back once.
+ */
+static int sha_begin(relay *r) {
+  r->sha = EVP_MD_CTX_new();
+  if (r->sha && EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) == 1) return 0;
+  EVP_MD_CTX_free(r->sha);
+  r->sha = NULL;
+  return -1;
+}
+
+/* The relay's start, on its thread: the file's first file_hash_prefix bytes (an earlier try's). */
+static int sha_prefix(relay *r) {
+  uint64_t at = 0, end = r->o.file_hash_prefix;
+  if (end == 0) return 0;
+  uint8_t *buffer = malloc(LANE_MAX_PAYLOAD);
+  if (!buffer) {
+    finish(r, LANE_END_ERROR, NULL, 0, "hashing the file's first %llu bytes: out of memory", (unsigned long long)end);
+    return -1;
+  }
+  while (at < end) {
+    size_t want = end - at < LANE_MAX_PAYLOAD ? (size_t)(end - at) : LANE_MAX_PAYLOAD;
+    ssize_t n = pread(r->o.local_write, buffer, want, (off_t)at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      free(buffer);
+      if (n == 0) finish(r, LANE_END_ERROR, NULL, 0, "truncated: the file ends at byte %llu, before the %llu to hash",
+                         (unsigned long long)at, (unsigned long long)end);
+      else fail_errno(r, "reading the file back to hash it", errno);
+      return -1;
+    }
+    if (EVP_DigestUpdate(r->sha, buffer, (size_t)n) != 1) {
+      free(buffer);
+      finish(r, LANE_END_ERROR, NULL, 0, "sha256 failed in OpenSSL");
+      return -1;
+    }
+    at += (uint64_t)n;
+  }
+  free(buffer);
+  return 0;
+}
+
+/* Bytes taken to be written to the file (all of them are, before EOF can end the relay). */
+static int sha_taken(relay *r, const uint8_t *data, size_t length) {
+  if (!r->sha || length == 0 || EVP_DigestUpdate(r->sha, data, length) == 1) return 0;
+  finish(r, LANE_END_ERROR, NULL, 0, "sha256 failed in OpenSSL");
+  return -1;
+}
+
+/* At a clean end (EOF both ways, everything written): the digest goes with the end event. */
+static void sha_end(relay *r, lane_event *event) {
+  unsigned int length = 0;
+  if (r->sha && event && event->how == LANE_END_EOF && EVP_DigestFinal_ex(r->sha, event->sha256, &length) == 1 &&
+      length == sizeof event->sha256)
+    event->has_sha256 = 1;
 }
 
 /* ---- moving bytes ---------------------------------------------------------------------------- */
@@ -446,6 +512,7 @@ static int open_records(relay *r) {
           }
           r->file_in += n;
         }
+        if (sha_taken(r, payload, n) < 0) return -1;
         r->bytes_in += (double)n;
         r->lout = payload;
         r->lout_length = n;
@@ -784,6 +851,7 @@ static void start(relay *r) {
     }
     r->lw_polled = rc == 1;
   }
+  if (r->sha && (sha_prefix(r) < 0 || sha_taken(r, r->lout, r->lout_length) < 0)) return;
   pump(r);
 }
 
@@ -966,6 +1034,10 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
              (unsigned long long)options->file_offset, (unsigned long long)options->file_limit);
     return -EINVAL;
   }
+  if (options->file_sha256 && options->kind != LANE_KIND_FILE) {
+    snprintf(error, error_size, "RelayOptions.file.sha256: only with localKind 'file'");
+    return -EINVAL;
+  }
   if (options->from_net_length > (size_t)1 << 30 || options->to_local_length > (size_t)1 << 30) {
     snprintf(error, error_size, "fromNet/toLocal over 1 GiB");
     return -EINVAL;
@@ -980,13 +1052,16 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
     r->nout = malloc(NOUT_CAP);
     r->enc = cipher(options->send_key, 1);
     r->dec = cipher(options->receive_key, 0);
+    if (options->file_sha256) sha_begin(r);
   }
   chunk *first = NULL;
   if (r && options->to_net_length > 0) first = calloc(1, sizeof *first);
-  if (!r || !c || !k || !r->nin || !r->nout || !r->enc || !r->dec || (options->to_net_length > 0 && !first)) {
+  if (!r || !c || !k || !r->nin || !r->nout || !r->enc || !r->dec || (options->to_net_length > 0 && !first) ||
+      (options->file_sha256 && !r->sha)) {
     if (r) {
       EVP_CIPHER_CTX_free(r->enc);
       EVP_CIPHER_CTX_free(r->dec);
+      EVP_MD_CTX_free(r->sha);
       free(r->nin);
       free(r->nout);
     }
@@ -994,7 +1069,7 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
     free(c);
     free(k);
     free(first);
-    snprintf(error, error_size, "out of memory, or AES-256-GCM unavailable in this OpenSSL");
+    snprintf(error, error_size, "out of memory, or AES-256-GCM or SHA-256 unavailable in this OpenSSL");
     return -ENOMEM;
   }
   r->id = id;

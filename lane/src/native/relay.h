@@ -31,6 +31,8 @@ typedef struct lane_event {
   size_t reason_length;
   char message[256];   /* for LANE_END_ERROR */
   double bytes_in, bytes_out;
+  int has_sha256;      /* LANE_END_EOF of a relay with file_sha256: the digest below */
+  uint8_t sha256[32];  /* of the file's first file_hash_prefix bytes, then every DATA byte written */
 } lane_event;
 
 /* Called on the relay thread; the callee owns `event`. `context` is what lane_relay_options had. */
@@ -47,6 +49,8 @@ typedef struct lane_relay_options {
   uint64_t file_offset, file_limit;      /* LANE_KIND_FILE: what of local_read is sent */
   uint64_t file_receive_limit;           /* LANE_KIND_FILE: DATA bytes taken at most (more: an error) */
   int file_growing;                      /* LANE_KIND_FILE: file_limit moves (lane_relay_file_limit) until final */
+  int file_sha256;                       /* LANE_KIND_FILE: sha256 of what local_write holds, reported at EOF */
+  uint64_t file_hash_prefix;             /* file_sha256: bytes local_write already has, hashed first (pread) */
   lane_event_fn on_event;
   void *context;
 } lane_relay_options;

@@ -8,7 +8,7 @@
 // BENCH_AGENT_BIN=<copy>/host-agent/bin/hangar-agent.js BENCH_CORE_MODULE=<copy>/electron/core/dist/index.js
 // (the copy under node_modules/ of this checkout, so its imports resolve).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
@@ -287,23 +287,63 @@ async function cliFollowedSeconds(command, bytes) {
  * on the link's mux, the path it took before lanes. Seconds from submit until the command exited
  * with the whole log written, and the command's CPU (ms). BENCH_CLI_BIN: another build's command.
  */
-async function cliOwnLinkSeconds(command, bytes, lanes) {
+async function cliOwnLinkSeconds(command, bytes, lanes, compare = join(dir, 'log-local')) {
   const out = join(dir, 'log-cli-own');
   const job = await jobs.submit(HOST, { command, executor: 'shell' });
   const began = performance.now();
+  // The file's size, looked at every 2 ms: when its first byte and its last landed.
+  let first;
+  let last;
+  const watch = setInterval(() => {
+    const now = performance.now();
+    const size = statSync(out, { throwIfNoEntry: false })?.size ?? 0;
+    if (size > 0) first ??= now;
+    if (size >= bytes) last ??= now;
+  }, 2);
   const cli = await timeShell(
     `HANGAR_HOME=${home} HANGAR_LOCAL_DOOR=off ${lanes ? '' : 'HANGAR_LANES=off '}${process.execPath} ` +
       `${process.env.BENCH_CLI_BIN ?? HANGAR} logs ${job.id} --host ${HOST} --follow > ${out} 2> ${out}.err`,
-  ).catch((error) => {
-    throw new Error(`hangar logs --follow (own link) failed: ${readFileSync(`${out}.err`, 'utf8').slice(0, 1500)}`);
-  });
+  )
+    .catch((error) => {
+      throw new Error(`hangar logs --follow (own link) failed: ${readFileSync(`${out}.err`, 'utf8').slice(0, 1500)}`);
+    })
+    .finally(() => clearInterval(watch));
   const seconds = (performance.now() - began) / 1000;
   const size = statSync(out).size;
   if (size !== bytes && size !== bytes + 1)
     throw new Error(`hangar logs --follow (own link) wrote ${size} of ${bytes} bytes`);
-  await exec('cmp', ['-n', String(bytes), out, join(dir, 'log-local')]);
+  await exec('cmp', ['-n', String(bytes), out, compare]);
   rmSync(out, { force: true });
-  return { seconds, cliMs: cli.cpuMs };
+  // First byte to last: the log's own rate, without the command's start, link and the job's start.
+  return {
+    seconds,
+    cliMs: cli.cpuMs,
+    streamSeconds: first !== undefined && last > first ? (last - first) / 1000 : NaN,
+    // Submit → the file's first byte, and its last byte → the command's exit (ms).
+    before: first - began,
+    after: began + seconds * 1000 - last,
+  };
+}
+
+/**
+ * The fixed cost of `hangar logs --follow > file` with a core of its own: submit to exit and the
+ * command's CPU for a 1-byte log (node's start, the bundle, the link's handshake, the job's start),
+ * on a lane. What a bigger log costs past that is its per-byte cost.
+ */
+async function cliOwnLinkFixed() {
+  writeFileSync(join(dir, 'log-one'), 'x');
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(await cliOwnLinkSeconds('printf x', 1, true, join(dir, 'log-one')));
+  return {
+    seconds: percentile(
+      runs.map((r) => r.seconds),
+      50,
+    ),
+    cliMs: percentile(
+      runs.map((r) => r.cliMs),
+      50,
+    ),
+  };
 }
 
 // BENCH_LOG_CLI=off leaves out the rows of `hangar logs --follow` through the door.
@@ -336,7 +376,11 @@ async function throughput() {
     const cliGc = [];
     const cliMajor = [];
     // The command with a core of its own: on a lane and on the mux (HANGAR_LANES=off), alternated.
-    const own = { lane: { rates: [], agent: [], cli: [] }, mux: { rates: [], agent: [], cli: [] } };
+    const own = {
+      lane: { rates: [], agent: [], cli: [], stream: [], edges: [] },
+      mux: { rates: [], agent: [], cli: [], stream: [], edges: [] },
+    };
+    const fixed = wantOwn ? await cliOwnLinkFixed() : undefined;
     for (let run = 0; run < THROUGHPUT_RUNS; run++) {
       const piped = await timeShell(`${command} | wc -c`);
       if (Number(piped.stdout.trim()) !== bytes) throw new Error(`local pipe gave ${piped.stdout}`);
@@ -366,6 +410,8 @@ async function throughput() {
           own[way].rates.push(LOG_MB / measuredOwn.result.seconds);
           own[way].agent.push(measuredOwn.agentMs);
           own[way].cli.push(measuredOwn.result.cliMs);
+          own[way].stream.push(LOG_MB / measuredOwn.result.streamSeconds);
+          own[way].edges.push(`${measuredOwn.result.before.toFixed(0)} + ${measuredOwn.result.after.toFixed(0)}`);
         }
       }
     }
@@ -392,8 +438,13 @@ async function throughput() {
           `${m.toFixed(0)} MB/s vs ${f.toFixed(0)} MB/s to a local file (${(m / f).toFixed(2)}×)`,
           '≥ 0.9× local file',
           m / f >= 0.9,
-          `medians of ${THROUGHPUT_RUNS}, alternated with the other way; rates ${list(own[way].rates)} MB/s; CPU per MB: ` +
-            `command ${(percentile(own[way].cli, 50) / LOG_MB).toFixed(2)} ms + agent ${(percentile(own[way].agent, 50) / LOG_MB).toFixed(2)} ms ` +
+          `medians of ${THROUGHPUT_RUNS}, alternated with the other way; rates ${list(own[way].rates)} MB/s submit to exit, ` +
+            `${list(own[way].stream)} MB/s from the file's first byte to its last (median ${percentile(own[way].stream, 50).toFixed(0)}, ` +
+            `${(percentile(own[way].stream, 50) / f).toFixed(2)}×; ms from submit to the first byte + from the last to exit: ` +
+            `${own[way].edges.join(', ')}); a 1-byte log takes ${(fixed.seconds * 1000).toFixed(0)} ms ` +
+            `submit to exit and ${fixed.cliMs.toFixed(0)} ms of the command's CPU (on a lane); CPU per MB: ` +
+            `command ${(percentile(own[way].cli, 50) / LOG_MB).toFixed(2)} ms (${((percentile(own[way].cli, 50) - fixed.cliMs) / LOG_MB).toFixed(2)} past the 1-byte log's) ` +
+            `+ agent ${(percentile(own[way].agent, 50) / LOG_MB).toFixed(2)} ms ` +
             `vs ${(percentile(cpu.file, 50) / LOG_MB).toFixed(2)} ms for the reference`,
         );
       }

@@ -1,4 +1,4 @@
-import { laneRelayOptions, type NativeLanes } from '@hangar/lane';
+import { type NativeLanes } from '@hangar/lane';
 import {
   HangarError,
   LaneArtifactAccept,
@@ -7,12 +7,12 @@ import {
   type DownloadedArtifact,
   type Mux,
 } from '@hangar/shared';
-import { closeSync, fstatSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
 import { FileHasher, type FileHash } from './file-hasher.js';
-import { lanesHere, openLane } from '../link/lanes.js';
+import { lanesHere, openLane, relayLaneToFd } from '../link/lanes.js';
 import { MOVED, openPulledStream, retryOnNewLink, streamError, type JobLink } from './job-link.js';
 
 export interface DownloadProgress {
@@ -123,16 +123,13 @@ async function fetchOne(
     have = 0;
   }
   let received = have;
-  const out = await open(partial, 'a');
-  // The sha256 covers the whole file as it is on disk, read back behind the writer (off the event
-  // loop for a big file): what an earlier try wrote is hashed again from there too.
-  const hash = hasher.open(partial, artifact.size);
-  hash.written(have);
+  // Open for reading too: on a lane the relay reads back what an earlier try wrote, to hash it.
+  const out = await open(partial, 'a+');
   const native = connection.laneTarget !== undefined ? lanesHere() : undefined;
   if (native !== undefined && !('unavailable' in native)) {
     let onLane: boolean;
     try {
-      onLane = await fetchOnLane(connection, native, hash, jobId, artifact, out.fd, have, onProgress);
+      onLane = await fetchOnLane(connection, native, jobId, artifact, out.fd, have, onProgress);
     } catch (error) {
       await out.close();
       throw error;
@@ -143,6 +140,10 @@ async function fetchOne(
       return;
     }
   }
+  // The sha256 covers the whole file as it is on disk, read back behind the writer (off the event
+  // loop for a big file): what an earlier try wrote is hashed again from there too.
+  const hash = hasher.open(partial, artifact.size);
+  hash.written(have);
   let mux: Mux;
   let pulled: ReturnType<typeof openPulledStream>;
   try {
@@ -201,7 +202,10 @@ async function fetchOne(
 
 /** The file has the artifact's size and sha256, or the download fails as damaged. */
 async function checkWhole(hash: FileHash, received: number, artifact: ArtifactInfo, jobId: string): Promise<void> {
-  const sha256 = await hash.digest(received);
+  checkDigest(await hash.digest(received), received, artifact, jobId);
+}
+
+function checkDigest(sha256: string, received: number, artifact: ArtifactInfo, jobId: string): void {
   if (received !== artifact.size || sha256 !== artifact.sha256) {
     throw new HangarError(
       'E_PROTOCOL',
@@ -221,12 +225,15 @@ function overrun(artifact: ArtifactInfo, jobId: string): HangarError {
   );
 }
 
-/** How often a lane's download looks at the file's size for progress (and the hash's read-behind). */
+/** How often a lane's download looks at the file's size for progress. */
 const LANE_PROGRESS_MS = 25;
 
 /**
  * The bytes [have, size) of an artifact on a lane (lane/PROTOCOL.md, "Purposes: artifact"), written
- * to `partial` by the native relay, then checked as the mux path checks them. False: no lane (none
+ * to `partial` by the native relay, which hashes as it writes: first the `have` bytes the file
+ * already has (read back), then each payload it takes for writing, hot in cache on its own thread
+ * (bench:jobs: reading the file back on a worker thread behind the relay cost the core twice the
+ * CPU per MB of the hash alone). Then checked as the mux path checks them. False: no lane (none
  * here, refused, or the agent's record differs from the listing), nothing written: the caller uses
  * the mux. A lane that breaks throws E_UNAVAILABLE; the bytes it wrote stay in `partial` for the
  * next try, which resumes from there.
@@ -234,10 +241,9 @@ const LANE_PROGRESS_MS = 25;
 async function fetchOnLane(
   connection: JobLink,
   native: NativeLanes,
-  hash: FileHash,
   jobId: string,
   artifact: ArtifactInfo,
-  /** The partial file, open for append (the relay writes to a dup of it). */
+  /** The partial file, open for reading and append (the relay writes to a dup of it). */
   partialFd: number,
   have: number,
   onProgress: (done: number) => void,
@@ -260,33 +266,14 @@ async function fetchOnLane(
     lane.socket.destroy();
     return false;
   }
-  let out: number | undefined;
-  let net: { fd: number; pending: Buffer } | undefined;
-  let relay: ReturnType<NativeLanes['relay']>;
-  try {
-    out = native.dupFd(partialFd);
-    net = native.adoptSocket(lane.socket);
-    relay = native.relay({
-      ...laneRelayOptions(lane, net),
-      localRead: out,
-      localWrite: out,
-      closeLocal: true,
-      localKind: 'file',
-      // This side sends nothing (EOF at once), and takes no more than the artifact's rest.
-      file: { offset: 0, limit: 0, receiveLimit: artifact.size - have },
-    });
-  } catch {
-    if (out !== undefined) closeSync(out);
-    if (net !== undefined) closeSync(net.fd);
-    else lane.socket.destroy();
-    return false;
-  }
-  // The relay owns its dup now: progress (and the hash's reading behind) looks at the file's size.
-  const look = () => {
-    const size = fstatSync(partialFd).size;
-    hash.written(size);
-    onProgress(size);
-  };
+  const relay = relayLaneToFd(native, lane, partialFd, {
+    localKind: 'file',
+    // This side sends nothing (EOF at once), and takes no more than the artifact's rest.
+    file: { offset: 0, limit: 0, receiveLimit: artifact.size - have, sha256: { prefix: have } },
+  });
+  if (relay === undefined) return false;
+  // The relay owns its dup now: progress looks at the file's size.
+  const look = () => onProgress(fstatSync(partialFd).size);
   const ticker = setInterval(look, LANE_PROGRESS_MS);
   // The lane lives no longer than the link it was granted beside: a link this side found dead (the
   // agent closes its lanes when it finds it so) ends it here too, and the next try resumes.
@@ -308,6 +295,15 @@ async function fetchOnLane(
     const why = end.how === 'error' ? end.message : end.how === 'closed' ? end.reason.toString('utf8') : end.how;
     throw new HangarError('E_UNAVAILABLE', `the lane broke while fetching ${artifact.path} (${why})`);
   }
-  await checkWhole(hash, received, artifact, jobId);
+  // The digest covers the `have` bytes read back and every byte the relay wrote after them: the
+  // file holds exactly those when its size is their sum (nothing else appended meanwhile).
+  if (end.sha256 === undefined || received !== have + end.bytesIn) {
+    throw new HangarError(
+      'E_PROTOCOL',
+      `artifact ${artifact.path} arrived damaged: the file has ${received} bytes, ${have} from before and ${end.bytesIn} from the lane` +
+        `${end.sha256 === undefined ? ' (and no sha256 from the relay)' : ''}; download it again with: hangar artifacts ${jobId}`,
+    );
+  }
+  checkDigest(end.sha256, received, artifact, jobId);
   return true;
 }

@@ -1,9 +1,9 @@
-import { closeSync, openSync } from 'node:fs';
-import { laneRelayOptions, type NativeLanes, type Relay } from '@hangar/lane';
+import { type NativeLanes, type Relay } from '@hangar/lane';
 import {
   FINAL_JOB_STATES,
   HangarError,
   LaneLogAccept,
+  isHangarError,
   LogBlockReader,
   toHangarError,
   type Disposable,
@@ -20,7 +20,7 @@ import {
   streamError,
   type JobLink,
 } from './job-link.js';
-import { lanesHere, openLane } from '../link/lanes.js';
+import { lanesHere, openLane, relayLaneToFd } from '../link/lanes.js';
 
 export interface LogChunk {
   attempt: number;
@@ -104,6 +104,8 @@ export async function followJobLog(
   let announced: number | undefined;
   let dropped = false;
   let laneBreaks = 0;
+  /** The attempt (-1: the latest) whose start a refused lane waited for: once each. */
+  let waitedForStart: number | undefined;
   const native = options.laneOut !== undefined && connection.laneTarget !== undefined ? lanesHere() : undefined;
   try {
     for (;;) {
@@ -147,8 +149,22 @@ export async function followJobLog(
         from: offset,
         follow: options.follow,
       });
-    } catch {
-      return undefined;
+    } catch (error) {
+      // A queued attempt has no log file yet (lane/PROTOCOL.md, "Purposes: log"): rather than
+      // follow all of its log on the mux, wait for the job to run and ask for a lane again.
+      const refusedForNow =
+        isHangarError(error) && error.code === 'E_UNAVAILABLE' && error.details?.['lane'] === 'refused';
+      if (!options.follow || !refusedForNow || waitedForStart === (attempt ?? -1)) return undefined;
+      waitedForStart = attempt ?? -1;
+      try {
+        await Promise.race([
+          waitForJob(connection, jobId, patience, (job) => job.state === 'running' || isFinal(job.state)),
+          aborted(options.signal),
+        ]);
+      } catch {
+        return undefined;
+      }
+      return { kind: 'moved' }; // asked again, a lane or the mux, from the same offset
     }
     const accepted = LaneLogAccept.safeParse(lane.accept);
     if (!accepted.success || (attempt !== undefined && accepted.data.attempt !== attempt)) {
@@ -166,30 +182,10 @@ export async function followJobLog(
     }
     // What the sink had goes out first: the relay writes to the same descriptor.
     await out.drained();
-    let nothing: number | undefined;
-    let target: number | undefined;
-    let net: { fd: number; pending: Buffer } | undefined;
-    let relay: Relay;
-    try {
-      // Reads nothing (EOF at once: this side sends nothing); writes what comes to a dup of the output.
-      nothing = openSync('/dev/null', 'r');
-      target = native.dupFd(out.fd);
-      net = native.adoptSocket(lane.socket);
-      relay = native.relay({
-        ...laneRelayOptions(lane, net),
-        localRead: nothing,
-        localWrite: target,
-        closeLocal: true,
-        // Its descriptors keep their flags (stdout is Node's too), polled or, for a file, written at once.
-        localKind: 'terminal',
-      });
-    } catch {
-      if (nothing !== undefined) closeSync(nothing);
-      if (target !== undefined) closeSync(target);
-      if (net !== undefined) closeSync(net.fd);
-      else lane.socket.destroy();
-      return undefined;
-    }
+    // Reads nothing (EOF at once: this side sends nothing); writes what comes to a dup of the output,
+    // whose flags stay (stdout is Node's too): polled or, for a file, written at once.
+    const relay = relayLaneToFd(native, lane, out.fd, { localKind: 'terminal', readNothing: true });
+    if (relay === undefined) return undefined;
     const stop = () => relay.close(Buffer.from(JSON.stringify({ code: 'cancelled', message: 'stopped following' })));
     options.signal?.addEventListener('abort', stop);
     // The lane lives no longer than the link it was granted beside (the agent closes it then too).

@@ -1,13 +1,17 @@
+import { closeSync, openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import {
   LANE_PREFACE,
   RecordReader,
   RecordType,
   deriveLaneKeys,
+  laneRelayOptions,
   loadNativeLanes,
   sealRecord,
   type LaneKeys,
   type NativeLanes,
+  type Relay,
+  type RelayOptions,
 } from '@hangar/lane';
 import {
   HangarError,
@@ -238,6 +242,43 @@ function parseJson(payload: Buffer): unknown {
   try {
     return JSON.parse(payload.toString('utf8'));
   } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Hands an accepted lane to the native relay with a dup of `fd` as its local side (the caller keeps
+ * its own `fd`): the relay writes the lane's DATA there and owns the dup and the lane's socket from
+ * here. It reads `/dev/null` (EOF at once: this side sends nothing) with `readNothing`, else the
+ * same dup. Undefined, with everything it took closed (the lane's socket too): no relay started,
+ * and the caller goes on without the lane.
+ */
+export function relayLaneToFd(
+  native: NativeLanes,
+  lane: OpenedLane,
+  fd: number,
+  options: Pick<RelayOptions, 'localKind' | 'file'> & { readNothing?: boolean },
+): Relay | undefined {
+  let nothing: number | undefined;
+  let target: number | undefined;
+  let net: { fd: number; pending: Buffer } | undefined;
+  try {
+    if (options.readNothing) nothing = openSync('/dev/null', 'r');
+    target = native.dupFd(fd);
+    net = native.adoptSocket(lane.socket);
+    return native.relay({
+      ...laneRelayOptions(lane, net),
+      localRead: nothing ?? target,
+      localWrite: target,
+      closeLocal: true,
+      localKind: options.localKind,
+      ...(options.file !== undefined ? { file: options.file } : {}),
+    });
+  } catch {
+    if (nothing !== undefined) closeSync(nothing);
+    if (target !== undefined) closeSync(target);
+    if (net !== undefined) closeSync(net.fd);
+    else lane.socket.destroy();
     return undefined;
   }
 }
