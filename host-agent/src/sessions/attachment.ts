@@ -160,11 +160,6 @@ export class PtyAttachment implements Attachment {
     });
   }
 
-  /** The tmux client's pid (the pty's child). */
-  get clientPid(): number {
-    return this.pty.pid;
-  }
-
   get producedOffset(): number {
     return this.buffer.producedOffset;
   }

@@ -56,8 +56,9 @@ export interface SessionManagerOptions {
   tmuxPath?: string;
   /**
    * Gives a process of ours the short CPU slice of a keystroke's path (the native relay's
-   * preferLatency; none without it): the tmux server and each attachment's tmux client, which a
-   * key and its echo pass. Undefined, or why not.
+   * preferLatency; none without it): the tmux server, which reads each key from the attachment's
+   * pty and writes its echo there itself (a tmux client hands its tty to the server and sleeps).
+   * Undefined, or why not.
    */
   preferLatency?: (pid: number) => string | undefined;
 }
@@ -384,7 +385,6 @@ export class SessionManager implements Disposable {
       throw notFound(name);
     }
     this.attachments.set(attachment.id, attachment);
-    this.preferLatency(attachment.clientPid, 'tmux client');
     this.watchServer();
     // Subscribed first, so by the time anyone else hears of the end the id no longer resolves.
     attachment.onEnd(() => {
