@@ -49,8 +49,8 @@
 #define BULK_NICE 10
 /*
  * A keystroke's echo passes threads that sleep between keys (the main threads of the agent and of
- * the command, the terminals' relay thread, the tmux client and server the agent talks to) while
- * a download keeps others busy on the same CPUs. EEVDF (Linux 6.6) lets the running thread finish
+ * a core, the terminals' relay thread, the agent's tmux server) while a download keeps others busy
+ * on the same CPUs. EEVDF (Linux 6.6) lets the running thread finish
  * its slice (1.4 ms on 2 CPUs) before a woken one of the same weight runs, and since 6.12 a woken
  * thread with a shorter slice than the running one cuts that short (PREEMPT_SHORT). So the threads
  * of the echo's path get the shortest slice the kernel takes, 0.1 ms (sched_setattr's
