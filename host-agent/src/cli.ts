@@ -102,7 +102,7 @@ program
     traceKeys('agent');
     // Each key and echo of a terminal passes the agent's thread (on a link's stream): the short
     // CPU slice of a keystroke's path (lane/src/native/relay.c), so that a download beside it does
-    // not keep a woken key waiting for a CPU; its tmux server and clients get it from the sessions.
+    // not keep a woken key waiting for a CPU; its tmux server gets it from the sessions.
     const native = loadNativeLanes();
     const slice = 'unavailable' in native ? native.unavailable : native.preferLatency();
     if (slice) logger.debug({ why: slice }, "the agent's thread keeps the default CPU slice");
