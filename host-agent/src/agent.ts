@@ -90,6 +90,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   try {
     secureDataDir(options.dataDir, logger);
     const store = owned.add(AgentStore.open(options.dataDir));
+    const nativeLanes = loadNativeLanes();
     const sessions = owned.add(
       await SessionManager.start({
         dataDir: options.dataDir,
@@ -97,6 +98,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         ...(options.replayWindowMs !== undefined ? { replayWindowMs: options.replayWindowMs } : {}),
         ...(options.sessionLogBytes !== undefined ? { outputLogMaxBytes: options.sessionLogBytes } : {}),
         logger: logger.child({ component: 'sessions' }),
+        ...('unavailable' in nativeLanes ? {} : { preferLatency: (pid: number) => nativeLanes.preferLatency(pid) }),
       }),
     );
     const bindings = owned.add(new TerminalBindings());
@@ -195,7 +197,6 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         ...options.backups,
       }),
     );
-    const nativeLanes = loadNativeLanes();
     const lanes = owned.add(new LaneAcceptor(logger.child({ component: 'lanes' }), nativeLanes));
     if ('unavailable' in nativeLanes) {
       logger.info(

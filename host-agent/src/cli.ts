@@ -1,3 +1,4 @@
+import { loadNativeLanes } from '@hangar/lane';
 import { HangarError, HostLabel, parseHostAddress, startKeyTrace, toHangarError } from '@hangar/shared';
 import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -99,6 +100,12 @@ program
       fail(new HangarError('E_BAD_REQUEST', `--listen ${options.listen}: expected host:port, e.g. 0.0.0.0:7070`));
     const logger = createAgentLogger();
     traceKeys('agent');
+    // Each key and echo of a terminal passes the agent's thread (on a link's stream): the short
+    // CPU slice of a keystroke's path (lane/src/native/relay.c), so that a download beside it does
+    // not keep a woken key waiting for a CPU; its tmux server gets it from the sessions.
+    const native = loadNativeLanes();
+    const slice = 'unavailable' in native ? native.unavailable : native.preferLatency();
+    if (slice) logger.debug({ why: slice }, "the agent's thread keeps the default CPU slice");
     try {
       // Before anything of the data dir is touched: a second agent's start took the running
       // one's jobs for lost and killed them.

@@ -4,6 +4,7 @@
  * AES-256-GCM. This file is its typed face: options are checked here (zod) before they reach C.
  */
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 import type { Socket } from 'node:net';
 import { z } from 'zod';
 import { LaneError, MAX_CONTROL_PAYLOAD, type LaneKeys } from './records.js';
@@ -98,6 +99,14 @@ export type NativeLanes = {
    */
   peek(fd: number, max: number): Buffer | null;
   relay(options: RelayOptions): Relay;
+  /**
+   * Thread `tid` (default 0: the calling thread; a pid: that process's main thread) of this user
+   * gets the 0.1 ms slice of a keystroke's path (relay.c, INTERACTIVE_SLICE_NS): woken, it runs at
+   * once instead of after the running thread's slice. Its nice stays, what it starts begins with
+   * the default. Only for threads of ours that carry keys and echoes, never a user's program.
+   * Undefined, or why not (the errno's name: EPERM for a policy other than SCHED_OTHER, ESRCH).
+   */
+  preferLatency(tid?: number): string | undefined;
 };
 
 /** What lane.node exports (lane/src/native/addon.c). */
@@ -109,6 +118,7 @@ interface Addon {
   write(id: number, plain: Buffer): void;
   close(id: number, reason: Buffer): void;
   fileLimit(id: number, limit: bigint, final: boolean): void;
+  preferLatency(tid: number): number;
 }
 interface AddonRelayOptions {
   net: number;
@@ -199,6 +209,13 @@ function wrap(addon: Addon): NativeLanes {
       const parsed = fd.safeParse(descriptor);
       if (!parsed.success) throw new LaneError('bad_options', `dupFd: fd must be an integer ≥ 0, got ${descriptor}`);
       return addon.dupFd(descriptor);
+    },
+    preferLatency(tid = 0) {
+      if (!fd.safeParse(tid).success)
+        throw new LaneError('bad_options', `preferLatency: tid must be an integer ≥ 0, got ${tid}`);
+      const rc = addon.preferLatency(tid);
+      if (rc === 0) return undefined;
+      return Object.entries(constants.errno).find(([, n]) => n === -rc)?.[0] ?? `errno ${-rc}`;
     },
     peek(descriptor, max) {
       if (!fd.safeParse(descriptor).success)

@@ -1,15 +1,17 @@
 /**
  * Bulk lanes must not starve interactive ones (issue 16): a socket lane (a preview, a download) is
  * relayed by a thread of its own at a lower CPU priority (nice +10 over the process), a terminal's
- * lane (a pty here) by a thread at the process's priority. Read from /proc: the threads' names and
- * nice values, and which thread's CPU time grows while each lane carries bytes.
+ * lane (a pty here) by a thread at the process's priority with the echo path's 0.1 ms slice, which
+ * preferLatency() also gives the agent's tmux processes. Read from /proc: the threads' names, nice
+ * values and slices, and which thread's CPU time grows while each lane carries bytes.
  */
 import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { release } from 'node:os';
 import { spawn as spawnPty, type IPty } from 'node-pty';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RecordType, deriveLaneKeys, type NativeLanes } from '@hangar/lane';
 import { PeerLane, hashUntilEnd, sendRandom, useNativeRelay } from './support/sockets.js';
 
@@ -46,6 +48,55 @@ function theThread(name: string): Thread {
   ).toHaveLength(1);
   return found[0]!;
 }
+
+function slicesPerThread(): boolean {
+  const [major, minor] = release().split('.').map(Number);
+  return major! > 6 || (major === 6 && minor! >= 12);
+}
+
+/** A process's main thread: nice, slice (ns), and whether its children start afresh (reset on fork). */
+function schedOf(pid: number): { nice: number; sliceNs: number; policy: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const sched = readFileSync(`/proc/${pid}/sched`, 'utf8');
+  return {
+    nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]),
+    sliceNs: Number(/^se\.slice\s*:\s*(\d+)/m.exec(sched)![1]),
+    policy: Number(/^policy\s*:\s*(\d+)/m.exec(sched)![1]),
+  };
+}
+
+/** A child that waits for a line on stdin, then prints its own child's slice (a fork after the change). */
+function waitingChild(prefix: string[] = []): {
+  child: ChildProcessWithoutNullStreams;
+  grandchildSlice: () => Promise<number>;
+} {
+  const program = 'read line; grep -h "^se.slice" /proc/self/sched';
+  const child = spawn(prefix[0] ?? 'sh', [...prefix.slice(1), ...(prefix.length ? ['sh'] : []), '-c', program]);
+  children.push(child);
+  let out = '';
+  child.stdout.on('data', (data: Buffer) => (out += data.toString()));
+  const grandchildSlice = async () => {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.stdin.end('go\n');
+    await exited;
+    return Number(/(\d+)\s*$/.exec(out.trim())![1]);
+  };
+  return { child, grandchildSlice };
+}
+
+/** Once `child` (nice or chrt) has set itself up and exec'd sh (its comm says so), at most 5 s. */
+async function runningSh(child: ChildProcessWithoutNullStreams): Promise<void> {
+  await new Promise((resolve, reject) => child.once('spawn', resolve).once('error', reject));
+  for (let i = 0; readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim() !== 'sh'; i++) {
+    if (i === 500) throw new Error(`${child.spawnfile} did not exec sh within 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const children: ChildProcessWithoutNullStreams[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+});
 
 function mainNice(): number {
   const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
@@ -116,17 +167,17 @@ async function carryKeys() {
 }
 
 describe("lanes' relay threads", () => {
-  it('relay a socket lane on a thread 10 nicer than the process, with a short slice, and a terminal lane at its priority', async () => {
+  it('relay a socket lane on a thread 10 nicer than the process, and a terminal lane at its priority with a 0.1 ms slice', async () => {
     await carryBulk(); // both threads exist from the first relay on
     const bulkBefore = theThread('lane-bulk');
     const interactiveBefore = theThread('lane-relay');
     expect(bulkBefore.nice).toBe(Math.min(19, mainNice() + 10));
     expect(interactiveBefore.nice).toBe(mainNice());
-    // A slice of 0.1 ms where the kernel takes one per thread (6.12 on); the terminals' keep the default.
-    const [major, minor] = release().split('.').map(Number);
-    if (major! > 6 || (major === 6 && minor! >= 12)) {
-      expect(bulkBefore.sliceNs).toBe(100_000);
-      expect(interactiveBefore.sliceNs).toBeGreaterThan(100_000);
+    // A slice of 0.1 ms for the terminals' where the kernel takes one per thread (6.12 on); bulk
+    // keeps the default (a short one let each of its wake-ups cut short whatever ran).
+    if (slicesPerThread()) {
+      expect(interactiveBefore.sliceNs).toBe(100_000);
+      expect(bulkBefore.sliceNs).toBeGreaterThan(100_000);
     }
 
     relays.splice(0);
@@ -143,5 +194,30 @@ describe("lanes' relay threads", () => {
     // The keys: on the other thread (the bulk one may still close the last relays' handles).
     expect(interactiveLast.cpuNs - interactiveAfter.cpuNs).toBeGreaterThan(bulkLast.cpuNs - bulkAfter.cpuNs);
     expect([bulkLast.nice, interactiveLast.nice]).toEqual([Math.min(19, mainNice() + 10), mainNice()]);
+  });
+
+  it.runIf(slicesPerThread())(
+    "preferLatency gives a child of ours the 0.1 ms slice, keeps its nice, and not its children's",
+    async () => {
+      const { child, grandchildSlice } = waitingChild(['nice', '-n', '5']);
+      await runningSh(child);
+      const before = schedOf(child.pid!);
+      expect(before.sliceNs).toBeGreaterThan(100_000);
+      expect(lanes.preferLatency(child.pid)).toBeUndefined();
+      expect(schedOf(child.pid!)).toEqual({ nice: before.nice, sliceNs: 100_000, policy: before.policy });
+      expect(before.nice).toBe(Math.min(19, mainNice() + 5));
+      // What it starts (a pane's program under the tmux server) begins with the default slice.
+      expect(await grandchildSlice()).toBe(before.sliceNs);
+    },
+  );
+
+  it.runIf(slicesPerThread())('preferLatency leaves a batch thread as the user made it, and says why', async () => {
+    const { child } = waitingChild(['chrt', '--batch', '0']);
+    await runningSh(child);
+    const before = schedOf(child.pid!);
+    expect(before.policy).toBe(3); // SCHED_BATCH
+    expect(lanes.preferLatency(child.pid)).toBe('EPERM');
+    expect(schedOf(child.pid!)).toEqual(before);
+    expect(() => lanes.preferLatency(-1)).toThrow(/tid must be an integer ≥ 0/);
   });
 });

@@ -15,6 +15,7 @@ import {
   type SessionInfo,
   type TmuxServerState,
 } from '@hangar/shared';
+import { loadNativeLanes } from '@hangar/lane';
 import type Database from 'better-sqlite3';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -152,6 +153,12 @@ export class HangarCore {
     // Checked before anything is opened: a bad value stops the core with an error that names it.
     const upgradeDelaysMs = upgradeDelaysFromEnv();
     const logger = options.logger ?? createCoreLogger();
+    // Each key and echo of a terminal on a link's stream passes this thread: it gets the short CPU
+    // slice of a keystroke's path (lane/src/native/relay.c), where the native relay loads (not in
+    // Electron), so a download beside it does not keep a woken key waiting for a CPU.
+    const native = loadNativeLanes();
+    const slice = 'unavailable' in native ? native.unavailable : native.preferLatency();
+    if (slice) logger.debug({ why: slice }, "the core's thread keeps the default CPU slice");
     const db = openCoreDb(home);
     const deviceKey = await loadOrCreateDeviceKey(home);
     return new HangarCore(

@@ -54,6 +54,13 @@ export interface SessionManagerOptions {
   logger?: Logger;
   /** The tmux executable; default "tmux" from PATH. */
   tmuxPath?: string;
+  /**
+   * Gives a process of ours the short CPU slice of a keystroke's path (the native relay's
+   * preferLatency; none without it): the tmux server, which reads each key from the attachment's
+   * pty and writes its echo there itself (a tmux client hands its tty to the server and sleeps).
+   * Undefined, or why not.
+   */
+  preferLatency?: (pid: number) => string | undefined;
 }
 
 /**
@@ -96,14 +103,17 @@ export class SessionManager implements Disposable {
   private agentStatusWrites: Promise<void> = Promise.resolve();
   /** Whether the tmux server went away with sessions on it (reported by tmuxState()). */
   private readonly serverWatch: TmuxServerWatch;
+  /** The tmux server last given the short slice (preferLatency), so that a listing asks once. */
+  private latencyServerPid: number | undefined;
 
   private constructor(
     private readonly tmux: Tmux,
     private readonly version: string,
     private readonly sessionsDir: string,
     files: { changedFile: string; bellFile: string; agentEventsFile: string },
-    private readonly options: Required<Omit<SessionManagerOptions, 'logger' | 'tmuxPath'>> & {
+    private readonly options: Required<Omit<SessionManagerOptions, 'logger' | 'tmuxPath' | 'preferLatency'>> & {
       logger: Logger | undefined;
+      preferLatency: SessionManagerOptions['preferLatency'];
     },
   ) {
     this.sizing = new SizeDriver(tmux);
@@ -158,6 +168,7 @@ export class SessionManager implements Disposable {
         outputLogMaxBytes: options.outputLogMaxBytes ?? 64 * 1024 * 1024,
         outputLogCheckMs: options.outputLogCheckMs ?? 60_000,
         logger: options.logger,
+        preferLatency: options.preferLatency,
       },
     );
     // Sessions outlive the agent: whatever a previous agent started on our socket is ours again
@@ -298,6 +309,11 @@ export class SessionManager implements Disposable {
     );
   }
 
+  private preferLatency(pid: number, what: string): void {
+    const why = this.options.preferLatency?.(pid);
+    if (why) this.options.logger?.debug({ pid, why }, `the ${what} keeps the default CPU slice`);
+  }
+
   async list(): Promise<SessionInfo[]> {
     const look = this.serverWatch.begin();
     let stdout: string;
@@ -312,6 +328,11 @@ export class SessionManager implements Disposable {
       throw error;
     }
     const { sessions, serverPid } = parseSessionList(stdout);
+    if (serverPid !== undefined && serverPid !== this.latencyServerPid) {
+      // A server seen for the first time (started now, or by an agent before us): once per pid.
+      this.latencyServerPid = serverPid;
+      this.preferLatency(serverPid, 'tmux server');
+    }
     await this.serverWatch.found(
       look,
       serverPid,

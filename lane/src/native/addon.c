@@ -8,6 +8,7 @@
  *   relay(options, onEvent) -> id       onEvent({ event: 'detach' } | { event: 'end', how, ... })
  *   release(id, side) / write(id, buffer) / close(id, buffer)
  *   fileLimit(id, limit: bigint, final: boolean)   a growing `file` relay's limit moves forward
+ *   preferLatency(tid) -> 0 | -errno    the echo path's short slice for thread tid (0: this one)
  *
  * Each relay holds a threadsafe function (ref'd: an active relay keeps Node alive) until its end
  * event, after which it is released. The environment can go first (a Worker terminated, the
@@ -415,6 +416,18 @@ static napi_value peek(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value prefer_latency(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t tid;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &tid) != napi_ok || tid < 0)
+    return fail(env, "preferLatency: tid must be an integer ≥ 0");
+  napi_value result;
+  CHECK(napi_create_int32(env, lane_prefer_latency((pid_t)tid), &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL},
@@ -424,6 +437,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"write", NULL, write_, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_, NULL, NULL, NULL, napi_default, NULL},
       {"fileLimit", NULL, file_limit, NULL, NULL, NULL, napi_default, NULL},
+      {"preferLatency", NULL, prefer_latency, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) return NULL;
   lane_relay_prepare(); /* a failure shows at the first relay(), with its reason */

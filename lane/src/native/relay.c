@@ -48,11 +48,20 @@
  */
 #define BULK_NICE 10
 /*
- * And a short slice (Linux 6.12 and later; older kernels ignore it): EEVDF lets the running thread
- * finish its slice (1.4 ms here) before a woken one of equal or better weight runs, so a keystroke
- * waking the main thread waited up to that behind the relay; 0.1 ms is the shortest it takes.
+ * A keystroke's echo passes threads that sleep between keys (the main threads of the agent and of
+ * a core, the terminals' relay thread, the agent's tmux server) while a download keeps others busy
+ * on the same CPUs. EEVDF (Linux 6.6) lets the running thread finish
+ * its slice (1.4 ms on 2 CPUs) before a woken one of the same weight runs, and since 6.12 a woken
+ * thread with a shorter slice than the running one cuts that short (PREEMPT_SHORT). So the threads
+ * of the echo's path get the shortest slice the kernel takes, 0.1 ms (sched_setattr's
+ * sched_runtime, no privilege needed, ignored before 6.12): a woken key runs at once. Their share
+ * of the CPUs stays what their nice gives; only when they run changes. Bulk threads keep the
+ * default slice: with a 0.1 ms one (as before) each of their wake-ups, thousands a second during a
+ * download, in turn cut short whatever ran, the tmux server echoing a key included.
  */
-#define BULK_SLICE_NS 100000
+#define INTERACTIVE_SLICE_NS 100000
+
+#define LANE_SCHED_FLAG_RESET_ON_FORK 0x01
 
 /* The kernel's struct sched_attr (glibc's sched.h has none before 2.41, and linux/sched/types.h clashes with it). */
 struct lane_sched_attr {
@@ -121,6 +130,7 @@ typedef struct command {
 struct worker {
   const char *name;
   int nice; /* added to the process's */
+  int latency; /* lane_prefer_latency on its thread */
   uv_loop_t loop;
   uv_async_t wake;
   uv_thread_t thread;
@@ -136,7 +146,7 @@ typedef struct route {
 } route;
 
 enum { INTERACTIVE = 0, BULK = 1 };
-static worker workers[2] = {{.name = "lane-relay", .nice = 0}, {.name = "lane-bulk", .nice = BULK_NICE}};
+static worker workers[2] = {{.name = "lane-relay", .nice = 0, .latency = 1}, {.name = "lane-bulk", .nice = BULK_NICE}};
 static uv_once_t once = UV_ONCE_INIT;
 static int init_error;
 static uv_mutex_t mutex;
@@ -923,12 +933,29 @@ static void on_wake(uv_async_t *async) {
   }
 }
 
-static void thread_main(void *arg) {
-  worker *w = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are Node's business, on its own thread */
+int lane_prefer_latency(pid_t tid) {
+  /* Only a SCHED_OTHER thread: one the user made batch, idle or real-time keeps what it was given. */
+  int policy = sched_getscheduler(tid);
+  if (policy < 0) return -errno;
+  if ((policy & ~SCHED_RESET_ON_FORK) != SCHED_OTHER) return -EPERM;
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, (id_t)(tid == 0 ? (pid_t)syscall(SYS_gettid) : tid));
+  if (errno != 0) return -errno;
+  /* Its nice as it is (the user's `nice hangar-agent` stays); reset on fork: what it starts (a
+   * pane's programs, under the tmux server) begins with the default slice, not ours (and, as the
+   * kernel resets on fork, at nice 0 if this one's was below). */
+  struct lane_sched_attr attr = {.size = sizeof attr,
+                                 .sched_policy = SCHED_OTHER,
+                                 .sched_flags = LANE_SCHED_FLAG_RESET_ON_FORK,
+                                 .sched_nice = nice,
+                                 .sched_runtime = INTERACTIVE_SLICE_NS};
+  return syscall(SYS_sched_setattr, tid, &attr, 0) == 0 ? 0 : -errno;
+}
+
+/* The relay thread's own scheduling: its name, and for the bulk one a higher nice. */
+static void set_up_thread(worker *w) {
   pthread_setname_np(pthread_self(), w->name); /* what ps -L, top -H and /proc/<pid>/task/<tid>/comm show */
+  if (w->latency) lane_prefer_latency(0); /* fails only on an old kernel or a policy set by the user: as before */
   if (w->nice != 0) {
     /* This thread only (Linux: nice is per thread). Raising nice needs no privilege; if it fails
      * anyway, bulk runs at the process's priority, as before. */
@@ -936,11 +963,15 @@ static void thread_main(void *arg) {
     errno = 0;
     int base = getpriority(PRIO_PROCESS, (id_t)tid);
     if (errno == 0) setpriority(PRIO_PROCESS, (id_t)tid, base + w->nice > 19 ? 19 : base + w->nice);
-    struct lane_sched_attr attr = {.size = sizeof attr, .sched_policy = SCHED_OTHER, .sched_runtime = BULK_SLICE_NS};
-    errno = 0;
-    attr.sched_nice = getpriority(PRIO_PROCESS, (id_t)tid);
-    if (errno == 0) syscall(SYS_sched_setattr, 0, &attr, 0);
   }
+}
+
+static void thread_main(void *arg) {
+  worker *w = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are Node's business, on its own thread */
+  set_up_thread(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define LANE_KEY_LENGTH 32
 #define LANE_TAG_LENGTH 16
@@ -63,6 +64,13 @@ typedef struct lane_relay_options {
  * (_dl_runtime_resolve's XSAVE) would spill them onto its stack, where an idle thread keeps them.
  */
 void lane_relay_prepare(void);
+/*
+ * Thread `tid` (0: the calling one; a process's pid: its main thread) gets the 0.1 ms slice of the
+ * echo's path (relay.c, INTERACTIVE_SLICE_NS), its nice kept, reset on fork (a kernel before 6.12
+ * takes the call and ignores the slice). 0, or -errno (-EPERM also for a thread that is not
+ * SCHED_OTHER: a policy the user chose is left alone).
+ */
+int lane_prefer_latency(pid_t tid);
 int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size_t error_size);
 void lane_relay_release(uint32_t id, int side); /* 0: net, 1: local */
 /* Takes ownership of `data` (malloc'd). */

@@ -8,8 +8,8 @@
 // + `tmux attach` of a session running the same pane, idle and beside a `ssh -L` download of the
 // same origin, both on one ControlMaster connection (a throwaway sshd, as the other benches; "not
 // measured" without openssh-server or root). Also, for each, where the busy run's CPUs went: the
-// time the echo's main threads (this core's, the agent's) waited for a CPU per wake-up, and what
-// the download's relay threads ran and waited (Linux schedstat). Not a test: figures from a
+// time the echo's main threads (this core's, the agent's, the tmux server's) waited for a CPU per
+// wake-up, and what the download's relay threads ran and waited (Linux schedstat). Not a test: figures from a
 // shared machine, with the reference (the idle link) measured in the same run. Needs curl.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
@@ -256,9 +256,14 @@ try {
 
   const terminal = await core.attach('bench', 'keys', { cols: 120, rows: 40 });
   cleanups.push(() => terminal.detach());
+  // The tmux server reads each key from the agent's pty and writes its echo there (its client sleeps).
+  const tmuxServer = Number(
+    execFileSync('tmux', ['-L', tmuxSocketNameOf(data), 'display-message', '-p', '#{pid}'], { encoding: 'utf8' }),
+  );
   const hangar = await idleThenBusy(terminal, watch(terminal), `http://127.0.0.1:${local}/big`, () => ({
     core: process.pid,
     agent: agent.child.pid,
+    'tmux server': tmuxServer,
   }));
   const rows = rowsOf('hangar', 'through a preview on the same link', hangar);
 
@@ -300,7 +305,7 @@ try {
       { write: (bytes) => writeSync(client.proc.fd, bytes) },
       client,
       `http://127.0.0.1:${forwarded}/big`,
-      () => ({ ssh: master.pid, sshd: busiestSshd(sshd.pid) }),
+      () => ({ ssh: master.pid, sshd: busiestSshd(sshd.pid), 'tmux server': tmuxServer }),
     );
     rows.push(...rowsOf('ssh + tmux attach', 'through ssh -L on the same ControlMaster connection', ssh));
     const ratio = (q) => fmt(p(hangar.busy, q) / p(ssh.busy, q));

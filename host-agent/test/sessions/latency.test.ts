@@ -1,0 +1,53 @@
+/**
+ * A key and its echo pass the agent's tmux server (issue 16: a download beside a terminal must not
+ * keep its echo waiting for a CPU), which reads and writes the attachment's pty itself (its tmux
+ * client hands over its tty and sleeps): given the native relay's preferLatency, the sessions give
+ * the server the 0.1 ms slice of a keystroke's path; a pane's program, the user's, keeps the
+ * kernel's default. Read from /proc/<pid>/sched (Linux 6.12 on).
+ */
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { loadNativeLanes } from '@hangar/lane';
+import { SessionCreateParams } from '@hangar/shared';
+import { useTestHost, type TestHost } from './fixture.js';
+
+let host: TestHost;
+useTestHost((started) => (host = started));
+
+const [major, minor] = release().split('.').map(Number);
+const slicesPerThread = process.platform === 'linux' && (major! > 6 || (major === 6 && minor! >= 12));
+
+const sliceOf = (pid: number) => Number(/^se\.slice\s*:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/sched`, 'utf8'))![1]);
+const pidOf = async (format: string, target?: string) =>
+  Number((await host.tmux('display-message', '-p', ...(target ? ['-t', target] : []), format)).trim());
+
+describe('scheduling of the sessions’ tmux processes', () => {
+  it.runIf(slicesPerThread)("the tmux server gets the echo's short slice, a pane's program does not", async () => {
+    const lanes = loadNativeLanes();
+    if ('unavailable' in lanes) throw new Error(lanes.unavailable);
+    const given: number[] = [];
+    const sessions = await host.start({
+      preferLatency: (pid) => {
+        given.push(pid);
+        return lanes.preferLatency(pid);
+      },
+    });
+    const sleeper = { command: ['sleep', '600'], cwd: host.dataDir };
+    await sessions.create(SessionCreateParams.parse({ name: 'first', ...sleeper }));
+    await sessions.list(); // as the agent does on every change: it finds the server's pid
+    const server = await pidOf('#{pid}');
+    expect(sliceOf(server)).toBe(100_000);
+
+    const attachment = await sessions.attach('first', { cols: 80, rows: 24 });
+    expect(given).toEqual([server]);
+
+    // A pane started by the server since: the user's program, on the default slice.
+    await sessions.create(SessionCreateParams.parse({ name: 'second', ...sleeper }));
+    const pane = await pidOf('#{pane_pid}', '=hangar-second:');
+    expect(sliceOf(pane)).toBeGreaterThan(100_000);
+    await sessions.list();
+    expect(given).toEqual([server]); // once per server
+    attachment.detach();
+  });
+});
