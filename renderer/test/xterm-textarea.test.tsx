@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { Terminal } from '@xterm/xterm';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { deferTextareaSync } from '../src/components/xterm-textarea.js';
 
 beforeAll(() => {
@@ -17,10 +17,29 @@ beforeAll(() => {
 
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+/** The page's animation frames, run by hand: jsdom has none of its own that a test can time. */
+const frames = new Map<number, FrameRequestCallback>();
+let lastFrame = 0;
+function runFrame() {
+  const due = [...frames.values()];
+  frames.clear();
+  for (const callback of due) callback(performance.now());
+}
+beforeEach(() => {
+  frames.clear();
+  vi.stubGlobal('requestAnimationFrame', (callback: FrameRequestCallback) => {
+    frames.set(++lastFrame, callback);
+    return lastFrame;
+  });
+  vi.stubGlobal('cancelAnimationFrame', (id: number) => frames.delete(id));
+});
+afterEach(() => vi.unstubAllGlobals());
+
 /** An open xterm whose textarea moves are counted (xterm's own move is replaced by the count). */
-function countedTerminal() {
+function countedTerminal({ focused = true } = {}) {
   const term = new Terminal({ cols: 20, rows: 5 });
   term.open(document.body.appendChild(document.createElement('div')));
+  if (focused) term.focus();
   const moves = { count: 0 };
   (term as unknown as { _core: { _syncTextArea(): void } })._core._syncTextArea = () => void moves.count++;
   return { term, moves };
@@ -55,6 +74,48 @@ describe('deferTextareaSync', () => {
     expect(counted.moves.count).toBe(2);
   });
 
+  it('moves it in the next animation frame when the frame comes before the timeout, once', async () => {
+    const counted = countedTerminal();
+    term = counted.term;
+    expect(deferTextareaSync(term)).toBe(true);
+    await new Promise<void>((resolve) => term!.write('ab', resolve));
+    await Promise.resolve();
+    expect(counted.moves.count).toBe(0);
+    // Chromium runs the frame before the timer (it defers timers after input): the move is made
+    // in that frame, so it does not change the page after it (a second frame).
+    runFrame();
+    expect(counted.moves.count).toBe(1);
+    await nextTask();
+    expect(counted.moves.count).toBe(1); // the timeout was cancelled
+    // And the timeout first: the frame asked for is cancelled.
+    await new Promise<void>((resolve) => term!.write('c', resolve));
+    await nextTask();
+    expect(counted.moves.count).toBe(2);
+    runFrame();
+    expect(counted.moves.count).toBe(2);
+  });
+
+  it("leaves a terminal's textarea that is not focused where it is until it is focused", async () => {
+    const counted = countedTerminal({ focused: false });
+    term = counted.term;
+    expect(deferTextareaSync(term)).toBe(true);
+    // A hidden tab's output: no move, neither in a task nor in a frame.
+    await new Promise<void>((resolve) => term!.write('ab\r\ncd', resolve));
+    await nextTask();
+    runFrame();
+    expect(counted.moves.count).toBe(0);
+    // Shown and focused: it catches up, once.
+    term.focus();
+    await nextTask();
+    runFrame();
+    expect(counted.moves.count).toBe(1);
+    // Focused again later with no output meanwhile: nothing to move.
+    term.blur();
+    term.focus();
+    await nextTask();
+    expect(counted.moves.count).toBe(1);
+  });
+
   it('is what xterm calls on a cursor move (without it the move is synchronous)', async () => {
     const counted = countedTerminal();
     term = counted.term;
@@ -65,6 +126,7 @@ describe('deferTextareaSync', () => {
   it('does not move the textarea of a terminal disposed before the move runs', async () => {
     term = new Terminal({ cols: 20, rows: 5 });
     term.open(document.body.appendChild(document.createElement('div')));
+    term.focus();
     expect(deferTextareaSync(term)).toBe(true);
     // Output that moves the cursor, then the pane unmounts (the session ended) in the same task.
     const disposed = term;
@@ -81,6 +143,7 @@ describe('deferTextareaSync', () => {
     process.prependListener('uncaughtException', onError);
     try {
       await nextTask();
+      runFrame();
       await nextTask();
     } finally {
       process.removeListener('uncaughtException', onError);

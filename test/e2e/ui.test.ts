@@ -74,6 +74,15 @@ describe('the web UI in a real browser', () => {
     await page.keyboard.type('echo hel""lo\n');
     await waitForScreen(page, 'mini/shell-1', /^hello\s*$/m);
     await page.screenshot({ path: join(SHOTS, 'terminal.png') });
+    // The focused terminal's hidden textarea follows the cursor (where an IME shows its
+    // candidates), though xterm's move of it is deferred (renderer/src/components/xterm-textarea.ts).
+    const textarea = page.locator('section[aria-label="Terminal mini/shell-1"] textarea');
+    const left = async () => Number.parseFloat(await textarea.evaluate((t: HTMLTextAreaElement) => t.style.left));
+    const before = await left();
+    await page.keyboard.type('abc');
+    await waitForScreen(page, 'mini/shell-1', /abc\s*$/m);
+    await expect.poll(left).toBeGreaterThan(before);
+    await page.keyboard.press('Control+U');
   });
 
   it('a session started elsewhere shows in the sidebar within moments, and goes when it ends', async () => {

@@ -4,6 +4,10 @@
 // remote echo on loopback, the renderer's JS bundle size, and the core's RSS with 10 terminals
 // open. Not a test: it prints numbers next to the targets from the issue, and a reference
 // measured in the same run (the browser's frame interval: a DOM render cannot beat one frame).
+// Per pace it prints the CPU per key of each process on the path (Chromium's by kind, the core,
+// its agent, tmux) and what each uses per second idle just before. BENCH_TIMELINE=<dir> writes
+// a Chromium trace (devtools.timeline; BENCH_TIMELINE_CATEGORIES to change) of the typing, per
+// pace. To measure another build, run this file from a copy of that build's tree.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -215,7 +219,9 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
   );
   // The frame loop above runs ~3 s; typing starts after it, on a page that draws only on demand.
   await page.waitForFunction(() => window.__bench.frames.length >= 200, null, { timeout: 20_000 });
-  // CPU per key: the page's main thread (Chromium's TaskDuration), the core and its agent.
+  // Per key: the page's main thread busy (Chromium's TaskDuration: its tasks' wall time, which
+  // counts time the thread was preempted on a loaded machine), the CPU of the core, its agent,
+  // Chromium's processes (the renderer's main thread apart) and tmux.
   const metrics = await page.context().newCDPSession(page);
   await metrics.send('Performance.enable');
   const cpuNow = async () => {
@@ -225,10 +231,28 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
       task,
       core: threadsCpuMs(cpuPids.core),
       agent: threadsCpuMs(cpuPids.agent),
+      ...otherCpuMs(),
       coreWoken: wakeUps(cpuPids.core),
       agentWoken: wakeUps(cpuPids.agent),
     };
   };
+  // The page's main thread at rest for 2 s, typing nothing: what runs there all the time.
+  const idleBefore = await cpuNow();
+  await sleep(2000);
+  const idleAfter = await cpuNow();
+  const idle = Object.fromEntries(Object.keys(idleBefore).map((k) => [k, (idleAfter[k] - idleBefore[k]) / 2]));
+  // BENCH_TIMELINE=<dir>: a trace of the page's threads while it types (devtools.timeline), per pace.
+  const timeline = process.env.BENCH_TIMELINE ? await page.context().newCDPSession(page) : undefined;
+  const timelineEvents = [];
+  if (timeline) {
+    timeline.on('Tracing.dataCollected', ({ value }) => timelineEvents.push(...value));
+    await timeline.send('Tracing.start', {
+      categories:
+        process.env.BENCH_TIMELINE_CATEGORIES ??
+        'devtools.timeline,disabled-by-default-devtools.timeline,toplevel,v8.execute,blink,cc,gpu',
+      transferMode: 'ReportEvents',
+    });
+  }
   const cpuBefore = await cpuNow();
   // BENCH_PROFILE=<dir>: a CPU profile of the page while it types (50 µs samples), per pace.
   const profiler = process.env.BENCH_PROFILE ? await page.context().newCDPSession(page) : undefined;
@@ -261,6 +285,13 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
     }
   }
   const cpuAfter = await cpuNow();
+  if (timeline) {
+    const done = new Promise((r) => timeline.once('Tracing.tracingComplete', r));
+    await timeline.send('Tracing.end');
+    await done;
+    writeFileSync(join(process.env.BENCH_TIMELINE, `page-${label}${pauseMs}.json`), JSON.stringify(timelineEvents));
+    await timeline.detach();
+  }
   if (profiler) {
     const { profile } = await profiler.send('Profiler.stop');
     writeFileSync(join(process.env.BENCH_PROFILE, `page-${label}${pauseMs}.cpuprofile`), JSON.stringify(profile));
@@ -276,10 +307,11 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
       frames: window.__bench.frames,
     }))),
     cpu,
+    idle,
   };
 }
 
-function echoRows({ samples, parsed, page, cpu }, what) {
+function echoRows({ samples, parsed, page, cpu, idle }, what) {
   const ms = (list) =>
     `${percentile(list, 50).toFixed(1)} / ${percentile(list, 90).toFixed(1)} / ${percentile(list, 99).toFixed(1)} ms`;
   rows.push([`keystroke → echo parsed by xterm p50 / p90 / p99, ${what}`, ms(parsed)]);
@@ -287,11 +319,97 @@ function echoRows({ samples, parsed, page, cpu }, what) {
   // The page's own part, less shaken by the load on the other processes than the whole path.
   rows.push([`first message after the key → rendered p50 / p90 / p99, ${what}`, ms(page)]);
   rows.push([
-    `CPU ms per key: page main thread / core / agent, ${what}`,
+    `ms per key: page main thread busy (its tasks' wall time) / core CPU / agent CPU, ${what}`,
     `${cpu.task.toFixed(3)} / ${cpu.core.toFixed(3)} / ${cpu.agent.toFixed(3)}; main-thread wake-ups core ` +
       `${cpu.coreWoken.toFixed(2)}, agent ${cpu.agentWoken.toFixed(2)}  (load ${loadAverage()})`,
   ]);
+  rows.push([
+    `CPU ms per key: Chromium's renderers (main threads) / renderers (all) / browser / GPU / network+utility, tmux, ${what}`,
+    `${cpu.rendererMain.toFixed(3)} / ${cpu.renderers.toFixed(3)} / ${cpu.browser.toFixed(3)} / ${cpu.gpu.toFixed(3)} / ` +
+      `${cpu.network.toFixed(3)}, ` +
+      `${cpu.tmux.toFixed(3)}`,
+  ]);
+  rows.push([
+    `ms per second idle: page main thread busy / core CPU / agent CPU, before the ${what.split(',')[0]}`,
+    `${idle.task.toFixed(3)} / ${idle.core.toFixed(3)} / ${idle.agent.toFixed(3)}; Chromium's renderers ` +
+      `${idle.rendererMain.toFixed(3)} (main threads) / ${idle.renderers.toFixed(3)} (all), GPU ${idle.gpu.toFixed(3)}, browser ${idle.browser.toFixed(3)}`,
+  ]);
 }
+
+/** CPU time (ms) thread `tid` of process `pid` has used so far (schedstat, ns). */
+const threadCpuMs = (pid, tid) =>
+  Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+
+/** The pids under `root` (by /proc's parent links), with each one's command line. */
+function descendants(root) {
+  const parents = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const found = [];
+  const walk = (pid) => {
+    for (const [child, parent] of parents) {
+      if (parent !== pid) continue;
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      found.push({ pid: child, cmdline });
+      walk(child);
+    }
+  };
+  walk(root);
+  return found;
+}
+
+/**
+ * CPU (ms, all threads) so far of the other processes on a key's path: Chromium's by kind (the
+ * browser, its renderers, the GPU process, the network service and other utilities) and the
+ * agent's tmux server. Chromium's are this script's descendants.
+ */
+function otherCpuMs() {
+  const out = { browser: 0, renderers: 0, rendererMain: 0, gpu: 0, network: 0, tmux: 0 };
+  for (const { pid, cmdline } of descendants(process.pid)) {
+    if (!/chrom/i.test(cmdline.split('\0')[0])) continue;
+    const type = /--type=([\w-]+)/.exec(cmdline)?.[1];
+    const kind =
+      type === undefined
+        ? 'browser'
+        : type === 'renderer'
+          ? 'renderers'
+          : type === 'gpu-process'
+            ? 'gpu'
+            : type === 'utility' && /network/i.test(cmdline)
+              ? 'network'
+              : type === 'zygote'
+                ? 'browser'
+                : 'network';
+    try {
+      out[kind] += threadsCpuMs(pid);
+      // A renderer's main thread (its tid is the pid): the page's JS, style, layout and paint.
+      if (kind === 'renderers') out.rendererMain += threadCpuMs(pid, pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  if (tmuxPid) {
+    try {
+      out.tmux = threadsCpuMs(tmuxPid);
+    } catch {
+      // The server is gone.
+    }
+  }
+  return out;
+}
+let tmuxPid = 0;
 
 const hangar = (...args) => execFileSync(process.execPath, [HANGAR, ...args], { env, encoding: 'utf8' });
 
@@ -345,6 +463,12 @@ try {
   for (let i = 0; i < SESSIONS; i++) {
     hangar('session', 'new', 'local', '--name', `bench-${i}`, '--env', 'PS1=$ ', '--', 'bash', '--norc', '--noprofile');
   }
+  tmuxPid = Number(
+    execFileSync('tmux', ['-L', tmuxSocketNameOf(join(home, 'agent')), 'display-message', '-p', '#{pid}'], {
+      env,
+      encoding: 'utf8',
+    }).trim(),
+  );
   const tabs = Array.from({ length: TERMINALS }, (_, i) => ({
     id: `bench${i}`,
     title: `bench ${i}`,
@@ -431,8 +555,15 @@ try {
     console.log(`| hop | what | ${paces.join(' | ')} |\n|---|---|${paces.map(() => '---').join('|')}|`);
     for (const [hop, what, ...ms] of table) console.log(`| ${hop} | ${what} | ${ms.map(fmt).join(' | ')} |`);
   }
-  if (!process.env.BENCH_TRACE_KEEP) rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
-  else console.log(`kept ${dir}`);
+  // The agent may still be writing its session files as it exits: a failed removal is not the
+  // benchmark's result (it lost the whole run's table before).
+  if (!process.env.BENCH_TRACE_KEEP) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
+    } catch (error) {
+      console.error(`could not remove ${dir}: ${error.message}`);
+    }
+  } else console.log(`kept ${dir}`);
 }
 
 printRows(`\nHangar UI benchmark (web mode, Chromium headless, ${KEYSTROKES} keystrokes per pace)\n`, rows);
