@@ -38,7 +38,7 @@ const ATTACH_MS = 30_000;
 const cleanups = useCleanups();
 const dir = (prefix: string) => dirFor(cleanups, prefix);
 
-// WebRTC is left out of the commands' dial order (README: HANGAR_WEBRTC=off) but in two tests (see
+// WebRTC is left out of the commands' dial order (README: HANGAR_WEBRTC=off) but in three tests (see
 // withWebRtc): the firewall drops UDP, so it could never link here, and each command would start
 // the splice 1.5 s behind it (a refused splice would wait for its 5 s of ICE). What the others show
 // goes through the addresses and the splice, which race as before.
@@ -225,6 +225,8 @@ describe('the relayed path (splice)', { timeout: 180_000 }, () => {
     });
 
     it('a canary typed into the terminal and served by a preview never crosses the relay in clear', async () => {
+      // Everything a default command sends the relay is captured, its WebRTC signaling too.
+      withWebRtc();
       const { net, relay, laptop } = stack;
       const canary = `CANARY${Math.random().toString(36).slice(2, 12).toUpperCase()}`;
       const devPort = await devServerIn(net, JSON.stringify(`<p>${canary}</p>`));
