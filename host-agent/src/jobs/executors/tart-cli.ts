@@ -21,6 +21,8 @@ export interface TartCliOptions {
   /** Defaults to `tart` from PATH. */
   binary?: string;
   env?: NodeJS.ProcessEnv;
+  /** How long `tart stop` may run past its own `--timeout` before it is cut off (default STOP_GRACE_MS; tests shorten it). */
+  stopGraceMs?: number;
 }
 
 export interface TartExecResult {
@@ -54,10 +56,12 @@ const CLONE_TIMEOUT_MS = 30 * 60_000;
 export class TartCli {
   readonly binary: string;
   private readonly env: NodeJS.ProcessEnv;
+  private readonly stopGraceMs: number;
 
   constructor(options: TartCliOptions = {}) {
     this.binary = options.binary ?? 'tart';
     this.env = options.env ?? process.env;
+    this.stopGraceMs = options.stopGraceMs ?? STOP_GRACE_MS;
   }
 
   async version(): Promise<string> {
@@ -132,13 +136,13 @@ export class TartCli {
 
   /**
    * SIGINT to `tart run`, SIGKILL after `timeoutSeconds` (Stop.swift). A stopped or missing VM is not
-   * an error here. A `tart stop` still going STOP_GRACE_MS after its timeout is killed: E_TIMEOUT.
+   * an error here. A `tart stop` still going `stopGraceMs` after its timeout is killed: E_TIMEOUT.
    */
   async stop(name: string, timeoutSeconds: number): Promise<void> {
     try {
       await this.invoke(
         ['stop', name, '--timeout', String(timeoutSeconds)],
-        timeoutSeconds * 1000 + STOP_GRACE_MS,
+        timeoutSeconds * 1000 + this.stopGraceMs,
         'SIGKILL',
       );
     } catch (error) {

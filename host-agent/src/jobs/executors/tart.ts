@@ -42,6 +42,8 @@ export interface TartExecutorOptions {
   stopTimeoutS?: number;
   /** How long a VM's `tart run` may take to exit after `tart stop` (default 30 s; tests shorten it). */
   runExitMs?: number;
+  /** How long `tart stop` may run past its own timeout before it is cut off and the VM's `tart run` killed (default 5 s; tests shorten it). */
+  stopGraceMs?: number;
   /**
    * How jobs reach the guest. 'exec': `tart exec` through the Tart guest agent (Cirrus Labs'
    * images ship it; no network or keys needed). 'ssh': the system ssh client to `tart ip`'s address.
@@ -89,7 +91,10 @@ export class TartExecutor implements Executor {
   private readonly running = new Set<TartExecution>();
 
   constructor(private readonly options: TartExecutorOptions) {
-    this.cli = new TartCli(options.tartBinary === undefined ? {} : { binary: options.tartBinary });
+    this.cli = new TartCli({
+      ...(options.tartBinary === undefined ? {} : { binary: options.tartBinary }),
+      ...(options.stopGraceMs === undefined ? {} : { stopGraceMs: options.stopGraceMs }),
+    });
     this.pool = new TartPool({
       cli: this.cli,
       image: options.defaultImage,

@@ -332,7 +332,9 @@ describe('a tart job and the host folder it shares with its VM', () => {
     // Each `tart stop` waits 10 minutes before it even signals the VM (a hung XPC service, say).
     writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopDelayMs: 600_000 }));
     renameSync(`${tart.statePath}.new`, tart.statePath);
-    const tartExecutor = executor(tart.dataDir, 0, { stopTimeoutS: 0 });
+    // Cut off 1.5 s past its timeout (5 s by default): long enough for the stand-in's `tart stop`
+    // to start and record itself on a loaded machine, short of the 10 minutes it would hang.
+    const tartExecutor = executor(tart.dataDir, 0, { stopTimeoutS: 0, stopGraceMs: 1_500 });
     const job = request(tart.dir, 'echo done > result; exit 3');
     const result = await (await tartExecutor.start(job.req)).done;
     expect(result).toEqual({ exitCode: 3, signal: null });
