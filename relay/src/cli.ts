@@ -223,13 +223,18 @@ storageOptions(program.command('audit').description('print the audit log, newest
   .option('--json', 'one JSON object per line')
   .action(async (options: StorageOptions & { account?: string; limit: number; json?: boolean }) => {
     try {
-      const store = await openStore(storage(options));
+      const store = await openStore(storage(options), { create: false });
       try {
         let accountId: string | undefined;
         if (options.account !== undefined) {
           const email = options.account.toLowerCase();
           const row = await store.db.selectFrom('accounts').select('id').where('email', '=', email).executeTakeFirst();
-          if (row === undefined) throw new HangarError('E_NOT_FOUND', `no account for ${email}`);
+          if (row === undefined) {
+            throw new HangarError(
+              'E_NOT_FOUND',
+              `no account for ${email} in ${store.description}: check the email, or leave out --account for every account's entries`,
+            );
+          }
           accountId = row.id;
         }
         const entries = await new AuditLog(store.db, Date.now).list({

@@ -24,7 +24,7 @@ export async function runDoctor(
       print(`FAIL  ${name}: ${toHangarError(error).message}`);
     }
   };
-  const store = await openStore(storage, { migrate: false }).catch((error: unknown) => {
+  const store = await openStore(storage, { migrate: false, create: false }).catch((error: unknown) => {
     print(`FAIL  database: ${toHangarError(error).message}`);
     return undefined;
   });

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeLoginProof } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
@@ -102,6 +102,23 @@ describe('operating a relay', () => {
     expect(doctor.code).toBe(0);
     expect(doctor.stdout).toMatch(/ok\s+schema: up to date/);
     expect(doctor.stdout).toMatch(/ok\s+access-token key/);
+  });
+
+  it('audit and doctor given a data directory with no relay in it say so and create nothing there', async () => {
+    const parent = tempDir('no-relay');
+    try {
+      const typo = join(parent, 'relay-dat');
+      const audit = await relayCli(['audit', '--data', typo]);
+      expect(audit.code).toBe(1);
+      expect(audit.stderr).toContain(`no relay database at ${join(typo, 'relay.db')}`);
+      expect(audit.stderr).toMatch(/give --data the directory `hangar-relay serve` uses/);
+      const doctor = await relayCli(['doctor', '--data', typo]);
+      expect(doctor.code).toBe(1);
+      expect(doctor.stdout).toMatch(/FAIL\s+database: no relay database at /);
+      expect(existsSync(typo)).toBe(false);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
   });
 
   it('a relay stopping with agents and devices connected marks its hosts offline and logs no error', async () => {

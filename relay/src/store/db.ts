@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { Disposable } from '@hangar/shared';
+import { HangarError, type Disposable } from '@hangar/shared';
 import { migrateToLatest, type Dialect } from './migrations.js';
 import type { RelayTables } from './schema.js';
 
@@ -25,6 +25,11 @@ const INT8_OID = 20;
 
 export interface OpenStoreOptions {
   migrate?: boolean;
+  /**
+   * SQLite: false for the commands that only read (audit, doctor): a data directory with no
+   * relay.db is an error rather than a new, empty relay (a mistyped --data found nothing).
+   */
+  create?: boolean;
   /** Errors of idle pooled PostgreSQL clients (a server restart); queries report their own. */
   onPoolError?: (error: Error) => void;
 }
@@ -32,7 +37,7 @@ export interface OpenStoreOptions {
 export async function openStore(config: StorageConfig, options: OpenStoreOptions = {}): Promise<RelayStore> {
   const store =
     config.kind === 'sqlite'
-      ? openSqlite(config.dataDir)
+      ? openSqlite(config.dataDir, options.create !== false)
       : openPostgres(
           config.url,
           options.onPoolError ?? ((error) => process.stderr.write(`relay db: ${error.message}\n`)),
@@ -48,9 +53,16 @@ export async function openStore(config: StorageConfig, options: OpenStoreOptions
   return store;
 }
 
-function openSqlite(dataDir: string): RelayStore {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+function openSqlite(dataDir: string, create: boolean): RelayStore {
   const file = join(dataDir, 'relay.db');
+  if (!create && !existsSync(file)) {
+    throw new HangarError(
+      'E_NOT_FOUND',
+      `no relay database at ${file}: give --data the directory \`hangar-relay serve\` uses ` +
+        '(or --database for PostgreSQL); serve or migrate creates it',
+    );
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // 0600 from the start: the file holds password hashes and the access-token key.
   closeSync(openSync(file, 'a', 0o600));
   const database = new Database(file);
