@@ -254,13 +254,6 @@ describe('tart executor (against the tart stand-in)', () => {
     await tartExecutor.recover(job.checkpoint());
     await execution.done;
     expect(Object.keys(tart.read().vms)).toEqual([IMAGE]);
-    const t0 = tart.read().calls[0]!.at;
-    console.log(
-      tart
-        .read()
-        .calls.map((c) => `${c.at - t0} ${c.argv.join(' ').slice(0, 60)}`)
-        .join('\n'),
-    );
     await tartExecutor.recover(job.checkpoint());
   });
 
