@@ -51,3 +51,27 @@ describe('scheduling of the sessions’ tmux processes', () => {
     attachment.detach();
   });
 });
+
+describe('the tmux server’s pid, as the sessions read it', () => {
+  it("is the server's own, whatever a session's program writes into an option of its session", async () => {
+    const given: number[] = [];
+    const sessions = await host.start({
+      preferLatency: (pid) => {
+        given.push(pid);
+        return undefined; // recorded only: nothing here changes a process's scheduling
+      },
+    });
+    await sessions.create(SessionCreateParams.parse({ name: 'first', command: ['sleep', '600'], cwd: host.dataDir }));
+    // A pane's program can reach the server ($TMUX): a session of its own, listed after ours, with
+    // an option whose value holds a tab and another process's pid (here pid 1: init, which an agent
+    // running as root could reschedule).
+    await host.tmux('new-session', '-d', '-s', 'zzz', 'sleep 600');
+    await host.tmux('set-option', '-t', 'zzz', '@hangar_agent', 'x\t1');
+    const listed = await sessions.list();
+    expect(listed.map((s) => s.name)).toEqual(['first']);
+    expect(given).toEqual([await pidOf('#{pid}')]);
+    // Nor does the next listing take the server for another one that replaced it (a loss).
+    await sessions.list();
+    expect(sessions.tmuxState().ok).toBe(true);
+  });
+});
