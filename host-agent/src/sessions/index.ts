@@ -491,14 +491,15 @@ function notFound(name: string): HangarError {
 }
 
 /**
- * Undefined if process `pid` is a tmux server (tmux names its server's thread "tmux: server") of
- * this user, or why not.
+ * Undefined if process `pid` is a tmux server (tmux names its server's thread "tmux: server"; a
+ * tmux that does not is named after its executable, which may be a wrapper's, e.g. Nix's
+ * ".tmux-wrapped") of this user, or why not.
  */
 function tmuxServerOfOurs(pid: number): string | undefined {
   try {
     const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
     const uid = Number(/^Uid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-    if (!comm.startsWith('tmux')) return `process ${pid} is "${comm}", not a tmux server`;
+    if (!comm.includes('tmux')) return `process ${pid} is "${comm}", not a tmux server`;
     if (uid !== process.getuid?.()) return `process ${pid} belongs to uid ${uid}, not ${process.getuid?.()}`;
     return undefined;
   } catch (error) {
