@@ -104,7 +104,8 @@ export type NativeLanes = {
    * gets the 0.1 ms slice of a keystroke's path (relay.c, INTERACTIVE_SLICE_NS): woken, it runs at
    * once instead of after the running thread's slice. Its nice stays, what it starts begins with
    * the default. Only for threads of ours that carry keys and echoes, never a user's program.
-   * Undefined, or why not (the errno's name: EPERM for a policy other than SCHED_OTHER, ESRCH).
+   * Undefined, or why not (the errno's name: EPERM for a policy other than SCHED_OTHER, ESRCH;
+   * ENOSYS off Linux, where it changes nothing).
    */
   preferLatency(tid?: number): string | undefined;
 };

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -309,9 +310,16 @@ export class SessionManager implements Disposable {
     );
   }
 
-  private preferLatency(pid: number, what: string): void {
-    const why = this.options.preferLatency?.(pid);
-    if (why) this.options.logger?.debug({ pid, why }, `the ${what} keeps the default CPU slice`);
+  /**
+   * The tmux server `pid` of the listing gets the echo's short slice, if it still is a tmux server
+   * of this user when asked (read just before the call): a pid freed and reused since the listing,
+   * or one a server on our socket that is not tmux named, is someone else's process, and for an
+   * agent running as root sched_setattr would take any process. Linux only (no slices elsewhere).
+   */
+  private preferTmuxServerLatency(pid: number): void {
+    if (!this.options.preferLatency || process.platform !== 'linux') return;
+    const why = tmuxServerOfOurs(pid) ?? this.options.preferLatency(pid);
+    if (why) this.options.logger?.debug({ pid, why }, 'the tmux server keeps the default CPU slice');
   }
 
   async list(): Promise<SessionInfo[]> {
@@ -331,7 +339,7 @@ export class SessionManager implements Disposable {
     if (serverPid !== undefined && serverPid !== this.latencyServerPid) {
       // A server seen for the first time (started now, or by an agent before us): once per pid.
       this.latencyServerPid = serverPid;
-      this.preferLatency(serverPid, 'tmux server');
+      this.preferTmuxServerLatency(serverPid);
     }
     await this.serverWatch.found(
       look,
@@ -480,4 +488,21 @@ function notFound(name: string): HangarError {
     `no session named "${name}" on this host; list its sessions with: hangar session ls <host>`,
     { name },
   );
+}
+
+/**
+ * Undefined if process `pid` is a tmux server (tmux names its server's thread "tmux: server"; a
+ * tmux that does not is named after its executable, which may be a wrapper's, e.g. Nix's
+ * ".tmux-wrapped") of this user, or why not.
+ */
+function tmuxServerOfOurs(pid: number): string | undefined {
+  try {
+    const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    const uid = Number(/^Uid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    if (!comm.includes('tmux')) return `process ${pid} is "${comm}", not a tmux server`;
+    if (uid !== process.getuid?.()) return `process ${pid} belongs to uid ${uid}, not ${process.getuid?.()}`;
+    return undefined;
+  } catch (error) {
+    return `process ${pid}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  }
 }

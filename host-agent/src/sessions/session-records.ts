@@ -17,8 +17,16 @@ import { SESSION_PREFIX, escapeCommandArg, escapeFormat } from './tmux.js';
 const EXIT_WRAPPER =
   'exit_file=$1; changed=$2; shift 2; "$@"; code=$?; printf %s "$code" > "$exit_file"; touch "$changed"; exit $code';
 
-/** Fields of list-sessions, tab-separated: every field is a name, a number or base64url. */
+/**
+ * Fields of list-sessions, tab-separated: every field is a name, a number or base64url when we
+ * wrote it. The server's pid comes first: it is the one field tmux writes itself, and a tab in
+ * anything after it (an option a pane's program set: tmux prints option values as they are) can
+ * only shift what follows it, never the pid.
+ */
 export const LIST_FORMAT = [
+  // The server's pid: a server that went away and came back is another pid (tmux-loss.ts), and
+  // the agent gives it the echo's CPU slice (preferLatency): never a pid someone wrote.
+  '#{pid}',
   '#{session_name}',
   '#{session_created}',
   '#{session_attached}',
@@ -26,8 +34,6 @@ export const LIST_FORMAT = [
   '#{@hangar_command}',
   '#{@hangar_cwd}',
   '#{@hangar_agent}',
-  // The server's pid: a server that went away and came back is another pid (tmux-loss.ts).
-  '#{pid}',
 ].join('\t');
 
 /** Metadata is stored base64url-encoded so no separator, newline or odd byte can break parsing. */
@@ -89,8 +95,8 @@ export function parseSessionList(stdout: string): { sessions: SessionInfo[]; ser
   const sessions: SessionInfo[] = [];
   let serverPid: number | undefined;
   for (const line of stdout.split('\n')) {
-    const [name, created, attached, dead, command, cwd, agent, pid] = line.split('\t');
-    serverPid = Number(pid) || serverPid;
+    const [pid, name, created, attached, dead, command, cwd, agent] = line.split('\t');
+    if (/^[1-9]\d*$/.test(pid ?? '')) serverPid = Number(pid);
     // Someone else's session on our socket (made by hand, odd name) is not ours to report.
     if (!name?.startsWith(SESSION_PREFIX) || !SessionName.safeParse(name.slice(SESSION_PREFIX.length)).success)
       continue;

@@ -28,7 +28,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#ifdef __linux__
 #include <sys/syscall.h>
+#endif
 #include <unistd.h>
 #include <uv.h>
 
@@ -933,6 +935,11 @@ static void on_wake(uv_async_t *async) {
   }
 }
 
+/*
+ * Slices, per-thread nice and thread ids are Linux's: elsewhere (macOS) the relay threads run at the
+ * process's priority and preferLatency changes nothing (ENOSYS), so the addon builds and loads there.
+ */
+#ifdef __linux__
 int lane_prefer_latency(pid_t tid) {
   /* Only a SCHED_OTHER thread: one the user made batch, idle or real-time keeps what it was given. */
   int policy = sched_getscheduler(tid);
@@ -965,6 +972,21 @@ static void set_up_thread(worker *w) {
     if (errno == 0) setpriority(PRIO_PROCESS, (id_t)tid, base + w->nice > 19 ? 19 : base + w->nice);
   }
 }
+#else
+int lane_prefer_latency(pid_t tid) {
+  (void)tid;
+  return -ENOSYS;
+}
+
+static void set_up_thread(worker *w) {
+#ifdef __APPLE__
+  pthread_setname_np(w->name); /* macOS names only the calling thread */
+#else
+  (void)w;
+#endif
+  /* No per-thread nice here (setpriority would renice the whole process). */
+}
+#endif
 
 static void thread_main(void *arg) {
   worker *w = arg;

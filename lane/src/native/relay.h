@@ -68,7 +68,7 @@ void lane_relay_prepare(void);
  * Thread `tid` (0: the calling one; a process's pid: its main thread) gets the 0.1 ms slice of the
  * echo's path (relay.c, INTERACTIVE_SLICE_NS), its nice kept, reset on fork (a kernel before 6.12
  * takes the call and ignores the slice). 0, or -errno (-EPERM also for a thread that is not
- * SCHED_OTHER: a policy the user chose is left alone).
+ * SCHED_OTHER: a policy the user chose is left alone; -ENOSYS off Linux, changing nothing).
  */
 int lane_prefer_latency(pid_t tid);
 int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size_t error_size);
