@@ -4,7 +4,16 @@
  * lane end the test speaks itself with sealRecord/RecordReader.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
@@ -872,6 +881,63 @@ describe('a regular file as the local side (file)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("sha256: a big prefix is read back a piece per loop turn: the bulk thread's other lanes go on meanwhile, and the digest is right", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      // A resumed download's 1 GiB already on disk (sparse: zeros). Hashing it takes the relay
+      // thread most of a second: done in one go, every other bulk lane waited for it.
+      const size = 1024 * 1024 * 1024;
+      writeFileSync(join(dir, 'resumed'), '');
+      truncateSync(join(dir, 'resumed'), size);
+      const target = openSync(join(dir, 'resumed'), 'a+');
+      const [peerEnd, laneEnd] = await pair();
+      const resumed = start(
+        {
+          net: lanes.adoptSocket(laneEnd).fd,
+          localRead: target,
+          localWrite: target,
+          localKind: 'file',
+          file: { offset: 0, limit: 0, sha256: { prefix: size } },
+        },
+        'client',
+      );
+      const order: string[] = [];
+      void resumed.ended.then(() => order.push('resumed'));
+      // Its peer has nothing more to send: the lane ends as soon as the prefix is hashed.
+      const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+      peer.send(RecordType.Eof);
+      peerEnd.end();
+      // Another bulk lane started right behind it: a small file sent, and the ends exchanged.
+      writeFileSync(join(dir, 'small'), 'hello');
+      const small = openSync(join(dir, 'small'), 'r');
+      const [peerEnd2, laneEnd2] = await pair();
+      const other = start(
+        {
+          net: lanes.adoptSocket(laneEnd2).fd,
+          localRead: small,
+          localWrite: small,
+          localKind: 'file',
+          file: { offset: 0, limit: 5 },
+        },
+        'agent',
+      );
+      void other.ended.then(() => order.push('other'));
+      const peer2 = new PeerLane(peerEnd2, deriveLaneKeys(secret, grantId, 1n, 'client'));
+      expect(await peer2.next()).toMatchObject({ type: RecordType.Data });
+      expect(await peer2.next()).toMatchObject({ type: RecordType.Eof });
+      peer2.send(RecordType.Eof);
+      peerEnd2.end();
+      expect(await other.ended).toMatchObject({ how: 'eof', bytesOut: 5 });
+      const zeros = createHash('sha256');
+      const mib = Buffer.alloc(1024 * 1024);
+      for (let at = 0; at < size; at += mib.length) zeros.update(mib);
+      expect(await resumed.ended).toEqual({ how: 'eof', bytesIn: 0, bytesOut: 0, sha256: zeros.digest('hex') });
+      expect(order).toEqual(['other', 'resumed']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it('checks file against localKind at the boundary', async () => {
     const [, laneEnd] = await pair();

@@ -319,4 +319,28 @@ describe('a followed log whose job is still queued', () => {
     );
     expect(box.agent.stderr()).toMatch(/"how":"eof","bytes":4000000,"msg":"log lane ended"/);
   }, 60_000);
+
+  it('a job cancelled while queued ends its follower with the cancelled status: no lane, no hang', async () => {
+    const blocker = await detached('sleep 30');
+    const id = await detached('echo never');
+    expect((await show(id)).state).toBe('queued');
+    const child = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
+      cwd: box.workspace,
+      env: { ...process.env, HANGAR_HOME: box.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect((await hangar(['cancel', id])).code).toBe(0);
+    const code = await closed;
+    clearTimeout(timer);
+    expect({ code, stderr }).toEqual({ code: 130, stderr: expect.any(String) });
+    expect(Buffer.concat(out).length).toBe(0);
+    expect(box.agent.stderr()).not.toMatch(new RegExp(`"job":"${id}".*"msg":"log sent on a lane"`));
+    await hangar(['cancel', blocker]);
+  }, 60_000);
 });

@@ -207,7 +207,10 @@ export class JobService implements Disposable {
   logs(id: string, attempt?: number): { attempt: number; size: number; source: LogSource } {
     const job = this.job(id);
     const number = attempt ?? Math.max(job.attempt, 1);
-    if (number > job.attempt + 1 || (number === job.attempt + 1 && FINAL_JOB_STATES.includes(job.state))) {
+    // A job cancelled while queued has no attempt: its first never ran (an empty, final log), so
+    // a follower that asked for it while the job was queued ends, not fails.
+    const neverRan = number === 1 && job.attempt === 0;
+    if (number > job.attempt + 1 || (number === job.attempt + 1 && FINAL_JOB_STATES.includes(job.state) && !neverRan)) {
       throw new HangarError('E_NOT_FOUND', `job ${id} has no attempt ${number} (latest: ${job.attempt})`);
     }
     const source = logSourceFor({

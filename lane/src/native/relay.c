@@ -116,6 +116,11 @@ typedef struct relay {
   uint64_t file_at; /* LANE_KIND_FILE: the next byte of local_read to send */
   uint64_t file_in; /* LANE_KIND_FILE: DATA bytes taken (at most o.file_receive_limit) */
   EVP_MD_CTX *sha;  /* o.file_sha256: the digest of what local_write holds, fed as DATA is taken */
+  /* o.file_sha256 with a prefix: read back a piece per loop turn; no DATA is opened meanwhile. */
+  uv_idle_t hash_idle;
+  int hash_inited, hashing;
+  uint64_t hash_at;
+  uint8_t *hash_buffer;
 } relay;
 
 typedef struct command {
@@ -223,6 +228,7 @@ static void free_relay(relay *r) {
   EVP_CIPHER_CTX_free(r->enc);
   EVP_CIPHER_CTX_free(r->dec);
   EVP_MD_CTX_free(r->sha);
+  free(r->hash_buffer);
   free(r->nin);
   free(r->nout);
   free(r->close_reason);
@@ -288,6 +294,7 @@ static void finish(relay *r, int how, const uint8_t *reason, size_t reason_lengt
   if (r->lw_polled) close_handle(r, (uv_handle_t *)&r->lw_poll);
   if (r->linger_inited) close_handle(r, (uv_handle_t *)&r->linger);
   if (r->idle_inited) close_handle(r, (uv_handle_t *)&r->lr_idle);
+  if (r->hash_inited) close_handle(r, (uv_handle_t *)&r->hash_idle);
   if (how == LANE_END_ERROR && r->o.kind == LANE_KIND_SOCKET && r->o.close_local) {
     /* A cut stays a cut: the local peer gets a reset, never a clean end it could take for the whole stream. */
     struct linger abortive = {1, 0};
@@ -329,34 +336,61 @@ static int sha_begin(relay *r) {
   return -1;
 }
 
-/* The relay's start, on its thread: the file's first file_hash_prefix bytes (an earlier try's). */
-static int sha_prefix(relay *r) {
-  uint64_t at = 0, end = r->o.file_hash_prefix;
-  if (end == 0) return 0;
-  uint8_t *buffer = malloc(LANE_MAX_PAYLOAD);
-  if (!buffer) {
-    finish(r, LANE_END_ERROR, NULL, 0, "hashing the file's first %llu bytes: out of memory", (unsigned long long)end);
-    return -1;
-  }
-  while (at < end) {
-    size_t want = end - at < LANE_MAX_PAYLOAD ? (size_t)(end - at) : LANE_MAX_PAYLOAD;
-    ssize_t n = pread(r->o.local_write, buffer, want, (off_t)at);
+/* Bytes taken to be written to the file, declared for the prefix's end below. */
+static int sha_taken(relay *r, const uint8_t *data, size_t length);
+
+/* Pieces of the prefix read back per loop turn: 1 MiB, about a millisecond of the thread. */
+#define HASH_PIECES_PER_TURN 16
+
+/*
+ * The file's first file_hash_prefix bytes (an earlier try's), read back a few pieces per turn of
+ * the loop: a resumed download of gigabytes holds the bulk thread's other lanes up for a
+ * millisecond at a time, never for the seconds the whole prefix takes. No DATA is opened until it
+ * is done (it is hashed after the prefix); toLocal, already given, is hashed then too.
+ */
+static void hash_prefix_piece(uv_idle_t *idle) {
+  relay *r = idle->data;
+  uint64_t end = r->o.file_hash_prefix;
+  if (r->ended || !r->hashing) return;
+  for (int piece = 0; piece < HASH_PIECES_PER_TURN && r->hash_at < end; piece++) {
+    size_t want = end - r->hash_at < LANE_MAX_PAYLOAD ? (size_t)(end - r->hash_at) : LANE_MAX_PAYLOAD;
+    ssize_t n = pread(r->o.local_write, r->hash_buffer, want, (off_t)r->hash_at);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      free(buffer);
       if (n == 0) finish(r, LANE_END_ERROR, NULL, 0, "truncated: the file ends at byte %llu, before the %llu to hash",
-                         (unsigned long long)at, (unsigned long long)end);
+                         (unsigned long long)r->hash_at, (unsigned long long)end);
       else fail_errno(r, "reading the file back to hash it", errno);
-      return -1;
+      return;
     }
-    if (EVP_DigestUpdate(r->sha, buffer, (size_t)n) != 1) {
-      free(buffer);
+    if (EVP_DigestUpdate(r->sha, r->hash_buffer, (size_t)n) != 1) {
       finish(r, LANE_END_ERROR, NULL, 0, "sha256 failed in OpenSSL");
-      return -1;
+      return;
     }
-    at += (uint64_t)n;
+    r->hash_at += (uint64_t)n;
   }
-  free(buffer);
+  if (r->hash_at < end) return;
+  uv_idle_stop(&r->hash_idle);
+  r->hashing = 0;
+  free(r->hash_buffer);
+  r->hash_buffer = NULL;
+  if (sha_taken(r, r->o.to_local, r->o.to_local_length) < 0) return;
+  pump(r);
+}
+
+/* The relay's start, on its thread: toLocal hashed now, or the prefix's read-back begun. */
+static int sha_prefix(relay *r) {
+  if (r->o.file_hash_prefix == 0) return sha_taken(r, r->o.to_local, r->o.to_local_length);
+  r->hash_buffer = malloc(LANE_MAX_PAYLOAD);
+  int rc = r->hash_buffer ? uv_idle_init(&r->w->loop, &r->hash_idle) : UV_ENOMEM;
+  if (rc != 0) {
+    finish(r, LANE_END_ERROR, NULL, 0, "hashing the file's first %llu bytes: %s",
+           (unsigned long long)r->o.file_hash_prefix, uv_strerror(rc));
+    return -1;
+  }
+  r->hash_inited = 1;
+  r->hash_idle.data = r;
+  r->hashing = 1;
+  uv_idle_start(&r->hash_idle, hash_prefix_piece);
   return 0;
 }
 
@@ -480,7 +514,8 @@ static int fill_nout(relay *r) {
 /* Opens every whole record in nin while nothing waits for the local side. */
 static int open_records(relay *r) {
   int progress = 0;
-  while (r->lout_length == 0 && !r->lingering && !r->net_held) { /* held: fromNet waits too */
+  /* held: fromNet waits too; hashing: DATA is hashed after the prefix */
+  while (r->lout_length == 0 && !r->lingering && !r->net_held && !r->hashing) {
     size_t available = r->nin_end - r->nin_start;
     uint8_t *at = r->nin + r->nin_start;
     if (available < 4) break;
@@ -559,7 +594,9 @@ static int open_records(relay *r) {
 }
 
 static int net_readable_wanted(relay *r) {
-  return !r->ended && !r->net_held && r->lout_length == 0 && r->nin_end < r->nin_cap;
+  /* Lingering: only the peer's end is waited for (nothing it sends is opened). */
+  if (r->lingering) return !r->ended && r->nin_end < r->nin_cap;
+  return !r->ended && !r->net_held && !r->hashing && r->lout_length == 0 && r->nin_end < r->nin_cap;
 }
 
 /* LANE_KIND_FILE with a growing limit: every byte up to it is sent, and more may come (not EOF yet). */
@@ -863,7 +900,7 @@ static void start(relay *r) {
     }
     r->lw_polled = rc == 1;
   }
-  if (r->sha && (sha_prefix(r) < 0 || sha_taken(r, r->lout, r->lout_length) < 0)) return;
+  if (r->sha && sha_prefix(r) < 0) return;
   pump(r);
 }
 

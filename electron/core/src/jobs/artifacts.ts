@@ -7,7 +7,8 @@ import {
   type DownloadedArtifact,
   type Mux,
 } from '@hangar/shared';
-import { fstatSync } from 'node:fs';
+import { constants, fstatSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { BatchedFileWriter } from './batched-file-writer.js';
@@ -55,11 +56,10 @@ export async function downloadArtifacts(
     const downloaded: DownloadedArtifact[] = [];
     for (const artifact of artifacts) {
       const file = safeTarget(outDir, artifact.path);
-      const partial = join(dirname(file), `.${basename(file)}.hangar-partial`);
       const base = before;
       const progress = (done: number) => onProgress?.({ path: artifact.path, done: base + done, total });
-      // A partial file from an earlier run may belong to another job's artifact: start clean.
-      await rm(partial, { force: true });
+      await mkdir(dirname(file), { recursive: true });
+      const partial = await createPartial(file);
       try {
         let had = 0;
         await retryOnNewLink(
@@ -85,6 +85,28 @@ export async function downloadArtifacts(
   } finally {
     hasher.dispose();
     retained.dispose();
+  }
+}
+
+/**
+ * A new, empty partial file beside `file`, this download's alone: created exclusively (never a file
+ * or link already there) under a name no one else picks. One shared name let another download of
+ * the same artifact into the same folder delete this one's file and have its own renamed into
+ * place as this one's (checked here, the other half-written), and let an artifact named like
+ * another's partial file (`.a.hangar-partial` beside `a`) be deleted by that one's download.
+ */
+async function createPartial(file: string): Promise<string> {
+  const name = basename(file);
+  // Within NAME_MAX (255 bytes) with the suffix; the name is never shown.
+  const stem = Buffer.byteLength(name) <= 200 ? name : 'artifact';
+  for (let tries = 1; ; tries++) {
+    const partial = join(dirname(file), `.${stem}.${randomBytes(8).toString('hex')}.hangar-partial`);
+    try {
+      await (await open(partial, 'wx')).close();
+      return partial;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw error;
+    }
   }
 }
 
@@ -116,7 +138,6 @@ async function fetchOne(
   partial: string,
   onProgress: (done: number) => void,
 ): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
   let have = await sizeOf(partial);
   if (have > artifact.size) {
     await rm(partial, { force: true });
@@ -124,7 +145,8 @@ async function fetchOne(
   }
   let received = have;
   // Open for reading too: on a lane the relay reads back what an earlier try wrote, to hash it.
-  const out = await open(partial, 'a+');
+  // Never through a link put in its place between tries.
+  const out = await open(partial, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW);
   const native = connection.laneTarget !== undefined ? lanesHere() : undefined;
   if (native !== undefined && !('unavailable' in native)) {
     let onLane: boolean;

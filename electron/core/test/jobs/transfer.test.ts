@@ -722,7 +722,7 @@ describe('downloading artifacts', () => {
           if (!cut && p.done === bytes.length >> 1) {
             cut = true;
             // A byte the first try wrote changes on disk before the next try resumes after it.
-            const partial = join(out, 'dist', '.app.tar.hangar-partial');
+            const partial = join(out, 'dist', partialIn(join(out, 'dist'), 'app.tar'));
             const held = readFileSync(partial);
             held[1000]! ^= 1;
             writeFileSync(partial, held);
@@ -737,6 +737,35 @@ describe('downloading artifacts', () => {
     expect(readdirSync(join(out, 'dist'))).toEqual([]);
   });
 
+  it("an artifact named like another's partial file lands beside it: neither download removes the other's file", async () => {
+    // The host names the paths: `.a.hangar-partial` was where `a` was written before its rename.
+    const files = { '.a.hangar-partial': Buffer.from('first\n'), a: Buffer.from('second\n') };
+    const out = tempDir();
+    const done = await downloadArtifacts(artifactHost(files), JOB, out);
+    expect(done.map((d) => d.path)).toEqual(['.a.hangar-partial', 'a']);
+    expect(readFileSync(join(out, '.a.hangar-partial'), 'utf8')).toBe('first\n');
+    expect(readFileSync(join(out, 'a'), 'utf8')).toBe('second\n');
+    expect(readdirSync(out).sort()).toEqual(['.a.hangar-partial', 'a']);
+  });
+
+  it('two downloads of one artifact into one folder at once: each lands the whole file, checked, and leaves no partial file', async () => {
+    const bytes = Buffer.from(Array.from({ length: 3_000_000 }, (_, i) => (i * 7919) % 251));
+    const host = artifactHost({ 'dist/app.tar': bytes });
+    const out = tempDir();
+    let second: Promise<unknown> | undefined;
+    const first = downloadArtifacts(host, JOB, out, (p) => {
+      // The second starts while the first is writing its partial file.
+      if (second === undefined && p.done > 0 && p.done < bytes.length) second = downloadArtifacts(host, JOB, out);
+    });
+    await first;
+    // What the first reported downloaded is the artifact, whole, as it returns.
+    expect(readFileSync(join(out, 'dist/app.tar')).equals(bytes)).toBe(true);
+    expect(second).toBeDefined();
+    await second;
+    expect(readFileSync(join(out, 'dist/app.tar')).equals(bytes)).toBe(true);
+    expect(readdirSync(join(out, 'dist'))).toEqual(['app.tar']);
+  });
+
   it('an artifact path that escapes the folder is refused', async () => {
     const out = tempDir();
     await expect(downloadArtifacts(artifactHost({ '../evil.sh': Buffer.from('x') }), JOB, out)).rejects.toMatchObject({
@@ -744,6 +773,13 @@ describe('downloading artifacts', () => {
     });
   });
 });
+
+/** The download's partial file of `name` in `dir` (its name has a random part). */
+function partialIn(dir: string, name: string): string {
+  const found = readdirSync(dir).filter((n) => n.startsWith(`.${name}.`) && n.endsWith('.hangar-partial'));
+  expect(found).toHaveLength(1);
+  return found[0]!;
+}
 
 async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
