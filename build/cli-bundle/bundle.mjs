@@ -347,12 +347,14 @@ await Promise.all([
  * a bundle fails the build.
  */
 const { WRAPPER } = await import(join(CLI, 'dist', 'code-cache.js'));
-for (const bundle of [...files.map((file) => `command-${file}`), 'overview']) {
+for (const bundle of [...files.map((file) => `command-${file}`), 'overview', 'core']) {
   const path = join(OUT, `${bundle}.cjs`);
   const text = readFileSync(path, 'utf8')
-    // The core's file is CommonJS: required (through the bundle's own require, beside it), not
-    // imported, which would load Node's ES module loader for it and read it twice for its names.
-    .replace(/(?<![\w$.])import\("\.\/core\.cjs"\)/g, 'Promise.resolve().then(() => require("./core.cjs"))')
+    // The core's file is run by main.cjs as the command's own is, from its code cache
+    // (`__hangarCore`, src/launch.ts); not import()ed, which would load Node's ES module loader for
+    // it and read it twice for its names.
+    .replace(/(?<![\w$.])import\("\.\/core\.cjs"\)/g, 'Promise.resolve().then(() => __hangarCore())')
+    .replace(/(?<![\w$.])require\("\.\/core\.cjs"\)/g, '__hangarCore()')
     .replace(/(?<![\w$.])import\((?="(?:@hangar\/|node:))/g, '__hangarImport(');
   const left = /(?<![\w$.])import\(.{0,40}/.exec(text);
   if (left) throw new Error(`${bundle}.cjs: an import() that main.cjs cannot serve: ${left[0]}`);
@@ -365,7 +367,7 @@ for (const bundle of [...files.map((file) => `command-${file}`), 'overview']) {
  * from its V8 code cache (src/code-cache.ts), which is kept only for a bundle of this very hash.
  */
 const hashes = Object.fromEntries(
-  [...files.map((file) => `command-${file}`), 'overview'].map((bundle) => [
+  [...files.map((file) => `command-${file}`), 'overview', 'core'].map((bundle) => [
     bundle,
     createHash('sha256')
       .update(readFileSync(join(OUT, `${bundle}.cjs`)))

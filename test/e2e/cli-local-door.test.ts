@@ -217,6 +217,10 @@ describe('the hangar command and the core running on this computer', () => {
       'electron/cli/bundle/main.cjs',
       'lane/build/Release/lane.node',
     ]);
+    // Like the command's own file, core.cjs runs from a V8 code cache made by an earlier run.
+    const alone = await hangarSaying(home, ['hosts', 'ls']);
+    expect(alone.stderr).toContain('using one of its own');
+    expect(alone.stderr).toMatch(/code cache used: \S+\/cache\/core\./);
     // `hangar ui`, its core from core.cjs too: it serves the renderer's build (found from the
     // core's web server module), and says the protocol fingerprint of shared's modules (found
     // from the core's door module), which a command of this build trusts.
