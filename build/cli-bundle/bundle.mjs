@@ -334,6 +334,9 @@ await Promise.all([
     external: [...common.external, 'better-sqlite3', 'node-datachannel', 'node-pty', '*.node'],
     define: {},
     banner: {},
+    // A module loaded when first used (node-datachannel) is required then: main.cjs runs the core
+    // as a script, which has no import() of its own.
+    supported: { 'dynamic-import': false },
     plugins: [metaOfOrigin, sharedWithoutSideEffects, zodWithoutLocales],
   }),
 ]);
