@@ -22,7 +22,7 @@
 //   node build/cli-bundle/bundle.mjs        (npm run build runs it after tsc -b)
 import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -283,6 +283,21 @@ const plugins = [
 rmSync(OUT, { recursive: true, force: true });
 
 /**
+ * An expression for the path of `file` (a module bundled into core.cjs) when core.cjs runs: a file
+ * of @hangar/desktop (the core's tsc output) from the bundle's directory, as the two ship together;
+ * a file of another package (@hangar/lane) from where that package resolves then, which in the
+ * packaged app is its node_modules, not the checkout's folder it was bundled from.
+ */
+function originOf(file) {
+  let root = dirname(file);
+  while (!existsSync(join(root, 'package.json'))) root = dirname(root);
+  if (root === join(ROOT, 'electron'))
+    return `require('node:path').join(__dirname, ${JSON.stringify(relative(OUT, file))})`;
+  const { name } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  return `require('node:path').join(require('node:path').dirname(require.resolve(${JSON.stringify(`${name}/package.json`)})), ${JSON.stringify(relative(root, file))})`;
+}
+
+/**
  * Where a module of the core (or of a package it bundles: @hangar/lane) finds a file beside itself
  * (import.meta.url, import.meta.resolve: the renderer's build, the agent's package, the lane
  * addon, shared's protocol modules), in core.cjs: its own tsc output's URL, found from the bundle
@@ -295,7 +310,7 @@ const metaOfOrigin = {
     plugin.onLoad({ filter: /\.js$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
       if (!source.includes('import.meta')) return undefined;
-      const origin = `require('node:path').join(__dirname, ${JSON.stringify(relative(OUT, args.path))})`;
+      const origin = originOf(args.path);
       return {
         contents: source
           .replace(/\bimport\.meta\.url\b/g, `require('node:url').pathToFileURL(${origin}).href`)
