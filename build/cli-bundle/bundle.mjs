@@ -9,26 +9,36 @@
 // index and main.ts with it), overview.cjs for --help, --version and no command, and main.cjs, which
 // picks one by the command's name. Twenty small chunks (the split build this replaced) took a
 // listing through a running core ~30 ms more CPU than the one file. The app core
-// (@hangar/desktop/core: SQLite, the agent supervisor, files it finds beside itself) stays
-// outside, loaded from its tsc output when a command needs a core of its own; the light door
-// module (@hangar/desktop/core/door) is bundled.
+// (@hangar/desktop/core: SQLite, the agent supervisor, files it finds beside itself) is core.cjs,
+// a file of its own, required only by a command that runs a core (one of its own with no app
+// running, `hangar ui`, `hangar up`): from its tsc output's few hundred ES modules (with shared's,
+// zod's, tar's, pino's) Node spent ~400 ms loading. Its native modules stay outside, and each
+// place it finds a file beside itself finds it from its tsc output (metaOfOrigin). The light door
+// module (@hangar/desktop/core/door) is bundled into each command.
+//
+// Inputs: electron/cli/dist, electron/core/dist (door/ for every command, all of it for core.cjs),
+// shared/dist, lane/dist, electron/package.json, and the packages in node_modules they import.
 //
 //   node build/cli-bundle/bundle.mjs        (npm run build runs it after tsc -b)
 import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'electron', 'cli');
 const OUT = join(CLI, 'bundle');
 
-/** The core's main entry is external; its subpath ./core/door is not (esbuild's `external` would take both). */
+/**
+ * The app core (@hangar/desktop/core) is a file of its own, core.cjs (below), beside the command
+ * files: required only by a command that runs a core of its own (or `hangar ui`/`up`), not
+ * bundled into each. Its subpath ./core/door is not it (esbuild's `external` would take both).
+ */
 const coreOutside = {
   name: 'core-outside',
   setup(plugin) {
-    plugin.onResolve({ filter: /^@hangar\/desktop\/core$/ }, (args) => ({ path: args.path, external: true }));
+    plugin.onResolve({ filter: /^@hangar\/desktop\/core$/ }, () => ({ path: './core.cjs', external: true }));
   },
 };
 
@@ -271,6 +281,49 @@ const plugins = [
 ];
 
 rmSync(OUT, { recursive: true, force: true });
+
+/**
+ * An expression for the path of `file` (a module bundled into core.cjs) when core.cjs runs: a file
+ * of @hangar/desktop (the core's tsc output) from the bundle's directory, as the two ship together;
+ * a file of another package (@hangar/lane) from where that package resolves then, which in the
+ * packaged app is its node_modules, not the checkout's folder it was bundled from.
+ */
+function originOf(file) {
+  let root = dirname(file);
+  while (!existsSync(join(root, 'package.json'))) root = dirname(root);
+  if (root === join(ROOT, 'electron'))
+    return `require('node:path').join(__dirname, ${JSON.stringify(relative(OUT, file))})`;
+  const { name } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  return `require('node:path').join(require('node:path').dirname(require.resolve(${JSON.stringify(`${name}/package.json`)})), ${JSON.stringify(relative(root, file))})`;
+}
+
+/**
+ * Where a module of the core (or of a package it bundles: @hangar/lane) finds a file beside itself
+ * (import.meta.url, import.meta.resolve: the renderer's build, the agent's package, the lane
+ * addon, shared's protocol modules), in core.cjs: its own tsc output's URL, found from the bundle
+ * file's directory (electron/cli/bundle), so each finds what it found from its tsc output. The
+ * tsc output is there wherever the bundle is (electron-builder.yml packs both).
+ */
+const metaOfOrigin = {
+  name: 'meta-of-origin',
+  setup(plugin) {
+    plugin.onLoad({ filter: /\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes('import.meta')) return undefined;
+      const origin = originOf(args.path);
+      return {
+        contents: source
+          .replace(/\bimport\.meta\.url\b/g, `require('node:url').pathToFileURL(${origin}).href`)
+          .replace(
+            /\bimport\.meta\.resolve\(/g,
+            `((specifier) => require('node:url').pathToFileURL(require('node:module').createRequire(${origin}).resolve(specifier)).href)(`,
+          ),
+        loader: 'js',
+        resolveDir: dirname(args.path),
+      };
+    });
+  },
+};
 await Promise.all([
   // One file per command file, and one for `--help`, `--version` and no command: all that the
   // command runs, in one file (the dynamic imports on its way inlined). Node reads, compiles and
@@ -286,6 +339,21 @@ await Promise.all([
       plugins: [onlyCommand(file), ...plugins],
     }),
   ),
+  // The app core, for the commands that run one: one CommonJS file (its ES modules, shared's and
+  // zod's, tar's, pino's) instead of a few hundred ES module files, each read, compiled and linked
+  // on its own. Native modules stay outside, loaded from node_modules as before.
+  build({
+    ...common,
+    entryPoints: { core: join(ROOT, 'electron', 'core', 'dist', 'index.js') },
+    outdir: OUT,
+    external: [...common.external, 'better-sqlite3', 'node-datachannel', 'node-pty', '*.node'],
+    define: {},
+    banner: {},
+    // A module loaded when first used (node-datachannel) is required then: main.cjs runs the core
+    // as a script, which has no import() of its own.
+    supported: { 'dynamic-import': false },
+    plugins: [metaOfOrigin, sharedWithoutSideEffects, zodWithoutLocales],
+  }),
 ]);
 
 /**
@@ -297,9 +365,15 @@ await Promise.all([
  * a bundle fails the build.
  */
 const { WRAPPER } = await import(join(CLI, 'dist', 'code-cache.js'));
-for (const bundle of [...files.map((file) => `command-${file}`), 'overview']) {
+for (const bundle of [...files.map((file) => `command-${file}`), 'overview', 'core']) {
   const path = join(OUT, `${bundle}.cjs`);
-  const text = readFileSync(path, 'utf8').replace(/(?<![\w$.])import\((?="(?:@hangar\/|node:))/g, '__hangarImport(');
+  const text = readFileSync(path, 'utf8')
+    // The core's file is run by main.cjs as the command's own is, from its code cache
+    // (`__hangarCore`, src/launch.ts); not import()ed, which would load Node's ES module loader for
+    // it and read it twice for its names.
+    .replace(/(?<![\w$.])import\("\.\/core\.cjs"\)/g, 'Promise.resolve().then(() => __hangarCore())')
+    .replace(/(?<![\w$.])require\("\.\/core\.cjs"\)/g, '__hangarCore()')
+    .replace(/(?<![\w$.])import\((?="(?:@hangar\/|node:))/g, '__hangarImport(');
   const left = /(?<![\w$.])import\(.{0,40}/.exec(text);
   if (left) throw new Error(`${bundle}.cjs: an import() that main.cjs cannot serve: ${left[0]}`);
   writeFileSync(path, WRAPPER[0] + text + WRAPPER[1]);
@@ -311,7 +385,7 @@ for (const bundle of [...files.map((file) => `command-${file}`), 'overview']) {
  * from its V8 code cache (src/code-cache.ts), which is kept only for a bundle of this very hash.
  */
 const hashes = Object.fromEntries(
-  [...files.map((file) => `command-${file}`), 'overview'].map((bundle) => [
+  [...files.map((file) => `command-${file}`), 'overview', 'core'].map((bundle) => [
     bundle,
     createHash('sha256')
       .update(readFileSync(join(OUT, `${bundle}.cjs`)))

@@ -197,6 +197,44 @@ describe('the hangar command and the core running on this computer', () => {
     expect(JSON.parse(alone.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'work' })]);
   });
 
+  it("a command with no core running runs the core from the bundle's one file, core.cjs, which finds the files beside the core's tsc output (the UI's build, shared's protocol modules)", async () => {
+    const home = startHome();
+    const agent = await startAgent();
+    await pairWith(home, 'box', agent);
+    // No core runs: `hosts ls` opens one of its own, from bundle/core.cjs; no module of the core's
+    // or shared's tsc output (a few hundred ES module files) is loaded. The lane addon is, found
+    // from the lane module's tsc output (lane/dist/native.js) although that module is in core.cjs.
+    const root = pathToFileURL(join(HANGAR_BIN, '..', '..', '..')).href + '/';
+    const loaded = await filesLoadedBy(home, ['hosts', 'ls'], join(home, 'loaded.txt'));
+    const ours = loaded
+      .map((file) => file.url)
+      .filter((url) => url.startsWith(root) && !url.includes('/node_modules/'))
+      .map((url) => url.slice(root.length))
+      .filter((path) => path !== 'electron/bin/hangar.js');
+    expect(ours.sort()).toEqual([
+      'electron/cli/bundle/command-hosts.cjs',
+      'electron/cli/bundle/core.cjs',
+      'electron/cli/bundle/main.cjs',
+      'lane/build/Release/lane.node',
+    ]);
+    // node-datachannel (libdatachannel) is loaded by a WebRTC attempt, not with the core.
+    expect(loaded.map((file) => file.url).filter((url) => url.includes('node-datachannel'))).toEqual([]);
+    // Like the command's own file, core.cjs runs from a V8 code cache made by an earlier run.
+    const alone = await hangarSaying(home, ['hosts', 'ls']);
+    expect(alone.stderr).toContain('using one of its own');
+    expect(alone.stderr).toMatch(/code cache used: \S+\/cache\/core\./);
+    // `hangar ui`, its core from core.cjs too: it serves the renderer's build (found from the
+    // core's web server module), and says the protocol fingerprint of shared's modules (found
+    // from the core's door module), which a command of this build trusts.
+    const ui = await startUi(home);
+    const page = await (await fetch(ui.url)).text();
+    expect(page).toContain('<div id="root"></div>');
+    expect(page).not.toContain('not built yet');
+    const listed = await hangarSaying(home, ['hosts', 'ls']);
+    expect(listed.stderr).toContain(`pid ${ui.child.pid}`);
+    expect(listed.stderr).toContain('same protocol tables');
+  });
+
   it('a listing larger than a pipe holds reaches a reader that starts late whole, with its exit status', async () => {
     const home = startHome();
     const agent = await startAgent({ maxSessions: 13 });

@@ -78,6 +78,11 @@ export interface RunBundleOptions {
   importer: (specifier: string) => Promise<unknown>;
   /** HANGAR_DEBUG: says on stderr whether the cache was used. */
   debug?: boolean;
+  /**
+   * The app core's bundle file (core.cjs), run from its own code cache: each `require` of it in
+   * the bundle becomes a call of this (build/cli-bundle), made only by a command that needs a core.
+   */
+  core?: () => unknown;
 }
 
 /**
@@ -87,16 +92,16 @@ export interface RunBundleOptions {
  * copy alone can cost a listing a garbage collection.
  */
 export const WRAPPER = [
-  '(function (exports, require, module, __filename, __dirname, __hangarImport, __hangarWay) {',
+  '(function (exports, require, module, __filename, __dirname, __hangarImport, __hangarWay, __hangarCore) {',
   '\n})',
 ] as const;
 
 /**
  * Runs the bundle at `file` (CommonJS code inside WRAPPER) as require() would run a CommonJS
  * file (its own module, require, __filename; in require.cache), compiled from its code cache when
- * there is a good one.
+ * there is a good one. Returns its exports.
  */
-export function runBundle(file: string, options: RunBundleOptions): void {
+export function runBundle(file: string, options: RunBundleOptions): unknown {
   const fd = openSync(file, 'r');
   let source: string;
   let sourceStats: Stats;
@@ -143,8 +148,10 @@ export function runBundle(file: string, options: RunBundleOptions): void {
     dirname(file),
     options.importer,
     (taken: Way) => (way = taken),
+    options.core,
   );
   module.loaded = true;
+  return module.exports;
 }
 
 /**

@@ -23,13 +23,26 @@ const debug = process.env['HANGAR_DEBUG'] !== undefined && process.env['HANGAR_D
 // written straight to fd 1: process.stdout on a pipe would load node:net and the streams for it.
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) printVersion();
 // __dirname: this runs only as the CommonJS main.cjs, beside the bundle files.
-else
-  runBundle(join(__dirname, `${bundle}.cjs`), {
-    hash: HANGAR_BUNDLE_HASHES[bundle]!,
+else run(bundle);
+
+function run(name: string, core?: () => unknown): unknown {
+  return runBundle(join(__dirname, `${name}.cjs`), {
+    hash: HANGAR_BUNDLE_HASHES[name]!,
     dir: process.env['HANGAR_CODE_CACHE'] === 'off' ? undefined : cacheDir(),
     importer: (specifier) => import(specifier),
     debug,
+    core: core ?? requireCore,
   });
+}
+
+/** The app core (core.cjs, from its code cache too): run once, for the commands that need a core. */
+let core: unknown;
+function requireCore(): unknown {
+  core ??= run('core', () => {
+    throw new Error('the core requires no core');
+  });
+  return core;
+}
 
 function printVersion(): void {
   const text = `${hangarVersion()}\n`;

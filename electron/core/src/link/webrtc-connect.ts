@@ -1,5 +1,4 @@
 import type { KeyObject } from 'node:crypto';
-import nodeDataChannel from 'node-datachannel';
 import {
   HangarError,
   WebRtcSignal,
@@ -67,6 +66,13 @@ export async function connectOverWebRtc(options: WebRtcConnectOptions): Promise<
 let used = false;
 
 /**
+ * node-datachannel (libdatachannel and its bindings: ~18 ms of CPU to load) is loaded by the
+ * first WebRTC attempt, not with the core: most commands that start a core never try one.
+ */
+let library: Promise<typeof import('node-datachannel').default> | undefined;
+const loadLibrary = () => (library ??= import('node-datachannel').then((module) => module.default));
+
+/**
  * Lets the process exit: once every peer connection closed (at most 2 s), the library's threads
  * stop (node-datachannel's cleanup(), which must not run while connections are still closing).
  */
@@ -79,7 +85,7 @@ export async function releaseWebRtc(): Promise<void> {
   const settle = Math.max(100, lastWebRtcPeerClosedAt() + 1_000 - Date.now());
   await new Promise((resolve) => setTimeout(resolve, settle));
   used = false;
-  nodeDataChannel.cleanup();
+  (await loadLibrary()).cleanup();
 }
 
 async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> {
@@ -87,7 +93,7 @@ async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> 
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const bind = process.env.HANGAR_WEBRTC_BIND_ADDRESS;
   const policy = process.env.HANGAR_WEBRTC_POLICY === 'relay' ? 'relay' : (options.policy ?? 'all');
-  const offering = await offerWebRtc(nodeDataChannel as unknown as RtcLibrary, {
+  const offering = await offerWebRtc((await loadLibrary()) as unknown as RtcLibrary, {
     iceServers: options.iceServers,
     iceTransportPolicy: policy,
     ...(bind ? { bindAddress: bind } : {}),
