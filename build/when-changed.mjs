@@ -30,12 +30,13 @@ const SKIPPED_DIRS = new Set(['node_modules', 'dist', 'bundle']);
 const STEPS = {
   'cli-bundle': {
     command: 'node build/cli-bundle/bundle.mjs',
-    // bundle.mjs reads the tsc output of the CLI, of the core (its door, the protocol fingerprint)
-    // and of shared, electron/package.json (the version) and the packages it bundles.
+    // bundle.mjs reads the tsc output of the CLI, of the core (core.cjs: all of it), of lane and
+    // of shared, electron/package.json (the version) and the packages it bundles (their lockfile).
     inputs: [
       'build/cli-bundle',
       'electron/cli/dist',
       'electron/core/dist',
+      'lane/dist',
       'shared/dist',
       'electron/package.json',
       ...LOCKFILES,
