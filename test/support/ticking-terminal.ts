@@ -10,16 +10,35 @@ import { writeFileSync } from 'node:fs';
  * tick seen (N-k+1 … N) is left out; any other repeat still counts.
  */
 export function ticks(raw: string): number[] {
+  return ticksDrawn(raw).seen;
+}
+
+/**
+ * `ticks`, and which of them came first in a repaint (a line ending in ESC [ K between its ESC [ H
+ * and the cursor shown again, ESC [ ? 25 h): a tick printed while tmux repaints is drawn only there, but so would be
+ * ticks whose bytes were lost just before a repaint, so a test that knows how many can come that
+ * way (few) can say so.
+ */
+export function ticksDrawn(raw: string): { seen: number[]; firstInRepaint: number[] } {
   const seen: number[] = [];
-  for (const part of raw.split('\x1b[H')) {
-    const drawn = [...part.matchAll(/tick-(\d+)(?:\x1b\[K)?\r*\n/g)].map((m) => Number(m[1]));
+  const firstInRepaint: number[] = [];
+  raw.split('\x1b[H').forEach((part, index) => {
+    const shown = part.indexOf('\x1b[?25h');
+    const repaintEnd = index === 0 ? 0 : shown >= 0 ? shown : part.length;
+    const drawn = [...part.matchAll(/tick-(\d+)(\x1b\[K)?\r*\n/g)].map((m) => ({
+      n: Number(m[1]),
+      inRepaint: m[2] !== undefined && m.index < repaintEnd,
+    }));
     const last = seen.at(-1) ?? 0;
     let repainted = 0;
-    while (repainted < drawn.length && drawn[repainted]! <= last) repainted++;
-    const isRepaint = drawn.slice(0, repainted).every((n, i) => n === last - repainted + 1 + i);
-    seen.push(...drawn.slice(isRepaint ? repainted : 0));
-  }
-  return seen;
+    while (repainted < drawn.length && drawn[repainted]!.n <= last) repainted++;
+    const isRepaint = drawn.slice(0, repainted).every(({ n }, i) => n === last - repainted + 1 + i);
+    for (const { n, inRepaint } of drawn.slice(isRepaint ? repainted : 0)) {
+      seen.push(n);
+      if (inRepaint) firstInRepaint.push(n);
+    }
+  });
+  return { seen, firstInRepaint };
 }
 
 /** Polls `check` every 25 ms; fails saying `what` (and `context()`, the output so far) after `timeoutMs`. */
