@@ -295,23 +295,34 @@ describe('a followed log whose job is still queued', () => {
       artifacts: { sha256: string; size: number }[];
     };
 
-  it('comes on a lane once the job runs (the agent refuses a lane before its log exists), not all on the link', async () => {
-    await detached('sleep 3');
-    const id = await detached('mkdir -p out && head -c 4000000 /dev/urandom | tee out/log.bin', ['out/log.bin']);
-    expect((await show(id)).state).toBe('queued');
+  /** `hangar logs <id> --follow` as its own process (killed after 50 s): its exit code and what it printed. */
+  const follow = (id: string) => {
     const child = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
       cwd: box.workspace,
       env: { ...process.env, HANGAR_HOME: box.home },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
+    let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    clearTimeout(timer);
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+    const ended = new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) =>
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout: Buffer.concat(out), stderr });
+      }),
+    );
+    return { ended };
+  };
+
+  it('comes on a lane once the job runs (the agent refuses a lane before its log exists), not all on the link', async () => {
+    await detached('sleep 3');
+    const id = await detached('mkdir -p out && head -c 4000000 /dev/urandom | tee out/log.bin', ['out/log.bin']);
+    expect((await show(id)).state).toBe('queued');
+    const { code, stdout } = await follow(id).ended;
     expect(code).toBe(0);
     const artifact = (await show(id)).artifacts[0]!;
-    const stdout = Buffer.concat(out);
     expect(createHash('sha256').update(stdout.subarray(0, artifact.size)).digest('hex')).toBe(artifact.sha256);
     // The agent refused a lane while the job was queued, then sent the whole log on one.
     expect(box.agent.stderr()).toMatch(
@@ -324,22 +335,11 @@ describe('a followed log whose job is still queued', () => {
     const blocker = await detached('sleep 30');
     const id = await detached('echo never');
     expect((await show(id)).state).toBe('queued');
-    const child = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
-      cwd: box.workspace,
-      env: { ...process.env, HANGAR_HOME: box.home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const following = follow(id);
     expect((await hangar(['cancel', id])).code).toBe(0);
-    const code = await closed;
-    clearTimeout(timer);
+    const { code, stdout, stderr } = await following.ended;
     expect({ code, stderr }).toEqual({ code: 130, stderr: expect.any(String) });
-    expect(Buffer.concat(out).length).toBe(0);
+    expect(stdout.length).toBe(0);
     expect(box.agent.stderr()).not.toMatch(new RegExp(`"job":"${id}".*"msg":"log sent on a lane"`));
     await hangar(['cancel', blocker]);
   }, 60_000);
