@@ -352,8 +352,11 @@ describe.skipIf(!HAS_BWRAP || !HAS_SLIRP)('the sandbox network (bubblewrap, slir
     const agent = spawn(process.execPath, [join(import.meta.dirname, 'sandbox-crash.mjs'), ...argv], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
+    // Counted once the job is up: while it starts, slirp4netns forks a child of its own for a moment
+    // (it opens the tap device in the job's namespace and hands it back), which CI once sampled as 2.
     let seen = 0;
-    const watch = setInterval(() => (seen = Math.max(seen, slirpOf(id).length)), 50);
+    const up = () => existsSync(log) && readFileSync(log, 'utf8').includes('up');
+    const watch = setInterval(() => (seen = up() ? Math.max(seen, slirpOf(id).length) : seen), 50);
     try {
       await once(agent, 'exit');
       clearInterval(watch);
