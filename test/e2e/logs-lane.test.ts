@@ -9,6 +9,27 @@ import { usePairedHost } from '../support/paired-host.js';
 import { HANGAR_BIN, hangarFrom, type CliResult } from '../support/processes.js';
 import { until } from '../support/until.js';
 
+/** `hangar …` in a box's home, with its stdout as bytes (a log of random bytes is no text). */
+function hangarBytesIn(box: { home: string; workspace: string }, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [HANGAR_BIN, ...args], {
+    cwd: box.workspace,
+    env: { ...process.env, ...env, HANGAR_HOME: box.home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const done = new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out), stderr: err });
+    }),
+  );
+  return { done, received: () => out.reduce((n, chunk) => n + chunk.length, 0) };
+}
+
 /**
  * `hangar logs` (and `--follow`) on a lane (lane/PROTOCOL.md, "Purposes: log"): the agent's native
  * relay reads the attempt's log file as it grows, the command's writes it to stdout (a pipe here).
@@ -25,26 +46,7 @@ describe('logs over a lane', () => {
   const hangar = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
     hangarFrom(box.home, args, { cwd: box.workspace, timeoutMs: 60_000, env });
 
-  /** `hangar …` with its stdout as bytes (a log of random bytes is no text). */
-  const hangarBytes = (args: string[], env: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, [HANGAR_BIN, ...args], {
-      cwd: box.workspace,
-      env: { ...process.env, ...env, HANGAR_HOME: box.home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const done = new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) =>
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout: Buffer.concat(out), stderr: err });
-      }),
-    );
-    return { done, received: () => out.reduce((n, chunk) => n + chunk.length, 0) };
-  };
+  const hangarBytes = (args: string[], env: Record<string, string> = {}) => hangarBytesIn(box, args, env);
 
   /** A detached job printing random bytes (the same bytes kept as an artifact); its id. */
   async function randomLog(script: string): Promise<string> {
@@ -295,32 +297,11 @@ describe('a followed log whose job is still queued', () => {
       artifacts: { sha256: string; size: number }[];
     };
 
-  /** `hangar logs <id> --follow` as its own process (killed after 50 s): its exit code and what it printed. */
-  const follow = (id: string) => {
-    const child = spawn(process.execPath, [HANGAR_BIN, 'logs', id, '--follow'], {
-      cwd: box.workspace,
-      env: { ...process.env, HANGAR_HOME: box.home },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-    const ended = new Promise<{ code: number | null; stdout: Buffer; stderr: string }>((resolve) =>
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout: Buffer.concat(out), stderr });
-      }),
-    );
-    return { ended };
-  };
-
   it('comes on a lane once the job runs (the agent refuses a lane before its log exists), not all on the link', async () => {
     await detached('sleep 3');
     const id = await detached('mkdir -p out && head -c 4000000 /dev/urandom | tee out/log.bin', ['out/log.bin']);
     expect((await show(id)).state).toBe('queued');
-    const { code, stdout } = await follow(id).ended;
+    const { code, stdout } = await hangarBytesIn(box, ['logs', id, '--follow']).done;
     expect(code).toBe(0);
     const artifact = (await show(id)).artifacts[0]!;
     expect(createHash('sha256').update(stdout.subarray(0, artifact.size)).digest('hex')).toBe(artifact.sha256);
@@ -335,9 +316,9 @@ describe('a followed log whose job is still queued', () => {
     const blocker = await detached('sleep 30');
     const id = await detached('echo never');
     expect((await show(id)).state).toBe('queued');
-    const following = follow(id);
+    const following = hangarBytesIn(box, ['logs', id, '--follow']);
     expect((await hangar(['cancel', id])).code).toBe(0);
-    const { code, stdout, stderr } = await following.ended;
+    const { code, stdout, stderr } = await following.done;
     expect({ code, stderr }).toEqual({ code: 130, stderr: expect.any(String) });
     expect(stdout.length).toBe(0);
     expect(box.agent.stderr()).not.toMatch(new RegExp(`"job":"${id}".*"msg":"log sent on a lane"`));
