@@ -56,7 +56,8 @@ async function connectWeb(): Promise<FrameTransport> {
       reject(unreachable());
     });
   });
-  return wrapWebSocket(socket);
+  // Joined frames: the core that served this page splits them (WebSocketOptions.joinFrames).
+  return wrapWebSocket(socket, undefined, { joinFrames: true });
 }
 
 function unreachable(): HangarError {

@@ -24,6 +24,61 @@ const POLL_MS = 10;
 const OPEN = 1;
 /** RFC 6455 §5.5: a close frame's payload is at most 125 bytes, 2 of them the code. */
 const MAX_CLOSE_REASON_BYTES = 123;
+/**
+ * First byte of a message that joins whole frames, each behind its length (u16, big-endian), with
+ * WebSocketOptions.joinFrames: frame kinds are 1 to 6 (frames.ts), so it is no frame's.
+ */
+export const JOINED_MESSAGE = 0x80;
+const LENGTH_BYTES = 2;
+/** Frames up to this many bytes join others (an echo, the ack riding it); bigger ones go alone. */
+export const JOIN_FRAME_BYTES = 1024;
+/** A joined message is sent once the next frame would take it past this many bytes. */
+const JOINED_MESSAGE_BYTES = 16 * 1024;
+const resolved = Promise.resolve();
+
+export interface WebSocketOptions {
+  /**
+   * The small frames sent in one run of the caller's code (until flush(), or the end of the
+   * microtask) leave as one WebSocket message, and messages that join frames are split on arrival.
+   * Both ends must say so: the page and the core's web server, which ship together (the core
+   * serves the page's bundle, and a page can only reach the core that printed its token). On the
+   * page every message is a trip through Chromium's network process and a task on its main
+   * thread: an echo and the ack riding it were two.
+   */
+  joinFrames?: boolean;
+}
+
+/** The frames of a joined message (views into it), or why it is malformed. */
+export function splitJoinedMessage(message: Uint8Array): Uint8Array[] | string {
+  if (message[0] !== JOINED_MESSAGE) return 'not a joined message';
+  const frames: Uint8Array[] = [];
+  let at = 1;
+  while (at < message.length) {
+    if (at + LENGTH_BYTES > message.length) return 'a joined message ends inside a frame length';
+    const length = (message[at]! << 8) | message[at + 1]!;
+    at += LENGTH_BYTES;
+    if (length === 0) return 'a joined message holds an empty frame';
+    if (length > message.length - at) return 'a joined message ends inside a frame';
+    frames.push(message.subarray(at, at + length));
+    at += length;
+  }
+  if (frames.length === 0) return 'an empty joined message';
+  return frames;
+}
+
+/** `frames` (each at most JOIN_FRAME_BYTES) as one joined message. */
+function joinMessage(frames: readonly Uint8Array[], bytes: number): Uint8Array {
+  const message = new Uint8Array(1 + bytes);
+  message[0] = JOINED_MESSAGE;
+  let at = 1;
+  for (const frame of frames) {
+    message[at] = frame.length >> 8;
+    message[at + 1] = frame.length & 0xff;
+    message.set(frame, at + LENGTH_BYTES);
+    at += LENGTH_BYTES + frame.length;
+  }
+  return message;
+}
 
 type SendWithCallback = (data: Uint8Array, options: object, cb: (error?: Error) => void) => void;
 
@@ -74,7 +129,12 @@ export interface WriteBatching {
   later(flush: () => void): void;
 }
 
-export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): FrameTransport {
+export function wrapWebSocket(
+  ws: WebSocketLike,
+  batching?: WriteBatching,
+  options: WebSocketOptions = {},
+): FrameTransport {
+  const joining = options.joinFrames === true;
   const sendWithCallback = ws.send.length >= 2 ? (ws.send as unknown as SendWithCallback).bind(ws) : undefined;
   // `ws` hands a message over as the Buffer it parsed into; 'arraybuffer' would copy each one.
   // Browsers know only 'blob' and 'arraybuffer'.
@@ -90,7 +150,15 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
   let closed = false;
   let closeReason: CloseReason | undefined;
 
-  const bufferedAmount = () => (sendWithCallback ? pendingBytes : ws.bufferedAmount);
+  /** Small frames of this run (joinFrames), copied, waiting to leave as one message. */
+  let joined: Uint8Array[] = [];
+  /** Their bytes in the joined message (each frame and its length). */
+  let joinedBytes = 0;
+  let joinScheduled = false;
+  /** Set by willFlush() until flush(): the caller sends what it sends before it returns. */
+  let flushComing = false;
+
+  const bufferedAmount = () => joinedBytes + (sendWithCallback ? pendingBytes : ws.bufferedAmount);
 
   const maybeDrain = () => {
     if (wasHigh && bufferedAmount() < DRAIN_LOW_WATER) {
@@ -118,6 +186,22 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
       transport.close({ code: 'E_PROTOCOL', message: 'text WebSocket messages are not part of the link protocol' });
       return;
     }
+    if (joining && bytes[0] === JOINED_MESSAGE) {
+      const frames = splitJoinedMessage(bytes);
+      if (typeof frames === 'string') {
+        transport.close({ code: 'E_PROTOCOL', message: `${frames} (${bytes.length} bytes)` });
+        return;
+      }
+      for (const frame of frames) {
+        // A frame's listener may have closed the link: the rest of the message is dropped.
+        if (closed) return;
+        if (!deliverFrame(emitters, frame)) {
+          transport.close({ code: 'E_PROTOCOL', message: TOO_MANY_UNCLAIMED });
+          return;
+        }
+      }
+      return;
+    }
     if (!deliverFrame(emitters, bytes)) transport.close({ code: 'E_PROTOCOL', message: TOO_MANY_UNCLAIMED });
   });
   ws.addEventListener('close', (event) => {
@@ -135,29 +219,74 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
     batching!.socket.uncork();
   };
 
+  /** One WebSocket message: a frame, or frames joined. */
+  const sendMessage = (frame: Uint8Array) => {
+    if (closed || ws.readyState !== OPEN) return;
+    // The first frame after a quiet spell (none of ours waiting to be written) goes out at
+    // once: a keystroke or its echo must not wait for the rest of the turn. The frames after
+    // it in this turn, and every frame while earlier ones are still queued (a flood), batch.
+    const first = batching !== undefined && !corked && bufferedAmount() === 0;
+    if (batching && !corked && !first) cork(batching);
+    if (sendWithCallback) {
+      pendingBytes += frame.length;
+      sendWithCallback(frame, { binary: true }, () => {
+        pendingBytes -= frame.length;
+        maybeDrain();
+      });
+    } else {
+      ws.send(frame);
+    }
+    if (first) cork(batching);
+    if (bufferedAmount() >= DRAIN_LOW_WATER) {
+      wasHigh = true;
+      if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);
+    }
+  };
+
+  /** What this run joined so far leaves now: one frame as it is, more as a joined message. */
+  const sendJoined = () => {
+    joinScheduled = false;
+    flushComing = false;
+    if (joined.length === 0) return;
+    const message = joined.length === 1 ? joined[0]! : joinMessage(joined, joinedBytes);
+    joined = [];
+    joinedBytes = 0;
+    sendMessage(message);
+  };
+
   const transport: FrameTransport = {
     send(frame) {
       if (closed || ws.readyState !== OPEN) return;
-      // The first frame after a quiet spell (none of ours waiting to be written) goes out at
-      // once: a keystroke or its echo must not wait for the rest of the turn. The frames after
-      // it in this turn, and every frame while earlier ones are still queued (a flood), batch.
-      const first = batching !== undefined && !corked && bufferedAmount() === 0;
-      if (batching && !corked && !first) cork(batching);
-      if (sendWithCallback) {
-        pendingBytes += frame.length;
-        sendWithCallback(frame, { binary: true }, () => {
-          pendingBytes -= frame.length;
-          maybeDrain();
-        });
-      } else {
-        ws.send(frame);
+      if (!joining) {
+        sendMessage(frame);
+        return;
       }
-      if (first) cork(batching);
-      if (bufferedAmount() >= DRAIN_LOW_WATER) {
-        wasHigh = true;
-        if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);
+      if (frame.length > JOIN_FRAME_BYTES) {
+        // Bulk goes alone, uncopied, after the small frames sent before it.
+        sendJoined();
+        sendMessage(frame);
+        return;
+      }
+      if (1 + joinedBytes + LENGTH_BYTES + frame.length > JOINED_MESSAGE_BYTES) sendJoined();
+      // A copy: a caller may reuse its buffer once send() returned.
+      joined.push(frame.slice());
+      joinedBytes += LENGTH_BYTES + frame.length;
+      if (!joinScheduled && !flushComing) {
+        joinScheduled = true;
+        // A promise reaction, as the mux's pump (queueMicrotask costs an AsyncResource in Node).
+        void resolved.then(sendJoined);
       }
     },
+    ...(joining
+      ? {
+          flush: () => {
+            if (!closed && ws.readyState === OPEN) sendJoined();
+          },
+          willFlush: () => {
+            flushComing = true;
+          },
+        }
+      : {}),
     get bufferedAmount() {
       return bufferedAmount();
     },
@@ -168,6 +297,8 @@ export function wrapWebSocket(ws: WebSocketLike, batching?: WriteBatching): Fram
     ),
     close(reason = { code: 'closed', message: 'closed by this side' }) {
       if (closed) return;
+      // The frames this run joined (the mux's close frame with the reason) go ahead of the close.
+      sendJoined();
       closeReason = reason;
       ws.close(1000, encodeCloseReason(reason));
       // The close event arrives after the closing handshake; report it now so owners stop at once.

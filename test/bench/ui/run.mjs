@@ -7,7 +7,8 @@
 // Per pace it prints the CPU per key of each process on the path (Chromium's by kind, the core,
 // its agent, tmux) and what each uses per second idle just before. BENCH_TIMELINE=<dir> writes
 // a Chromium trace (devtools.timeline; BENCH_TIMELINE_CATEGORIES to change) of the typing, per
-// pace. To measure another build, run this file from a copy of that build's tree.
+// pace. To measure another build, run this file from a copy of that build's tree. Reference rows:
+// the browser's frame interval, and the same xterm fed by a local WebSocket echo (echo-reference.mjs).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../../support/chromium.mjs';
 import { tmuxSocketNameOf } from '@hangar/shared';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { hopTable, readTraces } from '../terminal/hops.mjs';
+import { startEchoReference } from './echo-reference.mjs';
 
 const ASSETS = join(ROOT, 'renderer', 'dist', 'assets');
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 100);
@@ -58,7 +60,8 @@ const UI_HOPS = [
   ['cli.core.ws.read', "the core reads it from the page's socket"],
   ['cli.core.input', "the core's terminal stream has it"],
   ['cli.link.send', 'handed to the link to the agent'],
-  ['cli.link.flushed', 'written to the TLS socket'],
+  ['cli.link.write', 'the transport hands it to the TLS socket (socket.write)'],
+  ['cli.link.flushed', 'socket.write returned (TLS record encrypted, sent)'],
   ['agent.link.read', 'agent reads it from the socket'],
   ['agent.pty.written', "written to the tmux client's pty"],
   ['agent.pty.read', 'the answer read from the pty (tmux client + server + pane)'],
@@ -114,6 +117,8 @@ function startStack() {
 function pageProbes() {
   window.__parsed = [];
   window.__trace = [];
+  /** WebSocket messages sent and received so far (a message is a trip through the network process). */
+  window.__counts = { send: 0, message: 0 };
   const wall = () => performance.timeOrigin + performance.now();
   window.hangarBenchHooks = {
     writeParsed: (at) => {
@@ -132,6 +137,7 @@ function pageProbes() {
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
     window.__trace.push([wall(), 'ui.ws.send']);
+    window.__counts.send++;
     return send.call(this, data);
   };
   const listen = WebSocket.prototype.addEventListener;
@@ -142,6 +148,7 @@ function pageProbes() {
       type,
       (event) => {
         window.__trace.push([wall(), 'ui.ws.message']);
+        window.__counts.message++;
         const pending = window.__bench?.pending;
         if (pending && pending.message === undefined) pending.message = performance.now();
         return listener(event);
@@ -254,6 +261,7 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
     });
   }
   const cpuBefore = await cpuNow();
+  const countsBefore = await page.evaluate(() => ({ ...window.__counts }));
   // BENCH_PROFILE=<dir>: a CPU profile of the page while it types (50 µs samples), per pace.
   const profiler = process.env.BENCH_PROFILE ? await page.context().newCDPSession(page) : undefined;
   if (profiler) {
@@ -285,6 +293,11 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
     }
   }
   const cpuAfter = await cpuNow();
+  const countsAfter = await page.evaluate(() => ({ ...window.__counts }));
+  const messages = {
+    send: (countsAfter.send - countsBefore.send) / KEYSTROKES,
+    message: (countsAfter.message - countsBefore.message) / KEYSTROKES,
+  };
   if (timeline) {
     const done = new Promise((r) => timeline.once('Tracing.tracingComplete', r));
     await timeline.send('Tracing.end');
@@ -308,16 +321,21 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
     }))),
     cpu,
     idle,
+    messages,
   };
 }
 
-function echoRows({ samples, parsed, page, cpu, idle }, what) {
+function echoRows({ samples, parsed, page, cpu, idle, messages }, what) {
   const ms = (list) =>
     `${percentile(list, 50).toFixed(1)} / ${percentile(list, 90).toFixed(1)} / ${percentile(list, 99).toFixed(1)} ms`;
   rows.push([`keystroke → echo parsed by xterm p50 / p90 / p99, ${what}`, ms(parsed)]);
   rows.push([`keystroke → rendered p50 / p90 / p99, ${what}`, `${ms(samples)}  (target p50 ≤ 5 ms)`]);
   // The page's own part, less shaken by the load on the other processes than the whole path.
   rows.push([`first message after the key → rendered p50 / p90 / p99, ${what}`, ms(page)]);
+  rows.push([
+    `WebSocket messages per key: sent / received by the page, ${what}`,
+    `${messages.send.toFixed(2)} / ${messages.message.toFixed(2)}`,
+  ]);
   rows.push([
     `ms per key: page main thread busy (its tasks' wall time) / core CPU / agent CPU, ${what}`,
     `${cpu.task.toFixed(3)} / ${cpu.core.toFixed(3)} / ${cpu.agent.toFixed(3)}; main-thread wake-ups core ` +
@@ -498,6 +516,26 @@ try {
     const typed = await typeInPage(page, pace, 'bench0');
     frames = typed.frames;
     echoRows(typed, `${pace} ms pauses, Chromium's defaults (web mode)`);
+  }
+  // The floor under Hangar's path: the same xterm in a page of the same browser, fed by a trivial
+  // WebSocket echo server (echo-reference.mjs), at the same paces. BENCH_ECHO_REF=0 leaves it out.
+  if (process.env.BENCH_ECHO_REF !== '0') {
+    const echo = await startEchoReference('echo');
+    try {
+      const echoPage = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await echoPage.addInitScript(pageProbes);
+      await echoPage.goto(echo.url);
+      await echoPage.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 20_000 });
+      for (const pace of PACES) {
+        echoRows(
+          await typeInPage(echoPage, pace, 'echo', 'echo'),
+          `${pace} ms pauses, reference: xterm fed by a local WebSocket echo (no core, agent, tmux)`,
+        );
+      }
+      await echoPage.close();
+    } finally {
+      echo.close();
+    }
   }
   // BENCH_REF=0: only the first browser (on a loaded machine the second one's tab is where runs
   // most often time out).

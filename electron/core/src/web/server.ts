@@ -155,7 +155,8 @@ export class WebServer implements Disposable {
     if (keyTrace) traceWebSocketBytes(socket);
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       this.logger.info('UI connected');
-      this.api.serve(wrapWebSocket(smallFramesInOneWrite(ws, socket)));
+      // Joined frames: the page's and the core's ends ship together (WebSocketOptions.joinFrames).
+      this.api.serve(wrapWebSocket(smallFramesInOneWrite(ws, socket), undefined, { joinFrames: true }));
     });
   }
 

@@ -86,7 +86,10 @@ export function connectWs(port: number, options: ConnectOptions): Promise<WebSoc
 
 export async function connectUi(port: number, token: string): Promise<UiClient> {
   const ws = await connectWs(port, { token, origin: `http://127.0.0.1:${port}` });
-  return new UiClient(wrapWebSocket(ws as unknown as Parameters<typeof wrapWebSocket>[0]));
+  // Joined frames, as the page's transport (renderer/src/api/transport.ts).
+  return new UiClient(
+    wrapWebSocket(ws as unknown as Parameters<typeof wrapWebSocket>[0], undefined, { joinFrames: true }),
+  );
 }
 
 export async function waitFor(

@@ -1,0 +1,190 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import {
+  FRAME_TYPE,
+  JOINED_MESSAGE,
+  Mux,
+  TERMINAL_INPUT_ACK_DELAY_MS,
+  concatBytes,
+  encodeFrame,
+  wrapWebSocket,
+  type CloseReason,
+  type FrameTransport,
+  type LinkStream,
+} from '@hangar/shared';
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+});
+
+/**
+ * A WebSocket pair on loopback, each end wrapped as the page and the core's web server wrap theirs
+ * (joinFrames), and the raw messages each end receives (first byte and length), in order.
+ */
+async function pair(options: { joinFrames: boolean } = { joinFrames: true }) {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const http = createServer();
+  const peerReady = new Promise<WebSocket>((resolve) => {
+    http.on('upgrade', (req, sock, head) => wss.handleUpgrade(req, sock, head, resolve));
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  const peer = await peerReady;
+  const clientMessages: number[][] = [];
+  const serverMessages: number[][] = [];
+  ws.on('message', (data: Buffer) => clientMessages.push([data[0]!, data.length]));
+  peer.on('message', (data: Buffer) => serverMessages.push([data[0]!, data.length]));
+  const client = wrapWebSocket(ws, undefined, options);
+  const server = wrapWebSocket(peer, undefined, options);
+  cleanups.push(() => {
+    ws.terminate();
+    peer.terminate();
+    wss.close();
+    http.close();
+  });
+  return { client, server, ws, peer, clientMessages, serverMessages };
+}
+
+function muxes(client: FrameTransport, server: FrameTransport) {
+  const page = new Mux(client, { role: 'client' });
+  const core = new Mux(server, { role: 'agent' });
+  cleanups.push(() => {
+    page.dispose();
+    core.dispose();
+  });
+  return { page, core };
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+function received(stream: LinkStream) {
+  const chunks: Uint8Array[] = [];
+  stream.onData((data) => chunks.push(data.slice()));
+  return {
+    get bytes() {
+      return chunks.reduce((n, c) => n + c.length, 0);
+    },
+    text: () => new TextDecoder().decode(concatBytes(chunks)),
+  };
+}
+
+describe('WebSocket transport with joined frames (the web UI)', () => {
+  it("a keystroke's echo and the ack riding it reach the page as one message", async () => {
+    const { client, server, clientMessages } = await pair();
+    const { page, core } = muxes(client, server);
+    const input = page.openStream();
+    const output = core.openStream({ id: input.id });
+    // The core's ack of a key waits to ride its echo (electron/core/src/api/terminals.ts).
+    output.ackDelayMs = TERMINAL_INPUT_ACK_DELAY_MS;
+    const typed = received(output);
+    const shown = received(input);
+    input.write(new TextEncoder().encode('k'), { now: true });
+    await until(() => typed.bytes === 1, 'the key at the core');
+    await settle();
+    const before = clientMessages.length;
+    output.write(new TextEncoder().encode('k'), { now: true });
+    await until(() => shown.bytes === 1 && input.peerAckedOffset === 1, 'the echo and the ack of the key');
+    await settle();
+    const echoMessages = clientMessages.slice(before);
+    expect(echoMessages).toHaveLength(1);
+    expect(echoMessages[0]![0]).toBe(JOINED_MESSAGE);
+    expect(shown.text()).toBe('k');
+  });
+
+  it('a frame alone goes as it is, and bulk goes alone after the small frames sent before it, in order', async () => {
+    const { client, server, serverMessages } = await pair();
+    const frames: Uint8Array[] = [];
+    server.onFrame((frame) => frames.push(frame.slice()));
+    const small = (n: number) => encodeFrame({ type: 'ping', nonce: n });
+    client.send(small(1));
+    await until(() => frames.length === 1, 'the first ping');
+    expect(serverMessages).toEqual([[FRAME_TYPE.ping, 9]]);
+
+    const bulk = encodeFrame({ type: 'data', stream: 1, offset: 0, payload: new Uint8Array(4096) });
+    client.send(small(2));
+    client.send(small(3));
+    client.send(bulk);
+    client.send(small(4));
+    await until(() => frames.length === 5, 'the rest');
+    expect(frames.map((frame) => frame[0])).toEqual([
+      FRAME_TYPE.ping,
+      FRAME_TYPE.ping,
+      FRAME_TYPE.ping,
+      FRAME_TYPE.data,
+      FRAME_TYPE.ping,
+    ]);
+    expect(frames.slice(1, 3).map((frame) => frame[8])).toEqual([2, 3]);
+    expect(new Uint8Array(frames[3]!)).toEqual(bulk);
+    expect(serverMessages.slice(1)).toEqual([
+      [JOINED_MESSAGE, 1 + 2 * (2 + 9)],
+      [FRAME_TYPE.data, bulk.length],
+      [FRAME_TYPE.ping, 9],
+    ]);
+  });
+
+  it('a flood of small frames still sends nothing beyond the window until the consumer acks', async () => {
+    const window = 4096;
+    const { client, server, serverMessages } = await pair();
+    const { page, core } = muxes(client, server);
+    const local = page.openStream({ window, maxFrameBytes: 256 });
+    const remote = core.openStream({ id: local.id, window, maxFrameBytes: 256 });
+    remote.autoAck = false;
+    const got = received(remote);
+    const flood = new Uint8Array(256 * 1024).map((_, i) => i % 251);
+    expect(local.write(flood)).toBe(false);
+    await until(() => got.bytes === window, 'a window of data');
+    await settle();
+    expect(got.bytes).toBe(window);
+    expect(local.sentOffset).toBe(window);
+    // 16 frames of 256 bytes, joined: fewer messages than frames.
+    expect(serverMessages.length).toBeLessThan(window / 256);
+    remote.ack(window / 2);
+    await until(() => got.bytes === window + window / 2, 'the acked amount more');
+    await settle();
+    expect(got.bytes).toBe(window + window / 2);
+    remote.autoAck = true;
+    remote.ack(got.bytes);
+    await until(() => got.bytes === flood.length, 'the whole flood');
+  });
+
+  it('a malformed joined message closes the link with what was wrong, and delivers none of its frames', async () => {
+    const { server, ws } = await pair();
+    const frames: Uint8Array[] = [];
+    server.onFrame((frame) => frames.push(frame));
+    const closed = new Promise<CloseReason>((resolve) => server.onClose(resolve));
+    const ping = encodeFrame({ type: 'ping', nonce: 1 });
+    // A whole ping, then a length of 200 with 3 bytes behind it.
+    ws.send(Uint8Array.of(JOINED_MESSAGE, 0, ping.length, ...ping, 0, 200, 1, 2, 3));
+    const reason = await Promise.race([
+      closed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the link stayed open')), 5000)),
+    ]);
+    expect(reason.code).toBe('E_PROTOCOL');
+    expect(reason.message).toContain('a joined message ends inside a frame');
+    expect(frames).toHaveLength(0);
+  });
+
+  it('without joinFrames (a host link) a joined message is no frame the link takes', async () => {
+    const { server, ws } = await pair({ joinFrames: false });
+    const frames: Uint8Array[] = [];
+    server.onFrame((frame) => frames.push(frame));
+    const ping = encodeFrame({ type: 'ping', nonce: 1 });
+    ws.send(Uint8Array.of(JOINED_MESSAGE, 0, ping.length, ...ping));
+    await until(() => frames.length === 1, 'the message');
+    // Handed on as it came: the mux refuses its unknown frame type.
+    expect(frames[0]![0]).toBe(JOINED_MESSAGE);
+  });
+});
