@@ -14,12 +14,13 @@ function fakeHost(): FakeHost {
   return host;
 }
 
+/** A job.get answer: a queued job. */
 function queued(attempt = 0) {
   return {
     id: JOB,
-    state: 'queued',
+    state: 'queued' as const,
     command: 'build',
-    executor: 'shell',
+    executor: 'shell' as const,
     created_at: 1,
     finished_at: null,
     exit_code: null,
