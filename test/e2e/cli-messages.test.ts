@@ -59,6 +59,18 @@ describe('CLI messages', () => {
     expect(attached.stderr).toContain(expected);
   });
 
+  it('a job that no paired host has is named, with how to list the jobs there are', async () => {
+    for (const args of [
+      ['logs', 'j-00000000'],
+      ['logs', '--follow', 'j-00000000'],
+      ['jobs', 'show', 'j-00000000'],
+    ]) {
+      const result = await hangar(box.home, args);
+      expect(result.code, `hangar ${args.join(' ')}: ${result.stderr}`).toBe(3);
+      expect(result.stderr).toContain('no paired host has job j-00000000; list the jobs with: hangar jobs\n');
+    }
+  });
+
   it('with the only host unreachable, listings say so and do not claim there is nothing', async () => {
     await box.agent.stop('SIGKILL');
     for (const args of [['session', 'ls'], ['jobs'], ['preview', 'ls']]) {

@@ -83,7 +83,8 @@ export class JobsApi {
     throw new HangarError(
       'E_JOB_NOT_FOUND',
       `no paired host has job ${id}` +
-        (unreachable.length > 0 ? ` (could not ask: ${unreachable.join(', ')}; try again or pass --host)` : ''),
+        (unreachable.length > 0 ? ` (could not ask: ${unreachable.join(', ')}; try again or pass --host)` : '') +
+        '; list the jobs with: hangar jobs',
     );
   }
 

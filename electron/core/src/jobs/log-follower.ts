@@ -125,7 +125,7 @@ export async function followJobLog(
       }
       const end: LogEnd = { attempt: attempt ?? 0, offset, exitCode: segment.exitCode };
       if (!options.follow || !options.throughRetries || options.signal?.aborted) return end;
-      const next = await nextAttempt(connection, jobId, end.attempt, patience);
+      const next = await nextAttempt(connection, jobId, end.attempt, patience, options.signal);
       if (next === undefined) return end;
       attempt = next;
       offset = 0;
@@ -157,12 +157,16 @@ export async function followJobLog(
       if (!options.follow || !refusedForNow || waitedForStart === (attempt ?? -1)) return undefined;
       waitedForStart = attempt ?? -1;
       try {
-        await Promise.race([
-          waitForJob(connection, jobId, patience, (job) => job.state === 'running' || isFinal(job.state)),
-          aborted(options.signal),
-        ]);
+        await waitForJob(
+          connection,
+          jobId,
+          patience,
+          (job) => job.state === 'running' || isFinal(job.state),
+          options.signal,
+        );
       } catch {
-        return undefined;
+        // Stopped: the loop above returns where it got to. Otherwise the mux carries the segment.
+        if (!options.signal?.aborted) return undefined;
       }
       return { kind: 'moved' }; // asked again, a lane or the mux, from the same offset
     }
@@ -314,45 +318,76 @@ function aborted(signal: AbortSignal | undefined): Promise<void> {
 
 /**
  * After attempt `after` ended: the number of the attempt to follow next, or undefined once the
- * job is final with no newer attempt. Waits on `job.updated` events, with a slow poll in case one
- * was missed while the link was down.
+ * job is final with no newer attempt, or once `signal` fires. Waits on `job.updated` events, with
+ * a slow poll in case one was missed while the link was down.
  */
 export async function nextAttempt(
   connection: JobLink,
   jobId: string,
   after: number,
   patienceMs = RECONNECT_PATIENCE_MS,
+  signal?: AbortSignal,
 ): Promise<number | undefined> {
-  const detail = await waitForJob(connection, jobId, patienceMs, (job) => job.attempt > after || isFinal(job.state));
+  let detail: JobDetail;
+  try {
+    detail = await waitForJob(
+      connection,
+      jobId,
+      patienceMs,
+      (job) => job.attempt > after || isFinal(job.state),
+      signal,
+    );
+  } catch (error) {
+    if (signal?.aborted) return undefined;
+    throw error;
+  }
   return detail.attempt > after ? after + 1 : undefined;
 }
 
-/** Resolves with the job once `done` holds for it (checked now, on each event, and every second). */
+/**
+ * Resolves with the job once `done` holds for it (checked now, on each event, and every second).
+ * Once `signal` fires it asks no more and rejects with the signal's reason (an AbortError unless
+ * the caller gave another), at once, even while a call is on its way.
+ */
 export async function waitForJob(
   connection: JobLink,
   jobId: string,
   patienceMs: number,
   done: (job: { state: string; attempt: number }) => boolean,
+  signal?: AbortSignal,
 ): Promise<JobDetail> {
+  signal?.throwIfAborted();
+  let stop: (reason: unknown) => void = () => undefined;
+  const stopped = new Promise<never>((_, reject) => (stop = reject));
+  stopped.catch(() => undefined); // raced below; never left unhandled when nobody raced it yet
   let wake: () => void = () => undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const onAbort = () => stop(signal!.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
   const events = connection.on('job.updated', ({ job }) => {
     if (job.id === jobId) wake();
   });
   try {
     for (;;) {
-      const detail = await callRetrying(connection, Date.now() + patienceMs, () =>
-        connection.call('job.get', { id: jobId }),
-      );
+      const detail = await Promise.race([
+        callRetrying(connection, Date.now() + patienceMs, () => connection.call('job.get', { id: jobId })),
+        stopped,
+      ]);
       if (done(detail)) return detail;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 1000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 1000);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        }),
+        stopped,
+      ]);
     }
   } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     void events.dispose();
   }
 }

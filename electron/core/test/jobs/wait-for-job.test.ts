@@ -1,0 +1,106 @@
+import { BULK_STREAM_WINDOW } from '@hangar/shared';
+import { describe, expect, it } from 'vitest';
+import { followJobLog, waitForJob } from '../../src/jobs/log-follower.js';
+import { FakeHost } from './fake-host.js';
+import { useCleanups } from '../../../../test/support/cleanups.js';
+import { until } from '../../../../test/support/until.js';
+
+const JOB = 'j-0123456789';
+const cleanups = useCleanups();
+
+function fakeHost(): FakeHost {
+  const host = new FakeHost();
+  cleanups.push(() => host.dispose());
+  return host;
+}
+
+/** A job.get answer: a queued job. */
+function queued(attempt = 0) {
+  return {
+    id: JOB,
+    state: 'queued' as const,
+    command: 'build',
+    executor: 'shell' as const,
+    created_at: 1,
+    finished_at: null,
+    exit_code: null,
+    attempt,
+    retries: 1,
+    error: null,
+    spec: { command: 'build' },
+    attempts: [],
+    artifacts: [],
+  };
+}
+
+/** A host whose job stays queued, counting the job.get calls it answers. */
+function hostWithQueuedJob(attempt = 0): { host: FakeHost; gets: () => number } {
+  const host = fakeHost();
+  host.handlers['job.get'] = () => ({ answer: queued(attempt) });
+  return { host, gets: () => host.calls.filter((c) => c.method === 'job.get').length };
+}
+
+/** Settles (either way) into a record the test can read without awaiting. */
+function watch<T>(promise: Promise<T>): { settled?: 'resolved' | 'rejected'; error?: unknown } {
+  const state: { settled?: 'resolved' | 'rejected'; error?: unknown } = {};
+  promise.then(
+    () => (state.settled = 'resolved'),
+    (error: unknown) => {
+      state.settled = 'rejected';
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+describe('waitForJob with an AbortSignal', () => {
+  it('stops asking once the signal fires: rejects with its reason, and a job.updated after it asks nothing', async () => {
+    const { host, gets } = hostWithQueuedJob();
+    const controller = new AbortController();
+    const waiting = watch(waitForJob(host, JOB, 60_000, (job) => job.state !== 'queued', controller.signal));
+    await until(() => (gets() === 1 ? true : undefined), 'the first job.get');
+
+    controller.abort();
+    // Each of these woke the old loop into another job.get; stopped, it asks nothing.
+    host.emit('job.updated', { job: queued() });
+    await until(
+      () => (waiting.settled !== undefined || gets() > 1 ? true : undefined),
+      'the wait to stop or ask again',
+    );
+    expect(waiting.settled).toBe('rejected');
+    expect((waiting.error as Error).name).toBe('AbortError');
+    host.emit('job.updated', { job: queued() });
+    await host.call('job.get', { id: JOB }); // a round trip on the same link, after the event
+    expect(gets()).toBe(2); // the test's own
+  });
+
+  it('an aborted signal asks nothing at all', async () => {
+    const { host, gets } = hostWithQueuedJob();
+    await expect(waitForJob(host, JOB, 60_000, () => true, AbortSignal.abort())).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+    expect(gets()).toBe(0);
+  });
+
+  it('a follower through retries, stopped while it waits for the next attempt, returns where it got to', async () => {
+    const { host, gets } = hostWithQueuedJob(1);
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: 1, from: p.from, compression: 'deflate' },
+      // An empty log that has ended: the agent opens the stream and closes it with log_end.
+      after: () =>
+        agent
+          .openStream({ id: p.stream_id, sendOffset: 0, window: BULK_STREAM_WINDOW })
+          .close({ code: 'log_end', message: 'attempt ended', exit_code: 1 }),
+    });
+    const controller = new AbortController();
+    const following = watch(
+      followJobLog(host, JOB, { follow: true, throughRetries: true, signal: controller.signal }, { data: () => {} }),
+    );
+    await until(() => (gets() === 1 ? true : undefined), 'the wait for a retry');
+    controller.abort();
+    host.emit('job.updated', { job: queued(1) });
+    await until(() => (following.settled !== undefined || gets() > 1 ? true : undefined), 'the follow to stop');
+    expect(following.settled).toBe('resolved');
+    expect(gets()).toBe(1);
+  });
+});
