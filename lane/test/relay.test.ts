@@ -10,6 +10,7 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
+  readdirSync,
   rmSync,
   truncateSync,
   writeFileSync,
@@ -871,6 +872,47 @@ describe('a regular file as the local side (file)', () => {
         ),
         { numRuns: 40 },
       );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sha256 of a download many times the hasher ring (1 MiB), sent at once: the digest and the file are right', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      for (const prefix of [0, 3_000]) {
+        const whole = randomBytes(9 * 1024 * 1024 + 4321);
+        const path = join(dir, `out-${prefix}`);
+        writeFileSync(path, whole.subarray(0, prefix));
+        const target = openSync(path, 'a+');
+        const [peerEnd, laneEnd] = await pair();
+        const relay = start(
+          {
+            net: lanes.adoptSocket(laneEnd).fd,
+            localRead: target,
+            localWrite: target,
+            localKind: 'file',
+            file: { offset: 0, limit: 0, sha256: { prefix } },
+          },
+          'client',
+        );
+        const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+        // Records of every size up to the largest, so the ring's wrap falls anywhere in a payload.
+        for (let at = prefix, i = 0; at < whole.length; i++) {
+          const size = i % 3 === 0 ? 65_536 : 1 + ((i * 40_503) % 65_536);
+          peer.send(RecordType.Data, whole.subarray(at, at + size));
+          at += size;
+        }
+        peer.send(RecordType.Eof);
+        expect(await peer.next()).toMatchObject({ type: RecordType.Eof });
+        peerEnd.end();
+        const sha256 = createHash('sha256').update(whole).digest('hex');
+        expect(await relay.ended).toEqual({ how: 'eof', bytesIn: whole.length - prefix, bytesOut: 0, sha256 });
+        expect(readFileSync(path).equals(whole)).toBe(true);
+      }
+      // Each download's hasher thread is joined at its end.
+      const threads = readdirSync('/proc/self/task').map((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8'));
+      expect(threads.filter((name) => name.trim() === 'lane-hash')).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
