@@ -422,8 +422,8 @@ static int sha_taken(relay *r, const uint8_t *data, size_t length) {
  * opens and writes the file was the download's ceiling with the machine's other CPU to spare.
  * Each DATA payload is copied (in cache, just opened) into a ring the hasher reads in order; a
  * record is opened only when the ring has room for it, else the relay waits (reads nothing off the
- * lane) until the hasher wakes it (CMD_HASHED). At the end the relay waits for the rest to be hashed
- * (an EOF: at most the ring, ~1 ms) or only for the piece being hashed (any other end), then joins.
+ * lane) until the hasher wakes it (CMD_HASHED). A clean end waits for the rest to be hashed the same
+ * way (not reading the lane's end until then); any other end waits only for the piece being hashed.
  */
 #ifndef HASH_RING
 #define HASH_RING (16 * LANE_MAX_PAYLOAD)
@@ -521,6 +521,16 @@ static void hasher_put(relay *r, const uint8_t *data, size_t n) {
   h->queued += n;
   uv_cond_signal(&h->more);
   uv_mutex_unlock(&h->lock);
+}
+
+/* Whether the hasher still has bytes to hash; if so it wakes the relay (CMD_HASHED) when it has hashed more. */
+static int hasher_busy(relay *r) {
+  hasher *h = r->hasher;
+  uv_mutex_lock(&h->lock);
+  int busy = h->hashed != h->queued;
+  if (busy) h->notify = 1;
+  uv_mutex_unlock(&h->lock);
+  return busy;
 }
 
 /* Stops and joins the hasher: after all of it is hashed (`drain`) or the piece in hand. 0: hashed fine. */
@@ -957,6 +967,12 @@ static void read_net(relay *r) {
       finish(r, LANE_END_CLOSED_HERE, NULL, 0, NULL);
     } else if (r->net_eof && r->eof_sealed && r->nout_start == r->nout_end && r->nin_end == r->nin_start &&
                r->lout_length == 0) {
+      if (r->hasher && hasher_busy(r)) {
+        /* The end waits for the rest of the hash without holding the thread up: the lane is read
+           again (its end found again) once the hasher wakes the relay. */
+        r->hash_wait = 1;
+        return;
+      }
       if (!r->net_shut) shutdown(r->o.net, SHUT_WR);
       finish(r, LANE_END_EOF, NULL, 0, NULL);
     } else if (r->nin_end > r->nin_start) {
