@@ -10,6 +10,7 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
+  readdirSync,
   rmSync,
   truncateSync,
   writeFileSync,
@@ -803,6 +804,115 @@ describe('a regular file as the local side (file)', () => {
       peerEnd2.end();
       expect(await whole.ended).toMatchObject({ how: 'eof', bytesIn: 65_537 });
       expect(readFileSync(join(dir, 'exact')).length).toBe(65_537);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes records that came together in batches, and everything before a bad record or CLOSE (any chunking)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    let run = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constant(65_536), fc.integer({ min: 1, max: 65_536 })),
+            {
+              minLength: 1,
+              maxLength: 7,
+            },
+          ),
+          fc.constantFrom('eof', 'tampered', 'close', 'bad type'),
+          fc.array(fc.integer({ min: 1, max: 300_000 }), { maxLength: 4 }),
+          async (sizes, last, cuts) => {
+            const path = join(dir, `out-${run++}`);
+            const target = openSync(path, 'a+');
+            const [peerEnd, laneEnd] = await pair();
+            const relay = start(
+              {
+                net: lanes.adoptSocket(laneEnd).fd,
+                localRead: target,
+                localWrite: target,
+                localKind: 'file',
+                file: { offset: 0, limit: 0, sha256: { prefix: 0 } },
+              },
+              'client',
+            );
+            const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+            const payloads = sizes.map((size) => randomBytes(size));
+            const records = payloads.map((p) => peer.seal(RecordType.Data, p));
+            if (last === 'eof') records.push(peer.seal(RecordType.Eof));
+            if (last === 'close') records.push(peer.seal(RecordType.Close, Buffer.from('bye')));
+            if (last === 'bad type') records.push(peer.seal(RecordType.Hello, Buffer.from('{}')));
+            if (last === 'tampered') {
+              const bad = peer.seal(RecordType.Data, Buffer.from('x'));
+              bad[bad.length - 1]! ^= 1;
+              records.push(bad);
+            }
+            // Whole, in as few writes as the cuts make: the relay gets several records per read.
+            const stream = Buffer.concat(records);
+            let from = 0;
+            for (const size of cuts) {
+              peerEnd.write(stream.subarray(from, from + size));
+              from = Math.min(stream.length, from + size);
+            }
+            peerEnd.write(stream.subarray(from));
+            if (last === 'eof') {
+              expect(await peer.next()).toMatchObject({ type: RecordType.Eof });
+              peerEnd.end();
+            }
+            const end = await relay.ended;
+            const whole = Buffer.concat(payloads);
+            expect(end.how).toBe(last === 'eof' ? 'eof' : last === 'close' ? 'closed' : 'error');
+            expect(end.bytesIn).toBe(whole.length);
+            expect(readFileSync(path).equals(whole)).toBe(true);
+            if (last === 'eof') expect(end).toMatchObject({ sha256: createHash('sha256').update(whole).digest('hex') });
+            peerEnd.destroy();
+          },
+        ),
+        { numRuns: 40 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sha256 of a download many times the hasher ring (1 MiB), sent at once: the digest and the file are right', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    try {
+      for (const prefix of [0, 3_000]) {
+        const whole = randomBytes(9 * 1024 * 1024 + 4321);
+        const path = join(dir, `out-${prefix}`);
+        writeFileSync(path, whole.subarray(0, prefix));
+        const target = openSync(path, 'a+');
+        const [peerEnd, laneEnd] = await pair();
+        const relay = start(
+          {
+            net: lanes.adoptSocket(laneEnd).fd,
+            localRead: target,
+            localWrite: target,
+            localKind: 'file',
+            file: { offset: 0, limit: 0, sha256: { prefix } },
+          },
+          'client',
+        );
+        const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
+        // Records of every size up to the largest, so the ring's wrap falls anywhere in a payload.
+        for (let at = prefix, i = 0; at < whole.length; i++) {
+          const size = i % 3 === 0 ? 65_536 : 1 + ((i * 40_503) % 65_536);
+          peer.send(RecordType.Data, whole.subarray(at, at + size));
+          at += size;
+        }
+        peer.send(RecordType.Eof);
+        expect(await peer.next()).toMatchObject({ type: RecordType.Eof });
+        peerEnd.end();
+        const sha256 = createHash('sha256').update(whole).digest('hex');
+        expect(await relay.ended).toEqual({ how: 'eof', bytesIn: whole.length - prefix, bytesOut: 0, sha256 });
+        expect(readFileSync(path).equals(whole)).toBe(true);
+      }
+      // Each download's hasher thread is joined at its end.
+      const threads = readdirSync('/proc/self/task').map((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8'));
+      expect(threads.filter((name) => name.trim() === 'lane-hash')).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

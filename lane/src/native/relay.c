@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #ifdef __linux__
 #include <sys/syscall.h>
 #endif
@@ -37,6 +38,14 @@
 #define NIN_CAP (LANE_MAX_RECORD + 65536)
 #define NOUT_CAP (4 * LANE_MAX_RECORD)
 #define RECORD_OVERHEAD (4 + 1 + LANE_TAG_LENGTH)
+/*
+ * A file's lane (LANE_KIND_FILE) moves bulk: the receiving side reads the lane up to FILE_BATCH
+ * records at a time (nin is that big) and writes their payloads with one writev, and the sending
+ * side reads and seals up to FILE_BATCH records per loop turn (nout's room) before one send():
+ * a syscall and a loop turn per ~256 KiB instead of per 64 KiB record (bench:jobs, artifacts).
+ */
+#define FILE_BATCH 4
+#define FILE_NIN_CAP (FILE_BATCH * LANE_MAX_RECORD + 65536)
 /*
  * From close(), how long the relay waits for CLOSE to go out and for the peer's end before closing
  * anyway (not a hot path): a peer that reads nothing (a revoked device) cannot keep its lane open.
@@ -75,6 +84,7 @@ struct lane_sched_attr {
 };
 
 typedef struct worker worker;
+typedef struct hasher hasher;
 
 typedef struct chunk {
   struct chunk *next;
@@ -94,7 +104,9 @@ typedef struct relay {
   uint8_t *nin;
   size_t nin_cap, nin_start, nin_end;
   const uint8_t *lout; /* plaintext waiting to be written locally: in nin, or o.to_local */
-  size_t lout_length;
+  size_t lout_length;   /* LANE_KIND_FILE: all of lv's bytes (lout unused) */
+  struct iovec lv[FILE_BATCH]; /* LANE_KIND_FILE: payloads opened in nin, written with one writev */
+  int lv_at, lv_n;
 
   uint8_t *nout;
   size_t nout_start, nout_end;
@@ -119,13 +131,15 @@ typedef struct relay {
   /* o.file_sha256 with a prefix: read back a piece per loop turn; no DATA is opened meanwhile. */
   uv_idle_t hash_idle;
   int hash_inited, hashing;
+  hasher *hasher;   /* o.file_sha256: DATA is hashed on a thread of its own (NULL: on this one) */
+  int hash_wait;    /* the hasher's ring has no room for the next record: it wakes the relay */
   uint64_t hash_at;
   uint8_t *hash_buffer;
 } relay;
 
 typedef struct command {
   struct command *next;
-  enum { CMD_START, CMD_RELEASE, CMD_WRITE, CMD_CLOSE, CMD_FILE_LIMIT } op;
+  enum { CMD_START, CMD_RELEASE, CMD_WRITE, CMD_CLOSE, CMD_FILE_LIMIT, CMD_HASHED } op;
   uint32_t id;
   relay *start;
   uint8_t *data;
@@ -161,6 +175,7 @@ static route *routes;
 
 static void pump(relay *r);
 static void sha_end(relay *r, lane_event *event);
+static void send_command(int op, uint32_t id, int side, uint8_t *data, size_t length);
 
 /* ---- crypto ---------------------------------------------------------------------------------- */
 
@@ -401,11 +416,149 @@ static int sha_taken(relay *r, const uint8_t *data, size_t length) {
   return -1;
 }
 
+/*
+ * The hasher: a download's sha256 on a thread of its own. On the relay's thread it was the biggest
+ * cost of a download (about 40 % of that thread under perf, bench:jobs): the thread that receives,
+ * opens and writes the file was the download's ceiling with the machine's other CPU to spare.
+ * Each DATA payload is copied (in cache, just opened) into a ring the hasher reads in order; a
+ * record is opened only when the ring has room for it, else the relay waits (reads nothing off the
+ * lane) until the hasher wakes it (CMD_HASHED). A clean end waits for the rest to be hashed the same
+ * way (not reading the lane's end until then); any other end waits only for the piece being hashed.
+ */
+#ifndef HASH_RING
+#define HASH_RING (16 * LANE_MAX_PAYLOAD)
+#endif
+
+struct hasher {
+  uv_thread_t thread;
+  uv_mutex_t lock;
+  uv_cond_t more, done;
+  uint8_t *ring;
+  uint64_t queued, hashed; /* bytes put in the ring (relay) and hashed (hasher), ever: under lock */
+  int stop, failed, notify;
+  uint32_t relay_id;
+  EVP_MD_CTX *sha;
+};
+
+static void hasher_main(void *arg) {
+  hasher *h = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+#ifdef __linux__
+  pthread_setname_np(pthread_self(), "lane-hash"); /* started by lane-bulk: its nice too */
+#endif
+  uv_mutex_lock(&h->lock);
+  for (;;) {
+    while (h->queued == h->hashed && !h->stop) uv_cond_wait(&h->more, &h->lock);
+    if (h->stop) break;
+    size_t at = (size_t)(h->hashed % HASH_RING);
+    size_t n = (size_t)(h->queued - h->hashed);
+    if (n > HASH_RING - at) n = HASH_RING - at;
+    int failed = h->failed;
+    uv_mutex_unlock(&h->lock);
+    if (!failed && EVP_DigestUpdate(h->sha, h->ring + at, n) != 1) failed = 1;
+    uv_mutex_lock(&h->lock);
+    h->failed = failed;
+    h->hashed += n;
+    uv_cond_signal(&h->done);
+    if (h->notify) {
+      h->notify = 0;
+      uv_mutex_unlock(&h->lock);
+      send_command(CMD_HASHED, h->relay_id, 0, NULL, 0); /* the relay has ended: dropped */
+      uv_mutex_lock(&h->lock);
+    }
+  }
+  uv_mutex_unlock(&h->lock);
+}
+
+/* Starts r's hasher; without one (no memory, no thread) the relay hashes on its own thread, as before. */
+static void hasher_start(relay *r) {
+  hasher *h = calloc(1, sizeof *h);
+  if (!h) return;
+  h->ring = malloc(HASH_RING);
+  h->sha = r->sha;
+  h->relay_id = r->id;
+  int inited = 0;
+  if (h->ring && uv_mutex_init(&h->lock) == 0) {
+    inited = 1;
+    if (uv_cond_init(&h->more) == 0) {
+      inited = 2;
+      if (uv_cond_init(&h->done) == 0) {
+        inited = 3;
+        if (uv_thread_create(&h->thread, hasher_main, h) == 0) {
+          r->hasher = h;
+          return;
+        }
+      }
+    }
+  }
+  if (inited >= 3) uv_cond_destroy(&h->done);
+  if (inited >= 2) uv_cond_destroy(&h->more);
+  if (inited >= 1) uv_mutex_destroy(&h->lock);
+  free(h->ring);
+  free(h);
+}
+
+/* Room in the ring for a payload of `n`; none: the hasher wakes the relay once it has hashed more. */
+static int hasher_room(relay *r, size_t n) {
+  hasher *h = r->hasher;
+  uv_mutex_lock(&h->lock);
+  int room = HASH_RING - (h->queued - h->hashed) >= n;
+  if (!room) h->notify = 1;
+  uv_mutex_unlock(&h->lock);
+  return room;
+}
+
+/* Queues a payload hasher_room made room for: the hasher reads only [hashed, queued), never this. */
+static void hasher_put(relay *r, const uint8_t *data, size_t n) {
+  hasher *h = r->hasher;
+  size_t at = (size_t)(h->queued % HASH_RING); /* queued is written on this thread only */
+  size_t first = n < HASH_RING - at ? n : HASH_RING - at;
+  memcpy(h->ring + at, data, first);
+  memcpy(h->ring, data + first, n - first);
+  uv_mutex_lock(&h->lock);
+  h->queued += n;
+  uv_cond_signal(&h->more);
+  uv_mutex_unlock(&h->lock);
+}
+
+/* Whether the hasher still has bytes to hash; if so it wakes the relay (CMD_HASHED) when it has hashed more. */
+static int hasher_busy(relay *r) {
+  hasher *h = r->hasher;
+  uv_mutex_lock(&h->lock);
+  int busy = h->hashed != h->queued;
+  if (busy) h->notify = 1;
+  uv_mutex_unlock(&h->lock);
+  return busy;
+}
+
+/* Stops and joins the hasher: after all of it is hashed (`drain`) or the piece in hand. 0: hashed fine. */
+static int hasher_end(relay *r, int drain) {
+  hasher *h = r->hasher;
+  if (!h) return 0;
+  uv_mutex_lock(&h->lock);
+  while (drain && h->hashed != h->queued) uv_cond_wait(&h->done, &h->lock);
+  h->stop = 1;
+  uv_cond_signal(&h->more);
+  uv_mutex_unlock(&h->lock);
+  uv_thread_join(&h->thread);
+  int failed = h->failed;
+  uv_cond_destroy(&h->done);
+  uv_cond_destroy(&h->more);
+  uv_mutex_destroy(&h->lock);
+  free(h->ring);
+  free(h);
+  r->hasher = NULL;
+  return failed ? -1 : 0;
+}
+
 /* At a clean end (EOF both ways, everything written): the digest goes with the end event. */
 static void sha_end(relay *r, lane_event *event) {
   unsigned int length = 0;
-  if (r->sha && event && event->how == LANE_END_EOF && EVP_DigestFinal_ex(r->sha, event->sha256, &length) == 1 &&
-      length == sizeof event->sha256)
+  int eof = event && event->how == LANE_END_EOF;
+  if (hasher_end(r, eof) < 0) return; /* sha256 failed in OpenSSL: no digest, the download is not taken */
+  if (r->sha && eof && EVP_DigestFinal_ex(r->sha, event->sha256, &length) == 1 && length == sizeof event->sha256)
     event->has_sha256 = 1;
 }
 
@@ -418,8 +571,11 @@ static ssize_t send_all_flags(int fd, const void *data, size_t length, int is_so
 }
 
 /* Writes what waits for the local side. 1: progress, 0: blocked or nothing, -1: ended. */
+static int flush_file(relay *r);
+
 static int flush_local(relay *r) {
   int progress = 0;
+  if (r->o.kind == LANE_KIND_FILE && r->lv_n > 0) return flush_file(r);
   while (r->lout_length > 0) {
     ssize_t n = send_all_flags(r->o.local_write, r->lout, r->lout_length, r->o.kind == LANE_KIND_SOCKET);
     if (n < 0) {
@@ -435,6 +591,31 @@ static int flush_local(relay *r) {
     r->lout_length -= (size_t)n;
     progress = 1;
   }
+  return progress;
+}
+
+/* A file's batch of payloads (lv), in one writev while the file takes all of it. As flush_local. */
+static int flush_file(relay *r) {
+  int progress = 0;
+  while (r->lout_length > 0) {
+    ssize_t n = writev(r->o.local_write, r->lv + r->lv_at, r->lv_n - r->lv_at);
+    if (n < 0) {
+      if (would_block(errno)) return progress;
+      fail_errno(r, "writing the local side", errno);
+      return -1;
+    }
+    progress = 1;
+    r->lout_length -= (size_t)n;
+    for (size_t left = (size_t)n; left > 0 || (r->lv_at < r->lv_n && r->lv[r->lv_at].iov_len == 0);) {
+      struct iovec *v = &r->lv[r->lv_at];
+      size_t taken = left < v->iov_len ? left : v->iov_len;
+      v->iov_base = (uint8_t *)v->iov_base + taken;
+      v->iov_len -= taken;
+      left -= taken;
+      if (v->iov_len == 0) r->lv_at++;
+    }
+  }
+  r->lv_at = r->lv_n = 0;
   return progress;
 }
 
@@ -511,27 +692,48 @@ static int fill_nout(relay *r) {
   return progress;
 }
 
-/* Opens every whole record in nin while nothing waits for the local side. */
+/*
+ * A file's batch waits for its writev while the relay opens the next record: before that record
+ * ends the relay (an error, CLOSE), the batch is written, as each DATA was before the next record
+ * was opened. finish() after it does nothing if the write has ended the relay itself.
+ */
+static void write_batch(relay *r) {
+  if (r->lv_n > 0) flush_local(r);
+}
+
+/* Room for one more payload: nothing waits for the local side, or (a file) a batch not yet full. */
+static int lout_room(relay *r) {
+  return r->lout_length == 0 || (r->lv_n > 0 && r->lv_n < FILE_BATCH);
+}
+
+/* Opens every whole record in nin while nothing waits for the local side (a file: up to FILE_BATCH). */
 static int open_records(relay *r) {
   int progress = 0;
   /* held: fromNet waits too; hashing: DATA is hashed after the prefix */
-  while (r->lout_length == 0 && !r->lingering && !r->net_held && !r->hashing) {
+  while (lout_room(r) && !r->lingering && !r->net_held && !r->hashing) {
     size_t available = r->nin_end - r->nin_start;
     uint8_t *at = r->nin + r->nin_start;
     if (available < 4) break;
     uint32_t body = get_be32(at);
     if (body < LANE_MIN_BODY || body > LANE_MAX_BODY) {
+      write_batch(r);
       finish(r, LANE_END_ERROR, NULL, 0, "too_big: record %llu has length %u, outside %u..%u",
              (unsigned long long)r->receive_seq, body, LANE_MIN_BODY, LANE_MAX_BODY);
       return -1;
     }
     if (available < 4 + (size_t)body) break;
+    if (r->hasher) {
+      r->hash_wait = !hasher_room(r, body - LANE_MIN_BODY);
+      if (r->hash_wait) break; /* the lane is not read until CMD_HASHED (or room found sooner) */
+    }
     uint64_t seq = r->receive_seq;
     if (r->receive_spent) {
+      write_batch(r);
       finish(r, LANE_END_ERROR, NULL, 0, "bad_record: the sequence numbers of the lane's records are used up");
       return -1;
     }
     if (open_in_place(r, at, body) != 0) {
+      write_batch(r);
       finish(r, LANE_END_ERROR, NULL, 0, "tampered: record %llu does not open (changed, out of order or the wrong key)",
              (unsigned long long)seq);
       return -1;
@@ -544,6 +746,7 @@ static int open_records(relay *r) {
     switch (type) {
       case LANE_DATA:
         if (r->net_eof) {
+          write_batch(r);
           finish(r, LANE_END_ERROR, NULL, 0, "bad_record: DATA after EOF (record %llu)", (unsigned long long)seq);
           return -1;
         }
@@ -553,19 +756,32 @@ static int open_records(relay *r) {
         if (r->o.kind == LANE_KIND_FILE) {
           /* A peer that sends more than the file it announced must not fill the disk. */
           if (n > r->o.file_receive_limit - r->file_in) {
+            write_batch(r);
             finish(r, LANE_END_ERROR, NULL, 0, "too_big: the peer sent more than %llu bytes (record %llu)",
                    (unsigned long long)r->o.file_receive_limit, (unsigned long long)seq);
             return -1;
           }
           r->file_in += n;
         }
-        if (sha_taken(r, payload, n) < 0) return -1;
+        if (r->hasher) {
+          if (r->sha && n > 0) hasher_put(r, payload, n);
+        } else if (sha_taken(r, payload, n) < 0) {
+          return -1;
+        }
         r->bytes_in += (double)n;
-        r->lout = payload;
-        r->lout_length = n;
+        if (r->o.kind == LANE_KIND_FILE && n > 0) {
+          r->lv[r->lv_n].iov_base = payload;
+          r->lv[r->lv_n].iov_len = n;
+          r->lv_n++;
+          r->lout_length += n;
+        } else if (n > 0) {
+          r->lout = payload;
+          r->lout_length = n;
+        }
         break;
       case LANE_EOF:
         if (n != 0 || r->net_eof) {
+          write_batch(r);
           finish(r, LANE_END_ERROR, NULL, 0, "bad_record: a second EOF, or one with a payload (record %llu)",
                  (unsigned long long)seq);
           return -1;
@@ -574,12 +790,15 @@ static int open_records(relay *r) {
         break;
       case LANE_CLOSE:
         if (n > LANE_MAX_CONTROL) {
+          write_batch(r);
           finish(r, LANE_END_ERROR, NULL, 0, "too_big: a CLOSE of %zu bytes (at most %d)", n, LANE_MAX_CONTROL);
           return -1;
         }
+        write_batch(r);
         finish(r, LANE_END_CLOSED, payload, n, NULL);
         return -1;
       default:
+        write_batch(r);
         finish(r, LANE_END_ERROR, NULL, 0, "bad_type: record %llu has type %d, which a relay does not take",
                (unsigned long long)seq, type);
         return -1;
@@ -596,7 +815,7 @@ static int open_records(relay *r) {
 static int net_readable_wanted(relay *r) {
   /* Lingering: only the peer's end is waited for (nothing it sends is opened). */
   if (r->lingering) return !r->ended && r->nin_end < r->nin_cap;
-  return !r->ended && !r->net_held && !r->hashing && r->lout_length == 0 && r->nin_end < r->nin_cap;
+  return !r->ended && !r->net_held && !r->hashing && !r->hash_wait && r->lout_length == 0 && r->nin_end < r->nin_cap;
 }
 
 /* LANE_KIND_FILE with a growing limit: every byte up to it is sent, and more may come (not EOF yet). */
@@ -632,39 +851,51 @@ static void report_detach(relay *r) {
  * LANE_KIND_FILE: the next piece of [file_at, file_limit) of a regular file, read with pread (the
  * fd's own offset is never used, so it may be shared), then EOF. A file shorter than its limit is
  * an error, never an early EOF: the receiver would take a cut for the whole file.
+ * 1: a record sealed or EOF reached, 0: nothing to read now, -1: ended.
  */
-static void read_file(relay *r, uint8_t *at) {
+static int read_file(relay *r, uint8_t *at) {
   uint64_t left = r->o.file_limit - r->file_at;
   if (left == 0) {
     r->local_eof = 1;
-    pump(r);
-    return;
+    return 1;
   }
   ssize_t n = pread(r->o.local_read, at + 5, left < LANE_MAX_PAYLOAD ? (size_t)left : LANE_MAX_PAYLOAD,
                     (off_t)r->file_at);
-  if (n < 0 && would_block(errno)) return;
+  if (n < 0 && would_block(errno)) return 0;
   if (n <= 0) {
+    int error = errno;
+    flush_net(r); /* the records sealed before this one in the same turn go out first, as they did one a turn */
+    if (r->ended) return -1;
+    errno = error;
     if (n == 0) finish(r, LANE_END_ERROR, NULL, 0, "truncated: the file ends at byte %llu, before %llu",
                        (unsigned long long)r->file_at, (unsigned long long)r->o.file_limit);
     else fail_errno(r, "reading the local file", errno);
-    return;
+    return -1;
   }
   at[4] = LANE_DATA;
   if (seal_in_place(r, at, (size_t)n) != 0) {
     fail_seal(r);
-    return;
+    return -1;
   }
   r->file_at += (uint64_t)n;
   r->nout_end += RECORD_OVERHEAD + (size_t)n;
   r->bytes_out += (double)n;
-  pump(r);
+  return 1;
 }
 
 static void read_local(relay *r) {
   if (!local_readable_wanted(r)) return;
   if (r->o.kind == LANE_KIND_FILE) {
-    uint8_t *room = nout_room(r, LANE_MAX_PAYLOAD);
-    if (room) read_file(r, room);
+    /* Up to FILE_BATCH records per turn, while nout has room for them: then one send() for all. */
+    int any = 0;
+    for (int i = 0; i < FILE_BATCH && local_readable_wanted(r); i++) {
+      uint8_t *room = nout_room(r, LANE_MAX_PAYLOAD);
+      int step = room ? read_file(r, room) : 0;
+      if (step < 0) return;
+      if (step == 0) break;
+      any = 1;
+    }
+    if (any) pump(r);
     return;
   }
   uint8_t *at = nout_room(r, LANE_MAX_PAYLOAD);
@@ -736,6 +967,12 @@ static void read_net(relay *r) {
       finish(r, LANE_END_CLOSED_HERE, NULL, 0, NULL);
     } else if (r->net_eof && r->eof_sealed && r->nout_start == r->nout_end && r->nin_end == r->nin_start &&
                r->lout_length == 0) {
+      if (r->hasher && hasher_busy(r)) {
+        /* The end waits for the rest of the hash without holding the thread up: the lane is read
+           again (its end found again) once the hasher wakes the relay. */
+        r->hash_wait = 1;
+        return;
+      }
       if (!r->net_shut) shutdown(r->o.net, SHUT_WR);
       finish(r, LANE_END_EOF, NULL, 0, NULL);
     } else if (r->nin_end > r->nin_start) {
@@ -814,6 +1051,7 @@ static void pump(relay *r) {
       r->lingering = 1;
       r->net_held = 0;
       r->lout_length = 0;
+      r->lv_at = r->lv_n = 0;
       r->nin_start = r->nin_end = 0; /* what the peer sent after our close() is not delivered */
       shutdown(r->o.net, SHUT_WR);
       start_linger(r);
@@ -900,6 +1138,7 @@ static void start(relay *r) {
     }
     r->lw_polled = rc == 1;
   }
+  if (r->sha) hasher_start(r);
   if (r->sha && sha_prefix(r) < 0) return;
   pump(r);
 }
@@ -941,6 +1180,9 @@ static void run(worker *w, command *c) {
       move_file_limit(r, limit, c->side);
       break;
     }
+    case CMD_HASHED:
+      r->hash_wait = 0;
+      break;
     case CMD_CLOSE:
       if (r->close_requested) {
         free(c->data);
@@ -1136,7 +1378,10 @@ int lane_relay_start(uint32_t id, lane_relay_options *options, char *error, size
   command *c = calloc(1, sizeof *c);
   route *k = calloc(1, sizeof *k);
   if (r) {
-    r->nin_cap = NIN_CAP;
+    /* A file's receiving side (it sends nothing) reads the lane in batches. */
+    r->nin_cap = options->kind == LANE_KIND_FILE && options->file_limit == options->file_offset && !options->file_growing
+                     ? FILE_NIN_CAP
+                     : NIN_CAP;
     if (options->from_net_length > NIN_CAP - LANE_MAX_RECORD) r->nin_cap = options->from_net_length + LANE_MAX_RECORD;
     r->nin = malloc(r->nin_cap);
     r->nout = malloc(NOUT_CAP);
