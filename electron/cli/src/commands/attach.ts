@@ -469,14 +469,15 @@ function writeStderr(text: string): void {
 /**
  * While the terminal is attached, the lines any other part of this process writes to stderr (a
  * HANGAR_DEBUG line of the app core's bundle, loaded only now for the move to the command's own
- * link: code-cache.ts; a warning of Node's) go on the bottom row as notices, when stderr is a
- * terminal. Written as lines where the cursor is, they moved the cursor under tmux's feet: what
+ * link: code-cache.ts; a warning of Node's) go on the bottom row as notices, when stdout and
+ * stderr are terminals. Written as lines where the cursor is, they moved the cursor under tmux's feet: what
  * tmux drew next landed a row lower, and a command line typed across it came out split.
  * Returns the undo; a line still unfinished then is written as it came.
  */
 function stderrAsNotices(): () => void {
   const stderr = process.stderr;
-  if (!stderr.isTTY) return () => undefined;
+  // Output redirected, tmux draws on no terminal of ours: stderr's lines are the log.
+  if (!stderr.isTTY || !process.stdout.isTTY) return () => undefined;
   const write = stderr.write;
   ownStderrWrite = write;
   let partial = '';
