@@ -131,6 +131,11 @@ async function runAttached(
     /** The command's own terminal, while its keys still pass here (not on a lane). */
     let laneCandidate: DirectTerminal | undefined;
     let laneTimer: NodeJS.Timeout | undefined;
+    /**
+     * The attachment's output went over a lane since it attached: the host kept none of it for
+     * replay, so a resume after the link dropped is refused whatever the replay window.
+     */
+    let lanedOutput = false;
     /** Undoes stderrAsNotices once the terminal is the user's again. */
     let stderrBack: (() => void) | undefined;
     const onInput = (chunk: Buffer) => {
@@ -193,10 +198,16 @@ async function runAttached(
         } else if (status === 'skipped') {
           // The fresh screen from tmux would paint over a one-off notice at once: keep it up a while.
           overlay = false;
-          notice = 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
+          notice = lanedOutput
+            ? 'hangar: link dropped while on a lane (no replay): output meanwhile not shown'
+            : 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
+          lanedOutput = false;
           noticeUntil = Date.now() + NOTICE_MS;
           showOverlay(notice);
           setTimeout(() => current.redraw(), NOTICE_MS).unref();
+        } else if (status === 'attached') {
+          // Afresh (after a lane broke, or after 'skipped'): no output of this attachment went by lane yet.
+          lanedOutput = false;
         } else if (status === 'resumed' && overlay) {
           overlay = false;
           current.redraw();
@@ -261,6 +272,7 @@ async function runAttached(
         resumeInput();
         throw error;
       }
+      lanedOutput = true;
       return {
         write: (data) => relay.write(data),
         // Behind what the stream's output wrote to stdout (written in order, callbacks in order).
