@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFailed } from 'vitest';
 import { AttachedCli } from '../support/pty-client.js';
 import {
   BASH,
@@ -43,6 +45,12 @@ describe('hangar attach with the app running', () => {
     expect(created.code, created.stderr).toBe(0);
     const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1' });
     cleanups.push(() => client[Symbol.asyncDispose]());
+    // HANGAR_TEST_RAW_DIR: a failing run leaves there the bytes `hangar attach` wrote to its
+    // terminal (to read what the screen model was given).
+    const rawDir = process.env['HANGAR_TEST_RAW_DIR'];
+    if (rawDir) {
+      onTestFailed(() => writeFileSync(join(rawDir, `${name}-${process.pid}-${Date.now()}.raw`), client.raw));
+    }
     await client.waitForText('$ ');
     return { ui, client };
   }
@@ -105,8 +113,35 @@ describe('hangar attach with the app running', () => {
       'notice-42',
       '$ ',
     ]);
+    // Every line hangar wrote while attached went the same way, whenever it came: among them the
+    // core's own HANGAR_DEBUG line about its code cache, written when the core is loaded for the
+    // move. Written as a line after the prompt it split a command line typed across it, on a busy
+    // machine (where it came after the first screen; before it, tmux's first screen covered it).
+    expect(linesAcrossTheScreen(client.raw, 100)).toEqual([]);
+    expect(client.raw).toContain('hangar: code cache');
 
     client.type('\x1d');
     expect(await client.waitForExit()).toBe(0);
   });
 });
+
+/**
+ * What `hangar attach` (the lines starting "hangar: ") wrote while attached (once it said which
+ * core answered: the terminal is the session's from then on) other than as a notice on the bottom
+ * row (30 of the test's 30 rows) that fits in it and puts the cursor back. (Whether such a line
+ * splits what is on the screen depends on whether tmux's first screen came before it.)
+ */
+function linesAcrossTheScreen(raw: string, cols: number): string[] {
+  const attached = raw.indexOf('\n', raw.indexOf('hangar: using the Hangar core running on this computer'));
+  expect(attached).toBeGreaterThanOrEqual(0);
+  const before = '\x1b7\x1b[30;1H\x1b[7m\x1b[2K';
+  const after = '\x1b[0m\x1b8';
+  const wrong: string[] = [];
+  for (let at = raw.indexOf('hangar: ', attached); at >= 0; at = raw.indexOf('hangar: ', at + 1)) {
+    const end = raw.indexOf(after, at);
+    const text = raw.slice(at, end < 0 ? undefined : end);
+    if (!raw.startsWith(before, at - before.length) || end < 0 || /[\r\n\x1b]/.test(text) || text.length >= cols)
+      wrong.push(raw.slice(at, at + 120));
+  }
+  return wrong;
+}

@@ -247,6 +247,21 @@ describe('hangar attach when its lane is cut', () => {
   });
 });
 
+describe('hangar attach when its link drops while on a lane', () => {
+  const box = usePairedHost({ agent: { logLevel: 'info' }, viaProxy: true });
+
+  it('says the output meanwhile is not shown because a lane keeps no replay, not that a replay window passed, and typing still works', async () => {
+    const client = await onLane(box, 'gone');
+    // The lane and the link both go (Wi-Fi drops): the command reconnects and asks to resume, and
+    // the host, which kept none of the lane's output, refuses: tmux's current screen follows.
+    box.proxy!.cutAll();
+    await client.waitForText('hangar: link dropped while on a lane (no replay): output meanwhile not shown', 15_000);
+    expect(client.raw).not.toContain('replay window passed');
+    client.type('echo after-the-drop\r');
+    await client.waitForText(/^after-the-drop$/m, 15_000);
+  });
+});
+
 describe("hangar attach while its lane's ACCEPT is on its way", () => {
   const box = usePairedHost({ agent: { logLevel: 'info' }, viaProxy: true });
 

@@ -24,8 +24,8 @@ export interface PairedHost {
   agent: AgentProcess;
   /** Present with `viaProxy`: the client reaches the agent through it (to cut or record the link). */
   proxy: TcpProxy | undefined;
-  /** `hangar attach box <session>` in a pty; closed after the test. */
-  attach(session: string, size?: { cols: number; rows: number }): AttachedCli;
+  /** `hangar attach box <session>` in a pty (`env` added to its environment); closed after the test. */
+  attach(session: string, size?: { cols: number; rows: number }, env?: Record<string, string>): AttachedCli;
   /** A new bash session of that name, attached (`hangar attach`) and showing its prompt. */
   bashAttached(session: string): Promise<AttachedCli>;
   /** Stops the agent and starts it again on the same port and data dir. */
@@ -59,8 +59,8 @@ export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
   const clients: AttachedCli[] = [];
   const host = {
     proxy: undefined,
-    attach(session: string, size = { cols: 100, rows: 30 }) {
-      const client = new AttachedCli(host.home, ['box', session], size);
+    attach(session: string, size = { cols: 100, rows: 30 }, env: Record<string, string> = {}) {
+      const client = new AttachedCli(host.home, ['box', session], size, env);
       clients.push(client);
       return client;
     },

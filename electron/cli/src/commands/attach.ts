@@ -131,6 +131,13 @@ async function runAttached(
     /** The command's own terminal, while its keys still pass here (not on a lane). */
     let laneCandidate: DirectTerminal | undefined;
     let laneTimer: NodeJS.Timeout | undefined;
+    /**
+     * The attachment's output went over a lane since it attached: the host kept none of it for
+     * replay, so a resume after the link dropped is refused whatever the replay window.
+     */
+    let lanedOutput = false;
+    /** Undoes stderrAsNotices once the terminal is the user's again. */
+    let stderrBack: (() => void) | undefined;
     const onInput = (chunk: Buffer) => {
       keyTrace?.('stdin', chunk.length);
       // Only a move to the command's own link still to come needs the time (a clock read per key).
@@ -191,10 +198,16 @@ async function runAttached(
         } else if (status === 'skipped') {
           // The fresh screen from tmux would paint over a one-off notice at once: keep it up a while.
           overlay = false;
-          notice = 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
+          notice = lanedOutput
+            ? 'hangar: link dropped while on a lane (no replay): output meanwhile not shown'
+            : 'hangar: output while you were away was skipped (replay window passed); this is the current screen';
+          lanedOutput = false;
           noticeUntil = Date.now() + NOTICE_MS;
           showOverlay(notice);
           setTimeout(() => current.redraw(), NOTICE_MS).unref();
+        } else if (status === 'attached') {
+          // Afresh (after a lane broke, or after 'skipped'): no output of this attachment went by lane yet.
+          lanedOutput = false;
         } else if (status === 'resumed' && overlay) {
           overlay = false;
           current.redraw();
@@ -214,6 +227,7 @@ async function runAttached(
           stdin.pause();
         }
         stdout.write('\x1b[?1049l\x1b[?25h\r');
+        stderrBack?.();
         resolve(end);
       },
     });
@@ -258,10 +272,17 @@ async function runAttached(
         resumeInput();
         throw error;
       }
+      lanedOutput = true;
       return {
         write: (data) => relay.write(data),
         // Behind what the stream's output wrote to stdout (written in order, callbacks in order).
-        streamDone: () => void stdout.write('', () => relay.release('net')),
+        // Said here, after the stream's last output and before the relay's first: the relay writes
+        // fd 1 from a thread of its own, and a notice written beside it could land inside one of
+        // tmux's escape sequences.
+        streamDone: () => {
+          debugNotice('hangar: keys and output go over a lane beside the link');
+          stdout.write('', () => relay.release('net'));
+        },
         close: () => relay.close(),
         ended: relay.ended.then((end) => {
           const reason = end.how === 'closed' ? decodeReason(end.reason.toString('utf8'), 0) : undefined;
@@ -294,9 +315,9 @@ async function runAttached(
       }
       laneCandidate = undefined;
       try {
-        if (await terminal.toLane((opened, held) => startLane(native, terminal, opened, held))) {
-          debugNotice('hangar: keys and output go over a lane beside the link');
-        } else if (!finished) laneCandidate = terminal;
+        // On a lane, streamDone says so.
+        if (!(await terminal.toLane((opened, held) => startLane(native, terminal, opened, held))) && !finished)
+          laneCandidate = terminal;
       } catch (error) {
         if (!finished) laneCandidate = terminal;
         debugNotice(`hangar: no lane; the terminal stays on the link: ${String(error)}`);
@@ -359,6 +380,7 @@ async function runAttached(
       if (finished) return;
       wired = true;
       if (raw) stdin.setRawMode(true);
+      stderrBack = stderrAsNotices();
       stdin.on('data', onInput);
       if (!raw) stdin.once('end', onInputEnd);
       stdin.resume();
@@ -438,9 +460,60 @@ function showOverlay(text: string): void {
   process.stdout.write(overlay(text));
 }
 
+/**
+ * The notice, cut to fit the row: past the last column of the bottom row the terminal would wrap
+ * and scroll the whole screen up a row under tmux's feet.
+ */
 function overlay(text: string): string {
   const rows = process.stdout.rows || 24;
-  return `\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${text}\x1b[0m\x1b8`;
+  const cols = process.stdout.columns || 80;
+  const fits = text.length < cols ? text : `${text.slice(0, Math.max(0, cols - 2))}…`;
+  return `\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${fits}\x1b[0m\x1b8`;
+}
+
+/** stderr's own write while stderrAsNotices has put another in its place. */
+let ownStderrWrite: typeof process.stderr.write | undefined;
+
+function writeStderr(text: string): void {
+  (ownStderrWrite ?? process.stderr.write).call(process.stderr, text);
+}
+
+/**
+ * While the terminal is attached, the lines any other part of this process writes to stderr (a
+ * HANGAR_DEBUG line of the app core's bundle, loaded only now for the move to the command's own
+ * link: code-cache.ts; a warning of Node's) go on the bottom row as notices, when stdout and
+ * stderr are terminals. Written as lines where the cursor is, they moved the cursor under tmux's feet: what
+ * tmux drew next landed a row lower, and a command line typed across it came out split.
+ * Returns the undo; a line still unfinished then is written as it came.
+ */
+function stderrAsNotices(): () => void {
+  const stderr = process.stderr;
+  // Output redirected, tmux draws on no terminal of ours: stderr's lines are the log.
+  if (!stderr.isTTY || !process.stdout.isTTY) return () => undefined;
+  const write = stderr.write;
+  ownStderrWrite = write;
+  let partial = '';
+  stderr.write = ((
+    chunk: string | Uint8Array,
+    encoding?: BufferEncoding | ((error?: Error | null) => void),
+    callback?: (error?: Error | null) => void,
+  ): boolean => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const said = visibleText(line.replace(/\r$/, ''));
+      if (said.trim() !== '') writeStderr(overlay(said));
+    }
+    const done = typeof encoding === 'function' ? encoding : callback;
+    if (done) process.nextTick(done);
+    return true;
+  }) as typeof stderr.write;
+  return () => {
+    stderr.write = write;
+    ownStderrWrite = undefined;
+    if (partial !== '') writeStderr(partial);
+  };
 }
 
 /**
@@ -451,5 +524,5 @@ function overlay(text: string): string {
  */
 function debugNotice(text: string): void {
   if (!debug) return;
-  process.stderr.write(process.stderr.isTTY ? overlay(text) : `${text}\n`);
+  writeStderr(process.stderr.isTTY ? overlay(text) : `${text}\n`);
 }
