@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
+  DRAIN_LOW_WATER,
   FRAME_TYPE,
+  JOIN_FRAME_BYTES,
   JOINED_MESSAGE,
   Mux,
   TERMINAL_INPUT_ACK_DELAY_MS,
@@ -13,6 +15,7 @@ import {
   type CloseReason,
   type FrameTransport,
   type LinkStream,
+  type WebSocketLike,
 } from '@hangar/shared';
 
 const cleanups: Array<() => void> = [];
@@ -81,7 +84,50 @@ function received(stream: LinkStream) {
   };
 }
 
+/**
+ * A stand-in for `ws`'s WebSocket that keeps each send's completion callback until the test says
+ * the message was written (complete()), so what the transport counts as queued is the test's to set.
+ */
+function heldSocket() {
+  const written: Array<() => void> = [];
+  const messages: Uint8Array[] = [];
+  const socket = {
+    binaryType: 'nodebuffer',
+    bufferedAmount: 0,
+    readyState: 1,
+    send(data: Uint8Array, _options: object, cb: (error?: Error) => void) {
+      messages.push(data);
+      written.push(() => cb());
+    },
+    close() {},
+    addEventListener() {},
+  };
+  return {
+    socket: socket as unknown as WebSocketLike,
+    messages,
+    /** The oldest message still held is written. */
+    complete: () => written.shift()!(),
+  };
+}
+
 describe('WebSocket transport with joined frames (the web UI)', () => {
+  it('drains once the bytes that made it high are written, small frames waiting to join counted', () => {
+    const { socket, complete } = heldSocket();
+    const transport = wrapWebSocket(socket, undefined, { joinFrames: true });
+    let drains = 0;
+    transport.onDrain(() => drains++);
+    // Bulk just under the mark, then small frames of this run that take the count over it.
+    const bulk = encodeFrame({ type: 'data', stream: 1, offset: 0, payload: new Uint8Array(DRAIN_LOW_WATER - 4096) });
+    transport.send(bulk);
+    const small = new Uint8Array(JOIN_FRAME_BYTES).fill(FRAME_TYPE.data);
+    for (let i = 0; i < 8; i++) transport.send(small);
+    // The mux sees the transport high here and waits for onDrain before it sends more data.
+    expect(transport.bufferedAmount).toBeGreaterThanOrEqual(DRAIN_LOW_WATER);
+    complete();
+    expect(transport.bufferedAmount).toBeLessThan(DRAIN_LOW_WATER);
+    expect(drains).toBe(1);
+  });
+
   it("a keystroke's echo and the ack riding it reach the page as one message", async () => {
     const { client, server, clientMessages } = await pair();
     const { page, core } = muxes(client, server);

@@ -169,6 +169,16 @@ export function wrapWebSocket(
     }
   };
 
+  /**
+   * At or over the mark, a drain is owed once it falls below: the mux waits for one whenever it
+   * sees bufferedAmount that high, and frames waiting to join count in it too.
+   */
+  const markIfHigh = () => {
+    if (bufferedAmount() < DRAIN_LOW_WATER) return;
+    wasHigh = true;
+    if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);
+  };
+
   const finish = (reason: CloseReason) => {
     if (closed) return;
     closed = true;
@@ -237,10 +247,7 @@ export function wrapWebSocket(
       ws.send(frame);
     }
     if (first) cork(batching);
-    if (bufferedAmount() >= DRAIN_LOW_WATER) {
-      wasHigh = true;
-      if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);
-    }
+    markIfHigh();
   };
 
   /** What this run joined so far leaves now: one frame as it is, more as a joined message. */
@@ -271,6 +278,7 @@ export function wrapWebSocket(
       // A copy: a caller may reuse its buffer once send() returned.
       joined.push(frame.slice());
       joinedBytes += LENGTH_BYTES + frame.length;
+      markIfHigh();
       if (!joinScheduled && !flushComing) {
         joinScheduled = true;
         // A promise reaction, as the mux's pump (queueMicrotask costs an AsyncResource in Node).
