@@ -7,6 +7,7 @@ import {
   FRAME_TYPE,
   JOIN_FRAME_BYTES,
   JOINED_MESSAGE,
+  JOINED_MESSAGE_BYTES,
   Mux,
   TERMINAL_INPUT_ACK_DELAY_MS,
   concatBytes,
@@ -220,6 +221,55 @@ describe('WebSocket transport with joined frames (the web UI)', () => {
     ]);
     expect(reason.code).toBe('E_PROTOCOL');
     expect(reason.message).toContain('a joined message ends inside a frame');
+    expect(frames).toHaveLength(0);
+  });
+
+  it('a joined message of exactly the limit, frames of exactly JOIN_FRAME_BYTES in it, arrives whole', async () => {
+    const { client, server, serverMessages } = await pair();
+    const frames: Uint8Array[] = [];
+    server.onFrame((frame) => frames.push(frame.slice()));
+    let closed = false;
+    server.onClose(() => (closed = true));
+    // 1 + 15 × (2 + 1024) + (2 + 991) = the limit: all 16 in one message.
+    const sizes = [...Array<number>(15).fill(JOIN_FRAME_BYTES), 991];
+    expect(1 + sizes.reduce((n, size) => n + 2 + size, 0)).toBe(JOINED_MESSAGE_BYTES);
+    for (const [i, size] of sizes.entries()) client.send(new Uint8Array(size).fill(i + 1));
+    await until(() => frames.length === sizes.length, 'the frames');
+    expect(serverMessages).toEqual([[JOINED_MESSAGE, JOINED_MESSAGE_BYTES]]);
+    expect(frames.map((frame) => [frame.length, frame[0]])).toEqual(sizes.map((size, i) => [size, i + 1]));
+    expect(closed).toBe(false);
+  });
+
+  it.each([
+    [
+      'more bytes than a joined message holds',
+      () => {
+        // 1,600 whole pings, each a frame the link takes, in 17,601 bytes.
+        const ping = encodeFrame({ type: 'ping', nonce: 1 });
+        return Uint8Array.of(JOINED_MESSAGE, ...Array.from({ length: 1600 }, () => [0, ping.length, ...ping]).flat());
+      },
+      `over ${JOINED_MESSAGE_BYTES} bytes`,
+    ],
+    [
+      'a frame bigger than any that joins',
+      () => {
+        const data = encodeFrame({ type: 'data', stream: 1, offset: 0, payload: new Uint8Array(JOIN_FRAME_BYTES) });
+        return Uint8Array.of(JOINED_MESSAGE, data.length >> 8, data.length & 0xff, ...data);
+      },
+      `over ${JOIN_FRAME_BYTES} bytes`,
+    ],
+  ])('a joined message with %s is refused, none of its frames taken', async (_, message, why) => {
+    const { server, ws } = await pair();
+    const frames: Uint8Array[] = [];
+    server.onFrame((frame) => frames.push(frame));
+    const closed = new Promise<CloseReason>((resolve) => server.onClose(resolve));
+    ws.send(message());
+    const reason = await Promise.race([
+      closed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the link stayed open')), 5000)),
+    ]);
+    expect(reason.code).toBe('E_PROTOCOL');
+    expect(reason.message).toContain(why);
     expect(frames).toHaveLength(0);
   });
 

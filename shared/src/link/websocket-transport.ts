@@ -32,8 +32,12 @@ export const JOINED_MESSAGE = 0x80;
 const LENGTH_BYTES = 2;
 /** Frames up to this many bytes join others (an echo, the ack riding it); bigger ones go alone. */
 export const JOIN_FRAME_BYTES = 1024;
-/** A joined message is sent once the next frame would take it past this many bytes. */
-const JOINED_MESSAGE_BYTES = 16 * 1024;
+/**
+ * A joined message is sent once the next frame would take it past this many bytes; a bigger one
+ * (or one holding a frame over JOIN_FRAME_BYTES) is refused: no sender of ours makes it, and a
+ * 1 MiB message of 1-byte frames would be some 350,000 frames of one message to take apart.
+ */
+export const JOINED_MESSAGE_BYTES = 16 * 1024;
 const resolved = Promise.resolve();
 
 export interface WebSocketOptions {
@@ -51,6 +55,7 @@ export interface WebSocketOptions {
 /** The frames of a joined message (views into it), or why it is malformed. */
 export function splitJoinedMessage(message: Uint8Array): Uint8Array[] | string {
   if (message[0] !== JOINED_MESSAGE) return 'not a joined message';
+  if (message.length > JOINED_MESSAGE_BYTES) return `a joined message over ${JOINED_MESSAGE_BYTES} bytes`;
   const frames: Uint8Array[] = [];
   let at = 1;
   while (at < message.length) {
@@ -58,6 +63,7 @@ export function splitJoinedMessage(message: Uint8Array): Uint8Array[] | string {
     const length = (message[at]! << 8) | message[at + 1]!;
     at += LENGTH_BYTES;
     if (length === 0) return 'a joined message holds an empty frame';
+    if (length > JOIN_FRAME_BYTES) return `a joined message holds a frame over ${JOIN_FRAME_BYTES} bytes`;
     if (length > message.length - at) return 'a joined message ends inside a frame';
     frames.push(message.subarray(at, at + length));
     at += length;
