@@ -15,6 +15,11 @@ import {
   wrapWebSocket,
   type CloseReason,
   type FrameTransport,
+  UI_JOINED_FRAMES_PROTOCOL,
+  UI_FRAMES_PROTOCOL,
+  UI_WEBSOCKET_PROTOCOLS,
+  chooseUiProtocol,
+  uiWebSocketOptions,
   type LinkStream,
   type WebSocketLike,
 } from '@hangar/shared';
@@ -25,26 +30,41 @@ afterEach(() => {
 });
 
 /**
- * A WebSocket pair on loopback, each end wrapped as the page and the core's web server wrap theirs
- * (joinFrames), and the raw messages each end receives (first byte and length), in order.
+ * How one end of a UI WebSocket is made: `ui` as this build's page and core (they agree on joined
+ * frames when the socket opens), `plain` as a build from before joined frames (the page offers no
+ * subprotocol; the core's `ws` picks the first offered) or a host link.
  */
-async function pair(options: { joinFrames: boolean } = { joinFrames: true }) {
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+type End = 'ui' | 'plain';
+
+/**
+ * A WebSocket pair on loopback, each end wrapped as `ends` says, and the raw messages each end
+ * receives (first byte and length), in order.
+ */
+async function pair(ends: { page: End; core: End } = { page: 'ui', core: 'ui' }) {
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    ...(ends.core === 'ui' ? { handleProtocols: chooseUiProtocol } : {}),
+  });
   const http = createServer();
   const peerReady = new Promise<WebSocket>((resolve) => {
     http.on('upgrade', (req, sock, head) => wss.handleUpgrade(req, sock, head, resolve));
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const { port } = http.address() as AddressInfo;
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+  const url = `ws://127.0.0.1:${port}/`;
+  const ws =
+    ends.page === 'ui'
+      ? new WebSocket(url, [...UI_WEBSOCKET_PROTOCOLS], { perMessageDeflate: false })
+      : new WebSocket(url, { perMessageDeflate: false });
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const peer = await peerReady;
   const clientMessages: number[][] = [];
   const serverMessages: number[][] = [];
   ws.on('message', (data: Buffer) => clientMessages.push([data[0]!, data.length]));
   peer.on('message', (data: Buffer) => serverMessages.push([data[0]!, data.length]));
-  const client = wrapWebSocket(ws, undefined, options);
-  const server = wrapWebSocket(peer, undefined, options);
+  const client = wrapWebSocket(ws, undefined, ends.page === 'ui' ? uiWebSocketOptions(ws.protocol) : {});
+  const server = wrapWebSocket(peer, undefined, ends.core === 'ui' ? uiWebSocketOptions(peer.protocol) : {});
   cleanups.push(() => {
     ws.terminate();
     peer.terminate();
@@ -273,8 +293,64 @@ describe('WebSocket transport with joined frames (the web UI)', () => {
     expect(frames).toHaveLength(0);
   });
 
+  it('a page and core of this build agree on joined frames when the socket opens', async () => {
+    const { ws, peer } = await pair();
+    expect([ws.protocol, peer.protocol]).toEqual([UI_JOINED_FRAMES_PROTOCOL, UI_JOINED_FRAMES_PROTOCOL]);
+  });
+
+  it('a page of this build and a core from before joined frames (renderer/dist built again under it) send one frame a message', async () => {
+    const { client, server, ws, clientMessages, serverMessages } = await pair({ page: 'ui', core: 'plain' });
+    expect(ws.protocol).toBe(UI_FRAMES_PROTOCOL);
+    const { page, core } = muxes(client, server);
+    let closed: CloseReason | undefined;
+    core.onClose((reason) => (closed = reason));
+    // Small frames of one run each way: bytes on two streams.
+    const toCore = [page.openStream(), page.openStream()];
+    const atCore = toCore.map((stream) => core.openStream({ id: stream.id }));
+    const gotByCore = atCore.map(received);
+    const gotByPage = toCore.map(received);
+    for (const stream of toCore) stream.write(new TextEncoder().encode('ping'));
+    await until(
+      () => gotByCore.every((got) => got.bytes === 4) || closed !== undefined,
+      "the page's bytes at the core",
+    );
+    for (const stream of atCore) stream.write(new TextEncoder().encode('pong'));
+    await until(
+      () => gotByPage.every((got) => got.bytes === 4) || closed !== undefined,
+      "the core's bytes at the page",
+    );
+    await settle();
+    expect(closed).toBeUndefined();
+    expect([...serverMessages, ...clientMessages].filter(([kind]) => kind === JOINED_MESSAGE)).toEqual([]);
+  });
+
+  it('a page from before joined frames gets one frame a message from a core of this build', async () => {
+    const { client, server, ws, clientMessages } = await pair({ page: 'plain', core: 'ui' });
+    expect(ws.protocol).toBe('');
+    const frames: Uint8Array[] = [];
+    client.onFrame((frame) => frames.push(frame));
+    server.send(encodeFrame({ type: 'ping', nonce: 1 }));
+    server.send(encodeFrame({ type: 'ping', nonce: 2 }));
+    await until(() => frames.length === 2, 'both pings');
+    expect(clientMessages).toEqual([
+      [FRAME_TYPE.ping, 9],
+      [FRAME_TYPE.ping, 9],
+    ]);
+  });
+
+  it('a core that did not agree still splits what a page joins (the build that joined without asking)', async () => {
+    const { server, peer, ws } = await pair({ page: 'plain', core: 'ui' });
+    expect(peer.protocol).toBe('');
+    const frames: Uint8Array[] = [];
+    server.onFrame((frame) => frames.push(frame.slice()));
+    const ping = encodeFrame({ type: 'ping', nonce: 7 });
+    ws.send(Uint8Array.of(JOINED_MESSAGE, 0, ping.length, ...ping, 0, ping.length, ...ping));
+    await until(() => frames.length === 2, 'both pings');
+    expect(frames.map((frame) => [...frame])).toEqual([[...ping], [...ping]]);
+  });
+
   it('without joinFrames (a host link) a joined message is no frame the link takes', async () => {
-    const { server, ws } = await pair({ joinFrames: false });
+    const { server, ws } = await pair({ page: 'plain', core: 'plain' });
     const frames: Uint8Array[] = [];
     server.onFrame((frame) => frames.push(frame));
     const ping = encodeFrame({ type: 'ping', nonce: 1 });

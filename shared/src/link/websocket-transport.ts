@@ -43,13 +43,44 @@ const resolved = Promise.resolve();
 export interface WebSocketOptions {
   /**
    * The small frames sent in one run of the caller's code (until flush(), or the end of the
-   * microtask) leave as one WebSocket message, and messages that join frames are split on arrival.
-   * Both ends must say so: the page and the core's web server, which ship together (the core
-   * serves the page's bundle, and a page can only reach the core that printed its token). On the
-   * page every message is a trip through Chromium's network process and a task on its main
-   * thread: an echo and the ack riding it were two.
+   * microtask) leave as one WebSocket message. Only toward a peer that said it splits them: the
+   * web UI's ends agree on it when the socket opens (uiWebSocketOptions). On the page every
+   * message is a trip through Chromium's network process and a task on its main thread: an echo
+   * and the ack riding it were two. Implies splitJoined.
    */
   joinFrames?: boolean;
+  /**
+   * Messages that join frames are split on arrival, whatever this end sends: the web UI's ends,
+   * from the start (a page of the build before the agreement joined without asking).
+   */
+  splitJoined?: boolean;
+}
+
+/**
+ * The web UI's WebSocket subprotocols (Sec-WebSocket-Protocol), which the page offers in this
+ * order. The page and the core that served it need not be one build: a core keeps running while
+ * renderer/dist is built again, and a reload fetches the new page with the token it still holds.
+ * A core that splits joined messages picks UI_JOINED_FRAMES_PROTOCOL (chooseUiProtocol); a core
+ * from before joined frames picks the first offered (`ws`'s default), and then neither end joins.
+ */
+export const UI_FRAMES_PROTOCOL = 'hangar-frames';
+export const UI_JOINED_FRAMES_PROTOCOL = 'hangar-joined-frames';
+export const UI_WEBSOCKET_PROTOCOLS: readonly string[] = [UI_FRAMES_PROTOCOL, UI_JOINED_FRAMES_PROTOCOL];
+
+/**
+ * The core's pick among the subprotocols a page offered (`ws`'s handleProtocols): joined frames
+ * when offered. False (no subprotocol) when it offered none of ours; a page that offers none (a
+ * build from before the agreement) is not called here and gets no subprotocol either.
+ */
+export function chooseUiProtocol(offered: ReadonlySet<string>): string | false {
+  if (offered.has(UI_JOINED_FRAMES_PROTOCOL)) return UI_JOINED_FRAMES_PROTOCOL;
+  if (offered.has(UI_FRAMES_PROTOCOL)) return UI_FRAMES_PROTOCOL;
+  return false;
+}
+
+/** Either UI end's options once its WebSocket opened with `protocol` (WebSocket.protocol). */
+export function uiWebSocketOptions(protocol: string): WebSocketOptions {
+  return { joinFrames: protocol === UI_JOINED_FRAMES_PROTOCOL, splitJoined: true };
 }
 
 /** The frames of a joined message (views into it), or why it is malformed. */
@@ -141,6 +172,7 @@ export function wrapWebSocket(
   options: WebSocketOptions = {},
 ): FrameTransport {
   const joining = options.joinFrames === true;
+  const splitting = joining || options.splitJoined === true;
   const sendWithCallback = ws.send.length >= 2 ? (ws.send as unknown as SendWithCallback).bind(ws) : undefined;
   // `ws` hands a message over as the Buffer it parsed into; 'arraybuffer' would copy each one.
   // Browsers know only 'blob' and 'arraybuffer'.
@@ -202,7 +234,7 @@ export function wrapWebSocket(
       transport.close({ code: 'E_PROTOCOL', message: 'text WebSocket messages are not part of the link protocol' });
       return;
     }
-    if (joining && bytes[0] === JOINED_MESSAGE) {
+    if (splitting && bytes[0] === JOINED_MESSAGE) {
       const frames = splitJoinedMessage(bytes);
       if (typeof frames === 'string') {
         transport.close({ code: 'E_PROTOCOL', message: `${frames} (${bytes.length} bytes)` });
