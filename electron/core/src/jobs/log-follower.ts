@@ -370,7 +370,8 @@ export async function waitForJob(
   try {
     for (;;) {
       const detail = await Promise.race([
-        callRetrying(connection, Date.now() + patienceMs, () => connection.call('job.get', { id: jobId })),
+        // The signal too: a call waiting for the link to come back would otherwise ask once it did.
+        callRetrying(connection, Date.now() + patienceMs, () => connection.call('job.get', { id: jobId }), signal),
         stopped,
       ]);
       if (done(detail)) return detail;

@@ -1,5 +1,5 @@
 import { BULK_STREAM_WINDOW } from '@hangar/shared';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { followJobLog, waitForJob } from '../../src/jobs/log-follower.js';
 import { FakeHost } from './fake-host.js';
 import { useCleanups } from '../../../../test/support/cleanups.js';
@@ -72,6 +72,24 @@ describe('waitForJob with an AbortSignal', () => {
     host.emit('job.updated', { job: queued() });
     await host.call('job.get', { id: JOB }); // a round trip on the same link, after the event
     expect(gets()).toBe(2); // the test's own
+  });
+
+  it('a job.get waiting for the link to come back asks nothing once the signal fired', async () => {
+    vi.useFakeTimers();
+    cleanups.push(() => vi.useRealTimers());
+    const { host, gets } = hostWithQueuedJob();
+    host.down = true;
+    const controller = new AbortController();
+    const waiting = watch(waitForJob(host, JOB, 60_000, (job) => job.state !== 'queued', controller.signal));
+    await vi.advanceTimersByTimeAsync(1000); // tries at the link, each refused
+    expect(waiting.settled).toBeUndefined();
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waiting.settled).toBe('rejected');
+    host.down = false;
+    // The delays between tries (at most 2 s each), many times over: nobody waits for an answer.
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(gets()).toBe(0);
   });
 
   it('an aborted signal asks nothing at all', async () => {
