@@ -1,4 +1,5 @@
 import { BULK_STREAM_WINDOW } from '@hangar/shared';
+import { getEventListeners } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { followJobLog, waitForJob } from '../../src/jobs/log-follower.js';
 import { FakeHost } from './fake-host.js';
@@ -120,5 +121,32 @@ describe('waitForJob with an AbortSignal', () => {
     await until(() => (following.settled !== undefined || gets() > 1 ? true : undefined), 'the follow to stop');
     expect(following.settled).toBe('resolved');
     expect(gets()).toBe(1);
+  });
+
+  it('a follower through a dozen attempts leaves no listener on the signal it was given', async () => {
+    const host = fakeHost();
+    const LAST = 12;
+    let current = 1;
+    host.handlers['job.get'] = () => {
+      current = Math.min(current + 1, LAST);
+      return { answer: current < LAST ? queued(current) : { ...queued(LAST), state: 'failed', exit_code: 1 } };
+    };
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: current, from: p.from, compression: 'deflate' },
+      after: () =>
+        agent
+          .openStream({ id: p.stream_id, sendOffset: 0, window: BULK_STREAM_WINDOW })
+          .close({ code: 'log_end', message: 'attempt ended', exit_code: 1 }),
+    });
+    const controller = new AbortController();
+    const end = await followJobLog(
+      host,
+      JOB,
+      { follow: true, throughRetries: true, signal: controller.signal },
+      { data: () => {} },
+    );
+    expect(end.attempt).toBe(LAST);
+    // Each was one more abort listener (Node warns past 10), held until the signal fired.
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });
