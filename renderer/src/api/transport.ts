@@ -1,4 +1,11 @@
-import { HangarError, wrapFramePort, wrapWebSocket, type FrameTransport } from '@hangar/shared';
+import {
+  HangarError,
+  UI_WEBSOCKET_PROTOCOLS,
+  uiWebSocketOptions,
+  wrapFramePort,
+  wrapWebSocket,
+  type FrameTransport,
+} from '@hangar/shared';
 
 /** What the Electron preload exposes on the page (see electron/preload). */
 declare global {
@@ -43,7 +50,10 @@ async function connectWeb(): Promise<FrameTransport> {
       'This page was opened without its secret. Open the address that `hangar ui` printed (it ends in #token=…).',
     );
   }
-  const socket = new WebSocket(`ws://${location.host}/api?token=${encodeURIComponent(token)}`);
+  // Joined frames offered: the core picks them if it splits them (shared's UI_WEBSOCKET_PROTOCOLS).
+  const socket = new WebSocket(`ws://${location.host}/api?token=${encodeURIComponent(token)}`, [
+    ...UI_WEBSOCKET_PROTOCOLS,
+  ]);
   socket.binaryType = 'arraybuffer';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(unreachable()), CONNECT_TIMEOUT_MS);
@@ -56,8 +66,7 @@ async function connectWeb(): Promise<FrameTransport> {
       reject(unreachable());
     });
   });
-  // Joined frames: the core that served this page splits them (WebSocketOptions.joinFrames).
-  return wrapWebSocket(socket, undefined, { joinFrames: true });
+  return wrapWebSocket(socket, undefined, uiWebSocketOptions(socket.protocol));
 }
 
 function unreachable(): HangarError {

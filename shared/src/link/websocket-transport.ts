@@ -32,25 +32,61 @@ export const JOINED_MESSAGE = 0x80;
 const LENGTH_BYTES = 2;
 /** Frames up to this many bytes join others (an echo, the ack riding it); bigger ones go alone. */
 export const JOIN_FRAME_BYTES = 1024;
-/** A joined message is sent once the next frame would take it past this many bytes. */
-const JOINED_MESSAGE_BYTES = 16 * 1024;
+/**
+ * A joined message is sent once the next frame would take it past this many bytes; a bigger one
+ * (or one holding a frame over JOIN_FRAME_BYTES) is refused: no sender of ours makes it, and a
+ * 1 MiB message of 1-byte frames would be some 350,000 frames of one message to take apart.
+ */
+export const JOINED_MESSAGE_BYTES = 16 * 1024;
 const resolved = Promise.resolve();
 
 export interface WebSocketOptions {
   /**
    * The small frames sent in one run of the caller's code (until flush(), or the end of the
-   * microtask) leave as one WebSocket message, and messages that join frames are split on arrival.
-   * Both ends must say so: the page and the core's web server, which ship together (the core
-   * serves the page's bundle, and a page can only reach the core that printed its token). On the
-   * page every message is a trip through Chromium's network process and a task on its main
-   * thread: an echo and the ack riding it were two.
+   * microtask) leave as one WebSocket message. Only toward a peer that said it splits them: the
+   * web UI's ends agree on it when the socket opens (uiWebSocketOptions). On the page every
+   * message is a trip through Chromium's network process and a task on its main thread: an echo
+   * and the ack riding it were two. Implies splitJoined.
    */
   joinFrames?: boolean;
+  /**
+   * Messages that join frames are split on arrival, whatever this end sends: the web UI's ends,
+   * from the start (a page of the build before the agreement joined without asking).
+   */
+  splitJoined?: boolean;
+}
+
+/**
+ * The web UI's WebSocket subprotocols (Sec-WebSocket-Protocol), which the page offers in this
+ * order. The page and the core that served it need not be one build: a core keeps running while
+ * renderer/dist is built again, and a reload fetches the new page with the token it still holds.
+ * A core that splits joined messages picks UI_JOINED_FRAMES_PROTOCOL (chooseUiProtocol); a core
+ * from before joined frames picks the first offered (`ws`'s default), and then neither end joins.
+ */
+export const UI_FRAMES_PROTOCOL = 'hangar-frames';
+export const UI_JOINED_FRAMES_PROTOCOL = 'hangar-joined-frames';
+export const UI_WEBSOCKET_PROTOCOLS: readonly string[] = [UI_FRAMES_PROTOCOL, UI_JOINED_FRAMES_PROTOCOL];
+
+/**
+ * The core's pick among the subprotocols a page offered (`ws`'s handleProtocols): joined frames
+ * when offered. False (no subprotocol) when it offered none of ours; a page that offers none (a
+ * build from before the agreement) is not called here and gets no subprotocol either.
+ */
+export function chooseUiProtocol(offered: ReadonlySet<string>): string | false {
+  if (offered.has(UI_JOINED_FRAMES_PROTOCOL)) return UI_JOINED_FRAMES_PROTOCOL;
+  if (offered.has(UI_FRAMES_PROTOCOL)) return UI_FRAMES_PROTOCOL;
+  return false;
+}
+
+/** Either UI end's options once its WebSocket opened with `protocol` (WebSocket.protocol). */
+export function uiWebSocketOptions(protocol: string): WebSocketOptions {
+  return { joinFrames: protocol === UI_JOINED_FRAMES_PROTOCOL, splitJoined: true };
 }
 
 /** The frames of a joined message (views into it), or why it is malformed. */
 export function splitJoinedMessage(message: Uint8Array): Uint8Array[] | string {
   if (message[0] !== JOINED_MESSAGE) return 'not a joined message';
+  if (message.length > JOINED_MESSAGE_BYTES) return `a joined message over ${JOINED_MESSAGE_BYTES} bytes`;
   const frames: Uint8Array[] = [];
   let at = 1;
   while (at < message.length) {
@@ -58,6 +94,7 @@ export function splitJoinedMessage(message: Uint8Array): Uint8Array[] | string {
     const length = (message[at]! << 8) | message[at + 1]!;
     at += LENGTH_BYTES;
     if (length === 0) return 'a joined message holds an empty frame';
+    if (length > JOIN_FRAME_BYTES) return `a joined message holds a frame over ${JOIN_FRAME_BYTES} bytes`;
     if (length > message.length - at) return 'a joined message ends inside a frame';
     frames.push(message.subarray(at, at + length));
     at += length;
@@ -135,6 +172,7 @@ export function wrapWebSocket(
   options: WebSocketOptions = {},
 ): FrameTransport {
   const joining = options.joinFrames === true;
+  const splitting = joining || options.splitJoined === true;
   const sendWithCallback = ws.send.length >= 2 ? (ws.send as unknown as SendWithCallback).bind(ws) : undefined;
   // `ws` hands a message over as the Buffer it parsed into; 'arraybuffer' would copy each one.
   // Browsers know only 'blob' and 'arraybuffer'.
@@ -169,6 +207,16 @@ export function wrapWebSocket(
     }
   };
 
+  /**
+   * At or over the mark, a drain is owed once it falls below: the mux waits for one whenever it
+   * sees bufferedAmount that high, and frames waiting to join count in it too.
+   */
+  const markIfHigh = () => {
+    if (bufferedAmount() < DRAIN_LOW_WATER) return;
+    wasHigh = true;
+    if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);
+  };
+
   const finish = (reason: CloseReason) => {
     if (closed) return;
     closed = true;
@@ -186,7 +234,7 @@ export function wrapWebSocket(
       transport.close({ code: 'E_PROTOCOL', message: 'text WebSocket messages are not part of the link protocol' });
       return;
     }
-    if (joining && bytes[0] === JOINED_MESSAGE) {
+    if (splitting && bytes[0] === JOINED_MESSAGE) {
       const frames = splitJoinedMessage(bytes);
       if (typeof frames === 'string') {
         transport.close({ code: 'E_PROTOCOL', message: `${frames} (${bytes.length} bytes)` });
@@ -237,10 +285,7 @@ export function wrapWebSocket(
       ws.send(frame);
     }
     if (first) cork(batching);
-    if (bufferedAmount() >= DRAIN_LOW_WATER) {
-      wasHigh = true;
-      if (!sendWithCallback && poll === undefined) poll = setInterval(maybeDrain, POLL_MS);
-    }
+    markIfHigh();
   };
 
   /** What this run joined so far leaves now: one frame as it is, more as a joined message. */
@@ -271,6 +316,7 @@ export function wrapWebSocket(
       // A copy: a caller may reuse its buffer once send() returned.
       joined.push(frame.slice());
       joinedBytes += LENGTH_BYTES + frame.length;
+      markIfHigh();
       if (!joinScheduled && !flushComing) {
         joinScheduled = true;
         // A promise reaction, as the mux's pump (queueMicrotask costs an AsyncResource in Node).

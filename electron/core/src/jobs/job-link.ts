@@ -59,10 +59,14 @@ export function isTransient(error: unknown): boolean {
 /** How long a follower or a download keeps trying to get the link back before giving up. */
 export const RECONNECT_PATIENCE_MS = 120_000;
 
-/** The current link, waiting through reconnects (the caller holds `retain()`) up to a deadline. */
-export async function linkWithin(connection: JobLink, deadline: number): Promise<Mux> {
+/**
+ * The current link, waiting through reconnects (the caller holds `retain()`) up to a deadline, or
+ * until `signal` fires (then it rejects with the signal's reason and tries no more).
+ */
+export async function linkWithin(connection: JobLink, deadline: number, signal?: AbortSignal): Promise<Mux> {
   let delay = 100;
   for (;;) {
+    signal?.throwIfAborted();
     try {
       return await connection.link();
     } catch (error) {
@@ -96,10 +100,19 @@ export async function retryOnNewLink<T>(
   }
 }
 
-/** Calls once more on a new link when the link dropped under the call; other errors are final. */
-export async function callRetrying<T>(connection: JobLink, deadline: number, call: () => Promise<T>): Promise<T> {
+/**
+ * Calls once more on a new link when the link dropped under the call; other errors are final.
+ * Once `signal` fires it calls no more (rejects with the signal's reason at its next try).
+ */
+export async function callRetrying<T>(
+  connection: JobLink,
+  deadline: number,
+  call: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   let delay = 100;
   for (;;) {
+    signal?.throwIfAborted();
     try {
       return await call();
     } catch (error) {
@@ -107,7 +120,7 @@ export async function callRetrying<T>(connection: JobLink, deadline: number, cal
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 2000);
-    await linkWithin(connection, deadline);
+    await linkWithin(connection, deadline, signal);
   }
 }
 

@@ -297,7 +297,7 @@ export async function followJobLog(
     }
     const reason = await closed;
     // Whole blocks that arrived are delivered before we say how the segment ended (offset is then exact).
-    await Promise.race([queue.delivered(), aborted(options.signal)]);
+    await unlessAborted(queue.delivered(), options.signal);
     if (failure) throw failure;
     if (movedOff() && !options.signal?.aborted && reason.code !== 'log_end') return { kind: 'moved' };
     if (options.signal?.aborted) return { kind: 'end', exitCode: null };
@@ -310,10 +310,22 @@ export async function followJobLog(
   }
 }
 
-/** Resolves when the signal aborts, at once if it has (never without one). */
-function aborted(signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
+/**
+ * Waits for `work`, or until the signal aborts (at once if it has). Its abort listener goes with
+ * the wait: a follow through retries and reconnects waits here once a segment, and each listener
+ * left on the caller's signal stayed until it fired (past 10, Node warns of a leak).
+ */
+async function unlessAborted(work: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return work;
+  if (signal.aborted) return;
+  let onAbort: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (onAbort = resolve));
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await Promise.race([work, stopped]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 /**
@@ -370,7 +382,8 @@ export async function waitForJob(
   try {
     for (;;) {
       const detail = await Promise.race([
-        callRetrying(connection, Date.now() + patienceMs, () => connection.call('job.get', { id: jobId })),
+        // The signal too: a call waiting for the link to come back would otherwise ask once it did.
+        callRetrying(connection, Date.now() + patienceMs, () => connection.call('job.get', { id: jobId }), signal),
         stopped,
       ]);
       if (done(detail)) return detail;

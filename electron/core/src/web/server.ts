@@ -1,4 +1,12 @@
-import { HangarError, keyTrace, wrapWebSocket, type Disposable, type MuxOptions } from '@hangar/shared';
+import {
+  HangarError,
+  chooseUiProtocol,
+  keyTrace,
+  uiWebSocketOptions,
+  wrapWebSocket,
+  type Disposable,
+  type MuxOptions,
+} from '@hangar/shared';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -57,7 +65,12 @@ function traceWebSocketBytes(socket: Duplex): void {
 export class WebServer implements Disposable {
   readonly secret = newLaunchSecret();
   readonly api: CoreApiServer;
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  /** The page offers its subprotocols; this core picks joined frames (shared's chooseUiProtocol). */
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    handleProtocols: chooseUiProtocol,
+  });
   private readonly http: Server;
   private readonly logger: Logger;
   private readonly staticDir: string;
@@ -155,8 +168,8 @@ export class WebServer implements Disposable {
     if (keyTrace) traceWebSocketBytes(socket);
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       this.logger.info('UI connected');
-      // Joined frames: the page's and the core's ends ship together (WebSocketOptions.joinFrames).
-      this.api.serve(wrapWebSocket(smallFramesInOneWrite(ws, socket), undefined, { joinFrames: true }));
+      // Joined frames when the page offered them (a page of another build may not split them).
+      this.api.serve(wrapWebSocket(smallFramesInOneWrite(ws, socket), undefined, uiWebSocketOptions(ws.protocol)));
     });
   }
 

@@ -1,6 +1,8 @@
 import {
   CORE_EVENTS,
   CoreApiClient,
+  UI_WEBSOCKET_PROTOCOLS,
+  uiWebSocketOptions,
   wrapWebSocket,
   type CloseReason,
   type CoreCallParams,
@@ -63,6 +65,8 @@ export interface ConnectOptions {
   token?: string | undefined;
   origin?: string | undefined;
   host?: string | undefined;
+  /** Subprotocols offered, as the page offers UI_WEBSOCKET_PROTOCOLS; none by default. */
+  protocols?: readonly string[];
 }
 
 /** Opens the API WebSocket; rejects with the HTTP status when the server refuses. */
@@ -70,7 +74,7 @@ export function connectWs(port: number, options: ConnectOptions): Promise<WebSoc
   const query = options.token === undefined ? '' : `?token=${encodeURIComponent(options.token)}`;
   const headers: Record<string, string> = {};
   if (options.host) headers['Host'] = options.host;
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/api${query}`, {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/api${query}`, [...(options.protocols ?? [])], {
     headers,
     ...(options.origin ? { origin: options.origin } : {}),
   });
@@ -85,10 +89,14 @@ export function connectWs(port: number, options: ConnectOptions): Promise<WebSoc
 }
 
 export async function connectUi(port: number, token: string): Promise<UiClient> {
-  const ws = await connectWs(port, { token, origin: `http://127.0.0.1:${port}` });
-  // Joined frames, as the page's transport (renderer/src/api/transport.ts).
+  const ws = await connectWs(port, {
+    token,
+    origin: `http://127.0.0.1:${port}`,
+    protocols: UI_WEBSOCKET_PROTOCOLS,
+  });
+  // Joined frames as agreed, as the page's transport (renderer/src/api/transport.ts).
   return new UiClient(
-    wrapWebSocket(ws as unknown as Parameters<typeof wrapWebSocket>[0], undefined, { joinFrames: true }),
+    wrapWebSocket(ws as unknown as Parameters<typeof wrapWebSocket>[0], undefined, uiWebSocketOptions(ws.protocol)),
   );
 }
 

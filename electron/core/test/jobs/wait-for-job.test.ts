@@ -1,5 +1,6 @@
 import { BULK_STREAM_WINDOW } from '@hangar/shared';
-import { describe, expect, it } from 'vitest';
+import { getEventListeners } from 'node:events';
+import { describe, expect, it, vi } from 'vitest';
 import { followJobLog, waitForJob } from '../../src/jobs/log-follower.js';
 import { FakeHost } from './fake-host.js';
 import { useCleanups } from '../../../../test/support/cleanups.js';
@@ -74,6 +75,24 @@ describe('waitForJob with an AbortSignal', () => {
     expect(gets()).toBe(2); // the test's own
   });
 
+  it('a job.get waiting for the link to come back asks nothing once the signal fired', async () => {
+    vi.useFakeTimers();
+    cleanups.push(() => vi.useRealTimers());
+    const { host, gets } = hostWithQueuedJob();
+    host.down = true;
+    const controller = new AbortController();
+    const waiting = watch(waitForJob(host, JOB, 60_000, (job) => job.state !== 'queued', controller.signal));
+    await vi.advanceTimersByTimeAsync(1000); // tries at the link, each refused
+    expect(waiting.settled).toBeUndefined();
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waiting.settled).toBe('rejected');
+    host.down = false;
+    // The delays between tries (at most 2 s each), many times over: nobody waits for an answer.
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(gets()).toBe(0);
+  });
+
   it('an aborted signal asks nothing at all', async () => {
     const { host, gets } = hostWithQueuedJob();
     await expect(waitForJob(host, JOB, 60_000, () => true, AbortSignal.abort())).rejects.toMatchObject({
@@ -102,5 +121,32 @@ describe('waitForJob with an AbortSignal', () => {
     await until(() => (following.settled !== undefined || gets() > 1 ? true : undefined), 'the follow to stop');
     expect(following.settled).toBe('resolved');
     expect(gets()).toBe(1);
+  });
+
+  it('a follower through a dozen attempts leaves no listener on the signal it was given', async () => {
+    const host = fakeHost();
+    const LAST = 12;
+    let current = 1;
+    host.handlers['job.get'] = () => {
+      current = Math.min(current + 1, LAST);
+      return { answer: current < LAST ? queued(current) : { ...queued(LAST), state: 'failed', exit_code: 1 } };
+    };
+    host.handlers['job.logs'] = (p, agent) => ({
+      answer: { attempt: current, from: p.from, compression: 'deflate' },
+      after: () =>
+        agent
+          .openStream({ id: p.stream_id, sendOffset: 0, window: BULK_STREAM_WINDOW })
+          .close({ code: 'log_end', message: 'attempt ended', exit_code: 1 }),
+    });
+    const controller = new AbortController();
+    const end = await followJobLog(
+      host,
+      JOB,
+      { follow: true, throughRetries: true, signal: controller.signal },
+      { data: () => {} },
+    );
+    expect(end.attempt).toBe(LAST);
+    // Each was one more abort listener (Node warns past 10), held until the signal fired.
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });

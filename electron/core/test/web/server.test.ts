@@ -1,6 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import {
+  CoreApiClient,
+  JOINED_MESSAGE,
+  UI_JOINED_FRAMES_PROTOCOL,
+  UI_WEBSOCKET_PROTOCOLS,
+  wrapWebSocket,
+} from '@hangar/shared';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { removeDir, tempDir } from '../../../../test/support/processes.js';
@@ -74,6 +81,26 @@ describe('web mode', () => {
     cleanup.push(() => ui.close());
     expect(await ui.call('hosts.list', {})).toEqual({ hosts: [] });
     expect(web.api.connectionCount).toBe(1);
+  });
+
+  it('joins frames with a page that offers them, and not with a page that offers nothing (another build)', async () => {
+    const { web } = await start();
+    const origin = `http://127.0.0.1:${web.port}`;
+    const offering = await connectWs(web.port, { token: web.secret, origin, protocols: UI_WEBSOCKET_PROTOCOLS });
+    cleanup.push(() => offering.terminate());
+    expect(offering.protocol).toBe(UI_JOINED_FRAMES_PROTOCOL);
+    // A page from before joined frames: it splits nothing, so every message must be one frame.
+    const plain = await connectWs(web.port, { token: web.secret, origin });
+    cleanup.push(() => plain.terminate());
+    expect(plain.protocol).toBe('');
+    const firstBytes: number[] = [];
+    plain.on('message', (data: Buffer) => firstBytes.push(data[0]!));
+    const api = new CoreApiClient(wrapWebSocket(plain as unknown as Parameters<typeof wrapWebSocket>[0]));
+    cleanup.push(() => api.dispose());
+    const answers = await Promise.all([api.call('hosts.list', {}), api.call('hosts.list', {})]);
+    expect(answers).toEqual([{ hosts: [] }, { hosts: [] }]);
+    expect(firstBytes.length).toBeGreaterThan(0);
+    expect(firstBytes.filter((kind) => kind === JOINED_MESSAGE)).toEqual([]);
   });
 
   it('says to build the renderer when it is missing, with a strict CSP', async () => {
