@@ -35,6 +35,12 @@ export default defineConfig({
     pool: 'forks',
     // Two files at a time even on 2 cores: the end-to-end files mostly wait on processes they
     // start (agents, relays, tmux, sshd), so two at once take ~0.6 of the time one at a time did.
+    // The order files start in costs nothing here: in a clean clone (no results cache) vitest starts
+    // the largest file first, and with the 200 files' durations of a CI run that keeps both workers
+    // busy to within a second of each other, as longest-first would (node build/test-schedule.mjs
+    // <results.json>). Wall time beyond the files' sum / 2 is each file's worker start and imports.
+    // A third worker did not pay here: 9 end-to-end files took 379 s on 3 workers against 372 s on 2
+    // (the files' own durations summed 991 s against 640 s: three at once on 2 cores stretch each).
     maxWorkers: 2,
     // Fails a test file that leaves a process, a tmux server or a DisposableStore behind.
     setupFiles: ['test/support/leak-check.ts'],
