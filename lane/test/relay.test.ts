@@ -918,6 +918,64 @@ describe('a regular file as the local side (file)', () => {
     }
   });
 
+  it('sha256 of many downloads at once: at most 4 lane-hash threads (1 MiB ring each), the rest hash on the relay thread; every digest right', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    const hashThreads = () =>
+      readdirSync('/proc/self/task').filter((tid) => {
+        try {
+          return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'lane-hash';
+        } catch {
+          return false; // a thread that ended meanwhile
+        }
+      }).length;
+    try {
+      const downloads = await Promise.all(
+        Array.from({ length: 7 }, async (_, i) => {
+          const whole = randomBytes(200_000 + i);
+          const path = join(dir, `out-${i}`);
+          const target = openSync(path, 'a+');
+          const [peerEnd, laneEnd] = await pair();
+          const relay = start(
+            {
+              net: lanes.adoptSocket(laneEnd).fd,
+              localRead: target,
+              localWrite: target,
+              localKind: 'file',
+              file: { offset: 0, limit: 0, sha256: { prefix: 0 } },
+            },
+            'client',
+            BigInt(i + 1),
+          );
+          const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, BigInt(i + 1), 'agent'));
+          peer.send(RecordType.Data, whole.subarray(0, 60_000));
+          return { whole, path, relay, peer, peerEnd };
+        }),
+      );
+      // All 7 started and took their first bytes (each relay writes what it hashes): none has ended.
+      for (let tries = 0; downloads.some((d) => readFileSync(d.path).length < 60_000); tries++) {
+        expect(tries).toBeLessThan(1_000);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(hashThreads()).toBe(4);
+      for (const d of downloads) {
+        for (let at = 60_000; at < d.whole.length; at += 65_536) {
+          d.peer.send(RecordType.Data, d.whole.subarray(at, at + 65_536));
+        }
+        d.peer.send(RecordType.Eof);
+      }
+      for (const d of downloads) {
+        expect(await d.peer.next()).toMatchObject({ type: RecordType.Eof });
+        d.peerEnd.end();
+        const sha256 = createHash('sha256').update(d.whole).digest('hex');
+        expect(await d.relay.ended).toEqual({ how: 'eof', bytesIn: d.whole.length, bytesOut: 0, sha256 });
+        expect(readFileSync(d.path).equals(d.whole)).toBe(true);
+      }
+      expect(hashThreads()).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('sha256: hashes the prefix the file already has, then each DATA as written; EOF carries the digest, a cut none', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
     try {
