@@ -452,9 +452,6 @@ static void hasher_main(void *arg) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
-#ifdef __linux__
-  pthread_setname_np(pthread_self(), "lane-hash"); /* started by lane-bulk: its nice too */
-#endif
   uv_mutex_lock(&h->lock);
   for (;;) {
     while (h->queued == h->hashed && !h->stop) uv_cond_wait(&h->more, &h->lock);
@@ -508,6 +505,10 @@ static void hasher_start(relay *r) {
       if (uv_cond_init(&h->done) == 0) {
         inited = 3;
         if (uv_thread_create(&h->thread, hasher_main, h) == 0) {
+#ifdef __linux__
+          /* Named here, not when it first runs (at lane-bulk's nice, inherited, that can be late). */
+          pthread_setname_np(h->thread, "lane-hash");
+#endif
           r->hasher = h;
           return;
         }
