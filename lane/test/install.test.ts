@@ -7,9 +7,9 @@
  * with a C and C++ compiler that always fail (`false`), so nothing here touches lane/build.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -79,5 +79,87 @@ describe("lane's install step where the addon does not compile", () => {
     expect(run.status).not.toBe(0);
     expect(run.stderr).toMatch(/did not build: node-gyp rebuild exited with \d+/);
     expect(run.stderr).toMatch(/HANGAR_REQUIRE_LANES=1 makes this fatal/);
+  });
+
+  it('a stale lane.node from an earlier build is removed when node-gyp cannot even start (lanes are off, as it says)', () => {
+    const dir = scratchLane();
+    mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
+    // An earlier build's addon: were it left, the new JS would load an old binary.
+    cpSync(join(LANE, 'build', 'Release', 'lane.node'), join(dir, 'build', 'Release', 'lane.node'));
+    // The install step as npm runs it, with no node-gyp on PATH (only node).
+    const base = { ...process.env };
+    delete base.HANGAR_REQUIRE_LANES;
+    const run = spawnSync(process.execPath, ['install.mjs'], {
+      cwd: dir,
+      env: { ...base, PATH: dirname(process.execPath) },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/did not build: node-gyp could not run/);
+    expect(run.stderr).toMatch(/lanes are off/);
+    expect(existsSync(join(dir, 'build', 'Release', 'lane.node'))).toBe(false);
+  });
+});
+
+/**
+ * npm hides the output of a dependency's (and a workspace's) install step unless it fails, so the
+ * warning above would never be seen under `npm ci`: the root's postinstall (which npm shows) repeats
+ * it. A scratch workspace root with the repo's postinstall and a scratch lane/ (no dependencies, so
+ * `npm install --offline` needs nothing from the registry).
+ */
+describe('the warning under npm install of the workspace', () => {
+  function scratchRoot(): string {
+    const root = mkdtempSync(join(tmpdir(), 'hangar-lane-ws-'));
+    dirs.push(root);
+    const skip = new Set(['build', 'test', 'node_modules']);
+    cpSync(LANE, join(root, 'lane'), {
+      recursive: true,
+      filter: (source) => !skip.has(relative(LANE, source).split('/')[0]!),
+    });
+    const lanePackage = JSON.parse(readFileSync(join(root, 'lane', 'package.json'), 'utf8')) as Record<string, unknown>;
+    delete lanePackage.dependencies;
+    writeFileSync(join(root, 'lane', 'package.json'), JSON.stringify(lanePackage));
+    const rootPackage = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    writeFileSync(
+      join(root, 'package.json'),
+      JSON.stringify({
+        name: 'scratch',
+        private: true,
+        workspaces: ['lane'],
+        scripts: { postinstall: rootPackage.scripts.postinstall },
+      }),
+    );
+    return root;
+  }
+
+  function npmInstall(root: string, env: Record<string, string> = {}) {
+    const base = { ...process.env };
+    delete base.HANGAR_REQUIRE_LANES;
+    return spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-package-lock'], {
+      cwd: root,
+      env: { ...base, CC: 'false', CXX: 'false', npm_config_nodedir: '/usr', ...env },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+  }
+
+  it('a failed build: npm install succeeds and shows what failed, that lanes are off and how to fix it', () => {
+    const root = scratchRoot();
+    const run = npmInstall(root);
+    const output = run.stdout + run.stderr;
+    expect(run.status, output).toBe(0);
+    expect(output).toMatch(/@hangar\/lane: the native relay of lanes \(lane\.node\) did not build/);
+    expect(output).toMatch(/lanes are off/);
+    expect(output).toMatch(/npm rebuild @hangar\/lane --foreground-scripts/);
+  });
+
+  it('HANGAR_REQUIRE_LANES=1: npm install fails, and says why', () => {
+    const root = scratchRoot();
+    const run = npmInstall(root, { HANGAR_REQUIRE_LANES: '1' });
+    expect(run.status).not.toBe(0);
+    expect(run.stdout + run.stderr).toMatch(/HANGAR_REQUIRE_LANES=1 makes this fatal/);
   });
 });

@@ -918,6 +918,86 @@ describe('a regular file as the local side (file)', () => {
     }
   });
 
+  it('sha256 of many downloads at once: at most 4 lane-hash threads (1 MiB ring each), the rest hash on the relay thread; every digest right, a cut frees its thread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
+    const hashThreads = () =>
+      readdirSync('/proc/self/task').filter((tid) => {
+        try {
+          return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'lane-hash';
+        } catch {
+          return false; // a thread that ended meanwhile
+        }
+      }).length;
+    let laneNo = 0n;
+    /** `count` downloads, each past its first 60,000 bytes (written, so taken and queued for its hash): none ended. */
+    const begin = async (count: number) => {
+      const downloads = await Promise.all(
+        Array.from({ length: count }, async () => {
+          laneNo++;
+          const whole = randomBytes(200_000 + Number(laneNo));
+          const path = join(dir, `out-${laneNo}`);
+          const target = openSync(path, 'a+');
+          const [peerEnd, laneEnd] = await pair();
+          const relay = start(
+            {
+              net: lanes.adoptSocket(laneEnd).fd,
+              localRead: target,
+              localWrite: target,
+              localKind: 'file',
+              file: { offset: 0, limit: 0, sha256: { prefix: 0 } },
+            },
+            'client',
+            laneNo,
+          );
+          const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, laneNo, 'agent'));
+          peer.send(RecordType.Data, whole.subarray(0, 60_000));
+          return { whole, path, relay, peer, peerEnd };
+        }),
+      );
+      for (let tries = 0; downloads.some((d) => readFileSync(d.path).length < 60_000); tries++) {
+        expect(tries).toBeLessThan(1_000);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return downloads;
+    };
+    const finish = async (downloads: Awaited<ReturnType<typeof begin>>) => {
+      for (const d of downloads) {
+        for (let at = 60_000; at < d.whole.length; at += 65_536) {
+          d.peer.send(RecordType.Data, d.whole.subarray(at, at + 65_536));
+        }
+        d.peer.send(RecordType.Eof);
+      }
+      for (const d of downloads) {
+        expect(await d.peer.next()).toMatchObject({ type: RecordType.Eof });
+        d.peerEnd.end();
+        const sha256 = createHash('sha256').update(d.whole).digest('hex');
+        expect(await d.relay.ended).toEqual({ how: 'eof', bytesIn: d.whole.length, bytesOut: 0, sha256 });
+        expect(readFileSync(d.path).equals(d.whole)).toBe(true);
+      }
+    };
+    try {
+      const downloads = await begin(7);
+      expect(hashThreads()).toBe(4);
+      // Three cut (with a hash thread or without), the rest to their end.
+      for (const d of downloads.slice(0, 3)) {
+        d.peer.send(RecordType.Data, d.whole.subarray(60_000, 120_000));
+        d.peerEnd.destroy();
+        const end = await d.relay.ended;
+        expect(end.how).toBe('error');
+        expect(end).not.toHaveProperty('sha256');
+      }
+      await finish(downloads.slice(3));
+      expect(hashThreads()).toBe(0);
+      // Every thread ended and gave its place back, cut or not: 4 new downloads get 4 again.
+      const more = await begin(4);
+      expect(hashThreads()).toBe(4);
+      await finish(more);
+      expect(hashThreads()).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('sha256: hashes the prefix the file already has, then each DATA as written; EOF carries the digest, a cut none', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hangar-lane-'));
     try {

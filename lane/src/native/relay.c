@@ -428,6 +428,13 @@ static int sha_taken(relay *r, const uint8_t *data, size_t length) {
 #ifndef HASH_RING
 #define HASH_RING (16 * LANE_MAX_PAYLOAD)
 #endif
+/*
+ * Hashers at once in the process: a download beyond them hashes on the relay's thread, as before.
+ * They are all fed by the one bulk thread, so more would add no speed, only a thread and a ring
+ * each (a core serving many `hangar artifacts` at once stays within 4 MiB of rings).
+ */
+#define HASHERS_MAX 4
+static int hashers; /* under `mutex` */
 
 struct hasher {
   uv_thread_t thread;
@@ -445,9 +452,6 @@ static void hasher_main(void *arg) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
-#ifdef __linux__
-  pthread_setname_np(pthread_self(), "lane-hash"); /* started by lane-bulk: its nice too */
-#endif
   uv_mutex_lock(&h->lock);
   for (;;) {
     while (h->queued == h->hashed && !h->stop) uv_cond_wait(&h->more, &h->lock);
@@ -472,10 +476,24 @@ static void hasher_main(void *arg) {
   uv_mutex_unlock(&h->lock);
 }
 
-/* Starts r's hasher; without one (no memory, no thread) the relay hashes on its own thread, as before. */
+static void hasher_count(int change) {
+  uv_mutex_lock(&mutex);
+  hashers += change;
+  uv_mutex_unlock(&mutex);
+}
+
+/* Starts r's hasher; without one (HASHERS_MAX running, no memory, no thread) the relay hashes on its own thread, as before. */
 static void hasher_start(relay *r) {
+  uv_mutex_lock(&mutex);
+  int room = hashers < HASHERS_MAX;
+  if (room) hashers++;
+  uv_mutex_unlock(&mutex);
+  if (!room) return;
   hasher *h = calloc(1, sizeof *h);
-  if (!h) return;
+  if (!h) {
+    hasher_count(-1);
+    return;
+  }
   h->ring = malloc(HASH_RING);
   h->sha = r->sha;
   h->relay_id = r->id;
@@ -487,6 +505,10 @@ static void hasher_start(relay *r) {
       if (uv_cond_init(&h->done) == 0) {
         inited = 3;
         if (uv_thread_create(&h->thread, hasher_main, h) == 0) {
+#ifdef __linux__
+          /* Named here, not when it first runs (at lane-bulk's nice, inherited, that can be late). */
+          pthread_setname_np(h->thread, "lane-hash");
+#endif
           r->hasher = h;
           return;
         }
@@ -498,6 +520,7 @@ static void hasher_start(relay *r) {
   if (inited >= 1) uv_mutex_destroy(&h->lock);
   free(h->ring);
   free(h);
+  hasher_count(-1);
 }
 
 /* Room in the ring for a payload of `n`; none: the hasher wakes the relay once it has hashed more. */
@@ -550,6 +573,7 @@ static int hasher_end(relay *r, int drain) {
   free(h->ring);
   free(h);
   r->hasher = NULL;
+  hasher_count(-1);
   return failed ? -1 : 0;
 }
 
