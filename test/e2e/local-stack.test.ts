@@ -1,10 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadNativeLanes } from '@hangar/lane';
 import { BASH, HANGAR_BIN, hangar, killTmuxServer, removeDir, tempDir } from '../support/processes.js';
 import { startServingCli, type ServingCli } from '../support/serving-cli.js';
 import { until } from '../support/until.js';
+
+const [major, minor] = release().split('.').map(Number);
+/** Linux 6.12 and later take a slice per thread (sched_setattr's sched_runtime under EEVDF). */
+const slicesPerThread = process.platform === 'linux' && (major! > 6 || (major === 6 && minor! >= 12));
+const sliceOf = (pid: number) => Number(/^se\.slice\s*:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/sched`, 'utf8'))![1]);
 
 /** `npm start` runs `hangar up`: an embedded agent for this machine, paired as host "local". */
 describe('the local stack (npm start)', () => {
@@ -65,6 +72,24 @@ describe('the local stack (npm start)', () => {
     expect(again[0]!.added_at).toBe(hosts[0]!.added_at);
     const listed = JSON.parse((await hangar(home, ['session', 'ls', 'local', '--json'])).stdout);
     expect(listed[0].sessions).toEqual([expect.objectContaining({ name: 'work', alive: true })]);
+  });
+
+  // Issue 17: each key typed in the web UI passes the main threads of `hangar up`'s core and of its
+  // agent; both get the keystroke path's 0.1 ms CPU slice (the native relay's preferLatency), as
+  // `hangar attach`'s command does, so that a woken key does not wait out a longer slice.
+  it.runIf(slicesPerThread)("the core's and the agent's main threads get the keystroke's CPU slice", async () => {
+    const lanes = loadNativeLanes();
+    if ('unavailable' in lanes) throw new Error(lanes.unavailable);
+    home = tempDir('up');
+    up = await startUp(home);
+    const agent = readFileSync(`/proc/${up.pid}/task/${up.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number)
+      .find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('serve'));
+    expect(agent, 'the embedded agent').toBeDefined();
+    expect(sliceOf(up.pid!)).toBe(100_000);
+    expect(sliceOf(agent!)).toBe(100_000);
   });
 
   it('says what to do when the local stack is not running', async () => {

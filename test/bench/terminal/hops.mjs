@@ -2,11 +2,23 @@
 // the hangar command (with its core) and the agent write at exit (shared/src/link/key-trace.ts),
 // plus the bench's own `bench.key` / `bench.echo` events, and prints for each pace the median time
 // of each hop after the previous one. All processes stamp the same monotonic clock.
+//
+// A stamp taken after a write returned (`link.flushed`, `core.ws.written`) is not on the path: a
+// write to a loopback socket wakes its reader, and on a busy 2-core machine the reader is woken on
+// the writer's CPU and preempts it as the write returns (both threads have the 0.1 ms slice), so
+// the writer stamps "returned" only once the reader has carried the key on and slept (`perf` on the
+// UI's core: the write system call 0.04 ms, then the core off its CPU until the agent had read the
+// key and written the pty; in 2 of 3 keys the agent read it before the core stamped). Such a row is
+// measured from the stamp before its write (`from`) and the path goes on from that stamp.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { percentile } from '../support.mjs';
 
-/** The path of one keystroke and its echo, in order, as `<process>.<hop>`. */
+/**
+ * The path of one keystroke and its echo, in order, as `<process>.<hop>`. A third element
+ * `{ from }` makes a side row: measured from that earlier hop's event, and the path goes on
+ * from the hop before it as if the row were not there (see above).
+ */
 export const HOPS = [
   ['cli.stdin', 'hangar attach reads the key from its terminal'],
   ['cli.core.input', 'its core gets it (the in-process door)'],
@@ -14,17 +26,25 @@ export const HOPS = [
   ['cli.pump', 'the scheduler frames it (at once on a quiet link)'],
   ['cli.link.send', 'handed to the link to the agent'],
   ['cli.link.write', 'the transport hands it to the TLS socket (socket.write)'],
-  ['cli.link.flushed', 'socket.write returned (TLS record encrypted, sent)'],
-  ['agent.link.read', 'agent reads it from the socket'],
+  [
+    'cli.link.flushed',
+    'side: socket.write returned (often after the agent ran: not on the path)',
+    { from: 'cli.link.write' },
+  ],
+  ['agent.link.read', 'agent reads it from the socket (after the write began)'],
   ['agent.input', 'attachment gets it'],
-  ['agent.pty.written', "written to the tmux client's pty"],
+  ['agent.pty.written', "side: written to the tmux client's pty", { from: 'agent.input' }],
   ['agent.pty.read', 'tmux client’s answer read from the pty (tmux client + server + pane)'],
   ['agent.stream.write', "written to the terminal's stream"],
   ['agent.pump', 'the scheduler frames it (at once on a quiet link)'],
   ['agent.link.send', 'handed to the link'],
   ['agent.link.write', 'the transport hands it to the TLS socket (socket.write)'],
-  ['agent.link.flushed', 'socket.write returned (TLS record encrypted, sent)'],
-  ['cli.link.read', 'the core reads it from the socket'],
+  [
+    'agent.link.flushed',
+    'side: socket.write returned (often after the core ran: not on the path)',
+    { from: 'agent.link.write' },
+  ],
+  ['cli.link.read', 'the core reads it from the socket (after the write began)'],
   ['cli.core.output', "the core's terminal has it"],
   ['cli.output', 'hangar attach has it (the in-process door)'],
   ['cli.stdout.written', 'written to its terminal'],
@@ -47,7 +67,15 @@ export const floorHops = (kind) =>
     ].includes(hop),
   ).map(([hop, what]) => [
     hop === 'bench.echo' ? `bench.${kind}-floor.echo` : `${kind}-floor.${hop}`,
-    what.replace('hangar attach', 'the client').replace(' (uncork)', '').replace('the core reads', 'the client reads'),
+    // The floor pairs stamp only after their writes: there, that stamp is the path.
+    hop.endsWith('.link.flushed')
+      ? 'socket.write returned (TLS record encrypted, sent)'
+      : what
+          .replace(/^side: /, '')
+          .replace('hangar attach', 'the client')
+          .replace(' (uncork)', '')
+          .replace('the core reads', 'the client reads')
+          .replace(' (after the write began)', ''),
   ]);
 
 /** Reads every `*.trace` file in dir: [{ at, name, bytes }] sorted by time. */
@@ -65,7 +93,8 @@ export function readTraces(dir) {
 
 /**
  * For each `bench.key.<pace>` event, each hop's first event after the previous hop's and before
- * the echo. Returns rows [hop, description, ...median ms after the previous hop per pace].
+ * the echo (a side row's: after its `from` hop's, without moving the path on). Returns rows [hop,
+ * description, ...median ms after the previous hop per pace].
  */
 export function hopTable(events, paces, hops = HOPS, client = 'bench') {
   const perPace = new Map(paces.map((p) => [p, hops.map(() => [])]));
@@ -78,14 +107,20 @@ export function hopTable(events, paces, hops = HOPS, client = 'bench') {
     if (!deltas) continue;
     let j = i + 1;
     let previous = key.at;
+    /** Where each hop of this key was found: [event index, time]. */
+    const found = new Map();
     const echo = events.slice(i + 1).find((e) => e.name === `${client}.echo`);
     if (!echo) continue;
     totals.get(pace).push(echo.at - key.at);
-    hops.forEach(([hop], h) => {
-      let k = j;
+    hops.forEach(([hop, , side], h) => {
+      const after = side ? found.get(side.from) : [j, previous];
+      if (!after) return;
+      let k = after[0];
       while (k < events.length && events[k].at <= echo.at && events[k].name !== hop) k++;
       if (k >= events.length || events[k].at > echo.at) return;
-      deltas[h].push(events[k].at - previous);
+      deltas[h].push(events[k].at - after[1]);
+      if (side) return;
+      found.set(hop, [k + 1, events[k].at]);
       previous = events[k].at;
       j = k + 1;
     });

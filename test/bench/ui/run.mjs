@@ -54,22 +54,29 @@ if (traceDir) {
 }
 /** The page's wall clock (timeOrigin + now) minus the monotonic clock the traced processes stamp. */
 const wallMinusMonotonic = () => performance.timeOrigin + performance.now() - Number(process.hrtime.bigint()) / 1e6;
-/** The path of a keystroke typed in the page and its echo, in order (see hops.mjs). */
+/**
+ * The path of a keystroke typed in the page and its echo, in order (see hops.mjs). "side" rows
+ * are stamps taken after a write returned: measured from the stamp before the write, off the path
+ * (the reader the write woke often ran first on the writer's CPU).
+ */
 const UI_HOPS = [
   ['ui.ws.send', 'the page sends it on the WebSocket (xterm onData → CoreTerminal → mux)'],
   ['cli.core.ws.read', "the core reads it from the page's socket"],
   ['cli.core.input', "the core's terminal stream has it"],
   ['cli.link.send', 'handed to the link to the agent'],
   ['cli.link.write', 'the transport hands it to the TLS socket (socket.write)'],
-  ['cli.link.flushed', 'socket.write returned (TLS record encrypted, sent)'],
-  ['agent.link.read', 'agent reads it from the socket'],
-  ['agent.pty.written', "written to the tmux client's pty"],
+  ['cli.link.flushed', 'side: socket.write returned (often after the agent ran)', { from: 'cli.link.write' }],
+  ['agent.link.read', 'agent reads it from the socket (after the write began)'],
+  ['agent.input', 'the attachment has it'],
+  ['agent.pty.written', "side: written to the tmux client's pty", { from: 'agent.input' }],
   ['agent.pty.read', 'the answer read from the pty (tmux client + server + pane)'],
-  ['agent.link.flushed', 'written to the TLS socket'],
-  ['cli.link.read', 'the core reads it from the socket'],
+  ['agent.link.write', 'the transport hands it to the TLS socket (socket.write)'],
+  ['agent.link.flushed', 'side: socket.write returned (often after the core ran)', { from: 'agent.link.write' }],
+  ['cli.link.read', 'the core reads it from the socket (after the write began)'],
   ['cli.core.output', "the core's terminal has it"],
-  ['cli.core.ws.written', "written to the page's socket"],
-  ['ui.ws.message', 'a WebSocket message reaches the page'],
+  ['cli.core.ws.write', "the message goes to the page's socket"],
+  ['cli.core.ws.written', 'side: that write returned', { from: 'cli.core.ws.write' }],
+  ['ui.ws.message', 'a WebSocket message reaches the page (after the write began)'],
   ['ui.parsed', 'xterm parsed the echo'],
   ['ui.frame', 'the next animation frame starts'],
   ['ui.echo', 'the echo is in the DOM (rendered)'],

@@ -39,21 +39,26 @@ const MAX_FRAME_BYTES = 1024 * 1024;
 
 /**
  * HANGAR_TRACE_KEYS: when the page's bytes reach this process (apart from when the link has them),
- * and when a message to the page has been written to its socket (`ws` corks a frame's head and
- * body: the write is the uncork's).
+ * and when a message to the page goes to its socket and has been written (`ws` corks a frame's
+ * head and body: the write is the uncork's). The stamp before the write is the path's: the write
+ * wakes Chromium's network process, which may take this CPU before the write returns.
  */
 function traceWebSocketBytes(socket: Duplex): void {
   socket.prependListener('data', (chunk: Buffer) => keyTrace?.('core.ws.read', chunk.length));
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
   const uncork = socket.uncork.bind(socket);
   socket.write = ((...args: unknown[]) => {
+    const corked = socket.writableCorked > 0;
+    if (!corked) keyTrace?.('core.ws.write');
     const wrote = write(...args);
-    if (socket.writableCorked === 0) keyTrace?.('core.ws.written', socket.writableLength);
+    if (!corked) keyTrace?.('core.ws.written', socket.writableLength);
     return wrote;
   }) as typeof socket.write;
   socket.uncork = () => {
+    const last = socket.writableCorked === 1;
+    if (last) keyTrace?.('core.ws.write');
     uncork();
-    if (socket.writableCorked === 0) keyTrace?.('core.ws.written', socket.writableLength);
+    if (last) keyTrace?.('core.ws.written', socket.writableLength);
   };
 }
 
