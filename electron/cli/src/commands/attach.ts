@@ -10,6 +10,7 @@ import {
 } from '@hangar/shared';
 import type { DirectTerminal, InProcessCoreApi, OpenedLane, TerminalLane } from '@hangar/desktop/core';
 import type { Command } from 'commander';
+import { StringDecoder } from 'node:string_decoder';
 import { visibleText } from '../output.js';
 import { viaRunningCore, withApi } from '../run.js';
 
@@ -478,13 +479,19 @@ function writeStderr(text: string): void {
   (ownStderrWrite ?? process.stderr.write).call(process.stderr, text);
 }
 
+/** At most this much of stderr's lines while attached is kept to be written after (a runaway logger). */
+const KEPT_MAX = 64 * 1024;
+
 /**
  * While the terminal is attached, the lines any other part of this process writes to stderr (a
  * HANGAR_DEBUG line of the app core's bundle, loaded only now for the move to the command's own
  * link: code-cache.ts; a warning of Node's) go on the bottom row as notices, when stdout and
  * stderr are terminals. Written as lines where the cursor is, they moved the cursor under tmux's feet: what
  * tmux drew next landed a row lower, and a command line typed across it came out split.
- * Returns the undo; a line still unfinished then is written as it came.
+ * A notice is the first line of a write (Node writes a warning and its "(Use `node
+ * --trace-warnings ...`" line in one), cut to the row, until tmux paints over it: so none is lost,
+ * every line is kept and written as it came once the terminal is given back, a line still
+ * unfinished then too (ended by a newline, before hangar's own last line). Returns that undo.
  */
 function stderrAsNotices(): () => void {
   const stderr = process.stderr;
@@ -492,27 +499,48 @@ function stderrAsNotices(): () => void {
   if (!stderr.isTTY || !process.stdout.isTTY) return () => undefined;
   const write = stderr.write;
   ownStderrWrite = write;
+  // A character split across two writes of bytes comes whole.
+  const decoder = new StringDecoder('utf8');
   let partial = '';
+  let kept = '';
+  let dropped = 0;
   stderr.write = ((
     chunk: string | Uint8Array,
     encoding?: BufferEncoding | ((error?: Error | null) => void),
     callback?: (error?: Error | null) => void,
   ): boolean => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    const text =
+      typeof chunk !== 'string'
+        ? decoder.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+        : typeof encoding === 'string' && !/^utf-?8$/i.test(encoding) && Buffer.isEncoding(encoding)
+          ? Buffer.from(chunk, encoding).toString('utf8')
+          : chunk;
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
+    let shown = false;
     for (const line of lines) {
+      if (kept.length + line.length < KEPT_MAX) kept += `${line}\n`;
+      else dropped++;
       const said = visibleText(line.replace(/\r$/, ''));
-      if (said.trim() !== '') writeStderr(overlay(said));
+      if (!shown && said.trim() !== '') {
+        writeStderr(overlay(said));
+        shown = true;
+      }
     }
     const done = typeof encoding === 'function' ? encoding : callback;
     if (done) process.nextTick(done);
     return true;
   }) as typeof stderr.write;
+  let undone = false;
   return () => {
+    if (undone) return;
+    undone = true;
     stderr.write = write;
     ownStderrWrite = undefined;
-    if (partial !== '') writeStderr(partial);
+    const tail = partial + decoder.end();
+    if (tail !== '') kept += `${tail}\n`;
+    if (dropped > 0) kept += `hangar: ${dropped} more lines written to stderr while attached were not kept\n`;
+    if (kept !== '') write.call(stderr, kept);
   };
 }
 

@@ -1,0 +1,69 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
+import { BASH, hangar } from '../support/processes.js';
+
+/** The bottom-row notice `hangar attach` writes (a 30-row terminal), up to its end. */
+const NOTICE = '\x1b7\x1b[30;1H\x1b[7m\x1b[2K';
+const LEAVE_SCREEN = '\x1b[?1049l';
+
+/**
+ * While `hangar attach` holds the terminal, what the rest of the process writes to stderr (Node's
+ * warnings, a library's console.error) goes on the bottom row as a notice, not across tmux's
+ * screen; none of it is lost: once the terminal is the user's again it is written whole.
+ */
+describe('hangar attach: stderr while attached', () => {
+  const box = usePairedHost();
+
+  it("a Node warning shows its first line as a notice and comes whole after the detach, a line's unfinished tail too", async () => {
+    // A preload in the command's process: on SIGUSR2 a warning longer than the row (Node writes it
+    // as one write of two lines), a UTF-8 line in two writes split inside a character, and text
+    // with no newline yet.
+    const preload = join(box.home, 'stderr-on-signal.cjs');
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => {
+        process.emitWarning('docs31-warning ' + 'w'.repeat(150) + ' end-of-warning');
+        // Node writes a warning on the next tick.
+        setTimeout(() => {
+          const split = Buffer.from('naïve-split\\n');
+          process.stderr.write(split.subarray(0, 3));
+          process.stderr.write(split.subarray(3), () => {
+            process.stderr.write('written-after-callback\\n');
+            process.stderr.write('unfinished-tail');
+          });
+        }, 50);
+      });\n`,
+    );
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes('written-after-callback') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    client.type('echo still-$((6*7))\r');
+    await client.waitForText(/^still-42$/m);
+
+    const attached = client.raw.slice(0, client.raw.lastIndexOf(LEAVE_SCREEN));
+    // The warning's own line is the notice (not Node's "(Use `node --trace-warnings ...`" line
+    // painted over it), cut to the row.
+    expect(attached).toMatch(/\x1b\[2K\(node:\d+\) Warning: docs31-warning w+…/);
+    expect(attached).not.toContain('--trace-warnings');
+    expect(attached).toContain(`${NOTICE}naïve-split\x1b[0m`);
+    expect(attached).not.toContain('unfinished-tail');
+
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    const after = client.raw.slice(client.raw.lastIndexOf(LEAVE_SCREEN));
+    expect(after).toMatch(/\(node:\d+\) Warning: docs31-warning w{150} end-of-warning\r?\n/);
+    expect(after).toContain('--trace-warnings');
+    expect(after).toMatch(/naïve-split\r?\n/);
+    expect(after).toMatch(/written-after-callback\r?\n/);
+    // The unfinished tail on a line of its own: the detach message does not run on after it.
+    expect(after).toMatch(/unfinished-tail\r?\n\[detached from box\/work/);
+  });
+});
