@@ -66,4 +66,32 @@ describe('hangar attach: stderr while attached', () => {
     // The unfinished tail on a line of its own: the detach message does not run on after it.
     expect(after).toMatch(/unfinished-tail\r?\n\[detached from box\/work/);
   });
+
+  it('SIGTERM detaches as the detach key does: the screen and stderr are given back, the session keeps running, status 143', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'stderr-line.cjs');
+    writeFileSync(preload, `process.on('SIGUSR2', () => process.stderr.write('said-while-attached\\n'));\n`);
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes('said-while-attached') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    client.type('echo before-term\r');
+    await client.waitForText(/^before-term$/m);
+
+    process.kill(client.process.pid, 'SIGTERM');
+    expect(await client.waitForExit()).toBe(143);
+    const after = client.raw.slice(client.raw.lastIndexOf(LEAVE_SCREEN));
+    expect(after).toMatch(/said-while-attached\r?\n/);
+    expect(after).toContain('[detached from box/work');
+    const listed = await hangar(box.home, ['session', 'ls', 'box']);
+    expect(listed.stdout).toMatch(/work/);
+    const again = box.attach('work');
+    await again.waitForText('before-term');
+    again.type('\x1d');
+    expect(await again.waitForExit()).toBe(0);
+  });
 });

@@ -10,6 +10,7 @@ import {
 } from '@hangar/shared';
 import type { DirectTerminal, InProcessCoreApi, OpenedLane, TerminalLane } from '@hangar/desktop/core';
 import type { Command } from 'commander';
+import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { visibleText } from '../output.js';
 import { viaRunningCore, withApi } from '../run.js';
@@ -38,7 +39,7 @@ export function registerAttach(program: Command): void {
 export async function attachSession(api: CoreApi, host: string, session: string, detachKey: string): Promise<number> {
   const detachByte = parseDetachKey(detachKey);
   const size = terminalSize();
-  const end = await runAttached(api, { host, session, ...size }, detachByte, `${host}/${session}`);
+  const { end, signal } = await runAttached(api, { host, session, ...size }, detachByte, `${host}/${session}`);
   if (end.code === TERMINAL_CLOSE.ended) {
     const exitCode = end.exit_code ?? null;
     process.stderr.write(`[session ${session} ended${exitCode !== null ? ` with status ${exitCode}` : ''}]\n`);
@@ -46,9 +47,10 @@ export async function attachSession(api: CoreApi, host: string, session: string,
   }
   if (end.code === TERMINAL_CLOSE.detached) {
     process.stderr.write(
-      `[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
+      `[detached from ${host}/${session}${signal ? ` (${signal})` : ''}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
     );
-    return 0;
+    // Killed by a signal, as a shell counts it.
+    return signal ? 128 + (constants.signals[signal] ?? 0) : 0;
   }
   process.stderr.write(`hangar: ${visibleText(end.message)}\n`);
   return end.code === TERMINAL_CLOSE.killed ? 0 : 1;
@@ -100,7 +102,7 @@ async function runAttached(
   target: { host: string; session: string; cols: number; rows: number },
   detachByte: number,
   label: string,
-): Promise<CloseReason> {
+): Promise<{ end: CloseReason; signal?: NodeJS.Signals }> {
   const stdin = process.stdin;
   const stdout = process.stdout;
   const raw = stdin.isTTY === true;
@@ -114,6 +116,8 @@ async function runAttached(
     }
   };
   let own: OwnLink | undefined;
+  /** SIGTERM or SIGINT came while attached: it detached (see onSignal). */
+  let signal: NodeJS.Signals | undefined;
   const end = await new Promise<CloseReason>((resolve, reject) => {
     let overlay = false;
     /** A notice kept on the bottom row over fresh output until this time, then repainted away. */
@@ -167,6 +171,15 @@ async function runAttached(
     const onInputEnd = () => {
       if (holding) detachAfterHandover = true;
       else current.detach();
+    };
+    // SIGTERM or SIGINT (kill, or Ctrl-C when the keys are no terminal's) detaches as the detach
+    // key does: the screen and stderr's lines are given back and the host lets the attachment go
+    // at once. Once: a second one, should the detach not come (the link down), ends the process.
+    const onSignal = (received: NodeJS.Signals) => {
+      signal = received;
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      onInputEnd();
     };
     const onResize = () => {
       const { cols, rows } = terminalSize();
@@ -224,6 +237,8 @@ async function runAttached(
           stdin.off('data', onInput);
           stdin.off('end', onInputEnd);
           process.off('SIGWINCH', onResize);
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
           if (raw) stdin.setRawMode(false);
           stdin.pause();
         }
@@ -386,6 +401,8 @@ async function runAttached(
       if (!raw) stdin.once('end', onInputEnd);
       stdin.resume();
       process.on('SIGWINCH', onResize);
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       if (handOver) void moveToOwnLink(terminalId);
       else if (isDirect(current)) {
         if (lanes) laneCandidate = current;
@@ -398,7 +415,7 @@ async function runAttached(
     await own.terminal.detached();
     await own.api.dispose();
   }
-  return end;
+  return signal ? { end, signal } : { end };
 }
 
 /** A lane's CLOSE reasons that end the terminal (any other sends it back to the link). */
