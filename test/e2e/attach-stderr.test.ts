@@ -94,4 +94,28 @@ describe('hangar attach: stderr while attached', () => {
     again.type('\x1d');
     expect(await again.waitForExit()).toBe(0);
   });
+
+  it("a crash while attached gives the terminal back first: Node's error and stderr's lines land on the user's screen", async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'crash.cjs');
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => setTimeout(() => {
+        process.stderr.write('kept-before-crash\\n');
+        throw new Error('docs31-crash');
+      }));\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    expect(await client.waitForExit()).not.toBe(0);
+    const at = client.raw.lastIndexOf(LEAVE_SCREEN);
+    expect(at).toBeGreaterThanOrEqual(0);
+    const after = client.raw.slice(at);
+    expect(after).toMatch(/kept-before-crash\r?\n/);
+    expect(after).toContain('Error: docs31-crash');
+    expect(client.raw.slice(0, at)).not.toContain('docs31-crash');
+  });
 });

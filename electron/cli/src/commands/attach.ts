@@ -181,6 +181,20 @@ async function runAttached(
       process.off('SIGINT', onSignal);
       onInputEnd();
     };
+    let givenBack = false;
+    /**
+     * The terminal the user's again: cooked, off the alternate screen, the cursor shown, stderr
+     * put back (its lines written). Also before Node prints an uncaught exception (a crash while
+     * attached): else the error landed on the session's screen and the terminal stayed on it.
+     */
+    const giveBack = () => {
+      if (givenBack) return;
+      givenBack = true;
+      process.off('uncaughtExceptionMonitor', giveBack);
+      if (wired && raw) stdin.setRawMode(false);
+      stdout.write('\x1b[?1049l\x1b[?25h\r');
+      stderrBack?.();
+    };
     const onResize = () => {
       const { cols, rows } = terminalSize();
       current.resize(cols, rows);
@@ -239,11 +253,9 @@ async function runAttached(
           process.off('SIGWINCH', onResize);
           process.off('SIGTERM', onSignal);
           process.off('SIGINT', onSignal);
-          if (raw) stdin.setRawMode(false);
           stdin.pause();
         }
-        stdout.write('\x1b[?1049l\x1b[?25h\r');
-        stderrBack?.();
+        giveBack();
         resolve(end);
       },
     });
@@ -397,6 +409,7 @@ async function runAttached(
       wired = true;
       if (raw) stdin.setRawMode(true);
       stderrBack = stderrAsNotices();
+      process.on('uncaughtExceptionMonitor', giveBack);
       stdin.on('data', onInput);
       if (!raw) stdin.once('end', onInputEnd);
       stdin.resume();
