@@ -492,14 +492,41 @@ function showOverlay(text: string): void {
 }
 
 /**
- * The notice, cut to fit the row: past the last column of the bottom row the terminal would wrap
- * and scroll the whole screen up a row under tmux's feet.
+ * The notice, cut to fit the row (its last column left free): past the last column of the bottom
+ * row the terminal would wrap and scroll the whole screen up a row under tmux's feet.
  */
 function overlay(text: string): string {
   const rows = process.stdout.rows || 24;
   const cols = process.stdout.columns || 80;
-  const fits = text.length < cols ? text : `${text.slice(0, Math.max(0, cols - 2))}…`;
-  return `\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${fits}\x1b[0m\x1b8`;
+  return `\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${fitColumns(text, cols - 1)}\x1b[0m\x1b8`;
+}
+
+/**
+ * `text` in at most `cols` columns, cut with … if longer: counted as a terminal counts them (a CJK
+ * character or an emoji takes two, a combining mark none), never cutting a character in two.
+ */
+function fitColumns(text: string, cols: number): string {
+  let used = 0;
+  let end = 0;
+  /** Where the text would be cut for the … to fit too. */
+  let cut = 0;
+  for (const char of text) {
+    const width = columnsOf(char);
+    if (used + width > cols) return `${text.slice(0, cut)}…`;
+    used += width;
+    end += char.length;
+    if (used <= cols - 1) cut = end;
+  }
+  return text;
+}
+
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\u200b-\u200f]$/u;
+const WIDE =
+  /^[\p{Emoji_Presentation}\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]$/u;
+
+function columnsOf(char: string): number {
+  if (ZERO_WIDTH.test(char)) return 0;
+  return WIDE.test(char) ? 2 : 1;
 }
 
 /** stderr's own write while stderrAsNotices has put another in its place. */
