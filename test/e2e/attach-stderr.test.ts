@@ -146,4 +146,25 @@ describe('hangar attach: stderr while attached', () => {
     client.type('\x1d');
     expect(await client.waitForExit()).toBe(0);
   });
+
+  it('process.exit while attached gives the terminal back: the half-written line comes out', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'exit.cjs');
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => setTimeout(() => {
+        process.stderr.write('half-written-at-exit');
+        process.exit(7);
+      }));\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    expect(await client.waitForExit()).toBe(7);
+    const at = client.raw.lastIndexOf(LEAVE_SCREEN);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(client.raw.slice(at)).toMatch(/half-written-at-exit\r?\n/);
+  });
 });

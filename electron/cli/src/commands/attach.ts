@@ -185,12 +185,14 @@ async function runAttached(
     /**
      * The terminal the user's again: cooked, off the alternate screen, the cursor shown, stderr
      * put back (its lines written). Also before Node prints an uncaught exception (a crash while
-     * attached): else the error landed on the session's screen and the terminal stayed on it.
+     * attached): else the error landed on the session's screen and the terminal stayed on it; and
+     * at a process.exit() while attached (a terminal's writes are synchronous: they still go out).
      */
     const giveBack = () => {
       if (givenBack) return;
       givenBack = true;
       process.off('uncaughtExceptionMonitor', giveBack);
+      process.off('exit', giveBack);
       if (wired && raw) stdin.setRawMode(false);
       stdout.write('\x1b[?1049l\x1b[?25h\r');
       stderrBack?.();
@@ -410,6 +412,7 @@ async function runAttached(
       if (raw) stdin.setRawMode(true);
       stderrBack = stderrAsNotices();
       process.on('uncaughtExceptionMonitor', giveBack);
+      process.on('exit', giveBack);
       stdin.on('data', onInput);
       if (!raw) stdin.once('end', onInputEnd);
       stdin.resume();
