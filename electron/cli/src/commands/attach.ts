@@ -356,8 +356,15 @@ async function runAttached(
 
     /** Moves the terminal onto a link of the command's own (see above); if that fails it stays. */
     const moveToOwnLink = async (terminalId: string): Promise<void> => {
-      const { openCoreApi } = await import('@hangar/desktop/core');
-      const ownApi = await openCoreApi();
+      let ownApi: InProcessCoreApi;
+      try {
+        const { openCoreApi } = await import('@hangar/desktop/core');
+        ownApi = await openCoreApi();
+      } catch (error) {
+        // No core of its own (its state or device key unreadable now): the move is off, as when it fails.
+        debugNotice(`hangar: the terminal stays on the running core: ${String(error)}`);
+        return;
+      }
       const takeOver = async () => {
         // Move in a pause in typing, so that few keys wait while it happens.
         for (;;) {
