@@ -167,4 +167,23 @@ describe('hangar attach: stderr while attached', () => {
     expect(at).toBeGreaterThanOrEqual(0);
     expect(client.raw.slice(at)).toMatch(/half-written-at-exit\r?\n/);
   });
+
+  it("the command's own core's log lines (HANGAR_LOG_LEVEL=debug) are notices too, not lines across tmux's screen", async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const client = box.attach('work', undefined, { HANGAR_LOG_LEVEL: 'debug' });
+    await client.waitForText('$');
+    client.type('echo logged-$((6*7))\r');
+    await client.waitForText(/^logged-42$/m);
+    // The link drops and comes back: the core logs it.
+    await box.restartAgent();
+    client.type('echo again-$((6*7))\r');
+    await client.waitForText(/^again-42$/m, 20_000);
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    const attached = client.raw.slice(client.raw.indexOf('\x1b[?1049h'), client.raw.lastIndexOf(LEAVE_SCREEN));
+    // Every JSON log line while attached sits in a notice on the bottom row.
+    const across = attached.split('{"level"').slice(1);
+    expect(across.length).toBeGreaterThan(0);
+    expect(attached.split(`${NOTICE}{"level"`).length - 1).toBe(across.length);
+  });
 });

@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { visibleText } from '../output.js';
-import { viaRunningCore, withApi } from '../run.js';
+import { openOwnCore, viaRunningCore, withApi } from '../run.js';
 
 export const DEFAULT_DETACH_KEY = 'ctrl-]';
 /** How long the "output skipped" notice stays on screen. */
@@ -358,8 +358,7 @@ async function runAttached(
     const moveToOwnLink = async (terminalId: string): Promise<void> => {
       let ownApi: InProcessCoreApi;
       try {
-        const { openCoreApi } = await import('@hangar/desktop/core');
-        ownApi = await openCoreApi();
+        ownApi = await openOwnCore();
       } catch (error) {
         // No core of its own (its state or device key unreadable now): the move is off, as when it fails.
         debugNotice(`hangar: the terminal stays on the running core: ${String(error)}`);
