@@ -32,7 +32,10 @@ describe('hangar attach with the app running', () => {
    * and `hangar attach box work` at its first prompt. HANGAR_DEBUG: the command says (on the
    * terminal) which core answered and when it moved.
    */
-  async function attachedWithAppRunning(name: string): Promise<{ ui: ServingCli; client: AttachedCli }> {
+  async function attachedWithAppRunning(
+    name: string,
+    beforeAttach?: (home: string) => void,
+  ): Promise<{ ui: ServingCli; client: AttachedCli }> {
     const home = tempDir(name);
     cleanups.push(() => removeDir(home));
     const dataDir = tempDir(`${name}-agent`);
@@ -43,6 +46,7 @@ describe('hangar attach with the app running', () => {
     await pairWith(home, 'box', agent);
     const created = await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH]);
     expect(created.code, created.stderr).toBe(0);
+    beforeAttach?.(home);
     const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1' });
     cleanups.push(() => client[Symbol.asyncDispose]());
     // HANGAR_TEST_RAW_DIR: a failing run leaves there the bytes `hangar attach` wrote to its
@@ -90,6 +94,22 @@ describe('hangar attach with the app running', () => {
     expect(lines.filter((l) => l === line || /^(after|alone)-42$/.test(l))).toEqual([line, 'after-42', 'alone-42']);
     expect(client.raw.split(line).length - 1).toBeGreaterThanOrEqual(1);
 
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+  });
+
+  it("stays on the running core when the command's own core cannot open (the device key unreadable)", async () => {
+    // The app read the key when it started; the command's own core reads it again and fails.
+    const { client } = await attachedWithAppRunning('handover-no-core', (home) =>
+      writeFileSync(join(home, 'device_ed25519.pem'), 'not a key\n'),
+    );
+    const deadline = Date.now() + 20_000;
+    while (!client.raw.includes('the terminal stays on the running core') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain('the terminal stays on the running core');
+    expect(client.raw).not.toContain(MOVED);
+    client.type('echo stayed-$((6*7))\r');
+    await client.waitForText(/^stayed-42$/m);
     client.type('\x1d');
     expect(await client.waitForExit()).toBe(0);
   });

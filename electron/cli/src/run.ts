@@ -1,4 +1,5 @@
 import type { CoreApi } from '@hangar/shared';
+import type { InProcessCoreApi } from '@hangar/desktop/core';
 
 /**
  * Set by build/cli-bundle to the protocolFingerprint() of the tables this bundle holds; undefined
@@ -56,10 +57,20 @@ export async function openDoor(): Promise<CoreApi> {
     else if (debug)
       process.stderr.write(`hangar: no Hangar core runs on this computer (${running.path}); using one of its own\n`);
   }
-  const { openCoreApi } = await import('@hangar/desktop/core');
-  const api = await openCoreApi();
+  const api = await openOwnCore();
   timing('own core opened');
   return api;
+}
+
+/**
+ * A core of the command's own, in this process. Its log lines go through process.stderr.write, not
+ * straight to fd 2 (the core's default, pino.destination(2)): so that `hangar attach` can put them
+ * on the bottom row while the terminal is attached (attach.ts stderrAsNotices) instead of at
+ * tmux's cursor, where a link drop's warnings split the screen.
+ */
+export async function openOwnCore(): Promise<InProcessCoreApi> {
+  const { createCoreLogger, openCoreApi } = await import('@hangar/desktop/core');
+  return openCoreApi({ logger: createCoreLogger(undefined, { write: (line) => void process.stderr.write(line) }) });
 }
 
 /** Set when the command's door is a running core's socket: resolves once all sent to it is out. */

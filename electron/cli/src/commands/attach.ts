@@ -10,8 +10,10 @@ import {
 } from '@hangar/shared';
 import type { DirectTerminal, InProcessCoreApi, OpenedLane, TerminalLane } from '@hangar/desktop/core';
 import type { Command } from 'commander';
+import { constants } from 'node:os';
+import { StringDecoder } from 'node:string_decoder';
 import { visibleText } from '../output.js';
-import { viaRunningCore, withApi } from '../run.js';
+import { openOwnCore, viaRunningCore, withApi } from '../run.js';
 
 export const DEFAULT_DETACH_KEY = 'ctrl-]';
 /** How long the "output skipped" notice stays on screen. */
@@ -37,7 +39,7 @@ export function registerAttach(program: Command): void {
 export async function attachSession(api: CoreApi, host: string, session: string, detachKey: string): Promise<number> {
   const detachByte = parseDetachKey(detachKey);
   const size = terminalSize();
-  const end = await runAttached(api, { host, session, ...size }, detachByte, `${host}/${session}`);
+  const { end, signal } = await runAttached(api, { host, session, ...size }, detachByte, `${host}/${session}`);
   if (end.code === TERMINAL_CLOSE.ended) {
     const exitCode = end.exit_code ?? null;
     process.stderr.write(`[session ${session} ended${exitCode !== null ? ` with status ${exitCode}` : ''}]\n`);
@@ -45,9 +47,10 @@ export async function attachSession(api: CoreApi, host: string, session: string,
   }
   if (end.code === TERMINAL_CLOSE.detached) {
     process.stderr.write(
-      `[detached from ${host}/${session}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
+      `[detached from ${host}/${session}${signal ? ` (${signal})` : ''}; it keeps running — reattach with: hangar attach ${host} ${session}]\n`,
     );
-    return 0;
+    // Killed by a signal, as a shell counts it.
+    return signal ? 128 + (constants.signals[signal] ?? 0) : 0;
   }
   process.stderr.write(`hangar: ${visibleText(end.message)}\n`);
   return end.code === TERMINAL_CLOSE.killed ? 0 : 1;
@@ -99,7 +102,7 @@ async function runAttached(
   target: { host: string; session: string; cols: number; rows: number },
   detachByte: number,
   label: string,
-): Promise<CloseReason> {
+): Promise<{ end: CloseReason; signal?: NodeJS.Signals }> {
   const stdin = process.stdin;
   const stdout = process.stdout;
   const raw = stdin.isTTY === true;
@@ -113,6 +116,8 @@ async function runAttached(
     }
   };
   let own: OwnLink | undefined;
+  /** SIGTERM or SIGINT came while attached: it detached (see onSignal). */
+  let signal: NodeJS.Signals | undefined;
   const end = await new Promise<CloseReason>((resolve, reject) => {
     let overlay = false;
     /** A notice kept on the bottom row over fresh output until this time, then repainted away. */
@@ -166,6 +171,31 @@ async function runAttached(
     const onInputEnd = () => {
       if (holding) detachAfterHandover = true;
       else current.detach();
+    };
+    // SIGTERM or SIGINT (kill, or Ctrl-C when the keys are no terminal's) detaches as the detach
+    // key does: the screen and stderr's lines are given back and the host lets the attachment go
+    // at once. Once: a second one, should the detach not come (the link down), ends the process.
+    const onSignal = (received: NodeJS.Signals) => {
+      signal = received;
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      onInputEnd();
+    };
+    let givenBack = false;
+    /**
+     * The terminal the user's again: cooked, off the alternate screen, the cursor shown, stderr
+     * put back (its lines written). Also before Node prints an uncaught exception (a crash while
+     * attached): else the error landed on the session's screen and the terminal stayed on it; and
+     * at a process.exit() while attached (a terminal's writes are synchronous: they still go out).
+     */
+    const giveBack = () => {
+      if (givenBack) return;
+      givenBack = true;
+      process.off('uncaughtExceptionMonitor', giveBack);
+      process.off('exit', giveBack);
+      if (wired && raw) stdin.setRawMode(false);
+      stdout.write('\x1b[?1049l\x1b[?25h\r');
+      stderrBack?.();
     };
     const onResize = () => {
       const { cols, rows } = terminalSize();
@@ -223,11 +253,11 @@ async function runAttached(
           stdin.off('data', onInput);
           stdin.off('end', onInputEnd);
           process.off('SIGWINCH', onResize);
-          if (raw) stdin.setRawMode(false);
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
           stdin.pause();
         }
-        stdout.write('\x1b[?1049l\x1b[?25h\r');
-        stderrBack?.();
+        giveBack();
         resolve(end);
       },
     });
@@ -326,8 +356,14 @@ async function runAttached(
 
     /** Moves the terminal onto a link of the command's own (see above); if that fails it stays. */
     const moveToOwnLink = async (terminalId: string): Promise<void> => {
-      const { openCoreApi } = await import('@hangar/desktop/core');
-      const ownApi = await openCoreApi();
+      let ownApi: InProcessCoreApi;
+      try {
+        ownApi = await openOwnCore();
+      } catch (error) {
+        // No core of its own (its state or device key unreadable now): the move is off, as when it fails.
+        debugNotice(`hangar: the terminal stays on the running core: ${String(error)}`);
+        return;
+      }
       const takeOver = async () => {
         // Move in a pause in typing, so that few keys wait while it happens.
         for (;;) {
@@ -381,10 +417,14 @@ async function runAttached(
       wired = true;
       if (raw) stdin.setRawMode(true);
       stderrBack = stderrAsNotices();
+      process.on('uncaughtExceptionMonitor', giveBack);
+      process.on('exit', giveBack);
       stdin.on('data', onInput);
       if (!raw) stdin.once('end', onInputEnd);
       stdin.resume();
       process.on('SIGWINCH', onResize);
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       if (handOver) void moveToOwnLink(terminalId);
       else if (isDirect(current)) {
         if (lanes) laneCandidate = current;
@@ -397,7 +437,7 @@ async function runAttached(
     await own.terminal.detached();
     await own.api.dispose();
   }
-  return end;
+  return signal ? { end, signal } : { end };
 }
 
 /** A lane's CLOSE reasons that end the terminal (any other sends it back to the link). */
@@ -461,14 +501,41 @@ function showOverlay(text: string): void {
 }
 
 /**
- * The notice, cut to fit the row: past the last column of the bottom row the terminal would wrap
- * and scroll the whole screen up a row under tmux's feet.
+ * The notice, cut to fit the row (its last column left free): past the last column of the bottom
+ * row the terminal would wrap and scroll the whole screen up a row under tmux's feet.
  */
 function overlay(text: string): string {
   const rows = process.stdout.rows || 24;
   const cols = process.stdout.columns || 80;
-  const fits = text.length < cols ? text : `${text.slice(0, Math.max(0, cols - 2))}…`;
-  return `\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${fits}\x1b[0m\x1b8`;
+  return `\x1b7\x1b[${rows};1H\x1b[7m\x1b[2K${fitColumns(text, cols - 1)}\x1b[0m\x1b8`;
+}
+
+/**
+ * `text` in at most `cols` columns, cut with … if longer: counted as a terminal counts them (a CJK
+ * character or an emoji takes two, a combining mark none), never cutting a character in two.
+ */
+function fitColumns(text: string, cols: number): string {
+  let used = 0;
+  let end = 0;
+  /** Where the text would be cut for the … to fit too. */
+  let cut = 0;
+  for (const char of text) {
+    const width = columnsOf(char);
+    if (used + width > cols) return `${text.slice(0, cut)}…`;
+    used += width;
+    end += char.length;
+    if (used <= cols - 1) cut = end;
+  }
+  return text;
+}
+
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\u200b-\u200f]$/u;
+const WIDE =
+  /^[\p{Emoji_Presentation}\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]$/u;
+
+function columnsOf(char: string): number {
+  if (ZERO_WIDTH.test(char)) return 0;
+  return WIDE.test(char) ? 2 : 1;
 }
 
 /** stderr's own write while stderrAsNotices has put another in its place. */
@@ -478,13 +545,19 @@ function writeStderr(text: string): void {
   (ownStderrWrite ?? process.stderr.write).call(process.stderr, text);
 }
 
+/** At most this much of stderr's lines while attached is kept to be written after (a runaway logger). */
+const KEPT_MAX = 64 * 1024;
+
 /**
  * While the terminal is attached, the lines any other part of this process writes to stderr (a
  * HANGAR_DEBUG line of the app core's bundle, loaded only now for the move to the command's own
  * link: code-cache.ts; a warning of Node's) go on the bottom row as notices, when stdout and
  * stderr are terminals. Written as lines where the cursor is, they moved the cursor under tmux's feet: what
  * tmux drew next landed a row lower, and a command line typed across it came out split.
- * Returns the undo; a line still unfinished then is written as it came.
+ * A notice is the first line of a write (Node writes a warning and its "(Use `node
+ * --trace-warnings ...`" line in one), cut to the row, until tmux paints over it: so none is lost,
+ * every line is kept and written as it came once the terminal is given back, a line still
+ * unfinished then too (ended by a newline, before hangar's own last line). Returns that undo.
  */
 function stderrAsNotices(): () => void {
   const stderr = process.stderr;
@@ -492,27 +565,48 @@ function stderrAsNotices(): () => void {
   if (!stderr.isTTY || !process.stdout.isTTY) return () => undefined;
   const write = stderr.write;
   ownStderrWrite = write;
+  // A character split across two writes of bytes comes whole.
+  const decoder = new StringDecoder('utf8');
   let partial = '';
+  let kept = '';
+  let dropped = 0;
   stderr.write = ((
     chunk: string | Uint8Array,
     encoding?: BufferEncoding | ((error?: Error | null) => void),
     callback?: (error?: Error | null) => void,
   ): boolean => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    const text =
+      typeof chunk !== 'string'
+        ? decoder.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+        : typeof encoding === 'string' && !/^utf-?8$/i.test(encoding) && Buffer.isEncoding(encoding)
+          ? Buffer.from(chunk, encoding).toString('utf8')
+          : chunk;
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
+    let shown = false;
     for (const line of lines) {
+      if (kept.length + line.length < KEPT_MAX) kept += `${line}\n`;
+      else dropped++;
       const said = visibleText(line.replace(/\r$/, ''));
-      if (said.trim() !== '') writeStderr(overlay(said));
+      if (!shown && said.trim() !== '') {
+        writeStderr(overlay(said));
+        shown = true;
+      }
     }
     const done = typeof encoding === 'function' ? encoding : callback;
     if (done) process.nextTick(done);
     return true;
   }) as typeof stderr.write;
+  let undone = false;
   return () => {
+    if (undone) return;
+    undone = true;
     stderr.write = write;
     ownStderrWrite = undefined;
-    if (partial !== '') writeStderr(partial);
+    const tail = partial + decoder.end();
+    if (tail !== '') kept += `${tail}\n`;
+    if (dropped > 0) kept += `hangar: ${dropped} more lines written to stderr while attached were not kept\n`;
+    if (kept !== '') write.call(stderr, kept);
   };
 }
 

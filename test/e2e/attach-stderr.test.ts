@@ -1,0 +1,189 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
+import { BASH, hangar } from '../support/processes.js';
+
+/** The bottom-row notice `hangar attach` writes (a 30-row terminal), up to its end. */
+const NOTICE = '\x1b7\x1b[30;1H\x1b[7m\x1b[2K';
+const LEAVE_SCREEN = '\x1b[?1049l';
+
+/**
+ * While `hangar attach` holds the terminal, what the rest of the process writes to stderr (Node's
+ * warnings, a library's console.error) goes on the bottom row as a notice, not across tmux's
+ * screen; none of it is lost: once the terminal is the user's again it is written whole.
+ */
+describe('hangar attach: stderr while attached', () => {
+  const box = usePairedHost();
+
+  it("a Node warning shows its first line as a notice and comes whole after the detach, a line's unfinished tail too", async () => {
+    // A preload in the command's process: on SIGUSR2 a warning longer than the row (Node writes it
+    // as one write of two lines), a UTF-8 line in two writes split inside a character, and text
+    // with no newline yet.
+    const preload = join(box.home, 'stderr-on-signal.cjs');
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => {
+        process.emitWarning('docs31-warning ' + 'w'.repeat(150) + ' end-of-warning');
+        // Node writes a warning on the next tick.
+        setTimeout(() => {
+          const split = Buffer.from('naïve-split\\n');
+          process.stderr.write(split.subarray(0, 3));
+          process.stderr.write(split.subarray(3), () => {
+            process.stderr.write('written-after-callback\\n');
+            process.stderr.write('unfinished-tail');
+          });
+        }, 50);
+      });\n`,
+    );
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes('written-after-callback') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    client.type('echo still-$((6*7))\r');
+    await client.waitForText(/^still-42$/m);
+
+    const attached = client.raw.slice(0, client.raw.lastIndexOf(LEAVE_SCREEN));
+    // The warning's own line is the notice (not Node's "(Use `node --trace-warnings ...`" line
+    // painted over it), cut to the row.
+    expect(attached).toMatch(/\x1b\[2K\(node:\d+\) Warning: docs31-warning w+…/);
+    expect(attached).not.toContain('--trace-warnings');
+    expect(attached).toContain(`${NOTICE}naïve-split\x1b[0m`);
+    expect(attached).not.toContain('unfinished-tail');
+
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    const after = client.raw.slice(client.raw.lastIndexOf(LEAVE_SCREEN));
+    expect(after).toMatch(/\(node:\d+\) Warning: docs31-warning w{150} end-of-warning\r?\n/);
+    expect(after).toContain('--trace-warnings');
+    expect(after).toMatch(/naïve-split\r?\n/);
+    expect(after).toMatch(/written-after-callback\r?\n/);
+    // The unfinished tail on a line of its own: the detach message does not run on after it.
+    expect(after).toMatch(/unfinished-tail\r?\n\[detached from box\/work/);
+  });
+
+  it('SIGTERM detaches as the detach key does: the screen and stderr are given back, the session keeps running, status 143', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'stderr-line.cjs');
+    writeFileSync(preload, `process.on('SIGUSR2', () => process.stderr.write('said-while-attached\\n'));\n`);
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes('said-while-attached') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    client.type('echo before-term\r');
+    await client.waitForText(/^before-term$/m);
+
+    process.kill(client.process.pid, 'SIGTERM');
+    expect(await client.waitForExit()).toBe(143);
+    const after = client.raw.slice(client.raw.lastIndexOf(LEAVE_SCREEN));
+    expect(after).toMatch(/said-while-attached\r?\n/);
+    expect(after).toContain('[detached from box/work');
+    const listed = await hangar(box.home, ['session', 'ls', 'box']);
+    expect(listed.stdout).toMatch(/work/);
+    const again = box.attach('work');
+    await again.waitForText('before-term');
+    again.type('\x1d');
+    expect(await again.waitForExit()).toBe(0);
+  });
+
+  it("a crash while attached gives the terminal back first: Node's error and stderr's lines land on the user's screen", async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'crash.cjs');
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => setTimeout(() => {
+        process.stderr.write('kept-before-crash\\n');
+        throw new Error('docs31-crash');
+      }));\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    expect(await client.waitForExit()).not.toBe(0);
+    const at = client.raw.lastIndexOf(LEAVE_SCREEN);
+    expect(at).toBeGreaterThanOrEqual(0);
+    const after = client.raw.slice(at);
+    expect(after).toMatch(/kept-before-crash\r?\n/);
+    expect(after).toContain('Error: docs31-crash');
+    expect(client.raw.slice(0, at)).not.toContain('docs31-crash');
+  });
+
+  it('a notice of wide characters is cut to the columns it takes: the screen does not scroll under tmux', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'wide.cjs');
+    // 60 CJK characters and 10 emoji: 140 columns, in a 100-column terminal.
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => process.stderr.write('wide:' + '漢'.repeat(60) + '😀'.repeat(10) + '\\n'));\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    const before = await client.text();
+    expect(before[0]).toMatch(/^\$/);
+    process.kill(client.process.pid, 'SIGUSR2');
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes('wide:') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    const after = await client.text();
+    // The notice on the bottom row, whole in it; what tmux drew stays where it was.
+    expect(after[29]).toMatch(/^wide:漢+…$/);
+    expect(after[0]).toBe(before[0]);
+    client.type('echo wide-$((6*7))\r');
+    const lines = await client.waitForText(/^wide-42$/m);
+    expect(lines.slice(0, 3)).toEqual([`${before[0]}echo wide-$((6*7))`, 'wide-42', before[0]]);
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+  });
+
+  it('process.exit while attached gives the terminal back: the half-written line comes out', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'exit.cjs');
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => setTimeout(() => {
+        process.stderr.write('half-written-at-exit');
+        process.exit(7);
+      }));\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    expect(await client.waitForExit()).toBe(7);
+    const at = client.raw.lastIndexOf(LEAVE_SCREEN);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(client.raw.slice(at)).toMatch(/half-written-at-exit\r?\n/);
+  });
+
+  it("the command's own core's log lines (HANGAR_LOG_LEVEL=debug) are notices too, not lines across tmux's screen", async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const client = box.attach('work', undefined, { HANGAR_LOG_LEVEL: 'debug' });
+    await client.waitForText('$');
+    client.type('echo logged-$((6*7))\r');
+    await client.waitForText(/^logged-42$/m);
+    // The link drops and comes back: the core logs it.
+    await box.restartAgent();
+    client.type('echo again-$((6*7))\r');
+    await client.waitForText(/^again-42$/m, 20_000);
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    const attached = client.raw.slice(client.raw.indexOf('\x1b[?1049h'), client.raw.lastIndexOf(LEAVE_SCREEN));
+    // Every JSON log line while attached sits in a notice on the bottom row.
+    const across = attached.split('{"level"').slice(1);
+    expect(across.length).toBeGreaterThan(0);
+    expect(attached.split(`${NOTICE}{"level"`).length - 1).toBe(across.length);
+  });
+});
