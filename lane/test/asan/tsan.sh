@@ -16,9 +16,9 @@ cp -r "$lane/src" "$lane/dist" "$lane/binding.gyp" "$lane/package.json" "$out/"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cd "$lane/.."
-LD_PRELOAD=$(gcc -print-file-name=libtsan.so) \
+LD_PRELOAD=$(gcc -print-file-name=libtsan.so) LANE_SANITIZER=tsan \
   TSAN_OPTIONS="halt_on_error=0 ignore_noninstrumented_modules=1 report_signal_unsafe=0 log_path=$log.tsan" \
-  node node_modules/vitest/vitest.mjs run --config lane/test/asan/tsan.vitest.config.mjs
+  node node_modules/vitest/vitest.mjs run --config lane/test/asan/vitest.config.mjs
 if cat "$log".tsan.* >/dev/null 2>&1; then
   cat "$log".tsan.* >&2
   rm -f "$log".tsan.*

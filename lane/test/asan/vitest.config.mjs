@@ -1,4 +1,5 @@
-// The relay's tests against the AddressSanitizer build in lane/build/asan (see run.sh).
+// The relay's tests against a sanitizer build of the addon: lane/build/asan (run.sh, the default)
+// or, with LANE_SANITIZER=tsan, lane/build/tsan (tsan.sh).
 import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
 
@@ -7,7 +8,9 @@ export default defineConfig({
   resolve: {
     alias: {
       '@hangar/shared': fileURLToPath(new URL('../../../shared/src/index.ts', import.meta.url)),
-      '@hangar/lane': fileURLToPath(new URL('../../build/asan/src/index.ts', import.meta.url)),
+      '@hangar/lane': fileURLToPath(
+        new URL(`../../build/${process.env.LANE_SANITIZER || 'asan'}/src/index.ts`, import.meta.url),
+      ),
     },
   },
   test: {
