@@ -68,6 +68,11 @@ function start(
   return relay;
 }
 
+/** A relay of the `file` kind on the lane socket `net`: `fd` is both its local read and write end. */
+function startFile(net: Socket, fd: number, file: RelayOptions['file'], role: 'client' | 'agent'): Relay {
+  return start({ net: lanes.adoptSocket(net).fd, localRead: fd, localWrite: fd, localKind: 'file', file }, role);
+}
+
 /** app A ↔ relay A ↔ lane ↔ relay B ↔ app B. */
 async function backToBack(laneNo = 1n) {
   const [laneA, laneB] = await pair();
@@ -619,26 +624,8 @@ describe('a regular file as the local side (file)', () => {
       const source = openSync(join(dir, 'in'), 'r');
       const target = openSync(join(dir, 'out'), 'a');
       const [laneA, laneB] = await pair();
-      const sender = start(
-        {
-          net: lanes.adoptSocket(laneA).fd,
-          localRead: source,
-          localWrite: source,
-          localKind: 'file',
-          file: { offset: from, limit: input.length },
-        },
-        'agent',
-      );
-      const receiver = start(
-        {
-          net: lanes.adoptSocket(laneB).fd,
-          localRead: target,
-          localWrite: target,
-          localKind: 'file',
-          file: { offset: 0, limit: 0 },
-        },
-        'client',
-      );
+      const sender = startFile(laneA, source, { offset: from, limit: input.length }, 'agent');
+      const receiver = startFile(laneB, target, { offset: 0, limit: 0 }, 'client');
       const sent = input.length - from;
       expect(await sender.ended).toEqual({ how: 'eof', bytesIn: 0, bytesOut: sent });
       expect(await receiver.ended).toEqual({ how: 'eof', bytesIn: sent, bytesOut: 0 });
@@ -655,16 +642,7 @@ describe('a regular file as the local side (file)', () => {
     try {
       writeFileSync(join(dir, 'in'), randomBytes(100_000));
       const [peerEnd, laneEnd] = await pair();
-      const relay = start(
-        {
-          net: lanes.adoptSocket(laneEnd).fd,
-          localRead: openSync(join(dir, 'in'), 'r'),
-          localWrite: openSync(join(dir, 'in'), 'r'),
-          localKind: 'file',
-          file: { offset: 0, limit: 200_000 },
-        },
-        'agent',
-      );
+      const relay = startFile(laneEnd, openSync(join(dir, 'in'), 'r'), { offset: 0, limit: 200_000 }, 'agent');
       const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
       const end = await relay.ended;
       expect(end.how).toBe('error');
@@ -685,16 +663,7 @@ describe('a regular file as the local side (file)', () => {
       // The file always holds more than the limit says: bytes past it are not sent until it moves.
       writeFileSync(path, all.subarray(0, 150_000));
       const [peerEnd, laneEnd] = await pair();
-      const relay = start(
-        {
-          net: lanes.adoptSocket(laneEnd).fd,
-          localRead: openSync(path, 'r'),
-          localWrite: openSync(path, 'r'),
-          localKind: 'file',
-          file: { offset: 1000, limit: 100_000, growing: true },
-        },
-        'agent',
-      );
+      const relay = startFile(laneEnd, openSync(path, 'r'), { offset: 1000, limit: 100_000, growing: true }, 'agent');
       const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
       const received: Buffer[] = [];
       let count = 0;
@@ -732,14 +701,10 @@ describe('a regular file as the local side (file)', () => {
     try {
       writeFileSync(join(dir, 'log'), randomBytes(10_000));
       const [peerEnd, laneEnd] = await pair();
-      const relay = start(
-        {
-          net: lanes.adoptSocket(laneEnd).fd,
-          localRead: openSync(join(dir, 'log'), 'r'),
-          localWrite: openSync(join(dir, 'log'), 'r'),
-          localKind: 'file',
-          file: { offset: 0, limit: 10_000, growing: true },
-        },
+      const relay = startFile(
+        laneEnd,
+        openSync(join(dir, 'log'), 'r'),
+        { offset: 0, limit: 10_000, growing: true },
         'agent',
       );
       const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'client'));
@@ -765,16 +730,7 @@ describe('a regular file as the local side (file)', () => {
     try {
       const target = openSync(join(dir, 'out'), 'a');
       const [peerEnd, laneEnd] = await pair();
-      const relay = start(
-        {
-          net: lanes.adoptSocket(laneEnd).fd,
-          localRead: target,
-          localWrite: target,
-          localKind: 'file',
-          file: { offset: 0, limit: 0, receiveLimit: 100_000 },
-        },
-        'client',
-      );
+      const relay = startFile(laneEnd, target, { offset: 0, limit: 0, receiveLimit: 100_000 }, 'client');
       const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
       for (let i = 0; i < 4; i++) peer.send(RecordType.Data, randomBytes(65_536));
       const end = await relay.ended;
@@ -786,16 +742,7 @@ describe('a regular file as the local side (file)', () => {
       // Up to the limit exactly is taken.
       const exact = openSync(join(dir, 'exact'), 'a');
       const [peerEnd2, laneEnd2] = await pair();
-      const whole = start(
-        {
-          net: lanes.adoptSocket(laneEnd2).fd,
-          localRead: exact,
-          localWrite: exact,
-          localKind: 'file',
-          file: { offset: 0, limit: 0, receiveLimit: 65_537 },
-        },
-        'client',
-      );
+      const whole = startFile(laneEnd2, exact, { offset: 0, limit: 0, receiveLimit: 65_537 }, 'client');
       const peer2 = new PeerLane(peerEnd2, deriveLaneKeys(secret, grantId, 1n, 'agent'));
       peer2.send(RecordType.Data, randomBytes(65_536));
       peer2.send(RecordType.Data, randomBytes(1));
@@ -828,16 +775,7 @@ describe('a regular file as the local side (file)', () => {
             const path = join(dir, `out-${run++}`);
             const target = openSync(path, 'a+');
             const [peerEnd, laneEnd] = await pair();
-            const relay = start(
-              {
-                net: lanes.adoptSocket(laneEnd).fd,
-                localRead: target,
-                localWrite: target,
-                localKind: 'file',
-                file: { offset: 0, limit: 0, sha256: { prefix: 0 } },
-              },
-              'client',
-            );
+            const relay = startFile(laneEnd, target, { offset: 0, limit: 0, sha256: { prefix: 0 } }, 'client');
             const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
             const payloads = sizes.map((size) => randomBytes(size));
             const records = payloads.map((p) => peer.seal(RecordType.Data, p));
@@ -886,16 +824,7 @@ describe('a regular file as the local side (file)', () => {
         writeFileSync(path, whole.subarray(0, prefix));
         const target = openSync(path, 'a+');
         const [peerEnd, laneEnd] = await pair();
-        const relay = start(
-          {
-            net: lanes.adoptSocket(laneEnd).fd,
-            localRead: target,
-            localWrite: target,
-            localKind: 'file',
-            file: { offset: 0, limit: 0, sha256: { prefix } },
-          },
-          'client',
-        );
+        const relay = startFile(laneEnd, target, { offset: 0, limit: 0, sha256: { prefix } }, 'client');
         const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
         // Records of every size up to the largest, so the ring's wrap falls anywhere in a payload.
         for (let at = prefix, i = 0; at < whole.length; i++) {
@@ -1006,16 +935,7 @@ describe('a regular file as the local side (file)', () => {
       writeFileSync(join(dir, 'out'), whole.subarray(0, prefix));
       const target = openSync(join(dir, 'out'), 'a+');
       const [peerEnd, laneEnd] = await pair();
-      const relay = start(
-        {
-          net: lanes.adoptSocket(laneEnd).fd,
-          localRead: target,
-          localWrite: target,
-          localKind: 'file',
-          file: { offset: 0, limit: 0, sha256: { prefix } },
-        },
-        'client',
-      );
+      const relay = startFile(laneEnd, target, { offset: 0, limit: 0, sha256: { prefix } }, 'client');
       const peer = new PeerLane(peerEnd, deriveLaneKeys(secret, grantId, 1n, 'agent'));
       for (let at = prefix; at < whole.length; at += 65_536)
         peer.send(RecordType.Data, whole.subarray(at, at + 65_536));
@@ -1033,16 +953,7 @@ describe('a regular file as the local side (file)', () => {
       // A lane cut before EOF reports no digest: the bytes it wrote stay for a resumed try.
       const cut = openSync(join(dir, 'out'), 'a+');
       const [peerEnd2, laneEnd2] = await pair();
-      const broken = start(
-        {
-          net: lanes.adoptSocket(laneEnd2).fd,
-          localRead: cut,
-          localWrite: cut,
-          localKind: 'file',
-          file: { offset: 0, limit: 0, sha256: { prefix: whole.length } },
-        },
-        'client',
-      );
+      const broken = startFile(laneEnd2, cut, { offset: 0, limit: 0, sha256: { prefix: whole.length } }, 'client');
       const peer2 = new PeerLane(peerEnd2, deriveLaneKeys(secret, grantId, 1n, 'agent'));
       peer2.send(RecordType.Data, randomBytes(1000));
       peerEnd2.destroy();
@@ -1053,14 +964,10 @@ describe('a regular file as the local side (file)', () => {
       // A prefix longer than the file is an error before anything is taken.
       const short = openSync(join(dir, 'out'), 'a+');
       const [, laneEnd3] = await pair();
-      const refused = start(
-        {
-          net: lanes.adoptSocket(laneEnd3).fd,
-          localRead: short,
-          localWrite: short,
-          localKind: 'file',
-          file: { offset: 0, limit: 0, sha256: { prefix: whole.length + 5000 } },
-        },
+      const refused = startFile(
+        laneEnd3,
+        short,
+        { offset: 0, limit: 0, sha256: { prefix: whole.length + 5000 } },
         'client',
       );
       expect(await refused.ended).toMatchObject({
@@ -1082,16 +989,7 @@ describe('a regular file as the local side (file)', () => {
       truncateSync(join(dir, 'resumed'), size);
       const target = openSync(join(dir, 'resumed'), 'a+');
       const [peerEnd, laneEnd] = await pair();
-      const resumed = start(
-        {
-          net: lanes.adoptSocket(laneEnd).fd,
-          localRead: target,
-          localWrite: target,
-          localKind: 'file',
-          file: { offset: 0, limit: 0, sha256: { prefix: size } },
-        },
-        'client',
-      );
+      const resumed = startFile(laneEnd, target, { offset: 0, limit: 0, sha256: { prefix: size } }, 'client');
       const order: string[] = [];
       void resumed.ended.then(() => order.push('resumed'));
       // Its peer has nothing more to send: the lane ends as soon as the prefix is hashed.
@@ -1102,16 +1000,7 @@ describe('a regular file as the local side (file)', () => {
       writeFileSync(join(dir, 'small'), 'hello');
       const small = openSync(join(dir, 'small'), 'r');
       const [peerEnd2, laneEnd2] = await pair();
-      const other = start(
-        {
-          net: lanes.adoptSocket(laneEnd2).fd,
-          localRead: small,
-          localWrite: small,
-          localKind: 'file',
-          file: { offset: 0, limit: 5 },
-        },
-        'agent',
-      );
+      const other = startFile(laneEnd2, small, { offset: 0, limit: 5 }, 'agent');
       void other.ended.then(() => order.push('other'));
       const peer2 = new PeerLane(peerEnd2, deriveLaneKeys(secret, grantId, 1n, 'client'));
       expect(await peer2.next()).toMatchObject({ type: RecordType.Data });
