@@ -72,6 +72,8 @@ export class JobService implements Disposable {
   private stopped = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<void> | undefined;
+  /** A prune asked for while one ran: it runs once that one is done (one for all such asks). */
+  private pruneAgain: Promise<void> | undefined;
 
   private constructor(private readonly options: JobServiceOptions) {
     this.store = new JobStore(options.db);
@@ -255,7 +257,9 @@ export class JobService implements Disposable {
     this.stopped = true;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await this.attempts.drain(graceMs);
-    await this.pruning?.catch((error: unknown) => this.options.logger.warn({ err: error }, 'prune failed'));
+    await (this.pruneAgain ?? this.pruning)?.catch((error: unknown) =>
+      this.options.logger.warn({ err: error }, 'prune failed'),
+    );
   }
 
   async dispose(): Promise<void> {
@@ -265,7 +269,17 @@ export class JobService implements Disposable {
   }
 
   async prune(): Promise<void> {
-    if (this.pruning) return this.pruning;
+    if (this.pruning) {
+      // The running prune read what to remove when it started: a job that ended since (its
+      // `ended` asked for this prune) would stay until the next one, past the byte limit.
+      this.pruneAgain ??= this.pruning
+        .catch(() => undefined)
+        .then(() => {
+          this.pruneAgain = undefined;
+          return this.prune();
+        });
+      return this.pruneAgain;
+    }
     const inUse = new Set(
       this.store
         .jobsInStates(['queued', 'preparing', 'running'])

@@ -20,6 +20,25 @@ describe('retention', () => {
     expect(readdirSync(join(host.dataDir, 'jobs')).sort()).toEqual(ids.slice(2).sort());
   });
 
+  it('a prune asked for while one runs sees what changed meanwhile (a job that ended during it)', async () => {
+    await using host = await startJobHost({ retention: { maxAgeMs: 3600_000, maxBytes: 1e12 } });
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const job = await host.submit({ command: 'echo kept', executor: 'shell' });
+      await host.waitFor(job.id);
+      ids.push(job.id);
+    }
+    await host.jobs.prune();
+    // The first prune has read what there is to remove (nothing) when the second is asked for;
+    // in between a job becomes old enough to go, as a job ending during a prune makes it too big.
+    const running = host.jobs.prune();
+    host.store.db.prepare('UPDATE jobs SET finished_at = 0 WHERE id = ?').run(ids[0]);
+    await host.jobs.prune();
+    await running;
+    expect(host.jobs.list(100).map((j) => j.id)).toEqual([ids[1]]);
+    expect(existsSync(join(host.dataDir, 'jobs', ids[0]!))).toBe(false);
+  });
+
   it('removes finished jobs and unused workspaces older than the age limit, never queued work', async () => {
     await using host = await startJobHost({ retention: { maxAgeMs: 3600_000, maxBytes: 1e12 }, maxJobs: 1 });
     const old = await host.submit({ command: 'echo old', executor: 'shell' });
