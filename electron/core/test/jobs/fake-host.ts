@@ -15,12 +15,35 @@ import {
   type HostMethod,
   type HostParams,
   type HostResult,
+  type JobInfo,
   type MemoryTransportPair,
   type ProcedureHandlers,
 } from '@hangar/shared';
 import type { JobLink } from '../../src/jobs/job-link.js';
 
 type Handler = (params: any, agent: Mux) => unknown;
+
+/** The job the fake hosts' tests follow. */
+export const JOB = 'j-0123456789';
+
+/** A `job.get` answer / `job.updated` job for JOB: `state` at `attempt`, one retry allowed. */
+export function jobInfo(state: JobInfo['state'], attempt: number, exit: number | null = null): JobInfo {
+  return {
+    id: JOB,
+    state,
+    command: 'build',
+    executor: 'shell',
+    created_at: 1,
+    finished_at: null,
+    exit_code: exit,
+    attempt,
+    retries: 1,
+    error: null,
+    spec: { command: 'build' },
+    attempts: [],
+    artifacts: [],
+  } as JobInfo;
+}
 
 /**
  * An agent's side of the link in memory, with handlers a test supplies per method, and a

@@ -3,14 +3,7 @@ import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, existsS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import {
-  BULK_STREAM_WINDOW,
-  encodeLogBlockHeader,
-  LOG_BLOCK,
-  type JobInfo,
-  type LinkStream,
-  type Mux,
-} from '@hangar/shared';
+import { BULK_STREAM_WINDOW, encodeLogBlockHeader, LOG_BLOCK, type LinkStream, type Mux } from '@hangar/shared';
 import { describe, expect, it } from 'vitest';
 import { downloadArtifacts } from '../../src/jobs/artifacts.js';
 import { OFF_THREAD_BYTES } from '../../src/jobs/file-hasher.js';
@@ -18,10 +11,9 @@ import { MAX_INFLATED_AHEAD } from '../../src/jobs/log-blocks.js';
 import { followJobLog, type LogChunk } from '../../src/jobs/log-follower.js';
 import { packWorkspace, type PackedWorkspace } from '../../src/jobs/pack.js';
 import { uploadWorkspace } from '../../src/jobs/upload.js';
-import { FakeHost } from './fake-host.js';
+import { FakeHost, JOB, jobInfo } from './fake-host.js';
 import { useCleanups } from '../../../../test/support/cleanups.js';
 
-const JOB = 'j-0123456789';
 const cleanups = useCleanups();
 
 function tempDir(): string {
@@ -34,24 +26,6 @@ function fakeHost(): FakeHost {
   const host = new FakeHost();
   cleanups.push(() => host.dispose());
   return host;
-}
-
-function jobInfo(state: JobInfo['state'], attempt: number, exit: number | null = null): any {
-  return {
-    id: JOB,
-    state,
-    command: 'build',
-    executor: 'shell',
-    created_at: 1,
-    finished_at: null,
-    exit_code: exit,
-    attempt,
-    retries: 1,
-    error: null,
-    spec: { command: 'build' },
-    attempts: [],
-    artifacts: [],
-  };
 }
 
 /** A log the fake agent serves from any offset, growing over time; `finish` ends the attempt. */

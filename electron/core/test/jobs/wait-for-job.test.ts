@@ -2,11 +2,10 @@ import { BULK_STREAM_WINDOW } from '@hangar/shared';
 import { getEventListeners } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { followJobLog, waitForJob } from '../../src/jobs/log-follower.js';
-import { FakeHost } from './fake-host.js';
+import { FakeHost, JOB, jobInfo } from './fake-host.js';
 import { useCleanups } from '../../../../test/support/cleanups.js';
 import { until } from '../../../../test/support/until.js';
 
-const JOB = 'j-0123456789';
 const cleanups = useCleanups();
 
 function fakeHost(): FakeHost {
@@ -15,29 +14,10 @@ function fakeHost(): FakeHost {
   return host;
 }
 
-/** A job.get answer: a queued job. */
-function queued(attempt = 0) {
-  return {
-    id: JOB,
-    state: 'queued' as const,
-    command: 'build',
-    executor: 'shell' as const,
-    created_at: 1,
-    finished_at: null,
-    exit_code: null,
-    attempt,
-    retries: 1,
-    error: null,
-    spec: { command: 'build' },
-    attempts: [],
-    artifacts: [],
-  };
-}
-
 /** A host whose job stays queued, counting the job.get calls it answers. */
 function hostWithQueuedJob(attempt = 0): { host: FakeHost; gets: () => number } {
   const host = fakeHost();
-  host.handlers['job.get'] = () => ({ answer: queued(attempt) });
+  host.handlers['job.get'] = () => ({ answer: jobInfo('queued', attempt) });
   return { host, gets: () => host.calls.filter((c) => c.method === 'job.get').length };
 }
 
@@ -63,14 +43,14 @@ describe('waitForJob with an AbortSignal', () => {
 
     controller.abort();
     // Each of these woke the old loop into another job.get; stopped, it asks nothing.
-    host.emit('job.updated', { job: queued() });
+    host.emit('job.updated', { job: jobInfo('queued', 0) });
     await until(
       () => (waiting.settled !== undefined || gets() > 1 ? true : undefined),
       'the wait to stop or ask again',
     );
     expect(waiting.settled).toBe('rejected');
     expect((waiting.error as Error).name).toBe('AbortError');
-    host.emit('job.updated', { job: queued() });
+    host.emit('job.updated', { job: jobInfo('queued', 0) });
     await host.call('job.get', { id: JOB }); // a round trip on the same link, after the event
     expect(gets()).toBe(2); // the test's own
   });
@@ -117,7 +97,7 @@ describe('waitForJob with an AbortSignal', () => {
     );
     await until(() => (gets() === 1 ? true : undefined), 'the wait for a retry');
     controller.abort();
-    host.emit('job.updated', { job: queued(1) });
+    host.emit('job.updated', { job: jobInfo('queued', 1) });
     await until(() => (following.settled !== undefined || gets() > 1 ? true : undefined), 'the follow to stop');
     expect(following.settled).toBe('resolved');
     expect(gets()).toBe(1);
@@ -129,7 +109,10 @@ describe('waitForJob with an AbortSignal', () => {
     let current = 1;
     host.handlers['job.get'] = () => {
       current = Math.min(current + 1, LAST);
-      return { answer: current < LAST ? queued(current) : { ...queued(LAST), state: 'failed', exit_code: 1 } };
+      return {
+        answer:
+          current < LAST ? jobInfo('queued', current) : { ...jobInfo('queued', LAST), state: 'failed', exit_code: 1 },
+      };
     };
     host.handlers['job.logs'] = (p, agent) => ({
       answer: { attempt: current, from: p.from, compression: 'deflate' },
