@@ -7,10 +7,7 @@
 set -eu
 lane=$(cd "$(dirname "$0")/../.." && pwd)
 out="$lane/build/asan"
-rm -rf "$out" && mkdir -p "$out"
-cp -r "$lane/src" "$lane/dist" "$lane/binding.gyp" "$lane/package.json" "$out/"
-(cd "$out" && CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1" \
-  LDFLAGS="-fsanitize=address,undefined" "$lane/../node_modules/.bin/node-gyp" rebuild ${NODEDIR:+--nodedir="$NODEDIR"} >/dev/null)
+"$lane/test/asan/build.sh" asan address,undefined
 libasan=$(gcc -print-file-name=libasan.so)
 export LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$lane/.."

@@ -8,11 +8,7 @@
 # Set NODEDIR to node's headers if node-gyp should not fetch them (here: NODEDIR=/usr).
 set -eu
 lane=$(cd "$(dirname "$0")/../.." && pwd)
-out="$lane/build/tsan"
-rm -rf "$out" && mkdir -p "$out"
-cp -r "$lane/src" "$lane/dist" "$lane/binding.gyp" "$lane/package.json" "$out/"
-(cd "$out" && CFLAGS="-fsanitize=thread -fno-omit-frame-pointer -g -O1 ${HASH_RING:+-DHASH_RING=$HASH_RING}" \
-  LDFLAGS="-fsanitize=thread" "$lane/../node_modules/.bin/node-gyp" rebuild ${NODEDIR:+--nodedir="$NODEDIR"} >/dev/null)
+"$lane/test/asan/build.sh" tsan thread ${HASH_RING:+-DHASH_RING=$HASH_RING}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cd "$lane/.."
