@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The floor under an artifact download on this machine, with no Hangar in it (floor.c): a file
 // streamed from one process to another over loopback and written to a local file while its sha256
-// is taken, the least an encrypted, end-to-end checked transfer costs. `tls`: TLS 1.3 with
-// the lane's cipher (AES-256-GCM as TLS_AES_256_GCM_SHA384; lane/src/native/relay.c), `tcp`: the same
-// without encryption, so the cost of each part shows. C with blocking sockets and 1 MiB reads and
-// writes, so that what it costs is the work (copies, AES-GCM, sha256, the page cache), not a runtime's.
+// is taken, what a plain encrypted, end-to-end checked transfer costs. `tls`: TLS 1.3 with the
+// lane's cipher (AES-256-GCM as TLS_AES_256_GCM_SHA384; lane/src/native/relay.c), `tcp`: the same
+// without encryption, which any encrypted transfer pays too. C with blocking sockets and 64 KiB
+// reads and writes (the lane's record size), so that what it costs is the work (copies, AES-GCM,
+// sha256, the page cache), not a runtime's.
 // bench:jobs runs it beside the artifact row (`floorTransfer`); alone:
 //
 //   node test/bench/jobs/floor.mjs FILE [tls|tcp]   (prints MB/s and CPU ms per MB per side)
