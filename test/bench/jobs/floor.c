@@ -45,7 +45,7 @@ static struct {
   unsigned long long filled, hashed; /* chunks handed over, chunks hashed */
   int eof;
   EVP_MD_CTX *sha;
-} ring = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} ring = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
 
 static void *hasher(void *unused) {
   (void)unused;
