@@ -179,11 +179,14 @@ async function callProcedure(ctx: RelayContext, method: RelayMethod, request: Fa
     requestId: String(request.id),
     origin: requestOrigin(ctx, request),
     device: undefined,
+    sessionId: undefined,
   };
   if (spec.auth !== 'none') {
     const header = request.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
-    call.device = (await authenticate(ctx, token)).device;
+    const { device, claims } = await authenticate(ctx, token);
+    call.device = device;
+    call.sessionId = claims.sessionId;
     ctx.limits.take('api', call.device.account_id, 'requests for this account');
     // The table says who may call what (RELAY_PROCEDURES' `auth`); this is the only place that checks it.
     if (spec.auth === 'device') requireTrusted(call.device, method);
