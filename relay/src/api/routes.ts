@@ -17,7 +17,7 @@ import { ping } from '../store/db.js';
 import { authHandlers } from './auth.js';
 import { billingHandlers } from './billing.js';
 import { requireTrusted, signedIn, type Call, type Handler, type Handlers } from './call.js';
-import { DEVICE_TURN_TTL_MS, turnCredentials } from '../turn.js';
+import { turnCredentials } from '../turn.js';
 import { deviceHandlers } from './devices.js';
 import { hostHandlers } from './hosts.js';
 import { memberHandlers } from './members.js';
@@ -30,7 +30,7 @@ const handlers: Handlers = {
   }),
   'turn.credentials': async (ctx, _params, call) => {
     const device = signedIn(call);
-    return { ice: ctx.turn ? turnCredentials(ctx.turn, device.id, ctx.now(), DEVICE_TURN_TTL_MS) : null };
+    return { ice: ctx.turn ? turnCredentials(ctx.turn, device.id, ctx.now()) : null };
   },
   ...authHandlers,
   ...hostHandlers,
