@@ -10,6 +10,7 @@ import {
 } from '@hangar/shared';
 import type { DirectTerminal, InProcessCoreApi, OpenedLane, TerminalLane } from '@hangar/desktop/core';
 import type { Command } from 'commander';
+import stringWidth from 'string-width';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { visibleText } from '../output.js';
@@ -511,32 +512,26 @@ function overlay(text: string): string {
 }
 
 /**
- * `text` in at most `cols` columns, cut with … if longer: counted as a terminal counts them (a CJK
- * character or an emoji takes two, a combining mark none), never cutting a character in two.
+ * `text` in at most `cols` columns, cut with … if longer: counted by string-width (East Asian Width:
+ * a CJK character or an emoji takes two, a combining mark none), a grapheme at a time so that
+ * nothing is cut in two.
  */
 function fitColumns(text: string, cols: number): string {
   let used = 0;
   let end = 0;
   /** Where the text would be cut for the … to fit too. */
   let cut = 0;
-  for (const char of text) {
-    const width = columnsOf(char);
+  for (const { segment } of graphemes.segment(text)) {
+    const width = stringWidth(segment);
     if (used + width > cols) return `${text.slice(0, cut)}…`;
     used += width;
-    end += char.length;
+    end += segment.length;
     if (used <= cols - 1) cut = end;
   }
   return text;
 }
 
-const ZERO_WIDTH = /^[\p{Mn}\p{Me}\u200b-\u200f]$/u;
-const WIDE =
-  /^[\p{Emoji_Presentation}\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]$/u;
-
-function columnsOf(char: string): number {
-  if (ZERO_WIDTH.test(char)) return 0;
-  return WIDE.test(char) ? 2 : 1;
-}
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /** stderr's own write while stderrAsNotices has put another in its place. */
 let ownStderrWrite: typeof process.stderr.write | undefined;
