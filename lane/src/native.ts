@@ -112,6 +112,8 @@ export type NativeLanes = {
 
 /** What lane.node exports (lane/src/native/addon.c). */
 interface Addon {
+  /** LANE_ADDON_VERSION (absent in an addon built before it was exported). */
+  version?: number;
   dupFd(fd: number): number;
   peek(fd: number, max: number): Buffer | null;
   relay(options: AddonRelayOptions, onEvent: (event: AddonEvent) => void): number;
@@ -336,6 +338,11 @@ function wrap(addon: Addon): NativeLanes {
 
 /** lane/build/Release/lane.node, the same relative path from src/ (vitest) and dist/ (built). */
 const ADDON_PATH = '../build/Release/lane.node';
+/**
+ * The LANE_ADDON_VERSION of addon.c this JavaScript was written against: another (an addon built
+ * from older or newer code, the checkout pulled without `npm rebuild`) turns lanes off.
+ */
+const ADDON_VERSION = 1;
 let loaded: NativeLanes | { unavailable: string } | undefined;
 
 /**
@@ -353,9 +360,9 @@ function load(): NativeLanes | { unavailable: string } {
   if (process.versions.electron !== undefined) {
     return { unavailable: "Electron's BoringSSL has no EVP AES-256-GCM build of this addon" };
   }
+  let addon: Addon;
   try {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-    return wrap(addon);
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     return {
@@ -364,6 +371,16 @@ function load(): NativeLanes | { unavailable: string } {
         '(lane/ of a checkout, which `npm ci` builds; the folder of the installed hangar-agent package)',
     };
   }
+  if (addon.version !== ADDON_VERSION) {
+    const unavailable =
+      `lane.node was built from other code than this JavaScript (addon version ${addon.version ?? 'none'}, ` +
+      `expected ${ADDON_VERSION}): lanes are off until it is rebuilt: npm rebuild @hangar/lane ` +
+      '(in the checkout; for an installed hangar-agent, `npx node-gyp rebuild` in its folder)';
+    // Once per process (loadNativeLanes caches the answer): the bytes still go, on the link's streams.
+    process.emitWarning(unavailable, { code: 'HANGAR_LANE_ADDON_VERSION' });
+    return { unavailable };
+  }
+  return wrap(addon);
 }
 
 /** A lane the agent accepted, as either end holds it once HELLO/ACCEPT are done. */

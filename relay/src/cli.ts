@@ -1,4 +1,4 @@
-import type { TurnConfig } from './turn.js';
+import { TURN_TTL_MS, type TurnConfig } from './turn.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -36,6 +36,7 @@ interface ServeOptions extends StorageOptions, BillingFlags {
   installScript?: string;
   turn?: string[];
   turnSecretFile?: string;
+  turnTtl: number;
   metricsTokenFile?: string;
 }
 
@@ -126,6 +127,12 @@ billingOptions(storageOptions(program.command('serve').description('serve the re
     (uri: string, previous: string[] = []) => [...previous, uri],
   )
   .option('--turn-secret-file <file>', "a file holding coturn's static-auth-secret (use-auth-secret)")
+  .option(
+    '--turn-ttl <seconds>',
+    'how long TURN credentials last (they cannot be revoked: a removed host keeps its until then)',
+    intIn(2, 3_600),
+    TURN_TTL_MS / 1000,
+  )
   .option(
     '--metrics-token-file <file>',
     'a file holding a bearer token that opens /metrics from anywhere (else only from this host)',
@@ -268,7 +275,7 @@ function turnFromFlags(options: ServeOptions): TurnConfig | undefined {
       fail(new HangarError('E_BAD_REQUEST', `--turn ${uri}: expected turn:HOST:3478 or turns:HOST:5349`));
     }
   }
-  return { urls, secret: secretFromFile('--turn-secret-file', options.turnSecretFile)! };
+  return { urls, secret: secretFromFile('--turn-secret-file', options.turnSecretFile)!, ttlMs: options.turnTtl * 1000 };
 }
 
 /** A secret kept in a file (out of ps and shell history): read, trimmed, at least 16 characters. */

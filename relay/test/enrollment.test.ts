@@ -8,6 +8,7 @@ import {
   enroll,
   enrollLine,
   enrollParams,
+  login,
   newHost,
   post,
   signup,
@@ -120,6 +121,45 @@ describeEachStorage('enrolling a host', (relay) => {
       relay.client.call('hosts.remove', { host_id: hostId }, { accessToken: bob.session.access_token }),
     );
     expect(remove.code).toBe('E_NOT_FOUND');
+  });
+
+  it('logging out ends the enrollment tokens that login made and nobody used; another login of the account keeps its own', async () => {
+    const owner = await signup(relay.client);
+    const made = await relay.client.call(
+      'hosts.enroll_token',
+      { name: 'mini' },
+      { accessToken: owner.session.access_token },
+    );
+    const kept = await relay.client.call(
+      'hosts.enroll_token',
+      { name: 'vps' },
+      { accessToken: owner.session.access_token },
+    );
+    // The same computer signs in again (a second login of the same device), then the first login ends.
+    const again = await login(relay.client, owner.email, owner.key, 'laptop');
+    const second = await relay.client.call(
+      'hosts.enroll_token',
+      { name: 'pi' },
+      { accessToken: again.session.access_token },
+    );
+    await relay.client.call('auth.logout', { refresh_token: owner.session.refresh_token });
+
+    for (const token of [made, kept]) {
+      const error = await refusal(
+        relay.client.call('hosts.enroll', enrollParams(token.token_id, token.relay_secret, newHost('mini'))),
+      );
+      expect(error.code).toBe('E_TOKEN_INVALID');
+      expect(error.message).toMatch(/logged out|login .*ended/);
+      expect(error.message).toMatch(/hangar hosts enroll-token/);
+    }
+    const listed = await relay.client.call('hosts.list', {}, { accessToken: again.session.access_token });
+    expect(listed.hosts).toEqual([]);
+    const audit = await relay.client.call('audit.list', {}, { accessToken: again.session.access_token });
+    expect(audit.entries.filter((e) => e.action === 'enroll.refused').map((e) => e.detail)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ token_id: made.token_id, reason: 'E_TOKEN_INVALID' })]),
+    );
+    // What the login still signed in made stays usable.
+    await relay.client.call('hosts.enroll', enrollParams(second.token_id, second.relay_secret, newHost('pi')));
   });
 
   it('an expired token is refused (15 minutes, on the relay clock)', async () => {

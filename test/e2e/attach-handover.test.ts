@@ -18,6 +18,7 @@ import { useCleanups } from '../support/cleanups.js';
 const UI_ADDRESS = /Hangar UI at (\S+)/;
 const MOVED = "the terminal moved onto this command's own link";
 const ON_LANE = 'keys and output go over a lane beside the link';
+const LEAVE_SCREEN = '\x1b[?1049l';
 
 /**
  * Issue 17: with the app running, `hangar attach` gets its first screen through the running
@@ -34,7 +35,8 @@ describe('hangar attach with the app running', () => {
    */
   async function attachedWithAppRunning(
     name: string,
-    beforeAttach?: (home: string) => void,
+    beforeAttach?: (home: string) => Record<string, string> | void,
+    untilPrompt = true,
   ): Promise<{ ui: ServingCli; client: AttachedCli }> {
     const home = tempDir(name);
     cleanups.push(() => removeDir(home));
@@ -46,8 +48,8 @@ describe('hangar attach with the app running', () => {
     await pairWith(home, 'box', agent);
     const created = await hangar(home, ['session', 'new', 'box', '--name', 'work', ...BASH]);
     expect(created.code, created.stderr).toBe(0);
-    beforeAttach?.(home);
-    const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1' });
+    const env = beforeAttach?.(home) ?? {};
+    const client = new AttachedCli(home, ['box', 'work'], undefined, { HANGAR_DEBUG: '1', ...env });
     cleanups.push(() => client[Symbol.asyncDispose]());
     // HANGAR_TEST_RAW_DIR: a failing run leaves there the bytes `hangar attach` wrote to its
     // terminal (to read what the screen model was given).
@@ -55,7 +57,7 @@ describe('hangar attach with the app running', () => {
     if (rawDir) {
       onTestFailed(() => writeFileSync(join(rawDir, `${name}-${process.pid}-${Date.now()}.raw`), client.raw));
     }
-    await client.waitForText('$ ');
+    if (untilPrompt) await client.waitForText('$ ');
     return { ui, client };
   }
 
@@ -112,6 +114,42 @@ describe('hangar attach with the app running', () => {
     await client.waitForText(/^stayed-42$/m);
     client.type('\x1d');
     expect(await client.waitForExit()).toBe(0);
+  });
+
+  it('a move that fails after its own core opened gives the terminal back and says what happened, not an unhandled rejection', async () => {
+    // A preload in the command's process: once its own core opened, the move's next step (reading
+    // the terminal's size) throws, as any later step of the move could.
+    const { client } = await attachedWithAppRunning(
+      'handover-fails',
+      (home) => {
+        const preload = join(home, 'fail-move.cjs');
+        writeFileSync(
+          preload,
+          `let columns = process.stdout.columns;
+Object.defineProperty(process.stdout, 'columns', {
+  configurable: true,
+  get() {
+    if (/at moveToOwnLink/.test(new Error().stack)) throw new Error('move-fault-17');
+    return columns;
+  },
+  set(value) { columns = value; },
+});
+`,
+        );
+        return { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim() };
+      },
+      false,
+    );
+    const code = await client.waitForExit(30_000);
+    expect(code).not.toBe(0);
+    const at = client.raw.lastIndexOf(LEAVE_SCREEN);
+    expect(at).toBeGreaterThanOrEqual(0);
+    const after = client.raw.slice(at);
+    // After the screen was given back: what failed, that the session runs on, and how to get back.
+    expect(after).toMatch(/move-fault-17/);
+    expect(after).toMatch(/the session keeps running/);
+    expect(after).toMatch(/hangar attach box work/);
+    expect(client.raw).not.toMatch(/\n\s+at |Node\.js v\d/);
   });
 
   it('says it moved (HANGAR_DEBUG) without breaking the screen: the notice leaves the cursor where it was', async () => {

@@ -117,8 +117,14 @@ async function enrolledBehindFirewall(relayArgs: string[] = [], agentEnv: Record
  * A relay, a laptop signed in, a host enrolled, and its TCP port closed: the first session, session ls,
  * hosts ls and attach then run over whatever WebRTC finds.
  */
-async function reachEnrolledHost(relayArgs: string[], agentEnv: Record<string, string>, want: 'p2p' | 'turn') {
+async function reachEnrolledHost(
+  relayArgs: string[],
+  agentEnv: Record<string, string>,
+  want: 'p2p' | 'turn',
+  beforeDial: () => Promise<void> = async () => {},
+) {
   const { relay, laptop, agent } = await enrolledBehindFirewall(relayArgs, agentEnv);
+  await beforeDial();
   // Nothing answers at the published addresses now.
   const direct = await fetch(`https://127.0.0.1:${agent.port}/`).then(
     () => 'answered',
@@ -190,7 +196,7 @@ describe.skipIf(!canFirewall)(
     // retry 1: the library deadlock over TURN that webrtc-natlab.test.ts describes (a command that
     // hangs until the test's timeout; caught here with gdb: README "Known issues").
     it.skipIf(!hasCoturn)(
-      'with relay-only ICE on both ends, the link runs through coturn: hosts ls says turn',
+      'with relay-only ICE on both ends, the link runs through coturn, with credentials renewed after the first expired: hosts ls says turn',
       { retry: 1 },
       async () => {
         const turn = await startCoturn();
@@ -211,10 +217,15 @@ describe.skipIf(!canFirewall)(
           udp('-D', '127.0.0.2', '127.0.0.3');
           udp('-D', '127.0.0.3', '127.0.0.2');
         });
+        // Credentials that last 3 s (coturn counts whole seconds), and the first link dialed only once
+        // the host's first ones expired: the link comes up on the ones the relay renewed since, and
+        // each command's dial on fresh ones of the computer.
+        const ttlSeconds = 3;
         await reachEnrolledHost(
-          ['--turn', turn.uri, '--turn-secret-file', turn.secretFile],
+          ['--turn', turn.uri, '--turn-secret-file', turn.secretFile, '--turn-ttl', String(ttlSeconds)],
           { HANGAR_WEBRTC_BIND_ADDRESS: '127.0.0.3' },
           'turn',
+          () => new Promise((resolve) => setTimeout(resolve, (ttlSeconds + 1) * 1000)),
         );
       },
     );

@@ -428,8 +428,19 @@ static napi_value prefer_latency(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * What this addon exports and expects, as a number the JavaScript checks when it loads it
+ * (native.ts ADDON_VERSION): raised with every change to either side of this file's interface, so
+ * that JavaScript pulled without `npm rebuild @hangar/lane` turns lanes off instead of calling an
+ * older addon with what it does not know.
+ */
+#define LANE_ADDON_VERSION 1
+
 static napi_value init(napi_env env, napi_value exports) {
+  napi_value version;
+  if (napi_create_uint32(env, LANE_ADDON_VERSION, &version) != napi_ok) return NULL;
   napi_property_descriptor properties[] = {
+      {"version", NULL, NULL, NULL, NULL, version, napi_enumerable, NULL},
       {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL},
       {"peek", NULL, peek, NULL, NULL, NULL, napi_default, NULL},
       {"relay", NULL, relay, NULL, NULL, NULL, napi_default, NULL},

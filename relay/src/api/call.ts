@@ -18,6 +18,8 @@ export interface Call {
   /** The origin proofs must name: --public-url's, else this request's. */
   origin: string;
   device: DeviceRow | undefined;
+  /** The login (refresh-token family) of the access token, beside `device`. */
+  sessionId: string | undefined;
 }
 
 export type Params<M extends RelayMethod> = z.output<(typeof RELAY_PROCEDURES)[M]['params']>;

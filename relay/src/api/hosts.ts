@@ -34,6 +34,7 @@ export const hostHandlers: Pick<
         expires_at: expiresAt,
         used_at: null,
         host_id: null,
+        session_id: call.sessionId ?? null,
       })
       .execute();
     await ctx.audit.record(auditContext(call, device.account_id), 'enroll_token.created', {
@@ -101,6 +102,25 @@ export const hostHandlers: Pick<
         new HangarError(
           'E_TOKEN_INVALID',
           `the computer that made this enrollment token was revoked on its account since; ${MAKE_ANOTHER} on a computer the account trusts`,
+        ),
+        token.account_id,
+      );
+    }
+    // And for the login that made it: a logout (or a reused refresh token, which ends the login too)
+    // ends what it made and nobody used. A token made before the relay kept its login (session_id
+    // null) asks for any live login of its computer.
+    const login = await ctx.db
+      .selectFrom('refresh_tokens')
+      .select('id')
+      .where(token.session_id !== null ? 'family_id' : 'device_id', '=', token.session_id ?? token.device_id)
+      .where('device_id', '=', token.device_id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (login === undefined) {
+      throw await refuse(
+        new HangarError(
+          'E_TOKEN_INVALID',
+          `the login that made this enrollment token was ended since (logged out); ${MAKE_ANOTHER} after signing in again`,
         ),
         token.account_id,
       );

@@ -17,7 +17,7 @@ import { ping } from '../store/db.js';
 import { authHandlers } from './auth.js';
 import { billingHandlers } from './billing.js';
 import { requireTrusted, signedIn, type Call, type Handler, type Handlers } from './call.js';
-import { DEVICE_TURN_TTL_MS, turnCredentials } from '../turn.js';
+import { turnCredentials } from '../turn.js';
 import { deviceHandlers } from './devices.js';
 import { hostHandlers } from './hosts.js';
 import { memberHandlers } from './members.js';
@@ -30,7 +30,7 @@ const handlers: Handlers = {
   }),
   'turn.credentials': async (ctx, _params, call) => {
     const device = signedIn(call);
-    return { ice: ctx.turn ? turnCredentials(ctx.turn, device.id, ctx.now(), DEVICE_TURN_TTL_MS) : null };
+    return { ice: ctx.turn ? turnCredentials(ctx.turn, device.id, ctx.now()) : null };
   },
   ...authHandlers,
   ...hostHandlers,
@@ -179,11 +179,14 @@ async function callProcedure(ctx: RelayContext, method: RelayMethod, request: Fa
     requestId: String(request.id),
     origin: requestOrigin(ctx, request),
     device: undefined,
+    sessionId: undefined,
   };
   if (spec.auth !== 'none') {
     const header = request.headers.authorization;
     const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
-    call.device = (await authenticate(ctx, token)).device;
+    const { device, claims } = await authenticate(ctx, token);
+    call.device = device;
+    call.sessionId = claims.sessionId;
     ctx.limits.take('api', call.device.account_id, 'requests for this account');
     // The table says who may call what (RELAY_PROCEDURES' `auth`); this is the only place that checks it.
     if (spec.auth === 'device') requireTrusted(call.device, method);

@@ -1,4 +1,4 @@
-import { HOST_TURN_TTL_MS, turnCredentials } from '../turn.js';
+import { turnCredentials, turnTtlMs } from '../turn.js';
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
@@ -164,8 +164,8 @@ export class AgentConnection extends Connection<AgentToRelay, RelayToAgent> {
   private sendIce(): void {
     const turn = this.ctx.turn;
     if (turn === undefined || this.closed) return;
-    this.send({ type: 'ice', ice: turnCredentials(turn, this.hostId, this.ctx.now(), HOST_TURN_TTL_MS) });
-    this.iceTimer = setTimeout(() => this.sendIce(), HOST_TURN_TTL_MS / 2);
+    this.send({ type: 'ice', ice: turnCredentials(turn, this.hostId, this.ctx.now()) });
+    this.iceTimer = setTimeout(() => this.sendIce(), turnTtlMs(turn) / 2);
     this.iceTimer.unref();
   }
 

@@ -175,6 +175,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // An enrollment token remembers the login that made it, so that logging out ends what that
+    // login made and nobody used yet (hosts.enroll asks; relay/PROTOCOL.md "Enrolling a host").
+    '006_enroll_token_login': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('enroll_tokens').addColumn('session_id', 'text').execute();
+      },
+    },
   };
 }
 

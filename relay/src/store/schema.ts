@@ -52,6 +52,8 @@ export interface RelayTables {
     expires_at: number;
     used_at: number | null;
     host_id: string | null;
+    /** The login (refresh-token family) that made it: its logout ends the token. Null before 006. */
+    session_id: string | null;
   };
   hosts: {
     id: string;

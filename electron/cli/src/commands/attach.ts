@@ -3,6 +3,7 @@ import {
   HangarError,
   keyTrace,
   TERMINAL_CLOSE,
+  toHangarError,
   type CloseReason,
   type CoreApi,
   type TerminalHandle,
@@ -10,6 +11,7 @@ import {
 } from '@hangar/shared';
 import type { DirectTerminal, InProcessCoreApi, OpenedLane, TerminalLane } from '@hangar/desktop/core';
 import type { Command } from 'commander';
+import stringWidth from 'string-width';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { visibleText } from '../output.js';
@@ -95,7 +97,9 @@ interface OwnLink {
  * and no other process (issue 17). While the resume is under way, output through the running core
  * is held and typed keys wait; the running core says where the attachment stands only once the
  * host has acknowledged every key it passed on, so that none is still on its way through it when
- * the host switches. If it fails, the terminal stays where it was, with what was held. HANGAR_ATTACH_HANDOVER=off keeps it on the running core.
+ * the host switches. If it fails, the terminal stays where it was, with what was held; a later step
+ * that throws ends the attach with the terminal given back (moveFailed). HANGAR_ATTACH_HANDOVER=off
+ * keeps it on the running core.
  */
 async function runAttached(
   api: CoreApi,
@@ -246,21 +250,26 @@ async function runAttached(
       ended(end) {
         // The running core's terminal ends 'superseded' once the host has moved it to our link.
         if (throughCore && (moved || (holding && end.code === 'superseded'))) return;
-        finished = true;
-        laneCandidate = undefined;
-        clearTimeout(laneTimer);
-        if (wired) {
-          stdin.off('data', onInput);
-          stdin.off('end', onInputEnd);
-          process.off('SIGWINCH', onResize);
-          process.off('SIGTERM', onSignal);
-          process.off('SIGINT', onSignal);
-          stdin.pause();
-        }
-        giveBack();
-        resolve(end);
+        finish(end);
       },
     });
+    /** The attachment is over: stdin unwired, the terminal the user's again, `end` the answer. */
+    const finish = (end: CloseReason): void => {
+      if (finished) return;
+      finished = true;
+      laneCandidate = undefined;
+      clearTimeout(laneTimer);
+      if (wired) {
+        stdin.off('data', onInput);
+        stdin.off('end', onInputEnd);
+        process.off('SIGWINCH', onResize);
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        stdin.pause();
+      }
+      giveBack();
+      resolve(end);
+    };
     let current: TerminalHandle = api.openTerminal(target, sink(true));
     const door = current;
 
@@ -364,6 +373,41 @@ async function runAttached(
         debugNotice(`hangar: the terminal stays on the running core: ${String(error)}`);
         return;
       }
+      try {
+        await moveOnto(ownApi, terminalId);
+      } catch (error) {
+        // Not moved: the core of its own goes (moved, it goes when the terminal ends, below).
+        if (own?.api !== ownApi) {
+          await ownApi.dispose().catch((disposing: unknown) => debugNotice(`hangar: ${String(disposing)}`));
+        }
+        throw error;
+      }
+    };
+
+    /**
+     * A step of the move failed past the point where the terminal could stay as it was (a step
+     * that throws, not the own terminal refusing to open: that one stays): where keys and output
+     * stand is not known, so the terminal is given back with what happened and how to come back,
+     * rather than left half moved or ended by an unhandled rejection.
+     */
+    const moveFailed = (error: unknown): void => {
+      const message = visibleText(toHangarError(error).message);
+      if (finished) {
+        debugNotice(`hangar: the move onto this command's own link failed after the terminal ended: ${message}`);
+        return;
+      }
+      holding = undefined;
+      current.detach();
+      if (current !== door) door.detach();
+      finish({
+        code: TERMINAL_CLOSE.error,
+        message:
+          `moving the terminal onto this command's own link to the host failed (${message}); ` +
+          `the session keeps running: hangar attach ${target.host} ${target.session}`,
+      });
+    };
+
+    const moveOnto = async (ownApi: InProcessCoreApi, terminalId: string): Promise<void> => {
       const takeOver = async () => {
         // Move in a pause in typing, so that few keys wait while it happens.
         for (;;) {
@@ -425,7 +469,7 @@ async function runAttached(
       process.on('SIGWINCH', onResize);
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
-      if (handOver) void moveToOwnLink(terminalId);
+      if (handOver) void moveToOwnLink(terminalId).catch(moveFailed);
       else if (isDirect(current)) {
         if (lanes) laneCandidate = current;
         else noLaneWanted();
@@ -511,32 +555,26 @@ function overlay(text: string): string {
 }
 
 /**
- * `text` in at most `cols` columns, cut with … if longer: counted as a terminal counts them (a CJK
- * character or an emoji takes two, a combining mark none), never cutting a character in two.
+ * `text` in at most `cols` columns, cut with … if longer: counted by string-width (East Asian Width:
+ * a CJK character or an emoji takes two, a combining mark none), a grapheme at a time so that
+ * nothing is cut in two.
  */
 function fitColumns(text: string, cols: number): string {
   let used = 0;
   let end = 0;
   /** Where the text would be cut for the … to fit too. */
   let cut = 0;
-  for (const char of text) {
-    const width = columnsOf(char);
+  for (const { segment } of graphemes.segment(text)) {
+    const width = stringWidth(segment);
     if (used + width > cols) return `${text.slice(0, cut)}…`;
     used += width;
-    end += char.length;
+    end += segment.length;
     if (used <= cols - 1) cut = end;
   }
   return text;
 }
 
-const ZERO_WIDTH = /^[\p{Mn}\p{Me}\u200b-\u200f]$/u;
-const WIDE =
-  /^[\p{Emoji_Presentation}\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]$/u;
-
-function columnsOf(char: string): number {
-  if (ZERO_WIDTH.test(char)) return 0;
-  return WIDE.test(char) ? 2 : 1;
-}
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /** stderr's own write while stderrAsNotices has put another in its place. */
 let ownStderrWrite: typeof process.stderr.write | undefined;

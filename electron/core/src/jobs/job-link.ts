@@ -68,11 +68,12 @@ export async function linkWithin(connection: JobLink, deadline: number, signal?:
   for (;;) {
     signal?.throwIfAborted();
     try {
-      return await connection.link();
+      return await untilAborted(connection.link(), signal);
     } catch (error) {
+      if (signal?.aborted) throw signal.reason;
       if (!isTransient(error) || Date.now() + delay > deadline) throw toHangarError(error);
     }
-    await sleep(delay);
+    await sleep(delay, signal);
     delay = Math.min(delay * 2, 2000);
   }
 }
@@ -102,7 +103,8 @@ export async function retryOnNewLink<T>(
 
 /**
  * Calls once more on a new link when the link dropped under the call; other errors are final.
- * Once `signal` fires it calls no more (rejects with the signal's reason at its next try).
+ * Once `signal` fires it calls no more and rejects with the signal's reason at once, whether it
+ * waits for an answer, for the link, or between tries.
  */
 export async function callRetrying<T>(
   connection: JobLink,
@@ -114,18 +116,37 @@ export async function callRetrying<T>(
   for (;;) {
     signal?.throwIfAborted();
     try {
-      return await call();
+      return await untilAborted(call(), signal);
     } catch (error) {
+      if (signal?.aborted) throw signal.reason;
       if (!isTransient(error) || Date.now() + delay > deadline) throw toHangarError(error);
     }
-    await sleep(delay);
+    await sleep(delay, signal);
     delay = Math.min(delay * 2, 2000);
     await linkWithin(connection, deadline, signal);
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** `ms` later; with `signal`, rejects with its reason as soon as it fires. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return untilAborted(new Promise<void>((resolve) => setTimeout(resolve, ms)), signal);
+}
+
+/**
+ * `work`'s outcome, or the signal's reason as soon as it fires (`work` goes on, unobserved: a
+ * call's answer, a link that comes up, is left to whoever else holds it).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  if (signal.aborted) {
+    work.catch(() => undefined); // abandoned: its failure is nobody's to report
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** A stream closed with an error reason from the agent, as a HangarError with its code when known. */

@@ -216,10 +216,20 @@ export async function followJobLog(
       if (mux.closed) return { kind: 'dropped' };
       return { kind: 'moved' }; // asked again from the bytes written (a lane, or the mux)
     }
-    // The status and exit code come over the link, as the mux stream's close would carry them.
-    const detail = await callRetrying(connection, Date.now() + patience, () =>
-      connection.call('job.get', { id: jobId }),
-    );
+    // The status and exit code come over the link, as the mux stream's close would carry them;
+    // stopped meanwhile (the link down, say), the follow ends there, not after `patience`.
+    let detail: JobDetail;
+    try {
+      detail = await callRetrying(
+        connection,
+        Date.now() + patience,
+        () => connection.call('job.get', { id: jobId }),
+        options.signal,
+      );
+    } catch (error) {
+      if (options.signal?.aborted) return { kind: 'end', exitCode: null };
+      throw error;
+    }
     const info = detail.attempts.find((a) => a.number === attempt);
     return { kind: 'end', exitCode: info && isFinal(info.state) ? info.exit_code : null };
   }

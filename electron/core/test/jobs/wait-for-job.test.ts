@@ -1,6 +1,7 @@
 import { BULK_STREAM_WINDOW } from '@hangar/shared';
 import { getEventListeners } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
+import { callRetrying } from '../../src/jobs/job-link.js';
 import { followJobLog, waitForJob } from '../../src/jobs/log-follower.js';
 import { FakeHost, JOB, jobInfo } from './fake-host.js';
 import { useCleanups } from '../../../../test/support/cleanups.js';
@@ -131,5 +132,27 @@ describe('waitForJob with an AbortSignal', () => {
     expect(end.attempt).toBe(LAST);
     // Each was one more abort listener (Node warns past 10), held until the signal fired.
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+});
+
+describe('callRetrying with an AbortSignal (the lane path asks job.get for the exit code this way)', () => {
+  it('a call waiting for the link to come back stops when the signal fires, not at its next try', async () => {
+    vi.useFakeTimers();
+    cleanups.push(() => vi.useRealTimers());
+    const { host, gets } = hostWithQueuedJob();
+    host.down = true;
+    const controller = new AbortController();
+    const calling = watch(
+      callRetrying(host, Date.now() + 120_000, () => host.call('job.get', { id: JOB }), controller.signal),
+    );
+    await vi.advanceTimersByTimeAsync(1000); // tries at the link, each refused, and waits between them
+    expect(calling.settled).toBeUndefined();
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calling.settled).toBe('rejected');
+    expect((calling.error as Error).name).toBe('AbortError');
+    host.down = false;
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(gets()).toBe(0);
   });
 });

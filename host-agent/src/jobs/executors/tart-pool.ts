@@ -17,11 +17,15 @@ export const SHARE_NAME = 'hangar';
 /** How long a VM's `tart run` may take to exit once `tart stop` returned (or we killed it). */
 const RUN_EXIT_MS = 30_000;
 /**
- * After a teardown gave up on a VM that would not go off: how often, and how long, `tart list` is
- * asked again whether an adopted VM is off (ours is watched through its `tart run`'s exit instead).
+ * After a teardown gave up on a VM that would not go off: `tart list` is asked again whether an
+ * adopted VM is off (ours is watched through its `tart run`'s exit instead), first after
+ * RECHECK_MS, then twice as long each time up to RECHECK_MAX_MS, for OFF_CHECK_FOR_MS in all (a
+ * dozen checks, not one every 5 s for an hour); then a warning says what to do and the slot stays
+ * out of use until the agent restarts (its start deletes leftover VMs).
  */
 const RECHECK_MS = 5_000;
-const RECHECK_FOR_MS = 60 * 60_000;
+const RECHECK_MAX_MS = 60_000;
+const OFF_CHECK_FOR_MS = 10 * 60_000;
 
 /** How jobs reach the guest (cli, image, guest access, ssh, probe timeouts, logger) and the pool's own settings. */
 export interface TartPoolOptions extends GuestAccessOptions {
@@ -36,6 +40,8 @@ export interface TartPoolOptions extends GuestAccessOptions {
   vmSettings?: { cpu?: number; memoryMb?: number };
   /** How long a VM's `tart run` may take to exit after `tart stop` (default 30 s; tests shorten it). */
   runExitMs?: number;
+  /** How long an adopted VM that would not stop is checked for going off (default 10 min; tests shorten it). */
+  offCheckForMs?: number;
 }
 
 type SlotState = 'empty' | 'warming' | 'warm' | 'busy' | 'draining';
@@ -350,7 +356,9 @@ export class TartPool {
       void run.exited.then(recover, recover);
       return;
     }
-    const deadline = Date.now() + RECHECK_FOR_MS;
+    const checkForMs = this.options.offCheckForMs ?? OFF_CHECK_FOR_MS;
+    const deadline = Date.now() + checkForMs;
+    let delay = Math.min(RECHECK_MS, checkForMs / 8);
     const check = async () => {
       if (!stillOurs()) return;
       const vm = await this.cli.list().then(
@@ -358,9 +366,18 @@ export class TartPool {
         () => ({ Running: true }),
       );
       if (!vm?.Running) return recover();
-      if (Date.now() < deadline) setTimeout(() => void check(), RECHECK_MS).unref();
+      delay = Math.min(delay * 2, RECHECK_MAX_MS);
+      if (Date.now() + delay <= deadline) {
+        setTimeout(() => void check(), delay).unref();
+        return;
+      }
+      this.options.logger?.warn(
+        { vm: name, slot: slot.index },
+        `tart VM ${name} still runs ${Math.round(checkForMs / 1000)} s after its stop failed and is no longer checked: ` +
+          `its slot stays out of use; stop it (tart stop ${name}, else kill its tart run), then restart the agent`,
+      );
     };
-    setTimeout(() => void check(), RECHECK_MS).unref();
+    setTimeout(() => void check(), delay).unref();
   }
 
   private async waitRunning(name: string): Promise<void> {
@@ -388,15 +405,18 @@ export class TartPool {
         `tart VM ${name} (tart run, pid ${run.pid}) still runs ${runExitMs / 1000} s after \`tart stop\`; end it with: kill -9 ${run.pid}`,
       );
     }
-    // An adopted VM's `tart run` is not our child: watch `tart list` instead.
-    for (let i = 0; i < 120; i++) {
+    // An adopted VM's `tart run` is not our child: watch `tart list` instead, as long.
+    const runExitMs = this.options.runExitMs ?? RUN_EXIT_MS;
+    const deadline = Date.now() + runExitMs;
+    for (;;) {
       const vm = (await this.cli.list()).find((entry) => entry.Name === name);
       if (!vm?.Running) return;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250, runExitMs / 4)));
     }
     throw new HangarError(
       'E_TIMEOUT',
-      `tart VM ${name} still runs 30 s after \`tart stop\`; stop it with: tart stop ${name}`,
+      `tart VM ${name} still runs ${runExitMs / 1000} s after \`tart stop\`; stop it with: tart stop ${name}`,
     );
   }
 

@@ -42,6 +42,8 @@ export interface TartExecutorOptions {
   stopTimeoutS?: number;
   /** How long a VM's `tart run` may take to exit after `tart stop` (default 30 s; tests shorten it). */
   runExitMs?: number;
+  /** How long an adopted VM that would not stop is checked for going off (default 10 min; tests shorten it). */
+  offCheckForMs?: number;
   /** How long `tart stop` may run past its own timeout before it is cut off and the VM's `tart run` killed (default 5 s; tests shorten it). */
   stopGraceMs?: number;
   /**
@@ -104,6 +106,7 @@ export class TartExecutor implements Executor {
       ...(options.readyTimeoutS === undefined ? {} : { readyTimeoutS: options.readyTimeoutS }),
       ...(options.stopTimeoutS === undefined ? {} : { stopTimeoutS: options.stopTimeoutS }),
       ...(options.runExitMs === undefined ? {} : { runExitMs: options.runExitMs }),
+      ...(options.offCheckForMs === undefined ? {} : { offCheckForMs: options.offCheckForMs }),
       ...(options.vmSettings === undefined ? {} : { vmSettings: options.vmSettings }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
       ...(options.execProbeTimeoutMs === undefined ? {} : { execProbeTimeoutMs: options.execProbeTimeoutMs }),

@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TartExecutor, type TartExecutorOptions } from '../../../src/jobs/executors/tart.js';
 import type { ExecutionRequest, TimingPhase } from '../../../src/jobs/executors/types.js';
@@ -376,6 +377,36 @@ describe('a tart job and the host folder it shares with its VM', () => {
     expect(new Set([a, b].map((next) => Number(/^hangar-(\d)-/.exec(next.checkpoint()['vm'] as string)![1])))).toEqual(
       new Set([0, 1]),
     );
+  }, 30_000);
+
+  it('an adopted VM that does not stop is checked for a bounded time, backing off, then left with a warning saying what to do', async () => {
+    const tart = standin();
+    const [warm] = (await warmVms(tart.dataDir, 1)) as [string];
+    // Simulate a crash: forget the pool without disposing it (its VM keeps running, for the next to adopt).
+    cleanups.splice(cleanups.length - 1, 1);
+    // Both stops (the job's, then the pool's teardown) return without the VM going off.
+    writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopLeavesRun: 2 }));
+    renameSync(`${tart.statePath}.new`, tart.statePath);
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const second = executor(tart.dataDir, 1, { runExitMs: 300, offCheckForMs: 800, logger });
+    await second.initialize();
+    const job = request(tart.dir, 'exit 0');
+    await expect((await second.start(job.req)).done).rejects.toThrow(
+      new RegExp(`tart VM ${warm} still runs 0.3 s after \`tart stop\`; stop it with: tart stop ${warm}`),
+    );
+    const lists = () => tart.read().calls.filter((call) => call.argv[0] === 'list').length;
+    for (let i = 0; i < 200 && !warnings.some((line) => line.includes('no longer checked')); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const warning = warnings.find((line) => line.includes('no longer checked'));
+    expect(warning).toMatch(new RegExp(`tart stop ${warm}`));
+    expect(warning).toMatch(/restart the agent/);
+    // Checked a few times, not every 5 s for an hour: and no more once the warning came.
+    const checked = lists();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(lists()).toBe(checked);
+    expect(second.pool.runningVms()).toContain(warm);
   }, 30_000);
 
   it('a VM that does not stop: the host takes and removes nothing from the share while the guest still runs', async () => {
