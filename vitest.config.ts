@@ -2,10 +2,13 @@ import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Files run alone, after the rest: those that drive Chromium against a host agent on this machine
- * (a page lists every port listening on the host: another file's servers must not appear in it),
- * the NAT lab (its TURN case once failed to link within 60 s beside another file), and the mesh
- * tests (mesh-recovery and mesh-upgrade run together once saw a tick missing or doubled; alone they pass).
+ * Files run alone, after the rest: the NAT lab (its TURN case once failed to link within 60 s beside
+ * another file), and the mesh tests (mesh-recovery and mesh-upgrade run together once saw a tick
+ * missing or doubled; alone they pass).
+ * The Chromium files run with the rest: each asserts only on what it started itself (its own
+ * HANGAR_HOME and agent; previews-ui names its Vite's port and pid, and the ports its own core
+ * serves), so another file's servers in the host's list of listening ports change none of their
+ * checks.
  */
 const ALONE = [
   'test/e2e/webrtc-natlab.test.ts',
@@ -13,12 +16,6 @@ const ALONE = [
   'test/e2e/mesh-upgrade.test.ts',
   'test/e2e/mesh-relay-down.test.ts',
   'test/e2e/mesh-udp-blocked.test.ts',
-  'test/e2e/ui.test.ts',
-  'test/e2e/previews-ui.test.ts',
-  'test/e2e/relay-ui.test.ts',
-  'test/e2e/billing-ui.test.ts',
-  'test/e2e/tasks-ui.test.ts',
-  'test/e2e/backups-ui.test.ts',
 ];
 
 export default defineConfig({

@@ -148,6 +148,29 @@ describe('backups on demand', () => {
     }
   }, 180_000);
 
+  it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
+    const none = await run(box.home, ['backup', 'now', 'box']);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('hangar backup set <host> --path DIR');
+    const own = await run(box.home, ['backup', 'set', 'box', '--path', box.dataDir]);
+    expect(own.code).not.toBe(0);
+    expect(own.stderr).toMatch(/is the agent's own data directory/);
+    const missing = await run(box.home, ['backup', 'set', 'box', '--path', '/no/such/dir']);
+    expect(missing.stderr).toMatch(/"\/no\/such\/dir" does not exist on this host/);
+
+    // Every backup command's help says what its <host> is, as session and preview commands do.
+    for (const command of ['set', 'now', 'ls', 'restore', 'status']) {
+      const help = await run(box.home, ['backup', command, '--help']);
+      expect(help.stdout, command).toMatch(/Arguments:\n\s+host\s+host name \(see `hangar hosts ls`\)/);
+    }
+  });
+});
+
+// A repository made already (the template's): restic's locks and a key that does not open it are
+// about restic's answers, not about the agent making the repository and its key.
+describe('backups on demand, against a locked repository or another key', () => {
+  const box = usePairedHost({ beforeStart: seedRepository });
+
   it('says what to do when the repository is locked by another restic, or does not open with the key', async () => {
     const dir = project();
     await run(box.home, ['backup', 'set', 'box', '--path', dir, '--keep-last', '1']);
@@ -181,23 +204,6 @@ describe('backups on demand', () => {
     expect(wrong.stderr).toMatch(/does not open with this host's backup key/);
     expect(wrong.stderr).toContain(`Put that repository's key in ${password} on the host`);
   }, 120_000);
-
-  it("refuses to back up the agent's own data directory, and says how to start when nothing is set", async () => {
-    const none = await run(box.home, ['backup', 'now', 'box']);
-    expect(none.code).not.toBe(0);
-    expect(none.stderr).toContain('hangar backup set <host> --path DIR');
-    const own = await run(box.home, ['backup', 'set', 'box', '--path', box.dataDir]);
-    expect(own.code).not.toBe(0);
-    expect(own.stderr).toMatch(/is the agent's own data directory/);
-    const missing = await run(box.home, ['backup', 'set', 'box', '--path', '/no/such/dir']);
-    expect(missing.stderr).toMatch(/"\/no\/such\/dir" does not exist on this host/);
-
-    // Every backup command's help says what its <host> is, as session and preview commands do.
-    for (const command of ['set', 'now', 'ls', 'restore', 'status']) {
-      const help = await run(box.home, ['backup', command, '--help']);
-      expect(help.stdout, command).toMatch(/Arguments:\n\s+host\s+host name \(see `hangar hosts ls`\)/);
-    }
-  });
 });
 
 // One host for these: each backs up a directory of its own and restores (or is refused) from its
