@@ -18,7 +18,7 @@
 // wake-up, and what the download's relay threads ran and waited (Linux schedstat). Not a test: figures from a
 // shared machine, with the reference (the idle link) measured in the same run. Needs curl.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -110,8 +110,11 @@ function watch(terminal) {
   };
 }
 
-/** Types lines of keys, each after the previous echo and PAUSE_MS, until `more()` says stop. */
-async function type(terminal, screen, more, state) {
+/**
+ * Types lines of keys, each after the previous echo and PAUSE_MS, until `more()` says stop; keeps
+ * the echo times of the keys typed while `counts()` held (a line is finished once begun).
+ */
+async function type(terminal, screen, more, state, counts = () => true) {
   const samples = [];
   while (more(samples.length)) {
     let typed = '';
@@ -121,9 +124,11 @@ async function type(terminal, screen, more, state) {
       await sleep(PAUSE_MS);
       typed += key;
       const echoed = screen.waitFor(typed);
+      const counted = counts();
       const t0 = performance.now();
       terminal.write(keyBytes(key));
-      samples.push((await echoed) - t0);
+      const at = await echoed;
+      if (counted) samples.push(at - t0);
     }
     state.lines++;
     screen.reset();
@@ -228,21 +233,34 @@ async function alternating(client, terminal, screen, url, pidsOf) {
   const idle = [];
   const busy = [];
   const mbps = [];
+  const windows = [];
   while (busy.length < KEYS) {
     const before = Object.fromEntries(Object.entries(pids).map(([label, pid]) => [label, threadStats(pid)]));
     let done = false;
     const downloaded = download(url).finally(() => (done = true));
-    const keys = await type(terminal, screen, () => !done, state);
+    // The keys typed after the download's last byte, to the end of their line, count on neither side.
+    const keys = await type(
+      terminal,
+      screen,
+      () => !done,
+      state,
+      () => !done,
+    );
     for (const [label, pid] of Object.entries(pids)) addDeltas(sums[label], before[label], threadStats(pid));
     mbps.push(await downloaded);
+    if (keys.length === 0)
+      throw new Error(`a download of ${BIG_MB} MiB ended before a key was typed: raise BENCH_BIG_MB`);
     busy.push(...keys);
     await sleep(SETTLE_MS);
-    idle.push(...(await type(terminal, screen, (n) => n < keys.length, state)));
+    // As many keys as the download had (the line they end in is typed out, not counted).
+    const idleKeys = (await type(terminal, screen, (n) => n < keys.length, state)).slice(0, keys.length);
+    idle.push(...idleKeys);
+    windows.push({ busy: keys, idle: idleKeys });
     process.stderr.write(`\r  ${client}: ${busy.length} / ${KEYS} keys each side, ${mbps.length} downloads`);
   }
   process.stderr.write('\n');
   const shares = Object.entries(pids).map(([label, pid]) => `${label}: ${cpuShare(pid, sums[label])}`);
-  return { idle, busy, mbps, shares };
+  return { idle, busy, mbps, shares, windows };
 }
 
 /** A seeded generator (mulberry32): the same run's lists give the same intervals. */
@@ -330,6 +348,7 @@ try {
     'tmux server': tmuxServer,
   }));
   const rows = rowsOf('hangar', 'through a preview on the same link', hangar);
+  const runs = { hangar: { windows: hangar.windows, mbps: hangar.mbps } };
 
   const sshd = await startSshd(dir);
   if (sshd.reason) {
@@ -373,9 +392,11 @@ try {
       () => ({ ssh: master.pid, sshd: busiestSshd(sshd.pid), 'tmux server': tmuxServer }),
     );
     rows.push(...rowsOf('ssh + tmux attach', 'through ssh -L on the same ControlMaster connection', ssh));
+    runs.ssh = { windows: ssh.windows, mbps: ssh.mbps };
     const ratio = (q) => fmt(p(hangar.busy, q) / p(ssh.busy, q));
     rows.push(['hangar / ssh during the download p50 / p99', `${ratio(50)}× / ${ratio(99)}×`]);
   }
+  if (process.env.BENCH_KEYS_JSON) writeFileSync(process.env.BENCH_KEYS_JSON, JSON.stringify(runs));
   rows.push(['run time', `${((performance.now() - began) / 1000).toFixed(0)} s`]);
   printRows(
     `\nKeystrokes beside a download (loopback, load average ${loadAtStart} at its start, ${loadAverage()} at its end)\n`,
