@@ -5,7 +5,7 @@
 // BENCH_BIG_MB (default 1 GiB) through a preview of the same host, over the same link, and as
 // many keys again with the link idle, in alternating windows: a download with keys typed
 // through it, then the same number of keys on the idle link, then the next download, until each
-// side has BENCH_KEYS keys (default 1000; one 1 GiB download takes 60–100 keys). Back-to-back
+// side has BENCH_KEYS keys (default 1000; one 1 GiB download takes 60–130 keys, 2–3 minutes in all). Back-to-back
 // 1 GiB downloads rather than one longer one: each window is a download as issue 16 states it,
 // and load from other work on the machine drifts over the run's minutes into both sides alike.
 // Prints p50 / p90 / p99 of both, with a 95 % bootstrap confidence interval of each p99 and of
@@ -15,8 +15,10 @@
 // same origin, both on one ControlMaster connection (a throwaway sshd, as the other benches; "not
 // measured" without openssh-server or root). Also, for each, where the busy run's CPUs went: the
 // time the echo's main threads (this core's, the agent's, the tmux server's) waited for a CPU per
-// wake-up, and what the download's relay threads ran and waited (Linux schedstat). Not a test: figures from a
-// shared machine, with the reference (the idle link) measured in the same run. Needs curl.
+// wake-up, and what the download's relay threads ran and waited (Linux schedstat), summed over the
+// downloads. BENCH_SETTLE_MS (1000) is the pause between a download's end and its idle window;
+// BENCH_KEYS_JSON=FILE writes each window's echo times. Not a test: figures from a shared machine,
+// with the reference (the idle link) measured in the same run. Needs curl.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,8 +45,8 @@ import { PANE_PROGRAM, echoClient, printable } from './keystrokes.mjs';
 const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 1024);
 /** Keys per condition (idle, during the downloads), at least. */
 const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
-/** After a download, before its idle window: what it leaves behind (GC, freed buffers) settles. */
-const SETTLE_MS = 250;
+/** After a download, before its idle window: what its end sets off settles (250 ms was too short). */
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1000);
 /** Bootstrap resamples for the confidence intervals. */
 const RESAMPLES = 2000;
 /** Between an echo and the next key: a fast typist. */
