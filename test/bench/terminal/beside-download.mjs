@@ -298,7 +298,16 @@ const median = (list) => p(list, 50);
 function rowsOf(name, via, run) {
   const [a50, a99] = [added(run, 50), added(run, 99)];
   const p99 = (list) => p(list, 99);
+  const a90 = added(run, 90);
   const met = Math.max(0, a50) <= 1 && Math.max(0, a99) <= 5;
+  const ci = bootstrap([run.busy, run.idle], (busy, idle) => p99(busy) - p99(idle));
+  // What the run can say about the p99 target, beyond its point figure.
+  const shown =
+    ci[1] <= 5
+      ? 'p99 interval ≤ 5 ms: shown met'
+      : ci[0] > 5
+        ? 'p99 interval > 5 ms: shown missed'
+        : 'p99 interval spans 5 ms: not shown either way';
   return [
     [
       `${name}: keystroke echo, idle p50 / p90 / p99`,
@@ -314,9 +323,9 @@ function rowsOf(name, via, run) {
     ],
     [
       `${name}: echo added by the download p50 / p90 / p99`,
-      `${fmt(a50)} / ${fmt(added(run, 90))} / ${fmt(a99)} ms, p99 95 % CI ${interval(
-        bootstrap([run.busy, run.idle], (busy, idle) => p99(busy) - p99(idle)),
-      )}  (target ≤ 1 / ≤ 5 ms: ${met ? 'met' : 'NOT met'})`,
+      `${fmt(a50)} / ${fmt(a90)} / ${fmt(a99)} ms, p99 95 % CI ${interval(ci)}  (target ≤ 1 / ≤ 5 ms: ${
+        met ? 'met' : 'NOT met'
+      }; ${shown})`,
     ],
     ...run.shares.map((share) => [`${name}: CPUs during the downloads`, share]),
   ];
