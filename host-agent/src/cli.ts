@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerBackupCommands } from './backups/commands.js';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { startAgent } from './agent.js';
 import { registerDoctor } from './doctor/command.js';
 import { registerInstallCommands } from './install/index.js';
@@ -92,7 +93,7 @@ program
   )
   .option(
     '--stop-with-stdin',
-    'stop (as on Ctrl-C) when stdin ends: the supervisor that holds its other end is gone (hangar up)',
+    'stop (as on Ctrl-C) when stdin ends: the supervisor that holds its other end is gone (hangar up); answers `ping <n>` lines on stdin with a {"event":"pong","n":<n>} line on stdout',
   )
   .action(async (options: ServeOptions) => {
     const listen = parseHostAddress(options.listen, { allowAnyPort: true });
@@ -166,7 +167,13 @@ program
         // dir beside the one the next `hangar up` starts, which takes its running jobs for lost.
         process.stdin.on('end', () => stop('stdin closed'));
         process.stdin.on('error', () => stop('stdin closed'));
-        process.stdin.resume();
+        // The supervisor's heartbeat: each `ping <n>` line is answered on stdout from this event
+        // loop (a wedged or stopped agent cannot), over the pipe it holds anyway: no connection,
+        // handshake or log line per beat.
+        createInterface({ input: process.stdin }).on('line', (line) => {
+          const ping = /^ping (\d{1,15})$/.exec(line);
+          if (ping) process.stdout.write(JSON.stringify({ event: 'pong', n: Number(ping[1]) }) + '\n');
+        });
       }
     } catch (error) {
       fail(error);

@@ -103,8 +103,8 @@ describe('the local stack (npm start)', () => {
 });
 
 /**
- * `hangar up` keeps its agent running: a crash or a hang (found by the heartbeat, a TLS handshake
- * with the agent's port every 5 s) is followed by a restart after a backoff; the CLI works again after.
+ * `hangar up` keeps its agent running: a crash or a hang (found by the heartbeat, a ping on the
+ * agent's stdin every 5 s answered on its stdout) is followed by a restart after a backoff; the CLI works again after.
  */
 describe('the local stack restarts its agent', () => {
   let home: string | undefined;

@@ -119,7 +119,7 @@ export class BackupService implements Disposable {
   private readonly store: BackupStore;
   /** The run going on; `ended`, for a restore: its work done (what it wrote removed, if it failed). */
   private current: { run: BackupRun; kill: () => Promise<void>; ended?: Promise<void> } | undefined;
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
   private disposed = false;
   private readonly secondMs: number;
   private readonly bin: string;
@@ -135,8 +135,20 @@ export class BackupService implements Disposable {
     this.store.endInterrupted(Date.now());
     this.secondMs = options.secondMs ?? 1000;
     this.bin = options.resticPath ?? 'restic';
-    this.timer = setInterval(() => this.tick(), TICK_SECONDS * this.secondMs);
-    this.timer.unref();
+    this.schedule();
+  }
+
+  /** The schedule's look every TICK_SECONDS, armed only while a schedule is set (`--every`). */
+  private schedule(): void {
+    const on = !this.disposed && (this.store.settings()?.settings.every_s ?? null) !== null;
+    if (on === (this.timer !== undefined)) return;
+    if (on) {
+      this.timer = setInterval(() => this.tick(), TICK_SECONDS * this.secondMs);
+      this.timer.unref();
+    } else {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   get defaultRepository(): string {
@@ -146,6 +158,7 @@ export class BackupService implements Disposable {
   async set(settings: BackupSettings): Promise<BackupStatus> {
     for (const path of settings.paths) await checkBackupPath(path, this.options.dataDir);
     this.store.setSettings(settings, Date.now());
+    this.schedule();
     this.options.logger.info({ paths: settings.paths.length, every_s: settings.every_s }, 'backup settings changed');
     return this.status();
   }
@@ -230,7 +243,7 @@ export class BackupService implements Disposable {
 
   async dispose(): Promise<void> {
     this.disposed = true;
-    clearInterval(this.timer);
+    this.schedule();
     if (this.current) {
       // restic stops on SIGINT and removes its lock; the run is recorded as interrupted now, while
       // the database is still open. The agent ends only once restic has (SIGKILL after

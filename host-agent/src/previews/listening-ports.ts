@@ -1,7 +1,6 @@
 import type { ListeningPort } from '@hangar/shared';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 
 type Where = { procRoot?: string; lsof?: string };
@@ -63,7 +62,7 @@ interface RawListener {
 
 /** The listeners in /proc/net/tcp{,6}, owners not looked up; undefined without /proc (macOS). */
 async function readProcTables(procRoot: string): Promise<RawListener[] | undefined> {
-  const tables = await Promise.all(['tcp', 'tcp6'].map((name) => readListeningSection(`${procRoot}/net/${name}`)));
+  const tables = ['tcp', 'tcp6'].map((name) => readListeningSection(`${procRoot}/net/${name}`));
   if (tables.every((table) => table === undefined)) return undefined;
   return tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
 }
@@ -88,12 +87,15 @@ const LAST_READ_BELOW = 4096 - 512;
  * The head of a /proc/net/tcp{,6} table, up to its first socket that is not listening. The kernel
  * prints the listening sockets first, then every other socket (connections, TIME_WAIT), formatting
  * only as many lines as a read asks for: a preview under load has thousands of connections, and
- * reading and splitting all of them on every look was most of the watch's cost.
+ * reading and splitting all of them on every look was most of the watch's cost. Read on the
+ * event loop, as socketOwners reads /proc: each open, read and close through the thread pool was
+ * two wake-ups (the pool's thread and the loop) for a few µs of work, on every look of the watch
+ * (every 2 s while a client is linked: most of an idle agent's wake-ups, bench:idle).
  */
-async function readListeningSection(path: string): Promise<string | undefined> {
-  let file;
+function readListeningSection(path: string): string | undefined {
+  let file: number;
   try {
-    file = await open(path, 'r');
+    file = openSync(path, 'r');
   } catch {
     return undefined;
   }
@@ -103,7 +105,7 @@ async function readListeningSection(path: string): Promise<string | undefined> {
     let unread = -1;
     const buffer = Buffer.allocUnsafe(TABLE_CHUNK);
     for (;;) {
-      const { bytesRead } = await file.read(buffer, 0, TABLE_CHUNK, null);
+      const bytesRead = readSync(file, buffer, 0, TABLE_CHUNK, null);
       if (bytesRead === 0) return text;
       text += buffer.toString('latin1', 0, bytesRead);
       if (bytesRead < LAST_READ_BELOW) return text;
@@ -120,7 +122,7 @@ async function readListeningSection(path: string): Promise<string | undefined> {
   } catch {
     return undefined;
   } finally {
-    await file.close();
+    closeSync(file);
   }
 }
 

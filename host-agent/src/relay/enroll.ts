@@ -13,7 +13,13 @@ import { loadOrCreateAgentKey } from '../identity/keys.js';
 import { loadOrCreateTlsCert } from '../identity/tls.js';
 import { saveEntitlementKey } from '../billing/billing-store.js';
 import { AgentStore } from '../store/db.js';
-import { FIRST_LINK_TTL_MS, findFirstLink, saveEnrollment, voidExpiredFirstLinks } from './relay-store.js';
+import {
+  FIRST_LINK_TTL_MS,
+  findFirstLink,
+  noteEnrollmentChanged,
+  saveEnrollment,
+  voidExpiredFirstLinks,
+} from './relay-store.js';
 
 export interface EnrollOptions {
   /** The agent's data directory (keys, agent.db); made if it does not exist yet. */
@@ -90,6 +96,8 @@ export async function enroll(options: EnrollOptions): Promise<Enrollment> {
     );
     // Entitlements from this relay verify with this key, offline too (billing/metering.ts).
     saveEntitlementKey(store, enrolled.host_id, enrolled.entitlement_key);
+    // An agent serving this data dir connects now (relay-link.ts watches this file).
+    noteEnrollmentChanged(options.dataDir);
     return {
       relay_url: token.r,
       host_id: enrolled.host_id,

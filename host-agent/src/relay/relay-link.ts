@@ -12,13 +12,21 @@ import {
   type StoredStatement,
   type TextSocketLike,
 } from '@hangar/shared';
+import { watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type Database from 'better-sqlite3';
 import WebSocket from 'ws';
 import type { AgentStore } from '../store/db.js';
 import { AGENT_VERSION } from '../version.js';
 import { directAddresses, tailnetAddresses, type ListenAddress } from './addresses.js';
-import { loadEnrollment, recordRelayState, voidExpiredFirstLinks, type EnrollmentRow } from './relay-store.js';
+import {
+  enrollmentChangedFile,
+  loadEnrollment,
+  recordRelayState,
+  voidExpiredFirstLinks,
+  type EnrollmentRow,
+} from './relay-store.js';
 import { noWebRtcYet, type SignalHandler } from './signals.js';
 import { applyStatements, reevaluateStatements, type AppliedStatements } from './statements.js';
 import { readTailnet, type TailnetStatus } from './tailscale.js';
@@ -40,8 +48,12 @@ export interface RelayLinkOptions {
    * for this splice id and serve the link inside (agent.ts hands it to the link server).
    */
   onSplice?: (request: { relay_url: string; splice_id: string; device_id: string }) => void;
-  /** How often the enrollment is looked for (an `enroll` run while serving) and addresses re-read. */
+  /**
+   * How often the enrollment is looked for where the file `enroll` touches cannot be watched (an
+   * `enroll` run while serving is otherwise noticed when it touches that file, without polling).
+   */
   pollMs?: number;
+  /** How often addresses are re-read while enrolled. */
   addressesEveryMs?: number;
   readTailnet?: () => Promise<TailnetStatus>;
   backoff?: { initialMs: number; maxMs: number };
@@ -79,7 +91,9 @@ export class RelayLink implements Disposable {
   private current: EnrollmentRow | undefined;
   private record: PresenceRecord = { addresses: [], tailnet: [], version: AGENT_VERSION, issued_at: 0 };
   private linkStatus: RelayLinkStatus | undefined;
-  private readonly timers: ReturnType<typeof setInterval>[] = [];
+  private enrollmentPoll: ReturnType<typeof setInterval> | undefined;
+  private enrollmentWatch: FSWatcher | undefined;
+  private periodicTimer: ReturnType<typeof setInterval> | undefined;
   private disposed = false;
   private refreshing: Promise<void> | undefined;
   private lastTailnetNote: string | null = null;
@@ -103,10 +117,45 @@ export class RelayLink implements Disposable {
 
   static start(options: RelayLinkOptions): RelayLink {
     const link = new RelayLink(options);
+    link.watchEnrollment();
     link.check();
-    link.timers.push(setInterval(() => link.check(), options.pollMs ?? 2_000));
-    link.timers.push(setInterval(() => link.periodic(), options.addressesEveryMs ?? 30_000));
     return link;
+  }
+
+  /**
+   * `hangar-agent enroll` (another process) touches enrollmentChangedFile after it saved an
+   * enrollment: watched here (inotify, kqueue), an idle agent reads nothing until then. Where the
+   * file cannot be watched (some network filesystems), the enrollment is read every pollMs instead.
+   */
+  private watchEnrollment(): void {
+    const file = enrollmentChangedFile(dirname(this.options.store.db.name));
+    const poll = (error: unknown) => {
+      this.options.logger.warn(
+        { err: error, file },
+        'cannot watch for enrollments; reading the enrollment every few seconds instead',
+      );
+      this.enrollmentWatch?.close();
+      this.enrollmentWatch = undefined;
+      if (this.disposed || this.enrollmentPoll !== undefined) return;
+      this.enrollmentPoll = setInterval(() => this.check(), this.options.pollMs ?? 2_000);
+    };
+    try {
+      writeFileSync(file, '', { flag: 'a', mode: 0o600 }); // there to be watched
+      this.enrollmentWatch = watch(file, { persistent: false }, () => this.check());
+      this.enrollmentWatch.on('error', poll);
+    } catch (error) {
+      poll(error);
+    }
+  }
+
+  /** Re-reading addresses and forgetting expired first links: only while enrolled. */
+  private setPeriodic(on: boolean): void {
+    if (on === (this.periodicTimer !== undefined)) return;
+    if (on) this.periodicTimer = setInterval(() => this.periodic(), this.options.addressesEveryMs ?? 30_000);
+    else {
+      clearInterval(this.periodicTimer);
+      this.periodicTimer = undefined;
+    }
   }
 
   status(): RelayLinkStatus | null {
@@ -130,7 +179,7 @@ export class RelayLink implements Disposable {
   }
 
   /**
-   * The periodic look's read, prepared once (preparing it at each look, every 2 s, was most of its
+   * The enrollment look's read, prepared once (preparing it at each look, every 2 s, was most of its
    * 0.1-0.2 ms): only the columns that tell one enrollment from another.
    */
   private enrollmentKeyRead: Database.Statement<[], EnrollmentKey> | undefined;
@@ -157,6 +206,7 @@ export class RelayLink implements Disposable {
     this.socket = undefined;
     this.current = enrollment;
     this.linkStatus = undefined;
+    this.setPeriodic(enrollment !== undefined);
     if (enrollment === undefined) return;
     voidExpiredFirstLinks(this.options.store, Date.now());
     // A first link or a code pairing may have come while serve was not listening to the relay.
@@ -337,7 +387,9 @@ export class RelayLink implements Disposable {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.timers.forEach(clearInterval);
+    clearInterval(this.enrollmentPoll);
+    this.enrollmentWatch?.close();
+    this.setPeriodic(false);
     this.billingAttached?.dispose();
     this.socket?.dispose();
     this.socket = undefined;

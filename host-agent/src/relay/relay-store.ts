@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { AgentStore } from '../store/db.js';
 import { spendAndPair } from '../store/pairing.js';
@@ -80,6 +82,19 @@ export function saveEnrollment(
        VALUES (?, ?, ?, ?, ?)`,
     ).run(firstLink.token_id, firstLink.device_key, firstLink.e2e_secret, enrollment.enrolled_at, firstLink.expires_at);
   }).immediate();
+}
+
+/**
+ * The file `hangar-agent enroll` touches after saving an enrollment: a serving agent watches it
+ * (relay-link.ts) instead of reading the enrollment every few seconds.
+ */
+export function enrollmentChangedFile(dataDir: string): string {
+  return join(dataDir, 'relay-enrollment-changed');
+}
+
+/** Tells a serving agent on `dataDir` that the enrollment changed. */
+export function noteEnrollmentChanged(dataDir: string): void {
+  writeFileSync(enrollmentChangedFile(dataDir), `${Date.now()}\n`, { mode: 0o600 });
 }
 
 /**

@@ -70,7 +70,8 @@ export interface SessionManagerOptions {
  * to clients as any other change, instead of waiting for someone to list (issue 18: a running core
  * answers listings from what the agent pushed). Only while no terminal is attached: an attached
  * terminal's tmux client ends with its server, and its end makes the same look at once (it woke
- * the agent of a person typing once per 5 keys for nothing).
+ * the agent of a person typing once per 5 keys for nothing). And only while the server was last
+ * seen running sessions: an idle agent without sessions has nothing to look at.
  */
 const SERVER_CHECK_MS = 1000;
 
@@ -121,7 +122,6 @@ export class SessionManager implements Disposable {
     this.serverWatch = new TmuxServerWatch(sessionsDir, options.logger);
     this.changes = new SessionChanges(files.changedFile, () => this.list(), options.logger);
     this.onChanged = this.changes.onChanged;
-    this.watchServer();
     this.attention = new SessionAttention(files.bellFile, options.logger);
     this.onBell = this.attention.onBell;
     this.agentHooks = new AgentHookEvents(files.agentEventsFile, options.logger);
@@ -331,6 +331,7 @@ export class SessionManager implements Disposable {
       // The server exits with its last session; no server means no sessions, unless it took some with it.
       if (isNoServer(error)) {
         await this.serverWatch.missing(look);
+        this.watchServer();
         return [];
       }
       throw error;
@@ -346,6 +347,7 @@ export class SessionManager implements Disposable {
       serverPid,
       sessions.map((s) => s.name),
     );
+    this.watchServer();
     return sessions;
   }
 
@@ -405,9 +407,15 @@ export class SessionManager implements Disposable {
     return attachment;
   }
 
-  /** Looks at the tmux server every SERVER_CHECK_MS while no terminal is attached (see there). */
+  /**
+   * Looks at the tmux server every SERVER_CHECK_MS while it was last seen running sessions and no
+   * terminal is attached (see there): an agent with no sessions has no server to lose, and sleeps.
+   * Called again after each listing, which is where a server (or its end) is seen.
+   */
   private watchServer(): void {
-    if (this.disposed || this.attachments.size > 0) {
+    // Output logs grow while sessions run, attached or not.
+    this.outputLogs.setChecking(!this.disposed && this.serverWatch.livePid !== undefined);
+    if (this.disposed || this.attachments.size > 0 || this.serverWatch.livePid === undefined) {
       clearInterval(this.serverCheck);
       this.serverCheck = undefined;
       return;

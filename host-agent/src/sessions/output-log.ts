@@ -30,12 +30,24 @@ export interface OutputLogRotationOptions {
  * session keeps at most about twice maxBytes, plus what it writes between two checks.
  */
 export class OutputLogRotation implements Disposable {
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
   private running = false;
 
-  constructor(private readonly options: OutputLogRotationOptions) {
-    this.timer = setInterval(() => void this.check(), options.checkMs);
-    this.timer.unref();
+  constructor(private readonly options: OutputLogRotationOptions) {}
+
+  /**
+   * Checks every checkMs while `on`: the session manager turns it on while sessions run, so an
+   * agent without sessions does not run `tmux list-sessions` once a minute for nothing.
+   */
+  setChecking(on: boolean): void {
+    if (on === (this.timer !== undefined)) return;
+    if (on) {
+      this.timer = setInterval(() => void this.check(), this.options.checkMs);
+      this.timer.unref();
+    } else {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   /** One pass over the sessions; also run by the timer. */
@@ -63,6 +75,6 @@ export class OutputLogRotation implements Disposable {
   }
 
   dispose(): void {
-    clearInterval(this.timer);
+    this.setChecking(false);
   }
 }

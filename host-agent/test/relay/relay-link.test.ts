@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { toHex, verifySignal, type HangarError } from '@hangar/shared';
 import { loadOrCreateAgentKey } from '../../src/identity/keys.js';
 import { enroll, relayStatus, RelayLink } from '../../src/relay/index.js';
@@ -77,14 +77,21 @@ describe('the relay link of an enrolled agent', () => {
     expect(relayStatus(dataDir)).toMatchObject({ state: 'online', error: null, first_links_pending: 1 });
   });
 
-  it('notices an enrollment made while it runs (hangar-agent enroll beside a serving agent)', async () => {
+  it('notices an enrollment made while it runs (hangar-agent enroll beside a serving agent), with no timer armed until then', async () => {
     const relay = await startTestRelay();
     cleanups.push(() => relay.stop());
     const owner = await signup(relay.client);
     const dataDir = await mkdtemp(join(tmpdir(), 'hangar-relay-link-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-    const { link } = await startLink(dataDir, () => ({ state: 'absent' }), 50);
-    // Several looks at no enrollment first.
+    // Intervals only are faked, to count them: a link not enrolled polls nothing (enroll tells it).
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    let link: RelayLink;
+    try {
+      ({ link } = await startLink(dataDir, () => ({ state: 'absent' })));
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(link.info()).toBeNull();
     const { line } = await enrollLine(relay.client, owner);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { HangarError, SessionCreateParams } from '@hangar/shared';
 import { SessionManager } from '../../src/sessions/index.js';
 import { bash, screenText, useTestHost, typeInto, waitFor, type TestHost } from './fixture.js';
@@ -261,6 +261,26 @@ describe('a killed tmux server', () => {
     // No hook runs for this, and nobody lists: only the agent's own look at its server tells.
     await waitFor(() => seen.at(-1) === 'none', 'the loss told');
     expect(sessions.tmuxState()).toMatchObject({ ok: false, lost_sessions: ['kept'] });
+  });
+});
+
+describe('an idle agent', () => {
+  it('arms no periodic work for sessions while it has none (the look at its tmux server, the output-log check)', async () => {
+    // Only intervals are faked (tmux runs, and waitFor polls, on real timers): each one armed is counted.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const sessions = await host.start();
+      expect(await sessions.list()).toEqual([]);
+      expect(vi.getTimerCount()).toBe(0);
+      await sessions.create(params({ name: 'kept', command: ['sh', '-c', 'read line'], cwd: host.dataDir }));
+      // While a session runs unattached: the look whether its server lives, and its output log's check.
+      expect(vi.getTimerCount()).toBe(2);
+      await sessions.kill('kept');
+      expect(await sessions.list()).toEqual([]);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

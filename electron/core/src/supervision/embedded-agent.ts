@@ -1,17 +1,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import {
-  AGENT_ENV,
-  AGENT_NODE_FLAGS,
-  HangarError,
-  parseHostAddress,
-  toHangarError,
-  type Disposable,
-} from '@hangar/shared';
+import { AGENT_ENV, AGENT_NODE_FLAGS, HangarError, toHangarError, type Disposable } from '@hangar/shared';
 import type { HangarCore } from '../core.js';
 import { Supervisor, type Heartbeat } from './supervisor.js';
 
@@ -21,7 +13,7 @@ const run = promisify(execFile);
 export const EMBEDDED_HOST = 'local';
 
 /**
- * A probe every 5 s (VS Code's pty host beats as often); two unanswered in a row (5 s each) and
+ * A ping every 5 s (VS Code's pty host beats as often); two unanswered in a row (5 s each) and
  * the agent is taken for hung, about 20 s after it stopped answering. A healthy agent answers
  * in milliseconds, so a busy machine is far from these bounds.
  */
@@ -57,11 +49,16 @@ export function agentBinPath(): string {
  * This machine's own agent, run and kept running by the app: `hangar up` and the Electron window
  * both use this. It is paired as host "local" on its first start (and again if its data dir was
  * reset); every start points "local" at the port it got. A Supervisor restarts it when it exits
- * or stops answering a TLS handshake on its link port, within the restart policy's bounds.
+ * or stops answering the heartbeat pings on its stdin, within the restart policy's bounds.
  */
 export class EmbeddedAgent implements Disposable {
   readonly dataDir: string;
   private readonly supervisor: Supervisor<string>;
+  /** The agent now running (set when it is ready), whose stdin the heartbeat writes to. */
+  private child: ChildProcess | undefined;
+  private pings = 0;
+  /** Heartbeat pings sent and not yet answered, by number. */
+  private readonly pongs = new Map<number, () => void>();
   readonly onStarted: Supervisor<string>['onStarted'];
   readonly onRestarting: Supervisor<string>['onRestarting'];
   readonly onFailed: Supervisor<string>['onFailed'];
@@ -70,7 +67,7 @@ export class EmbeddedAgent implements Disposable {
     this.dataDir = join(options.core.home, 'agent');
     const heartbeat: Heartbeat<string> = {
       ...AGENT_HEARTBEAT,
-      probe: (address) => this.answers(address),
+      probe: () => this.answers(),
     };
     this.supervisor = new Supervisor<string>({
       what: 'the embedded agent',
@@ -100,7 +97,7 @@ export class EmbeddedAgent implements Disposable {
 
   private spawnAgent(): ChildProcess {
     const { listen } = this.options;
-    return spawn(
+    const child = spawn(
       this.options.nodePath ?? process.execPath,
       [...AGENT_NODE_FLAGS, agentBinPath(), 'serve', '--listen', listen, '--data', this.dataDir, '--stop-with-stdin'],
       {
@@ -115,6 +112,10 @@ export class EmbeddedAgent implements Disposable {
         },
       },
     );
+    // A ping written as it exits fails with EPIPE: that write's callback counts it as a miss, and
+    // its exit is what the supervisor acts on; unhandled, the error would end this process.
+    child.stdin?.on('error', (error) => this.options.core.logger.debug({ err: error }, 'embedded agent stdin'));
+    return child;
   }
 
   /** Its `listening` line, then pairing: ready means "local" answers at this address. */
@@ -124,10 +125,19 @@ export class EmbeddedAgent implements Disposable {
       createInterface({ input: child.stdout! }).on('line', (line) => {
         const event = parseJsonLine(line);
         if (event?.['event'] === 'listening' && typeof event['address'] === 'string') resolve(event['address']);
+        if (event?.['event'] === 'pong' && child === this.child) this.answered(event['n']);
       });
     });
+    this.child = child;
     await this.ensurePaired(address);
     return address;
+  }
+
+  private answered(n: unknown): void {
+    const resolve = typeof n === 'number' ? this.pongs.get(n) : undefined;
+    if (!resolve) return;
+    this.pongs.delete(n as number);
+    resolve();
   }
 
   /** Pairs on first start, and again if its data dir was reset. */
@@ -161,25 +171,23 @@ export class EmbeddedAgent implements Disposable {
   }
 
   /**
-   * The heartbeat: a TLS handshake with its link port, which the agent completes on its event
-   * loop (a wedged or stopped agent cannot), without a link, a peer, an HTTP request or a log line.
-   * Checked against the certificate pinned at pairing, so a program that took the port is no answer.
+   * The heartbeat: a `ping <n>` line on the agent's stdin, answered with a pong line on its stdout
+   * from its event loop (a wedged or stopped agent cannot). The pipes are the ones it was started
+   * with, which only this process holds: nothing else can answer, and a beat costs one line each
+   * way instead of a TCP connection and a TLS handshake with its link port.
    */
-  private answers(address: string): Promise<void> {
-    const target = parseHostAddress(address);
-    const pinned = this.options.core.registry.find(EMBEDDED_HOST)?.cert_fingerprint;
-    if (!target || !pinned) return Promise.reject(new Error(`no pinned agent at ${address}`));
+  private answers(): Promise<void> {
+    const child = this.child;
+    if (!child?.stdin?.writable) return Promise.reject(new Error('its stdin is closed'));
+    const n = ++this.pings;
+    // The supervisor probes again only after the last probe settled (answered, or missed at its own
+    // deadline): a ping still unanswered now was counted as a miss, and its late answer means nothing.
+    this.pongs.clear();
     return new Promise((resolve, reject) => {
-      // Self-signed, checked by its pin below; nothing is sent over it.
-      const socket = tlsConnect({ host: target.host, port: target.port, rejectUnauthorized: false }, () => {
-        const seen = socket.getPeerCertificate().fingerprint256 ?? '';
-        socket.destroy();
-        if (seen.toUpperCase() === pinned.toUpperCase()) resolve();
-        else reject(new Error(`a different certificate answers at ${address}`));
+      this.pongs.set(n, resolve);
+      child.stdin!.write(`ping ${n}\n`, (error) => {
+        if (error && this.pongs.delete(n)) reject(error);
       });
-      // The supervisor stops waiting at its own deadline; this frees the socket of a hung agent.
-      socket.setTimeout(AGENT_HEARTBEAT.timeoutMs, () => socket.destroy(new Error('no answer')));
-      socket.on('error', reject);
     });
   }
 }
