@@ -16,6 +16,7 @@ import {
   waitFor,
   ownerWithHost,
   describeEachStorage,
+  useTestRelay,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
@@ -210,5 +211,41 @@ describeEachStorage('enrolling a host', (relay) => {
     }
     const raw = await post(relay.url, 'hosts.list', {}, owner.session.access_token);
     expect(raw.body['hosts']).toEqual([]);
+  });
+});
+
+describe.each(['sqlite', 'postgres'] as const)('an enrollment racing a logout (%s)', (kind) => {
+  // Runs once, in hosts.enroll, after its checks of the token's computer and login and before the
+  // token is spent: a logout then must still end the token.
+  let during: (() => Promise<unknown>) | undefined;
+  const relay = useTestRelay(kind, {
+    afterEnrollChecks: async () => {
+      const run = during;
+      during = undefined;
+      await run?.();
+    },
+  });
+
+  it('a logout between the checks and the spending of the token enrolls nothing', async () => {
+    const owner = await signup(relay.client);
+    const made = await relay.client.call(
+      'hosts.enroll_token',
+      { name: 'mini' },
+      { accessToken: owner.session.access_token },
+    );
+    const again = await login(relay.client, owner.email, owner.key, 'laptop');
+    during = () => relay.client.call('auth.logout', { refresh_token: owner.session.refresh_token });
+    const error = await refusal(
+      relay.client.call('hosts.enroll', enrollParams(made.token_id, made.relay_secret, newHost('mini'))),
+    );
+    expect(during).toBeUndefined(); // the logout ran in that gap
+    expect(error.code).toBe('E_TOKEN_INVALID');
+    expect(error.message).toMatch(/logged out/);
+    const listed = await relay.client.call('hosts.list', {}, { accessToken: again.session.access_token });
+    expect(listed.hosts).toEqual([]);
+    const audit = await relay.client.call('audit.list', {}, { accessToken: again.session.access_token });
+    expect(audit.entries.filter((e) => e.action === 'enroll.refused').map((e) => e.detail)).toEqual([
+      expect.objectContaining({ token_id: made.token_id, reason: 'E_TOKEN_INVALID' }),
+    ]);
   });
 });
