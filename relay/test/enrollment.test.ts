@@ -17,6 +17,8 @@ import {
   ownerWithHost,
   describeEachStorage,
   useTestRelay,
+  statementOf,
+  type SignedIn,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
@@ -161,6 +163,39 @@ describeEachStorage('enrolling a host', (relay) => {
     );
     // What the login still signed in made stays usable.
     await relay.client.call('hosts.enroll', enrollParams(second.token_id, second.relay_secret, newHost('pi')));
+  });
+
+  it('a token made by a computer that waits for approval again (its approver revoked) enrolls nothing', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, undefined, 'tablet');
+    const phone = await login(relay.client, owner.email, undefined, 'phone');
+    const endorse = (signer: SignedIn, subject: SignedIn, name: string) =>
+      relay.client.call(
+        'devices.endorse',
+        { device_id: subject.session.device.device_id, statement: statementOf(signer, 'endorse', subject.key, name) },
+        { accessToken: signer.session.access_token },
+      );
+    await endorse(owner, tablet, 'tablet');
+    await endorse(tablet, phone, 'phone');
+    const made = await relay.client.call(
+      'hosts.enroll_token',
+      { name: 'mini' },
+      { accessToken: phone.session.access_token },
+    );
+    // The tablet that approved the phone is revoked: the phone waits for approval again.
+    await relay.client.call(
+      'devices.revoke',
+      { device_id: tablet.session.device.device_id, statement: statementOf(owner, 'revoke', tablet.key, 'tablet') },
+      { accessToken: owner.session.access_token },
+    );
+    const error = await refusal(
+      relay.client.call('hosts.enroll', enrollParams(made.token_id, made.relay_secret, newHost('mini'))),
+    );
+    expect(error.code).toBe('E_TOKEN_INVALID');
+    expect(error.message).toMatch(/no longer trusted/);
+    expect(error.message).toMatch(/hangar hosts enroll-token/);
+    const listed = await relay.client.call('hosts.list', {}, { accessToken: owner.session.access_token });
+    expect(listed.hosts).toEqual([]);
   });
 
   it('an expired token is refused (15 minutes, on the relay clock)', async () => {

@@ -16,14 +16,17 @@ const MAKE_ANOTHER = 'make a new one with `hangar hosts enroll-token`';
 type EnrollToken = Selectable<RelayTables['enroll_tokens']>;
 type TokenTables = ExpressionBuilder<RelayTables, 'enroll_tokens'>;
 
-/** The computer that made the token is still on its account and not revoked. */
+/**
+ * The computer that made the token is still on its account and trusted there (isTrusted): not
+ * revoked, nor waiting for approval again because the device that approved it was revoked.
+ */
 function makerTrusted(eb: TokenTables, token: EnrollToken) {
   return eb
     .selectFrom('devices')
     .select('devices.id')
     .where('devices.id', '=', token.device_id)
     .where('devices.account_id', '=', token.account_id)
-    .where('devices.status', '!=', 'revoked');
+    .where('devices.status', 'in', ['first', 'endorsed']);
 }
 
 /**
@@ -51,7 +54,7 @@ async function makerRefusal(db: Kysely<RelayTables>, token: EnrollToken): Promis
   if (row === undefined || !row.trusted) {
     return new HangarError(
       'E_TOKEN_INVALID',
-      `the computer that made this enrollment token was revoked on its account since; ${MAKE_ANOTHER} on a computer the account trusts`,
+      `the computer that made this enrollment token is no longer trusted on its account (revoked, or waiting for approval again); ${MAKE_ANOTHER} on a computer the account trusts`,
     );
   }
   if (!row.live) {
