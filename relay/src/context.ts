@@ -51,6 +51,8 @@ export interface RelayContext {
   readonly afterAuthRead?: (() => Promise<void>) | undefined;
   /** Tests only (RelayOptions.afterMemberPasswordCheck). */
   readonly afterMemberPasswordCheck?: (() => Promise<void>) | undefined;
+  /** Tests only (RelayOptions.afterEnrollChecks). */
+  readonly afterEnrollChecks?: (() => Promise<void>) | undefined;
 }
 
 export type DeviceRow = RelayTables['devices'];

@@ -74,6 +74,8 @@ export interface RelayOptions {
   afterAuthRead?: () => Promise<void>;
   /** Tests only: awaited in a member's auth.login after their password checked out, before the device and session are made. */
   afterMemberPasswordCheck?: () => Promise<void>;
+  /** Tests only: awaited in hosts.enroll after its checks of the token's maker and login, before the token is spent. */
+  afterEnrollChecks?: () => Promise<void>;
 }
 
 export interface RunningRelay extends Disposable {
@@ -155,6 +157,7 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
       clientAddress: (request) => clientAddress(request, options.trustProxy === true),
       afterAuthRead: options.afterAuthRead,
       afterMemberPasswordCheck: options.afterMemberPasswordCheck,
+      afterEnrollChecks: options.afterEnrollChecks,
       version: RELAY_VERSION,
       billing: new Billing(store.db, await loadEntitlementSigner(store.db), options.billing ?? {}, now),
     };

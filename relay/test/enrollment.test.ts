@@ -16,6 +16,9 @@ import {
   waitFor,
   ownerWithHost,
   describeEachStorage,
+  useTestRelay,
+  statementOf,
+  type SignedIn,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
@@ -162,6 +165,39 @@ describeEachStorage('enrolling a host', (relay) => {
     await relay.client.call('hosts.enroll', enrollParams(second.token_id, second.relay_secret, newHost('pi')));
   });
 
+  it('a token made by a computer that waits for approval again (its approver revoked) enrolls nothing', async () => {
+    const owner = await signup(relay.client);
+    const tablet = await login(relay.client, owner.email, undefined, 'tablet');
+    const phone = await login(relay.client, owner.email, undefined, 'phone');
+    const endorse = (signer: SignedIn, subject: SignedIn, name: string) =>
+      relay.client.call(
+        'devices.endorse',
+        { device_id: subject.session.device.device_id, statement: statementOf(signer, 'endorse', subject.key, name) },
+        { accessToken: signer.session.access_token },
+      );
+    await endorse(owner, tablet, 'tablet');
+    await endorse(tablet, phone, 'phone');
+    const made = await relay.client.call(
+      'hosts.enroll_token',
+      { name: 'mini' },
+      { accessToken: phone.session.access_token },
+    );
+    // The tablet that approved the phone is revoked: the phone waits for approval again.
+    await relay.client.call(
+      'devices.revoke',
+      { device_id: tablet.session.device.device_id, statement: statementOf(owner, 'revoke', tablet.key, 'tablet') },
+      { accessToken: owner.session.access_token },
+    );
+    const error = await refusal(
+      relay.client.call('hosts.enroll', enrollParams(made.token_id, made.relay_secret, newHost('mini'))),
+    );
+    expect(error.code).toBe('E_TOKEN_INVALID');
+    expect(error.message).toMatch(/no longer trusted/);
+    expect(error.message).toMatch(/hangar hosts enroll-token/);
+    const listed = await relay.client.call('hosts.list', {}, { accessToken: owner.session.access_token });
+    expect(listed.hosts).toEqual([]);
+  });
+
   it('an expired token is refused (15 minutes, on the relay clock)', async () => {
     const clock = new TestClock();
     await using clocked = await startTestRelay({ ...(await storage.relayOptions()), now: clock.now });
@@ -210,5 +246,41 @@ describeEachStorage('enrolling a host', (relay) => {
     }
     const raw = await post(relay.url, 'hosts.list', {}, owner.session.access_token);
     expect(raw.body['hosts']).toEqual([]);
+  });
+});
+
+describe.each(['sqlite', 'postgres'] as const)('an enrollment racing a logout (%s)', (kind) => {
+  // Runs once, in hosts.enroll, after its checks of the token's computer and login and before the
+  // token is spent: a logout then must still end the token.
+  let during: (() => Promise<unknown>) | undefined;
+  const relay = useTestRelay(kind, {
+    afterEnrollChecks: async () => {
+      const run = during;
+      during = undefined;
+      await run?.();
+    },
+  });
+
+  it('a logout between the checks and the spending of the token enrolls nothing', async () => {
+    const owner = await signup(relay.client);
+    const made = await relay.client.call(
+      'hosts.enroll_token',
+      { name: 'mini' },
+      { accessToken: owner.session.access_token },
+    );
+    const again = await login(relay.client, owner.email, owner.key, 'laptop');
+    during = () => relay.client.call('auth.logout', { refresh_token: owner.session.refresh_token });
+    const error = await refusal(
+      relay.client.call('hosts.enroll', enrollParams(made.token_id, made.relay_secret, newHost('mini'))),
+    );
+    expect(during).toBeUndefined(); // the logout ran in that gap
+    expect(error.code).toBe('E_TOKEN_INVALID');
+    expect(error.message).toMatch(/logged out/);
+    const listed = await relay.client.call('hosts.list', {}, { accessToken: again.session.access_token });
+    expect(listed.hosts).toEqual([]);
+    const audit = await relay.client.call('audit.list', {}, { accessToken: again.session.access_token });
+    expect(audit.entries.filter((e) => e.action === 'enroll.refused').map((e) => e.detail)).toEqual([
+      expect.objectContaining({ token_id: made.token_id, reason: 'E_TOKEN_INVALID' }),
+    ]);
   });
 });

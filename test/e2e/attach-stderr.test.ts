@@ -156,6 +156,34 @@ describe('hangar attach: stderr while attached', () => {
     },
   );
 
+  // A line of many graphemes that take no column (U+200B): Intl.Segmenter's iteration costs time in
+  // the length of the whole string at each step, so measuring all of it held the command for tens of
+  // seconds, keys and output with it. Only the head that could fit the row is measured.
+  it('a long stderr line of zero-width characters is a notice cut to the row, and the terminal stays live', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'zero-width.cjs');
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => process.stderr.write('zero:' + '\\u200b'.repeat(200000) + 'end-of-zero\\n'));\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    // The notice comes while the keys still do (before: tens of seconds later).
+    const shown = Date.now() + 10_000;
+    while (!client.raw.includes(`${NOTICE}zero:`) && Date.now() < shown) await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain(`${NOTICE}zero:`);
+    client.type('echo live-$((6*7))\r');
+    await client.waitForText(/^live-42$/m);
+    const attached = client.raw.slice(0, client.raw.lastIndexOf(LEAVE_SCREEN));
+    expect(attached).toMatch(/\x1b\[2Kzero:\u200b+…\x1b\[0m/);
+    expect(attached).not.toContain('end-of-zero');
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+  });
+
   it('process.exit while attached gives the terminal back: the half-written line comes out', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
     const preload = join(box.home, 'exit.cjs');

@@ -1,15 +1,70 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HangarError, HostStatement, enrollProofBytes, verifyHex, verifyHostStatement } from '@hangar/shared';
+import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { z } from 'zod';
 import { newId, sha256Hex } from '../accounts/tokens.js';
 import { hostPresence, type RelayContext } from '../context.js';
 import { auditContext, signedIn, type Handlers } from './call.js';
 import { accountRows } from '../store/account-rows.js';
+import type { RelayTables } from '../store/schema.js';
 
 /** An enrollment token's relay part lives this long (the line a user pastes on a host). */
 export const ENROLL_TOKEN_TTL_MS = 15 * 60_000;
 
 const MAKE_ANOTHER = 'make a new one with `hangar hosts enroll-token`';
+
+type EnrollToken = Selectable<RelayTables['enroll_tokens']>;
+type TokenTables = ExpressionBuilder<RelayTables, 'enroll_tokens'>;
+
+/**
+ * The computer that made the token is still on its account and trusted there (isTrusted): not
+ * revoked, nor waiting for approval again because the device that approved it was revoked.
+ */
+function makerTrusted(eb: TokenTables, token: EnrollToken) {
+  return eb
+    .selectFrom('devices')
+    .select('devices.id')
+    .where('devices.id', '=', token.device_id)
+    .where('devices.account_id', '=', token.account_id)
+    .where('devices.status', 'in', ['first', 'endorsed']);
+}
+
+/**
+ * The login that made the token is not ended: a logout (or a reused refresh token, which ends the
+ * login too) ends what it made and nobody used. A token made before the relay kept its login
+ * (session_id null, migration 006) asks for any live login of its computer.
+ */
+function loginLive(eb: TokenTables, token: EnrollToken) {
+  const query = eb
+    .selectFrom('refresh_tokens')
+    .select('refresh_tokens.id')
+    .where('refresh_tokens.device_id', '=', token.device_id)
+    .where('refresh_tokens.revoked_at', 'is', null);
+  return token.session_id === null ? query : query.where('refresh_tokens.family_id', '=', token.session_id);
+}
+
+/** Why the token's computer or login can no longer enroll a host, if it cannot. */
+async function makerRefusal(db: Kysely<RelayTables>, token: EnrollToken): Promise<HangarError | undefined> {
+  const row = await db
+    .selectFrom('enroll_tokens')
+    .select((eb) => [eb.exists(makerTrusted(eb, token)).as('trusted'), eb.exists(loginLive(eb, token)).as('live')])
+    .where('enroll_tokens.id', '=', token.id)
+    .executeTakeFirst();
+  // SQLite answers exists with 0/1, PostgreSQL with booleans.
+  if (row === undefined || !row.trusted) {
+    return new HangarError(
+      'E_TOKEN_INVALID',
+      `the computer that made this enrollment token is no longer trusted on its account (revoked, or waiting for approval again); ${MAKE_ANOTHER} on a computer the account trusts`,
+    );
+  }
+  if (!row.live) {
+    return new HangarError(
+      'E_TOKEN_INVALID',
+      `the login that made this enrollment token was ended since (logged out); ${MAKE_ANOTHER} after signing in again`,
+    );
+  }
+  return undefined;
+}
 
 export const hostHandlers: Pick<
   Handlers,
@@ -89,42 +144,11 @@ export const hostHandlers: Pick<
         token.account_id,
       );
     }
-    // The token acts for the computer that made it: one the account has since revoked (or removed)
-    // enrolls nothing with what it made while trusted.
-    const maker = await ctx.db
-      .selectFrom('devices')
-      .select('status')
-      .where('id', '=', token.device_id)
-      .where('account_id', '=', token.account_id)
-      .executeTakeFirst();
-    if (maker === undefined || maker.status === 'revoked') {
-      throw await refuse(
-        new HangarError(
-          'E_TOKEN_INVALID',
-          `the computer that made this enrollment token was revoked on its account since; ${MAKE_ANOTHER} on a computer the account trusts`,
-        ),
-        token.account_id,
-      );
-    }
-    // And for the login that made it: a logout (or a reused refresh token, which ends the login too)
-    // ends what it made and nobody used. A token made before the relay kept its login (session_id
-    // null) asks for any live login of its computer.
-    const login = await ctx.db
-      .selectFrom('refresh_tokens')
-      .select('id')
-      .where(token.session_id !== null ? 'family_id' : 'device_id', '=', token.session_id ?? token.device_id)
-      .where('device_id', '=', token.device_id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    if (login === undefined) {
-      throw await refuse(
-        new HangarError(
-          'E_TOKEN_INVALID',
-          `the login that made this enrollment token was ended since (logged out); ${MAKE_ANOTHER} after signing in again`,
-        ),
-        token.account_id,
-      );
-    }
+    // The token acts for the computer and the login that made it (makerRefusal); checked here for a
+    // clear refusal, and again in the statement that spends it, so that a revocation or a logout
+    // that lands in between still enrolls nothing.
+    const early = await makerRefusal(ctx.db, token);
+    if (early !== undefined) throw await refuse(early, token.account_id);
     const known = await ctx.db
       .selectFrom('hosts')
       .select(['id', 'account_id'])
@@ -139,6 +163,7 @@ export const hostHandlers: Pick<
         token.account_id,
       );
     }
+    if (ctx.afterEnrollChecks) await ctx.afterEnrollChecks();
     const hostId = known?.id ?? newId('host');
     const claimed = await ctx.db.transaction().execute(async (trx) => {
       // The token is spent in the same transaction that enrolls: of two racing uses, one wins.
@@ -147,6 +172,8 @@ export const hostHandlers: Pick<
         .set({ used_at: now, host_id: hostId })
         .where('id', '=', token.id)
         .where('used_at', 'is', null)
+        .where((eb) => eb.exists(makerTrusted(eb, token)))
+        .where((eb) => eb.exists(loginLive(eb, token)))
         .executeTakeFirst();
       if (Number(spent.numUpdatedRows) !== 1) return false;
       if (known !== undefined) {
@@ -187,7 +214,8 @@ export const hostHandlers: Pick<
     });
     if (!claimed) {
       throw await refuse(
-        new HangarError('E_TOKEN_USED', `this enrollment token was already used (each works once); ${MAKE_ANOTHER}`),
+        (await makerRefusal(ctx.db, token)) ??
+          new HangarError('E_TOKEN_USED', `this enrollment token was already used (each works once); ${MAKE_ANOTHER}`),
         token.account_id,
       );
     }

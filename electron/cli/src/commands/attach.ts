@@ -557,22 +557,32 @@ function overlay(text: string): string {
 /**
  * `text` in at most `cols` columns, cut with … if longer: counted by string-width (East Asian Width:
  * a CJK character or an emoji takes two, a combining mark none), a grapheme at a time so that
- * nothing is cut in two.
+ * nothing is cut in two. Only a head of the text is measured: Intl.Segmenter's iteration costs
+ * time in the length of the whole string at each step (a 200,000-character line of U+200B, each a
+ * grapheme of no column, held the command for minutes). A row takes at most HEAD_PER_COLUMN code
+ * units a column; past that the text is cut, its last grapheme of the head (perhaps cut) left out.
  */
 function fitColumns(text: string, cols: number): string {
+  const whole = text.length <= cols * HEAD_PER_COLUMN;
+  const head = whole ? text : text.slice(0, cols * HEAD_PER_COLUMN);
   let used = 0;
   let end = 0;
   /** Where the text would be cut for the … to fit too. */
   let cut = 0;
-  for (const { segment } of graphemes.segment(text)) {
+  for (const { segment, index } of graphemes.segment(head)) {
+    // The head's last grapheme may go on past it: not measured, the text is cut before it.
+    if (!whole && index + segment.length === head.length) break;
     const width = stringWidth(segment);
     if (used + width > cols) return `${text.slice(0, cut)}…`;
     used += width;
     end += segment.length;
     if (used <= cols - 1) cut = end;
   }
-  return text;
+  return whole ? text : `${text.slice(0, cut)}…`;
 }
+
+/** Code units measured per column of the row (fitColumns): a family emoji takes 11 for its two. */
+const HEAD_PER_COLUMN = 8;
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 

@@ -21,7 +21,8 @@ const RUN_EXIT_MS = 30_000;
  * adopted VM is off (ours is watched through its `tart run`'s exit instead), first after
  * RECHECK_MS, then twice as long each time up to RECHECK_MAX_MS, for OFF_CHECK_FOR_MS in all (a
  * dozen checks, not one every 5 s for an hour); then a warning says what to do and the slot stays
- * out of use until the agent restarts (its start deletes leftover VMs).
+ * out of use until a job waiting for a slot finds the VM off (Slot.recheck) or the agent restarts
+ * (its start deletes leftover VMs).
  */
 const RECHECK_MS = 5_000;
 const RECHECK_MAX_MS = 60_000;
@@ -55,6 +56,11 @@ interface Slot {
   warming?: Promise<void>;
   /** How this VM is reached, settled once per VM during boot (or adoption). */
   guest?: GuestTransport;
+  /**
+   * A draining slot whose adopted VM was no longer checked (recoverWhenOff gave up): one more
+   * `tart list` when a job waits for a slot, so that a VM stopped since frees it without a restart.
+   */
+  recheck?: () => void;
 }
 
 export interface Lease {
@@ -195,7 +201,9 @@ export class TartPool {
         this.records.write(empty.index, this.recordOf(empty, 'busy'));
         return this.lease(empty);
       }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      const waited = new Promise<void>((resolve) => this.waiters.push(resolve));
+      for (const slot of this.slots) slot.recheck?.();
+      await waited;
     }
   }
 
@@ -322,6 +330,7 @@ export class TartPool {
     slot.vm = undefined;
     slot.run = undefined;
     slot.guest = undefined;
+    slot.recheck = undefined;
     this.records.write(slot.index, undefined);
     this.clearJobDirs(slot.index);
     slot.state = 'empty';
@@ -359,13 +368,17 @@ export class TartPool {
     const checkForMs = this.options.offCheckForMs ?? OFF_CHECK_FOR_MS;
     const deadline = Date.now() + checkForMs;
     let delay = Math.min(RECHECK_MS, checkForMs / 8);
-    const check = async () => {
-      if (!stillOurs()) return;
+    /** Whether the VM is off now (a failed `tart list` counts as running). */
+    const isOff = async () => {
       const vm = await this.cli.list().then(
         (vms) => vms.find((entry) => entry.Name === name),
         () => ({ Running: true }),
       );
-      if (!vm?.Running) return recover();
+      return !vm?.Running;
+    };
+    const check = async () => {
+      if (!stillOurs()) return;
+      if (await isOff()) return recover();
       delay = Math.min(delay * 2, RECHECK_MAX_MS);
       if (Date.now() + delay <= deadline) {
         setTimeout(() => void check(), delay).unref();
@@ -373,9 +386,20 @@ export class TartPool {
       }
       this.options.logger?.warn(
         { vm: name, slot: slot.index },
-        `tart VM ${name} still runs ${Math.round(checkForMs / 1000)} s after its stop failed and is no longer checked: ` +
-          `its slot stays out of use; stop it (tart stop ${name}, else kill its tart run), then restart the agent`,
+        `tart VM ${name} still runs ${Math.round(checkForMs / 1000)} s after its stop failed and is no longer checked ` +
+          `on its own: its slot stays out of use; stop it (tart stop ${name}, else kill its tart run): a job that ` +
+          'waits for a slot asks again (or restart the agent)',
       );
+      // From now on only when a job waits for a slot (acquire), once per wait, never on a timer.
+      const onDemand = () => {
+        slot.recheck = undefined;
+        void (async () => {
+          if (!stillOurs()) return;
+          if (await isOff()) return recover();
+          if (stillOurs()) slot.recheck = onDemand;
+        })();
+      };
+      slot.recheck = onDemand;
     };
     setTimeout(() => void check(), delay).unref();
   }

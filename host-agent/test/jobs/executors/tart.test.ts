@@ -409,6 +409,40 @@ describe('a tart job and the host folder it shares with its VM', () => {
     expect(second.pool.runningVms()).toContain(warm);
   }, 30_000);
 
+  it('an adopted VM no longer checked is asked about again when a job needs its slot: once stopped as the warning said, the slot serves jobs without an agent restart', async () => {
+    const tart = standin();
+    const [warm] = (await warmVms(tart.dataDir, 1)) as [string];
+    cleanups.splice(cleanups.length - 1, 1);
+    writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopLeavesRun: 2 }));
+    renameSync(`${tart.statePath}.new`, tart.statePath);
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const second = executor(tart.dataDir, 1, { runExitMs: 300, offCheckForMs: 800, logger });
+    await second.initialize();
+    await expect((await second.start(request(tart.dir, 'exit 0').req)).done).rejects.toThrow(/still runs/);
+    for (let i = 0; i < 200 && !warnings.some((line) => line.includes('no longer checked')); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(warnings.some((line) => line.includes('no longer checked'))).toBe(true);
+    // The user stops it, as the warning says; then two jobs need both slots at once (each waits
+    // for the other to have started).
+    const state = tart.read();
+    state.vms[warm]!.state = 'stopped';
+    writeFileSync(`${tart.statePath}.new`, JSON.stringify(state));
+    renameSync(`${tart.statePath}.new`, tart.statePath);
+    const meet = mkdtempSync(join(tmpdir(), 'hangar-meet-'));
+    cleanups.push(() => rmSync(meet, { recursive: true, force: true }));
+    const both = (me: string, other: string, code: number) =>
+      `touch ${meet}/${me}; while [ ! -e ${meet}/${other} ]; do sleep 0.05; done; exit ${code}`;
+    const [a, b] = [request(tart.dir, both('a', 'b', 4)), request(tart.dir, both('b', 'a', 5))];
+    const results = await Promise.all([a, b].map(async (next) => (await second.start(next.req)).done));
+    expect(results).toEqual([
+      { exitCode: 4, signal: null },
+      { exitCode: 5, signal: null },
+    ]);
+    expect(tart.read().vms[warm]).toBeUndefined();
+  }, 30_000);
+
   it('a VM that does not stop: the host takes and removes nothing from the share while the guest still runs', async () => {
     const tart = standin();
     const outside = mkdtempSync(join(tmpdir(), 'hangar-outside-'));
