@@ -184,6 +184,38 @@ describe('hangar attach: stderr while attached', () => {
     expect(await client.waitForExit()).toBe(0);
   });
 
+  it('a writer that never ends its stderr line keeps the terminal live, its text cut and counted', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'runaway.cjs');
+    // 8 MiB in 1 KiB writes and no newline (before: each write joined and split the whole unfinished
+    // line again, ~32 GB of scanning, the keys held for minutes).
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => {
+        const piece = 'r'.repeat(1024);
+        process.stderr.write('runaway:');
+        for (let i = 0; i < 8192; i++) process.stderr.write(piece);
+        process.stderr.write('end-of-runaway\\n');
+      });\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    const shown = Date.now() + 10_000;
+    while (!client.raw.includes(`${NOTICE}runaway:`) && Date.now() < shown) await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain(`${NOTICE}runaway:`);
+    client.type('echo live-$((6*7))\r');
+    await client.waitForText(/^live-42$/m);
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    // After the terminal is given back: what was kept (64 KiB of it), then how many lines were not.
+    const after = client.raw.slice(client.raw.lastIndexOf(LEAVE_SCREEN));
+    expect(after).toContain('runaway:rrrr');
+    expect(after).toMatch(/hangar: \d+ more lines written to stderr while attached were not kept/);
+  });
+
   it('process.exit while attached gives the terminal back: the half-written line comes out', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
     const preload = join(box.home, 'exit.cjs');

@@ -631,6 +631,12 @@ function stderrAsNotices(): () => void {
           : chunk;
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
+    // A writer that never ends its line: past a quarter of what is kept, the unfinished part counts
+    // as a line (else each write joined and split it again, in time growing with its square: keys held).
+    if (partial.length >= KEPT_MAX / 4) {
+      lines.push(partial);
+      partial = '';
+    }
     let shown = false;
     for (const line of lines) {
       if (kept.length + line.length < KEPT_MAX) kept += `${line}\n`;
