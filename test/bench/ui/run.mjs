@@ -8,7 +8,9 @@
 // its agent, tmux) and what each uses per second idle just before. BENCH_TIMELINE=<dir> writes
 // a Chromium trace (devtools.timeline; BENCH_TIMELINE_CATEGORIES to change) of the typing, per
 // pace. To measure another build, run this file from a copy of that build's tree. Reference rows:
-// the browser's frame interval, and the same xterm fed by a local WebSocket echo (echo-reference.mjs).
+// the browser's frame interval, the same xterm fed by a local WebSocket echo (echo-reference.mjs), and
+// the web terminal a user would pick instead, as ttyd: a WebSocket to a pty running `tmux attach`
+// (tmux-reference.mjs; BENCH_TMUX_REF=0 leaves it out), with Hangar's added p50 over it.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
