@@ -15,16 +15,17 @@ const CLEAR_LINE = Buffer.from('\r\x1b[2K');
 
 /**
  * The page: one xterm (DOM renderer, Hangar's font size, no cursor blink as tmux sets it) in
- * `#panel-<id>`, typed keys sent as one binary message each, messages written to xterm with the
- * bench's parse hook (hangarBenchHooks.writeParsed) in xterm's write callback.
+ * `#panel-<id>`, typed keys sent as one binary message each on a WebSocket to `path`, messages
+ * written to xterm with the bench's parse hook (hangarBenchHooks.writeParsed) in xterm's write
+ * callback. `size` ({ cols, rows }): a fixed terminal size (tmux-reference.mjs), else xterm's default.
  */
-const page = (id) => `<!doctype html>
+const page = (id, path, size) => `<!doctype html>
 <html><head><meta charset="utf-8"><link rel="stylesheet" href="/xterm.css">
-<style>html, body { margin: 0; height: 100%; background: #000; } #panel-${id} { width: 1000px; height: 600px; }</style>
+<style>html, body { margin: 0; height: 100%; background: #000; } #panel-${id} { width: ${size ? 1270 : 1000}px; height: ${size ? 790 : 600}px; }</style>
 </head><body><div id="panel-${id}"></div><script src="/xterm.js"></script><script>
-const term = new Terminal({ fontFamily: 'monospace', fontSize: 13, cursorBlink: false, scrollback: 5000 });
+const term = new Terminal({ fontFamily: 'monospace', fontSize: 13, cursorBlink: false, scrollback: 5000${size ? `, cols: ${size.cols}, rows: ${size.rows}` : ''} });
 term.open(document.getElementById('panel-${id}'));
-const socket = new WebSocket('ws://' + location.host + '/echo');
+const socket = new WebSocket('ws://' + location.host + '${path}');
 socket.binaryType = 'arraybuffer';
 const encoder = new TextEncoder();
 socket.addEventListener('message', (event) => {
@@ -34,11 +35,14 @@ term.onData((data) => socket.send(encoder.encode(data)));
 socket.addEventListener('open', () => document.body.dataset.ready = '1');
 </script></body></html>`;
 
-/** Starts the echo server; `url` is the page with its terminal in `#panel-<id>`. */
-export async function startEchoReference(id) {
+/**
+ * Serves the page (terminal in `#panel-<id>`) and a WebSocket at `path`; `onConnection(ws)` for
+ * each connection. Resolves to `url`, the page's address, and `close`.
+ */
+export async function servePage(id, path, onConnection, size) {
   const http = createServer((request, response) => {
     const files = {
-      '/': ['text/html', () => page(id)],
+      '/': ['text/html', () => page(id, path, size)],
       '/xterm.js': ['text/javascript', () => readFileSync(join(XTERM, 'lib', 'xterm.js'))],
       '/xterm.css': ['text/css', () => readFileSync(join(XTERM, 'css', 'xterm.css'))],
     };
@@ -49,13 +53,8 @@ export async function startEchoReference(id) {
     }
     response.writeHead(200, { 'content-type': file[0] }).end(file[1]());
   });
-  const wss = new WebSocketServer({ server: http, path: '/echo', perMessageDeflate: false });
-  wss.on('connection', (ws) => {
-    ws.on('message', (data) => {
-      const bytes = Buffer.from(data);
-      ws.send(bytes.length === 1 && bytes[0] === CTRL_U ? CLEAR_LINE : bytes);
-    });
-  });
+  const wss = new WebSocketServer({ server: http, path, perMessageDeflate: false });
+  wss.on('connection', onConnection);
   await new Promise((resolve) => http.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${http.address().port}/`,
@@ -65,4 +64,14 @@ export async function startEchoReference(id) {
       http.close();
     },
   };
+}
+
+/** Starts the echo server; `url` is the page with its terminal in `#panel-<id>`. */
+export function startEchoReference(id) {
+  return servePage(id, '/echo', (ws) => {
+    ws.on('message', (data) => {
+      const bytes = Buffer.from(data);
+      ws.send(bytes.length === 1 && bytes[0] === CTRL_U ? CLEAR_LINE : bytes);
+    });
+  });
 }

@@ -8,7 +8,9 @@
 // its agent, tmux) and what each uses per second idle just before. BENCH_TIMELINE=<dir> writes
 // a Chromium trace (devtools.timeline; BENCH_TIMELINE_CATEGORIES to change) of the typing, per
 // pace. To measure another build, run this file from a copy of that build's tree. Reference rows:
-// the browser's frame interval, and the same xterm fed by a local WebSocket echo (echo-reference.mjs).
+// the browser's frame interval, the same xterm fed by a local WebSocket echo (echo-reference.mjs), and
+// the web terminal a user would pick instead, as ttyd: a WebSocket to a pty running `tmux attach`
+// (tmux-reference.mjs; BENCH_TMUX_REF=0 leaves it out), with Hangar's added p50 over it.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,6 +78,19 @@ const UI_HOPS = [
   ['cli.core.output', "the core's terminal has it"],
   ['cli.core.ws.write', "the message goes to the page's socket"],
   ['cli.core.ws.written', 'side: that write returned', { from: 'cli.core.ws.write' }],
+  ['ui.ws.message', 'a WebSocket message reaches the page (after the write began)'],
+  ['ui.parsed', 'xterm parsed the echo'],
+  ['ui.frame', 'the next animation frame starts'],
+  ['ui.echo', 'the echo is in the DOM (rendered)'],
+];
+
+/** tmux-reference.mjs's path: the page's hops, and its server's (`ref.*`) in place of Hangar's. */
+const TMUX_REF_HOPS = [
+  ['ui.ws.send', 'the page sends it on the WebSocket (xterm onData)'],
+  ['ref.ws.read', "the server reads it from the page's socket"],
+  ['ref.pty.written', "side: written to the tmux client's pty (node-pty write)", { from: 'ref.ws.read' }],
+  ['ref.pty.read', 'the answer read from the pty (tmux client + server + pane)'],
+  ['ref.ws.write', "the message goes to the page's socket"],
   ['ui.ws.message', 'a WebSocket message reaches the page (after the write began)'],
   ['ui.parsed', 'xterm parsed the echo'],
   ['ui.frame', 'the next animation frame starts'],
@@ -244,10 +259,11 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
     return {
       task,
       core: threadsCpuMs(cpuPids.core),
-      agent: threadsCpuMs(cpuPids.agent),
+      // No agent on tmux-reference.mjs's path: NaN, printed as —.
+      agent: cpuPids.agent ? threadsCpuMs(cpuPids.agent) : NaN,
       ...otherCpuMs(),
       coreWoken: wakeUps(cpuPids.core),
-      agentWoken: wakeUps(cpuPids.agent),
+      agentWoken: cpuPids.agent ? wakeUps(cpuPids.agent) : NaN,
     };
   };
   // The page's main thread at rest for 2 s, typing nothing: what runs there all the time.
@@ -332,7 +348,11 @@ async function typeInPage(page, pauseMs, tabId, label = '') {
   };
 }
 
-function echoRows({ samples, parsed, page, cpu, idle, messages }, what) {
+/**
+ * The rows of one typing run. `names`: what the core and agent columns measure (tmux-reference.mjs's
+ * server in the core's, no agent).
+ */
+function echoRows({ samples, parsed, page, cpu, idle, messages }, what, names = ['core', 'agent']) {
   const ms = (list) =>
     `${percentile(list, 50).toFixed(1)} / ${percentile(list, 90).toFixed(1)} / ${percentile(list, 99).toFixed(1)} ms`;
   rows.push([`keystroke → echo parsed by xterm p50 / p90 / p99, ${what}`, ms(parsed)]);
@@ -344,9 +364,9 @@ function echoRows({ samples, parsed, page, cpu, idle, messages }, what) {
     `${messages.send.toFixed(2)} / ${messages.message.toFixed(2)}`,
   ]);
   rows.push([
-    `ms per key: page main thread busy (its tasks' wall time) / core CPU / agent CPU, ${what}`,
-    `${cpu.task.toFixed(3)} / ${cpu.core.toFixed(3)} / ${cpu.agent.toFixed(3)}; main-thread wake-ups core ` +
-      `${cpu.coreWoken.toFixed(2)}, agent ${cpu.agentWoken.toFixed(2)}  (load ${loadAverage()})`,
+    `ms per key: page main thread busy (its tasks' wall time) / ${names[0]} CPU / ${names[1]} CPU, ${what}`,
+    `${cpu.task.toFixed(3)} / ${cpu.core.toFixed(3)} / ${dash(cpu.agent, 3)}; main-thread wake-ups ${names[0]} ` +
+      `${cpu.coreWoken.toFixed(2)}, ${names[1]} ${dash(cpu.agentWoken, 2)}  (load ${loadAverage()})`,
   ]);
   rows.push([
     `CPU ms per key: Chromium's renderers (main threads) / renderers (all) / browser / GPU / network+utility, tmux, ${what}`,
@@ -355,11 +375,13 @@ function echoRows({ samples, parsed, page, cpu, idle, messages }, what) {
       `${cpu.tmux.toFixed(3)}`,
   ]);
   rows.push([
-    `ms per second idle: page main thread busy / core CPU / agent CPU, before the ${what.split(',')[0]}`,
-    `${idle.task.toFixed(3)} / ${idle.core.toFixed(3)} / ${idle.agent.toFixed(3)}; Chromium's renderers ` +
+    `ms per second idle: page main thread busy / ${names[0]} CPU / ${names[1]} CPU, before the ${what.split(',')[0]}`,
+    `${idle.task.toFixed(3)} / ${idle.core.toFixed(3)} / ${dash(idle.agent, 3)}; Chromium's renderers ` +
       `${idle.rendererMain.toFixed(3)} (main threads) / ${idle.renderers.toFixed(3)} (all), GPU ${idle.gpu.toFixed(3)}, browser ${idle.browser.toFixed(3)}`,
   ]);
 }
+
+const dash = (value, digits) => (Number.isNaN(value) ? '—' : value.toFixed(digits));
 
 /** CPU time (ms) thread `tid` of process `pid` has used so far (schedstat, ns). */
 const threadCpuMs = (pid, tid) =>
@@ -441,6 +463,8 @@ const hangar = (...args) => execFileSync(process.execPath, [HANGAR, ...args], { 
 let stack;
 let browser;
 let refBrowser;
+/** tmux-reference.mjs's page, when it ran (its trace is written with the others). */
+let tmuxRefPage;
 try {
   if (!statSync(ASSETS, { throwIfNoEntry: false })) throw new Error('renderer not built; run: npm run build');
   const bundle = bundleSize();
@@ -519,9 +543,12 @@ try {
   // each pace; then the same in a second browser without Chromium's DeferRendererTasksAfterInput
   // (what the Electron window runs: electron/main), the reference for what that deferral costs.
   let frames = [];
+  /** Hangar's keystroke → rendered p50 per pace, for its added time over tmux-reference.mjs's. */
+  const hangarRendered = new Map();
   for (const pace of PACES) {
     const typed = await typeInPage(page, pace, 'bench0');
     frames = typed.frames;
+    hangarRendered.set(pace, percentile(typed.samples, 50));
     echoRows(typed, `${pace} ms pauses, Chromium's defaults (web mode)`);
   }
   // The floor under Hangar's path: the same xterm in a page of the same browser, fed by a trivial
@@ -542,6 +569,69 @@ try {
       await echoPage.close();
     } finally {
       echo.close();
+    }
+  }
+  // The web terminal a user would pick instead (as ttyd): the same xterm page on a WebSocket to a
+  // pty running a tmux client of its own tmux server (the options Hangar's agent sets), the shell
+  // and size of Hangar's bench-0, in the same browser, typed the same way (tmux-reference.mjs).
+  // What Hangar adds over it is its own part: core, agent, link, React. BENCH_TMUX_REF=0 leaves it out.
+  if (process.env.BENCH_TMUX_REF !== '0') {
+    const hangarTmux = ['-L', tmuxSocketNameOf(join(home, 'agent'))];
+    const [cols, lines] = execFileSync(
+      'tmux',
+      [...hangarTmux, 'list-sessions', '-F', '#{session_name} #{window_width} #{window_height}'],
+      { env, encoding: 'utf8' },
+    )
+      .split('\n')
+      .find((line) => line.split(' ')[0].endsWith('bench-0'))
+      .split(' ')
+      .slice(1);
+    const server = spawn(
+      process.execPath,
+      [
+        join(import.meta.dirname, 'tmux-reference.mjs'),
+        dir,
+        join(home, 'agent', 'sessions', 'tmux.conf'),
+        cols,
+        lines,
+        traceDir ?? '-',
+      ],
+      { env, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((r) => server.once('exit', r));
+    try {
+      const started = await Promise.race([
+        new Promise((resolve) => createInterface({ input: server.stdout }).once('line', (l) => resolve(JSON.parse(l)))),
+        exited.then((code) => Promise.reject(new Error(`tmux-reference.mjs exited with ${code}`))),
+      ]);
+      tmuxRefPage = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      await tmuxRefPage.addInitScript(pageProbes);
+      await tmuxRefPage.goto(started.url);
+      await tmuxRefPage.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 20_000 });
+      await tmuxRefPage.locator('#panel-tmuxref .xterm-rows').getByText('$').first().waitFor({ timeout: 20_000 });
+      const saved = { ...cpuPids, tmuxPid };
+      Object.assign(cpuPids, { core: started.pid, agent: 0 });
+      tmuxPid = started.tmuxPid;
+      try {
+        for (const pace of PACES) {
+          const typed = await typeInPage(tmuxRefPage, pace, 'tmuxref', 'tmux');
+          const what = `${pace} ms pauses, reference: the same xterm on a WebSocket to a pty running tmux attach (as ttyd)`;
+          echoRows(typed, what, ['server (ws + node-pty)', 'agent (none)']);
+          const ref = percentile(typed.samples, 50);
+          const own = hangarRendered.get(pace);
+          if (own !== undefined)
+            rows.push([
+              `Hangar's added keystroke → rendered p50 over it, ${pace} ms pauses (core + agent + link + React)`,
+              `${(own - ref).toFixed(1)} ms (Hangar ${own.toFixed(1)} / reference ${ref.toFixed(1)} ms = ${(own / ref).toFixed(2)}x)`,
+            ]);
+        }
+      } finally {
+        Object.assign(cpuPids, { core: saved.core, agent: saved.agent });
+        tmuxPid = saved.tmuxPid;
+      }
+    } finally {
+      server.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
     }
   }
   // BENCH_REF=0: only the first browser (on a loaded machine the second one's tab is where runs
@@ -570,7 +660,11 @@ try {
   }
   if (traceDir) {
     const offset = wallMinusMonotonic();
-    for (const [name, traced] of [['page', page], ...(refPage ? [['ref-page', refPage]] : [])]) {
+    for (const [name, traced] of [
+      ['page', page],
+      ...(refPage ? [['ref-page', refPage]] : []),
+      ...(tmuxRefPage ? [['tmux-ref-page', tmuxRefPage]] : []),
+    ]) {
       const events = await traced.evaluate(() => window.__trace);
       const lines = events.map(([at, event]) => `${(at - offset).toFixed(4)} ${event} 0`);
       writeFileSync(join(traceDir, `${name}.trace`), lines.join('\n') + '\n');
@@ -599,6 +693,15 @@ try {
     console.log('ref: no input deferral)\n');
     console.log(`| hop | what | ${paces.join(' | ')} |\n|---|---|${paces.map(() => '---').join('|')}|`);
     for (const [hop, what, ...ms] of table) console.log(`| ${hop} | ${what} | ${ms.map(fmt).join(' | ')} |`);
+    if (tmuxRefPage) {
+      const refPaces = PACES.map((p) => `tmux${p}`);
+      console.log(
+        `\nthe reference (tmux-reference.mjs, as ttyd), per hop: median ms after the previous hop (${refPaces.join(' | ')})\n`,
+      );
+      console.log(`| hop | what | ${refPaces.join(' | ')} |\n|---|---|${refPaces.map(() => '---').join('|')}|`);
+      for (const [hop, what, ...ms] of hopTable(readTraces(traceDir), refPaces, TMUX_REF_HOPS, 'ui'))
+        console.log(`| ${hop} | ${what} | ${ms.map(fmt).join(' | ')} |`);
+    }
   }
   // The agent may still be writing its session files as it exits: a failed removal is not the
   // benchmark's result (it lost the whole run's table before).
