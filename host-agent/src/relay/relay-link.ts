@@ -144,8 +144,18 @@ export class RelayLink implements Disposable {
     };
     try {
       closeSync(openEnrollmentChangedFile(dataDir)); // there to be watched, and no symlink
-      this.enrollmentWatch = watch(file, { persistent: false }, () => this.check());
-      this.enrollmentWatch.on('error', poll);
+      const watcher = watch(file, { persistent: false }, (event) => {
+        // Removed, or replaced by a rename: the watch is on an inode no one writes any more. The
+        // file is watched again (made again if missing) and the enrollment read, once per change.
+        if (event === 'rename' && watcher === this.enrollmentWatch) {
+          watcher.close();
+          this.enrollmentWatch = undefined;
+          if (!this.disposed) this.watchEnrollment();
+        }
+        this.check();
+      });
+      watcher.on('error', poll);
+      this.enrollmentWatch = watcher;
     } catch (error) {
       poll(error);
     }
