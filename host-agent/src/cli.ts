@@ -167,6 +167,9 @@ program
         // dir beside the one the next `hangar up` starts, which takes its running jobs for lost.
         process.stdin.on('end', () => stop('stdin closed'));
         process.stdin.on('error', () => stop('stdin closed'));
+        // Its stdout is the same supervisor's pipe: a pong written after it was killed fails with
+        // EPIPE, which unhandled would end this process at once instead of stopping it as above.
+        process.stdout.on('error', () => stop('stdout closed'));
         // The supervisor's heartbeat: each `ping <n>` line is answered on stdout from this event
         // loop (a wedged or stopped agent cannot), over the pipe it holds anyway: no connection,
         // handshake or log line per beat.

@@ -62,4 +62,31 @@ describe('a supervised agent (hangar-agent serve --stop-with-stdin)', () => {
       child.kill('SIGKILL');
     }
   }, 30_000);
+
+  it('stops as on Ctrl-C, not with an error, when its supervisor is gone while a pong is on its way', async () => {
+    dir = tempDir('agent-heartbeat');
+    const child = spawn(
+      process.execPath,
+      [...AGENT_NODE_FLAGS, AGENT_BIN, 'serve', '--listen', '127.0.0.1:0', '--data', dir, '--stop-with-stdin'],
+      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'info' } },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      const lines = createInterface({ input: child.stdout });
+      await new Promise<void>((resolve) => lines.on('line', (line) => line.includes('listening') && resolve()));
+      // A supervisor killed (kill -9) just after its last ping: the read end of the agent's stdout
+      // is closed when it answers, so the pong fails with EPIPE.
+      lines.close();
+      child.stdout.destroy();
+      child.stdin.write('ping 1\n');
+      child.stdin.end();
+      expect(await exited, stderr).toBe(0);
+      expect(stderr).toContain('stopping; tmux sessions keep running');
+      expect(stderr).not.toContain('EPIPE');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 30_000);
 });

@@ -12,7 +12,7 @@ import {
   type StoredStatement,
   type TextSocketLike,
 } from '@hangar/shared';
-import { watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { closeSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type Database from 'better-sqlite3';
@@ -23,6 +23,7 @@ import { directAddresses, tailnetAddresses, type ListenAddress } from './address
 import {
   enrollmentChangedFile,
   loadEnrollment,
+  openEnrollmentChangedFile,
   recordRelayState,
   voidExpiredFirstLinks,
   type EnrollmentRow,
@@ -125,10 +126,12 @@ export class RelayLink implements Disposable {
   /**
    * `hangar-agent enroll` (another process) touches enrollmentChangedFile after it saved an
    * enrollment: watched here (inotify, kqueue), an idle agent reads nothing until then. Where the
-   * file cannot be watched (some network filesystems), the enrollment is read every pollMs instead.
+   * file cannot be watched (some network filesystems; something not a regular file there, such as
+   * a symlink, which is never followed), the enrollment is read every pollMs instead.
    */
   private watchEnrollment(): void {
-    const file = enrollmentChangedFile(dirname(this.options.store.db.name));
+    const dataDir = dirname(this.options.store.db.name);
+    const file = enrollmentChangedFile(dataDir);
     const poll = (error: unknown) => {
       this.options.logger.warn(
         { err: error, file },
@@ -140,9 +143,19 @@ export class RelayLink implements Disposable {
       this.enrollmentPoll = setInterval(() => this.check(), this.options.pollMs ?? 2_000);
     };
     try {
-      writeFileSync(file, '', { flag: 'a', mode: 0o600 }); // there to be watched
-      this.enrollmentWatch = watch(file, { persistent: false }, () => this.check());
-      this.enrollmentWatch.on('error', poll);
+      closeSync(openEnrollmentChangedFile(dataDir)); // there to be watched, and no symlink
+      const watcher = watch(file, { persistent: false }, (event) => {
+        // Removed, or replaced by a rename: the watch is on an inode no one writes any more. The
+        // file is watched again (made again if missing) and the enrollment read, once per change.
+        if (event === 'rename' && watcher === this.enrollmentWatch) {
+          watcher.close();
+          this.enrollmentWatch = undefined;
+          if (!this.disposed) this.watchEnrollment();
+        }
+        this.check();
+      });
+      watcher.on('error', poll);
+      this.enrollmentWatch = watcher;
     } catch (error) {
       poll(error);
     }

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AgentStore } from '../store/db.js';
@@ -92,9 +92,39 @@ export function enrollmentChangedFile(dataDir: string): string {
   return join(dataDir, 'relay-enrollment-changed');
 }
 
-/** Tells a serving agent on `dataDir` that the enrollment changed. */
+/**
+ * Opens enrollmentChangedFile for writing, made if missing: never through a symlink planted there
+ * (O_NOFOLLOW: ELOOP) nor into a FIFO or device (O_NONBLOCK, then refused unless a regular file),
+ * so a write meant for it lands nowhere else. Throws where it cannot be opened so.
+ */
+export function openEnrollmentChangedFile(dataDir: string, truncate = false): number {
+  const { O_WRONLY, O_CREAT, O_APPEND, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
+  const file = enrollmentChangedFile(dataDir);
+  const fd = openSync(file, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (truncate ? O_TRUNC : O_APPEND), 0o600);
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new Error(`${file} is not a regular file`);
+  }
+  return fd;
+}
+
+/**
+ * Tells a serving agent on `dataDir` that the enrollment changed. Where the file cannot be written
+ * (a symlink planted there, say) a serving agent could not watch it either: it reads the enrollment
+ * every few seconds instead, and this is not needed.
+ */
 export function noteEnrollmentChanged(dataDir: string): void {
-  writeFileSync(enrollmentChangedFile(dataDir), `${Date.now()}\n`, { mode: 0o600 });
+  let fd: number;
+  try {
+    fd = openEnrollmentChangedFile(dataDir, true);
+  } catch {
+    return;
+  }
+  try {
+    writeSync(fd, `${Date.now()}\n`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

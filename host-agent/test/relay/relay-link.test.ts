@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -98,6 +98,46 @@ describe('the relay link of an enrolled agent', () => {
     const enrolled = await enroll({ dataDir, token: line, name: 'late' });
     await waitFor('the link online', () => link.info()?.connected === true);
     expect(link.info()).toMatchObject({ host_id: enrolled.host_id, relay_url: relay.url });
+  });
+
+  it('still notices an enrollment after the file it watches was removed or replaced', async () => {
+    const relay = await startTestRelay();
+    cleanups.push(() => relay.stop());
+    const owner = await signup(relay.client);
+    const dataDir = await mkdtemp(join(tmpdir(), 'hangar-relay-link-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const { link } = await startLink(dataDir, () => ({ state: 'absent' }));
+    const file = join(dataDir, 'relay-enrollment-changed');
+    // A tidy-up removes it; something else writes it by rename (a new inode): a watch on the old one
+    // hears nothing of the enroll that follows.
+    await unlink(file);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await writeFile(join(dataDir, 'elsewhere'), '');
+    await rename(join(dataDir, 'elsewhere'), file);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const { line } = await enrollLine(relay.client, owner);
+    const enrolled = await enroll({ dataDir, token: line, name: 'late' });
+    await waitFor('the link online', () => link.info()?.connected === true);
+    expect(link.info()).toMatchObject({ host_id: enrolled.host_id });
+  });
+
+  it('follows no symlink planted at the file it watches: writes nothing through it, reads the enrollment itself', async () => {
+    const relay = await startTestRelay();
+    cleanups.push(() => relay.stop());
+    const owner = await signup(relay.client);
+    const dataDir = await mkdtemp(join(tmpdir(), 'hangar-relay-link-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const outside = await mkdtemp(join(tmpdir(), 'hangar-relay-link-outside-'));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    const victim = join(outside, 'precious');
+    await writeFile(victim, "not the agent's\n");
+    await symlink(victim, join(dataDir, 'relay-enrollment-changed'));
+    const { link } = await startLink(dataDir, () => ({ state: 'absent' }), 50);
+    const { line } = await enrollLine(relay.client, owner);
+    const enrolled = await enroll({ dataDir, token: line, name: 'late' });
+    await waitFor('the link online', () => link.info()?.connected === true);
+    expect(link.info()).toMatchObject({ host_id: enrolled.host_id });
+    expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
   });
 
   it('answers a device signal at once, signed, saying it has no WebRTC yet', async () => {
