@@ -449,13 +449,7 @@ describe('previews through the CLI', () => {
         resolve();
       }),
     );
-    // Until the dev server's writes stop growing (1 s without a new chunk; at most 15 s): held by
-    // backpressure, or, with none, all 160 MiB written.
-    for (let still = 0, last = -1, deadline = Date.now() + 15_000; still < 10 && Date.now() < deadline;) {
-      still = written === last ? still + 1 : 0;
-      last = written;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await new Promise((resolve) => setTimeout(resolve, 3000));
     // Kernel buffers on loopback grow to a few MB per socket; the link holds one window (256 KiB).
     expect(written).toBeLessThan(64 * 1024 * 1024);
     const heldAt = written;
