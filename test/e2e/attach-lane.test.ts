@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HangarCore, openLane, type TerminalClient } from '@hangar/desktop/core';
 import { usePairedHost, type PairedHost } from '../support/paired-host.js';
 import { AttachedCli } from '../support/pty-client.js';
@@ -13,7 +13,28 @@ import { BASH, hangar, pairWith, removeDir, tempDir, tmux } from '../support/pro
  * lane (its log, at info); the command moves in a pause in typing once it has typed.
  */
 describe('hangar attach over a lane', () => {
-  const box = usePairedHost({ agent: { logLevel: 'info' } });
+  // One host for these, each on a session of its own (nine: the agent's limit is raised from 5).
+  // Each test reads the agent's log written since it began. Its attach commands are closed after
+  // it, and the next begins once each of its lanes has ended (the agent said so, or the lane's
+  // session is gone), so that no earlier test's lane ends in a later test's part of the log.
+  const box = usePairedHost({ agent: { logLevel: 'info', maxSessions: 10 }, shared: true });
+  beforeEach(() => void marks.set(box, box.agent.stderr().length));
+  afterEach(async () => {
+    const moved = [
+      ...log(box).matchAll(/"session":"([^"]+)","attachment":"([^"]+)","msg":"attachment moved onto a lane"/g),
+    ];
+    expect(moved.length).toBe(lanesMoved(box));
+    await box.closeClients();
+    for (const [, session, attachment] of moved)
+      await waitFor(
+        async () =>
+          log(box)
+            .split('\n')
+            .some(
+              (line) => line.includes(`"attachment":"${attachment}"`) && line.includes('lane of an attachment ended'),
+            ) || !(await sessionAlive(box, session!)),
+      );
+  });
 
   it('typed text echoes over a lane, a flood arrives whole, resize reaches tmux', async () => {
     const client = await onLane(box, 'lane');
@@ -65,7 +86,10 @@ describe('hangar attach over a lane', () => {
     expect(await client.waitForExit()).toBe(0);
     expect(client.raw).toContain('[detached from box/away; it keeps running — reattach with: hangar attach box away]');
     const listed = await hangar(box.home, ['session', 'ls', 'box', '--json']);
-    expect(JSON.parse(listed.stdout)[0].sessions).toEqual([expect.objectContaining({ name: 'away', alive: true })]);
+    const sessions = JSON.parse(listed.stdout)[0].sessions as { name: string }[];
+    expect(sessions.filter((session) => session.name === 'away')).toEqual([
+      expect.objectContaining({ name: 'away', alive: true }),
+    ]);
   });
 
   it("the session's command exiting with 3 makes attach exit 3 with today's message", async () => {
@@ -114,13 +138,13 @@ describe('hangar attach over a lane', () => {
     await waitFor(async () => (await size()) === '70x20');
     // The first client's lane ended (its keys could not take the size back) and it attached
     // again; the second, having typed, moved onto a lane in its pause.
-    await waitFor(async () => /lane of an attachment ended/.test(box.agent.stderr()));
+    await waitFor(async () => /lane of an attachment ended/.test(log(box)));
     await waitFor(async () => lanesMoved(box) === 2);
     first.type('echo from-first\r');
     await first.waitForText(/^from-first$/m);
     await waitFor(async () => (await size()) === '90x25');
     // The second's lane went the same way, and the first is on a lane again.
-    await waitFor(async () => box.agent.stderr().split('lane of an attachment ended').length - 1 === 2);
+    await waitFor(async () => log(box).split('lane of an attachment ended').length - 1 === 2);
     await waitFor(async () => lanesMoved(box) === 3);
   });
 
@@ -161,7 +185,7 @@ describe('hangar attach over a lane', () => {
       const typed = 'echo typed\r';
       client.type(typed);
       await client.waitForText(/^typed$/m);
-      const attachment = /"attachment":"([^"]+)","msg":"attached"/.exec(box.agent.stderr())?.[1];
+      const attachment = /"attachment":"([^"]+)","msg":"attached"/.exec(log(box))?.[1];
       expect(attachment).toBeDefined();
       // The keys its stream carried, exactly: only the link was wrong.
       const lane = (attachment_id: string) =>
@@ -186,7 +210,7 @@ describe('hangar attach over a lane', () => {
 
   it("a lane of another device's link cannot take the attachment", async () => {
     const client = await onLane(box, 'mine');
-    const attachment = /"attachment":"([^"]+)","msg":"attachment moved onto a lane"/.exec(box.agent.stderr())?.[1];
+    const attachment = /"attachment":"([^"]+)","msg":"attachment moved onto a lane"/.exec(log(box))?.[1];
     expect(attachment).toBeDefined();
     const otherHome = tempDir('other-device');
     const other = await HangarCore.open({ home: otherHome, logger: pino({ level: 'silent' }) });
@@ -238,7 +262,7 @@ describe('hangar attach when its lane is cut', () => {
     await waitFor(async () => lanesMoved(box) === 1);
     expect(box.proxy!.cutWhere('HGLANE/1')).toBe(1);
     // The host detaches the lane's attachment (it cannot be resumed); the command attaches anew.
-    await waitFor(async () => /lane of an attachment ended; detaching/.test(box.agent.stderr()));
+    await waitFor(async () => /lane of an attachment ended; detaching/.test(log(box)));
     await waitFor(async () => attachments(box) === 2 && (await clients()) === 1);
     // A command that typed before the cut may move onto a new lane at once: that lane's socket is held, not leaked.
     await waitFor(async () => fds().ptys === held.ptys && made() === lanesMoved(box) - 1);
@@ -331,9 +355,8 @@ describe('hangar attach on a link far away (50 ms each way)', () => {
     // from its pty before the host's SIGHUP reached its client is a race the link's stream shares:
     // the file is not checked here.
     expect(lanesMoved(box)).toBe(1);
-    await waitFor(async () => /lane of an attachment ended; detaching/.test(box.agent.stderr()));
-    const ended = box.agent
-      .stderr()
+    await waitFor(async () => /lane of an attachment ended; detaching/.test(log(box)));
+    const ended = log(box)
       .split('\n')
       .filter((line) => line.includes('"purpose":"terminal"') && line.includes('"msg":"lane ended"'))
       .map((line) => JSON.parse(line) as { how: string; bytes_in: number });
@@ -351,12 +374,27 @@ async function onLane(box: PairedHost, session: string): Promise<AttachedCli> {
   return client;
 }
 
+/** Where each test's part of a shared host's agent log begins (a fresh host's: at 0). */
+const marks = new WeakMap<PairedHost, number>();
+
+/** The agent's log since the test began. */
+function log(box: PairedHost): string {
+  return box.agent.stderr().slice(marks.get(box) ?? 0);
+}
+
+async function sessionAlive(box: PairedHost, session: string): Promise<boolean> {
+  return tmux(box.dataDir, ['has-session', '-t', `hangar-${session}`]).then(
+    () => true,
+    () => false,
+  );
+}
+
 function lanesMoved(box: PairedHost): number {
-  return box.agent.stderr().split('attachment moved onto a lane').length - 1;
+  return log(box).split('attachment moved onto a lane').length - 1;
 }
 
 function attachments(box: PairedHost): number {
-  return box.agent.stderr().split('"msg":"attached"').length - 1;
+  return log(box).split('"msg":"attached"').length - 1;
 }
 
 /** Bounded: 15 s, room for a loaded CI machine (a re-attach after a cut takes a few round trips and a tmux client). */

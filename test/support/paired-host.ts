@@ -28,6 +28,8 @@ export interface PairedHost {
   attach(session: string, size?: { cols: number; rows: number }, env?: Record<string, string>): AttachedCli;
   /** A new bash session of that name, attached (`hangar attach`) and showing its prompt. */
   bashAttached(session: string): Promise<AttachedCli>;
+  /** Closes the `attach` commands started so far (a shared host's tests call it after each). */
+  closeClients(): Promise<void>;
   /** Stops the agent and starts it again on the same port and data dir. */
   restartAgent(options?: { signal?: NodeJS.Signals; replayWindowSeconds?: number }): Promise<void>;
 }
@@ -71,6 +73,9 @@ export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
       await client.waitForText('$');
       return client;
     },
+    async closeClients() {
+      for (const client of clients.splice(0)) await client[Symbol.asyncDispose]();
+    },
     async restartAgent(restart: { signal?: NodeJS.Signals; replayWindowSeconds?: number } = {}) {
       await host.agent.stop(restart.signal);
       host.agent = await startAgentProcess(host.dataDir, {
@@ -96,7 +101,7 @@ export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
   });
 
   after(async () => {
-    for (const client of clients.splice(0)) await client[Symbol.asyncDispose]();
+    await host.closeClients();
     await host.proxy?.[Symbol.asyncDispose]();
     await host.agent?.stop(options.stopSignal);
     await killTmuxServer(host.dataDir);
