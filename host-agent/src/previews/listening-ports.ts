@@ -1,6 +1,7 @@
 import type { ListeningPort } from '@hangar/shared';
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 
 type Where = { procRoot?: string; lsof?: string };
@@ -62,7 +63,7 @@ interface RawListener {
 
 /** The listeners in /proc/net/tcp{,6}, owners not looked up; undefined without /proc (macOS). */
 async function readProcTables(procRoot: string): Promise<RawListener[] | undefined> {
-  const tables = ['tcp', 'tcp6'].map((name) => readListeningSection(`${procRoot}/net/${name}`));
+  const tables = await Promise.all(['tcp', 'tcp6'].map((name) => readListeningSection(`${procRoot}/net/${name}`)));
   if (tables.every((table) => table === undefined)) return undefined;
   return tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
 }
@@ -87,15 +88,12 @@ const LAST_READ_BELOW = 4096 - 512;
  * The head of a /proc/net/tcp{,6} table, up to its first socket that is not listening. The kernel
  * prints the listening sockets first, then every other socket (connections, TIME_WAIT), formatting
  * only as many lines as a read asks for: a preview under load has thousands of connections, and
- * reading and splitting all of them on every look was most of the watch's cost. Read on the
- * event loop, as socketOwners reads /proc: each open, read and close through the thread pool was
- * two wake-ups (the pool's thread and the loop) for a few µs of work, on every look of the watch
- * (every 2 s while a client is linked: most of an idle agent's wake-ups, bench:idle).
+ * reading and splitting all of them on every look was most of the watch's cost.
  */
-function readListeningSection(path: string): string | undefined {
-  let file: number;
+async function readListeningSection(path: string): Promise<string | undefined> {
+  let file;
   try {
-    file = openSync(path, 'r');
+    file = await open(path, 'r');
   } catch {
     return undefined;
   }
@@ -105,7 +103,7 @@ function readListeningSection(path: string): string | undefined {
     let unread = -1;
     const buffer = Buffer.allocUnsafe(TABLE_CHUNK);
     for (;;) {
-      const bytesRead = readSync(file, buffer, 0, TABLE_CHUNK, null);
+      const { bytesRead } = await file.read(buffer, 0, TABLE_CHUNK, null);
       if (bytesRead === 0) return text;
       text += buffer.toString('latin1', 0, bytesRead);
       if (bytesRead < LAST_READ_BELOW) return text;
@@ -122,7 +120,7 @@ function readListeningSection(path: string): string | undefined {
   } catch {
     return undefined;
   } finally {
-    closeSync(file);
+    await file.close();
   }
 }
 
