@@ -16,8 +16,14 @@
 // measured" without openssh-server or root). Also, for each, where the busy run's CPUs went: the
 // time the echo's main threads (this core's, the agent's, the tmux server's) waited for a CPU per
 // wake-up, and what the download's relay threads ran and waited (Linux schedstat), summed over the
-// downloads. BENCH_SETTLE_MS (1000) is the pause between a download's end and its idle window;
-// BENCH_KEYS_JSON=FILE writes each window's echo times. Not a test: figures from a shared machine,
+// downloads. BENCH_SETTLE_MS (1000) is the pause between a download's end and its idle window
+// (a list, `250,1500`, takes each in turn: what a download's end leaves behind, as the idle
+// windows' first keys after each pause, compared in the same run);
+// BENCH_KEYS_JSON=FILE writes each window's echo times; BENCH_SSH=off leaves OpenSSH's part out;
+// HANGAR_TRACE_KEYS=DIR has the core (this process) and the agent stamp each hop of a key
+// (shared's key-trace), with the bench's own `bench.key`, `bench.echo`, `bench.download.end`
+// (curl's exit) and `bench.idle.begin`, all on the monotonic clock that `perf record -k mono`
+// uses, to line up with the scheduler's events. Not a test: figures from a shared machine,
 // with the reference (the idle link) measured in the same run. Needs curl.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -25,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { tmuxSocketNameOf } from '@hangar/shared';
+import { keyTrace, startKeyTrace, tmuxSocketNameOf } from '@hangar/shared';
 import { HangarCore } from '@hangar/desktop/core';
 import {
   AGENT,
@@ -46,13 +52,22 @@ const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 1024);
 /** Keys per condition (idle, during the downloads), at least. */
 const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
 /** After a download, before its idle window: what its end sets off settles (250 ms was too short). */
-const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1000);
+const SETTLES_MS = (process.env.BENCH_SETTLE_MS ?? '1000').split(',').map(Number);
+/** Keys at the start of an idle window that show what a download's end leaves behind. */
+const FIRST_KEYS = 3;
 /** Bootstrap resamples for the confidence intervals. */
 const RESAMPLES = 2000;
 /** Between an echo and the next key: a fast typist. */
 const PAUSE_MS = 20;
 const KEYS_PER_LINE = 10;
 const LINE_KEYS = 'abcdefghijklmnopqrstuvwxyz';
+
+/** HANGAR_TRACE_KEYS=<dir>: this process (the core) stamps its hops, and the bench its keys, echoes and windows. */
+const traceDir = process.env.HANGAR_TRACE_KEYS;
+const traceText = traceDir
+  ? startKeyTrace({ process: 'core', now: () => Number(process.hrtime.bigint()) / 1e6 })
+  : undefined;
+const stamp = (what) => keyTrace?.(`bench.${what}`);
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-beside-')));
 const home = join(dir, 'home');
@@ -128,8 +143,10 @@ async function type(terminal, screen, more, state, counts = () => true) {
       const echoed = screen.waitFor(typed);
       const counted = counts();
       const t0 = performance.now();
+      stamp('key');
       terminal.write(keyBytes(key));
       const at = await echoed;
+      stamp('echo');
       if (counted) samples.push(at - t0);
     }
     state.lines++;
@@ -224,8 +241,8 @@ async function download(url) {
 
 /**
  * Alternating windows until each side has KEYS keys: keys typed while `url` downloads, then after
- * SETTLE_MS as many on the idle link. Each side's echo times, the downloads' MB/s and where the
- * CPUs went during them in `pids` ({ label: pid }).
+ * a pause (BENCH_SETTLE_MS, each of its list in turn) as many on the idle link. Each side's echo
+ * times, the downloads' MB/s and where the CPUs went during them in `pids` ({ label: pid }).
  */
 async function alternating(client, terminal, screen, url, pidsOf) {
   const state = { lines: 0 };
@@ -239,7 +256,10 @@ async function alternating(client, terminal, screen, url, pidsOf) {
   while (busy.length < KEYS) {
     const before = Object.fromEntries(Object.entries(pids).map(([label, pid]) => [label, threadStats(pid)]));
     let done = false;
-    const downloaded = download(url).finally(() => (done = true));
+    const downloaded = download(url).finally(() => {
+      done = true;
+      stamp('download.end');
+    });
     // The keys typed after the download's last byte, to the end of their line, count on neither side.
     const keys = await type(
       terminal,
@@ -253,11 +273,13 @@ async function alternating(client, terminal, screen, url, pidsOf) {
     if (keys.length === 0)
       throw new Error(`a download of ${BIG_MB} MiB ended before a key was typed: raise BENCH_BIG_MB`);
     busy.push(...keys);
-    await sleep(SETTLE_MS);
+    const settle = SETTLES_MS[windows.length % SETTLES_MS.length];
+    await sleep(settle);
+    stamp('idle.begin');
     // As many keys as the download had (the line they end in is typed out, not counted).
     const idleKeys = (await type(terminal, screen, (n) => n < keys.length, state)).slice(0, keys.length);
     idle.push(...idleKeys);
-    windows.push({ busy: keys, idle: idleKeys });
+    windows.push({ busy: keys, idle: idleKeys, settle });
     process.stderr.write(`\r  ${client}: ${busy.length} / ${KEYS} keys each side, ${mbps.length} downloads`);
   }
   process.stderr.write('\n');
@@ -328,7 +350,30 @@ function rowsOf(name, via, run) {
       }; ${shown})`,
     ],
     ...run.shares.map((share) => [`${name}: CPUs during the downloads`, share]),
+    ...afterEnd(name, run.windows),
   ];
+}
+
+/**
+ * Per pause after a download: how many idle windows had one of their first FIRST_KEYS keys over
+ * 20 ms, against what the same window's later keys make of that by chance (their share over 20 ms).
+ */
+function afterEnd(name, windows) {
+  return SETTLES_MS.map((settle) => {
+    const mine = windows.filter((w) => w.settle === settle);
+    const first = mine.flatMap((w) => w.idle.slice(0, FIRST_KEYS));
+    const rest = mine.flatMap((w) => w.idle.slice(FIRST_KEYS));
+    const slow = (list) => list.filter((ms) => ms > 20).length;
+    const hit = mine.filter((w) => slow(w.idle.slice(0, FIRST_KEYS)) > 0).length;
+    const share = (n, of) => `${n} / ${of} (${((100 * n) / Math.max(1, of)).toFixed(1)} %)`;
+    return [
+      `${name}: idle ${settle} ms after, keys > 20 ms`,
+      `first ${FIRST_KEYS} of a window in ${share(hit, mine.length)} windows; keys: first ${FIRST_KEYS} ${share(
+        slow(first),
+        first.length,
+      )}, later ${share(slow(rest), rest.length)}`,
+    ];
+  });
 }
 
 const began = performance.now();
@@ -361,7 +406,8 @@ try {
   const rows = rowsOf('hangar', 'through a preview on the same link', hangar);
   const runs = { hangar: { windows: hangar.windows, mbps: hangar.mbps } };
 
-  const sshd = await startSshd(dir);
+  // BENCH_SSH=off: Hangar's side only (a quicker run, when tracing Hangar's hops).
+  const sshd = process.env.BENCH_SSH === 'off' ? { reason: 'not run (BENCH_SSH=off)' } : await startSshd(dir);
   if (sshd.reason) {
     rows.push(['ssh + tmux attach', sshd.reason]);
   } else {
@@ -407,6 +453,7 @@ try {
     const ratio = (q) => fmt(p(hangar.busy, q) / p(ssh.busy, q));
     rows.push(['hangar / ssh during the download p50 / p99', `${ratio(50)}× / ${ratio(99)}×`]);
   }
+  if (traceText) writeFileSync(join(traceDir, `core-${process.pid}.trace`), traceText());
   if (process.env.BENCH_KEYS_JSON) writeFileSync(process.env.BENCH_KEYS_JSON, JSON.stringify(runs));
   rows.push(['run time', `${((performance.now() - began) / 1000).toFixed(0)} s`]);
   printRows(
