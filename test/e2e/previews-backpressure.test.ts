@@ -27,8 +27,9 @@ const HELD_BOUND = 64 * 1024 * 1024;
 const QUIET_ROUND_TRIPS = 20;
 
 describe('previews: a reader that stops reading stops the dev server (backpressure end to end)', () => {
-  // Lanes opened are debug lines: how the test knows which path its download took.
-  const host = usePairedHost({ agent: { logLevel: 'debug' } });
+  // Lanes opened are debug lines: how the test knows which path its download took. One host for
+  // both cases (each counts the lanes opened during it): a host per case cost 4 s each in setup.
+  const host = usePairedHost({ shared: true, agent: { logLevel: 'debug' } });
   const cleanup: (() => Promise<unknown> | unknown)[] = [];
   afterEach(async () => {
     while (cleanup.length > 0) await cleanup.pop()!();
