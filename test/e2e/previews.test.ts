@@ -414,54 +414,6 @@ describe('previews through the CLI', () => {
     await host.restartAgent();
     expect(await get(preview.port, '/')).toEqual({ status: 200, body: '<h1>hello from the dev server</h1>' });
   });
-
-  it('a reader that stops reading stops the dev server at a bounded amount (backpressure end to end)', async () => {
-    const total = 160 * 1024 * 1024;
-    let written = 0;
-    const server = createServer((_req, res) => {
-      const chunk = Buffer.alloc(64 * 1024, 120);
-      const pump = () => {
-        while (written < total) {
-          written += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      pump();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(resolve));
-    });
-    const port = (server.address() as AddressInfo).port;
-    await add(port);
-    const preview = await open(port);
-
-    const socket = connect(preview.port, '127.0.0.1');
-    cleanup.push(() => socket.destroy());
-    socket.write(`GET /big HTTP/1.1\r\nHost: localhost:${preview.port}\r\n\r\n`);
-    let received = 0;
-    await new Promise<void>((resolve) =>
-      socket.once('data', (chunk: Buffer) => {
-        received += chunk.length;
-        socket.pause();
-        resolve();
-      }),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    // Kernel buffers on loopback grow to a few MB per socket; the link holds one window (256 KiB).
-    expect(written).toBeLessThan(64 * 1024 * 1024);
-    const heldAt = written;
-
-    socket.on('data', (chunk: Buffer) => (received += chunk.length));
-    socket.resume();
-    const deadline = Date.now() + 30_000;
-    while (written < total && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(written).toBe(total);
-    expect(heldAt).toBeLessThan(total);
-    expect(received).toBeGreaterThan(heldAt / 2);
-  });
 });
 
 // One host for these: each command is refused before it adds anything, and each case checks that

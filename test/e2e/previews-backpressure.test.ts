@@ -1,0 +1,133 @@
+import { createServer, request } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { usePairedHost } from '../support/paired-host.js';
+import { hangar } from '../support/processes.js';
+import { startServingCli } from '../support/serving-cli.js';
+import { until } from '../support/until.js';
+
+/**
+ * Backpressure end to end: a browser that stops reading a download must stop the dev server on
+ * the host, on each path a preview takes: a native lane (lane/PROTOCOL.md: its relay reads no more
+ * than its fixed buffers hold) and the link's mux (HANGAR_LANES=off: shared/src/link/splice.ts
+ * pauses the dev server's socket while the stream's window is spent, and the core acks only bytes
+ * its socket took).
+ *
+ * What is held between the two ends is the kernel's socket buffers (a few MiB each on loopback)
+ * plus a window or a lane's buffers: far under HELD_BOUND. Broken backpressure holds the whole
+ * download (TOTAL) in the agent's or the core's memory, which takes them well under a second.
+ *
+ * No fixed sleep: the dev server counts as stopped once QUIET_ROUND_TRIPS requests in a row have
+ * gone through the same preview (the same agent, link and core) while it wrote nothing. A stalled
+ * machine makes each round trip slower, never fewer, so the wait cannot pass before the agent
+ * and the core had their turns to read on.
+ */
+const TOTAL = 96 * 1024 * 1024;
+const HELD_BOUND = 64 * 1024 * 1024;
+const QUIET_ROUND_TRIPS = 20;
+
+describe('previews: a reader that stops reading stops the dev server (backpressure end to end)', () => {
+  // Lanes opened are debug lines: how the test knows which path its download took. One host for
+  // both cases (each counts the lanes opened during it): a host per case cost 4 s each in setup.
+  const host = usePairedHost({ shared: true, agent: { logLevel: 'debug' } });
+  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()!();
+  });
+  const lanesOpened = () =>
+    host.agent
+      .stderr()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { msg: string; purpose?: string })
+      .filter((line) => line.msg === 'lane opened' && line.purpose === 'preview').length;
+
+  it.each([
+    ['a native lane', {}],
+    ['the link (HANGAR_LANES=off)', { HANGAR_LANES: 'off' }],
+  ])('on %s', async (_path, env: Record<string, string>) => {
+    const lanesBefore = lanesOpened();
+    /** Bytes the dev server's socket took, and how many times it did (its writes and drains). */
+    let written = 0;
+    let progress = 0;
+    const server = createServer((req, res) => {
+      if (req.url !== '/big') return void res.end('ok');
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const pump = () => {
+        progress++;
+        while (written < TOTAL) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    const port = (server.address() as AddressInfo).port;
+    expect((await hangar(host.home, ['preview', 'add', 'box', String(port)])).code).toBe(0);
+    const served = await startServingCli(
+      host.home,
+      ['preview', 'open', 'box', String(port)],
+      /at (http:\/\/localhost:\d+\/)/,
+      'SIGINT',
+      env,
+    );
+    cleanup.push(() => served.stop());
+    const previewPort = Number(new URL(served.url).port);
+
+    /** One small request through the same preview, on a connection of its own. */
+    const roundTrip = () =>
+      new Promise<void>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: previewPort, path: '/', agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        });
+        req.setTimeout(15_000, () => req.destroy(new Error('a small request: no answer in 15 s')));
+        req.on('error', reject);
+        req.end();
+      });
+
+    const socket = connect(previewPort, '127.0.0.1');
+    cleanup.push(() => socket.destroy());
+    socket.write(`GET /big HTTP/1.1\r\nHost: localhost:${previewPort}\r\nConnection: close\r\n\r\n`);
+    let received = 0;
+    await new Promise<void>((resolve) =>
+      socket.once('data', (chunk: Buffer) => {
+        received += chunk.length;
+        socket.pause();
+        resolve();
+      }),
+    );
+    // The reader reads nothing more. Wait until the dev server has written nothing during
+    // QUIET_ROUND_TRIPS round trips in a row, or has written it all (backpressure broken).
+    let quiet = 0;
+    while (quiet < QUIET_ROUND_TRIPS && written < TOTAL) {
+      const before = progress;
+      const writtenBefore = written;
+      await roundTrip();
+      quiet = progress === before && written === writtenBefore ? quiet + 1 : 0;
+    }
+    // The path under test is the one the download took: its lane (if any) was logged long ago.
+    const lanes = await until(
+      () => (env.HANGAR_LANES === 'off' || lanesOpened() > lanesBefore ? lanesOpened() - lanesBefore : undefined),
+      "the lane of the download in the agent's log",
+      5_000,
+    );
+    expect(lanes > 0).toBe(env.HANGAR_LANES !== 'off');
+
+    const heldAt = written;
+    expect(heldAt, `bytes the dev server wrote to a reader that stopped (${received} read)`).toBeLessThan(HELD_BOUND);
+    // Reading again, the reader gets the rest, and the dev server writes it all.
+    const done = new Promise<void>((resolve) => socket.on('end', () => resolve()));
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    socket.resume();
+    await done;
+    expect(written).toBe(TOTAL);
+    expect(received).toBeGreaterThan(TOTAL);
+  });
+});
