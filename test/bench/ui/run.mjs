@@ -36,8 +36,14 @@ const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES ?? 100);
  */
 const PACES = (process.env.BENCH_PAUSES ?? '50,200').split(',').map(Number);
 const TERMINALS = 10;
-/** The embedded agent's default session limit; 10 terminals are 2 views of each of 5 sessions. */
+/**
+ * The embedded agent's default session limit. The 10 terminals of the RSS row: one view of bench-0,
+ * the session typed into, and 9 over the other 4, so the timed typing has one view of its session
+ * as the references do (a second view doubled tmux's drawing and the page's messages per key).
+ */
 const SESSIONS = 5;
+/** Tab `i`'s session: bench-0 for tab 0 only, the others over bench-1 … bench-(SESSIONS-1). */
+const sessionOfTab = (i) => `bench-${i === 0 ? 0 : 1 + ((i - 1) % (SESSIONS - 1))}`;
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'hangar-bench-ui-')));
 const home = join(dir, 'home');
@@ -521,7 +527,7 @@ try {
   const tabs = Array.from({ length: TERMINALS }, (_, i) => ({
     id: `bench${i}`,
     title: `bench ${i}`,
-    panes: [{ host: 'local', session: `bench-${i % SESSIONS}` }],
+    panes: [{ host: 'local', session: sessionOfTab(i) }],
   }));
   await page.evaluate((saved) => localStorage.setItem('hangar.tabs', JSON.stringify(saved)), {
     tabs,
@@ -537,7 +543,10 @@ try {
   });
   await sleep(1000);
   const coreRss = rssKiB(stack.child.pid);
-  rows.push([`core RSS, ${TERMINALS} terminals open`, `${(coreRss / 1024).toFixed(1)} MB  (target ≤ 150 MB)`]);
+  rows.push([
+    `core RSS, ${TERMINALS} terminals open over ${SESSIONS} sessions`,
+    `${(coreRss / 1024).toFixed(1)} MB  (target ≤ 150 MB)`,
+  ]);
 
   // Keystroke → echo → rendered cell, timed inside the page (keydown to the DOM row changing), at
   // each pace; then the same in a second browser without Chromium's DeferRendererTasksAfterInput
@@ -549,7 +558,7 @@ try {
     const typed = await typeInPage(page, pace, 'bench0');
     frames = typed.frames;
     hangarRendered.set(pace, percentile(typed.samples, 50));
-    echoRows(typed, `${pace} ms pauses, Chromium's defaults (web mode)`);
+    echoRows(typed, `${pace} ms pauses, Chromium's defaults (web mode), one view of the typed session`);
   }
   // The floor under Hangar's path: the same xterm in a page of the same browser, fed by a trivial
   // WebSocket echo server (echo-reference.mjs), at the same paces. BENCH_ECHO_REF=0 leaves it out.
@@ -615,13 +624,13 @@ try {
       try {
         for (const pace of PACES) {
           const typed = await typeInPage(tmuxRefPage, pace, 'tmuxref', 'tmux');
-          const what = `${pace} ms pauses, reference: the same xterm on a WebSocket to a pty running tmux attach (as ttyd)`;
+          const what = `${pace} ms pauses, reference: the same xterm on a WebSocket to a pty running tmux attach (as ttyd), its only client`;
           echoRows(typed, what, ['server (ws + node-pty)', 'agent (none)']);
           const ref = percentile(typed.samples, 50);
           const own = hangarRendered.get(pace);
           if (own !== undefined)
             rows.push([
-              `Hangar's added keystroke → rendered p50 over it, ${pace} ms pauses (core + agent + link + React)`,
+              `Hangar's added keystroke → rendered p50 over it, ${pace} ms pauses (core + agent + link + React; one view each, Hangar's session also piped to its log)`,
               `${(own - ref).toFixed(1)} ms (Hangar ${own.toFixed(1)} / reference ${ref.toFixed(1)} ms = ${(own / ref).toFixed(2)}x)`,
             ]);
         }
@@ -637,7 +646,13 @@ try {
   // BENCH_REF=0: only the first browser (on a loaded machine the second one's tab is where runs
   // most often time out).
   let refPage;
+  /** The first page's trace events, read before it closes (BENCH_TRACE). */
+  let pageTrace;
   if (process.env.BENCH_REF !== '0') {
+    // The first page closes first (its 10 views with it): this page's typing, too, has one view of
+    // bench-0, its own.
+    if (traceDir) pageTrace = await page.evaluate(() => window.__trace);
+    await page.close();
     refBrowser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [...CHROMIUM_ARGS, ...extraArgs, '--disable-features=DeferRendererTasksAfterInput'],
@@ -655,13 +670,16 @@ try {
       timeout: 20_000,
     });
     for (const pace of PACES) {
-      echoRows(await typeInPage(refPage, pace, 'ref0', 'ref'), `${pace} ms pauses, no input deferral (as Electron)`);
+      echoRows(
+        await typeInPage(refPage, pace, 'ref0', 'ref'),
+        `${pace} ms pauses, no input deferral (as Electron), one view of the typed session`,
+      );
     }
   }
   if (traceDir) {
     const offset = wallMinusMonotonic();
     for (const [name, traced] of [
-      ['page', page],
+      ['page', pageTrace ? { evaluate: async () => pageTrace } : page],
       ...(refPage ? [['ref-page', refPage]] : []),
       ...(tmuxRefPage ? [['tmux-ref-page', tmuxRefPage]] : []),
     ]) {
