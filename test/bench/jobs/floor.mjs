@@ -13,6 +13,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { selfSignedCertificate } from '../../support/self-signed.mjs';
 
 /**
  * Builds floor.c into `dir` (the system's gcc and libssl; Debian: `apt-get install gcc libssl-dev`)
@@ -23,18 +24,8 @@ export function buildFloor(dir) {
   execFileSync('gcc', ['-O2', '-o', bin, join(import.meta.dirname, 'floor.c'), '-pthread', '-lssl', '-lcrypto'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj'].concat([
-      '/CN=localhost',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ]),
-    { stdio: 'ignore' },
-  );
-  return { bin, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+  selfSignedCertificate(dir, { name: 'floor', commonName: 'localhost' });
+  return { bin, cert: join(dir, 'floor-cert.pem'), key: join(dir, 'floor-key.pem') };
 }
 
 /** The lines a child prints, one at a time. */

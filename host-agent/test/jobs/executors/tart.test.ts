@@ -379,26 +379,34 @@ describe('a tart job and the host folder it shares with its VM', () => {
     );
   }, 30_000);
 
-  it('an adopted VM that does not stop is checked for a bounded time, backing off, then left with a warning saying what to do', async () => {
+  /**
+   * A warm VM adopted after a crash whose stops (the job's, then the pool's teardown) return
+   * without it going off: a one-slot executor's job fails saying how to stop it, and the executor
+   * checks the VM until it gives up with a warning ("no longer checked"), which this waits for.
+   */
+  async function stuckAdoptedVm() {
     const tart = standin();
     const [warm] = (await warmVms(tart.dataDir, 1)) as [string];
     // Simulate a crash: forget the pool without disposing it (its VM keeps running, for the next to adopt).
     cleanups.splice(cleanups.length - 1, 1);
-    // Both stops (the job's, then the pool's teardown) return without the VM going off.
     writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopLeavesRun: 2 }));
     renameSync(`${tart.statePath}.new`, tart.statePath);
     const warnings: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
     const second = executor(tart.dataDir, 1, { runExitMs: 300, offCheckForMs: 800, logger });
     await second.initialize();
-    const job = request(tart.dir, 'exit 0');
-    await expect((await second.start(job.req)).done).rejects.toThrow(
+    await expect((await second.start(request(tart.dir, 'exit 0').req)).done).rejects.toThrow(
       new RegExp(`tart VM ${warm} still runs 0.3 s after \`tart stop\`; stop it with: tart stop ${warm}`),
     );
-    const lists = () => tart.read().calls.filter((call) => call.argv[0] === 'list').length;
     for (let i = 0; i < 200 && !warnings.some((line) => line.includes('no longer checked')); i++) {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
+    return { tart, warm, warnings, second };
+  }
+
+  it('an adopted VM that does not stop is checked for a bounded time, backing off, then left with a warning saying what to do', async () => {
+    const { tart, warm, warnings, second } = await stuckAdoptedVm();
+    const lists = () => tart.read().calls.filter((call) => call.argv[0] === 'list').length;
     const warning = warnings.find((line) => line.includes('no longer checked'));
     expect(warning).toMatch(new RegExp(`tart stop ${warm}`));
     expect(warning).toMatch(/restart the agent/);
@@ -410,19 +418,7 @@ describe('a tart job and the host folder it shares with its VM', () => {
   }, 30_000);
 
   it('an adopted VM no longer checked is asked about again when a job needs its slot: once stopped as the warning said, the slot serves jobs without an agent restart', async () => {
-    const tart = standin();
-    const [warm] = (await warmVms(tart.dataDir, 1)) as [string];
-    cleanups.splice(cleanups.length - 1, 1);
-    writeFileSync(`${tart.statePath}.new`, JSON.stringify({ ...tart.read(), stopLeavesRun: 2 }));
-    renameSync(`${tart.statePath}.new`, tart.statePath);
-    const warnings: string[] = [];
-    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
-    const second = executor(tart.dataDir, 1, { runExitMs: 300, offCheckForMs: 800, logger });
-    await second.initialize();
-    await expect((await second.start(request(tart.dir, 'exit 0').req)).done).rejects.toThrow(/still runs/);
-    for (let i = 0; i < 200 && !warnings.some((line) => line.includes('no longer checked')); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    const { tart, warm, warnings, second } = await stuckAdoptedVm();
     expect(warnings.some((line) => line.includes('no longer checked'))).toBe(true);
     // The user stops it, as the warning says; then two jobs need both slots at once (each waits
     // for the other to have started).
