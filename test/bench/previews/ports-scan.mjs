@@ -33,7 +33,8 @@ const CONNS = Number(process.env.PS_CONNS ?? 1000);
 const counts = { readlink: 0, readlinkFailed: 0, readdir: 0, readdirFailed: 0, stat: 0, pool: 0 };
 createHook({
   init: (_id, type) => {
-    if (type.startsWith('FSREQ') || type === 'FILEHANDLE' || type === 'FILEHANDLECLOSEREQ') counts.pool++;
+    // A request to the pool: open, read, stat… (FSREQ*) or a FileHandle's close; not the handle itself.
+    if (type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ') counts.pool++;
   },
 }).enable();
 const mainTask = `/proc/self/task/${process.pid}`;
