@@ -1,7 +1,7 @@
 import type { ListeningPort } from '@hangar/shared';
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 
 type Where = { procRoot?: string; lsof?: string };
@@ -63,7 +63,11 @@ interface RawListener {
 
 /** The listeners in /proc/net/tcp{,6}, owners not looked up; undefined without /proc (macOS). */
 async function readProcTables(procRoot: string): Promise<RawListener[] | undefined> {
-  const tables = await Promise.all(['tcp', 'tcp6'].map((name) => readListeningSection(`${procRoot}/net/${name}`)));
+  // Only the real /proc's tables are kept open: a test's stand-in is files it may replace.
+  const keepOpen = procRoot === '/proc';
+  const tables = await Promise.all(
+    ['tcp', 'tcp6'].map((name) => readListeningSection(`${procRoot}/net/${name}`, keepOpen)),
+  );
   if (tables.every((table) => table === undefined)) return undefined;
   return tables.flatMap((text, i) => (text === undefined ? [] : parseProcNetTcp(text, i === 1)));
 }
@@ -89,38 +93,96 @@ const LAST_READ_BELOW = 4096 - 512;
  * prints the listening sockets first, then every other socket (connections, TIME_WAIT), formatting
  * only as many lines as a read asks for: a preview under load has thousands of connections, and
  * reading and splitting all of them on every look was most of the watch's cost.
+ *
+ * Reads go through the thread pool: the kernel's walk of its socket tables takes 2 ms here and
+ * 24 ms with 1,000 listening sockets, which on the event loop would hold up every keystroke
+ * (docs/benchmarks.md, "port watch"). The real /proc's two tables stay open (KeptTable) and each
+ * look reads them again from offset 0, positionally: one pool operation per table on most looks,
+ * where opening, reading and closing them was three, each a wake-up of the agent's main thread.
  */
-async function readListeningSection(path: string): Promise<string | undefined> {
-  let file;
-  try {
-    file = await open(path, 'r');
-  } catch {
+async function readListeningSection(path: string, keepOpen: boolean): Promise<string | undefined> {
+  if (!keepOpen) {
+    let file;
+    try {
+      file = await open(path, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      return await readHead(file, Buffer.allocUnsafe(TABLE_CHUNK));
+    } catch {
+      return undefined;
+    } finally {
+      await file.close();
+    }
+  }
+  let kept = keptTables.get(path);
+  if (kept === undefined) {
+    const opening = open(path, 'r').then(
+      (file) => ({ file, buffer: Buffer.allocUnsafe(TABLE_CHUNK), busy: false }),
+      () => undefined,
+    );
+    keptTables.set(path, opening);
+    kept = opening;
+  }
+  const table = await kept;
+  if (table === undefined) {
+    // No such table (a kernel without IPv6): asked again next look, as when it was opened each time.
+    if (keptTables.get(path) === kept) keptTables.delete(path);
     return undefined;
   }
+  // Two looks at once (a listing while the watch looks) each need a buffer of their own.
+  const buffer = table.busy ? Buffer.allocUnsafe(TABLE_CHUNK) : table.buffer;
+  const own = !table.busy;
+  if (own) table.busy = true;
   try {
-    let text = '';
-    /** Where the lines not yet looked at begin: past the header line, then past each complete line. */
-    let unread = -1;
-    const buffer = Buffer.allocUnsafe(TABLE_CHUNK);
-    for (;;) {
-      const { bytesRead } = await file.read(buffer, 0, TABLE_CHUNK, null);
-      if (bytesRead === 0) return text;
-      text += buffer.toString('latin1', 0, bytesRead);
-      if (bytesRead < LAST_READ_BELOW) return text;
-      if (unread < 0) {
-        const header = text.indexOf('\n');
-        if (header < 0) continue;
-        unread = header + 1;
-      }
-      const complete = text.lastIndexOf('\n') + 1;
-      const lines = text.slice(unread, complete).split('\n');
-      if (lines.some((line) => line.length > 0 && lineState(line) !== LISTEN)) return text.slice(0, complete);
-      unread = Math.max(unread, complete);
-    }
+    return await readHead(table.file, buffer);
   } catch {
+    // The handle went bad: the next look opens the table again.
+    if (keptTables.get(path) === kept) keptTables.delete(path);
+    table.file.close().catch(() => undefined);
     return undefined;
   } finally {
-    await file.close();
+    if (own) table.busy = false;
+  }
+}
+
+/**
+ * A /proc/net table kept open for the agent's life. Opened by the agent, so it shows the agent's
+ * own network namespace, as /proc/net does (a symlink to /proc/self/net); O_CLOEXEC (Node's
+ * default), so no child inherits it. A positional read at offset 0 of a seq_file starts its
+ * iterator over (seq_read_iter), so each look sees the table as it is now.
+ */
+interface KeptTable {
+  file: FileHandle;
+  buffer: Buffer;
+  busy: boolean;
+}
+
+const keptTables = new Map<string, Promise<KeptTable | undefined>>();
+
+/** Reads `file` from offset 0 up to its first line that is not a listener (or its end). */
+async function readHead(file: FileHandle, buffer: Buffer): Promise<string> {
+  let text = '';
+  /** Where the lines not yet looked at begin: past the header line, then past each complete line. */
+  let unread = -1;
+  /** Bytes read so far, where the next read begins: seq_file carries on from there (its read_pos). */
+  let offset = 0;
+  for (;;) {
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, offset);
+    if (bytesRead === 0) return text;
+    offset += bytesRead;
+    text += buffer.toString('latin1', 0, bytesRead);
+    if (bytesRead < LAST_READ_BELOW) return text;
+    if (unread < 0) {
+      const header = text.indexOf('\n');
+      if (header < 0) continue;
+      unread = header + 1;
+    }
+    const complete = text.lastIndexOf('\n') + 1;
+    const lines = text.slice(unread, complete).split('\n');
+    if (lines.some((line) => line.length > 0 && lineState(line) !== LISTEN)) return text.slice(0, complete);
+    unread = Math.max(unread, complete);
   }
 }
 

@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenInChild } from '../../../test/support/processes.js';
-import { listeningPorts, parseProcNetTcp } from '../../src/previews/listening-ports.js';
+import { listeningFingerprint, listeningPorts, parseProcNetTcp } from '../../src/previews/listening-ports.js';
 
 describe('what listens on the host', () => {
   const children: ChildProcess[] = [];
@@ -69,6 +70,40 @@ describe('what listens on the host', () => {
         pid: childPid,
         process: expect.stringMatching(/^node/),
       });
+    },
+  );
+
+  it.runIf(process.platform === 'linux')(
+    "the watch's look opens and closes nothing: /proc's tables stay open and each look reads them afresh",
+    async () => {
+      // Every thread-pool operation is an async resource: count the ones a look starts, by kind.
+      const poolOps = async (look: () => Promise<unknown>) => {
+        const kinds: string[] = [];
+        const hook = createHook({
+          init: (_id, type) => {
+            if (type.startsWith('FSREQ') || type.startsWith('FILEHANDLE')) kinds.push(type);
+          },
+        });
+        hook.enable();
+        try {
+          await look();
+        } finally {
+          hook.disable();
+        }
+        return {
+          opened: kinds.filter((kind) => kind === 'FILEHANDLE').length,
+          closed: kinds.filter((kind) => kind === 'FILEHANDLECLOSEREQ').length,
+          all: kinds.length,
+        };
+      };
+      await listeningFingerprint(); // the first look opens them
+      const ops = await poolOps(() => listeningFingerprint());
+      expect(ops).toMatchObject({ opened: 0, closed: 0 });
+      expect(ops.all).toBeGreaterThanOrEqual(2); // a read of each table, at least: the count sees them
+      // Read again from the start, the open tables show a server that started since.
+      const dev = await start('127.0.0.1');
+      expect(await listeningFingerprint()).toContain(`127.0.0.1:${dev.port}:`);
+      expect((await listeningPorts()).map((l) => l.port)).toContain(dev.port);
     },
   );
 

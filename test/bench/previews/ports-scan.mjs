@@ -9,6 +9,10 @@
 //   gone   a listing right after that port closed
 // PS_NOISE idle processes holding PS_FDS fds each stand in for a busy machine's other processes,
 // PS_CONNS open loopback connections for a preview under load (each is two lines in the tables).
+// Also per poll: the main thread's own CPU µs (/proc/self/task/<pid>/schedstat: what a keystroke
+// would wait behind), its wake-ups (voluntary context switches) and the thread-pool operations
+// started (fs requests and file handles, counted with async_hooks).
+import { createHook } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
@@ -26,7 +30,19 @@ const NOISE = Number(process.env.PS_NOISE ?? 40);
 const FDS = Number(process.env.PS_FDS ?? 30);
 const CONNS = Number(process.env.PS_CONNS ?? 1000);
 
-const counts = { readlink: 0, readlinkFailed: 0, readdir: 0, readdirFailed: 0, stat: 0 };
+const counts = { readlink: 0, readlinkFailed: 0, readdir: 0, readdirFailed: 0, stat: 0, pool: 0 };
+createHook({
+  init: (_id, type) => {
+    // A request to the pool: open, read, stat… (FSREQ*) or a FileHandle's close; not the handle itself.
+    if (type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ') counts.pool++;
+  },
+}).enable();
+const mainTask = `/proc/self/task/${process.pid}`;
+/** The main thread's CPU µs and wake-ups so far. */
+const mainThread = () => ({
+  us: Number(fs.readFileSync(`${mainTask}/schedstat`, 'latin1').split(' ')[0]) / 1000,
+  wakeups: Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`${mainTask}/status`, 'latin1'))[1]),
+});
 const wrap = (name, key, failedKey) => {
   const original = fs[name];
   fs[name] = function (...args) {
@@ -79,7 +95,10 @@ const tell = (line) =>
 async function measure(side, kind, poll) {
   const before = { ...counts };
   const cpu = process.cpuUsage();
+  const main = mainThread();
   let spent = 0;
+  let mainUs = 0;
+  let mainWakeups = 0;
   for (let i = 0; i < POLLS; i++) {
     if (kind === 'new' || kind === 'gone') {
       // Not timed: the dev server opens a port (and for 'gone', a listing sees it, then it closes).
@@ -90,9 +109,13 @@ async function measure(side, kind, poll) {
       }
       Object.assign(before, counts);
       const start = process.cpuUsage();
+      const startMain = mainThread();
       const found = await poll();
       const used = process.cpuUsage(start);
+      const endMain = mainThread();
       spent += used.user + used.system;
+      mainUs += endMain.us - startMain.us;
+      mainWakeups += endMain.wakeups - startMain.wakeups;
       if (
         kind === 'new' &&
         typeof found === 'object' &&
@@ -108,12 +131,21 @@ async function measure(side, kind, poll) {
   }
   if (kind === 'idle' || kind === 'list') {
     const used = process.cpuUsage(cpu);
+    const endMain = mainThread();
     spent = used.user + used.system;
+    mainUs = endMain.us - main.us;
+    mainWakeups = endMain.wakeups - main.wakeups;
     accumulate(side, kind, before);
   }
-  (side.rows[kind] ??= { cpu: [], ...Object.fromEntries(Object.keys(counts).map((k) => [k, []])) }).cpu.push(
-    spent / POLLS,
-  );
+  side.rows[kind] ??= {
+    cpu: [],
+    main: [],
+    wakeups: [],
+    ...Object.fromEntries(Object.keys(counts).map((k) => [k, []])),
+  };
+  side.rows[kind].cpu.push(spent / POLLS);
+  side.rows[kind].main.push(mainUs / POLLS);
+  side.rows[kind].wakeups.push(mainWakeups / POLLS);
   for (const key of Object.keys(counts)) {
     side.rows[kind][key].push(side.pending[key] / POLLS);
   }
@@ -141,12 +173,14 @@ try {
     `processes: ${fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length}, rounds ${ROUNDS} × ${POLLS} polls`,
   );
   console.log(`connections held: ${CONNS}, idle processes ${NOISE} × ${FDS} fds`);
-  console.log('side  poll   CPU µs/poll  readlink (failed)  readdir (failed)  stats');
+  console.log(
+    'side  poll   CPU µs/poll  main µs/poll  main wake-ups/poll  pool ops/poll  readlink (failed)  readdir (failed)  stats',
+  );
   for (const [i, side] of sides.entries()) {
     for (const [kind, row] of Object.entries(side.rows)) {
       const m = (k) => median(row[k]).toFixed(1);
       console.log(
-        `${String.fromCharCode(65 + i)}     ${kind.padEnd(5)}  ${m('cpu').padStart(11)}  ${m('readlink').padStart(8)} (${m('readlinkFailed')})  ${m('readdir').padStart(7)} (${m('readdirFailed')})  ${m('stat').padStart(5)}`,
+        `${String.fromCharCode(65 + i)}     ${kind.padEnd(5)}  ${m('cpu').padStart(11)}  ${m('main').padStart(12)}  ${m('wakeups').padStart(18)}  ${m('pool').padStart(13)}  ${m('readlink').padStart(8)} (${m('readlinkFailed')})  ${m('readdir').padStart(7)} (${m('readdirFailed')})  ${m('stat').padStart(5)}`,
       );
     }
   }
