@@ -76,7 +76,7 @@ export interface Relay {
   readonly ended: Promise<RelayEnd>;
 }
 
-/** bytesIn: DATA bytes that came off the lane; bytesOut: DATA bytes sent on it. */
+/** bytesIn: DATA bytes that came off the lane and were written locally; bytesOut: DATA bytes sent on it. */
 export type RelayEnd =
   | { how: 'closed'; reason: Buffer; bytesIn: number; bytesOut: number }
   | { how: 'closed_here'; bytesIn: number; bytesOut: number }

@@ -129,6 +129,30 @@ describe('two relays back to back', () => {
     expect((await relayB.ended).how).toBe('eof');
   });
 
+  it('close() while a record waits for a local side that reads nothing: bytesIn counts only what reached it', async () => {
+    const { app, relay, peer, peerEnd } = await againstPeer();
+    app.pause();
+    // Records until the relay stops reading the lane: it reads on only once the record it opened is
+    // written locally, so one is then opened and waiting (the local side's buffers full).
+    const record = randomBytes(65536);
+    for (let sent = 0; peerEnd.writableLength === 0 && sent < 2000; sent++) {
+      peer.send(RecordType.Data, record);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(peerEnd.writableLength).toBeGreaterThan(0);
+    relay.close(Buffer.from('{"code":"closed","message":"link closed"}'));
+    expect((await peer.next())?.type).toBe(RecordType.Close);
+    peerEnd.end();
+    const end = await relay.ended;
+    const reading = readUntilEnd(app);
+    app.resume();
+    const received = await reading;
+    // A follower resumes from bytesIn: a record counted but never written would be a gap in its log.
+    expect(end.how).toBe('closed_here');
+    expect(end.bytesIn).toBe(received.data.length);
+  });
+
   it('close(reason) arrives on the other side as closed with that reason, after what was queued', async () => {
     const { appB, relayA, relayB } = await backToBack();
     const got = readBytes(appB, 5);

@@ -105,6 +105,7 @@ typedef struct relay {
   size_t nin_cap, nin_start, nin_end;
   const uint8_t *lout; /* plaintext waiting to be written locally: in nin, or o.to_local */
   size_t lout_length;   /* LANE_KIND_FILE: all of lv's bytes (lout unused) */
+  int lout_counted;     /* lout (or lv) holds DATA payload already counted in bytes_in */
   struct iovec lv[FILE_BATCH]; /* LANE_KIND_FILE: payloads opened in nin, written with one writev */
   int lv_at, lv_n;
 
@@ -271,7 +272,9 @@ static void finish(relay *r, int how, const uint8_t *reason, size_t reason_lengt
   if (event) {
     event->is_end = 1;
     event->how = how;
-    event->bytes_in = r->bytes_in;
+    /* What reached the local side: a record opened but not (wholly) written there is not counted
+       (a follower resumes from bytesIn: counted and dropped would be a gap). */
+    event->bytes_in = r->bytes_in - (r->lout_counted ? (double)r->lout_length : 0);
     event->bytes_out = r->bytes_out;
     if (how == LANE_END_CLOSED && reason_length > 0) {
       event->reason = malloc(reason_length);
@@ -793,6 +796,7 @@ static int open_records(relay *r) {
           return -1;
         }
         r->bytes_in += (double)n;
+        if (n > 0) r->lout_counted = 1;
         if (r->o.kind == LANE_KIND_FILE && n > 0) {
           r->lv[r->lv_n].iov_base = payload;
           r->lv[r->lv_n].iov_len = n;
@@ -1074,6 +1078,8 @@ static void pump(relay *r) {
       /* CLOSE is out: half-close and wait (bounded) for the peer's end, so our close sends no reset over it. */
       r->lingering = 1;
       r->net_held = 0;
+      if (r->lout_counted) r->bytes_in -= (double)r->lout_length; /* dropped: never reached the local side */
+      r->lout_counted = 0;
       r->lout_length = 0;
       r->lv_at = r->lv_n = 0;
       r->nin_start = r->nin_end = 0; /* what the peer sent after our close() is not delivered */

@@ -203,9 +203,10 @@ export async function followJobLog(
       options.signal?.removeEventListener('abort', stop);
       linkGone.dispose();
     }
-    // bytesIn: DATA that came off the lane. The relay opens a record only once the one before is
-    // written, and reads the lane only then: at a cut, a tampered record or the agent's CLOSE every
-    // byte counted is on stdout (only a failed write to stdout, or our own close, leaves some out).
+    // bytesIn: DATA that came off the lane and was written to stdout. The relay opens a record only
+    // once the one before is written; one opened and not wholly written when the lane ends (a cut,
+    // our own close at the link's end) is not counted, so the next segment asks from there (it was
+    // counted and dropped: a link cut while stdout was full lost up to a record).
     const at = offset;
     offset += end.bytesIn;
     if (end.bytesIn > 0) out.wrote?.(attempt, at, end.bytesIn);
