@@ -8,8 +8,9 @@ import {
   newKey,
   signup,
   uniqueEmail,
+  endorse,
+  revoke,
   type SignedIn,
-  statementOf,
 } from './support/relay-fixture.js';
 
 describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
@@ -61,12 +62,7 @@ describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
     ]);
 
     // The owner approves Ana's device; Ana signs in again later with her own password.
-    const statement = statementOf(owner, 'endorse', ana.key, 'ana-laptop');
-    await client.call(
-      'devices.endorse',
-      { device_id: ana.session.device.device_id, statement },
-      { accessToken: owner.session.access_token },
-    );
+    await endorse(client, owner, ana, 'ana-laptop');
     const again = await login(client, anaEmail, ana.key, 'ana-laptop');
     expect(again.session.device.device_id).toBe(ana.session.device.device_id);
     // A member reads the status but does not buy, manage billing or invite.
@@ -143,14 +139,7 @@ describe.each(STORAGE_KINDS)('team members (%s)', (kind) => {
       ),
     });
     // The owner makes room; the same invitation lets her in.
-    await client.call(
-      'devices.revoke',
-      {
-        device_id: waiting[0]!.session.device.device_id,
-        statement: statementOf(owner, 'revoke', waiting[0]!.key, 'new-0'),
-      },
-      { accessToken: owner.session.access_token },
-    );
+    await revoke(client, owner, waiting[0]!, 'new-0');
     const ana = await accept(invite.invite_token, anaEmail);
     expect(ana.session.device.status).toBe('pending');
   });

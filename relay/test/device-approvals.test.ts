@@ -10,10 +10,12 @@ import {
 import {
   PASSWORD,
   describeEachStorage,
+  endorse,
   enroll,
   login,
   newKey,
   post,
+  revoke,
   signup,
   statementOf,
   uniqueEmail,
@@ -91,25 +93,12 @@ describeEachStorage('an approval code through the relay', (relay) => {
 describeEachStorage('a computer vouching back for its approver', (relay) => {
   it('is stored as a statement, and the approver keeps its status and who approved it', async () => {
     const owner = await signup(relay.client);
-    const phoneKey = newKey();
-    const phone = await login(relay.client, owner.email, phoneKey, 'phone');
+    const phone = await login(relay.client, owner.email, newKey(), 'phone');
     const phoneId = phone.session.device.device_id;
     const ownerId = owner.session.device.device_id;
-    const approve = await post(
-      relay.url,
-      'devices.endorse',
-      { device_id: phoneId, statement: statementOf(owner, 'endorse', phoneKey, 'phone') },
-      owner.session.access_token,
-    );
-    expect(approve.status, JSON.stringify(approve.body)).toBe(200);
-    const back = await post(
-      relay.url,
-      'devices.endorse',
-      { device_id: ownerId, statement: statementOf(phone, 'endorse', owner.key, 'laptop') },
-      phone.session.access_token,
-    );
-    expect(back.status, JSON.stringify(back.body)).toBe(200);
-    expect(back.body['seq']).toBe((approve.body['seq'] as number) + 1);
+    const approve = await endorse(relay.client, owner, phone, 'phone');
+    const back = await endorse(relay.client, phone, owner, 'laptop');
+    expect(back.seq).toBe(approve.seq + 1);
     const listed = await post(relay.url, 'devices.list', {}, owner.session.access_token);
     const devices = listed.body['devices'] as { device_id: string; status: string; endorsed_by: string | null }[];
     expect(devices.find((d) => d.device_id === ownerId)).toMatchObject({ status: 'first', endorsed_by: null });
@@ -127,18 +116,9 @@ describeEachStorage('trust through a revoked device', (relay) => {
     const b = await login(relay.client, owner.email, newKey(), 'phone');
     const c = await login(relay.client, owner.email, newKey(), 'watch');
     const id = (d: typeof a) => d.session.device.device_id;
-    const endorse = async (signer: typeof a, subject: typeof a, name: string) => {
-      const done = await post(
-        relay.url,
-        'devices.endorse',
-        { device_id: id(subject), statement: statementOf(signer, 'endorse', subject.key, name) },
-        signer.session.access_token,
-      );
-      expect(done.status, JSON.stringify(done.body)).toBe(200);
-    };
-    await endorse(owner, a, 'tablet');
-    await endorse(a, b, 'phone'); // the owner → tablet → phone → watch
-    await endorse(b, c, 'watch');
+    await endorse(relay.client, owner, a, 'tablet');
+    await endorse(relay.client, a, b, 'phone'); // the owner → tablet → phone → watch
+    await endorse(relay.client, b, c, 'watch');
     const listed = async () => {
       const answer = await post(relay.url, 'devices.list', {}, owner.session.access_token);
       return answer.body['devices'] as { device_id: string; status: string; needs_approval_again?: string }[];
@@ -147,13 +127,7 @@ describeEachStorage('trust through a revoked device', (relay) => {
     expect((await of(c)).status).toBe('endorsed');
     expect((await post(relay.url, 'hosts.list', {}, c.session.access_token)).status).toBe(200);
 
-    const revoked = await post(
-      relay.url,
-      'devices.revoke',
-      { device_id: id(a), statement: statementOf(owner, 'revoke', a.key, 'tablet') },
-      owner.session.access_token,
-    );
-    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    await revoke(relay.client, owner, a, 'tablet');
     // As on every host: the phone and the watch were vouched for through the tablet only.
     for (const [device, name, by] of [
       [b, 'phone', 'tablet (revoked)'],
@@ -174,7 +148,7 @@ describeEachStorage('trust through a revoked device', (relay) => {
     expect((await of(owner)).needs_approval_again).toBeUndefined();
 
     // The owner approves the phone again: its approval of the watch stands, and nothing revoked the watch.
-    await endorse(owner, b, 'phone');
+    await endorse(relay.client, owner, b, 'phone');
     expect(await of(b)).toMatchObject({ status: 'endorsed' });
     const watch = await of(c);
     expect(watch).toMatchObject({ status: 'endorsed' });
@@ -188,26 +162,10 @@ describeEachStorage('the account’s first computer revoked by another', (relay)
     const owner = await signup(relay.client);
     const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
     const phone = await login(relay.client, owner.email, newKey(), 'phone');
-    for (const [subject, name] of [
-      [tablet, 'tablet'],
-      [phone, 'phone'],
-    ] as const) {
-      const done = await post(
-        relay.url,
-        'devices.endorse',
-        { device_id: subject.session.device.device_id, statement: statementOf(owner, 'endorse', subject.key, name) },
-        owner.session.access_token,
-      );
-      expect(done.status, JSON.stringify(done.body)).toBe(200);
-    }
+    await endorse(relay.client, owner, tablet, 'tablet');
+    await endorse(relay.client, owner, phone, 'phone');
     // The laptop was stolen: the tablet revokes it.
-    const revoked = await post(
-      relay.url,
-      'devices.revoke',
-      { device_id: owner.session.device.device_id, statement: statementOf(tablet, 'revoke', owner.key, 'laptop') },
-      tablet.session.access_token,
-    );
-    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    await revoke(relay.client, tablet, owner, 'laptop');
     const listed = await post(relay.url, 'devices.list', {}, tablet.session.access_token);
     const devices = listed.body['devices'] as { name: string; status: string; needs_approval_again?: string }[];
     expect(devices.map((d) => [d.name, d.status])).toEqual([
@@ -227,16 +185,6 @@ describeEachStorage('the account’s first computer revoked by another', (relay)
 
 describeEachStorage('the root passes to a revoker only when nobody else is trusted', (relay) => {
   type Device = Awaited<ReturnType<typeof signup>>;
-  const id = (d: Device) => d.session.device.device_id;
-  const call = async (signer: Device, kind: 'endorse' | 'revoke', subject: Device, name: string) => {
-    const done = await post(
-      relay.url,
-      `devices.${kind}`,
-      { device_id: id(subject), statement: statementOf(signer, kind, subject.key, name) },
-      signer.session.access_token,
-    );
-    expect(done.status, JSON.stringify(done.body)).toBe(200);
-  };
   /** A person invited into the owner's account, signed in on her laptop (pending). */
   const member = async (owner: Device): Promise<Device> => {
     const email = uniqueEmail('ana');
@@ -260,9 +208,9 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
     const owner = await signup(relay.client);
     const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
     const phone = await login(relay.client, owner.email, newKey(), 'phone');
-    await call(owner, 'endorse', tablet, 'tablet');
-    await call(tablet, 'endorse', phone, 'phone'); // laptop → tablet → phone
-    await call(phone, 'revoke', tablet, 'tablet');
+    await endorse(relay.client, owner, tablet, 'tablet');
+    await endorse(relay.client, tablet, phone, 'phone'); // laptop → tablet → phone
+    await revoke(relay.client, phone, tablet, 'tablet');
     // As on every host: the phone was vouched for through the tablet only. Were it `first`, a later
     // revocation up its old chain would never reach it, and it would approve and enroll on its own.
     expect(await statuses(owner)).toEqual([
@@ -277,8 +225,8 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
   it("a member's device that revokes the owner's first computer does not become the account's root", async () => {
     const owner = await signup(relay.client);
     const ana = await member(owner);
-    await call(owner, 'endorse', ana, 'ana-laptop');
-    await call(ana, 'revoke', owner, 'laptop');
+    await endorse(relay.client, owner, ana, 'ana-laptop');
+    await revoke(relay.client, ana, owner, 'laptop');
     // Nobody is left trusted, but the root is the owner's to pass on, not another person's to take.
     expect(await statuses(ana)).toEqual([['ana-laptop', 'pending']]);
     const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, ana.session.access_token);
@@ -289,10 +237,10 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
     const owner = await signup(relay.client);
     const tablet = await login(relay.client, owner.email, newKey(), 'tablet');
     const ana = await member(owner);
-    await call(owner, 'endorse', tablet, 'tablet');
-    await call(owner, 'endorse', ana, 'ana-laptop');
+    await endorse(relay.client, owner, tablet, 'tablet');
+    await endorse(relay.client, owner, ana, 'ana-laptop');
     await enroll(relay.client, ana); // ana's laptop is a root of her host
-    await call(tablet, 'revoke', owner, 'laptop');
+    await revoke(relay.client, tablet, owner, 'laptop');
     // The owner is not left waiting on another person to approve their own computer again.
     expect(await statuses(tablet)).toEqual([
       ['laptop', 'revoked'],
@@ -305,10 +253,10 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
     const owner = await signup(relay.client);
     const desktop = await login(relay.client, owner.email, newKey(), 'desktop');
     const stolen = await login(relay.client, owner.email, newKey(), 'stolen');
-    await call(owner, 'endorse', desktop, 'desktop');
-    await call(owner, 'endorse', stolen, 'stolen');
+    await endorse(relay.client, owner, desktop, 'desktop');
+    await endorse(relay.client, owner, stolen, 'stolen');
     await enroll(relay.client, desktop); // the desktop is a root of that host (its first link)
-    await call(stolen, 'revoke', owner, 'laptop');
+    await revoke(relay.client, stolen, owner, 'laptop');
     expect(await statuses(desktop)).toEqual([
       ['laptop', 'revoked'],
       ['desktop', 'endorsed'],
@@ -317,7 +265,7 @@ describeEachStorage('the root passes to a revoker only when nobody else is trust
     // The stolen laptop may approve, enroll or revoke nothing now; the owner's desktop still may.
     const refused = await post(relay.url, 'hosts.enroll_token', { name: 'mini' }, stolen.session.access_token);
     expect(refused.body['error']?.code).toBe('E_FORBIDDEN');
-    await call(desktop, 'revoke', stolen, 'stolen');
+    await revoke(relay.client, desktop, stolen, 'stolen');
   });
 });
 

@@ -17,8 +17,8 @@ import {
   ownerWithHost,
   describeEachStorage,
   useTestRelay,
-  statementOf,
-  type SignedIn,
+  endorse,
+  revoke,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
 
@@ -169,25 +169,15 @@ describeEachStorage('enrolling a host', (relay) => {
     const owner = await signup(relay.client);
     const tablet = await login(relay.client, owner.email, undefined, 'tablet');
     const phone = await login(relay.client, owner.email, undefined, 'phone');
-    const endorse = (signer: SignedIn, subject: SignedIn, name: string) =>
-      relay.client.call(
-        'devices.endorse',
-        { device_id: subject.session.device.device_id, statement: statementOf(signer, 'endorse', subject.key, name) },
-        { accessToken: signer.session.access_token },
-      );
-    await endorse(owner, tablet, 'tablet');
-    await endorse(tablet, phone, 'phone');
+    await endorse(relay.client, owner, tablet, 'tablet');
+    await endorse(relay.client, tablet, phone, 'phone');
     const made = await relay.client.call(
       'hosts.enroll_token',
       { name: 'mini' },
       { accessToken: phone.session.access_token },
     );
     // The tablet that approved the phone is revoked: the phone waits for approval again.
-    await relay.client.call(
-      'devices.revoke',
-      { device_id: tablet.session.device.device_id, statement: statementOf(owner, 'revoke', tablet.key, 'tablet') },
-      { accessToken: owner.session.access_token },
-    );
+    await revoke(relay.client, owner, tablet, 'tablet');
     const error = await refusal(
       relay.client.call('hosts.enroll', enrollParams(made.token_id, made.relay_secret, newHost('mini'))),
     );

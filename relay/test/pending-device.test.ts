@@ -10,8 +10,9 @@ import {
   newHost,
   ownerWithHost,
   post,
-  statementOf,
   waitFor,
+  endorse,
+  revoke,
   type SignedIn,
 } from './support/relay-fixture.js';
 import { spliceUpgrade } from './support/splice-upgrade.js';
@@ -100,11 +101,7 @@ describeEachStorage('a pending device', (relay) => {
       expect(signalsAtHost).toBe(0);
 
       // Approved by the owner: the same socket hears so, then gets the account's hosts.
-      await relay.client.call(
-        'devices.endorse',
-        { device_id: phone.session.device.device_id, statement: statementOf(owner, 'endorse', phone.key, 'phone') },
-        { accessToken: owner.session.access_token },
-      );
+      await endorse(relay.client, owner, phone, 'phone');
       await waitFor('both hosts at the phone', () =>
         [hostId, second.hostId].every((id) =>
           phoneSocket.messages.some((m) => m.type === 'presence' && m.host.host_id === id),
@@ -128,14 +125,8 @@ describeEachStorage('a pending device', (relay) => {
     const agent = agentSocket(relay.url, hostId, host);
     const tablet = await login(relay.client, owner.email, undefined, 'tablet');
     const phone = await login(relay.client, owner.email, undefined, 'phone');
-    const endorse = (signer: SignedIn, subject: SignedIn, name: string) =>
-      relay.client.call(
-        'devices.endorse',
-        { device_id: subject.session.device.device_id, statement: statementOf(signer, 'endorse', subject.key, name) },
-        { accessToken: signer.session.access_token },
-      );
-    await endorse(owner, tablet, 'tablet');
-    await endorse(tablet, phone, 'phone');
+    await endorse(relay.client, owner, tablet, 'tablet');
+    await endorse(relay.client, tablet, phone, 'phone');
     const phoneSocket = rawDeviceSocket(relay.url, phone);
     const ownerSocket = deviceSocket(relay.url, owner);
     const disposables: (() => void)[] = [];
@@ -143,14 +134,7 @@ describeEachStorage('a pending device', (relay) => {
       await waitFor('the phone trusted, with the host', () =>
         phoneSocket.messages.some((m) => m.type === 'presence' && m.host.host_id === hostId),
       );
-      await relay.client.call(
-        'devices.revoke',
-        {
-          device_id: tablet.session.device.device_id,
-          statement: statementOf(owner, 'revoke', tablet.key, 'tablet'),
-        },
-        { accessToken: owner.session.access_token },
-      );
+      await revoke(relay.client, owner, tablet, 'tablet');
       await waitFor('the phone hears it waits again', () =>
         phoneSocket.messages.some(
           (m) =>

@@ -20,8 +20,9 @@ import {
   msUntilOffline,
   waitFor,
   ownerWithHost,
-  statementOf,
   describeEachStorage,
+  endorse,
+  revoke,
 } from './support/relay-fixture.js';
 
 const AGENT_CHILD = fileURLToPath(new URL('./support/agent-child.mjs', import.meta.url));
@@ -106,12 +107,7 @@ describeEachStorage('presence', (relay) => {
     connected.onStatements((statements) => received.push(...statements));
     try {
       await waitFor('agent online', () => connected.isWelcomed);
-      const statement = statementOf(owner, 'endorse', phone.key, 'phone');
-      const { seq } = await relay.client.call(
-        'devices.endorse',
-        { device_id: phone.session.device.device_id, statement },
-        { accessToken: owner.session.access_token },
-      );
+      const { seq } = await endorse(relay.client, owner, phone, 'phone');
       expect(seq).toBe(1);
       const live = await waitFor('the statement at the connected agent', () => received.find((s) => s.seq === 1));
       expect(verifyStatement(live)).toBe(true);
@@ -119,12 +115,7 @@ describeEachStorage('presence', (relay) => {
     } finally {
       connected.dispose();
     }
-    const revoke = statementOf(owner, 'revoke', phone.key, 'phone');
-    const revoked = await relay.client.call(
-      'devices.revoke',
-      { device_id: phone.session.device.device_id, statement: revoke },
-      { accessToken: owner.session.access_token },
-    );
+    const revoked = await revoke(relay.client, owner, phone, 'phone');
     expect(revoked.seq).toBe(2);
 
     // The host was offline for the revocation; it connects saying it has seq 1.

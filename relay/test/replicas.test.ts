@@ -9,8 +9,8 @@ import {
   signup,
   startTestRelay,
   waitFor,
+  endorse,
   type TestRelay,
-  statementOf,
   askHost,
   rawDeviceSocket,
 } from './support/relay-fixture.js';
@@ -85,12 +85,7 @@ describe('two relay replicas on one PostgreSQL', () => {
     agent.onStatements((statements) => received.push(...statements));
     try {
       await waitFor('agent online', () => agent.isWelcomed);
-      const statement = statementOf(owner, 'endorse', phone.key, 'phone');
-      await b.client.call(
-        'devices.endorse',
-        { device_id: phone.session.device.device_id, statement },
-        { accessToken: owner.session.access_token },
-      );
+      await endorse(b.client, owner, phone, 'phone');
       await waitFor('the statement on A', () => received.length === 1);
       expect(received[0]!.subject_device_key).toBe(phone.key.publicKey);
     } finally {

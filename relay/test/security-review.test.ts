@@ -13,10 +13,12 @@ import {
   type TextSocketLike,
 } from '@hangar/shared';
 import {
+  endorse,
   enroll,
   hostAndDevice,
   presenceRecord,
   rawDeviceSocket,
+  revoke,
   startTestRelay,
   waitFor,
   type TestKey,
@@ -26,7 +28,6 @@ import {
   newKey,
   post,
   signup,
-  statementOf,
   useTestRelay,
 } from './support/relay-fixture.js';
 import { refusal } from '../../test/support/refusal.js';
@@ -45,16 +46,8 @@ describe('security review', () => {
 
   it('an enrollment token made by a computer that was then revoked enrolls nothing: the revocation ends what it made', async () => {
     const owner = await signup(relay.client);
-    const phoneKey = newKey();
-    const phone = await login(relay.client, owner.email, phoneKey, 'phone');
-    const phoneId = phone.session.device.device_id;
-    const endorsed = await post(
-      relay.url,
-      'devices.endorse',
-      { device_id: phoneId, statement: statementOf(owner, 'endorse', phoneKey, 'phone') },
-      owner.session.access_token,
-    );
-    expect(endorsed.status, JSON.stringify(endorsed.body)).toBe(200);
+    const phone = await login(relay.client, owner.email, undefined, 'phone');
+    await endorse(relay.client, owner, phone, 'phone');
     // The phone, trusted for now, prints an enrollment line; then the owner shuts it out.
     const made = await relay.client.call(
       'hosts.enroll_token',
@@ -63,13 +56,7 @@ describe('security review', () => {
         accessToken: phone.session.access_token,
       },
     );
-    const revoked = await post(
-      relay.url,
-      'devices.revoke',
-      { device_id: phoneId, statement: statementOf(owner, 'revoke', phoneKey, 'phone') },
-      owner.session.access_token,
-    );
-    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    await revoke(relay.client, owner, phone, 'phone');
 
     const error = await refusal(
       relay.client.call('hosts.enroll', enrollParams(made.token_id, made.relay_secret, newHost('mini'))),

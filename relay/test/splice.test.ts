@@ -13,6 +13,8 @@ import {
   useTestRelay,
   waitFor,
   ownerWithHost,
+  endorse,
+  revoke,
 } from './support/relay-fixture.js';
 import { spliceUpgrade as upgrade, type SpliceUpgraded as Upgraded } from './support/splice-upgrade.js';
 import { readBytes } from '../../test/support/socket-bytes.js';
@@ -159,11 +161,7 @@ describe('splices and the logins they were opened with', () => {
   it('ending the login it was opened with (logout), or revoking its device, closes a splice at once', async () => {
     const { owner, hostId, agent } = await hostOnlineAt(relay);
     const phone = await login(relay.client, owner.email);
-    await relay.client.call(
-      'devices.endorse',
-      { device_id: phone.session.device.device_id, statement: statementOf(owner, 'endorse', phone.key, 'phone') },
-      { accessToken: owner.session.access_token },
-    );
+    await endorse(relay.client, owner, phone, 'phone');
     agent.onSplice((request) => void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id }));
     const spliced = async (accessToken: string) => {
       const device = await upgrade(relay.url, '/v1/splice', {
@@ -185,11 +183,7 @@ describe('splices and the logins they were opened with', () => {
       // The phone's splice, another login's, stays.
       expect(phoneSplice.closed()).toBe(false);
       const admin = await login(relay.client, owner.email, owner.key, 'laptop');
-      await relay.client.call(
-        'devices.revoke',
-        { device_id: phone.session.device.device_id, statement: statementOf(owner, 'revoke', phone.key, 'phone') },
-        { accessToken: admin.session.access_token },
-      );
+      await revoke(relay.client, admin, phone, 'phone');
       await waitFor('the revoked device’s splice to close', () => phoneSplice.closed());
     } finally {
       agent.dispose();
@@ -200,14 +194,8 @@ describe('splices and the logins they were opened with', () => {
     const { owner, hostId, agent } = await hostOnlineAt(relay);
     const tablet = await login(relay.client, owner.email, undefined, 'tablet');
     const phone = await login(relay.client, owner.email, undefined, 'phone');
-    const sign = (kind: 'endorse' | 'revoke', signer: typeof owner, subject: typeof owner, name: string) =>
-      relay.client.call(
-        `devices.${kind}`,
-        { device_id: subject.session.device.device_id, statement: statementOf(signer, kind, subject.key, name) },
-        { accessToken: signer.session.access_token },
-      );
-    await sign('endorse', owner, tablet, 'tablet');
-    await sign('endorse', tablet, phone, 'phone'); // laptop → tablet → phone
+    await endorse(relay.client, owner, tablet, 'tablet');
+    await endorse(relay.client, tablet, phone, 'phone'); // laptop → tablet → phone
     agent.onSplice((request) => void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id }));
     try {
       const device = await upgrade(relay.url, '/v1/splice', {
@@ -219,7 +207,7 @@ describe('splices and the logins they were opened with', () => {
       let closed = false;
       socket.once('close', () => (closed = true));
       socket.resume();
-      await sign('revoke', owner, tablet, 'tablet');
+      await revoke(relay.client, owner, tablet, 'tablet');
       // Pending again: no relayed link may start (requireTrusted), and none it holds stays open.
       await waitFor('the splice of the device waiting again to close', () => closed);
     } finally {
@@ -248,11 +236,7 @@ describe('splices and the logins they were opened with', () => {
       }),
     };
     const deviceId = ana.session.device.device_id;
-    await relay.client.call(
-      'devices.endorse',
-      { device_id: deviceId, statement: statementOf(owner, 'endorse', key, 'ana-laptop') },
-      { accessToken: owner.session.access_token },
-    );
+    await endorse(relay.client, owner, ana, 'ana-laptop');
     agent.onSplice((request) => void upgrade(relay.url, '/v1/splice/accept', { 'hangar-splice': request.splice_id }));
     try {
       const device = await upgrade(relay.url, '/v1/splice', {

@@ -18,6 +18,7 @@ import {
   uniqueEmail,
   useTestRelay,
   waitFor,
+  endorse,
   type SignedIn,
 } from './support/relay-fixture.js';
 
@@ -55,14 +56,7 @@ describe.each(STORAGE_KINDS)('removing team members and withdrawing invitations 
     const owner = await signup(client());
     const anaEmail = uniqueEmail('ana');
     const laptop = await accept(owner, anaEmail);
-    await client().call(
-      'devices.endorse',
-      {
-        device_id: laptop.session.device.device_id,
-        statement: statementOf(owner, 'endorse', laptop.key, 'ana-laptop'),
-      },
-      as(owner),
-    );
+    await endorse(client(), owner, laptop, 'ana-laptop');
     const phone = await login(client(), anaEmail, newKey(), 'ana-phone');
     expect(phone.session.device.status).toBe('pending');
     return { owner, anaEmail, laptop, phone };

@@ -19,8 +19,9 @@ import {
   login,
   newKey,
   signup,
-  statementOf,
   waitFor,
+  endorse,
+  revoke,
   type SignedIn,
   type TestKey,
 } from '../../relay/test/support/relay-fixture.js';
@@ -198,23 +199,13 @@ describe('enrolling a host through a relay', () => {
     expect((await refused(link(agent, phone.key, 'phone', { pinned: pinsOf(host) }))).code).toBe(
       'E_AUTH_UNKNOWN_DEVICE',
     );
-    const statement = (kind: 'endorse' | 'revoke') => statementOf(owner, kind, phone.key, 'phone');
-    const phoneId = phone.session.device.device_id;
-    await client.call(
-      'devices.endorse',
-      { device_id: phoneId, statement: statement('endorse') },
-      { accessToken: owner.session.access_token },
-    );
+    await endorse(client, owner, phone, 'phone');
     const linked = await linkWhenAccepted(agent, phone.key, pinsOf(host));
     const mux = new Mux(linked.transport, { role: 'client' });
     cleanups.push(() => mux.dispose());
     const closed = new Promise<CloseReason>((resolve) => mux.onClose(resolve));
 
-    await client.call(
-      'devices.revoke',
-      { device_id: phoneId, statement: statement('revoke') },
-      { accessToken: owner.session.access_token },
-    );
+    await revoke(client, owner, phone, 'phone');
     const reason = await Promise.race([
       closed,
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the link stayed open')), 15_000)),

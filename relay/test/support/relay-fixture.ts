@@ -200,6 +200,34 @@ export function statementOf(owner: SignedIn, kind: 'endorse' | 'revoke', subject
   });
 }
 
+/**
+ * `signer` endorses the device `subject` is signed in on, as `name`, with its signed statement
+ * (what `hangar devices approve` sends); rejects with the relay's error if refused.
+ */
+export function endorse(client: RelayClient, signer: SignedIn, subject: SignedIn, name: string) {
+  return sendStatement(client, 'endorse', signer, subject, name);
+}
+
+/** `signer` revokes the device `subject` is signed in on, as endorse does. */
+export function revoke(client: RelayClient, signer: SignedIn, subject: SignedIn, name: string) {
+  return sendStatement(client, 'revoke', signer, subject, name);
+}
+
+/** `devices.endorse` or `devices.revoke` with `signer`'s statement, called with `signer`'s access token. */
+export function sendStatement(
+  client: RelayClient,
+  kind: 'endorse' | 'revoke',
+  signer: SignedIn,
+  subject: SignedIn,
+  name: string,
+) {
+  return client.call(
+    `devices.${kind}`,
+    { device_id: subject.session.device.device_id, statement: statementOf(signer, kind, subject.key, name) },
+    { accessToken: signer.session.access_token },
+  );
+}
+
 /** A new account, its owner signed in, with one host enrolled. */
 export async function ownerWithHost(client: RelayClient) {
   const owner = await signup(client);
