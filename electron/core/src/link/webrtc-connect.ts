@@ -6,6 +6,7 @@ import {
   lastWebRtcPeerClosedAt,
   openWebRtcPeers,
   refusedMessage,
+  webRtcPaused,
   toHangarError,
   type RtcIceServer,
   type RtcLibrary,
@@ -78,17 +79,54 @@ const loadLibrary = () => (library ??= import('node-datachannel').then((module) 
  */
 export async function releaseWebRtc(): Promise<void> {
   if (!used) return;
+  // A connection stalled after ICE (webrtc.ts webRtcPaused): the library may be deadlocked, and its
+  // cleanup() would then wait forever. Left to the process's end (webRtcHoldsProcess).
   const deadline = Date.now() + 2_000;
-  while (openWebRtcPeers() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (openWebRtcPeers() > 0 && !webRtcPaused() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  if (webRtcPaused()) return;
   // close() returns before its threads are done with the connection: a second after the last
   // close (an attempt that failed, or lost to another path, may have closed one a moment ago).
   const settle = Math.max(100, lastWebRtcPeerClosedAt() + 1_000 - Date.now());
   await new Promise((resolve) => setTimeout(resolve, settle));
+  if (webRtcPaused()) return;
   used = false;
   (await loadLibrary()).cleanup();
 }
 
+/**
+ * Whether this process holds a WebRTC connection that stalled after ICE (webrtc.ts webRtcPaused):
+ * the library's threads may be deadlocked, so neither its cleanup() nor Node's own teardown (which
+ * closes what it still holds) may run. A process that ends once its work is done must end with
+ * process.exit() when this is true (the library's threads keep its event loop alive).
+ */
+export function webRtcHoldsProcess(): boolean {
+  return webRtcPaused();
+}
+
+/** How long a new attempt waits for another connection's DTLS handshake (webRtcPaused) before giving up. */
+const PAUSE_WAIT_MS = 5_000;
+
+/** Resolves once no device connection is mid-handshake or stalled; fails when one still is after PAUSE_WAIT_MS, or on abort. */
+async function unpaused(abortSignal: AbortSignal | undefined): Promise<void> {
+  const deadline = Date.now() + PAUSE_WAIT_MS;
+  while (webRtcPaused()) {
+    if (abortSignal?.aborted)
+      throw new HangarError('E_UNAVAILABLE', 'WebRTC attempt abandoned: another path opened first');
+    if (Date.now() >= deadline) {
+      throw new HangarError(
+        'E_UNAVAILABLE',
+        'WebRTC is paused in this process: an earlier connection stalled after ICE connected (a known WebRTC ' +
+          'library deadlock, README "Known issues"); links go through the relay until it ends or Hangar restarts',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function attempt(options: WebRtcConnectOptions): Promise<WebRtcConnected> {
+  await unpaused(options.abortSignal);
   used = true;
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const bind = process.env.HANGAR_WEBRTC_BIND_ADDRESS;
