@@ -249,6 +249,42 @@ describe('hangar attach: stderr while attached', () => {
     expect(after).toMatch(/long:l{20000}end-of-long\r?\nx{16384}\r?\nnext-line\r?\n\[detached from box\/work/);
   });
 
+  it("a HANGAR_DEBUG notice shows the control characters in what it says, as stderr's notices do: none reaches the terminal", async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    // A lane.node that does not load, with an error whose first line holds a terminal's escape (a
+    // path of the install can hold anything): the command's HANGAR_DEBUG notice says why, in it.
+    const preload = join(box.home, 'odd-addon.cjs');
+    writeFileSync(
+      preload,
+      `const Module = require('node:module');
+      const load = Module._load;
+      Module._load = function (request, ...rest) {
+        if (String(request).endsWith('lane.node')) throw new Error('odd\\x1b]0;set-by-a-notice\\x07 path');
+        return load.call(this, request, ...rest);
+      };\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+      HANGAR_DEBUG: '1',
+    });
+    await client.waitForText('$');
+    client.type('echo first\r');
+    await client.waitForText(/^first$/m);
+    // Past the pause after which a lane is tried.
+    await new Promise((r) => setTimeout(r, 400));
+    client.type('echo second\r');
+    await client.waitForText(/^second$/m);
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes('set-by-a-notice') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain(
+      `${NOTICE}hangar: no lane (lane.node did not load (odd\\x1b]0;set-by-a-notice\\x07 path)`,
+    );
+    expect(client.raw).not.toContain('\x1b]0;set-by-a-notice');
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+  });
+
   it('process.exit while attached gives the terminal back: the half-written line comes out', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
     const preload = join(box.home, 'exit.cjs');

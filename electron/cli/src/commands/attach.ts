@@ -689,12 +689,16 @@ function stderrAsNotices(): () => void {
 }
 
 /**
- * A HANGAR_DEBUG notice while the terminal is up. On a terminal it goes on the bottom row as an
- * overlay: written as a line where the cursor is, it moved the cursor under tmux's feet, and what
- * tmux drew next landed a row lower (a command line typed across the move came out split, its
- * tail on a row of its own like the echo's answer). Redirected, it is a line of the log.
+ * A HANGAR_DEBUG notice while the terminal is up, as stderr's lines are (stderrAsNotices): its
+ * control characters shown as escapes (visibleText: it may hold an error's text, a path, a host's
+ * words), so none reaches the terminal and its columns are measured as they show; on the bottom
+ * row when stdout and stderr are terminals. Written as a line where the cursor is, it moved the
+ * cursor under tmux's feet, and what tmux drew next landed a row lower (a command line typed
+ * across the move came out split, its tail on a row of its own like the echo's answer).
+ * Redirected, it is a line of the log.
  */
 function debugNotice(text: string): void {
   if (!debug) return;
-  writeStderr(process.stderr.isTTY ? overlay(text) : `${text}\n`);
+  const said = visibleText(text);
+  writeStderr(process.stderr.isTTY && process.stdout.isTTY ? overlay(said) : `${said}\n`);
 }
