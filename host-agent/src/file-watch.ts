@@ -1,4 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, watch, type FSWatcher } from 'node:fs';
 
 /**
  * Calls `onChange` when the file at `path` changes (inotify, kqueue). Undefined when the system
@@ -18,4 +18,23 @@ export function watchFile(
     onError(error);
     return undefined;
   }
+}
+
+/**
+ * Opens a file the agent watches and something else writes (another process, a tmux hook): to
+ * append to it or empty it (either made, 0600, if missing), or to read it (and empty it by the
+ * descriptor). Never through a symlink planted there (O_NOFOLLOW: ELOOP) nor into a FIFO or
+ * device (O_NONBLOCK, then refused unless a regular file), so what is meant for it (a write, an
+ * emptying) lands nowhere else: not on a file outside the data dir the link points to. Throws
+ * where it cannot be opened so.
+ */
+export function openWatchedFile(file: string, how: 'append' | 'truncate' | 'read'): number {
+  const { O_WRONLY, O_RDWR, O_CREAT, O_APPEND, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
+  const access = how === 'read' ? O_RDWR : O_WRONLY | O_CREAT | (how === 'truncate' ? O_TRUNC : O_APPEND);
+  const fd = openSync(file, access | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new Error(`${file} is not a regular file`);
+  }
+  return fd;
 }

@@ -25,10 +25,12 @@ export const TURN_TTL_MS = 10 * 60_000;
  * past the expiry they are refused. The relay never runs TURN traffic itself.
  */
 export function turnCredentials(turn: TurnConfig, id: string, now: number): IceConfig {
-  const expiresAt = now + turnTtlMs(turn);
+  const ttlMs = turnTtlMs(turn);
+  const expiresAt = now + ttlMs;
   const username = `${Math.floor(expiresAt / 1000)}:${id}`;
   const credential = createHmac('sha1', turn.secret).update(username).digest('base64');
-  return { urls: turn.urls, username, credential, expires_at: expiresAt };
+  // The lifetime too: a host or device whose clock is off the relay's counts it from when they came.
+  return { urls: turn.urls, username, credential, expires_at: expiresAt, ttl_ms: ttlMs };
 }
 
 export function turnTtlMs(turn: TurnConfig): number {

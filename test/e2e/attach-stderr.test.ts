@@ -210,10 +210,79 @@ describe('hangar attach: stderr while attached', () => {
     await client.waitForText(/^live-42$/m);
     client.type('\x1d');
     expect(await client.waitForExit()).toBe(0);
-    // After the terminal is given back: what was kept (64 KiB of it), then how many lines were not.
+    // After the terminal is given back: what was kept (up to 64 KiB of it), ended, then that the line was
+    // not kept whole (one line: its 16 KiB pieces are not lines of their own).
     const after = client.raw.slice(client.raw.lastIndexOf(LEAVE_SCREEN));
-    expect(after).toContain('runaway:rrrr');
-    expect(after).toMatch(/hangar: \d+ more lines written to stderr while attached were not kept/);
+    expect(after).toMatch(
+      /runaway:r{40000,}\r?\nhangar: 1 more line written to stderr while attached was not kept\r?\n/,
+    );
+  });
+
+  it('a stderr line longer than what is cut at once comes whole after the detach: no newline inside it or after it', async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    const preload = join(box.home, 'long-line.cjs');
+    // 20,000 characters in writes of 1,000, then the newline: past the 16 KiB at which an unfinished
+    // line is taken as it is (the runaway case above). Then a line exactly that long.
+    writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => {
+        process.stderr.write('long:');
+        for (let i = 0; i < 20; i++) process.stderr.write('l'.repeat(1000));
+        process.stderr.write('end-of-long\\n');
+        process.stderr.write('x'.repeat(16 * 1024));
+        process.stderr.write('\\nnext-line\\n');
+      });\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+    });
+    await client.waitForText('$');
+    process.kill(client.process.pid, 'SIGUSR2');
+    const shown = Date.now() + 10_000;
+    while (!client.raw.includes(`${NOTICE}long:`) && Date.now() < shown) await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain(`${NOTICE}long:`);
+    client.type('echo live-$((6*7))\r');
+    await client.waitForText(/^live-42$/m);
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
+    const after = client.raw.slice(client.raw.lastIndexOf(LEAVE_SCREEN));
+    expect(after).toMatch(/long:l{20000}end-of-long\r?\nx{16384}\r?\nnext-line\r?\n\[detached from box\/work/);
+  });
+
+  it("a HANGAR_DEBUG notice shows the control characters in what it says, as stderr's notices do: none reaches the terminal", async () => {
+    expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
+    // A lane.node that does not load, with an error whose first line holds a terminal's escape (a
+    // path of the install can hold anything): the command's HANGAR_DEBUG notice says why, in it.
+    const preload = join(box.home, 'odd-addon.cjs');
+    writeFileSync(
+      preload,
+      `const Module = require('node:module');
+      const load = Module._load;
+      Module._load = function (request, ...rest) {
+        if (String(request).endsWith('lane.node')) throw new Error('odd\\x1b]0;set-by-a-notice\\x07 path');
+        return load.call(this, request, ...rest);
+      };\n`,
+    );
+    const client = box.attach('work', undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+      HANGAR_DEBUG: '1',
+    });
+    await client.waitForText('$');
+    client.type('echo first\r');
+    await client.waitForText(/^first$/m);
+    // Past the pause after which a lane is tried.
+    await new Promise((r) => setTimeout(r, 400));
+    client.type('echo second\r');
+    await client.waitForText(/^second$/m);
+    const deadline = Date.now() + 10_000;
+    while (!client.raw.includes('set-by-a-notice') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(client.raw).toContain(
+      `${NOTICE}hangar: no lane (lane.node did not load (odd\\x1b]0;set-by-a-notice\\x07 path)`,
+    );
+    expect(client.raw).not.toContain('\x1b]0;set-by-a-notice');
+    client.type('\x1d');
+    expect(await client.waitForExit()).toBe(0);
   });
 
   it('process.exit while attached gives the terminal back: the half-written line comes out', async () => {

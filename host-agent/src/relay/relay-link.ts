@@ -1,4 +1,5 @@
 import {
+  iceLifetimeMs,
   iceServersFrom,
   type IceConfig,
   type RtcIceServer,
@@ -104,17 +105,21 @@ export class RelayLink implements Disposable {
 
   /** STUN/TURN servers for WebRTC links, with this host's short-lived TURN credentials (none: host candidates). */
   iceServers(): RtcIceServer[] {
-    const ice = this.ice;
-    if (ice === undefined || ice.expires_at <= Date.now()) return [];
+    const held = this.ice;
+    if (held === undefined || held.usableUntil <= performance.now()) return [];
     try {
-      return iceServersFrom(ice.urls, ice);
+      return iceServersFrom(held.ice.urls, held.ice);
     } catch (error) {
       this.options.logger.warn({ err: error }, 'the relay handed out TURN servers this agent cannot use');
       return [];
     }
   }
 
-  private ice: IceConfig | undefined;
+  /**
+   * The last credentials the relay handed out, and until when they can be used by this process's
+   * monotonic clock: from when they came, as long as the relay says they last (iceLifetimeMs).
+   */
+  private ice: { ice: IceConfig; usableUntil: number } | undefined;
 
   static start(options: RelayLinkOptions): RelayLink {
     const link = new RelayLink(options);
@@ -257,7 +262,7 @@ export class RelayLink implements Disposable {
         device_id: request.device_id,
       }),
     );
-    socket.onIce((ice) => (this.ice = ice));
+    socket.onIce((ice) => (this.ice = { ice, usableUntil: performance.now() + iceLifetimeMs(ice, Date.now()) }));
     socket.onSignal((signal) => {
       const hostKey = toHex(this.options.signer.publicKey);
       const valid = verifySignal({

@@ -1,6 +1,7 @@
-import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { openWatchedFile } from '../file-watch.js';
 import type { AgentStore } from '../store/db.js';
 import { spendAndPair } from '../store/pairing.js';
 import { agentDb } from '../store/stored-rows.js';
@@ -93,19 +94,11 @@ export function enrollmentChangedFile(dataDir: string): string {
 }
 
 /**
- * Opens enrollmentChangedFile for writing, made if missing: never through a symlink planted there
- * (O_NOFOLLOW: ELOOP) nor into a FIFO or device (O_NONBLOCK, then refused unless a regular file),
- * so a write meant for it lands nowhere else. Throws where it cannot be opened so.
+ * Opens enrollmentChangedFile for writing, made if missing, never through a symlink planted there
+ * (openWatchedFile). Throws where it cannot be opened so.
  */
 export function openEnrollmentChangedFile(dataDir: string, truncate = false): number {
-  const { O_WRONLY, O_CREAT, O_APPEND, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
-  const file = enrollmentChangedFile(dataDir);
-  const fd = openSync(file, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (truncate ? O_TRUNC : O_APPEND), 0o600);
-  if (!fstatSync(fd).isFile()) {
-    closeSync(fd);
-    throw new Error(`${file} is not a regular file`);
-  }
-  return fd;
+  return openWatchedFile(enrollmentChangedFile(dataDir), truncate ? 'truncate' : 'append');
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Disposable } from '@hangar/shared';
-import { closeSync, fstatSync, openSync, readSync, truncateSync, writeFileSync, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, readSync, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
-import { watchFile } from '../file-watch.js';
+import { openWatchedFile, watchFile } from '../file-watch.js';
 
 /**
  * A file that hooks outside the agent append lines to (tmux's bell hook, Claude Code's hooks):
@@ -25,13 +25,20 @@ export class AppendedLines implements Disposable {
       logger: Logger | undefined;
     },
   ) {
-    writeFileSync(file, '', { flag: options.start === 'empty' ? 'w' : 'a', mode: 0o600 });
-    if (options.start === 'end') this.offset = sizeOf(file);
-    this.watcher = watchFile(
-      file,
-      () => this.read(),
-      (error) => options.logger?.warn({ err: error }, `cannot watch for ${options.what}`),
-    );
+    const unwatched = (error: unknown) =>
+      options.logger?.warn({ err: error, file }, `cannot watch for ${options.what}`);
+    try {
+      // Made (or emptied) never through a symlink planted there: that would empty the file it points to.
+      const fd = openWatchedFile(file, options.start === 'empty' ? 'truncate' : 'append');
+      try {
+        if (options.start === 'end') this.offset = fstatSync(fd).size;
+      } finally {
+        closeSync(fd);
+      }
+      this.watcher = watchFile(file, () => this.read(), unwatched);
+    } catch (error) {
+      unwatched(error);
+    }
   }
 
   dispose(): void {
@@ -42,7 +49,8 @@ export class AppendedLines implements Disposable {
   read(): void {
     let text: string;
     try {
-      const fd = openSync(this.file, 'r');
+      // Emptied by this descriptor: a symlink put in its place since is not followed either.
+      const fd = openWatchedFile(this.file, 'read');
       try {
         const size = fstatSync(fd).size;
         if (size < this.offset) this.offset = 0; // emptied under us
@@ -50,12 +58,12 @@ export class AppendedLines implements Disposable {
         readSync(fd, buffer, 0, buffer.length, this.offset);
         this.offset = size;
         text = this.partial + buffer.toString('utf8');
+        if (this.offset >= this.options.truncateAt && text.endsWith('\n')) {
+          ftruncateSync(fd, 0);
+          this.offset = 0;
+        }
       } finally {
         closeSync(fd);
-      }
-      if (this.offset >= this.options.truncateAt && text.endsWith('\n')) {
-        truncateSync(this.file, 0);
-        this.offset = 0;
       }
     } catch (error) {
       this.options.logger?.warn({ err: error }, `could not read ${this.options.what}`);
@@ -64,14 +72,5 @@ export class AppendedLines implements Disposable {
     const lines = text.split('\n');
     this.partial = lines.pop() ?? '';
     if (lines.length > 0) this.options.onLines(lines);
-  }
-}
-
-function sizeOf(file: string): number {
-  const fd = openSync(file, 'r');
-  try {
-    return fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
   }
 }

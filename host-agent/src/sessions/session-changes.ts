@@ -1,6 +1,6 @@
 import { Emitter, type Disposable, type SessionInfo } from '@hangar/shared';
-import { writeFileSync, type FSWatcher } from 'node:fs';
-import { watchFile } from '../file-watch.js';
+import { closeSync, type FSWatcher } from 'node:fs';
+import { openWatchedFile, watchFile } from '../file-watch.js';
 import type { Logger } from 'pino';
 
 /** tmux events after which the session list may look different. */
@@ -44,13 +44,15 @@ export class SessionChanges implements Disposable {
     private readonly list: () => Promise<SessionInfo[]>,
     private readonly logger: Logger | undefined,
   ) {
-    writeFileSync(file, '', { mode: 0o600 });
     // Without a watch clients still list sessions themselves, only later.
-    this.watcher = watchFile(
-      file,
-      () => this.poke(),
-      (error) => this.logger?.warn({ err: error }, 'cannot watch for session changes'),
-    );
+    const unwatched = (error: unknown) => this.logger?.warn({ err: error, file }, 'cannot watch for session changes');
+    try {
+      // Made empty, never through a symlink planted there (it would empty the file it points to).
+      closeSync(openWatchedFile(file, 'truncate'));
+      this.watcher = watchFile(file, () => this.poke(), unwatched);
+    } catch (error) {
+      unwatched(error);
+    }
   }
 
   /** Something changed, or may have: look again soon. */

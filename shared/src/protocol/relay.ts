@@ -200,9 +200,25 @@ export const IceConfig = z.object({
   urls: z.array(z.string().regex(/^(stun|turns?):\S+$/, 'expected stun:, turn: or turns: URIs')).max(8),
   username: z.string().max(200),
   credential: z.string().max(200),
+  /** By the relay's clock (coturn's, beside it, checks the username's expiry by it). */
   expires_at: EpochMs,
+  /**
+   * How long they last from when they were handed out: a receiver counts it from when the reply
+   * came, by its own clock, which may be minutes off the relay's. Absent from older relays:
+   * expires_at is compared with the receiver's clock then.
+   */
+  ttl_ms: z.number().int().positive().optional(),
 });
 export type IceConfig = z.infer<typeof IceConfig>;
+
+/**
+ * How long credentials that came just now can still be used, from now: as long as the relay says
+ * they last, counted by the receiver's clock (a host or device minutes ahead of the relay took them
+ * for expired that much early); from an older relay, until expires_at by `wallNow`, the receiver's.
+ */
+export function iceLifetimeMs(ice: IceConfig, wallNow: number): number {
+  return ice.ttl_ms ?? ice.expires_at - wallNow;
+}
 
 /** A statement about one device, signed by a trusted device; the account's log stores it at `seq`. */
 /** An outstanding invitation as the owner sees it (the token stays with whoever was given it). */

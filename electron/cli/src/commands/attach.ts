@@ -618,6 +618,24 @@ function stderrAsNotices(): () => void {
   let partial = '';
   let kept = '';
   let dropped = 0;
+  /** A head of the line being written went through keep() already: what comes next continues it. */
+  let midLine = false;
+  /** That line, or a part of it, did not fit in what is kept: it is counted in `dropped` once it ends. */
+  let lineDropped = false;
+  /** A piece of a line, `ended` when it is the line's last: kept as it came, only a line's end gets a newline. */
+  const keep = (piece: string, ended: boolean) => {
+    if (!lineDropped && kept.length + piece.length < KEPT_MAX) kept += ended ? `${piece}\n` : piece;
+    else if (!lineDropped) {
+      lineDropped = true;
+      // A head of it kept: what is kept next starts a line of its own.
+      if (midLine) kept += '\n';
+    }
+    midLine = !ended;
+    if (ended && lineDropped) {
+      dropped++;
+      lineDropped = false;
+    }
+  };
   stderr.write = ((
     chunk: string | Uint8Array,
     encoding?: BufferEncoding | ((error?: Error | null) => void),
@@ -631,18 +649,22 @@ function stderrAsNotices(): () => void {
           : chunk;
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
-    // A writer that never ends its line: past a quarter of what is kept, the unfinished part counts
-    // as a line (else each write joined and split it again, in time growing with its square: keys held).
+    const pieces = lines.map((line) => ({ piece: line, ended: true }));
+    // A writer that never ends its line: past a quarter of what is kept, the unfinished part is
+    // kept as it is (else each write joined and split it again, in time growing with its square:
+    // keys held), not as a line: what comes next continues it.
     if (partial.length >= KEPT_MAX / 4) {
-      lines.push(partial);
+      pieces.push({ piece: partial, ended: false });
       partial = '';
     }
     let shown = false;
-    for (const line of lines) {
-      if (kept.length + line.length < KEPT_MAX) kept += `${line}\n`;
-      else dropped++;
-      const said = visibleText(line.replace(/\r$/, ''));
-      if (!shown && said.trim() !== '') {
+    for (const { piece, ended } of pieces) {
+      // The rest of a line whose head was a notice already is none.
+      const continues = midLine;
+      keep(piece, ended);
+      if (shown || continues) continue;
+      const said = visibleText(piece.replace(/\r$/, ''));
+      if (said.trim() !== '') {
         writeStderr(overlay(said));
         shown = true;
       }
@@ -657,20 +679,26 @@ function stderrAsNotices(): () => void {
     undone = true;
     stderr.write = write;
     ownStderrWrite = undefined;
+    // A line still unfinished (a head of it kept, perhaps) ends here, before hangar's own last line.
     const tail = partial + decoder.end();
-    if (tail !== '') kept += `${tail}\n`;
-    if (dropped > 0) kept += `hangar: ${dropped} more lines written to stderr while attached were not kept\n`;
+    if (tail !== '' || midLine) keep(tail, true);
+    if (dropped > 0)
+      kept += `hangar: ${dropped === 1 ? '1 more line' : `${dropped} more lines`} written to stderr while attached ${dropped === 1 ? 'was' : 'were'} not kept\n`;
     if (kept !== '') write.call(stderr, kept);
   };
 }
 
 /**
- * A HANGAR_DEBUG notice while the terminal is up. On a terminal it goes on the bottom row as an
- * overlay: written as a line where the cursor is, it moved the cursor under tmux's feet, and what
- * tmux drew next landed a row lower (a command line typed across the move came out split, its
- * tail on a row of its own like the echo's answer). Redirected, it is a line of the log.
+ * A HANGAR_DEBUG notice while the terminal is up, as stderr's lines are (stderrAsNotices): its
+ * control characters shown as escapes (visibleText: it may hold an error's text, a path, a host's
+ * words), so none reaches the terminal and its columns are measured as they show; on the bottom
+ * row when stdout and stderr are terminals. Written as a line where the cursor is, it moved the
+ * cursor under tmux's feet, and what tmux drew next landed a row lower (a command line typed
+ * across the move came out split, its tail on a row of its own like the echo's answer).
+ * Redirected, it is a line of the log.
  */
 function debugNotice(text: string): void {
   if (!debug) return;
-  writeStderr(process.stderr.isTTY ? overlay(text) : `${text}\n`);
+  const said = visibleText(text);
+  writeStderr(process.stderr.isTTY && process.stdout.isTTY ? overlay(said) : `${said}\n`);
 }

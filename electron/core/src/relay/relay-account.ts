@@ -20,7 +20,7 @@ import {
   type RelayResult,
   type SessionTokens,
 } from '@hangar/shared';
-import { iceServersFrom, type IceConfig, type RtcIceServer } from '@hangar/shared';
+import { iceLifetimeMs, iceServersFrom, type IceConfig, type RtcIceServer } from '@hangar/shared';
 import type { Logger } from 'pino';
 import { deviceSigner, type DeviceKey } from '../identity/device-key.js';
 import { AccountStore, tokensOf, type StoredAccount } from './account-store.js';
@@ -78,11 +78,11 @@ export class RelayAccount implements Disposable {
   /** STUN/TURN servers with this device's short-lived TURN credentials, as the relay hands them out (none: host candidates only). */
   async iceServers(): Promise<RtcIceServer[]> {
     const cached = this.ice;
-    let ice = cached && cached.expires_at - Date.now() > 5 * 60_000 ? cached : undefined;
+    let ice = cached && cached.usableUntil - performance.now() > 5 * 60_000 ? cached.ice : undefined;
     if (ice === undefined) {
       try {
         ice = (await this.call('turn.credentials', {}, { timeoutMs: 3_000 })).ice ?? undefined;
-        this.ice = ice;
+        this.ice = ice && { ice, usableUntil: performance.now() + iceLifetimeMs(ice, this.now()) };
       } catch (error) {
         // A relay without TURN, or one that is away: host and server-reflexive candidates only.
         this.options.logger.info({ err: toHangarError(error).message }, 'no TURN credentials from the relay');
@@ -92,7 +92,13 @@ export class RelayAccount implements Disposable {
     return ice ? iceServersFrom(ice.urls, ice) : [];
   }
 
-  private ice: IceConfig | undefined;
+  /**
+   * The last credentials, and until when they can be used by this process's monotonic clock: from
+   * when the relay's reply came, as long as it says they last (iceLifetimeMs). Compared by the
+   * relay's expires_at with this computer's clock, a computer minutes behind the relay's used them
+   * past their end (coturn refuses them then) and one ahead asked for new ones at every dial.
+   */
+  private ice: { ice: IceConfig; usableUntil: number } | undefined;
 
   stored(): StoredAccount | undefined {
     return this.options.store.account();
