@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/core.js';
 import { usePairedHost } from '../support/paired-host.js';
 import { hangar, listenInChild } from '../support/processes.js';
+import { rawCall } from '../support/raw-call.js';
 import { openUiPage, startWebUi, type ServingCli } from '../support/serving-cli.js';
 
 /**
@@ -56,6 +57,14 @@ describe('the port watch runs only while someone looks at the listening ports', 
     cleanup.push(() => heard.dispose());
     for (let i = 0; i < 5; i++) await quiet.connection.call('preview.list', {});
     await quiet.connection.call('host.info', {});
+    // A watch said wrongly is refused with the field, and starts nothing.
+    const mux = await quiet.connection.link();
+    for (const params of [{ watch: 'yes' }, {}, { watch: true, ports: [80] }]) {
+      await expect(rawCall(mux, 'preview.watch', params)).rejects.toMatchObject({
+        code: 'E_BAD_REQUEST',
+        message: expect.stringMatching(/watch|ports/),
+      });
+    }
     expect(logged('port watch started')).toBe(0);
 
     // Another client watches: the watch starts, and every client is told of a dev server that starts.
