@@ -242,11 +242,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           const peer = new ClientPeer(link, procedures, logger.child({ component: 'peer', device: link.device.name }));
           peers.add(peer);
           peerDevices.set(peer, link.device.public_key);
-          previews.setWatching(true);
           peer.mux.onClose(() => {
             peers.delete(peer);
             peerDevices.delete(peer);
-            previews.setWatching(peers.size > 0);
           });
           if (link.via !== 'pinned') relayLink?.devicePinned();
         },

@@ -76,9 +76,9 @@ function fakeCore() {
   return { api, call, state, push };
 }
 
-function Harness({ api }: { api: CoreApi }) {
-  const previews = usePreviews(api, hosts);
-  return <PreviewsView hosts={hosts} previews={previews} />;
+function Harness({ api, shown = true }: { api: CoreApi; shown?: boolean }) {
+  const previews = usePreviews(api, hosts, shown);
+  return shown ? <PreviewsView hosts={hosts} previews={previews} /> : null;
 }
 
 describe('previews view', () => {
@@ -175,6 +175,25 @@ describe('previews view', () => {
     expect(screen.getByRole('button', { name: 'Add preview vps:6006' })).toBeTruthy();
     // Events are the whole picture: nothing is listed again after them.
     expect(call).toHaveBeenCalledTimes(listingsBefore);
+  });
+
+  it('the hosts watch their listening ports only while the view is shown, and showing it lists them again', async () => {
+    const { api, call } = fakeCore();
+    const watches = () => call.mock.calls.filter(([method]) => method === 'previews.watch').map(([, params]) => params);
+    const listings = () => call.mock.calls.filter(([method]) => method === 'previews.list').length;
+    const { rerender, unmount } = render(<Harness api={api} shown={false} />);
+    await vi.waitFor(() => expect(listings()).toBe(2)); // mini and vps came online (the palette offers them)
+    expect(watches()).toEqual([]);
+    rerender(<Harness api={api} shown />);
+    expect(watches()).toEqual([{ watch: true }]);
+    // Ports may have moved while nobody watched: what listens now is asked for.
+    expect(listings()).toBe(4);
+    await screen.findByRole('listitem', { name: 'Preview mini:5173' });
+    rerender(<Harness api={api} shown={false} />);
+    expect(watches()).toEqual([{ watch: true }, { watch: false }]);
+    rerender(<Harness api={api} shown />);
+    unmount();
+    expect(watches()).toEqual([{ watch: true }, { watch: false }, { watch: true }, { watch: false }]);
   });
 
   it('the palette offers to open each preview and to add each port that listens', () => {

@@ -59,6 +59,11 @@ export const PROCEDURE_USE: Record<CoreMethod, ProcedureUse> = {
       'window opened is served by that running core, which the command cannot reach until it can talk ' +
       'to a running core (issue 18); until then it is closed in the window.',
   },
+  'previews.watch': {
+    none:
+      "the previews view watches the hosts' listening ports while it is shown; hangar preview ls lists " +
+      'them once (the host looks when asked), so no command needs the host to keep looking.',
+  },
 
   'account.signup': { commands: ['signup'] },
   'account.login': { commands: ['login'] },

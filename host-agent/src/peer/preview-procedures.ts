@@ -17,6 +17,11 @@ export function createPreviewProcedures(previews: PreviewService): PreviewProced
       return { result: {} };
     },
 
+    'preview.watch': async (params, call) => {
+      previews.watchFor(call.mux, params.watch);
+      return { result: {} };
+    },
+
     'preview.connect': async (params, call) => {
       const connection = await previews.connect(params.port, call.mux, params.stream_id);
       return {

@@ -33,7 +33,7 @@ export interface PreviewServiceOptions {
   /** Open preview connections one link may hold (a browser opens ~6 per origin; HMR one more). */
   maxConnectionsPerLink?: number;
   connectTimeoutMs?: number;
-  /** How often, while clients are connected, to look whether a dev server started or stopped. */
+  /** How often, while a client watches the ports, to look whether a dev server started or stopped. */
   watchIntervalMs?: number;
 }
 
@@ -67,6 +67,8 @@ export class PreviewService implements Disposable {
   private readonly liveLanes = new Map<number, Set<Relay>>();
   private readonly perLink = new WeakMap<Mux, number>();
   private watchTimer: NodeJS.Timeout | undefined;
+  /** Links whose clients watch the listening ports (preview.watch); each leaves when its link closes. */
+  private readonly watchers = new Map<Mux, Disposable>();
   private lastFingerprint: string | undefined;
   /** The dev servers' answers are read into these, used again once the client acked them. */
   private readonly readBuffers = new ReadBufferPool();
@@ -287,11 +289,31 @@ export class PreviewService implements Disposable {
   }
 
   /**
-   * While clients are connected, notices ports that start or stop listening (a dev server
-   * started in a session) and tells them, so nobody has to poll. Off when nobody listens.
+   * A link's client watches the listening ports (`on`), or no longer does. The watch runs while at
+   * least one link watches: a CLI command or a window showing a terminal costs no looks at /proc.
+   */
+  watchFor(mux: Mux, on: boolean): void {
+    if (on && !this.watchers.has(mux) && !mux.closed) {
+      this.watchers.set(
+        mux,
+        mux.onClose(() => this.watchFor(mux, false)),
+      );
+    } else if (!on) {
+      const closing = this.watchers.get(mux);
+      if (!closing) return;
+      this.watchers.delete(mux);
+      void closing.dispose();
+    }
+    this.setWatching(this.watchers.size > 0);
+  }
+
+  /**
+   * While a client watches, notices ports that start or stop listening (a dev server started in a
+   * session) and tells every client, so nobody has to poll. Off when nobody watches.
    */
   setWatching(on: boolean): void {
     if (on === (this.watchTimer !== undefined)) return;
+    this.options.logger.debug({ watchers: this.watchers.size }, on ? 'port watch started' : 'port watch stopped');
     if (!on) {
       clearInterval(this.watchTimer);
       this.watchTimer = undefined;
@@ -317,6 +339,8 @@ export class PreviewService implements Disposable {
   }
 
   dispose(): void {
+    for (const subscription of this.watchers.values()) void subscription.dispose();
+    this.watchers.clear();
     this.setWatching(false);
     for (const streams of this.live.values()) {
       for (const stream of streams)

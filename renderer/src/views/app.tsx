@@ -50,7 +50,7 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const [notice, setNotice] = useState<string>();
   const [selectedJob, setSelectedJob] = useState<{ host: string; id: string }>();
   const hosts = useMemo(() => data.hosts ?? [], [data.hosts]);
-  const previews = usePreviews(api, hosts);
+  const previews = usePreviews(api, hosts, view === 'previews');
   const tasks = useTasks(api, hosts);
   const [selectedTask, setSelectedTask] = useState<string>();
   const [taskFocus, setTaskFocus] = useState(0);

@@ -26,10 +26,12 @@ export interface PreviewsData {
 
 /**
  * Previews of every online host, listed when it comes online, then pushed on previews.changed:
- * the host tells when a preview is added or removed and when a port starts or stops listening
- * (a dev server started in a session), so nothing here polls.
+ * the host tells when a preview is added or removed and, while `watching` (the previews view is
+ * shown), when a port starts or stops listening (a dev server started in a session), so nothing
+ * here polls. Hosts look for those only while some client watches: a window showing terminals
+ * costs them nothing.
  */
-export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
+export function usePreviews(api: CoreApi, hosts: HostView[], watching: boolean): PreviewsData {
   const [byHost, setByHost] = useState<Record<string, HostPreviews>>({});
   // A listing answered after a newer one was asked for is stale: only the newest counts.
   const generation = useRef(new Map<string, number>());
@@ -73,6 +75,20 @@ export function usePreviews(api: CoreApi, hosts: HostView[]): PreviewsData {
     for (const name of online) refreshHost(name);
     setByHost((all) => Object.fromEntries(Object.entries(all).filter(([name]) => online.includes(name))));
   }, [online, refreshHost]);
+
+  // While shown, the hosts watch their ports (the view lists what listens when it is shown: ports
+  // may have moved while nobody looked). Hidden, or the window gone: the hosts stop looking.
+  useEffect(() => {
+    if (!watching) return;
+    const fail = (error: unknown) =>
+      setByHost((all) =>
+        Object.fromEntries(
+          Object.entries(all).map(([host, listed]) => [host, { ...listed, error: describeError(error) }]),
+        ),
+      );
+    api.call('previews.watch', { watch: true }).catch(fail);
+    return () => void api.call('previews.watch', { watch: false }).catch(fail);
+  }, [api, watching]);
 
   useEffect(() => {
     const subscription = api.on('previews.changed', ({ host, previews, listening }) => {

@@ -301,6 +301,13 @@ export const CORE_PROCEDURES = {
     result: z.object({ url: z.string(), local_port: PreviewPort }),
   },
   'previews.close': { params: PreviewRef, result: Empty },
+  /**
+   * This client looks at the hosts' listening ports (the previews view is shown): `watch: true`
+   * until `watch: false` or the client goes. While any client watches, every linked host looks
+   * for dev servers that start or stop and previews.changed tells them; while none does, hosts
+   * do not look (previews.list still lists what listens, when asked).
+   */
+  'previews.watch': { params: z.object({ watch: z.boolean() }).strict(), result: Empty },
 
   /**
    * Queues an agent task in this computer's queue and hands it at once to the first linked host

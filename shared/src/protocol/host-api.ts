@@ -38,6 +38,7 @@ import {
   PreviewInfo,
   PreviewListResult,
   PreviewPortParams,
+  PreviewWatchParams,
   PreviewsChangedEvent,
 } from './previews.js';
 import { LaneGrantResult } from './lanes.js';
@@ -86,6 +87,11 @@ export const HOST_PROCEDURES = {
   'preview.add': { params: PreviewAddParams, result: PreviewInfo },
   'preview.remove': { params: PreviewPortParams, result: Empty },
   'preview.connect': { params: PreviewConnectParams, result: PreviewConnectResult },
+  /**
+   * This link watches the host's listening ports (`watch: true`) or no longer does: previews.changed
+   * then also comes when a dev server starts or stops. The agent looks only while a link watches.
+   */
+  'preview.watch': { params: PreviewWatchParams, result: Empty },
   /**
    * A grant for lanes beside this link (lane/PROTOCOL.md): kept by the agent until the link
    * closes, at most 4 per link (a fifth forgets the oldest). Only over a direct TCP link.

@@ -50,6 +50,12 @@ export type PreviewListResult = z.infer<typeof PreviewListResult>;
 
 export const PreviewAddParams = z.object({ port: PreviewPort, label: PreviewLabel.optional() });
 export const PreviewPortParams = z.object({ port: PreviewPort });
+/**
+ * Whether the calling link watches the host's listening ports: while one linked client does, the
+ * agent looks every ~2 s (Linux; ~10 s elsewhere) and sends previews.changed when a port starts
+ * or stops listening. Nobody watching: no looks. A link's watch ends with the link.
+ */
+export const PreviewWatchParams = z.object({ watch: z.boolean() }).strict();
 
 /**
  * One TCP connection to a preview, on the stream the client opened (`stream_id`). The agent

@@ -1,6 +1,7 @@
 import {
   HangarError,
   type CORE_PROCEDURES,
+  type Disposable,
   type DisposableStore,
   type Mux,
   type ProcedureHandlers,
@@ -29,6 +30,12 @@ export interface ApiContext {
 }
 
 export type CoreHandlers = ProcedureHandlers<typeof CORE_PROCEDURES, ApiContext>;
+
+/** The port watch a client connection holds while it watches (previews.watch), by its `held`. */
+interface PortWatchSlot extends Disposable {
+  watch: Disposable | undefined;
+}
+const portWatches = new WeakMap<DisposableStore, PortWatchSlot>();
 
 /**
  * One handler per CORE_PROCEDURES entry (shared/src/protocol/core-api.ts); the job calls are in
@@ -125,6 +132,24 @@ export const coreHandlers: CoreHandlers = {
 
   'previews.close': async (params, { core }) => {
     await core.previews.close(params.host, params.port);
+    return { result: {} };
+  },
+
+  'previews.watch': async (params, { core, held }) => {
+    // One watch per client connection, however often it says so; it ends with the connection.
+    let slot = portWatches.get(held);
+    if (!slot) {
+      const made: PortWatchSlot = {
+        watch: undefined,
+        dispose: () => {
+          void made.watch?.dispose();
+          made.watch = undefined;
+        },
+      };
+      portWatches.set(held, (slot = held.add(made)));
+    }
+    if (params.watch) slot.watch ??= core.previews.watch();
+    else slot.dispose();
     return { result: {} };
   },
 };

@@ -256,7 +256,12 @@ export class HostMonitor implements Disposable {
       }),
     );
     store.add(connection.on('session.bell', (bell) => this.bell(name, bell.name)));
-    store.add(connection.on('previews.changed', (listed) => this.core.previews.hostReported(name, listed)));
+    // Heard whoever watches the ports (core.previews.watch): this listener alone does not watch them.
+    store.add(
+      connection.on('previews.changed', (listed) => this.core.previews.hostReported(name, listed), {
+        watchPorts: false,
+      }),
+    );
     // A new link (a reconnect, or a move to a better path): the list shows its path.
     store.add(connection.onLink(() => this.changed()));
     // … and its round trip once measured, a moment later: after a move to a better path nothing else

@@ -6,6 +6,7 @@ import {
   HOST_EVENTS,
   HOST_PROCEDURES,
   Mux,
+  toDisposable,
   toHangarError,
   type CloseReason,
   type Disposable,
@@ -131,6 +132,8 @@ export class HostConnection implements Disposable {
    */
   readonly onFirstRoundTrip = this.firstRoundTripEmitter.event;
   private readonly events = new EventHub<typeof HOST_EVENTS>();
+  /** Holders of watchPorts(): while any, each link tells the agent it watches (preview.watch). */
+  private portWatchers = 0;
 
   private record: HostRecord;
 
@@ -244,9 +247,47 @@ export class HostConnection implements Disposable {
     );
   }
 
-  /** Events the host publishes (HOST_EVENTS), validated; a listener stays through reconnects. */
-  on<K extends HostEvent>(event: K, listener: (data: EventData<typeof HOST_EVENTS, K>) => void): Disposable {
-    return this.events.on(event, listener);
+  /**
+   * Events the host publishes (HOST_EVENTS), validated; a listener stays through reconnects. A
+   * previews.changed listener also watches the host's ports while it lives (watchPorts()), unless
+   * `watchPorts: false`: it hears only of previews added and removed.
+   */
+  on<K extends HostEvent>(
+    event: K,
+    listener: (data: EventData<typeof HOST_EVENTS, K>) => void,
+    options: { watchPorts?: boolean } = {},
+  ): Disposable {
+    const subscription = this.events.on(event, listener);
+    if (event !== 'previews.changed' || options.watchPorts === false) return subscription;
+    const watch = this.watchPorts();
+    return toDisposable(() => {
+      void watch.dispose();
+      void subscription.dispose();
+    });
+  }
+
+  /**
+   * Has the host look for dev servers that start or stop listening (previews.changed tells) until
+   * the returned disposable is disposed: the agent looks only while a linked client watches. Kept
+   * through reconnects and moves to a better path (each new link says so again).
+   */
+  watchPorts(): Disposable {
+    if (++this.portWatchers === 1) this.tellPortWatch(true);
+    let released = false;
+    return toDisposable(() => {
+      if (released) return;
+      released = true;
+      if (--this.portWatchers === 0) this.tellPortWatch(false);
+    });
+  }
+
+  /** Tells the live link's agent whether this client watches; without a link, the next link says so. */
+  private tellPortWatch(watch: boolean, client = this.client, mux = this.mux): void {
+    if (!client || !mux || mux.closed) return;
+    client.call('preview.watch', { watch }).catch((error: unknown) =>
+      // An agent from before preview.watch refuses it (and watches for every linked client anyway).
+      this.options.logger.debug({ host: this.host.name, err: toHangarError(error) }, 'preview.watch failed'),
+    );
   }
 
   private setStatus(status: HostStatus): void {
@@ -323,6 +364,7 @@ export class HostConnection implements Disposable {
       onInvalidEvent: (error, event) =>
         this.options.logger.warn({ err: error, host: this.host.name, event }, 'dropped an invalid event'),
     });
+    if (this.portWatchers > 0) this.tellPortWatch(true);
     this.scheduleRtt(0);
     return mux;
   }

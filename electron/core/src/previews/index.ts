@@ -20,6 +20,9 @@ import type { RememberedPreviews } from './remembered.js';
 
 export { PreviewForwarder, type PreviewLink } from './forwarder.js';
 
+/** A host's connection as previews use it: calls, and watching its listening ports. */
+type WatchedLink = PreviewLink & { watchPorts(): Disposable };
+
 export interface HostPreviews {
   host: string;
   previews: PreviewView[];
@@ -46,9 +49,13 @@ export class PreviewsApi implements Disposable {
   }>();
   /** A host's previews changed: registered, removed, or opened or closed on this computer. */
   readonly onChanged = this.changedEmitter.event;
+  /** Clients looking at the hosts' listening ports now (watch()). */
+  private watchers = 0;
+  /** While any client watches: each paired host's connection, watching its ports. */
+  private readonly watching = new Map<string, { connection: WatchedLink; watch: Disposable }>();
 
   constructor(
-    private readonly connectionFor: (host: string) => PreviewLink,
+    private readonly connectionFor: (host: string) => WatchedLink,
     private readonly hostNames: () => string[],
     private readonly remembered: RememberedPreviews,
     private readonly logger: Logger,
@@ -255,6 +262,40 @@ export class PreviewsApi implements Disposable {
       const [name, port] = splitKey(key);
       if (!names.has(name)) void this.stop(name, port);
     }
+    this.syncWatches();
+  }
+
+  /**
+   * A client looks at the hosts' listening ports (the previews view is shown) until the returned
+   * disposable is disposed. While any does, every paired host watches for dev servers that start
+   * or stop (its previews.changed tells, within its watch interval); while none does, no host looks.
+   */
+  watch(): Disposable {
+    this.watchers++;
+    this.syncWatches();
+    let released = false;
+    return toDisposable(() => {
+      if (released) return;
+      released = true;
+      this.watchers--;
+      this.syncWatches();
+    });
+  }
+
+  /** Each paired host's connection watches while a client does (a host added meanwhile too), else none. */
+  private syncWatches(): void {
+    const names = new Set(this.watchers > 0 ? this.hostNames() : []);
+    for (const [name, held] of this.watching) {
+      // A host removed, or its connection replaced (the core forgets one whose host went away).
+      if (names.has(name) && this.connectionFor(name) === held.connection) continue;
+      this.watching.delete(name);
+      void held.watch.dispose();
+    }
+    for (const name of names) {
+      if (this.watching.has(name)) continue;
+      const connection = this.connectionFor(name);
+      this.watching.set(name, { connection, watch: connection.watchPorts() });
+    }
   }
 
   /**
@@ -291,6 +332,8 @@ export class PreviewsApi implements Disposable {
   }
 
   async dispose(): Promise<void> {
+    this.watchers = 0;
+    this.syncWatches();
     const pending = [...this.forwarders.values()];
     this.forwarders.clear();
     this.opened.clear();
