@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
  */
 const ALONE = [
   'test/e2e/webrtc-natlab.test.ts',
-  'test/e2e/webrtc-stall.test.ts',
   'test/e2e/mesh-recovery.test.ts',
   'test/e2e/mesh-upgrade.test.ts',
   'test/e2e/mesh-relay-down.test.ts',

@@ -80,10 +80,11 @@ describe.skipIf(!canNatLab)('a WebRTC connection stalled after ICE (natlab names
     // Its upgrade looks again and again; each look is told WebRTC is paused, and makes no offer.
     const paused = () =>
       logLines(uiLog).filter((l) => l.msg === 'no better path' && /WebRTC is paused/.test(errText(l)));
-    const by = Date.now() + 30_000;
+    // (A look waits up to 5 s for the pause to end before it is told so: about 6 s a look.)
+    const by = Date.now() + 60_000;
     while (paused().length < 3) {
       if (Date.now() > by)
-        throw new Error(`the upgrade was not told WebRTC is paused 3 times in 30 s:\n${uiLog.slice(-3000)}`);
+        throw new Error(`the upgrade was not told WebRTC is paused 3 times in 60 s:\n${uiLog.slice(-3000)}`);
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     const offersBefore = offersAnswered(lab.agentLog()).length;
