@@ -614,7 +614,11 @@ describe('an agent killed during a restore', () => {
     `#!/bin/sh\nif [ "$1" = restore ]; then echo $$ > ${pidFile}; /usr/bin/restic "$@"; i=0; while [ $i -lt 300 ]; do sleep 0.1; mkdir -p "$4/late"; i=$((i+1)); done; exit 1; fi\nexec /usr/bin/restic "$@"\n`,
     { mode: 0o755 },
   );
-  const box = usePairedHost({ beforeStart: seedRepository, agent: { extraArgs: ['--restic', join(slow, 'restic')] } });
+  // One host for both: each restores into a directory of its own and looks only at its own restore
+  // and run. The first starts the agent again (with this restic: the second's restore must take as
+  // long); the second stops it, so it goes last.
+  const agentOptions = { extraArgs: ['--restic', join(slow, 'restic')] };
+  const box = usePairedHost({ shared: true, beforeStart: seedRepository, agent: agentOptions });
   afterAll(() => removeDir(slow));
 
   it('leaves no staging directory after the next start, and removes nothing it did not make', async () => {
@@ -650,7 +654,8 @@ describe('an agent killed during a restore', () => {
       return stat !== '' && !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
     };
     try {
-      await box.restartAgent({ signal: 'SIGKILL' });
+      await box.agent.stop('SIGKILL');
+      box.agent = await startAgentProcess(box.dataDir, { ...agentOptions, port: box.agent.port });
       // The new agent stops the restic left writing (else it made the staging directory again
       // once removed), then removes the staging directory.
       await until(() => (alive() ? undefined : true), 'the restic the killed agent left to be stopped');

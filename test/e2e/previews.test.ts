@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { LANE_PREFACE, RecordReader, RecordType, deriveLaneKeys, sealRecord } from '@hangar/lane';
 import { decodeBase64url } from '@hangar/shared';
@@ -148,11 +148,18 @@ function nextMessage(socket: WebSocket): Promise<Buffer | string> {
   });
 }
 
+// One host for these: each test removes the previews it added (and ends its dev servers, previews
+// and cores) after it, and checks only ports, links and processes of its own; the agent restart
+// goes last. A fresh host for each took a loaded CI machine seconds a test.
 describe('previews through the CLI', () => {
-  const host = usePairedHost();
+  const host = usePairedHost({ shared: true });
   const cleanup: (() => Promise<unknown> | unknown)[] = [];
   afterEach(async () => {
     while (cleanup.length > 0) await cleanup.pop()!();
+    // What the test added is gone: the next one starts from a host with no preview.
+    const listed = await hangar(host.home, ['preview', 'ls', 'box', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { previews: unknown[] }[])[0]!.previews).toEqual([]);
   });
 
   const devServer = async (address?: string) => {
@@ -165,8 +172,10 @@ describe('previews through the CLI', () => {
     cleanup.push(() => preview.stop());
     return preview;
   };
+  /** `hangar preview add`, removed again after the test (unless the test removed it itself). */
   const add = async (port: number, ...extra: string[]) => {
     const added = await hangar(host.home, ['preview', 'add', 'box', String(port), ...extra]);
+    cleanup.push(() => hangar(host.home, ['preview', 'rm', 'box', String(port)]));
     expect(added.stderr).toBe('');
     expect(added.code).toBe(0);
     return added;
@@ -447,10 +456,15 @@ describe('previews refused as bad input', () => {
  * the agent's link port, relayed by native code at both ends. The agent logs each lane it opens
  * (debug): that is how these tests know a connection took a lane and not the link's mux.
  */
-describe('previews over lanes', () => {
+function usePreviewLanes(shared: boolean) {
   // Lanes opened and refused are debug lines (one per browser connection).
-  const host = usePairedHost({ agent: { logLevel: 'debug' } });
+  const host = usePairedHost({ shared, agent: { logLevel: 'debug' } });
   const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  /** Where this test's part of the agent's log begins (a shared host's log holds the tests before). */
+  let logFrom = 0;
+  beforeEach(() => {
+    logFrom = host.agent.stderr().length;
+  });
   afterEach(async () => {
     while (cleanup.length > 0) await cleanup.pop()!();
   });
@@ -458,6 +472,8 @@ describe('previews over lanes', () => {
     const dev = await startDevServer();
     cleanup.push(() => dev.close());
     const added = await hangar(host.home, ['preview', 'add', 'box', String(dev.port)]);
+    // Removed after the test (refused if the test removed it): a later dev server may get its port.
+    cleanup.push(() => hangar(host.home, ['preview', 'rm', 'box', String(dev.port)]));
     expect(added.code).toBe(0);
     return dev;
   };
@@ -466,9 +482,11 @@ describe('previews over lanes', () => {
     cleanup.push(() => preview.stop());
     return preview;
   };
+  /** What the agent logged since this test began. */
   const agentLog = () =>
     host.agent
       .stderr()
+      .slice(logFrom)
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as { msg: string; purpose?: string; lanes?: number; code?: string });
@@ -480,6 +498,55 @@ describe('previews over lanes', () => {
     expect(seen(), `the agent's log: ${what}`).toBe(true);
   };
 
+  /**
+   * A grant from a core of this home (its link), and lanes crafted with it: `lane(laneNo, hello)`
+   * sends preface, ids and HELLO on a new connection to the agent's port, and resolves with the
+   * bytes sent (to say them again) and the agent's record 0, or undefined when it closed without one.
+   */
+  const granted = async () => {
+    const core = await HangarCore.open({ home: host.home });
+    cleanup.push(() => core.dispose());
+    const grant = await core.connection('box').call('lane.grant', {});
+    const grantId = Buffer.from(decodeBase64url(grant.grant_id)!);
+    const secret = decodeBase64url(grant.secret)!;
+    const send = (bytes: Buffer, keys: { receive: Buffer }) =>
+      new Promise<{ type: RecordType; payload: Buffer } | undefined>((resolve) => {
+        const socket = connect(host.agent.port, '127.0.0.1');
+        cleanup.push(() => socket.destroy());
+        const reader = new RecordReader(keys.receive, 0n);
+        socket.on('data', (chunk: Buffer) => {
+          reader.push(chunk);
+          const record = reader.next();
+          if (record !== undefined) resolve(record);
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(undefined));
+        socket.write(bytes);
+      });
+    const lane = async (laneNo: bigint, hello: unknown) => {
+      const keys = deriveLaneKeys(secret, grantId, laneNo, 'client');
+      const number = Buffer.alloc(8);
+      number.writeBigUInt64BE(laneNo);
+      const payload = Buffer.from(JSON.stringify(hello));
+      const bytes = Buffer.concat([
+        LANE_PREFACE,
+        grantId,
+        number,
+        sealRecord(keys.send, 0n, RecordType.Hello, payload),
+      ]);
+      return { bytes, keys, record: await send(bytes, keys), again: () => send(bytes, keys) };
+    };
+    return lane;
+  };
+  const json = (record: { payload: Buffer } | undefined) => JSON.parse(record!.payload.toString()) as unknown;
+
+  return { host, cleanup, devServer, open, agentLog, lanesOpened, logged, granted, json };
+}
+
+// One host for these: each asserts on the lanes it opened (the agent's log since it began) and on
+// ports of its own, and removes the previews it added.
+describe('previews over lanes', () => {
+  const { host, cleanup, devServer, open, agentLog, lanesOpened, logged, granted, json } = usePreviewLanes(true);
   it('HTTP, a WebSocket (HMR), 4 MiB each way and a half-closed request all travel on lanes', async () => {
     const dev = await devServer();
     const preview = await open(dev.port);
@@ -557,66 +624,6 @@ describe('previews over lanes', () => {
     expect(lanesOpened()).toBe(1);
   });
 
-  it("the end of a link ends its lanes: an unpaired device's open preview connections close", async () => {
-    const dev = await devServer();
-    const preview = await open(dev.port);
-    const { socket } = await openSocket(`ws://localhost:${preview.port}/hmr`);
-    cleanup.push(() => socket.terminate());
-    await logged('1 lane opened', () => lanesOpened() === 1);
-    const core = await HangarCore.open({ home: host.home });
-    const device = core.deviceName;
-    await core.dispose();
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    const unpaired = await hangarAgent(['unpair', device, '--data', host.dataDir]);
-    expect(unpaired.code).toBe(0);
-    await closed;
-    await logged('the lanes of the closed link closed', () =>
-      agentLog().some((line) => line.msg === 'closing the lanes of a closed link' && line.lanes === 1),
-    );
-  });
-
-  /**
-   * A grant from a core of this home (its link), and lanes crafted with it: `lane(laneNo, hello)`
-   * sends preface, ids and HELLO on a new connection to the agent's port, and resolves with the
-   * bytes sent (to say them again) and the agent's record 0, or undefined when it closed without one.
-   */
-  const granted = async () => {
-    const core = await HangarCore.open({ home: host.home });
-    cleanup.push(() => core.dispose());
-    const grant = await core.connection('box').call('lane.grant', {});
-    const grantId = Buffer.from(decodeBase64url(grant.grant_id)!);
-    const secret = decodeBase64url(grant.secret)!;
-    const send = (bytes: Buffer, keys: { receive: Buffer }) =>
-      new Promise<{ type: RecordType; payload: Buffer } | undefined>((resolve) => {
-        const socket = connect(host.agent.port, '127.0.0.1');
-        cleanup.push(() => socket.destroy());
-        const reader = new RecordReader(keys.receive, 0n);
-        socket.on('data', (chunk: Buffer) => {
-          reader.push(chunk);
-          const record = reader.next();
-          if (record !== undefined) resolve(record);
-        });
-        socket.on('error', () => undefined);
-        socket.on('close', () => resolve(undefined));
-        socket.write(bytes);
-      });
-    const lane = async (laneNo: bigint, hello: unknown) => {
-      const keys = deriveLaneKeys(secret, grantId, laneNo, 'client');
-      const number = Buffer.alloc(8);
-      number.writeBigUInt64BE(laneNo);
-      const payload = Buffer.from(JSON.stringify(hello));
-      const bytes = Buffer.concat([
-        LANE_PREFACE,
-        grantId,
-        number,
-        sealRecord(keys.send, 0n, RecordType.Hello, payload),
-      ]);
-      return { bytes, keys, record: await send(bytes, keys), again: () => send(bytes, keys) };
-    };
-    return lane;
-  };
-  const json = (record: { payload: Buffer } | undefined) => JSON.parse(record!.payload.toString()) as unknown;
-
   it('a lane said again (its grant and number, bytes as captured) is dropped with no answer', async () => {
     const dev = await devServer();
     const lane = await granted();
@@ -641,6 +648,28 @@ describe('previews over lanes', () => {
     const notPreview = await lane(2n, { purpose: 'preview', port: dev.port + 1 });
     expect(json(notPreview.record)).toMatchObject({ code: 'E_NOT_FOUND' });
     expect(dev.connections).toBe(0);
+  });
+});
+
+// A fresh host for each: the device is unpaired there.
+describe('previews over lanes, from a device then unpaired', () => {
+  const { host, cleanup, devServer, open, agentLog, lanesOpened, logged } = usePreviewLanes(false);
+  it("the end of a link ends its lanes: an unpaired device's open preview connections close", async () => {
+    const dev = await devServer();
+    const preview = await open(dev.port);
+    const { socket } = await openSocket(`ws://localhost:${preview.port}/hmr`);
+    cleanup.push(() => socket.terminate());
+    await logged('1 lane opened', () => lanesOpened() === 1);
+    const core = await HangarCore.open({ home: host.home });
+    const device = core.deviceName;
+    await core.dispose();
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const unpaired = await hangarAgent(['unpair', device, '--data', host.dataDir]);
+    expect(unpaired.code).toBe(0);
+    await closed;
+    await logged('the lanes of the closed link closed', () =>
+      agentLog().some((line) => line.msg === 'closing the lanes of a closed link' && line.lanes === 1),
+    );
   });
 
   it("an unpaired device's lane closes at once, even one whose download it stopped reading, and nothing it sends after reaches the port", async () => {

@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SOCKETS_PER_DEVICE } from '../../relay/src/sockets/hub.js';
 import { rawDeviceSocket, waitFor } from '../../relay/test/support/relay-fixture.js';
 import type { RelayProcess } from '../../relay/test/support/relay-process.js';
@@ -10,7 +10,7 @@ import { coturnConfig } from '../support/coturn.js';
 import { attachAndEcho } from '../support/pty-client.js';
 import { BASH, hangar, killTmuxServer, removeDir, startAgentProcess, type AgentProcess } from '../support/processes.js';
 import { HostShell, hostsLs, signupCli, startTestRelayProcess, waitForHost } from '../support/relay-stack.js';
-import { dirFor, useCleanups } from '../support/cleanups.js';
+import { dirFor, useCleanups, type Cleanups } from '../support/cleanups.js';
 
 /**
  * An enrolled host none of whose published addresses answers is reached over WebRTC: the device
@@ -91,16 +91,21 @@ async function startCoturn(): Promise<{ uri: string; secretFile: string }> {
 
 /**
  * A relay, a laptop signed up on it, a host "mini" enrolled from it and online, then the host's TCP
- * port closed (iptables), so only what goes through the relay or WebRTC can reach it.
+ * port closed (iptables), so only what goes through the relay or WebRTC can reach it. All of it
+ * ended with `ends` (the test's cleanups unless given).
  */
-async function enrolledBehindFirewall(relayArgs: string[] = [], agentEnv: Record<string, string> = {}) {
-  const relay: RelayProcess = await startTestRelayProcess(dir('relay'), 0, relayArgs);
-  cleanups.push(() => relay.stop());
-  const laptop = dir('laptop');
+async function enrolledBehindFirewall(
+  relayArgs: string[] = [],
+  agentEnv: Record<string, string> = {},
+  ends: Cleanups = cleanups,
+) {
+  const relay: RelayProcess = await startTestRelayProcess(dirFor(ends, 'relay'), 0, relayArgs);
+  ends.push(() => relay.stop());
+  const laptop = dirFor(ends, 'laptop');
   expect((await signupCli(laptop, relay.url, 'me@example.com')).code).toBe(0);
   const shell = new HostShell();
   const agent: AgentProcess = await startAgentProcess(shell.agentData, { logLevel: 'info', env: agentEnv });
-  cleanups.push(async () => {
+  ends.push(async () => {
     await agent.stop();
     await killTmuxServer(shell.agentData);
     removeDir(shell.home);
@@ -109,21 +114,22 @@ async function enrolledBehindFirewall(relayArgs: string[] = [], agentEnv: Record
   expect((await shell.run(line)).code).toBe(0);
   await waitForHost(laptop, 'mini', (h) => h.account?.presence === 'online');
   iptables('-I', agent.port);
-  cleanups.push(() => iptables('-D', agent.port));
+  ends.push(() => iptables('-D', agent.port));
   return { relay, laptop, agent };
 }
+
+type Enrolled = Awaited<ReturnType<typeof enrolledBehindFirewall>>;
 
 /**
  * A relay, a laptop signed in, a host enrolled, and its TCP port closed: the first session, session ls,
  * hosts ls and attach then run over whatever WebRTC finds.
  */
 async function reachEnrolledHost(
-  relayArgs: string[],
-  agentEnv: Record<string, string>,
+  enrolled: Enrolled,
   want: 'p2p' | 'turn',
   beforeDial: () => Promise<void> = async () => {},
 ) {
-  const { relay, laptop, agent } = await enrolledBehindFirewall(relayArgs, agentEnv);
+  const { laptop, agent } = enrolled;
   await beforeDial();
   // Nothing answers at the published addresses now.
   const direct = await fetch(`https://127.0.0.1:${agent.port}/`).then(
@@ -167,30 +173,42 @@ describe.skipIf(!canFirewall)(
   'WebRTC link to an enrolled host (iptables needed to close its port)',
   { timeout: 120_000 },
   () => {
-    it('published addresses refuse: attach and session ls work over p2p, and hosts ls says p2p', async () => {
-      await reachEnrolledHost([], {}, 'p2p');
-    });
+    // One relay, laptop and host for these two (building them took a loaded CI machine ~10 s): the
+    // first makes and attaches a session of its own, the second only opens sockets to the relay (the
+    // first's commands and attach have ended, theirs closed) and fails a command; neither looks at
+    // what the other did.
+    describe('on one enrolled host', () => {
+      const sharedCleanups = useCleanups(afterAll);
+      let enrolled: Enrolled;
+      beforeAll(async () => {
+        enrolled = await enrolledBehindFirewall([], {}, sharedCleanups);
+      });
 
-    it('a computer holding the most connections to the relay is told so, not "relay unreachable", when a command must signal', async () => {
-      const { relay, laptop } = await enrolledBehindFirewall();
-      // Only WebRTC could reach it now (no relayed link: HANGAR_SPLICE=off), and WebRTC needs signaling.
-      process.env.HANGAR_SPLICE = 'off';
-      cleanups.push(() => delete process.env.HANGAR_SPLICE);
-      // This computer's 32 connections to the relay (windows, other commands) are all open.
-      const token = accessToken(laptop);
-      const held: ReturnType<typeof rawDeviceSocket>[] = [];
-      cleanups.push(() => held.forEach((s) => s.socket.close()));
-      for (let i = 0; i < MAX_SOCKETS_PER_DEVICE; i++) {
-        const socket = rawDeviceSocket(relay.url, token);
-        held.push(socket);
-        await waitFor(`socket ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
-      }
+      it('published addresses refuse: attach and session ls work over p2p, and hosts ls says p2p', async () => {
+        await reachEnrolledHost(enrolled, 'p2p');
+      });
 
-      const listing = await hangar(laptop, ['session', 'ls', 'mini'], 40_000);
-      expect(listing.code).not.toBe(0);
-      expect(listing.stderr).toMatch(/32 connections open to this relay/);
-      expect(listing.stderr).toMatch(/let some end \(or stop them\) and try again/);
-      expect(listing.stderr).not.toMatch(/no signaling socket/);
+      it('a computer holding the most connections to the relay is told so, not "relay unreachable", when a command must signal', async () => {
+        const { relay, laptop } = enrolled;
+        // Only WebRTC could reach it now (no relayed link: HANGAR_SPLICE=off), and WebRTC needs signaling.
+        process.env.HANGAR_SPLICE = 'off';
+        cleanups.push(() => delete process.env.HANGAR_SPLICE);
+        // This computer's 32 connections to the relay (windows, other commands) are all open.
+        const token = accessToken(laptop);
+        const held: ReturnType<typeof rawDeviceSocket>[] = [];
+        cleanups.push(() => held.forEach((s) => s.socket.close()));
+        for (let i = 0; i < MAX_SOCKETS_PER_DEVICE; i++) {
+          const socket = rawDeviceSocket(relay.url, token);
+          held.push(socket);
+          await waitFor(`socket ${i} ready`, () => socket.messages.some((m) => m.type === 'ready'));
+        }
+
+        const listing = await hangar(laptop, ['session', 'ls', 'mini'], 40_000);
+        expect(listing.code).not.toBe(0);
+        expect(listing.stderr).toMatch(/32 connections open to this relay/);
+        expect(listing.stderr).toMatch(/let some end \(or stop them\) and try again/);
+        expect(listing.stderr).not.toMatch(/no signaling socket/);
+      });
     });
 
     // retry 1: the library deadlock over TURN that webrtc-natlab.test.ts describes (a command that
@@ -222,8 +240,10 @@ describe.skipIf(!canFirewall)(
         // each command's dial on fresh ones of the computer.
         const ttlSeconds = 3;
         await reachEnrolledHost(
-          ['--turn', turn.uri, '--turn-secret-file', turn.secretFile, '--turn-ttl', String(ttlSeconds)],
-          { HANGAR_WEBRTC_BIND_ADDRESS: '127.0.0.3' },
+          await enrolledBehindFirewall(
+            ['--turn', turn.uri, '--turn-secret-file', turn.secretFile, '--turn-ttl', String(ttlSeconds)],
+            { HANGAR_WEBRTC_BIND_ADDRESS: '127.0.0.3' },
+          ),
           'turn',
           () => new Promise((resolve) => setTimeout(resolve, (ttlSeconds + 1) * 1000)),
         );

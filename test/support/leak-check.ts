@@ -11,7 +11,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { setDisposableTracker, type Disposable } from '@hangar/shared';
+// disposable.ts alone, not the whole of @hangar/shared (its schemas took every file ~1.5 s to import
+// here, tests that never use them too): the tracker lives on globalThis, so every copy reports to it.
+import { setDisposableTracker, type Disposable } from '../../shared/src/disposable.js';
 
 const TAG_NAME = 'HANGAR_TEST_LEAK_TAG';
 const tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
