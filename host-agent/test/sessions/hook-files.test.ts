@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -33,4 +33,62 @@ describe('the hook files of the sessions folder', () => {
       expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
     },
   );
+
+  it.each(['changed', 'bells', 'agent-events'])(
+    'a hard link at sessions/%s to a file elsewhere is not emptied nor written: the agent makes the file anew',
+    async (name) => {
+      const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
+      cleanups.push(() => rm(outside, { recursive: true, force: true }));
+      const victim = join(outside, 'precious');
+      await writeFile(victim, "not the agent's\n");
+      await mkdir(join(host.dataDir, 'sessions'), { recursive: true, mode: 0o700 });
+      // O_NOFOLLOW does not see a hard link: it is the victim's own inode.
+      await link(victim, join(host.dataDir, 'sessions', name));
+
+      const sessions = await host.start();
+      const made = SessionCreateParams.parse({ name: 'still', command: ['sleep', '60'], cwd: host.dataDir });
+      await sessions.create(made);
+      await waitFor(async () => (await sessions.list()).some((s) => s.name === 'still'), 'the session listed');
+      expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
+      expect((await stat(join(host.dataDir, 'sessions', name))).nlink).toBe(1);
+    },
+  );
+
+  it("tmux's bell hook writes into the agent's own file, not where a symlink planted at sessions/bells points: bells are still told", async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    const victim = join(outside, 'precious');
+    await writeFile(victim, "not the agent's\n");
+    await mkdir(join(host.dataDir, 'sessions'), { recursive: true, mode: 0o700 });
+    await symlink(victim, join(host.dataDir, 'sessions', 'bells'));
+
+    const sessions = await host.start();
+    const rang: string[] = [];
+    sessions.onBell((rung) => rang.push(rung));
+    const made = SessionCreateParams.parse({
+      name: 'asks',
+      command: ['sh', '-c', 'sleep 0.3; printf "\\a"; sleep 30'],
+      cwd: host.dataDir,
+    });
+    await sessions.create(made);
+    await waitFor(() => rang.includes('asks'), 'the bell of "asks"');
+    expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
+  });
+
+  it("tmux's change hook touches the agent's own file, not where a symlink planted at sessions/changed points: no file is made there", async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    // `touch` through a symlink to a missing file makes that file.
+    const missing = join(outside, 'made-by-touch');
+    await mkdir(join(host.dataDir, 'sessions'), { recursive: true, mode: 0o700 });
+    await symlink(missing, join(host.dataDir, 'sessions', 'changed'));
+
+    const sessions = await host.start();
+    const seen: string[] = [];
+    sessions.onChanged((list) => seen.push(list.map((s) => s.name).join(',')));
+    const made = SessionCreateParams.parse({ name: 'still', command: ['sleep', '60'], cwd: host.dataDir });
+    await sessions.create(made);
+    await waitFor(() => seen.includes('still'), 'the change to be told');
+    await expect(stat(missing)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
