@@ -1,7 +1,7 @@
 import type { Disposable } from '@hangar/shared';
 import { closeSync, fstatSync, ftruncateSync, readSync, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
-import { makeWatchedFile, openWatchedFile, watchFile } from '../file-watch.js';
+import { makeFileAnew, openWatchedFile, watchFile } from '../file-watch.js';
 
 /**
  * A file that hooks outside the agent append lines to (tmux's bell hook, Claude Code's hooks):
@@ -28,7 +28,7 @@ export class AppendedLines implements Disposable {
     try {
       // Made anew, so that the hooks write into a file of the agent's: not through a symlink or
       // hard link planted there. What an earlier agent left in it is old news.
-      makeWatchedFile(file);
+      makeFileAnew(file);
       this.watcher = watchFile(file, () => this.read(), unwatched);
     } catch (error) {
       unwatched(error);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AgentStatus,
@@ -10,6 +10,7 @@ import {
   type TmuxServerState,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
+import { makeFileAnew } from '../file-watch.js';
 import { SizeDriver } from './size-driver.js';
 import { PtyAttachment, type Attachment, type AttachmentEnd } from './attachment.js';
 import {
@@ -153,7 +154,8 @@ export class SessionManager implements Disposable {
     const agentEventsFile = join(sessionsDir, 'agent-events');
     const hooks = [...changeHooks(changedFile), ...attentionHook(bellFile)];
     const config = serverConfig(await detectDefaultTerminal(), hooks);
-    await writeFile(configFile, config, { mode: 0o600 });
+    // Anew, not through a symlink planted there (that wrote the config over the file it points to).
+    makeFileAnew(configFile, config);
     const tmux = new Tmux(binary, tmuxSocketName(options.dataDir), configFile);
     const manager = new SessionManager(
       tmux,
@@ -263,7 +265,8 @@ export class SessionManager implements Disposable {
     let run = params.command;
     if (agent) {
       const settingsFile = join(sessionDir, 'claude-settings.json');
-      await writeFile(settingsFile, hookSettings(params.name, this.agentHooks.file), { mode: 0o600 });
+      // Anew, as tmux.conf is: never written through a symlink planted there.
+      makeFileAnew(settingsFile, hookSettings(params.name, this.agentHooks.file));
       run = withHookSettings(params.command, settingsFile);
     }
     // tmux (3.3) gives a new pane the PATH of the client that made it, whatever -e says: a PATH the

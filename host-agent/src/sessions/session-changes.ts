@@ -1,6 +1,6 @@
 import { Emitter, type Disposable, type SessionInfo } from '@hangar/shared';
 import type { FSWatcher } from 'node:fs';
-import { makeWatchedFile, watchFile } from '../file-watch.js';
+import { makeFileAnew, watchFile } from '../file-watch.js';
 import type { Logger } from 'pino';
 
 /** tmux events after which the session list may look different. */
@@ -49,7 +49,7 @@ export class SessionChanges implements Disposable {
     try {
       // Made anew, so that tmux's `touch` (which follows symlinks) touches a file of the agent's:
       // not through a symlink or hard link planted there (emptying it emptied the file it points to).
-      makeWatchedFile(file);
+      makeFileAnew(file);
       this.watcher = watchFile(file, () => this.poke(), unwatched);
     } catch (error) {
       unwatched(error);

@@ -13,7 +13,8 @@ const cleanups = useCleanups();
 /**
  * The files tmux's hooks and a coding agent's hooks write to (sessions/changed, bells,
  * agent-events) are made or emptied by the agent when it starts: through a symlink planted at one
- * of them, that emptied the file it points to, wherever it is (outside the data dir too).
+ * of them, that emptied the file it points to, wherever it is (outside the data dir too). So were
+ * the files they read (tmux.conf, a session's claude-settings.json), written over.
  */
 describe('the hook files of the sessions folder', () => {
   it.each(['changed', 'bells', 'agent-events'])(
@@ -90,5 +91,49 @@ describe('the hook files of the sessions folder', () => {
     await sessions.create(made);
     await waitFor(() => seen.includes('still'), 'the change to be told');
     await expect(stat(missing)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it("a symlink planted at sessions/tmux.conf is not written through: the agent's tmux config is a file of its own", async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    const victim = join(outside, 'precious');
+    await writeFile(victim, "not the agent's\n");
+    await mkdir(join(host.dataDir, 'sessions'), { recursive: true, mode: 0o700 });
+    await symlink(victim, join(host.dataDir, 'sessions', 'tmux.conf'));
+
+    const sessions = await host.start();
+    const made = SessionCreateParams.parse({ name: 'still', command: ['sleep', '60'], cwd: host.dataDir });
+    await sessions.create(made);
+    await waitFor(async () => (await sessions.list()).some((s) => s.name === 'still'), 'the session listed');
+    expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
+    // The hooks are in the config tmux read: a session's change is told.
+    const seen: string[] = [];
+    sessions.onChanged((list) => seen.push(list.map((s) => s.name).join(',')));
+    await sessions.create(SessionCreateParams.parse({ name: 'other', command: ['sleep', '60'], cwd: host.dataDir }));
+    await waitFor(() => seen.some((names) => names.includes('other')), 'the change to be told');
+  });
+
+  it("a symlink planted at a session's claude-settings.json is not written through", async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    const victim = join(outside, 'precious');
+    await writeFile(victim, "not the agent's\n");
+    await mkdir(join(host.dataDir, 'sessions', 'coder'), { recursive: true, mode: 0o700 });
+    await symlink(victim, join(host.dataDir, 'sessions', 'coder', 'claude-settings.json'));
+
+    const sessions = await host.start();
+    // A command named claude (a stand-in that only waits) gets hook settings of its session's own.
+    const bin = join(outside, 'bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'claude'), '#!/bin/sh\nsleep 60\n', { mode: 0o755 });
+    await sessions.create(
+      SessionCreateParams.parse({
+        name: 'coder',
+        command: [join(bin, 'claude')],
+        cwd: host.dataDir,
+      }),
+    );
+    expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
+    expect(await readFile(join(host.dataDir, 'sessions', 'coder', 'claude-settings.json'), 'utf8')).toContain('hooks');
   });
 });
