@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AgentStatus,
@@ -25,7 +25,7 @@ import {
   tmuxCommandBytes,
   tmuxSocketName,
 } from './tmux.js';
-import { OutputLogRotation } from './output-log.js';
+import { OUTPUT_LOG, OutputLogRotation } from './output-log.js';
 import {
   AgentHookEvents,
   hookSettings,
@@ -253,7 +253,7 @@ export class SessionManager implements Disposable {
     await assertProgramRuns(params.command[0]!, cwd, params.env?.['PATH']);
 
     const sessionDir = join(this.sessionsDir, params.name);
-    await mkdir(sessionDir, { recursive: true, mode: 0o700 });
+    await makeSessionDir(sessionDir);
     const exitFile = join(sessionDir, 'exit');
     // A previous session of the same name must not lend its exit status to this one.
     await rm(exitFile, { force: true });
@@ -516,4 +516,22 @@ function tmuxServerOfOurs(pid: number): string | undefined {
   } catch (error) {
     return `process ${pid}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
   }
+}
+
+/**
+ * A session's folder, where tmux and the exit wrapper write by path (`cat >> output.log`, `>
+ * exit`: both follow symlinks): a directory of its own, and its output.log a file of its own. A
+ * symlink planted at either (or a hard link at the log) is replaced, not followed: a session's
+ * output went to the file it points to, outside the data dir too. Kept otherwise: the log of an
+ * earlier session of that name goes on.
+ */
+async function makeSessionDir(dir: string): Promise<void> {
+  const found = await lstat(dir).catch(ifMissing(undefined));
+  if (found?.isDirectory() !== true) {
+    if (found !== undefined) await unlink(dir); // the link itself, not what it points to
+    await mkdir(dir, { recursive: true, mode: 0o700 }); // made meanwhile by a create of the same name: fine
+  }
+  const log = join(dir, OUTPUT_LOG);
+  const logFound = await lstat(log).catch(ifMissing(undefined));
+  if (logFound !== undefined && !(logFound.isFile() && logFound.nlink === 1)) makeFileAnew(log);
 }

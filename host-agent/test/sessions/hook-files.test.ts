@@ -1,4 +1,4 @@
-import { link, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -135,5 +135,38 @@ describe('the hook files of the sessions folder', () => {
     );
     expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
     expect(await readFile(join(host.dataDir, 'sessions', 'coder', 'claude-settings.json'), 'utf8')).toContain('hooks');
+  });
+
+  it("a symlink planted at sessions/<name> or at its output.log is not written through: a session's output and exit status stay in the data dir", async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    const victim = join(outside, 'precious');
+    await writeFile(victim, "not the agent's\n");
+    const elsewhere = join(outside, 'elsewhere');
+    await mkdir(elsewhere);
+    await mkdir(join(host.dataDir, 'sessions', 'logged'), { recursive: true, mode: 0o700 });
+    await symlink(victim, join(host.dataDir, 'sessions', 'logged', 'output.log'));
+    await symlink(elsewhere, join(host.dataDir, 'sessions', 'moved'));
+
+    const sessions = await host.start();
+    for (const name of ['logged', 'moved'])
+      await sessions.create(
+        SessionCreateParams.parse({ name, command: ['sh', '-c', 'echo said-$((6*7)); exit 3'], cwd: host.dataDir }),
+      );
+    await waitFor(
+      async () => (await sessions.exitStatus('logged')) === 3 && (await sessions.exitStatus('moved')) === 3,
+      'both sessions to end',
+    );
+    // tmux's pipe-pane may write the output after the exit status: what it logged is waited for.
+    const logged = (name: string) =>
+      readFile(join(host.dataDir, 'sessions', name, 'output.log'), 'utf8').catch(() => '');
+    await waitFor(
+      async () => (await logged('logged')).includes('said-42') && (await logged('moved')).includes('said-42'),
+      "the sessions' output logged in their own folders",
+    );
+    expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
+    expect(await readdir(elsewhere)).toEqual([]);
+    for (const name of ['logged', 'moved'])
+      expect((await lstat(join(host.dataDir, 'sessions', name))).isDirectory()).toBe(true);
   });
 });
