@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, readFile, rm, unlink } from 'node:fs/promises';
+import { constants, readFileSync } from 'node:fs';
+import { chmod, lstat, mkdir, open, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AgentStatus,
@@ -439,7 +439,7 @@ export class SessionManager implements Disposable {
 
   /** The exit status a session's command ended with; null while it runs, or when it was killed. */
   async exitStatus(name: string): Promise<number | null> {
-    const text = await readFile(join(this.sessionsDir, name, 'exit'), 'utf8').catch(ifMissing(''));
+    const text = await readExitFile(join(this.sessionsDir, name, 'exit'));
     return text === '' ? null : Number(text);
   }
 
@@ -467,7 +467,7 @@ export class SessionManager implements Disposable {
     if (detachRequested) return { exitCode: null, reason: 'detached' };
     // The exit file first: the wrapper writes it before the pane dies, so it answers without asking
     // a tmux server that may be exiting with its last session (has-session can fail then).
-    const text = await readFile(join(this.sessionsDir, name, 'exit'), 'utf8').catch(ifMissing(''));
+    const text = await readExitFile(join(this.sessionsDir, name, 'exit'));
     if (text !== '') return { exitCode: Number(text), reason: 'exited' };
     // No exit file: only this client left (someone ran tmux detach-client), or the session was
     // killed outside Hangar (tmux kill-session, a signal).
@@ -534,4 +534,29 @@ async function makeSessionDir(dir: string): Promise<void> {
   const log = join(dir, OUTPUT_LOG);
   const logFound = await lstat(log).catch(ifMissing(undefined));
   if (logFound !== undefined && !(logFound.isFile() && logFound.nlink === 1)) makeFileAnew(log);
+}
+
+/** An exit status is a few digits: a longer file is none the wrapper wrote. */
+const EXIT_FILE_MAX_BYTES = 16;
+
+/**
+ * What the exit wrapper wrote ('' while the command runs): read never through a symlink nor from
+ * a FIFO planted there (opened blocking, a FIFO held one of libuv's few threads until someone
+ * wrote to it), and only as much as an exit status takes.
+ */
+async function readExitFile(file: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') return '';
+    return ifMissing('')(error);
+  }
+  try {
+    if (!(await handle.stat()).isFile()) return '';
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(EXIT_FILE_MAX_BYTES), 0, EXIT_FILE_MAX_BYTES, 0);
+    return buffer.toString('utf8', 0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,5 +170,28 @@ describe('the hook files of the sessions folder', () => {
     expect(await readdir(elsewhere)).toEqual([]);
     for (const name of ['logged', 'moved'])
       expect((await lstat(join(host.dataDir, 'sessions', name))).isDirectory()).toBe(true);
+  });
+
+  it("a FIFO planted at a session's exit file is not read: the agent does not wait on it for a writer", async () => {
+    const sessions = await host.start();
+    await sessions.create(SessionCreateParams.parse({ name: 'runs', command: ['sleep', '60'], cwd: host.dataDir }));
+    const exitFile = join(host.dataDir, 'sessions', 'runs', 'exit');
+    execFileSync('mkfifo', [exitFile]);
+    // A read that waits for a writer would hold one of libuv's few threads until one comes: this
+    // one (none is waiting: ENXIO).
+    cleanups.push(() => {
+      try {
+        closeSync(openSync(exitFile, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENXIO') throw error;
+      }
+    });
+    let waited: NodeJS.Timeout | undefined;
+    const answer = await Promise.race([
+      sessions.exitStatus('runs'),
+      new Promise((resolve) => (waited = setTimeout(() => resolve('still waiting'), 5_000))),
+    ]);
+    clearTimeout(waited);
+    expect(answer).toBeNull();
   });
 });
