@@ -1,4 +1,15 @@
-import { closeSync, constants, fstatSync, openSync, watch, type FSWatcher } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  renameSync,
+  rmSync,
+  watch,
+  writeFileSync,
+  type FSWatcher,
+} from 'node:fs';
 
 /**
  * Calls `onChange` when the file at `path` changes (inotify, kqueue). Undefined when the system
@@ -37,4 +48,30 @@ export function openWatchedFile(file: string, how: 'append' | 'truncate' | 'read
     throw new Error(`${file} is not a regular file`);
   }
   return fd;
+}
+
+/**
+ * Makes `file` anew, holding `content` (0600): for hooks outside the agent to write to (tmux's
+ * `touch`, `echo >>`, which follow symlinks), or for them to read (tmux's config, Claude's hook
+ * settings). Written under a name of its own beside it (O_EXCL) and renamed over whatever was
+ * there, which is replaced, not followed nor written: a symlink, a FIFO, a hard link to a file
+ * elsewhere (O_NOFOLLOW does not tell one: emptying it empties that file). In a folder only this
+ * user can write (0700), nothing else can put one there afterwards. Throws where it cannot (a
+ * directory at that path).
+ */
+export function makeFileAnew(file: string, content = ''): void {
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  const made = `${file}.${randomBytes(6).toString('hex')}`;
+  const fd = openSync(made, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    try {
+      writeFileSync(fd, content);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(made, file);
+  } catch (error) {
+    rmSync(made, { force: true });
+    throw error;
+  }
 }

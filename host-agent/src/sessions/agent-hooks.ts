@@ -80,10 +80,10 @@ export class AgentHookEvents extends AppendedEvents<AgentStatusChange> {
   readonly onStatus = this.onEvent;
 
   constructor(file: string, logger: Logger | undefined) {
+    // Made anew at start (AppendedLines): a restarted agent has the states in tmux already, old lines are old news.
     super(file, logger, {
       parse: latestPerSession,
       truncateAt: TRUNCATE_AT,
-      start: 'end', // a restarted agent has the states in tmux already; old lines are old news
       what: 'agent hook events',
     });
   }

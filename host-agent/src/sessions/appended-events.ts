@@ -17,7 +17,6 @@ export class AppendedEvents<T> implements Disposable {
     options: {
       parse: (lines: string[]) => Iterable<T>;
       truncateAt: number;
-      start: 'empty' | 'end';
       what: string;
     },
   ) {

@@ -1,7 +1,7 @@
 import type { Disposable } from '@hangar/shared';
 import { closeSync, fstatSync, ftruncateSync, readSync, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
-import { openWatchedFile, watchFile } from '../file-watch.js';
+import { makeFileAnew, openWatchedFile, watchFile } from '../file-watch.js';
 
 /**
  * A file that hooks outside the agent append lines to (tmux's bell hook, Claude Code's hooks):
@@ -18,8 +18,6 @@ export class AppendedLines implements Disposable {
     private readonly options: {
       onLines: (lines: string[]) => void;
       truncateAt: number;
-      /** 'empty': start from an empty file; 'end': keep it, and read only what comes from now. */
-      start: 'empty' | 'end';
       /** What the lines are, for log messages. */
       what: string;
       logger: Logger | undefined;
@@ -28,13 +26,9 @@ export class AppendedLines implements Disposable {
     const unwatched = (error: unknown) =>
       options.logger?.warn({ err: error, file }, `cannot watch for ${options.what}`);
     try {
-      // Made (or emptied) never through a symlink planted there: that would empty the file it points to.
-      const fd = openWatchedFile(file, options.start === 'empty' ? 'truncate' : 'append');
-      try {
-        if (options.start === 'end') this.offset = fstatSync(fd).size;
-      } finally {
-        closeSync(fd);
-      }
+      // Made anew, so that the hooks write into a file of the agent's: not through a symlink or
+      // hard link planted there. What an earlier agent left in it is old news.
+      makeFileAnew(file);
       this.watcher = watchFile(file, () => this.read(), unwatched);
     } catch (error) {
       unwatched(error);

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants, readFileSync } from 'node:fs';
+import { chmod, lstat, mkdir, open, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AgentStatus,
@@ -10,6 +10,7 @@ import {
   type TmuxServerState,
 } from '@hangar/shared';
 import type { Logger } from 'pino';
+import { makeFileAnew } from '../file-watch.js';
 import { SizeDriver } from './size-driver.js';
 import { PtyAttachment, type Attachment, type AttachmentEnd } from './attachment.js';
 import {
@@ -24,7 +25,7 @@ import {
   tmuxCommandBytes,
   tmuxSocketName,
 } from './tmux.js';
-import { OutputLogRotation } from './output-log.js';
+import { OUTPUT_LOG, OutputLogRotation } from './output-log.js';
 import {
   AgentHookEvents,
   hookSettings,
@@ -153,7 +154,8 @@ export class SessionManager implements Disposable {
     const agentEventsFile = join(sessionsDir, 'agent-events');
     const hooks = [...changeHooks(changedFile), ...attentionHook(bellFile)];
     const config = serverConfig(await detectDefaultTerminal(), hooks);
-    await writeFile(configFile, config, { mode: 0o600 });
+    // Anew, not through a symlink planted there (that wrote the config over the file it points to).
+    makeFileAnew(configFile, config);
     const tmux = new Tmux(binary, tmuxSocketName(options.dataDir), configFile);
     const manager = new SessionManager(
       tmux,
@@ -251,7 +253,7 @@ export class SessionManager implements Disposable {
     await assertProgramRuns(params.command[0]!, cwd, params.env?.['PATH']);
 
     const sessionDir = join(this.sessionsDir, params.name);
-    await mkdir(sessionDir, { recursive: true, mode: 0o700 });
+    await makeSessionDir(sessionDir);
     const exitFile = join(sessionDir, 'exit');
     // A previous session of the same name must not lend its exit status to this one.
     await rm(exitFile, { force: true });
@@ -263,7 +265,8 @@ export class SessionManager implements Disposable {
     let run = params.command;
     if (agent) {
       const settingsFile = join(sessionDir, 'claude-settings.json');
-      await writeFile(settingsFile, hookSettings(params.name, this.agentHooks.file), { mode: 0o600 });
+      // Anew, as tmux.conf is: never written through a symlink planted there.
+      makeFileAnew(settingsFile, hookSettings(params.name, this.agentHooks.file));
       run = withHookSettings(params.command, settingsFile);
     }
     // tmux (3.3) gives a new pane the PATH of the client that made it, whatever -e says: a PATH the
@@ -436,7 +439,7 @@ export class SessionManager implements Disposable {
 
   /** The exit status a session's command ended with; null while it runs, or when it was killed. */
   async exitStatus(name: string): Promise<number | null> {
-    const text = await readFile(join(this.sessionsDir, name, 'exit'), 'utf8').catch(ifMissing(''));
+    const text = await readExitFile(join(this.sessionsDir, name, 'exit'));
     return text === '' ? null : Number(text);
   }
 
@@ -464,7 +467,7 @@ export class SessionManager implements Disposable {
     if (detachRequested) return { exitCode: null, reason: 'detached' };
     // The exit file first: the wrapper writes it before the pane dies, so it answers without asking
     // a tmux server that may be exiting with its last session (has-session can fail then).
-    const text = await readFile(join(this.sessionsDir, name, 'exit'), 'utf8').catch(ifMissing(''));
+    const text = await readExitFile(join(this.sessionsDir, name, 'exit'));
     if (text !== '') return { exitCode: Number(text), reason: 'exited' };
     // No exit file: only this client left (someone ran tmux detach-client), or the session was
     // killed outside Hangar (tmux kill-session, a signal).
@@ -512,5 +515,48 @@ function tmuxServerOfOurs(pid: number): string | undefined {
     return undefined;
   } catch (error) {
     return `process ${pid}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  }
+}
+
+/**
+ * A session's folder, where tmux and the exit wrapper write by path (`cat >> output.log`, `>
+ * exit`: both follow symlinks): a directory of its own, and its output.log a file of its own. A
+ * symlink planted at either (or a hard link at the log) is replaced, not followed: a session's
+ * output went to the file it points to, outside the data dir too. Kept otherwise: the log of an
+ * earlier session of that name goes on.
+ */
+async function makeSessionDir(dir: string): Promise<void> {
+  const found = await lstat(dir).catch(ifMissing(undefined));
+  if (found?.isDirectory() !== true) {
+    if (found !== undefined) await unlink(dir); // the link itself, not what it points to
+    await mkdir(dir, { recursive: true, mode: 0o700 }); // made meanwhile by a create of the same name: fine
+  }
+  const log = join(dir, OUTPUT_LOG);
+  const logFound = await lstat(log).catch(ifMissing(undefined));
+  if (logFound !== undefined && !(logFound.isFile() && logFound.nlink === 1)) makeFileAnew(log);
+}
+
+/** An exit status is a few digits: a longer file is none the wrapper wrote. */
+const EXIT_FILE_MAX_BYTES = 16;
+
+/**
+ * What the exit wrapper wrote ('' while the command runs): read never through a symlink nor from
+ * a FIFO planted there (opened blocking, a FIFO held one of libuv's few threads until someone
+ * wrote to it), and only as much as an exit status takes.
+ */
+async function readExitFile(file: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') return '';
+    return ifMissing('')(error);
+  }
+  try {
+    if (!(await handle.stat()).isFile()) return '';
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(EXIT_FILE_MAX_BYTES), 0, EXIT_FILE_MAX_BYTES, 0);
+    return buffer.toString('utf8', 0, bytesRead);
+  } finally {
+    await handle.close();
   }
 }

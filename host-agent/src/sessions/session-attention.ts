@@ -27,7 +27,7 @@ export class SessionAttention extends AppendedEvents<string> {
   readonly onBell = this.onEvent;
 
   constructor(file: string, logger: Logger | undefined) {
-    super(file, logger, { parse: bellingSessions, truncateAt: TRUNCATE_AT, start: 'empty', what: 'session bells' });
+    super(file, logger, { parse: bellingSessions, truncateAt: TRUNCATE_AT, what: 'session bells' });
   }
 }
 

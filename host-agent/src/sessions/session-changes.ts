@@ -1,6 +1,6 @@
 import { Emitter, type Disposable, type SessionInfo } from '@hangar/shared';
-import { closeSync, type FSWatcher } from 'node:fs';
-import { openWatchedFile, watchFile } from '../file-watch.js';
+import type { FSWatcher } from 'node:fs';
+import { makeFileAnew, watchFile } from '../file-watch.js';
 import type { Logger } from 'pino';
 
 /** tmux events after which the session list may look different. */
@@ -47,8 +47,9 @@ export class SessionChanges implements Disposable {
     // Without a watch clients still list sessions themselves, only later.
     const unwatched = (error: unknown) => this.logger?.warn({ err: error, file }, 'cannot watch for session changes');
     try {
-      // Made empty, never through a symlink planted there (it would empty the file it points to).
-      closeSync(openWatchedFile(file, 'truncate'));
+      // Made anew, so that tmux's `touch` (which follows symlinks) touches a file of the agent's:
+      // not through a symlink or hard link planted there (emptying it emptied the file it points to).
+      makeFileAnew(file);
       this.watcher = watchFile(file, () => this.poke(), unwatched);
     } catch (error) {
       unwatched(error);
