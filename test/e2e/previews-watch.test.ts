@@ -91,9 +91,11 @@ describe('the port watch runs only while someone looks at the listening ports', 
     const second = await openCore();
     const secondWatch = second.connection.watchPorts();
     await until('the watch starts', () => logged('port watch started') === 3);
+    // Each link's calls are handled in order, two links' in any: the second's watch is handled
+    // before this answer (else the first's unwatch, on the other link, could come first).
+    await second.connection.call('host.info', {});
     void first.dispose();
-    await second.connection.call('host.info', {}); // first's unwatch was handled before this answer
-    await quiet.connection.call('host.info', {});
+    await quiet.connection.call('host.info', {}); // first's unwatch was handled before this answer
     expect(logged('port watch stopped')).toBe(2);
     void secondWatch.dispose();
     await until('the watch stops with the last watcher', () => logged('port watch stopped') === 3);
