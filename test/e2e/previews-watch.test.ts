@@ -120,6 +120,16 @@ describe('the port watch runs only while someone looks at the listening ports', 
 
     await page.getByRole('button', { name: 'Terminals', exact: true }).click();
     await until('the watch stops', () => logged('port watch stopped') === 1);
+
+    // From the terminals, the palette offers to add a dev server started since: it looks while open.
+    const later = await devServer();
+    await page.keyboard.press('Control+K');
+    await page.locator('[cmdk-input]').fill(`add preview box:${later.port}`);
+    await page
+      .getByRole('option', { name: new RegExp(`^Add preview box:${later.port}\\b`) })
+      .waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Escape');
+    await until('the watch stops with the palette', () => logged('port watch stopped') === 2);
   });
 
   it('a core from before preview.watch (it never says it) is watched for, as before; a core that says it does not watch is not', async () => {
