@@ -81,6 +81,8 @@ export class PreviewService implements Disposable {
   private readonly watchers = new Map<Mux, Disposable>();
   /** Links that have not said preview.watch yet: each is watched for once its wait ends (linked()). */
   private readonly unsaid = new Map<Mux, { timer: NodeJS.Timeout; closed: Disposable }>();
+  /** Links that said preview.watch at least once (one may say it before linked() is called). */
+  private readonly saidWatch = new WeakSet<Mux>();
   private lastFingerprint: string | undefined;
   /** The dev servers' answers are read into these, used again once the client acked them. */
   private readonly readBuffers = new ReadBufferPool();
@@ -305,7 +307,8 @@ export class PreviewService implements Disposable {
    * least one link watches: a CLI command or a window showing a terminal costs no looks at /proc.
    */
   watchFor(mux: Mux, on: boolean): void {
-    this.said(mux);
+    this.saidWatch.add(mux);
+    this.endWait(mux);
     if (on && !this.watchers.has(mux) && !mux.closed) {
       this.watchers.set(
         mux,
@@ -326,18 +329,18 @@ export class PreviewService implements Disposable {
    * did before preview.watch): a link silent for `unsaidWatchMs` is watched for until it closes.
    */
   linked(mux: Mux): void {
-    if (mux.closed || this.unsaid.has(mux) || this.watchers.has(mux)) return;
+    if (mux.closed || this.unsaid.has(mux) || this.saidWatch.has(mux)) return;
     const timer = setTimeout(() => {
-      this.said(mux);
+      this.endWait(mux);
       this.options.logger.debug('a client that never said preview.watch (a core from before it): watching for it');
       this.watchFor(mux, true);
     }, this.options.unsaidWatchMs ?? DEFAULT_UNSAID_WATCH_MS);
     timer.unref();
-    this.unsaid.set(mux, { timer, closed: mux.onClose(() => this.said(mux)) });
+    this.unsaid.set(mux, { timer, closed: mux.onClose(() => this.endWait(mux)) });
   }
 
   /** The link said preview.watch (or closed, or its wait ended): no longer waited for. */
-  private said(mux: Mux): void {
+  private endWait(mux: Mux): void {
     const waiting = this.unsaid.get(mux);
     if (!waiting) return;
     this.unsaid.delete(mux);
@@ -377,7 +380,7 @@ export class PreviewService implements Disposable {
   }
 
   dispose(): void {
-    for (const mux of [...this.unsaid.keys()]) this.said(mux);
+    for (const mux of [...this.unsaid.keys()]) this.endWait(mux);
     for (const subscription of this.watchers.values()) void subscription.dispose();
     this.watchers.clear();
     this.setWatching(false);
