@@ -242,6 +242,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           const peer = new ClientPeer(link, procedures, logger.child({ component: 'peer', device: link.device.name }));
           peers.add(peer);
           peerDevices.set(peer, link.device.public_key);
+          // A core from before preview.watch never says it: watched for while linked, as it expects.
+          previews.linked(peer.mux);
           peer.mux.onClose(() => {
             peers.delete(peer);
             peerDevices.delete(peer);

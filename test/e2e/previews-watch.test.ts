@@ -1,6 +1,9 @@
+import { ControlClient, HOST_EVENTS, HOST_PROCEDURES, Mux } from '@hangar/shared';
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HangarCore } from '../../electron/core/src/core.js';
+import { loadOrCreateDeviceKey } from '../../electron/core/src/identity/device-key.js';
+import { connectToHost } from '../../electron/core/src/link/connect.js';
 import { usePairedHost } from '../support/paired-host.js';
 import { hangar, listenInChild } from '../support/processes.js';
 import { rawCall } from '../support/raw-call.js';
@@ -88,9 +91,11 @@ describe('the port watch runs only while someone looks at the listening ports', 
     const second = await openCore();
     const secondWatch = second.connection.watchPorts();
     await until('the watch starts', () => logged('port watch started') === 3);
+    // Each link's calls are handled in order, two links' in any: the second's watch is handled
+    // before this answer (else the first's unwatch, on the other link, could come first).
+    await second.connection.call('host.info', {});
     void first.dispose();
-    await second.connection.call('host.info', {}); // first's unwatch was handled before this answer
-    await quiet.connection.call('host.info', {});
+    await quiet.connection.call('host.info', {}); // first's unwatch was handled before this answer
     expect(logged('port watch stopped')).toBe(2);
     void secondWatch.dispose();
     await until('the watch stops with the last watcher', () => logged('port watch stopped') === 3);
@@ -115,5 +120,43 @@ describe('the port watch runs only while someone looks at the listening ports', 
 
     await page.getByRole('button', { name: 'Terminals', exact: true }).click();
     await until('the watch stops', () => logged('port watch stopped') === 1);
+
+    // From the terminals, the palette offers to add a dev server started since: it looks while open.
+    const later = await devServer();
+    await page.keyboard.press('Control+K');
+    await page.locator('[cmdk-input]').fill(`add preview box:${later.port}`);
+    await page
+      .getByRole('option', { name: new RegExp(`^Add preview box:${later.port}\\b`) })
+      .waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Escape');
+    await until('the watch stops with the palette', () => logged('port watch stopped') === 2);
+  });
+
+  it('a core from before preview.watch (it never says it) is watched for, as before; a core that says it does not watch is not', async () => {
+    // This version's core, linked and saying nothing about the ports (a window showing terminals).
+    const quiet = await openCore();
+    // An older core: its link never says preview.watch, and it still hears of each dev server that starts.
+    const record = quiet.connection.host;
+    const link = await connectToHost({
+      address: record.address,
+      deviceKey: (await loadOrCreateDeviceKey(host.home)).privateKey,
+      deviceName: 'older core',
+      pinned: { agent_key: record.agent_key, cert_fingerprint: record.cert_fingerprint },
+    });
+    const mux = new Mux(link.transport, { role: 'client' });
+    cleanup.push(() => mux.dispose());
+    const older = new ControlClient(mux, HOST_PROCEDURES, HOST_EVENTS, { peer: 'box' });
+    const events: number[][] = [];
+    older.on('previews.changed', (data) => events.push(data.listening.map((l) => l.port)));
+    await older.call('preview.list', {});
+    await until('the watch starts for the older core', () => logged('port watch started') === 1);
+    const dev = await devServer();
+    await until(`previews.changed with port ${dev.port}`, () => events.some((ports) => ports.includes(dev.port)));
+
+    // Its link goes: nobody else watches (the quiet core said so), the watch stops.
+    mux.dispose();
+    await until('the watch stops with the older core', () => logged('port watch stopped') === 1);
+    await quiet.connection.call('host.info', {});
+    expect(logged('port watch started')).toBe(1);
   });
 });

@@ -35,6 +35,11 @@ export interface PreviewServiceOptions {
   connectTimeoutMs?: number;
   /** How often, while a client watches the ports, to look whether a dev server started or stopped. */
   watchIntervalMs?: number;
+  /**
+   * A link that has said nothing on preview.watch this long after it came is a core from before
+   * preview.watch (it never will): it is watched for, as that core expects. Default 3 s.
+   */
+  unsaidWatchMs?: number;
 }
 
 const DEFAULT_MAX_CONNECTIONS_PER_LINK = 256;
@@ -44,6 +49,11 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
  * (cheap); elsewhere (macOS) each look is an lsof run over every process: less often.
  */
 const DEFAULT_WATCH_INTERVAL_MS = process.platform === 'linux' ? 2000 : 10_000;
+/**
+ * A core that knows preview.watch says it on each link as it comes (watch: false too), so a link
+ * still silent after this is an older core's. A `hangar` command of such a core ends well before.
+ */
+const DEFAULT_UNSAID_WATCH_MS = 3000;
 /** Dev servers bind one of these alone as often as both (Node resolves `localhost` either way). */
 const LOOPBACKS = ['127.0.0.1', '::1'] as const;
 type Loopback = (typeof LOOPBACKS)[number];
@@ -69,6 +79,10 @@ export class PreviewService implements Disposable {
   private watchTimer: NodeJS.Timeout | undefined;
   /** Links whose clients watch the listening ports (preview.watch); each leaves when its link closes. */
   private readonly watchers = new Map<Mux, Disposable>();
+  /** Links that have not said preview.watch yet: each is watched for once its wait ends (linked()). */
+  private readonly unsaid = new Map<Mux, { timer: NodeJS.Timeout; closed: Disposable }>();
+  /** Links that said preview.watch at least once (one may say it before linked() is called). */
+  private readonly saidWatch = new WeakSet<Mux>();
   private lastFingerprint: string | undefined;
   /** The dev servers' answers are read into these, used again once the client acked them. */
   private readonly readBuffers = new ReadBufferPool();
@@ -293,6 +307,8 @@ export class PreviewService implements Disposable {
    * least one link watches: a CLI command or a window showing a terminal costs no looks at /proc.
    */
   watchFor(mux: Mux, on: boolean): void {
+    this.saidWatch.add(mux);
+    this.endWait(mux);
     if (on && !this.watchers.has(mux) && !mux.closed) {
       this.watchers.set(
         mux,
@@ -305,6 +321,31 @@ export class PreviewService implements Disposable {
       void closing.dispose();
     }
     this.setWatching(this.watchers.size > 0);
+  }
+
+  /**
+   * A client linked. A core that knows preview.watch says on the link at once whether it watches;
+   * one from before it never says, and expects the agent to watch while it is linked (as agents
+   * did before preview.watch): a link silent for `unsaidWatchMs` is watched for until it closes.
+   */
+  linked(mux: Mux): void {
+    if (mux.closed || this.unsaid.has(mux) || this.saidWatch.has(mux)) return;
+    const timer = setTimeout(() => {
+      this.endWait(mux);
+      this.options.logger.debug('a client that never said preview.watch (a core from before it): watching for it');
+      this.watchFor(mux, true);
+    }, this.options.unsaidWatchMs ?? DEFAULT_UNSAID_WATCH_MS);
+    timer.unref();
+    this.unsaid.set(mux, { timer, closed: mux.onClose(() => this.endWait(mux)) });
+  }
+
+  /** The link said preview.watch (or closed, or its wait ended): no longer waited for. */
+  private endWait(mux: Mux): void {
+    const waiting = this.unsaid.get(mux);
+    if (!waiting) return;
+    this.unsaid.delete(mux);
+    clearTimeout(waiting.timer);
+    void waiting.closed.dispose();
   }
 
   /**
@@ -339,6 +380,7 @@ export class PreviewService implements Disposable {
   }
 
   dispose(): void {
+    for (const mux of [...this.unsaid.keys()]) this.endWait(mux);
     for (const subscription of this.watchers.values()) void subscription.dispose();
     this.watchers.clear();
     this.setWatching(false);

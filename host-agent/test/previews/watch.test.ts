@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { ListeningPort } from '@hangar/shared';
+import type { ListeningPort, Mux } from '@hangar/shared';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listenInChild } from '../../../test/support/processes.js';
@@ -113,5 +113,34 @@ describe.runIf(process.platform === 'linux')('the previews watch', () => {
     const now = await toldListing((listening) => listening.some((l) => l.port === first.port));
     expect(now.find((l) => l.port === first.port)?.pid).toBe(second.pid);
     expect((await service.list()).listening.find((l) => l.port === first.port)?.pid).toBe(second.pid);
+  });
+
+  it('a link that said preview.watch before the agent noted it linked is not taken for an older core', async () => {
+    const logged: string[] = [];
+    service = new PreviewService({
+      db: store.db,
+      ownPorts: () => [],
+      publish: (() => undefined) as never,
+      logger: pino({ level: 'debug' }, { write: (line: string) => void logged.push(line) }),
+      watchIntervalMs: 3_600_000,
+      unsaidWatchMs: 20,
+    });
+    /** A link as the service sees it: open until the test ends. */
+    const link = () => ({ closed: false, onClose: () => ({ dispose: () => undefined }) }) as unknown as Mux;
+    const olderCore = (line: string) => line.includes('never said preview.watch');
+    // Its {watch: false} handled first (one request may be read before the link is noted), then noted.
+    const said = link();
+    service.watchFor(said, false);
+    service.linked(said);
+    // Noted after: its wait ends after the first one's would have.
+    const silent = link();
+    service.linked(silent);
+    const deadline = Date.now() + 10_000;
+    while (!logged.some(olderCore)) {
+      if (Date.now() > deadline) throw new Error('the silent link was not watched for within 10 s');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(logged.filter(olderCore)).toHaveLength(1);
+    expect(logged.filter((line) => line.includes('port watch started'))).toHaveLength(1);
   });
 });

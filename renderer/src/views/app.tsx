@@ -50,7 +50,9 @@ export function App({ api, disconnected }: { api: CoreApi; disconnected: string 
   const [notice, setNotice] = useState<string>();
   const [selectedJob, setSelectedJob] = useState<{ host: string; id: string }>();
   const hosts = useMemo(() => data.hosts ?? [], [data.hosts]);
-  const previews = usePreviews(api, hosts, view === 'previews');
+  // The hosts watch their ports while the previews view or the palette is shown: the palette offers
+  // to add each port that listens, and a dev server started while the terminals were shown is news.
+  const previews = usePreviews(api, hosts, view === 'previews' || paletteOpen);
   const tasks = useTasks(api, hosts);
   const [selectedTask, setSelectedTask] = useState<string>();
   const [taskFocus, setTaskFocus] = useState(0);

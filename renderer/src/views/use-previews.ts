@@ -26,10 +26,10 @@ export interface PreviewsData {
 
 /**
  * Previews of every online host, listed when it comes online, then pushed on previews.changed:
- * the host tells when a preview is added or removed and, while `watching` (the previews view is
- * shown), when a port starts or stops listening (a dev server started in a session), so nothing
- * here polls. Hosts look for those only while some client watches: a window showing terminals
- * costs them nothing.
+ * the host tells when a preview is added or removed and, while `watching` (the previews view or
+ * the palette, which offers the ports, is shown), when a port starts or stops listening (a dev
+ * server started in a session), so nothing here polls. Hosts look for those only while some
+ * client watches: a window showing terminals costs them nothing.
  */
 export function usePreviews(api: CoreApi, hosts: HostView[], watching: boolean): PreviewsData {
   const [byHost, setByHost] = useState<Record<string, HostPreviews>>({});

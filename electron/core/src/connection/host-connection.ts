@@ -132,7 +132,10 @@ export class HostConnection implements Disposable {
    */
   readonly onFirstRoundTrip = this.firstRoundTripEmitter.event;
   private readonly events = new EventHub<typeof HOST_EVENTS>();
-  /** Holders of watchPorts(): while any, each link tells the agent it watches (preview.watch). */
+  /**
+   * Holders of watchPorts(): each link tells the agent whether any is held (preview.watch, as it
+   * comes), and the link in use is told when that changes.
+   */
   private portWatchers = 0;
 
   private record: HostRecord;
@@ -285,7 +288,8 @@ export class HostConnection implements Disposable {
   private tellPortWatch(watch: boolean, client = this.client, mux = this.mux): void {
     if (!client || !mux || mux.closed) return;
     client.call('preview.watch', { watch }).catch((error: unknown) =>
-      // An agent from before preview.watch refuses it (and watches for every linked client anyway).
+      // An agent from before preview.watch refuses it (E_BAD_REQUEST, unknown method), and watches
+      // for every linked client anyway: the window sees new dev servers all the same.
       this.options.logger.debug({ host: this.host.name, err: toHangarError(error) }, 'preview.watch failed'),
     );
   }
@@ -364,7 +368,9 @@ export class HostConnection implements Disposable {
       onInvalidEvent: (error, event) =>
         this.options.logger.warn({ err: error, host: this.host.name, event }, 'dropped an invalid event'),
     });
-    if (this.portWatchers > 0) this.tellPortWatch(true);
+    // Said on every link, watching or not: an agent takes a link that never says for an older
+    // core's, and watches for it (PreviewService.linked).
+    this.tellPortWatch(this.portWatchers > 0);
     this.scheduleRtt(0);
     return mux;
   }
