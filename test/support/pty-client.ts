@@ -89,13 +89,25 @@ export class AttachedCli implements AsyncDisposable {
     }
   }
 
-  waitForExit(timeoutMs = 10_000): Promise<number> {
-    return Promise.race([
+  /**
+   * The exit status, once what the process wrote last has been read too: node-pty can report the
+   * exit before the pty's last output (seen under load: `hangar attach`'s kept stderr, written at
+   * its end, missing from `raw`), so this also waits for the output to go quiet (100 ms, 2 s at most).
+   */
+  async waitForExit(timeoutMs = 10_000): Promise<number> {
+    const code = await Promise.race([
       this.exit,
       new Promise<number>((_, reject) =>
         setTimeout(() => reject(new Error(`attach did not exit within ${timeoutMs} ms`)), timeoutMs),
       ),
     ]);
+    const quietBy = Date.now() + 2_000;
+    let seen = -1;
+    while (seen !== this.output.length && Date.now() < quietBy) {
+      seen = this.output.length;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return code;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
