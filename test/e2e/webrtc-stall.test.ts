@@ -21,6 +21,12 @@ import { BASH, HANGAR_BIN } from '../support/processes.js';
 
 const cleanups = useCleanups();
 
+/** A command with a core of its own ends within this (it takes ~6 s here; a held connection would keep it ~30 s). */
+const OWN_CORE_BOUND_S = 20;
+
+/** hangar's exit status for a host it could not reach (electron/cli/src/exit-codes.ts). */
+const EXIT_UNREACHABLE = 5;
+
 /** iptables u32: the UDP payload's first byte (after the IP header, whatever its length, and UDP's 8 bytes) is 20–127: not STUN (0–3). */
 const NOT_STUN = ['FORWARD', '-p', 'udp', '-m', 'u32', '--u32', '0>>22&0x3C@8>>24&0xFF=20:127', '-j', 'DROP'];
 
@@ -62,6 +68,25 @@ describe.skipIf(!canNatLab)('a WebRTC connection stalled after ICE (natlab names
     expect(made.code, made.stderr).toBe(0);
     const own = logLines(made.stderr);
     expect(own.find((l) => l.msg === 'linked through a fallback')).toMatchObject({ via: 'relayed' });
+
+    // WebRTC the only way (no splice): the attempt stalls, is given up on and held, so the core of
+    // the command's own surely holds it at the end. The command still says why it failed and
+    // exits with its status, and the shell's completion (a core of its own too) still answers.
+    // Left to Node's natural end, each would wait until the held connection reports a state of
+    // its own: here ~30 s (ICE's consent to the host, which closed its side, runs out), forever
+    // when the library is deadlocked. OWN_CORE_BOUND_S ends them well before that.
+    const alone = { HANGAR_HOME: lab.laptop, HANGAR_SPLICE: 'off' };
+    const bounded = (args: string[]) =>
+      lab.exec(
+        'hostB',
+        ['timeout', '-s', 'KILL', String(OWN_CORE_BOUND_S), process.execPath, HANGAR_BIN, ...args],
+        alone,
+      );
+    const failed = await bounded(['session', 'ls', 'mini']);
+    expect(failed.code, failed.stderr).toBe(EXIT_UNREACHABLE);
+    expect(failed.stderr).toContain('DTLS handshake did not finish');
+    const completed = await bounded(['__complete', 'session', 'kill', 'mini', '']);
+    expect(completed, 'hangar __complete holding a stalled connection').toMatchObject({ code: 0, stdout: '' });
 
     // A live core, looking for a better path every second.
     const ui = lab.spawn('hostB', [process.execPath, HANGAR_BIN, 'ui'], {
