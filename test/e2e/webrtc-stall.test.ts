@@ -88,6 +88,10 @@ describe.skipIf(!canNatLab)('a WebRTC connection stalled after ICE (natlab names
     const completed = await bounded(['__complete', 'session', 'kill', 'mini', '']);
     expect(completed, 'hangar __complete holding a stalled connection').toMatchObject({ code: 0, stdout: '' });
 
+    // Each of these processes made its offers; the live core below makes one (see the end).
+    await new Promise((resolve) => setTimeout(resolve, 6_000)); // the agent says a link did not open 5 s after its offer
+    const offersOfCommands = offersAnswered(lab.agentLog()).length;
+
     // A live core, looking for a better path every second.
     const ui = lab.spawn('hostB', [process.execPath, HANGAR_BIN, 'ui'], {
       HANGAR_HOME: lab.laptop,
@@ -112,10 +116,10 @@ describe.skipIf(!canNatLab)('a WebRTC connection stalled after ICE (natlab names
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     const offersBefore = offersAnswered(lab.agentLog()).length;
-    // Two attempts in all reached the host: the command's core's and the live core's first.
+    // One attempt of the live core's reached the host: its first.
     await new Promise((resolve) => setTimeout(resolve, 6_000)); // the agent says a link did not open 5 s after its offer
     expect(offersAnswered(lab.agentLog()).length).toBe(offersBefore);
-    expect(offersAnswered(lab.agentLog()).length).toBeLessThanOrEqual(2);
+    expect(offersAnswered(lab.agentLog()).length).toBeLessThanOrEqual(offersOfCommands + 1);
 
     // The live core stops on SIGTERM though it holds the stalled connection.
     const stopped = new Promise<number | null>((done) => ui.once('exit', (code) => done(code)));
