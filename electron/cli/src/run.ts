@@ -70,8 +70,12 @@ export async function openDoor(): Promise<CoreApi> {
  */
 export async function openOwnCore(): Promise<InProcessCoreApi> {
   const { createCoreLogger, openCoreApi } = await import('@hangar/desktop/core');
+  ownCoreOpened = true;
   return openCoreApi({ logger: createCoreLogger(undefined, { write: (line) => void process.stderr.write(line) }) });
 }
+
+/** Whether this process opened a core of its own (openOwnCore): it may hold WebRTC connections (endIfWebRtcHeld). */
+let ownCoreOpened = false;
 
 /** Set when the command's door is a running core's socket: resolves once all sent to it is out. */
 let doorWritten: (() => Promise<void>) | undefined;
@@ -142,13 +146,20 @@ export async function withApi(body: (api: CoreApi) => Promise<void | number>): P
     timing('output written');
     process.exit(status);
   }
-  // A core of its own that left a WebRTC connection stalled after ICE (the library may be
-  // deadlocked, README "Known issues"): its threads keep the event loop alive and Node's teardown
-  // would wait on them, so the command ends here, once its output is out.
-  if (api && (await import('@hangar/desktop/core')).webRtcHoldsProcess()) {
-    await Promise.all([written(process.stdout), written(process.stderr)]);
-    process.exit(status);
-  }
+  await endIfWebRtcHeld(status);
+}
+
+/**
+ * Ends a command that opened a core of its own (openDoor, whatever it then did with it) here, with
+ * `status`, once its output is out, when that core left a WebRTC connection stalled after ICE:
+ * the library may be deadlocked (README "Known issues"), its threads keep the event loop alive
+ * and Node's teardown would wait on them. Otherwise returns, and the command ends as a Node
+ * program does. Every command that calls openDoor without withApi must call this at its end.
+ */
+export async function endIfWebRtcHeld(status: number): Promise<void> {
+  if (!ownCoreOpened || !(await import('@hangar/desktop/core')).webRtcHoldsProcess()) return;
+  await Promise.all([written(process.stdout), written(process.stderr)]);
+  process.exit(status);
 }
 
 /**

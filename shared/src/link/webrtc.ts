@@ -331,9 +331,18 @@ const offered = new Set<PeerConnectionLike>();
  * round trips, so the wait is short unless it stalls.
  */
 export function webRtcPaused(): boolean {
-  if (stalled.size > 0) return true;
+  if (webRtcHeld()) return true;
   for (const pc of offered) if (stalledAfterIce(pc)) return true;
   return false;
+}
+
+/**
+ * Whether a device connection given up on after ICE connected is held (above): no new device
+ * connection is made until it reports a state, which a deadlocked one never does, so waiting for
+ * it is pointless (a connection merely mid-handshake, the rest of webRtcPaused, ends soon).
+ */
+export function webRtcHeld(): boolean {
+  return stalled.size > 0;
 }
 
 /** ICE connected (so DTLS began) and the connection neither open nor ended: closing it now could wait forever. */

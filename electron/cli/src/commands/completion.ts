@@ -4,7 +4,7 @@ import { realpathSync } from 'node:fs';
 import { TOP_COMMANDS } from '../command-index.js';
 import type { CommandSpec } from '../command-table.js';
 import { commandTable } from '../describe-commands.js';
-import { openDoor } from '../run.js';
+import { endIfWebRtcHeld, openDoor } from '../run.js';
 
 const SHELLS = ['bash', 'zsh', 'fish'] as const;
 type Shell = (typeof SHELLS)[number];
@@ -34,6 +34,8 @@ export function registerCompletion(program: Command): void {
       // A shell is waiting on every key press: answer what can be answered, never an error.
       const candidates = await complete(words).catch(() => []);
       if (candidates.length > 0) process.stdout.write(`${candidates.join('\n')}\n`);
+      // Its own core may hold a stalled WebRTC connection: the shell must not wait on it.
+      await endIfWebRtcHeld(0);
     });
 }
 

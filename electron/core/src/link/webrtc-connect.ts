@@ -6,6 +6,7 @@ import {
   lastWebRtcPeerClosedAt,
   openWebRtcPeers,
   refusedMessage,
+  webRtcHeld,
   webRtcPaused,
   toHangarError,
   type RtcIceServer,
@@ -108,17 +109,29 @@ export function webRtcHoldsProcess(): boolean {
 /** How long a new attempt waits for another connection's DTLS handshake (webRtcPaused) before giving up. */
 const PAUSE_WAIT_MS = 5_000;
 
-/** Resolves once no device connection is mid-handshake or stalled; fails when one still is after PAUSE_WAIT_MS, or on abort. */
+/**
+ * Resolves once no device connection is mid-handshake or held; fails at once while one is held
+ * (webRtcHeld: it may never end, and the dial's other way, the relay's splice, should not wait its
+ * head start for nothing), after PAUSE_WAIT_MS when one is still mid-handshake, or on abort.
+ */
 async function unpaused(abortSignal: AbortSignal | undefined): Promise<void> {
   const deadline = Date.now() + PAUSE_WAIT_MS;
   while (webRtcPaused()) {
     if (abortSignal?.aborted)
       throw new HangarError('E_UNAVAILABLE', 'WebRTC attempt abandoned: another path opened first');
+    if (webRtcHeld()) {
+      throw new HangarError(
+        'E_UNAVAILABLE',
+        'WebRTC is paused in this process: a connection it gave up on stalled after ICE connected (a known ' +
+          'WebRTC library deadlock, README "Known issues"); links go through the relay until that connection ' +
+          'ends or Hangar restarts',
+      );
+    }
     if (Date.now() >= deadline) {
       throw new HangarError(
         'E_UNAVAILABLE',
-        'WebRTC is paused in this process: an earlier connection stalled after ICE connected (a known WebRTC ' +
-          'library deadlock, README "Known issues"); links go through the relay until it ends or Hangar restarts',
+        `WebRTC is paused in this process: another connection's DTLS handshake did not finish in ` +
+          `${PAUSE_WAIT_MS / 1000} s (README "Known issues"); this link goes through the relay`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
