@@ -9,9 +9,13 @@ import { HANGAR_BIN, hangarFrom, removeDir, type CliResult } from '../support/pr
 /**
  * Build jobs through the `hangar` CLI against a real agent process, reached through a TCP proxy
  * that can cut the link. Jobs use the shell executor so the tests do not depend on bubblewrap.
+ * One host for all: each test finds its own job by the id it was given (not by counting jobs),
+ * leaves no job running, and writes only files of its own into the workspace (a new file makes a
+ * new tree to upload; hello.txt stays as it was).
  */
 describe('build jobs through the CLI', () => {
   const box = usePairedHost({
+    shared: true,
     viaProxy: true,
     name: 'local',
     workspace: { 'hello.txt': 'hello from the workspace\n' },
@@ -39,13 +43,15 @@ describe('build jobs through the CLI', () => {
   });
 
   it('the second run of the same tree skips the upload', async () => {
+    // A file no earlier test's tree had: the first run's tree is new to the host.
+    writeFileSync(join(box.workspace, 'skip.txt'), 'first\n');
     const first = await run('true');
     expect(first.stderr).not.toContain('workspace already on host');
     const second = await run('true');
     expect(second.code).toBe(0);
     expect(second.stderr).toContain('workspace already on host');
-    writeFileSync(join(box.workspace, 'hello.txt'), 'changed\n');
-    const third = await run('cat hello.txt');
+    writeFileSync(join(box.workspace, 'skip.txt'), 'changed\n');
+    const third = await run('cat skip.txt');
     expect(third.stderr).not.toContain('workspace already on host');
     expect(third.stdout).toBe('changed\n');
   });

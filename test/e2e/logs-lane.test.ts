@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HangarCore, openLane } from '@hangar/desktop/core';
 import { usePairedHost } from '../support/paired-host.js';
 import { HANGAR_BIN, hangarFrom, type CliResult } from '../support/processes.js';
@@ -37,12 +37,23 @@ function hangarBytesIn(box: { home: string; workspace: string }, args: string[],
  * TcpProxy that can stall, cut and refuse lanes alone.
  */
 describe('logs over a lane', () => {
+  // One host for these: each reads only the agent's log written since it began, waits for its own
+  // jobs to end (or cancels them), and leaves the proxy passing lanes again.
   const box = usePairedHost({
+    shared: true,
     viaProxy: true,
     name: 'local',
     workspace: { 'hello.txt': 'hi\n' },
     agent: { logLevel: 'info' },
   });
+  let mark = 0;
+  beforeEach(() => void (mark = box.agent.stderr().length));
+  afterEach(() => {
+    box.proxy!.stallWhere(undefined);
+    box.proxy!.refuseWhere(undefined);
+  });
+  /** The agent's log since this test began. */
+  const agentLog = () => box.agent.stderr().slice(mark);
   const hangar = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
     hangarFrom(box.home, args, { cwd: box.workspace, timeoutMs: 60_000, env });
 
@@ -77,7 +88,7 @@ describe('logs over a lane', () => {
       return shown.state === 'succeeded' ? true : undefined;
     }, `job ${id} to succeed`);
   const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-  const lanesSent = () => box.agent.stderr().split('log sent on a lane').length - 1;
+  const lanesSent = () => agentLog().split('log sent on a lane').length - 1;
 
   it('a followed log of random bytes arrives byte for byte on a lane while the job writes it', async () => {
     const id = await randomLog(
@@ -95,7 +106,7 @@ describe('logs over a lane', () => {
     expect(sha256(body)).toBe(artifact.sha256);
     expect(result.stdout.length - artifact.size).toBe(body[body.length - 1] === 0x0a ? 0 : 1);
     expect(lanesSent()).toBe(1);
-    expect(box.agent.stderr()).toMatch(/"how":"eof","bytes":10000000,"msg":"log lane ended"/);
+    expect(agentLog()).toMatch(/"how":"eof","bytes":10000000,"msg":"log lane ended"/);
     // Plain `hangar logs` of the ended job: a lane too, the same bytes.
     const plain = await hangarBytes(['logs', id]).done;
     expect(plain.code).toBe(0);
@@ -122,7 +133,7 @@ describe('logs over a lane', () => {
     expect(result.code).toBe(0);
     expect(result.stdout.length).toBe(artifact.size);
     expect(sha256(result.stdout)).toBe(artifact.sha256);
-    const froms = [...box.agent.stderr().matchAll(/"from":(\d+),"follow":false,"msg":"log sent on a lane"/g)].map((m) =>
+    const froms = [...agentLog().matchAll(/"from":(\d+),"follow":false,"msg":"log sent on a lane"/g)].map((m) =>
       Number(m[1]),
     );
     expect(froms.slice(-2)).toEqual([0, had]);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
 import type { AttachedCli } from '../support/pty-client.js';
 import { BASH, hangar, tmux } from '../support/processes.js';
@@ -8,8 +8,22 @@ import { BASH, hangar, tmux } from '../support/processes.js';
  * what tmux holds (`capture-pane -p`), after full-screen programs and after a dropped link.
  */
 describe('resume and screen truth', () => {
-  const box = usePairedHost({ viaProxy: true });
+  // One host for these, each on a session of its own: after each test its attach commands are
+  // closed, its session killed and the proxy passes everything again. The case that restarts the
+  // agent with a 1 s replay window runs last.
+  const box = usePairedHost({ viaProxy: true, shared: true });
   const proxy = () => box.proxy!;
+  afterEach(async () => {
+    proxy().setRefusing(false);
+    proxy().setBlackhole(false);
+    await box.closeClients();
+    const listed = await hangar(box.home, ['session', 'ls', 'box', '--json']);
+    const [group] = JSON.parse(listed.stdout) as { sessions: { name: string }[] }[];
+    for (const { name } of group!.sessions) {
+      const killed = await hangar(box.home, ['session', 'kill', 'box', name]);
+      expect(killed.code, killed.stderr).toBe(0);
+    }
+  });
 
   const start = async (
     name: string,
@@ -71,6 +85,32 @@ describe('resume and screen truth', () => {
     await expectSameScreen(client, 'flood');
   });
 
+  it('a link that carries nothing is noticed within 10 s, shown as reconnecting, and repaired', async () => {
+    const client = await start('stall', BASH);
+    await client.waitForText('$');
+    proxy().setBlackhole(true);
+    const began = Date.now();
+    await client.waitForText('reconnecting…', 12_000);
+    expect(Date.now() - began).toBeLessThan(10_500);
+    proxy().setBlackhole(false);
+    client.type('echo repaired\r');
+    await client.waitForText(/^repaired$/m, 15_000);
+    await expectSameScreen(client, 'stall');
+  });
+
+  it('nothing typed crosses the wire in clear text', async () => {
+    const from = proxy().capturedBytes.length; // what earlier tests sent is not this test's
+    const client = await start('secret', BASH);
+    await client.waitForText('$');
+    const marker = 'SUPERSECRETMARKER';
+    client.type(`echo ${marker}\r`);
+    await client.waitForText(new RegExp(`^${marker}$`, 'm'));
+    const wire = proxy().capturedBytes.subarray(from);
+    expect(wire.length).toBeGreaterThan(1000);
+    expect(wire.includes(Buffer.from(marker))).toBe(false);
+    expect(wire.includes(Buffer.from('echo'))).toBe(false);
+  });
+
   it('after the replay window the client says output was skipped and shows the current screen', async () => {
     await box.restartAgent({ replayWindowSeconds: 1 });
     // On the link's stream: once on a lane (the first pause in typing), the host keeps none of the
@@ -90,30 +130,5 @@ describe('resume and screen truth', () => {
     client.type('echo after-gap\r');
     await client.waitForText(/^after-gap$/m);
     await expectSameScreen(client, 'late', 8000);
-  });
-
-  it('a link that carries nothing is noticed within 10 s, shown as reconnecting, and repaired', async () => {
-    const client = await start('stall', BASH);
-    await client.waitForText('$');
-    proxy().setBlackhole(true);
-    const began = Date.now();
-    await client.waitForText('reconnecting…', 12_000);
-    expect(Date.now() - began).toBeLessThan(10_500);
-    proxy().setBlackhole(false);
-    client.type('echo repaired\r');
-    await client.waitForText(/^repaired$/m, 15_000);
-    await expectSameScreen(client, 'stall');
-  });
-
-  it('nothing typed crosses the wire in clear text', async () => {
-    const client = await start('secret', BASH);
-    await client.waitForText('$');
-    const marker = 'SUPERSECRETMARKER';
-    client.type(`echo ${marker}\r`);
-    await client.waitForText(new RegExp(`^${marker}$`, 'm'));
-    const wire = proxy().capturedBytes;
-    expect(wire.length).toBeGreaterThan(1000);
-    expect(wire.includes(Buffer.from(marker))).toBe(false);
-    expect(wire.includes(Buffer.from('echo'))).toBe(false);
   });
 });

@@ -1,10 +1,21 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
 import { BASH, hangar, tmux } from '../support/processes.js';
 
 /** Through the `hangar` CLI, a real agent process and real tmux, as a user would. */
 describe('terminal sessions through the CLI', () => {
-  const box = usePairedHost();
+  // One host for these: after each test its attach commands are closed and every session it left
+  // is killed, so the next begins with none (several count the host's sessions, one its limit).
+  const box = usePairedHost({ shared: true });
+  afterEach(async () => {
+    await box.closeClients();
+    const listed = await hangar(box.home, ['session', 'ls', 'box', '--json']);
+    const [group] = JSON.parse(listed.stdout) as { sessions: { name: string }[] }[];
+    for (const { name } of group!.sessions) {
+      const killed = await hangar(box.home, ['session', 'kill', 'box', name]);
+      expect(killed.code, killed.stderr).toBe(0);
+    }
+  });
 
   it('a second client sees what the first typed, resize follows the typist, kill ends both', async () => {
     const created = await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH]);

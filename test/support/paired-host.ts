@@ -30,7 +30,11 @@ export interface PairedHost {
   bashAttached(session: string): Promise<AttachedCli>;
   /** Closes the `attach` commands started so far (a shared host's tests call it after each). */
   closeClients(): Promise<void>;
-  /** Stops the agent and starts it again on the same port and data dir. */
+  /**
+   * Stops the agent and starts it again on the same port and data dir, with the options it was
+   * started with (`agent`, and what `beforeStart` added: extra arguments, log level, environment);
+   * `replayWindowSeconds` given here replaces the first one.
+   */
   restartAgent(options?: { signal?: NodeJS.Signals; replayWindowSeconds?: number }): Promise<void>;
 }
 
@@ -59,6 +63,7 @@ export interface PairedHostOptions {
  */
 export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
   const clients: AttachedCli[] = [];
+  let started: AgentOptions = {};
   const host = {
     proxy: undefined,
     attach(session: string, size = { cols: 100, rows: 30 }, env: Record<string, string> = {}) {
@@ -79,6 +84,7 @@ export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
     async restartAgent(restart: { signal?: NodeJS.Signals; replayWindowSeconds?: number } = {}) {
       await host.agent.stop(restart.signal);
       host.agent = await startAgentProcess(host.dataDir, {
+        ...started,
         port: host.agent.port,
         ...(restart.replayWindowSeconds !== undefined ? { replayWindowSeconds: restart.replayWindowSeconds } : {}),
       });
@@ -95,7 +101,8 @@ export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
         writeFileSync(join(host.workspace, name), content);
     }
     const more = options.beforeStart?.(host.dataDir);
-    host.agent = await startAgentProcess(host.dataDir, { ...options.agent, ...more });
+    started = { ...options.agent, ...more };
+    host.agent = await startAgentProcess(host.dataDir, started);
     host.proxy = options.viaProxy ? await TcpProxy.start(host.agent.port) : undefined;
     if (!options.unpaired) await pairWith(host.home, options.name ?? 'box', host.agent, host.proxy?.address);
   });
