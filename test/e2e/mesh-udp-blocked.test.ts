@@ -1,8 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useCleanups } from '../support/cleanups.js';
-import { attachIn, canNatLab, runJob, startNatLab, waitForLine, type Namespaces } from '../support/natlab.js';
+import { attachIn, canNatLab, runJob, startNatLab, waitForLine, iptablesIn } from '../support/natlab.js';
 import { BASH, HANGAR_BIN } from '../support/processes.js';
 import { TickingTerminal } from '../support/ticking-terminal.js';
 
@@ -19,12 +18,6 @@ import { TickingTerminal } from '../support/ticking-terminal.js';
 const cleanups = useCleanups();
 
 const UDP_DROP = ['FORWARD', '-p', 'udp', '-j', 'DROP'];
-
-function iptablesIn(ns: Namespaces, place: string, args: string[]): Promise<void> {
-  const ran = spawnSync('ip', ['netns', 'exec', ns[place]!, 'iptables', ...args]);
-  if (ran.status !== 0) throw new Error(`iptables ${args.join(' ')} in ${place}: ${ran.stderr.toString()}`);
-  return Promise.resolve();
-}
 
 interface HostLine {
   name: string;

@@ -17,12 +17,7 @@ describe('resume and screen truth', () => {
     proxy().setRefusing(false);
     proxy().setBlackhole(false);
     await box.closeClients();
-    const listed = await hangar(box.home, ['session', 'ls', 'box', '--json']);
-    const [group] = JSON.parse(listed.stdout) as { sessions: { name: string }[] }[];
-    for (const { name } of group!.sessions) {
-      const killed = await hangar(box.home, ['session', 'kill', 'box', name]);
-      expect(killed.code, killed.stderr).toBe(0);
-    }
+    await box.killSessions();
   });
 
   const start = async (

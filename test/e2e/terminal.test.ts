@@ -9,12 +9,7 @@ describe('terminal sessions through the CLI', () => {
   const box = usePairedHost({ shared: true });
   afterEach(async () => {
     await box.closeClients();
-    const listed = await hangar(box.home, ['session', 'ls', 'box', '--json']);
-    const [group] = JSON.parse(listed.stdout) as { sessions: { name: string }[] }[];
-    for (const { name } of group!.sessions) {
-      const killed = await hangar(box.home, ['session', 'kill', 'box', name]);
-      expect(killed.code, killed.stderr).toBe(0);
-    }
+    await box.killSessions();
   });
 
   it('a second client sees what the first typed, resize follows the typist, kill ends both', async () => {

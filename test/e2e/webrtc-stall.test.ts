@@ -1,7 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { useCleanups } from '../support/cleanups.js';
-import { canNatLab, startNatLab, waitForLine, type Namespaces } from '../support/natlab.js';
+import { canNatLab, startNatLab, waitForLine, iptablesIn } from '../support/natlab.js';
 import { BASH, HANGAR_BIN } from '../support/processes.js';
 
 /**
@@ -31,12 +30,6 @@ const EXIT_UNREACHABLE = 5;
 
 /** iptables u32: the UDP payload's first byte (after the IP header, whatever its length, and UDP's 8 bytes) is 20–127: not STUN (0–3). */
 const NOT_STUN = ['FORWARD', '-p', 'udp', '-m', 'u32', '--u32', '0>>22&0x3C@8>>24&0xFF=20:127', '-j', 'DROP'];
-
-function iptablesIn(ns: Namespaces, place: string, args: string[]): Promise<void> {
-  const ran = spawnSync('ip', ['netns', 'exec', ns[place]!, 'iptables', ...args]);
-  if (ran.status !== 0) throw new Error(`iptables ${args.join(' ')} in ${place}: ${ran.stderr.toString()}`);
-  return Promise.resolve();
-}
 
 interface LogLine {
   msg: string;

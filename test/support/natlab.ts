@@ -37,6 +37,17 @@ export type Place = 'pub' | 'natA' | 'hostA' | 'natB' | 'hostB';
 export type Namespaces = Record<string, string>;
 export type Ran = { code: number; stdout: string; stderr: string };
 
+/** `iptables …` in one of the lab's namespaces (a NAT's firewall); throws with iptables' words when it fails. */
+export function iptablesIn(ns: Namespaces, place: Place, args: string[]): Promise<void> {
+  try {
+    execFileSync('ip', ['netns', 'exec', ns[place]!, 'iptables', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (error) {
+    const said = (error as { stderr?: Buffer }).stderr?.toString() ?? String(error);
+    throw new Error(`iptables ${args.join(' ')} in ${place}: ${said}`);
+  }
+  return Promise.resolve();
+}
+
 /** A long-running process in a namespace, stopped by the cleanups (SIGKILL after 5 s). */
 export function spawnIn(
   cleanups: Cleanups,

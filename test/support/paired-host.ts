@@ -30,6 +30,8 @@ export interface PairedHost {
   bashAttached(session: string): Promise<AttachedCli>;
   /** Closes the `attach` commands started so far (a shared host's tests call it after each). */
   closeClients(): Promise<void>;
+  /** Kills every session on the host (a shared host's tests that count sessions call it after each). */
+  killSessions(): Promise<void>;
   /**
    * Stops the agent and starts it again on the same port and data dir, with the options it was
    * started with (`agent`, and what `beforeStart` added: extra arguments, log level, environment);
@@ -80,6 +82,15 @@ export function usePairedHost(options: PairedHostOptions = {}): PairedHost {
     },
     async closeClients() {
       for (const client of clients.splice(0)) await client[Symbol.asyncDispose]();
+    },
+    async killSessions() {
+      const listed = await hangar(host.home, ['session', 'ls', 'box', '--json']);
+      if (listed.code !== 0) throw new Error(`hangar session ls failed: ${listed.stderr}`);
+      const [group] = JSON.parse(listed.stdout) as { sessions: { name: string }[] }[];
+      for (const { name } of group?.sessions ?? []) {
+        const killed = await hangar(host.home, ['session', 'kill', 'box', name]);
+        if (killed.code !== 0) throw new Error(`hangar session kill ${name} failed: ${killed.stderr}`);
+      }
     },
     async restartAgent(restart: { signal?: NodeJS.Signals; replayWindowSeconds?: number } = {}) {
       await host.agent.stop(restart.signal);
