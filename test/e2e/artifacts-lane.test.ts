@@ -240,12 +240,14 @@ describe('artifacts over a lane', () => {
       writeFileSync(copy, original);
       await download();
       expect(lanesSent()).toBe(before + 4);
+      // At most as many as after the first download: none kept (the agent may hold fewer by then:
+      // a connection of an earlier test that ended meanwhile; CI saw 7, then 5).
       await until(
         () =>
-          fds('self', outs) === coreHeld && fds(box.agent.child.pid!, join(box.dataDir, 'jobs')) === agentHeld
+          fds('self', outs) <= coreHeld && fds(box.agent.child.pid!, join(box.dataDir, 'jobs')) <= agentHeld
             ? true
             : undefined,
-        `the core's fds back to ${coreHeld} (${fds('self', outs)}) and the agent's to ${agentHeld} (${fds(box.agent.child.pid!, join(box.dataDir, 'jobs'))})`,
+        `the core's fds back to at most ${coreHeld} (${fds('self', outs)}) and the agent's to at most ${agentHeld} (${fds(box.agent.child.pid!, join(box.dataDir, 'jobs'))})`,
       );
     } finally {
       await core.dispose();
