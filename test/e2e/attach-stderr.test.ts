@@ -15,14 +15,25 @@ const LEAVE_SCREEN = '\x1b[?1049l';
  */
 describe('hangar attach: stderr while attached', () => {
   const box = usePairedHost();
+  /** A preload for the attach command's process (`name` in the test's home), made of `source`. */
+  const writePreload = (name: string, source: string): string => {
+    const preload = join(box.home, name);
+    writeFileSync(preload, source);
+    return preload;
+  };
+  /** `hangar attach box <session>` whose process loads `preload` first: what a test makes it write to stderr. */
+  const attachPreloaded = (session: string, preload: string, env: Record<string, string> = {}) =>
+    box.attach(session, undefined, {
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
+      ...env,
+    });
 
   it("a Node warning shows its first line as a notice and comes whole after the detach, a line's unfinished tail too", async () => {
     // A preload in the command's process: on SIGUSR2 a warning longer than the row (Node writes it
     // as one write of two lines), a UTF-8 line in two writes split inside a character, and text
     // with no newline yet.
-    const preload = join(box.home, 'stderr-on-signal.cjs');
-    writeFileSync(
-      preload,
+    const preload = writePreload(
+      'stderr-on-signal.cjs',
       `process.on('SIGUSR2', () => {
         process.emitWarning('docs31-warning ' + 'w'.repeat(150) + ' end-of-warning');
         // Node writes a warning on the next tick.
@@ -37,9 +48,7 @@ describe('hangar attach: stderr while attached', () => {
       });\n`,
     );
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-    });
+    const client = attachPreloaded('work', preload);
     await client.waitForText('$');
     process.kill(client.process.pid, 'SIGUSR2');
     const deadline = Date.now() + 10_000;
@@ -69,11 +78,11 @@ describe('hangar attach: stderr while attached', () => {
 
   it('SIGTERM detaches as the detach key does: the screen and stderr are given back, the session keeps running, status 143', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
-    const preload = join(box.home, 'stderr-line.cjs');
-    writeFileSync(preload, `process.on('SIGUSR2', () => process.stderr.write('said-while-attached\\n'));\n`);
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-    });
+    const preload = writePreload(
+      'stderr-line.cjs',
+      `process.on('SIGUSR2', () => process.stderr.write('said-while-attached\\n'));\n`,
+    );
+    const client = attachPreloaded('work', preload);
     await client.waitForText('$');
     process.kill(client.process.pid, 'SIGUSR2');
     const deadline = Date.now() + 10_000;
@@ -97,17 +106,14 @@ describe('hangar attach: stderr while attached', () => {
 
   it("a crash while attached gives the terminal back first: Node's error and stderr's lines land on the user's screen", async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
-    const preload = join(box.home, 'crash.cjs');
-    writeFileSync(
-      preload,
+    const preload = writePreload(
+      'crash.cjs',
       `process.on('SIGUSR2', () => setTimeout(() => {
         process.stderr.write('kept-before-crash\\n');
         throw new Error('docs31-crash');
       }));\n`,
     );
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-    });
+    const client = attachPreloaded('work', preload);
     await client.waitForText('$');
     process.kill(client.process.pid, 'SIGUSR2');
     expect(await client.waitForExit()).not.toBe(0);
@@ -129,15 +135,12 @@ describe('hangar attach: stderr while attached', () => {
     'a notice of wide characters ($what) is cut to the columns it takes: the screen does not scroll under tmux',
     async ({ name, char, tail }) => {
       expect((await hangar(box.home, ['session', 'new', 'box', '--name', name, ...BASH])).code).toBe(0);
-      const preload = join(box.home, `wide-${name}.cjs`);
       // 60 wide characters (and what follows): 125 columns and more, in a 100-column terminal.
-      writeFileSync(
-        preload,
+      const preload = writePreload(
+        `wide-${name}.cjs`,
         `process.on('SIGUSR2', () => process.stderr.write('wide:' + '${char}'.repeat(60) + ${tail} + '\\n'));\n`,
       );
-      const client = box.attach(name, undefined, {
-        NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-      });
+      const client = attachPreloaded(name, preload);
       await client.waitForText('$');
       const before = await client.text();
       expect(before[0]).toMatch(/^\$/);
@@ -161,14 +164,11 @@ describe('hangar attach: stderr while attached', () => {
   // seconds, keys and output with it. Only the head that could fit the row is measured.
   it('a long stderr line of zero-width characters is a notice cut to the row, and the terminal stays live', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
-    const preload = join(box.home, 'zero-width.cjs');
-    writeFileSync(
-      preload,
+    const preload = writePreload(
+      'zero-width.cjs',
       `process.on('SIGUSR2', () => process.stderr.write('zero:' + '\\u200b'.repeat(200000) + 'end-of-zero\\n'));\n`,
     );
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-    });
+    const client = attachPreloaded('work', preload);
     await client.waitForText('$');
     process.kill(client.process.pid, 'SIGUSR2');
     // The notice comes while the keys still do (before: tens of seconds later).
@@ -186,11 +186,10 @@ describe('hangar attach: stderr while attached', () => {
 
   it('a writer that never ends its stderr line keeps the terminal live, its text cut and counted', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
-    const preload = join(box.home, 'runaway.cjs');
     // 8 MiB in 1 KiB writes and no newline (before: each write joined and split the whole unfinished
     // line again, ~32 GB of scanning, the keys held for minutes).
-    writeFileSync(
-      preload,
+    const preload = writePreload(
+      'runaway.cjs',
       `process.on('SIGUSR2', () => {
         const piece = 'r'.repeat(1024);
         process.stderr.write('runaway:');
@@ -198,9 +197,7 @@ describe('hangar attach: stderr while attached', () => {
         process.stderr.write('end-of-runaway\\n');
       });\n`,
     );
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-    });
+    const client = attachPreloaded('work', preload);
     await client.waitForText('$');
     process.kill(client.process.pid, 'SIGUSR2');
     const shown = Date.now() + 10_000;
@@ -220,11 +217,10 @@ describe('hangar attach: stderr while attached', () => {
 
   it('a stderr line longer than what is cut at once comes whole after the detach: no newline inside it or after it', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
-    const preload = join(box.home, 'long-line.cjs');
     // 20,000 characters in writes of 1,000, then the newline: past the 16 KiB at which an unfinished
     // line is taken as it is (the runaway case above). Then a line exactly that long.
-    writeFileSync(
-      preload,
+    const preload = writePreload(
+      'long-line.cjs',
       `process.on('SIGUSR2', () => {
         process.stderr.write('long:');
         for (let i = 0; i < 20; i++) process.stderr.write('l'.repeat(1000));
@@ -233,9 +229,7 @@ describe('hangar attach: stderr while attached', () => {
         process.stderr.write('\\nnext-line\\n');
       });\n`,
     );
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-    });
+    const client = attachPreloaded('work', preload);
     await client.waitForText('$');
     process.kill(client.process.pid, 'SIGUSR2');
     const shown = Date.now() + 10_000;
@@ -253,9 +247,8 @@ describe('hangar attach: stderr while attached', () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
     // A lane.node that does not load, with an error whose first line holds a terminal's escape (a
     // path of the install can hold anything): the command's HANGAR_DEBUG notice says why, in it.
-    const preload = join(box.home, 'odd-addon.cjs');
-    writeFileSync(
-      preload,
+    const preload = writePreload(
+      'odd-addon.cjs',
       `const Module = require('node:module');
       const load = Module._load;
       Module._load = function (request, ...rest) {
@@ -263,10 +256,7 @@ describe('hangar attach: stderr while attached', () => {
         return load.call(this, request, ...rest);
       };\n`,
     );
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-      HANGAR_DEBUG: '1',
-    });
+    const client = attachPreloaded('work', preload, { HANGAR_DEBUG: '1' });
     await client.waitForText('$');
     client.type('echo first\r');
     await client.waitForText(/^first$/m);
@@ -287,17 +277,14 @@ describe('hangar attach: stderr while attached', () => {
 
   it('process.exit while attached gives the terminal back: the half-written line comes out', async () => {
     expect((await hangar(box.home, ['session', 'new', 'box', '--name', 'work', ...BASH])).code).toBe(0);
-    const preload = join(box.home, 'exit.cjs');
-    writeFileSync(
-      preload,
+    const preload = writePreload(
+      'exit.cjs',
       `process.on('SIGUSR2', () => setTimeout(() => {
         process.stderr.write('half-written-at-exit');
         process.exit(7);
       }));\n`,
     );
-    const client = box.attach('work', undefined, {
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${preload}`.trim(),
-    });
+    const client = attachPreloaded('work', preload);
     await client.waitForText('$');
     process.kill(client.process.pid, 'SIGUSR2');
     expect(await client.waitForExit()).toBe(7);
