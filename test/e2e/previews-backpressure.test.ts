@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { usePairedHost } from '../support/paired-host.js';
@@ -69,6 +69,42 @@ describe('previews: a reader that stops reading stops the writer (backpressure e
       req.on('error', reject);
       req.end();
     });
+  /** `server` listening on loopback, closed after the test: its port. */
+  const listening = async (server: Server) => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    return (server.address() as AddressInfo).port;
+  };
+  /**
+   * Waits until the writer (`moved`: how many times it wrote or drained, and the bytes its socket
+   * took) has moved in none of QUIET_ROUND_TRIPS round trips in a row, or has written it all
+   * (backpressure broken). Then checks the path the transfer took: a lane unless lanes are off
+   * (logged long before: the lane opened with the transfer).
+   */
+  const untilHeld = async (
+    roundTrip: () => Promise<void>,
+    moved: () => { progress: number; written: number },
+    env: Record<string, string>,
+    lanesBefore: number,
+    what: string,
+  ) => {
+    let quiet = 0;
+    while (quiet < QUIET_ROUND_TRIPS && moved().written < TOTAL) {
+      const before = moved();
+      await roundTrip();
+      const now = moved();
+      quiet = now.progress === before.progress && now.written === before.written ? quiet + 1 : 0;
+    }
+    const lanes = await until(
+      () => (env['HANGAR_LANES'] === 'off' || lanesOpened() > lanesBefore ? lanesOpened() - lanesBefore : undefined),
+      `the lane of the ${what} in the agent's log`,
+      5_000,
+    );
+    expect(lanes > 0).toBe(env['HANGAR_LANES'] !== 'off');
+  };
 
   it.each([
     ['a native lane', {}],
@@ -91,12 +127,7 @@ describe('previews: a reader that stops reading stops the writer (backpressure e
       };
       pump();
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(resolve));
-    });
-    const port = (server.address() as AddressInfo).port;
+    const port = await listening(server);
     const previewPort = await servePreview(port, env);
     const roundTrip = roundTripTo(previewPort);
 
@@ -111,22 +142,8 @@ describe('previews: a reader that stops reading stops the writer (backpressure e
         resolve();
       }),
     );
-    // The reader reads nothing more. Wait until the dev server has written nothing during
-    // QUIET_ROUND_TRIPS round trips in a row, or has written it all (backpressure broken).
-    let quiet = 0;
-    while (quiet < QUIET_ROUND_TRIPS && written < TOTAL) {
-      const before = progress;
-      const writtenBefore = written;
-      await roundTrip();
-      quiet = progress === before && written === writtenBefore ? quiet + 1 : 0;
-    }
-    // The path under test is the one the download took: its lane (if any) was logged long ago.
-    const lanes = await until(
-      () => (env.HANGAR_LANES === 'off' || lanesOpened() > lanesBefore ? lanesOpened() - lanesBefore : undefined),
-      "the lane of the download in the agent's log",
-      5_000,
-    );
-    expect(lanes > 0).toBe(env.HANGAR_LANES !== 'off');
+    // The reader reads nothing more: the dev server must stop writing.
+    await untilHeld(roundTrip, () => ({ progress, written }), env, lanesBefore, 'download');
 
     const heldAt = written;
     expect(heldAt, `bytes the dev server wrote to a reader that stopped (${received} read)`).toBeLessThan(HELD_BOUND);
@@ -153,12 +170,7 @@ describe('previews: a reader that stops reading stops the writer (backpressure e
         req.pause();
         upload = { req, res };
       });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      cleanup.push(() => {
-        server.closeAllConnections();
-        return new Promise((resolve) => server.close(resolve));
-      });
-      const port = (server.address() as AddressInfo).port;
+      const port = await listening(server);
       const previewPort = await servePreview(port, env);
       const roundTrip = roundTripTo(previewPort);
 
@@ -183,21 +195,8 @@ describe('previews: a reader that stops reading stops the writer (backpressure e
       };
       pump();
       await until(() => upload, 'the upload at the dev server', 10_000);
-      // The dev server reads nothing. Wait until the browser has written nothing during
-      // QUIET_ROUND_TRIPS round trips in a row, or has written it all (backpressure broken).
-      let quiet = 0;
-      while (quiet < QUIET_ROUND_TRIPS && written < TOTAL) {
-        const before = progress;
-        const writtenBefore = written;
-        await roundTrip();
-        quiet = progress === before && written === writtenBefore ? quiet + 1 : 0;
-      }
-      const lanes = await until(
-        () => (env.HANGAR_LANES === 'off' || lanesOpened() > lanesBefore ? lanesOpened() - lanesBefore : undefined),
-        "the lane of the upload in the agent's log",
-        5_000,
-      );
-      expect(lanes > 0).toBe(env.HANGAR_LANES !== 'off');
+      // The dev server reads nothing: the browser must stop writing.
+      await untilHeld(roundTrip, () => ({ progress, written }), env, lanesBefore, 'upload');
       expect(written, 'bytes the browser wrote to a dev server that reads nothing').toBeLessThan(HELD_BOUND);
 
       // The dev server reads now: it gets every byte, in order, and says so; the browser's rest goes too.
