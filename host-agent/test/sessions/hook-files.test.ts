@@ -19,20 +19,28 @@ const cleanups = useCleanups();
  * the files they read (tmux.conf, a session's claude-settings.json), written over.
  */
 describe('the hook files of the sessions folder', () => {
+  /**
+   * A file outside the data dir, `plant`ed (symlink or hard link) at sessions/<name>; then the
+   * agent's sessions start and make one, listed: the outside file's path.
+   */
+  async function plantThenMakeASession(name: string, plant: (target: string, at: string) => Promise<void>) {
+    const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
+    cleanups.push(() => rm(outside, { recursive: true, force: true }));
+    const victim = join(outside, 'precious');
+    await writeFile(victim, "not the agent's\n");
+    await mkdir(join(host.dataDir, 'sessions'), { recursive: true, mode: 0o700 });
+    await plant(victim, join(host.dataDir, 'sessions', name));
+    const sessions = await host.start();
+    const made = SessionCreateParams.parse({ name: 'still', command: ['sleep', '60'], cwd: host.dataDir });
+    await sessions.create(made);
+    await waitFor(async () => (await sessions.list()).some((s) => s.name === 'still'), 'the session listed');
+    return victim;
+  }
+
   it.each(['changed', 'bells', 'agent-events'])(
     'a symlink planted at sessions/%s is not followed: the file it points to is left as it was, sessions still work',
     async (name) => {
-      const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
-      cleanups.push(() => rm(outside, { recursive: true, force: true }));
-      const victim = join(outside, 'precious');
-      await writeFile(victim, "not the agent's\n");
-      await mkdir(join(host.dataDir, 'sessions'), { recursive: true, mode: 0o700 });
-      await symlink(victim, join(host.dataDir, 'sessions', name));
-
-      const sessions = await host.start();
-      const made = SessionCreateParams.parse({ name: 'still', command: ['sleep', '60'], cwd: host.dataDir });
-      await sessions.create(made);
-      await waitFor(async () => (await sessions.list()).some((s) => s.name === 'still'), 'the session listed');
+      const victim = await plantThenMakeASession(name, symlink);
       expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
     },
   );
@@ -40,18 +48,8 @@ describe('the hook files of the sessions folder', () => {
   it.each(['changed', 'bells', 'agent-events'])(
     'a hard link at sessions/%s to a file elsewhere is not emptied nor written: the agent makes the file anew',
     async (name) => {
-      const outside = await mkdtemp(join(tmpdir(), 'hangar-hook-files-outside-'));
-      cleanups.push(() => rm(outside, { recursive: true, force: true }));
-      const victim = join(outside, 'precious');
-      await writeFile(victim, "not the agent's\n");
-      await mkdir(join(host.dataDir, 'sessions'), { recursive: true, mode: 0o700 });
       // O_NOFOLLOW does not see a hard link: it is the victim's own inode.
-      await link(victim, join(host.dataDir, 'sessions', name));
-
-      const sessions = await host.start();
-      const made = SessionCreateParams.parse({ name: 'still', command: ['sleep', '60'], cwd: host.dataDir });
-      await sessions.create(made);
-      await waitFor(async () => (await sessions.list()).some((s) => s.name === 'still'), 'the session listed');
+      const victim = await plantThenMakeASession(name, link);
       expect(await readFile(victim, 'utf8')).toBe("not the agent's\n");
       expect((await stat(join(host.dataDir, 'sessions', name))).nlink).toBe(1);
     },
